@@ -1,0 +1,178 @@
+"""Small role interfaces: what the control layer and the runner need of each kind of device.
+
+A driver implements one role for one device model over a :class:`~castrig.links.Link`. The
+runner only sees roles, so a chamber built from two Alicat MFCs and one with its own controller
+are driven by the same recipe.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from castrig.errors import CastrigError
+
+
+class DeviceError(CastrigError):
+    """A device answered, but with an error or alarm. The message names device and command."""
+
+    def __init__(self, device: str, command: str, message: str):
+        self.device = device
+        self.command = command
+        super().__init__(f"{device}: {command!r}: {message}")
+
+
+class Device(ABC):
+    """Every driver has a name (from the profile) used in errors, events and sample channels."""
+
+    name: str
+
+    def close(self) -> None:
+        """Release the link."""
+
+
+# -- syringe pumps ---------------------------------------------------------------------------
+class PumpState(Enum):
+    """The prompt character of every NE-1000 reply, named."""
+
+    INFUSING = "I"
+    WITHDRAWING = "W"
+    STOPPED = "S"
+    PAUSED = "P"
+    TIMED_PAUSE = "T"
+    USER_WAIT = "U"
+    PURGING = "X"
+
+    @property
+    def moving(self) -> bool:
+        return self in (PumpState.INFUSING, PumpState.WITHDRAWING, PumpState.PURGING)
+
+
+@dataclass(frozen=True)
+class Dispensed:
+    infused_ml: float
+    withdrawn_ml: float
+
+
+class SyringePump(Device):
+    @abstractmethod
+    def set_diameter_mm(self, diameter_mm: float) -> None: ...
+
+    @abstractmethod
+    def set_rate_ml_min(self, rate_ml_min: float) -> None: ...
+
+    @abstractmethod
+    def set_volume_ml(self, volume_ml: float) -> None:
+        """Volume target: the pump stops by itself once it has dispensed this much."""
+
+    @abstractmethod
+    def set_direction(self, infuse: bool) -> None: ...
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def state(self) -> PumpState: ...
+
+    @abstractmethod
+    def dispensed(self) -> Dispensed: ...
+
+    @abstractmethod
+    def clear_dispensed(self) -> None: ...
+
+    def dispense(self, volume_ml: float, rate_ml_min: float) -> None:
+        """Infuse ``volume_ml`` at ``rate_ml_min`` and return once pumping has started."""
+        self.stop()
+        self.set_direction(True)
+        self.set_rate_ml_min(rate_ml_min)
+        self.set_volume_ml(volume_ml)
+        self.clear_dispensed()
+        self.start()
+
+
+# -- mass-flow controllers -------------------------------------------------------------------
+@dataclass(frozen=True)
+class FlowReading:
+    pressure_psia: float
+    temperature_c: float
+    volumetric_flow_lpm: float
+    mass_flow_slpm: float
+    setpoint_slpm: float
+    gas: str
+    status: tuple[str, ...] = ()
+
+
+class FlowController(Device):
+    full_scale_slpm: float
+
+    @abstractmethod
+    def read(self) -> FlowReading: ...
+
+    @abstractmethod
+    def set_flow_slpm(self, flow_slpm: float) -> None: ...
+
+
+# -- humidity --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HumidityReading:
+    rh_pct: float
+    temperature_c: float
+
+
+class HumiditySensor(Device):
+    @abstractmethod
+    def read(self) -> HumidityReading: ...
+
+
+@dataclass(frozen=True)
+class ChamberReading:
+    rh_pct: float
+    temperature_c: float
+    setpoint_rh_pct: float
+
+
+class HumidityChamber(Device):
+    """A chamber with its own RH controller: we send setpoints and supervise."""
+
+    @abstractmethod
+    def set_rh_setpoint(self, rh_pct: float) -> None: ...
+
+    @abstractmethod
+    def read(self) -> ChamberReading: ...
+
+    @abstractmethod
+    def set_humidifier(self, on: bool) -> None:
+        """Off means wet air off and dry purge on: the chamber's part of the safe state."""
+
+    @abstractmethod
+    def humidifier_on(self) -> bool: ...
+
+
+# -- cameras ---------------------------------------------------------------------------------
+class Illumination(str, Enum):
+    REFLECTED = "reflected"
+    TRANSMITTED = "transmitted"
+    SECTION = "section"
+
+
+@dataclass
+class Frame:
+    """One micrograph; ``metadata`` carries what a backend knows (ground truth on the twin)."""
+
+    image: np.ndarray
+    pixel_size_um: float
+    exposure_ms: float
+    illumination: Illumination
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Camera(Device):
+    @abstractmethod
+    def snap(self, illumination: Illumination) -> Frame: ...

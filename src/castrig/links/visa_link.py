@@ -1,0 +1,78 @@
+"""VISA links through pyvisa (pyvisa-py backend by default), e.g. ``TCPIP::127.0.0.1::5025::SOCKET``."""
+
+from __future__ import annotations
+
+import time
+
+from castrig.links.base import Link
+from castrig.links.errors import LinkClosed, LinkError
+
+
+class VisaLink(Link):
+    """A pyvisa message-based resource used as a byte link.
+
+    Termination characters are handled by :class:`Link`, so pyvisa's own termination is
+    switched off and bytes are read as they come.
+    """
+
+    def __init__(self, resource: str, *, timeout_s: float = 1.0, backend: str = "@py"):
+        super().__init__(resource, timeout_s)
+        import pyvisa
+        from pyvisa import constants, errors
+
+        self._errors = errors
+        self._constants = constants
+        try:
+            self._rm = pyvisa.ResourceManager(backend)
+            self._inst = self._rm.open_resource(resource, open_timeout=int(timeout_s * 1000))
+        except (errors.VisaIOError, ValueError, OSError) as exc:
+            raise LinkClosed(resource, f"cannot open: {exc}") from exc
+        self._inst.read_termination = None
+        self._inst.write_termination = None
+
+    def _now(self) -> float:
+        return time.monotonic()
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._inst.write_raw(data)
+        except self._errors.VisaIOError as exc:
+            raise self._map(exc, "write") from exc
+
+    def _read_some(self, deadline_s: float) -> bytes:
+        remaining = deadline_s - self._now()
+        if remaining <= 0:
+            # Non-blocking peek: pyvisa has no zero timeout, so use the shortest it takes.
+            remaining = 0.001
+        self._inst.timeout = max(1, int(remaining * 1000))
+        try:
+            return self._inst.read_bytes(1, break_on_termchar=False) + self._drain()
+        except self._errors.VisaIOError as exc:
+            if exc.error_code == self._constants.StatusCode.error_timeout:
+                return b""
+            raise self._map(exc, "read") from exc
+
+    def _drain(self) -> bytes:
+        """Bytes already waiting after the first one (pyvisa-py keeps them in its buffer)."""
+        out = bytearray()
+        self._inst.timeout = 1
+        while True:
+            try:
+                out += self._inst.read_bytes(1, break_on_termchar=False)
+            except self._errors.VisaIOError:
+                return bytes(out)
+            if len(out) >= 4096:
+                return bytes(out)
+
+    def _map(self, exc: Exception, what: str) -> LinkError:
+        code = getattr(exc, "error_code", None)
+        if code in (self._constants.StatusCode.error_connection_lost, self._constants.StatusCode.error_io):
+            return LinkClosed(self.resource, f"{what} failed: {exc}")
+        return LinkError(self.resource, f"{what} failed: {exc}")
+
+    def _close(self) -> None:
+        try:
+            self._inst.close()
+            self._rm.close()
+        except Exception:  # noqa: BLE001 - closing must never raise
+            pass

@@ -1,0 +1,146 @@
+"""What every device emulator is: bytes in at a time, bytes out when they are ready.
+
+Emulators know nothing of links or threads. The in-process :class:`~castrig.links.SimLink`
+calls them directly (virtual time), and ``castrig sim serve`` pumps them from a pty or socket
+(wall time). Physics is read from the shared world at the time passed in, so the same calls at
+the same times give the same bytes.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass, field
+
+#: Faults every emulator understands; devices add their own (``stall``, ``stuck`` ...).
+GENERIC_FAULTS = frozenset({"no_reply", "garbage", "drop"})
+
+
+@dataclass
+class _Pending:
+    t_ready: float
+    data: bytes
+
+
+@dataclass
+class FaultState:
+    """Injected faults, by name. ``drop`` makes the link report the peer gone."""
+
+    active: set[str] = field(default_factory=set)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.active
+
+
+class Emulator(ABC):
+    """Base of all device emulators.
+
+    Subclasses implement :meth:`receive_bytes` and call :meth:`send` to queue output. Output
+    becomes readable ``reply_delay_s`` after it is queued (the device's turnaround plus the
+    bytes' time on the wire at the configured baud rate).
+    """
+
+    #: Faults this device supports beyond the generic ones.
+    device_faults: frozenset[str] = frozenset()
+
+    def __init__(self, name: str, *, baudrate: int | None = None, turnaround_s: float = 0.002, seed: int = 0):
+        self.name = name
+        self.baudrate = baudrate
+        self.turnaround_s = turnaround_s
+        self.faults = FaultState()
+        self._out: deque[_Pending] = deque()
+        self._garbage_rng = random.Random(seed)
+
+    # -- faults --------------------------------------------------------------------------
+    def inject(self, fault: str) -> None:
+        """Switch a fault on (``no_reply``, ``garbage``, ``drop`` or a device fault)."""
+        if fault not in GENERIC_FAULTS | self.device_faults:
+            allowed = ", ".join(sorted(GENERIC_FAULTS | self.device_faults))
+            raise ValueError(f"{self.name}: unknown fault {fault!r} (allowed: {allowed})")
+        self.faults.active.add(fault)
+        self.on_fault(fault, True)
+
+    def clear(self, fault: str | None = None) -> None:
+        """Switch one fault (or all) off; clearing ``drop`` is the cable plugged back in."""
+        names = list(self.faults.active) if fault is None else [fault]
+        for name in names:
+            self.faults.active.discard(name)
+            self.on_fault(name, False)
+
+    def on_fault(self, fault: str, active: bool) -> None:
+        """Hook for device faults that change state (a stall alarm, a stuck reading)."""
+
+    @property
+    def connected(self) -> bool:
+        return "drop" not in self.faults
+
+    # -- byte interface ------------------------------------------------------------------
+    def receive(self, data: bytes, t: float) -> None:
+        """Bytes from the host arrived at time ``t``."""
+        if not self.connected:
+            return
+        self.receive_bytes(data, t)
+
+    @abstractmethod
+    def receive_bytes(self, data: bytes, t: float) -> None: ...
+
+    def transmit(self, t: float) -> bytes:
+        """Everything the device has sent by time ``t``."""
+        self.poll(t)
+        out = bytearray()
+        while self._out and self._out[0].t_ready <= t:
+            out += self._out.popleft().data
+        if not self.connected:
+            return b""
+        return bytes(out)
+
+    def next_output_time(self, t: float) -> float | None:
+        """When the next byte will be ready (``None``: nothing is coming unless asked)."""
+        self.poll(t)
+        if self._out:
+            return self._out[0].t_ready
+        return self.next_unsolicited_time(t)
+
+    def poll(self, t: float) -> None:
+        """Hook: produce time-driven output due by ``t`` (streaming, alarms, watchdogs)."""
+
+    def next_unsolicited_time(self, t: float) -> float | None:
+        """Hook: when time-driven output will next be produced."""
+        return None
+
+    def send(self, data: bytes, t: float) -> None:
+        """Queue ``data`` as the device's output, subject to injected faults."""
+        if "no_reply" in self.faults or not self.connected:
+            return
+        if "garbage" in self.faults:
+            data = bytes(self._garbage_rng.randrange(256) for _ in range(max(3, len(data))))
+        wire_s = 0.0 if not self.baudrate else len(data) * 10.0 / self.baudrate
+        self._out.append(_Pending(t + self.turnaround_s + wire_s, data))
+
+
+class LineEmulator(Emulator):
+    """An emulator for protocols made of terminated command lines (most ASCII devices)."""
+
+    terminators: tuple[bytes, ...] = (b"\r",)
+    max_line = 256
+
+    def __init__(self, name: str, **kwargs: object):
+        super().__init__(name, **kwargs)  # type: ignore[arg-type]
+        self._line = bytearray()
+
+    def receive_bytes(self, data: bytes, t: float) -> None:
+        for b in data:
+            ch = bytes([b])
+            if ch in self.terminators:
+                line = bytes(self._line)
+                self._line.clear()
+                self.handle_line(line, t)
+            else:
+                self._line += ch
+                if len(self._line) > self.max_line:
+                    self._line.clear()
+
+    @abstractmethod
+    def handle_line(self, line: bytes, t: float) -> None:
+        """One complete command line arrived (terminator stripped)."""

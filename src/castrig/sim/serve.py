@@ -1,0 +1,180 @@
+"""Put emulators on real OS links: ptys and loopback TCP sockets, in wall-clock time.
+
+Each server runs one small thread that moves bytes between the OS endpoint and the emulator;
+all servers share one lock, so emulators over a shared physical world are never entered twice
+at once. Software written by others opens the pty path or the socket like a real instrument.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+import tty
+from typing import Protocol
+
+from castrig.clock import Clock, WallClock
+
+#: One lock for every served emulator in this process (they may share the twin's world).
+WORLD_LOCK = threading.RLock()
+
+_POLL_S = 0.002
+
+
+class Served(Protocol):
+    name: str
+
+    @property
+    def connected(self) -> bool: ...
+
+    def receive(self, data: bytes, t: float) -> None: ...
+
+    def transmit(self, t: float) -> bytes: ...
+
+
+class _Base:
+    address: str = ""
+
+    def __init__(self, emulator: Served, clock: Clock, lock: threading.RLock):
+        self.emulator = emulator
+        self.clock = clock
+        self.lock = lock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"serve-{self.emulator.name}", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> "_Base":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._cleanup()
+
+    def __enter__(self) -> "_Base":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:  # pragma: no cover - replaced
+        raise NotImplementedError
+
+    def _cleanup(self) -> None:
+        pass
+
+    def _exchange(self, data: bytes) -> bytes:
+        with self.lock:
+            t = self.clock.now()
+            if data:
+                self.emulator.receive(data, t)
+            return self.emulator.transmit(t)
+
+
+class PtyServer(_Base):
+    """An emulator behind a pseudo-terminal; ``address`` is the path clients open (``/dev/pts/N``)."""
+
+    def __init__(self, emulator: Served, clock: Clock, lock: threading.RLock):
+        super().__init__(emulator, clock, lock)
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.address = os.ttyname(self._slave)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([self._master], [], [], _POLL_S)
+                data = b""
+                if ready:
+                    try:
+                        data = os.read(self._master, 4096)
+                    except OSError:
+                        data = b""
+                out = self._exchange(data)
+                if out:
+                    os.write(self._master, out)
+        except BaseException as exc:  # noqa: BLE001 - reported to whoever holds the server
+            self.error = exc
+
+    def _cleanup(self) -> None:
+        for fd in (self._master, self._slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class TcpServer(_Base):
+    """An emulator behind a loopback TCP port; one client at a time, reconnects welcome.
+
+    An injected ``drop`` fault closes the client's connection, as a pulled cable or a
+    terminal server reboot would.
+    """
+
+    def __init__(self, emulator: Served, clock: Clock, lock: threading.RLock, port: int = 0):
+        super().__init__(emulator, clock, lock)
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", port))
+        self._listener.listen(1)
+        self.port = self._listener.getsockname()[1]
+        self.address = f"socket://127.0.0.1:{self.port}"
+
+    @property
+    def visa_address(self) -> str:
+        return f"TCPIP::127.0.0.1::{self.port}::SOCKET"
+
+    def _run(self) -> None:
+        client: socket.socket | None = None
+        try:
+            while not self._stop.is_set():
+                if client is None:
+                    ready, _, _ = select.select([self._listener], [], [], 0.02)
+                    if ready and self.emulator.connected:
+                        client, _ = self._listener.accept()
+                        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    continue
+                if not self.emulator.connected:
+                    client.close()
+                    client = None
+                    continue
+                ready, _, _ = select.select([client], [], [], _POLL_S)
+                data = b""
+                if ready:
+                    try:
+                        data = client.recv(4096)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        client.close()
+                        client = None
+                        continue
+                out = self._exchange(data)
+                if out:
+                    try:
+                        client.sendall(out)
+                    except OSError:
+                        client.close()
+                        client = None
+        except BaseException as exc:  # noqa: BLE001
+            self.error = exc
+        finally:
+            if client is not None:
+                client.close()
+
+    def _cleanup(self) -> None:
+        self._listener.close()
+
+
+def serve_pty(emulator: Served, clock: Clock | None = None, lock: threading.RLock | None = None) -> PtyServer:
+    """A started-on-enter pty server for ``emulator`` (use as a context manager)."""
+    return PtyServer(emulator, clock or WallClock(), lock or WORLD_LOCK)
+
+
+def serve_tcp(
+    emulator: Served, clock: Clock | None = None, port: int = 0, lock: threading.RLock | None = None
+) -> TcpServer:
+    """A loopback TCP server for ``emulator``; ``port=0`` picks a free port."""
+    return TcpServer(emulator, clock or WallClock(), lock or WORLD_LOCK, port)
