@@ -1,1 +1,39 @@
+"""Run records that lose nothing: run folders, samples, events, journal, images, results."""
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from castrig.store.base import Event, ImageRecord, JournalEntry, RunInfo, RunRecorder, RunStore, RunSummary
+from castrig.store.sqlite_store import SYNCHRONOUS, SqliteRunRecorder, SqliteRunStore, utc_now_iso
+
+
+def data_root(explicit: str | Path | None = None) -> Path:
+    """``--data``, else ``$CASTRIG_DATA``, else ``./runs``."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("CASTRIG_DATA")
+    return Path(env) if env else Path("runs")
+
+
+def open_store(root: str | Path | None = None) -> RunStore:
+    """The store for a data root (SQLite today; the fleet store plugs in here)."""
+    return SqliteRunStore(data_root(root))
+
+
+__all__ = [
+    "SYNCHRONOUS",
+    "Event",
+    "ImageRecord",
+    "JournalEntry",
+    "RunInfo",
+    "RunRecorder",
+    "RunStore",
+    "RunSummary",
+    "SqliteRunRecorder",
+    "SqliteRunStore",
+    "data_root",
+    "open_store",
+    "utc_now_iso",
+]

@@ -1,0 +1,173 @@
+"""The ``castrig`` command (DESIGN §7: scripts rely on these names, options and exit codes).
+
+Exit codes: 0 done, 2 bad input (file, field and allowed range in the message, no traceback),
+3 aborted or faulted (rig left safe), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+from rich.console import Console
+
+import castrig
+from castrig.errors import BadInput
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_ABORTED = 3
+EXIT_INTERRUPTED = 130
+
+DEFAULT_PROFILE = Path("hw_profiles/sim.yaml")
+
+app = typer.Typer(
+    name="castrig",
+    help="Control and data acquisition for the breath-figure membrane casting rig.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"castrig {castrig.__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """castrig: run recipes on the rig or its digital twin, keep every record, judge the membrane."""
+
+
+def default_profile() -> Path:
+    """``hw_profiles/sim.yaml`` from the working directory, else the copy shipped in the package."""
+    if DEFAULT_PROFILE.is_file():
+        return DEFAULT_PROFILE
+    from importlib.resources import files
+
+    shipped = Path(str(files("castrig") / "data" / "hw_profiles" / "sim.yaml"))
+    return shipped if shipped.is_file() else DEFAULT_PROFILE
+
+
+@app.command()
+def run(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file."),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="Hardware profile (default hw_profiles/sim.yaml)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data root (default $CASTRIG_DATA or ./runs)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the digital twin (sim profiles)."),
+    operator: str = typer.Option("", "--operator", help="Who runs it (recorded in run.json)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live display."),
+) -> None:
+    """Run RECIPE on the rig described by the profile; leaves a run folder under the data root."""
+    from castrig.recipe.session import run_recipe
+
+    outcome = run_recipe(recipe, profile or default_profile(), data_root=data, seed=seed, operator=operator, quiet=quiet)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def resume(
+    run_dir: Path = typer.Argument(..., help="The run folder of an interrupted or crashed run."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live display."),
+) -> None:
+    """Bring the rig to the safe state and continue a run from its journal."""
+    from castrig.recipe.session import resume_run
+
+    outcome = resume_run(run_dir, quiet=quiet)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def queue(
+    recipes: list[Path] = typer.Argument(..., help="Recipe files, run in order."),
+    repeat: int = typer.Option(1, "--repeat", min=1, max=1000, help="Run the whole list this many times."),
+    profile: Optional[Path] = typer.Option(None, "--profile"),
+    data: Optional[Path] = typer.Option(None, "--data"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    operator: str = typer.Option("", "--operator"),
+) -> None:
+    """Run recipes unattended; a failed run is recorded, the rig made safe, and the queue goes on."""
+    from castrig.recipe.queue import run_queue
+
+    code = run_queue(recipes, repeat=repeat, profile=profile or default_profile(), data_root=data, seed=seed, operator=operator)
+    raise typer.Exit(code)
+
+
+@app.command()
+def check(file: Path = typer.Argument(..., help="A recipe or a hardware profile (YAML).")) -> None:
+    """Validate a recipe or a profile: exit 0 if valid, 2 (with the reason) if not."""
+    from castrig.inputs import read_yaml
+    from castrig.recipe.model import Recipe
+    from castrig.inputs import load_model
+    from castrig.rig.profile import Profile
+
+    data = read_yaml(file)
+    model = Profile if isinstance(data, dict) and "devices" in data else Recipe
+    load_model(model, file, data)
+    typer.echo(f"{file}: valid {model.__name__.lower()}")
+
+
+@app.command()
+def runs(data: Optional[Path] = typer.Option(None, "--data", help="Data root.")) -> None:
+    """List the runs under the data root."""
+    from rich.table import Table
+
+    from castrig.store import open_store
+
+    store = open_store(data)
+    rows = store.list_runs()
+    table = Table(title=f"runs in {store.root}")
+    for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "grades"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.run_id, r.recipe_name, r.profile_name, r.operator, r.started_utc, r.outcome, ",".join(r.grades))
+    Console(width=200).print(table)
+    if not rows:
+        typer.echo("no runs yet")
+
+
+def _mount_subcommands() -> None:
+    from castrig.cli.sim import app as sim_app
+
+    app.add_typer(sim_app, name="sim", help="The digital twin: serve emulators, render micrographs.")
+    try:
+        from castrig.cli.analyse import app as analyse_app
+    except ImportError:  # pragma: no cover - the analysis extra is part of the base install
+        return
+    app.add_typer(analyse_app, name="analyse", help="Measure micrographs and judge them against the specification.")
+
+
+_mount_subcommands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: maps errors to the documented exit codes, never a traceback for bad input."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="castrig", standalone_mode=False)
+        code = rv if isinstance(rv, int) else EXIT_OK
+    except BadInput as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        code = EXIT_BAD_INPUT
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.UsageError as exc:
+        exc.show()
+        code = EXIT_BAD_INPUT
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        code = EXIT_INTERRUPTED
+    sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

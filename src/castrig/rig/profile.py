@@ -1,0 +1,181 @@
+"""The hardware profile: which devices the rig has, on which links, and how it is controlled.
+
+``hw_profiles/sim.yaml`` puts every device on the in-process simulator link in virtual time;
+``hw_profiles/sim-serial.yaml`` reaches the same emulators over ptys/sockets served by
+``castrig sim serve``; a real rig's profile gives serial ports and VISA resources.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from castrig.inputs import load_model
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- links -------------------------------------------------------------------------------------
+class SimLinkConfig(_Strict):
+    """The in-process emulator (the digital twin)."""
+
+    kind: Literal["sim"]
+    timeout_s: float = Field(1.0, gt=0, le=60)
+
+
+class SerialLinkConfig(_Strict):
+    """A pyserial URL: ``/dev/ttyUSB0``, a pty path, ``socket://host:port``, ``loop://``."""
+
+    kind: Literal["serial"]
+    url: str
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 19200
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    timeout_s: float = Field(1.0, gt=0, le=60)
+
+
+class VisaLinkConfig(_Strict):
+    """A pyvisa resource, e.g. ``TCPIP::127.0.0.1::5025::SOCKET`` (pyvisa-py backend by default)."""
+
+    kind: Literal["visa"]
+    resource: str
+    backend: str = "@py"
+    timeout_s: float = Field(2.0, gt=0, le=60)
+
+
+LinkConfig = Annotated[Union[SimLinkConfig, SerialLinkConfig, VisaLinkConfig], Field(discriminator="kind")]
+
+
+# -- devices -----------------------------------------------------------------------------------
+class NE1000Config(_Strict):
+    model: Literal["ne1000"]
+    link: LinkConfig
+    address: int | None = Field(None, ge=0, le=99)
+    syringe_diameter_mm: float = Field(14.57, ge=0.1, le=50.0)
+    #: Safe-mode watchdog (s): the pump stops itself if the host is silent this long.
+    safe_mode_s: int | None = Field(10, ge=1, le=255)
+
+
+class AlicatConfig(_Strict):
+    model: Literal["alicat"]
+    link: LinkConfig
+    unit_id: str = Field("A", pattern=r"^[A-Za-z]$")
+    full_scale_slpm: float = Field(5.0, gt=0, le=5000)
+    setpoint_form: Literal["modern", "legacy"] = "modern"
+
+
+class HMT330Config(_Strict):
+    model: Literal["hmt330"]
+    link: LinkConfig
+    address: int | None = Field(None, ge=0, le=99)
+
+
+class ScpiChamberConfig(_Strict):
+    model: Literal["scpi_chamber"]
+    link: LinkConfig
+
+
+class SimCameraConfig(_Strict):
+    model: Literal["sim"]
+    pixel_size_um: float = Field(0.25, gt=0, le=100)
+    width_px: int = Field(512, ge=64, le=4096)
+    bit_depth: Literal[8, 16] = 8
+
+
+class FolderCameraConfig(_Strict):
+    model: Literal["folder"]
+    folder: str
+    pixel_size_um: float | None = Field(None, gt=0, le=100)
+
+
+class OpenCVCameraConfig(_Strict):
+    model: Literal["opencv"]
+    source: int | str = 0
+    pixel_size_um: float = Field(..., gt=0, le=100)
+
+
+PumpConfig = NE1000Config
+CameraConfig = Annotated[Union[SimCameraConfig, FolderCameraConfig, OpenCVCameraConfig], Field(discriminator="model")]
+
+
+class DevicesConfig(_Strict):
+    """The rig's devices by role. A chamber is two MFCs or one controller (or both)."""
+
+    caster: PumpConfig | None = None
+    water_pump: PumpConfig | None = None
+    dry_mfc: AlicatConfig | None = None
+    wet_mfc: AlicatConfig | None = None
+    chamber: ScpiChamberConfig | None = None
+    rh_near: HMT330Config
+    rh_room: HMT330Config | None = None
+    camera: CameraConfig | None = None
+
+    @model_validator(mode="after")
+    def _mfcs_in_pairs(self) -> "DevicesConfig":
+        if (self.dry_mfc is None) != (self.wet_mfc is None):
+            raise ValueError("dry_mfc and wet_mfc come as a pair (give both or neither)")
+        return self
+
+
+# -- control and simulation --------------------------------------------------------------------
+class ControlConfig(_Strict):
+    """RH loop and safety settings. Gains are for the wet fraction (0-1) per %RH of error."""
+
+    kp: float = Field(0.02, ge=0, le=10)
+    ki: float = Field(0.0015, ge=0, le=10)
+    kd: float = Field(0.0, ge=0, le=10)
+    total_flow_slpm: float = Field(2.0, gt=0, le=100)
+    purge_flow_slpm: float = Field(1.0, ge=0, le=100)
+    wet_fraction_min: float = Field(0.0, ge=0, le=1)
+    wet_fraction_max: float = Field(1.0, ge=0, le=1)
+    control_period_s: float = Field(1.0, gt=0, le=60)
+    sample_period_s: float = Field(2.0, gt=0, le=3600)
+    sensor_stale_s: float = Field(10.0, gt=0, le=600)
+    rh_sensor_range_pct: tuple[float, float] = (0.0, 100.0)
+
+
+class SimConfig(_Strict):
+    """Model parameters of the digital twin (not literature facts; see castrig.sim.world)."""
+
+    seed: int = Field(1, ge=0)
+    chamber_volume_l: float = Field(2.0, gt=0, le=100)
+    room_temperature_c: float = Field(22.0, ge=0, le=50)
+    room_rh_pct: float = Field(45.0, ge=0, le=100)
+    bubbler_rh_pct: float = Field(98.0, ge=0, le=100)
+    dry_line_rh_pct: float = Field(1.0, ge=0, le=100)
+    leak_per_min: float = Field(0.02, ge=0, le=10)
+    sensor_tau_s: float = Field(10.0, ge=0, le=600)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Profile(_Strict):
+    name: str
+    description: str = ""
+    clock: Literal["virtual", "wall"] = "virtual"
+    devices: DevicesConfig
+    control: ControlConfig = ControlConfig()
+    sim: SimConfig = SimConfig()
+    store: str | None = None
+
+    @model_validator(mode="after")
+    def _virtual_needs_sim(self) -> "Profile":
+        if self.clock == "virtual":
+            for role, cfg in self.device_configs().items():
+                link = getattr(cfg, "link", None)
+                if link is not None and link.kind != "sim":
+                    raise ValueError(
+                        f"clock 'virtual' only works with sim links; devices.{role}.link.kind is {link.kind!r}"
+                    )
+        return self
+
+    def device_configs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.devices if v is not None}
+
+
+def load_profile(path: str | Path) -> Profile:
+    return load_model(Profile, path)

@@ -1,0 +1,381 @@
+"""The digital twin's physical world: chamber air, the wet support, the cast film.
+
+One :class:`World` is shared by every emulator of a simulated rig. It integrates lazily: any
+emulator that reads or changes something calls :meth:`World.advance` with the current time
+first, so the physics is exact for piecewise-constant inputs and fully deterministic.
+
+Chamber: well mixed, volume V, fed by the dry and wet lines (total flow Q, residence time V/Q),
+with a leak towards room air and the water evaporating from the pre-wetted support. Water is
+tracked as vapour pressure, so a temperature change moves RH through the Magnus formula.
+The coefficients of :class:`ChamberModel` and :class:`FilmModel` are model parameters,
+documented here and set in the sim profile (``sim.params``), not literature facts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from castrig.sim.physics import rh_from_vapour, saturation_vapour_pressure_hpa, vapour_from_rh
+
+#: Universal gas constant J/(mol K), molar mass of water g/mol.
+_R = 8.314462618
+_M_WATER = 18.015
+_MAX_STEP_S = 0.5
+
+
+@dataclass
+class ChamberModel:
+    """Chamber parameters (the defaults give τ = V/Q = 1 min at 2 L and 2 L/min)."""
+
+    volume_l: float = 2.0
+    room_temperature_c: float = 22.0
+    #: Peak-to-peak slow drift of room (and chamber) temperature, and its period.
+    temperature_drift_c: float = 0.4
+    temperature_period_s: float = 6 * 3600.0
+    room_rh_pct: float = 45.0
+    bubbler_rh_pct: float = 98.0
+    dry_line_rh_pct: float = 1.0
+    #: Air exchange with the room through leaks, per minute (fraction of the volume).
+    leak_per_min: float = 0.02
+    #: Evaporation from a fully wet support into completely dry air, mg/s.
+    support_evaporation_mg_s: float = 0.05
+    #: Time constant of the near-membrane sensor's own response (HMT330 probe), s.
+    sensor_tau_s: float = 10.0
+
+
+@dataclass
+class FilmModel:
+    """How process conditions map to a film structure (model parameters; see module docstring).
+
+    Pore diameter: ``d_ref_um · exp((RH_s − rh_ref_pct)/rh_scale_pct) · (c/c_ref)^−conc_exponent
+    · (t_evap/t_ref)^(1/3)`` where RH_s is the mean RH at the film surface while the solvent
+    evaporates (chamber RH + evaporative-cooling offset, capped at 100). Below
+    ``threshold_rh_pct`` at the surface no ordered pores form.
+    """
+
+    surface_rh_offset_pct: float = 8.0
+    threshold_rh_pct: float = 45.0
+    d_ref_um: float = 3.0
+    rh_ref_pct: float = 78.0
+    rh_scale_pct: float = 14.0
+    conc_ref_mg_ml: float = 5.0
+    conc_exponent: float = 0.3
+    #: Solvent evaporation time for 0.2 mL at 2 L/min and 22 °C, s (chloroform).
+    evaporation_ref_s: float = 90.0
+    flow_ref_slpm: float = 2.0
+    cv_base: float = 0.06
+    cv_near_saturation: float = 0.25
+    saturation_onset_pct: float = 92.0
+    cv_per_rh_std: float = 0.04
+    defect_base: float = 0.02
+    defect_per_rh_std: float = 0.05
+    wall_ratio_ref: float = 0.2
+    polymer_density_g_cm3: float = 1.05
+    support_area_cm2: float = 10.0
+    thickness_cv: float = 0.1
+    through_td_mid: float = 0.8
+    through_td_width: float = 0.15
+    through_wet: float = 0.95
+    through_dry: float = 0.3
+    support_pore_um: float = 5.0
+
+
+SOLVENT_SPEED = {"chloroform": 1.0, "dichloromethane": 1.6, "carbon_disulfide": 1.4, "toluene": 0.25}
+
+
+@dataclass
+class FilmConditions:
+    """What the film experienced while it formed: the inputs of the structure model."""
+
+    cast_volume_ml: float
+    concentration_mg_ml: float
+    solvent: str
+    evaporation_s: float
+    surface_rh_mean_pct: float
+    surface_rh_std_pct: float
+    chamber_rh_mean_pct: float
+    support_wet: bool
+    mean_flow_slpm: float
+    temperature_c: float
+
+
+@dataclass
+class FilmTargets:
+    """The structure statistics the renderer is asked for (ground truth comes from geometry)."""
+
+    ordered: bool
+    mean_diameter_um: float
+    cv: float
+    opening_ratio: float
+    through_fraction: float
+    thickness_um: float
+    thickness_cv: float
+    support_pore_um: float
+    defect_rate: float
+
+
+def film_targets(c: FilmConditions, m: FilmModel, support_pore_um: float | None = None) -> FilmTargets:
+    """Process conditions → film statistics (the twin's structure model)."""
+    ordered = c.surface_rh_mean_pct >= m.threshold_rh_pct
+    t_ratio = max(c.evaporation_s, 1.0) / m.evaporation_ref_s
+    conc = c.concentration_mg_ml / m.conc_ref_mg_ml
+    d = m.d_ref_um * math.exp((c.surface_rh_mean_pct - m.rh_ref_pct) / m.rh_scale_pct)
+    d *= conc ** (-m.conc_exponent) * t_ratio ** (1.0 / 3.0)
+    sat = min(1.0, max(0.0, (c.surface_rh_mean_pct - m.saturation_onset_pct) / (100.0 - m.saturation_onset_pct)))
+    cv = m.cv_base + m.cv_near_saturation * sat + m.cv_per_rh_std * c.surface_rh_std_pct
+    defects = m.defect_base + m.defect_per_rh_std * c.surface_rh_std_pct
+    wall = m.wall_ratio_ref * math.sqrt(conc)
+    opening = (math.pi / (2 * math.sqrt(3))) / (1.0 + wall) ** 2
+    if not ordered:
+        d, cv, opening, defects = 0.3, 0.5, 0.05, 1.0
+    solid_cm3 = c.cast_volume_ml * c.concentration_mg_ml / 1000.0 / m.polymer_density_g_cm3
+    porosity = min(0.8, 0.6 * opening)
+    thickness_um = solid_cm3 / m.support_area_cm2 * 1e4 / (1.0 - porosity)
+    td = thickness_um / d
+    through = 1.0 / (1.0 + math.exp((td - m.through_td_mid) / m.through_td_width))
+    through *= m.through_wet if c.support_wet else m.through_dry
+    return FilmTargets(
+        ordered=ordered,
+        mean_diameter_um=d,
+        cv=min(cv, 0.6),
+        opening_ratio=opening,
+        through_fraction=through,
+        thickness_um=thickness_um,
+        thickness_cv=m.thickness_cv,
+        support_pore_um=support_pore_um or m.support_pore_um,
+        defect_rate=min(defects, 1.0),
+    )
+
+
+def _update(model: Any, params: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(model)}
+    unknown = set(params) - known
+    if unknown:
+        raise ValueError(f"unknown {type(model).__name__} parameter(s): {', '.join(sorted(unknown))}")
+    return replace(model, **params)
+
+
+@dataclass
+class _FilmState:
+    started_t: float
+    concentration_mg_ml: float
+    solvent: str
+    support_wet: bool
+    solvent_left: float = 1.0
+    dt_sum: float = 0.0
+    rh_s_sum: float = 0.0
+    rh_s_sq: float = 0.0
+    rh_c_sum: float = 0.0
+    flow_sum: float = 0.0
+    temp_sum: float = 0.0
+    conditions: FilmConditions | None = None
+
+
+@dataclass
+class InternalController:
+    """The SCPI chamber's own RH controller: a slow PI on the wet fraction of its own flow."""
+
+    setpoint_rh_pct: float = 40.0
+    output_on: bool = False
+    total_flow_slpm: float = 2.0
+    kp: float = 0.015
+    ki: float = 0.0004
+    integral: float = 0.0
+
+    def wet_fraction(self, rh_pct: float, dt: float) -> float:
+        if not self.output_on:
+            self.integral = 0.0
+            return 0.0
+        err = self.setpoint_rh_pct - rh_pct
+        self.integral = min(1.0, max(0.0, self.integral + self.ki * err * dt))
+        return min(1.0, max(0.0, self.kp * err + self.integral))
+
+
+class World:
+    """Shared physical state of the simulated rig."""
+
+    def __init__(
+        self,
+        chamber: ChamberModel | None = None,
+        film: FilmModel | None = None,
+        *,
+        t0: float = 0.0,
+        params: dict[str, Any] | None = None,
+    ):
+        params = dict(params or {})
+        self.chamber = _update(chamber or ChamberModel(), params.pop("chamber", {}))
+        self.film_model = _update(film or FilmModel(), params.pop("film", {}))
+        if params:
+            raise ValueError(f"unknown sim parameter group(s): {', '.join(sorted(params))} (allowed: chamber, film)")
+        self.t = t0
+        ch = self.chamber
+        self.vapour_hpa = vapour_from_rh(ch.room_rh_pct, self.temperature_c(t0))
+        self.sensor_rh_pct = self.chamber_rh_pct()
+        self.support_water_ml = 0.0
+        # Inputs, wired by the twin to the emulators (piecewise constant between changes).
+        self.dry_flow_slpm: Callable[[float], float] = lambda t: 0.0
+        self.wet_flow_slpm: Callable[[float], float] = lambda t: 0.0
+        self.caster_dispensed_ml: Callable[[float], float] = lambda t: 0.0
+        self.water_dispensed_ml: Callable[[float], float] = lambda t: 0.0
+        self.internal: InternalController | None = None
+        self._water_seen_ml = 0.0
+        self._cast_seen_ml = 0.0
+        self.cast_volume_ml = 0.0
+        self.film: _FilmState | None = None
+        self.recipe_concentration_mg_ml = self.film_model.conc_ref_mg_ml
+        self.recipe_solvent = "chloroform"
+        self.support_pore_um: float | None = None
+        self.film_formed_t: float | None = None
+
+    # -- outside conditions -------------------------------------------------------------
+    def temperature_c(self, t: float) -> float:
+        ch = self.chamber
+        return ch.room_temperature_c + 0.5 * ch.temperature_drift_c * math.sin(2 * math.pi * t / ch.temperature_period_s)
+
+    def chamber_rh_pct(self) -> float:
+        return min(100.0, rh_from_vapour(self.vapour_hpa, self.temperature_c(self.t)))
+
+    def room(self, t: float) -> tuple[float, float]:
+        """True (rh_pct, temperature_c) of the room."""
+        return self.chamber.room_rh_pct, self.temperature_c(t)
+
+    def near_sensor(self, t: float) -> tuple[float, float]:
+        """True (rh_pct, temperature_c) at the near-membrane probe (after the probe's lag)."""
+        self.advance(t)
+        return self.sensor_rh_pct, self.temperature_c(t)
+
+    def flows(self, t: float) -> tuple[float, float]:
+        """(dry, wet) flows into the chamber, slpm."""
+        if self.internal is not None:
+            f = self.internal.wet_fraction(self.chamber_rh_pct(), 0.0)
+            q = self.internal.total_flow_slpm
+            return q * (1 - f), q * f
+        return max(0.0, self.dry_flow_slpm(t)), max(0.0, self.wet_flow_slpm(t))
+
+    # -- integration ----------------------------------------------------------------------
+    def advance(self, t: float) -> None:
+        """Integrate from the last time to ``t`` (no-op if ``t`` is not later)."""
+        while self.t < t:
+            dt = min(_MAX_STEP_S, t - self.t)
+            self._step(dt)
+            self.t += dt
+
+    def _step(self, dt: float) -> None:
+        ch = self.chamber
+        t = self.t
+        temp = self.temperature_c(t)
+        psat = saturation_vapour_pressure_hpa(temp)
+        if self.internal is not None:
+            f = self.internal.wet_fraction(self.chamber_rh_pct(), dt)
+            q_wet = self.internal.total_flow_slpm * f
+            q_dry = self.internal.total_flow_slpm - q_wet
+        else:
+            q_dry, q_wet = max(0.0, self.dry_flow_slpm(t)), max(0.0, self.wet_flow_slpm(t))
+        q = q_dry + q_wet
+        p_in = (q_wet * ch.bubbler_rh_pct + q_dry * ch.dry_line_rh_pct) / 100.0 * psat / q if q > 0 else self.vapour_hpa
+        k_flow = q / ch.volume_l / 60.0
+        k_leak = ch.leak_per_min / 60.0
+        p_room = vapour_from_rh(ch.room_rh_pct, temp)
+
+        # Water arriving on the support from the water pump, and evaporating from it.
+        water_now = self.water_dispensed_ml(t)
+        if water_now > self._water_seen_ml:
+            self.support_water_ml += water_now - self._water_seen_ml
+        self._water_seen_ml = water_now
+        source_hpa_s = 0.0
+        if self.support_water_ml > 0:
+            deficit = max(0.0, 1.0 - self.vapour_hpa / psat)
+            mg_s = ch.support_evaporation_mg_s * deficit
+            self.support_water_ml = max(0.0, self.support_water_ml - mg_s * dt / 1000.0)
+            source_hpa_s = (mg_s / 1000.0 / _M_WATER) * _R * (temp + 273.15) / (ch.volume_l / 1000.0) / 100.0
+
+        k = k_flow + k_leak
+        if k > 0:
+            target = (k_flow * p_in + k_leak * p_room + source_hpa_s) / k
+            self.vapour_hpa = target + (self.vapour_hpa - target) * math.exp(-k * dt)
+        else:
+            self.vapour_hpa += source_hpa_s * dt
+        self.vapour_hpa = min(self.vapour_hpa, psat)  # excess condenses on the walls
+
+        rh = self.chamber_rh_pct()
+        if ch.sensor_tau_s > 0:
+            self.sensor_rh_pct += (rh - self.sensor_rh_pct) * (1.0 - math.exp(-dt / ch.sensor_tau_s))
+        else:
+            self.sensor_rh_pct = rh
+
+        self._step_film(t, dt, rh, q, temp)
+
+    def _step_film(self, t: float, dt: float, rh: float, q: float, temp: float) -> None:
+        fm = self.film_model
+        cast_now = self.caster_dispensed_ml(t)
+        if cast_now > self._cast_seen_ml:
+            self.cast_volume_ml += cast_now - self._cast_seen_ml
+            if self.film is None or self.film.conditions is not None:
+                self.film = _FilmState(
+                    started_t=t,
+                    concentration_mg_ml=self.recipe_concentration_mg_ml,
+                    solvent=self.recipe_solvent,
+                    support_wet=self.support_water_ml > 0.0,
+                )
+                self.film_formed_t = None
+        self._cast_seen_ml = cast_now
+        film = self.film
+        if film is None or film.conditions is not None:
+            return
+        # Solvent evaporation: faster with flow and temperature, slower for more liquid.
+        speed = SOLVENT_SPEED.get(film.solvent, 1.0)
+        vol = max(self.cast_volume_ml, 1e-3)
+        t_evap = (
+            fm.evaporation_ref_s
+            * math.sqrt(vol / 0.2)
+            * math.sqrt(fm.flow_ref_slpm / max(q, 0.05))
+            * math.exp(-(temp - 22.0) / 15.0)
+            / speed
+        )
+        still_casting = cast_now > 0 and self.caster_dispensed_ml(t + dt) > cast_now
+        if not still_casting:
+            film.solvent_left = max(0.0, film.solvent_left - dt / t_evap)
+        rh_s = min(100.0, rh + fm.surface_rh_offset_pct)
+        film.dt_sum += dt
+        film.rh_s_sum += rh_s * dt
+        film.rh_s_sq += rh_s * rh_s * dt
+        film.rh_c_sum += rh * dt
+        film.flow_sum += q * dt
+        film.temp_sum += temp * dt
+        if film.solvent_left <= 0.0:
+            n = film.dt_sum
+            mean = film.rh_s_sum / n
+            std = math.sqrt(max(0.0, film.rh_s_sq / n - mean * mean))
+            film.conditions = FilmConditions(
+                cast_volume_ml=self.cast_volume_ml,
+                concentration_mg_ml=film.concentration_mg_ml,
+                solvent=film.solvent,
+                evaporation_s=n,
+                surface_rh_mean_pct=mean,
+                surface_rh_std_pct=std,
+                chamber_rh_mean_pct=film.rh_c_sum / n,
+                support_wet=film.support_wet,
+                mean_flow_slpm=film.flow_sum / n,
+                temperature_c=film.temp_sum / n,
+            )
+            self.film_formed_t = t + dt
+
+    # -- queries for the camera and for tests -------------------------------------------
+    def film_targets(self) -> FilmTargets | None:
+        if self.film is None or self.film.conditions is None:
+            return None
+        return film_targets(self.film.conditions, self.film_model, self.support_pore_um)
+
+    def snapshot(self) -> dict[str, Any]:
+        """State worth recording (for the run's journal and for debugging)."""
+        return {
+            "t": self.t,
+            "vapour_hpa": self.vapour_hpa,
+            "sensor_rh_pct": self.sensor_rh_pct,
+            "support_water_ml": self.support_water_ml,
+            "cast_volume_ml": self.cast_volume_ml,
+            "film": None if self.film is None or self.film.conditions is None else vars(self.film.conditions),
+        }

@@ -1,0 +1,333 @@
+"""The local store: one folder per run, records in ``RUN/run.sqlite`` (WAL), a catalog beside.
+
+Durability: WAL journal with ``synchronous=FULL`` — every commit fsyncs the WAL, so a record is
+on disk when the call returns and survives a kill -9 or a power cut. (``NORMAL`` would survive
+kill -9 but may lose the last commits on power loss; we chose FULL and measured the cost with
+``benchmarks/store_throughput.py``.) The public schema, readable with the sqlite3 shell:
+
+    samples(t_s REAL, channel TEXT, value REAL)
+    events(id INTEGER PRIMARY KEY, t_s REAL, kind TEXT, source TEXT, message TEXT, data_json TEXT)
+    journal(seq INTEGER PRIMARY KEY, t_s REAL, step_index INTEGER, state TEXT, data_json TEXT)
+    images(id INTEGER PRIMARY KEY, t_s REAL, name TEXT, path TEXT, illumination TEXT,
+           pixel_size_um REAL, sha256 TEXT, metadata_json TEXT)
+    results(id INTEGER PRIMARY KEY, t_s REAL, name TEXT, path TEXT, json TEXT)
+
+``t_s`` is seconds since the run started, on the run's clock (virtual on the twin).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from castrig.store.atomic import atomic_write_json, fsync_dir
+from castrig.store.base import (
+    Event,
+    ImageRecord,
+    JournalEntry,
+    RunInfo,
+    RunRecorder,
+    RunStore,
+    RunSummary,
+)
+from castrig.store.signals import deferred_signals
+
+SCHEMA_VERSION = 1
+SYNCHRONOUS = "FULL"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS samples(t_s REAL NOT NULL, channel TEXT NOT NULL, value REAL);
+CREATE INDEX IF NOT EXISTS samples_channel_t ON samples(channel, t_s);
+CREATE TABLE IF NOT EXISTS events(
+    id INTEGER PRIMARY KEY, t_s REAL NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL,
+    message TEXT NOT NULL, data_json TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS journal(
+    seq INTEGER PRIMARY KEY, t_s REAL NOT NULL, step_index INTEGER NOT NULL, state TEXT NOT NULL,
+    data_json TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS images(
+    id INTEGER PRIMARY KEY, t_s REAL NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL,
+    illumination TEXT NOT NULL, pixel_size_um REAL NOT NULL, sha256 TEXT NOT NULL,
+    metadata_json TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS results(
+    id INTEGER PRIMARY KEY, t_s REAL NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, json TEXT NOT NULL);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode with WAL and FULL sync; transactions are explicit."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+class _Tx:
+    """``with _Tx(conn):`` — one durable transaction that a signal cannot tear."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._sig = deferred_signals()
+        self._sig.__enter__()
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._sig.__exit__(None, None, None)
+
+
+def _dumps(data: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(data or {}), sort_keys=True, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+class SqliteRunRecorder(RunRecorder):
+    def __init__(self, run_dir: Path, info: RunInfo, *, create: bool):
+        self.run_dir = Path(run_dir)
+        self.info = info
+        self._db = connect(self.run_dir / "run.sqlite")
+        if create:
+            self._db.executescript(_SCHEMA)
+            with _Tx(self._db) as c:
+                c.execute("INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+            fsync_dir(self.run_dir)
+
+    # -- writing --------------------------------------------------------------------------
+    def add_samples(self, t_s: float, values: Mapping[str, float]) -> None:
+        rows = [(float(t_s), ch, None if v is None else float(v)) for ch, v in values.items()]
+        with _Tx(self._db) as c:
+            c.executemany("INSERT INTO samples(t_s, channel, value) VALUES(?,?,?)", rows)
+
+    def add_event(self, t_s: float, kind: str, source: str, message: str, data: Mapping[str, Any] | None = None) -> None:
+        with _Tx(self._db) as c:
+            c.execute(
+                "INSERT INTO events(t_s, kind, source, message, data_json) VALUES(?,?,?,?,?)",
+                (float(t_s), kind, source, message, _dumps(data)),
+            )
+
+    def add_journal(self, t_s: float, step_index: int, state: str, data: Mapping[str, Any] | None = None) -> int:
+        with _Tx(self._db) as c:
+            cur = c.execute(
+                "INSERT INTO journal(t_s, step_index, state, data_json) VALUES(?,?,?,?)",
+                (float(t_s), int(step_index), state, _dumps(data)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def save_image(
+        self,
+        t_s: float,
+        name: str,
+        image: np.ndarray,
+        *,
+        pixel_size_um: float,
+        illumination: str,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Path:
+        from castrig.tiffio import write_micrograph
+
+        folder = self.run_dir / "images"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{_safe(name)}.tif"
+        meta = dict(metadata or {})
+        meta.update({"illumination": illumination, "t_s": float(t_s)})
+        write_micrograph(path, image, pixel_size_um, json.loads(_dumps(meta)))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        with _Tx(self._db) as c:
+            c.execute(
+                "INSERT INTO images(t_s, name, path, illumination, pixel_size_um, sha256, metadata_json)"
+                " VALUES(?,?,?,?,?,?,?)",
+                (float(t_s), name, str(path.relative_to(self.run_dir)), illumination, float(pixel_size_um), digest, _dumps(meta)),
+            )
+        return path
+
+    def save_result(self, t_s: float, name: str, result: Mapping[str, Any]) -> Path:
+        folder = self.run_dir / "results"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{_safe(name)}.json"
+        payload = json.loads(_dumps(result))
+        atomic_write_json(path, payload)
+        with _Tx(self._db) as c:
+            c.execute(
+                "INSERT INTO results(t_s, name, path, json) VALUES(?,?,?,?)",
+                (float(t_s), name, str(path.relative_to(self.run_dir)), json.dumps(payload, sort_keys=True)),
+            )
+        return path
+
+    def update_info(self, **changes: Any) -> None:
+        for key, value in changes.items():
+            if key not in RunInfo.__dataclass_fields__:
+                raise AttributeError(f"RunInfo has no field {key!r}")
+            setattr(self.info, key, value)
+        with deferred_signals():
+            atomic_write_json(self.run_dir / "run.json", self.info.to_dict())
+
+    def finish(self, outcome: str, reason: str | None = None) -> None:
+        self.update_info(outcome=outcome, outcome_reason=reason, ended_utc=utc_now_iso())
+
+    # -- reading --------------------------------------------------------------------------
+    def samples(self, channel: str | None = None) -> list[tuple[float, str, float]]:
+        if channel is None:
+            cur = self._db.execute("SELECT t_s, channel, value FROM samples ORDER BY rowid")
+        else:
+            cur = self._db.execute("SELECT t_s, channel, value FROM samples WHERE channel=? ORDER BY rowid", (channel,))
+        return [tuple(r) for r in cur.fetchall()]  # type: ignore[misc]
+
+    def events(self, kind: str | None = None) -> list[Event]:
+        sql = "SELECT t_s, kind, source, message, data_json FROM events"
+        args: tuple[Any, ...] = ()
+        if kind is not None:
+            sql += " WHERE kind=?"
+            args = (kind,)
+        rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        return [Event(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def journal(self) -> list[JournalEntry]:
+        rows = self._db.execute("SELECT seq, t_s, step_index, state, data_json FROM journal ORDER BY seq").fetchall()
+        return [JournalEntry(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def images(self) -> list[ImageRecord]:
+        rows = self._db.execute(
+            "SELECT t_s, name, path, illumination, pixel_size_um, sha256, metadata_json FROM images ORDER BY id"
+        ).fetchall()
+        return [ImageRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        rows = self._db.execute("SELECT name, json FROM results ORDER BY id").fetchall()
+        return {name: json.loads(js) for name, js in rows}
+
+    def last_sample_t_s(self) -> float | None:
+        row = self._db.execute("SELECT max(t_s) FROM samples").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "item"
+
+
+def utc_now_iso(epoch: float | None = None) -> str:
+    when = datetime.now(timezone.utc) if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class SqliteRunStore(RunStore):
+    """Run folders under ``root`` and a catalog in ``root/catalog.sqlite``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _catalog(self) -> sqlite3.Connection:
+        self.root.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.root / "catalog.sqlite")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS runs(run_id TEXT PRIMARY KEY, run_dir TEXT NOT NULL,"
+            " recipe_name TEXT, profile_name TEXT, operator TEXT, started_utc TEXT, ended_utc TEXT,"
+            " outcome TEXT, grades TEXT NOT NULL DEFAULT '')"
+        )
+        return conn
+
+    def create_run(self, info: RunInfo) -> SqliteRunRecorder:
+        self.root.mkdir(parents=True, exist_ok=True)
+        base = _safe(info.run_id)
+        run_dir = self.root / base
+        n = 1
+        while True:
+            try:
+                run_dir.mkdir()
+                break
+            except FileExistsError:
+                n += 1
+                run_dir = self.root / f"{base}-{n}"
+        info.run_id = run_dir.name
+        fsync_dir(self.root)
+        atomic_write_json(run_dir / "run.json", info.to_dict())
+        rec = SqliteRunRecorder(run_dir, info, create=True)
+        self.index_run(rec)
+        return rec
+
+    def open_run(self, run_dir: Path) -> SqliteRunRecorder:
+        run_dir = Path(run_dir)
+        info_path = run_dir / "run.json"
+        if not info_path.is_file() or not (run_dir / "run.sqlite").is_file():
+            from castrig.errors import BadInput
+
+            raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
+        info = RunInfo.from_dict(json.loads(info_path.read_text()))
+        return SqliteRunRecorder(run_dir, info, create=False)
+
+    def index_run(self, recorder: RunRecorder, grades: Iterable[str] = ()) -> None:
+        i = recorder.info
+        conn = self._catalog()
+        try:
+            with _Tx(conn) as c:
+                c.execute(
+                    "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?,?,?,?,?)",
+                    (
+                        i.run_id,
+                        str(Path(recorder.run_dir).resolve()),
+                        i.recipe_name,
+                        i.profile_name,
+                        i.operator,
+                        i.started_utc,
+                        i.ended_utc,
+                        i.outcome,
+                        ",".join(grades),
+                    ),
+                )
+        finally:
+            conn.close()
+
+    def list_runs(self) -> list[RunSummary]:
+        """Catalog rows, after indexing any run folder the catalog does not know yet."""
+        if not self.root.is_dir():
+            return []
+        conn = self._catalog()
+        try:
+            known = {r[0] for r in conn.execute("SELECT run_id FROM runs")}
+        finally:
+            conn.close()
+        for info_path in sorted(self.root.glob("*/run.json")):
+            if info_path.parent.name not in known and (info_path.parent / "run.sqlite").is_file():
+                try:
+                    rec = self.open_run(info_path.parent)
+                except Exception:  # noqa: BLE001 - a damaged folder must not hide the others
+                    continue
+                with rec:
+                    self.index_run(rec)
+        conn = self._catalog()
+        try:
+            rows = conn.execute(
+                "SELECT run_id, run_dir, recipe_name, profile_name, operator, started_utc, ended_utc, outcome, grades"
+                " FROM runs ORDER BY started_utc, run_id"
+            ).fetchall()
+        finally:
+            conn.close()
+        return [RunSummary(*r[:8], tuple(g for g in (r[8] or "").split(",") if g)) for r in rows]
