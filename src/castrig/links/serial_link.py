@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import termios
 import time
 
 import serial
@@ -36,7 +37,8 @@ class SerialLink(Link):
                 timeout=0,
                 write_timeout=timeout_s,
             )
-        except (serial.SerialException, ValueError, OSError) as exc:
+        except (serial.SerialException, ValueError, OSError, termios.error) as exc:
+            # termios.error: settings a port cannot take (e.g. 7E1 on a pty)
             raise LinkClosed(url, f"cannot open: {exc}") from exc
 
     def _now(self) -> float:

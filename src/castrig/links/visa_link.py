@@ -38,6 +38,8 @@ class VisaLink(Link):
             self._inst.write_raw(data)
         except self._errors.VisaIOError as exc:
             raise self._map(exc, "write") from exc
+        except OSError as exc:  # pyvisa-py connects lazily: a refused socket shows up here
+            raise LinkClosed(self.resource, f"write failed: {exc}") from exc
 
     def _read_some(self, deadline_s: float) -> bytes:
         remaining = deadline_s - self._now()
@@ -51,6 +53,8 @@ class VisaLink(Link):
             if exc.error_code == self._constants.StatusCode.error_timeout:
                 return b""
             raise self._map(exc, "read") from exc
+        except OSError as exc:
+            raise LinkClosed(self.resource, f"read failed: {exc}") from exc
 
     def _drain(self) -> bytes:
         """Bytes already waiting after the first one (pyvisa-py keeps them in its buffer)."""

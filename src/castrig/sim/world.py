@@ -176,22 +176,28 @@ class _FilmState:
 
 @dataclass
 class InternalController:
-    """The SCPI chamber's own RH controller: a slow PI on the wet fraction of its own flow."""
+    """The SCPI chamber's own RH controller: a slow PI on the wet fraction of its own flow.
 
-    setpoint_rh_pct: float = 40.0
-    output_on: bool = False
+    ``state()`` returns the controller's (setpoint_rh_pct, output_on), as set over SCPI.
+    """
+
+    state: Callable[[], tuple[float, bool]]
     total_flow_slpm: float = 2.0
-    kp: float = 0.015
-    ki: float = 0.0004
+    kp: float = 0.03
+    ki: float = 0.0005
+    dry_line_rh_pct: float = 1.0
+    wet_line_rh_pct: float = 98.0
     integral: float = 0.0
 
     def wet_fraction(self, rh_pct: float, dt: float) -> float:
-        if not self.output_on:
+        setpoint, on = self.state()
+        if not on:
             self.integral = 0.0
             return 0.0
-        err = self.setpoint_rh_pct - rh_pct
-        self.integral = min(1.0, max(0.0, self.integral + self.ki * err * dt))
-        return min(1.0, max(0.0, self.kp * err + self.integral))
+        err = setpoint - rh_pct
+        self.integral = min(0.5, max(-0.5, self.integral + self.ki * err * dt))
+        ff = (setpoint - self.dry_line_rh_pct) / (self.wet_line_rh_pct - self.dry_line_rh_pct)
+        return min(1.0, max(0.0, ff + self.kp * err + self.integral))
 
 
 class World:
@@ -219,6 +225,7 @@ class World:
         self.dry_flow_slpm: Callable[[float], float] = lambda t: 0.0
         self.wet_flow_slpm: Callable[[float], float] = lambda t: 0.0
         self.caster_dispensed_ml: Callable[[float], float] = lambda t: 0.0
+        self.caster_flow_ml_min: Callable[[float], float] = lambda t: 0.0
         self.water_dispensed_ml: Callable[[float], float] = lambda t: 0.0
         self.internal: InternalController | None = None
         self._water_seen_ml = 0.0
@@ -229,6 +236,7 @@ class World:
         self.recipe_solvent = "chloroform"
         self.support_pore_um: float | None = None
         self.film_formed_t: float | None = None
+        self._advancing = False
 
     # -- outside conditions -------------------------------------------------------------
     def temperature_c(self, t: float) -> float:
@@ -258,10 +266,17 @@ class World:
     # -- integration ----------------------------------------------------------------------
     def advance(self, t: float) -> None:
         """Integrate from the last time to ``t`` (no-op if ``t`` is not later)."""
-        while self.t < t:
-            dt = min(_MAX_STEP_S, t - self.t)
-            self._step(dt)
-            self.t += dt
+        if self._advancing:
+            # An emulator queried during a step asked us to catch up: we are already doing so.
+            return
+        self._advancing = True
+        try:
+            while self.t < t:
+                dt = min(_MAX_STEP_S, t - self.t)
+                self._step(dt)
+                self.t += dt
+        finally:
+            self._advancing = False
 
     def _step(self, dt: float) -> None:
         ch = self.chamber
@@ -335,8 +350,7 @@ class World:
             * math.exp(-(temp - 22.0) / 15.0)
             / speed
         )
-        still_casting = cast_now > 0 and self.caster_dispensed_ml(t + dt) > cast_now
-        if not still_casting:
+        if self.caster_flow_ml_min(t) <= 0.0:  # solvent evaporates once the casting has stopped
             film.solvent_left = max(0.0, film.solvent_left - dt / t_evap)
         rh_s = min(100.0, rh + fm.surface_rh_offset_pct)
         film.dt_sum += dt

@@ -1,0 +1,176 @@
+"""Hold RH near the membrane: simple-pid on the wet fraction of a constant total flow.
+
+wet = f·Q, dry = (1 − f)·Q. The PID's clock is our clock (``time_fn``), so the loop runs the same
+in virtual and real time. A setpoint change is bumpless: the integral term is re-seeded with the
+feed-forward estimate of the new wet fraction (mixing the two lines' RH), so the output moves
+straight to where it will settle and the PID only trims leaks, evaporation and drift.
+Output limits clamp both the output and the integral (simple-pid's anti-windup).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simple_pid import PID
+
+from castrig.clock import Clock
+from castrig.devices.roles import ChamberReading, FlowController, HumidityChamber
+
+
+@dataclass
+class LoopGains:
+    kp: float
+    ki: float
+    kd: float
+    total_flow_slpm: float
+    wet_fraction_min: float = 0.0
+    wet_fraction_max: float = 1.0
+    dry_line_rh_pct: float = 1.0
+    wet_line_rh_pct: float = 98.0
+
+
+class Ramp:
+    """A setpoint that moves at a bounded rate from where it was to where it should go."""
+
+    def __init__(self, start: float, target: float, rate_per_s: float | None, t0: float):
+        self.start, self.target, self.rate, self.t0 = start, target, rate_per_s, t0
+
+    def value(self, t: float) -> float:
+        if not self.rate:
+            return self.target
+        step = self.rate * max(0.0, t - self.t0)
+        if self.target >= self.start:
+            return min(self.target, self.start + step)
+        return max(self.target, self.start - step)
+
+    def done(self, t: float) -> bool:
+        return self.value(t) == self.target
+
+
+class MfcRhLoop:
+    """Two Alicat-style MFCs mixing dry and saturated air."""
+
+    kind = "mfc"
+
+    def __init__(self, gains: LoopGains, clock: Clock, dry: FlowController, wet: FlowController):
+        self.gains = gains
+        self.clock = clock
+        self.dry = dry
+        self.wet = wet
+        self.pid = PID(
+            gains.kp,
+            gains.ki,
+            gains.kd,
+            setpoint=0.0,
+            sample_time=None,
+            output_limits=(gains.wet_fraction_min, gains.wet_fraction_max),
+            time_fn=clock.now,
+            auto_mode=False,
+        )
+        self.ramp: Ramp | None = None
+        self.wet_fraction = 0.0
+        self.active = False
+
+    def feedforward(self, rh_pct: float) -> float:
+        g = self.gains
+        f = (rh_pct - g.dry_line_rh_pct) / (g.wet_line_rh_pct - g.dry_line_rh_pct)
+        return min(g.wet_fraction_max, max(g.wet_fraction_min, f))
+
+    @property
+    def setpoint_rh_pct(self) -> float | None:
+        return self.ramp.target if self.ramp else None
+
+    def current_setpoint(self) -> float | None:
+        return self.ramp.value(self.clock.now()) if self.ramp else None
+
+    def set_setpoint(self, rh_pct: float, ramp_rh_pct_per_min: float | None = None, measured_rh_pct: float | None = None) -> None:
+        now = self.clock.now()
+        start = self.current_setpoint()
+        if start is None:
+            start = measured_rh_pct if measured_rh_pct is not None else rh_pct
+        rate = ramp_rh_pct_per_min / 60.0 if ramp_rh_pct_per_min else None
+        self.ramp = Ramp(start, rh_pct, rate, now)
+        sp = self.ramp.value(now)
+        # Bumpless: restart the PID from the feed-forward output of the new setpoint.
+        self.pid.set_auto_mode(False)
+        self.pid.setpoint = sp
+        self.pid.set_auto_mode(True, last_output=self.feedforward(sp))
+        self.active = True
+
+    def update(self, rh_measured_pct: float) -> float:
+        """One control step: returns the wet fraction sent to the MFCs."""
+        if not self.active or self.ramp is None:
+            return self.wet_fraction
+        now = self.clock.now()
+        sp = self.ramp.value(now)
+        if sp != self.pid.setpoint:
+            # Ramp: move the integral with the feed-forward so the ramp is tracked, not lagged.
+            self.pid._integral += self.feedforward(sp) - self.feedforward(self.pid.setpoint)  # noqa: SLF001
+            self.pid.setpoint = sp
+        f = float(self.pid(rh_measured_pct))
+        self.apply(f)
+        return f
+
+    def apply(self, wet_fraction: float) -> None:
+        q = self.gains.total_flow_slpm
+        self.wet_fraction = wet_fraction
+        self.wet.set_flow_slpm(round(wet_fraction * q, 4))
+        self.dry.set_flow_slpm(round((1.0 - wet_fraction) * q, 4))
+
+    def stop(self) -> None:
+        """Leave closed-loop control (the safe state then sets the flows)."""
+        self.active = False
+        self.ramp = None
+        self.pid.set_auto_mode(False)
+
+
+class ChamberRhLoop:
+    """A chamber with its own controller: we send the setpoint and supervise the reading."""
+
+    kind = "chamber"
+
+    def __init__(self, clock: Clock, chamber: HumidityChamber):
+        self.clock = clock
+        self.chamber = chamber
+        self.ramp: Ramp | None = None
+        self._sent: float | None = None
+        self.active = False
+        self.wet_fraction = float("nan")
+
+    @property
+    def setpoint_rh_pct(self) -> float | None:
+        return self.ramp.target if self.ramp else None
+
+    def current_setpoint(self) -> float | None:
+        return self.ramp.value(self.clock.now()) if self.ramp else None
+
+    def set_setpoint(self, rh_pct: float, ramp_rh_pct_per_min: float | None = None, measured_rh_pct: float | None = None) -> None:
+        start = self.current_setpoint()
+        if start is None:
+            start = measured_rh_pct if measured_rh_pct is not None else rh_pct
+        rate = ramp_rh_pct_per_min / 60.0 if ramp_rh_pct_per_min else None
+        self.ramp = Ramp(start, rh_pct, rate, self.clock.now())
+        if not self.chamber.humidifier_on():
+            self.chamber.set_humidifier(True)
+        self.active = True
+        self._send()
+
+    def _send(self) -> None:
+        assert self.ramp is not None
+        sp = round(self.ramp.value(self.clock.now()), 1)
+        if sp != self._sent:
+            self.chamber.set_rh_setpoint(sp)
+            self._sent = sp
+
+    def update(self, rh_measured_pct: float) -> float:
+        if self.active and self.ramp is not None:
+            self._send()
+        return self.wet_fraction
+
+    def read(self) -> ChamberReading:
+        return self.chamber.read()
+
+    def stop(self) -> None:
+        self.active = False
+        self.ramp = None
+        self._sent = None

@@ -1,0 +1,81 @@
+"""The safe state: pumps stopped, wet air off, dry purge on — reached and then read back.
+
+Called on every exit path of a run (completion, fault, abort, exception, Ctrl-C, SIGTERM) and
+first thing on resume. Each action is tried on its own, so one dead device does not keep the
+others from being made safe; the report says what was verified and what could not be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from castrig.devices.roles import FlowController, HumidityChamber, SyringePump
+from castrig.errors import CastrigError
+
+#: Flows below this are "off" when read back (MFC noise floor), slpm.
+FLOW_OFF_SLPM = 0.02
+
+
+@dataclass
+class SafeStateReport:
+    verified: dict[str, bool] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def safe(self) -> bool:
+        return bool(self.verified) and all(self.verified.values()) and not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"safe": self.safe, "verified": dict(self.verified), "errors": dict(self.errors)}
+
+    def summary(self) -> str:
+        if self.safe:
+            return "safe state verified: " + ", ".join(sorted(self.verified))
+        bad = [f"{k}: {v}" for k, v in self.errors.items()] + [k for k, ok in self.verified.items() if not ok and k not in self.errors]
+        return "safe state NOT verified: " + "; ".join(bad)
+
+
+def make_safe(
+    *,
+    pumps: dict[str, SyringePump],
+    dry_mfc: FlowController | None,
+    wet_mfc: FlowController | None,
+    chamber: HumidityChamber | None,
+    purge_flow_slpm: float,
+) -> SafeStateReport:
+    report = SafeStateReport()
+
+    def attempt(key: str, action: Any) -> None:
+        try:
+            report.verified[key] = bool(action())
+        except (CastrigError, OSError) as exc:
+            report.verified[key] = False
+            report.errors[key] = str(exc)
+
+    # Stop everything that moves liquid first.
+    for name, pump in pumps.items():
+        def stop_pump(pump: SyringePump = pump) -> bool:
+            pump.stop()
+            return not pump.state().moving
+
+        attempt(f"{name}.stopped", stop_pump)
+    if wet_mfc is not None:
+        def wet_off() -> bool:
+            wet_mfc.set_flow_slpm(0.0)
+            return wet_mfc.read().setpoint_slpm <= FLOW_OFF_SLPM
+
+        attempt(f"{wet_mfc.name}.off", wet_off)
+    if dry_mfc is not None:
+        def purge() -> bool:
+            dry_mfc.set_flow_slpm(purge_flow_slpm)
+            return abs(dry_mfc.read().setpoint_slpm - purge_flow_slpm) <= max(0.01, 0.01 * purge_flow_slpm)
+
+        attempt(f"{dry_mfc.name}.purge", purge)
+    if chamber is not None:
+        def humidifier_off() -> bool:
+            chamber.set_humidifier(False)
+            return not chamber.humidifier_on()
+
+        attempt(f"{chamber.name}.humidifier_off", humidifier_off)
+    return report

@@ -1,0 +1,468 @@
+"""Alicat mass-flow controller over the Alicat ASCII serial protocol (dry and wet air lines).
+
+The wire protocol (Alicat *Serial Communications Primer*, Rev. 2, Feb 2023; MC-series manuals)
+------------------------------------------------------------------------------------------
+* 19200 8N1 by default. Every command is ``<unit id><command>\\r``; the unit id is a letter
+  ``A``-``Z`` and is not case sensitive. Every reply is one line ending in ``\\r`` (no LF).
+* Poll: ``A\\r`` -> the data frame ``A +014.70 +025.00 +016.67 +015.44 +015.44 N2``: unit id,
+  absolute pressure (psia), flow temperature (degC), volumetric flow, mass flow, setpoint, gas.
+  Numbers carry a sign and are zero padded to 7 characters (``+000.00``). Newer firmware may
+  add columns (totalizer, valve drive) between the setpoint and the gas; status codes
+  ``ADC EXH HLD LCK MOV OPL OVR POV TMF TOV VOV`` follow the gas. A unit in streaming mode
+  (unit id ``@``, entered with ``A@=@``, left with ``@@=A``) prints frames without its id.
+* Setpoint: legacy ``AS<v>`` (no space), answered with a data frame; modern (9v00+)
+  ``ALS <v>`` / ``ALS`` answered ``A <current> <requested> <unit code> <unit label>``, e.g.
+  ``A +001.50 +001.50 7 SLPM``.
+* Gas: legacy ``AG<n>`` (data frame), modern (10v05+) ``AGS <n>`` -> ``A 8 N2 Nitrogen``; or
+  register 46 (``A$$W46=<n>``; the low 9 bits are the gas number).
+* Registers: ``AR<n>`` -> ``A   <nnn> = <v>`` (three spaces, number zero padded to 3 digits),
+  ``AW<n>=<v>`` -> the same line with the new value; also written ``A$$R<n>`` / ``A$$W<n>=<v>``.
+  Register 122 is the control point (37 = mass flow), 91 the streaming interval in ms.
+* Valve hold ``AHP`` (hold position) / ``AHC`` (hold closed) / ``AC`` (cancel); display lock
+  ``AL`` / ``AU`` (or ``A$$L`` / ``A$$U``). These answer with a data frame.
+* A command the unit rejects is answered ``?`` (older firmware) or ``A ?``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from castrig.clock import Clock, WallClock
+from castrig.devices.roles import DeviceError, FlowController, FlowReading
+from castrig.links import Link, LinkError, LinkTimeout, ProtocolError, with_retries
+
+T = TypeVar("T")
+
+TERMINATOR = b"\r"
+BAUDRATE = 19200
+
+#: Status codes a data frame may carry after the gas (Serial Primer, "Status/Error Codes").
+STATUS_CODES = frozenset({"ADC", "EXH", "HLD", "LCK", "MOV", "OPL", "OVR", "POV", "TMF", "TOV", "VOV"})
+
+#: Gas numbers of the standard Gas Select table (the first entries; the same in all firmware).
+GAS_NUMBERS: dict[str, int] = {
+    "Air": 0, "Ar": 1, "CH4": 2, "CO": 3, "CO2": 4, "C2H6": 5, "H2": 6, "He": 7, "N2": 8,
+    "N2O": 9, "Ne": 10, "O2": 11, "C3H8": 12, "n-C4H10": 13, "C2H2": 14, "C2H4": 15,
+    "i-C4H10": 16, "Kr": 17, "Xe": 18, "SF6": 19,
+}
+
+REGISTER_GAS = 46
+REGISTER_STREAM_INTERVAL_MS = 91
+REGISTER_CONTROL_POINT = 122
+GAS_REGISTER_MASK = 0x1FF
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
+_REGISTER_REPLY = re.compile(r"^([A-Za-z@])\s+(\d+)\s*=\s*([+-]?\d+)$")
+
+
+# -- errors ----------------------------------------------------------------------------------
+class AlicatError(DeviceError):
+    """Base of every error this driver raises."""
+
+
+class AlicatRejected(AlicatError):
+    """The unit answered ``?`` / ``A ?``: command not understood or not allowed."""
+
+
+class AlicatRangeError(AlicatError, ValueError):
+    """A value outside what the unit accepts; caught before anything is sent."""
+
+
+class AlicatReplyError(AlicatError):
+    """A reply that does not parse (line noise, another unit answering, wrong firmware)."""
+
+
+class AlicatLinkError(AlicatError):
+    """The link failed (timeout, closed, garbage); ``cause`` is the :class:`LinkError`."""
+
+    def __init__(self, device: str, command: str, cause: LinkError):
+        self.cause = cause
+        super().__init__(device, command, f"{type(cause).__name__}: {cause}")
+
+
+# -- replies ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AlicatReading(FlowReading):
+    """A data frame: the role's :class:`FlowReading` plus what the frame says beyond it.
+
+    ``unit_id`` is ``None`` for a frame streamed without its id; ``extra`` holds the columns
+    newer firmware puts between the setpoint and the gas (totalizer, valve drive), in order.
+    """
+
+    unit_id: str | None = None
+    extra: tuple[float, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class SetpointReply:
+    """The ``ALS`` reply: what the controller is using now and what was last requested."""
+
+    current: float
+    requested: float
+    unit_code: int
+    unit_label: str
+
+
+@dataclass(frozen=True)
+class GasReply:
+    """The ``AGS`` reply: gas number, short name, long name."""
+
+    number: int
+    short_name: str
+    long_name: str
+
+
+def _is_number(token: str) -> bool:
+    return bool(_NUMBER.match(token))
+
+
+def parse_frame(line: str, *, unit_id: str | None = None) -> AlicatReading:
+    """Parse one data frame; tolerant of extra columns, status codes and a missing unit id.
+
+    Raises :class:`ValueError` when the line is not a controller's data frame (fewer than five
+    numbers, no gas, a different unit's id).
+    """
+    tokens = line.split()
+    if not tokens:
+        raise ValueError("empty line")
+    frame_id: str | None = None
+    if not _is_number(tokens[0]):
+        frame_id = tokens[0]
+        if len(frame_id) != 1 or not (frame_id.isalpha() or frame_id == "@"):
+            raise ValueError(f"no unit id in {line!r}")
+        tokens = tokens[1:]
+    if unit_id is not None and frame_id is not None and frame_id.upper() != unit_id.upper():
+        raise ValueError(f"frame from unit {frame_id!r}, expected {unit_id!r}")
+    numbers: list[float] = []
+    i = 0
+    while i < len(tokens) and _is_number(tokens[i]):
+        numbers.append(float(tokens[i]))
+        i += 1
+    if len(numbers) < 5:
+        raise ValueError(f"{len(numbers)} numbers where a controller frame has at least 5 in {line!r}")
+    if i >= len(tokens):
+        raise ValueError(f"no gas in {line!r}")
+    gas = tokens[i]
+    if gas.upper() in STATUS_CODES:
+        raise ValueError(f"status code {gas!r} where the gas belongs in {line!r}")
+    status = tuple(t.upper() for t in tokens[i + 1 :])
+    unknown = [s for s in status if s not in STATUS_CODES]
+    if unknown:
+        raise ValueError(f"unknown status code(s) {unknown} in {line!r}")
+    pressure, temperature, volumetric, mass, setpoint = numbers[:5]
+    return AlicatReading(
+        pressure_psia=pressure,
+        temperature_c=temperature,
+        volumetric_flow_lpm=volumetric,
+        mass_flow_slpm=mass,
+        setpoint_slpm=setpoint,
+        gas=gas,
+        status=status,
+        unit_id=frame_id,
+        extra=tuple(numbers[5:]),
+    )
+
+
+def parse_setpoint_reply(line: str, *, unit_id: str) -> SetpointReply:
+    tokens = line.split()
+    if len(tokens) != 5 or tokens[0].upper() != unit_id.upper():
+        raise ValueError(f"expected '<id> <current> <requested> <code> <label>', got {line!r}")
+    if not (_is_number(tokens[1]) and _is_number(tokens[2]) and tokens[3].isdigit()):
+        raise ValueError(f"expected numbers in {line!r}")
+    return SetpointReply(float(tokens[1]), float(tokens[2]), int(tokens[3]), tokens[4])
+
+
+def parse_gas_reply(line: str, *, unit_id: str) -> GasReply:
+    tokens = line.split(maxsplit=3)
+    if len(tokens) < 3 or tokens[0].upper() != unit_id.upper() or not tokens[1].isdigit():
+        raise ValueError(f"expected '<id> <number> <short> <long>', got {line!r}")
+    return GasReply(int(tokens[1]), tokens[2], tokens[3] if len(tokens) > 3 else tokens[2])
+
+
+def parse_register_reply(line: str, *, unit_id: str) -> tuple[int, int]:
+    m = _REGISTER_REPLY.match(line.strip())
+    if not m or m.group(1).upper() != unit_id.upper():
+        raise ValueError(f"expected '<id>   <register> = <value>', got {line!r}")
+    return int(m.group(2)), int(m.group(3))
+
+
+# -- the driver ------------------------------------------------------------------------------
+class AlicatMFC(FlowController):
+    """One Alicat mass-flow controller (MC series) on a link, possibly shared by several units.
+
+    ``setpoint_form`` picks the command set: ``"modern"`` (firmware 9v00+, ``ALS``/``AGS``)
+    or ``"legacy"`` (``AS``/``AG``, answered with data frames). Polls and other queries are
+    retried ``poll_attempts`` times on a timeout or garbled reply (they are harmless to
+    repeat); a setpoint is re-sent only by the caller. Every failure is an :class:`AlicatError`
+    naming this controller and the command.
+    """
+
+    def __init__(
+        self,
+        link: Link,
+        *,
+        name: str,
+        unit_id: str = "A",
+        full_scale_slpm: float,
+        clock: Clock | None = None,
+        setpoint_form: str = "modern",
+        poll_attempts: int = 3,
+        setpoint_tolerance_slpm: float | None = None,
+    ):
+        if len(unit_id) != 1 or not unit_id.isalpha():
+            raise ValueError(f"{name}: unit id must be one letter A-Z, got {unit_id!r}")
+        if setpoint_form not in ("modern", "legacy"):
+            raise ValueError(f"{name}: setpoint_form must be 'modern' or 'legacy', got {setpoint_form!r}")
+        if not full_scale_slpm > 0:
+            raise ValueError(f"{name}: full_scale_slpm must be positive, got {full_scale_slpm!r}")
+        self.link = link
+        self.name = name
+        self.unit_id = unit_id.upper()
+        self.full_scale_slpm = float(full_scale_slpm)
+        self.clock = clock or WallClock()
+        self.setpoint_form = setpoint_form
+        self.poll_attempts = poll_attempts
+        #: How far the echoed setpoint may differ from the request (the unit rounds it).
+        self.setpoint_tolerance_slpm = (
+            setpoint_tolerance_slpm if setpoint_tolerance_slpm is not None else max(0.01, 0.002 * full_scale_slpm)
+        )
+
+    # -- low level ---------------------------------------------------------------------------
+    def _exchange(
+        self,
+        command: str,
+        parse: Callable[[str], T],
+        *,
+        attempts: int = 1,
+        timeout_s: float | None = None,
+    ) -> T:
+        """Send ``<id><command>\\r``, read one CR-terminated line, reject ``?``, parse it."""
+        full = f"{self.unit_id}{command}"
+
+        def once() -> T:
+            self.link.write(full.encode("ascii") + TERMINATOR)
+            raw = self.link.read_until(TERMINATOR, timeout_s=timeout_s)
+            try:
+                text = raw.decode("ascii").strip()
+            except UnicodeDecodeError:
+                raise AlicatReplyError(self.name, full, f"non-ASCII reply {raw!r}") from None
+            if text == "?" or (text.endswith("?") and text[:-1].strip().upper() == self.unit_id):
+                raise AlicatRejected(self.name, full, f"rejected by the unit (reply {text!r})")
+            try:
+                return parse(text)
+            except ValueError as exc:
+                raise AlicatReplyError(self.name, full, f"{exc}") from None
+
+        try:
+            return with_retries(
+                once,
+                attempts=attempts,
+                link=self.link,
+                retry_on=(LinkTimeout, ProtocolError, AlicatReplyError),
+            )
+        except LinkError as exc:
+            self._resync()
+            raise AlicatLinkError(self.name, full, exc) from exc
+        except AlicatReplyError:
+            self._resync()
+            raise
+
+    def _resync(self) -> None:
+        """Drop stray input after a failure so the next reply lines up with its command."""
+        try:
+            self.link.flush_input()
+        except LinkError:
+            pass
+
+    def _frame(self, text: str) -> AlicatReading:
+        return parse_frame(text, unit_id=self.unit_id)
+
+    def _check_setpoint(self, flow_slpm: float, command: str) -> None:
+        if not (0.0 <= flow_slpm <= self.full_scale_slpm):  # also rejects NaN
+            raise AlicatRangeError(
+                self.name, command, f"setpoint {flow_slpm} SLPM outside 0-{self.full_scale_slpm:g} SLPM"
+            )
+
+    @staticmethod
+    def _format_value(value: float) -> str:
+        return f"{value:.3f}"
+
+    # -- FlowController ----------------------------------------------------------------------
+    def read(self) -> AlicatReading:
+        """Poll the data frame (retried on timeouts and garbled lines)."""
+        return self._exchange("", self._frame, attempts=self.poll_attempts)
+
+    def set_flow_slpm(self, flow_slpm: float) -> None:
+        """Set the mass-flow setpoint; the echoed setpoint is checked against the request."""
+        value = self._format_value(flow_slpm) if math.isfinite(flow_slpm) else str(flow_slpm)
+        command = f"LS {value}" if self.setpoint_form == "modern" else f"S{value}"
+        self._check_setpoint(flow_slpm, f"{self.unit_id}{command}")
+        if self.setpoint_form == "modern":
+            reply = self._exchange(command, lambda t: parse_setpoint_reply(t, unit_id=self.unit_id))
+            echoed = reply.requested
+        else:
+            echoed = self._exchange(command, self._frame).setpoint_slpm
+        if abs(echoed - flow_slpm) > self.setpoint_tolerance_slpm:
+            raise AlicatError(
+                self.name, f"{self.unit_id}{command}", f"setpoint not taken: asked {flow_slpm:g}, unit has {echoed:g}"
+            )
+
+    # -- more of the device ------------------------------------------------------------------
+    def setpoint_slpm(self) -> float:
+        """The setpoint the controller is using (``ALS`` on modern firmware, else the frame's)."""
+        if self.setpoint_form == "modern":
+            reply = self._exchange(
+                "LS", lambda t: parse_setpoint_reply(t, unit_id=self.unit_id), attempts=self.poll_attempts
+            )
+            return reply.current
+        return self.read().setpoint_slpm
+
+    def setpoint(self) -> SetpointReply:
+        """The full ``ALS`` reply (modern firmware only)."""
+        return self._exchange("LS", lambda t: parse_setpoint_reply(t, unit_id=self.unit_id), attempts=self.poll_attempts)
+
+    def set_gas(self, gas: str | int) -> None:
+        """Select the gas calibration by number or short name (``AGS n`` / legacy ``AGn``)."""
+        number = self._gas_number(gas)
+        if self.setpoint_form == "modern":
+            command = f"GS {number}"
+            reply = self._exchange(command, lambda t: parse_gas_reply(t, unit_id=self.unit_id))
+            if reply.number != number:
+                raise AlicatError(self.name, f"{self.unit_id}{command}", f"gas not taken: unit has {reply.number}")
+        else:
+            command = f"G{number}"
+            self._exchange(command, self._frame)
+
+    def gas(self) -> GasReply:
+        """The active gas (``AGS``; modern firmware)."""
+        return self._exchange("GS", lambda t: parse_gas_reply(t, unit_id=self.unit_id), attempts=self.poll_attempts)
+
+    def set_gas_by_register(self, gas: str | int) -> None:
+        """Select the gas through register 46 (``A$$W46=n``), as many field clients do."""
+        number = self._gas_number(gas)
+        value = self.write_register(REGISTER_GAS, number, dollar_form=True)
+        if value & GAS_REGISTER_MASK != number:
+            raise AlicatError(self.name, f"{self.unit_id}$$W46={number}", f"gas not taken: register 46 = {value}")
+
+    def gas_number(self) -> int:
+        """The active gas number from register 46 (low 9 bits)."""
+        return self.read_register(REGISTER_GAS, dollar_form=True) & GAS_REGISTER_MASK
+
+    def _gas_number(self, gas: str | int) -> int:
+        if isinstance(gas, int):
+            if not 0 <= gas <= 255:
+                raise AlicatRangeError(self.name, f"{self.unit_id}GS {gas}", "gas number outside 0-255")
+            return gas
+        for known, number in GAS_NUMBERS.items():
+            if known.upper() == gas.upper():
+                return number
+        raise AlicatRangeError(self.name, f"{self.unit_id}GS {gas}", f"unknown gas {gas!r} (known: {', '.join(GAS_NUMBERS)})")
+
+    def read_register(self, register: int, *, dollar_form: bool = False) -> int:
+        """Read a register (``AR<n>``, or ``A$$R<n>``)."""
+        command = f"{'$$' if dollar_form else ''}R{register}"
+        return self._exchange(command, lambda t: self._register_value(t, register), attempts=self.poll_attempts)
+
+    def write_register(self, register: int, value: int, *, dollar_form: bool = False) -> int:
+        """Write a register (``AW<n>=<v>``, or ``A$$W<n>=<v>``); returns the value read back."""
+        command = f"{'$$' if dollar_form else ''}W{register}={int(value)}"
+        return self._exchange(command, lambda t: self._register_value(t, register))
+
+    def _register_value(self, text: str, register: int) -> int:
+        reg, value = parse_register_reply(text, unit_id=self.unit_id)
+        if reg != register:
+            raise ValueError(f"reply names register {reg}, not {register}")
+        return value
+
+    def control_point(self) -> int:
+        """Register 122: what the loop controls (37 = mass flow, 36 = volumetric flow ...)."""
+        return self.read_register(REGISTER_CONTROL_POINT)
+
+    def hold_valve(self, *, closed: bool = False) -> AlicatReading:
+        """Hold the valve at its position (``AHP``) or closed (``AHC``); the frame shows HLD."""
+        return self._exchange("HC" if closed else "HP", self._frame)
+
+    def cancel_hold(self) -> AlicatReading:
+        """Resume closed-loop control (``AC``)."""
+        return self._exchange("C", self._frame)
+
+    def lock_display(self, locked: bool = True) -> AlicatReading:
+        """Lock (``AL``) or unlock (``AU``) the front panel; the frame shows LCK when locked."""
+        return self._exchange("L" if locked else "U", self._frame)
+
+    def firmware(self) -> str:
+        """``AVE`` -> the firmware version line without the unit id."""
+
+        def parse(text: str) -> str:
+            tokens = text.split(maxsplit=1)
+            if len(tokens) < 2 or tokens[0].upper() != self.unit_id:
+                raise ValueError(f"expected '<id> <version>', got {text!r}")
+            return tokens[1].strip()
+
+        return self._exchange("VE", parse, attempts=self.poll_attempts)
+
+    # -- unit id and streaming ---------------------------------------------------------------
+    def change_unit_id(self, new_id: str) -> None:
+        """``A@=B``: give the unit a new id (the unit does not answer), then poll it there."""
+        new_id = new_id.upper()
+        if len(new_id) != 1 or not new_id.isalpha():
+            raise AlicatRangeError(self.name, f"{self.unit_id}@={new_id}", "unit id must be one letter A-Z")
+        command = f"{self.unit_id}@={new_id}"
+        try:
+            self.link.write(command.encode("ascii") + TERMINATOR)
+        except LinkError as exc:
+            raise AlicatLinkError(self.name, command, exc) from exc
+        old = self.unit_id
+        self.unit_id = new_id
+        try:
+            self.read()
+        except AlicatError:
+            self.unit_id = old
+            raise
+
+    def start_streaming(self) -> None:
+        """``A@=@``: the unit sends frames (without its id) every register-91 milliseconds."""
+        command = f"{self.unit_id}@=@"
+        try:
+            self.link.write(command.encode("ascii") + TERMINATOR)
+        except LinkError as exc:
+            raise AlicatLinkError(self.name, command, exc) from exc
+
+    def read_streamed(self, *, timeout_s: float | None = None) -> AlicatReading:
+        """The next streamed frame (the first whole line that parses as a frame)."""
+        command = "<stream>"
+        for _ in range(3):
+            try:
+                raw = self.link.read_until(TERMINATOR, timeout_s=timeout_s)
+            except LinkError as exc:
+                raise AlicatLinkError(self.name, command, exc) from exc
+            try:
+                return parse_frame(raw.decode("ascii", errors="replace").strip())
+            except ValueError:
+                continue  # a line cut by the start of the stream, or noise: take the next
+        raise AlicatReplyError(self.name, command, "no streamed frame parses")
+
+    def stop_streaming(self, *, quiet_s: float = 0.2, max_lines: int = 200) -> None:
+        """``@@=A``: back to polling under our id; frames already on the wire are drained."""
+        command = f"@@={self.unit_id}"
+        try:
+            self.link.write(command.encode("ascii") + TERMINATOR)
+            for _ in range(max_lines):
+                try:
+                    self.link.read_until(TERMINATOR, timeout_s=quiet_s)
+                except LinkTimeout:
+                    break
+            self.link.flush_input()
+        except LinkError as exc:
+            raise AlicatLinkError(self.name, command, exc) from exc
+        self.read()
+
+    def close(self) -> None:
+        self.link.close()
+
+    def __repr__(self) -> str:
+        return f"AlicatMFC({self.name!r}, unit {self.unit_id}, {self.link!r})"

@@ -1,0 +1,482 @@
+"""Microscope cameras: one :class:`~castrig.devices.roles.Camera` role, four back ends.
+
+* :class:`SimCamera` — the digital twin's renderer (the rig builder passes ``render``; this
+  module never imports the simulator).
+* :class:`FolderCamera` — replays images already on disk: earlier runs, or SEM images brought
+  from elsewhere.
+* :class:`OpenCVCamera` — UVC microscope cameras (a device index) or a video file, through
+  ``opencv-python-headless`` (optional extra ``castrig[opencv]``).
+* :class:`GenICamCamera` — GenICam/GenTL machine-vision cameras through ``harvesters`` and a
+  vendor's GenTL producer (``.cti``); optional extra (``harvesters``, ``genicam``).
+
+Every frame is a 2-D greyscale array (colour sources are converted with the ITU-R BT.601 luma
+weights, as OpenCV and Pillow do), with the pixel size in µm, the exposure in ms (0.0 when the
+source does not know it, flagged by ``metadata["exposure_known"] = False``) and the
+illumination it was taken under. The illumination itself (reflected top light, transmitted
+light, a section view) is set by the rig's lamps, not by the camera: the camera records it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from castrig.devices.roles import Camera, DeviceError, Frame, Illumination
+
+
+# -- errors -----------------------------------------------------------------------------------
+class CameraError(DeviceError):
+    """Base of every camera error; names the camera and what it was doing."""
+
+
+class CameraSourceError(CameraError):
+    """The source cannot be used: missing folder, device that does not open, no producer."""
+
+
+class NoImageError(CameraError):
+    """No image matches the illumination asked for (or the replay ran out)."""
+
+
+class CameraReadError(CameraError):
+    """A frame could not be read or converted (unreadable file, grab failed, no pixel size)."""
+
+
+class CameraBackendMissing(CameraError, ImportError):
+    """The optional package a back end needs is not installed."""
+
+
+# -- helpers ----------------------------------------------------------------------------------
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def to_grey(image: np.ndarray, *, bgr: bool = False) -> np.ndarray:
+    """A 2-D greyscale view of ``image``: ``(h, w)`` as is, ``(h, w, 3|4)`` by BT.601 luma.
+
+    Integer images keep their dtype (rounded); a single-channel ``(h, w, 1)`` is squeezed.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0]
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        rgb = image[:, :, :3].astype(np.float64)
+        if bgr:
+            rgb = rgb[:, :, ::-1]
+        grey = rgb @ _LUMA
+        if np.issubdtype(image.dtype, np.integer):
+            info = np.iinfo(image.dtype)
+            return np.clip(np.rint(grey), info.min, info.max).astype(image.dtype)
+        return grey.astype(image.dtype)
+    raise ValueError(f"cannot make a 2-D greyscale image from shape {image.shape}")
+
+
+def _illumination(value: Illumination | str) -> Illumination:
+    return value if isinstance(value, Illumination) else Illumination(str(value).lower())
+
+
+# -- simulator --------------------------------------------------------------------------------
+class SimCamera(Camera):
+    """The twin's camera: ``render(illumination) -> Frame`` is given by the rig builder."""
+
+    def __init__(self, name: str, *, render: Callable[[Illumination], Frame]):
+        self.name = name
+        self._render = render
+        self.frames_taken = 0
+
+    def snap(self, illumination: Illumination) -> Frame:
+        illumination = _illumination(illumination)
+        frame = self._render(illumination)
+        command = f"snap({illumination.value})"
+        if not isinstance(frame, Frame):
+            raise CameraReadError(self.name, command, f"renderer returned {type(frame).__name__}, not a Frame")
+        if frame.illumination != illumination:
+            raise CameraReadError(
+                self.name, command, f"renderer returned a {frame.illumination.value} frame"
+            )
+        if np.asarray(frame.image).ndim != 2:
+            raise CameraReadError(self.name, command, f"renderer returned shape {np.shape(frame.image)}, not 2-D")
+        self.frames_taken += 1
+        frame.metadata.setdefault("camera", self.name)
+        frame.metadata.setdefault("backend", "sim")
+        frame.metadata.setdefault("exposure_known", True)
+        return frame
+
+
+# -- folder replay ----------------------------------------------------------------------------
+#: Image files a folder camera reads.
+IMAGE_EXTENSIONS = (".tif", ".tiff", ".png")
+
+#: Default file naming: ``<anything>_<illumination>.<tif|tiff|png>``, e.g. ``m01_reflected.tif``.
+DEFAULT_PATTERN = "*_{illumination}.*"
+
+
+class FolderCamera(Camera):
+    """Replays images from a folder, one illumination at a time, in sorted file-name order.
+
+    File naming: each illumination has a glob pattern, by default ``*_reflected.*``,
+    ``*_transmitted.*`` and ``*_section.*`` (matched case-insensitively, TIFF or PNG only).
+    Name registered pairs alike (``m01_reflected.tif`` / ``m01_transmitted.tif``) and they come
+    out together, since each illumination keeps its own cursor. The folder is listed again at
+    every snap (images may arrive while a run goes on); after the last image the replay starts
+    over (``cycle=True``) or raises :class:`NoImageError`.
+
+    Pixel size: an explicit ``pixel_size_um`` wins; else the file's own (TIFF resolution tags
+    via :func:`castrig.tiffio.read_micrograph`, PNG ``pHYs``); else :class:`CameraReadError`.
+    Exposure: the file's ``exposure_ms`` metadata, else ``exposure_ms`` given here, else 0.0.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        folder: str | Path,
+        pixel_size_um: float | None = None,
+        pattern: str = DEFAULT_PATTERN,
+        patterns: Mapping[Illumination | str, str] | None = None,
+        exposure_ms: float | None = None,
+        cycle: bool = True,
+    ):
+        self.name = name
+        self.folder = Path(folder)
+        if pixel_size_um is not None and not pixel_size_um > 0:
+            raise CameraSourceError(name, "open", f"pixel_size_um must be positive, got {pixel_size_um}")
+        self.pixel_size_um = pixel_size_um
+        self.exposure_ms = exposure_ms
+        self.cycle = cycle
+        self.patterns: dict[Illumination, str] = {
+            ill: pattern.format(illumination=ill.value) for ill in Illumination
+        }
+        for key, value in (patterns or {}).items():
+            self.patterns[_illumination(key)] = value
+        self._taken: dict[Illumination, int] = {ill: 0 for ill in Illumination}
+        if not self.folder.is_dir():
+            raise CameraSourceError(name, "open", f"image folder {str(self.folder)!r} does not exist")
+
+    def files(self, illumination: Illumination) -> list[Path]:
+        """The images that match ``illumination``, in the order they are replayed."""
+        illumination = _illumination(illumination)
+        command = f"snap({illumination.value})"
+        if not self.folder.is_dir():
+            raise CameraSourceError(self.name, command, f"image folder {str(self.folder)!r} does not exist")
+        pattern = self.patterns[illumination].lower()
+        return sorted(
+            p
+            for p in self.folder.iterdir()
+            if p.is_file()
+            and p.suffix.lower() in IMAGE_EXTENSIONS
+            and fnmatch.fnmatchcase(p.name.lower(), pattern)
+        )
+
+    def snap(self, illumination: Illumination) -> Frame:
+        illumination = _illumination(illumination)
+        command = f"snap({illumination.value})"
+        files = self.files(illumination)
+        if not files:
+            raise NoImageError(
+                self.name,
+                command,
+                f"no image matching {self.patterns[illumination]!r} ({', '.join(IMAGE_EXTENSIONS)}) in {str(self.folder)!r}",
+            )
+        taken = self._taken[illumination]
+        if taken >= len(files) and not self.cycle:
+            raise NoImageError(self.name, command, f"replay finished: all {len(files)} images were taken")
+        path = files[taken % len(files)]
+        image, file_pixel_um, file_meta = self._read(path, command)
+        pixel_size_um = self.pixel_size_um if self.pixel_size_um is not None else file_pixel_um
+        if pixel_size_um is None or not pixel_size_um > 0:
+            raise CameraReadError(
+                self.name, command, f"{path.name} carries no pixel size: give the camera pixel_size_um"
+            )
+        exposure = file_meta.get("exposure_ms", self.exposure_ms)
+        metadata: dict[str, Any] = dict(file_meta)
+        metadata.update(
+            camera=self.name,
+            backend="folder",
+            source_path=str(path),
+            replay_index=taken,
+            exposure_known=exposure is not None,
+            pixel_size_source="camera" if self.pixel_size_um is not None else "file",
+        )
+        self._taken[illumination] = taken + 1
+        return Frame(
+            image=image,
+            pixel_size_um=float(pixel_size_um),
+            exposure_ms=float(exposure) if exposure is not None else 0.0,
+            illumination=illumination,
+            metadata=metadata,
+        )
+
+    def rewind(self) -> None:
+        """Start the replay over for every illumination."""
+        self._taken = {ill: 0 for ill in Illumination}
+
+    def _read(self, path: Path, command: str) -> tuple[np.ndarray, float | None, dict[str, Any]]:
+        try:
+            if path.suffix.lower() in (".tif", ".tiff"):
+                from castrig.tiffio import read_micrograph
+
+                image, pixel_um, meta = read_micrograph(path)
+                meta = dict(meta or {})
+            else:
+                image, pixel_um, meta = _read_png(path)
+            return to_grey(np.asarray(image)), pixel_um, meta
+        except CameraError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any reader failure is an unreadable image
+            raise CameraReadError(self.name, command, f"cannot read {str(path)!r}: {exc}") from exc
+
+
+def _read_png(path: Path) -> tuple[np.ndarray, float | None, dict[str, Any]]:
+    """A PNG as an array; pixel size from its ``pHYs`` chunk (Pillow reports it as dpi)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.load()
+        dpi = img.info.get("dpi")
+        if img.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
+            img = img.convert("L")
+        image = np.array(img)
+    pixel_um = None
+    if dpi and dpi[0] and float(dpi[0]) > 0:
+        pixel_um = 25400.0 / float(dpi[0])
+    return image, pixel_um, {}
+
+
+# -- OpenCV -----------------------------------------------------------------------------------
+def _import_cv2(name: str) -> Any:
+    try:
+        import cv2
+    except ImportError as exc:
+        raise CameraBackendMissing(
+            name, "open", "OpenCV is not installed: pip install 'castrig[opencv]' (opencv-python-headless)"
+        ) from exc
+    return cv2
+
+
+class OpenCVCamera(Camera):
+    """A UVC camera (``source`` = device index) or a video file (``source`` = path).
+
+    UVC cameras do not report their pixel size: calibrate with a stage micrometer and give
+    ``pixel_size_um``. With ``exposure_ms`` the camera's exposure is fixed through
+    ``CAP_PROP_EXPOSURE`` (value ``exposure_ms * exposure_units_per_ms``: the unit is the
+    driver's, 100 µs on Linux V4L2, hence the default 10). Live cameras buffer frames: use
+    ``discard_frames`` to drop stale ones before the frame that is kept. A video file replays
+    and starts over at its end.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        source: int | str,
+        pixel_size_um: float,
+        exposure_ms: float | None = None,
+        exposure_units_per_ms: float = 10.0,
+        discard_frames: int = 0,
+    ):
+        self.name = name
+        self.source = source
+        if not pixel_size_um > 0:
+            raise CameraSourceError(name, "open", f"pixel_size_um must be positive, got {pixel_size_um}")
+        self.pixel_size_um = float(pixel_size_um)
+        self.exposure_ms = exposure_ms
+        self.discard_frames = discard_frames
+        self._cv2 = _import_cv2(name)
+        self._is_file = isinstance(source, (str, Path))
+        if self._is_file and not Path(source).exists():
+            raise CameraSourceError(name, "open", f"video file {str(source)!r} does not exist")
+        self._cap = self._cv2.VideoCapture(str(source) if self._is_file else int(source))
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise CameraSourceError(name, "open", f"OpenCV cannot open source {source!r}")
+        self.exposure_set = False
+        if exposure_ms is not None and not self._is_file:
+            self.exposure_set = bool(
+                self._cap.set(self._cv2.CAP_PROP_EXPOSURE, float(exposure_ms) * exposure_units_per_ms)
+            )
+
+    def _grab(self, command: str) -> np.ndarray:
+        ok, image = self._cap.read()
+        if not ok and self._is_file:
+            self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, 0)  # end of the file: start over
+            ok, image = self._cap.read()
+        if not ok or image is None:
+            raise CameraReadError(self.name, command, f"no frame from {self.source!r}")
+        return image
+
+    def snap(self, illumination: Illumination) -> Frame:
+        illumination = _illumination(illumination)
+        command = f"snap({illumination.value})"
+        if self._cap is None:
+            raise CameraSourceError(self.name, command, "camera is closed")
+        for _ in range(self.discard_frames):
+            self._grab(command)
+        image = self._grab(command)
+        # The index of the frame just read (after a rewind at the file's end, too).
+        position = int(self._cap.get(self._cv2.CAP_PROP_POS_FRAMES)) - 1 if self._is_file else None
+        if image.ndim == 3 and image.shape[2] in (3, 4):
+            code = self._cv2.COLOR_BGR2GRAY if image.shape[2] == 3 else self._cv2.COLOR_BGRA2GRAY
+            image = self._cv2.cvtColor(image, code)
+        image = to_grey(image)
+        return Frame(
+            image=image,
+            pixel_size_um=self.pixel_size_um,
+            exposure_ms=float(self.exposure_ms) if self.exposure_ms is not None else 0.0,
+            illumination=illumination,
+            metadata={
+                "camera": self.name,
+                "backend": "opencv",
+                "source": str(self.source),
+                "frame_index": position,
+                "exposure_known": self.exposure_ms is not None,
+            },
+        )
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+# -- GenICam ----------------------------------------------------------------------------------
+_GENICAM_CHANNELS = {
+    "Mono8": (1, False),
+    "Mono10": (1, False),
+    "Mono12": (1, False),
+    "Mono16": (1, False),
+    "RGB8": (3, False),
+    "BGR8": (3, True),
+    "RGBa8": (4, False),
+    "BGRa8": (4, True),
+}
+
+
+def _info(info: Any, attr: str) -> str | None:
+    """A device-info field; producers raise (NotAvailable) for fields they do not support."""
+    try:
+        value = getattr(info, attr)
+    except Exception:  # noqa: BLE001 - GenTL's NotAvailableException and friends
+        return None
+    return str(value) if value is not None else None
+
+
+class GenICamCamera(Camera):
+    """A GenICam camera through ``harvesters`` and a GenTL producer file (``.cti``).
+
+    ``device`` picks the camera: its index in the producer's list, or a string matched against
+    serial number, id, model or user-defined name. Exposure, when given, is written to the SFNC
+    ``ExposureTime`` node (µs) if the camera has one and read back into each frame. Each snap
+    starts acquisition, fetches one buffer (``timeout_s``) and stops, so a frame is never stale.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        cti: str | Path | list[str | Path],
+        pixel_size_um: float,
+        device: int | str = 0,
+        exposure_ms: float | None = None,
+        pixel_format: str | None = None,
+        timeout_s: float = 2.0,
+    ):
+        self.name = name
+        if not pixel_size_um > 0:
+            raise CameraSourceError(name, "open", f"pixel_size_um must be positive, got {pixel_size_um}")
+        self.pixel_size_um = float(pixel_size_um)
+        self.timeout_s = timeout_s
+        try:
+            from harvesters.core import Harvester
+        except ImportError as exc:
+            raise CameraBackendMissing(name, "open", "GenICam needs: pip install harvesters genicam") from exc
+        self._h = Harvester()
+        self._ia: Any = None
+        try:
+            for path in cti if isinstance(cti, list) else [cti]:
+                if not Path(path).is_file():
+                    raise CameraSourceError(name, "open", f"GenTL producer {str(path)!r} does not exist")
+                self._h.add_file(str(path))
+            self._h.update()
+            infos = list(self._h.device_info_list)
+            index = self._select(infos, device)
+            self._ia = self._h.create(index)
+            nodes = self._ia.remote_device.node_map
+            if pixel_format is not None:
+                nodes.PixelFormat.value = pixel_format
+            self.exposure_ms = exposure_ms
+            if exposure_ms is not None and nodes.has_node("ExposureTime"):
+                nodes.ExposureTime.value = float(exposure_ms) * 1000.0
+        except CameraError:
+            self.close()
+            raise
+        except Exception as exc:  # noqa: BLE001 - GenTL raises its own exception family
+            self.close()
+            raise CameraSourceError(name, "open", f"{type(exc).__name__}: {exc}") from exc
+
+    def _select(self, infos: list[Any], device: int | str) -> int:
+        if not infos:
+            raise CameraSourceError(self.name, "open", "the GenTL producer lists no camera")
+        if isinstance(device, int):
+            if not 0 <= device < len(infos):
+                raise CameraSourceError(self.name, "open", f"no camera #{device} ({len(infos)} found)")
+            return device
+        for i, info in enumerate(infos):
+            keys = [_info(info, attr) for attr in ("serial_number", "id_", "model", "user_defined_name")]
+            if device in keys:
+                return i
+        found = ", ".join(f"{_info(i, 'id_')} (serial {_info(i, 'serial_number')})" for i in infos)
+        raise CameraSourceError(self.name, "open", f"no camera {device!r}; found {found}")
+
+    def _exposure_now(self) -> float | None:
+        nodes = self._ia.remote_device.node_map
+        if nodes.has_node("ExposureTime"):
+            return float(nodes.ExposureTime.value) / 1000.0
+        return self.exposure_ms
+
+    def snap(self, illumination: Illumination) -> Frame:
+        illumination = _illumination(illumination)
+        command = f"snap({illumination.value})"
+        if self._ia is None:
+            raise CameraSourceError(self.name, command, "camera is closed")
+        try:
+            self._ia.start()
+            try:
+                with self._ia.fetch(timeout=self.timeout_s) as buffer:
+                    component = buffer.payload.components[0]
+                    fmt = str(component.data_format)
+                    width, height = int(component.width), int(component.height)
+                    data = np.array(component.data, copy=True)
+            finally:
+                self._ia.stop()
+        except Exception as exc:  # noqa: BLE001 - timeouts and GenTL errors alike
+            raise CameraReadError(self.name, command, f"{type(exc).__name__}: {exc}") from exc
+        if fmt not in _GENICAM_CHANNELS:
+            raise CameraReadError(self.name, command, f"pixel format {fmt} not supported")
+        channels, bgr = _GENICAM_CHANNELS[fmt]
+        image = data.reshape(height, width, channels) if channels > 1 else data.reshape(height, width)
+        exposure = self._exposure_now()
+        return Frame(
+            image=to_grey(image, bgr=bgr),
+            pixel_size_um=self.pixel_size_um,
+            exposure_ms=exposure if exposure is not None else 0.0,
+            illumination=illumination,
+            metadata={
+                "camera": self.name,
+                "backend": "genicam",
+                "pixel_format": fmt,
+                "exposure_known": exposure is not None,
+            },
+        )
+
+    def close(self) -> None:
+        if self._ia is not None:
+            try:
+                self._ia.destroy()
+            finally:
+                self._ia = None
+        self._h.reset()

@@ -1,0 +1,442 @@
+"""Driver for New Era NE-1000 family syringe pumps (RS-232, basic and safe mode, daisy chain).
+
+Protocol (NE-1000 user manual, publication #1200-01, RS-232 chapter):
+
+* basic mode: ``[addr]<cmd>[args]<CR>`` → ``STX aa s [data] ETX`` (no CR/LF);
+* safe mode: ``STX len data CRC-hi CRC-lo ETX``, ``len`` = data + 4, CRC-CCITT with initial 0
+  over the data; replies framed alike; alarms arrive unprompted; the host must send a valid packet
+  at least every ``n`` s (``SAF n``) or the pump stops with alarm ``T``;
+* ``s`` is the prompt (``I W S P T U X``) or an alarm ``A?R|S|T|E|O``; errors ``?``, ``?NA``,
+  ``?OOR``, ``?COM``, ``?IGN`` follow the prompt;
+* an alarm is acknowledged by the reply that reports it, and that command is not executed.
+
+The driver reads both framings whatever mode it believes the pump is in (the second byte tells:
+an address digit for basic, a length byte for safe), so a pump left in safe mode by a crashed
+host is recovered by :meth:`NE1000Pump.connect`.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from typing import Callable, TypeVar
+
+from castrig.clock import Clock
+from castrig.devices.roles import DeviceError, Dispensed, PumpState, SyringePump
+from castrig.links import Link, LinkError, ProtocolError, with_retries
+
+T = TypeVar("T")
+
+STX = 0x02
+ETX = 0x03
+
+#: Rate units the pump knows, with the factor to mL/min.
+RATE_UNITS: dict[str, float] = {"MM": 1.0, "MH": 1.0 / 60.0, "UM": 1e-3, "UH": 1.0 / 60000.0}
+#: Volume units, with the factor to mL.
+VOLUME_UNITS: dict[str, float] = {"ML": 1.0, "UL": 1e-3}
+#: Diameters at or below this use µL as default volume units (manual: 14.00 mm).
+UL_DIAMETER_LIMIT_MM = 14.0
+
+ALARM_KINDS: dict[str, str] = {
+    "R": "pump reset (power was interrupted)",
+    "S": "motor stalled",
+    "T": "safe-mode communications time-out",
+    "E": "pumping program error",
+    "O": "pumping program phase out of range",
+}
+ERROR_CODES: dict[str, str] = {
+    "": "command not recognised",
+    "NA": "command not applicable now",
+    "OOR": "command data out of range",
+    "COM": "invalid communications packet",
+    "IGN": "command ignored (simultaneous phase start)",
+}
+
+_REPLY = re.compile(r"^(\d\d)(?:A\?([A-Z])|([IWSPTUX])(.*))$", re.DOTALL)
+_DIS = re.compile(r"^I(\d*\.?\d*)W(\d*\.?\d*)(UL|ML)$")
+_VALUE_UNITS = re.compile(r"^(\d*\.?\d*)([A-Z]{2})$")
+
+
+class PumpError(DeviceError):
+    """An NE-1000 answered with an error or an alarm."""
+
+
+class PumpAlarm(PumpError):
+    """The pump reports an alarm (``A?<kind>``); reporting it acknowledged it."""
+
+    def __init__(self, device: str, command: str, kind: str):
+        self.kind = kind
+        super().__init__(device, command, f"alarm {kind}: {ALARM_KINDS.get(kind, 'unknown alarm')}")
+
+
+class PumpCommandError(PumpError):
+    """The pump rejected a command (``?``, ``?NA``, ``?OOR``, ``?COM``, ``?IGN``)."""
+
+    def __init__(self, device: str, command: str, code: str):
+        self.code = code
+        super().__init__(device, command, f"error ?{code}: {ERROR_CODES.get(code, 'unknown error')}")
+
+
+def crc16(data: bytes) -> int:
+    """CRC-CCITT, initial value 0 (the manual's safe-mode checksum)."""
+    return binascii.crc_hqx(data, 0)
+
+
+def safe_packet(data: bytes) -> bytes:
+    return bytes([STX, len(data) + 4]) + data + crc16(data).to_bytes(2, "big") + bytes([ETX])
+
+
+def format_number(value: float) -> str:
+    """The manual's ``<float>``: at most 4 digits, at most 3 decimals, always a decimal point."""
+    if value < 0:
+        raise ValueError(f"negative value {value}")
+    if value >= 9999.5:
+        raise ValueError(f"{value} does not fit the pump's 4 digits")
+    if value < 9.9995:
+        return f"{value:.3f}"
+    if value < 99.995:
+        return f"{value:.2f}"
+    if value < 999.95:
+        return f"{value:.1f}"
+    return f"{value:.0f}."
+
+
+def best_units(value_base: float, units: dict[str, float]) -> tuple[str, float]:
+    """The first units (in the given order of preference) that show 4 significant digits.
+
+    A value in [1, 9999.5) prints with 4 significant digits; if no units give that, the units
+    giving the largest value that still fits are used.
+    """
+    fitting = [(name, value_base / f) for name, f in units.items() if value_base / f < 9999.5]
+    if not fitting:
+        raise ValueError(f"{value_base} does not fit the pump's 4 digits in any units")
+    for name, v in fitting:
+        if v >= 1.0:
+            return name, v
+    return max(fitting, key=lambda item: item[1])
+
+
+class NE1000Pump(SyringePump):
+    """An NE-1000 family pump on a link, alone or at ``address`` on a daisy chain.
+
+    Call :meth:`connect` once after opening: it acknowledges the power-up reset alarm, puts
+    the pump in the mode asked for (``safe_mode_s``) and reads the firmware version. In safe mode
+    the runner must call :meth:`keepalive` more often than every ``safe_mode_s`` seconds.
+    """
+
+    def __init__(
+        self,
+        link: Link,
+        *,
+        name: str,
+        address: int | None = None,
+        clock: Clock,
+        safe_mode_s: int | None = None,
+        retries: int = 3,
+    ):
+        if address is not None and not 0 <= address <= 99:
+            raise ValueError(f"{name}: address {address} not in 0..99")
+        if safe_mode_s is not None and not 0 <= safe_mode_s <= 255:
+            raise ValueError(f"{name}: safe_mode_s {safe_mode_s} not in 0..255")
+        self.link = link
+        self.name = name
+        self.address = address
+        self.clock = clock
+        self.safe_mode_s = safe_mode_s or 0
+        self.retries = retries
+        #: Whether the driver frames commands as safe-mode packets.
+        self.safe = False
+        self.firmware: str | None = None
+        self.last_state: PumpState | None = None
+        #: Most recent alarm kind seen (in a reply or unprompted), for logs and the runner.
+        self.last_alarm: str | None = None
+        #: Alarms acknowledged by :meth:`connect` (power-up ``R``, a stale ``T`` ...).
+        self.connect_alarms: list[str] = []
+        #: Alarm packets the pump sent unprompted (safe mode), oldest first.
+        self.unsolicited_alarms: list[str] = []
+        self._diameter_mm: float | None = None
+        self._rate_units: str | None = None
+
+    # -- connection and modes --------------------------------------------------------------
+    def connect(self) -> None:
+        """Acknowledge pending alarms (power-up ``A?R``), set the mode, read the version."""
+        self._guard("connect", self.link.flush_input)
+        self.connect_alarms.clear()
+        for _ in range(4):
+            try:
+                self._command("SAF0", framing="safe")
+                break
+            except PumpAlarm as alarm:  # acknowledged now; the SAF0 itself was not executed
+                self.connect_alarms.append(alarm.kind)
+        else:
+            raise PumpError(self.name, "SAF0", f"alarms kept coming on connect: {self.connect_alarms}")
+        self.safe = False
+        if self.safe_mode_s:
+            self.enter_safe_mode(self.safe_mode_s)
+        self.firmware = self.version()
+
+    def enter_safe_mode(self, timeout_s: int) -> None:
+        """Switch to safe mode with a ``timeout_s`` watchdog (1..255 s)."""
+        if not 1 <= timeout_s <= 255:
+            raise ValueError(f"{self.name}: safe-mode time-out {timeout_s} not in 1..255 s")
+        self._command(f"SAF{timeout_s}", framing="safe")
+        self.safe = True
+        self.safe_mode_s = timeout_s
+
+    def leave_safe_mode(self) -> None:
+        """Back to basic mode (the manual's ``SAF0`` packet, answered in basic framing)."""
+        self._command("SAF0", framing="safe")
+        self.safe = False
+        self.safe_mode_s = 0
+
+    def keepalive(self) -> PumpState:
+        """A status query: in safe mode it restarts the pump's communications watchdog."""
+        return self.state()
+
+    def close(self) -> None:
+        self.link.close()
+
+    # -- SyringePump -----------------------------------------------------------------------
+    def set_diameter_mm(self, diameter_mm: float) -> None:
+        self._command(f"DIA{format_number(diameter_mm)}")
+        self._diameter_mm = float(format_number(diameter_mm))
+
+    def set_rate_ml_min(self, rate_ml_min: float) -> None:
+        """Set the rate, in the units that keep 4 significant digits (current ones while pumping)."""
+        if rate_ml_min <= 0:
+            raise ValueError(f"{self.name}: rate must be positive, got {rate_ml_min}")
+        if self.last_state is not None and self.last_state.moving:
+            units = self._rate_units or self._query_rate()[1]
+            value = rate_ml_min / RATE_UNITS[units]
+        else:
+            units, value = best_units(rate_ml_min, RATE_UNITS)
+        self._command(f"RAT{format_number(value)}{units}")
+        self._rate_units = units
+
+    def set_volume_ml(self, volume_ml: float) -> None:
+        """Volume target (0 = pump continuously); µL for syringes ≤ 14.00 mm, else mL."""
+        if volume_ml < 0:
+            raise ValueError(f"{self.name}: volume must be >= 0, got {volume_ml}")
+        diameter = self._diameter_mm if self._diameter_mm is not None else self.diameter_mm()
+        units = "UL" if diameter <= UL_DIAMETER_LIMIT_MM else "ML"
+        value = volume_ml / VOLUME_UNITS[units]
+        if value >= 9999.5:
+            units, value = best_units(volume_ml, VOLUME_UNITS)
+        self._command(f"VOL{units}")
+        self._command(f"VOL{format_number(value)}")
+
+    def set_direction(self, infuse: bool) -> None:
+        self._command("DIRINF" if infuse else "DIRWDR")
+
+    def start(self) -> None:
+        """``RUN``: never retried, a lost reply must not start the pump twice."""
+        self._command("RUN")
+
+    def stop(self) -> None:
+        """Stop the program: ``STP`` pauses a running pump, a second ``STP`` stops it.
+
+        Part of the safe state, so a pending alarm does not prevent it: the alarm reply
+        acknowledges the alarm (kept in :attr:`last_alarm`) and ``STP`` is sent again.
+        """
+        for _ in range(4):
+            try:
+                state, _ = self._command("STP")
+            except PumpAlarm:
+                continue
+            if state is PumpState.PAUSED:
+                continue
+            return
+        raise PumpError(self.name, "STP", f"pump did not reach the stopped state (last alarm {self.last_alarm})")
+
+    def pause(self) -> None:
+        """One ``STP``: a running program pauses (``P``) and :meth:`start` resumes it."""
+        self._command("STP")
+
+    def purge(self) -> None:
+        """Run at the maximum rate in the set direction until stopped."""
+        self._command("PUR")
+
+    def state(self) -> PumpState:
+        return self._query("")[0]
+
+    def dispensed(self) -> Dispensed:
+        _, data = self._query("DIS")
+        m = _DIS.match(data)
+        if not m:
+            raise self._bad_reply("DIS", data)
+        f = VOLUME_UNITS[m.group(3)]
+        return Dispensed(infused_ml=float(m.group(1)) * f, withdrawn_ml=float(m.group(2)) * f)
+
+    def clear_dispensed(self) -> None:
+        self._command("CLDINF")
+        self._command("CLDWDR")
+
+    # -- queries ---------------------------------------------------------------------------
+    def diameter_mm(self) -> float:
+        _, data = self._query("DIA")
+        self._diameter_mm = self._float("DIA", data)
+        return self._diameter_mm
+
+    def rate_ml_min(self) -> float:
+        value, units = self._query_rate()
+        return value * RATE_UNITS[units]
+
+    def volume_ml(self) -> float:
+        _, data = self._query("VOL")
+        value, units = self._value_units("VOL", data, VOLUME_UNITS)
+        return value * VOLUME_UNITS[units]
+
+    def direction(self) -> str:
+        """``INF``, ``WDR`` (or ``STK``, sticky direction, if set at the keypad)."""
+        _, data = self._query("DIR")
+        if data not in ("INF", "WDR", "STK"):
+            raise self._bad_reply("DIR", data)
+        return data
+
+    def version(self) -> str:
+        """Firmware, e.g. ``NE1000V3.928``."""
+        _, data = self._query("VER")
+        if not re.match(r"^NE\d+V\d+\.\d+", data):
+            raise self._bad_reply("VER", data)
+        return data
+
+    def safe_mode_timeout_s(self) -> int:
+        _, data = self._query("SAF")
+        if not data.isdigit():
+            raise self._bad_reply("SAF", data)
+        return int(data)
+
+    def _query_rate(self) -> tuple[float, str]:
+        _, data = self._query("RAT")
+        value, units = self._value_units("RAT", data, RATE_UNITS)
+        self._rate_units = units
+        return value, units
+
+    # -- exchange --------------------------------------------------------------------------
+    def _query(self, command: str) -> tuple[PumpState, str]:
+        """A query: repeatable, so link timeouts and bad frames are retried a bounded number of times."""
+        return self._guard(
+            command,
+            lambda: with_retries(lambda: self._exchange(command, None), attempts=self.retries, link=self.link),
+        )
+
+    def _command(self, command: str, *, framing: str | None = None) -> tuple[PumpState, str]:
+        """A set or an action: sent once."""
+        return self._guard(command, lambda: self._exchange(command, framing))
+
+    def _guard(self, command: str, action: Callable[[], T]) -> T:
+        """Re-raise link errors with the pump's name and the command in the message."""
+        try:
+            return action()
+        except LinkError as exc:
+            prefix = f"{exc.resource}: "
+            detail = str(exc)[len(prefix) :] if str(exc).startswith(prefix) else str(exc)
+            if detail.startswith(f"{self.name}: "):
+                raise
+            raise type(exc)(exc.resource, f"{self.name}: {command!r}: {detail}") from exc
+
+    def _frame(self, command: str, framing: str | None) -> bytes:
+        data = (("" if self.address is None else str(self.address)) + command).encode("ascii")
+        if (framing or ("safe" if self.safe else "basic")) == "safe":
+            return safe_packet(data)
+        return data + b"\r"
+
+    def _exchange(self, command: str, framing: str | None) -> tuple[PumpState, str]:
+        self._drain_unsolicited()
+        self.link.write(self._frame(command, framing))
+        text = self._read_frame()
+        return self._parse(command, text)
+
+    def _drain_unsolicited(self) -> None:
+        """Collect alarm packets the pump sent unprompted (and stale replies) before a command."""
+        pending = self.link.read_available()
+        while pending:
+            if pending[0] != STX:
+                pending = pending[1:]
+                continue
+            text, rest = self._split_frame(pending)
+            if text is None:
+                break
+            m = _REPLY.match(text)
+            if m and m.group(2) and int(m.group(1)) == (self.address or 0):
+                self.unsolicited_alarms.append(m.group(2))
+                self.last_alarm = m.group(2)
+            pending = rest
+
+    @staticmethod
+    def _split_frame(buf: bytes) -> tuple[str | None, bytes]:
+        """One whole frame from the front of ``buf`` (starting at STX), or ``None`` if cut."""
+        if len(buf) < 2:
+            return None, buf
+        if 0x30 <= buf[1] <= 0x39:
+            end = buf.find(bytes([ETX]))
+            if end < 0:
+                return None, buf
+            return buf[1:end].decode("ascii", "replace"), buf[end + 1 :]
+        length = buf[1]
+        if len(buf) < 1 + length:
+            return None, buf
+        return buf[2 : length - 2].decode("ascii", "replace"), buf[1 + length :]
+
+    def _read_frame(self) -> str:
+        first = self.link.read_exactly(1)
+        if first[0] != STX:
+            junk = first + self.link.read_available()
+            raise ProtocolError(self.link.resource, f"reply does not start with STX: {junk[:32]!r}")
+        second = self.link.read_exactly(1)
+        if 0x30 <= second[0] <= 0x39:  # basic: an address digit follows STX
+            body = second + self.link.read_until(bytes([ETX]), max_bytes=256)
+            return body[:-1].decode("ascii", "replace")
+        length = second[0]
+        if length < 4:
+            raise ProtocolError(self.link.resource, f"safe-mode length byte {length} < 4")
+        rest = self.link.read_exactly(length - 1)
+        data, crc, end = rest[:-3], rest[-3:-1], rest[-1]
+        if end != ETX:
+            raise ProtocolError(self.link.resource, f"safe-mode packet does not end with ETX: {rest!r}")
+        if int.from_bytes(crc, "big") != crc16(data):
+            raise ProtocolError(self.link.resource, f"safe-mode reply CRC mismatch: {rest!r}")
+        return data.decode("ascii", "replace")
+
+    def _parse(self, command: str, text: str) -> tuple[PumpState, str]:
+        m = _REPLY.match(text)
+        if not m:
+            raise ProtocolError(self.link.resource, f"unparseable reply {text!r}")
+        if int(m.group(1)) != (self.address or 0):
+            raise ProtocolError(self.link.resource, f"reply from address {m.group(1)}, expected {self.address or 0}")
+        if m.group(2):
+            self.last_alarm = m.group(2)
+            self.last_state = PumpState.STOPPED
+            raise PumpAlarm(self.name, command, m.group(2))
+        state = PumpState(m.group(3))
+        self.last_state = state
+        data = m.group(4)
+        if data.startswith("?"):
+            raise PumpCommandError(self.name, command, data[1:])
+        return state, data
+
+    # -- reply fields ----------------------------------------------------------------------
+    def _bad_reply(self, command: str, data: str) -> ProtocolError:
+        return ProtocolError(self.link.resource, f"{self.name}: {command!r}: unexpected data {data!r}")
+
+    def _float(self, command: str, data: str) -> float:
+        try:
+            return float(data)
+        except ValueError:
+            raise self._bad_reply(command, data) from None
+
+    def _value_units(self, command: str, data: str, units: dict[str, float]) -> tuple[float, str]:
+        m = _VALUE_UNITS.match(data)
+        if not m or m.group(2) not in units:
+            raise self._bad_reply(command, data)
+        return self._float(command, m.group(1)), m.group(2)
+
+
+__all__ = [
+    "NE1000Pump",
+    "PumpAlarm",
+    "PumpCommandError",
+    "PumpError",
+    "format_number",
+    "best_units",
+]

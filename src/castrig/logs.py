@@ -1,0 +1,44 @@
+"""Logs through structlog: JSON lines in the run folder for machines, a short line for people."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50, "exception": 40}
+
+
+class RunLog:
+    """Open for the length of a run; ``logger`` is a bound structlog logger."""
+
+    def __init__(self, run_dir: Path | None, *, console: TextIO | None = sys.stderr, console_level: str = "warning", clock_epoch: Any = None):
+        self._file = open(run_dir / "log.jsonl", "a", encoding="utf-8", buffering=1) if run_dir is not None else None
+        self._console = console
+        self._console_level = _LEVELS[console_level]
+        self._json = structlog.processors.JSONRenderer(sort_keys=True)
+        self._human = structlog.dev.ConsoleRenderer(colors=False)
+        self.logger = structlog.wrap_logger(
+            None,
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True, key="wall_utc"),
+                structlog.processors.format_exc_info,
+                self._emit,
+            ],
+        )
+
+    def _emit(self, logger: Any, method: str, event: dict[str, Any]) -> str:
+        if self._file is not None:
+            self._file.write(self._json(logger, method, dict(event)) + "\n")
+        if self._console is not None and _LEVELS.get(method, 20) >= self._console_level:
+            self._console.write(self._human(logger, method, dict(event)) + "\n")
+        raise structlog.DropEvent
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -1,0 +1,510 @@
+"""The runner: an explicit state machine that takes a recipe through the rig's devices.
+
+States: ``ready → running(step i) ⇄ paused → done | aborted | faulted | interrupted``.
+Every step start and end is an event and a journal entry; every reading is a sample, written
+the moment it is taken. Whatever happens — completion, an interlock, a device error, an
+exception, Ctrl-C, SIGTERM — the rig is brought to the safe state and that state is read back.
+
+The runner waits only through the rig's clock: on the twin an 8-hour recipe takes seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from castrig.control.interlocks import InterlockTripped, Monitor, Trip
+from castrig.control.rh_loop import ChamberRhLoop, LoopGains, MfcRhLoop
+from castrig.control.safety import SafeStateReport, make_safe
+from castrig.devices.roles import DeviceError, Illumination, PumpState, SyringePump
+from castrig.errors import CastrigError
+from castrig.links import LinkError
+from castrig.recipe import model as m
+from castrig.rig.build import Rig
+from castrig.store import RunRecorder
+
+EXIT_CODES = {"completed": 0, "aborted": 3, "faulted": 3, "not_resumable": 3, "interrupted": 130}
+
+#: Steps that cannot simply be repeated after a crash once they have started.
+_ONE_SHOT = (m.PrewetStep, m.CastStep, m.EvaporateStep)
+
+
+class RunAborted(Exception):
+    """Stop the run now and go to the safe state."""
+
+    def __init__(self, outcome: str, reason: str):
+        self.outcome = outcome
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass
+class RunResult:
+    outcome: str
+    reason: str | None = None
+    safe: SafeStateReport | None = None
+    verdict: dict[str, Any] | None = None
+    run_dir: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.outcome, 3)
+
+
+@dataclass
+class Status:
+    """What a progress display shows (updated every tick)."""
+
+    step_index: int = -1
+    step_name: str = ""
+    state: str = "ready"
+    t_s: float = 0.0
+    step_elapsed_s: float = 0.0
+    step_duration_s: float | None = None
+    rh_pct: float | None = None
+    setpoint_rh_pct: float | None = None
+    wet_fraction: float | None = None
+    flows_slpm: dict[str, float] = field(default_factory=dict)
+    pumps_ml: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+
+
+def _describe(step: Any) -> str:
+    d = step.model_dump(exclude={"type", "label"}, exclude_none=True)
+    args = ", ".join(f"{k}={v}" for k, v in d.items())
+    return f"{step.type}({args})" if not step.label else f"{step.label}: {step.type}({args})"
+
+
+class Runner:
+    def __init__(
+        self,
+        recipe: m.Recipe,
+        rig: Rig,
+        recorder: RunRecorder,
+        *,
+        t_offset_s: float = 0.0,
+        on_status: Callable[[Status], None] | None = None,
+        prompt: Callable[[Callable[[], None]], str] | None = None,
+        log: Any = None,
+    ):
+        self.recipe = recipe
+        self.rig = rig
+        self.rec = recorder
+        self.clock = rig.clock
+        self.cfg = rig.profile.control
+        self.origin = self.clock.now() - t_offset_s
+        self.on_status = on_status
+        self.prompt = prompt or (lambda keep_alive: "abort")
+        self.log = log or structlog.get_logger("castrig.runner")
+        self.status = Status()
+        self.loop = self._make_loop()
+        self._pause_requested = False
+        self._abort_reason: str | None = None
+        self._last_good_rh_t: float | None = None
+        self._last_rh: float | None = None
+        self._next_sample = 0.0
+        self._next_keepalive = 0.0
+        self._monitors = {
+            "mfc_following": Monitor("mfc_following", "abort", for_s=30.0),
+            "rh_band": Monitor("rh_band", "abort", for_s=0.0),
+            "rh_band_hold": Monitor("rh_band_hold", "hold", for_s=0.0, clear_for_s=30.0),
+        }
+        self._holding = False
+        self._in_pause = False
+        self._capture_names: list[list[dict[str, str]]] = []
+
+    # -- time, events, samples --------------------------------------------------------------
+    def t(self) -> float:
+        return round(self.clock.now() - self.origin, 6)
+
+    def event(self, kind: str, source: str, message: str, data: dict[str, Any] | None = None) -> None:
+        self.rec.add_event(self.t(), kind, source, message, data)
+        self.log.info(message, kind=kind, source=source, t_s=self.t(), **(data or {}))
+
+    def _make_loop(self) -> MfcRhLoop | ChamberRhLoop | None:
+        rig, c = self.rig, self.cfg
+        if rig.dry_mfc is not None and rig.wet_mfc is not None:
+            sim = rig.profile.sim
+            gains = LoopGains(
+                c.kp, c.ki, c.kd, c.total_flow_slpm, c.wet_fraction_min, c.wet_fraction_max,
+                dry_line_rh_pct=sim.dry_line_rh_pct, wet_line_rh_pct=sim.bubbler_rh_pct,
+            )
+            return MfcRhLoop(gains, self.clock, rig.dry_mfc, rig.wet_mfc)
+        if rig.chamber is not None:
+            return ChamberRhLoop(self.clock, rig.chamber)
+        return None
+
+    # -- requests from signal handlers (set flags only: acted on at the next safe point) ---------
+    def request_pause(self) -> None:
+        self._pause_requested = True
+
+    def request_abort(self, reason: str) -> None:
+        self._abort_reason = reason
+
+    # -- the whole run --------------------------------------------------------------------------
+    def run(self, start_step: int = 0, *, resume_note: str | None = None) -> RunResult:
+        steps = self.recipe.steps
+        result = RunResult("completed")
+        self.status.state = "running"
+        self._last_good_rh_t = self.clock.now()
+        try:
+            if resume_note:
+                self.event("resume", "runner", resume_note, {"start_step": start_step})
+            else:
+                self.event("run_start", "runner", f"recipe {self.recipe.name}: {len(steps)} steps", {"steps": len(steps)})
+            for i in range(start_step, len(steps)):
+                step = steps[i]
+                self.status.step_index, self.status.step_name = i, step.type
+                self.rec.add_journal(self.t(), i, "started", {"type": step.type})
+                self.event("step_start", "runner", f"step {i}: {_describe(step)}", {"step": i, "type": step.type})
+                data = self._execute(i, step) or {}
+                self.rec.add_journal(self.t(), i, "done", data)
+                self.event("step_end", "runner", f"step {i} done", {"step": i, "type": step.type})
+            result.verdict = self._verdict
+        except RunAborted as exc:
+            result = RunResult(exc.outcome, exc.reason)
+        except InterlockTripped as exc:
+            result = RunResult("aborted", str(exc))
+        except KeyboardInterrupt:
+            result = RunResult("interrupted", "interrupted by the operator (Ctrl-C twice)")
+        except (CastrigError, OSError) as exc:
+            result = RunResult("faulted", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug must still leave the rig safe and the run readable
+            result = RunResult("faulted", f"internal error {type(exc).__name__}: {exc}")
+            self.log.exception("internal error")
+        finally:
+            result.safe = self._safe_state(result)
+        self.status.state = result.outcome
+        return result
+
+    _verdict: dict[str, Any] | None = None
+
+    def _safe_state(self, result: RunResult) -> SafeStateReport:
+        if self.loop is not None:
+            self.loop.stop()
+        report = make_safe(
+            pumps=self.rig.pumps(),
+            dry_mfc=self.rig.dry_mfc,
+            wet_mfc=self.rig.wet_mfc,
+            chamber=self.rig.chamber,
+            purge_flow_slpm=self.cfg.purge_flow_slpm,
+        )
+        if result.outcome != "completed":
+            self._record_safely("run_end", "runner", f"{result.outcome}: {result.reason}", {"outcome": result.outcome})
+        self._record_safely("safe_state", "control", report.summary(), report.to_dict())
+        if not report.safe and result.outcome == "completed":
+            result.outcome, result.reason = "faulted", report.summary()
+        return report
+
+    def _record_safely(self, kind: str, source: str, message: str, data: dict[str, Any]) -> None:
+        try:
+            self.event(kind, source, message, data)
+        except Exception:  # noqa: BLE001 - the store failing must not stop the safe state
+            self.log.error(message, kind=kind)
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _execute(self, i: int, step: Any) -> dict[str, Any] | None:
+        handler = getattr(self, f"_step_{step.type}")
+        return handler(i, step)
+
+    def _step_wait(self, i: int, step: m.WaitStep) -> None:
+        self._hold(step.duration_s, hold_band=self.loop is not None and self.loop.active)
+
+    def _step_purge(self, i: int, step: m.PurgeStep) -> None:
+        self._purge(step.flow_slpm or self.cfg.purge_flow_slpm)
+        self._hold(step.duration_s)
+
+    def _purge(self, flow_slpm: float) -> None:
+        if self.loop is not None:
+            self.loop.stop()
+        if self.rig.wet_mfc is not None and self.rig.dry_mfc is not None:
+            self.rig.wet_mfc.set_flow_slpm(0.0)
+            self.rig.dry_mfc.set_flow_slpm(flow_slpm)
+        elif self.rig.chamber is not None:
+            self.rig.chamber.set_humidifier(False)
+        self.event("setpoint", "control", f"purge: dry air {flow_slpm:g} slpm, wet air off", {"purge_flow_slpm": flow_slpm})
+
+    def _set_rh(self, rh_pct: float, ramp: float | None = None) -> None:
+        if self.loop is None:
+            raise RunAborted("faulted", "the profile has no humidity control (MFC pair or chamber)")
+        self.loop.set_setpoint(rh_pct, ramp, measured_rh_pct=self._last_rh)
+        self._monitors["rh_band_hold"].reset()
+        self.event("setpoint", "control", f"RH setpoint {rh_pct:g} %RH" + (f" ramp {ramp:g} %RH/min" if ramp else ""),
+                   {"setpoint_rh_pct": rh_pct, "ramp_rh_pct_per_min": ramp})
+
+    def _step_condition(self, i: int, step: m.ConditionStep) -> dict[str, Any]:
+        self._set_rh(step.setpoint_rh_pct, step.ramp_rh_pct_per_min)
+        t_start = self.t()
+        state = {"since": None}
+
+        def settled() -> bool:
+            sp = self.loop.current_setpoint() if self.loop else None
+            if self._last_rh is None or sp is None or sp != step.setpoint_rh_pct:
+                state["since"] = None
+                return False
+            if abs(self._last_rh - sp) <= step.band_rh_pct:
+                if state["since"] is None:
+                    state["since"] = self.t()
+                return self.t() - state["since"] >= step.stable_for_s
+            state["since"] = None
+            return False
+
+        if not self._hold(step.timeout_s, until=settled):
+            raise RunAborted("faulted", f"step {i} condition: RH did not settle within ±{step.band_rh_pct:g} %RH of "
+                                        f"{step.setpoint_rh_pct:g} %RH in {step.timeout_s:g} s (last {self._last_rh})")
+        return {"settled_after_s": self.t() - t_start}
+
+    def _pump_step(self, i: int, pump: SyringePump | None, role: str, volume_ml: float, rate_ml_min: float) -> dict[str, Any]:
+        if pump is None:
+            raise RunAborted("faulted", f"step {i}: the profile has no {role}")
+        pump.dispense(volume_ml, rate_ml_min)
+        self.event("pump", role, f"{role}: dispensing {volume_ml:g} mL at {rate_ml_min:g} mL/min",
+                   {"volume_ml": volume_ml, "rate_ml_min": rate_ml_min})
+        expected = 60.0 * volume_ml / rate_ml_min
+        done = self._hold(expected * 1.5 + 30.0, until=lambda: not self._pump_state(pump).moving)
+        dispensed = pump.dispensed().infused_ml
+        if not done:
+            pump.stop()
+            raise RunAborted("faulted", f"step {i}: {role} still running after {expected * 1.5 + 30:g} s")
+        if dispensed < 0.98 * volume_ml:
+            raise RunAborted("faulted", f"step {i}: {role} dispensed {dispensed:g} mL of {volume_ml:g} mL")
+        self.event("pump", role, f"{role}: dispensed {dispensed:g} mL", {"dispensed_ml": dispensed})
+        return {"dispensed_ml": dispensed}
+
+    def _pump_state(self, pump: SyringePump) -> PumpState:
+        try:
+            return pump.state()
+        except (DeviceError, LinkError) as exc:
+            raise InterlockTripped(Trip("pump_alarm", "abort", str(exc))) from exc
+
+    def _step_prewet(self, i: int, step: m.PrewetStep) -> dict[str, Any]:
+        return self._pump_step(i, self.rig.water_pump, "water_pump", step.volume_ml, step.rate_ml_min)
+
+    def _step_cast(self, i: int, step: m.CastStep) -> dict[str, Any]:
+        return self._pump_step(i, self.rig.caster, "caster", step.volume_ml, step.rate_ml_min)
+
+    def _step_evaporate(self, i: int, step: m.EvaporateStep) -> dict[str, Any]:
+        self._set_rh(step.setpoint_rh_pct)
+        mon = self._monitors["rh_band"]
+        mon.for_s = step.max_out_of_band_s
+        mon.reset()
+        stats = {"n": 0, "sum": 0.0, "sq": 0.0, "out_s": 0.0}
+        last = [self.t()]
+
+        def check() -> bool:
+            now = self.t()
+            if self._last_rh is not None:
+                err = self._last_rh - step.setpoint_rh_pct
+                stats["n"] += 1
+                stats["sum"] += err
+                stats["sq"] += err * err
+                bad = abs(err) > step.band_rh_pct
+                if bad:
+                    stats["out_s"] += now - last[0]
+                if mon.update(now, bad) == "tripped":
+                    raise InterlockTripped(Trip("rh_band", "abort",
+                        f"RH {self._last_rh:.1f} %RH outside {step.setpoint_rh_pct:g} ± {step.band_rh_pct:g} %RH "
+                        f"for more than {step.max_out_of_band_s:g} s during evaporation"))
+            last[0] = now
+            return False
+
+        self._hold(step.duration_s, until=check)
+        n = max(1, stats["n"])
+        data = {
+            "rh_error_mean_pct": stats["sum"] / n,
+            "rh_error_rms_pct": math.sqrt(stats["sq"] / n),
+            "out_of_band_s": stats["out_s"],
+        }
+        twin = self.rig.twin
+        if twin is not None:
+            data["twin"] = twin.world.snapshot()
+        return data
+
+    def _step_capture(self, i: int, step: m.CaptureStep) -> dict[str, Any]:
+        cam = self.rig.camera
+        if cam is None:
+            raise InterlockTripped(Trip("camera_missing", "abort", "the profile has no camera"))
+        fields: list[dict[str, str]] = []
+        for f in range(step.fields):
+            names: dict[str, str] = {}
+            for view in step.views:
+                try:
+                    frame = cam.snap(Illumination(view))
+                except (CastrigError, OSError) as exc:
+                    raise InterlockTripped(Trip("camera_missing", "abort", str(exc))) from exc
+                name = f"s{i}_field{f}_{view}"
+                self.rec.save_image(self.t(), name, frame.image, pixel_size_um=frame.pixel_size_um,
+                                    illumination=view, metadata={**frame.metadata, "exposure_ms": frame.exposure_ms, "step": i, "field": f})
+                names[view] = name
+                self._tick()
+            fields.append(names)
+            self.event("capture", cam.name, f"field {f}: {', '.join(step.views)}", {"field": f, "images": names})
+        return {"fields": fields}
+
+    def _step_analyse(self, i: int, step: m.AnalyseStep) -> dict[str, Any]:
+        from castrig.recipe.analyse import analyse_run_images
+
+        grade = step.grade or self.recipe.grade
+        outcome = analyse_run_images(self.rec, grade=grade)
+        self._verdict = outcome.get("verdict")
+        self.rec.save_result(self.t(), "metrics", outcome["metrics"])
+        if outcome.get("verdict") is not None:
+            self.rec.save_result(self.t(), "verdict", outcome["verdict"])
+        if outcome.get("truth") is not None:
+            self.rec.save_result(self.t(), "truth", outcome["truth"])
+        met = (outcome.get("verdict") or {}).get("grades_met", [])
+        self.event("analysis", "analysis", f"metrics: {outcome['summary']}; grades met: {', '.join(met) or 'none'}",
+                   {"metrics": outcome["metrics"], "grades_met": met})
+        return {"grades_met": met}
+
+    # -- ticking ----------------------------------------------------------------------------------
+    def _hold(self, duration_s: float | None, *, until: Callable[[], bool] | None = None, hold_band: bool = False) -> bool:
+        """Tick every control period for ``duration_s`` (not counting held time) or until ``until()``.
+
+        Returns True if ``until`` became true (or the duration passed without one).
+        """
+        period = self.cfg.control_period_s
+        elapsed = 0.0
+        self.status.step_duration_s = duration_s
+        last = self.clock.now()
+        while True:
+            self._tick()
+            if hold_band:
+                self._check_hold_band()
+            now = self.clock.now()
+            if not self._holding:
+                elapsed += now - last
+            last = now
+            self.status.step_elapsed_s = elapsed
+            if until is not None and until():
+                return True
+            if duration_s is not None and elapsed >= duration_s - 1e-9:
+                return until is None
+            step = period if duration_s is None else min(period, max(duration_s - elapsed, 1e-3))
+            self.clock.sleep_until(now + step)
+
+    def _check_hold_band(self) -> None:
+        """Wait steps with RH control on: hold the step's clock while RH is out of band."""
+        if self.loop is None or self._last_rh is None or self.loop.setpoint_rh_pct is None:
+            return
+        err = abs(self._last_rh - self.loop.setpoint_rh_pct)
+        change = self._monitors["rh_band_hold"].update(self.t(), err > 3.0, err <= 1.5)
+        if change == "tripped":
+            self._holding = True
+            self.event("interlock", "rh_band_hold", f"RH {self._last_rh:.1f} %RH out of band: holding", {"action": "hold"})
+        elif change == "cleared":
+            self._holding = False
+            self.event("interlock_clear", "rh_band_hold", "RH back in band for 30 s: resuming", {"action": "resume"})
+
+    def _tick(self) -> None:
+        """One control period: requests, RH read + control, keep-alive, samples, interlocks."""
+        if self._abort_reason is not None:
+            reason, self._abort_reason = self._abort_reason, None
+            raise RunAborted("aborted", reason)
+        if self._pause_requested and not self._in_pause:
+            self._pause()
+        now = self.clock.now()
+        rh = self._read_near()
+        if rh is not None and self.loop is not None and self.loop.active:
+            self.loop.update(rh)
+        if self._last_good_rh_t is not None and now - self._last_good_rh_t > self.cfg.sensor_stale_s:
+            raise InterlockTripped(Trip("sensor_stale", "abort", f"no valid near-membrane RH reading for {now - self._last_good_rh_t:.0f} s"))
+        if now >= self._next_keepalive:
+            for name, pump in self.rig.pumps().items():
+                self._pump_state(pump)
+            self._next_keepalive = now + self._keepalive_period()
+        if now >= self._next_sample:
+            self._sample(now)
+            self._next_sample = now + self.cfg.sample_period_s
+        self._publish()
+
+    def _keepalive_period(self) -> float:
+        """Talk to safe-mode pumps well inside their watchdog (a third of it), else every sample."""
+        configs = self.rig.profile.device_configs()
+        w = [float(configs[name].safe_mode_s) for name in self.rig.pumps() if getattr(configs.get(name), "safe_mode_s", None)]
+        return min([self.cfg.sample_period_s] + [x / 3.0 for x in w])
+
+    def _read_near(self) -> float | None:
+        try:
+            reading = self.rig.rh_near.read()
+        except (DeviceError, LinkError) as exc:
+            self.log.warning("near-membrane sensor read failed", error=str(exc))
+            return None
+        lo, hi = self.cfg.rh_sensor_range_pct
+        if not (lo <= reading.rh_pct <= hi) or math.isnan(reading.rh_pct):
+            raise InterlockTripped(Trip("sensor_range", "abort", f"near-membrane RH {reading.rh_pct} outside {lo}-{hi} %RH"))
+        self._last_good_rh_t = self.clock.now()
+        self._last_rh = reading.rh_pct
+        self._last_t_near = reading.temperature_c
+        self.status.rh_pct = reading.rh_pct
+        return reading.rh_pct
+
+    def _sample(self, now: float) -> None:
+        values: dict[str, float] = {}
+        if self._last_rh is not None:
+            values["rh_near_pct"] = self._last_rh
+            values["t_near_c"] = self._last_t_near
+        sp = self.loop.current_setpoint() if self.loop is not None else None
+        if sp is not None:
+            values["rh_setpoint_pct"] = sp
+        if isinstance(self.loop, MfcRhLoop) and self.loop.active:
+            values["wet_fraction"] = self.loop.wet_fraction
+        room = self.rig.rh_room
+        if room is not None:
+            try:
+                r = room.read()
+                values["rh_room_pct"], values["t_room_c"] = r.rh_pct, r.temperature_c
+            except (DeviceError, LinkError) as exc:
+                self.log.warning("room sensor read failed", error=str(exc))
+        for role, mfc in (("dry_mfc", self.rig.dry_mfc), ("wet_mfc", self.rig.wet_mfc)):
+            if mfc is None:
+                continue
+            reading = mfc.read()
+            short = role.split("_")[0]
+            values[f"{short}_flow_slpm"] = reading.mass_flow_slpm
+            values[f"{short}_setpoint_slpm"] = reading.setpoint_slpm
+            self.status.flows_slpm[short] = reading.mass_flow_slpm
+            tol = max(0.1, 0.05 * mfc.full_scale_slpm)
+            bad = abs(reading.mass_flow_slpm - reading.setpoint_slpm) > tol
+            mon = self._monitors["mfc_following"]
+            if mon.update(self.clock.now(), bad) == "tripped":
+                raise InterlockTripped(Trip("mfc_following", "abort",
+                    f"{mfc.name}: flow {reading.mass_flow_slpm:g} slpm vs setpoint {reading.setpoint_slpm:g} for {mon.for_s:g} s"))
+        if self.rig.chamber is not None:
+            c = self.rig.chamber.read()
+            values["chamber_rh_pct"], values["chamber_setpoint_rh_pct"] = c.rh_pct, c.setpoint_rh_pct
+        for name, pump in self.rig.pumps().items():
+            try:
+                ml = pump.dispensed().infused_ml
+            except (DeviceError, LinkError) as exc:
+                raise InterlockTripped(Trip("pump_alarm", "abort", str(exc))) from exc
+            values[f"{name}_infused_ml"] = ml
+            self.status.pumps_ml[name] = ml
+        self.rec.add_samples(self.t(), values)
+
+    def _publish(self) -> None:
+        s = self.status
+        s.t_s = self.t()
+        s.setpoint_rh_pct = self.loop.current_setpoint() if self.loop is not None else None
+        s.wet_fraction = getattr(self.loop, "wet_fraction", None)
+        if self.on_status is not None:
+            self.on_status(s)
+
+    # -- pause --------------------------------------------------------------------------------
+    def _pause(self) -> None:
+        self._pause_requested = False
+        self._in_pause = True
+        self.status.state = "paused"
+        self.event("pause", "operator", "paused at a safe point (Ctrl-C): resume or abort?")
+        try:
+            answer = self.prompt(self._tick)
+        finally:
+            self._in_pause = False
+            self.status.state = "running"
+        if answer != "resume":
+            raise RunAborted("aborted", "aborted by the operator after a pause")
+        self.event("resume", "operator", "resumed by the operator")

@@ -1,0 +1,183 @@
+"""Profile → links → drivers: the one place that knows which class serves which device.
+
+For sim links the digital twin is built first and each driver gets a
+:class:`~castrig.links.SimLink` to its emulator; serial and VISA links open real ports. Links
+to the same serial URL are shared (daisy-chained pumps on one port, told apart by address).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from castrig.clock import Clock, VirtualClock, WallClock
+from castrig.devices.roles import Camera, Device, FlowController, Frame, HumidityChamber, HumiditySensor, Illumination, SyringePump
+from castrig.errors import BadInput, CastrigError
+from castrig.links import Link, SimLink
+from castrig.rig.profile import (
+    AlicatConfig,
+    FolderCameraConfig,
+    HMT330Config,
+    NE1000Config,
+    OpenCVCameraConfig,
+    Profile,
+    ScpiChamberConfig,
+    SerialLinkConfig,
+    SimCameraConfig,
+    SimLinkConfig,
+    VisaLinkConfig,
+)
+
+
+@dataclass
+class Rig:
+    """The devices of one rig by role, the clock they share, and the twin when simulated."""
+
+    profile: Profile
+    clock: Clock
+    devices: dict[str, Device]
+    links: list[Link] = field(default_factory=list)
+    twin: Any = None  # castrig.sim.twin.Twin when any device is simulated
+
+    def _get(self, role: str) -> Any:
+        return self.devices.get(role)
+
+    @property
+    def caster(self) -> SyringePump | None:
+        return self._get("caster")
+
+    @property
+    def water_pump(self) -> SyringePump | None:
+        return self._get("water_pump")
+
+    @property
+    def dry_mfc(self) -> FlowController | None:
+        return self._get("dry_mfc")
+
+    @property
+    def wet_mfc(self) -> FlowController | None:
+        return self._get("wet_mfc")
+
+    @property
+    def chamber(self) -> HumidityChamber | None:
+        return self._get("chamber")
+
+    @property
+    def rh_near(self) -> HumiditySensor:
+        return self.devices["rh_near"]  # type: ignore[return-value]
+
+    @property
+    def rh_room(self) -> HumiditySensor | None:
+        return self._get("rh_room")
+
+    @property
+    def camera(self) -> Camera | None:
+        return self._get("camera")
+
+    def pumps(self) -> dict[str, SyringePump]:
+        return {r: d for r, d in self.devices.items() if isinstance(d, SyringePump)}
+
+    def close(self) -> None:
+        for dev in self.devices.values():
+            try:
+                dev.close()
+            except Exception:  # noqa: BLE001 - closing must go on for the others
+                pass
+        for link in self.links:
+            link.close()
+
+
+def make_clock(profile: Profile) -> Clock:
+    return VirtualClock() if profile.clock == "virtual" else WallClock()
+
+
+def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None = None) -> Rig:
+    """Open every link and driver of ``profile``; on failure, close what was opened."""
+    clock = clock or make_clock(profile)
+    twin = None
+    if any(getattr(c, "link", None) is not None and c.link.kind == "sim" for c in profile.device_configs().values()) or isinstance(
+        profile.devices.camera, SimCameraConfig
+    ):
+        from castrig.sim.twin import Twin
+
+        twin = Twin(profile, clock, seed)
+    rig = Rig(profile, clock, {}, twin=twin)
+    shared: dict[str, Link] = {}
+    try:
+        for role, cfg in profile.device_configs().items():
+            rig.devices[role] = _driver(role, cfg, rig, shared)
+    except BaseException:
+        rig.close()
+        raise
+    return rig
+
+
+def _link(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Link:
+    lc = cfg.link
+    if isinstance(lc, SimLinkConfig):
+        emu = rig.twin.emulators[role]
+        link: Link = SimLink(emu, rig.clock, timeout_s=lc.timeout_s)
+    elif isinstance(lc, SerialLinkConfig):
+        if lc.url in shared:
+            return shared[lc.url]
+        from castrig.links.serial_link import SerialLink
+
+        link = SerialLink(lc.url, baudrate=lc.baudrate, bytesize=lc.bytesize, parity=lc.parity, stopbits=lc.stopbits, timeout_s=lc.timeout_s)
+        shared[lc.url] = link
+    elif isinstance(lc, VisaLinkConfig):
+        from castrig.links.visa_link import VisaLink
+
+        link = VisaLink(lc.resource, timeout_s=lc.timeout_s, backend=lc.backend)
+    else:  # pragma: no cover - the profile model admits nothing else
+        raise BadInput(f"devices.{role}.link: unknown kind")
+    rig.links.append(link)
+    return link
+
+
+def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Device:
+    clock = rig.clock
+    if isinstance(cfg, NE1000Config):
+        from castrig.devices.ne1000 import NE1000Pump
+
+        pump = NE1000Pump(_link(role, cfg, rig, shared), name=role, address=cfg.address, clock=clock, safe_mode_s=cfg.safe_mode_s)
+        pump.connect()
+        pump.set_diameter_mm(cfg.syringe_diameter_mm)
+        return pump
+    if isinstance(cfg, AlicatConfig):
+        from castrig.devices.alicat import AlicatMFC
+
+        return AlicatMFC(
+            _link(role, cfg, rig, shared),
+            name=role,
+            unit_id=cfg.unit_id,
+            full_scale_slpm=cfg.full_scale_slpm,
+            clock=clock,
+            setpoint_form=cfg.setpoint_form,
+        )
+    if isinstance(cfg, HMT330Config):
+        from castrig.devices.hmt330 import HMT330
+
+        return HMT330(_link(role, cfg, rig, shared), name=role, address=cfg.address, clock=clock)
+    if isinstance(cfg, ScpiChamberConfig):
+        from castrig.devices.scpi_chamber import ScpiHumidityChamber
+
+        return ScpiHumidityChamber(_link(role, cfg, rig, shared), name=role, clock=clock)
+    if isinstance(cfg, SimCameraConfig):
+        from castrig.devices.camera import SimCamera
+
+        twin = rig.twin
+
+        def render(illumination: Illumination) -> Frame:
+            image, px, exposure, meta = twin.render(illumination.value)
+            return Frame(image, px, exposure, illumination, meta)
+
+        return SimCamera(role, render=render)
+    if isinstance(cfg, FolderCameraConfig):
+        from castrig.devices.camera import FolderCamera
+
+        return FolderCamera(role, folder=cfg.folder, pixel_size_um=cfg.pixel_size_um)
+    if isinstance(cfg, OpenCVCameraConfig):
+        from castrig.devices.camera import OpenCVCamera
+
+        return OpenCVCamera(role, source=cfg.source, pixel_size_um=cfg.pixel_size_um)
+    raise CastrigError(f"devices.{role}: no driver for {type(cfg).__name__}")

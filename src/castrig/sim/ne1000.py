@@ -1,0 +1,636 @@
+"""Emulator of a New Era NE-1000 family syringe pump, alone on a port or on a daisy chain.
+
+What it answers follows the NE-1000 user manual (publication #1200-01, RS-232 chapter) and the
+behaviour field clients rely on (nesp-lib, yaqd-new-era):
+
+* Basic mode: ``[addr]<cmd>[args]<CR>``, spaces and control characters stripped, case ignored;
+  replies ``STX aa s [data] ETX`` with no CR/LF (``aa`` the 2-digit address, ``s`` the prompt
+  ``I W S P T U X`` or the alarm ``A?R|S|T|E|O``; errors ``?``, ``?NA``, ``?OOR``, ``?COM``,
+  ``?IGN`` after the prompt).
+* Safe mode (``SAF n``, n = 1..255 s): ``STX len data CRC-hi CRC-lo ETX`` with ``len`` = data + 4
+  and CRC-CCITT (initial 0) over data; a 0.5 s gap inside a packet discards it; a bad CRC is
+  answered ``?COM``; the host must send a valid packet at least every n s or the pump stops and
+  reports ``A?T`` unprompted (auto-alarm). Packets are also accepted in basic mode (nesp-lib sends
+  ``SAF`` as a packet from basic mode); ``SAF0`` is answered in basic framing.
+* An alarm is reported (and so acknowledged) in the reply to the next command, which is then not
+  executed; an alarm sent unprompted in safe mode does not acknowledge it. Power-up is alarm R.
+* ``STP`` pauses a running program (prompt P); a second ``STP`` stops it (prompt S), so the next
+  ``RUN`` starts a new volume target.
+
+Plunger physics (for the twin): the flow while running, the volumes dispensed at time t, stop
+when the volume target is reached, withdraw, purge at the maximum rate. ``dispensed_ml(t)`` and
+``flow_ml_min(t)`` are physical (``CLD`` clears only the pump's own counters).
+"""
+
+from __future__ import annotations
+
+import binascii
+import math
+import re
+from collections.abc import Callable, Sequence
+
+from castrig.sim.emulator import Emulator
+
+STX = 0x02
+ETX = 0x03
+CR = 0x0D
+
+#: Inter-byte time-out inside a safe-mode packet (manual: 0.5 s).
+PACKET_GAP_S = 0.5
+
+#: Pump rate units -> factor to mL/min.
+RATE_UNITS: dict[str, float] = {"MM": 1.0, "MH": 1.0 / 60.0, "UM": 1e-3, "UH": 1.0 / 60000.0}
+#: Pump volume units -> factor to mL.
+VOLUME_UNITS: dict[str, float] = {"ML": 1.0, "UL": 1e-3}
+
+#: Diameter at or below which the default volume units are µL (manual: 14.00 mm).
+UL_DIAMETER_LIMIT_MM = 14.0
+
+_BAUDS = (19200, 9600, 2400, 1200, 300)
+_NUMBER = re.compile(r"^(\d*)(?:\.(\d*))?$")
+
+
+def crc16(data: bytes) -> int:
+    """16-bit CCITT CRC with initial value 0, as the pump computes it."""
+    return binascii.crc_hqx(data, 0)
+
+
+def safe_packet(data: bytes) -> bytes:
+    """Frame ``data`` as a safe-mode packet."""
+    return bytes([STX, len(data) + 4]) + data + crc16(data).to_bytes(2, "big") + bytes([ETX])
+
+
+def format_number(value: float) -> str:
+    """Print a value the way the pump does: at most 4 digits and always a decimal point."""
+    v = abs(value)
+    if v >= 9999.5:
+        return "9999."
+    if v < 9.9995:
+        return f"{v:.3f}"
+    if v < 99.995:
+        return f"{v:.2f}"
+    if v < 999.95:
+        return f"{v:.1f}"
+    return f"{v:.0f}."
+
+
+class _Reject(Exception):
+    """A command error, answered as ``?<code>`` after the prompt."""
+
+    def __init__(self, code: str = ""):
+        self.code = code
+
+
+def _parse_number(text: str) -> float:
+    """The manual's ``<float>``: at most 4 digits, at most 3 after the optional decimal point."""
+    m = _NUMBER.match(text)
+    if not m or not (m.group(1) or m.group(2)):
+        raise _Reject("")
+    whole, frac = m.group(1), m.group(2) or ""
+    if len(whole.lstrip("0")) + len(frac) > 4 or len(frac) > 3:
+        raise _Reject("OOR")
+    return float(f"{whole or '0'}.{frac or '0'}")
+
+
+class NE1000Emulator(Emulator):
+    """One NE-1000 pump: protocol, alarms, safe-mode watchdog and plunger physics."""
+
+    device_faults = frozenset({"stall"})
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        address: int = 0,
+        baudrate: int = 19200,
+        seed: int = 0,
+        on_change: Callable[[float], None] | None = None,
+        diameter_mm: float = 26.59,
+        max_rate_ml_min: float | None = None,
+        max_speed_mm_min: float = 51.0,
+        min_speed_mm_min: float = 7.0e-4,
+        firmware: str = "NE1000V3.928",
+        safe_mode_s: int = 0,
+        t0: float = 0.0,
+        turnaround_s: float = 0.005,
+        stall_after_s: float = 0.5,
+    ):
+        super().__init__(name, baudrate=baudrate, turnaround_s=turnaround_s, seed=seed)
+        if not 0 <= address <= 99:
+            raise ValueError(f"{name}: address {address} not in 0..99")
+        self.on_change = on_change
+        self.address = address
+        self.firmware = firmware
+        self.max_speed_mm_min = max_speed_mm_min
+        self.min_speed_mm_min = min_speed_mm_min
+        self._max_rate_override = max_rate_ml_min
+        self.stall_after_s = stall_after_s
+        #: Where output goes when on a daisy chain (set by :class:`NE1000Chain`).
+        self._port: Emulator | None = None
+        # settings (non-volatile on the real pump)
+        self.diameter_mm = diameter_mm
+        self.rate_value = 1.0
+        self.rate_units = "MM"
+        self.volume_value = 0.0
+        self.volume_units = self._default_volume_units()
+        self.direction = "INF"
+        self.alarm_enabled = True
+        self.safe_mode_s = safe_mode_s
+        # run state
+        self.prompt = "S"
+        self.alarm: str | None = None
+        self._run_remaining_ml: float | None = None
+        self._flow = 0.0  # signed mL/min, + = out of the syringe
+        self._t_mark = t0
+        self._last_t = t0
+        self._dis_inf_ml = 0.0
+        self._dis_wdr_ml = 0.0
+        self._out_ml = 0.0
+        self._stall_at: float | None = None
+        self._wd_last: float | None = None  # watchdog armed from this time; None = not armed
+        # parser
+        self._line = bytearray()
+        self._pkt: bytearray | None = None
+        self._pkt_t = 0.0
+        self._advancing = False
+        self._power_up(t0)
+
+    # -- the twin's view -------------------------------------------------------------------
+    @property
+    def safe(self) -> bool:
+        return self.safe_mode_s > 0
+
+    def max_rate_ml_min(self) -> float:
+        """Fastest rate for the current syringe (purge rate)."""
+        if self._max_rate_override is not None:
+            return self._max_rate_override
+        return self._area_mm2() * self.max_speed_mm_min / 1000.0
+
+    def min_rate_ml_min(self) -> float:
+        return self._area_mm2() * self.min_speed_mm_min / 1000.0
+
+    def rate_ml_min(self) -> float:
+        """The rate setting in mL/min."""
+        return self.rate_value * RATE_UNITS[self.rate_units]
+
+    def flow_ml_min(self, t: float) -> float:
+        """Actual plunger flow at ``t`` (mL/min, positive while infusing)."""
+        self._advance(t)
+        return self._flow
+
+    def dispensed_ml(self, t: float) -> float:
+        """Net volume pushed out of the syringe by ``t`` since power-up (withdrawals subtract)."""
+        self._advance(t)
+        return self._out_ml + self._flow * max(0.0, t - self._t_mark) / 60.0
+
+    def counters_ml(self, t: float) -> tuple[float, float]:
+        """The pump's own (``DIS``) infused and withdrawn counters at ``t``, in mL."""
+        self._advance(t)
+        dv = abs(self._flow) * max(0.0, t - self._t_mark) / 60.0
+        inf = self._dis_inf_ml + (dv if self._flow > 0 else 0.0)
+        wdr = self._dis_wdr_ml + (dv if self._flow < 0 else 0.0)
+        return inf, wdr
+
+    def state(self, t: float) -> str:
+        """The prompt character at ``t`` (``A`` while an alarm is pending)."""
+        self._advance(t)
+        return "A" if self.alarm else self.prompt
+
+    def power_cycle(self, t: float) -> None:
+        """Power interrupted and restored at ``t``: the pump stops and reports alarm R."""
+        self._advance(t)
+        self._stop_motion(t, "S")
+        self._line.clear()
+        self._pkt = None
+        self._power_up(t)
+
+    # -- faults ----------------------------------------------------------------------------
+    def on_fault(self, fault: str, active: bool) -> None:
+        if fault == "stall":
+            if active and self._flow != 0.0:
+                self._stall_at = self._last_t
+            elif not active:
+                self._stall_at = None
+
+    def send(self, data: bytes, t: float) -> None:
+        if self._port is None:
+            super().send(data, t)
+            return
+        if "no_reply" in self.faults or not self.connected:
+            return
+        if "garbage" in self.faults:
+            data = bytes(self._garbage_rng.randrange(256) for _ in range(max(3, len(data))))
+        self._port.send(data, t)
+
+    # -- time ------------------------------------------------------------------------------
+    def poll(self, t: float) -> None:
+        self._advance(t)
+
+    def next_unsolicited_time(self, t: float) -> float | None:
+        if not self.safe:
+            return None
+        times = []
+        wd = self._watchdog_deadline()
+        if wd is not None:
+            times.append(wd)
+        if self._stall_at is not None and self._flow != 0.0:
+            times.append(self._stall_at)
+        return min(times) if times else None
+
+    def _watchdog_deadline(self) -> float | None:
+        if self.safe and self._wd_last is not None:
+            return self._wd_last + self.safe_mode_s
+        return None
+
+    def _target_end(self) -> float | None:
+        if self._flow == 0.0 or self.prompt == "X" or self._run_remaining_ml is None:
+            return None
+        return self._t_mark + max(0.0, self._run_remaining_ml) / abs(self._flow) * 60.0
+
+    def _advance(self, t: float) -> None:
+        """Play the time-driven events (volume reached, stall, watchdog) due by ``t``, in order.
+
+        Re-entrant calls (the twin catching up inside ``on_change`` and asking for the flow)
+        return at once: the state before the change is what the twin must integrate with.
+        """
+        if self._advancing:
+            return
+        self._advancing = True
+        try:
+            self._advance_events(t)
+        finally:
+            self._advancing = False
+
+    def _advance_events(self, t: float) -> None:
+        while True:
+            events: list[tuple[float, str]] = []
+            te = self._target_end()
+            if te is not None:
+                events.append((te, "target"))
+            if self._stall_at is not None and self._flow != 0.0:
+                events.append((self._stall_at, "stall"))
+            wd = self._watchdog_deadline()
+            if wd is not None:
+                events.append((wd, "watchdog"))
+            due = [e for e in events if e[0] <= t]
+            if not due:
+                break
+            te, kind = min(due)
+            te = max(te, self._t_mark)
+            if kind == "target":
+                self._stop_motion(te, "S")
+            elif kind == "stall":
+                self._stall_at = None
+                self._stop_motion(te, "S")
+                self._raise_alarm("S", te)
+            else:
+                self._wd_last = None  # does not restart until the next valid packet
+                self._stop_motion(te, "S")
+                self._raise_alarm("T", te)
+        self._last_t = max(self._last_t, t)
+
+    # -- motion ----------------------------------------------------------------------------
+    def _area_mm2(self) -> float:
+        return math.pi / 4.0 * self.diameter_mm**2
+
+    def _bank(self, t: float) -> None:
+        dt = max(0.0, t - self._t_mark)
+        dv = abs(self._flow) * dt / 60.0
+        if self._flow > 0:
+            self._dis_inf_ml += dv
+        elif self._flow < 0:
+            self._dis_wdr_ml += dv
+        self._out_ml += self._flow * dt / 60.0
+        if self._run_remaining_ml is not None and self.prompt != "X":
+            self._run_remaining_ml -= dv
+        self._t_mark = max(self._t_mark, t)
+
+    def _changing(self, t: float) -> None:
+        if self.on_change is not None:
+            self.on_change(t)
+        self._bank(t)
+
+    def _sign(self) -> float:
+        return -1.0 if self.direction == "WDR" else 1.0
+
+    def _start_motion(self, t: float, prompt: str) -> None:
+        self._changing(t)
+        self.prompt = prompt
+        rate = self.max_rate_ml_min() if prompt == "X" else self.rate_ml_min()
+        self._flow = self._sign() * rate
+        if "stall" in self.faults:
+            self._stall_at = t + self.stall_after_s
+
+    def _stop_motion(self, t: float, prompt: str) -> None:
+        if self._flow != 0.0:
+            self._changing(t)
+        else:
+            self._bank(t)
+        self._flow = 0.0
+        self.prompt = prompt
+        if prompt == "S":
+            self._run_remaining_ml = None
+
+    def _raise_alarm(self, kind: str, t: float) -> None:
+        self.alarm = kind
+        if self.safe:  # auto-alarm: sent unprompted, does not acknowledge it
+            self._emit(f"{self.address:02d}A?{kind}", t)
+
+    def _power_up(self, t: float) -> None:
+        self.prompt = "S"
+        self._flow = 0.0
+        self._run_remaining_ml = None
+        self._stall_at = None
+        self._wd_last = None  # in safe mode the watchdog waits for the first valid packet
+        self.alarm = None
+        self._raise_alarm("R", t)
+
+    def _default_volume_units(self) -> str:
+        return "UL" if self.diameter_mm <= UL_DIAMETER_LIMIT_MM else "ML"
+
+    # -- bytes in --------------------------------------------------------------------------
+    def receive_bytes(self, data: bytes, t: float) -> None:
+        self._advance(t)
+        for b in data:
+            if self._pkt is not None and t - self._pkt_t > PACKET_GAP_S:
+                self._pkt = None  # inter-byte time-out: the partial packet is discarded
+            if self._pkt is not None:
+                self._pkt.append(b)
+                self._pkt_t = t
+                length = self._pkt[0]
+                if length < 4:
+                    self._pkt = None
+                elif len(self._pkt) == length:
+                    pkt, self._pkt = bytes(self._pkt), None
+                    self._on_packet(pkt, t)
+                continue
+            if b == STX:
+                self._pkt = bytearray()
+                self._pkt_t = t
+                self._line.clear()
+                continue
+            if self.safe:
+                continue  # outside a packet, safe mode listens to nothing
+            if b == CR:
+                line, self._line = bytes(self._line), bytearray()
+                self._on_command(line, t, packet=False)
+            elif len(self._line) < 256:
+                self._line.append(b)
+
+    def _on_packet(self, pkt: bytes, t: float) -> None:
+        length = pkt[0]
+        data, crc, end = pkt[1 : length - 3], pkt[length - 3 : length - 1], pkt[length - 1]
+        if end != ETX or int.from_bytes(crc, "big") != crc16(data):
+            text = self._clean(data)
+            addr, _ = self._split_address(text)
+            if addr in (None, "*") or int(addr) == self.address:
+                self._reply("?COM", t, status=None)
+            return
+        self._on_command(data, t, packet=True)
+
+    @staticmethod
+    def _clean(raw: bytes) -> str:
+        """Strip spaces and control characters, upper-case (as the pump does)."""
+        return "".join(chr(b) for b in raw if 0x20 < b < 0x7F).upper()
+
+    @staticmethod
+    def _split_address(text: str) -> tuple[str | None, str]:
+        m = re.match(r"^(\*|\d{1,2})?(.*)$", text)
+        assert m is not None
+        return m.group(1), m.group(2)
+
+    def _on_command(self, raw: bytes, t: float, *, packet: bool) -> None:
+        addr, cmd = self._split_address(self._clean(raw))
+        system = addr == "*"
+        if not system and (0 if addr is None else int(addr)) != self.address:
+            return  # another pump's command
+        if packet and self.safe:
+            self._wd_last = t  # a valid packet restarts the communications time-out
+        if self.alarm is not None:
+            kind, self.alarm = self.alarm, None
+            self._emit(f"{self.address:02d}A?{kind}", t)
+            return
+        try:
+            data = self._execute(cmd, t, system)
+        except _Reject as rej:
+            data = f"?{rej.code}"
+        self._reply(data, t, status=None)
+
+    # -- bytes out -------------------------------------------------------------------------
+    def _reply(self, data: str, t: float, status: str | None) -> None:
+        self._emit(f"{self.address:02d}{status or self.prompt}{data}", t)
+
+    def _emit(self, text: str, t: float) -> None:
+        payload = text.encode("ascii")
+        self.send(safe_packet(payload) if self.safe else bytes([STX]) + payload + bytes([ETX]), t)
+
+    # -- commands --------------------------------------------------------------------------
+    _COMMANDS3 = ("DIA", "RAT", "VOL", "DIR", "RUN", "STP", "PUR", "CLD", "DIS", "VER", "SAF", "ADR")
+    _COMMANDS2 = ("AL",)
+
+    def _execute(self, cmd: str, t: float, system: bool) -> str:
+        if cmd == "":
+            return ""
+        name = cmd[:3] if cmd[:3] in self._COMMANDS3 else cmd[:2] if cmd[:2] in self._COMMANDS2 else None
+        if name is None:
+            raise _Reject("")
+        arg = cmd[len(name) :]
+        if name == "ADR" and not system:
+            raise _Reject("")
+        return getattr(self, f"_cmd_{name.lower()}")(arg, t)
+
+    @property
+    def _moving(self) -> bool:
+        return self.prompt in ("I", "W", "X")
+
+    def _cmd_dia(self, arg: str, t: float) -> str:
+        if not arg:
+            return format_number(self.diameter_mm)
+        value = _parse_number(arg)
+        if self._moving or self.prompt == "P":
+            raise _Reject("NA")
+        if not 0.1 <= value <= 50.0:
+            raise _Reject("OOR")
+        self.diameter_mm = value
+        self.volume_units = self._default_volume_units()
+        return ""
+
+    def _cmd_rat(self, arg: str, t: float) -> str:
+        if not arg:
+            return format_number(self.rate_value) + self.rate_units
+        m = re.match(r"^([\d.]+)(MM|MH|UM|UH)?$", arg)
+        if not m:
+            raise _Reject("")
+        value = _parse_number(m.group(1))
+        units = m.group(2) or self.rate_units
+        if self._moving and units != self.rate_units:
+            raise _Reject("NA")  # rate units cannot be changed while pumping
+        rate = value * RATE_UNITS[units]
+        if not self.min_rate_ml_min() * 0.9999 <= rate <= self.max_rate_ml_min() * 1.0001:
+            raise _Reject("OOR")
+        if self._moving and self.prompt != "X":
+            self._changing(t)
+            self.rate_value, self.rate_units = value, units
+            self._flow = self._sign() * self.rate_ml_min()
+        else:
+            self.rate_value, self.rate_units = value, units
+        return ""
+
+    def _cmd_vol(self, arg: str, t: float) -> str:
+        if not arg:
+            return format_number(self.volume_value) + self.volume_units
+        if arg in VOLUME_UNITS:
+            self.volume_units = arg
+            return ""
+        value = _parse_number(arg)
+        if self._moving:
+            raise _Reject("NA")
+        self.volume_value = value
+        return ""
+
+    def _cmd_dir(self, arg: str, t: float) -> str:
+        if not arg:
+            return self.direction
+        if arg not in ("INF", "WDR", "REV", "STK"):
+            raise _Reject("")
+        new = {"REV": "WDR" if self.direction == "INF" else "INF"}.get(arg, arg)
+        if self._moving:
+            if arg == "STK" or self.volume_value != 0.0 or self.prompt == "X":
+                raise _Reject("NA")
+            self._changing(t)
+            self.direction = new
+            self.prompt = "W" if new == "WDR" else "I"
+            self._flow = self._sign() * self.rate_ml_min()
+        else:
+            self.direction = new
+        return ""
+
+    def _cmd_run(self, arg: str, t: float) -> str:
+        if arg not in ("", "1"):
+            raise _Reject("NA")  # one-phase programs only in this emulator
+        if self._moving:
+            return ""
+        if self.prompt == "S":
+            target = self.volume_value * VOLUME_UNITS[self.volume_units]
+            self._run_remaining_ml = target if target > 0 else None
+        self._start_motion(t, "W" if self.direction == "WDR" else "I")
+        return ""
+
+    def _cmd_pur(self, arg: str, t: float) -> str:
+        if arg:
+            raise _Reject("")
+        if self._moving:
+            raise _Reject("NA")
+        self._start_motion(t, "X")
+        return ""
+
+    def _cmd_stp(self, arg: str, t: float) -> str:
+        if arg:
+            raise _Reject("")
+        if self.prompt == "X":
+            self._stop_motion(t, "S")
+        elif self._moving:
+            self._stop_motion(t, "P")  # first STP pauses the program
+        else:
+            self._stop_motion(t, "S")  # STP while paused stops it
+        return ""
+
+    def _cmd_cld(self, arg: str, t: float) -> str:
+        if arg not in ("INF", "WDR"):
+            raise _Reject("")
+        self._bank(t)
+        if arg == "INF":
+            self._dis_inf_ml = 0.0
+        else:
+            self._dis_wdr_ml = 0.0
+        return ""
+
+    def _cmd_dis(self, arg: str, t: float) -> str:
+        if arg:
+            raise _Reject("")
+        inf, wdr = self.counters_ml(t)
+        f = VOLUME_UNITS[self.volume_units]
+        return f"I{format_number(inf / f)}W{format_number(wdr / f)}{self.volume_units}"
+
+    def _cmd_ver(self, arg: str, t: float) -> str:
+        if arg:
+            raise _Reject("NA")
+        return self.firmware
+
+    def _cmd_saf(self, arg: str, t: float) -> str:
+        if not arg:
+            return str(self.safe_mode_s)
+        if not arg.isdigit():
+            raise _Reject("")
+        n = int(arg)
+        if not 0 <= n <= 255:
+            raise _Reject("OOR")
+        self.safe_mode_s = n
+        self._wd_last = t if n > 0 else None
+        return ""
+
+    def _cmd_adr(self, arg: str, t: float) -> str:
+        if not arg:
+            return str(self.address)
+        m = re.match(r"^(\d{1,2})(?:B(\d+))?$", arg)
+        if not m:
+            raise _Reject("")
+        if m.group(2) is not None:
+            baud = int(m.group(2))
+            if baud not in _BAUDS:
+                raise _Reject("OOR")
+            if self._port is None:
+                self.baudrate = baud
+        self.address = int(m.group(1))
+        return ""
+
+    def _cmd_al(self, arg: str, t: float) -> str:
+        if not arg:
+            return "1" if self.alarm_enabled else "0"
+        if arg not in ("0", "1"):
+            raise _Reject("OOR")
+        self.alarm_enabled = arg == "1"
+        return ""
+
+
+class NE1000Chain(Emulator):
+    """Several pumps daisy-chained on one port: every pump hears every byte, each answers its address."""
+
+    def __init__(
+        self,
+        name: str,
+        pumps: Sequence[NE1000Emulator],
+        *,
+        baudrate: int = 19200,
+        seed: int = 0,
+        turnaround_s: float = 0.0,
+    ):
+        super().__init__(name, baudrate=baudrate, turnaround_s=turnaround_s, seed=seed)
+        addresses = [p.address for p in pumps]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError(f"{name}: duplicate pump addresses {addresses}")
+        self.pumps = list(pumps)
+        for p in self.pumps:
+            p._port = self
+            # Output queued at construction (power-up auto-alarms) moves onto the shared line.
+            while p._out:
+                pending = p._out.popleft()
+                super().send(pending.data, pending.t_ready)
+
+    def pump(self, address: int) -> NE1000Emulator:
+        for p in self.pumps:
+            if p.address == address:
+                return p
+        raise KeyError(f"{self.name}: no pump at address {address}")
+
+    def receive_bytes(self, data: bytes, t: float) -> None:
+        for p in self.pumps:
+            p.receive(data, t)
+
+    def poll(self, t: float) -> None:
+        for p in self.pumps:
+            p.poll(t)
+
+    def next_unsolicited_time(self, t: float) -> float | None:
+        times = [x for x in (p.next_unsolicited_time(t) for p in self.pumps) if x is not None]
+        return min(times) if times else None

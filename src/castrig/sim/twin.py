@@ -1,0 +1,186 @@
+"""The digital twin of a profile: one shared world, one emulator per simulated device.
+
+Drivers reach these emulators only through links (in-process :class:`~castrig.links.SimLink`,
+or ptys/sockets via ``castrig sim serve``), exactly as they reach hardware. The simulated camera
+renders the film the world formed, with its ground truth in the frame metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from castrig.clock import Clock
+from castrig.rig.profile import AlicatConfig, HMT330Config, NE1000Config, Profile, ScpiChamberConfig, SimCameraConfig
+from castrig.sim.alicat import AlicatEmulator
+from castrig.sim.emulator import Emulator
+from castrig.sim.hmt330 import HMT330Emulator
+from castrig.sim.micrograph import ground_truth, make_structure, render_section, render_surface
+from castrig.sim.ne1000 import NE1000Emulator
+from castrig.sim.scpi_chamber import ScpiChamberEmulator
+from castrig.sim.world import ChamberModel, InternalController, World
+
+#: Stable per-device seed streams, so adding a device never changes another's noise.
+_STREAMS = {"caster": 1, "water_pump": 2, "dry_mfc": 3, "wet_mfc": 4, "chamber": 5, "rh_near": 6, "rh_room": 7, "camera": 8}
+
+
+class Twin:
+    def __init__(self, profile: Profile, clock: Clock, seed: int | None = None):
+        self.profile = profile
+        self.clock = clock
+        self.seed = profile.sim.seed if seed is None else seed
+        sim = profile.sim
+        chamber = ChamberModel(
+            volume_l=sim.chamber_volume_l,
+            room_temperature_c=sim.room_temperature_c,
+            room_rh_pct=sim.room_rh_pct,
+            bubbler_rh_pct=sim.bubbler_rh_pct,
+            dry_line_rh_pct=sim.dry_line_rh_pct,
+            leak_per_min=sim.leak_per_min,
+            sensor_tau_s=sim.sensor_tau_s,
+        )
+        self.world = World(chamber, params=sim.params, t0=clock.now())
+        self.emulators: dict[str, Emulator] = {}
+        self.camera_config: SimCameraConfig | None = None
+        self._field = 0
+        self._field_views: set[str] = set()
+        self._field_cache: dict[str, Any] | None = None
+        for role, cfg in profile.device_configs().items():
+            if getattr(cfg, "link", None) is not None and cfg.link.kind != "sim":
+                continue
+            emu = self._make(role, cfg)
+            if emu is not None:
+                self.emulators[role] = emu
+        self._wire()
+
+    # -- construction ---------------------------------------------------------------------
+    def _seed(self, role: str) -> int:
+        return self.seed * 1000 + _STREAMS.get(role, 99)
+
+    def _make(self, role: str, cfg: Any) -> Emulator | None:
+        w = self.world
+        if isinstance(cfg, NE1000Config):
+            return NE1000Emulator(
+                role,
+                address=cfg.address or 0,
+                seed=self._seed(role),
+                on_change=w.advance,
+                diameter_mm=cfg.syringe_diameter_mm,
+                t0=self.clock.now(),
+            )
+        if isinstance(cfg, AlicatConfig):
+            return AlicatEmulator(
+                role,
+                unit_id=cfg.unit_id,
+                full_scale_slpm=cfg.full_scale_slpm,
+                firmware=cfg.setpoint_form,
+                seed=self._seed(role),
+                on_change=w.advance,
+            )
+        if isinstance(cfg, HMT330Config):
+            source = w.near_sensor if role == "rh_near" else w.room
+            return HMT330Emulator(role, source=source, seed=self._seed(role), address=cfg.address or 0)
+        if isinstance(cfg, ScpiChamberConfig):
+            return ScpiChamberEmulator(role, seed=self._seed(role), on_change=w.advance, source=self._chamber_reading)
+        if isinstance(cfg, SimCameraConfig):
+            self.camera_config = cfg
+            return None
+        return None
+
+    def _chamber_reading(self, t: float) -> tuple[float, float]:
+        self.world.advance(t)
+        return self.world.chamber_rh_pct(), self.world.temperature_c(t)
+
+    def _wire(self) -> None:
+        w, e = self.world, self.emulators
+        if "dry_mfc" in e:
+            w.dry_flow_slpm = e["dry_mfc"].flow_slpm  # type: ignore[attr-defined]
+            w.wet_flow_slpm = e["wet_mfc"].flow_slpm  # type: ignore[attr-defined]
+        elif "chamber" in e:
+            emu = e["chamber"]
+            w.internal = InternalController(
+                state=lambda: (emu.setpoint_rh_pct, emu.output_on),  # type: ignore[attr-defined]
+                total_flow_slpm=self.profile.control.total_flow_slpm,
+                dry_line_rh_pct=w.chamber.dry_line_rh_pct,
+                wet_line_rh_pct=w.chamber.bubbler_rh_pct,
+            )
+        if "caster" in e:
+            w.caster_dispensed_ml = e["caster"].dispensed_ml  # type: ignore[attr-defined]
+            w.caster_flow_ml_min = e["caster"].flow_ml_min  # type: ignore[attr-defined]
+        if "water_pump" in e:
+            w.water_dispensed_ml = e["water_pump"].dispensed_ml  # type: ignore[attr-defined]
+
+    def set_process(self, *, concentration_mg_ml: float, solvent: str, support_pore_um: float | None) -> None:
+        """What the recipe says about the solution and support (the twin cannot see it)."""
+        self.world.recipe_concentration_mg_ml = concentration_mg_ml
+        self.world.recipe_solvent = solvent
+        self.world.support_pore_um = support_pore_um
+
+    def restore_film(self, conditions: dict[str, Any]) -> None:
+        """Put back a film formed before a crash (from the run's journal), for resumed runs."""
+        from castrig.sim.world import FilmConditions, _FilmState
+
+        c = FilmConditions(**conditions)
+        film = _FilmState(started_t=self.world.t, concentration_mg_ml=c.concentration_mg_ml, solvent=c.solvent,
+                          support_wet=c.support_wet, solvent_left=0.0)
+        film.conditions = c
+        self.world.film = film
+        self.world.cast_volume_ml = c.cast_volume_ml
+
+    # -- the camera -------------------------------------------------------------------------
+    def render(self, view: str) -> tuple[np.ndarray, float, float, dict[str, Any]]:
+        """(image, pixel_size_um, exposure_ms, metadata) of the current field in ``view``.
+
+        Asking again for a view already taken moves the stage to the next field, so reflected
+        and transmitted images of one field are registered to each other.
+        """
+        cfg = self.camera_config or SimCameraConfig(model="sim")
+        self.world.advance(self.clock.now())
+        if view in self._field_views or self._field_cache is None:
+            if self._field_cache is not None:
+                self._field += 1
+            self._field_views = set()
+            self._field_cache = self._render_field(cfg)
+        self._field_views.add(view)
+        cache = self._field_cache
+        exposure = {"reflected": 8.0, "transmitted": 25.0, "section": 12.0}[view]
+        meta = {"field": self._field, "view": view, "simulated": True, "truth": cache["truth"], "targets": cache["targets"]}
+        return cache[view], cfg.pixel_size_um, exposure, meta
+
+    def _render_field(self, cfg: SimCameraConfig) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, 8, self._field])
+        px = cfg.pixel_size_um
+        size = cfg.width_px
+        targets = self.world.film_targets()
+        if targets is None or not targets.ordered:
+            # No breath figure: a featureless film (or bare support) under noise.
+            base = np.full((size, size), 0.7) + rng.normal(0, 0.02, (size, size))
+            scale = 255 if cfg.bit_depth == 8 else 65535
+            img = np.clip(base * scale, 0, scale).astype(np.uint8 if cfg.bit_depth == 8 else np.uint16)
+            dark = (img * 0.2).astype(img.dtype)
+            truth = None if targets is None else {"opening_ratio": 0.0, "pore_count": 0}
+            return {"reflected": img, "transmitted": dark, "section": img, "truth": truth,
+                    "targets": None if targets is None else asdict(targets)}
+        structure = make_structure(
+            rng,
+            mean_diameter_um=targets.mean_diameter_um,
+            cv=targets.cv,
+            opening_ratio=targets.opening_ratio,
+            through_fraction=targets.through_fraction,
+            thickness_um=targets.thickness_um,
+            thickness_cv=targets.thickness_cv,
+            support_pore_um=targets.support_pore_um,
+            field_um=size * px,
+            defect_rate=targets.defect_rate,
+        )
+        reflected, transmitted = render_surface(structure, px, rng, bit_depth=cfg.bit_depth)
+        section = render_section(structure, px, rng, bit_depth=cfg.bit_depth)
+        return {
+            "reflected": reflected,
+            "transmitted": transmitted,
+            "section": section,
+            "truth": ground_truth(structure, section_pixel_size_um=px),
+            "targets": asdict(targets),
+        }

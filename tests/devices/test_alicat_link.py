@@ -1,0 +1,150 @@
+"""Alicat driver against its emulator: in virtual time over SimLink, and over a pty and TCP."""
+
+from __future__ import annotations
+
+import pytest
+
+from castrig.clock import VirtualClock, WallClock
+from castrig.devices.alicat import AlicatError, AlicatLinkError, AlicatMFC
+from castrig.links import LinkClosed, SimLink
+from castrig.links.serial_link import SerialLink
+from castrig.sim.alicat import AlicatEmulator
+from castrig.sim.serve import serve_pty, serve_tcp
+
+
+def rig(firmware: str = "modern", **kwargs):
+    clock = VirtualClock()
+    emu = AlicatEmulator("wet_mfc", full_scale_slpm=5.0, firmware=firmware, response_tau_s=0.5, seed=1, **kwargs)
+    form = "legacy" if firmware == "legacy" else "modern"
+    mfc = AlicatMFC(SimLink(emu, clock), name="wet_mfc", full_scale_slpm=5.0, clock=clock, setpoint_form=form)
+    return clock, emu, mfc
+
+
+@pytest.mark.parametrize("firmware", ["modern", "legacy", "totalizer"])
+def test_setpoint_and_flow_follow(firmware):
+    clock, emu, mfc = rig(firmware)
+    mfc.set_flow_slpm(3.2)
+    assert mfc.setpoint_slpm() == pytest.approx(3.2)
+    clock.sleep(5.0)
+    reading = mfc.read()
+    assert reading.setpoint_slpm == pytest.approx(3.2)
+    assert reading.mass_flow_slpm == pytest.approx(3.2, abs=0.02)
+    assert reading.mass_flow_slpm == pytest.approx(emu.flow_slpm(clock.now()), abs=0.02)
+    assert reading.gas == "Air"
+    assert len(reading.extra) == (2 if firmware == "totalizer" else 0)
+
+
+def test_gas_by_every_form():
+    clock, emu, mfc = rig()
+    mfc.set_gas("N2")
+    assert mfc.read().gas == "N2" and emu.gas_number == 8
+    mfc.set_gas_by_register("Ar")
+    assert mfc.gas_number() == 1 and mfc.gas().short_name == "Ar"
+    assert mfc.control_point() == 37
+
+
+def test_legacy_gas_select():
+    clock, emu, mfc = rig("legacy")
+    mfc.set_gas("He")
+    assert mfc.read().gas == "He"
+
+
+def test_legacy_unit_rejects_modern_query_with_typed_error():
+    clock, emu, mfc = rig("legacy")
+    with pytest.raises(AlicatError, match="wet_mfc"):
+        mfc.setpoint()
+
+
+def test_hold_and_lock_reach_the_frame():
+    clock, emu, mfc = rig()
+    mfc.set_flow_slpm(2.0)
+    clock.sleep(5.0)
+    assert mfc.hold_valve(closed=True).status == ("HLD",)
+    clock.sleep(5.0)
+    assert mfc.read().mass_flow_slpm < 0.05
+    mfc.cancel_hold()
+    assert mfc.lock_display().status == ("LCK",)
+
+
+def test_stuck_valve_is_visible_in_the_readings():
+    clock, emu, mfc = rig()
+    mfc.set_flow_slpm(1.0)
+    clock.sleep(5.0)
+    emu.inject("stuck", clock.now())
+    mfc.set_flow_slpm(4.0)
+    clock.sleep(5.0)
+    r = mfc.read()
+    assert r.setpoint_slpm == pytest.approx(4.0) and r.mass_flow_slpm == pytest.approx(1.0, abs=0.02)
+
+
+def test_streaming_through_the_driver():
+    clock, emu, mfc = rig()
+    mfc.set_flow_slpm(1.0)
+    mfc.start_streaming()
+    frames = [mfc.read_streamed() for _ in range(5)]
+    assert all(f.unit_id is None and f.setpoint_slpm == 1.0 for f in frames)
+    mfc.stop_streaming()
+    assert not emu.streaming
+    assert mfc.read().unit_id == "A"
+
+
+def test_change_unit_id():
+    clock, emu, mfc = rig()
+    mfc.change_unit_id("K")
+    assert emu.unit_id == "K" and mfc.read().unit_id == "K"
+
+
+@pytest.mark.parametrize("fault", ["no_reply", "garbage"])
+def test_fault_gives_typed_error_naming_the_device(fault):
+    clock, emu, mfc = rig()
+    emu.inject(fault)
+    with pytest.raises(AlicatError) as err:
+        mfc.read()
+    assert err.value.device == "wet_mfc" and "wet_mfc" in str(err.value)
+    emu.clear(fault)
+    assert mfc.read().gas == "Air"
+
+
+def test_drop_and_reconnect():
+    clock, emu, mfc = rig()
+    emu.inject("drop")
+    with pytest.raises(AlicatLinkError) as err:
+        mfc.set_flow_slpm(1.0)
+    assert isinstance(err.value.cause, LinkClosed)
+    emu.clear("drop")
+    mfc.set_flow_slpm(1.0)
+    assert mfc.read().setpoint_slpm == 1.0
+
+
+# -- real OS links -----------------------------------------------------------------------------
+def test_over_a_pty():
+    emu = AlicatEmulator("dry_mfc", full_scale_slpm=5.0, response_tau_s=0.05)
+    with serve_pty(emu) as server:
+        link = SerialLink(server.address, baudrate=19200, timeout_s=0.5)
+        try:
+            mfc = AlicatMFC(link, name="dry_mfc", full_scale_slpm=5.0, clock=WallClock())
+            mfc.set_flow_slpm(2.0)
+            assert mfc.read().setpoint_slpm == 2.0
+            assert mfc.gas().short_name == "Air"
+        finally:
+            link.close()
+
+
+def test_over_tcp_with_drop_and_reconnect():
+    emu = AlicatEmulator("dry_mfc", full_scale_slpm=5.0, firmware="legacy")
+    with serve_tcp(emu) as server:
+        link = SerialLink(server.address, timeout_s=0.3)
+        mfc = AlicatMFC(link, name="dry_mfc", full_scale_slpm=5.0, setpoint_form="legacy", poll_attempts=2)
+        mfc.set_flow_slpm(1.5)
+        assert mfc.read().setpoint_slpm == 1.5
+        emu.inject("drop")
+        with pytest.raises(AlicatLinkError, match="dry_mfc"):
+            mfc.read()
+        link.close()
+        emu.clear("drop")
+        link = SerialLink(server.address, timeout_s=0.5)
+        try:
+            mfc = AlicatMFC(link, name="dry_mfc", full_scale_slpm=5.0, setpoint_form="legacy")
+            assert mfc.read().setpoint_slpm == 1.5
+        finally:
+            link.close()

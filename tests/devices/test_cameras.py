@@ -1,0 +1,275 @@
+"""Camera back ends: simulator, folder replay (TIFF/PNG), OpenCV (video file), GenICam (the
+``viky.cti`` software producer shipped in the ``genicam`` wheel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from castrig.devices.camera import (
+    CameraError,
+    CameraReadError,
+    CameraSourceError,
+    FolderCamera,
+    GenICamCamera,
+    NoImageError,
+    OpenCVCamera,
+    SimCamera,
+    to_grey,
+)
+from castrig.devices.roles import DeviceError, Frame, Illumination
+
+R, T, S = Illumination.REFLECTED, Illumination.TRANSMITTED, Illumination.SECTION
+
+
+def ramp(value: int, shape=(12, 16), dtype=np.uint8) -> np.ndarray:
+    img = np.full(shape, value, dtype=dtype)
+    img[0, 0] = 0
+    return img
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def test_to_grey_weights_and_dtypes():
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[..., 0] = 255
+    assert to_grey(rgb)[0, 0] == 76  # round(0.299 * 255)
+    assert to_grey(rgb, bgr=True)[0, 0] == 29  # red channel read as blue
+    assert to_grey(np.ones((3, 4, 1), np.uint16)).shape == (3, 4)
+    rgba16 = np.full((2, 2, 4), 1000, np.uint16)
+    out = to_grey(rgba16)
+    assert out.dtype == np.uint16 and out[0, 0] == 1000
+    with pytest.raises(ValueError):
+        to_grey(np.zeros((2, 2, 2, 2)))
+
+
+# -- simulator ----------------------------------------------------------------------------------
+def test_sim_camera_passes_frames_and_names_itself():
+    calls = []
+
+    def render(ill):
+        calls.append(ill)
+        return Frame(ramp(100), pixel_size_um=0.25, exposure_ms=12.0, illumination=ill, metadata={"truth": 1})
+
+    cam = SimCamera("scope", render=render)
+    f = cam.snap(T)
+    assert calls == [T] and f.illumination is T and f.pixel_size_um == 0.25 and f.exposure_ms == 12.0
+    assert f.metadata == {"truth": 1, "camera": "scope", "backend": "sim", "exposure_known": True}
+    assert cam.snap("reflected").illumination is R
+    assert cam.frames_taken == 2
+
+
+def test_sim_camera_rejects_wrong_renderer_output():
+    cam = SimCamera("scope", render=lambda ill: Frame(ramp(1), 1.0, 1.0, Illumination.SECTION))
+    with pytest.raises(CameraReadError, match="scope"):
+        cam.snap(R)
+    cam = SimCamera("scope", render=lambda ill: "not a frame")  # type: ignore[arg-type,return-value]
+    with pytest.raises(CameraError):
+        cam.snap(R)
+    cam = SimCamera("scope", render=lambda ill: Frame(np.zeros((2, 2, 3)), 1.0, 1.0, ill))
+    with pytest.raises(CameraReadError, match="2-D"):
+        cam.snap(R)
+
+
+# -- folder: PNG --------------------------------------------------------------------------------
+def write_png(path: Path, image: np.ndarray, dpi: float | None = None) -> None:
+    from PIL import Image
+
+    img = Image.fromarray(image)
+    if dpi is None:
+        img.save(path)
+    else:
+        img.save(path, dpi=(dpi, dpi))
+
+
+def test_folder_png_cycles_per_illumination_in_sorted_order(tmp_path):
+    for i, name in enumerate(["b_reflected.png", "a_reflected.PNG", "a_transmitted.png", "c_reflected.png"]):
+        write_png(tmp_path / name, ramp(10 * (i + 1)))
+    (tmp_path / "notes_reflected.txt").write_text("not an image")
+    cam = FolderCamera("replay", folder=tmp_path, pixel_size_um=0.5, exposure_ms=3.0)
+    seen = [cam.snap(R).metadata["source_path"] for _ in range(4)]
+    assert [Path(p).name for p in seen] == ["a_reflected.PNG", "b_reflected.png", "c_reflected.png", "a_reflected.PNG"]
+    f = cam.snap(T)
+    assert f.image[1, 1] == 30 and f.image.dtype == np.uint8 and f.image.shape == (12, 16)
+    assert f.pixel_size_um == 0.5 and f.exposure_ms == 3.0 and f.illumination is T
+    assert f.metadata["camera"] == "replay" and f.metadata["replay_index"] == 0
+    with pytest.raises(NoImageError) as info:
+        cam.snap(S)
+    assert "replay" in str(info.value) and "*_section.*" in str(info.value)
+    assert isinstance(info.value, DeviceError)
+
+
+def test_folder_png_pixel_size_from_phys_and_colour_to_grey(tmp_path):
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[..., 1] = 200
+    write_png(tmp_path / "x_reflected.png", rgb, dpi=25400 / 0.8)  # 0.8 µm pixels
+    f = FolderCamera("replay", folder=tmp_path).snap(R)
+    assert f.image.ndim == 2 and f.image[0, 0] == round(0.587 * 200)
+    assert f.pixel_size_um == pytest.approx(0.8, rel=1e-3)
+    assert f.exposure_ms == 0.0 and f.metadata["exposure_known"] is False
+    # An explicit pixel size wins over the file's.
+    assert FolderCamera("replay", folder=tmp_path, pixel_size_um=2.0).snap(R).pixel_size_um == 2.0
+
+
+def test_folder_png_without_pixel_size_is_typed_error(tmp_path):
+    write_png(tmp_path / "x_reflected.png", ramp(5))
+    with pytest.raises(CameraReadError, match="pixel_size_um"):
+        FolderCamera("replay", folder=tmp_path).snap(R)
+
+
+def test_folder_custom_patterns_and_no_cycle(tmp_path):
+    write_png(tmp_path / "top_1.png", ramp(1))
+    write_png(tmp_path / "top_2.png", ramp(2))
+    cam = FolderCamera("sem", folder=tmp_path, pixel_size_um=0.1, patterns={"reflected": "top_*"}, cycle=False)
+    assert [cam.snap(R).image[1, 1] for _ in range(2)] == [1, 2]
+    with pytest.raises(NoImageError, match="replay finished"):
+        cam.snap(R)
+    cam.rewind()
+    assert cam.snap(R).image[1, 1] == 1
+
+
+def test_folder_missing_and_vanishing(tmp_path):
+    with pytest.raises(CameraSourceError) as info:
+        FolderCamera("replay", folder=tmp_path / "nope")
+    assert "replay" in str(info.value) and "nope" in str(info.value)
+    sub = tmp_path / "d"
+    sub.mkdir()
+    cam = FolderCamera("replay", folder=sub, pixel_size_um=1)
+    sub.rmdir()
+    with pytest.raises(CameraSourceError):
+        cam.snap(R)
+
+
+def test_folder_unreadable_image_is_typed_error(tmp_path):
+    (tmp_path / "x_reflected.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(CameraReadError, match="cannot read"):
+        FolderCamera("replay", folder=tmp_path, pixel_size_um=1).snap(R)
+
+
+def test_folder_picks_up_new_images(tmp_path):
+    cam = FolderCamera("replay", folder=tmp_path, pixel_size_um=1)
+    with pytest.raises(NoImageError):
+        cam.snap(R)
+    write_png(tmp_path / "late_reflected.png", ramp(9))
+    assert cam.snap(R).image[1, 1] == 9
+
+
+# -- folder: TIFF (through castrig.tiffio) ------------------------------------------------------
+def write_tiff(path: Path, image: np.ndarray, pixel_size_um: float | None) -> None:
+    import tifffile
+
+    kwargs = {}
+    if pixel_size_um is not None:
+        per_cm = 1e4 / pixel_size_um
+        kwargs = {"resolution": (per_cm, per_cm), "resolutionunit": "CENTIMETER"}
+    tifffile.imwrite(path, image, **kwargs)
+
+
+def test_folder_tiff_pixel_size_from_resolution_tags(tmp_path):
+    pytest.importorskip("castrig.tiffio")
+    write_tiff(tmp_path / "m01_reflected.tif", ramp(200, dtype=np.uint16), 0.25)
+    write_tiff(tmp_path / "m01_section.tiff", ramp(50), None)
+    cam = FolderCamera("replay", folder=tmp_path)
+    f = cam.snap(R)
+    assert f.image.dtype == np.uint16 and f.image[1, 1] == 200
+    assert f.pixel_size_um == pytest.approx(0.25, rel=1e-4)
+    assert f.metadata["pixel_size_source"] == "file"
+    with pytest.raises(CameraReadError, match="pixel size"):
+        cam.snap(S)
+    assert FolderCamera("replay", folder=tmp_path, pixel_size_um=1.5).snap(S).pixel_size_um == 1.5
+
+
+# -- OpenCV -------------------------------------------------------------------------------------
+@pytest.fixture
+def video(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (32, 24))
+    assert writer.isOpened()
+    for value in (40, 120, 200):
+        frame = np.full((24, 32, 3), value, np.uint8)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_opencv_video_file_frames_grey_and_loops(video):
+    cam = OpenCVCamera("uvc", source=str(video), pixel_size_um=1.2, exposure_ms=8.0)
+    try:
+        frames = [cam.snap(R) for _ in range(4)]
+    finally:
+        cam.close()
+    levels = [int(round(float(f.image.mean()))) for f in frames]
+    assert all(f.image.shape == (24, 32) and f.image.dtype == np.uint8 for f in frames)
+    assert [abs(a - b) <= 3 for a, b in zip(levels, [40, 120, 200, 40])] == [True] * 4
+    assert [f.metadata["frame_index"] for f in frames] == [0, 1, 2, 0]
+    assert frames[0].pixel_size_um == 1.2 and frames[0].exposure_ms == 8.0
+    assert frames[0].metadata["camera"] == "uvc" and frames[1].illumination is R
+    with pytest.raises(CameraSourceError, match="closed"):
+        cam.snap(R)
+
+
+def test_opencv_discard_frames(video):
+    cam = OpenCVCamera("uvc", source=video, pixel_size_um=1.0, discard_frames=1)
+    try:
+        assert abs(float(cam.snap(T).image.mean()) - 120) <= 3
+        assert cam.snap(T).metadata["exposure_known"] is False
+    finally:
+        cam.close()
+
+
+def test_opencv_missing_source_is_typed(tmp_path):
+    pytest.importorskip("cv2")
+    with pytest.raises(CameraSourceError, match="uvc"):
+        OpenCVCamera("uvc", source=str(tmp_path / "none.avi"), pixel_size_um=1.0)
+    (tmp_path / "junk.avi").write_bytes(b"not a video at all")
+    with pytest.raises(CameraSourceError, match="cannot open"):
+        OpenCVCamera("uvc", source=str(tmp_path / "junk.avi"), pixel_size_um=1.0)
+
+
+def test_opencv_absent_gives_clear_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # makes `import cv2` raise ImportError
+    with pytest.raises(ImportError, match="opencv-python-headless") as info:
+        OpenCVCamera("uvc", source=0, pixel_size_um=1.0)
+    assert isinstance(info.value, CameraError) and "uvc" in str(info.value)
+
+
+# -- GenICam (software GenTL producer) ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def viky_cti():
+    pytest.importorskip("harvesters.core")
+    genicam = pytest.importorskip("genicam")
+    cti = Path(genicam.__file__).parent / "viky.cti"
+    if not cti.is_file():
+        pytest.skip("the genicam wheel ships no viky.cti producer")
+    return cti
+
+
+def test_genicam_software_producer(viky_cti):
+    cam = GenICamCamera("gige", cti=viky_cti, device="1", pixel_size_um=0.5, exposure_ms=4.0)
+    try:
+        f = cam.snap(R)
+        assert f.image.ndim == 2 and f.image.shape == (400, 400) and f.image.dtype == np.uint8
+        assert f.pixel_size_um == 0.5 and f.metadata["pixel_format"] == "RGBa8"
+        assert f.exposure_ms == 4.0  # the producer has no ExposureTime node: the given value
+        assert cam.snap(S).illumination is S
+    finally:
+        cam.close()
+    with pytest.raises(CameraSourceError):
+        cam.snap(R)
+
+
+def test_genicam_mono_and_unknown_device(viky_cti):
+    cam = GenICamCamera("gige", cti=[viky_cti], pixel_size_um=1.0, pixel_format="Mono8")
+    try:
+        f = cam.snap(T)
+        assert f.metadata["pixel_format"] == "Mono8" and f.image.shape == (400, 400)
+    finally:
+        cam.close()
+    with pytest.raises(CameraSourceError, match="no camera 'XYZ'"):
+        GenICamCamera("gige", cti=viky_cti, device="XYZ", pixel_size_um=1.0)
+    with pytest.raises(CameraSourceError, match="does not exist"):
+        GenICamCamera("gige", cti=viky_cti.parent / "missing.cti", pixel_size_um=1.0)
