@@ -506,5 +506,5 @@ class Runner:
             self._in_pause = False
             self.status.state = "running"
         if answer != "resume":
-            raise RunAborted("aborted", "aborted by the operator after a pause")
+            raise RunAborted("interrupted", "aborted by the operator after a pause (Ctrl-C)")
         self.event("resume", "operator", "resumed by the operator")

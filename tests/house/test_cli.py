@@ -1,0 +1,167 @@
+"""The command line's contract (DESIGN §7): names, options, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from castrig.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+SIM = ROOT / "hw_profiles" / "sim.yaml"
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("castrig ")
+
+
+def test_check_valid_recipe_and_profile(capsys):
+    assert main(["check", str(ROOT / "recipes" / "demo.yaml")]) == 0
+    assert main(["check", str(SIM)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_check_broken_recipe_names_file_field_and_range(capsys):
+    assert main(["check", str(DATA / "broken.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.yaml" in err
+    assert "steps[0].setpoint_rh_pct" in err and "20 to 100" in err
+    assert "steps[1].rate_ml_min" in err and "required" in err
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_twice_aborts_at_once(tmp_path):
+    data = tmp_path / "runs"
+    proc = _start(["run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q"], tmp_path)
+    run_dir = _wait_for_samples(data)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
+    assert safe and safe[-1]["safe"] is True
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_check_missing_and_unparsable_files(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "nope.yaml")]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "no such file" in err and "not valid YAML" in err and "line" in err
+
+
+def test_bad_profile_names_the_field(tmp_path, capsys):
+    prof = tmp_path / "p.yaml"
+    prof.write_text(SIM.read_text().replace("full_scale_slpm: 5.0}", "full_scale_slpm: -5}", 1))
+    assert main(["check", str(prof)]) == 2
+    assert "devices.dry_mfc.full_scale_slpm" in capsys.readouterr().err
+
+
+def test_run_with_bad_input_creates_no_run_folder(tmp_path, capsys):
+    data = tmp_path / "runs"
+    assert main(["run", str(DATA / "broken.yaml"), "--profile", str(SIM), "--data", str(data)]) == 2
+    assert not data.exists()
+    # a recipe that does not fit the rig: the caster's 4.699 mm syringe tops out near 0.88 mL/min
+    fast = tmp_path / "fast.yaml"
+    fast.write_text((DATA / "short.yaml").read_text().replace("volume_ml: 0.1, rate_ml_min: 0.5", "volume_ml: 0.1, rate_ml_min: 5"))
+    assert main(["run", str(fast), "--profile", str(SIM), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "steps[3]" in err and "rate_ml_min" in err and "allowed" in err
+    assert not data.exists()
+
+
+def test_run_records_samples_and_events_and_runs_lists_it(tmp_path, capsys):
+    data = tmp_path / "runs"
+    code = main(["run", str(DATA / "short.yaml"), "--profile", str(SIM), "--data", str(data), "--operator", "ci", "-q"])
+    assert code == 0
+    (run_dir,) = [p for p in data.iterdir() if p.is_dir()]
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    n_samples = db.execute("select count(*) from samples where channel='rh_near_pct'").fetchone()[0]
+    assert n_samples > 50
+    kinds = {k for (k,) in db.execute("select distinct kind from events")}
+    assert {"run_start", "step_start", "step_end", "setpoint", "pump", "safe_state"} <= kinds
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "completed" and info["operator"] == "ci" and info["seed"] == 1
+    assert (run_dir / "log.jsonl").read_text().count("\n") > 5
+    capsys.readouterr()
+    assert main(["runs", "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert info["run_id"] in out and "completed" in out
+
+
+def test_fault_exits_3_with_the_rig_safe(tmp_path):
+    recipe = tmp_path / "unreachable.yaml"
+    recipe.write_text(
+        "name: unreachable\nsteps:\n"
+        "  - {type: condition, setpoint_rh_pct: 99.5, band_rh_pct: 0.2, stable_for_s: 60, timeout_s: 120}\n"
+    )
+    data = tmp_path / "runs"
+    assert main(["run", str(recipe), "--profile", str(SIM), "--data", str(data), "-q"]) == 3
+    (run_dir,) = list(p for p in data.iterdir() if p.is_dir())
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    (msg, data_json) = db.execute("select message, data_json from events where kind='safe_state'").fetchone()
+    assert json.loads(data_json)["safe"] is True
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "faulted"
+
+
+def _start(args: list[str], tmp_path: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "castrig", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def _wait_for_samples(data: Path, n: int = 5, timeout_s: float = 30) -> Path:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        for db_path in data.glob("*/run.sqlite"):
+            try:
+                if sqlite3.connect(db_path).execute("select count(*) from samples").fetchone()[0] >= n:
+                    return db_path.parent
+            except sqlite3.Error:
+                pass
+        time.sleep(0.05)
+    raise AssertionError("the run never started writing samples")
+
+
+@pytest.mark.parametrize("sig, expected, outcome", [(signal.SIGTERM, 3, "aborted"), (signal.SIGINT, 130, "interrupted")])
+def test_signals_leave_the_rig_safe(tmp_path, sig, expected, outcome):
+    data = tmp_path / "runs"
+    proc = _start(["run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q"], tmp_path)
+    run_dir = _wait_for_samples(data)
+    proc.send_signal(sig)
+    # SIGINT once: pause at the next safe point and ask; with no terminal to ask, abort.
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == expected, (out, err)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == outcome
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
+    assert safe and safe[-1]["safe"] is True
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_twice_aborts_at_once(tmp_path):
+    data = tmp_path / "runs"
+    proc = _start(["run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q"], tmp_path)
+    run_dir = _wait_for_samples(data)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
+    assert safe and safe[-1]["safe"] is True
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
