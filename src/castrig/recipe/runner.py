@@ -146,14 +146,33 @@ class Runner:
         self._abort_reason = reason
 
     # -- the whole run --------------------------------------------------------------------------
-    def run(self, start_step: int = 0, *, resume_note: str | None = None) -> RunResult:
+    def run(
+        self,
+        start_step: int = 0,
+        *,
+        resume_note: str | None = None,
+        resume_elapsed_s: float = 0.0,
+        resume_setpoint: dict[str, Any] | None = None,
+    ) -> RunResult:
+        """Run the steps from ``start_step``.
+
+        On resume, ``resume_elapsed_s`` is how long the interrupted step had already run (a wait
+        or purge continues for the rest of its duration) and ``resume_setpoint`` the last
+        setpoint event's data, re-applied so RH control picks up where it was.
+        """
         steps = self.recipe.steps
         result = RunResult("completed")
         self.status.state = "running"
         self._last_good_rh_t = self.clock.now()
         try:
             if resume_note:
-                self.event("resume", "runner", resume_note, {"start_step": start_step})
+                self.event("resume", "runner", resume_note, {"start_step": start_step, "elapsed_in_step_s": resume_elapsed_s})
+                self._resume_elapsed = resume_elapsed_s
+                sp = (resume_setpoint or {}).get("setpoint_rh_pct")
+                if sp is not None:
+                    self._set_rh(float(sp), None)
+                elif (resume_setpoint or {}).get("purge_flow_slpm") is not None:
+                    self._purge(float(resume_setpoint["purge_flow_slpm"]))
             else:
                 self.event("run_start", "runner", f"recipe {self.recipe.name}: {len(steps)} steps", {"steps": len(steps)})
             for i in range(start_step, len(steps)):
@@ -211,12 +230,19 @@ class Runner:
         handler = getattr(self, f"_step_{step.type}")
         return handler(i, step)
 
+    _resume_elapsed = 0.0
+
+    def _remaining(self, duration_s: float) -> float:
+        """A resumed wait or purge runs only for what was left of it."""
+        elapsed, self._resume_elapsed = self._resume_elapsed, 0.0
+        return max(0.0, duration_s - elapsed)
+
     def _step_wait(self, i: int, step: m.WaitStep) -> None:
-        self._hold(step.duration_s, hold_band=self.loop is not None and self.loop.active)
+        self._hold(self._remaining(step.duration_s), hold_band=self.loop is not None and self.loop.active)
 
     def _step_purge(self, i: int, step: m.PurgeStep) -> None:
         self._purge(step.flow_slpm or self.cfg.purge_flow_slpm)
-        self._hold(step.duration_s)
+        self._hold(self._remaining(step.duration_s))
 
     def _purge(self, flow_slpm: float) -> None:
         if self.loop is not None:

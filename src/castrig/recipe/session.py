@@ -120,7 +120,7 @@ def run_recipe(
 
 
 def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet: bool, start_step: int = 0,
-           t_offset_s: float = 0.0, resume_note: str | None = None) -> RunResult:
+           t_offset_s: float = 0.0, resume: dict[str, Any] | None = None) -> RunResult:
     log = RunLog(recorder.run_dir, console=None if quiet else sys.stderr)
     display = Display(recipe.name, len(recipe.steps), virtual=rig.clock.virtual, quiet=quiet)
     runner = Runner(
@@ -134,7 +134,7 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
     )
     try:
         with display, _signals(runner):
-            result = runner.run(start_step, resume_note=resume_note)
+            result = runner.run(start_step, **(resume or {}))
         recorder.update_info(ended_utc=utc_now_iso(rig.clock.epoch()), outcome=result.outcome, outcome_reason=result.reason)
         grades = (result.verdict or {}).get("grades_met", [])
         store.index_run(recorder, grades)
@@ -225,7 +225,12 @@ def resume_run(run_dir: Path, *, quiet: bool = False) -> RunResult:
         _restore_twin(rig, journal)
         recorder.update_info(outcome="running", outcome_reason=None)
         note = f"resumed after '{previous}' at step {first} (t = {t_offset:.1f} s)"
-        return _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume_note=note)
+        started = [e for e in journal if e.step_index == first and e.state == "started"]
+        elapsed = (last_t - started[-1].t_s) if started else 0.0
+        setpoints = recorder.events("setpoint")
+        resume = {"resume_note": note, "resume_elapsed_s": max(0.0, elapsed),
+                  "resume_setpoint": setpoints[-1].data if setpoints else None}
+        return _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume)
     finally:
         rig.close()
 

@@ -72,6 +72,7 @@ STD_PRESSURE_PSIA = 14.696
 
 def _signed(value: float, width: int = 7, decimals: int = 2) -> str:
     """``+014.70``: sign, zero padding to ``width`` characters, fixed decimals."""
+    value = round(value, decimals) + 0.0  # no "-000.00": a value that rounds to zero prints +
     return f"{value:+0{width}.{decimals}f}"
 
 
