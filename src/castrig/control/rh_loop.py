@@ -27,6 +27,9 @@ class LoopGains:
     wet_fraction_max: float = 1.0
     dry_line_rh_pct: float = 1.0
     wet_line_rh_pct: float = 98.0
+    #: Integrate only within this distance of the setpoint (conditional integration): during a
+    #: large step the feed-forward and P term do the work, and the integral cannot wind up.
+    integrate_band_rh_pct: float = 3.0
 
 
 class Ramp:
@@ -107,6 +110,7 @@ class MfcRhLoop:
             # Ramp: move the integral with the feed-forward so the ramp is tracked, not lagged.
             self.pid._integral += self.feedforward(sp) - self.feedforward(self.pid.setpoint)  # noqa: SLF001
             self.pid.setpoint = sp
+        self.pid.Ki = self.gains.ki if abs(sp - rh_measured_pct) <= self.gains.integrate_band_rh_pct else 0.0
         f = float(self.pid(rh_measured_pct))
         self.apply(f)
         return f

@@ -126,8 +126,8 @@ class DevicesConfig(_Strict):
 class ControlConfig(_Strict):
     """RH loop and safety settings. Gains are for the wet fraction (0-1) per %RH of error."""
 
-    kp: float = Field(0.02, ge=0, le=10)
-    ki: float = Field(0.0015, ge=0, le=10)
+    kp: float = Field(0.015, ge=0, le=10)
+    ki: float = Field(0.0005, ge=0, le=10)
     kd: float = Field(0.0, ge=0, le=10)
     total_flow_slpm: float = Field(2.0, gt=0, le=100)
     purge_flow_slpm: float = Field(1.0, ge=0, le=100)

@@ -183,8 +183,9 @@ class InternalController:
 
     state: Callable[[], tuple[float, bool]]
     total_flow_slpm: float = 2.0
-    kp: float = 0.03
-    ki: float = 0.0005
+    kp: float = 0.01
+    ki: float = 0.0003
+    integrate_band_pct: float = 3.0
     dry_line_rh_pct: float = 1.0
     wet_line_rh_pct: float = 98.0
     integral: float = 0.0
@@ -195,7 +196,8 @@ class InternalController:
             self.integral = 0.0
             return 0.0
         err = setpoint - rh_pct
-        self.integral = min(0.5, max(-0.5, self.integral + self.ki * err * dt))
+        if abs(err) <= self.integrate_band_pct:
+            self.integral = min(0.5, max(-0.5, self.integral + self.ki * err * dt))
         ff = (setpoint - self.dry_line_rh_pct) / (self.wet_line_rh_pct - self.dry_line_rh_pct)
         return min(1.0, max(0.0, ff + self.kp * err + self.integral))
 
