@@ -6,7 +6,7 @@ import math
 
 
 def saturation_vapour_pressure_hpa(temperature_c: float) -> float:
-    """Magnus formula over water (WMO coefficients), good to ~0.1 % for -45..60 °C."""
+    """Magnus formula over water (WMO coefficients): within about 0.5 % from -45 to 60 °C."""
     return 6.112 * math.exp(17.62 * temperature_c / (243.12 + temperature_c))
 
 

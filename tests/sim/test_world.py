@@ -1,0 +1,126 @@
+"""The twin's physics: qualitatively right, and quantitatively as documented in castrig.sim.world."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from castrig.sim.physics import rh_from_vapour, saturation_vapour_pressure_hpa, vapour_from_rh
+from castrig.sim.world import ChamberModel, FilmConditions, FilmModel, World, film_targets
+
+
+def _world(**chamber) -> World:
+    w = World(ChamberModel(temperature_drift_c=0.0, **chamber))
+    return w
+
+
+def test_magnus_formula_reference_values():
+    # es(0 °C) = 6.112 hPa exactly by construction; es(20 °C) = 23.39 hPa, es(40 °C) = 73.84 hPa
+    # (Wexler/IAPWS tables) — the Magnus form holds them within 0.5 %.
+    assert saturation_vapour_pressure_hpa(0.0) == pytest.approx(6.112)
+    assert saturation_vapour_pressure_hpa(20.0) == pytest.approx(23.39, rel=0.005)
+    assert saturation_vapour_pressure_hpa(40.0) == pytest.approx(73.84, rel=0.005)
+    # DESIGN §3: a 1 °C difference is ≈ 6 %RH at high RH
+    p = vapour_from_rh(90.0, 22.0)
+    assert 5.0 < rh_from_vapour(p, 21.0) - 90.0 < 6.5
+
+
+def test_chamber_step_response_has_the_documented_time_constant():
+    w = _world(volume_l=2.0, leak_per_min=0.0, room_rh_pct=45.0, bubbler_rh_pct=98.0, dry_line_rh_pct=1.0)
+    w.dry_flow_slpm = lambda t: 2.0
+    w.advance(1800)
+    start = w.chamber_rh_pct()
+    w.wet_flow_slpm = lambda t: 1.0
+    w.dry_flow_slpm = lambda t: 1.0
+    t0 = w.t
+    tau = 2.0 / 2.0 * 60.0  # V/Q = 1 min
+    w.advance(t0 + tau)
+    final = 0.5 * 98.0 + 0.5 * 1.0
+    fraction = (w.chamber_rh_pct() - start) / (final - start)
+    assert fraction == pytest.approx(1 - math.exp(-1), abs=0.01)
+    w.advance(t0 + 10 * tau)
+    assert w.chamber_rh_pct() == pytest.approx(final, abs=0.05)
+
+
+def test_sensor_lags_the_chamber_with_its_time_constant():
+    w = _world(leak_per_min=0.0, sensor_tau_s=10.0)
+    w.dry_flow_slpm = lambda t: 2.0
+    w.advance(1800)
+    w.dry_flow_slpm = lambda t: 0.0
+    w.wet_flow_slpm = lambda t: 2.0
+    w.advance(w.t + 5.0)
+    assert w.sensor_rh_pct < w.chamber_rh_pct() - 1.0  # the probe trails the air
+
+
+def test_evaporation_from_the_wet_support_raises_rh():
+    dry = _world()
+    wet = _world()
+    for w in (dry, wet):
+        w.dry_flow_slpm = lambda t: 2.0
+    wet.water_dispensed_ml = lambda t: 0.3 if t > 10 else 0.0
+    dry.advance(1200)
+    wet.advance(1200)
+    assert wet.chamber_rh_pct() > dry.chamber_rh_pct() + 1.0
+    assert 0.0 < wet.support_water_ml < 0.3
+
+
+def test_temperature_moves_rh_at_constant_moisture():
+    w = World(ChamberModel(temperature_drift_c=2.0, temperature_period_s=3600.0, leak_per_min=0.0))
+    w.dry_flow_slpm = lambda t: 0.0
+    w.advance(900)  # drift peak (+1 °C) at a quarter period: same vapour, warmer air
+    warm = w.chamber_rh_pct()
+    w.advance(2700)  # trough (-1 °C)
+    cold = w.chamber_rh_pct()
+    assert cold > warm + 4.0
+
+
+def _conditions(**kw) -> FilmConditions:
+    base = dict(cast_volume_ml=0.2, concentration_mg_ml=5.0, solvent="chloroform", evaporation_s=90.0,
+                surface_rh_mean_pct=78.0, surface_rh_std_pct=0.3, chamber_rh_mean_pct=70.0, support_wet=True,
+                mean_flow_slpm=2.0, temperature_c=22.0)
+    base.update(kw)
+    return FilmConditions(**base)
+
+
+def test_pore_size_rises_with_rh_and_falls_with_concentration():
+    m = FilmModel()
+    d_rh = [film_targets(_conditions(surface_rh_mean_pct=rh), m).mean_diameter_um for rh in (60, 70, 80, 90)]
+    assert np.all(np.diff(d_rh) > 0)
+    d_c = [film_targets(_conditions(concentration_mg_ml=c), m).mean_diameter_um for c in (2, 5, 10, 20)]
+    assert np.all(np.diff(d_c) < 0)
+    assert film_targets(_conditions(), m).mean_diameter_um == pytest.approx(m.d_ref_um, rel=0.01)
+
+
+def test_no_ordered_pores_below_the_threshold():
+    m = FilmModel()
+    assert not film_targets(_conditions(surface_rh_mean_pct=m.threshold_rh_pct - 1), m).ordered
+    assert film_targets(_conditions(surface_rh_mean_pct=m.threshold_rh_pct + 1), m).ordered
+
+
+def test_thin_films_over_a_wet_support_give_more_through_pores():
+    m = FilmModel()
+    thin_wet = film_targets(_conditions(cast_volume_ml=0.1, support_wet=True), m).through_fraction
+    thick_wet = film_targets(_conditions(cast_volume_ml=0.6, support_wet=True), m).through_fraction
+    thin_dry = film_targets(_conditions(cast_volume_ml=0.1, support_wet=False), m).through_fraction
+    assert thin_wet > thick_wet and thin_wet > thin_dry
+
+
+def test_rh_drift_makes_a_worse_membrane():
+    m = FilmModel()
+    steady = film_targets(_conditions(surface_rh_std_pct=0.2), m)
+    drifting = film_targets(_conditions(surface_rh_std_pct=5.0), m)
+    assert drifting.cv > steady.cv and drifting.defect_rate > steady.defect_rate
+
+
+def test_spread_grows_near_saturation():
+    m = FilmModel()
+    assert film_targets(_conditions(surface_rh_mean_pct=99.0), m).cv > film_targets(_conditions(surface_rh_mean_pct=85.0), m).cv
+
+
+def test_unknown_model_parameters_are_refused():
+    with pytest.raises(ValueError, match="unknown ChamberModel parameter"):
+        World(params={"chamber": {"volume_litres": 3}})
+    with pytest.raises(ValueError, match="allowed: chamber, film"):
+        World(params={"sensor": {}})
