@@ -378,6 +378,7 @@ class Runner:
         outcome = analyse_run_images(self.rec, grade=grade)
         self._verdict = outcome.get("verdict")
         self.rec.save_result(self.t(), "metrics", outcome["metrics"])
+        self.rec.save_result(self.t(), "metrics_per_field", {"fields": outcome["per_field"]})
         if outcome.get("verdict") is not None:
             self.rec.save_result(self.t(), "verdict", outcome["verdict"])
         if outcome.get("truth") is not None:
@@ -385,6 +386,10 @@ class Runner:
         met = (outcome.get("verdict") or {}).get("grades_met", [])
         self.event("analysis", "analysis", f"metrics: {outcome['summary']}; grades met: {', '.join(met) or 'none'}",
                    {"metrics": outcome["metrics"], "grades_met": met})
+        if step.grade or self.recipe.grade:
+            target = step.grade or self.recipe.grade
+            self.event("verdict", "analysis", f"target grade {target}: {'met' if target in met else 'NOT met'}",
+                       {"grade": target, "met": target in met})
         return {"grades_met": met}
 
     # -- ticking ----------------------------------------------------------------------------------

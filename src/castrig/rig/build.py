@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from castrig.clock import Clock, VirtualClock, WallClock
-from castrig.devices.roles import Camera, Device, FlowController, Frame, HumidityChamber, HumiditySensor, Illumination, SyringePump
+from castrig.devices.roles import Camera, Device, FlowController, HumidityChamber, HumiditySensor, SyringePump
 from castrig.errors import BadInput, CastrigError
 from castrig.links import Link, SimLink
 from castrig.rig.profile import (
@@ -95,9 +95,7 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
     """Open every link and driver of ``profile``; on failure, close what was opened."""
     clock = clock or make_clock(profile)
     twin = None
-    if any(getattr(c, "link", None) is not None and c.link.kind == "sim" for c in profile.device_configs().values()) or isinstance(
-        profile.devices.camera, SimCameraConfig
-    ):
+    if any(getattr(c, "link", None) is not None and c.link.kind == "sim" for c in profile.device_configs().values()):
         from castrig.sim.twin import Twin
 
         twin = Twin(profile, clock, seed)
@@ -163,15 +161,9 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Device:
 
         return ScpiHumidityChamber(_link(role, cfg, rig, shared), name=role, clock=clock)
     if isinstance(cfg, SimCameraConfig):
-        from castrig.devices.camera import SimCamera
+        from castrig.devices.netcam import NetCamera
 
-        twin = rig.twin
-
-        def render(illumination: Illumination) -> Frame:
-            image, px, exposure, meta = twin.render(illumination.value)
-            return Frame(image, px, exposure, illumination, meta)
-
-        return SimCamera(role, render=render)
+        return NetCamera(_link(role, cfg, rig, shared), name=role)
     if isinstance(cfg, FolderCameraConfig):
         from castrig.devices.camera import FolderCamera
 

@@ -81,8 +81,13 @@ class ScpiChamberConfig(_Strict):
 
 
 class SimCameraConfig(_Strict):
+    """The twin's camera: rendered by the twin, reached through a link like any device."""
+
     model: Literal["sim"]
+    link: LinkConfig = SimLinkConfig(kind="sim")
     pixel_size_um: float = Field(0.25, gt=0, le=100)
+    #: Sections are imaged at higher magnification (the film is only a few µm thick).
+    section_pixel_size_um: float = Field(0.05, gt=0, le=100)
     width_px: int = Field(512, ge=64, le=4096)
     bit_depth: Literal[8, 16] = 8
 

@@ -85,8 +85,10 @@ class Twin:
         if isinstance(cfg, ScpiChamberConfig):
             return ScpiChamberEmulator(role, seed=self._seed(role), on_change=w.advance, source=self._chamber_reading)
         if isinstance(cfg, SimCameraConfig):
+            from castrig.sim.camera import CameraEmulator
+
             self.camera_config = cfg
-            return None
+            return CameraEmulator(role, render=self.render, seed=self._seed(role))
         return None
 
     def _chamber_reading(self, t: float) -> tuple[float, float]:
@@ -147,7 +149,8 @@ class Twin:
         cache = self._field_cache
         exposure = {"reflected": 8.0, "transmitted": 25.0, "section": 12.0}[view]
         meta = {"field": self._field, "view": view, "simulated": True, "truth": cache["truth"], "targets": cache["targets"]}
-        return cache[view], cfg.pixel_size_um, exposure, meta
+        px = cfg.section_pixel_size_um if view == "section" else cfg.pixel_size_um
+        return cache[view], px, exposure, meta
 
     def _render_field(self, cfg: SimCameraConfig) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, 8, self._field])
@@ -176,11 +179,11 @@ class Twin:
             defect_rate=targets.defect_rate,
         )
         reflected, transmitted = render_surface(structure, px, rng, bit_depth=cfg.bit_depth)
-        section = render_section(structure, px, rng, bit_depth=cfg.bit_depth)
+        section = render_section(structure, cfg.section_pixel_size_um, rng, bit_depth=cfg.bit_depth)
         return {
             "reflected": reflected,
             "transmitted": transmitted,
             "section": section,
-            "truth": ground_truth(structure, section_pixel_size_um=px),
+            "truth": ground_truth(structure, section_pixel_size_um=cfg.section_pixel_size_um),
             "targets": asdict(targets),
         }

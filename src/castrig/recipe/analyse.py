@@ -1,0 +1,128 @@
+"""The analyse step: the run's stored micrographs → pooled metrics → verdict.
+
+Images are read back from the run folder (what is analysed is exactly what was stored). All
+fields of the latest capture are pooled: every measured pore counts once, so D and σd are those
+of all pores together; opening ratio and thickness are averaged over fields. On the twin, the
+same pooling is applied to the ground truth recorded with each image, for comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from castrig.analysis import analyse_section, analyse_surface
+from castrig.analysis.verdict import judge
+from castrig.errors import CastrigError
+from castrig.store import RunRecorder
+from castrig.tiffio import read_micrograph
+
+
+class AnalysisError(CastrigError):
+    """Nothing (or not enough) to analyse."""
+
+
+def _latest_capture(recorder: RunRecorder) -> dict[int, dict[str, Any]]:
+    images = recorder.images()
+    if not images:
+        raise AnalysisError("no micrographs in this run: capture before analyse")
+    step = max(int(im.metadata.get("step", -1)) for im in images)
+    fields: dict[int, dict[str, Any]] = defaultdict(dict)
+    for im in images:
+        if int(im.metadata.get("step", -1)) == step:
+            fields[int(im.metadata.get("field", 0))][im.illumination] = im
+    return dict(sorted(fields.items()))
+
+
+def pool_surface(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool per-field surface results: diameters of all pores together."""
+    diam = np.concatenate([p["diameters_um"] for p in parts]) if parts else np.zeros(0)
+    through = [p["through"] for p in parts if p["through"] is not None]
+    out: dict[str, Any] = {
+        "opening_ratio": float(np.mean([p["opening_ratio"] for p in parts])),
+        "pore_count": int(diam.size),
+        "mean_pore_diameter_um": float(diam.mean()) if diam.size else None,
+        "pore_diameter_std_um": float(diam.std(ddof=1)) if diam.size > 1 else None,
+        "through_pore_fraction": None,
+    }
+    if through and len(through) == len(parts):
+        flags = np.concatenate(through)
+        out["through_pore_fraction"] = float(flags.mean()) if flags.size else None
+    pitches = [p["pore_pitch_um"] for p in parts if p.get("pore_pitch_um")]
+    out["pore_pitch_um"] = float(np.mean(pitches)) if pitches else None
+    return out
+
+
+def pool_truth(truths: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Pool per-field ground truth the same way (from counts, means and stds)."""
+    truths = [t for t in truths if t]
+    if not truths:
+        return None
+    n = np.array([t.get("pore_count") or 0 for t in truths], float)
+    out: dict[str, Any] = {"opening_ratio": float(np.mean([t["opening_ratio"] for t in truths]))}
+    if n.sum() > 0 and all(t.get("mean_pore_diameter_um") is not None for t in truths):
+        d = np.array([t["mean_pore_diameter_um"] for t in truths])
+        s = np.array([t.get("pore_diameter_std_um") or 0.0 for t in truths])
+        mean = float((n * d).sum() / n.sum())
+        ss = ((n - 1).clip(0) * s**2).sum() + (n * (d - mean) ** 2).sum()
+        out.update(mean_pore_diameter_um=mean, pore_diameter_std_um=math.sqrt(ss / max(1.0, n.sum() - 1)),
+                   pore_count=int(n.sum()))
+        if all(t.get("through_pore_fraction") is not None for t in truths):
+            out["through_pore_fraction"] = float((n * np.array([t["through_pore_fraction"] for t in truths])).sum() / n.sum())
+    for key in ("mean_thickness_um", "thickness_std_um", "support_pore_diameter_um"):
+        vals = [t[key] for t in truths if t.get(key) is not None]
+        if vals:
+            out[key] = float(np.mean(vals))
+    return out
+
+
+def analyse_run_images(recorder: RunRecorder, *, grade: str | None) -> dict[str, Any]:
+    fields = _latest_capture(recorder)
+    run_dir = Path(recorder.run_dir)
+    surface_parts: list[dict[str, Any]] = []
+    sections: list[dict[str, Any]] = []
+    per_field: list[dict[str, Any]] = []
+    truths: list[dict[str, Any]] = []
+    for f, views in fields.items():
+        row: dict[str, Any] = {"field": f}
+        refl = views.get("reflected")
+        if refl is not None:
+            img, px, _ = read_micrograph(run_dir / refl.path)
+            px = px or refl.pixel_size_um
+            trans = None
+            if "transmitted" in views:
+                trans, _, _ = read_micrograph(run_dir / views["transmitted"].path)
+            m = analyse_surface(img, px, trans)
+            surface_parts.append({**m.to_dict(), "diameters_um": m.diameters_um,
+                                  "through": None if m.through is None else np.asarray(m.through, bool)})
+            row.update(m.to_dict())
+            truths.append(refl.metadata.get("truth") or {})
+        sec = views.get("section")
+        if sec is not None:
+            img, px, _ = read_micrograph(run_dir / sec.path)
+            s = analyse_section(img, px or sec.pixel_size_um)
+            sections.append(s.to_dict())
+            row.update(s.to_dict())
+        per_field.append(row)
+    if not surface_parts and not sections:
+        raise AnalysisError("the latest capture has no reflected or section view to analyse")
+    metrics: dict[str, Any] = pool_surface(surface_parts) if surface_parts else {}
+    for key in ("mean_thickness_um", "thickness_std_um", "support_pore_diameter_um"):
+        vals = [s[key] for s in sections if s.get(key) is not None]
+        metrics[key] = float(np.mean(vals)) if vals else None
+    metrics["fields"] = len(fields)
+    verdict = judge(metrics)
+    vd = verdict.to_dict()
+    vd["grades_met"] = verdict.met
+    vd["target_grade"] = grade
+    vd["target_met"] = None if grade is None else grade in verdict.met
+    truth = pool_truth(truths)
+    summary = ", ".join(
+        f"{k}={metrics[k]:.3g}" for k in ("opening_ratio", "mean_pore_diameter_um", "pore_diameter_std_um",
+                                           "through_pore_fraction", "mean_thickness_um") if metrics.get(k) is not None
+    )
+    return {"metrics": metrics, "verdict": vd, "truth": truth, "per_field": per_field, "summary": summary}
