@@ -73,6 +73,7 @@ class MfcRhLoop:
         self.ramp: Ramp | None = None
         self.wet_fraction = 0.0
         self.active = False
+        self._sent: dict[str, float] = {}
 
     def feedforward(self, rh_pct: float) -> float:
         g = self.gains
@@ -116,13 +117,20 @@ class MfcRhLoop:
         return f
 
     def apply(self, wet_fraction: float) -> None:
+        """Send the flows, skipping a controller whose setpoint would not change."""
         q = self.gains.total_flow_slpm
         self.wet_fraction = wet_fraction
-        self.wet.set_flow_slpm(round(wet_fraction * q, 4))
-        self.dry.set_flow_slpm(round((1.0 - wet_fraction) * q, 4))
+        wet, dry = round(wet_fraction * q, 3), round((1.0 - wet_fraction) * q, 3)
+        if wet != self._sent.get("wet"):
+            self.wet.set_flow_slpm(wet)
+            self._sent["wet"] = wet
+        if dry != self._sent.get("dry"):
+            self.dry.set_flow_slpm(dry)
+            self._sent["dry"] = dry
 
     def stop(self) -> None:
         """Leave closed-loop control (the safe state then sets the flows)."""
+        self._sent.clear()
         self.active = False
         self.ramp = None
         self.pid.set_auto_mode(False)

@@ -112,7 +112,7 @@ def run_recipe(
             recipe=recipe.model_dump(mode="json"),
             profile=profile.model_dump(mode="json"),
         )
-        store = open_store(data_root or profile.store)
+        store = open_store(data_root or profile.store, synchronous=profile.store_sync)
         recorder = store.create_run(info)
         return _drive(recipe, rig, recorder, store, quiet=quiet)
     finally:
@@ -187,6 +187,11 @@ def resume_run(run_dir: Path, *, quiet: bool = False) -> RunResult:
     store = open_store(run_dir.parent)
     recorder = store.open_run(run_dir)
     info = recorder.info
+    sync = (info.profile or {}).get("store_sync", "FULL")
+    if sync != "FULL":
+        recorder.close()
+        store = open_store(run_dir.parent, synchronous=sync)
+        recorder = store.open_run(run_dir)
     if info.outcome == "completed":
         recorder.close()
         raise BadInput(f"{run_dir}: run already completed (outcome completed); nothing to resume", file=str(run_dir))

@@ -166,6 +166,8 @@ class Profile(_Strict):
     control: ControlConfig = ControlConfig()
     sim: SimConfig = SimConfig()
     store: str | None = None
+    #: SQLite durability: FULL fsyncs every commit (power-cut safe); NORMAL is kill-9 safe.
+    store_sync: Literal["FULL", "NORMAL"] = "FULL"
 
     @model_validator(mode="after")
     def _virtual_needs_sim(self) -> "Profile":

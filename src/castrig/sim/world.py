@@ -300,6 +300,8 @@ class World:
         # Water arriving on the support from the water pump, and evaporating from it.
         water_now = self.water_dispensed_ml(t)
         if water_now > self._water_seen_ml:
+            if self.film is not None and self.film.conditions is not None:
+                self._new_support()
             self.support_water_ml += water_now - self._water_seen_ml
         self._water_seen_ml = water_now
         source_hpa_s = 0.0
@@ -329,8 +331,10 @@ class World:
         fm = self.film_model
         cast_now = self.caster_dispensed_ml(t)
         if cast_now > self._cast_seen_ml:
+            if self.film is not None and self.film.conditions is not None:
+                self._new_support()
             self.cast_volume_ml += cast_now - self._cast_seen_ml
-            if self.film is None or self.film.conditions is not None:
+            if self.film is None:
                 self.film = _FilmState(
                     started_t=t,
                     concentration_mg_ml=self.recipe_concentration_mg_ml,
@@ -378,6 +382,14 @@ class World:
                 temperature_c=film.temp_sum / n,
             )
             self.film_formed_t = t + dt
+
+    def _new_support(self) -> None:
+        """Liquid arriving after a film has formed goes onto a fresh support position (the
+        stage moves on between casts), so the finished membrane is left as it was made."""
+        self.film = None
+        self.film_formed_t = None
+        self.cast_volume_ml = 0.0
+        self.support_water_ml = 0.0
 
     # -- queries for the camera and for tests -------------------------------------------
     def film_targets(self) -> FilmTargets | None:

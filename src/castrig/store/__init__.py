@@ -17,9 +17,9 @@ def data_root(explicit: str | Path | None = None) -> Path:
     return Path(env) if env else Path("runs")
 
 
-def open_store(root: str | Path | None = None) -> RunStore:
+def open_store(root: str | Path | None = None, *, synchronous: str = SYNCHRONOUS) -> RunStore:
     """The store for a data root (SQLite today; the fleet store plugs in here)."""
-    return SqliteRunStore(data_root(root))
+    return SqliteRunStore(data_root(root), synchronous=synchronous)
 
 
 __all__ = [

@@ -1,9 +1,11 @@
 """The local store: one folder per run, records in ``RUN/run.sqlite`` (WAL), a catalog beside.
 
-Durability: WAL journal with ``synchronous=FULL`` — every commit fsyncs the WAL, so a record is
-on disk when the call returns and survives a kill -9 or a power cut. (``NORMAL`` would survive
-kill -9 but may lose the last commits on power loss; we chose FULL and measured the cost with
-``benchmarks/store_throughput.py``.) The public schema, readable with the sqlite3 shell:
+Durability: WAL journal with ``synchronous=FULL`` by default — every commit fsyncs the WAL, so a
+record is on disk when the call returns and survives a kill -9 or a power cut (cost measured by
+``benchmarks/store_throughput.py``). A profile may choose ``NORMAL`` (``store_sync``): commits
+still reach the OS before the call returns, so a killed process loses nothing, but a power cut may
+lose the last commits. The twin's profile uses NORMAL — a simulated run can be replayed from its
+seed, and fsyncs would dominate a virtual-time run. The public schema, for the sqlite3 shell:
 
     samples(t_s REAL, channel TEXT, value REAL)
     events(id INTEGER PRIMARY KEY, t_s REAL, kind TEXT, source TEXT, message TEXT, data_json TEXT)
@@ -62,11 +64,16 @@ CREATE TABLE IF NOT EXISTS results(
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode with WAL and FULL sync; transactions are explicit."""
+SYNC_MODES = ("FULL", "NORMAL")
+
+
+def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
+    """A connection in autocommit mode with WAL; transactions are explicit."""
+    if synchronous not in SYNC_MODES:
+        raise ValueError(f"synchronous must be one of {SYNC_MODES}, not {synchronous!r}")
     conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=10000")
     return conn
 
@@ -105,10 +112,11 @@ def _json_default(obj: Any) -> Any:
 
 
 class SqliteRunRecorder(RunRecorder):
-    def __init__(self, run_dir: Path, info: RunInfo, *, create: bool):
+    def __init__(self, run_dir: Path, info: RunInfo, *, create: bool, synchronous: str = SYNCHRONOUS):
         self.run_dir = Path(run_dir)
         self.info = info
-        self._db = connect(self.run_dir / "run.sqlite")
+        self.synchronous = synchronous
+        self._db = connect(self.run_dir / "run.sqlite", synchronous)
         if create:
             self._db.executescript(_SCHEMA)
             with _Tx(self._db) as c:
@@ -241,8 +249,9 @@ def utc_now_iso(epoch: float | None = None) -> str:
 class SqliteRunStore(RunStore):
     """Run folders under ``root`` and a catalog in ``root/catalog.sqlite``."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, synchronous: str = SYNCHRONOUS):
         self.root = Path(root)
+        self.synchronous = synchronous
 
     def _catalog(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -269,7 +278,7 @@ class SqliteRunStore(RunStore):
         info.run_id = run_dir.name
         fsync_dir(self.root)
         atomic_write_json(run_dir / "run.json", info.to_dict())
-        rec = SqliteRunRecorder(run_dir, info, create=True)
+        rec = SqliteRunRecorder(run_dir, info, create=True, synchronous=self.synchronous)
         self.index_run(rec)
         return rec
 
@@ -281,7 +290,7 @@ class SqliteRunStore(RunStore):
 
             raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
         info = RunInfo.from_dict(json.loads(info_path.read_text()))
-        return SqliteRunRecorder(run_dir, info, create=False)
+        return SqliteRunRecorder(run_dir, info, create=False, synchronous=self.synchronous)
 
     def index_run(self, recorder: RunRecorder, grades: Iterable[str] = ()) -> None:
         i = recorder.info

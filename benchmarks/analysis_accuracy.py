@@ -1,0 +1,171 @@
+"""Accuracy of castrig.analysis against the generator's geometric ground truth.
+
+    python benchmarks/analysis_accuracy.py [--cases N] [--size PX] [--seed S]
+
+Each case renders a 1024² surface pair (reflected + transmitted) and a section from a random
+honeycomb film (castrig.sim.micrograph), measures them with castrig.analysis and with a plain
+scikit-image recipe (Otsu -> label -> clear_border -> regionprops; section: 3-class Otsu and the
+count of film pixels per column), and compares both to the truth computed from the geometry.
+Errors: D and T relative; σd/D, σt/T, opening ratio and through-pore fraction absolute.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+import math
+import time
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.filters import threshold_multiotsu, threshold_otsu
+from skimage.measure import label, regionprops
+from skimage.segmentation import clear_border
+
+from castrig.analysis import analyse_section, analyse_surface
+from castrig.sim.micrograph import ground_truth, make_structure, render_section, render_surface
+
+GOALS = {"D": 0.02, "cv": 0.03, "opening": 0.02, "through": 0.05, "T": 0.03, "tcv": 0.05}
+
+
+@dataclass
+class Case:
+    d_um: float
+    px_per_pore: float
+    cv: float
+    opening: float
+    through: float
+    t_over_d: float
+    t_cv: float
+    blur: float
+    noise: float
+    gradient: float
+    bits: int
+
+
+CASES = [
+    Case(0.8, 9, 0.05, 0.45, 0.60, 1.5, 0.05, 1.0, 0.02, 0.3, 8),
+    Case(1.5, 12, 0.15, 0.30, 0.50, 1.0, 0.10, 1.5, 0.03, 0.4, 16),
+    Case(2.5, 10, 0.03, 0.60, 0.95, 0.6, 0.02, 1.2, 0.03, 0.3, 8),
+    Case(4.0, 15, 0.25, 0.20, 0.20, 1.2, 0.20, 1.0, 0.02, 0.3, 16),
+    Case(5.0, 9, 0.10, 0.55, 0.80, 0.8, 0.05, 1.2, 0.03, 0.4, 8),
+    Case(7.0, 20, 0.20, 0.15, 0.35, 2.0, 0.30, 1.5, 0.02, 0.2, 8),
+    Case(10.0, 12, 0.08, 0.40, 0.50, 1.0, 0.10, 0.8, 0.04, 0.3, 16),
+    Case(12.0, 18, 0.12, 0.50, 0.70, 0.5, 0.15, 1.5, 0.02, 0.4, 8),
+    Case(15.0, 10, 0.03, 0.35, 0.25, 1.5, 0.02, 1.0, 0.03, 0.3, 16),
+    Case(18.0, 14, 0.18, 0.25, 0.90, 0.7, 0.25, 1.2, 0.02, 0.4, 8),
+    Case(20.0, 20, 0.25, 0.15, 0.45, 1.0, 0.05, 1.0, 0.03, 0.3, 16),
+    Case(25.0, 16, 0.10, 0.60, 0.60, 0.4, 0.10, 1.5, 0.04, 0.3, 8),
+    Case(3.0, 9, 0.20, 0.50, 0.30, 1.8, 0.08, 1.5, 0.04, 0.4, 8),
+    Case(8.0, 11, 0.05, 0.58, 0.85, 1.2, 0.12, 1.2, 0.02, 0.3, 16),
+]
+
+
+def plain_surface(refl: np.ndarray, trans: np.ndarray, px: float) -> dict:
+    """The recipe most people write first: global Otsu, label, clear border, regionprops."""
+    m = refl < threshold_otsu(refl)
+    lab = clear_border(label(m))
+    props = regionprops(lab, intensity_image=trans)
+    d = np.array([p.equivalent_diameter_area for p in props]) * px
+    t_thr = threshold_otsu(trans)
+    thr = np.array([p.intensity_mean > t_thr for p in props])
+    return {
+        "opening_ratio": float(m.mean()),
+        "mean_pore_diameter_um": float(d.mean()) if d.size else math.nan,
+        "pore_diameter_std_um": float(d.std(ddof=1)) if d.size > 1 else math.nan,
+        "pore_count": int(d.size),
+        "through_pore_fraction": float(thr.mean()) if thr.size else math.nan,
+    }
+
+
+def plain_section(img: np.ndarray, px: float) -> dict:
+    """3-class Otsu; the film is the brightest class; thickness = film pixels per column."""
+    t1, t2 = threshold_multiotsu(img.astype(np.float64), classes=3, nbins=256)
+    t = (img > t2).sum(axis=0) * px
+    return {"mean_thickness_um": float(t.mean()), "thickness_std_um": float(t.std())}
+
+
+def errors(truth: dict, got: dict) -> dict:
+    def g(k):
+        v = got.get(k)
+        return math.nan if v is None else float(v)
+
+    d_t, d_m = truth["mean_pore_diameter_um"], g("mean_pore_diameter_um")
+    t_t, t_m = truth["mean_thickness_um"], g("mean_thickness_um")
+    return {
+        "D": abs(d_m / d_t - 1),
+        "cv": abs(g("pore_diameter_std_um") / d_m - truth["pore_diameter_std_um"] / d_t),
+        "opening": abs(g("opening_ratio") - truth["opening_ratio"]),
+        "through": abs(g("through_pore_fraction") - truth["through_pore_fraction"]),
+        "T": abs(t_m / t_t - 1),
+        "tcv": abs(g("thickness_std_um") / t_m - truth["thickness_std_um"] / t_t),
+    }
+
+
+def run_case(i: int, c: Case, size: int, seed: int) -> tuple[dict, dict, dict]:
+    rng = np.random.default_rng(seed + i)
+    px = c.d_um / c.px_per_pore
+    t_um = c.t_over_d * c.d_um
+    sec_px = t_um / rng.uniform(30, 70)  # 30–70 px across the film
+    st = make_structure(
+        rng,
+        mean_diameter_um=c.d_um,
+        cv=c.cv,
+        opening_ratio=c.opening,
+        through_fraction=c.through,
+        thickness_um=t_um,
+        thickness_cv=c.t_cv,
+        support_pore_um=max(2 * c.d_um, 1.0),
+        field_um=size * px,
+        section_length_um=size * sec_px,
+    )
+    refl, trans = render_surface(st, px, rng, bit_depth=c.bits, illumination_gradient=c.gradient, blur_px=c.blur, noise=c.noise)
+    sec = render_section(st, sec_px, rng, bit_depth=c.bits, illumination_gradient=c.gradient * 0.5, blur_px=c.blur, noise=c.noise)
+    truth = ground_truth(st, section_pixel_size_um=sec_px)
+    ours = analyse_surface(refl, px, trans).to_dict() | analyse_section(sec, sec_px).to_dict()
+    plain = plain_surface(refl, trans, px) | plain_section(sec, sec_px)
+    return truth, ours, plain
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", type=int, default=len(CASES))
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--seed", type=int, default=1000)
+    a = ap.parse_args()
+    keys = list(GOALS)
+    worst_o = {k: (0.0, -1) for k in keys}
+    worst_p = {k: (0.0, -1) for k in keys}
+    t0 = time.perf_counter()
+    for i, c in enumerate(CASES[: a.cases]):
+        truth, ours, plain = run_case(i, c, a.size, a.seed)
+        eo, ep = errors(truth, ours), errors(truth, plain)
+        print(
+            f"\ncase {i}: D={c.d_um} µm ({c.px_per_pore} px), CV={c.cv:.0%}, opening={c.opening:.0%}, "
+            f"through={c.through:.0%}, T/D={c.t_over_d}, σt/T={c.t_cv:.0%}, blur={c.blur} px, "
+            f"noise={c.noise:.0%}, light ±{c.gradient:.0%}, {c.bits}-bit"
+        )
+        print(f"  {'metric':26s} {'truth':>10s} {'castrig':>10s} {'plain':>10s}")
+        for k in ("opening_ratio", "mean_pore_diameter_um", "pore_diameter_std_um", "pore_count",
+                  "through_pore_fraction", "mean_thickness_um", "thickness_std_um"):
+            tv, ov, pv = truth[k], ours.get(k), plain.get(k)
+            f = lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else (f"{v:10d}" if isinstance(v, int) else f"{v:10.4f}")
+            print(f"  {k:26s} {f(tv):>10s} {f(ov):>10s} {f(pv):>10s}")
+        print("  errors   " + "  ".join(f"{k}: {eo[k]:.4f} (plain {ep[k]:.4f})" for k in keys))
+        for k in keys:
+            if not eo[k] <= worst_o[k][0]:
+                worst_o[k] = (eo[k], i)
+            if not ep[k] <= worst_p[k][0]:
+                worst_p[k] = (ep[k], i)
+    n = min(a.cases, len(CASES))
+    print(f"\nworst error over {n} cases ({time.perf_counter() - t0:.0f} s):")
+    print(f"  {'metric':10s} {'goal':>8s} {'castrig':>10s} {'case':>5s} {'plain':>10s} {'case':>5s}  verdict")
+    names = {"D": "D (rel)", "cv": "σd/D", "opening": "opening", "through": "through", "T": "T (rel)", "tcv": "σt/T"}
+    for k in keys:
+        o, p = worst_o[k], worst_p[k]
+        ok = "meets" if o[0] <= GOALS[k] else "MISSES"
+        print(f"  {names[k]:10s} {GOALS[k]:8.3f} {o[0]:10.4f} {o[1]:5d} {p[0]:10.4f} {p[1]:5d}  {ok}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Seconds per 1024² surface pair (reflected + transmitted) and per section, castrig.analysis
+beside the plain scikit-image recipe. Goal: ≤ 0.1 s per surface pair on 2 cores.
+
+    python benchmarks/analysis_speed.py [--repeat N] [--size PX]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from analysis_accuracy import plain_section, plain_surface  # noqa: E402
+
+from castrig.analysis import analyse_section, analyse_surface  # noqa: E402
+from castrig.sim.micrograph import make_structure, render_section, render_surface  # noqa: E402
+
+
+def timed(fn, repeat: int) -> tuple[float, float]:
+    fn()  # warm-up (imports, thread pool)
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts), min(ts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--size", type=int, default=1024)
+    a = ap.parse_args()
+    print(f"cores available: {os.cpu_count()}; image {a.size}x{a.size}; median (best) of {a.repeat}")
+    for label, d_um, ppp, phi in (("sparse, 20 px pores", 20.0, 20, 0.2), ("dense, 10 px pores", 5.0, 10, 0.5)):
+        rng = np.random.default_rng(1)
+        px = d_um / ppp
+        st = make_structure(rng, mean_diameter_um=d_um, opening_ratio=phi, thickness_um=d_um, thickness_cv=0.1,
+                            field_um=a.size * px, section_length_um=a.size * d_um / 50)
+        refl, trans = render_surface(st, px, rng, bit_depth=8)
+        sec = render_section(st, d_um / 50, rng, bit_depth=8)
+        s_med, s_min = timed(lambda: analyse_surface(refl, px, trans), a.repeat)
+        p_med, p_min = timed(lambda: plain_surface(refl, trans, px), a.repeat)
+        x_med, x_min = timed(lambda: analyse_section(sec, d_um / 50), a.repeat)
+        q_med, q_min = timed(lambda: plain_section(sec, d_um / 50), a.repeat)
+        print(f"[{label}] surface pair: castrig {s_med:.3f} s ({s_min:.3f})   plain {p_med:.3f} s ({p_min:.3f})")
+        print(f"[{label}] section {sec.shape[0]}x{sec.shape[1]}: castrig {x_med:.3f} s ({x_min:.3f})   plain {q_med:.3f} s ({q_min:.3f})")
+
+
+if __name__ == "__main__":
+    main()

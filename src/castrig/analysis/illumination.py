@@ -1,0 +1,120 @@
+"""Uneven-light correction: smooth polynomial level fields fitted to chosen pixels.
+
+Microscope illumination (vignetting, a tilted lamp) varies slowly and smoothly over the field,
+so a low-order 2-D polynomial fitted to pixels known to be film (or known to be pore) gives the
+local level everywhere, including where blur hides it (dense lattices).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = ["as_float", "fit_level", "poly_field", "noise_sigma", "block_extremes"]
+
+
+def as_float(image: np.ndarray) -> np.ndarray:
+    """A 2-D float32 copy of a greyscale image, in its raw units (no rescaling)."""
+    a = np.asarray(image)
+    if a.ndim != 2:
+        raise ValueError(f"expected a 2-D greyscale image, got shape {a.shape}")
+    return a.astype(np.float32, copy=True)
+
+
+def _design(x: np.ndarray, y: np.ndarray, degree: int) -> np.ndarray:
+    cols = [x**i * y**j for i in range(degree + 1) for j in range(degree + 1 - i)]
+    return np.stack(cols, axis=-1)
+
+
+def poly_field(coef: np.ndarray, shape: tuple[int, int], degree: int) -> np.ndarray:
+    """Evaluate a polynomial (from :func:`fit_level`) on the full pixel grid.
+
+    Separable: Σ_j y^j · (Σ_i c_ij x^i) is one small matrix product.
+    """
+    h, w = shape
+    x = np.linspace(-1, 1, w, dtype=np.float64)
+    y = np.linspace(-1, 1, h, dtype=np.float64)
+    xc = np.zeros((degree + 1, w))
+    k = 0
+    for i in range(degree + 1):
+        for j in range(degree + 1 - i):
+            xc[j] += coef[k] * x**i
+            k += 1
+    yp = np.stack([y**j for j in range(degree + 1)], axis=1)
+    return (yp.astype(np.float32) @ xc.astype(np.float32)).astype(np.float32, copy=False)
+
+
+def fit_level(
+    values: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    degree: int = 2,
+    upper: bool | None = None,
+    iterations: int = 3,
+) -> np.ndarray:
+    """Robust least-squares polynomial coefficients through (row, col, value) samples.
+
+    ``upper=True`` fits an upper envelope (drops samples far below the fit: blocks whose maximum
+    is a blurred wall, not film), ``upper=False`` a lower one, ``None`` symmetric outlier removal.
+    """
+    h, w = shape
+    x = cols / max(w - 1, 1) * 2 - 1
+    y = rows / max(h - 1, 1) * 2 - 1
+    n = len(values)
+    deg = degree
+    while deg > 0 and (deg + 1) * (deg + 2) // 2 * 3 > n:
+        deg -= 1
+    a = _design(x.astype(np.float64), y.astype(np.float64), deg)
+    v = values.astype(np.float64)
+    keep = np.ones(n, bool)
+    coef = np.zeros(a.shape[1])
+    for _ in range(iterations):
+        ak = a[keep]
+        # normal equations: the design is tiny (≤ 15 columns) and well scaled on [-1, 1]
+        try:
+            coef = np.linalg.solve(ak.T @ ak, ak.T @ v[keep])
+        except np.linalg.LinAlgError:
+            coef, *_ = np.linalg.lstsq(ak, v[keep], rcond=None)
+        res = v - a @ coef
+        mad = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep]))) + 1e-12
+        if upper is True:
+            new = res > -2.5 * mad
+        elif upper is False:
+            new = res < 2.5 * mad
+        else:
+            new = np.abs(res) < 3 * mad
+        if new.sum() < a.shape[1] * 2 or np.array_equal(new, keep):
+            break
+        keep = new
+    full = np.zeros((degree + 1) * (degree + 2) // 2)
+    # map the possibly reduced-degree coefficients into the full layout
+    k = kf = 0
+    for i in range(degree + 1):
+        for j in range(degree + 1 - i):
+            if i + j <= deg:
+                full[kf] = coef[k]
+                k += 1
+            kf += 1
+    return full
+
+
+def noise_sigma(image: np.ndarray) -> float:
+    """Standard deviation of white noise, robust to edges (Immerkær 1996, median variant)."""
+    k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    c = ndi.convolve(image.astype(np.float32), k, mode="reflect")[1:-1, 1:-1]
+    # for white noise, c has std 6 sigma; the median of |c| is 0.6745 std
+    return float(np.median(np.abs(c)) / 0.6745 / 6.0) if c.size else 0.0
+
+
+def block_extremes(image: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, max, min) of each whole block of a 2-D image."""
+    h, w = image.shape
+    nb_r, nb_c = max(h // block, 1), max(w // block, 1)
+    br, bc = h // nb_r, w // nb_c
+    a = image[: nb_r * br, : nb_c * bc].reshape(nb_r, br, nb_c, bc)
+    mx = a.max(axis=(1, 3)).ravel()
+    mn = a.min(axis=(1, 3)).ravel()
+    rr, cc = np.meshgrid((np.arange(nb_r) + 0.5) * br, (np.arange(nb_c) + 0.5) * bc, indexing="ij")
+    return rr.ravel(), cc.ravel(), mx, mn

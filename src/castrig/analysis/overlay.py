@@ -1,0 +1,44 @@
+"""Overlay of a surface analysis for people to check it by eye (and for the run report)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .surface import SurfaceMetrics
+
+__all__ = ["surface_overlay"]
+
+_COLOURS = {
+    "through": (0, 220, 255),  # measured, open in transmitted light
+    "blind": (255, 200, 0),  # measured, closed
+    "measured": (0, 255, 0),  # measured, no transmitted image
+    "border": (255, 60, 60),  # cut by the border: opening ratio only
+}
+
+
+def surface_overlay(reflected: np.ndarray, metrics: SurfaceMetrics) -> np.ndarray:
+    """RGB uint8 image: the micrograph in grey with each pore's outline coloured by its role.
+
+    ``metrics`` must come from ``analyse_surface(..., keep_labels=True)``.
+    """
+    if metrics.labels is None:
+        raise ValueError("surface_overlay needs analyse_surface(..., keep_labels=True)")
+    a = np.asarray(reflected, np.float64)
+    lo, hi = np.percentile(a, [0.5, 99.5])
+    g = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)
+    rgb = np.repeat((g * 255).astype(np.uint8)[..., None], 3, axis=2)
+    lab = metrics.labels.astype(np.int64)
+    n = int(lab.max())
+    role = np.zeros(n + 1, np.int8)  # 0 film, 1 border, 2 measured, 3 through, 4 blind
+    role[1:] = 1
+    ml = metrics.measured_labels
+    if metrics.through is None:
+        role[ml] = 2
+    else:
+        role[ml] = np.where(metrics.through, 3, 4)
+    edge = (lab != ndi.grey_erosion(lab, size=3)) & (lab > 0)
+    r = role[lab]
+    for code, name in ((1, "border"), (2, "measured"), (3, "through"), (4, "blind")):
+        rgb[edge & (r == code)] = _COLOURS[name]
+    return rgb

@@ -1,0 +1,157 @@
+"""`castrig analyse`: measure micrographs and judge them against the specification."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from castrig.errors import BadInput
+
+app = typer.Typer(help="Measure membrane micrographs (surface, section) and judge the specification.", no_args_is_help=True)
+
+_UNITS = {
+    "opening_ratio": "",
+    "mean_pore_diameter_um": "µm",
+    "pore_diameter_std_um": "µm",
+    "pore_count": "",
+    "through_pore_fraction": "",
+    "pore_pitch_um": "µm",
+    "mean_thickness_um": "µm",
+    "thickness_std_um": "µm",
+    "support_pore_diameter_um": "µm",
+}
+
+
+def _load(path: Path, pixel_size: float | None, what: str):
+    from castrig.tiffio import read_micrograph
+
+    arr, px, _ = read_micrograph(path)
+    px = pixel_size if pixel_size is not None else px
+    if pixel_size is not None and not pixel_size > 0:
+        raise BadInput(f"--pixel-size must be > 0 µm, got {pixel_size}", field="--pixel-size")
+    if px is None:
+        raise BadInput(
+            f"{path}: no pixel size in the file ({what}); give --pixel-size UM",
+            file=str(path),
+            field="--pixel-size",
+        )
+    return arr, float(px)
+
+
+def _surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[float], keep_labels: bool = False):
+    from castrig.analysis import analyse_surface
+
+    refl, px = _load(image, pixel_size, "surface")
+    trans = None
+    if transmitted is not None:
+        trans, _ = _load(transmitted, px, "transmitted")
+        if trans.shape != refl.shape:
+            raise BadInput(
+                f"{transmitted}: shape {trans.shape} differs from the reflected image {refl.shape}; the views must be registered",
+                file=str(transmitted),
+            )
+    return refl, analyse_surface(refl, px, trans, keep_labels=keep_labels)
+
+
+def _section(image: Path, pixel_size: Optional[float]):
+    from castrig.analysis import analyse_section
+
+    sec, px = _load(image, pixel_size, "section")
+    return analyse_section(sec, px)
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.4g}"
+
+
+def _table(metrics: dict, title: str) -> Table:
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("unit")
+    for k, v in metrics.items():
+        t.add_row(k, _fmt(v), _UNITS.get(k, ""))
+    return t
+
+
+def _emit(data: dict, as_json: bool, title: str, verdict=None) -> None:
+    if as_json:
+        out = dict(data)
+        if verdict is not None:
+            out["verdict"] = verdict.to_dict()
+        typer.echo(json.dumps(out))
+        return
+    con = Console()
+    con.print(_table(data, title))
+    if verdict is not None:
+        for g in verdict.grades:
+            t = Table(title=f"{g.grade}: {g.status.upper()} — {g.description}")
+            for col in ("quantity", "bound", "value", "margin", "status"):
+                t.add_column(col)
+            for c in g.checks:
+                t.add_row(c.label, f"{'≥' if c.kind == 'min' else '≤'} {c.limit:g}", _fmt(c.value), _fmt(c.margin), c.status)
+            con.print(t)
+        con.print(f"grades met: {', '.join(verdict.met) or 'none'}")
+
+
+@app.command()
+def surface(
+    image: Path = typer.Argument(..., help="reflected-light top view (TIFF/PNG/JPEG)"),
+    transmitted: Optional[Path] = typer.Option(None, "--transmitted", help="registered transmitted-light view"),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="µm per pixel (default: from the TIFF tags)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
+    overlay: Optional[Path] = typer.Option(None, "--overlay", help="write a PNG with the pores outlined"),
+) -> None:
+    """Opening ratio, pore diameters, through-pore fraction and pitch of a top view."""
+    refl, m = _surface(image, transmitted, pixel_size, keep_labels=overlay is not None)
+    if overlay is not None:
+        import imageio.v3 as iio
+
+        from castrig.analysis.overlay import surface_overlay
+
+        iio.imwrite(overlay, surface_overlay(refl, m))
+    _emit(m.to_dict(), as_json, f"surface: {image.name}")
+
+
+@app.command()
+def section(
+    image: Path = typer.Argument(..., help="cross-section view (background on top)"),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="µm per pixel (default: from the TIFF tags)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
+) -> None:
+    """Film thickness (mean, std) and the support's pore size from a cross-section."""
+    m = _section(image, pixel_size)
+    _emit(m.to_dict(), as_json, f"section: {image.name}")
+
+
+@app.command()
+def membrane(
+    surface_image: Path = typer.Option(..., "--surface", help="reflected-light top view"),
+    transmitted: Optional[Path] = typer.Option(None, "--transmitted", help="registered transmitted-light view"),
+    section_image: Path = typer.Option(..., "--section", help="cross-section view"),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="µm per pixel for all images (default: TIFF tags)"),
+    grade: Optional[str] = typer.Option(None, "--grade", help="judge only this grade (e.g. claim3)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object: metrics + verdict"),
+) -> None:
+    """All metrics of a membrane and the verdict against the specification's grades."""
+    from castrig.analysis.spec import load_spec
+    from castrig.analysis.verdict import judge
+
+    spec = load_spec()
+    if grade is not None and grade not in spec.grades:
+        raise BadInput(f"--grade {grade!r} is not a grade; choose from {', '.join(spec.grades)}", field="--grade")
+    _, sm = _surface(surface_image, transmitted, pixel_size)
+    xm = _section(section_image, pixel_size)
+    data = sm.to_dict() | xm.to_dict()
+    v = judge(data, [grade] if grade else None, spec)
+    _emit(data, as_json, "membrane", verdict=v)

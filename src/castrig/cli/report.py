@@ -1,0 +1,115 @@
+"""CLI commands for looking at runs: ``report``, ``export``, ``store sync`` and the ``runs`` filters.
+
+Mounted by :mod:`castrig.cli.main`. Bad input (not a run folder, a bad date, an unknown format,
+a missing optional package) raises :class:`castrig.errors.BadInput`: exit 2 with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from castrig.errors import BadInput
+from castrig.store.base import RunStore, RunSummary
+
+OUTCOMES = ("running", "completed", "aborted", "faulted", "interrupted", "crashed")
+
+
+def report(
+    run_dir: Path = typer.Argument(..., help="The run folder."),
+    open_: bool = typer.Option(False, "--open", help="Open the report in the default browser."),
+) -> None:
+    """Write RUN_DIR/report.html: one self-contained page with plots, micrographs and the verdict."""
+    from castrig.report import build_report
+
+    path = build_report(run_dir)
+    typer.echo(str(path))
+    if open_:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+
+
+def export(
+    run_dir: Path = typer.Argument(..., help="The run folder."),
+    to: Path = typer.Option(..., "--to", help="Folder for the tables (created if missing)."),
+    fmt: str = typer.Option("csv", "--format", help="csv, or parquet (needs pyarrow: castrig[parquet])."),
+) -> None:
+    """Write the run's samples, events and metrics (and verdict) as tidy tables."""
+    from castrig.store.export import export_run
+
+    for path in export_run(run_dir, to, fmt):
+        typer.echo(str(path))
+
+
+store_app = typer.Typer(help="The fleet store (PostgreSQL): sync run folders into it.", no_args_is_help=True)
+
+
+@store_app.callback()
+def _store() -> None:
+    """The fleet store: PostgreSQL selected by CASTRIG_STORE=postgresql://… (or --url)."""
+
+
+@store_app.command("sync")
+def sync(
+    run_dir: Path = typer.Argument(..., help="The run folder to push."),
+    url: Optional[str] = typer.Option(None, "--url", help="postgresql://… (default $CASTRIG_STORE)."),
+) -> None:
+    """Push a run folder's records into the fleet store; syncing again changes nothing."""
+    from castrig.store.postgres_store import FleetStoreError
+    from castrig.store.sync import sync_run
+
+    try:
+        result = sync_run(run_dir, url)
+    except FleetStoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from None
+    typer.echo(result.summary())
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``2026-01-31`` or an ISO date-time (UTC if no zone) → an aware datetime; BadInput otherwise."""
+    if value is None or value == "":
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            d = date.fromisoformat(value)
+            when = datetime(d.year, d.month, d.day)
+        except ValueError:
+            raise BadInput(f"--since {value!r}: expected a date YYYY-MM-DD or an ISO date-time", field="--since") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _started(r: RunSummary) -> datetime | None:
+    try:
+        when = datetime.fromisoformat((r.started_utc or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def list_runs_filtered(store: RunStore, since: str | datetime | None = None, grade: str | None = None,
+                       outcome: str | None = None) -> list[RunSummary]:
+    """The catalog's runs started at or after ``since``, that met ``grade``, that ended ``outcome``."""
+    when = parse_since(since) if isinstance(since, str) or since is None else since
+    if outcome is not None and outcome not in OUTCOMES:
+        raise BadInput(f"--outcome {outcome!r}: one of {', '.join(OUTCOMES)}", field="--outcome")
+    rows: Sequence[RunSummary] = store.list_runs()
+    out = []
+    for r in rows:
+        if when is not None:
+            started = _started(r)
+            if started is None or started < when:
+                continue
+        if grade is not None and grade not in r.grades:
+            continue
+        if outcome is not None and r.outcome != outcome:
+            continue
+        out.append(r)
+    return out

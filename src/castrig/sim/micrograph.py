@@ -1,0 +1,488 @@
+"""Synthetic micrographs of honeycomb films with known ground truth.
+
+The digital twin maps process conditions to a :class:`FilmStructure` (pure geometry, in µm) and
+renders it here; :func:`ground_truth` computes the specification metrics from that geometry, never
+from pixels, so the analysis can be measured against it.
+
+Only numpy, scipy and scikit-image are used: the twin must stay independent of devices and links.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import math
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
+
+__all__ = [
+    "FilmStructure",
+    "make_structure",
+    "render_surface",
+    "render_section",
+    "ground_truth",
+    "disc_rect_area",
+]
+
+# Relative intensities (film = 1 in reflected light) used by the renderers.
+_FILM_REFLECTED = 1.0
+_PORE_REFLECTED = (0.12, 0.28)  # per-pore uniform range: depth and bottom reflection differ
+_FILM_TRANSMITTED = 0.18
+_BLIND_TRANSMITTED = 0.28
+_THROUGH_TRANSMITTED = 1.0
+_SEC_BACKGROUND = 0.08
+_SEC_FILM = 0.85
+_SEC_HOLE = 0.10
+_SEC_SUPPORT = 0.45
+_SEC_SUPPORT_PORE = 0.15
+
+
+@dataclass
+class FilmStructure:
+    """Geometry of a cast film on its support, in micrometres.
+
+    Top view: x to the right, y downward, origin at the field's corner. The section is the plane
+    ``y = section_y_um`` seen from the side over ``0 <= x <= section_length_um``; depth is measured
+    downward from the film/support interface.
+    """
+
+    field_um: tuple[float, float]  # (width along x, height along y)
+    centres_um: np.ndarray  # (N, 2) pore centres (x, y)
+    diameters_um: np.ndarray  # (N,) opening diameters at the surface
+    through: np.ndarray  # (N,) bool, open to the support
+    profile_x_um: np.ndarray  # (M,) sample positions of the thickness profile
+    thickness_um: np.ndarray  # (M,) film thickness T(x)
+    section_y_um: float
+    section_length_um: float
+    support_pore_um: float  # nominal mean support pore diameter
+    support_centres_um: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (x, depth)
+    support_diameters_um: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    support_depth_um: float = 0.0
+    pore_depth_ratio: float = 0.5  # depth of the sphere centre below the surface / opening radius
+    neck_ratio: float = 0.5  # radius of a through-pore's neck / opening radius
+
+    def thickness_at(self, x_um: np.ndarray) -> np.ndarray:
+        """Film thickness at positions x along the section (linear interpolation)."""
+        return np.interp(x_um, self.profile_x_um, self.thickness_um)
+
+
+# --------------------------------------------------------------------------------------------
+# Structure
+# --------------------------------------------------------------------------------------------
+
+
+def _as_field(field_um: float | tuple[float, float]) -> tuple[float, float]:
+    if np.isscalar(field_um):
+        return float(field_um), float(field_um)  # type: ignore[arg-type]
+    w, h = field_um  # type: ignore[misc]
+    return float(w), float(h)
+
+
+def _hex_grains(rng: np.random.Generator, w: float, h: float, pitch: float, grain: float) -> np.ndarray:
+    """Centres of a polycrystal of hexagonal grains covering [-pitch, w+pitch] x [-pitch, h+pitch]."""
+    lo, hi_x, hi_y = -pitch, w + pitch, h + pitch
+    area = (hi_x - lo) * (hi_y - lo)
+    n_grains = max(1, int(rng.poisson(area / grain**2)))
+    seeds = np.column_stack([rng.uniform(lo, hi_x, n_grains), rng.uniform(lo, hi_y, n_grains)])
+    tree = cKDTree(seeds)
+    half_diag = math.hypot(hi_x - lo, hi_y - lo)
+    n = int(half_diag / pitch) + 2
+    i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
+    base = np.column_stack([(i + 0.5 * j).ravel() * pitch, (j * math.sqrt(3) / 2).ravel() * pitch])
+    centre = np.array([(lo + hi_x) / 2, (lo + hi_y) / 2])
+    out = []
+    for g in range(n_grains):
+        th = rng.uniform(0, math.pi / 3)
+        rot = np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
+        pts = base @ rot.T + centre + rng.uniform(0, pitch, 2)
+        inside = (pts[:, 0] >= lo) & (pts[:, 0] <= hi_x) & (pts[:, 1] >= lo) & (pts[:, 1] <= hi_y)
+        pts = pts[inside]
+        _, owner = tree.query(pts)
+        out.append(pts[owner == g])
+    return np.concatenate(out) if out else np.zeros((0, 2))
+
+
+def _thin_close_points(rng: np.random.Generator, pts: np.ndarray, dmin: float) -> np.ndarray:
+    """Drop points closer than dmin to an earlier kept point (grain-boundary conflicts)."""
+    order = rng.permutation(len(pts))
+    pts = pts[order]
+    keep = np.ones(len(pts), bool)
+    for a, b in sorted(cKDTree(pts).query_pairs(dmin)):
+        if keep[a] and keep[b]:
+            keep[b] = False
+    return pts[keep]
+
+
+def _remove_overlaps(centres: np.ndarray, radii: np.ndarray, wall: float) -> np.ndarray:
+    """Shrink radii until every pair of discs is separated by at least ``wall``."""
+    radii = radii.copy()
+    if len(radii) < 2:
+        return radii
+    tree = cKDTree(centres)
+    pairs = tree.query_pairs(2 * radii.max() + wall, output_type="ndarray")
+    if len(pairs) == 0:
+        return radii
+    d = np.linalg.norm(centres[pairs[:, 0]] - centres[pairs[:, 1]], axis=1)
+    for _ in range(50):
+        need = radii[pairs[:, 0]] + radii[pairs[:, 1]] + wall
+        bad = need > d
+        if not bad.any():
+            break
+        s = np.clip((d[bad] - wall) / (radii[pairs[bad, 0]] + radii[pairs[bad, 1]]), 0.05, 1.0)
+        scale = np.ones_like(radii)
+        np.minimum.at(scale, pairs[bad, 0], s)
+        np.minimum.at(scale, pairs[bad, 1], s)
+        radii *= scale
+    return radii
+
+
+def _lognormal(rng: np.random.Generator, mean: float, cv: float, n: int) -> np.ndarray:
+    if cv <= 0:
+        return np.full(n, mean)
+    s2 = math.log(1 + cv**2)
+    return rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2), n)
+
+
+def make_structure(
+    rng: np.random.Generator,
+    *,
+    mean_diameter_um: float,
+    cv: float = 0.1,
+    opening_ratio: float = 0.4,
+    through_fraction: float = 0.5,
+    thickness_um: float | None = None,
+    thickness_cv: float = 0.05,
+    support_pore_um: float | None = None,
+    field_um: float | tuple[float, float] = 100.0,
+    defect_rate: float = 0.03,
+    grain_size_um: float | None = None,
+    min_wall_um: float | None = None,
+    position_jitter: float = 0.03,
+    section_length_um: float | None = None,
+    section_y_um: float | None = None,
+    thickness_corr_um: float | None = None,
+    support_depth_um: float | None = None,
+    support_porosity: float = 0.3,
+    support_cv: float = 0.2,
+    pore_depth_ratio: float = 0.5,
+) -> FilmStructure:
+    """A random honeycomb film: hexagonal grains of non-overlapping pores with vacancies.
+
+    The pitch is chosen so that the nominal opening ratio is reached by a perfect lattice with the
+    given diameter distribution; pores that would touch are shrunk (so the realised numbers differ
+    a little from the requests — use :func:`ground_truth` for the exact values).
+    """
+    if mean_diameter_um <= 0 or not 0 < opening_ratio < 0.9:
+        raise ValueError("mean_diameter_um must be > 0 and opening_ratio in (0, 0.9)")
+    w, h = _as_field(field_um)
+    dm = float(mean_diameter_um)
+    thickness_um = float(thickness_um) if thickness_um is not None else dm
+    support_pore_um = float(support_pore_um) if support_pore_um is not None else 2 * dm
+    density = opening_ratio / (math.pi / 4 * dm**2 * (1 + cv**2))  # pores per µm²
+    density /= 1 - defect_rate
+    pitch = math.sqrt(2 / (math.sqrt(3) * density))
+    grain = grain_size_um if grain_size_um is not None else 12 * pitch
+    pts = _hex_grains(rng, w, h, pitch, grain)
+    pts = pts + rng.normal(0, position_jitter * pitch, pts.shape)
+    pts = _thin_close_points(rng, pts, 0.75 * pitch)
+    pts = pts[rng.random(len(pts)) >= defect_rate]
+    radii = _lognormal(rng, dm, cv, len(pts)) / 2
+    wall = min_wall_um if min_wall_um is not None else 0.06 * dm
+    radii = _remove_overlaps(pts, radii, wall)
+    # keep discs that intersect the field
+    dx = np.maximum(np.maximum(-pts[:, 0], pts[:, 0] - w), 0)
+    dy = np.maximum(np.maximum(-pts[:, 1], pts[:, 1] - h), 0)
+    keep = (dx**2 + dy**2 < radii**2) & (radii > 0.05 * dm)
+    pts, radii = pts[keep], radii[keep]
+    through = rng.random(len(pts)) < through_fraction
+
+    length = float(section_length_um) if section_length_um is not None else w
+    n_prof = max(2048, int(length / (dm / 10)))
+    px = np.linspace(0, length, n_prof)
+    corr = thickness_corr_um if thickness_corr_um is not None else max(8 * dm, length / 8)
+    g = ndi.gaussian_filter1d(rng.normal(size=n_prof), corr / (px[1] - px[0]), mode="reflect")
+    g = (g - g.mean()) / (g.std() or 1.0)
+    prof = np.clip(thickness_um * (1 + thickness_cv * g), 0.2 * thickness_um, None)
+
+    depth = support_depth_um if support_depth_um is not None else max(3 * support_pore_um, thickness_um)
+    sc, sd = _support_pores(rng, length, depth, support_pore_um, support_cv, support_porosity)
+    return FilmStructure(
+        field_um=(w, h),
+        centres_um=pts,
+        diameters_um=2 * radii,
+        through=through,
+        profile_x_um=px,
+        thickness_um=prof,
+        section_y_um=float(section_y_um) if section_y_um is not None else h / 2,
+        section_length_um=length,
+        support_pore_um=support_pore_um,
+        support_centres_um=sc,
+        support_diameters_um=sd,
+        support_depth_um=depth,
+        pore_depth_ratio=pore_depth_ratio,
+    )
+
+
+def _support_pores(rng, length, depth, dm, cv, porosity):
+    """Random sequential addition of non-overlapping discs below the interface (x, depth)."""
+    target = porosity * length * depth
+    n_try = int(4 * target / (math.pi / 4 * dm**2)) + 10
+    d_all = _lognormal(rng, dm, cv, n_try)
+    gap = 0.1 * dm
+    centres: list[tuple[float, float]] = []
+    diam: list[float] = []
+    area = 0.0
+    for d in d_all:
+        r = d / 2
+        for _ in range(20):
+            x = rng.uniform(-r, length + r)
+            z = rng.uniform(r + gap, depth + r)
+            ok = all((x - cx) ** 2 + (z - cz) ** 2 >= (r + cd / 2 + gap) ** 2 for (cx, cz), cd in zip(centres, diam))
+            if ok:
+                centres.append((x, z))
+                diam.append(d)
+                area += math.pi * r * r
+                break
+        if area >= target:
+            break
+    return np.array(centres, float).reshape(-1, 2), np.array(diam, float)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------
+
+
+def _disc_coverage(img: np.ndarray, cx: float, cy: float, r: float, value: float | None = None) -> None:
+    """Add the anti-aliased coverage of a disc (pixel units, pixel centres at i+0.5) into img."""
+    h, w = img.shape
+    x0, x1 = max(int(cx - r - 1), 0), min(int(cx + r + 2), w)
+    y0, y1 = max(int(cy - r - 1), 0), min(int(cy + r + 2), h)
+    if x0 >= x1 or y0 >= y1:
+        return
+    yy = np.arange(y0, y1) + 0.5 - cy
+    xx = np.arange(x0, x1) + 0.5 - cx
+    d = np.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2)
+    cov = np.clip(r - d + 0.5, 0.0, 1.0)
+    if value is None:
+        img[y0:y1, x0:x1] += cov
+    else:
+        img[y0:y1, x0:x1] += cov * value
+
+
+def _illumination(shape: tuple[int, int], rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A smooth multiplicative field: a random linear ramp and an off-centre vignette."""
+    h, w = shape
+    y = (np.arange(h) + 0.5) / h - 0.5
+    x = (np.arange(w) + 0.5) / w - 0.5
+    th = rng.uniform(0, 2 * math.pi)
+    ramp = math.cos(th) * x[None, :] + math.sin(th) * y[:, None]
+    c = rng.uniform(-0.2, 0.2, 2)
+    vig = (x[None, :] - c[0]) ** 2 + (y[:, None] - c[1]) ** 2
+    f = 1 + strength * ramp - strength * vig
+    return f / f.max()
+
+
+def _finish(img: np.ndarray, rng: np.random.Generator, blur_px: float, noise: float, bit_depth: int) -> np.ndarray:
+    if blur_px > 0:
+        img = ndi.gaussian_filter(img, blur_px)
+    if noise > 0:
+        img = img + rng.normal(0, noise, img.shape)
+    if bit_depth == 8:
+        out = np.clip(np.rint(img * 215 + 12), 0, 255).astype(np.uint8)
+    elif bit_depth == 16:
+        out = np.clip(np.rint(img * 52000 + 1500), 0, 65535).astype(np.uint16)
+    else:
+        raise ValueError("bit_depth must be 8 or 16")
+    return out
+
+
+def render_surface(
+    structure: FilmStructure,
+    pixel_size_um: float,
+    rng: np.random.Generator,
+    *,
+    bit_depth: int = 8,
+    illumination_gradient: float = 0.3,
+    blur_px: float = 1.0,
+    noise: float = 0.02,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render the (reflected, transmitted) top views, registered pixel for pixel.
+
+    Reflected: bright film, dark pores (each pore its own darkness). Transmitted: dim film and
+    blind pores, bright through-pores. Both get their own uneven illumination, then blur,
+    additive noise (relative to the film level) and quantisation.
+    """
+    w_um, h_um = structure.field_um
+    shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
+    c = structure.centres_um / pixel_size_um
+    r = structure.diameters_um / 2 / pixel_size_um
+    refl = np.zeros(shape)
+    trans = np.zeros(shape)
+    cov = np.zeros(shape)
+    dark = rng.uniform(*_PORE_REFLECTED, len(r))
+    for k in range(len(r)):
+        _disc_coverage(cov, c[k, 0], c[k, 1], r[k])
+        _disc_coverage(refl, c[k, 0], c[k, 1], r[k], _FILM_REFLECTED - dark[k])
+        t = (_THROUGH_TRANSMITTED if structure.through[k] else _BLIND_TRANSMITTED) - _FILM_TRANSMITTED
+        _disc_coverage(trans, c[k, 0], c[k, 1], r[k], t)
+    over = np.clip(cov, 1, None)  # anti-aliasing of two very close discs can overfill a pixel
+    refl = _FILM_REFLECTED - refl / over
+    trans = _FILM_TRANSMITTED + trans / over
+    refl = refl * _illumination(shape, rng, illumination_gradient)
+    trans = trans * _illumination(shape, rng, illumination_gradient)
+    return (
+        _finish(refl, rng, blur_px, noise, bit_depth),
+        _finish(trans, rng, blur_px, noise, bit_depth),
+    )
+
+
+def _section_layout(structure: FilmStructure, pixel_size_um: float) -> tuple[int, int, float]:
+    """(height px, width px, interface row) of a section image."""
+    tmax = float(structure.thickness_um.max())
+    top = max(20.0, 0.6 * tmax / pixel_size_um)
+    y_int = top + tmax / pixel_size_um
+    h = int(math.ceil(y_int + structure.support_depth_um / pixel_size_um))
+    w = int(round(structure.section_length_um / pixel_size_um))
+    return h, w, y_int
+
+
+def render_section(
+    structure: FilmStructure,
+    pixel_size_um: float,
+    rng: np.random.Generator,
+    *,
+    bit_depth: int = 8,
+    illumination_gradient: float = 0.2,
+    blur_px: float = 1.0,
+    noise: float = 0.02,
+) -> np.ndarray:
+    """Render the cross-section at ``y = section_y_um``.
+
+    Dark background above; the film as a bright band from the thickness profile down to the
+    (flat) interface, with the pores cut by the plane as dark holes (open to the top where the
+    cut is wide); then the support: textured grey with dark pores.
+    """
+    p = pixel_size_um
+    h, w, y_int = _section_layout(structure, p)
+    xc = (np.arange(w) + 0.5) * p
+    y_top = y_int - structure.thickness_at(xc) / p  # rows (float), per column
+    rows = np.arange(h)[:, None] + 0.5
+    film = np.clip(rows - y_top[None, :] + 0.5, 0, 1) * np.clip(y_int - rows + 0.5, 0, 1)
+    support = np.clip(rows - y_int + 0.5, 0, 1)
+    hole = np.zeros((h, w))
+    y0 = structure.section_y_um
+    for (cx, cy), d, thr in zip(structure.centres_um, structure.diameters_um, structure.through):
+        r = d / 2
+        rs = r * math.sqrt(1 + structure.pore_depth_ratio**2)
+        dy = abs(cy - y0)
+        if dy >= rs or cx < -rs or cx > structure.section_length_um + rs:
+            continue
+        a = math.sqrt(rs * rs - dy * dy) / p
+        ccol = cx / p
+        crow = float(np.interp(cx, structure.profile_x_um, y_int * p - structure.thickness_um)) / p
+        crow += structure.pore_depth_ratio * r / p
+        _disc_coverage(hole, ccol, crow, a)
+        rn = structure.neck_ratio * r
+        if thr and dy < rn:
+            half = math.sqrt(rn * rn - dy * dy) / p
+            x0, x1 = max(int(ccol - half - 1), 0), min(int(ccol + half + 2), w)
+            if x0 < x1:
+                cols = np.arange(x0, x1) + 0.5
+                cx_cov = np.clip(half - np.abs(cols - ccol) + 0.5, 0, 1)
+                r_cov = np.clip(rows - crow + 0.5, 0, 1)
+                hole[:, x0:x1] = np.maximum(hole[:, x0:x1], r_cov * cx_cov[None, :])
+    hole = np.clip(hole, 0, 1)
+    # support texture and pores
+    tex = ndi.gaussian_filter(rng.normal(size=(h, w)), 2.0)
+    tex = tex / (tex.std() or 1.0)
+    spore = np.zeros((h, w))
+    for (sx, sz), sd in zip(structure.support_centres_um, structure.support_diameters_um):
+        _disc_coverage(spore, sx / p, y_int + sz / p, sd / 2 / p)
+    spore = np.clip(spore, 0, 1)
+    sup_val = _SEC_SUPPORT * (1 + 0.08 * tex) * (1 - spore) + _SEC_SUPPORT_PORE * spore
+    bg = np.clip(1 - film - support, 0, 1)
+    img = (
+        _SEC_BACKGROUND * bg
+        + film * ((1 - hole) * _SEC_FILM + hole * _SEC_HOLE)
+        + support * sup_val
+    )
+    img = img * _illumination((h, w), rng, illumination_gradient)
+    return _finish(img, rng, blur_px, noise, bit_depth)
+
+
+# --------------------------------------------------------------------------------------------
+# Ground truth (geometry only)
+# --------------------------------------------------------------------------------------------
+
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(48)
+
+
+def disc_rect_area(xc: float, yc: float, r: float, w: float, h: float) -> float:
+    """Exact area of the disc (xc, yc, r) inside the rectangle [0, w] x [0, h].
+
+    Integrates the clipped chord length in the angle θ (x = xc + r sinθ), which is smooth between
+    the breakpoints where a clip starts or stops, so Gauss-Legendre is exact to rounding.
+    """
+    if xc - r >= 0 and xc + r <= w and yc - r >= 0 and yc + r <= h:
+        return math.pi * r * r
+    brk = [-math.pi / 2, math.pi / 2]
+    for xb in (0.0, w):
+        s = (xb - xc) / r
+        if -1 < s < 1:
+            brk.append(math.asin(s))
+    for c in (h - yc, yc):
+        if 0 < abs(c) < r:
+            t = math.acos(abs(c) / r)
+            brk += [t, -t]
+    brk = sorted(brk)
+    total = 0.0
+    for a, b in zip(brk[:-1], brk[1:]):
+        if b - a < 1e-15:
+            continue
+        th = (b - a) / 2 * _GL_X + (a + b) / 2
+        x = xc + r * np.sin(th)
+        hh = r * np.cos(th)
+        length = np.clip(np.minimum(yc + hh, h) - np.maximum(yc - hh, 0), 0, None)
+        length = np.where((x >= 0) & (x <= w), length, 0.0)
+        total += (b - a) / 2 * float(np.sum(_GL_W * length * r * np.cos(th)))
+    return total
+
+
+def ground_truth(structure: FilmStructure, *, section_pixel_size_um: float | None = None) -> dict:
+    """The specification metrics of a structure, from its geometry.
+
+    Opening ratio: exact area of the discs clipped to the field / field area. Diameter stats and
+    through fraction: over pores not cut by the field border. T and σt: mean and (population)
+    standard deviation of the thickness profile (sampled at the section's pixel columns when
+    ``section_pixel_size_um`` is given). Support pore diameter: mean over support pores not cut by
+    the section's borders.
+    """
+    w, h = structure.field_um
+    c, d = structure.centres_um, structure.diameters_um
+    r = d / 2
+    area = sum(disc_rect_area(float(x), float(y), float(rr), w, h) for (x, y), rr in zip(c, r))
+    inside = (c[:, 0] - r >= 0) & (c[:, 0] + r <= w) & (c[:, 1] - r >= 0) & (c[:, 1] + r <= h)
+    dd = d[inside]
+    if section_pixel_size_um:
+        n = int(round(structure.section_length_um / section_pixel_size_um))
+        t = structure.thickness_at((np.arange(n) + 0.5) * section_pixel_size_um)
+    else:
+        t = structure.thickness_um
+    sc, sd = structure.support_centres_um, structure.support_diameters_um
+    s_in = (
+        (sc[:, 0] - sd / 2 >= 0)
+        & (sc[:, 0] + sd / 2 <= structure.section_length_um)
+        & (sc[:, 1] + sd / 2 <= structure.support_depth_um)
+    ) if len(sd) else np.zeros(0, bool)
+    return {
+        "opening_ratio": area / (w * h),
+        "mean_pore_diameter_um": float(dd.mean()) if len(dd) else None,
+        "pore_diameter_std_um": float(dd.std(ddof=1)) if len(dd) > 1 else None,
+        "pore_count": int(inside.sum()),
+        "through_pore_fraction": float(structure.through[inside].mean()) if len(dd) else None,
+        "mean_thickness_um": float(t.mean()),
+        "thickness_std_um": float(t.std()),
+        "support_pore_diameter_um": float(sd[s_in].mean()) if s_in.any() else None,
+    }

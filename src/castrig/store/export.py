@@ -1,0 +1,238 @@
+"""``castrig export RUN_DIR --to DIR [--format csv|parquet]``: a run as tidy tables.
+
+One row per observation, one column per variable, and a ``run_id`` column in every table, so
+exports of many runs concatenate (``pandas.concat``, or pasting sheets in Excel):
+
+- ``samples``: run_id, t_s, channel, value (long form; pivot on channel for a wide sheet)
+- ``events``:  run_id, t_s, kind, source, message, data_json
+- ``metrics``: run_id, source (metrics | truth), name, value (numbers), text (anything else) —
+  nested results flattened to dotted names
+- ``verdict``: run_id, grade, metric, bound, measured, margin, pass (when the run has a verdict)
+
+CSV needs nothing; Parquet needs pyarrow (``pip install 'castrig[parquet]'``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from castrig.errors import BadInput
+from castrig.store.sqlite_store import SqliteRunStore
+
+FORMATS = ("csv", "parquet")
+
+#: Keys that hold a structure of a verdict rather than a grade's name.
+_STRUCTURAL = {"grades", "checks", "bounds", "rows", "results", "items", "verdict", "claims", "criteria"}
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dicts → (dotted name, scalar); lists of scalars are kept as JSON text."""
+    out: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.extend(flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            out.append((name, json.dumps(value)))
+        else:
+            out.append((name, value))
+    return out
+
+
+def format_bound(check: Mapping[str, Any]) -> str:
+    """A bound in words a reader checks at a glance: "≥ 0.3", "≤ 2.5", "1 – 7"."""
+    bound = check.get("bound", check.get("limit"))
+    op = check.get("op") or check.get("operator") or check.get("comparison") or check.get("kind")
+    lo = check.get("min", check.get("lower"))
+    hi = check.get("max", check.get("upper"))
+    if isinstance(bound, Mapping):
+        lo = bound.get("min", bound.get("lower", bound.get("ge", bound.get("gt", lo))))
+        hi = bound.get("max", bound.get("upper", bound.get("le", bound.get("lt", hi))))
+        op = op or bound.get("op")
+        bound = bound.get("value", bound.get("limit"))
+    if isinstance(bound, (list, tuple)) and len(bound) == 2:
+        lo, hi = bound
+        bound = None
+    if bound is not None:
+        sym = {"ge": "≥", ">=": "≥", "min": "≥", "gt": ">", "le": "≤", "<=": "≤", "max": "≤", "lt": "<",
+               "eq": "=", "==": "="}.get(str(op), str(op) if op else "")
+        return f"{sym} {_num(bound)}".strip()
+    if lo is not None and hi is not None:
+        return f"{_num(lo)} – {_num(hi)}"
+    if lo is not None:
+        return f"≥ {_num(lo)}"
+    if hi is not None:
+        return f"≤ {_num(hi)}"
+    return ""
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _is_check(node: Mapping[str, Any]) -> bool:
+    return "measured" in node or ("value" in node and ("limit" in node or "bound" in node or "margin" in node))
+
+
+def _check_row(node: Mapping[str, Any], grade: str | None, name: str | None) -> dict[str, Any]:
+    passed = next((node[k] for k in ("pass", "passed", "ok", "met") if k in node), None)
+    status = node.get("status")
+    if passed is None and status in ("pass", "fail"):
+        passed = status == "pass"
+    return {
+        # the enclosing grade, not the check's "source" (a grade inherits bounds from another)
+        "grade": node.get("grade", grade) or "",
+        "metric": node.get("metric") or node.get("label") or node.get("quantity") or node.get("name") or name or "",
+        "bound": format_bound(node),
+        "measured": node.get("measured", node.get("value")),
+        "margin": node.get("margin"),
+        "pass": None if passed is None else bool(passed),
+    }
+
+
+def verdict_rows(verdict: Any) -> list[dict[str, Any]]:
+    """Every check of a verdict as (grade, metric, bound, measured, margin, pass).
+
+    The analysis writes ``{"grades": [{"grade", "status", "checks": [{"label", "kind", "limit",
+    "value", "margin", "status"}]}], "grades_met": [...]}``; ``pass`` is None for a bound that could
+    not be judged (status unknown). Other nestings are read too: a check is any mapping with a
+    ``measured`` key (or ``value`` with ``limit``/``margin``); its grade is the nearest ``grade``
+    field or grade-named key above it (``{"claim1": {...}}``).
+    """
+    rows: list[dict[str, Any]] = []
+
+    def walk(node: Any, grade: str | None, key: str | None) -> None:
+        if isinstance(node, Mapping):
+            if _is_check(node):
+                rows.append(_check_row(node, grade, key))
+                return
+            here = node.get("grade") if isinstance(node.get("grade"), str) else grade
+            for k, v in node.items():
+                if k in ("grades_met", "summary") or not isinstance(v, (Mapping, list, tuple)):
+                    continue
+                child_grade = here
+                if child_grade is None and k not in _STRUCTURAL:
+                    child_grade = str(k)
+                walk(v, child_grade, str(k))
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                walk(item, grade, key)
+
+    walk(verdict, None, None)
+    return rows
+
+
+def grade_status(verdict: Any) -> dict[str, str]:
+    """grade → pass | fail | unknown: the grade's own status where the verdict gives it."""
+    status: dict[str, str] = {}
+    entries = verdict.get("grades") if isinstance(verdict, Mapping) else None
+    if isinstance(entries, list):
+        for e in entries:
+            if isinstance(e, Mapping) and isinstance(e.get("grade"), str) and e.get("status") in ("pass", "fail", "unknown"):
+                status[e["grade"]] = str(e["status"])
+    for g, met in grade_passes(verdict).items():
+        if g not in status:
+            rows = [r for r in verdict_rows(verdict) if r["grade"] == g]
+            status[g] = "pass" if met else ("unknown" if any(r["pass"] is None for r in rows)
+                                            and not any(r["pass"] is False for r in rows) else "fail")
+    return status
+
+
+def grade_passes(verdict: Any) -> dict[str, bool]:
+    """grade → met, from ``grades_met`` where the verdict has it, else from its checks."""
+    rows = verdict_rows(verdict)
+    grades = list(dict.fromkeys(r["grade"] for r in rows))
+    met = verdict.get("grades_met") if isinstance(verdict, Mapping) else None
+    if isinstance(met, list):
+        return {g: g in met for g in dict.fromkeys([*grades, *met])}
+    return {g: all(r["pass"] for r in rows if r["grade"] == g) for g in grades}
+
+
+def run_tables(run_dir: Path) -> dict[str, tuple[list[str], list[Sequence[Any]]]]:
+    """The tidy tables of a run: name → (columns, rows)."""
+    run_dir = Path(run_dir)
+    with SqliteRunStore(run_dir.parent).open_run(run_dir) as rec:
+        rid = rec.info.run_id
+        samples = [(rid, *s) for s in rec.samples()]
+        events = [(rid, e.t_s, e.kind, e.source, e.message, json.dumps(e.data, sort_keys=True)) for e in rec.events()]
+        results = rec.results()
+    metrics: list[Sequence[Any]] = []
+    for source in ("metrics", "truth"):
+        if isinstance(results.get(source), Mapping):
+            for name, value in flatten(results[source]):
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                metrics.append((rid, source, name, float(value) if number else None,
+                                None if number or value is None else str(value)))
+    tables: dict[str, tuple[list[str], list[Sequence[Any]]]] = {
+        "samples": (["run_id", "t_s", "channel", "value"], samples),
+        "events": (["run_id", "t_s", "kind", "source", "message", "data_json"], events),
+        "metrics": (["run_id", "source", "name", "value", "text"], metrics),
+    }
+    if results.get("verdict") is not None:
+        cols = ["grade", "metric", "bound", "measured", "margin", "pass"]
+        tables["verdict"] = (["run_id", *cols], [(rid, *(r[c] for c in cols)) for r in verdict_rows(results["verdict"])])
+    return tables
+
+
+def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv") -> list[Path]:
+    """Write the run's tidy tables into ``to_dir``; returns the files written."""
+    if fmt not in FORMATS:
+        raise BadInput(f"--format {fmt!r}: one of {', '.join(FORMATS)}", field="--format")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise BadInput("--format parquet needs pyarrow: pip install 'castrig[parquet]' (or use --format csv)",
+                           field="--format") from None
+    tables = run_tables(run_dir)
+    to_dir = Path(to_dir)
+    try:
+        to_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--to {to_dir}: cannot create the folder ({exc.strerror})", file=str(to_dir)) from None
+    written = []
+    for name, (cols, rows) in tables.items():
+        path = to_dir / f"{name}.{fmt}"
+        (_write_csv if fmt == "csv" else _write_parquet)(path, cols, rows)
+        written.append(path)
+    return written
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return ""
+    return "" if v is None else v
+
+
+def _write_csv(path: Path, cols: list[str], rows: Iterable[Sequence[Any]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([_cell(v) for v in r])
+
+
+def _write_parquet(path: Path, cols: list[str], rows: list[Sequence[Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data: dict[str, list[Any]] = {c: [r[i] for r in rows] for i, c in enumerate(cols)}
+    arrays = {}
+    for c, values in data.items():
+        kinds = {type(v) for v in values if v is not None}
+        if kinds and kinds <= {int, float} and kinds != {int}:
+            arrays[c] = pa.array([None if v is None else float(v) for v in values], pa.float64())
+        elif kinds <= {bool} and kinds:
+            arrays[c] = pa.array(values, pa.bool_())
+        elif kinds and kinds <= {int}:
+            arrays[c] = pa.array(values, pa.int64())
+        elif not kinds and c in ("t_s", "value", "measured", "margin"):
+            arrays[c] = pa.array(values, pa.float64())
+        else:  # mixed (a metrics table holds numbers and text): text, so the column has one type
+            arrays[c] = pa.array([None if v is None else str(v) for v in values], pa.string())
+    pq.write_table(pa.table(arrays), path)

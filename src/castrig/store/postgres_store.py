@@ -1,0 +1,543 @@
+"""The fleet store: many rigs' catalog, events, samples and results in one PostgreSQL database.
+
+Selected by ``CASTRIG_STORE=postgresql://…`` or a profile's ``store: postgresql://…`` (see
+:func:`open_configured_store`). Run folders stay files — on a shared folder —, holding
+``run.json``, images (referenced from the database by path and sha256), results and the log.
+
+Why write-ahead to the run folder: every record is first committed to the run folder's
+``run.sqlite`` exactly as the SQLite backend does (WAL, ``synchronous=FULL``), then pushed to
+PostgreSQL keyed by ``(run_uid, local id)`` with ``ON CONFLICT DO NOTHING``. So
+
+- a write is at least as durable as with SQLite (it *is* the SQLite write, plus a PostgreSQL
+  commit with the server's default ``synchronous_commit=on``);
+- a dropped connection is retried once at once, then every ``retry_interval_s`` (wall time) at
+  the next write; meanwhile records wait in ``run.sqlite`` and the backlog is pushed in one
+  transaction when the server is back — no sample is ever lost, none is written twice;
+- ``castrig store sync RUN_DIR`` (:mod:`castrig.store.sync`) is the same push, so any run folder,
+  also one recorded by the SQLite backend, can be brought into the fleet, idempotently;
+- every run folder stays readable offline (report, export, resume) with the SQLite backend.
+
+``run_uid`` (a UUID kept in ``run.sqlite``'s ``meta`` table) names a run across rigs: run ids
+(``YYYYmmdd-HHMMSS-recipe``) collide between rigs, and always on the twin's virtual clock.
+The samples' local id is SQLite's ``rowid``: do not ``VACUUM`` a run.sqlite that is not synced yet.
+
+Schema (in a PostgreSQL schema, default ``castrig``):
+
+    runs(run_uid PK, run_id, run_dir, host, recipe_name, profile_name, operator, started_utc,
+         ended_utc, outcome, outcome_reason, grades, info_json JSONB)
+    samples(run_uid, local_id, t_s, channel, value)                  PK (run_uid, local_id)
+    events(run_uid, id, t_s, kind, source, message, data_json JSONB)  PK (run_uid, id)
+    journal(run_uid, seq, t_s, step_index, state, data_json JSONB)    PK (run_uid, seq)
+    images(run_uid, id, t_s, name, path, illumination, pixel_size_um, sha256, metadata_json JSONB)
+    results(run_uid, id, t_s, name, path, json JSONB)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import structlog
+
+from castrig.errors import BadInput, CastrigError
+from castrig.store.base import Event, ImageRecord, JournalEntry, RunInfo, RunRecorder, RunStore, RunSummary
+from castrig.store.sqlite_store import SqliteRunRecorder, SqliteRunStore, connect
+
+if TYPE_CHECKING:  # psycopg is an optional extra: imported only when a fleet store is used
+    import psycopg
+
+log = structlog.get_logger("castrig.store.postgres")
+
+DEFAULT_SCHEMA = "castrig"
+URL_PREFIXES = ("postgresql://", "postgres://")
+T = TypeVar("T")
+
+#: Bound every network wait, so a vanished server costs a write seconds, not minutes.
+_CONNECT_KW: dict[str, Any] = {
+    "connect_timeout": 3,
+    "tcp_user_timeout": 5000,  # ms unacknowledged before the kernel drops the connection
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+    "application_name": "castrig",
+}
+
+_DDL = """
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.runs(
+    run_uid TEXT PRIMARY KEY, run_id TEXT NOT NULL, run_dir TEXT NOT NULL, host TEXT NOT NULL,
+    recipe_name TEXT, profile_name TEXT, operator TEXT, started_utc TEXT, ended_utc TEXT,
+    outcome TEXT, outcome_reason TEXT, grades TEXT NOT NULL DEFAULT '', info_json JSONB NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.samples(
+    run_uid TEXT NOT NULL REFERENCES {s}.runs ON DELETE CASCADE, local_id BIGINT NOT NULL,
+    t_s DOUBLE PRECISION NOT NULL, channel TEXT NOT NULL, value DOUBLE PRECISION,
+    PRIMARY KEY(run_uid, local_id));
+CREATE INDEX IF NOT EXISTS samples_channel ON {s}.samples(run_uid, channel, t_s);
+CREATE TABLE IF NOT EXISTS {s}.events(
+    run_uid TEXT NOT NULL REFERENCES {s}.runs ON DELETE CASCADE, id BIGINT NOT NULL,
+    t_s DOUBLE PRECISION NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL, message TEXT NOT NULL,
+    data_json JSONB NOT NULL, PRIMARY KEY(run_uid, id));
+CREATE TABLE IF NOT EXISTS {s}.journal(
+    run_uid TEXT NOT NULL REFERENCES {s}.runs ON DELETE CASCADE, seq BIGINT NOT NULL,
+    t_s DOUBLE PRECISION NOT NULL, step_index INTEGER NOT NULL, state TEXT NOT NULL,
+    data_json JSONB NOT NULL, PRIMARY KEY(run_uid, seq));
+CREATE TABLE IF NOT EXISTS {s}.images(
+    run_uid TEXT NOT NULL REFERENCES {s}.runs ON DELETE CASCADE, id BIGINT NOT NULL,
+    t_s DOUBLE PRECISION NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, illumination TEXT NOT NULL,
+    pixel_size_um DOUBLE PRECISION NOT NULL, sha256 TEXT NOT NULL, metadata_json JSONB NOT NULL,
+    PRIMARY KEY(run_uid, id));
+CREATE TABLE IF NOT EXISTS {s}.results(
+    run_uid TEXT NOT NULL REFERENCES {s}.runs ON DELETE CASCADE, id BIGINT NOT NULL,
+    t_s DOUBLE PRECISION NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, json JSONB NOT NULL,
+    PRIMARY KEY(run_uid, id));
+"""
+
+#: Per record table: (local key, local SQL selecting (key, columns…) past a key, PostgreSQL columns
+#: after run_uid, indexes of JSON columns). Local keys are the SQLite ids (samples: rowid).
+_TABLES: dict[str, tuple[str, str, tuple[str, ...], tuple[int, ...]]] = {
+    "samples": ("rowid", "SELECT rowid, t_s, channel, value FROM samples WHERE rowid > ? ORDER BY rowid",
+                ("local_id", "t_s", "channel", "value"), ()),
+    "events": ("id", "SELECT id, t_s, kind, source, message, data_json FROM events WHERE id > ? ORDER BY id",
+               ("id", "t_s", "kind", "source", "message", "data_json"), (5,)),
+    "journal": ("seq", "SELECT seq, t_s, step_index, state, data_json FROM journal WHERE seq > ? ORDER BY seq",
+                ("seq", "t_s", "step_index", "state", "data_json"), (4,)),
+    "images": ("id", "SELECT id, t_s, name, path, illumination, pixel_size_um, sha256, metadata_json FROM images"
+               " WHERE id > ? ORDER BY id",
+               ("id", "t_s", "name", "path", "illumination", "pixel_size_um", "sha256", "metadata_json"), (7,)),
+    "results": ("id", "SELECT id, t_s, name, path, json FROM results WHERE id > ? ORDER BY id",
+                ("id", "t_s", "name", "path", "json"), (4,)),
+}
+
+_RUN_COLS = ("run_id", "run_dir", "host", "recipe_name", "profile_name", "operator", "started_utc",
+             "ended_utc", "outcome", "outcome_reason", "grades", "info_json")
+
+
+class FleetStoreError(CastrigError):
+    """The fleet database cannot be reached (or refused the push)."""
+
+
+def is_postgres_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(URL_PREFIXES)
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise BadInput("the PostgreSQL store needs psycopg: pip install 'castrig[postgres]'", field="CASTRIG_STORE") from exc
+    return psycopg
+
+
+def _check_schema(schema: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise BadInput(f"schema name {schema!r}: lower-case letters, digits and _ only", field="CASTRIG_STORE_SCHEMA")
+    return schema
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+# -- the connection ---------------------------------------------------------------------------------
+class Fleet:
+    """One connection to the fleet database that notices when it drops and comes back later.
+
+    ``attempt(fn)`` runs ``fn(conn)`` in one transaction; on a connection error it reconnects and
+    tries once more at once, then gives up until ``retry_interval_s`` of wall time have passed
+    (the run goes on meanwhile; its records wait in the run folder).
+    """
+
+    def __init__(self, url: str, schema: str = DEFAULT_SCHEMA, *, retry_interval_s: float = 2.0):
+        self.url = url
+        self.schema = _check_schema(schema)
+        self.retry_interval_s = retry_interval_s
+        self._pg = _psycopg()
+        self._conn: psycopg.Connection | None = None
+        self._down_until = 0.0
+        self._ddl_done = False
+        self.last_error: str | None = None
+
+    @property
+    def online(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    def _connect(self) -> "psycopg.Connection":
+        conn = self._pg.connect(self.url, autocommit=True, **_CONNECT_KW)
+        if not self._ddl_done:
+            with conn.transaction():
+                # one rig at a time creates the tables (CREATE … IF NOT EXISTS races otherwise)
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('castrig-ddl'))")
+                conn.execute(_DDL.format(s=self.schema))  # type: ignore[arg-type]
+            self._ddl_done = True
+        return conn
+
+    def attempt(self, fn: Callable[["psycopg.Connection"], T], *, force: bool = False) -> tuple[bool, T | None]:
+        """(True, result) if ``fn`` committed; (False, None) if the database is unreachable."""
+        if self._conn is None and not force and time.monotonic() < self._down_until:
+            return False, None
+        for attempt in (1, 2):
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect()
+                with self._conn.transaction():
+                    result = fn(self._conn)
+                self.last_error = None
+                self._down_until = 0.0
+                return True, result
+            except self._pg.Error as exc:
+                self._drop()
+                self.last_error = f"{type(exc).__name__}: {exc}".strip()
+                log.warning("fleet database unreachable", url=redact(self.url), attempt=attempt, error=self.last_error)
+            except BaseException:  # an interrupt mid-protocol leaves the connection unusable
+                self._drop()
+                raise
+        self._down_until = time.monotonic() + self.retry_interval_s
+        return False, None
+
+    def require(self, fn: Callable[["psycopg.Connection"], T]) -> T:
+        """Like :meth:`attempt` but raise if the database cannot be reached (sync, listing)."""
+        ok, result = self.attempt(fn, force=True)
+        if not ok:
+            raise FleetStoreError(f"fleet database {redact(self.url)} unreachable: {self.last_error}")
+        return result  # type: ignore[return-value]
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+        self._conn = None
+
+    def close(self) -> None:
+        self._drop()
+
+
+# -- pushing one run folder's records --------------------------------------------------------------
+def run_uid_of(db: sqlite3.Connection) -> str:
+    """The run's fleet-wide id, created once and kept in ``run.sqlite``'s meta table."""
+    db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
+    db.execute("INSERT OR IGNORE INTO meta VALUES('run_uid', ?)", (uuid.uuid4().hex,))
+    return str(db.execute("SELECT value FROM meta WHERE key='run_uid'").fetchone()[0])
+
+
+def _run_row(info: RunInfo, run_dir: Path, grades: Iterable[str] | None) -> dict[str, Any]:
+    return {
+        "run_id": info.run_id, "run_dir": str(Path(run_dir).resolve()), "host": socket.gethostname(),
+        "recipe_name": info.recipe_name, "profile_name": info.profile_name, "operator": info.operator,
+        "started_utc": info.started_utc, "ended_utc": info.ended_utc, "outcome": info.outcome,
+        "outcome_reason": info.outcome_reason, "grades": None if grades is None else ",".join(grades),
+        "info_json": json.dumps(info.to_dict(), sort_keys=True, default=str),
+    }
+
+
+def upsert_run(conn: "psycopg.Connection", schema: str, run_uid: str, row: Mapping[str, Any]) -> int:
+    """Insert or update the catalog row; 1 if anything changed, 0 if it was already so.
+
+    ``grades`` None keeps what the catalog has (a push does not know them; ``index_run`` does).
+    """
+    cols = [c for c in _RUN_COLS if not (c == "grades" and row.get(c) is None)]
+    placeholders = ", ".join("%s::jsonb" if c == "info_json" else "%s" for c in cols)
+    sql = (
+        f"INSERT INTO {schema}.runs AS r(run_uid, {', '.join(cols)}) VALUES(%s, {placeholders})"
+        f" ON CONFLICT (run_uid) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in cols)}"
+        f" WHERE ({', '.join('r.' + c for c in cols)}) IS DISTINCT FROM ({', '.join('EXCLUDED.' + c for c in cols)})"
+    )
+    return conn.execute(sql, [run_uid, *(row[c] for c in cols)]).rowcount  # type: ignore[arg-type]
+
+
+def pushed_marks(conn: "psycopg.Connection", schema: str, run_uid: str) -> dict[str, int]:
+    """Highest local id of each table already in the database (every push is a prefix)."""
+    marks = {}
+    for table, (_, _, cols, _) in _TABLES.items():
+        sql = f"SELECT coalesce(max({cols[0]}), 0) FROM {schema}.{table} WHERE run_uid = %s"
+        row = conn.execute(sql, (run_uid,)).fetchone()  # type: ignore[arg-type]
+        marks[table] = int(row[0]) if row else 0
+    return marks
+
+
+def push_records(conn: "psycopg.Connection", schema: str, run_uid: str, local: sqlite3.Connection,
+                 marks: Mapping[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """Copy the local rows past ``marks`` into the database, inside the caller's transaction.
+
+    Returns (the marks after it, rows newly inserted per table). Idempotent: rows are keyed by
+    (run_uid, local id) and conflicts are ignored, so a push repeated after an ambiguous commit
+    (connection lost while committing) writes nothing twice.
+    """
+    new_marks, inserted = dict(marks), {}
+    for table, (_, select, cols, json_cols) in _TABLES.items():
+        rows = local.execute(select, (marks.get(table, 0),)).fetchall()
+        inserted[table] = 0
+        if not rows:
+            continue
+        ph = ", ".join("%s::jsonb" if i in json_cols else "%s" for i in range(len(cols)))
+        sql = f"INSERT INTO {schema}.{table}(run_uid, {', '.join(cols)}) VALUES(%s, {ph}) ON CONFLICT DO NOTHING"
+        with conn.cursor() as cur:
+            cur.executemany(sql, [(run_uid, *r) for r in rows])  # type: ignore[arg-type]
+            inserted[table] = max(cur.rowcount, 0)
+        new_marks[table] = int(rows[-1][0])
+    return new_marks, inserted
+
+
+def local_backlog(local: sqlite3.Connection, marks: Mapping[str, int]) -> int:
+    """Local records past ``marks`` (not in the database yet)."""
+    n = 0
+    for table, (key, _, _, _) in _TABLES.items():
+        n += int(local.execute(f"SELECT count(*) FROM {table} WHERE {key} > ?", (marks.get(table, 0),)).fetchone()[0])
+    return n
+
+
+# -- the backend ------------------------------------------------------------------------------------
+class PostgresRunRecorder(RunRecorder):
+    """Writes a run to its folder's ``run.sqlite`` (durable when the call returns), and a pusher
+    thread copies the records to PostgreSQL.
+
+    Why a thread: on a real rig the clock is the wall clock, and a database that has vanished
+    without a reset costs seconds of connect timeout; the control loop must not wait for it.
+    """
+
+    def __init__(self, local: SqliteRunRecorder, fleet: Fleet):
+        self._local = local
+        self.run_dir = local.run_dir
+        self.info = local.info
+        self._fleet = fleet
+        # a second connection to the local records, used under ``_lock`` by whichever thread pushes
+        self._db = sqlite3.connect(self.run_dir / "run.sqlite", timeout=10.0, check_same_thread=False,
+                                   isolation_level=None)
+        self.run_uid = run_uid_of(self._db)
+        self._lock = threading.RLock()
+        self._marks: dict[str, int] | None = None  # unknown until the database is reached
+        self._run_dirty = True
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._pusher, name=f"castrig-push-{self.info.run_id}", daemon=True)
+        self._thread.start()
+        self._wake.set()
+
+    # -- pushing ---------------------------------------------------------------------------------
+    def _pusher(self) -> None:
+        while not self._stopping:
+            self._wake.wait(timeout=self._fleet.retry_interval_s)
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                self.push()
+            except Exception as exc:  # noqa: BLE001 - the pusher must outlive any surprise
+                log.error("fleet push failed", error=f"{type(exc).__name__}: {exc}")
+
+    def push(self, *, force: bool = False) -> bool:
+        """Push the run row and every record not in the database yet; False if unreachable."""
+        schema = self._fleet.schema
+        with self._lock:
+            out: dict[str, dict[str, int]] = {}
+
+            def tx(conn: "psycopg.Connection") -> None:
+                marks = self._marks if self._marks is not None else pushed_marks(conn, schema, self.run_uid)
+                if self._run_dirty:
+                    upsert_run(conn, schema, self.run_uid, _run_row(self.info, self.run_dir, None))
+                out["marks"], _ = push_records(conn, schema, self.run_uid, self._db, marks)
+
+            ok, _ = self._fleet.attempt(tx, force=force)
+            if ok:
+                self._marks, self._run_dirty = out["marks"], False
+            else:
+                self._marks = None  # ask the database again after reconnecting
+            return ok
+
+    @property
+    def pending(self) -> int | None:
+        """Records not in the database yet (None: not known, the database was not reached)."""
+        with self._lock:
+            return None if self._marks is None else local_backlog(self._db, self._marks) + int(self._run_dirty)
+
+    def flush(self) -> bool:
+        """Push now, in the calling thread; True when the database holds every record of the run."""
+        with self._lock:
+            return self.push(force=True) and self.pending == 0
+
+    def _written(self) -> None:
+        self._wake.set()
+
+    # -- writing: the run folder first (durable), then the database --------------------------------
+    def add_samples(self, t_s: float, values: Mapping[str, float]) -> None:
+        self._local.add_samples(t_s, values)
+        self._written()
+
+    def add_event(self, t_s: float, kind: str, source: str, message: str, data: Mapping[str, Any] | None = None) -> None:
+        self._local.add_event(t_s, kind, source, message, data)
+        self._written()
+
+    def add_journal(self, t_s: float, step_index: int, state: str, data: Mapping[str, Any] | None = None) -> int:
+        seq = self._local.add_journal(t_s, step_index, state, data)
+        self._written()
+        return seq
+
+    def save_image(self, t_s: float, name: str, image: np.ndarray, *, pixel_size_um: float, illumination: str,
+                   metadata: Mapping[str, Any] | None = None) -> Path:
+        path = self._local.save_image(t_s, name, image, pixel_size_um=pixel_size_um, illumination=illumination,
+                                      metadata=metadata)
+        self._written()
+        return path
+
+    def save_result(self, t_s: float, name: str, result: Mapping[str, Any]) -> Path:
+        path = self._local.save_result(t_s, name, result)
+        self._written()
+        return path
+
+    def update_info(self, **changes: Any) -> None:
+        with self._lock:
+            self._local.update_info(**changes)
+            self._run_dirty = True
+        self._written()
+
+    def finish(self, outcome: str, reason: str | None = None) -> None:
+        with self._lock:
+            self._local.finish(outcome, reason)
+            self._run_dirty = True
+        self._written()
+
+    # -- reading: from the database when it holds everything, else from the run folder ------------
+    def _from_db(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        with self._lock:
+            if not self.flush():
+                return None
+            ok, rows = self._fleet.attempt(lambda c: c.execute(sql, args).fetchall())  # type: ignore[arg-type]
+            return rows if ok else None
+
+    def samples(self, channel: str | None = None) -> list[tuple[float, str, float]]:
+        sql = f"SELECT t_s, channel, value FROM {self._fleet.schema}.samples WHERE run_uid = %s"
+        args: tuple[Any, ...] = (self.run_uid,)
+        if channel is not None:
+            sql, args = sql + " AND channel = %s", (self.run_uid, channel)
+        rows = self._from_db(sql + " ORDER BY local_id", args)
+        return self._local.samples(channel) if rows is None else [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def events(self, kind: str | None = None) -> list[Event]:
+        sql = f"SELECT t_s, kind, source, message, data_json FROM {self._fleet.schema}.events WHERE run_uid = %s"
+        args: tuple[Any, ...] = (self.run_uid,)
+        if kind is not None:
+            sql, args = sql + " AND kind = %s", (self.run_uid, kind)
+        rows = self._from_db(sql + " ORDER BY id", args)
+        return self._local.events(kind) if rows is None else [Event(*r) for r in rows]
+
+    def journal(self) -> list[JournalEntry]:
+        rows = self._from_db(f"SELECT seq, t_s, step_index, state, data_json FROM {self._fleet.schema}.journal"
+                             " WHERE run_uid = %s ORDER BY seq", (self.run_uid,))
+        return self._local.journal() if rows is None else [JournalEntry(*r) for r in rows]
+
+    def images(self) -> list[ImageRecord]:
+        rows = self._from_db(
+            "SELECT t_s, name, path, illumination, pixel_size_um, sha256, metadata_json"
+            f" FROM {self._fleet.schema}.images WHERE run_uid = %s ORDER BY id", (self.run_uid,))
+        return self._local.images() if rows is None else [ImageRecord(*r) for r in rows]
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        rows = self._from_db(f"SELECT name, json FROM {self._fleet.schema}.results WHERE run_uid = %s ORDER BY id",
+                             (self.run_uid,))
+        return self._local.results() if rows is None else {name: js for name, js in rows}
+
+    def last_sample_t_s(self) -> float | None:
+        return self._local.last_sample_t_s()
+
+    def close(self) -> None:
+        """Stop the pusher and push one last time; what is still missing waits for ``castrig store sync``."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=30.0)
+        try:
+            if not self.flush():
+                log.warning("run not fully in the fleet database; run `castrig store sync`",
+                            run_dir=str(self.run_dir), error=self._fleet.last_error)
+        finally:
+            self._fleet.close()
+            self._db.close()
+            self._local.close()
+
+
+class PostgresRunStore(RunStore):
+    """Run folders under ``root`` (a shared folder); catalog and records in PostgreSQL.
+
+    The local ``root/catalog.sqlite`` is kept too, so ``castrig runs`` still works offline.
+    """
+
+    def __init__(self, root: Path, url: str, *, schema: str = DEFAULT_SCHEMA, retry_interval_s: float = 2.0,
+                 synchronous: str = "FULL"):
+        if not is_postgres_url(url):
+            raise BadInput(f"not a PostgreSQL URL: {redact(url)}", field="CASTRIG_STORE")
+        self.root = Path(root)
+        self.url = url
+        self.schema = _check_schema(schema)
+        self.retry_interval_s = retry_interval_s
+        self._local = SqliteRunStore(self.root, synchronous=synchronous)  # the run folder's durability
+        self._fleet = Fleet(url, schema, retry_interval_s=retry_interval_s)
+
+    def _recorder(self, local: SqliteRunRecorder) -> PostgresRunRecorder:
+        # each run its own connection: a recorder lives as long as its run
+        return PostgresRunRecorder(local, Fleet(self.url, self.schema, retry_interval_s=self.retry_interval_s))
+
+    def create_run(self, info: RunInfo) -> PostgresRunRecorder:
+        return self._recorder(self._local.create_run(info))
+
+    def open_run(self, run_dir: Path) -> PostgresRunRecorder:
+        return self._recorder(self._local.open_run(run_dir))
+
+    def index_run(self, recorder: RunRecorder, grades: Iterable[str] = ()) -> None:
+        grades = list(grades)
+        self._local.index_run(recorder, grades)
+        uid = getattr(recorder, "run_uid", None)
+        if uid is None:
+            db = connect(Path(recorder.run_dir) / "run.sqlite")
+            try:
+                uid = run_uid_of(db)
+            finally:
+                db.close()
+        row = _run_row(recorder.info, recorder.run_dir, grades)
+        ok, _ = self._fleet.attempt(lambda c: upsert_run(c, self.schema, uid, row), force=True)
+        if not ok:
+            log.warning("catalog row not in the fleet database yet", run_dir=str(recorder.run_dir))
+
+    def list_runs(self) -> list[RunSummary]:
+        """Every rig's runs from the fleet catalog (the local catalog if the database is down)."""
+        sql = (f"SELECT run_id, run_dir, recipe_name, profile_name, operator, started_utc, ended_utc, outcome, grades"
+               f" FROM {self.schema}.runs ORDER BY started_utc, run_id")
+        ok, rows = self._fleet.attempt(lambda c: c.execute(sql).fetchall(), force=True)  # type: ignore[arg-type]
+        if not ok or rows is None:
+            log.warning("fleet database unreachable: listing this data root only", error=self._fleet.last_error)
+            return self._local.list_runs()
+        return [RunSummary(*r[:8], tuple(g for g in (r[8] or "").split(",") if g)) for r in rows]
+
+    def close(self) -> None:
+        self._fleet.close()
+
+
+def open_configured_store(root: str | Path | None = None, url: str | None = None, *,
+                          synchronous: str = "FULL") -> RunStore:
+    """The store selected by ``url``, else ``$CASTRIG_STORE``: PostgreSQL for a ``postgresql://``
+    URL, else SQLite. ``root`` may itself be such a URL (a profile's ``store:``); the run folders
+    then go under ``$CASTRIG_DATA`` or ``./runs``.
+    """
+    from castrig.store import data_root
+
+    if is_postgres_url(root):
+        url, root = str(root), None
+    url = url or os.environ.get("CASTRIG_STORE") or None
+    if url and is_postgres_url(url):
+        return PostgresRunStore(data_root(root), url, schema=os.environ.get("CASTRIG_STORE_SCHEMA", DEFAULT_SCHEMA),
+                                synchronous=synchronous)
+    if url:
+        raise BadInput(f"CASTRIG_STORE={redact(url)}: expected a postgresql:// URL (or unset it for SQLite)",
+                       field="CASTRIG_STORE")
+    return SqliteRunStore(data_root(root), synchronous=synchronous)

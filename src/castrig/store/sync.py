@@ -1,0 +1,95 @@
+"""``castrig store sync RUN_DIR``: push a run folder's records into the fleet store, idempotently.
+
+Any run folder works — one recorded by the SQLite backend on a rig without the database, or one
+the PostgreSQL backend could not finish pushing (the database was down when it closed). Records
+are keyed by (run_uid, local id) and inserted with ``ON CONFLICT DO NOTHING``; the catalog row is
+updated only where it differs. So a second sync of the same run changes nothing, and a sync that
+races the run's own recorder duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from castrig.errors import BadInput
+from castrig.store.postgres_store import (
+    DEFAULT_SCHEMA,
+    Fleet,
+    FleetStoreError,
+    _run_row,
+    is_postgres_url,
+    local_backlog,
+    push_records,
+    pushed_marks,
+    redact,
+    run_uid_of,
+    upsert_run,
+)
+from castrig.store.sqlite_store import SqliteRunStore, connect
+
+
+@dataclass
+class SyncReport:
+    """What one sync changed in the fleet database."""
+
+    run_id: str
+    run_uid: str
+    url: str
+    inserted: dict[str, int] = field(default_factory=dict)  # new rows per table
+    catalog_changed: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.catalog_changed or any(self.inserted.values())
+
+    def summary(self) -> str:
+        rows = ", ".join(f"{n} {t}" for t, n in self.inserted.items() if n) or "no new records"
+        cat = "catalog row written" if self.catalog_changed else "catalog row unchanged"
+        return f"{self.run_id} → {redact(self.url)}: {rows}; {cat}"
+
+
+def resolve_url(url: str | None) -> str:
+    """``--url``, else ``$CASTRIG_STORE``; a bad-input error (exit 2) when neither is a PostgreSQL URL."""
+    url = url or os.environ.get("CASTRIG_STORE")
+    if not url:
+        raise BadInput("no fleet store: give --url postgresql://… or set CASTRIG_STORE=postgresql://…", field="--url")
+    if not is_postgres_url(url):
+        raise BadInput(f"--url / CASTRIG_STORE = {redact(url)}: expected a postgresql:// URL", field="--url")
+    return url
+
+
+def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None) -> SyncReport:
+    """Push every record of ``run_dir`` that the fleet database lacks, in one transaction."""
+    url = resolve_url(url)
+    run_dir = Path(run_dir)
+    recorder = SqliteRunStore(run_dir.parent).open_run(run_dir)  # BadInput unless a run folder
+    info = recorder.info
+    recorder.close()
+    verdict = None
+    db = connect(run_dir / "run.sqlite")
+    try:
+        uid = run_uid_of(db)
+        from castrig.store.sqlite_store import SqliteRunRecorder
+
+        with SqliteRunRecorder(run_dir, info, create=False) as reader:
+            verdict = reader.results().get("verdict")
+        grades = verdict.get("grades_met") if isinstance(verdict, dict) else None
+        fleet = Fleet(url, schema or os.environ.get("CASTRIG_STORE_SCHEMA", DEFAULT_SCHEMA))
+        report = SyncReport(info.run_id, uid, url)
+
+        def tx(conn):  # type: ignore[no-untyped-def]
+            report.catalog_changed = upsert_run(conn, fleet.schema, uid, _run_row(info, run_dir, grades)) > 0
+            marks = pushed_marks(conn, fleet.schema, uid)
+            marks, report.inserted = push_records(conn, fleet.schema, uid, db, marks)
+            if local_backlog(db, marks):  # pragma: no cover - the run grew while we pushed
+                raise FleetStoreError("run changed during sync")
+
+        try:
+            fleet.require(tx)
+        finally:
+            fleet.close()
+        return report
+    finally:
+        db.close()

@@ -1,0 +1,87 @@
+"""`castrig analyse` commands through typer's CliRunner (the app before it is mounted)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from castrig.cli.analyse import app
+from castrig.errors import BadInput
+from castrig.sim.micrograph import ground_truth, make_structure, render_section, render_surface
+from castrig.tiffio import write_micrograph
+
+SURFACE_KEYS = {"opening_ratio", "mean_pore_diameter_um", "pore_diameter_std_um", "pore_count", "through_pore_fraction"}
+SECTION_KEYS = {"mean_thickness_um", "thickness_std_um", "support_pore_diameter_um"}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mic")
+    rng = np.random.default_rng(5)
+    st = make_structure(rng, mean_diameter_um=4.0, opening_ratio=0.4, through_fraction=0.5, thickness_um=4.0,
+                        field_um=256 * 0.4, section_length_um=400 * 0.1, support_pore_um=6.0)
+    r, t = render_surface(st, 0.4, rng)
+    x = render_section(st, 0.1, rng)
+    write_micrograph(d / "r.tif", r, 0.4)
+    write_micrograph(d / "t.tif", t, 0.4)
+    write_micrograph(d / "x.tif", x, 0.1)
+    import imageio.v3 as iio
+
+    iio.imwrite(d / "r.png", r)
+    return d, ground_truth(st, section_pixel_size_um=0.1)
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_surface_json(files):
+    d, gt = files
+    res = run("surface", d / "r.tif", "--transmitted", d / "t.tif", "--json", "--overlay", d / "o.png")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert SURFACE_KEYS <= set(out)
+    assert out["mean_pore_diameter_um"] == pytest.approx(gt["mean_pore_diameter_um"], rel=0.02)
+    assert (d / "o.png").stat().st_size > 0
+
+
+def test_section_table_and_json(files):
+    d, gt = files
+    res = run("section", d / "x.tif")
+    assert res.exit_code == 0 and "mean_thickness_um" in res.output
+    out = json.loads(run("section", d / "x.tif", "--json").output)
+    assert set(out) == SECTION_KEYS
+    assert out["mean_thickness_um"] == pytest.approx(gt["mean_thickness_um"], rel=0.03)
+
+
+def test_membrane_json_has_metrics_and_verdict(files):
+    d, _ = files
+    res = run("membrane", "--surface", d / "r.tif", "--transmitted", d / "t.tif", "--section", d / "x.tif", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert SURFACE_KEYS | SECTION_KEYS | {"verdict"} <= set(out)
+    assert [g["grade"] for g in out["verdict"]["grades"]] == ["claim1", "claim2", "claim3", "claim4"]
+    one = json.loads(run("membrane", "--surface", d / "r.tif", "--section", d / "x.tif", "--grade", "claim2", "--json").output)
+    g = one["verdict"]["grades"]
+    assert [x["grade"] for x in g] == ["claim2"]
+    assert g[0]["status"] == "unknown"  # no transmitted image: through fraction unknown
+
+
+def test_missing_pixel_size_is_bad_input(files):
+    d, _ = files
+    res = run("surface", d / "r.png")
+    assert isinstance(res.exception, BadInput) and "--pixel-size" in str(res.exception)
+    assert run("surface", d / "r.png", "--pixel-size", "0.4", "--json").exit_code == 0
+
+
+def test_bad_grade_and_bad_file_are_bad_input(files, tmp_path):
+    d, _ = files
+    res = run("membrane", "--surface", d / "r.tif", "--section", d / "x.tif", "--grade", "gold")
+    assert isinstance(res.exception, BadInput) and "claim1" in str(res.exception)
+    junk = tmp_path / "junk.tif"
+    junk.write_bytes(b"xx")
+    res = run("section", junk)
+    assert isinstance(res.exception, BadInput) and "junk.tif" in str(res.exception)

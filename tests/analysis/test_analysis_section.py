@@ -1,0 +1,91 @@
+"""Section analysis on bands of known thickness and on rendered films with ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from castrig.analysis import analyse_section
+from castrig.sim.micrograph import ground_truth, make_structure, render_section
+
+
+def band_image(top_rows, interface_row: float, *, h=160, holes=(), notches=(), blur=1.0, noise=0.01, seed=0, dtype=np.uint8):
+    """Background 0.08 above ``top_rows`` (per column, float), film 0.85 down to
+    ``interface_row``, textured support 0.45 below; holes/notches as (row, col, radius) discs."""
+    rng = np.random.default_rng(seed)
+    w = len(top_rows)
+    ss = 4
+    yy = (np.arange(h * ss) + 0.5)[:, None] / ss
+    xx = (np.arange(w * ss) + 0.5)[None, :] / ss
+    top = np.repeat(np.asarray(top_rows, float), ss)[None, :]
+    film = (yy >= top) & (yy < interface_row)
+    hole = np.zeros_like(film)
+    for r, c, rad in list(holes) + list(notches):
+        hole |= (yy - r) ** 2 + (xx - c) ** 2 <= rad * rad
+    support = yy >= interface_row
+    tex = np.repeat(np.repeat(ndi.gaussian_filter(rng.normal(size=(h, w)), 2.0), ss, 0), ss, 1)
+    tex /= tex.std()
+    img = 0.08 * (~film & ~support) + 0.85 * (film & ~hole) + 0.10 * (film & hole) + 0.45 * (1 + 0.08 * tex) * support
+    img = img.reshape(h, ss, w, ss).mean(axis=(1, 3))
+    img = ndi.gaussian_filter(img, blur) + rng.normal(0, noise, (h, w))
+    info = np.iinfo(dtype)
+    return np.clip(np.rint(img * 0.9 * info.max), 0, info.max).astype(dtype)
+
+
+def test_flat_band_of_known_thickness():
+    img = band_image(np.full(300, 40.3), 100.3)  # 60 px
+    m = analyse_section(img, 0.1)
+    assert m.mean_thickness_um == pytest.approx(6.0, rel=0.01)
+    assert m.thickness_std_um < 0.05 * 6.0
+
+
+def test_pores_in_the_film_belong_to_the_film():
+    """Closed holes, holes on the interface and notches open to the top do not thin the film."""
+    holes = [(70.0, 50.0, 12.0), (90.0, 150.0, 10.0), (95.0, 230.0, 8.0)]  # the last two touch the interface
+    notches = [(40.0, 100.0, 14.0), (42.0, 270.0, 10.0)]
+    img = band_image(np.full(300, 40.0), 100.0, holes=holes, notches=notches)
+    m = analyse_section(img, 0.5)
+    assert m.mean_thickness_um == pytest.approx(30.0, rel=0.03)
+    assert m.thickness_std_um / m.mean_thickness_um < 0.05
+
+
+def test_sloped_band_profile_and_std():
+    x = np.arange(400)
+    top = 30 + 20 * x / 399  # thickness from 70 to 50 px
+    img = band_image(top, 100.0, dtype=np.uint16, h=150)
+    m = analyse_section(img, 1.0)
+    t = 100.0 - top
+    assert m.mean_thickness_um == pytest.approx(t.mean(), rel=0.01)
+    assert m.thickness_std_um == pytest.approx(t.std(), abs=0.05 * t.mean())
+    assert np.nanmax(np.abs(m.thickness_profile_um - t)) < 2.0
+
+
+def test_upside_down_image_is_flipped():
+    img = band_image(np.full(200, 40.0), 90.0)
+    up = analyse_section(img, 1.0)
+    down = analyse_section(img[::-1], 1.0)
+    assert down.mean_thickness_um == pytest.approx(up.mean_thickness_um, rel=0.01)
+
+
+@pytest.mark.parametrize("img", [np.full((100, 100), 7, np.uint8), np.zeros((50, 60)), np.random.default_rng(0).normal(100, 1, (80, 80))])
+def test_no_film_is_unknown(img):
+    m = analyse_section(img, 1.0)
+    assert m.mean_thickness_um is None and m.thickness_std_um is None
+    assert m.to_dict()["mean_thickness_um"] is None
+
+
+@pytest.mark.parametrize("seed,d_um,t_over_d,t_cv,opening", [(3, 4.0, 1.2, 0.15, 0.5), (4, 10.0, 0.6, 0.05, 0.3)])
+def test_rendered_section_against_geometry(seed, d_um, t_over_d, t_cv, opening):
+    rng = np.random.default_rng(seed)
+    t_um = t_over_d * d_um
+    px = t_um / 40
+    st = make_structure(rng, mean_diameter_um=d_um, opening_ratio=opening, thickness_um=t_um, thickness_cv=t_cv,
+                        field_um=60 * d_um, section_length_um=600 * px, support_pore_um=2 * d_um)
+    img = render_section(st, px, rng, bit_depth=8, blur_px=1.2, noise=0.03, illumination_gradient=0.2)
+    gt = ground_truth(st, section_pixel_size_um=px)
+    m = analyse_section(img, px)
+    assert m.mean_thickness_um == pytest.approx(gt["mean_thickness_um"], rel=0.03)
+    assert abs(m.thickness_std_um / m.mean_thickness_um - gt["thickness_std_um"] / gt["mean_thickness_um"]) < 0.05
+    if gt["support_pore_diameter_um"] is not None and m.support_pore_diameter_um is not None:
+        assert m.support_pore_diameter_um == pytest.approx(gt["support_pore_diameter_um"], rel=0.15)

@@ -1,0 +1,130 @@
+"""``castrig export``: tidy CSV (and Parquet with pyarrow) tables of a run, readable without castrig."""
+
+from __future__ import annotations
+
+import builtins
+import csv
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from castrig.errors import BadInput
+from castrig.store import RunInfo, SqliteRunStore
+from castrig.store.export import export_run, format_bound, verdict_rows
+
+VERDICT = {
+    "grades": {
+        "claim1": {"checks": [
+            {"metric": "opening_ratio", "bound": {"min": 0.3}, "measured": 0.42, "margin": 0.12, "pass": True},
+            {"metric": "mean_pore_diameter_um", "bound": {"min": 1.0, "max": 7.0}, "measured": 8.0, "margin": -1.0,
+             "pass": False},
+        ]},
+    },
+    "grades_met": [],
+}
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    info = RunInfo(run_id="r1", recipe_name="demo", recipe_path="d", profile_name="sim", profile_path="p",
+                   software_version="t", seed=1, operator="", started_utc="2026-01-01T00:00:00Z")
+    with SqliteRunStore(tmp_path / "runs").create_run(info) as rec:
+        rec.add_samples(0.0, {"rh_near_pct": 45.0, "dry_flow_slpm": 1.0})
+        rec.add_samples(5.0, {"rh_near_pct": 46.5, "dry_flow_slpm": 1.0})
+        rec.add_event(0.0, "run_start", "runner", "recipe demo, 2 steps", {"steps": 2})
+        rec.add_event(4.0, "interlock", "rh_band", 'RH "high", holding', {"action": "hold"})
+        rec.save_result(6.0, "metrics", {"opening_ratio": 0.42, "pore_count": 812, "fields": {"0": {"d_um": 3.1}},
+                                         "through_pore_fraction": None})
+        rec.save_result(6.0, "truth", {"opening_ratio": 0.40})
+        rec.save_result(6.0, "verdict", VERDICT)
+        return rec.run_dir
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_csv_tables_are_tidy(run_dir: Path, tmp_path: Path):
+    files = export_run(run_dir, tmp_path / "out")
+    assert sorted(p.name for p in files) == ["events.csv", "metrics.csv", "samples.csv", "verdict.csv"]
+    samples = read_csv(tmp_path / "out" / "samples.csv")
+    assert list(samples[0]) == ["run_id", "t_s", "channel", "value"]
+    assert [(r["t_s"], r["channel"], float(r["value"])) for r in samples] == [
+        ("0.0", "rh_near_pct", 45.0), ("0.0", "dry_flow_slpm", 1.0), ("5.0", "rh_near_pct", 46.5), ("5.0", "dry_flow_slpm", 1.0)]
+    assert {r["run_id"] for r in samples} == {"r1"}
+    events = read_csv(tmp_path / "out" / "events.csv")
+    assert events[1]["message"] == 'RH "high", holding' and events[1]["data_json"] == '{"action": "hold"}'
+    metrics = {(r["source"], r["name"]): r for r in read_csv(tmp_path / "out" / "metrics.csv")}
+    assert float(metrics[("metrics", "pore_count")]["value"]) == 812
+    assert float(metrics[("metrics", "fields.0.d_um")]["value"]) == 3.1  # nested → dotted name
+    assert metrics[("metrics", "through_pore_fraction")]["value"] == ""  # None → empty cell
+    assert float(metrics[("truth", "opening_ratio")]["value"]) == 0.40
+    verdict = read_csv(tmp_path / "out" / "verdict.csv")
+    assert [(r["grade"], r["metric"], r["bound"], r["pass"]) for r in verdict] == [
+        ("claim1", "opening_ratio", "≥ 0.3", "True"), ("claim1", "mean_pore_diameter_um", "1 – 7", "False")]
+
+
+def test_parquet_round_trips_with_pyarrow(run_dir: Path, tmp_path: Path):
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow not installed (castrig[parquet])")
+    export_run(run_dir, tmp_path / "pq", "parquet")
+    samples = pq.read_table(tmp_path / "pq" / "samples.parquet").to_pylist()
+    assert samples[2] == {"run_id": "r1", "t_s": 5.0, "channel": "rh_near_pct", "value": 46.5}
+    metrics = pq.read_table(tmp_path / "pq" / "metrics.parquet")
+    assert str(metrics.schema.field("value").type) == "double"
+    verdict = pq.read_table(tmp_path / "pq" / "verdict.parquet").to_pylist()
+    assert [r["pass"] for r in verdict] == [True, False]
+
+
+def test_parquet_without_pyarrow_is_a_clear_bad_input(run_dir: Path, tmp_path: Path, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_pyarrow(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "pyarrow" or name.startswith("pyarrow."):
+            raise ImportError("No module named 'pyarrow'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    with pytest.raises(BadInput, match=r"pyarrow.*castrig\[parquet\]"):
+        export_run(run_dir, tmp_path / "x", "parquet")
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_inputs(run_dir: Path, tmp_path: Path):
+    with pytest.raises(BadInput, match="--format 'xlsx'"):
+        export_run(run_dir, tmp_path / "x", "xlsx")
+    with pytest.raises(BadInput, match="not a run folder"):
+        export_run(tmp_path, tmp_path / "x")
+
+
+def test_cli_export(run_dir: Path, tmp_path: Path):
+    from castrig.cli.report import export
+
+    app = typer.Typer()
+    app.command()(export)
+    app.command("noop")(lambda: None)
+    result = CliRunner().invoke(app, ["export", str(run_dir), "--to", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "samples.csv").is_file() and "samples.csv" in result.output
+
+
+@pytest.mark.parametrize("check, text", [
+    ({"bound": 0.3, "op": ">="}, "≥ 0.3"),
+    ({"bound": [1, 7]}, "1 – 7"),
+    ({"max": 2.5}, "≤ 2.5"),
+    ({"bound": {"max": 0.2}}, "≤ 0.2"),
+    ({}, ""),
+])
+def test_bounds_in_words(check, text):
+    assert format_bound(check) == text
+
+
+def test_verdict_shapes():
+    flat = verdict_rows([{"grade": "claim2", "metric": "x", "bound": 1, "op": "le", "measured": 0.5, "margin": 0.5,
+                          "passed": True}])
+    assert flat == [{"grade": "claim2", "metric": "x", "bound": "≤ 1", "measured": 0.5, "margin": 0.5, "pass": True}]
+    keyed = verdict_rows({"claim3": {"opening_ratio": {"min": 0.3, "measured": 0.2, "margin": -0.1, "ok": False}}})
+    assert keyed == [{"grade": "claim3", "metric": "opening_ratio", "bound": "≥ 0.3", "measured": 0.2, "margin": -0.1,
+                      "pass": False}]

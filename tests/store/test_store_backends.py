@@ -1,0 +1,373 @@
+"""One store test suite, run against every backend: SQLite, and PostgreSQL when a server is given.
+
+PostgreSQL: set ``CASTRIG_TEST_PG`` to a URL (``.ci/postgres.sh`` starts a server and prints it).
+Without it those tests are skipped with that reason — and fail under ``CI=true``, so CI never
+passes them silently. Each test works in its own PostgreSQL schema, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from castrig.store import RunInfo, RunStore, SqliteRunStore
+
+PG_URL = os.environ.get("CASTRIG_TEST_PG", "")
+NO_PG = "no PostgreSQL for the tests: set CASTRIG_TEST_PG=postgresql://… (`.ci/postgres.sh` prints one)"
+
+
+def _require_pg() -> str:
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail(NO_PG + " — required under CI")
+        pytest.skip(NO_PG)
+    pytest.importorskip("psycopg", reason="psycopg not installed: pip install 'castrig[postgres]'")
+    return PG_URL
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[str, str]]:
+    url = _require_pg()
+    import psycopg
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    yield url, schema
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
+
+
+def pg_count(url: str, schema: str, table: str, where: str = "") -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {schema}.{table} {where}").fetchone()[0])  # type: ignore[arg-type,index]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A function root → store of the backend under test."""
+    if request.param == "sqlite":
+        yield lambda root=tmp_path: SqliteRunStore(root)
+        return
+    url, schema = request.getfixturevalue("pg_schema")
+    from castrig.store.postgres_store import PostgresRunStore
+
+    made: list[PostgresRunStore] = []
+
+    def make(root: Path = tmp_path) -> PostgresRunStore:
+        made.append(PostgresRunStore(root, url, schema=schema))
+        return made[-1]
+
+    make.url, make.schema = url, schema  # type: ignore[attr-defined]
+    yield make
+    for s in made:
+        s.close()
+
+
+def make_info(run_id: str = "20260101-000000-demo", started: str = "2026-01-01T00:00:00Z") -> RunInfo:
+    return RunInfo(run_id=run_id, recipe_name="demo", recipe_path="recipes/demo.yaml", profile_name="sim",
+                   profile_path="hw_profiles/sim.yaml", software_version="test", seed=1, operator="tester",
+                   started_utc=started)
+
+
+def fill(rec, n: int = 20) -> None:  # type: ignore[no-untyped-def]
+    for i in range(n):
+        rec.add_samples(float(i), {"rh_near_pct": 40.0 + i, "t_near_c": 22.0})
+    rec.add_event(0.5, "step_start", "runner", "step 0: wait", {"step": 0})
+    rec.add_event(3.0, "interlock", "rh_band", "RH out of band", {"action": "hold", "rh": np.float64(71.5)})
+    rec.add_journal(0.5, 0, "started", {"type": "wait"})
+    rec.add_journal(9.0, 0, "done", {"settled_after_s": 8.5})
+    rec.save_result(10.0, "metrics", {"opening_ratio": np.float64(0.5), "pore_count": 12})
+
+
+def check_contents(rec, n: int = 20) -> None:  # type: ignore[no-untyped-def]
+    assert rec.samples("rh_near_pct") == [(float(i), "rh_near_pct", 40.0 + i) for i in range(n)]
+    assert len(rec.samples()) == 2 * n
+    assert rec.samples()[:2] == [(0.0, "rh_near_pct", 40.0), (0.0, "t_near_c", 22.0)]  # insertion order
+    ev = rec.events()
+    assert [(e.t_s, e.kind, e.source, e.message) for e in ev] == [
+        (0.5, "step_start", "runner", "step 0: wait"), (3.0, "interlock", "rh_band", "RH out of band")]
+    assert ev[1].data == {"action": "hold", "rh": 71.5}
+    assert [e.kind for e in rec.events("interlock")] == ["interlock"]
+    j = rec.journal()
+    assert [(e.seq, e.step_index, e.state, e.data) for e in j] == [
+        (1, 0, "started", {"type": "wait"}), (2, 0, "done", {"settled_after_s": 8.5})]
+    assert rec.results() == {"metrics": {"opening_ratio": 0.5, "pore_count": 12}}
+
+
+def test_records_round_trip(make_store):  # type: ignore[no-untyped-def]
+    store: RunStore = make_store()
+    with store.create_run(make_info()) as rec:
+        fill(rec)
+        check_contents(rec)
+        rec.finish("completed", None)
+        run_dir = rec.run_dir
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "completed" and info["ended_utc"]
+    with make_store().open_run(run_dir) as again:  # a new store object, as a report or resume would
+        check_contents(again)
+        assert again.info.outcome == "completed"
+        again.add_journal(11.0, 1, "started", {"type": "purge"})  # resume appends
+        assert [e.seq for e in again.journal()] == [1, 2, 3]
+
+
+def test_catalog_lists_indexed_runs_with_grades(make_store):  # type: ignore[no-untyped-def]
+    store = make_store()
+    with store.create_run(make_info("a", "2026-01-01T00:00:00Z")) as rec:
+        rec.finish("completed")
+        store.index_run(rec, ["claim1", "claim2"])
+    with store.create_run(make_info("b", "2026-01-02T00:00:00Z")) as rec:
+        rec.finish("faulted", "sensor stale")
+        store.index_run(rec, [])
+    rows = {r.run_id: r for r in make_store().list_runs()}
+    assert set(rows) == {"a", "b"}
+    assert rows["a"].grades == ("claim1", "claim2") and rows["a"].outcome == "completed"
+    assert rows["b"].grades == () and rows["b"].outcome == "faulted"
+    assert Path(rows["a"].run_dir) == (store.root / "a").resolve()
+
+
+WRITER = textwrap.dedent(
+    """
+    import os, sys
+    from castrig.store import RunInfo, SqliteRunStore
+    if sys.argv[2]:
+        from castrig.store.postgres_store import PostgresRunStore
+        store = PostgresRunStore(sys.argv[1], sys.argv[2], schema=sys.argv[3])
+    else:
+        store = SqliteRunStore(sys.argv[1])
+    info = RunInfo(run_id="crash", recipe_name="r", recipe_path="r", profile_name="p", profile_path="p",
+                   software_version="t", seed=0, operator="", started_utc="x")
+    rec = store.create_run(info)
+    print(rec.run_dir, flush=True)
+    i = 0
+    while True:
+        rec.add_samples(float(i), {"a": float(i), "b": float(-i)})
+        print(i, flush=True)   # only after the call returned: the record must be durable
+        i += 1
+    """
+)
+
+
+def test_sigkill_of_the_writer_loses_no_returned_sample(make_store, tmp_path: Path):  # type: ignore[no-untyped-def]
+    url, schema = getattr(make_store, "url", ""), getattr(make_store, "schema", "")
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), url, schema], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    run_dir = Path(proc.stdout.readline().strip())
+    last = -1
+    while last < 150:
+        last = int(proc.stdout.readline())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with make_store().open_run(run_dir) as rec:  # PostgreSQL: the reopened run pushes what was missing
+        if url:
+            assert rec.flush()
+        values = [v for _, _, v in rec.samples("a")]
+        assert values[: last + 1] == [float(i) for i in range(last + 1)]
+        assert len(values) <= last + 2
+        assert len(rec.samples("b")) == len(values)  # a tick's samples: one transaction
+    if url:
+        assert pg_count(url, schema, "samples") == 2 * len(values)
+
+
+# -- PostgreSQL only ----------------------------------------------------------------------------------
+def test_postgres_records_are_in_the_database(pg_schema, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from castrig.store.postgres_store import PostgresRunStore
+
+    url, schema = pg_schema
+    store = PostgresRunStore(tmp_path, url, schema=schema)
+    with store.create_run(make_info()) as rec:
+        fill(rec)
+        assert rec.flush()
+        uid = rec.run_uid
+    assert pg_count(url, schema, "samples", f"WHERE run_uid = '{uid}'") == 40
+    assert pg_count(url, schema, "events") == 2 and pg_count(url, schema, "journal") == 2
+    assert pg_count(url, schema, "results") == 1 and pg_count(url, schema, "runs") == 1
+    # the run folder is still a complete SQLite run folder: readable offline
+    with SqliteRunStore(tmp_path).open_run(rec.run_dir) as local:
+        check_contents(local)
+    store.close()
+
+
+def test_sync_is_idempotent(pg_schema, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from castrig.store.sync import sync_run
+
+    url, schema = pg_schema
+    with SqliteRunStore(tmp_path).create_run(make_info()) as rec:  # a rig without the database
+        fill(rec)
+        rec.save_result(12.0, "verdict", {"grades_met": ["claim1"]})
+        rec.finish("completed")
+    first = sync_run(rec.run_dir, url, schema=schema)
+    assert first.changed and first.catalog_changed
+    assert first.inserted == {"samples": 40, "events": 2, "journal": 2, "images": 0, "results": 2}
+    counts = [pg_count(url, schema, t) for t in ("runs", "samples", "events", "journal", "results")]
+    second = sync_run(rec.run_dir, url, schema=schema)
+    assert not second.changed, second.summary()
+    assert second.run_uid == first.run_uid
+    assert [pg_count(url, schema, t) for t in ("runs", "samples", "events", "journal", "results")] == counts
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        grades = conn.execute(f"SELECT grades FROM {schema}.runs").fetchone()[0]  # type: ignore[arg-type,index]
+    assert grades == "claim1"
+    # more records later (a resumed run): only those are pushed
+    with SqliteRunStore(tmp_path).open_run(rec.run_dir) as rec2:
+        rec2.add_samples(99.0, {"rh_near_pct": 1.0})
+    third = sync_run(rec.run_dir, url, schema=schema)
+    assert third.inserted["samples"] == 1 and sum(third.inserted.values()) == 1
+
+
+class Proxy:
+    """A TCP forwarder to the database that a test can cut (reset every connection, refuse new ones)."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = True
+        self.socks: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.socks += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.up = False
+        with self.lock:
+            for s in self.socks:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+            self.socks.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def test_database_lost_mid_run_loses_no_sample(pg_schema, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from urllib.parse import urlsplit
+
+    from castrig.store.postgres_store import PostgresRunStore
+
+    url, schema = pg_schema
+    parts = urlsplit(url)
+    proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    via_proxy = parts._replace(netloc=parts.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{proxy.port}").geturl()
+    try:
+        store = PostgresRunStore(tmp_path, via_proxy, schema=schema, retry_interval_s=0.2)
+        rec = store.create_run(make_info())
+        for i in range(50):
+            rec.add_samples(float(i), {"a": float(i)})
+        assert rec.flush()
+        proxy.cut()  # the database is gone: writes go on, into the run folder
+        t0 = time.monotonic()
+        for i in range(50, 150):
+            rec.add_samples(float(i), {"a": float(i)})
+            if i == 100:
+                time.sleep(0.5)  # let the pusher try (and fail) meanwhile
+        assert time.monotonic() - t0 < 5.0, "writes must not wait for the lost database"
+        assert not rec.flush() and rec.pending is None
+        assert pg_count(url, schema, "samples") == 50
+        proxy.restore()
+        deadline = time.monotonic() + 10
+        while pg_count(url, schema, "samples") < 150 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the pusher retries by itself
+        assert rec.flush() and rec.pending == 0
+        rec.close()
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            got = [r[0] for r in conn.execute(f"SELECT value FROM {schema}.samples ORDER BY local_id")]  # type: ignore[arg-type]
+        assert got == [float(i) for i in range(150)]  # every sample, once, in order
+        store.close()
+    finally:
+        proxy.close()
+
+
+def test_backend_terminated_by_the_server_is_retried(pg_schema, tmp_path: Path):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    from castrig.store.postgres_store import PostgresRunStore
+
+    url, schema = pg_schema
+    store = PostgresRunStore(tmp_path, url, schema=schema)
+    with store.create_run(make_info()) as rec:
+        rec.add_samples(0.0, {"a": 0.0})
+        assert rec.flush()
+        pid = rec._fleet._conn.info.backend_pid  # type: ignore[union-attr]
+        with psycopg.connect(url, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]  # type: ignore[index]
+        rec.add_samples(1.0, {"a": 1.0})
+        assert rec.flush()  # reconnected at once, nothing waits for the retry interval
+        assert rec._fleet._conn.info.backend_pid != pid  # type: ignore[union-attr]
+    assert pg_count(url, schema, "samples") == 2
+    store.close()
+
+
+def test_store_selection(monkeypatch, tmp_path: Path):
+    from castrig.errors import BadInput
+    from castrig.store.postgres_store import PostgresRunStore, open_configured_store
+
+    monkeypatch.delenv("CASTRIG_STORE", raising=False)
+    assert type(open_configured_store(tmp_path)) is SqliteRunStore
+    monkeypatch.setenv("CASTRIG_STORE", "mysql://x")
+    with pytest.raises(BadInput, match="expected a postgresql:// URL"):
+        open_configured_store(tmp_path)
+    pytest.importorskip("psycopg", reason="psycopg not installed: pip install 'castrig[postgres]'")
+    monkeypatch.setenv("CASTRIG_STORE", "postgresql://u:secret@127.0.0.1:1/db")
+    store = open_configured_store(tmp_path)  # connects lazily: nothing reached yet
+    assert isinstance(store, PostgresRunStore) and store.root == tmp_path
+    monkeypatch.delenv("CASTRIG_STORE")
+    monkeypatch.setenv("CASTRIG_DATA", str(tmp_path / "data"))
+    store = open_configured_store("postgresql://u:secret@127.0.0.1:1/db")  # a profile's store: URL
+    assert isinstance(store, PostgresRunStore) and store.root == tmp_path / "data"
