@@ -116,14 +116,20 @@ def check(file: Path = typer.Argument(..., help="A recipe or a hardware profile 
 
 
 @app.command()
-def runs(data: Optional[Path] = typer.Option(None, "--data", help="Data root.")) -> None:
+def runs(
+    data: Optional[Path] = typer.Option(None, "--data", help="Data root."),
+    since: Optional[str] = typer.Option(None, "--since", help="Runs started on or after DATE (YYYY-MM-DD or ISO time, UTC)."),
+    grade: Optional[str] = typer.Option(None, "--grade", help="Runs that met grade G (e.g. claim1)."),
+    outcome: Optional[str] = typer.Option(None, "--outcome", help="completed | aborted | faulted | interrupted | not_resumable | running"),
+) -> None:
     """List the runs under the data root."""
     from rich.table import Table
 
+    from castrig.cli.report import list_runs_filtered
     from castrig.store import open_store
 
     store = open_store(data)
-    rows = store.list_runs()
+    rows = list_runs_filtered(store, since, grade, outcome)
     table = Table(title=f"runs in {store.root}")
     for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "grades"):
         table.add_column(col)
@@ -138,6 +144,11 @@ def _mount_subcommands() -> None:
     from castrig.cli.sim import app as sim_app
 
     app.add_typer(sim_app, name="sim", help="The digital twin: serve emulators, render micrographs.")
+    from castrig.cli.report import export, report, store_app
+
+    app.command()(report)
+    app.command()(export)
+    app.add_typer(store_app, name="store", help="The fleet store (PostgreSQL): sync run folders into it.")
     try:
         from castrig.cli.analyse import app as analyse_app
     except ImportError:  # pragma: no cover - the analysis extra is part of the base install

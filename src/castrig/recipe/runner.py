@@ -109,7 +109,8 @@ class Runner:
         self._next_sample = 0.0
         self._next_keepalive = 0.0
         self._monitors = {
-            "mfc_following": Monitor("mfc_following", "abort", for_s=30.0),
+            "mfc_following:dry_mfc": Monitor("mfc_following", "abort", for_s=30.0),
+            "mfc_following:wet_mfc": Monitor("mfc_following", "abort", for_s=30.0),
             "rh_band": Monitor("rh_band", "abort", for_s=0.0),
             "rh_band_hold": Monitor("rh_band_hold", "hold", for_s=0.0, clear_for_s=30.0),
         }
@@ -188,6 +189,7 @@ class Runner:
             result = RunResult(exc.outcome, exc.reason)
         except InterlockTripped as exc:
             result = RunResult("aborted", str(exc))
+            self._record_safely("interlock", exc.trip.name, exc.trip.message, {"action": exc.trip.action, "interlock": exc.trip.name})
         except KeyboardInterrupt:
             result = RunResult("interrupted", "interrupted by the operator (Ctrl-C twice)")
         except (CastrigError, OSError) as exc:
@@ -501,7 +503,7 @@ class Runner:
             self.status.flows_slpm[short] = reading.mass_flow_slpm
             tol = max(0.1, 0.05 * mfc.full_scale_slpm)
             bad = abs(reading.mass_flow_slpm - reading.setpoint_slpm) > tol
-            mon = self._monitors["mfc_following"]
+            mon = self._monitors[f"mfc_following:{role}"]
             if mon.update(self.clock.now(), bad) == "tripped":
                 raise InterlockTripped(Trip("mfc_following", "abort",
                     f"{mfc.name}: flow {reading.mass_flow_slpm:g} slpm vs setpoint {reading.setpoint_slpm:g} for {mon.for_s:g} s"))

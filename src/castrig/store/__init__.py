@@ -18,8 +18,11 @@ def data_root(explicit: str | Path | None = None) -> Path:
 
 
 def open_store(root: str | Path | None = None, *, synchronous: str = SYNCHRONOUS) -> RunStore:
-    """The store for a data root (SQLite today; the fleet store plugs in here)."""
-    return SqliteRunStore(data_root(root), synchronous=synchronous)
+    """The store for a data root: SQLite, or the PostgreSQL fleet store when
+    ``$CASTRIG_STORE`` (or the profile's ``store``) is a ``postgresql://`` URL."""
+    from castrig.store.postgres_store import open_configured_store
+
+    return open_configured_store(root, synchronous=synchronous)
 
 
 __all__ = [
