@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 
@@ -168,14 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         code = EXIT_BAD_INPUT
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.UsageError as exc:
-        exc.show()
-        code = EXIT_BAD_INPUT
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted")
         code = EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
+        exc.show()  # type: ignore[attr-defined]
+        code = EXIT_BAD_INPUT
     sys.stdout.flush()
     return code
 

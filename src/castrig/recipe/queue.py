@@ -44,11 +44,20 @@ def run_queue(
             result: RunResult = run_recipe(path, profile, data_root=data_root, seed=base_seed + k, operator=operator, quiet=True)
             k += 1
             verdict = result.verdict or {}
+            report = None
+            if result.run_dir:
+                try:
+                    from castrig.report import build_report
+
+                    report = str(build_report(Path(result.run_dir)))
+                except Exception as exc:  # noqa: BLE001 - a report failing must never stop production
+                    report = f"report failed: {exc}"
             rows.append({
                 "recipe": str(path), "repeat": rep + 1, "seed": base_seed + k - 1, "run_dir": result.run_dir,
                 "outcome": result.outcome, "reason": result.reason,
                 "grades_met": verdict.get("grades_met", []),
                 "safe": None if result.safe is None else result.safe.safe,
+                "report": report,
             })
             if result.outcome == "interrupted":
                 stopped = "interrupted by the operator"
@@ -64,10 +73,10 @@ def run_queue(
     summary = {"profile": str(profile), "runs": rows, "stopped": stopped}
     atomic_write_json(root / f"queue-{stamp}.json", summary)
     table = Table(title=f"queue summary ({len(rows)} runs) — {root / f'queue-{stamp}.json'}")
-    for col in ("#", "recipe", "outcome", "grades met", "run folder"):
+    for col in ("#", "recipe", "outcome", "grades met", "report"):
         table.add_column(col)
     for i, r in enumerate(rows, 1):
-        table.add_row(str(i), Path(str(r["recipe"])).name, str(r["outcome"]), ", ".join(r["grades_met"]) or "—", str(r["run_dir"]))  # type: ignore[arg-type]
+        table.add_row(str(i), Path(str(r["recipe"])).name, str(r["outcome"]), ", ".join(r["grades_met"]) or "—", str(r["report"] or r["run_dir"]))  # type: ignore[arg-type]
     Console(width=200).print(table)
     if stopped:
         Console(stderr=True).print(f"[red]{stopped}[/]")
