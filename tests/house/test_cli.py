@@ -165,3 +165,37 @@ def test_ctrl_c_twice_aborts_at_once(tmp_path):
     safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
     assert safe and safe[-1]["safe"] is True
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_ctrl_c_once_on_a_terminal_pauses_asks_and_resumes(tmp_path):
+    """An operator at a terminal: Ctrl-C pauses at a safe point, 'r' resumes, the run completes."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    data = tmp_path / "runs"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "castrig", "run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q"],
+                            cwd=ROOT, env=env, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.close(slave)
+    try:
+        run_dir = _wait_for_samples(data)
+        proc.send_signal(signal.SIGINT)
+        seen = ""
+        t0 = time.monotonic()
+        while "Paused" not in seen and time.monotonic() - t0 < 30:
+            ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+            if ready:
+                seen += os.read(proc.stderr.fileno(), 4096).decode(errors="replace")
+        assert "Paused" in seen
+        os.write(master, b"r\n")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, seen + err
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    kinds = [k for (k,) in db.execute("select kind from events where source='operator'")]
+    assert kinds == ["pause", "resume"]
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "completed"
