@@ -93,9 +93,9 @@ def test_render_writes_images_and_truth(tmp_path, capsys):
     truth = json.loads((tmp_path / "truth.json").read_text())
     assert sorted(truth) == ["m000", "m001"]
     for name, t in truth.items():
-        for view in ("reflected", "transmitted", "section"):
+        for view, pixel in (("reflected", 0.25), ("transmitted", 0.25), ("section", 0.05)):
             img, px, meta = read_micrograph(tmp_path / f"{name}_{view}.tif")
-            assert px == pytest.approx(0.25) and img.ndim == 2
+            assert px == pytest.approx(pixel) and img.ndim == 2
             assert meta["truth"]["mean_pore_diameter_um"] == pytest.approx(t["mean_pore_diameter_um"])
         assert {"opening_ratio", "mean_pore_diameter_um", "pore_diameter_std_um", "through_pore_fraction",
                 "mean_thickness_um", "thickness_std_um", "support_pore_diameter_um"} <= set(t)
@@ -105,3 +105,5 @@ def test_render_writes_images_and_truth(tmp_path, capsys):
     b, _, _ = read_micrograph(again / "m001_reflected.tif")
     assert np.array_equal(a, b)  # reproducible from the seed
     assert main(["sim", "render", "--out", str(tmp_path), "--bit-depth", "12"]) == 2
+    assert main(["sim", "render", "--out", str(tmp_path), "--rh", "25"]) == 2
+    assert "threshold" in capsys.readouterr().err

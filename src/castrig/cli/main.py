@@ -47,13 +47,12 @@ def _root(
 
 
 def default_profile() -> Path:
-    """``hw_profiles/sim.yaml`` from the working directory, else the copy shipped in the package."""
+    """``hw_profiles/sim.yaml`` from the working directory, else from the checkout castrig was
+    installed from (editable installs), so the default works from any folder."""
     if DEFAULT_PROFILE.is_file():
         return DEFAULT_PROFILE
-    from importlib.resources import files
-
-    shipped = Path(str(files("castrig") / "data" / "hw_profiles" / "sim.yaml"))
-    return shipped if shipped.is_file() else DEFAULT_PROFILE
+    checkout = Path(__file__).resolve().parents[3] / DEFAULT_PROFILE
+    return checkout if checkout.is_file() else DEFAULT_PROFILE
 
 
 @app.command()

@@ -78,7 +78,8 @@ def render(
     seed: int = typer.Option(0, "--seed", min=0),
     rh_pct: Optional[float] = typer.Option(None, "--rh", min=20, max=100, help="Chamber RH during evaporation (default: spread 60-90)."),
     concentration_mg_ml: float = typer.Option(5.0, "--concentration", min=0.5, max=100),
-    pixel_size_um: float = typer.Option(0.25, "--pixel-size", min=0.01, max=10),
+    pixel_size_um: float = typer.Option(0.25, "--pixel-size", min=0.01, max=10, help="Top views, µm per pixel."),
+    section_pixel_size_um: float = typer.Option(0.05, "--section-pixel-size", min=0.005, max=10, help="Section view, µm per pixel."),
     width_px: int = typer.Option(1024, "--width", min=64, max=4096),
     bit_depth: int = typer.Option(8, "--bit-depth"),
 ) -> None:
@@ -90,5 +91,6 @@ def render(
 
         raise BadInput(f"--bit-depth = {bit_depth}: allowed 8 or 16", field="--bit-depth")
     truth = render_set(out, n=n, seed=seed, rh_pct=rh_pct, concentration_mg_ml=concentration_mg_ml,
-                       pixel_size_um=pixel_size_um, width_px=width_px, bit_depth=bit_depth)
+                       pixel_size_um=pixel_size_um, section_pixel_size_um=section_pixel_size_um, width_px=width_px,
+                       bit_depth=bit_depth)
     typer.echo(f"{len(truth)} membranes in {out} (truth.json beside the images)")

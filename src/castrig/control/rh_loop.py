@@ -50,7 +50,31 @@ class Ramp:
         return self.value(t) == self.target
 
 
-class MfcRhLoop:
+class _SetpointHolder:
+    """The setpoint (and its ramp) that both kinds of loop share."""
+
+    clock: Clock
+    ramp: Ramp | None
+
+    @property
+    def setpoint_rh_pct(self) -> float | None:
+        """Where the setpoint is going (the ramp's end)."""
+        return self.ramp.target if self.ramp else None
+
+    def current_setpoint(self) -> float | None:
+        """Where the setpoint is now (on the ramp)."""
+        return self.ramp.value(self.clock.now()) if self.ramp else None
+
+    def _new_ramp(self, rh_pct: float, ramp_rh_pct_per_min: float | None, measured_rh_pct: float | None) -> Ramp:
+        """A ramp from the current setpoint (or the measurement, at first) to ``rh_pct``."""
+        start = self.current_setpoint()
+        if start is None:
+            start = measured_rh_pct if measured_rh_pct is not None else rh_pct
+        rate = ramp_rh_pct_per_min / 60.0 if ramp_rh_pct_per_min else None
+        return Ramp(start, rh_pct, rate, self.clock.now())
+
+
+class MfcRhLoop(_SetpointHolder):
     """Two Alicat-style MFCs mixing dry and saturated air."""
 
     kind = "mfc"
@@ -80,21 +104,9 @@ class MfcRhLoop:
         f = (rh_pct - g.dry_line_rh_pct) / (g.wet_line_rh_pct - g.dry_line_rh_pct)
         return min(g.wet_fraction_max, max(g.wet_fraction_min, f))
 
-    @property
-    def setpoint_rh_pct(self) -> float | None:
-        return self.ramp.target if self.ramp else None
-
-    def current_setpoint(self) -> float | None:
-        return self.ramp.value(self.clock.now()) if self.ramp else None
-
     def set_setpoint(self, rh_pct: float, ramp_rh_pct_per_min: float | None = None, measured_rh_pct: float | None = None) -> None:
-        now = self.clock.now()
-        start = self.current_setpoint()
-        if start is None:
-            start = measured_rh_pct if measured_rh_pct is not None else rh_pct
-        rate = ramp_rh_pct_per_min / 60.0 if ramp_rh_pct_per_min else None
-        self.ramp = Ramp(start, rh_pct, rate, now)
-        sp = self.ramp.value(now)
+        self.ramp = self._new_ramp(rh_pct, ramp_rh_pct_per_min, measured_rh_pct)
+        sp = self.ramp.value(self.clock.now())
         # Bumpless: restart the PID from the feed-forward output of the new setpoint.
         self.pid.set_auto_mode(False)
         self.pid.setpoint = sp
@@ -136,7 +148,7 @@ class MfcRhLoop:
         self.pid.set_auto_mode(False)
 
 
-class ChamberRhLoop:
+class ChamberRhLoop(_SetpointHolder):
     """A chamber with its own controller: we send the setpoint and supervise the reading."""
 
     kind = "chamber"
@@ -149,19 +161,8 @@ class ChamberRhLoop:
         self.active = False
         self.wet_fraction = float("nan")
 
-    @property
-    def setpoint_rh_pct(self) -> float | None:
-        return self.ramp.target if self.ramp else None
-
-    def current_setpoint(self) -> float | None:
-        return self.ramp.value(self.clock.now()) if self.ramp else None
-
     def set_setpoint(self, rh_pct: float, ramp_rh_pct_per_min: float | None = None, measured_rh_pct: float | None = None) -> None:
-        start = self.current_setpoint()
-        if start is None:
-            start = measured_rh_pct if measured_rh_pct is not None else rh_pct
-        rate = ramp_rh_pct_per_min / 60.0 if ramp_rh_pct_per_min else None
-        self.ramp = Ramp(start, rh_pct, rate, self.clock.now())
+        self.ramp = self._new_ramp(rh_pct, ramp_rh_pct_per_min, measured_rh_pct)
         if not self.chamber.humidifier_on():
             self.chamber.set_humidifier(True)
         self.active = True

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from castrig.sim.micrograph import ground_truth, make_structure, render_section, render_surface
+from castrig.sim.film_images import render_field
 from castrig.sim.world import FilmConditions, FilmModel, film_targets
 from castrig.store.atomic import atomic_write_json
 
@@ -27,6 +27,7 @@ def render_set(
     rh_pct: float | None = None,
     concentration_mg_ml: float = 5.0,
     pixel_size_um: float = 0.25,
+    section_pixel_size_um: float = 0.05,
     width_px: int = 1024,
     bit_depth: int = 8,
 ) -> dict[str, Any]:
@@ -53,26 +54,19 @@ def render_set(
         )
         targets = film_targets(cond, model)
         if not targets.ordered:
-            raise ValueError(f"RH {rh:g} %RH is below the breath-figure threshold: no pores to render")
-        structure = make_structure(
-            rng,
-            mean_diameter_um=targets.mean_diameter_um,
-            cv=targets.cv,
-            opening_ratio=targets.opening_ratio,
-            through_fraction=targets.through_fraction,
-            thickness_um=targets.thickness_um,
-            thickness_cv=targets.thickness_cv,
-            support_pore_um=targets.support_pore_um,
-            field_um=width_px * pixel_size_um,
-            defect_rate=targets.defect_rate,
-        )
-        reflected, transmitted = render_surface(structure, pixel_size_um, rng, bit_depth=bit_depth)
-        section = render_section(structure, pixel_size_um, rng, bit_depth=bit_depth)
-        gt = ground_truth(structure, section_pixel_size_um=pixel_size_um)
+            from castrig.errors import BadInput
+
+            lowest = model.threshold_rh_pct - model.surface_rh_offset_pct
+            raise BadInput(f"--rh = {rh:g}: below the breath-figure threshold, no pores form (allowed: {lowest:g} to 100 %RH)",
+                           field="--rh")
+        field = render_field(targets, rng, pixel_size_um=pixel_size_um, section_pixel_size_um=section_pixel_size_um,
+                             width_px=width_px, bit_depth=bit_depth)
+        gt = field["truth"]
         name = f"m{k:03d}"
         meta = {"truth": gt, "conditions": asdict(cond), "seed": seed}
-        for view, img in (("reflected", reflected), ("transmitted", transmitted), ("section", section)):
-            write_micrograph(out / f"{name}_{view}.tif", img, pixel_size_um, {**meta, "view": view})
+        for view in ("reflected", "transmitted", "section"):
+            px = section_pixel_size_um if view == "section" else pixel_size_um
+            write_micrograph(out / f"{name}_{view}.tif", field[view], px, {**meta, "view": view})
         truth[name] = {**gt, "chamber_rh_pct": rh, "concentration_mg_ml": concentration_mg_ml}
     atomic_write_json(out / "truth.json", truth)
     return truth

@@ -17,7 +17,7 @@ from castrig.rig.profile import AlicatConfig, HMT330Config, NE1000Config, Profil
 from castrig.sim.alicat import AlicatEmulator
 from castrig.sim.emulator import Emulator
 from castrig.sim.hmt330 import HMT330Emulator
-from castrig.sim.micrograph import ground_truth, make_structure, render_section, render_surface
+from castrig.sim.film_images import render_field
 from castrig.sim.ne1000 import NE1000Emulator
 from castrig.sim.scpi_chamber import ScpiChamberEmulator
 from castrig.sim.world import ChamberModel, InternalController, World
@@ -166,24 +166,6 @@ class Twin:
             truth = None if targets is None else {"opening_ratio": 0.0, "pore_count": 0}
             return {"reflected": img, "transmitted": dark, "section": img, "truth": truth,
                     "targets": None if targets is None else asdict(targets)}
-        structure = make_structure(
-            rng,
-            mean_diameter_um=targets.mean_diameter_um,
-            cv=targets.cv,
-            opening_ratio=targets.opening_ratio,
-            through_fraction=targets.through_fraction,
-            thickness_um=targets.thickness_um,
-            thickness_cv=targets.thickness_cv,
-            support_pore_um=targets.support_pore_um,
-            field_um=size * px,
-            defect_rate=targets.defect_rate,
-        )
-        reflected, transmitted = render_surface(structure, px, rng, bit_depth=cfg.bit_depth)
-        section = render_section(structure, cfg.section_pixel_size_um, rng, bit_depth=cfg.bit_depth)
-        return {
-            "reflected": reflected,
-            "transmitted": transmitted,
-            "section": section,
-            "truth": ground_truth(structure, section_pixel_size_um=cfg.section_pixel_size_um),
-            "targets": asdict(targets),
-        }
+        field = render_field(targets, rng, pixel_size_um=px, section_pixel_size_um=cfg.section_pixel_size_um,
+                             width_px=size, bit_depth=cfg.bit_depth)
+        return {**field, "targets": asdict(targets)}
