@@ -20,7 +20,7 @@ import structlog
 from castrig.control.interlocks import InterlockTripped, Monitor, Trip
 from castrig.control.rh_loop import ChamberRhLoop, LoopGains, MfcRhLoop
 from castrig.control.safety import SafeStateReport, make_safe
-from castrig.devices.roles import DeviceError, Illumination, PumpState, SyringePump
+from castrig.devices.roles import DeviceCommsError, DeviceError, Illumination, PumpState, SyringePump
 from castrig.errors import CastrigError
 from castrig.links import LinkError
 from castrig.recipe import model as m
@@ -114,6 +114,8 @@ class Runner:
             "rh_band": Monitor("rh_band", "abort", for_s=0.0),
             "rh_band_hold": Monitor("rh_band_hold", "hold", for_s=0.0, clear_for_s=30.0),
         }
+        self._comms: dict[str, Monitor] = {}
+        self._frozen: tuple[tuple[float, float], float] | None = None
         self._holding = False
         self._in_pause = False
         self._capture_names: list[list[dict[str, str]]] = []
@@ -179,6 +181,7 @@ class Runner:
             for i in range(start_step, len(steps)):
                 step = steps[i]
                 self.status.step_index, self.status.step_name = i, step.type
+                self._publish()
                 self.rec.add_journal(self.t(), i, "started", {"type": step.type})
                 self.event("step_start", "runner", f"step {i}: {_describe(step)}", {"step": i, "type": step.type})
                 data = self._execute(i, step) or {}
@@ -213,6 +216,8 @@ class Runner:
             wet_mfc=self.rig.wet_mfc,
             chamber=self.rig.chamber,
             purge_flow_slpm=self.cfg.purge_flow_slpm,
+            clock=self.clock,
+            retry_for_s=self.cfg.safe_state_retry_s,
         )
         if result.outcome != "completed":
             self._record_safely("run_end", "runner", f"{result.outcome}: {result.reason}", {"outcome": result.outcome})
@@ -293,7 +298,11 @@ class Runner:
         self.event("pump", role, f"{role}: dispensing {volume_ml:g} mL at {rate_ml_min:g} mL/min",
                    {"volume_ml": volume_ml, "rate_ml_min": rate_ml_min})
         expected = 60.0 * volume_ml / rate_ml_min
-        done = self._hold(expected * 1.5 + 30.0, until=lambda: not self._pump_state(pump).moving)
+        def stopped() -> bool:
+            state = self._pump_state(pump)
+            return state is not None and not state.moving
+
+        done = self._hold(expected * 1.5 + 30.0, until=stopped)
         dispensed = pump.dispensed().infused_ml
         if not done:
             pump.stop()
@@ -303,11 +312,41 @@ class Runner:
         self.event("pump", role, f"{role}: dispensed {dispensed:g} mL", {"dispensed_ml": dispensed})
         return {"dispensed_ml": dispensed}
 
-    def _pump_state(self, pump: SyringePump) -> PumpState:
+    def _pump_state(self, pump: SyringePump) -> PumpState | None:
+        """The pump's state; ``None`` while it does not answer (see :meth:`_talk`)."""
+        return self._talk(pump.name, pump.state)
+
+    def _talk(self, name: str, action: Callable[[], Any]) -> Any:
+        """Talk to a pump, MFC or chamber, riding out a bounded loss of communication.
+
+        A reply that does not come or does not parse (:class:`LinkError`,
+        :class:`DeviceCommsError`) returns ``None`` and is retried at the next tick; after
+        ``control.comms_lost_s`` without an answer the ``device_comms`` interlock aborts. An
+        error or alarm the device itself reports (a pump's ``A?S``) is not a comms problem: a
+        pump's trips ``pump_alarm`` at once, others propagate (faulted).
+        """
+        mon = self._comms.get(name)
+        if mon is None:
+            mon = self._comms[name] = Monitor("device_comms", "abort", for_s=self.cfg.comms_lost_s)
         try:
-            return pump.state()
-        except (DeviceError, LinkError) as exc:
-            raise InterlockTripped(Trip("pump_alarm", "abort", str(exc))) from exc
+            value = action()
+        except (LinkError, DeviceCommsError) as exc:
+            first = mon.bad_since is None
+            if mon.update(self.clock.now(), True) == "tripped":
+                raise InterlockTripped(Trip("device_comms", "abort",
+                                            f"{name}: no answer for {self.cfg.comms_lost_s:g} s ({exc})")) from exc
+            if first:
+                self.event("warning", name, f"{name}: no answer ({exc}); retrying for up to {self.cfg.comms_lost_s:g} s",
+                           {"error": str(exc)})
+            return None
+        except DeviceError as exc:
+            if name in self.rig.pumps():
+                raise InterlockTripped(Trip("pump_alarm", "abort", str(exc))) from exc
+            raise
+        if mon.bad_since is not None:
+            self.event("warning_clear", name, f"{name}: answering again after {self.clock.now() - mon.bad_since:.1f} s")
+        mon.update(self.clock.now(), False)
+        return value
 
     def _step_prewet(self, i: int, step: m.PrewetStep) -> dict[str, Any]:
         return self._pump_step(i, self.rig.water_pump, "water_pump", step.volume_ml, step.rate_ml_min)
@@ -443,7 +482,8 @@ class Runner:
         now = self.clock.now()
         rh = self._read_near()
         if rh is not None and self.loop is not None and self.loop.active:
-            self.loop.update(rh)
+            loop = self.loop
+            self._talk("rh_loop", lambda: loop.update(rh))
         if self._last_good_rh_t is not None and now - self._last_good_rh_t > self.cfg.sensor_stale_s:
             raise InterlockTripped(Trip("sensor_stale", "abort", f"no valid near-membrane RH reading for {now - self._last_good_rh_t:.0f} s"))
         if now >= self._next_keepalive:
@@ -470,11 +510,24 @@ class Runner:
         lo, hi = self.cfg.rh_sensor_range_pct
         if not (lo <= reading.rh_pct <= hi) or math.isnan(reading.rh_pct):
             raise InterlockTripped(Trip("sensor_range", "abort", f"near-membrane RH {reading.rh_pct} outside {lo}-{hi} %RH"))
+        self._check_frozen((reading.rh_pct, reading.temperature_c))
         self._last_good_rh_t = self.clock.now()
         self._last_rh = reading.rh_pct
         self._last_t_near = reading.temperature_c
         self.status.rh_pct = reading.rh_pct
         return reading.rh_pct
+
+    def _check_frozen(self, pair: tuple[float, float]) -> None:
+        """A live transmitter's noise moves its last digit; the same RH *and* T for
+        ``control.sensor_frozen_s`` means a frozen sensor, and control would be blind."""
+        limit = self.cfg.sensor_frozen_s
+        now = self.clock.now()
+        if not limit or self._frozen is None or self._frozen[0] != pair:
+            self._frozen = (pair, now)
+            return
+        if now - self._frozen[1] >= limit:
+            raise InterlockTripped(Trip("sensor_frozen", "abort",
+                f"near-membrane reading stuck at {pair[0]:g} %RH, {pair[1]:g} degC for {now - self._frozen[1]:.0f} s"))
 
     def _sample(self, now: float) -> None:
         values: dict[str, float] = {}
@@ -496,7 +549,9 @@ class Runner:
         for role, mfc in (("dry_mfc", self.rig.dry_mfc), ("wet_mfc", self.rig.wet_mfc)):
             if mfc is None:
                 continue
-            reading = mfc.read()
+            reading = self._talk(mfc.name, mfc.read)
+            if reading is None:
+                continue
             short = role.split("_")[0]
             values[f"{short}_flow_slpm"] = reading.mass_flow_slpm
             values[f"{short}_setpoint_slpm"] = reading.setpoint_slpm
@@ -508,13 +563,14 @@ class Runner:
                 raise InterlockTripped(Trip("mfc_following", "abort",
                     f"{mfc.name}: flow {reading.mass_flow_slpm:g} slpm vs setpoint {reading.setpoint_slpm:g} for {mon.for_s:g} s"))
         if self.rig.chamber is not None:
-            c = self.rig.chamber.read()
-            values["chamber_rh_pct"], values["chamber_setpoint_rh_pct"] = c.rh_pct, c.setpoint_rh_pct
+            c = self._talk(self.rig.chamber.name, self.rig.chamber.read)
+            if c is not None:
+                values["chamber_rh_pct"], values["chamber_setpoint_rh_pct"] = c.rh_pct, c.setpoint_rh_pct
         for name, pump in self.rig.pumps().items():
-            try:
-                ml = pump.dispensed().infused_ml
-            except (DeviceError, LinkError) as exc:
-                raise InterlockTripped(Trip("pump_alarm", "abort", str(exc))) from exc
+            dispensed = self._talk(name, pump.dispensed)
+            if dispensed is None:
+                continue
+            ml = dispensed.infused_ml
             values[f"{name}_infused_ml"] = ml
             self.status.pumps_ml[name] = ml
         self.rec.add_samples(self.t(), values)
