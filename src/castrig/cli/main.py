@@ -147,6 +147,9 @@ def _mount_subcommands() -> None:
     app.command()(report)
     app.command()(export)
     app.add_typer(store_app, name="store", help="The fleet store (PostgreSQL): sync run folders into it.")
+    from castrig.cli.explore import mount as mount_explore
+
+    mount_explore(app)
     try:
         from castrig.cli.analyse import app as analyse_app
     except ImportError:  # pragma: no cover - the analysis extra is part of the base install

@@ -1,0 +1,231 @@
+"""``castrig explore``, ``castrig lots``, ``castrig filter check``, ``castrig coculture check``.
+
+Mounted by :func:`mount` (``castrig.cli.main``). Bad input — a file, a flag, a lot that does not
+exist, a build outside the claims — is a :class:`BadInput`: exit 2 with the file, the field and
+the allowed range, no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from castrig.errors import BadInput
+
+EXIT_NOT_FOUND = 1  # the search used its budget without a confirmed recipe
+
+out = Console(width=200)
+
+
+def _profile(profile: Optional[Path]) -> Path:
+    from castrig.cli.main import default_profile
+
+    return profile or default_profile()
+
+
+# -- explore -----------------------------------------------------------------------------------
+def explore(
+    target_grade: str = typer.Option(..., "--target-grade", help="Grade to meet: claim1, claim2, claim3 or claim4."),
+    target_d_um: float = typer.Option(3.0, "--target-d-um", help="Target mean pore diameter D, µm."),
+    budget: int = typer.Option(40, "--budget", help="Most search trials (runs) to spend; a resume may raise it."),
+    folder: Optional[Path] = typer.Option(None, "--folder", help="Search folder (state, trials, map); default explore/GRADE-dDum-sSEED. Run again to resume."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the search (proposals and twin seeds derive from it)."),
+    tolerance: float = typer.Option(0.10, "--tolerance", help="Allowed relative error of D (0.10 = ±10 %)."),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="Hardware profile (default hw_profiles/sim.yaml)."),
+    space: Optional[Path] = typer.Option(None, "--space", help="Search space YAML: per parameter {low, high, log} or a fixed number."),
+    fix: list[str] = typer.Option([], "--fix", help="Hold a parameter, e.g. --fix total_flow_slpm=2 (repeatable)."),
+    template: Optional[Path] = typer.Option(None, "--template", help="Recipe to vary (default: the demo's cycle)."),
+    support_pore_um: Optional[float] = typer.Option(None, "--support-pore-um", help="Support pore size, µm (default max(5, 2·D))."),
+    map_grid: int = typer.Option(0, "--map-grid", help="Twin only: also map RH × concentration on an N×N grid."),
+    out_recipe: Optional[Path] = typer.Option(None, "--out", help="Also write the found recipe here."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Real rig: the data root whose runs are the history."),
+) -> None:
+    """Search recipe parameters for a membrane meeting a grade at a target pore diameter."""
+    from castrig.explore.search import Search, describe_trial, make_settings
+    from castrig.explore.space import SearchSpace, load_space, parse_fixes
+
+    if target_grade not in ("claim1", "claim2", "claim3", "claim4"):
+        raise BadInput(f"--target-grade = {target_grade!r}: unknown grade (allowed: one of 'claim1', 'claim2', 'claim3', 'claim4')",
+                       field="--target-grade")
+    if not 1 <= budget <= 10_000:
+        raise BadInput(f"--budget = {budget}: out of range (allowed: 1 to 10000)", field="--budget")
+    if seed < 0:
+        raise BadInput(f"--seed = {seed}: must be >= 0", field="--seed")
+    if not 0 < tolerance <= 1:
+        raise BadInput(f"--tolerance = {tolerance:g}: out of range (allowed: > 0 to 1)", field="--tolerance")
+    if not 0 <= map_grid <= 20:
+        raise BadInput(f"--map-grid = {map_grid}: out of range (allowed: 0 to 20)", field="--map-grid")
+    sp = load_space(space) if space is not None else SearchSpace()
+    sp = sp.with_fixed(parse_fixes(fix)) if fix else sp
+    prof = _profile(profile)
+    settings = make_settings(grade=target_grade, target_d_um=target_d_um, profile_path=prof, budget=budget, seed=seed,
+                             tolerance=tolerance, space=sp, template_path=template, support_pore_um=support_pore_um)
+    folder = folder or Path("explore") / f"{target_grade}-d{target_d_um:g}um-s{seed}"
+    if not settings.twin:
+        raise typer.Exit(_explore_rig(settings, folder, data))
+    t0 = time.monotonic()
+    search = Search(folder, settings, on_trial=lambda t: out.print(describe_trial(t, settings.tolerance), highlight=False))
+    done_before = sum(1 for t in search.trials if t.done)
+    if done_before:
+        out.print(f"resuming {folder}: {done_before} runs done", highlight=False)
+    res = search.run(map_grid=map_grid)
+    wall = time.monotonic() - t0
+    out.print(f"map: {res.map_path}", highlight=False)
+    if res.found is None:
+        best = res.best()
+        out.print(f"[red]not found[/] in {res.search_trials} search trials ({wall:.1f} s); best: "
+                  + (describe_trial(best, settings.tolerance) if best else "none") + " — raise --budget to go on", highlight=False)
+        raise typer.Exit(EXIT_NOT_FOUND)
+    o = res.found.outcome
+    assert o is not None and res.recipe_path is not None
+    if out_recipe is not None:
+        out_recipe.write_text(res.recipe_path.read_text())
+    out.print(f"[green]found[/] {target_grade} at D {o.d_um:.2f} µm (target {target_d_um:g}) after {res.search_trials} search trials, "
+              f"{res.runs} runs, {wall:.1f} s: {out_recipe or res.recipe_path}"
+              + (f" with {res.profile_path}" if res.profile_path else ""), highlight=False)
+
+
+def _explore_rig(settings, folder: Path, data: Optional[Path]) -> int:  # type: ignore[no-untyped-def]
+    """Real rig: propose from the store, run only what the operator confirms."""
+    from castrig.explore.rig import propose_next, store_history
+    from castrig.explore.search import describe_trial  # noqa: F401
+    from castrig.explore.space import point_label
+    from castrig.recipe.session import run_recipe
+
+    root = data or settings.profile.get("store")
+    interactive = sys.stdin.isatty()
+    while True:
+        history = store_history(root, grade=settings.grade, target_d_um=settings.target_d_um)
+        hits = [h for h in history if h.outcome.hit(settings.tolerance)]
+        if hits:
+            h = hits[-1]
+            out.print(f"[green]met[/]: run {h.run_id} made {settings.grade} at D {h.outcome.d_um:.2f} µm ({point_label(h.params)}); "
+                      "run its recipe again to confirm", highlight=False)
+            return 0
+        if len(history) >= settings.budget:
+            out.print(f"[red]not found[/]: {len(history)} stored runs reach the budget {settings.budget}", highlight=False)
+            return EXIT_NOT_FOUND
+        params, recipe_path, profile_path = propose_next(settings, history, folder)
+        out.print(f"proposal from {len(history)} stored runs: {point_label(params)}\n  recipe: {recipe_path}\n  profile: {profile_path}",
+                  highlight=False)
+        if not interactive or not typer.confirm("Run it on the rig now?", default=False):
+            out.print("not run; run it later with: castrig run " + f"{recipe_path} --profile {profile_path}", highlight=False)
+            return 0
+        result = run_recipe(recipe_path, profile_path, data_root=root, operator="explore")
+        if result.outcome != "completed":
+            return result.exit_code
+
+
+# -- lots --------------------------------------------------------------------------------------
+lots_app = typer.Typer(help="Membrane lots: completed runs that met a grade, their metrics and intended use.",
+                       invoke_without_command=True)
+
+
+@lots_app.callback()
+def lots(ctx: typer.Context, data: Optional[Path] = typer.Option(None, "--data", help="Data root.")) -> None:
+    """List the membrane lots under the data root."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from castrig.lots import list_lots
+    from castrig.store import open_store
+
+    rows = list_lots(data)
+    table = Table(title=f"membrane lots in {open_store(data).root}")
+    for col in ("lot", "recipe", "made (UTC)", "grades", "D µm", "σd/D", "opening", "through", "T µm", "intended use"):
+        table.add_column(col)
+
+    def f(v: object, fmt: str) -> str:
+        return "" if v is None else format(v, fmt)
+
+    for lot in rows:
+        m = lot.metrics
+        d, s = m.get("mean_pore_diameter_um"), m.get("pore_diameter_std_um")
+        table.add_row(lot.lot_id, lot.recipe_name, lot.started_utc, ",".join(lot.grades_met), f(d, ".2f"),
+                      f(s / d if d and s is not None else None, ".3f"), f(m.get("opening_ratio"), ".2f"),
+                      f(m.get("through_pore_fraction"), ".2f"), f(m.get("mean_thickness_um"), ".2f"),
+                      lot.intended_use or ("suits: " + ", ".join(lot.uses)))
+    out.print(table)
+    if not rows:
+        typer.echo("no lots yet (a lot is a completed run that met a grade)")
+
+
+@lots_app.command("assign")
+def lots_assign(
+    lot: str = typer.Argument(..., help="Lot id (the run id)."),
+    use: str = typer.Option(..., "--use", help="blood_filter or coculture."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data root."),
+) -> None:
+    """Record a lot's intended use (checked against its grades)."""
+    from castrig.lots import assign_use
+
+    got = assign_use(lot, use, data)
+    typer.echo(f"lot {got.lot_id}: intended use {got.intended_use}")
+
+
+# -- filter / coculture checks -----------------------------------------------------------------
+def _lookup(data: Optional[Path]):  # type: ignore[no-untyped-def]
+    from castrig.lots import get_lot
+
+    return lambda lot_id, where: get_lot(lot_id, data, field_name=where)
+
+
+def _print_report(report, title: str) -> None:  # type: ignore[no-untyped-def]
+    if report.bounds:
+        table = Table(title=title)
+        for col in ("field", "bound", "value", "allowed", "margin", "status"):
+            table.add_column(col)
+        for b in report.bounds:
+            table.add_row(b.field, b.label, f"{b.value:.4g}", b.allowed(), f"{b.margin:+.4g}", "pass" if b.ok else "FAIL")
+        out.print(table)
+    for note in report.notes:
+        out.print(note, highlight=False)
+
+
+filter_app = typer.Typer(help="Blood filtration (claims 5, 9-13): second-stage leukocyte filter builds.", no_args_is_help=True)
+
+
+@filter_app.command("check")
+def filter_check(
+    file: Path = typer.Argument(..., help="Filter build YAML."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data root holding the lots."),
+) -> None:
+    """Check a filter build: area, element volume, removal capabilities, and its lots."""
+    from castrig.lots import check_filter, load_filter
+
+    build = load_filter(file)
+    report = check_filter(build, _lookup(data), file=str(file))
+    _print_report(report, f"filter build {build.name}")
+    report.raise_if_failed()
+    typer.echo(f"{file}: filter build {build.name} meets the blood-filtration claims")
+
+
+coculture_app = typer.Typer(help="Cell co-culture diaphragm (claims 6, 14): co-culture set-ups.", no_args_is_help=True)
+
+
+@coculture_app.command("check")
+def coculture_check(
+    file: Path = typer.Argument(..., help="Co-culture set-up YAML."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data root holding the lots."),
+) -> None:
+    """Check a co-culture set-up: its lot's grade suits a diaphragm, two regions, different cells."""
+    from castrig.lots import check_coculture, load_coculture
+
+    setup = load_coculture(file)
+    report = check_coculture(setup, _lookup(data), file=str(file))
+    _print_report(report, f"co-culture {setup.name}")
+    report.raise_if_failed()
+    typer.echo(f"{file}: co-culture {setup.name} suits lot {setup.lot}")
+
+
+def mount(app: typer.Typer) -> None:
+    """Add these commands to the ``castrig`` app (called once by ``castrig.cli.main``)."""
+    app.command("explore")(explore)
+    app.add_typer(lots_app, name="lots")
+    app.add_typer(filter_app, name="filter")
+    app.add_typer(coculture_app, name="coculture")

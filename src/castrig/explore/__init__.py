@@ -1,0 +1,13 @@
+"""Process-window search: find a recipe that makes a membrane of a grade at a target pore size.
+
+On the twin the search runs its trials in virtual time and maps the window; on a real rig it
+proposes the next recipe from the runs in the store and the operator confirms each run.
+"""
+
+from castrig.explore.journal import SearchFolder, SearchSettings, Trial
+from castrig.explore.objective import Outcome, score_run
+from castrig.explore.search import Search, SearchResult, make_settings
+from castrig.explore.space import SearchSpace, load_space
+
+__all__ = ["Outcome", "Search", "SearchFolder", "SearchResult", "SearchSettings", "SearchSpace", "Trial", "load_space",
+           "make_settings", "score_run"]

@@ -1,0 +1,224 @@
+"""What the search may change, and how a point of the search becomes a recipe and a profile.
+
+Four process parameters shape the pores (DESIGN §3, ``castrig.sim.world.FilmModel``): the RH
+near the membrane while the film forms, the polymer concentration, the cast volume, and the
+total flow through the chamber (solvent evaporation speed). The first three live in the recipe;
+the total flow is a profile setting (``control.total_flow_slpm``), so a point gets its own
+profile copy. Each parameter is a range (searched) or a fixed number (held).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from castrig.errors import BadInput
+from castrig.inputs import load_model
+from castrig.recipe import model as rm
+from castrig.rig.profile import Profile
+
+PARAMS: tuple[str, ...] = ("rh_pct", "concentration_mg_ml", "cast_volume_ml", "total_flow_slpm")
+
+UNITS = {"rh_pct": "%RH", "concentration_mg_ml": "mg/mL", "cast_volume_ml": "mL", "total_flow_slpm": "slpm"}
+
+
+class _Range(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "_Range":
+        if not self.low < self.high:  # type: ignore[attr-defined]
+            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")  # type: ignore[attr-defined]
+        return self
+
+
+class RhRange(_Range):
+    """RH setpoint near the membrane, %: the recipe's limits (breath-figure window)."""
+
+    low: float = Field(55.0, ge=rm.RH_MIN_PCT, le=rm.RH_MAX_PCT)
+    high: float = Field(92.0, ge=rm.RH_MIN_PCT, le=rm.RH_MAX_PCT)
+
+
+class ConcentrationRange(_Range):
+    low: float = Field(1.0, gt=0, le=200)
+    high: float = Field(40.0, gt=0, le=200)
+    log: bool = True
+
+
+class CastVolumeRange(_Range):
+    low: float = Field(0.05, gt=0, le=20)
+    high: float = Field(1.0, gt=0, le=20)
+    log: bool = True
+
+
+class FlowRange(_Range):
+    low: float = Field(0.8, gt=0, le=100)
+    high: float = Field(4.0, gt=0, le=100)
+
+
+class SearchSpace(BaseModel):
+    """The ``--space`` file: a range ``{low, high, log}`` or a fixed number per parameter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rh_pct: RhRange | float = Field(default_factory=RhRange)
+    concentration_mg_ml: ConcentrationRange | float = Field(default_factory=ConcentrationRange)
+    cast_volume_ml: CastVolumeRange | float = Field(default_factory=CastVolumeRange)
+    total_flow_slpm: FlowRange | float = Field(default_factory=FlowRange)
+
+    @model_validator(mode="after")
+    def _fixed_in_limits(self) -> "SearchSpace":
+        limits = {"rh_pct": (rm.RH_MIN_PCT, rm.RH_MAX_PCT), "concentration_mg_ml": (1e-9, 200.0),
+                  "cast_volume_ml": (1e-9, 20.0), "total_flow_slpm": (1e-9, 100.0)}
+        for name in PARAMS:
+            v = getattr(self, name)
+            lo, hi = limits[name]
+            if isinstance(v, float) and not lo <= v <= hi:
+                raise ValueError(f"{name} = {v:g}: fixed value outside {max(lo, 0):g} to {hi:g} {UNITS[name]}")
+        return self
+
+    def searched(self) -> dict[str, _Range]:
+        return {n: getattr(self, n) for n in PARAMS if isinstance(getattr(self, n), _Range)}
+
+    def fixed(self) -> dict[str, float]:
+        return {n: float(getattr(self, n)) for n in PARAMS if not isinstance(getattr(self, n), _Range)}
+
+    def bounds(self, name: str) -> tuple[float, float]:
+        v = getattr(self, name)
+        return (v.low, v.high) if isinstance(v, _Range) else (float(v), float(v))
+
+    def with_fixed(self, fixes: dict[str, float]) -> "SearchSpace":
+        data = self.model_dump()
+        for k, v in fixes.items():
+            if k not in PARAMS:
+                raise BadInput(f"--fix {k}=...: unknown parameter (allowed: one of {', '.join(PARAMS)})", field="--fix")
+            data[k] = v
+        try:
+            return SearchSpace.model_validate(data)
+        except ValidationError as exc:
+            msgs = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise BadInput(f"--fix {', '.join(f'{k}={v:g}' for k, v in fixes.items())}: {msgs}", field="--fix") from None
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    return load_model(SearchSpace, path)
+
+
+def parse_fixes(items: list[str]) -> dict[str, float]:
+    """``["total_flow_slpm=2"]`` → ``{"total_flow_slpm": 2.0}`` with a clear error otherwise."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise BadInput(f"--fix {item!r}: expected NAME=NUMBER with NAME one of {', '.join(PARAMS)}", field="--fix") from None
+    return out
+
+
+def default_template(support_pore_um: float) -> dict[str, Any]:
+    """The demo's full cycle (condition, pre-wet, cast, evaporate, capture, analyse) as a template."""
+    return {
+        "name": "explore",
+        "description": "",
+        "polymer": "polystyrene",
+        "solvent": "chloroform",
+        "concentration_mg_ml": 5.0,
+        "support_pore_um": support_pore_um,
+        "steps": [
+            {"type": "purge", "duration_s": 60},
+            {"type": "condition", "setpoint_rh_pct": 70, "band_rh_pct": 1.0, "stable_for_s": 60, "timeout_s": 1200},
+            {"type": "prewet", "volume_ml": 0.3, "rate_ml_min": 1.0},
+            {"type": "cast", "volume_ml": 0.2, "rate_ml_min": 0.5},
+            {"type": "evaporate", "setpoint_rh_pct": 70, "duration_s": 300, "band_rh_pct": 3.0, "max_out_of_band_s": 120},
+            {"type": "capture", "views": ["reflected", "transmitted", "section"], "fields": 2},
+            {"type": "analyse"},
+            {"type": "purge", "duration_s": 60},
+        ],
+    }
+
+
+def check_template(recipe: rm.Recipe, path: Path) -> None:
+    """A template needs exactly one cast, an evaporate after it, and an analyse step."""
+    kinds = [s.type for s in recipe.steps]
+    if kinds.count("cast") != 1:
+        raise BadInput(f"{path}: steps: a search template needs exactly one cast step (found {kinds.count('cast')})", file=str(path), field="steps")
+    if "evaporate" not in kinds[kinds.index("cast"):]:
+        raise BadInput(f"{path}: steps: a search template needs an evaporate step after its cast step", file=str(path), field="steps")
+    if "analyse" not in kinds:
+        raise BadInput(f"{path}: steps: a search template needs an analyse step (the search scores its verdict)", file=str(path), field="steps")
+
+
+def evaporation_hold_s(cast_volume_ml: float, total_flow_slpm: float, template_s: float) -> float:
+    """How long to hold RH after the cast: the solvent takes longer for more liquid and less flow
+    (evaporation time ∝ √(volume/flow), DESIGN §3), so the hold grows with it — with a factor of
+    safety, since a film that dries after RH control ends is a spoiled membrane."""
+    scale = math.sqrt(cast_volume_ml / 0.2) * math.sqrt(2.0 / max(total_flow_slpm, 0.05))
+    return float(min(86_400.0, max(template_s, 30.0 * math.ceil(300.0 * scale / 30.0))))
+
+
+def apply_point(template: dict[str, Any], point: dict[str, float], *, name: str, grade: str, description: str = "") -> dict[str, Any]:
+    """The template with the point's RH, concentration and cast volume, judged against ``grade``."""
+    r = yaml.safe_load(yaml.safe_dump(template))  # deep copy of plain data
+    r["name"] = name
+    r["grade"] = grade
+    if description:
+        r["description"] = description
+    r["concentration_mg_ml"] = round(point["concentration_mg_ml"], 4)
+    rh = round(point["rh_pct"], 2)
+    vol = round(point["cast_volume_ml"], 4)
+    for s in r["steps"]:
+        if s["type"] in ("condition", "evaporate"):
+            s["setpoint_rh_pct"] = rh
+        if s["type"] == "cast":
+            s["volume_ml"] = vol
+        if s["type"] == "evaporate":
+            s["duration_s"] = evaporation_hold_s(vol, point["total_flow_slpm"], float(s.get("duration_s", 300)))
+        if s["type"] == "analyse":
+            s["grade"] = grade
+    rm.Recipe.model_validate(r)  # a point inside the space always makes a valid recipe
+    return tidy_recipe(r)
+
+
+_RECIPE_ORDER = ("name", "description", "grade", "polymer", "solvent", "concentration_mg_ml", "support_pore_um", "steps")
+
+
+def tidy_recipe(r: dict[str, Any]) -> dict[str, Any]:
+    """Keys in the order a person reads a recipe (name first, each step's type first)."""
+    out = {k: r[k] for k in _RECIPE_ORDER if k in r}
+    out.update({k: v for k, v in r.items() if k not in out})
+    out["steps"] = [{"type": st["type"], **{k: v for k, v in st.items() if k != "type"}} for st in r["steps"]]
+    return out
+
+
+def profile_for(profile: Profile, total_flow_slpm: float) -> dict[str, Any]:
+    """A copy of the profile with the point's total flow (the store is chosen by the caller)."""
+    data = profile.model_dump(mode="json")
+    data["control"]["total_flow_slpm"] = round(total_flow_slpm, 4)
+    data["store"] = None
+    Profile.model_validate(data)
+    return data
+
+
+def check_space_for_profile(space: SearchSpace, profile: Profile, profile_path: Path) -> None:
+    """The MFC pair must be able to carry the whole flow on either line (wet fraction 0 to 1)."""
+    d = profile.devices
+    _, q_hi = space.bounds("total_flow_slpm")
+    for role in ("dry_mfc", "wet_mfc"):
+        cfg = getattr(d, role)
+        if cfg is not None and q_hi > cfg.full_scale_slpm:
+            raise BadInput(
+                f"total_flow_slpm up to {q_hi:g} slpm: above devices.{role}.full_scale_slpm = {cfg.full_scale_slpm:g} in "
+                f"{profile_path} (allowed: up to {cfg.full_scale_slpm:g} slpm)", file=str(profile_path), field="total_flow_slpm")
+
+
+def point_label(point: dict[str, float]) -> str:
+    return (f"RH {point['rh_pct']:.1f} %, c {point['concentration_mg_ml']:.2f} mg/mL, "
+            f"V {point['cast_volume_ml']:.3f} mL, Q {point['total_flow_slpm']:.2f} slpm")

@@ -1,0 +1,216 @@
+"""Filter builds and co-culture set-ups: their files (pydantic) and their checks against the claims.
+
+Two layers, as for recipes: the model rejects what is not physically meaningful (a negative
+area, no lots, a missing field) with the file, field and allowed range; the check then judges a
+valid build against the claims' bounds, each bound with its value and margin, and names every
+bound it misses in the same file/field/allowed-range form.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from castrig.errors import BadInput
+from castrig.inputs import load_model
+from castrig.lots.registry import SUITABLE_GRADES, Lot
+
+Grade = Literal["claim1", "claim2", "claim3", "claim4"]
+
+# -- blood filtration (claims 5, 9-13) --------------------------------------------------------
+#: (field, label, min, max, unit): inclusive bounds of the second-stage leukocyte filter.
+FILTER_BOUNDS: tuple[tuple[str, str, float | None, float | None, str], ...] = (
+    ("effective_area_cm2", "effective filtration area", 4.0, 300.0, "cm²"),
+    ("element_volume_cm3", "filter element volume", 2.0, 18.0, "cm³"),
+    ("first_stage.log_removal", "first-stage filter leukocyte removal (log per 450 cm³ of hemocyte suspension)", 1.0, 3.5, "log"),
+    ("device.log_removal", "device leukocyte removal (log)", 4.0, None, "log"),
+)
+_REL_TOL = 1e-9  # inclusive bounds survive rounding (log10 of counts, unit conversions)
+
+
+class LeukocyteCounts(BaseModel):
+    """Leukocytes in the whole suspension before and after filtration (same volume basis)."""
+
+    model_config = ConfigDict(extra="forbid")
+    before: float = Field(..., gt=0, le=1e15)
+    after: float = Field(..., gt=0, le=1e15, description="at the detection limit if none were found")
+
+    @property
+    def log_removal(self) -> float:
+        return math.log10(self.before / self.after)
+
+
+class Removal(BaseModel):
+    """A leukocyte removal capability: stated as a log reduction, or measured as counts."""
+
+    model_config = ConfigDict(extra="forbid")
+    log_removal: float | None = Field(None, ge=-20, le=20)
+    counts: LeukocyteCounts | None = None
+    suspension_volume_cm3: float = Field(450.0, gt=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Removal":
+        if (self.log_removal is None) == (self.counts is None):
+            raise ValueError("give either log_removal or counts (before, after), not both and not neither")
+        return self
+
+    @property
+    def value(self) -> float:
+        return self.counts.log_removal if self.counts is not None else float(self.log_removal)  # type: ignore[arg-type]
+
+
+class FilterBuild(BaseModel):
+    """A second-stage leukocyte filter built from composite membrane lots."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., min_length=1, max_length=80)
+    lots: list[str] = Field(..., min_length=1)
+    layers: int = Field(..., ge=1, le=1000)
+    effective_area_cm2: float = Field(..., gt=0, le=100_000)
+    element_volume_cm3: float = Field(..., gt=0, le=100_000)
+    first_stage: Removal
+    device: Removal
+    required_grade: Grade | None = None
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _layers_cover_lots(self) -> "FilterBuild":
+        if self.layers < len(self.lots):
+            raise ValueError(f"layers = {self.layers}: fewer layers than lots ({len(self.lots)}); each lot gives at least one layer")
+        return self
+
+
+def load_filter(path: str | Path) -> FilterBuild:
+    return load_model(FilterBuild, path)
+
+
+@dataclass(frozen=True)
+class BoundResult:
+    field: str
+    label: str
+    value: float
+    min: float | None
+    max: float | None
+    unit: str
+
+    @property
+    def margin(self) -> float:
+        """Distance inside the nearest bound (negative: outside)."""
+        m = [self.value - self.min] if self.min is not None else []
+        m += [self.max - self.value] if self.max is not None else []
+        return min(m)
+
+    @property
+    def ok(self) -> bool:
+        lim = max(abs(x) for x in (self.min, self.max, 1.0) if x is not None)
+        return self.margin >= -_REL_TOL * lim
+
+    def allowed(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"{self.min:g} to {self.max:g} {self.unit}"
+        return f">= {self.min:g} {self.unit}" if self.min is not None else f"<= {self.max:g} {self.unit}"
+
+
+@dataclass
+class CheckReport:
+    """Every bound with its value, and every other problem, of one build or set-up."""
+
+    file: str
+    bounds: list[BoundResult] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (field, sentence naming the field)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(b.ok for b in self.bounds)
+
+    def errors(self) -> list[str]:
+        out = [f"{self.file}: {b.field} = {b.value:.4g}: outside the claimed {b.label} (allowed: {b.allowed()})"
+               for b in self.bounds if not b.ok]
+        return out + [f"{self.file}: {msg}" for _, msg in self.problems]
+
+    def raise_if_failed(self) -> None:
+        if not self.ok:
+            first = next((b.field for b in self.bounds if not b.ok), self.problems[0][0] if self.problems else None)
+            raise BadInput("\n".join(self.errors()), file=self.file, field=first)
+
+
+LotLookup = Callable[[str, str], Lot]  # (lot id, field) -> Lot, raising BadInput if unknown
+
+
+def _check_lot(report: CheckReport, lot_id: str, where: str, use: str, required: str | None, lookup: LotLookup) -> None:
+    try:
+        lot = lookup(lot_id, where)
+    except BadInput as exc:
+        report.problems.append((where, str(exc)))
+        return
+    if not lot.suits(use, required):
+        allowed = required or ", ".join(SUITABLE_GRADES[use])
+        report.problems.append((where, f"{where} = {lot_id!r}: this lot met {', '.join(lot.grades_met) or 'no grade'}, which does not suit {use} "
+                                       f"(allowed: a lot meeting {allowed})"))
+    else:
+        d = lot.metrics.get("mean_pore_diameter_um")
+        report.notes.append(f"{where} = {lot_id}: grades {', '.join(lot.grades_met)}" + (f", D {d:.2f} µm" if d else ""))
+
+
+def check_filter(build: FilterBuild, lookup: LotLookup, *, file: str = "filter") -> CheckReport:
+    """Judge a filter build against the blood-filtration bounds and check its lots."""
+    report = CheckReport(file)
+    values = {"effective_area_cm2": build.effective_area_cm2, "element_volume_cm3": build.element_volume_cm3,
+              "first_stage.log_removal": build.first_stage.value, "device.log_removal": build.device.value}
+    for f, label, lo, hi, unit in FILTER_BOUNDS:
+        report.bounds.append(BoundResult(f, label, values[f], lo, hi, unit))
+    for stage, r in (("first_stage", build.first_stage), ("device", build.device)):
+        if r.counts is not None:
+            report.notes.append(f"{stage}: log removal {r.value:.3f} = log10({r.counts.before:.4g} / {r.counts.after:.4g}) "
+                                f"from the counts in {r.suspension_volume_cm3:g} cm³")
+    for i, lot_id in enumerate(build.lots):
+        _check_lot(report, lot_id, f"lots[{i}]", "blood_filter", build.required_grade, lookup)
+    return report
+
+
+# -- cell co-culture (claims 6, 14) -----------------------------------------------------------
+class CultureRegion(BaseModel):
+    """One side of the diaphragm and the cell groups cultured there."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., min_length=1, max_length=80)
+    cell_groups: list[str] = Field(..., min_length=1)
+
+
+class CocultureSetup(BaseModel):
+    """A co-culture: a membrane lot as the diaphragm between two culture regions."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(..., min_length=1, max_length=80)
+    lot: str = Field(..., min_length=1)
+    regions: list[CultureRegion] = Field(..., min_length=2, max_length=2)
+    required_grade: Grade | None = None
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _two_distinct_regions(self) -> "CocultureSetup":
+        a, b = self.regions
+        if a.name == b.name:
+            raise ValueError(f"regions: both regions are named {a.name!r}; the diaphragm separates two different regions")
+        return self
+
+
+def load_coculture(path: str | Path) -> CocultureSetup:
+    return load_model(CocultureSetup, path)
+
+
+def check_coculture(setup: CocultureSetup, lookup: LotLookup, *, file: str = "coculture") -> CheckReport:
+    """The lot must suit a co-culture diaphragm, and the two regions must hold different cells."""
+    report = CheckReport(file)
+    _check_lot(report, setup.lot, "lot", "coculture", setup.required_grade, lookup)
+    a, b = setup.regions
+    if sorted(a.cell_groups) == sorted(b.cell_groups):
+        report.problems.append(("regions", f"regions: both regions hold the same cell groups ({', '.join(a.cell_groups)}); "
+                                           "a co-culture needs different cell groups on the two sides"))
+    return report

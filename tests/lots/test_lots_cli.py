@@ -1,0 +1,73 @@
+"""`castrig lots`, `castrig filter check`, `castrig coculture check`: exit codes and messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from castrig.cli import main as cli_main
+
+from test_lots_checks import _add_run, _metrics  # same folder (pytest puts it on sys.path)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(argv: list[str]) -> int:
+    """``castrig ARGV`` with these commands mounted (as castrig.cli.main does once integrated)."""
+    names = {c.name for c in cli_main.app.registered_commands} | {g.name for g in cli_main.app.registered_groups}
+    if "explore" not in names:
+        from castrig.cli.explore import mount
+
+        mount(cli_main.app)
+    return cli_main.main(argv)
+
+
+def _store(tmp_path: Path) -> tuple[Path, str]:
+    root = tmp_path / "data"
+    return root, _add_run(root, "good", _metrics(3.0))
+
+
+def test_lots_lists_lots_and_assigns_uses(tmp_path, capsys):
+    root, lot = _store(tmp_path)
+    assert cli(["lots", "--data", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert lot in out and "claim1,claim2,claim3,claim4" in out and "3.00" in out and "suits: blood_filter, coculture" in out
+    assert cli(["lots", "assign", lot, "--use", "blood_filter", "--data", str(root)]) == 0
+    assert cli(["lots", "--data", str(root)]) == 0
+    assert "blood_filter" in capsys.readouterr().out
+    assert cli(["lots", "--data", str(tmp_path / "empty")]) == 0
+    assert "no lots yet" in capsys.readouterr().out
+
+
+def test_filter_check_passes_and_fails_with_file_field_and_range(tmp_path, capsys):
+    root, lot = _store(tmp_path)
+    data = yaml.safe_load((ROOT / "examples" / "filter-build.yaml").read_text())
+    f = tmp_path / "filter.yaml"
+    f.write_text(yaml.safe_dump({**data, "lots": [lot]}))
+    assert cli(["filter", "check", str(f), "--data", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "meets the blood-filtration claims" in out and "4.2" in out  # log10(2.4e9/1.5e5) = 4.20
+    f.write_text(yaml.safe_dump({**data, "lots": [lot], "effective_area_cm2": 301, "element_volume_cm3": 1.9}))
+    assert cli(["filter", "check", str(f), "--data", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}: effective_area_cm2 = 301: outside the claimed effective filtration area (allowed: 4 to 300 cm²)" in err
+    assert "element_volume_cm3 = 1.9" in err and "allowed: 2 to 18 cm³" in err and "Traceback" not in err
+    f.write_text(yaml.safe_dump({**data, "lots": ["no-such-lot"]}))
+    assert cli(["filter", "check", str(f), "--data", str(root)]) == 2
+    assert "lots[0] = 'no-such-lot': no such lot" in capsys.readouterr().err
+    assert cli(["filter", "check", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_coculture_check(tmp_path, capsys):
+    root, lot = _store(tmp_path)
+    data = yaml.safe_load((ROOT / "examples" / "coculture.yaml").read_text())
+    f = tmp_path / "cc.yaml"
+    f.write_text(yaml.safe_dump({**data, "lot": lot}))
+    assert cli(["coculture", "check", str(f), "--data", str(root)]) == 0
+    assert "suits lot" in capsys.readouterr().out
+    f.write_text(yaml.safe_dump({**data, "lot": lot, "regions": data["regions"][:1]}))
+    assert cli(["coculture", "check", str(f), "--data", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "cc.yaml: regions" in err and "at least 2" in err and "Traceback" not in err
