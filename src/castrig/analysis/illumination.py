@@ -29,7 +29,8 @@ def _design(x: np.ndarray, y: np.ndarray, degree: int) -> np.ndarray:
 def poly_field(coef: np.ndarray, shape: tuple[int, int], degree: int) -> np.ndarray:
     """Evaluate a polynomial (from :func:`fit_level`) on the full pixel grid.
 
-    Separable: Σ_j y^j · (Σ_i c_ij x^i) is one small matrix product.
+    Separable: Σ_j y^j · (Σ_i c_ij x^i) is one small matrix product (einsum: single-threaded
+    SIMD, unlike BLAS whose spinning threads stall on a loaded machine).
     """
     h, w = shape
     x = np.linspace(-1, 1, w, dtype=np.float64)
@@ -41,7 +42,17 @@ def poly_field(coef: np.ndarray, shape: tuple[int, int], degree: int) -> np.ndar
             xc[j] += coef[k] * x**i
             k += 1
     yp = np.stack([y**j for j in range(degree + 1)], axis=1)
-    return (yp.astype(np.float32) @ xc.astype(np.float32)).astype(np.float32, copy=False)
+    return np.einsum("hj,jw->hw", yp.astype(np.float32), xc.astype(np.float32))
+
+
+def _median(a: np.ndarray) -> float:
+    """``float(np.median(a))`` of a 1-D float array, through one partition (no extra passes)."""
+    n = a.size
+    k = n // 2
+    if n % 2:
+        return float(np.partition(a, k)[k])
+    p = np.partition(a, k)
+    return float((p[:k].max() + p[k]) / 2)
 
 
 def fit_level(
@@ -60,32 +71,55 @@ def fit_level(
     is a blurred wall, not film), ``upper=False`` a lower one, ``None`` symmetric outlier removal.
     """
     h, w = shape
-    x = cols / max(w - 1, 1) * 2 - 1
-    y = rows / max(h - 1, 1) * 2 - 1
+    x = np.asarray(cols, np.float64) * (2.0 / max(w - 1, 1)) - 1
+    y = np.asarray(rows, np.float64) * (2.0 / max(h - 1, 1)) - 1
     n = len(values)
     deg = degree
     while deg > 0 and (deg + 1) * (deg + 2) // 2 * 3 > n:
         deg -= 1
-    a = _design(x.astype(np.float64), y.astype(np.float64), deg)
-    v = values.astype(np.float64)
-    keep = np.ones(n, bool)
-    coef = np.zeros(a.shape[1])
+    # design matrix stored column-major (one contiguous row per monomial x^i y^j)
+    expo = [(i, j) for i in range(deg + 1) for j in range(deg + 1 - i)]
+    m = len(expo)
+    xp = [np.ones_like(x)]
+    yp = [np.ones_like(y)]
+    for _ in range(2 * deg):
+        xp.append(xp[-1] * x)
+        yp.append(yp[-1] * y)
+    at = np.empty((m, n))
+    for k, (i, j) in enumerate(expo):
+        np.multiply(xp[i], yp[j], out=at[k])
+    # the normal matrix Σ x^(i+i') y^(j+j') needs only the monomials up to degree 2·deg: their
+    # (weighted) sums are one matrix-vector product per iteration, however many samples are kept
+    pairs = sorted({(i + i2, j + j2) for i, j in expo for i2, j2 in expo})
+    pos = {p: k for k, p in enumerate(pairs)}
+    mom = np.empty((len(pairs), n))
+    for k, (i, j) in enumerate(pairs):
+        np.multiply(xp[i], yp[j], out=mom[k])
+    gram_ix = np.array([[pos[(i + i2, j + j2)] for i2, j2 in expo] for i, j in expo])
+    v = np.asarray(values, np.float64)
+    keep = None  # all samples
+    coef = np.zeros(m)
     for _ in range(iterations):
-        ak = a[keep]
-        # normal equations: the design is tiny (≤ 15 columns) and well scaled on [-1, 1]
+        wk = np.ones(n) if keep is None else keep.astype(np.float64)
+        # einsum matrix-vector products, not BLAS (whose spinning threads stall on a loaded
+        # machine); the system is tiny (≤ 15 unknowns) and well scaled on [-1, 1]
+        gram = np.einsum("in,n->i", mom, wk)[gram_ix]
         try:
-            coef = np.linalg.solve(ak.T @ ak, ak.T @ v[keep])
+            coef = np.linalg.solve(gram, np.einsum("in,n->i", at, v * wk))
         except np.linalg.LinAlgError:
-            coef, *_ = np.linalg.lstsq(ak, v[keep], rcond=None)
-        res = v - a @ coef
-        mad = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep]))) + 1e-12
+            ak = at if keep is None else at[:, keep]
+            coef, *_ = np.linalg.lstsq(ak.T, v if keep is None else v[keep], rcond=None)
+        res = v - np.einsum("i,in->n", coef, at)
+        rk = res if keep is None else res[keep]
+        med = _median(rk)
+        mad = 1.4826 * _median(np.abs(rk - med)) + 1e-12
         if upper is True:
             new = res > -2.5 * mad
         elif upper is False:
             new = res < 2.5 * mad
         else:
             new = np.abs(res) < 3 * mad
-        if new.sum() < a.shape[1] * 2 or np.array_equal(new, keep):
+        if new.sum() < m * 2 or (new.all() if keep is None else np.array_equal(new, keep)):
             break
         keep = new
     full = np.zeros((degree + 1) * (degree + 2) // 2)

@@ -9,13 +9,15 @@ pore's own floor. The threshold mask only decides which pixels belong to which p
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 import math
+import threading
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._filters import box_max, box_mean3, box_min, gaussian
 from .illumination import as_float, block_extremes, fit_level, noise_sigma, poly_field
 from .lattice import nearest_neighbour_pitch
 
@@ -61,43 +63,88 @@ class _Segmentation:
     far: np.ndarray  # film pixels at least ``ring`` px from any pore
     core: np.ndarray  # pore pixels at least ``ring`` px inside their pore
     dark_level: float  # median normalised pore floor P/F
+    pores: _Pixels | None = None  # the pore (mask) pixels, raster order
+    side: Future | None = None  # result of ``side_job(far)``, run on a worker thread
+
+
+@dataclass
+class _Pixels:
+    """Coordinates of a set of pixels in raster order: flat index, row, column (intp)."""
+
+    flat: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+
+    @classmethod
+    def of(cls, sel: np.ndarray) -> _Pixels:
+        h, w = sel.shape
+        flat = np.flatnonzero(sel)
+        row = np.repeat(np.arange(h, dtype=np.intp), np.count_nonzero(sel, axis=1))
+        return cls(flat, row, flat - row * w)
 
 
 _POOL: ThreadPoolExecutor | None = None
+_MAX_PAIRS: int | None = None  # (pixel, marker) pairs beyond which _split uses the feature transform
+
+
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        with _POOL_LOCK:
+            if _POOL is None:
+                _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="castrig-analysis")
+    return _POOL
 
 
 def _parallel_rows(fn, a: np.ndarray, halo: int) -> np.ndarray:
-    """Apply a local filter in two row bands on two threads (scipy.ndimage releases the GIL)."""
-    global _POOL
+    """Apply a local filter in two row bands on two threads (numpy/scipy release the GIL)."""
     h = a.shape[0]
     if h < 256:
         return fn(a)
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=2)
     m = h // 2
-    top, bot = _POOL.map(fn, [a[: m + halo], a[m - halo :]])
-    return np.concatenate([top[:m], bot[halo:]])
+    fut = _pool().submit(fn, a[m - halo :])
+    top = fn(a[: m + halo])
+    bot = fut.result()
+    out = np.empty((h,) + top.shape[1:], top.dtype)
+    out[:m] = top[:m]
+    out[m:] = bot[halo:]
+    return out
 
 
 def _square_max(a: np.ndarray, r: int) -> np.ndarray:
-    return _parallel_rows(lambda x: ndi.maximum_filter(x, size=2 * r + 1), a, r)
+    return box_max(a, r)
 
 
 def _square_min(a: np.ndarray, r: int) -> np.ndarray:
-    return _parallel_rows(lambda x: ndi.minimum_filter(x, size=2 * r + 1), a, r)
+    return box_min(a, r)
+
+
+def _f32(image: np.ndarray) -> np.ndarray:
+    """2-D float32 view of an image; copies only when the dtype differs (never written to)."""
+    a = np.asarray(image)
+    if a.ndim != 2:
+        raise ValueError(f"expected a 2-D greyscale image, got shape {a.shape}")
+    return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def _fit_field(img: np.ndarray, sel: np.ndarray, deg: int, max_samples: int = 20000) -> np.ndarray | None:
     """Polynomial level through the selected pixels of ``img`` (subsampled for speed)."""
-    total = int(sel.sum())
+    total = int(np.count_nonzero(sel))
     if total < 30:
         return None
     step = max(1, int(math.sqrt(total / max_samples)))
-    sub = sel[::step, ::step]
-    if sub.sum() < 30:
+    sub = np.ascontiguousarray(sel[::step, ::step])
+    pts = _Pixels.of(sub)
+    if pts.flat.size < 30:
         return None
-    rr, cc = np.nonzero(sub)
-    coef = fit_level(img[::step, ::step][sub], rr * step, cc * step, img.shape, degree=deg)
+    # at most max_samples: every k-th of the grid samples (raster order)
+    k = -(-pts.flat.size // max_samples)
+    flat, row, col = pts.flat[::k], pts.row[::k], pts.col[::k]
+    vals = np.ascontiguousarray(img[::step, ::step]).ravel()[flat]
+    coef = fit_level(vals, row * step, col * step, img.shape, degree=deg)
     return poly_field(coef, img.shape, deg)
 
 
@@ -107,58 +154,83 @@ def segment_pores(
     ring_px: int | None = None,
     degree: int = 2,
     min_contrast: float = 6.0,
+    side_job=None,
 ) -> _Segmentation | None:
     """Pore labels (touching pores split) and the film level of a reflected-light image.
 
     Returns None when the image shows no pores (no dark structure above ``min_contrast`` times
-    the noise).
+    the noise). ``side_job(far)``, if given, runs on a worker thread as soon as the far-film
+    pixels are known (the transmitted image's level fit); its future is ``seg.side``.
     """
-    img = as_float(image)
+    raw = np.asarray(image)
+    img = _f32(raw)
     h, w = img.shape
-    if img.size < 16 or not np.isfinite(img).all() or float(np.ptp(img)) <= 0:
+    if img.size < 16:
+        return None
+    if raw.dtype.kind == "f" and not np.isfinite(img).all():
+        return None
+    if float(np.ptp(raw if raw.dtype.kind in "iuf" else img)) <= 0:
         return None  # a constant image has no structure to measure
-    s = _parallel_rows(lambda x: ndi.uniform_filter(x, 3), img, 2)
+    s = box_mean3(img)
     c0, c1 = h // 2, w // 2
     sig = noise_sigma(img[max(c0 - 128, 0) : c0 + 128, max(c1 - 128, 0) : c1 + 128])
     block = int(max(16, min(64, min(h, w) // 4)))
     rr, cc, mx, _ = block_extremes(s, block)
     f0 = poly_field(fit_level(mx, rr, cc, img.shape, degree=degree, upper=True), img.shape, degree)
-    f0 = np.maximum(f0, 1e-6)
-    n0 = s / f0
+    np.maximum(f0, 1e-6, out=f0)
+    n0 = np.divide(s, f0, out=s)
     # is there any dark structure at all? compare the darkest smoothed spot with the film, in
     # units of the pixel noise (a film-only image only has noise minima)
-    gm = ndi.gaussian_filter(n0[::2, ::2], 1.0)
-    sig_n = max(sig / float(np.median(f0)), 1e-6)
-    contrast = float(np.percentile(gm, 90)) - float(gm.min())
+    n0s = np.ascontiguousarray(n0[::2, ::2])
+    gm = gaussian(n0s, 1.0)
+    sig_n = max(sig / float(np.median(f0[::2, ::2])), 1e-6)
+    gmin = float(gm.min())
+    contrast = float(np.percentile(gm, 90)) - gmin
     if contrast < min_contrast * sig_n or contrast < 0.02:
         return None
-    dark = min(float(np.percentile(n0[::2, ::2], 0.2)), float(gm.min()))
+    dark = min(float(np.percentile(n0s, 0.2)), gmin)
     mask = n0 < dark + 0.5 * (1 - dark)
     lab, n = ndi.label(mask)
     if n == 0:
         return None
-    areas = np.bincount(lab.ravel(), minlength=n + 1)
-    r_typ = _typical_radius(lab, areas)
+    px = _Pixels.of(mask)
+    lp = lab.ravel()[px.flat].astype(np.intp)
+    areas = np.bincount(lp, minlength=n + 1)
+    r_typ = _typical_radius(lab, areas, px, lp)
     ring = ring_px if ring_px is not None else int(max(3, min(6, round(0.33 * r_typ + 1.5))))
-    m8 = mask.view(np.uint8)
-    far = _square_max(m8, ring) == 0
+    far = ~box_max(mask, ring)
+    side = _pool().submit(side_job, far) if side_job is not None else None
     # the floor of a pore is read where its own blurred edge no longer reaches: well inside it
     core_r = int(max(1, min(ring, round(0.45 * r_typ))))
-    core = _square_min(m8, core_r) == 1
+    core = box_min(mask, core_r)
     f = _fit_field(img, far, degree)
     if f is None:
         f = f0 * float(np.median(img[~mask]) / np.median(f0[~mask])) if (~mask).any() else f0
-    f = np.maximum(f, 1e-6)
-    p = float(np.median(img[core] / f[core])) if core.sum() > 10 else dark
-    lab, n = _split(lab, n, mask, img / f, r_typ)
-    return _Segmentation(lab, n, f, ring, far, core, p)
+    f = np.maximum(f, 1e-6, out=f if f is not f0 else None)
+    norm = img / f
+    p = float(np.median(norm[core])) if np.count_nonzero(core) > 10 else dark
+    lab, n = _split(lab, n, mask, norm, r_typ, px, lp)
+    return _Segmentation(lab, n, f, ring, far, core, p, px, side)
 
 
-def _typical_radius(lab: np.ndarray, areas: np.ndarray) -> float:
+def _typical_radius(lab: np.ndarray, areas: np.ndarray, px: _Pixels | None = None, lp: np.ndarray | None = None) -> float:
     """Median equivalent radius of the components that look like single discs."""
-    objs = ndi.find_objects(lab)
-    bh = np.array([o[0].stop - o[0].start if o else 0 for o in objs], float)
-    bw = np.array([o[1].stop - o[1].start if o else 0 for o in objs], float)
+    n = areas.size - 1
+    if px is None or lp is None:
+        objs = ndi.find_objects(lab)
+        bh = np.array([o[0].stop - o[0].start if o else 0 for o in objs], float)
+        bw = np.array([o[1].stop - o[1].start if o else 0 for o in objs], float)
+    else:
+        # bounding boxes from the pore pixels (cheaper than find_objects over the whole image)
+        big = np.iinfo(np.intp).max
+        lo_r, hi_r = np.full(n + 1, big), np.full(n + 1, -1)
+        lo_c, hi_c = np.full(n + 1, big), np.full(n + 1, -1)
+        np.minimum.at(lo_r, lp, px.row)
+        np.maximum.at(hi_r, lp, px.row)
+        np.minimum.at(lo_c, lp, px.col)
+        np.maximum.at(hi_c, lp, px.col)
+        bh = np.maximum(hi_r - lo_r + 1, 0)[1:].astype(float)
+        bw = np.maximum(hi_c - lo_c + 1, 0)[1:].astype(float)
     a = areas[1:].astype(float)
     fill = a / np.maximum(bh * bw, 1)
     aspect = np.maximum(bh, bw) / np.maximum(np.minimum(bh, bw), 1)
@@ -169,32 +241,58 @@ def _typical_radius(lab: np.ndarray, areas: np.ndarray) -> float:
     return float(math.sqrt(np.median(sel) / math.pi))
 
 
-def _split(lab: np.ndarray, n: int, mask: np.ndarray, norm: np.ndarray, r_typ: float) -> tuple[np.ndarray, int]:
+def _marker_patches(peaks: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Flat indices of the marker pixels, the 8-connected patch (1..npk, raster order) of each,
+    and npk. Markers are nearly always isolated pixels; only then is ``ndi.label`` skipped."""
+    h, w = peaks.shape
+    idx = np.flatnonzero(peaks)
+    if idx.size == 0:
+        return idx, idx, 0
+    col = idx % w
+    nb = np.concatenate([idx[col < w - 1] + 1, idx + w, idx[col > 0] + (w - 1), idx[col < w - 1] + (w + 1)])
+    pos = np.searchsorted(idx, nb)
+    pos = np.minimum(pos, idx.size - 1)
+    if not np.any(idx[pos] == nb):
+        return idx, np.arange(1, idx.size + 1), int(idx.size)
+    pk_lab, npk = ndi.label(peaks, structure=np.ones((3, 3)))
+    return idx, pk_lab.ravel()[idx], int(npk)
+
+
+def _split(
+    lab: np.ndarray, n: int, mask: np.ndarray, norm: np.ndarray, r_typ: float, pores: _Pixels | None = None,
+    pore_lab: np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
     """Split touching pores.
 
     Markers are the minima of the image smoothed at the pore scale (one per pore, however thin
     the wall between two pores is); a component holding several markers is shared out to the
-    nearest marker (exact Euclidean feature transform).
+    nearest marker of that component (exact Euclidean distance to the marker pixels).
     """
+    h, w = lab.shape
     sg = max(1.0, 0.4 * r_typ)
     md = max(2, int(round(0.6 * r_typ)))
-    gs = _parallel_rows(lambda x: ndi.gaussian_filter(x, sg, truncate=3.0), norm, int(3 * sg) + 1)
-    mn = _parallel_rows(lambda x: ndi.minimum_filter(x, size=2 * md + 1), gs, md)
-    peaks = (gs == mn) & mask
-    pk_lab, npk = ndi.label(peaks, structure=np.ones((3, 3)))
+
+    def minima(x: np.ndarray) -> np.ndarray:
+        gs = gaussian(x, sg, truncate=3.0)
+        return gs == box_min(gs, md)
+
+    # two row bands on two threads; the halo covers the Gaussian and the minimum window
+    peaks = _parallel_rows(minima, norm, int(3 * sg + 0.5) + md + 1)
+    peaks &= mask
+    pk_idx, pk_id, npk = _marker_patches(peaks)
     if npk == 0:
         return lab, n
+    flat = lab.ravel()
+    pk_comp = flat[pk_idx].astype(np.int64)
     # count marker patches per component
     comp_of_pk = np.zeros(npk + 1, np.int64)
-    pl = pk_lab[peaks]
-    comp_of_pk[pl] = lab[peaks]
+    comp_of_pk[pk_id] = pk_comp
     comp_of_pk = comp_of_pk[1:]
     per = np.bincount(comp_of_pk, minlength=n + 1)
     per[0] = 0
     multi_comp = per > 1
     if not multi_comp.any():
         return lab, n
-    multi = multi_comp[lab]
     # markers inside multi components, relabelled: the first of each component keeps its label
     keep_pk = multi_comp[comp_of_pk]
     ids = np.nonzero(keep_pk)[0]  # marker index (0-based) in multi comps
@@ -206,31 +304,81 @@ def _split(lab: np.ndarray, n: int, mask: np.ndarray, norm: np.ndarray, r_typ: f
     new_label[ids[is_first] + 1] = comps[is_first]
     nxt = n + 1 + int((~is_first).sum())
     new_label[ids[~is_first] + 1] = np.arange(n + 1, nxt)
+    out = lab.astype(np.int64 if nxt > 2**31 - 1 else np.int32)
+    # marker pixels of the multi components, grouped by component
+    sel = multi_comp[pk_comp]
+    m_idx, m_comp, m_lab = pk_idx[sel], pk_comp[sel], new_label[pk_id[sel]]
+    order = np.argsort(m_comp, kind="stable")
+    m_idx, m_comp, m_lab = m_idx[order], m_comp[order], m_lab[order]
+    k_c = np.bincount(m_comp, minlength=n + 1)
+    start_c = np.concatenate([[0], np.cumsum(k_c)[:-1]])
+    if pores is None:
+        pores = _Pixels.of(mask)
+        pore_lab = flat[pores.flat].astype(np.intp)
+    in_multi = multi_comp[pore_lab]
+    px, p_comp = pores.flat[in_multi], pore_lab[in_multi]
+    kp = k_c[p_comp]
+    if int(kp.sum()) > (_MAX_PAIRS if _MAX_PAIRS is not None else 8 * lab.size + 1_000_000):
+        # huge merged networks: nearest marker through a Euclidean feature transform
+        _assign_edt(out, lab, multi_comp, peaks, pk_idx, pk_id, new_label, r_typ)
+        return out, nxt - 1
+    # nearest marker pixel of the pixel's own component, one marker rank at a time over the
+    # pixels of components that have that many markers (pixels sorted by marker count)
+    kmax = int(kp.max())
+    order = np.argsort((kmax - kp).astype(np.int16 if kmax < 2**15 else np.int64), kind="stable")
+    px, kp = px[order], kp[order]
+    base = start_c[p_comp[order]]
+    it = np.int32 if max(h, w) < 30000 else np.int64
+    py_ = pores.row[in_multi][order].astype(it)
+    px_ = pores.col[in_multi][order].astype(it)
+    my_, mx_ = (v.astype(it) for v in np.divmod(m_idx, w))
+    best = np.full(px.size, np.iinfo(it).max, it)
+    arg = base.copy()
+    n_with = px.size - np.cumsum(np.bincount(kp))  # pixels with more than r markers
+    for r in range(kmax):
+        L = int(n_with[r])
+        if L <= 0:
+            break
+        j = base[:L] + r
+        dy = py_[:L] - my_[j]
+        dx = px_[:L] - mx_[j]
+        d2 = dy * dy
+        d2 += dx * dx
+        upd = d2 < best[:L]
+        np.copyto(best[:L], d2, where=upd)
+        np.copyto(arg[:L], j, where=upd)
+    out.ravel()[px] = m_lab[arg]
+    return out, nxt - 1
+
+
+def _assign_edt(out, lab, multi_comp, peaks, pk_idx, pk_id, new_label, r_typ) -> None:
+    """Nearest marker (any multi component) by exact Euclidean feature transform over the box
+    holding the multi components."""
+    multi = multi_comp[lab]
+    pk_lab = np.zeros(lab.size, np.int64)
+    pk_lab[pk_idx] = pk_id
+    pk_lab = pk_lab.reshape(lab.shape)
     rows = np.nonzero(multi.any(axis=1))[0]
     cols = np.nonzero(multi.any(axis=0))[0]
     r0, r1 = rows[0], rows[-1] + 1
     c0, c1 = cols[0], cols[-1] + 1
     mk = (pk_lab[r0:r1, c0:c1] > 0) & multi[r0:r1, c0:c1]
-    # nearest marker pixel for every pixel of the box
     halo = int(3 * r_typ) + 8
+
     def feat(x):
         return ndi.distance_transform_edt(~x, return_distances=False, return_indices=True)
+
     if r1 - r0 >= 256:
         m = (r1 - r0) // 2
-        global _POOL
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=2)
-        a_, b_ = _POOL.map(feat, [mk[: m + halo], mk[m - halo :]])
+        a_, b_ = _pool().map(feat, [mk[: m + halo], mk[m - halo :]])
         iy = np.concatenate([a_[0][:m], b_[0][halo:] + (m - halo)])
         ix = np.concatenate([a_[1][:m], b_[1][halo:]])
     else:
         iy, ix = feat(mk)
     near = new_label[pk_lab[r0:r1, c0:c1][iy, ix]]
-    box = lab[r0:r1, c0:c1]
     mb = multi[r0:r1, c0:c1]
-    out = lab.astype(np.int64 if nxt > 2**31 - 1 else np.int32)
-    out[r0:r1, c0:c1] = np.where(mb, near, box)
-    return out, nxt - 1
+    box = out[r0:r1, c0:c1]
+    box[mb] = near[mb]
 
 
 def analyse_surface(
@@ -250,10 +398,17 @@ def analyse_surface(
     """
     if pixel_size_um is None or not pixel_size_um > 0:
         raise ValueError("pixel_size_um must be > 0")
-    img = as_float(reflected)
+    img = _f32(reflected)
     if transmitted is not None and np.shape(transmitted) != img.shape:
         raise ValueError(f"transmitted image shape {np.shape(transmitted)} != reflected {img.shape}")
-    seg = segment_pores(img, ring_px=ring_px, degree=degree)
+    side_job = None
+    if transmitted is not None:
+
+        def side_job(far: np.ndarray):
+            t = _f32(transmitted)
+            return t, _fit_field(t, far, 2)
+
+    seg = segment_pores(reflected, ring_px=ring_px, degree=degree, side_job=side_job)
     if seg is None or seg.n == 0:
         return SurfaceMetrics(
             opening_ratio=0.0,
@@ -268,50 +423,56 @@ def analyse_surface(
         )
     lab, n, f = seg.labels, seg.n, seg.film
     lab = lab.astype(np.uint16) if n < 65535 else lab.astype(np.int32)
-    flat = lab.ravel()
+    h, w = img.shape
+    ulab = lab if lab.dtype == np.uint16 else lab.view(np.uint32)
+    flat = ulab.ravel()
     idx = np.arange(1, n + 1)
-    deficit = (f - img).ravel()
-    # ring pixels: split between the nearest labels (square ring; ties shared equally)
-    lmax = _square_max(lab, seg.ring)
-    big = np.iinfo(lab.dtype).max
-    lmin = _square_min(np.where(lab > 0, lab, big).astype(lab.dtype), seg.ring)
-    rflat = ((lab == 0) & (lmax > 0)).ravel()
-    num = np.bincount(flat, deficit, minlength=n + 1)
-    a_, b_, dv = lmax.ravel()[rflat], lmin.ravel()[rflat], deficit[rflat]
-    same = a_ == b_
-    num += np.bincount(a_[same], dv[same], minlength=n + 1)
-    num += np.bincount(a_[~same], 0.5 * dv[~same], minlength=n + 1)
-    bb = np.where(b_[~same] == big, a_[~same], b_[~same])
-    num += np.bincount(bb, 0.5 * dv[~same], minlength=n + 1)
+    # pore pixels: counts, film level, deficit and position sums per pore
+    pores = seg.pores if seg.pores is not None else _Pixels.of(lab > 0)
+    pix = pores.flat
+    lp = flat[pix].astype(np.intp)
+    fp = f.ravel()[pix].astype(np.float64)
+    cnt = np.bincount(lp, minlength=n + 1)[1:]
+    fsum = np.bincount(lp, fp, minlength=n + 1)
+    fp -= img.ravel()[pix]
+    num = np.bincount(lp, fp, minlength=n + 1)
+    # ring pixels (film within ``ring`` of a pore): split between the nearest labels (square
+    # ring; ties shared equally). The smallest label comes from labels - 1 wrapping 0 to the top.
+    ring_px_idx = np.flatnonzero(~seg.far.ravel() & (flat == 0))
+    if ring_px_idx.size:
+        lmax = box_max(ulab, seg.ring).ravel()[ring_px_idx].astype(np.intp)
+        lmin = box_min(ulab - ulab.dtype.type(1), seg.ring).ravel()[ring_px_idx].astype(np.intp) + 1
+        dv = 0.5 * (f.ravel()[ring_px_idx].astype(np.float64) - img.ravel()[ring_px_idx])
+        num += np.bincount(lmax, dv, minlength=n + 1)
+        num += np.bincount(lmin, dv, minlength=n + 1)
     num = num[1:]
     # per-pore floor P_i from its core, else the typical normalised floor times F
-    core = seg.core & (lab > 0)
-    cl = lab[core]
+    ci = np.flatnonzero(seg.core.ravel())
+    cl = flat[ci].astype(np.intp)
     ccount = np.bincount(cl, minlength=n + 1)[1:]
-    csum = np.bincount(cl, img[core], minlength=n + 1)[1:]
-    cnt = np.bincount(flat, minlength=n + 1)[1:]
-    fmean = np.bincount(flat, f.ravel(), minlength=n + 1)[1:] / np.maximum(cnt, 1)
+    csum = np.bincount(cl, img.ravel()[ci], minlength=n + 1)[1:]
+    fmean = fsum[1:] / np.maximum(cnt, 1)
     p_i = np.where(ccount >= 3, csum / np.maximum(ccount, 1), seg.dark_level * fmean)
     area_px = np.maximum(num / np.maximum(fmean - p_i, 1e-6), 0.0)
     opening = float(np.clip(area_px.sum() / img.size, 0.0, 1.0))
 
     # border pores: mask touches the image edge
-    edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    edge = np.unique(np.concatenate([flat[:w], flat[-w:], flat[::w], flat[w - 1 :: w]]))
     on_border = np.zeros(n + 1, bool)
     on_border[edge] = True
     on_border = on_border[1:]
     measured = ~on_border & (cnt >= 2)
     d_um = 2 * np.sqrt(area_px[measured] / math.pi) * pixel_size_um
-    h, w = img.shape
-    cy = np.bincount(flat, np.repeat(np.arange(h, dtype=np.float64), w), minlength=n + 1)[1:]
-    cx = np.bincount(flat, np.tile(np.arange(w, dtype=np.float64), h), minlength=n + 1)[1:]
+    cy = np.bincount(lp, pores.row, minlength=n + 1)[1:]
+    cx = np.bincount(lp, pores.col, minlength=n + 1)[1:]
     centres = np.column_stack([cy, cx]) / np.maximum(cnt, 1)[:, None]
     pitch = nearest_neighbour_pitch(centres)
 
     through = None
     tfrac = None
     if transmitted is not None:
-        through_all = _through(as_float(transmitted), lab, n, seg, core, ccount)
+        t, ft = seg.side.result() if seg.side is not None else (_f32(transmitted), _fit_field(_f32(transmitted), seg.far, 2))
+        through_all = _through(t, ft, lab, n, seg, (pix, lp, cnt), (ci, cl, ccount))
         through = through_all[measured]
         tfrac = float(through.mean()) if through.size else None
     return SurfaceMetrics(
@@ -331,24 +492,37 @@ def analyse_surface(
     )
 
 
-def _through(t: np.ndarray, lab: np.ndarray, n: int, seg: _Segmentation, core: np.ndarray, ccount: np.ndarray) -> np.ndarray:
+def _through(t: np.ndarray, ft: np.ndarray | None, lab: np.ndarray, n: int, seg: _Segmentation, pores, cores) -> np.ndarray:
     """Per pore: is it open in the transmitted view (much brighter than the film around it)?
 
     Through-pores pass the lamp directly; film and blind pores only what the polymer lets
     through. The ratio to the local film level is bimodal; Otsu on its log splits the modes when
     they are clearly apart (>2x), else a fixed 2x ratio decides (all or none through).
+
+    ``pores`` = (flat indices, labels, per-pore counts) of all pore pixels, ``cores`` the same
+    for the core pixels.
     """
-    mask = lab > 0
-    ft = _fit_field(t, seg.far, 2)
+    pix, lp, cnt = pores
+    ci, cl, ccount = cores
+    tf = t.ravel()
     if ft is None:
-        ft = np.full(t.shape, float(np.median(t[~mask])) if (~mask).any() else float(t.mean()), np.float32)
-    ft = np.maximum(ft, 1e-6)
+        film = tf[lab.ravel() == 0]
+        lvl = float(np.median(film)) if film.size else float(t.mean())
+        ftf = None
+    else:
+        np.maximum(ft, 1e-6, out=ft)
+        ftf = ft.ravel()
     # pores with a core use it, small ones their whole mask (less contrast but still clear)
-    has_core = np.concatenate([[False], ccount >= 3])
-    use = np.where(has_core[lab], core, mask)
-    lu = lab[use]
-    cnt = np.bincount(lu, minlength=n + 1)[1:]
-    qm = np.bincount(lu, (t[use] / ft[use]), minlength=n + 1)[1:] / np.maximum(cnt, 1)
+    has_core = ccount >= 3
+
+    def ratio(ix):
+        return tf[ix] / ftf[ix] if ftf is not None else tf[ix] / max(lvl, 1e-6)
+
+    qc = np.bincount(cl, ratio(ci), minlength=n + 1)[1:]
+    small = ~np.concatenate([[True], has_core])
+    sel = small[lp]
+    qa = np.bincount(lp[sel], ratio(pix[sel]), minlength=n + 1)[1:]
+    qm = np.where(has_core, qc / np.maximum(ccount, 1), qa / np.maximum(cnt, 1))
     lq = np.log(np.maximum(qm, 1e-3))
     thr = math.log(2.0)
     if len(lq) >= 4 and np.ptp(lq) > 1e-6:
