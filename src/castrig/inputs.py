@@ -42,6 +42,7 @@ def load_model(model: type[M], path: str | Path, data: Any = None) -> M:
         data = read_yaml(path)
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected a mapping of fields at the top level, got {type(data).__name__}", file=str(path))
+    _reject_bools(model, path, data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -56,12 +57,21 @@ def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationE
         field = _loc(loc)
         value = _value_at(data, loc)
         allowed = _allowed(model, loc, data)
-        got = "" if value is _MISSING else f" = {value!r}"
+        # a whole mapping or list repeated back is noise: the message says what is wrong with it
+        got = "" if value is _MISSING or isinstance(value, dict) else f" = {value!r}"
         msg = err["msg"]
         if err["type"] == "missing":
             msg = "is required"
         elif err["type"] == "extra_forbidden":
             msg = "is not a known field"
+        elif err["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            key = str((err.get("ctx") or {}).get("discriminator", "type")).strip("'")
+            tags = _tags(model, loc, data, key)
+            field = f"{field}.{key}"
+            tag = value.get(key) if isinstance(value, dict) else None
+            got = "" if tag is None else f" = {tag!r}"
+            msg = ("is required" if tag is None else f"is not a known {key}") + (
+                f" (allowed: one of {', '.join(repr(t) for t in tags)})" if tags else "")
         line = f"{path}: {field}{got}: {msg}"
         if allowed and err["type"] not in ("literal_error", "enum"):
             line += f" (allowed: {allowed})"
@@ -70,6 +80,64 @@ def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationE
 
 
 _MISSING = object()
+
+
+def _tags(model: type[BaseModel], loc: tuple[Any, ...], data: Any, key: str) -> list[Any]:
+    """The tags a discriminated union at ``loc`` accepts (the step types, the link kinds)."""
+    import typing
+
+    field = _field_at(model, loc, data) if loc else None
+    if field is None:
+        return []
+    out: list[Any] = []
+
+    def walk(ann: Any) -> None:
+        origin = typing.get_origin(ann)
+        if origin in (typing.Annotated, list, tuple, typing.Union, getattr(__import__("types"), "UnionType", None)):
+            for a in typing.get_args(ann):
+                walk(a)
+        elif isinstance(ann, type) and issubclass(ann, BaseModel) and key in ann.model_fields:
+            out.extend(_choices(ann.model_fields[key].annotation))
+
+    walk(field.annotation)
+    return out
+
+
+def _reject_bools(model: type[BaseModel], path: Path, root: Any, node: Any = _MISSING, loc: tuple[Any, ...] = ()) -> None:
+    """``duration_s: yes`` is YAML for True, which pydantic would take as 1.0: refuse a boolean
+    wherever the model wants a number."""
+    node = root if node is _MISSING else node
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        here = loc + (key,)
+        if isinstance(value, bool):
+            field = _field_at(model, here, root)
+            if field is not None and _wants_number(field.annotation):
+                where = _loc(here)
+                raise BadInput(f"{path}: {where} = {value!r}: expected a number, not a yes/no"
+                               + (f" (allowed: {describe_field(field)})" if describe_field(field) else ""),
+                               file=str(path), field=where)
+        else:
+            _reject_bools(model, path, root, value, here)
+
+
+def _wants_number(annotation: Any) -> bool:
+    import typing
+
+    leaves: set[Any] = set()
+
+    def walk(ann: Any) -> None:
+        args = typing.get_args(ann)
+        if typing.get_origin(ann) is typing.Literal:
+            leaves.update(type(a) for a in args)
+        elif args:
+            for a in args:
+                walk(a)
+        else:
+            leaves.add(ann)
+
+    walk(annotation)
+    return bool(leaves & {int, float}) and bool not in leaves
 
 
 def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:

@@ -18,12 +18,21 @@ interlock              trips when                                        action
                                                                           ± 1.5 %RH for 30 s
 ``mfc_following``      an MFC's flow differs from its setpoint by more   abort
                        than max(0.1 slpm, 5 % of full scale) for 30 s
+``sensor_frozen``      the near-membrane RH and T readings stay          abort: the loop is
+                       bit-identical for ``control.sensor_frozen_s``    blind (stuck sensor)
 ``pump_alarm``         a pump reports an alarm (stall, reset, comms      abort
-                       timeout …) or fails to answer
+                       timeout …) or an error
+``device_comms``       a pump, MFC or chamber gives no (intelligible)    abort; shorter gaps
+                       answer for ``control.comms_lost_s`` (10 s)        are ridden out with
+                                                                         a ``warning`` event
+                                                                         (recovery: retried
+                                                                         every tick)
 ``camera_missing``     the camera fails to deliver a frame               abort
 =====================  ===============================================  ====================
 
-Every trip and every clear is an event in the run.
+Every trip and every clear is an event in the run. Bounded retries below the interlocks:
+drivers retry a query (never a pump's ``RUN``) 3 times on a timeout or garbled reply; the safe
+state retries what it could not verify for ``control.safe_state_retry_s`` (15 s).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from castrig.clock import Clock
 from castrig.devices.roles import FlowController, HumidityChamber, SyringePump
 from castrig.errors import CastrigError
 
@@ -43,12 +44,25 @@ def make_safe(
     wet_mfc: FlowController | None,
     chamber: HumidityChamber | None,
     purge_flow_slpm: float,
+    clock: Clock | None = None,
+    retry_for_s: float = 0.0,
+    retry_every_s: float = 1.0,
 ) -> SafeStateReport:
+    """Bring every device to its safe setting and read it back.
+
+    With a ``clock``, actions that could not be verified (a port that vanished for a moment, a
+    garbled reply) are tried again every ``retry_every_s`` for up to ``retry_for_s``: a device
+    whose cable comes back within that time is still made safe. Bounded, so a dead device
+    cannot keep the run from ending; the report then names it.
+    """
     report = SafeStateReport()
+    actions: dict[str, Any] = {}
 
     def attempt(key: str, action: Any) -> None:
+        actions[key] = action
         try:
             report.verified[key] = bool(action())
+            report.errors.pop(key, None)
         except (CastrigError, OSError) as exc:
             report.verified[key] = False
             report.errors[key] = str(exc)
@@ -78,4 +92,11 @@ def make_safe(
             return not chamber.humidifier_on()
 
         attempt(f"{chamber.name}.humidifier_off", humidifier_off)
+    if clock is not None and retry_for_s > 0:
+        deadline = clock.now() + retry_for_s
+        while not report.safe and clock.now() < deadline:
+            clock.sleep(min(retry_every_s, max(0.0, deadline - clock.now())))
+            for key, ok in list(report.verified.items()):
+                if not ok:
+                    attempt(key, actions[key])
     return report

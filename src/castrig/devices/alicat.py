@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from castrig.clock import Clock, WallClock
-from castrig.devices.roles import DeviceError, FlowController, FlowReading
+from castrig.devices.roles import DeviceCommsError, DeviceError, FlowController, FlowReading
 from castrig.links import Link, LinkError, LinkTimeout, ProtocolError, with_retries
 
 T = TypeVar("T")
@@ -72,11 +72,16 @@ class AlicatRangeError(AlicatError, ValueError):
     """A value outside what the unit accepts; caught before anything is sent."""
 
 
-class AlicatReplyError(AlicatError):
+class AlicatReplyError(AlicatError, DeviceCommsError):
     """A reply that does not parse (line noise, another unit answering, wrong firmware)."""
 
 
-class AlicatLinkError(AlicatError):
+class AlicatSetpointNotTaken(AlicatError, DeviceCommsError):
+    """The echoed setpoint is not the one sent: a reply mangled on the line as often as a unit
+    refusing, so the caller may send it again (the runner does, within ``comms_lost_s``)."""
+
+
+class AlicatLinkError(AlicatError, DeviceCommsError):
     """The link failed (timeout, closed, garbage); ``cause`` is the :class:`LinkError`."""
 
     def __init__(self, device: str, command: str, cause: LinkError):
@@ -307,7 +312,7 @@ class AlicatMFC(FlowController):
         else:
             echoed = self._exchange(command, self._frame).setpoint_slpm
         if abs(echoed - flow_slpm) > self.setpoint_tolerance_slpm:
-            raise AlicatError(
+            raise AlicatSetpointNotTaken(
                 self.name, f"{self.unit_id}{command}", f"setpoint not taken: asked {flow_slpm:g}, unit has {echoed:g}"
             )
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from castrig.clock import Clock, WallClock
-from castrig.devices.roles import DeviceError, HumidityReading, HumiditySensor
+from castrig.devices.roles import DeviceCommsError, DeviceError, HumidityReading, HumiditySensor
 from castrig.links import Link, LinkError, LinkTimeout, ProtocolError, with_retries
 
 T = TypeVar("T")
@@ -63,7 +63,7 @@ class HMT330SensorError(HMT330Error):
     """The transmitter reports an invalid reading (stars instead of a number)."""
 
 
-class HMT330ReplyError(HMT330Error):
+class HMT330ReplyError(HMT330Error, DeviceCommsError):
     """A reply that does not parse (line noise, a FORM without RH or T)."""
 
 
@@ -71,7 +71,7 @@ class HMT330RangeError(HMT330Error, ValueError):
     """An argument outside what the transmitter accepts; caught before anything is sent."""
 
 
-class HMT330LinkError(HMT330Error):
+class HMT330LinkError(HMT330Error, DeviceCommsError):
     """The link failed (timeout, closed, garbage); ``cause`` is the :class:`LinkError`."""
 
     def __init__(self, device: str, command: str, cause: LinkError):

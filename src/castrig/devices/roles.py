@@ -26,6 +26,11 @@ class DeviceError(CastrigError):
         super().__init__(f"{device}: {command!r}: {message}")
 
 
+class DeviceCommsError(DeviceError):
+    """The device did not answer, or not intelligibly (link failed, garbled reply): unlike an
+    error or alarm the device reported, this may pass once the cable or the line is back."""
+
+
 class Device(ABC):
     """Every driver has a name (from the profile) used in errors, events and sample channels."""
 

@@ -48,7 +48,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from castrig.clock import Clock, WallClock, wait_until
-from castrig.devices.roles import ChamberReading, DeviceError, HumidityChamber
+from castrig.devices.roles import DeviceCommsError, ChamberReading, DeviceError, HumidityChamber
 from castrig.links import Link, LinkError, LinkTimeout, ProtocolError, with_retries
 
 T = TypeVar("T")
@@ -78,11 +78,11 @@ class ChamberRangeError(ChamberError, ValueError):
     """A setpoint outside what the controller accepts; caught before anything is sent."""
 
 
-class ChamberReplyError(ChamberError):
+class ChamberReplyError(ChamberError, DeviceCommsError):
     """A reply that does not parse (line noise, wrong instrument on the address)."""
 
 
-class ChamberLinkError(ChamberError):
+class ChamberLinkError(ChamberError, DeviceCommsError):
     """The link failed (timeout, closed, garbage); ``cause`` is the :class:`LinkError`."""
 
     def __init__(self, device: str, command: str, cause: LinkError):

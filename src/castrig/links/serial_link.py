@@ -27,33 +27,48 @@ class SerialLink(Link):
         timeout_s: float = 1.0,
     ):
         super().__init__(url, timeout_s)
+        self._settings = {"baudrate": baudrate, "bytesize": bytesize, "parity": _PARITY[parity.upper()],
+                          "stopbits": stopbits, "timeout": 0, "write_timeout": timeout_s}
+        #: Set when the peer went away (socket closed, USB adapter unplugged): the next read or
+        #: write reopens the port once, so a terminal server or adapter that comes back is used
+        #: again (while it is gone, each attempt fails at once with LinkClosed).
+        self._lost = False
+        self._port = self._open()
+
+    def _open(self) -> serial.SerialBase:
         try:
-            self._port = serial.serial_for_url(
-                url,
-                baudrate=baudrate,
-                bytesize=bytesize,
-                parity=_PARITY[parity.upper()],
-                stopbits=stopbits,
-                timeout=0,
-                write_timeout=timeout_s,
-            )
+            return serial.serial_for_url(self.resource, **self._settings)
         except (serial.SerialException, ValueError, OSError, termios.error) as exc:
             # termios.error: settings a port cannot take (e.g. 7E1 on a pty)
-            raise LinkClosed(url, f"cannot open: {exc}") from exc
+            raise LinkClosed(self.resource, f"cannot open: {exc}") from exc
+
+    def _reopen(self) -> None:
+        try:
+            self._port.close()
+        except (serial.SerialException, OSError):
+            pass
+        self._port = self._open()  # raises LinkClosed while the port is still gone
+        self._lost = False
+        self._rx.clear()
 
     def _now(self) -> float:
         return time.monotonic()
 
     def _write(self, data: bytes) -> None:
+        if self._lost:
+            self._reopen()
         try:
             self._port.write(data)
             self._port.flush()
         except serial.SerialTimeoutException as exc:
             raise LinkError(self.resource, f"write timed out: {exc}") from exc
         except (serial.SerialException, OSError) as exc:
+            self._lost = True
             raise LinkClosed(self.resource, f"write failed: {exc}") from exc
 
     def _read_some(self, deadline_s: float) -> bytes:
+        if self._lost:
+            self._reopen()
         remaining = max(0.0, deadline_s - self._now())
         try:
             self._port.timeout = remaining
@@ -64,6 +79,7 @@ class SerialLink(Link):
             waiting = self._port.in_waiting
             return first + (self._port.read(waiting) if waiting else b"")
         except (serial.SerialException, OSError) as exc:
+            self._lost = True
             raise LinkClosed(self.resource, f"read failed: {exc}") from exc
 
     def _close(self) -> None:

@@ -254,17 +254,19 @@ class Runner:
     def _purge(self, flow_slpm: float) -> None:
         if self.loop is not None:
             self.loop.stop()
-        if self.rig.wet_mfc is not None and self.rig.dry_mfc is not None:
-            self.rig.wet_mfc.set_flow_slpm(0.0)
-            self.rig.dry_mfc.set_flow_slpm(flow_slpm)
-        elif self.rig.chamber is not None:
-            self.rig.chamber.set_humidifier(False)
+        wet, dry, chamber = self.rig.wet_mfc, self.rig.dry_mfc, self.rig.chamber
+        if wet is not None and dry is not None:
+            self._until_done(wet.name, lambda: wet.set_flow_slpm(0.0))
+            self._until_done(dry.name, lambda: dry.set_flow_slpm(flow_slpm))
+        elif chamber is not None:
+            self._until_done(chamber.name, lambda: chamber.set_humidifier(False))
         self.event("setpoint", "control", f"purge: dry air {flow_slpm:g} slpm, wet air off", {"purge_flow_slpm": flow_slpm})
 
     def _set_rh(self, rh_pct: float, ramp: float | None = None) -> None:
         if self.loop is None:
             raise RunAborted("faulted", "the profile has no humidity control (MFC pair or chamber)")
-        self.loop.set_setpoint(rh_pct, ramp, measured_rh_pct=self._last_rh)
+        loop = self.loop
+        self._until_done("rh_loop", lambda: loop.set_setpoint(rh_pct, ramp, measured_rh_pct=self._last_rh))
         self._monitors["rh_band_hold"].reset()
         self.event("setpoint", "control", f"RH setpoint {rh_pct:g} %RH" + (f" ramp {ramp:g} %RH/min" if ramp else ""),
                    {"setpoint_rh_pct": rh_pct, "ramp_rh_pct_per_min": ramp})
@@ -315,6 +317,12 @@ class Runner:
     def _pump_state(self, pump: SyringePump) -> PumpState | None:
         """The pump's state; ``None`` while it does not answer (see :meth:`_talk`)."""
         return self._talk(pump.name, pump.state)
+
+    def _until_done(self, name: str, action: Callable[[], Any]) -> None:
+        """An idempotent setting that must take effect (a purge flow, a setpoint): retried every
+        control period while the device does not answer, until ``device_comms`` trips."""
+        while self._talk(name, lambda: (action(), True)[1]) is None:
+            self.clock.sleep(self.cfg.control_period_s)
 
     def _talk(self, name: str, action: Callable[[], Any]) -> Any:
         """Talk to a pump, MFC or chamber, riding out a bounded loss of communication.
@@ -487,9 +495,9 @@ class Runner:
         if self._last_good_rh_t is not None and now - self._last_good_rh_t > self.cfg.sensor_stale_s:
             raise InterlockTripped(Trip("sensor_stale", "abort", f"no valid near-membrane RH reading for {now - self._last_good_rh_t:.0f} s"))
         if now >= self._next_keepalive:
-            for name, pump in self.rig.pumps().items():
-                self._pump_state(pump)
-            self._next_keepalive = now + self._keepalive_period()
+            answered = [self._pump_state(pump) is not None for pump in self.rig.pumps().values()]
+            # a pump that did not answer is tried again next tick: its watchdog keeps counting
+            self._next_keepalive = now + (self._keepalive_period() if all(answered) else self.cfg.control_period_s)
         if now >= self._next_sample:
             self._sample(now)
             self._next_sample = now + self.cfg.sample_period_s

@@ -135,9 +135,14 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
     try:
         with display, _signals(runner):
             result = runner.run(start_step, **(resume or {}))
-        recorder.update_info(ended_utc=utc_now_iso(rig.clock.epoch()), outcome=result.outcome, outcome_reason=result.reason)
-        grades = (result.verdict or {}).get("grades_met", [])
-        store.index_run(recorder, grades)
+        try:
+            recorder.update_info(ended_utc=utc_now_iso(rig.clock.epoch()), outcome=result.outcome, outcome_reason=result.reason)
+            grades = (result.verdict or {}).get("grades_met", [])
+            store.index_run(recorder, grades)
+        except (CastrigError, OSError) as exc:  # a full disk: the rig is safe, say so, no traceback
+            console.print(f"[bold red]error:[/] cannot record the outcome in {recorder.run_dir}: {exc}", highlight=False)
+            if result.outcome == "completed":
+                result.outcome, result.reason = "faulted", f"outcome not recorded: {exc}"
     finally:
         log.close()
         recorder.close()

@@ -126,6 +126,36 @@ class DevicesConfig(_Strict):
             raise ValueError("dry_mfc and wet_mfc come as a pair (give both or neither)")
         return self
 
+    @model_validator(mode="after")
+    def _ports_shared_only_by_a_bus(self) -> "DevicesConfig":
+        """Two devices on one serial port (or VISA resource) must be a bus the protocol allows:
+        NE-1000 pumps on a daisy chain or Alicat units on one line, each with its own address or
+        unit id, at the same line settings. Anything else would talk two protocols on one wire."""
+        users: dict[str, list[tuple[str, Any]]] = {}
+        for role, cfg in self:
+            link = getattr(cfg, "link", None)
+            key = getattr(link, "url", None) or getattr(link, "resource", None)
+            if key is not None:
+                users.setdefault(key, []).append((role, cfg))
+        for key, group in users.items():
+            if len(group) < 2:
+                continue
+            roles = ", ".join(r for r, _ in group)
+            models = {c.model for _, c in group}
+            if len(models) > 1 or models - {"ne1000", "alicat"}:
+                raise ValueError(f"devices {roles} share the port {key!r}; only NE-1000 pumps (daisy chain) or "
+                                 "Alicat units (one line) may share a port (allowed: one device per port otherwise)")
+            ids = [(str(c.unit_id).upper() if c.model == "alicat" else c.address) for _, c in group]
+            if len(set(ids)) != len(ids) or None in ids:
+                what = "unit_id" if models == {"alicat"} else "address"
+                raise ValueError(f"devices {roles} share the port {key!r} with the same or no {what} "
+                                 f"(allowed: a distinct {what} per device on a shared port)")
+            settings = {c.link.model_dump_json(exclude={"timeout_s"}) for _, c in group}
+            if len(settings) > 1:
+                raise ValueError(f"devices {roles} share the port {key!r} with different line settings "
+                                 "(allowed: the same baudrate, bytesize, parity and stopbits)")
+        return self
+
 
 # -- control and simulation --------------------------------------------------------------------
 class ControlConfig(_Strict):
@@ -141,7 +171,25 @@ class ControlConfig(_Strict):
     control_period_s: float = Field(1.0, gt=0, le=60)
     sample_period_s: float = Field(2.0, gt=0, le=3600)
     sensor_stale_s: float = Field(10.0, gt=0, le=600)
+    #: The near-membrane reading (RH and T) bit-identical this long = a frozen sensor (abort).
+    #: A live transmitter's noise changes the last digit within seconds; 0 switches it off.
+    sensor_frozen_s: float = Field(120.0, ge=0, le=86_400)
+    #: A pump, MFC or chamber that does not answer this long trips ``device_comms`` (abort);
+    #: shorter gaps are ridden out (the pumps' safe-mode watchdog is the hardware backstop).
+    comms_lost_s: float = Field(10.0, gt=0, le=600)
+    #: How long the safe state keeps retrying devices it could not yet verify.
+    safe_state_retry_s: float = Field(15.0, ge=0, le=600)
     rh_sensor_range_pct: tuple[float, float] = (0.0, 100.0)
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> "ControlConfig":
+        lo, hi = self.rh_sensor_range_pct
+        if not lo < hi:
+            raise ValueError(f"rh_sensor_range_pct = [{lo:g}, {hi:g}]: the low end must be below the high end (allowed: 0 <= low < high)")
+        if not self.wet_fraction_min < self.wet_fraction_max:
+            raise ValueError(f"wet_fraction_min = {self.wet_fraction_min:g} must be below wet_fraction_max = "
+                             f"{self.wet_fraction_max:g} (allowed: 0 <= min < max <= 1)")
+        return self
 
 
 class SimConfig(_Strict):

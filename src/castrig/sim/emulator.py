@@ -14,7 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 #: Faults every emulator understands; devices add their own (``stall``, ``stuck`` ...).
-GENERIC_FAULTS = frozenset({"no_reply", "garbage", "drop"})
+#: ``truncate`` cuts every reply short (a UART overrun, a cable with a loose pin).
+GENERIC_FAULTS = frozenset({"no_reply", "garbage", "drop", "truncate"})
 
 
 @dataclass
@@ -75,6 +76,14 @@ class Emulator(ABC):
     def connected(self) -> bool:
         return "drop" not in self.faults
 
+    def corrupt(self, data: bytes) -> bytes:
+        """What an active ``garbage`` or ``truncate`` fault makes of outgoing ``data``."""
+        if "garbage" in self.faults:
+            data = bytes(self._garbage_rng.randrange(256) for _ in range(max(3, len(data))))
+        if "truncate" in self.faults:
+            data = data[: len(data) // 2]
+        return data
+
     # -- byte interface ------------------------------------------------------------------
     def receive(self, data: bytes, t: float) -> None:
         """Bytes from the host arrived at time ``t``."""
@@ -113,8 +122,7 @@ class Emulator(ABC):
         """Queue ``data`` as the device's output, subject to injected faults."""
         if "no_reply" in self.faults or not self.connected:
             return
-        if "garbage" in self.faults:
-            data = bytes(self._garbage_rng.randrange(256) for _ in range(max(3, len(data))))
+        data = self.corrupt(data)
         wire_s = 0.0 if not self.baudrate else len(data) * 10.0 / self.baudrate
         self._out.append(_Pending(t + self.turnaround_s + wire_s, data))
 

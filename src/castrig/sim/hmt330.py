@@ -20,7 +20,9 @@ adds the probe's lag); the emulator adds Gaussian noise from ``seed`` (sigma 0.1
 of readings within +/-0.3 %RH, and 0.03 degC) and prints it at the resolution of the FORM
 (0.1 %RH and 0.1 degC for the default form). RH is clipped to 0-100 %RH. Streamed lines are
 produced in virtual time through :meth:`poll`. Device faults: ``stuck`` (the reading freezes
-at its last value) and ``sensor_error`` (values printed as stars, as after a probe failure).
+at its last value), ``sensor_error`` (values printed as stars, as after a probe failure),
+``noisy`` (a failing probe: ``noisy_rh_pct`` of noise) and ``out_of_range`` (a broken element
+reading ``out_of_range_rh_pct``, above 100 %RH).
 """
 
 from __future__ import annotations
@@ -61,7 +63,11 @@ class HMT330Emulator(LineEmulator):
     """One HMT330 user port; its reading comes from ``source(t)``."""
 
     terminators = (b"\r",)
-    device_faults = frozenset({"stuck", "sensor_error"})
+    device_faults = frozenset({"stuck", "sensor_error", "noisy", "out_of_range"})
+    #: Noise of a failing probe (``noisy``), %RH standard deviation.
+    noisy_rh_pct = 8.0
+    #: What a probe with a broken element reports (``out_of_range``), %RH.
+    out_of_range_rh_pct = 142.0
 
     def __init__(
         self,
@@ -122,7 +128,11 @@ class HMT330Emulator(LineEmulator):
         if "stuck" in self.faults and self._last is not None:
             return self._last
         rh_true, t_true = self.source(t)
-        rh = min(max(rh_true + self._rng.gauss(0.0, self.rh_noise_pct), 0.0), 100.0)
+        if "out_of_range" in self.faults:
+            self._last = (self.out_of_range_rh_pct, t_true)
+            return self._last
+        sigma = self.noisy_rh_pct if "noisy" in self.faults else self.rh_noise_pct
+        rh = min(max(rh_true + self._rng.gauss(0.0, sigma), 0.0), 100.0)
         temp = t_true + self._rng.gauss(0.0, self.t_noise_c)
         self._last = (rh, temp)
         return self._last

@@ -204,6 +204,18 @@ class NE1000Emulator(Emulator):
         self._pkt = None
         self._power_up(t)
 
+    def raise_alarm(self, kind: str, t: float) -> None:
+        """Make the pump report alarm ``kind`` (``R S T E O``) at ``t``, stopping it as it would.
+
+        For fault injection: ``E`` and ``O`` come from pumping programs, which the twin never
+        runs, and ``S``/``T`` otherwise need a stall or a silent host.
+        """
+        if kind not in "RSTEO" or len(kind) != 1:
+            raise ValueError(f"{self.name}: unknown alarm {kind!r} (allowed: R, S, T, E, O)")
+        self._advance(t)
+        self._stop_motion(t, "S")
+        self._raise_alarm(kind, t)
+
     # -- faults ----------------------------------------------------------------------------
     def on_fault(self, fault: str, active: bool) -> None:
         if fault == "stall":
@@ -218,9 +230,7 @@ class NE1000Emulator(Emulator):
             return
         if "no_reply" in self.faults or not self.connected:
             return
-        if "garbage" in self.faults:
-            data = bytes(self._garbage_rng.randrange(256) for _ in range(max(3, len(data))))
-        self._port.send(data, t)
+        self._port.send(self.corrupt(data), t)
 
     # -- time ------------------------------------------------------------------------------
     def poll(self, t: float) -> None:

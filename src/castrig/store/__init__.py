@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from castrig.store.base import Event, ImageRecord, JournalEntry, RunInfo, RunRecorder, RunStore, RunSummary
-from castrig.store.sqlite_store import SYNCHRONOUS, SqliteRunRecorder, SqliteRunStore, utc_now_iso
+from castrig.store.sqlite_store import SYNCHRONOUS, SqliteRunRecorder, SqliteRunStore, StoreError, utc_now_iso
 
 
 def data_root(explicit: str | Path | None = None) -> Path:
@@ -36,6 +36,7 @@ __all__ = [
     "RunSummary",
     "SqliteRunRecorder",
     "SqliteRunStore",
+    "StoreError",
     "data_root",
     "open_store",
     "utc_now_iso",

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from castrig.errors import CastrigError
 from castrig.store.atomic import atomic_write_json, fsync_dir
 from castrig.store.base import (
     Event,
@@ -78,8 +79,17 @@ def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     return conn
 
 
+class StoreError(CastrigError):
+    """A record could not be written (disk full, I/O error, database locked): the run must stop
+    safely and say so; what was written before stays readable."""
+
+
 class _Tx:
-    """``with _Tx(conn):`` — one durable transaction that a signal cannot tear."""
+    """``with _Tx(conn):`` — one durable transaction that a signal cannot tear.
+
+    A failure anywhere (BEGIN, a statement, COMMIT — e.g. SQLITE_FULL) rolls the transaction
+    back, lets deferred signals through again and is raised as :class:`StoreError`.
+    """
 
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
@@ -87,14 +97,33 @@ class _Tx:
     def __enter__(self) -> sqlite3.Connection:
         self._sig = deferred_signals()
         self._sig.__enter__()
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._sig.__exit__(None, None, None)  # a failed BEGIN must not leave signals deferred
+            raise StoreError(f"cannot write the run record: {exc}") from exc
         return self.conn
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, *rest: object) -> None:
         try:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type is None:
+                try:
+                    self.conn.execute("COMMIT")
+                    return
+                except sqlite3.Error as commit_exc:
+                    self._rollback()
+                    raise StoreError(f"cannot write the run record: {commit_exc}") from commit_exc
+            self._rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot write the run record: {exc}") from exc
         finally:
             self._sig.__exit__(None, None, None)
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite may already have rolled back (e.g. after SQLITE_FULL)
 
 
 def _dumps(data: Mapping[str, Any] | None) -> str:

@@ -1,0 +1,207 @@
+"""The crash harness: SIGKILL a ``castrig run`` at seeded moments, ``castrig resume``, compare.
+
+Each trial starts the recipe in a child process, watches the run's SQLite (as any reader may,
+WAL) until the run's own clock passes the kill moment, kills the child with SIGKILL (no handler
+runs, nothing is flushed), then runs ``castrig resume`` on the folder. The folder is then
+checked against an uninterrupted run of the same recipe and seed:
+
+* the run completed, or is marked ``not_resumable`` with a reason;
+* no cast repeated (each cast step started at most once; no more caster dispenses than casts);
+* nothing lost: every sample written before the kill is the reference run's sample, value for
+  value (the twin is deterministic), and a completed run has every step done and every image;
+* nothing duplicated: (t_s, channel) unique, image names unique;
+* the rig left safe: the last ``safe_state`` event verified it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from castrig.recipe.model import CastStep, load_recipe
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class CrashTrial:
+    kill_at_s: float
+    killed: bool = False
+    killed_at_s: float | None = None
+    resume_rc: int | None = None
+    outcome: str = ""
+    reason: str | None = None
+    passed: bool = False
+    problems: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "castrig", *args]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("CASTRIG_STORE", None)  # the local store: this is about the run folder
+    return env
+
+
+def run_reference(recipe: Path, data: Path, seed: int, timeout_s: float = 600) -> Path:
+    """An uninterrupted run of ``recipe`` with ``seed``; returns its run folder."""
+    data.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(_cmd("run", str(recipe), "--data", str(data), "--seed", str(seed), "-q"), cwd=ROOT,
+                          env=_env(), capture_output=True, text=True, timeout=timeout_s)
+    if done.returncode != 0:
+        raise RuntimeError(f"reference run failed ({done.returncode}): {done.stderr[-2000:]}")
+    (run_dir,) = [p for p in data.iterdir() if (p / "run.json").is_file()]
+    return run_dir
+
+
+def _db(run_dir: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True, timeout=10)
+
+
+def _rows(run_dir: Path, sql: str) -> list[tuple[Any, ...]]:
+    db = _db(run_dir)
+    try:
+        return [tuple(r) for r in db.execute(sql)]
+    finally:
+        db.close()
+
+
+def recipe_duration_s(reference_dir: Path) -> float:
+    return float(_rows(reference_dir, "select max(t_s) from samples")[0][0])
+
+
+def kill_moments(duration_s: float, n: int, seed: int) -> list[float]:
+    """``n`` seeded moments spread over the run: one in each of ``n`` equal slices."""
+    rng = random.Random(seed)
+    return [round((k + rng.uniform(0.05, 0.95)) * duration_s / n, 1) for k in range(n)]
+
+
+def _run_and_kill(recipe: Path, data: Path, seed: int, kill_at_s: float, trial: CrashTrial, timeout_s: float) -> Path | None:
+    data.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(_cmd("run", str(recipe), "--data", str(data), "--seed", str(seed), "-q"), cwd=ROOT, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    run_dir: Path | None = None
+    try:
+        while time.monotonic() - t0 < timeout_s:
+            if run_dir is None:
+                found = [p for p in data.glob("*/run.sqlite")]
+                run_dir = found[0].parent if found else None
+            if run_dir is not None:
+                try:
+                    row = _rows(run_dir, "select max(t_s) from samples")[0][0]
+                except sqlite3.Error:
+                    row = None
+                if row is not None and row >= kill_at_s and proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    trial.killed, trial.killed_at_s = True, float(row)
+                    return run_dir
+            if proc.poll() is not None:
+                return run_dir  # finished before the moment came
+            time.sleep(0.005)
+        trial.problems.append(f"no crash point within {timeout_s:g} s")
+        return run_dir
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def crash_trial(recipe: Path, reference_dir: Path, seed: int, kill_at_s: float, data: Path, timeout_s: float = 600) -> CrashTrial:
+    """Kill at ``kill_at_s`` (run time), resume, and check the folder against the reference."""
+    trial = CrashTrial(kill_at_s)
+    t_wall = time.perf_counter()
+    run_dir = _run_and_kill(recipe, data, seed, kill_at_s, trial, timeout_s)
+    if run_dir is None or not trial.killed:
+        trial.problems.append("the child was not killed (run ended first)" if run_dir else "no run folder")
+        trial.wall_s = time.perf_counter() - t_wall
+        return trial
+    before = _rows(run_dir, "select t_s, channel, value from samples order by rowid")
+    done = subprocess.run(_cmd("resume", str(run_dir), "-q"), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout_s)
+    trial.resume_rc = done.returncode
+    if "Traceback" in done.stderr or "Traceback" in done.stdout:
+        trial.problems.append("traceback from castrig resume: " + done.stderr.strip().splitlines()[-1])
+    check_resumed(run_dir, reference_dir, recipe, before, trial)
+    trial.passed = not trial.problems
+    trial.wall_s = time.perf_counter() - t_wall
+    return trial
+
+
+def check_resumed(run_dir: Path, reference_dir: Path, recipe_path: Path, before: list[tuple[Any, ...]], trial: CrashTrial) -> None:
+    """The checks of the module docstring, appended to ``trial.problems``."""
+    p = trial.problems
+    info = json.loads((run_dir / "run.json").read_text())
+    trial.outcome, trial.reason = info.get("outcome", ""), info.get("outcome_reason")
+    if trial.outcome == "completed":
+        if trial.resume_rc != 0:
+            p.append(f"completed but resume exited {trial.resume_rc}")
+    elif trial.outcome == "not_resumable":
+        if not trial.reason or trial.resume_rc != 3:
+            p.append(f"not_resumable without a reason or with exit {trial.resume_rc}")
+    else:
+        p.append(f"outcome {trial.outcome!r} after resume (exit {trial.resume_rc}): {trial.reason}")
+    recipe = load_recipe(recipe_path)
+    after = _rows(run_dir, "select t_s, channel, value from samples order by rowid")
+    ref = _rows(reference_dir, "select t_s, channel, value from samples order by rowid")
+    # nothing written before the crash changed or vanished, and it is the reference's run
+    if after[: len(before)] != before:
+        p.append("samples written before the crash changed after the resume")
+    if before != ref[: len(before)]:
+        diverged = next((i for i, (a, b) in enumerate(zip(before, ref)) if a != b), min(len(before), len(ref)))
+        p.append(f"pre-crash samples differ from the uninterrupted run from row {diverged} of {len(before)}")
+    keys = [(t, ch) for t, ch, _ in after]
+    if len(keys) != len(set(keys)):
+        p.append(f"{len(keys) - len(set(keys))} duplicated samples")
+    if before and len(after) > len(before) and min(t for t, _ in keys[len(before):]) <= max(t for t, _ in keys[: len(before)]):
+        p.append("resumed samples overlap the pre-crash ones in time")
+    journal = _rows(run_dir, "select step_index, state from journal order by seq")
+    cast_idx = [i for i, s in enumerate(recipe.steps) if isinstance(s, CastStep)]
+    for i in cast_idx:
+        n = sum(1 for j, st in journal if j == i and st == "started")
+        if n > 1:
+            p.append(f"cast step {i} started {n} times")
+    dispenses = _rows(run_dir, "select count(*) from events where kind='pump' and source='caster' and message like '%dispensing%'")[0][0]
+    if dispenses > len(cast_idx):
+        p.append(f"{dispenses} caster dispenses for {len(cast_idx)} cast steps")
+    names = [r[0] for r in _rows(run_dir, "select name from images")]
+    if len(names) != len(set(names)):
+        p.append("duplicated images")
+    if trial.outcome == "completed":
+        done_steps = {j for j, st in journal if st == "done"}
+        if done_steps != set(range(len(recipe.steps))):
+            p.append(f"completed with steps not done: {sorted(set(range(len(recipe.steps))) - done_steps)}")
+        ref_names = {r[0] for r in _rows(reference_dir, "select name from images")}
+        if set(names) != ref_names:
+            p.append(f"images differ from the uninterrupted run: missing {sorted(ref_names - set(names))}")
+        ref_channels = {ch for _, ch, _ in ref}
+        if {ch for _, ch, _ in after} != ref_channels:
+            p.append("channels differ from the uninterrupted run")
+    safe = _rows(run_dir, "select data_json from events where kind='safe_state' order by id desc limit 1")
+    if not safe or not json.loads(safe[0][0]).get("safe"):
+        p.append("the last safe_state event does not verify the rig safe")
+
+
+def campaign(recipe: Path, *, n: int, seed: int, workdir: Path, jobs: int = 2, timeout_s: float = 600) -> tuple[list[CrashTrial], Path]:
+    """The reference run, then ``n`` kill/resume trials (``jobs`` at a time)."""
+    ref = run_reference(recipe, workdir / "reference", seed, timeout_s)
+    moments = kill_moments(recipe_duration_s(ref), n, seed)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(crash_trial, recipe, ref, seed, t, workdir / f"k{k:03d}", timeout_s) for k, t in enumerate(moments)]
+        return [f.result() for f in futures], ref
