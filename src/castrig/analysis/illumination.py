@@ -26,7 +26,7 @@ def _design(x: np.ndarray, y: np.ndarray, degree: int) -> np.ndarray:
     return np.stack(cols, axis=-1)
 
 
-def poly_field(coef: np.ndarray, shape: tuple[int, int], degree: int) -> np.ndarray:
+def poly_field(coef: np.ndarray, shape: tuple[int, int], degree: int, *, out: np.ndarray | None = None) -> np.ndarray:
     """Evaluate a polynomial (from :func:`fit_level`) on the full pixel grid.
 
     Separable: Σ_j y^j · (Σ_i c_ij x^i) is one small matrix product (einsum: single-threaded
@@ -42,6 +42,8 @@ def poly_field(coef: np.ndarray, shape: tuple[int, int], degree: int) -> np.ndar
             xc[j] += coef[k] * x**i
             k += 1
     yp = np.stack([y**j for j in range(degree + 1)], axis=1)
+    if out is not None:
+        return np.einsum("hj,jw->hw", yp.astype(np.float32), xc.astype(np.float32), out=out)
     return np.einsum("hj,jw->hw", yp.astype(np.float32), xc.astype(np.float32))
 
 

@@ -19,7 +19,7 @@ from scipy import ndimage as ndi
 
 from ._filters import box_max, box_mean3, box_min, gaussian
 from .illumination import as_float, block_extremes, fit_level, noise_sigma, poly_field
-from .lattice import nearest_neighbour_pitch
+from .lattice import _pitch
 
 __all__ = ["SurfaceMetrics", "analyse_surface", "segment_pores"]
 
@@ -99,6 +99,30 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
+_TLS = threading.local()
+_CACHE_MAX_PIXELS = 1 << 22
+
+
+def _work_cache() -> dict:
+    """Work buffers of the calling thread, reused from one analysis to the next (fresh large
+    arrays cost a page fault per 4 KiB on every call). Only the calling thread fills them, and
+    nothing built on them is handed back to the caller."""
+    c = getattr(_TLS, "cache", None)
+    if c is None:
+        c = _TLS.cache = {}
+    return c
+
+
+def _buf(cache: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array: from ``cache`` under ``key`` (reused when shape and dtype match)."""
+    if cache is None:
+        return np.empty(shape, dtype)
+    a = cache.get(key)
+    if a is None or a.shape != tuple(shape) or a.dtype != np.dtype(dtype):
+        a = cache[key] = np.empty(shape, dtype)
+    return a
+
+
 def _parallel_rows(fn, a: np.ndarray, halo: int) -> np.ndarray:
     """Apply a local filter in two row bands on two threads (numpy/scipy release the GIL)."""
     h = a.shape[0]
@@ -122,15 +146,19 @@ def _square_min(a: np.ndarray, r: int) -> np.ndarray:
     return box_min(a, r)
 
 
-def _f32(image: np.ndarray) -> np.ndarray:
+def _f32(image: np.ndarray, cache: dict | None = None, key: str = "f32") -> np.ndarray:
     """2-D float32 view of an image; copies only when the dtype differs (never written to)."""
     a = np.asarray(image)
     if a.ndim != 2:
         raise ValueError(f"expected a 2-D greyscale image, got shape {a.shape}")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    if cache is None or (a.dtype == np.float32 and a.flags.c_contiguous):
+        return np.ascontiguousarray(a, dtype=np.float32)
+    out = _buf(cache, key, a.shape, np.float32)
+    np.copyto(out, a, casting="unsafe")
+    return out
 
 
-def _fit_field(img: np.ndarray, sel: np.ndarray, deg: int, max_samples: int = 20000) -> np.ndarray | None:
+def _fit_field(img: np.ndarray, sel: np.ndarray, deg: int, max_samples: int = 20000, out: np.ndarray | None = None) -> np.ndarray | None:
     """Polynomial level through the selected pixels of ``img`` (subsampled for speed)."""
     total = int(np.count_nonzero(sel))
     if total < 30:
@@ -145,7 +173,7 @@ def _fit_field(img: np.ndarray, sel: np.ndarray, deg: int, max_samples: int = 20
     flat, row, col = pts.flat[::k], pts.row[::k], pts.col[::k]
     vals = np.ascontiguousarray(img[::step, ::step]).ravel()[flat]
     coef = fit_level(vals, row * step, col * step, img.shape, degree=deg)
-    return poly_field(coef, img.shape, deg)
+    return poly_field(coef, img.shape, deg, out=out)
 
 
 def segment_pores(
@@ -163,7 +191,21 @@ def segment_pores(
     pixels are known (the transmitted image's level fit); its future is ``seg.side``.
     """
     raw = np.asarray(image)
-    img = _f32(raw)
+    return _segment(raw, _f32(raw), ring_px=ring_px, degree=degree, min_contrast=min_contrast, side_job=side_job)
+
+
+def _segment(
+    raw: np.ndarray,
+    img: np.ndarray,
+    *,
+    ring_px: int | None = None,
+    degree: int = 2,
+    min_contrast: float = 6.0,
+    side_job=None,
+    cache: dict | None = None,
+) -> _Segmentation | None:
+    """:func:`segment_pores` of ``raw`` given its float32 copy ``img``; large intermediates in
+    ``cache`` (see :func:`_work_cache`) when given."""
     h, w = img.shape
     if img.size < 16:
         return None
@@ -171,12 +213,17 @@ def segment_pores(
         return None
     if float(np.ptp(raw if raw.dtype.kind in "iuf" else img)) <= 0:
         return None  # a constant image has no structure to measure
-    s = box_mean3(img)
     c0, c1 = h // 2, w // 2
-    sig = noise_sigma(img[max(c0 - 128, 0) : c0 + 128, max(c1 - 128, 0) : c1 + 128])
+    sig_job = _pool().submit(noise_sigma, img[max(c0 - 128, 0) : c0 + 128, max(c1 - 128, 0) : c1 + 128])
+    if cache is not None and h >= 2 and w >= 2:
+        s = box_mean3(img, out=_buf(cache, "s", img.shape, np.float32), work=_buf(cache, "s_work", img.shape, np.float32))
+    else:
+        s = box_mean3(img)
     block = int(max(16, min(64, min(h, w) // 4)))
     rr, cc, mx, _ = block_extremes(s, block)
-    f0 = poly_field(fit_level(mx, rr, cc, img.shape, degree=degree, upper=True), img.shape, degree)
+    f0 = poly_field(fit_level(mx, rr, cc, img.shape, degree=degree, upper=True), img.shape, degree,
+                    out=_buf(cache, "f0", img.shape, np.float32) if cache is not None else None)
+    sig = sig_job.result()
     np.maximum(f0, 1e-6, out=f0)
     n0 = np.divide(s, f0, out=s)
     # is there any dark structure at all? compare the darkest smoothed spot with the film, in
@@ -189,11 +236,20 @@ def segment_pores(
     if contrast < min_contrast * sig_n or contrast < 0.02:
         return None
     dark = min(float(np.percentile(n0s, 0.2)), gmin)
-    mask = n0 < dark + 0.5 * (1 - dark)
-    lab, n = ndi.label(mask)
+    mask = np.less(n0, dark + 0.5 * (1 - dark), out=_buf(cache, "mask", img.shape, bool) if cache is not None else None)
+    # label on the worker thread (scipy releases the GIL) while the pore pixels are listed here
+    if cache is not None:
+        lab = _buf(cache, "lab", img.shape, np.int32)
+        lab_job = _pool().submit(ndi.label, mask, output=lab)
+    else:
+        lab_job = _pool().submit(ndi.label, mask)
+    px = _Pixels.of(mask)
+    if cache is not None:
+        n = int(lab_job.result())
+    else:
+        lab, n = lab_job.result()
     if n == 0:
         return None
-    px = _Pixels.of(mask)
     lp = lab.ravel()[px.flat].astype(np.intp)
     areas = np.bincount(lp, minlength=n + 1)
     r_typ = _typical_radius(lab, areas, px, lp)
@@ -203,14 +259,15 @@ def segment_pores(
     # the floor of a pore is read where its own blurred edge no longer reaches: well inside it
     core_r = int(max(1, min(ring, round(0.45 * r_typ))))
     core = box_min(mask, core_r)
-    f = _fit_field(img, far, degree)
+    f = _fit_field(img, far, degree, out=_buf(cache, "f", img.shape, np.float32) if cache is not None else None)
     if f is None:
         f = f0 * float(np.median(img[~mask]) / np.median(f0[~mask])) if (~mask).any() else f0
     f = np.maximum(f, 1e-6, out=f if f is not f0 else None)
-    norm = img / f
-    p = float(np.median(norm[core])) if np.count_nonzero(core) > 10 else dark
-    lab, n = _split(lab, n, mask, norm, r_typ, px, lp)
-    return _Segmentation(lab, n, f, ring, far, core, p, px, side)
+    norm = np.divide(img, f, out=_buf(cache, "norm", img.shape, np.float32) if cache is not None else None)
+    # the pore floor on the worker thread while the touching pores are split here
+    p_job = _pool().submit(lambda: float(np.median(norm[core])) if np.count_nonzero(core) > 10 else dark)
+    lab, n = _split(lab, n, mask, norm, r_typ, px, lp, cache=cache)
+    return _Segmentation(lab, n, f, ring, far, core, p_job.result(), px, side)
 
 
 def _typical_radius(lab: np.ndarray, areas: np.ndarray, px: _Pixels | None = None, lp: np.ndarray | None = None) -> float:
@@ -260,7 +317,7 @@ def _marker_patches(peaks: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 
 def _split(
     lab: np.ndarray, n: int, mask: np.ndarray, norm: np.ndarray, r_typ: float, pores: _Pixels | None = None,
-    pore_lab: np.ndarray | None = None,
+    pore_lab: np.ndarray | None = None, cache: dict | None = None,
 ) -> tuple[np.ndarray, int]:
     """Split touching pores.
 
@@ -304,7 +361,11 @@ def _split(
     new_label[ids[is_first] + 1] = comps[is_first]
     nxt = n + 1 + int((~is_first).sum())
     new_label[ids[~is_first] + 1] = np.arange(n + 1, nxt)
-    out = lab.astype(np.int64 if nxt > 2**31 - 1 else np.int32)
+    odt = np.int64 if nxt > 2**31 - 1 else np.int32
+    if cache is not None and lab.dtype == odt:
+        out = lab  # the caller's own work buffer: relabel in place
+    else:
+        out = lab.astype(odt)
     # marker pixels of the multi components, grouped by component
     sel = multi_comp[pk_comp]
     m_idx, m_comp, m_lab = pk_idx[sel], pk_comp[sel], new_label[pk_id[sel]]
@@ -391,6 +452,27 @@ def analyse_surface(
     keep_labels: bool = False,
 ) -> SurfaceMetrics:
     """Measure a reflected-light top view (pores dark), optionally with a registered
+    transmitted-light view (through-pores bright); see :func:`_analyse_surface`."""
+    try:
+        return _analyse_surface(reflected, pixel_size_um, transmitted, ring_px=ring_px, degree=degree,
+                                keep_labels=keep_labels)
+    except BaseException:
+        # A background job of the failed call may still write into this thread's work
+        # buffers: forget them, so the next call starts from fresh arrays.
+        _TLS.cache = {}
+        raise
+
+
+def _analyse_surface(
+    reflected: np.ndarray,
+    pixel_size_um: float,
+    transmitted: np.ndarray | None = None,
+    *,
+    ring_px: int | None = None,
+    degree: int = 2,
+    keep_labels: bool = False,
+) -> SurfaceMetrics:
+    """Measure a reflected-light top view (pores dark), optionally with a registered
     transmitted-light view (through-pores bright).
 
     Pores cut by the image border count in the opening ratio but not in the diameter statistics,
@@ -398,17 +480,30 @@ def analyse_surface(
     """
     if pixel_size_um is None or not pixel_size_um > 0:
         raise ValueError("pixel_size_um must be > 0")
-    img = _f32(reflected)
+    raw = np.asarray(reflected)
+    # reuse this thread's work buffers for images up to 2048² (larger ones: fresh arrays, so a
+    # huge image does not pin its buffers for the life of the thread)
+    cache = _work_cache() if raw.size <= _CACHE_MAX_PIXELS else None
+    img = _f32(raw, cache, "img")
     if transmitted is not None and np.shape(transmitted) != img.shape:
         raise ValueError(f"transmitted image shape {np.shape(transmitted)} != reflected {img.shape}")
     side_job = None
     if transmitted is not None:
 
-        def side_job(far: np.ndarray):
-            t = _f32(transmitted)
-            return t, _fit_field(t, far, 2)
+        # work buffers taken here, on the calling thread, and filled on the worker
+        traw = np.asarray(transmitted)
+        t_buf = None if traw.dtype == np.float32 and traw.flags.c_contiguous else _buf(cache, "t32", img.shape, np.float32)
+        ft_buf = _buf(cache, "ft", img.shape, np.float32)
 
-    seg = segment_pores(reflected, ring_px=ring_px, degree=degree, side_job=side_job)
+        def side_job(far: np.ndarray):
+            if t_buf is None:
+                t = _f32(traw)
+            else:
+                np.copyto(t_buf, traw, casting="unsafe")
+                t = t_buf
+            return t, _fit_field(t, far, 2, out=ft_buf)
+
+    seg = _segment(raw, img, ring_px=ring_px, degree=degree, side_job=side_job, cache=cache)
     if seg is None or seg.n == 0:
         return SurfaceMetrics(
             opening_ratio=0.0,
@@ -422,11 +517,33 @@ def analyse_surface(
             labels=np.zeros(img.shape, np.int32) if keep_labels else None,
         )
     lab, n, f = seg.labels, seg.n, seg.film
-    lab = lab.astype(np.uint16) if n < 65535 else lab.astype(np.int32)
+    if keep_labels:
+        lab = lab.astype(np.uint16) if n < 65535 else lab.astype(np.int32)
+    else:
+        lab16 = _buf(cache, "lab16", lab.shape, np.uint16 if n < 65535 else np.int32)
+        np.copyto(lab16, lab, casting="unsafe")
+        lab = lab16
     h, w = img.shape
     ulab = lab if lab.dtype == np.uint16 else lab.view(np.uint32)
     flat = ulab.ravel()
     idx = np.arange(1, n + 1)
+    # ring pixels (film within ``ring`` of a pore): split between the nearest labels (square
+    # ring; ties shared equally). The smallest label comes from labels - 1 wrapping 0 to the top.
+    # the label max/min filters run on the worker threads while the per-pore sums are taken here
+    # (jobs are only ever submitted from this thread: no worker waits on another)
+    ring_px_idx = np.flatnonzero(~seg.far.ravel() & (flat == 0))
+    if ring_px_idx.size:
+        def ring_max():
+            lmax = box_max(ulab, seg.ring).ravel()[ring_px_idx].astype(np.intp)
+            dv = f.ravel()[ring_px_idx].astype(np.float64)
+            dv -= img.ravel()[ring_px_idx]
+            dv *= 0.5
+            return lmax, dv
+
+        lmax_job = _pool().submit(ring_max)
+        lmin_job = _pool().submit(
+            lambda: box_min(ulab - ulab.dtype.type(1), seg.ring).ravel()[ring_px_idx].astype(np.intp) + 1
+        )
     # pore pixels: counts, film level, deficit and position sums per pore
     pores = seg.pores if seg.pores is not None else _Pixels.of(lab > 0)
     pix = pores.flat
@@ -436,21 +553,24 @@ def analyse_surface(
     fsum = np.bincount(lp, fp, minlength=n + 1)
     fp -= img.ravel()[pix]
     num = np.bincount(lp, fp, minlength=n + 1)
-    # ring pixels (film within ``ring`` of a pore): split between the nearest labels (square
-    # ring; ties shared equally). The smallest label comes from labels - 1 wrapping 0 to the top.
-    ring_px_idx = np.flatnonzero(~seg.far.ravel() & (flat == 0))
-    if ring_px_idx.size:
-        lmax = box_max(ulab, seg.ring).ravel()[ring_px_idx].astype(np.intp)
-        lmin = box_min(ulab - ulab.dtype.type(1), seg.ring).ravel()[ring_px_idx].astype(np.intp) + 1
-        dv = 0.5 * (f.ravel()[ring_px_idx].astype(np.float64) - img.ravel()[ring_px_idx])
-        num += np.bincount(lmax, dv, minlength=n + 1)
-        num += np.bincount(lmin, dv, minlength=n + 1)
-    num = num[1:]
     # per-pore floor P_i from its core, else the typical normalised floor times F
     ci = np.flatnonzero(seg.core.ravel())
     cl = flat[ci].astype(np.intp)
     ccount = np.bincount(cl, minlength=n + 1)[1:]
     csum = np.bincount(cl, img.ravel()[ci], minlength=n + 1)[1:]
+    through_job = None
+    if transmitted is not None:
+        t, ft = seg.side.result() if seg.side is not None else (_f32(transmitted), _fit_field(_f32(transmitted), seg.far, 2))
+        through_job = _pool().submit(_through, t, ft, lab, n, seg, (pix, lp, cnt), (ci, cl, ccount))
+    cy = np.bincount(lp, pores.row, minlength=n + 1)[1:]
+    cx = np.bincount(lp, pores.col, minlength=n + 1)[1:]
+    centres = np.column_stack([cy, cx]) / np.maximum(cnt, 1)[:, None]
+    pitch = _pitch(centres)
+    if ring_px_idx.size:
+        lmax, dv = lmax_job.result()
+        num += np.bincount(lmax, dv, minlength=n + 1)
+        num += np.bincount(lmin_job.result(), dv, minlength=n + 1)
+    num = num[1:]
     fmean = fsum[1:] / np.maximum(cnt, 1)
     p_i = np.where(ccount >= 3, csum / np.maximum(ccount, 1), seg.dark_level * fmean)
     area_px = np.maximum(num / np.maximum(fmean - p_i, 1e-6), 0.0)
@@ -463,16 +583,11 @@ def analyse_surface(
     on_border = on_border[1:]
     measured = ~on_border & (cnt >= 2)
     d_um = 2 * np.sqrt(area_px[measured] / math.pi) * pixel_size_um
-    cy = np.bincount(lp, pores.row, minlength=n + 1)[1:]
-    cx = np.bincount(lp, pores.col, minlength=n + 1)[1:]
-    centres = np.column_stack([cy, cx]) / np.maximum(cnt, 1)[:, None]
-    pitch = nearest_neighbour_pitch(centres)
 
     through = None
     tfrac = None
-    if transmitted is not None:
-        t, ft = seg.side.result() if seg.side is not None else (_f32(transmitted), _fit_field(_f32(transmitted), seg.far, 2))
-        through_all = _through(t, ft, lab, n, seg, (pix, lp, cnt), (ci, cl, ccount))
+    if through_job is not None:
+        through_all = through_job.result()
         through = through_all[measured]
         tfrac = float(through.mean()) if through.size else None
     return SurfaceMetrics(
