@@ -224,8 +224,6 @@ def _choices(annotation: Any) -> list[Any]:
 
 def _field_at(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> FieldInfo | None:
     """Walk models, lists, dicts and tagged unions along ``loc`` to the field's FieldInfo."""
-    import typing
-
     cur_model: Any = model
     cur_data = data
     field: FieldInfo | None = None

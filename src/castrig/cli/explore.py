@@ -94,7 +94,6 @@ def explore(
 def _explore_rig(settings, folder: Path, data: Optional[Path]) -> int:  # type: ignore[no-untyped-def]
     """Real rig: propose from the store, run only what the operator confirms."""
     from castrig.explore.rig import propose_next, store_history
-    from castrig.explore.search import describe_trial  # noqa: F401
     from castrig.explore.space import point_label
     from castrig.recipe.session import run_recipe
 

@@ -33,7 +33,8 @@ from typing import TypeVar
 
 from castrig.clock import Clock, WallClock
 from castrig.devices.roles import DeviceCommsError, DeviceError, FlowController, FlowReading
-from castrig.links import Link, LinkError, LinkTimeout, ProtocolError, with_retries
+from castrig.devices.exchange import retried_exchange
+from castrig.links import Link, LinkError, LinkTimeout
 
 T = TypeVar("T")
 
@@ -262,26 +263,8 @@ class AlicatMFC(FlowController):
             except ValueError as exc:
                 raise AlicatReplyError(self.name, full, f"{exc}") from None
 
-        try:
-            return with_retries(
-                once,
-                attempts=attempts,
-                link=self.link,
-                retry_on=(LinkTimeout, ProtocolError, AlicatReplyError),
-            )
-        except LinkError as exc:
-            self._resync()
-            raise AlicatLinkError(self.name, full, exc) from exc
-        except AlicatReplyError:
-            self._resync()
-            raise
-
-    def _resync(self) -> None:
-        """Drop stray input after a failure so the next reply lines up with its command."""
-        try:
-            self.link.flush_input()
-        except LinkError:
-            pass
+        return retried_exchange(self.link, once, attempts=attempts, reply_error=AlicatReplyError,
+                                link_error=lambda exc: AlicatLinkError(self.name, full, exc))
 
     def _frame(self, text: str) -> AlicatReading:
         return parse_frame(text, unit_id=self.unit_id)

@@ -31,7 +31,8 @@ from typing import TypeVar
 
 from castrig.clock import Clock, WallClock
 from castrig.devices.roles import DeviceCommsError, DeviceError, HumidityReading, HumiditySensor
-from castrig.links import Link, LinkError, LinkTimeout, ProtocolError, with_retries
+from castrig.devices.exchange import resync, retried_exchange
+from castrig.links import Link, LinkError, LinkTimeout
 
 T = TypeVar("T")
 
@@ -179,10 +180,7 @@ class HMT330(HumiditySensor):
             raise HMT330LinkError(self.name, command, exc) from exc
 
     def _resync(self) -> None:
-        try:
-            self.link.flush_input()
-        except LinkError:
-            pass
+        resync(self.link)
 
     def _query(self, command: str, parse: Callable[[str], T], *, attempts: int = 1) -> T:
         """Send ``command``, read one reply line, map refusals, parse it."""
@@ -197,16 +195,8 @@ class HMT330(HumiditySensor):
             except ValueError as exc:
                 raise HMT330ReplyError(self.name, command, str(exc)) from None
 
-        try:
-            return with_retries(
-                once, attempts=attempts, link=self.link, retry_on=(LinkTimeout, ProtocolError, HMT330ReplyError)
-            )
-        except LinkError as exc:
-            self._resync()
-            raise HMT330LinkError(self.name, command, exc) from exc
-        except HMT330ReplyError:
-            self._resync()
-            raise
+        return retried_exchange(self.link, once, attempts=attempts, reply_error=HMT330ReplyError,
+                                link_error=lambda exc: HMT330LinkError(self.name, command, exc))
 
     def _setting(self, command: str, label: str, expected: str | None = None) -> str:
         """A ``Label : value`` reply to a setting command; returns the value."""

@@ -49,7 +49,8 @@ from typing import TypeVar
 
 from castrig.clock import Clock, WallClock, wait_until
 from castrig.devices.roles import DeviceCommsError, ChamberReading, DeviceError, HumidityChamber
-from castrig.links import Link, LinkError, LinkTimeout, ProtocolError, with_retries
+from castrig.devices.exchange import retried_exchange
+from castrig.links import Link, LinkError
 
 T = TypeVar("T")
 
@@ -162,26 +163,8 @@ class ScpiHumidityChamber(HumidityChamber):
             except ValueError as exc:
                 raise ChamberReplyError(self.name, command, f"{exc} (reply {text!r})") from None
 
-        try:
-            return with_retries(
-                once,
-                attempts=self.query_attempts,
-                link=self.link,
-                retry_on=(LinkTimeout, ProtocolError, ChamberReplyError),
-            )
-        except LinkError as exc:
-            self._resync()
-            raise ChamberLinkError(self.name, command, exc) from exc
-        except ChamberReplyError:
-            self._resync()
-            raise
-
-    def _resync(self) -> None:
-        """Drop stray input after a failure so the next reply lines up with its query."""
-        try:
-            self.link.flush_input()
-        except LinkError:
-            pass
+        return retried_exchange(self.link, once, attempts=self.query_attempts, reply_error=ChamberReplyError,
+                                link_error=lambda exc: ChamberLinkError(self.name, command, exc))
 
     def ask_float(self, command: str) -> float:
         return self.ask(command, _parse_number)  # type: ignore[return-value]

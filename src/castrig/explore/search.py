@@ -23,7 +23,7 @@ import yaml
 from castrig.analysis.spec import load_spec
 from castrig.errors import BadInput
 from castrig.explore.journal import SearchFolder, SearchSettings, Trial
-from castrig.explore.objective import Outcome, score_run
+from castrig.explore.objective import score_run
 from castrig.explore.optimiser import propose
 from castrig.explore.space import (
     SearchSpace,

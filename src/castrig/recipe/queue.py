@@ -7,7 +7,6 @@ it; if the safe state could not be verified, nobody is there to look, so the que
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 

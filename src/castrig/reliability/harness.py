@@ -259,7 +259,6 @@ def run_once(recipe: m.Recipe, profile: Profile, seed: int, workdir: Path, fault
     d = drive(recipe, profile, seed, SqliteRunStore(workdir, synchronous="NORMAL"), faults)
     clock, rig, runner, rec, inner, log, escaped, result = d.clock, d.rig, d.runner, d.rec, d.inner, d.log, d.escaped, d.result
     injector = d.injectors[0] if d.injectors else Injector(None, None, rig, clock, d.disk)
-    disk = d.disk
     t_end = clock.now()
     # The fault is over (port back, disk has room); time passes (the pumps' watchdogs act).
     injector.clear()

@@ -7,7 +7,6 @@ metrics computed from the geometry.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
