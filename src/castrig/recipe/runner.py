@@ -118,7 +118,10 @@ class Runner:
         self._frozen: tuple[tuple[float, float], float] | None = None
         self._holding = False
         self._in_pause = False
-        self._capture_names: list[list[dict[str, str]]] = []
+        self._last_t_near: float | None = None
+        self._resume_elapsed = 0.0
+        self._verdict: dict[str, Any] | None = None
+        self._keepalive_s = self._keepalive_period()
 
     # -- time, events, samples --------------------------------------------------------------
     def t(self) -> float:
@@ -205,8 +208,6 @@ class Runner:
         self.status.state = result.outcome
         return result
 
-    _verdict: dict[str, Any] | None = None
-
     def _safe_state(self, result: RunResult) -> SafeStateReport:
         if self.loop is not None:
             self.loop.stop()
@@ -236,8 +237,6 @@ class Runner:
     def _execute(self, i: int, step: Any) -> dict[str, Any] | None:
         handler = getattr(self, f"_step_{step.type}")
         return handler(i, step)
-
-    _resume_elapsed = 0.0
 
     def _remaining(self, duration_s: float) -> float:
         """A resumed wait or purge runs only for what was left of it."""
@@ -497,7 +496,7 @@ class Runner:
         if now >= self._next_keepalive:
             answered = [self._pump_state(pump) is not None for pump in self.rig.pumps().values()]
             # a pump that did not answer is tried again next tick: its watchdog keeps counting
-            self._next_keepalive = now + (self._keepalive_period() if all(answered) else self.cfg.control_period_s)
+            self._next_keepalive = now + (self._keepalive_s if all(answered) else self.cfg.control_period_s)
         if now >= self._next_sample:
             self._sample(now)
             self._next_sample = now + self.cfg.sample_period_s

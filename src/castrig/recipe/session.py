@@ -7,7 +7,6 @@ happens, and every way out — completion, fault, Ctrl-C, SIGTERM — ends in th
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from contextlib import contextmanager
@@ -253,7 +252,3 @@ def _restore_twin(rig: Rig, journal: list[Any]) -> None:
         snap = entry.data.get("twin") if entry.state == "done" else None
         if snap and snap.get("film"):
             rig.twin.restore_film(snap["film"])
-
-
-def load_run_json(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / "run.json").read_text())
