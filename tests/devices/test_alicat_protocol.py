@@ -55,18 +55,35 @@ def test_unit_id_is_sent_upper_case_and_matched_case_insensitively():
         assert dev.read().gas == "Air"
 
 
+def marker(n: int) -> tuple[bytes, bytes]:
+    """The in-step marker after a failed exchange: read register ``n``; its reply names it."""
+    return f"AR{n}\r".encode(), f"A   {n:03d} = 0\r".encode()
+
+
 def test_poll_retries_after_timeout():
-    with mfc([(b"A\r", None), (b"A\r", FRAME)]) as dev:
+    # The late reply to the first poll may still come: the retry first reads a marker register.
+    with mfc([(b"A\r", None), marker(1), (b"A\r", FRAME)]) as dev:
         assert dev.read().mass_flow_slpm == 15.44
+        assert not dev.in_step.suspect and dev.in_step.resyncs == 1
+
+
+def test_late_replies_are_dropped_until_the_markers_own_reply():
+    # A stalled line: the first poll's frame arrives late, with the marker's, then an old
+    # register reply; only the marker naming register 1 says the replies line up again.
+    late = FRAME.replace(b"+015.44 N2", b"+001.00 N2")
+    pairs = [(b"A\r", None), (b"AR1\r", late + b"A   002 = 0\r" + marker(1)[1]), (b"A\r", FRAME)]
+    with mfc(pairs) as dev:
+        assert dev.read().setpoint_slpm == 15.44
 
 
 def test_poll_retries_after_garbled_line():
-    with mfc([(b"A\r", b"A +01#.70 +0\r"), (b"A\r", FRAME)]) as dev:
+    with mfc([(b"A\r", b"A +01#.70 +0\r"), marker(1), (b"A\r", FRAME)]) as dev:
         assert dev.read().mass_flow_slpm == 15.44
 
 
 def test_poll_gives_up_with_typed_error_naming_device():
-    with mfc([(b"A\r", None)] * 3) as dev:
+    # After the first timeout the marker is not answered either: the poll is not sent again.
+    with mfc([(b"A\r", None), (b"AR1\r", None), (b"AR2\r", None)]) as dev:
         with pytest.raises(AlicatLinkError) as err:
             dev.read()
     assert isinstance(err.value, DeviceError)
@@ -77,7 +94,7 @@ def test_poll_gives_up_with_typed_error_naming_device():
 
 def test_frame_of_another_unit_is_a_reply_error():
     other = b"B +014.70 +025.00 +016.67 +015.44 +015.44 N2\r"
-    with mfc([(b"A\r", other)] * 3) as dev:
+    with mfc([(b"A\r", other), marker(1), (b"A\r", other), marker(2), (b"A\r", other)]) as dev:
         with pytest.raises(AlicatReplyError, match="dry_mfc"):
             dev.read()
 
@@ -189,7 +206,8 @@ def test_register_read_and_write():
 
 
 def test_register_reply_naming_another_register_is_an_error():
-    with mfc([(b"AR122\r", b"A   046 = 8\r")] * 3) as dev:
+    wrong = (b"AR122\r", b"A   046 = 8\r")
+    with mfc([wrong, marker(1), wrong, marker(2), wrong]) as dev:
         with pytest.raises(AlicatReplyError):
             dev.read_register(122)
 

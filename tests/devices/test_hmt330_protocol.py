@@ -94,13 +94,23 @@ def test_starred_reading_is_a_sensor_error_not_retried():
     assert err.value.device == "rh_membrane" and err.value.command == "SEND"
 
 
+#: The in-step marker after a failed exchange: ``SMODE`` (a query), until its own reply.
+SMODE = (b"SMODE\r", b"Serial mode : STOP\r\n")
+
+
 def test_send_retries_timeout_and_garble():
-    with hmt([(b"SEND\r", None), (b"SEND\r", b"R#= 4\r\n"), (b"SEND\r", READING)]) as dev:
+    with hmt([(b"SEND\r", None), SMODE, (b"SEND\r", b"R#= 4\r\n"), SMODE, (b"SEND\r", READING)]) as dev:
+        assert dev.read().rh_pct == 45.2
+
+
+def test_a_late_reading_is_not_taken_for_the_next_one():
+    late = READING.replace(b"45.2", b"99.9")
+    with hmt([(b"SEND\r", None), (b"SMODE\r", late + SMODE[1]), (b"SEND\r", READING)]) as dev:
         assert dev.read().rh_pct == 45.2
 
 
 def test_send_gives_up_with_typed_error():
-    with hmt([(b"SEND\r", None)] * 3) as dev:
+    with hmt([(b"SEND\r", None), (b"SMODE\r", None), (b"SMODE\r", None)]) as dev:
         with pytest.raises(HMT330LinkError) as err:
             dev.read()
     assert isinstance(err.value, DeviceError) and isinstance(err.value.cause, LinkTimeout)

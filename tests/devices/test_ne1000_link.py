@@ -130,7 +130,12 @@ def test_no_reply_times_out_naming_the_pump():
     with pytest.raises(LinkTimeout, match="caster: 'RUN'"):
         pump.start()
     emu.clear()
-    assert pump.state() is PumpState.INFUSING  # the RUN was received, only its reply was lost
+    # After the timeouts the line was out of step: RUN was not sent until a VER marker came
+    # back (it did not), so the pump never started; the next exchange confirms and reads it.
+    assert pump.state() is PumpState.STOPPED
+    assert pump.in_step.resyncs == 1 and not pump.in_step.suspect
+    pump.start()
+    assert pump.state() is PumpState.INFUSING
 
 
 def test_garbage_is_a_link_error_naming_the_pump():

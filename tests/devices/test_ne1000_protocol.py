@@ -9,7 +9,7 @@ import pytest
 from castrig.clock import VirtualClock
 from castrig.devices.ne1000 import NE1000Pump, PumpAlarm, PumpCommandError, PumpError, best_units, format_number
 from castrig.devices.roles import Dispensed, PumpState
-from castrig.links import LinkTimeout, ProtocolError, expected_protocol
+from castrig.links import LinkError, LinkTimeout, ProtocolError, expected_protocol
 
 
 def basic(text: str) -> bytes:
@@ -213,14 +213,26 @@ def test_stop_acknowledges_an_alarm_and_still_stops():
         assert p.last_alarm == "S"
 
 
+VER = (b"VER\r", basic("00SNE1000V3.928"))  # the in-step marker sent after a timeout
+
+
 def test_queries_are_retried_a_bounded_number_of_times():
-    pairs = [(b"DIS\r", None), (b"DIS\r", b"\x02junk\x03"), (b"DIS\r", basic("00SI1.000W0.000ML"))]
+    # No reply, then a frame that is not one: each timeout puts the line out of step, so the
+    # next try is preceded by VER, whose reply confirms the replies line up again.
+    pairs = [(b"DIS\r", None), VER, (b"DIS\r", b"\x02junk\x03"), VER, (b"DIS\r", basic("00SI1.000W0.000ML"))]
     with expected_protocol(pump, pairs) as p:
         assert p.dispensed().infused_ml == 1.0
 
 
+def test_garbage_before_a_query_reply_is_dropped_and_the_query_asked_again():
+    pairs = [(b"DIS\r", b"\xff\x02\x0201S" + basic("00SI1.000W0.000ML")), (b"DIS\r", basic("00SI2.000W0.000ML"))]
+    with expected_protocol(pump, pairs) as p:
+        assert p.dispensed().infused_ml == 2.0
+
+
 def test_query_gives_up_after_retries_with_the_pump_named():
-    pairs = [(b"\r", None)] * 3
+    # After the first timeout each try starts with the VER marker, which is not answered either.
+    pairs = [(b"\r", None), (b"VER\r", None), (b"VER\r", None)]
     with expected_protocol(pump, pairs) as p:
         with pytest.raises(LinkTimeout, match="caster"):
             p.state()
@@ -233,9 +245,9 @@ def test_run_is_never_retried():
 
 
 def test_garbage_and_wrong_address_are_protocol_errors():
-    pairs = [(b"RUN\r", b"\xff\xfe\x01"), (b"RUN\r", basic("03I"))]
+    pairs = [(b"RUN\r", b"\xff\xfe\x01"), VER, (b"RUN\r", basic("03I"))]
     with expected_protocol(pump, pairs) as p:
-        with pytest.raises(ProtocolError, match="caster"):
+        with pytest.raises(LinkError, match="caster"):  # garbage and no frame: a timeout
             p.start()
         with pytest.raises(ProtocolError, match="address 03"):
             p.start()

@@ -119,9 +119,14 @@ def test_errors_reads_queue_until_empty():
         assert c.errors() == [(-113, "Undefined header")]
 
 
+#: The in-step marker after a failed exchange.
+IDN = (b"*IDN?\n", b"CASTRIG,HC-SCPI-1,000001,1.00\n")
+
+
 def test_no_reply_is_retried_then_typed_error():
     # Queries are retried once; two silent tries give a typed error naming device and command.
-    with expected_protocol(chamber, [(b"MEAS:HUM?\n", None), (b"MEAS:HUM?\n", None)]) as c:
+    # The second try is preceded by the in-step marker *IDN?, unanswered too.
+    with expected_protocol(chamber, [(b"MEAS:HUM?\n", None), (b"*IDN?\n", None)]) as c:
         with pytest.raises(ChamberLinkError) as info:
             c.read_rh_pct()
     assert info.value.device == "chamber" and info.value.command == "MEAS:HUM?"
@@ -129,12 +134,19 @@ def test_no_reply_is_retried_then_typed_error():
 
 
 def test_garbled_reply_retried_once_then_good():
-    with expected_protocol(chamber, [(b"MEAS:TEMP?\n", b"#x!\n"), (b"MEAS:TEMP?\n", b"23.00\n")]) as c:
+    with expected_protocol(chamber, [(b"MEAS:TEMP?\n", b"#x!\n"), IDN, (b"MEAS:TEMP?\n", b"23.00\n")]) as c:
         assert c.read_temperature_c() == 23.0
 
 
+def test_a_late_reply_is_not_taken_for_the_next_query():
+    # MEAS:HUM? timed out; its late reply comes before the marker's: both dropped in turn.
+    pairs = [(b"MEAS:HUM?\n", None), (b"*IDN?\n", b"44.87\n" + IDN[1]), (b"MEAS:HUM?\n", b"51.20\n")]
+    with expected_protocol(chamber, pairs) as c:
+        assert c.read_rh_pct() == 51.2
+
+
 def test_garbled_reply_twice_is_reply_error():
-    with expected_protocol(chamber, [(b"OUTP?\n", b"2\n"), (b"OUTP?\n", b"\xff\xfe\n")]) as c:
+    with expected_protocol(chamber, [(b"OUTP?\n", b"2\n"), IDN, (b"OUTP?\n", b"\xff\xfe\n")]) as c:
         with pytest.raises(ChamberReplyError) as info:
             c.humidifier_on()
     assert "chamber" in str(info.value) and "OUTP?" in str(info.value)
@@ -142,7 +154,7 @@ def test_garbled_reply_twice_is_reply_error():
 
 def test_bad_error_reply_is_reply_error():
     with expected_protocol(
-        chamber, [(b"OUTP ON\n", None), (b"SYST:ERR?\n", b"what\n"), (b"SYST:ERR?\n", b"what\n")]
+        chamber, [(b"OUTP ON\n", None), (b"SYST:ERR?\n", b"what\n"), IDN, (b"SYST:ERR?\n", b"what\n")]
     ) as c:
         with pytest.raises(ChamberReplyError):
             c.set_humidifier(True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -107,3 +108,76 @@ def test_render_writes_images_and_truth(tmp_path, capsys):
     assert main(["sim", "render", "--out", str(tmp_path), "--bit-depth", "12"]) == 2
     assert main(["sim", "render", "--out", str(tmp_path), "--rh", "25"]) == 2
     assert "threshold" in capsys.readouterr().err
+
+
+# -- a new connection starts on a clean line; a busy port is one clear error ------------------
+def _packet(text: bytes) -> bytes:
+    import binascii
+
+    return bytes([2, len(text) + 4]) + text + binascii.crc_hqx(text, 0).to_bytes(2, "big") + b"\x03"
+
+
+def _connect(address: str) -> socket.socket:
+    host, port = address.removeprefix("socket://").split(":")
+    return socket.create_connection((host, int(port)), timeout=2)
+
+
+def _read_for(sock: socket.socket, seconds: float) -> bytes:
+    """Everything the peer sends within ``seconds`` (bounded)."""
+    out = b""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(4096)
+        except (TimeoutError, socket.timeout):
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def _read_frame(sock: socket.socket, end: bytes = b"\x03", timeout_s: float = 2.0) -> bytes:
+    out = b""
+    deadline = time.monotonic() + timeout_s
+    while not out.endswith(end) and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        out += sock.recv(1)
+    return out
+
+
+def test_a_new_tcp_client_gets_no_leftover_bytes_but_the_pump_keeps_its_state(sim_serve):
+    with sim_serve("--tcp", "0") as served:
+        caster = served.addresses["caster"]
+        with _connect(caster) as first:
+            first.sendall(b"1VER\r")
+            assert _read_frame(first) == b"\x0201A?R\x03"  # power-up alarm, acknowledged
+            first.sendall(b"1DI")  # a command cut short by the disconnect
+        with _connect(caster) as second:
+            second.sendall(b"1VER\r")
+            assert _read_frame(second) == b"\x0201SNE1000V3.928\x03"  # not '1DI1VER'
+            second.sendall(_packet(b"1SAF1"))  # safe mode, 1 s watchdog
+            assert _read_frame(second).startswith(b"\x02")
+        time.sleep(1.5)  # nobody sends: the watchdog raises alarm T and the pump sends it unheard
+        with _connect(caster) as third:
+            assert _read_for(third, 0.3) == b""  # not the old b"\x02\t01A?T..." left over
+            third.sendall(_packet(b"1"))
+            assert _read_frame(third) == _packet(b"01A?T")  # the alarm itself stayed pending
+            third.sendall(_packet(b"1"))
+            assert _read_frame(third) == _packet(b"01S")
+            third.sendall(_packet(b"1SAF0"))
+            assert _read_frame(third) == b"\x0201S\x03"
+
+
+def test_tcp_port_in_use_is_one_error_line_and_exit_2(free_tcp_port, castrig_cli):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", free_tcp_port))
+        taken.listen(1)
+        # the caster is served on BASEPORT + 1: make that the port in use
+        done = castrig_cli("sim", "serve", "--profile", "hw_profiles/sim-serial.yaml", "--tcp", str(free_tcp_port - 1),
+                       timeout_s=30)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(free_tcp_port) in lines[0] and "in use" in lines[0], done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import threading
@@ -44,7 +45,16 @@ def serve(
     try:
         for i, (role, emu) in enumerate(sorted(twin.emulators.items())):
             if tcp is not None:
-                srv = serve_tcp(emu, port=0 if tcp == 0 else tcp + i)
+                port = 0 if tcp == 0 else tcp + i
+                try:
+                    srv = serve_tcp(emu, port=port)
+                except OSError as exc:
+                    from castrig.errors import BadInput
+
+                    why = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+                    raise BadInput(f"--tcp {tcp}: port {port} on 127.0.0.1 (for {role}) cannot be served: {why} "
+                                   f"(give a base port whose {len(twin.emulators)} consecutive ports are free, "
+                                   "or 0 for any free ports)", field="--tcp") from None
                 addresses[role] = srv.visa_address if role == "chamber" else srv.address
             else:
                 srv = serve_pty(emu)

@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from castrig.clock import Clock, WallClock
 from castrig.devices.roles import DeviceCommsError, DeviceError, FlowController, FlowReading
-from castrig.devices.exchange import retried_exchange
+from castrig.devices.exchange import InStep, retried_exchange
 from castrig.links import Link, LinkError, LinkTimeout
 
 T = TypeVar("T")
@@ -55,6 +55,10 @@ REGISTER_GAS = 46
 REGISTER_STREAM_INTERVAL_MS = 91
 REGISTER_CONTROL_POINT = 122
 GAS_REGISTER_MASK = 0x1FF
+#: Registers read, in turn, to confirm the replies line up after a timeout (:class:`InStep`):
+#: the reply names its register, so a late reply to an earlier marker is never taken for it.
+#: Reading a register changes nothing; none of these is read by the driver otherwise.
+MARKER_REGISTERS = tuple(range(1, 17))
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
 _REGISTER_REPLY = re.compile(r"^([A-Za-z@])\s+(\d+)\s*=\s*([+-]?\d+)$")
@@ -236,6 +240,23 @@ class AlicatMFC(FlowController):
         self.setpoint_tolerance_slpm = (
             setpoint_tolerance_slpm if setpoint_tolerance_slpm is not None else max(0.01, 0.002 * full_scale_slpm)
         )
+        #: After a timeout or a reply that is not the command's, the next exchange first
+        #: drops late replies and reads a marker register until its own reply comes back.
+        self.in_step = InStep(link, marker=self._marker, read_reply=self._read_line, unique=True)
+
+    def _read_line(self, timeout_s: float | None = None) -> str:
+        return self.link.read_until(TERMINATOR, timeout_s=timeout_s).decode("ascii", "replace").strip()
+
+    def _marker(self, k: int) -> tuple[bytes, Callable[[str], bool]]:
+        register = MARKER_REGISTERS[k % len(MARKER_REGISTERS)]
+
+        def is_marker(text: str) -> bool:
+            try:
+                return parse_register_reply(text, unit_id=self.unit_id)[0] == register
+            except ValueError:
+                return False
+
+        return f"{self.unit_id}R{register}".encode("ascii") + TERMINATOR, is_marker
 
     # -- low level ---------------------------------------------------------------------------
     def _exchange(
@@ -264,7 +285,7 @@ class AlicatMFC(FlowController):
                 raise AlicatReplyError(self.name, full, f"{exc}") from None
 
         return retried_exchange(self.link, once, attempts=attempts, reply_error=AlicatReplyError,
-                                link_error=lambda exc: AlicatLinkError(self.name, full, exc))
+                                link_error=lambda exc: AlicatLinkError(self.name, full, exc), in_step=self.in_step)
 
     def _frame(self, text: str) -> AlicatReading:
         return parse_frame(text, unit_id=self.unit_id)
@@ -295,6 +316,7 @@ class AlicatMFC(FlowController):
         else:
             echoed = self._exchange(command, self._frame).setpoint_slpm
         if abs(echoed - flow_slpm) > self.setpoint_tolerance_slpm:
+            self.in_step.mark()  # a late reply to an earlier command looks just like this
             raise AlicatSetpointNotTaken(
                 self.name, f"{self.unit_id}{command}", f"setpoint not taken: asked {flow_slpm:g}, unit has {echoed:g}"
             )

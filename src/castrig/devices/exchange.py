@@ -3,6 +3,11 @@
 Timeouts, bad frames and unparseable replies are retried a bounded number of times; after a
 failure stray input is dropped so the next reply lines up with its command; a link failure is
 re-raised as the device's own error, naming the device and the command.
+
+Dropping what is there is not enough after a timeout: the late reply may still be on its way
+(a stalled device, terminal server or ``sim serve`` answers its backlog when it runs again).
+:class:`InStep` marks the link out of step and, before the next reply is trusted, confirms with
+a marker query that the replies line up again.
 """
 
 from __future__ import annotations
@@ -30,13 +35,122 @@ def retried_exchange(
     attempts: int,
     reply_error: type[Exception],
     link_error: Callable[[LinkError], Exception],
+    in_step: "InStep | None" = None,
 ) -> T:
-    """Run ``once`` (write a command, read and parse its reply) with bounded retries."""
+    """Run ``once`` (write a command, read and parse its reply) with bounded retries.
+
+    With ``in_step``, every try starts in step with the device (:meth:`InStep.ensure`), and a
+    timeout, a garbled reply or one that is not this command's marks the link out of step.
+    """
+    def attempt() -> T:
+        return in_step_exchange(in_step, once, mark_on=(reply_error,))
+
     try:
-        return with_retries(once, attempts=attempts, link=link, retry_on=(LinkTimeout, ProtocolError, reply_error))
+        return with_retries(attempt, attempts=attempts, link=link, retry_on=(LinkTimeout, ProtocolError, reply_error))
     except LinkError as exc:
         resync(link)
         raise link_error(exc) from exc
     except reply_error:
         resync(link)
+        raise
+
+
+class InStep:
+    """Whether the replies on a link still line up with the commands sent, and getting them back in step.
+
+    A reply that timed out may still come: a device (or a terminal server, or ``sim serve``)
+    that stalled answers every command it was sent once it runs again, in order. Read then,
+    each late reply would be taken for the answer to the next command and every later reply
+    would be one behind, while the device looks alive. So a failed exchange marks the link
+    out of step (:meth:`mark`), and before the next exchange is trusted :meth:`ensure` drops
+    the late replies and sends a *marker* query, reading replies until the marker's own: the
+    device answers in order, so everything before it is stale.
+
+    ``marker(k)`` gives the bytes of the ``k``-th marker and a predicate that recognises its
+    reply. With ``unique=True`` each marker's reply names it (an Alicat register number), so
+    it is trusted at once. Otherwise markers' replies look alike (``*IDN?``, ``VER``) and a
+    late reply to an earlier marker could be taken for this one's: the last marker-like reply
+    before ``quiet_s`` of silence is the one (a device that runs again answers its backlog in
+    one burst). ``marker=None``: nothing may be sent (a POLL bus), the line is let go quiet.
+    ``read_reply(timeout_s)`` reads one reply (a line, a frame) as text.
+    """
+
+    def __init__(
+        self,
+        link: Link,
+        *,
+        marker: Callable[[int], tuple[bytes, Callable[[str], bool]]] | None,
+        read_reply: Callable[[float | None], str],
+        unique: bool = False,
+        quiet_s: float = 0.1,
+        max_replies: int = 64,
+    ):
+        self.link = link
+        self.marker = marker
+        self.read_reply = read_reply
+        self.unique = unique
+        self.quiet_s = quiet_s
+        self.max_replies = max_replies
+        #: Set when a reply may still be on its way (or a reply was not the command's own).
+        self.suspect = False
+        #: How many times the link was confirmed back in step (for logs and benchmarks).
+        self.resyncs = 0
+        self._k = 0
+
+    def mark(self) -> None:
+        """An exchange failed: its reply (if it comes) must not be taken for the next one's."""
+        self.suspect = True
+
+    def ensure(self) -> None:
+        """Nothing to do when in step; else drop late replies and confirm with a marker.
+
+        Raises :class:`LinkTimeout` (still out of step) when the marker is not answered, and
+        :class:`ProtocolError` when replies keep coming but none is the marker's.
+        """
+        if not self.suspect:
+            return
+        self._drop_late()
+        if self.marker is None:
+            self.suspect = False
+            self.resyncs += 1
+            return
+        command, is_marker = self.marker(self._k)
+        self._k += 1
+        self.link.write(command)
+        found = False
+        for _ in range(self.max_replies):
+            try:
+                reply = self.read_reply(self.quiet_s if found else None)
+            except LinkTimeout:
+                if found:
+                    break
+                raise
+            except (ProtocolError, ValueError, UnicodeDecodeError):
+                continue
+            if is_marker(reply):
+                found = True
+                if self.unique:
+                    break
+        if not found:
+            raise ProtocolError(self.link.resource, f"out of step: no reply to the marker {command!r} "
+                                                    f"within {self.max_replies} replies")
+        self.link.flush_input()
+        self.suspect = False
+        self.resyncs += 1
+
+    def _drop_late(self) -> None:
+        """Late replies already here or still arriving: dropped until ``quiet_s`` of silence."""
+        self.link.flush_until_quiet(self.quiet_s)
+
+
+def in_step_exchange(in_step: InStep | None, once: Callable[[], T], *,
+                     mark_on: tuple[type[Exception], ...] = ()) -> T:
+    """``once`` after :meth:`InStep.ensure`; a timeout or bad reply marks the link out of step."""
+    if in_step is None:
+        return once()
+    in_step.ensure()
+    try:
+        return once()
+    except (LinkTimeout, ProtocolError, *mark_on):
+        in_step.mark()
         raise

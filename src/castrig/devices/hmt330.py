@@ -31,7 +31,7 @@ from typing import TypeVar
 
 from castrig.clock import Clock, WallClock
 from castrig.devices.roles import DeviceCommsError, DeviceError, HumidityReading, HumiditySensor
-from castrig.devices.exchange import resync, retried_exchange
+from castrig.devices.exchange import InStep, resync, retried_exchange
 from castrig.links import Link, LinkError, LinkTimeout
 
 T = TypeVar("T")
@@ -147,6 +147,11 @@ class HMT330(HumiditySensor):
         self.quiet_s = quiet_s
         self.metric = True
         self.streaming = False
+        #: After a timeout or a stray reply the next query first drops late replies and sends
+        #: ``SMODE`` (a query that changes nothing) until its ``Serial mode : ...`` comes back.
+        #: On a POLL bus (``address``) nothing may be sent unaddressed: the line is let go quiet.
+        self.in_step = InStep(link, marker=None if address is not None else self._marker,
+                              read_reply=self._reply_line, quiet_s=max(0.1, quiet_s))
         if connect:
             self.connect()
 
@@ -169,6 +174,14 @@ class HMT330(HumiditySensor):
             if text and text.upper() != command.upper():
                 return text
         raise HMT330ReplyError(self.name, command, "only echoes and empty lines came back")
+
+    def _reply_line(self, timeout_s: float | None = None) -> str:
+        raw = self.link.read_until(TERMINATOR, timeout_s=timeout_s)
+        return raw.decode("ascii", "replace").strip().lstrip(">").strip()
+
+    @staticmethod
+    def _marker(k: int) -> tuple[bytes, Callable[[str], bool]]:
+        return b"SMODE\r", lambda text: text.partition(":")[0].strip().lower() == "serial mode"
 
     def _drain(self, command: str) -> None:
         """Read and drop whatever the transmitter still sends until ``quiet_s`` of silence."""
@@ -196,7 +209,7 @@ class HMT330(HumiditySensor):
                 raise HMT330ReplyError(self.name, command, str(exc)) from None
 
         return retried_exchange(self.link, once, attempts=attempts, reply_error=HMT330ReplyError,
-                                link_error=lambda exc: HMT330LinkError(self.name, command, exc))
+                                link_error=lambda exc: HMT330LinkError(self.name, command, exc), in_step=self.in_step)
 
     def _setting(self, command: str, label: str, expected: str | None = None) -> str:
         """A ``Label : value`` reply to a setting command; returns the value."""

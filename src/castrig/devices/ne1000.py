@@ -13,6 +13,12 @@ Protocol (NE-1000 user manual, publication #1200-01, RS-232 chapter):
 The driver reads both framings whatever mode it believes the pump is in (the second byte tells:
 an address digit for basic, a length byte for safe), so a pump left in safe mode by a crashed
 host is recovered by :meth:`NE1000Pump.connect`.
+
+Imperfect lines: replies are reassembled from whatever pieces the link delivers (a socket may
+cut a frame anywhere, :func:`next_frame`); a partial frame stays buffered for the next read;
+garbage is dropped up to the next STX (and a query asked again); after a timeout the reply may
+still come, so the next exchange first sends ``VER`` and reads up to its reply
+(:class:`~castrig.devices.exchange.InStep`) before a reply is trusted again.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from typing import Callable, TypeVar
 
 from castrig.clock import Clock
 from castrig.devices.roles import DeviceError, Dispensed, PumpState, SyringePump
-from castrig.links import Link, LinkError, ProtocolError, with_retries
+from castrig.devices.exchange import InStep
+from castrig.links import Link, LinkError, LinkTimeout, ProtocolError, with_retries
 
 T = TypeVar("T")
 
@@ -55,6 +62,15 @@ ERROR_CODES: dict[str, str] = {
 _REPLY = re.compile(r"^(\d\d)(?:A\?([A-Z])|([IWSPTUX])(.*))$", re.DOTALL)
 _DIS = re.compile(r"^I(\d*\.?\d*)W(\d*\.?\d*)(UL|ML)$")
 _VALUE_UNITS = re.compile(r"^(\d*\.?\d*)([A-Z]{2})$")
+_VERSION = re.compile(r"^NE\d+V\d+\.\d+")
+
+#: Longest frame the pump sends (``01SNE1000V3.928`` is 15 bytes of data); a length byte or a
+#: basic frame beyond it is garbage.
+MAX_FRAME = 64
+#: The manual's inter-byte time-out inside a packet: a frame cut longer than this is dropped.
+PACKET_GAP_S = 0.5
+#: Silence that ends garbage on the line before a query is asked again.
+GARBAGE_QUIET_S = 0.05
 
 
 class PumpError(DeviceError):
@@ -84,6 +100,61 @@ def crc16(data: bytes) -> int:
 
 def safe_packet(data: bytes) -> bytes:
     return bytes([STX, len(data) + 4]) + data + crc16(data).to_bytes(2, "big") + bytes([ETX])
+
+
+def next_frame(buf: bytes) -> tuple[str | None, int]:
+    """The reply frame at the front of ``buf``, reassembled from whatever bytes have arrived.
+
+    Returns ``(text, n)``: ``text`` is the frame's data (``01S...``, basic ``STX ... ETX`` or a
+    safe-mode packet with a good length, CRC and ETX) and ``n`` the bytes it took. ``(None, n)``
+    with ``n > 0``: ``n`` bytes of garbage to drop (up to the next STX that may start a frame);
+    ``(None, 0)``: ``buf`` starts with a partial frame, keep it and wait for more bytes.
+    """
+    i = buf.find(STX)
+    if i < 0:
+        return None, len(buf)
+    if i > 0:
+        return None, i
+    if len(buf) < 2:
+        return None, 0
+    if 0x30 <= buf[1] <= 0x39:  # basic: an address digit follows STX
+        end = buf.find(ETX, 1)
+        nxt = buf.find(STX, 1)
+        if nxt > 0 and (end < 0 or nxt < end):
+            return None, nxt  # a frame cut short, and a new one starts
+        if end < 0:
+            return (None, 1) if len(buf) > MAX_FRAME else (None, 0)
+        text = buf[1:end].decode("ascii", "replace")
+        return (text, end + 1) if _REPLY.match(text) else (None, 1)
+    length = buf[1]
+    if not 4 <= length <= MAX_FRAME:
+        return None, 1
+    if len(buf) < 1 + length:
+        nxt = buf.find(STX, 2)
+        if nxt > 0 and next_frame(buf[nxt:])[0] is not None:
+            return None, nxt  # this "packet" was cut (or noise): a whole frame follows it
+        return None, 0
+    data, crc, end = buf[2 : length - 2], buf[length - 2 : length], buf[length]
+    if end != ETX or int.from_bytes(crc, "big") != crc16(data):
+        return None, 1
+    text = data.decode("ascii", "replace")
+    return (text, 1 + length) if _REPLY.match(text) else (None, 1)
+
+
+def split_frames(buf: bytes) -> tuple[list[str], bytes, bytes]:
+    """Every whole frame in ``buf``: ``(frames, garbage dropped, partial frame left)``."""
+    frames: list[str] = []
+    garbage = bytearray()
+    while buf:
+        text, n = next_frame(buf)
+        if not n:
+            break
+        if text is None:
+            garbage += buf[:n]
+        else:
+            frames.append(text)
+        buf = buf[n:]
+    return frames, bytes(garbage), buf
 
 
 def format_number(value: float) -> str:
@@ -156,10 +227,16 @@ class NE1000Pump(SyringePump):
         self.unsolicited_alarms: list[str] = []
         self._diameter_mm: float | None = None
         self._rate_units: str | None = None
+        self._garbage = bytearray()
+        #: After a timeout the next exchange first confirms the replies line up (``VER``).
+        self.in_step = InStep(link, marker=self._marker, read_reply=self._read_text)
 
     # -- connection and modes --------------------------------------------------------------
     def connect(self) -> None:
         """Acknowledge pending alarms (power-up ``A?R``), set the mode, read the version."""
+        if self.in_step.suspect:  # late replies may still come: let the line go quiet first
+            self._guard("connect", lambda: self.link.flush_until_quiet(self.in_step.quiet_s))
+            self.in_step.suspect = False
         self._guard("connect", self.link.flush_input)
         self.connect_alarms.clear()
         for _ in range(4):
@@ -317,7 +394,8 @@ class NE1000Pump(SyringePump):
         """A query: repeatable, so link timeouts and bad frames are retried a bounded number of times."""
         return self._guard(
             command,
-            lambda: with_retries(lambda: self._exchange(command, None), attempts=self.retries, link=self.link),
+            lambda: with_retries(lambda: self._exchange(command, None, query=True), attempts=self.retries,
+                                 link=self.link),
         )
 
     def _command(self, command: str, *, framing: str | None = None) -> tuple[PumpState, str]:
@@ -341,62 +419,86 @@ class NE1000Pump(SyringePump):
             return safe_packet(data)
         return data + b"\r"
 
-    def _exchange(self, command: str, framing: str | None) -> tuple[PumpState, str]:
+    def _exchange(self, command: str, framing: str | None, *, query: bool = False) -> tuple[PumpState, str]:
         self._drain_unsolicited()
+        self.in_step.ensure()
         self.link.write(self._frame(command, framing))
-        text = self._read_frame()
+        text = self._read_reply(command, query=query)
         return self._parse(command, text)
 
+    def _take(self, buf: bytes) -> tuple[str | None, int]:
+        """:func:`next_frame`, keeping the garbage it drops (for :meth:`_read_reply`)."""
+        text, n = next_frame(buf)
+        if text is None and n:
+            self._garbage += buf[:n]
+        return text, n
+
+    def _read_text(self, timeout_s: float | None = None) -> str:
+        """The next whole frame from the link, reassembled from whatever pieces arrive."""
+        return self.link.read_frame(self._take, timeout_s=timeout_s, what="reply frame (STX ... ETX)")
+
+    def _read_reply(self, command: str, *, query: bool) -> str:
+        """The reply frame, from whatever pieces arrive.
+
+        Garbage before it is dropped up to the next STX; for a query that is not trusted (the
+        garbage may have been its reply): the line is let go quiet and a :class:`ProtocolError`
+        makes the caller ask again. No whole frame in time: the reply may still come, so the
+        line is marked out of step (the next exchange confirms with ``VER`` first).
+        """
+        self._garbage.clear()
+        try:
+            text = self._read_text()
+        except LinkTimeout as exc:
+            self.in_step.mark()
+            if self._garbage:
+                junk = bytes(self._garbage[:32])
+                raise ProtocolError(self.link.resource, f"no valid reply frame, only garbage (bad framing, "
+                                                        f"length or CRC): {junk!r}") from exc
+            raise
+        if self._garbage and query:
+            junk = bytes(self._garbage[:32])
+            self.link.flush_until_quiet(GARBAGE_QUIET_S)
+            raise ProtocolError(self.link.resource, f"garbage before the reply: {junk!r}")
+        return text
+
     def _drain_unsolicited(self) -> None:
-        """Collect alarm packets the pump sent unprompted (and stale replies) before a command."""
-        pending = self.link.read_available()
-        while pending:
-            if pending[0] != STX:
-                pending = pending[1:]
+        """Collect alarm packets the pump sent unprompted (and stale replies) before a command.
+
+        A frame cut by the read is completed first (within the manual's 0.5 s packet gap), so
+        it is neither lost nor taken for the reply to the command about to be sent.
+        """
+        for _ in range(16):
+            pending = self.link.read_available()
+            if not pending:
+                return
+            frames, _garbage, rest = split_frames(pending)
+            for text in frames:
+                self._note_unsolicited(text)
+            if not rest:
                 continue
-            text, rest = self._split_frame(pending)
-            if text is None:
-                break
+            self.link.unread(rest)
+            self._garbage.clear()
+            try:
+                self._note_unsolicited(self._read_text(PACKET_GAP_S))
+            except LinkTimeout:
+                self.link.flush_input()  # the pump would have dropped that packet too
+                return
+
+    def _note_unsolicited(self, text: str) -> None:
+        m = _REPLY.match(text)
+        if m and m.group(2) and int(m.group(1)) == (self.address or 0):
+            self.unsolicited_alarms.append(m.group(2))
+            self.last_alarm = m.group(2)
+
+    def _marker(self, k: int) -> tuple[bytes, Callable[[str], bool]]:
+        """The in-step marker: ``VER``, whose reply no other command gives."""
+        address = self.address or 0
+
+        def is_version(text: str) -> bool:
             m = _REPLY.match(text)
-            if m and m.group(2) and int(m.group(1)) == (self.address or 0):
-                self.unsolicited_alarms.append(m.group(2))
-                self.last_alarm = m.group(2)
-            pending = rest
+            return bool(m and int(m.group(1)) == address and m.group(4) and _VERSION.match(m.group(4)))
 
-    @staticmethod
-    def _split_frame(buf: bytes) -> tuple[str | None, bytes]:
-        """One whole frame from the front of ``buf`` (starting at STX), or ``None`` if cut."""
-        if len(buf) < 2:
-            return None, buf
-        if 0x30 <= buf[1] <= 0x39:
-            end = buf.find(bytes([ETX]))
-            if end < 0:
-                return None, buf
-            return buf[1:end].decode("ascii", "replace"), buf[end + 1 :]
-        length = buf[1]
-        if len(buf) < 1 + length:
-            return None, buf
-        return buf[2 : length - 2].decode("ascii", "replace"), buf[1 + length :]
-
-    def _read_frame(self) -> str:
-        first = self.link.read_exactly(1)
-        if first[0] != STX:
-            junk = first + self.link.read_available()
-            raise ProtocolError(self.link.resource, f"reply does not start with STX: {junk[:32]!r}")
-        second = self.link.read_exactly(1)
-        if 0x30 <= second[0] <= 0x39:  # basic: an address digit follows STX
-            body = second + self.link.read_until(bytes([ETX]), max_bytes=256)
-            return body[:-1].decode("ascii", "replace")
-        length = second[0]
-        if length < 4:
-            raise ProtocolError(self.link.resource, f"safe-mode length byte {length} < 4")
-        rest = self.link.read_exactly(length - 1)
-        data, crc, end = rest[:-3], rest[-3:-1], rest[-1]
-        if end != ETX:
-            raise ProtocolError(self.link.resource, f"safe-mode packet does not end with ETX: {rest!r}")
-        if int.from_bytes(crc, "big") != crc16(data):
-            raise ProtocolError(self.link.resource, f"safe-mode reply CRC mismatch: {rest!r}")
-        return data.decode("ascii", "replace")
+        return self._frame("VER", None), is_version
 
     def _parse(self, command: str, text: str) -> tuple[PumpState, str]:
         m = _REPLY.match(text)
@@ -439,4 +541,6 @@ __all__ = [
     "PumpError",
     "format_number",
     "best_units",
+    "next_frame",
+    "split_frames",
 ]

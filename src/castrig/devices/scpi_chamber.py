@@ -49,7 +49,7 @@ from typing import TypeVar
 
 from castrig.clock import Clock, WallClock, wait_until
 from castrig.devices.roles import DeviceCommsError, ChamberReading, DeviceError, HumidityChamber
-from castrig.devices.exchange import retried_exchange
+from castrig.devices.exchange import InStep, retried_exchange
 from castrig.links import Link, LinkError
 
 T = TypeVar("T")
@@ -130,6 +130,16 @@ class ScpiHumidityChamber(HumidityChamber):
         self.name = name
         self.clock = clock or WallClock()
         self.query_attempts = query_attempts
+        #: After a timeout or a reply that does not parse, the next query first drops late
+        #: replies and sends ``*IDN?`` until its ``maker,model,serial,firmware`` line comes back.
+        self.in_step = InStep(link, marker=self._marker, read_reply=self._reply_line)
+
+    def _reply_line(self, timeout_s: float | None = None) -> str:
+        return self.link.read_until(TERMINATOR, timeout_s=timeout_s).decode("ascii", "replace").strip()
+
+    @staticmethod
+    def _marker(k: int) -> tuple[bytes, Callable[[str], bool]]:
+        return b"*IDN?" + TERMINATOR, lambda text: text.count(",") == 3 and text[:1].isalpha()
 
     # -- low level -------------------------------------------------------------------------
     def write(self, command: str) -> None:
@@ -164,7 +174,7 @@ class ScpiHumidityChamber(HumidityChamber):
                 raise ChamberReplyError(self.name, command, f"{exc} (reply {text!r})") from None
 
         return retried_exchange(self.link, once, attempts=self.query_attempts, reply_error=ChamberReplyError,
-                                link_error=lambda exc: ChamberLinkError(self.name, command, exc))
+                                link_error=lambda exc: ChamberLinkError(self.name, command, exc), in_step=self.in_step)
 
     def ask_float(self, command: str) -> float:
         return self.ask(command, _parse_number)  # type: ignore[return-value]

@@ -1,8 +1,11 @@
 """The byte link: the one thing a driver talks through.
 
 A driver never knows whether the bytes go to a serial port, a VISA socket or an in-process
-emulator; it only writes, reads up to a terminator, or reads a fixed count. Buffering of bytes
-that arrived after a terminator is done here once, so every implementation behaves the same.
+emulator; it only writes, reads up to a terminator, reads a fixed count, or reads a frame its
+own ``take`` function recognises (:meth:`Link.read_frame`). Buffering of bytes that arrived
+after a terminator or frame is done here once, so every implementation behaves the same; bytes
+may arrive cut at any boundary (a socket delivers what it has), and a partial frame stays
+buffered (or is pushed back with :meth:`Link.unread`) for the next read.
 """
 
 from __future__ import annotations
@@ -92,6 +95,41 @@ class Link(ABC):
         del self._rx[:n]
         return out
 
+    def read_frame(
+        self,
+        take: Callable[[bytes], tuple[T | None, int]],
+        *,
+        timeout_s: float | None = None,
+        what: str = "a whole frame",
+    ) -> T:
+        """Read until ``take`` finds a whole frame at the front of the buffered input.
+
+        ``take(buffer)`` returns ``(frame, n)``: the first ``n`` bytes are consumed (a frame,
+        or garbage dropped while resynchronising); a ``frame`` that is not ``None`` is
+        returned; ``(None, 0)`` asks for more bytes. A partial frame stays buffered, so bytes
+        may arrive cut at any boundary; on a timeout the partial frame is still buffered.
+        """
+        self._check_open()
+        deadline = self._now() + (self.timeout_s if timeout_s is None else timeout_s)
+        while True:
+            while self._rx:
+                frame, n = take(bytes(self._rx))
+                if n:
+                    del self._rx[:n]
+                if frame is not None:
+                    return frame
+                if not n:
+                    break
+            chunk = self._read_some(deadline)
+            if not chunk:
+                partial = bytes(self._rx)
+                raise LinkTimeout(
+                    self.resource,
+                    f"no {what} within {self._timeout_text(timeout_s)}"
+                    + (f" (got {partial[:64]!r})" if partial else " (no reply)"),
+                )
+            self._rx += chunk
+
     def read_available(self, *, wait_s: float = 0.0) -> bytes:
         """Whatever has arrived (waiting at most ``wait_s`` for the first byte)."""
         self._check_open()
@@ -101,12 +139,42 @@ class Link(ABC):
         self._rx.clear()
         return out
 
+    def unread(self, data: bytes) -> None:
+        """Push ``data`` back in front of the buffered input: the next read returns it first.
+
+        For a driver that took more than one frame (or part of the next one) off the link: the
+        partial frame is kept for the next read instead of being lost.
+        """
+        self._check_open()
+        if data:
+            self._rx[:0] = data
+
     def flush_input(self) -> None:
         """Drop buffered and pending input, e.g. after a timeout, so replies line up again."""
         self._check_open()
         self._rx.clear()
         while self._read_some(self._now()):
             pass
+
+    def flush_until_quiet(self, quiet_s: float, *, max_s: float | None = None) -> int:
+        """Drop input until none has arrived for ``quiet_s`` (at most ``max_s``, default the
+        link timeout); returns how many bytes were dropped.
+
+        A plain :meth:`flush_input` drops only what is already here; replies still on the wire
+        (a device that was late, a terminal server that held them) arrive after it.
+        """
+        self._check_open()
+        dropped = len(self._rx)
+        self._rx.clear()
+        end = self._now() + (self.timeout_s if max_s is None else max_s)
+        while True:
+            now = self._now()
+            if now >= end:
+                return dropped
+            chunk = self._read_some(min(now + quiet_s, end))
+            if not chunk:
+                return dropped
+            dropped += len(chunk)
 
     def query(self, data: bytes, terminator: bytes, *, timeout_s: float | None = None) -> bytes:
         self.write(data)

@@ -10,6 +10,9 @@ import serial
 from castrig.links.base import Link
 from castrig.links.errors import LinkClosed, LinkError
 
+#: Largest non-blocking read after the first byte.
+_CHUNK = 4096
+
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 
 
@@ -25,10 +28,17 @@ class SerialLink(Link):
         parity: str = "N",
         stopbits: float = 1,
         timeout_s: float = 1.0,
+        exclusive: bool = False,
     ):
         super().__init__(url, timeout_s)
         self._settings = {"baudrate": baudrate, "bytesize": bytesize, "parity": _PARITY[parity.upper()],
                           "stopbits": stopbits, "timeout": 0, "write_timeout": timeout_s}
+        #: A port of our own (``flock`` on a device or pty path), so a second process is refused
+        #: before it sends a byte. pyserial refuses ``exclusive`` for URLs (``socket://``,
+        #: ``loop://``): those are owned by the rig's resource locks instead.
+        self.exclusive = bool(exclusive) and "://" not in url
+        if self.exclusive:
+            self._settings["exclusive"] = True
         #: Set when the peer went away (socket closed, USB adapter unplugged): the next read or
         #: write reopens the port once, so a terminal server or adapter that comes back is used
         #: again (while it is gone, each attempt fails at once with LinkClosed).
@@ -75,9 +85,11 @@ class SerialLink(Link):
             first = self._port.read(1)
             if not first:
                 return b""
+            # What is really there, in one non-blocking read: ``in_waiting`` is not to be trusted
+            # (on ``socket://`` it is 0 or 1, whatever has arrived), and the framing above
+            # reassembles replies from any byte boundaries anyway.
             self._port.timeout = 0
-            waiting = self._port.in_waiting
-            return first + (self._port.read(waiting) if waiting else b"")
+            return first + self._port.read(_CHUNK)
         except (serial.SerialException, OSError) as exc:
             self._lost = True
             raise LinkClosed(self.resource, f"read failed: {exc}") from exc

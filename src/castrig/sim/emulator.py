@@ -111,6 +111,21 @@ class Emulator(ABC):
             return self._out[0].t_ready
         return self.next_unsolicited_time(t)
 
+    def reset_io(self, t: float) -> None:
+        """A new host session on the line (a TCP client connected): the device's input and
+        output buffers start clean, its state (running, volumes, alarms) stays.
+
+        A real instrument has no memory of a TCP session: what it sent while nobody listened,
+        and a command cut short by the last client's disconnect, are gone. Output due by ``t``
+        (a watchdog alarm, a streamed line) is produced first, so it is dropped too.
+        """
+        self.poll(t)
+        self._out.clear()
+        self.reset_input()
+
+    def reset_input(self) -> None:
+        """Hook: forget a partly received command (the line parser's state)."""
+
     def poll(self, t: float) -> None:
         """Hook: produce time-driven output due by ``t`` (streaming, alarms, watchdogs)."""
 
@@ -136,6 +151,9 @@ class LineEmulator(Emulator):
     def __init__(self, name: str, **kwargs: object):
         super().__init__(name, **kwargs)  # type: ignore[arg-type]
         self._line = bytearray()
+
+    def reset_input(self) -> None:
+        self._line.clear()
 
     def receive_bytes(self, data: bytes, t: float) -> None:
         for b in data:

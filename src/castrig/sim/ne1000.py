@@ -355,6 +355,10 @@ class NE1000Emulator(Emulator):
         self.alarm = None
         self._raise_alarm("R", t)
 
+    def reset_input(self) -> None:
+        self._line.clear()
+        self._pkt = None
+
     def _default_volume_units(self) -> str:
         return "UL" if self.diameter_mm <= UL_DIAMETER_LIMIT_MM else "ML"
 
@@ -636,6 +640,15 @@ class NE1000Chain(Emulator):
     def receive_bytes(self, data: bytes, t: float) -> None:
         for p in self.pumps:
             p.receive(data, t)
+
+    def reset_io(self, t: float) -> None:
+        for p in self.pumps:
+            p.reset_io(t)
+        super().reset_io(t)
+
+    def reset_input(self) -> None:
+        for p in self.pumps:
+            p.reset_input()
 
     def poll(self, t: float) -> None:
         for p in self.pumps:

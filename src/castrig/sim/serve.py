@@ -32,6 +32,8 @@ class Served(Protocol):
 
     def transmit(self, t: float) -> bytes: ...
 
+    def reset_io(self, t: float) -> None: ...
+
 
 class _Base:
     address: str = ""
@@ -41,12 +43,27 @@ class _Base:
         self.clock = clock
         self.lock = lock
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"serve-{self.emulator.name}", daemon=True)
         self.error: BaseException | None = None
 
     def start(self) -> "_Base":
         self._thread.start()
         return self
+
+    def pause(self) -> None:
+        """Stall the line (as SIGSTOP does to ``sim serve``): nothing is read or sent until
+        :meth:`resume`; the host's bytes wait in the OS buffers meanwhile."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def _stalled(self) -> bool:
+        if self._paused.is_set():
+            self._stop.wait(_POLL_S)
+            return True
+        return False
 
     def stop(self) -> None:
         self._stop.set()
@@ -85,6 +102,8 @@ class PtyServer(_Base):
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                if self._stalled():
+                    continue
                 ready, _, _ = select.select([self._master], [], [], _POLL_S)
                 data = b""
                 if ready:
@@ -117,8 +136,12 @@ class TcpServer(_Base):
         super().__init__(emulator, clock, lock)
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", port))
-        self._listener.listen(1)
+        try:
+            self._listener.bind(("127.0.0.1", port))
+            self._listener.listen(1)
+        except OSError:
+            self._listener.close()  # e.g. EADDRINUSE: the caller names the port
+            raise
         self.port = self._listener.getsockname()[1]
         self.address = f"socket://127.0.0.1:{self.port}"
 
@@ -130,11 +153,14 @@ class TcpServer(_Base):
         client: socket.socket | None = None
         try:
             while not self._stop.is_set():
+                if self._stalled():
+                    continue
                 if client is None:
                     ready, _, _ = select.select([self._listener], [], [], 0.02)
                     if ready and self.emulator.connected:
                         client, _ = self._listener.accept()
                         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                        self._new_session()
                     continue
                 if not self.emulator.connected:
                     client.close()
@@ -163,6 +189,11 @@ class TcpServer(_Base):
         finally:
             if client is not None:
                 client.close()
+
+    def _new_session(self) -> None:
+        """A new client starts on a clean line: nothing left over from the last one."""
+        with self.lock:
+            self.emulator.reset_io(self.clock.now())
 
     def _cleanup(self) -> None:
         self._listener.close()
