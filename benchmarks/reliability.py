@@ -5,7 +5,8 @@
 
 Prints one table of faults injected per kind and how each ended (recovered, safe-stopped,
 failed; lost samples and tracebacks must be 0), then crash/resume trials passed out of run,
-link-level fault trials (TCP and pty) passed out of run, and bad inputs rejected cleanly out
+link-level fault trials (TCP and pty) passed out of run, contention trials (two resumes at once,
+resume of a live run, a second run on a served rig) passed and left safe, and bad inputs rejected cleanly out
 of tried. Exits 1 if anything failed. ``--json FILE`` writes every trial.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from castrig.reliability import badinputs, crash, linkfaults  # noqa: E402
+from castrig.reliability import badinputs, contention, crash, linkfaults  # noqa: E402
 from castrig.reliability.faults import catalogue, schedule  # noqa: E402
 from castrig.reliability.harness import Campaign  # noqa: E402
 from castrig.reliability.report import FAULT_COLUMNS, fault_rows, format_table  # noqa: E402
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crashes", type=int, default=None, help="kill/resume trials (default 20)")
     ap.add_argument("--crash-recipe", type=Path, default=None, help="default recipes/overnight.yaml")
     ap.add_argument("--jobs", type=int, default=2, help="crash trials in parallel")
+    ap.add_argument("--contention", type=int, default=None,
+                    help="seeded moments for the two-resumes and live-resume trials (default 6; --quick 1)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     n_faults = args.faults if args.faults is not None else (30 if args.quick else None)
@@ -64,10 +67,13 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="castrig-crash-") as tmp:
-        ctrials, _ = crash.campaign(crash_recipe, n=n_crash, seed=args.seed, workdir=Path(tmp), jobs=args.jobs)
+        ctrials, _ = crash.campaign(crash_recipe, n=n_crash, seed=args.seed, workdir=Path(tmp), jobs=args.jobs,
+                                    every_step=not args.quick)  # + one kill inside every step (evaporations mid-way)
     passed = sum(t.passed for t in ctrials)
     outcomes = {o: sum(t.outcome == o for t in ctrials) for o in sorted({t.outcome for t in ctrials})}
-    print(f"\ncrash/resume ({crash_recipe.name}, SIGKILL at {n_crash} seeded moments): {passed}/{len(ctrials)} passed "
+    lost = sum(bool(getattr(t, "lost", None)) for t in ctrials)
+    print(f"\ncrash/resume ({crash_recipe.name}, SIGKILL at {n_crash} seeded moments"
+          f"{'' if args.quick else ' + one inside every step'}): {passed}/{len(ctrials)} passed, {lost} with a membrane lost "
           f"{outcomes} in {time.perf_counter() - t0:.0f} s")
     for t in ctrials:
         if not t.passed:
@@ -79,16 +85,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         ltrials = [linkfaults.link_trial(d, "tcp", "drop") for d in linkfaults.DEVICES]
         ltrials += [linkfaults.link_trial("alicat", "pty", f) for f in ("no_reply", "garbage", "truncate")]
+        ltrials += linkfaults.stall_campaign()
     else:
         ltrials = linkfaults.link_campaign()
     lpassed = sum(t.passed for t in ltrials)
     print(f"\nlink faults over TCP/pty (sim serve): {lpassed}/{len(ltrials)} recovered with typed errors only "
           f"in {time.perf_counter() - t0:.0f} s")
+    print(linkfaults.format_stall_figures([t for t in ltrials if t.safe_verified is not None]))
     for t in ltrials:
         if not t.passed:
             print(f"  FAILED {t.device} {t.transport} {t.fault}: recovered_after={t.recovered_after} untyped={t.untyped}")
     failed |= lpassed != len(ltrials)
     out["links"] = [t.__dict__ for t in ltrials]
+
+    t0 = time.perf_counter()
+    n_cont = args.contention if args.contention is not None else (1 if args.quick else 6)
+    cont = contention.contention_campaign(crash_recipe, n=n_cont, seed=args.seed)
+    cpassed = sum(t.passed for t in cont)
+    safe = sum(t.safe_verified for t in cont)
+    print(f"\ncontention (a second process on the same run folder or rig): {cpassed}/{len(cont)} passed, "
+          f"safe state verified in {safe}/{len(cont)}, in {time.perf_counter() - t0:.0f} s")
+    for case in dict.fromkeys(t.case for t in cont):
+        group = [t for t in cont if t.case == case]
+        print(f"  {case}: {sum(t.passed for t in group)}/{len(group)} (exit codes {[t.codes for t in group]})")
+    for t in cont:
+        if not t.passed:
+            print(f"  FAILED {t.case} ({t.detail}): {t.outcome}; safe={t.safe_verified}; {t.problems}")
+    failed |= cpassed != len(cont)
+    out["contention"] = [t.__dict__ for t in cont]
 
     bad = badinputs.run_corpus()
     clean = sum(r.clean for r in bad)

@@ -2,6 +2,25 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import pty
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 
@@ -42,3 +61,274 @@ def device_address(request: pytest.FixtureRequest) -> int | None:
 @pytest.fixture
 def device_baud(request: pytest.FixtureRequest) -> int | None:
     return request.config.getoption("--device-baud")
+
+
+class TerminalRun:
+    """A ``castrig`` command run as a person at a terminal runs it, on a pseudo-terminal.
+
+    The terminal is the process's stdin, stdout, stderr *and* its controlling terminal, so
+    :meth:`ctrl_c` types a real Ctrl-C (the line discipline turns it into SIGINT) and what the
+    process draws (the Rich live display, prompts, echoed keys) is captured in :attr:`output`.
+    A reader thread drains the terminal so the process never blocks on a full buffer. Every wait
+    is bounded; :meth:`close` kills the process if it is still running.
+    """
+
+    def __init__(self, args: list[str], *, cwd: Path, rows: int = 40, cols: int = 120):
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        drop = ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "CASTRIG_STORE")
+        env = {k: v for k, v in os.environ.items() if k not in drop}
+        env.update(PYTHONUNBUFFERED="1", TERM="xterm-256color")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "castrig", *args], cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
+            start_new_session=True, preexec_fn=_take_controlling_terminal, close_fds=True,
+        )
+        os.close(slave)
+        self._master = master
+        self._closed = False  # the reader saw the terminal close (the process and its children ended)
+        self._buf = bytearray()
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._master, 65536)
+            except OSError:  # EIO: the process and all its children closed the terminal
+                chunk = b""
+            with self._cond:
+                if not chunk:
+                    self._closed = True
+                    self._cond.notify_all()
+                    return
+                self._buf += chunk
+                self._cond.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return self._buf.decode(errors="replace")
+
+    def expect(self, text: str, *, after: int = 0, timeout_s: float = 15.0) -> int:
+        """Wait until ``text`` appears in the output at or after index ``after``; return where it ends."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                out = self._buf.decode(errors="replace")
+                i = out.find(text, after)
+                if i >= 0:
+                    return i + len(text)
+                left = deadline - time.monotonic()
+                if left <= 0 or (self._closed and self.proc.poll() is not None):
+                    raise AssertionError(f"{text!r} not seen in the terminal within {timeout_s} s; "
+                                         f"exit code {self.proc.poll()}; last output:\n{out[-3000:]}")
+                self._cond.wait(min(left, 0.2))
+
+    def send(self, keys: str) -> None:
+        os.write(self._master, keys.encode())
+
+    def ctrl_c(self) -> None:
+        self.send("\x03")
+
+    def wait(self, timeout_s: float = 30.0) -> int:
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise AssertionError(f"still running after {timeout_s} s; last output:\n{self.output[-3000:]}") from None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._reader.join(timeout=5)
+        try:
+            os.close(self._master)
+        except OSError:
+            pass
+
+
+def _take_controlling_terminal() -> None:  # in the child, after setsid(): stdin becomes the controlling tty
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+@pytest.fixture
+def terminal_run() -> Iterator[Callable[..., TerminalRun]]:
+    """``terminal_run(args, cwd=...)`` starts ``castrig ARGS`` on a pseudo-terminal; cleaned up after the test."""
+    started: list[TerminalRun] = []
+
+    def start(args: list[str], *, cwd: Path, **kw: Any) -> TerminalRun:
+        run = TerminalRun(args, cwd=cwd, **kw)
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        run.close()
+
+
+# -- from the outside in: the real CLI in subprocesses ------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def castrig_env(**extra: str) -> dict[str, str]:
+    """The environment a user's shell gives ``castrig``: no fleet store, unbuffered output."""
+    env = {k: v for k, v in os.environ.items() if k != "CASTRIG_STORE"}
+    env.update(PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``castrig ARGS`` to the end (bounded) and return its exit code and output."""
+    return subprocess.run([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env),
+                          capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+
+
+def start_castrig(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.Popen[str]:
+    """Start ``castrig ARGS`` in the background (stdout/stderr piped, no terminal)."""
+    return subprocess.Popen([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy (bounded); return that."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s} s")
+        time.sleep(0.02)
+
+
+def run_rows(run_dir: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a run's SQLite, read as any reader reads it (read-only, WAL); [] while it is not there."""
+    import sqlite3
+
+    db_path = Path(run_dir) / "run.sqlite"
+    if not db_path.is_file():
+        return []
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        return [tuple(r) for r in db.execute(sql)]
+    except sqlite3.OperationalError:  # the schema is not written yet
+        return []
+    finally:
+        db.close()
+
+
+def only_run_dir(data: Path) -> Path | None:
+    """The single run folder under ``data`` once it has a run.json (None before)."""
+    runs = [p for p in Path(data).glob("*/run.json")] if Path(data).is_dir() else []
+    return runs[0].parent if len(runs) == 1 else None
+
+
+@pytest.fixture
+def reap() -> Iterator[Callable[[subprocess.Popen[Any]], subprocess.Popen[Any]]]:
+    """``reap(proc)`` registers a background process to be continued and killed after the test."""
+    procs: list[subprocess.Popen[Any]] = []
+
+    def add(proc: subprocess.Popen[Any]) -> subprocess.Popen[Any]:
+        procs.append(proc)
+        return proc
+
+    yield add
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGCONT)  # a stopped child is killed at once only once continued
+            except ProcessLookupError:
+                pass
+            p.kill()
+        p.wait(timeout=10)
+
+
+# -- `castrig sim serve` in a subprocess, shared by the link, device and CLI tests -------------
+@dataclass
+class SimServe:
+    """A running ``castrig sim serve``: its process and the ``{device: address}`` it printed."""
+
+    proc: subprocess.Popen[str]
+    addresses: dict[str, str]
+
+    def stall(self) -> None:
+        """SIGSTOP the whole simulator: every device goes silent mid-run (a stalled line)."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+
+@contextmanager
+def sim_serve_process(*args: str, profile: str = "hw_profiles/sim-serial.yaml", ready_s: float = 30.0) -> Iterator[SimServe]:
+    """Start ``castrig sim serve --profile PROFILE ARGS...`` and yield it once it printed its
+    addresses (bounded by ``ready_s``); stopped (SIGCONT, SIGINT, then kill) on the way out."""
+    proc = start_castrig("sim", "serve", "--profile", profile, *args)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], ready_s)
+        line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
+        if not line:
+            proc.kill()
+            raise AssertionError(f"sim serve printed no addresses within {ready_s} s: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+        yield SimServe(proc, json.loads(line))
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def sim_serve() -> Callable[..., AbstractContextManager[SimServe]]:
+    """``with sim_serve("--tcp", "0") as served:`` (any ``sim serve`` arguments; ``profile=``)."""
+    return sim_serve_process
+
+
+@pytest.fixture
+def castrig_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """:func:`castrig` as a fixture, for test folders whose own ``conftest`` shadows this one."""
+    return castrig
+
+
+@pytest.fixture
+def free_tcp_port() -> int:
+    """A loopback TCP port that was free a moment ago (never a fixed one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_then_kill_9(recipe: Path, data: Path, ready: Callable[[Path], Any], *, timeout_s: float = 60.0,
+                    args: tuple[str, ...] = ()) -> Path:
+    """``castrig run RECIPE --data DATA -q`` killed with SIGKILL (no handler runs) as soon as
+    ``ready(run_dir)`` is truthy (polled on the run folder as any reader reads it); its run folder."""
+    proc = start_castrig("run", str(recipe), "--data", str(data), "-q", *args)
+    try:
+        def reached() -> Path | None:
+            run_dir = only_run_dir(data)
+            if run_dir is not None and ready(run_dir):
+                return run_dir
+            if proc.poll() is not None:
+                raise AssertionError(f"the run ended (exit {proc.returncode}) before the crash point")
+            return None
+
+        run_dir = wait_until(reached, timeout_s=timeout_s, what="the crash point")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        return run_dir
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()

@@ -18,3 +18,15 @@ class BadInput(CastrigError):
         self.file = file
         self.field = field
         super().__init__(message)
+
+
+class Busy(CastrigError):
+    """A run folder or a device is owned by another live process (exit 4); nothing was sent."""
+
+    def __init__(self, message: str, *, holder: object = None):
+        self.holder = holder
+        super().__init__(message)
+
+
+class RigUnreachable(CastrigError):
+    """A device of the profile could not be opened before the run started (exit 5); no run folder."""

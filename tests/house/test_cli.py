@@ -40,20 +40,6 @@ def test_check_broken_recipe_names_file_field_and_range(capsys):
     assert "Traceback" not in err
 
 
-def test_ctrl_c_twice_aborts_at_once(tmp_path):
-    data = tmp_path / "runs"
-    proc = _start(["run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q"], tmp_path)
-    run_dir = _wait_for_samples(data)
-    proc.send_signal(signal.SIGINT)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (out, err)
-    db = sqlite3.connect(run_dir / "run.sqlite")
-    safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
-    assert safe and safe[-1]["safe"] is True
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
-
 def test_check_missing_and_unparsable_files(tmp_path, capsys):
     assert main(["check", str(tmp_path / "nope.yaml")]) == 2
     bad = tmp_path / "bad.yaml"
@@ -142,7 +128,7 @@ def test_signals_leave_the_rig_safe(tmp_path, sig, expected, outcome):
     proc = _start(["run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q"], tmp_path)
     run_dir = _wait_for_samples(data)
     proc.send_signal(sig)
-    # SIGINT once: pause at the next safe point and ask; with no terminal to ask, abort.
+    # SIGINT once: pause at the next safe point and ask; with no terminal to ask, the run ends interrupted.
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == expected, (out, err)
     info = json.loads((run_dir / "run.json").read_text())
@@ -199,3 +185,101 @@ def test_ctrl_c_once_on_a_terminal_pauses_asks_and_resumes(tmp_path):
     kinds = [k for (k,) in db.execute("select kind from events where source='operator'")]
     assert kinds == ["pause", "resume"]
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "completed"
+
+
+# -- an operator at a terminal: the real CLI on a pseudo-terminal with the live display up --------
+PROMPT = "Enter to resume"  # ("Type r + Enter to resume, a + Enter to abort", r and a in bold)
+TITLE = "castrig · long-wait"  # the live display's title: the display has begun
+
+
+def _run_dir(data: Path) -> Path:
+    (run_dir,) = [p for p in data.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def _operator_events(run_dir: Path) -> list[str]:
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    return [k for (k,) in db.execute("select kind from events where source='operator' order by rowid")]
+
+
+def test_ctrl_c_after_a_resume_pauses_again(tmp_path, terminal_run):
+    """Ctrl-C, 'r', Ctrl-C again: the second Ctrl-C is a new first press (pause and ask), not
+    'twice' (abort now); after the second 'r' the run completes, exit 0."""
+    data = tmp_path / "runs"
+    term = terminal_run(["run", str(DATA / "long_wait.yaml"), "--data", str(data)], cwd=ROOT)
+    at = term.expect(TITLE)
+    for _ in range(2):
+        term.ctrl_c()
+        at = term.expect(PROMPT, after=at)
+        term.send("r\n")
+        at = term.expect(TITLE, after=at)  # resumed: the live display is drawn again
+    assert term.wait(30) == 0, term.output[-3000:]
+    run_dir = _run_dir(data)
+    assert _operator_events(run_dir) == ["pause", "resume", "pause", "resume"]
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "completed"
+    assert "safe state verified" in term.output[at:]
+
+
+def test_ctrl_c_then_a_aborts_exit_3_rig_safe(tmp_path, terminal_run):
+    """Ctrl-C, then 'a' at the prompt: the run is aborted (exit 3, outcome aborted), not
+    interrupted, and the rig is left in the verified safe state."""
+    data = tmp_path / "runs"
+    term = terminal_run(["run", str(DATA / "long_wait.yaml"), "--data", str(data)], cwd=ROOT)
+    at = term.expect(TITLE)
+    term.ctrl_c()
+    at = term.expect(PROMPT, after=at)
+    term.send("a\n")
+    assert term.wait(30) == 3, term.output[-3000:]
+    run_dir = _run_dir(data)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "aborted", info
+    assert "aborted" in term.output[at:] and "safe state verified" in term.output[at:]
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
+    assert safe and safe[-1]["safe"] is True
+    assert _operator_events(run_dir) == ["pause"]
+
+
+def test_pause_prompt_stays_visible_above_the_live_display(tmp_path, terminal_run):
+    """The prompt is printed after the live display began, and nothing redraws over it while the
+    person reads it: no cursor-up or erase-line sequence follows it until they answer."""
+    data = tmp_path / "runs"
+    term = terminal_run(["run", str(DATA / "long_wait.yaml"), "--data", str(data)], cwd=ROOT)
+    began = term.expect(TITLE)
+    term.ctrl_c()
+    shown = term.expect(PROMPT, after=began)
+    assert term.output.find(PROMPT) == shown - len(PROMPT)  # the first prompt is after the display began
+    time.sleep(0.8)  # the live display refreshes 10 times a second: it would have redrawn by now
+    after = term.output[shown:]
+    assert "\x1b[1A" not in after and "\x1b[2K" not in after, repr(after)
+    term.send("a\n")
+    assert term.wait(30) == 3, term.output[-3000:]
+
+
+def test_ctrl_c_twice_on_a_terminal_aborts_now(tmp_path, terminal_run):
+    """Ctrl-C, then Ctrl-C again while asked: abort now, exit 130 (interrupted), rig safe."""
+    data = tmp_path / "runs"
+    term = terminal_run(["run", str(DATA / "long_wait.yaml"), "--data", str(data)], cwd=ROOT)
+    at = term.expect(TITLE)
+    term.ctrl_c()
+    term.expect(PROMPT, after=at)
+    term.ctrl_c()
+    assert term.wait(30) == 130, term.output[-3000:]
+    run_dir = _run_dir(data)
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "interrupted"
+    assert "safe state verified" in term.output
+
+
+def test_sigterm_while_asking_aborts_without_an_answer(tmp_path, terminal_run):
+    """SIGTERM while the pause prompt waits for a person: abort to the safe state now (exit 3),
+    not after someone answers (in virtual time nothing else would wake the prompt)."""
+    data = tmp_path / "runs"
+    term = terminal_run(["run", str(DATA / "long_wait.yaml"), "--data", str(data)], cwd=ROOT)
+    at = term.expect(TITLE)
+    term.ctrl_c()
+    term.expect(PROMPT, after=at)
+    term.proc.send_signal(signal.SIGTERM)
+    assert term.wait(30) == 3, term.output[-3000:]
+    info = json.loads((_run_dir(data) / "run.json").read_text())
+    assert info["outcome"] == "aborted" and "SIGTERM" in info["outcome_reason"], info
+    assert "safe state verified" in term.output

@@ -40,7 +40,7 @@ def test_run_folder_layout_and_public_schema(tmp_path: Path):
         rec.finish("completed")
         run_dir = rec.run_dir
 
-    assert sorted(p.name for p in run_dir.iterdir()) >= ["results", "run.json", "run.sqlite"]
+    assert {p.name for p in run_dir.iterdir()} >= {"results", "run.json", "run.lock", "run.sqlite"}
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "completed" and info["ended_utc"]
     # Readable without castrig, as documented.
@@ -76,7 +76,7 @@ def test_catalog_lists_runs_and_finds_unindexed_folders(tmp_path: Path):
     with store.create_run(make_info("a")) as rec:
         rec.finish("completed")
     with store.create_run(make_info("a")) as rec2:  # same id: a new folder, not an overwrite
-        pass
+        assert [r.outcome for r in store.list_runs()] == ["completed", "running"]  # owned while open
     assert rec2.run_dir.name == "a-2"
     (tmp_path / "catalog.sqlite").unlink()
     for suffix in ("-wal", "-shm"):
@@ -85,7 +85,8 @@ def test_catalog_lists_runs_and_finds_unindexed_folders(tmp_path: Path):
             p.unlink()
     runs = store.list_runs()
     assert [r.run_id for r in runs] == ["a", "a-2"]
-    assert runs[0].outcome == "completed" and runs[1].outcome == "running"
+    # closed without an outcome and nobody owns it: its process is gone
+    assert runs[0].outcome == "completed" and runs[1].outcome == "crashed"
 
 
 def test_data_root_precedence(monkeypatch, tmp_path: Path):

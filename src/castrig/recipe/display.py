@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from rich.console import Console
@@ -22,6 +24,12 @@ def _fmt_s(s: float | None) -> str:
     return f"{h:d}:{mnt:02d}:{sec:02d}"
 
 
+# The display on screen, if any. Anything said to the person at the terminal while it is up (the
+# Ctrl-C notice, the pause prompt) goes through it: text written to the terminal behind the live
+# panel's back is erased by its next redraw, which is how the pause prompt used to vanish.
+_active: "Display | None" = None
+
+
 class Display:
     """``update(status)`` is called every tick; redraws at most 10 times per wall second."""
 
@@ -32,21 +40,46 @@ class Display:
         self.virtual = virtual
         self.quiet = quiet
         self._live: Live | None = None
+        self._suspended = False
         self._last_draw = 0.0
         self._last_step = -1
 
     def __enter__(self) -> "Display":
+        global _active
         if not self.quiet and self.console.is_terminal:
             self._live = Live(console=self.console, refresh_per_second=10, transient=False)
             self._live.__enter__()
+        _active = self
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        global _active
+        if _active is self:
+            _active = None
         if self._live is not None:
             self._live.__exit__(*exc)
 
+    @contextmanager
+    def suspended(self) -> Iterator[Console]:
+        """Stop the live panel while a person is asked something, so the question stays on screen.
+
+        The panel's last frame is left in place, the question and the typed answer go below it,
+        and a fresh panel is drawn below those when the block ends normally (after an exception
+        the run is ending and ``__exit__`` has nothing left to stop).
+        """
+        live = self._live
+        if live is None or self._suspended:
+            yield self.console
+            return
+        self._suspended = True
+        live.stop()
+        yield self.console
+        self._suspended = False
+        self._live = Live(live.renderable, console=self.console, refresh_per_second=10, transient=False)
+        self._live.start()
+
     def update(self, s: Status) -> None:
-        if self.quiet:
+        if self.quiet or self._suspended:
             return
         if self._live is None:
             if s.step_index != self._last_step:
@@ -76,23 +109,46 @@ class Display:
         return t
 
 
+def say(message: str) -> None:
+    """Tell the person at the terminal something, above the live panel if one is up."""
+    display = _active
+    console = display.console if display is not None else Console(stderr=True)
+    console.print(message, highlight=False)
+
+
 def interactive_prompt(keep_alive: Any, *, virtual: bool, console: Console | None = None) -> str:
-    """Ask 'resume or abort' on a terminal while the rig keeps being controlled."""
+    """Ask 'resume or abort' on a terminal while the rig keeps being controlled.
+
+    Returns ``"resume"``, ``"abort"`` (the person chose to abort: the run ends ``aborted``), or
+    ``"interrupt"`` when there is nobody to ask (stdin is not a terminal: the run ends
+    ``interrupted``). The live panel is stopped while asking, so the question stays visible.
+    """
     import select
 
-    console = console or Console(stderr=True)
+    display = _active
     if not sys.stdin.isatty():
-        console.print("paused with no terminal to ask: aborting to the safe state")
-        return "abort"
-    console.print("[bold yellow]Paused.[/] Type [bold]r[/] + Enter to resume, [bold]a[/] + Enter to abort (Ctrl-C again aborts now).")
-    while True:
-        ready, _, _ = select.select([sys.stdin], [], [], 1.0)
-        if ready:
-            answer = sys.stdin.readline().strip().lower()
-            if answer.startswith("r"):
-                return "resume"
-            if answer.startswith("a"):
-                return "abort"
-            console.print("r or a, please")
-        elif not virtual:
-            keep_alive()
+        out = console or (display.console if display is not None else Console(stderr=True))
+        out.print("paused with no terminal to ask: ending the run (interrupted), the rig goes to the safe state", highlight=False)
+        return "interrupt"
+    asking = display.suspended() if display is not None else nullcontext(Console(stderr=True))
+    with asking as screen:
+        out = console or screen
+        out.print("[bold yellow]Paused.[/] Type [bold]r[/] + Enter to resume, [bold]a[/] + Enter to abort "
+                  "(Ctrl-C again aborts now).", highlight=False)
+        while True:
+            ready, _, _ = select.select([sys.stdin], [], [], 1.0)
+            if ready:
+                line = sys.stdin.readline()
+                if not line:  # end of input (Ctrl-D): nobody left to ask
+                    out.print("no more input: ending the run (interrupted), the rig goes to the safe state", highlight=False)
+                    return "interrupt"
+                answer = line.strip().lower()
+                if answer.startswith("r"):
+                    out.print("resuming", highlight=False)
+                    return "resume"
+                if answer.startswith("a"):
+                    out.print("aborting to the safe state", highlight=False)
+                    return "abort"
+                out.print("r or a, please", highlight=False)
+            elif not virtual:
+                keep_alive()

@@ -1,0 +1,159 @@
+"""Ownership locks held by the operating system: released when the process dies, however it dies.
+
+A lock is a small file; holding it means holding an exclusive *open-file-description* lock on it
+(Linux ``F_OFD_SETLK``; ``flock`` elsewhere). Either kind goes with the process — kill -9 or a
+power cut never leaves a stale lock — and neither is dropped when some other part of the process
+opens and closes the same file (the trap of POSIX ``lockf``). The file's contents say who holds
+it (pid, host, since when, what for), so a refused second process can name the holder. Whether a
+lock is held is *tested* without taking it (``F_OFD_GETLK``), so ``castrig runs`` looking at a
+live run can never make that run's own ``resume`` fail.
+
+Within one process a lock is re-entrant: ``castrig queue`` holds the rig's device locks for the
+whole night while each run takes them again.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from castrig.errors import Busy
+
+_OFD = sys.platform.startswith("linux") and hasattr(fcntl, "F_OFD_SETLK")
+_held: dict[str, "_Held"] = {}
+_guard = threading.Lock()
+
+
+@dataclass
+class Holder:
+    """Who holds a lock, as written into the lock file by the holder."""
+
+    pid: int | None
+    host: str | None
+    started_utc: str | None
+    purpose: str | None
+
+    def describe(self) -> str:
+        who = f"pid {self.pid}" if self.pid is not None else "another process"
+        host = f" on {self.host}" if self.host else ""
+        since = f" since {self.started_utc}" if self.started_utc else ""
+        what = f" ({self.purpose})" if self.purpose else ""
+        return f"{who}{host}{since}{what}"
+
+    @classmethod
+    def read(cls, path: Path) -> "Holder":
+        try:
+            data = json.loads(Path(path).read_text() or "{}")
+            if not isinstance(data, dict):
+                data = {}
+        except (OSError, ValueError):
+            data = {}
+        pid = data.get("pid")
+        return cls(pid if isinstance(pid, int) else None, data.get("host"), data.get("started_utc"), data.get("purpose"))
+
+
+@dataclass
+class _Held:
+    fd: int
+    count: int
+
+
+def _flock_struct(kind: int) -> bytes:
+    # struct flock {short l_type; short l_whence; off_t l_start; off_t l_len; pid_t l_pid;} on Linux x86-64/arm64
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, 0, 0, 0)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        if _OFD:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock_struct(fcntl.F_WRLCK))
+        else:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        raise
+
+
+def is_locked(path: Path) -> bool:
+    """Whether some process (this one included) holds the lock at ``path``; never takes it."""
+    key = str(Path(path).absolute())
+    if key in _held:
+        return True
+    try:
+        fd = os.open(key, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        if _OFD:
+            res = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _flock_struct(fcntl.F_WRLCK))
+            return struct.unpack("hhqqi4x", res)[0] != fcntl.F_UNLCK
+        try:  # flock has no test: take a shared lock for an instant (not on Linux)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def acquire(path: Path, *, purpose: str, what: str) -> None:
+    """Take the lock at ``path`` (re-entrant in this process) or raise :class:`Busy` naming the holder.
+
+    ``what`` names the thing locked for the message (``run folder runs/x``, ``device /dev/ttyUSB0``).
+    """
+    path = Path(path)
+    key = str(path.absolute())
+    with _guard:
+        if key in _held:
+            _held[key].count += 1
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            if not _try_lock(fd):
+                raise Busy(f"{what} is in use by {Holder.read(path).describe()}", holder=Holder.read(path))
+            info = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
+                    "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        _held[key] = _Held(fd, 1)
+
+
+def release(path: Path) -> None:
+    """Give back one hold of the lock; the last one closes the file (which drops the OS lock).
+
+    The file itself stays: removing it would race a process about to lock the old inode.
+    """
+    key = str(Path(path).absolute())
+    with _guard:
+        held = _held.get(key)
+        if held is None:
+            return
+        held.count -= 1
+        if held.count <= 0:
+            del _held[key]
+            os.close(held.fd)
+
+
+def holder_info(path: Path) -> dict[str, Any] | None:
+    """The holder's record, if the lock is held now; ``None`` when it is free."""
+    if not is_locked(path):
+        return None
+    h = Holder.read(path)
+    return {"pid": h.pid, "host": h.host, "started_utc": h.started_utc, "purpose": h.purpose}

@@ -1,0 +1,138 @@
+"""One rig, one owner: a lock per device resource, taken before a single byte is sent.
+
+Two runs whose profiles name the same serial port, socket, VISA resource or camera must not both
+drive it: the second would re-send ``SAF0``/``DIA`` to a pump that another run is casting with.
+Every resource a profile names is turned into a *key* that is the same however it is spelled
+(``/dev/serial/by-id/…`` and the ``/dev/ttyUSB0`` it points to; ``socket://localhost:47101`` and
+``socket://127.0.0.1:47101``; ``TCPIP::host::5025::SOCKET`` and ``socket://host:5025``), and
+each key is locked through :mod:`castrig.oslock` in a machine-wide folder
+(``$CASTRIG_LOCK_DIR``, else ``/run/lock/castrig``, else ``<tmp>/castrig-locks``). The OS drops
+the locks when the process dies. Devices on the in-process simulator link are private to their
+run and take no lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from castrig import oslock
+from castrig.errors import Busy, RigUnreachable
+from castrig.rig.profile import OpenCVCameraConfig, Profile, SerialLinkConfig, VisaLinkConfig
+
+
+def lock_dir() -> Path:
+    """Where device locks live: the same folder for every user and process of this machine."""
+    env = os.environ.get("CASTRIG_LOCK_DIR")
+    if env:
+        return Path(env)
+    run_lock = Path("/run/lock")
+    if run_lock.is_dir() and os.access(run_lock, os.W_OK):
+        return run_lock / "castrig"
+    return Path(tempfile.gettempdir()) / "castrig-locks"
+
+
+def _host(host: str) -> str:
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return host.lower()
+
+
+def serial_key(url: str) -> str:
+    """The resource behind a pyserial URL: a device path (symlinks resolved) or a TCP endpoint."""
+    if "://" not in url:
+        return "dev:" + os.path.realpath(url)
+    parts = urlsplit(url)
+    if parts.scheme in ("socket", "rfc2217") and parts.hostname and parts.port:
+        return f"tcp:{_host(parts.hostname)}:{parts.port}"
+    if parts.scheme == "loop":
+        return ""  # a loopback in this process: nothing outside it to own
+    return url
+
+
+def visa_key(resource: str) -> str:
+    """``TCPIP[n]::host::port::SOCKET`` → the TCP endpoint; ``ASRLn``/``ASRL/dev/x`` → the port."""
+    r = resource.strip()
+    m = re.match(r"(?i)^TCPIP\d*::([^:]+)::(\d+)::SOCKET$", r)
+    if m:
+        return f"tcp:{_host(m.group(1))}:{int(m.group(2))}"
+    m = re.match(r"(?i)^TCPIP\d*::([^:]+)(::.*)?::INSTR$", r)
+    if m:
+        return f"visa:{_host(m.group(1))}{(m.group(2) or '').lower()}"
+    m = re.match(r"(?i)^ASRL(/.+?)(::INSTR)?$", r)
+    if m:
+        return "dev:" + os.path.realpath(m.group(1))
+    return "visa:" + r.upper()
+
+
+def resource_keys(profile: Profile) -> dict[str, list[str]]:
+    """{resource key: [roles]} for every device of ``profile`` that reaches outside the process."""
+    keys: dict[str, list[str]] = {}
+    for role, cfg in profile.device_configs().items():
+        link = getattr(cfg, "link", None)
+        key = ""
+        if isinstance(link, SerialLinkConfig):
+            key = serial_key(link.url)
+        elif isinstance(link, VisaLinkConfig):
+            key = visa_key(link.resource)
+        elif isinstance(cfg, OpenCVCameraConfig):
+            key = "dev:" + (os.path.realpath(f"/dev/video{cfg.source}") if isinstance(cfg.source, int)
+                            else os.path.realpath(cfg.source) if "://" not in cfg.source else cfg.source)
+        if key:
+            keys.setdefault(key, []).append(role)
+    return keys
+
+
+def _lock_path(key: str) -> Path:
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("_")[:80]
+    return lock_dir() / f"{readable}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.lock"
+
+
+@dataclass
+class RigClaim:
+    """The device locks of one rig, held until :meth:`release` (or the process ends)."""
+
+    profile_name: str
+    paths: list[Path] = field(default_factory=list)
+
+    def release(self) -> None:
+        for p in reversed(self.paths):
+            oslock.release(p)
+        self.paths.clear()
+
+    def __enter__(self) -> "RigClaim":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def claim_rig(profile: Profile, *, purpose: str) -> RigClaim:
+    """Lock every device resource of ``profile`` (all or none), or raise :class:`Busy`.
+
+    Re-entrant within a process, so a queue can hold the rig across its runs.
+    """
+    claim = RigClaim(profile.name)
+    try:
+        for key, roles in sorted(resource_keys(profile).items()):
+            path = _lock_path(key)
+            what = f"device {', '.join(roles)} ({key.split(':', 1)[-1]}) of profile {profile.name!r}"
+            try:
+                oslock.acquire(path, purpose=purpose, what=what)
+            except Busy:
+                raise
+            except OSError as exc:  # the lock folder itself is unusable: say where
+                raise RigUnreachable(f"cannot lock {what}: {path}: {exc.strerror or exc} "
+                                     "(set $CASTRIG_LOCK_DIR to a writable folder shared by all users)") from None
+            claim.paths.append(path)
+    except BaseException:
+        claim.release()
+        raise
+    return claim

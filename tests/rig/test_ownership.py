@@ -1,0 +1,281 @@
+"""One rig, one owner — tried from the outside, as two operators (or a cron job) would.
+
+Every test drives the real ``castrig`` command in subprocesses: a second process on the same run
+folder or the same devices is refused with exit 4 before it sends a byte or writes a record, and
+a process killed with SIGKILL leaves no stale lock behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, castrig, only_run_dir, run_rows, start_castrig, wait_until
+
+DATA = ROOT / "tests" / "data"
+OVERNIGHT = ROOT / "recipes" / "overnight.yaml"
+CAST_STEPS = (3, 9, 15, 21)  # overnight.yaml
+
+
+def _journal(run_dir: Path) -> list[tuple[int, str]]:
+    return [(int(i), str(s)) for i, s in run_rows(run_dir, "SELECT step_index, state FROM journal ORDER BY seq")]
+
+
+# -- the lock itself -------------------------------------------------------------------------------
+def test_a_lock_goes_with_its_process_even_on_kill_9(tmp_path, reap):
+    """Held by a live process: refused, naming pid and host; after SIGKILL: free, no stale lock."""
+    from castrig import oslock
+    from castrig.errors import Busy
+
+    path = tmp_path / "x.lock"
+    holder = reap(subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from castrig import oslock; "
+         f"oslock.acquire({str(path)!r}, purpose='test holder', what='x'); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True))
+    assert holder.stdout.readline().strip() == "held"
+    assert oslock.is_locked(path)
+    with pytest.raises(Busy) as refused:
+        oslock.acquire(path, purpose="second", what="the thing")
+    assert f"pid {holder.pid}" in str(refused.value) and socket.gethostname() in str(refused.value)
+    assert "test holder" in str(refused.value)
+    holder.kill()
+    holder.wait(timeout=10)
+    assert not oslock.is_locked(path)
+    oslock.acquire(path, purpose="third", what="x")  # taken at once: nothing stale
+    try:
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    finally:
+        oslock.release(path)
+
+
+def test_testing_a_lock_never_takes_it(tmp_path):
+    """``castrig runs`` looking at a run must not make that run's resume fail: is_locked is read-only."""
+    from castrig import oslock
+
+    path = tmp_path / "run.lock"
+    path.write_text("{}")
+    for _ in range(50):
+        assert not oslock.is_locked(path)
+    oslock.acquire(path, purpose="p", what="w")
+    oslock.release(path)
+
+
+# -- run folders -----------------------------------------------------------------------------------
+def test_resume_of_a_live_run_is_refused_naming_the_holder(tmp_path, reap):
+    data = tmp_path / "runs"
+    run = reap(start_castrig("run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: only_run_dir(data), what="run folder")
+    wait_until(lambda: _journal(run_dir), what="first journal row")
+    os.kill(run.pid, signal.SIGSTOP)  # alive but silent: the run must still be seen as owned
+    rows_before = _journal(run_dir)
+    samples_before = run_rows(run_dir, "SELECT count(*) FROM samples")
+
+    refused = castrig("resume", str(run_dir), "-q", timeout_s=60)
+
+    assert refused.returncode == 4, refused.stderr
+    assert f"pid {run.pid}" in refused.stderr and "Traceback" not in refused.stderr
+    assert _journal(run_dir) == rows_before
+    assert run_rows(run_dir, "SELECT count(*) FROM samples") == samples_before
+    listed = castrig("runs", "--data", str(data))
+    assert "running" in listed.stdout and "crashed" not in listed.stdout
+    os.kill(run.pid, signal.SIGCONT)
+    run.terminate()  # SIGTERM: abort to the safe state
+    assert run.wait(timeout=60) == 3
+
+
+@pytest.fixture(scope="module")
+def crashed_overnight(tmp_path_factory) -> Path:
+    """overnight.yaml killed with SIGKILL during the first hold; the folder is copied per test."""
+    data = tmp_path_factory.mktemp("crashed") / "runs"
+    run = start_castrig("run", str(OVERNIGHT), "--data", str(data), "-q", "--seed", "3")
+    try:
+        run_dir = wait_until(lambda: only_run_dir(data), what="run folder")
+        wait_until(lambda: (7, "started") in _journal(run_dir), timeout_s=60, what="the first hold")
+        run.kill()
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.wait(timeout=10)
+    return run_dir
+
+
+def _copy_run(run_dir: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    dest = tmp_path / "runs" / run_dir.name
+    shutil.copytree(run_dir, dest)
+    return dest
+
+
+def test_a_killed_run_shows_as_crashed_and_resumes(crashed_overnight, tmp_path):
+    run_dir = _copy_run(crashed_overnight, tmp_path)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "running" and isinstance(info["pid"], int) and info["host"] == socket.gethostname()
+
+    listed = castrig("runs", "--data", str(run_dir.parent))
+    assert "crashed" in listed.stdout, listed.stdout
+    assert castrig("runs", "--data", str(run_dir.parent), "--outcome", "crashed").stdout.count(run_dir.name) == 1
+    report = castrig("report", str(run_dir))
+    assert report.returncode == 0, report.stderr
+    assert "crashed" in (run_dir / "report.html").read_text()
+
+    resumed = castrig("resume", str(run_dir), "-q", timeout_s=120)  # the lock went with the killed process
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert json.loads((run_dir / "run.json").read_text())["pid"] != info["pid"]
+
+
+def test_two_resumes_at_once_one_proceeds_one_is_refused(crashed_overnight, tmp_path):
+    run_dir = _copy_run(crashed_overnight, tmp_path)
+    journal_before = _journal(run_dir)
+    both = [start_castrig("resume", str(run_dir), "-q") for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in both]
+    codes = sorted(p.returncode for p in both)
+
+    assert codes == [0, 4], outs
+    refused = outs[[p.returncode for p in both].index(4)]
+    assert "busy" in refused[1] and "Traceback" not in refused[1]
+    journal = _journal(run_dir)
+    assert journal[: len(journal_before)] == journal_before
+    for step in CAST_STEPS:  # every cast exactly once (today: twice each, 8 casts for 4)
+        assert journal.count((step, "started")) == 1, step
+    done = [i for i, s in journal if s == "done"]
+    assert len(done) == len(set(done)), "a step finished twice"
+    t = [r[0] for r in run_rows(run_dir, "SELECT t_s FROM samples ORDER BY rowid")]
+    assert all(b >= a for a, b in zip(t, t[1:])), "sample times go backwards"
+    assert not run_rows(run_dir, "SELECT t_s, channel FROM samples GROUP BY t_s, channel HAVING count(*) > 1")
+
+
+# -- devices ---------------------------------------------------------------------------------------
+class _Recorder:
+    """A TCP endpoint that accepts connections and keeps every byte it is sent (never answers)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.received = bytearray()
+        self.sock.settimeout(0.1)
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.settimeout(0.1)
+            while not self._stop:
+                try:
+                    chunk = conn.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.received += chunk
+            conn.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+def _serial_profile(path: Path, urls: dict[str, str], *, name: str = "rig-under-test") -> Path:
+    devices = {
+        "caster": {"model": "ne1000", "address": 1, "syringe_diameter_mm": 4.699, "safe_mode_s": 10},
+        "water_pump": {"model": "ne1000", "address": 2, "syringe_diameter_mm": 8.585, "safe_mode_s": 10},
+        "dry_mfc": {"model": "alicat", "unit_id": "A"},
+        "wet_mfc": {"model": "alicat", "unit_id": "B"},
+        "rh_near": {"model": "hmt330"},
+        "rh_room": {"model": "hmt330"},
+        "camera": {"model": "sim", "pixel_size_um": 0.25, "width_px": 512},
+    }
+    for role, url in urls.items():
+        devices[role]["link"] = {"kind": "serial", "url": url, "timeout_s": 5.0 if role == "camera" else 1.0}
+    path.write_text(yaml.safe_dump({"name": name, "clock": "wall", "devices": devices,
+                                    "sim": {"chamber_volume_l": 0.2, "params": {"film": {"evaporation_ref_s": 20.0}}}}))
+    return path
+
+
+def test_a_second_run_on_the_same_devices_sends_not_a_byte(tmp_path, reap):
+    """The owner holds the rig; a second ``castrig run`` naming the same endpoints — spelled
+    differently (localhost vs 127.0.0.1) — is refused before it connects to any of them."""
+    recorders = {r: _Recorder() for r in ("caster", "water_pump", "dry_mfc", "wet_mfc", "rh_near", "rh_room", "camera")}
+    try:
+        owner_profile = _serial_profile(tmp_path / "owner.yaml", {r: f"socket://127.0.0.1:{x.port}" for r, x in recorders.items()})
+        second_profile = _serial_profile(tmp_path / "second.yaml", {r: f"socket://localhost:{x.port}" for r, x in recorders.items()})
+        owner = reap(subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; from castrig.rig.ownership import claim_rig; "
+             "from castrig.rig.profile import load_profile; "
+             f"claim_rig(load_profile({str(owner_profile)!r}), purpose='castrig run night.yaml'); "
+             "print('owned', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True))
+        assert owner.stdout.readline().strip() == "owned"
+
+        second = castrig("run", str(DATA / "short.yaml"), "--profile", str(second_profile), "--data", str(tmp_path / "runs"))
+
+        assert second.returncode == 4, second.stdout + second.stderr
+        assert f"pid {owner.pid}" in second.stderr and "castrig run night.yaml" in second.stderr
+        assert sum(x.connections for x in recorders.values()) == 0
+        assert not any(x.received for x in recorders.values())
+        assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/run.json"))
+    finally:
+        for x in recorders.values():
+            x.close()
+
+
+QUICK = {"name": "quick-wall", "steps": [{"type": "purge", "duration_s": 4}, {"type": "wait", "duration_s": 4}]}
+
+
+@pytest.mark.parametrize("link", ["tcp", "pty"])
+def test_two_runs_against_one_served_rig(tmp_path, reap, link):
+    """A real run over ``sim serve`` (TCP sockets or ptys) owns the rig; a second run is refused
+    (exit 4, naming the first), and the first goes on to complete undisturbed."""
+    serve = reap(start_castrig("sim", "serve", "--profile", str(ROOT / "hw_profiles/sim-serial.yaml"),
+                               *(["--tcp", "0"] if link == "tcp" else ["--pty"])))
+    addresses = json.loads(serve.stdout.readline())
+    profile = _serial_profile(tmp_path / "rig.yaml", addresses)
+    recipe = tmp_path / "quick.yaml"
+    recipe.write_text(yaml.safe_dump(QUICK))
+    data = tmp_path / "runs"
+
+    first = reap(start_castrig("run", str(recipe), "--profile", str(profile), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: only_run_dir(data), timeout_s=30, what="first run's folder")
+    second = castrig("run", str(recipe), "--profile", str(profile), "--data", str(tmp_path / "runs2"), timeout_s=60)
+
+    assert second.returncode == 4, second.stdout + second.stderr
+    assert f"pid {first.pid}" in second.stderr
+    out, err = first.communicate(timeout=90)
+    assert first.returncode == 0, out + err
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "completed"
+    assert not (tmp_path / "runs2").exists() or not list((tmp_path / "runs2").glob("*/run.json"))
+
+
+def test_a_port_that_does_not_exist_is_rig_not_reachable(tmp_path):
+    roles = ("caster", "water_pump", "dry_mfc", "wet_mfc", "rh_near", "rh_room", "camera")
+    profile = _serial_profile(tmp_path / "rig.yaml", {r: "/dev/ttyUSB9" if r == "caster" else f"socket://127.0.0.1:{i}"
+                                                      for i, r in enumerate(roles, 1)})
+    cfg = yaml.safe_load(profile.read_text())  # a profile check is a file check: it passes
+    assert cfg["devices"]["caster"]["link"]["url"] == "/dev/ttyUSB9"
+    data = tmp_path / "runs"
+
+    done = castrig("run", str(DATA / "short.yaml"), "--profile", str(profile), "--data", str(data))
+
+    assert done.returncode == 5, done.stdout + done.stderr
+    lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
+    assert "caster" in done.stderr and "/dev/ttyUSB9" in done.stderr and "Traceback" not in done.stderr
+    assert len(lines) <= 3, done.stderr
+    assert not data.exists() or not list(data.iterdir())
