@@ -1,4 +1,7 @@
-"""Shared pytest settings. Hardware tests are opt-in: ``pytest --device PORT`` (never faked)."""
+"""Shared pytest settings and helpers: the only conftest, so tests may import its helpers by name.
+
+Hardware tests are opt-in: ``pytest --device PORT`` (never faked).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
@@ -22,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# Hypothesis keeps its example database out of the work tree (a temporary folder per session).
+_HYPOTHESIS_HOME = tempfile.TemporaryDirectory(prefix="castrig-hypothesis-")
+set_hypothesis_home_dir(_HYPOTHESIS_HOME.name)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -295,7 +304,7 @@ def sim_serve() -> Callable[..., AbstractContextManager[SimServe]]:
 
 @pytest.fixture
 def castrig_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """:func:`castrig` as a fixture, for test folders whose own ``conftest`` shadows this one."""
+    """:func:`castrig` as a fixture."""
     return castrig
 
 

@@ -26,6 +26,8 @@ from castrig.rig.profile import (
     SimCameraConfig,
     SimLinkConfig,
     VisaLinkConfig,
+    WatlowF4Config,
+    WatlowF4TConfig,
 )
 
 
@@ -38,6 +40,8 @@ class Rig:
     devices: dict[str, Device]
     links: list[Link] = field(default_factory=list)
     twin: Any = None  # castrig.sim.twin.Twin when any device is simulated
+    #: The device locks (castrig.rig.ownership.RigClaim) this rig holds; released by close().
+    claim: Any = None
 
     def _get(self, role: str) -> Any:
         return self.devices.get(role)
@@ -85,6 +89,9 @@ class Rig:
                 pass
         for link in self.links:
             link.close()
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
 
 
 def make_clock(profile: Profile) -> Clock:
@@ -103,11 +110,23 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
     shared: dict[str, Link] = {}
     try:
         for role, cfg in profile.device_configs().items():
-            rig.devices[role] = _driver(role, cfg, rig, shared)
+            try:
+                rig.devices[role] = _driver(role, cfg, rig, shared)
+            except CastrigError as exc:  # say which device, on which port, in one line
+                raise CastrigError(f"device {role} ({_where(cfg)}): {exc}") from exc
     except BaseException:
         rig.close()
         raise
     return rig
+
+
+def _where(cfg: Any) -> str:
+    lc = getattr(cfg, "link", None)
+    if isinstance(lc, SerialLinkConfig):
+        return f"serial {lc.url}"
+    if isinstance(lc, VisaLinkConfig):
+        return f"VISA {lc.resource}"
+    return getattr(cfg, "model", "device")
 
 
 def _link(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Link:
@@ -120,7 +139,8 @@ def _link(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Link:
             return shared[lc.url]
         from castrig.links.serial_link import SerialLink
 
-        link = SerialLink(lc.url, baudrate=lc.baudrate, bytesize=lc.bytesize, parity=lc.parity, stopbits=lc.stopbits, timeout_s=lc.timeout_s)
+        link = SerialLink(lc.url, baudrate=lc.baudrate, bytesize=lc.bytesize, parity=lc.parity, stopbits=lc.stopbits,
+                          timeout_s=lc.timeout_s, exclusive=True)
         shared[lc.url] = link
     elif isinstance(lc, VisaLinkConfig):
         from castrig.links.visa_link import VisaLink
@@ -160,6 +180,20 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Device:
         from castrig.devices.scpi_chamber import ScpiHumidityChamber
 
         return ScpiHumidityChamber(_link(role, cfg, rig, shared), name=role, clock=clock)
+    if isinstance(cfg, WatlowF4Config):
+        from castrig.devices.watlow_f4 import WatlowF4
+
+        f4 = WatlowF4(_link(role, cfg, rig, shared), name=role, unit=cfg.unit, clock=clock, dry_rh_pct=cfg.dry_rh_pct)
+        f4.connect()
+        return f4
+    if isinstance(cfg, WatlowF4TConfig):
+        from castrig.devices.watlow_f4t import WatlowF4T
+
+        f4t = WatlowF4T(_link(role, cfg, rig, shared), name=role, unit=cfg.unit, framing=cfg.framing,
+                        word_order=cfg.word_order, temperature_loop=cfg.temperature_loop, rh_loop=cfg.rh_loop,
+                        clock=clock)
+        f4t.connect()
+        return f4t
     if isinstance(cfg, SimCameraConfig):
         from castrig.devices.netcam import NetCamera
 

@@ -80,6 +80,37 @@ class ScpiChamberConfig(_Strict):
     link: LinkConfig
 
 
+class WatlowF4Config(_Strict):
+    """A humidity chamber run by a Watlow F4 (Modbus RTU; input 1 temperature, input 2 RH)."""
+
+    model: Literal["watlow_f4"]
+    link: LinkConfig
+    unit: int = Field(1, ge=1, le=247)
+    #: The humidity set point of the safe state; default: the controller's input 2 range low.
+    dry_rh_pct: float | None = Field(None, ge=0, le=100)
+
+
+class WatlowF4TConfig(_Strict):
+    """A humidity chamber run by a Watlow F4T (Modbus TCP on port 502, e.g. ``socket://host:502``)."""
+
+    model: Literal["watlow_f4t"]
+    link: LinkConfig
+    unit: int = Field(1, ge=0, le=255)
+    framing: Literal["tcp", "rtu"] = "tcp"
+    word_order: Literal["low_high", "high_low"] = "low_high"
+    temperature_loop: int = Field(1, ge=1, le=4)
+    rh_loop: int = Field(2, ge=1, le=4)
+
+    @model_validator(mode="after")
+    def _loops_differ(self) -> "WatlowF4TConfig":
+        if self.temperature_loop == self.rh_loop:
+            raise ValueError(f"temperature_loop and rh_loop are both {self.rh_loop} (allowed: two different loops 1-4)")
+        return self
+
+
+ChamberConfig = Annotated[Union[ScpiChamberConfig, WatlowF4Config, WatlowF4TConfig], Field(discriminator="model")]
+
+
 class SimCameraConfig(_Strict):
     """The twin's camera: rendered by the twin, reached through a link like any device."""
 
@@ -115,7 +146,7 @@ class DevicesConfig(_Strict):
     water_pump: PumpConfig | None = None
     dry_mfc: AlicatConfig | None = None
     wet_mfc: AlicatConfig | None = None
-    chamber: ScpiChamberConfig | None = None
+    chamber: ChamberConfig | None = None
     rh_near: HMT330Config
     rh_room: HMT330Config | None = None
     camera: CameraConfig | None = None

@@ -59,53 +59,40 @@ def _match(parts: list[str], pattern: list[str]) -> bool:
     return i == len(parts)
 
 
-class ScpiChamberEmulator(LineEmulator):
-    """A climatic chamber's RH controller on a LF-terminated SCPI line (VISA socket or serial).
+class ChamberAir:
+    """The controller's RH state and the chamber air it drives, shared by every chamber emulator
+    with its own controller (this SCPI dialect, the Watlow F4 and F4T).
 
-    ``tau_s`` is the chamber's response time constant, ``dry_rh_pct`` the RH the dry purge
-    reaches, ``noise_rh_pct`` the standard deviation of the reading noise (seeded).
+    State in plain attributes (``setpoint_rh_pct``, ``output_on``) read by the twin; the air
+    in :meth:`rh_pct` / :meth:`temperature_c`: a first-order approach (``tau_s``) to the
+    setpoint while the humidifier output is on, to ``dry_rh_pct`` while it is off. The twin
+    replaces that physics by ``source(t) -> (rh_pct, temperature_c)`` and follows every change
+    through ``on_change(t)``, called before the change.
     """
 
-    terminators = (b"\n",)
-    device_faults = frozenset({"stuck"})
-
-    def __init__(
+    def _init_air(
         self,
-        name: str,
         *,
-        seed: int = 0,
-        on_change: Callable[[float], None] | None = None,
-        source: Source | None = None,
-        tau_s: float = 60.0,
-        dry_rh_pct: float = 3.0,
-        initial_rh_pct: float = 40.0,
-        temperature_c: float = 23.0,
-        noise_rh_pct: float = 0.0,
-        idn: str = "CASTRIG,HC-SCPI-1,000001,1.00",
-        turnaround_s: float = 0.005,
-        baudrate: int | None = None,
-    ):
-        super().__init__(name, seed=seed, turnaround_s=turnaround_s, baudrate=baudrate)
+        on_change: Callable[[float], None] | None,
+        source: Source | None,
+        tau_s: float,
+        dry_rh_pct: float,
+        initial_rh_pct: float,
+        temperature_c: float,
+        setpoint_rh_pct: float = 50.0,
+    ) -> None:
         self.on_change = on_change
         self.source = source
         self.tau_s = tau_s
         self.dry_rh_pct = dry_rh_pct
         self.ambient_temperature_c = temperature_c
-        self.noise_rh_pct = noise_rh_pct
-        self.idn = idn
-        self._rng = random.Random(seed)
         # Controller state (read by the twin).
-        self.setpoint_rh_pct = 50.0
+        self.setpoint_rh_pct = setpoint_rh_pct
         self.output_on = False
         # First-order air state: rh(t) = target + (rh0 - target) * exp(-(t - t0) / tau); t0 is
         # the first time the emulator hears from anyone (wall-clock servers start far from 0).
         self._rh0 = initial_rh_pct
         self._t0: float | None = None
-        self.errors: deque[tuple[int, str]] = deque()
-        self._frozen: dict[str, float] = {}
-        self._last: dict[str, float] = {}
-        #: Every command line received, with its time (for tests and the twin's event log).
-        self.log: list[tuple[float, str]] = []
 
     # -- state for the twin ----------------------------------------------------------------
     def _target(self) -> float:
@@ -140,6 +127,45 @@ class ScpiChamberEmulator(LineEmulator):
     def set_output(self, on: bool, t: float) -> None:
         self._change(t)
         self.output_on = on
+
+
+class ScpiChamberEmulator(ChamberAir, LineEmulator):
+    """A climatic chamber's RH controller on a LF-terminated SCPI line (VISA socket or serial).
+
+    ``tau_s`` is the chamber's response time constant, ``dry_rh_pct`` the RH the dry purge
+    reaches, ``noise_rh_pct`` the standard deviation of the reading noise (seeded).
+    """
+
+    terminators = (b"\n",)
+    device_faults = frozenset({"stuck"})
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        seed: int = 0,
+        on_change: Callable[[float], None] | None = None,
+        source: Source | None = None,
+        tau_s: float = 60.0,
+        dry_rh_pct: float = 3.0,
+        initial_rh_pct: float = 40.0,
+        temperature_c: float = 23.0,
+        noise_rh_pct: float = 0.0,
+        idn: str = "CASTRIG,HC-SCPI-1,000001,1.00",
+        turnaround_s: float = 0.005,
+        baudrate: int | None = None,
+    ):
+        super().__init__(name, seed=seed, turnaround_s=turnaround_s, baudrate=baudrate)
+        self._init_air(on_change=on_change, source=source, tau_s=tau_s, dry_rh_pct=dry_rh_pct,
+                       initial_rh_pct=initial_rh_pct, temperature_c=temperature_c)
+        self.noise_rh_pct = noise_rh_pct
+        self.idn = idn
+        self._rng = random.Random(seed)
+        self.errors: deque[tuple[int, str]] = deque()
+        self._frozen: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+        #: Every command line received, with its time (for tests and the twin's event log).
+        self.log: list[tuple[float, str]] = []
 
     def reset(self, t: float) -> None:
         """``*RST``: output off (dry purge), setpoint 50.0 %RH; the error queue is kept."""

@@ -13,7 +13,16 @@ from typing import Any
 import numpy as np
 
 from castrig.clock import Clock
-from castrig.rig.profile import AlicatConfig, HMT330Config, NE1000Config, Profile, ScpiChamberConfig, SimCameraConfig
+from castrig.rig.profile import (
+    AlicatConfig,
+    HMT330Config,
+    NE1000Config,
+    Profile,
+    ScpiChamberConfig,
+    SimCameraConfig,
+    WatlowF4Config,
+    WatlowF4TConfig,
+)
 from castrig.sim.alicat import AlicatEmulator
 from castrig.sim.emulator import Emulator
 from castrig.sim.hmt330 import HMT330Emulator
@@ -84,6 +93,17 @@ class Twin:
             return HMT330Emulator(role, source=source, seed=self._seed(role), address=cfg.address or 0)
         if isinstance(cfg, ScpiChamberConfig):
             return ScpiChamberEmulator(role, seed=self._seed(role), on_change=w.advance, source=self._chamber_reading)
+        if isinstance(cfg, WatlowF4Config):
+            from castrig.sim.watlow import WatlowF4Emulator
+
+            return WatlowF4Emulator(role, unit=cfg.unit, seed=self._seed(role), on_change=w.advance,
+                                    source=self._chamber_reading)
+        if isinstance(cfg, WatlowF4TConfig):
+            from castrig.sim.watlow import WatlowF4TEmulator
+
+            return WatlowF4TEmulator(role, unit=cfg.unit, seed=self._seed(role), on_change=w.advance,
+                                     source=self._chamber_reading, low_word_first=cfg.word_order == "low_high",
+                                     rh_loop=cfg.rh_loop)
         if isinstance(cfg, SimCameraConfig):
             from castrig.sim.camera import CameraEmulator
 
