@@ -2,10 +2,19 @@
 
 The sentence names the file, the field (``steps[2].setpoint_rh_pct``) and the allowed range or
 choices, taken from the model itself, so the message and the validation can never disagree.
+
+Every recipe, profile, filter, co-culture and explore file comes through :func:`read_yaml`, which
+also guards against hostile files before anything else sees them (issue 15): at most
+:data:`MAX_YAML_BYTES` of text, collections nested at most :data:`MAX_DEPTH` deep, aliases that
+expand to at most :data:`MAX_NODES` nodes and :data:`MAX_CHARS` characters (no "billion laughs"),
+no alias into its own anchor (no cyclic data), and no control characters in any text (NUL breaks
+the PostgreSQL push of a run; tab and newline are allowed where text may span lines).
+Values repeated back in a message are cut to :data:`MAX_SHOWN` characters.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,22 +26,168 @@ from castrig.errors import BadInput
 
 M = TypeVar("M", bound=BaseModel)
 
+MAX_YAML_BYTES = 1_000_000  # a recipe is a few KB; the biggest profile a few tens of KB
+MAX_DEPTH = 64  # nested mappings/lists; ours need fewer than 8
+MAX_NODES = 100_000  # nodes after alias expansion
+MAX_CHARS = 4_000_000  # scalar characters after alias expansion
+MAX_ALIASES = 1_000
+MAX_SHOWN = 80  # characters of a value repeated back in a message
+MAX_MESSAGE_LINES = 12
+
+#: mapping keys whose text must stay on one line (names, labels, ids, who did it)
+SINGLE_LINE_KEYS = ("name", "label", "operator", "id", "grade", "lot", "title")
+
+
+def short(value: Any, limit: int = MAX_SHOWN) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a hostile value must not flood a message)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a value that cannot be shown is shown by its type
+        text = f"<{type(value).__name__}>"
+    return _cut(text, limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}… ({len(text)} characters)"
+
+
+class _Refused(yaml.YAMLError):
+    def __init__(self, problem: str, mark: Any = None):
+        self.problem = problem
+        self.problem_mark = mark
+        super().__init__(problem)
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """The safe loader with budgets: nesting depth, alias expansion (nodes and characters),
+    alias count; an alias into a collection that is not finished yet (a cycle) is refused."""
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+        self._chars = 0
+        self._aliases = 0
+        self._sizes: dict[str, tuple[int, int]] = {}
+
+    def _spend(self, nodes: int, chars: int, mark: Any) -> None:
+        self._nodes += nodes
+        self._chars += chars
+        if self._nodes > MAX_NODES:
+            raise _Refused(f"too many values: more than {MAX_NODES} after expanding aliases (allowed: at most {MAX_NODES})", mark)
+        if self._chars > MAX_CHARS:
+            raise _Refused(f"too much text: more than {MAX_CHARS} characters after expanding aliases (allowed: at most {MAX_CHARS})", mark)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise _Refused(f"too many aliases (allowed: at most {MAX_ALIASES})", event.start_mark)
+            size = self._sizes.get(event.anchor)
+            if size is None and event.anchor in self.anchors:
+                raise _Refused(f"alias *{_cut(event.anchor, 40)} refers to a collection that contains it (a cycle)", event.start_mark)
+            if size is not None:
+                self._spend(size[0], size[1], event.start_mark)
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _Refused(f"nested too deep (allowed: at most {MAX_DEPTH} levels of lists and mappings)", event.start_mark)
+        before = (self._nodes, self._chars)
+        self._spend(1, len(event.value) if isinstance(event, yaml.ScalarEvent) else 0, event.start_mark)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if event.anchor is not None:
+            self._sizes[event.anchor] = (self._nodes - before[0], self._chars - before[1])
+        return node
+
 
 def read_yaml(path: str | Path) -> Any:
+    """The YAML document in ``path`` as plain data (safe types only), or :class:`BadInput`."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         raise BadInput(f"{path}: no such file", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read: {exc}", file=str(path)) from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {_cut(str(exc), 200)}", file=str(path)) from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise BadInput(f"{path}: too big for a YAML input (allowed: at most {MAX_YAML_BYTES} bytes)", file=str(path))
     try:
-        return yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: cannot read: not UTF-8 text ({_cut(str(exc), 120)})", file=str(path)) from None
+    loader = None
+    try:
+        loader = _GuardedLoader(text)  # the reader refuses unprintable characters right here
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise BadInput(f"{path}{where}: not valid YAML: {problem}", file=str(path)) from None
+        raise BadInput(f"{path}{where}: not valid YAML: {_cut(str(problem), 200)}", file=str(path)) from None
+    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        # a scalar the safe constructor cannot build (a date like 2026-02-30, an int of 5000 digits)
+        problem = (str(exc) or type(exc).__name__).split("; use sys.set_int_max_str_digits")[0]
+        raise BadInput(f"{path}: not valid YAML: {_cut(problem, 200)}", file=str(path)) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    check_text_fields(path, data)
+    return data
+
+
+def check_text(value: str, field: str, *, file: str | Path | None = None, multiline: bool = False,
+               max_length: int | None = None) -> str:
+    """``value`` if it is printable text, else :class:`BadInput` naming ``field`` (and ``file``).
+
+    Refused: control characters (NUL, ESC, DEL, C1 …) and lone surrogates — they break the
+    PostgreSQL push and terminals; tab and newline are allowed when ``multiline``. The single
+    validation point for free text from the command line too (``--operator``).
+    """
+    field = _cut(field, MAX_SHOWN)
+    where = f"{file}: {field}" if file is not None else field
+    if not isinstance(value, str):
+        raise BadInput(f"{where} = {short(value)}: expected text", file=None if file is None else str(file), field=field)
+    if max_length is not None and len(value) > max_length:
+        raise BadInput(f"{where} = {short(value)}: too long (allowed: at most {max_length} characters)",
+                       file=None if file is None else str(file), field=field)
+    for i, ch in enumerate(value):
+        if multiline and ch in "\t\n":
+            continue
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cs"):
+            allowed = "printable text; tab and newline allowed" if multiline else "printable text on one line"
+            raise BadInput(f"{where} = {short(value)}: control character U+{ord(ch):04X} at position {i} (allowed: {allowed})",
+                           file=None if file is None else str(file), field=field)
+    return value
+
+
+def check_text_fields(path: str | Path, data: Any) -> None:
+    """Refuse control characters in every key and string of ``data`` (see :func:`check_text`),
+    and binary values (``!!binary``: pydantic would take bytes as text, unchecked)."""
+    stack: list[tuple[tuple[Any, ...], Any, bool]] = [((), data, True)]
+    while stack:
+        loc, node, multiline = stack.pop()
+        if isinstance(node, str):
+            check_text(node, _loc(loc), file=path, multiline=multiline)
+        elif isinstance(node, (bytes, bytearray)):
+            raise BadInput(f"{path}: {_cut(_loc(loc), MAX_SHOWN)}: binary data (!!binary) is not accepted (allowed: text, numbers, lists, mappings)",
+                           file=str(path), field=_loc(loc))
+        elif isinstance(node, dict):  # pushed in reverse: the first problem in the file is reported
+            for key, value in reversed(list(node.items())):
+                single = isinstance(key, str) and (key.lower() in SINGLE_LINE_KEYS or key.lower().endswith(("_id", "_name")))
+                stack.append((loc + (key,), value, not single))
+                if isinstance(key, (str, bytes, bytearray)):
+                    stack.append((loc + (f"{short(key)} (a key)",), key, False))
+        elif isinstance(node, (list, tuple, set, frozenset)):
+            for i, value in reversed(list(enumerate(node))):
+                stack.append((loc + (i,), value, True))
 
 
 def load_model(model: type[M], path: str | Path, data: Any = None) -> M:
@@ -40,6 +195,8 @@ def load_model(model: type[M], path: str | Path, data: Any = None) -> M:
     path = Path(path)
     if data is None:
         data = read_yaml(path)
+    else:
+        check_text_fields(path, data)
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected a mapping of fields at the top level, got {type(data).__name__}", file=str(path))
     _reject_bools(model, path, data)
@@ -58,7 +215,7 @@ def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationE
         value = _value_at(data, loc)
         allowed = _allowed(model, loc, data)
         # a whole mapping or list repeated back is noise: the message says what is wrong with it
-        got = "" if value is _MISSING or isinstance(value, dict) else f" = {value!r}"
+        got = "" if value is _MISSING or isinstance(value, dict) else f" = {short(value)}"
         msg = err["msg"]
         if err["type"] == "missing":
             msg = "is required"
@@ -69,13 +226,16 @@ def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationE
             tags = _tags(model, loc, data, key)
             field = f"{field}.{key}"
             tag = value.get(key) if isinstance(value, dict) else None
-            got = "" if tag is None else f" = {tag!r}"
+            got = "" if tag is None else f" = {short(tag)}"
             msg = ("is required" if tag is None else f"is not a known {key}") + (
                 f" (allowed: one of {', '.join(repr(t) for t in tags)})" if tags else "")
-        line = f"{path}: {field}{got}: {msg}"
+        line = f"{path}: {_cut(field, MAX_SHOWN)}{got}: {_cut(str(msg), 400)}"
         if allowed and err["type"] not in ("literal_error", "enum"):
             line += f" (allowed: {allowed})"
         lines.append(line)
+        if len(lines) == MAX_MESSAGE_LINES and len(exc.errors()) > MAX_MESSAGE_LINES:
+            lines.append(f"{path}: … and {len(exc.errors()) - MAX_MESSAGE_LINES} more problems")
+            break
     return "\n".join(lines)
 
 
@@ -114,7 +274,7 @@ def _reject_bools(model: type[BaseModel], path: Path, root: Any, node: Any = _MI
             field = _field_at(model, here, root)
             if field is not None and _wants_number(field.annotation):
                 where = _loc(here)
-                raise BadInput(f"{path}: {where} = {value!r}: expected a number, not a yes/no"
+                raise BadInput(f"{path}: {where} = {short(value)}: expected a number, not a yes/no"
                                + (f" (allowed: {describe_field(field)})" if describe_field(field) else ""),
                                file=str(path), field=where)
         else:

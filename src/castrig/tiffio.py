@@ -2,8 +2,15 @@
 
 Written atomically (temp file, fsync, os.replace) so a crash never leaves half an image in a run
 folder. Read back: TIFF resolution tags (CENTIMETER, INCH, or ImageJ's unit=micron with unit
-NONE), PNG/JPEG (no pixel size). RGB is converted to grey; anything else that is not a 2-D
-greyscale image is a BadInput naming the file.
+NONE), PNG/JPEG (no pixel size). RGB and RGBA are converted to grey (luminance, Rec. 709
+weights 0.2125 R + 0.7154 G + 0.0721 B; the alpha channel is dropped, not blended); anything
+else that is not a 2-D greyscale image is a BadInput naming the file.
+
+Hostile files (issue 15) are refused before they cost memory: the size a file *declares* (pixels
+and decoded bytes) is checked against :func:`max_image_pixels` (``$CASTRIG_MAX_IMAGE_PIXELS``,
+default 100 Mpx; at most 4 decoded bytes per pixel) before anything is decoded, so a 2 MB "decompression
+bomb" declaring 46000² pixels is a BadInput, not a 7.9 GiB allocation. Float images with NaN or
+infinite pixels are refused (the analysis would measure nothing and say nothing).
 """
 
 from __future__ import annotations
@@ -17,7 +24,13 @@ import numpy as np
 
 from castrig.errors import BadInput
 
-__all__ = ["write_micrograph", "read_micrograph"]
+__all__ = ["write_micrograph", "read_micrograph", "max_image_pixels", "check_image_size", "check_pixel_size",
+           "DEFAULT_MAX_IMAGE_PIXELS", "PIXEL_SIZE_RANGE_UM"]
+
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
+MAX_BYTES_PER_PIXEL = 4  # decoded: RGBA uint8 or float32 grey at the full pixel limit (400 MB at 100 Mpx)
+#: a pixel size (µm per pixel) outside this range is an unit or tag error, not a microscope
+PIXEL_SIZE_RANGE_UM = (0.0005, 50.0)
 
 _UNIT_UM = {"micron": 1.0, "microns": 1.0, "um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "\\u00B5m": 1.0,
             "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3, "cm": 1e4, "m": 1e6}
@@ -68,20 +81,98 @@ def write_micrograph(path: str | Path, array: np.ndarray, pixel_size_um: float, 
     return path
 
 
-def _grey(a: np.ndarray, path: str) -> np.ndarray:
-    a = np.squeeze(a)
-    if a.ndim == 3 and a.shape[-1] in (3, 4):
-        from skimage.color import rgb2gray, rgba2rgb
+def max_image_pixels() -> int:
+    """The largest image (pixels) castrig decodes: ``$CASTRIG_MAX_IMAGE_PIXELS`` or 100 Mpx."""
+    raw = os.environ.get("CASTRIG_MAX_IMAGE_PIXELS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        v = int(float(raw))
+    except (ValueError, OverflowError):
+        v = 0
+    if not 1 <= v <= 10**12:
+        raise BadInput(f"CASTRIG_MAX_IMAGE_PIXELS = {raw[:40]!r}: expected a number of pixels (allowed: 1 to 1e12)",
+                       field="CASTRIG_MAX_IMAGE_PIXELS")
+    return v
 
-        rgb = rgba2rgb(a) if a.shape[-1] == 4 else a
-        g = rgb2gray(rgb)  # float in [0, 1] for integer input, scaled by dtype range
-        if np.issubdtype(a.dtype, np.integer):
-            g = np.rint(g * np.iinfo(a.dtype).max).astype(a.dtype)
-        return g
+
+def check_image_size(path: str | Path, shape: tuple[int, ...], dtype: np.dtype | str, max_pixels: int | None = None) -> None:
+    """BadInput unless an image of ``shape`` × ``dtype`` (as declared by the file, before it is
+    decoded) stays within ``max_pixels`` (default :func:`max_image_pixels`) and
+    :data:`MAX_BYTES_PER_PIXEL` decoded bytes per pixel of that limit."""
+    limit = max_image_pixels() if max_pixels is None else int(max_pixels)
+    shape = tuple(int(n) for n in shape)
+    samples = 1
+    for n in shape:
+        samples *= n
+    pixels = samples // shape[-1] if len(shape) >= 3 and shape[-1] in (2, 3, 4) else samples
+    nbytes = samples * np.dtype(dtype).itemsize
+    if pixels > limit or nbytes > limit * MAX_BYTES_PER_PIXEL:
+        dims = "×".join(str(n) for n in shape)
+        raise BadInput(
+            f"{path}: image too large: it declares {dims} {np.dtype(dtype).name} ({pixels / 1e6:.4g} Mpx, "
+            f"{nbytes / 2**20:.4g} MiB decoded) (allowed: at most {limit / 1e6:.4g} Mpx and {limit * MAX_BYTES_PER_PIXEL / 2**20:.4g} MiB; "
+            f"raise CASTRIG_MAX_IMAGE_PIXELS for a genuine large image)",
+            file=str(path), field="image size")
+
+
+def check_pixel_size(pixel_size_um: float, source: str, *, file: str | Path | None = None) -> float:
+    """``pixel_size_um`` if finite and within :data:`PIXEL_SIZE_RANGE_UM`, else BadInput saying
+    where it came from (``source``: "--pixel-size", "the TIFF resolution tags" …)."""
+    lo, hi = PIXEL_SIZE_RANGE_UM
+    try:
+        v = float(pixel_size_um)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not (np.isfinite(v) and lo <= v <= hi):
+        where = f"{file}: " if file is not None else ""
+        hint = "; give --pixel-size UM" if source != "--pixel-size" else ""
+        raise BadInput(f"{where}pixel size {v:g} µm from {source} is outside {lo:g}–{hi:g} µm per pixel{hint}",
+                       file=None if file is None else str(file), field="--pixel-size")
+    return v
+
+
+def _luminance(a: np.ndarray) -> np.ndarray:
+    """Grey of an (h, w, 2|3|4) image in its own dtype: luminance 0.2125 R + 0.7154 G + 0.0721 B
+    (Rec. 709, as ``skimage.color.rgb2gray``) for RGB(A), the grey channel for grey+alpha; the
+    alpha channel is dropped, not blended. Done in row blocks (no full-size float64 copies)."""
+    h, w = a.shape[:2]
+    out = np.empty((h, w), a.dtype)
+    if a.shape[-1] == 2:
+        out[...] = a[..., 0]
+        return out
+    wts = np.array([0.2125, 0.7154, 0.0721])
+    step = max(1, (1 << 20) // max(w, 1))
+    for r0 in range(0, h, step):
+        g = a[r0 : r0 + step, :, :3] @ wts  # float64, one block at a time
+        if a.dtype.kind in "iu":
+            info = np.iinfo(a.dtype)
+            g = np.clip(np.rint(g), info.min, info.max)
+        out[r0 : r0 + step] = g
+    return out
+
+
+def _grey(a: np.ndarray, path: str) -> np.ndarray:
+    if a.size == 0:
+        raise BadInput(f"{path}: empty image (shape {a.shape})", file=path)
+    a = np.squeeze(a)
+    if a.ndim == 3 and a.shape[-1] in (2, 3, 4):
+        if a.dtype == bool or a.dtype.kind not in "iuf":
+            raise BadInput(f"{path}: unsupported pixel type {a.dtype} for a colour image", file=path)
+        a = _luminance(a)
     if a.ndim != 2:
-        raise BadInput(f"{path}: not a 2-D greyscale image (shape {a.shape})", file=path)
+        raise BadInput(f"{path}: not a 2-D greyscale image (shape {a.shape}); expected one greyscale, RGB or RGBA image",
+                       file=path)
     if a.size == 0:
         raise BadInput(f"{path}: empty image", file=path)
+    if a.dtype.kind == "c" or a.dtype.kind not in "biuf":
+        raise BadInput(f"{path}: unsupported pixel type {a.dtype} (allowed: integer or real greyscale)", file=path)
+    if a.dtype.kind == "f":
+        finite = np.isfinite(a)
+        if not finite.all():
+            bad = int(a.size - np.count_nonzero(finite))
+            raise BadInput(f"{path}: {bad} of {a.size} pixels are NaN or infinite (allowed: finite pixel values); "
+                           "replace them (e.g. with the film level) before measuring", file=path, field="pixels")
     return a
 
 
@@ -118,8 +209,12 @@ def _imagej(ij: dict, px_per_unit: float) -> float | None:
     return scale / px_per_unit
 
 
-def read_micrograph(path: str | Path) -> tuple[np.ndarray, float | None, dict]:
-    """(2-D array, pixel size in µm or None, metadata dict) of a TIFF, PNG or JPEG file."""
+def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple[np.ndarray, float | None, dict]:
+    """(2-D array, pixel size in µm or None, metadata dict) of a TIFF, PNG or JPEG file.
+
+    ``max_pixels``: the largest image decoded (default :func:`max_image_pixels`); the size the
+    file declares is checked before decoding.
+    """
     p = str(path)
     if not Path(p).is_file():
         raise BadInput(f"{p}: no such file", file=p)
@@ -130,7 +225,14 @@ def read_micrograph(path: str | Path) -> tuple[np.ndarray, float | None, dict]:
         try:
             with tifffile.TiffFile(p) as tif:
                 page = tif.pages[0]
-                a = tif.series[0].asarray() if tif.series else page.asarray()
+                series = tif.series[0] if tif.series else None
+                declared = series if series is not None else page
+                # the size the file declares, checked before a byte is decoded (decompression bombs)
+                check_image_size(p, declared.shape, declared.dtype, max_pixels)
+                a = declared.asarray()
+                if (int(page.photometric) == 2 and int(getattr(page, "planarconfig", 1)) == 2
+                        and a.ndim == 3 and a.shape[0] in (3, 4)):
+                    a = np.moveaxis(a, 0, -1)  # planar RGB (PlanarConfiguration SEPARATE)
                 px = _tiff_pixel_size(tif, page)
                 desc = page.description or ""
                 meta: dict = {}
@@ -145,14 +247,35 @@ def read_micrograph(path: str | Path) -> tuple[np.ndarray, float | None, dict]:
         except BadInput:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
-            raise BadInput(f"{p}: cannot read TIFF ({exc})", file=p) from exc
+            raise BadInput(f"{p}: cannot read TIFF ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
         if px is not None and not (np.isfinite(px) and px > 0):
             px = None
         return _grey(a, p), px, meta
     try:
         import imageio.v3 as iio
+        from PIL import Image
 
+        import warnings
+
+        with warnings.catch_warnings():  # Pillow's bomb warning: the declared size is checked below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+        with im:  # the header only: check the declared size first
+            bands = len(im.getbands())
+            check_image_size(p, (im.height, im.width) + ((bands,) if bands > 1 else ()),
+                             np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F") else np.uint8,
+                             max_pixels)
         a = iio.imread(p)
+    except BadInput:
+        raise
     except Exception as exc:  # noqa: BLE001
-        raise BadInput(f"{p}: cannot read image ({exc})", file=p) from exc
+        if type(exc).__name__ == "DecompressionBombError":  # Pillow's own limit, met first
+            limit = max_image_pixels() if max_pixels is None else max_pixels
+            raise BadInput(f"{p}: image too large: {_cut(str(exc))} (allowed: at most {limit / 1e6:.4g} Mpx; "
+                           "raise CASTRIG_MAX_IMAGE_PIXELS for a genuine large image)", file=p, field="image size") from None
+        raise BadInput(f"{p}: cannot read image ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
     return _grey(np.asarray(a), p), None, {}
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

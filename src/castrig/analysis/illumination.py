@@ -13,6 +13,38 @@ from scipy import ndimage as ndi
 __all__ = ["as_float", "fit_level", "poly_field", "noise_sigma", "block_extremes"]
 
 
+def measurable(image: np.ndarray) -> np.ndarray:
+    """The image the analysis can measure: unsigned integers, and signed integers without
+    negative values, as they are; floats, and signed integers with negative values, rescaled to
+    [0, 1] (zero stays at zero unless there are negative values: then the minimum goes to 0), so
+    film levels are positive and float32 can neither overflow nor underflow.
+
+    Every ratio the analysis takes (pixel / local film level) is invariant under that scaling.
+    Raises ValueError for NaN or infinite pixels (nothing honest can be measured there).
+    """
+    a = np.asarray(image)
+    if a.dtype.kind in "ub":
+        return a
+    if a.dtype.kind not in "if":
+        raise ValueError(f"unsupported pixel type {a.dtype}")
+    if a.size == 0:
+        return a
+    if a.dtype.kind == "f":
+        finite = np.isfinite(a)
+        if not finite.all():
+            raise ValueError(f"{a.size - int(np.count_nonzero(finite))} pixels are NaN or infinite")
+    lo = min(float(a.min()), 0.0)
+    hi = float(a.max())
+    if a.dtype.kind == "i" and lo >= 0:
+        return a  # a signed type holding only non-negative values (many SEM TIFFs): as it is
+    if hi <= lo:
+        return a.astype(np.float32)
+    out = a.astype(np.float64)
+    out -= lo
+    out *= 1.0 / (hi - lo)
+    return out.astype(np.float32)
+
+
 def as_float(image: np.ndarray) -> np.ndarray:
     """A 2-D float32 copy of a greyscale image, in its raw units (no rescaling)."""
     a = np.asarray(image)

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._filters import cross_dilate, cross_erode, gaussian
-from .illumination import as_float
+from .illumination import as_float, measurable
 
 __all__ = ["SectionMetrics", "analyse_section"]
 
@@ -87,7 +87,7 @@ def analyse_section(
     """
     if pixel_size_um is None or not pixel_size_um > 0:
         raise ValueError("pixel_size_um must be > 0")
-    img = as_float(image)
+    img = as_float(measurable(image))
     if orientation == "down" or (orientation == "auto" and _support_on_top(img)):
         img = img[::-1]
     h, w = img.shape

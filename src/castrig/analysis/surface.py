@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._filters import box_max, box_mean3, box_min, gaussian
-from .illumination import as_float, block_extremes, fit_level, noise_sigma, poly_field
+from .illumination import as_float, block_extremes, measurable, fit_level, noise_sigma, poly_field
 from .lattice import _pitch
 
 __all__ = ["SurfaceMetrics", "analyse_surface", "segment_pores"]
@@ -123,18 +123,38 @@ def _buf(cache: dict | None, key: str, shape: tuple, dtype) -> np.ndarray:
     return a
 
 
-def _parallel_rows(fn, a: np.ndarray, halo: int) -> np.ndarray:
-    """Apply a local filter in two row bands on two threads (numpy/scipy release the GIL)."""
+def row_bands(h: int, tiles: int, halo: int) -> list[tuple[int, int, int, int]]:
+    """Split ``h`` rows into ``tiles`` bands for the worker threads.
+
+    Returns ``(lo, hi, keep_lo, keep_hi)`` per non-empty band: the filter runs on rows
+    ``lo:hi`` (the band widened by ``halo`` on each side, clipped to the image) and rows
+    ``keep_lo:keep_hi`` of the result (absolute row numbers) are kept. The kept ranges tile
+    ``0:h`` exactly, whatever ``h``, ``tiles`` and ``halo`` (a halo larger than a band, more
+    tiles than rows: bands only overlap more, or are dropped when empty).
+    """
+    h, tiles, halo = int(h), max(1, int(tiles)), max(0, int(halo))
+    out = []
+    for i in range(tiles):
+        c0, c1 = h * i // tiles, h * (i + 1) // tiles
+        if c1 > c0:
+            out.append((max(0, c0 - halo), min(h, c1 + halo), c0, c1))
+    return out
+
+
+def _parallel_rows(fn, a: np.ndarray, halo: int, tiles: int = 2, min_rows: int = 256) -> np.ndarray:
+    """Apply a local filter (support within ``halo`` rows) in ``tiles`` row bands, the first on
+    the calling thread and the others on the worker threads (numpy/scipy release the GIL)."""
     h = a.shape[0]
-    if h < 256:
-        return fn(a)
-    m = h // 2
-    fut = _pool().submit(fn, a[m - halo :])
-    top = fn(a[: m + halo])
-    bot = fut.result()
-    out = np.empty((h,) + top.shape[1:], top.dtype)
-    out[:m] = top[:m]
-    out[m:] = bot[halo:]
+    bands = row_bands(h, tiles, halo)
+    if h < min_rows or len(bands) < 2 or 2 * halo >= h // len(bands):
+        return fn(a)  # too small to be worth splitting: one band would be mostly halo
+    futs = [_pool().submit(fn, a[lo:hi]) for lo, hi, _, _ in bands[1:]]
+    lo, hi, k0, k1 = bands[0]
+    first = fn(a[lo:hi])
+    out = np.empty((h,) + first.shape[1:], first.dtype)
+    out[k0:k1] = first[k0 - lo : k1 - lo]
+    for (lo, hi, k0, k1), fut in zip(bands[1:], futs):
+        out[k0:k1] = fut.result()[k0 - lo : k1 - lo]
     return out
 
 
@@ -190,7 +210,7 @@ def segment_pores(
     the noise). ``side_job(far)``, if given, runs on a worker thread as soon as the far-film
     pixels are known (the transmitted image's level fit); its future is ``seg.side``.
     """
-    raw = np.asarray(image)
+    raw = measurable(image)
     return _segment(raw, _f32(raw), ring_px=ring_px, degree=degree, min_contrast=min_contrast, side_job=side_job)
 
 
@@ -210,7 +230,7 @@ def _segment(
     if img.size < 16:
         return None
     if raw.dtype.kind == "f" and not np.isfinite(img).all():
-        return None
+        raise ValueError("the image has NaN or infinite pixels")
     if float(np.ptp(raw if raw.dtype.kind in "iuf" else img)) <= 0:
         return None  # a constant image has no structure to measure
     c0, c1 = h // 2, w // 2
@@ -429,11 +449,11 @@ def _assign_edt(out, lab, multi_comp, peaks, pk_idx, pk_id, new_label, r_typ) ->
     def feat(x):
         return ndi.distance_transform_edt(~x, return_distances=False, return_indices=True)
 
-    if r1 - r0 >= 256:
-        m = (r1 - r0) // 2
-        a_, b_ = _pool().map(feat, [mk[: m + halo], mk[m - halo :]])
-        iy = np.concatenate([a_[0][:m], b_[0][halo:] + (m - halo)])
-        ix = np.concatenate([a_[1][:m], b_[1][halo:]])
+    bands = row_bands(r1 - r0, 2, halo)
+    if r1 - r0 >= 256 and len(bands) == 2 and 2 * halo < (r1 - r0) // 2:
+        parts = list(_pool().map(feat, [mk[lo:hi] for lo, hi, _, _ in bands]))
+        iy = np.concatenate([p[0][k0 - lo : k1 - lo] + lo for (lo, hi, k0, k1), p in zip(bands, parts)])
+        ix = np.concatenate([p[1][k0 - lo : k1 - lo] for (lo, hi, k0, k1), p in zip(bands, parts)])
     else:
         iy, ix = feat(mk)
     near = new_label[pk_lab[r0:r1, c0:c1][iy, ix]]
@@ -480,7 +500,7 @@ def _analyse_surface(
     """
     if pixel_size_um is None or not pixel_size_um > 0:
         raise ValueError("pixel_size_um must be > 0")
-    raw = np.asarray(reflected)
+    raw = measurable(reflected)  # ValueError for NaN/Inf; signed and float images rescaled
     # reuse this thread's work buffers for images up to 2048² (larger ones: fresh arrays, so a
     # huge image does not pin its buffers for the life of the thread)
     cache = _work_cache() if raw.size <= _CACHE_MAX_PIXELS else None
@@ -491,7 +511,7 @@ def _analyse_surface(
     if transmitted is not None:
 
         # work buffers taken here, on the calling thread, and filled on the worker
-        traw = np.asarray(transmitted)
+        traw = measurable(transmitted)
         t_buf = None if traw.dtype == np.float32 and traw.flags.c_contiguous else _buf(cache, "t32", img.shape, np.float32)
         ft_buf = _buf(cache, "ft", img.shape, np.float32)
 

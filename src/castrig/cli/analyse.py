@@ -13,7 +13,17 @@ from rich.table import Table
 
 from castrig.errors import BadInput
 
-app = typer.Typer(help="Measure membrane micrographs (surface, section) and judge the specification.", no_args_is_help=True)
+_HELP = """Measure membrane micrographs (surface, section) and judge the specification.
+
+Images: TIFF (pixel size from the resolution tags), PNG or JPEG (give --pixel-size). RGB and RGBA
+images are measured in grey (luminance 0.2125 R + 0.7154 G + 0.0721 B; the alpha channel is
+dropped). Signed-integer and float images are rescaled before measuring; NaN or infinite pixels
+are refused. A pixel size outside 0.0005–50 µm per pixel is refused. Images larger than
+$CASTRIG_MAX_IMAGE_PIXELS (default 100 Mpx) are refused before they are decoded. Bad input
+exits 2 with the file named.
+"""
+
+app = typer.Typer(help=_HELP, no_args_is_help=True)
 
 _UNITS = {
     "opening_ratio": "",
@@ -29,19 +39,20 @@ _UNITS = {
 
 
 def _load(path: Path, pixel_size: float | None, what: str):
-    from castrig.tiffio import read_micrograph
+    from castrig.tiffio import check_pixel_size, read_micrograph
 
+    if pixel_size is not None:
+        check_pixel_size(pixel_size, "--pixel-size")
     arr, px, _ = read_micrograph(path)
-    px = pixel_size if pixel_size is not None else px
-    if pixel_size is not None and not pixel_size > 0:
-        raise BadInput(f"--pixel-size must be > 0 µm, got {pixel_size}", field="--pixel-size")
+    if pixel_size is not None:
+        return arr, float(pixel_size)
     if px is None:
         raise BadInput(
             f"{path}: no pixel size in the file ({what}); give --pixel-size UM",
             file=str(path),
             field="--pixel-size",
         )
-    return arr, float(px)
+    return arr, check_pixel_size(px, "the file's resolution tags", file=path)
 
 
 def _surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[float], keep_labels: bool = False):
@@ -106,13 +117,18 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None) -> None:
 
 @app.command()
 def surface(
-    image: Path = typer.Argument(..., help="reflected-light top view (TIFF/PNG/JPEG)"),
+    image: Path = typer.Argument(..., help="reflected-light top view (TIFF/PNG/JPEG; grey, or RGB/RGBA as luminance)"),
     transmitted: Optional[Path] = typer.Option(None, "--transmitted", help="registered transmitted-light view"),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="µm per pixel (default: from the TIFF tags)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
     overlay: Optional[Path] = typer.Option(None, "--overlay", help="write a PNG with the pores outlined"),
 ) -> None:
-    """Opening ratio, pore diameters, through-pore fraction and pitch of a top view."""
+    """Opening ratio, pore diameters, through-pore fraction and pitch of a top view.
+
+    RGB/RGBA images are measured in grey: luminance 0.2125 R + 0.7154 G + 0.0721 B, alpha dropped.
+
+    Refused with exit 2: NaN/Inf pixels, pixel sizes outside 0.0005–50 µm, images above $CASTRIG_MAX_IMAGE_PIXELS (default 100 Mpx).
+    """
     refl, m = _surface(image, transmitted, pixel_size, keep_labels=overlay is not None)
     if overlay is not None:
         import imageio.v3 as iio
@@ -129,7 +145,10 @@ def section(
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="µm per pixel (default: from the TIFF tags)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
 ) -> None:
-    """Film thickness (mean, std) and the support's pore size from a cross-section."""
+    """Film thickness (mean, std) and the support's pore size from a cross-section.
+
+    Images are read as for ``analyse surface`` (RGB/RGBA as luminance, alpha dropped).
+    """
     m = _section(image, pixel_size)
     _emit(m.to_dict(), as_json, f"section: {image.name}")
 

@@ -233,9 +233,18 @@ class FolderCamera(Camera):
 
 def _read_png(path: Path) -> tuple[np.ndarray, float | None, dict[str, Any]]:
     """A PNG as an array; pixel size from its ``pHYs`` chunk (Pillow reports it as dpi)."""
+    import warnings
+
     from PIL import Image
 
-    with Image.open(path) as img:
+    from castrig.tiffio import check_image_size
+
+    with warnings.catch_warnings():  # Pillow's bomb warning: the declared size is checked here instead
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(path)
+    with img:
+        # the size the header declares, before decoding (a PNG "bomb" is refused, not allocated)
+        check_image_size(path, (img.height, img.width, len(img.getbands())), np.uint16 if "16" in img.mode else np.uint8)
         img.load()
         dpi = img.info.get("dpi")
         if img.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):

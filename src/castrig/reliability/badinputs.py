@@ -1,7 +1,10 @@
 """The bad-input corpus (``tests/data/bad_inputs/index.yaml``): each file must be refused cleanly.
 
 "Cleanly" = exit 2, a message that names the file and contains the index's expected strings
-(the field, the allowed range or choices), no traceback, and no run folder under the data root.
+(the field, the allowed range or choices), no traceback, no run folder under the data root, and
+in under :data:`TIME_LIMIT_S` seconds. ``as: surface`` entries are micrographs, tried with
+``castrig analyse surface``; the hostile files too big to commit are made at test time
+(:data:`GENERATED`, :func:`write_generated`).
 The CLI is driven in-process (``castrig.cli.main.main``) with stderr captured, so the corpus is
 cheap enough for CI; a subprocess spot check in the tests covers the real entry point.
 """
@@ -10,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,7 @@ class BadInputResult:
     exit_code: int
     message: str
     problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
     @property
     def clean(self) -> bool:
@@ -66,6 +72,8 @@ def commands(entry: dict[str, Any], corpus: Path, data: Path) -> list[list[str]]
         return [["run", f, "--profile", str(corpus / "profile_no_camera.yaml"), "--data", str(data), "-q"]]
     if kind == "profile":
         return [["check", f], ["run", str(SHORT_RECIPE), "--profile", f, "--data", str(data), "-q"]]
+    if kind == "surface":
+        return [["analyse", "surface", f, "--json"]]
     raise ValueError(f"{entry['file']}: unknown 'as' {kind!r}")
 
 
@@ -75,8 +83,13 @@ def try_entry(entry: dict[str, Any], corpus: Path = CORPUS) -> list[BadInputResu
         with tempfile.TemporaryDirectory(prefix="castrig-bad-") as tmp:
             data = Path(tmp) / "runs"
             argv = [str(data) if a == "unused" else a for a in argv]
+            t0 = time.perf_counter()
             code, text = _cli(argv)
-            r = BadInputResult(entry["file"], argv[0], code, text)
+            r = BadInputResult(entry["file"], argv[0], code, text, seconds=time.perf_counter() - t0)
+            if r.seconds > TIME_LIMIT_S:
+                r.problems.append(f"took {r.seconds:.1f} s (allowed: {TIME_LIMIT_S:g} s)")
+            if len(text) > 4000:
+                r.problems.append(f"a {len(text)}-character message (values must be cut)")
             if code != 2:
                 r.problems.append(f"exit {code}, expected 2")
             if "Traceback" in text:
@@ -93,8 +106,222 @@ def try_entry(entry: dict[str, Any], corpus: Path = CORPUS) -> list[BadInputResu
     return out
 
 
-def run_corpus(corpus: Path = CORPUS) -> list[BadInputResult]:
+def run_corpus(corpus: Path = CORPUS, generated: bool = True) -> list[BadInputResult]:
+    """Every committed entry, and (``generated``) the :data:`GENERATED` ones made in a temporary folder."""
     results: list[BadInputResult] = []
     for entry in load_index(corpus):
         results += try_entry(entry, corpus)
+    if generated:
+        with tempfile.TemporaryDirectory(prefix="castrig-hostile-") as tmp:
+            for entry in write_generated(Path(tmp)):
+                results += try_entry(entry, Path(tmp))
     return results
+
+
+# -- hostile files (issue 15): bombs, deep nesting, control characters, hostile images ----------
+#
+# The small ones are committed in the corpus (``index.yaml``, made by :func:`write_hostile`); the
+# big ones are made at test time by :func:`write_generated` (a megabyte of YAML or a bomb TIFF has
+# no business in the repository). Every one must be refused in under :data:`TIME_LIMIT_S` seconds
+# and :data:`MEMORY_LIMIT_MB` MB.
+
+TIME_LIMIT_S = 5.0
+MEMORY_LIMIT_MB = 500
+
+
+def tiff_bytes(width: int, height: int, *, bits: int = 32, sample_format: int = 1, compression: int = 8,
+               data: bytes | None = None, resolution: tuple[int, int] | None = None, unit: int = 3,
+               samples: int = 1) -> bytes:
+    """A minimal little-endian TIFF by hand: one strip holding ``data`` (default: a deflate
+    stream of a few zero bytes), whatever size it *declares* — the shape of a decompression bomb
+    or of a file whose tags lie."""
+    import struct
+    import zlib
+
+    data = zlib.compress(bytes(1024)) if data is None else data
+    entries: list[tuple[int, int, int, int]] = []  # tag, type, count, value/offset
+    extra = b""
+    n_tags = 10 + (3 if resolution else 0)
+    ifd_size = 2 + 12 * n_tags + 4
+    base = 8 + ifd_size
+    res_off = base
+    if resolution:
+        extra += struct.pack("<II", *resolution) * 2
+    bps_off = base + len(extra)
+    if samples > 1:
+        extra += struct.pack("<" + "H" * samples, *([bits] * samples))
+    strip_off = base + len(extra)
+    entries += [(256, 4, 1, width), (257, 4, 1, height),
+                (258, 3, samples, bits if samples == 1 else bps_off), (259, 3, 1, compression),
+                (262, 3, 1, 2 if samples >= 3 else 1), (273, 4, 1, strip_off), (277, 3, 1, samples),
+                (278, 4, 1, height), (279, 4, 1, len(data))]
+    if resolution:
+        entries += [(282, 5, 1, res_off), (283, 5, 1, res_off + 8), (296, 3, 1, unit)]
+    entries.append((339, 3, 1, sample_format))
+    entries.sort()
+    assert len(entries) == n_tags
+    ifd = struct.pack("<H", len(entries))
+    for tag, typ, count, value in entries:
+        if typ == 3 and count == 1:
+            ifd += struct.pack("<HHIHH", tag, typ, count, value, 0)
+        else:
+            ifd += struct.pack("<HHII", tag, typ, count, value)
+    ifd += struct.pack("<I", 0)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + extra + data
+
+
+def png_bomb_bytes(width: int = 50000, height: int = 50000) -> bytes:
+    """A PNG whose header declares ``width`` × ``height`` RGBA pixels over a tiny IDAT."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(100))) + chunk(b"IEND", b"")
+
+
+def billion_laughs(levels: int = 9, width: int = 9) -> str:
+    lines = ["name: laughs", 'a0: &a0 ["lol"' + ', "lol"' * (width - 1) + "]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    lines.append(f"steps: [*a{levels - 1}]")
+    return "\n".join(lines) + "\n"
+
+
+def _recipe(name: str = "hostile", label: str = "", description: str = "") -> str:
+    out = f"name: {name}\n"
+    if description:
+        out += f"description: {description}\n"
+    return out + "steps:\n  - {type: wait, duration_s: 10" + (f", label: {label}" if label else "") + "}\n"
+
+
+def _float_tiff(path: Path, dtype: Any, poison: float) -> None:
+    import numpy as np
+    import tifffile
+
+    a = np.linspace(0.0, 1.0, 64 * 64, dtype=dtype).reshape(64, 64)
+    a[10:20, 10:20] = poison
+    tifffile.imwrite(path, a, resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit=3)
+
+
+def write_hostile(folder: Path) -> list[str]:
+    """(Re)write the small hostile files of the committed corpus into ``folder``; their
+    expectations are in ``index.yaml``. Returns the file names."""
+    import numpy as np
+    import tifffile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = {
+        "yaml_billion_laughs.yaml": billion_laughs(),
+        "yaml_alias_cycle.yaml": "name: &a [1, *a]\nsteps:\n  - {type: wait, duration_s: 10}\n",
+        "yaml_deep_nesting.yaml": "name: deep\nsteps: " + "[" * 200 + "]" * 200 + "\n",
+        "yaml_bad_date.yaml": _recipe(description="2026-02-30"),
+        "yaml_int_5000_digits.yaml": "name: x\nsteps:\n  - {type: wait, duration_s: " + "9" * 5000 + "}\n",
+        "name_nul_escape.yaml": _recipe(name='"bad\\0name"'),
+        "name_newline_escape.yaml": _recipe(name='"two\\nlines"'),
+        "label_escape_char.yaml": _recipe(label='"red \\e[31m text"'),
+        "description_c1_char.yaml": _recipe(description='"ok\\x85\\x9b then"'),
+        "name_lone_surrogate.yaml": _recipe(name='"half \\uD800 pair"'),
+        "name_5000_chars.yaml": _recipe(name="n" * 5000),
+        "label_binary_nul.yaml": _recipe(label="!!binary YQBi"),  # b"a\0b": pydantic takes bytes as text
+    }
+    profile = (ROOT / "hw_profiles" / "sim.yaml").read_text(encoding="utf-8")
+    texts["profile_name_control.yaml"] = profile.replace("name: sim", 'name: "sim\\x07bell"', 1)
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    blobs = {
+        "surface_bomb.tif": tiff_bytes(46000, 46000),
+        "surface_bomb.png": png_bomb_bytes(),
+        "surface_pixel_size_tiny.tif": tiff_bytes(32, 32, bits=8, compression=1, data=bytes(32 * 32), resolution=(10**9, 1)),
+        "surface_pixel_size_huge.tif": tiff_bytes(32, 32, bits=8, compression=1, data=bytes(32 * 32), resolution=(1, 1)),
+        "surface_truncated.tif": tiff_bytes(64, 64, bits=16, compression=1, data=bytes(100), resolution=(20000, 1)),
+        "surface_zero_width.tif": tiff_bytes(0, 2**32 - 1, bits=16, compression=1, samples=3),
+    }
+    for name, blob in blobs.items():
+        (folder / name).write_bytes(blob)
+    _float_tiff(folder / "surface_nan.tif", np.float32, float("nan"))
+    _float_tiff(folder / "surface_inf.tif", np.float64, float("inf"))
+    tifffile.imwrite(folder / "surface_stack.tif", np.zeros((3, 32, 32), np.uint8), photometric="minisblack",
+                     resolution=(20000, 20000), resolutionunit=3)
+    tifffile.imwrite(folder / "surface_complex.tif", np.zeros((16, 16), np.complex64), resolution=(20000, 20000),
+                     resolutionunit=3)
+    return sorted(texts) + sorted(blobs) + ["surface_complex.tif", "surface_inf.tif", "surface_nan.tif", "surface_stack.tif"]
+
+
+#: hostile files too big to commit, made at test time: (file, as, expect, maker)
+GENERATED: list[dict[str, Any]] = [
+    {"file": "yaml_deep_100000.yaml", "as": "recipe", "expect": ["nested too deep", "at most 64 levels"],
+     "make": lambda p: p.write_text("name: " + "[" * 100_000 + "\n")},
+    {"file": "yaml_too_big.yaml", "as": "recipe", "expect": ["too big for a YAML input", "at most 1000000 bytes"],
+     "make": lambda p: p.write_text(_recipe() + "# " + "x" * 1_100_000 + "\n")},
+    {"file": "yaml_value_900k.yaml", "as": "recipe", "expect": ["name = 'nnnn", "(900002 characters)", "at most 80 characters"],
+     "make": lambda p: p.write_text(_recipe(name="n" * 900_000))},
+    {"file": "yaml_laughs_wide.yaml", "as": "profile", "expect": ["after expanding aliases"],
+     "make": lambda p: p.write_text("devices: {}\n" + billion_laughs(5, 200).replace("name: laughs", "name: wide"))},
+    {"file": "surface_bomb_2mb.tif", "as": "surface", "expect": ["image too large", "46000×46000", "CASTRIG_MAX_IMAGE_PIXELS"],
+     "make": lambda p: p.write_bytes(tiff_bytes(46000, 46000, data=os.urandom(2_000_000)))},
+    {"file": "surface_bomb_rgb.tif", "as": "surface", "expect": ["image too large"],
+     "make": lambda p: p.write_bytes(tiff_bytes(20000, 20000, bits=16, samples=3))},
+]
+
+
+def write_generated(folder: Path) -> list[dict[str, Any]]:
+    """Make the :data:`GENERATED` files in ``folder``; their entries, ready for :func:`try_entry`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for e in GENERATED:
+        e["make"](folder / e["file"])
+        out.append({k: v for k, v in e.items() if k != "make"})
+    return out
+
+
+def measure_cli(argv: list[str]) -> tuple[int, str, float, float]:
+    """Run the real ``castrig`` command (the script next to this Python, else ``python -m
+    castrig``): (exit code, stderr + stdout, seconds, peak RSS in MB, from ``os.wait4``)."""
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("castrig")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "castrig"]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd + argv, stdout=out, stderr=err, cwd=ROOT)
+        try:
+            _, status, usage = os.wait4(p.pid, 0)
+        finally:
+            p.returncode = 0  # reaped here
+        seconds = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace") + out.read().decode("utf-8", "replace")
+    return os.waitstatus_to_exitcode(status), text, seconds, usage.ru_maxrss / 1024
+
+
+def hostile_report() -> list[dict[str, Any]]:
+    """Every hostile entry (committed ``yaml_*``/``name_*``/``surface_*``… files of issue 15 and the
+    :data:`GENERATED` ones) through the real CLI: exit code, seconds, peak MB, message length."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="castrig-hostile-") as tmp:
+        hostile = set(write_hostile(Path(tmp) / "committed"))
+        entries = [(e, CORPUS) for e in load_index() if e["file"] in hostile]
+        entries += [(e, Path(tmp)) for e in write_generated(Path(tmp))]
+        for e, folder in entries:
+            f = str(folder / e["file"])
+            argv = ["analyse", "surface", f, "--json"] if e["as"] == "surface" else ["check", f]
+            code, text, seconds, mb = measure_cli(argv)
+            rows.append({"file": e["file"], "command": " ".join(argv[:-1] if e["as"] == "surface" else argv[:1]),
+                         "exit": code, "seconds": round(seconds, 3), "peak_mb": round(mb, 1), "message_chars": len(text),
+                         "traceback": "Traceback" in text})
+    return rows
+
+
+if __name__ == "__main__":  # python -m castrig.reliability.badinputs: time and memory of each hostile file
+    rows = hostile_report()
+    for r in sorted(rows, key=lambda r: -r["seconds"]):
+        print(f"{r['file']:34s} exit {r['exit']}  {r['seconds']:6.2f} s  {r['peak_mb']:7.1f} MB  "
+              f"{r['message_chars']:5d} chars{'  TRACEBACK' if r['traceback'] else ''}")
+    worst_s = max(rows, key=lambda r: r["seconds"])
+    worst_mb = max(rows, key=lambda r: r["peak_mb"])
+    print(f"worst time: {worst_s['file']} {worst_s['seconds']:.2f} s; worst memory: {worst_mb['file']} {worst_mb['peak_mb']:.1f} MB")

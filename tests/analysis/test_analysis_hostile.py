@@ -1,0 +1,209 @@
+"""Hostile micrographs (issue 15): the row split of the worker threads, odd pixel types, colour,
+NaN/Inf, decompression bombs and absurd pixel sizes — measured correctly or refused cleanly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from castrig.analysis import analyse_section, analyse_surface
+from castrig.analysis._filters import box_min, gaussian
+from castrig.analysis.illumination import measurable
+from castrig.analysis.surface import _parallel_rows, row_bands
+from castrig.errors import BadInput
+from castrig.reliability.badinputs import tiff_bytes
+from castrig.tiffio import check_image_size, check_pixel_size, max_image_pixels, read_micrograph, write_micrograph
+
+
+# -- the row split ---------------------------------------------------------------------------
+@settings(max_examples=300, deadline=None, database=None)
+@given(h=st.integers(0, 5000), tiles=st.integers(-1, 40), halo=st.integers(-3, 6000))
+def test_row_bands_tile_the_rows_exactly(h, tiles, halo):
+    bands = row_bands(h, tiles, halo)
+    kept = [r for _, _, k0, k1 in bands for r in range(k0, k1)] if h <= 5000 else []
+    assert kept == list(range(h))  # every row kept once, in order
+    for lo, hi, k0, k1 in bands:
+        assert 0 <= lo <= k0 < k1 <= hi <= h  # a band holds its kept rows, inside the image
+        assert lo == max(0, k0 - max(halo, 0)) and hi == min(h, k1 + max(halo, 0))
+
+
+def _local(x: np.ndarray) -> np.ndarray:
+    return box_min(gaussian(x, 2.0, truncate=3.0), 3)
+
+
+HALO_LOCAL = 6 + 3 + 1  # the Gaussian's reach (3 sigma) and the minimum window
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 700), w=st.integers(1, 24), tiles=st.integers(1, 9), extra_halo=st.integers(0, 800),
+       seed=st.integers(0, 2**16))
+def test_parallel_rows_equals_the_whole_image(h, w, tiles, extra_halo, seed):
+    """Any height (small, odd, below the tile count), any tile count, any halo ≥ the filter's
+    reach (even one larger than the image): the banded result is the whole-image result."""
+    a = np.random.default_rng(seed).random((h, w), dtype=np.float32)
+    whole = _local(a)
+    banded = _parallel_rows(_local, a, HALO_LOCAL + extra_halo, tiles=tiles, min_rows=1)
+    assert banded.shape == whole.shape and np.array_equal(banded, whole)
+
+
+def _disc_image(h: int, w: int, r: int, dtype=np.uint8) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    img = np.full((h, w), 200.0)
+    for cx in range(r + 5, w - r, 2 * r + 3):
+        img[(yy - h // 2) ** 2 + (xx - cx) ** 2 < r * r] = 40
+    img += np.random.default_rng(0).normal(0, 2, img.shape)
+    return np.clip(img, 0, 255).astype(dtype)
+
+
+@pytest.mark.parametrize("h,r", [(256, 110), (260, 125), (301, 140)])
+def test_pores_taller_than_half_the_image_do_not_break_the_split(h, r):
+    """Regression: the halo of the pore-scale filters exceeded half the height, and the second
+    band started at a negative row (``ValueError: could not broadcast``)."""
+    m = analyse_surface(_disc_image(h, 6 * r, r), 1.0)
+    assert m.pore_count >= 1 and m.mean_pore_diameter_um == pytest.approx(2 * r, rel=0.05)
+
+
+# -- pixel types -----------------------------------------------------------------------------
+def test_signed_and_float_images_measure_like_unsigned():
+    u8 = _disc_image(200, 300, 12)
+    ref = analyse_surface(u8, 0.5)
+    variants = {
+        "int16 around zero": u8.astype(np.int16) - 128,
+        "int32 negative": u8.astype(np.int32) * 1000 - 10**6,
+        "float32 0..1": (u8 / 255.0).astype(np.float32),
+        "float64 tiny": u8.astype(np.float64) * 1e-9,
+        "float64 huge": u8.astype(np.float64) * 1e300,
+        "float32 negative": u8.astype(np.float32) - 1000.0,
+    }
+    for name, img in variants.items():
+        m = analyse_surface(img, 0.5)
+        assert m.pore_count == ref.pore_count, name
+        assert m.mean_pore_diameter_um == pytest.approx(ref.mean_pore_diameter_um, rel=0.03), name
+        assert m.opening_ratio == pytest.approx(ref.opening_ratio, abs=0.01), name
+
+
+def test_measurable_keeps_unsigned_and_positive_signed_as_they_are():
+    u = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    assert measurable(u) is u
+    i = np.arange(12, dtype=np.int16).reshape(3, 4)
+    assert measurable(i) is i
+    f = measurable(np.array([[-2.0, 0.0], [2.0, 6.0]]))
+    assert f.dtype == np.float32 and f.min() == 0.0 and f.max() == 1.0
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_is_an_error_not_zero_pores(poison):
+    img = (_disc_image(128, 128, 10) / 255.0).astype(np.float32)
+    img[5, 5] = poison
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        analyse_surface(img, 0.5)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        analyse_section(img, 0.5)
+
+
+def test_nan_tiff_is_bad_input_naming_the_file(tmp_path):
+    a = np.ones((32, 32), np.float32)
+    a[3, 3] = np.nan
+    p = tmp_path / "nan.tif"
+    tifffile.imwrite(p, a)
+    with pytest.raises(BadInput, match="nan.tif: 1 of 1024 pixels are NaN or infinite") as e:
+        read_micrograph(p)
+    assert e.value.file == str(p)
+
+
+# -- colour ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("suffix", [".tif", ".png"])
+def test_rgb_and_rgba_are_read_as_luminance_alpha_dropped(tmp_path, channels, suffix):
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (20, 30, channels)).astype(np.uint8)
+    if channels == 4:
+        rgb[..., 3] = rng.integers(0, 256, (20, 30))  # a varying alpha must not matter
+    p = tmp_path / f"c{suffix}"
+    if suffix == ".tif":
+        tifffile.imwrite(p, rgb, photometric="rgb")
+    else:
+        import imageio.v3 as iio
+
+        iio.imwrite(p, rgb)
+    a, _, _ = read_micrograph(p)
+    want = np.rint(rgb[..., :3].astype(float) @ [0.2125, 0.7154, 0.0721])
+    assert a.shape == (20, 30) and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - want).max() <= 1
+
+
+def test_planar_rgb_tiff_is_luminance(tmp_path):
+    rgb = np.zeros((3, 16, 16), np.uint16)
+    rgb[1] = 1000  # pure green
+    p = tmp_path / "planar.tif"
+    tifffile.imwrite(p, rgb, photometric="rgb", planarconfig="separate")
+    a, _, _ = read_micrograph(p)
+    assert a.shape == (16, 16) and int(a[0, 0]) == round(0.7154 * 1000)
+
+
+def test_rgb_micrograph_measures_like_its_grey(tmp_path):
+    g = _disc_image(160, 240, 10)
+    p = tmp_path / "rgb.tif"
+    write_micrograph(tmp_path / "g.tif", g, 0.5)
+    tifffile.imwrite(p, np.stack([g, g, g, np.full_like(g, 7)], axis=-1), photometric="rgb",
+                     resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit=3)
+    a, px, _ = read_micrograph(p)
+    assert px == pytest.approx(0.5)
+    m, ref = analyse_surface(a, px), analyse_surface(g, 0.5)
+    assert m.pore_count == ref.pore_count and m.mean_pore_diameter_um == pytest.approx(ref.mean_pore_diameter_um, rel=1e-3)
+
+
+# -- sizes -----------------------------------------------------------------------------------
+def test_bomb_is_refused_before_decoding(tmp_path):
+    p = tmp_path / "bomb.tif"
+    p.write_bytes(tiff_bytes(46000, 46000))
+    with pytest.raises(BadInput, match=r"bomb.tif: image too large: it declares 46000×46000 uint32"):
+        read_micrograph(p)
+
+
+def test_pixel_limit_is_configurable(tmp_path, monkeypatch):
+    p = tmp_path / "m.tif"
+    write_micrograph(p, np.zeros((100, 100), np.uint8), 1.0)
+    monkeypatch.setenv("CASTRIG_MAX_IMAGE_PIXELS", "9999")
+    with pytest.raises(BadInput, match="at most 0.009999 Mpx"):
+        read_micrograph(p)
+    monkeypatch.setenv("CASTRIG_MAX_IMAGE_PIXELS", "10000")
+    assert read_micrograph(p)[0].shape == (100, 100)
+    monkeypatch.setenv("CASTRIG_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(BadInput, match="CASTRIG_MAX_IMAGE_PIXELS"):
+        max_image_pixels()
+
+
+def test_declared_bytes_count_too():
+    check_image_size("x.tif", (10_000, 10_000), np.uint8)  # 100 Mpx, 100 MB: fine
+    check_image_size("x.tif", (10_000, 10_000), np.float32)
+    with pytest.raises(BadInput, match="image too large"):
+        check_image_size("x.tif", (10_000, 10_000), np.float64)  # 800 MB decoded
+    with pytest.raises(BadInput, match="image too large"):
+        check_image_size("x.tif", (9_000, 9_000, 3), np.uint16)  # 486 MB decoded
+
+
+@pytest.mark.parametrize("v", [0.0004, 51.0, float("nan"), float("inf"), -1.0])
+def test_pixel_size_outside_the_range_is_refused(v):
+    with pytest.raises(BadInput, match="0.0005–50 µm per pixel"):
+        check_pixel_size(v, "--pixel-size")
+    assert check_pixel_size(0.0005, "x") == 0.0005 and check_pixel_size(50, "x") == 50.0
+
+
+def test_folder_camera_refuses_bombs_and_nan_files(tmp_path):
+    from castrig.devices.camera import CameraReadError, FolderCamera
+    from castrig.reliability.badinputs import png_bomb_bytes
+
+    (tmp_path / "a_reflected.png").write_bytes(png_bomb_bytes(11000, 11000))  # 121 Mpx: under Pillow's own limit
+    cam = FolderCamera("cam", folder=tmp_path)
+    with pytest.raises(CameraReadError, match="image too large"):
+        cam.snap("reflected")
+    (tmp_path / "a_reflected.png").unlink()
+    a = np.ones((16, 16), np.float32)
+    a[0, 0] = np.nan
+    tifffile.imwrite(tmp_path / "b_reflected.tif", a, resolution=(20000, 20000), resolutionunit=3)
+    with pytest.raises(CameraReadError, match="NaN or infinite"):
+        cam.snap("reflected")

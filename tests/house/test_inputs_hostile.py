@@ -1,0 +1,123 @@
+"""castrig.inputs against hostile YAML (issue 15): budgets, control characters, short messages."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from castrig.errors import BadInput
+from castrig.inputs import (MAX_DEPTH, MAX_YAML_BYTES, check_text, check_text_fields, load_model, read_yaml,
+                            short)
+from castrig.recipe.model import Recipe
+
+GOOD = "name: ok\nsteps:\n  - {type: wait, duration_s: 10}\n"
+
+
+def _write(tmp_path, text, name="r.yaml"):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_a_normal_recipe_with_anchors_and_merge_keys_still_loads(tmp_path):
+    text = ("name: anchors\ndescription: |\n  two lines\n  \tand a tab\n"
+            "base: &w {type: wait, duration_s: 10}\n").replace("base: &w", "x-base: &w")
+    data = read_yaml(_write(tmp_path, text + "steps:\n  - *w\n  - {<<: *w, duration_s: 20, label: second}\n"))
+    assert data["steps"][1] == {"type": "wait", "duration_s": 20, "label": "second"}
+    assert load_model(Recipe, _write(tmp_path, GOOD)).name == "ok"
+
+
+def test_nesting_at_the_limit_loads_and_one_deeper_is_refused(tmp_path):
+    ok = "x: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n"
+    assert read_yaml(_write(tmp_path, ok)) is not None
+    deep = "x: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n"
+    with pytest.raises(BadInput, match="nested too deep"):
+        read_yaml(_write(tmp_path, deep))
+
+
+@pytest.mark.parametrize("nest", ["[", "{a: ", "- "])
+def test_100000_levels_are_refused_fast(tmp_path, nest):
+    text = ("x:\n" if nest == "- " else "x: ") + nest * 100_000  # "- - - …": compact block sequences
+    t0 = time.perf_counter()
+    with pytest.raises(BadInput, match="nested too deep|not valid YAML"):
+        read_yaml(_write(tmp_path, text))
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_file_size_is_capped_before_parsing(tmp_path):
+    p = _write(tmp_path, "#" * (MAX_YAML_BYTES + 1))
+    with pytest.raises(BadInput, match=f"at most {MAX_YAML_BYTES} bytes"):
+        read_yaml(p)
+    assert read_yaml(_write(tmp_path, "#" * (MAX_YAML_BYTES - 10) + "\n")) is None
+
+
+def test_alias_budget_counts_expansion_not_text(tmp_path):
+    # ten aliases of a 20 000-item list: 200 000 values from 200 KB of text
+    text = "a: &a [" + ", ".join(["1"] * 20_000) + "]\nb: [" + ", ".join(["*a"] * 10) + "]\n"
+    with pytest.raises(BadInput, match="after expanding aliases"):
+        read_yaml(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize("text", ["a: &a [*a]\n", "a: &a {b: *a}\n", "a: &a [[[*a]]]\n"])
+def test_cyclic_aliases_are_refused(tmp_path, text):
+    with pytest.raises(BadInput, match="a cycle"):
+        read_yaml(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize("value,ok", [("plain", True), ("tab\there", False), ("new\nline", False), ("nul\x00", False),
+                                      ("esc\x1b[0m", False), ("del\x7f", False), ("c1\x9b", False), ("é ü µm –", True),
+                                      ("half\ud800", False)])
+def test_check_text_single_line(value, ok):
+    if ok:
+        assert check_text(value, "--operator") == value
+    else:
+        with pytest.raises(BadInput, match=r"--operator = .*control character U\+") as e:
+            check_text(value, "--operator")
+        assert e.value.field == "--operator" and e.value.file is None
+
+
+def test_check_text_multiline_allows_tab_and_newline_only():
+    assert check_text("a\tb\nc", "description", multiline=True) == "a\tb\nc"
+    with pytest.raises(BadInput, match="U\\+000D"):
+        check_text("a\r\nb", "description", multiline=True)
+
+
+def test_check_text_length_and_type():
+    with pytest.raises(BadInput, match="too long"):
+        check_text("x" * 200, "--operator", max_length=80)
+    with pytest.raises(BadInput, match="expected text"):
+        check_text(5, "--operator")  # type: ignore[arg-type]
+
+
+def test_text_fields_are_checked_in_keys_lists_and_nested_values(tmp_path):
+    for data, where in (({"k\x00": 1}, "(a key)"), ({"a": ["ok", "b\x07"]}, "a[1]"),
+                        ({"steps": [{"label": "x\ny"}]}, "steps[0].label"), ({"a": b"\x00"}, "binary data")):
+        with pytest.raises(BadInput, match=where.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+            check_text_fields("f.yaml", data)
+    check_text_fields("f.yaml", {"description": "two\nlines\tand tab", "steps": [{"label": "fine"}]})
+
+
+def test_messages_cut_long_values(tmp_path):
+    p = _write(tmp_path, "name: " + "n" * 300_000 + "\nsteps: [{type: wait, duration_s: " + "9" * 3000 + "}]\n")
+    with pytest.raises(BadInput) as e:
+        load_model(Recipe, p)
+    assert len(str(e.value)) < 1500 and "(300002 characters)" in str(e.value)
+    assert short("x" * 1000).endswith("(1002 characters)") and len(short("x" * 1000)) < 120
+
+
+def test_many_errors_are_summarised(tmp_path):
+    steps = "".join("  - {type: wait, duration_s: -1}\n" for _ in range(200))
+    with pytest.raises(BadInput) as e:
+        load_model(Recipe, _write(tmp_path, "name: many\nsteps:\n" + steps))
+    assert "more problems" in str(e.value) and str(e.value).count("\n") <= 13
+
+
+@pytest.mark.parametrize("text,want", [("d: 2026-02-30\n", "day is out of range"),
+                                       ("d: " + "9" * 5000 + "\n", "4300 digits"),
+                                       ("a: !!python/object/apply:os.system [ls]\n", "could not determine a constructor"),
+                                       ("a: 1\n---\nb: 2\n", "another document")])
+def test_constructor_errors_are_bad_input(tmp_path, text, want):
+    with pytest.raises(BadInput, match=want) as e:
+        read_yaml(_write(tmp_path, text))
+    assert "set_int_max_str_digits" not in str(e.value)
