@@ -24,7 +24,7 @@ import numpy as np
 
 from castrig.errors import BadInput
 
-__all__ = ["write_micrograph", "read_micrograph", "max_image_pixels", "check_image_size", "check_pixel_size",
+__all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "max_image_pixels", "check_image_size", "check_pixel_size",
            "DEFAULT_MAX_IMAGE_PIXELS", "PIXEL_SIZE_RANGE_UM"]
 
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
@@ -209,6 +209,91 @@ def _imagej(ij: dict, px_per_unit: float) -> float | None:
     return scale / px_per_unit
 
 
+_LEN_UM = {"m": 1e6, "mm": 1e3, "um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "micron": 1.0, "nm": 1e-3, "pm": 1e-6}
+
+
+def _length_um(text: str, default_unit: str) -> float | None:
+    """'2.5 nm' / '1.2e-08' (in ``default_unit``) → µm; None when it is not a length."""
+    import re
+
+    m = re.match(r"\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*([a-zA-Z\u00b5µ]*)", str(text))
+    if not m:
+        return None
+    unit = (m.group(2) or default_unit).strip()
+    scale = _LEN_UM.get(unit) or _LEN_UM.get(unit.lower())
+    if scale is None:
+        return None
+    v = float(m.group(1)) * scale
+    return v if np.isfinite(v) and v > 0 else None
+
+
+def _tag_text(page, code: int) -> object:
+    tag = page.tags.get(code)
+    if tag is None:
+        return None
+    v = tag.value
+    if isinstance(v, bytes):
+        v = v.decode("latin-1", "replace")
+    return v
+
+
+def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | None, str | None]:
+    """(pixel size µm, source) from an SEM's own metadata, when the TIFF has no resolution tags.
+
+    Zeiss SmartSEM: tag 34118, "Image Pixel Size = 2.5 nm"; FEI/Thermo Fisher: tag 34682, an
+    INI text whose ``[Scan] PixelWidth`` is in metres; TESCAN: the ``.hdr`` sidecar's
+    ``PixelSizeX`` (metres); Hitachi: the ``.txt`` sidecar's ``PixelSize`` (nm).
+    """
+    import re
+
+    z = _tag_text(page, 34118)
+    if z is not None:
+        if isinstance(z, dict):
+            for k, v in z.items():
+                if "pixel size" in str(k).lower().replace("_", " "):
+                    if isinstance(v, (tuple, list)) and len(v) > 1:  # tifffile: (label, value, unit)
+                        val = f"{v[1]} {v[2] if len(v) > 2 else 'nm'}"
+                    else:
+                        val = str(v)
+                    px = _length_um(val, "nm")
+                    if px:
+                        return px, "Zeiss SmartSEM tag 34118 (Image Pixel Size)"
+        else:
+            m = re.search(r"Image Pixel Size\s*=\s*([^\r\n]+)", str(z))
+            if m and (px := _length_um(m.group(1), "nm")):
+                return px, "Zeiss SmartSEM tag 34118 (Image Pixel Size)"
+    f = _tag_text(page, 34682)
+    if f is not None:
+        if isinstance(f, dict):
+            scan = f.get("Scan") or f.get("scan") or {}
+            v = scan.get("PixelWidth") if isinstance(scan, dict) else None
+            if v is not None and (px := _length_um(str(v), "m")):
+                return px, "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
+        else:
+            m = re.search(r"\[Scan\][^\[]*?PixelWidth\s*=\s*([^\r\n]+)", str(f), re.S)
+            if m and (px := _length_um(m.group(1), "m")):
+                return px, "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
+    if path is not None:
+        return sidecar_pixel_size(path)
+    return None, None
+
+
+def sidecar_pixel_size(path: str | Path) -> tuple[float | None, str | None]:
+    """Pixel size from a text sidecar next to the image: TESCAN ``<name>.hdr`` (``PixelSizeX``,
+    metres) or Hitachi ``<name>.txt`` (``PixelSize``, nm)."""
+    import re
+
+    p = Path(path)
+    for ext, key, unit, who in ((".hdr", "PixelSizeX", "m", "TESCAN"), (".txt", "PixelSize", "nm", "Hitachi")):
+        for side in (p.with_suffix(ext), p.with_name(p.stem + "-tif" + ext), Path(str(p) + ext)):
+            if side.is_file() and side.stat().st_size < 1 << 20:
+                text = side.read_text(encoding="latin-1", errors="replace")
+                m = re.search(rf"^\s*{key}\s*=\s*([^\r\n]+)", text, re.M)
+                if m and (px := _length_um(m.group(1), unit)):
+                    return px, f"{who} sidecar {side.name} ({key})"
+    return None, None
+
+
 def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple[np.ndarray, float | None, dict]:
     """(2-D array, pixel size in µm or None, metadata dict) of a TIFF, PNG or JPEG file.
 
@@ -234,6 +319,9 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                         and a.ndim == 3 and a.shape[0] in (3, 4)):
                     a = np.moveaxis(a, 0, -1)  # planar RGB (PlanarConfiguration SEPARATE)
                 px = _tiff_pixel_size(tif, page)
+                src = "TIFF resolution tags" if px is not None else None
+                if px is None:
+                    px, src = vendor_pixel_size(page, p)
                 desc = page.description or ""
                 meta: dict = {}
                 if desc:
@@ -249,7 +337,9 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
             raise BadInput(f"{p}: cannot read TIFF ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
         if px is not None and not (np.isfinite(px) and px > 0):
-            px = None
+            px, src = None, None
+        if src is not None:
+            meta["pixel_size_source"] = src
         return _grey(a, p), px, meta
     try:
         import imageio.v3 as iio

@@ -53,7 +53,7 @@ def test_section_table_and_json(files):
     res = run("section", d / "x.tif")
     assert res.exit_code == 0 and "mean_thickness_um" in res.output
     out = json.loads(run("section", d / "x.tif", "--json").output)
-    assert set(out) == SECTION_KEYS
+    assert set(out) == SECTION_KEYS | {"quality"}  # issue 16: flags and 95 % intervals beside the metrics
     assert out["mean_thickness_um"] == pytest.approx(gt["mean_thickness_um"], rel=0.03)
 
 

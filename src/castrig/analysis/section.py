@@ -35,6 +35,19 @@ class SectionMetrics:
     thickness_profile_um: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     top_row: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # envelope, px
     interface_row: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    flags: list = field(default_factory=list)  # quality flags (castrig.analysis.quality)
+    intervals: dict = field(default_factory=dict)  # metric → 95 % interval (lo, hi)
+
+    def quality(self) -> dict:
+        """``{"flags": [...], "flagged": {metric: [flags]}, "intervals": {metric: [lo, hi]}}``."""
+        from .quality import SECTION_FLAG_METRICS
+
+        flagged: dict[str, list[str]] = {}
+        for f in self.flags:
+            for k in SECTION_FLAG_METRICS.get(f, ()):
+                flagged.setdefault(k, []).append(f)
+        return {"flags": list(self.flags), "flagged": flagged,
+                "intervals": {k: [float(v[0]), float(v[1])] for k, v in self.intervals.items()}}
 
     def to_dict(self) -> dict:
         """Metric-name keyed values (JSON-ready)."""
@@ -46,7 +59,7 @@ class SectionMetrics:
 
 
 def _empty(px: float) -> SectionMetrics:
-    return SectionMetrics(None, None, None, px)
+    return SectionMetrics(None, None, None, px, flags=["interface_lost"])
 
 
 
@@ -145,7 +158,18 @@ def analyse_section(
         return _empty(pixel_size_um)
     prof = np.where(valid, t_px * pixel_size_um, np.nan)
     sup_d, sup_n = _support_pores(s, bot_env, valid, pixel_size_um)
+    from .quality import MIN_PX_PER_PORE, saturated, section_intervals
+
+    flags = []
+    if float(np.nanmean(t_px[valid])) < MIN_PX_PER_PORE:
+        flags.append("under_resolved")
+    if valid.mean() < 0.9 or has.mean() < 0.9:
+        flags.append("interface_lost")
+    if saturated(measurable(image)):
+        flags.append("saturated")
     return SectionMetrics(
+        flags=flags,
+        intervals=section_intervals(prof, pixel_size_um, thick_px),
         mean_thickness_um=float(np.nanmean(prof)),
         thickness_std_um=float(np.nanstd(prof)),
         support_pore_diameter_um=sup_d,

@@ -41,6 +41,24 @@ class SurfaceMetrics:
     through: np.ndarray | None = field(default=None, repr=False)  # per measured pore
     labels: np.ndarray | None = field(default=None, repr=False)  # label image (0 = film)
     measured_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, int), repr=False)
+    #: quality flags (see :mod:`castrig.analysis.quality`): metric → flags that affect it
+    flags: list = field(default_factory=list)
+    #: 95 % intervals (lo, hi) per metric name: statistical + half a pixel of edge shift
+    intervals: dict = field(default_factory=dict)
+    #: how the pores were measured: "optical" (partial volume) or "sem" (edges on radial profiles)
+    appearance: str = "optical"
+
+    def quality(self) -> dict:
+        """``{"flags": [...], "flagged": {metric: [flags]}, "intervals": {metric: [lo, hi]}}``."""
+        from .quality import SURFACE_FLAG_METRICS
+
+        flagged: dict[str, list[str]] = {}
+        for f in self.flags:
+            for k in SURFACE_FLAG_METRICS.get(f, ()):
+                flagged.setdefault(k, []).append(f)
+        return {"flags": list(self.flags), "flagged": flagged,
+                "intervals": {k: [float(v[0]), float(v[1])] for k, v in self.intervals.items() if v is not None},
+                "appearance": self.appearance}
 
     def to_dict(self) -> dict:
         """Metric-name keyed values (JSON-ready)."""
@@ -470,17 +488,58 @@ def analyse_surface(
     ring_px: int | None = None,
     degree: int = 2,
     keep_labels: bool = False,
+    appearance: str = "optical",
 ) -> SurfaceMetrics:
     """Measure a reflected-light top view (pores dark), optionally with a registered
-    transmitted-light view (through-pores bright); see :func:`_analyse_surface`."""
+    transmitted-light view (through-pores bright); see :func:`_analyse_surface`.
+
+    ``appearance``: "optical" (pores a dark floor: partial-volume areas), "sem" (secondary
+    electrons: bright inner rims and dark cores, edges from radial profiles, see
+    :mod:`castrig.analysis.edges`) or "auto" (sem when bright rims are detected).
+    """
+    if appearance not in ("optical", "sem", "auto"):
+        raise ValueError(f"appearance must be optical, sem or auto, got {appearance!r}")
     try:
-        return _analyse_surface(reflected, pixel_size_um, transmitted, ring_px=ring_px, degree=degree,
-                                keep_labels=keep_labels)
+        m = _analyse_surface(reflected, pixel_size_um, transmitted, ring_px=ring_px, degree=degree,
+                             keep_labels=keep_labels, appearance=appearance)
     except BaseException:
         # A background job of the failed call may still write into this thread's work
         # buffers: forget them, so the next call starts from fresh arrays.
         _TLS.cache = {}
         raise
+    _assess(m, reflected)
+    return m
+
+
+def _assess(m: SurfaceMetrics, reflected: np.ndarray) -> None:
+    """Set the quality flags and the 95 % intervals of a surface result."""
+    from .quality import (MIN_PORES, MIN_PX_PER_PORE, edge_blur_px, lattice_disorder, saturated,
+                          surface_intervals)
+
+    raw = measurable(reflected)
+    flags = []
+    px = m.pixel_size_um
+    d_px = (m.mean_pore_diameter_um / px) if m.mean_pore_diameter_um else None
+    if d_px is not None and d_px < MIN_PX_PER_PORE:
+        flags.append("under_resolved")
+    if m.pore_count < MIN_PORES:
+        flags.append("too_few_pores")
+    if m.pore_count >= 10:
+        dis = lattice_disorder(m.centres_px)
+        if dis is not None and dis > 0.25:
+            flags.append("no_lattice_order")
+    if d_px is not None:
+        a = np.asarray(raw)
+        h, w = a.shape
+        crop = np.asarray(a[max(0, h // 2 - 128): h // 2 + 128, max(0, w // 2 - 128): w // 2 + 128], np.float32)
+        lo, hi = np.percentile(crop, [1, 99])
+        sig = edge_blur_px(crop, float(hi - lo))
+        if sig is not None and sig > max(0.25 * d_px / 2, 3.0):
+            flags.append("blurred")
+    if saturated(raw):
+        flags.append("saturated")
+    m.flags = flags
+    m.intervals = surface_intervals(m.diameters_um, m.opening_ratio, m.through, px)
 
 
 def _analyse_surface(
@@ -491,6 +550,7 @@ def _analyse_surface(
     ring_px: int | None = None,
     degree: int = 2,
     keep_labels: bool = False,
+    appearance: str = "optical",
 ) -> SurfaceMetrics:
     """Measure a reflected-light top view (pores dark), optionally with a registered
     transmitted-light view (through-pores bright).
@@ -507,6 +567,10 @@ def _analyse_surface(
     img = _f32(raw, cache, "img")
     if transmitted is not None and np.shape(transmitted) != img.shape:
         raise ValueError(f"transmitted image shape {np.shape(transmitted)} != reflected {img.shape}")
+    from .edges import has_bright_rims
+
+    if appearance == "sem" or (appearance == "auto" and has_bright_rims(img)):
+        return _analyse_rimmed(img, pixel_size_um, transmitted, keep_labels)
     side_job = None
     if transmitted is not None:
 
@@ -679,3 +743,82 @@ def _otsu_split(v: np.ndarray) -> tuple[float, float, float]:
     between = k * (n - k) * (m0 - m1) ** 2
     i = int(np.argmax(between))
     return float((s[i] + s[i + 1]) / 2), float(m0[i]), float(m1[i])
+
+
+def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarray | None, keep_labels: bool) -> SurfaceMetrics:
+    """Top views whose pores show a bright inner rim (SE edge effect): film level from the mode,
+    pores = departures from it (rim and core together), edges on the radial profiles
+    (:mod:`castrig.analysis.edges`)."""
+    from .edges import edge_radii, film_mode_field
+
+    h, w = img.shape
+    f = np.maximum(film_mode_field(img), 1e-6).astype(np.float32)
+    norm = img / f
+    sig = noise_sigma(norm[h // 2 - min(128, h // 2): h // 2 + 128, w // 2 - min(128, w // 2): w // 2 + 128])
+    g = gaussian(norm, 0.7)
+    dev = np.abs(g - 1)
+    thr = max(0.3 * float(np.percentile(dev, 99.5)), 6 * sig, 0.08)
+    mask = ndi.binary_fill_holes(dev > thr)
+    mask = ndi.binary_opening(mask)
+    lab, n = ndi.label(mask)
+    if n == 0:
+        return SurfaceMetrics(0.0, None, None, 0, None, None, pixel_size_um,
+                              through=None if transmitted is None else np.zeros(0, bool),
+                              labels=np.zeros(img.shape, np.int32) if keep_labels else None)
+    px = _Pixels.of(mask)
+    lp = lab.ravel()[px.flat].astype(np.intp)
+    areas = np.bincount(lp, minlength=n + 1)
+    r_typ = _typical_radius(lab, areas, px, lp)
+    # split touching pores on the folded image (rim and core both dark)
+    folded = (1 - np.abs(g - 1)).astype(np.float32)
+    lab, n = _split(lab, n, mask, folded, r_typ, px, lp)
+    lp = lab.ravel()[px.flat].astype(np.intp)
+    cnt = np.bincount(lp, minlength=n + 1)[1:]
+    cy = np.bincount(lp, px.row, minlength=n + 1)[1:] / np.maximum(cnt, 1)
+    cx = np.bincount(lp, px.col, minlength=n + 1)[1:] / np.maximum(cnt, 1)
+    centres = np.column_stack([cy, cx])
+    r_mask = np.sqrt(np.maximum(cnt, 1) / math.pi)
+    ring = int(max(3, min(8, round(0.5 * r_typ + 2))))
+    r_edge = edge_radii(norm, lab, n, centres, r_mask, ring)
+    flat = lab.ravel()
+    edge_ids = np.unique(np.concatenate([flat[:w], flat[-w:], flat[::w], flat[w - 1:: w]]))
+    on_border = np.zeros(n + 1, bool)
+    on_border[edge_ids] = True
+    on_border = on_border[1:]
+    ok = np.isfinite(r_edge) & (cnt >= 2)
+    measured = ~on_border & ok
+    # opening ratio from the same edges: interior pores as discs of their edge radius, border
+    # pores their mask area scaled by the interior pores' median (edge / mask) area ratio
+    scale = float(np.median((r_edge[measured] / r_mask[measured]) ** 2)) if measured.any() else 1.0
+    area = np.where(measured, math.pi * np.where(ok, r_edge, 0) ** 2, cnt * scale)
+    opening = float(np.clip(area.sum() / img.size, 0.0, 1.0))
+    d_um = 2 * r_edge[measured] * pixel_size_um
+    through = tfrac = None
+    if transmitted is not None:
+        t = _f32(measurable(transmitted))
+        far = ~box_max(mask, ring)
+        ft = _fit_field(t, far, 2)
+        core = ndi.binary_erosion(mask, iterations=max(1, int(0.4 * r_typ)))
+        ci = np.flatnonzero(core.ravel())
+        cl = flat[ci].astype(np.intp)
+        ccount = np.bincount(cl, minlength=n + 1)[1:]
+        thr_all = _through(t, ft, lab, n, None, (px.flat, lp, cnt), (ci, cl, ccount))
+        through = thr_all[measured]
+        tfrac = float(through.mean()) if through.size else None
+    pitch = _pitch(centres)
+    return SurfaceMetrics(
+        opening_ratio=opening,
+        mean_pore_diameter_um=float(d_um.mean()) if d_um.size else None,
+        pore_diameter_std_um=float(d_um.std(ddof=1)) if d_um.size > 1 else None,
+        pore_count=int(measured.sum()),
+        through_pore_fraction=tfrac,
+        pore_pitch_um=pitch * pixel_size_um if pitch is not None else None,
+        pixel_size_um=pixel_size_um,
+        border_pore_count=int(on_border.sum()),
+        diameters_um=d_um,
+        centres_px=centres,
+        through=through,
+        labels=lab.astype(np.int32) if keep_labels else None,
+        measured_labels=np.arange(1, n + 1)[measured],
+        appearance="sem",
+    )

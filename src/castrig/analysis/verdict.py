@@ -1,7 +1,11 @@
 """Does a membrane meet a grade? Every bound, its measured value, margin and status.
 
 A metric that could not be measured makes its bound "unknown", and a grade with any unknown
-bound is not met (never a pass by default).
+bound is not met (never a pass by default). With the metrics' 95 % intervals (issue 16) a bound
+that lies inside its metric's interval is "marginal", and so is a passing bound on a metric that
+carries a quality flag (never silently trusted); a grade is met only when every bound passes.
+A marginal bound says what would settle it: more fields (the statistical part dominates) or a
+finer pixel size (the half-pixel edge part dominates, or the pores are under-resolved).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from .spec import Spec, load_spec, quantity_value
 
 __all__ = ["BoundCheck", "GradeVerdict", "Verdict", "judge"]
 
-PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
+PASS, FAIL, UNKNOWN, MARGINAL = "pass", "fail", "unknown", "marginal"
 _REL_TOL = 1e-9  # inclusive bounds survive floating-point rounding of derived ratios
 
 
@@ -24,11 +28,14 @@ class BoundCheck:
     limit: float
     value: float | None
     margin: float | None  # value - limit for min, limit - value for max; >= 0 passes
-    status: str  # pass | fail | unknown
+    status: str  # pass | fail | unknown | marginal
     source: str  # grade that declared the bound
+    interval: tuple[float, float] | None = None  # 95 % interval of the value
+    flags: tuple[str, ...] = ()  # quality flags of the metric(s) behind the value
+    advice: str | None = None  # for a marginal bound: what would settle it
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "quantity": self.quantity,
             "label": self.label,
             "kind": self.kind,
@@ -38,6 +45,13 @@ class BoundCheck:
             "status": self.status,
             "source": self.source,
         }
+        if self.interval is not None:
+            d["interval"] = [self.interval[0], self.interval[1]]
+        if self.flags:
+            d["flags"] = list(self.flags)
+        if self.advice:
+            d["advice"] = self.advice
+        return d
 
 
 @dataclass(frozen=True)
@@ -49,7 +63,7 @@ class GradeVerdict:
     @property
     def status(self) -> str:
         s = {c.status for c in self.checks}
-        return FAIL if FAIL in s else UNKNOWN if UNKNOWN in s else PASS
+        return FAIL if FAIL in s else UNKNOWN if UNKNOWN in s else MARGINAL if MARGINAL in s else PASS
 
     @property
     def met(self) -> bool:
@@ -94,9 +108,46 @@ def _check(value: float | None, kind: str, limit: float) -> tuple[float | None, 
     return margin, PASS if margin >= -tol else FAIL
 
 
-def judge(metrics: dict, grades: list[str] | None = None, spec: Spec | None = None) -> Verdict:
+def _interval(quantity: str, intervals: dict, spec: Spec) -> tuple[float, float] | None:
+    """95 % interval of a metric, or of a derived ratio from its parts' intervals."""
+    def get(k):
+        v = intervals.get(k)
+        return (float(v[0]), float(v[1])) if v is not None and len(v) == 2 else None
+
+    if quantity in spec.ratios:
+        num, den = (get(k) for k in spec.ratios[quantity])
+        if num is None or den is None or den[0] <= 0:
+            return None
+        return (num[0] / den[1], num[1] / den[0])
+    return get(quantity)
+
+
+def _flags_of(quantity: str, flagged: dict, spec: Spec) -> tuple[str, ...]:
+    keys = spec.ratios.get(quantity, (quantity,))
+    return tuple(dict.fromkeys(f for k in keys for f in flagged.get(k, ())))
+
+
+def _advice(flags: tuple[str, ...], value: float, interval: tuple[float, float], stat_dominant: bool | None) -> str:
+    if "under_resolved" in flags or "blurred" in flags:
+        return "image at a finer pixel size (pores under-resolved or blurred)"
+    if "too_few_pores" in flags:
+        return "measure more fields (too few pores)"
+    if stat_dominant is False:
+        return "image at a finer pixel size (the half-pixel edge uncertainty dominates)"
+    return "measure more fields (the statistical uncertainty dominates)"
+
+
+def judge(metrics: dict, grades: list[str] | None = None, spec: Spec | None = None, *,
+          intervals: dict | None = None, flagged: dict | None = None, stat_dominant: dict | None = None) -> Verdict:
     """Judge metric-name keyed values (``SurfaceMetrics.to_dict() | SectionMetrics.to_dict()``)
-    against every grade (or the named ones)."""
+    against every grade (or the named ones).
+
+    ``intervals``: metric → (lo, hi) 95 % interval; ``flagged``: metric → quality flags (as
+    ``SurfaceMetrics.quality()["flagged"]``); ``stat_dominant``: metric → True when its interval
+    is mostly statistical (used only for the advice of a marginal bound)."""
+    intervals = intervals or {}
+    flagged = flagged or {}
+    stat_dominant = stat_dominant or {}
     spec = spec or load_spec()
     names = list(spec.grades) if grades is None else list(grades)
     out = []
@@ -108,6 +159,15 @@ def judge(metrics: dict, grades: list[str] | None = None, spec: Spec | None = No
         for b in g.bounds:
             v = quantity_value(metrics, b.quantity, spec)
             margin, status = _check(v, b.kind, b.limit)
-            checks.append(BoundCheck(b.quantity, spec.labels.get(b.quantity, b.quantity), b.kind, b.limit, v, margin, status, b.source))
+            iv = _interval(b.quantity, intervals, spec) if v is not None else None
+            fl = _flags_of(b.quantity, flagged, spec) if v is not None else ()
+            advice = None
+            if status != UNKNOWN and ((iv is not None and iv[0] < b.limit < iv[1]) or (status == PASS and fl)):
+                status = MARGINAL
+                keys = spec.ratios.get(b.quantity, (b.quantity,))
+                sd = [stat_dominant[k] for k in keys if k in stat_dominant]
+                advice = _advice(fl, v, iv or (v, v), all(sd) if sd else None)
+            checks.append(BoundCheck(b.quantity, spec.labels.get(b.quantity, b.quantity), b.kind, b.limit, v, margin,
+                                     status, b.source, iv, fl, advice))
         out.append(GradeVerdict(name, g.description, tuple(checks)))
     return Verdict(tuple(out), dict(metrics))

@@ -21,6 +21,12 @@ dropped). Signed-integer and float images are rescaled before measuring; NaN or 
 are refused. A pixel size outside 0.0005–50 µm per pixel is refused. Images larger than
 $CASTRIG_MAX_IMAGE_PIXELS (default 100 Mpx) are refused before they are decoded. Bad input
 exits 2 with the file named.
+
+\b
+Examples:
+  castrig analyse surface top.tif --transmitted through.tif --json
+  castrig analyse section cut.png --pixel-size 0.05
+  castrig analyse membrane --surface top.tif --transmitted through.tif --section cut.tif --grade claim1
 """
 
 app = typer.Typer(help=_HELP, no_args_is_help=True)
@@ -43,7 +49,7 @@ def _load(path: Path, pixel_size: float | None, what: str):
 
     if pixel_size is not None:
         check_pixel_size(pixel_size, "--pixel-size")
-    arr, px, _ = read_micrograph(path)
+    arr, px, meta = read_micrograph(path)
     if pixel_size is not None:
         return arr, float(pixel_size)
     if px is None:
@@ -52,7 +58,7 @@ def _load(path: Path, pixel_size: float | None, what: str):
             file=str(path),
             field="--pixel-size",
         )
-    return arr, check_pixel_size(px, "the file's resolution tags", file=path)
+    return arr, check_pixel_size(px, meta.get("pixel_size_source", "the file's resolution tags"), file=path)
 
 
 def _surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[float], keep_labels: bool = False):
@@ -95,39 +101,54 @@ def _table(metrics: dict, title: str) -> Table:
     return t
 
 
-def _emit(data: dict, as_json: bool, title: str, verdict=None) -> None:
+def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | None = None) -> None:
     if as_json:
         out = dict(data)
+        if quality is not None:
+            out["quality"] = quality
         if verdict is not None:
             out["verdict"] = verdict.to_dict()
         typer.echo(json.dumps(out))
         return
     con = Console()
     con.print(_table(data, title))
+    if quality is not None:
+        if quality.get("flags"):
+            con.print(f"quality flags: {', '.join(quality['flags'])} (flagged metrics are not trusted by the verdict)")
+        for k, (lo, hi) in quality.get("intervals", {}).items():
+            con.print(f"  {k}: 95 % interval {_fmt(lo)} – {_fmt(hi)}")
     if verdict is not None:
         for g in verdict.grades:
             t = Table(title=f"{g.grade}: {g.status.upper()} — {g.description}")
-            for col in ("quantity", "bound", "value", "margin", "status"):
+            for col in ("quantity", "bound", "value", "interval", "margin", "status"):
                 t.add_column(col)
             for c in g.checks:
-                t.add_row(c.label, f"{'≥' if c.kind == 'min' else '≤'} {c.limit:g}", _fmt(c.value), _fmt(c.margin), c.status)
+                iv = f"{_fmt(c.interval[0])} – {_fmt(c.interval[1])}" if c.interval else "—"
+                st = c.status + (f" [{', '.join(c.flags)}]" if c.flags else "") + (f": {c.advice}" if c.advice else "")
+                t.add_row(c.label, f"{'≥' if c.kind == 'min' else '≤'} {c.limit:g}", _fmt(c.value), iv, _fmt(c.margin), st)
             con.print(t)
         con.print(f"grades met: {', '.join(verdict.met) or 'none'}")
 
 
 @app.command()
 def surface(
-    image: Path = typer.Argument(..., help="reflected-light top view (TIFF/PNG/JPEG; grey, or RGB/RGBA as luminance)"),
-    transmitted: Optional[Path] = typer.Option(None, "--transmitted", help="registered transmitted-light view"),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="µm per pixel (default: from the TIFF tags)"),
+    image: Path = typer.Argument(..., metavar="IMAGE", help="reflected-light top view (TIFF/PNG/JPEG; grey, or RGB/RGBA as luminance)"),
+    transmitted: Optional[Path] = typer.Option(None, "--transmitted", metavar="IMAGE", help="registered transmitted-light view"),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel (default: from the TIFF tags)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
-    overlay: Optional[Path] = typer.Option(None, "--overlay", help="write a PNG with the pores outlined"),
+    overlay: Optional[Path] = typer.Option(None, "--overlay", metavar="PNG", help="write a PNG with the pores outlined"),
 ) -> None:
     """Opening ratio, pore diameters, through-pore fraction and pitch of a top view.
 
     RGB/RGBA images are measured in grey: luminance 0.2125 R + 0.7154 G + 0.0721 B, alpha dropped.
 
     Refused with exit 2: NaN/Inf pixels, pixel sizes outside 0.0005–50 µm, images above $CASTRIG_MAX_IMAGE_PIXELS (default 100 Mpx).
+
+    \b
+    Examples:
+      castrig analyse surface top.tif
+      castrig analyse surface top.png --pixel-size 0.25 --transmitted through.png --json
+      castrig analyse surface top.tif --overlay pores.png
     """
     refl, m = _surface(image, transmitted, pixel_size, keep_labels=overlay is not None)
     if overlay is not None:
@@ -136,33 +157,44 @@ def surface(
         from castrig.analysis.overlay import surface_overlay
 
         iio.imwrite(overlay, surface_overlay(refl, m))
-    _emit(m.to_dict(), as_json, f"surface: {image.name}")
+    _emit(m.to_dict(), as_json, f"surface: {image.name}", quality=m.quality())
 
 
 @app.command()
 def section(
-    image: Path = typer.Argument(..., help="cross-section view (background on top)"),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="µm per pixel (default: from the TIFF tags)"),
+    image: Path = typer.Argument(..., metavar="IMAGE", help="cross-section view (background on top)"),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel (default: from the TIFF tags)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
 ) -> None:
     """Film thickness (mean, std) and the support's pore size from a cross-section.
 
     Images are read as for ``analyse surface`` (RGB/RGBA as luminance, alpha dropped).
+
+    \b
+    Examples:
+      castrig analyse section cut.tif
+      castrig analyse section cut.png --pixel-size 0.05 --json
     """
     m = _section(image, pixel_size)
-    _emit(m.to_dict(), as_json, f"section: {image.name}")
+    _emit(m.to_dict(), as_json, f"section: {image.name}", quality=m.quality())
 
 
 @app.command()
 def membrane(
-    surface_image: Path = typer.Option(..., "--surface", help="reflected-light top view"),
-    transmitted: Optional[Path] = typer.Option(None, "--transmitted", help="registered transmitted-light view"),
-    section_image: Path = typer.Option(..., "--section", help="cross-section view"),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", help="µm per pixel for all images (default: TIFF tags)"),
-    grade: Optional[str] = typer.Option(None, "--grade", help="judge only this grade (e.g. claim3)"),
+    surface_image: Path = typer.Option(..., "--surface", metavar="IMAGE", help="reflected-light top view"),
+    transmitted: Optional[Path] = typer.Option(None, "--transmitted", metavar="IMAGE", help="registered transmitted-light view"),
+    section_image: Path = typer.Option(..., "--section", metavar="IMAGE", help="cross-section view"),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel for all images (default: TIFF tags)"),
+    grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="judge only this grade (e.g. claim3)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: metrics + verdict"),
 ) -> None:
-    """All metrics of a membrane and the verdict against the specification's grades."""
+    """All metrics of a membrane and the verdict against the specification's grades.
+
+    \b
+    Examples:
+      castrig analyse membrane --surface top.tif --section cut.tif
+      castrig analyse membrane --surface top.tif --transmitted through.tif --section cut.tif --grade claim3 --json
+    """
     from castrig.analysis.spec import load_spec
     from castrig.analysis.verdict import judge
 
@@ -172,5 +204,8 @@ def membrane(
     _, sm = _surface(surface_image, transmitted, pixel_size)
     xm = _section(section_image, pixel_size)
     data = sm.to_dict() | xm.to_dict()
-    v = judge(data, [grade] if grade else None, spec)
-    _emit(data, as_json, "membrane", verdict=v)
+    qs, qx = sm.quality(), xm.quality()
+    quality = {"flags": sorted(set(qs["flags"]) | set(qx["flags"])),
+               "flagged": qs["flagged"] | qx["flagged"], "intervals": qs["intervals"] | qx["intervals"]}
+    v = judge(data, [grade] if grade else None, spec, intervals=quality["intervals"], flagged=quality["flagged"])
+    _emit(data, as_json, "membrane", verdict=v, quality=quality)

@@ -413,6 +413,131 @@ def render_section(
 
 
 # --------------------------------------------------------------------------------------------
+# Second appearance family: secondary-electron SEM (issue 16)
+# --------------------------------------------------------------------------------------------
+
+APPEARANCES = ("optical", "sem")
+
+
+def _sem_pore_value(u: np.ndarray, rim_peak: float, rim_width: float, core: float) -> np.ndarray:
+    """Secondary-electron brightness inside an opening at normalised radius ``u`` = ρ/r (< 1).
+
+    The steep wall just inside the lip emits most (secant law, SE escape through the lip): the
+    brightness peaks at the lip (``rim_peak`` × film) and decays inward over ``rim_width`` (a
+    fraction of r) to the dark ``core`` of the cavity, whose electrons mostly do not escape.
+    """
+    return core + (rim_peak - core) * np.exp(-(1.0 - u) / rim_width)
+
+
+def _sem_disc(img: np.ndarray, cov: np.ndarray, cx: float, cy: float, r: float, rim_peak: float, rim_width: float,
+              core: float, neck: float | None, ss: int = 4) -> None:
+    """Write one SE-rendered opening into ``img`` (replacing the film inside the lip), with the
+    lip anti-aliased by ``ss``×``ss`` supersampling; ``cov`` accumulates the lip coverage.
+    ``neck`` (normalised radius) darkens a through-pore's open neck to near black."""
+    h, w = img.shape
+    x0, x1 = max(int(cx - r - 1), 0), min(int(cx + r + 2), w)
+    y0, y1 = max(int(cy - r - 1), 0), min(int(cy + r + 2), h)
+    if x0 >= x1 or y0 >= y1:
+        return
+    o = (np.arange(ss) + 0.5) / ss
+    yy = (np.arange(y0, y1)[:, None] + o[None, :]).ravel() - cy
+    xx = (np.arange(x0, x1)[:, None] + o[None, :]).ravel() - cx
+    u = np.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2) / r
+    inside = u < 1.0
+    val = _sem_pore_value(np.minimum(u, 1.0), rim_peak, rim_width, core)
+    if neck is not None:
+        val = np.where(u < neck, 0.05 + 0.5 * (val - 0.05) * np.clip((u / neck) ** 8, 0, 1), val)
+    shp = (y1 - y0, ss, x1 - x0, ss)
+    c = inside.reshape(shp).mean(axis=(1, 3))
+    v = np.where(inside, val, 0.0).reshape(shp).mean(axis=(1, 3))
+    sub = img[y0:y1, x0:x1]
+    sub[...] = sub * (1 - c) + v
+    cov[y0:y1, x0:x1] += c
+
+
+def _scan_artefacts(img: np.ndarray, rng: np.random.Generator, line_noise: float, streaks: int) -> np.ndarray:
+    """Scan-line noise (a random offset per line) and charging streaks (lines brightened from a
+    random column on, fading along the scan)."""
+    h, w = img.shape
+    out = img + rng.normal(0, line_noise, (h, 1))
+    x = np.arange(w)
+    for _ in range(streaks):
+        row = int(rng.integers(0, h))
+        x0 = int(rng.integers(0, w))
+        amp = rng.uniform(0.05, 0.15)
+        length = rng.uniform(0.05, 0.3) * w
+        fade = np.where(x >= x0, amp * np.exp(-(x - x0) / length), 0.0)
+        rows = slice(row, min(h, row + int(rng.integers(1, 3))))
+        out[rows] += fade[None, :]
+    return out
+
+
+def _jpeg(img8: np.ndarray, quality: int) -> np.ndarray:
+    """Round-trip an 8-bit image through JPEG (the artefacts of an image saved as .jpg)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img8).save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("L"))
+
+
+def render_surface_sem(
+    structure: FilmStructure,
+    pixel_size_um: float,
+    rng: np.random.Generator,
+    *,
+    bit_depth: int = 8,
+    illumination_gradient: float = 0.2,
+    blur_px: float = 0.7,
+    noise: float = 0.03,
+    rim_peak: tuple[float, float] = (1.5, 2.1),
+    rim_width: float = 0.18,
+    core: tuple[float, float] = (0.15, 0.35),
+    line_noise: float = 0.01,
+    streaks: int = 3,
+    jpeg_quality: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (top view, transmitted) pair in the secondary-electron family.
+
+    Top view as an SE SEM shows it: flat film at level 1; each opening a bright inner rim at its
+    lip (``rim_peak`` × film, decaying inward over ``rim_width`` × r) around a dark core
+    (``core``), through-pores a black neck; then vignetting, scan-line noise, charging streaks,
+    blur, noise, quantisation and optionally a JPEG round trip. The opening's edge (ground
+    truth) is the lip, where the film's flat top ends. The transmitted view is the optical one.
+    """
+    w_um, h_um = structure.field_um
+    shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
+    c = structure.centres_um / pixel_size_um
+    r = structure.diameters_um / 2 / pixel_size_um
+    img = np.ones(shape)
+    cov = np.zeros(shape)
+    peaks = rng.uniform(*rim_peak, len(r))
+    cores = rng.uniform(*core, len(r))
+    for k in range(len(r)):
+        neck = structure.neck_ratio if structure.through[k] else None
+        _sem_disc(img, cov, c[k, 0], c[k, 1], r[k], peaks[k], rim_width, cores[k], neck)
+    img = img * _illumination(shape, rng, illumination_gradient)
+    img = _scan_artefacts(img, rng, line_noise, streaks)
+    # the top view's scale: film at ~0.45 of full scale, rims up to ~0.95 (SEM contrast setting)
+    top = _finish(img * 0.45, rng, blur_px, noise * 0.45, bit_depth)
+    if jpeg_quality is not None and bit_depth == 8:
+        top = _jpeg(top, jpeg_quality)
+    # transmitted: the optical view (its own light), as render_surface draws it
+    trans = np.zeros(shape)
+    covt = np.zeros(shape)
+    for k in range(len(r)):
+        _disc_coverage(covt, c[k, 0], c[k, 1], r[k])
+        t = (_THROUGH_TRANSMITTED if structure.through[k] else _BLIND_TRANSMITTED) - _FILM_TRANSMITTED
+        _disc_coverage(trans, c[k, 0], c[k, 1], r[k], t)
+    trans = _FILM_TRANSMITTED + trans / np.clip(covt, 1, None)
+    trans = trans * _illumination(shape, rng, illumination_gradient)
+    return top, _finish(trans, rng, 1.0, noise, bit_depth)
+
+
+# --------------------------------------------------------------------------------------------
 # Ground truth (geometry only)
 # --------------------------------------------------------------------------------------------
 

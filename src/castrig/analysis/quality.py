@@ -1,0 +1,141 @@
+"""Quality flags and uncertainty of the measured metrics (issue 16, DESIGN §4).
+
+Every metric carries a 95 % interval: the statistical part from the pores (or thickness columns)
+measured, plus the systematic part of half a pixel of edge shift, propagated; the two are added
+(a conservative bound, not a quadrature sum). Flags say when a metric cannot be trusted:
+
+========================  ==========================================================  =================
+flag                      raised when                                                 metrics affected
+========================  ==========================================================  =================
+``under_resolved``        pores under 9 px across (surface) / film under 9 px (section) all of the view
+``too_few_pores``         fewer than :data:`MIN_PORES` pores measured                  D, σd, through
+``no_lattice_order``      nearest-neighbour distances scatter > 25 % (no honeycomb)     D, σd
+``blurred``               edges spread over more than a quarter of the pore radius      all of the view
+``saturated``             > 1 % of the pixels at the image's type limits               all of the view
+``interface_lost``        the section's edges could not be followed over > 10 % of it  T, σt, support
+========================  ==========================================================  =================
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["MIN_PORES", "MIN_PX_PER_PORE", "SURFACE_FLAG_METRICS", "SECTION_FLAG_METRICS", "saturated",
+           "surface_intervals", "section_intervals", "lattice_disorder", "edge_blur_px", "Z95"]
+
+Z95 = 1.96
+MIN_PORES = 30
+MIN_PX_PER_PORE = 9.0
+EDGE_SHIFT_PX = 0.5
+
+_SURF = ("opening_ratio", "mean_pore_diameter_um", "pore_diameter_std_um", "through_pore_fraction")
+_SECT = ("mean_thickness_um", "thickness_std_um", "support_pore_diameter_um")
+SURFACE_FLAG_METRICS = {
+    "under_resolved": _SURF,
+    "too_few_pores": ("mean_pore_diameter_um", "pore_diameter_std_um", "through_pore_fraction"),
+    "no_lattice_order": ("mean_pore_diameter_um", "pore_diameter_std_um"),
+    "blurred": _SURF,
+    "saturated": _SURF,
+}
+SECTION_FLAG_METRICS = {
+    "under_resolved": _SECT,
+    "blurred": _SECT,
+    "saturated": _SECT,
+    "interface_lost": _SECT,
+}
+
+
+def saturated(raw: np.ndarray, limit: float = 0.01) -> bool:
+    """More than ``limit`` of the pixels sit at the integer type's extremes (clipped)."""
+    a = np.asarray(raw)
+    if a.dtype.kind not in "ui" or a.size == 0:
+        return False
+    info = np.iinfo(a.dtype)
+    s = a[::2, ::2] if a.ndim == 2 else a
+    hi = np.count_nonzero(s == info.max) / s.size
+    lo = np.count_nonzero(s == info.min) / s.size if info.min == 0 else 0.0
+    return max(hi, lo) > limit
+
+
+def lattice_disorder(centres: np.ndarray, max_queries: int = 1500) -> float | None:
+    """Coefficient of variation of the nearest-neighbour distances (≈ 0.05 for a honeycomb
+    lattice, ≈ 0.5 for pores placed at random); None with fewer than 10 pores."""
+    from scipy.spatial import cKDTree
+
+    c = np.asarray(centres, float).reshape(-1, 2)
+    if len(c) < 10:
+        return None
+    step = max(1, -(-len(c) // max_queries))
+    d, _ = cKDTree(c).query(c[::step], k=2)
+    nn = d[:, 1]
+    med = float(np.median(nn))
+    if med <= 0:
+        return None
+    mad = 1.4826 * float(np.median(np.abs(nn - med)))
+    return mad / med
+
+
+def edge_blur_px(img: np.ndarray, contrast: float) -> float | None:
+    """Gaussian σ (px) of the sharpest edges in a centre crop: a step of height ``contrast``
+    blurred with σ has a peak gradient contrast/(σ√(2π)); the 99.5th percentile gradient
+    stands for the peak. None when there is no contrast."""
+    h, w = img.shape
+    c = np.asarray(img[max(0, h // 2 - 128): h // 2 + 128, max(0, w // 2 - 128): w // 2 + 128], np.float32)
+    if c.shape[0] < 8 or c.shape[1] < 8 or not contrast > 0:
+        return None
+    gy = (c[2:, 1:-1] - c[:-2, 1:-1]) / 2
+    gx = (c[1:-1, 2:] - c[1:-1, :-2]) / 2
+    g = float(np.percentile(np.hypot(gx, gy), 99.5))
+    if g <= 0:
+        return None
+    return contrast / (g * math.sqrt(2 * math.pi))
+
+
+def surface_intervals(d_um: np.ndarray, opening: float, through: np.ndarray | None, px: float) -> dict:
+    """95 % intervals (lo, hi) of the surface metrics: statistical + half a pixel of edge shift."""
+    out: dict[str, tuple[float, float] | None] = {}
+    n = int(d_um.size)
+    sys_d = 2 * EDGE_SHIFT_PX * px  # both sides of a pore move by half a pixel
+    if n >= 1:
+        m = float(d_um.mean())
+        sd = float(d_um.std(ddof=1)) if n > 1 else 0.0
+        st = Z95 * sd / math.sqrt(n) if n > 1 else m
+        out["mean_pore_diameter_um"] = (m - st - sys_d, m + st + sys_d)
+        if n > 1:
+            st_s = Z95 * sd / math.sqrt(2 * (n - 1))
+            # a uniform edge shift does not change σd; its relative error follows D's
+            out["pore_diameter_std_um"] = (max(0.0, sd - st_s), sd + st_s)
+        r_px = m / (2 * px) if m > 0 else math.inf
+        # area ∝ R²: half a pixel on R moves the opening ratio by 2·0.5/R of itself
+        sys_o = opening * 2 * EDGE_SHIFT_PX / r_px
+        out["opening_ratio"] = (max(0.0, opening - sys_o), min(1.0, opening + sys_o))
+    else:
+        out["opening_ratio"] = (opening, opening)
+    if through is not None and through.size:
+        p = float(through.mean())
+        k = through.size
+        # Wilson score interval
+        z2 = Z95 * Z95
+        c = (p + z2 / (2 * k)) / (1 + z2 / k)
+        hw = Z95 * math.sqrt(p * (1 - p) / k + z2 / (4 * k * k)) / (1 + z2 / k)
+        out["through_pore_fraction"] = (max(0.0, c - hw), min(1.0, c + hw))
+    return out
+
+
+def section_intervals(prof_um: np.ndarray, px: float, thickness_px: float) -> dict:
+    """95 % intervals of T and σt: statistical (columns one film thickness apart counted as
+    independent) + half a pixel on each of the two edges for T."""
+    p = prof_um[np.isfinite(prof_um)]
+    if p.size < 2:
+        return {}
+    n_eff = max(2.0, p.size / max(thickness_px, 1.0))
+    t, s = float(p.mean()), float(p.std())
+    st = Z95 * s / math.sqrt(n_eff)
+    sys_t = 2 * EDGE_SHIFT_PX * px
+    st_s = Z95 * s / math.sqrt(2 * (n_eff - 1))
+    return {
+        "mean_thickness_um": (t - st - sys_t, t + st + sys_t),
+        "thickness_std_um": (max(0.0, s - st_s), s + st_s),
+    }
