@@ -48,9 +48,10 @@ def main() -> int:
             with contextlib.redirect_stdout(io.StringIO()):
                 again = run_recipe(res.recipe_path, rerun_profile, data_root=folder / "rerun", quiet=True)
             from castrig.store import open_store
+            from castrig.store.base import latest_results
 
             rec = open_store(folder / "rerun").open_run(Path(again.run_dir))
-            d_again = rec.results()["metrics"]["mean_pore_diameter_um"]
+            d_again = latest_results(rec)["metrics"]["mean_pore_diameter_um"]
             rec.close()
             meets = grade in (again.verdict or {}).get("grades_met", []) and abs(d_again / d - 1) <= settings.tolerance
             failures += not meets

@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--contention", type=int, default=None,
                     help="seeded moments for the two-resumes and live-resume trials (default 6; --quick 1)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--profile", type=Path, action="append", default=None,
+                    help="run the fault matrix on this profile (repeatable; default hw_profiles/sim.yaml), e.g. "
+                         "hw_profiles/sim-watlow-f4.yaml and sim-watlow-f4t.yaml for the Watlow chamber kinds")
     args = ap.parse_args(argv)
     n_faults = args.faults if args.faults is not None else (30 if args.quick else None)
     n_crash = args.crashes if args.crashes is not None else (3 if args.quick else 20)
@@ -48,15 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
 
     t0 = time.perf_counter()
-    camp = Campaign(seed=args.seed)
-    try:
-        plan = schedule(catalogue(camp.profile.device_configs()), camp.recipe, seed=args.seed, sample=n_faults)
-        trials = [camp.trial(f, p) for f, p in plan]
-    finally:
-        camp.close()
+    trials = []
+    for profile_path in args.profile or [None]:
+        from castrig.rig.profile import load_profile
+
+        camp = Campaign(profile=load_profile(profile_path) if profile_path else None, seed=args.seed)
+        try:
+            plan = schedule(catalogue(camp.profile.device_configs()), camp.recipe, seed=args.seed, sample=n_faults)
+            trials += [camp.trial(f, p) for f, p in plan]
+        finally:
+            camp.close()
     rows = fault_rows(trials)
     total = rows[-1]
-    print(f"fault injection: recipe {camp.recipe.name} ({len(camp.recipe.steps)} steps), seed {args.seed}, "
+    profiles = ", ".join(str(p) for p in args.profile) if args.profile else "hw_profiles/sim.yaml"
+    print(f"fault injection: recipe {camp.recipe.name} ({len(camp.recipe.steps)} steps) on {profiles}, seed {args.seed}, "
           f"{len(trials)} trials in {time.perf_counter() - t0:.0f} s")
     print(format_table(rows, FAULT_COLUMNS))
     for t in trials:

@@ -302,6 +302,20 @@ def sim_serve() -> Callable[..., AbstractContextManager[SimServe]]:
     return sim_serve_process
 
 
+def profile_with_addresses(profile: Path, addresses: dict[str, str], out: Path) -> Path:
+    """A copy of ``profile`` whose devices' link urls are the ones ``sim serve`` printed (ptys,
+    ``socket://`` ports chosen by ``--tcp 0``), written to ``out``."""
+    import yaml
+
+    data = yaml.safe_load(Path(profile).read_text())
+    for role, cfg in data["devices"].items():
+        link = cfg.get("link") if isinstance(cfg, dict) else None
+        if link and link.get("kind") == "serial" and role in addresses:
+            link["url"] = addresses[role]
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
 @pytest.fixture
 def castrig_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """:func:`castrig` as a fixture."""
@@ -341,3 +355,63 @@ def run_then_kill_9(recipe: Path, data: Path, ready: Callable[[Path], Any], *, t
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+# -- `castrig serve` and a wall-clock twin, shared by the operator tests (tests/serve) ------------
+@dataclass
+class Served:
+    """A running ``castrig serve``: its process, the URL and token file it printed, the token."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    token_file: Path
+
+    @property
+    def token(self) -> str:
+        return self.token_file.read_text().strip()
+
+
+@contextmanager
+def castrig_serve_process(data: Path, *args: str, ready_s: float = 30.0) -> Iterator[Served]:
+    """``castrig serve --data DATA --port 0 ARGS...``, once it printed ``{"url", "token_file"}``;
+    stopped with SIGINT (then killed) on the way out."""
+    proc = start_castrig("serve", "--data", str(data), "--port", "0", *args)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], ready_s)
+        line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
+        if not line:
+            proc.kill()
+            raise AssertionError(f"castrig serve printed nothing within {ready_s} s: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+        info = json.loads(line)
+        yield Served(proc, info["url"], Path(info["token_file"]))
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def castrig_serve() -> Callable[..., AbstractContextManager[Served]]:
+    """``with castrig_serve(data) as served:`` (extra ``castrig serve`` arguments after ``data``)."""
+    return castrig_serve_process
+
+
+@pytest.fixture
+def wall_sim_profile(tmp_path: Path) -> Path:
+    """The default twin profile (hw_profiles/sim.yaml) on the wall clock, sampling every second:
+    a live run that moves at the speed an operator watches it."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    data["clock"] = "wall"
+    data["control"]["sample_period_s"] = 1.0
+    path = tmp_path / "sim-wall.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -10,11 +10,21 @@ expand to at most :data:`MAX_NODES` nodes and :data:`MAX_CHARS` characters (no "
 no alias into its own anchor (no cyclic data), and no control characters in any text (NUL breaks
 the PostgreSQL push of a run; tab and newline are allowed where text may span lines).
 Values repeated back in a message are cut to :data:`MAX_SHOWN` characters.
+
+Messages are in our words, not pydantic's (issue 20): ``steps[3].rate_ml_min = '5 min': must be a
+number in mL/min, not text (allowed: > 0; <= 50); line 9, column 45`` — the unit from the field's
+``json_schema_extra``, "did you mean" for a misspelt field, step type or choice, and the line and
+column of the offending value, from the marks of the YAML nodes :func:`read_yaml` keeps for the
+last few documents it read (:func:`yaml_position`).
 """
 
 from __future__ import annotations
 
+import difflib
+import math
+import re
 import unicodedata
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,10 +135,15 @@ def read_yaml(path: str | Path) -> Any:
     loader = None
     try:
         loader = _GuardedLoader(text)  # the reader refuses unprintable characters right here
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+        nodes = loader._nodes
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        if mark is None and isinstance(getattr(exc, "position", None), int):  # the reader: a character it refuses
+            before = text[: exc.position]  # type: ignore[attr-defined]
+            where = f" (line {before.count(chr(10)) + 1}, column {exc.position - (before.rfind(chr(10)) + 1) + 1})"  # type: ignore[attr-defined]
         problem = getattr(exc, "problem", None) or str(exc)
         raise BadInput(f"{path}{where}: not valid YAML: {_cut(str(problem), 200)}", file=str(path)) from None
     except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
@@ -138,8 +153,53 @@ def read_yaml(path: str | Path) -> Any:
     finally:
         if loader is not None:
             loader.dispose()
+    if isinstance(data, (dict, list)) and node is not None and nodes <= _NODES_MAX:
+        _remember_nodes(data, node)
     check_text_fields(path, data)
     return data
+
+
+#: The node trees (with their marks) of the last documents read, by the identity of their data.
+_NODES: "OrderedDict[int, tuple[Any, yaml.Node]]" = OrderedDict()
+_NODES_KEPT = 8
+_NODES_MAX = 20_000  # a document with more nodes is not kept (a recipe has a few hundred)
+
+
+def _remember_nodes(data: Any, node: yaml.Node) -> None:
+    _NODES[id(data)] = (data, node)  # holding ``data`` keeps its id from being reused
+    _NODES.move_to_end(id(data))
+    while len(_NODES) > _NODES_KEPT:
+        _NODES.popitem(last=False)
+
+
+def yaml_position(data: Any, loc: tuple[Any, ...], *, key: bool = False) -> tuple[int, int] | None:
+    """(line, column), 1-based, of the value at ``loc`` in the YAML document ``data`` was read
+    from (of its key when ``key``); the nearest enclosing value when ``loc`` is not in the file
+    (a field that is missing); ``None`` when ``data`` did not come from :func:`read_yaml`."""
+    entry = _NODES.get(id(data))
+    if entry is None or entry[0] is not data:
+        return None
+    node: yaml.Node = entry[1]
+    mark = node.start_mark
+    for part in loc:
+        nxt: yaml.Node | None = None
+        key_node: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
+                    key_node, nxt = k, v
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            nxt = node.value[part]
+        if nxt is None:
+            break
+        node = nxt
+        mark = key_node.start_mark if key and key_node is not None and part == loc[-1] else node.start_mark
+    return mark.line + 1, mark.column + 1
+
+
+def _where(data: Any, loc: tuple[Any, ...], *, key: bool = False) -> str:
+    pos = yaml_position(data, loc, key=key)
+    return f"; line {pos[0]}, column {pos[1]}" if pos else ""
 
 
 def check_text(value: str, field: str, *, file: str | Path | None = None, multiline: bool = False,
@@ -175,10 +235,15 @@ def check_text_fields(path: str | Path, data: Any) -> None:
     while stack:
         loc, node, multiline = stack.pop()
         if isinstance(node, str):
-            check_text(node, _loc(loc), file=path, multiline=multiline)
+            try:
+                check_text(node, _loc(loc), file=path, multiline=multiline)
+            except BadInput as exc:
+                is_key = bool(loc) and str(loc[-1]).endswith(" (a key)")
+                where = _where(data, loc[:-1] if is_key else loc, key=is_key)
+                raise BadInput(f"{exc}{where}", file=exc.file, field=exc.field) from None
         elif isinstance(node, (bytes, bytearray)):
-            raise BadInput(f"{path}: {_cut(_loc(loc), MAX_SHOWN)}: binary data (!!binary) is not accepted (allowed: text, numbers, lists, mappings)",
-                           file=str(path), field=_loc(loc))
+            raise BadInput(f"{path}: {_cut(_loc(loc), MAX_SHOWN)}: binary data (!!binary) is not accepted (allowed: text, numbers, lists, mappings)"
+                           + _where(data, loc), file=str(path), field=_loc(loc))
         elif isinstance(node, dict):  # pushed in reverse: the first problem in the file is reported
             for key, value in reversed(list(node.items())):
                 single = isinstance(key, str) and (key.lower() in SINGLE_LINE_KEYS or key.lower().endswith(("_id", "_name")))
@@ -198,7 +263,9 @@ def load_model(model: type[M], path: str | Path, data: Any = None) -> M:
     else:
         check_text_fields(path, data)
     if not isinstance(data, dict):
-        raise BadInput(f"{path}: expected a mapping of fields at the top level, got {type(data).__name__}", file=str(path))
+        got = {type(None): "an empty file", list: "a list", str: "text"}.get(type(data), type(data).__name__)
+        raise BadInput(f"{path}: expected a mapping of fields at the top level (`name: …` lines), got {got}"
+                       + _where(data, ()), file=str(path))
     _reject_bools(model, path, data)
     try:
         return model.model_validate(data)
@@ -208,35 +275,183 @@ def load_model(model: type[M], path: str | Path, data: Any = None) -> M:
 
 
 def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationError, data: Any) -> str:
+    """One line per problem: file, field, value, what is wrong in our words, what is allowed, and
+    where in the file (``; line 9, column 45``)."""
     lines = []
     for err in exc.errors():
         loc = _strip_tags(tuple(err["loc"]), data)
         field = _loc(loc)
         value = _value_at(data, loc)
-        allowed = _allowed(model, loc, data)
+        info = _field_at(model, loc, data) if loc else None
+        allowed = describe_field(info) if info is not None else ""
         # a whole mapping or list repeated back is noise: the message says what is wrong with it
         got = "" if value is _MISSING or isinstance(value, dict) else f" = {short(value)}"
-        msg = err["msg"]
-        if err["type"] == "missing":
-            msg = "is required"
-        elif err["type"] == "extra_forbidden":
-            msg = "is not a known field"
-        elif err["type"] in ("union_tag_not_found", "union_tag_invalid"):
+        at_key = False
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            known = list(getattr(_model_at(model, loc[:-1], data), "model_fields", {}))
+            msg = "is not a known field" + _did_you_mean(loc[-1] if loc else "", known)
+            at_key = True
+        elif kind in ("union_tag_not_found", "union_tag_invalid"):
             key = str((err.get("ctx") or {}).get("discriminator", "type")).strip("'")
             tags = _tags(model, loc, data, key)
             field = f"{field}.{key}"
             tag = value.get(key) if isinstance(value, dict) else None
             got = "" if tag is None else f" = {short(tag)}"
-            msg = ("is required" if tag is None else f"is not a known {key}") + (
+            msg = ("is required" if tag is None else f"is not a known {key}" + _did_you_mean(tag, tags)) + (
                 f" (allowed: one of {', '.join(repr(t) for t in tags)})" if tags else "")
-        line = f"{path}: {_cut(field, MAX_SHOWN)}{got}: {_cut(str(msg), 400)}"
-        if allowed and err["type"] not in ("literal_error", "enum"):
+            if tag is not None:
+                loc = loc + (key,)
+        elif kind == "value_error":
+            msg, named = _own_words_of_validator(str(err["msg"]), _model_at(model, loc, data))
+        else:
+            msg = _in_our_words(err, value, info)
+        if kind == "value_error" and named is not None:
+            # "wet_fraction_min = 0.9 must be below …": the validator names the field; point at it
+            line = f"{path}: {_cut(_loc(loc + named), MAX_SHOWN)}{_cut(msg, 400)}"
+            loc = loc + named
+        else:
+            line = f"{path}: {_cut(field, MAX_SHOWN)}{got}: {_cut(str(msg), 400)}"
+        if allowed and kind not in ("literal_error", "enum", "union_tag_not_found", "union_tag_invalid", "value_error"):
             line += f" (allowed: {allowed})"
+        line += _where(data, loc, key=at_key)
         lines.append(line)
         if len(lines) == MAX_MESSAGE_LINES and len(exc.errors()) > MAX_MESSAGE_LINES:
             lines.append(f"{path}: … and {len(exc.errors()) - MAX_MESSAGE_LINES} more problems")
             break
     return "\n".join(lines)
+
+
+#: pydantic's stock phrases; none of them may reach a person (tests/house/test_messages.py)
+PYDANTIC_PHRASES = ("Input should", "Value error,", "Field required", "Extra inputs are not permitted",
+                    "String should", "List should", "Tuple should", "Dictionary should", "unable to parse",
+                    "valid dictionary", "Assertion failed", "validation error", "errors.pydantic.dev",
+                    "Object has no attribute", "Unable to extract tag")
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, bool):
+        return "a yes/no"
+    if value is None:
+        return "empty"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return type(value).__name__
+
+
+def _in_our_words(err: Any, value: Any, info: FieldInfo | None) -> str:
+    """pydantic's error as we say it: what the value must be, with the field's unit."""
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    unit = unit_of(info) if info is not None else ""
+    in_unit = f" in {unit}" if unit else ""
+    not_this = f", not {_kind_of(value)}" if value is not _MISSING else ""
+    if kind == "missing":
+        return "is required"
+    if kind in ("float_parsing", "float_type", "int_parsing", "int_type", "decimal_parsing", "decimal_type"):
+        whole = "a whole number" if kind.startswith("int") else "a number"
+        hint = ""
+        if isinstance(value, str) and re.match(r"^\s*[-+]?[0-9.]+(e[-+]?[0-9]+)?\s*\S", value, re.I):
+            hint = " (write the number alone: the unit is in the field's name)"
+        return f"must be {whole}{in_unit}{not_this}{hint}"
+    if kind in ("int_from_float",):
+        return f"must be a whole number{in_unit}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"):
+        if isinstance(value, float) and math.isnan(value) or kind == "finite_number":
+            return f"must be a finite number{in_unit}"
+        bound = next((ctx[k] for k in ("gt", "ge", "lt", "le") if k in ctx), None)
+        words = {"greater_than": "more than", "greater_than_equal": "at least", "less_than": "less than",
+                 "less_than_equal": "at most"}[kind]
+        return f"must be {words} {_num(bound)}{(' ' + unit) if unit else ''}"
+    if kind in ("literal_error", "enum"):
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return f"must be one of {ctx.get('expected', '')}" + (_did_you_mean(value, choices) if isinstance(value, str) else "")
+    if kind == "string_too_long":
+        return f"is too long: at most {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        n = ctx.get("min_length", 1)
+        return "must not be empty" if n == 1 else f"is too short: at least {n} characters"
+    if kind == "string_pattern_mismatch":
+        return f"has the wrong form: must match {ctx.get('pattern')!s}"
+    if kind == "string_type":
+        return f"must be text{not_this}"
+    if kind in ("dict_type", "model_type", "model_attributes_type", "dataclass_type"):
+        return f"must be a mapping of fields (`key: value` lines){not_this}"
+    if kind in ("list_type", "tuple_type", "set_type"):
+        return f"must be a list{not_this}"
+    if kind == "too_short":
+        n = ctx.get("min_length", 1)
+        return f"must have at least {n} item{'s' if n != 1 else ''}"
+    if kind == "too_long":
+        return f"must have at most {ctx.get('max_length')} items"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"must be yes or no (true/false){not_this}"
+    msg = str(err["msg"])  # a kind we have no words for yet: at least not pydantic's voice
+    for theirs, ours in (("Input should be", "must be"), ("Input should", "must"), ("String should", "must"),
+                         ("List should", "must"), ("Value error, ", "")):
+        msg = msg.replace(theirs, ours)
+    return msg
+
+
+def _own_words_of_validator(msg: str, here: Any) -> tuple[str, tuple[Any, ...] | None]:
+    """A model validator's message without pydantic's "Value error, "; when it opens with a field
+    of the model it validated (``steps[0] (analyse) needs …``), that field's loc and the rest."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    m = re.match(r"^([A-Za-z_]\w*)(?:\[(\d+)\])?", msg)
+    if m is None or m.group(1) not in getattr(here, "model_fields", {}):
+        return msg, None
+    named: tuple[Any, ...] = (m.group(1),) if m.group(2) is None else (m.group(1), int(m.group(2)))
+    return msg[m.end():], named
+
+
+def _num(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+
+def _did_you_mean(word: Any, choices: list[Any]) -> str:
+    """``; did you mean 'condition'?`` for a misspelt name (difflib), else nothing."""
+    if not isinstance(word, str) or not choices:
+        return ""
+    names = [str(c) for c in choices]
+    close = difflib.get_close_matches(word.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
+    if not close:
+        return ""
+    match = next(n for n in names if n.lower() == close[0])
+    return f"; did you mean {match!r}?" if match != word else ""
+
+
+def unit_of(field: FieldInfo) -> str:
+    """The unit a field declares (``json_schema_extra={"unit": ...}``, on it or on its alias)."""
+    for extra in [field.json_schema_extra] + [getattr(m, "json_schema_extra", None) for m in field.metadata]:
+        if isinstance(extra, dict) and extra.get("unit"):
+            return str(extra["unit"])
+    return ""
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> Any:
+    """The model class whose fields live at ``loc`` (the root model for ``()``)."""
+    cur_model: Any = model
+    cur_data = data
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if isinstance(part, int) or not (isinstance(cur_model, type) and issubclass(cur_model, BaseModel)):
+            cur_data = _value_at(cur_data, (part,))
+            continue
+        field = cur_model.model_fields.get(part)
+        if field is None:
+            return None
+        cur_data = _value_at(cur_data, (part,))
+        cur_model = _inner_model(field.annotation, cur_data, parts)
+    return cur_model
 
 
 _MISSING = object()
@@ -274,8 +489,9 @@ def _reject_bools(model: type[BaseModel], path: Path, root: Any, node: Any = _MI
             field = _field_at(model, here, root)
             if field is not None and _wants_number(field.annotation):
                 where = _loc(here)
-                raise BadInput(f"{path}: {where} = {short(value)}: expected a number, not a yes/no"
-                               + (f" (allowed: {describe_field(field)})" if describe_field(field) else ""),
+                unit = unit_of(field)
+                raise BadInput(f"{path}: {where} = {short(value)}: expected a number{' in ' + unit if unit else ''}, not a yes/no"
+                               + (f" (allowed: {describe_field(field)})" if describe_field(field) else "") + _where(root, here),
                                file=str(path), field=where)
         else:
             _reject_bools(model, path, root, value, here)
@@ -332,14 +548,6 @@ def _value_at(data: Any, loc: tuple[Any, ...]) -> Any:
         else:
             return _MISSING
     return cur
-
-
-def _allowed(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> str:
-    """The bounds or choices declared on the field at ``loc`` (best effort)."""
-    field = _field_at(model, loc, data)
-    if field is None:
-        return ""
-    return describe_field(field)
 
 
 def describe_field(field: FieldInfo) -> str:

@@ -36,7 +36,8 @@ def _stored_run(root: Path, n: int, rh: float, d: float) -> None:
                                    profile_path="", software_version="t", seed=None, operator="ann", started_utc="2026-01-01T00:00:01Z",
                                    recipe=recipe, profile={"control": {"total_flow_slpm": 1.5}}))
     metrics = {"opening_ratio": 0.6, "mean_pore_diameter_um": d, "pore_diameter_std_um": 0.1 * d, "through_pore_fraction": 0.9,
-               "mean_thickness_um": 1.0, "thickness_std_um": 0.1, "support_pore_diameter_um": 10.0, "pore_count": 300}
+               "mean_thickness_um": 1.0, "thickness_std_um": 0.1, "support_pore_diameter_um": 10.0, "pore_count": 300,
+               "penetration_depth_um": 1.0, "penetration_fraction": 0.2, "pore_communication": 0.5, "support_continuity": 0.6}  # claim 1 from the section (issue 16)
     verdict = judge(metrics).to_dict()
     rec.save_result(1.0, "metrics", metrics)
     rec.save_result(1.0, "verdict", verdict)

@@ -13,6 +13,7 @@ import yaml
 from castrig.cli import main as cli_main
 from castrig.recipe.session import run_recipe
 from castrig.store import open_store
+from castrig.store.base import latest_results
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "hw_profiles" / "sim.yaml"
@@ -33,7 +34,7 @@ def _run(recipe: Path, profile: Path, root: Path) -> tuple[list[str], float]:
         res = run_recipe(recipe, profile, data_root=root, quiet=True)
     assert res.outcome == "completed", res.reason
     rec = open_store(root).open_run(Path(res.run_dir))
-    d = rec.results()["metrics"]["mean_pore_diameter_um"]
+    d = latest_results(rec)["metrics"]["mean_pore_diameter_um"]
     rec.close()
     return res.verdict["grades_met"], d
 

@@ -30,14 +30,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def _metrics(d: float, through: float = 0.9, opening: float = 0.6) -> dict:
     return {"opening_ratio": opening, "mean_pore_diameter_um": d, "pore_diameter_std_um": 0.1 * d,
             "through_pore_fraction": through, "mean_thickness_um": 0.5 * d, "thickness_std_um": 0.05 * d,
-            "support_pore_diameter_um": 2 * d, "pore_count": 100}
+            "support_pore_diameter_um": 2 * d, "pore_count": 100,
+            "penetration_depth_um": 1.0, "penetration_fraction": 0.2, "pore_communication": 0.5, "support_continuity": 0.6}  # claim 1 from the section (issue 16)
 
 
 def _add_run(root: Path, name: str, metrics: dict, outcome: str = "completed") -> str:
     """A run folder as the runner leaves it (results, outcome, catalog row), without running."""
     store = open_store(root)
     rec = store.create_run(RunInfo(run_id=f"20260101-000001-{name}", recipe_name=name, recipe_path="", profile_name="sim",
-                                   profile_path="", software_version="t", seed=1, operator="", started_utc="2026-01-01T00:00:01Z"))
+                                   profile_path="", software_version="t", seed=None, operator="", started_utc="2026-01-01T00:00:01Z"))
     verdict = judge(metrics).to_dict()
     rec.save_result(1.0, "metrics", metrics)
     rec.save_result(1.0, "verdict", verdict)

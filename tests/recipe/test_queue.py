@@ -33,3 +33,58 @@ def test_queue_checks_every_recipe_before_starting(tmp_path, capsys):
     assert main(["queue", str(DATA / "short.yaml"), str(DATA / "broken.yaml"), "--data", str(data)]) == 2
     assert not data.exists()
     assert "broken.yaml" in capsys.readouterr().err
+
+
+def test_queue_resumes_after_kill_9_and_lists_every_recipe(tmp_path):
+    """kill -9 while the first run is running; `castrig queue --resume` resumes that run, runs the
+    ones that never started, and its summary lists every recipe with its outcome."""
+    import os
+    import signal
+
+    from conftest import castrig, run_rows, start_castrig, wait_until
+
+    data = tmp_path / "runs"
+    mini = DATA / "reliability" / "overnight_mini.yaml"
+    proc = start_castrig("queue", str(mini), str(DATA / "short.yaml"), "--data", str(data))
+    try:
+        wait_until(lambda: [p for p in data.glob("*/run.sqlite")] and
+                   ((run_rows(next(data.glob("*/run.sqlite")).parent, "select max(t_s) from samples") or [(None,)])[0][0] or 0) > 600,
+                   what="the first queued run under way")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    (state_path,) = data.glob("queue-*.json")
+    state = json.loads(state_path.read_text())
+    assert [i["status"] for i in state["items"]] == ["running", "pending"]
+    done = castrig("queue", "--resume", str(state_path), timeout_s=120)
+    assert done.returncode == 0, done.stderr
+    state = json.loads(state_path.read_text())
+    assert [i["outcome"] for i in state["items"]] == ["completed", "completed"]
+    assert len({i["run_dir"] for i in state["items"]}) == 2 and len(list(data.glob("*/run.json"))) == 2  # resumed, not rerun
+    assert "overnight_mini.yaml" in done.stdout and "short.yaml" in done.stdout
+    first = json.loads((Path(state["items"][0]["run_dir"]) / "run.json").read_text())
+    assert len(first["parts"]) == 2
+
+
+def test_queue_summary_lists_runs_that_never_ran_and_missed_targets(tmp_path):
+    state = {"items": [{"recipe": "a.yaml", "outcome": "completed", "target_grade": "claim1", "target_met": False,
+                        "membranes": "1 membrane; target grade claim1 met by 0; NOT met by m1", "run_dir": "x"},
+                       {"recipe": "b.yaml", "outcome": "not run"}]}
+    from io import StringIO
+
+    from rich.console import Console
+
+    import castrig.recipe.queue as q
+
+    buf = StringIO()
+    orig = q.Console
+    q.Console = lambda **kw: Console(file=buf, width=220)  # type: ignore[assignment]
+    try:
+        q._print_summary(state, tmp_path / "queue-x.json")
+    finally:
+        q.Console = orig
+    out = buf.getvalue()
+    assert "claim1 NOT met" in out and "not run" in out and "b.yaml" in out

@@ -42,3 +42,20 @@ def test_the_checks_can_fail(tmp_path):
     assert any("duplicated" in p for p in trial.problems) and any("cast step 3 started 2 times" in p for p in trial.problems)
     assert json.loads((ref / "run.json").read_text())["outcome"] == "completed"
     assert run_dir.exists()
+
+
+def test_kill_inside_each_membrane_step_kind_loses_at_most_that_membrane(tmp_path):
+    """One seeded kill inside a pre-wet, a cast, the middle of an evaporation and a capture of the
+    mini overnight: each resumed run completes, names its lost membrane, keeps earlier grades."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ref = crash.run_reference(MINI, tmp_path / "ref", seed=3)
+    moments = dict(crash.step_moments(ref, seed=3))
+    steps = (7, 8, 9, 10)  # second membrane: prewet, cast, evaporate (middle third), capture
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        trials = list(pool.map(lambda i: crash.crash_trial(MINI, ref, 3, moments[i], tmp_path / f"s{i}", 120, i), steps))
+    assert all(t.killed for t in trials)
+    assert not [(t.kill_in_step, t.outcome, t.problems) for t in trials if not t.passed]
+    lost = [getattr(t, "lost", []) for t in trials]
+    assert [bool(x) for x in lost] == [True, True, True, False]  # a crash in capture loses nothing
+    assert all(x[0].endswith("-m2") for x in lost[:3])

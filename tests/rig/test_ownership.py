@@ -279,3 +279,21 @@ def test_a_port_that_does_not_exist_is_rig_not_reachable(tmp_path):
     assert "caster" in done.stderr and "/dev/ttyUSB9" in done.stderr and "Traceback" not in done.stderr
     assert len(lines) <= 3, done.stderr
     assert not data.exists() or not list(data.iterdir())
+
+
+def test_a_queue_whose_rig_cannot_be_opened_stops_with_every_recipe_listed(tmp_path):
+    """The rig unplugged before the night: exit 5, no run folder, a summary that names every
+    recipe 'not run' and says how to go on (castrig queue --resume)."""
+    roles = ("caster", "water_pump", "dry_mfc", "wet_mfc", "rh_near", "rh_room", "camera")
+    profile = _serial_profile(tmp_path / "rig.yaml", {r: "/dev/ttyUSB9" if r == "caster" else f"socket://127.0.0.1:{i}"
+                                                      for i, r in enumerate(roles, 1)})
+    data = tmp_path / "runs"
+
+    done = castrig("queue", str(DATA / "short.yaml"), str(DATA / "short.yaml"), "--profile", str(profile), "--data", str(data))
+
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "/dev/ttyUSB9" in done.stderr and "castrig queue --resume" in done.stderr and "Traceback" not in done.stderr
+    assert not list(data.glob("*/run.json"))
+    (summary,) = data.glob("queue-*.json")
+    state = json.loads(summary.read_text())
+    assert [i["outcome"] for i in state["items"]] == ["not run", "not run"]

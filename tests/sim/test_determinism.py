@@ -14,15 +14,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _fingerprint(data: Path) -> dict[str, str]:
+    """Hashes of every record and image, with the run's id (stamped from the wall clock, and part
+    of every membrane id) taken out: the run clock and all it drives must repeat, the date not."""
     (run_dir,) = [p for p in data.iterdir() if p.is_dir()]
+    run_id = run_dir.name.encode()
     db = sqlite3.connect(run_dir / "run.sqlite")
     out = {}
     for table, cols in (("samples", "t_s, channel, value"), ("events", "t_s, kind, source, message, data_json"),
-                        ("journal", "t_s, step_index, state, data_json")):
+                        ("journal", "t_s, step_index, state, data_json"), ("images", "t_s, name, illumination, pixel_size_um")):
         rows = db.execute(f"select {cols} from {table} order by rowid").fetchall()
-        out[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+        out[table] = hashlib.sha256(repr(rows).encode().replace(run_id, b"RUN")).hexdigest()
     for img in sorted((run_dir / "images").glob("*.tif")):
-        out[img.name] = hashlib.sha256(img.read_bytes()).hexdigest()
+        out[img.name] = hashlib.sha256(img.read_bytes().replace(run_id, b"RUN")).hexdigest()
     return out
 
 

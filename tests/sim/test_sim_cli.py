@@ -63,12 +63,18 @@ def test_serve_prints_addresses_and_devices_answer_in_vendor_bytes(served):
 
 
 def test_sim_serial_profile_runs_a_recipe_over_sockets(tmp_path):
-    """The same rig, driven over real TCP links served by `castrig sim serve` (wall clock)."""
+    """The same rig, driven over real TCP links served by `castrig sim serve` (wall clock): the
+    shipped profile with its ports moved to free ones (47100… may be taken on a shared machine)."""
+    import yaml
+
+    from castrig.reliability.contention import served_rig_profile
+
     proc = subprocess.Popen([sys.executable, "-m", "castrig", "sim", "serve", "--profile", "hw_profiles/sim-serial.yaml",
-                             "--tcp", "47100"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--tcp", "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         addresses = json.loads(proc.stdout.readline())
-        assert addresses["camera"] == "socket://127.0.0.1:47100"
+        profile = tmp_path / "sim-serial.yaml"
+        profile.write_text(yaml.safe_dump(served_rig_profile(addresses, name="sim-serial")))
         recipe = tmp_path / "tiny.yaml"
         recipe.write_text(
             "name: tiny\nsteps:\n"
@@ -77,7 +83,7 @@ def test_sim_serial_profile_runs_a_recipe_over_sockets(tmp_path):
             "  - {type: wait, duration_s: 3}\n"
             "  - {type: capture, views: [reflected], fields: 1}\n"
         )
-        code = main(["run", str(recipe), "--profile", str(ROOT / "hw_profiles" / "sim-serial.yaml"), "--data", str(tmp_path / "runs"), "-q"])
+        code = main(["run", str(recipe), "--profile", str(profile), "--data", str(tmp_path / "runs"), "-q"])
         assert code == 0
         (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
         info = json.loads((run_dir / "run.json").read_text())

@@ -212,7 +212,7 @@ def test_sync_is_idempotent(pg_schema, tmp_path: Path):  # type: ignore[no-untyp
         rec.finish("completed")
     first = sync_run(rec.run_dir, url, schema=schema)
     assert first.changed and first.catalog_changed
-    assert first.inserted == {"samples": 40, "events": 2, "journal": 2, "images": 0, "results": 2}
+    assert first.inserted == {"samples": 40, "events": 2, "journal": 2, "images": 0, "results": 2, "membranes": 0}
     counts = [pg_count(url, schema, t) for t in ("runs", "samples", "events", "journal", "results")]
     second = sync_run(rec.run_dir, url, schema=schema)
     assert not second.changed, second.summary()
@@ -371,3 +371,28 @@ def test_store_selection(monkeypatch, tmp_path: Path):
     monkeypatch.setenv("CASTRIG_DATA", str(tmp_path / "data"))
     store = open_configured_store("postgresql://u:secret@127.0.0.1:1/db")  # a profile's store: URL
     assert isinstance(store, PostgresRunStore) and store.root == tmp_path / "data"
+
+
+def test_sync_upserts_membranes(pg_schema, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Membrane rows change as a membrane is made, judged or lost: a sync brings them up to date, once."""
+    import psycopg
+
+    from castrig.store import MembraneRecord
+    from castrig.store.sync import sync_run
+
+    url, schema = pg_schema
+    with SqliteRunStore(tmp_path).create_run(make_info()) as rec:
+        mid = rec.info.run_id + "-m1"
+        rec.save_membrane(MembraneRecord(mid, 1, 3, "forming", support_position=1, simulated=True, t_start_s=1.0))
+        rec.finish("running")
+    assert sync_run(rec.run_dir, url, schema=schema).inserted["membranes"] == 1
+    assert sync_run(rec.run_dir, url, schema=schema).inserted["membranes"] == 0  # idempotent
+    with SqliteRunStore(tmp_path).open_run(rec.run_dir) as again:
+        again.save_membrane(MembraneRecord(mid, 1, 3, "judged", support_position=1, simulated=True, grades_met=["claim1"],
+                                           metrics={"mean_pore_diameter_um": 3.1}, verdict={"grades_met": ["claim1"]},
+                                           target_grade="claim1", target_met=True, lot_id=mid))
+    assert sync_run(rec.run_dir, url, schema=schema).inserted["membranes"] == 1
+    with psycopg.connect(url) as conn:
+        row = conn.execute(f"SELECT status, simulated, grades_met, metrics_json->>'mean_pore_diameter_um', lot_id"
+                           f" FROM {schema}.membranes").fetchone()  # type: ignore[arg-type]
+    assert row == ("judged", True, "claim1", "3.1", mid)

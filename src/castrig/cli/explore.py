@@ -31,22 +31,35 @@ def _profile(profile: Optional[Path]) -> Path:
 
 # -- explore -----------------------------------------------------------------------------------
 def explore(
-    target_grade: str = typer.Option(..., "--target-grade", help="Grade to meet: claim1, claim2, claim3 or claim4."),
-    target_d_um: float = typer.Option(3.0, "--target-d-um", help="Target mean pore diameter D, µm."),
-    budget: int = typer.Option(40, "--budget", help="Most search trials (runs) to spend; a resume may raise it."),
-    folder: Optional[Path] = typer.Option(None, "--folder", help="Search folder (state, trials, map); default explore/GRADE-dDum-sSEED. Run again to resume."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the search (proposals and twin seeds derive from it)."),
-    tolerance: float = typer.Option(0.10, "--tolerance", help="Allowed relative error of D (0.10 = ±10 %)."),
-    profile: Optional[Path] = typer.Option(None, "--profile", help="Hardware profile (default hw_profiles/sim.yaml)."),
-    space: Optional[Path] = typer.Option(None, "--space", help="Search space YAML: per parameter {low, high, log} or a fixed number."),
-    fix: list[str] = typer.Option([], "--fix", help="Hold a parameter, e.g. --fix total_flow_slpm=2 (repeatable)."),
-    template: Optional[Path] = typer.Option(None, "--template", help="Recipe to vary (default: the demo's cycle)."),
-    support_pore_um: Optional[float] = typer.Option(None, "--support-pore-um", help="Support pore size, µm (default max(5, 2·D))."),
-    map_grid: int = typer.Option(0, "--map-grid", help="Twin only: also map RH × concentration on an N×N grid."),
-    out_recipe: Optional[Path] = typer.Option(None, "--out", help="Also write the found recipe here."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Real rig: the data root whose runs are the history."),
+    target_grade: str = typer.Option(..., "--target-grade", metavar="G", help="Grade to meet: claim1, claim2, claim3 or claim4."),
+    target_d_um: float = typer.Option(3.0, "--target-d-um", metavar="UM", help="Target mean pore diameter D, µm."),
+    budget: int = typer.Option(40, "--budget", metavar="N", help="Most search trials (runs) to spend; a resume may raise it."),
+    folder: Optional[Path] = typer.Option(None, "--folder", metavar="DIR",
+                                          help="Search folder (state, trials, map); default DATA/explore/GRADE-dDum-sSEED. Run again to resume."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Seed of the search (proposals and twin seeds derive from it)."),
+    tolerance: float = typer.Option(0.10, "--tolerance", metavar="FRACTION", help="Allowed relative error of D (0.10 = ±10 %)."),
+    profile: Optional[Path] = typer.Option(None, "--profile", metavar="PROFILE", help="Hardware profile (default hw_profiles/sim.yaml)."),
+    space: Optional[Path] = typer.Option(None, "--space", metavar="FILE", help="Search space YAML: per parameter {low, high, log} or a fixed number."),
+    fix: list[str] = typer.Option([], "--fix", metavar="NAME=VALUE", help="Hold a parameter, e.g. --fix total_flow_slpm=2 (repeatable)."),
+    template: Optional[Path] = typer.Option(None, "--template", metavar="RECIPE", help="Recipe to vary (default: the demo's cycle)."),
+    support_pore_um: Optional[float] = typer.Option(None, "--support-pore-um", metavar="UM", help="Support pore size, µm (default max(5, 2·D))."),
+    map_grid: int = typer.Option(0, "--map-grid", metavar="N", help="Twin only: also map RH × concentration on an N×N grid."),
+    out_recipe: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Also write the found recipe here."),
+    data: Optional[Path] = typer.Option(None, "--data", metavar="DIR",
+                                        help="Data root (default $CASTRIG_DATA or ./runs): holds the search folder; on a real rig its runs are the history."),
 ) -> None:
-    """Search recipe parameters for a membrane meeting a grade at a target pore diameter."""
+    """Search recipe parameters for a membrane meeting a grade at a target pore diameter.
+
+    On the twin (a virtual-clock profile) it runs the trials itself; on a real rig it proposes the
+    next recipe from the stored runs and runs it only when you confirm. Exit 0 found, 1 budget
+    spent without a recipe, 2 bad input. Interrupted or not, run the same command again to resume.
+
+    \b
+    Examples:
+      castrig explore --target-grade claim1 --target-d-um 3 --budget 40
+      castrig explore --target-grade claim4 --target-d-um 3.3 --fix total_flow_slpm=2 --map-grid 8
+      castrig explore --target-grade claim1 --target-d-um 8 --profile docs/examples/wall-clock-rig.yaml
+    """
     from castrig.explore.search import Search, describe_trial, make_settings
     from castrig.explore.space import SearchSpace, load_space, parse_fixes
 
@@ -66,7 +79,10 @@ def explore(
     prof = _profile(profile)
     settings = make_settings(grade=target_grade, target_d_um=target_d_um, profile_path=prof, budget=budget, seed=seed,
                              tolerance=tolerance, space=sp, template_path=template, support_pore_um=support_pore_um)
-    folder = folder or Path("explore") / f"{target_grade}-d{target_d_um:g}um-s{seed}"
+    if folder is None:  # under the data root, beside the runs, not wherever the user stands
+        from castrig.store import data_root
+
+        folder = data_root(data) / "explore" / f"{target_grade}-d{target_d_um:g}um-s{seed}"
     if not settings.twin:
         raise typer.Exit(_explore_rig(settings, folder, data))
     t0 = time.monotonic()
@@ -122,7 +138,7 @@ def _explore_rig(settings, folder: Path, data: Optional[Path]) -> int:  # type: 
 
 
 # -- lots --------------------------------------------------------------------------------------
-lots_app = typer.Typer(help="Membrane lots: completed runs that met a grade, their metrics and intended use.",
+lots_app = typer.Typer(help="Membrane lots: judged membranes that met a grade, their metrics and intended use.",
                        invoke_without_command=True)
 
 
@@ -131,12 +147,12 @@ def lots(ctx: typer.Context, data: Optional[Path] = typer.Option(None, "--data",
     """List the membrane lots under the data root."""
     if ctx.invoked_subcommand is not None:
         return
-    from castrig.lots import list_lots
+    from castrig.lots import list_lots, not_lots
     from castrig.store import open_store
 
     rows = list_lots(data)
     table = Table(title=f"membrane lots in {open_store(data).root}")
-    for col in ("lot", "recipe", "made (UTC)", "grades", "D µm", "σd/D", "opening", "through", "T µm", "intended use"):
+    for col in ("lot", "recipe", "made (UTC)", "made on", "grades", "D µm", "σd/D", "opening", "through", "T µm", "intended use"):
         table.add_column(col)
 
     def f(v: object, fmt: str) -> str:
@@ -145,26 +161,43 @@ def lots(ctx: typer.Context, data: Optional[Path] = typer.Option(None, "--data",
     for lot in rows:
         m = lot.metrics
         d, s = m.get("mean_pore_diameter_um"), m.get("pore_diameter_std_um")
-        table.add_row(lot.lot_id, lot.recipe_name, lot.started_utc, ",".join(lot.grades_met), f(d, ".2f"),
+        use = lot.intended_use and (lot.intended_use + (" (simulated, allowed)" if lot.assignment.get("allow_simulated") else ""))
+        table.add_row(lot.lot_id, lot.recipe_name, lot.started_utc, "twin (simulated)" if lot.simulated else "rig",
+                      ",".join(lot.grades_met), f(d, ".2f"),
                       f(s / d if d and s is not None else None, ".3f"), f(m.get("opening_ratio"), ".2f"),
                       f(m.get("through_pore_fraction"), ".2f"), f(m.get("mean_thickness_um"), ".2f"),
-                      lot.intended_use or ("suits: " + ", ".join(lot.uses)))
+                      use or ("suits: " + ", ".join(lot.uses)))
     out.print(table)
     if not rows:
-        typer.echo("no lots yet (a lot is a completed run that met a grade)")
+        typer.echo("no lots yet (a lot is a judged membrane that met a grade)")
+    for membrane_id, why in not_lots(data):
+        out.print(f"not a lot: {membrane_id} — {why}", highlight=False, soft_wrap=True)
 
 
 @lots_app.command("assign")
 def lots_assign(
-    lot: str = typer.Argument(..., help="Lot id (the run id)."),
+    lot: str = typer.Argument(..., help="Lot id (the membrane id, RUN-mK)."),
     use: str = typer.Option(..., "--use", help="blood_filter or coculture."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data root."),
+    allow_simulated: bool = typer.Option(False, "--allow-simulated", help="Accept a membrane made on the digital twin (recorded as such)."),
 ) -> None:
-    """Record a lot's intended use (checked against its grades)."""
+    """Record a lot's intended use (checked against its grades; one use per lot; twin lots refused unless allowed)."""
     from castrig.lots import assign_use
 
-    got = assign_use(lot, use, data)
-    typer.echo(f"lot {got.lot_id}: intended use {got.intended_use}")
+    got = assign_use(lot, use, data, allow_simulated=allow_simulated)
+    typer.echo(f"lot {got.lot_id}: intended use {got.intended_use}" + (" (SIMULATED membrane, allowed)" if got.simulated else ""))
+
+
+@lots_app.command("unassign")
+def lots_unassign(
+    lot: str = typer.Argument(..., help="Lot id."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data root."),
+) -> None:
+    """Remove a lot's intended use (before deliberately giving it another)."""
+    from castrig.lots import unassign_use
+
+    got = unassign_use(lot, data)
+    typer.echo(f"lot {got.lot_id}: no intended use")
 
 
 # -- filter / coculture checks -----------------------------------------------------------------
@@ -193,12 +226,13 @@ filter_app = typer.Typer(help="Blood filtration (claims 5, 9-13): second-stage l
 def filter_check(
     file: Path = typer.Argument(..., help="Filter build YAML."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data root holding the lots."),
+    allow_simulated: bool = typer.Option(False, "--allow-simulated", help="Accept lots made on the digital twin (the record says so)."),
 ) -> None:
     """Check a filter build: area, element volume, removal capabilities, and its lots."""
     from castrig.lots import check_filter, load_filter
 
     build = load_filter(file)
-    report = check_filter(build, _lookup(data), file=str(file))
+    report = check_filter(build, _lookup(data), file=str(file), allow_simulated=allow_simulated)
     _print_report(report, f"filter build {build.name}")
     report.raise_if_failed()
     typer.echo(f"{file}: filter build {build.name} meets the blood-filtration claims")
@@ -211,12 +245,13 @@ coculture_app = typer.Typer(help="Cell co-culture diaphragm (claims 6, 14): co-c
 def coculture_check(
     file: Path = typer.Argument(..., help="Co-culture set-up YAML."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data root holding the lots."),
+    allow_simulated: bool = typer.Option(False, "--allow-simulated", help="Accept a lot made on the digital twin (the record says so)."),
 ) -> None:
     """Check a co-culture set-up: its lot's grade suits a diaphragm, two regions, different cells."""
     from castrig.lots import check_coculture, load_coculture
 
     setup = load_coculture(file)
-    report = check_coculture(setup, _lookup(data), file=str(file))
+    report = check_coculture(setup, _lookup(data), file=str(file), allow_simulated=allow_simulated)
     _print_report(report, f"co-culture {setup.name}")
     report.raise_if_failed()
     typer.echo(f"{file}: co-culture {setup.name} suits lot {setup.lot}")

@@ -1,7 +1,9 @@
 """The ``castrig`` command (DESIGN §7: scripts rely on these names, options and exit codes).
 
 Exit codes: 0 done, 2 bad input (file, field and allowed range in the message, no traceback),
-3 aborted or faulted (rig left safe), 130 interrupted.
+3 aborted or faulted (rig left safe), 4 busy (the run folder or a device is owned by another
+live process; nothing was sent, nothing written), 5 rig not reachable (a device could not be
+opened; no run folder), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import castrig
-from castrig.errors import BadInput
+from castrig.errors import BadInput, Busy, RigUnreachable
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_ABORTED = 3
+EXIT_BUSY = 4
+EXIT_UNREACHABLE = 5
 EXIT_INTERRUPTED = 130
 
 DEFAULT_PROFILE = Path("hw_profiles/sim.yaml")
@@ -57,23 +62,36 @@ def default_profile() -> Path:
 
 @app.command()
 def run(
-    recipe: Path = typer.Argument(..., help="Recipe YAML file."),
-    profile: Optional[Path] = typer.Option(None, "--profile", help="Hardware profile (default hw_profiles/sim.yaml)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Data root (default $CASTRIG_DATA or ./runs)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the digital twin (sim profiles)."),
-    operator: str = typer.Option("", "--operator", help="Who runs it (recorded in run.json)."),
+    recipe: Path = typer.Argument(..., metavar="RECIPE", help="Recipe YAML file (see docs/recipes.md)."),
+    profile: Optional[Path] = typer.Option(None, "--profile", metavar="PROFILE", help="Hardware profile (default hw_profiles/sim.yaml)."),
+    data: Optional[Path] = typer.Option(None, "--data", metavar="DIR", help="Data root (default $CASTRIG_DATA or ./runs)."),
+    seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="Seed of the digital twin (sim profiles)."),
+    operator: str = typer.Option("", "--operator", metavar="NAME", help="Who runs it (recorded in run.json)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live display."),
 ) -> None:
-    """Run RECIPE on the rig described by the profile; leaves a run folder under the data root."""
+    """Run RECIPE on the rig described by the profile; leaves a run folder under the data root.
+
+    Exit codes: 0 done, 2 bad input, 3 aborted or faulted, 4 busy, 5 rig not reachable,
+    130 interrupted. Ctrl-C once pauses at the next safe point and asks; twice aborts.
+
+    \b
+    Examples:
+      castrig run recipes/demo.yaml                       # on the twin, in virtual time
+      castrig run recipes/overnight.yaml --profile docs/examples/wall-clock-rig.yaml --operator ana
+      castrig run recipes/demo.yaml --seed 7 --data /srv/castrig/runs -q
+    """
     from castrig.recipe.session import run_recipe
 
+    from castrig.inputs import check_text
+
+    check_text(operator, "--operator", max_length=200)
     outcome = run_recipe(recipe, profile or default_profile(), data_root=data, seed=seed, operator=operator, quiet=quiet)
     raise typer.Exit(outcome.exit_code)
 
 
 @app.command()
 def resume(
-    run_dir: Path = typer.Argument(..., help="The run folder of an interrupted or crashed run."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="The run folder of an interrupted or crashed run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live display."),
 ) -> None:
     """Bring the rig to the safe state and continue a run from its journal."""
@@ -85,23 +103,62 @@ def resume(
 
 @app.command()
 def queue(
-    recipes: list[Path] = typer.Argument(..., help="Recipe files, run in order."),
-    repeat: int = typer.Option(1, "--repeat", min=1, max=1000, help="Run the whole list this many times."),
-    profile: Optional[Path] = typer.Option(None, "--profile"),
-    data: Optional[Path] = typer.Option(None, "--data"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    operator: str = typer.Option("", "--operator"),
+    recipes: Optional[list[Path]] = typer.Argument(None, metavar="RECIPE", help="Recipe files, run in order."),
+    repeat: int = typer.Option(1, "--repeat", min=1, max=1000, metavar="N", help="Run the whole list this many times."),
+    resume_state: Optional[Path] = typer.Option(None, "--resume", metavar="QUEUE_FILE",
+                                                help="Go on with a stopped or crashed queue: its DATA/queue-*.json."),
+    profile: Optional[Path] = typer.Option(None, "--profile", metavar="PROFILE",
+                                           help="Hardware profile for every run (default hw_profiles/sim.yaml)."),
+    data: Optional[Path] = typer.Option(None, "--data", metavar="DIR", help="Data root (default $CASTRIG_DATA or ./runs)."),
+    seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="Seed of the digital twin (sim profiles)."),
+    operator: str = typer.Option("", "--operator", metavar="NAME", help="Who runs the queue (recorded in every run.json)."),
 ) -> None:
-    """Run recipes unattended; a failed run is recorded, the rig made safe, and the queue goes on."""
-    from castrig.recipe.queue import run_queue
+    """Run recipes unattended; a failed run is recorded, the rig made safe, and the queue goes on.
 
-    code = run_queue(recipes, repeat=repeat, profile=profile or default_profile(), data_root=data, seed=seed, operator=operator)
+    The rig is the queue's for the whole night; its state is kept in DATA/queue-STAMP.json.
+
+    \b
+    Examples:
+      castrig queue recipes/grade-claim1.yaml recipes/grade-claim2.yaml
+      castrig queue recipes/overnight.yaml --repeat 3 --operator night-shift
+      castrig queue --resume runs/queue-20260101-220000.json   # after Ctrl-C or a crash
+    """
+    from castrig.recipe.queue import resume_queue, run_queue
+    from castrig.rig.ownership import claim_rig
+    from castrig.rig.profile import load_profile
+
+    if resume_state is not None:
+        if recipes:
+            raise BadInput("castrig queue --resume QUEUE_FILE takes no recipes (they are in the file)", field="--resume")
+        import json as _json
+
+        try:
+            profile = Path(_json.loads(Path(resume_state).read_text())["profile"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BadInput(f"--resume {resume_state}: not a queue state file (DATA/queue-*.json): {exc}", file=str(resume_state)) from None
+        with claim_rig(load_profile(profile), purpose=f"castrig queue --resume {resume_state}"):
+            code = resume_queue(resume_state)
+        raise typer.Exit(code)
+    if not recipes:
+        raise BadInput("castrig queue: give recipe files, or --resume QUEUE_FILE", field="RECIPES")
+    from castrig.inputs import check_text
+
+    check_text(operator, "--operator", max_length=200)
+    profile = profile or default_profile()
+    # the rig is the queue's for the whole night, not only during each run: no other process
+    # slips in between two runs
+    with claim_rig(load_profile(profile), purpose=f"castrig queue ({len(recipes)} recipes)"):
+        code = run_queue(recipes, repeat=repeat, profile=profile, data_root=data, seed=seed, operator=operator)
     raise typer.Exit(code)
 
 
 @app.command()
-def check(file: Path = typer.Argument(..., help="A recipe or a hardware profile (YAML).")) -> None:
-    """Validate a recipe or a profile: exit 0 if valid, 2 (with the reason) if not."""
+def check(file: Path = typer.Argument(..., metavar="FILE", help="A recipe or a hardware profile (YAML).")) -> None:
+    """Validate a recipe or a profile: exit 0 if valid, 2 (with the reason) if not.
+
+    A file with a `devices:` mapping is a profile, anything else a recipe. The reason names the
+    file, the line, the field and what is allowed; see docs/recipes.md and docs/profiles.md.
+    """
     from castrig.inputs import read_yaml
     from castrig.recipe.model import Recipe
     from castrig.inputs import load_model
@@ -115,10 +172,10 @@ def check(file: Path = typer.Argument(..., help="A recipe or a hardware profile 
 
 @app.command()
 def runs(
-    data: Optional[Path] = typer.Option(None, "--data", help="Data root."),
-    since: Optional[str] = typer.Option(None, "--since", help="Runs started on or after DATE (YYYY-MM-DD or ISO time, UTC)."),
-    grade: Optional[str] = typer.Option(None, "--grade", help="Runs that met grade G (e.g. claim1)."),
-    outcome: Optional[str] = typer.Option(None, "--outcome", help="completed | aborted | faulted | interrupted | not_resumable | running"),
+    data: Optional[Path] = typer.Option(None, "--data", metavar="DIR", help="Data root (default $CASTRIG_DATA or ./runs)."),
+    since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help="Runs started on or after DATE (YYYY-MM-DD or ISO time, UTC)."),
+    grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="Runs that met grade G (e.g. claim1)."),
+    outcome: Optional[str] = typer.Option(None, "--outcome", metavar="OUTCOME", help="completed | aborted | faulted | interrupted | not_resumable | running"),
 ) -> None:
     """List the runs under the data root."""
     from rich.table import Table
@@ -150,25 +207,46 @@ def _mount_subcommands() -> None:
     from castrig.cli.explore import mount as mount_explore
 
     mount_explore(app)
+    from castrig.cli.operate import mount as mount_operate
+
+    mount_operate(app)  # serve, status, watch, pause, resume-paused, abort
+    from castrig.cli.schema import mount as mount_schema
+
+    mount_schema(app)  # schema recipe|profile
     try:
         from castrig.cli.analyse import app as analyse_app
     except ImportError:  # pragma: no cover - the analysis extra is part of the base install
         return
-    app.add_typer(analyse_app, name="analyse", help="Measure micrographs and judge them against the specification.")
+    app.add_typer(analyse_app, name="analyse")  # its help (with examples) is analyse_app's own
 
 
 _mount_subcommands()
 
 
+def _plain_help(command: object) -> None:
+    """Plain ``--help`` (click's layout): no ``<bool>`` after flags, no boxes; lines as written."""
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = None  # type: ignore[attr-defined]
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps errors to the documented exit codes, never a traceback for bad input."""
     command = typer.main.get_command(app)
+    _plain_help(command)
     try:
         rv = command.main(args=argv, prog_name="castrig", standalone_mode=False)
         code = rv if isinstance(rv, int) else EXIT_OK
     except BadInput as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         code = EXIT_BAD_INPUT
+    except Busy as exc:
+        err.print(f"[bold red]busy:[/] {escape(str(exc))}; refused before anything was sent or written", highlight=False, soft_wrap=True)
+        code = EXIT_BUSY
+    except RigUnreachable as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        code = EXIT_UNREACHABLE
     except typer.Exit as exc:
         code = exc.exit_code
     except (typer.Abort, KeyboardInterrupt):

@@ -16,7 +16,7 @@ import typer
 from castrig.errors import BadInput
 from castrig.store.base import RunStore, RunSummary
 
-OUTCOMES = ("running", "completed", "aborted", "faulted", "interrupted", "crashed")
+OUTCOMES = ("running", "completed", "aborted", "faulted", "interrupted", "not_resumable", "crashed")
 
 
 def report(

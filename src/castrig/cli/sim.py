@@ -19,13 +19,23 @@ def serve(
     profile: Optional[Path] = typer.Option(None, "--profile", help="Profile whose simulated devices to serve (default hw_profiles/sim.yaml)."),
     pty: bool = typer.Option(False, "--pty", help="Serve on pseudo-terminals (the default)."),
     tcp: Optional[int] = typer.Option(None, "--tcp", min=0, max=65000, help="Serve on loopback TCP ports from BASEPORT on (0: any free ports)."),
-    seed: Optional[int] = typer.Option(None, "--seed", min=0),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed of the twin (default: the profile's sim.seed)."),
+    silence_floor_ms: float = typer.Option(10.0, "--silence-floor-ms", min=1.0, max=200.0,
+                                           help="Modbus RTU (Watlow F4): least silence that ends a request, in wall time "
+                                                "(an OS link may deliver one frame in pieces ms apart)."),
 ) -> None:
-    """Serve every emulator of the profile in wall-clock time; prints {device: address} as JSON."""
+    """Serve every emulator of the profile in wall-clock time; prints {device: address} as JSON.
+
+    A Watlow F4 is a Modbus RTU slave (unit 1 unless the profile says another) on a pty, or RTU
+    bytes on a raw TCP port with ``--tcp``; a Watlow F4T is a Modbus TCP server on loopback in
+    both modes (``--pty`` gives it any free port). Any Modbus client can read and set them.
+    """
     from castrig.clock import WallClock
     from castrig.rig.profile import load_profile
+    from castrig.sim.scpi_chamber import ScpiChamberEmulator
     from castrig.sim.serve import serve_pty, serve_tcp
     from castrig.sim.twin import Twin
+    from castrig.sim.watlow import WatlowF4Emulator, WatlowF4TEmulator
     from castrig.cli.main import default_profile
 
     if pty and tcp is not None:
@@ -44,8 +54,10 @@ def serve(
     addresses: dict[str, str] = {}
     try:
         for i, (role, emu) in enumerate(sorted(twin.emulators.items())):
-            if tcp is not None:
-                port = 0 if tcp == 0 else tcp + i
+            if isinstance(emu, WatlowF4Emulator):
+                emu.set_silence_floor(silence_floor_ms / 1000.0)
+            if tcp is not None or isinstance(emu, WatlowF4TEmulator):  # Modbus TCP needs a socket
+                port = 0 if not tcp else tcp + i
                 try:
                     srv = serve_tcp(emu, port=port)
                 except OSError as exc:
@@ -55,7 +67,7 @@ def serve(
                     raise BadInput(f"--tcp {tcp}: port {port} on 127.0.0.1 (for {role}) cannot be served: {why} "
                                    f"(give a base port whose {len(twin.emulators)} consecutive ports are free, "
                                    "or 0 for any free ports)", field="--tcp") from None
-                addresses[role] = srv.visa_address if role == "chamber" else srv.address
+                addresses[role] = srv.visa_address if isinstance(emu, ScpiChamberEmulator) else srv.address
             else:
                 srv = serve_pty(emu)
                 addresses[role] = srv.address
@@ -85,13 +97,13 @@ def _sim_link():
 def render(
     out: Path = typer.Option(..., "--out", help="Folder for the images and truth.json."),
     n: int = typer.Option(4, "--n", min=1, max=1000, help="How many membranes."),
-    seed: int = typer.Option(0, "--seed", min=0),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the rendering (same seed, same images)."),
     rh_pct: Optional[float] = typer.Option(None, "--rh", min=20, max=100, help="Chamber RH during evaporation (default: spread 60-90)."),
-    concentration_mg_ml: float = typer.Option(5.0, "--concentration", min=0.5, max=100),
+    concentration_mg_ml: float = typer.Option(5.0, "--concentration", min=0.5, max=100, help="Polymer concentration, mg/mL."),
     pixel_size_um: float = typer.Option(0.25, "--pixel-size", min=0.01, max=10, help="Top views, µm per pixel."),
     section_pixel_size_um: float = typer.Option(0.05, "--section-pixel-size", min=0.005, max=10, help="Section view, µm per pixel."),
-    width_px: int = typer.Option(1024, "--width", min=64, max=4096),
-    bit_depth: int = typer.Option(8, "--bit-depth"),
+    width_px: int = typer.Option(1024, "--width", min=64, max=4096, help="Image width and height, px."),
+    bit_depth: int = typer.Option(8, "--bit-depth", help="Bits per pixel: 8 or 16."),
 ) -> None:
     """Write simulated micrographs (reflected, transmitted, section) and their ground truth."""
     from castrig.sim.render_set import render_set
@@ -104,3 +116,40 @@ def render(
                        pixel_size_um=pixel_size_um, section_pixel_size_um=section_pixel_size_um, width_px=width_px,
                        bit_depth=bit_depth)
     typer.echo(f"{len(truth)} membranes in {out} (truth.json beside the images)")
+
+
+@app.command()
+def fit(
+    run_dirs: list[Path] = typer.Argument(..., help="Run folders recorded on the rig to model."),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="The twin to start from (default hw_profiles/sim.yaml)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the fitted twin's profile here (the start profile, sim.* fitted)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Fit the twin's chamber (volume, leak, sensor lag, wet-line RH) to recorded runs; print
+    the replay RMS of the near-membrane RH per run."""
+    from castrig.cli.main import default_profile
+    from castrig.rig.profile import load_profile
+    from castrig.sim.fit import fit as fit_runs
+    from castrig.sim.fit import load_run, write_profile
+
+    start_path = Path(profile or default_profile())
+    start = load_profile(start_path)
+    runs = [load_run(d) for d in run_dirs]
+    result = fit_runs(runs, start)
+    if out is not None:
+        write_profile(start_path, out, result.params)
+    if as_json:
+        typer.echo(json.dumps({"kind": result.kind, "params": result.params, "start": result.start,
+                               "rms_pct": result.rms_pct, "start_rms_pct": result.start_rms_pct,
+                               "rms_total_pct": result.rms_total_pct, "evaluations": result.evaluations,
+                               "out": str(out) if out else None}))
+        return
+    typer.echo(f"{len(runs)} run(s), {result.kind} chamber, {sum(len(r.t_s) for r in runs)} RH samples; "
+               f"scipy least_squares, {result.evaluations} evaluations")
+    typer.echo(f"{'parameter':<18} {'start':>10} {'fitted':>10}")
+    for name, value in result.params.items():
+        typer.echo(f"{name:<18} {result.start[name]:>10.4g} {value:>10.4g}")
+    for path, rms in result.rms_pct.items():
+        typer.echo(f"replay RMS {rms:.3f} %RH (start twin {result.start_rms_pct[path]:.3f}): {path}")
+    typer.echo(f"replay RMS over all runs: {result.rms_total_pct:.3f} %RH")
+    typer.echo(f"fitted profile written to {out}" if out else "not written: add --out PROFILE to write the fitted twin")

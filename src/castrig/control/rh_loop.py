@@ -148,36 +148,87 @@ class MfcRhLoop(_SetpointHolder):
         self.pid.set_auto_mode(False)
 
 
+@dataclass
+class TrimGains:
+    """Gains of the outer loop on a chamber controller's RH set point (%RH per %RH of error)."""
+
+    kp: float
+    ki: float
+    kd: float = 0.0
+    #: The set point sent stays inside these (the chamber's range, off its dry level).
+    setpoint_limits: tuple[float, float] = (1.0, 99.0)
+    integrate_band_rh_pct: float = 3.0
+
+
 class ChamberRhLoop(_SetpointHolder):
-    """A chamber with its own controller: we send the setpoint and supervise the reading."""
+    """A chamber with its own controller: we send the setpoint and supervise the reading.
+
+    With :class:`TrimGains` (``control.chamber_kp/ki/kd``, from ``castrig tune rh``) an outer PID
+    on the near-membrane sensor moves the set point sent to the chamber (cascade): it starts
+    from the setpoint itself (bumpless), and the chamber's own controller is the inner loop.
+    """
 
     kind = "chamber"
 
-    def __init__(self, clock: Clock, chamber: HumidityChamber):
+    def __init__(self, clock: Clock, chamber: HumidityChamber, trim: TrimGains | None = None):
         self.clock = clock
         self.chamber = chamber
         self.ramp: Ramp | None = None
         self._sent: float | None = None
         self.active = False
         self.wet_fraction = float("nan")
+        self.trim = trim
+        self.pid: PID | None = None
+        if trim is not None:
+            self.pid = PID(trim.kp, trim.ki, trim.kd, setpoint=0.0, sample_time=None,
+                           output_limits=trim.setpoint_limits, time_fn=clock.now, auto_mode=False)
+
+    @classmethod
+    def from_control(cls, clock: Clock, chamber: HumidityChamber, control: object) -> "ChamberRhLoop":
+        """The loop a profile's ``control`` section asks for (trimmed when any chamber gain is set)."""
+        kp, ki, kd = (float(getattr(control, f"chamber_{k}", 0.0)) for k in ("kp", "ki", "kd"))
+        if not (kp or ki or kd):
+            return cls(clock, chamber)
+        lo, hi = 1.0, 99.0
+        rh_range = getattr(chamber, "rh_range", None)
+        if callable(rh_range):
+            try:
+                r_lo, r_hi = rh_range()
+                lo, hi = max(lo, r_lo + 1.0), min(hi, r_hi - 1.0)
+            except Exception:  # noqa: BLE001 - the limits are a refinement; the defaults are safe
+                pass
+        return cls(clock, chamber, TrimGains(kp, ki, kd, setpoint_limits=(lo, hi)))
 
     def set_setpoint(self, rh_pct: float, ramp_rh_pct_per_min: float | None = None, measured_rh_pct: float | None = None) -> None:
         self.ramp = self._new_ramp(rh_pct, ramp_rh_pct_per_min, measured_rh_pct)
         if not self.chamber.humidifier_on():
             self.chamber.set_humidifier(True)
         self.active = True
-        self._send()
+        sp = self.ramp.value(self.clock.now())
+        if self.pid is not None:
+            self.pid.set_auto_mode(False)
+            self.pid.setpoint = sp
+            self.pid.set_auto_mode(True, last_output=sp)
+        self._send(sp)
 
-    def _send(self) -> None:
-        assert self.ramp is not None
-        sp = round(self.ramp.value(self.clock.now()), 1)
+    def _send(self, value: float) -> None:
+        sp = round(value, 1)
         if sp != self._sent:
             self.chamber.set_rh_setpoint(sp)
             self._sent = sp
 
     def update(self, rh_measured_pct: float) -> float:
         if self.active and self.ramp is not None:
-            self._send()
+            sp = self.ramp.value(self.clock.now())
+            if self.pid is None or self.trim is None:
+                self._send(sp)
+            else:
+                if sp != self.pid.setpoint:
+                    self.pid._integral += sp - self.pid.setpoint  # noqa: SLF001 - track the ramp
+                    self.pid.setpoint = sp
+                near = abs(sp - rh_measured_pct) <= self.trim.integrate_band_rh_pct
+                self.pid.Ki = self.trim.ki if near else 0.0
+                self._send(float(self.pid(rh_measured_pct)))
         return self.wet_fraction
 
     def read(self) -> ChamberReading:
@@ -187,3 +238,5 @@ class ChamberRhLoop(_SetpointHolder):
         self.active = False
         self.ramp = None
         self._sent = None
+        if self.pid is not None:
+            self.pid.set_auto_mode(False)

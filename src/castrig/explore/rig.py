@@ -20,6 +20,7 @@ from castrig.explore.search import template_point
 from castrig.explore.space import apply_point, profile_for
 from castrig.rig.profile import Profile
 from castrig.store import open_store
+from castrig.store.base import latest_results
 
 
 @dataclass
@@ -51,7 +52,7 @@ def store_history(root: str | Path | None, *, grade: str, target_d_um: float) ->
         rec = store.open_run(Path(r.run_dir))
         try:
             point = point_of_run(rec.info.recipe, rec.info.profile)
-            results = rec.results()
+            results = latest_results(rec)  # one cast per explored recipe: its membrane
         finally:
             rec.close()
         if point is None or "metrics" not in results:

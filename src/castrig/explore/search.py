@@ -62,6 +62,7 @@ def twin_runner(recipe_path: Path, profile_path: Path, data_root: Path, seed: in
     """Run one recipe quietly (the journal and the map tell the story, not per-run output)."""
     from castrig.recipe.session import run_recipe
     from castrig.store import open_store
+    from castrig.store.base import latest_results
 
     with contextlib.redirect_stdout(io.StringIO()):
         res = run_recipe(recipe_path, profile_path, data_root=data_root, seed=seed, quiet=True)
@@ -69,7 +70,7 @@ def twin_runner(recipe_path: Path, profile_path: Path, data_root: Path, seed: in
     if res.run_dir:
         rec = open_store(data_root).open_run(Path(res.run_dir))
         try:
-            metrics = rec.results().get("metrics")
+            metrics = latest_results(rec).get("metrics")  # one cast per explored recipe: its membrane
         finally:
             rec.close()
     return RunOutput(res.outcome, res.run_dir, metrics, res.verdict)

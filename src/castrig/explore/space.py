@@ -28,7 +28,7 @@ UNITS = {"rh_pct": "%RH", "concentration_mg_ml": "mg/mL", "cast_volume_ml": "mL"
 
 class _Range(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    log: bool = False
+    log: bool = Field(False, description="Search on a log scale (for ranges spanning decades).")
 
     @model_validator(mode="after")
     def _ordered(self) -> "_Range":
@@ -40,25 +40,25 @@ class _Range(BaseModel):
 class RhRange(_Range):
     """RH setpoint near the membrane, %: the recipe's limits (breath-figure window)."""
 
-    low: float = Field(55.0, ge=rm.RH_MIN_PCT, le=rm.RH_MAX_PCT)
-    high: float = Field(92.0, ge=rm.RH_MIN_PCT, le=rm.RH_MAX_PCT)
+    low: float = Field(55.0, ge=rm.RH_MIN_PCT, le=rm.RH_MAX_PCT, json_schema_extra={"unit": "%RH"}, description="Lowest RH setpoint tried.")
+    high: float = Field(92.0, ge=rm.RH_MIN_PCT, le=rm.RH_MAX_PCT, json_schema_extra={"unit": "%RH"}, description="Highest RH setpoint tried.")
 
 
 class ConcentrationRange(_Range):
-    low: float = Field(1.0, gt=0, le=200)
-    high: float = Field(40.0, gt=0, le=200)
-    log: bool = True
+    low: float = Field(1.0, gt=0, le=200, json_schema_extra={"unit": "mg/mL"}, description="Lowest concentration tried.")
+    high: float = Field(40.0, gt=0, le=200, json_schema_extra={"unit": "mg/mL"}, description="Highest concentration tried.")
+    log: bool = Field(True, description="Search on a log scale (for ranges spanning decades).")
 
 
 class CastVolumeRange(_Range):
-    low: float = Field(0.05, gt=0, le=20)
-    high: float = Field(1.0, gt=0, le=20)
-    log: bool = True
+    low: float = Field(0.05, gt=0, le=20, json_schema_extra={"unit": "mL"}, description="Smallest cast volume tried.")
+    high: float = Field(1.0, gt=0, le=20, json_schema_extra={"unit": "mL"}, description="Largest cast volume tried.")
+    log: bool = Field(True, description="Search on a log scale (for ranges spanning decades).")
 
 
 class FlowRange(_Range):
-    low: float = Field(0.8, gt=0, le=100)
-    high: float = Field(4.0, gt=0, le=100)
+    low: float = Field(0.8, gt=0, le=100, json_schema_extra={"unit": "SLPM"}, description="Lowest total flow tried.")
+    high: float = Field(4.0, gt=0, le=100, json_schema_extra={"unit": "SLPM"}, description="Highest total flow tried.")
 
 
 class SearchSpace(BaseModel):
@@ -66,10 +66,14 @@ class SearchSpace(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rh_pct: RhRange | float = Field(default_factory=RhRange)
-    concentration_mg_ml: ConcentrationRange | float = Field(default_factory=ConcentrationRange)
-    cast_volume_ml: CastVolumeRange | float = Field(default_factory=CastVolumeRange)
-    total_flow_slpm: FlowRange | float = Field(default_factory=FlowRange)
+    rh_pct: RhRange | float = Field(default_factory=RhRange, json_schema_extra={"unit": "%RH"},
+                                    description="RH setpoint of conditioning and evaporation: a range or a fixed value.")
+    concentration_mg_ml: ConcentrationRange | float = Field(default_factory=ConcentrationRange, json_schema_extra={"unit": "mg/mL"},
+                                                            description="Polymer concentration: a range or a fixed value.")
+    cast_volume_ml: CastVolumeRange | float = Field(default_factory=CastVolumeRange, json_schema_extra={"unit": "mL"},
+                                                    description="Cast volume: a range or a fixed value.")
+    total_flow_slpm: FlowRange | float = Field(default_factory=FlowRange, json_schema_extra={"unit": "SLPM"},
+                                               description="Total chamber flow (profile control.total_flow_slpm): a range or a fixed value.")
 
     @model_validator(mode="after")
     def _fixed_in_limits(self) -> "SearchSpace":

@@ -37,8 +37,8 @@ class LeukocyteCounts(BaseModel):
     """Leukocytes in the whole suspension before and after filtration (same volume basis)."""
 
     model_config = ConfigDict(extra="forbid")
-    before: float = Field(..., gt=0, le=1e15)
-    after: float = Field(..., gt=0, le=1e15, description="at the detection limit if none were found")
+    before: float = Field(..., gt=0, le=1e15, description="Leukocytes in the suspension before filtration.")
+    after: float = Field(..., gt=0, le=1e15, description="Leukocytes after filtration; at the detection limit if none were found.")
 
     @property
     def log_removal(self) -> float:
@@ -49,9 +49,11 @@ class Removal(BaseModel):
     """A leukocyte removal capability: stated as a log reduction, or measured as counts."""
 
     model_config = ConfigDict(extra="forbid")
-    log_removal: float | None = Field(None, ge=-20, le=20)
-    counts: LeukocyteCounts | None = None
-    suspension_volume_cm3: float = Field(450.0, gt=0, le=10_000)
+    log_removal: float | None = Field(None, ge=-20, le=20, json_schema_extra={"unit": "log"},
+                                      description="Stated leukocyte removal, log10 (give this or counts).")
+    counts: LeukocyteCounts | None = Field(None, description="Measured counts before and after (give this or log_removal).")
+    suspension_volume_cm3: float = Field(450.0, gt=0, le=10_000, json_schema_extra={"unit": "cm³"},
+                                         description="Volume of hemocyte suspension the removal refers to.")
 
     @model_validator(mode="after")
     def _one_source(self) -> "Removal":
@@ -68,15 +70,17 @@ class FilterBuild(BaseModel):
     """A second-stage leukocyte filter built from composite membrane lots."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(..., min_length=1, max_length=80)
-    lots: list[str] = Field(..., min_length=1)
-    layers: int = Field(..., ge=1, le=1000)
-    effective_area_cm2: float = Field(..., gt=0, le=100_000)
-    element_volume_cm3: float = Field(..., gt=0, le=100_000)
-    first_stage: Removal
-    device: Removal
-    required_grade: Grade | None = None
-    notes: str = ""
+    name: str = Field(..., min_length=1, max_length=80, description="Name of the filter build.")
+    lots: list[str] = Field(..., min_length=1, description="Membrane lots the layers are cut from (castrig lots).")
+    layers: int = Field(..., ge=1, le=1000, description="Membrane layers stacked in the element (at least one per lot).")
+    effective_area_cm2: float = Field(..., gt=0, le=100_000, json_schema_extra={"unit": "cm²"},
+                                      description="Effective filtration area of the element.")
+    element_volume_cm3: float = Field(..., gt=0, le=100_000, json_schema_extra={"unit": "cm³"},
+                                      description="Volume of the filter element.")
+    first_stage: Removal = Field(..., description="Leukocyte removal of the first-stage filter.")
+    device: Removal = Field(..., description="Leukocyte removal of the whole device.")
+    required_grade: Grade | None = Field(None, description="Grade every lot must have met; default: any that suits blood filtration.")
+    notes: str = Field("", description="Free text.")
 
     @model_validator(mode="after")
     def _layers_cover_lots(self) -> "FilterBuild":
@@ -143,12 +147,19 @@ class CheckReport:
 LotLookup = Callable[[str, str], Lot]  # (lot id, field) -> Lot, raising BadInput if unknown
 
 
-def _check_lot(report: CheckReport, lot_id: str, where: str, use: str, required: str | None, lookup: LotLookup) -> None:
+def _check_lot(report: CheckReport, lot_id: str, where: str, use: str, required: str | None, lookup: LotLookup,
+               allow_simulated: bool = False) -> None:
     try:
         lot = lookup(lot_id, where)
     except BadInput as exc:
         report.problems.append((where, str(exc)))
         return
+    if getattr(lot, "simulated", False):
+        if not allow_simulated:
+            report.problems.append((where, f"{where} = {lot_id!r}: made on the digital twin (simulated), not a real membrane "
+                                           "(allowed: a real lot, or --allow-simulated for a drill)"))
+            return
+        report.notes.append(f"{where} = {lot_id}: SIMULATED (made on the digital twin), accepted with --allow-simulated")
     if not lot.suits(use, required):
         allowed = required or ", ".join(SUITABLE_GRADES[use])
         report.problems.append((where, f"{where} = {lot_id!r}: this lot met {', '.join(lot.grades_met) or 'no grade'}, which does not suit {use} "
@@ -158,7 +169,7 @@ def _check_lot(report: CheckReport, lot_id: str, where: str, use: str, required:
         report.notes.append(f"{where} = {lot_id}: grades {', '.join(lot.grades_met)}" + (f", D {d:.2f} µm" if d else ""))
 
 
-def check_filter(build: FilterBuild, lookup: LotLookup, *, file: str = "filter") -> CheckReport:
+def check_filter(build: FilterBuild, lookup: LotLookup, *, file: str = "filter", allow_simulated: bool = False) -> CheckReport:
     """Judge a filter build against the blood-filtration bounds and check its lots."""
     report = CheckReport(file)
     values = {"effective_area_cm2": build.effective_area_cm2, "element_volume_cm3": build.element_volume_cm3,
@@ -170,7 +181,7 @@ def check_filter(build: FilterBuild, lookup: LotLookup, *, file: str = "filter")
             report.notes.append(f"{stage}: log removal {r.value:.3f} = log10({r.counts.before:.4g} / {r.counts.after:.4g}) "
                                 f"from the counts in {r.suspension_volume_cm3:g} cm³")
     for i, lot_id in enumerate(build.lots):
-        _check_lot(report, lot_id, f"lots[{i}]", "blood_filter", build.required_grade, lookup)
+        _check_lot(report, lot_id, f"lots[{i}]", "blood_filter", build.required_grade, lookup, allow_simulated)
     return report
 
 
@@ -179,19 +190,19 @@ class CultureRegion(BaseModel):
     """One side of the diaphragm and the cell groups cultured there."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(..., min_length=1, max_length=80)
-    cell_groups: list[str] = Field(..., min_length=1)
+    name: str = Field(..., min_length=1, max_length=80, description="Name of the culture region (one side of the diaphragm).")
+    cell_groups: list[str] = Field(..., min_length=1, description="Cell groups cultured in this region.")
 
 
 class CocultureSetup(BaseModel):
     """A co-culture: a membrane lot as the diaphragm between two culture regions."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(..., min_length=1, max_length=80)
-    lot: str = Field(..., min_length=1)
-    regions: list[CultureRegion] = Field(..., min_length=2, max_length=2)
-    required_grade: Grade | None = None
-    notes: str = ""
+    name: str = Field(..., min_length=1, max_length=80, description="Name of the co-culture set-up.")
+    lot: str = Field(..., min_length=1, description="Membrane lot used as the diaphragm (castrig lots).")
+    regions: list[CultureRegion] = Field(..., min_length=2, max_length=2, description="The two culture regions the diaphragm separates.")
+    required_grade: Grade | None = Field(None, description="Grade the lot must have met; default: any that suits co-culture.")
+    notes: str = Field("", description="Free text.")
 
     @model_validator(mode="after")
     def _two_distinct_regions(self) -> "CocultureSetup":
@@ -205,10 +216,10 @@ def load_coculture(path: str | Path) -> CocultureSetup:
     return load_model(CocultureSetup, path)
 
 
-def check_coculture(setup: CocultureSetup, lookup: LotLookup, *, file: str = "coculture") -> CheckReport:
+def check_coculture(setup: CocultureSetup, lookup: LotLookup, *, file: str = "coculture", allow_simulated: bool = False) -> CheckReport:
     """The lot must suit a co-culture diaphragm, and the two regions must hold different cells."""
     report = CheckReport(file)
-    _check_lot(report, setup.lot, "lot", "coculture", setup.required_grade, lookup)
+    _check_lot(report, setup.lot, "lot", "coculture", setup.required_grade, lookup, allow_simulated)
     a, b = setup.regions
     if sorted(a.cell_groups) == sorted(b.cell_groups):
         report.problems.append(("regions", f"regions: both regions hold the same cell groups ({', '.join(a.cell_groups)}); "

@@ -1,7 +1,22 @@
-"""Membrane lots: every completed run whose membrane met a grade is a lot, named by its run id.
+"""Membrane lots: every judged membrane that met a grade is a lot, named by its membrane id.
+
+A run makes one membrane per cast (``<run id>-m<k>``); each judged membrane that met at least one
+grade, in a run that is not still running, is a lot (a run recorded before membranes existed is
+one lot named by its run id). Membranes that are not lots are listed by :func:`not_lots` with
+the reason (lost in a crash, no grade met, not judged).
 
 The lots are derived from the store (nothing to keep in step by hand); only the intended use
-an operator assigns to a lot is stored, in ``DATA/lots.json``. Which grades suit which use is
+an operator assigns to a lot is stored, in ``DATA/lots.json``.
+
+Policy for uses (``assign_use``):
+
+* a lot has at most one intended use: a blood filter and a co-culture diaphragm exclude each other
+  (the membrane is cut for one device; blood contact and cell culture need different handling),
+  so assigning the other use is refused with the use it already has — ``castrig lots unassign``
+  first, deliberately; assigning the same use again changes nothing;
+* a membrane made on the digital twin (``simulated``) is not a membrane anyone can use: it is
+  refused for a use unless ``--allow-simulated`` is given, and then the record says so
+  (``simulated: true, allow_simulated: true``), as do the filter and co-culture checks. Which grades suit which use is
 :data:`SUITABLE_GRADES`: the uses are claims 5 and 6 of the specification, which we read as
 using "the composite membrane of any one of claims 1 to 4" — a narrower grade can be required
 per build or set-up (``required_grade``).
@@ -41,6 +56,10 @@ class Lot:
     grades_met: list[str]
     metrics: dict[str, Any] = field(default_factory=dict)
     intended_use: str | None = None
+    simulated: bool = False
+    run_id: str = ""
+    membrane_id: str | None = None  # None: a run recorded before membranes (the run is the lot)
+    assignment: dict[str, Any] = field(default_factory=dict)
 
     def suits(self, use: str, required_grade: str | None = None) -> bool:
         grades = (required_grade,) if required_grade else SUITABLE_GRADES[use]
@@ -62,26 +81,54 @@ def _assignments(root: Path) -> dict[str, dict[str, Any]]:
     return data if isinstance(data, dict) else {}
 
 
-def list_lots(root: str | Path | None = None) -> list[Lot]:
-    """The lots under a data root: completed runs with at least one grade met."""
+def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
+    """(lots, membranes that are not lots with the reason) under a data root."""
     store = open_store(root)
     assigned = _assignments(store.root)
-    lots = []
+    lots: list[Lot] = []
+    others: list[tuple[str, str]] = []
     for r in store.list_runs():
-        if r.outcome != "completed" or not r.grades:
-            continue
-        metrics: dict[str, Any] = {}
         try:
             rec = store.open_run(Path(r.run_dir))
         except BadInput:
             continue  # a damaged folder is not a lot; `castrig runs` shows it
         try:
-            metrics = dict(rec.results().get("metrics") or {})
+            membranes = rec.membranes()
+            legacy_metrics = dict(rec.results().get("metrics") or {}) if not membranes else {}
+            simulated_run = rec.info.seed is not None or bool(rec.info.virtual_time)
         finally:
             rec.close()
-        lots.append(Lot(r.run_id, r.run_dir, r.recipe_name, r.started_utc, list(r.grades), metrics,
-                        (assigned.get(r.run_id) or {}).get("intended_use")))
-    return lots
+        if not membranes:  # recorded before membranes: the run is the lot
+            if r.outcome == "completed" and r.grades:
+                a = assigned.get(r.run_id) or {}
+                lots.append(Lot(r.run_id, r.run_dir, r.recipe_name, r.started_utc, list(r.grades), legacy_metrics,
+                                a.get("intended_use"), simulated_run, r.run_id, None, a))
+            continue
+        for mb in membranes:
+            if mb.status == "lost":
+                others.append((mb.membrane_id, f"lost: {mb.lost_reason}"))
+            elif r.outcome == "running":
+                others.append((mb.membrane_id, "its run is still running (or crashed: `castrig resume` it)"))
+            elif mb.status != "judged":
+                others.append((mb.membrane_id, f"not judged ({mb.status}; the run ended {r.outcome})"))
+            elif not mb.grades_met:
+                others.append((mb.membrane_id, "met no grade" + (f" (target {mb.target_grade})" if mb.target_grade else "")))
+            else:
+                lot_id = mb.lot_id or mb.membrane_id
+                a = assigned.get(lot_id) or {}
+                lots.append(Lot(lot_id, r.run_dir, r.recipe_name, r.started_utc, list(mb.grades_met), dict(mb.metrics or {}),
+                                a.get("intended_use"), mb.simulated, r.run_id, mb.membrane_id, a))
+    return lots, others
+
+
+def list_lots(root: str | Path | None = None) -> list[Lot]:
+    """The lots under a data root: judged membranes that met at least one grade."""
+    return _scan(root)[0]
+
+
+def not_lots(root: str | Path | None = None) -> list[tuple[str, str]]:
+    """(membrane id, why it is not a lot) for every other membrane under a data root."""
+    return _scan(root)[1]
 
 
 def get_lot(lot_id: str, root: str | Path | None = None, *, file: str | None = None, field_name: str = "lot") -> Lot:
@@ -92,21 +139,45 @@ def get_lot(lot_id: str, root: str | Path | None = None, *, file: str | None = N
             return lot
     known = ", ".join(lot.lot_id for lot in lots[-5:]) or "none"
     where = f"{file}: " if file else ""
-    raise BadInput(f"{where}{field_name} = {lot_id!r}: no such lot in {open_store(root).root} (lots are completed runs that met a grade; "
+    raise BadInput(f"{where}{field_name} = {lot_id!r}: no such lot in {open_store(root).root} (lots are judged membranes that met a grade; "
                    f"latest: {known}; see `castrig lots`)", file=file, field=field_name)
 
 
-def assign_use(lot_id: str, use: str, root: str | Path | None = None) -> Lot:
-    """Record a lot's intended use, after checking that its grades suit that use."""
+def assign_use(lot_id: str, use: str, root: str | Path | None = None, *, allow_simulated: bool = False) -> Lot:
+    """Record a lot's intended use, after checking its grades, whether it is real, and that it
+    has no other use (the policy of the module docstring)."""
     if use not in USES:
         raise BadInput(f"--use {use!r}: unknown use (allowed: one of {', '.join(USES)})", field="--use")
     lot = get_lot(lot_id, root, field_name="LOT")
     if not lot.suits(use):
         raise BadInput(f"lot {lot_id}: grades met {', '.join(lot.grades_met)} do not suit {use} "
                        f"(allowed: one of {', '.join(SUITABLE_GRADES[use])})", field="--use")
+    if lot.simulated and not allow_simulated:
+        raise BadInput(f"lot {lot_id}: made on the digital twin (simulated), not a membrane for a {USES[use]}; "
+                       "give --allow-simulated to assign it anyway (the record will say so)", field="--allow-simulated")
+    if lot.intended_use and lot.intended_use != use:
+        raise BadInput(f"lot {lot_id}: already assigned to {lot.intended_use}; a lot has one use ({' and '.join(USES)} "
+                       f"exclude each other): `castrig lots unassign {lot_id}` first if that is really meant", field="--use")
+    if lot.intended_use == use:
+        return lot  # the same use again: nothing changes
     store_root = open_store(root).root
     data = _assignments(store_root)
-    data[lot_id] = {"intended_use": use}
+    from castrig.store import utc_now_iso
+
+    data[lot_id] = {"intended_use": use, "assigned_utc": utc_now_iso(), "simulated": lot.simulated,
+                    "allow_simulated": bool(lot.simulated and allow_simulated), "membrane_id": lot.membrane_id,
+                    "run_id": lot.run_id}
     atomic_write_json(store_root / _ASSIGNMENTS, data)
-    lot.intended_use = use
+    lot.intended_use, lot.assignment = use, data[lot_id]
+    return lot
+
+
+def unassign_use(lot_id: str, root: str | Path | None = None) -> Lot:
+    """Remove a lot's intended use (deliberately, before giving it another)."""
+    lot = get_lot(lot_id, root, field_name="LOT")
+    store_root = open_store(root).root
+    data = _assignments(store_root)
+    if data.pop(lot_id, None) is not None:
+        atomic_write_json(store_root / _ASSIGNMENTS, data)
+    lot.intended_use, lot.assignment = None, {}
     return lot

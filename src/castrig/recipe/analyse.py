@@ -1,7 +1,7 @@
 """The analyse step: the run's stored micrographs → pooled metrics → verdict.
 
 Images are read back from the run folder (what is analysed is exactly what was stored). All
-fields of the latest capture are pooled: every measured pore counts once, so D and σd are those
+fields of the membrane's latest capture are pooled: every measured pore counts once, so D and σd are those
 of all pores together; opening ratio and thickness are averaged over fields. On the twin, the
 same pooling is applied to the ground truth recorded with each image, for comparison.
 """
@@ -26,10 +26,13 @@ class AnalysisError(CastrigError):
     """Nothing (or not enough) to analyse."""
 
 
-def _latest_capture(recorder: RunRecorder) -> dict[int, dict[str, Any]]:
+def _latest_capture(recorder: RunRecorder, membrane_id: str | None = None) -> dict[int, dict[str, Any]]:
     images = recorder.images()
+    if membrane_id is not None:
+        images = [im for im in images if im.metadata.get("membrane_id") == membrane_id]
     if not images:
-        raise AnalysisError("no micrographs in this run: capture before analyse")
+        raise AnalysisError("no micrographs in this run: capture before analyse" if membrane_id is None else
+                            f"no micrographs of membrane {membrane_id}: capture it before analyse")
     step = max(int(im.metadata.get("step", -1)) for im in images)
     fields: dict[int, dict[str, Any]] = defaultdict(dict)
     for im in images:
@@ -73,15 +76,17 @@ def pool_truth(truths: list[dict[str, Any]]) -> dict[str, Any] | None:
                    pore_count=int(n.sum()))
         if all(t.get("through_pore_fraction") is not None for t in truths):
             out["through_pore_fraction"] = float((n * np.array([t["through_pore_fraction"] for t in truths])).sum() / n.sum())
-    for key in ("mean_thickness_um", "thickness_std_um", "support_pore_diameter_um"):
+    for key in ("mean_thickness_um", "thickness_std_um", "support_pore_diameter_um",
+                "penetration_depth_um", "penetration_fraction", "pore_communication", "support_continuity"):
         vals = [t[key] for t in truths if t.get(key) is not None]
         if vals:
             out[key] = float(np.mean(vals))
     return out
 
 
-def analyse_run_images(recorder: RunRecorder, *, grade: str | None) -> dict[str, Any]:
-    fields = _latest_capture(recorder)
+def analyse_run_images(recorder: RunRecorder, *, grade: str | None, membrane_id: str | None = None) -> dict[str, Any]:
+    """Metrics and verdict of the latest capture (of ``membrane_id``'s images when given)."""
+    fields = _latest_capture(recorder, membrane_id)
     run_dir = Path(recorder.run_dir)
     surface_parts: list[dict[str, Any]] = []
     sections: list[dict[str, Any]] = []
@@ -111,7 +116,8 @@ def analyse_run_images(recorder: RunRecorder, *, grade: str | None) -> dict[str,
     if not surface_parts and not sections:
         raise AnalysisError("the latest capture has no reflected or section view to analyse")
     metrics: dict[str, Any] = pool_surface(surface_parts) if surface_parts else {}
-    for key in ("mean_thickness_um", "thickness_std_um", "support_pore_diameter_um"):
+    for key in ("mean_thickness_um", "thickness_std_um", "support_pore_diameter_um",
+                "penetration_depth_um", "penetration_fraction", "pore_communication", "support_continuity"):
         vals = [s[key] for s in sections if s.get(key) is not None]
         metrics[key] = float(np.mean(vals)) if vals else None
     metrics["fields"] = len(fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -13,6 +14,18 @@ from rich.live import Live
 from rich.table import Table
 
 from castrig.recipe.runner import Status
+
+#: Without a terminal, a status line every this many minutes of run time (and at every step).
+STATUS_EVERY_ENV = "CASTRIG_STATUS_EVERY_MIN"
+DEFAULT_STATUS_EVERY_MIN = 5.0
+
+
+def status_every_s() -> float:
+    """``$CASTRIG_STATUS_EVERY_MIN`` (minutes of run time; default 5) in seconds; 0 turns it off."""
+    try:
+        return max(0.0, float(os.environ.get(STATUS_EVERY_ENV, DEFAULT_STATUS_EVERY_MIN))) * 60.0
+    except ValueError:
+        return DEFAULT_STATUS_EVERY_MIN * 60.0
 
 
 def _fmt_s(s: float | None) -> str:
@@ -43,9 +56,27 @@ class Display:
         self._suspended = False
         self._last_draw = 0.0
         self._last_step = -1
+        self._snapshot: Any = None  # the runner's status for readers (step label, time left, last warning)
+        self.run_dir: Any = None
+        self._every_s = status_every_s()
+        self._next_line_t: float | None = None
+        self._last: Status | None = None
+
+    def follow(self, snapshot: Any, *, run_dir: Any = None) -> None:
+        """Show ``snapshot()`` (:meth:`castrig.recipe.remote.RemoteControl.snapshot`) and the run folder."""
+        self._snapshot = snapshot
+        self.run_dir = run_dir
+
+    def _snap(self) -> dict[str, Any]:
+        try:
+            return self._snapshot() if self._snapshot is not None else {}
+        except Exception:  # noqa: BLE001 - a display must never stop a run
+            return {}
 
     def __enter__(self) -> "Display":
         global _active
+        if not self.quiet and self.run_dir is not None:
+            self.console.print(f"run folder: {self.run_dir}", highlight=False, soft_wrap=True)
         if not self.quiet and self.console.is_terminal:
             self._live = Live(console=self.console, refresh_per_second=10, transient=False)
             self._live.__enter__()
@@ -57,6 +88,8 @@ class Display:
         if _active is self:
             _active = None
         if self._live is not None:
+            if self._last is not None and not self._suspended:  # the final state stays on the screen
+                self._live.update(self._table(self._last), refresh=True)
             self._live.__exit__(*exc)
 
     @contextmanager
@@ -81,10 +114,15 @@ class Display:
     def update(self, s: Status) -> None:
         if self.quiet or self._suspended:
             return
+        self._last = s
         if self._live is None:
             if s.step_index != self._last_step:
                 self._last_step = s.step_index
-                self.console.print(f"[{_fmt_s(s.t_s)}] step {s.step_index + 1}/{self.n_steps}: {s.step_name}", highlight=False)
+                self._next_line_t = s.t_s + self._every_s
+                self.console.print(self._line(s), highlight=False, soft_wrap=True)
+            elif self._every_s and self._next_line_t is not None and s.t_s >= self._next_line_t:
+                self._next_line_t += self._every_s * max(1, int((s.t_s - self._next_line_t) // self._every_s) + 1)
+                self.console.print(self._line(s), highlight=False, soft_wrap=True)
             return
         now = time.monotonic()
         if now - self._last_draw < 0.1:
@@ -92,13 +130,35 @@ class Display:
         self._last_draw = now
         self._live.update(self._table(s))
 
+    def _line(self, s: Status) -> str:
+        """One status line for a log (no terminal): step, label, time left, RH vs setpoint, last warning."""
+        snap = self._snap()
+        label = snap.get("step_label") or s.step_name
+        rh = "—" if s.rh_pct is None else f"{s.rh_pct:.1f}"
+        sp = "—" if s.setpoint_rh_pct is None else f"{s.setpoint_rh_pct:.1f}"
+        out = (f"[{_fmt_s(s.t_s)}] step {s.step_index + 1}/{self.n_steps}: {s.step_name}"
+               + (f" ({label})" if label and label != s.step_name else ""))
+        if snap:
+            out += f" · left: step {_fmt_s(snap.get('step_left_s'))}, run {_fmt_s(snap.get('run_left_s'))}"
+        out += f" · RH {rh} %RH (setpoint {sp})"
+        w = snap.get("last_warning")
+        if w:
+            out += f" · last warning [{_fmt_s(w['t_s'])}] {w['kind']}: {w['message']}"
+        return out
+
     def _table(self, s: Status) -> Table:
         t = Table(title=f"castrig · {self.recipe_name} · {'virtual' if self.virtual else 'real'} time", show_header=False)
         t.add_column(style="bold")
         t.add_column()
         remaining = None if s.step_duration_s is None else s.step_duration_s - s.step_elapsed_s
-        t.add_row("step", f"{s.step_index + 1}/{self.n_steps} {s.step_name} ({s.state})")
-        t.add_row("time", f"run {_fmt_s(s.t_s)} · step {_fmt_s(s.step_elapsed_s)} · left {_fmt_s(remaining)}")
+        snap = self._snap()
+        if self.run_dir is not None:
+            t.add_row("run folder", str(self.run_dir))
+        label = snap.get("step_label") or ""
+        t.add_row("step", f"{s.step_index + 1}/{self.n_steps} {s.step_name}" + (f" · {label}" if label and label != s.step_name else "")
+                  + f" ({s.state})")
+        t.add_row("time", f"run {_fmt_s(s.t_s)} · step {_fmt_s(s.step_elapsed_s)} · left in step {_fmt_s(remaining)}"
+                  + (f" · left in run {_fmt_s(snap.get('run_left_s'))}" if snap else ""))
         rh = "—" if s.rh_pct is None else f"{s.rh_pct:.1f}"
         sp = "—" if s.setpoint_rh_pct is None else f"{s.setpoint_rh_pct:.1f}"
         t.add_row("RH near membrane", f"{rh} %RH (setpoint {sp})")
@@ -106,6 +166,8 @@ class Display:
             t.add_row("flows", ", ".join(f"{k} {v:.3f} slpm" for k, v in s.flows_slpm.items()))
         if s.pumps_ml:
             t.add_row("pumps", ", ".join(f"{k} {v:.3f} mL" for k, v in s.pumps_ml.items()))
+        w = snap.get("last_warning")
+        t.add_row("last warning", f"[{_fmt_s(w['t_s'])}] {w['kind']}: {w['message']}" if w else "none")
         return t
 
 

@@ -17,81 +17,97 @@ from castrig.inputs import load_model
 RH_MIN_PCT = 20.0
 RH_MAX_PCT = 100.0
 
-RhPct = Annotated[float, Field(ge=RH_MIN_PCT, le=RH_MAX_PCT)]
+RhPct = Annotated[float, Field(ge=RH_MIN_PCT, le=RH_MAX_PCT, json_schema_extra={"unit": "%RH"})]
 Grade = Literal["claim1", "claim2", "claim3", "claim4"]
 View = Literal["reflected", "transmitted", "section"]
 
 
 class _Step(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    label: str = ""
+    label: str = Field("", description="Free text shown in the live display, the journal and the report.")
 
 
 class PurgeStep(_Step):
     """Dry air through the chamber (wet air off) for a while."""
 
     type: Literal["purge"]
-    duration_s: float = Field(..., gt=0, le=86_400)
-    flow_slpm: float | None = Field(None, gt=0, le=100)
+    duration_s: float = Field(..., gt=0, le=86_400, description="How long dry air flows through the chamber.",
+                              json_schema_extra={"unit": "s"})
+    flow_slpm: float | None = Field(None, gt=0, le=100, json_schema_extra={"unit": "SLPM"},
+                                    description="Dry-air flow during the purge; default: the profile's control.purge_flow_slpm.")
 
 
 class ConditionStep(_Step):
     """Bring RH near the membrane to a setpoint and wait until it holds within a band."""
 
     type: Literal["condition"]
-    setpoint_rh_pct: RhPct
-    band_rh_pct: float = Field(1.0, gt=0, le=20)
-    stable_for_s: float = Field(60.0, ge=0, le=86_400)
-    timeout_s: float = Field(1800.0, gt=0, le=86_400)
-    ramp_rh_pct_per_min: float | None = Field(None, gt=0, le=100)
+    setpoint_rh_pct: RhPct = Field(..., description="RH near the membrane to reach; the breath-figure window is 20-100 %RH.")
+    band_rh_pct: float = Field(1.0, gt=0, le=20, json_schema_extra={"unit": "%RH"},
+                               description="RH counts as settled within setpoint ± this band.")
+    stable_for_s: float = Field(60.0, ge=0, le=86_400, json_schema_extra={"unit": "s"},
+                                description="How long RH must stay in the band before the step is done.")
+    timeout_s: float = Field(1800.0, gt=0, le=86_400, json_schema_extra={"unit": "s"},
+                             description="Not settled by then: the run faults and the rig goes to the safe state.")
+    ramp_rh_pct_per_min: float | None = Field(None, gt=0, le=100, json_schema_extra={"unit": "%RH/min"},
+                                              description="Move the setpoint at this rate; default: jump to it at once.")
 
 
 class PrewetStep(_Step):
     """Wet the porous support with water from the water pump."""
 
     type: Literal["prewet"]
-    volume_ml: float = Field(..., gt=0, le=50)
-    rate_ml_min: float = Field(..., gt=0, le=50)
+    volume_ml: float = Field(..., gt=0, le=50, json_schema_extra={"unit": "mL"},
+                             description="Water dispensed onto the support; films over water give through-pores.")
+    rate_ml_min: float = Field(..., gt=0, le=50, json_schema_extra={"unit": "mL/min"},
+                               description="Dispensing rate of the water pump.")
 
 
 class CastStep(_Step):
     """Cast the polymer solution onto the wet support with the caster pump."""
 
     type: Literal["cast"]
-    volume_ml: float = Field(..., gt=0, le=20)
-    rate_ml_min: float = Field(..., gt=0, le=50)
+    volume_ml: float = Field(..., gt=0, le=20, json_schema_extra={"unit": "mL"},
+                             description="Polymer solution cast on a fresh support position; every cast starts a new membrane.")
+    rate_ml_min: float = Field(..., gt=0, le=50, json_schema_extra={"unit": "mL/min"},
+                               description="Dispensing rate of the caster pump.")
 
 
 class EvaporateStep(_Step):
     """Hold RH while the solvent evaporates and the breath figure forms."""
 
     type: Literal["evaporate"]
-    setpoint_rh_pct: RhPct
-    duration_s: float = Field(..., gt=0, le=86_400)
-    band_rh_pct: float = Field(3.0, gt=0, le=20)
-    max_out_of_band_s: float = Field(120.0, ge=0, le=86_400)
+    setpoint_rh_pct: RhPct = Field(..., description="RH held near the film while it dries; higher RH gives larger pores.")
+    duration_s: float = Field(..., gt=0, le=86_400, json_schema_extra={"unit": "s"},
+                              description="How long to hold: until the solvent and the water are gone.")
+    band_rh_pct: float = Field(3.0, gt=0, le=20, json_schema_extra={"unit": "%RH"},
+                               description="RH farther than this from the setpoint counts as out of band.")
+    max_out_of_band_s: float = Field(120.0, ge=0, le=86_400, json_schema_extra={"unit": "s"},
+                                     description="Out of band longer than this in one stretch: the interlock aborts the run.")
 
 
 class CaptureStep(_Step):
     """Take micrographs of the membrane."""
 
     type: Literal["capture"]
-    views: list[View] = Field(default_factory=lambda: ["reflected", "transmitted", "section"], min_length=1)
-    fields: int = Field(1, ge=1, le=50)
+    views: list[View] = Field(default_factory=lambda: ["reflected", "transmitted", "section"], min_length=1,
+                              description="What to image: reflected (top view, pores), transmitted (through-pores), "
+                                          "section (thickness).")
+    fields: int = Field(1, ge=1, le=50, description="Fields of view per view; more fields, more pores measured.")
 
 
 class AnalyseStep(_Step):
     """Measure the captured micrographs and judge them against a grade of the specification."""
 
     type: Literal["analyse"]
-    grade: Grade | None = None
+    grade: Grade | None = Field(None, description="Grade to judge against; default: the recipe's grade.")
 
 
 class WaitStep(_Step):
     """Hold the current state (RH loop keeps running, samples keep coming)."""
 
     type: Literal["wait"]
-    duration_s: float = Field(..., gt=0, le=86_400)
+    duration_s: float = Field(..., gt=0, le=86_400, json_schema_extra={"unit": "s"},
+                              description="How long to hold; the RH loop keeps running and samples keep coming.")
 
 
 Step = Annotated[
@@ -103,14 +119,17 @@ Step = Annotated[
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(..., min_length=1, max_length=80)
-    description: str = ""
-    grade: Grade | None = None
-    polymer: str = "polystyrene"
-    solvent: Literal["chloroform", "dichloromethane", "carbon_disulfide", "toluene"] = "chloroform"
-    concentration_mg_ml: float = Field(5.0, gt=0, le=200)
-    support_pore_um: float | None = Field(None, gt=0, le=1000)
-    steps: list[Step] = Field(..., min_length=1)
+    name: str = Field(..., min_length=1, max_length=80, description="Short name; names the run folder and the run lists.")
+    description: str = Field("", description="Free text: what the recipe is for.")
+    grade: Grade | None = Field(None, description="Target grade of the specification (claims 1-4); the run says which membranes met it.")
+    polymer: str = Field("polystyrene", description="Polymer of the casting solution (recorded with every membrane).")
+    solvent: Literal["chloroform", "dichloromethane", "carbon_disulfide", "toluene"] = Field(
+        "chloroform", description="Solvent of the casting solution; it sets how fast the film dries.")
+    concentration_mg_ml: float = Field(5.0, gt=0, le=200, json_schema_extra={"unit": "mg/mL"},
+                                       description="Polymer concentration; dilute gives through-pores, concentrated thicker films.")
+    support_pore_um: float | None = Field(None, gt=0, le=1000, json_schema_extra={"unit": "µm"},
+                                          description="Pore size of the porous support (recorded; the twin uses it).")
+    steps: list[Step] = Field(..., min_length=1, description="What the rig does, in order; see the step types.")
 
     @model_validator(mode="after")
     def _analyse_after_capture(self) -> "Recipe":

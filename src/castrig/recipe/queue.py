@@ -1,25 +1,44 @@
-"""``castrig queue``: unattended production, one recipe after another.
+"""``castrig queue``: unattended production, one recipe after another — and resumable.
 
 All recipes are validated against the profile before the first one starts. A run that fails is
 recorded (its folder says why) and the queue goes on — provided the rig was verified safe after
 it; if the safe state could not be verified, nobody is there to look, so the queue stops.
+
+The queue's state is ``DATA/queue-<stamp>.json``, written (atomically) before every run starts
+and after it ends: one item per run to make (recipe, repetition, seed), each ``pending``,
+``running`` (with its run folder once known) or ended with its outcome. After Ctrl-C or a crash
+``castrig queue --resume DATA/queue-<stamp>.json`` skips the items that ended, resumes the one
+that was running (``castrig resume`` of its folder, or runs it if it never got a folder) and runs
+those that never started. The summary lists every item, also those that never ran
+(``not run``), and says for each run whether its membranes met the recipe's target grade.
+
+Exit code: 130 interrupted, 0 when every run completed, else 3. A run that completed but missed
+its target grade does not change it (the rig did what the recipe asked; the summary and
+``castrig lots`` say what was made) — the summary's ``target`` column says ``NOT met``.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from castrig.errors import BadInput, Busy, RigUnreachable
 from castrig.recipe.compat import check_recipe_for_profile
+from castrig.recipe.membranes import target_summary
 from castrig.recipe.model import load_recipe
 from castrig.recipe.runner import RunResult
-from castrig.recipe.session import run_recipe
+from castrig.recipe.session import resume_run, run_recipe
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
 from castrig.store.atomic import atomic_write_json
+
+_ENDED = ("completed", "aborted", "faulted", "not_resumable")
 
 
 def run_queue(
@@ -35,50 +54,144 @@ def run_queue(
     for path in recipes:
         check_recipe_for_profile(load_recipe(path), Path(path), prof, Path(profile))
     base_seed = prof.sim.seed if seed is None else seed
-    rows: list[dict[str, object]] = []
-    stopped = None
-    k = 0
-    for rep in range(repeat):
-        for path in recipes:
-            result: RunResult = run_recipe(path, profile, data_root=data_root, seed=base_seed + k, operator=operator, quiet=True)
-            k += 1
-            verdict = result.verdict or {}
-            report = None
-            if result.run_dir:
-                try:
-                    from castrig.report import build_report
-
-                    report = str(build_report(Path(result.run_dir)))
-                except Exception as exc:  # noqa: BLE001 - a report failing must never stop production
-                    report = f"report failed: {exc}"
-            rows.append({
-                "recipe": str(path), "repeat": rep + 1, "seed": base_seed + k - 1, "run_dir": result.run_dir,
-                "outcome": result.outcome, "reason": result.reason,
-                "grades_met": verdict.get("grades_met", []),
-                "safe": None if result.safe is None else result.safe.safe,
-                "report": report,
-            })
-            if result.outcome == "interrupted":
-                stopped = "interrupted by the operator"
-            elif result.safe is not None and not result.safe.safe:
-                stopped = f"safe state not verified after {result.run_dir}: queue stopped"
-            if stopped:
-                break
-        if stopped:
-            break
     root = resolve_root(data_root or prof.store)
     root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    summary = {"profile": str(profile), "runs": rows, "stopped": stopped}
-    atomic_write_json(root / f"queue-{stamp}.json", summary)
-    table = Table(title=f"queue summary ({len(rows)} runs) — {root / f'queue-{stamp}.json'}")
-    for col in ("#", "recipe", "outcome", "grades met", "report"):
-        table.add_column(col)
-    for i, r in enumerate(rows, 1):
-        table.add_row(str(i), Path(str(r["recipe"])).name, str(r["outcome"]), ", ".join(r["grades_met"]) or "—", str(r["report"] or r["run_dir"]))  # type: ignore[arg-type]
-    Console(width=200).print(table)
-    if stopped:
-        Console(stderr=True).print(f"[red]{stopped}[/]")
-    if stopped == "interrupted by the operator":
+    state_path = root / f"queue-{stamp}.json"
+    items = [{"recipe": str(path), "repeat": rep + 1, "seed": base_seed + k, "status": "pending", "run_dir": None,
+              "outcome": None}
+             for k, (rep, path) in enumerate((rep, path) for rep in range(repeat) for path in recipes)]
+    state = {"profile": str(profile), "data": str(data_root) if data_root else None, "operator": operator,
+             "created_utc": _now(), "items": items, "runs": [], "stopped": None}
+    return _work(state, state_path, Path(profile), data_root)
+
+
+def resume_queue(state_path: Path) -> int:
+    """Go on with a queue from its state file (``DATA/queue-<stamp>.json``)."""
+    state_path = Path(state_path)
+    try:
+        state = json.loads(state_path.read_text())
+        state["items"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): {exc}", file=str(state_path)) from None
+    state["stopped"] = None
+    data_root = Path(state["data"]) if state.get("data") else state_path.parent
+    return _work(state, state_path, Path(state["profile"]), data_root)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _find_run_dir(root: Path, item: dict[str, Any]) -> Path | None:
+    """The run folder an item started (it died before the queue could write it down)."""
+    found = []
+    for info_path in root.glob("*/run.json"):
+        try:
+            info = json.loads(info_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if info.get("recipe_path") == item["recipe"] and info.get("seed") in (item["seed"], None) \
+                and info.get("started_utc", "") >= (item.get("started_utc") or ""):
+            found.append((info.get("started_utc", ""), info_path.parent))
+    return sorted(found)[0][1] if found else None
+
+
+def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None) -> int:
+    root = state_path.parent
+    operator = state.get("operator", "")
+    atomic_write_json(state_path, state)
+    unreachable = 0  # the exit code when the rig could not be had (5 not reachable, 4 busy)
+    for item in state["items"]:
+        if item["status"] in _ENDED:
+            continue
+        result: RunResult | None = None
+        if item["status"] == "running":  # crashed or interrupted while it ran: resume its folder
+            run_dir = Path(item["run_dir"]) if item.get("run_dir") else _find_run_dir(root, item)
+            if run_dir is not None:
+                info = json.loads((run_dir / "run.json").read_text())
+                item["run_dir"] = str(run_dir)
+                if info.get("outcome") == "completed":
+                    result = RunResult("completed", run_dir=str(run_dir), membranes=_membranes(run_dir))
+                else:
+                    try:
+                        result = resume_run(run_dir, quiet=True)
+                    except (RigUnreachable, Busy) as exc:  # the item stays 'running': --resume retries it
+                        state["stopped"] = f"cannot resume {run_dir}: {exc}"
+                        unreachable = 5 if isinstance(exc, RigUnreachable) else 4
+                        break
+                    result.membranes = result.membranes or _membranes(run_dir)
+        if result is None:
+            item.update(status="running", started_utc=_now())
+            atomic_write_json(state_path, state)
+            try:
+                result = run_recipe(Path(item["recipe"]), profile, data_root=data_root, seed=item["seed"], operator=operator,
+                                    quiet=True)
+            except (RigUnreachable, Busy) as exc:  # nothing ran, no folder: pending again, --resume runs it
+                item.update(status="pending", started_utc=None)
+                state["stopped"] = f"{item['recipe']} not started: {exc}"
+                unreachable = 5 if isinstance(exc, RigUnreachable) else 4
+                break
+        _record(item, result)
+        atomic_write_json(state_path, state)
+        if result.outcome == "interrupted":
+            state["stopped"] = "interrupted by the operator"
+        elif result.safe is not None and not result.safe.safe:
+            state["stopped"] = f"safe state not verified after {result.run_dir}: queue stopped"
+        if state["stopped"]:
+            break
+    state["runs"] = [i for i in state["items"] if i["status"] != "pending"]  # (kept for readers of older summaries)
+    for item in state["items"]:
+        if item["status"] == "pending":
+            item["outcome"] = "not run"
+    atomic_write_json(state_path, state)
+    _print_summary(state, state_path)
+    if state["stopped"]:
+        Console(stderr=True).print(f"[red]{escape(state['stopped'])}[/] — go on with: castrig queue --resume "
+                                   f"{escape(str(state_path))}", highlight=False)
+    if state["stopped"] == "interrupted by the operator":
         return 130
-    return 0 if all(r["outcome"] == "completed" for r in rows) else 3
+    if unreachable:
+        return unreachable
+    return 0 if all(i["outcome"] == "completed" for i in state["items"]) else 3
+
+
+def _membranes(run_dir: Path) -> list[dict[str, Any]]:
+    from castrig.store import SqliteRunStore
+
+    try:
+        with SqliteRunStore(run_dir.parent).open_run(run_dir) as rec:
+            return [mb.to_dict() for mb in rec.membranes()]
+    except Exception:  # noqa: BLE001 - a summary never stops on one unreadable folder
+        return []
+
+
+def _record(item: dict[str, Any], result: RunResult) -> None:
+    verdict = result.verdict or {}
+    target = next((mb.get("target_grade") for mb in result.membranes if mb.get("target_grade")), verdict.get("target_grade"))
+    line, ok = target_summary(result.membranes, target)
+    report = None
+    if result.run_dir:
+        try:
+            from castrig.report import build_report
+
+            report = str(build_report(Path(result.run_dir)))
+        except Exception as exc:  # noqa: BLE001 - a report failing must never stop production
+            report = f"report failed: {exc}"
+    grades = sorted({g for mb in result.membranes for g in (mb.get("grades_met") or [])}) or verdict.get("grades_met", [])
+    # an interrupted run (Ctrl-C) is the one `--resume` goes on with: it stays "running"
+    item.update(status="running" if result.outcome == "interrupted" else result.outcome, outcome=result.outcome, reason=result.reason, run_dir=result.run_dir,
+                grades_met=grades, target_grade=target, target_met=ok, membranes=line,
+                safe=None if result.safe is None else result.safe.safe, report=report, ended_utc=_now())
+
+
+def _print_summary(state: dict[str, Any], state_path: Path) -> None:
+    items = state["items"]
+    table = Table(title=f"queue summary ({len(items)} runs) — {state_path}")
+    for col in ("#", "recipe", "outcome", "target", "membranes", "report"):
+        table.add_column(col)
+    for i, r in enumerate(items, 1):
+        target = "—" if not r.get("target_grade") else f"{r['target_grade']} {'met' if r.get('target_met') else 'NOT met'}"
+        table.add_row(str(i), Path(str(r["recipe"])).name, str(r["outcome"]), target if r["outcome"] != "not run" else "—",
+                      str(r.get("membranes") or "—"), str(r.get("report") or r.get("run_dir") or "—"))
+    Console(width=220).print(table)

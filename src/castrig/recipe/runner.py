@@ -24,8 +24,10 @@ from castrig.devices.roles import DeviceCommsError, DeviceError, Illumination, P
 from castrig.errors import CastrigError
 from castrig.links import LinkError
 from castrig.recipe import model as m
+from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, step_label
+from castrig.recipe.remote import RemoteControl
 from castrig.rig.build import Rig
-from castrig.store import RunRecorder
+from castrig.store import MembraneRecord, RunRecorder
 
 EXIT_CODES = {"completed": 0, "aborted": 3, "faulted": 3, "not_resumable": 3, "interrupted": 130}
 
@@ -49,6 +51,8 @@ class RunResult:
     safe: SafeStateReport | None = None
     verdict: dict[str, Any] | None = None
     run_dir: str | None = None
+    #: Every membrane of the run (``MembraneRecord.to_dict()``), in cast order.
+    membranes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -98,7 +102,7 @@ class Runner:
         self.cfg = rig.profile.control
         self.origin = self.clock.now() - t_offset_s
         self.on_status = on_status
-        self.prompt = prompt or (lambda keep_alive: "abort")
+        self.prompt = prompt or (lambda keep_alive: "interrupt")  # nobody to ask: Ctrl-C once ends it interrupted
         self.log = log or structlog.get_logger("castrig.runner")
         self.status = Status()
         self.loop = self._make_loop()
@@ -122,6 +126,9 @@ class Runner:
         self._resume_elapsed = 0.0
         self._verdict: dict[str, Any] | None = None
         self._keepalive_s = self._keepalive_period()
+        self._plans = plan_membranes(recipe)
+        # operators acting from outside (castrig abort, the web page): read every control period
+        self.remote = RemoteControl(self, getattr(recorder, "run_dir", None))
 
     # -- time, events, samples --------------------------------------------------------------
     def t(self) -> float:
@@ -130,6 +137,7 @@ class Runner:
     def event(self, kind: str, source: str, message: str, data: dict[str, Any] | None = None) -> None:
         self.rec.add_event(self.t(), kind, source, message, data)
         self.log.info(message, kind=kind, source=source, t_s=self.t(), **(data or {}))
+        self.remote.saw_event(self.t(), kind, source, message, data)
 
     def _make_loop(self) -> MfcRhLoop | ChamberRhLoop | None:
         rig, c = self.rig, self.cfg
@@ -141,7 +149,7 @@ class Runner:
             )
             return MfcRhLoop(gains, self.clock, rig.dry_mfc, rig.wet_mfc)
         if rig.chamber is not None:
-            return ChamberRhLoop(self.clock, rig.chamber)
+            return ChamberRhLoop.from_control(self.clock, rig.chamber, c)
         return None
 
     # -- requests from signal handlers (set flags only: acted on at the next safe point) ---------
@@ -151,6 +159,11 @@ class Runner:
     def request_abort(self, reason: str) -> None:
         self._abort_reason = reason
 
+    @property
+    def pausing(self) -> bool:
+        """A pause was requested and has not ended: it waits for the next safe point or is asking."""
+        return self._pause_requested or self._in_pause
+
     # -- the whole run --------------------------------------------------------------------------
     def run(
         self,
@@ -159,12 +172,15 @@ class Runner:
         resume_note: str | None = None,
         resume_elapsed_s: float = 0.0,
         resume_setpoint: dict[str, Any] | None = None,
+        resume_gap: dict[str, Any] | None = None,
+        skip: set[int] | frozenset[int] = frozenset(),
     ) -> RunResult:
         """Run the steps from ``start_step``.
 
         On resume, ``resume_elapsed_s`` is how long the interrupted step had already run (a wait
         or purge continues for the rest of its duration) and ``resume_setpoint`` the last
-        setpoint event's data, re-applied so RH control picks up where it was.
+        setpoint event's data, re-applied so RH control picks up where it was. ``skip``: steps of
+        membranes lost in a crash (journaled ``skipped`` by the resume), not run again.
         """
         steps = self.recipe.steps
         result = RunResult("completed")
@@ -172,7 +188,8 @@ class Runner:
         self._last_good_rh_t = self.clock.now()
         try:
             if resume_note:
-                self.event("resume", "runner", resume_note, {"start_step": start_step, "elapsed_in_step_s": resume_elapsed_s})
+                self.event("resume", "runner", resume_note, {"start_step": start_step, "elapsed_in_step_s": resume_elapsed_s,
+                                                             **(resume_gap or {})})
                 self._resume_elapsed = resume_elapsed_s
                 sp = (resume_setpoint or {}).get("setpoint_rh_pct")
                 if sp is not None:
@@ -182,15 +199,18 @@ class Runner:
             else:
                 self.event("run_start", "runner", f"recipe {self.recipe.name}: {len(steps)} steps", {"steps": len(steps)})
             for i in range(start_step, len(steps)):
+                if i in skip:
+                    continue
                 step = steps[i]
                 self.status.step_index, self.status.step_name = i, step.type
                 self._publish()
                 self.rec.add_journal(self.t(), i, "started", {"type": step.type})
-                self.event("step_start", "runner", f"step {i}: {_describe(step)}", {"step": i, "type": step.type})
+                self.event("step_start", "runner", f"{step_label(i, None, len(steps))}: {_describe(step)}", {"step": i, "type": step.type})
                 data = self._execute(i, step) or {}
                 self.rec.add_journal(self.t(), i, "done", data)
-                self.event("step_end", "runner", f"step {i} done", {"step": i, "type": step.type})
-            result.verdict = self._verdict
+                self.event("step_end", "runner", f"{step_label(i)} done", {"step": i, "type": step.type})
+            judged = [mb for mb in self.rec.membranes() if mb.verdict is not None]
+            result.verdict = judged[-1].verdict if judged else self._verdict
         except RunAborted as exc:
             result = RunResult(exc.outcome, exc.reason)
         except InterlockTripped as exc:
@@ -205,6 +225,10 @@ class Runner:
             self.log.exception("internal error")
         finally:
             result.safe = self._safe_state(result)
+            try:
+                result.membranes = [mb.to_dict() for mb in self.rec.membranes()]
+            except Exception:  # noqa: BLE001 - a store failing must not hide the outcome
+                self.log.error("cannot read the membranes back")
         self.status.state = result.outcome
         return result
 
@@ -288,13 +312,13 @@ class Runner:
             return False
 
         if not self._hold(step.timeout_s, until=settled):
-            raise RunAborted("faulted", f"step {i} condition: RH did not settle within ±{step.band_rh_pct:g} %RH of "
+            raise RunAborted("faulted", f"{step_label(i)} condition: RH did not settle within ±{step.band_rh_pct:g} %RH of "
                                         f"{step.setpoint_rh_pct:g} %RH in {step.timeout_s:g} s (last {self._last_rh})")
         return {"settled_after_s": self.t() - t_start}
 
     def _pump_step(self, i: int, pump: SyringePump | None, role: str, volume_ml: float, rate_ml_min: float) -> dict[str, Any]:
         if pump is None:
-            raise RunAborted("faulted", f"step {i}: the profile has no {role}")
+            raise RunAborted("faulted", f"{step_label(i)}: the profile has no {role}")
         pump.dispense(volume_ml, rate_ml_min)
         self.event("pump", role, f"{role}: dispensing {volume_ml:g} mL at {rate_ml_min:g} mL/min",
                    {"volume_ml": volume_ml, "rate_ml_min": rate_ml_min})
@@ -307,9 +331,9 @@ class Runner:
         dispensed = pump.dispensed().infused_ml
         if not done:
             pump.stop()
-            raise RunAborted("faulted", f"step {i}: {role} still running after {expected * 1.5 + 30:g} s")
+            raise RunAborted("faulted", f"{step_label(i)}: {role} still running after {expected * 1.5 + 30:g} s")
         if dispensed < 0.98 * volume_ml:
-            raise RunAborted("faulted", f"step {i}: {role} dispensed {dispensed:g} mL of {volume_ml:g} mL")
+            raise RunAborted("faulted", f"{step_label(i)}: {role} dispensed {dispensed:g} mL of {volume_ml:g} mL")
         self.event("pump", role, f"{role}: dispensed {dispensed:g} mL", {"dispensed_ml": dispensed})
         return {"dispensed_ml": dispensed}
 
@@ -359,7 +383,57 @@ class Runner:
         return self._pump_step(i, self.rig.water_pump, "water_pump", step.volume_ml, step.rate_ml_min)
 
     def _step_cast(self, i: int, step: m.CastStep) -> dict[str, Any]:
+        plan = membrane_of_step(self._plans, i)
+        if plan is not None:  # every cast starts a new membrane, on a fresh support position
+            mid = plan.membrane_id(self.rec.info.run_id)
+            t_start = self._step_started_t(plan.first_step) if plan.first_step != i else self.t()
+            self.rec.save_membrane(MembraneRecord(mid, plan.k, i, "forming", support_position=plan.k,
+                                                  simulated=self.rig.twin is not None, t_start_s=t_start))
+            self.event("membrane", "runner", f"membrane {mid}: cast on support position {plan.k}",
+                       {"membrane_id": mid, "status": "forming", "support_position": plan.k})
         return self._pump_step(i, self.rig.caster, "caster", step.volume_ml, step.rate_ml_min)
+
+    # -- membranes --------------------------------------------------------------------------------
+    def _step_started_t(self, i: int) -> float | None:
+        starts = [e.t_s for e in self.rec.journal() if e.step_index == i and e.state == "started"]
+        return starts[-1] if starts else None
+
+    def _membrane(self, i: int) -> tuple[MembranePlan, MembraneRecord] | None:
+        """The membrane step ``i`` belongs to, and its record (None: no cast before it)."""
+        plan = membrane_of_step(self._plans, i)
+        if plan is None:
+            return None
+        mid = plan.membrane_id(self.rec.info.run_id)
+        rec = next((mb for mb in self.rec.membranes() if mb.membrane_id == mid), None)
+        if rec is None:  # its cast ran before membranes were recorded: start the record now
+            rec = MembraneRecord(mid, plan.k, plan.cast_step, "made", support_position=plan.k,
+                                 simulated=self.rig.twin is not None)
+        return plan, rec
+
+    def _process_record(self, plan: MembranePlan, t0: float | None, t1: float, evap: m.EvaporateStep,
+                        evap_data: dict[str, Any]) -> dict[str, Any]:
+        """RH history from pre-wet to the end of evaporation; volumes and rates dispensed."""
+        rh = [v for t, _, v in self.rec.samples("rh_near_pct") if v is not None and (t0 is None or t >= t0) and t <= t1]
+        evap_t0 = self._step_started_t(plan.evaporate_step) if plan.evaporate_step is not None else None
+        out: dict[str, Any] = {
+            "t_start_s": t0, "t_end_s": t1,
+            "rh_mean_pct": sum(rh) / len(rh) if rh else None,
+            "rh_min_pct": min(rh) if rh else None,
+            "rh_max_pct": max(rh) if rh else None,
+            "evaporation": {"setpoint_rh_pct": evap.setpoint_rh_pct, "band_rh_pct": evap.band_rh_pct,
+                            "duration_s": None if evap_t0 is None else t1 - evap_t0,
+                            "out_of_band_s": evap_data.get("out_of_band_s"),
+                            "rh_error_mean_pct": evap_data.get("rh_error_mean_pct"),
+                            "rh_error_rms_pct": evap_data.get("rh_error_rms_pct")},
+            "dispensed": {},
+        }
+        done = {e.step_index: e.data for e in self.rec.journal() if e.state == "done"}
+        for j in plan.steps:
+            st = self.recipe.steps[j]
+            if isinstance(st, (m.PrewetStep, m.CastStep)):
+                out["dispensed"][st.type] = {"volume_ml": (done.get(j) or {}).get("dispensed_ml"),
+                                             "planned_volume_ml": st.volume_ml, "rate_ml_min": st.rate_ml_min}
+        return out
 
     def _step_evaporate(self, i: int, step: m.EvaporateStep) -> dict[str, Any]:
         self._set_rh(step.setpoint_rh_pct)
@@ -396,49 +470,80 @@ class Runner:
         twin = self.rig.twin
         if twin is not None:
             data["twin"] = twin.world.snapshot()
+        found = self._membrane(i)
+        if found is not None and found[0].evaporate_step == i:
+            plan, mb = found
+            mb.status, mb.t_end_s = "made", self.t()
+            mb.process = self._process_record(plan, mb.t_start_s, mb.t_end_s, step, data)
+            self.rec.save_membrane(mb)
+            self.event("membrane", "runner", f"membrane {mb.membrane_id}: made (evaporated under control)",
+                       {"membrane_id": mb.membrane_id, "status": "made"})
         return data
 
     def _step_capture(self, i: int, step: m.CaptureStep) -> dict[str, Any]:
         cam = self.rig.camera
         if cam is None:
             raise InterlockTripped(Trip("camera_missing", "abort", "the profile has no camera"))
+        found = self._membrane(i)
+        mid = found[1].membrane_id if found is not None else None
+        recorded = {im.name for im in self.rec.images()}  # a repeated capture (resume) adds only what is missing
         fields: list[dict[str, str]] = []
         for f in range(step.fields):
             names: dict[str, str] = {}
             for view in step.views:
+                name = f"s{i}_field{f}_{view}"
+                names[view] = name
+                if name in recorded:
+                    continue
                 try:
                     frame = cam.snap(Illumination(view))
                 except (CastrigError, OSError) as exc:
                     raise InterlockTripped(Trip("camera_missing", "abort", str(exc))) from exc
-                name = f"s{i}_field{f}_{view}"
+                meta = {**frame.metadata, "exposure_ms": frame.exposure_ms, "step": i, "field": f}
+                if mid is not None:
+                    meta["membrane_id"] = mid
                 self.rec.save_image(self.t(), name, frame.image, pixel_size_um=frame.pixel_size_um,
-                                    illumination=view, metadata={**frame.metadata, "exposure_ms": frame.exposure_ms, "step": i, "field": f})
-                names[view] = name
+                                    illumination=view, metadata=meta)
                 self._tick()
             fields.append(names)
-            self.event("capture", cam.name, f"field {f}: {', '.join(step.views)}", {"field": f, "images": names})
-        return {"fields": fields}
+            self.event("capture", cam.name, f"field {f}: {', '.join(step.views)}" + (f" of membrane {mid}" if mid else ""),
+                       {"field": f, "images": names, "membrane_id": mid})
+        return {"fields": fields, "membrane_id": mid}
 
     def _step_analyse(self, i: int, step: m.AnalyseStep) -> dict[str, Any]:
         from castrig.recipe.analyse import analyse_run_images
 
         grade = step.grade or self.recipe.grade
-        outcome = analyse_run_images(self.rec, grade=grade)
+        found = self._membrane(i)
+        mb = found[1] if found is not None else None
+        if mb is not None and mb.status == "judged" and mb.verdict is not None:
+            # judged before a crash: idempotent, the grades already recorded stand
+            self._verdict = mb.verdict
+            self.event("analysis", "analysis", f"membrane {mb.membrane_id}: already judged; grades met: "
+                       f"{', '.join(mb.grades_met) or 'none'}", {"membrane_id": mb.membrane_id, "grades_met": mb.grades_met})
+            return {"grades_met": mb.grades_met, "membrane_id": mb.membrane_id}
+        mid = mb.membrane_id if mb is not None else None
+        outcome = analyse_run_images(self.rec, grade=grade, membrane_id=mid)
         self._verdict = outcome.get("verdict")
-        self.rec.save_result(self.t(), "metrics", outcome["metrics"])
-        self.rec.save_result(self.t(), "metrics_per_field", {"fields": outcome["per_field"]})
-        if outcome.get("verdict") is not None:
-            self.rec.save_result(self.t(), "verdict", outcome["verdict"])
-        if outcome.get("truth") is not None:
-            self.rec.save_result(self.t(), "truth", outcome["truth"])
+        prefix = f"{mid}/" if mid else ""
+        have = set(self.rec.results())
+        for name, value in (("metrics", outcome["metrics"]), ("metrics_per_field", {"fields": outcome["per_field"]}),
+                            ("verdict", outcome.get("verdict")), ("truth", outcome.get("truth"))):
+            if value is not None and prefix + name not in have:
+                self.rec.save_result(self.t(), prefix + name, value)
         met = (outcome.get("verdict") or {}).get("grades_met", [])
-        self.event("analysis", "analysis", f"metrics: {outcome['summary']}; grades met: {', '.join(met) or 'none'}",
-                   {"metrics": outcome["metrics"], "grades_met": met})
-        if step.grade or self.recipe.grade:
-            target = step.grade or self.recipe.grade
-            self.event("verdict", "analysis", f"target grade {target}: {'met' if target in met else 'NOT met'}",
-                       {"grade": target, "met": target in met})
-        return {"grades_met": met}
+        self.event("analysis", "analysis", (f"membrane {mid}: " if mid else "") + f"metrics: {outcome['summary']}; "
+                   f"grades met: {', '.join(met) or 'none'}", {"metrics": outcome["metrics"], "grades_met": met, "membrane_id": mid})
+        if grade:
+            self.event("verdict", "analysis", (f"membrane {mid}: " if mid else "") + f"target grade {grade}: "
+                       f"{'met' if grade in met else 'NOT met'}", {"grade": grade, "met": grade in met, "membrane_id": mid})
+        if mb is not None:
+            mb.status, mb.metrics, mb.verdict = "judged", outcome["metrics"], outcome.get("verdict")
+            mb.grades_met, mb.target_grade = list(met), grade
+            mb.target_met = None if grade is None else grade in met
+            mb.lot_id = mb.membrane_id if met else None
+            self.rec.save_membrane(mb)
+        return {"grades_met": met, "membrane_id": mid}
 
     # -- ticking ----------------------------------------------------------------------------------
     def _hold(self, duration_s: float | None, *, until: Callable[[], bool] | None = None, hold_band: bool = False) -> bool:
@@ -481,6 +586,7 @@ class Runner:
 
     def _tick(self) -> None:
         """One control period: requests, RH read + control, keep-alive, samples, interlocks."""
+        self.remote.poll()
         if self._abort_reason is not None:
             reason, self._abort_reason = self._abort_reason, None
             raise RunAborted("aborted", reason)
@@ -592,15 +698,22 @@ class Runner:
 
     # -- pause --------------------------------------------------------------------------------
     def _pause(self) -> None:
+        self._in_pause = True  # before clearing the request: ``pausing`` never reads False in between
         self._pause_requested = False
-        self._in_pause = True
         self.status.state = "paused"
-        self.event("pause", "operator", "paused at a safe point (Ctrl-C): resume or abort?")
+        if self.remote.paused_by is not None:  # paused through the control channel: resumed or aborted there
+            try:
+                return self.remote.wait_paused()
+            finally:
+                self._in_pause = False
         try:
+            self.event("pause", "operator", "paused at a safe point (Ctrl-C): resume or abort?")
             answer = self.prompt(self._tick)
         finally:
             self._in_pause = False
             self.status.state = "running"
-        if answer != "resume":
-            raise RunAborted("interrupted", "aborted by the operator after a pause (Ctrl-C)")
+        if answer == "abort":  # the operator chose to abort: like SIGTERM
+            raise RunAborted("aborted", "aborted by the operator at the pause prompt (Ctrl-C, then 'a')")
+        if answer != "resume":  # nobody to ask (no terminal): the run ends interrupted
+            raise RunAborted("interrupted", "interrupted by the operator (Ctrl-C, with nobody to answer the pause prompt)")
         self.event("resume", "operator", "resumed by the operator")

@@ -7,7 +7,9 @@ happens, and every way out — completion, fault, Ctrl-C, SIGTERM — ends in th
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -15,17 +17,23 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 
 import castrig
-from castrig.errors import BadInput, CastrigError
+from castrig.errors import BadInput, CastrigError, RigUnreachable
 from castrig.logs import RunLog
 from castrig.recipe.compat import check_recipe_for_profile
-from castrig.recipe.display import Display, interactive_prompt
-from castrig.recipe.model import CastStep, EvaporateStep, PrewetStep, Recipe, load_recipe
-from castrig.recipe.runner import Runner, RunResult
+from castrig.recipe.display import Display, interactive_prompt, say
+from castrig.recipe.membranes import ResumePlan, step_label, target_summary
+from castrig.recipe.membranes import plan_resume as plan_membrane_resume
+from castrig.recipe.model import Recipe, load_recipe
+from castrig.recipe.runner import RunAborted, Runner, RunResult
 from castrig.rig.build import Rig, build_rig, make_clock
+from castrig.rig.ownership import claim_rig
 from castrig.rig.profile import Profile, load_profile
-from castrig.store import RunInfo, RunRecorder, open_store, utc_now_iso
+from castrig.store import MembraneRecord, RunInfo, RunRecorder, open_store, utc_now_iso
+from castrig.store.base import grades_of
+from castrig.store.lock import LOCK_NAME, claim_run, release_run
 from castrig.store.signals import guarded
 
 console = Console(stderr=True)
@@ -33,19 +41,23 @@ console = Console(stderr=True)
 
 @contextmanager
 def _signals(runner: Runner) -> Iterator[None]:
-    """Ctrl-C once: pause at the next safe point and ask; twice: abort now. SIGTERM: abort."""
-    presses = {"n": 0}
+    """Ctrl-C once: pause at the next safe point and ask; twice: abort now. SIGTERM: abort.
 
+    "Twice" means a second Ctrl-C while that pause is pending or asking, not a Ctrl-C after the
+    operator resumed: each pause that ended in 'r' starts the count again (the runner's state is
+    the count, so it cannot go stale).
+    """
     def on_int(signum: int, frame: Any) -> None:
-        presses["n"] += 1
-        if presses["n"] == 1:
-            console.print("\n[yellow]Ctrl-C: pausing at the next safe point (Ctrl-C again aborts now)[/]")
-            runner.request_pause()
-        else:
+        if runner.pausing:
             raise KeyboardInterrupt
+        say("[yellow]Ctrl-C: pausing at the next safe point (Ctrl-C again aborts now)[/]")
+        runner.request_pause()
 
     def on_term(signum: int, frame: Any) -> None:
-        runner.request_abort("SIGTERM received: aborting to the safe state")
+        reason = "SIGTERM received: aborting to the safe state"
+        if runner.status.state == "paused":  # asking a person, who may never answer: abort now
+            raise RunAborted("aborted", reason)
+        runner.request_abort(reason)
 
     old_int = signal.signal(signal.SIGINT, guarded(on_int))
     old_term = signal.signal(signal.SIGTERM, guarded(on_term))
@@ -56,15 +68,20 @@ def _signals(runner: Runner) -> Iterator[None]:
         signal.signal(signal.SIGTERM, old_term)
 
 
-def _open_rig(profile: Profile, seed: int | None) -> Rig:
+def _open_rig(profile: Profile, seed: int | None, *, purpose: str) -> Rig:
+    """Own every device of ``profile`` (else :class:`Busy`, before a byte is sent), then open them
+    (else :class:`RigUnreachable`, with nothing recorded). The rig holds its claim until closed."""
+    claim = claim_rig(profile, purpose=purpose)
     try:
-        return build_rig(profile, clock=make_clock(profile), seed=seed)
+        rig = build_rig(profile, clock=make_clock(profile), seed=seed)
     except CastrigError as exc:
-        raise RigUnavailable(f"cannot open the rig of profile {profile.name!r}: {exc}") from exc
-
-
-class RigUnavailable(CastrigError):
-    """The rig could not be opened (nothing was run, nothing was recorded)."""
+        claim.release()
+        raise RigUnreachable(f"cannot open the rig of profile {profile.name!r}: {exc}") from exc
+    except BaseException:
+        claim.release()
+        raise
+    rig.claim = claim
+    return rig
 
 
 def _configure_twin(rig: Rig, recipe: Recipe) -> None:
@@ -89,14 +106,10 @@ def run_recipe(
     seed = profile.sim.seed if seed is None else seed
     if seed < 0:
         raise BadInput(f"--seed = {seed}: must be >= 0", field="--seed")
-    try:
-        rig = _open_rig(profile, seed)
-    except RigUnavailable as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        return RunResult("faulted", str(exc))
+    rig = _open_rig(profile, seed, purpose=f"castrig run {recipe_path}")
     try:
         _configure_twin(rig, recipe)
-        started = datetime.fromtimestamp(rig.clock.epoch(), timezone.utc)
+        started = datetime.now(timezone.utc)  # the wall clock names the folder, also on the twin
         info = RunInfo(
             run_id=f"{started:%Y%m%d-%H%M%S}-{recipe.name}",
             recipe_name=recipe.name,
@@ -106,8 +119,9 @@ def run_recipe(
             software_version=castrig.__version__,
             seed=seed if rig.twin is not None else None,
             operator=operator,
-            started_utc=utc_now_iso(rig.clock.epoch()),
+            started_utc=utc_now_iso(),
             virtual_time=rig.clock.virtual,
+            run_clock_origin_utc=utc_now_iso(rig.clock.epoch()),
             recipe=recipe.model_dump(mode="json"),
             profile=profile.model_dump(mode="json"),
         )
@@ -131,15 +145,25 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
         prompt=lambda keep_alive: interactive_prompt(keep_alive, virtual=rig.clock.virtual),
         log=log.logger.bind(run=recorder.info.run_id),
     )
+    display.follow(runner.remote.snapshot, run_dir=recorder.run_dir)  # folder, label, time left, last warning
+    part = {"started_utc": utc_now_iso(), "ended_utc": None, "t0_s": round(t_offset_s, 3), "t1_s": None,
+            "host": socket.gethostname(), "pid": os.getpid(), "software_version": castrig.__version__,
+            "resumed_at_step": (start_step + 1) if resume else None, "outcome": "running"}
     try:
+        recorder.update_info(parts=[*recorder.info.parts, part])
         with display, _signals(runner):
             result = runner.run(start_step, **(resume or {}))
+        lost = [mb for mb in result.membranes if mb.get("status") == "lost"]
+        if lost and result.outcome == "completed" and not result.reason:  # say what was lost, and why
+            result.reason = "; ".join(f"membrane {mb['membrane_id']} lost: {mb['lost_reason']}" for mb in lost)
         try:
-            recorder.update_info(ended_utc=utc_now_iso(rig.clock.epoch()), outcome=result.outcome, outcome_reason=result.reason)
-            grades = (result.verdict or {}).get("grades_met", [])
-            store.index_run(recorder, grades)
+            part.update(ended_utc=utc_now_iso(), t1_s=round(runner.t(), 3), outcome=result.outcome)
+            # ended_utc: the wall clock when the whole run (every part) ended
+            recorder.update_info(ended_utc=part["ended_utc"], outcome=result.outcome, outcome_reason=result.reason,
+                                 parts=[*recorder.info.parts[:-1], part])
+            store.index_run(recorder, grades_of(recorder))
         except (CastrigError, OSError) as exc:  # a full disk: the rig is safe, say so, no traceback
-            console.print(f"[bold red]error:[/] cannot record the outcome in {recorder.run_dir}: {exc}", highlight=False)
+            console.print(f"[bold red]error:[/] cannot record the outcome in {escape(str(recorder.run_dir))}: {escape(str(exc))}", highlight=False)
             if result.outcome == "completed":
                 result.outcome, result.reason = "faulted", f"outcome not recorded: {exc}"
     finally:
@@ -156,38 +180,53 @@ def _report(result: RunResult, quiet: bool) -> None:
     out.print(f"[{colour}]{result.outcome}[/]: {result.run_dir}" + (f" — {result.reason}" if result.reason else ""), highlight=False)
     if result.safe is not None and not quiet:
         out.print(result.safe.summary(), highlight=False)
-    if result.verdict is not None:
+    target = _target_grade(result)
+    line, ok = target_summary(result.membranes, target)
+    if line:  # the final line: what was made, and whether it met the recipe's target grade
+        colour = "green" if ok or (ok is None and result.outcome == "completed") else "yellow"
+        out.print(f"[{colour}]{line}[/]", highlight=False)
+    elif result.verdict is not None:
         met = result.verdict.get("grades_met", [])
         out.print(f"grades met: {', '.join(met) if met else 'none'}", highlight=False)
 
 
-# -- resume ------------------------------------------------------------------------------------
-def plan_resume(recipe: Recipe, journal: list[Any]) -> tuple[int, str | None]:
-    """(first step to run, or -1; why it cannot go on, or None) from the journal.
+def _target_grade(result: RunResult) -> str | None:
+    for mb in result.membranes:
+        if mb.get("target_grade"):
+            return str(mb["target_grade"])
+    return (result.verdict or {}).get("target_grade")
 
-    A step that finished is never repeated. A started, unfinished step is repeated when that is
-    harmless (purge, condition, wait, capture, analyse). Once a cast has started, the film is
-    evaporating: if its evaporation step did not finish under control, the membrane cannot be
-    made good by continuing, and the run is marked as such.
+
+# -- resume ------------------------------------------------------------------------------------
+def plan_resume(recipe: Recipe, journal: list[Any], **kw: Any) -> ResumePlan:
+    """Where a resume goes on and which membranes it records lost (:mod:`castrig.recipe.membranes`).
+
+    A crash ruins at most the membrane that was forming: it is recorded ``lost`` and the run goes
+    on with the next step that is not one of its own (a ruined film is never "continued").
     """
-    done = {e.step_index for e in journal if e.state == "done"}
-    started = {e.step_index for e in journal if e.state == "started"}
-    first = next((i for i in range(len(recipe.steps)) if i not in done), len(recipe.steps))
-    cast_started = [i for i in started if isinstance(recipe.steps[i], CastStep)]
-    for c in cast_started:
-        evap = next((j for j in range(c + 1, len(recipe.steps)) if isinstance(recipe.steps[j], EvaporateStep)), None)
-        if c not in done or (evap is not None and evap not in done):
-            return -1, (
-                f"the run stopped between the cast (step {c}) and the end of its evaporation: the film dried "
-                "without RH control, so continuing cannot make a good membrane"
-            )
-    if first < len(recipe.steps) and first in started and isinstance(recipe.steps[first], PrewetStep):
-        return -1, f"the pre-wet (step {first}) was interrupted: the support's water content is unknown"
-    return first, None
+    return plan_membrane_resume(recipe, journal, **kw)
+
+
+def _stopped_wall(run_dir: Path) -> float | None:
+    """When the crashed part last wrote anything (the newest of its files), epoch seconds."""
+    times = [p.stat().st_mtime for p in (run_dir / "run.sqlite", run_dir / "run.sqlite-wal", run_dir / "log.jsonl") if p.exists()]
+    return max(times) if times else None
 
 
 def resume_run(run_dir: Path, *, quiet: bool = False) -> RunResult:
+    """Continue ``run_dir``, owning it first: a second resume (or the live run itself) makes this
+    one refuse with :class:`Busy` before it touches a device or writes a record."""
     run_dir = Path(run_dir)
+    if not (run_dir / "run.json").is_file():
+        raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
+    claim_run(run_dir, purpose=f"castrig resume {run_dir}")
+    try:
+        return _resume_owned(run_dir, quiet=quiet)
+    finally:
+        release_run(run_dir)
+
+
+def _resume_owned(run_dir: Path, *, quiet: bool) -> RunResult:
     store = open_store(run_dir.parent)
     recorder = store.open_run(run_dir)
     info = recorder.info
@@ -206,12 +245,12 @@ def resume_run(run_dir: Path, *, quiet: bool = False) -> RunResult:
         recorder.close()
         raise BadInput(f"{run_dir}/run.json: recipe or profile no longer valid: {exc}", file=str(run_dir / "run.json")) from None
     try:
-        rig = _open_rig(profile, info.seed)
-    except RigUnavailable as exc:
+        rig = _open_rig(profile, info.seed, purpose=f"castrig resume {run_dir}")
+    except BaseException:
         recorder.close()
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        return RunResult("faulted", str(exc))
+        raise
     try:
+        recorder.update_info(pid=os.getpid(), host=socket.gethostname(), lock=LOCK_NAME)
         _configure_twin(rig, recipe)
         journal = recorder.journal()
         last_t = max([0.0] + [s[0] for s in recorder.samples()[-50:]] + [e.t_s for e in recorder.events()[-50:]] + [j.t_s for j in journal[-5:]])
@@ -221,27 +260,63 @@ def resume_run(run_dir: Path, *, quiet: bool = False) -> RunResult:
         report = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
                            purge_flow_slpm=profile.control.purge_flow_slpm)
         recorder.add_event(t_offset, "safe_state", "control", "resume: " + report.summary(), report.to_dict())
-        first, why = plan_resume(recipe, journal)
         previous = info.outcome
-        if why is not None:
-            recorder.add_event(t_offset, "run_end", "runner", f"not resumable: {why}", {"outcome": "not_resumable"})
-            recorder.update_info(outcome="not_resumable", outcome_reason=why, ended_utc=utc_now_iso(rig.clock.epoch()))
-            store.index_run(recorder)
-            recorder.close()
-            result = RunResult("not_resumable", why, safe=report, run_dir=str(run_dir))
-            _report(result, quiet)
-            return result
+        gap = _gap(run_dir, info, last_t)
+        in_step = [e for e in journal if e.state == "started"]
+        step_elapsed = (last_t - in_step[-1].t_s) if in_step else None
+        plan = plan_resume(recipe, journal, elapsed_s=step_elapsed, gap=gap["words"])
+        first = plan.first
+        _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None)
         _restore_twin(rig, journal)
         recorder.update_info(outcome="running", outcome_reason=None)
-        note = f"resumed after '{previous}' at step {first} (t = {t_offset:.1f} s)"
+        where = step_label(first, recipe.steps[first], len(recipe.steps)) if first < len(recipe.steps) else "the end"
+        note = f"resumed after '{previous}' at {where} (t = {t_offset:.1f} s; {gap['words']})"
+        if plan.lost:
+            note += "; lost: " + ", ".join(lm.plan.membrane_id(info.run_id) for lm in plan.lost)
         started = [e for e in journal if e.step_index == first and e.state == "started"]
         elapsed = (last_t - started[-1].t_s) if started else 0.0
         setpoints = recorder.events("setpoint")
         resume = {"resume_note": note, "resume_elapsed_s": max(0.0, elapsed),
-                  "resume_setpoint": setpoints[-1].data if setpoints else None}
+                  "resume_setpoint": setpoints[-1].data if setpoints else None,
+                  "resume_gap": {k: v for k, v in gap.items() if k != "words"}, "skip": plan.skip}
         return _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume)
     finally:
         rig.close()
+
+
+def _gap(run_dir: Path, info: RunInfo, last_t: float) -> dict[str, Any]:
+    """The crash → resume gap on the wall clock (the run clock has none: it goes on from the last record)."""
+    now = datetime.now(timezone.utc).timestamp()
+    log = run_dir / "log.jsonl"  # line-buffered: its last write is the crashed part's last word
+    stopped = log.stat().st_mtime if log.exists() else None
+    out: dict[str, Any] = {"gap_at_t_s": round(last_t, 3), "stopped_utc": None, "resumed_utc": utc_now_iso(now), "gap_s": None}
+    if stopped is not None and stopped <= now:
+        out.update(stopped_utc=utc_now_iso(stopped), gap_s=round(now - stopped, 1))
+        out["words"] = f"stopped at {out['stopped_utc']}, resumed {_duration(now - stopped)} later"
+    else:
+        out["words"] = "the time it stood still is unknown"
+    return out
+
+
+def _duration(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def _record_lost(recorder: RunRecorder, plan: ResumePlan, info: RunInfo, t_s: float, *, simulated: bool) -> None:
+    """Membranes a crash ruined: ``lost`` with the reason; their remaining steps journaled ``skipped``."""
+    known = {mb.membrane_id: mb for mb in recorder.membranes()}
+    done_or_skipped = {e.step_index for e in recorder.journal() if e.state in ("done", "skipped")}
+    for lost in plan.lost:
+        mid = lost.plan.membrane_id(info.run_id)
+        mb = known.get(mid) or MembraneRecord(mid, lost.plan.k, lost.plan.cast_step, support_position=lost.plan.k,
+                                              simulated=simulated)
+        mb.status, mb.lost_reason, mb.t_end_s = "lost", lost.reason, t_s
+        recorder.save_membrane(mb)
+        for j in lost.plan.steps:
+            if j not in done_or_skipped:
+                recorder.add_journal(t_s, j, "skipped", {"membrane_id": mid, "reason": "membrane lost"})
+        recorder.add_event(t_s, "membrane_lost", "runner", f"membrane {mid} lost: {lost.reason}",
+                           {"membrane_id": mid, "reason": lost.reason, "step": lost.stopped_step})
 
 
 def _restore_twin(rig: Rig, journal: list[Any]) -> None:

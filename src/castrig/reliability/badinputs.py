@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import tempfile
 import time
@@ -285,18 +286,29 @@ def measure_cli(argv: list[str]) -> tuple[int, str, float, float]:
 
     script = Path(sys.executable).with_name("castrig")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "castrig"]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", suffix=".json") as usage_file:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd + argv, stdout=out, stderr=err, cwd=ROOT)
-        try:
-            _, status, usage = os.wait4(p.pid, 0)
-        finally:
-            p.returncode = 0  # reaped here
+        # Through a small launcher: Linux carries a process's peak RSS across exec, so a child
+        # forked straight from a big process (a long pytest session) would report the parent's size.
+        p = subprocess.Popen([sys.executable, "-c", _LAUNCHER, usage_file.name, *cmd, *argv], stdout=out, stderr=err,
+                             cwd=ROOT)
+        p.wait()
         seconds = time.perf_counter() - t0
+        usage = json.loads(Path(usage_file.name).read_text() or '{"status": 1, "maxrss_kb": 0}')
         out.seek(0)
         err.seek(0)
         text = err.read().decode("utf-8", "replace") + out.read().decode("utf-8", "replace")
-    return os.waitstatus_to_exitcode(status), text, seconds, usage.ru_maxrss / 1024
+    return usage["status"], text, seconds, usage["maxrss_kb"] / 1024
+
+
+_LAUNCHER = """
+import json, os, subprocess, sys
+p = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(p.pid, 0)
+p.returncode = 0
+open(sys.argv[1], "w").write(json.dumps({"status": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss}))
+"""
 
 
 def hostile_report() -> list[dict[str, Any]]:

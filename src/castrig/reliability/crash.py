@@ -5,16 +5,26 @@ WAL) until the run's own clock passes the kill moment, kills the child with SIGK
 runs, nothing is flushed), then runs ``castrig resume`` on the folder. The folder is then
 checked against an uninterrupted run of the same recipe and seed:
 
-* the run completed, or is marked ``not_resumable`` with a reason;
+* the run completed (a crash ruins at most the membrane that was forming: it is recorded
+  ``lost`` with its reason, which ``outcome_reason`` names, and the night goes on);
 * no cast repeated (each cast step started at most once; no more caster dispenses than casts);
 * nothing lost: every sample written before the kill is the reference run's sample, value for
-  value (the twin is deterministic), and a completed run has every step done and every image;
-* nothing duplicated: (t_s, channel) unique, image names unique;
+  value (the twin is deterministic); every step is done or (a lost membrane's) skipped; every
+  image of the reference is there but those of the lost membrane; grades of membranes judged
+  before the crash are kept;
+* nothing duplicated: (t_s, channel) unique, image names unique, each step done at most once;
+  every image's sha256 still matches its TIFF (none overwritten);
+* honest clocks: run.json has one part per run/resume, ``ended_utc`` is the last part's end;
 * the rig left safe: the last ``safe_state`` event verified it.
+
+Kill moments: :func:`kill_moments` (seeded, one per slice of the run) and :func:`step_moments`
+(one seeded moment inside every step of the reference, evaporations in their middle third;
+steps that take no run time — analyse — are killed as soon as they have started).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -36,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[3]
 @dataclass
 class CrashTrial:
     kill_at_s: float
+    kill_in_step: int | None = None  # 0-based; None: by run time only
     killed: bool = False
     killed_at_s: float | None = None
     resume_rc: int | None = None
@@ -92,6 +103,20 @@ def kill_moments(duration_s: float, n: int, seed: int) -> list[float]:
     return [round((k + rng.uniform(0.05, 0.95)) * duration_s / n, 1) for k in range(n)]
 
 
+def step_moments(reference_dir: Path, seed: int) -> list[tuple[int, float]]:
+    """(step, run time) inside every step of the reference run, seeded; evaporations in their middle."""
+    rng = random.Random(seed)
+    spans: dict[int, list[float]] = {}
+    for i, state, t in _rows(reference_dir, "select step_index, state, t_s from journal order by seq"):
+        spans.setdefault(i, [t, t])[1 if state == "done" else 0] = t
+    types = {i: t for i, t in _rows(reference_dir, "select step_index, json_extract(data_json, '$.type') from journal where state='started'")}
+    out = []
+    for i, (t0, t1) in sorted(spans.items()):
+        lo, hi = (0.3, 0.7) if types.get(i) == "evaporate" else (0.05, 0.95)
+        out.append((i, round(t0 + rng.uniform(lo, hi) * max(0.0, t1 - t0), 1)))
+    return out
+
+
 def _run_and_kill(recipe: Path, data: Path, seed: int, kill_at_s: float, trial: CrashTrial, timeout_s: float) -> Path | None:
     data.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(_cmd("run", str(recipe), "--data", str(data), "--seed", str(seed), "-q"), cwd=ROOT, env=_env(),
@@ -106,9 +131,15 @@ def _run_and_kill(recipe: Path, data: Path, seed: int, kill_at_s: float, trial: 
             if run_dir is not None:
                 try:
                     row = _rows(run_dir, "select max(t_s) from samples")[0][0]
-                except sqlite3.Error:
-                    row = None
-                if row is not None and row >= kill_at_s and proc.poll() is None:
+                    started_t = None if trial.kill_in_step is None else _rows(
+                        run_dir, f"select max(t_s) from journal where step_index={int(trial.kill_in_step)} and state='started'")[0][0]
+                except sqlite3.Error:  # the schema is not written yet
+                    row = started_t = None
+                if trial.kill_in_step is None:
+                    due = row is not None and row >= kill_at_s
+                else:  # inside the step: by run time, or at once for a step that takes none (analyse)
+                    due = started_t is not None and ((row is not None and row >= kill_at_s) or started_t >= kill_at_s)
+                if due and proc.poll() is None:
                     os.kill(proc.pid, signal.SIGKILL)
                     proc.wait()
                     trial.killed, trial.killed_at_s = True, float(row)
@@ -124,9 +155,10 @@ def _run_and_kill(recipe: Path, data: Path, seed: int, kill_at_s: float, trial: 
             proc.wait()
 
 
-def crash_trial(recipe: Path, reference_dir: Path, seed: int, kill_at_s: float, data: Path, timeout_s: float = 600) -> CrashTrial:
-    """Kill at ``kill_at_s`` (run time), resume, and check the folder against the reference."""
-    trial = CrashTrial(kill_at_s)
+def crash_trial(recipe: Path, reference_dir: Path, seed: int, kill_at_s: float, data: Path, timeout_s: float = 600,
+                kill_in_step: int | None = None) -> CrashTrial:
+    """Kill at ``kill_at_s`` (run time; once step ``kill_in_step`` started), resume, check against the reference."""
+    trial = CrashTrial(kill_at_s, kill_in_step)
     t_wall = time.perf_counter()
     run_dir = _run_and_kill(recipe, data, seed, kill_at_s, trial, timeout_s)
     if run_dir is None or not trial.killed:
@@ -134,17 +166,22 @@ def crash_trial(recipe: Path, reference_dir: Path, seed: int, kill_at_s: float, 
         trial.wall_s = time.perf_counter() - t_wall
         return trial
     before = _rows(run_dir, "select t_s, channel, value from samples order by rowid")
+    try:
+        judged = dict(_rows(run_dir, "select membrane_id, grades_met from membranes where status='judged'"))
+    except sqlite3.Error:
+        judged = {}
     done = subprocess.run(_cmd("resume", str(run_dir), "-q"), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout_s)
     trial.resume_rc = done.returncode
     if "Traceback" in done.stderr or "Traceback" in done.stdout:
         trial.problems.append("traceback from castrig resume: " + done.stderr.strip().splitlines()[-1])
-    check_resumed(run_dir, reference_dir, recipe, before, trial)
+    check_resumed(run_dir, reference_dir, recipe, before, trial, judged_before=judged)
     trial.passed = not trial.problems
     trial.wall_s = time.perf_counter() - t_wall
     return trial
 
 
-def check_resumed(run_dir: Path, reference_dir: Path, recipe_path: Path, before: list[tuple[Any, ...]], trial: CrashTrial) -> None:
+def check_resumed(run_dir: Path, reference_dir: Path, recipe_path: Path, before: list[tuple[Any, ...]], trial: CrashTrial,
+                  *, judged_before: dict[str, str] | None = None) -> None:
     """The checks of the module docstring, appended to ``trial.problems``."""
     p = trial.problems
     info = json.loads((run_dir / "run.json").read_text())
@@ -152,11 +189,30 @@ def check_resumed(run_dir: Path, reference_dir: Path, recipe_path: Path, before:
     if trial.outcome == "completed":
         if trial.resume_rc != 0:
             p.append(f"completed but resume exited {trial.resume_rc}")
-    elif trial.outcome == "not_resumable":
-        if not trial.reason or trial.resume_rc != 3:
-            p.append(f"not_resumable without a reason or with exit {trial.resume_rc}")
     else:
         p.append(f"outcome {trial.outcome!r} after resume (exit {trial.resume_rc}): {trial.reason}")
+    try:
+        membranes = _rows(run_dir, "select membrane_id, status, grades_met, lost_reason from membranes order by k")
+    except sqlite3.Error:
+        membranes = []
+    lost = [m for m, st, _, _ in membranes if st == "lost"]
+    trial.lost = lost  # type: ignore[attr-defined]
+    if len(lost) > 1:
+        p.append(f"one crash lost {len(lost)} membranes: {lost}")
+    for m in lost:
+        if m not in (trial.reason or ""):
+            p.append(f"the outcome does not name the lost membrane {m}")
+    grades_now = {m: g for m, st, g, _ in membranes if st == "judged"}
+    for m, g in (judged_before or {}).items():
+        if grades_now.get(m) != g:
+            p.append(f"membrane {m} judged before the crash ({g or 'no grade'}) is now {grades_now.get(m)!r}")
+    if trial.outcome == "completed" and any(st == "forming" for _, st, _, _ in membranes):
+        p.append(f"completed with a membrane still forming: {[(m, st) for m, st, _, _ in membranes]}")
+    parts = info.get("parts") or []
+    if len(parts) < 2:
+        p.append(f"run.json has {len(parts)} part(s) after a crash and a resume")
+    elif info.get("ended_utc") != parts[-1].get("ended_utc") or info.get("started_utc", "") > parts[-1].get("started_utc", ""):
+        p.append("run.json's started/ended_utc do not span every part of the run")
     recipe = load_recipe(recipe_path)
     after = _rows(run_dir, "select t_s, channel, value from samples order by rowid")
     ref = _rows(reference_dir, "select t_s, channel, value from samples order by rowid")
@@ -180,16 +236,29 @@ def check_resumed(run_dir: Path, reference_dir: Path, recipe_path: Path, before:
     dispenses = _rows(run_dir, "select count(*) from events where kind='pump' and source='caster' and message like '%dispensing%'")[0][0]
     if dispenses > len(cast_idx):
         p.append(f"{dispenses} caster dispenses for {len(cast_idx)} cast steps")
-    names = [r[0] for r in _rows(run_dir, "select name from images")]
+    images = _rows(run_dir, "select name, path, sha256 from images")
+    names = [r[0] for r in images]
     if len(names) != len(set(names)):
         p.append("duplicated images")
+    for name, path, sha in images:
+        f = run_dir / path
+        if not f.is_file() or hashlib.sha256(f.read_bytes()).hexdigest() != sha:
+            p.append(f"image {name}: {path} no longer matches its recorded sha256 (overwritten or missing)")
+    done_list = [j for j, st in journal if st == "done"]
+    if len(done_list) != len(set(done_list)):
+        p.append("a step journaled done twice")
+    skipped = {j for j, st in journal if st == "skipped"}
     if trial.outcome == "completed":
-        done_steps = {j for j, st in journal if st == "done"}
-        if done_steps != set(range(len(recipe.steps))):
-            p.append(f"completed with steps not done: {sorted(set(range(len(recipe.steps))) - done_steps)}")
-        ref_names = {r[0] for r in _rows(reference_dir, "select name from images")}
-        if set(names) != ref_names:
-            p.append(f"images differ from the uninterrupted run: missing {sorted(ref_names - set(names))}")
+        done_steps = set(done_list)
+        if done_steps | skipped != set(range(len(recipe.steps))):
+            p.append(f"completed with steps neither done nor skipped: {sorted(set(range(len(recipe.steps))) - done_steps - skipped)}")
+        if skipped and not lost:
+            p.append(f"steps {sorted(skipped)} skipped but no membrane lost")
+        ref_images = _rows(reference_dir, "select name, json_extract(metadata_json, '$.step') from images")
+        expected = {n for n, step in ref_images if step not in skipped}
+        if set(names) != expected:
+            p.append(f"images differ from the uninterrupted run: missing {sorted(expected - set(names))}, "
+                     f"extra {sorted(set(names) - expected)}")
         ref_channels = {ch for _, ch, _ in ref}
         if {ch for _, ch, _ in after} != ref_channels:
             p.append("channels differ from the uninterrupted run")
@@ -198,10 +267,15 @@ def check_resumed(run_dir: Path, reference_dir: Path, recipe_path: Path, before:
         p.append("the last safe_state event does not verify the rig safe")
 
 
-def campaign(recipe: Path, *, n: int, seed: int, workdir: Path, jobs: int = 2, timeout_s: float = 600) -> tuple[list[CrashTrial], Path]:
-    """The reference run, then ``n`` kill/resume trials (``jobs`` at a time)."""
+def campaign(recipe: Path, *, n: int, seed: int, workdir: Path, jobs: int = 2, timeout_s: float = 600,
+             every_step: bool = False) -> tuple[list[CrashTrial], Path]:
+    """The reference run, then ``n`` kill/resume trials at seeded moments (``jobs`` at a time),
+    and with ``every_step`` one more inside every step of the recipe (:func:`step_moments`)."""
     ref = run_reference(recipe, workdir / "reference", seed, timeout_s)
-    moments = kill_moments(recipe_duration_s(ref), n, seed)
+    moments: list[tuple[int | None, float]] = [(None, t) for t in kill_moments(recipe_duration_s(ref), n, seed)]
+    if every_step:
+        moments += [(i, t) for i, t in step_moments(ref, seed)]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(crash_trial, recipe, ref, seed, t, workdir / f"k{k:03d}", timeout_s) for k, t in enumerate(moments)]
+        futures = [pool.submit(crash_trial, recipe, ref, seed, t, workdir / f"k{k:03d}", timeout_s, step)
+                   for k, (step, t) in enumerate(moments)]
         return [f.result() for f in futures], ref

@@ -11,6 +11,7 @@ also a faulted or interrupted one, and on a machine without the rig.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,8 @@ import yaml
 from castrig.report import plots
 from castrig.report.images import Micrograph, data_uri, section_overlay, surface_overlay, to_uint8
 from castrig.report.plots import PALETTE, Band, Series, Span
-from castrig.store.base import Event, ImageRecord, JournalEntry, RunInfo
+from castrig.store.lock import CRASHED_REASON, live_outcome
+from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo
 from castrig.store.export import flatten, grade_passes, grade_status, verdict_rows
 from castrig.store.sqlite_store import SqliteRunStore
 
@@ -44,6 +46,12 @@ class RunData:
     images: list[ImageRecord]
     results: dict[str, dict[str, Any]]
     log_problems: list[dict[str, Any]] = field(default_factory=list)
+    membranes: list[MembraneRecord] = field(default_factory=list)
+
+    def membrane_results(self, membrane_id: str) -> dict[str, Any]:
+        """A membrane's results (``metrics``, ``verdict``, ``truth``…) by their short names."""
+        prefix = membrane_id + "/"
+        return {k[len(prefix):]: v for k, v in self.results.items() if k.startswith(prefix)}
 
     @property
     def t_end_s(self) -> float:
@@ -60,7 +68,10 @@ def load_run(run_dir: Path) -> RunData:
         for t, ch, v in rec.samples():
             by_channel[ch].append((t, np.nan if v is None else v))
         samples = {ch: (np.array([p[0] for p in pts]), np.array([p[1] for p in pts], float)) for ch, pts in by_channel.items()}
-        data = RunData(run_dir, rec.info, samples, rec.events(), rec.journal(), rec.images(), rec.results())
+        data = RunData(run_dir, rec.info, samples, rec.events(), rec.journal(), rec.images(), rec.results(),
+                       membranes=rec.membranes())
+    if live_outcome(run_dir, data.info.outcome) == "crashed":  # nobody owns it: its process died
+        data.info.outcome, data.info.outcome_reason = "crashed", CRASHED_REASON
     data.log_problems = _log_problems(run_dir / "log.jsonl")
     return data
 
@@ -91,7 +102,7 @@ class StepSpan:
 
     @property
     def label(self) -> str:
-        return f"{self.index} {self.step.get('label') or self.type}"
+        return f"{self.index + 1} {self.step.get('label') or self.type}"  # step numbers are 1-based everywhere
 
 
 def step_spans(data: RunData) -> list[StepSpan]:
@@ -137,8 +148,20 @@ def problems(data: RunData, notes: Sequence[str] = ()) -> list[str]:
             out.append(f"{e.t_s:.1f} s — {e.kind} ({e.source}): {e.message}")
         if e.kind == "safe_state" and e.data.get("safe") is False:
             out.append(f"{e.t_s:.1f} s — the safe state was NOT verified: {e.message}")
+    for mb in data.membranes:
+        if mb.status == "lost":
+            out.append(f"Membrane {mb.membrane_id} lost: {mb.lost_reason}")
+        elif mb.status != "judged" and info.outcome == "completed":
+            out.append(f"Membrane {mb.membrane_id} was not judged (status {mb.status}).")
+        elif mb.status == "judged" and mb.target_grade and not mb.target_met:
+            rows = [r for r in verdict_rows(mb.verdict or {}) if r["grade"] == mb.target_grade and r["pass"] is not True]
+            what = "; ".join(f"{r['metric']} {_v(r['measured'])} (bound {r['bound']}, margin {_v(r['margin'])})"
+                             if r["pass"] is False else f"{r['metric']} not measured (bound {r['bound']})" for r in rows)
+            out.append(f"Membrane {mb.membrane_id}: grade {mb.target_grade} not met" + (f": {what}" if what else "."))
     verdict = data.results.get("verdict")
-    if verdict is not None:
+    if data.membranes:
+        pass  # judged per membrane above
+    elif verdict is not None:
         target = verdict.get("target_grade") if isinstance(verdict, Mapping) else None
         unmet = [g for g, met in grade_passes(verdict).items() if not met]
         others = [g for g in unmet if target and g != target]
@@ -168,9 +191,10 @@ class Analysed:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    import tifffile
+    """A run's micrograph, with the same size check as every image castrig reads."""
+    from castrig.tiffio import read_micrograph
 
-    return np.asarray(tifffile.imread(path))
+    return np.asarray(read_micrograph(path)[0])
 
 
 def _grey(a: np.ndarray) -> np.ndarray:
@@ -334,6 +358,87 @@ def _metrics_html(results: Mapping[str, Any]) -> str:
     return f'<table class="metrics"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
 
 
+def _membranes_table_html(data: RunData) -> str:
+    """One row per membrane of the run: what it is, where, how it was made, what it met, its lot."""
+    if not data.membranes:
+        return '<p class="muted">No membranes: the recipe has no cast step (or the run predates membranes).</p>'
+    head = ("<tr><th>membrane</th><th>position</th><th>made on</th><th>status</th><th>target</th><th>grades met</th>"
+            "<th>D µm</th><th>σd/D</th><th>opening</th><th>T µm</th><th>RH mean (min–max) %RH</th>"
+            "<th>out of band s</th><th>lot</th></tr>")
+    rows = []
+    for mb in data.membranes:
+        m, p = mb.metrics or {}, mb.process or {}
+        d, sd = m.get("mean_pore_diameter_um"), m.get("pore_diameter_std_um")
+        rh = (f"{_v(p.get('rh_mean_pct'))} ({_v(p.get('rh_min_pct'))}–{_v(p.get('rh_max_pct'))})"
+              if p.get("rh_mean_pct") is not None else "—")
+        target = "—" if not mb.target_grade else f"{escape(mb.target_grade)} {'met' if mb.target_met else 'NOT met'}"
+        status = escape(mb.status) + (f": {escape(mb.lost_reason or '')}" if mb.status == "lost" else "")
+        cls = "fail" if mb.status == "lost" or mb.target_met is False else ("pass" if mb.target_met else "")
+        rows.append(f'<tr class="{cls}" data-membrane="{escape(mb.membrane_id)}" data-status="{escape(mb.status)}">'
+                    f'<td><a href="#m-{escape(mb.membrane_id)}">{escape(mb.membrane_id)}</a></td>'
+                    f'<td class="num">{_v(mb.support_position)}</td><td>{"twin (simulated)" if mb.simulated else "rig"}</td>'
+                    f"<td>{status}</td><td>{target}</td><td>{escape(', '.join(mb.grades_met)) or '—'}</td>"
+                    f'<td class="num">{_v(d)}</td><td class="num">{_v(sd / d if d and sd is not None else None)}</td>'
+                    f'<td class="num">{_v(m.get("opening_ratio"))}</td><td class="num">{_v(m.get("mean_thickness_um"))}</td>'
+                    f'<td class="num">{rh}</td><td class="num">{_v((p.get("evaporation") or {}).get("out_of_band_s"))}</td>'
+                    f"<td>{escape(mb.lot_id or '—')}</td></tr>")
+    return f'<table class="membranes" id="membranes-table"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _membrane_sections_html(data: RunData, an: Analysed) -> str:
+    """A section per membrane: its process record, verdict, metrics and micrographs."""
+    by_image = {im.name: im.metadata.get("membrane_id") for im in data.images}
+    parts = []
+    for mb in data.membranes:
+        res = data.membrane_results(mb.membrane_id)
+        p = mb.process or {}
+        disp = p.get("dispensed") or {}
+        made = "; ".join(f"{k} {_v(v.get('volume_ml'))} mL at {_v(v.get('rate_ml_min'))} mL/min" for k, v in disp.items())
+        ev = p.get("evaporation") or {}
+        record = (f"<p>Support position {_v(mb.support_position)} · {'made on the digital twin (simulated)' if mb.simulated else 'made on the rig'}"
+                  f" · t = {_v(mb.t_start_s)}–{_v(mb.t_end_s)} s · {escape(made) or 'nothing dispensed recorded'}"
+                  + (f" · evaporation at {_v(ev.get('setpoint_rh_pct'))} ± {_v(ev.get('band_rh_pct'))} %RH, "
+                     f"{_v(ev.get('out_of_band_s'))} s out of band" if ev else "")
+                  + (f" · RH {_v(p.get('rh_mean_pct'))} %RH mean, {_v(p.get('rh_min_pct'))}–{_v(p.get('rh_max_pct'))}"
+                     if p.get("rh_mean_pct") is not None else "") + "</p>")
+        if mb.status == "lost":
+            body = f'<p class="problems">Lost: {escape(mb.lost_reason or "")}</p>'
+        else:
+            mine = Analysed([m for m in an.micrographs if by_image.get(m.name) == mb.membrane_id], [], [])
+            body = (f"<h4>Verdict</h4>{_verdict_html(res.get('verdict') or mb.verdict)}"
+                    f"<h4>Metrics</h4>{_metrics_html(res if res.get('metrics') else {'metrics': mb.metrics})}"
+                    f"<h4>Micrographs</h4>{_micrographs_html(mine)}")
+        parts.append(f'<section class="membrane" id="m-{escape(mb.membrane_id)}" data-status="{escape(mb.status)}">'
+                     f"<h3>Membrane {escape(mb.membrane_id)} — {escape(mb.status)}</h3>{record}{body}</section>")
+    return "\n".join(parts)
+
+
+def _clock_html(info: RunInfo) -> str:
+    """Wall-clock span of the whole run (every part), and the gaps between parts."""
+    parts = list(info.parts or [])
+    try:
+        t0 = datetime.fromisoformat(info.started_utc.replace("Z", "+00:00"))
+        t1 = datetime.fromisoformat((info.ended_utc or "").replace("Z", "+00:00")) if info.ended_utc else None
+    except ValueError:
+        return ""
+    out = f"wall clock {escape(info.started_utc)} → {escape(info.ended_utc or 'not ended')}"
+    if t1 is not None:
+        out += f" ({(t1 - t0).total_seconds() / 60:.1f} min"
+        out += f" over {len(parts)} parts)" if len(parts) > 1 else ")"
+    return out
+
+
+def _gap_steps(data: RunData) -> list[tuple[float, float | None, str, str]]:
+    """Each crash → resume gap as a row of the timeline, at the run time where it happened."""
+    out = []
+    for e in data.events:
+        if e.kind == "resume" and e.source == "runner" and e.data.get("gap_at_t_s") is not None:
+            gap = e.data.get("gap_s")
+            words = f"gap: stopped, resumed {gap / 60:.1f} min later (wall clock)" if gap is not None else "gap: stopped, resumed"
+            out.append((float(e.data["gap_at_t_s"]), float(e.data["gap_at_t_s"]), words, "gap"))
+    return out
+
+
 def _events_html(events: Sequence[Event]) -> str:
     rows = []
     for e in events:
@@ -398,32 +503,48 @@ def render_html(data: RunData, an: Analysed) -> str:
     t_end = max(data.t_end_s, 1.0)
     probs = problems(data, an.notes)
     verdict = data.results.get("verdict")
+    if data.membranes:
+        judged = [mb for mb in data.membranes if mb.status == "judged"]
+        truths = [data.membrane_results(mb.membrane_id).get("truth") for mb in judged]
+        truth_d = [t.get("mean_pore_diameter_um") for t in truths if isinstance(t, Mapping) and t.get("mean_pore_diameter_um")]
     outcome_cls = "outcome outcome-completed" if info.outcome == "completed" else "outcome"
     meta = (f"recipe <b>{escape(info.recipe_name)}</b> ({escape(info.recipe_path)}) · profile <b>{escape(info.profile_name)}</b>"
             f" · operator {escape(info.operator or '—')} · started {escape(info.started_utc)} · ended {escape(info.ended_utc or '—')}"
-            f" · {'virtual' if info.virtual_time else 'wall'} clock · seed {_v(info.seed)} · castrig {escape(info.software_version)}")
+            f" · run clock {'virtual' if info.virtual_time else 'wall'} ({_v(round(t_end))} s) · {_clock_html(info)}"
+            f" · seed {_v(info.seed)} · castrig {escape(info.software_version)}")
     wrong = ('<div class="problems" id="problems"><ul>' + "".join(f"<li>{escape(p)}</li>" for p in probs) + "</ul></div>"
              if probs else '<div class="ok" id="problems">Nothing went wrong: the run completed and every grade judged was met.</div>')
     marks = [(e.t_s, e.kind, e.message) for e in data.events]
     steps = [(s.t0_s, s.t1_s, f"{s.label}", "done" if s.t1_s is not None else "open") for s in spans]
+    steps = sorted(steps + _gap_steps(data), key=lambda s: s[0])
     truth_mean = (data.results.get("truth") or {}).get("mean_pore_diameter_um") if isinstance(data.results.get("truth"), Mapping) else None
+    if data.membranes and truth_d:
+        truth_mean = float(np.mean(truth_d))
     dm = float(np.mean(an.diameters_um)) if an.diameters_um else float("nan")
     marks_h = [(dm, f"mean {dm:.3g} µm")] + ([(float(truth_mean), f"truth {float(truth_mean):.3g} µm")] if truth_mean else [])
     hist = plots.histogram("pores", f"Pore-size distribution ({len(an.diameters_um)} pores, all fields)",
                            "equivalent-circle diameter (µm)", an.diameters_um, marks=marks_h)
     recipe_yaml = yaml.safe_dump(info.recipe, sort_keys=False, allow_unicode=True) if info.recipe else "(not recorded)"
     profile_yaml = yaml.safe_dump(info.profile, sort_keys=False, allow_unicode=True) if info.profile else "(not recorded)"
+    if data.membranes:
+        membranes_html = (f'<h2>Membranes</h2><div id="membranes">{_membranes_table_html(data)}</div>'
+                          f'<h2>Verdict, per membrane</h2><div id="verdict">{_membrane_sections_html(data, an)}</div>')
+        micrographs_html = metrics_html = ""  # in each membrane's section
+    else:
+        membranes_html = f'<h2>Verdict</h2><div id="verdict">{_verdict_html(verdict)}</div>'
+        micrographs_html = f"<h2>Micrographs</h2>{_micrographs_html(an)}"
+        metrics_html = f"<h2>Metrics</h2>{_metrics_html(data.results)}"
     body = f"""<header><h1>Run {escape(info.run_id)} <span class="{outcome_cls}" id="outcome">{escape(info.outcome)}</span></h1>
 <div class="meta">{meta}</div></header>
 <main>
 <h2>What went wrong</h2>{wrong}
-<h2>Verdict</h2><div id="verdict">{_verdict_html(verdict)}</div>
+{membranes_html}
 <h2>Conditions</h2>{''.join(_plots(data, spans))}
 <h2>Timeline</h2>{plots.timeline("timeline", steps, marks, t_end)}
 <details><summary>{len(data.events)} events</summary>{_events_html(data.events)}</details>
-<h2>Micrographs</h2>{_micrographs_html(an)}
+{micrographs_html}
 <h2>Pore sizes</h2>{hist}
-<h2>Metrics</h2>{_metrics_html(data.results)}
+{metrics_html}
 <h2>Recipe and profile</h2><div class="cols"><div><h3>recipe</h3><pre>{escape(recipe_yaml)}</pre></div>
 <div><h3>profile</h3><pre>{escape(profile_yaml)}</pre></div></div>
 <p class="muted">Run folder {escape(str(data.run_dir.resolve()))}</p>

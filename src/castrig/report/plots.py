@@ -152,7 +152,8 @@ def line_chart(
             return None
         lo, hi = min(vals), max(vals)
         pad = 0.05 * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 0.5)
-        ticks = nice_ticks(lo - pad, hi + pad)
+        # quantities that are never negative (RH, flows, volumes) never get a negative axis (no "-20 %RH")
+        ticks = nice_ticks(lo - pad if lo < 0 else max(0.0, lo - pad), hi + pad)
         vlo, vhi = ticks[0], ticks[-1]
         for v in ticks:
             y = y0 - (v - vlo) / (vhi - vlo) * (y0 - y1)
@@ -279,7 +280,8 @@ def timeline(plot_id: str, steps: Sequence[tuple[float, float | None, str, str]]
              marks: Sequence[tuple[float, str, str]], t_end_s: float, *, width_px: int = 900) -> str:
     """Steps as bars on one time line, events as ticks under them.
 
-    ``steps``: (start s, end s or None if unfinished, label, state) with state done | open.
+    ``steps``: (start s, end s or None if unfinished, label, state) with state done | open | gap
+    (a crash → resume gap: the run clock goes on from the last record, the wall clock did not stop).
     ``marks``: (t s, kind, message); problem kinds are drawn red.
     """
     w = width_px
@@ -304,7 +306,7 @@ def timeline(plot_id: str, steps: Sequence[tuple[float, float | None, str, str]]
         parts.append(f'<rect class="step" x="{px(t0):.1f}" y="{y}" width="{max(px(end) - px(t0), 2):.1f}" height="{row_h - 6}" '
                      f'fill="{colour}" fill-opacity="0.8"><title>{escape(label)}: {t0:.0f}–{end:.0f} s ({state})</title></rect>')
         parts.append(f'<text x="{min(px(end) + 4, x1 - 120):.1f}" y="{y + row_h - 9}" class="legend">{escape(label)}'
-                     f'{"" if state == "done" else " (not finished)"}</text>')
+                     f'{"" if state in ("done", "gap") else " (not finished)"}</text>')
     ym = 22 + n * row_h + 4
     for t, kind, msg in marks:
         bad = kind in PROBLEM_KINDS

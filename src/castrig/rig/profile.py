@@ -24,28 +24,29 @@ class SimLinkConfig(_Strict):
     """The in-process emulator (the digital twin)."""
 
     kind: Literal["sim"]
-    timeout_s: float = Field(1.0, gt=0, le=60)
+    timeout_s: float = Field(1.0, gt=0, le=60, json_schema_extra={"unit": "s"}, description="How long to wait for a reply.")
 
 
 class SerialLinkConfig(_Strict):
     """A pyserial URL: ``/dev/ttyUSB0``, a pty path, ``socket://host:port``, ``loop://``."""
 
     kind: Literal["serial"]
-    url: str
-    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 19200
-    bytesize: Literal[7, 8] = 8
-    parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    timeout_s: float = Field(1.0, gt=0, le=60)
+    url: str = Field(..., description="pyserial URL: a port (/dev/ttyUSB0, COM3), a pty path, socket://host:port.")
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = Field(
+        19200, description="Line speed; must match the device (the HMT330 user port defaults to 4800).", json_schema_extra={"unit": "baud"})
+    bytesize: Literal[7, 8] = Field(8, description="Data bits (the HMT330 defaults to 7).")
+    parity: Literal["N", "E", "O"] = Field("N", description="Parity: none, even, odd (the HMT330 defaults to E).")
+    stopbits: Literal[1, 2] = Field(1, description="Stop bits.")
+    timeout_s: float = Field(1.0, gt=0, le=60, json_schema_extra={"unit": "s"}, description="How long to wait for a reply.")
 
 
 class VisaLinkConfig(_Strict):
     """A pyvisa resource, e.g. ``TCPIP::127.0.0.1::5025::SOCKET`` (pyvisa-py backend by default)."""
 
     kind: Literal["visa"]
-    resource: str
-    backend: str = "@py"
-    timeout_s: float = Field(2.0, gt=0, le=60)
+    resource: str = Field(..., description="VISA resource name, e.g. TCPIP::host::5025::SOCKET.")
+    backend: str = Field("@py", description="pyvisa backend: @py (pyvisa-py, pure Python) or a vendor VISA library.")
+    timeout_s: float = Field(2.0, gt=0, le=60, json_schema_extra={"unit": "s"}, description="How long to wait for a reply.")
 
 
 LinkConfig = Annotated[Union[SimLinkConfig, SerialLinkConfig, VisaLinkConfig], Field(discriminator="kind")]
@@ -54,52 +55,56 @@ LinkConfig = Annotated[Union[SimLinkConfig, SerialLinkConfig, VisaLinkConfig], F
 # -- devices -----------------------------------------------------------------------------------
 class NE1000Config(_Strict):
     model: Literal["ne1000"]
-    link: LinkConfig
-    address: int | None = Field(None, ge=0, le=99)
-    syringe_diameter_mm: float = Field(14.57, ge=0.1, le=50.0)
+    link: LinkConfig = Field(..., description="How the pump is reached.")
+    address: int | None = Field(None, ge=0, le=99, description="Pump address on a daisy chain; default: none (a pump alone on its port).")
+    syringe_diameter_mm: float = Field(14.57, ge=0.1, le=50.0, json_schema_extra={"unit": "mm"},
+                                       description="Inner diameter of the syringe; the pump turns volumes into plunger travel with it.")
     #: Safe-mode watchdog (s): the pump stops itself if the host is silent this long.
-    safe_mode_s: int | None = Field(10, ge=1, le=255)
+    safe_mode_s: int | None = Field(10, ge=1, le=255, json_schema_extra={"unit": "s"},
+                                    description="Safe-mode watchdog: the pump stops itself if the host is silent this long; null: basic mode.")
 
 
 class AlicatConfig(_Strict):
     model: Literal["alicat"]
-    link: LinkConfig
-    unit_id: str = Field("A", pattern=r"^[A-Za-z]$")
-    full_scale_slpm: float = Field(5.0, gt=0, le=5000)
-    setpoint_form: Literal["modern", "legacy"] = "modern"
+    link: LinkConfig = Field(..., description="How the controller is reached.")
+    unit_id: str = Field("A", pattern=r"^[A-Za-z]$", description="Unit id, one letter A-Z; distinct per controller on a shared line.")
+    full_scale_slpm: float = Field(5.0, gt=0, le=5000, json_schema_extra={"unit": "SLPM"}, description="Full scale of the controller (from its label).")
+    setpoint_form: Literal["modern", "legacy"] = Field(
+        "modern", description="Set-point command: modern (ALS, newer firmware) or legacy (AS<v>).")
 
 
 class HMT330Config(_Strict):
     model: Literal["hmt330"]
-    link: LinkConfig
-    address: int | None = Field(None, ge=0, le=99)
+    link: LinkConfig = Field(..., description="How the transmitter is reached.")
+    address: int | None = Field(None, ge=0, le=99, description="Transmitter address for SEND in POLL mode; default: none.")
 
 
 class ScpiChamberConfig(_Strict):
     model: Literal["scpi_chamber"]
-    link: LinkConfig
+    link: LinkConfig = Field(..., description="How the chamber is reached (usually VISA).")
 
 
 class WatlowF4Config(_Strict):
     """A humidity chamber run by a Watlow F4 (Modbus RTU; input 1 temperature, input 2 RH)."""
 
     model: Literal["watlow_f4"]
-    link: LinkConfig
-    unit: int = Field(1, ge=1, le=247)
+    link: LinkConfig = Field(..., description="The RS-232/485 line of the controller (Modbus RTU).")
+    unit: int = Field(1, ge=1, le=247, description="Modbus address of the controller.")
     #: The humidity set point of the safe state; default: the controller's input 2 range low.
-    dry_rh_pct: float | None = Field(None, ge=0, le=100)
+    dry_rh_pct: float | None = Field(None, ge=0, le=100, json_schema_extra={"unit": "%RH"},
+                                     description="Humidity set point of the safe state; default: the input 2 range low.")
 
 
 class WatlowF4TConfig(_Strict):
     """A humidity chamber run by a Watlow F4T (Modbus TCP on port 502, e.g. ``socket://host:502``)."""
 
     model: Literal["watlow_f4t"]
-    link: LinkConfig
-    unit: int = Field(1, ge=0, le=255)
-    framing: Literal["tcp", "rtu"] = "tcp"
-    word_order: Literal["low_high", "high_low"] = "low_high"
-    temperature_loop: int = Field(1, ge=1, le=4)
-    rh_loop: int = Field(2, ge=1, le=4)
+    link: LinkConfig = Field(..., description="How the controller is reached (socket://host:502 for Modbus TCP).")
+    unit: int = Field(1, ge=0, le=255, description="Modbus unit id.")
+    framing: Literal["tcp", "rtu"] = Field("tcp", description="Modbus TCP (MBAP header) or RTU frames over the link.")
+    word_order: Literal["low_high", "high_low"] = Field("low_high", description="Word order of 32-bit floats (the F4T default is low word first).")
+    temperature_loop: int = Field(1, ge=1, le=4, description="Control loop that holds temperature.")
+    rh_loop: int = Field(2, ge=1, le=4, description="Control loop that holds humidity.")
 
     @model_validator(mode="after")
     def _loops_differ(self) -> "WatlowF4TConfig":
@@ -115,24 +120,25 @@ class SimCameraConfig(_Strict):
     """The twin's camera: rendered by the twin, reached through a link like any device."""
 
     model: Literal["sim"]
-    link: LinkConfig = SimLinkConfig(kind="sim")
-    pixel_size_um: float = Field(0.25, gt=0, le=100)
+    link: LinkConfig = Field(SimLinkConfig(kind="sim"), description="In-process (sim), or the twin served by castrig sim serve (serial).")
+    pixel_size_um: float = Field(0.25, gt=0, le=100, json_schema_extra={"unit": "µm"}, description="Pixel size of top views; ≥ 9 px per pore to measure it.")
     #: Sections are imaged at higher magnification (the film is only a few µm thick).
-    section_pixel_size_um: float = Field(0.05, gt=0, le=100)
-    width_px: int = Field(512, ge=64, le=4096)
-    bit_depth: Literal[8, 16] = 8
+    section_pixel_size_um: float = Field(0.05, gt=0, le=100, json_schema_extra={"unit": "µm"}, description="Pixel size of sections (higher magnification).")
+    width_px: int = Field(512, ge=64, le=4096, json_schema_extra={"unit": "px"}, description="Width and height of rendered images.")
+    bit_depth: Literal[8, 16] = Field(8, description="Bits per pixel of rendered images.")
 
 
 class FolderCameraConfig(_Strict):
     model: Literal["folder"]
-    folder: str
-    pixel_size_um: float | None = Field(None, gt=0, le=100)
+    folder: str = Field(..., description="Folder of existing images (replays, SEM images from elsewhere).")
+    pixel_size_um: float | None = Field(None, gt=0, le=100, json_schema_extra={"unit": "µm"},
+                                        description="Pixel size; default: from the images' TIFF tags or instrument metadata.")
 
 
 class OpenCVCameraConfig(_Strict):
     model: Literal["opencv"]
-    source: int | str = 0
-    pixel_size_um: float = Field(..., gt=0, le=100)
+    source: int | str = Field(0, description="OpenCV capture source: a camera index or a device path/URL.")
+    pixel_size_um: float = Field(..., gt=0, le=100, json_schema_extra={"unit": "µm"}, description="Pixel size at the objective in use (calibrate with a stage micrometer).")
 
 
 PumpConfig = NE1000Config
@@ -142,14 +148,14 @@ CameraConfig = Annotated[Union[SimCameraConfig, FolderCameraConfig, OpenCVCamera
 class DevicesConfig(_Strict):
     """The rig's devices by role. A chamber is two MFCs or one controller (or both)."""
 
-    caster: PumpConfig | None = None
-    water_pump: PumpConfig | None = None
-    dry_mfc: AlicatConfig | None = None
-    wet_mfc: AlicatConfig | None = None
-    chamber: ChamberConfig | None = None
-    rh_near: HMT330Config
-    rh_room: HMT330Config | None = None
-    camera: CameraConfig | None = None
+    caster: PumpConfig | None = Field(None, description="Syringe pump that casts the polymer solution (needed by cast steps).")
+    water_pump: PumpConfig | None = Field(None, description="Syringe pump that pre-wets the support (needed by prewet steps).")
+    dry_mfc: AlicatConfig | None = Field(None, description="Mass-flow controller of the dry air line.")
+    wet_mfc: AlicatConfig | None = Field(None, description="Mass-flow controller of the water-saturated line (bubbler).")
+    chamber: ChamberConfig | None = Field(None, description="A humidity chamber with its own controller (instead of or besides the MFCs).")
+    rh_near: HMT330Config = Field(..., description="RH/T transmitter near the membrane: the controlled variable.")
+    rh_room: HMT330Config | None = Field(None, description="RH/T transmitter in the room (recorded).")
+    camera: CameraConfig | None = Field(None, description="Microscope camera (needed by capture steps).")
 
     @model_validator(mode="after")
     def _mfcs_in_pairs(self) -> "DevicesConfig":
@@ -192,25 +198,32 @@ class DevicesConfig(_Strict):
 class ControlConfig(_Strict):
     """RH loop and safety settings. Gains are for the wet fraction (0-1) per %RH of error."""
 
-    kp: float = Field(0.015, ge=0, le=10)
-    ki: float = Field(0.0005, ge=0, le=10)
-    kd: float = Field(0.0, ge=0, le=10)
-    total_flow_slpm: float = Field(2.0, gt=0, le=100)
-    purge_flow_slpm: float = Field(1.0, ge=0, le=100)
-    wet_fraction_min: float = Field(0.0, ge=0, le=1)
-    wet_fraction_max: float = Field(1.0, ge=0, le=1)
-    control_period_s: float = Field(1.0, gt=0, le=60)
-    sample_period_s: float = Field(2.0, gt=0, le=3600)
-    sensor_stale_s: float = Field(10.0, gt=0, le=600)
+    kp: float = Field(0.015, ge=0, le=10, description="Proportional gain: wet fraction per %RH of error.")
+    ki: float = Field(0.0005, ge=0, le=10, description="Integral gain: removes the steady offset.")
+    kd: float = Field(0.0, ge=0, le=10, description="Derivative gain (usually 0: the sensor is noisy).")
+    #: A chamber with its own controller: gains of an outer loop on its RH set point (%RH of set
+    #: point per %RH of error at the near-membrane sensor). All 0 (the default): the set point is
+    #: sent as it is and the chamber's controller alone holds it. ``castrig tune rh`` writes them.
+    chamber_kp: float = Field(0.0, ge=0, le=100, description="Outer-loop proportional gain on a chamber's set point (0: none).")
+    chamber_ki: float = Field(0.0, ge=0, le=100, description="Outer-loop integral gain on a chamber's set point (0: none).")
+    chamber_kd: float = Field(0.0, ge=0, le=1000, description="Outer-loop derivative gain on a chamber's set point (0: none).")
+    total_flow_slpm: float = Field(2.0, gt=0, le=100, json_schema_extra={"unit": "SLPM"}, description="Dry + wet flow held constant while RH is controlled.")
+    purge_flow_slpm: float = Field(1.0, ge=0, le=100, json_schema_extra={"unit": "SLPM"}, description="Dry flow of the safe state and of purge steps.")
+    wet_fraction_min: float = Field(0.0, ge=0, le=1, description="Lowest wet fraction the loop may command (anti-windup limit).")
+    wet_fraction_max: float = Field(1.0, ge=0, le=1, description="Highest wet fraction the loop may command (anti-windup limit).")
+    control_period_s: float = Field(1.0, gt=0, le=60, json_schema_extra={"unit": "s"}, description="How often the RH loop reads and acts.")
+    sample_period_s: float = Field(2.0, gt=0, le=3600, json_schema_extra={"unit": "s"}, description="How often every device is sampled into the record.")
+    sensor_stale_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"}, description="No valid RH reading this long: abort (the loop is blind).")
     #: The near-membrane reading (RH and T) bit-identical this long = a frozen sensor (abort).
     #: A live transmitter's noise changes the last digit within seconds; 0 switches it off.
-    sensor_frozen_s: float = Field(120.0, ge=0, le=86_400)
+    sensor_frozen_s: float = Field(120.0, ge=0, le=86_400, json_schema_extra={"unit": "s"}, description="RH and T bit-identical this long: a frozen sensor, abort; 0: off.")
     #: A pump, MFC or chamber that does not answer this long trips ``device_comms`` (abort);
     #: shorter gaps are ridden out (the pumps' safe-mode watchdog is the hardware backstop).
-    comms_lost_s: float = Field(10.0, gt=0, le=600)
+    comms_lost_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"}, description="A device silent this long trips device_comms (abort).")
     #: How long the safe state keeps retrying devices it could not yet verify.
-    safe_state_retry_s: float = Field(15.0, ge=0, le=600)
-    rh_sensor_range_pct: tuple[float, float] = (0.0, 100.0)
+    safe_state_retry_s: float = Field(15.0, ge=0, le=600, json_schema_extra={"unit": "s"}, description="How long the safe state retries devices it could not verify.")
+    rh_sensor_range_pct: tuple[float, float] = Field((0.0, 100.0), json_schema_extra={"unit": "%RH"},
+                                                     description="[low, high] a plausible reading lies in; outside: a broken sensor.")
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> "ControlConfig":
@@ -226,27 +239,28 @@ class ControlConfig(_Strict):
 class SimConfig(_Strict):
     """Model parameters of the digital twin (not literature facts; see castrig.sim.world)."""
 
-    seed: int = Field(1, ge=0)
-    chamber_volume_l: float = Field(2.0, gt=0, le=100)
-    room_temperature_c: float = Field(22.0, ge=0, le=50)
-    room_rh_pct: float = Field(45.0, ge=0, le=100)
-    bubbler_rh_pct: float = Field(98.0, ge=0, le=100)
-    dry_line_rh_pct: float = Field(1.0, ge=0, le=100)
-    leak_per_min: float = Field(0.02, ge=0, le=10)
-    sensor_tau_s: float = Field(10.0, ge=0, le=600)
-    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = Field(1, ge=0, description="Seed of the twin's noise (castrig run --seed overrides it).")
+    chamber_volume_l: float = Field(2.0, gt=0, le=100, json_schema_extra={"unit": "L"}, description="Chamber volume; with the total flow it sets the time constant.")
+    room_temperature_c: float = Field(22.0, ge=0, le=50, json_schema_extra={"unit": "°C"}, description="Room temperature (RH depends on it).")
+    room_rh_pct: float = Field(45.0, ge=0, le=100, json_schema_extra={"unit": "%RH"}, description="Room RH the chamber leaks towards.")
+    bubbler_rh_pct: float = Field(98.0, ge=0, le=100, json_schema_extra={"unit": "%RH"}, description="RH of the wet line leaving the bubbler.")
+    dry_line_rh_pct: float = Field(1.0, ge=0, le=100, json_schema_extra={"unit": "%RH"}, description="RH of the dry line.")
+    leak_per_min: float = Field(0.02, ge=0, le=10, json_schema_extra={"unit": "1/min"}, description="Exchange rate with room air.")
+    sensor_tau_s: float = Field(10.0, ge=0, le=600, json_schema_extra={"unit": "s"}, description="Time constant of the simulated RH sensor.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Further model parameters of the twin (see castrig.sim.world).")
 
 
 class Profile(_Strict):
-    name: str
-    description: str = ""
-    clock: Literal["virtual", "wall"] = "virtual"
-    devices: DevicesConfig
-    control: ControlConfig = ControlConfig()
-    sim: SimConfig = SimConfig()
-    store: str | None = None
+    name: str = Field(..., description="Name of the rig (recorded with every run).")
+    description: str = Field("", description="Free text: where the rig is, what it has.")
+    clock: Literal["virtual", "wall"] = Field(
+        "virtual", description="virtual: faster than real time, sim links only; wall: real time (hardware, served emulators).")
+    devices: DevicesConfig = Field(..., description="The rig's devices by role.")
+    control: ControlConfig = Field(ControlConfig(), description="RH loop and safety settings.")
+    sim: SimConfig = Field(SimConfig(), description="Parameters of the digital twin (sim links only).")
+    store: str | None = Field(None, description="Run store: a data-root folder or a postgresql:// URL; default: --data / $CASTRIG_DATA / ./runs.")
     #: SQLite durability: FULL fsyncs every commit (power-cut safe); NORMAL is kill-9 safe.
-    store_sync: Literal["FULL", "NORMAL"] = "FULL"
+    store_sync: Literal["FULL", "NORMAL"] = Field("FULL", description="SQLite durability: FULL survives a power cut, NORMAL a kill -9.")
 
     @model_validator(mode="after")
     def _virtual_needs_sim(self) -> "Profile":

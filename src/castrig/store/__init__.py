@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from castrig.store.base import Event, ImageRecord, JournalEntry, RunInfo, RunRecorder, RunStore, RunSummary
+from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo, RunRecorder, RunStore, RunSummary
 from castrig.store.sqlite_store import SYNCHRONOUS, SqliteRunRecorder, SqliteRunStore, StoreError, utc_now_iso
 
 
@@ -30,6 +30,7 @@ __all__ = [
     "Event",
     "ImageRecord",
     "JournalEntry",
+    "MembraneRecord",
     "RunInfo",
     "RunRecorder",
     "RunStore",

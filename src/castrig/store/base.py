@@ -30,9 +30,20 @@ class RunInfo:
     operator: str
     started_utc: str
     ended_utc: str | None = None
-    outcome: str = "running"  # running | completed | aborted | faulted | interrupted | crashed
+    outcome: str = "running"  # running | completed | aborted | faulted | interrupted | not_resumable
+    #: The process that owns the run now (or last did), and the lock file it holds in the folder;
+    #: a reader shows a ``running`` run whose lock nobody holds as ``crashed``.
+    pid: int | None = None
+    host: str | None = None
+    lock: str | None = None
     outcome_reason: str | None = None
     virtual_time: bool = False
+    #: The run clock's origin as a date (virtual on the twin: 2026-01-01 by default); ``started_utc``
+    #: and ``ended_utc`` are always the computer's wall clock.
+    run_clock_origin_utc: str | None = None
+    #: One entry per part of the run (the first run, then every resume): wall-clock start/end,
+    #: run-clock start/end (``t0_s``, ``t1_s``), host, pid, castrig version, outcome.
+    parts: list[dict[str, Any]] = field(default_factory=list)
     recipe: dict[str, Any] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +86,37 @@ class ImageRecord:
     pixel_size_um: float
     sha256: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MembraneRecord:
+    """One membrane (a specimen): made by one ``cast`` step, on one support position.
+
+    ``status``: ``forming`` (cast to the end of its evaporation), ``made`` (evaporated under
+    control), ``judged`` (analysed: metrics and verdict), ``lost`` (``lost_reason`` says why).
+    ``process``: the record from pre-wet to the end of evaporation (RH mean/min/max, time out of
+    band, volumes and rates dispensed). ``lot_id`` is set when it met a grade.
+    """
+
+    membrane_id: str
+    k: int
+    cast_step: int
+    status: str = "forming"
+    support_position: int | None = None
+    simulated: bool = False
+    t_start_s: float | None = None
+    t_end_s: float | None = None
+    process: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+    verdict: dict[str, Any] | None = None
+    grades_met: list[str] = field(default_factory=list)
+    target_grade: str | None = None
+    target_met: bool | None = None
+    lot_id: str | None = None
+    lost_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class RunRecorder(ABC):
@@ -135,6 +177,14 @@ class RunRecorder(ABC):
     @abstractmethod
     def results(self) -> dict[str, dict[str, Any]]: ...
 
+    def save_membrane(self, membrane: MembraneRecord) -> None:
+        """Insert or replace a membrane's row (durable when it returns)."""
+        raise NotImplementedError
+
+    def membranes(self) -> list[MembraneRecord]:
+        """The run's membranes, in cast order (empty for runs recorded before membranes)."""
+        return []
+
     @abstractmethod
     def close(self) -> None: ...
 
@@ -143,6 +193,26 @@ class RunRecorder(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def grades_of(recorder: RunRecorder) -> list[str]:
+    """Grades met by any membrane of the run (a run from before membranes: its one verdict)."""
+    membranes = recorder.membranes()
+    if membranes:
+        return sorted({g for m in membranes if m.status == "judged" for g in m.grades_met})
+    verdict = recorder.results().get("verdict")
+    return list(verdict.get("grades_met") or []) if isinstance(verdict, Mapping) else []
+
+
+def latest_results(recorder: RunRecorder) -> dict[str, Any]:
+    """The results (``metrics``, ``verdict``, ``truth``…, by short name) of the run's last judged
+    membrane — for single-cast readers (explore); a run from before membranes: its results."""
+    results = recorder.results()
+    judged = [m for m in recorder.membranes() if m.status == "judged"]
+    if not judged:
+        return results
+    prefix = judged[-1].membrane_id + "/"
+    return {k[len(prefix):]: v for k, v in results.items() if k.startswith(prefix)}
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,14 @@ exports of many runs concatenate (``pandas.concat``, or pasting sheets in Excel)
 
 - ``samples``: run_id, t_s, channel, value (long form; pivot on channel for a wide sheet)
 - ``events``:  run_id, t_s, kind, source, message, data_json
-- ``metrics``: run_id, source (metrics | truth), name, value (numbers), text (anything else) —
-  nested results flattened to dotted names
-- ``verdict``: run_id, grade, metric, bound, measured, margin, pass (when the run has a verdict)
+- ``metrics``: run_id, membrane_id, source (metrics | truth), name, value (numbers), text
+  (anything else) — nested results flattened to dotted names; one block per membrane
+- ``verdict``: run_id, membrane_id, grade, metric, bound, measured, margin, pass (membranes judged)
+- ``membranes``: run_id, membrane_id, k, status (judged | made | lost …), simulated, lot_id,
+  grades_met, target_grade, target_met, lost_reason, support_position, cast_step, t_start_s,
+  t_end_s, rh_mean_pct, rh_min_pct, rh_max_pct, out_of_band_s, prewet_ml, cast_ml (runs with casts)
+
+A run recorded before membranes has an empty ``membrane_id``.
 
 CSV needs nothing; Parquet needs pyarrow (``pip install 'castrig[parquet]'``).
 """
@@ -161,22 +166,47 @@ def run_tables(run_dir: Path) -> dict[str, tuple[list[str], list[Sequence[Any]]]
         samples = [(rid, *s) for s in rec.samples()]
         events = [(rid, e.t_s, e.kind, e.source, e.message, json.dumps(e.data, sort_keys=True)) for e in rec.events()]
         results = rec.results()
+        membranes = rec.membranes()
+    # (membrane id, its results): one block per membrane; a run from before membranes has one, unnamed
+    blocks = [(mb.membrane_id, {k.split("/", 1)[1]: v for k, v in results.items() if k.startswith(mb.membrane_id + "/")})
+              for mb in membranes] if membranes else [("", results)]
     metrics: list[Sequence[Any]] = []
-    for source in ("metrics", "truth"):
-        if isinstance(results.get(source), Mapping):
-            for name, value in flatten(results[source]):
-                number = isinstance(value, (int, float)) and not isinstance(value, bool)
-                metrics.append((rid, source, name, float(value) if number else None,
-                                None if number or value is None else str(value)))
+    verdict: list[Sequence[Any]] = []
+    cols = ["grade", "metric", "bound", "measured", "margin", "pass"]
+    for mid, res in blocks:
+        for source in ("metrics", "truth"):
+            if isinstance(res.get(source), Mapping):
+                for name, value in flatten(res[source]):
+                    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                    metrics.append((rid, mid, source, name, float(value) if number else None,
+                                    None if number or value is None else str(value)))
+        if res.get("verdict") is not None:
+            verdict.extend((rid, mid, *(r[c] for c in cols)) for r in verdict_rows(res["verdict"]))
     tables: dict[str, tuple[list[str], list[Sequence[Any]]]] = {
         "samples": (["run_id", "t_s", "channel", "value"], samples),
         "events": (["run_id", "t_s", "kind", "source", "message", "data_json"], events),
-        "metrics": (["run_id", "source", "name", "value", "text"], metrics),
+        "metrics": (["run_id", "membrane_id", "source", "name", "value", "text"], metrics),
     }
-    if results.get("verdict") is not None:
-        cols = ["grade", "metric", "bound", "measured", "margin", "pass"]
-        tables["verdict"] = (["run_id", *cols], [(rid, *(r[c] for c in cols)) for r in verdict_rows(results["verdict"])])
+    if verdict:
+        tables["verdict"] = (["run_id", "membrane_id", *cols], verdict)
+    if membranes:
+        tables["membranes"] = (list(MEMBRANE_COLUMNS), [membrane_row(rid, mb) for mb in membranes])
     return tables
+
+
+MEMBRANE_COLUMNS = ("run_id", "membrane_id", "k", "status", "simulated", "lot_id", "grades_met", "target_grade", "target_met",
+                    "lost_reason", "support_position", "cast_step", "t_start_s", "t_end_s", "rh_mean_pct", "rh_min_pct",
+                    "rh_max_pct", "out_of_band_s", "prewet_ml", "cast_ml")
+
+
+def membrane_row(run_id: str, mb: Any) -> tuple[Any, ...]:
+    """One row of the ``membranes`` table of an export (and of the report's table)."""
+    p = mb.process or {}
+    disp = p.get("dispensed") or {}
+    return (run_id, mb.membrane_id, mb.k, mb.status, mb.simulated, mb.lot_id, ",".join(mb.grades_met), mb.target_grade,
+            mb.target_met, mb.lost_reason, mb.support_position, mb.cast_step, mb.t_start_s, mb.t_end_s,
+            p.get("rh_mean_pct"), p.get("rh_min_pct"), p.get("rh_max_pct"), (p.get("evaporation") or {}).get("out_of_band_s"),
+            (disp.get("prewet") or {}).get("volume_ml"), (disp.get("cast") or {}).get("volume_ml"))
 
 
 def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv") -> list[Path]:

@@ -30,6 +30,12 @@ Schema (in a PostgreSQL schema, default ``castrig``):
     journal(run_uid, seq, t_s, step_index, state, data_json JSONB)    PK (run_uid, seq)
     images(run_uid, id, t_s, name, path, illumination, pixel_size_um, sha256, metadata_json JSONB)
     results(run_uid, id, t_s, name, path, json JSONB)
+    membranes(run_uid, membrane_id, k, cast_step, support_position, simulated, status, t_start_s,
+              t_end_s, process_json JSONB, metrics_json JSONB, verdict_json JSONB, grades_met,
+              target_grade, target_met, lot_id, lost_reason)            PK (run_uid, membrane_id)
+
+Membrane rows change as a membrane is made, judged or lost: every push upserts them all (a handful
+per run), where the other tables are append-only and pushed past their marks.
 """
 
 from __future__ import annotations
@@ -50,7 +56,8 @@ import numpy as np
 import structlog
 
 from castrig.errors import BadInput, CastrigError
-from castrig.store.base import Event, ImageRecord, JournalEntry, RunInfo, RunRecorder, RunStore, RunSummary
+from castrig.store.lock import live_outcome
+from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo, RunRecorder, RunStore, RunSummary
 from castrig.store.sqlite_store import SqliteRunRecorder, SqliteRunStore, connect
 
 if TYPE_CHECKING:  # psycopg is an optional extra: imported only when a fleet store is used
@@ -101,6 +108,12 @@ CREATE TABLE IF NOT EXISTS {s}.results(
     run_uid TEXT NOT NULL REFERENCES {s}.runs ON DELETE CASCADE, id BIGINT NOT NULL,
     t_s DOUBLE PRECISION NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, json JSONB NOT NULL,
     PRIMARY KEY(run_uid, id));
+CREATE TABLE IF NOT EXISTS {s}.membranes(
+    run_uid TEXT NOT NULL REFERENCES {s}.runs ON DELETE CASCADE, membrane_id TEXT NOT NULL,
+    k INTEGER NOT NULL, cast_step INTEGER NOT NULL, support_position INTEGER, simulated BOOLEAN NOT NULL,
+    status TEXT NOT NULL, t_start_s DOUBLE PRECISION, t_end_s DOUBLE PRECISION, process_json JSONB NOT NULL,
+    metrics_json JSONB, verdict_json JSONB, grades_met TEXT NOT NULL, target_grade TEXT, target_met BOOLEAN,
+    lot_id TEXT, lost_reason TEXT, PRIMARY KEY(run_uid, membrane_id));
 """
 
 #: Per record table: (local key, local SQL selecting (key, columns…) past a key, PostgreSQL columns
@@ -288,7 +301,38 @@ def push_records(conn: "psycopg.Connection", schema: str, run_uid: str, local: s
             cur.executemany(sql, [(run_uid, *r) for r in rows])  # type: ignore[arg-type]
             inserted[table] = max(cur.rowcount, 0)
         new_marks[table] = int(rows[-1][0])
+    inserted["membranes"] = push_membranes(conn, schema, run_uid, local)
     return new_marks, inserted
+
+
+_MEMBRANE_COLS = ("membrane_id", "k", "cast_step", "support_position", "simulated", "status", "t_start_s", "t_end_s",
+                  "process_json", "metrics_json", "verdict_json", "grades_met", "target_grade", "target_met", "lot_id",
+                  "lost_reason")
+
+
+def push_membranes(conn: "psycopg.Connection", schema: str, run_uid: str, local: sqlite3.Connection) -> int:
+    """Upsert every local membrane row; returns how many rows changed (0 when already so)."""
+    try:
+        rows = local.execute(f"SELECT {', '.join(_MEMBRANE_COLS)} FROM membranes ORDER BY k").fetchall()
+    except sqlite3.OperationalError:  # a run folder from before membranes
+        return 0
+    if not rows:
+        return 0
+    jsonb = {"process_json", "metrics_json", "verdict_json"}
+    ph = ", ".join("%s::jsonb" if c in jsonb else "%s" for c in _MEMBRANE_COLS)
+    upd = [c for c in _MEMBRANE_COLS if c != "membrane_id"]
+    sql = (f"INSERT INTO {schema}.membranes AS m(run_uid, {', '.join(_MEMBRANE_COLS)}) VALUES(%s, {ph})"
+           f" ON CONFLICT (run_uid, membrane_id) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in upd)}"
+           f" WHERE ({', '.join('m.' + c for c in upd)}) IS DISTINCT FROM ({', '.join('EXCLUDED.' + c for c in upd)})")
+    changed = 0
+    with conn.cursor() as cur:
+        for r in rows:
+            r = list(r)
+            r[4] = bool(r[4])
+            r[13] = None if r[13] is None else bool(r[13])
+            cur.execute(sql, [run_uid, *r])  # type: ignore[arg-type]
+            changed += max(cur.rowcount, 0)
+    return changed
 
 
 def local_backlog(local: sqlite3.Connection, marks: Mapping[str, int]) -> int:
@@ -396,6 +440,15 @@ class PostgresRunRecorder(RunRecorder):
         path = self._local.save_result(t_s, name, result)
         self._written()
         return path
+
+    def save_membrane(self, membrane: MembraneRecord) -> None:
+        with self._lock:
+            self._local.save_membrane(membrane)
+            self._run_dirty = True  # pushed with the run row: membranes are upserted, not appended
+        self._written()
+
+    def membranes(self) -> list[MembraneRecord]:
+        return self._local.membranes()
 
     def update_info(self, **changes: Any) -> None:
         with self._lock:
@@ -517,7 +570,8 @@ class PostgresRunStore(RunStore):
         if not ok or rows is None:
             log.warning("fleet database unreachable: listing this data root only", error=self._fleet.last_error)
             return self._local.list_runs()
-        return [RunSummary(*r[:8], tuple(g for g in (r[8] or "").split(",") if g)) for r in rows]
+        return [RunSummary(*r[:7], live_outcome(Path(r[1]), r[7]), tuple(g for g in (r[8] or "").split(",") if g))
+                for r in rows]
 
     def close(self) -> None:
         self._fleet.close()

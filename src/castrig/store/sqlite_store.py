@@ -13,6 +13,10 @@ seed, and fsyncs would dominate a virtual-time run. The public schema, for the s
     images(id INTEGER PRIMARY KEY, t_s REAL, name TEXT, path TEXT, illumination TEXT,
            pixel_size_um REAL, sha256 TEXT, metadata_json TEXT)
     results(id INTEGER PRIMARY KEY, t_s REAL, name TEXT, path TEXT, json TEXT)
+    membranes(membrane_id TEXT PRIMARY KEY, k INTEGER, cast_step INTEGER, support_position INTEGER,
+              simulated INTEGER, status TEXT, t_start_s REAL, t_end_s REAL, process_json TEXT,
+              metrics_json TEXT, verdict_json TEXT, grades_met TEXT, target_grade TEXT,
+              target_met INTEGER, lot_id TEXT, lost_reason TEXT)
 
 ``t_s`` is seconds since the run started, on the run's clock (virtual on the twin).
 """
@@ -21,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import socket
 import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -32,10 +38,12 @@ import numpy as np
 
 from castrig.errors import CastrigError
 from castrig.store.atomic import atomic_write_json, fsync_dir
+from castrig.store.lock import LOCK_NAME, claim_run, live_outcome, release_run
 from castrig.store.base import (
     Event,
     ImageRecord,
     JournalEntry,
+    MembraneRecord,
     RunInfo,
     RunRecorder,
     RunStore,
@@ -62,6 +70,11 @@ CREATE TABLE IF NOT EXISTS images(
     metadata_json TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS results(
     id INTEGER PRIMARY KEY, t_s REAL NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS membranes(
+    membrane_id TEXT PRIMARY KEY, k INTEGER NOT NULL, cast_step INTEGER NOT NULL, support_position INTEGER,
+    simulated INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL, t_start_s REAL, t_end_s REAL,
+    process_json TEXT NOT NULL DEFAULT '{}', metrics_json TEXT, verdict_json TEXT,
+    grades_met TEXT NOT NULL DEFAULT '', target_grade TEXT, target_met INTEGER, lot_id TEXT, lost_reason TEXT);
 """
 
 
@@ -145,7 +158,14 @@ class SqliteRunRecorder(RunRecorder):
         self.run_dir = Path(run_dir)
         self.info = info
         self.synchronous = synchronous
+        #: Set by the store when this recorder created the run and so holds its folder lock.
+        self.owns_lock = False
         self._db = connect(self.run_dir / "run.sqlite", synchronous)
+        if not create and not _has_table(self._db, "membranes"):
+            try:  # a run folder from before membranes: the table joins it (append-only otherwise)
+                self._db.executescript(_SCHEMA)
+            except sqlite3.Error:
+                pass  # read-only folder: readers see no membranes table and fall back
         if create:
             self._db.executescript(_SCHEMA)
             with _Tx(self._db) as c:
@@ -188,6 +208,9 @@ class SqliteRunRecorder(RunRecorder):
         folder = self.run_dir / "images"
         folder.mkdir(exist_ok=True)
         path = folder / f"{_safe(name)}.tif"
+        if self._db.execute("SELECT 1 FROM images WHERE name=? OR path=?",
+                            (name, str(path.relative_to(self.run_dir)))).fetchone():
+            raise StoreError(f"image {name!r} is already recorded in {self.run_dir}: a recorded micrograph is never overwritten")
         meta = dict(metadata or {})
         meta.update({"illumination": illumination, "t_s": float(t_s)})
         write_micrograph(path, image, pixel_size_um, json.loads(_dumps(meta)))
@@ -201,9 +224,11 @@ class SqliteRunRecorder(RunRecorder):
         return path
 
     def save_result(self, t_s: float, name: str, result: Mapping[str, Any]) -> Path:
-        folder = self.run_dir / "results"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{_safe(name)}.json"
+        # "m-id/metrics" → results/m-id/metrics.json (one folder per membrane)
+        parts = [_safe(p) for p in name.split("/") if p]
+        folder = self.run_dir.joinpath("results", *parts[:-1])
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{parts[-1] if parts else 'item'}.json"
         payload = json.loads(_dumps(result))
         atomic_write_json(path, payload)
         with _Tx(self._db) as c:
@@ -212,6 +237,26 @@ class SqliteRunRecorder(RunRecorder):
                 (float(t_s), name, str(path.relative_to(self.run_dir)), json.dumps(payload, sort_keys=True)),
             )
         return path
+
+    def save_membrane(self, membrane: MembraneRecord) -> None:
+        m = membrane
+        row = (m.membrane_id, m.k, m.cast_step, m.support_position, int(m.simulated), m.status, m.t_start_s, m.t_end_s,
+               _dumps(m.process), None if m.metrics is None else _dumps(m.metrics),
+               None if m.verdict is None else _dumps(m.verdict), ",".join(m.grades_met), m.target_grade,
+               None if m.target_met is None else int(m.target_met), m.lot_id, m.lost_reason)
+        with _Tx(self._db) as c:
+            c.execute("INSERT OR REPLACE INTO membranes(membrane_id, k, cast_step, support_position, simulated, status,"
+                      " t_start_s, t_end_s, process_json, metrics_json, verdict_json, grades_met, target_grade, target_met,"
+                      " lot_id, lost_reason) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+
+    def membranes(self) -> list[MembraneRecord]:
+        if not _has_table(self._db, "membranes"):
+            return []
+        rows = self._db.execute(
+            "SELECT membrane_id, k, cast_step, support_position, simulated, status, t_start_s, t_end_s, process_json,"
+            " metrics_json, verdict_json, grades_met, target_grade, target_met, lot_id, lost_reason FROM membranes ORDER BY k"
+        ).fetchall()
+        return [membrane_from_row(r) for r in rows]
 
     def update_info(self, **changes: Any) -> None:
         for key, value in changes.items():
@@ -264,6 +309,25 @@ class SqliteRunRecorder(RunRecorder):
             self._db.close()
         except sqlite3.Error:
             pass
+        if self.owns_lock:
+            self.owns_lock = False
+            release_run(self.run_dir)
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+
+
+def membrane_from_row(r: Any) -> MembraneRecord:
+    """A ``membranes`` row (columns in schema order; JSON as text or already decoded) → record."""
+    def js(v: Any) -> Any:
+        return json.loads(v) if isinstance(v, str) else v
+
+    return MembraneRecord(
+        membrane_id=r[0], k=int(r[1]), cast_step=int(r[2]), support_position=r[3], simulated=bool(r[4]), status=r[5],
+        t_start_s=r[6], t_end_s=r[7], process=js(r[8]) or {}, metrics=js(r[9]), verdict=js(r[10]),
+        grades_met=[g for g in (r[11] or "").split(",") if g], target_grade=r[12],
+        target_met=None if r[13] is None else bool(r[13]), lot_id=r[14], lost_reason=r[15])
 
 
 def _safe(name: str) -> str:
@@ -305,10 +369,18 @@ class SqliteRunStore(RunStore):
                 n += 1
                 run_dir = self.root / f"{base}-{n}"
         info.run_id = run_dir.name
-        fsync_dir(self.root)
-        atomic_write_json(run_dir / "run.json", info.to_dict())
-        rec = SqliteRunRecorder(run_dir, info, create=True, synchronous=self.synchronous)
-        self.index_run(rec)
+        # owned before anything is in it: a resume started on the new folder is refused, not raced
+        claim_run(run_dir, purpose=f"castrig run {info.recipe_name}")
+        try:
+            info.pid, info.host, info.lock = os.getpid(), socket.gethostname(), LOCK_NAME
+            fsync_dir(self.root)
+            atomic_write_json(run_dir / "run.json", info.to_dict())
+            rec = SqliteRunRecorder(run_dir, info, create=True, synchronous=self.synchronous)
+            rec.owns_lock = True
+            self.index_run(rec)
+        except BaseException:
+            release_run(run_dir)
+            raise
         return rec
 
     def open_run(self, run_dir: Path) -> SqliteRunRecorder:
@@ -368,4 +440,5 @@ class SqliteRunStore(RunStore):
             ).fetchall()
         finally:
             conn.close()
-        return [RunSummary(*r[:8], tuple(g for g in (r[8] or "").split(",") if g)) for r in rows]
+        return [RunSummary(*r[:7], live_outcome(Path(r[1]), r[7]), tuple(g for g in (r[8] or "").split(",") if g))
+                for r in rows]

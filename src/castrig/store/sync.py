@@ -27,6 +27,7 @@ from castrig.store.postgres_store import (
     run_uid_of,
     upsert_run,
 )
+from castrig.store.base import grades_of
 from castrig.store.sqlite_store import SqliteRunStore, connect
 
 
@@ -74,8 +75,7 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
         from castrig.store.sqlite_store import SqliteRunRecorder
 
         with SqliteRunRecorder(run_dir, info, create=False) as reader:
-            verdict = reader.results().get("verdict")
-        grades = verdict.get("grades_met") if isinstance(verdict, dict) else None
+            grades = grades_of(reader) or None
         fleet = Fleet(url, schema or os.environ.get("CASTRIG_STORE_SCHEMA", DEFAULT_SCHEMA))
         report = SyncReport(info.run_id, uid, url)
 

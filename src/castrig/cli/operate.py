@@ -1,0 +1,227 @@
+"""Operators acting on a run from outside: ``castrig serve|status|watch|pause|resume-paused|abort``.
+
+Everything here reads the run folder (``run.json``, the run's SQLite read-only, the runner's
+``control/status.json``) and writes commands into the run's control channel
+(:mod:`castrig.store.commands`), which the runner reads every control period. Nothing here
+talks to a device. Acting needs the right to write into the run folder: the user who owns it
+(the OS decides), or the web API with the operator token.
+
+``resume-paused`` ends a pause asked through the channel; ``castrig resume`` is for crashed runs.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from castrig.errors import BadInput
+
+LIVE = ("running", "paused", "pausing")
+EXIT_OF = {"completed": 0, "aborted": 3, "faulted": 3, "not_resumable": 3, "crashed": 3, "interrupted": 130}
+
+
+def _dur(s: Any) -> str:
+    if s is None:
+        return "—"
+    s = max(0, int(float(s)))
+    return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _num(x: Any, digits: int = 1) -> str:
+    return "—" if x is None else f"{float(x):.{digits}f}"
+
+
+def _run_dir(path: Path) -> Path:
+    p = Path(path)
+    if not (p / "run.json").is_file():
+        raise BadInput(f"{p}: not a run folder (needs run.json)", file=str(p))
+    return p
+
+
+def status_line(d: dict[str, Any]) -> str:
+    """One line an operator reads: step, time left, RH vs setpoint, last warning."""
+    step = d.get("step") or {}
+    where = "—" if step.get("step_index", -1) < 0 else f"step {step['step_index'] + 1}/{step.get('n_steps', '?')} {step.get('step_label') or ''}"
+    lv = d.get("last_values") or {}
+    rh = (lv.get("rh_near_pct") or {}).get("value")
+    band = f" ± {d['band_rh_pct']:g}" if d.get("band_rh_pct") else ""
+    est = "≥ " if d.get("run_left_is_estimate") and d.get("run_left_s") else ""
+    parts = [f"{d['uid']}: {d['status']}" + (f" by {d['paused_by']}" if d.get("paused_by") else ""), where,
+             f"left: step {_dur(d.get('step_left_s'))}, run {est}{_dur(d.get('run_left_s'))}",
+             f"RH {_num(rh)} %RH (setpoint {_num(d.get('setpoint_rh_pct'))}{band})"]
+    w = d.get("last_warning")
+    parts.append(f"last warning: [{_dur(w['t_s'])}] {w['kind']}: {w['message']}" if w else "no warning")
+    if d["status"] not in LIVE and d.get("outcome_reason"):
+        parts.append(str(d["outcome_reason"]))
+    return " · ".join(parts)
+
+
+def status(
+    run_dir: Optional[Path] = typer.Argument(None, help="A run folder; without it, every running run under the data root."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data root (default $CASTRIG_DATA or ./runs)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per run, one per line."),
+) -> None:
+    """Where a run is: step, time left, RH vs setpoint, last warning (read from its folder)."""
+    from castrig.serve import runs as R
+    from castrig.store import data_root
+
+    if run_dir is not None:
+        details = [R.detail(_run_dir(run_dir))]
+    else:
+        root = Path(data) if data is not None else data_root()
+        details = [R.detail(d) for d in R.run_dirs(root) if R.summary(d)["status"] in LIVE]
+        if not details and not as_json:
+            typer.echo(f"no run is running under {root}")
+    for d in details:
+        typer.echo(json.dumps(d) if as_json else status_line(d))
+
+
+def watch(
+    run_dir: Path = typer.Argument(..., help="The run folder to follow."),
+    every: float = typer.Option(2.0, "--every", min=0.2, max=3600, help="Seconds between updates."),
+) -> None:
+    """Follow a run from another terminal until it ends (live panel on a terminal, lines elsewhere).
+
+    Exit code: the run's (0 completed, 3 aborted/faulted/crashed, 130 interrupted).
+    """
+    from rich.live import Live
+    from rich.table import Table
+
+    from castrig.serve import runs as R
+
+    run_dir = _run_dir(run_dir)
+    out = Console()
+
+    def table(d: dict[str, Any]) -> Table:
+        t = Table(title=f"castrig watch · {run_dir}", show_header=False)
+        t.add_column(style="bold")
+        t.add_column()
+        step = d.get("step") or {}
+        lv = d.get("last_values") or {}
+        v = lambda ch, n=1: _num((lv.get(ch) or {}).get("value"), n)  # noqa: E731
+        t.add_row("status", d["status"] + (f" by {d['paused_by']}" if d.get("paused_by") else ""))
+        t.add_row("step", "—" if step.get("step_index", -1) < 0 else f"{step['step_index'] + 1}/{step.get('n_steps')} "
+                  f"{step.get('step_type', '')} · {step.get('step_label', '')}")
+        t.add_row("time left", f"step {_dur(d.get('step_left_s'))} · run {_dur(d.get('run_left_s'))}")
+        band = f" ± {d['band_rh_pct']:g}" if d.get("band_rh_pct") else ""
+        t.add_row("RH near membrane", f"{v('rh_near_pct')} %RH (setpoint {_num(d.get('setpoint_rh_pct'))}{band})")
+        t.add_row("room", f"{v('t_room_c')} °C, {v('rh_room_pct')} %RH")
+        t.add_row("flows", f"dry {v('dry_flow_slpm', 3)} · wet {v('wet_flow_slpm', 3)} slpm")
+        t.add_row("pumps", f"caster {v('caster_infused_ml', 3)} · water {v('water_pump_infused_ml', 3)} mL")
+        w = d.get("last_warning")
+        t.add_row("last warning", f"[{_dur(w['t_s'])}] {w['kind']}: {w['message']}" if w else "none")
+        return t
+
+    d = R.detail(run_dir)
+    if out.is_terminal:
+        with Live(table(d), console=out, refresh_per_second=4, transient=False) as live:
+            while d["status"] in LIVE:
+                time.sleep(every)
+                d = R.detail(run_dir)
+                live.update(table(d))
+    else:
+        last = None
+        while True:
+            line = status_line(d)
+            if line != last:
+                typer.echo(line)
+                sys.stdout.flush()
+                last = line
+            if d["status"] not in LIVE:
+                break
+            time.sleep(every)
+            d = R.detail(run_dir)
+    typer.echo(f"{d['status']}: {run_dir}" + (f" — {d['outcome_reason']}" if d.get("outcome_reason") else ""))
+    raise typer.Exit(EXIT_OF.get(d["status"], 3))
+
+
+def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
+    from castrig.serve import runs as R
+    from castrig.store.commands import send_command, wait_answer
+    from castrig.store.lock import run_holder
+
+    run_dir = _run_dir(run_dir)
+    st = os.stat(run_dir)
+    if os.getuid() not in (0, st.st_uid):
+        raise BadInput(f"{run_dir}: only the user who owns the run folder (uid {st.st_uid}) may {action} it from the "
+                       "command line; others use the web API with the operator token", file=str(run_dir))
+    summary = R.summary(run_dir)
+    if summary["status"] not in LIVE:
+        raise BadInput(f"{run_dir}: the run is not running (status {summary['status']}); nothing sent", file=str(run_dir))
+    by = f"cli:{getpass.getuser()}"
+    try:
+        cmd = send_command(run_dir, action, by)
+    except OSError as exc:
+        raise BadInput(f"{run_dir}: cannot write to its control channel: {exc}", file=str(run_dir)) from None
+    answer = wait_answer(run_dir, cmd, 30.0, alive=lambda: run_holder(run_dir) is not None)
+    if answer is None:
+        typer.echo(f"{action} sent to {run_dir}, but the runner did not answer (is it stopped?); the command stays "
+                   "in its control channel", err=True)
+        raise typer.Exit(5)
+    typer.echo(f"{action}: {'accepted' if answer.get('accepted') else 'refused'} — {answer.get('message')}")
+    if not answer.get("accepted"):
+        raise typer.Exit(2)
+    if wait_end_s > 0:
+        deadline = time.monotonic() + wait_end_s
+        while run_holder(run_dir) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        d = R.detail(run_dir)
+        typer.echo(f"{d['status']}: {run_dir}" + (f" — {d['outcome_reason']}" if d.get("outcome_reason") else ""))
+        safe = _safe_state_line(run_dir)
+        if safe:
+            typer.echo(safe)
+
+
+def _safe_state_line(run_dir: Path) -> str | None:
+    from castrig.serve import runs as R
+
+    with R.open_ro(run_dir) as db:
+        rows = R._rows(db, "SELECT message FROM events WHERE kind = 'safe_state' ORDER BY id DESC LIMIT 1")
+    return rows[0][0] if rows else None
+
+
+def pause(run_dir: Path = typer.Argument(..., help="A running run's folder.")) -> None:
+    """Pause a run at its next safe point (the rig stays under control); `castrig resume-paused` goes on."""
+    _act(run_dir, "pause")
+
+
+def resume_paused(run_dir: Path = typer.Argument(..., help="A run paused with `castrig pause` or from the web page.")) -> None:
+    """Go on with a run paused through `castrig pause` or the web page."""
+    _act(run_dir, "resume")
+
+
+def abort(
+    run_dir: Path = typer.Argument(..., help="A running run's folder."),
+    wait: float = typer.Option(120.0, "--wait", min=0, help="Seconds to wait for the run to end (0: do not wait)."),
+) -> None:
+    """Abort a run like SIGTERM: the rig goes to the verified safe state, outcome `aborted`."""
+    _act(run_dir, "abort", wait_end_s=wait)
+
+
+def serve(
+    data: Optional[Path] = typer.Option(None, "--data", help="Data root (default $CASTRIG_DATA or ./runs)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
+) -> None:
+    """Serve every run under the data root in a browser, with a JSON API (prints {"url", "token_file"})."""
+    from castrig.serve.app import serve as run_server
+    from castrig.store import data_root
+
+    run_server(Path(data) if data is not None else data_root(), host=host, port=port)
+
+
+def mount(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(status)
+    app.command()(watch)
+    app.command()(pause)
+    app.command(name="resume-paused")(resume_paused)
+    app.command()(abort)

@@ -1,0 +1,395 @@
+"""``castrig serve``: the operator's web application over a data root.
+
+Starlette on uvicorn. Why: Starlette is a small ASGI toolkit (routing, responses, a streaming
+response for server-sent events, static files) with one dependency (anyio) and no template,
+ORM or schema layer to learn; FastAPI would add pydantic request models and OpenAPI pages we do
+not need for eight endpoints. uvicorn is the standard ASGI server and stops cleanly on
+SIGINT/SIGTERM. Server-sent events, not websockets: the page only listens, SSE reconnects by
+itself and goes through any proxy as plain HTTP.
+
+What it does (DESIGN §1): reads the store — run folders, their SQLite opened read-only, the
+runner's ``control/status.json`` — and writes operator commands into a run's control channel
+(:mod:`castrig.store.commands`). It never talks to a device; killing it never touches a run.
+
+Security: binds 127.0.0.1 by default. Actions (pause, resume, abort) need
+``Authorization: Bearer <token>`` — a token file under ``DATA/.castrig/tokens/`` (mode 0600,
+made on first start; every file there is a token, named by its file name); without one they
+answer 401 and change nothing. Tokens are compared in constant time. On a non-loopback address
+reading needs the token too (header, or the cookie that ``/login?token=…`` sets). Everything
+rendered from files (run names, labels, operators, messages) is escaped; pages load only
+castrig's own scripts and styles (a lab PC is often offline).
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import ipaddress
+import json
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from castrig.serve import runs as R
+from castrig.store.commands import ACTIONS, answer_of, send_command
+
+TOKEN_DIR = Path(".castrig") / "tokens"
+DEFAULT_TOKEN = "operator"
+COOKIE = "castrig_token"
+STREAM_PERIOD_S = 1.0
+_STATIC = ("live.js", "live.css")
+
+
+# -- tokens ------------------------------------------------------------------------------------
+def ensure_token(root: Path, name: str = DEFAULT_TOKEN) -> Path:
+    """The token file ``DATA/.castrig/tokens/NAME`` (mode 0600), made on first start."""
+    d = Path(root) / TOKEN_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d.parent, 0o700)
+    os.chmod(d, 0o700)
+    path = d / name
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
+def token_name(root: Path, presented: str | None) -> str | None:
+    """The name of the token ``presented`` matches (constant-time compare), else None."""
+    if not presented:
+        return None
+    d = Path(root) / TOKEN_DIR
+    found = None
+    for p in sorted(d.iterdir()) if d.is_dir() else []:
+        try:
+            secret = p.read_text().strip()
+        except OSError:
+            continue
+        if secret and hmac.compare_digest(secret.encode(), presented.encode()):
+            found = p.name  # keep comparing: the time taken does not say which file matched
+    return found
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- the application ---------------------------------------------------------------------------
+def create_app(root: Path, *, loopback: bool = True) -> Starlette:
+    root = Path(root)
+
+    def bearer(request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+    def may_read(request: Request) -> bool:
+        return loopback or token_name(root, bearer(request) or request.cookies.get(COOKIE)) is not None
+
+    def refuse() -> Response:
+        return JSONResponse({"error": "unauthorized: give Authorization: Bearer <token> (the token_file castrig serve printed)"},
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    def run_or_404(uid: str) -> Path | None:
+        return R.find_run(root, uid)
+
+    async def api_runs(request: Request) -> Response:
+        if not may_read(request):
+            return refuse()
+        rows = await anyio.to_thread.run_sync(_filtered_runs, root, dict(request.query_params))
+        return JSONResponse([{"uid": r["uid"], "status": r["status"], "recipe": r["recipe"], "started_utc": r["started_utc"],
+                              "step": r["step"], "membranes": r["membranes"], "grades": r["grades"],
+                              "operator": r["operator"]} for r in rows])
+
+    async def api_run(request: Request) -> Response:
+        if not may_read(request):
+            return refuse()
+        run_dir = run_or_404(request.path_params["uid"])
+        if run_dir is None:
+            return JSONResponse({"error": "no such run"}, status_code=404)
+        return JSONResponse(await anyio.to_thread.run_sync(R.detail, run_dir))
+
+    async def api_samples(request: Request) -> Response:
+        if not may_read(request):
+            return refuse()
+        run_dir = run_or_404(request.path_params["uid"])
+        if run_dir is None:
+            return JSONResponse({"error": "no such run"}, status_code=404)
+        q = request.query_params
+        channels = [c for c in q.getlist("channel") for c in c.split(",") if c] or None
+        try:
+            since = float(q["since"]) if q.get("since") else None
+            after = int(q.get("after", "0"))
+        except ValueError:
+            return JSONResponse({"error": "since: a run time in seconds; after: a cursor"}, status_code=400)
+        return JSONResponse(await anyio.to_thread.run_sync(lambda: R.samples(run_dir, channels, since, after)))
+
+    async def api_events(request: Request) -> Response:
+        if not may_read(request):
+            return refuse()
+        run_dir = run_or_404(request.path_params["uid"])
+        if run_dir is None:
+            return JSONResponse({"error": "no such run"}, status_code=404)
+        def read() -> list[dict[str, Any]]:
+            with R.open_ro(run_dir) as db:
+                return R.events(db, int(request.query_params.get("after", "0") or 0))
+        return JSONResponse(await anyio.to_thread.run_sync(read))
+
+    async def api_action(request: Request) -> Response:
+        action = request.path_params["action"]
+        who = token_name(root, bearer(request))
+        if who is None:
+            return refuse()
+        run_dir = run_or_404(request.path_params["uid"])
+        if run_dir is None:
+            return JSONResponse({"error": "no such run"}, status_code=404)
+        if action not in ACTIONS:
+            return JSONResponse({"error": f"unknown action {action!r}"}, status_code=404)
+        summary = await anyio.to_thread.run_sync(R.summary, run_dir)
+        if summary["status"] not in ("running", "paused", "pausing"):
+            return JSONResponse({"error": f"the run is not running (status {summary['status']})"}, status_code=409)
+        try:
+            cmd = await anyio.to_thread.run_sync(send_command, run_dir, action, f"token:{who}")
+        except OSError as exc:
+            return JSONResponse({"error": f"cannot write to the run's control channel: {exc}"}, status_code=500)
+        answer = None
+        with anyio.move_on_after(10):
+            while answer is None:
+                answer = await anyio.to_thread.run_sync(answer_of, run_dir, cmd)
+                if answer is None:
+                    await anyio.sleep(0.1)
+        if answer is None:
+            return JSONResponse({"id": cmd.id, "action": action, "by": cmd.by, "accepted": None,
+                                 "message": "sent; the runner has not answered yet"}, status_code=202)
+        return JSONResponse(answer, status_code=200 if answer.get("accepted") else 409)
+
+    async def stream(request: Request) -> Response:
+        """Server-sent events: new samples, new events and the status, about once a second."""
+        if not may_read(request):
+            return refuse()
+        run_dir = run_or_404(request.path_params["uid"])
+        if run_dir is None:
+            return JSONResponse({"error": "no such run"}, status_code=404)
+        cursor = int(request.query_params.get("after", "0") or 0)
+        last_event = int(request.query_params.get("events_after", "0") or 0)
+
+        async def gen() -> AsyncIterator[str]:
+            nonlocal cursor, last_event
+            while True:
+                def read() -> dict[str, Any]:
+                    s = R.samples(run_dir, None, None, cursor, limit=50_000)
+                    with R.open_ro(run_dir) as db:
+                        ev = R.events(db, last_event)
+                    return {"samples": s, "events": ev, "run": R.detail(run_dir, with_recipe=False)}
+                msg = await anyio.to_thread.run_sync(read)
+                cursor = msg["samples"]["cursor"]
+                if msg["events"]:
+                    last_event = msg["events"][-1]["id"]
+                yield f"data: {json.dumps(msg)}\n\n"
+                if msg["run"]["status"] not in ("running", "paused", "pausing"):
+                    yield "event: end\ndata: {}\n\n"
+                    return
+                if await request.is_disconnected():
+                    return
+                await anyio.sleep(STREAM_PERIOD_S)
+
+        return StreamingResponse(gen(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    async def image(request: Request) -> Response:
+        if not may_read(request):
+            return refuse()
+        run_dir = run_or_404(request.path_params["uid"])
+        if run_dir is None:
+            return PlainTextResponse("no such run", status_code=404)
+        data = await anyio.to_thread.run_sync(_image_png, run_dir, int(request.path_params["image_id"]))
+        if data is None:
+            return PlainTextResponse("no such image", status_code=404)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in _STATIC:
+            return PlainTextResponse("not found", status_code=404)
+        text = resources.files("castrig.serve").joinpath("static", name).read_text()
+        return Response(text, media_type="text/javascript" if name.endswith(".js") else "text/css")
+
+    async def runs_page(request: Request) -> Response:
+        if not may_read(request):
+            return HTMLResponse(_login_page(), status_code=401)
+        q = dict(request.query_params)
+        rows = await anyio.to_thread.run_sync(_filtered_runs, root, q)
+        return HTMLResponse(_runs_html(root, rows, q))
+
+    async def run_page(request: Request) -> Response:
+        if not may_read(request):
+            return HTMLResponse(_login_page(), status_code=401)
+        uid = request.path_params["uid"]
+        if run_or_404(uid) is None:
+            return HTMLResponse(_page("no such run", "<p>No run named <code>" + html.escape(uid) + "</code>.</p>"), status_code=404)
+        return HTMLResponse(_run_html(uid))
+
+    async def saved_page(request: Request) -> Response:
+        if not may_read(request):
+            return refuse()
+        run_dir = run_or_404(request.path_params["uid"])
+        if run_dir is None:
+            return PlainTextResponse("no such run", status_code=404)
+        from castrig.serve.report import page_html
+
+        text = await anyio.to_thread.run_sync(page_html, run_dir)
+        return HTMLResponse(text, headers={"Content-Disposition": f'attachment; filename="{run_dir.name}.html"'})
+
+    async def login(request: Request) -> Response:
+        tok = request.query_params.get("token", "")
+        if token_name(root, tok) is None:
+            return HTMLResponse(_login_page("that token is not valid"), status_code=401)
+        resp = RedirectResponse("/", status_code=303)
+        resp.set_cookie(COOKIE, tok, httponly=True, samesite="strict")
+        return resp
+
+    routes = [
+        Route("/", runs_page),
+        Route("/login", login),
+        Route("/runs/{uid}", run_page),
+        Route("/runs/{uid}/images/{image_id:int}.png", image),
+        Route("/runs/{uid}/report.html", saved_page),
+        Route("/static/{name}", static),
+        Route("/api/runs", api_runs),
+        Route("/api/runs/{uid}", api_run),
+        Route("/api/runs/{uid}/samples", api_samples),
+        Route("/api/runs/{uid}/events", api_events),
+        Route("/api/runs/{uid}/stream", stream),
+        Route("/api/runs/{uid}/{action}", api_action, methods=["POST"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def _filtered_runs(root: Path, q: dict[str, str]) -> list[dict[str, Any]]:
+    """Runs under ``root``, filtered like ``castrig runs``: since (date), grade, outcome/status, recipe."""
+    since = q.get("since") or None
+    out = []
+    for d in R.run_dirs(root):
+        r = R.summary(d)
+        if since and str(r.get("started_utc") or "") < since:
+            continue
+        if q.get("grade") and q["grade"] not in r["grades"]:
+            continue
+        if q.get("outcome") and r["status"] != q["outcome"]:
+            continue
+        if q.get("recipe") and q["recipe"] not in str(r["recipe"]):
+            continue
+        out.append(r)
+    return out
+
+
+def _image_png(run_dir: Path, image_id: int, max_px: int = 1024) -> bytes | None:
+    import numpy as np
+    import tifffile
+
+    from castrig.report.images import png_bytes
+
+    path = R.image_path(run_dir, image_id)
+    if path is None:
+        return None
+    img = np.asarray(tifffile.imread(path))
+    step = max(1, int(np.ceil(max(img.shape[:2]) / max_px)))
+    return png_bytes(img[::step, ::step])
+
+
+# -- pages (the data comes from the API; everything from files is escaped) ---------------------
+def _page(title: str, body: str, *, script: str = "") -> str:
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<link rel="stylesheet" href="/static/live.css"></head><body>'
+            f'<header><a href="/">castrig</a> · {html.escape(title)}</header><main>{body}</main>{script}</body></html>')
+
+
+def _login_page(note: str = "") -> str:
+    return _page("token needed", ("<p class='warn'>" + html.escape(note) + "</p>" if note else "") +
+                 "<p>This castrig serves a non-loopback address: reading needs the operator token too.</p>"
+                 "<form action='/login'><label>token <input name='token' type='password' autocomplete='off'></label> "
+                 "<button>open</button></form>")
+
+
+def _dur(s: Any) -> str:
+    if s is None:
+        return "—"
+    s = max(0, int(float(s)))
+    return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _runs_html(root: Path, rows: list[dict[str, Any]], q: dict[str, str]) -> str:
+    e = html.escape
+    def field(name: str, label: str, ph: str = "") -> str:
+        return f"<label>{label} <input name='{name}' value='{e(q.get(name, ''))}' placeholder='{ph}'></label> "
+    form = ("<form class='filters' method='get'>" + field("since", "since", "2026-12-01") + field("grade", "grade", "claim1")
+            + field("outcome", "status", "running") + field("recipe", "recipe") + "<button>filter</button></form>")
+    trs = []
+    for r in rows:
+        step = r["step"] or {}
+        step_txt = "" if step.get("step_index", -1) < 0 else f"{step['step_index'] + 1}/{step.get('n_steps', '?')} {step.get('step_label', '')}"
+        trs.append(
+            f"<tr class='st-{e(r['status'])}'><td><a href='/runs/{e(r['uid'])}'>{e(r['uid'])}</a></td>"
+            f"<td><span class='badge {e(r['status'])}'>{e(r['status'])}</span></td><td>{e(str(r['recipe']))}</td>"
+            f"<td>{e(step_txt)}</td><td>{r['membranes']}</td><td>{e(', '.join(r['grades']))}</td>"
+            f"<td>{e(str(r['started_utc'] or ''))}</td><td>{e(str(r['operator'] or ''))}</td></tr>")
+    table = ("<table id='runs'><thead><tr><th>run</th><th>status</th><th>recipe</th><th>step</th><th>membranes</th>"
+             "<th>grades</th><th>started (UTC)</th><th>operator</th></tr></thead><tbody>" + "".join(trs) + "</tbody></table>")
+    if not rows:
+        table += "<p>no runs</p>"
+    return _page(f"runs in {root}", form + table, script="<script>setTimeout(()=>location.reload(), 10000)</script>")
+
+
+def _run_html(uid: str) -> str:
+    body = (f"<div id='run' data-uid='{html.escape(uid)}'></div>")
+    return _page(f"run {uid}", body, script="<script src='/static/live.js'></script>")
+
+
+# -- the command -------------------------------------------------------------------------------
+def serve(root: Path, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Print ``{"url", "token_file"}`` and serve until SIGINT/SIGTERM."""
+    import uvicorn
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    token_file = ensure_token(root)
+    loopback = is_loopback(host)
+    if not loopback:
+        print(f"warning: serving {host}:{port} without TLS: the token and the run data cross the network in clear; "
+              "reading needs the token too. Prefer an SSH tunnel to 127.0.0.1 (see the README).", file=sys.stderr, flush=True)
+    config = uvicorn.Config(create_app(root, loopback=loopback), host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=2, lifespan="off")
+    server = uvicorn.Server(config)
+    shown = f"[{host}]" if ":" in host else host
+    real_startup = server.startup
+
+    async def startup(sockets: Any = None) -> None:  # the line goes out once the port is bound
+        await real_startup(sockets)
+        bound = port
+        for s in server.servers:
+            for sock in s.sockets:
+                bound = sock.getsockname()[1]
+        print(json.dumps({"url": f"http://{shown}:{bound}/", "token_file": str(token_file.resolve())}), flush=True)
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run()
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

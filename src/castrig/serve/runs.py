@@ -1,0 +1,245 @@
+"""Reading runs for people who are not at the rig: the web application and ``castrig status|watch``.
+
+Only files are read — ``run.json``, the run's SQLite (opened read-only, the public schema of
+DESIGN §5), and the runner's ``control/status.json`` — never a device. A run is ``running`` only
+while a process holds its ``run.lock`` (:func:`castrig.store.lock.live_outcome`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from castrig.store.commands import read_status
+from castrig.store.lock import live_outcome, run_holder
+
+#: Event kinds an operator must see (highlighted on the page, "last warning" in ``castrig status``).
+WARNING_KINDS = frozenset({"interlock", "warning", "membrane_lost", "fault", "error"})
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Every run folder under the data root, newest first (folder names start with the UTC stamp)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted((p.parent for p in root.glob("*/run.json")), key=lambda p: p.name, reverse=True)
+
+
+def find_run(root: Path, uid: str) -> Path | None:
+    """The run folder named ``uid`` directly under ``root`` (never a path outside it)."""
+    if not uid or "/" in uid or "\\" in uid or uid.startswith("."):
+        return None
+    p = Path(root) / uid
+    return p if (p / "run.json").is_file() else None
+
+
+def read_info(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((Path(run_dir) / "run.json").read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+@contextmanager
+def open_ro(run_dir: Path) -> Iterator[sqlite3.Connection | None]:
+    """The run's SQLite, read-only (None while it does not exist yet)."""
+    path = Path(run_dir) / "run.sqlite"
+    if not path.is_file():
+        yield None
+        return
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _rows(db: sqlite3.Connection | None, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if db is None:
+        return []
+    try:
+        return [tuple(r) for r in db.execute(sql, args)]
+    except sqlite3.Error:  # the schema is not written yet, or a table an older run lacks
+        return []
+
+
+def _json(text: Any) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except (TypeError, ValueError):
+        return None
+
+
+def membranes(db: sqlite3.Connection | None) -> list[dict[str, Any]]:
+    out = []
+    for mid, status, grades, target, met, lost, verdict in _rows(
+            db, "SELECT membrane_id, status, grades_met, target_grade, target_met, lost_reason, verdict_json FROM membranes ORDER BY k"):
+        g = _json(grades) if isinstance(grades, str) and grades.startswith("[") else [x for x in str(grades or "").split(",") if x]
+        out.append({"membrane_id": mid, "status": status, "grades_met": g or [], "target_grade": target,
+                    "target_met": None if met is None else bool(met), "lost_reason": lost, "verdict": _json(verdict)})
+    return out
+
+
+def _step_from_journal(db: sqlite3.Connection | None, recipe: dict[str, Any]) -> dict[str, Any]:
+    rows = _rows(db, "SELECT step_index, state, t_s FROM journal ORDER BY seq DESC LIMIT 1")
+    steps = recipe.get("steps") or []
+    if not rows:
+        return {"step_index": -1, "step_label": "", "n_steps": len(steps)}
+    i, state, t = rows[0]
+    st = steps[i] if 0 <= i < len(steps) else {}
+    return {"step_index": int(i), "step_type": st.get("type", ""), "step_label": st.get("label") or st.get("type", ""),
+            "n_steps": len(steps), "step_state": state}
+
+
+def summary(run_dir: Path) -> dict[str, Any]:
+    """One row of the runs table / ``GET /api/runs``."""
+    run_dir = Path(run_dir)
+    info = read_info(run_dir)
+    status = live_outcome(run_dir, str(info.get("outcome", "running")))
+    with open_ro(run_dir) as db:
+        mbs = membranes(db)
+        step = _step_from_journal(db, info.get("recipe") or {})
+    live = read_status(run_dir) if status == "running" else None
+    if live:
+        step.update({k: live.get(k) for k in ("step_index", "step_type", "step_label", "n_steps")})
+        if live.get("state") in ("paused", "pausing"):
+            status = str(live["state"])
+    grades = sorted({g for mb in mbs for g in mb["grades_met"]})
+    return {
+        "uid": run_dir.name,
+        "status": status,
+        "recipe": info.get("recipe_name", ""),
+        "operator": info.get("operator", ""),
+        "started_utc": info.get("started_utc"),
+        "ended_utc": info.get("ended_utc"),
+        "outcome_reason": info.get("outcome_reason"),
+        "step": step,
+        "membranes": len(mbs),
+        "grades": grades,
+        "virtual_time": bool(info.get("virtual_time")),
+    }
+
+
+def last_values(db: sqlite3.Connection | None) -> dict[str, dict[str, float]]:
+    rows = _rows(db, "SELECT s.channel, s.t_s, s.value FROM samples s JOIN (SELECT channel, MAX(rowid) AS r FROM samples "
+                     "GROUP BY channel) last ON s.rowid = last.r")
+    return {c: {"t_s": t, "value": v} for c, t, v in rows}
+
+
+def events(db: sqlite3.Connection | None, after_id: int = 0, limit: int = 2000) -> list[dict[str, Any]]:
+    out = []
+    for eid, t, kind, source, message, data in _rows(
+            db, "SELECT id, t_s, kind, source, message, data_json FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)):
+        d = _json(data) or {}
+        warn = kind in WARNING_KINDS or (kind == "run_end" and d.get("outcome") not in (None, "completed")) \
+            or (kind == "safe_state" and d.get("safe") is False)
+        out.append({"id": eid, "t_s": t, "kind": kind, "source": source, "message": message, "warning": bool(warn)})
+    return out
+
+
+def last_warning(db: sqlite3.Connection | None) -> dict[str, Any] | None:
+    kinds = tuple(sorted(WARNING_KINDS))
+    rows = _rows(db, f"SELECT id, t_s, kind, source, message FROM events WHERE kind IN ({','.join('?' * len(kinds))}) "
+                     "ORDER BY id DESC LIMIT 1", kinds)
+    return None if not rows else dict(zip(("id", "t_s", "kind", "source", "message"), rows[0]))
+
+
+def images(db: sqlite3.Connection | None, run_dir: Path | None = None) -> list[dict[str, Any]]:
+    out = []
+    for iid, t, name, path, ill, px, meta in _rows(
+            db, "SELECT id, t_s, name, path, illumination, pixel_size_um, metadata_json FROM images ORDER BY id"):
+        m = _json(meta) or {}
+        out.append({"id": iid, "t_s": t, "name": name, "illumination": ill, "pixel_size_um": px,
+                    "membrane_id": m.get("membrane_id"), **_image_shape(run_dir, path)})
+    return out
+
+
+def _image_shape(run_dir: Path | None, path: str) -> dict[str, int]:
+    """Width and height in pixels (from the TIFF header only), for the page's scale bar."""
+    if run_dir is None:
+        return {}
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(Path(run_dir) / path) as tif:
+            shape = tif.pages[0].shape
+        return {"height_px": int(shape[0]), "width_px": int(shape[1])}
+    except Exception:  # noqa: BLE001 - a missing or odd file: the page does without the bar's exact size
+        return {}
+
+
+def image_path(run_dir: Path, image_id: int) -> Path | None:
+    with open_ro(run_dir) as db:
+        rows = _rows(db, "SELECT path FROM images WHERE id = ?", (image_id,))
+    if not rows:
+        return None
+    p = (Path(run_dir) / rows[0][0]).resolve()
+    return p if p.is_file() and Path(run_dir).resolve() in p.parents else None
+
+
+def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
+    """``GET /api/runs/{uid}``: status, step, time left, last values, membranes, grades, last warning."""
+    run_dir = Path(run_dir)
+    out = summary(run_dir)
+    info = read_info(run_dir)
+    live = read_status(run_dir) if out["status"] in ("running", "paused", "pausing") else None
+    with open_ro(run_dir) as db:
+        out["last_values"] = last_values(db)
+        out["membrane_records"] = membranes(db)
+        out["last_warning"] = last_warning(db)
+        out["images"] = images(db, run_dir)
+        t_rows = _rows(db, "SELECT MAX(t_s) FROM samples")
+    out["t_s"] = t_rows[0][0] if t_rows else None
+    out["step_left_s"] = out["run_left_s"] = 0.0 if out["status"] not in ("running", "paused", "pausing") else None
+    out["setpoint_rh_pct"] = (out["last_values"].get("rh_setpoint_pct") or {}).get("value")
+    out["band_rh_pct"] = None
+    if live:
+        for k in ("t_s", "step_elapsed_s", "step_duration_s", "step_left_s", "run_left_s", "run_left_is_estimate",
+                  "setpoint_rh_pct", "band_rh_pct", "paused_by", "state"):
+            out[k] = live.get(k)
+        out["status_written_utc"] = live.get("written_utc")
+    holder = run_holder(run_dir) if out["status"] in ("running", "paused", "pausing") else None
+    out["owner"] = holder
+    if with_recipe:
+        out["recipe_as_written"] = _recipe_text(info)
+    return out
+
+
+def _recipe_text(info: dict[str, Any]) -> str | None:
+    """The recipe file as the operator wrote it, when it is still where the run found it."""
+    p = info.get("recipe_path")
+    try:
+        return Path(p).read_text()[:100_000] if p else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def samples(run_dir: Path, channels: list[str] | None = None, since_t_s: float | None = None,
+            after_rowid: int = 0, limit: int = 200_000) -> dict[str, Any]:
+    """Samples as ``{"channels": {name: [[t_s, value], ...]}, "cursor": last rowid}``.
+
+    ``since_t_s`` keeps samples after that run time; ``after_rowid`` (the previous ``cursor``)
+    keeps only those written since, which is how the live page follows the run.
+    """
+    sql = "SELECT rowid, t_s, channel, value FROM samples WHERE rowid > ?"
+    args: list[Any] = [after_rowid]
+    if since_t_s is not None:
+        sql += " AND t_s > ?"
+        args.append(since_t_s)
+    if channels:
+        sql += f" AND channel IN ({','.join('?' * len(channels))})"
+        args += channels
+    sql += " ORDER BY rowid LIMIT ?"
+    args.append(limit)
+    out: dict[str, list[list[float]]] = {}
+    cursor = after_rowid
+    with open_ro(run_dir) as db:
+        for rowid, t, ch, v in _rows(db, sql, tuple(args)):
+            out.setdefault(ch, []).append([t, v])
+            cursor = rowid
+    return {"channels": out, "cursor": cursor}

@@ -1,0 +1,86 @@
+"""``castrig status|watch|pause|resume-paused|abort`` from a second process against a running run.
+
+The run is tests/data/long_wait.yaml on the twin (an 8-hour hold in virtual time): the commands
+go through the run folder's control channel, never a signal.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from pathlib import Path
+
+from conftest import ROOT, castrig, only_run_dir, run_rows, start_castrig, wait_until
+
+LONG_WAIT = ROOT / "tests" / "data" / "long_wait.yaml"
+
+
+def _status(run_dir: Path) -> dict:
+    p = run_dir / "control" / "status.json"
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def test_status_watch_pause_resume_abort_from_a_second_process(tmp_path: Path, reap):
+    data = tmp_path / "data"
+    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_index") == 1 and d,
+                         timeout_s=60, what="the run in its 8-hour hold")
+    # status: one run, and every running run under the data root
+    one = castrig("status", str(run_dir))
+    assert one.returncode == 0, one.stderr
+    assert "running" in one.stdout and "step 2/2" in one.stdout and "left: step" in one.stdout
+    assert "RH " in one.stdout and "setpoint 50.0" in one.stdout and "no warning" in one.stdout
+    every = castrig("status", "--data", str(data), "--json")
+    rows = [json.loads(line) for line in every.stdout.splitlines()]
+    assert [r["uid"] for r in rows] == [run_dir.name] and rows[0]["step"]["step_index"] == 1
+
+    watcher = reap(start_castrig("watch", str(run_dir), "--every", "0.3"))
+
+    # pause: the run stops at a safe point and waits (virtual time stands still)
+    paused = castrig("pause", str(run_dir))
+    assert paused.returncode == 0 and "accepted" in paused.stdout, paused.stdout + paused.stderr
+    wait_until(lambda: _status(run_dir).get("state") == "paused", timeout_s=20, what="paused")
+    t_paused = _status(run_dir)["t_s"]
+    again = castrig("pause", str(run_dir))
+    assert again.returncode == 2 and "refused" in again.stdout
+    assert "paused by cli:" in castrig("status", str(run_dir)).stdout
+    assert abs(_status(run_dir)["t_s"] - t_paused) < 1.0 and run.poll() is None
+
+    resumed = castrig("resume-paused", str(run_dir))
+    assert resumed.returncode == 0 and "accepted" in resumed.stdout
+    wait_until(lambda: _status(run_dir).get("state") == "running" and _status(run_dir)["t_s"] > t_paused + 5,
+               timeout_s=20, what="running again")
+    assert castrig("resume-paused", str(run_dir)).returncode == 2  # not paused: refused
+
+    # abort: ends exactly like SIGTERM, the event names who asked
+    aborted = castrig("abort", str(run_dir))
+    assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+    assert "aborted:" in aborted.stdout and "safe state verified" in aborted.stdout
+    assert run.wait(timeout=30) == 3
+    info = json.loads((run_dir / "run.json").read_text())
+    who = f"cli:{getpass.getuser()}"
+    assert info["outcome"] == "aborted" and who in info["outcome_reason"]
+    events = run_rows(run_dir, "SELECT kind, source, message FROM events ORDER BY id")
+    kinds = [k for k, _, _ in events]
+    assert ("command", who, f"abort requested by {who}") in events
+    assert kinds.index("pause") < kinds.index("resume") < kinds.index("run_end") < kinds.index("safe_state")
+    assert any(k == "safe_state" and m.startswith("safe state verified") for k, _, m in events)
+
+    # watch followed it to the end and exits with the run's code
+    assert watcher.wait(timeout=30) == 3
+    out = watcher.stdout.read()
+    assert "step 2/2" in out and "paused by" in out and out.rstrip().splitlines()[-1].startswith("aborted:")
+
+    # nothing to act on any more
+    late = castrig("abort", str(run_dir))
+    assert late.returncode == 2 and "not running" in late.stderr
+    assert "no run is running" in castrig("status", "--data", str(data)).stdout
+
+
+def test_acting_on_a_folder_that_is_not_a_run(tmp_path: Path):
+    r = castrig("abort", str(tmp_path))
+    assert r.returncode == 2 and "not a run folder" in r.stderr
