@@ -207,6 +207,9 @@ def _mount_subcommands() -> None:
     from castrig.cli.explore import mount as mount_explore
 
     mount_explore(app)
+    from castrig.cli.commission import mount as mount_commission
+
+    mount_commission(app)  # tune rh, calibrate camera
     from castrig.cli.operate import mount as mount_operate
 
     mount_operate(app)  # serve, status, watch, pause, resume-paused, abort

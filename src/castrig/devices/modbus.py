@@ -73,6 +73,16 @@ class ModbusExceptionReply(ModbusError):
                                           f"to function {function:02d}")
 
 
+#: Exceptions a device gives while it cannot serve for a moment (04 server device failure, 05
+#: acknowledge — still working —, 06 server device busy): transient, ridden out like a line glitch.
+TRANSIENT_EXCEPTIONS = frozenset({0x04, 0x05, 0x06})
+
+
+class ModbusDeviceBusy(ModbusExceptionReply, DeviceCommsError):
+    """An exception reply that says "not now" (04, 05, 06): the runner retries at the next tick
+    and stops only when it lasts longer than its comms tolerance."""
+
+
 class ModbusReplyError(ModbusError, DeviceCommsError):
     """A response that is not this request's (bad CRC, wrong unit or function, wrong length)."""
 
@@ -330,7 +340,8 @@ class ModbusMaster:
             try:
                 return parse_response(pdu, response)
             except ExceptionResponse as exc:
-                raise ModbusExceptionReply(self.device, what, exc.function, exc.code) from None
+                kind = ModbusDeviceBusy if exc.code in TRANSIENT_EXCEPTIONS else ModbusExceptionReply
+                raise kind(self.device, what, exc.function, exc.code) from None
             except ValueError as exc:
                 raise ModbusReplyError(self.device, what, str(exc)) from None
 

@@ -14,7 +14,7 @@ import itertools
 import math
 import random
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,14 @@ LINK_FAULTS: dict[str, str] = {
     "garbage": "garbage",
     "truncated": "truncate",
     "port_vanishes": "drop",
+}
+
+#: Faults of a chamber's own controller (Watlow F4/F4T) by harness name -> emulator fault name:
+#: exception replies (04, server device failure) and, on Modbus RTU, replies with a bad CRC.
+CHAMBER_FAULTS: dict[str, str] = {
+    "exception_reply": "exception",
+    "crc_error": "crc_error",
+    "chamber_stuck": "stuck",
 }
 
 #: How long each kind lasts (virtual s). Short link glitches are within the drivers' retry
@@ -44,6 +52,9 @@ DURATIONS: dict[str, float] = {
     "rh_out_of_range": 30.0,
     "rh_sensor_error": 30.0,
     "camera_fails": 30.0,
+    "exception_reply": 2.5,
+    "crc_error": 2.5,
+    "chamber_stuck": 120.0,
     "disk_full": math.inf,
     "clock_jump": 0.0,
 }
@@ -73,7 +84,9 @@ class FaultPoint:
 
 
 def catalogue(roles: Iterable[str]) -> list[Fault]:
-    """Every fault the harness knows, for a rig with these device roles."""
+    """Every fault the harness knows, for a rig with these device roles (a mapping of role to
+    device config also says which models: a Watlow chamber gets its controller's faults)."""
+    models = {r: getattr(c, "model", None) for r, c in roles.items()} if isinstance(roles, Mapping) else {}
     roles = list(roles)
     out: list[Fault] = []
     for kind in LINK_FAULTS:
@@ -87,6 +100,9 @@ def catalogue(roles: Iterable[str]) -> list[Fault]:
         out += [Fault(k, "rh_near", DURATIONS[k]) for k in ("rh_stuck", "rh_noisy", "rh_out_of_range", "rh_sensor_error")]
     if "camera" in roles:
         out.append(Fault("camera_fails", "camera", DURATIONS["camera_fails"]))
+    if models.get("chamber") in ("watlow_f4", "watlow_f4t"):
+        kinds = ["exception_reply", "chamber_stuck"] + (["crc_error"] if models["chamber"] == "watlow_f4" else [])
+        out += [Fault(k, "chamber", DURATIONS[k]) for k in kinds]
     out.append(Fault("disk_full", "store", math.inf))
     # 5 s: under every watchdog (must be ridden out); 15 s: over the pumps' 10 s safe-mode
     # watchdog (a frozen host: the pumps stop themselves); 3600 s: a suspended host

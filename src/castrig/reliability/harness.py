@@ -26,7 +26,7 @@ from typing import Any
 from castrig.control.safety import FLOW_OFF_SLPM
 from castrig.recipe import model as m
 from castrig.recipe.runner import Runner, RunResult
-from castrig.reliability.faults import LINK_FAULTS, Fault, FaultPoint, FullDiskConnection, ScheduledClock
+from castrig.reliability.faults import CHAMBER_FAULTS, LINK_FAULTS, Fault, FaultPoint, FullDiskConnection, ScheduledClock
 from castrig.rig.build import Rig, build_rig
 from castrig.rig.profile import Profile, load_profile
 from castrig.store import RunInfo, SqliteRunStore
@@ -119,6 +119,8 @@ class Injector:
         self.active = self.fired = True
         if f.kind in LINK_FAULTS:
             self._emu().inject(LINK_FAULTS[f.kind])
+        elif f.kind in CHAMBER_FAULTS:
+            self._emu().inject(CHAMBER_FAULTS[f.kind])
         elif f.kind == "pump_stall":
             self._emu().inject("stall")
         elif f.kind == "pump_alarm":
@@ -311,6 +313,9 @@ def _truth_unsafe(rig: Rig, profile: Profile) -> list[str]:
         out.append(f"wet_mfc left at {emus['wet_mfc'].setpoint_slpm:g} slpm")
     if "dry_mfc" in emus and abs(emus["dry_mfc"].setpoint_slpm - purge) > max(0.01, 0.01 * purge):
         out.append(f"dry_mfc at {emus['dry_mfc'].setpoint_slpm:g} slpm, not the {purge:g} slpm purge")
+    chamber = emus.get("chamber")
+    if chamber is not None and getattr(chamber, "output_on", False):
+        out.append(f"chamber humidifier left on (set point {getattr(chamber, 'setpoint_rh_pct', float('nan')):g} %RH)")
     return out
 
 

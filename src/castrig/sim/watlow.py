@@ -75,7 +75,10 @@ class _Param:
 class WatlowEmulator(ChamberAir, Emulator):
     """What the F4 and F4T share: a register table over the chamber air, and the Modbus PDUs."""
 
-    device_faults = frozenset({"stuck"})
+    #: ``stuck``: readings freeze; ``exception``: every request answered with exception 04
+    #: (server device failure, a controller busy or faulted); ``crc_error`` (RTU only): replies
+    #: go out with a damaged CRC, as line noise makes them.
+    device_faults = frozenset({"stuck", "exception", "crc_error"})
 
     def __init__(self, name: str, *, unit: int, seed: int, on_change: Callable[[float], None] | None,
                  source: Source | None, tau_s: float, dry_rh_pct: float, initial_rh_pct: float,
@@ -152,6 +155,8 @@ class WatlowEmulator(ChamberAir, Emulator):
         if self._t0 is None:
             self._t0 = t
         function = pdu[0] if pdu else 0
+        if "exception" in self.faults:
+            return bytes([(function | 0x80) & 0xFF, 0x04])
         try:
             if function == FUNC_READ:
                 if len(pdu) != 5:
@@ -281,6 +286,11 @@ class WatlowF4Emulator(WatlowEmulator):
                 raise ModbusFault(EX_VALUE)
 
     # -- RTU framing: frames end after t3.5 of silence -------------------------------------
+    def set_silence_floor(self, floor_s: float) -> None:
+        """Serve on an OS link in wall time: a request ends after at least ``floor_s`` of
+        silence (a pty or socket may hand over one frame in pieces a few ms apart)."""
+        self.silence_s = max(self.silence_s, floor_s)
+
     def reset_input(self) -> None:
         self._rx.clear()
         self._last_rx_t = None
@@ -315,7 +325,10 @@ class WatlowF4Emulator(WatlowEmulator):
         if unit == 0:
             return  # broadcast: carried out, never answered
         body = bytes([self.unit]) + response
-        self.send(body + modbus_crc(body), t)
+        crc = modbus_crc(body)
+        if "crc_error" in self.faults:
+            crc = bytes([crc[0] ^ 0x5A, crc[1]])
+        self.send(body + crc, t)
 
 
 class WatlowF4TEmulator(WatlowEmulator):

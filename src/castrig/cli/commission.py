@@ -1,0 +1,138 @@
+"""Commissioning commands: ``castrig tune rh`` and ``castrig calibrate camera``.
+
+Both measure something about the rig, say how well they measured it, and write it into the
+profile only when asked (``--write``), keeping the file's comments and layout
+(:mod:`castrig.rig.profile_edit`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+tune_app = typer.Typer(no_args_is_help=True, help="Commission the RH loop: step test, FOPDT model, SIMC gains.")
+calibrate_app = typer.Typer(no_args_is_help=True, help="Calibrate the camera's pixel size from a target of known pitch.")
+
+
+def mount(app: typer.Typer) -> None:
+    app.add_typer(tune_app, name="tune")
+    app.add_typer(calibrate_app, name="calibrate")
+
+
+def _open_rig(profile_path: Path, seed: Optional[int], purpose: str):  # type: ignore[no-untyped-def]
+    """Own the profile's devices (Busy before a byte is sent), then open them (RigUnreachable)."""
+    from castrig.errors import CastrigError, RigUnreachable
+    from castrig.rig.build import build_rig, make_clock
+    from castrig.rig.ownership import claim_rig
+    from castrig.rig.profile import load_profile
+
+    profile = load_profile(profile_path)
+    claim = claim_rig(profile, purpose=purpose)
+    try:
+        rig = build_rig(profile, clock=make_clock(profile), seed=seed)
+    except CastrigError as exc:
+        claim.release()
+        raise RigUnreachable(f"cannot open the rig of profile {profile.name!r}: {exc}") from exc
+    except BaseException:
+        claim.release()
+        raise
+    rig.claim = claim
+    return rig
+
+
+@tune_app.command("rh")
+def tune_rh(
+    profile: Optional[Path] = typer.Option(None, "--profile", help="The rig (or twin) to tune (default hw_profiles/sim.yaml)."),
+    rh_from: float = typer.Option(40.0, "--from", min=5, max=90, help="Step test: starting RH level, %RH."),
+    rh_to: float = typer.Option(60.0, "--to", min=5, max=90, help="Step test: RH level stepped to, %RH."),
+    max_phase_s: float = typer.Option(3600.0, "--max-phase-s", min=10, max=86400, help="Bound on each phase of the test, s."),
+    tau_c_s: Optional[float] = typer.Option(None, "--tau-c", min=0.1, max=86400,
+                                            help="SIMC closed-loop time constant, s (default 4 x the dead time)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="The twin's seed."),
+    write: bool = typer.Option(False, "--write", help="Write the proposed gains into the profile (the operator's confirmation)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Where the SVG plot goes (default: beside the profile)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """Bounded step test of the RH loop, FOPDT identification, SIMC PI gains, predicted step."""
+    from castrig.cli.main import default_profile
+    from castrig.control.safety import make_safe
+    from castrig.control.tune import MFC, gains_updates, plot_svg, tune
+    from castrig.errors import BadInput
+    from castrig.rig.profile_edit import write_profile_values
+    from castrig.store.atomic import atomic_write_bytes
+
+    if rh_to <= rh_from:
+        raise BadInput(f"--to = {rh_to:g} must be above --from = {rh_from:g} (allowed: 5 <= from < to <= 90 %RH)", field="--to")
+    path = Path(profile or default_profile())
+    rig = _open_rig(path, seed, "castrig tune rh")
+    try:
+        try:
+            result = tune(rig, rh_lo=rh_from, rh_hi=rh_to, max_phase_s=max_phase_s, tau_c_s=tau_c_s)
+        finally:
+            c = rig.profile.control
+            safe = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
+                             purge_flow_slpm=c.purge_flow_slpm, clock=rig.clock, retry_for_s=c.safe_state_retry_s)
+        test_s = result.test.t_s[-1] if result.test.t_s else 0.0
+    finally:
+        rig.close()
+    plot_path = plot or path.with_name(f"{path.stem}-tune-rh.svg")
+    atomic_write_bytes(plot_path, plot_svg(result, f"castrig tune rh ({rig.profile.name})").encode())
+    updates = gains_updates(result)
+    if write:
+        write_profile_values(path, updates)
+    if as_json:
+        typer.echo(json.dumps({**result.to_dict(), "test_s": test_s, "plot": str(plot_path), "written": write,
+                               "safe": safe.safe, "profile_keys": {".".join(k): v for k, v in updates.items()}}))
+        return
+    m, g = result.model, result.gains
+    unit = "%RH per unit wet fraction" if result.kind == MFC else "%RH per %RH of chamber set point"
+    typer.echo(f"step test ({result.test.u_label}) {rh_from:g} -> {rh_to:g} %RH: {len(result.test.t_s)} samples over {test_s:.0f} s"
+               + (f"; stopped: {result.test.aborted}" if result.test.aborted else ""))
+    typer.echo(f"FOPDT model: gain K = {m.gain:.4g} {unit}, time constant tau = {m.tau_s:.1f} s, "
+               f"dead time theta = {m.dead_time_s:.1f} s (fit RMS {m.rms_pct:.2f} %RH)")
+    typer.echo(f"{g.rule}: tau_c = {g.tau_c_s:.1f} s, tau_I = {g.tau_i_s:.1f} s -> "
+               + ", ".join(f"{'.'.join(k)} = {v:.4g}" for k, v in updates.items()))
+    typer.echo(f"predicted step {40:g} -> {70:g} %RH: settles (±1 %RH) in {result.predicted_settle_s:.0f} s, "
+               f"overshoot {result.predicted_overshoot_pct:.2f} %RH")
+    typer.echo(f"plot: {plot_path}")
+    typer.echo(safe.summary() if not safe.safe else "rig left in the safe state (verified)")
+    if write:
+        typer.echo(f"gains written to {path}")
+    else:
+        typer.echo(f"not written: run again with --write to put these gains into {path}")
+
+
+@calibrate_app.command("camera")
+def calibrate_camera(
+    image: Path = typer.Argument(..., help="An image of a stage micrometer or calibration grid."),
+    pitch_um: float = typer.Option(..., "--pitch-um", min=0.01, max=100000, help="The target's line pitch, µm."),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="The profile whose camera to calibrate (with --write)."),
+    write: bool = typer.Option(False, "--write", help="Write the pixel size into the profile's camera."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+) -> None:
+    """The pixel size (µm) from an image of a target of known pitch, with its uncertainty."""
+    from castrig.analysis.calibration import pixel_size_from_image
+    from castrig.cli.main import default_profile
+    from castrig.errors import BadInput
+    from castrig.rig.profile_edit import write_profile_values
+
+    result = pixel_size_from_image(image, pitch_um)
+    path = Path(profile or default_profile())
+    if write:
+        from castrig.rig.profile import load_profile
+
+        cam = load_profile(path).devices.camera
+        if cam is None:
+            raise BadInput(f"{path}: devices.camera is not set (nothing to calibrate)", file=str(path), field="devices.camera")
+        write_profile_values(path, {("devices", "camera", "pixel_size_um"): float(f"{result.pixel_size_um:.6g}")})
+    if as_json:
+        typer.echo(json.dumps({**result.to_dict(), "written": str(path) if write else None}))
+        return
+    typer.echo(f"pixel size {result.pixel_size_um:.5g} ± {result.uncertainty_um:.2g} µm "
+               f"({result.relative_uncertainty * 100:.3f} %, k=1), {result.pitch_px:.4f} px per {pitch_um:g} µm pitch; "
+               f"method {result.method}, lines at {result.angle_deg:.2f}°")
+    typer.echo(f"written to {path} (devices.camera.pixel_size_um)" if write
+               else "not written: add --write (and --profile P) to put it into the profile's camera")

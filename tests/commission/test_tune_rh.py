@@ -1,0 +1,115 @@
+"""`castrig tune rh`: FOPDT identification and the SIMC rule on their own, the tuned loop on the
+twin at 0.5 and 5 L for both chamber kinds (settle <= 3 tau, overshoot <= 2 %RH on a 40 -> 70
+%RH step), and the CLI: a plot, nothing written without --write, only the gains with it."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from castrig.control.rh_loop import ChamberRhLoop, LoopGains, MfcRhLoop
+from castrig.control.tune import FopdtModel, identify_fopdt, simc_pi, tune
+from castrig.rig.build import build_rig
+from castrig.rig.profile import load_profile
+from conftest import ROOT, castrig
+
+
+def test_identify_fopdt_recovers_a_known_model():
+    rng = np.random.default_rng(3)
+    truth = FopdtModel(gain=80.0, tau_s=45.0, dead_time_s=7.5, y0=40.0, u0=0.4)
+    t = np.arange(0.0, 600.0, 1.0)
+    u = np.where(t < 150, 0.4, 0.6)
+    y = truth.response(t, [150.0], [0.2]) + rng.normal(0, 0.3, t.size)
+    m = identify_fopdt(t, u, np.round(y, 1))
+    assert m.gain == pytest.approx(80.0, rel=0.02)
+    assert m.tau_s == pytest.approx(45.0, rel=0.05)
+    assert m.dead_time_s == pytest.approx(7.5, abs=1.0)
+    assert m.rms_pct == pytest.approx(0.3, abs=0.05)
+
+
+def test_simc_pi_is_skogestads_rule():
+    m = FopdtModel(gain=2.0, tau_s=100.0, dead_time_s=9.5, y0=0.0, u0=0.0)
+    g = simc_pi(m, control_period_s=1.0, tau_c_s=10.0)  # theta = 9.5 + 1/2 = 10
+    assert g.kp == pytest.approx(100.0 / (2.0 * 20.0)) and g.tau_i_s == pytest.approx(min(100.0, 80.0))
+    assert g.ki == pytest.approx(g.kp / 80.0) and g.kd == 0.0
+    default = simc_pi(m, control_period_s=1.0)
+    assert default.tau_c_s == pytest.approx(40.0)  # 4 theta
+
+
+def _step(rig, loop, sp, duration_s):
+    c = rig.profile.control
+    loop.set_setpoint(sp, measured_rh_pct=rig.rh_near.read().rh_pct)
+    t0, rows = rig.clock.now(), []
+    while rig.clock.now() - t0 < duration_s:
+        rh = rig.rh_near.read().rh_pct
+        loop.update(rh)
+        rows.append((rig.clock.now() - t0, rh))
+        for pump in rig.pumps().values():
+            pump.state()
+        rig.clock.sleep_until(t0 + len(rows) * c.control_period_s)
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("profile", ["sim.yaml", "sim-watlow-f4.yaml"])
+@pytest.mark.parametrize("volume_l", [0.5, 5.0])
+def test_tuned_gains_settle_a_40_to_70_step_within_3_tau(profile, volume_l):
+    prof = load_profile(ROOT / "hw_profiles" / profile)
+    prof.sim.chamber_volume_l = volume_l
+    rig = build_rig(prof, seed=2)
+    try:
+        result = tune(rig)
+        g, c, sim = result.gains, prof.control, prof.sim
+        if rig.dry_mfc is not None:
+            loop = MfcRhLoop(LoopGains(g.kp, g.ki, g.kd, c.total_flow_slpm, dry_line_rh_pct=sim.dry_line_rh_pct,
+                                       wet_line_rh_pct=sim.bubbler_rh_pct), rig.clock, rig.dry_mfc, rig.wet_mfc)
+        else:
+            prof.control.chamber_kp, prof.control.chamber_ki = g.kp, g.ki
+            loop = ChamberRhLoop.from_control(rig.clock, rig.chamber, prof.control)
+            assert loop.trim is not None
+        tau_s = volume_l / c.total_flow_slpm * 60.0
+        _step(rig, loop, 40.0, 20 * tau_s)
+        t, rh = _step(rig, loop, 70.0, 20 * tau_s).T
+    finally:
+        rig.close()
+    outside = np.nonzero(np.abs(rh - 70.0) > 1.0)[0]
+    settle_tau = (t[outside[-1]] if len(outside) else 0.0) / tau_s
+    assert settle_tau <= 3.0
+    assert rh.max() - 70.0 <= 2.0
+    # The model is physical: the time constant near V/Q plus the probe's lag (a chamber's own
+    # controller, with its feed-forward and P action, brings it in faster), a small dead time.
+    low = 0.8 if result.kind == "mfc" else 0.4
+    assert low * tau_s <= result.model.tau_s <= 1.6 * tau_s + 10
+    assert 0 <= result.model.dead_time_s < 30
+
+
+def test_cli_tunes_the_twin_plots_and_writes_only_with_write(tmp_path):
+    profile = tmp_path / "rig.yaml"
+    shutil.copy(ROOT / "hw_profiles" / "sim-watlow-f4t.yaml", profile)
+    original = profile.read_text()
+    done = castrig("tune", "rh", "--profile", str(profile), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["kind"] == "chamber" and result["written"] is False and result["safe"] is True
+    assert profile.read_text() == original
+    plot = tmp_path / "rig-tune-rh.svg"
+    assert plot.is_file() and plot.read_text().count("<svg") == 3  # the file, the test, the prediction
+    m = result["model"]
+    assert 0.9 < m["gain"] < 1.15 and 25 < m["tau_s"] < 90 and math.isfinite(m["dead_time_s"])
+    done = castrig("tune", "rh", "--profile", str(profile), "--write")
+    assert done.returncode == 0, done.stderr
+    assert "SIMC" in done.stdout and "gains written to" in done.stdout
+    new = profile.read_text()
+    added = [line for line in new.splitlines() if line not in original.splitlines()]
+    assert sorted(a.split(":")[0].strip() for a in added) == ["chamber_kd", "chamber_ki", "chamber_kp"]
+    assert [line for line in original.splitlines() if line not in new.splitlines()] == []  # comments kept
+    tuned = load_profile(profile).control
+    assert tuned.chamber_kp == pytest.approx(result["profile_keys"]["control.chamber_kp"], rel=0.05)
+
+
+def test_cli_bad_step_is_bad_input():
+    done = castrig("tune", "rh", "--from", "60", "--to", "40")
+    assert done.returncode == 2 and "--to" in done.stderr
