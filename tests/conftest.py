@@ -283,17 +283,22 @@ def sim_serve_process(*args: str, profile: str = "hw_profiles/sim-serial.yaml", 
             raise AssertionError(f"sim serve printed no addresses within {ready_s} s: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
         yield SimServe(proc, json.loads(line))
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        stop_server(proc)
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    """Stop a background server as Ctrl-C would (continued first if a test stopped it), bounded."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
 
 
 @pytest.fixture
@@ -385,16 +390,7 @@ def castrig_serve_process(data: Path, *args: str, ready_s: float = 30.0) -> Iter
         info = json.loads(line)
         yield Served(proc, info["url"], Path(info["token_file"]))
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        stop_server(proc)
 
 
 @pytest.fixture

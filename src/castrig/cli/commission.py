@@ -24,23 +24,10 @@ def mount(app: typer.Typer) -> None:
 
 def _open_rig(profile_path: Path, seed: Optional[int], purpose: str):  # type: ignore[no-untyped-def]
     """Own the profile's devices (Busy before a byte is sent), then open them (RigUnreachable)."""
-    from castrig.errors import CastrigError, RigUnreachable
-    from castrig.rig.build import build_rig, make_clock
-    from castrig.rig.ownership import claim_rig
+    from castrig.rig.ownership import open_owned_rig
     from castrig.rig.profile import load_profile
 
-    profile = load_profile(profile_path)
-    claim = claim_rig(profile, purpose=purpose)
-    try:
-        rig = build_rig(profile, clock=make_clock(profile), seed=seed)
-    except CastrigError as exc:
-        claim.release()
-        raise RigUnreachable(f"cannot open the rig of profile {profile.name!r}: {exc}") from exc
-    except BaseException:
-        claim.release()
-        raise
-    rig.claim = claim
-    return rig
+    return open_owned_rig(load_profile(profile_path), seed=seed, purpose=purpose)
 
 
 @tune_app.command("rh")

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import castrig
-from castrig.errors import BadInput, CastrigError, RigUnreachable
+from castrig.errors import BadInput, CastrigError
 from castrig.logs import RunLog
 from castrig.recipe.compat import check_recipe_for_profile
 from castrig.recipe.display import Display, interactive_prompt, say
@@ -28,8 +28,8 @@ from castrig.recipe.membranes import ResumePlan, step_label, target_summary
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
 from castrig.recipe.model import Recipe, load_recipe
 from castrig.recipe.runner import RunAborted, Runner, RunResult
-from castrig.rig.build import Rig, build_rig, make_clock
-from castrig.rig.ownership import claim_rig
+from castrig.rig.build import Rig
+from castrig.rig.ownership import open_owned_rig
 from castrig.rig.profile import Profile, load_profile
 from castrig.store import MembraneRecord, RunInfo, RunRecorder, open_store, utc_now_iso
 from castrig.store.base import grades_of
@@ -71,17 +71,7 @@ def _signals(runner: Runner) -> Iterator[None]:
 def _open_rig(profile: Profile, seed: int | None, *, purpose: str) -> Rig:
     """Own every device of ``profile`` (else :class:`Busy`, before a byte is sent), then open them
     (else :class:`RigUnreachable`, with nothing recorded). The rig holds its claim until closed."""
-    claim = claim_rig(profile, purpose=purpose)
-    try:
-        rig = build_rig(profile, clock=make_clock(profile), seed=seed)
-    except CastrigError as exc:
-        claim.release()
-        raise RigUnreachable(f"cannot open the rig of profile {profile.name!r}: {exc}") from exc
-    except BaseException:
-        claim.release()
-        raise
-    rig.claim = claim
-    return rig
+    return open_owned_rig(profile, seed=seed, purpose=purpose)
 
 
 def _configure_twin(rig: Rig, recipe: Recipe) -> None:
@@ -127,9 +117,21 @@ def run_recipe(
         )
         store = open_store(data_root or profile.store, synchronous=profile.store_sync)
         recorder = store.create_run(info)
+        _keep_recipe_text(Path(recipe_path), Path(recorder.run_dir))
         return _drive(recipe, rig, recorder, store, quiet=quiet)
     finally:
         rig.close()
+
+
+def _keep_recipe_text(recipe_path: Path, run_dir: Path) -> None:
+    """Copy the recipe as written (comments, key order) to ``RUN/recipe.yaml``, for the report."""
+    copy = run_dir / "recipe.yaml"
+    if copy.exists():
+        return
+    try:
+        copy.write_bytes(recipe_path.read_bytes())
+    except OSError:  # the run goes on; the report falls back to recipe_path, then to run.json
+        pass
 
 
 def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet: bool, start_step: int = 0,

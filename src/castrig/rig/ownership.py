@@ -20,6 +20,7 @@ import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from castrig import oslock
@@ -136,3 +137,22 @@ def claim_rig(profile: Profile, *, purpose: str) -> RigClaim:
         claim.release()
         raise
     return claim
+
+
+def open_owned_rig(profile: Profile, *, seed: int | None, purpose: str) -> Any:
+    """Own every device of ``profile`` (else :class:`Busy`, before a byte is sent), then open them
+    (else :class:`RigUnreachable`, nothing recorded). The rig holds its claim until it is closed."""
+    from castrig.errors import CastrigError
+    from castrig.rig.build import build_rig, make_clock
+
+    claim = claim_rig(profile, purpose=purpose)
+    try:
+        rig = build_rig(profile, clock=make_clock(profile), seed=seed)
+    except CastrigError as exc:
+        claim.release()
+        raise RigUnreachable(f"cannot open the rig of profile {profile.name!r}: {exc}") from exc
+    except BaseException:
+        claim.release()
+        raise
+    rig.claim = claim
+    return rig
