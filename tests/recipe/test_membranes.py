@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -97,8 +98,10 @@ def test_overnight_makes_four_membranes_four_lots_export_report_and_today(tmp_pa
     rep = castrig("report", str(run_dir))
     assert rep.returncode == 0, rep.stderr
     html = (run_dir / "report.html").read_text()
-    assert 'id="membranes-table"' in html and all(f'id="m-{m["membrane_id"]}"' in html for m in mbs)
-    assert "twin (simulated)" in html
+    # the report is the run's page with its data inside (castrig.report.html): a section per membrane
+    page = json.loads(re.search(r'id="castrig-data">(.*?)</script>', html, re.S).group(1))["report"]
+    assert [m["membrane_id"] for m in page["membranes"]] == [m["membrane_id"] for m in mbs]
+    assert all(m["simulated"] for m in page["membranes"]) and "twin (simulated)" in html
 
 
 def test_two_casts_at_two_rh_give_two_membranes_with_different_d(tmp_path):

@@ -4,7 +4,7 @@ A wall-clock run on the twin and ``castrig serve`` run as their own processes; t
 talks to the server. Checked: the step shown changes as the run moves on, a plotted value
 updates without reloading, abort without the token answers 401 and the run goes on, abort with
 it ends the run ``aborted`` with the safe state verified; the finished report of a demo run shows
-its membrane's verdict and micrographs with scale bars. Screenshots of the runs table, a live run
+its membrane's verdict and micrographs with scale bars, and is the same page as the saved report. Screenshots of the runs table, a live run
 and a finished report go to ``artifacts/`` (repository root). Without chromium the tests are
 skipped with the reason (and fail under ``CI=true``, as the report tests do).
 """
@@ -141,13 +141,20 @@ def test_finished_report_page_of_a_demo_run(tmp_path: Path, castrig_serve, chrom
                    what="the finished run loaded")
         assert text(chrome, "#status") == "completed"
         wait_until(lambda: chrome.execute_script(
-            "return [...document.querySelectorAll('#micrographs img')].filter(i => i.naturalWidth > 0).length") >= 3,
+            "return [...document.querySelectorAll('.micrographs img.raw')].filter(i => i.naturalWidth > 0).length") >= 3,
             timeout_s=20, what="micrographs loaded")
-        wait_until(lambda: len(chrome.find_elements("css selector", "#micrographs .scalebar")) >= 3, timeout_s=10,
+        wait_until(lambda: len(chrome.find_elements("css selector", ".micrographs .scalebar")) >= 6, timeout_s=20,
                    what="scale bars")
-        assert "µm" in text(chrome, "#micrographs .scalebar span") or chrome.find_elements("css selector", ".scalebar span")
+        assert text(chrome, ".micrographs .scalebar span").endswith("µm")
+        # once ended, the page is the report: what went wrong, the membrane's section, overlays, the timeline
+        wait_until(lambda: chrome.find_elements("css selector", "section.membrane table.verdict"), timeout_s=20,
+                   what="the membrane's section")
+        assert "Nothing went wrong" in text(chrome, "#problems")
+        assert len(chrome.find_elements("css selector", ".micrographs img.overlay")) >= 4
+        assert len(chrome.find_elements("css selector", "#timeline text.tl-label")) == 8
+        assert float(chrome.find_element("id", "plot-rh").get_attribute("data-ylo")) >= 0
         assert "claim1" in text(chrome, "#membranes") and "PASS" in text(chrome, "#membranes")
-        assert "name: demo" in text(chrome, "#recipe")  # the recipe as written, not normalised
+        assert text(chrome, "#recipe").startswith("# The quick-start recipe")  # the recipe as written, not normalised
         # the RH axis never goes below 0 %RH and the plot can be zoomed to the minute scale
         x1 = float(chrome.find_element("id", "plot-rh").get_attribute("data-x1"))
         canvas = chrome.find_element("id", "plot-rh")
@@ -175,8 +182,9 @@ def test_finished_report_page_of_a_demo_run(tmp_path: Path, castrig_serve, chrom
     wait_until(lambda: chrome.find_element("tag name", "body").get_attribute("data-ended") == "1", timeout_s=20,
                what="the saved page loaded")
     assert text(chrome, "#status") == "completed" and "claim1" in text(chrome, "#membranes")
+    assert len(chrome.find_elements("css selector", "section.membrane table.verdict tr.pass")) >= 10
     wait_until(lambda: chrome.execute_script(
-        "return [...document.querySelectorAll('#micrographs img')].filter(i => i.naturalWidth > 0).length") >= 3,
+        "return [...document.querySelectorAll('.micrographs img.raw')].filter(i => i.naturalWidth > 0).length") >= 3,
         timeout_s=20, what="micrographs in the saved page")
     assert int(chrome.find_element("id", "plot-rh").get_attribute("data-points")) > 50
     shot(chrome, "serve-saved-report.png")

@@ -70,7 +70,7 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per run, one per line."),
 ) -> None:
     """Where a run is: step, time left, RH vs setpoint, last warning (read from its folder)."""
-    from castrig.serve import runs as R
+    from castrig.store import live as R
     from castrig.store import data_root
 
     if run_dir is not None:
@@ -95,7 +95,7 @@ def watch(
     from rich.live import Live
     from rich.table import Table
 
-    from castrig.serve import runs as R
+    from castrig.store import live as R
 
     run_dir = _run_dir(run_dir)
     out = Console()
@@ -144,7 +144,7 @@ def watch(
 
 
 def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
-    from castrig.serve import runs as R
+    from castrig.store import live as R
     from castrig.store.commands import send_command, wait_answer
     from castrig.store.lock import run_holder
 
@@ -181,7 +181,7 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
 
 
 def _safe_state_line(run_dir: Path) -> str | None:
-    from castrig.serve import runs as R
+    from castrig.store import live as R
 
     with R.open_ro(run_dir) as db:
         rows = R._rows(db, "SELECT message FROM events WHERE kind = 'safe_state' ORDER BY id DESC LIMIT 1")

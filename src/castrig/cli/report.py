@@ -21,12 +21,13 @@ OUTCOMES = ("running", "completed", "aborted", "faulted", "interrupted", "not_re
 
 def report(
     run_dir: Path = typer.Argument(..., help="The run folder."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the page here instead of RUN_DIR/report.html."),
     open_: bool = typer.Option(False, "--open", help="Open the report in the default browser."),
 ) -> None:
-    """Write RUN_DIR/report.html: one self-contained page with plots, micrographs and the verdict."""
+    """Write RUN_DIR/report.html: the run's page (as castrig serve shows it), one self-contained file."""
     from castrig.report import build_report
 
-    path = build_report(run_dir)
+    path = build_report(run_dir, out)
     typer.echo(str(path))
     if open_:
         import webbrowser

@@ -1,4 +1,4 @@
-"""A run's HTML report: plots, micrographs with their segmentation, the verdict (``castrig report``)."""
+"""A run's page as its report: one renderer for the live page and the saved file (``castrig report``)."""
 
 from __future__ import annotations
 

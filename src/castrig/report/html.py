@@ -1,21 +1,26 @@
-"""A run at a glance: ``RUN_DIR/report.html``, one self-contained file (no network to view it).
+"""A run's page — the live view while it runs, its report once it has ended — and the report file.
 
-It shows the outcome and what went wrong, the verdict per grade, the RH near the membrane
-against its setpoint and band, room conditions, both MFC flows, pump volumes, a timeline of
-steps and events, the micrographs with the segmentation drawn over them, the pore-size
-histogram, the metrics, and the recipe and profile the run used. Everything is read back from
-the run folder (run.json, run.sqlite, images, results, log.jsonl), so any run can be reported,
-also a faulted or interrupted one, and on a machine without the rig.
+One design, one renderer: the page is drawn in the browser by ``castrig/report/static/live.js``
+(with ``live.css``) from JSON. ``castrig serve`` feeds it from its API while the run goes on;
+``castrig report RUN_DIR`` (and ``GET /runs/{uid}/report.html``) write the same page as one
+self-contained file, stylesheet, script and data inlined — samples, events, status, and this
+module's :func:`report_data`: what went wrong, the steps and each crash → resume gap on the time
+axis, the allowed RH bands, one section per membrane (process record, verdict, metrics beside the
+twin's ground truth, pore-size histogram, micrographs as JPEG with the segmentation as a separate
+transparent overlay), and the recipe as written. It opens from a disk or a mail attachment
+without castrig or a network. Everything is read back from the run folder (run.json,
+run.sqlite, images, results, log.jsonl), so any run can be reported, also a faulted, crashed or
+interrupted one, on a machine without the rig; everything from files reaches the page as text.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -24,11 +29,11 @@ import numpy as np
 import yaml
 
 from castrig.report import plots
-from castrig.report.images import Micrograph, data_uri, section_overlay, surface_overlay, to_uint8
-from castrig.report.plots import PALETTE, Band, Series, Span
-from castrig.store.lock import CRASHED_REASON, live_outcome
+from castrig.report.images import (jpeg_uri, overlay_uri, section_classes, shown_step, surface_classes, to_uint8)
+from castrig.report.plots import Band
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo
-from castrig.store.export import flatten, grade_passes, grade_status, verdict_rows
+from castrig.store.export import flatten, format_bound, grade_passes, grade_status, verdict_rows
+from castrig.store.lock import CRASHED_REASON, live_outcome
 from castrig.store.sqlite_store import SqliteRunStore
 
 REPORT_NAME = "report.html"
@@ -47,6 +52,7 @@ class RunData:
     results: dict[str, dict[str, Any]]
     log_problems: list[dict[str, Any]] = field(default_factory=list)
     membranes: list[MembraneRecord] = field(default_factory=list)
+    image_ids: list[int] = field(default_factory=list)  # the images table's ids, in the order of ``images``
 
     def membrane_results(self, membrane_id: str) -> dict[str, Any]:
         """A membrane's results (``metrics``, ``verdict``, ``truth``…) by their short names."""
@@ -73,7 +79,23 @@ def load_run(run_dir: Path) -> RunData:
     if live_outcome(run_dir, data.info.outcome) == "crashed":  # nobody owns it: its process died
         data.info.outcome, data.info.outcome_reason = "crashed", CRASHED_REASON
     data.log_problems = _log_problems(run_dir / "log.jsonl")
+    data.image_ids = _image_ids(run_dir, len(data.images))
     return data
+
+
+def _image_ids(run_dir: Path, n: int) -> list[int]:
+    """The ids of the images table (ORDER BY id, as the store lists them): the live page's image URLs."""
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True, timeout=5)
+        try:
+            ids = [int(r[0]) for r in db.execute("SELECT id FROM images ORDER BY id")]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        ids = []
+    return ids if len(ids) == n else list(range(1, n + 1))
 
 
 def _log_problems(path: Path, limit: int = 30) -> list[dict[str, Any]]:
@@ -185,8 +207,10 @@ def problems(data: RunData, notes: Sequence[str] = ()) -> list[str]:
 # -- micrographs -----------------------------------------------------------------------------------
 @dataclass
 class Analysed:
-    micrographs: list[Micrograph]
-    diameters_um: list[float]
+    """The micrographs as the page shows them (JSON-ready dicts), the pore diameters per membrane."""
+
+    micrographs: list[dict[str, Any]]
+    diameters_um: dict[str, list[float]]  # membrane id ("" without membranes) -> diameters
     notes: list[str]
 
 
@@ -201,8 +225,13 @@ def _grey(a: np.ndarray) -> np.ndarray:
     return a.mean(axis=2) if a.ndim == 3 else a
 
 
-def analyse_images(data: RunData) -> Analysed:
-    """Load each micrograph, segment the surfaces (with their transmitted twins) and sections."""
+def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None) -> Analysed:
+    """Load each micrograph, segment the surfaces (with their transmitted twins) and sections.
+
+    ``image_url``: where the page finds the picture itself (the live page: castrig serve's image
+    route); without it the picture is inlined as a JPEG data URI. Overlays are always inlined
+    (indexed PNGs, mostly transparent: a few kB).
+    """
     from castrig.analysis import analyse_section, analyse_surface
 
     loaded: dict[str, np.ndarray] = {}
@@ -214,15 +243,20 @@ def analyse_images(data: RunData) -> Analysed:
             notes.append(f"image {rec.name} ({rec.path}) unreadable: {type(exc).__name__}: {exc}")
     groups: dict[tuple[Any, Any], dict[str, ImageRecord]] = defaultdict(dict)
     for rec in data.images:
-        key = (rec.metadata.get("step"), rec.metadata.get("field", rec.name))
-        groups[key][rec.illumination] = rec
-    out: list[Micrograph] = []
-    diameters: list[float] = []
-    for rec in data.images:
+        groups[(rec.metadata.get("step"), rec.metadata.get("field", rec.name))][rec.illumination] = rec
+    out: list[dict[str, Any]] = []
+    diameters: dict[str, list[float]] = defaultdict(list)
+    for image_id, rec in zip(data.image_ids, data.images):
         img = loaded.get(rec.name)
         if img is None:
             continue
-        m = Micrograph(rec.name, rec.illumination, rec.pixel_size_um, rec.t_s, data_uri(to_uint8(img)))
+        step = shown_step(img.shape)
+        mid = str(rec.metadata.get("membrane_id") or "")
+        m: dict[str, Any] = {
+            "id": image_id, "name": rec.name, "illumination": rec.illumination, "pixel_size_um": rec.pixel_size_um,
+            "t_s": rec.t_s, "membrane_id": mid, "width_px": int(img.shape[1]), "height_px": int(img.shape[0]),
+            "src": image_url(image_id) if image_url else jpeg_uri(to_uint8(img[::step, ::step])), "overlay": None, "caption": "",
+        }
         field_no = rec.metadata.get("field")
         where = f"field {field_no}" if field_no is not None else rec.name
         try:
@@ -236,11 +270,10 @@ def analyse_images(data: RunData) -> Analysed:
                 if s.through is not None and len(s.measured_labels) == len(s.through):
                     through = np.asarray(s.measured_labels)[np.asarray(s.through, bool)]
                 if s.labels is not None:
-                    m.overlay_uri = data_uri(surface_overlay(img, s.labels, s.measured_labels, through))
-                diameters += [float(d) for d in np.asarray(s.diameters_um)]
-                m.metrics = {k: v for k, v in s.to_dict().items()}
-                m.caption = (f"{where}, reflected: {s.pore_count} pores measured, {s.border_pore_count} cut by the border; "
-                             f"D = {_v(s.mean_pore_diameter_um)} µm, opening ratio {_v(s.opening_ratio)}")
+                    m["overlay"] = overlay_uri(surface_classes(s.labels, s.measured_labels, through, step))
+                diameters[mid] += [float(d) for d in np.asarray(s.diameters_um)]
+                m["caption"] = (f"{where}, reflected: {s.pore_count} pores measured, {s.border_pore_count} cut by the border; "
+                                f"D = {_v(s.mean_pore_diameter_um)} µm, opening ratio {_v(s.opening_ratio)}")
             elif rec.illumination == "section":
                 from castrig.analysis import section as section_mod
 
@@ -251,318 +284,345 @@ def analyse_images(data: RunData) -> Analysed:
                 except Exception:  # noqa: BLE001 - only the drawing depends on it
                     pass
                 if len(sec.top_row):
-                    m.overlay_uri = data_uri(section_overlay(img, sec.top_row, sec.interface_row, flipped))
-                m.metrics = sec.to_dict()
-                m.caption = f"{where}, section: T = {_v(sec.mean_thickness_um)} µm, σt = {_v(sec.thickness_std_um)} µm"
+                    m["overlay"] = overlay_uri(section_classes(img.shape, sec.top_row, sec.interface_row, flipped, step))
+                m["caption"] = (f"{where}, section: T = {_v(sec.mean_thickness_um)} µm, σt = {_v(sec.thickness_std_um)} µm; "
+                                f"claim 1: polymer {_v(sec.penetration_depth_um)} µm into the support over "
+                                f"{_v(sec.penetration_fraction)} of the interface, {_v(sec.pore_communication)} of "
+                                f"neighbouring cavities joined, support pores {_v(sec.support_continuity)} connected through")
             else:
-                m.caption = f"{where}, {rec.illumination}"
+                m["caption"] = f"{where}, {rec.illumination}"
         except Exception as exc:  # noqa: BLE001 - show the image even if its analysis fails
             notes.append(f"analysis of {rec.name} failed: {type(exc).__name__}: {exc}")
-            m.caption = f"{where}, {rec.illumination} (analysis failed)"
+            m["caption"] = f"{where}, {rec.illumination} (analysis failed)"
         out.append(m)
-    return Analysed(out, diameters, notes)
+    return Analysed(out, dict(diameters), notes)
 
 
-# -- the page --------------------------------------------------------------------------------------
+# -- the data the page draws -------------------------------------------------------------------------
 def _v(x: Any) -> str:
+    """A value in words for sentences (not HTML: the page puts every string in as text)."""
     if x is None:
         return "—"
     if isinstance(x, bool):
         return "yes" if x else "no"
     if isinstance(x, float):
         return "—" if math.isnan(x) else f"{x:.4g}"
-    return escape(str(x))
+    return str(x)
 
 
-def _series(data: RunData, channel: str, label: str, colour: str, **kw: Any) -> list[Series]:
-    if channel not in data.samples:
+def _num(x: Any) -> float | None:
+    """A number the page can show, or None (NaN and infinities are not JSON)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x) if math.isfinite(float(x)) else None
+
+
+def grades_of(verdict: Any) -> list[dict[str, Any]]:
+    """A verdict as ``[{grade, status, description, checks: [{label, quantity, bound, value, margin, status}]}]``.
+
+    The analysis writes checks with ``quantity``, ``label``, ``kind``, ``limit``, ``value``,
+    ``margin`` and ``status`` (pass | fail | marginal | unknown); other layouts are read through
+    :func:`castrig.store.export.verdict_rows`. Rows added to a grade (claim 1's section rows) show
+    as they come.
+    """
+    if not isinstance(verdict, Mapping):
         return []
-    t, v = data.samples[channel]
-    return [Series(label, t.tolist(), v.tolist(), colour, **kw)]
-
-
-def _plots(data: RunData, spans: list[StepSpan]) -> list[str]:
-    t_end = max(data.t_end_s, 1.0)
-    axes = plots.Axes(spans=[Span(s.t0_s, s.t1_s if s.t1_s is not None else t_end, s.label) for s in spans])
-    rng = (0.0, t_end)
-    out = []
-    rh = (_series(data, "rh_near_pct", "RH near membrane", PALETTE["blue"])
-          + _series(data, "rh_setpoint_pct", "setpoint", PALETTE["orange"], dashed=True, step=True)
-          + _series(data, "chamber_rh_pct", "chamber RH", PALETTE["purple"]))
-    out.append(plots.line_chart("rh", "RH near the membrane vs setpoint and band", "RH (%RH)", rh,
-                                bands=rh_bands(spans, t_end), t_range_s=rng, axes=axes))
-    room = (_series(data, "rh_room_pct", "room RH", PALETTE["blue"]))
-    temps = (_series(data, "t_room_c", "room T", PALETTE["red"])
-             + _series(data, "t_near_c", "T near membrane", PALETTE["brown"], dashed=True))
-    out.append(plots.line_chart("room", "Room temperature and humidity", "RH (%RH)", room, y2_label="T (°C)",
-                                series2=temps, t_range_s=rng, axes=axes))
-    flows = (_series(data, "dry_flow_slpm", "dry air", PALETTE["orange"])
-             + _series(data, "wet_flow_slpm", "wet air", PALETTE["blue"])
-             + _series(data, "dry_setpoint_slpm", "dry setpoint", PALETTE["orange"], dashed=True, step=True)
-             + _series(data, "wet_setpoint_slpm", "wet setpoint", PALETTE["blue"], dashed=True, step=True))
-    out.append(plots.line_chart("flows", "Mass-flow controllers", "flow (slpm)", flows, t_range_s=rng, axes=axes))
-    pumps = []
-    colours = [PALETTE["green"], PALETTE["purple"], PALETTE["brown"], PALETTE["grey"]]
-    for i, ch in enumerate(sorted(c for c in data.samples if c.endswith("_infused_ml"))):
-        pumps += _series(data, ch, ch.removesuffix("_infused_ml").replace("_", " ") + " infused", colours[i % len(colours)])
-    out.append(plots.line_chart("pumps", "Syringe pumps: volume infused", "volume (mL)", pumps, t_range_s=rng, axes=axes))
+    status = grade_status(verdict)
+    entries = verdict.get("grades")
+    out: list[dict[str, Any]] = []
+    if isinstance(entries, list) and all(isinstance(e, Mapping) and isinstance(e.get("checks"), list) for e in entries):
+        for e in entries:
+            g = str(e.get("grade", ""))
+            checks = []
+            for c in e["checks"]:
+                if not isinstance(c, Mapping):
+                    continue
+                st = c.get("status")
+                if st not in ("pass", "fail", "marginal", "unknown"):
+                    p = c.get("pass")
+                    st = "pass" if p is True else "fail" if p is False else "unknown"
+                checks.append({"label": str(c.get("label") or c.get("quantity") or c.get("metric") or ""),
+                               "quantity": str(c.get("quantity") or ""), "bound": format_bound(c),
+                               "value": _num(c.get("value", c.get("measured"))), "margin": _num(c.get("margin")),
+                               "status": st})
+            st = e.get("status") if e.get("status") in ("pass", "fail", "marginal", "unknown") else status.get(g, "unknown")
+            out.append({"grade": g, "status": st, "description": str(e.get("description") or ""), "checks": checks})
+        return out
+    rows = verdict_rows(verdict)
+    for g, st in status.items():
+        checks = [{"label": str(r["metric"]), "quantity": str(r["metric"]), "bound": str(r["bound"]),
+                   "value": _num(r["measured"]), "margin": _num(r["margin"]),
+                   "status": "pass" if r["pass"] else "fail" if r["pass"] is False else "unknown"}
+                  for r in rows if r["grade"] == g]
+        out.append({"grade": g, "status": st, "description": "", "checks": checks})
     return out
 
 
-def _verdict_html(verdict: Any) -> str:
-    if verdict is None:
-        return '<p class="muted" id="no-verdict">No verdict recorded for this run.</p>'
-    rows = verdict_rows(verdict)
-    passes = grade_status(verdict)
-    parts = []
-    target = verdict.get("target_grade") if isinstance(verdict, Mapping) else None
-    if target:
-        met = passes.get(str(target)) == "pass"
-        parts.append(f'<p id="target">Target grade of the recipe: <b>{escape(str(target))}</b> — '
-                     f'{"met" if met else "<b>not met</b>"}.</p>')
-    descriptions = {e.get("grade"): e.get("description") for e in (verdict.get("grades") or [])
-                    if isinstance(e, Mapping)} if isinstance(verdict, Mapping) and isinstance(verdict.get("grades"), list) else {}
-    for grade, status in passes.items():
-        badge = {"pass": '<span class="badge pass">PASS</span>', "fail": '<span class="badge fail">FAIL</span>'}.get(
-            status, '<span class="badge unknown">NOT MET: UNKNOWN</span>')
-        desc = f' <span class="muted">{escape(str(descriptions[grade]))}</span>' if descriptions.get(grade) else ""
-        heading = f'<h3 class="grade" data-grade="{escape(grade)}" data-status="{escape(status)}">{escape(grade)} {badge}{desc}</h3>'
-        fold = bool(target) and grade != target  # the recipe's own grade open, the others folded
-        parts.append(f"<details><summary>{heading}</summary>" if fold else heading)
-        parts.append('<table class="verdict"><thead><tr><th>metric</th><th>bound</th><th>measured</th>'
-                     '<th>margin</th><th>pass</th></tr></thead><tbody>')
-        for r in rows:
-            if r["grade"] != grade:
-                continue
-            cls = "pass" if r["pass"] else ("fail" if r["pass"] is False else "unknown")
-            word = {"pass": "yes", "fail": "no", "unknown": "unknown"}[cls]
-            parts.append(f'<tr class="{cls}"><td>{escape(str(r["metric"]))}</td><td>{escape(str(r["bound"]))}</td>'
-                         f'<td class="num">{_v(r["measured"])}</td><td class="num">{_v(r["margin"])}</td>'
-                         f'<td class="cell-{cls}">{word}</td></tr>')
-        parts.append("</tbody></table>" + ("</details>" if fold else ""))
-    if not passes:
-        parts.append(f"<pre>{escape(json.dumps(verdict, indent=2, default=str))}</pre>")
-    return "\n".join(parts)
-
-
-def _metrics_html(results: Mapping[str, Any]) -> str:
-    metrics = results.get("metrics")
+def _metrics_rows(metrics: Any, truth: Any) -> list[list[Any]]:
+    """[name, measured, twin ground truth] for each metric (the truth None where the twin has none)."""
     if not isinstance(metrics, Mapping):
-        return '<p class="muted">No metrics recorded.</p>'
-    truth = dict(flatten(results["truth"])) if isinstance(results.get("truth"), Mapping) else {}
-    head = "<tr><th>metric</th><th>measured</th>" + ("<th>twin ground truth</th>" if truth else "") + "</tr>"
-    body = []
-    for name, value in flatten(metrics):
-        body.append(f'<tr><td>{escape(name)}</td><td class="num">{_v(value)}</td>'
-                    + (f'<td class="num">{_v(truth.get(name))}</td>' if truth else "") + "</tr>")
-    return f'<table class="metrics"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+        return []
+    t = dict(flatten(truth)) if isinstance(truth, Mapping) else {}
+    return [[name, _num(value) if _num(value) is not None else (None if value is None else str(value)), _num(t.get(name))]
+            for name, value in flatten(metrics)]
 
 
-def _membranes_table_html(data: RunData) -> str:
-    """One row per membrane of the run: what it is, where, how it was made, what it met, its lot."""
-    if not data.membranes:
-        return '<p class="muted">No membranes: the recipe has no cast step (or the run predates membranes).</p>'
-    head = ("<tr><th>membrane</th><th>position</th><th>made on</th><th>status</th><th>target</th><th>grades met</th>"
-            "<th>D µm</th><th>σd/D</th><th>opening</th><th>T µm</th><th>RH mean (min–max) %RH</th>"
-            "<th>out of band s</th><th>lot</th></tr>")
-    rows = []
-    for mb in data.membranes:
-        m, p = mb.metrics or {}, mb.process or {}
-        d, sd = m.get("mean_pore_diameter_um"), m.get("pore_diameter_std_um")
-        rh = (f"{_v(p.get('rh_mean_pct'))} ({_v(p.get('rh_min_pct'))}–{_v(p.get('rh_max_pct'))})"
-              if p.get("rh_mean_pct") is not None else "—")
-        target = "—" if not mb.target_grade else f"{escape(mb.target_grade)} {'met' if mb.target_met else 'NOT met'}"
-        status = escape(mb.status) + (f": {escape(mb.lost_reason or '')}" if mb.status == "lost" else "")
-        cls = "fail" if mb.status == "lost" or mb.target_met is False else ("pass" if mb.target_met else "")
-        rows.append(f'<tr class="{cls}" data-membrane="{escape(mb.membrane_id)}" data-status="{escape(mb.status)}">'
-                    f'<td><a href="#m-{escape(mb.membrane_id)}">{escape(mb.membrane_id)}</a></td>'
-                    f'<td class="num">{_v(mb.support_position)}</td><td>{"twin (simulated)" if mb.simulated else "rig"}</td>'
-                    f"<td>{status}</td><td>{target}</td><td>{escape(', '.join(mb.grades_met)) or '—'}</td>"
-                    f'<td class="num">{_v(d)}</td><td class="num">{_v(sd / d if d and sd is not None else None)}</td>'
-                    f'<td class="num">{_v(m.get("opening_ratio"))}</td><td class="num">{_v(m.get("mean_thickness_um"))}</td>'
-                    f'<td class="num">{rh}</td><td class="num">{_v((p.get("evaporation") or {}).get("out_of_band_s"))}</td>'
-                    f"<td>{escape(mb.lot_id or '—')}</td></tr>")
-    return f'<table class="membranes" id="membranes-table"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+def histogram(diameters_um: Sequence[float], marks: Sequence[tuple[float | None, str, str]] = ()) -> dict[str, Any] | None:
+    """Pore-size histogram as bins (edges, counts) and marked values (x, label, kind)."""
+    v = np.asarray([x for x in diameters_um if x is not None and math.isfinite(x)], float)
+    if v.size == 0:
+        return None
+    n_bins = int(np.clip(np.sqrt(v.size) * 1.5, 6, 40))
+    lo, hi = float(v.min()), float(v.max())
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(v, bins=n_bins, range=(lo, hi))
+    return {"n": int(v.size), "edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts],
+            "marks": [{"x": float(x), "label": label, "kind": kind} for x, label, kind in marks
+                      if x is not None and math.isfinite(float(x))]}
 
 
-def _membrane_sections_html(data: RunData, an: Analysed) -> str:
-    """A section per membrane: its process record, verdict, metrics and micrographs."""
-    by_image = {im.name: im.metadata.get("membrane_id") for im in data.images}
-    parts = []
+def _process_record(mb: MembraneRecord) -> str:
+    p = mb.process or {}
+    disp = p.get("dispensed") or {}
+    made = "; ".join(f"{k} {_v(v.get('volume_ml'))} mL at {_v(v.get('rate_ml_min'))} mL/min"
+                     for k, v in disp.items() if isinstance(v, Mapping))
+    ev = p.get("evaporation") or {}
+    return (f"Support position {_v(mb.support_position)} · {'made on the digital twin (simulated)' if mb.simulated else 'made on the rig'}"
+            f" · t = {_v(mb.t_start_s)}–{_v(mb.t_end_s)} s · {made or 'nothing dispensed recorded'}"
+            + (f" · evaporation at {_v(ev.get('setpoint_rh_pct'))} ± {_v(ev.get('band_rh_pct'))} %RH, "
+               f"{_v(ev.get('out_of_band_s'))} s out of band" if ev else "")
+            + (f" · RH {_v(p.get('rh_mean_pct'))} %RH mean, {_v(p.get('rh_min_pct'))}–{_v(p.get('rh_max_pct'))}"
+               if p.get("rh_mean_pct") is not None else ""))
+
+
+def _membrane_block(mid: str, res: Mapping[str, Any], verdict: Any, metrics: Any, an: Analysed) -> dict[str, Any]:
+    truth = res.get("truth")
+    d = an.diameters_um.get(mid, [])
+    marks: list[tuple[float | None, str, str]] = []
+    if d:
+        marks.append((float(np.mean(d)), f"mean measured {np.mean(d):.3g} µm", "mean"))
+    if isinstance(truth, Mapping) and _num(truth.get("mean_pore_diameter_um")):
+        marks.append((float(truth["mean_pore_diameter_um"]), f"twin ground truth {float(truth['mean_pore_diameter_um']):.3g} µm", "truth"))
+    return {"grades": grades_of(verdict),
+            "verdict_target": verdict.get("target_grade") if isinstance(verdict, Mapping) else None,
+            "metrics": _metrics_rows(metrics, truth), "has_truth": isinstance(truth, Mapping),
+            "histogram": histogram(d, marks), "micrographs": [m for m in an.micrographs if m["membrane_id"] == mid]}
+
+
+def _membranes(data: RunData, an: Analysed) -> list[dict[str, Any]]:
+    out = []
     for mb in data.membranes:
         res = data.membrane_results(mb.membrane_id)
-        p = mb.process or {}
-        disp = p.get("dispensed") or {}
-        made = "; ".join(f"{k} {_v(v.get('volume_ml'))} mL at {_v(v.get('rate_ml_min'))} mL/min" for k, v in disp.items())
-        ev = p.get("evaporation") or {}
-        record = (f"<p>Support position {_v(mb.support_position)} · {'made on the digital twin (simulated)' if mb.simulated else 'made on the rig'}"
-                  f" · t = {_v(mb.t_start_s)}–{_v(mb.t_end_s)} s · {escape(made) or 'nothing dispensed recorded'}"
-                  + (f" · evaporation at {_v(ev.get('setpoint_rh_pct'))} ± {_v(ev.get('band_rh_pct'))} %RH, "
-                     f"{_v(ev.get('out_of_band_s'))} s out of band" if ev else "")
-                  + (f" · RH {_v(p.get('rh_mean_pct'))} %RH mean, {_v(p.get('rh_min_pct'))}–{_v(p.get('rh_max_pct'))}"
-                     if p.get("rh_mean_pct") is not None else "") + "</p>")
-        if mb.status == "lost":
-            body = f'<p class="problems">Lost: {escape(mb.lost_reason or "")}</p>'
-        else:
-            mine = Analysed([m for m in an.micrographs if by_image.get(m.name) == mb.membrane_id], [], [])
-            body = (f"<h4>Verdict</h4>{_verdict_html(res.get('verdict') or mb.verdict)}"
-                    f"<h4>Metrics</h4>{_metrics_html(res if res.get('metrics') else {'metrics': mb.metrics})}"
-                    f"<h4>Micrographs</h4>{_micrographs_html(mine)}")
-        parts.append(f'<section class="membrane" id="m-{escape(mb.membrane_id)}" data-status="{escape(mb.status)}">'
-                     f"<h3>Membrane {escape(mb.membrane_id)} — {escape(mb.status)}</h3>{record}{body}</section>")
-    return "\n".join(parts)
-
-
-def _clock_html(info: RunInfo) -> str:
-    """Wall-clock span of the whole run (every part), and the gaps between parts."""
-    parts = list(info.parts or [])
-    try:
-        t0 = datetime.fromisoformat(info.started_utc.replace("Z", "+00:00"))
-        t1 = datetime.fromisoformat((info.ended_utc or "").replace("Z", "+00:00")) if info.ended_utc else None
-    except ValueError:
-        return ""
-    out = f"wall clock {escape(info.started_utc)} → {escape(info.ended_utc or 'not ended')}"
-    if t1 is not None:
-        out += f" ({(t1 - t0).total_seconds() / 60:.1f} min"
-        out += f" over {len(parts)} parts)" if len(parts) > 1 else ")"
+        m, p = mb.metrics or {}, mb.process or {}
+        d, sd = _num(m.get("mean_pore_diameter_um")), _num(m.get("pore_diameter_std_um"))
+        out.append({
+            "membrane_id": mb.membrane_id, "k": mb.k, "status": mb.status, "support_position": mb.support_position,
+            "simulated": bool(mb.simulated), "lost_reason": mb.lost_reason, "target_grade": mb.target_grade,
+            "target_met": mb.target_met, "grades_met": list(mb.grades_met or []), "lot_id": mb.lot_id,
+            "record": _process_record(mb),
+            "summary": {"D_um": d, "cv": sd / d if d and sd is not None else None, "opening_ratio": _num(m.get("opening_ratio")),
+                        "T_um": _num(m.get("mean_thickness_um")), "rh_mean_pct": _num(p.get("rh_mean_pct")),
+                        "rh_min_pct": _num(p.get("rh_min_pct")), "rh_max_pct": _num(p.get("rh_max_pct")),
+                        "out_of_band_s": _num((p.get("evaporation") or {}).get("out_of_band_s"))},
+            **_membrane_block(mb.membrane_id, res, res.get("verdict") or mb.verdict,
+                              res.get("metrics") if isinstance(res.get("metrics"), Mapping) else mb.metrics, an),
+        })
     return out
 
 
-def _gap_steps(data: RunData) -> list[tuple[float, float | None, str, str]]:
-    """Each crash → resume gap as a row of the timeline, at the run time where it happened."""
+def _gaps(data: RunData) -> list[dict[str, Any]]:
+    """Each crash → resume gap, at the run time where it happened (the run clock goes on from there)."""
     out = []
     for e in data.events:
         if e.kind == "resume" and e.source == "runner" and e.data.get("gap_at_t_s") is not None:
-            gap = e.data.get("gap_s")
+            gap = _num(e.data.get("gap_s"))
             words = f"gap: stopped, resumed {gap / 60:.1f} min later (wall clock)" if gap is not None else "gap: stopped, resumed"
-            out.append((float(e.data["gap_at_t_s"]), float(e.data["gap_at_t_s"]), words, "gap"))
+            out.append({"t_s": float(e.data["gap_at_t_s"]), "gap_s": gap, "label": words})
     return out
 
 
-def _events_html(events: Sequence[Event]) -> str:
-    rows = []
-    for e in events:
-        cls = ' class="problem"' if e.kind in plots.PROBLEM_KINDS else ""
-        rows.append(f"<tr{cls}><td class=\"num\">{e.t_s:.1f}</td><td>{escape(e.kind)}</td><td>{escape(e.source)}</td>"
-                    f"<td>{escape(e.message)}</td></tr>")
-    return ('<table class="events"><thead><tr><th>t (s)</th><th>kind</th><th>source</th><th>message</th></tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+def _wall_clock(info: RunInfo) -> str:
+    """Wall-clock span of the whole run (every part)."""
+    parts = list(info.parts or [])
+    try:
+        t0 = datetime.fromisoformat(info.started_utc.replace("Z", "+00:00"))
+        t1 = datetime.fromisoformat(info.ended_utc.replace("Z", "+00:00")) if info.ended_utc else None
+    except ValueError:
+        return ""
+    out = f"wall clock {info.started_utc} → {info.ended_utc or 'not ended'}"
+    if t1 is not None:
+        out += f" ({(t1 - t0).total_seconds() / 60:.1f} min" + (f" over {len(parts)} parts)" if len(parts) > 1 else ")")
+    return out
 
 
-def _micrographs_html(an: Analysed) -> str:
-    if not an.micrographs:
-        return '<p class="muted">No micrographs in this run.</p>'
-    cards = []
-    for m in an.micrographs:
-        img = m.overlay_uri or m.uri
-        alt = "segmentation overlay" if m.overlay_uri else "micrograph"
-        raw = (f'<details><summary>without overlay</summary><img src="{m.uri}" alt="{escape(m.name)}"></details>'
-               if m.overlay_uri else "")
-        cards.append(f'<figure class="micrograph" data-illumination="{escape(m.illumination)}">'
-                     f'<img class="{"overlay" if m.overlay_uri else "raw"}" src="{img}" alt="{escape(m.name)} {alt}">'
-                     f'<figcaption><b>{escape(m.name)}</b> · {m.pixel_size_um:g} µm/px · t = {m.t_s:.0f} s<br>'
-                     f'{escape(m.caption)}</figcaption>{raw}</figure>')
-    legend = ('<p class="muted">Outlines: <span style="color:#00c853">■</span> measured pore, '
-              '<span style="color:#ff9100">■</span> cut by the border (opening ratio only), '
-              '<span style="color:#00b8ff">■</span> through-pore; sections: '
-              '<span style="color:#ff4081">■</span> upper envelope, <span style="color:#00b8ff">■</span> support interface.</p>')
-    return legend + '<div class="gallery">' + "".join(cards) + "</div>"
+def _plain(x: Any) -> Any:
+    """Integral floats as integers (60.0 → 60), as people write them."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return int(x)
+    if isinstance(x, Mapping):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_plain(v) for v in x]
+    return x
 
 
-_CSS = """
-body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1d2330;background:#fff}
-header{padding:18px 28px;background:#1d2330;color:#fff}
-header h1{margin:0 0 4px;font-size:22px} header .meta{opacity:.85;font-size:13px}
-main{padding:8px 28px 40px;max-width:1400px}
-h2{border-bottom:2px solid #e3e7ef;padding-bottom:4px;margin-top:28px}
-.badge{display:inline-block;padding:2px 10px;border-radius:10px;font-weight:700;font-size:13px;vertical-align:middle}
-.outcome{display:inline-block;padding:3px 12px;border-radius:12px;font-weight:700;background:#c5221f;color:#fff}
-.badge.pass,.outcome.outcome-completed{background:#1e8e3e;color:#fff}.badge.fail{background:#c5221f;color:#fff}
-.badge.unknown{background:#e37400;color:#fff}tr.unknown td{background:#fff4e5}
-table{border-collapse:collapse;margin:6px 0 14px}th,td{border:1px solid #d7dce6;padding:3px 9px;text-align:left;vertical-align:top}
-th{background:#f1f3f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.pass td.cell-pass{background:#ccebd5;font-weight:700}tr.fail td{background:#fde2e0}tr.fail td.cell-fail{font-weight:700;color:#a50e0e}
-tr.problem td{background:#fde2e0}
-.problems{background:#fff4e5;border-left:5px solid #e37400;padding:8px 16px}.ok{background:#e6f4ea;border-left:5px solid #1e8e3e;padding:8px 16px}
-.muted{color:#5f6b7a}
-svg.plot{display:block;margin:10px 0;max-width:100%;height:auto;font-family:inherit}
-svg .ptitle{font-size:14px;font-weight:600}svg .tick{font-size:11px;fill:#4a5568}svg .alabel{font-size:12px;fill:#2d3748}
-svg .legend{font-size:12px;fill:#2d3748}svg .span{font-size:10px;fill:#8a94a6;text-anchor:middle}
-svg .grid{stroke:#e5e8ef}svg .axis{stroke:#4a5568}svg .frame{fill:none;stroke:#9aa3b2}
-.gallery{display:flex;flex-wrap:wrap;gap:14px}.micrograph{margin:0;width:330px}.micrograph img{width:330px;image-rendering:auto;border:1px solid #ccc}
-figcaption{font-size:12px;color:#3a4556}
-.cols{display:flex;gap:24px;flex-wrap:wrap}.cols>div{flex:1;min-width:360px}
-summary h3{display:inline-block;margin:6px 0}
-pre{background:#f6f8fb;border:1px solid #e3e7ef;padding:8px;font-size:12px;overflow:auto;max-height:420px}
-"""
+#: Order of a recipe's top-level keys when it has to be rebuilt from run.json (the file is gone).
+_RECIPE_HEAD = ("name", "description", "grade", "polymer", "solvent", "concentration_mg_ml", "support_pore_um")
 
 
-def render_html(data: RunData, an: Analysed) -> str:
+def recipe_as_written(run_dir: Path, info: RunInfo) -> tuple[str, str]:
+    """(text, where it came from): the recipe file as the operator wrote it.
+
+    The copy the run took at its start (``RUN/recipe.yaml``), else the file at ``recipe_path`` if
+    it still describes this recipe, else the recorded model in the order recipes are written
+    (name, description, grade…, steps last; each step's type first), without empty fields.
+    """
+    copy = Path(run_dir) / "recipe.yaml"
+    try:
+        if copy.is_file():
+            return copy.read_text(errors="replace")[:200_000], "the copy taken when the run started (recipe.yaml in the run folder)"
+    except OSError:
+        pass
+    try:
+        p = Path(info.recipe_path)
+        if info.recipe_path and p.is_file():
+            text = p.read_text(errors="replace")[:200_000]
+            doc = yaml.safe_load(text)
+            if isinstance(doc, Mapping) and doc.get("name") == info.recipe_name:
+                return text, f"{info.recipe_path} (read now: the run folder has no copy)"
+    except (OSError, yaml.YAMLError, ValueError):
+        pass
+    rec = info.recipe if isinstance(info.recipe, Mapping) else {}
+    if not rec:
+        return "(not recorded)", "run.json"
+
+    def clean(d: Mapping[str, Any], first: Sequence[str]) -> dict[str, Any]:
+        keys = [k for k in first if k in d] + [k for k in d if k not in first and k != "steps"] + (["steps"] if "steps" in d else [])
+        return {k: d[k] for k in keys if d[k] is not None and d[k] != "" and d[k] != [] and d[k] != {}}
+
+    out = clean(rec, _RECIPE_HEAD)
+    if isinstance(out.get("steps"), list):
+        out["steps"] = [clean(s, ("type", "label")) if isinstance(s, Mapping) else s for s in out["steps"]]
+    text = yaml.safe_dump(_plain(out), sort_keys=False, allow_unicode=True, default_flow_style=None, width=110)
+    return text, "rebuilt from run.json (the recipe file is gone): key order as recipes are written, empty fields left out"
+
+
+def report_data(run_dir: Path, image_url: Callable[[int], str] | None = None,
+                data: RunData | None = None) -> dict[str, Any]:
+    """What the page needs beyond the live API: problems, steps, gaps, bands, membranes, recipe."""
+    data = data or load_run(Path(run_dir))
+    an = analyse_images(data, image_url)
     info = data.info
     spans = step_spans(data)
     t_end = max(data.t_end_s, 1.0)
-    probs = problems(data, an.notes)
-    verdict = data.results.get("verdict")
-    if data.membranes:
-        judged = [mb for mb in data.membranes if mb.status == "judged"]
-        truths = [data.membrane_results(mb.membrane_id).get("truth") for mb in judged]
-        truth_d = [t.get("mean_pore_diameter_um") for t in truths if isinstance(t, Mapping) and t.get("mean_pore_diameter_um")]
-    outcome_cls = "outcome outcome-completed" if info.outcome == "completed" else "outcome"
-    meta = (f"recipe <b>{escape(info.recipe_name)}</b> ({escape(info.recipe_path)}) · profile <b>{escape(info.profile_name)}</b>"
-            f" · operator {escape(info.operator or '—')} · started {escape(info.started_utc)} · ended {escape(info.ended_utc or '—')}"
-            f" · run clock {'virtual' if info.virtual_time else 'wall'} ({_v(round(t_end))} s) · {_clock_html(info)}"
-            f" · seed {_v(info.seed)} · castrig {escape(info.software_version)}")
-    wrong = ('<div class="problems" id="problems"><ul>' + "".join(f"<li>{escape(p)}</li>" for p in probs) + "</ul></div>"
-             if probs else '<div class="ok" id="problems">Nothing went wrong: the run completed and every grade judged was met.</div>')
-    marks = [(e.t_s, e.kind, e.message) for e in data.events]
-    steps = [(s.t0_s, s.t1_s, f"{s.label}", "done" if s.t1_s is not None else "open") for s in spans]
-    steps = sorted(steps + _gap_steps(data), key=lambda s: s[0])
-    truth_mean = (data.results.get("truth") or {}).get("mean_pore_diameter_um") if isinstance(data.results.get("truth"), Mapping) else None
-    if data.membranes and truth_d:
-        truth_mean = float(np.mean(truth_d))
-    dm = float(np.mean(an.diameters_um)) if an.diameters_um else float("nan")
-    marks_h = [(dm, f"mean {dm:.3g} µm")] + ([(float(truth_mean), f"truth {float(truth_mean):.3g} µm")] if truth_mean else [])
-    hist = plots.histogram("pores", f"Pore-size distribution ({len(an.diameters_um)} pores, all fields)",
-                           "equivalent-circle diameter (µm)", an.diameters_um, marks=marks_h)
-    recipe_yaml = yaml.safe_dump(info.recipe, sort_keys=False, allow_unicode=True) if info.recipe else "(not recorded)"
-    profile_yaml = yaml.safe_dump(info.profile, sort_keys=False, allow_unicode=True) if info.profile else "(not recorded)"
-    if data.membranes:
-        membranes_html = (f'<h2>Membranes</h2><div id="membranes">{_membranes_table_html(data)}</div>'
-                          f'<h2>Verdict, per membrane</h2><div id="verdict">{_membrane_sections_html(data, an)}</div>')
-        micrographs_html = metrics_html = ""  # in each membrane's section
+    recipe_text, recipe_source = recipe_as_written(data.run_dir, info)
+    membranes = _membranes(data, an)
+    other = None
+    if not data.membranes:  # a run from before membranes: one block for the run
+        other = _membrane_block("", data.results, data.results.get("verdict"), data.results.get("metrics"), an)
     else:
-        membranes_html = f'<h2>Verdict</h2><div id="verdict">{_verdict_html(verdict)}</div>'
-        micrographs_html = f"<h2>Micrographs</h2>{_micrographs_html(an)}"
-        metrics_html = f"<h2>Metrics</h2>{_metrics_html(data.results)}"
-    body = f"""<header><h1>Run {escape(info.run_id)} <span class="{outcome_cls}" id="outcome">{escape(info.outcome)}</span></h1>
-<div class="meta">{meta}</div></header>
-<main>
-<h2>What went wrong</h2>{wrong}
-{membranes_html}
-<h2>Conditions</h2>{''.join(_plots(data, spans))}
-<h2>Timeline</h2>{plots.timeline("timeline", steps, marks, t_end)}
-<details><summary>{len(data.events)} events</summary>{_events_html(data.events)}</details>
-{micrographs_html}
-<h2>Pore sizes</h2>{hist}
-{metrics_html}
-<h2>Recipe and profile</h2><div class="cols"><div><h3>recipe</h3><pre>{escape(recipe_yaml)}</pre></div>
-<div><h3>profile</h3><pre>{escape(profile_yaml)}</pre></div></div>
-<p class="muted">Run folder {escape(str(data.run_dir.resolve()))}</p>
-</main>"""
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<meta name="generator" content="castrig {escape(info.software_version)}">'
-            f"<title>castrig run {escape(info.run_id)} — {escape(info.outcome)}</title><style>{_CSS}</style></head>"
-            f"<body>{body}</body></html>\n")
+        loose = [m for m in an.micrographs if m["membrane_id"] not in {mb.membrane_id for mb in data.membranes}]
+        if loose:
+            other = {"grades": [], "metrics": [], "has_truth": False, "histogram": None, "micrographs": loose}
+    return {
+        "version": 1,
+        "run": {"run_id": info.run_id, "outcome": info.outcome, "outcome_reason": info.outcome_reason,
+                "recipe_name": info.recipe_name, "recipe_path": info.recipe_path, "profile_name": info.profile_name,
+                "operator": info.operator, "started_utc": info.started_utc, "ended_utc": info.ended_utc,
+                "virtual_time": bool(info.virtual_time), "seed": info.seed, "software_version": info.software_version,
+                "wall_clock": _wall_clock(info), "parts": len(info.parts or []), "t_end_s": t_end,
+                "run_folder": str(data.run_dir.resolve())},
+        "problems": problems(data, an.notes),
+        "steps": [{"index": s.index, "label": s.label, "type": s.type, "t0_s": s.t0_s, "t1_s": s.t1_s} for s in spans],
+        "gaps": _gaps(data),
+        "bands": [{"t0_s": b.t0_s, "t1_s": b.t1_s, "lo": b.lo, "hi": b.hi} for b in rh_bands(spans, t_end)],
+        "problem_kinds": sorted(plots.PROBLEM_KINDS),
+        "membranes": membranes,
+        "other": other,
+        "recipe_text": recipe_text,
+        "recipe_source": recipe_source,
+        "profile_text": yaml.safe_dump(info.profile, sort_keys=False, allow_unicode=True) if info.profile else "(not recorded)",
+    }
+
+
+# -- the self-contained page -------------------------------------------------------------------------
+#: Samples per channel kept in a saved page (an 8-hour run at 1 Hz is thinned evenly; the page zooms).
+MAX_POINTS_PER_CHANNEL = 12_000
+
+
+def _static(name: str) -> str:
+    from importlib import resources
+
+    return resources.files("castrig.report").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _thin(rows: list[list[Any]], n: int) -> list[list[Any]]:
+    if len(rows) <= n:
+        return rows
+    step = len(rows) / n
+    return [rows[int(i * step)] for i in range(n)] + [rows[-1]]
+
+
+def _drop_flat(rows: list[list[Any]]) -> list[list[Any]]:
+    """Keep the first and last sample of each run of equal values: the same line, far fewer points
+    (setpoints, pump volumes and flows hold still for hours)."""
+    out = []
+    for i, row in enumerate(rows):
+        if 0 < i < len(rows) - 1 and rows[i - 1][1] == row[1] == rows[i + 1][1]:
+            continue
+        out.append(row)
+    return out
+
+
+def _round(v: Any) -> Any:
+    if isinstance(v, float):
+        return float(f"{v:.5g}") if math.isfinite(v) else None
+    return v
+
+
+def embedded_data(run_dir: Path) -> dict[str, Any]:
+    """Everything the page reads from castrig serve's API, plus :func:`report_data`, as one JSON object."""
+    from castrig.store import live as R
+
+    run_dir = Path(run_dir)
+    samples = R.samples(run_dir)
+    samples["channels"] = {ch: _drop_flat([[round(t, 2), _round(v)] for t, v in _thin(rows, MAX_POINTS_PER_CHANNEL)])
+                           for ch, rows in samples["channels"].items()}
+    with R.open_ro(run_dir) as db:
+        events = R.events(db, 0, limit=100_000)
+    run = R.detail(run_dir, with_recipe=False)
+    report = report_data(run_dir)
+    run["recipe_as_written"] = report["recipe_text"]
+    return {"samples": samples, "events": events, "run": run, "report": report}
+
+
+def page_html(run_dir: Path) -> str:
+    """The run's page as one self-contained HTML document (no request leaves it)."""
+    run_dir = Path(run_dir)
+    data = json.dumps(embedded_data(run_dir), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    data = data.replace("<", "\\u003c")  # no "</script>" or "<!--" from a file can end the data early
+    uid = escape(run_dir.name, quote=True)
+    script = _static("live.js").replace("</", "<\\/")
+    return ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>castrig run {uid}</title>"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+            "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+            f"<style>{_static('live.css')}</style></head><body data-saved=\"1\">"
+            f"<header>castrig · run {uid} · report</header><main><div id=\"run\" data-uid=\"{uid}\"></div></main>"
+            f'<script type="application/json" id="castrig-data">{data}</script>'
+            f"<script>{script}</script></body></html>\n")
 
 
 def build_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Write ``RUN_DIR/report.html`` (or ``out``) atomically; returns its path."""
+    """Write the run's page, self-contained, to ``RUN_DIR/report.html`` (or ``out``) atomically; returns its path."""
+    from castrig.errors import BadInput
     from castrig.store.atomic import atomic_write_bytes
 
     run_dir = Path(run_dir)
-    data = load_run(run_dir)
-    an = analyse_images(data)
+    if not (run_dir / "run.json").is_file():
+        raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
     path = Path(out) if out is not None else run_dir / REPORT_NAME
-    atomic_write_bytes(path, render_html(data, an).encode("utf-8"))
+    atomic_write_bytes(path, page_html(run_dir).encode("utf-8"))
     return path

@@ -118,3 +118,91 @@ class Micrograph:
     overlay_uri: str | None = None
     caption: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+# -- compact forms for the page (a demo report stays well under 2 MB with every micrograph) -------
+#: Overlay classes → RGB: 1 cut by the border, 2 measured, 3 through-pore, 4 upper envelope, 5 interface.
+OVERLAY_PALETTE = (BORDER_RGB, MEASURED_RGB, THROUGH_RGB, TOP_RGB, INTERFACE_RGB)
+#: Longest side of a micrograph as the page shows it (larger ones are subsampled evenly).
+SHOWN_MAX_PX = 1600
+
+
+def shown_step(shape: tuple[int, ...], max_px: int = SHOWN_MAX_PX) -> int:
+    """The subsampling step that brings the longest side to at most ``max_px``."""
+    return max(1, -(-max(int(shape[0]), int(shape[1])) // max_px))
+
+
+def jpeg_uri(grey: np.ndarray, quality: int = 82) -> str:
+    """A uint8 picture as a JPEG data URI (Pillow, which scikit-image brings); PNG without it."""
+    try:
+        import io
+
+        from PIL import Image
+    except ImportError:  # pragma: no cover - scikit-image depends on Pillow
+        return data_uri(grey)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(grey, dtype=np.uint8)).save(buf, format="JPEG", quality=quality, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def palette_png_bytes(classes: np.ndarray, palette: tuple[tuple[int, int, int], ...] = OVERLAY_PALETTE) -> bytes:
+    """Encode a class map (0 transparent, k → ``palette[k-1]``, opaque) as an indexed PNG with tRNS."""
+    a = np.ascontiguousarray(classes, dtype=np.uint8)
+    h, w = a.shape
+    raw = np.zeros((h, 1 + w), np.uint8)
+    raw[:, 1:] = a
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    plte = bytes([0, 0, 0]) + b"".join(bytes(c) for c in palette)
+    trns = bytes([0] + [255] * len(palette))
+    header = struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"PLTE", plte) + chunk(b"tRNS", trns)
+            + chunk(b"IDAT", zlib.compress(raw.tobytes(), 9)) + chunk(b"IEND", b""))
+
+
+def overlay_uri(classes: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(palette_png_bytes(classes)).decode("ascii")
+
+
+def surface_classes(labels: np.ndarray, measured_labels: np.ndarray, through_labels: np.ndarray | None = None,
+                    step: int = 1) -> np.ndarray:
+    """The pores' outlines as overlay classes (1 border, 2 measured, 3 through), subsampled by ``step``.
+
+    Outlines are two pixels wide at the shown size, so they stay visible when the browser scales
+    the picture down.
+    """
+    lab = np.asarray(labels)[::step, ::step]
+    edge = _boundaries(lab)
+    inner = np.zeros_like(edge)  # one more pixel inwards
+    inner[1:-1, 1:-1] = (edge[:-2, 1:-1] | edge[2:, 1:-1] | edge[1:-1, :-2] | edge[1:-1, 2:])[:, :] & (lab[1:-1, 1:-1] > 0)
+    edge |= inner
+    n = int(np.asarray(labels).max()) if lab.size else 0
+    kind = np.full(n + 1, 1, np.uint8)
+    kind[0] = 0
+    kind[np.asarray(measured_labels, int)] = 2
+    if through_labels is not None and len(through_labels):
+        kind[np.asarray(through_labels, int)] = 3
+    return np.where(edge, kind[lab], 0).astype(np.uint8)
+
+
+def section_classes(shape: tuple[int, int], top_row: np.ndarray, interface_row: np.ndarray, flipped: bool = False,
+                    step: int = 1) -> np.ndarray:
+    """A section's upper envelope (4) and support interface (5) as overlay classes, subsampled by ``step``."""
+    h, w = int(shape[0]), int(shape[1])
+    hs, ws = -(-h // step), -(-w // step)
+    out = np.zeros((hs, ws), np.uint8)
+    for rows, value in ((top_row, 4), (interface_row, 5)):
+        r = np.asarray(rows, float)
+        if r.size != w:
+            continue
+        if flipped:
+            r = h - 1 - r
+        r = r[::step] / step
+        cols = np.arange(r.size)
+        ok = np.isfinite(r)
+        for dy in (-1, 0, 1):
+            y = np.clip(np.rint(r[ok]).astype(int) + dy, 0, hs - 1)
+            out[y, cols[ok]] = value
+    return out

@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from castrig.serve import runs as R
+from castrig.store import live as R
 from castrig.store.commands import ACTIONS, answer_of, send_command
 
 TOKEN_DIR = Path(".castrig") / "tokens"
@@ -226,7 +226,7 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
         name = request.path_params["name"]
         if name not in _STATIC:
             return PlainTextResponse("not found", status_code=404)
-        text = resources.files("castrig.serve").joinpath("static", name).read_text()
+        text = resources.files("castrig.report").joinpath("static", name).read_text()
         return Response(text, media_type="text/javascript" if name.endswith(".js") else "text/css")
 
     async def runs_page(request: Request) -> Response:
@@ -255,6 +255,17 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
         text = await anyio.to_thread.run_sync(page_html, run_dir)
         return HTMLResponse(text, headers={"Content-Disposition": f'attachment; filename="{run_dir.name}.html"'})
 
+    async def api_report(request: Request) -> Response:
+        """The report's part of the page (problems, steps, gaps, bands, membranes, micrographs, recipe)."""
+        if not may_read(request):
+            return refuse()
+        run_dir = run_or_404(request.path_params["uid"])
+        if run_dir is None:
+            return JSONResponse({"error": "no such run"}, status_code=404)
+        from castrig.serve.report import live_report_data
+
+        return JSONResponse(await anyio.to_thread.run_sync(live_report_data, run_dir))
+
     async def login(request: Request) -> Response:
         tok = request.query_params.get("token", "")
         if token_name(root, tok) is None:
@@ -275,6 +286,7 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
         Route("/api/runs/{uid}/samples", api_samples),
         Route("/api/runs/{uid}/events", api_events),
         Route("/api/runs/{uid}/stream", stream),
+        Route("/api/runs/{uid}/report", api_report),
         Route("/api/runs/{uid}/{action}", api_action, methods=["POST"]),
     ]
     return Starlette(routes=routes)
