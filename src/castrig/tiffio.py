@@ -1,10 +1,11 @@
 """Micrograph files: TIFF with the pixel size in its resolution tags and metadata as JSON.
 
 Written atomically (temp file, fsync, os.replace) so a crash never leaves half an image in a run
-folder. Read back: TIFF resolution tags (CENTIMETER, INCH, or ImageJ's unit=micron with unit
-NONE), PNG/JPEG (no pixel size). RGB and RGBA are converted to grey (luminance, Rec. 709
-weights 0.2125 R + 0.7154 G + 0.0721 B; the alpha channel is dropped, not blended); anything
-else that is not a 2-D greyscale image is a BadInput naming the file.
+folder; in ImageJ's flavour, so Fiji opens them calibrated in µm. Read back: TIFF resolution
+tags (CENTIMETER, INCH, or ImageJ's unit=micron with unit NONE), the SEM vendors' tags and text
+sidecars, PNG/JPEG/BMP (a sidecar's pixel size, if any). RGB and RGBA are converted to grey
+(luminance, Rec. 709 weights 0.2125 R + 0.7154 G + 0.0721 B; the alpha channel is dropped, not
+blended); anything else that is not a 2-D greyscale image is a BadInput naming the file.
 
 Hostile files (issue 15) are refused before they cost memory: the size a file *declares* (pixels
 and decoded bytes) is checked against :func:`max_image_pixels` (``$CASTRIG_MAX_IMAGE_PIXELS``,
@@ -37,8 +38,15 @@ _UNIT_UM = {"micron": 1.0, "microns": 1.0, "um": 1.0, "µm": 1.0, "\u00b5m": 1.0
 
 
 def write_micrograph(path: str | Path, array: np.ndarray, pixel_size_um: float, metadata: dict | None = None) -> Path:
-    """Write a 2-D greyscale image as TIFF: X/YResolution = 1e4/pixel_size_um px per cm
-    (ResolutionUnit CENTIMETER), ``metadata`` as JSON in ImageDescription."""
+    """Write a 2-D greyscale image as TIFF with its pixel size.
+
+    8-bit, 16-bit and float32 images are written in ImageJ's TIFF flavour, so that Fiji/ImageJ
+    opens them calibrated (Image > Properties: unit µm, pixel width = ``pixel_size_um``; the
+    scale bar and every measurement in µm): X/YResolution = 1/pixel_size_um px per unit, unit
+    ``um`` in ImageJ's description, ResolutionUnit NONE; ``metadata`` as JSON in ImageJ's
+    "Info" property (Image > Show Info). Other types: X/YResolution = 1e4/pixel_size_um px
+    per cm (ResolutionUnit CENTIMETER), ``metadata`` as JSON in ImageDescription.
+    :func:`read_micrograph` reads both."""
     import tifffile
 
     a = np.asarray(array)
@@ -51,16 +59,25 @@ def write_micrograph(path: str | Path, array: np.ndarray, pixel_size_um: float, 
     meta.setdefault("pixel_size_um", float(pixel_size_um))
     res = 1e4 / float(pixel_size_um)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:  # mkstemp makes 0600: a micrograph gets the mode of every other file (0644 under umask 022)
+        from castrig.store.atomic import file_mode
+
+        os.fchmod(fd, file_mode())
+    finally:
+        os.close(fd)
     try:
-        tifffile.imwrite(
-            tmp,
-            a,
-            resolution=(res, res),
-            resolutionunit=tifffile.RESUNIT.CENTIMETER,
-            description=json.dumps(meta, default=str),
-            metadata=None,
-        )
+        if a.dtype in (np.uint8, np.uint16, np.float32):
+            tifffile.imwrite(tmp, a, imagej=True, resolution=(1.0 / float(pixel_size_um), 1.0 / float(pixel_size_um)),
+                             metadata={"unit": "um", "Info": json.dumps(meta, default=str)})
+        else:
+            tifffile.imwrite(
+                tmp,
+                a,
+                resolution=(res, res),
+                resolutionunit=tifffile.RESUNIT.CENTIMETER,
+                description=json.dumps(meta, default=str),
+                metadata=None,
+            )
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -242,7 +259,8 @@ def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | Non
 
     Zeiss SmartSEM: tag 34118, "Image Pixel Size = 2.5 nm"; FEI/Thermo Fisher: tag 34682, an
     INI text whose ``[Scan] PixelWidth`` is in metres; TESCAN: the ``.hdr`` sidecar's
-    ``PixelSizeX`` (metres); Hitachi: the ``.txt`` sidecar's ``PixelSize`` (nm).
+    ``PixelSizeX`` (metres); Hitachi: the ``.txt`` sidecar's ``PixelSize`` (nm); JEOL: the
+    ``.txt`` sidecar's scale bar (:func:`sidecar_pixel_size`).
     """
     import re
 
@@ -274,23 +292,47 @@ def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | Non
             if m and (px := _length_um(m.group(1), "m")):
                 return px, "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
     if path is not None:
-        return sidecar_pixel_size(path)
+        return sidecar_pixel_size(path, width_px=getattr(page, "imagewidth", None))
     return None, None
 
 
-def sidecar_pixel_size(path: str | Path) -> tuple[float | None, str | None]:
+def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[float | None, str | None]:
     """Pixel size from a text sidecar next to the image: TESCAN ``<name>.hdr`` (``PixelSizeX``,
-    metres) or Hitachi ``<name>.txt`` (``PixelSize``, nm)."""
+    metres), Hitachi ``<name>.txt`` (``PixelSize``, nm) or JEOL ``<name>.txt``: the scale bar's
+    length ``$$SM_MICRON_MARKER`` (e.g. ``5um``) over its pixels ``$$SM_MICRON_BAR`` (older
+    models ``$CM_…``), times ``$CM_FULL_SIZE``'s width / ``width_px`` when the image was saved
+    at another size than the scan's."""
     import re
 
     p = Path(path)
+    sides = lambda ext: (p.with_suffix(ext), p.with_name(p.stem + "-tif" + ext), Path(str(p) + ext))  # noqa: E731
     for ext, key, unit, who in ((".hdr", "PixelSizeX", "m", "TESCAN"), (".txt", "PixelSize", "nm", "Hitachi")):
-        for side in (p.with_suffix(ext), p.with_name(p.stem + "-tif" + ext), Path(str(p) + ext)):
+        for side in sides(ext):
             if side.is_file() and side.stat().st_size < 1 << 20:
                 text = side.read_text(encoding="latin-1", errors="replace")
                 m = re.search(rf"^\s*{key}\s*=\s*([^\r\n]+)", text, re.M)
                 if m and (px := _length_um(m.group(1), unit)):
                     return px, f"{who} sidecar {side.name} ({key})"
+    for side in sides(".txt"):
+        if side.is_file() and side.stat().st_size < 1 << 20:
+            text = side.read_text(encoding="latin-1", errors="replace")
+            for pre in ("$$SM_", "$SM_", "$CM_"):
+                bar = re.search(rf"^\s*{re.escape(pre)}MICRON_BAR\s+([0-9.eE+-]+)", text, re.M)
+                mark = re.search(rf"^\s*{re.escape(pre)}MICRON_MARKER\s+([^\r\n]+)", text, re.M)
+                if not (bar and mark):
+                    continue
+                try:
+                    n_px = float(bar.group(1))
+                except ValueError:
+                    continue
+                length = _length_um(mark.group(1).strip(), "um")
+                if not length or not n_px > 0:
+                    continue
+                px = length / n_px
+                full = re.search(r"^\s*\$+CM_FULL_SIZE\s+(\d+)\s+(\d+)", text, re.M)
+                if full and width_px and int(full.group(1)) > 0 and int(full.group(1)) != int(width_px):
+                    px *= int(full.group(1)) / int(width_px)
+                return px, f"JEOL sidecar {side.name} ({pre}MICRON_MARKER / {pre}MICRON_BAR)"
     return None, None
 
 
@@ -331,7 +373,15 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                     except ValueError:
                         meta = {"description": desc}
                 if tif.imagej_metadata:
-                    meta.setdefault("imagej", {k: v for k, v in tif.imagej_metadata.items() if isinstance(v, (str, int, float, bool))})
+                    ij = tif.imagej_metadata
+                    info = ij.get("Info")
+                    if meta.get("description", "").startswith("ImageJ=") and isinstance(info, str):
+                        try:  # ours: the metadata as JSON in ImageJ's Info property
+                            d = json.loads(info)
+                            meta = d if isinstance(d, dict) else meta
+                        except ValueError:
+                            pass
+                    meta.setdefault("imagej", {k: v for k, v in ij.items() if isinstance(v, (str, int, float, bool))})
         except BadInput:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
@@ -364,7 +414,10 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             raise BadInput(f"{p}: image too large: {_cut(str(exc))} (allowed: at most {limit / 1e6:.4g} Mpx; "
                            "raise CASTRIG_MAX_IMAGE_PIXELS for a genuine large image)", file=p, field="image size") from None
         raise BadInput(f"{p}: cannot read image ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
-    return _grey(np.asarray(a), p), None, {}
+    a = np.asarray(a)
+    # PNG/JPEG/BMP carry no pixel size; an SEM's text sidecar may (JEOL saves .bmp/.jpg + .txt)
+    px, src = sidecar_pixel_size(p, width_px=a.shape[1] if a.ndim >= 2 else None)
+    return _grey(a, p), px, ({"pixel_size_source": src} if src else {})
 
 
 def _cut(text: str, limit: int = 200) -> str:

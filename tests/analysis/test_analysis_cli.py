@@ -14,7 +14,8 @@ from castrig.sim.micrograph import ground_truth, make_structure, render_section,
 from castrig.tiffio import write_micrograph
 
 SURFACE_KEYS = {"opening_ratio", "mean_pore_diameter_um", "pore_diameter_std_um", "pore_count", "through_pore_fraction"}
-SECTION_KEYS = {"mean_thickness_um", "thickness_std_um", "support_pore_diameter_um"}
+SECTION_KEYS = {"mean_thickness_um", "thickness_std_um", "support_pore_diameter_um",
+                "penetration_depth_um", "penetration_fraction", "pore_communication", "support_continuity"}  # claim 1
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,8 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("mic")
     rng = np.random.default_rng(5)
     st = make_structure(rng, mean_diameter_um=4.0, opening_ratio=0.4, through_fraction=0.5, thickness_um=4.0,
-                        field_um=256 * 0.4, section_length_um=400 * 0.1, support_pore_um=6.0)
+                        field_um=256 * 0.4, section_length_um=400 * 0.1, support_pore_um=6.0,
+                        penetration_depth_um=1.5, penetration_fraction=0.3, communication=0.6, support_link_prob=0.9)
     r, t = render_surface(st, 0.4, rng)
     x = render_section(st, 0.1, rng)
     write_micrograph(d / "r.tif", r, 0.4)

@@ -19,10 +19,44 @@ def test_roundtrip_pixel_size_and_metadata(tmp_path):
     assert meta["illumination"] == "reflected" and meta["exposure_s"] == 0.01
     with tifffile.TiffFile(p) as t:
         tags = t.pages[0].tags
-        assert int(tags["ResolutionUnit"].value) == 3  # CENTIMETER
+        # ImageJ's calibration (issue 16): Fiji opens it in µm — px per µm, unit in ImageJ's header
+        assert int(tags["ResolutionUnit"].value) == 1 and t.imagej_metadata["unit"] == "um"
         num, den = tags["XResolution"].value
-        assert num / den == pytest.approx(1e4 / 0.125)
+        assert num / den == pytest.approx(1 / 0.125)
     assert sorted(x.name for x in tmp_path.iterdir()) == ["m.tif"]  # no temp file left
+    # other types keep the plain TIFF form: px per cm, metadata in ImageDescription
+    p2 = write_micrograph(tmp_path / "f.tif", a.astype(np.float64), 0.125, {"k": 1})
+    b2, px2, meta2 = read_micrograph(p2)
+    assert px2 == pytest.approx(0.125) and meta2["k"] == 1
+    with tifffile.TiffFile(p2) as t:
+        assert int(t.pages[0].tags["ResolutionUnit"].value) == 3
+
+
+@pytest.mark.parametrize("pixel_size", [0.0031, 0.027521018325935214, 0.25, 12.5])
+def test_imagej_calibration_keeps_the_pixel_size(tmp_path, pixel_size):
+    a = np.zeros((8, 8), np.uint8)
+    _, px, meta = read_micrograph(write_micrograph(tmp_path / "m.tif", a, pixel_size, {"truth": {"x": 1}}))
+    assert px == pytest.approx(pixel_size, rel=1e-9) and meta["truth"] == {"x": 1}
+
+
+@pytest.mark.parametrize("text,width,expect", [
+    ("$CM_FORMAT JEOL/SEM\n$CM_FULL_SIZE 1280 960\n$$SM_MICRON_BAR 160\n$$SM_MICRON_MARKER 5um\n", 1280, 5 / 160),
+    ("$CM_FULL_SIZE 1280 960\n$CM_MICRON_BAR 200\n$CM_MICRON_MARKER 500nm\n", 640, 0.5 / 200 * 2),
+])
+def test_jeol_sidecar_pixel_size(tmp_path, text, width, expect):
+    """JEOL: the scale bar's length over its pixels in the .txt beside the image (scaled when
+    the image was saved smaller than the scan)."""
+    from PIL import Image
+
+    img = tmp_path / "s.bmp"
+    Image.fromarray(np.zeros((32, width), np.uint8)).save(img)
+    (tmp_path / "s.txt").write_text(text)
+    _, px, meta = read_micrograph(img)
+    assert px == pytest.approx(expect) and "JEOL sidecar s.txt" in meta["pixel_size_source"]
+    tif = tmp_path / "t.tif"
+    tifffile.imwrite(tif, np.zeros((32, width), np.uint8))
+    (tmp_path / "t.txt").write_text(text)
+    assert read_micrograph(tif)[1] == pytest.approx(expect)
 
 
 def test_overwrite_is_atomic_replace(tmp_path):

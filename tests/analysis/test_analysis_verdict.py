@@ -19,6 +19,11 @@ GOOD = {
     "mean_thickness_um": 5.0,
     "thickness_std_um": 0.5,
     "support_pore_diameter_um": 10.0,
+    # claim 1 from the section (issue 16): penetration, communication, continuous support pores
+    "penetration_depth_um": 1.0,
+    "penetration_fraction": 0.2,
+    "pore_communication": 0.5,
+    "support_continuity": 0.6,
 }
 
 
@@ -48,15 +53,16 @@ def test_good_membrane_meets_every_grade():
 def test_at_and_across_each_bound(grade, index):
     b = SPEC.grades[grade].bounds[index]
     eps = 1e-6 * max(1.0, abs(b.limit))
-    outside = b.limit - eps if b.kind == "min" else b.limit + eps
-    inside = b.limit + eps if b.kind == "min" else b.limit - eps
-    for value, expect in ((b.limit, "pass"), (inside, "pass"), (outside, "fail")):
+    outside = b.limit - eps if b.kind in ("min", "gt") else b.limit + eps
+    inside = b.limit + eps if b.kind in ("min", "gt") else b.limit - eps
+    at = "fail" if b.kind == "gt" else "pass"  # a "present" bound wants more than zero
+    for value, expect in ((b.limit, at), (inside, "pass"), (outside, "fail")):
         gv = judge(with_value(b.quantity, value), [grade]).grade(grade)
         check = gv.checks[index]
         assert (check.quantity, check.kind, check.limit) == (b.quantity, b.kind, b.limit)
         assert check.status == expect, (value, check)
         assert check.value == pytest.approx(value, rel=1e-12)
-        assert (check.margin >= -1e-9) == (expect == "pass")
+        assert (check.margin > 0 if b.kind == "gt" else check.margin >= -1e-9) == (expect == "pass")
         if expect == "fail":
             assert gv.status == "fail" and not gv.met
 
@@ -107,3 +113,15 @@ def test_to_dict_is_json():
 def test_unknown_grade_raises():
     with pytest.raises(KeyError):
         judge(GOOD, ["claim9"])
+
+
+@pytest.mark.parametrize("quantity", ["penetration_depth_um", "penetration_fraction", "pore_communication",
+                                      "support_continuity"])
+def test_claim1_section_features_must_be_present(quantity):
+    """Claim 1 also asks for penetration, communicating pores and a continuous support: a
+    membrane without one of them (value 0) fails every grade; unmeasured is unknown."""
+    v = judge(dict(GOOD, **{quantity: 0.0}))
+    assert v.met == []
+    c = [c for c in v.grade("claim1").checks if c.quantity == quantity][0]
+    assert (c.kind, c.limit, c.status, c.margin) == ("gt", 0.0, "fail", 0.0)
+    assert judge(dict(GOOD, **{quantity: None})).grade("claim1").status == "unknown"

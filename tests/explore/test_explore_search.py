@@ -48,7 +48,9 @@ def model_runner(calls: list[tuple[float, ...]] | None = None, stop_after: int |
         metrics = {"opening_ratio": t.opening_ratio, "mean_pore_diameter_um": d, "pore_diameter_std_um": t.cv * d,
                    "through_pore_fraction": t.through_fraction, "mean_thickness_um": t.thickness_um,
                    "thickness_std_um": t.thickness_cv * t.thickness_um, "support_pore_diameter_um": t.support_pore_um,
-                   "pore_count": 500}
+                   "pore_count": 500, "penetration_depth_um": t.penetration_depth_um,  # claim 1 from the section
+                   "penetration_fraction": t.penetration_fraction, "pore_communication": t.communication,
+                   "support_continuity": t.support_link_prob}
         v = judge(metrics).to_dict()
         return RunOutput("completed", str(data_root / f"run-{seed}"), metrics, v)
 
@@ -64,7 +66,8 @@ def settings(**kw):
 # -- scoring -----------------------------------------------------------------------------------
 def _metrics(d: float, through: float = 0.9) -> dict:
     return {"opening_ratio": 0.6, "mean_pore_diameter_um": d, "pore_diameter_std_um": 0.1 * d, "through_pore_fraction": through,
-            "mean_thickness_um": 0.5 * d, "thickness_std_um": 0.05 * d, "support_pore_diameter_um": 2 * d, "pore_count": 100}
+            "mean_thickness_um": 0.5 * d, "thickness_std_um": 0.05 * d, "support_pore_diameter_um": 2 * d, "pore_count": 100,
+            "penetration_depth_um": 1.0, "penetration_fraction": 0.2, "pore_communication": 0.5, "support_continuity": 0.6}  # claim 1 from the section (issue 16)
 
 
 def test_score_met_is_log_distance_and_failures_always_score_worse():

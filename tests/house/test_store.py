@@ -65,8 +65,10 @@ def test_images_are_tiff_with_pixel_size(tmp_path: Path):
         np.testing.assert_array_equal(page.asarray(), img)
         xres = page.tags["XResolution"].value
         unit = page.tags["ResolutionUnit"].value
-    assert int(unit) == 3  # centimetre
-    assert xres[0] / xres[1] == pytest.approx(1e4 / 0.25)
+        ij = tf.imagej_metadata or {}
+    # ImageJ's calibration (issue 16: Fiji shows µm): px per µm, unit NONE, "unit=um" in ImageJ's header
+    assert int(unit) == 1 and ij.get("unit") == "um"
+    assert xres[0] / xres[1] == pytest.approx(1 / 0.25)
     assert records[0].pixel_size_um == 0.25 and records[0].name == "field0_reflected"
     assert len(records[0].sha256) == 64
 

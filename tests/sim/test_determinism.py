@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from castrig.cli.main import main
+from castrig.tiffio import read_micrograph
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,8 +26,10 @@ def _fingerprint(data: Path) -> dict[str, str]:
                         ("journal", "t_s, step_index, state, data_json"), ("images", "t_s, name, illumination, pixel_size_um")):
         rows = db.execute(f"select {cols} from {table} order by rowid").fetchall()
         out[table] = hashlib.sha256(repr(rows).encode().replace(run_id, b"RUN")).hexdigest()
-    for img in sorted((run_dir / "images").glob("*.tif")):
-        out[img.name] = hashlib.sha256(img.read_bytes().replace(run_id, b"RUN")).hexdigest()
+    for img in sorted((run_dir / "images").glob("*.tif")):  # pixels, pixel size and metadata, not the TIFF's layout
+        pixels, pixel_size_um, meta = read_micrograph(img)
+        described = json.dumps(meta, sort_keys=True, default=str).encode().replace(run_id, b"RUN")
+        out[img.name] = hashlib.sha256(pixels.tobytes() + repr(pixel_size_um).encode() + described).hexdigest()
     return out
 
 

@@ -121,9 +121,11 @@ def edge_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r
     v0, v1 = prof[np.arange(n), k0], prof[np.arange(n), k0 + 1]
     frac = np.clip((half - v0) / np.where(v1 - v0 == 0, 1, v1 - v0), 0, 1)
     cross = rho_b[k0] + frac * BIN_PX
-    # a rim as faint as 2 % (an unresolved lip, blurred into the dark core) still marks the lip:
-    # the profile averages a whole annulus of pixels, so its noise is far below that
-    rimmed = peak > 1.02
+    # a rim as faint as 3 % of the pore's depth (an unresolved lip, blurred into the dark core)
+    # still marks the lip: the profile averages a whole annulus of pixels, so its noise is far
+    # below that. Relative to the depth (1 − floor), not to the film level: a changed gain or
+    # black offset scales both alike (issue 16, metamorphic checks), so the choice stays put
+    rimmed = (peak - 1.0) > 0.03 * np.maximum(1.0 - floor, 1e-6)
     out = np.where(rimmed, ridge, cross)
     ok = np.isfinite(out) & (c.sum(axis=1) > 0)
     return np.where(ok, out, np.nan)

@@ -23,7 +23,8 @@ import math
 import numpy as np
 
 __all__ = ["MIN_PORES", "MIN_PX_PER_PORE", "SURFACE_FLAG_METRICS", "SECTION_FLAG_METRICS", "saturated",
-           "surface_intervals", "section_intervals", "lattice_disorder", "edge_blur_px", "Z95"]
+           "surface_intervals", "section_intervals", "lattice_disorder", "edge_blur_px", "Z95",
+           "claim1_intervals", "wilson"]
 
 Z95 = 1.96
 MIN_PORES = 30
@@ -32,6 +33,7 @@ EDGE_SHIFT_PX = 0.5
 
 _SURF = ("opening_ratio", "mean_pore_diameter_um", "pore_diameter_std_um", "through_pore_fraction")
 _SECT = ("mean_thickness_um", "thickness_std_um", "support_pore_diameter_um")
+_CLAIM1 = ("penetration_depth_um", "penetration_fraction", "pore_communication", "support_continuity")
 SURFACE_FLAG_METRICS = {
     "under_resolved": _SURF,
     "too_few_pores": ("mean_pore_diameter_um", "pore_diameter_std_um", "through_pore_fraction"),
@@ -42,8 +44,9 @@ SURFACE_FLAG_METRICS = {
 SECTION_FLAG_METRICS = {
     "under_resolved": _SECT,
     "blurred": _SECT,
-    "saturated": _SECT,
-    "interface_lost": _SECT,
+    "saturated": _SECT + _CLAIM1,
+    "interface_lost": _SECT + _CLAIM1,
+    "penetration_under_resolved": ("penetration_depth_um", "penetration_fraction"),
 }
 
 
@@ -139,3 +142,39 @@ def section_intervals(prof_um: np.ndarray, px: float, thickness_px: float) -> di
         "mean_thickness_um": (t - st - sys_t, t + st + sys_t),
         "thickness_std_um": (max(0.0, s - st_s), s + st_s),
     }
+
+
+def wilson(p: float, k: int) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion ``p`` observed over ``k`` independent trials."""
+    if k <= 0:
+        return (0.0, 1.0)
+    z2 = Z95 * Z95
+    c = (p + z2 / (2 * k)) / (1 + z2 / k)
+    hw = Z95 * math.sqrt(max(p * (1 - p), 0.0) / k + z2 / (4 * k * k)) / (1 + z2 / k)
+    return (max(0.0, c - hw), min(1.0, c + hw))
+
+
+def claim1_intervals(depths_um: np.ndarray, pen_frac: float | None, n_cols: int, joined: np.ndarray,
+                     continuity: float | None, clusters: int, px: float) -> dict:
+    """95 % intervals of the claim-1 section measures.
+
+    Penetration depth: the tongues' spread (t-like, 1.96 σ/√n; the depth itself when one
+    tongue) + one pixel (half on the interface, half on the tongue's bottom). Penetration
+    fraction: Wilson over the tongues as independent trials (n = tongues + gaps), + one pixel per
+    tongue of edge shift. Communication: Wilson over the neighbouring pairs. Continuity: Wilson
+    over the support's pore clusters."""
+    out: dict[str, tuple[float, float]] = {}
+    n = int(depths_um.size)
+    if n:
+        m = float(depths_um.mean())
+        st = Z95 * float(depths_um.std(ddof=1)) / math.sqrt(n) if n > 1 else m
+        out["penetration_depth_um"] = (max(0.0, m - st - px), m + st + px)
+    if pen_frac is not None and n_cols > 0:
+        lo, hi = wilson(pen_frac, max(2 * n, 1))
+        sys_f = n * px / (n_cols * px)
+        out["penetration_fraction"] = (max(0.0, lo - sys_f), min(1.0, hi + sys_f)) if n else (0.0, hi)
+    if joined.size:
+        out["pore_communication"] = wilson(float(joined.mean()), int(joined.size))
+    if continuity is not None and clusters:
+        out["support_continuity"] = wilson(continuity, clusters)
+    return out

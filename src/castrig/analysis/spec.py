@@ -15,7 +15,8 @@ __all__ = ["Bound", "Grade", "Spec", "load_spec", "quantity_value"]
 
 @dataclass(frozen=True)
 class Bound:
-    """One inclusive bound: ``kind`` is "min" or "max"."""
+    """One bound: ``kind`` is "min" or "max" (inclusive) or "gt" (strictly above: a "present"
+    bound, the limit 0)."""
 
     quantity: str
     kind: str
@@ -41,8 +42,9 @@ def _parse(doc: dict) -> Spec:
     ratios: dict[str, tuple[str, str]] = {}
     labels: dict[str, str] = {}
     for name, q in (doc.get("quantities") or {}).items():
-        num, den = q["ratio"]
-        ratios[name] = (num, den)
+        if q.get("ratio") is not None:
+            num, den = q["ratio"]
+            ratios[name] = (num, den)
         labels[name] = q.get("label", name)
     raw = doc["grades"]
 
@@ -52,6 +54,8 @@ def _parse(doc: dict) -> Spec:
             for kind in ("min", "max"):
                 if b.get(kind) is not None:
                     out.append(Bound(b["quantity"], kind, float(b[kind]), name))
+            if b.get("present"):  # the feature is there: value > 0 (kind "gt")
+                out.append(Bound(b["quantity"], "gt", 0.0, name))
         return out
 
     def collect(name: str, seen: tuple[str, ...] = ()) -> list[Bound]:

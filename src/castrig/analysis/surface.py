@@ -47,6 +47,8 @@ class SurfaceMetrics:
     intervals: dict = field(default_factory=dict)
     #: how the pores were measured: "optical" (partial volume) or "sem" (edges on radial profiles)
     appearance: str = "optical"
+    #: rows of an SEM data bar found at the bottom and left out (castrig.analysis.databar)
+    data_bar_rows: int = 0
 
     def quality(self) -> dict:
         """``{"flags": [...], "flagged": {metric: [flags]}, "intervals": {metric: [lo, hi]}}``."""
@@ -58,7 +60,7 @@ class SurfaceMetrics:
                 flagged.setdefault(k, []).append(f)
         return {"flags": list(self.flags), "flagged": flagged,
                 "intervals": {k: [float(v[0]), float(v[1])] for k, v in self.intervals.items() if v is not None},
-                "appearance": self.appearance}
+                "appearance": self.appearance, "data_bar_rows": self.data_bar_rows}
 
     def to_dict(self) -> dict:
         """Metric-name keyed values (JSON-ready)."""
@@ -309,7 +311,8 @@ def _segment(
 
 
 def _typical_radius(lab: np.ndarray, areas: np.ndarray, px: _Pixels | None = None, lp: np.ndarray | None = None) -> float:
-    """Median equivalent radius of the components that look like single discs."""
+    """Equivalent radius of the typical component that looks like a single disc (area-weighted
+    median)."""
     n = areas.size - 1
     if px is None or lp is None:
         objs = ndi.find_objects(lab)
@@ -333,7 +336,12 @@ def _typical_radius(lab: np.ndarray, areas: np.ndarray, px: _Pixels | None = Non
     sel = a[disc] if disc.sum() >= 3 else a[a >= 3]
     if sel.size == 0:
         return 2.0
-    return float(math.sqrt(np.median(sel) / math.pi))
+    # the area-weighted median: the size of the component holding the median pore pixel. Specks
+    # of noise or texture (many, tiny) barely weigh, whatever the pixel size — a plain median
+    # of areas let them decide once an upsampled image made them ≥ 5 px (issue 16)
+    sel = np.sort(sel)
+    cw = np.cumsum(sel)
+    return float(math.sqrt(sel[int(np.searchsorted(cw, 0.5 * cw[-1]))] / math.pi))
 
 
 def _marker_patches(peaks: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -493,12 +501,23 @@ def analyse_surface(
     """Measure a reflected-light top view (pores dark), optionally with a registered
     transmitted-light view (through-pores bright); see :func:`_analyse_surface`.
 
+    An SEM data bar at the bottom (:mod:`castrig.analysis.databar`) is left out of both views;
+    ``data_bar_rows`` says how many rows.
+
     ``appearance``: "optical" (pores a dark floor: partial-volume areas), "sem" (secondary
     electrons: bright inner rims and dark cores, edges from radial profiles, see
     :mod:`castrig.analysis.edges`) or "auto" (sem when bright rims are detected).
     """
     if appearance not in ("optical", "sem", "auto"):
         raise ValueError(f"appearance must be optical, sem or auto, got {appearance!r}")
+    from .databar import find_data_bar
+
+    bar_top = find_data_bar(reflected) if np.ndim(reflected) == 2 else None
+    if bar_top is not None:  # an SEM's data bar is not part of the image (DESIGN §4)
+        bar_rows = int(np.shape(reflected)[0]) - bar_top
+        reflected = np.asarray(reflected)[:bar_top]
+        if transmitted is not None and np.ndim(transmitted) == 2 and np.shape(transmitted)[0] == bar_top + bar_rows:
+            transmitted = np.asarray(transmitted)[:bar_top]
     try:
         m = _analyse_surface(reflected, pixel_size_um, transmitted, ring_px=ring_px, degree=degree,
                              keep_labels=keep_labels, appearance=appearance)
@@ -508,6 +527,8 @@ def analyse_surface(
         _TLS.cache = {}
         raise
     _assess(m, reflected)
+    if bar_top is not None:
+        m.data_bar_rows = bar_rows
     return m
 
 
@@ -745,6 +766,18 @@ def _otsu_split(v: np.ndarray) -> tuple[float, float, float]:
     return float((s[i] + s[i + 1]) / 2), float(m0[i]), float(m1[i])
 
 
+def _departure_pitch(dev: np.ndarray, crop: int = 512) -> float | None:
+    """Lattice pitch (px) of the departures from the film level, from the power spectrum of a
+    central crop (:func:`castrig.analysis.lattice.fft_pitch`); None without a clear ring."""
+    from .lattice import fft_pitch
+
+    h, w = dev.shape
+    c = min(crop, h, w)
+    r0, c0 = (h - c) // 2, (w - c) // 2
+    p = fft_pitch(dev[r0: r0 + c, c0: c0 + c])
+    return p if p is not None and 4 <= p <= c / 3 else None
+
+
 def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarray | None, keep_labels: bool) -> SurfaceMetrics:
     """Top views whose pores show a bright inner rim (SE edge effect): film level from the mode,
     pores = departures from it (rim and core together), edges on the radial profiles
@@ -758,7 +791,18 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     g = gaussian(norm, 0.7)
     dev = np.abs(g - 1)
     thr = max(0.3 * float(np.percentile(dev, 99.5)), 6 * sig, 0.08)
-    mask = ndi.binary_fill_holes(dev > thr)
+    mask = dev > thr
+    # between a pore's bright rim and its dark core the brightness crosses the film level: a
+    # band as wide as the rim's decay, so wider in pixels the finer the pixel size. Close it
+    # at the pore's scale (0.08 × the lattice pitch from the spectrum), so that the rim
+    # encloses its core whatever the magnification (issue 16: an SEM view upsampled 2× split
+    # every pore in two)
+    pitch = _departure_pitch(dev)
+    rc = 0.08 * pitch if pitch else 0.0
+    if rc >= 1.5:
+        grown = ndi.distance_transform_edt(~mask) <= rc
+        mask = ndi.distance_transform_edt(grown) > rc
+    mask = ndi.binary_fill_holes(mask)
     mask = ndi.binary_opening(mask)
     lab, n = ndi.label(mask)
     if n == 0:
@@ -778,7 +822,9 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     cx = np.bincount(lp, px.col, minlength=n + 1)[1:] / np.maximum(cnt, 1)
     centres = np.column_stack([cy, cx])
     r_mask = np.sqrt(np.maximum(cnt, 1) / math.pi)
-    ring = int(max(3, min(8, round(0.5 * r_typ + 2))))
+    # how far beyond the mask the profile reaches: half a pore radius (+2 px of blur), not a
+    # fixed cap in pixels (the same pore imaged at a finer pixel size needs the same reach)
+    ring = int(max(3, round(min(0.5 * r_typ + 2, 0.9 * r_typ))))
     r_edge = edge_radii(norm, lab, n, centres, r_mask, ring)
     flat = lab.ravel()
     edge_ids = np.unique(np.concatenate([flat[:w], flat[-w:], flat[::w], flat[w - 1:: w]]))

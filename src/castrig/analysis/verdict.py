@@ -24,7 +24,7 @@ _REL_TOL = 1e-9  # inclusive bounds survive floating-point rounding of derived r
 class BoundCheck:
     quantity: str
     label: str
-    kind: str  # "min" | "max"
+    kind: str  # "min" | "max" | "gt" (a "present" bound: value > limit)
     limit: float
     value: float | None
     margin: float | None  # value - limit for min, limit - value for max; >= 0 passes
@@ -103,7 +103,9 @@ class Verdict:
 def _check(value: float | None, kind: str, limit: float) -> tuple[float | None, str]:
     if value is None:
         return None, UNKNOWN
-    margin = value - limit if kind == "min" else limit - value
+    margin = value - limit if kind in ("min", "gt") else limit - value
+    if kind == "gt":  # a "present" bound: strictly above the limit
+        return margin, PASS if margin > 0 else FAIL
     tol = _REL_TOL * max(1.0, abs(limit))
     return margin, PASS if margin >= -tol else FAIL
 
@@ -128,7 +130,7 @@ def _flags_of(quantity: str, flagged: dict, spec: Spec) -> tuple[str, ...]:
 
 
 def _advice(flags: tuple[str, ...], value: float, interval: tuple[float, float], stat_dominant: bool | None) -> str:
-    if "under_resolved" in flags or "blurred" in flags:
+    if any(f.endswith("under_resolved") for f in flags) or "blurred" in flags:
         return "image at a finer pixel size (pores under-resolved or blurred)"
     if "too_few_pores" in flags:
         return "measure more fields (too few pores)"

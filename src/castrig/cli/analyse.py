@@ -41,6 +41,10 @@ _UNITS = {
     "mean_thickness_um": "µm",
     "thickness_std_um": "µm",
     "support_pore_diameter_um": "µm",
+    "penetration_depth_um": "µm",
+    "penetration_fraction": "",
+    "pore_communication": "",
+    "support_continuity": "",
 }
 
 
@@ -61,9 +65,29 @@ def _load(path: Path, pixel_size: float | None, what: str):
     return arr, check_pixel_size(px, meta.get("pixel_size_source", "the file's resolution tags"), file=path)
 
 
-def _surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[float], keep_labels: bool = False):
+_APPEARANCES = ("optical", "sem", "auto")
+
+
+def _check_appearance(appearance: str) -> str:
+    if appearance not in _APPEARANCES:
+        raise BadInput(f"--appearance {appearance!r}: allowed: one of {', '.join(_APPEARANCES)}", field="--appearance")
+    return appearance
+
+
+def _write_rois(path: Path, rois: list) -> None:
+    from castrig.analysis.rois import write_rois
+
+    try:
+        write_rois(path, rois)
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot write the ROI set ({exc.strerror or exc})", file=str(path), field="--rois") from None
+
+
+def _surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[float], keep_labels: bool = False,
+             appearance: str = "optical"):
     from castrig.analysis import analyse_surface
 
+    _check_appearance(appearance)
     refl, px = _load(image, pixel_size, "surface")
     trans = None
     if transmitted is not None:
@@ -73,7 +97,7 @@ def _surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[floa
                 f"{transmitted}: shape {trans.shape} differs from the reflected image {refl.shape}; the views must be registered",
                 file=str(transmitted),
             )
-    return refl, analyse_surface(refl, px, trans, keep_labels=keep_labels)
+    return refl, analyse_surface(refl, px, trans, keep_labels=keep_labels, appearance=_check_appearance(appearance))
 
 
 def _section(image: Path, pixel_size: Optional[float]):
@@ -125,7 +149,8 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
             for c in g.checks:
                 iv = f"{_fmt(c.interval[0])} – {_fmt(c.interval[1])}" if c.interval else "—"
                 st = c.status + (f" [{', '.join(c.flags)}]" if c.flags else "") + (f": {c.advice}" if c.advice else "")
-                t.add_row(c.label, f"{'≥' if c.kind == 'min' else '≤'} {c.limit:g}", _fmt(c.value), iv, _fmt(c.margin), st)
+                sym = {"min": "≥", "max": "≤", "gt": ">"}.get(c.kind, c.kind)
+                t.add_row(c.label, f"{sym} {c.limit:g}", _fmt(c.value), iv, _fmt(c.margin), st)
             con.print(t)
         con.print(f"grades met: {', '.join(verdict.met) or 'none'}")
 
@@ -137,6 +162,9 @@ def surface(
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel (default: from the TIFF tags)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
     overlay: Optional[Path] = typer.Option(None, "--overlay", metavar="PNG", help="write a PNG with the pores outlined"),
+    appearance: str = typer.Option("optical", "--appearance", metavar="A",
+                                   help="optical (pores a dark floor), sem (secondary electrons: bright inner rims, dark cores) or auto"),
+    rois: Optional[Path] = typer.Option(None, "--rois", metavar="ZIP", help="write the measured pores as an ImageJ/Fiji ROI set"),
 ) -> None:
     """Opening ratio, pore diameters, through-pore fraction and pitch of a top view.
 
@@ -149,8 +177,13 @@ def surface(
       castrig analyse surface top.tif
       castrig analyse surface top.png --pixel-size 0.25 --transmitted through.png --json
       castrig analyse surface top.tif --overlay pores.png
+      castrig analyse surface sem.tif --appearance sem --rois pores.zip   # open both in Fiji
     """
-    refl, m = _surface(image, transmitted, pixel_size, keep_labels=overlay is not None)
+    refl, m = _surface(image, transmitted, pixel_size, keep_labels=overlay is not None, appearance=appearance)
+    if rois is not None:
+        from castrig.analysis.rois import surface_rois
+
+        _write_rois(rois, surface_rois(m))
     if overlay is not None:
         import imageio.v3 as iio
 
@@ -165,8 +198,11 @@ def section(
     image: Path = typer.Argument(..., metavar="IMAGE", help="cross-section view (background on top)"),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel (default: from the TIFF tags)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
+    rois: Optional[Path] = typer.Option(None, "--rois", metavar="ZIP", help="write the film top, interface and tongues as an ImageJ/Fiji ROI set"),
 ) -> None:
-    """Film thickness (mean, std) and the support's pore size from a cross-section.
+    """Film thickness (mean, std), the support's pore size and claim 1's section features:
+    polymer penetration into the support (depth, fraction of the interface), neighbouring
+    cavities joined by an opening, support pores connected through the section.
 
     Images are read as for ``analyse surface`` (RGB/RGBA as luminance, alpha dropped).
 
@@ -174,8 +210,13 @@ def section(
     Examples:
       castrig analyse section cut.tif
       castrig analyse section cut.png --pixel-size 0.05 --json
+      castrig analyse section cut.tif --rois cut.zip
     """
     m = _section(image, pixel_size)
+    if rois is not None:
+        from castrig.analysis.rois import section_rois
+
+        _write_rois(rois, section_rois(m))
     _emit(m.to_dict(), as_json, f"section: {image.name}", quality=m.quality())
 
 
@@ -187,6 +228,9 @@ def membrane(
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel for all images (default: TIFF tags)"),
     grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="judge only this grade (e.g. claim3)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: metrics + verdict"),
+    appearance: str = typer.Option("optical", "--appearance", metavar="A", help="top view: optical, sem or auto"),
+    rois: Optional[Path] = typer.Option(None, "--rois", metavar="ZIP",
+                                        help="ImageJ/Fiji ROI sets: the surface's pores in ZIP, the section's lines in ZIP's name + '-section.zip'"),
 ) -> None:
     """All metrics of a membrane and the verdict against the specification's grades.
 
@@ -201,8 +245,13 @@ def membrane(
     spec = load_spec()
     if grade is not None and grade not in spec.grades:
         raise BadInput(f"--grade {grade!r} is not a grade; choose from {', '.join(spec.grades)}", field="--grade")
-    _, sm = _surface(surface_image, transmitted, pixel_size)
+    _, sm = _surface(surface_image, transmitted, pixel_size, appearance=appearance)
     xm = _section(section_image, pixel_size)
+    if rois is not None:
+        from castrig.analysis.rois import section_rois, surface_rois
+
+        _write_rois(rois, surface_rois(sm))
+        _write_rois(rois.with_name(rois.stem + "-section.zip"), section_rois(xm))
     data = sm.to_dict() | xm.to_dict()
     qs, qx = sm.quality(), xm.quality()
     quality = {"flags": sorted(set(qs["flags"]) | set(qx["flags"])),

@@ -38,6 +38,10 @@ def render_field(
         support_pore_um=targets.support_pore_um,
         field_um=width_px * pixel_size_um,
         defect_rate=targets.defect_rate,
+        penetration_depth_um=targets.penetration_depth_um,
+        penetration_fraction=targets.penetration_fraction,
+        communication=targets.communication,
+        support_link_prob=targets.support_link_prob,
     )
     reflected, transmitted = render_surface(structure, pixel_size_um, rng, bit_depth=bit_depth)
     section = render_section(structure, section_pixel_size_um, rng, bit_depth=bit_depth)

@@ -23,6 +23,10 @@ __all__ = [
     "render_section",
     "ground_truth",
     "disc_rect_area",
+    "claim1_truth",
+    "section_cavities",
+    "cavity_pairs",
+    "support_spanning",
 ]
 
 # Relative intensities (film = 1 in reflected light) used by the renderers.
@@ -61,6 +65,15 @@ class FilmStructure:
     support_depth_um: float = 0.0
     pore_depth_ratio: float = 0.5  # depth of the sphere centre below the surface / opening radius
     neck_ratio: float = 0.5  # radius of a through-pore's neck / opening radius
+    #: claim 1 (issue 16): polymer tongues in the support's surface pores along the section,
+    #: (K, 3) rows (x centre, half width, depth below the interface), µm; flat-bottomed
+    penetration_sites_um: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    #: probability that two neighbouring cavities are joined by an opening (window), and one
+    #: uniform number per pore: the pair (i, j) is joined when frac(u_i + u_j) < communication
+    communication: float = 0.0
+    communication_u: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: channels between support pores (index pairs into support_centres_um): continuous pores
+    support_links: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), int))
 
     def thickness_at(self, x_um: np.ndarray) -> np.ndarray:
         """Film thickness at positions x along the section (linear interpolation)."""
@@ -166,8 +179,19 @@ def make_structure(
     support_porosity: float = 0.3,
     support_cv: float = 0.2,
     pore_depth_ratio: float = 0.5,
+    penetration_depth_um: float = 0.0,
+    penetration_fraction: float = 0.0,
+    communication: float = 0.0,
+    support_link_prob: float = 0.0,
 ) -> FilmStructure:
     """A random honeycomb film: hexagonal grains of non-overlapping pores with vacancies.
+
+    Claim-1 features (off by default, so images of earlier seeds are unchanged): polymer
+    penetrating ``penetration_fraction`` of the interface length, ``penetration_depth_um`` deep
+    (mean, flat-bottomed tongues in the support's surface pores); neighbouring cavities joined by
+    an opening with probability ``communication``; support pores joined by channels with
+    probability ``support_link_prob`` (continuous pores). Their randomness comes from a child of
+    ``rng`` (``rng.spawn``), which does not advance ``rng``'s own stream.
 
     The pitch is chosen so that the nominal opening ratio is reached by a perfect lattice with the
     given diameter distribution; pores that would touch are shrunk (so the realised numbers differ
@@ -207,6 +231,19 @@ def make_structure(
 
     depth = support_depth_um if support_depth_um is not None else max(3 * support_pore_um, thickness_um)
     sc, sd = _support_pores(rng, length, depth, support_pore_um, support_cv, support_porosity)
+    sites = np.zeros((0, 3))
+    comm_u = np.zeros(0)
+    links = np.zeros((0, 2), int)
+    if penetration_fraction > 0 or communication > 0 or support_link_prob > 0:
+        crng = _child(rng)
+        if penetration_fraction > 0 and penetration_depth_um > 0:
+            sites = _penetration_sites(crng, length, support_pore_um, penetration_fraction,
+                                       min(penetration_depth_um, 0.6 * depth))
+            keep = ~_overlaps_sites(sc, sd, sites, 0.1 * support_pore_um)
+            sc, sd = sc[keep], sd[keep]
+        comm_u = crng.random(len(pts)) if communication > 0 else np.zeros(0)
+        if support_link_prob > 0 and len(sd) > 1:
+            links = _support_links(crng, sc, sd, support_pore_um, support_link_prob)
     return FilmStructure(
         field_um=(w, h),
         centres_um=pts,
@@ -221,7 +258,155 @@ def make_structure(
         support_diameters_um=sd,
         support_depth_um=depth,
         pore_depth_ratio=pore_depth_ratio,
+        penetration_sites_um=sites,
+        communication=float(communication) if len(comm_u) else 0.0,
+        communication_u=comm_u,
+        support_links=links,
     )
+
+
+def _child(rng: np.random.Generator) -> np.random.Generator:
+    """A child generator that leaves ``rng``'s stream where it was (same seed → same child)."""
+    try:
+        return rng.spawn(1)[0]
+    except (TypeError, ValueError, AttributeError):  # a generator without a seed sequence
+        return np.random.default_rng(rng.bit_generator.state["state"]["state"] % (2**63))
+
+
+def _penetration_sites(rng, length: float, dm: float, fraction: float, depth: float) -> np.ndarray:
+    """Tongues along the interface: widths 0.5–1.0 support pores, gaps exponential (at least
+    0.2 support pores) so that on average ``fraction`` of the length is entered; depths
+    ±30 % around ``depth``."""
+    fraction = min(max(fraction, 0.0), 0.6)
+    w_mean = 0.75 * dm
+    min_gap = 0.2 * dm
+    gap_mean = max(w_mean * (1 / fraction - 1) - min_gap, 0.05 * dm)
+    out = []
+    x = -rng.uniform(0, w_mean + gap_mean)
+    while x < length:
+        wd = rng.uniform(0.5, 1.0) * dm
+        p = depth * rng.uniform(0.7, 1.3)
+        out.append((x + wd / 2, wd / 2, p))
+        x += wd + min_gap + rng.exponential(gap_mean)
+    s = np.array(out, float).reshape(-1, 3)
+    return s[(s[:, 0] + s[:, 1] > 0) & (s[:, 0] - s[:, 1] < length)]
+
+
+def _overlaps_sites(sc: np.ndarray, sd: np.ndarray, sites: np.ndarray, gap: float) -> np.ndarray:
+    """Support pores (x, depth, diameter) that would touch a tongue (rectangle) within ``gap``."""
+    if len(sd) == 0 or len(sites) == 0:
+        return np.zeros(len(sd), bool)
+    x, z, r = sc[:, 0:1], sc[:, 1:2], sd[:, None] / 2
+    dx = np.maximum(np.abs(x - sites[None, :, 0]) - sites[None, :, 1], 0)
+    dz = np.maximum(z - sites[None, :, 2], 0)
+    return (np.hypot(dx, dz) < r + gap).any(axis=1)
+
+
+def _support_links(rng, sc: np.ndarray, sd: np.ndarray, dm: float, prob: float) -> np.ndarray:
+    """Channels between each support pore and its three nearest neighbours (each pair once),
+    every one kept with probability ``prob``: a continuous pore network."""
+    k = min(4, len(sd))
+    _, nn = cKDTree(sc).query(sc, k=k)
+    pairs = np.array(sorted({(min(i, int(j)), max(i, int(j))) for i in range(len(sd)) for j in nn[i, 1:]}), int)
+    if len(pairs) == 0:
+        return np.zeros((0, 2), int)
+    return pairs[rng.random(len(pairs)) < prob].astype(int)
+
+
+def section_cavities(structure: FilmStructure) -> np.ndarray:
+    """Pores cut by the section plane, ordered along x: rows (x centre µm, height of the
+    centre above the interface µm, cut radius a µm, opening radius r µm, pore index)."""
+    y0 = structure.section_y_um
+    out = []
+    for k, ((cx, cy), d) in enumerate(zip(structure.centres_um, structure.diameters_um)):
+        r = d / 2
+        rs = r * math.sqrt(1 + structure.pore_depth_ratio**2)
+        dy = abs(cy - y0)
+        if dy >= rs or cx < -rs or cx > structure.section_length_um + rs:
+            continue
+        t = float(np.interp(cx, structure.profile_x_um, structure.thickness_um))
+        out.append((cx, t - structure.pore_depth_ratio * r, math.sqrt(rs * rs - dy * dy), r, k))
+    a = np.array(out, float).reshape(-1, 5)
+    return a[np.argsort(a[:, 0], kind="stable")]
+
+
+def cavity_pairs(structure: FilmStructure, pixel_size_um: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbouring cavity pairs along the section and whether each is joined by an opening.
+
+    Visible cavities: cut radius ≥ 0.3 of the opening radius (and ≥ 3 px when the pixel size
+    is given). Neighbours: consecutive visible cavities whose wall along x is thinner than their
+    mean cut width. Joined: cut discs that overlap inside the film, or a window drawn
+    (:func:`_window`) at least 3 px high when the pixel size is given (a thinner one is not
+    resolved). Returns (pairs (P, 2) row indices into
+    :func:`section_cavities`, joined)."""
+    cav = section_cavities(structure)
+    vis = cav[:, 2] >= 0.3 * cav[:, 3]
+    if pixel_size_um:
+        vis &= cav[:, 2] >= 3 * pixel_size_um
+    idx = np.nonzero(vis)[0]
+    pairs, joined = [], []
+    for i, j in zip(idx[:-1], idx[1:]):
+        gap = (cav[j, 0] - cav[j, 2]) - (cav[i, 0] + cav[i, 2])
+        if gap < cav[i, 2] + cav[j, 2]:
+            pairs.append((i, j))
+            joined.append((_window(structure, cav[i], cav[j]) and _window_px(structure, cav[i], cav[j]) >= 3.0 * (pixel_size_um or 0.0))
+                          or _overlap_in_film(structure, cav[i], cav[j]))
+    return np.array(pairs, int).reshape(-1, 2), np.array(joined, bool)
+
+
+def _window(structure: FilmStructure, c1: np.ndarray, c2: np.ndarray) -> bool:
+    """Is there an opening (window) between two neighbouring cavities? With probability
+    ``structure.communication`` (frac(u_i + u_j) below it), where the film encloses them: at
+    least twice as thick as the smaller cut radius. In a thinner film the cavities are notches
+    through it, with no wall inside the film to open (they join only where they overlap)."""
+    u = structure.communication_u
+    if not len(u) or not math.fmod(u[int(c1[4])] + u[int(c2[4])], 1.0) < structure.communication:
+        return False
+    t = float(np.interp(0.5 * (c1[0] + c2[0]), structure.profile_x_um, structure.thickness_um))
+    return t >= 2 * min(c1[2], c2[2])
+
+
+def _window_px(structure: FilmStructure, c1: np.ndarray, c2: np.ndarray) -> float:
+    """Height (µm) of the window drawn between two cavities (see :func:`_windows`)."""
+    t = float(np.interp(0.5 * (c1[0] + c2[0]), structure.profile_x_um, structure.thickness_um))
+    return 2 * min(0.2 * min(c1[2], c2[2]), 0.2 * t)
+
+
+def _overlap_in_film(structure: FilmStructure, c1: np.ndarray, c2: np.ndarray) -> bool:
+    """Do two cut cavities overlap inside the film (their common chord crosses the film band
+    between the interface and the film's top)? Cut spheres overlapping above the film or below
+    the interface join nothing that the section shows."""
+    (x1, h1, a1), (x2, h2, a2) = c1[:3], c2[:3]
+    d = math.hypot(x2 - x1, h2 - h1)
+    if d >= a1 + a2 or d <= abs(a1 - a2) or d == 0:
+        return False
+    along = (d * d + a1 * a1 - a2 * a2) / (2 * d)
+    half = math.sqrt(max(a1 * a1 - along * along, 0.0))
+    mx, mh = x1 + along * (x2 - x1) / d, h1 + along * (h2 - h1) / d
+    dh = half * (x2 - x1) / d  # the chord runs perpendicular to the line of centres
+    lo, hi = mh - abs(dh), mh + abs(dh)
+    t = float(np.interp(mx, structure.profile_x_um, structure.thickness_um))
+    return lo < t and hi > 0
+
+
+def support_spanning(structure: FilmStructure) -> np.ndarray:
+    """Per support pore: does its cluster (pores joined by channels) reach from within one mean
+    pore diameter of the interface to the bottom of the imaged support?"""
+    sc, sd = structure.support_centres_um, structure.support_diameters_um
+    n = len(sd)
+    if n == 0:
+        return np.zeros(0, bool)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    lk = structure.support_links
+    g = coo_matrix((np.ones(len(lk)), (lk[:, 0], lk[:, 1])), shape=(n, n)) if len(lk) else coo_matrix((n, n))
+    _, comp = connected_components(g, directed=False)
+    top = sc[:, 1] - sd / 2 <= float(sd.mean())
+    bottom = sc[:, 1] + sd / 2 >= structure.support_depth_um
+    t_c = np.bincount(comp, top, minlength=comp.max() + 1) > 0
+    b_c = np.bincount(comp, bottom, minlength=comp.max() + 1) > 0
+    return (t_c & b_c)[comp]
 
 
 def _support_pores(rng, length, depth, dm, cv, porosity):
@@ -393,6 +578,8 @@ def render_section(
                 cx_cov = np.clip(half - np.abs(cols - ccol) + 0.5, 0, 1)
                 r_cov = np.clip(rows - crow + 0.5, 0, 1)
                 hole[:, x0:x1] = np.maximum(hole[:, x0:x1], r_cov * cx_cov[None, :])
+    if structure.communication > 0:
+        _windows(hole, structure, p, y_int)
     hole = np.clip(hole, 0, 1)
     # support texture and pores
     tex = ndi.gaussian_filter(rng.normal(size=(h, w)), 2.0)
@@ -401,7 +588,16 @@ def render_section(
     for (sx, sz), sd in zip(structure.support_centres_um, structure.support_diameters_um):
         _disc_coverage(spore, sx / p, y_int + sz / p, sd / 2 / p)
     spore = np.clip(spore, 0, 1)
+    for i, j in structure.support_links:
+        (x0, z0), (x1, z1) = structure.support_centres_um[i], structure.support_centres_um[j]
+        hw = 0.15 * min(structure.support_diameters_um[i], structure.support_diameters_um[j]) / p
+        _segment_coverage(spore, x0 / p, y_int + z0 / p, x1 / p, y_int + z1 / p, hw)
     sup_val = _SEC_SUPPORT * (1 + 0.08 * tex) * (1 - spore) + _SEC_SUPPORT_PORE * spore
+    tongue = np.zeros((h, w))
+    for xc, a, dp in structure.penetration_sites_um:
+        _rect_coverage(tongue, (xc - a) / p, (xc + a) / p, y_int, y_int + dp / p)
+    if len(structure.penetration_sites_um):
+        sup_val = sup_val * (1 - tongue) + _SEC_FILM * tongue
     bg = np.clip(1 - film - support, 0, 1)
     img = (
         _SEC_BACKGROUND * bg
@@ -410,6 +606,50 @@ def render_section(
     )
     img = img * _illumination((h, w), rng, illumination_gradient)
     return _finish(img, rng, blur_px, noise, bit_depth)
+
+
+def _rect_coverage(img: np.ndarray, x0: float, x1: float, y0: float, y1: float) -> None:
+    """Max-in the anti-aliased coverage of the rectangle [x0, x1] x [y0, y1] (pixel units)."""
+    h, w = img.shape
+    cols = np.arange(w) + 0.5
+    rows = np.arange(h) + 0.5
+    cx = np.clip(np.minimum(cols - x0, x1 - cols) + 0.5, 0, 1)
+    cy = np.clip(np.minimum(rows - y0, y1 - rows) + 0.5, 0, 1)
+    c0, c1 = max(int(x0) - 1, 0), min(int(x1) + 2, w)
+    r0, r1 = max(int(y0) - 1, 0), min(int(y1) + 2, h)
+    if c0 < c1 and r0 < r1:
+        img[r0:r1, c0:c1] = np.maximum(img[r0:r1, c0:c1], cy[r0:r1, None] * cx[None, c0:c1])
+
+
+def _segment_coverage(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, hw: float) -> None:
+    """Max-in the anti-aliased coverage of a stroke of half width ``hw`` from (x0, y0) to (x1, y1)."""
+    h, w = img.shape
+    c0, c1 = max(int(min(x0, x1) - hw - 1), 0), min(int(max(x0, x1) + hw + 2), w)
+    r0, r1 = max(int(min(y0, y1) - hw - 1), 0), min(int(max(y0, y1) + hw + 2), h)
+    if c0 >= c1 or r0 >= r1:
+        return
+    yy, xx = np.mgrid[r0:r1, c0:c1] + 0.5
+    dx, dy = x1 - x0, y1 - y0
+    L2 = dx * dx + dy * dy or 1.0
+    t = np.clip(((xx - x0) * dx + (yy - y0) * dy) / L2, 0, 1)
+    d = np.hypot(xx - (x0 + t * dx), yy - (y0 + t * dy))
+    img[r0:r1, c0:c1] = np.maximum(img[r0:r1, c0:c1], np.clip(hw - d + 0.5, 0, 1))
+
+
+def _windows(hole: np.ndarray, structure: FilmStructure, p: float, y_int: float) -> None:
+    """Openings joining neighbouring cavities: a bar between their centres, 0.4 × the smaller
+    cut radius high (at most 0.4 × the film), at their mean centre height (kept in the film)."""
+    cav = section_cavities(structure)
+    pairs, _ = cavity_pairs(structure, p)
+    for i, j in pairs:
+        if not _window(structure, cav[i], cav[j]):
+            continue
+        # at the pores' mean centre height, kept inside the film (a window below the interface
+        # or above the top would join nothing the section can show)
+        t = float(np.interp(0.5 * (cav[i, 0] + cav[j, 0]), structure.profile_x_um, structure.thickness_um))
+        hw = min(0.2 * min(cav[i, 2], cav[j, 2]), 0.2 * t)
+        hc = min(max(0.5 * (cav[i, 1] + cav[j, 1]), 1.5 * hw), t - 1.5 * hw)
+        _rect_coverage(hole, cav[i, 0] / p, cav[j, 0] / p, y_int - (hc + hw) / p, y_int - (hc - hw) / p)
 
 
 # --------------------------------------------------------------------------------------------
@@ -610,4 +850,30 @@ def ground_truth(structure: FilmStructure, *, section_pixel_size_um: float | Non
         "mean_thickness_um": float(t.mean()),
         "thickness_std_um": float(t.std()),
         "support_pore_diameter_um": float(sd[s_in].mean()) if s_in.any() else None,
+    } | claim1_truth(structure, section_pixel_size_um)
+
+
+def claim1_truth(structure: FilmStructure, pixel_size_um: float | None = None) -> dict:
+    """Claim-1 section measures from the geometry: polymer penetration (mean depth over the
+    tongues seen in the section, fraction of the interface length entered), pore communication
+    (joined / neighbouring cavity pairs, :func:`cavity_pairs`) and support continuity (area
+    fraction of the support's pores in clusters spanning the imaged support)."""
+    L = structure.section_length_um
+    s = structure.penetration_sites_um
+    vis = (np.minimum(s[:, 0] + s[:, 1], L) - np.maximum(s[:, 0] - s[:, 1], 0)) if len(s) else np.zeros(0)
+    seen = vis >= 3 * (pixel_size_um or 0.0)
+    pairs, joined = cavity_pairs(structure, pixel_size_um)
+    sd = structure.support_diameters_um
+    span = support_spanning(structure)
+    if len(sd):
+        area = np.array([disc_rect_area(float(x), float(z), float(d) / 2, L, structure.support_depth_um)
+                         for (x, z), d in zip(structure.support_centres_um, sd)])
+        cont = float(area[span].sum() / area.sum()) if area.sum() > 0 else None
+    else:
+        cont = None
+    return {
+        "penetration_depth_um": float(s[seen, 2].mean()) if seen.any() else 0.0,
+        "penetration_fraction": float(np.clip(vis, 0, None).sum() / L) if len(s) else 0.0,
+        "pore_communication": float(joined.mean()) if len(joined) else None,
+        "support_continuity": cont,
     }

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from castrig.sim.physics import rh_from_vapour, saturation_vapour_pressure_hpa, vapour_from_rh
+from castrig.sim.physics import logistic, rh_from_vapour, saturation_vapour_pressure_hpa, vapour_from_rh
 
 #: Universal gas constant J/(mol K), molar mass of water g/mol.
 _R = 8.314462618
@@ -81,6 +81,22 @@ class FilmModel:
     through_wet: float = 0.95
     through_dry: float = 0.3
     support_pore_um: float = 5.0
+    #: claim 1 (issue 16). Polymer penetration into the support's surface pores: the fraction of
+    #: the interface entered and the depth (× support pore size), each × (c_ref/c)^0.5 (a dilute
+    #: solution flows in further) and × (support pore / support_pore_um)^0.5 (wide pores admit it)
+    penetration_fraction_wet: float = 0.3
+    penetration_fraction_dry: float = 0.12
+    penetration_depth_wet: float = 0.3
+    penetration_depth_dry: float = 0.15
+    #: neighbouring cavities joined by an opening: a logistic in the surface RH around
+    #: communication_rh_mid (width communication_rh_width) between communication_min and _max,
+    #: times (wall_ratio_ref / wall)^0.5 (thin walls break through), capped at 0.95
+    communication_min: float = 0.35
+    communication_max: float = 0.85
+    communication_rh_mid_pct: float = 88.0
+    communication_rh_width_pct: float = 4.0
+    #: support pores joined by channels (a support with continuous pores)
+    support_link_prob: float = 0.9
 
 
 SOLVENT_SPEED = {"chloroform": 1.0, "dichloromethane": 1.6, "carbon_disulfide": 1.4, "toluene": 0.25}
@@ -115,6 +131,10 @@ class FilmTargets:
     thickness_cv: float
     support_pore_um: float
     defect_rate: float
+    penetration_depth_um: float = 0.0
+    penetration_fraction: float = 0.0
+    communication: float = 0.0
+    support_link_prob: float = 0.0
 
 
 def film_targets(c: FilmConditions, m: FilmModel, support_pore_um: float | None = None) -> FilmTargets:
@@ -135,8 +155,15 @@ def film_targets(c: FilmConditions, m: FilmModel, support_pore_um: float | None 
     porosity = min(0.8, 0.6 * opening)
     thickness_um = solid_cm3 / m.support_area_cm2 * 1e4 / (1.0 - porosity)
     td = thickness_um / d
-    through = 1.0 / (1.0 + math.exp((td - m.through_td_mid) / m.through_td_width))
+    through = logistic((td - m.through_td_mid) / m.through_td_width)  # no overflow for a thick film
     through *= m.through_wet if c.support_wet else m.through_dry
+    sup = support_pore_um or m.support_pore_um
+    flow_in = math.sqrt(1.0 / max(conc, 1e-3)) * math.sqrt(sup / m.support_pore_um)
+    pen_frac = min(0.45, (m.penetration_fraction_wet if c.support_wet else m.penetration_fraction_dry) * flow_in)
+    pen_depth = sup * min(0.6, (m.penetration_depth_wet if c.support_wet else m.penetration_depth_dry) * flow_in)
+    x = (c.surface_rh_mean_pct - m.communication_rh_mid_pct) / m.communication_rh_width_pct
+    comm = m.communication_min + (m.communication_max - m.communication_min) / (1.0 + math.exp(-x))
+    comm = min(0.95, comm * math.sqrt(m.wall_ratio_ref / max(wall, 1e-6)))
     return FilmTargets(
         ordered=ordered,
         mean_diameter_um=d,
@@ -145,8 +172,12 @@ def film_targets(c: FilmConditions, m: FilmModel, support_pore_um: float | None 
         through_fraction=through,
         thickness_um=thickness_um,
         thickness_cv=m.thickness_cv,
-        support_pore_um=support_pore_um or m.support_pore_um,
+        support_pore_um=sup,
         defect_rate=min(defects, 1.0),
+        penetration_depth_um=pen_depth,
+        penetration_fraction=pen_frac,
+        communication=comm,
+        support_link_prob=m.support_link_prob,
     )
 
 
@@ -295,7 +326,7 @@ class World:
         p_in = (q_wet * ch.bubbler_rh_pct + q_dry * ch.dry_line_rh_pct) / 100.0 * psat / q if q > 0 else self.vapour_hpa
         k_flow = q / ch.volume_l / 60.0
         k_leak = ch.leak_per_min / 60.0
-        p_room = vapour_from_rh(ch.room_rh_pct, temp)
+        p_room = ch.room_rh_pct / 100.0 * psat  # vapour_from_rh at this step's temperature
 
         # Water arriving on the support from the water pump, and evaporating from it.
         water_now = self.water_dispensed_ml(t)
@@ -319,7 +350,7 @@ class World:
             self.vapour_hpa += source_hpa_s * dt
         self.vapour_hpa = min(self.vapour_hpa, psat)  # excess condenses on the walls
 
-        rh = self.chamber_rh_pct()
+        rh = min(100.0, 100.0 * self.vapour_hpa / psat)  # chamber_rh_pct() (self.t is still t)
         if ch.sensor_tau_s > 0:
             self.sensor_rh_pct += (rh - self.sensor_rh_pct) * (1.0 - math.exp(-dt / ch.sensor_tau_s))
         else:

@@ -1,0 +1,64 @@
+"""The data bar an SEM writes under its images (DESIGN §4: "An SEM data bar is not part of the
+image").
+
+Zeiss, FEI/Thermo, JEOL, Hitachi and TESCAN instruments save the scan with a band of text
+below it — magnification, voltage, a scale bar — on a flat background (black, grey or white),
+often behind a separating line. Such rows are nothing like a micrograph's: most of their pixels
+hold exactly one grey level (the band's background), where a scanned row's pixels spread over
+the noise. Found from the bottom up: the run of rows in which at least 40 % of the pixels equal
+the row's median, a band between 2 and 35 % of the image height (a thin uniform strip of
+padding counts too). The image above it is what gets measured.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["find_data_bar", "strip_data_bar"]
+
+FLAT_SHARE = 0.4
+MAX_SHARE = 0.35
+
+
+def _flat_rows(rows: np.ndarray) -> np.ndarray:
+    med = np.median(rows, axis=1)
+    return (rows == med[:, None]).mean(axis=1) >= FLAT_SHARE
+
+
+def find_data_bar(image: np.ndarray) -> int | None:
+    """First row of the data bar at the bottom of ``image``, or None when there is none.
+
+    Costs two rows when there is none (the bottom row must already be flat)."""
+    a = np.asarray(image)
+    if a.ndim != 2 or a.shape[0] < 32 or a.shape[1] < 32:
+        return None
+    h = a.shape[0]
+    if not _flat_rows(a[-2:]).any():
+        return None
+    k = int(h * MAX_SHARE)
+    flat = _flat_rows(a[h - k:])
+    # the band: from the bottom up, flat rows, allowing text lines (non-flat runs of at most
+    # 3 % of the height) inside it
+    gap = max(2, int(0.03 * h))
+    top = h
+    run = 0
+    for i in range(k - 1, -1, -1):
+        if flat[i]:
+            top = h - k + i
+            run = 0
+        else:
+            run += 1
+            if run > gap:
+                break
+    height = h - top
+    if height < max(3, int(0.02 * h)) or height > k:
+        return None
+    return int(top)
+
+
+def strip_data_bar(image: np.ndarray) -> tuple[np.ndarray, int]:
+    """``image`` without its data bar (a view) and the number of rows removed (0 if none)."""
+    top = find_data_bar(image)
+    if top is None:
+        return image, 0
+    return image[:top], int(np.asarray(image).shape[0] - top)

@@ -1,0 +1,85 @@
+"""The segmentation as an ImageJ/Fiji ROI set (``castrig analyse ... --rois FILE.zip``).
+
+Open the micrograph in Fiji (it is calibrated in µm when castrig wrote it, see
+:func:`castrig.tiffio.write_micrograph`), then File > Open the .zip: the ROI Manager lists one
+ROI per measured pore — a polygon of the pore's measured equivalent circle (sub-pixel vertices
+around its centroid), so Fiji's Measure gives back the area castrig measured — named
+``pore-<label>`` (``-through`` when the transmitted view shows it open). Sections give polylines
+of the film's upper envelope, the interface, and the bottoms of the polymer tongues in the
+support.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["surface_rois", "section_rois", "write_rois"]
+
+
+def _circle(cy: float, cx: float, r: float, n: int) -> np.ndarray:
+    """(n, 2) x/y vertices (ImageJ: x = column, y = row, pixel corners at integers)."""
+    t = np.linspace(0, 2 * math.pi, n, endpoint=False)
+    r = r * math.sqrt(2 * math.pi / (n * math.sin(2 * math.pi / n)))  # polygon area = circle area
+    # analysis centres are pixel indices (centre of pixel k at k); ImageJ's pixel k spans [k, k+1)
+    return np.column_stack([cx + 0.5 + r * np.cos(t), cy + 0.5 + r * np.sin(t)])
+
+
+def surface_rois(m) -> list:
+    """ROIs of a :class:`~castrig.analysis.surface.SurfaceMetrics`: one per measured pore."""
+    from roifile import ImagejRoi
+
+    ids = np.asarray(m.measured_labels, int)
+    if ids.size == 0:
+        return []
+    centres = np.asarray(m.centres_px)[ids - 1]
+    r_px = np.asarray(m.diameters_um) / 2 / m.pixel_size_um
+    out = []
+    for k, (lab, (cy, cx), r) in enumerate(zip(ids, centres, r_px)):
+        n = int(min(64, max(16, round(2 * math.pi * r / 2))))
+        name = f"pore-{int(lab)}"
+        if m.through is not None and k < len(m.through) and bool(m.through[k]):
+            name += "-through"
+        out.append(ImagejRoi.frompoints(_circle(float(cy), float(cx), float(r), n), name=name))
+    return out
+
+
+def section_rois(m) -> list:
+    """Polylines of a :class:`~castrig.analysis.section.SectionMetrics`: upper envelope,
+    interface, tongue bottoms (rows are the sub-pixel edges the analysis found)."""
+    from roifile import ROI_TYPE, ImagejRoi
+
+    out = []
+    for name, rows in (("film-top", m.top_row), ("interface", m.interface_row), ("penetration", m.penetration_rows)):
+        rows = np.asarray(rows, float)
+        if rows.size == 0:
+            continue
+        ok = np.isfinite(rows)
+        # runs of finite rows, one polyline each (the tongues are separate)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
+        for i, (a, b) in enumerate(zip(edges[::2], edges[1::2])):
+            if b - a < 2:
+                continue
+            x = np.arange(a, b) + 0.5
+            roi = ImagejRoi.frompoints(np.column_stack([x, rows[a:b]]), name=f"{name}-{i + 1}" if name == "penetration" else name)
+            roi.roitype = ROI_TYPE.POLYLINE
+            out.append(roi)
+    return out
+
+
+def write_rois(path: str | Path, rois: list) -> Path:
+    """Write ROIs as an ImageJ ROI set (.zip; replaces the file)."""
+    from roifile import roiwrite
+
+    path = Path(path)
+    if path.exists():
+        path.unlink()
+    if rois:
+        roiwrite(path, rois)
+    else:  # an empty set: an empty zip Fiji opens without complaint
+        import zipfile
+
+        zipfile.ZipFile(path, "w").close()
+    return path

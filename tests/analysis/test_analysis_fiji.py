@@ -1,0 +1,95 @@
+"""Fiji/ImageJ outputs and SEM inputs (issue 16): ROI sets of the segmentation, --appearance,
+the SEM data bar left out."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import roifile
+from typer.testing import CliRunner
+
+from castrig.analysis import analyse_section, analyse_surface
+from castrig.analysis.databar import find_data_bar
+from castrig.cli.analyse import app
+from castrig.sim.micrograph import make_structure, render_section, render_surface, render_surface_sem
+from castrig.tiffio import write_micrograph
+
+
+def _with_bar(img: np.ndarray, rows: int = 70, background: int = 0) -> np.ndarray:
+    """An SEM-style data bar: a separating line, a flat band with text and a scale bar."""
+    from PIL import Image, ImageDraw
+
+    w = img.shape[1]
+    band = Image.fromarray(np.full((rows, w), background, np.uint8))
+    d = ImageDraw.Draw(band)
+    d.text((8, 8), "EHT = 5.00 kV   WD = 8.5 mm   Mag = 5.00 K X   Signal A = SE2", fill=255 - background)
+    d.rectangle((w - 140, 40, w - 40, 46), fill=255 - background)
+    d.text((w - 120, 50), "10 um", fill=255 - background)
+    return np.vstack([img, np.full((2, w), 255, np.uint8), np.asarray(band)])
+
+
+@pytest.fixture(scope="module")
+def sem():
+    rng = np.random.default_rng(4)
+    st = make_structure(rng, mean_diameter_um=5.0, opening_ratio=0.4, field_um=400 * 0.25,
+                        penetration_depth_um=1.5, penetration_fraction=0.3, communication=0.6, support_link_prob=0.9,
+                        section_length_um=600 * 0.05)
+    top, _ = render_surface_sem(st, 0.25, rng)
+    return top, render_section(st, 0.05, rng)
+
+
+@pytest.mark.parametrize("background", [0, 128, 255])
+def test_data_bar_is_found_and_left_out(sem, background):
+    top, _ = sem
+    bar = _with_bar(top, background=background)
+    assert find_data_bar(bar) == top.shape[0]
+    assert find_data_bar(top) is None
+    a, b = analyse_surface(top, 0.25, appearance="sem"), analyse_surface(bar, 0.25, appearance="sem")
+    assert (b.mean_pore_diameter_um, b.pore_count, b.opening_ratio) == (a.mean_pore_diameter_um, a.pore_count, a.opening_ratio)
+    assert b.data_bar_rows == bar.shape[0] - top.shape[0] and b.quality()["data_bar_rows"] == b.data_bar_rows
+
+
+def test_no_data_bar_on_twin_images():
+    rng = np.random.default_rng(1)
+    st = make_structure(rng, mean_diameter_um=3.0, field_um=256 * 0.25)
+    r, t = render_surface(st, 0.25, rng)
+    assert find_data_bar(r) is None and find_data_bar(t) is None
+    assert find_data_bar(render_section(st, 0.05, rng)) is None
+
+
+def test_section_with_data_bar(sem):
+    _, sec = sem
+    a, b = analyse_section(sec, 0.05), analyse_section(_with_bar(sec), 0.05)
+    assert b.mean_thickness_um == pytest.approx(a.mean_thickness_um) and b.data_bar_rows > 0
+
+
+def test_cli_appearance_and_roi_sets(sem, tmp_path):
+    top, sec = sem
+    write_micrograph(tmp_path / "top.tif", _with_bar(top), 0.25)
+    write_micrograph(tmp_path / "sec.tif", sec, 0.05)
+    run = CliRunner().invoke
+    res = run(app, ["surface", str(tmp_path / "top.tif"), "--appearance", "sem", "--rois", str(tmp_path / "p.zip"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["quality"]["appearance"] == "sem" and out["quality"]["data_bar_rows"] > 0
+    rois = roifile.roiread(tmp_path / "p.zip")
+    assert len(rois) == out["pore_count"] and all(r.name.startswith("pore-") for r in rois)
+    # Fiji's area of each ROI polygon is the area castrig measured
+    m = analyse_surface(top, 0.25, appearance="sem")
+    c = rois[0].coordinates()
+    area = 0.5 * abs(np.dot(c[:, 0], np.roll(c[:, 1], 1)) - np.dot(c[:, 1], np.roll(c[:, 0], 1)))
+    assert area == pytest.approx(np.pi * (m.diameters_um[0] / 2 / 0.25) ** 2, rel=1e-3)
+    res = run(app, ["section", str(tmp_path / "sec.tif"), "--rois", str(tmp_path / "s.zip")])
+    assert res.exit_code == 0, res.output
+    names = {r.name for r in roifile.roiread(tmp_path / "s.zip")}
+    assert {"film-top", "interface"} <= names and any(n.startswith("penetration") for n in names)
+    res = run(app, ["membrane", "--surface", str(tmp_path / "top.tif"), "--section", str(tmp_path / "sec.tif"),
+                    "--appearance", "sem", "--rois", str(tmp_path / "m.zip"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "m.zip").is_file() and (tmp_path / "m-section.zip").is_file()
+    bad = run(app, ["surface", str(tmp_path / "top.tif"), "--appearance", "xray"])
+    from castrig.errors import BadInput
+
+    assert isinstance(bad.exception, BadInput) and "--appearance" in str(bad.exception)  # exit 2 from castrig
