@@ -6,8 +6,9 @@
 Prints one table of faults injected per kind and how each ended (recovered, safe-stopped,
 failed; lost samples and tracebacks must be 0), then crash/resume trials passed out of run,
 link-level fault trials (TCP and pty) passed out of run, contention trials (two resumes at once,
-resume of a live run, a second run on a served rig) passed and left safe, and bad inputs rejected cleanly out
-of tried. Exits 1 if anything failed. ``--json FILE`` writes every trial.
+resume of a live run, a second run on a served rig) passed and left safe, bad inputs rejected cleanly out
+of tried, and storage faults and rig limits (disk full, read-only and damaged run folders, flows above full
+scale, 200 mg/mL) handled cleanly out of tried, with the time and peak memory of the worst one. Exits 1 if anything failed. ``--json FILE`` writes every trial.
 """
 
 from __future__ import annotations
@@ -132,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  FAILED {r.file} ({r.command}): {r.problems}")
     failed |= clean != len(bad)
     out["bad_inputs"] = [{"file": r.file, "command": r.command, "exit": r.exit_code, "problems": r.problems} for r in bad]
+
+    storage = badinputs.storage_report()
+    print("\n" + badinputs.format_storage_report(storage))
+    failed |= any(r["clean"] is False for r in storage)
+    out["storage"] = storage
 
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))

@@ -16,7 +16,12 @@ class RunLog:
     """Open for the length of a run; ``logger`` is a bound structlog logger."""
 
     def __init__(self, run_dir: Path | None, *, console: TextIO | None = sys.stderr, console_level: str = "warning", clock_epoch: Any = None):
-        self._file = open(run_dir / "log.jsonl", "a", encoding="utf-8", buffering=1) if run_dir is not None else None
+        self._file = None
+        if run_dir is not None:
+            try:
+                self._file = open(run_dir / "log.jsonl", "a", encoding="utf-8", buffering=1)
+            except OSError as exc:  # a full or read-only folder: the run's record still says what matters
+                self.write_error = exc
         self._console = console
         self._console_level = _LEVELS[console_level]
         self._json = structlog.processors.JSONRenderer(sort_keys=True)
@@ -33,12 +38,31 @@ class RunLog:
 
     def _emit(self, logger: Any, method: str, event: dict[str, Any]) -> str:
         if self._file is not None:
-            self._file.write(self._json(logger, method, dict(event)) + "\n")
+            try:
+                self._file.write(self._json(logger, method, dict(event)) + "\n")
+            except OSError as exc:  # a full disk: the run's record (SQLite) says what matters
+                self._drop_file(exc)
         if self._console is not None and _LEVELS.get(method, 20) >= self._console_level:
             self._console.write(self._human(logger, method, dict(event)) + "\n")
         raise structlog.DropEvent
 
+    #: Why the log file stopped being written (a full disk), or None.
+    write_error: OSError | None = None
+
+    def _drop_file(self, exc: OSError) -> None:
+        self.write_error = exc
+        f, self._file = self._file, None
+        try:
+            if f is not None:
+                f.close()
+        except OSError:
+            pass
+
     def close(self) -> None:
+        """Never raises: a log that cannot be flushed (disk full) must not hide the run's outcome."""
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:
+                self.write_error = exc
             self._file = None

@@ -153,21 +153,45 @@ def queue(
 
 
 @app.command()
-def check(file: Path = typer.Argument(..., metavar="FILE", help="A recipe or a hardware profile (YAML).")) -> None:
+def check(
+    file: Path = typer.Argument(..., metavar="FILE", help="A recipe or a hardware profile (YAML)."),
+    profile: Optional[Path] = typer.Option(None, "--profile", metavar="PROFILE",
+                                           help="Also check the recipe against this profile's limits (as `run` does)."),
+) -> None:
     """Validate a recipe or a profile: exit 0 if valid, 2 (with the reason) if not.
 
     A file with a `devices:` mapping is a profile, anything else a recipe. The reason names the
     file, the line, the field and what is allowed; see docs/recipes.md and docs/profiles.md.
+    A profile is also checked against its own devices (flows within the mass-flow controllers'
+    full scale); with --profile, a recipe is checked against every limit of that rig (devices
+    present, pump rates, flows, the chamber's RH range) — what `run` checks before the folder exists.
+
+    \b
+    Examples:
+      castrig check recipes/demo.yaml
+      castrig check recipes/demo.yaml --profile hw_profiles/sim-watlow-f4.yaml
+      castrig check hw_profiles/sim.yaml
     """
-    from castrig.inputs import read_yaml
+    from castrig.inputs import load_model, read_yaml
+    from castrig.recipe.compat import check_profile_limits, check_recipe_for_profile
     from castrig.recipe.model import Recipe
-    from castrig.inputs import load_model
-    from castrig.rig.profile import Profile
+    from castrig.rig.profile import Profile, load_profile
 
     data = read_yaml(file)
     model = Profile if isinstance(data, dict) and "devices" in data else Recipe
-    load_model(model, file, data)
-    typer.echo(f"{file}: valid {model.__name__.lower()}")
+    loaded = load_model(model, file, data)
+    if model is Profile:
+        if profile is not None:
+            raise BadInput(f"--profile {profile}: {file} is itself a profile (--profile goes with a recipe)", field="--profile")
+        check_profile_limits(loaded, file)
+        typer.echo(f"{file}: valid profile")
+        return
+    if profile is not None:
+        rig = load_profile(profile)
+        check_recipe_for_profile(loaded, file, rig, profile)
+        typer.echo(f"{file}: valid recipe, fits {profile}")
+        return
+    typer.echo(f"{file}: valid recipe")
 
 
 @app.command()
@@ -180,16 +204,28 @@ def runs(
     """List the runs under the data root."""
     from rich.table import Table
 
-    from castrig.cli.report import list_runs_filtered
-    from castrig.store import open_store
+    import os
+    from typing import get_args
 
+    from castrig.cli.report import list_runs_filtered
+    from castrig.recipe.model import Grade
+    from castrig.store import data_root, open_store
+
+    grades = get_args(Grade)
+    if grade is not None and grade not in grades:
+        raise BadInput(f"--grade {grade!r}: one of {', '.join(grades)}", field="--grade")
+    root = data_root(data)
+    if (data is not None or os.environ.get("CASTRIG_DATA")) and not root.is_dir():
+        where = "--data" if data is not None else "$CASTRIG_DATA"
+        raise BadInput(f"{where} {root}: no such folder (the data root holds one folder per run)", field="--data")
     store = open_store(data)
     rows = list_runs_filtered(store, since, grade, outcome)
     table = Table(title=f"runs in {store.root}")
     for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "grades"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.run_id, r.recipe_name, r.profile_name, r.operator, r.started_utc, r.outcome, ",".join(r.grades))
+        outcome_text = f"{r.outcome}: {r.reason}" if getattr(r, "reason", "") else r.outcome
+        table.add_row(r.run_id, r.recipe_name, r.profile_name, r.operator, r.started_utc, outcome_text, ",".join(r.grades))
     Console(width=200).print(table)
     if not rows:
         typer.echo("no runs yet")

@@ -26,8 +26,16 @@ def report(
 ) -> None:
     """Write RUN_DIR/report.html: the run's page (as castrig serve shows it), one self-contained file."""
     from castrig.report import build_report
+    from castrig.store.sqlite_store import read_run_info
 
-    path = build_report(run_dir, out)
+    if (Path(run_dir) / "run.json").is_file():
+        read_run_info(run_dir)  # a damaged run.json: exit 2 with the reason
+    try:
+        path = build_report(run_dir, out)
+    except OSError as exc:
+        where = out if out is not None else Path(run_dir) / "report.html"
+        hint = "" if out is not None else "; write it elsewhere with --out FILE"
+        raise BadInput(f"cannot write {where} ({exc.strerror or exc}){hint}", file=str(where)) from None
     typer.echo(str(path))
     if open_:
         import webbrowser

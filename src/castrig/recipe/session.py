@@ -31,7 +31,8 @@ from castrig.recipe.runner import RunAborted, Runner, RunResult
 from castrig.rig.build import Rig
 from castrig.rig.ownership import open_owned_rig
 from castrig.rig.profile import Profile, load_profile
-from castrig.store import MembraneRecord, RunInfo, RunRecorder, open_store, utc_now_iso
+from castrig.store import MembraneRecord, RunInfo, RunRecorder, StoreError, open_store, utc_now_iso
+from castrig.store.sqlite_store import is_disk_full
 from castrig.store.base import grades_of
 from castrig.store.lock import LOCK_NAME, claim_run, release_run
 from castrig.store.signals import guarded
@@ -116,7 +117,14 @@ def run_recipe(
             profile=profile.model_dump(mode="json"),
         )
         store = open_store(data_root or profile.store, synchronous=profile.store_sync)
-        recorder = store.create_run(info)
+        try:
+            recorder = store.create_run(info)
+        except StoreError as exc:  # a full disk before the run started: nothing moved, nothing kept
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            result = RunResult("faulted", str(exc))
+            result.run_dir = "(no run folder)"
+            _report(result, quiet)
+            return result
         _keep_recipe_text(Path(recipe_path), Path(recorder.run_dir))
         return _drive(recipe, rig, recorder, store, quiet=quiet)
     finally:
@@ -152,9 +160,18 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
             "host": socket.gethostname(), "pid": os.getpid(), "software_version": castrig.__version__,
             "resumed_at_step": (start_step + 1) if resume else None, "outcome": "running"}
     try:
-        recorder.update_info(parts=[*recorder.info.parts, part])
+        try:
+            recorder.update_info(parts=[*recorder.info.parts, part])
+        except (CastrigError, OSError) as exc:  # full before the first step: the rig was not driven
+            result = RunResult("faulted", _storage_reason(exc))
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            _record_outcome_if_possible(recorder, result)
+            return _finish(result, recorder, log, quiet)
         with display, _signals(runner):
             result = runner.run(start_step, **(resume or {}))
+        if result.outcome == "faulted" and result.reason and is_disk_full_text(result.reason) \
+                and not result.reason.startswith("disk full"):
+            result.reason = "disk full: " + result.reason.replace("StoreError: disk full: ", "")
         lost = [mb for mb in result.membranes if mb.get("status") == "lost"]
         if lost and result.outcome == "completed" and not result.reason:  # say what was lost, and why
             result.reason = "; ".join(f"membrane {mb['membrane_id']} lost: {mb['lost_reason']}" for mb in lost)
@@ -167,13 +184,43 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
         except (CastrigError, OSError) as exc:  # a full disk: the rig is safe, say so, no traceback
             console.print(f"[bold red]error:[/] cannot record the outcome in {escape(str(recorder.run_dir))}: {escape(str(exc))}", highlight=False)
             if result.outcome == "completed":
-                result.outcome, result.reason = "faulted", f"outcome not recorded: {exc}"
+                result.outcome, result.reason = "faulted", f"outcome not recorded: {_storage_reason(exc)}"
+            _record_outcome_if_possible(recorder, result)
     finally:
-        log.close()
-        recorder.close()
+        _close_quietly(log, recorder)
+    return _finish(result, recorder, log, quiet)
+
+
+def _finish(result: RunResult, recorder: RunRecorder, log: RunLog, quiet: bool) -> RunResult:
+    _close_quietly(log, recorder)
     result.run_dir = str(recorder.run_dir)
     _report(result, quiet)
     return result
+
+
+def _close_quietly(log: RunLog, recorder: RunRecorder) -> None:
+    """Close the log and the record; a full disk here must not hide the safe-state summary."""
+    log.close()
+    try:
+        recorder.close()
+    except (CastrigError, OSError) as exc:
+        console.print(f"[bold red]error:[/] closing {escape(str(recorder.run_dir))}: {escape(str(exc))}", highlight=False)
+
+
+def is_disk_full_text(reason: str) -> bool:
+    return any(w in reason for w in ("disk full", "database or disk is full", "No space left", "File too large"))
+
+
+def _storage_reason(exc: BaseException) -> str:
+    return f"disk full: {exc}" if is_disk_full(exc) and not str(exc).startswith("disk full") else str(exc)
+
+
+def _record_outcome_if_possible(recorder: RunRecorder, result: RunResult) -> None:
+    """Write only the outcome to run.json (a small file: it may still fit where records did not)."""
+    try:
+        recorder.update_info(ended_utc=utc_now_iso(), outcome=result.outcome, outcome_reason=result.reason)
+    except (CastrigError, OSError) as exc:
+        console.print(f"[bold red]error:[/] run.json still says running: {escape(str(exc))}", highlight=False)
 
 
 def _report(result: RunResult, quiet: bool) -> None:

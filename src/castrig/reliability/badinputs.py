@@ -69,9 +69,11 @@ def commands(entry: dict[str, Any], corpus: Path, data: Path) -> list[list[str]]
         return [["check", f], ["run", f, "--data", str(data), "-q"]]
     if kind == "recipe-run":
         return [["run", f, "--data", str(data), "-q"]]
+    if kind == "recipe-fit":  # valid alone; refused by `check --profile` and by `run`, before the folder exists
+        return [["check", f, "--profile", str(SIM_PROFILE)], ["run", f, "--data", str(data), "-q"]]
     if kind == "recipe-run-nocam":
         return [["run", f, "--profile", str(corpus / "profile_no_camera.yaml"), "--data", str(data), "-q"]]
-    if kind == "profile":
+    if kind in ("profile", "profile-limits"):  # profile-limits: valid fields, beyond what its devices can do
         return [["check", f], ["run", str(SHORT_RECIPE), "--profile", f, "--data", str(data), "-q"]]
     if kind == "surface":
         return [["analyse", "surface", f, "--json"]]
@@ -329,7 +331,7 @@ def hostile_report() -> list[dict[str, Any]]:
     return rows
 
 
-if __name__ == "__main__":  # python -m castrig.reliability.badinputs: time and memory of each hostile file
+def _main() -> None:
     rows = hostile_report()
     for r in sorted(rows, key=lambda r: -r["seconds"]):
         print(f"{r['file']:34s} exit {r['exit']}  {r['seconds']:6.2f} s  {r['peak_mb']:7.1f} MB  "
@@ -337,3 +339,176 @@ if __name__ == "__main__":  # python -m castrig.reliability.badinputs: time and 
     worst_s = max(rows, key=lambda r: r["seconds"])
     worst_mb = max(rows, key=lambda r: r["peak_mb"])
     print(f"worst time: {worst_s['file']} {worst_s['seconds']:.2f} s; worst memory: {worst_mb['file']} {worst_mb['peak_mb']:.1f} MB")
+
+
+# -- storage faults and rig limits (issue 15): the real CLI, exit codes, time and peak memory ----
+#
+# Each case is one command line with the exit code it must give and the words its output must
+# hold; "clean" also means no traceback and (run cases) a run.json that is not left `running`.
+# Disk-full cases need a small tmpfs (root); they are counted as skipped, with the reason, when
+# mounting is not permitted.
+
+
+def _mount_tmpfs(kib: int) -> Path | None:
+    import subprocess
+
+    d = tempfile.mkdtemp(prefix="castrig-full-")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", d], capture_output=True)
+    if done.returncode != 0:
+        os.rmdir(d)
+        return None
+    return Path(d)
+
+
+def _mount_read_only(src: Path) -> Path | None:
+    import subprocess
+
+    d = tempfile.mkdtemp(prefix="castrig-ro-")
+    for cmd in (["mount", "--bind", str(src), d], ["mount", "-o", "remount,ro,bind", d]):
+        if subprocess.run(cmd, capture_output=True).returncode != 0:
+            subprocess.run(["umount", d], capture_output=True)
+            os.rmdir(d)
+            return None
+    return Path(d)
+
+
+def _umount(d: Path) -> None:
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(d)], capture_output=True)
+    os.rmdir(d)
+
+
+def _c200_recipe(folder: Path, rh: int) -> Path:
+    import re
+
+    text = (ROOT / "recipes" / "demo.yaml").read_text()
+    text = re.sub(r"(?m)^concentration_mg_ml: .*$", "concentration_mg_ml: 200", text)
+    path = folder / f"c200_rh{rh}.yaml"
+    path.write_text(re.sub(r"setpoint_rh_pct: [0-9.]+", f"setpoint_rh_pct: {rh}", text))
+    return path
+
+
+def storage_report() -> list[dict[str, Any]]:
+    """Every storage-fault and rig-limit case through the real CLI: case, exit (expected), clean,
+    problems, seconds, peak MB. Skipped cases (no permission to mount) have ``skipped`` set."""
+    import shutil
+
+    rows: list[dict[str, Any]] = []
+
+    def case(name: str, argv: list[str], want_exit: int | tuple[int, ...], words: list[str] = (),  # type: ignore[assignment]
+             run_json: Path | None = None) -> None:
+        code, text, seconds, mb = measure_cli(argv)
+        flat = " ".join(text.split())
+        wanted = (want_exit,) if isinstance(want_exit, int) else want_exit
+        problems = []
+        if code not in wanted:
+            problems.append(f"exit {code}, expected {' or '.join(map(str, wanted))}")
+        if "Traceback" in text:
+            problems.append("traceback in the output")
+        problems += [f"the output lacks {w!r}" for w in words if w not in flat]
+        if seconds > TIME_LIMIT_S:
+            problems.append(f"took {seconds:.1f} s (allowed: {TIME_LIMIT_S:g} s)")
+        if mb > MEMORY_LIMIT_MB:
+            problems.append(f"peak {mb:.0f} MB (allowed: {MEMORY_LIMIT_MB} MB)")
+        if run_json is not None:
+            for info_path in run_json.glob("*/run.json"):
+                if json.loads(info_path.read_text()).get("outcome") == "running":
+                    problems.append(f"{info_path} left running")
+        rows.append({"case": name, "exit": code, "clean": not problems, "problems": problems,
+                     "seconds": round(seconds, 3), "peak_mb": round(mb, 1), "skipped": None})
+
+    def skipped(name: str, why: str) -> None:
+        rows.append({"case": name, "exit": None, "clean": None, "problems": [], "seconds": 0.0, "peak_mb": 0.0, "skipped": why})
+
+    with tempfile.TemporaryDirectory(prefix="castrig-storage-") as tmp:
+        tmp_p = Path(tmp)
+        case("runs --grade claim9", ["runs", "--grade", "claim9"], 2, ["claim1, claim2, claim3, claim4"])
+        case("runs --data /nonexistent", ["runs", "--data", str(tmp_p / "nonexistent")], 2, ["no such folder"])
+        case("check profile: total flow above MFC full scale",
+             ["check", str(CORPUS / "profile_total_flow_above_full_scale.yaml")], 2, ["full_scale_slpm = 5"])
+        case("check --profile: purge flow above MFC full scale",
+             ["check", str(CORPUS / "purge_flow_above_full_scale.yaml"), "--profile", str(SIM_PROFILE)], 2, ["allowed: up to 5"])
+        for rh in (20, 40):
+            data = tmp_p / f"c200-{rh}"
+            case(f"run: 200 mg/mL at RH {rh} (twin answers or 'outside the model')",
+                 ["run", str(_c200_recipe(tmp_p, rh)), "--data", str(data), "-q"], (0, 3), [], run_json=data)
+            if rows[-1]["exit"] == 3 and "outside the model" not in measure_cli(["runs", "--data", str(data)])[1] \
+                    and not any("outside the model" in p.read_text() for p in data.glob("*/run.json")):
+                rows[-1]["problems"].append("exit 3 without 'outside the model'")
+                rows[-1]["clean"] = False
+        base = tmp_p / "base"
+        code, text, _, _ = measure_cli(["run", str(SHORT_RECIPE), "--data", str(base), "-q"])
+        (good,) = [p for p in base.iterdir() if p.is_dir()]
+        spoil = {"truncated run.json": ("run.json", lambda p: p.write_text(p.read_text()[:50])),
+                 "run.json not an object": ("run.json", lambda p: p.write_text("[1, 2]")),
+                 "empty run.sqlite": ("run.sqlite", lambda p: p.write_bytes(b"")),
+                 "garbage run.sqlite": ("run.sqlite", lambda p: p.write_bytes(os.urandom(8192)))}
+        for label, (name, how) in spoil.items():
+            data = tmp_p / label.replace(" ", "_")
+            run_dir = data / good.name
+            shutil.copytree(good, run_dir)
+            how(run_dir / name)
+            for argv in (["report", str(run_dir), "--out", str(tmp_p / "r.html")], ["export", str(run_dir), "--to", str(tmp_p / "x")],
+                         ["resume", str(run_dir), "-q"]):
+                case(f"{label}: {argv[0]}", argv, 2, ["damaged run folder"])
+            case(f"{label}: runs", ["runs", "--data", str(data)], 0, ["damaged"])
+        to = tmp_p / "export-symlink"
+        to.mkdir()
+        (to / "samples.csv").symlink_to(tmp_p / "precious.txt")
+        (tmp_p / "precious.txt").write_text("keep me")
+        case("export --to DIR with a symlink in DIR", ["export", str(good), "--to", str(to)], 0)
+        if (tmp_p / "precious.txt").read_text() != "keep me" or (to / "samples.csv").is_symlink():
+            rows[-1]["problems"].append("followed the symlink")
+            rows[-1]["clean"] = False
+        ro = _mount_read_only(base)
+        if ro is None:
+            skipped("read-only data root", "cannot make a read-only bind mount (needs root)")
+        else:
+            try:
+                out = tmp_p / "ro-out"
+                out.mkdir()
+                run_dir = ro / good.name
+                case("read-only data root: runs", ["runs", "--data", str(ro)], 0, [good.name[:15]])
+                case("read-only run: report --out", ["report", str(run_dir), "--out", str(out / "r.html")], 0)
+                case("read-only run: report (no --out)", ["report", str(run_dir)], 2, ["--out"])
+                case("read-only run: export", ["export", str(run_dir), "--to", str(out / "x")], 0)
+                case("read-only data root: lots", ["lots", "--data", str(ro)], 0)
+            finally:
+                _umount(ro)
+        for label, kib, recipe in (("disk full mid-run", 400, ROOT / "recipes" / "overnight.yaml"),
+                                   ("disk full when the run folder is made", 40, SHORT_RECIPE)):
+            disk = _mount_tmpfs(kib)
+            if disk is None:
+                skipped(label, "cannot mount a small tmpfs (needs root)")
+                continue
+            try:
+                case(label, ["run", str(recipe), "--data", str(disk / "runs"), "-q"], 3, ["disk full"], run_json=disk / "runs")
+            finally:
+                _umount(disk)
+    return rows
+
+
+def format_storage_report(rows: list[dict[str, Any]]) -> str:
+    tried = [r for r in rows if r["skipped"] is None]
+    clean = sum(r["clean"] for r in tried)
+    worst_s = max(tried, key=lambda r: r["seconds"])
+    worst_mb = max(tried, key=lambda r: r["peak_mb"])
+    lines = [f"storage faults and rig limits: {clean}/{len(tried)} handled cleanly "
+             f"({sum(r['skipped'] is not None for r in rows)} skipped); worst time {worst_s['seconds']:.2f} s ({worst_s['case']}), "
+             f"worst memory {worst_mb['peak_mb']:.0f} MB ({worst_mb['case']}); limits {TIME_LIMIT_S:g} s, {MEMORY_LIMIT_MB} MB"]
+    for r in rows:
+        if r["skipped"]:
+            lines.append(f"  skipped {r['case']}: {r['skipped']}")
+        elif not r["clean"]:
+            lines.append(f"  FAILED {r['case']}: {r['problems']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m castrig.reliability.badinputs: time and memory of each case
+    _main()
+    storage = storage_report()
+    for r in sorted((r for r in storage if r["skipped"] is None), key=lambda r: -r["seconds"]):
+        print(f"{r['case'][:60]:60s} exit {r['exit']}  {r['seconds']:6.2f} s  {r['peak_mb']:7.1f} MB"
+              f"{'' if r['clean'] else '  FAILED ' + str(r['problems'])}")
+    print(format_storage_report(storage))

@@ -59,6 +59,10 @@ class NE1000Config(_Strict):
     address: int | None = Field(None, ge=0, le=99, description="Pump address on a daisy chain; default: none (a pump alone on its port).")
     syringe_diameter_mm: float = Field(14.57, ge=0.1, le=50.0, json_schema_extra={"unit": "mm"},
                                        description="Inner diameter of the syringe; the pump turns volumes into plunger travel with it.")
+    syringe_volume_ml: float | None = Field(None, gt=0, le=1000, json_schema_extra={"unit": "mL"},
+                                            description="What the loaded syringe holds; a recipe that dispenses more from this pump "
+                                                        "(all its steps together: there is no refill step) is refused before the run. "
+                                                        "null: not checked.")
     #: Safe-mode watchdog (s): the pump stops itself if the host is silent this long.
     safe_mode_s: int | None = Field(10, ge=1, le=255, json_schema_extra={"unit": "s"},
                                     description="Safe-mode watchdog: the pump stops itself if the host is silent this long; null: basic mode.")

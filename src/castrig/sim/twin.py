@@ -186,6 +186,14 @@ class Twin:
             truth = None if targets is None else {"opening_ratio": 0.0, "pore_count": 0}
             return {"reflected": img, "transmitted": dark, "section": img, "truth": truth,
                     "targets": None if targets is None else asdict(targets)}
+        from castrig.sim.physics import MAX_FIELD_PORES, OutsideModel, expected_pore_count
+
+        n = expected_pore_count(targets.mean_diameter_um, targets.opening_ratio, targets.cv, px * size)
+        if n > MAX_FIELD_PORES:
+            raise OutsideModel(
+                f"outside the model: the film model gives {targets.mean_diameter_um:.3g} µm pores "
+                f"(about {n:.0f} in the {px * size:g} µm field; the twin renders up to {MAX_FIELD_PORES} per field) "
+                "— a lower concentration or a higher RH is inside")
         field = render_field(targets, rng, pixel_size_um=px, section_pixel_size_um=cfg.section_pixel_size_um,
                              width_px=size, bit_depth=cfg.bit_depth)
         return {**field, "targets": asdict(targets)}

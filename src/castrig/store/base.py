@@ -228,6 +228,8 @@ class RunSummary:
     ended_utc: str | None
     outcome: str
     grades: tuple[str, ...] = ()
+    #: Why a run folder is listed as ``damaged`` (its run.json or run.sqlite cannot be read).
+    reason: str = ""
 
 
 class RunStore(ABC):

@@ -228,7 +228,10 @@ def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv") -> list[Path]:
     written = []
     for name, (cols, rows) in tables.items():
         path = to_dir / f"{name}.{fmt}"
-        (_write_csv if fmt == "csv" else _write_parquet)(path, cols, rows)
+        try:
+            (_write_csv if fmt == "csv" else _write_parquet)(path, cols, rows)
+        except OSError as exc:
+            raise BadInput(f"--to {to_dir}: cannot write {path.name} ({exc.strerror or exc})", file=str(to_dir)) from None
         written.append(path)
     return written
 
@@ -239,12 +242,40 @@ def _cell(v: Any) -> Any:
     return "" if v is None else v
 
 
+def _atomic(path: Path, write: Any) -> None:
+    """``write(tmp)`` to a new temporary file beside ``path``, then rename it onto ``path``: a
+    reader sees the old file or the new one, and a symlink already at ``path`` is replaced, never
+    followed (the temporary name is created exclusively, the rename does not follow links)."""
+    import os
+    import tempfile
+
+    from castrig.store.atomic import file_mode
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, file_mode())
+        os.close(fd)
+        write(Path(tmp))
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def _write_csv(path: Path, cols: list[str], rows: Iterable[Sequence[Any]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(cols)
-        for r in rows:
-            w.writerow([_cell(v) for v in r])
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(cols)
+            for r in rows:
+                w.writerow([_cell(v) for v in r])
+
+    _atomic(path, write)
 
 
 def _write_parquet(path: Path, cols: list[str], rows: list[Sequence[Any]]) -> None:
@@ -265,4 +296,4 @@ def _write_parquet(path: Path, cols: list[str], rows: list[Sequence[Any]]) -> No
             arrays[c] = pa.array(values, pa.float64())
         else:  # mixed (a metrics table holds numbers and text): text, so the column has one type
             arrays[c] = pa.array([None if v is None else str(v) for v in values], pa.string())
-    pq.write_table(pa.table(arrays), path)
+    _atomic(path, lambda tmp: pq.write_table(pa.table(arrays), tmp))

@@ -27,8 +27,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from castrig.errors import CastrigError
+from castrig.errors import BadInput, CastrigError
 from castrig.store.atomic import atomic_write_json, fsync_dir
-from castrig.store.lock import LOCK_NAME, claim_run, live_outcome, release_run
+from castrig.store.lock import LOCK_NAME, claim_run, live_outcome, release_run, run_holder
 from castrig.store.base import (
     Event,
     ImageRecord,
@@ -86,10 +88,81 @@ def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     if synchronous not in SYNC_MODES:
         raise ValueError(f"synchronous must be one of {SYNC_MODES}, not {synchronous!r}")
     conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
-    conn.execute("PRAGMA journal_mode=WAL")
+    for attempt in range(50):  # two processes making a fresh database: switching to WAL may
+        try:                   # answer 'locked' without waiting on the busy handler
+            conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                conn.close()
+                raise
+            time.sleep(0.05)  # the other process's switch takes milliseconds (I/O, not the run's clock)
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=10000")
     return conn
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A reader's connection: ``mode=ro``, the journal mode left as it is (no write access needed).
+
+    A WAL database in a folder nobody may write (a read-only copy, a full disk) cannot get its
+    ``-shm`` file: then it is opened ``immutable`` — right for a copy, which nobody writes.
+    """
+    uri = Path(path).resolve().as_uri()
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=10.0)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        if not os.access(path, os.R_OK):
+            raise
+    conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, timeout=10.0)
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return conn
+
+
+#: SQLite's answers that mean "no room": SQLITE_FULL, and a failed write (EFBIG, EDQUOT: disk I/O error).
+_FULL_CODES = {13, 778}  # SQLITE_FULL, SQLITE_IOERR_WRITE
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A write refused for lack of room (disk full, quota, file-size limit), however it surfaced."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (28, 27, 122):  # ENOSPC, EFBIG, EDQUOT
+            return True
+        if isinstance(e, sqlite3.Error) and (getattr(e, "sqlite_errorcode", None) in _FULL_CODES
+                                             or "disk is full" in str(e)):
+            return True
+        if isinstance(e, StoreError) and str(e).startswith("disk full"):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _little_room(folder: Path, need: int = 1 << 20) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < need
+
+
+def _write_error(exc: sqlite3.Error) -> "StoreError":
+    prefix = "disk full: " if is_disk_full(exc) else ""
+    return StoreError(f"{prefix}cannot write the run record: {exc}")
+
+
+class DamagedRun(BadInput):
+    """A run folder whose ``run.json`` or ``run.sqlite`` cannot be read (truncated, not JSON, not
+    an object, empty, not a database): named with the reason, never a traceback."""
+
+    def __init__(self, run_dir: Path, reason: str):
+        self.run_dir = Path(run_dir)
+        self.reason = reason
+        super().__init__(f"{run_dir}: damaged run folder: {reason}", file=str(run_dir))
 
 
 class StoreError(CastrigError):
@@ -114,7 +187,7 @@ class _Tx:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             self._sig.__exit__(None, None, None)  # a failed BEGIN must not leave signals deferred
-            raise StoreError(f"cannot write the run record: {exc}") from exc
+            raise _write_error(exc) from exc
         return self.conn
 
     def __exit__(self, exc_type: object, exc: object, *rest: object) -> None:
@@ -125,10 +198,10 @@ class _Tx:
                     return
                 except sqlite3.Error as commit_exc:
                     self._rollback()
-                    raise StoreError(f"cannot write the run record: {commit_exc}") from commit_exc
+                    raise _write_error(commit_exc) from commit_exc
             self._rollback()
             if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"cannot write the run record: {exc}") from exc
+                raise _write_error(exc) from exc
         finally:
             self._sig.__exit__(None, None, None)
 
@@ -160,33 +233,47 @@ class SqliteRunRecorder(RunRecorder):
         self.synchronous = synchronous
         #: Set by the store when this recorder created the run and so holds its folder lock.
         self.owns_lock = False
-        self._db = connect(self.run_dir / "run.sqlite", synchronous)
-        if not create and not _has_table(self._db, "membranes"):
-            try:  # a run folder from before membranes: the table joins it (append-only otherwise)
-                self._db.executescript(_SCHEMA)
-            except sqlite3.Error:
-                pass  # read-only folder: readers see no membranes table and fall back
+        #: A reopened run is read through a read-only connection (reading never needs write
+        #: access); the first write switches to a read-write one (resume).
+        self._read_only = not create
+        self._db = connect_readonly(self.run_dir / "run.sqlite") if not create else connect(self.run_dir / "run.sqlite", synchronous)
         if create:
             self._db.executescript(_SCHEMA)
             with _Tx(self._db) as c:
                 c.execute("INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
             fsync_dir(self.run_dir)
 
+    def _w(self) -> sqlite3.Connection:
+        """The connection to write with (opened read-write, WAL, on the first write of a reopened run)."""
+        if self._read_only:
+            try:
+                conn = connect(self.run_dir / "run.sqlite", self.synchronous)
+            except sqlite3.Error as exc:
+                raise _write_error(exc) from exc
+            self._db.close()
+            self._db, self._read_only = conn, False
+            if not _has_table(conn, "membranes"):
+                try:  # a run folder from before membranes: the table joins it (append-only otherwise)
+                    conn.executescript(_SCHEMA)
+                except sqlite3.Error as exc:
+                    raise _write_error(exc) from exc
+        return self._db
+
     # -- writing --------------------------------------------------------------------------
     def add_samples(self, t_s: float, values: Mapping[str, float]) -> None:
         rows = [(float(t_s), ch, None if v is None else float(v)) for ch, v in values.items()]
-        with _Tx(self._db) as c:
+        with _Tx(self._w()) as c:
             c.executemany("INSERT INTO samples(t_s, channel, value) VALUES(?,?,?)", rows)
 
     def add_event(self, t_s: float, kind: str, source: str, message: str, data: Mapping[str, Any] | None = None) -> None:
-        with _Tx(self._db) as c:
+        with _Tx(self._w()) as c:
             c.execute(
                 "INSERT INTO events(t_s, kind, source, message, data_json) VALUES(?,?,?,?,?)",
                 (float(t_s), kind, source, message, _dumps(data)),
             )
 
     def add_journal(self, t_s: float, step_index: int, state: str, data: Mapping[str, Any] | None = None) -> int:
-        with _Tx(self._db) as c:
+        with _Tx(self._w()) as c:
             cur = c.execute(
                 "INSERT INTO journal(t_s, step_index, state, data_json) VALUES(?,?,?,?)",
                 (float(t_s), int(step_index), state, _dumps(data)),
@@ -215,7 +302,7 @@ class SqliteRunRecorder(RunRecorder):
         meta.update({"illumination": illumination, "t_s": float(t_s)})
         write_micrograph(path, image, pixel_size_um, json.loads(_dumps(meta)))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        with _Tx(self._db) as c:
+        with _Tx(self._w()) as c:
             c.execute(
                 "INSERT INTO images(t_s, name, path, illumination, pixel_size_um, sha256, metadata_json)"
                 " VALUES(?,?,?,?,?,?,?)",
@@ -231,7 +318,7 @@ class SqliteRunRecorder(RunRecorder):
         path = folder / f"{parts[-1] if parts else 'item'}.json"
         payload = json.loads(_dumps(result))
         atomic_write_json(path, payload)
-        with _Tx(self._db) as c:
+        with _Tx(self._w()) as c:
             c.execute(
                 "INSERT INTO results(t_s, name, path, json) VALUES(?,?,?,?)",
                 (float(t_s), name, str(path.relative_to(self.run_dir)), json.dumps(payload, sort_keys=True)),
@@ -244,7 +331,7 @@ class SqliteRunRecorder(RunRecorder):
                _dumps(m.process), None if m.metrics is None else _dumps(m.metrics),
                None if m.verdict is None else _dumps(m.verdict), ",".join(m.grades_met), m.target_grade,
                None if m.target_met is None else int(m.target_met), m.lot_id, m.lost_reason)
-        with _Tx(self._db) as c:
+        with _Tx(self._w()) as c:
             c.execute("INSERT OR REPLACE INTO membranes(membrane_id, k, cast_step, support_position, simulated, status,"
                       " t_start_s, t_end_s, process_json, metrics_json, verdict_json, grades_met, target_grade, target_met,"
                       " lot_id, lost_reason) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
@@ -263,8 +350,18 @@ class SqliteRunRecorder(RunRecorder):
             if key not in RunInfo.__dataclass_fields__:
                 raise AttributeError(f"RunInfo has no field {key!r}")
             setattr(self.info, key, value)
-        with deferred_signals():
-            atomic_write_json(self.run_dir / "run.json", self.info.to_dict())
+        try:
+            try:
+                with deferred_signals():
+                    atomic_write_json(self.run_dir / "run.json", self.info.to_dict())
+            except OSError as exc:
+                if not (is_disk_full(exc) and _free_reserve(self.run_dir)):
+                    raise
+                with deferred_signals():  # the room kept for this moment: the outcome gets written
+                    atomic_write_json(self.run_dir / "run.json", self.info.to_dict())
+        except OSError as exc:
+            prefix = "disk full: " if is_disk_full(exc) else ""
+            raise StoreError(f"{prefix}cannot write {self.run_dir / 'run.json'}: {exc.strerror or exc}") from exc
 
     def finish(self, outcome: str, reason: str | None = None) -> None:
         self.update_info(outcome=outcome, outcome_reason=reason, ended_utc=utc_now_iso())
@@ -312,6 +409,58 @@ class SqliteRunRecorder(RunRecorder):
         if self.owns_lock:
             self.owns_lock = False
             release_run(self.run_dir)
+
+
+#: Room kept in every run folder (a hidden file) and given up when the disk is full, so that the
+#: outcome ("faulted", "disk full") still reaches run.json after the records could not.
+RESERVE_NAME = ".castrig-reserve"
+RESERVE_BYTES = 64 * 1024
+
+
+def _keep_reserve(run_dir: Path) -> None:
+    try:
+        with open(Path(run_dir) / RESERVE_NAME, "wb") as fh:
+            fh.write(b"\0" * RESERVE_BYTES)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError:
+        (Path(run_dir) / RESERVE_NAME).unlink(missing_ok=True)
+        raise
+
+
+def _free_reserve(run_dir: Path) -> bool:
+    """Give up the reserved room; True if there was some."""
+    try:
+        os.unlink(Path(run_dir) / RESERVE_NAME)
+        return True
+    except OSError:
+        return False
+
+
+def read_run_info(run_dir: Path) -> RunInfo:
+    """``run.json`` as :class:`RunInfo`; :class:`DamagedRun` if it is missing, truncated or not an object."""
+    path = Path(run_dir) / "run.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DamagedRun(run_dir, "run.json is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DamagedRun(run_dir, f"run.json cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    if not text.strip():
+        raise DamagedRun(run_dir, "run.json is empty")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DamagedRun(run_dir, f"run.json is not valid JSON (truncated?): {exc}") from None
+    if not isinstance(data, dict):
+        raise DamagedRun(run_dir, f"run.json holds {type(data).__name__ if data is not None else 'null'}, not an object")
+    try:
+        info = RunInfo.from_dict(data)
+    except TypeError as exc:  # a required field missing
+        raise DamagedRun(run_dir, f"run.json lacks a field: {exc}") from None
+    if not isinstance(info.run_id, str) or not info.run_id:
+        raise DamagedRun(run_dir, "run.json has no run_id")
+    return info
 
 
 def _has_table(db: sqlite3.Connection, name: str) -> bool:
@@ -369,8 +518,13 @@ class SqliteRunStore(RunStore):
                 n += 1
                 run_dir = self.root / f"{base}-{n}"
         info.run_id = run_dir.name
-        # owned before anything is in it: a resume started on the new folder is refused, not raced
-        claim_run(run_dir, purpose=f"castrig run {info.recipe_name}")
+        try:
+            # owned before anything is in it: a resume started on the new folder is refused, not raced
+            claim_run(run_dir, purpose=f"castrig run {info.recipe_name}")
+        except OSError as exc:  # no room for the lock file: nothing was recorded, leave no folder
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise self._create_error(run_dir, exc) from exc
+        rec = None
         try:
             info.pid, info.host, info.lock = os.getpid(), socket.gethostname(), LOCK_NAME
             fsync_dir(self.root)
@@ -378,20 +532,52 @@ class SqliteRunStore(RunStore):
             rec = SqliteRunRecorder(run_dir, info, create=True, synchronous=self.synchronous)
             rec.owns_lock = True
             self.index_run(rec)
+            _keep_reserve(run_dir)
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            # a disk full while the folder is made: the run never started and nothing was
+            # recorded — no folder is left behind to show as `running` (or damaged) for good
+            if rec is not None:
+                rec.owns_lock = False
+                rec.close()
+            release_run(run_dir)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise self._create_error(run_dir, exc) from exc
         except BaseException:
             release_run(run_dir)
             raise
         return rec
 
+    @staticmethod
+    def _create_error(run_dir: Path, exc: BaseException) -> "StoreError":
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        prefix = "disk full: " if is_disk_full(exc) or _little_room(run_dir.parent) else ""
+        return StoreError(f"{prefix}cannot create the run folder {run_dir} ({detail}); nothing was recorded "
+                          "and the folder was removed")
+
     def open_run(self, run_dir: Path) -> SqliteRunRecorder:
+        """Reopen a run: read-only until the first write. :class:`DamagedRun` (exit 2, the reason
+        named) for a truncated or non-object ``run.json`` or an empty or garbage ``run.sqlite``."""
         run_dir = Path(run_dir)
         info_path = run_dir / "run.json"
-        if not info_path.is_file() or not (run_dir / "run.sqlite").is_file():
-            from castrig.errors import BadInput
-
+        db_path = run_dir / "run.sqlite"
+        if not run_dir.is_dir() or not (info_path.is_file() or db_path.is_file()):
             raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
-        info = RunInfo.from_dict(json.loads(info_path.read_text()))
-        return SqliteRunRecorder(run_dir, info, create=False, synchronous=self.synchronous)
+        info = read_run_info(run_dir)
+        if not db_path.is_file():
+            raise DamagedRun(run_dir, "run.sqlite is missing")
+        try:
+            if db_path.stat().st_size == 0:
+                raise DamagedRun(run_dir, "run.sqlite is empty (0 bytes)")
+            rec = SqliteRunRecorder(run_dir, info, create=False, synchronous=self.synchronous)
+        except sqlite3.DatabaseError as exc:
+            raise DamagedRun(run_dir, f"run.sqlite cannot be read ({exc})") from None
+        except OSError as exc:
+            raise DamagedRun(run_dir, f"run.sqlite cannot be read ({exc.strerror or exc})") from None
+        missing = [t for t in ("samples", "events", "journal") if not _has_table(rec._db, t)]
+        if missing:
+            rec.close()
+            raise DamagedRun(run_dir, f"run.sqlite has no {', '.join(missing)} table (not a castrig run record)")
+        return rec
 
     def index_run(self, recorder: RunRecorder, grades: Iterable[str] = ()) -> None:
         i = recorder.info
@@ -415,30 +601,83 @@ class SqliteRunStore(RunStore):
         finally:
             conn.close()
 
+    def _catalog_rows(self) -> list[tuple[Any, ...]]:
+        """The catalog's rows, read-only ([] if there is none or it cannot be read)."""
+        path = self.root / "catalog.sqlite"
+        if not path.is_file():
+            return []
+        try:
+            conn = connect_readonly(path)
+            try:
+                return [tuple(r) for r in conn.execute(
+                    "SELECT run_id, run_dir, recipe_name, profile_name, operator, started_utc, ended_utc, outcome, grades"
+                    " FROM runs")]
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return []
+
     def list_runs(self) -> list[RunSummary]:
-        """Catalog rows, after indexing any run folder the catalog does not know yet."""
+        """Catalog rows, and every run folder the catalog does not know yet (indexed if the data
+        root can be written; listed from the folder if not — a read-only or full data root). A
+        folder whose run.json or run.sqlite cannot be read is listed ``damaged``, with the reason."""
         if not self.root.is_dir():
             return []
-        conn = self._catalog()
+        from castrig.store.base import grades_of
+
+        known = {r[0]: r for r in self._catalog_rows()}
+        out: list[RunSummary] = []
+        for r in known.values():
+            run_dir = Path(r[1])
+            damage = _damage(run_dir) if run_dir.is_dir() else None
+            if damage is not None:
+                out.append(RunSummary(*r[:7], "damaged", (), reason=damage))
+                continue
+            out.append(RunSummary(*r[:7], live_outcome(run_dir, r[7]), tuple(g for g in (r[8] or "").split(",") if g)))
         try:
-            known = {r[0] for r in conn.execute("SELECT run_id FROM runs")}
-        finally:
-            conn.close()
-        for info_path in sorted(self.root.glob("*/run.json")):
-            if info_path.parent.name not in known and (info_path.parent / "run.sqlite").is_file():
+            folders = sorted(p for p in self.root.iterdir() if p.is_dir() and p.name not in known)
+        except OSError:
+            folders = []
+        for run_dir in folders:
+            if not ((run_dir / "run.json").exists() or (run_dir / "run.sqlite").exists()):
+                continue  # not a run folder (another tool's, an export)
+            try:
+                rec = self.open_run(run_dir)
+            except DamagedRun as exc:
+                if run_holder(run_dir) is not None:
+                    continue  # being created right now by its owner
+                out.append(RunSummary(run_dir.name, str(run_dir.resolve()), "", "", "", "", None, "damaged", (),
+                                      reason=exc.reason))
+                continue
+            except BadInput:
+                continue
+            with rec:
+                grades = tuple(grades_of(rec))
                 try:
-                    rec = self.open_run(info_path.parent)
-                except Exception:  # noqa: BLE001 - a damaged folder must not hide the others
-                    continue
-                with rec:
-                    self.index_run(rec)
-        conn = self._catalog()
-        try:
-            rows = conn.execute(
-                "SELECT run_id, run_dir, recipe_name, profile_name, operator, started_utc, ended_utc, outcome, grades"
-                " FROM runs ORDER BY started_utc, run_id"
-            ).fetchall()
-        finally:
-            conn.close()
-        return [RunSummary(*r[:7], live_outcome(Path(r[1]), r[7]), tuple(g for g in (r[8] or "").split(",") if g))
-                for r in rows]
+                    self.index_run(rec, grades)
+                except (StoreError, OSError, sqlite3.Error):
+                    pass  # a read-only or full data root: listed from the folder, indexed another time
+                i = rec.info
+                out.append(RunSummary(i.run_id, str(run_dir.resolve()), i.recipe_name, i.profile_name, i.operator,
+                                      i.started_utc, i.ended_utc, live_outcome(run_dir, i.outcome), grades))
+        return sorted(out, key=lambda r: (r.started_utc or "", r.run_id))
+
+
+def _damage(run_dir: Path) -> str | None:
+    """Why a known run folder can no longer be read (cheap checks), or None."""
+    try:
+        read_run_info(run_dir)
+    except DamagedRun as exc:
+        return exc.reason
+    db = run_dir / "run.sqlite"
+    try:
+        if not db.is_file():
+            return "run.sqlite is missing"
+        if db.stat().st_size == 0:
+            return "run.sqlite is empty (0 bytes)"
+        with open(db, "rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                return "run.sqlite is not an SQLite database"
+    except OSError as exc:
+        return f"run.sqlite cannot be read ({exc.strerror or exc})"
+    return None

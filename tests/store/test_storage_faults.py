@@ -1,0 +1,256 @@
+"""Issue 15, storage: a full disk (a real one: a small tmpfs, as root), damaged and read-only run
+folders, exports that never follow a symlink, micrographs with the usual file mode, and the
+`runs` filters that name bad input — each a clear error, nothing lost, no run left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, castrig, castrig_env
+
+SHORT = ROOT / "tests" / "data" / "short.yaml"
+
+
+@pytest.fixture
+def small_disk():
+    """``small_disk(kib)``: a tmpfs of that size (needs root and mount permission, else skip)."""
+    mounted: list[str] = []
+
+    def make(kib: int) -> Path:
+        d = tempfile.mkdtemp(prefix="castrig-full-")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", d], capture_output=True, text=True)
+        if done.returncode != 0:
+            os.rmdir(d)
+            pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip() or 'not root'})")
+        mounted.append(d)
+        return Path(d)
+
+    yield make
+    for d in mounted:
+        subprocess.run(["umount", "-l", d], capture_output=True)
+        os.rmdir(d)
+
+
+def test_disk_full_mid_run_exits_3_safe_with_the_outcome_recorded(small_disk):
+    data = small_disk(400) / "runs"
+    done = castrig("run", "recipes/overnight.yaml", "--data", str(data), timeout_s=60)
+    text = done.stdout + done.stderr
+    assert done.returncode == 3, text[-2000:]
+    assert "Traceback" not in text
+    assert "safe state verified" in text  # the summary is printed
+    (run_dir,) = [p for p in data.iterdir() if p.is_dir()]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "faulted" and info["outcome_reason"].startswith("disk full")
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_disk_full_when_the_folder_is_made_leaves_no_running_folder(small_disk):
+    data = small_disk(40) / "runs"
+    done = castrig("run", str(SHORT), "--data", str(data), "-q", timeout_s=60)
+    text = done.stdout + done.stderr
+    assert done.returncode == 3, text[-2000:]
+    assert "Traceback" not in text and "disk full" in text
+    assert not [p for p in data.iterdir() if p.is_dir()]  # nothing left to show as `running`
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("runs")
+    done = castrig("run", str(SHORT), "--data", str(data), "-q", timeout_s=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = [p for p in data.iterdir() if p.is_dir()]
+    return run_dir
+
+
+DAMAGES = {
+    "truncated_json": ("run.json", lambda p: p.write_text(p.read_text()[:50]), "run.json is not valid JSON"),
+    "json_list": ("run.json", lambda p: p.write_text("[1, 2]"), "not an object"),
+    "empty_sqlite": ("run.sqlite", lambda p: p.write_bytes(b""), "run.sqlite is empty"),
+    "garbage_sqlite": ("run.sqlite", lambda p: p.write_bytes(os.urandom(8192)), "run.sqlite"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_run_folder_is_named_with_the_reason(one_run, tmp_path, damage):
+    name, spoil, reason = DAMAGES[damage]
+    data = tmp_path / "runs"
+    run_dir = data / one_run.name
+    shutil.copytree(one_run, run_dir)
+    for extra in ("run.sqlite-wal", "run.sqlite-shm"):
+        (run_dir / extra).unlink(missing_ok=True)
+    spoil(run_dir / name)
+    for args in (["report", str(run_dir), "--out", str(tmp_path / "r.html")], ["export", str(run_dir), "--to", str(tmp_path / "x")],
+                 ["resume", str(run_dir), "-q"]):
+        done = castrig(*args)
+        text = done.stdout + done.stderr
+        assert done.returncode == 2, (args, text[-2000:])
+        assert "Traceback" not in text and "damaged run folder" in " ".join(text.split()), (args, text)
+    done = castrig("runs", "--data", str(data))
+    flat = " ".join(done.stdout.split())
+    assert done.returncode == 0 and "damaged" in flat and one_run.name[:15] in flat, done.stdout + done.stderr
+
+
+@pytest.fixture
+def read_only_mount():
+    """``read_only_mount(folder)``: ``folder`` bind-mounted read-only (even root cannot write
+    there); skipped when mounting is not permitted."""
+    mounted: list[str] = []
+
+    def make(src: Path) -> Path:
+        d = tempfile.mkdtemp(prefix="castrig-ro-")
+        for cmd in (["mount", "--bind", str(src), d], ["mount", "-o", "remount,ro,bind", d]):
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                subprocess.run(["umount", d], capture_output=True)
+                os.rmdir(d)
+                pytest.skip(f"cannot make a read-only bind mount ({done.stderr.strip() or 'not root'})")
+        mounted.append(d)
+        return Path(d)
+
+    yield make
+    for d in mounted:
+        subprocess.run(["umount", "-l", d], capture_output=True)
+        os.rmdir(d)
+
+
+READERS = (["runs", "--data", "{data}"], ["report", "{run}", "--out", "{out}/r.html"], ["export", "{run}", "--to", "{out}/x"],
+           ["lots", "--data", "{data}"])
+
+
+def _read_everything(data: Path, run_dir: Path, out: Path) -> None:
+    before = sorted(p.name for p in run_dir.iterdir())
+    for args in READERS:
+        args = [a.format(data=data, run=run_dir, out=out) for a in args]
+        done = castrig(*args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stdout[-1500:], done.stderr[-1500:])
+    assert (out / "r.html").stat().st_size > 1000 and (out / "x" / "samples.csv").is_file()
+    assert sorted(p.name for p in run_dir.iterdir()) == before  # nothing written into the run
+
+
+def test_reading_needs_no_write_access(one_run, tmp_path, read_only_mount):
+    """runs, report --out, export and lots on a read-only data root (a read-only copy of a run)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(one_run.parent, copy)
+    data = read_only_mount(copy)
+    run_dir = data / one_run.name
+    (tmp_path / "out").mkdir()
+    _read_everything(data, run_dir, tmp_path / "out")
+    done = castrig("report", str(run_dir))  # no --out: a clear error, not a traceback
+    assert done.returncode == 2 and "--out" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    done = castrig("runs", "--data", str(data))
+    assert one_run.name in done.stdout and "damaged" not in done.stdout
+
+
+def test_reading_works_on_a_full_data_root(one_run, tmp_path, small_disk):
+    data = small_disk(1024) / "runs"
+    shutil.copytree(one_run.parent, data)
+    (data / "catalog.sqlite").unlink(missing_ok=True)  # the runs must be found without writing a catalog
+    with open(data / "filler", "wb") as fh:  # fill what is left
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    (tmp_path / "out").mkdir()
+    _read_everything(data, data / one_run.name, tmp_path / "out")
+
+
+def test_export_replaces_a_symlink_never_follows_it(one_run, tmp_path):
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me")
+    to = tmp_path / "export"
+    to.mkdir()
+    (to / "samples.csv").symlink_to(outside)
+    done = castrig("export", str(one_run), "--to", str(to))
+    assert done.returncode == 0, done.stderr
+    assert outside.read_text() == "keep me"
+    assert not (to / "samples.csv").is_symlink() and (to / "samples.csv").read_text().startswith("run_id,")
+    assert not list(to.glob(".*.tmp"))
+    assert stat.S_IMODE((to / "samples.csv").stat().st_mode) == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    m = os.umask(0o022)
+    os.umask(m)
+    return m
+
+
+def test_micrographs_get_the_usual_file_mode(tmp_path):
+    from castrig.tiffio import write_micrograph
+
+    old = os.umask(0o022)
+    try:
+        path = write_micrograph(tmp_path / "m.tif", np.zeros((16, 16), np.uint8), 0.25, {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("args,want", [(["runs", "--grade", "claim9"], "claim1, claim2"),
+                                       (["runs", "--data", "/nonexistent"], "no such folder")])
+def test_runs_names_bad_filters(args, want):
+    done = castrig(*args)
+    assert done.returncode == 2 and want in done.stderr and "no runs yet" not in done.stdout, done.stderr
+
+
+# -- numbers that pass `check` and then faulted the run ------------------------------------------
+def test_check_knows_the_rig_limits(tmp_path):
+    bad = ROOT / "tests" / "data" / "bad_inputs"
+    done = castrig("check", str(bad / "profile_total_flow_above_full_scale.yaml"))
+    assert done.returncode == 2 and "full_scale_slpm = 5" in " ".join(done.stderr.split())
+    done = castrig("check", str(bad / "purge_flow_above_full_scale.yaml"), "--profile", "hw_profiles/sim.yaml")
+    assert done.returncode == 2 and "allowed: up to 5" in done.stderr
+    done = castrig("check", "recipes/demo.yaml", "--profile", "hw_profiles/sim.yaml")
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_recipe_that_empties_the_syringe_is_refused_before_a_folder_exists(tmp_path):
+    """Four casts of 0.2 mL from a caster loaded with 0.5 mL: refused by check and by run, naming
+    the step that runs dry, the pump and what its syringe holds; no run folder."""
+    profile = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    profile["devices"]["caster"]["syringe_volume_ml"] = 0.5
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+    for args in (["check", "recipes/overnight.yaml", "--profile", str(tmp_path / "rig.yaml")],
+                 ["run", "recipes/overnight.yaml", "--profile", str(tmp_path / "rig.yaml"), "--data", str(tmp_path / "runs")]):
+        done = castrig(*args)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "steps[15] (cast)" in done.stderr and "devices.caster" in done.stderr and "up to 0.5 mL" in done.stderr
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+    profile["devices"]["caster"]["syringe_volume_ml"] = 0.8  # exactly what the night takes
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+    assert castrig("check", "recipes/overnight.yaml", "--profile", str(tmp_path / "rig.yaml")).returncode == 0
+
+
+def test_the_film_model_answers_for_every_allowed_concentration():
+    from castrig.sim.world import FilmConditions, FilmModel, film_targets
+
+    for rh in (20.0, 40.0, 45.0, 100.0):
+        for conc in (0.01, 5.0, 200.0):
+            t = film_targets(FilmConditions(20.0, conc, "chloroform", 86_400, rh, 5.0, rh, True, 2.0, 22.0), FilmModel())
+            assert 0.0 <= t.through_fraction <= 1.0 and np.isfinite(t.thickness_um)
+
+
+@pytest.mark.parametrize("rh", [20, 40])
+def test_concentration_200_gives_an_answer_or_outside_the_model(tmp_path, rh):
+    recipe = tmp_path / f"c200_{rh}.yaml"
+    text = (ROOT / "recipes" / "demo.yaml").read_text()
+    import re
+
+    text = re.sub(r"(?m)^concentration_mg_ml: .*$", "concentration_mg_ml: 200", text)
+    recipe.write_text(re.sub(r"setpoint_rh_pct: [0-9.]+", f"setpoint_rh_pct: {rh}", text))
+    done = castrig("run", str(recipe), "--data", str(tmp_path / "runs"), "-q", timeout_s=60)
+    text = done.stdout + done.stderr
+    assert "internal error" not in text and "Traceback" not in text, text[-2000:]
+    assert done.returncode == 0 or (done.returncode == 3 and "outside the model" in " ".join(text.split())), text[-2000:]
