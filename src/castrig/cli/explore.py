@@ -30,8 +30,13 @@ def _profile(profile: Optional[Path]) -> Path:
 
 
 # -- explore -----------------------------------------------------------------------------------
+explore_app = typer.Typer(invoke_without_command=True)  # its help is the callback's docstring (with the examples)
+
+
+@explore_app.callback()
 def explore(
-    target_grade: str = typer.Option(..., "--target-grade", metavar="G", help="Grade to meet: claim1, claim2, claim3 or claim4."),
+    ctx: typer.Context,
+    target_grade: Optional[str] = typer.Option(None, "--target-grade", metavar="G", help="Grade to meet: claim1, claim2, claim3 or claim4."),
     target_d_um: float = typer.Option(3.0, "--target-d-um", metavar="UM", help="Target mean pore diameter D, µm."),
     budget: int = typer.Option(40, "--budget", metavar="N", help="Most search trials (runs) to spend; a resume may raise it."),
     folder: Optional[Path] = typer.Option(None, "--folder", metavar="DIR",
@@ -47,6 +52,11 @@ def explore(
     out_recipe: Optional[Path] = typer.Option(None, "--out", metavar="FILE", help="Also write the found recipe here."),
     data: Optional[Path] = typer.Option(None, "--data", metavar="DIR",
                                         help="Data root (default $CASTRIG_DATA or ./runs): holds the search folder; on a real rig its runs are the history."),
+    workers: int = typer.Option(1, "--workers", metavar="N", help="Run trials in N processes on this machine (Optuna journal storage in the folder)."),
+    storage: Optional[str] = typer.Option(None, "--storage", metavar="URL",
+                                          help="Put the study in shared storage (postgresql://..., any SQLAlchemy URL, or journal:FILE) so "
+                                               "workers on other machines can join: castrig explore worker --storage URL --study NAME."),
+    study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Study name in the storage (default GRADE-dDum-sSEED)."),
 ) -> None:
     """Search recipe parameters for a membrane meeting a grade at a target pore diameter.
 
@@ -59,10 +69,20 @@ def explore(
       castrig explore --target-grade claim1 --target-d-um 3 --budget 40
       castrig explore --target-grade claim4 --target-d-um 3.3 --fix total_flow_slpm=2 --map-grid 8
       castrig explore --target-grade claim1 --target-d-um 8 --profile docs/examples/wall-clock-rig.yaml
+      castrig explore --target-grade claim1 --target-d-um 3 --budget 200 --workers 2
+      castrig explore --target-grade claim1 --budget 400 --storage postgresql://rigs@db/castrig --study c1-3um
+      castrig explore worker --storage postgresql://rigs@db/castrig --study c1-3um     # on another machine
+      castrig explore map --rh 50:95:2.5 --concentration 1:20:1 --workers 2
     """
     from castrig.explore.search import Search, describe_trial, make_settings
     from castrig.explore.space import SearchSpace, load_space, parse_fixes
 
+    if ctx.invoked_subcommand is not None:
+        return
+    if target_grade is None:
+        raise BadInput("--target-grade is needed (allowed: one of 'claim1', 'claim2', 'claim3', 'claim4')", field="--target-grade")
+    if not 1 <= workers <= 64:
+        raise BadInput(f"--workers = {workers}: out of range (allowed: 1 to 64)", field="--workers")
     if target_grade not in ("claim1", "claim2", "claim3", "claim4"):
         raise BadInput(f"--target-grade = {target_grade!r}: unknown grade (allowed: one of 'claim1', 'claim2', 'claim3', 'claim4')",
                        field="--target-grade")
@@ -85,6 +105,10 @@ def explore(
         folder = data_root(data) / "explore" / f"{target_grade}-d{target_d_um:g}um-s{seed}"
     if not settings.twin:
         raise typer.Exit(_explore_rig(settings, folder, data))
+    if workers > 1 or storage is not None:
+        if map_grid:
+            raise BadInput("--map-grid with --workers/--storage: use castrig explore map (a grid on many workers)", field="--map-grid")
+        raise typer.Exit(_explore_distributed(settings, folder, storage, study, workers, out_recipe))
     t0 = time.monotonic()
     search = Search(folder, settings, on_trial=lambda t: out.print(describe_trial(t, settings.tolerance), highlight=False))
     done_before = sum(1 for t in search.trials if t.done)
@@ -105,6 +129,203 @@ def explore(
     out.print(f"[green]found[/] {target_grade} at D {o.d_um:.2f} µm (target {target_d_um:g}) after {res.search_trials} search trials, "
               f"{res.runs} runs, {wall:.1f} s: {out_recipe or res.recipe_path}"
               + (f" with {res.profile_path}" if res.profile_path else ""), highlight=False)
+
+
+def _term_as_interrupt() -> None:
+    """SIGTERM ends like Ctrl-C: the trial in progress is queued again, worker processes are stopped."""
+    import signal
+
+    def handler(signum, frame):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _watch(study, procs, on_trial) -> None:  # type: ignore[no-untyped-def]
+    """Print finished trials as the workers tell them, until every worker has exited."""
+    from castrig.explore.distributed import counted
+
+    seen: set[int] = set()
+    while True:
+        alive = [p for p in procs if p.poll() is None]
+        for t in counted(study.get_trials(deepcopy=False)):
+            if t.number not in seen:
+                seen.add(t.number)
+                on_trial(t)
+        if not alive:
+            break
+        time.sleep(0.5)
+    bad = [p for p in procs if p.returncode not in (0, None)]
+    for p in bad:
+        err = (p.stderr.read() if p.stderr else "").strip().splitlines()
+        out.print(f"[red]worker exited {p.returncode}[/]: {err[-1] if err else ''}", highlight=False, soft_wrap=True)
+
+
+def _explore_distributed(settings, folder: Path, storage: Optional[str], study_name: Optional[str], workers: int,  # type: ignore[no-untyped-def]
+                         out_recipe: Optional[Path] = None) -> int:
+    """The search in Optuna storage, its trials run by ``workers`` worker processes."""
+    from castrig.explore.distributed import as_trials, search_study_name, start_search, storage_url, trial_record, worker_processes
+    from castrig.explore.plots import write_map
+    from castrig.explore.search import describe_trial
+
+    url = storage_url(storage, folder)
+    name = study_name or search_study_name(settings)
+    study = start_search(url, name, settings)
+    t0 = time.monotonic()
+    out.print(f"study {name} in {url}; {workers} workers (others may join: castrig explore worker --storage {url} --study {name})",
+              highlight=False, soft_wrap=True)
+
+    def show(t) -> None:  # type: ignore[no-untyped-def]
+        out.print(describe_trial(trial_record(t), settings.tolerance), highlight=False, soft_wrap=True)
+
+    _term_as_interrupt()
+    with worker_processes(url, name, folder, workers) as procs:
+        _watch(study, procs, show)
+    trials = as_trials(study)
+    map_path = write_map(folder / "map.html", settings, trials)
+    wall = time.monotonic() - t0
+    out.print(f"map: {map_path}", highlight=False, soft_wrap=True)
+    hits = [t for t in trials if t.kind == "confirm" and t.outcome is not None and t.outcome.hit(settings.tolerance)]
+    if not hits:
+        done = [t for t in trials if t.outcome is not None]
+        best = min(done, key=lambda t: t.outcome.score) if done else None
+        out.print(f"[red]not found[/] in {sum(t.kind == 'search' for t in trials)} search trials ({wall:.1f} s); best: "
+                  + (describe_trial(best, settings.tolerance) if best else "none") + " — raise --budget to go on", highlight=False, soft_wrap=True)
+        return EXIT_NOT_FOUND
+    found = hits[0]
+    recipe_path = _write_found_point(settings, folder, found)
+    if out_recipe is not None:
+        out_recipe.write_text(recipe_path.read_text())
+    o = found.outcome
+    out.print(f"[green]found[/] {settings.grade} at D {o.d_um:.2f} µm (target {settings.target_d_um:g}) after "
+              f"{sum(t.kind == 'search' for t in trials)} search trials, {len(trials)} runs, {wall:.1f} s: {recipe_path}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _write_found_point(settings, folder: Path, t) -> Path:  # type: ignore[no-untyped-def]
+    import yaml
+
+    from castrig.explore.space import apply_point, point_label, profile_for
+    from castrig.rig.profile import Profile
+
+    o = t.outcome
+    recipe = apply_point(settings.template, t.params, name=f"grade-{settings.grade}-d{settings.target_d_um:g}um", grade=settings.grade,
+                         description=f"Found by castrig explore on several workers ({settings.grade} at D {settings.target_d_um:g} µm, "
+                                     f"trial {t.extra.get('of')}; confirmed with twin seed {t.seed}: D {o.d_um:.2f} µm). "
+                                     f"{point_label(t.params)}")
+    out_path = folder / "found.yaml"
+    out_path.write_text(yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True))
+    profile = Profile.model_validate(settings.profile)
+    if abs(t.params["total_flow_slpm"] - profile.control.total_flow_slpm) > 1e-9:
+        (folder / "found-profile.yaml").write_text(yaml.safe_dump(profile_for(profile, t.params["total_flow_slpm"]), sort_keys=False))
+    return out_path
+
+
+@explore_app.command("worker")
+def explore_worker(
+    storage: str = typer.Option(..., "--storage", metavar="URL", help="The study's storage (postgresql://..., SQLAlchemy URL, journal:FILE)."),
+    study: str = typer.Option(..., "--study", metavar="NAME", help="Study name."),
+    data: Optional[Path] = typer.Option(None, "--data", metavar="DIR", help="Where this worker keeps its trial recipes and runs "
+                                                                            "(default DATA/explore/worker-STUDY)."),
+    max_trials: Optional[int] = typer.Option(None, "--max-trials", metavar="N", help="Stop after N trials (default: until the study is done)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing per trial."),
+) -> None:
+    """Join a study: take its trials (queued, retried, or new proposals) until it is done.
+
+    A worker killed mid-trial loses nothing: its trial is failed (OS lock on the journal file's
+    machine; Optuna's heartbeat on a database) and run again by another worker.
+    """
+    from castrig.explore.distributed import Worker
+
+    _term_as_interrupt()  # (a run in progress handles SIGTERM itself: it aborts, and the trial is queued again)
+    if data is None:
+        from castrig.store import data_root
+
+        data = data_root(None) / "explore" / f"worker-{study}"
+    w = Worker(storage, study, data, on_trial=None if quiet else
+               (lambda t: out.print(f"#{t.number} {t.user_attrs.get('kind')}: score {t.value:.3f}", highlight=False, soft_wrap=True)))
+    n = w.run(max_trials)
+    if not quiet:
+        out.print(f"worker done: {n} trials", highlight=False, soft_wrap=True)
+
+
+@explore_app.command("map")
+def explore_map(
+    rh: str = typer.Option(..., "--rh", metavar="A:B:STEP", help="RH setpoints, %RH (A to B by STEP, or one number)."),
+    concentration: str = typer.Option(..., "--concentration", metavar="A:B:STEP", help="Concentrations, mg/mL."),
+    volume: Optional[str] = typer.Option(None, "--volume", metavar="A:B:STEP", help="Cast volumes, mL (default: the template's)."),
+    flow: Optional[float] = typer.Option(None, "--flow", metavar="SLPM", help="Total flow (default: the profile's)."),
+    seeds: int = typer.Option(1, "--seeds", metavar="K", help="Twin seeds per point (the profile's seed, +1, ...)."),
+    grade: str = typer.Option("claim1", "--grade", metavar="G", help="Grade the recipes are judged for (every grade is mapped)."),
+    workers: int = typer.Option(1, "--workers", metavar="N", help="Worker processes on this machine."),
+    folder: Optional[Path] = typer.Option(None, "--folder", metavar="DIR", help="Map folder (journal, runs, map.html); default DATA/explore/map-GRADE."),
+    storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Shared storage (workers elsewhere: castrig explore worker)."),
+    study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Study name (default map-GRADE)."),
+    profile: Optional[Path] = typer.Option(None, "--profile", metavar="PROFILE", help="Hardware profile (default hw_profiles/sim.yaml)."),
+    template: Optional[Path] = typer.Option(None, "--template", metavar="RECIPE", help="Recipe to vary (default: the demo's cycle)."),
+    support_pore_um: Optional[float] = typer.Option(None, "--support-pore-um", metavar="UM", help="Support pore size, µm (default 5)."),
+    data: Optional[Path] = typer.Option(None, "--data", metavar="DIR", help="Data root (default $CASTRIG_DATA or ./runs)."),
+) -> None:
+    """The process window on a grid, drawn as heat maps of D and σd/D and each grade's pass region.
+
+    Resumable and incremental: run it again (after Ctrl-C, or with more points or seeds) and only
+    the points the map lacks are run; the map file is redrawn from every point done.
+    """
+    from castrig.explore.distributed import map_results, start_map, storage_url, worker_processes, Worker
+    from castrig.explore.gridmap import Grid, parse_range, write_map
+    from castrig.explore.search import make_settings, template_point
+    from castrig.explore.space import SearchSpace
+    from castrig.rig.profile import Profile
+
+    if grade not in ("claim1", "claim2", "claim3", "claim4"):
+        raise BadInput(f"--grade = {grade!r}: unknown grade (allowed: one of 'claim1', 'claim2', 'claim3', 'claim4')", field="--grade")
+    if not 1 <= workers <= 64:
+        raise BadInput(f"--workers = {workers}: out of range (allowed: 1 to 64)", field="--workers")
+    if not 1 <= seeds <= 20:
+        raise BadInput(f"--seeds = {seeds}: out of range (allowed: 1 to 20)", field="--seeds")
+    rhs, cs = parse_range(rh, "--rh"), parse_range(concentration, "--concentration")
+    space = SearchSpace()
+    for flag, vals, name in (("--rh", rhs, "rh_pct"), ("--concentration", cs, "concentration_mg_ml")):
+        lo, hi = space.bounds(name)
+        if min(vals) < lo or max(vals) > hi:
+            raise BadInput(f"{flag} {min(vals):g} to {max(vals):g}: outside the recipe range (allowed: {lo:g} to {hi:g})", field=flag)
+    prof = _profile(profile)
+    settings = make_settings(grade=grade, target_d_um=3.0, profile_path=prof, budget=1, template_path=template,
+                             support_pore_um=support_pore_um or 5.0)
+    base = template_point(settings.template, Profile.model_validate(settings.profile))
+    vols = parse_range(volume, "--volume") if volume else [base["cast_volume_ml"]]
+    grid = Grid(rhs, cs, vols, flow if flow is not None else base["total_flow_slpm"],
+                [settings.profile_seed + k for k in range(seeds)])
+    if folder is None:
+        from castrig.store import data_root
+
+        folder = data_root(data) / "explore" / f"map-{grade}"
+    url = storage_url(storage, folder)
+    name = study or f"map-{grade}"
+    st, queued = start_map(url, name, settings, grid)
+    from castrig.explore.gridmap import point_key
+
+    asked = {point_key(p, s) for p, s, _ in grid.points()}
+    done = len(asked & {point_key(r["point"], r["seed"]) for r in map_results(st)})
+    out.print(f"map {name} in {url}: {len(asked)} points asked: {done} done before, {len(asked) - done - queued} queued or running "
+              f"from before, {queued} added; {workers} workers", highlight=False, soft_wrap=True)
+    t0 = time.monotonic()
+
+    def redraw() -> Path:
+        return write_map(folder, grid, map_results(st), title=f"Process window on the twin ({grade} recipes judged for every grade)",
+                         note=f"study {name} in {url}")
+
+    _term_as_interrupt()
+    try:
+        if workers == 1:
+            Worker(url, name, folder).run()
+        else:
+            with worker_processes(url, name, folder, workers) as procs:
+                _watch(st, procs, lambda t: None)
+    finally:
+        path = redraw()
+        n = len(map_results(st))
+        out.print(f"map: {path} ({n} points done, {time.monotonic() - t0:.1f} s)", highlight=False, soft_wrap=True)
 
 
 def _explore_rig(settings, folder: Path, data: Optional[Path]) -> int:  # type: ignore[no-untyped-def]
@@ -259,7 +480,7 @@ def coculture_check(
 
 def mount(app: typer.Typer) -> None:
     """Add these commands to the ``castrig`` app (called once by ``castrig.cli.main``)."""
-    app.command("explore")(explore)
+    app.add_typer(explore_app, name="explore")
     app.add_typer(lots_app, name="lots")
     app.add_typer(filter_app, name="filter")
     app.add_typer(coculture_app, name="coculture")

@@ -1,7 +1,10 @@
 """Process-window search: find a recipe that makes a membrane of a grade at a target pore size.
 
 On the twin the search runs its trials in virtual time and maps the window; on a real rig it
-proposes the next recipe from the runs in the store and the operator confirms each run.
+proposes the next recipe from the runs in the store and the operator confirms each run. With
+``--workers N`` or ``--storage URL`` the search, and ``castrig explore map`` (a grid over the
+window), run on many worker processes through Optuna's storage (:mod:`castrig.explore.distributed`,
+:mod:`castrig.explore.gridmap`).
 """
 
 from castrig.explore.journal import SearchFolder, SearchSettings, Trial

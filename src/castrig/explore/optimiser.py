@@ -31,7 +31,7 @@ def _optuna():  # type: ignore[no-untyped-def]
     try:
         import optuna
     except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise RuntimeError("castrig explore needs optuna: pip install 'optuna>=3.6'") from exc
+        raise RuntimeError("castrig explore needs optuna: pip install 'optuna>=4.9'") from exc
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 

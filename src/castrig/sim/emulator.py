@@ -11,7 +11,9 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections import deque
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 #: Faults every emulator understands; devices add their own (``stall``, ``stuck`` ...).
 #: ``truncate`` cuts every reply short (a UART overrun, a cable with a loose pin).
@@ -74,10 +76,12 @@ class Emulator(ABC):
 
     @property
     def connected(self) -> bool:
-        return "drop" not in self.faults
+        return "drop" not in self.faults.active
 
     def corrupt(self, data: bytes) -> bytes:
         """What an active ``garbage`` or ``truncate`` fault makes of outgoing ``data``."""
+        if not self.faults.active:
+            return data
         if "garbage" in self.faults:
             data = bytes(self._garbage_rng.randrange(256) for _ in range(max(3, len(data))))
         if "truncate" in self.faults:
@@ -97,9 +101,12 @@ class Emulator(ABC):
     def transmit(self, t: float) -> bytes:
         """Everything the device has sent by time ``t``."""
         self.poll(t)
+        q = self._out
+        if not q or q[0].t_ready > t:
+            return b""
         out = bytearray()
-        while self._out and self._out[0].t_ready <= t:
-            out += self._out.popleft().data
+        while q and q[0].t_ready <= t:
+            out += q.popleft().data
         if not self.connected:
             return b""
         return bytes(out)
@@ -135,11 +142,18 @@ class Emulator(ABC):
 
     def send(self, data: bytes, t: float) -> None:
         """Queue ``data`` as the device's output, subject to injected faults."""
-        if "no_reply" in self.faults or not self.connected:
-            return
-        data = self.corrupt(data)
+        active = self.faults.active
+        if active:
+            if "no_reply" in active or "drop" in active:
+                return
+            data = self.corrupt(data)
         wire_s = 0.0 if not self.baudrate else len(data) * 10.0 / self.baudrate
         self._out.append(_Pending(t + self.turnaround_s + wire_s, data))
+
+
+@lru_cache(maxsize=None)
+def _splitter(terminators: tuple[bytes, ...]) -> "re.Pattern[bytes]":
+    return re.compile(b"|".join(re.escape(x) for x in terminators))
 
 
 class LineEmulator(Emulator):
@@ -156,16 +170,31 @@ class LineEmulator(Emulator):
         self._line.clear()
 
     def receive_bytes(self, data: bytes, t: float) -> None:
-        for b in data:
-            ch = bytes([b])
-            if ch in self.terminators:
-                line = bytes(self._line)
-                self._line.clear()
-                self.handle_line(line, t)
-            else:
-                self._line += ch
-                if len(self._line) > self.max_line:
-                    self._line.clear()
+        # Whole runs of bytes at a time (no per-byte Python work): split at the terminators,
+        # exactly as a byte-by-byte parser would.
+        terminators = self.terminators
+        if len(terminators) == 1:
+            parts = bytes(data).split(terminators[0])
+        else:
+            parts = _splitter(terminators).split(bytes(data))
+        for part in parts[:-1]:
+            self.add_to_line(part)
+            line = bytes(self._line)
+            self._line.clear()
+            self.handle_line(line, t)
+        self.add_to_line(parts[-1])
+
+    def add_to_line(self, chunk: bytes) -> None:
+        """Append bytes holding no terminator; a line longer than ``max_line`` is dropped each
+        time it overflows (byte by byte: the line restarts after every ``max_line + 1`` bytes)."""
+        if not chunk:
+            return
+        line = self._line
+        line += chunk
+        n = len(line)
+        if n > self.max_line:
+            keep = n % (self.max_line + 1)
+            del line[: n - keep]
 
     @abstractmethod
     def handle_line(self, line: bytes, t: float) -> None:

@@ -31,6 +31,8 @@ import math
 import random
 import re
 from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
 
 from castrig.sim.emulator import LineEmulator
 
@@ -49,6 +51,37 @@ _FORM_TOKEN = re.compile(
     r'"[^"]*"|#\d{3}|#[trn]|\\[trn]|(?<![A-Za-z0-9])[Uu]\d*(?![A-Za-z])|\d+\.\d+|[A-Za-z][A-Za-z0-9]*|\S',
 )
 _QUANTITIES = {"RH", "T", "TA", "TD", "TDF"}
+@lru_cache(maxsize=64)
+def _compile_form(form: str) -> tuple[tuple[str, Any], ...]:
+    """A FORM string parsed once into (operation, argument) pairs (``_render`` runs them per line)."""
+    ops: list[tuple[str, Any]] = []
+    for token in _FORM_TOKEN.findall(form):
+        upper = token.upper()
+        if token.startswith('"'):
+            ops.append(("text", token[1:-1]))
+        elif upper in ("#T", "\\T"):
+            ops.append(("text", "\t"))
+        elif upper in ("#R", "\\R"):
+            ops.append(("text", "\r"))
+        elif upper in ("#N", "\\N"):
+            ops.append(("text", "\n"))
+        elif token.startswith("#") and token[1:].isdigit():
+            ops.append(("text", chr(int(token[1:]) % 128)))
+        elif re.fullmatch(r"\d+\.\d+", token):
+            ops.append(("digits", tuple(int(p) for p in token.split("."))))
+        elif upper.startswith("U") and upper[1:].isdigit() or upper == "U":
+            ops.append(("unit", int(upper[1:]) if upper[1:] else 0))
+        elif upper == "ADDR":
+            ops.append(("addr", None))
+        elif upper == "SN":
+            ops.append(("sn", None))
+        else:
+            ops.append(("value", upper))  # a quantity, or nothing if the transmitter has none
+    return tuple(ops)
+
+
+#: Input bytes that do more than join the line (see :meth:`HMT330Emulator.receive_bytes`).
+_ACTING_BYTE = re.compile(rb"[\x1b\x0a\x08\x7f\r]")
 
 
 def dewpoint_c(rh_pct: float, temperature_c: float) -> float:
@@ -154,34 +187,26 @@ class HMT330Emulator(LineEmulator):
         out: list[str] = []
         digits, decimals = 4, 1
         last_unit = ""
-        for token in _FORM_TOKEN.findall(form):
-            upper = token.upper()
-            if token.startswith('"'):
-                out.append(token[1:-1])
-            elif upper in ("#T", "\\T"):
-                out.append("\t")
-            elif upper in ("#R", "\\R"):
-                out.append("\r")
-            elif upper in ("#N", "\\N"):
-                out.append("\n")
-            elif token.startswith("#") and token[1:].isdigit():
-                out.append(chr(int(token[1:]) % 128))
-            elif re.fullmatch(r"\d+\.\d+", token):
-                digits, decimals = (int(p) for p in token.split("."))
-            elif upper.startswith("U") and upper[1:].isdigit() or upper == "U":
-                width = int(upper[1:]) if upper[1:] else 0
-                out.append(last_unit.ljust(width))
-            elif upper in values:
-                value, last_unit = values[upper]
+        for op, arg in _compile_form(form):
+            if op == "text":
+                out.append(arg)
+            elif op == "digits":
+                digits, decimals = arg
+            elif op == "unit":
+                out.append(last_unit.ljust(arg))
+            elif op == "value":
+                if arg not in values:
+                    continue
+                value, last_unit = values[arg]
                 width = digits + decimals
                 if invalid:
                     stars = "*" * max(digits - 1, 1) + ("." + "*" * decimals if decimals else "")
                     out.append(stars.rjust(width))
                 else:
                     out.append(f"{value:{width}.{decimals}f}")
-            elif upper == "ADDR":
+            elif op == "addr":
                 out.append(f"{self.address:02d}")
-            elif upper == "SN":
+            elif op == "sn":
                 out.append(self.serial_number)
         return "".join(out)
 
@@ -201,6 +226,9 @@ class HMT330Emulator(LineEmulator):
     # -- output ------------------------------------------------------------------------------
     def _emit(self, text: str, t: float) -> None:
         """Queue output line by line, so a long block becomes readable as it goes out."""
+        if text.find("\n") in (-1, len(text) - 1):  # one line (the usual reading): one piece
+            self.send(text.encode("ascii"), t)
+            return
         for chunk in re.findall(r"[^\n]*\n|[^\n]+", text):
             self.send(chunk.encode("ascii"), t)
             if self.baudrate:
@@ -230,21 +258,38 @@ class HMT330Emulator(LineEmulator):
 
     # -- input -------------------------------------------------------------------------------
     def receive_bytes(self, data: bytes, t: float) -> None:
-        for b in data:
-            if b == 0x1B:  # ESC stops continuous output
-                self._line.clear()
-                if self.running:
-                    self._stop_output(t)
-                continue
-            if b == 0x0A:  # LF after CR from terminal programs: ignored
-                continue
+        data = bytes(data)
+        i, n = 0, len(data)
+        while i < n:
             if self.echo and not self.running and not self.polled:
-                self._emit("\r\n" if b == 0x0D else chr(b & 0x7F), t)
-            if b == 0x08 or b == 0x7F:  # backspace
-                if self._line:
-                    self._line.pop()
+                self._receive_byte(data[i], t)  # echoed: byte by byte, as typed
+                i += 1
                 continue
-            super().receive_bytes(bytes([b]), t)
+            # Not echoing: plain bytes go to the line in one piece, up to the next byte that
+            # acts (ESC, LF, backspace, the terminator), which may change the state above.
+            m = _ACTING_BYTE.search(data, i)
+            j = n if m is None else m.start()
+            self.add_to_line(data[i:j])
+            if m is None:
+                break
+            self._receive_byte(data[j], t)
+            i = j + 1
+
+    def _receive_byte(self, b: int, t: float) -> None:
+        if b == 0x1B:  # ESC stops continuous output
+            self._line.clear()
+            if self.running:
+                self._stop_output(t)
+            return
+        if b == 0x0A:  # LF after CR from terminal programs: ignored
+            return
+        if self.echo and not self.running and not self.polled:
+            self._emit("\r\n" if b == 0x0D else chr(b & 0x7F), t)
+        if b == 0x08 or b == 0x7F:  # backspace
+            if self._line:
+                self._line.pop()
+            return
+        super().receive_bytes(bytes([b]), t)
 
     def _stop_output(self, t: float) -> None:
         self.running = False

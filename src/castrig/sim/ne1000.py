@@ -272,20 +272,27 @@ class NE1000Emulator(Emulator):
             self._advancing = False
 
     def _advance_events(self, t: float) -> None:
+        if self._flow == 0.0 and self.safe_mode_s <= 0:
+            # Standing still in basic mode: no volume target, stall or watchdog can fall due.
+            if t > self._last_t:
+                self._last_t = t
+            return
         while True:
-            events: list[tuple[float, str]] = []
-            te = self._target_end()
-            if te is not None:
-                events.append((te, "target"))
-            if self._stall_at is not None and self._flow != 0.0:
-                events.append((self._stall_at, "stall"))
+            # The earliest event due by ``t`` (ties in the order stall, target, watchdog), found
+            # without building lists: this runs at every query the twin makes of the pump.
+            te, kind = math.inf, ""
+            if self._flow != 0.0:
+                end = self._target_end()
+                if end is not None and end <= t:
+                    te, kind = end, "target"
+                stall = self._stall_at
+                if stall is not None and stall <= t and (stall, "stall") < (te, kind):
+                    te, kind = stall, "stall"
             wd = self._watchdog_deadline()
-            if wd is not None:
-                events.append((wd, "watchdog"))
-            due = [e for e in events if e[0] <= t]
-            if not due:
+            if wd is not None and wd <= t and (wd, "watchdog") < (te, kind):
+                te, kind = wd, "watchdog"
+            if not kind:
                 break
-            te, kind = min(due)
             te = max(te, self._t_mark)
             if kind == "target":
                 self._stop_motion(te, "S")
@@ -365,6 +372,27 @@ class NE1000Emulator(Emulator):
     # -- bytes in --------------------------------------------------------------------------
     def receive_bytes(self, data: bytes, t: float) -> None:
         self._advance(t)
+        data = bytes(data)
+        if self._pkt is None and not self.safe and STX not in data:
+            # Basic mode, no packet: whole command lines at a time (no per-byte Python work).
+            start = 0
+            while True:
+                end = data.find(b"\r", start)
+                if end < 0:
+                    break
+                self._line += data[start:end]
+                line, self._line = bytes(self._line[:256]), bytearray()
+                self._on_command(line, t, packet=False)
+                start = end + 1
+                if self.safe:  # SAF n switched to safe mode: the rest is parsed byte by byte
+                    self._receive_slow(data[start:], t)
+                    return
+            self._line += data[start:]
+            del self._line[256:]
+            return
+        self._receive_slow(data, t)
+
+    def _receive_slow(self, data: bytes, t: float) -> None:
         for b in data:
             if self._pkt is not None and t - self._pkt_t > PACKET_GAP_S:
                 self._pkt = None  # inter-byte time-out: the partial packet is discarded

@@ -1,0 +1,561 @@
+"""Exploration on many workers: the study lives in Optuna's storage, and workers take trials from it.
+
+Why Optuna's own distributed optimisation (and not a task queue or a scheduler of our own): the
+search already is an Optuna study, and Optuna's storages are exactly a shared, transactional
+record of trials with the states a distributed search needs (``WAITING`` → ``RUNNING`` →
+``COMPLETE``/``FAIL``), an atomic hand-out of queued trials (``enqueue_trial`` + ``ask``), samplers
+that know other workers' running trials (TPE's ``constant_liar``), heartbeats for dead workers and
+:class:`optuna.storages.RetryHeartbeatStaleTrialCallback` to run their trials again. Nothing else needs to
+run: no broker, no scheduler, no result back-end.
+
+Two storages, chosen by ``--storage``:
+
+- none, or a file path / ``journal:PATH``: Optuna's :class:`~optuna.storages.JournalStorage` over
+  an append-only file (``FOLDER/study.journal``) — one machine, no database; every process
+  replays the same log. Its workers hold an OS lock (``FOLDER/workers/<id>.lock``, released by
+  the kernel however a worker dies), and a ``RUNNING`` trial whose worker's lock is free is failed
+  and retried at once (journal storage has no heartbeat of its own).
+- ``postgresql://…`` (the fleet store's server) or any SQLAlchemy URL: Optuna's
+  :class:`~optuna.storages.RDBStorage`, with ``heartbeat_interval`` and ``grace_period``: a worker on
+  another machine that stops beating is failed by the next worker that looks
+  (:func:`optuna.storages.fail_stale_trials`), and retried by the same callback.
+
+Counting: a trial is counted when it is ``COMPLETE``; a failed trial's retry is a new trial with
+its parameters (and ``retry_of``), so a killed worker loses nothing and no point is counted twice
+(a stale worker that finishes after its trial was failed cannot ``tell`` it again: Optuna refuses
+to update a finished trial, and its result is dropped). The study's settings are a study user
+attribute, so ``castrig explore worker --storage URL --study NAME`` needs nothing else, and a study
+is resumed from the storage alone.
+
+Search trials on several workers are proposed by TPE with ``constant_liar`` (running trials count
+as bad until told), so they are not reproducible run to run the way the one-process search is;
+each trial's twin run is (its seed is recorded).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from castrig.errors import BadInput
+from castrig.explore.journal import SearchSettings
+from castrig.explore.objective import Outcome, score_run
+from castrig.explore.optimiser import N_STARTUP, _optuna
+from castrig.explore.search import RunOutput, TrialRunner, template_point, twin_runner
+from castrig.explore.space import apply_point, profile_for
+from castrig.rig.profile import Profile
+
+SETTINGS_ATTR = "castrig_settings"
+KIND_ATTR = "castrig_kind"  # "search" or "map"
+#: RDB heartbeat: a worker beats every HEARTBEAT_S; one silent for GRACE_S is failed and retried.
+#: ``CASTRIG_EXPLORE_HEARTBEAT_S`` sets the beat (the grace is four beats), e.g. for tests.
+HEARTBEAT_S = int(os.environ.get("CASTRIG_EXPLORE_HEARTBEAT_S", "5"))
+GRACE_S = 4 * HEARTBEAT_S
+#: A trial RUNNING without a worker mark for this long is stale (killed between ask and mark).
+UNMARKED_GRACE_S = 60.0
+MAX_RETRY = 3
+#: A worker gives up after this many trials that raised (a broken installation, not a busy store).
+MAX_ERRORS = 20
+
+
+# -- storage ------------------------------------------------------------------------------------
+def is_rdb_url(url: str) -> bool:
+    return "://" in url and not url.startswith("file://")
+
+
+def storage_url(url: str | None, folder: Path | None) -> str:
+    """The storage a study lives in: the URL given, else the journal file in ``folder``."""
+    if url:
+        return url
+    if folder is None:
+        raise BadInput("--storage URL or --folder DIR is needed (where the study lives)", field="--storage")
+    return f"journal:{Path(folder).absolute() / 'study.journal'}"
+
+
+def open_storage(url: str):  # type: ignore[no-untyped-def]
+    """An Optuna storage for ``url`` (``journal:PATH``, a file path, or an SQLAlchemy URL)."""
+    optuna = _optuna()
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    if is_rdb_url(url):
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, the fleet store's driver
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # heartbeat/retry are "experimental" in Optuna's words
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+                engine_kwargs={"pool_pre_ping": True})
+    path = Path(url.removeprefix("journal:").removeprefix("file://"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+
+
+def journal_path(url: str) -> Path | None:
+    return None if is_rdb_url(url) else Path(url.removeprefix("journal:").removeprefix("file://"))
+
+
+def create_study(url: str, name: str, kind: str, settings: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Create the study, or load it and check that it is the same one (resume)."""
+    optuna = _optuna()
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name=name, direction="minimize", load_if_exists=True)
+    old = study.user_attrs.get(SETTINGS_ATTR)
+    if old is None:
+        study.set_user_attr(SETTINGS_ATTR, settings)
+        study.set_user_attr(KIND_ATTR, kind)
+    elif study.user_attrs.get(KIND_ATTR) != kind or _identity(old) != _identity(settings):
+        diff = sorted(k for k in set(old) | set(settings) if k != "budget" and old.get(k) != settings.get(k))
+        raise BadInput(f"study {name!r} in {url} holds another {study.user_attrs.get(KIND_ATTR)} "
+                       f"(different: {', '.join(diff) or 'kind'}); use another --study, or the same settings to resume it",
+                       field="--study")
+    elif old.get("budget") != settings.get("budget"):
+        study.set_user_attr(SETTINGS_ATTR, settings)
+    return study
+
+
+def _identity(s: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in s.items() if k not in ("budget", "profile_path", "grid")}
+
+
+def load_study(url: str, name: str):  # type: ignore[no-untyped-def]
+    optuna = _optuna()
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(url))
+    except KeyError:
+        raise BadInput(f"no study {name!r} in {url} (start it with castrig explore ... --storage, or castrig explore map)",
+                       field="--study") from None
+    if SETTINGS_ATTR not in study.user_attrs:
+        raise BadInput(f"study {name!r} in {url} is not a castrig exploration (no settings)", field="--study")
+    return study
+
+
+# -- trials ---------------------------------------------------------------------------------------
+def _states():  # type: ignore[no-untyped-def]
+    return _optuna().trial.TrialState
+
+
+def trial_kind(t: Any) -> str:
+    return str(t.user_attrs.get("kind", ""))
+
+
+def trial_outcome(t: Any) -> Outcome | None:
+    o = t.user_attrs.get("outcome")
+    return None if o is None else Outcome.from_dict(o)
+
+
+def trial_seed(t: Any) -> int:
+    return int(t.user_attrs.get("outcome", {}).get("seed", t.user_attrs.get("seed", 0)))
+
+
+def counted(trials: list[Any]) -> list[Any]:
+    """Finished trials, each counted once: ``COMPLETE`` only (a failed one lives on in its retry)."""
+    ts = _states()
+    return [t for t in trials if t.state == ts.COMPLETE and "outcome" in t.user_attrs]
+
+
+# -- dead workers --------------------------------------------------------------------------------
+class WorkerLease:
+    """This worker's OS lock (journal storage): held while it lives, free the moment it dies."""
+
+    def __init__(self, journal: Path):
+        from castrig import oslock
+
+        self.dir = journal.parent / (journal.stem + ".workers")
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.path = self.dir / f"{self.id}.lock"
+        oslock.acquire(self.path, purpose="explore worker", what=f"explore worker {self.id}")
+
+    def close(self) -> None:
+        from castrig import oslock
+
+        oslock.release(self.path)
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+def _retry(study: Any, frozen: Any) -> None:
+    """Queue a failed trial again: Optuna's own retry callback (params, user attributes, history)."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, frozen)
+
+
+def reap_stale(study: Any, journal: Path | None) -> list[int]:
+    """Fail the trials of dead workers and queue their retries; the trial numbers failed."""
+    optuna = _optuna()
+    failed = []
+    if journal is None:  # RDB: Optuna's heartbeat (fails stale trials, runs the retry callback)
+        before = {t.number for t in study.get_trials(deepcopy=False, states=(_states().RUNNING,))}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optuna.storages.fail_stale_trials(study)
+        now = {t.number: t for t in study.get_trials(deepcopy=False)}
+        failed = sorted(n for n in before if now[n].state == _states().FAIL)
+    from castrig import oslock
+
+    lease_dir = None if journal is None else journal.parent / (journal.stem + ".workers")
+    for t in study.get_trials(deepcopy=False, states=(_states().RUNNING,)):
+        mark = t.user_attrs.get("worker")
+        if mark is not None and lease_dir is None:
+            continue  # marked on a database: the heartbeat (started before the mark) says
+        if mark is not None and mark.get("lock") and lease_dir is not None:
+            stale = not oslock.is_locked(lease_dir / Path(mark["lock"]).name)
+        else:  # asked but not marked yet (or killed in between): stale after a grace period
+            started = t.datetime_start
+            ref = datetime.now(started.tzinfo) if started is not None and started.tzinfo else datetime.now()
+            stale = started is not None and (ref - started).total_seconds() > UNMARKED_GRACE_S
+        if not stale:
+            continue
+        try:
+            study._storage.set_trial_state_values(t._trial_id, _states().FAIL)
+        except Exception:  # noqa: BLE001 - another worker failed it first: it retries it
+            continue
+        _retry(study, study._storage.get_trial(t._trial_id))
+        failed.append(t.number)
+    return failed
+
+
+# -- running one trial ----------------------------------------------------------------------------
+@dataclass
+class Task:
+    """What a worker runs for one Optuna trial."""
+
+    kind: str  # search | confirm | map
+    params: dict[str, float]
+    seed: int
+    extra: dict[str, Any]
+
+
+def write_trial_files(settings: SearchSettings, profile: Profile, workdir: Path, label: str, task: Task) -> tuple[Path, Path]:
+    d = workdir / "trials" / label
+    d.mkdir(parents=True, exist_ok=True)
+    s, p = settings, task.params
+    recipe = apply_point(s.template, p, name=f"explore-{s.grade}-{label}", grade=s.grade,
+                         description=f"castrig explore {label} ({task.kind}): {s.grade} at D {s.target_d_um:g} µm, twin seed "
+                                     f"{task.seed}; total flow {p['total_flow_slpm']:.4g} slpm (profile.yaml)")
+    (d / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    (d / "profile.yaml").write_text(yaml.safe_dump(profile_for(profile, p["total_flow_slpm"]), sort_keys=False))
+    return d / "recipe.yaml", d / "profile.yaml"
+
+
+class Worker:
+    """One process taking trials from a study until there is nothing left to do.
+
+    ``workdir`` holds this worker's trial recipes and runs (a data root: ``castrig runs`` lists
+    them); the study holds every result.
+    """
+
+    def __init__(self, url: str, study_name: str, workdir: Path, *, runner: TrialRunner = twin_runner,
+                 on_trial: Callable[[Any], None] | None = None, poll_s: float = 0.5):
+        self.url = url
+        self.study = load_study(url, study_name)
+        self.kind = self.study.user_attrs[KIND_ATTR]
+        raw = dict(self.study.user_attrs[SETTINGS_ATTR])
+        self.grid = raw.pop("grid", None)
+        self.settings = SearchSettings.model_validate(raw)
+        self.profile = Profile.model_validate(self.settings.profile)
+        self.workdir = Path(workdir)
+        self.runner = runner
+        self.on_trial = on_trial or (lambda t: None)
+        self.poll_s = poll_s
+        self.journal = journal_path(url)
+        self.lease: WorkerLease | None = None
+        self.done = 0
+        self.errors = 0
+        optuna = _optuna()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.kind == "map":  # every trial is queued with its point: nothing to sample
+                self.study.sampler = optuna.samplers.RandomSampler(seed=0)
+            else:
+                self.study.sampler = optuna.samplers.TPESampler(
+                    seed=(self.settings.seed * 1_000_003 + os.getpid()) % (2**32), multivariate=True,
+                    n_startup_trials=N_STARTUP, constant_liar=True)
+
+    # -- what to do next --
+    def _search_state(self, trials: list[Any]) -> tuple[bool, int, list[Any]]:
+        """(found, search trials issued, unconfirmed hits)."""
+        tol = self.settings.tolerance
+        done = counted(trials)
+        hits = {t.number: t for t in done if trial_kind(t) == "search" and trial_outcome(t).hit(tol)}  # type: ignore[union-attr]
+        confirms = [t for t in trials if trial_kind(t) == "confirm"]
+        found = any(trial_outcome(t).hit(tol) for t in counted(confirms))  # type: ignore[union-attr]
+        ts = _states()
+        issued = sum(1 for t in trials if trial_kind(t) == "search" and t.state in (ts.COMPLETE, ts.RUNNING, ts.WAITING))
+        return found, issued, list(hits.values())
+
+    def _has_work(self) -> tuple[bool, bool]:
+        """(ask now, keep waiting): there is a queued trial or a new one to propose / others still run."""
+        ts = _states()
+        trials = self.study.get_trials(deepcopy=False)
+        waiting = any(t.state == ts.WAITING for t in trials)
+        running = any(t.state == ts.RUNNING for t in trials)
+        if self.kind == "map":
+            return waiting, running
+        found, issued, _ = self._search_state(trials)
+        if found:
+            return False, False
+        if waiting:
+            return True, True
+        return issued < self.settings.budget, running
+
+    def _task(self, trial: Any) -> Task | None:
+        kind = trial_kind(trial)
+        attrs = trial.user_attrs
+        if self.kind == "map":
+            if kind != "map":
+                return None
+            return Task("map", {k: float(v) for k, v in attrs["point"].items()}, int(attrs["seed"]), {"grid": attrs["grid"]})
+        s = self.settings
+        if kind == "confirm":
+            return Task("confirm", {k: float(v) for k, v in attrs["point"].items()}, s.profile_seed, {"of": attrs["of"]})
+        searched = s.space.searched()
+        params = {name: trial.suggest_float(name, r.low, r.high, log=r.log) for name, r in searched.items()}
+        params.update(s.space.fixed())
+        if kind != "search":
+            trial.set_user_attr("kind", "search")
+        seed = int(attrs.get("seed", s.seed * 10_000 + 101 + trial.number))
+        if "seed" not in attrs:
+            trial.set_user_attr("seed", seed)  # kept by a retry: the same twin seed again
+        trial.set_user_attr("point", params)
+        return Task("search", params, seed, {})
+
+    def _enqueue_confirmations(self, finished: Any) -> None:
+        """The worker that finished a hit queues its confirmation (so it is queued once)."""
+        if self.kind != "search" or trial_kind(finished) != "search":
+            return
+        o = trial_outcome(finished)
+        if o is None or not o.hit(self.settings.tolerance):
+            return
+        self.study.enqueue_trial({}, user_attrs={"kind": "confirm", "of": finished.number, "point": finished.user_attrs["point"],
+                                                 "seed": self.settings.profile_seed})
+
+    # -- the loop --
+    def run(self, max_trials: int | None = None) -> int:
+        """Take trials until the study is done (found, budget spent, map complete); trials run."""
+        if self.journal is not None:
+            self.lease = WorkerLease(self.journal)
+        try:
+            while max_trials is None or self.done < max_trials:
+                reap_stale(self.study, self.journal)
+                ask, wait = self._has_work()
+                if not ask:
+                    if not wait:
+                        break
+                    time.sleep(self.poll_s)
+                    continue
+                self._one()
+        finally:
+            if self.lease is not None:
+                self.lease.close()
+        return self.done
+
+    def _one(self) -> None:
+        from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own (RDB); a no-op otherwise
+
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+
+        trial = self.study.ask()
+        if is_heartbeat_enabled(self.study._storage):
+            self.study._storage.record_heartbeat(trial._trial_id)  # a trial marked with our pid has a heartbeat
+        beat = get_heartbeat_thread(trial._trial_id, self.study._storage)
+        beat.start()
+        try:
+            self._run_trial(trial)
+        except Exception as exc:  # noqa: BLE001 - the run could not be made (e.g. the store busy): try again later
+            beat.join()
+            self._give_back(trial)  # failed and queued again (at most MAX_RETRY times per point)
+            self.errors += 1
+            print(f"castrig explore worker: trial {trial.number} failed, queued again: {type(exc).__name__}: {exc}",
+                  file=sys.stderr, flush=True)
+            if self.errors > MAX_ERRORS:
+                raise
+            time.sleep(self.poll_s)
+            return
+        except BaseException:  # Ctrl-C, SIGTERM: the trial goes back to the queue, the worker stops
+            beat.join()
+            self._give_back(trial)
+            raise
+        beat.join()
+
+    def _run_trial(self, trial: Any) -> None:
+        ts = _states()
+        # One journal record per attribute (each appended and synced): the mark is one of them.
+        mark = {"host": socket.gethostname(), "pid": os.getpid(), "lock": None if self.lease is None else self.lease.path.name}
+        trial.set_user_attr("worker", mark)
+        task = self._task(trial)
+        if task is None:  # raced for the last queued trial: this one was made empty, drop it
+            trial.set_user_attr("kind", "none")
+            self.study.tell(trial, state=ts.FAIL)
+            return
+        label = f"t{trial.number:05d}"
+        recipe, profile = write_trial_files(self.settings, self.profile, self.workdir, label, task)
+        out: RunOutput = self.runner(recipe, profile, self.workdir / "runs", task.seed)
+        if out.outcome in ("interrupted", "aborted"):  # Ctrl-C or SIGTERM: the twin itself never aborts
+            raise KeyboardInterrupt
+        o = score_run(out.outcome, out.metrics, out.verdict, grade=self.settings.grade, target_d_um=self.settings.target_d_um)
+        trial.set_user_attr("outcome", {**o.to_dict(), "run_dir": out.run_dir, "seed": task.seed})
+        try:
+            self.study.tell(trial, o.score if math.isfinite(o.score) else 10.0)
+        except Exception:  # noqa: BLE001 - failed as stale meanwhile and retried: counted there, not here
+            return
+        self.done += 1
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        self._enqueue_confirmations(frozen)
+        self.on_trial(frozen)
+
+    def _give_back(self, trial: Any) -> None:
+        """Interrupted (Ctrl-C, SIGTERM): fail the trial and queue it again, so nothing is lost.
+
+        Shielded from a second signal (a repeated Ctrl-C): a trial failed without its retry
+        would be lost (a trial left RUNNING is not: the next worker reaps it)."""
+        import signal
+        import threading
+
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            frozen = self.study._storage.get_trial(trial._trial_id)
+            if frozen.state.is_finished():
+                return
+            self.study.tell(trial, state=_states().FAIL)
+            _retry(self.study, self.study._storage.get_trial(trial._trial_id))
+        except Exception:  # noqa: BLE001 - storage unreachable: the trial stays RUNNING and is reaped later
+            pass
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, old)
+
+
+# -- starting a distributed search -----------------------------------------------------------------
+def search_study_name(settings: SearchSettings) -> str:
+    return f"{settings.grade}-d{settings.target_d_um:g}um-s{settings.seed}"
+
+
+def start_search(url: str, name: str, settings: SearchSettings):  # type: ignore[no-untyped-def]
+    """Create (or resume) a search study; its first trial is the template's own point."""
+    data = settings.model_dump(mode="json")
+    study = create_study(url, name, "search", data)
+    if not study.get_trials(deepcopy=False):
+        first = template_point(settings.template, Profile.model_validate(settings.profile))
+        searched = settings.space.searched()
+        point = {k: min(max(first[k], searched[k].low), searched[k].high) for k in searched}
+        study.enqueue_trial(point, user_attrs={"kind": "search"})
+    return study
+
+
+@dataclass
+class Progress:
+    done: int
+    running: int
+    waiting: int
+    failed: int
+
+
+def progress(study: Any) -> Progress:
+    ts = _states()
+    trials = study.get_trials(deepcopy=False)
+    return Progress(len(counted(trials)), sum(t.state == ts.RUNNING for t in trials), sum(t.state == ts.WAITING for t in trials),
+                    sum(t.state == ts.FAIL for t in trials))
+
+
+def _default_sigint() -> None:
+    """In a worker child: Ctrl-C and SIGINT act even when the parent was started in the background."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextlib.contextmanager
+def worker_processes(url: str, name: str, workdir: Path, n: int) -> Iterator[list[Any]]:
+    """``n`` ``castrig explore worker`` processes on this machine (ended on the way out)."""
+    import signal
+    import subprocess
+    import sys
+
+    procs = []
+    try:
+        for i in range(n):
+            procs.append(subprocess.Popen([sys.executable, "-m", "castrig", "explore", "worker", "--storage", url, "--study", name,
+                                           "--data", str(workdir), "--quiet"],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                          preexec_fn=_default_sigint))
+        yield procs
+    finally:
+        # Ctrl-C reaches the workers too (one process group); otherwise ask them as Ctrl-C would:
+        # a run in progress stops and its trial is queued again. Then SIGTERM, then SIGKILL (a
+        # killed worker's trial is reaped by the next worker: nothing is lost either way).
+        for sig, wait_s in ((signal.SIGINT, 20.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            live = [p for p in procs if p.poll() is None]
+            for p in live:
+                p.send_signal(sig)
+            deadline = time.monotonic() + wait_s
+            for p in live:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
+
+
+# -- the grid map ---------------------------------------------------------------------------------
+def start_map(url: str, name: str, settings: SearchSettings, grid: Any) -> tuple[Any, int]:
+    """Create or grow a map study: queue the grid's (point, seed) pairs it does not hold yet.
+
+    A pair counts as held when a trial for it is done, running or queued (a failed trial's retry
+    is queued by the retry callback), so a map resumed after Ctrl-C, or asked for a finer grid,
+    runs only the missing points. Returns the study and how many points were queued.
+    """
+    from castrig.explore.gridmap import point_key
+
+    data = settings.model_dump(mode="json")
+    study = create_study(url, name, "map", data)
+    old_grid = study.user_attrs[SETTINGS_ATTR].get("grid")
+    merged = grid.to_dict() if old_grid is None else {
+        k: sorted(set(old_grid[k]) | set(grid.to_dict()[k])) if isinstance(old_grid[k], list) else old_grid[k] for k in old_grid}
+    study.set_user_attr(SETTINGS_ATTR, {**data, "grid": merged})
+    ts = _states()
+    held = {point_key(t.user_attrs["point"], t.user_attrs["seed"]) for t in study.get_trials(deepcopy=False)
+            if t.state in (ts.COMPLETE, ts.RUNNING, ts.WAITING) and "point" in t.user_attrs}
+    queued = 0
+    for point, seed, ijk in grid.points():
+        if point_key(point, seed) in held:
+            continue
+        study.enqueue_trial({}, user_attrs={"kind": "map", "point": point, "seed": seed, "grid": ijk})
+        queued += 1
+    return study, queued
+
+
+def map_results(study: Any) -> list[dict[str, Any]]:
+    """One row per counted map trial: point, seed, outcome, run folder, trial number."""
+    return [{"trial": t.number, "point": t.user_attrs["point"], "seed": trial_seed(t), "outcome": t.user_attrs["outcome"],
+             "run_dir": t.user_attrs["outcome"].get("run_dir")} for t in counted(study.get_trials(deepcopy=False)) if trial_kind(t) == "map"]
+
+
+def trial_record(t: Any) -> Any:
+    """One counted Optuna trial as a :class:`~castrig.explore.journal.Trial` (for maps and listings)."""
+    from castrig.explore.journal import Trial
+
+    kind = trial_kind(t)
+    return Trial(t.number, "grid" if kind == "map" else kind, dict(t.user_attrs["point"]), trial_seed(t),
+                 "", "", trial_outcome(t), t.user_attrs["outcome"].get("run_dir"), {"of": t.user_attrs["of"]} if kind == "confirm" else {})
+
+
+def as_trials(study: Any) -> list[Any]:
+    """The study's counted trials as :class:`~castrig.explore.journal.Trial` records."""
+    return [trial_record(t) for t in counted(study.get_trials(deepcopy=False))]

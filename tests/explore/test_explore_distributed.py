@@ -1,0 +1,155 @@
+"""Exploration on many workers (issue 19): studies in Optuna's journal file and in PostgreSQL, shared
+by worker processes of the real CLI; a worker killed mid-trial; a map grown and resumed after
+Ctrl-C. Every trial is a real twin run (about a second each)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from castrig.explore.distributed import (_states, counted, load_study, map_results, reap_stale, start_map, storage_url,
+                                         trial_kind)
+from castrig.explore.gridmap import Grid, parse_range, point_key
+from castrig.explore.search import make_settings
+
+from conftest import castrig, start_castrig, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+SIM = ROOT / "hw_profiles" / "sim.yaml"
+PG_URL = os.environ.get("CASTRIG_TEST_PG", "")
+NO_PG = "no PostgreSQL for the tests: set CASTRIG_TEST_PG=postgresql://… (`.ci/postgres.sh` prints one)"
+
+
+def _settings():
+    return make_settings(grade="claim1", target_d_um=3.0, profile_path=SIM, support_pore_um=5.0)
+
+
+def _grid(rhs, cs, seeds=(1,)) -> Grid:
+    return Grid(list(rhs), list(cs), [0.2], 2.0, list(seeds))
+
+
+def _keys(study) -> Counter:
+    return Counter(point_key(r["point"], r["seed"]) for r in map_results(study))
+
+
+def _workers_used(study) -> set[int]:
+    return {t.user_attrs["worker"]["pid"] for t in counted(study.get_trials(deepcopy=False))}
+
+
+def test_parse_range_and_grid_growth_queue_only_missing_points(tmp_path):
+    assert parse_range("50:60:5", "--rh") == [50.0, 55.0, 60.0]
+    assert parse_range("7", "--rh") == [7.0]
+    url = storage_url(None, tmp_path)
+    study, queued = start_map(url, "m", _settings(), _grid([60, 70], [3, 6]))
+    assert queued == 4
+    _, queued = start_map(url, "m", _settings(), _grid([60, 70], [3, 6]))
+    assert queued == 0  # asked again: nothing new
+    study, queued = start_map(url, "m", _settings(), _grid([60, 70, 80], [3, 6], seeds=(1, 2)))
+    assert queued == 8  # 12 pairs asked, 4 held
+    assert len(study.get_trials(deepcopy=False)) == 12
+
+
+def _share_a_study(url: str, folder: Path, name: str, reap) -> None:
+    """Two `castrig explore worker` processes empty one queued map study between them."""
+    study, queued = start_map(url, name, _settings(), _grid([65, 80], [3, 8]))
+    assert queued == 4
+    procs = [reap(start_castrig("explore", "worker", "--storage", url, "--study", name, "--data", str(folder / f"w{i}"), "-q"))
+             for i in range(2)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    study = load_study(url, name)
+    assert sorted(_keys(study).values()) == [1, 1, 1, 1]  # every point once
+    assert len(_workers_used(study)) == 2  # both workers took trials
+    assert all(r["outcome"]["d_um"] for r in map_results(study))
+
+
+def test_two_workers_share_a_journal_file_study(tmp_path, reap):
+    _share_a_study(storage_url(None, tmp_path), tmp_path, "shared", reap)
+
+
+@pytest.mark.skipif(not PG_URL, reason=NO_PG)
+def test_two_workers_share_a_postgresql_study(tmp_path, reap):
+    _share_a_study(PG_URL, tmp_path, f"test-{uuid.uuid4().hex[:8]}", reap)
+
+
+@pytest.mark.parametrize("where", ["journal", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=NO_PG))])
+def test_a_worker_killed_mid_trial_loses_nothing_and_counts_nothing_twice(tmp_path, reap, where, monkeypatch):
+    # PostgreSQL: Optuna's heartbeat finds the dead worker (1 s beats, 4 s grace for the test);
+    # journal file: the worker's OS lock, free the moment it died.
+    monkeypatch.setenv("CASTRIG_EXPLORE_HEARTBEAT_S", "1")
+    monkeypatch.setattr("castrig.explore.distributed.HEARTBEAT_S", 1)
+    monkeypatch.setattr("castrig.explore.distributed.GRACE_S", 4)
+    url = storage_url(None, tmp_path) if where == "journal" else PG_URL
+    name = "kill" if where == "journal" else f"kill-{uuid.uuid4().hex[:8]}"
+    start_map(url, name, _settings(), _grid([65, 80], [3, 8]))
+    victim = reap(start_castrig("explore", "worker", "--storage", url, "--study", name, "--data", str(tmp_path / "v"), "-q"))
+    study = load_study(url, name)
+    running = wait_until(lambda: [t for t in study.get_trials(deepcopy=False)
+                                  if t.state == _states().RUNNING and t.user_attrs.get("worker", {}).get("pid") == victim.pid],
+                         timeout_s=60, what="the victim running a trial")
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=10)
+    killed = running[0].number
+    survivor = castrig("explore", "worker", "--storage", url, "--study", name, "--data", str(tmp_path / "s"), "-q")
+    assert survivor.returncode == 0, survivor.stderr
+    study = load_study(url, name)
+    trials = study.get_trials(deepcopy=False)
+    assert sorted(_keys(study).values()) == [1, 1, 1, 1]
+    failed = [t for t in trials if t.state == _states().FAIL]
+    assert [t.number for t in failed] == [killed]
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert len(retry) == 1 and retry[0].state == _states().COMPLETE
+    assert retry[0].user_attrs["point"] == failed[0].user_attrs["point"]
+    assert reap_stale(study, tmp_path / "study.journal" if where == "journal" else None) == []  # nothing left to reap
+
+
+@pytest.mark.slow
+def test_a_search_on_two_workers_resumes_from_the_storage_alone(tmp_path):
+    folder = tmp_path / "s"
+    args = ["explore", "--target-grade", "claim1", "--target-d-um", "3", "--workers", "2", "--folder", str(folder),
+            "--profile", str(SIM)]
+    first = castrig(*args, "--budget", "3", timeout_s=240)
+    assert first.returncode in (0, 1), first.stderr
+    study = load_study(storage_url(None, folder), "claim1-d3um-s0")
+    n1 = sum(trial_kind(t) == "search" for t in counted(study.get_trials(deepcopy=False)))
+    assert n1 >= 3 or "found" in first.stdout
+    if "found" in first.stdout:
+        return
+    again = castrig(*args, "--budget", "5", timeout_s=240)
+    assert again.returncode in (0, 1), again.stderr
+    study = load_study(storage_url(None, folder), "claim1-d3um-s0")
+    numbers = [t.number for t in counted(study.get_trials(deepcopy=False))]
+    assert len(numbers) == len(set(numbers))
+    assert sum(trial_kind(t) == "search" for t in counted(study.get_trials(deepcopy=False))) >= 5 or "found" in again.stdout
+
+
+def test_a_map_resumed_after_ctrl_c_runs_only_the_missing_points(tmp_path, reap):
+    folder = tmp_path / "map"
+    args = ["explore", "map", "--rh", "65:80:15", "--concentration", "3:8:5", "--folder", str(folder), "--profile", str(SIM)]
+    first = reap(start_castrig(*args))
+    study = wait_until(lambda: (s := _try_load(folder)) is not None and map_results(s) and s, timeout_s=60, what="a first point")
+    first.send_signal(signal.SIGINT)
+    first.wait(timeout=60)
+    done_before = {point_key(r["point"], r["seed"]): r["trial"] for r in map_results(load_study(storage_url(None, folder), "map-claim1"))}
+    assert 1 <= len(done_before) < 4
+    again = castrig(*args, timeout_s=120)
+    assert again.returncode == 0, again.stderr
+    assert f"4 points asked: {len(done_before)} done before" in again.stdout and "0 added" in again.stdout
+    study = load_study(storage_url(None, folder), "map-claim1")
+    assert sorted(_keys(study).values()) == [1, 1, 1, 1]
+    after = {point_key(r["point"], r["seed"]): r["trial"] for r in map_results(study)}
+    assert all(after[k] == n for k, n in done_before.items())  # the points done before were not run again
+    html = (folder / "map.html").read_text()
+    assert "claim1 pass region" in html and "σd/D" in html
+
+
+def _try_load(folder: Path):
+    try:
+        return load_study(storage_url(None, folder), "map-claim1")
+    except Exception:  # noqa: BLE001 - not created yet
+        return None
