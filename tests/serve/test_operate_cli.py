@@ -84,3 +84,68 @@ def test_status_watch_pause_resume_abort_from_a_second_process(tmp_path: Path, r
 def test_acting_on_a_folder_that_is_not_a_run(tmp_path: Path):
     r = castrig("abort", str(tmp_path))
     assert r.returncode == 2 and "not a run folder" in r.stderr
+
+
+def test_another_user_cannot_abort_from_the_command_line(reap):
+    """A user who does not own the run folder is refused (exit 2, saying to use the web API with
+    the token) and sends nothing; the run goes on; its owner may abort it."""
+    import pwd
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    import pytest
+
+    if os.getuid() != 0:
+        pytest.skip("needs root to run the refused command as another user")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no 'nobody' user to act as someone else")
+    base = Path(tempfile.mkdtemp(prefix="castrig-other-user-"))
+    base.chmod(0o755)  # the other user may look, not write
+    try:
+        data = base / "data"
+        run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
+        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_index") == 1 and d,
+                             timeout_s=60, what="the run in its hold")
+        os.kill(run.pid, signal.SIGSTOP)  # hold still while the other user tries
+        before = sorted(p.name for p in (run_dir / "control").iterdir())
+
+        # The venv's Python lives under /root, which another user cannot execute: the refused
+        # command is the real CLI entry point, called in a forked child whose real uid is 'nobody'.
+        from castrig.cli.main import main
+
+        err_path = base / "stderr.txt"
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 99
+            try:
+                fd = os.open(err_path, os.O_WRONLY | os.O_CREAT, 0o666)
+                os.dup2(fd, 2)
+                # the real uid becomes 'nobody' (what the CLI checks); the effective uid stays, so
+                # this Python, whose files live under /root, can still read itself
+                os.setresuid(nobody.pw_uid, 0, 0)
+                sys.stderr = open(2, "w", closefd=False)
+                code = main(["abort", str(run_dir)])
+            except BaseException:  # noqa: BLE001 - shown in the assertion below
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        refused = subprocess.CompletedProcess(["castrig", "abort"], os.waitstatus_to_exitcode(status), "",
+                                              err_path.read_text())
+
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "only the user who owns the run folder" in refused.stderr and "Traceback" not in refused.stderr
+        assert sorted(p.name for p in (run_dir / "control").iterdir()) == before
+        os.kill(run.pid, signal.SIGCONT)
+        assert castrig("abort", str(run_dir)).returncode == 0  # the owner may
+        assert run.wait(timeout=60) == 3
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
