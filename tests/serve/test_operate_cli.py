@@ -9,8 +9,17 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
+import pytest
+
+from castrig.cli.main import main
 from conftest import ROOT, castrig, only_run_dir, run_rows, start_castrig, wait_until
 
 LONG_WAIT = ROOT / "tests" / "data" / "long_wait.yaml"
@@ -89,15 +98,6 @@ def test_acting_on_a_folder_that_is_not_a_run(tmp_path: Path):
 def test_another_user_cannot_abort_from_the_command_line(reap):
     """A user who does not own the run folder is refused (exit 2, saying to use the web API with
     the token) and sends nothing; the run goes on; its owner may abort it."""
-    import pwd
-    import shutil
-    import signal
-    import subprocess
-    import sys
-    import tempfile
-
-    import pytest
-
     if os.getuid() != 0:
         pytest.skip("needs root to run the refused command as another user")
     try:
@@ -116,8 +116,6 @@ def test_another_user_cannot_abort_from_the_command_line(reap):
 
         # The venv's Python lives under /root, which another user cannot execute: the refused
         # command is the real CLI entry point, called in a forked child whose real uid is 'nobody'.
-        from castrig.cli.main import main
-
         err_path = base / "stderr.txt"
         pid = os.fork()
         if pid == 0:  # child
