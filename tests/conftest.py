@@ -411,3 +411,37 @@ def wall_sim_profile(tmp_path: Path) -> Path:
     path = tmp_path / "sim-wall.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+# -- headless Chromium (Selenium), for pages people look at ---------------------------------------
+def browser() -> Any:
+    """Debian's chromium through its chromedriver; skipped with a reason when absent (failed under CI)."""
+    import shutil
+
+    exe = os.environ.get("CASTRIG_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = os.environ.get("CASTRIG_CHROMEDRIVER") or shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        exe = None
+    if not exe or not driver:
+        reason = "headless Chromium or its driver not installed (Debian `chromium chromium-driver`: .ci/chromium.sh; pip selenium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + " — required under CI")
+        pytest.skip(reason)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = exe
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+              "--window-size=1300,2400", "--no-first-run", "--force-device-scale-factor=1"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+@pytest.fixture
+def chrome() -> Iterator[Any]:
+    """A headless Chromium for the test, quit after it."""
+    d = browser()
+    yield d
+    d.quit()

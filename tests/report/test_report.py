@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -277,33 +275,6 @@ def test_cli_report_out_and_bad_folder(report, tmp_path: Path):
 
 
 # -- headless Chromium (Selenium) ------------------------------------------------------------------
-def browser():  # type: ignore[no-untyped-def]
-    exe = os.environ.get("CASTRIG_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = os.environ.get("CASTRIG_CHROMEDRIVER") or shutil.which("chromedriver")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        exe = None
-    if not exe or not driver:
-        reason = "headless Chromium or its driver not installed (Debian `chromium chromium-driver`: .ci/chromium.sh; pip selenium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason + " — required under CI")
-        pytest.skip(reason)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = exe
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-              "--window-size=1300,2400", "--no-first-run", "--force-device-scale-factor=1"):
-        opts.add_argument(a)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(driver), options=opts)
-
-
-@pytest.fixture(scope="module")
-def chrome():  # type: ignore[no-untyped-def]
-    d = browser()
-    yield d
-    d.quit()
 
 
 #: Pairs of labels whose boxes overlap, inside each legend, the timeline and each histogram.

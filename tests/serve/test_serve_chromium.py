@@ -12,13 +12,10 @@ skipped with the reason (and fail under ``CI=true``, as the report tests do).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from conftest import ROOT, castrig, only_run_dir, start_castrig, wait_until
 
@@ -30,34 +27,6 @@ steps:
   - {type: wait, duration_s: 4, label: "first hold"}
   - {type: wait, duration_s: 600, label: "long hold"}
 """
-
-
-def browser() -> Any:
-    exe = os.environ.get("CASTRIG_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = os.environ.get("CASTRIG_CHROMEDRIVER") or shutil.which("chromedriver")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        exe = None
-    if not exe or not driver:
-        reason = "headless Chromium or its driver not installed (Debian `chromium chromium-driver`: .ci/chromium.sh; pip selenium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason + " — required under CI")
-        pytest.skip(reason)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = exe
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-              "--window-size=1300,2400", "--no-first-run"):
-        opts.add_argument(a)
-    return webdriver.Chrome(service=Service(driver), options=opts)
-
-
-@pytest.fixture
-def chrome() -> Any:
-    d = browser()
-    yield d
-    d.quit()
 
 
 def text(d: Any, css: str) -> str:
