@@ -9,7 +9,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -17,29 +16,38 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, castrig, castrig_env
+from conftest import ROOT, castrig
 
 SHORT = ROOT / "tests" / "data" / "short.yaml"
 
 
 @pytest.fixture
-def small_disk():
-    """``small_disk(kib)``: a tmpfs of that size (needs root and mount permission, else skip)."""
+def mounts():
+    """``mounts(prefix, *commands)``: a new folder, each command run with the folder as its last
+    argument (needs root and mount permission, else skip); unmounted after the test."""
     mounted: list[str] = []
 
-    def make(kib: int) -> Path:
-        d = tempfile.mkdtemp(prefix="castrig-full-")
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", d], capture_output=True, text=True)
-        if done.returncode != 0:
-            os.rmdir(d)
-            pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip() or 'not root'})")
+    def mount(prefix: str, *commands: list[str]) -> Path:
+        d = tempfile.mkdtemp(prefix=prefix)
+        for cmd in commands:
+            done = subprocess.run([*cmd, d], capture_output=True, text=True)
+            if done.returncode != 0:
+                subprocess.run(["umount", d], capture_output=True)
+                os.rmdir(d)
+                pytest.skip(f"cannot {' '.join(cmd[:3])} ({done.stderr.strip() or 'not root'})")
         mounted.append(d)
         return Path(d)
 
-    yield make
+    yield mount
     for d in mounted:
         subprocess.run(["umount", "-l", d], capture_output=True)
         os.rmdir(d)
+
+
+@pytest.fixture
+def small_disk(mounts):
+    """``small_disk(kib)``: a tmpfs of that size to fill."""
+    return lambda kib: mounts("castrig-full-", ["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs"])
 
 
 def test_disk_full_mid_run_exits_3_safe_with_the_outcome_recorded(small_disk):
@@ -102,26 +110,10 @@ def test_a_damaged_run_folder_is_named_with_the_reason(one_run, tmp_path, damage
 
 
 @pytest.fixture
-def read_only_mount():
+def read_only_mount(mounts):
     """``read_only_mount(folder)``: ``folder`` bind-mounted read-only (even root cannot write
     there); skipped when mounting is not permitted."""
-    mounted: list[str] = []
-
-    def make(src: Path) -> Path:
-        d = tempfile.mkdtemp(prefix="castrig-ro-")
-        for cmd in (["mount", "--bind", str(src), d], ["mount", "-o", "remount,ro,bind", d]):
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                subprocess.run(["umount", d], capture_output=True)
-                os.rmdir(d)
-                pytest.skip(f"cannot make a read-only bind mount ({done.stderr.strip() or 'not root'})")
-        mounted.append(d)
-        return Path(d)
-
-    yield make
-    for d in mounted:
-        subprocess.run(["umount", "-l", d], capture_output=True)
-        os.rmdir(d)
+    return lambda src: mounts("castrig-ro-", ["mount", "--bind", str(src)], ["mount", "-o", "remount,ro,bind"])
 
 
 READERS = (["runs", "--data", "{data}"], ["report", "{run}", "--out", "{out}/r.html"], ["export", "{run}", "--to", "{out}/x"],
