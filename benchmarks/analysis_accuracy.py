@@ -28,7 +28,6 @@ import math
 import time
 
 import numpy as np
-from scipy import ndimage as ndi
 from skimage.filters import threshold_multiotsu, threshold_otsu
 from skimage.measure import label, regionprops
 from skimage.segmentation import clear_border

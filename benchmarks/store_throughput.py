@@ -36,7 +36,7 @@ def main() -> None:
             for i in range(500):
                 rec.add_event(float(i), "bench", "bench", "event")
             ev_dt = time.perf_counter() - ev0
-    print(f"journal_mode       WAL")
+    print("journal_mode       WAL")
     print(f"synchronous        {SYNCHRONOUS}")
     print(f"ticks/s            {ticks / dt:10.0f}   (one durable transaction each)")
     print(f"samples/s          {ticks * args.channels / dt:10.0f}   ({args.channels} channels per tick)")

@@ -21,7 +21,6 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from castrig.inputs import describe_field, unit_of
 

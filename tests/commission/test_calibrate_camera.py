@@ -5,7 +5,6 @@ uncertainty it states covers the error; `--write` changes only that value in the
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

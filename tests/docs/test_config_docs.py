@@ -10,7 +10,6 @@ import io
 import json
 import re
 import typing
-from pathlib import Path
 
 import jsonschema
 import pytest

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from castrig.errors import BadInput
-from castrig.inputs import load_model, read_yaml
+from castrig.inputs import load_model
 from castrig.recipe.model import Recipe
 from castrig.reliability import badinputs
 from castrig.rig.profile import Profile

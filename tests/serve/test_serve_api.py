@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from conftest import castrig, only_run_dir, run_rows, start_castrig, wait_until
+from conftest import only_run_dir, run_rows, start_castrig, wait_until
 
 RECIPE = """\
 name: live-api

@@ -21,7 +21,7 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._filters import box_max, gaussian
+from ._filters import gaussian
 from .illumination import fit_level, noise_sigma, poly_field
 
 __all__ = ["film_mode_field", "has_bright_rims", "edge_radii"]

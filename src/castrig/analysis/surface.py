@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._filters import box_max, box_mean3, box_min, gaussian
-from .illumination import as_float, block_extremes, measurable, fit_level, noise_sigma, poly_field
+from .illumination import block_extremes, measurable, fit_level, noise_sigma, poly_field
 from .lattice import _pitch
 
 __all__ = ["SurfaceMetrics", "analyse_surface", "segment_pores"]

@@ -68,7 +68,6 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
     recorder = SqliteRunStore(run_dir.parent).open_run(run_dir)  # BadInput unless a run folder
     info = recorder.info
     recorder.close()
-    verdict = None
     db = connect(run_dir / "run.sqlite")
     try:
         uid = run_uid_of(db)
