@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-import tempfile
 
 import numpy as np
 
@@ -58,41 +57,19 @@ def write_micrograph(path: str | Path, array: np.ndarray, pixel_size_um: float, 
     meta = dict(metadata or {})
     meta.setdefault("pixel_size_um", float(pixel_size_um))
     res = 1e4 / float(pixel_size_um)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:  # mkstemp makes 0600: a micrograph gets the mode of every other file (0644 under umask 022)
-        from castrig.store.atomic import file_mode
+    from castrig.store.atomic import atomic_write_with, fsync_dir
 
-        os.fchmod(fd, file_mode())
-    finally:
-        os.close(fd)
-    try:
+    def write(tmp: Path) -> None:
         if a.dtype in (np.uint8, np.uint16, np.float32):
             tifffile.imwrite(tmp, a, imagej=True, resolution=(1.0 / float(pixel_size_um), 1.0 / float(pixel_size_um)),
                              metadata={"unit": "um", "Info": json.dumps(meta, default=str)})
         else:
-            tifffile.imwrite(
-                tmp,
-                a,
-                resolution=(res, res),
-                resolutionunit=tifffile.RESUNIT.CENTIMETER,
-                description=json.dumps(meta, default=str),
-                metadata=None,
-            )
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            tifffile.imwrite(tmp, a, resolution=(res, res), resolutionunit=tifffile.RESUNIT.CENTIMETER,
+                             description=json.dumps(meta, default=str), metadata=None)
+
+    atomic_write_with(path, write, sync_dir=False)  # whole or absent, the mode of every other file
     try:  # make the rename durable too
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_dir(path.parent)
     except OSError:
         pass
     return path

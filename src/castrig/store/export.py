@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from castrig.errors import BadInput
+from castrig.store.atomic import atomic_write_with
 from castrig.store.sqlite_store import SqliteRunStore
 
 FORMATS = ("csv", "parquet")
@@ -242,31 +243,6 @@ def _cell(v: Any) -> Any:
     return "" if v is None else v
 
 
-def _atomic(path: Path, write: Any) -> None:
-    """``write(tmp)`` to a new temporary file beside ``path``, then rename it onto ``path``: a
-    reader sees the old file or the new one, and a symlink already at ``path`` is replaced, never
-    followed (the temporary name is created exclusively, the rename does not follow links)."""
-    import os
-    import tempfile
-
-    from castrig.store.atomic import file_mode
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, file_mode())
-        os.close(fd)
-        write(Path(tmp))
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _write_csv(path: Path, cols: list[str], rows: Iterable[Sequence[Any]]) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -275,7 +251,7 @@ def _write_csv(path: Path, cols: list[str], rows: Iterable[Sequence[Any]]) -> No
             for r in rows:
                 w.writerow([_cell(v) for v in r])
 
-    _atomic(path, write)
+    atomic_write_with(path, write, sync_dir=False)
 
 
 def _write_parquet(path: Path, cols: list[str], rows: list[Sequence[Any]]) -> None:
@@ -296,4 +272,4 @@ def _write_parquet(path: Path, cols: list[str], rows: list[Sequence[Any]]) -> No
             arrays[c] = pa.array(values, pa.float64())
         else:  # mixed (a metrics table holds numbers and text): text, so the column has one type
             arrays[c] = pa.array([None if v is None else str(v) for v in values], pa.string())
-    _atomic(path, lambda tmp: pq.write_table(pa.table(arrays), tmp))
+    atomic_write_with(path, lambda tmp: pq.write_table(pa.table(arrays), tmp), sync_dir=False)
