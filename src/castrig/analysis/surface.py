@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 import math
 import threading
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -695,21 +696,8 @@ def _analyse_surface(
         through_all = through_job.result()
         through = through_all[measured]
         tfrac = float(through.mean()) if through.size else None
-    return SurfaceMetrics(
-        opening_ratio=opening,
-        mean_pore_diameter_um=float(d_um.mean()) if d_um.size else None,
-        pore_diameter_std_um=float(d_um.std(ddof=1)) if d_um.size > 1 else None,
-        pore_count=int(measured.sum()),
-        through_pore_fraction=tfrac,
-        pore_pitch_um=pitch * pixel_size_um if pitch is not None else None,
-        pixel_size_um=pixel_size_um,
-        border_pore_count=int(on_border.sum()),
-        diameters_um=d_um,
-        centres_px=centres,
-        through=through,
-        labels=lab if keep_labels else None,
-        measured_labels=idx[measured],
-    )
+    return _metrics(opening, d_um, measured, tfrac, pitch, pixel_size_um, on_border, centres, through,
+                    labels=lab if keep_labels else None, measured_labels=idx[measured])
 
 
 def _through(t: np.ndarray, ft: np.ndarray | None, lab: np.ndarray, n: int, seg: _Segmentation, pores, cores) -> np.ndarray:
@@ -852,19 +840,26 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
         through = thr_all[measured]
         tfrac = float(through.mean()) if through.size else None
     pitch = _pitch(centres)
+    return _metrics(opening, d_um, measured, tfrac, pitch, pixel_size_um, on_border, centres, through,
+                    labels=lab.astype(np.int32) if keep_labels else None,
+                    measured_labels=np.arange(1, n + 1)[measured], appearance="sem")
+
+
+def _metrics(opening: float, d_um: np.ndarray, measured: np.ndarray, through_fraction: float | None,
+             pitch_px: float | None, pixel_size_um: float, on_border: np.ndarray, centres: np.ndarray,
+             through: np.ndarray | None, **rest: Any) -> SurfaceMetrics:
+    """The result of either edge method: D and σd (µm) from the measured pores' diameters ``d_um``."""
     return SurfaceMetrics(
         opening_ratio=opening,
         mean_pore_diameter_um=float(d_um.mean()) if d_um.size else None,
         pore_diameter_std_um=float(d_um.std(ddof=1)) if d_um.size > 1 else None,
         pore_count=int(measured.sum()),
-        through_pore_fraction=tfrac,
-        pore_pitch_um=pitch * pixel_size_um if pitch is not None else None,
+        through_pore_fraction=through_fraction,
+        pore_pitch_um=pitch_px * pixel_size_um if pitch_px is not None else None,
         pixel_size_um=pixel_size_um,
         border_pore_count=int(on_border.sum()),
         diameters_um=d_um,
         centres_px=centres,
         through=through,
-        labels=lab.astype(np.int32) if keep_labels else None,
-        measured_labels=np.arange(1, n + 1)[measured],
-        appearance="sem",
+        **rest,
     )
