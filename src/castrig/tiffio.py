@@ -17,7 +17,11 @@ infinite pixels are refused (the analysis would measure nothing and say nothing)
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -313,6 +317,23 @@ def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[f
     return None, None
 
 
+@contextmanager
+def _tifffile_quiet() -> Iterator[None]:
+    """tifffile logs what it finds wrong in a file ('invalid offset to first page') before it
+    fails; our own error names the file and says what is wrong, so its log line is only noise."""
+    log = logging.getLogger("tifffile")
+    with _QUIET_LOCK:
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            log.setLevel(level)
+
+
+_QUIET_LOCK = threading.Lock()
+
+
 def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple[np.ndarray, float | None, dict]:
     """(2-D array, pixel size in µm or None, metadata dict) of a TIFF, PNG or JPEG file.
 
@@ -327,7 +348,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
         import tifffile
 
         try:
-            with tifffile.TiffFile(p) as tif:
+            with _tifffile_quiet(), tifffile.TiffFile(p) as tif:
                 page = tif.pages[0]
                 series = tif.series[0] if tif.series else None
                 declared = series if series is not None else page

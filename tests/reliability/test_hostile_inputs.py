@@ -26,6 +26,7 @@ from castrig.recipe.model import Recipe
 from castrig.reliability import badinputs
 from castrig.rig.profile import Profile
 from castrig.tiffio import read_micrograph
+from conftest import castrig
 
 CASTRIG = Path(sys.executable).with_name("castrig")
 #: examples per fuzz test (CASTRIG_FUZZ_SCALE=20 for a long hunt)
@@ -200,3 +201,14 @@ def test_rich_markup_in_a_value_is_printed_not_interpreted(tmp_path):
     assert r.clean, r.problems
     code, text, _, _ = badinputs.measure_cli(["analyse", "surface", str(tmp_path / "[bold]x[/].tif")])
     assert code == 2 and "[bold]x[/].tif: no such file" in text and "Traceback" not in text
+
+
+def test_a_tiff_whose_first_page_lies_outside_the_file_is_one_error_line(tmp_path):
+    """A valid TIFF header pointing its first page far past the end: exit 2, one line naming the
+    file, and none of tifffile's own log lines on the way."""
+    f = tmp_path / "far_page.tif"
+    f.write_bytes(b"II*\x00" + (0x6F6E6E6F).to_bytes(4, "little") + bytes(1992))
+    done = castrig("analyse", "surface", str(f))
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "far_page.tif" in lines[0] and "Traceback" not in done.stderr, done.stderr
