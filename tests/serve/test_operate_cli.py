@@ -1,6 +1,6 @@
 """``castrig status|watch|pause|resume-paused|abort`` from a second process against a running run.
 
-The run is tests/data/long_wait.yaml on the twin (an 8-hour hold in virtual time): the commands
+The run is tests/data/day_wait.yaml on the twin (a 24-hour hold in virtual time): the commands
 go through the run folder's control channel, never a signal.
 """
 
@@ -22,7 +22,7 @@ import pytest
 from castrig.cli.main import main
 from conftest import ROOT, castrig, only_run_dir, run_rows, start_castrig, wait_until
 
-LONG_WAIT = ROOT / "tests" / "data" / "long_wait.yaml"
+LONG_WAIT = ROOT / "tests" / "data" / "day_wait.yaml"  # ends on its own only after ~40 s of wall time
 
 
 def _status(run_dir: Path) -> dict:
@@ -37,7 +37,7 @@ def test_status_watch_pause_resume_abort_from_a_second_process(tmp_path: Path, r
     data = tmp_path / "data"
     run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
     run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_index") == 1 and d,
-                         timeout_s=60, what="the run in its 8-hour hold")
+                         timeout_s=60, what="the run in its 24-hour hold")
     # status: one run, and every running run under the data root
     one = castrig("status", str(run_dir))
     assert one.returncode == 0, one.stderr
@@ -147,3 +147,20 @@ def test_another_user_cannot_abort_from_the_command_line(reap):
         assert run.wait(timeout=60) == 3
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_run_that_ends_while_an_abort_is_on_its_way_is_said_so(tmp_path: Path, reap):
+    """The command is in the channel, the runner never reads it (here: SIGSTOP, then kill -9):
+    `castrig abort` says the run ended before it read the abort (exit 2), not that it hangs."""
+    data = tmp_path / "data"
+    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_index") == 1 and d,
+                         timeout_s=60, what="the run in its hold")
+    os.kill(run.pid, signal.SIGSTOP)
+    abort = reap(start_castrig("abort", str(run_dir)))
+    wait_until(lambda: [p for p in (run_dir / "control").glob("*.json") if p.name != "status.json"],
+               timeout_s=20, what="the abort in the control channel")
+    run.kill()
+    out, err = abort.communicate(timeout=60)
+    assert abort.returncode == 2, out + err
+    assert "the run ended (crashed) before it read the abort" in err and "Traceback" not in err

@@ -162,6 +162,10 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
     except OSError as exc:
         raise BadInput(f"{run_dir}: cannot write to its control channel: {exc}", file=str(run_dir)) from None
     answer = wait_answer(run_dir, cmd, 30.0, alive=lambda: run_holder(run_dir) is not None)
+    if answer is None and run_holder(run_dir) is None:  # it ended on its own while the command was on its way
+        ended = R.summary(run_dir)["status"]
+        raise BadInput(f"{run_dir}: the run ended ({ended}) before it read the {action}; nothing to {action}",
+                       file=str(run_dir))
     if answer is None:
         typer.echo(f"{action} sent to {run_dir}, but the runner did not answer (is it stopped?); the command stays "
                    "in its control channel", err=True)
