@@ -599,13 +599,13 @@ class Runner:
             self._talk("rh_loop", lambda: loop.update(rh))
         if self._last_good_rh_t is not None and now - self._last_good_rh_t > self.cfg.sensor_stale_s:
             raise InterlockTripped(Trip("sensor_stale", "abort", f"no valid near-membrane RH reading for {now - self._last_good_rh_t:.0f} s"))
+        if now >= self._next_sample:
+            self._sample(now)
+            self._next_sample = now + self.cfg.sample_period_s
         if now >= self._next_keepalive:
             answered = [self._pump_state(pump) is not None for pump in self.rig.pumps().values()]
             # a pump that did not answer is tried again next tick: its watchdog keeps counting
             self._next_keepalive = now + (self._keepalive_s if all(answered) else self.cfg.control_period_s)
-        if now >= self._next_sample:
-            self._sample(now)
-            self._next_sample = now + self.cfg.sample_period_s
         self._publish()
 
     def _keepalive_period(self) -> float:
@@ -679,13 +679,19 @@ class Runner:
             c = self._talk(self.rig.chamber.name, self.rig.chamber.read)
             if c is not None:
                 values["chamber_rh_pct"], values["chamber_setpoint_rh_pct"] = c.rh_pct, c.setpoint_rh_pct
+        answered = 0
         for name, pump in self.rig.pumps().items():
             dispensed = self._talk(name, pump.dispensed)
             if dispensed is None:
                 continue
+            answered += 1
             ml = dispensed.infused_ml
             values[f"{name}_infused_ml"] = ml
             self.status.pumps_ml[name] = ml
+        if answered == len(self.rig.pumps()):
+            # Every pump answered a valid packet just now: that restarts a safe-mode pump's
+            # watchdog as a keep-alive would (and an alarm shows in any reply's prompt).
+            self._next_keepalive = max(self._next_keepalive, now + self._keepalive_s)
         self.rec.add_samples(self.t(), values)
 
     def _publish(self) -> None:
