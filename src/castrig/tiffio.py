@@ -236,7 +236,8 @@ def _tag_text(page, code: int) -> object:
 
 
 def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | None, str | None]:
-    """(pixel size µm, source) from an SEM's own metadata, when the TIFF has no resolution tags.
+    """(pixel size µm, source) from an SEM's own metadata (before plain resolution tags: see
+    :func:`read_micrograph`).
 
     Zeiss SmartSEM: tag 34118, "Image Pixel Size = 2.5 nm"; FEI/Thermo Fisher: tag 34682, an
     INI text whose ``[Scan] PixelWidth`` is in metres; TESCAN: the ``.hdr`` sidecar's
@@ -360,8 +361,14 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                     a = np.moveaxis(a, 0, -1)  # planar RGB (PlanarConfiguration SEPARATE)
                 px = _tiff_pixel_size(tif, page)
                 src = "TIFF resolution tags" if px is not None else None
-                if px is None:
-                    px, src = vendor_pixel_size(page, p)
+                if not (tif.imagej_metadata or {}).get("unit"):
+                    # The instrument's own record of its scan beats plain resolution tags, which
+                    # SEM software often leaves at a display default (an FEI Quanta file says
+                    # 28 px/cm, i.e. 72 dpi: 357 µm per pixel). An ImageJ calibration is a
+                    # person's deliberate one and stays first.
+                    vpx, vsrc = vendor_pixel_size(page, p)
+                    if vpx is not None:
+                        px, src = vpx, vsrc
                 desc = page.description or ""
                 meta: dict = {}
                 if desc:

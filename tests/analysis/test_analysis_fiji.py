@@ -93,3 +93,24 @@ def test_cli_appearance_and_roi_sets(sem, tmp_path):
     from castrig.errors import BadInput
 
     assert isinstance(bad.exception, BadInput) and "--appearance" in str(bad.exception)  # exit 2 from castrig
+
+
+def test_overlay_of_an_sem_image_with_a_data_bar_from_the_cli(sem, tmp_path):
+    """Found on a real Zeiss micrograph: the labels stopped above the data bar and the overlay
+    crashed with a traceback. Now the overlay has the image's size, the bar shown unoutlined."""
+    import imageio.v3 as iio
+
+    from conftest import castrig
+
+    top, _ = sem
+    bar = _with_bar(top)
+    path = tmp_path / "sem_with_bar.tif"
+    write_micrograph(path, bar, pixel_size_um=0.25)
+    out = tmp_path / "overlay.png"
+    res = castrig("analyse", "surface", str(path), "--appearance", "sem", "--overlay", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    rgb = iio.imread(out)
+    assert rgb.shape == bar.shape + (3,)
+    coloured = (rgb[..., 0] != rgb[..., 1]) | (rgb[..., 1] != rgb[..., 2])
+    assert coloured[: top.shape[0]].any() and not coloured[top.shape[0]:].any()

@@ -45,9 +45,25 @@ def test_tescan_and_hitachi_sidecars(tmp_path, img):
     assert px == pytest.approx(0.0125) and "Hitachi" in meta["pixel_size_source"]
 
 
-def test_resolution_tags_win_over_vendor_tags(tmp_path, img):
+def test_vendor_tags_win_over_display_resolution_tags(tmp_path, img):
+    """Found on a real FEI Quanta file: its resolution tags say 28 px/cm (the writer's 72 dpi),
+    i.e. 357 µm per pixel, and the file was refused; the instrument's [Scan] PixelWidth is the
+    scale of the image."""
     p = tmp_path / "r.tif"
-    tifffile.imwrite(p, img, resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit=tifffile.RESUNIT.CENTIMETER,
+    tifffile.imwrite(p, img, resolution=(28.3465, 28.3465), resolutionunit=tifffile.RESUNIT.CENTIMETER,
+                     extratags=[(34682, "s", 0, "[Scan]\r\nPixelWidth=1.349e-07\r\n", True)])
+    _, px, meta = read_micrograph(p)
+    assert px == pytest.approx(0.1349) and "34682" in meta["pixel_size_source"]
+    # and without the instrument's tag the resolution tags are all there is
+    tifffile.imwrite(p, img, resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit=tifffile.RESUNIT.CENTIMETER)
+    _, px, meta = read_micrograph(p)
+    assert px == pytest.approx(0.5) and meta["pixel_size_source"] == "TIFF resolution tags"
+
+
+def test_an_imagej_calibration_wins_over_vendor_tags(tmp_path, img):
+    """Calibrated in Fiji by a person (unit µm): that is the scale meant, whatever the SEM wrote."""
+    p = tmp_path / "ij.tif"
+    tifffile.imwrite(p, img, imagej=True, resolution=(2.0, 2.0), metadata={"unit": "um"},
                      extratags=[(34682, "s", 0, "[Scan]\r\nPixelWidth=1e-08\r\n", True)])
     _, px, meta = read_micrograph(p)
     assert px == pytest.approx(0.5) and meta["pixel_size_source"] == "TIFF resolution tags"

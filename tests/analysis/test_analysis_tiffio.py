@@ -108,3 +108,16 @@ def test_unreadable_and_missing_are_bad_input(tmp_path):
         read_micrograph(tmp_path / "nothere.png")
     with pytest.raises(BadInput):
         write_micrograph(tmp_path / "x.tif", np.zeros((3, 3, 3)), 1.0)
+
+
+@pytest.mark.parametrize("compression", ["lzw", "zlib", "jpeg"])
+def test_compressed_tiffs_as_microscopes_write_them(tmp_path, compression):
+    """Found on a real micrograph: an LZW TIFF was refused ("imagecodecs required")."""
+    img = (np.random.default_rng(0).random((64, 80)) * 255).astype(np.uint8)
+    p = tmp_path / f"{compression}.tif"
+    tifffile.imwrite(p, img, compression=compression, resolution=(1e4 / 0.25, 1e4 / 0.25),
+                     resolutionunit=tifffile.RESUNIT.CENTIMETER)
+    a, px, _ = read_micrograph(p)
+    assert a.shape == img.shape and px == pytest.approx(0.25)
+    if compression != "jpeg":  # lossy
+        assert np.array_equal(a, img)

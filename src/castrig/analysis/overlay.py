@@ -29,6 +29,12 @@ def surface_overlay(reflected: np.ndarray, metrics: SurfaceMetrics) -> np.ndarra
     g = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)
     rgb = np.repeat((g * 255).astype(np.uint8)[..., None], 3, axis=2)
     lab = metrics.labels.astype(np.int64)
+    if lab.shape != a.shape:
+        # an SEM data bar at the bottom was left out of the analysis: it shows, unoutlined
+        h = a.shape[0] - int(metrics.data_bar_rows)
+        if lab.shape != (h, a.shape[1]):
+            raise ValueError(f"labels {lab.shape} do not match the image {a.shape} less its data bar")
+        lab = np.pad(lab, ((0, a.shape[0] - h), (0, 0)))
     n = int(lab.max())
     role = np.zeros(n + 1, np.int8)  # 0 film, 1 border, 2 measured, 3 through, 4 blind
     role[1:] = 1
