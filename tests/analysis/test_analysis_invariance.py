@@ -32,7 +32,7 @@ def test_transformed_image_measures_the_same(family):
         if name == "base":
             assert v[2] >= 30
             continue
-        assert v is not None, name
+        assert isinstance(v, tuple), (name, v)  # not skipped
         d, o, n = v
         assert d <= GOALS["D"] and o <= GOALS["opening"] and n <= GOALS["count"], (family, name, v)
 
