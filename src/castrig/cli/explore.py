@@ -312,8 +312,12 @@ def explore_map(
     t0 = time.monotonic()
 
     def redraw() -> Path:
+        from castrig.explore.gridmap import real_membranes
+        from castrig.store import data_root
+        from castrig.store.postgres_store import redact
+
         return write_map(folder, grid, map_results(st), title=f"Process window on the twin ({grade} recipes judged for every grade)",
-                         note=f"study {name} in {url}")
+                         note=f"study {name} in {redact(url)}", real=real_membranes(data_root(data)))
 
     _term_as_interrupt()
     try:

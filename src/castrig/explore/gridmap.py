@@ -6,6 +6,11 @@ module says which points a grid holds, which of them a study still lacks (so a m
 resumes instead of recomputing), and draws the result: heat maps of D and σd/D, and the pass
 region of every grade (a cell passes when every seed's membrane met the grade; its shade says
 how many did), one row of panels per cast volume. Inline SVG, like :mod:`castrig.explore.plots`.
+
+The membranes a real rig made (:func:`real_membranes`: judged membranes in the store under the
+data root whose run was not on the twin) are drawn over the panels as circles: on a grade's
+pass region filled when the membrane met that grade, hollow when it did not; on D and σd/D
+filled with its measured value's colour. Simulated membranes are never drawn as real.
 """
 
 from __future__ import annotations
@@ -108,7 +113,35 @@ def cells(results: list[dict[str, Any]]) -> dict[tuple[float, float, float], Cel
     return out
 
 
-def _heat(title: str, rhs: list[float], cs: list[float], value, *, legend: tuple[float, float] | None, fmt: str = ".3g") -> str:  # type: ignore[no-untyped-def]
+def _axis_pos(vals: list[float], x: float) -> float | None:
+    """``x`` as a fractional cell index on a sorted axis (cell centres at 0, 1, ...), None when it
+    lies more than half a cell outside (a one-value axis: within 0.5 of that value)."""
+    if not vals:
+        return None
+    if len(vals) == 1:
+        return 0.0 if abs(x - vals[0]) <= 0.5 else None
+    if x < vals[0]:
+        f = (x - vals[0]) / (vals[1] - vals[0])
+    elif x > vals[-1]:
+        f = len(vals) - 1 + (x - vals[-1]) / (vals[-1] - vals[-2])
+    else:
+        i = max(k for k in range(len(vals)) if vals[k] <= x)
+        f = float(i) if i == len(vals) - 1 else i + (x - vals[i]) / (vals[i + 1] - vals[i])
+    return f if -0.5 <= f <= len(vals) - 0.5 else None
+
+
+@dataclass
+class Mark:
+    """A point drawn over a panel: a real rig's membrane (``fill`` None: hollow)."""
+
+    rh: float
+    c: float
+    fill: str | None
+    tip: str
+
+
+def _heat(title: str, rhs: list[float], cs: list[float], value, *, legend: tuple[float, float] | None, fmt: str = ".3g",  # type: ignore[no-untyped-def]
+          marks: list[Mark] = ()) -> str:  # type: ignore[assignment]
     W, H, L, R, T, B = 430, 330, 58, 82, 30, 46
     pw, ph = W - L - R, H - T - B
     nx, ny = len(rhs), len(cs)
@@ -122,6 +155,14 @@ def _heat(title: str, rhs: list[float], cs: list[float], value, *, legend: tuple
             x, y = L + i * cw, T + ph - (j + 1) * ch
             out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{cw + 0.3:.1f}" height="{ch + 0.3:.1f}" fill="{fill}">'
                        f'<title>{escape(f"RH {rh:g} %, c {c:g} mg/mL: {tip}")}</title></rect>')
+    for m in marks:
+        fi, fj = _axis_pos(rhs, m.rh), _axis_pos(cs, m.c)
+        if fi is None or fj is None:
+            continue
+        x, y = L + (fi + 0.5) * cw, T + ph - (fj + 0.5) * ch
+        fill = "none" if m.fill is None else m.fill
+        out.append(f'<circle class="real" cx="{x:.1f}" cy="{y:.1f}" r="5.5" fill="{fill}" stroke="#000" stroke-width="1.6">'
+                   f'<title>{escape(m.tip)}</title></circle>')
     step = max(1, nx // 6)
     for i in range(0, nx, step):
         out.append(f'<text x="{L + (i + 0.5) * cw:.1f}" y="{T + ph + 16}" text-anchor="middle">{rhs[i]:g}</text>')
@@ -145,8 +186,104 @@ def _heat(title: str, rhs: list[float], cs: list[float], value, *, legend: tuple
     return "".join(out)
 
 
-def map_html(grid: Grid, results: list[dict[str, Any]], *, title: str, note: str = "") -> str:
+@dataclass
+class RealMembrane:
+    """A judged membrane a real rig made (never one made on the twin), where it sits on the map."""
+
+    run_id: str
+    membrane_id: str
+    rh_pct: float  # the evaporation setpoint (the maps' RH axis)
+    concentration_mg_ml: float
+    cast_volume_ml: float | None
+    grades_met: list[str]
+    d_um: float | None = None
+    cv: float | None = None
+    rh_measured_pct: float | None = None  # mean RH near the membrane, pre-wet to the end of evaporation
+
+    def tip(self) -> str:
+        meas = "" if self.rh_measured_pct is None else f" (measured {self.rh_measured_pct:.1f} %)"
+        vol = "" if self.cast_volume_ml is None else f", V {self.cast_volume_ml:g} mL"
+        d = "" if self.d_um is None else f"; D {self.d_um:.2f} µm" + ("" if self.cv is None else f", σd/D {self.cv:.3f}")
+        return (f"real rig membrane {self.membrane_id}: RH {self.rh_pct:g} %{meas}, c {self.concentration_mg_ml:g} mg/mL{vol}{d}; "
+                f"grades met: {', '.join(self.grades_met) or 'none'}")
+
+
+def _evaporate_after(steps: list[dict[str, Any]], i: int) -> dict[str, Any] | None:
+    return next((s for s in steps[max(i, 0):] if isinstance(s, dict) and s.get("type") == "evaporate"), None)
+
+
+def real_membranes(root: str | Path | None) -> list[RealMembrane]:
+    """The judged membranes a real rig made, from the run folders under the data root.
+
+    Read with the store's own reader (:meth:`~castrig.store.base.RunStore.open_run`, read-only
+    until a write; the catalog is not touched). A run on virtual time, and every membrane marked
+    ``simulated``, was made on the twin and is left out; so are runs recorded before membranes
+    (they cannot say whether they were simulated per membrane) unless their run.json says real
+    (no virtual time, no twin seed). RH is the membrane's evaporation setpoint (its process
+    record, else the recipe's evaporate step after its cast); concentration the recipe's.
+    """
+    from castrig.errors import BadInput as _Bad
+    from castrig.store import live, open_store
+
+    if root is None or not Path(root).is_dir():
+        return []
+    store = open_store(root)
+    out: list[RealMembrane] = []
+    for run_dir in live.run_dirs(Path(root)):
+        try:
+            rec = store.open_run(run_dir)
+        except (_Bad, OSError, ValueError):
+            continue  # damaged or being created: `castrig runs` shows it
+        try:
+            info = rec.info
+            if info.virtual_time:
+                continue
+            recipe = info.recipe or {}
+            steps = list(recipe.get("steps") or [])
+            conc = float(recipe.get("concentration_mg_ml", 5.0))
+            try:
+                mbs = rec.membranes()
+            except Exception:  # noqa: BLE001 - an older record without the table
+                mbs = []
+            if not mbs and info.seed is None:  # a run recorded before membranes: the run is the membrane
+                from castrig.store.base import latest_results
+
+                res = latest_results(rec)
+                verdict, metrics = res.get("verdict"), res.get("metrics") or {}
+                cast = next((k for k, st in enumerate(steps) if isinstance(st, dict) and st.get("type") == "cast"), None)
+                evap = _evaporate_after(steps, cast or 0)
+                if isinstance(verdict, dict) and cast is not None and evap is not None:
+                    d = metrics.get("mean_pore_diameter_um")
+                    sd = metrics.get("pore_diameter_std_um")
+                    out.append(RealMembrane(info.run_id, info.run_id, float(evap["setpoint_rh_pct"]), conc,
+                                            steps[cast].get("volume_ml"), list(verdict.get("grades_met") or []), d,
+                                            sd / d if d and sd is not None else None))
+                continue
+            for mb in mbs:
+                if mb.simulated or mb.status != "judged":
+                    continue
+                proc = mb.process or {}
+                sp = (proc.get("evaporation") or {}).get("setpoint_rh_pct")
+                if sp is None:
+                    evap = _evaporate_after(steps, mb.cast_step)
+                    sp = None if evap is None else evap.get("setpoint_rh_pct")
+                if sp is None:
+                    continue
+                cast = steps[mb.cast_step] if 0 <= mb.cast_step < len(steps) and isinstance(steps[mb.cast_step], dict) else {}
+                m = mb.metrics or {}
+                d, sd = m.get("mean_pore_diameter_um"), m.get("pore_diameter_std_um")
+                out.append(RealMembrane(info.run_id, mb.membrane_id, float(sp), conc, cast.get("volume_ml"), list(mb.grades_met),
+                                        d, sd / d if d and sd is not None else None, proc.get("rh_mean_pct")))
+        finally:
+            rec.close()
+    return out
+
+
+def map_body(grid: Grid, results: list[dict[str, Any]], *, note: str = "", real: list[RealMembrane] | None = None) -> str:
+    """The map's summary line, panels (one row per volume) and legend: an HTML fragment (for
+    ``map.html`` and for ``castrig serve``'s explore page)."""
     cs_all = cells(results)
+    real = list(real or [])
     rhs = sorted({k[0] for k in cs_all} | set(grid.rh))
     concs = sorted({k[1] for k in cs_all} | set(grid.concentration))
     vols = sorted({k[2] for k in cs_all} | set(grid.volume))
@@ -156,6 +293,16 @@ def map_html(grid: Grid, results: list[dict[str, Any]], *, title: str, note: str
     ds = [math.log10(x) for x in ds if x > 0]
     d_rng = (min(ds), max(ds) if max(ds) > min(ds) else min(ds) + 1e-9) if ds else (0.0, 1.0)
     cv_rng = (min(cvs), max(cvs) if max(cvs) > min(cvs) else min(cvs) + 1e-9) if cvs else (0.0, 1.0)
+
+    def clip(f: float) -> float:
+        return min(1.0, max(0.0, f))
+
+    # Each real membrane goes on the row of the nearest cast volume (its own volume is in the tip).
+    by_vol: dict[float, list[RealMembrane]] = {v: [] for v in vols}
+    for r in real if vols else []:
+        v = vols[0] if r.cast_volume_ml is None else min(vols, key=lambda x: abs(x - r.cast_volume_ml))  # type: ignore[operator]
+        by_vol[v].append(r)
+    shown = sum(1 for r in real if vols and _axis_pos(rhs, r.rh_pct) is not None and _axis_pos(concs, r.concentration_mg_ml) is not None)
     rows = []
     for v in vols:
         def get(rh: float, c: float, v: float = v) -> Cell | None:
@@ -175,9 +322,15 @@ def map_html(grid: Grid, results: list[dict[str, Any]], *, title: str, note: str
             x = None if cell is None else cell.mean(cell.cv)
             return scale(x, cv_rng), "not run" if cell is None else (f"σd/D {x:.3f}" if x is not None else "no pores")
 
+        here = by_vol[v]
+        d_marks = [Mark(r.rh_pct, r.concentration_mg_ml,
+                        None if not r.d_um else _colour(clip((math.log10(r.d_um) - d_rng[0]) / (d_rng[1] - d_rng[0]))), r.tip())
+                   for r in here]
+        cv_marks = [Mark(r.rh_pct, r.concentration_mg_ml,
+                         None if r.cv is None else _colour(clip((r.cv - cv_rng[0]) / (cv_rng[1] - cv_rng[0]))), r.tip()) for r in here]
         panels = [_heat(f"D (µm, log colour scale), V {v:g} mL", rhs, concs, d_val, legend=(10 ** d_rng[0], 10 ** d_rng[1]),
-                        fmt=".2f"),
-                  _heat(f"σd/D, V {v:g} mL", rhs, concs, cv_val, legend=cv_rng)]
+                        fmt=".2f", marks=d_marks),
+                  _heat(f"σd/D, V {v:g} mL", rhs, concs, cv_val, legend=cv_rng, marks=cv_marks)]
         for g in GRADES:
             def pf(rh: float, c: float, g: str = g) -> tuple[str, str]:
                 cell = get(rh, c)
@@ -186,21 +339,39 @@ def map_html(grid: Grid, results: list[dict[str, Any]], *, title: str, note: str
                 k = cell.met.get(g, 0)
                 col = "#2ca02c" if k == cell.n else ("#b8e186" if k else "#d62728")
                 return col, f"{g} met by {k} of {cell.n} seeds"
-            panels.append(_heat(f"{g} pass region, V {v:g} mL", rhs, concs, pf, legend=None))
+            g_marks = [Mark(r.rh_pct, r.concentration_mg_ml, "#000" if g in r.grades_met else None,
+                            r.tip() + f" — {g} {'met' if g in r.grades_met else 'NOT met'}") for r in here]
+            panels.append(_heat(f"{g} pass region, V {v:g} mL", rhs, concs, pf, legend=None, marks=g_marks))
         rows.append(f"<div class='maps'>{''.join(panels)}</div>")
     n = sum(c.n for c in cs_all.values())
+    if real:
+        dot = ('<svg width="14" height="14" style="vertical-align:middle"><circle cx="7" cy="7" r="5" fill="{}" stroke="#000" '
+               'stroke-width="1.6"/></svg>')
+        outside = len(real) - shown
+        legend = (f"<p class='real-legend'>{dot.format('#000')} / {dot.format('none')} a membrane a real rig made "
+                  f"({len(real)} in the store, {shown} drawn" + (f", {outside} outside this grid" if outside else "") + "): "
+                  "on a pass region filled when it met that grade, hollow when not; on D and σd/D filled with its measured "
+                  "value (hollow: no pores measured). Placed at its evaporation RH setpoint and concentration, on the row of "
+                  "the nearest cast volume; hover for the run. Twin runs are never drawn here.</p>")
+    else:
+        legend = "<p class='real-legend'>No membrane from a real rig in the store: only the twin's map is drawn.</p>"
+    return (f"<p class='map-summary'>{n} runs on {len(cs_all)} grid cells "
+            f"(RH {len(rhs)} × concentration {len(concs)} × volume {len(vols)}; seeds {', '.join(map(str, grid.seeds))}; "
+            f"total flow {grid.flow_slpm:g} slpm). {escape(note)}</p>{legend}{''.join(rows)}")
+
+
+def map_html(grid: Grid, results: list[dict[str, Any]], *, title: str, note: str = "", real: list[RealMembrane] | None = None) -> str:
     return ("<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>{escape(title)}</title>"
             "<style>body{font-family:sans-serif;margin:1.5em} .maps{display:flex;flex-wrap:wrap;gap:12px;margin-bottom:12px}</style>"
-            f"</head><body><h1>{escape(title)}</h1><p>{n} runs on {len(cs_all)} grid cells "
-            f"(RH {len(rhs)} × concentration {len(concs)} × volume {len(vols)}; seeds {', '.join(map(str, grid.seeds))}; "
-            f"total flow {grid.flow_slpm:g} slpm). {escape(note)}</p>{''.join(rows)}</body></html>")
+            f"</head><body><h1>{escape(title)}</h1>{map_body(grid, results, note=note, real=real)}</body></html>")
 
 
-def write_map(folder: Path, grid: Grid, results: list[dict[str, Any]], *, title: str, note: str = "") -> Path:
+def write_map(folder: Path, grid: Grid, results: list[dict[str, Any]], *, title: str, note: str = "",
+              real: list[RealMembrane] | None = None) -> Path:
     """``FOLDER/map.html`` and ``FOLDER/map.json`` (one row per (point, seed): the store's view of the map)."""
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(folder / "map.json", json.dumps({"grid": grid.to_dict(), "results": results}, indent=1).encode())
     out = folder / "map.html"
-    atomic_write_bytes(out, map_html(grid, results, title=title, note=note).encode("utf-8"))
+    atomic_write_bytes(out, map_html(grid, results, title=title, note=note, real=real).encode("utf-8"))
     return out

@@ -274,8 +274,12 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
         resp.set_cookie(COOKIE, tok, httponly=True, samesite="strict")
         return resp
 
+    from castrig.serve.explore import routes as explore_routes
+
     routes = [
         Route("/", runs_page),
+        # the explore maps and searches under DATA/explore (castrig.serve.explore), before /static/{name}
+        *explore_routes(root, may_read=may_read, refuse=refuse, login_page=_login_page, page=_page),
         Route("/login", login),
         Route("/runs/{uid}", run_page),
         Route("/runs/{uid}/images/{image_id:int}.png", image),
@@ -365,7 +369,8 @@ def _runs_html(root: Path, rows: list[dict[str, Any]], q: dict[str, str]) -> str
              "<th>grades</th><th>started (UTC)</th><th>operator</th></tr></thead><tbody>" + "".join(trs) + "</tbody></table>")
     if not rows:
         table += "<p>no runs</p>"
-    return _page(f"runs in {root}", form + table, script="<script>setTimeout(()=>location.reload(), 10000)</script>")
+    nav = "<p class='nav'><a href='/explore'>explore: process-window maps and searches</a></p>"
+    return _page(f"runs in {root}", nav + form + table, script="<script>setTimeout(()=>location.reload(), 10000)</script>")
 
 
 def _run_html(uid: str) -> str:

@@ -1,0 +1,217 @@
+"""``castrig serve``'s explore pages (issue 19): the maps and searches under DATA/explore, the map
+filling in while its points run, the real rig's membranes over it, and URL names kept inside
+DATA/explore.
+
+Driven from outside: ``castrig serve`` (and, once, ``castrig explore map``) run in their own
+processes. The map that fills in is a study written through castrig's own API (``start_map``, then
+trials asked and told as a worker does), so the test decides when a point is done.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from conftest import ROOT, castrig, wait_until
+
+from castrig.store import MembraneRecord, RunInfo, open_store
+
+GRID = {"rh": "60:70:10", "concentration": "5:10:5"}
+
+
+def http(url: str) -> tuple[int, Any, dict[str, str]]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url), timeout=20) as r:
+            body, code, headers = r.read().decode(), r.status, {k.lower(): v for k, v in r.headers.items()}
+    except urllib.error.HTTPError as e:
+        body, code, headers = e.read().decode(), e.code, {k.lower(): v for k, v in e.headers.items()}
+    try:
+        return code, json.loads(body), headers
+    except ValueError:
+        return code, body, headers
+
+
+def add_real_membrane(root: Path, *, rh: float, conc: float, grades: list[str]) -> str:
+    """A real rig's run with one judged membrane, recorded through the store's API (simulated=False)."""
+    store = open_store(root)
+    recipe = {"name": "rig", "concentration_mg_ml": conc,
+              "steps": [{"type": "cast", "volume_ml": 0.2, "rate_ml_min": 0.5},
+                        {"type": "evaporate", "setpoint_rh_pct": rh, "duration_s": 300, "band_rh_pct": 3.0}]}
+    rec = store.create_run(RunInfo(run_id="20261201-170000-rig", recipe_name="rig", recipe_path="", profile_name="rig",
+                                   profile_path="", software_version="t", seed=None, operator="ada",
+                                   started_utc="2026-12-01T17:00:00Z", virtual_time=False, recipe=recipe))
+    mid = f"{rec.info.run_id}-m1"
+    rec.save_membrane(MembraneRecord(mid, 1, 0, "judged", simulated=False, process={"evaporation": {"setpoint_rh_pct": rh}},
+                                     metrics={"mean_pore_diameter_um": 3.0, "pore_diameter_std_um": 0.2}, grades_met=grades))
+    rec.update_info(outcome="completed", ended_utc="2026-12-01T17:40:00Z")
+    rec.close()
+    return mid
+
+
+def make_study(folder: Path, name: str = "map-claim1") -> tuple[str, str]:
+    """A map study over the 2 × 2 grid in FOLDER/study.journal, every point queued, none run."""
+    from castrig.explore.distributed import start_map, storage_url
+    from castrig.explore.gridmap import Grid
+    from castrig.explore.search import make_settings
+
+    settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=ROOT / "hw_profiles" / "sim.yaml", budget=1)
+    url = storage_url(None, folder)
+    start_map(url, name, settings, Grid([60.0, 70.0], [5.0, 10.0], [0.2], 2.0, [1]))
+    return url, name
+
+
+def run_points(url: str, name: str, n: int, *, grades: list[str] | None = None) -> None:
+    """Do ``n`` queued points as a worker would (ask, record the outcome, tell) — without a twin run."""
+    from castrig.explore.distributed import load_study
+
+    study = load_study(url, name)
+    for _ in range(n):
+        t = study.ask()
+        p = t.user_attrs["point"]
+        d = p["rh_pct"] / 20
+        t.set_user_attr("outcome", {"run_outcome": "completed", "score": 0.1, "grade_met": True, "d_um": d, "d_error": 0.0,
+                                    "violation": 0.0, "grades_met": ["claim1"] if grades is None else grades,
+                                    "metrics": {"mean_pore_diameter_um": d, "pore_diameter_std_um": 0.1 * d}, "failed_bounds": [],
+                                    "seed": t.user_attrs["seed"], "run_dir": None})
+        study.tell(t, 0.1)
+
+
+def tips(page: str) -> list[str]:
+    """The cell tooltips of the first (D) panel: which points are drawn."""
+    first = page[page.index('<svg xmlns="http://www.w3.org/2000/svg" width="430"'):].split("</svg>")[0]
+    return re.findall(r"<title>(RH [^<]*)</title>", first)
+
+
+def test_explore_pages_show_a_map_made_by_castrig_explore_map(tmp_path: Path, castrig_serve):
+    data = tmp_path / "data"
+    mid = add_real_membrane(data, rh=65.0, conc=5.0, grades=["claim1"])
+    r = castrig("explore", "map", "--rh", GRID["rh"], "--concentration", GRID["concentration"], "--data", str(data), timeout_s=90)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert mid in (data / "explore" / "map-claim1" / "map.html").read_text()  # the CLI's map.html has the rig's point too
+    # a map whose study is elsewhere (PostgreSQL): only its map.json snapshot is in the folder
+    (data / "explore" / "pg-map").mkdir()
+    (data / "explore" / "pg-map" / "map.json").write_bytes((data / "explore" / "map-claim1" / "map.json").read_bytes())
+    with castrig_serve(data) as served:
+        code, page, headers = http(served.url + "explore")
+        assert code == 200 and "href='/explore/map-claim1'" in page and "4 of 4 points done" in page
+        assert "default-src 'none'" in headers["content-security-policy"]
+        code, page, headers = http(served.url + "explore/map-claim1")
+        assert code == 200 and "data-live='0'" in page
+        drawn = tips(page)
+        assert len(drawn) == 4 and all("D " in t and "µm" in t for t in drawn), drawn
+        assert page.count(mid) == 6 and 'class="real"' in page  # the real membrane on every panel of the row
+        assert "<script src='/static/explore.js'></script>" in page and "<script>" not in page
+        code, api, _ = http(served.url + "api/explore/map-claim1")
+        assert code == 200
+        assert (api["asked"], api["done"], api["missing"], api["complete"], api["live"]) == (4, 4, 0, True, False)
+        assert api["grid"]["rh"] == [60.0, 70.0] and api["grid"]["concentration"] == [5.0, 10.0]
+        assert len(api["cells"]) == 4 and all(c["d_um"] > 0 and c["cv"] > 0 and c["n"] == 1 for c in api["cells"])
+        assert {tuple(sorted(c)) for c in api["cells"]} == {("cast_volume_ml", "concentration_mg_ml", "cv", "d_um", "grades_met",
+                                                            "n", "passes", "rh_pct")}
+        assert [m["membrane_id"] for m in api["real"]] == [mid]
+        code, listing, _ = http(served.url + "api/explore")
+        assert code == 200 and [(x["name"], x["kind"], x["storage"], x["done"], x["asked"]) for x in listing] == [
+            ("map-claim1", "map", "journal", 4, 4), ("pg-map", "map", "snapshot", 4, 4)]
+        code, snap, _ = http(served.url + "api/explore/pg-map")
+        assert code == 200 and (snap["storage"], snap["live"], snap["done"], len(snap["cells"])) == ("snapshot", False, 4, 4)
+        code, page, _ = http(served.url + "explore/pg-map")
+        assert code == 200 and "a snapshot" in page and len(tips(page)) == 4
+        code, js, headers = http(served.url + "static/explore.js")
+        assert code == 200 and "fetch('/api/explore/'" in js
+
+
+def test_explore_map_fills_in_while_its_points_run(tmp_path: Path, castrig_serve):
+    data = tmp_path / "data"
+    folder = data / "explore" / "map-claim1"
+    url, name = make_study(folder)
+    journal = folder / "study.journal"
+    with castrig_serve(data) as served:
+        code, api, _ = http(served.url + "api/explore/map-claim1")
+        assert code == 200 and (api["asked"], api["done"], api["waiting"], api["live"], api["complete"]) == (4, 0, 4, True, False)
+        assert api["cells"] == []
+        code, page, _ = http(served.url + "explore/map-claim1")
+        assert code == 200 and "data-live='1'" in page and "0 of 4 points done" in page
+        assert all("not run" in t for t in tips(page))
+        before = journal.read_bytes()
+        run_points(url, name, 2)  # a worker does two points while the page is open
+        grown = journal.read_bytes()
+        assert len(grown) > len(before)
+        api = wait_until(lambda: (a := http(served.url + "api/explore/map-claim1")[1])["done"] == 2 and a,
+                         timeout_s=10, what="2 points done in the API")
+        assert (api["asked"], api["missing"], api["waiting"], api["live"]) == (4, 2, 2, True)
+        assert len(api["cells"]) == 2
+        code, panels, _ = http(served.url + "explore/map-claim1/panels")
+        assert code == 200 and "<html" not in panels
+        drawn = tips(panels)
+        assert sum("not run" in t for t in drawn) == 2 and sum("D " in t for t in drawn) == 2, drawn
+        for _ in range(3):  # reading (page, panels, API, list) never writes to the study
+            for path in ("explore", "explore/map-claim1", "explore/map-claim1/panels", "api/explore/map-claim1"):
+                assert http(served.url + path)[0] == 200
+        assert journal.read_bytes() == grown
+        run_points(url, name, 2)
+        api = wait_until(lambda: (a := http(served.url + "api/explore/map-claim1")[1])["done"] == 4 and a,
+                         timeout_s=10, what="4 points done")
+        assert (api["live"], api["complete"], api["missing"]) == (False, True, 0)
+        assert "data-live='0'" in http(served.url + "explore/map-claim1")[1]
+
+
+def test_explore_names_from_the_url_stay_inside_data_explore(tmp_path: Path, castrig_serve):
+    data = tmp_path / "data"
+    make_study(data / "explore" / "map-claim1")
+    make_study(data / "elsewhere")  # a study folder, but not under explore
+    (data / "explore" / "empty").mkdir()  # not a map: no journal, map.json or search.json
+    (data / "explore" / "link").symlink_to(data / "elsewhere")
+    (data / "explore" / ".hidden").mkdir()
+    (data / "explore" / ".hidden" / "study.journal").write_bytes((data / "elsewhere" / "study.journal").read_bytes())
+    with castrig_serve(data) as served:
+        assert http(served.url + "api/explore/map-claim1")[0] == 200
+        for name in ("..%2F..", "..%2Felsewhere", "..", "%2E%2E", ".hidden", "elsewhere", "link", "empty", "nope",
+                     "map-claim1%2F..%2F..%2Felsewhere", "%2Fetc%2Fpasswd", "map-claim1%00"):
+            for path in (f"explore/{name}", f"api/explore/{name}", f"explore/{name}/panels"):
+                code, body, _ = http(served.url + path)
+                assert code == 404, (path, code, str(body)[:200])
+        assert http(served.url + "api/explore/map-claim1?study=other")[0] == 404
+        code, listing, _ = http(served.url + "api/explore")
+        assert [x["name"] for x in listing] == ["map-claim1"]
+
+
+def test_explore_pages_escape_names_from_the_study(tmp_path: Path, castrig_serve):
+    data = tmp_path / "data"
+    evil = "<img src=x onerror=alert(1)>"
+    url, name = make_study(data / "explore" / "evil", name=evil)
+    run_points(url, name, 1, grades=["claim1", "<script>alert(2)</script>"])
+    with castrig_serve(data) as served:
+        code, page, _ = http(served.url + "explore")
+        assert code == 200 and evil not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+        code, page, _ = http(served.url + "explore/evil")
+        assert code == 200 and evil not in page and "<img" not in page and "<script>alert" not in page
+        assert "&lt;img src=x onerror=alert(1)&gt;" in page and "1 of 4 points done" in page
+        code, api, headers = http(served.url + "api/explore/evil?study=" + urllib.request.quote(evil, safe=""))
+        assert code == 200 and api["study"] == evil and headers["content-type"].startswith("application/json")
+        assert http(served.url + "explore/evil/panels?study=" + urllib.request.quote(evil, safe=""))[0] == 200
+
+
+def test_explore_map_page_fills_in_without_reloading_in_chromium(tmp_path: Path, castrig_serve, chrome):
+    """The browser only talks to the server: the counts and the panels change as points are done,
+    the page is not reloaded, and nothing is blocked by the page's Content-Security-Policy."""
+    data = tmp_path / "data"
+    url, name = make_study(data / "explore" / "map-claim1")
+    with castrig_serve(data) as served:
+        chrome.get(served.url + "explore/map-claim1")
+        chrome.execute_script("window.__sameDocument = 42;")
+        box = lambda: chrome.find_element("id", "explore-map").get_attribute("innerHTML")  # noqa: E731
+        assert "0 of 4 points done" in chrome.find_element("id", "explore-counts").text
+        assert sum("D " in t for t in tips(box())) == 0
+        run_points(url, name, 2)
+        wait_until(lambda: sum("D " in t for t in tips(box())) == 2, timeout_s=15, what="two cells drawn")
+        run_points(url, name, 2)
+        wait_until(lambda: "4 of 4 points done" in chrome.find_element("id", "explore-counts").text, timeout_s=15, what="4 done")
+        wait_until(lambda: sum("D " in t for t in tips(box())) == 4, timeout_s=15, what="four cells drawn")
+        assert chrome.execute_script("return window.__sameDocument") == 42, "the page reloaded"
+        assert chrome.find_element("id", "explore").get_attribute("data-live") == "0"
+        errors = [e for e in chrome.get_log("browser") if e.get("level") == "SEVERE" and "favicon.ico" not in e.get("message", "")]
+        assert not errors, errors
