@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from castrig.sim.physics import rh_from_vapour, saturation_vapour_pressure_hpa, vapour_from_rh
 from castrig.sim.world import ChamberModel, FilmConditions, FilmModel, World, film_targets
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from virtual_time import open_loop_trace  # noqa: E402
 
 
 def _world(**chamber) -> World:
@@ -124,3 +129,14 @@ def test_unknown_model_parameters_are_refused():
         World(params={"chamber": {"volume_litres": 3}})
     with pytest.raises(ValueError, match="allowed: chamber, film"):
         World(params={"sensor": {}})
+
+
+def test_quiet_phases_integrate_exactly_against_a_fine_step_reference():
+    """Issue 19: long steps between queries (closed-form chamber, probe and support water; the
+    MFCs' mean flow from what they delivered) give the trace of 10 ms steps within 0.01 %RH
+    (the schedule: benchmarks/virtual_time.py, which prints the same figure)."""
+    coarse = open_loop_trace(None)
+    fine = open_loop_trace(0.01)
+    d = np.abs(np.array(coarse) - np.array(fine))
+    assert max(coarse) > 60 and min(coarse[100:]) < 50  # the schedule moved RH a lot
+    assert d.max() <= 0.01, (d.max(), int(d.argmax()))

@@ -134,6 +134,7 @@ class AlicatEmulator(LineEmulator):
         }
         self._t0 = float(t0)  # power-up time: physics starts here
         self._f0 = 0.0
+        self._delivered_sl = 0.0
         self._t_seen = float(t0)  # the latest time the link showed us: faults act from there
         self._frozen_flow: float | None = None  # valve position held (HP) or stuck
         self._next_stream_t: float | None = None
@@ -157,12 +158,19 @@ class AlicatEmulator(LineEmulator):
         f = target + (self._f0 - target) * decay
         volume_sl = (target * dt + (self._f0 - target) * tau * (1.0 - decay)) / 60.0
         self.totalizer_sl = min(self.totalizer_sl + max(volume_sl, 0.0), self.totalizer_max_sl)
+        self._delivered_sl += volume_sl
         self._t0, self._f0 = t, f
 
     def flow_slpm(self, t: float) -> float:
         """The actual mass flow at time ``t`` (SLPM, no measurement noise)."""
         self._advance(t)
         return self._f0
+
+    def delivered_sl(self, t: float) -> float:
+        """Standard litres that went through since power-up (the flow's exact integral; unlike
+        the totalizer, never reset or frozen): the twin's chamber takes its mean flow from it."""
+        self._advance(t)
+        return self._delivered_sl
 
     def dispensed_sl(self, t: float) -> float:
         """Standard litres delivered since power-up (what the totalizer counts)."""

@@ -120,6 +120,8 @@ class Twin:
         if "dry_mfc" in e:
             w.dry_flow_slpm = e["dry_mfc"].flow_slpm  # type: ignore[attr-defined]
             w.wet_flow_slpm = e["wet_mfc"].flow_slpm  # type: ignore[attr-defined]
+            w.dry_delivered_sl = e["dry_mfc"].delivered_sl  # type: ignore[attr-defined]
+            w.wet_delivered_sl = e["wet_mfc"].delivered_sl  # type: ignore[attr-defined]
         elif "chamber" in e:
             emu = e["chamber"]
             w.internal = InternalController(
@@ -133,6 +135,7 @@ class Twin:
             w.caster_flow_ml_min = e["caster"].flow_ml_min  # type: ignore[attr-defined]
         if "water_pump" in e:
             w.water_dispensed_ml = e["water_pump"].dispensed_ml  # type: ignore[attr-defined]
+            w.water_flow_ml_min = e["water_pump"].flow_ml_min  # type: ignore[attr-defined]
 
     def set_process(self, *, concentration_mg_ml: float, solvent: str, support_pore_um: float | None) -> None:
         """What the recipe says about the solution and support (the twin cannot see it)."""

@@ -23,7 +23,13 @@ from castrig.sim.physics import logistic, rh_from_vapour, saturation_vapour_pres
 #: Universal gas constant J/(mol K), molar mass of water g/mol.
 _R = 8.314462618
 _M_WATER = 18.015
-_MAX_STEP_S = 0.5
+#: Largest integration step while something changes fast (liquid on the support, a film drying,
+#: a pump moving, a chamber's own controller acting), and in quiet phases (holds, purges,
+#: conditioning: chamber air and probe only), where each step is exact for its inputs (chamber
+#: and probe lag solved in closed form, the MFCs' mean flow over the step from what they
+#: delivered). Module constants, so a benchmark can integrate a fine-step reference.
+MAX_STEP_S = 0.5
+QUIET_STEP_S = 10.0
 
 
 @dataclass
@@ -260,6 +266,11 @@ class World:
         self.caster_dispensed_ml: Callable[[float], float] = lambda t: 0.0
         self.caster_flow_ml_min: Callable[[float], float] = lambda t: 0.0
         self.water_dispensed_ml: Callable[[float], float] = lambda t: 0.0
+        self.water_flow_ml_min: Callable[[float], float] = lambda t: 0.0
+        #: Standard litres each MFC has delivered since power-up (its flow's exact integral).
+        self.dry_delivered_sl: Callable[[float], float] | None = None
+        self.wet_delivered_sl: Callable[[float], float] | None = None
+        self._delivered_mark: tuple[float, float] | None = None
         self.internal: InternalController | None = None
         self._water_seen_ml = 0.0
         self._cast_seen_ml = 0.0
@@ -305,11 +316,83 @@ class World:
         self._advancing = True
         try:
             while self.t < t:
-                dt = min(_MAX_STEP_S, t - self.t)
-                self._step(dt)
+                if self._quiet(self.t):
+                    dt = min(QUIET_STEP_S, t - self.t)
+                    self._step_quiet(dt)
+                else:
+                    self._delivered_mark = None
+                    dt = min(MAX_STEP_S, t - self.t)
+                    self._step(dt)
                 self.t += dt
         finally:
             self._advancing = False
+
+    def _quiet(self, t: float) -> bool:
+        """Only chamber air, the probe and the water left on the support change: no film drying,
+        no pump moving (a pump that starts tells us through ``on_change``: a step ends there)."""
+        if self.internal is not None:
+            return False
+        if self.film is not None and self.film.conditions is None:
+            return False
+        if self.caster_flow_ml_min(t) != 0.0 or self.water_flow_ml_min(t) != 0.0:
+            return False
+        return self.water_dispensed_ml(t) == self._water_seen_ml and self.caster_dispensed_ml(t) == self._cast_seen_ml
+
+    def _mean_flows(self, t: float, dt: float) -> tuple[float, float]:
+        """(dry, wet) mean flows over [t, t + dt], slpm: what the MFCs delivered in the step,
+        so a flow still settling after a setpoint change counts as it really went."""
+        if self.dry_delivered_sl is None or self.wet_delivered_sl is None:
+            return max(0.0, self.dry_flow_slpm(t)), max(0.0, self.wet_flow_slpm(t))
+        end = (self.dry_delivered_sl(t + dt), self.wet_delivered_sl(t + dt))
+        mark, self._delivered_mark = self._delivered_mark, end
+        if mark is None or dt <= 0:
+            return max(0.0, self.dry_flow_slpm(t)), max(0.0, self.wet_flow_slpm(t))
+        return max(0.0, (end[0] - mark[0]) * 60.0 / dt), max(0.0, (end[1] - mark[1]) * 60.0 / dt)
+
+    def _step_quiet(self, dt: float) -> None:
+        """One step of a quiet phase, exact for constant mean flows: the chamber's vapour relaxes
+        exponentially to its target and the probe (a first-order lag) follows that exponential
+        in closed form, so a step may last from one query to the next."""
+        ch = self.chamber
+        t = self.t
+        temp = self.temperature_c(t)
+        psat = saturation_vapour_pressure_hpa(temp)
+        q_dry, q_wet = self._mean_flows(t, dt)
+        q = q_dry + q_wet
+        x0 = self.vapour_hpa
+        p_in = (q_wet * ch.bubbler_rh_pct + q_dry * ch.dry_line_rh_pct) / 100.0 * psat / q if q > 0 else x0
+        k_flow = q / ch.volume_l / 60.0
+        k_leak = ch.leak_per_min / 60.0
+        p_room = ch.room_rh_pct / 100.0 * psat
+        # Water on the support evaporates at E·(1 - x/psat) mg/s: a source linear in the vapour
+        # pressure x, so dx/dt = -K·x + K·target stays linear with constant coefficients.
+        e_mg_s = ch.support_evaporation_mg_s if self.support_water_ml > 0 else 0.0
+        g = _R * (temp + 273.15) / (_M_WATER * ch.volume_l * 100.0)  # hPa/s per mg/s
+        k = k_flow + k_leak + e_mg_s * g / psat
+        target = (k_flow * p_in + k_leak * p_room + e_mg_s * g) / k if k > 0 else x0
+        decay = math.exp(-k * dt)
+        x1 = target + (x0 - target) * decay
+        mean_x = target + (x0 - target) * ((1.0 - decay) / (k * dt) if k * dt > 1e-12 else 1.0)
+        water_left = self.support_water_ml - e_mg_s * (1.0 - mean_x / psat) * dt / 1000.0
+        if max(x0, target) > psat or (e_mg_s and water_left <= 0.0):
+            # condensation on the walls clips the exponential, or the support dries within the
+            # step (the source stops): small explicit steps, as in busy phases
+            self._delivered_mark = None
+            self._step(dt)
+            return
+        self.vapour_hpa = x1
+        self.support_water_ml = water_left
+        tau = ch.sensor_tau_s
+        if tau > 0:
+            # probe: s' = (rh - s)/tau with rh = rt + (r0 - rt)·exp(-k·t)
+            r0, rt = 100.0 * x0 / psat, 100.0 * target / psat
+            b = 1.0 / tau
+            eb = math.exp(-b * dt)
+            forced = (r0 - rt) * (b * (decay - eb) / (b - k) if abs(b - k) > 1e-9 * b else b * dt * eb)
+            self.sensor_rh_pct = rt + (self.sensor_rh_pct - rt) * eb + forced
+        else:
+            self.sensor_rh_pct = 100.0 * x1 / psat
+        self._step_film(t, dt, 100.0 * x1 / psat, q, temp)
 
     def _step(self, dt: float) -> None:
         ch = self.chamber
@@ -388,7 +471,11 @@ class World:
             / speed
         )
         if self.caster_flow_ml_min(t) <= 0.0:  # solvent evaporates once the casting has stopped
-            film.solvent_left = max(0.0, film.solvent_left - dt / t_evap)
+            if film.solvent_left <= dt / t_evap:
+                dt = film.solvent_left * t_evap  # the film forms within this step: count up to then
+                film.solvent_left = 0.0
+            else:
+                film.solvent_left -= dt / t_evap
         rh_s = min(100.0, rh + fm.surface_rh_offset_pct)
         film.dt_sum += dt
         film.rh_s_sum += rh_s * dt
