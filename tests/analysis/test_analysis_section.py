@@ -89,3 +89,37 @@ def test_rendered_section_against_geometry(seed, d_um, t_over_d, t_cv, opening):
     assert abs(m.thickness_std_um / m.mean_thickness_um - gt["thickness_std_um"] / gt["mean_thickness_um"]) < 0.05
     if gt["support_pore_diameter_um"] is not None and m.support_pore_diameter_um is not None:
         assert m.support_pore_diameter_um == pytest.approx(gt["support_pore_diameter_um"], rel=0.15)
+
+
+@pytest.mark.parametrize("variant", [{"flip": True}, {"film_darker": True}, {"tilt_deg": 2.5}, {"tilt_deg": -1.5},
+                                     {"flip": True, "film_darker": True, "tilt_deg": 2.0}])
+def test_section_appearance_variants(variant):
+    """Issue 16: background below, a film darker than the support, a tilted interface — the
+    orientation and contrast are found from the image, the tilt followed per column."""
+    rng = np.random.default_rng(11)
+    d_um, t_um = 5.0, 6.0
+    px = t_um / 40
+    st = make_structure(rng, mean_diameter_um=d_um, opening_ratio=0.4, thickness_um=t_um, thickness_cv=0.1,
+                        field_um=60 * d_um, section_length_um=800 * px, support_pore_um=2 * d_um,
+                        penetration_depth_um=2.5, penetration_fraction=0.3, communication=0.5, support_link_prob=0.8)
+    img = render_section(st, px, rng, bit_depth=8, blur_px=1.2, noise=0.03, illumination_gradient=0.2, **variant)
+    gt = ground_truth(st, section_pixel_size_um=px)
+    m = analyse_section(img, px)
+    assert m.mean_thickness_um == pytest.approx(gt["mean_thickness_um"], rel=0.03)
+    assert m.penetration_fraction == pytest.approx(gt["penetration_fraction"], abs=0.05)
+    assert m.penetration_depth_um == pytest.approx(gt["penetration_depth_um"], rel=0.15)
+    if not variant.get("tilt_deg"):
+        assert m.support_pore_diameter_um == pytest.approx(gt["support_pore_diameter_um"], rel=0.1)
+
+
+def test_support_pores_joined_by_channels_are_measured_one_by_one():
+    """Channel crossings are no pores; pores touching through the blur are split (issue 16)."""
+    rng = np.random.default_rng(1001)
+    st = make_structure(rng, mean_diameter_um=1.5, cv=0.15, opening_ratio=0.3, thickness_um=1.5, thickness_cv=0.1,
+                        field_um=150, section_length_um=1024 * 0.03, support_pore_um=3.0, support_link_prob=0.9)
+    img = render_section(st, 0.03, rng, bit_depth=8, blur_px=1.5, noise=0.03)
+    gt = ground_truth(st, section_pixel_size_um=0.03)
+    m = analyse_section(img, 0.03)
+    if gt["support_pore_diameter_um"] is not None and m.support_pore_diameter_um is not None:
+        assert m.support_pore_diameter_um == pytest.approx(gt["support_pore_diameter_um"], rel=0.1)
+    assert m.support_continuity == pytest.approx(gt["support_continuity"], abs=0.15)

@@ -1,8 +1,16 @@
 """Cross-section analysis: film thickness profile T(x), the support's pore size, and the rest of
 claim 1 (issue 16): polymer penetration into the support, pore communication, support continuity.
 
-Layout assumed: dark background above, the film as a bright band, the textured grey support
-below (an image with the support on top is flipped first). Pores cut by the section plane are
+Layout: the background on one side, the film as a band, the textured support on the other; the
+side of the background is found from the image (an image with the support on top is flipped
+first). The film may be brighter than the support or darker (found from the image: the class of
+the band met below the background; a darker film is folded at its level, film - |v - film|, so
+that it is the brightest phase again — the support's pores are measured on the image as it is).
+A coarse support texture whose grains reach the film's level is recognised (grains above the
+threshold, or a high local s.d. of the matrix): the film is then told by being smooth as well as
+bright, and bright grains below its bottom are dropped. A tilted section is followed per column
+(the interface line's slope is the one under which most columns share one level).
+Pores cut by the section plane are
 dark holes inside the film or notches open to the top; they belong to the film, so the upper
 surface is the *envelope* bridging the notches (a grey opening of the top-edge row profile) and
 the interface is the envelope bridging holes that sit on it (a grey closing of the bottom-edge
@@ -11,17 +19,23 @@ either side, which a symmetric blur does not move.
 
 Claim 1 from the same image (definitions in DESIGN §4):
 - penetration: polymer (film-bright) continuing below the interface into the support's surface
-  pores. The film's bottom edge per column dips below the interface there; the interface is the
-  grey opening of the bottom edge (a flat element a quarter of the width long removes tongues
-  narrower than that, a linear slope passes unchanged). Depth = mean over the tongues ("sites") of
-  each tongue's median depth over its central half; fraction = columns entered / columns measured.
+  pores. The film's bottom edge per column dips below the interface there; the interface is
+  followed outside the tongues and their blurred shoulders. Depth = mean over the tongues
+  ("sites") of each tongue's median depth over its central half; fraction = the tongues' widths
+  at half their depth (sub-pixel) / columns measured.
 - communication: the film's dark cavities between the upper envelope and the interface, as the
   column profile of their height; one cavity per bump, a dip below 0.75 of the lower neighbouring
-  bump splits two cavities joined by an opening. Neighbours: consecutive cavities whose wall is
-  thinner than their mean width. Fraction = joined / neighbouring pairs.
+  bump splits two cavities joined by an opening; cavities open to the top are also joined when
+  the wall between them stops clearly below the film's surface (an opening just under the surface
+  leaves a strip of film too thin to resolve). Neighbours: consecutive cavities whose wall is
+  thinner than their mean width; pairs with a cavity cut by the image's side are left out.
+  Fraction = joined / neighbouring pairs.
+- support pores: each pore rebuilt from its inscribed circle (channels cut at its rim, pores
+  touching through the blur split, channel crossings — arms as wide as the circle — rejected);
+  the mean equivalent diameter of those not cut by the region's border.
 - support continuity: the support's pore phase (with the channels joining pores) labelled as one;
-  the area fraction in clusters that reach from within one median pore diameter of the interface
-  to the bottom of the image.
+  the area fraction of the pores (without their channels) in clusters that reach from within one
+  mean pore diameter of the interface to the bottom of the image.
 """
 
 from __future__ import annotations
@@ -150,19 +164,68 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     if h < 8 or w < 8 or float(np.ptp(img)) <= 0:
         return _empty(pixel_size_um)
     s = gaussian(img, 1.0)
-    # film level per column: the brightest phase; a closing along x bridges columns without film
-    f_col = _film_level(s)
+    s_sup = s  # the support's pores are measured on the image as it is
+    f_dark = _dark_film_level(s)
+    if f_dark is not None:
+        # a film darker than the support: folded at its level (film - |v - film|), the film is
+        # the brightest phase again, the support below it and the dark phases stay dark
+        img = f_dark - np.abs(img - f_dark)
+        s = f_dark - np.abs(s - f_dark)
+    # film level per column: the brightest phase; a closing along x bridges columns without film.
+    # Taken after a vertical erosion (9 px): a grain of the support's texture (a few px; its
+    # brightest may reach the film's level) falls to its surroundings, the film's band stays
+    f_col = _film_level(ndi.grey_erosion(s, size=(9, 1)))
     sn = s / np.maximum(f_col[None, :], 1e-9)
     k = max(2, h // 8)
     # the support matrix level: its bright phase (its pores, dark, may fill much of the bottom band)
-    sup_lvl = float(np.percentile(sn[-k:], 90))
+    band = sn[-k:]
+    sup_lvl = float(np.percentile(band, 90))
     # the background level: the darkest phase of the top band (it may be a thin strip above a
     # thin film with polymer tongues below it)
     bg_lvl = float(np.percentile(sn[:k], 10))
-    if 1 - sup_lvl < 0.1 or 1 - bg_lvl < 0.1:
+    if 1 - bg_lvl < 0.1:
         return _empty(pixel_size_um)
-    t2 = (1 + max(sup_lvl, bg_lvl)) / 2
+    # a coarse-textured support (its brightest grains may reach the film's level): the threshold
+    # halfway between the film and the matrix's median (its pixels above their Otsu threshold).
+    # Textured: grains above that threshold, or the matrix's local s.d. (7 × 7 px) above 0.092
+    # of the film-to-matrix step (the default renderer's texture, relative s.d. 0.08, gives
+    # 0.03–0.08 of it; one of 0.15 at 0.6 of the film's level, 0.10–0.5)
+    matrix = band[band > _otsu(band)]
+    sup_med = float(np.median(matrix))
+    t_med = (1 + max(sup_med, bg_lvl)) / 2
+    band_sd = _local_sd(band, 7)
+    m_sd = float(np.median(band_sd[band > _otsu(band)]))
+    textured = (float(np.mean(matrix > t_med)) > 0.005 or 1 - sup_lvl < 0.1
+                or m_sd > 0.092 * max(1 - sup_med, 1e-9))
+    if textured:
+        if 1 - sup_med < 0.1:
+            return _empty(pixel_size_um)
+        t2 = t_med
+    else:
+        t2 = (1 + max(sup_lvl, bg_lvl)) / 2
     film = sn > t2
+    if f_dark is not None or textured:
+        # The support's bright grains (and, under a dark film, the folded rims of its pores)
+        # join the film's mask below its bottom. The film's body: opened by 5 × 5 and, on a
+        # textured support, smooth — its local s.d. (7 × 7) below half the support matrix's —
+        # grown back by 3 px within the bright pixels (an edge raises the local s.d. on either
+        # side). Kept: the bright pixels down to the body's bottom in each column (thin walls
+        # between cavities, which the opening cuts, stay; the grains below it go)
+        raw = film
+        body = ndi.binary_opening(film, structure=np.ones((5, 5), bool))
+        if textured:
+            lstd = _local_sd(sn, 7)
+            smooth = body & (lstd < 0.5 * m_sd)
+            if smooth.any():
+                body = ndi.binary_dilation(smooth, iterations=3, mask=raw)
+        has_o = body.any(axis=0)
+        bot_o = np.where(has_o, h - 1 - np.argmax(body[::-1], axis=0), -1).astype(np.float64)
+        if textured and f_dark is None and 0 < has_o.sum() < w:
+            # columns where the film is all edges (between close cavities): the body's bottom
+            # from the neighbouring columns
+            xo = np.nonzero(has_o)[0]
+            bot_o = np.where(has_o, bot_o, np.interp(np.arange(w), xo, bot_o[xo]))
+        film = body | (raw & (np.arange(h)[:, None] <= bot_o[None, :] + 0.5))
     lab, n = ndi.label(film)
     if n == 0:
         return _empty(pixel_size_um)
@@ -174,10 +237,26 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     if film.any():
         cols_f = film.any(axis=0)
         bottom = float(np.median(h - 1 - np.argmax(film[::-1], axis=0)[cols_f]))
-        lowest = ndi.maximum(np.broadcast_to(np.arange(h)[:, None], lab.shape), lab, np.arange(1, n + 1))
-        small = np.nonzero((areas >= 20) & (areas < max(20, 0.01 * areas.max())) & (np.asarray(lowest) < bottom))[0] + 1
+        ids = np.arange(1, n + 1)
+        objs = ndi.find_objects(lab, n)
+        lowest = np.array([o[0].stop - 1 if o is not None else -1 for o in objs])
+        highest = np.array([o[0].start if o is not None else h for o in objs])
+        small = np.nonzero((areas >= 20) & (areas < max(20, 0.01 * areas.max())) & (lowest < bottom))[0] + 1
         if small.size:
             film |= np.isin(lab, small)
+        # large pieces wholly below the film's bottom are bright parts of the support (coarse
+        # texture, the folded rims of its pores under a dark film), not polymer: a tongue
+        # hangs from the film
+        main = int(np.argmax(areas)) + 1
+        m_bot = h - 1 - np.argmax((lab == main)[::-1], axis=0)
+        m_cols = (lab == main).any(axis=0)
+        if m_cols.any():
+            bottom_main = float(np.median(m_bot[m_cols]))
+            thick_main = bottom_main - float(np.median(np.argmax(lab == main, axis=0)[m_cols]))
+            # (a tongue under a cavity that cuts the film through starts at the interface)
+            deep = np.nonzero((highest > bottom_main + max(4.0, 0.25 * thick_main)) & np.isin(ids, big))[0] + 1
+            if deep.size:
+                film &= ~np.isin(lab, deep)
     has = film.any(axis=0)
     if has.sum() < 0.2 * w:
         return _empty(pixel_size_um)
@@ -200,7 +279,8 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     y_bot = np.where(np.isfinite(y_bot), y_bot, bot_raw + 0.5)
     # polymer tongues in the support: the bottom edge dips far below the interface there
     tongue = _tongues(y_bot, has, w)
-    has_b = has & ~tongue
+    # the interface is followed outside the tongues and their blurred shoulders (4 columns)
+    has_b = has & ~ndi.binary_dilation(tongue, iterations=4)
     if has_b.sum() < max(8, 0.05 * w):  # the interface is seen between tongues and cavities
         return _empty(pixel_size_um)
     # bridge notches, holes and gaps with a rolling ball far larger than a pore but far smaller
@@ -223,12 +303,19 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     # a tongue is polymer clearly below the interface found: at least 3 px deep and, like a
     # pore, at least 9 px wide (narrower dips are the blurred feet of necks on the interface)
     tongue &= np.nan_to_num(y_bot - bot_env, nan=0.0) >= 3.0
-    tongue = ndi.binary_opening(tongue, structure=np.ones(9, bool))
+    opened = ndi.binary_opening(tongue, structure=np.ones(9, bool))
+    # a tongue cut by the image's side is kept from 3 columns on
+    for a, b in _runs(tongue):
+        if (a == 0 or b == w) and b - a >= 3:
+            opened[a:b] = True
+    tongue = opened
+    if textured and tongue.any():
+        tongue = _uniform_tongues(sn, tongue, bot_env, y_bot, top_env, valid)
     # the support's pores are looked for outside the tongues (polymer, brighter than its matrix)
     in_tongue = ndi.binary_dilation(tongue, iterations=3)[None, :] & (rows <= np.nan_to_num(y_bot, nan=0.0)[None, :] + 4)
-    sup_d, sup_n, sup_cont, sup_k = _support_pores(s, bot_env, valid, pixel_size_um, exclude=in_tongue)
+    sup_d, sup_n, sup_cont, sup_k = _support_pores(s_sup, bot_env, valid, pixel_size_um, exclude=in_tongue)
     pen_depths, pen_frac = _penetration(y_bot, bot_env, tongue, valid)
-    pairs, joined = _communication(sn, top_env, bot_env, valid, bg_lvl)
+    pairs, joined = _communication(sn, top_env, bot_env, valid, bg_lvl, y_top)
     from .quality import MIN_PX_PER_PORE, claim1_intervals, saturated, section_intervals
 
     flags = []
@@ -324,6 +411,58 @@ def _film_level(s: np.ndarray) -> np.ndarray:
     return np.polyval(coef, x)
 
 
+def _local_sd(a: np.ndarray, size: int) -> np.ndarray:
+    """Standard deviation over a size × size window (uniform filters)."""
+    m = ndi.uniform_filter(a, size)
+    return np.sqrt(np.maximum(ndi.uniform_filter(a * a, size) - m * m, 0.0))
+
+
+def _otsu(v: np.ndarray) -> float:
+    from skimage.filters import threshold_otsu
+
+    return float(threshold_otsu(v)) if float(np.ptp(v)) > 0 else float(v.flat[0])
+
+
+def _dark_film_level(s: np.ndarray) -> float | None:
+    """The film's level when it is darker than the support (None when it is the brighter).
+
+    Three classes (3-level Otsu on a subsample): dark (background, cavities, the support's
+    pores), mid, bright. Below the background (on top), each column meets the film first: its
+    class a few pixels under the first non-dark pixel, by majority over the columns, tells
+    whether the film is the mid class (darker than the support) or the bright one; the film is
+    taken as darker only when the support's matrix (the bottom band) is clearly brighter than
+    that first-met level."""
+    from skimage.filters import threshold_multiotsu
+
+    h, w = s.shape
+    sub = s[::4, ::4]
+    if float(np.ptp(sub)) <= 0:
+        return None
+    try:
+        t1, t2 = threshold_multiotsu(sub, classes=3, nbins=128)
+    except ValueError:
+        return None
+    above = s > t1
+    has = above.any(axis=0)
+    if has.sum() < 0.2 * w:
+        return None
+    first = np.argmax(above, axis=0)
+    cols = np.nonzero(has)[0]
+    v = s[np.minimum(first[cols] + 4, h - 1), cols]
+    v = v[v > t1]
+    if v.size < 0.2 * w or float(np.median(v)) >= t2:
+        return None
+    # and the support (the bottom band's matrix, its pixels not dark) clearly brighter than what
+    # the columns meet first: where cavities cut through a bright film, most columns meet the
+    # support first, which is then as bright as itself
+    band = s[-max(2, h // 8):]
+    matrix = band[band > t1]
+    if matrix.size == 0 or float(np.median(matrix)) < 1.2 * float(np.median(v)):
+        return None
+    mid = v[v < t2]
+    return float(np.median(mid))
+
+
 def _support_on_top(img: np.ndarray) -> bool:
     """True when the bright-textured support is at the top (the image is upside down)."""
     h = img.shape[0]
@@ -401,93 +540,137 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
         return None, 0, None, 0
     pores = region & (sn < (matrix + dark_lvl) / 2)
     pores = cross_dilate(cross_erode(pores))  # == ndi.binary_opening(pores)
-    cont, k_cl = _continuity(pores, top, h)
-    # channels joining pores (continuous support) would merge them: open by a disc of 0.45 ×
-    # the typical inscribed radius (a disc survives an opening by a smaller disc unchanged)
-    pores = _open_channels(pores)
-    lab, n = ndi.label(pores)
+    # channels joining pores (continuous support) and pores touching through the blur would
+    # merge them: each pore is rebuilt from its inscribed circle (see _split_pores)
+    lab, n = _split_pores(pores)
     if n == 0:
-        return None, 0, cont, k_cl
+        return None, 0, None, 0
+    areas = np.bincount(lab.ravel(), minlength=n + 1).astype(float)
     # exclude pores touching the region's border (interface side, image sides, bottom)
     edge = ~region | np.pad(np.zeros((h - 2, w - 2), bool), 1, constant_values=True)
-    touching = np.unique(lab[cross_dilate(edge) & pores])
-    areas = np.bincount(lab.ravel(), minlength=n + 1).astype(float)
+    touching = np.unique(lab[cross_dilate(edge) & (lab > 0)])
     keep = np.ones(n + 1, bool)
     keep[0] = False
     keep[touching] = False
     keep &= areas >= max(12.0, 0.1 * float(areas[keep].max()) if keep.any() else 12.0)
+    d_px = 2 * np.sqrt(areas[keep] / math.pi)
+    # the typical pore diameter for the continuity's "near the interface": of the whole pores,
+    # else of all pore pieces
+    big = areas[1:][areas[1:] >= 12]
+    d_typ = float(d_px.mean()) if d_px.size else (2 * math.sqrt(float(np.median(big)) / math.pi) if big.size else 0.0)
+    # the pore area: the pores without their channels, plus the pieces cut by the image's sides
+    # and bottom (caps of pores centred outside it, too small to hold an inscribed circle)
+    discs = lab > 0
+    rest, _ = ndi.label(pores & ~discs)
+    cut = np.unique(np.r_[rest[-1], rest[:, 0], rest[:, -1]])
+    discs |= np.isin(rest, cut[cut > 0])
+    cont, k_cl = _continuity(pores, discs, np.where(valid, interface, h), h, d_typ)
     if not keep.any():
         return None, 0, cont, k_cl
-    d = 2 * np.sqrt(areas[keep] / math.pi) * px
-    return float(d.mean()), int(keep.sum()), cont, k_cl
+    return float(d_px.mean() * px), int(keep.sum()), cont, k_cl
 
 
-def _open_channels(pores: np.ndarray) -> np.ndarray:
-    """Pores joined by channels (a continuous support) separated again: over the box around the
-    networks (nothing to do without one), each pore is rebuilt as the part of the mask within
-    its inscribed circle (a peak of the Euclidean distance transform) — a disc pore whole, its
-    channels cut at its rim. Single pores are left as they are."""
-    lab, n = ndi.label(pores)
-    if n == 0:
-        return pores
-    areas = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-    objs = ndi.find_objects(lab)
-    box = np.array([(o[0].stop - o[0].start) * (o[1].stop - o[1].start) for o in objs], float)
-    # networks: pores joined by channels fill little of their bounding box (a disc fills 0.785)
-    net = (areas < 0.6 * box) & (areas > 24)
-    if not net.any():
-        return pores
-    # only the box around the networks, with a margin for the distance transforms
-    idx = np.nonzero(net)[0]
+def _split_pores(pores: np.ndarray) -> tuple[np.ndarray, int]:
+    """Pores joined by channels (a continuous support) or touching through the blur separated
+    again, as a label image: each pore is rebuilt as the part of the mask within its inscribed
+    circle (a peak of the Euclidean distance transform) — a disc pore whole, its channels cut at
+    its rim; a pixel claimed by two circles goes to the nearer centre (relative to the radius).
+    A peak where channels cross is no pore: there the mask continues in wide arms all around the
+    inscribed circle (a pore's rim borders the matrix except where its channels leave).
+    Components without a peak (small pieces) keep their own label; channel remnants are dropped."""
+    lab0, n0 = ndi.label(pores)
+    if n0 == 0:
+        return lab0, 0
+    objs = ndi.find_objects(lab0)
+    areas = np.bincount(lab0.ravel(), minlength=n0 + 1)[1:]
+    hh = np.array([o[0].stop - o[0].start for o in objs], float)
+    ww = np.array([o[1].stop - o[1].start for o in objs], float)
+    # not a single disc: pores joined by channels fill little of their box (a disc 0.785),
+    # two touching pores make an elongated one
+    multi = (areas > 24) & ((areas < 0.7 * hh * ww) | (np.maximum(hh, ww) > 1.25 * np.minimum(hh, ww)))
+    if not multi.any():
+        return lab0, n0
+    idx = np.nonzero(multi)[0]
     r0, r1 = min(objs[i][0].start for i in idx), max(objs[i][0].stop for i in idx)
     c0, c1 = min(objs[i][1].start for i in idx), max(objs[i][1].stop for i in idx)
-    m = int(math.ceil(0.5 * max(r1 - r0, c1 - c0) ** 0.5)) + 4
-    r0, r1, c0, c1 = max(r0 - m, 0), min(r1 + m, pores.shape[0]), max(c0 - m, 0), min(c1 + m, pores.shape[1])
-    sub = pores[r0:r1, c0:c1]
+    r0, r1, c0, c1 = max(r0 - 2, 0), min(r1 + 2, pores.shape[0]), max(c0 - 2, 0), min(c1 + 2, pores.shape[1])
+    sub = pores[r0:r1, c0:c1] & np.isin(lab0[r0:r1, c0:c1], idx + 1)
     dist = ndi.distance_transform_edt(sub)
     # the typical pore radius: the distance transform's peaks (pore centres; a channel's ridge
     # is lower) above 0.4 of the highest
     peaks = (dist >= ndi.maximum_filter(dist, size=5)) & (dist >= 0.4 * float(dist.max()))
     r_typ = float(np.median(dist[peaks])) if peaks.any() else float(dist.max())
     if r_typ < 3:
-        return pores
-    # one peak per pore (a window of 1.2 typical radii; plateaus count once); each pore is
-    # the part of the mask within its inscribed circle's radius of its centre — a disc pore
-    # whole, the channels that join it cut at its rim
+        return lab0, n0
+    # one peak per pore (a window of 1.2 typical radii; plateaus count once)
     size = int(2 * round(0.6 * r_typ) + 1)
     pk = (dist >= ndi.maximum_filter(dist, size=size)) & (dist >= 0.65 * r_typ)  # not a channel crossing
     plab, npk = ndi.label(pk, structure=np.ones((3, 3)))
     if npk == 0:
-        return pores
-    ids = np.arange(1, npk + 1)
-    cen = np.array(ndi.center_of_mass(pk, plab, ids)).reshape(-1, 2)
-    rad = np.asarray(ndi.maximum(dist, plab, ids), float)
-    keep = np.zeros_like(sub)
-    for (cy, cx), r in zip(cen, rad):
+        return lab0, n0
+    py, px_ = np.nonzero(pk)
+    pl = plab[py, px_]
+    cnt = np.bincount(pl, minlength=npk + 1)[1:].astype(float)
+    cen = np.c_[np.bincount(pl, py, npk + 1)[1:] / cnt, np.bincount(pl, px_, npk + 1)[1:] / cnt]
+    rad = np.zeros(npk + 1)
+    np.maximum.at(rad, pl, dist[py, px_])
+    rad = rad[1:]
+    # channel crossings: arms leaving the inscribed circle as wide as a good part of it — a
+    # pore's channels are at most 0.3 of its radius wide (half width 0.15 × the smaller pore's
+    # diameter); the arms seen on the ring at 1.35 r, their half width as the distance transform
+    ang = np.linspace(0, 2 * math.pi, 48, endpoint=False)
+    ry = cen[:, :1] + (1.35 * rad[:, None] + 1) * np.sin(ang)[None, :]
+    rx = cen[:, 1:] + (1.35 * rad[:, None] + 1) * np.cos(ang)[None, :]
+    inside = (ry >= 0) & (ry < sub.shape[0] - 0.5) & (rx >= 0) & (rx < sub.shape[1] - 0.5)
+    iy = np.clip(np.rint(ry).astype(int), 0, sub.shape[0] - 1)
+    ix = np.clip(np.rint(rx).astype(int), 0, sub.shape[1] - 1)
+    dv = np.where(inside, dist[iy, ix], 0.0)
+    good = np.ones(len(rad), bool)
+    for j in range(len(rad)):
+        arms = [float(np.take(dv[j], np.arange(a, b), mode="wrap").max()) for a, b in _circular_runs(dv[j] > 0)]
+        good[j] = sum(v >= 0.45 * rad[j] for v in arms) < 2
+    out = np.zeros(pores.shape, np.int32)
+    best = np.full(sub.shape, np.inf)
+    osub = out[r0:r1, c0:c1]
+    k = 0
+    for (cy, cx), r in zip(cen[good], rad[good]):
+        k += 1
         y0, y1 = max(int(cy - r - 3), 0), min(int(cy + r + 4), sub.shape[0])
         x0, x1 = max(int(cx - r - 3), 0), min(int(cx + r + 4), sub.shape[1])
         yy, xx = np.ogrid[y0:y1, x0:x1]
-        keep[y0:y1, x0:x1] |= (yy - cy) ** 2 + (xx - cx) ** 2 <= (r + 1.5) ** 2  # + the rim pixels
-    out = pores.copy()
-    out[r0:r1, c0:c1] = sub & keep
-    return out
+        q = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2) / (r + 1.5)  # + the rim pixels
+        mine = sub[y0:y1, x0:x1] & (q <= 1.0) & (q < best[y0:y1, x0:x1])
+        osub[y0:y1, x0:x1][mine] = k
+        best[y0:y1, x0:x1][mine] = q[mine]
+    # components holding no accepted peak keep their own label (small pores, or all of them)
+    held = np.zeros(n0 + 1, bool)
+    held[np.unique(lab0[out > 0])] = True
+    held[0] = True
+    ids_rest = np.nonzero(~held)[0]
+    if ids_rest.size:
+        lut = np.zeros(n0 + 1, np.int32)
+        lut[ids_rest] = k + np.arange(1, ids_rest.size + 1)
+        out = np.where(out > 0, out, lut[lab0])
+        k += int(ids_rest.size)
+    return out, k
 
 
-def _continuity(pores: np.ndarray, top: np.ndarray, h: int) -> tuple[float | None, int]:
-    """Area fraction of the pore phase in clusters that reach from within one median pore
-    diameter of the region's top (the interface) to the image's bottom row; the cluster count."""
+def _continuity(pores: np.ndarray, discs: np.ndarray, interface: np.ndarray, h: int, d_typ: float
+                ) -> tuple[float | None, int]:
+    """Area fraction of the pores (``discs``: the pores without their channels, as the
+    definition counts pore area) in clusters of the pore phase (pores with channels) that reach
+    from within one typical pore diameter of the interface to the image's bottom row; the
+    cluster count."""
     lab, n = ndi.label(pores)
     if n == 0:
         return None, 0
-    areas = np.bincount(lab.ravel(), minlength=n + 1)
-    big = areas[1:][areas[1:] >= 12]
-    d_med = 2 * math.sqrt(float(np.median(big if big.size else areas[1:])) / math.pi)
+    areas = np.bincount(lab[discs], minlength=n + 1).astype(float)
     rows = np.arange(h)[:, None]
-    near_top = pores & (rows - top[None, :] <= d_med)
+    near_top = discs & (rows - interface[None, :] <= d_typ)
     reach_top = np.zeros(n + 1, bool)
     reach_top[np.unique(lab[near_top])] = True
     reach_bot = np.zeros(n + 1, bool)
-    reach_bot[np.unique(lab[-2:])] = True
+    reach_bot[np.unique(lab[-2:][discs[-2:]])] = True
     span = reach_top & reach_bot
     span[0] = False
     total = float(areas[1:].sum())
@@ -509,7 +692,19 @@ def _tongues(y_bot: np.ndarray, has: np.ndarray, w: int) -> np.ndarray:
     # share — the first peak of the detrended edge's histogram (1 px bins, smoothed) at least
     # 0.3 × the highest and 5 % of the columns; the slope refined on the columns within 2 px
     xo, yo = x[ok].astype(np.float64), y[ok]
-    slope, level = 0.0, float(np.median(yo))
+    # a tilted section (up to ±5°): the first slope is the one under which most columns share
+    # one level (the sharpest peak of the detrended edge's histogram, 1 px bins); the smallest
+    # slope wins ties, so an untilted section keeps slope 0
+    grid = np.arange(0.0, math.tan(math.radians(5.0)) + 1e-9, 0.5 / max(w, 1))
+    grid = np.concatenate([[0.0], np.ravel(np.c_[grid[1:], -grid[1:]])])
+    slope, best = 0.0, -1.0
+    for sl in grid:
+        r = yo - sl * xo
+        hist = np.bincount((r - r.min()).astype(np.intp))
+        score = float(np.convolve(hist, np.ones(3), mode="same").max()) if hist.size > 2 else float(hist.sum())
+        if score > best:
+            slope, best = float(sl), score
+    level = float(np.median(yo - slope * xo))
     for _ in range(3):
         r = yo - slope * xo
         lo = float(r.min())
@@ -530,6 +725,52 @@ def _tongues(y_bot: np.ndarray, has: np.ndarray, w: int) -> np.ndarray:
     return ndi.binary_opening(t, structure=np.ones(3, bool))
 
 
+def _circular_runs(b: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of True on a ring (a run across the end joined with the one at the start; indices
+    may exceed the length: take them modulo it)."""
+    if b.all():
+        return [(0, b.size)]
+    k = int(np.argmin(b))  # start at a False
+    return [(a + k, c + k) for a, c in _runs(np.roll(b, -k))]
+
+
+def _uniform_tongues(sn: np.ndarray, tongue: np.ndarray, interface: np.ndarray, y_bot: np.ndarray, top: np.ndarray,
+                     valid: np.ndarray) -> np.ndarray:
+    """Keep the tongues that are polymer: as uniform as the film (a coarse-textured support's
+    bright grains joined to the film's bottom edge look like tongues, but keep their texture).
+    Uniformity: the robust s.d. of the tongue's pixels (central half of its columns, rows
+    between the interface and its bottom edge, one px off each) below the mean of the film's
+    and the support matrix's; their median within a quarter of the film-to-matrix step from
+    the film's level."""
+    h, w = sn.shape
+    rows = np.arange(h)[:, None]
+    film_in = (rows > top[None, :] + 3) & (rows < interface[None, :] - 3) & valid[None, :]
+    below = (rows > np.nan_to_num(y_bot, nan=h)[None, :] + 4) & (rows < np.nan_to_num(y_bot, nan=h)[None, :] + 40) & valid[None, :]
+
+    def rsd(v: np.ndarray) -> float:
+        return 1.4826 * float(np.median(np.abs(v - np.median(v)))) if v.size > 4 else math.inf
+
+    fv = sn[film_in]
+    f_sd = rsd(fv[fv > np.median(fv) - 0.2]) if fv.size else math.inf
+    bv = sn[below]
+    s_sd = rsd(bv[bv > _otsu(bv)]) if bv.size > 4 else math.inf
+    lim = 0.5 * (f_sd + s_sd)
+    # and as bright as the film: a bump of grains is only partly at the film's level
+    s_med = float(np.median(bv[bv > _otsu(bv)])) if bv.size > 4 else 0.0
+    lvl = float(np.median(fv)) - 0.25 * (float(np.median(fv)) - s_med) if fv.size else 0.0
+    if not math.isfinite(lim):
+        return tongue
+    out = tongue.copy()
+    for a, b in _runs(tongue):
+        q = (b - a) // 4
+        cols = np.arange(a + q, b - q)
+        sel = (rows > interface[None, cols] + 1) & (rows < np.nan_to_num(y_bot[cols], nan=0.0)[None, :] - 1)
+        v = sn[:, cols][sel]
+        if v.size > 4 and (rsd(v) > lim or float(np.median(v)) < lvl):
+            out[a:b] = False
+    return out
+
+
 def _runs(b: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) of the runs of True in a 1-D bool array."""
     d = np.diff(np.concatenate([[0], b.astype(np.int8), [0]]))
@@ -539,18 +780,49 @@ def _runs(b: np.ndarray) -> list[tuple[int, int]]:
 def _penetration(y_bot: np.ndarray, interface: np.ndarray, tongue: np.ndarray, valid: np.ndarray
                  ) -> tuple[np.ndarray, float | None]:
     """Per tongue its depth (px; median over the central half of its columns) and the fraction
-    of the measured columns entered."""
+    of the measured columns entered.
+
+    A tongue's width is taken at half its depth (sub-pixel, between the last column at or beyond
+    half the depth and the next): its core (columns ≥ 3 px deep) misses the blurred shoulders,
+    which for a shallow tongue are a good part of it."""
     n_valid = int(valid.sum())
     if n_valid == 0:
         return np.zeros(0), None
-    depths = []
-    for a, b in _runs(tongue):
+    dep = np.nan_to_num(y_bot - interface, nan=0.0)
+    w = dep.size
+
+    def depth(a: int, b: int) -> float | None:
         q = (b - a) // 4
         seg = (y_bot - interface)[a + q: b - q]
         seg = seg[np.isfinite(seg)]
-        if seg.size:
-            depths.append(float(np.median(seg)))
-    return np.array(depths, float), float((tongue & valid).sum() / n_valid)
+        return float(np.median(seg)) if seg.size else None
+
+    ext = []  # (lo, hi, xl, xr, core start, core stop) per core run, extended to half its depth
+    for a, b in _runs(tongue):
+        d = depth(a, b)
+        if d is None:
+            continue
+        half = d / 2
+        lo = a
+        while lo > 0 and dep[lo - 1] >= half and valid[lo - 1]:
+            lo -= 1
+        hi = b
+        while hi < w and dep[hi] >= half and valid[hi]:
+            hi += 1
+        xl = float(lo)
+        if lo > 0 and valid[lo - 1] and dep[lo] > dep[lo - 1]:
+            xl = lo - float(np.clip((dep[lo] - half) / (dep[lo] - dep[lo - 1]), 0, 1)) + 0.5
+        xr = float(hi)
+        if hi < w and valid[hi] and dep[hi - 1] > dep[hi]:
+            xr = hi + float(np.clip((dep[hi - 1] - half) / (dep[hi - 1] - dep[hi]), 0, 1)) - 0.5
+        if ext and lo < ext[-1][1]:  # one tongue, its core split by a shallow dip: merged
+            p = ext[-1]
+            ext[-1] = (p[0], max(p[1], hi), min(p[2], xl), max(p[3], xr), p[4], b)
+        else:
+            ext.append((lo, hi, xl, xr, a, b))
+    depths = [d for d in (depth(e[4], e[5]) for e in ext) if d is not None]
+    width = sum(max(e[3] - e[2], 0.0) for e in ext)
+    return np.array(depths, float), float(min(width / n_valid, 1.0))
 
 
 def _split_bumps(v: np.ndarray, ratio: float = 0.75) -> list[int]:
@@ -569,29 +841,68 @@ def _split_bumps(v: np.ndarray, ratio: float = 0.75) -> list[int]:
     return _split_bumps(v[:c], ratio) + [c] + [c + 1 + j for j in _split_bumps(v[c + 1:], ratio)]
 
 
-def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: np.ndarray, bg_lvl: float
-                   ) -> tuple[np.ndarray, np.ndarray]:
+
+
+def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: np.ndarray, bg_lvl: float,
+                   top_raw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Neighbouring cavity pairs along the section and whether each pair is joined: returns
-    (pairs (P, 2) of cavity (start, stop) columns — for inspection — and joined (P,) bool)."""
+    (pairs (P, 2) of cavity (start, stop) columns — for inspection — and joined (P,) bool).
+
+    Joined: one dark region with a dip between the two (an opening inside the film), or — for
+    cavities open to the top — a wall between them whose top (``top_raw``, the film's measured
+    top edge) lies clearly below the film's surface (interpolated over the columns without
+    cavity): an opening just under the surface leaves above it a strip of film too thin to be
+    resolved, and the wall looks cut down to the opening's bottom."""
     h, w = sn.shape
     rows = np.arange(h)[:, None]
     band = (rows > top[None, :] + 3) & (rows < bottom[None, :] - 2) & valid[None, :]
     dark = band & (sn < (1 + bg_lvl) / 2)
-    hcol = ndi.uniform_filter1d(dark.sum(axis=0).astype(np.float64), 3, mode="nearest")
-    cav = []  # (start, stop, run id)
+    hraw = dark.sum(axis=0)
+    hcol = ndi.uniform_filter1d(hraw.astype(np.float64), 3, mode="nearest")
+    cav = []  # (start, stop, run id, peak height, first and last column dark unsmoothed + 1)
     for rid, (a, b) in enumerate(_runs(hcol >= 1.0)):
         cuts = [a] + [a + c for c in _split_bumps(hcol[a:b])] + [b]
         for lo, hi in zip(cuts[:-1], cuts[1:]):
             if hi - lo >= 2:
-                cav.append((lo, hi, rid, float(hcol[lo:hi].max())))
+                on = np.nonzero(hraw[lo:hi] >= 1)[0]
+                e0, e1 = (lo + int(on[0]), lo + int(on[-1]) + 1) if on.size else (lo, hi)
+                cav.append((lo, hi, rid, float(hcol[lo:hi].max()), e0, e1))
     if len(cav) < 2:
         return np.zeros((0, 2), int), np.zeros(0, bool)
     peak_min = max(3.0, 0.25 * float(np.median([c[3] for c in cav])))
     cav = [c for c in cav if c[3] >= peak_min]
     pairs, joined = [], []
-    for c0, c1 in zip(cav[:-1], cav[1:]):
+    # a cavity cut by the image's side: its width is not seen, so neither its neighbours
+    cut = [c[4] <= 0 or c[5] >= w for c in cav]
+    # neighbours: the wall between them (unsmoothed extents) thinner than their mean width
+    # (one column either side between the dark columns' extent, which misses the blurred rims,
+    # and the smoothed one, which adds a column)
+    near = [c0[2] == c1[2] or c1[4] - c0[5] < 0.5 * ((c0[5] - c0[4]) + (c1[5] - c1[4])) + 1.0
+            for c0, c1 in zip(cav[:-1], cav[1:])]
+    surf = None
+    if top_raw is not None:
+        # the surface over solid film: columns outside the cavities and the walls between
+        # neighbouring ones
+        solid = valid & np.isfinite(top_raw) & (hcol == 0)
+        for (c0, c1), nb in zip(zip(cav[:-1], cav[1:]), near):
+            if nb:
+                solid[c0[0]:c1[1]] = False
+        if solid.sum() >= 2:
+            # linear between solid columns; beyond the first and last, the top envelope (it
+            # follows a tilt) shifted to meet them
+            x = np.arange(w)
+            xs = np.nonzero(solid)[0]
+            surf = np.interp(x, xs, top_raw[xs])
+            surf[:xs[0]] = top[:xs[0]] + (top_raw[xs[0]] - top[xs[0]])
+            surf[xs[-1] + 1:] = top[xs[-1] + 1:] + (top_raw[xs[-1]] - top[xs[-1]])
+    for i, ((c0, c1), nb) in enumerate(zip(zip(cav[:-1], cav[1:]), near)):
         same = c0[2] == c1[2]
-        if same or c1[0] - c0[1] < 0.5 * ((c0[1] - c0[0]) + (c1[1] - c1[0])):
+        if nb and not (cut[i] or cut[i + 1]):
+            if not same and surf is not None and c1[0] > c0[1]:
+                wall = top_raw[c0[1]:c1[0]]
+                if np.isfinite(wall).any():
+                    k = int(np.nanargmin(wall))
+                    same = float(wall[k]) - float(surf[c0[1] + k]) > 2.5
             pairs.append((c0[0], c1[1]))
             joined.append(same)
     return np.array(pairs, int).reshape(-1, 2), np.array(joined, bool)

@@ -389,20 +389,41 @@ def _overlap_in_film(structure: FilmStructure, c1: np.ndarray, c2: np.ndarray) -
     return lo < t and hi > 0
 
 
-def support_spanning(structure: FilmStructure) -> np.ndarray:
+def support_spanning(structure: FilmStructure, depth_offset_um: np.ndarray | None = None) -> np.ndarray:
     """Per support pore: does its cluster (pores joined by channels) reach from within one mean
-    pore diameter of the interface to the bottom of the imaged support?"""
+    pore diameter of the interface to the bottom of the imaged support?
+
+    ``depth_offset_um`` (per pore): where the image's bottom is not at the support depth below
+    the interface everywhere (a tilted section), the pores' depths relative to the image's
+    bottom are their depths plus this offset; reaching the bottom and a channel running inside
+    the image are judged with them, nearness to the interface with the depths themselves."""
     sc, sd = structure.support_centres_um, structure.support_diameters_um
+    top = sc[:, 1] - sd / 2 <= float(sd.mean()) if len(sd) else np.zeros(0, bool)
+    if depth_offset_um is not None and len(sd):
+        sc = sc + np.c_[np.zeros(len(sd)), np.asarray(depth_offset_um, float)]
     n = len(sd)
     if n == 0:
         return np.zeros(0, bool)
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    lk = structure.support_links
+    # only what the section shows joins pores: a channel counts where it runs inside the imaged
+    # support (x in [0, L], depth in [0, support depth]) between the two pores' rims — pores
+    # joined only through pores or channels outside the image look separate in it (issue 16)
+    L, D = structure.section_length_um, structure.support_depth_um
+    lk = np.asarray(structure.support_links, int).reshape(-1, 2)
+    if len(lk):
+        t = np.linspace(0, 1, 33)[None, :]
+        p0, p1 = sc[lk[:, 0]], sc[lk[:, 1]]
+        seg = np.linalg.norm(p1 - p0, axis=1)[:, None]
+        r0, r1 = sd[lk[:, 0], None] / 2, sd[lk[:, 1], None] / 2
+        xs = p0[:, :1] + t * (p1[:, :1] - p0[:, :1])
+        zs = p0[:, 1:] + t * (p1[:, 1:] - p0[:, 1:])
+        between = (t * seg > r0) & ((1 - t) * seg > r1)
+        inside = (xs >= 0) & (xs <= L) & (zs >= 0) & (zs <= D)
+        lk = lk[(inside | ~between).all(axis=1)]
     g = coo_matrix((np.ones(len(lk)), (lk[:, 0], lk[:, 1])), shape=(n, n)) if len(lk) else coo_matrix((n, n))
     _, comp = connected_components(g, directed=False)
-    top = sc[:, 1] - sd / 2 <= float(sd.mean())
     bottom = sc[:, 1] + sd / 2 >= structure.support_depth_um
     t_c = np.bincount(comp, top, minlength=comp.max() + 1) > 0
     b_c = np.bincount(comp, bottom, minlength=comp.max() + 1) > 0
@@ -456,17 +477,49 @@ def _disc_coverage(img: np.ndarray, cx: float, cy: float, r: float, value: float
         img[y0:y1, x0:x1] += cov * value
 
 
+def _discs_coverage(shape: tuple[int, int], cx: np.ndarray, cy: np.ndarray, r: np.ndarray,
+                    weights: list[np.ndarray | None]) -> list[np.ndarray]:
+    """:func:`_disc_coverage` of many discs at once: for each entry of ``weights`` (one value
+    per disc, or ``None`` for 1) the image of the discs' weighted coverages summed.
+
+    Discs are grouped by their patch size so each group is one array operation, and the patches
+    are summed into the image by ``np.bincount`` (patches of neighbours overlap).
+    """
+    h, w = shape
+    cx, cy, r = (np.asarray(a, float) for a in (cx, cy, r))
+    flats, covs, owners = [], [], []
+    rc = np.ceil(r).astype(np.int64)
+    for s in np.unique(rc):
+        idx = np.nonzero(rc == s)[0]
+        off = np.arange(2 * s + 3)
+        xx = np.floor(cx[idx] - s - 1).astype(np.int64)[:, None] + off
+        yy = np.floor(cy[idx] - s - 1).astype(np.int64)[:, None] + off
+        dx, dy = xx + 0.5 - cx[idx, None], yy + 0.5 - cy[idx, None]
+        cov = np.clip(r[idx, None, None] + 0.5 - np.sqrt(dy[:, :, None] ** 2 + dx[:, None, :] ** 2), 0.0, 1.0)
+        inside = ((yy >= 0) & (yy < h))[:, :, None] & ((xx >= 0) & (xx < w))[:, None, :] & (cov > 0)
+        flats.append((yy[:, :, None] * w + xx[:, None, :])[inside])
+        covs.append(cov[inside])
+        owners.append(np.broadcast_to(idx[:, None, None], cov.shape)[inside])
+    flat = np.concatenate(flats) if flats else np.zeros(0, np.int64)
+    cov = np.concatenate(covs) if covs else np.zeros(0)
+    owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
+    return [np.bincount(flat, weights=cov if wt is None else cov * np.asarray(wt, float)[owner],
+                        minlength=h * w).reshape(h, w) for wt in weights]
+
+
 def _illumination(shape: tuple[int, int], rng: np.random.Generator, strength: float) -> np.ndarray:
     """A smooth multiplicative field: a random linear ramp and an off-centre vignette."""
     h, w = shape
     y = (np.arange(h) + 0.5) / h - 0.5
     x = (np.arange(w) + 0.5) / w - 0.5
     th = rng.uniform(0, 2 * math.pi)
-    ramp = math.cos(th) * x[None, :] + math.sin(th) * y[:, None]
     c = rng.uniform(-0.2, 0.2, 2)
-    vig = (x[None, :] - c[0]) ** 2 + (y[:, None] - c[1]) ** 2
-    f = 1 + strength * ramp - strength * vig
-    return f / f.max()
+    # 1 + s·(ramp − vignette) is a sum of a function of x and one of y: built from the two
+    # profiles in one pass over the image (and its maximum is the sum of theirs).
+    fx = strength * (math.cos(th) * x - (x - c[0]) ** 2)
+    fy = 1.0 + strength * (math.sin(th) * y - (y - c[1]) ** 2)
+    top = fx.max() + fy.max()
+    return (fy / top)[:, None] + (fx / top)[None, :]
 
 
 def _finish(img: np.ndarray, rng: np.random.Generator, blur_px: float, noise: float, bit_depth: int) -> np.ndarray:
@@ -503,15 +556,9 @@ def render_surface(
     shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
     c = structure.centres_um / pixel_size_um
     r = structure.diameters_um / 2 / pixel_size_um
-    refl = np.zeros(shape)
-    trans = np.zeros(shape)
-    cov = np.zeros(shape)
     dark = rng.uniform(*_PORE_REFLECTED, len(r))
-    for k in range(len(r)):
-        _disc_coverage(cov, c[k, 0], c[k, 1], r[k])
-        _disc_coverage(refl, c[k, 0], c[k, 1], r[k], _FILM_REFLECTED - dark[k])
-        t = (_THROUGH_TRANSMITTED if structure.through[k] else _BLIND_TRANSMITTED) - _FILM_TRANSMITTED
-        _disc_coverage(trans, c[k, 0], c[k, 1], r[k], t)
+    t = np.where(np.asarray(structure.through, bool), _THROUGH_TRANSMITTED, _BLIND_TRANSMITTED) - _FILM_TRANSMITTED
+    cov, refl, trans = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, _FILM_REFLECTED - dark, t])
     over = np.clip(cov, 1, None)  # anti-aliasing of two very close discs can overfill a pixel
     refl = _FILM_REFLECTED - refl / over
     trans = _FILM_TRANSMITTED + trans / over
@@ -542,15 +589,36 @@ def render_section(
     illumination_gradient: float = 0.2,
     blur_px: float = 1.0,
     noise: float = 0.02,
+    flip: bool = False,
+    film_darker: bool = False,
+    support_texture: float = 0.08,
+    support_level: float | None = None,
+    tilt_deg: float = 0.0,
 ) -> np.ndarray:
     """Render the cross-section at ``y = section_y_um``.
 
     Dark background above; the film as a bright band from the thickness profile down to the
     (flat) interface, with the pores cut by the plane as dark holes (open to the top where the
     cut is wide); then the support: textured grey with dark pores.
+
+    Appearance variants (issue 16; the defaults give the images of earlier versions):
+    ``flip`` puts the background below (the image upside down); ``film_darker`` makes the film
+    (and the polymer tongues) darker than the support (film 0.45, support 0.70);
+    ``support_texture`` is the relative standard deviation of the support's grain texture (0.08)
+    and ``support_level`` its matrix level (0.45; 0.70 with ``film_darker``): e.g. 0.6 and 0.15
+    make its brightest grains as bright as the film, and with ``film_darker`` a texture of 0.15
+    makes its darkest grains as dark as the film; ``tilt_deg`` tilts the whole section
+    by a shear of the columns (each column moved down by ``(x - w/2)·tan θ``; vertical
+    distances, areas and so the ground truth stay the same; the image is rendered taller, with
+    the shift's rows of background added above, and cut so that the support below keeps its
+    depth at the centre).
     """
     p = pixel_size_um
     h, w, y_int = _section_layout(structure, p)
+    shift = abs(math.tan(math.radians(tilt_deg))) * w / 2
+    pad = int(math.ceil(shift)) + 2 if tilt_deg else 0
+    h_out = h
+    h, y_int = h + 2 * pad, y_int + pad
     xc = (np.arange(w) + 0.5) * p
     y_top = y_int - structure.thickness_at(xc) / p  # rows (float), per column
     rows = np.arange(h)[:, None] + 0.5
@@ -592,20 +660,27 @@ def render_section(
         (x0, z0), (x1, z1) = structure.support_centres_um[i], structure.support_centres_um[j]
         hw = 0.15 * min(structure.support_diameters_um[i], structure.support_diameters_um[j]) / p
         _segment_coverage(spore, x0 / p, y_int + z0 / p, x1 / p, y_int + z1 / p, hw)
-    sup_val = _SEC_SUPPORT * (1 + 0.08 * tex) * (1 - spore) + _SEC_SUPPORT_PORE * spore
+    film_val, sup_lvl = (0.45, 0.70) if film_darker else (_SEC_FILM, _SEC_SUPPORT)
+    sup_lvl = support_level if support_level is not None else sup_lvl
+    sup_val = sup_lvl * (1 + support_texture * tex) * (1 - spore) + _SEC_SUPPORT_PORE * spore
     tongue = np.zeros((h, w))
     for xc, a, dp in structure.penetration_sites_um:
         _rect_coverage(tongue, (xc - a) / p, (xc + a) / p, y_int, y_int + dp / p)
     if len(structure.penetration_sites_um):
-        sup_val = sup_val * (1 - tongue) + _SEC_FILM * tongue
+        sup_val = sup_val * (1 - tongue) + film_val * tongue
     bg = np.clip(1 - film - support, 0, 1)
     img = (
         _SEC_BACKGROUND * bg
-        + film * ((1 - hole) * _SEC_FILM + hole * _SEC_HOLE)
+        + film * ((1 - hole) * film_val + hole * _SEC_HOLE)
         + support * sup_val
     )
-    img = img * _illumination((h, w), rng, illumination_gradient)
-    return _finish(img, rng, blur_px, noise, bit_depth)
+    if tilt_deg:
+        dy = (np.arange(w) + 0.5 - w / 2) * math.tan(math.radians(tilt_deg))
+        src = np.arange(0, pad + h_out)[:, None] + 0.0 - dy[None, :]  # the pad rows above kept
+        img = ndi.map_coordinates(img, [src, np.broadcast_to(np.arange(w)[None, :], src.shape)], order=1, mode="nearest")
+    img = img * _illumination(img.shape, rng, illumination_gradient)
+    out = _finish(img, rng, blur_px, noise, bit_depth)
+    return out[::-1].copy() if flip else out
 
 
 def _rect_coverage(img: np.ndarray, x0: float, x1: float, y0: float, y1: float) -> None:
@@ -777,6 +852,61 @@ def render_surface_sem(
     return top, _finish(trans, rng, 1.0, noise, bit_depth)
 
 
+def _pillbox(img: np.ndarray, radius: float) -> np.ndarray:
+    """Convolve with a uniform disc of ``radius`` px (a defocused point: the aperture's image)."""
+    if radius <= 0.5:
+        return img
+    k = int(math.ceil(radius)) + 1
+    yy, xx = np.mgrid[-k: k + 1, -k: k + 1].astype(float)
+    ker = np.zeros_like(yy)
+    _disc_coverage(ker, k + 0.5, k + 0.5, radius)
+    return ndi.convolve(img, ker / ker.sum(), mode="reflect")
+
+
+def render_surface_bse(
+    structure: FilmStructure,
+    pixel_size_um: float,
+    rng: np.random.Generator,
+    *,
+    illumination_gradient: float = 0.15,
+    blur_px: float = 0.7,
+    defocus_px: float = 1.0,
+    noise: float = 0.03,
+    pore_level: tuple[float, float] = (0.55, 0.75),
+    jpeg_quality: int | None = 75,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (top view, transmitted) pair in a backscatter-like family (issue 16): flat, weak
+    contrast (each opening a uniform level ``pore_level`` × film: fewer electrons come back
+    from the cavity, no edge effect, so no rim), slightly out of focus (a pillbox of
+    ``defocus_px`` then a Gaussian ``blur_px``), noise, 8-bit and saved as JPEG at
+    ``jpeg_quality``. The opening's edge (ground truth) is the lip. The transmitted view is the
+    optical one."""
+    w_um, h_um = structure.field_um
+    shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
+    c = structure.centres_um / pixel_size_um
+    r = structure.diameters_um / 2 / pixel_size_um
+    img = np.zeros(shape)
+    cov = np.zeros(shape)
+    level = rng.uniform(*pore_level, len(r))
+    for k in range(len(r)):
+        _disc_coverage(cov, c[k, 0], c[k, 1], r[k])
+        _disc_coverage(img, c[k, 0], c[k, 1], r[k], 1.0 - level[k])
+    img = 1.0 - img / np.clip(cov, 1, None)
+    img = _pillbox(img * _illumination(shape, rng, illumination_gradient), defocus_px)
+    top = _finish(img * 0.6, rng, blur_px, noise * 0.6, 8)
+    if jpeg_quality is not None:
+        top = _jpeg(top, jpeg_quality)
+    trans = np.zeros(shape)
+    covt = np.zeros(shape)
+    for k in range(len(r)):
+        _disc_coverage(covt, c[k, 0], c[k, 1], r[k])
+        t = (_THROUGH_TRANSMITTED if structure.through[k] else _BLIND_TRANSMITTED) - _FILM_TRANSMITTED
+        _disc_coverage(trans, c[k, 0], c[k, 1], r[k], t)
+    trans = _FILM_TRANSMITTED + trans / np.clip(covt, 1, None)
+    trans = trans * _illumination(shape, rng, illumination_gradient)
+    return top, _finish(trans, rng, 1.0, noise, 8)
+
+
 # --------------------------------------------------------------------------------------------
 # Ground truth (geometry only)
 # --------------------------------------------------------------------------------------------
@@ -856,13 +986,21 @@ def ground_truth(structure: FilmStructure, *, section_pixel_size_um: float | Non
 def claim1_truth(structure: FilmStructure, pixel_size_um: float | None = None) -> dict:
     """Claim-1 section measures from the geometry: polymer penetration (mean depth over the
     tongues seen in the section, fraction of the interface length entered), pore communication
-    (joined / neighbouring cavity pairs, :func:`cavity_pairs`) and support continuity (area
-    fraction of the support's pores in clusters spanning the imaged support)."""
+    (joined / neighbouring cavity pairs, :func:`cavity_pairs`, without the pairs holding a cavity
+    cut by the image's side) and support continuity (area fraction of the support's pores in
+    clusters spanning the imaged support)."""
     L = structure.section_length_um
     s = structure.penetration_sites_um
     vis = (np.minimum(s[:, 0] + s[:, 1], L) - np.maximum(s[:, 0] - s[:, 1], 0)) if len(s) else np.zeros(0)
     seen = vis >= 3 * (pixel_size_um or 0.0)
     pairs, joined = cavity_pairs(structure, pixel_size_um)
+    if len(pairs):
+        # pairs with a cavity cut by the image's side are left out: how wide it is, so whether
+        # it neighbours the next one, the section does not show
+        cav = section_cavities(structure)
+        inside = (cav[:, 0] - cav[:, 2] >= 0) & (cav[:, 0] + cav[:, 2] <= L)
+        keep = inside[pairs[:, 0]] & inside[pairs[:, 1]]
+        pairs, joined = pairs[keep], joined[keep]
     sd = structure.support_diameters_um
     span = support_spanning(structure)
     if len(sd):
