@@ -182,12 +182,14 @@ class HMT330Emulator(LineEmulator):
             "T": (temp if self.metric else temp * 9 / 5 + 32, "'C" if self.metric else "'F"),
         }
         values["TA"] = values["T"]
-        td = dewpoint_c(rh, temp)
-        values["TD"] = values["TDF"] = (td if self.metric else td * 9 / 5 + 32, values["T"][1])
+        ops = _compile_form(form)
+        if ("value", "TD") in ops or ("value", "TDF") in ops:  # the dew point only when the FORM shows it
+            td = dewpoint_c(rh, temp)
+            values["TD"] = values["TDF"] = (td if self.metric else td * 9 / 5 + 32, values["T"][1])
         out: list[str] = []
         digits, decimals = 4, 1
         last_unit = ""
-        for op, arg in _compile_form(form):
+        for op, arg in ops:
             if op == "text":
                 out.append(arg)
             elif op == "digits":

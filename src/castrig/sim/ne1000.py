@@ -272,11 +272,13 @@ class NE1000Emulator(Emulator):
             self._advancing = False
 
     def _advance_events(self, t: float) -> None:
-        if self._flow == 0.0 and self.safe_mode_s <= 0:
-            # Standing still in basic mode: no volume target, stall or watchdog can fall due.
-            if t > self._last_t:
-                self._last_t = t
-            return
+        if self._flow == 0.0:
+            wd = self._watchdog_deadline()
+            if wd is None or wd > t:
+                # Standing still and no watchdog due: no volume target, stall or alarm can fall due.
+                if t > self._last_t:
+                    self._last_t = t
+                return
         while True:
             # The earliest event due by ``t`` (ties in the order stall, target, watchdog), found
             # without building lists: this runs at every query the twin makes of the pump.
