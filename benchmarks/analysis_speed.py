@@ -1,6 +1,9 @@
 """Seconds per 1024² surface pair (reflected + transmitted) and per section, castrig.analysis
 beside the plain scikit-image recipe. Goal: ≤ 0.1 s per surface pair on 2 cores.
 
+The surface pair is timed in both appearances: the optical twin (``appearance="optical"``) and an
+SE SEM top view of the same structure (``appearance="sem"``: a lip fitted on each pore's profile).
+
     python benchmarks/analysis_speed.py [--repeat N] [--size PX]
 """
 
@@ -18,7 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from analysis_accuracy import plain_section, plain_surface  # noqa: E402
 
 from castrig.analysis import analyse_section, analyse_surface  # noqa: E402
-from castrig.sim.micrograph import make_structure, render_section, render_surface  # noqa: E402
+from castrig.sim.micrograph import make_structure, render_section, render_surface, render_surface_sem  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[float, float]:
@@ -44,11 +47,15 @@ def main() -> None:
                             field_um=a.size * px, section_length_um=a.size * d_um / 50)
         refl, trans = render_surface(st, px, rng, bit_depth=8)
         sec = render_section(st, d_um / 50, rng, bit_depth=8)
+        sem, sem_t = render_surface_sem(st, px, rng, bit_depth=8)
         s_med, s_min = timed(lambda: analyse_surface(refl, px, trans), a.repeat)
         p_med, p_min = timed(lambda: plain_surface(refl, trans, px), a.repeat)
+        e_med, e_min = timed(lambda: analyse_surface(sem, px, sem_t, appearance="sem"), a.repeat)
+        f_med, f_min = timed(lambda: plain_surface(sem, sem_t, px), a.repeat)
         x_med, x_min = timed(lambda: analyse_section(sec, d_um / 50), a.repeat)
         q_med, q_min = timed(lambda: plain_section(sec, d_um / 50), a.repeat)
         print(f"[{label}] surface pair: castrig {s_med:.3f} s ({s_min:.3f})   plain {p_med:.3f} s ({p_min:.3f})")
+        print(f"[{label}] SEM surface pair: castrig {e_med:.3f} s ({e_min:.3f})   plain {f_med:.3f} s ({f_min:.3f})")
         print(f"[{label}] section {sec.shape[0]}x{sec.shape[1]}: castrig {x_med:.3f} s ({x_min:.3f})   plain {q_med:.3f} s ({q_min:.3f})")
 
 

@@ -754,94 +754,68 @@ def _otsu_split(v: np.ndarray) -> tuple[float, float, float]:
     return float((s[i] + s[i + 1]) / 2), float(m0[i]), float(m1[i])
 
 
-def _departure_pitch(dev: np.ndarray, crop: int = 512) -> float | None:
-    """Lattice pitch (px) of the departures from the film level, from the power spectrum of a
-    central crop (:func:`castrig.analysis.lattice.fft_pitch`); None without a clear ring."""
-    from .lattice import fft_pitch
-
-    h, w = dev.shape
-    c = min(crop, h, w)
-    r0, c0 = (h - c) // 2, (w - c) // 2
-    p = fft_pitch(dev[r0: r0 + c, c0: c0 + c])
-    return p if p is not None and 4 <= p <= c / 3 else None
-
-
 def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarray | None, keep_labels: bool) -> SurfaceMetrics:
     """Top views whose pores show a bright inner rim (SE edge effect): film level from the mode,
-    pores = departures from it (rim and core together), edges on the radial profiles
-    (:mod:`castrig.analysis.edges`)."""
-    from .edges import edge_radii, film_mode_field
+    one pore per dark core, each lip fitted on its pore's radial profile
+    (:mod:`castrig.analysis.edges`); the opening ratio from the same lips."""
+    from .edges import film_mode_field, lip_radii, pore_cores
 
     h, w = img.shape
     f = np.maximum(film_mode_field(img), 1e-6).astype(np.float32)
     norm = img / f
     sig = noise_sigma(norm[h // 2 - min(128, h // 2): h // 2 + 128, w // 2 - min(128, w // 2): w // 2 + 128])
-    g = gaussian(norm, 0.7)
-    dev = np.abs(g - 1)
-    thr = max(0.3 * float(np.percentile(dev, 99.5)), 6 * sig, 0.08)
-    mask = dev > thr
-    # between a pore's bright rim and its dark core the brightness crosses the film level: a
-    # band as wide as the rim's decay, so wider in pixels the finer the pixel size. Close it
-    # at the pore's scale (0.08 × the lattice pitch from the spectrum), so that the rim
-    # encloses its core whatever the magnification (issue 16: an SEM view upsampled 2× split
-    # every pore in two)
-    pitch = _departure_pitch(dev)
-    rc = 0.08 * pitch if pitch else 0.0
-    if rc >= 1.5:
-        grown = ndi.distance_transform_edt(~mask) <= rc
-        mask = ndi.distance_transform_edt(grown) > rc
-    mask = ndi.binary_fill_holes(mask)
-    mask = ndi.binary_opening(mask)
-    lab, n = ndi.label(mask)
+    lab, n = pore_cores(norm, sig)
     if n == 0:
         return SurfaceMetrics(0.0, None, None, 0, None, None, pixel_size_um,
                               through=None if transmitted is None else np.zeros(0, bool),
                               labels=np.zeros(img.shape, np.int32) if keep_labels else None)
-    px = _Pixels.of(mask)
-    lp = lab.ravel()[px.flat].astype(np.intp)
-    areas = np.bincount(lp, minlength=n + 1)
-    r_typ = _typical_radius(lab, areas, px, lp)
-    # split touching pores on the folded image (rim and core both dark)
-    folded = (1 - np.abs(g - 1)).astype(np.float32)
-    lab, n = _split(lab, n, mask, folded, r_typ, px, lp)
-    lp = lab.ravel()[px.flat].astype(np.intp)
-    cnt = np.bincount(lp, minlength=n + 1)[1:]
-    cy = np.bincount(lp, px.row, minlength=n + 1)[1:] / np.maximum(cnt, 1)
-    cx = np.bincount(lp, px.col, minlength=n + 1)[1:] / np.maximum(cnt, 1)
-    centres = np.column_stack([cy, cx])
-    r_mask = np.sqrt(np.maximum(cnt, 1) / math.pi)
-    # how far beyond the mask the profile reaches: half a pore radius (+2 px of blur), not a
-    # fixed cap in pixels (the same pore imaged at a finer pixel size needs the same reach)
-    ring = int(max(3, round(min(0.5 * r_typ + 2, 0.9 * r_typ))))
-    r_edge = edge_radii(norm, lab, n, centres, r_mask, ring)
     flat = lab.ravel()
+    cpx = _Pixels.of(lab > 0)
+    cl = flat[cpx.flat].astype(np.intp)
+    cnt = np.bincount(cl, minlength=n + 1)[1:]
+    cy = np.bincount(cl, cpx.row, minlength=n + 1)[1:] / np.maximum(cnt, 1)
+    cx = np.bincount(cl, cpx.col, minlength=n + 1)[1:] / np.maximum(cnt, 1)
+    centres = np.column_stack([cy, cx])
+    r_core = np.sqrt(np.maximum(cnt, 1) / math.pi)
+    r_typ = float(np.median(r_core))
+    # a pore's pixels reach beyond its core by the rim, the blur and the film around the lip:
+    # a share of the pore's own size (the same pore at a finer pixel size needs the same reach)
+    ring = int(max(3, round(0.6 * r_typ + 3)))
+    r_edge, (rows, cols, own, rho) = lip_radii(norm, lab, n, centres, r_core, ring)
     edge_ids = np.unique(np.concatenate([flat[:w], flat[-w:], flat[::w], flat[w - 1:: w]]))
     on_border = np.zeros(n + 1, bool)
     on_border[edge_ids] = True
     on_border = on_border[1:]
     ok = np.isfinite(r_edge) & (cnt >= 2)
+    # a pore whose lip lies beyond the image border is cut too, even when its core is not
+    cut = (centres[:, 0] + 0.5 - r_edge < 0) | (centres[:, 0] + 0.5 + r_edge > h) | \
+          (centres[:, 1] + 0.5 - r_edge < 0) | (centres[:, 1] + 0.5 + r_edge > w)
+    on_border |= ok & cut
     measured = ~on_border & ok
-    # opening ratio from the same edges: interior pores as discs of their edge radius, border
-    # pores their mask area scaled by the interior pores' median (edge / mask) area ratio
-    scale = float(np.median((r_edge[measured] / r_mask[measured]) ** 2)) if measured.any() else 1.0
-    area = np.where(measured, math.pi * np.where(ok, r_edge, 0) ** 2, cnt * scale)
-    opening = float(np.clip(area.sum() / img.size, 0.0, 1.0))
+    # the opening: the pixels inside their pore's lip, each weighted by how much of it lies
+    # inside (its centre's distance to the lip, ±½ px), so the area is the lip's to sub-pixel
+    # precision; border pores are measured the same way, on the pixels they have in the image
+    re = np.where(ok, r_edge, 0.0)[own - 1]
+    cov = np.clip(re - rho + 0.5, 0.0, 1.0)
+    opening = float(np.clip(cov.sum() / img.size, 0.0, 1.0))
     d_um = 2 * r_edge[measured] * pixel_size_um
+    inside = cov >= 0.5
+    plab = np.zeros(img.shape, np.int32)
+    plab[rows[inside], cols[inside]] = own[inside]
     through = tfrac = None
     if transmitted is not None:
         t = _f32(measurable(transmitted))
-        far = ~box_max(mask, ring)
+        far = ~box_max(plab > 0, 2)
         ft = _fit_field(t, far, 2)
-        core = ndi.binary_erosion(mask, iterations=max(1, int(0.4 * r_typ)))
-        ci = np.flatnonzero(core.ravel())
-        cl = flat[ci].astype(np.intp)
-        ccount = np.bincount(cl, minlength=n + 1)[1:]
-        thr_all = _through(t, ft, lab, n, None, (px.flat, lp, cnt), (ci, cl, ccount))
+        ppx = _Pixels.of(plab > 0)
+        lp = plab.ravel()[ppx.flat].astype(np.intp)
+        pcnt = np.bincount(lp, minlength=n + 1)[1:]
+        thr_all = _through(t, ft, plab, n, None, (ppx.flat, lp, pcnt), (cpx.flat, cl, cnt))
         through = thr_all[measured]
         tfrac = float(through.mean()) if through.size else None
     pitch = _pitch(centres)
     return _metrics(opening, d_um, measured, tfrac, pitch, pixel_size_um, on_border, centres, through,
-                    labels=lab.astype(np.int32) if keep_labels else None,
+                    labels=plab if keep_labels else None,
                     measured_labels=np.arange(1, n + 1)[measured], appearance="sem")
 
 

@@ -1,0 +1,130 @@
+"""SEM top views: the lip fitted on each pore's radial profile (castrig.analysis.edges, issue 16)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from castrig.analysis import analyse_surface
+from castrig.analysis.edges import lip_radii, pore_cores
+from castrig.sim.micrograph import _disc_coverage, ground_truth, make_structure, render_surface_sem
+
+
+def _sem(seed, d_um, ppp, cv, opening, through, blur, size=512):
+    rng = np.random.default_rng(seed)
+    px = d_um / ppp
+    st = make_structure(rng, mean_diameter_um=d_um, cv=cv, opening_ratio=opening, through_fraction=through,
+                        field_um=size * px)
+    top, trans = render_surface_sem(st, px, rng, blur_px=blur, noise=0.04)
+    return st, px, top, trans
+
+
+@pytest.mark.parametrize("seed,d_um,ppp,cv,opening,through,blur", [
+    (12, 3.0, 9, 0.20, 0.50, 0.30, 0.9),   # rim narrower than the blur, small pores, wide spread
+    (13, 8.0, 11, 0.05, 0.58, 0.85, 0.72),  # dense, mostly through-pores (black necks)
+    (5, 20.0, 20, 0.25, 0.15, 0.45, 0.6),   # large, sparse
+])
+def test_sem_lip_meets_the_goals(seed, d_um, ppp, cv, opening, through, blur):
+    st, px, top, trans = _sem(seed, d_um, ppp, cv, opening, through, blur)
+    truth = ground_truth(st)
+    m = analyse_surface(top, px, trans, appearance="sem")
+    assert m.appearance == "sem"
+    assert m.mean_pore_diameter_um == pytest.approx(truth["mean_pore_diameter_um"], rel=0.02)
+    cv_m = m.pore_diameter_std_um / m.mean_pore_diameter_um
+    assert abs(cv_m - truth["pore_diameter_std_um"] / truth["mean_pore_diameter_um"]) < 0.03
+    assert m.opening_ratio == pytest.approx(truth["opening_ratio"], abs=0.02)
+    assert abs(m.pore_count - truth["pore_count"]) <= 0.03 * truth["pore_count"]
+
+
+def test_labels_are_the_openings_not_the_cores():
+    st, px, top, _ = _sem(3, 10.0, 16, 0.1, 0.35, 0.5, 0.6)
+    m = analyse_surface(top, px, appearance="sem", keep_labels=True)
+    area = np.count_nonzero(m.labels) / m.labels.size
+    assert area == pytest.approx(m.opening_ratio, abs=0.01)
+
+
+@pytest.mark.parametrize("r,blur", [(3.0, 0.9), (4.5, 0.5), (8.0, 0.9)])
+def test_rimless_blurred_discs(r, blur):
+    """A plain dark disc (no rim: another detector) is a blurred step: the lip is found at R."""
+    rng = np.random.default_rng(0)
+    img = np.zeros((300, 300))
+    for y in range(20, 280, 30):
+        for x in range(20, 280, 30):
+            _disc_coverage(img, x + rng.uniform(0, 1), y + rng.uniform(0, 1), r)
+    norm = ndi.gaussian_filter(1 - 0.7 * img, blur).astype(np.float32)
+    lab, n = pore_cores(norm, 0.0)
+    cnt = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    idx = np.arange(1, n + 1)
+    cen = np.array(ndi.center_of_mass(np.ones_like(norm), lab, idx))
+    radii, _ = lip_radii(norm, lab, n, cen, np.sqrt(cnt / math.pi), 6)
+    assert np.nanmedian(np.abs(radii - r)) < 0.1
+
+
+def test_no_pores_no_cores():
+    rng = np.random.default_rng(1)
+    flat = (1 + rng.normal(0, 0.02, (128, 128))).astype(np.float32)
+    assert pore_cores(flat, 0.02)[1] == 0
+
+
+def test_sparse_backscatter_view_without_rims():
+    """Flat, weak contrast, defocus, JPEG (render_surface_bse): the lip is a plain blurred step."""
+    from castrig.sim.micrograph import render_surface_bse
+
+    rng = np.random.default_rng(9)
+    px = 14.0 / 14
+    st = make_structure(rng, mean_diameter_um=14.0, cv=0.18, opening_ratio=0.25, field_um=512 * px)
+    top, trans = render_surface_bse(st, px, rng)
+    truth = ground_truth(st)
+    m = analyse_surface(top, px, trans, appearance="sem")
+    assert m.mean_pore_diameter_um == pytest.approx(truth["mean_pore_diameter_um"], rel=0.02)
+    assert m.opening_ratio == pytest.approx(truth["opening_ratio"], abs=0.02)
+
+
+# (D µm, px per pore, CV, opening, through, blur, noise, gradient, bits): cases of
+# benchmarks/analysis_accuracy.py, among them the dense optical ones a film-mode test took for SEM
+_AUTO_CASES = [
+    (0.8, 9, 0.05, 0.45, 0.60, 1.0, 0.02, 0.3, 8),
+    (2.5, 10, 0.03, 0.60, 0.95, 1.2, 0.03, 0.3, 8),
+    (5.0, 9, 0.10, 0.55, 0.80, 1.2, 0.03, 0.4, 8),
+    (12.0, 18, 0.12, 0.50, 0.70, 1.5, 0.02, 0.4, 8),
+    (3.0, 9, 0.20, 0.50, 0.30, 1.5, 0.04, 0.4, 8),
+    (8.0, 11, 0.05, 0.58, 0.85, 1.2, 0.02, 0.3, 16),
+]
+
+
+@pytest.mark.parametrize("k", range(len(_AUTO_CASES)))
+def test_auto_tells_sem_from_optical(k):
+    """appearance="auto": an SE top view (bright lips) is measured as SEM, its reflected-light
+    twin (a dark floor rising to the film) as optical."""
+    from castrig.analysis.edges import has_bright_rims
+    from castrig.sim.micrograph import render_surface
+
+    d_um, ppp, cv, opening, through, blur, noise, grad, bits = _AUTO_CASES[k]
+    px = d_um / ppp
+    for family in ("sem", "optical"):
+        rng = np.random.default_rng(500 + k)
+        st = make_structure(rng, mean_diameter_um=d_um, cv=cv, opening_ratio=opening, through_fraction=through,
+                            field_um=256 * px)
+        if family == "sem":
+            top, trans = render_surface_sem(st, px, rng, bit_depth=bits, illumination_gradient=0.5 * grad,
+                                            blur_px=0.6 * blur, noise=noise)
+        else:
+            top, trans = render_surface(st, px, rng, bit_depth=bits, illumination_gradient=grad, blur_px=blur,
+                                        noise=noise)
+        assert has_bright_rims(top) == (family == "sem")
+        if k in (0, 2):  # the whole analysis once per appearance on two of them (the rest: the test above)
+            assert analyse_surface(top, px, trans, appearance="auto").appearance == family
+
+
+def test_no_rims_without_pores():
+    """Featureless noise, flat or dark images show no rims (nothing darker than the film beyond
+    its noise), so "auto" keeps the optical method there."""
+    from castrig.analysis.edges import has_bright_rims
+
+    rng = np.random.default_rng(4)
+    assert not has_bright_rims(100 + 20 * rng.normal(size=(400, 400)))
+    assert not has_bright_rims(np.full((300, 300), 7.0))
+    assert not has_bright_rims(np.zeros((300, 300)))
