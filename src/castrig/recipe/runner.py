@@ -247,8 +247,32 @@ class Runner:
         if result.outcome != "completed":
             self._record_safely("run_end", "runner", f"{result.outcome}: {result.reason}", {"outcome": result.outcome})
         self._record_safely("safe_state", "control", report.summary(), report.to_dict())
+        if not report.safe and self.cfg.safe_state_keep_trying_s > 0:
+            report = self._keep_trying_safe(report)
         if not report.safe and result.outcome == "completed":
             result.outcome, result.reason = "faulted", report.summary()
+        return report
+
+    def _keep_trying_safe(self, report: SafeStateReport) -> SafeStateReport:
+        """A device the safe state could not reach (its cable out, its controller rebooting) is
+        tried again every ``safe_state_every_s`` for up to ``safe_state_keep_trying_s`` before
+        the process lets go of the rig: if it comes back, it is made safe then — nobody else
+        would switch off wet air left flowing overnight. Ctrl-C stops the tries."""
+        keep, every = self.cfg.safe_state_keep_trying_s, self.cfg.safe_state_every_s
+        unverified = ", ".join(k for k, ok in report.verified.items() if not ok)
+        self.log.error(f"safe state NOT verified ({unverified}): trying again every {every:g} s for up to {keep:g} s "
+                       "(Ctrl-C stops)")
+        t0 = self.clock.now()
+        try:
+            while not report.safe and self.clock.now() - t0 < keep:
+                self.clock.sleep(min(every, keep - (self.clock.now() - t0)))
+                report = make_safe(pumps=self.rig.pumps(), dry_mfc=self.rig.dry_mfc, wet_mfc=self.rig.wet_mfc,
+                                   chamber=self.rig.chamber, purge_flow_slpm=self.cfg.purge_flow_slpm)
+        except KeyboardInterrupt:
+            self.log.error("safe state: the operator stopped the tries")
+        waited = self.clock.now() - t0
+        how = f"after {waited:.0f} s more" if report.safe else f"still not, after {waited:.0f} s more"
+        self._record_safely("safe_state", "control", f"{report.summary()} ({how})", {**report.to_dict(), "after_s": waited})
         return report
 
     def _record_safely(self, kind: str, source: str, message: str, data: dict[str, Any]) -> None:

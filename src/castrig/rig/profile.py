@@ -226,6 +226,13 @@ class ControlConfig(_Strict):
     comms_lost_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"}, description="A device silent this long trips device_comms (abort).")
     #: How long the safe state keeps retrying devices it could not yet verify.
     safe_state_retry_s: float = Field(15.0, ge=0, le=600, json_schema_extra={"unit": "s"}, description="How long the safe state retries devices it could not verify.")
+    #: Then, before the process lets go of the rig, every ``safe_state_every_s`` for this long:
+    #: a wet MFC or chamber whose cable comes back later is still switched off (an unattended
+    #: night has nobody to do it). Ctrl-C stops the tries.
+    safe_state_keep_trying_s: float = Field(1800.0, ge=0, le=86_400, json_schema_extra={"unit": "s"},
+                                            description="After an unverified safe state, keep trying this long before letting go of the rig; 0: do not.")
+    safe_state_every_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"},
+                                      description="How often those later tries are made.")
     rh_sensor_range_pct: tuple[float, float] = Field((0.0, 100.0), json_schema_extra={"unit": "%RH"},
                                                      description="[low, high] a plausible reading lies in; outside: a broken sensor.")
 
