@@ -12,6 +12,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 import math
+import os
 import threading
 from typing import Any
 
@@ -111,13 +112,36 @@ _MAX_PAIRS: int | None = None  # (pixel, marker) pairs beyond which _split uses 
 _POOL_LOCK = threading.Lock()
 
 
-def _pool() -> ThreadPoolExecutor:
+class _Inline:
+    """An executor that runs each job at once in the calling thread (no worker threads)."""
+
+    def submit(self, fn, *args, **kwargs) -> Future:  # type: ignore[no-untyped-def]
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, as a thread's would be
+            fut.set_exception(exc)
+        return fut
+
+
+def analysis_threads() -> int:
+    """Worker threads of the analysis: ``$CASTRIG_ANALYSIS_THREADS`` (default 2; 0 runs every job
+    in the calling thread). ``castrig explore`` sets 0 in its worker processes when they already
+    use every core: a thread pool per process would only oversubscribe them."""
+    try:
+        return max(0, int(os.environ.get("CASTRIG_ANALYSIS_THREADS", "2")))
+    except ValueError:
+        return 2
+
+
+def _pool() -> ThreadPoolExecutor | _Inline:
     global _POOL
     if _POOL is None:
         with _POOL_LOCK:
             if _POOL is None:
-                _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="castrig-analysis")
-    return _POOL
+                n = analysis_threads()
+                _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="castrig-analysis") if n else _Inline()  # type: ignore[assignment]
+    return _POOL  # type: ignore[return-value]
 
 
 _TLS = threading.local()

@@ -492,12 +492,15 @@ def worker_processes(url: str, name: str, workdir: Path, n: int) -> Iterator[lis
     import sys
 
     procs = []
+    env = dict(os.environ)
+    if n >= (os.cpu_count() or 1):  # the workers fill the cores: no analysis threads on top
+        env.setdefault("CASTRIG_ANALYSIS_THREADS", "0")
     try:
         for i in range(n):
             procs.append(subprocess.Popen([sys.executable, "-m", "castrig", "explore", "worker", "--storage", url, "--study", name,
                                            "--data", str(workdir), "--quiet"],
                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                          preexec_fn=_default_sigint))
+                                          preexec_fn=_default_sigint, env=env))
         yield procs
     finally:
         # Ctrl-C reaches the workers too (one process group); otherwise ask them as Ctrl-C would:
