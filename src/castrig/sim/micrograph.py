@@ -507,6 +507,14 @@ def _discs_coverage(shape: tuple[int, int], cx: np.ndarray, cy: np.ndarray, r: n
                         minlength=h * w).reshape(h, w) for wt in weights]
 
 
+def _transmitted(structure: FilmStructure, shape: tuple[int, int], c: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """The transmitted-light view before illumination: dim film and blind pores, bright
+    through-pores (every top-view family shows its pores in transmitted light this way)."""
+    t = np.where(np.asarray(structure.through, bool), _THROUGH_TRANSMITTED, _BLIND_TRANSMITTED) - _FILM_TRANSMITTED
+    cov, trans = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, t])
+    return _FILM_TRANSMITTED + trans / np.clip(cov, 1, None)
+
+
 def _illumination(shape: tuple[int, int], rng: np.random.Generator, strength: float) -> np.ndarray:
     """A smooth multiplicative field: a random linear ramp and an off-centre vignette."""
     h, w = shape
@@ -841,13 +849,7 @@ def render_surface_sem(
     if jpeg_quality is not None and bit_depth == 8:
         top = _jpeg(top, jpeg_quality)
     # transmitted: the optical view (its own light), as render_surface draws it
-    trans = np.zeros(shape)
-    covt = np.zeros(shape)
-    for k in range(len(r)):
-        _disc_coverage(covt, c[k, 0], c[k, 1], r[k])
-        t = (_THROUGH_TRANSMITTED if structure.through[k] else _BLIND_TRANSMITTED) - _FILM_TRANSMITTED
-        _disc_coverage(trans, c[k, 0], c[k, 1], r[k], t)
-    trans = _FILM_TRANSMITTED + trans / np.clip(covt, 1, None)
+    trans = _transmitted(structure, shape, c, r)
     trans = trans * _illumination(shape, rng, illumination_gradient)
     return top, _finish(trans, rng, 1.0, noise, bit_depth)
 
@@ -885,24 +887,14 @@ def render_surface_bse(
     shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
     c = structure.centres_um / pixel_size_um
     r = structure.diameters_um / 2 / pixel_size_um
-    img = np.zeros(shape)
-    cov = np.zeros(shape)
     level = rng.uniform(*pore_level, len(r))
-    for k in range(len(r)):
-        _disc_coverage(cov, c[k, 0], c[k, 1], r[k])
-        _disc_coverage(img, c[k, 0], c[k, 1], r[k], 1.0 - level[k])
+    cov, img = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, 1.0 - level])
     img = 1.0 - img / np.clip(cov, 1, None)
     img = _pillbox(img * _illumination(shape, rng, illumination_gradient), defocus_px)
     top = _finish(img * 0.6, rng, blur_px, noise * 0.6, 8)
     if jpeg_quality is not None:
         top = _jpeg(top, jpeg_quality)
-    trans = np.zeros(shape)
-    covt = np.zeros(shape)
-    for k in range(len(r)):
-        _disc_coverage(covt, c[k, 0], c[k, 1], r[k])
-        t = (_THROUGH_TRANSMITTED if structure.through[k] else _BLIND_TRANSMITTED) - _FILM_TRANSMITTED
-        _disc_coverage(trans, c[k, 0], c[k, 1], r[k], t)
-    trans = _FILM_TRANSMITTED + trans / np.clip(covt, 1, None)
+    trans = _transmitted(structure, shape, c, r)
     trans = trans * _illumination(shape, rng, illumination_gradient)
     return top, _finish(trans, rng, 1.0, noise, 8)
 
