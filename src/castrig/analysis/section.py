@@ -7,8 +7,11 @@ first). The film may be brighter than the support or darker (found from the imag
 the band met below the background; a darker film is folded at its level, film - |v - film|, so
 that it is the brightest phase again — the support's pores are measured on the image as it is).
 A coarse support texture whose grains reach the film's level is recognised (grains above the
-threshold, or a high local s.d. of the matrix): the film is then told by being smooth as well as
-bright, and bright grains below its bottom are dropped. A tilted section is followed per column
+threshold, or the threshold within 3 s.d. of the matrix's grain texture, the film's own noise
+measured in the same image taken out): the film is then told by being smooth as well as
+bright, bright grains below its bottom are dropped, and a tongue must be the film's grey
+continued (compared with the film's own at the same distance from its edge) and wider than the
+support's grains (their size measured in the image). A tilted section is followed per column
 (the interface line's slope is the one under which most columns share one level).
 Pores cut by the section plane are
 dark holes inside the film or notches open to the top; they belong to the film, so the upper
@@ -187,16 +190,22 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         return _empty(pixel_size_um)
     # a coarse-textured support (its brightest grains may reach the film's level): the threshold
     # halfway between the film and the matrix's median (its pixels above their Otsu threshold).
-    # Textured: grains above that threshold, or the matrix's local s.d. (7 × 7 px) above 0.092
-    # of the film-to-matrix step (the default renderer's texture, relative s.d. 0.08, gives
-    # 0.03–0.08 of it; one of 0.15 at 0.6 of the film's level, 0.10–0.5)
+    # Textured: grains above that threshold, or within reach of it — the half step less than 3
+    # s.d. of the matrix's grain texture (its pixels' robust s.d., the film's own noise, its
+    # local s.d. over 7 × 7 px in its interior measured in the same image, taken out in
+    # quadrature): more than ~1e-3 of the matrix, many grains over a section, reach it
     matrix = band[band > _otsu(band)]
     sup_med = float(np.median(matrix))
     t_med = (1 + max(sup_med, bg_lvl)) / 2
     band_sd = _local_sd(band, 7)
     m_sd = float(np.median(band_sd[band > _otsu(band)]))
+    lstd = _local_sd(sn, 7)
+    f_in = ndi.binary_erosion(sn > t_med, structure=np.ones((7, 7), bool))
+    f_noise = float(np.median(lstd[f_in])) if f_in.any() else 0.0
+    m_rsd = 1.4826 * float(np.median(np.abs(matrix - sup_med)))
+    grain_sd = math.sqrt(max(m_rsd ** 2 - f_noise ** 2, 0.0))
     textured = (float(np.mean(matrix > t_med)) > 0.005 or 1 - sup_lvl < 0.1
-                or m_sd > 0.092 * max(1 - sup_med, 1e-9))
+                or (1 - sup_med) / 2 < 3.0 * grain_sd)
     if textured:
         if 1 - sup_med < 0.1:
             return _empty(pixel_size_um)
@@ -214,10 +223,9 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         raw = film
         body = ndi.binary_opening(film, structure=np.ones((5, 5), bool))
         if textured:
-            lstd = _local_sd(sn, 7)
             smooth = body & (lstd < 0.5 * m_sd)
             if smooth.any():
-                body = ndi.binary_dilation(smooth, iterations=3, mask=raw)
+                body = _film_body(ndi.binary_dilation(smooth, iterations=3, mask=raw))
         has_o = body.any(axis=0)
         bot_o = np.where(has_o, h - 1 - np.argmax(body[::-1], axis=0), -1).astype(np.float64)
         if textured and f_dark is None and 0 < has_o.sum() < w:
@@ -274,7 +282,10 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     f_lvl = _col_stat(s, film & has[None, :], w, pct=75)
     span = 3
     y_top = _crossing(s, top_raw, (b_col + f_lvl) / 2, rising=True, span=span)
-    y_bot = _crossing(s, bot_raw + 1, (f_lvl + s_col) / 2, rising=False, span=span)
+    # (on a coarse-textured support the film's mask may stop short of a shallow tongue's bottom
+    # — next to an edge the grey is not smooth — or run on into a grain: the first crossing
+    # down from inside the film is searched over twice the rows)
+    y_bot = _crossing(s, bot_raw + 1, (f_lvl + s_col) / 2, rising=False, span=2 * span if textured else span)
     y_top = np.where(np.isfinite(y_top), y_top, top_raw + 0.5)
     y_bot = np.where(np.isfinite(y_bot), y_bot, bot_raw + 0.5)
     # polymer tongues in the support: the bottom edge dips far below the interface there
@@ -310,11 +321,11 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
             opened[a:b] = True
     tongue = opened
     if textured and tongue.any():
-        tongue = _uniform_tongues(sn, tongue, bot_env, y_bot, top_env, valid)
+        tongue = _uniform_tongues(sn, tongue, bot_env, y_bot, top_env, valid, (1 + bg_lvl) / 2)
     # the support's pores are looked for outside the tongues (polymer, brighter than its matrix)
     in_tongue = ndi.binary_dilation(tongue, iterations=3)[None, :] & (rows <= np.nan_to_num(y_bot, nan=0.0)[None, :] + 4)
     sup_d, sup_n, sup_cont, sup_k = _support_pores(s_sup, bot_env, valid, pixel_size_um, exclude=in_tongue)
-    pen_depths, pen_frac = _penetration(y_bot, bot_env, tongue, valid)
+    pen_depths, pen_frac = _penetration(y_bot, bot_env, tongue, valid, sn if textured else None)
     pairs, joined = _communication(sn, top_env, bot_env, valid, bg_lvl, y_top)
     from .quality import MIN_PX_PER_PORE, claim1_intervals, saturated, section_intervals
 
@@ -735,40 +746,147 @@ def _circular_runs(b: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _uniform_tongues(sn: np.ndarray, tongue: np.ndarray, interface: np.ndarray, y_bot: np.ndarray, top: np.ndarray,
-                     valid: np.ndarray) -> np.ndarray:
-    """Keep the tongues that are polymer: as uniform as the film (a coarse-textured support's
-    bright grains joined to the film's bottom edge look like tongues, but keep their texture).
-    Uniformity: the robust s.d. of the tongue's pixels (central half of its columns, rows
-    between the interface and its bottom edge, one px off each) below the mean of the film's
-    and the support matrix's; their median within a quarter of the film-to-matrix step from
-    the film's level."""
+                     valid: np.ndarray, dark: float) -> np.ndarray:
+    """Keep the tongues that are polymer: the film's own grey continued below the interface (a
+    coarse-textured support's bright grains joined to the film's bottom edge look like tongues,
+    but only their brightest reach the film's level).
+
+    The film is its own reference, blur and noise included: over the columns where its bottom
+    edge is the interface (away from tongues) and it is solid (no pixel from 3 px under its top
+    to 3 px over the interface below ``dark``, the cavities' threshold), the grey of the pixels
+    k px above that edge (k = 1, 2, …; beyond half its thickness, the film's interior there) —
+    their median m_k and robust spread s_k (noise, and near the edge the support's grains seen
+    through the blur). A tongue's pixels (central half of its columns, from half a pixel below
+    the interface to one above its bottom edge) are compared with the film's at the same
+    distance above their edge: z = (v - m_k) / s_k. Polymer: the median z not below -2.5 (as
+    bright as the film at that distance within its spread; a deep tongue sits lower in uneven
+    light, a shallow one over grains seen through the blur: both shift it by up to ~2) and the
+    robust spread of z at most 3 (as uniform as the film; a grain's grey varies by several
+    times the film's spread, and sinks well below it over its area).
+    A grain whose grey is the film's (a dark film's level reached by the support's grains) is
+    told only by its size: a tongue no deeper than two grains (4 × the grain's half width, the
+    lag at which the support matrix's autocorrelation along x falls to one half,
+    :func:`_grain_half_width`) must be at least 1.5 grains wide at half its depth (3 × the half
+    width; one cut by the image's side, which continues beyond it, a grain wide inside). A
+    deeper one holds enough grains for the grey test. Scale-free: no grey level, texture
+    amplitude or size is assumed."""
     h, w = sn.shape
+    ok = valid & np.isfinite(y_bot) & np.isfinite(interface)
+    ref = ok & (np.abs(y_bot - interface) < 1.0) & ~ndi.binary_dilation(tongue, iterations=6)
     rows = np.arange(h)[:, None]
-    film_in = (rows > top[None, :] + 3) & (rows < interface[None, :] - 3) & valid[None, :]
-    below = (rows > np.nan_to_num(y_bot, nan=h)[None, :] + 4) & (rows < np.nan_to_num(y_bot, nan=h)[None, :] + 40) & valid[None, :]
-
-    def rsd(v: np.ndarray) -> float:
-        return 1.4826 * float(np.median(np.abs(v - np.median(v)))) if v.size > 4 else math.inf
-
-    fv = sn[film_in]
-    f_sd = rsd(fv[fv > np.median(fv) - 0.2]) if fv.size else math.inf
-    bv = sn[below]
-    s_sd = rsd(bv[bv > _otsu(bv)]) if bv.size > 4 else math.inf
-    lim = 0.5 * (f_sd + s_sd)
-    # and as bright as the film: a bump of grains is only partly at the film's level
-    s_med = float(np.median(bv[bv > _otsu(bv)])) if bv.size > 4 else 0.0
-    lvl = float(np.median(fv)) - 0.25 * (float(np.median(fv)) - s_med) if fv.size else 0.0
-    if not math.isfinite(lim):
+    inner = (rows > top[None, :] + 3) & (rows < interface[None, :] - 3)
+    ref &= inner.any(axis=0) & ~(inner & (sn < dark)).any(axis=0)
+    xr = np.nonzero(ref)[0]
+    if xr.size < 8:
         return tongue
+    thick = float(np.median((interface - top)[ok]))
+    n_k = int(max(2, min(thick / 2, 60)))
+    j = np.arange(1, n_k + 1)[:, None]
+    vals = sn[np.clip(np.floor(y_bot[xr][None, :] - 0.5 - j).astype(int), 0, h - 1), xr[None, :]]
+    m_k = np.median(vals, axis=1)
+    s_k = np.maximum(1.4826 * np.median(np.abs(vals - m_k[:, None]), axis=1), 1e-6)
+    grain = _grain_half_width(sn, np.fmax(interface, np.where(ok, y_bot, -np.inf)), ok)
+    dep = np.nan_to_num(y_bot - interface, nan=0.0)
     out = tongue.copy()
     for a, b in _runs(tongue):
         q = (b - a) // 4
         cols = np.arange(a + q, b - q)
-        sel = (rows > interface[None, cols] + 1) & (rows < np.nan_to_num(y_bot[cols], nan=0.0)[None, :] - 1)
-        v = sn[:, cols][sel]
-        if v.size > 4 and (rsd(v) > lim or float(np.median(v)) < lvl):
+        cols = cols[ok[cols]]
+        if cols.size and float(np.median(dep[cols])) <= 4.0 * grain:
+            half = 0.5 * float(np.median(dep[cols]))
+            lo, hi = a, b
+            while lo > 0 and dep[lo - 1] >= half:
+                lo -= 1
+            while hi < w and dep[hi] >= half:
+                hi += 1
+            if hi - lo < (3.0 if 0 < lo and hi < w else 1.5) * grain:
+                out[a:b] = False
+                continue
+        if cols.size == 0:
+            continue
+        d = y_bot[cols] - interface[cols]
+        jj = np.arange(1, int(max(float(d.max()), 1.0)) + 1)[:, None]
+        sel = (d[None, :] - jj >= 0.5)
+        if not sel.any():
+            continue
+        rr = np.clip(np.floor(y_bot[cols][None, :] - 0.5 - jj).astype(int), 0, h - 1)
+        kk = np.minimum(jj, n_k) - 1
+        z = ((sn[rr, np.broadcast_to(cols[None, :], rr.shape)] - m_k[kk]) / s_k[kk])
+        z = np.broadcast_to(z, rr.shape)[sel]
+        zm = float(np.median(z))
+        zs = 1.4826 * float(np.median(np.abs(z - zm))) if z.size > 4 else 0.0
+        if zm < -2.5 or zs > 3.0:
             out[a:b] = False
     return out
+
+
+def _film_body(body: np.ndarray) -> np.ndarray:
+    """The film's body without the smooth patches of the support (a coarse texture has, by
+    chance, smooth bright patches; under a cavity that cuts the film through they are the first
+    bright pixels met): the pieces whose top lies below the film's bottom — per column the end
+    of the body's first run down from the top, its running median over an eighth of the width
+    (cavities and holes are narrower) — by more than max(4 px, a quarter of the film's
+    thickness there) are dropped (a tongue hangs from the film, or starts at the interface
+    under a cavity that cuts the film through)."""
+    h, w = body.shape
+    has = body.any(axis=0)
+    if has.sum() < 8:
+        return body
+    first = np.argmax(body, axis=0)
+    below = np.arange(h)[:, None] > first[None, :]
+    end = np.argmax(~body & below, axis=0)  # the first non-body row under the first run
+    end = np.where(end > 0, end, h)
+    x = np.nonzero(has)[0]
+    k = max(3, (w // 8) | 1)
+    bot = ndi.median_filter(np.interp(np.arange(w), x, end[x].astype(np.float64)), size=k, mode="nearest")
+    top = ndi.median_filter(np.interp(np.arange(w), x, first[x].astype(np.float64)), size=k, mode="nearest")
+    lab, n = ndi.label(body)
+    if n <= 1:
+        return body
+    objs = ndi.find_objects(lab, n)
+    drop = np.zeros(n + 1, bool)
+    for i, o in enumerate(objs, 1):
+        if o is None:
+            continue
+        cols = np.arange(o[1].start, o[1].stop)
+        cols = cols[(lab[:, o[1]] == i).any(axis=0)]
+        lim = bot[cols] + np.maximum(4.0, 0.25 * (bot[cols] - top[cols]))
+        # its highest pixel in each of its columns
+        hi = np.argmax(lab[:, cols] == i, axis=0)
+        drop[i] = bool(np.all(hi > lim))
+    return body & ~drop[lab]
+
+
+def _grain_half_width(sn: np.ndarray, base: np.ndarray, ok: np.ndarray) -> float:
+    """Half width (px) of the support's grains: the lag along x at which the autocorrelation of
+    its matrix (the pixels above their Otsu threshold, 5–65 px below ``base``; pores and the
+    pairs touching them left out) falls to one half. 0 when it cannot be measured."""
+    h, w = sn.shape
+    rows = np.arange(h)[:, None]
+    b = np.where(ok, base, np.inf)[None, :]
+    reg = (rows > b + 4) & (rows <= b + 64)
+    r_any = np.nonzero(reg.any(axis=1))[0]
+    if r_any.size == 0 or reg.sum() < 200:
+        return 0.0
+    sub, reg = sn[r_any[0]:r_any[-1] + 1], reg[r_any[0]:r_any[-1] + 1]
+    m = reg & (sub > _otsu(sub[reg]))
+    if m.sum() < 200:
+        return 0.0
+    a = np.where(m, sub - float(np.median(sub[m])), 0.0)
+    var = float(np.mean(a[m] ** 2))
+    if var <= 0:
+        return 0.0
+    prev = 1.0
+    for k in range(1, min(32, w // 4)):
+        both = m[:, k:] & m[:, :-k]
+        n = int(both.sum())
+        if n < 100:
+            break
+        ac = float(np.sum(a[:, k:] * a[:, :-k] * both)) / n / var
+        if ac < 0.5:
+            return k - 1 + (prev - 0.5) / max(prev - ac, 1e-9)
+        prev = ac
+    return 0.0
 
 
 def _runs(b: np.ndarray) -> list[tuple[int, int]]:
@@ -777,14 +895,18 @@ def _runs(b: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.nonzero(d == 1)[0].tolist(), np.nonzero(d == -1)[0].tolist()))
 
 
-def _penetration(y_bot: np.ndarray, interface: np.ndarray, tongue: np.ndarray, valid: np.ndarray
-                 ) -> tuple[np.ndarray, float | None]:
+def _penetration(y_bot: np.ndarray, interface: np.ndarray, tongue: np.ndarray, valid: np.ndarray,
+                 sn: np.ndarray | None = None) -> tuple[np.ndarray, float | None]:
     """Per tongue its depth (px; median over the central half of its columns) and the fraction
     of the measured columns entered.
 
     A tongue's width is taken at half its depth (sub-pixel, between the last column at or beyond
     half the depth and the next): its core (columns ≥ 3 px deep) misses the blurred shoulders,
-    which for a shallow tongue are a good part of it."""
+    which for a shallow tongue are a good part of it. With ``sn`` (a coarse-textured support,
+    where the film's mask loses the shoulders: next to an edge the grey is not smooth) the sides
+    are found on the grey itself: along the row at half the tongue's depth, where it crosses
+    halfway between the tongue's grey there (its core's median) and the support matrix's
+    (:func:`_row_sides`)."""
     n_valid = int(valid.sum())
     if n_valid == 0:
         return np.zeros(0), None
@@ -820,9 +942,66 @@ def _penetration(y_bot: np.ndarray, interface: np.ndarray, tongue: np.ndarray, v
             ext[-1] = (p[0], max(p[1], hi), min(p[2], xl), max(p[3], xr), p[4], b)
         else:
             ext.append((lo, hi, xl, xr, a, b))
+    if sn is not None and ext:
+        ext = _row_sides(sn, interface, y_bot, valid, ext, [depth(e[4], e[5]) for e in ext])
     depths = [d for d in (depth(e[4], e[5]) for e in ext) if d is not None]
     width = sum(max(e[3] - e[2], 0.0) for e in ext)
     return np.array(depths, float), float(min(width / n_valid, 1.0))
+
+
+def _row_sides(sn: np.ndarray, interface: np.ndarray, y_bot: np.ndarray, valid: np.ndarray, ext: list,
+               depths: list) -> list:
+    """Each tongue's sides (``ext`` rows (lo, hi, xl, xr, core start, core stop) of
+    :func:`_penetration`) where the row at half its depth crosses halfway between the tongue's
+    grey there and the support matrix's (its pixels above their Otsu threshold, 4–40 px under
+    the film's bottom edge); searched from the core out to max(4 px, the depth) past the
+    extent found on the edge, which is kept where no crossing is found."""
+    h, w = sn.shape
+    rows = np.arange(h)[:, None]
+    yb = np.nan_to_num(y_bot, nan=h)
+    below = (rows > yb[None, :] + 4) & (rows < yb[None, :] + 40) & valid[None, :]
+    bv = sn[below]
+    if bv.size < 20:
+        return ext
+    s_lvl = float(np.median(bv[bv > _otsu(bv)]))
+    out = []
+    for e, d in zip(ext, depths):
+        lo, hi, xl, xr, a, b = e
+        if d is None or d <= 0:
+            out.append(e)
+            continue
+        reach = int(max(4, math.ceil(d)))
+        c0, c1 = max(lo - reach, 0), min(hi + reach, w)
+        x = np.arange(c0, c1)
+        y = interface[x] + d / 2 - 0.5  # row coordinate of the half depth (pixel centres at k + 0.5)
+        if not np.isfinite(y).all():
+            out.append(e)
+            continue
+        r0 = np.clip(np.floor(y).astype(int), 0, h - 2)
+        t = np.clip(y - r0, 0, 1)
+        v = sn[r0, x] * (1 - t) + sn[r0 + 1, x] * t
+        q = (b - a) // 4
+        core = v[a + q - c0: b - q - c0]
+        if core.size == 0:
+            out.append(e)
+            continue
+        half = 0.5 * (float(np.median(core)) + s_lvl)
+        if not float(np.median(core)) > s_lvl:
+            out.append(e)
+            continue
+        nl, nr = xl, xr
+        i = a + q - c0  # scan left from the core
+        while i > 0 and v[i - 1] >= half:
+            i -= 1
+        if i > 0 and lo > 0:
+            nl = c0 + i - 1 + 0.5 + float(np.clip((half - v[i - 1]) / max(v[i] - v[i - 1], 1e-9), 0, 1))
+        j = b - q - 1 - c0  # scan right
+        while j < x.size - 1 and v[j + 1] >= half:
+            j += 1
+        if j < x.size - 1 and hi < w:
+            nr = c0 + j + 0.5 + float(np.clip((v[j] - half) / max(v[j] - v[j + 1], 1e-9), 0, 1))
+        out.append((lo, hi, nl, nr, a, b))
+    return out
 
 
 def _split_bumps(v: np.ndarray, ratio: float = 0.75) -> list[int]:
@@ -852,11 +1031,18 @@ def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: n
     cavities open to the top — a wall between them whose top (``top_raw``, the film's measured
     top edge) lies clearly below the film's surface (interpolated over the columns without
     cavity): an opening just under the surface leaves above it a strip of film too thin to be
-    resolved, and the wall looks cut down to the opening's bottom."""
+    resolved, and the wall looks cut down to the opening's bottom; or, down the wall, its
+    brightest grey across it per row rising, dipping and rising again by more than 5 × the
+    film's noise (an opening under a strip of film too thin to reach the film's level, or one
+    the blur keeps from reaching the cavities' threshold; a wall only a few px thin, whose
+    waist dips too, is then taken for joined)."""
     h, w = sn.shape
     rows = np.arange(h)[:, None]
     band = (rows > top[None, :] + 3) & (rows < bottom[None, :] - 2) & valid[None, :]
-    dark = band & (sn < (1 + bg_lvl) / 2)
+    thr = (1 + bg_lvl) / 2
+    dark = band & (sn < thr)
+    fv = sn[band & ~dark]
+    noise = 1.4826 * float(np.median(np.abs(fv - np.median(fv)))) if fv.size > 20 else 0.0
     hraw = dark.sum(axis=0)
     hcol = ndi.uniform_filter1d(hraw.astype(np.float64), 3, mode="nearest")
     cav = []  # (start, stop, run id, peak height, first and last column dark unsmoothed + 1)
@@ -903,6 +1089,24 @@ def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: n
                 if np.isfinite(wall).any():
                     k = int(np.nanargmin(wall))
                     same = float(wall[k]) - float(surf[c0[1] + k]) > 2.5
+            if not same and c1[4] > c0[5] and noise > 0:
+                # an opening just under the surface, with a strip of film over it too thin to
+                # reach the film's level (or one the blur keeps from the cavities' threshold):
+                # down the wall (between the cavities' dark extents), from the background above
+                # to 2 px over the interface, the brightest grey across it per row rises (the
+                # strip, or the wall), dips and rises again — each by more than 5 × the film's
+                # noise. (A wall only a few px thin dips too at the cavities' waist: counted
+                # joined — a known limit)
+                wc = np.arange(c0[5], c1[4])
+                ref_top = top[wc] if top_raw is None else np.fmin(top[wc], np.nan_to_num(top_raw[wc], nan=np.inf))
+                r0 = max(int(math.floor(float(np.min(ref_top)))) - 6, 0)
+                r1 = min(int(math.floor(float(np.min(bottom[wc])) - 2)), h)
+                if r1 - r0 >= 5:
+                    prof = sn[r0:r1][:, wc].max(axis=1)
+                    cm = np.maximum.accumulate(prof)
+                    rm = np.maximum.accumulate(prof[::-1])[::-1]
+                    d = 5.0 * noise
+                    same = bool(((cm - prof >= d) & (rm - prof >= d) & (cm >= prof[0] + d)).any())
             pairs.append((c0[0], c1[1]))
             joined.append(same)
     return np.array(pairs, int).reshape(-1, 2), np.array(joined, bool)
