@@ -39,6 +39,26 @@ def test_sem_lip_meets_the_goals(seed, d_um, ppp, cv, opening, through, blur):
     assert abs(m.pore_count - truth["pore_count"]) <= 0.03 * truth["pore_count"]
 
 
+def test_sparse_small_through_pores():
+    """9 px pores, sparse, nine in ten with a black neck: the lip, not the neck nor the core."""
+    st, px, top, trans = _sem(21, 5.0, 9, 0.08, 0.08, 0.9, 0.72)
+    truth = ground_truth(st)
+    m = analyse_surface(top, px, trans, appearance="sem")
+    assert m.mean_pore_diameter_um == pytest.approx(truth["mean_pore_diameter_um"], rel=0.02)
+    assert m.opening_ratio == pytest.approx(truth["opening_ratio"], abs=0.02)
+
+
+def test_lip_fits_run_to_convergence(monkeypatch):
+    """The iteration cap is only a safety net: a far higher one gives the same lips."""
+    from castrig.analysis import edges
+
+    _, px, top, _ = _sem(22, 5.0, 9, 0.08, 0.5, 0.6, 0.72, size=256)
+    a = analyse_surface(top, px, appearance="sem")
+    monkeypatch.setattr(edges, "ITERS", 4 * edges.ITERS)
+    b = analyse_surface(top, px, appearance="sem")
+    assert np.max(np.abs(a.diameters_um - b.diameters_um)) / px < 1e-3
+
+
 def test_labels_are_the_openings_not_the_cores():
     st, px, top, _ = _sem(3, 10.0, 16, 0.1, 0.35, 0.5, 0.6)
     m = analyse_surface(top, px, appearance="sem", keep_labels=True)

@@ -21,9 +21,23 @@ image's own point spread (:func:`lip_radii`):
   so c + A ≥ F. Where the image's pores show no rim at all (another detector, flat contrast),
   A = 0: a plain blurred step;
 * deeper inside, optionally, a floor or a through-pore's black neck (a second step, radius R2
-  and level c2 ≤ c), kept only where an F-test says the profile needs it;
-* the blur σ is one value for the whole image (one microscope, one focus), fitted first on the
-  larger pores; the curvature of a disc moves its blurred edge inward by σ²/2R, in the model.
+  and level c2 ≤ c), tried only where the profile's core lies darker than the uniform cavity's
+  fit by more than its noise, and kept only where an F-test says the profile needs it and the
+  step lies 2σ or more inside the lip;
+* the blur σ is one value for the whole image (one microscope, one focus), found first on the
+  larger pores with their floor or neck free (a step held at the fit window's inner edge would
+  be smoothed by the fitted blur too): the σ that minimises their total cost (profile
+  likelihood over a grid of σ); the curvature of a disc moves its blurred edge inward by
+  σ²/2R, in the model;
+* the rim's width is held near one share of the lip radius for the whole image (a soft prior,
+  30 %; the share from the same larger pores at that σ): a cavity's wall has the same shape at
+  any size, and on its own a small pore's profile trades a narrower, taller rim against a lip
+  further in (w down, A up, R down).
+
+Each profile's fit runs to its own tolerance (a cap of 100 iterations only as a safety net),
+from two starts of the lip (halfway between the ridge and the half-level crossing, then the
+ridge where the first fits poorly), keeping the lower cost: from the ridge alone some pores
+settle in a basin well inside the lip.
 
 The fit uses the whole flank, so the edge found is where the film ends, not where the blurred
 rim peaks nor where the grey level crosses some threshold. The opening ratio comes from the
@@ -37,12 +51,12 @@ family ``bse_jpeg``, opt-in) the lighter pores are not found as cores and neighb
 join through thin blurred walls, so D, σd/D and the opening miss there (sparse views of that
 kind measure within the goals).
 
-Known limit (open): the per-pore fits stop after a fixed number of iterations (12, then 6 with
-the floor). Run to convergence, R drifts inward along a valley where a narrower, taller rim
-trades against the lip (w down, A up, R down) and dense views miss D by up to −3.7 %: the σ of
-the first stage comes out 15–25 % high (the floor step it holds sits at the window's inner
-edge, so the fitted blur smooths it too), and with σ right most of the drift goes, but about
-−0.06 px remains on small through-pores whose neck the F-test admits for blind pores as often.
+Known limit (open): the SEM path takes about 0.2 s (sparse, 20 px pores) to 0.35 s (dense,
+10 px pores) per 1024² pair on 2 cores (goal 0.1 s; 0.11 and 0.25 s with the earlier fixed 12
+iterations, which stopped short of convergence); most of it is the per-pore fitting (its
+slowest profiles crawl along the rim-width valley for tens of iterations, each iteration's cost
+mostly numpy's per-call overhead). A variable-projection fit (the levels F, c, A, c2 in closed
+form given R, w, σ) batched over all pores is the way on.
 """
 
 from __future__ import annotations
@@ -205,6 +219,13 @@ def pore_cores(norm: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
 
 
 NP = 7  # R, c, A, w, F, R2, c2
+ITERS = 100  # a safety cap: each profile's fit stops at its own tolerance (:func:`_fit_lips`)
+W_PRIOR = 0.3  # relative spread of a pore's rim width about the image's share of its lip radius
+RETRY_COST = 1.5  # the second start of the lip on pores fitting worse than this × the median ...
+RETRY_ALL = 400  # ... or on all when there are no more than these
+SIGMA_PORES = 200  # pores in the blur's profile likelihood
+SPLIT = 2000  # profiles fitted in two halves on two threads from this many on
+PRIOR_MIN_PORES = 20  # fewer pores in the blur stage: no common rim width (each pore on its own)
 
 
 def _lip_model(rho: np.ndarray, p: np.ndarray, s: np.ndarray, jac: bool = True, cols: tuple = tuple(range(NP))):
@@ -272,30 +293,49 @@ def _lip_model(rho: np.ndarray, p: np.ndarray, s: np.ndarray, jac: bool = True, 
     return m, J
 
 
-def _fit_lips(rho, y, wt, p, s, lo, hi, cmax, iters: int = 12, fit_s: bool = False, hold: tuple = (),
-              rim: bool = True):
+def _fit_lips(rho, y, wt, p, s, lo, hi, cmax, iters: int = ITERS, fit_s: bool = False, hold: tuple = (),
+              rim: bool = True, wprior=None):
     """Levenberg–Marquardt on every profile at once (a profile leaves the loop once its
-    damping has grown past any useful step). ``hold``: indices of parameters held where they
-    are (left out of the normal equations); ``rim=False``: a pore without a bright rim (A held
-    at 0), else the secant law holds. Returns (params, σ or None, cost)."""
+    damping has grown past any useful step or a step gains next to nothing; ``iters`` is only a
+    safety cap). ``hold``: indices of parameters held where they are (left out of the normal
+    equations); ``rim=False``: a pore without a bright rim (A held at 0), else the secant law
+    holds. ``wprior`` (k, weight): a soft prior on the rim's width, one more residual per
+    profile, weight·(w/(k·R) − 1). Returns (params, σ or None, cost, the prior's term included)."""
     n = p.shape[0]
     p = p.copy()
     s = np.broadcast_to(np.asarray(s, np.float64), (n,)).copy()
     cols = tuple(k for k in range(NP) if k not in hold)
     free = list(cols)
+    prior = None
+    if wprior is not None and rim and 0 in cols and 3 in cols:
+        prior = tuple(np.broadcast_to(np.asarray(v, np.float64), (n,)) for v in wprior)
+        i0, i3 = cols.index(0), cols.index(3)
     k = len(cols) + (1 if fit_s else 0)
     lam = np.full(n, 1e-2)
 
-    def resid(ix, p, s):
+    def resid(ix, p, s, jac=True):
+        """Weighted residuals (and, with ``jac``, their Jacobian) of profiles ``ix``; with the
+        prior on the rim's width, one more residual per profile."""
         w_ = wt[ix]
-        m, J = _lip_model(rho[ix], p, s[:, None], cols=cols)
-        if fit_s:
+        m, J = _lip_model(rho[ix], p, s[:, None], jac=jac, cols=cols)
+        if jac and fit_s:
             h = 1e-3
             m2, _ = _lip_model(rho[ix], p, (s + h)[:, None], jac=False)
             J = np.concatenate([J, ((m2 - m) / h)[..., None]], axis=2)
         m -= y[ix]
         m *= w_
-        J *= w_[..., None]
+        if jac:
+            J *= w_[..., None]
+        if prior is not None:
+            pk, psc = prior[0][ix], prior[1][ix]
+            kR = pk * np.maximum(p[:, 0], 0.2)
+            e = psc * (p[:, 3] / kR - 1.0)
+            m = np.concatenate([m, e[:, None]], axis=1)
+            if jac:
+                je = np.zeros((ix.size, 1, J.shape[2]))
+                je[:, 0, i3] = psc / kR
+                je[:, 0, i0] = -psc * p[:, 3] / (kR * np.maximum(p[:, 0], 0.2))
+                J = np.concatenate([J, je], axis=1)
         return m, J
 
     def clamp(p, s, ix):
@@ -360,10 +400,15 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     (Euclidean distance to its nearest core pixel), so a wall shared by two pores is split
     between them. Profiles are binned at max(0.5 px, r_core/8), each bin at its pixels' mean ρ.
 
-    Stages (Levenberg–Marquardt on all pores at once, :func:`_fit_lips`): σ and the image's rim
-    decision on up to 400 of the largest pores; the lip over a uniform cavity; the lip with a
-    floor or neck (kept where an F-test asks for it). ``info`` (optional dict) receives σ, the
-    parameters (R, c, A, w, F, R2, c2) and costs.
+    Stages (Levenberg–Marquardt on all pores at once, each profile to its own tolerance,
+    :func:`_fit_lips`): on up to 400 of the largest pores, with the floor or neck free, the
+    image's rim decision and its σ (profile likelihood: their total cost over a grid of σ) and
+    the rim's width as a share of the lip radius; the lip over a uniform cavity, each pore's rim
+    width softly held near that share, from two starts (the second only where the first fits
+    poorly); the lip with a floor or neck where the profile's core lies darker than that fit by
+    more than its noise (kept where an F-test asks for it). ``info`` (optional dict) receives
+    σ, the parameters (R, c, A, w, F, R2, c2), costs, the rim decision, the pores given a neck,
+    the share tried for one and the rim width's share of the lip radius (None: not used).
 
     Returns (radii, (rows, cols, owner 1..n, ρ) of the pixels used); NaN where a pore has no
     pixels in its window.
@@ -422,6 +467,10 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
 
     rho_w, y, wt, cmax, inner, p0 = windows(R_ridge)
     lo, hi = r_core, r_core + ring
+    # two starts for the lip (from the ridge alone the fit can settle in a narrow-rim basin well
+    # inside the lip): halfway between the ridge and the half-level crossing, then the ridge;
+    # each pore keeps the fit of lower cost (the same window for both, so the costs compare)
+    starts = (np.clip(0.5 * (R_ridge + R_cross), lo, hi), np.clip(R_ridge, lo, hi))
 
     def fit(ix, q, s, rim_ok, **kw):
         """_fit_lips on pores ``ix``, rimmed ones with the secant law, the others with A = 0."""
@@ -437,8 +486,9 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
             if not flag:
                 qq[:, 2], qq[:, 1] = 0.0, np.minimum(qq[:, 1], cmax[j])
             sj = s[m] if np.ndim(s) else s
-            args = dict(iters=kw.get("iters", 12), fit_s=kw.get("fit_s", False), hold=hold, rim=flag)
-            if j.size >= 2000:
+            args = dict(iters=kw.get("iters", ITERS), fit_s=kw.get("fit_s", False), hold=hold, rim=flag,
+                        wprior=kw.get("wprior") if flag else None)
+            if j.size >= SPLIT:
                 # two halves on two threads (numpy's ufuncs and matmul release the GIL)
                 from .surface import _pool
 
@@ -458,40 +508,133 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
                 sb[m] = sr
         return q, cost, sb
 
-    # the blur: one σ for the image, from the pores with the most pixels on their flanks. With
-    # it, the rim: the appearance is the microscope's (one detector for the whole image), so a
-    # rim is a property of the image. A pore shows one where its ridge is genuine and the fitted
-    # lip is brighter than the film by at least a quarter of the pore's depth (an overshoot of
-    # the blur or of a JPEG's ringing is far fainter); where most of these pores show one, all
-    # have one, if too faint to see
+    def fit_best(ix, q, s, rim_ok, **kw):
+        """fit() from the first start of the lip (R2 halfway in when the floor is free), then
+        from the others on the pores whose fit is poorest (cost per degree of freedom above
+        RETRY_COST × the median's, or all when they are few); per pore the lower cost."""
+        free_floor = kw.get("hold", ()) == ()
+        best = None
+        for R0 in starts:
+            if best is None:
+                jx = np.arange(ix.size)
+            else:
+                per = best[1] / np.maximum((wt[ix] > 0).sum(axis=1) - NP, 1)
+                jx = np.arange(ix.size) if ix.size <= RETRY_ALL else np.flatnonzero(per > RETRY_COST * np.median(per))
+                if jx.size == 0:
+                    break
+            qq = q[jx].copy()
+            qq[:, 0] = R0[ix[jx]]
+            if free_floor:
+                qq[:, 5] = 0.5 * (inner[ix[jx]] + qq[:, 0])
+            r = fit(ix[jx], qq, s if np.ndim(s) == 0 else s[jx], rim_ok[jx], **kw)
+            if best is None:
+                best = r
+            else:
+                b = r[1] < best[1][jx]
+                for k in range(3):
+                    best[k][jx[b]] = r[k][b]
+        return best
+
+    # the blur: one σ for the image, from the pores with the most pixels on their flanks, with
+    # the floor or neck free (a step held at the window's inner edge would be smoothed by the
+    # fitted blur too, which then comes out high). With it, the rim: the appearance is the
+    # microscope's (one detector for the whole image), so a rim is a property of the image. A
+    # pore shows one where its ridge is genuine and the fitted lip is brighter than the film by
+    # at least a quarter of the pore's depth (an overshoot of the blur or of a JPEG's ringing is
+    # far fainter); where most of these pores show a ridge and most such a lip, all have one, if
+    # too faint to see
     sel = np.argsort(-r_core, kind="stable")[: min(n, 400)]
-    ps_, _, sb = fit(sel, p0[sel], 0.8, np.ones(sel.size, bool), iters=15, fit_s=True, hold=(5, 6))
+    ps_, _, sb = fit_best(sel, p0[sel], 0.8, np.ones(sel.size, bool), fit_s=True, hold=())
     lift = (ps_[:, 1] + ps_[:, 2] - ps_[:, 4]) / np.maximum(ps_[:, 4] - ps_[:, 1], 1e-6)
-    rim_image = bool(np.mean(ridge_ok[sel] & (lift > 0.25)) >= 0.5)
+    rim_image = bool(np.mean(ridge_ok[sel]) >= 0.5 and np.mean(lift > 0.25) >= 0.5)
     rimmed = np.full(n, rim_image)
     if not rim_image:
         rho_w, y, wt, cmax, inner, p0 = windows(R_cross)
-        _, _, sb = fit(sel, p0[sel], 0.8, rimmed[sel], iters=15, fit_s=True, hold=(5, 6))
+        starts = (np.clip(R_cross, lo, hi),)
+        ps_, _, sb = fit_best(sel, p0[sel], 0.8, rimmed[sel], fit_s=True, hold=())
     s = float(np.median(sb)) if sb.size else 0.8
+    if sel.size:
+        # the image's σ by profile likelihood: the total cost of the largest SIGMA_PORES of these
+        # pores refitted (floor free) at each σ of a grid about the median of their own σ; the
+        # minimum of the parabola through the lowest grid point and its neighbours (the grid
+        # extended while the lowest point lies at an end)
+        ng = min(sel.size, SIGMA_PORES)
+
+        def total(grid):
+            g = grid.size
+            _, cg, _ = fit(np.tile(sel[:ng], g), np.tile(ps_[:ng], (g, 1)), np.repeat(grid, ng), np.tile(rimmed[sel[:ng]], g),
+                           hold=())
+            return cg.reshape(g, ng).sum(axis=1)
+
+        grid = s * np.array([0.8, 0.9, 1.0, 1.1, 1.25])
+        tot = total(grid)
+        for _ in range(4):
+            j = int(np.argmin(tot))
+            if 0 < j < grid.size - 1:
+                break
+            ext = grid[:1] * np.array([0.7, 0.8]) if j == 0 else grid[-1:] * np.array([1.25, 1.5])
+            ext = ext[(ext >= 0.25) & (ext <= 4.0)]
+            if ext.size == 0:
+                break
+            grid, tot = np.concatenate([grid, ext]), np.concatenate([tot, total(ext)])
+            o = np.argsort(grid)
+            grid, tot = grid[o], tot[o]
+        j = int(np.argmin(tot))
+        if 0 < j < grid.size - 1:
+            x0, x1, x2 = grid[j - 1: j + 2]
+            a, b, c = tot[j - 1: j + 2]
+            den = (x0 - x1) * (x0 - x2) * (x1 - x2)
+            A_ = (x2 * (b - a) + x1 * (a - c) + x0 * (c - b)) / den
+            B_ = (x2 * x2 * (a - b) + x1 * x1 * (c - a) + x0 * x0 * (b - c)) / den
+            s = float(np.clip(-B_ / (2 * A_), x0, x2)) if A_ > 0 else float(x1)
+        else:
+            s = float(grid[j])
+    # the rim's width: a share of the lip radius common to the image (a cavity's wall is the same
+    # shape at any size), from the same pores refitted at that σ. Each pore's own width is held
+    # near it (a soft prior, 30 % relative, weighted by the profiles' noise): on its own a small
+    # pore's profile trades a narrower, taller rim against a lip further in
+    wprior = None
+    if rim_image and sel.size >= PRIOR_MIN_PORES:
+        pk, ck, _ = fit(sel, ps_, s, rimmed[sel], hold=())
+        k_w = float(np.median(pk[:, 3] / np.maximum(pk[:, 0], 1e-6)))
+        dof1 = np.maximum((wt[sel] > 0).sum(axis=1) - NP, 1)
+        noise = math.sqrt(max(float(np.median(ck / dof1)), 1e-12))
+        wprior = (k_w, noise / W_PRIOR)
     # the lip over a uniform cavity first (the floor step held below the window)
     p0[:, 5] = np.maximum(inner - 2 * s, 0.3 * p0[:, 0])
     every = np.arange(n)
-    p, cost, _ = fit(every, p0, s, rimmed, hold=(5, 6))
+    p, cost, _ = fit_best(every, p0, s, rimmed, hold=(5, 6), wprior=wprior)
     # then with a floor or neck deeper inside (a through-pore's neck): kept only where the data
     # ask for it (F-test on the two extra parameters, 1 % level), since a small blurred pore
-    # cannot tell a neck from its rim and core
-    q = p.copy()
-    q[:, 5] = 0.5 * (inner + p[:, 0])
-    q[:, 6] = p[:, 1]
-    q, cq, _ = fit(every, q, s, rimmed, iters=6)
+    # cannot tell a neck from its rim and core. Tried only where the profile's inner part (2σ
+    # and more inside the lip) lies below the uniform cavity's fit by more than its noise could
+    # (3 standard errors of the weighted mean residual there): elsewhere a neck would only be
+    # spare flexibility
     dof = np.maximum((wt > 0).sum(axis=1) - NP, 1)
-    fstat = 0.5 * (cost - cq) / np.maximum(cq / dof, 1e-12)
-    from scipy.stats import f as f_dist
+    m2, _ = _lip_model(rho_w, p, np.full((n, 1), s), jac=False)
+    deep = (rho_w < (p[:, 0] - 2 * s)[:, None]) & (wt > 0)
+    cw = np.where(deep, wt * wt, 0.0)
+    ncnt = cw.sum(axis=1)
+    dark = (cw * (y - m2)).sum(axis=1) / np.maximum(ncnt, 1)
+    noise_px = np.sqrt(np.maximum(cost, 0) / dof)  # per pixel: residuals are weighted by √count
+    cand = np.flatnonzero((ncnt > 0) & (dark < -3 * noise_px / np.sqrt(np.maximum(ncnt, 1))))
+    use = np.zeros(n, bool)
+    if cand.size:
+        q = p[cand].copy()
+        q[:, 5] = 0.5 * (inner[cand] + q[:, 0])
+        q[:, 6] = q[:, 1]
+        q, cq, _ = fit(cand, q, s, rimmed[cand], wprior=wprior)
+        fstat = 0.5 * (cost[cand] - cq) / np.maximum(cq / dof[cand], 1e-12)
+        from scipy.stats import f as f_dist
 
-    use = fstat > f_dist.ppf(0.99, 2, dof)
-    p[use], cost[use] = q[use], cq[use]
+        # and only a step resolved from the lip (two blurred steps closer than 2σ are one step
+        # of another blur) and darker than the cavity
+        u = (fstat > f_dist.ppf(0.99, 2, dof[cand])) & (q[:, 0] - q[:, 5] >= 2 * s) & (q[:, 6] < q[:, 1])
+        use[cand[u]] = True
+        p[cand[u]], cost[cand[u]] = q[u], cq[u]
     if info is not None:
-        info.update(sigma=s, params=p, cost=cost, rimmed=rimmed)
+        info.update(sigma=s, params=p, cost=cost, rimmed=rimmed, neck=use, neck_tried=cand.size / max(n, 1),
+                    w_ratio=None if wprior is None else wprior[0])
     r = p[:, 0]
     ok = np.isfinite(r) & (wt.sum(axis=1) > 0)
     return np.where(ok, r, np.nan), (rows, cols, own + 1, rho)
