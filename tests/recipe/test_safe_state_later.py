@@ -17,16 +17,23 @@ from castrig.store import RunInfo, SqliteRunStore
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_with_wet_mfc_unplugged(tmp_path: Path, keep_trying_s: float, back_after_s: float):
+def _run_with_wet_mfc_unplugged(tmp_path: Path, keep_trying_s: float, back_after_s: float,
+                                abort_after_s: float | None = None):
     profile = load_profile(ROOT / "hw_profiles" / "sim.yaml")
     profile = profile.model_copy(update={"control": profile.control.model_copy(update={"safe_state_keep_trying_s": keep_trying_s})})
     rig = build_rig(profile)
     emu, clock = rig.twin.emulators["wet_mfc"], rig.clock
     unplugged: dict[str, float] = {}
 
+    runner: list[Runner] = []
+
     def plug_back_when_due() -> None:
         if "t" in unplugged and "drop" in emu.faults and clock.now() >= unplugged["t"] + back_after_s:
             emu.clear("drop")  # the cable is back
+        if abort_after_s is not None and "t" in unplugged and clock.now() >= unplugged["t"] + abort_after_s \
+                and "abort" not in unplugged:
+            unplugged["abort"] = clock.now()
+            runner[0].request_abort("SIGTERM received")  # what the SIGTERM handler does
 
     for name in ("sleep", "sleep_until"):  # time passes for the cable as for everything else
         real = getattr(clock, name)
@@ -46,7 +53,8 @@ def _run_with_wet_mfc_unplugged(tmp_path: Path, keep_trying_s: float, back_after
         {"type": "condition", "setpoint_rh_pct": 60, "band_rh_pct": 1.5, "stable_for_s": 20, "timeout_s": 900},
         {"type": "wait", "duration_s": 600}]})
     rec = SqliteRunStore(tmp_path, synchronous="NORMAL").create_run(RunInfo("t", "t", "-", "sim", "-", "test", 1, "", "now"))
-    result = Runner(recipe, rig, rec, on_status=on_status).run()
+    runner.append(Runner(recipe, rig, rec, on_status=on_status))
+    result = runner[0].run()
     clock.sleep(back_after_s + 60)  # long after: the cable is back whatever the runner did
     return result, emu, rec
 
@@ -65,3 +73,11 @@ def test_without_enough_tries_the_wet_mfc_stays_open_and_the_run_says_so(tmp_pat
     result, emu, rec = _run_with_wet_mfc_unplugged(tmp_path, keep_trying_s=keep_trying_s, back_after_s=120)
     assert not result.safe.safe and "NOT verified" in rec.events("safe_state")[-1].message
     assert emu.setpoint_slpm > 0.0  # what the tries are for: nothing closed it
+
+
+def test_sigterm_or_castrig_abort_stops_the_tries(tmp_path):
+    """The tries are for a rig left alone; a person or the system asking to stop ends them."""
+    result, emu, rec = _run_with_wet_mfc_unplugged(tmp_path, keep_trying_s=1800, back_after_s=1e9, abort_after_s=200)
+    last = rec.events("safe_state")[-1]
+    assert not result.safe.safe and last.data["safe"] is False
+    assert last.data["after_s"] < 250  # stopped at the request, not after 30 min

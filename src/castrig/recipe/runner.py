@@ -257,15 +257,21 @@ class Runner:
         """A device the safe state could not reach (its cable out, its controller rebooting) is
         tried again every ``safe_state_every_s`` for up to ``safe_state_keep_trying_s`` before
         the process lets go of the rig: if it comes back, it is made safe then — nobody else
-        would switch off wet air left flowing overnight. Ctrl-C stops the tries."""
+        would switch off wet air left flowing overnight. Ctrl-C, SIGTERM or an abort from
+        ``castrig abort`` / the web page stop the tries (a person or the system wants it to end)."""
         keep, every = self.cfg.safe_state_keep_trying_s, self.cfg.safe_state_every_s
         unverified = ", ".join(k for k, ok in report.verified.items() if not ok)
         self.log.error(f"safe state NOT verified ({unverified}): trying again every {every:g} s for up to {keep:g} s "
                        "(Ctrl-C stops)")
+        self._pause_requested, self._abort_reason = False, None  # requests from now on stop the tries
         t0 = self.clock.now()
         try:
             while not report.safe and self.clock.now() - t0 < keep:
                 self.clock.sleep(min(every, keep - (self.clock.now() - t0)))
+                self.remote.poll()  # castrig abort / the web page
+                if self._pause_requested or self._abort_reason is not None:
+                    self.log.error("safe state: tries stopped on request")
+                    break
                 report = make_safe(pumps=self.rig.pumps(), dry_mfc=self.rig.dry_mfc, wet_mfc=self.rig.wet_mfc,
                                    chamber=self.rig.chamber, purge_flow_slpm=self.cfg.purge_flow_slpm)
         except KeyboardInterrupt:
