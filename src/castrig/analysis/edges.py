@@ -445,7 +445,14 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     # crossing between the pore's floor and the film (a pore without a rim)
     rows_n = np.arange(n)
     last_in = nb - 1 - np.argmax(inside[:, ::-1], axis=1)
-    ridge_ok = (jm < last_in - 1) & (ps[rows_n, jm] > ps[rows_n, last_in])
+    # genuine: above the outer end by more than the noise of the two (3-bin) means (one standard
+    # error) — a ridge that is only noise comes and goes with the pixel size, and the image's
+    # rim decision with it (a real section imaged at half the pixels flipped to "rimmed")
+    sq = np.bincount(key, val * val, minlength=n * nb).reshape(n, nb)
+    var = np.where(cnt > 1, (sq - vs * vs / np.maximum(cnt, 1)) / np.maximum(cnt - 1, 1), 0.0)
+    se = np.sqrt(np.maximum(ndi.uniform_filter1d(var / np.maximum(cnt, 1), 3, axis=1, mode="nearest"), 0.0) / 3.0)
+    rise = ps[rows_n, jm] - ps[rows_n, last_in]
+    ridge_ok = (jm < last_in - 1) & (rise > 1.0 * np.hypot(se[rows_n, jm], se[rows_n, last_in]))
     R_ridge = np.maximum(rho_b[rows_n, jm], r_core + 0.5)
     below = inside & (ps < 0.5 * (1.0 + floor)[:, None])
     last = nb - 1 - np.argmax(below[:, ::-1], axis=1)
