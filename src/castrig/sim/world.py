@@ -360,16 +360,13 @@ class World:
         q_dry, q_wet = self._mean_flows(t, dt)
         q = q_dry + q_wet
         x0 = self.vapour_hpa
-        p_in = (q_wet * ch.bubbler_rh_pct + q_dry * ch.dry_line_rh_pct) / 100.0 * psat / q if q > 0 else x0
-        k_flow = q / ch.volume_l / 60.0
-        k_leak = ch.leak_per_min / 60.0
-        p_room = ch.room_rh_pct / 100.0 * psat
+        k_air, drive = self._air_exchange(q_dry, q_wet, psat)
         # Water on the support evaporates at E·(1 - x/psat) mg/s: a source linear in the vapour
         # pressure x, so dx/dt = -K·x + K·target stays linear with constant coefficients.
         e_mg_s = ch.support_evaporation_mg_s if self.support_water_ml > 0 else 0.0
-        g = _R * (temp + 273.15) / (_M_WATER * ch.volume_l * 100.0)  # hPa/s per mg/s
-        k = k_flow + k_leak + e_mg_s * g / psat
-        target = (k_flow * p_in + k_leak * p_room + e_mg_s * g) / k if k > 0 else x0
+        g = self._hpa_s_per_mg_s(temp)
+        k = k_air + e_mg_s * g / psat
+        target = (drive + e_mg_s * g) / k if k > 0 else x0
         decay = math.exp(-k * dt)
         x1 = target + (x0 - target) * decay
         mean_x = target + (x0 - target) * ((1.0 - decay) / (k * dt) if k * dt > 1e-12 else 1.0)
@@ -394,6 +391,19 @@ class World:
             self.sensor_rh_pct = 100.0 * x1 / psat
         self._step_film(t, dt, 100.0 * x1 / psat, q, temp)
 
+    def _air_exchange(self, q_dry: float, q_wet: float, psat: float) -> tuple[float, float]:
+        """(k, drive): how fast the chamber's vapour pressure x relaxes (1/s: inflow and leak)
+        and what the dry and wet lines and the room bring in (hPa/s): dx/dt = drive − k·x, before
+        the support's evaporation. Each line's vapour at its own RH at this temperature."""
+        ch = self.chamber
+        k_leak = ch.leak_per_min / 60.0
+        lines = (q_wet * ch.bubbler_rh_pct + q_dry * ch.dry_line_rh_pct) / 100.0 * psat / (ch.volume_l * 60.0)
+        return (q_dry + q_wet) / ch.volume_l / 60.0 + k_leak, lines + k_leak * ch.room_rh_pct / 100.0 * psat
+
+    def _hpa_s_per_mg_s(self, temp_c: float) -> float:
+        """Vapour pressure rise in the chamber per mg/s of water evaporated into it (ideal gas)."""
+        return _R * (temp_c + 273.15) / (_M_WATER * self.chamber.volume_l * 100.0)
+
     def _step(self, dt: float) -> None:
         ch = self.chamber
         t = self.t
@@ -406,10 +416,7 @@ class World:
         else:
             q_dry, q_wet = max(0.0, self.dry_flow_slpm(t)), max(0.0, self.wet_flow_slpm(t))
         q = q_dry + q_wet
-        p_in = (q_wet * ch.bubbler_rh_pct + q_dry * ch.dry_line_rh_pct) / 100.0 * psat / q if q > 0 else self.vapour_hpa
-        k_flow = q / ch.volume_l / 60.0
-        k_leak = ch.leak_per_min / 60.0
-        p_room = ch.room_rh_pct / 100.0 * psat  # vapour_from_rh at this step's temperature
+        k, drive = self._air_exchange(q_dry, q_wet, psat)
 
         # Water arriving on the support from the water pump, and evaporating from it.
         water_now = self.water_dispensed_ml(t)
@@ -423,11 +430,10 @@ class World:
             deficit = max(0.0, 1.0 - self.vapour_hpa / psat)
             mg_s = ch.support_evaporation_mg_s * deficit
             self.support_water_ml = max(0.0, self.support_water_ml - mg_s * dt / 1000.0)
-            source_hpa_s = (mg_s / 1000.0 / _M_WATER) * _R * (temp + 273.15) / (ch.volume_l / 1000.0) / 100.0
+            source_hpa_s = mg_s * self._hpa_s_per_mg_s(temp)
 
-        k = k_flow + k_leak
         if k > 0:
-            target = (k_flow * p_in + k_leak * p_room + source_hpa_s) / k
+            target = (drive + source_hpa_s) / k
             self.vapour_hpa = target + (self.vapour_hpa - target) * math.exp(-k * dt)
         else:
             self.vapour_hpa += source_hpa_s * dt
