@@ -303,11 +303,8 @@ def explore_map(
     url = storage_url(storage, folder)
     name = study or f"map-{grade}"
     st, queued = start_map(url, name, settings, grid)
-    from castrig.explore.gridmap import point_key
-
-    asked = {point_key(p, s) for p, s, _ in grid.points()}
-    done = len(asked & {point_key(r["point"], r["seed"]) for r in map_results(st)})
-    out.print(f"map {name} in {url}: {len(asked)} points asked: {done} done before, {len(asked) - done - queued} queued or running "
+    asked, done = grid.asked_and_done(map_results(st))
+    out.print(f"map {name} in {url}: {asked} points asked: {done} done before, {asked - done - queued} queued or running "
               f"from before, {queued} added; {workers} workers", highlight=False, soft_wrap=True)
     t0 = time.monotonic()
 

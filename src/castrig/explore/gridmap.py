@@ -71,6 +71,11 @@ class Grid:
                                     s, [i, j, k]))
         return out
 
+    def asked_and_done(self, results: list[dict[str, Any]]) -> tuple[int, int]:
+        """(points × seeds this grid asks for, how many of them ``results`` already hold)."""
+        asked = {point_key(p, s) for p, s, _ in self.points()}
+        return len(asked), len(asked & {point_key(r["point"], r["seed"]) for r in results})
+
     def to_dict(self) -> dict[str, Any]:
         return {"rh": self.rh, "concentration": self.concentration, "volume": self.volume, "flow_slpm": self.flow_slpm,
                 "seeds": self.seeds}

@@ -188,7 +188,6 @@ def entries(root: Path, journals: Journals) -> list[dict[str, Any]]:
 
 def _study_state(study: _Study, kind: str) -> dict[str, Any]:
     from castrig.explore.distributed import SETTINGS_ATTR, map_results, progress
-    from castrig.explore.gridmap import point_key
 
     pr = progress(study)
     settings = study.user_attrs.get(SETTINGS_ATTR) or {}
@@ -198,9 +197,8 @@ def _study_state(study: _Study, kind: str) -> dict[str, Any]:
         # a map study gets its grid a moment after it is created (start_map): until then, an empty grid
         grid = _grid_of(settings["grid"]) if settings.get("grid") else Grid([], [], [], 0.0, [])
         results = map_results(study)
-        asked = {point_key(p, s) for p, s, _ in grid.points()}
-        done = len(asked & {point_key(r["point"], r["seed"]) for r in results})
-        counts = {"asked": len(asked), "done": done, "running": pr.running, "waiting": pr.waiting, "failed": pr.failed}
+        asked, done = grid.asked_and_done(results)
+        counts = {"asked": asked, "done": done, "running": pr.running, "waiting": pr.waiting, "failed": pr.failed}
         return {"counts": counts, "grid": grid, "results": results}
     counts = {"asked": settings.get("budget"), "done": pr.done, "running": pr.running, "waiting": pr.waiting, "failed": pr.failed}
     return {"counts": counts}
@@ -267,11 +265,8 @@ def map_state(root: Path, journals: Journals, real: RealCache, name: str, wanted
             except (KeyError, TypeError, ValueError):
                 return None
             results = list(snap.get("results") or [])
-            from castrig.explore.gridmap import point_key
-
-            asked = {point_key(p, s) for p, s, _ in grid.points()}
-            done = len(asked & {point_key(r["point"], r["seed"]) for r in results})
-            counts, storage = {"asked": len(asked), "done": done, "running": 0, "waiting": 0, "failed": 0}, "snapshot"
+            asked, done = grid.asked_and_done(results)
+            counts, storage = {"asked": asked, "done": done, "running": 0, "waiting": 0, "failed": 0}, "snapshot"
         reals = real.get()
         live = storage == "journal" and (counts["done"] < counts["asked"] or counts["running"] > 0 or counts["waiting"] > 0)
         return {**base, "storage": storage, **counts, "missing": counts["asked"] - counts["done"], "live": live,
@@ -302,9 +297,7 @@ def _search_trials(folder: Path, study: _Study | None) -> tuple[Any, list[Any]]:
     from castrig.explore.journal import SearchFolder, SearchSettings
 
     if study is not None:
-        from castrig.explore.distributed import as_trials
-
-        from castrig.explore.distributed import SETTINGS_ATTR
+        from castrig.explore.distributed import SETTINGS_ATTR, as_trials
 
         raw = dict(study.user_attrs.get(SETTINGS_ATTR) or {})
         raw.pop("grid", None)
