@@ -23,7 +23,7 @@ from ._filters import box_max, box_mean3, box_min, gaussian
 from .illumination import block_extremes, measurable, fit_level, noise_sigma, poly_field
 from .lattice import _pitch
 
-__all__ = ["SurfaceMetrics", "analyse_surface", "segment_pores"]
+__all__ = ["SurfaceMetrics", "analyse_surface", "pores_brighter", "segment_pores"]
 
 
 @dataclass
@@ -87,6 +87,8 @@ class _Segmentation:
     dark_level: float  # median normalised pore floor P/F
     pores: _Pixels | None = None  # the pore (mask) pixels, raster order
     side: Future | None = None  # result of ``side_job(far)``, run on a worker thread
+    core_r: int = 1  # depth (px) of ``core`` inside the masks
+    reach: int = 0  # how far the edges reach into the film, measured (0: not measurable)
 
 
 @dataclass
@@ -318,7 +320,11 @@ def _segment(
     lp = lab.ravel()[px.flat].astype(np.intp)
     areas = np.bincount(lp, minlength=n + 1)
     r_typ = _typical_radius(lab, areas, px, lp)
-    ring = ring_px if ring_px is not None else int(max(3, min(6, round(0.33 * r_typ + 1.5))))
+    reach = _edge_reach(n0, mask, 1.0 - dark)
+    if ring_px is not None:
+        ring = int(ring_px)
+    else:
+        ring = max(int(max(3, min(6, round(0.33 * r_typ + 1.5)))), reach)
     far = ~box_max(mask, ring)
     side = _pool().submit(side_job, far) if side_job is not None else None
     # the floor of a pore is read where its own blurred edge no longer reaches: well inside it
@@ -332,7 +338,109 @@ def _segment(
     # the pore floor on the worker thread while the touching pores are split here
     p_job = _pool().submit(lambda: float(np.median(norm[core])) if np.count_nonzero(core) > 10 else dark)
     lab, n = _split(lab, n, mask, norm, r_typ, px, lp, cache=cache)
-    return _Segmentation(lab, n, f, ring, far, core, p_job.result(), px, side)
+    return _Segmentation(lab, n, f, ring, far, core, p_job.result(), px, side, core_r, reach)
+
+
+def pores_brighter(img: np.ndarray, crop: int = 256) -> bool:
+    """Are the pores brighter than the film? Found from the image's topology, not its levels.
+
+    The film is the matrix that holds the pores: one connected region, whatever its brightness;
+    the openings are many separate discs. On a central ``crop``² window, lightly smoothed and
+    split at Otsu's level, the phase whose largest connected part holds the smaller share of it
+    is the pores' (film: ≳ 0.95, even where blur breaks the thinnest walls; pores: one pore's
+    share, ≲ 0.1 where blur merges neighbours). A window holding fewer than 8 pores is widened
+    (to the whole image at most)."""
+    h, w = img.shape
+    while crop < max(h, w):
+        got = _phase_shares(img, crop)
+        if got is None or got[2] >= 8:
+            break
+        crop *= 2
+    else:
+        got = _phase_shares(img, crop)
+    return got is not None and got[1] < got[0]
+
+
+def _phase_shares(img: np.ndarray, crop: int) -> tuple[float, float, int] | None:
+    """(dark phase's, bright phase's largest-part share, parts of the more split one) on the central
+    ``crop``² window split at Otsu's level; None when it is too small or flat."""
+    h, w = img.shape
+    r0, c0 = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+    s = np.ascontiguousarray(img[r0: r0 + crop, c0: c0 + crop], dtype=np.float32)
+    if min(s.shape) < 16:
+        return None
+    g = gaussian(s, 1.0)
+    sub = g[::4, ::4].ravel() if g.size >= 65536 else g.ravel()
+    if float(sub.max() - sub.min()) <= 0:
+        return None
+    low = g < _otsu_split(sub)[0]
+
+    def share(m: np.ndarray) -> tuple[float, int]:
+        lab, n = ndi.label(m)
+        if n == 0:
+            return 1.0, 0
+        cnt = np.bincount(lab.ravel())[1:]
+        return float(cnt.max() / cnt.sum()), int(n)
+
+    job = _pool().submit(share, low)
+    high, n_high = share(~low)
+    low_s, n_low = job.result()
+    return low_s, high, max(n_low, n_high)
+
+
+def _turned_over(img: np.ndarray, cache: dict | None, degree: int = 2) -> np.ndarray:
+    """A bright-pore image turned into a dark-pore one under the same light: ``K·L − img``.
+
+    L is the film's level field (the lamp's unevenness times the film's reflectance: a lower
+    envelope through the block minima of the lightly smoothed image, the film being the darker
+    phase) and K the image's largest ratio to it, so that every level stays ≥ 0 and film and
+    pores keep the lamp's shape (a plain ``max − img`` would put the dim corners' pores closer
+    to the film than the bright centre's). At each pixel the transform is affine, so the
+    partial-volume area Σ (F − I) / (F − P_i) is that of the image as it was."""
+    h, w = img.shape
+    s = box_mean3(img) if h >= 2 and w >= 2 else img
+    block = int(max(16, min(64, min(h, w) // 4)))
+    rr, cc, _, mn = block_extremes(s, block)
+    out = _buf(cache, "turned", img.shape, np.float32) if cache is not None else np.empty(img.shape, np.float32)
+    lvl = poly_field(fit_level(mn, rr, cc, img.shape, degree=degree, upper=False), img.shape, degree, out=out)
+    np.maximum(lvl, 1e-6 * max(float(img.max()), 1e-12), out=lvl)
+    k = np.float32(float(np.max(img / lvl)))
+    lvl *= k
+    return np.subtract(lvl, img, out=lvl)
+
+
+_REACH_MAX = 10  # px: the farthest an edge's blur and halo are followed into the film
+
+
+def _edge_reach(n0: np.ndarray, mask: np.ndarray, contrast: float, crop: int = 256) -> int:
+    """How far (px, chessboard) the pores' edges reach beyond their masks into the film: the
+    blur's tails and a defocus halo (a fringe in the film, brighter or darker than it) both
+    belong to the pore's partial volume, so the ring must cover them.
+
+    On a central ``crop``² window, the mean level of the shells 1, 2, … px outside the masks;
+    the reach is the first shell from which the level changes by less than 1 % of the pores'
+    contrast to the next. 0 when the shells run out first (a dense lattice: no film beyond the
+    edges' reach anywhere, the ring is then left to the pores' size) or the level still changes
+    at ``_REACH_MAX`` px."""
+    h, w = mask.shape
+    r0, c0 = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+    m = mask[r0: r0 + crop, c0: c0 + crop]
+    v = n0[r0: r0 + crop, c0: c0 + crop]
+    if m.size < 256 or not m.any():
+        return 0
+    prev_mean = None
+    inner = m
+    for k in range(1, _REACH_MAX + 2):
+        dil = box_max(m, k)
+        shell = dil & ~inner
+        cnt = int(np.count_nonzero(shell))
+        if cnt < 0.01 * m.size:
+            return 0
+        mean = float(v[shell].mean())
+        if prev_mean is not None and abs(mean - prev_mean) < 0.01 * contrast:
+            return k - 1
+        prev_mean, inner = mean, dil
+    return 0
 
 
 def _typical_radius(lab: np.ndarray, areas: np.ndarray, px: _Pixels | None = None, lp: np.ndarray | None = None) -> float:
@@ -617,6 +725,11 @@ def _analyse_surface(
 
     if appearance == "sem" or (appearance == "auto" and has_bright_rims(img)):
         return _analyse_rimmed(img, pixel_size_um, transmitted, keep_labels)
+    if pores_brighter(img):
+        # pores a bright floor on a darker film (a mirror-like support seen through them): the
+        # same partial-volume measure on the image turned over, M − I. The area of pore i,
+        # Σ (F − I) / (F − P_i), is unchanged by it (numerator and denominator both change sign)
+        raw = img = _turned_over(img, cache)
     side_job = None
     if transmitted is not None:
 
@@ -683,18 +796,30 @@ def _analyse_surface(
     fsum = np.bincount(lp, fp, minlength=n + 1)
     fp -= img.ravel()[pix]
     num = np.bincount(lp, fp, minlength=n + 1)
+    cy = np.bincount(lp, pores.row, minlength=n + 1)[1:]
+    cx = np.bincount(lp, pores.col, minlength=n + 1)[1:]
+    centres = np.column_stack([cy, cx]) / np.maximum(cnt, 1)[:, None]
     # per-pore floor P_i from its core, else the typical normalised floor times F
     ci = np.flatnonzero(seg.core.ravel())
     cl = flat[ci].astype(np.intp)
+    if seg.reach > seg.core_r:
+        # the edges' blur and halo reach deeper than the core: the floor is read at each
+        # pore's centre, the core pixels within max(1.5, R − reach) of its centroid (R from its
+        # mask): those farthest from its edge, where a defocus fringe's light (taken from or
+        # given to the pore just inside its edge) and the blur's tails weigh least
+        rc = np.maximum(1.5, np.sqrt(cnt / math.pi) - seg.reach)
+        k = cl - 1
+        rr, cc = np.divmod(ci, w)
+        dr = rr - centres[k, 0]
+        dc = cc - centres[k, 1]
+        sel = dr * dr + dc * dc <= (rc * rc)[k]
+        ci, cl = ci[sel], cl[sel]
     ccount = np.bincount(cl, minlength=n + 1)[1:]
     csum = np.bincount(cl, img.ravel()[ci], minlength=n + 1)[1:]
     through_job = None
     if transmitted is not None:
         t, ft = seg.side.result() if seg.side is not None else (_f32(transmitted), _fit_field(_f32(transmitted), seg.far, 2))
         through_job = _pool().submit(_through, t, ft, lab, n, seg, (pix, lp, cnt), (ci, cl, ccount))
-    cy = np.bincount(lp, pores.row, minlength=n + 1)[1:]
-    cx = np.bincount(lp, pores.col, minlength=n + 1)[1:]
-    centres = np.column_stack([cy, cx]) / np.maximum(cnt, 1)[:, None]
     pitch = _pitch(centres)
     if ring_px_idx.size:
         lmax, dv = lmax_job.result()

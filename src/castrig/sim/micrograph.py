@@ -20,6 +20,8 @@ __all__ = [
     "FilmStructure",
     "make_structure",
     "render_surface",
+    "render_surface_bright",
+    "render_surface_halo",
     "render_section",
     "ground_truth",
     "disc_rect_area",
@@ -897,6 +899,106 @@ def render_surface_bse(
     trans = _transmitted(structure, shape, c, r)
     trans = trans * _illumination(shape, rng, illumination_gradient)
     return top, _finish(trans, rng, 1.0, noise, 8)
+
+
+# --------------------------------------------------------------------------------------------
+# Further reflected-light families (issue 16): bright pores, defocus halos
+# --------------------------------------------------------------------------------------------
+
+#: bright-pore reflected light: the film's level and the pore floors' (per-pore uniform ranges)
+_BRIGHT_FILM = 0.30
+_BRIGHT_THROUGH = (0.88, 1.00)
+_BRIGHT_BLIND = (0.82, 0.96)
+
+
+def render_surface_bright(
+    structure: FilmStructure,
+    pixel_size_um: float,
+    rng: np.random.Generator,
+    *,
+    bit_depth: int = 8,
+    illumination_gradient: float = 0.3,
+    blur_px: float = 1.0,
+    noise: float = 0.02,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (reflected, transmitted) pair of a film whose pores look BRIGHTER than the film.
+
+    A film on a mirror-like support (a metal mesh, a polished wafer) seen in reflected light:
+    the porous polymer reflects little of the lamp (its top surface ~4 %, the cavities below it
+    scatter much of the rest out of the objective), so the film is dim (0.30 of full scale); a
+    through-pore shows the bare support at its floor (0.88–1.00), a blind pore the support
+    through a thin polymer floor, a little dimmer (0.82–0.96; each pore its own: the spread
+    of the pores' contrast is about that of :func:`render_surface`'s dark floors). The
+    transmitted view is the optical one (through-pores bright). Same vignetting, blur, noise (absolute, on the same full scale as
+    :func:`render_surface`) and quantisation as :func:`render_surface`.
+    """
+    w_um, h_um = structure.field_um
+    shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
+    c = structure.centres_um / pixel_size_um
+    r = structure.diameters_um / 2 / pixel_size_um
+    thr = np.asarray(structure.through, bool)
+    floor = np.where(thr, rng.uniform(*_BRIGHT_THROUGH, len(r)), rng.uniform(*_BRIGHT_BLIND, len(r)))
+    cov, refl = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, floor - _BRIGHT_FILM])
+    refl = _BRIGHT_FILM + refl / np.clip(cov, 1, None)
+    refl = refl * _illumination(shape, rng, illumination_gradient)
+    trans = _transmitted(structure, shape, c, r) * _illumination(shape, rng, illumination_gradient)
+    return _finish(refl, rng, blur_px, noise, bit_depth), _finish(trans, rng, blur_px, noise, bit_depth)
+
+
+def render_surface_halo(
+    structure: FilmStructure,
+    pixel_size_um: float,
+    rng: np.random.Generator,
+    *,
+    bit_depth: int = 8,
+    illumination_gradient: float = 0.3,
+    blur_px: float = 1.0,
+    noise: float = 0.02,
+    defocus_px: tuple[float, float] = (0.8, 1.6),
+    halo: tuple[float, float] = (0.12, 0.25),
+    halo_sign: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (reflected, transmitted) pair of a slightly defocused reflected-light view: each
+    pore ringed by a bright (or dark) halo in the film just outside its edge.
+
+    Each pore's floor lies deeper than the film's top, so light reflected there comes back
+    with a phase lag (per pore, its own: depths differ). Out of focus, a phase step redirects
+    light across the edge — the intensity transport equation, I_z = I − z·∇·(I ∇φ)/k for a
+    small defocus z: intensity is moved, not made, so the fringe outside the edge is paid for
+    by light taken from just inside it (or the reverse for the other sign of z). The in-focus
+    reflectance (as :func:`render_surface`, pores dark) is spread by the defocus disc
+    (``defocus_px`` radius, drawn per image), the transport term added with the halo peak on
+    the film ``halo`` × film (drawn per image; bright for one sign of the defocus, dark for
+    the other: ``halo_sign`` ±1 or drawn), then the optics' blur, noise and quantisation. The
+    opening's edge (ground truth) is the lip: the halo lies on the film. The transmitted view
+    is the optical one (through-pores bright), in focus.
+    """
+    w_um, h_um = structure.field_um
+    shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
+    c = structure.centres_um / pixel_size_um
+    r = structure.diameters_um / 2 / pixel_size_um
+    dark = rng.uniform(*_PORE_REFLECTED, len(r))
+    phase = rng.uniform(0.6, 1.0, len(r))  # the floor's phase lag, relative (depths differ)
+    rho = rng.uniform(*defocus_px)
+    amp = rng.uniform(*halo)
+    sign = int(halo_sign) if halo_sign is not None else int(rng.choice([-1, 1]))
+    cov, refl, phi = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, _FILM_REFLECTED - dark, phase])
+    over = np.clip(cov, 1, None)
+    refl = (_FILM_REFLECTED - refl / over) * _illumination(shape, rng, illumination_gradient)
+    phi = phi / over
+    i_d = _pillbox(refl, rho)
+    p_d = _pillbox(phi, rho)
+    gy, gx = np.gradient(p_d)
+    div = np.gradient(i_d * gy, axis=0) + np.gradient(i_d * gx, axis=1)
+    # scaled so that the strongest fringe on the film (outside every opening), as the optics'
+    # blur leaves it, peaks at ``amp`` of the film's level
+    film = cov <= 0
+    top = float(np.percentile(i_d[film], 99)) if film.any() else float(i_d.max())
+    ref = float(np.abs(ndi.gaussian_filter(div, blur_px)[film]).max()) if film.any() else 0.0
+    img = i_d + sign * div * (amp * top / ref if ref > 0 else 0.0)
+    img = np.maximum(img, 0.0)
+    trans = _transmitted(structure, shape, c, r) * _illumination(shape, rng, illumination_gradient)
+    return _finish(img, rng, blur_px, noise, bit_depth), _finish(trans, rng, blur_px, noise, bit_depth)
 
 
 # --------------------------------------------------------------------------------------------
