@@ -23,20 +23,17 @@ Appearance families (issue 16), each case rendered in each, worst errors printed
            fringe in the film beyond its edge, bright or dark (drawn per case), peaking at
            0.12–0.25 of the film (light moved across the edge by the pores' phase step, the
            intensity transport equation: the fringe is film, the pore's edge stays the lip);
-           the transmitted view in focus. Opt-in (``--families optical_halo``): a dark fringe
-           over a dense lattice of small pores (9–10 px, opening ≥ 0.55) misses the goals (D
-           up to +2.6 %, opening +0.029): the light it moves inside the edge reaches the pores'
-           centres, where their floors are read (castrig.analysis.surface: known limit);
+           the transmitted view in focus;
   sem      secondary-electron top view: bright inner rim at each lip, dark core, black necks,
            scan-line noise, charging streaks, vignetting, sharper focus (0.6 × the case's blur);
            measured with ``appearance="sem"`` (the microscope is known from the file).
-  The optical families are measured with the default call (``appearance="optical"``: an optical
-  microscope, known from the file); the contrast's polarity and the focus are found from the
-  image (castrig.analysis.surface: ``pores_brighter``, ``_edge_reach``).
   bse_jpeg backscatter-like top view (opt-in: ``--families bse_jpeg``; issue 16): flat, weak
            contrast (pores 0.55–0.75 × film, no rim), a pillbox defocus of 1 px, 8-bit, saved as
            JPEG at quality 75; measured with ``appearance="sem"``. Not in the default families:
            it misses the goals on its dense views (castrig.analysis.edges: known limit).
+The optical families are measured with the default call (``appearance="optical"``: an optical
+microscope, known from the file); the contrast's polarity and how far the edges reach (blur,
+halo) are found from the image (castrig.analysis.surface: ``pores_brighter``, ``_edge_reach``).
 Section appearance families (issue 16): the section rendered under one variant of
 ``render_section``, measured with the same call (orientation and contrast found from the image);
 only the section is rendered and measured (the surface metrics show "—"):
@@ -49,9 +46,9 @@ only the section is rendered and measured (the surface metrics show "—"):
                the sign and angle drawn per case from their own generator). The image's bottom
                then cuts the support at a slant: the support pore diameter and continuity truth
                take the pores' depths relative to it (``tilted_support_truth``).
-The optical and sem families render the same section (the default appearance; the sem family's
-section differs only in its noise and texture draws, the surface renderer consuming the stream
-differently).
+The optical, optical_bright, optical_halo and sem families render the same section (the default
+appearance; it differs between them only in its noise and texture draws, the surface renderers
+consuming the stream differently).
 
 Support continuity's truth counts a channel only where it runs inside the imaged support
 (``support_spanning``): pores joined only through pores or channels outside the image look
@@ -270,7 +267,7 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=len(CASES))
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=1000)
-    ap.add_argument("--families", default="optical,optical_bright,sem," + ",".join(SECTION_FAMILIES),
+    ap.add_argument("--families", default="optical,optical_bright,optical_halo,sem," + ",".join(SECTION_FAMILIES),
                     help="comma-separated appearance families")
     ap.add_argument("--quiet", action="store_true", help="only the worst-error tables")
     a = ap.parse_args()

@@ -1,5 +1,8 @@
 """Top-view (surface) analysis: opening ratio, pore diameters, through-pores, pitch.
 
+Pores darker than the film are measured as they are; pores brighter than it (a mirror-like
+support seen through them) on the image turned over (:func:`pores_brighter`, :func:`_turned_over`).
+
 Why partial volume: a blurred edge spreads each pore's darkness over neighbouring pixels, so any
 single threshold over- or under-counts depending on where it falls. Blur preserves the integral
 of the darkness, so the area of pore i is Σ (F − I) / (F − P_i) over the pixels that belong to it
@@ -88,7 +91,7 @@ class _Segmentation:
     pores: _Pixels | None = None  # the pore (mask) pixels, raster order
     side: Future | None = None  # result of ``side_job(far)``, run on a worker thread
     core_r: int = 1  # depth (px) of ``core`` inside the masks
-    reach: int = 0  # how far the edges reach into the film, measured (0: not measurable)
+    reach: int | None = 0  # how far the edges reach into the film (None: farther than the film lets see)
 
 
 @dataclass
@@ -324,7 +327,7 @@ def _segment(
     if ring_px is not None:
         ring = int(ring_px)
     else:
-        ring = max(int(max(3, min(6, round(0.33 * r_typ + 1.5)))), reach)
+        ring = max(int(max(3, min(6, round(0.33 * r_typ + 1.5)))), reach or 0)
     far = ~box_max(mask, ring)
     side = _pool().submit(side_job, far) if side_job is not None else None
     # the floor of a pore is read where its own blurred edge no longer reaches: well inside it
@@ -412,16 +415,17 @@ def _turned_over(img: np.ndarray, cache: dict | None, degree: int = 2) -> np.nda
 _REACH_MAX = 10  # px: the farthest an edge's blur and halo are followed into the film
 
 
-def _edge_reach(n0: np.ndarray, mask: np.ndarray, contrast: float, crop: int = 256) -> int:
+def _edge_reach(n0: np.ndarray, mask: np.ndarray, contrast: float, crop: int = 256) -> int | None:
     """How far (px, chessboard) the pores' edges reach beyond their masks into the film: the
     blur's tails and a defocus halo (a fringe in the film, brighter or darker than it) both
     belong to the pore's partial volume, so the ring must cover them.
 
     On a central ``crop``² window, the mean level of the shells 1, 2, … px outside the masks;
     the reach is the first shell from which the level changes by less than 1 % of the pores'
-    contrast to the next. 0 when the shells run out first (a dense lattice: no film beyond the
-    edges' reach anywhere, the ring is then left to the pores' size) or the level still changes
-    at ``_REACH_MAX`` px."""
+    contrast to the next. None when the shells run out first (a dense lattice: no film beyond
+    the edges' reach anywhere; the ring is then left to the pores' size, and the edges reach
+    deep into the pores too) or the level still changes at ``_REACH_MAX`` px; 0 for an empty
+    or tiny image."""
     h, w = mask.shape
     r0, c0 = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
     m = mask[r0: r0 + crop, c0: c0 + crop]
@@ -435,12 +439,12 @@ def _edge_reach(n0: np.ndarray, mask: np.ndarray, contrast: float, crop: int = 2
         shell = dil & ~inner
         cnt = int(np.count_nonzero(shell))
         if cnt < 0.01 * m.size:
-            return 0
+            return None
         mean = float(v[shell].mean())
         if prev_mean is not None and abs(mean - prev_mean) < 0.01 * contrast:
             return k - 1
         prev_mean, inner = mean, dil
-    return 0
+    return None
 
 
 def _typical_radius(lab: np.ndarray, areas: np.ndarray, px: _Pixels | None = None, lp: np.ndarray | None = None) -> float:
@@ -637,9 +641,12 @@ def analyse_surface(
     An SEM data bar at the bottom (:mod:`castrig.analysis.databar`) is left out of both views;
     ``data_bar_rows`` says how many rows.
 
-    ``appearance``: "optical" (pores a dark floor: partial-volume areas), "sem" (secondary
-    electrons: bright inner rims and dark cores, edges from radial profiles, see
-    :mod:`castrig.analysis.edges`) or "auto" (sem when bright rims are detected).
+    ``appearance``: "optical" (pores a flat floor, darker or brighter than the film: which is
+    found from the image, :func:`pores_brighter`; partial-volume areas, the ring reaching as far
+    as the edges' blur and a defocus halo do), "sem" (secondary electrons: bright inner rims and
+    dark cores, edges from radial profiles, see :mod:`castrig.analysis.edges`) or "auto" (sem
+    when bright rims are detected: a bright defocus halo can pass for one, so "auto" is no
+    choice for defocused optical views).
     """
     if appearance not in ("optical", "sem", "auto"):
         raise ValueError(f"appearance must be optical, sem or auto, got {appearance!r}")
@@ -727,7 +734,7 @@ def _analyse_surface(
         return _analyse_rimmed(img, pixel_size_um, transmitted, keep_labels)
     if pores_brighter(img):
         # pores a bright floor on a darker film (a mirror-like support seen through them): the
-        # same partial-volume measure on the image turned over, M − I. The area of pore i,
+        # same partial-volume measure on the image turned over, K·L − I. The area of pore i,
         # Σ (F − I) / (F − P_i), is unchanged by it (numerator and denominator both change sign)
         raw = img = _turned_over(img, cache)
     side_job = None
@@ -802,12 +809,12 @@ def _analyse_surface(
     # per-pore floor P_i from its core, else the typical normalised floor times F
     ci = np.flatnonzero(seg.core.ravel())
     cl = flat[ci].astype(np.intp)
-    if seg.reach > seg.core_r:
+    if seg.reach is None or seg.reach > seg.core_r:
         # the edges' blur and halo reach deeper than the core: the floor is read at each
         # pore's centre, the core pixels within max(1.5, R − reach) of its centroid (R from its
         # mask): those farthest from its edge, where a defocus fringe's light (taken from or
         # given to the pore just inside its edge) and the blur's tails weigh least
-        rc = np.maximum(1.5, np.sqrt(cnt / math.pi) - seg.reach)
+        rc = np.maximum(1.5, np.sqrt(cnt / math.pi) - (seg.reach if seg.reach is not None else np.inf))
         k = cl - 1
         rr, cc = np.divmod(ci, w)
         dr = rr - centres[k, 0]
