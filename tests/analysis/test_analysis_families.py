@@ -78,3 +78,13 @@ def test_defocus_halo_dense_lattice():
     m = analyse_surface(refl, px, trans)
     assert m.mean_pore_diameter_um == pytest.approx(truth["mean_pore_diameter_um"], rel=0.02)
     assert m.opening_ratio == pytest.approx(truth["opening_ratio"], abs=0.02)
+
+
+@pytest.mark.parametrize("render", [render_surface_bright, render_surface_halo])
+def test_family_renderers_repeat_from_the_seed(render):
+    st, px, _ = _structure(31, 2.0, 10, 0.4, size=128)
+    a = render(st, px, np.random.default_rng(5))
+    b = render(st, px, np.random.default_rng(5))
+    c = render(st, px, np.random.default_rng(6))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
