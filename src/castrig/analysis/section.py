@@ -305,16 +305,25 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     top_env = -_envelope(-yt, radius, thick_px)
     bot_env = _envelope(yb, radius, thick_px)
     top_env = _bridge(yt, has, top_env, sign=1.0)
-    bot_env = _bridge(yb, has_b, bot_env, sign=-1.0)
+    bot_env = _bridge(yb, has_b, bot_env, sign=-1.0, sides=True)
     t_px = bot_env - top_env
     valid = (t_px > 0) & (top_env < h) & (bot_env > 0)
     if valid.sum() < 0.2 * w:
         return _empty(pixel_size_um)
     prof = np.where(valid, t_px * pixel_size_um, np.nan)
-    # a tongue is polymer clearly below the interface found: at least 3 px deep and, like a
-    # pore, at least 9 px wide (narrower dips are the blurred feet of necks on the interface)
-    tongue &= np.nan_to_num(y_bot - bot_env, nan=0.0) >= 3.0
+    # a tongue is polymer clearly below the interface found: like a pore, at least 9 px wide
+    # (narrower dips are the blurred feet of necks on the interface), each column at least 2 px
+    # deep (the floor of :func:`_tongues`) and over its central half at least 2.5 px (the
+    # median). A shallow tongue's columns scatter about its depth (noise, grains at its bottom):
+    # asking 3 px of every column lost a tongue 3.5 px deep, and kept only the ones whose
+    # columns happened to read deep, which biased the depth
+    dep = np.nan_to_num(y_bot - bot_env, nan=0.0)
+    tongue &= dep >= 2.0
     opened = ndi.binary_opening(tongue, structure=np.ones(9, bool))
+    for a, b in _runs(opened):
+        q = (b - a) // 4
+        if float(np.median(dep[a + q:b - q])) < 2.5:
+            opened[a:b] = False
     # a tongue cut by the image's side is kept from 3 columns on
     for a, b in _runs(tongue):
         if (a == 0 or b == w) and b - a >= 3:
@@ -376,12 +385,14 @@ def _envelope(e: np.ndarray, radius: float, depth: float) -> np.ndarray:
     return ndi.grey_closing(p, structure=cap, mode="nearest")[half:-half]
 
 
-def _bridge(raw: np.ndarray, has: np.ndarray, env: np.ndarray, sign: float) -> np.ndarray:
+def _bridge(raw: np.ndarray, has: np.ndarray, env: np.ndarray, sign: float, sides: bool = False) -> np.ndarray:
     """Keep the raw edge where it follows the envelope; interpolate across the columns where it
     dips into a pore (or there is no film), plus two columns of shoulder either side.
 
     Taking the envelope everywhere would bias the edge by the column-to-column noise (an
     opening/closing picks the extreme of the noise), hence only the dips are replaced.
+    ``sides``: across each span the line between the edge's medians either side
+    (:func:`_span_sides`) instead of between the two columns next to it.
     """
     dev = sign * (raw - env)
     ok = has & np.isfinite(raw)
@@ -393,7 +404,32 @@ def _bridge(raw: np.ndarray, has: np.ndarray, env: np.ndarray, sign: float) -> n
     if good.sum() < 2:
         return env
     x = np.arange(raw.size)
-    return np.where(flag, np.interp(x, x[good], raw[good]), raw)
+    fill = _span_sides(raw, good) if sides else np.interp(x, x[good], raw[good])
+    return np.where(flag, fill, raw)
+
+
+def _span_sides(raw: np.ndarray, good: np.ndarray, k: int = 16) -> np.ndarray:
+    """Across each run of columns without a good edge, the straight line between the medians of
+    the good edge on either side (each over the ``k`` nearest good columns, within 3k; a tilt
+    is kept: the line runs through the medians' own columns). The interface under a tongue or
+    a cavity is what the depth is measured from: one column either side would carry its own
+    noise into the whole span — on a coarse-textured support a grain seen through the blur
+    moves the edge by up to a pixel, a tenth of a shallow tongue. A run at the image's side
+    keeps the nearest column's edge (a level there would not follow a tilt)."""
+    n = raw.size
+    x = np.arange(n)
+    out = np.interp(x, x[good], raw[good])
+    for a, b in _runs(~good):
+        if a == 0 or b == n:
+            continue
+        pts = []
+        for lo, hi, edge in ((max(a - 3 * k, 0), a, a), (b, min(b + 3 * k, n), b)):
+            xs = x[lo:hi][good[lo:hi]]
+            xs = xs[np.argsort(np.abs(xs - edge))[:k]]
+            pts.append((float(np.median(xs)), float(np.median(raw[xs]))))
+        (x0, y0), (x1, y1) = pts
+        out[a:b] = y0 + (y1 - y0) * (x[a:b] - x0) / (x1 - x0)
+    return out
 
 
 def _film_level(s: np.ndarray) -> np.ndarray:
@@ -793,12 +829,7 @@ def _uniform_tongues(sn: np.ndarray, tongue: np.ndarray, interface: np.ndarray, 
         cols = np.arange(a + q, b - q)
         cols = cols[ok[cols]]
         if cols.size and float(np.median(dep[cols])) <= 4.0 * grain:
-            half = 0.5 * float(np.median(dep[cols]))
-            lo, hi = a, b
-            while lo > 0 and dep[lo - 1] >= half:
-                lo -= 1
-            while hi < w and dep[hi] >= half:
-                hi += 1
+            lo, hi = _half_extent(dep, a, b, 0.5 * float(np.median(dep[cols])), np.ones(w, bool))
             if hi - lo < (3.0 if 0 < lo and hi < w else 1.5) * grain:
                 out[a:b] = False
                 continue
@@ -925,12 +956,7 @@ def _penetration(y_bot: np.ndarray, interface: np.ndarray, tongue: np.ndarray, v
         if d is None:
             continue
         half = d / 2
-        lo = a
-        while lo > 0 and dep[lo - 1] >= half and valid[lo - 1]:
-            lo -= 1
-        hi = b
-        while hi < w and dep[hi] >= half and valid[hi]:
-            hi += 1
+        lo, hi = _half_extent(dep, a, b, half, valid)
         xl = float(lo)
         if lo > 0 and valid[lo - 1] and dep[lo] > dep[lo - 1]:
             xl = lo - float(np.clip((dep[lo] - half) / (dep[lo] - dep[lo - 1]), 0, 1)) + 0.5
@@ -947,6 +973,24 @@ def _penetration(y_bot: np.ndarray, interface: np.ndarray, tongue: np.ndarray, v
     depths = [d for d in (depth(e[4], e[5]) for e in ext) if d is not None]
     width = sum(max(e[3] - e[2], 0.0) for e in ext)
     return np.array(depths, float), float(min(width / n_valid, 1.0))
+
+
+def _half_extent(dep: np.ndarray, a: int, b: int, half: float, ok: np.ndarray) -> tuple[int, int]:
+    """Columns [lo, hi) of a tongue (core run [a, b)) at least ``half`` deep: the run's ends
+    shallower than that dropped, then grown over the neighbouring columns (``ok``) that reach it.
+    (The run holds every column at least 2 px deep: the blurred shoulders of a deep tongue, or
+    the skirts of a narrow grain, which are not its width at half depth.)"""
+    w = dep.size
+    lo, hi = a, b
+    while hi - lo > 1 and dep[lo] < half:
+        lo += 1
+    while hi - lo > 1 and dep[hi - 1] < half:
+        hi -= 1
+    while lo > 0 and dep[lo - 1] >= half and ok[lo - 1]:
+        lo -= 1
+    while hi < w and dep[hi] >= half and ok[hi]:
+        hi += 1
+    return lo, hi
 
 
 def _row_sides(sn: np.ndarray, interface: np.ndarray, y_bot: np.ndarray, valid: np.ndarray, ext: list,
