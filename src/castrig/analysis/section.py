@@ -329,11 +329,13 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         if (a == 0 or b == w) and b - a >= 3:
             opened[a:b] = True
     tongue = opened
-    if textured and tongue.any():
-        tongue = _uniform_tongues(sn, tongue, bot_env, y_bot, top_env, valid, (1 + bg_lvl) / 2)
-    # the support's pores are looked for outside the tongues (polymer, brighter than its matrix)
+    # the support's pores are looked for outside the tongues (polymer, brighter than its matrix);
+    # outside the candidates, as their size is wanted to tell a tongue from a grain
     in_tongue = ndi.binary_dilation(tongue, iterations=3)[None, :] & (rows <= np.nan_to_num(y_bot, nan=0.0)[None, :] + 4)
     sup_d, sup_n, sup_cont, sup_k = _support_pores(s_sup, bot_env, valid, pixel_size_um, exclude=in_tongue)
+    if textured and tongue.any():
+        tongue = _uniform_tongues(sn, tongue, bot_env, y_bot, top_env, valid, (1 + bg_lvl) / 2,
+                                  sup_d / pixel_size_um if sup_d else 0.0)
     pen_depths, pen_frac = _penetration(y_bot, bot_env, tongue, valid, sn if textured else None)
     pairs, joined = _communication(sn, top_env, bot_env, valid, bg_lvl, y_top)
     from .quality import MIN_PX_PER_PORE, claim1_intervals, saturated, section_intervals
@@ -782,7 +784,7 @@ def _circular_runs(b: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _uniform_tongues(sn: np.ndarray, tongue: np.ndarray, interface: np.ndarray, y_bot: np.ndarray, top: np.ndarray,
-                     valid: np.ndarray, dark: float) -> np.ndarray:
+                     valid: np.ndarray, dark: float, pore_px: float = 0.0) -> np.ndarray:
     """Keep the tongues that are polymer: the film's own grey continued below the interface (a
     coarse-textured support's bright grains joined to the film's bottom edge look like tongues,
     but only their brightest reach the film's level).
@@ -803,9 +805,12 @@ def _uniform_tongues(sn: np.ndarray, tongue: np.ndarray, interface: np.ndarray, 
     told only by its size: a tongue no deeper than two grains (4 × the grain's half width, the
     lag at which the support matrix's autocorrelation along x falls to one half,
     :func:`_grain_half_width`) must be at least 1.5 grains wide at half its depth (3 × the half
-    width; one cut by the image's side, which continues beyond it, a grain wide inside). A
-    deeper one holds enough grains for the grey test. Scale-free: no grey level, texture
-    amplitude or size is assumed."""
+    width; one cut by the image's side, which continues beyond it, a grain wide inside) and, being
+    the polymer in a support pore cut by the section (a chord of it), at least a quarter of the
+    support's mean pore diameter ``pore_px`` (narrower only where the section grazes the pore:
+    ~3 % of the cuts; a blob of the texture dark enough to reach a dark film's grey is as wide
+    as a few grains, whatever the pores). A deeper one holds enough grains for the grey test.
+    Scale-free: no grey level, texture amplitude or size is assumed."""
     h, w = sn.shape
     ok = valid & np.isfinite(y_bot) & np.isfinite(interface)
     ref = ok & (np.abs(y_bot - interface) < 1.0) & ~ndi.binary_dilation(tongue, iterations=6)
@@ -830,7 +835,8 @@ def _uniform_tongues(sn: np.ndarray, tongue: np.ndarray, interface: np.ndarray, 
         cols = cols[ok[cols]]
         if cols.size and float(np.median(dep[cols])) <= 4.0 * grain:
             lo, hi = _half_extent(dep, a, b, 0.5 * float(np.median(dep[cols])), np.ones(w, bool))
-            if hi - lo < (3.0 if 0 < lo and hi < w else 1.5) * grain:
+            inside = 0 < lo and hi < w
+            if hi - lo < (max(3.0 * grain, 0.25 * pore_px) if inside else 1.5 * grain):
                 out[a:b] = False
                 continue
         if cols.size == 0:
