@@ -910,24 +910,26 @@ def _otsu_split(v: np.ndarray) -> tuple[float, float, float]:
     return float((s[i] + s[i + 1]) / 2), float(m0[i]), float(m1[i])
 
 
-def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarray | None, keep_labels: bool) -> SurfaceMetrics:
-    """Top views whose pores show a bright inner rim (SE edge effect): film level from the mode,
-    one pore per dark core, each lip fitted on its pore's radial profile
-    (:mod:`castrig.analysis.edges`); the opening ratio from the same lips."""
-    from .edges import film_mode_field, lip_radii, pore_cores
+def _sem_lips(img: np.ndarray, film: str, local: bool, rims: bool | None, confirm=None):
+    """Film level, cores and lips of an SEM top view (:mod:`castrig.analysis.edges`).
+
+    ``film``: "mode" (the commonest bright level: rims shine above it) or "upper" (the
+    brightest level: nothing shines above the film of a view without rims); ``local``: each core
+    by its own pore's depth, else one threshold for the image; ``rims``/``confirm``: as
+    :func:`~castrig.analysis.edges.lip_radii`. Returns (cores, n, centres, core counts, lip
+    radii, (rows, cols, owner, ρ), rims or not), n = 0 without pores; None when the pores' fits
+    voted for rims and ``confirm()`` did not."""
+    from .edges import film_mode_field, film_upper_field, lip_radii, pore_cores
 
     h, w = img.shape
-    f = np.maximum(film_mode_field(img), 1e-6).astype(np.float32)
+    f = np.maximum(film_upper_field(img) if film == "upper" else film_mode_field(img), 1e-6).astype(np.float32)
     norm = img / f
     sig = noise_sigma(norm[h // 2 - min(128, h // 2): h // 2 + 128, w // 2 - min(128, w // 2): w // 2 + 128])
-    lab, n = pore_cores(norm, sig)
+    lab, n = pore_cores(norm, sig, local=local)
     if n == 0:
-        return SurfaceMetrics(0.0, None, None, 0, None, None, pixel_size_um,
-                              through=None if transmitted is None else np.zeros(0, bool),
-                              labels=np.zeros(img.shape, np.int32) if keep_labels else None)
-    flat = lab.ravel()
+        return lab, 0, None, None, None, None, False
     cpx = _Pixels.of(lab > 0)
-    cl = flat[cpx.flat].astype(np.intp)
+    cl = lab.ravel()[cpx.flat].astype(np.intp)
     cnt = np.bincount(cl, minlength=n + 1)[1:]
     cy = np.bincount(cl, cpx.row, minlength=n + 1)[1:] / np.maximum(cnt, 1)
     cx = np.bincount(cl, cpx.col, minlength=n + 1)[1:] / np.maximum(cnt, 1)
@@ -937,7 +939,41 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     # a pore's pixels reach beyond its core by the rim, the blur and the film around the lip:
     # a share of the pore's own size (the same pore at a finer pixel size needs the same reach)
     ring = int(max(3, round(0.6 * r_typ + 3)))
-    r_edge, (rows, cols, own, rho) = lip_radii(norm, lab, n, centres, r_core, ring)
+    info: dict = {}
+    r_edge, px = lip_radii(norm, lab, n, centres, r_core, ring, info, rims=rims, confirm=confirm)
+    if r_edge is None:
+        return None
+    return lab, n, centres, cnt, r_edge, px, bool(info["rimmed"][0]) if n else False
+
+
+def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarray | None, keep_labels: bool) -> SurfaceMetrics:
+    """SEM top views (pores with a bright inner rim, SE edge effect, or without: backscatter-
+    like, each pore its own level): one pore per dark core, each lip fitted on its pore's radial
+    profile (:mod:`castrig.analysis.edges`, :func:`_sem_lips`); the opening ratio from the same
+    lips.
+
+    First the film the mode, the cores one threshold and the rim voted by the pores' fits
+    (confirmed on the whole view, :func:`~castrig.analysis.edges.has_bright_rims`). A view
+    without rims is measured again with each core by its own pore's depth (one threshold misses
+    the lighter pores and joins dense neighbours through thin blurred walls), and where the vote
+    saw rims the whole view does not show, with the film the brightest level too: the mode was
+    a pore level (dense flat view) and the "rims" the film's own walls."""
+    from .edges import has_bright_rims
+
+    h, w = img.shape
+    out = _sem_lips(img, "mode", False, None, confirm=lambda: has_bright_rims(img))
+    if out is None:
+        out = _sem_lips(img, "upper", True, False)
+    elif out[1] and not out[6]:
+        out = _sem_lips(img, "mode", True, False)
+    if out[1] == 0:
+        return SurfaceMetrics(0.0, None, None, 0, None, None, pixel_size_um,
+                              through=None if transmitted is None else np.zeros(0, bool),
+                              labels=np.zeros(img.shape, np.int32) if keep_labels else None)
+    lab, n, centres, cnt, r_edge, (rows, cols, own, rho), _ = out
+    flat = lab.ravel()
+    cpx = _Pixels.of(lab > 0)
+    cl = flat[cpx.flat].astype(np.intp)
     edge_ids = np.unique(np.concatenate([flat[:w], flat[-w:], flat[::w], flat[w - 1:: w]]))
     on_border = np.zeros(n + 1, bool)
     on_border[edge_ids] = True
