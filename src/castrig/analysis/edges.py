@@ -290,8 +290,8 @@ def pore_cores(norm: np.ndarray, sigma: float, local: bool = False) -> tuple[np.
     """Labels (int32, 1..n) of the pores' dark cores: the image (film level = 1), smoothed,
     below halfway between the film and the darkest cores (the 0.2 % quantile). (0 labels when
     nothing is clearly darker than the film: less than 8 noise σ or 10 % of it.) ``local``
-    (views without rims): each pore by its own depth instead (:func:`_local_cores`). A core
-    holding several pores is split between them (:func:`_split_cores`).
+    (views without rims): each pore by its own depth instead (:func:`_local_cores`), and a core
+    holding several pores split between them (:func:`_split_cores`).
 
     Smoothing at 1 px, or at a tenth of the typical core radius when that is larger, and cores
     under 5 % of the typical core's area dropped as specks: the same pores imaged at a finer
@@ -318,7 +318,8 @@ def pore_cores(norm: np.ndarray, sigma: float, local: bool = False) -> tuple[np.
         lab, n, areas = _local_cores(g, r_typ, sigma / (2.0 * math.sqrt(math.pi) * sg), 1.0 - dark)
         if n == 0:
             return lab, 0
-    lab, n, areas = _split_cores(lab, n, norm, r_typ)
+        # (with rims a bright rim parts any two cores; without, two touching pores share one)
+        lab, n, areas = _split_cores(lab, n, norm, r_typ)
     small = areas < 0.05 * math.pi * r_typ ** 2
     small[0] = False
     if small.any():
@@ -337,7 +338,10 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     circle (ρ − r_core, within ``ring``): two pores share the wall between them at its middle,
     whatever their sizes, and a core's own pixels are its own. Each pore's candidates are the
     pixel offsets of its disc, and one scatter-minimum per pixel of (distance, pore) picks the
-    owner: a few passes over the pores' pixels instead of a feature transform of the image."""
+    owner: a few passes over the pores' pixels instead of a feature transform of the image (the
+    pores in two halves on two threads, the minima merged)."""
+    from .surface import _pool
+
     h, w = lab.shape
     n = centres.shape[0]
     reach = r_core + ring
@@ -345,30 +349,45 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     oy, ox = np.mgrid[-kmax: kmax + 1, -kmax: kmax + 1]
     o_d = np.hypot(oy, ox).ravel()
     order = np.argsort(o_d, kind="stable")
-    oy, ox, o_d = oy.ravel()[order], ox.ravel()[order], o_d[order]
-    # each pore takes the offsets of its disc (offsets sorted by length: a prefix of them), about
-    # its centre's pixel, with one pixel of margin for the centre's fraction
-    k = np.searchsorted(o_d, reach + 1.0, side="right")
-    pore = np.repeat(np.arange(n), k)
-    j = np.arange(pore.size) - np.repeat(np.cumsum(k) - k, k)
-    rr = np.rint(centres[:, 0]).astype(np.intp)[pore] + oy[j]
-    cc = np.rint(centres[:, 1]).astype(np.intp)[pore] + ox[j]
-    inb = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-    pore, rr, cc = pore[inb], rr[inb], cc[inb]
-    rho = np.hypot(rr - centres[pore, 0], cc - centres[pore, 1])
-    d = rho - r_core[pore]
-    near = d <= ring
-    pore, rr, cc, rho, d = pore[near], rr[near], cc[near], rho[near], d[near]
-    flat = rr * w + cc
-    # a core pixel is its own core's, whatever the circles say
-    lc = lab.ravel()[flat]
-    d = np.where(lc == pore + 1, -1e3, d)
+    oy, ox, o_d = oy.ravel()[order].astype(np.int32), ox.ravel()[order].astype(np.int32), o_d[order]
+    # each pore takes the offsets of its disc (offsets sorted by length: a prefix of them) about
+    # its centre's pixel, with the centre's fraction (≤ √½ px) as margin
+    k = np.searchsorted(o_d, reach + 0.75, side="right")
+    cr, cc0 = np.rint(centres[:, 0]).astype(np.int32), np.rint(centres[:, 1]).astype(np.int32)
     bits = max(int(n).bit_length(), 1)
-    code = (np.floor((d + 2e3) * 65536.0).astype(np.int64) << bits) | pore
-    best = np.full(h * w, np.iinfo(np.int64).max, np.int64)
-    np.minimum.at(best, flat, code)
-    mine = best[flat] == code
-    return rr[mine], cc[mine], pore[mine], rho[mine]
+    lf = lab.ravel()
+
+    def candidates(a, b):
+        """(flat index, pore, ρ, code) of the candidate pixels of pores a..b-1."""
+        kk = k[a:b]
+        pore = np.repeat(np.arange(a, b, dtype=np.int32), kk)
+        j = np.arange(pore.size, dtype=np.int32) - np.repeat((np.cumsum(kk) - kk).astype(np.int32), kk)
+        rr = cr[pore] + oy[j]
+        cc = cc0[pore] + ox[j]
+        inb = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+        pore, rr, cc = pore[inb], rr[inb], cc[inb]
+        rho = np.hypot(rr - centres[pore, 0], cc - centres[pore, 1])
+        d = rho - r_core[pore]
+        near = d <= ring
+        pore, rho, d = pore[near], rho[near], d[near]
+        flat = rr[near] * w + cc[near]
+        # a core pixel is its own core's, whatever the circles say
+        d[lf[flat] == pore + 1] = -1e3
+        code = (np.floor((d + 2e3) * 65536.0).astype(np.int64) << bits) | pore
+        best = np.full(h * w, np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(best, flat, code)
+        return flat, pore, rho, code, best
+
+    half = n // 2
+    job = _pool().submit(candidates, half, n)
+    parts = [candidates(0, half), job.result()]
+    best = np.minimum(parts[0][4], parts[1][4])
+    out = []
+    for flat, pore, rho, code, _ in parts:
+        mine = best[flat] == code
+        out.append((flat[mine], pore[mine], rho[mine]))
+    flat = np.concatenate([o[0] for o in out])
+    return flat // w, flat % w, np.concatenate([o[1] for o in out]).astype(np.intp), np.concatenate([o[2] for o in out])
 
 
 NP = 7  # R, c, A, w, F, R2, c2
@@ -455,7 +474,7 @@ def _lip_model(rho: np.ndarray, p: np.ndarray, s: np.ndarray, jac: bool = True, 
 
 
 def _fit_lips(rho, y, wt, p, s, lo, hi, cmax, iters: int = ITERS, fit_s: bool = False, hold: tuple = (),
-              rim: bool = True, wprior=None):
+              rim: bool = True, wprior=None, s_max: float = 4.0):
     """Levenberg–Marquardt on every profile at once (a profile leaves the loop once its
     damping has grown past any useful step or a step gains next to nothing; ``iters`` is only a
     safety cap). ``hold``: indices of parameters held where they are (left out of the normal
@@ -509,7 +528,7 @@ def _fit_lips(rho, y, wt, p, s, lo, hi, cmax, iters: int = ITERS, fit_s: bool = 
         p[:, 2] = mx(p[:, 2], p[:, 4] - p[:, 1]) if rim else 0.0
         p[:, 5] = mn(mx(p[:, 5], 0.3 * p[:, 0]), mx(p[:, 0] - 0.5, 0.3 * p[:, 0]))
         p[:, 6] = mn(mx(p[:, 6], -0.5), p[:, 1])
-        mn(mx(s, 0.25, out=s), 4.0, out=s)
+        mn(mx(s, 0.25, out=s), s_max, out=s)
 
     ix = np.arange(n)
     r, J = resid(ix, p, s)
@@ -578,6 +597,10 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     pixels in its window.
     """
     rows, cols, own, rho = pore_pixels(lab, centres, r_core, ring)
+    # the blur at most 4 px or half the typical core radius: the same view at a finer pixel size
+    # has a proportionally wider blur in pixels (a cap in pixels alone would clip it)
+    s_max = max(4.0, 0.5 * float(np.median(r_core)))
+    s_start = max(0.8, 0.1 * float(np.median(r_core)))  # the blur's first guess, likewise
     val = norm[rows, cols].astype(np.float64)
     # bins and window scale with the pores (the same pores at a finer pixel size: the same fit)
     bp = max(PROFILE_BIN_PX, float(np.median(r_core)) / 8.0)
@@ -647,7 +670,7 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
             if not flag:
                 qq[:, 2], qq[:, 1] = 0.0, np.minimum(qq[:, 1], cmax[j])
             sj = s[m] if np.ndim(s) else s
-            args = dict(iters=kw.get("iters", ITERS), fit_s=kw.get("fit_s", False), hold=hold, rim=flag,
+            args = dict(iters=kw.get("iters", ITERS), fit_s=kw.get("fit_s", False), hold=hold, rim=flag, s_max=s_max,
                         wprior=kw.get("wprior") if flag else None)
             if j.size >= SPLIT:
                 # two halves on two threads (numpy's ufuncs and matmul release the GIL)
@@ -721,7 +744,7 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     cand_s = np.flatnonzero(round_) if np.count_nonzero(round_) >= min(n, PRIOR_MIN_PORES) else np.arange(n)
     sel = cand_s[np.argsort(-r_core[cand_s], kind="stable")[: min(cand_s.size, 400)]]
     if rims is None:
-        ps_, _, sb = fit_best(sel, p0[sel], 0.8, np.ones(sel.size, bool), fit_s=True, hold=())
+        ps_, _, sb = fit_best(sel, p0[sel], s_start, np.ones(sel.size, bool), fit_s=True, hold=())
         lift = (ps_[:, 1] + ps_[:, 2] - ps_[:, 4]) / np.maximum(ps_[:, 4] - ps_[:, 1], 1e-6)
         rim_image = bool(np.mean(ridge_ok[sel]) >= 0.5 and np.mean(lift > 0.25) >= 0.5)
         if rim_image and confirm is not None and not confirm():
@@ -733,8 +756,8 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
         rho_w, y, wt, cmax, inner, p0 = windows(R_cross)
         starts = (np.clip(R_cross, lo, hi),)
     if rims is not None or not rim_image:
-        ps_, _, sb = fit_best(sel, p0[sel], 0.8, rimmed[sel], fit_s=True, hold=())
-    s = float(np.median(sb)) if sb.size else 0.8
+        ps_, _, sb = fit_best(sel, p0[sel], s_start, rimmed[sel], fit_s=True, hold=())
+    s = float(np.median(sb)) if sb.size else s_start
     if sel.size:
         # the image's σ by profile likelihood: the total cost of the largest SIGMA_PORES of these
         # pores refitted (floor free) at each σ of a grid about the median of their own σ; the
@@ -755,7 +778,7 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
             if 0 < j < grid.size - 1:
                 break
             ext = grid[:1] * np.array([0.7, 0.8]) if j == 0 else grid[-1:] * np.array([1.25, 1.5])
-            ext = ext[(ext >= 0.25) & (ext <= 4.0)]
+            ext = ext[(ext >= 0.25) & (ext <= s_max)]
             if ext.size == 0:
                 break
             grid, tot = np.concatenate([grid, ext]), np.concatenate([tot, total(ext)])

@@ -937,8 +937,11 @@ def _sem_lips(img: np.ndarray, film: str, local: bool, rims: bool | None, confir
     r_core = np.sqrt(np.maximum(cnt, 1) / math.pi)
     r_typ = float(np.median(r_core))
     # a pore's pixels reach beyond its core by the rim, the blur and the film around the lip:
-    # a share of the pore's own size (the same pore at a finer pixel size needs the same reach)
-    ring = int(max(3, round(0.6 * r_typ + 3)))
+    # 3 px more than 0.6 r_typ for small pores, and for larger ones at least the fitted window's
+    # film side (it ends ~0.9 r_typ beyond the core: lip start + ¾ r_core). Was 0.6 r_typ + 3
+    # alone: the window's outer bins went empty on large pores, less so at a coarser pixel size,
+    # and D moved with the pixel size (a real top view: +5 % at half the pixels)
+    ring = int(max(3, round(0.6 * r_typ + 3), round(1.2 * r_typ)))
     info: dict = {}
     r_edge, px = lip_radii(norm, lab, n, centres, r_core, ring, info, rims=rims, confirm=confirm)
     if r_edge is None:
@@ -961,7 +964,9 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     from .edges import has_bright_rims
 
     h, w = img.shape
-    out = _sem_lips(img, "mode", False, None, confirm=lambda: has_bright_rims(img))
+    # the whole view's rim check on a worker thread meanwhile (wanted only if the pores vote rims)
+    rims_job = _pool().submit(has_bright_rims, img)
+    out = _sem_lips(img, "mode", False, None, confirm=rims_job.result)
     if out is None:
         out = _sem_lips(img, "upper", True, False)
     elif out[1] and not out[6]:
