@@ -58,12 +58,16 @@ Known limit: in the densest rimless views (opening 0.6 at 10 px per pore, walls 
 the opening come out 1–2 % low: the neighbour's blurred step darkens the outer flank of each
 profile, and the fitted film level and the step's middle follow it inward.
 
-Known limit (open): the SEM path takes about 0.2 s (sparse, 20 px pores) to 0.35 s (dense,
-10 px pores) per 1024² pair on 2 cores (goal 0.1 s; 0.11 and 0.25 s with the earlier fixed 12
-iterations, which stopped short of convergence); most of it is the per-pore fitting (its
-slowest profiles crawl along the rim-width valley for tens of iterations, each iteration's cost
-mostly numpy's per-call overhead). A variable-projection fit (the levels F, c, A, c2 in closed
-form given R, w, σ) batched over all pores is the way on.
+Known limit (open): the SEM path takes about 0.2 s CPU (sparse, 20 px pores) to 0.5 s CPU
+(dense, 10 px pores) per 1024² pair (goal 0.1 s wall on 2 cores). Cheaper than before: the pore
+pixels by a scatter-minimum over each pore's disc (was a feature transform of the image, 4×
+dearer on sparse views), the blur's derivative analytic, the LM clamps on the ufuncs, both lip
+starts of the blur stage in one batch; dearer: the whole view's rim check (~20 ms, on a worker
+thread). Most of the rest is the per-pore fitting (its slowest profiles crawl along the
+rim-width valley for tens of iterations). A variable-projection fit (the levels F, c, A, c2 in
+closed form given R, w, σ) batched over all pores is the way on; the levels in closed form at
+the start alone (tried) cut the model evaluations by ~30 % but moved some small dense pores to
+another basin (SEM case 12: D 1.4 → 2.3–3.1 %).
 """
 
 from __future__ import annotations
@@ -396,7 +400,7 @@ W_PRIOR = 0.3  # relative spread of a pore's rim width about the image's share o
 RETRY_COST = 1.5  # the second start of the lip on pores fitting worse than this × the median ...
 RETRY_ALL = 400  # ... or on all when there are no more than these
 SIGMA_PORES = 200  # pores in the blur's profile likelihood
-SPLIT = 600  # profiles fitted in two halves on two threads from this many on
+SPLIT = 2000  # profiles fitted in two halves on two threads from this many on
 PRIOR_MIN_PORES = 20  # fewer pores in the blur stage: no common rim width (each pore on its own)
 
 
