@@ -87,3 +87,18 @@ def test_wide_blur_and_large_pores_measure_the_same_at_any_pixel_size():
         b = analyse_surface(img, px, appearance="sem")
         assert b.mean_pore_diameter_um == pytest.approx(a.mean_pore_diameter_um, rel=0.02)
         assert abs(b.pore_count - a.pore_count) <= 0.03 * a.pore_count
+
+
+def test_rim_check_at_any_pixel_size():
+    """The whole view's rim check (has_bright_rims) on an SE view of 80 px pores: its window,
+    smoothing and distance bins were in pixels, so at 2× up the ridge beside the cores fell out of
+    its 20 px of distance (overshoot 0.29 → 0.02: 'no rims'). Now in units of the dark regions'
+    size: the same answer at 2× up and down."""
+    from castrig.analysis.edges import rim_overshoot
+
+    rng = np.random.default_rng(5)
+    st = make_structure(rng, mean_diameter_um=80.0, cv=0.15, opening_ratio=0.4, field_um=768.0)
+    img = render_surface_sem(st, 1.0, rng, blur_px=2.0)[0]
+    ov = [rim_overshoot(np.asarray(x, np.float32)) for x in (img, up2(img), down2(img))]
+    assert min(ov) > 0.1, ov
+    assert max(ov) - min(ov) < 0.1 * max(ov), ov

@@ -138,30 +138,45 @@ def film_upper_field(img: np.ndarray, block: int = 64, degree: int = 2) -> np.nd
 def rim_overshoot(img: np.ndarray, crop: int = 512) -> float:
     """How far the pores' edges rise above the film plateau, relative to the pores' depth.
 
-    On a central ``crop``² window at full resolution (a thin rim needs every pixel): the dark
-    regions (Otsu on the lightly smoothed window), each pixel's distance to the nearest of them,
-    the image divided by a quadratic through the pixels 2 px or more from any (uneven
-    illumination), and the mean level per half-pixel of distance. A secondary-electron top view
-    shows a ridge next to the dark core (the bright lip) and the level then falls back to the
-    film plateau; a reflected-light view rises from the dark floor to the film and stays there
-    (a blurred step, whose walls can only be darker than the film). Returns (ridge − plateau
-    beyond it) / (plateau − dark core), 0 when the level never falls back, when nothing is 10 %
-    (and 4 noise σ) darker than the film or when the ridge is within its noise."""
-    from .surface import _fit_field, _otsu_split
+    On a central window of ``crop``² pixels at the pores' scale: the dark regions (Otsu on the
+    lightly smoothed window), each pixel's distance to the nearest of them, the image divided
+    by a quadratic through the pixels 2 units or more from any (uneven illumination), and the
+    mean level per half unit of distance. A secondary-electron top view shows a ridge next to
+    the dark core (the bright lip) and the level then falls back to the film plateau; a
+    reflected-light view rises from the dark floor to the film and stays there (a blurred step,
+    whose walls can only be darker than the film). Returns (ridge − plateau beyond it) /
+    (plateau − dark core), 0 when the level never falls back, when nothing is 10 % (and 4 noise
+    σ) darker than the film or when the ridge is within its noise.
+
+    The unit is 1 px, or an eighth of the dark regions' typical radius where that is larger (the
+    window, smoothing, film margin and bins then grow with it): the same view at a finer pixel
+    size gives the same answer. The ridge's noise is its bin's own spread (the pixel noise
+    estimate falls with the pixel size of an interpolated view, whose noise is smooth)."""
+    from .surface import _fit_field, _otsu_split, _typical_radius
 
     h, w = img.shape
-    r0, c0 = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
-    s = np.ascontiguousarray(img[r0: r0 + crop, c0: c0 + crop], dtype=np.float32)
-    if min(s.shape) < 32:
-        return 0.0
-    g = gaussian(s, 1.0)
-    sub = g[::4, ::4].ravel() if g.size >= 65536 else g.ravel()
-    if float(sub.max() - sub.min()) <= 0:
-        return 0.0
-    core = g < _otsu_split(sub)[0]
-    if not core.any() or core.all():
-        return 0.0
-    d = ndi.distance_transform_edt(~core)
+    u = 1.0
+    for _ in range(2):
+        cr = int(round(crop * u))
+        r0, c0 = max(0, (h - cr) // 2), max(0, (w - cr) // 2)
+        s = np.ascontiguousarray(img[r0: r0 + cr, c0: c0 + cr], dtype=np.float32)
+        if min(s.shape) < 32:
+            return 0.0
+        g = gaussian(s, u)
+        sub = g[::4, ::4].ravel() if g.size >= 65536 else g.ravel()
+        if float(sub.max() - sub.min()) <= 0:
+            return 0.0
+        core = g < _otsu_split(sub)[0]
+        if not core.any() or core.all():
+            return 0.0
+        if u > 1.0:
+            break
+        lab, nl = ndi.label(core)
+        u_new = max(1.0, _typical_radius(lab, np.bincount(lab.ravel(), minlength=nl + 1)) / 8.0)
+        if u_new < 1.25:
+            break
+        u = u_new
+    d = ndi.distance_transform_edt(~core) / u
     film = d >= 2.0
     if np.count_nonzero(film) < 64:
         return 0.0
@@ -170,11 +185,12 @@ def rim_overshoot(img: np.ndarray, crop: int = 512) -> float:
         fld = np.full(s.shape, float(np.median(s[film])), np.float32)
     if not float(fld.min()) > 0:
         return 0.0  # no positive film level: not an image of a film with pores
-    n = s / fld
+    n = (s / fld).ravel().astype(np.float64)
     nb = 41
     k = np.minimum((d * 2.0).astype(np.intp), nb - 1).ravel()
     cnt = np.bincount(k, minlength=nb)
-    m = np.bincount(k, n.ravel().astype(np.float64), minlength=nb) / np.maximum(cnt, 1)
+    m = np.bincount(k, n, minlength=nb) / np.maximum(cnt, 1)
+    sd = np.sqrt(np.maximum(np.bincount(k, n * n, minlength=nb) / np.maximum(cnt, 1) - m * m, 0.0))
     # bins with enough pixels for a steady mean (the first is the dark core itself)
     ok = np.flatnonzero(cnt >= max(64, 0.002 * cnt.sum()))
     if ok.size < 4 or ok[0] != 0:
@@ -185,11 +201,11 @@ def rim_overshoot(img: np.ndarray, crop: int = 512) -> float:
         return 0.0  # the level rises to its end: no ridge
     plateau = float(np.median(prof[j + 1:]))
     depth = plateau - float(prof[0])
-    sig = noise_sigma(n)
+    sig = noise_sigma((s / fld)[:: max(1, int(u)), :: max(1, int(u))])
     if depth < max(0.1 * plateau, 4.0 * sig):
         return 0.0  # nothing clearly darker than the film (beyond its noise): no pores to judge
-    # the ridge must stand above the plateau by more than its bin's noise could
-    if float(prof[j]) - plateau < 4.0 * sig / math.sqrt(float(cnt[ok[j]])):
+    # the ridge must stand above the plateau by more than its bin's spread allows
+    if float(prof[j]) - plateau < 4.0 * float(sd[ok[j]]) / math.sqrt(float(cnt[ok[j]])):
         return 0.0
     return max(0.0, (float(prof[j]) - plateau) / depth)
 
