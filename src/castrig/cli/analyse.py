@@ -163,7 +163,8 @@ def surface(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
     overlay: Optional[Path] = typer.Option(None, "--overlay", metavar="PNG", help="write a PNG with the pores outlined"),
     appearance: str = typer.Option("optical", "--appearance", metavar="A",
-                                   help="optical (pores a dark floor), sem (secondary electrons: bright inner rims, dark cores) or auto"),
+                                   help="optical (light microscope: pores darker or brighter than the film, found from the image), "
+                                        "sem (secondary electrons: bright inner rims, dark cores) or auto"),
     rois: Optional[Path] = typer.Option(None, "--rois", metavar="ZIP", help="write the measured pores as an ImageJ/Fiji ROI set"),
 ) -> None:
     """Opening ratio, pore diameters, through-pore fraction and pitch of a top view.
