@@ -176,3 +176,15 @@ def test_shallow_tongues_on_a_coarse_texture_are_measured_without_bias(variant, 
         fracs.append(m.penetration_fraction - gt["penetration_fraction"])
     assert abs(float(np.mean(errs))) < 0.10, errs
     assert abs(float(np.mean(fracs))) < frac_tol, fracs
+
+
+def test_a_run_of_cavities_under_the_surface_keeps_the_top():
+    """Cavities just under the surface, side by side over 300 columns (of a film 40 px thick):
+    most open to the top, every fourth under a lid 2 px thin that the blur dims below the film's
+    threshold. The lids hold the top envelope at the surface (it sagged 12 px into the run)."""
+    holes = [(51.0 if k % 4 == 0 else 46.0, float(c), 9.0) for k, c in enumerate(range(150, 450, 16))]
+    img = band_image(np.full(600, 40.0), 80.0, holes=holes, blur=1.5, noise=0.02, h=140)
+    m = analyse_section(img, 1.0)
+    assert m.mean_thickness_um == pytest.approx(40.0, rel=0.01)
+    assert m.thickness_std_um < 0.02 * 40.0
+    assert np.nanmax(m.top_row[150:450]) < 41.0
