@@ -410,7 +410,8 @@ def support_spanning(structure: FilmStructure, depth_offset_um: np.ndarray | Non
     from scipy.sparse.csgraph import connected_components
 
     # only what the section shows joins pores: a channel counts where it runs inside the imaged
-    # support (x in [0, L], depth in [0, support depth]) between the two pores' rims — pores
+    # support (x in [0, L], depth in [0, support depth], to within its half width) between the
+    # two pores' rims — pores
     # joined only through pores or channels outside the image look separate in it (issue 16)
     L, D = structure.section_length_um, structure.support_depth_um
     lk = np.asarray(structure.support_links, int).reshape(-1, 2)
@@ -422,7 +423,10 @@ def support_spanning(structure: FilmStructure, depth_offset_um: np.ndarray | Non
         xs = p0[:, :1] + t * (p1[:, :1] - p0[:, :1])
         zs = p0[:, 1:] + t * (p1[:, 1:] - p0[:, 1:])
         between = (t * seg > r0) & ((1 - t) * seg > r1)
-        inside = (xs >= 0) & (xs <= L) & (zs >= 0) & (zs <= D)
+        # a channel is seen where any of its width is inside: its half width (as rendered,
+        # 0.15 × the smaller pore) may reach into the image while its centreline dips out
+        hw = 0.15 * np.minimum(sd[lk[:, 0]], sd[lk[:, 1]])[:, None]
+        inside = (xs >= -hw) & (xs <= L + hw) & (zs >= -hw) & (zs <= D + hw)
         lk = lk[(inside | ~between).all(axis=1)]
     g = coo_matrix((np.ones(len(lk)), (lk[:, 0], lk[:, 1])), shape=(n, n)) if len(lk) else coo_matrix((n, n))
     _, comp = connected_components(g, directed=False)
