@@ -33,7 +33,7 @@ __all__ = ["SurfaceMetrics", "analyse_surface", "pores_brighter", "segment_pores
 class SurfaceMetrics:
     """Results of one surface analysis; ``to_dict`` gives the specification's metric names."""
 
-    opening_ratio: float
+    opening_ratio: float | None  # None: not measured (no pores found by the SEM path)
     mean_pore_diameter_um: float | None
     pore_diameter_std_um: float | None
     pore_count: int  # pores measured (not cut by the border)
@@ -667,6 +667,8 @@ def analyse_surface(
         _TLS.cache = {}
         raise
     _assess(m, reflected)
+    if m.opening_ratio is None:
+        m.intervals.pop("opening_ratio", None)  # not measured: no interval either
     if bar_top is not None:
         m.data_bar_rows = bar_rows
     return m
@@ -949,30 +951,41 @@ def _sem_lips(img: np.ndarray, film: str, local: bool, rims: bool | None, confir
     return lab, n, centres, cnt, r_edge, px, bool(info["rimmed"][0]) if n else False
 
 
-def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarray | None, keep_labels: bool) -> SurfaceMetrics:
+def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarray | None, keep_labels: bool,
+                    rims: bool | None = None) -> SurfaceMetrics:
     """SEM top views (pores with a bright inner rim, SE edge effect, or without: backscatter-
     like, each pore its own level): one pore per dark core, each lip fitted on its pore's radial
     profile (:mod:`castrig.analysis.edges`, :func:`_sem_lips`); the opening ratio from the same
     lips.
 
-    First the film the mode, the cores one threshold and the rim voted by the pores' fits
-    (confirmed on the whole view, :func:`~castrig.analysis.edges.has_bright_rims`). A view
-    without rims is measured again with each core by its own pore's depth (one threshold misses
-    the lighter pores and joins dense neighbours through thin blurred walls), and where the vote
-    saw rims the whole view does not show, with the film the brightest level too: the mode was
-    a pore level (dense flat view) and the "rims" the film's own walls."""
-    from .edges import has_bright_rims
+    Whether the view shows rims is decided for the whole view
+    (:func:`~castrig.analysis.edges.rim_decision`): with rims the film is the mode (rims shine
+    above it) and the cores one threshold; without, the film is the brightest level (nothing
+    shines above it) and each core by its own pore's depth (one threshold misses the lighter
+    pores and joins dense neighbours through thin blurred walls). Where the whole view is
+    undecided (a faint ridge) the pores' fits vote on the mode film, and only a vote clearing
+    its threshold by a margin makes rims (:func:`~castrig.analysis.edges.vote_clears`). The
+    film of a view without rims no longer depends on that vote (it was the mode where the
+    pores voted no, the brightest level where they voted yes: a vote at its threshold then
+    moved D by a fifth with the pixel size)."""
+    from .edges import rim_decision, vote_clears
 
     h, w = img.shape
-    # the whole view's rim check on a worker thread meanwhile (wanted only if the pores vote rims)
-    rims_job = _pool().submit(has_bright_rims, img)
-    out = _sem_lips(img, "mode", False, None, confirm=rims_job.result)
+    if rims is None:
+        rims = rim_decision(img)
+    out = None
+    if rims is not False:
+        out = _sem_lips(img, "mode", False, True if rims else None, confirm=vote_clears)
+        if out is not None and not (out[1] and out[6]):
+            # the pores voted no rims, or the mode film found no cores: a view of thin bright
+            # walls (a skeleton) has no flat film plateau, the mode is a pore level and nothing
+            # lies clearly below it; the brightest level is the film there
+            out = None
     if out is None:
         out = _sem_lips(img, "upper", True, False)
-    elif out[1] and not out[6]:
-        out = _sem_lips(img, "mode", True, False)
     if out[1] == 0:
-        return SurfaceMetrics(0.0, None, None, 0, None, None, pixel_size_um,
+        # no pores found: the opening could not be measured (None, not 0)
+        return SurfaceMetrics(None, None, None, 0, None, None, pixel_size_um,
                               through=None if transmitted is None else np.zeros(0, bool),
                               labels=np.zeros(img.shape, np.int32) if keep_labels else None)
     lab, n, centres, cnt, r_edge, (rows, cols, own, rho), _ = out
