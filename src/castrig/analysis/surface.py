@@ -959,30 +959,34 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     lips.
 
     Whether the view shows rims is decided for the whole view
-    (:func:`~castrig.analysis.edges.rim_decision`): with rims the film is the mode (rims shine
-    above it) and the cores one threshold; without, the film is the brightest level (nothing
-    shines above it) and each core by its own pore's depth (one threshold misses the lighter
-    pores and joins dense neighbours through thin blurred walls). Where the whole view is
-    undecided (a faint ridge) the pores' fits vote on the mode film, and only a vote clearing
-    its threshold by a margin makes rims (:func:`~castrig.analysis.edges.vote_clears`). The
-    film of a view without rims no longer depends on that vote (it was the mode where the
-    pores voted no, the brightest level where they voted yes: a vote at its threshold then
-    moved D by a fifth with the pixel size)."""
+    (:func:`~castrig.analysis.edges.rim_decision`); where it shows a faint ridge only, the
+    pores' fits on the mode film vote, and only a vote clearing its threshold by a margin makes
+    rims (:func:`~castrig.analysis.edges.vote_clears`: a vote near its threshold flipped with
+    the pixel size on a real section). With rims the film is the mode (rims shine above it) and
+    the cores one threshold. Without, each core is found by its own pore's depth (one threshold
+    misses the lighter pores and joins dense neighbours through thin blurred walls) and the
+    film is the mode, or the brightest level where the pores' vote clears its margin although
+    the view shows no rim (a dense flat view: the mode is a pore level and the "rims" the
+    film's own blurred walls) or where the mode leaves no pore below it (thin bright walls and
+    no film plateau: the commonest level is a pore level)."""
     from .edges import rim_decision, vote_clears
 
     h, w = img.shape
     if rims is None:
         rims = rim_decision(img)
-    out = None
-    if rims is not False:
-        out = _sem_lips(img, "mode", False, True if rims else None, confirm=vote_clears)
-        if out is not None and not (out[1] and out[6]):
-            # the pores voted no rims, or the mode film found no cores: a view of thin bright
-            # walls (a skeleton) has no flat film plateau, the mode is a pore level and nothing
-            # lies clearly below it; the brightest level is the film there
-            out = None
-    if out is None:
-        out = _sem_lips(img, "upper", True, False)
+    if rims:
+        out = _sem_lips(img, "mode", False, True)
+    else:
+        vote: list = []
+
+        def confirm(ridge_share: float, lift_share: float) -> bool:
+            vote.append(vote_clears(ridge_share, lift_share))
+            return rims is None and vote[-1]
+
+        out = _sem_lips(img, "mode", False, None, confirm=confirm)
+        if out is None or not out[6]:
+            film = "upper" if (vote and vote[0]) or (out is not None and out[1] == 0) else "mode"
+            out = _sem_lips(img, film, True, False)
     if out[1] == 0:
         # no pores found: the opening could not be measured (None, not 0)
         return SurfaceMetrics(None, None, None, 0, None, None, pixel_size_um,
