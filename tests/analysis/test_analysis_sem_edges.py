@@ -318,6 +318,7 @@ def test_no_pores_no_opening_ratio():
     assert m.opening_ratio is None
     assert "opening_ratio" not in m.intervals
     assert "too_few_pores" in m.flags
+    assert m.appearance == "sem"
 
 
 @pytest.mark.parametrize("family,i", [("optical_halo", 3), ("optical_halo", 11)])

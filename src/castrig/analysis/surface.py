@@ -991,7 +991,7 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
         # no pores found: the opening could not be measured (None, not 0)
         return SurfaceMetrics(None, None, None, 0, None, None, pixel_size_um,
                               through=None if transmitted is None else np.zeros(0, bool),
-                              labels=np.zeros(img.shape, np.int32) if keep_labels else None)
+                              labels=np.zeros(img.shape, np.int32) if keep_labels else None, appearance="sem")
     lab, n, centres, cnt, r_edge, (rows, cols, own, rho), _ = out
     flat = lab.ravel()
     cpx = _Pixels.of(lab > 0)
