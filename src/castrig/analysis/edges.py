@@ -43,13 +43,13 @@ The fit uses the whole flank, so the edge found is where the film ends, not wher
 rim peaks nor where the grey level crosses some threshold. The opening ratio comes from the
 same lips (each pixel weighted by its share inside its pore's lip).
 
-Whether the view shows rims at all is decided once for the whole view (:func:`rim_decision`:
-a ridge beside the dark regions above the film plateau, beyond its noise, :func:`rim_overshoot`):
-clearly (over 10 % of the pores' depth) rims, not at all (up to 2.5 %) none; a faint ridge
-between leaves it to a vote of the largest pores' fits, which counts only where it clears its
-threshold by a margin (:func:`vote_clears`; thin blurred walls between dense pores look like
-ridges to it, faint rims under noise hide, and a real section's vote at its threshold flipped
-with the pixel size). With rims the film level is the brightest well-populated grey level
+Whether the view shows rims at all: the largest pores' fits vote, and the whole view must agree
+(:func:`rim_decision`: a ridge beside the dark regions above the film plateau, beyond its noise,
+:func:`rim_overshoot`): with a clear ridge (over 10 % of the pores' depth) a plain majority
+makes rims, with none (up to 2.5 %) nothing does, and with a faint ridge between only a vote
+clearing its threshold by a margin (:func:`vote_clears`: thin blurred walls between dense pores
+look like ridges to the vote, and a real section's vote at its threshold flipped with the pixel
+size). With rims the film level is the brightest well-populated grey level
 (:func:`film_mode_field`) and the cores one threshold for the image; without them
 (backscatter-like: flat, weak contrast, each pore its own level) each core is the darker third
 of its own pore's depth (:func:`_local_cores`: one threshold for the image missed the lighter
@@ -283,11 +283,11 @@ def has_bright_rims(img: np.ndarray) -> bool:
 
 
 def rim_decision(img: np.ndarray) -> bool | None:
-    """Whether an SEM view shows rims, decided once for the whole view: True where its ridge
-    stands clearly above the film (:func:`rim_overshoot` over :data:`RIM_CLEAR`), False where
-    none does (up to :data:`RIM_MIN`), None in between: then the pores' own fits vote
-    (:func:`lip_radii`) and only a vote clearing its threshold by a margin
-    (:func:`vote_clears`) counts. A faint whole-view ridge with a split vote is no rim: thin
+    """Whether an SEM view may show rims, from the whole view: True where its ridge stands
+    clearly above the film (:func:`rim_overshoot` over :data:`RIM_CLEAR`: a plain majority of
+    the pores' fits then makes rims, :func:`lip_radii`), False where none does (up to
+    :data:`RIM_MIN`: no rims whatever they vote), None in between: only a vote clearing its
+    threshold by a margin (:func:`vote_clears`) makes rims. A faint whole-view ridge with a split vote is no rim: thin
     bright walls between dense cells (a real section: cells of grey floors in a net of bright
     walls) give such a ridge, and their vote, at its threshold, flipped with the pixel size
     (ridge share 0.18 at the image's pixel size, 0.50 at twice it: D 19 %, opening 26 points)."""
