@@ -27,10 +27,10 @@ Appearance families (issue 16), each case rendered in each, worst errors printed
   sem      secondary-electron top view: bright inner rim at each lip, dark core, black necks,
            scan-line noise, charging streaks, vignetting, sharper focus (0.6 × the case's blur);
            measured with ``appearance="sem"`` (the microscope is known from the file).
-  bse_jpeg backscatter-like top view (opt-in: ``--families bse_jpeg``; issue 16): flat, weak
-           contrast (pores 0.55–0.75 × film, no rim), a pillbox defocus of 1 px, 8-bit, saved as
-           JPEG at quality 75; measured with ``appearance="sem"``. Not in the default families:
-           it misses the goals on its dense views (castrig.analysis.edges: known limit).
+  bse_jpeg backscatter-like top view (issue 16): flat, weak contrast (pores 0.55–0.75 × film,
+           no rim), a pillbox defocus of 1 px, 8-bit, saved as JPEG at quality 75; measured with
+           ``appearance="sem"`` (the SEM path finds that the view has no rims). Its densest views
+           are its hardest: a neighbour's blurred edge darkens each profile's outer flank.
 The optical families are measured with the default call (``appearance="optical"``: an optical
 microscope, known from the file); the contrast's polarity and how far the edges reach (blur,
 halo) are found from the image (castrig.analysis.surface: ``pores_brighter``, ``_edge_reach``).
@@ -267,7 +267,7 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=len(CASES))
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=1000)
-    ap.add_argument("--families", default="optical,optical_bright,optical_halo,sem," + ",".join(SECTION_FAMILIES),
+    ap.add_argument("--families", default="optical,optical_bright,optical_halo,sem,bse_jpeg," + ",".join(SECTION_FAMILIES),
                     help="comma-separated appearance families")
     ap.add_argument("--quiet", action="store_true", help="only the worst-error tables")
     a = ap.parse_args()
