@@ -110,7 +110,7 @@ def deviations(img, px, appearance="optical", transforms=TRANSFORMS) -> dict:
             out[name] = "under 9 px per pore after scaling" if k != 1 else "under 9 px per pore in the image itself"
             continue
         d, o, n = measure(fn(img), px * k, appearance)
-        out[name] = (abs(d / d0 - 1) if d else math.inf, abs(o - o0), abs(n - n0) / max(n0, 1))
+        out[name] = (abs(d / d0 - 1) if d else math.inf, abs(o - o0) if o is not None else math.inf, abs(n - n0) / max(n0, 1))
     return {"base": (d0, o0, n0), **out}
 
 
@@ -155,7 +155,7 @@ def real_images(folder: Path | None):
 
 def report(name, dev) -> list[str]:
     d0, o0, n0 = dev["base"]
-    lines = [f"{name}: D={d0 if d0 is None else round(d0, 4)} µm, opening={o0:.4f}, pores={n0}"]
+    lines = [f"{name}: D={d0 if d0 is None else round(d0, 4)} µm, opening={'—' if o0 is None else f'{o0:.4f}'}, pores={n0}"]
     bad = []
     for t, v in dev.items():
         if t == "base":
