@@ -4,9 +4,15 @@ and 500 MB, through the real CLI."""
 
 from __future__ import annotations
 
+import pytest
+
 from castrig.reliability import badinputs
 
 
+# The whole campaign (~40 s on the CI machine): `python benchmarks/reliability.py` prints it, and
+# `pytest -m slow` runs it here. CI runs a sample of the same cases one by one in
+# tests/store/test_storage_faults.py (disk full, damaged folders, read-only, rig limits).
+@pytest.mark.slow
 def test_every_storage_case_is_handled_cleanly():
     rows = badinputs.storage_report()
     tried = [r for r in rows if r["skipped"] is None]
