@@ -536,6 +536,14 @@ def _illumination(shape: tuple[int, int], rng: np.random.Generator, strength: fl
     return (fy / top)[:, None] + (fx / top)[None, :]
 
 
+def _top_view_px(structure: FilmStructure, pixel_size_um: float) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+    """A top view's (rows, cols), the pores' centres and radii in pixels: what every surface
+    renderer draws from."""
+    w_um, h_um = structure.field_um
+    shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
+    return shape, structure.centres_um / pixel_size_um, structure.diameters_um / 2 / pixel_size_um
+
+
 def _finish(img: np.ndarray, rng: np.random.Generator, blur_px: float, noise: float, bit_depth: int) -> np.ndarray:
     if blur_px > 0:
         img = ndi.gaussian_filter(img, blur_px)
@@ -566,10 +574,7 @@ def render_surface(
     blind pores, bright through-pores. Both get their own uneven illumination, then blur,
     additive noise (relative to the film level) and quantisation.
     """
-    w_um, h_um = structure.field_um
-    shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
-    c = structure.centres_um / pixel_size_um
-    r = structure.diameters_um / 2 / pixel_size_um
+    shape, c, r = _top_view_px(structure, pixel_size_um)
     dark = rng.uniform(*_PORE_REFLECTED, len(r))
     t = np.where(np.asarray(structure.through, bool), _THROUGH_TRANSMITTED, _BLIND_TRANSMITTED) - _FILM_TRANSMITTED
     cov, refl, trans = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, _FILM_REFLECTED - dark, t])
@@ -837,10 +842,7 @@ def render_surface_sem(
     blur, noise, quantisation and optionally a JPEG round trip. The opening's edge (ground
     truth) is the lip, where the film's flat top ends. The transmitted view is the optical one.
     """
-    w_um, h_um = structure.field_um
-    shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
-    c = structure.centres_um / pixel_size_um
-    r = structure.diameters_um / 2 / pixel_size_um
+    shape, c, r = _top_view_px(structure, pixel_size_um)
     img = np.ones(shape)
     cov = np.zeros(shape)
     peaks = rng.uniform(*rim_peak, len(r))
@@ -889,10 +891,7 @@ def render_surface_bse(
     ``defocus_px`` then a Gaussian ``blur_px``), noise, 8-bit and saved as JPEG at
     ``jpeg_quality``. The opening's edge (ground truth) is the lip. The transmitted view is the
     optical one."""
-    w_um, h_um = structure.field_um
-    shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
-    c = structure.centres_um / pixel_size_um
-    r = structure.diameters_um / 2 / pixel_size_um
+    shape, c, r = _top_view_px(structure, pixel_size_um)
     level = rng.uniform(*pore_level, len(r))
     cov, img = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, 1.0 - level])
     img = 1.0 - img / np.clip(cov, 1, None)
@@ -936,10 +935,7 @@ def render_surface_bright(
     transmitted view is the optical one (through-pores bright). Same vignetting, blur, noise (absolute, on the same full scale as
     :func:`render_surface`) and quantisation as :func:`render_surface`.
     """
-    w_um, h_um = structure.field_um
-    shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
-    c = structure.centres_um / pixel_size_um
-    r = structure.diameters_um / 2 / pixel_size_um
+    shape, c, r = _top_view_px(structure, pixel_size_um)
     thr = np.asarray(structure.through, bool)
     floor = np.where(thr, rng.uniform(*_BRIGHT_THROUGH, len(r)), rng.uniform(*_BRIGHT_BLIND, len(r)))
     cov, refl = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, floor - _BRIGHT_FILM])
@@ -977,10 +973,7 @@ def render_surface_halo(
     opening's edge (ground truth) is the lip: the halo lies on the film. The transmitted view
     is the optical one (through-pores bright), in focus.
     """
-    w_um, h_um = structure.field_um
-    shape = (int(round(h_um / pixel_size_um)), int(round(w_um / pixel_size_um)))
-    c = structure.centres_um / pixel_size_um
-    r = structure.diameters_um / 2 / pixel_size_um
+    shape, c, r = _top_view_px(structure, pixel_size_um)
     dark = rng.uniform(*_PORE_REFLECTED, len(r))
     phase = rng.uniform(0.6, 1.0, len(r))  # the floor's phase lag, relative (depths differ)
     rho = rng.uniform(*defocus_px)
