@@ -43,6 +43,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="its address on a multi-drop line (NE-1000 0-99), if it has one")
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """One worker per core (``-n auto`` in pyproject), but one only against real hardware: a
+    device on --device PORT has one owner, and two workers would open its port at once."""
+    return 0 if config.getoption("--device") else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--device"):
         return
