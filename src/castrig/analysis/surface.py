@@ -974,13 +974,15 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     from .edges import rim_decision, vote_clears
 
     h, w = img.shape
-    if rims is None:
-        rims = rim_decision(img)
+    # the whole view's rim check is needed only once the pores have voted: on a worker thread
+    # meanwhile (cores, pore pixels and the blur stage come first)
+    view = _pool().submit(rim_decision, img) if rims is None else None
     vote: list = []
 
     def confirm(ridge_share: float, lift_share: float) -> bool:
         vote.append(vote_clears(ridge_share, lift_share))
-        return rims is True or (rims is None and vote[-1])
+        r = view.result() if view is not None else rims
+        return r is True or (r is None and vote[-1])
 
     out = _sem_lips(img, "mode", False, None, confirm=confirm)
     if out is None or not out[6]:
