@@ -757,7 +757,7 @@ def _fit_lips(rho, y, wt, p, s, lo, hi, cmax, iters: int = ITERS, fit_s: bool = 
 
 def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_core: np.ndarray,
               ring: int, info: dict | None = None, rims: bool | None = None,
-              confirm=None) -> tuple[np.ndarray | None, tuple | None]:
+              confirm=None, rimless: bool = True) -> tuple[np.ndarray | None, tuple | None]:
     """Sub-pixel lip radius (px) of each pore around its dark core.
 
     ``norm``: image / film level; ``lab``: core labels 1..n; ``centres`` (n, 2) row/col of each
@@ -780,7 +780,10 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     must agree, else
     (None, None) is returned: the pores' profiles rise above the film level given, but the view
     shows no rim (:func:`has_bright_rims` on the whole view): thin blurred walls between dense
-    pores look like ridges where the film level given is a pore level.
+    pores look like ridges where the film level given is a pore level. ``rimless=False``: a
+    view whose pores vote against rims is not measured here either ((None, None) at once,
+    ``info["rimmed"]`` all False): the caller measures such a view another way, and its lips
+    here would be thrown away.
 
     Returns (radii, (rows, cols, owner 1..n, ρ) of the pixels used); NaN where a pore has no
     pixels in its window.
@@ -940,6 +943,10 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
         if info is not None:
             info["vote"] = vote
         if rim_image and confirm is not None and not confirm(*vote):
+            return None, None
+        if not rim_image and not rimless:
+            if info is not None:
+                info["rimmed"] = np.zeros(n, bool)
             return None, None
     else:
         rim_image = bool(rims)

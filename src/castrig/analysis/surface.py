@@ -912,7 +912,7 @@ def _otsu_split(v: np.ndarray) -> tuple[float, float, float]:
     return float((s[i] + s[i + 1]) / 2), float(m0[i]), float(m1[i])
 
 
-def _sem_lips(img: np.ndarray, film: str, local: bool, rims: bool | None, confirm=None):
+def _sem_lips(img: np.ndarray, film: str, local: bool, rims: bool | None, confirm=None, rimless: bool = True):
     """Film level, cores and lips of an SEM top view (:mod:`castrig.analysis.edges`).
 
     ``film``: "mode" (the commonest bright level: rims shine above it) or "upper" (the
@@ -920,7 +920,7 @@ def _sem_lips(img: np.ndarray, film: str, local: bool, rims: bool | None, confir
     by its own pore's depth, else one threshold for the image; ``rims``/``confirm``: as
     :func:`~castrig.analysis.edges.lip_radii`. Returns (cores, n, centres, core counts, lip
     radii, (rows, cols, owner, ρ), rims or not), n = 0 without pores; None when the pores' fits
-    voted for rims and ``confirm()`` did not."""
+    voted for rims and ``confirm()`` did not, or (``rimless=False``) voted against rims."""
     from .edges import film_mode_field, film_upper_field, lip_radii, pore_cores
 
     h, w = img.shape
@@ -945,7 +945,7 @@ def _sem_lips(img: np.ndarray, film: str, local: bool, rims: bool | None, confir
     # and D moved with the pixel size (a real top view: +5 % at half the pixels)
     ring = int(max(3, round(0.6 * r_typ + 3), round(1.2 * r_typ)))
     info: dict = {}
-    r_edge, px = lip_radii(norm, lab, n, centres, r_core, ring, info, rims=rims, confirm=confirm)
+    r_edge, px = lip_radii(norm, lab, n, centres, r_core, ring, info, rims=rims, confirm=confirm, rimless=rimless)
     if r_edge is None:
         return None
     return lab, n, centres, cnt, r_edge, px, bool(info["rimmed"][0]) if n else False
@@ -984,7 +984,8 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
         r = view.result() if view is not None else rims
         return r is True or (r is None and vote[-1])
 
-    out = _sem_lips(img, "mode", False, None, confirm=confirm)
+    # (a view voted rimless is measured again below: not measured here)
+    out = _sem_lips(img, "mode", False, None, confirm=confirm, rimless=False)
     if out is None or not out[6]:
         film = "upper" if (vote and vote[0]) or (out is not None and out[1] == 0) else "mode"
         out = _sem_lips(img, film, True, False)
