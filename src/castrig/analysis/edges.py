@@ -463,23 +463,37 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     bits = max(int(n).bit_length(), 1)
     lf = lab.ravel()
 
+    cy, cx = np.ascontiguousarray(centres[:, 0]), np.ascontiguousarray(centres[:, 1])
+
     def candidates(a, b):
-        """(flat index, pore, ρ, code) of the candidate pixels of pores a..b-1."""
+        """(flat index, pore, ρ, code) of the candidate pixels of pores a..b-1. One pass of
+        arithmetic over every candidate, then one selection (inside the image and within reach;
+        the unsigned view of a row or column makes a negative one large)."""
         kk = k[a:b]
         pore = np.repeat(np.arange(a, b, dtype=np.int32), kk)
         j = np.arange(pore.size, dtype=np.int32) - np.repeat((np.cumsum(kk) - kk).astype(np.int32), kk)
         rr = cr[pore] + oy[j]
         cc = cc0[pore] + ox[j]
-        inb = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-        pore, rr, cc = pore[inb], rr[inb], cc[inb]
-        rho = np.hypot(rr - centres[pore, 0], cc - centres[pore, 1])
+        dy = rr - cy[pore]
+        dx = cc - cx[pore]
+        dy *= dy
+        dx *= dx
+        dy += dx
+        rho = np.sqrt(dy, out=dy)  # (not np.hypot: 4× dearer, and the squares cannot overflow here)
         d = rho - r_core[pore]
-        near = d <= ring
-        pore, rho, d = pore[near], rho[near], d[near]
-        flat = rr[near] * w + cc[near]
+        sel = d <= ring
+        sel &= rr.view(np.uint32) < h
+        sel &= cc.view(np.uint32) < w
+        rr *= w
+        rr += cc
+        flat, pore, rho, d = rr[sel], pore[sel], rho[sel], d[sel]
         # a core pixel is its own core's, whatever the circles say
         d[lf[flat] == pore + 1] = -1e3
-        code = (np.floor((d + 2e3) * 65536.0).astype(np.int64) << bits) | pore
+        d += 2e3
+        d *= 65536.0
+        code = np.floor(d, out=d).astype(np.int64)
+        code <<= bits
+        code |= pore
         best = np.full(h * w, np.iinfo(np.int64).max, np.int64)
         np.minimum.at(best, flat, code)
         return flat, pore, rho, code, best
@@ -487,13 +501,14 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     half = n // 2
     job = _pool().submit(candidates, half, n)
     parts = [candidates(0, half), job.result()]
-    best = np.minimum(parts[0][4], parts[1][4])
+    best = np.minimum(parts[0][4], parts[1][4], out=parts[0][4])
     out = []
     for flat, pore, rho, code, _ in parts:
         mine = best[flat] == code
         out.append((flat[mine], pore[mine], rho[mine]))
     flat = np.concatenate([o[0] for o in out])
-    return flat // w, flat % w, np.concatenate([o[1] for o in out]).astype(np.intp), np.concatenate([o[2] for o in out])
+    rows, cols = np.divmod(flat, w)
+    return rows, cols, np.concatenate([o[1] for o in out]).astype(np.intp), np.concatenate([o[2] for o in out])
 
 
 NP = 7  # R, c, A, w, F, R2, c2
