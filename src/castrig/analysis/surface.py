@@ -1017,7 +1017,7 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     d_um = 2 * r_edge[measured] * pixel_size_um
     inside = cov >= 0.5
     plab = np.zeros(img.shape, np.int32)
-    plab[rows[inside], cols[inside]] = own[inside]
+    plab.ravel()[rows[inside].astype(np.intp) * w + cols[inside]] = own[inside]  # (1-D: cheaper than [rows, cols])
     through = tfrac = None
     if transmitted is not None:
         t = _f32(measurable(transmitted))
