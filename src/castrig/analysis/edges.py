@@ -474,12 +474,9 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
         j = np.arange(pore.size, dtype=np.int32) - np.repeat((np.cumsum(kk) - kk).astype(np.int32), kk)
         rr = cr[pore] + oy[j]
         cc = cc0[pore] + ox[j]
-        dy = rr - cy[pore]
-        dx = cc - cx[pore]
-        dy *= dy
-        dx *= dx
-        dy += dx
-        rho = np.sqrt(dy, out=dy)  # (not np.hypot: 4× dearer, and the squares cannot overflow here)
+        # (np.hypot: 4× dearer than a square root of the squares, whose last bit differs on a
+        # sixth of the pixels, and that moved a real top view's opening by 0.02 points)
+        rho = np.hypot(rr - cy[pore], cc - cx[pore])
         d = rho - r_core[pore]
         sel = d <= ring
         sel &= rr.view(np.uint32) < h
