@@ -71,16 +71,27 @@ Known limit: in the densest rimless views (opening 0.6 at 10 px per pore, walls 
 the opening come out 1–2 % low: the neighbour's blurred step darkens the outer flank of each
 profile, and the fitted film level and the step's middle follow it inward.
 
-Known limit (open): the SEM path takes about 0.2 s CPU (sparse, 20 px pores) to 0.5 s CPU
-(dense, 10 px pores) per 1024² pair (goal 0.1 s wall on 2 cores). Cheaper than before: the pore
-pixels by a scatter-minimum over each pore's disc (was a feature transform of the image, 4×
+Known limit (open): the SEM path takes about 0.17–0.2 s CPU (sparse, 20 px pores) to 0.43–0.5 s
+CPU (dense, 10 px pores) per 1024² pair (goal 0.1 s wall on 2 cores). Cheaper than before: the
+pore pixels by a scatter-minimum over each pore's disc (was a feature transform of the image, 4×
 dearer on sparse views), the blur's derivative analytic, the LM clamps on the ufuncs, both lip
-starts of the blur stage in one batch; dearer: the whole view's rim check (~20 ms, on a worker
-thread). Most of the rest is the per-pore fitting (its slowest profiles crawl along the
-rim-width valley for tens of iterations). A variable-projection fit (the levels F, c, A, c2 in
-closed form given R, w, σ) batched over all pores is the way on; the levels in closed form at
-the start alone (tried) cut the model evaluations by ~30 % but moved some small dense pores to
-another basin (SEM case 12: D 1.4 → 2.3–3.1 %).
+starts of the blur stage in one batch, the pixels' values by flat index; the whole view's rim
+check (20–35 ms) runs on a worker thread meanwhile, and a view whose pores vote against rims is
+fitted once, not twice (BSE-like dense view: 10–15 % less CPU). About half of the rest is the fitting,
+and there the cost is the count of Levenberg–Marquardt iterations run one after another (~180
+sparse, ~380 dense over the stages, ~0.3 ms of numpy overhead each however few profiles remain:
+the slowest profiles of the image-wide stages crawl along the rim-width valley, w towards R, up
+to the 100-iteration cap) and the special functions (erfcx, ndtr: ~40 of the ~70 ns per point
+and iteration). The answers are sensitive to the optimiser's path: a cap of 40 iterations in the
+image-wide stages (−5–10 % on dense views) moved σ and SEM case 13's D (seed 1000) from 0.02 to
+1.1 %; ρ by a square root instead of np.hypot (last bit) moved a real view's opening by 0.0002;
+so nothing of that kind was kept. Two threads on the image-wide stages were slower on a loaded
+2-core machine (numpy's small operations hold the GIL between them). A variable-projection fit
+(the levels F, c, A, c2 in closed form given R, w, σ) batched over all pores is still the way on,
+but it needs the levels' bounds solved as an active set: a sketch that clipped the unconstrained
+levels was dearer per iteration and, with σ and the floor free, ended far above LM's costs; the
+levels in closed form at the start alone (tried) moved some small dense pores to another basin
+(SEM case 12: D 1.4 → 2.3–3.1 %).
 """
 
 from __future__ import annotations
