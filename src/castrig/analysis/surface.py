@@ -989,6 +989,8 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     if out is None or not out[6]:
         film = "upper" if (vote and vote[0]) or (out is not None and out[1] == 0) else "mode"
         out = _sem_lips(img, film, True, False)
+    if view is not None:
+        view.result()  # (done by now; its errors are the caller's, as before it ran on a thread)
     if out[1] == 0:
         # no pores found: the opening could not be measured (None, not 0)
         return SurfaceMetrics(None, None, None, 0, None, None, pixel_size_um,
