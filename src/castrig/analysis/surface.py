@@ -921,15 +921,23 @@ def _sem_lips(img: np.ndarray, film: str, local: bool, rims: bool | None, confir
     :func:`~castrig.analysis.edges.lip_radii`. Returns (cores, n, centres, core counts, lip
     radii, (rows, cols, owner, ρ), rims or not), n = 0 without pores; None when the pores' fits
     voted for rims and ``confirm()`` did not, or (``rimless=False``) voted against rims."""
-    from .edges import film_mode_field, film_upper_field, lip_radii, pore_cores
+    from .edges import film_mode_field, film_upper_field, lip_radii, pore_cores, pore_unit
 
     h, w = img.shape
-    f = np.maximum(film_upper_field(img) if film == "upper" else film_mode_field(img), 1e-6).astype(np.float32)
+    f = np.maximum(film_upper_field(img, unit=pore_unit(img)) if film == "upper" else film_mode_field(img), 1e-6).astype(np.float32)
     norm = img / f
-    sig = noise_sigma(norm[h // 2 - min(128, h // 2): h // 2 + 128, w // 2 - min(128, w // 2): w // 2 + 128])
+    sig = noise_sigma(norm)
     lab, n = pore_cores(norm, sig, local=local)
     if n == 0:
         return lab, 0, None, None, None, None, False
+    # cores numbered by size, then by their summed level: an order the view rotated keeps (in
+    # raster order a rotation reordered the cores, and the lip fit's choice among cores of equal
+    # size for its blur stage with it: D moved 0.5 % on a real top view rotated by 90°)
+    cnt0 = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    lev = np.bincount(lab.ravel(), norm.ravel(), minlength=n + 1)[1:]
+    remap = np.zeros(n + 1, np.int32)
+    remap[np.lexsort((lev, -cnt0)) + 1] = np.arange(1, n + 1, dtype=np.int32)
+    lab = remap[lab]
     cpx = _Pixels.of(lab > 0)
     cl = lab.ravel()[cpx.flat].astype(np.intp)
     cnt = np.bincount(cl, minlength=n + 1)[1:]
@@ -971,17 +979,21 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     the view shows no rim (a dense flat view: the mode is a pore level and the "rims" the
     film's own blurred walls) or where the mode leaves no pore below it (thin bright walls and
     no film plateau: the commonest level is a pore level)."""
-    from .edges import rim_decision, vote_clears
+    from .edges import RIM_CLEAR, RIM_MIN, VOTE_MARGIN, rim_overshoot, vote_clears, vote_needed
 
     h, w = img.shape
-    # the whole view's rim check is needed only once the pores have voted: on a worker thread
-    # meanwhile (cores, pore pixels and the blur stage come first)
-    view = _pool().submit(rim_decision, img) if rims is None else None
+    # the whole view's rim check (its ridge over the film) is needed only once the pores have
+    # voted: on a worker thread meanwhile (cores, pore pixels and the blur stage come first)
+    view = _pool().submit(rim_overshoot, img) if rims is None else None
     vote: list = []
 
     def confirm(ridge_share: float, lift_share: float) -> bool:
-        vote.append(vote_clears(ridge_share, lift_share))
-        r = view.result() if view is not None else rims
+        if view is None:
+            vote.append(vote_clears(ridge_share, lift_share, VOTE_MARGIN))
+            return bool(rims)
+        ov = view.result()
+        r = True if ov > RIM_CLEAR else (None if ov > RIM_MIN else False)
+        vote.append(vote_clears(ridge_share, lift_share, vote_needed(ov)))
         return r is True or (r is None and vote[-1])
 
     # (a view voted rimless is measured again below: not measured here)
