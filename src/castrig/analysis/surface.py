@@ -977,9 +977,11 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     misses the lighter pores and joins dense neighbours through thin blurred walls) and the
     film is the mode, or the brightest level where the pores' vote clears its margin although
     the view shows no rim (a dense flat view: the mode is a pore level and the "rims" the
-    film's own blurred walls) or where the mode leaves no pore below it (thin bright walls and
-    no film plateau: the commonest level is a pore level)."""
-    from .edges import RIM_CLEAR, RIM_MIN, VOTE_MARGIN, rim_overshoot, vote_clears, vote_needed
+    film's own blurred walls) or where the mode leaves no pore below it or lies nearer the darkest
+    level than the brightest (thin bright walls and no film plateau: the commonest level is a pore
+    level, :func:`~castrig.analysis.edges.mode_is_pore_level`). The faint-ridge margin slides
+    from 0.6 to a plain majority as the ridge grows (:func:`~castrig.analysis.edges.vote_needed`)."""
+    from .edges import RIM_CLEAR, RIM_MIN, VOTE_MARGIN, mode_is_pore_level, rim_overshoot, vote_clears, vote_needed
 
     h, w = img.shape
     # the whole view's rim check (its ridge over the film) is needed only once the pores have
@@ -999,7 +1001,7 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     # (a view voted rimless is measured again below: not measured here)
     out = _sem_lips(img, "mode", False, None, confirm=confirm, rimless=False)
     if out is None or not out[6]:
-        film = "upper" if (vote and vote[0]) or (out is not None and out[1] == 0) else "mode"
+        film = "upper" if (vote and vote[0]) or (out is not None and out[1] == 0) or mode_is_pore_level(img) else "mode"
         out = _sem_lips(img, film, True, False)
     if view is not None:
         view.result()  # (done by now; its errors are the caller's, as before it ran on a thread)
