@@ -313,6 +313,23 @@ def test_real_section_rotated_measures_the_same():
     assert b.pore_count == a.pore_count
 
 
+def test_real_section_under_another_gain_and_offset_measures_the_same():
+    """A real SEM section (plant cells, film level 125–185 across the view, darkest level ~70)
+    with its grey levels × 0.6 + 15 % of full scale (the invariance benchmark's gain) measures
+    the same D. The image divided by its film level assumed a black level of 0: the offset then
+    changed each pore's relative depth by a different amount where the film level differs (D
+    −9.0 %, opening −4.5 points). Over the film above the view's black level
+    (:func:`~castrig.analysis.edges.black_field`) the relative depths are the same: D 0.95 %."""
+    img, px = _real("plant_cells_section_hitachi_x1k_rickgummy.png", 885, 0.09921)
+    full = float(np.iinfo(img.dtype).max)
+    other = np.clip(np.rint(img.astype(np.float64) * 0.6 + 0.15 * full), 0, full).astype(img.dtype)
+    a = analyse_surface(img, px, appearance="sem")
+    b = analyse_surface(other, px, appearance="sem")
+    assert a.pore_count >= 30
+    assert b.mean_pore_diameter_um == pytest.approx(a.mean_pore_diameter_um, rel=0.02)
+    assert b.opening_ratio == pytest.approx(a.opening_ratio, abs=0.02)
+
+
 def test_real_skeleton_top_view_measures_its_pores_as_sem():
     """Etched porous silicon (Zeiss, 100 kX: dark pores of 20–50 nm in a net of thin bright
     walls): no flat film plateau, so the commonest bright level (the rimmed path's film) was a
