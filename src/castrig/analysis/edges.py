@@ -89,12 +89,25 @@ film alone (black 0) an offset changed the relative depth from place to place. O
 an error of the film level weighs film/(film − black) times more: the plant section's film mode
 moves 2–3 % at half its pixels, its opening there 1.1 → 2.5 points. The rimless path (each pore by
 its own depth) still divides by the film: backscatter-like pores' floors are grey, so the deepest
-level is no black there (the twin's BSE views: D 1.3 → 2.2 %; etched porous silicon's cores' scale
-jumped between two regimes, 1573 or 888 pores); a gain/offset change moves it where the film
-varies (porous silicon: D 4.1 %). The plant section's lip fits
+level is no black there (the twin's BSE views: D 1.3 → 2.2 %); a gain/offset change moves it where the film
+varies (porous silicon: D 4.6 %). The rimless cores' scale (:func:`pore_cores`) was the median
+of the dark regions that pass as single discs at the half level, smoothed at a tenth of that
+median: where the pores join through thin walls there (etched porous silicon: 0.5–1.4 % of the
+dark area in ~35 discs) the few left separate are a biased handful, which of them pass follows
+the smoothing, and the loop had several fixed points (6.6 or 13.5 px; at half the pixels 4.4
+and 4.7 px alternating where the scale says 3.3: a quarter of the pores lost, D +10 %; at
+twice the pixels 6 % more pores). Under 2.5 % of the area in discs (blended up to 5 %) the
+scale now comes from the image's autocorrelation (:func:`acf_radius`: no threshold, mask or
+smoothing; it rescales with the view, 7.12/14.36/3.52 px at 1×/2×/½×): porous silicon up2
+count 6.0 → 2.2 %, down2 D 10.5 → 2.4 %, count 25 → 2.4 %, ramp D 2.2 → 1.2 %. The shipped
+polymer section and gold top view hold 8–12 % in discs and keep the discs' median (there it is
+2× and 1.1× the autocorrelation's radius: no one ratio maps the one onto the other, so neither
+replaces the other everywhere; the gold view's count still moves by 8 of 243 pores under up2, a
+ramp or gain). A view so small that one joined network spans it passes as a single disc (it
+fills its box): half a 670² crop of porous silicon finds no cores, before and after. The
+plant section's lip fits
 are ill-conditioned (rim height and width trade, the blur's profile likelihood flat: σ 1.9–15 px)
-and move several % under a ramp or gain; etched porous silicon at half its pixels has pores of
-10 px and loses a quarter of them; pores whose profile never crosses the half level get no window
+and move several % under a ramp or gain; pores whose profile never crosses the half level get no window
 (NaN) and are dropped, more of them at the coarser pixel size (a polymer section: count 8 % at 2×
 before the upper film, 1.3 % now). The rim check's Otsu is on the raw window (over the film
 level it found a dense backscatter twin's lighter pores and a ridge where none is): a ramp can
@@ -133,7 +146,7 @@ from scipy import ndimage as ndi
 from ._filters import gaussian
 from .illumination import fit_level, noise_sigma, poly_field
 
-__all__ = ["black_field", "core_lift", "mode_is_pore_level", "pore_scale", "pore_unit", "film_mode_field", "film_upper_field", "has_bright_rims", "rim_decision", "vote_clears", "rim_overshoot", "vote_needed", "pore_cores", "pore_pixels", "lip_radii"]
+__all__ = ["acf_radius", "black_field", "core_lift", "mode_is_pore_level", "pore_scale", "pore_unit", "film_mode_field", "film_upper_field", "has_bright_rims", "rim_decision", "vote_clears", "rim_overshoot", "vote_needed", "pore_cores", "pore_pixels", "lip_radii"]
 
 
 def _block_grid(shape: tuple[int, int], block: int):
@@ -580,6 +593,58 @@ def _split_cores(lab: np.ndarray, n: int, norm: np.ndarray, r_typ: float) -> tup
     return new, n2, np.bincount(new.ravel(), minlength=n2 + 1)
 
 
+def _disc_share(lab: np.ndarray, areas: np.ndarray) -> float:
+    """Share of the labelled area in components that look like a single disc (as
+    :func:`~castrig.analysis.surface._typical_radius` selects them)."""
+    objs = ndi.find_objects(lab)
+    bh = np.array([o[0].stop - o[0].start if o else 0 for o in objs], float)
+    bw = np.array([o[1].stop - o[1].start if o else 0 for o in objs], float)
+    a = areas[1:].astype(float)
+    tot = float(a.sum())
+    if tot <= 0:
+        return 0.0
+    disc = (a / np.maximum(bh * bw, 1) > 0.68) & (np.maximum(bh, bw) / np.maximum(np.minimum(bh, bw), 1) < 1.2) & (a >= 5)
+    return float(a[disc].sum()) / tot
+
+
+DISC_SHARE_LO = 0.025  # under this share of the dark area in single discs their median is no sample (:func:`pore_cores`)
+ACF_DISC = 0.808  # a disc's covariogram falls to half at 0.808 of its radius
+
+
+def acf_radius(norm: np.ndarray) -> float:
+    """The pores' radius (px) from the image's own autocorrelation: the lag at which the
+    radially averaged autocovariance of ``norm`` falls to half its value at zero lag (the white
+    noise's spike there left out: zero lag extrapolated from lags 1 and 2), over
+    :data:`ACF_DISC` (where a disc's covariogram is at half). It depends on no threshold, mask or
+    smoothing: a rescaled view gives it rescaled, a rotated one the same (a radial average), and
+    a gain or a film-normalised ramp only scale the covariance. Rounded to 6 significant digits
+    (the FFT of a rotated view differs in the last bits)."""
+    x = np.asarray(norm, np.float64)
+    x = x - x.mean()
+    h, w = x.shape
+    L = int(max(8, min(h, w) // 4))
+    from scipy import fft as sfft
+
+    sh = (sfft.next_fast_len(h + L), sfft.next_fast_len(w + L))
+    c = sfft.irfft2(np.abs(sfft.rfft2(x, s=sh)) ** 2, s=sh)
+    n = sfft.irfft2(np.abs(sfft.rfft2(np.ones_like(x), s=sh)) ** 2, s=sh)
+    idx = np.r_[0:L, -L:0]
+    c = c[np.ix_(idx, idx)] / np.maximum(n[np.ix_(idx, idx)], 1.0)
+    yy, xx = np.meshgrid(idx, idx, indexing="ij")
+    rb = np.rint(np.hypot(yy, xx)).astype(np.intp)
+    prof = np.bincount(rb.ravel(), c.ravel()) / np.maximum(np.bincount(rb.ravel()), 1)
+    c0 = 2.0 * prof[1] - prof[2]
+    if not c0 > 0:
+        return 2.0
+    p = prof[:L] / c0
+    below = np.flatnonzero(p[1:] < 0.5)
+    if below.size == 0:
+        return float(L) / ACF_DISC
+    k = int(below[0]) + 1
+    lag = (k - 1) + (p[k - 1] - 0.5) / max(p[k - 1] - p[k], 1e-12)
+    return float(f"{max(lag, 0.5) / ACF_DISC:.4g}")
+
+
 def pore_cores(norm: np.ndarray, sigma: float, local: bool = False) -> tuple[np.ndarray, int]:
     """Labels (int32, 1..n) of the pores' dark cores: the image (film level = 1), smoothed,
     below halfway between the film and the darkest cores (the 0.2 % quantile). (0 labels when
@@ -588,7 +653,8 @@ def pore_cores(norm: np.ndarray, sigma: float, local: bool = False) -> tuple[np.
     holding several pores split between them (:func:`_split_cores`).
 
     Smoothing at 1 px, or at a tenth of the typical core radius when that is larger (``local``:
-    at a tenth of it whatever it is, down to 0.3 px, iterated to 2 %), and cores
+    at a tenth of it whatever it is, down to 0.3 px, iterated to 2 %; the typical radius from
+    the image's autocorrelation where few dark regions are single discs, :func:`acf_radius`), and cores
     under 5 % of the typical core's area dropped as specks: the same pores imaged at a finer
     pixel size give the same cores (noise that the smoothing no longer evens out would
     otherwise split them or add specks)."""
@@ -596,6 +662,7 @@ def pore_cores(norm: np.ndarray, sigma: float, local: bool = False) -> tuple[np.
 
     sg = 1.0
     passes = 4 if local else 2
+    r_acf = None
     for it in range(passes):
         g = gaussian(norm, sg)
         dark = float(np.percentile(g, 0.2))
@@ -606,6 +673,21 @@ def pore_cores(norm: np.ndarray, sigma: float, local: bool = False) -> tuple[np.
             return lab, 0
         areas = np.bincount(lab.ravel(), minlength=n + 1)
         r_typ = _typical_radius(lab, areas)
+        if local:
+            # the single discs' median is a fair sample of the pores only where they hold a fair
+            # share of the dark area; in a view whose pores join through thin walls at the half
+            # level (etched porous silicon: 0.5-1.4 % in ~35 discs) the few left separate are a
+            # biased handful, and which of them pass as discs follows the smoothing they set: a
+            # loop with several fixed points (half the pixels: 13.5, 9.4, 8.8 px where the scale
+            # says 3.3; the rescaled views' cores 5.8 % and 25 % off). There the radius comes from
+            # the image's autocorrelation (:func:`acf_radius`), which no threshold or smoothing
+            # made; blended linearly between 2.5 % and 5 % of the area in discs (the shipped
+            # real sections and gold top view hold 8-12 %, the twin's views 50-95 %)
+            wt = min(max((_disc_share(lab, areas) - DISC_SHARE_LO) / DISC_SHARE_LO, 0.0), 1.0)
+            if wt < 1.0:
+                if r_acf is None:
+                    r_acf = acf_radius(norm)
+                r_typ = wt * r_typ + (1.0 - wt) * r_acf
         # without rims each core is found by its own pore's depth on g: smoothed at a tenth of
         # the typical core radius whatever that is (down to 0.3 px), so that the same pores at
         # half the pixels are smoothed alike (at 1 px or more a real section's cores took a
