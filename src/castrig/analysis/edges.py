@@ -460,8 +460,9 @@ def has_bright_rims(img: np.ndarray) -> bool:
     return rim_overshoot(a) > RIM_MIN and core_lift(a) > CORE_LIFT_MIN
 
 
-def rim_decision(img: np.ndarray) -> bool | None:
-    """Whether an SEM view may show rims, from the whole view: True where its ridge stands
+def rim_decision(overshoot: float) -> bool | None:
+    """Whether an SEM view may show rims, from its whole-view ridge ``overshoot``
+    (:func:`rim_overshoot`, computed by the caller: it runs on a worker thread): True where it stands
     clearly above the film (:func:`rim_overshoot` over :data:`RIM_CLEAR`: a plain majority of
     the pores' fits then makes rims, :func:`lip_radii`), False where none does (up to
     :data:`RIM_MIN`: no rims whatever they vote), None in between: only a vote clearing its
@@ -469,10 +470,9 @@ def rim_decision(img: np.ndarray) -> bool | None:
     bright walls between dense cells (a real section: cells of grey floors in a net of bright
     walls) give such a ridge, and their vote, at its threshold, flipped with the pixel size
     (ridge share 0.18 at the image's pixel size, 0.50 at twice it: D 19 %, opening 26 points)."""
-    ov = rim_overshoot(np.asarray(img))
-    if ov > RIM_CLEAR:
+    if overshoot > RIM_CLEAR:
         return True
-    return None if ov > RIM_MIN else False
+    return None if overshoot > RIM_MIN else False
 
 
 def vote_needed(overshoot: float) -> float:

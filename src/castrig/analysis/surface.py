@@ -989,7 +989,7 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     level than the brightest (thin bright walls and no film plateau: the commonest level is a pore
     level, :func:`~castrig.analysis.edges.mode_is_pore_level`). The faint-ridge margin slides
     from 0.6 to a plain majority as the ridge grows (:func:`~castrig.analysis.edges.vote_needed`)."""
-    from .edges import RIM_CLEAR, RIM_MIN, VOTE_MARGIN, mode_is_pore_level, rim_overshoot, vote_clears, vote_needed
+    from .edges import VOTE_MARGIN, mode_is_pore_level, rim_decision, rim_overshoot, vote_clears, vote_needed
 
     h, w = img.shape
     # the whole view's rim check (its ridge over the film) is needed only once the pores have
@@ -1002,7 +1002,7 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
             vote.append(vote_clears(ridge_share, lift_share, VOTE_MARGIN))
             return bool(rims)
         ov = view.result()
-        r = True if ov > RIM_CLEAR else (None if ov > RIM_MIN else False)
+        r = rim_decision(ov)
         vote.append(vote_clears(ridge_share, lift_share, vote_needed(ov)))
         return r is True or (r is None and vote[-1])
 
