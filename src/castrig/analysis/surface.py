@@ -912,19 +912,20 @@ def _otsu_split(v: np.ndarray) -> tuple[float, float, float]:
     return float((s[i] + s[i + 1]) / 2), float(m0[i]), float(m1[i])
 
 
-def _sem_lips(img: np.ndarray, film: str, local: bool, rims: bool | None, confirm=None, rimless: bool = True):
+def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool | None, confirm=None, rimless: bool = True):
     """Film level, cores and lips of an SEM top view (:mod:`castrig.analysis.edges`).
 
-    ``film``: "mode" (the commonest bright level: rims shine above it) or "upper" (the
+    ``unit``: the pores' size unit of the view (:func:`~castrig.analysis.edges.pore_unit`, the
+    same for both passes); ``film``: "mode" (the commonest bright level: rims shine above it) or "upper" (the
     brightest level: nothing shines above the film of a view without rims); ``local``: each core
     by its own pore's depth, else one threshold for the image; ``rims``/``confirm``: as
     :func:`~castrig.analysis.edges.lip_radii`. Returns (cores, n, centres, core counts, lip
     radii, (rows, cols, owner, ρ), rims or not), n = 0 without pores; None when the pores' fits
     voted for rims and ``confirm()`` did not, or (``rimless=False``) voted against rims."""
-    from .edges import black_field, film_mode_field, film_upper_field, lip_radii, pore_cores, pore_unit
+    from .edges import black_field, film_mode_field, film_upper_field, lip_radii, pore_cores
 
     h, w = img.shape
-    f = np.maximum(film_upper_field(img, unit=pore_unit(img)) if film == "upper" else film_mode_field(img), 1e-6).astype(np.float32)
+    f = np.maximum(film_upper_field(img, unit=unit) if film == "upper" else film_mode_field(img), 1e-6).astype(np.float32)
     if local:
         # each pore by its own depth (rimless, backscatter-like): the pores' floors are grey, so
         # the deepest level is no black level there (on the twin's BSE views it cost D 1.3 -> 2.2 %)
@@ -932,7 +933,7 @@ def _sem_lips(img: np.ndarray, film: str, local: bool, rims: bool | None, confir
     else:
         # one threshold for the image (SE cavities: dark where no electrons escape): the image
         # over its film above the view's black level, not above 0 (:func:`~castrig.analysis.edges.black_field`)
-        b = black_field(img, f, pore_unit(img))
+        b = black_field(img, f, unit)
         norm = ((img - b) / np.maximum(f - b, 1e-6)).astype(np.float32)
     sig = noise_sigma(norm)
     lab, n = pore_cores(norm, sig, local=local)
@@ -989,7 +990,7 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     level than the brightest (thin bright walls and no film plateau: the commonest level is a pore
     level, :func:`~castrig.analysis.edges.mode_is_pore_level`). The faint-ridge margin slides
     from 0.6 to a plain majority as the ridge grows (:func:`~castrig.analysis.edges.vote_needed`)."""
-    from .edges import VOTE_MARGIN, mode_is_pore_level, rim_decision, rim_overshoot, vote_clears, vote_needed
+    from .edges import VOTE_MARGIN, mode_is_pore_level, pore_unit, rim_decision, rim_overshoot, vote_clears, vote_needed
 
     h, w = img.shape
     # the whole view's rim check (its ridge over the film) is needed only once the pores have
@@ -1007,10 +1008,11 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
         return r is True or (r is None and vote[-1])
 
     # (a view voted rimless is measured again below: not measured here)
-    out = _sem_lips(img, "mode", False, None, confirm=confirm, rimless=False)
+    unit = pore_unit(img)  # (both passes' film and black level are in these units)
+    out = _sem_lips(img, unit, "mode", False, None, confirm=confirm, rimless=False)
     if out is None or not out[6]:
         film = "upper" if (vote and vote[0]) or (out is not None and out[1] == 0) or mode_is_pore_level(img) else "mode"
-        out = _sem_lips(img, film, True, False)
+        out = _sem_lips(img, unit, film, True, False)
     if view is not None:
         view.result()  # (done by now; its errors are the caller's, as before it ran on a thread)
     if out[1] == 0:
