@@ -289,12 +289,7 @@ def pore_scale(mask: np.ndarray) -> float:
         return 1.0
     lab, n = ndi.label(mask)
     areas = np.bincount(lab.ravel(), minlength=n + 1)
-    objs = ndi.find_objects(lab)
-    bh = np.array([o[0].stop - o[0].start for o in objs], float)
-    bw = np.array([o[1].stop - o[1].start for o in objs], float)
-    a = areas[1:].astype(float)
-    disc = (a / np.maximum(bh * bw, 1) > 0.68) & (np.maximum(bh, bw) / np.maximum(np.minimum(bh, bw), 1) < 1.2) & (a >= 5)
-    wt = min(max((float(a[disc].sum()) / n_px - 0.25) / 0.25, 0.0), 1.0)
+    wt = min(max((_disc_share(lab, areas) - 0.25) / 0.25, 0.0), 1.0)
     r_disc = _typical_radius(lab, areas) if wt > 0 else 0.0
     if wt >= 1.0:
         return r_disc
@@ -596,15 +591,11 @@ def _split_cores(lab: np.ndarray, n: int, norm: np.ndarray, r_typ: float) -> tup
 def _disc_share(lab: np.ndarray, areas: np.ndarray) -> float:
     """Share of the labelled area in components that look like a single disc (as
     :func:`~castrig.analysis.surface._typical_radius` selects them)."""
-    objs = ndi.find_objects(lab)
-    bh = np.array([o[0].stop - o[0].start if o else 0 for o in objs], float)
-    bw = np.array([o[1].stop - o[1].start if o else 0 for o in objs], float)
-    a = areas[1:].astype(float)
+    from .surface import _disc_components
+
+    a, disc = _disc_components(lab, areas)
     tot = float(a.sum())
-    if tot <= 0:
-        return 0.0
-    disc = (a / np.maximum(bh * bw, 1) > 0.68) & (np.maximum(bh, bw) / np.maximum(np.minimum(bh, bw), 1) < 1.2) & (a >= 5)
-    return float(a[disc].sum()) / tot
+    return float(a[disc].sum()) / tot if tot > 0 else 0.0
 
 
 DISC_SHARE_LO = 0.025  # under this share of the dark area in single discs their median is no sample (:func:`pore_cores`)

@@ -447,9 +447,10 @@ def _edge_reach(n0: np.ndarray, mask: np.ndarray, contrast: float, crop: int = 2
     return None
 
 
-def _typical_radius(lab: np.ndarray, areas: np.ndarray, px: _Pixels | None = None, lp: np.ndarray | None = None) -> float:
-    """Equivalent radius of the typical component that looks like a single disc (area-weighted
-    median)."""
+def _disc_components(lab: np.ndarray, areas: np.ndarray, px: _Pixels | None = None,
+                     lp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(areas of the components 1..n, which of them look like a single disc): filling over 68 %
+    of their bounding box, its sides within 1.2 of each other, 5 px at least."""
     n = areas.size - 1
     if px is None or lp is None:
         objs = ndi.find_objects(lab)
@@ -469,7 +470,13 @@ def _typical_radius(lab: np.ndarray, areas: np.ndarray, px: _Pixels | None = Non
     a = areas[1:].astype(float)
     fill = a / np.maximum(bh * bw, 1)
     aspect = np.maximum(bh, bw) / np.maximum(np.minimum(bh, bw), 1)
-    disc = (fill > 0.68) & (aspect < 1.2) & (a >= 5)
+    return a, (fill > 0.68) & (aspect < 1.2) & (a >= 5)
+
+
+def _typical_radius(lab: np.ndarray, areas: np.ndarray, px: _Pixels | None = None, lp: np.ndarray | None = None) -> float:
+    """Equivalent radius of the typical component that looks like a single disc (area-weighted
+    median)."""
+    a, disc = _disc_components(lab, areas, px, lp)
     sel = a[disc] if disc.sum() >= 3 else a[a >= 3]
     if sel.size == 0:
         return 2.0
