@@ -163,6 +163,14 @@ def _block_grid(shape: tuple[int, int], block: int):
     return r0, c0, nr, nc, br, bc, rr.ravel(), cc.ravel()
 
 
+def _blocks(a: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The whole blocks of :func:`_block_grid`, each a row of its pixels, and their centres'
+    rows and cols."""
+    r0, c0, nr, nc, br, bc, rr, cc = _block_grid(a.shape, block)
+    m = a[r0: r0 + nr * br, c0: c0 + nc * bc].reshape(nr, br, nc, bc).transpose(0, 2, 1, 3).reshape(nr * nc, br * bc)
+    return m, rr, cc
+
+
 MODE_BANDWIDTH = 0.015  # the film mode's kernel: this share of the view's grey range (1st–99th percentile)
 
 
@@ -183,10 +191,7 @@ def film_mode_field(img: np.ndarray, block: int = 64, degree: int = 2) -> np.nda
     is smoothed away (a density from the gaps between sorted samples, as before, saw each grey
     level of 8-bit data as a spike and its peak moved by ~5 levels with the gain)."""
     a0 = np.asarray(img)
-    h, w = a0.shape
-    r0, c0, nr, nc, br, bc, rr, cc = _block_grid(a0.shape, block)
-    a = np.asarray(a0[r0: r0 + nr * br, c0: c0 + nc * bc], np.float64)
-    a = a.reshape(nr, br, nc, bc).transpose(0, 2, 1, 3).reshape(nr * nc, br * bc)
+    a, rr, cc = _blocks(np.asarray(a0, np.float64), block)
     lo, hi = np.percentile(a, [1.0, 99.0])
     span = float(hi - lo)
     if not span > 0:
@@ -235,9 +240,8 @@ def film_upper_field(img: np.ndarray, block: int = 64, degree: int = 2, unit: fl
     the same level (in pixels alone, porous silicon's film moved by 8 % at twice the pixels)."""
     a = np.asarray(img, np.float32)
     sm = gaussian(a, 0.82 * unit)
-    r0, c0, nr, nc, br, bc, rr, cc = _block_grid(a.shape, int(round(block * unit)))
-    m = sm[r0: r0 + nr * br, c0: c0 + nc * bc]
-    mx = m.reshape(nr, br, nc, bc).max(axis=(1, 3)).ravel()
+    m, rr, cc = _blocks(sm, int(round(block * unit)))
+    mx = m.max(axis=1)
     coef = fit_level(mx.astype(np.float64), rr, cc, a.shape, degree=degree, upper=True)
     return poly_field(coef, a.shape, degree)
 
@@ -255,8 +259,7 @@ def black_field(img: np.ndarray, film: np.ndarray, unit: float, block: int = 64,
     affine fit, a ratio of differences) and follows a multiplicative illumination ramp (the
     fields scale with it): norm is unchanged under both."""
     a = np.asarray(img, np.float32)
-    r0, c0, nr, nc, br, bc, rr, cc = _block_grid(a.shape, int(round(block * unit)))
-    m = a[r0: r0 + nr * br, c0: c0 + nc * bc].reshape(nr, br, nc, bc).transpose(0, 2, 1, 3).reshape(nr * nc, br * bc)
+    m, rr, cc = _blocks(a, int(round(block * unit)))
     qv = np.percentile(m, q, axis=1).astype(np.float64)
     d = poly_field(fit_level(qv, rr, cc, a.shape, degree=degree, upper=False), a.shape, degree)
     lam = float(np.percentile((film - a) / np.maximum(film - d, 1e-6), 100.0 - deep))
