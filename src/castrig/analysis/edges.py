@@ -145,6 +145,8 @@ from scipy import ndimage as ndi
 
 from ._filters import gaussian
 from .illumination import fit_level, noise_sigma, poly_field
+from .regions import disc_components, fit_field, otsu_split, typical_radius
+from .workers import pool
 
 __all__ = ["acf_radius", "black_field", "core_lift", "mode_is_pore_level", "pore_scale", "pore_unit", "film_mode_field", "film_upper_field", "has_bright_rims", "rim_decision", "vote_clears", "rim_overshoot", "vote_needed", "pore_cores", "pore_pixels", "lip_radii"]
 
@@ -285,7 +287,6 @@ def pore_scale(mask: np.ndarray) -> float:
     dark area in discs) their median was 12–13 px or 6.5 px for the same view under another gain,
     and every window scaled by it followed. Between 25 % and 50 % of the area in discs the two
     blend linearly (no switch): the twin's views hold 50–95 %, the shipped real ones 1–13 %."""
-    from .surface import _typical_radius
 
     n_px = np.count_nonzero(mask)
     if n_px == 0:
@@ -293,7 +294,7 @@ def pore_scale(mask: np.ndarray) -> float:
     lab, n = ndi.label(mask)
     areas = np.bincount(lab.ravel(), minlength=n + 1)
     wt = min(max((_disc_share(lab, areas) - 0.25) / 0.25, 0.0), 1.0)
-    r_disc = _typical_radius(lab, areas) if wt > 0 else 0.0
+    r_disc = typical_radius(lab, areas) if wt > 0 else 0.0
     if wt >= 1.0:
         return r_disc
     e = ndi.distance_transform_edt(mask)
@@ -321,7 +322,6 @@ def _view_cores(img: np.ndarray, crop: int, flat: bool = False):
     """The central window of ``crop``² pixels at the pores' scale (the unit u: 1 px, or an eighth
     of the dark regions' typical radius where that is larger) and its dark regions (Otsu on the
     window smoothed at u): (window, dark mask, u, typical radius px), None without both classes."""
-    from .surface import _otsu_split
 
     h, w = img.shape
     u = 1.0
@@ -343,7 +343,7 @@ def _view_cores(img: np.ndarray, crop: int, flat: bool = False):
         sub = g.ravel()
         if float(sub.max() - sub.min()) <= 0:
             return None
-        core = g < _otsu_split(sub)[0]
+        core = g < otsu_split(sub)[0]
         if not core.any() or core.all():
             return None
         r_typ = pore_scale(core)
@@ -398,7 +398,6 @@ def rim_overshoot(img: np.ndarray, crop: int = 512) -> float:
     window, smoothing, film margin and bins then grow with it): the same view at a finer pixel
     size gives the same answer. The ridge's noise is its bin's own spread (the pixel noise
     estimate falls with the pixel size of an interpolated view, whose noise is smooth)."""
-    from .surface import _fit_field
 
     v = _view_cores(img, crop)
     if v is None:
@@ -408,7 +407,7 @@ def rim_overshoot(img: np.ndarray, crop: int = 512) -> float:
     film = d >= 2.0
     if np.count_nonzero(film) < 64:
         return 0.0
-    fld = _fit_field(s, film, 2)
+    fld = fit_field(s, film, 2)
     if fld is None:
         fld = np.full(s.shape, float(np.median(s[film])), np.float32)
     if not float(fld.min()) > 0:
@@ -593,10 +592,9 @@ def _split_cores(lab: np.ndarray, n: int, norm: np.ndarray, r_typ: float) -> tup
 
 def _disc_share(lab: np.ndarray, areas: np.ndarray) -> float:
     """Share of the labelled area in components that look like a single disc (as
-    :func:`~castrig.analysis.surface._typical_radius` selects them)."""
-    from .surface import _disc_components
+    :func:`~castrig.analysis.regions.typical_radius` selects them)."""
 
-    a, disc = _disc_components(lab, areas)
+    a, disc = disc_components(lab, areas)
     tot = float(a.sum())
     return float(a[disc].sum()) / tot if tot > 0 else 0.0
 
@@ -652,7 +650,6 @@ def pore_cores(norm: np.ndarray, sigma: float, local: bool = False) -> tuple[np.
     under 5 % of the typical core's area dropped as specks: the same pores imaged at a finer
     pixel size give the same cores (noise that the smoothing no longer evens out would
     otherwise split them or add specks)."""
-    from .surface import _typical_radius
 
     sg = 1.0
     passes = 4 if local else 2
@@ -666,7 +663,7 @@ def pore_cores(norm: np.ndarray, sigma: float, local: bool = False) -> tuple[np.
         if n == 0:
             return lab, 0
         areas = np.bincount(lab.ravel(), minlength=n + 1)
-        r_typ = _typical_radius(lab, areas)
+        r_typ = typical_radius(lab, areas)
         if local:
             # the single discs' median is a fair sample of the pores only where they hold a fair
             # share of the dark area; in a view whose pores join through thin walls at the half
@@ -719,7 +716,6 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     pixel offsets of its disc, and one scatter-minimum per pixel of (distance, pore) picks the
     owner: a few passes over the pores' pixels instead of a feature transform of the image (the
     pores in two halves on two threads, the minima merged)."""
-    from .surface import _pool
 
     h, w = lab.shape
     n = centres.shape[0]
@@ -769,7 +765,7 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
         return flat, pore, rho, code, best
 
     half = n // 2
-    job = _pool().submit(candidates, half, n)
+    job = pool().submit(candidates, half, n)
     parts = [candidates(0, half), job.result()]
     best = np.minimum(parts[0][4], parts[1][4], out=parts[0][4])
     out = []
@@ -1153,10 +1149,9 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
                         wprior=kw.get("wprior") if flag else None)
             if j.size >= SPLIT:
                 # two halves on two threads (numpy's ufuncs and matmul release the GIL)
-                from .surface import _pool
 
                 h2 = j.size // 2
-                fut = _pool().submit(_fit_lips, rho_w[j[h2:]], y[j[h2:]], wt[j[h2:]], qq[h2:], sj if np.ndim(sj) == 0 else sj[h2:],
+                fut = pool().submit(_fit_lips, rho_w[j[h2:]], y[j[h2:]], wt[j[h2:]], qq[h2:], sj if np.ndim(sj) == 0 else sj[h2:],
                                      lo[j[h2:]], hi[j[h2:]], cmax[j[h2:]], **args)
                 a = _fit_lips(rho_w[j[:h2]], y[j[:h2]], wt[j[:h2]], qq[:h2], sj if np.ndim(sj) == 0 else sj[:h2],
                               lo[j[:h2]], hi[j[:h2]], cmax[j[:h2]], **args)

@@ -12,10 +12,9 @@ pore's own floor. The threshold mask only decides which pixels belong to which p
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 import math
-import os
 import threading
 from typing import Any
 
@@ -25,6 +24,8 @@ from scipy import ndimage as ndi
 from ._filters import box_max, box_mean3, box_min, gaussian
 from .illumination import block_extremes, measurable, fit_level, noise_sigma, poly_field
 from .lattice import _pitch
+from .regions import Pixels, fit_field, otsu_split, typical_radius
+from .workers import pool
 
 __all__ = ["SurfaceMetrics", "analyse_surface", "pores_brighter", "segment_pores"]
 
@@ -88,65 +89,13 @@ class _Segmentation:
     far: np.ndarray  # film pixels at least ``ring`` px from any pore
     core: np.ndarray  # pore pixels at least ``ring`` px inside their pore
     dark_level: float  # median normalised pore floor P/F
-    pores: _Pixels | None = None  # the pore (mask) pixels, raster order
+    pores: Pixels | None = None  # the pore (mask) pixels, raster order
     side: Future | None = None  # result of ``side_job(far)``, run on a worker thread
     core_r: int = 1  # depth (px) of ``core`` inside the masks
     reach: int | None = 0  # how far the edges reach into the film (None: farther than the film lets see)
 
 
-@dataclass
-class _Pixels:
-    """Coordinates of a set of pixels in raster order: flat index, row, column (intp)."""
-
-    flat: np.ndarray
-    row: np.ndarray
-    col: np.ndarray
-
-    @classmethod
-    def of(cls, sel: np.ndarray) -> _Pixels:
-        h, w = sel.shape
-        flat = np.flatnonzero(sel)
-        row = np.repeat(np.arange(h, dtype=np.intp), np.count_nonzero(sel, axis=1))
-        return cls(flat, row, flat - row * w)
-
-
-_POOL: ThreadPoolExecutor | None = None
 _MAX_PAIRS: int | None = None  # (pixel, marker) pairs beyond which _split uses the feature transform
-
-
-_POOL_LOCK = threading.Lock()
-
-
-class _Inline:
-    """An executor that runs each job at once in the calling thread (no worker threads)."""
-
-    def submit(self, fn, *args, **kwargs) -> Future:  # type: ignore[no-untyped-def]
-        fut: Future = Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, as a thread's would be
-            fut.set_exception(exc)
-        return fut
-
-
-def analysis_threads() -> int:
-    """Worker threads of the analysis: ``$CASTRIG_ANALYSIS_THREADS`` (default 2; 0 runs every job
-    in the calling thread). ``castrig explore`` sets 0 in its worker processes when they already
-    use every core: a thread pool per process would only oversubscribe them."""
-    try:
-        return max(0, int(os.environ.get("CASTRIG_ANALYSIS_THREADS", "2")))
-    except ValueError:
-        return 2
-
-
-def _pool() -> ThreadPoolExecutor | _Inline:
-    global _POOL
-    if _POOL is None:
-        with _POOL_LOCK:
-            if _POOL is None:
-                n = analysis_threads()
-                _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="castrig-analysis") if n else _Inline()  # type: ignore[assignment]
-    return _POOL  # type: ignore[return-value]
 
 
 _TLS = threading.local()
@@ -198,7 +147,7 @@ def _parallel_rows(fn, a: np.ndarray, halo: int, tiles: int = 2, min_rows: int =
     bands = row_bands(h, tiles, halo)
     if h < min_rows or len(bands) < 2 or 2 * halo >= h // len(bands):
         return fn(a)  # too small to be worth splitting: one band would be mostly halo
-    futs = [_pool().submit(fn, a[lo:hi]) for lo, hi, _, _ in bands[1:]]
+    futs = [pool().submit(fn, a[lo:hi]) for lo, hi, _, _ in bands[1:]]
     lo, hi, k0, k1 = bands[0]
     first = fn(a[lo:hi])
     out = np.empty((h,) + first.shape[1:], first.dtype)
@@ -226,24 +175,6 @@ def _f32(image: np.ndarray, cache: dict | None = None, key: str = "f32") -> np.n
     out = _buf(cache, key, a.shape, np.float32)
     np.copyto(out, a, casting="unsafe")
     return out
-
-
-def _fit_field(img: np.ndarray, sel: np.ndarray, deg: int, max_samples: int = 20000, out: np.ndarray | None = None) -> np.ndarray | None:
-    """Polynomial level through the selected pixels of ``img`` (subsampled for speed)."""
-    total = int(np.count_nonzero(sel))
-    if total < 30:
-        return None
-    step = max(1, int(math.sqrt(total / max_samples)))
-    sub = np.ascontiguousarray(sel[::step, ::step])
-    pts = _Pixels.of(sub)
-    if pts.flat.size < 30:
-        return None
-    # at most max_samples: every k-th of the grid samples (raster order)
-    k = -(-pts.flat.size // max_samples)
-    flat, row, col = pts.flat[::k], pts.row[::k], pts.col[::k]
-    vals = np.ascontiguousarray(img[::step, ::step]).ravel()[flat]
-    coef = fit_level(vals, row * step, col * step, img.shape, degree=deg)
-    return poly_field(coef, img.shape, deg, out=out)
 
 
 def segment_pores(
@@ -284,7 +215,7 @@ def _segment(
     if float(np.ptp(raw if raw.dtype.kind in "iuf" else img)) <= 0:
         return None  # a constant image has no structure to measure
     c0, c1 = h // 2, w // 2
-    sig_job = _pool().submit(noise_sigma, img[max(c0 - 128, 0) : c0 + 128, max(c1 - 128, 0) : c1 + 128])
+    sig_job = pool().submit(noise_sigma, img[max(c0 - 128, 0) : c0 + 128, max(c1 - 128, 0) : c1 + 128])
     if cache is not None and h >= 2 and w >= 2:
         s = box_mean3(img, out=_buf(cache, "s", img.shape, np.float32), work=_buf(cache, "s_work", img.shape, np.float32))
     else:
@@ -310,10 +241,10 @@ def _segment(
     # label on the worker thread (scipy releases the GIL) while the pore pixels are listed here
     if cache is not None:
         lab = _buf(cache, "lab", img.shape, np.int32)
-        lab_job = _pool().submit(ndi.label, mask, output=lab)
+        lab_job = pool().submit(ndi.label, mask, output=lab)
     else:
-        lab_job = _pool().submit(ndi.label, mask)
-    px = _Pixels.of(mask)
+        lab_job = pool().submit(ndi.label, mask)
+    px = Pixels.of(mask)
     if cache is not None:
         n = int(lab_job.result())
     else:
@@ -322,24 +253,24 @@ def _segment(
         return None
     lp = lab.ravel()[px.flat].astype(np.intp)
     areas = np.bincount(lp, minlength=n + 1)
-    r_typ = _typical_radius(lab, areas, px, lp)
+    r_typ = typical_radius(lab, areas, px, lp)
     reach = _edge_reach(n0, mask, 1.0 - dark)
     if ring_px is not None:
         ring = int(ring_px)
     else:
         ring = max(int(max(3, min(6, round(0.33 * r_typ + 1.5)))), reach or 0)
     far = ~box_max(mask, ring)
-    side = _pool().submit(side_job, far) if side_job is not None else None
+    side = pool().submit(side_job, far) if side_job is not None else None
     # the floor of a pore is read where its own blurred edge no longer reaches: well inside it
     core_r = int(max(1, min(ring, round(0.45 * r_typ))))
     core = box_min(mask, core_r)
-    f = _fit_field(img, far, degree, out=_buf(cache, "f", img.shape, np.float32) if cache is not None else None)
+    f = fit_field(img, far, degree, out=_buf(cache, "f", img.shape, np.float32) if cache is not None else None)
     if f is None:
         f = f0 * float(np.median(img[~mask]) / np.median(f0[~mask])) if (~mask).any() else f0
     f = np.maximum(f, 1e-6, out=f if f is not f0 else None)
     norm = np.divide(img, f, out=_buf(cache, "norm", img.shape, np.float32) if cache is not None else None)
     # the pore floor on the worker thread while the touching pores are split here
-    p_job = _pool().submit(lambda: float(np.median(norm[core])) if np.count_nonzero(core) > 10 else dark)
+    p_job = pool().submit(lambda: float(np.median(norm[core])) if np.count_nonzero(core) > 10 else dark)
     lab, n = _split(lab, n, mask, norm, r_typ, px, lp, cache=cache)
     return _Segmentation(lab, n, f, ring, far, core, p_job.result(), px, side, core_r, reach)
 
@@ -376,7 +307,7 @@ def _phase_shares(img: np.ndarray, crop: int) -> tuple[float, float, int] | None
     sub = g[::4, ::4].ravel() if g.size >= 65536 else g.ravel()
     if float(sub.max() - sub.min()) <= 0:
         return None
-    low = g < _otsu_split(sub)[0]
+    low = g < otsu_split(sub)[0]
 
     def share(m: np.ndarray) -> tuple[float, int]:
         lab, n = ndi.label(m)
@@ -385,7 +316,7 @@ def _phase_shares(img: np.ndarray, crop: int) -> tuple[float, float, int] | None
         cnt = np.bincount(lab.ravel())[1:]
         return float(cnt.max() / cnt.sum()), int(n)
 
-    job = _pool().submit(share, low)
+    job = pool().submit(share, low)
     high, n_high = share(~low)
     low_s, n_low = job.result()
     return low_s, high, max(n_low, n_high)
@@ -447,47 +378,6 @@ def _edge_reach(n0: np.ndarray, mask: np.ndarray, contrast: float, crop: int = 2
     return None
 
 
-def _disc_components(lab: np.ndarray, areas: np.ndarray, px: _Pixels | None = None,
-                     lp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(areas of the components 1..n, which of them look like a single disc): filling over 68 %
-    of their bounding box, its sides within 1.2 of each other, 5 px at least."""
-    n = areas.size - 1
-    if px is None or lp is None:
-        objs = ndi.find_objects(lab)
-        bh = np.array([o[0].stop - o[0].start if o else 0 for o in objs], float)
-        bw = np.array([o[1].stop - o[1].start if o else 0 for o in objs], float)
-    else:
-        # bounding boxes from the pore pixels (cheaper than find_objects over the whole image)
-        big = np.iinfo(np.intp).max
-        lo_r, hi_r = np.full(n + 1, big), np.full(n + 1, -1)
-        lo_c, hi_c = np.full(n + 1, big), np.full(n + 1, -1)
-        np.minimum.at(lo_r, lp, px.row)
-        np.maximum.at(hi_r, lp, px.row)
-        np.minimum.at(lo_c, lp, px.col)
-        np.maximum.at(hi_c, lp, px.col)
-        bh = np.maximum(hi_r - lo_r + 1, 0)[1:].astype(float)
-        bw = np.maximum(hi_c - lo_c + 1, 0)[1:].astype(float)
-    a = areas[1:].astype(float)
-    fill = a / np.maximum(bh * bw, 1)
-    aspect = np.maximum(bh, bw) / np.maximum(np.minimum(bh, bw), 1)
-    return a, (fill > 0.68) & (aspect < 1.2) & (a >= 5)
-
-
-def _typical_radius(lab: np.ndarray, areas: np.ndarray, px: _Pixels | None = None, lp: np.ndarray | None = None) -> float:
-    """Equivalent radius of the typical component that looks like a single disc (area-weighted
-    median)."""
-    a, disc = _disc_components(lab, areas, px, lp)
-    sel = a[disc] if disc.sum() >= 3 else a[a >= 3]
-    if sel.size == 0:
-        return 2.0
-    # the area-weighted median: the size of the component holding the median pore pixel. Specks
-    # of noise or texture (many, tiny) barely weigh, whatever the pixel size — a plain median
-    # of areas let them decide once an upsampled image made them ≥ 5 px (issue 16)
-    sel = np.sort(sel)
-    cw = np.cumsum(sel)
-    return float(math.sqrt(sel[int(np.searchsorted(cw, 0.5 * cw[-1]))] / math.pi))
-
-
 def _marker_patches(peaks: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Flat indices of the marker pixels, the 8-connected patch (1..npk, raster order) of each,
     and npk. Markers are nearly always isolated pixels; only then is ``ndi.label`` skipped."""
@@ -506,7 +396,7 @@ def _marker_patches(peaks: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def _split(
-    lab: np.ndarray, n: int, mask: np.ndarray, norm: np.ndarray, r_typ: float, pores: _Pixels | None = None,
+    lab: np.ndarray, n: int, mask: np.ndarray, norm: np.ndarray, r_typ: float, pores: Pixels | None = None,
     pore_lab: np.ndarray | None = None, cache: dict | None = None,
 ) -> tuple[np.ndarray, int]:
     """Split touching pores.
@@ -564,7 +454,7 @@ def _split(
     k_c = np.bincount(m_comp, minlength=n + 1)
     start_c = np.concatenate([[0], np.cumsum(k_c)[:-1]])
     if pores is None:
-        pores = _Pixels.of(mask)
+        pores = Pixels.of(mask)
         pore_lab = flat[pores.flat].astype(np.intp)
     in_multi = multi_comp[pore_lab]
     px, p_comp = pores.flat[in_multi], pore_lab[in_multi]
@@ -621,7 +511,7 @@ def _assign_edt(out, lab, multi_comp, peaks, pk_idx, pk_id, new_label, r_typ) ->
 
     bands = row_bands(r1 - r0, 2, halo)
     if r1 - r0 >= 256 and len(bands) == 2 and 2 * halo < (r1 - r0) // 2:
-        parts = list(_pool().map(feat, [mk[lo:hi] for lo, hi, _, _ in bands]))
+        parts = list(pool().map(feat, [mk[lo:hi] for lo, hi, _, _ in bands]))
         iy = np.concatenate([p[0][k0 - lo : k1 - lo] + lo for (lo, hi, k0, k1), p in zip(bands, parts)])
         ix = np.concatenate([p[1][k0 - lo : k1 - lo] for (lo, hi, k0, k1), p in zip(bands, parts)])
     else:
@@ -760,7 +650,7 @@ def _analyse_surface(
             else:
                 np.copyto(t_buf, traw, casting="unsafe")
                 t = t_buf
-            return t, _fit_field(t, far, 2, out=ft_buf)
+            return t, fit_field(t, far, 2, out=ft_buf)
 
     seg = _segment(raw, img, ring_px=ring_px, degree=degree, side_job=side_job, cache=cache)
     if seg is None or seg.n == 0:
@@ -799,12 +689,12 @@ def _analyse_surface(
             dv *= 0.5
             return lmax, dv
 
-        lmax_job = _pool().submit(ring_max)
-        lmin_job = _pool().submit(
+        lmax_job = pool().submit(ring_max)
+        lmin_job = pool().submit(
             lambda: box_min(ulab - ulab.dtype.type(1), seg.ring).ravel()[ring_px_idx].astype(np.intp) + 1
         )
     # pore pixels: counts, film level, deficit and position sums per pore
-    pores = seg.pores if seg.pores is not None else _Pixels.of(lab > 0)
+    pores = seg.pores if seg.pores is not None else Pixels.of(lab > 0)
     pix = pores.flat
     lp = flat[pix].astype(np.intp)
     fp = f.ravel()[pix].astype(np.float64)
@@ -834,8 +724,8 @@ def _analyse_surface(
     csum = np.bincount(cl, img.ravel()[ci], minlength=n + 1)[1:]
     through_job = None
     if transmitted is not None:
-        t, ft = seg.side.result() if seg.side is not None else (_f32(transmitted), _fit_field(_f32(transmitted), seg.far, 2))
-        through_job = _pool().submit(_through, t, ft, lab, n, seg, (pix, lp, cnt), (ci, cl, ccount))
+        t, ft = seg.side.result() if seg.side is not None else (_f32(transmitted), fit_field(_f32(transmitted), seg.far, 2))
+        through_job = pool().submit(_through, t, ft, lab, n, seg, (pix, lp, cnt), (ci, cl, ccount))
     pitch = _pitch(centres)
     if ring_px_idx.size:
         lmax, dv = lmax_job.result()
@@ -899,24 +789,10 @@ def _through(t: np.ndarray, ft: np.ndarray | None, lab: np.ndarray, n: int, seg:
     lq = np.log(np.maximum(qm, 1e-3))
     thr = math.log(2.0)
     if len(lq) >= 4 and np.ptp(lq) > 1e-6:
-        t_o, lo_mean, hi_mean = _otsu_split(lq)
+        t_o, lo_mean, hi_mean = otsu_split(lq)
         if hi_mean - lo_mean > math.log(2.0):
             thr = t_o
     return lq > thr
-
-
-def _otsu_split(v: np.ndarray) -> tuple[float, float, float]:
-    """Exact Otsu split of a 1-D sample (no histogram binning): the threshold halfway across
-    the chosen gap, and the two class means."""
-    s = np.sort(v.astype(np.float64))
-    n = s.size
-    c = np.cumsum(s)
-    k = np.arange(1, n)  # size of the lower class
-    m0 = c[:-1] / k
-    m1 = (c[-1] - c[:-1]) / (n - k)
-    between = k * (n - k) * (m0 - m1) ** 2
-    i = int(np.argmax(between))
-    return float((s[i] + s[i + 1]) / 2), float(m0[i]), float(m1[i])
 
 
 def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool | None, confirm=None, rimless: bool = True):
@@ -954,7 +830,7 @@ def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool |
     remap = np.zeros(n + 1, np.int32)
     remap[np.lexsort((lev, -cnt0)) + 1] = np.arange(1, n + 1, dtype=np.int32)
     lab = remap[lab]
-    cpx = _Pixels.of(lab > 0)
+    cpx = Pixels.of(lab > 0)
     cl = lab.ravel()[cpx.flat].astype(np.intp)
     cnt = np.bincount(cl, minlength=n + 1)[1:]
     cy = np.bincount(cl, cpx.row, minlength=n + 1)[1:] / np.maximum(cnt, 1)
@@ -1002,7 +878,7 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     h, w = img.shape
     # the whole view's rim check (its ridge over the film) is needed only once the pores have
     # voted: on a worker thread meanwhile (cores, pore pixels and the blur stage come first)
-    view = _pool().submit(rim_overshoot, img) if rims is None else None
+    view = pool().submit(rim_overshoot, img) if rims is None else None
     vote: list = []
 
     def confirm(ridge_share: float, lift_share: float) -> bool:
@@ -1029,7 +905,7 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
                               labels=np.zeros(img.shape, np.int32) if keep_labels else None, appearance="sem")
     lab, n, centres, cnt, r_edge, (rows, cols, own, rho), _ = out
     flat = lab.ravel()
-    cpx = _Pixels.of(lab > 0)
+    cpx = Pixels.of(lab > 0)
     cl = flat[cpx.flat].astype(np.intp)
     edge_ids = np.unique(np.concatenate([flat[:w], flat[-w:], flat[::w], flat[w - 1:: w]]))
     on_border = np.zeros(n + 1, bool)
@@ -1055,8 +931,8 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     if transmitted is not None:
         t = _f32(measurable(transmitted))
         far = ~box_max(plab > 0, 2)
-        ft = _fit_field(t, far, 2)
-        ppx = _Pixels.of(plab > 0)
+        ft = fit_field(t, far, 2)
+        ppx = Pixels.of(plab > 0)
         lp = plab.ravel()[ppx.flat].astype(np.intp)
         pcnt = np.bincount(lp, minlength=n + 1)[1:]
         thr_all = _through(t, ft, plab, n, None, (ppx.flat, lp, pcnt), (cpx.flat, cl, cnt))
