@@ -46,17 +46,28 @@ class SimLink(Link):
         self.emulator.receive(data, self.clock.now())
 
     def _read_some(self, deadline_s: float) -> bytes:
+        emulator, clock = self.emulator, self.clock
+        # One call per wake-up when the emulator offers it (see Emulator.transmit_or_next).
+        both = getattr(emulator, "transmit_or_next", None)
         while True:
-            self._check_peer()
-            now = self.clock.now()
-            data = self.emulator.transmit(now)
-            if data:
-                return data
-            if now >= deadline_s:
-                return b""
-            nxt = self.emulator.next_output_time(now)
+            if not emulator.connected:
+                raise LinkClosed(self.resource, "peer disconnected")
+            now = clock.now()
+            if both is not None:
+                data, nxt = both(now)
+                if data:
+                    return data
+                if now >= deadline_s:
+                    return b""
+            else:
+                data = emulator.transmit(now)
+                if data:
+                    return data
+                if now >= deadline_s:
+                    return b""
+                nxt = emulator.next_output_time(now)
             target = deadline_s if nxt is None else min(max(nxt, now), deadline_s)
             if target <= now:
                 # A reply due "now" that transmit() did not hand over: avoid spinning.
                 target = min(now + 1e-6, deadline_s)
-            self.clock.sleep_until(target)
+            clock.sleep_until(target)

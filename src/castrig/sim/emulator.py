@@ -118,6 +118,28 @@ class Emulator(ABC):
             return self._out[0].t_ready
         return self.next_unsolicited_time(t)
 
+    def transmit_or_next(self, t: float) -> tuple[bytes, float | None]:
+        """``transmit(t)`` and, when that gives nothing, ``next_output_time(t)``, with one poll.
+
+        The in-process link asks both at once at every wake-up; a second ``poll(t)`` at the
+        same ``t`` has nothing left to produce (everything due by ``t`` was produced by the
+        first), so it is skipped. The bytes and times are those of the two calls.
+        """
+        self.poll(t)
+        q = self._out
+        if q and q[0].t_ready <= t:
+            out = q.popleft().data
+            if q and q[0].t_ready <= t:
+                joined = bytearray(out)
+                while q and q[0].t_ready <= t:
+                    joined += q.popleft().data
+                out = bytes(joined)
+            if out and self.connected:
+                return out, None
+        if q:
+            return b"", q[0].t_ready
+        return b"", self.next_unsolicited_time(t)
+
     def reset_io(self, t: float) -> None:
         """A new host session on the line (a TCP client connected): the device's input and
         output buffers start clean, its state (running, volumes, alarms) stays.

@@ -265,6 +265,14 @@ class NE1000Emulator(Emulator):
         """
         if self._advancing:
             return
+        if self._flow == 0.0:
+            # Standing still and no watchdog due: no volume target, stall or alarm can fall due.
+            # The usual case (the twin asks a still pump several times per step), kept short.
+            wd = self._wd_last
+            if wd is None or self.safe_mode_s <= 0 or wd + self.safe_mode_s > t:
+                if t > self._last_t:
+                    self._last_t = t
+                return
         self._advancing = True
         try:
             self._advance_events(t)
@@ -272,13 +280,6 @@ class NE1000Emulator(Emulator):
             self._advancing = False
 
     def _advance_events(self, t: float) -> None:
-        if self._flow == 0.0:
-            wd = self._watchdog_deadline()
-            if wd is None or wd > t:
-                # Standing still and no watchdog due: no volume target, stall or alarm can fall due.
-                if t > self._last_t:
-                    self._last_t = t
-                return
         while True:
             # The earliest event due by ``t`` (ties in the order stall, target, watchdog), found
             # without building lists: this runs at every query the twin makes of the pump.
