@@ -58,6 +58,14 @@ class Link(ABC):
         """Read up to and including ``terminator``; bytes after it stay buffered."""
         self._check_open()
         deadline = self._now() + (self.timeout_s if timeout_s is None else timeout_s)
+        if not self._rx and terminator:
+            # The usual reply: nothing buffered, and the first chunk is exactly one whole line.
+            chunk = self._read_some(deadline)
+            if not chunk:
+                raise LinkTimeout(self.resource, f"no {terminator!r} within {self._timeout_text(timeout_s)} (no reply)")
+            if chunk.endswith(terminator) and chunk.find(terminator) == len(chunk) - len(terminator):
+                return bytes(chunk)
+            self._rx += chunk
         while True:
             idx = self._rx.find(terminator)
             if idx >= 0:

@@ -152,12 +152,21 @@ class AlicatEmulator(LineEmulator):
         dt = t - self._t0
         if dt <= 0:
             return
-        target = self._target()
-        tau = max(self.response_tau_s, 1e-9)
+        # The twin calls this several times per step: plain comparisons instead of max/min
+        # calls, and no _target() call in the usual state (no fault, no hold); same values.
+        if self.hold is None and not self.faults.active:
+            target = self.setpoint_slpm
+        else:
+            target = self._target()
+        tau = self.response_tau_s
+        if 1e-9 > tau:
+            tau = 1e-9
         decay = math.exp(-dt / tau)
-        f = target + (self._f0 - target) * decay
-        volume_sl = (target * dt + (self._f0 - target) * tau * (1.0 - decay)) / 60.0
-        self.totalizer_sl = min(self.totalizer_sl + max(volume_sl, 0.0), self.totalizer_max_sl)
+        f0 = self._f0
+        f = target + (f0 - target) * decay
+        volume_sl = (target * dt + (f0 - target) * tau * (1.0 - decay)) / 60.0
+        total = self.totalizer_sl + (0.0 if 0.0 > volume_sl else volume_sl)
+        self.totalizer_sl = self.totalizer_max_sl if self.totalizer_max_sl < total else total
         self._delivered_sl += volume_sl
         self._t0, self._f0 = t, f
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 GENERIC_FAULTS = frozenset({"no_reply", "garbage", "drop", "truncate"})
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     t_ready: float
     data: bytes
@@ -200,6 +200,10 @@ class LineEmulator(Emulator):
         else:
             parts = _splitter(terminators).split(bytes(data))
         for part in parts[:-1]:
+            if not self._line and len(part) <= self.max_line:
+                # The usual command: one whole line, nothing buffered before it.
+                self.handle_line(part, t)
+                continue
             self.add_to_line(part)
             line = bytes(self._line)
             self._line.clear()

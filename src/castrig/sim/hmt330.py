@@ -80,6 +80,49 @@ def _compile_form(form: str) -> tuple[tuple[str, Any], ...]:
     return tuple(ops)
 
 
+#: Where each quantity's value goes in a :func:`_form_template` (RH, temperature, dew point).
+_VALUE_INDEX = {"RH": 0, "T": 1, "TA": 1, "TD": 2, "TDF": 2}
+
+
+@lru_cache(maxsize=64)
+def _form_template(form: str, metric: bool, invalid: bool, address: int, serial_number: str) -> tuple[str, bool]:
+    """A FORM as a ``str.format`` template over (rh, temperature, dew point), and whether it
+    shows the dew point. Everything but the three numbers is fixed by the FORM and the
+    settings, so it is worked out once instead of for every line printed."""
+    t_unit = "'C" if metric else "'F"
+    units = {"RH": "%RH", "T": t_unit, "TA": t_unit, "TD": t_unit, "TDF": t_unit}
+    out: list[str] = []
+    digits, decimals = 4, 1
+    last_unit = ""
+    dew_point = False
+
+    def text(value: str) -> None:
+        out.append(value.replace("{", "{{").replace("}", "}}"))
+
+    for op, arg in _compile_form(form):
+        if op == "text":
+            text(arg)
+        elif op == "digits":
+            digits, decimals = arg
+        elif op == "unit":
+            text(last_unit.ljust(arg))
+        elif op == "value":
+            if arg not in units:
+                continue  # a quantity the transmitter does not have: nothing printed
+            last_unit = units[arg]
+            dew_point = dew_point or _VALUE_INDEX[arg] == 2
+            width = digits + decimals
+            if invalid:
+                text(("*" * max(digits - 1, 1) + ("." + "*" * decimals if decimals else "")).rjust(width))
+            else:
+                out.append(f"{{{_VALUE_INDEX[arg]}:{width}.{decimals}f}}")
+        elif op == "addr":
+            text(f"{address:02d}")
+        elif op == "sn":
+            text(serial_number)
+    return "".join(out), dew_point
+
+
 #: Input bytes that do more than join the line (see :meth:`HMT330Emulator.receive_bytes`).
 _ACTING_BYTE = re.compile(rb"[\x1b\x0a\x08\x7f\r]")
 
@@ -137,6 +180,7 @@ class HMT330Emulator(LineEmulator):
         self.running = False  # continuous output (R, or RUN mode)
         self.polled = False  # POLL mode and the line not opened
         self._next_out_t: float | None = None
+        self._command_table: dict[str, Callable] | None = None
         self.power_cycle(t0)
 
     # -- state -------------------------------------------------------------------------------
@@ -158,13 +202,14 @@ class HMT330Emulator(LineEmulator):
     # -- the measurement ---------------------------------------------------------------------
     def measure(self, t: float) -> tuple[float, float]:
         """(rh_pct, temperature_c) as the transmitter measures them at ``t`` (noise added)."""
-        if "stuck" in self.faults and self._last is not None:
+        faults = self.faults.active
+        if "stuck" in faults and self._last is not None:
             return self._last
         rh_true, t_true = self.source(t)
-        if "out_of_range" in self.faults:
+        if "out_of_range" in faults:
             self._last = (self.out_of_range_rh_pct, t_true)
             return self._last
-        sigma = self.noisy_rh_pct if "noisy" in self.faults else self.rh_noise_pct
+        sigma = self.noisy_rh_pct if "noisy" in faults else self.rh_noise_pct
         rh = min(max(rh_true + self._rng.gauss(0.0, sigma), 0.0), 100.0)
         temp = t_true + self._rng.gauss(0.0, self.t_noise_c)
         self._last = (rh, temp)
@@ -176,41 +221,14 @@ class HMT330Emulator(LineEmulator):
         return self._render(self.form, rh, temp)
 
     def _render(self, form: str, rh: float, temp: float) -> str:
-        invalid = "sensor_error" in self.faults
-        values = {
-            "RH": (rh, "%RH"),
-            "T": (temp if self.metric else temp * 9 / 5 + 32, "'C" if self.metric else "'F"),
-        }
-        values["TA"] = values["T"]
-        ops = _compile_form(form)
-        if ("value", "TD") in ops or ("value", "TDF") in ops:  # the dew point only when the FORM shows it
+        template, dew_point = _form_template(form, self.metric, "sensor_error" in self.faults.active,
+                                             self.address, self.serial_number)
+        metric = self.metric
+        t_out = temp if metric else temp * 9 / 5 + 32
+        if dew_point:  # the dew point only when the FORM shows it
             td = dewpoint_c(rh, temp)
-            values["TD"] = values["TDF"] = (td if self.metric else td * 9 / 5 + 32, values["T"][1])
-        out: list[str] = []
-        digits, decimals = 4, 1
-        last_unit = ""
-        for op, arg in ops:
-            if op == "text":
-                out.append(arg)
-            elif op == "digits":
-                digits, decimals = arg
-            elif op == "unit":
-                out.append(last_unit.ljust(arg))
-            elif op == "value":
-                if arg not in values:
-                    continue
-                value, last_unit = values[arg]
-                width = digits + decimals
-                if invalid:
-                    stars = "*" * max(digits - 1, 1) + ("." + "*" * decimals if decimals else "")
-                    out.append(stars.rjust(width))
-                else:
-                    out.append(f"{value:{width}.{decimals}f}")
-            elif op == "addr":
-                out.append(f"{self.address:02d}")
-            elif op == "sn":
-                out.append(self.serial_number)
-        return "".join(out)
+            return template.format(rh, t_out, td if metric else td * 9 / 5 + 32)
+        return template.format(rh, t_out)
 
     @staticmethod
     def form_is_valid(form: str) -> bool:
@@ -326,6 +344,12 @@ class HMT330Emulator(LineEmulator):
             handler(args, t)
 
     def _commands(self) -> dict[str, Callable]:
+        """The command table (built once: every line looks its command up here)."""
+        if self._command_table is None:
+            self._command_table = self._build_commands()
+        return self._command_table
+
+    def _build_commands(self) -> dict[str, Callable]:
         return {
             "SEND": self._cmd_send, "R": self._cmd_r, "S": self._cmd_s, "INTV": self._cmd_intv,
             "SMODE": self._cmd_smode, "FORM": self._cmd_form, "ECHO": self._cmd_echo,

@@ -48,6 +48,11 @@ UL_DIAMETER_LIMIT_MM = 14.0
 
 _BAUDS = (19200, 9600, 2400, 1200, 300)
 _NUMBER = re.compile(r"^(\d*)(?:\.(\d*))?$")
+_ADDRESS = re.compile(r"^(\*|\d{1,2})?(.*)$")
+_RATE = re.compile(r"^([\d.]+)(MM|MH|UM|UH)?$")
+_ADR = re.compile(r"^(\d{1,2})(?:B(\d+))?$")
+#: Bytes the pump ignores in a command: spaces and control characters (all but 0x21-0x7E).
+_IGNORED = bytes(b for b in range(256) if not 0x20 < b < 0x7F)
 
 
 def crc16(data: bytes) -> int:
@@ -396,6 +401,13 @@ class NE1000Emulator(Emulator):
         self._receive_slow(data, t)
 
     def _receive_slow(self, data: bytes, t: float) -> None:
+        if self._pkt is None and len(data) >= 5 and data[0] == STX and data[1] >= 4 and len(data) == data[1] + 1:
+            # Exactly one whole packet (how a host sends it): what the byte loop below does
+            # with it, without a Python step per byte.
+            self._pkt_t = t
+            self._line.clear()
+            self._on_packet(data[1:], t)
+            return
         for b in data:
             if self._pkt is not None and t - self._pkt_t > PACKET_GAP_S:
                 self._pkt = None  # inter-byte time-out: the partial packet is discarded
@@ -436,11 +448,11 @@ class NE1000Emulator(Emulator):
     @staticmethod
     def _clean(raw: bytes) -> str:
         """Strip spaces and control characters, upper-case (as the pump does)."""
-        return "".join(chr(b) for b in raw if 0x20 < b < 0x7F).upper()
+        return raw.translate(None, _IGNORED).decode("ascii").upper()
 
     @staticmethod
     def _split_address(text: str) -> tuple[str | None, str]:
-        m = re.match(r"^(\*|\d{1,2})?(.*)$", text)
+        m = _ADDRESS.match(text)
         assert m is not None
         return m.group(1), m.group(2)
 
@@ -503,7 +515,7 @@ class NE1000Emulator(Emulator):
     def _cmd_rat(self, arg: str, t: float) -> str:
         if not arg:
             return format_number(self.rate_value) + self.rate_units
-        m = re.match(r"^([\d.]+)(MM|MH|UM|UH)?$", arg)
+        m = _RATE.match(arg)
         if not m:
             raise _Reject("")
         value = _parse_number(m.group(1))
@@ -617,7 +629,7 @@ class NE1000Emulator(Emulator):
     def _cmd_adr(self, arg: str, t: float) -> str:
         if not arg:
             return str(self.address)
-        m = re.match(r"^(\d{1,2})(?:B(\d+))?$", arg)
+        m = _ADR.match(arg)
         if not m:
             raise _Reject("")
         if m.group(2) is not None:
