@@ -48,6 +48,9 @@ SERIAL_MODES = ("STOP", "RUN", "POLL")
 _VALUE = r"([-+]?\d+(?:\.\d*)?|[-+]?\*+(?:\.\*+)?)"
 _RH = re.compile(r"(?<![A-Za-z])RH\s*=\s*" + _VALUE, re.IGNORECASE)
 _T = re.compile(r"(?<![A-Za-z])(?:T|Ta|Temp)\s*=\s*" + _VALUE + r"\s*(?:'|°|deg)?\s*([CF])?", re.IGNORECASE)
+#: The default FORM's line exactly (``RH= 45.2 %RH T= 23.1 'C``): read with one match, giving
+#: what the two searches of :func:`parse_reading` give for it.
+_DEFAULT_READING = re.compile(r"RH=\s*(-?\d+\.\d+) %RH T=\s*(-?\d+\.\d+) '([CF])")
 _ERROR_REPLIES = ("unknown command", "invalid", "error", "not allowed")
 
 
@@ -88,6 +91,9 @@ def parse_reading(line: str) -> tuple[float, float, str]:
     :class:`ValueError` when a label is missing, :class:`ArithmeticError` for a starred value.
     """
     text = line.strip().lstrip(">").strip()
+    m = _DEFAULT_READING.fullmatch(text)
+    if m:
+        return float(m.group(1)), float(m.group(2)), m.group(3)
     m_rh = _RH.search(text)
     m_t = _T.search(text)
     if not m_rh or not m_t:

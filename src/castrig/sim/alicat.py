@@ -73,6 +73,8 @@ STD_PRESSURE_PSIA = 14.696
 def _signed(value: float, width: int = 7, decimals: int = 2) -> str:
     """``+014.70``: sign, zero padding to ``width`` characters, fixed decimals."""
     value = round(value, decimals) + 0.0  # no "-000.00": a value that rounds to zero prints +
+    if width == 7 and decimals == 2:  # the usual field, without building its format spec
+        return format(value, "+07.2f")
     return f"{value:+0{width}.{decimals}f}"
 
 
@@ -265,7 +267,8 @@ class AlicatEmulator(LineEmulator):
         return max(self.registers.get(REG_STREAM_MS, 50), 1) / 1000.0
 
     def poll(self, t: float) -> None:
-        self._t_seen = max(self._t_seen, t)
+        if t > self._t_seen:
+            self._t_seen = t
         if not self.streaming or self._next_stream_t is None:
             return
         interval = self._stream_interval_s()
@@ -281,7 +284,8 @@ class AlicatEmulator(LineEmulator):
 
     # -- protocol ----------------------------------------------------------------------------
     def handle_line(self, line: bytes, t: float) -> None:
-        self._t_seen = max(self._t_seen, t)
+        if t > self._t_seen:
+            self._t_seen = t
         text = line.decode("ascii", errors="replace").strip()
         if not text:
             return
@@ -325,10 +329,8 @@ class AlicatEmulator(LineEmulator):
                 if value is None:
                     return self._reject()
                 self._set_setpoint(value, t)
-            return (
-                f"{uid} {_signed(self.setpoint_slpm)} {_signed(self.setpoint_slpm)} "
-                f"{SLPM_UNIT_CODE} {SLPM_UNIT_LABEL}"
-            )
+            setpoint = _signed(self.setpoint_slpm)
+            return f"{uid} {setpoint} {setpoint} {SLPM_UNIT_CODE} {SLPM_UNIT_LABEL}"
         if cmd.startswith("GS"):
             if not self.modern:
                 return self._reject()
