@@ -33,6 +33,8 @@ class SimLink(Link):
         super().__init__(resource or f"sim://{emulator.name}", timeout_s)
         self.emulator = emulator
         self.clock = clock
+        # One call per wake-up when the emulator offers it (see Emulator.transmit_or_next).
+        self._transmit_or_next = getattr(emulator, "transmit_or_next", None)
 
     def _now(self) -> float:
         return self.clock.now()
@@ -46,9 +48,7 @@ class SimLink(Link):
         self.emulator.receive(data, self.clock.now())
 
     def _read_some(self, deadline_s: float) -> bytes:
-        emulator, clock = self.emulator, self.clock
-        # One call per wake-up when the emulator offers it (see Emulator.transmit_or_next).
-        both = getattr(emulator, "transmit_or_next", None)
+        emulator, clock, both = self.emulator, self.clock, self._transmit_or_next
         while True:
             if not emulator.connected:
                 raise LinkClosed(self.resource, "peer disconnected")

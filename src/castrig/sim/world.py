@@ -358,7 +358,6 @@ class World:
         temp = self.temperature_c(t)
         psat = saturation_vapour_pressure_hpa(temp)
         q_dry, q_wet = self._mean_flows(t, dt)
-        q = q_dry + q_wet
         x0 = self.vapour_hpa
         k_air, drive = self._air_exchange(q_dry, q_wet, psat)
         # Water on the support evaporates at E·(1 - x/psat) mg/s: a source linear in the vapour
@@ -389,7 +388,8 @@ class World:
             self.sensor_rh_pct = rt + (self.sensor_rh_pct - rt) * eb + forced
         else:
             self.sensor_rh_pct = 100.0 * x1 / psat
-        self._step_film(t, dt, 100.0 * x1 / psat, q, temp)
+        # No _step_film here: a quiet step has no film drying and no new liquid (``_quiet``
+        # checked both at this very ``t``), so it would find nothing to do.
 
     def _air_exchange(self, q_dry: float, q_wet: float, psat: float) -> tuple[float, float]:
         """(k, drive): how fast the chamber's vapour pressure x relaxes (1/s: inflow and leak)
