@@ -149,7 +149,8 @@ def parse_frame(line: str, *, unit_id: str | None = None) -> AlicatReading:
         raise ValueError(f"frame from unit {frame_id!r}, expected {unit_id!r}")
     numbers: list[float] = []
     i = 0
-    while i < len(tokens) and _is_number(tokens[i]):
+    is_number = _NUMBER.match  # (_is_number, looked up once: a frame has a dozen tokens)
+    while i < len(tokens) and is_number(tokens[i]):
         numbers.append(float(tokens[i]))
         i += 1
     if len(numbers) < 5:

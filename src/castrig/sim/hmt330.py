@@ -292,7 +292,12 @@ class HMT330Emulator(LineEmulator):
             self.add_to_line(data[i:j])
             if m is None:
                 break
-            self._receive_byte(data[j], t)
+            if data[j] == 0x0D:  # the terminator (not echoed here): the line is complete
+                line = bytes(self._line)
+                self._line.clear()
+                self.handle_line(line, t)
+            else:
+                self._receive_byte(data[j], t)
             i = j + 1
 
     def _receive_byte(self, b: int, t: float) -> None:
