@@ -182,7 +182,7 @@ def parse_setpoint_reply(line: str, *, unit_id: str) -> SetpointReply:
     tokens = line.split()
     if len(tokens) != 5 or tokens[0].upper() != unit_id.upper():
         raise ValueError(f"expected '<id> <current> <requested> <code> <label>', got {line!r}")
-    if not (_is_number(tokens[1]) and _is_number(tokens[2]) and tokens[3].isdigit()):
+    if not (_NUMBER.match(tokens[1]) and _NUMBER.match(tokens[2]) and tokens[3].isdigit()):
         raise ValueError(f"expected numbers in {line!r}")
     return SetpointReply(float(tokens[1]), float(tokens[2]), int(tokens[3]), tokens[4])
 

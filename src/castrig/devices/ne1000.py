@@ -60,6 +60,8 @@ ERROR_CODES: dict[str, str] = {
 }
 
 _REPLY = re.compile(r"^(\d\d)(?:A\?([A-Z])|([IWSPTUX])(.*))$", re.DOTALL)
+#: Prompt character -> state (every prompt _REPLY admits), without an Enum call per reply.
+_STATES = {state.value: state for state in PumpState}
 _DIS = re.compile(r"^I(\d*\.?\d*)W(\d*\.?\d*)(UL|ML)$")
 _VALUE_UNITS = re.compile(r"^(\d*\.?\d*)([A-Z]{2})$")
 _VERSION = re.compile(r"^NE\d+V\d+\.\d+")
@@ -510,7 +512,7 @@ class NE1000Pump(SyringePump):
             self.last_alarm = m.group(2)
             self.last_state = PumpState.STOPPED
             raise PumpAlarm(self.name, command, m.group(2))
-        state = PumpState(m.group(3))
+        state = _STATES[m.group(3)]
         self.last_state = state
         data = m.group(4)
         if data.startswith("?"):

@@ -39,13 +39,11 @@ class SimLink(Link):
     def _now(self) -> float:
         return self.clock.now()
 
-    def _check_peer(self) -> None:
-        if not self.emulator.connected:
-            raise LinkClosed(self.resource, "peer disconnected")
-
     def _write(self, data: bytes) -> None:
-        self._check_peer()
-        self.emulator.receive(data, self.clock.now())
+        emulator = self.emulator
+        if not emulator.connected:
+            raise LinkClosed(self.resource, "peer disconnected")
+        emulator.receive(data, self.clock.now())
 
     def _read_some(self, deadline_s: float) -> bytes:
         emulator, clock, both = self.emulator, self.clock, self._transmit_or_next
