@@ -149,7 +149,7 @@ def parse_frame(line: str, *, unit_id: str | None = None) -> AlicatReading:
         raise ValueError(f"frame from unit {frame_id!r}, expected {unit_id!r}")
     numbers: list[float] = []
     i = 0
-    is_number = _NUMBER.match  # (_is_number, looked up once: a frame has a dozen tokens)
+    is_number = _NUMBER.match  # _is_number without a call per token (a frame has a dozen)
     while i < len(tokens) and is_number(tokens[i]):
         numbers.append(float(tokens[i]))
         i += 1
