@@ -10,6 +10,7 @@ Only numpy, scipy and scikit-image are used: the twin must stay independent of d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import functools
 import math
 
 import numpy as np
@@ -544,18 +545,78 @@ def _top_view_px(structure: FilmStructure, pixel_size_um: float) -> tuple[tuple[
     return shape, structure.centres_um / pixel_size_um, structure.diameters_um / 2 / pixel_size_um
 
 
+@functools.lru_cache(maxsize=None)
+def _gauss_weights(sigma: float) -> np.ndarray:
+    """``[w0, w1, …, wr]``: the kernel ``ndi.gaussian_filter1d`` applies for ``sigma`` (truncate
+    4), read off its response to a unit impulse, so it is exactly scipy's (no copy of its
+    formula to drift from it)."""
+    r = int(4.0 * sigma + 0.5)
+    e = np.zeros(4 * r + 3)
+    e[2 * r + 1] = 1.0
+    return ndi.gaussian_filter1d(e, sigma)[2 * r + 1: 3 * r + 2].copy()
+
+
+def _gaussian(img: np.ndarray, sigma: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``ndi.gaussian_filter(img, sigma)`` of a 2-D float64 image, bit for bit, ~3× faster.
+
+    scipy filters along the columns (axis 0) one strided line at a time, 4–5× slower than along
+    the rows. Here that pass is done on blocks of whole rows with numpy in the order of scipy's
+    symmetric kernel loop (``x0·w0``, then ``+= (x[-j] + x[+j])·wj`` from the farthest pair in;
+    'reflect' = numpy's 'symmetric' padding), so every sum is rounded the same; the pass along
+    the rows is scipy's own. ``out`` may be ``img`` itself.
+    """
+    wts = _gauss_weights(float(sigma))
+    r = len(wts) - 1
+    h, w = img.shape
+    ext = np.pad(img, ((r, r), (0, 0)), mode="symmetric")  # a copy: ``out`` may be ``img``
+    out = np.empty((h, w)) if out is None else out
+    block = max(1, min(h, 32768 // max(w, 1)))  # ~256 kB of rows: the block stays in cache
+    tmp = np.empty((block, w))
+    for s in range(0, h, block):
+        e = min(s + block, h)
+        o, t = out[s:e], tmp[: e - s]
+        np.multiply(ext[s + r: e + r], wts[0], out=o)
+        for j in range(r, 0, -1):
+            np.add(ext[s + r - j: e + r - j], ext[s + r + j: e + r + j], out=t)
+            t *= wts[j]
+            o += t
+    return ndi.gaussian_filter1d(out, sigma, axis=1, output=out)
+
+
 def _finish(img: np.ndarray, rng: np.random.Generator, blur_px: float, noise: float, bit_depth: int) -> np.ndarray:
+    """Blur, additive noise, scale and quantisation. A 2-D float64 image (every renderer's) is
+    worked in place on arrays of its own: it is a few MB, and each fresh temporary costs about
+    as much as the arithmetic; the values are those of the plain expressions below."""
+    if img.dtype != np.float64 or img.ndim != 2:
+        if blur_px > 0:
+            img = ndi.gaussian_filter(img, blur_px)
+        if noise > 0:
+            img = img + rng.normal(0, noise, img.shape)
+        if bit_depth == 8:
+            return np.clip(np.rint(img * 215 + 12), 0, 255).astype(np.uint8)
+        if bit_depth == 16:
+            return np.clip(np.rint(img * 52000 + 1500), 0, 65535).astype(np.uint16)
+        raise ValueError("bit_depth must be 8 or 16")
+    own = False
     if blur_px > 0:
-        img = ndi.gaussian_filter(img, blur_px)
+        img, own = _gaussian(img, blur_px), True
     if noise > 0:
-        img = img + rng.normal(0, noise, img.shape)
+        n = rng.normal(0, noise, img.shape)
+        img, own = np.add(img, n, out=img if own else n), True
     if bit_depth == 8:
-        out = np.clip(np.rint(img * 215 + 12), 0, 255).astype(np.uint8)
+        scale, offset, top, dtype = 215, 12, 255, np.uint8
     elif bit_depth == 16:
-        out = np.clip(np.rint(img * 52000 + 1500), 0, 65535).astype(np.uint16)
+        scale, offset, top, dtype = 52000, 1500, 65535, np.uint16
     else:
         raise ValueError("bit_depth must be 8 or 16")
-    return out
+    if own:
+        img *= scale
+    else:
+        img = img * scale
+    img += offset
+    np.rint(img, out=img)
+    np.clip(img, 0, top, out=img)
+    return img.astype(dtype)
 
 
 def render_surface(
