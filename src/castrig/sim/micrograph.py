@@ -533,18 +533,15 @@ def _transmitted(structure: FilmStructure, shape: tuple[int, int], c: np.ndarray
     through-pores (every top-view family shows its pores in transmitted light this way)."""
     t = np.where(np.asarray(structure.through, bool), _THROUGH_TRANSMITTED, _BLIND_TRANSMITTED) - _FILM_TRANSMITTED
     cov, trans = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, t])
-    return _FILM_TRANSMITTED + trans / np.clip(cov, 1, None)
-
-
-def _illumination(shape: tuple[int, int], rng: np.random.Generator, strength: float) -> np.ndarray:
-    """A smooth multiplicative field: a random linear ramp and an off-centre vignette."""
-    fy, fx = _illumination_profiles(shape, rng, strength)
-    return fy[:, None] + fx[None, :]
+    trans /= np.clip(cov, 1, None, out=cov)
+    trans += _FILM_TRANSMITTED
+    return trans
 
 
 def _illuminate(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
-    """``img * _illumination(img.shape, rng, strength)`` computed in place, a block of rows at a
-    time (the field is never built whole: the same products, one pass over the image)."""
+    """``img`` times a smooth multiplicative field (a random linear ramp and an off-centre
+    vignette), in place, a block of rows at a time: the field's value is fy[y] + fx[x], and it
+    is never built whole (the same products, one pass over the image)."""
     fy, fx = _illumination_profiles(img.shape, rng, strength)
     h, w = img.shape
     block = max(1, 32768 // max(w, 1))
@@ -558,7 +555,7 @@ def _illuminate(img: np.ndarray, rng: np.random.Generator, strength: float) -> n
 
 def _illumination_profiles(shape: tuple[int, int], rng: np.random.Generator,
                            strength: float) -> tuple[np.ndarray, np.ndarray]:
-    """The field of :func:`_illumination` as its two profiles: value (y, x) = fy[y] + fx[x]."""
+    """The illumination field of :func:`_illuminate` as its two profiles: value (y, x) = fy[y] + fx[x]."""
     h, w = shape
     y = (np.arange(h) + 0.5) / h - 0.5
     x = (np.arange(w) + 0.5) / w - 0.5
@@ -656,7 +653,10 @@ def _finish(img: np.ndarray, rng: np.random.Generator, blur_px: float, noise: fl
     if blur_px > 0:
         img, own = _gaussian(img, blur_px), True
     if noise > 0:
-        n = rng.normal(0, noise, img.shape)
+        # rng.normal(0, noise, shape) is 0 + noise·z of the same standard normals z: noise·z alone
+        # differs only in the sign of a zero, which the offset below erases
+        n = rng.standard_normal(img.shape)
+        n *= noise
         img, own = np.add(img, n, out=img if own else n), True
     if bit_depth == 8:
         scale, offset, top, dtype = 215, 12, 255, np.uint8
@@ -694,11 +694,13 @@ def render_surface(
     dark = rng.uniform(*_PORE_REFLECTED, len(r))
     t = np.where(np.asarray(structure.through, bool), _THROUGH_TRANSMITTED, _BLIND_TRANSMITTED) - _FILM_TRANSMITTED
     cov, refl, trans = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, _FILM_REFLECTED - dark, t])
-    over = np.clip(cov, 1, None)  # anti-aliasing of two very close discs can overfill a pixel
-    refl = _FILM_REFLECTED - refl / over
-    trans = _FILM_TRANSMITTED + trans / over
-    refl = refl * _illumination(shape, rng, illumination_gradient)
-    trans = trans * _illumination(shape, rng, illumination_gradient)
+    over = np.clip(cov, 1, None, out=cov)  # anti-aliasing of two very close discs can overfill a pixel
+    refl /= over
+    refl = np.subtract(_FILM_REFLECTED, refl, out=refl)  # _FILM_REFLECTED - refl / over, in place
+    trans /= over
+    trans += _FILM_TRANSMITTED
+    refl = _illuminate(refl, rng, illumination_gradient)
+    trans = _illuminate(trans, rng, illumination_gradient)
     return (
         _finish(refl, rng, blur_px, noise, bit_depth),
         _finish(trans, rng, blur_px, noise, bit_depth),
@@ -792,7 +794,7 @@ def render_section(
     np.clip(hole, 0, 1, out=hole)
     # support texture and pores: the texture's scale is that of the whole image, its values are
     # needed from row ``ra`` on (the background band shows no support)
-    tex = _gaussian(rng.normal(size=(h, w)), 2.0)
+    tex = _gaussian(rng.standard_normal((h, w)), 2.0)  # = rng.normal(size=…) but for the sign of a zero
     sd = tex.std() or 1.0
     spore = np.zeros((h - ra, w))
     for (sx, sz), sdiam in zip(structure.support_centres_um, structure.support_diameters_um):
@@ -1029,15 +1031,14 @@ def render_surface_sem(
     for k in range(len(r)):
         neck = structure.neck_ratio if structure.through[k] else None
         _sem_disc(img, cov, c[k, 0], c[k, 1], r[k], peaks[k], rim_width, cores[k], neck)
-    img = img * _illumination(shape, rng, illumination_gradient)
+    img = _illuminate(img, rng, illumination_gradient)
     img = _scan_artefacts(img, rng, line_noise, streaks)
     # the top view's scale: film at ~0.45 of full scale, rims up to ~0.95 (SEM contrast setting)
     top = _finish(img * 0.45, rng, blur_px, noise * 0.45, bit_depth)
     if jpeg_quality is not None and bit_depth == 8:
         top = _jpeg(top, jpeg_quality)
     # transmitted: the optical view (its own light), as render_surface draws it
-    trans = _transmitted(structure, shape, c, r)
-    trans = trans * _illumination(shape, rng, illumination_gradient)
+    trans = _illuminate(_transmitted(structure, shape, c, r), rng, illumination_gradient)
     return top, _finish(trans, rng, 1.0, noise, bit_depth)
 
 
@@ -1074,12 +1075,11 @@ def render_surface_bse(
     level = rng.uniform(*pore_level, len(r))
     cov, img = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, 1.0 - level])
     img = 1.0 - img / np.clip(cov, 1, None)
-    img = _pillbox(img * _illumination(shape, rng, illumination_gradient), defocus_px)
+    img = _pillbox(_illuminate(img, rng, illumination_gradient), defocus_px)
     top = _finish(img * 0.6, rng, blur_px, noise * 0.6, 8)
     if jpeg_quality is not None:
         top = _jpeg(top, jpeg_quality)
-    trans = _transmitted(structure, shape, c, r)
-    trans = trans * _illumination(shape, rng, illumination_gradient)
+    trans = _illuminate(_transmitted(structure, shape, c, r), rng, illumination_gradient)
     return top, _finish(trans, rng, 1.0, noise, 8)
 
 
@@ -1118,9 +1118,10 @@ def render_surface_bright(
     thr = np.asarray(structure.through, bool)
     floor = np.where(thr, rng.uniform(*_BRIGHT_THROUGH, len(r)), rng.uniform(*_BRIGHT_BLIND, len(r)))
     cov, refl = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, floor - _BRIGHT_FILM])
-    refl = _BRIGHT_FILM + refl / np.clip(cov, 1, None)
-    refl = refl * _illumination(shape, rng, illumination_gradient)
-    trans = _transmitted(structure, shape, c, r) * _illumination(shape, rng, illumination_gradient)
+    refl /= np.clip(cov, 1, None, out=cov)
+    refl += _BRIGHT_FILM
+    refl = _illuminate(refl, rng, illumination_gradient)
+    trans = _illuminate(_transmitted(structure, shape, c, r), rng, illumination_gradient)
     return _finish(refl, rng, blur_px, noise, bit_depth), _finish(trans, rng, blur_px, noise, bit_depth)
 
 
@@ -1160,7 +1161,7 @@ def render_surface_halo(
     sign = int(halo_sign) if halo_sign is not None else int(rng.choice([-1, 1]))
     cov, refl, phi = _discs_coverage(shape, c[:, 0], c[:, 1], r, [None, _FILM_REFLECTED - dark, phase])
     over = np.clip(cov, 1, None)
-    refl = (_FILM_REFLECTED - refl / over) * _illumination(shape, rng, illumination_gradient)
+    refl = _illuminate(_FILM_REFLECTED - refl / over, rng, illumination_gradient)
     phi = phi / over
     i_d = _pillbox(refl, rho)
     p_d = _pillbox(phi, rho)
@@ -1173,7 +1174,7 @@ def render_surface_halo(
     ref = float(np.abs(ndi.gaussian_filter(div, blur_px)[film]).max()) if film.any() else 0.0
     img = i_d + sign * div * (amp * top / ref if ref > 0 else 0.0)
     img = np.maximum(img, 0.0)
-    trans = _transmitted(structure, shape, c, r) * _illumination(shape, rng, illumination_gradient)
+    trans = _illuminate(_transmitted(structure, shape, c, r), rng, illumination_gradient)
     return _finish(img, rng, blur_px, noise, bit_depth), _finish(trans, rng, blur_px, noise, bit_depth)
 
 
