@@ -949,11 +949,25 @@ def _sem_disc(img: np.ndarray, cov: np.ndarray, cx: float, cy: float, r: float, 
     """Write one SE-rendered opening into ``img`` (replacing the film inside the lip), with the
     lip anti-aliased by ``ss``×``ss`` supersampling; ``cov`` accumulates the lip coverage.
     ``neck`` (normalised radius) darkens a through-pore's open neck to near black."""
-    h, w = img.shape
+    cv = _sem_disc_cv(img.shape, cx, cy, r, rim_peak, rim_width, core, neck, ss)
+    if cv is None:
+        return
+    y0, x0, c, v = cv
+    y1, x1 = y0 + c.shape[0], x0 + c.shape[1]
+    sub = img[y0:y1, x0:x1]
+    sub[...] = sub * (1 - c) + v
+    cov[y0:y1, x0:x1] += c
+
+
+def _sem_disc_cv(shape: tuple[int, int], cx: float, cy: float, r: float, rim_peak: float, rim_width: float,
+                 core: float, neck: float | None, ss: int = 4) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+    """What :func:`_sem_disc` writes: (first row, first column, lip coverage c, value v) of its
+    box (``img`` becomes ``img·(1 - c) + v`` there), or None when the box is off the image."""
+    h, w = shape
     x0, x1 = max(int(cx - r - 1), 0), min(int(cx + r + 2), w)
     y0, y1 = max(int(cy - r - 1), 0), min(int(cy + r + 2), h)
     if x0 >= x1 or y0 >= y1:
-        return
+        return None
     o = (np.arange(ss) + 0.5) / ss
     yy = (np.arange(y0, y1)[:, None] + o[None, :]).ravel() - cy
     xx = (np.arange(x0, x1)[:, None] + o[None, :]).ravel() - cx
@@ -965,9 +979,77 @@ def _sem_disc(img: np.ndarray, cov: np.ndarray, cx: float, cy: float, r: float, 
     shp = (y1 - y0, ss, x1 - x0, ss)
     c = inside.reshape(shp).mean(axis=(1, 3))
     v = np.where(inside, val, 0.0).reshape(shp).mean(axis=(1, 3))
-    sub = img[y0:y1, x0:x1]
-    sub[...] = sub * (1 - c) + v
-    cov[y0:y1, x0:x1] += c
+    return y0, x0, c, v
+
+
+def _sem_discs(img: np.ndarray, cov: np.ndarray, cx: np.ndarray, cy: np.ndarray, r: np.ndarray,
+               peaks: np.ndarray, rim_width: float, cores: np.ndarray, through: np.ndarray, neck: float,
+               ss: int = 4, chunk: int = 128) -> None:
+    """:func:`_sem_disc` of every opening in turn (``neck`` for the ``through`` ones), the same
+    values, with the openings' pixels computed many at a time.
+
+    Openings whose boxes are not clipped by the image's border are grouped by box size; each
+    group's supersampled values are one array operation (elementwise those of one opening,
+    and the mean of each pixel's ss×ss samples summed in the same memory order). A pixel is
+    changed only where an opening covers part of it (elsewhere ``sub·(1 - 0) + 0``), and where
+    several do, their updates are applied in the openings' order, one layer at a time. The
+    openings whose boxes the border cuts are computed one at a time (:func:`_sem_disc_cv`) and
+    applied with the others, in the same overall order.
+    """
+    h, w = img.shape
+    n = len(r)
+    x0 = np.array([max(int(x - rr - 1), 0) for x, rr in zip(cx, r)], np.int64)
+    x1 = np.array([min(int(x + rr + 2), w) for x, rr in zip(cx, r)], np.int64)
+    y0 = np.array([max(int(y - rr - 1), 0) for y, rr in zip(cy, r)], np.int64)
+    y1 = np.array([min(int(y + rr + 2), h) for y, rr in zip(cy, r)], np.int64)
+    # unclipped boxes: int(x - r - 1) ≥ 0 and int(x + r + 2) ≤ w (and in y)
+    free = ((x0 == np.trunc(cx - r - 1)) & (x1 == np.trunc(cx + r + 2)) & (y0 == np.trunc(cy - r - 1))
+            & (y1 == np.trunc(cy + r + 2)) & (x0 < x1) & (y0 < y1))
+    o = (np.arange(ss) + 0.5) / ss
+    pix, cs, vs, order = [], [], [], []
+    for (bh, bw) in sorted(set(zip((y1 - y0)[free].tolist(), (x1 - x0)[free].tolist()))):
+        members = np.nonzero(free & (y1 - y0 == bh) & (x1 - x0 == bw))[0]
+        for m in range(0, len(members), chunk):
+            k = members[m: m + chunk]
+            yy = ((y0[k, None] + np.arange(bh))[:, :, None] + o).reshape(len(k), -1) - cy[k, None]
+            xx = ((x0[k, None] + np.arange(bw))[:, :, None] + o).reshape(len(k), -1) - cx[k, None]
+            u = np.sqrt(yy[:, :, None] ** 2 + xx[:, None, :] ** 2) / r[k, None, None]
+            inside = u < 1.0
+            val = _sem_pore_value(np.minimum(u, 1.0), peaks[k, None, None], rim_width, cores[k, None, None])
+            t = through[k]
+            if t.any():
+                ut, vt = u[t], val[t]
+                val[t] = np.where(ut < neck, 0.05 + 0.5 * (vt - 0.05) * np.clip((ut / neck) ** 8, 0, 1), vt)
+            shp = (len(k), bh, ss, bw, ss)
+            c = inside.reshape(shp).mean(axis=(2, 4))
+            v = np.where(inside, val, 0.0).reshape(shp).mean(axis=(2, 4))
+            g, iy, ix = np.nonzero(c > 0)
+            pix.append((y0[k][g] + iy) * w + x0[k][g] + ix)
+            cs.append(c[g, iy, ix])
+            vs.append(v[g, iy, ix])
+            order.append(k[g])
+    for k in np.nonzero(~free)[0]:  # boxes cut by the border: one at a time
+        cv = _sem_disc_cv((h, w), cx[k], cy[k], r[k], peaks[k], rim_width, cores[k], neck if through[k] else None, ss)
+        if cv is not None:
+            by, bx, c, v = cv
+            iy, ix = np.nonzero(c > 0)
+            pix.append((by + iy) * w + bx + ix)
+            cs.append(c[iy, ix])
+            vs.append(v[iy, ix])
+            order.append(np.full(len(iy), k))
+    if pix:
+        pix, cs, vs, order = (np.concatenate(a) for a in (pix, cs, vs, order))
+        srt = np.lexsort((order, pix))  # by pixel, then opening
+        pix, cs, vs = pix[srt], cs[srt], vs[srt]
+        first = np.r_[True, pix[1:] != pix[:-1]]
+        start = np.maximum.accumulate(np.where(first, np.arange(len(pix)), 0))
+        layer = np.arange(len(pix)) - start
+        flat_img, flat_cov = img.reshape(-1), cov.reshape(-1)
+        for lv in range(int(layer.max()) + 1 if len(layer) else 0):
+            sel = layer == lv
+            p, cc = pix[sel], cs[sel]
+            flat_img[p] = flat_img[p] * (1 - cc) + vs[sel]
+            flat_cov[p] += cc
 
 
 def _scan_artefacts(img: np.ndarray, rng: np.random.Generator, line_noise: float, streaks: int) -> np.ndarray:
@@ -1028,9 +1110,8 @@ def render_surface_sem(
     cov = np.zeros(shape)
     peaks = rng.uniform(*rim_peak, len(r))
     cores = rng.uniform(*core, len(r))
-    for k in range(len(r)):
-        neck = structure.neck_ratio if structure.through[k] else None
-        _sem_disc(img, cov, c[k, 0], c[k, 1], r[k], peaks[k], rim_width, cores[k], neck)
+    _sem_discs(img, cov, c[:, 0], c[:, 1], r, peaks, rim_width, cores,
+               np.asarray(structure.through, bool), structure.neck_ratio)
     img = _illuminate(img, rng, illumination_gradient)
     img = _scan_artefacts(img, rng, line_noise, streaks)
     # the top view's scale: film at ~0.45 of full scale, rims up to ~0.95 (SEM contrast setting)
