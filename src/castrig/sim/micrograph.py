@@ -1013,16 +1013,18 @@ def _sem_discs(img: np.ndarray, cov: np.ndarray, cx: np.ndarray, cy: np.ndarray,
             k = members[m: m + chunk]
             yy = ((y0[k, None] + np.arange(bh))[:, :, None] + o).reshape(len(k), -1) - cy[k, None]
             xx = ((x0[k, None] + np.arange(bw))[:, :, None] + o).reshape(len(k), -1) - cx[k, None]
-            u = np.sqrt(yy[:, :, None] ** 2 + xx[:, None, :] ** 2) / r[k, None, None]
+            u = np.add((yy * yy)[:, :, None], (xx * xx)[:, None, :])
+            np.sqrt(u, out=u)
+            u /= r[k, None, None]
             inside = u < 1.0
             val = _sem_pore_value(np.minimum(u, 1.0), peaks[k, None, None], rim_width, cores[k, None, None])
             t = through[k]
             if t.any():
                 ut, vt = u[t], val[t]
                 val[t] = np.where(ut < neck, 0.05 + 0.5 * (vt - 0.05) * np.clip((ut / neck) ** 8, 0, 1), vt)
-            shp = (len(k), bh, ss, bw, ss)
-            c = inside.reshape(shp).mean(axis=(2, 4))
-            v = np.where(inside, val, 0.0).reshape(shp).mean(axis=(2, 4))
+            np.copyto(val, 0.0, where=~inside)  # np.where(inside, val, 0.0)
+            c = _sample_mean(inside.astype(float), bh, bw, ss)
+            v = _sample_mean(val, bh, bw, ss)
             g, iy, ix = np.nonzero(c > 0)
             pix.append((y0[k][g] + iy) * w + x0[k][g] + ix)
             cs.append(c[g, iy, ix])
@@ -1050,6 +1052,31 @@ def _sem_discs(img: np.ndarray, cov: np.ndarray, cx: np.ndarray, cy: np.ndarray,
             p, cc = pix[sel], cs[sel]
             flat_img[p] = flat_img[p] * (1 - cc) + vs[sel]
             flat_cov[p] += cc
+
+
+def _sample_mean(a: np.ndarray, bh: int, bw: int, ss: int) -> np.ndarray:
+    """``a.reshape(n, bh, ss, bw, ss).mean(axis=(2, 4))``: each pixel's mean of its ss×ss samples.
+
+    For ss = 4 and boxes at least 2 px wide numpy sums each sample row (4 in a row, in order) and
+    then the 4 row sums in order (checked equal on 500 random shapes); written out as 16 adds on
+    strided views it is several times faster than the generic two-axis reduction. Other shapes
+    (a 1-px-wide box makes the 16 samples contiguous, summed pairwise) use np.mean itself.
+    """
+    n = a.shape[0]
+    a5 = a.reshape(n, bh, ss, bw, ss)
+    if ss != 4 or bw < 2:
+        return a5.mean(axis=(2, 4))
+    total = None
+    for i in range(4):
+        row = a5[:, :, i, :, 0] + a5[:, :, i, :, 1]
+        row += a5[:, :, i, :, 2]
+        row += a5[:, :, i, :, 3]
+        if total is None:
+            total = row
+        else:
+            total += row
+    total /= 16
+    return total
 
 
 def _scan_artefacts(img: np.ndarray, rng: np.random.Generator, line_noise: float, streaks: int) -> np.ndarray:
