@@ -42,6 +42,10 @@ class Rig:
     twin: Any = None  # castrig.sim.twin.Twin when any device is simulated
     #: The device locks (castrig.rig.ownership.RigClaim) this rig holds; released by close().
     claim: Any = None
+    #: The pumps by role, fixed once build_rig has added every device (devices are only added
+    #: while building): pumps() is asked several times per control tick, and each isinstance
+    #: against the SyringePump ABC goes through ABCMeta.__instancecheck__.
+    _pumps: dict[str, SyringePump] | None = field(default=None, init=False, repr=False, compare=False)
 
     def _get(self, role: str) -> Any:
         return self.devices.get(role)
@@ -79,7 +83,14 @@ class Rig:
         return self._get("camera")
 
     def pumps(self) -> dict[str, SyringePump]:
+        """The syringe pumps by role (a new dict each call: callers may keep or change it)."""
+        if self._pumps is not None:
+            return dict(self._pumps)
         return {r: d for r, d in self.devices.items() if isinstance(d, SyringePump)}
+
+    def _seal(self) -> None:
+        """Every device is in: fix the pump list (see ``_pumps``)."""
+        self._pumps = {r: d for r, d in self.devices.items() if isinstance(d, SyringePump)}
 
     def close(self) -> None:
         for dev in self.devices.values():
@@ -117,6 +128,7 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
     except BaseException:
         rig.close()
         raise
+    rig._seal()
     return rig
 
 
