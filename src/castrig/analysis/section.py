@@ -50,7 +50,7 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._filters import cross_dilate, cross_erode, gaussian
+from ._filters import _run, box_max, cross_dilate, cross_erode, gaussian
 from .illumination import as_float, measurable
 
 __all__ = ["SectionMetrics", "analyse_section"]
@@ -178,7 +178,9 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     # film level per column: the brightest phase; a closing along x bridges columns without film.
     # Taken after a vertical erosion (9 px): a grain of the support's texture (a few px; its
     # brightest may reach the film's level) falls to its surroundings, the film's band stays
-    f_col = _film_level(ndi.grey_erosion(s, size=(9, 1)))
+    # (== ndi.grey_erosion(s, size=(9, 1)): a running min down the columns by whole-row
+    # numpy ops, exact, instead of scipy's line-by-line pass across the fast axis)
+    f_col = _film_level(_run(s, 4, np.minimum, 0))
     sn = s / np.maximum(f_col[None, :], 1e-9)
     k = max(2, h // 8)
     # the support matrix level: its bright phase (its pores, dark, may fill much of the bottom band)
@@ -682,16 +684,16 @@ def _split_pores(pores: np.ndarray) -> tuple[np.ndarray, int]:
     c0, c1 = min(objs[i][1].start for i in idx), max(objs[i][1].stop for i in idx)
     r0, r1, c0, c1 = max(r0 - 2, 0), min(r1 + 2, pores.shape[0]), max(c0 - 2, 0), min(c1 + 2, pores.shape[1])
     sub = pores[r0:r1, c0:c1] & np.isin(lab0[r0:r1, c0:c1], idx + 1)
-    dist = ndi.distance_transform_edt(sub)
+    dist = _edt(sub)
     # the typical pore radius: the distance transform's peaks (pore centres; a channel's ridge
     # is lower) above 0.4 of the highest
-    peaks = (dist >= ndi.maximum_filter(dist, size=5)) & (dist >= 0.4 * float(dist.max()))
+    peaks = (dist >= box_max(dist, 2)) & (dist >= 0.4 * float(dist.max()))  # box_max: maximum_filter, exact
     r_typ = float(np.median(dist[peaks])) if peaks.any() else float(dist.max())
     if r_typ < 3:
         return lab0, n0
     # one peak per pore (a window of 1.2 typical radii; plateaus count once)
     size = int(2 * round(0.6 * r_typ) + 1)
-    pk = (dist >= ndi.maximum_filter(dist, size=size)) & (dist >= 0.65 * r_typ)  # not a channel crossing
+    pk = (dist >= box_max(dist, size // 2)) & (dist >= 0.65 * r_typ)  # not a channel crossing
     plab, npk = ndi.label(pk, structure=np.ones((3, 3)))
     if npk == 0:
         return lab0, n0
@@ -740,6 +742,23 @@ def _split_pores(pores: np.ndarray) -> tuple[np.ndarray, int]:
         out = np.where(out > 0, out, lut[lab0])
         k += int(ids_rest.size)
     return out, k
+
+
+def _edt(mask: np.ndarray) -> np.ndarray:
+    """``ndi.distance_transform_edt(mask)``, bit-identical: scipy's feature transform, then the
+    squared distance to the nearest background pixel as an exact integer (int64 instead of
+    scipy's float64 temporaries) and its float64 square root."""
+    from scipy.ndimage import _nd_image
+
+    ft = np.zeros((2,) + mask.shape, dtype=np.int32)
+    _nd_image.euclidean_feature_transform(np.where(mask, 1, 0).astype(np.int8), None, ft)
+    it = np.int32 if max(mask.shape) < 30000 else np.int64  # the squared distance must not overflow
+    dy = ft[0].astype(it, copy=False) - np.arange(mask.shape[0], dtype=it)[:, None]
+    dx = ft[1].astype(it, copy=False) - np.arange(mask.shape[1], dtype=it)[None, :]
+    dy *= dy
+    dx *= dx
+    dy += dx
+    return np.sqrt(dy, dtype=np.float64)
 
 
 def _continuity(pores: np.ndarray, discs: np.ndarray, interface: np.ndarray, h: int, d_typ: float
