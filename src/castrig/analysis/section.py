@@ -50,7 +50,7 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._filters import _run, box_max, cross_dilate, cross_erode, gaussian
+from ._filters import _run, box_max, box_min, cross_dilate, cross_erode, gaussian
 from .illumination import as_float, measurable
 
 __all__ = ["SectionMetrics", "analyse_section"]
@@ -202,9 +202,14 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     t_med = (1 + max(sup_med, bg_lvl)) / 2
     band_sd = _local_sd(band, 7)
     m_sd = float(np.median(band_sd[band > _otsu(band)]))
-    lstd = _local_sd(sn, 7)
-    f_in = ndi.binary_erosion(sn > t_med, structure=np.ones((7, 7), bool))
-    f_noise = float(np.median(lstd[f_in])) if f_in.any() else 0.0
+    # (== ndi.binary_erosion(sn > t_med, structure=np.ones((7, 7), bool)): a box min, the 3 px
+    # next to the border dropped as scipy's border_value=0 does)
+    f_in = box_min(sn > t_med, 3)
+    f_in[:3] = f_in[-3:] = False
+    f_in[:, :3] = f_in[:, -3:] = False
+    # the local s.d. is wanted only on the film's interior (and body): computed on their rows
+    lstd = _RowsLocalSD(sn, 7)
+    f_noise = float(np.median(lstd.on(f_in))) if f_in.any() else 0.0
     m_rsd = 1.4826 * float(np.median(np.abs(matrix - sup_med)))
     grain_sd = math.sqrt(max(m_rsd ** 2 - f_noise ** 2, 0.0))
     textured = (float(np.mean(matrix > t_med)) > 0.005 or 1 - sup_lvl < 0.1
@@ -229,7 +234,7 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         # as the film's own noise: else it keeps a fraction of the film's columns and loses the
         # interface — a dark film over a support of fine grains, benchmark seeds 2000/3000)
         if textured and m_sd > 2.0 * f_noise:
-            smooth = body & (lstd < 0.5 * m_sd)
+            smooth = body & (lstd.full_where(body) < 0.5 * m_sd)
             if smooth.any():
                 body = _film_body(ndi.binary_dilation(smooth, iterations=3, mask=raw))
         has_o = body.any(axis=0)
@@ -490,6 +495,54 @@ def _local_sd(a: np.ndarray, size: int) -> np.ndarray:
     """Standard deviation over a size × size window (uniform filters)."""
     m = ndi.uniform_filter(a, size)
     return np.sqrt(np.maximum(ndi.uniform_filter(a * a, size) - m * m, 0.0))
+
+
+class _RowsLocalSD:
+    """``_local_sd(a, size)`` computed only on the rows that are asked for, bit-identical.
+
+    ``uniform_filter`` runs a running sum down the columns, then along the rows: a row's value
+    depends on the rows above it (the running sum starts at the top) and on ``size // 2`` rows
+    below it, and on its own row only in the second pass. So the first pass is run on the rows
+    from the top to ``size // 2 + 1`` below the last row wanted (the image's bottom border, which
+    scipy reflects, is then not seen by them), the second only on the rows wanted."""
+
+    def __init__(self, a: np.ndarray, size: int):
+        self.a, self.size = a, size
+        self.r0 = self.r1 = 0
+        self.sd = a[:0]
+
+    def _rows(self, r0: int, r1: int) -> None:
+        if r0 >= self.r0 and r1 <= self.r1 and self.r1 > self.r0:
+            return
+        if self.r1 > self.r0:
+            r0, r1 = min(r0, self.r0), max(r1, self.r1)
+        a, size = self.a, self.size
+        top = a[:min(a.shape[0], r1 + size // 2 + 1)]
+        m = ndi.uniform_filter1d(top, size, axis=0)[r0:r1]
+        m = ndi.uniform_filter1d(m, size, axis=1, output=m)
+        q = ndi.uniform_filter1d(top * top, size, axis=0)[r0:r1]
+        q = ndi.uniform_filter1d(q, size, axis=1, output=q)
+        m *= m
+        q -= m
+        np.maximum(q, 0.0, out=q)
+        self.sd, self.r0, self.r1 = np.sqrt(q, out=q), r0, r1
+
+    def on(self, mask: np.ndarray) -> np.ndarray:
+        """The local s.d. at the pixels of ``mask`` (row-major order, as ``sd[mask]``)."""
+        rows = np.nonzero(mask.any(axis=1))[0]
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        self._rows(r0, r1)
+        return self.sd[r0 - self.r0:r1 - self.r0][mask[r0:r1]]
+
+    def full_where(self, mask: np.ndarray) -> np.ndarray:
+        """The local s.d. on the rows of ``mask`` (+inf on the other rows)."""
+        out = np.full(mask.shape, np.inf)
+        rows = np.nonzero(mask.any(axis=1))[0]
+        if rows.size:
+            r0, r1 = int(rows[0]), int(rows[-1]) + 1
+            self._rows(r0, r1)
+            out[r0:r1] = self.sd[r0 - self.r0:r1 - self.r0]
+        return out
 
 
 def _otsu(v: np.ndarray) -> float:
