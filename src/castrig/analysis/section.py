@@ -803,15 +803,20 @@ def _edt(mask: np.ndarray) -> np.ndarray:
     scipy's float64 temporaries) and its float64 square root."""
     from scipy.ndimage import _nd_image
 
-    ft = np.zeros((2,) + mask.shape, dtype=np.int32)
-    _nd_image.euclidean_feature_transform(np.where(mask, 1, 0).astype(np.int8), None, ft)
+    if mask.all():  # no background: scipy's own (arbitrary) answer
+        return ndi.distance_transform_edt(mask)
+    # (on the transposed mask, wide images being processed faster that way; the distance to the
+    # nearest background pixel is the same whichever of equally near ones the transform picks)
+    mt = np.ascontiguousarray(mask.T).view(np.int8)
+    ft = np.zeros((2,) + mt.shape, dtype=np.int32)
+    _nd_image.euclidean_feature_transform(mt, None, ft)
     it = np.int32 if max(mask.shape) < 30000 else np.int64  # the squared distance must not overflow
-    dy = ft[0].astype(it, copy=False) - np.arange(mask.shape[0], dtype=it)[:, None]
-    dx = ft[1].astype(it, copy=False) - np.arange(mask.shape[1], dtype=it)[None, :]
-    dy *= dy
+    d2 = ft[0].astype(it, copy=False) - np.arange(mt.shape[0], dtype=it)[:, None]
+    dx = ft[1].astype(it, copy=False) - np.arange(mt.shape[1], dtype=it)[None, :]
+    d2 *= d2
     dx *= dx
-    dy += dx
-    return np.sqrt(dy, dtype=np.float64)
+    d2 += dx
+    return np.sqrt(d2.T, out=np.empty(mask.shape), dtype=np.float64)
 
 
 def _continuity(pores: np.ndarray, discs: np.ndarray, interface: np.ndarray, h: int, d_typ: float
