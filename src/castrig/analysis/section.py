@@ -197,11 +197,12 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     # s.d. of the matrix's grain texture (its pixels' robust s.d., the film's own noise, its
     # local s.d. over 7 × 7 px in its interior measured in the same image, taken out in
     # quadrature): more than ~1e-3 of the matrix, many grains over a section, reach it
-    matrix = band[band > _otsu(band)]
+    in_matrix = band > _otsu(band)
+    matrix = band[in_matrix]
     sup_med = float(np.median(matrix))
     t_med = (1 + max(sup_med, bg_lvl)) / 2
     band_sd = _local_sd(band, 7)
-    m_sd = float(np.median(band_sd[band > _otsu(band)]))
+    m_sd = float(np.median(band_sd[in_matrix]))
     # (== ndi.binary_erosion(sn > t_med, structure=np.ones((7, 7), bool)): a box min, the 3 px
     # next to the border dropped as scipy's border_value=0 does)
     f_in = box_min(sn > t_med, 3)
@@ -680,8 +681,7 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     sn = s / np.maximum(poly_field(coef, (h, w), 2)[row0:], 1e-9)
     vals = sn[region]
     t = float(threshold_otsu(vals))
-    dark_lvl = float(np.median(vals[vals < t])) if (vals < t).any() else float(vals.min())
-    matrix = float(np.median(vals[vals >= t]))
+    dark_lvl, matrix = _split_medians(vals, t)
     # a texture without pores has no clearly darker phase
     if matrix - dark_lvl < 0.25 * max(abs(matrix), 1e-9):
         return None, 0, None, 0
@@ -718,6 +718,19 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     if not keep.any():
         return None, 0, cont, k_cl
     return float(d_px.mean() * px), int(keep.sum()), cont, k_cl
+
+
+def _split_medians(vals: np.ndarray, t: float) -> tuple[float, float]:
+    """``(median(vals[vals < t]) or vals.min() when there are none, median(vals[vals >= t]))``
+    from one partition of ``vals``: the values below ``t`` are its lowest, so each median is
+    the mean of the same one or two order statistics (taken by np.median itself)."""
+    n_lo = int(np.count_nonzero(vals < t))
+    n_hi = int(np.count_nonzero(vals >= t))
+    spans = [(0, n_lo), (n_lo, n_hi)]
+    kth = sorted({b + k for b, n in spans if n for k in ((n - 1) // 2, n // 2)})
+    part = np.partition(vals, kth)
+    med = [float(np.median(part[b + (n - 1) // 2: b + n // 2 + 1])) if n else math.nan for b, n in spans]
+    return (med[0] if n_lo else float(vals.min())), med[1]  # (np.median of nothing: nan)
 
 
 def _split_pores(pores: np.ndarray) -> tuple[np.ndarray, int]:
