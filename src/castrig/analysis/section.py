@@ -758,16 +758,16 @@ def _split_pores(pores: np.ndarray) -> tuple[np.ndarray, int]:
     c0, c1 = min(objs[i][1].start for i in idx), max(objs[i][1].stop for i in idx)
     r0, r1, c0, c1 = max(r0 - 2, 0), min(r1 + 2, pores.shape[0]), max(c0 - 2, 0), min(c1 + 2, pores.shape[1])
     sub = pores[r0:r1, c0:c1] & np.isin(lab0[r0:r1, c0:c1], idx + 1)
-    dist = _edt(sub)
+    dist, key = _edt(sub, with_key=True)  # key: the squared distance, same order, cheaper max filters
     # the typical pore radius: the distance transform's peaks (pore centres; a channel's ridge
     # is lower) above 0.4 of the highest
-    peaks = (dist >= box_max(dist, 2)) & (dist >= 0.4 * float(dist.max()))  # box_max: maximum_filter, exact
+    peaks = (key >= box_max(key, 2)) & (dist >= 0.4 * float(dist.max()))  # box_max: maximum_filter, exact
     r_typ = float(np.median(dist[peaks])) if peaks.any() else float(dist.max())
     if r_typ < 3:
         return lab0, n0
     # one peak per pore (a window of 1.2 typical radii; plateaus count once)
     size = int(2 * round(0.6 * r_typ) + 1)
-    pk = (dist >= box_max(dist, size // 2)) & (dist >= 0.65 * r_typ)  # not a channel crossing
+    pk = (key >= box_max(key, size // 2)) & (dist >= 0.65 * r_typ)  # not a channel crossing
     plab, npk = ndi.label(pk, structure=np.ones((3, 3)))
     if npk == 0:
         return lab0, n0
@@ -818,14 +818,16 @@ def _split_pores(pores: np.ndarray) -> tuple[np.ndarray, int]:
     return out, k
 
 
-def _edt(mask: np.ndarray) -> np.ndarray:
+def _edt(mask: np.ndarray, with_key: bool = False):
     """``ndi.distance_transform_edt(mask)``, bit-identical: scipy's feature transform, then the
-    squared distance to the nearest background pixel as an exact integer (int64 instead of
-    scipy's float64 temporaries) and its float64 square root."""
+    squared distance to the nearest background pixel as an exact integer (instead of scipy's
+    float64 temporaries) and its float64 square root. ``with_key``: also that squared distance
+    (int16 when it fits) to compare distances with."""
     from scipy.ndimage import _nd_image
 
     if mask.all():  # no background: scipy's own (arbitrary) answer
-        return ndi.distance_transform_edt(mask)
+        dist = ndi.distance_transform_edt(mask)
+        return (dist, dist) if with_key else dist
     # (on the transposed mask, wide images being processed faster that way; the distance to the
     # nearest background pixel is the same whichever of equally near ones the transform picks)
     mt = np.ascontiguousarray(mask.T).view(np.int8)
@@ -837,7 +839,13 @@ def _edt(mask: np.ndarray) -> np.ndarray:
     d2 *= d2
     dx *= dx
     d2 += dx
-    return np.sqrt(d2.T, out=np.empty(mask.shape), dtype=np.float64)
+    dist = np.sqrt(d2.T, out=np.empty(mask.shape), dtype=np.float64)
+    if not with_key:
+        return dist
+    # the squared distance orders the pixels as the distance does (a float64 square root of
+    # integers below 2**52 is strictly increasing): a small integer key for max filters
+    key = d2.T.astype(np.int16 if int(d2.max()) < 2 ** 15 else d2.dtype, order="C")
+    return dist, key
 
 
 def _continuity(pores: np.ndarray, discs: np.ndarray, interface: np.ndarray, h: int, d_typ: float, row0: int = 0
