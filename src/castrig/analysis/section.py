@@ -788,10 +788,7 @@ def _split_pores(pores: np.ndarray) -> tuple[np.ndarray, int]:
     iy = np.clip(np.rint(ry).astype(int), 0, sub.shape[0] - 1)
     ix = np.clip(np.rint(rx).astype(int), 0, sub.shape[1] - 1)
     dv = np.where(inside, dist[iy, ix], 0.0)
-    good = np.ones(len(rad), bool)
-    for j in range(len(rad)):
-        arms = [float(np.take(dv[j], np.arange(a, b), mode="wrap").max()) for a, b in _circular_runs(dv[j] > 0)]
-        good[j] = sum(v >= 0.45 * rad[j] for v in arms) < 2
+    good = np.array([_wide_arms(ring, float(0.45 * r)) < 2 for ring, r in zip(dv.tolist(), rad)], bool)
     out = np.zeros(pores.shape, np.int32)
     best = np.full(sub.shape, np.inf)
     osub = out[r0:r1, c0:c1]
@@ -929,6 +926,23 @@ def _slope_scores(xo: np.ndarray, yo: np.ndarray, grid: np.ndarray, chunk: int =
         win = hist[:, :-2] + hist[:, 1:-1] + hist[:, 2:]
         out[c0:c0 + chunk] = win.max(axis=1)
     return out
+
+
+def _wide_arms(ring: list, thr: float) -> int:
+    """How many runs of positive values on the ring (its end joined to its start) reach ``thr``
+    (> 0) — the arms whose maximum reaches it — in plain Python over the few samples."""
+    n = len(ring)
+    k = next((i for i, v in enumerate(ring) if not v > 0), None)
+    if k is None:  # one run all round
+        return int(max(ring) >= thr)
+    count, hit = 0, False
+    for v in ring[k + 1:] + ring[:k + 1]:  # ends on a non-positive sample, closing every run
+        if v > 0:
+            hit = hit or v >= thr
+        else:
+            count += hit
+            hit = False
+    return count
 
 
 def _circular_runs(b: np.ndarray) -> list[tuple[int, int]]:
