@@ -494,8 +494,44 @@ def _film_level(s: np.ndarray) -> np.ndarray:
 
 def _local_sd(a: np.ndarray, size: int) -> np.ndarray:
     """Standard deviation over a size × size window (uniform filters)."""
-    m = ndi.uniform_filter(a, size)
-    return np.sqrt(np.maximum(ndi.uniform_filter(a * a, size) - m * m, 0.0))
+    if a.dtype != np.float64 or a.shape[0] <= size:
+        m = ndi.uniform_filter(a, size)
+        return np.sqrt(np.maximum(ndi.uniform_filter(a * a, size) - m * m, 0.0))
+    # (== the above: the filters' column pass by _uniform_down, their row pass scipy's own)
+    h = a.shape[0]
+    m = ndi.uniform_filter1d(_uniform_down(a, size, h), size, axis=1)
+    q = ndi.uniform_filter1d(_uniform_down(a, size, h, square=True), size, axis=1)
+    m *= m
+    q -= m
+    np.maximum(q, 0.0, out=q)
+    return np.sqrt(q, out=q)
+
+
+def _uniform_down(a: np.ndarray, size: int, r1: int, square: bool = False) -> np.ndarray:
+    """Rows [0, r1) of ``ndi.uniform_filter1d(a, size, axis=0)`` (of ``a * a`` with ``square``;
+    float64 ``a``, more than ``size`` rows), bit-identical: scipy's running sum down each line —
+    the first window summed in order, then + (incoming - outgoing), each output that sum / size
+    — done on whole rows (scipy walks the columns one by one through a buffer, across the fast
+    axis). Only the rows down to ``size // 2`` below ``r1`` are read."""
+    h = a.shape[0]
+    r = size // 2
+    lo = r
+    hi = size - 1 - r
+    x = a[:min(h, r1 + hi)]
+    if square:
+        x = x * x
+    p = np.pad(x, ((lo, hi if r1 + hi >= h else 0), (0, 0)), mode="symmetric")
+    out = np.empty((r1,) + a.shape[1:])
+    tmp = np.zeros(a.shape[1:])
+    for k in range(size):
+        tmp += p[k]
+    np.divide(tmp, size, out=out[0])
+    d = np.empty_like(tmp)
+    for i in range(1, r1):
+        np.subtract(p[i + size - 1], p[i - 1], out=d)
+        tmp += d
+        np.divide(tmp, size, out=out[i])
+    return out
 
 
 class _RowsLocalSD:
@@ -519,9 +555,13 @@ class _RowsLocalSD:
             r0, r1 = min(r0, self.r0), max(r1, self.r1)
         a, size = self.a, self.size
         top = a[:min(a.shape[0], r1 + size // 2 + 1)]
-        m = ndi.uniform_filter1d(top, size, axis=0)[r0:r1]
+        if a.dtype == np.float64 and a.shape[0] > size:
+            m = _uniform_down(a, size, r1)[r0:]
+            q = _uniform_down(a, size, r1, square=True)[r0:]
+        else:
+            m = ndi.uniform_filter1d(top, size, axis=0)[r0:r1]
+            q = ndi.uniform_filter1d(top * top, size, axis=0)[r0:r1]
         m = ndi.uniform_filter1d(m, size, axis=1, output=m)
-        q = ndi.uniform_filter1d(top * top, size, axis=0)[r0:r1]
         q = ndi.uniform_filter1d(q, size, axis=1, output=q)
         m *= m
         q -= m
