@@ -729,7 +729,8 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     pores = cross_dilate(cross_erode(pores))  # == ndi.binary_opening(pores)
     # channels joining pores (continuous support) and pores touching through the blur would
     # merge them: each pore is rebuilt from its inscribed circle (see _split_pores)
-    lab, n = _split_pores(pores)
+    comp = ndi.label(pores)  # (the pore phase's components: split here, clusters in _continuity)
+    lab, n = _split_pores(pores, comp)
     if n == 0:
         return None, 0, None, 0
     areas = np.bincount(lab.ravel(), minlength=n + 1).astype(float)
@@ -754,7 +755,7 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     rest, _ = ndi.label(pores & ~discs)
     cut = np.unique(np.r_[rest[-1], rest[:, 0], rest[:, -1]])
     discs |= np.isin(rest, cut[cut > 0])
-    cont, k_cl = _continuity(pores, discs, np.where(valid, interface, h), h, d_typ, row0)
+    cont, k_cl = _continuity(pores, discs, np.where(valid, interface, h), h, d_typ, row0, comp)
     if not keep.any():
         return None, 0, cont, k_cl
     return float(d_px.mean() * px), int(keep.sum()), cont, k_cl
@@ -773,7 +774,7 @@ def _split_medians(vals: np.ndarray, t: float) -> tuple[float, float]:
     return (med[0] if n_lo else float(vals.min())), med[1]  # (np.median of nothing: nan)
 
 
-def _split_pores(pores: np.ndarray) -> tuple[np.ndarray, int]:
+def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, int]:
     """Pores joined by channels (a continuous support) or touching through the blur separated
     again, as a label image: each pore is rebuilt as the part of the mask within its inscribed
     circle (a peak of the Euclidean distance transform) — a disc pore whole, its channels cut at
@@ -781,7 +782,7 @@ def _split_pores(pores: np.ndarray) -> tuple[np.ndarray, int]:
     A peak where channels cross is no pore: there the mask continues in wide arms all around the
     inscribed circle (a pore's rim borders the matrix except where its channels leave).
     Components without a peak (small pieces) keep their own label; channel remnants are dropped."""
-    lab0, n0 = ndi.label(pores)
+    lab0, n0 = ndi.label(pores) if comp is None else comp  # (comp: that labelling, done already)
     if n0 == 0:
         return lab0, 0
     objs = ndi.find_objects(lab0)
@@ -885,13 +886,13 @@ def _edt(mask: np.ndarray, with_key: bool = False):
     return dist, key
 
 
-def _continuity(pores: np.ndarray, discs: np.ndarray, interface: np.ndarray, h: int, d_typ: float, row0: int = 0
-                ) -> tuple[float | None, int]:
+def _continuity(pores: np.ndarray, discs: np.ndarray, interface: np.ndarray, h: int, d_typ: float, row0: int = 0,
+                comp: tuple[np.ndarray, int] | None = None) -> tuple[float | None, int]:
     """Area fraction of the pores (``discs``: the pores without their channels, as the
     definition counts pore area) in clusters of the pore phase (pores with channels) that reach
     from within one typical pore diameter of the interface to the image's bottom row; the
     cluster count. (``pores``, ``discs``: the image's rows from ``row0`` on.)"""
-    lab, n = ndi.label(pores)
+    lab, n = ndi.label(pores) if comp is None else comp  # (comp: ndi.label(pores), done already)
     if n == 0:
         return None, 0
     areas = np.bincount(lab[discs], minlength=n + 1).astype(float)
