@@ -251,7 +251,7 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         return _empty(pixel_size_um)
     areas = np.bincount(lab.ravel())[1:]
     big = np.nonzero(areas >= max(20, 0.01 * areas.max()))[0] + 1
-    film = np.isin(lab, big)
+    film = _in_labels(lab, n, big)
     # small pieces above the film's bottom stay (wall tops cut off by an opening between
     # cavities); below it they are bright texture of the support
     if film.any():
@@ -263,20 +263,21 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         highest = np.array([o[0].start if o is not None else h for o in objs])
         small = np.nonzero((areas >= 20) & (areas < max(20, 0.01 * areas.max())) & (lowest < bottom))[0] + 1
         if small.size:
-            film |= np.isin(lab, small)
+            film |= _in_labels(lab, n, small)
         # large pieces wholly below the film's bottom are bright parts of the support (coarse
         # texture, the folded rims of its pores under a dark film), not polymer: a tongue
         # hangs from the film
         main = int(np.argmax(areas)) + 1
-        m_bot = h - 1 - np.argmax((lab == main)[::-1], axis=0)
-        m_cols = (lab == main).any(axis=0)
+        is_main = lab == main
+        m_bot = h - 1 - np.argmax(is_main[::-1], axis=0)
+        m_cols = is_main.any(axis=0)
         if m_cols.any():
             bottom_main = float(np.median(m_bot[m_cols]))
-            thick_main = bottom_main - float(np.median(np.argmax(lab == main, axis=0)[m_cols]))
+            thick_main = bottom_main - float(np.median(np.argmax(is_main, axis=0)[m_cols]))
             # (a tongue under a cavity that cuts the film through starts at the interface)
             deep = np.nonzero((highest > bottom_main + max(4.0, 0.25 * thick_main)) & np.isin(ids, big))[0] + 1
             if deep.size:
-                film &= ~np.isin(lab, deep)
+                film &= ~_in_labels(lab, n, deep)
     has = film.any(axis=0)
     if has.sum() < 0.2 * w:
         return _empty(pixel_size_um)
@@ -291,7 +292,7 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     # half-level crossing is biased by the blur), the lids' columns bridged as dips
     loose, n_l = ndi.label(sn > bg_lvl + 0.25 * (1 - bg_lvl))
     keep = np.zeros(n_l + 1, bool)
-    keep[np.unique(loose[film])] = True
+    keep[loose[film]] = True
     keep[0] = False
     top_loose = np.where(has, np.argmax(film | keep[loose], axis=0), np.nan)
     bot_raw = np.where(has, h - 1 - np.argmax(film[::-1], axis=0), np.nan)
@@ -739,10 +740,9 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     # mask 2 px short of it — the pore rebuilt from its inscribed circle, 14 % too small, was
     # counted whole; benchmark seed 3000 case 7)
     edge = ~region | np.pad(np.zeros((h - 4, w - 4), bool), 2, constant_values=True)[row0:]
-    touching = np.unique(lab[cross_dilate(edge) & (lab > 0)])
     keep = np.ones(n + 1, bool)
     keep[0] = False
-    keep[touching] = False
+    keep[lab[cross_dilate(edge) & (lab > 0)]] = False  # the pores touching it
     keep &= areas >= max(12.0, 0.1 * float(areas[keep].max()) if keep.any() else 12.0)
     d_px = 2 * np.sqrt(areas[keep] / math.pi)
     # the typical pore diameter for the continuity's "near the interface": of the whole pores,
@@ -752,13 +752,20 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     # the pore area: the pores without their channels, plus the pieces cut by the image's sides
     # and bottom (caps of pores centred outside it, too small to hold an inscribed circle)
     discs = lab > 0
-    rest, _ = ndi.label(pores & ~discs)
+    rest, n_rest = ndi.label(pores & ~discs)
     cut = np.unique(np.r_[rest[-1], rest[:, 0], rest[:, -1]])
-    discs |= np.isin(rest, cut[cut > 0])
+    discs |= _in_labels(rest, n_rest, cut[cut > 0])
     cont, k_cl = _continuity(pores, discs, np.where(valid, interface, h), h, d_typ, row0, comp)
     if not keep.any():
         return None, 0, cont, k_cl
     return float(d_px.mean() * px), int(keep.sum()), cont, k_cl
+
+
+def _in_labels(lab: np.ndarray, n: int, ids: np.ndarray) -> np.ndarray:
+    """``np.isin(lab, ids)`` for a label image with labels 0..n, by a lookup table."""
+    lut = np.zeros(n + 1, bool)
+    lut[ids] = True
+    return lut[lab]
 
 
 def _split_medians(vals: np.ndarray, t: float) -> tuple[float, float]:
@@ -798,7 +805,7 @@ def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int] | None = None) 
     r0, r1 = min(objs[i][0].start for i in idx), max(objs[i][0].stop for i in idx)
     c0, c1 = min(objs[i][1].start for i in idx), max(objs[i][1].stop for i in idx)
     r0, r1, c0, c1 = max(r0 - 2, 0), min(r1 + 2, pores.shape[0]), max(c0 - 2, 0), min(c1 + 2, pores.shape[1])
-    sub = pores[r0:r1, c0:c1] & np.isin(lab0[r0:r1, c0:c1], idx + 1)
+    sub = pores[r0:r1, c0:c1] & _in_labels(lab0[r0:r1, c0:c1], n0, idx + 1)
     dist, key = _edt(sub, with_key=True)  # key: the squared distance, same order, cheaper max filters
     # the typical pore radius: the distance transform's peaks (pore centres; a channel's ridge
     # is lower) above 0.4 of the highest
@@ -845,7 +852,7 @@ def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int] | None = None) 
         best[y0:y1, x0:x1][mine] = q[mine]
     # components holding no accepted peak keep their own label (small pores, or all of them)
     held = np.zeros(n0 + 1, bool)
-    held[np.unique(lab0[out > 0])] = True
+    held[lab0[out > 0]] = True
     held[0] = True
     ids_rest = np.nonzero(~held)[0]
     if ids_rest.size:
@@ -899,9 +906,9 @@ def _continuity(pores: np.ndarray, discs: np.ndarray, interface: np.ndarray, h: 
     rows = np.arange(row0, h)[:, None]
     near_top = discs & (rows - interface[None, :] <= d_typ)
     reach_top = np.zeros(n + 1, bool)
-    reach_top[np.unique(lab[near_top])] = True
+    reach_top[lab[near_top]] = True
     reach_bot = np.zeros(n + 1, bool)
-    reach_bot[np.unique(lab[-2:][discs[-2:]])] = True
+    reach_bot[lab[-2:][discs[-2:]]] = True
     span = reach_top & reach_bot
     span[0] = False
     total = float(areas[1:].sum())
