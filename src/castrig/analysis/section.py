@@ -294,7 +294,10 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     keep = np.zeros(n_l + 1, bool)
     keep[loose[film]] = True
     keep[0] = False
-    top_loose = np.where(has, np.argmax(film | keep[loose], axis=0), np.nan)
+    # (the first such pixel of a column with film lies at or above the film's top: the rows
+    # down to the lowest top suffice)
+    r_top = int(np.nanmax(top_raw)) + 1
+    top_loose = np.where(has, np.argmax(film[:r_top] | keep[loose[:r_top]], axis=0), np.nan)
     bot_raw = np.where(has, h - 1 - np.argmax(film[::-1], axis=0), np.nan)
     thick_px = float(np.nanmedian(bot_raw - top_raw)) + 1
     rows = np.arange(h)[:, None]
@@ -1306,11 +1309,17 @@ def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: n
     the blur keeps from reaching the cavities' threshold; a wall only a few px thin, whose
     waist dips too, is then taken for joined)."""
     h, w = sn.shape
-    rows = np.arange(h)[:, None]
+    # (the band's rows only, [b0, b1): rows > top + 3 >= the lowest top, rows < bottom - 2 <
+    # the highest bottom)
+    b0, b1 = 0, h
+    if valid.any() and np.isfinite(top[valid]).all() and np.isfinite(bottom[valid]).all():
+        b0 = min(max(int(np.floor(np.min(top[valid]))), 0), h)
+        b1 = max(min(int(np.ceil(np.max(bottom[valid]))), h), b0)
+    rows = np.arange(b0, b1)[:, None]
     band = (rows > top[None, :] + 3) & (rows < bottom[None, :] - 2) & valid[None, :]
     thr = (1 + bg_lvl) / 2
-    dark = band & (sn < thr)
-    fv = sn[band & ~dark]
+    dark = band & (sn[b0:b1] < thr)
+    fv = sn[b0:b1][band & ~dark]
     noise = 1.4826 * float(np.median(np.abs(fv - np.median(fv)))) if fv.size > 20 else 0.0
     hraw = dark.sum(axis=0)
     hcol = ndi.uniform_filter1d(hraw.astype(np.float64), 3, mode="nearest")
