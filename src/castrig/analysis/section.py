@@ -892,7 +892,7 @@ def _edt(mask: np.ndarray, with_key: bool = False):
         return dist
     # the squared distance orders the pixels as the distance does (a float64 square root of
     # integers below 2**52 is strictly increasing): a small integer key for max filters
-    key = d2.T.astype(np.int16 if int(d2.max()) < 2 ** 15 else d2.dtype, order="C")
+    key = np.ascontiguousarray((d2.astype(np.int16) if int(d2.max()) < 2 ** 15 else d2).T)
     return dist, key
 
 
