@@ -871,9 +871,13 @@ def _edt(mask: np.ndarray, with_key: bool = False):
     squared distance to the nearest background pixel as an exact integer (instead of scipy's
     float64 temporaries) and its float64 square root. ``with_key``: also that squared distance
     (int16 when it fits) to compare distances with."""
-    from scipy.ndimage import _nd_image
+    try:  # (scipy's private module, present since long: else scipy's public function)
+        from scipy.ndimage import _nd_image
 
-    if mask.all():  # no background: scipy's own (arbitrary) answer
+        _nd_image.euclidean_feature_transform
+    except (ImportError, AttributeError):
+        _nd_image = None
+    if _nd_image is None or mask.all():  # (no background: scipy's own, arbitrary, answer)
         dist = ndi.distance_transform_edt(mask)
         return (dist, dist) if with_key else dist
     # (on the transposed mask, wide images being processed faster that way; the distance to the
@@ -982,7 +986,6 @@ def _slope_scores(xo: np.ndarray, yo: np.ndarray, grid: np.ndarray, chunk: int =
 def _wide_arms(ring: list, thr: float) -> int:
     """How many runs of positive values on the ring (its end joined to its start) reach ``thr``
     (> 0) — the arms whose maximum reaches it — in plain Python over the few samples."""
-    n = len(ring)
     k = next((i for i, v in enumerate(ring) if not v > 0), None)
     if k is None:  # one run all round
         return int(max(ring) >= thr)
@@ -994,15 +997,6 @@ def _wide_arms(ring: list, thr: float) -> int:
             count += hit
             hit = False
     return count
-
-
-def _circular_runs(b: np.ndarray) -> list[tuple[int, int]]:
-    """Runs of True on a ring (a run across the end joined with the one at the start; indices
-    may exceed the length: take them modulo it)."""
-    if b.all():
-        return [(0, b.size)]
-    k = int(np.argmin(b))  # start at a False
-    return [(a + k, c + k) for a, c in _runs(np.roll(b, -k))]
 
 
 def _uniform_tongues(sn: np.ndarray, tongue: np.ndarray, interface: np.ndarray, y_bot: np.ndarray, top: np.ndarray,
