@@ -964,7 +964,7 @@ def _tongues(y_bot: np.ndarray, has: np.ndarray, w: int) -> np.ndarray:
     return ndi.binary_opening(t, structure=np.ones(3, bool))
 
 
-def _slope_scores(xo: np.ndarray, yo: np.ndarray, grid: np.ndarray, chunk: int = 64) -> np.ndarray:
+def _slope_scores(xo: np.ndarray, yo: np.ndarray, grid: np.ndarray, chunk: int = 16) -> np.ndarray:
     """For each slope of ``grid``: the most columns in 3 neighbouring 1-px bins of the detrended
     edge's histogram, ``max(np.convolve(bincount(r - r.min()), ones(3), "same"))`` with
     ``r = yo - slope * xo`` — for many slopes at once (one bincount over a block of slopes, each
