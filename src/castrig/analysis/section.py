@@ -867,24 +867,17 @@ def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int] | None = None) 
 
 
 def _edt(mask: np.ndarray, with_key: bool = False):
-    """``ndi.distance_transform_edt(mask)``, bit-identical: scipy's feature transform, then the
-    squared distance to the nearest background pixel as an exact integer (instead of scipy's
-    float64 temporaries) and its float64 square root. ``with_key``: also that squared distance
-    (int16 when it fits) to compare distances with."""
-    try:  # (scipy's private module, present since long: else scipy's public function)
-        from scipy.ndimage import _nd_image
-
-        _nd_image.euclidean_feature_transform
-    except (ImportError, AttributeError):
-        _nd_image = None
-    if _nd_image is None or mask.all():  # (no background: scipy's own, arbitrary, answer)
+    """``ndi.distance_transform_edt(mask)``, bit-identical: scipy's feature transform (the
+    nearest background pixel of each pixel), then the squared distance to it as an exact integer
+    (instead of scipy's float64 temporaries) and its float64 square root. ``with_key``: also that
+    squared distance (int16 when it fits) to compare distances with."""
+    if mask.all():  # (no background: scipy's own, arbitrary, answer)
         dist = ndi.distance_transform_edt(mask)
         return (dist, dist) if with_key else dist
     # (on the transposed mask, wide images being processed faster that way; the distance to the
     # nearest background pixel is the same whichever of equally near ones the transform picks)
-    mt = np.ascontiguousarray(mask.T).view(np.int8)
-    ft = np.zeros((2,) + mt.shape, dtype=np.int32)
-    _nd_image.euclidean_feature_transform(mt, None, ft)
+    mt = np.ascontiguousarray(mask.T)
+    ft = ndi.distance_transform_edt(mt, return_distances=False, return_indices=True)
     it = np.int32 if max(mask.shape) < 30000 else np.int64  # the squared distance must not overflow
     d2 = ft[0].astype(it, copy=False) - np.arange(mt.shape[0], dtype=it)[:, None]
     dx = ft[1].astype(it, copy=False) - np.arange(mt.shape[1], dtype=it)[None, :]
