@@ -524,8 +524,9 @@ def _discs_coverage(shape: tuple[int, int], cx: np.ndarray, cy: np.ndarray, r: n
     flat = np.concatenate(flats) if flats else np.zeros(0, np.int64)
     cov = np.concatenate(covs) if covs else np.zeros(0)
     owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
+    # (float64 even without pores: an empty bincount is int64, and the callers divide in place)
     return [np.bincount(flat, weights=cov if wt is None else cov * np.asarray(wt, float)[owner],
-                        minlength=h * w).reshape(h, w) for wt in weights]
+                        minlength=h * w).astype(np.float64, copy=False).reshape(h, w) for wt in weights]
 
 
 def _transmitted(structure: FilmStructure, shape: tuple[int, int], c: np.ndarray, r: np.ndarray) -> np.ndarray:
