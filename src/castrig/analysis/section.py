@@ -558,11 +558,11 @@ class _RowsLocalSD:
         if self.r1 > self.r0:
             r0, r1 = min(r0, self.r0), max(r1, self.r1)
         a, size = self.a, self.size
-        top = a[:min(a.shape[0], r1 + size // 2 + 1)]
         if a.dtype == np.float64 and a.shape[0] > size:
             m = _uniform_down(a, size, r1)[r0:]
             q = _uniform_down(a, size, r1, square=True)[r0:]
         else:
+            top = a[:min(a.shape[0], r1 + size // 2 + 1)]
             m = ndi.uniform_filter1d(top, size, axis=0)[r0:r1]
             q = ndi.uniform_filter1d(top * top, size, axis=0)[r0:r1]
         m = ndi.uniform_filter1d(m, size, axis=1, output=m)
@@ -575,6 +575,8 @@ class _RowsLocalSD:
     def on(self, mask: np.ndarray) -> np.ndarray:
         """The local s.d. at the pixels of ``mask`` (row-major order, as ``sd[mask]``)."""
         rows = np.nonzero(mask.any(axis=1))[0]
+        if not rows.size:
+            return np.zeros(0)
         r0, r1 = int(rows[0]), int(rows[-1]) + 1
         self._rows(r0, r1)
         return self.sd[r0 - self.r0:r1 - self.r0][mask[r0:r1]]
@@ -784,15 +786,16 @@ def _split_medians(vals: np.ndarray, t: float) -> tuple[float, float]:
     return (med[0] if n_lo else float(vals.min())), med[1]  # (np.median of nothing: nan)
 
 
-def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, int]:
+def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int]) -> tuple[np.ndarray, int]:
     """Pores joined by channels (a continuous support) or touching through the blur separated
     again, as a label image: each pore is rebuilt as the part of the mask within its inscribed
     circle (a peak of the Euclidean distance transform) — a disc pore whole, its channels cut at
     its rim; a pixel claimed by two circles goes to the nearer centre (relative to the radius).
     A peak where channels cross is no pore: there the mask continues in wide arms all around the
     inscribed circle (a pore's rim borders the matrix except where its channels leave).
-    Components without a peak (small pieces) keep their own label; channel remnants are dropped."""
-    lab0, n0 = ndi.label(pores) if comp is None else comp  # (comp: that labelling, done already)
+    Components without a peak (small pieces) keep their own label; channel remnants are dropped.
+    ``comp``: ``ndi.label(pores)``, which the caller has already."""
+    lab0, n0 = comp
     if n0 == 0:
         return lab0, 0
     objs = ndi.find_objects(lab0)
@@ -893,13 +896,14 @@ def _edt(mask: np.ndarray, with_key: bool = False):
     return dist, key
 
 
-def _continuity(pores: np.ndarray, discs: np.ndarray, interface: np.ndarray, h: int, d_typ: float, row0: int = 0,
-                comp: tuple[np.ndarray, int] | None = None) -> tuple[float | None, int]:
+def _continuity(pores: np.ndarray, discs: np.ndarray, interface: np.ndarray, h: int, d_typ: float, row0: int,
+                comp: tuple[np.ndarray, int]) -> tuple[float | None, int]:
     """Area fraction of the pores (``discs``: the pores without their channels, as the
     definition counts pore area) in clusters of the pore phase (pores with channels) that reach
     from within one typical pore diameter of the interface to the image's bottom row; the
-    cluster count. (``pores``, ``discs``: the image's rows from ``row0`` on.)"""
-    lab, n = ndi.label(pores) if comp is None else comp  # (comp: ndi.label(pores), done already)
+    cluster count. (``pores``, ``discs``: the image's rows from ``row0`` on; ``comp``:
+    ``ndi.label(pores)``, which the caller has already.)"""
+    lab, n = comp
     if n == 0:
         return None, 0
     areas = np.bincount(lab[discs], minlength=n + 1).astype(float)

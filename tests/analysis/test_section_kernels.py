@@ -1,0 +1,54 @@
+"""The section analysis's own kernels give the numbers of the scipy calls they replace, bit for
+bit (the section results rest on it, and 224 sections were checked identical when they came in):
+the column pass of ``uniform_filter1d`` as a running sum over whole rows, the local s.d. on a
+band of rows only, and the Euclidean distance transform with integer squared distances. A scipy
+release that changes its summation order fails here first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from castrig.analysis.section import _edt, _local_sd, _RowsLocalSD, _uniform_down
+
+SHAPES = [(9, 5), (40, 300), (357, 64), (120, 7)]
+
+
+def _plain_local_sd(a, size):
+    m = ndi.uniform_filter(a, size)
+    return np.sqrt(np.maximum(ndi.uniform_filter(a * a, size) - m * m, 0.0))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_uniform_down_is_scipys_running_sum(shape):
+    a = np.random.default_rng(shape[0]).random(shape) * 200
+    for r1 in (1, shape[0] // 2, shape[0]):
+        np.testing.assert_array_equal(_uniform_down(a, 7, r1), ndi.uniform_filter1d(a, 7, axis=0)[:r1])
+        np.testing.assert_array_equal(_uniform_down(a, 7, r1, square=True), ndi.uniform_filter1d(a * a, 7, axis=0)[:r1])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_local_sd_on_some_rows_is_the_whole_images(shape):
+    a = np.random.default_rng(shape[1]).random(shape) * 200
+    full = _plain_local_sd(a, 7)
+    np.testing.assert_array_equal(_local_sd(a, 7), full)
+    mask = np.zeros(shape, bool)
+    mask[shape[0] // 3: shape[0] // 3 + 3, ::2] = True
+    rows = _RowsLocalSD(a, 7)
+    np.testing.assert_array_equal(rows.on(mask), full[mask])
+    got = rows.full_where(mask)
+    np.testing.assert_array_equal(got[mask.any(axis=1)], full[mask.any(axis=1)])
+    assert rows.on(np.zeros(shape, bool)).size == 0
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(1, 50), (50, 1)])
+def test_edt_is_scipys(shape):
+    rng = np.random.default_rng(sum(shape))
+    mask = ndi.binary_dilation(rng.random(shape) > 0.97, iterations=3) if min(shape) > 1 else rng.random(shape) > 0.5
+    mask[0, 0] = False  # some background
+    dist, key = _edt(mask, with_key=True)
+    ref = ndi.distance_transform_edt(mask)
+    np.testing.assert_array_equal(dist, ref)
+    np.testing.assert_array_equal(np.argsort(key, axis=None, kind="stable"), np.argsort(ref, axis=None, kind="stable"))
+    np.testing.assert_array_equal(_edt(np.ones(shape, bool)), ndi.distance_transform_edt(np.ones(shape, bool)))
