@@ -945,25 +945,12 @@ def _sem_pore_value(u: np.ndarray, rim_peak: float, rim_width: float, core: floa
     return core + (rim_peak - core) * np.exp(-(1.0 - u) / rim_width)
 
 
-def _sem_disc(img: np.ndarray, cov: np.ndarray, cx: float, cy: float, r: float, rim_peak: float, rim_width: float,
-              core: float, neck: float | None, ss: int = 4) -> None:
-    """Write one SE-rendered opening into ``img`` (replacing the film inside the lip), with the
-    lip anti-aliased by ``ss``×``ss`` supersampling; ``cov`` accumulates the lip coverage.
-    ``neck`` (normalised radius) darkens a through-pore's open neck to near black."""
-    cv = _sem_disc_cv(img.shape, cx, cy, r, rim_peak, rim_width, core, neck, ss)
-    if cv is None:
-        return
-    y0, x0, c, v = cv
-    y1, x1 = y0 + c.shape[0], x0 + c.shape[1]
-    sub = img[y0:y1, x0:x1]
-    sub[...] = sub * (1 - c) + v
-    cov[y0:y1, x0:x1] += c
-
-
 def _sem_disc_cv(shape: tuple[int, int], cx: float, cy: float, r: float, rim_peak: float, rim_width: float,
                  core: float, neck: float | None, ss: int = 4) -> tuple[int, int, np.ndarray, np.ndarray] | None:
-    """What :func:`_sem_disc` writes: (first row, first column, lip coverage c, value v) of its
-    box (``img`` becomes ``img·(1 - c) + v`` there), or None when the box is off the image."""
+    """One SE-rendered opening (replacing the film inside the lip, the lip anti-aliased by
+    ``ss``×``ss`` supersampling; ``neck``, a normalised radius, darkens a through-pore's open neck
+    to near black): (first row, first column, lip coverage c, value v) of its box (``img``
+    becomes ``img·(1 - c) + v`` there), or None when the box is off the image."""
     h, w = shape
     x0, x1 = max(int(cx - r - 1), 0), min(int(cx + r + 2), w)
     y0, y1 = max(int(cy - r - 1), 0), min(int(cy + r + 2), h)
@@ -986,8 +973,9 @@ def _sem_disc_cv(shape: tuple[int, int], cx: float, cy: float, r: float, rim_pea
 def _sem_discs(img: np.ndarray, cov: np.ndarray, cx: np.ndarray, cy: np.ndarray, r: np.ndarray,
                peaks: np.ndarray, rim_width: float, cores: np.ndarray, through: np.ndarray, neck: float,
                ss: int = 4, chunk: int = 128) -> None:
-    """:func:`_sem_disc` of every opening in turn (``neck`` for the ``through`` ones), the same
-    values, with the openings' pixels computed many at a time.
+    """Every opening written into ``img`` in turn, as :func:`_sem_disc_cv` gives it (``neck`` for
+    the ``through`` ones; ``cov`` accumulates the lip coverage), with the openings' pixels
+    computed many at a time.
 
     Openings whose boxes are not clipped by the image's border are grouped by box size; each
     group's supersampled values are one array operation (elementwise those of one opening,
@@ -998,7 +986,6 @@ def _sem_discs(img: np.ndarray, cov: np.ndarray, cx: np.ndarray, cy: np.ndarray,
     applied with the others, in the same overall order.
     """
     h, w = img.shape
-    n = len(r)
     x0 = np.array([max(int(x - rr - 1), 0) for x, rr in zip(cx, r)], np.int64)
     x1 = np.array([min(int(x + rr + 2), w) for x, rr in zip(cx, r)], np.int64)
     y0 = np.array([max(int(y - rr - 1), 0) for y, rr in zip(cy, r)], np.int64)
