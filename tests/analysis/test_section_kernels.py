@@ -52,3 +52,11 @@ def test_edt_is_scipys(shape):
     np.testing.assert_array_equal(dist, ref)
     np.testing.assert_array_equal(np.argsort(key, axis=None, kind="stable"), np.argsort(ref, axis=None, kind="stable"))
     np.testing.assert_array_equal(_edt(np.ones(shape, bool)), ndi.distance_transform_edt(np.ones(shape, bool)))
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(3, 5), (1, 9)])
+def test_column_min_is_scipys_vertical_erosion(shape):
+    from castrig.analysis._filters import column_min
+
+    a = np.random.default_rng(shape[0] + 1).random(shape)
+    np.testing.assert_array_equal(column_min(a, 4), ndi.grey_erosion(a, size=(9, 1)))

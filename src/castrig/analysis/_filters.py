@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["box_max", "box_min", "box_mean3", "gaussian", "cross_erode", "cross_dilate"]
+__all__ = ["box_max", "box_min", "box_mean3", "column_min", "gaussian", "cross_erode", "cross_dilate"]
 
 
 def _sl(axis: int, start: int | None, stop: int | None) -> tuple[slice, ...]:
@@ -86,6 +86,14 @@ def box_min(a: np.ndarray, r: int) -> np.ndarray:
         return a.copy()
     op = _ops(a, False)
     return _run(_run(a, r, op, 1), r, op, 0)
+
+
+
+def column_min(a: np.ndarray, r: int) -> np.ndarray:
+    """Running minimum over 2r+1 rows down each column, clipped at the edges: equal to
+    ``ndi.grey_erosion(a, size=(2r+1, 1))``, by whole-row numpy ops (scipy walks each column
+    across the fast axis)."""
+    return _run(a, r, np.minimum, 0)
 
 
 def box_mean3(a: np.ndarray, *, out: np.ndarray | None = None, work: np.ndarray | None = None) -> np.ndarray:

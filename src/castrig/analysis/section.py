@@ -50,7 +50,7 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._filters import _run, box_max, box_min, cross_dilate, cross_erode, gaussian
+from ._filters import box_max, box_min, column_min, cross_dilate, cross_erode, gaussian
 from .illumination import as_float, measurable
 
 __all__ = ["SectionMetrics", "analyse_section"]
@@ -180,7 +180,7 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     # brightest may reach the film's level) falls to its surroundings, the film's band stays
     # (== ndi.grey_erosion(s, size=(9, 1)): a running min down the columns by whole-row
     # numpy ops, exact, instead of scipy's line-by-line pass across the fast axis)
-    f_col = _film_level(_run(s, 4, np.minimum, 0))
+    f_col = _film_level(column_min(s, 4))
     sn = s / np.maximum(f_col[None, :], 1e-9)
     k = max(2, h // 8)
     # the support matrix level: its bright phase (its pores, dark, may fill much of the bottom band)
