@@ -539,13 +539,16 @@ def _transmitted(structure: FilmStructure, shape: tuple[int, int], c: np.ndarray
     return trans
 
 
+_BLOCK = 32768  # elements per block of rows (256 kB of float64: stays in the L2 cache)
+
+
 def _illuminate(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
     """``img`` times a smooth multiplicative field (a random linear ramp and an off-centre
     vignette), in place, a block of rows at a time: the field's value is fy[y] + fx[x], and it
     is never built whole (the same products, one pass over the image)."""
     fy, fx = _illumination_profiles(img.shape, rng, strength)
     h, w = img.shape
-    block = max(1, 32768 // max(w, 1))
+    block = max(1, _BLOCK // max(w, 1))
     tmp = np.empty((min(block, h), w))
     for s in range(0, h, block):
         e = min(s + block, h)
@@ -590,7 +593,6 @@ def _gauss_weights(sigma: float) -> tuple[np.ndarray, np.ndarray]:
     return resp[2 * r + 1: 3 * r + 2].copy(), resp[r + 1: 3 * r + 2][::-1].copy()
 
 
-_BLOCK = 32768  # elements per block of rows (256 kB of float64: stays in the L2 cache)
 
 
 def _gaussian(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -636,20 +638,22 @@ def _gaussian(img: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
+_LEVELS = {8: (215, 12, 255, np.uint8), 16: (52000, 1500, 65535, np.uint16)}  # scale, offset, top, dtype
+
+
 def _finish(img: np.ndarray, rng: np.random.Generator, blur_px: float, noise: float, bit_depth: int) -> np.ndarray:
     """Blur, additive noise, scale and quantisation. A 2-D float64 image (every renderer's) is
     worked in place on arrays of its own: it is a few MB, and each fresh temporary costs about
-    as much as the arithmetic; the values are those of the plain expressions below."""
+    as much as the arithmetic; the values are those of the plain expressions of the other path."""
+    if bit_depth not in _LEVELS:
+        raise ValueError("bit_depth must be 8 or 16")
+    scale, offset, top, dtype = _LEVELS[bit_depth]
     if img.dtype != np.float64 or img.ndim != 2:
         if blur_px > 0:
             img = ndi.gaussian_filter(img, blur_px)
         if noise > 0:
             img = img + rng.normal(0, noise, img.shape)
-        if bit_depth == 8:
-            return np.clip(np.rint(img * 215 + 12), 0, 255).astype(np.uint8)
-        if bit_depth == 16:
-            return np.clip(np.rint(img * 52000 + 1500), 0, 65535).astype(np.uint16)
-        raise ValueError("bit_depth must be 8 or 16")
+        return np.clip(np.rint(img * scale + offset), 0, top).astype(dtype)
     own = False
     if blur_px > 0:
         img, own = _gaussian(img, blur_px), True
@@ -659,12 +663,6 @@ def _finish(img: np.ndarray, rng: np.random.Generator, blur_px: float, noise: fl
         n = rng.standard_normal(img.shape)
         n *= noise
         img, own = np.add(img, n, out=img if own else n), True
-    if bit_depth == 8:
-        scale, offset, top, dtype = 215, 12, 255, np.uint8
-    elif bit_depth == 16:
-        scale, offset, top, dtype = 52000, 1500, 65535, np.uint16
-    else:
-        raise ValueError("bit_depth must be 8 or 16")
     if own:
         img *= scale
     else:
