@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from castrig.links import Link, LinkClosed, LinkError, LinkTimeout, ProtocolError
+from castrig.links import Link, LinkError, LinkTimeout, ProtocolError, with_retries
 
 T = TypeVar("T")
 
@@ -41,32 +41,12 @@ def retried_exchange(
 
     With ``in_step``, every try starts in step with the device (:meth:`InStep.ensure`), and a
     timeout, a garbled reply or one that is not this command's marks the link out of step.
-
-    The tries are :func:`~castrig.links.with_retries` around :func:`in_step_exchange`, written
-    out in one loop: every exchange a driver makes comes through here.
     """
-    retry_on = (LinkTimeout, ProtocolError, reply_error)
+    def attempt() -> T:
+        return in_step_exchange(in_step, once, mark_on=(reply_error,))
+
     try:
-        if attempts < 1:
-            raise ValueError("attempts must be >= 1")
-        for i in range(attempts):
-            try:
-                if in_step is None:
-                    return once()
-                in_step.ensure()
-                try:
-                    return once()
-                except retry_on:
-                    in_step.mark()
-                    raise
-            except retry_on as exc:
-                if i + 1 == attempts:
-                    raise
-                try:
-                    link.flush_input()  # between tries, as with_retries does
-                except LinkClosed:
-                    raise exc from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        return with_retries(attempt, attempts=attempts, link=link, retry_on=(LinkTimeout, ProtocolError, reply_error))
     except LinkError as exc:
         resync(link)
         raise link_error(exc) from exc

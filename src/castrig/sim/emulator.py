@@ -196,12 +196,7 @@ class LineEmulator(Emulator):
         # exactly as a byte-by-byte parser would.
         terminators = self.terminators
         if len(terminators) == 1:
-            term = terminators[0]
-            if not self._line and data.find(term) == len(data) - len(term) > -1 and len(data) <= self.max_line:
-                # The usual command: exactly one whole line, nothing buffered before it.
-                self.handle_line(bytes(data[: -len(term)]), t)
-                return
-            parts = bytes(data).split(term)
+            parts = bytes(data).split(terminators[0])
         else:
             parts = _splitter(terminators).split(bytes(data))
         for part in parts[:-1]:
