@@ -105,8 +105,6 @@ class Runner:
         self.prompt = prompt or (lambda keep_alive: "interrupt")  # nobody to ask: Ctrl-C once ends it interrupted
         self.log = log or structlog.get_logger("castrig.runner")
         self.status = Status()
-        # the rig is built: its devices (so its pumps) no longer change; asked every tick and sample
-        self._pumps = rig.pumps()
         self.loop = self._make_loop()
         self._pause_requested = False
         self._abort_reason: str | None = None
@@ -403,7 +401,7 @@ class Runner:
                            {"error": str(exc)})
             return None
         except DeviceError as exc:
-            if name in self._pumps:
+            if name in self.rig.pumps():
                 raise InterlockTripped(Trip("pump_alarm", "abort", str(exc))) from exc
             raise
         if mon.bad_since is not None:
@@ -635,7 +633,7 @@ class Runner:
             self._sample(now)
             self._next_sample = now + self.cfg.sample_period_s
         if now >= self._next_keepalive:
-            answered = [self._pump_state(pump) is not None for pump in self._pumps.values()]
+            answered = [self._pump_state(pump) is not None for pump in self.rig.pumps().values()]
             # a pump that did not answer is tried again next tick: its watchdog keeps counting
             self._next_keepalive = now + (self._keepalive_s if all(answered) else self.cfg.control_period_s)
         self._publish()
@@ -643,7 +641,7 @@ class Runner:
     def _keepalive_period(self) -> float:
         """Talk to safe-mode pumps well inside their watchdog (a third of it), else every sample."""
         configs = self.rig.profile.device_configs()
-        w = [float(configs[name].safe_mode_s) for name in self._pumps if getattr(configs.get(name), "safe_mode_s", None)]
+        w = [float(configs[name].safe_mode_s) for name in self.rig.pumps() if getattr(configs.get(name), "safe_mode_s", None)]
         return min([self.cfg.sample_period_s] + [x / 3.0 for x in w])
 
     def _read_near(self) -> float | None:
@@ -712,7 +710,7 @@ class Runner:
             if c is not None:
                 values["chamber_rh_pct"], values["chamber_setpoint_rh_pct"] = c.rh_pct, c.setpoint_rh_pct
         answered = 0
-        for name, pump in self._pumps.items():
+        for name, pump in self.rig.pumps().items():
             dispensed = self._talk(name, pump.dispensed)
             if dispensed is None:
                 continue
@@ -720,7 +718,7 @@ class Runner:
             ml = dispensed.infused_ml
             values[f"{name}_infused_ml"] = ml
             self.status.pumps_ml[name] = ml
-        if answered == len(self._pumps):
+        if answered == len(self.rig.pumps()):
             # Every pump answered a valid packet just now: that restarts a safe-mode pump's
             # watchdog as a keep-alive would (and an alarm shows in any reply's prompt).
             self._next_keepalive = max(self._next_keepalive, now + self._keepalive_s)
