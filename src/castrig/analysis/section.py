@@ -28,12 +28,15 @@ Claim 1 from the same image (definitions in DESIGN §4):
   ("sites") of each tongue's median depth over its central half; fraction = the tongues' widths
   at half their depth (sub-pixel) / columns measured.
 - communication: the film's dark cavities between the upper envelope and the interface, as the
-  column profile of their height; one cavity per bump, a dip below 0.75 of the lower neighbouring
-  bump splits two cavities joined by an opening; cavities open to the top are also joined when
-  the wall between them stops clearly below the film's surface (an opening just under the surface
-  leaves a strip of film too thin to resolve). Neighbours: consecutive cavities whose wall is
-  thinner than their mean width; pairs with a cavity cut by the image's side are left out.
-  Fraction = joined / neighbouring pairs.
+  column profile of their height; one cavity per bump (a dip below 0.75 of the lower neighbouring
+  bump splits two). Two cavities are joined only by an opening below the top of the wall between
+  them — found on the grey, where its brightest grey across first reaches halfway from the
+  background to the film: for notches open to the top the background over the wall joins
+  nothing. Joined: the wall's top clearly below the film's surface (an opening just under the
+  surface leaves a strip of film too thin to resolve), a dark region across the wall below its
+  top, or its grey down the wall dipping between two rises. Neighbours: consecutive cavities
+  whose wall is thinner than their mean width; pairs with a cavity cut by the image's side are
+  left out. Fraction = joined / neighbouring pairs.
 - support pores: each pore rebuilt from its inscribed circle (channels cut at its rim, pores
   touching through the blur split, channel crossings — arms as wide as the circle — rejected);
   the mean equivalent diameter of those not cut by the region's border.
@@ -373,7 +376,8 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         tongue = _uniform_tongues(sn, tongue, bot_env, y_bot, top_env, valid, (1 + bg_lvl) / 2,
                                   sup_d / pixel_size_um if sup_d else 0.0)
     pen_depths, pen_frac = _penetration(y_bot, bot_env, tongue, valid, sn if textured else None)
-    pairs, joined = _communication(sn, top_env if top_env_c is None else top_env_c, bot_env, valid, bg_lvl, y_top)
+    pairs, joined = _communication(sn, top_env if top_env_c is None else top_env_c, bot_env, valid, bg_lvl, y_top,
+                                   surface=top_env)
     from .quality import MIN_PX_PER_PORE, claim1_intervals, saturated, section_intervals
 
     flags = []
@@ -1285,20 +1289,63 @@ def _split_bumps(v: np.ndarray, ratio: float = 0.75) -> list[int]:
 
 
 
+def _wall_top(s: np.ndarray, r_from: int, r_to: int, level: float) -> tuple[int | None, float]:
+    """The top of the wall between two cavities (``s``: the columns from one's middle to the
+    other's): the first row in [r_from, r_to) where the brightest grey across it reaches
+    ``level`` (halfway between the background and the film), and that crossing sub-pixel
+    (pixel centres at k + 0.5); (None, nan) where it never does.
+
+    Taken on the grey, not on the film's mask: a wall a few px thin keeps under the blur a
+    grey between half the film's and the mask's threshold, and its edge on the mask lay
+    several px under the surface it reaches (read as a wall cut down: joined)."""
+    if r_to <= r_from:
+        return None, math.nan
+    prof = s[r_from:r_to].max(axis=1)
+    on = np.nonzero(prof >= level)[0]
+    if not on.size:
+        return None, math.nan
+    k = int(on[0])
+    if k == 0:
+        return r_from, r_from + 0.5
+    v0, v1 = float(prof[k - 1]), float(prof[k])
+    return r_from + k, r_from + k - 0.5 + float(np.clip((level - v0) / max(v1 - v0, 1e-12), 0, 1))
+
+
+def _dark_across(dark: np.ndarray) -> bool:
+    """Does one dark region (8-connected) reach from the first column to the last — from one
+    cavity's middle to the other's, below the wall's top (rows above it are the background
+    over the wall, which joins nothing)?"""
+    if dark.shape[0] == 0 or dark.shape[1] < 2:
+        return False
+    lab, n = ndi.label(dark, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return False
+    left, right = np.unique(lab[:, 0]), np.unique(lab[:, -1])
+    return bool(np.intersect1d(left[left > 0], right[right > 0]).size)
+
+
 def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: np.ndarray, bg_lvl: float,
-                   top_raw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   top_raw: np.ndarray | None = None, surface: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Neighbouring cavity pairs along the section and whether each pair is joined: returns
     (pairs (P, 2) of cavity (start, stop) columns — for inspection — and joined (P,) bool).
 
-    Joined: one dark region with a dip between the two (an opening inside the film), or — for
-    cavities open to the top — a wall between them whose top (``top_raw``, the film's measured
-    top edge) lies clearly below the film's surface (interpolated over the columns without
-    cavity): an opening just under the surface leaves above it a strip of film too thin to be
-    resolved, and the wall looks cut down to the opening's bottom; or, down the wall, its
-    brightest grey across it per row rising, dipping and rising again by more than 5 × the
-    film's noise (an opening under a strip of film too thin to reach the film's level, or one
-    the blur keeps from reaching the cavities' threshold; a wall only a few px thin, whose
-    waist dips too, is then taken for joined)."""
+    ``top`` bounds the band the cavities are looked for in; ``surface`` is the film's top
+    surface (the envelope bridging the notches and lids; ``top`` when not given); ``top_raw``
+    the film's measured top edge per column.
+
+    The wall between two cavities is the columns from one's middle to the other's; its top,
+    the first row down where its brightest grey across reaches halfway from the background to
+    the film (:func:`_wall_top`). Only an opening below that top joins them — for cavities
+    open to the top, the background over the wall joins nothing. Joined: no wall (no film
+    across it down to the interface); or its top clearly below the surface (more than 2.5
+    px: an opening just under the surface leaves above it a strip of film too thin to be
+    resolved, and the wall looks cut down to the opening's bottom); or one dark region across
+    it below its top (:func:`_dark_across`); or, down the wall, its brightest grey across it
+    per row rising, dipping and rising again by more than 5 × the film's noise (an opening
+    under a strip of film too thin to reach the film's level, or one the blur keeps from
+    reaching the cavities' threshold; a wall only a few px thin, whose waist dips too, is then
+    taken for joined)."""
     h, w = sn.shape
     # (the band's rows only, [b0, b1): rows > top + 3 >= the lowest top, rows < bottom - 2 <
     # the highest bottom)
@@ -1334,30 +1381,30 @@ def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: n
     # and the smoothed one, which adds a column)
     near = [c0[2] == c1[2] or c1[4] - c0[5] < 0.5 * ((c0[5] - c0[4]) + (c1[5] - c1[4])) + 1.0
             for c0, c1 in zip(cav[:-1], cav[1:])]
-    surf = None
-    if top_raw is not None:
-        # the surface over solid film: columns outside the cavities and the walls between
-        # neighbouring ones
-        solid = valid & np.isfinite(top_raw) & (hcol == 0)
-        for (c0, c1), nb in zip(zip(cav[:-1], cav[1:]), near):
-            if nb:
-                solid[c0[0]:c1[1]] = False
-        if solid.sum() >= 2:
-            # linear between solid columns; beyond the first and last, the top envelope (it
-            # follows a tilt) shifted to meet them
-            x = np.arange(w)
-            xs = np.nonzero(solid)[0]
-            surf = np.interp(x, xs, top_raw[xs])
-            surf[:xs[0]] = top[:xs[0]] + (top_raw[xs[0]] - top[xs[0]])
-            surf[xs[-1] + 1:] = top[xs[-1] + 1:] + (top_raw[xs[-1]] - top[xs[-1]])
+    # the surface over a wall: the lower of the film's surface and the band's top. Under a run
+    # of notches the surface is bridged straight across, and where the film thins under the run
+    # it passes above the walls' tops (benchmark seed 3000, case 13: 3–5 px); the band's top
+    # sags into a run of lids. A wall is cut down only where both see it so
+    film_top = top if surface is None else surface
+    surf = np.fmax(film_top, top)
     for i, ((c0, c1), nb) in enumerate(zip(zip(cav[:-1], cav[1:]), near)):
-        same = c0[2] == c1[2]
         if nb and not (cut[i] or cut[i + 1]):
-            if not same and surf is not None and c1[0] > c0[1]:
-                wall = top_raw[c0[1]:c1[0]]
-                if np.isfinite(wall).any():
-                    k = int(np.nanargmin(wall))
-                    same = float(wall[k]) - float(surf[c0[1] + k]) > 2.5
+            # the wall: the columns from one cavity's middle to the other's (its dark extent's)
+            m0, m1 = (c0[4] + c0[5]) // 2, (c1[4] + c1[5]) // 2 + 1
+            r_from = max(int(math.floor(float(np.min(np.fmin(top[m0:m1], film_top[m0:m1]))))) - 6, 0)
+            r_to = min(int(math.floor(float(np.min(bottom[m0:m1])) - 2)), h)
+            k0, y_wall = _wall_top(sn[:, m0:m1], r_from, r_to, thr)
+            if k0 is None:
+                same = r_to - r_from >= 5  # no film across the wall down to the interface
+            else:
+                # (the surface over the wall's brightest column at its top)
+                xw = m0 + int(np.argmax(sn[k0, m0:m1]))
+                same = y_wall - float(surf[xw]) > 2.5
+                if not same:
+                    # (from the wall's top down, whatever the band: over lids too thin for the
+                    # film's mask the envelope sags, and the band under it missed a window)
+                    rr = np.arange(k0, h)[:, None]
+                    same = _dark_across((sn[k0:, m0:m1] < thr) & (rr < bottom[None, m0:m1] - 2))
             if not same and c1[4] > c0[5] and noise > 0:
                 # an opening just under the surface, with a strip of film over it too thin to
                 # reach the film's level (or one the blur keeps from the cavities' threshold):
