@@ -1339,7 +1339,7 @@ def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: n
     the film (:func:`_wall_top`). Only an opening below that top joins them — for cavities
     open to the top, the background over the wall joins nothing. Joined: no wall (no film
     across it down to the interface); or its top clearly below the surface (more than 2.5
-    px: an opening just under the surface leaves above it a strip of film too thin to be
+    px under both ``surface`` and ``top``: an opening just under the surface leaves above it a strip of film too thin to be
     resolved, and the wall looks cut down to the opening's bottom); or one dark region across
     it below its top (:func:`_dark_across`); or, down the wall, its brightest grey across it
     per row rising, dipping and rising again by more than 5 × the film's noise (an opening
@@ -1382,9 +1382,10 @@ def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: n
     near = [c0[2] == c1[2] or c1[4] - c0[5] < 0.5 * ((c0[5] - c0[4]) + (c1[5] - c1[4])) + 1.0
             for c0, c1 in zip(cav[:-1], cav[1:])]
     # the surface over a wall: the lower of the film's surface and the band's top. Under a run
-    # of notches the surface is bridged straight across, and where the film thins under the run
-    # it passes above the walls' tops (benchmark seed 3000, case 13: 3–5 px); the band's top
-    # sags into a run of lids. A wall is cut down only where both see it so
+    # of notches reaching the image's side the surface is held level from the last solid
+    # column, above the walls' tops where the film thins (benchmark seed 3000 sec_texture case
+    # 13: 3-7 px); the band's top sags into a run of lids (seed 1000 case 12: 7 px). A wall is
+    # cut down only where both see it so
     film_top = top if surface is None else surface
     surf = np.fmax(film_top, top)
     for i, ((c0, c1), nb) in enumerate(zip(zip(cav[:-1], cav[1:]), near)):
