@@ -146,6 +146,16 @@ class TerminalRun:
     def ctrl_c(self) -> None:
         self.send("\x03")
 
+    def hang_up(self) -> None:
+        """Close the terminal, as a closed window or a dropped ssh session does: the kernel sends
+        SIGHUP to the process and its writes to the terminal fail (EIO). (/dev/null takes the
+        master's descriptor in one step, so no other file can reuse the number under the reader.)"""
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            os.dup2(null, self._master)
+        finally:
+            os.close(null)
+
     def wait(self, timeout_s: float = 30.0) -> int:
         try:
             return self.proc.wait(timeout=timeout_s)

@@ -122,7 +122,8 @@ def _wait_for_samples(data: Path, n: int = 5, timeout_s: float = 30) -> Path:
     raise AssertionError("the run never started writing samples")
 
 
-@pytest.mark.parametrize("sig, expected, outcome", [(signal.SIGTERM, 3, "aborted"), (signal.SIGINT, 130, "interrupted")])
+@pytest.mark.parametrize("sig, expected, outcome", [(signal.SIGTERM, 3, "aborted"), (signal.SIGINT, 130, "interrupted"),
+                                                     (signal.SIGHUP, 3, "aborted")])
 def test_signals_leave_the_rig_safe(tmp_path, sig, expected, outcome):
     data = tmp_path / "runs"
     proc = _start(["run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q"], tmp_path)
@@ -137,6 +138,24 @@ def test_signals_leave_the_rig_safe(tmp_path, sig, expected, outcome):
     safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
     assert safe and safe[-1]["safe"] is True
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_closed_output_pipe_does_not_end_the_run(tmp_path, quiet):
+    """``castrig run … | tee log`` whose tee dies, or ``| head -2``: the console's reader is gone.
+    The run goes on to its end (its record is the run folder) and exits 0 — not 1 at the first
+    status line, with the run left 'running', nor 1 at exit from the last flush."""
+    data = tmp_path / "runs"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "castrig", "run", str(ROOT / "recipes" / "demo.yaml"), "--data", str(data),
+                             *(["-q"] if quiet else [])], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if not quiet:
+        proc.stdout.readline()  # the run folder's line: the run has begun writing to the pipe
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    info = json.loads((_run_dir(data) / "run.json").read_text())
+    assert info["outcome"] == "completed", info
 
 
 def test_ctrl_c_twice_aborts_at_once(tmp_path):
@@ -268,6 +287,24 @@ def test_ctrl_c_twice_on_a_terminal_aborts_now(tmp_path, terminal_run):
     run_dir = _run_dir(data)
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "interrupted"
     assert "safe state verified" in term.output
+
+
+def test_a_closed_terminal_aborts_to_the_safe_state(tmp_path, terminal_run):
+    """The run's terminal closes (window closed, ssh dropped): SIGHUP, and every write to the
+    terminal fails. The run aborts like SIGTERM — recorded, rig verified safe, exit 3 — instead
+    of dying where it stood with wet air flowing."""
+    data = tmp_path / "runs"
+    term = terminal_run(["run", str(DATA / "long_wait.yaml"), "--data", str(data)], cwd=ROOT)
+    term.expect(TITLE)
+    term.hang_up()
+    assert term.wait(30) == 3
+    run_dir = _run_dir(data)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "aborted" and "SIGHUP" in info["outcome_reason"], info
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
+    assert safe and safe[-1]["safe"] is True
+    assert db.execute("select count(*) from events where kind='run_end'").fetchone()[0] == 1
 
 
 def test_sigterm_while_asking_aborts_without_an_answer(tmp_path, terminal_run):

@@ -18,6 +18,7 @@ from rich.markup import escape
 
 import castrig
 from castrig.errors import BadInput, Busy, RigUnreachable
+from castrig.cli.streams import keep_going_without_readers
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -272,6 +273,7 @@ def _plain_help(command: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: maps errors to the documented exit codes, never a traceback for bad input."""
+    keep_going_without_readers()  # a closed terminal or pipe must not end a run (cli/streams.py)
     command = typer.main.get_command(app)
     _plain_help(command)
     try:

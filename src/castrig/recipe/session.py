@@ -43,6 +43,9 @@ console = Console(stderr=True)
 @contextmanager
 def _signals(runner: Runner) -> Iterator[None]:
     """Ctrl-C once: pause at the next safe point and ask; twice: abort now. SIGTERM: abort.
+    SIGHUP (the terminal closed, an ssh session dropped): abort like SIGTERM — nobody is left
+    to answer a pause, and a run meant to outlive its terminal is started under nohup, tmux or a
+    service manager.
 
     "Twice" means a second Ctrl-C while that pause is pending or asking, not a Ctrl-C after the
     operator resumed: each pause that ended in 'r' starts the count again (the runner's state is
@@ -55,18 +58,21 @@ def _signals(runner: Runner) -> Iterator[None]:
         runner.request_pause()
 
     def on_term(signum: int, frame: Any) -> None:
-        reason = "SIGTERM received: aborting to the safe state"
+        reason = (f"{signal.Signals(signum).name} received"
+                  f"{' (the terminal closed)' if signum == signal.SIGHUP else ''}: aborting to the safe state")
         if runner.status.state == "paused":  # asking a person, who may never answer: abort now
             raise RunAborted("aborted", reason)
         runner.request_abort(reason)
 
     old_int = signal.signal(signal.SIGINT, guarded(on_int))
     old_term = signal.signal(signal.SIGTERM, guarded(on_term))
+    old_hup = signal.signal(signal.SIGHUP, guarded(on_term))
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGHUP, old_hup)
 
 
 def _open_rig(profile: Profile, seed: int | None, *, purpose: str) -> Rig:

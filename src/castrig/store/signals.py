@@ -1,4 +1,4 @@
-"""Keep Ctrl-C and SIGTERM from tearing a write in half.
+"""Keep Ctrl-C, SIGTERM and SIGHUP from tearing a write in half.
 
 Writes run inside :func:`deferred_signals`. Handlers installed through :func:`guarded` see
 whether a write is in progress: if so, the signal is remembered and handled the moment the
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 _depth = 0
 _pending: list[tuple[Callable[[int, FrameType | None], Any], int]] = []
 

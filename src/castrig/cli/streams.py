@@ -1,0 +1,64 @@
+"""Console streams that outlive their reader.
+
+A run's console output is for people; its record is the run folder. When the reader goes away —
+the terminal closed (writes fail with EIO), ``| tee log`` or ``| head`` ended (BrokenPipeError)
+— a write must not end the run where it stands, and the interpreter's last flush at exit must
+not turn a completed run's exit code into 1. From the first failed write on, the stream drops
+what it is given and its descriptor is pointed at /dev/null (Python's documented answer to
+SIGPIPE, `signal` module notes), so nothing buffered can fail later either.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from typing import Any, TextIO
+
+
+class LossyStream:
+    """Wraps a text stream; ``lost`` is the error that ended its output (None while it works)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.lost: OSError | None = None
+
+    def write(self, text: str) -> int:
+        if self.lost is None:
+            try:
+                return self._stream.write(text)
+            except OSError as exc:
+                self._lose(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.lost is None:
+            try:
+                self._stream.flush()
+            except OSError as exc:
+                self._lose(exc)
+
+    def isatty(self) -> bool:
+        return self.lost is None and self._stream.isatty()
+
+    def _lose(self, exc: OSError) -> None:
+        self.lost = exc
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, self._stream.fileno())
+            finally:
+                os.close(null)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass  # no descriptor (a test's StringIO): dropping the writes is enough
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, errors…: the wrapped stream's
+        return getattr(self._stream, name)
+
+
+def keep_going_without_readers() -> None:
+    """Wrap stdout and stderr (once) so a vanished reader cannot end the process."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, LossyStream):
+            setattr(sys, name, LossyStream(stream))
