@@ -314,6 +314,14 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     f_lvl = _col_stat(s, film & has[None, :], w, pct=75)
     span = 3
     y_top = _crossing(s, top_raw, (b_col + f_lvl) / 2, rising=True, span=span)
+    if textured:
+        # (on a coarse-textured support the film's mask starts at the threshold halfway between
+        # the film and the support's matrix: over a bright matrix high on the film's top edge,
+        # the half level 3-4 px above it and out of reach — the top fell back to the mask's
+        # edge wherever the film thickened, and the profile came out flat. Where no crossing
+        # is found, it is searched over twice the rows)
+        y_top = np.where(np.isfinite(y_top), y_top,
+                         _crossing(s, top_raw, (b_col + f_lvl) / 2, rising=True, span=2 * span))
     # (on a coarse-textured support the film's mask may stop short of a shallow tongue's bottom
     # — next to an edge the grey is not smooth — or run on into a grain: the first crossing
     # down from inside the film is searched over twice the rows)
