@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["surface_rois", "section_rois", "write_rois"]
+__all__ = ["surface_rois", "section_rois", "write_rois", "is_roi_set"]
 
 
 def _circle(cy: float, cx: float, r: float, n: int) -> np.ndarray:
@@ -69,17 +69,35 @@ def section_rois(m) -> list:
     return out
 
 
+def is_roi_set(path: str | Path) -> bool:
+    """True when ``path`` is an ImageJ ROI set: a zip whose members are all ``.roi`` files (an
+    empty zip counts: castrig writes one for an image without pores)."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as zf:
+            return all(n.lower().endswith(".roi") for n in zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def write_rois(path: str | Path, rois: list) -> Path:
-    """Write ROIs as an ImageJ ROI set (.zip; replaces the file)."""
+    """Write ROIs as an ImageJ ROI set (.zip), atomically: a temporary file beside ``path``,
+    fsynced, renamed onto it (a crash leaves the earlier file or the new one, never half a zip;
+    a symlink at ``path`` is replaced, not written through). Callers check first that ``path``
+    is not one of their inputs (``castrig analyse --rois``)."""
+    import zipfile
+
     from roifile import roiwrite
 
-    path = Path(path)
-    if path.exists():
-        path.unlink()
-    if rois:
-        roiwrite(path, rois)
-    else:  # an empty set: an empty zip Fiji opens without complaint
-        import zipfile
+    from castrig.store.atomic import atomic_write_with
 
-        zipfile.ZipFile(path, "w").close()
-    return path
+    def write(tmp: Path) -> None:
+        if rois:
+            roiwrite(tmp, rois, mode="w")
+        else:  # an empty set: an empty zip Fiji opens without complaint
+            zipfile.ZipFile(tmp, "w").close()
+
+    return atomic_write_with(Path(path), write)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -65,6 +66,11 @@ def _load(path: Path, pixel_size: float | None, what: str):
     return arr, check_pixel_size(px, meta.get("pixel_size_source", "the file's resolution tags"), file=path)
 
 
+def _section_rois_path(rois: Path) -> Path:
+    """``analyse membrane --rois X.zip``: the section's ROI set goes to ``X-section.zip``."""
+    return rois.with_name(rois.stem + "-section.zip")
+
+
 _APPEARANCES = ("optical", "sem", "auto")
 
 
@@ -72,6 +78,37 @@ def _check_appearance(appearance: str) -> str:
     if appearance not in _APPEARANCES:
         raise BadInput(f"--appearance {appearance!r}: allowed: one of {', '.join(_APPEARANCES)}", field="--appearance")
     return appearance
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_outputs(inputs: list[Optional[Path]], rois: list[Path] = (), overlay: Optional[Path] = None) -> None:
+    """Refuse (exit 2, before anything is measured) an output that would destroy a file: an ROI
+    set or overlay path that is one of the input micrographs (the same file, through any
+    spelling, symlink or hard link), an existing ROI path that is not an ImageJ ROI set (an
+    earlier set is replaced), or two outputs on one path."""
+    from castrig.analysis.rois import is_roi_set
+
+    given = [p for p in inputs if p is not None]
+    outs = [(r, "--rois") for r in rois] + ([(overlay, "--overlay")] if overlay is not None else [])
+    for k, (out, flag) in enumerate(outs):
+        for src in given:
+            if _same_file(out, src):
+                raise BadInput(f"{flag} {out}: that is the input image {src}; it would be overwritten "
+                               "(give a new file name, e.g. pores.zip)", file=str(out), field=flag)
+        for other, oflag in outs[:k]:
+            if out.resolve() == other.resolve():
+                raise BadInput(f"{flag} {out}: the same file as {oflag} {other}", file=str(out), field=flag)
+        if flag == "--rois" and (out.exists() or out.is_symlink()):
+            if out.is_dir() or not is_roi_set(out):
+                what = "a folder" if out.is_dir() else "not an ImageJ ROI set (.zip of .roi files)"
+                raise BadInput(f"--rois {out}: exists and is {what}; castrig replaces only an earlier ROI set "
+                               "(give a new file name)", file=str(out), field="--rois")
 
 
 def _write_rois(path: Path, rois: list) -> None:
@@ -180,6 +217,7 @@ def surface(
       castrig analyse surface top.tif --overlay pores.png
       castrig analyse surface sem.tif --appearance sem --rois pores.zip   # open both in Fiji
     """
+    _check_outputs([image, transmitted], [rois] if rois is not None else [], overlay)
     refl, m = _surface(image, transmitted, pixel_size, keep_labels=overlay is not None, appearance=appearance)
     if rois is not None:
         from castrig.analysis.rois import surface_rois
@@ -213,6 +251,7 @@ def section(
       castrig analyse section cut.png --pixel-size 0.05 --json
       castrig analyse section cut.tif --rois cut.zip
     """
+    _check_outputs([image], [rois] if rois is not None else [])
     m = _section(image, pixel_size)
     if rois is not None:
         from castrig.analysis.rois import section_rois
@@ -246,13 +285,15 @@ def membrane(
     spec = load_spec()
     if grade is not None and grade not in spec.grades:
         raise BadInput(f"--grade {grade!r} is not a grade; choose from {', '.join(spec.grades)}", field="--grade")
+    _check_outputs([surface_image, transmitted, section_image],
+                   [] if rois is None else [rois, _section_rois_path(rois)])
     _, sm = _surface(surface_image, transmitted, pixel_size, appearance=appearance)
     xm = _section(section_image, pixel_size)
     if rois is not None:
         from castrig.analysis.rois import section_rois, surface_rois
 
         _write_rois(rois, surface_rois(sm))
-        _write_rois(rois.with_name(rois.stem + "-section.zip"), section_rois(xm))
+        _write_rois(_section_rois_path(rois), section_rois(xm))
     data = sm.to_dict() | xm.to_dict()
     qs, qx = sm.quality(), xm.quality()
     quality = {"flags": sorted(set(qs["flags"]) | set(qx["flags"])),

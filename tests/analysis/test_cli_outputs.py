@@ -1,0 +1,127 @@
+"""`castrig analyse ... --rois ZIP` is an output: it never destroys an input or a foreign file.
+
+The real CLI in a subprocess, as the audit met it (repro_9: `analyse surface top.tif --rois
+top.tif` exited 0 with the micrograph replaced by a zip).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from castrig.tiffio import write_micrograph
+from conftest import ROOT, castrig
+
+
+def cli(*args, cwd: Path):
+    # PYTHONPATH absolute: the subprocess runs in cwd, and must import this tree's castrig
+    return castrig(*[str(a) for a in args], cwd=cwd, PYTHONPATH=str(ROOT / "src"))
+
+
+def digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _pores(n: int = 256) -> np.ndarray:
+    y, x = np.mgrid[0:n, 0:n]
+    img = np.full((n, n), 200, np.uint8)
+    for cy in range(8, n, 16):
+        for cx in range(8, n, 16):
+            img[(y - cy) ** 2 + (x - cx) ** 2 < 25] = 40
+    return img
+
+
+@pytest.fixture
+def micrographs(tmp_path: Path) -> Path:
+    write_micrograph(tmp_path / "top.tif", _pores(), 0.25)
+    sec = np.full((120, 300), 30, np.uint8)
+    sec[40:80] = 180  # a film band on a dark background
+    write_micrograph(tmp_path / "cut.tif", sec, 0.1)
+    return tmp_path
+
+
+@pytest.mark.parametrize("spelling", ["top.tif", "./top.tif", "../{d}/top.tif", "{abs}", "link.zip", "hard.zip"])
+def test_rois_on_the_input_is_refused_and_the_input_survives(micrographs: Path, spelling: str):
+    d = micrographs
+    (d / "link.zip").symlink_to(d / "top.tif")
+    os.link(d / "top.tif", d / "hard.zip")
+    before = digest(d / "top.tif")
+    target = spelling.format(d=d.name, abs=d / "top.tif")
+    res = cli("analyse", "surface", "top.tif", "--rois", target, cwd=d)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "input image" in res.stderr and "Traceback" not in res.stderr
+    assert digest(d / "top.tif") == before
+
+
+def test_membrane_rois_on_an_input_is_refused(micrographs: Path):
+    d = micrographs
+    before = {n: digest(d / n) for n in ("top.tif", "cut.tif")}
+    for target in ("cut.tif", "top.tif"):
+        res = cli("analyse", "membrane", "--surface", "top.tif", "--section", "cut.tif", "--rois", target, cwd=d)
+        assert res.returncode == 2 and "input image" in res.stderr, res.stderr
+    # the section's set goes to X-section.zip: that name may be an input too
+    os.link(d / "cut.tif", d / "x-section.zip")
+    res = cli("analyse", "membrane", "--surface", "top.tif", "--section", "x-section.zip", "--pixel-size", "0.1",
+              "--rois", "x.zip", cwd=d)
+    assert res.returncode == 2 and "input image" in res.stderr, res.stderr
+    assert not (d / "x.zip").exists()
+    assert {n: digest(d / n) for n in ("top.tif", "cut.tif")} == before
+
+
+def test_overlay_on_the_input_is_refused(micrographs: Path):
+    d = micrographs
+    before = digest(d / "top.tif")
+    res = cli("analyse", "surface", "top.tif", "--overlay", "./top.tif", cwd=d)
+    assert res.returncode == 2 and "input image" in res.stderr
+    assert digest(d / "top.tif") == before
+
+
+def test_an_existing_file_that_is_no_roi_set_is_refused(micrographs: Path):
+    d = micrographs
+    (d / "notes.zip").write_text("three weeks of notes\n")
+    res = cli("analyse", "surface", "top.tif", "--rois", "notes.zip", cwd=d)
+    assert res.returncode == 2 and "not an ImageJ ROI set" in res.stderr, res.stderr
+    assert (d / "notes.zip").read_text() == "three weeks of notes\n"
+    with zipfile.ZipFile(d / "other.zip", "w") as zf:  # a zip, but not of ROIs
+        zf.writestr("data.csv", "a,b\n")
+    assert cli("analyse", "surface", "top.tif", "--rois", "other.zip", cwd=d).returncode == 2
+    (d / "dir.zip").mkdir()
+    assert cli("analyse", "surface", "top.tif", "--rois", "dir.zip", cwd=d).returncode == 2
+
+
+def test_an_earlier_roi_set_is_replaced(micrographs: Path):
+    d = micrographs
+    assert cli("analyse", "surface", "top.tif", "--rois", "pores.zip", cwd=d).returncode == 0
+    first = zipfile.ZipFile(d / "pores.zip").namelist()
+    assert first and all(n.endswith(".roi") for n in first)
+    res = cli("analyse", "surface", "top.tif", "--rois", "pores.zip", cwd=d)
+    assert res.returncode == 0, res.stderr
+    assert zipfile.ZipFile(d / "pores.zip").namelist() == first  # replaced, not appended to
+    assert not [p for p in d.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_write_rois_is_atomic(tmp_path: Path):
+    """A failure half-way through leaves the earlier set whole and no temporary file."""
+    from roifile import ImagejRoi
+
+    from castrig.analysis.rois import is_roi_set, write_rois
+
+    path = tmp_path / "pores.zip"
+    good = [ImagejRoi.frompoints(np.array([[0, 0], [4, 0], [4, 4]], float), name=f"pore-{k}") for k in range(3)]
+    write_rois(path, good)
+    before = digest(path)
+
+    class Broken(ImagejRoi):
+        def tobytes(self):
+            raise OSError(28, "No space left on device")
+
+    bad = good[:2] + [Broken.frompoints(np.array([[0, 0], [1, 1], [2, 0]], float), name="pore-9")]
+    with pytest.raises(OSError):
+        write_rois(path, bad)
+    assert digest(path) == before and is_roi_set(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pores.zip"]
