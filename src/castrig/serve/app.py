@@ -15,7 +15,10 @@ Security: binds 127.0.0.1 by default. Actions (pause, resume, abort) need
 ``Authorization: Bearer <token>`` — a token file under ``DATA/.castrig/tokens/`` (mode 0600,
 made on first start; every file there is a token, named by its file name); without one they
 answer 401 and change nothing. Tokens are compared in constant time. On a non-loopback address
-reading needs the token too (header, or the cookie that ``/login?token=…`` sets). Everything
+reading needs the token too (header, or the cookie that ``/login?token=…`` sets). On loopback,
+where reading needs no token, only a Host header naming loopback (localhost, 127.0.0.0/8, [::1],
+any port) is answered: a web page that rebinds its own name to 127.0.0.1 (DNS rebinding) gets 400
+and no data. Query numbers (cursors, image ids) out of form or range are 400/404. Everything
 rendered from files (run names, labels, operators, messages) is escaped; pages load only
 castrig's own scripts and styles (a lab PC is often offline).
 """
@@ -26,6 +29,7 @@ import hmac
 import html
 import ipaddress
 import json
+import math
 import os
 import secrets
 import sys
@@ -37,6 +41,7 @@ from typing import Any
 
 import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -106,6 +111,10 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
         return JSONResponse({"error": "unauthorized: give Authorization: Bearer <token> (the token_file castrig serve printed)"},
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
+    def bad_query(exc: ValueError) -> Response:
+        return JSONResponse({"error": f"{exc} (since: a run time in seconds; after, events_after: a cursor, "
+                                      "a whole number ≥ 0)"}, status_code=400)
+
     def run_or_404(uid: str) -> Path | None:
         return R.find_run(root, uid)
 
@@ -134,10 +143,10 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
         q = request.query_params
         channels = [c for c in q.getlist("channel") for c in c.split(",") if c] or None
         try:
-            since = float(q["since"]) if q.get("since") else None
-            after = int(q.get("after", "0"))
-        except ValueError:
-            return JSONResponse({"error": "since: a run time in seconds; after: a cursor"}, status_code=400)
+            since = _since(q)
+            after = _cursor(q, "after")
+        except ValueError as exc:
+            return bad_query(exc)
         return JSONResponse(await anyio.to_thread.run_sync(lambda: R.samples(run_dir, channels, since, after)))
 
     async def api_events(request: Request) -> Response:
@@ -146,9 +155,13 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
         run_dir = run_or_404(request.path_params["uid"])
         if run_dir is None:
             return JSONResponse({"error": "no such run"}, status_code=404)
+        try:
+            after = _cursor(request.query_params, "after")
+        except ValueError as exc:
+            return bad_query(exc)
         def read() -> list[dict[str, Any]]:
             with R.open_ro(run_dir) as db:
-                return R.events(db, int(request.query_params.get("after", "0") or 0))
+                return R.events(db, after)
         return JSONResponse(await anyio.to_thread.run_sync(read))
 
     async def api_action(request: Request) -> Response:
@@ -186,8 +199,11 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
         run_dir = run_or_404(request.path_params["uid"])
         if run_dir is None:
             return JSONResponse({"error": "no such run"}, status_code=404)
-        cursor = int(request.query_params.get("after", "0") or 0)
-        last_event = int(request.query_params.get("events_after", "0") or 0)
+        try:
+            cursor = _cursor(request.query_params, "after")
+            last_event = _cursor(request.query_params, "events_after")
+        except ValueError as exc:
+            return bad_query(exc)
 
         async def gen() -> AsyncIterator[str]:
             nonlocal cursor, last_event
@@ -217,7 +233,10 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
         run_dir = run_or_404(request.path_params["uid"])
         if run_dir is None:
             return PlainTextResponse("no such run", status_code=404)
-        data = await anyio.to_thread.run_sync(_image_png, run_dir, int(request.path_params["image_id"]))
+        image_id = int(request.path_params["image_id"])
+        if not 0 <= image_id <= _SQLITE_INT_MAX:  # no row has it (and SQLite cannot even be asked)
+            return PlainTextResponse("no such image", status_code=404)
+        data = await anyio.to_thread.run_sync(_image_png, run_dir, image_id)
         if data is None:
             return PlainTextResponse("no such image", status_code=404)
         return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
@@ -293,7 +312,79 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
         Route("/api/runs/{uid}/report", api_report),
         Route("/api/runs/{uid}/{action}", api_action, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    # on loopback reading needs no token, so the Host header must name loopback: a web page the
+    # operator visits could otherwise rebind its own name to 127.0.0.1 (DNS rebinding) and read
+    # every run through the browser. Elsewhere reading needs the token, which no page can send.
+    middleware = [Middleware(LoopbackHostOnly)] if loopback else []
+    return Starlette(routes=routes, middleware=middleware)
+
+
+#: SQLite's INTEGER is 64-bit signed: a larger row id or cursor is refused before a query
+_SQLITE_INT_MAX = 2**63 - 1
+
+
+def _cursor(q: Any, name: str) -> int:
+    """The query parameter ``name`` as a row cursor (a whole number 0 … 2⁶³−1; absent or empty: 0),
+    else ValueError naming it."""
+    raw = q.get(name) or "0"
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw[:40]!r} is not a whole number") from None
+    if not 0 <= v <= _SQLITE_INT_MAX:
+        raise ValueError(f"{name}={raw[:40]!r} is out of range")
+    return v
+
+
+def _since(q: Any) -> float | None:
+    raw = q.get("since")
+    if not raw:
+        return None
+    try:
+        v = float(raw)
+    except ValueError:
+        raise ValueError(f"since={raw[:40]!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ValueError(f"since={raw[:40]!r} is not finite")
+    return v
+
+
+def host_of(header: str | None) -> str | None:
+    """The host name of a Host header (``[::1]:8765`` → ``::1``, ``localhost:80`` → ``localhost``), lower case."""
+    h = (header or "").strip().lower()
+    if not h:
+        return None
+    if h.startswith("["):
+        end = h.find("]")
+        return h[1:end] if end > 0 else None
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+class LoopbackHostOnly:
+    """ASGI middleware: answer only requests whose Host header names loopback (``localhost``,
+    127.0.0.0/8, ``[::1]``; any port, so an SSH tunnel's local port works); anything else is
+    400 and reaches no route."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            raw = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            host = host_of(raw)
+            if host is None or not (host in ("localhost", "localhost.") or _is_ip_loopback(host)):
+                resp = PlainTextResponse(f"Host {raw[:80]!r} refused: castrig serve on a loopback address answers only "
+                                         "Host: localhost, 127.0.0.1 or [::1] (with any port)", status_code=400)
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _is_ip_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _filtered_runs(root: Path, q: dict[str, str]) -> list[dict[str, Any]]:

@@ -1,0 +1,96 @@
+"""``castrig serve`` met with the requests the audit sent (repro_6), over real HTTP.
+
+On loopback reading needs no token, so a page that rebinds its own name to 127.0.0.1 (DNS
+rebinding) must not be answered: only Host headers naming loopback are. Numbers in paths and
+queries that are not numbers, or too large for SQLite, are 400/404 — never a 500 with a
+traceback in the server's log.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from conftest import ROOT, castrig
+
+
+def request(url: str, path: str, *, host: str | None = None, token: str | None = None) -> tuple[int, str]:
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=20)
+    try:
+        headers = {} if host is None else {"Host": host}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        conn.putrequest("GET", path, skip_host=host is not None)
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def server_log(served) -> str:
+    """Stop the server as Ctrl-C would and return what it wrote to stderr."""
+    served.proc.send_signal(signal.SIGINT)
+    served.proc.wait(timeout=10)
+    return served.proc.stderr.read()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[Path, str]:
+    data = tmp_path_factory.mktemp("serve-hosts") / "data"
+    res = castrig("run", str(ROOT / "recipes" / "demo.yaml"), "--data", str(data), "-q")
+    assert res.returncode == 0, res.stderr
+    (run_dir,) = [p.parent for p in data.glob("*/run.json")]
+    return data, run_dir.name
+
+
+def test_loopback_answers_only_loopback_host_names(finished_run, castrig_serve):
+    data, uid = finished_run
+    with castrig_serve(data) as served:
+        port = urlsplit(served.url).port
+        for host in ("rebind.attacker.example", f"rebind.attacker.example:{port}", f"127.0.0.1.nip.io:{port}",
+                     f"localhost.attacker.example:{port}", "10.0.0.5", ""):
+            for path in ("/api/runs", f"/api/runs/{uid}", "/", f"/api/runs/{uid}/samples"):
+                code, body = request(served.url, path, host=host)
+                assert code == 400, (host, path, code)
+                assert uid not in body
+        # the names a person (or an SSH tunnel's local port) uses are answered
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", "LOCALHOST:9000", f"127.0.0.2:{port}", "[::1]:8765"):
+            code, body = request(served.url, "/api/runs", host=host)
+            assert code == 200 and json.loads(body)[0]["uid"] == uid, (host, code, body)
+        assert request(served.url, f"/api/runs/{uid}")[0] == 200  # urllib/curl's own Host
+        assert "Traceback" not in server_log(served)
+
+
+def test_non_loopback_keeps_the_token_and_any_host(tmp_path: Path, finished_run, castrig_serve):
+    data, uid = finished_run
+    with castrig_serve(data, "--host", "0.0.0.0") as served:
+        local = served.url.replace("0.0.0.0", "127.0.0.1")
+        assert request(local, "/api/runs", host="rig-pc.lab.example:8765")[0] == 401
+        code, body = request(local, "/api/runs", host="rig-pc.lab.example:8765", token=served.token)
+        assert code == 200 and json.loads(body)[0]["uid"] == uid
+
+
+def test_bad_numbers_are_400_or_404_not_500(finished_run, castrig_serve):
+    data, uid = finished_run
+    with castrig_serve(data) as served:
+        assert request(served.url, f"/runs/{uid}/images/1.png")[0] == 200
+        for n in ("99999999999999999999999", str(2**63), "0"):
+            assert request(served.url, f"/runs/{uid}/images/{n}.png")[0] == 404, n
+        for path in ("stream?after=abc", "stream?events_after=x", "stream?after=-1", f"stream?after={2**64}",
+                     "samples?after=abc", f"samples?after={2**64}", "samples?since=nan", "samples?since=abc",
+                     "events?after=abc", f"events?after={10**30}"):
+            code, body = request(served.url, f"/api/runs/{uid}/{path}")
+            assert code == 400 and "error" in json.loads(body), (path, code, body)
+        code, body = request(served.url, f"/api/runs/{uid}/events?after=0")
+        assert code == 200 and json.loads(body)
+        err = server_log(served)
+        assert "Traceback" not in err and "Error" not in err, err[-2000:]
