@@ -29,6 +29,7 @@ import numpy as np
 from castrig.errors import BadInput
 
 __all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "max_image_pixels", "check_image_size", "check_pixel_size",
+           "pixel_size_disagreement",
            "DEFAULT_MAX_IMAGE_PIXELS", "PIXEL_SIZE_RANGE_UM"]
 
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
@@ -361,14 +362,22 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                     a = np.moveaxis(a, 0, -1)  # planar RGB (PlanarConfiguration SEPARATE)
                 px = _tiff_pixel_size(tif, page)
                 src = "TIFF resolution tags" if px is not None else None
-                if not (tif.imagej_metadata or {}).get("unit"):
+                imagej_calibrated = bool((tif.imagej_metadata or {}).get("unit"))
+                try:
+                    vpx, vsrc = vendor_pixel_size(page, p)
+                except Exception:  # noqa: BLE001 - only read to be compared with an ImageJ calibration
+                    if not imagej_calibrated:
+                        raise
+                    vpx, vsrc = None, None
+                found = [(px, src)] if px is not None else []
+                if vpx is not None:
+                    found.append((vpx, vsrc))
+                if not imagej_calibrated and vpx is not None:
                     # The instrument's own record of its scan beats plain resolution tags, which
                     # SEM software often leaves at a display default (an FEI Quanta file says
                     # 28 px/cm, i.e. 72 dpi: 357 µm per pixel). An ImageJ calibration is a
                     # person's deliberate one and stays first.
-                    vpx, vsrc = vendor_pixel_size(page, p)
-                    if vpx is not None:
-                        px, src = vpx, vsrc
+                    px, src = vpx, vsrc
                 desc = page.description or ""
                 meta: dict = {}
                 if desc:
@@ -395,6 +404,11 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             px, src = None, None
         if src is not None:
             meta["pixel_size_source"] = src
+            if imagej_calibrated and src == "TIFF resolution tags":
+                src = "TIFF resolution tags (ImageJ calibration)"
+            warnings = pixel_size_disagreement(px, src, [(v, w) for v, w in found if w != meta["pixel_size_source"]])
+            if warnings:
+                meta["pixel_size_warnings"] = warnings
         return _grey(a, p), px, meta
     try:
         import imageio.v3 as iio
@@ -423,6 +437,24 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     # PNG/JPEG/BMP carry no pixel size; an SEM's text sidecar may (JEOL saves .bmp/.jpg + .txt)
     px, src = sidecar_pixel_size(p, width_px=a.shape[1] if a.ndim >= 2 else None)
     return _grey(a, p), px, ({"pixel_size_source": src} if src else {})
+
+
+#: two pixel sizes of one image that differ by more than this (relative) are reported
+PIXEL_SIZE_AGREEMENT = 0.01
+
+
+def pixel_size_disagreement(used_um: float, used_source: str, others: list[tuple[float | None, str | None]]) -> list[str]:
+    """One warning per other pixel size of the same image (``(value µm, source)``) that differs
+    from the one used by more than :data:`PIXEL_SIZE_AGREEMENT`, naming both values and which
+    was used."""
+    out = []
+    for v, where in others:
+        if v is None or not (np.isfinite(v) and v > 0) or not (np.isfinite(used_um) and used_um > 0):
+            continue
+        if abs(v / used_um - 1) > PIXEL_SIZE_AGREEMENT:
+            out.append(f"pixel size: {where} says {v:.6g} µm, {used_source} says {used_um:.6g} µm "
+                       f"({max(v, used_um) / min(v, used_um):.3g}× apart); used {used_um:.6g} µm from {used_source}")
+    return out
 
 
 def _cut(text: str, limit: int = 200) -> str:

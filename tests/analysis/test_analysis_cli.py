@@ -55,7 +55,8 @@ def test_section_table_and_json(files):
     res = run("section", d / "x.tif")
     assert res.exit_code == 0 and "mean_thickness_um" in res.output
     out = json.loads(run("section", d / "x.tif", "--json").output)
-    assert set(out) == SECTION_KEYS | {"quality"}  # issue 16: flags and 95 % intervals beside the metrics
+    # issue 16: flags and 95 % intervals beside the metrics, and the pixel size used with its source
+    assert set(out) == SECTION_KEYS | {"quality", "pixel_size_um", "pixel_size_source", "images", "warnings"}
     assert out["mean_thickness_um"] == pytest.approx(gt["mean_thickness_um"], rel=0.03)
 
 

@@ -16,7 +16,13 @@ from castrig.errors import BadInput
 
 _HELP = """Measure membrane micrographs (surface, section) and judge the specification.
 
-Images: TIFF (pixel size from the resolution tags), PNG or JPEG (give --pixel-size). RGB and RGBA
+Images: TIFF, PNG or JPEG. The pixel size is, first found: --pixel-size; an ImageJ/Fiji calibration
+(TIFF resolution tags with ImageJ's unit); the instrument's own metadata (Zeiss SmartSEM tag
+34118, FEI/Thermo tag 34682 [Scan] PixelWidth, TESCAN .hdr, Hitachi or JEOL .txt sidecars),
+which beats plain TIFF resolution tags (SEM software often leaves them at 72 dpi); the TIFF
+resolution tags. A transmitted view is measured at its reflected view's. The result says the
+pixel size used and where it came from (--json: pixel_size_um, pixel_size_source, images), and
+warns when another source in the file disagrees by more than 1 %. RGB and RGBA
 images are measured in grey (luminance 0.2125 R + 0.7154 G + 0.0721 B; the alpha channel is
 dropped). Signed-integer and float images are rescaled before measuring; NaN or infinite pixels
 are refused. A pixel size outside 0.0005–50 µm per pixel is refused. Images larger than
@@ -49,21 +55,34 @@ _UNITS = {
 }
 
 
-def _load(path: Path, pixel_size: float | None, what: str):
-    from castrig.tiffio import check_pixel_size, read_micrograph
+def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "--pixel-size"):
+    """(array, pixel size µm, image record) of one micrograph. The record says which pixel size
+    was used and where it came from (``pixel_size_source``), with a warning for every other
+    pixel size of the image that disagrees by more than 1 %. ``pixel_size`` (the flag's, or
+    the reflected view's for a transmitted one: ``given_by``) wins over the file's."""
+    from castrig.tiffio import check_pixel_size, pixel_size_disagreement, read_micrograph
 
-    if pixel_size is not None:
+    if pixel_size is not None and given_by == "--pixel-size":
         check_pixel_size(pixel_size, "--pixel-size")
     arr, px, meta = read_micrograph(path)
+    warnings = list(meta.get("pixel_size_warnings", ()))
     if pixel_size is not None:
-        return arr, float(pixel_size)
-    if px is None:
+        used, source = float(pixel_size), given_by
+        if px is not None:  # the file's own says otherwise: not silently
+            warnings = pixel_size_disagreement(used, source, [(px, meta.get("pixel_size_source", "the file"))])
+    elif px is None:
         raise BadInput(
             f"{path}: no pixel size in the file ({what}); give --pixel-size UM",
             file=str(path),
             field="--pixel-size",
         )
-    return arr, check_pixel_size(px, meta.get("pixel_size_source", "the file's resolution tags"), file=path)
+    else:
+        source = meta.get("pixel_size_source", "the file's resolution tags")
+        used = check_pixel_size(px, source, file=path)
+    record = {"file": str(path), "pixel_size_um": used, "pixel_size_source": source}
+    if warnings:
+        record["warnings"] = [f"{path.name}: {w}" for w in warnings]
+    return arr, used, record
 
 
 def _section_rois_path(rois: Path) -> Path:
@@ -125,23 +144,26 @@ def _surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[floa
     from castrig.analysis import analyse_surface
 
     _check_appearance(appearance)
-    refl, px = _load(image, pixel_size, "surface")
+    refl, px, rec = _load(image, pixel_size, "surface")
+    images = {"surface": rec}
     trans = None
     if transmitted is not None:
-        trans, _ = _load(transmitted, px, "transmitted")
+        # registered with the reflected view: measured at its pixel size
+        trans, _, images["transmitted"] = _load(transmitted, px, "transmitted",
+                                                given_by=f"the reflected view {image.name} ({rec['pixel_size_source']})")
         if trans.shape != refl.shape:
             raise BadInput(
                 f"{transmitted}: shape {trans.shape} differs from the reflected image {refl.shape}; the views must be registered",
                 file=str(transmitted),
             )
-    return refl, analyse_surface(refl, px, trans, keep_labels=keep_labels, appearance=_check_appearance(appearance))
+    return refl, analyse_surface(refl, px, trans, keep_labels=keep_labels, appearance=_check_appearance(appearance)), images
 
 
 def _section(image: Path, pixel_size: Optional[float]):
     from castrig.analysis import analyse_section
 
-    sec, px = _load(image, pixel_size, "section")
-    return analyse_section(sec, px)
+    sec, px, rec = _load(image, pixel_size, "section")
+    return analyse_section(sec, px), {"section": rec}
 
 
 def _fmt(v) -> str:
@@ -162,17 +184,34 @@ def _table(metrics: dict, title: str) -> Table:
     return t
 
 
-def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | None = None) -> None:
+def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | None = None, images: dict | None = None) -> None:
+    """Print the metrics (and quality, verdict) as one JSON object or as tables. ``images``:
+    role → the record of :func:`_load` (file, pixel_size_um, pixel_size_source, warnings)."""
+    images = images or {}
+    warnings = [w for rec in images.values() for w in rec.get("warnings", ())]
     if as_json:
         out = dict(data)
+        measured = [r for k, r in images.items() if k != "transmitted"]
+        if len(measured) == 1:  # one image measured: its pixel size beside the metrics
+            out["pixel_size_um"] = measured[0]["pixel_size_um"]
+            out["pixel_size_source"] = measured[0]["pixel_size_source"]
+        out["images"] = {k: {kk: vv for kk, vv in r.items() if kk != "warnings"} for k, r in images.items()}
+        out["warnings"] = warnings
         if quality is not None:
             out["quality"] = quality
         if verdict is not None:
             out["verdict"] = verdict.to_dict()
+        for w in warnings:
+            typer.echo(f"warning: {w}", err=True)
         typer.echo(json.dumps(out))
         return
     con = Console()
     con.print(_table(data, title))
+    for role, rec in images.items():
+        con.print(f"pixel size ({role}, {Path(rec['file']).name}): {rec['pixel_size_um']:.6g} µm per pixel, "
+                  f"from {rec['pixel_size_source']}", markup=False, highlight=False)
+    for w in warnings:
+        con.print(f"warning: {w}", style="bold yellow", markup=False, highlight=False)
     if quality is not None:
         if quality.get("flags"):
             con.print(f"quality flags: {', '.join(quality['flags'])} (flagged metrics are not trusted by the verdict)")
@@ -196,7 +235,7 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
 def surface(
     image: Path = typer.Argument(..., metavar="IMAGE", help="reflected-light top view (TIFF/PNG/JPEG; grey, or RGB/RGBA as luminance)"),
     transmitted: Optional[Path] = typer.Option(None, "--transmitted", metavar="IMAGE", help="registered transmitted-light view"),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel (default: from the TIFF tags)"),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel (default: the file's own, see castrig analyse --help)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
     overlay: Optional[Path] = typer.Option(None, "--overlay", metavar="PNG", help="write a PNG with the pores outlined"),
     appearance: str = typer.Option("optical", "--appearance", metavar="A",
@@ -218,7 +257,7 @@ def surface(
       castrig analyse surface sem.tif --appearance sem --rois pores.zip   # open both in Fiji
     """
     _check_outputs([image, transmitted], [rois] if rois is not None else [], overlay)
-    refl, m = _surface(image, transmitted, pixel_size, keep_labels=overlay is not None, appearance=appearance)
+    refl, m, images = _surface(image, transmitted, pixel_size, keep_labels=overlay is not None, appearance=appearance)
     if rois is not None:
         from castrig.analysis.rois import surface_rois
 
@@ -229,13 +268,13 @@ def surface(
         from castrig.analysis.overlay import surface_overlay
 
         iio.imwrite(overlay, surface_overlay(refl, m))
-    _emit(m.to_dict(), as_json, f"surface: {image.name}", quality=m.quality())
+    _emit(m.to_dict(), as_json, f"surface: {image.name}", quality=m.quality(), images=images)
 
 
 @app.command()
 def section(
     image: Path = typer.Argument(..., metavar="IMAGE", help="cross-section view (background on top)"),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel (default: from the TIFF tags)"),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel (default: the file's own, see castrig analyse --help)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
     rois: Optional[Path] = typer.Option(None, "--rois", metavar="ZIP", help="write the film top, interface and tongues as an ImageJ/Fiji ROI set"),
 ) -> None:
@@ -252,12 +291,12 @@ def section(
       castrig analyse section cut.tif --rois cut.zip
     """
     _check_outputs([image], [rois] if rois is not None else [])
-    m = _section(image, pixel_size)
+    m, images = _section(image, pixel_size)
     if rois is not None:
         from castrig.analysis.rois import section_rois
 
         _write_rois(rois, section_rois(m))
-    _emit(m.to_dict(), as_json, f"section: {image.name}", quality=m.quality())
+    _emit(m.to_dict(), as_json, f"section: {image.name}", quality=m.quality(), images=images)
 
 
 @app.command()
@@ -265,7 +304,7 @@ def membrane(
     surface_image: Path = typer.Option(..., "--surface", metavar="IMAGE", help="reflected-light top view"),
     transmitted: Optional[Path] = typer.Option(None, "--transmitted", metavar="IMAGE", help="registered transmitted-light view"),
     section_image: Path = typer.Option(..., "--section", metavar="IMAGE", help="cross-section view"),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel for all images (default: TIFF tags)"),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel for all images (default: each file's own, see castrig analyse --help)"),
     grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="judge only this grade (e.g. claim3)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: metrics + verdict"),
     appearance: str = typer.Option("optical", "--appearance", metavar="A", help="top view: optical, sem or auto"),
@@ -287,8 +326,9 @@ def membrane(
         raise BadInput(f"--grade {grade!r} is not a grade; choose from {', '.join(spec.grades)}", field="--grade")
     _check_outputs([surface_image, transmitted, section_image],
                    [] if rois is None else [rois, _section_rois_path(rois)])
-    _, sm = _surface(surface_image, transmitted, pixel_size, appearance=appearance)
-    xm = _section(section_image, pixel_size)
+    _, sm, images = _surface(surface_image, transmitted, pixel_size, appearance=appearance)
+    xm, section_image_rec = _section(section_image, pixel_size)
+    images |= section_image_rec
     if rois is not None:
         from castrig.analysis.rois import section_rois, surface_rois
 
@@ -299,4 +339,4 @@ def membrane(
     quality = {"flags": sorted(set(qs["flags"]) | set(qx["flags"])),
                "flagged": qs["flagged"] | qx["flagged"], "intervals": qs["intervals"] | qx["intervals"]}
     v = judge(data, [grade] if grade else None, spec, intervals=quality["intervals"], flagged=quality["flagged"])
-    _emit(data, as_json, "membrane", verdict=v, quality=quality)
+    _emit(data, as_json, "membrane", verdict=v, quality=quality, images=images)

@@ -1,0 +1,105 @@
+"""The result says which pixel size was used and where it came from (issue 16), and warns when
+the file's sources disagree (audit repro_11): the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import ROOT, castrig
+
+FEI = "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
+
+
+def cli(*args, cwd: Path):
+    return castrig(*[str(a) for a in args], cwd=cwd, PYTHONPATH=str(ROOT / "src"))
+
+
+def fei(px_m: float) -> list:
+    return [(34682, "s", 0, f"[Scan]\r\nPixelWidth={px_m!r}\r\n", True)]
+
+
+@pytest.fixture
+def d(tmp_path: Path) -> Path:
+    y, x = np.mgrid[0:256, 0:256]
+    img = np.full((256, 256), 200, np.uint8)
+    for cy in range(8, 256, 16):
+        for cx in range(8, 256, 16):
+            img[(y - cy) ** 2 + (x - cx) ** 2 < 25] = 40
+    um1 = dict(resolution=(10000, 10000), resolutionunit=3)  # 1 µm per pixel
+    tifffile.imwrite(tmp_path / "tags_1um.tif", img, **um1)
+    tifffile.imwrite(tmp_path / "conflict.tif", img, **um1, extratags=fei(2.5e-07))
+    tifffile.imwrite(tmp_path / "agree.tif", img, resolution=(40000, 40000), resolutionunit=3, extratags=fei(2.502e-07))
+    tifffile.imwrite(tmp_path / "fiji.tif", img, imagej=True, resolution=(2.0, 2.0), metadata={"unit": "um"}, extratags=fei(1e-06))
+    tifffile.imwrite(tmp_path / "quanta.tif", img, resolution=(28.3465, 28.3465), resolutionunit=3, extratags=fei(2.5e-07))
+    sec = np.full((120, 300), 30.0)
+    sec[40:80] = 180
+    sec = np.clip(sec + np.random.default_rng(0).normal(0, 8, sec.shape), 0, 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "cut.tif", sec, resolution=(1e5, 1e5), resolutionunit=3)  # 0.1 µm
+    return tmp_path
+
+
+def as_json(d: Path, *args) -> tuple[dict, str]:
+    res = cli("analyse", *args, "--json", cwd=d)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout), res.stderr
+
+
+def test_json_says_pixel_size_and_source(d: Path):
+    out, err = as_json(d, "surface", "tags_1um.tif")
+    assert out["pixel_size_um"] == pytest.approx(1.0) and out["pixel_size_source"] == "TIFF resolution tags"
+    assert out["images"]["surface"] == {"file": "tags_1um.tif", "pixel_size_um": pytest.approx(1.0),
+                                        "pixel_size_source": "TIFF resolution tags"}
+    assert out["warnings"] == [] and err == ""
+    out, _ = as_json(d, "surface", "tags_1um.tif", "--pixel-size", "0.5")
+    assert out["pixel_size_um"] == 0.5 and out["pixel_size_source"] == "--pixel-size"
+    assert "says 1 µm" in out["warnings"][0] and "used 0.5 µm from --pixel-size" in out["warnings"][0]
+
+
+def test_disagreeing_sources_are_reported_with_the_one_used(d: Path):
+    out, err = as_json(d, "surface", "conflict.tif")
+    # the precedence is kept: the instrument's record over the resolution tags
+    assert out["pixel_size_um"] == pytest.approx(0.25) and out["pixel_size_source"] == FEI
+    (w,) = out["warnings"]
+    assert "TIFF resolution tags says 1 µm" in w and "0.25 µm" in w and f"used 0.25 µm from {FEI}" in w
+    assert "warning:" in err and "TIFF resolution tags says 1 µm" in err
+    table = cli("analyse", "surface", "conflict.tif", cwd=d).stdout
+    flat = " ".join(table.split())
+    assert "pixel size (surface, conflict.tif): 0.25 µm per pixel, from FEI/Thermo tag 34682" in flat
+    assert "warning: conflict.tif: pixel size: TIFF resolution tags says 1 µm" in flat
+    # a 72-dpi placeholder (357 µm) is said too, and the instrument's value used
+    out, _ = as_json(d, "surface", "quanta.tif")
+    assert out["pixel_size_um"] == pytest.approx(0.25) and "352.777 µm" in out["warnings"][0]
+    # within 1 %: nothing to say
+    out, _ = as_json(d, "surface", "agree.tif")
+    assert out["pixel_size_source"] == FEI and out["warnings"] == []
+
+
+def test_a_fiji_calibration_stays_first_and_the_vendor_tag_is_named(d: Path):
+    out, _ = as_json(d, "surface", "fiji.tif")
+    assert out["pixel_size_um"] == pytest.approx(0.5) and out["pixel_size_source"] == "TIFF resolution tags"
+    assert "FEI/Thermo tag 34682 ([Scan] PixelWidth) says 1 µm" in out["warnings"][0]
+    assert "ImageJ calibration" in out["warnings"][0]
+
+
+def test_membrane_reports_each_image(d: Path):
+    out, _ = as_json(d, "membrane", "--surface", "conflict.tif", "--transmitted", "tags_1um.tif", "--section", "cut.tif")
+    im = out["images"]
+    assert im["surface"]["pixel_size_um"] == pytest.approx(0.25) and im["surface"]["pixel_size_source"] == FEI
+    assert im["section"]["pixel_size_um"] == pytest.approx(0.1) and im["section"]["pixel_size_source"] == "TIFF resolution tags"
+    assert im["transmitted"]["pixel_size_um"] == pytest.approx(0.25)
+    assert im["transmitted"]["pixel_size_source"].startswith("the reflected view conflict.tif")
+    assert len(out["warnings"]) == 2  # the surface's own two sources, and the transmitted file's 1 µm
+    assert "pixel_size_um" not in out  # two images measured: per image only
+    table = " ".join(cli("analyse", "membrane", "--surface", "conflict.tif", "--section", "cut.tif", cwd=d).stdout.split())
+    assert "pixel size (section, cut.tif): 0.1 µm per pixel, from TIFF resolution tags" in table
+
+
+def test_help_describes_the_real_precedence(d: Path):
+    text = " ".join(cli("analyse", "--help", cwd=d).stdout.split())
+    assert "pixel size from the resolution tags" not in text
+    assert "34682" in text and "34118" in text and "1 %" in text
