@@ -30,7 +30,7 @@ from castrig.errors import BadInput
 
 __all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "max_image_pixels", "check_image_size", "check_pixel_size",
            "pixel_size_disagreement",
-           "DEFAULT_MAX_IMAGE_PIXELS", "PIXEL_SIZE_RANGE_UM"]
+           "DEFAULT_MAX_IMAGE_PIXELS", "PIXEL_SIZE_RANGE_UM", "check_image_side"]
 
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
 MAX_BYTES_PER_PIXEL = 4  # decoded: RGBA uint8 or float32 grey at the full pixel limit (400 MB at 100 Mpx)
@@ -151,10 +151,24 @@ def _luminance(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def check_image_side(path: str | Path, a: np.ndarray, min_side_px: int) -> None:
+    """BadInput "image too small" (the size found and the minimum) unless both sides of the 2-D
+    image ``a`` have at least ``min_side_px`` pixels."""
+    h, w = a.shape[:2]
+    if min(h, w) < min_side_px:
+        raise BadInput(f"{path}: image too small: {w} × {h} px (width × height); allowed: at least "
+                       f"{min_side_px} × {min_side_px} px", file=str(path), field="image size")
+
+
 def _grey(a: np.ndarray, path: str) -> np.ndarray:
     if a.size == 0:
         raise BadInput(f"{path}: empty image (shape {a.shape})", file=path)
-    a = np.squeeze(a)
+    # drop single pages and single samples, never the image's own rows or columns (np.squeeze
+    # made a 1×1 image shape () and a one-row image shape (N,))
+    while a.ndim > 2 and a.shape[0] == 1 and not (a.ndim == 3 and a.shape[-1] in (2, 3, 4)):
+        a = a[0]
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
     if a.ndim == 3 and a.shape[-1] in (2, 3, 4):
         if a.dtype == bool or a.dtype.kind not in "iuf":
             raise BadInput(f"{path}: unsupported pixel type {a.dtype} for a colour image", file=path)

@@ -22,9 +22,14 @@ import math
 
 import numpy as np
 
-__all__ = ["MIN_PORES", "MIN_PX_PER_PORE", "SURFACE_FLAG_METRICS", "SECTION_FLAG_METRICS", "saturated",
+__all__ = ["UNMEASURABLE_FLAGS", "MIN_PORES", "MIN_PX_PER_PORE", "SURFACE_FLAG_METRICS", "SECTION_FLAG_METRICS", "saturated",
            "surface_intervals", "section_intervals", "lattice_disorder", "edge_blur_px", "Z95",
            "claim1_intervals", "wilson"]
+
+#: flags under which a metric was not measured at all (the verdict says ``unknown`` for its
+#: bounds, never pass, marginal or fail): clipped pixels hide the edges the metrics are made of —
+#: an all-black frame has no pores to find, and its opening ratio of 0 is no measurement
+UNMEASURABLE_FLAGS = frozenset({"saturated"})
 
 Z95 = 1.96
 MIN_PORES = 30

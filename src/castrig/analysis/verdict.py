@@ -1,7 +1,9 @@
 """Does a membrane meet a grade? Every bound, its measured value, margin and status.
 
 A metric that could not be measured makes its bound "unknown", and a grade with any unknown
-bound is not met (never a pass by default). With the metrics' 95 % intervals (issue 16) a bound
+bound is not met (never a pass by default); so does a metric whose quality flag says it was not
+measured at all (:data:`~castrig.analysis.quality.UNMEASURABLE_FLAGS`: a saturated image), whatever
+number the analysis returned. With the metrics' 95 % intervals (issue 16) a bound
 that lies inside its metric's interval is "marginal", and so is a passing bound on a metric that
 carries a quality flag (never silently trusted); a grade is met only when every bound passes.
 A marginal bound says what would settle it: more fields (the statistical part dominates) or a
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .quality import UNMEASURABLE_FLAGS
 from .spec import Spec, load_spec, quantity_value
 
 __all__ = ["BoundCheck", "GradeVerdict", "Verdict", "judge"]
@@ -139,6 +142,18 @@ def _advice(flags: tuple[str, ...], value: float, interval: tuple[float, float],
     return "measure more fields (the statistical uncertainty dominates)"
 
 
+def _flag_advice(flags: tuple[str, ...]) -> str | None:
+    if any(f.endswith("under_resolved") for f in flags) or "blurred" in flags:
+        return "image at a finer pixel size (pores under-resolved or blurred)"
+    if "too_few_pores" in flags:
+        return "measure more fields (too few pores)"
+    if "no_lattice_order" in flags:
+        return "check the field (the pores show no honeycomb order)"
+    if "interface_lost" in flags:
+        return "check the section (its edges were lost over more than a tenth of it)"
+    return None
+
+
 def judge(metrics: dict, grades: list[str] | None = None, spec: Spec | None = None, *,
           intervals: dict | None = None, flagged: dict | None = None, stat_dominant: dict | None = None) -> Verdict:
     """Judge metric-name keyed values (``SurfaceMetrics.to_dict() | SectionMetrics.to_dict()``)
@@ -164,11 +179,17 @@ def judge(metrics: dict, grades: list[str] | None = None, spec: Spec | None = No
             iv = _interval(b.quantity, intervals, spec) if v is not None else None
             fl = _flags_of(b.quantity, flagged, spec) if v is not None else ()
             advice = None
+            lost = [f for f in fl if f in UNMEASURABLE_FLAGS]
+            if lost:  # a number came out, but nothing was measured: not a pass, not a fail
+                v, margin, status, iv = None, None, UNKNOWN, None
+                advice = "not measured: image again with exposure and gain inside the detector's range"
             if status != UNKNOWN and ((iv is not None and iv[0] < b.limit < iv[1]) or (status == PASS and fl)):
                 status = MARGINAL
                 keys = spec.ratios.get(b.quantity, (b.quantity,))
                 sd = [stat_dominant[k] for k in keys if k in stat_dominant]
                 advice = _advice(fl, v, iv or (v, v), all(sd) if sd else None)
+                if not (iv is not None and iv[0] < b.limit < iv[1]):  # the bound is outside the interval:
+                    advice = f"passes, but flagged {', '.join(fl)}: {_flag_advice(fl) or advice}"  # the flag made it marginal
             checks.append(BoundCheck(b.quantity, spec.labels.get(b.quantity, b.quantity), b.kind, b.limit, v, margin,
                                      status, b.source, iv, fl, advice))
         out.append(GradeVerdict(name, g.description, tuple(checks)))

@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from castrig.errors import BadInput
@@ -60,11 +61,14 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
     was used and where it came from (``pixel_size_source``), with a warning for every other
     pixel size of the image that disagrees by more than 1 %. ``pixel_size`` (the flag's, or
     the reflected view's for a transmitted one: ``given_by``) wins over the file's."""
-    from castrig.tiffio import check_pixel_size, pixel_size_disagreement, read_micrograph
+    from castrig.analysis.quality import MIN_PX_PER_PORE
+    from castrig.tiffio import check_image_side, check_pixel_size, pixel_size_disagreement, read_micrograph
 
     if pixel_size is not None and given_by == "--pixel-size":
         check_pixel_size(pixel_size, "--pixel-size")
     arr, px, meta = read_micrograph(path)
+    # one pore of MIN_PX_PER_PORE across is the least a micrograph can show
+    check_image_side(path, arr, math.ceil(MIN_PX_PER_PORE))
     warnings = list(meta.get("pixel_size_warnings", ()))
     if pixel_size is not None:
         used, source = float(pixel_size), given_by
@@ -224,7 +228,7 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
                 t.add_column(col)
             for c in g.checks:
                 iv = f"{_fmt(c.interval[0])} – {_fmt(c.interval[1])}" if c.interval else "—"
-                st = c.status + (f" [{', '.join(c.flags)}]" if c.flags else "") + (f": {c.advice}" if c.advice else "")
+                st = escape(c.status + (f" [{', '.join(c.flags)}]" if c.flags else "") + (f": {c.advice}" if c.advice else ""))
                 sym = {"min": "≥", "max": "≤", "gt": ">"}.get(c.kind, c.kind)
                 t.add_row(c.label, f"{sym} {c.limit:g}", _fmt(c.value), iv, _fmt(c.margin), st)
             con.print(t)
