@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import math
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -351,8 +352,8 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     # too thin to resolve — known limit, issue 16)
     top_env_c = _bridge(yt, has, -_envelope(-yt, radius, thick_px), sign=1.0) if (yt_l < yt).any() else None
     bot_env = _envelope(yb, radius, thick_px)
-    top_env = _bridge(yt, has, top_env, sign=1.0)
-    bot_env = _bridge(yb, has_b, bot_env, sign=-1.0, sides=True)
+    top_env, top_seen = _bridge(yt, has, top_env, sign=1.0, seen=True)
+    bot_env, bot_seen = _bridge(yb, has_b, bot_env, sign=-1.0, sides=True, seen=True)
     t_px = bot_env - top_env
     valid = (t_px > 0) & (top_env < h) & (bot_env > 0)
     if valid.sum() < 0.2 * w:
@@ -391,7 +392,9 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     flags = []
     if float(np.nanmean(t_px[valid])) < MIN_PX_PER_PORE:
         flags.append("under_resolved")
-    if valid.mean() < 0.9 or has.mean() < 0.9:
+    # (the interface under a tongue is carried across it by design — the support's surface
+    # level either side: it counts as followed there)
+    if valid.mean() < 0.9 or _not_followed(has, top_seen, bot_seen | (has & ~has_b)) > 0.1:
         flags.append("interface_lost")
     if saturated(measurable(image)):
         flags.append("saturated")
@@ -421,6 +424,27 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     )
 
 
+def _not_followed(film: np.ndarray, *seen: np.ndarray, gap: float = 0.1) -> float:
+    """Fraction of the width over which the film's edges were not followed: columns beyond the
+    first or last where an edge was seen (``seen``: kept, not bridged — there it is
+    extrapolated), and gaps in the ``film`` columns wider than ``gap`` of the width. Narrower
+    gaps, and the pores, notches and tongues the edges dip into between seen columns, are
+    bridged by the envelope by design: a film with through-pores has no film in half its
+    columns and its edges are followed all the same."""
+    w = film.size
+    lost = np.zeros(w, bool)
+    for mask in (film, *seen):
+        on = np.nonzero(mask)[0]
+        if not on.size:
+            return 1.0
+        lost[:on[0]] = lost[on[-1] + 1:] = True
+    on = np.nonzero(film)[0]
+    for a, b in zip(on[:-1], on[1:]):
+        if b - a - 1 > gap * w:
+            lost[a + 1:b] = True
+    return float(lost.mean())
+
+
 def _envelope(e: np.ndarray, radius: float, depth: float) -> np.ndarray:
     """Upper envelope of a 1-D profile e (dips bridged): a grey closing with a parabolic cap of
     curvature radius ``radius`` px, as wide as needed to bridge dips ``depth`` deep.
@@ -435,9 +459,11 @@ def _envelope(e: np.ndarray, radius: float, depth: float) -> np.ndarray:
     return ndi.grey_closing(p, structure=cap, mode="nearest")[half:-half]
 
 
-def _bridge(raw: np.ndarray, has: np.ndarray, env: np.ndarray, sign: float, sides: bool = False) -> np.ndarray:
+def _bridge(raw: np.ndarray, has: np.ndarray, env: np.ndarray, sign: float, sides: bool = False,
+            seen: bool = False) -> Any:
     """Keep the raw edge where it follows the envelope; interpolate across the columns where it
-    dips into a pore (or there is no film), plus two columns of shoulder either side.
+    dips into a pore (or there is no film), plus two columns of shoulder either side. With
+    ``seen``: (edge, the columns where the raw edge was kept).
 
     Taking the envelope everywhere would bias the edge by the column-to-column noise (an
     opening/closing picks the extreme of the noise), hence only the dips are replaced.
@@ -452,10 +478,11 @@ def _bridge(raw: np.ndarray, has: np.ndarray, env: np.ndarray, sign: float, side
     flag = ndi.binary_dilation(flag, iterations=2) | ~ok
     good = ~flag
     if good.sum() < 2:
-        return env
+        return (env, good) if seen else env
     x = np.arange(raw.size)
     fill = _span_sides(raw, good) if sides else np.interp(x, x[good], raw[good])
-    return np.where(flag, fill, raw)
+    edge = np.where(flag, fill, raw)
+    return (edge, good) if seen else edge
 
 
 def _span_sides(raw: np.ndarray, good: np.ndarray, k: int = 16) -> np.ndarray:
