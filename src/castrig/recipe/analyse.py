@@ -84,6 +84,26 @@ def pool_truth(truths: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
+def pool_quality(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Quality flags and 95 % intervals of the pooled metrics, from each field's ``quality()``.
+
+    A flag in any field marks the pooled metric (a metric is never trusted more than its worst
+    field). Each interval is the fields' mean bounds: as if their errors were one — the
+    edge-position part is — so the pooled interval is never narrower than the fields' evidence
+    and a bound inside it is judged marginal, not passed."""
+    flags = sorted({f for q in parts for f in q.get("flags", ())})
+    flagged: dict[str, list[str]] = {}
+    for q in parts:
+        for k, fl in q.get("flagged", {}).items():
+            flagged[k] = sorted(set(flagged.get(k, [])) | set(fl))
+    intervals: dict[str, list[float]] = {}
+    for k in {k for q in parts for k in q.get("intervals", {})}:
+        ivs = [q["intervals"][k] for q in parts if k in q.get("intervals", {})]
+        if len(ivs) == len(parts):
+            intervals[k] = [float(np.mean([iv[0] for iv in ivs])), float(np.mean([iv[1] for iv in ivs]))]
+    return {"flags": flags, "flagged": flagged, "intervals": intervals}
+
+
 def analyse_run_images(recorder: RunRecorder, *, grade: str | None, membrane_id: str | None = None) -> dict[str, Any]:
     """Metrics and verdict of the latest capture (of ``membrane_id``'s images when given)."""
     fields = _latest_capture(recorder, membrane_id)
@@ -92,6 +112,8 @@ def analyse_run_images(recorder: RunRecorder, *, grade: str | None, membrane_id:
     sections: list[dict[str, Any]] = []
     per_field: list[dict[str, Any]] = []
     truths: list[dict[str, Any]] = []
+    qualities: list[dict[str, Any]] = []  # per field, surface and section apart (pooled apart)
+    section_qualities: list[dict[str, Any]] = []
     for f, views in fields.items():
         row: dict[str, Any] = {"field": f}
         refl = views.get("reflected")
@@ -102,6 +124,7 @@ def analyse_run_images(recorder: RunRecorder, *, grade: str | None, membrane_id:
             if "transmitted" in views:
                 trans, _, _ = read_micrograph(run_dir / views["transmitted"].path)
             m = analyse_surface(img, px, trans)
+            qualities.append(m.quality())
             surface_parts.append({**m.to_dict(), "diameters_um": m.diameters_um,
                                   "through": None if m.through is None else np.asarray(m.through, bool)})
             row.update(m.to_dict())
@@ -110,6 +133,7 @@ def analyse_run_images(recorder: RunRecorder, *, grade: str | None, membrane_id:
         if sec is not None:
             img, px, _ = read_micrograph(run_dir / sec.path)
             s = analyse_section(img, px or sec.pixel_size_um)
+            section_qualities.append(s.quality())
             sections.append(s.to_dict())
             row.update(s.to_dict())
         per_field.append(row)
@@ -121,7 +145,11 @@ def analyse_run_images(recorder: RunRecorder, *, grade: str | None, membrane_id:
         vals = [s[key] for s in sections if s.get(key) is not None]
         metrics[key] = float(np.mean(vals)) if vals else None
     metrics["fields"] = len(fields)
-    verdict = judge(metrics)
+    qs, qx = pool_quality(qualities), pool_quality(section_qualities)
+    quality = {"flags": sorted(set(qs["flags"]) | set(qx["flags"])), "flagged": qs["flagged"] | qx["flagged"],
+               "intervals": qs["intervals"] | qx["intervals"]}
+    # the verdict a lab signs: flagged metrics are not trusted, bounds inside an interval are marginal
+    verdict = judge(metrics, intervals=quality["intervals"], flagged=quality["flagged"])
     vd = verdict.to_dict()
     vd["grades_met"] = verdict.met
     vd["target_grade"] = grade
@@ -131,4 +159,5 @@ def analyse_run_images(recorder: RunRecorder, *, grade: str | None, membrane_id:
         f"{k}={metrics[k]:.3g}" for k in ("opening_ratio", "mean_pore_diameter_um", "pore_diameter_std_um",
                                            "through_pore_fraction", "mean_thickness_um") if metrics.get(k) is not None
     )
-    return {"metrics": metrics, "verdict": vd, "truth": truth, "per_field": per_field, "summary": summary}
+    return {"metrics": metrics, "verdict": vd, "quality": quality, "truth": truth, "per_field": per_field,
+            "summary": summary}

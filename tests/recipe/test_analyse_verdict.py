@@ -1,0 +1,60 @@
+"""The analyse step's verdict is the one ``castrig analyse membrane`` gives: quality flags and
+95 % intervals count in a run too (issue 16: a flagged metric is never silently trusted)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from castrig.recipe.analyse import analyse_run_images, pool_quality
+from castrig.sim.micrograph import make_structure, render_section, render_surface
+from castrig.store import RunInfo
+from castrig.store.sqlite_store import SqliteRunStore
+
+PX_UM = 0.25
+
+
+def _run_with_capture(tmp_path, reflected: np.ndarray | None = None):
+    rng = np.random.default_rng(4)
+    st = make_structure(rng, mean_diameter_um=5.0, opening_ratio=0.45, thickness_um=3.0, thickness_cv=0.1,
+                        field_um=512 * PX_UM, section_length_um=512 * 0.05)
+    refl, trans = render_surface(st, PX_UM, rng, bit_depth=8)
+    sec = render_section(st, 0.05, rng, bit_depth=8)
+    rec = SqliteRunStore(tmp_path).create_run(RunInfo("t", "t", "-", "sim", "-", "test", 1, "", "now"))
+    meta = {"step": 3, "field": 0}
+    rec.save_image(1.0, "reflected", refl if reflected is None else reflected, pixel_size_um=PX_UM,
+                   illumination="reflected", metadata=meta)
+    rec.save_image(1.0, "transmitted", trans, pixel_size_um=PX_UM, illumination="transmitted", metadata=meta)
+    rec.save_image(1.0, "section", sec, pixel_size_um=0.05, illumination="section", metadata=meta)
+    return rec
+
+
+def _checks(result, quantity):
+    (claim1,) = [g for g in result["verdict"]["grades"] if g["grade"] == "claim1"]
+    return [c for c in claim1["checks"] if c["quantity"] == quantity]
+
+
+def test_a_saturated_top_view_is_not_judged_from_its_numbers(tmp_path):
+    """A reflected view clipped white: before, the run judged the opening ratio it produced
+    (pass or fail); now its bounds are unknown and the grade is not met, as in the CLI."""
+    rec = _run_with_capture(tmp_path, reflected=np.full((512, 512), 255, np.uint8))
+    result = analyse_run_images(rec, grade="claim1")
+    assert "saturated" in result["quality"]["flags"]
+    assert {c["status"] for c in _checks(result, "opening_ratio")} == {"unknown"}
+    assert result["verdict"]["target_met"] is False
+
+
+def test_a_good_capture_carries_its_intervals_into_the_verdict(tmp_path):
+    result = analyse_run_images(_run_with_capture(tmp_path), grade="claim1")
+    (d_min, d_max) = _checks(result, "mean_pore_diameter_um")
+    lo, hi = d_min["interval"]
+    assert lo < result["metrics"]["mean_pore_diameter_um"] < hi
+    assert d_min["status"] == "pass"
+
+
+def test_pooled_quality_is_never_surer_than_its_fields():
+    a = {"flags": [], "flagged": {}, "intervals": {"opening_ratio": [0.40, 0.50]}}
+    b = {"flags": ["blurred"], "flagged": {"opening_ratio": ["blurred"]}, "intervals": {"opening_ratio": [0.44, 0.56]}}
+    q = pool_quality([a, b])
+    assert q["flags"] == ["blurred"] and q["flagged"] == {"opening_ratio": ["blurred"]}
+    assert np.allclose(q["intervals"]["opening_ratio"], [0.42, 0.53])
+    assert pool_quality([]) == {"flags": [], "flagged": {}, "intervals": {}}
