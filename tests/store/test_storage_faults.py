@@ -107,6 +107,11 @@ def test_a_damaged_run_folder_is_named_with_the_reason(one_run, tmp_path, damage
     done = castrig("runs", "--data", str(data))
     flat = " ".join(done.stdout.split())
     assert done.returncode == 0 and "damaged" in flat and one_run.name[:15] in flat, done.stdout + done.stderr
+    # `castrig status` (and the served pages, through the same store.live) says what `runs` says:
+    # it said 'completed' for a run.sqlite that is not a database
+    done = castrig("status", str(run_dir))
+    assert "damaged" in done.stdout and "completed" not in done.stdout, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 
 from castrig.store.commands import read_status
 from castrig.store.lock import live_outcome, run_holder
+from castrig.store.sqlite_store import run_damage
 
 #: Event kinds an operator must see (highlighted on the page, "last warning" in ``castrig status``).
 WARNING_KINDS = frozenset({"interlock", "warning", "membrane_lost", "fault", "error"})
@@ -99,6 +100,11 @@ def _step_from_journal(db: sqlite3.Connection | None, recipe: dict[str, Any]) ->
 def summary(run_dir: Path) -> dict[str, Any]:
     """One row of the runs table / ``GET /api/runs``."""
     run_dir = Path(run_dir)
+    damage = run_damage(run_dir)
+    if damage is not None:  # what `castrig runs` says of it: not a run to report on
+        return {"uid": run_dir.name, "status": "damaged", "recipe": "", "operator": "", "started_utc": None,
+                "ended_utc": None, "outcome_reason": damage, "step": {}, "membranes": 0, "grades": [],
+                "virtual_time": False}
     info = read_info(run_dir)
     status = live_outcome(run_dir, str(info.get("outcome", "running")))
     with open_ro(run_dir) as db:
@@ -186,6 +192,9 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
     """``GET /api/runs/{uid}``: status, step, time left, last values, membranes, grades, last warning."""
     run_dir = Path(run_dir)
     out = summary(run_dir)
+    if out["status"] == "damaged":
+        return out | {"last_values": {}, "membrane_records": [], "last_warning": None, "images": [], "t_s": None,
+                      "step_left_s": None, "run_left_s": None, "setpoint_rh_pct": None, "band_rh_pct": None}
     info = read_info(run_dir)
     live = read_status(run_dir) if out["status"] in ("running", "paused", "pausing") else None
     with open_ro(run_dir) as db:

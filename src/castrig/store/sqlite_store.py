@@ -638,7 +638,7 @@ class SqliteRunStore(RunStore):
         out: list[RunSummary] = []
         for r in known.values():
             run_dir = Path(r[1])
-            damage = _damage(run_dir) if run_dir.is_dir() else None
+            damage = run_damage(run_dir) if run_dir.is_dir() else None
             if damage is not None:
                 out.append(RunSummary(*r[:7], "damaged", (), reason=damage))
                 continue
@@ -672,7 +672,7 @@ class SqliteRunStore(RunStore):
         return sorted(out, key=lambda r: (r.started_utc or "", r.run_id))
 
 
-def _damage(run_dir: Path) -> str | None:
+def run_damage(run_dir: Path) -> str | None:
     """Why a known run folder can no longer be read (cheap checks), or None."""
     try:
         read_run_info(run_dir)
