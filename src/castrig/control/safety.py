@@ -7,6 +7,7 @@ others from being made safe; the report says what was verified and what could no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,13 +48,16 @@ def make_safe(
     clock: Clock | None = None,
     retry_for_s: float = 0.0,
     retry_every_s: float = 1.0,
+    on_first_try: Callable[[SafeStateReport], None] | None = None,
 ) -> SafeStateReport:
     """Bring every device to its safe setting and read it back.
 
     With a ``clock``, actions that could not be verified (a port that vanished for a moment, a
     garbled reply) are tried again every ``retry_every_s`` for up to ``retry_for_s``: a device
     whose cable comes back within that time is still made safe. Bounded, so a dead device
-    cannot keep the run from ending; the report then names it.
+    cannot keep the run from ending; the report then names it. ``on_first_try`` is given the
+    report of the first try when it is not safe and retries follow, so the attempt is on record
+    at once rather than only after every retry (``retry_for_s`` plus the retries' own timeouts).
     """
     report = SafeStateReport()
     actions: dict[str, Any] = {}
@@ -94,6 +98,8 @@ def make_safe(
         attempt(f"{chamber.name}.humidifier_off", humidifier_off)
     if clock is not None and retry_for_s > 0:
         deadline = clock.now() + retry_for_s
+        if on_first_try is not None and not report.safe:
+            on_first_try(SafeStateReport(dict(report.verified), dict(report.errors)))
         while not report.safe and clock.now() < deadline:
             clock.sleep(min(retry_every_s, max(0.0, deadline - clock.now())))
             for key, ok in list(report.verified.items()):

@@ -118,7 +118,11 @@ class Runner:
             "rh_band": Monitor("rh_band", "abort", for_s=0.0),
             "rh_band_hold": Monitor("rh_band_hold", "hold", for_s=0.0, clear_for_s=30.0),
         }
-        self._comms: dict[str, Monitor] = {}
+        #: Devices whose last exchange failed: since when (the start of the first failed
+        #: exchange, i.e. the last moment they were known to answer) and the last error.
+        self._silent: dict[str, tuple[float, str]] = {}
+        #: The near-membrane sensor's last read failed (its staleness counts from then on).
+        self._rh_failing = False
         self._frozen: tuple[tuple[float, float], float] | None = None
         self._holding = False
         self._in_pause = False
@@ -243,6 +247,9 @@ class Runner:
             purge_flow_slpm=self.cfg.purge_flow_slpm,
             clock=self.clock,
             retry_for_s=self.cfg.safe_state_retry_s,
+            on_first_try=lambda first: self._record_safely(
+                "safe_state", "control", f"{first.summary()} (first try; trying again for up to "
+                f"{self.cfg.safe_state_retry_s:g} s)", {**first.to_dict(), "first_try": True}),
         )
         if result.outcome != "completed":
             self._record_safely("run_end", "runner", f"{result.outcome}: {result.reason}", {"outcome": result.outcome})
@@ -307,6 +314,7 @@ class Runner:
     def _purge(self, flow_slpm: float) -> None:
         if self.loop is not None:
             self.loop.stop()
+            self._silent.pop("rh_loop", None)  # nothing is asked of the loop now; its MFCs are, by name
         wet, dry, chamber = self.rig.wet_mfc, self.rig.dry_mfc, self.rig.chamber
         if wet is not None and dry is not None:
             self._until_done(wet.name, lambda: wet.set_flow_slpm(0.0))
@@ -381,33 +389,55 @@ class Runner:
         """Talk to a pump, MFC or chamber, riding out a bounded loss of communication.
 
         A reply that does not come or does not parse (:class:`LinkError`,
-        :class:`DeviceCommsError`) returns ``None`` and is retried at the next tick; after
-        ``control.comms_lost_s`` without an answer the ``device_comms`` interlock aborts. An
-        error or alarm the device itself reports (a pump's ``A?S``) is not a comms problem: a
-        pump's trips ``pump_alarm`` at once, others propagate (faulted).
+        :class:`DeviceCommsError`) returns ``None`` and is retried at the next tick; once the
+        device has not answered for ``control.comms_lost_s`` — counted from the start of the
+        first exchange it failed — the ``device_comms`` interlock aborts. The deadlines are
+        checked after every exchange (:meth:`_check_deadlines`), so a tick that waits on several
+        silent devices in turn overruns a limit by at most the exchange in hand. An error or
+        alarm the device itself reports (a pump's ``A?S``) is not a comms problem: a pump's
+        trips ``pump_alarm`` at once, others propagate (faulted).
         """
-        mon = self._comms.get(name)
-        if mon is None:
-            mon = self._comms[name] = Monitor("device_comms", "abort", for_s=self.cfg.comms_lost_s)
+        t0 = self.clock.now()
         try:
             value = action()
         except (LinkError, DeviceCommsError) as exc:
-            first = mon.bad_since is None
-            if mon.update(self.clock.now(), True) == "tripped":
-                raise InterlockTripped(Trip("device_comms", "abort",
-                                            f"{name}: no answer for {self.cfg.comms_lost_s:g} s ({exc})")) from exc
+            since = self._silent.get(name, (t0, ""))[0]
+            first = name not in self._silent
+            self._silent[name] = (since, str(exc))
             if first:
                 self.event("warning", name, f"{name}: no answer ({exc}); retrying for up to {self.cfg.comms_lost_s:g} s",
                            {"error": str(exc)})
+            self._check_deadlines()
             return None
         except DeviceError as exc:
             if name in self.rig.pumps():
                 raise InterlockTripped(Trip("pump_alarm", "abort", str(exc))) from exc
             raise
-        if mon.bad_since is not None:
-            self.event("warning_clear", name, f"{name}: answering again after {self.clock.now() - mon.bad_since:.1f} s")
-        mon.update(self.clock.now(), False)
+        silent = self._silent.pop(name, None)
+        if silent is not None:
+            self.event("warning_clear", name, f"{name}: answering again after {self.clock.now() - silent[0]:.1f} s")
+        self._check_deadlines()
         return value
+
+    def _check_deadlines(self) -> None:
+        """Trip ``sensor_stale`` / ``device_comms`` as soon as a sensor or device already known
+        not to answer has been silent past its limit (``control.sensor_stale_s``,
+        ``control.comms_lost_s``).
+
+        Called at the start of every tick and after every exchange, failed or not: a tick that
+        talks to several silent devices one after another (each costing its timeout x tries)
+        must not stack their retry budgets before the limits are looked at. Only what is known
+        to be failing counts, so a long pause between exchanges that answer trips nothing.
+        """
+        now = self.clock.now()
+        last = self._last_good_rh_t
+        if self._rh_failing and last is not None and now - last > self.cfg.sensor_stale_s:
+            raise InterlockTripped(Trip("sensor_stale", "abort", f"no valid near-membrane RH reading for {now - last:.0f} s"))
+        limit = self.cfg.comms_lost_s
+        for name, (since, error) in self._silent.items():
+            if now - since >= limit:
+                raise InterlockTripped(Trip("device_comms", "abort",
+                                            f"{name}: no answer for {now - since:.0f} s (limit {limit:g} s; {error})"))
 
     def _step_prewet(self, i: int, step: m.PrewetStep) -> dict[str, Any]:
         return self._pump_step(i, self.rig.water_pump, "water_pump", step.volume_ml, step.rate_ml_min)
@@ -623,12 +653,11 @@ class Runner:
         if self._pause_requested and not self._in_pause:
             self._pause()
         now = self.clock.now()
+        self._check_deadlines()  # a limit that ran out while we waited for this tick
         rh = self._read_near()
         if rh is not None and self.loop is not None and self.loop.active:
             loop = self.loop
             self._talk("rh_loop", lambda: loop.update(rh))
-        if self._last_good_rh_t is not None and now - self._last_good_rh_t > self.cfg.sensor_stale_s:
-            raise InterlockTripped(Trip("sensor_stale", "abort", f"no valid near-membrane RH reading for {now - self._last_good_rh_t:.0f} s"))
         if now >= self._next_sample:
             self._sample(now)
             self._next_sample = now + self.cfg.sample_period_s
@@ -649,11 +678,14 @@ class Runner:
             reading = self.rig.rh_near.read()
         except (DeviceError, LinkError) as exc:
             self.log.warning("near-membrane sensor read failed", error=str(exc))
+            self._rh_failing = True
+            self._check_deadlines()
             return None
         lo, hi = self.cfg.rh_sensor_range_pct
         if not (lo <= reading.rh_pct <= hi) or math.isnan(reading.rh_pct):
             raise InterlockTripped(Trip("sensor_range", "abort", f"near-membrane RH {reading.rh_pct} outside {lo}-{hi} %RH"))
         self._check_frozen((reading.rh_pct, reading.temperature_c))
+        self._rh_failing = False
         self._last_good_rh_t = self.clock.now()
         self._last_rh = reading.rh_pct
         self._last_t_near = reading.temperature_c
@@ -689,6 +721,7 @@ class Runner:
                 values["rh_room_pct"], values["t_room_c"] = r.rh_pct, r.temperature_c
             except (DeviceError, LinkError) as exc:
                 self.log.warning("room sensor read failed", error=str(exc))
+                self._check_deadlines()  # its timeouts took time too
         for role, mfc in (("dry_mfc", self.rig.dry_mfc), ("wet_mfc", self.rig.wet_mfc)):
             if mfc is None:
                 continue

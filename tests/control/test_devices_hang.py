@@ -1,0 +1,143 @@
+"""Devices that stop answering (a frozen controller, a hung terminal server) end the run within
+the documented limits: ``sensor_stale_s`` / ``comms_lost_s`` from the last good answer plus at
+most one exchange's worst case (the device in hand's timeout x attempts), then the safe state.
+
+Outside in: the real CLI against ``castrig sim serve`` over TCP, the server frozen with SIGSTOP
+at a seeded moment (its sockets stay open, no reply ever comes); and the same on the twin in
+virtual time, every emulator made silent at once.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, only_run_dir, profile_with_addresses, run_rows, start_castrig, wait_until
+
+#: Both limits, shortened so the test stays short (docs/profiles.md: 10 s by default).
+LIMIT_S = 5.0
+#: A frozen HMT330/Alicat exchange: 3 tries, each up to the 1 s link timeout, the 2nd and 3rd
+#: after the InStep resync's 0.1 s of quiet — the worst case of one exchange.
+EXCHANGE_S = 3 * 1.0 + 2 * 0.1
+CONTROL_PERIOD_S = 1.0
+SLACK_S = 1.5  # two shared cores
+
+RECIPE = """
+name: hang
+steps:
+  - {type: condition, setpoint_rh_pct: 55, band_rh_pct: 0.5, stable_for_s: 500, timeout_s: 600}
+"""
+
+
+def _profile(tmp_path: Path, addresses: dict[str, str]) -> Path:
+    path = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", addresses, tmp_path / "p.yaml")
+    data = yaml.safe_load(path.read_text())
+    data["control"].update(sensor_stale_s=LIMIT_S, comms_lost_s=LIMIT_S, safe_state_retry_s=20.0,
+                           safe_state_keep_trying_s=0)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _events(run_dir: Path, kind: str) -> list[tuple[float, str]]:
+    return run_rows(run_dir, f"select t_s, message from events where kind = '{kind}' order by id")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [8])
+def test_frozen_devices_abort_within_the_limits_then_safe_state(tmp_path, sim_serve, reap, seed):
+    recipe = tmp_path / "hang.yaml"
+    recipe.write_text(RECIPE)
+    with sim_serve("--tcp", "0") as served:
+        profile = _profile(tmp_path, served.addresses)
+        data = tmp_path / "data"
+        proc = reap(start_castrig("run", str(recipe), "--profile", str(profile), "--data", str(data), "-q"))
+        run_dir = wait_until(lambda: (r := only_run_dir(data)) and _events(r, "setpoint") and r,
+                             timeout_s=30, what="the RH loop running")
+        time.sleep(random.Random(seed).uniform(1.0, 3.0))  # anywhere in a tick
+        served.stall()
+        frozen = time.monotonic()
+        try:
+            wait_until(lambda: _events(run_dir, "interlock") or proc.poll() is not None, timeout_s=60,
+                       what="an interlock")
+            tripped = time.monotonic() - frozen
+            wait_until(lambda: _events(run_dir, "safe_state") or proc.poll() is not None, timeout_s=60,
+                       what="a safe-state attempt")
+            first_safe = time.monotonic() - frozen
+        finally:
+            served.resume()
+        rc = proc.wait(timeout=60)
+    interlocks = _events(run_dir, "interlock")
+    assert len(interlocks) == 1 and re.search(r"sensor_stale|no valid near-membrane|no answer", interlocks[0][1])
+    # the last good reading came at most one control period before the freeze
+    budget = LIMIT_S + CONTROL_PERIOD_S + EXCHANGE_S + SLACK_S
+    assert tripped <= budget, f"interlock {tripped:.1f} s (wall) after the freeze; limit {budget:.1f} s: {interlocks}"
+    stale = re.search(r"for (\d+) s", interlocks[0][1])
+    assert stale and float(stale.group(1)) <= LIMIT_S + CONTROL_PERIOD_S + EXCHANGE_S + 0.5, interlocks
+    # the first safe-state attempt (pumps stopped, wet off, purge: one try each, none answering)
+    # is on record within a few exchanges, not after every retry the safe state has
+    assert first_safe - tripped <= 4 * EXCHANGE_S + SLACK_S, (tripped, first_safe)
+    assert rc == 3
+    ends = _events(run_dir, "run_end")
+    assert len(ends) == 1 and ends[0][1].startswith("aborted: interlock")
+    safe = _events(run_dir, "safe_state")
+    assert safe[-1][1].startswith("safe state verified"), safe
+
+
+# -- the same on the twin, in virtual time: every emulator stops answering at once ---------------
+TWIN_LIMIT_S = 10.0
+TWIN_CONDITION = {"type": "condition", "setpoint_rh_pct": 60, "band_rh_pct": 0.2, "stable_for_s": 500, "timeout_s": 900}
+
+
+def _twin_run(tmp_path: Path, freeze_at_s: float, *, silent=("caster", "water_pump", "dry_mfc", "wet_mfc", "rh_near", "rh_room")):
+    from castrig.recipe.model import Recipe
+    from castrig.recipe.runner import Runner
+    from castrig.rig.build import build_rig
+    from castrig.rig.profile import load_profile
+    from castrig.store import RunInfo, SqliteRunStore
+
+    profile = load_profile(ROOT / "hw_profiles" / "sim.yaml")
+    control = profile.control.model_copy(update={"comms_lost_s": TWIN_LIMIT_S, "sensor_stale_s": TWIN_LIMIT_S,
+                                                 "safe_state_keep_trying_s": 0.0})
+    rig = build_rig(profile.model_copy(update={"control": control}))
+    rec = SqliteRunStore(tmp_path, synchronous="NORMAL").create_run(RunInfo("t", "t", "-", "sim", "-", "test", 1, "", "now"))
+    frozen: list[float] = []
+
+    def status(s) -> None:
+        if not frozen and s.t_s >= freeze_at_s:
+            frozen.append(s.t_s)
+            for name in silent:
+                rig.twin.emulators[name].inject("no_reply")
+
+    recipe = Recipe.model_validate({"name": "t", "steps": [TWIN_CONDITION]})
+    result = Runner(recipe, rig, rec, on_status=status).run()
+    return result, rec, frozen[0]
+
+
+def _exchange_budget_s(rig_timeout_s: float = 1.0) -> float:
+    return 3 * rig_timeout_s + 2 * 0.1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_silent_twin_aborts_within_the_limit_plus_one_exchange(tmp_path, seed):
+    freeze = random.Random(seed).uniform(30.0, 60.0)
+    result, rec, t_freeze = _twin_run(tmp_path, freeze)
+    assert result.outcome == "aborted" and result.exit_code == 3
+    [trip] = rec.events("interlock")
+    # the last good answer came at most one control period before the freeze
+    assert trip.t_s - t_freeze <= TWIN_LIMIT_S + 1.0 + _exchange_budget_s(), (t_freeze, trip.t_s, trip.message)
+    safe = rec.events("safe_state")
+    # the first try of the safe state is on record one pass (4 devices, one try each) after the trip
+    assert safe[0].data.get("first_try") and safe[0].t_s - trip.t_s <= 4 * _exchange_budget_s(), [(e.t_s, e.message) for e in safe]
+    assert not result.safe.safe  # nothing answers: not verified, and said so
+
+
+def test_silent_pump_trips_device_comms_within_the_limit_while_the_sensor_answers(tmp_path):
+    result, rec, t_freeze = _twin_run(tmp_path, 40.0, silent=("caster", "water_pump", "dry_mfc", "wet_mfc", "rh_room"))
+    [trip] = rec.events("interlock")
+    assert trip.source == "device_comms", trip.message
+    assert trip.t_s - t_freeze <= TWIN_LIMIT_S + 1.0 + _exchange_budget_s(), (t_freeze, trip.t_s, trip.message)
