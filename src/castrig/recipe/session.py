@@ -263,7 +263,11 @@ def plan_resume(recipe: Recipe, journal: list[Any], **kw: Any) -> ResumePlan:
 
 
 def _stopped_wall(run_dir: Path) -> float | None:
-    """When the crashed part last wrote anything (the newest of its files), epoch seconds."""
+    """When the crashed part last wrote anything (the newest of its files), epoch seconds.
+
+    Its last record of any kind: samples, events and journal go to ``run.sqlite`` (through its
+    WAL), events also to ``log.jsonl``; a long evaporation writes samples only. Read before the
+    resume opens the store or writes a byte, or it would date the stop by itself."""
     times = [p.stat().st_mtime for p in (run_dir / "run.sqlite", run_dir / "run.sqlite-wal", run_dir / "log.jsonl") if p.exists()]
     return max(times) if times else None
 
@@ -282,6 +286,7 @@ def resume_run(run_dir: Path, *, quiet: bool = False) -> RunResult:
 
 
 def _resume_owned(run_dir: Path, *, quiet: bool) -> RunResult:
+    stopped = _stopped_wall(run_dir)  # before anything of ours writes to the folder
     store = open_store(run_dir.parent)
     recorder = store.open_run(run_dir)
     info = recorder.info
@@ -310,13 +315,14 @@ def _resume_owned(run_dir: Path, *, quiet: bool) -> RunResult:
         journal = recorder.journal()
         last_t = max([0.0] + [s[0] for s in recorder.samples()[-50:]] + [e.t_s for e in recorder.events()[-50:]] + [j.t_s for j in journal[-5:]])
         t_offset = last_t + profile.control.control_period_s
+        _close_crashed_part(recorder, last_t, stopped)
         from castrig.control.safety import make_safe
 
         report = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
                            purge_flow_slpm=profile.control.purge_flow_slpm)
         recorder.add_event(t_offset, "safe_state", "control", "resume: " + report.summary(), report.to_dict())
         previous = info.outcome
-        gap = _gap(run_dir, info, last_t)
+        gap = _gap(last_t, stopped)
         in_step = [e for e in journal if e.state == "started"]
         step_elapsed = (last_t - in_step[-1].t_s) if in_step else None
         plan = plan_resume(recipe, journal, elapsed_s=step_elapsed, gap=gap["words"])
@@ -339,11 +345,21 @@ def _resume_owned(run_dir: Path, *, quiet: bool) -> RunResult:
         rig.close()
 
 
-def _gap(run_dir: Path, info: RunInfo, last_t: float) -> dict[str, Any]:
-    """The crash → resume gap on the wall clock (the run clock has none: it goes on from the last record)."""
+def _close_crashed_part(recorder: RunRecorder, last_t: float, stopped: float | None) -> None:
+    """The part a crash ended still says ``running`` in run.json: close it as ``crashed`` at its
+    last record (run clock ``t1_s``, wall clock ``ended_utc`` — unknown without one)."""
+    parts = list(recorder.info.parts)
+    if not parts or parts[-1].get("outcome") != "running":
+        return
+    parts[-1] = {**parts[-1], "outcome": "crashed", "t1_s": round(last_t, 3),
+                 "ended_utc": utc_now_iso(stopped) if stopped is not None else None}
+    recorder.update_info(parts=parts)
+
+
+def _gap(last_t: float, stopped: float | None) -> dict[str, Any]:
+    """The crash → resume gap on the wall clock (the run clock has none: it goes on from the last
+    record); ``stopped``: when the crashed part wrote its last record (:func:`_stopped_wall`)."""
     now = datetime.now(timezone.utc).timestamp()
-    log = run_dir / "log.jsonl"  # line-buffered: its last write is the crashed part's last word
-    stopped = log.stat().st_mtime if log.exists() else None
     out: dict[str, Any] = {"gap_at_t_s": round(last_t, 3), "stopped_utc": None, "resumed_utc": utc_now_iso(now), "gap_s": None}
     if stopped is not None and stopped <= now:
         out.update(stopped_utc=utc_now_iso(stopped), gap_s=round(now - stopped, 1))
