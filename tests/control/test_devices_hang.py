@@ -47,7 +47,6 @@ def _events(run_dir: Path, kind: str) -> list[tuple[float, str]]:
     return run_rows(run_dir, f"select t_s, message from events where kind = '{kind}' order by id")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", [8])
 def test_frozen_devices_abort_within_the_limits_then_safe_state(tmp_path, sim_serve, reap, seed):
     recipe = tmp_path / "hang.yaml"

@@ -33,6 +33,12 @@ interlock              trips when                                        action
 Every trip and every clear is an event in the run. Bounded retries below the interlocks:
 drivers retry a query (never a pump's ``RUN``) 3 times on a timeout or garbled reply; the safe
 state retries what it could not verify for ``control.safe_state_retry_s`` (15 s).
+
+``sensor_stale`` and ``device_comms`` count from the last moment the sensor or device was known to
+answer (the start of the first exchange it failed) and are checked after every exchange and at
+every tick, not once per tick: when several devices hang at once, a tick that waits on each in
+turn overruns a limit by at most the exchange in hand (that device's timeout x tries), not by
+the sum of every device's retries.
 """
 
 from __future__ import annotations
