@@ -265,8 +265,17 @@ class Runner:
         tried again every ``safe_state_every_s`` for up to ``safe_state_keep_trying_s`` before
         the process lets go of the rig: if it comes back, it is made safe then — nobody else
         would switch off wet air left flowing overnight. Ctrl-C, SIGTERM or an abort from
-        ``castrig abort`` / the web page stop the tries (a person or the system wants it to end)."""
+        ``castrig abort`` / the web page stop the tries (a person or the system wants it to end).
+
+        With safe-mode pumps the tries come at least every third of their watchdog, as the
+        run's keep-alive does: tried only every ``safe_state_every_s`` (10 s by default, the
+        watchdog of the shipped profiles too) a pump that answers again alarms ``A?T`` before
+        every try, and its alarm prompt answers the try's in-step marker, so it never reads back
+        stopped (seen: a pump stalled 1 min, back and stopped, 'NOT verified' for 15 min)."""
         keep, every = self.cfg.safe_state_keep_trying_s, self.cfg.safe_state_every_s
+        watchdog = self._pump_watchdog_s()
+        if watchdog is not None:
+            every = min(every, watchdog / 3.0)
         unverified = ", ".join(k for k, ok in report.verified.items() if not ok)
         self.log.error(f"safe state NOT verified ({unverified}): trying again every {every:g} s for up to {keep:g} s "
                        "(Ctrl-C stops)")
@@ -669,9 +678,14 @@ class Runner:
 
     def _keepalive_period(self) -> float:
         """Talk to safe-mode pumps well inside their watchdog (a third of it), else every sample."""
+        watchdog = self._pump_watchdog_s()
+        return self.cfg.sample_period_s if watchdog is None else min(self.cfg.sample_period_s, watchdog / 3.0)
+
+    def _pump_watchdog_s(self) -> float | None:
+        """The shortest safe-mode watchdog of the rig's pumps (None: no pump in safe mode)."""
         configs = self.rig.profile.device_configs()
         w = [float(configs[name].safe_mode_s) for name in self.rig.pumps() if getattr(configs.get(name), "safe_mode_s", None)]
-        return min([self.cfg.sample_period_s] + [x / 3.0 for x in w])
+        return min(w) if w else None
 
     def _read_near(self) -> float | None:
         try:
