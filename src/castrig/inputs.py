@@ -7,7 +7,8 @@ Every recipe, profile, filter, co-culture and explore file comes through :func:`
 also guards against hostile files before anything else sees them (issue 15): at most
 :data:`MAX_YAML_BYTES` of text, collections nested at most :data:`MAX_DEPTH` deep, aliases that
 expand to at most :data:`MAX_NODES` nodes and :data:`MAX_CHARS` characters (no "billion laughs"),
-no alias into its own anchor (no cyclic data), and no control characters in any text (NUL breaks
+no alias into its own anchor (no cyclic data), no key given twice in one mapping (YAML would
+keep the last one silently), and no control characters in any text (NUL breaks
 the PostgreSQL push of a run; tab and newline are allowed where text may span lines).
 Values repeated back in a message are cut to :data:`MAX_SHOWN` characters.
 
@@ -89,6 +90,27 @@ class _GuardedLoader(yaml.SafeLoader):
             raise _Refused(f"too many values: more than {MAX_NODES} after expanding aliases (allowed: at most {MAX_NODES})", mark)
         if self._chars > MAX_CHARS:
             raise _Refused(f"too much text: more than {MAX_CHARS} characters after expanding aliases (allowed: at most {MAX_CHARS})", mark)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """A key given twice in one mapping is refused (issue: ``duration_s: 300, duration_s:
+        30000`` ran 30000 s, the last one silently winning). Checked on the mapping's own keys,
+        before ``<<`` merges are flattened in: a key that overrides a merged one is not a repeat."""
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable: the safe constructor says so itself
+                    continue
+                if first is not None:
+                    raise _Refused(f"duplicate key {short(key)}: given again here, first on line {first.line + 1} "
+                                   "(allowed: each key once in a mapping; the earlier value would be silently dropped)",
+                                   key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
