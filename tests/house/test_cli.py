@@ -90,9 +90,10 @@ def test_run_records_samples_and_events_and_runs_lists_it(tmp_path, capsys):
 
 def test_fault_exits_3_with_the_rig_safe(tmp_path):
     recipe = tmp_path / "unreachable.yaml"
+    # within what sim.yaml's lines can mix (<= 98 %RH: the pre-run check), above what its leaky chamber holds (~97)
     recipe.write_text(
         "name: unreachable\nsteps:\n"
-        "  - {type: condition, setpoint_rh_pct: 99.5, band_rh_pct: 0.2, stable_for_s: 60, timeout_s: 120}\n"
+        "  - {type: condition, setpoint_rh_pct: 97.9, band_rh_pct: 0.2, stable_for_s: 60, timeout_s: 120}\n"
     )
     data = tmp_path / "runs"
     assert main(["run", str(recipe), "--profile", str(SIM), "--data", str(data), "-q"]) == 3

@@ -5,16 +5,68 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from castrig.devices.ne1000 import RATE_UNITS, best_units, format_number
 from castrig.errors import BadInput
 from castrig.recipe import model as m
 from castrig.rig.profile import NE1000Config, Profile
 
-#: NE-1000 plunger speed limits (mm/min): the rate range is these times the syringe's area.
+#: NE-1000 plunger speed limits (mm/min): the pump's rate range is these times the syringe's area.
+#: From the manual's rate range: 1699 mL/h at most with a 60 mL syringe (26.59 mm), 0.73 µL/h at
+#: least with a 1 mL one (4.699 mm). The emulator (castrig.sim.ne1000) keeps its own copy of these
+#: and answers ``?OOR`` outside them; tests/recipe/test_pump_limits_check.py holds the two together.
 NE1000_MAX_SPEED_MM_MIN = 51.0
+NE1000_MIN_SPEED_MM_MIN = 7.0e-4
+
+
+def _area_mm2(cfg: NE1000Config) -> float:
+    """The syringe's area as the pump computes it: from the diameter as ``DIA`` sends it."""
+    return math.pi / 4.0 * float(format_number(cfg.syringe_diameter_mm)) ** 2
 
 
 def max_rate_ml_min(cfg: NE1000Config) -> float:
-    return math.pi / 4.0 * cfg.syringe_diameter_mm**2 * NE1000_MAX_SPEED_MM_MIN / 1000.0
+    return _area_mm2(cfg) * NE1000_MAX_SPEED_MM_MIN / 1000.0
+
+
+def min_rate_ml_min(cfg: NE1000Config) -> float:
+    return _area_mm2(cfg) * NE1000_MIN_SPEED_MM_MIN / 1000.0
+
+
+def sent_rate_ml_min(rate_ml_min: float) -> float | None:
+    """The rate the pump receives for ``rate_ml_min``: the driver's ``RAT`` in the units it picks,
+    cut to the pump's 4 digits (``None``: no units show it)."""
+    try:
+        units, value = best_units(rate_ml_min, RATE_UNITS)
+        return float(format_number(value)) * RATE_UNITS[units]
+    except ValueError:
+        return None
+
+
+def lowest_settable_rate_ml_min(cfg: NE1000Config) -> float:
+    """The lowest rate (as a recipe would write it) that reaches the pump at or above its minimum
+    after the driver cuts it to 4 digits in its units: the bound a message quotes passes itself."""
+    low = min_rate_ml_min(cfg)
+    units, value = best_units(low, RATE_UNITS)
+    shown = format_number(value)
+    step = 10.0 ** -len(shown.split(".")[1]) if not shown.endswith(".") else 1.0
+    k = math.ceil(value / step - 1e-9)
+    while True:
+        rate = float(f"{k * step * RATE_UNITS[units]:.6g}")
+        sent = sent_rate_ml_min(rate)
+        if sent is not None and sent >= low:
+            return rate
+        k += 1
+
+
+def rh_reach_pct(profile: Profile) -> tuple[float, float] | None:
+    """(low, high) %RH the two-line chamber can mix, when the profile states its lines' RH: the
+    twin's (``sim.dry_line_rh_pct``, ``sim.bubbler_rh_pct``) for mass-flow controllers on sim links,
+    within the loop's wet fraction limits. ``None`` for a rig whose lines' RH the profile does not
+    state (hardware MFCs: nothing in the profile says what the bubbler gives)."""
+    d, c, s = profile.devices, profile.control, profile.sim
+    if d.dry_mfc is None or d.wet_mfc is None or d.dry_mfc.link.kind != "sim" or d.wet_mfc.link.kind != "sim":
+        return None
+    span = s.bubbler_rh_pct - s.dry_line_rh_pct
+    return s.dry_line_rh_pct + c.wet_fraction_min * span, s.dry_line_rh_pct + c.wet_fraction_max * span
 
 
 #: Set points each chamber kind accepts (%RH). The SCPI chamber's are fixed by its driver; a
@@ -54,13 +106,15 @@ def check_profile_limits(profile: Profile, profile_path: Path) -> None:
 
 
 def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profile, profile_path: Path) -> None:
-    """Every limit the rig imposes, known before the run starts: devices present, pump rates and
-    syringe volumes, flows against the mass-flow controllers' full scale, set points against the
-    chamber's range."""
+    """Every limit the rig imposes, known before the run starts: devices present, pump rates (both
+    ends of the pump's range for its syringe) and syringe volumes, flows against the mass-flow
+    controllers' full scale, set points against the chamber's range (and against what the two
+    lines can mix, where the profile states their RH)."""
     d = profile.devices
     problems: list[str] = profile_limit_problems(profile, profile_path)
     has_rh = (d.dry_mfc is not None and d.wet_mfc is not None) or d.chamber is not None
     dispensed_ml = {"water_pump": 0.0, "caster": 0.0}
+    reach = rh_reach_pct(profile)
     for i, step in enumerate(recipe.steps):
         where = f"{recipe_path}: steps[{i}] ({step.type})"
         if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and not has_rh:
@@ -78,12 +132,17 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
                         f"{where}.volume_ml = {step.volume_ml:g}: brings what devices.{role} dispenses in this recipe "  # type: ignore[union-attr]
                         f"to {dispensed_ml[role]:g} mL, more than its syringe holds (allowed: up to {held:g} mL in all, "
                         f"devices.{role}.syringe_volume_ml in {profile_path})")
-                top = max_rate_ml_min(cfg)
-                if step.rate_ml_min > top:  # type: ignore[union-attr]
-                    problems.append(
-                        f"{where}.rate_ml_min = {step.rate_ml_min:g}: above what devices.{role} can pump with a "  # type: ignore[union-attr]
-                        f"{cfg.syringe_diameter_mm:g} mm syringe (allowed: up to {top:.3g} mL/min)"
-                    )
+                top, low = max_rate_ml_min(cfg), min_rate_ml_min(cfg)
+                rate = step.rate_ml_min  # type: ignore[union-attr]
+                sent = sent_rate_ml_min(rate)
+                lowest = f"{lowest_settable_rate_ml_min(cfg):.6g}"
+                syringe = f"for devices.{role} with its {cfg.syringe_diameter_mm:g} mm syringe in {profile_path}"
+                if rate > top or (sent is not None and sent > top):
+                    problems.append(f"{where}.rate_ml_min = {rate:g}: above what devices.{role} can pump "
+                                    f"(allowed: up to {top:.3g} mL/min, at least {lowest}, {syringe})")
+                elif sent is None or sent < low:  # the pump would answer ?OOR mid-run (the emulator does)
+                    problems.append(f"{where}.rate_ml_min = {rate:g}: below what devices.{role} can pump "
+                                    f"(allowed: at least {lowest} mL/min, up to {top:.3g}, {syringe})")
         if isinstance(step, m.PurgeStep) and step.flow_slpm is not None and d.dry_mfc is not None \
                 and step.flow_slpm > d.dry_mfc.full_scale_slpm:
             problems.append(f"{where}.flow_slpm = {step.flow_slpm:g}: above devices.dry_mfc.full_scale_slpm = "
@@ -93,6 +152,11 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
             if not lo <= step.setpoint_rh_pct <= hi:
                 problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside what a {d.chamber.model} "
                                 f"chamber accepts (allowed: {lo:g}-{hi:g} %RH)")
+        if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and reach is not None \
+                and not reach[0] - 1e-9 <= step.setpoint_rh_pct <= reach[1] + 1e-9:
+            problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside what the chamber's dry and wet "
+                            f"lines can mix (allowed: {reach[0]:g} to {reach[1]:g} %RH: sim.dry_line_rh_pct to "
+                            f"sim.bubbler_rh_pct within control.wet_fraction_min/max in {profile_path})")
         if isinstance(step, m.CaptureStep) and d.camera is None:
             problems.append(f"{where}: needs devices.camera, which {profile_path} does not have")
     if problems:

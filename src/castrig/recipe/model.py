@@ -17,6 +17,10 @@ from castrig.inputs import load_model
 RH_MIN_PCT = 20.0
 RH_MAX_PCT = 100.0
 
+#: The longest any step may take (s): every explicit duration is capped here, and a pump step's
+#: dispensing time (volume / rate) too — a run does not silently last for weeks.
+MAX_STEP_S = 86_400
+
 RhPct = Annotated[float, Field(ge=RH_MIN_PCT, le=RH_MAX_PCT, json_schema_extra={"unit": "%RH"})]
 Grade = Literal["claim1", "claim2", "claim3", "claim4"]
 View = Literal["reflected", "transmitted", "section"]
@@ -31,7 +35,7 @@ class PurgeStep(_Step):
     """Dry air through the chamber (wet air off) for a while."""
 
     type: Literal["purge"]
-    duration_s: float = Field(..., gt=0, le=86_400, description="How long dry air flows through the chamber.",
+    duration_s: float = Field(..., gt=0, le=MAX_STEP_S, description="How long dry air flows through the chamber.",
                               json_schema_extra={"unit": "s"})
     flow_slpm: float | None = Field(None, gt=0, le=100, json_schema_extra={"unit": "SLPM"},
                                     description="Dry-air flow during the purge; default: the profile's control.purge_flow_slpm.")
@@ -44,15 +48,30 @@ class ConditionStep(_Step):
     setpoint_rh_pct: RhPct = Field(..., description="RH near the membrane to reach; the breath-figure window is 20-100 %RH.")
     band_rh_pct: float = Field(1.0, gt=0, le=20, json_schema_extra={"unit": "%RH"},
                                description="RH counts as settled within setpoint ± this band.")
-    stable_for_s: float = Field(60.0, ge=0, le=86_400, json_schema_extra={"unit": "s"},
+    stable_for_s: float = Field(60.0, ge=0, le=MAX_STEP_S, json_schema_extra={"unit": "s"},
                                 description="How long RH must stay in the band before the step is done.")
-    timeout_s: float = Field(1800.0, gt=0, le=86_400, json_schema_extra={"unit": "s"},
+    timeout_s: float = Field(1800.0, gt=0, le=MAX_STEP_S, json_schema_extra={"unit": "s"},
                              description="Not settled by then: the run faults and the rig goes to the safe state.")
     ramp_rh_pct_per_min: float | None = Field(None, gt=0, le=100, json_schema_extra={"unit": "%RH/min"},
                                               description="Move the setpoint at this rate; default: jump to it at once.")
 
 
-class PrewetStep(_Step):
+class _PumpStep(_Step):
+    """A step that dispenses ``volume_ml`` at ``rate_ml_min``: it lasts volume / rate."""
+
+    @model_validator(mode="after")
+    def _dispensing_time_capped(self) -> "_PumpStep":
+        volume, rate = self.volume_ml, self.rate_ml_min  # type: ignore[attr-defined]
+        seconds = 60.0 * volume / rate
+        if seconds > MAX_STEP_S:
+            raise ValueError(
+                f"rate_ml_min = {rate:g}: dispensing volume_ml = {volume:g} at this rate takes {seconds:.6g} s "
+                f"({seconds / 86_400:.3g} days) (allowed: at most {MAX_STEP_S} s per step, so for {volume:g} mL "
+                f"rate_ml_min at least {volume * 60.0 / MAX_STEP_S:.4g})")
+        return self
+
+
+class PrewetStep(_PumpStep):
     """Wet the porous support with water from the water pump."""
 
     type: Literal["prewet"]
@@ -62,7 +81,7 @@ class PrewetStep(_Step):
                                description="Dispensing rate of the water pump.")
 
 
-class CastStep(_Step):
+class CastStep(_PumpStep):
     """Cast the polymer solution onto the wet support with the caster pump."""
 
     type: Literal["cast"]
@@ -77,11 +96,11 @@ class EvaporateStep(_Step):
 
     type: Literal["evaporate"]
     setpoint_rh_pct: RhPct = Field(..., description="RH held near the film while it dries; higher RH gives larger pores.")
-    duration_s: float = Field(..., gt=0, le=86_400, json_schema_extra={"unit": "s"},
+    duration_s: float = Field(..., gt=0, le=MAX_STEP_S, json_schema_extra={"unit": "s"},
                               description="How long to hold: until the solvent and the water are gone.")
     band_rh_pct: float = Field(3.0, gt=0, le=20, json_schema_extra={"unit": "%RH"},
                                description="RH farther than this from the setpoint counts as out of band.")
-    max_out_of_band_s: float = Field(120.0, ge=0, le=86_400, json_schema_extra={"unit": "s"},
+    max_out_of_band_s: float = Field(120.0, ge=0, le=MAX_STEP_S, json_schema_extra={"unit": "s"},
                                      description="Out of band longer than this in one stretch: the interlock aborts the run.")
 
 
@@ -106,7 +125,7 @@ class WaitStep(_Step):
     """Hold the current state (RH loop keeps running, samples keep coming)."""
 
     type: Literal["wait"]
-    duration_s: float = Field(..., gt=0, le=86_400, json_schema_extra={"unit": "s"},
+    duration_s: float = Field(..., gt=0, le=MAX_STEP_S, json_schema_extra={"unit": "s"},
                               description="How long to hold; the RH loop keeps running and samples keep coming.")
 
 

@@ -1,0 +1,131 @@
+"""What a pump step asks of its pump, and how long it takes, is checked before the run (exit 2, no
+run folder), the way ``castrig check --profile`` and ``castrig run`` meet it.
+
+Before: ``rate_ml_min: 0.0000001`` "fit" hw_profiles/sim.yaml; the run purged, conditioned,
+pre-wetted, started membrane m1 and only then faulted (``RAT0.006UH`` → ``?OOR``, exit 3); 20 mL
+at 0.0001 mL/min (139 days) "fit" and dispensed; ``setpoint_rh_pct: 99.5`` "fit" a twin whose
+bubbler gives 98 %RH and faulted after the condition step's timeout.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, castrig
+from castrig.clock import VirtualClock
+from castrig.devices.ne1000 import NE1000Pump, PumpCommandError
+from castrig.links import SimLink
+from castrig.rig.profile import NE1000Config
+from castrig.sim.ne1000 import NE1000Emulator
+
+DEMO = (ROOT / "recipes" / "demo.yaml").read_text()
+SIM = str(ROOT / "hw_profiles" / "sim.yaml")
+CAST = "{type: cast, volume_ml: 0.2, rate_ml_min: 0.5}"
+
+
+def _recipe(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    assert old in DEMO
+    path = tmp_path / name
+    path.write_text(DEMO.replace(old, new))
+    return path
+
+
+def _refused(done, *words: str) -> str:
+    err = " ".join(done.stderr.split())
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr
+    for w in words:
+        assert w in err, (w, err)
+    return err
+
+
+def _no_run_folder(data: Path) -> None:
+    assert not data.exists() or not any(data.iterdir()), list(data.iterdir())
+
+
+def test_a_rate_below_the_pumps_minimum_is_refused_before_the_run(tmp_path):
+    # 0.1 µL at 1e-7 mL/min takes 1000 min (within the step cap): only the pump cannot do it
+    recipe = _recipe(tmp_path, "below_min.yaml", CAST, "{type: cast, volume_ml: 0.0001, rate_ml_min: 0.0000001}")
+    assert castrig("check", str(recipe)).returncode == 0  # the recipe alone is fine: it is this rig's pump
+    from castrig.recipe.compat import lowest_settable_rate_ml_min
+
+    low = lowest_settable_rate_ml_min(NE1000Config(model="ne1000", link={"kind": "sim"}, syringe_diameter_mm=4.699))
+    err = _refused(castrig("check", str(recipe), "--profile", SIM), str(recipe), "steps[3] (cast).rate_ml_min = 1e-07",
+                   "below what devices.caster can pump", "4.699 mm syringe", f"allowed: at least {low:.6g} mL/min, up to 0.884")
+    assert "fits" not in err
+    data = tmp_path / "runs"
+    _refused(castrig("run", str(recipe), "--data", str(data), "-q"), "steps[3] (cast).rate_ml_min", "below what devices.caster")
+    _no_run_folder(data)
+
+
+def test_the_quoted_minimum_itself_fits_and_runs(tmp_path):
+    """The bound the message quotes is one the check accepts and the pump takes (no ?OOR)."""
+    done = castrig("check", str(_recipe(tmp_path, "x.yaml", CAST, "{type: cast, volume_ml: 0.0001, rate_ml_min: 0.0000001}")),
+                   "--profile", SIM)
+    shown = float(" ".join(done.stderr.split()).split("allowed: at least ")[1].split(" mL/min")[0])
+    recipe = _recipe(tmp_path, "at_min.yaml", CAST, f"{{type: cast, volume_ml: 0.0002, rate_ml_min: {shown!r}}}")
+    assert castrig("check", str(recipe), "--profile", SIM).returncode == 0
+    pump, _ = _sim_pump(4.699)
+    pump.set_rate_ml_min(shown)  # no ?OOR
+
+
+def test_a_dispense_that_takes_months_is_refused_by_check_and_run(tmp_path):
+    recipe = _recipe(tmp_path, "months.yaml", CAST, "{type: cast, volume_ml: 20, rate_ml_min: 0.0001}")
+    for args in (("check", str(recipe)), ("check", str(recipe), "--profile", SIM)):
+        _refused(castrig(*args), str(recipe), "steps[3].rate_ml_min = 0.0001", "takes 1.2e+07 s",
+                 "at most 86400 s per step", "rate_ml_min at least 0.01389", "line 15")
+    data = tmp_path / "runs"
+    _refused(castrig("run", str(recipe), "--data", str(data), "-q"), "steps[3].rate_ml_min", "86400 s")
+    _no_run_folder(data)
+
+
+def test_a_prewet_that_takes_longer_than_a_day_is_refused(tmp_path):
+    recipe = _recipe(tmp_path, "prewet.yaml", "{type: prewet, volume_ml: 0.3, rate_ml_min: 1.0}",
+                     "{type: prewet, volume_ml: 0.3, rate_ml_min: 0.0002}")  # 25 h
+    _refused(castrig("check", str(recipe)), "steps[2].rate_ml_min = 0.0002", "90000 s", "at most 86400 s")
+
+
+def test_a_setpoint_above_what_the_wet_line_gives_is_refused(tmp_path):
+    recipe = _recipe(tmp_path, "rh995.yaml", "setpoint_rh_pct: 70, band_rh_pct: 1.0", "setpoint_rh_pct: 99.5, band_rh_pct: 0.5")
+    _refused(castrig("check", str(recipe), "--profile", SIM), "steps[1] (condition).setpoint_rh_pct = 99.5",
+             "allowed: 1 to 98 %RH", "sim.bubbler_rh_pct")
+    data = tmp_path / "runs"
+    _refused(castrig("run", str(recipe), "--data", str(data), "-q"), "setpoint_rh_pct = 99.5")
+    _no_run_folder(data)
+
+
+def _sim_pump(diameter_mm: float) -> tuple[NE1000Pump, NE1000Emulator]:
+    clock = VirtualClock()
+    emu = NE1000Emulator("caster", diameter_mm=diameter_mm)
+    pump = NE1000Pump(SimLink(emu, clock), name="caster", clock=clock)
+    pump.connect()
+    pump.set_diameter_mm(diameter_mm)
+    return pump, emu
+
+
+@pytest.mark.parametrize("diameter_mm", [4.699, 8.585, 14.57, 26.59, 0.5, 50.0])
+def test_the_check_and_the_emulator_agree_on_the_rate_range(diameter_mm):
+    """Every rate the check lets through is one the emulator (the pump's ?OOR) takes, and rates
+    clearly outside the check's range are ones it refuses."""
+    from castrig.recipe.compat import max_rate_ml_min, min_rate_ml_min, sent_rate_ml_min
+
+    cfg = NE1000Config(model="ne1000", link={"kind": "sim"}, syringe_diameter_mm=diameter_mm)
+    low, top = min_rate_ml_min(cfg), max_rate_ml_min(cfg)
+    pump, _ = _sim_pump(diameter_mm)
+    for factor in (0.5, 0.99, 0.9995, 1.0, 1.0004, 1.001, 1.01, 2.0):
+        for bound in (low, top):
+            rate = bound * factor
+            passes = low <= (sent_rate_ml_min(rate) or 0.0) and rate <= top and (sent_rate_ml_min(rate) or math.inf) <= top
+            try:
+                pump.set_rate_ml_min(rate)
+                taken = True
+            except PumpCommandError as exc:
+                assert exc.code == "OOR"
+                taken = False
+            if passes:
+                assert taken, (diameter_mm, rate, "check passes, pump says ?OOR")
+            elif abs(factor - 1.0) > 0.001:
+                assert not taken, (diameter_mm, rate, "check refuses a rate the pump takes")
