@@ -171,29 +171,43 @@ class DevicesConfig(_Strict):
     def _ports_shared_only_by_a_bus(self) -> "DevicesConfig":
         """Two devices on one serial port (or VISA resource) must be a bus the protocol allows:
         NE-1000 pumps on a daisy chain or Alicat units on one line, each with its own address or
-        unit id, at the same line settings. Anything else would talk two protocols on one wire."""
+        unit id, at the same line settings. Anything else would talk two protocols on one wire.
+
+        "One port" is the device lock's key (:func:`castrig.rig.ownership.serial_key`,
+        :func:`~castrig.rig.ownership.visa_key`), however it is spelled: ``socket://localhost:47102``
+        and ``socket://127.0.0.1:47102``, a symlink and the tty it points to, are one port."""
+        from castrig.rig.ownership import serial_key, visa_key  # ownership imports this module
+
         users: dict[str, list[tuple[str, Any]]] = {}
+        spelled: dict[str, list[str]] = {}
         for role, cfg in self:
             link = getattr(cfg, "link", None)
-            key = getattr(link, "url", None) or getattr(link, "resource", None)
-            if key is not None:
-                users.setdefault(key, []).append((role, cfg))
+            url, resource = getattr(link, "url", None), getattr(link, "resource", None)
+            if url is None and resource is None:
+                continue
+            given = url if url is not None else resource
+            key = (serial_key(url) if url is not None else visa_key(resource)) or given  # loop://: as written
+            users.setdefault(key, []).append((role, cfg))
+            if given not in spelled.setdefault(key, []):
+                spelled[key].append(given)
         for key, group in users.items():
             if len(group) < 2:
                 continue
             roles = ", ".join(r for r, _ in group)
+            port = " = ".join(repr(g) for g in spelled[key])
+            port = port if len(spelled[key]) == 1 else f"{port} (one port, spelled {len(spelled[key])} ways)"
             models = {c.model for _, c in group}
             if len(models) > 1 or models - {"ne1000", "alicat"}:
-                raise ValueError(f"devices {roles} share the port {key!r}; only NE-1000 pumps (daisy chain) or "
+                raise ValueError(f"devices {roles} share the port {port}; only NE-1000 pumps (daisy chain) or "
                                  "Alicat units (one line) may share a port (allowed: one device per port otherwise)")
             ids = [(str(c.unit_id).upper() if c.model == "alicat" else c.address) for _, c in group]
             if len(set(ids)) != len(ids) or None in ids:
                 what = "unit_id" if models == {"alicat"} else "address"
-                raise ValueError(f"devices {roles} share the port {key!r} with the same or no {what} "
+                raise ValueError(f"devices {roles} share the port {port} with the same or no {what} "
                                  f"(allowed: a distinct {what} per device on a shared port)")
-            settings = {c.link.model_dump_json(exclude={"timeout_s"}) for _, c in group}
+            settings = {c.link.model_dump_json(exclude={"timeout_s", "url", "resource"}) for _, c in group}
             if len(settings) > 1:
-                raise ValueError(f"devices {roles} share the port {key!r} with different line settings "
+                raise ValueError(f"devices {roles} share the port {port} with different line settings "
                                  "(allowed: the same baudrate, bytesize, parity and stopbits)")
         return self
 

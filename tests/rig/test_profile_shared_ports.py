@@ -1,0 +1,61 @@
+"""``castrig check`` of a profile knows one port however it is spelled: the device locks' key
+(castrig.rig.ownership.serial_key / visa_key), not the URL's text.
+
+Before: dry_mfc and wet_mfc both unit A on ``socket://127.0.0.1:47102`` was refused, but the same
+with one of them on ``socket://localhost:47102`` was "valid profile" (exit 0), as were two NE-1000
+pumps at address 1 on /dev/ttyS0 and on a symlink to it; the run then drove one device as two.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import ROOT, castrig
+
+SERIAL = (ROOT / "hw_profiles" / "sim-serial.yaml").read_text()
+
+
+def _profile(tmp_path, text: str):
+    path = tmp_path / "profile.yaml"
+    path.write_text(text)
+    return path
+
+
+def _refused(done, *words: str) -> None:
+    err = " ".join(done.stderr.split())
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    for w in words:
+        assert w in err, (w, err)
+
+
+@pytest.mark.parametrize("spelling", ["socket://127.0.0.1:47102", "socket://localhost:47102", "socket://LOCALHOST:47102"])
+def test_two_mfcs_with_one_unit_id_on_one_endpoint_however_spelled(tmp_path, spelling):
+    assert "unit_id: B" in SERIAL and "socket://127.0.0.1:47106" in SERIAL
+    text = SERIAL.replace("unit_id: B", "unit_id: A").replace("socket://127.0.0.1:47106", spelling)
+    profile = _profile(tmp_path, text)
+    _refused(castrig("check", str(profile)), str(profile), "devices dry_mfc, wet_mfc share the port",
+             "socket://127.0.0.1:47102", "same or no unit_id", "allowed: a distinct unit_id")
+    _refused(castrig("run", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(profile), "--data", str(tmp_path / "runs"), "-q"),
+             "same or no unit_id")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_two_pumps_at_one_address_on_a_tty_and_a_symlink_to_it(tmp_path):
+    tty = "/dev/ttyS0" if os.path.exists("/dev/ttyS0") else "/dev/null"
+    link = tmp_path / "ttylink"
+    link.symlink_to(tty)
+    assert "socket://127.0.0.1:47101" in SERIAL and "socket://127.0.0.1:47105" in SERIAL and "address: 2," in SERIAL
+    text = (SERIAL.replace("socket://127.0.0.1:47101", tty).replace("socket://127.0.0.1:47105", str(link))
+            .replace("address: 2,", "address: 1,"))
+    profile = _profile(tmp_path, text)
+    _refused(castrig("check", str(profile)), "devices caster, water_pump share the port", tty, str(link),
+             "same or no address")
+
+
+def test_one_endpoint_spelled_two_ways_with_distinct_ids_is_still_a_bus(tmp_path):
+    """Distinct unit ids on one line spelled two ways: a valid bus (the spelling is not a line setting)."""
+    text = SERIAL.replace("socket://127.0.0.1:47106", "socket://localhost:47102")
+    assert castrig("check", str(_profile(tmp_path, text))).returncode == 0
