@@ -61,6 +61,59 @@ def default_profile() -> Path:
     return checkout if checkout.is_file() else DEFAULT_PROFILE
 
 
+def usable_folder(path: Path, flag: str, *, must_exist: bool = False, holds: str = "") -> Path:
+    """``path`` if it is (or can become) a folder, else :class:`BadInput` naming ``flag``: a regular
+    file there or above it, a parent that cannot hold folders (``/proc/x``), no such folder when
+    ``must_exist``. A folder that is not there yet is tried by making it (and its missing
+    parents) and removing them again: nothing is left behind by a command refused later."""
+    allowed = f" ({holds}; allowed: an existing folder" + ("" if must_exist else " or a path where one can be made") + ")"
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            at = "" if p == path else f" ({p} is a file)"
+            raise BadInput(f"{flag} {path}: not a folder{at}{allowed}", file=str(path), field=flag)
+        if p.is_dir():
+            break
+    if path.is_dir():
+        return path
+    if must_exist:
+        raise BadInput(f"{flag} {path}: no such folder{allowed}", file=str(path), field=flag)
+    made: list[Path] = []
+    try:
+        for p in reversed((path, *path.parents)):
+            if not p.is_dir():
+                p.mkdir()
+                made.append(p)
+    except OSError as exc:
+        raise BadInput(f"{flag} {path}: cannot make this folder: {exc.strerror or exc}{allowed}", file=str(path), field=flag) from None
+    finally:
+        for p in reversed(made):
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+    return path
+
+
+def usable_data_root(data: Optional[Path], *, must_exist: bool = False, profile: Optional[Path] = None) -> Path:
+    """The data root (``--data``, else a ``profile``'s ``store:`` folder, else ``$CASTRIG_DATA``,
+    else ``./runs``: where the runs go) checked by :func:`usable_folder`, the message naming
+    where it came from."""
+    import os
+
+    from castrig.store import data_root
+
+    holds = "the data root holds one folder per run"
+    if data is None and profile is not None:
+        from castrig.rig.profile import load_profile
+
+        store = load_profile(profile).store
+        if store and "://" not in store:
+            return usable_folder(Path(store), f"store (in {profile})", must_exist=must_exist, holds=holds)
+    root = data_root(data)
+    where = "--data" if data is not None else "$CASTRIG_DATA" if os.environ.get("CASTRIG_DATA") else "data root"
+    return usable_folder(root, where, must_exist=must_exist, holds=holds)
+
+
 @app.command()
 def run(
     recipe: Path = typer.Argument(..., metavar="RECIPE", help="Recipe YAML file (see docs/recipes.md)."),
@@ -86,6 +139,7 @@ def run(
     from castrig.inputs import check_text
 
     check_text(operator, "--operator", max_length=200)
+    usable_data_root(data, profile=profile or default_profile())
     outcome = run_recipe(recipe, profile or default_profile(), data_root=data, seed=seed, operator=operator, quiet=quiet)
     raise typer.Exit(outcome.exit_code)
 
@@ -146,6 +200,7 @@ def queue(
 
     check_text(operator, "--operator", max_length=200)
     profile = profile or default_profile()
+    usable_data_root(data, profile=profile)
     # the rig is the queue's for the whole night, not only during each run: no other process
     # slips in between two runs
     with claim_rig(load_profile(profile), purpose=f"castrig queue ({len(recipes)} recipes)"):
@@ -210,15 +265,13 @@ def runs(
 
     from castrig.cli.report import list_runs_filtered
     from castrig.recipe.model import Grade
-    from castrig.store import data_root, open_store
+    from castrig.store import open_store
 
     grades = get_args(Grade)
     if grade is not None and grade not in grades:
         raise BadInput(f"--grade {grade!r}: one of {', '.join(grades)}", field="--grade")
-    root = data_root(data)
-    if (data is not None or os.environ.get("CASTRIG_DATA")) and not root.is_dir():
-        where = "--data" if data is not None else "$CASTRIG_DATA"
-        raise BadInput(f"{where} {root}: no such folder (the data root holds one folder per run)", field="--data")
+    # a data root named on purpose must be there; ./runs may not be yet ("no runs yet")
+    usable_data_root(data, must_exist=data is not None or bool(os.environ.get("CASTRIG_DATA")))
     store = open_store(data)
     rows = list_runs_filtered(store, since, grade, outcome)
     table = Table(title=f"runs in {store.root}")

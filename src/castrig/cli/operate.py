@@ -216,10 +216,10 @@ def serve(
     port: int = typer.Option(8765, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
 ) -> None:
     """Serve every run under the data root in a browser, with a JSON API (prints {"url", "token_file"})."""
+    from castrig.cli.main import usable_data_root
     from castrig.serve.app import serve as run_server
-    from castrig.store import data_root
 
-    run_server(Path(data) if data is not None else data_root(), host=host, port=port)
+    run_server(usable_data_root(data), host=host, port=port)
 
 
 def mount(app: typer.Typer) -> None:

@@ -106,8 +106,10 @@ def render(
     bit_depth: int = typer.Option(8, "--bit-depth", help="Bits per pixel: 8 or 16."),
 ) -> None:
     """Write simulated micrographs (reflected, transmitted, section) and their ground truth."""
+    from castrig.cli.main import usable_folder
     from castrig.sim.render_set import render_set
 
+    usable_folder(out, "--out", holds="the folder for the images and truth.json")
     if bit_depth not in (8, 16):
         from castrig.errors import BadInput
 

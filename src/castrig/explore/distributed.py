@@ -86,24 +86,47 @@ def storage_url(url: str | None, folder: Path | None) -> str:
 
 
 def open_storage(url: str):  # type: ignore[no-untyped-def]
-    """An Optuna storage for ``url`` (``journal:PATH``, a file path, or an SQLAlchemy URL)."""
+    """An Optuna storage for ``url`` (``journal:PATH``, a file path, or an SQLAlchemy URL), or
+    :class:`BadInput` naming ``--storage`` when it cannot be opened (an unknown scheme, a database
+    in a folder that does not exist, a server that refuses): exit 2, not SQLAlchemy's traceback."""
     optuna = _optuna()
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+    allowed = "allowed: postgresql://USER@HOST/DB, another SQLAlchemy URL whose database can be opened, journal:FILE or a file path"
     if is_rdb_url(url):
+        given = _without_password(url)
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, the fleet store's driver
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # heartbeat/retry are "experimental" in Optuna's words
-            return optuna.storages.RDBStorage(
-                url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-                engine_kwargs={"pool_pre_ping": True})
-    path = Path(url.removeprefix("journal:").removeprefix("file://"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+        from sqlalchemy.exc import SQLAlchemyError
 
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # heartbeat/retry are "experimental" in Optuna's words
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+                    engine_kwargs={"pool_pre_ping": True})
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] or type(exc).__name__
+            raise BadInput(f"--storage {given}: cannot open it: {reason[:200]} ({allowed})", field="--storage") from None
+    path = Path(url.removeprefix("journal:").removeprefix("file://"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+    except OSError as exc:
+        raise BadInput(f"--storage {url}: cannot open it: {exc.strerror or exc} ({allowed})", field="--storage") from None
+
+
+def _without_password(url: str) -> str:
+    """``url`` as a message may show it: a password replaced by ``***``."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not even a URL SQLAlchemy can parse: nothing to hide in it
+        return url
 
 
 def journal_path(url: str) -> Path | None:
