@@ -45,6 +45,11 @@ MAX_ALIASES = 1_000
 MAX_SHOWN = 80  # characters of a value repeated back in a message
 MAX_MESSAGE_LINES = 12
 
+#: Unicode bidi controls that reorder the text around them (category Cf): the embeddings and
+#: overrides LRE RLE PDF LRO RLO (U+202A-U+202E) and the isolates LRI RLI FSI PDI (U+2066-U+2069).
+#: The marks LRM/RLM/ALM stay allowed: they only steer neutral characters in right-to-left text.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
 #: mapping keys whose text must stay on one line (names, labels, ids, who did it)
 SINGLE_LINE_KEYS = ("name", "label", "operator", "id", "grade", "lot", "title")
 
@@ -229,7 +234,8 @@ def check_text(value: str, field: str, *, file: str | Path | None = None, multil
     """``value`` if it is printable text, else :class:`BadInput` naming ``field`` (and ``file``).
 
     Refused: control characters (NUL, ESC, DEL, C1 …) and lone surrogates — they break the
-    PostgreSQL push and terminals; tab and newline are allowed when ``multiline``. The single
+    PostgreSQL push and terminals; tab and newline are allowed when ``multiline``; and the bidi
+    controls of :data:`BIDI_CONTROLS`, which make a name show as another (``demo\u202egpj.exe``). The single
     validation point for free text from the command line too (``--operator``).
     """
     field = _cut(field, MAX_SHOWN)
@@ -242,6 +248,11 @@ def check_text(value: str, field: str, *, file: str | Path | None = None, multil
     for i, ch in enumerate(value):
         if multiline and ch in "\t\n":
             continue
+        if ch in BIDI_CONTROLS:
+            allowed = "text without bidi overrides, embeddings or isolates"
+            raise BadInput(f"{where} = {short(value)}: bidi control character U+{ord(ch):04X} "
+                           f"({unicodedata.name(ch)}) at position {i}: it reorders how the text around it is "
+                           f"shown (allowed: {allowed})", file=None if file is None else str(file), field=field)
         cat = unicodedata.category(ch)
         if cat in ("Cc", "Cs"):
             allowed = "printable text; tab and newline allowed" if multiline else "printable text on one line"
