@@ -129,3 +129,31 @@ def test_the_check_and_the_emulator_agree_on_the_rate_range(diameter_mm):
                 assert taken, (diameter_mm, rate, "check passes, pump says ?OOR")
             elif abs(factor - 1.0) > 0.001:
                 assert not taken, (diameter_mm, rate, "check refuses a rate the pump takes")
+
+
+def test_a_volume_the_pump_would_take_as_zero_is_refused(tmp_path):
+    """Before: 0.0004 mL with a 26.59 mm syringe (mL units) went out as ``VOL0.000`` — pump without
+    end — and the run faulted at the cast ("caster still running"), exit 3."""
+    sim = (ROOT / "hw_profiles" / "sim.yaml").read_text()
+    old = "caster:      {model: ne1000, link: {kind: sim}, address: 1, syringe_diameter_mm: 4.699"
+    assert old in sim
+    profile = tmp_path / "big_syringe.yaml"
+    profile.write_text(sim.replace(old, old.replace("4.699", "26.59")))
+    recipe = _recipe(tmp_path, "tiny.yaml", CAST, "{type: cast, volume_ml: 0.0004, rate_ml_min: 0.5}")
+    _refused(castrig("check", str(recipe), "--profile", str(profile)), "steps[3] (cast).volume_ml = 0.0004",
+             "it would be set to 0, which means pumping without end", "allowed: a multiple of 0.001 mL")
+    data = tmp_path / "runs"
+    _refused(castrig("run", str(recipe), "--profile", str(profile), "--data", str(data), "-q"), "volume_ml = 0.0004")
+    _no_run_folder(data)
+    assert castrig("check", str(recipe), "--profile", SIM).returncode == 0  # µL units: 0.4 µL is fine there
+
+
+@pytest.mark.parametrize("diameter_mm, volume_ml", [(26.59, 0.0004), (26.59, 0.2), (26.59, 0.0015), (4.699, 0.0004),
+                                                    (4.699, 12.5), (14.0, 0.01234), (14.01, 0.01234)])
+def test_the_checked_volume_is_the_one_the_driver_sends(diameter_mm, volume_ml):
+    from castrig.recipe.compat import sent_volume_ml
+
+    pump, emu = _sim_pump(diameter_mm)
+    pump.set_volume_ml(volume_ml)
+    sent, units, _ = sent_volume_ml(volume_ml, NE1000Config(model="ne1000", link={"kind": "sim"}, syringe_diameter_mm=diameter_mm))
+    assert (emu.volume_units, emu.volume_value * {"ML": 1.0, "UL": 1e-3}[emu.volume_units]) == (units, pytest.approx(sent, abs=1e-12))

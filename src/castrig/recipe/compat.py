@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from castrig.devices.ne1000 import RATE_UNITS, best_units, format_number
+from castrig.devices.ne1000 import RATE_UNITS, UL_DIAMETER_LIMIT_MM, VOLUME_UNITS, best_units, format_number
 from castrig.errors import BadInput
 from castrig.recipe import model as m
 from castrig.rig.profile import NE1000Config, Profile
@@ -39,6 +39,24 @@ def sent_rate_ml_min(rate_ml_min: float) -> float | None:
         return float(format_number(value)) * RATE_UNITS[units]
     except ValueError:
         return None
+
+
+def sent_volume_ml(volume_ml: float, cfg: NE1000Config) -> tuple[float, str, float]:
+    """The volume target the pump receives for ``volume_ml`` and its units, as
+    :meth:`castrig.devices.ne1000.NE1000Pump.set_volume_ml` sends it: µL for syringes up to
+    14.00 mm, mL above, cut to the pump's 4 digits (``VOL0.000`` would mean: pump without end);
+    with its units and the step of its last digit in mL."""
+    units = "UL" if float(format_number(cfg.syringe_diameter_mm)) <= UL_DIAMETER_LIMIT_MM else "ML"
+    value = volume_ml / VOLUME_UNITS[units]
+    if value >= 9999.5:
+        units, value = best_units(volume_ml, VOLUME_UNITS)
+    shown = format_number(value)
+    step = 10.0 ** -len(shown.split(".")[1]) * VOLUME_UNITS[units]
+    return float(shown) * VOLUME_UNITS[units], units, step
+
+
+#: A volume the pump's 4 digits would change by more than this (relative) is refused.
+VOLUME_ROUNDING = 0.005
 
 
 def lowest_settable_rate_ml_min(cfg: NE1000Config) -> float:
@@ -132,6 +150,15 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
                         f"{where}.volume_ml = {step.volume_ml:g}: brings what devices.{role} dispenses in this recipe "  # type: ignore[union-attr]
                         f"to {dispensed_ml[role]:g} mL, more than its syringe holds (allowed: up to {held:g} mL in all, "
                         f"devices.{role}.syringe_volume_ml in {profile_path})")
+                volume = step.volume_ml  # type: ignore[union-attr]
+                sent_ml, vol_units, vol_step = sent_volume_ml(volume, cfg)
+                if abs(sent_ml - volume) > VOLUME_ROUNDING * volume:
+                    unit = {"UL": "µL", "ML": "mL"}[vol_units]
+                    then = "0, which means pumping without end" if sent_ml == 0 else f"{sent_ml:g} mL"
+                    problems.append(
+                        f"{where}.volume_ml = {volume:g}: devices.{role} takes volumes in {unit} with its "
+                        f"{cfg.syringe_diameter_mm:g} mm syringe, to 4 digits: it would be set to {then} (allowed: "
+                        f"a multiple of {vol_step:g} mL here, from {vol_step:g} mL)")
                 top, low = max_rate_ml_min(cfg), min_rate_ml_min(cfg)
                 rate = step.rate_ml_min  # type: ignore[union-attr]
                 sent = sent_rate_ml_min(rate)
