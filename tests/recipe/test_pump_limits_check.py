@@ -157,3 +157,13 @@ def test_the_checked_volume_is_the_one_the_driver_sends(diameter_mm, volume_ml):
     pump.set_volume_ml(volume_ml)
     sent, units, _ = sent_volume_ml(volume_ml, NE1000Config(model="ne1000", link={"kind": "sim"}, syringe_diameter_mm=diameter_mm))
     assert (emu.volume_units, emu.volume_value * {"ML": 1.0, "UL": 1e-3}[emu.volume_units]) == (units, pytest.approx(sent, abs=1e-12))
+
+
+def test_the_quoted_maximum_itself_fits(tmp_path):
+    done = castrig("check", str(_recipe(tmp_path, "fast.yaml", CAST, "{type: cast, volume_ml: 0.2, rate_ml_min: 40}")),
+                   "--profile", SIM)
+    shown = float(" ".join(done.stderr.split()).split("allowed: up to ")[1].split(" mL/min")[0])
+    recipe = _recipe(tmp_path, "at_max.yaml", CAST, f"{{type: cast, volume_ml: 0.2, rate_ml_min: {shown!r}}}")
+    assert castrig("check", str(recipe), "--profile", SIM).returncode == 0
+    pump, _ = _sim_pump(4.699)
+    pump.set_rate_ml_min(shown)  # no ?OOR

@@ -75,6 +75,11 @@ def lowest_settable_rate_ml_min(cfg: NE1000Config) -> float:
         k += 1
 
 
+def _down_3_digits(value: float) -> float:
+    step = 10.0 ** (math.floor(math.log10(value)) - 2)
+    return math.floor(value / step + 1e-9) * step
+
+
 def rh_reach_pct(profile: Profile) -> tuple[float, float] | None:
     """(low, high) %RH the two-line chamber can mix, when the profile states its lines' RH: the
     twin's (``sim.dry_line_rh_pct``, ``sim.bubbler_rh_pct``) for mass-flow controllers on sim links,
@@ -163,13 +168,14 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
                 rate = step.rate_ml_min  # type: ignore[union-attr]
                 sent = sent_rate_ml_min(rate)
                 lowest = f"{lowest_settable_rate_ml_min(cfg):.6g}"
+                highest = f"{_down_3_digits(top):.3g}"  # a quoted bound that passes itself
                 syringe = f"for devices.{role} with its {cfg.syringe_diameter_mm:g} mm syringe in {profile_path}"
                 if rate > top or (sent is not None and sent > top):
                     problems.append(f"{where}.rate_ml_min = {rate:g}: above what devices.{role} can pump "
-                                    f"(allowed: up to {top:.3g} mL/min, at least {lowest}, {syringe})")
+                                    f"(allowed: up to {highest} mL/min, at least {lowest}, {syringe})")
                 elif sent is None or sent < low:  # the pump would answer ?OOR mid-run (the emulator does)
                     problems.append(f"{where}.rate_ml_min = {rate:g}: below what devices.{role} can pump "
-                                    f"(allowed: at least {lowest} mL/min, up to {top:.3g}, {syringe})")
+                                    f"(allowed: at least {lowest} mL/min, up to {highest}, {syringe})")
         if isinstance(step, m.PurgeStep) and step.flow_slpm is not None and d.dry_mfc is not None \
                 and step.flow_slpm > d.dry_mfc.full_scale_slpm:
             problems.append(f"{where}.flow_slpm = {step.flow_slpm:g}: above devices.dry_mfc.full_scale_slpm = "
