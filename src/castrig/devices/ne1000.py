@@ -174,6 +174,17 @@ def format_number(value: float) -> str:
     return f"{value:.0f}."
 
 
+def volume_setting(volume_ml: float, diameter_mm: float) -> tuple[str, str]:
+    """(units, 4-digit text) a volume target is sent as: µL for syringes up to 14.00 mm, mL
+    above (units the pump's 4 digits may still cut: ``0.0004`` mL is ``VOL0.000``, i.e. pump
+    without end — ``castrig check`` refuses such a volume from this very function)."""
+    units = "UL" if diameter_mm <= UL_DIAMETER_LIMIT_MM else "ML"
+    value = volume_ml / VOLUME_UNITS[units]
+    if value >= 9999.5:
+        units, value = best_units(volume_ml, VOLUME_UNITS)
+    return units, format_number(value)
+
+
 def best_units(value_base: float, units: dict[str, float]) -> tuple[str, float]:
     """The first units (in the given order of preference) that show 4 significant digits.
 
@@ -297,12 +308,9 @@ class NE1000Pump(SyringePump):
         if volume_ml < 0:
             raise ValueError(f"{self.name}: volume must be >= 0, got {volume_ml}")
         diameter = self._diameter_mm if self._diameter_mm is not None else self.diameter_mm()
-        units = "UL" if diameter <= UL_DIAMETER_LIMIT_MM else "ML"
-        value = volume_ml / VOLUME_UNITS[units]
-        if value >= 9999.5:
-            units, value = best_units(volume_ml, VOLUME_UNITS)
+        units, text = volume_setting(volume_ml, diameter)
         self._command(f"VOL{units}")
-        self._command(f"VOL{format_number(value)}")
+        self._command(f"VOL{text}")
 
     def set_direction(self, infuse: bool) -> None:
         self._command("DIRINF" if infuse else "DIRWDR")

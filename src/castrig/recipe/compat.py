@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from castrig.devices.ne1000 import RATE_UNITS, UL_DIAMETER_LIMIT_MM, VOLUME_UNITS, best_units, format_number
+from castrig.devices.ne1000 import RATE_UNITS, VOLUME_UNITS, best_units, format_number, volume_setting
 from castrig.errors import BadInput
 from castrig.recipe import model as m
 from castrig.rig.profile import NE1000Config, Profile
@@ -42,15 +42,10 @@ def sent_rate_ml_min(rate_ml_min: float) -> float | None:
 
 
 def sent_volume_ml(volume_ml: float, cfg: NE1000Config) -> tuple[float, str, float]:
-    """The volume target the pump receives for ``volume_ml`` and its units, as
-    :meth:`castrig.devices.ne1000.NE1000Pump.set_volume_ml` sends it: µL for syringes up to
-    14.00 mm, mL above, cut to the pump's 4 digits (``VOL0.000`` would mean: pump without end);
-    with its units and the step of its last digit in mL."""
-    units = "UL" if float(format_number(cfg.syringe_diameter_mm)) <= UL_DIAMETER_LIMIT_MM else "ML"
-    value = volume_ml / VOLUME_UNITS[units]
-    if value >= 9999.5:
-        units, value = best_units(volume_ml, VOLUME_UNITS)
-    shown = format_number(value)
+    """The volume target the pump receives for ``volume_ml`` (the driver's own
+    :func:`castrig.devices.ne1000.volume_setting`, cut to the pump's 4 digits — ``VOL0.000``
+    would mean: pump without end), its units and the step of its last digit, in mL."""
+    units, shown = volume_setting(volume_ml, float(format_number(cfg.syringe_diameter_mm)))
     step = 10.0 ** -len(shown.split(".")[1]) * VOLUME_UNITS[units]
     return float(shown) * VOLUME_UNITS[units], units, step
 
