@@ -61,12 +61,15 @@ def test_a_rate_below_the_pumps_minimum_is_refused_before_the_run(tmp_path):
     _no_run_folder(data)
 
 
-def test_the_quoted_minimum_itself_fits_and_runs(tmp_path):
-    """The bound the message quotes is one the check accepts and the pump takes (no ?OOR)."""
-    done = castrig("check", str(_recipe(tmp_path, "x.yaml", CAST, "{type: cast, volume_ml: 0.0001, rate_ml_min: 0.0000001}")),
-                   "--profile", SIM)
-    shown = float(" ".join(done.stderr.split()).split("allowed: at least ")[1].split(" mL/min")[0])
-    recipe = _recipe(tmp_path, "at_min.yaml", CAST, f"{{type: cast, volume_ml: 0.0002, rate_ml_min: {shown!r}}}")
+@pytest.mark.parametrize("asked, asked_ml, quoted, volume_ml", [("0.0000001", 0.0001, "allowed: at least ", 0.0002),
+                                                                ("40", 0.2, "allowed: up to ", 0.2)])
+def test_the_quoted_bound_itself_fits(tmp_path, asked, asked_ml, quoted, volume_ml):
+    """The bound the message quotes (minimum, maximum) is one the check accepts and the pump
+    takes (no ?OOR)."""
+    too = _recipe(tmp_path, "x.yaml", CAST, f"{{type: cast, volume_ml: {asked_ml!r}, rate_ml_min: {asked}}}")
+    done = castrig("check", str(too), "--profile", SIM)
+    shown = float(" ".join(done.stderr.split()).split(quoted)[1].split(" mL/min")[0])
+    recipe = _recipe(tmp_path, "at_bound.yaml", CAST, f"{{type: cast, volume_ml: {volume_ml!r}, rate_ml_min: {shown!r}}}")
     assert castrig("check", str(recipe), "--profile", SIM).returncode == 0
     pump, _ = _sim_pump(4.699)
     pump.set_rate_ml_min(shown)  # no ?OOR
@@ -159,11 +162,3 @@ def test_the_checked_volume_is_the_one_the_driver_sends(diameter_mm, volume_ml):
     assert (emu.volume_units, emu.volume_value * {"ML": 1.0, "UL": 1e-3}[emu.volume_units]) == (units, pytest.approx(sent, abs=1e-12))
 
 
-def test_the_quoted_maximum_itself_fits(tmp_path):
-    done = castrig("check", str(_recipe(tmp_path, "fast.yaml", CAST, "{type: cast, volume_ml: 0.2, rate_ml_min: 40}")),
-                   "--profile", SIM)
-    shown = float(" ".join(done.stderr.split()).split("allowed: up to ")[1].split(" mL/min")[0])
-    recipe = _recipe(tmp_path, "at_max.yaml", CAST, f"{{type: cast, volume_ml: 0.2, rate_ml_min: {shown!r}}}")
-    assert castrig("check", str(recipe), "--profile", SIM).returncode == 0
-    pump, _ = _sim_pump(4.699)
-    pump.set_rate_ml_min(shown)  # no ?OOR
