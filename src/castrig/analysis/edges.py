@@ -81,16 +81,22 @@ the opening come out 1–2 % low: the neighbour's blurred step darkens the outer
 profile, and the fitted film level and the step's middle follow it inward.
 
 Known limits on the shipped real micrographs (benchmarks/analysis_invariance.py): rotation is
-exact. Where the cores are one threshold for the image (SE cavities, dark where no electrons
-escape) the image is taken over its film above the view's black level (:func:`black_field`),
+exact. The image is taken over its film above the view's black level (:func:`black_field`),
 which a gain/offset change and an illumination ramp both leave as it is (a plant section, film
 125–185, darkest ~70: D 9.0 → 0.95 % under gain, 6.2 → 1.6 % under a ±20 % ramp). Divided by the
 film alone (black 0) an offset changed the relative depth from place to place. Over film − black
 an error of the film level weighs film/(film − black) times more: the plant section's film mode
 moves 2–3 % at half its pixels, its opening there 1.1 → 2.5 points. The rimless path (each pore by
-its own depth) still divides by the film: backscatter-like pores' floors are grey, so the deepest
-level is no black there (the twin's BSE views: D 1.3 → 2.2 %); a gain/offset change moves it where the film
-varies (porous silicon: D 4.6 %). The rimless cores' scale (:func:`pore_cores`) was the median
+its own depth) divided by the film alone (backscatter-like floors are grey, so the deepest level
+is no black: over it, with the lips' levels bounded relative to the view's film, the twin's BSE
+views lost D 1.3 → 2.2 %). Its lips now take their levels from each pore's own profile (a
+rimless pore's cavity in the lower 40 % of its profile's range, its film in the upper 40 %,
+:data:`RIMLESS_SHARE`), and the view is over its black level as well: etched porous silicon
+under gain × 0.6 + 15 % offset D 4.6 → 0.05 %, the gold view's count 3.3 → 0.4 % under every
+transform, a polymer section's D under a ramp 1.3 → 0.1 %. Known limit: a dense real section
+(opening 0.94, walls thinner than the blur; not shipped) measures D 12–16 % apart at 2× and ½×
+(1.8–4.4 % before): each pore's film is its wall's blurred top, which the pixel size moves; its
+count moves 9–12 % there either way. The rimless cores' scale (:func:`pore_cores`) was the median
 of the dark regions that pass as single discs at the half level, smoothed at a tenth of that
 median: where the pores join through thin walls there (etched porous silicon: 0.5–1.4 % of the
 dark area in ~35 discs) the few left separate are a biased handful, which of them pass follows
@@ -102,8 +108,8 @@ smoothing; it rescales with the view, 7.12/14.36/3.52 px at 1×/2×/½×): porou
 count 6.0 → 2.2 %, down2 D 10.5 → 2.4 %, count 25 → 2.4 %, ramp D 2.2 → 1.2 %. The shipped
 polymer section and gold top view hold 8–12 % in discs and keep the discs' median (there it is
 2× and 1.1× the autocorrelation's radius: no one ratio maps the one onto the other, so neither
-replaces the other everywhere; the gold view's count still moves by 8 of 243 pores under up2, a
-ramp or gain). A view so small that one joined network spans it passes as a single disc (it
+replaces the other everywhere; the gold view's count moved by 8 of 243 pores under up2, a
+ramp or gain, until the view was taken over its black level). A view so small that one joined network spans it passes as a single disc (it
 fills its box): half a 670² crop of porous silicon finds no cores, before and after. The
 plant section's lip fits
 are ill-conditioned (rim height and width trade, the blur's profile likelihood flat: σ 1.9–15 px)
@@ -498,6 +504,7 @@ PROFILE_BIN_PX = 0.5  # at least; an eighth of the typical core radius when that
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 
 
+RIMLESS_SHARE = 0.4  # a rimless pore's cavity in the lower, its film in the upper 40 % of its own profile's range
 LOCAL_CORE_SHARE = 0.35  # a rimless pore's core: the darker third of its own depth (:func:`_local_cores`)
 
 
@@ -925,14 +932,30 @@ def _damped_step(JTJ: np.ndarray, g: np.ndarray, la: np.ndarray) -> np.ndarray:
     return x
 
 
+def _parabola_min(x: np.ndarray, y: np.ndarray) -> float:
+    """The minimum of the parabola through the lowest of the points (x sorted) and its two
+    neighbours, within them; the lowest point itself at an end or where the parabola opens down."""
+    j = int(np.argmin(y))
+    if not 0 < j < x.size - 1:
+        return float(x[j])
+    x0, x1, x2 = x[j - 1: j + 2]
+    a, b, c = y[j - 1: j + 2]
+    den = (x0 - x1) * (x0 - x2) * (x1 - x2)
+    A_ = (x2 * (b - a) + x1 * (a - c) + x0 * (c - b)) / den
+    B_ = (x2 * x2 * (a - b) + x1 * x1 * (c - a) + x0 * x0 * (b - c)) / den
+    return float(np.clip(-B_ / (2 * A_), x0, x2)) if A_ > 0 else float(x1)
+
+
 def _fit_lips(rho, y, wt, p, s, lo, hi, cmax, iters: int = ITERS, fit_s: bool = False, hold: tuple = (),
-              rim: bool = True, wprior=None, s_max: float = 4.0):
+              rim: bool = True, wprior=None, s_max: float = 4.0, fmin=None, fmax=None):
     """Levenberg–Marquardt on every profile at once (a profile leaves the loop once its
     damping has grown past any useful step or a step gains next to nothing; ``iters`` is only a
     safety cap). ``hold``: indices of parameters held where they are (left out of the normal
     equations); ``rim=False``: a pore without a bright rim (A held at 0), else the secant law
     holds. ``wprior`` (k, weight): a soft prior on the rim's width, one more residual per
-    profile, weight·(w/(k·R) − 1). Returns (params, σ or None, cost, the prior's term included).
+    profile, weight·(w/(k·R) − 1). ``fmin``, ``fmax`` (per profile, optional):
+    the film level's bounds, else 0.7 and 1.4. Returns (params, σ or None, cost, the prior's
+    term included).
 
     Work saved without changing a step: the normal equations (JᵀJ, Jᵀr) are kept per profile and
     the Jacobian is computed only where a step was taken and the profile goes on (a rejected
@@ -989,16 +1012,18 @@ def _fit_lips(rho, y, wt, p, s, lo, hi, cmax, iters: int = ITERS, fit_s: bool = 
             J = np.concatenate([J, je], axis=2)
         return J @ J.transpose(0, 2, 1), (J @ r[rows][..., None])[..., 0]
 
+    f_lo = np.full(n, 0.7) if fmin is None else np.asarray(fmin, np.float64)
+    f_hi = np.full(n, 1.4) if fmax is None else np.asarray(fmax, np.float64)
     mn, mx = np.minimum, np.maximum  # the ufuncs: np.clip's wrapper costs more than the work here
 
     def clamp(p, s, ix):
         p[:, 0] = mn(mx(p[:, 0], lo[ix]), hi[ix])
+        p[:, 4] = mn(mx(p[:, 4], f_lo[ix]), f_hi[ix])
         # the cavity below the rim is darker than the film: in the darker half between the
         # film and the pore's darkest point; a floor or neck deeper inside darker still
         p[:, 1] = mn(mx(p[:, 1], -0.5), cmax[ix])
         p[:, 2] = mn(mx(p[:, 2], 0.0), 5.0)
         p[:, 3] = mn(mx(p[:, 3], 0.05), mx(p[:, 0], 0.2))
-        p[:, 4] = mn(mx(p[:, 4], 0.7), 1.4)
         # secant law: the wall tilting down at the lip emits more than the flat film, never less
         p[:, 2] = mx(p[:, 2], p[:, 4] - p[:, 1]) if rim else 0.0
         p[:, 5] = mn(mx(p[:, 5], 0.3 * p[:, 0]), mx(p[:, 0] - 0.5, 0.3 * p[:, 0]))
@@ -1041,7 +1066,7 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
               confirm=None, rimless: bool = True) -> tuple[np.ndarray | None, tuple | None]:
     """Sub-pixel lip radius (px) of each pore around its dark core.
 
-    ``norm``: the image over its film level (film 1; above the black level, :func:`black_field`, or 0); ``lab``: core labels 1..n; ``centres`` (n, 2) row/col of each
+    ``norm``: the image over its film level above the black level (film 1, black 0, :func:`black_field`); ``lab``: core labels 1..n; ``centres`` (n, 2) row/col of each
     core's centroid; ``r_core``: equivalent radius of each core; ``ring``: how far (px) beyond
     its core a pore's pixels are taken; a wall shared by two pores is split between them
     (:func:`pore_pixels`). Profiles are binned at max(0.5 px, r_core/8), each bin at its pixels' mean ρ.
@@ -1121,15 +1146,37 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
         y = np.take_along_axis(prof, idx, 1)
         wt = np.sqrt(np.take_along_axis(cnt, idx, 1))
         c0 = np.clip(y.min(axis=1), 0.0, 1.0)
+        c0w[:] = c0
         p0 = np.column_stack([R0, c0, np.maximum(y.max(axis=1) - c0, 0.05), np.full(n, 1.0), np.ones(n), inner, c0])
         return rho_w, y, wt, 0.5 * (1.0 + c0), inner, p0
 
+    c0w = np.zeros(n)
     rho_w, y, wt, cmax, inner, p0 = windows(R_ridge)
+    top = ps[rows_n, jm]  # the pore's brightest level beyond its core (3-bin means)
     lo, hi = r_core, r_core + ring
     # two starts for the lip (from the ridge alone the fit can settle in a narrow-rim basin well
     # inside the lip): halfway between the ridge and the half-level crossing, then the ridge;
     # each pore keeps the fit of lower cost (the same window for both, so the costs compare)
     starts = (np.clip(0.5 * (R_ridge + R_cross), lo, hi), np.clip(R_ridge, lo, hi))
+
+    def rimless_levels():
+        """A rimless pore's highest cavity level and its film level's bounds (per pore): the
+        cavity in the lower, the film in the upper :data:`RIMLESS_SHARE` of the range between
+        its window's darkest level c0 and its brightest beyond the core (``top``).
+
+        Levels of the pore's own, not relative to the view's film 1 (a rimless view's levels are
+        each pore's own): fixed at 0.7–1.4 the film held half of etched porous silicon's pores
+        at 0.7 (their thin walls lie below the view's brightest film), a third as many under gain
+        × 0.6 + 15 % offset (D −4.6 %); and a thin wall's top (a polymer section: 0.79, c0 0.6)
+        below the film's least level left no step that could reach it: the lip ran past the wall
+        to the window's end, another basin at 2× the pixel size (D 2–5 % apart). Both bounds
+        apart (the cavity's at or below the film's): meeting at the half level they squeezed such
+        a fit flat, its lip free."""
+        span = np.maximum(top - c0w, 0.0)
+        return c0w + RIMLESS_SHARE * span, top - RIMLESS_SHARE * span, top
+
+    def fb(fmin, fmax, j):
+        return {} if fmin is None else {"fmin": fmin[j], "fmax": fmax[j]}
 
     def fit(ix, q, s, rim_ok, **kw):
         """_fit_lips on pores ``ix``, rimmed ones with the secant law, the others with A = 0."""
@@ -1142,8 +1189,9 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
             hold = kw.get("hold", ())
             hold = hold if flag else tuple(sorted(set(hold) | {2, 3}))
             qq = q[m]
+            cm, fmin, fmax = (cmax, None, None) if flag else rimless_levels()
             if not flag:
-                qq[:, 2], qq[:, 1] = 0.0, np.minimum(qq[:, 1], cmax[j])
+                qq[:, 2], qq[:, 1] = 0.0, np.minimum(qq[:, 1], cm[j])
             sj = s[m] if np.ndim(s) else s
             args = dict(iters=kw.get("iters", ITERS), fit_s=kw.get("fit_s", False), hold=hold, rim=flag, s_max=s_max,
                         wprior=kw.get("wprior") if flag else None)
@@ -1152,15 +1200,15 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
 
                 h2 = j.size // 2
                 fut = pool().submit(_fit_lips, rho_w[j[h2:]], y[j[h2:]], wt[j[h2:]], qq[h2:], sj if np.ndim(sj) == 0 else sj[h2:],
-                                     lo[j[h2:]], hi[j[h2:]], cmax[j[h2:]], **args)
+                                     lo[j[h2:]], hi[j[h2:]], cm[j[h2:]], **args, **fb(fmin, fmax, j[h2:]))
                 a = _fit_lips(rho_w[j[:h2]], y[j[:h2]], wt[j[:h2]], qq[:h2], sj if np.ndim(sj) == 0 else sj[:h2],
-                              lo[j[:h2]], hi[j[:h2]], cmax[j[:h2]], **args)
+                              lo[j[:h2]], hi[j[:h2]], cm[j[:h2]], **args, **fb(fmin, fmax, j[:h2]))
                 b = fut.result()
                 pr = np.concatenate([a[0], b[0]])
                 sr = None if a[1] is None else np.concatenate([a[1], b[1]])
                 cr = np.concatenate([a[2], b[2]])
             else:
-                pr, sr, cr = _fit_lips(rho_w[j], y[j], wt[j], qq, sj, lo[j], hi[j], cmax[j], **args)
+                pr, sr, cr = _fit_lips(rho_w[j], y[j], wt[j], qq, sj, lo[j], hi[j], cm[j], **args, **fb(fmin, fmax, j))
             q[m], cost[m] = pr, cr
             if sr is not None:
                 sb[m] = sr
@@ -1265,16 +1313,7 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
             grid, tot = np.concatenate([grid, ext]), np.concatenate([tot, total(ext)])
             o = np.argsort(grid)
             grid, tot = grid[o], tot[o]
-        j = int(np.argmin(tot))
-        if 0 < j < grid.size - 1:
-            x0, x1, x2 = grid[j - 1: j + 2]
-            a, b, c = tot[j - 1: j + 2]
-            den = (x0 - x1) * (x0 - x2) * (x1 - x2)
-            A_ = (x2 * (b - a) + x1 * (a - c) + x0 * (c - b)) / den
-            B_ = (x2 * x2 * (a - b) + x1 * x1 * (c - a) + x0 * x0 * (b - c)) / den
-            s = float(np.clip(-B_ / (2 * A_), x0, x2)) if A_ > 0 else float(x1)
-        else:
-            s = float(grid[j])
+        s = _parabola_min(grid, tot)
     # the rim's width: a share of the lip radius common to the image (a cavity's wall is the same
     # shape at any size), from the same pores refitted at that σ. Each pore's own width is held
     # near it (a soft prior, 30 % relative, weighted by the profiles' noise): on its own a small
