@@ -1012,13 +1012,15 @@ def _fit_lips(rho, y, wt, p, s, lo, hi, cmax, iters: int = ITERS, fit_s: bool = 
             J = np.concatenate([J, je], axis=2)
         return J @ J.transpose(0, 2, 1), (J @ r[rows][..., None])[..., 0]
 
-    f_lo = np.full(n, 0.7) if fmin is None else np.asarray(fmin, np.float64)
-    f_hi = np.full(n, 1.4) if fmax is None else np.asarray(fmax, np.float64)
+    # (scalars without per-profile bounds: no gather per iteration on the rimmed path)
+    f_lo = 0.7 if fmin is None else np.asarray(fmin, np.float64)
+    f_hi = 1.4 if fmax is None else np.asarray(fmax, np.float64)
+    per = fmin is not None
     mn, mx = np.minimum, np.maximum  # the ufuncs: np.clip's wrapper costs more than the work here
 
     def clamp(p, s, ix):
         p[:, 0] = mn(mx(p[:, 0], lo[ix]), hi[ix])
-        p[:, 4] = mn(mx(p[:, 4], f_lo[ix]), f_hi[ix])
+        p[:, 4] = mn(mx(p[:, 4], f_lo[ix] if per else f_lo), f_hi[ix] if per else f_hi)
         # the cavity below the rim is darker than the film: in the darker half between the
         # film and the pore's darkest point; a floor or neck deeper inside darker still
         p[:, 1] = mn(mx(p[:, 1], -0.5), cmax[ix])
