@@ -93,10 +93,19 @@ views lost D 1.3 → 2.2 %). Its lips now take their levels from each pore's own
 rimless pore's cavity in the lower 40 % of its profile's range, its film in the upper 40 %,
 :data:`RIMLESS_SHARE`), and the view is over its black level as well: etched porous silicon
 under gain × 0.6 + 15 % offset D 4.6 → 0.05 %, the gold view's count 3.3 → 0.4 % under every
-transform, a polymer section's D under a ramp 1.3 → 0.1 %. Known limit: a dense real section
-(opening 0.94, walls thinner than the blur; not shipped) measures D 12–16 % apart at 2× and ½×
-(1.8–4.4 % before): each pore's film is its wall's blurred top, which the pixel size moves; its
-count moves 9–12 % there either way. The rimless cores' scale (:func:`pore_cores`) was the median
+transform, a polymer section's D under a ramp 1.3 → 0.1 %. Known limits: a dense real section
+(opening 0.94, walls thinner than the blur; not shipped) measures D 12–16 % apart at twice and
+half the pixels (1.8–4.4 % before): each pore's film is its wall's blurred top, which the pixel
+size moves; its count moves 9–12 % there either way. A polymer section's D moves 2.4 % at twice
+the pixels (1.6 % before); its lips are chaotic in their bounds (with the film's old bound 0.69,
+0.70 or 0.71 its D at half the pixels moved +0.3, −0.4 or −1.2 %). Tried and dropped: film
+bounds scaled by the view's depth (the polymer section's lips still ran past their walls: D −4 %
+at half the pixels); profile bins down to 0.25 px (porous silicon at half the pixels D 2.4 →
+0.1 %, but the twin's under-resolved SEM case 12 D 1.3 → 3.7 %: its 14 bins then end short of
+the film); bins per pore (a plant section at twice the pixels D −9.6 %); a second lip start at
+the ridge, or the half level up to the pore's own top (twin BSE case 2 D 1.25 → 2.3 %); the σ
+grid's bracket refined (σ moved, D did not); the black field's quantiles on the image smoothed
+in pore units (the polymer section at half the pixels D 6.5 %). The rimless cores' scale (:func:`pore_cores`) was the median
 of the dark regions that pass as single discs at the half level, smoothed at a tenth of that
 median: where the pores join through thin walls there (etched porous silicon: 0.5–1.4 % of the
 dark area in ~35 discs) the few left separate are a biased handful, which of them pass follows
