@@ -35,7 +35,7 @@ def test_porous_silicon_under_another_gain_and_offset_measures_the_same():
     film alone maps its levels affinely about the film's 1 under a gain and offset, and half the
     pores' lip fits held their film level at the fixed bound 0.7 (their thin walls lie below the
     view's brightest film), a third as many under the gain. Now the lips' levels are each pore's
-    own and the view is over its black level: 0.05 %."""
+    own and the view is over its black level: 0.2 %."""
     img, px = _real("porous_silicon_zeiss_100kx_weiss.tif", 670), 0.002754
     a = analyse_surface(img, px, appearance="sem")
     b = analyse_surface(_gain(img), px, appearance="sem")

@@ -90,15 +90,17 @@ moves 2–3 % at half its pixels, its opening there 1.1 → 2.5 points. The riml
 its own depth) divided by the film alone (backscatter-like floors are grey, so the deepest level
 is no black: over it, with the lips' levels bounded relative to the view's film, the twin's BSE
 views lost D 1.3 → 2.2 %). Its lips now take their levels from each pore's own profile (a
-rimless pore's cavity in the lower 40 % of its profile's range, its film in the upper 40 %,
+rimless pore's cavity in the lower, its film in the upper quarter of its profile's range,
 :data:`RIMLESS_SHARE`), and the view is over its black level as well: etched porous silicon
-under gain × 0.6 + 15 % offset D 4.6 → 0.05 %, the gold view's count 3.3 → 0.4 % under every
-transform, a polymer section's D under a ramp 1.3 → 0.1 %. Known limits: a dense real section
-(opening 0.94, walls thinner than the blur; not shipped) measures D 12–16 % apart at twice and
-half the pixels (1.8–4.4 % before): each pore's film is its wall's blurred top, which the pixel
-size moves; its count moves 9–12 % there either way. A polymer section's D moves 2.4 % at twice
-the pixels (1.6 % before); its lips are chaotic in their bounds (with the film's old bound 0.69,
-0.70 or 0.71 its D at half the pixels moved +0.3, −0.4 or −1.2 %). Tried and dropped: film
+under gain × 0.6 + 15 % offset D 4.6 → 0.2 %, the gold view's count 3.3 → 0.4 % under every
+transform, a polymer section's D under gain 1.7 → 0.1 %, its worst check 1.7 → 1.6 % (the
+twin's BSE views: D 1.8 → 1.2 %). Known limits: a dense real section (opening 0.94, walls
+thinner than the blur; not shipped) measures D 5.3 % apart at twice the pixels (1.8 % before;
+each pore's film is its wall's blurred top, which the pixel size moves) and its count moves
+9–12 % at twice and half the pixels either way. A polymer section's lips are chaotic in their
+bounds (with the film's old bound 0.69, 0.70 or 0.71 its D at half the pixels moved +0.3, −0.4
+or −1.2 %), and with the cavity and film in the lower and upper 40 % its D moved 2.4 % at
+twice the pixels, the dense section's 12–16 % at twice and half. Tried and dropped: film
 bounds scaled by the view's depth (the polymer section's lips still ran past their walls: D −4 %
 at half the pixels); profile bins down to 0.25 px (porous silicon at half the pixels D 2.4 →
 0.1 %, but the twin's under-resolved SEM case 12 D 1.3 → 3.7 %: its 14 bins then end short of
@@ -513,7 +515,7 @@ PROFILE_BIN_PX = 0.5  # at least; an eighth of the typical core radius when that
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 
 
-RIMLESS_SHARE = 0.4  # a rimless pore's cavity in the lower, its film in the upper 40 % of its own profile's range
+RIMLESS_SHARE = 0.25  # a rimless pore's cavity in the lower, its film in the upper quarter of its own profile's range
 LOCAL_CORE_SHARE = 0.35  # a rimless pore's core: the darker third of its own depth (:func:`_local_cores`)
 
 

@@ -818,7 +818,7 @@ def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool |
     # (:func:`~castrig.analysis.edges.lip_radii`), and over the film alone a gain and offset moved
     # each pore's relative depth where the film varies: a nanoporous gold view, film 162-222,
     # lost the same 8 shallow dimples under every transform, count 3.3 -> 0.4 %; a polymer
-    # section's D 1.3 -> 0.1 % under a ramp.)
+    # section's D 1.7 -> 0.1 % under gain.)
     b = black_field(img, f, unit)
     norm = ((img - b) / np.maximum(f - b, 1e-6)).astype(np.float32)
     sig = noise_sigma(norm)
