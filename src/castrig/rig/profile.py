@@ -231,13 +231,13 @@ class ControlConfig(_Strict):
     wet_fraction_max: float = Field(1.0, ge=0, le=1, description="Highest wet fraction the loop may command (anti-windup limit).")
     control_period_s: float = Field(1.0, gt=0, le=60, json_schema_extra={"unit": "s"}, description="How often the RH loop reads and acts.")
     sample_period_s: float = Field(2.0, gt=0, le=3600, json_schema_extra={"unit": "s"}, description="How often every device is sampled into the record.")
-    sensor_stale_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"}, description="No valid RH reading this long: abort (the loop is blind).")
+    sensor_stale_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"}, description="No valid RH reading this long: abort (the loop is blind); checked after every exchange.")
     #: The near-membrane reading (RH and T) bit-identical this long = a frozen sensor (abort).
     #: A live transmitter's noise changes the last digit within seconds; 0 switches it off.
     sensor_frozen_s: float = Field(120.0, ge=0, le=86_400, json_schema_extra={"unit": "s"}, description="RH and T bit-identical this long: a frozen sensor, abort; 0: off.")
     #: A pump, MFC or chamber that does not answer this long trips ``device_comms`` (abort);
     #: shorter gaps are ridden out (the pumps' safe-mode watchdog is the hardware backstop).
-    comms_lost_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"}, description="A device silent this long trips device_comms (abort).")
+    comms_lost_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"}, description="A device silent this long (from the start of its first failed exchange) trips device_comms (abort); checked after every exchange.")
     #: How long the safe state keeps retrying devices it could not yet verify.
     safe_state_retry_s: float = Field(15.0, ge=0, le=600, json_schema_extra={"unit": "s"}, description="How long the safe state retries devices it could not verify.")
     #: Then, before the process lets go of the rig, every ``safe_state_every_s`` for this long:
@@ -246,7 +246,7 @@ class ControlConfig(_Strict):
     safe_state_keep_trying_s: float = Field(1800.0, ge=0, le=86_400, json_schema_extra={"unit": "s"},
                                             description="After an unverified safe state, keep trying this long before letting go of the rig; 0: do not.")
     safe_state_every_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"},
-                                      description="How often those later tries are made.")
+                                      description="How often those later tries are made (at least every third of a safe-mode pump's watchdog, so a pump that answers again is not in alarm at every try).")
     rh_sensor_range_pct: tuple[float, float] = Field((0.0, 100.0), json_schema_extra={"unit": "%RH"},
                                                      description="[low, high] a plausible reading lies in; outside: a broken sensor.")
 
