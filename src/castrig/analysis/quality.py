@@ -160,8 +160,14 @@ def wilson(p: float, k: int) -> tuple[float, float]:
 
 
 def claim1_intervals(depths_um: np.ndarray, pen_frac: float | None, n_cols: int, joined: np.ndarray,
-                     continuity: float | None, clusters: int, px: float) -> dict:
+                     continuity: float | None, clusters: int, px: float, *,
+                     support_d_um: np.ndarray | None = None) -> dict:
     """95 % intervals of the claim-1 section measures.
+
+    Support pore diameter: the pores' spread (1.96 σ/√n; the diameter itself when one pore)
+    + one pixel (half a pixel of edge shift on either side of each pore). A section holds few
+    support pores (5–20 is usual), so this interval is what keeps a handful of them from being
+    trusted like a surface's hundreds.
 
     Penetration depth: the tongues' spread (t-like, 1.96 σ/√n; the depth itself when one
     tongue) + one pixel (half on the interface, half on the tongue's bottom). Penetration
@@ -182,4 +188,9 @@ def claim1_intervals(depths_um: np.ndarray, pen_frac: float | None, n_cols: int,
         out["pore_communication"] = wilson(float(joined.mean()), int(joined.size))
     if continuity is not None and clusters:
         out["support_continuity"] = wilson(continuity, clusters)
+    if support_d_um is not None and support_d_um.size:
+        m = float(support_d_um.mean())
+        k = int(support_d_um.size)
+        st = Z95 * float(support_d_um.std(ddof=1)) / math.sqrt(k) if k > 1 else m
+        out["support_pore_diameter_um"] = (max(0.0, m - st - px), m + st + px)
     return out

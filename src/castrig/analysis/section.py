@@ -380,7 +380,8 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     # the support's pores are looked for outside the tongues (polymer, brighter than its matrix);
     # outside the candidates, as their size is wanted to tell a tongue from a grain
     in_tongue = ndi.binary_dilation(tongue, iterations=3)[None, :] & (rows <= np.nan_to_num(y_bot, nan=0.0)[None, :] + 4)
-    sup_d, sup_n, sup_cont, sup_k = _support_pores(s_sup, bot_env, valid, pixel_size_um, exclude=in_tongue)
+    sup_ds, sup_cont, sup_k = _support_pores(s_sup, bot_env, valid, pixel_size_um, exclude=in_tongue)
+    sup_d, sup_n = (float(sup_ds.mean()) if sup_ds.size else None), int(sup_ds.size)
     if textured and tongue.any():
         tongue = _uniform_tongues(sn, tongue, bot_env, y_bot, top_env, valid, (1 + bg_lvl) / 2,
                                   sup_d / pixel_size_um if sup_d else 0.0)
@@ -402,7 +403,7 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         flags.append("penetration_under_resolved")  # tongues under 9 px deep: partly missed
     iv = section_intervals(prof, pixel_size_um, thick_px)
     iv.update(claim1_intervals(pen_depths * pixel_size_um, pen_frac, int(valid.sum()), joined, sup_cont, sup_k,
-                               pixel_size_um))
+                               pixel_size_um, support_d_um=sup_ds))
     return SectionMetrics(
         flags=flags,
         intervals=iv,
@@ -727,9 +728,9 @@ def _col_percentile(s: np.ndarray, sel: np.ndarray, ok: np.ndarray, pct: float) 
 
 
 def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: float, exclude: np.ndarray | None = None
-                   ) -> tuple[float | None, int, float | None, int]:
-    """Mean equivalent-circle diameter of dark pores in the support below the interface, their
-    count, the continuity (area fraction of the pore phase in clusters spanning the support)
+                   ) -> tuple[np.ndarray, float | None, int]:
+    """Equivalent-circle diameters (µm) of the whole dark pores in the support below the
+    interface, the continuity (area fraction of the pore phase in clusters spanning the support)
     and the number of pore clusters."""
     h, w = s.shape
     margin = 3
@@ -738,8 +739,9 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     region = rows >= top[None, :]
     if exclude is not None:
         region &= ~exclude
+    none = np.zeros(0)
     if region.sum() < 100:
-        return None, 0, None, 0
+        return none, None, 0
     from skimage.filters import threshold_otsu
 
     from .illumination import fit_level, poly_field
@@ -752,7 +754,7 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     s, region = s[row0:], region[row0:]
     vals = s[region]
     if float(np.ptp(vals)) <= 0:
-        return None, 0, None, 0
+        return none, None, 0
     t = float(threshold_otsu(vals))
     # flatten the uneven light over the support: quadratic fit through its matrix (bright) pixels
     sel = region & (s >= t)
@@ -760,7 +762,7 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     off = (-row0) % step  # (the subsampling grid keeps the whole image's rows, multiples of step)
     rr, cc = np.nonzero(sel[off::step, ::step])
     if rr.size < 30:
-        return None, 0, None, 0
+        return none, None, 0
     coef = fit_level(s[off::step, ::step][sel[off::step, ::step]], rr * step + (row0 + off), cc * step, (h, w),
                      degree=2)
     sn = s / np.maximum(poly_field(coef, (h, w), 2)[row0:], 1e-9)
@@ -769,7 +771,7 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     dark_lvl, matrix = _split_medians(vals, t)
     # a texture without pores has no clearly darker phase
     if matrix - dark_lvl < 0.25 * max(abs(matrix), 1e-9):
-        return None, 0, None, 0
+        return none, None, 0
     pores = region & (sn < (matrix + dark_lvl) / 2)
     pores = cross_dilate(cross_erode(pores))  # == ndi.binary_opening(pores)
     # channels joining pores (continuous support) and pores touching through the blur would
@@ -777,7 +779,7 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     comp = ndi.label(pores)  # (the pore phase's components: split here, clusters in _continuity)
     lab, n = _split_pores(pores, comp)
     if n == 0:
-        return None, 0, None, 0
+        return none, None, 0
     areas = np.bincount(lab.ravel(), minlength=n + 1).astype(float)
     # exclude pores touching the region's border (interface side, image sides, bottom)
     # (the image's sides and bottom with a margin of 2 px: a pore cut by the bottom kept its
@@ -800,9 +802,7 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     cut = np.unique(np.r_[rest[-1], rest[:, 0], rest[:, -1]])
     discs |= _in_labels(rest, n_rest, cut[cut > 0])
     cont, k_cl = _continuity(pores, discs, np.where(valid, interface, h), h, d_typ, row0, comp)
-    if not keep.any():
-        return None, 0, cont, k_cl
-    return float(d_px.mean() * px), int(keep.sum()), cont, k_cl
+    return d_px * px, cont, k_cl
 
 
 def _in_labels(lab: np.ndarray, n: int, ids: np.ndarray) -> np.ndarray:
