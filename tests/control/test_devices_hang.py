@@ -25,7 +25,7 @@ LIMIT_S = 5.0
 #: after the InStep resync's 0.1 s of quiet — the worst case of one exchange.
 EXCHANGE_S = 3 * 1.0 + 2 * 0.1
 CONTROL_PERIOD_S = 1.0
-SLACK_S = 1.5  # two shared cores
+SLACK_S = 4.0  # two cores shared with the other tests (before the fix: 24 s after the freeze)
 #: The safe state's own retries (short), then the keep-trying phase the devices come back in.
 SAFE_RETRY_S = 2.0
 KEEP_TRYING_S = 60.0
@@ -97,7 +97,7 @@ def test_frozen_devices_abort_within_the_limits_then_safe_state(tmp_path, sim_se
     assert safe[-1][1].startswith("safe state verified"), safe
     # devices back (the pumps alarming A?T for their watchdog): made safe within a few tries
     # (every third of the watchdog), not 'NOT verified' until safe_state_keep_trying_s runs out
-    assert made_safe <= WATCHDOG_S + 4 * EXCHANGE_S, (made_safe, safe)
+    assert made_safe <= WATCHDOG_S + 4 * EXCHANGE_S + SLACK_S, (made_safe, safe)
 
 
 # -- the same on the twin, in virtual time: every emulator stops answering at once ---------------

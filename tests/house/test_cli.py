@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -157,6 +158,34 @@ def test_a_closed_output_pipe_does_not_end_the_run(tmp_path, quiet):
     assert proc.wait(timeout=120) == 0
     info = json.loads((_run_dir(data) / "run.json").read_text())
     assert info["outcome"] == "completed", info
+
+
+def test_a_run_started_under_nohup_outlives_its_terminal(tmp_path):
+    """``nohup castrig run …``: SIGHUP is ignored on purpose, and the run must go on (before, the
+    run installed its own handler over nohup's and aborted)."""
+    data = tmp_path / "runs"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "castrig", "run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    run_dir = _wait_for_samples(data)
+    proc.send_signal(signal.SIGHUP)
+    n = sqlite3.connect(run_dir / "run.sqlite").execute("select count(*) from samples").fetchone()[0]
+    wait_until(lambda: sqlite3.connect(run_dir / "run.sqlite").execute("select count(*) from samples").fetchone()[0] > n + 3,
+               what="samples after the hang-up")
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "SIGTERM" in json.loads((run_dir / "run.json").read_text())["outcome_reason"]
+
+
+def test_a_full_disk_under_the_output_is_an_error_not_silence(tmp_path):
+    """The console wrapper drops output only when its reader is gone: ``castrig runs > /dev/full``
+    must not exit 0 with the table lost."""
+    done = subprocess.run([sys.executable, "-m", "castrig", "runs", "--data", str(tmp_path)], cwd=ROOT,
+                          stdout=open("/dev/full", "w"), stderr=subprocess.PIPE, text=True)
+    assert done.returncode != 0
 
 
 def test_ctrl_c_twice_aborts_at_once(tmp_path):

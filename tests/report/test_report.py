@@ -412,3 +412,19 @@ def test_demo_run_report_in_chromium(tmp_path: Path, chrome):
     recipe = chrome.find_element("id", "recipe").text
     assert recipe.startswith("# The quick-start recipe") and "- {type: purge, duration_s: 60}" in recipe  # as written
     assert "claim1" in chrome.find_element("id", "membranes").text and "PASS" in chrome.find_element("id", "membranes").text
+
+
+def test_a_first_safe_state_try_verified_by_its_retries_is_not_a_problem(tmp_path: Path):
+    """The safe state records its first try at once when a device did not answer; when its
+    retries then verify it, the report must not say the rig was left unsafe — unless nothing
+    verified it afterwards."""
+    run = make_run(tmp_path, outcome="aborted")
+    with SqliteRunStore(tmp_path).open_run(run) as rec:
+        rec.add_event(511.0, "safe_state", "control", "safe state NOT verified: wet_mfc.off (first try)",
+                      {"safe": False, "first_try": True})
+        rec.add_event(514.0, "safe_state", "control", "safe state verified", {"safe": True})
+    assert not any("NOT verified" in p for p in problems(load_run(run)))
+    with SqliteRunStore(tmp_path).open_run(run) as rec:
+        rec.add_event(600.0, "safe_state", "control", "safe state NOT verified: wet_mfc.off (first try)",
+                      {"safe": False, "first_try": True})
+    assert any("NOT verified" in p for p in problems(load_run(run)))

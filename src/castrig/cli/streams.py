@@ -10,10 +10,16 @@ SIGPIPE, `signal` module notes), so nothing buffered can fail later either.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import sys
+from collections.abc import Iterable
 from typing import Any, TextIO
+
+#: What a write meets when its reader is gone: a closed pipe, a hung-up or vanished terminal. Any
+#: other error (a full disk under ``> file``) is the command's to report.
+_GONE = (errno.EPIPE, errno.EIO, errno.ENXIO)
 
 
 class LossyStream:
@@ -31,6 +37,10 @@ class LossyStream:
                 self._lose(exc)
         return len(text)
 
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
     def flush(self) -> None:
         if self.lost is None:
             try:
@@ -42,6 +52,8 @@ class LossyStream:
         return self.lost is None and self._stream.isatty()
 
     def _lose(self, exc: OSError) -> None:
+        if exc.errno not in _GONE:
+            raise exc
         self.lost = exc
         try:
             null = os.open(os.devnull, os.O_WRONLY)

@@ -108,6 +108,7 @@ class Runner:
         self.loop = self._make_loop()
         self._pause_requested = False
         self._abort_reason: str | None = None
+        self._abort_asked = True  # the abort was asked by someone (not a hung-up terminal)
         self._last_good_rh_t: float | None = None
         self._last_rh: float | None = None
         self._next_sample = 0.0
@@ -160,8 +161,12 @@ class Runner:
     def request_pause(self) -> None:
         self._pause_requested = True
 
-    def request_abort(self, reason: str) -> None:
+    def request_abort(self, reason: str, *, someone_asked: bool = True) -> None:
+        """Abort at the next safe point. ``someone_asked=False`` (the terminal hung up): nobody is
+        left at the rig, so the tries to reach an unverified safe state go on (see
+        :meth:`_keep_trying_safe`)."""
         self._abort_reason = reason
+        self._abort_asked = someone_asked
 
     @property
     def pausing(self) -> bool:
@@ -265,7 +270,8 @@ class Runner:
         tried again every ``safe_state_every_s`` for up to ``safe_state_keep_trying_s`` before
         the process lets go of the rig: if it comes back, it is made safe then — nobody else
         would switch off wet air left flowing overnight. Ctrl-C, SIGTERM or an abort from
-        ``castrig abort`` / the web page stop the tries (a person or the system wants it to end).
+        ``castrig abort`` / the web page stop the tries (a person or the system wants it to end);
+        a hung-up terminal does not (nobody is left to do it).
 
         With safe-mode pumps the tries come at least every third of their watchdog, as the
         run's keep-alive does: tried only every ``safe_state_every_s`` (10 s by default, the
@@ -280,14 +286,19 @@ class Runner:
         self.log.error(f"safe state NOT verified ({unverified}): trying again every {every:g} s for up to {keep:g} s "
                        "(Ctrl-C stops)")
         self._pause_requested, self._abort_reason = False, None  # requests from now on stop the tries
-        t0 = self.clock.now()
+        t0 = pass_t = self.clock.now()
         try:
             while not report.safe and self.clock.now() - t0 < keep:
-                self.clock.sleep(min(every, keep - (self.clock.now() - t0)))
+                # a pass starts ``every`` after the last one started (a pass over devices that
+                # do not answer takes seconds of its own: slept on top, the pumps' watchdog ran out)
+                wait = min(pass_t + every, t0 + keep) - self.clock.now()
+                if wait > 0:
+                    self.clock.sleep(wait)
                 self.remote.poll()  # castrig abort / the web page
-                if self._pause_requested or self._abort_reason is not None:
+                if self._pause_requested or (self._abort_reason is not None and self._abort_asked):
                     self.log.error("safe state: tries stopped on request")
                     break
+                pass_t = self.clock.now()
                 report = make_safe(pumps=self.rig.pumps(), dry_mfc=self.rig.dry_mfc, wet_mfc=self.rig.wet_mfc,
                                    chamber=self.rig.chamber, purge_flow_slpm=self.cfg.purge_flow_slpm)
         except KeyboardInterrupt:
@@ -433,10 +444,12 @@ class Runner:
         not to answer has been silent past its limit (``control.sensor_stale_s``,
         ``control.comms_lost_s``).
 
-        Called at the start of every tick and after every exchange, failed or not: a tick that
-        talks to several silent devices one after another (each costing its timeout x tries)
-        must not stack their retry budgets before the limits are looked at. Only what is known
-        to be failing counts, so a long pause between exchanges that answer trips nothing.
+        Called after every exchange, failed or not: a tick that talks to several silent devices
+        one after another (each costing its timeout x tries) must not stack their retry budgets
+        before the limits are looked at. Not at a tick's start: after a stretch without ticks (an
+        analysis, a capture) a device that failed once before it is asked again first, and one
+        that answers clears its silence. Only what is known to be failing counts, so a long
+        pause between exchanges that answer trips nothing.
         """
         now = self.clock.now()
         last = self._last_good_rh_t
@@ -662,7 +675,6 @@ class Runner:
         if self._pause_requested and not self._in_pause:
             self._pause()
         now = self.clock.now()
-        self._check_deadlines()  # a limit that ran out while we waited for this tick
         rh = self._read_near()
         if rh is not None and self.loop is not None and self.loop.active:
             loop = self.loop

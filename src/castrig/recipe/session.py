@@ -62,11 +62,13 @@ def _signals(runner: Runner) -> Iterator[None]:
                   f"{' (the terminal closed)' if signum == signal.SIGHUP else ''}: aborting to the safe state")
         if runner.status.state == "paused":  # asking a person, who may never answer: abort now
             raise RunAborted("aborted", reason)
-        runner.request_abort(reason)
+        runner.request_abort(reason, someone_asked=signum != signal.SIGHUP)
 
     old_int = signal.signal(signal.SIGINT, guarded(on_int))
     old_term = signal.signal(signal.SIGTERM, guarded(on_term))
-    old_hup = signal.signal(signal.SIGHUP, guarded(on_term))
+    # (started under nohup, SIGHUP is ignored: the operator asked the run to outlive its terminal)
+    ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, guarded(on_term))
     try:
         yield
     finally:
