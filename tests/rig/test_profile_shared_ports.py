@@ -59,3 +59,25 @@ def test_one_endpoint_spelled_two_ways_with_distinct_ids_is_still_a_bus(tmp_path
     """Distinct unit ids on one line spelled two ways: a valid bus (the spelling is not a line setting)."""
     text = SERIAL.replace("socket://127.0.0.1:47106", "socket://localhost:47102")
     assert castrig("check", str(_profile(tmp_path, text))).returncode == 0
+
+
+def test_validating_a_profile_asks_no_name_server(monkeypatch):
+    """A profile is validated on every check, run and resume: it must not wait on DNS (an offline
+    rig PC waits out the resolver's timeout). Host names are compared as written there; the
+    device locks, taken when the rig is claimed, look them up."""
+    import socket
+
+    import yaml
+
+    from castrig.rig.profile import Profile
+
+    asked: list[str] = []
+
+    def no_dns(host: str) -> str:  # the boundary of the outside world: the resolver
+        asked.append(host)
+        raise OSError("no name server")
+
+    monkeypatch.setattr(socket, "gethostbyname", no_dns)
+    data = yaml.safe_load(SERIAL.replace("socket://127.0.0.1:47106", "socket://moxa-1.lab.example:4001"))
+    Profile.model_validate(data)
+    assert asked == []

@@ -39,34 +39,42 @@ def lock_dir() -> Path:
     return Path(tempfile.gettempdir()) / "castrig-locks"
 
 
-def _host(host: str) -> str:
+def _host(host: str, resolve: bool = True) -> str:
+    """The host's address: looked up (``resolve``), or only as written — ``localhost`` and IPv4
+    literals are known without asking DNS, which a profile's validation must not wait on."""
+    h = host.lower().rstrip(".")
+    if h == "localhost" or h == "127.0.0.1":
+        return "127.0.0.1"
+    if not resolve:
+        return h
     try:
         return socket.gethostbyname(host)
     except OSError:
-        return host.lower()
+        return h
 
 
-def serial_key(url: str) -> str:
-    """The resource behind a pyserial URL: a device path (symlinks resolved) or a TCP endpoint."""
+def serial_key(url: str, resolve: bool = True) -> str:
+    """The resource behind a pyserial URL: a device path (symlinks resolved) or a TCP endpoint
+    (its host looked up only with ``resolve``)."""
     if "://" not in url:
         return "dev:" + os.path.realpath(url)
     parts = urlsplit(url)
     if parts.scheme in ("socket", "rfc2217") and parts.hostname and parts.port:
-        return f"tcp:{_host(parts.hostname)}:{parts.port}"
+        return f"tcp:{_host(parts.hostname, resolve)}:{parts.port}"
     if parts.scheme == "loop":
         return ""  # a loopback in this process: nothing outside it to own
     return url
 
 
-def visa_key(resource: str) -> str:
+def visa_key(resource: str, resolve: bool = True) -> str:
     """``TCPIP[n]::host::port::SOCKET`` → the TCP endpoint; ``ASRLn``/``ASRL/dev/x`` → the port."""
     r = resource.strip()
     m = re.match(r"(?i)^TCPIP\d*::([^:]+)::(\d+)::SOCKET$", r)
     if m:
-        return f"tcp:{_host(m.group(1))}:{int(m.group(2))}"
+        return f"tcp:{_host(m.group(1), resolve)}:{int(m.group(2))}"
     m = re.match(r"(?i)^TCPIP\d*::([^:]+)(::.*)?::INSTR$", r)
     if m:
-        return f"visa:{_host(m.group(1))}{(m.group(2) or '').lower()}"
+        return f"visa:{_host(m.group(1), resolve)}{(m.group(2) or '').lower()}"
     m = re.match(r"(?i)^ASRL(/.+?)(::INSTR)?$", r)
     if m:
         return "dev:" + os.path.realpath(m.group(1))

@@ -175,7 +175,9 @@ class DevicesConfig(_Strict):
 
         "One port" is the device lock's key (:func:`castrig.rig.ownership.serial_key`,
         :func:`~castrig.rig.ownership.visa_key`), however it is spelled: ``socket://localhost:47102``
-        and ``socket://127.0.0.1:47102``, a symlink and the tty it points to, are one port."""
+        and ``socket://127.0.0.1:47102``, a symlink and the tty it points to, are one port (host
+        names other than ``localhost`` as written: the device locks, taken when the rig is
+        claimed, look them up)."""
         from castrig.rig.ownership import serial_key, visa_key  # ownership imports this module
 
         users: dict[str, list[tuple[str, Any]]] = {}
@@ -186,7 +188,8 @@ class DevicesConfig(_Strict):
             if url is None and resource is None:
                 continue
             given = url if url is not None else resource
-            key = (serial_key(url) if url is not None else visa_key(resource)) or given  # loop://: as written
+            # (without DNS: validation must not wait on a name server; claiming the rig looks up)
+            key = (serial_key(url, resolve=False) if url is not None else visa_key(resource, resolve=False)) or given
             users.setdefault(key, []).append((role, cfg))
             if given not in spelled.setdefault(key, []):
                 spelled[key].append(given)
