@@ -84,20 +84,14 @@ def is_roi_set(path: str | Path) -> bool:
 
 
 def write_rois(path: str | Path, rois: list) -> Path:
-    """Write ROIs as an ImageJ ROI set (.zip), atomically: a temporary file beside ``path``,
-    fsynced, renamed onto it (a crash leaves the earlier file or the new one, never half a zip;
-    a symlink at ``path`` is replaced, not written through). Callers check first that ``path``
-    is not one of their inputs (``castrig analyse --rois``)."""
+    """Write ROIs as an ImageJ ROI set (.zip) at ``path``, a new file (callers make it atomic:
+    ``castrig analyse --rois`` writes it to a temporary beside its target and renames it)."""
     import zipfile
 
     from roifile import roiwrite
 
-    from castrig.store.atomic import atomic_write_with
-
-    def write(tmp: Path) -> None:
-        if rois:
-            roiwrite(tmp, rois, mode="w")
-        else:  # an empty set: an empty zip Fiji opens without complaint
-            zipfile.ZipFile(tmp, "w").close()
-
-    return atomic_write_with(Path(path), write)
+    if rois:
+        roiwrite(path, rois, mode="w")
+    else:  # an empty set: an empty zip Fiji opens without complaint
+        zipfile.ZipFile(path, "w").close()
+    return Path(path)

@@ -135,10 +135,13 @@ def _check_outputs(inputs: list[Optional[Path]], rois: list[Path] = (), overlay:
 
 
 def _write_rois(path: Path, rois: list) -> None:
+    """Atomically (a temporary beside it, fsynced, renamed): a crash leaves the earlier set or
+    the new one, never half a zip, and a symlink at ``path`` is replaced, not written through."""
     from castrig.analysis.rois import write_rois
+    from castrig.store.atomic import atomic_write_with
 
     try:
-        write_rois(path, rois)
+        atomic_write_with(path, lambda tmp: write_rois(tmp, rois))
     except OSError as exc:
         raise BadInput(f"{path}: cannot write the ROI set ({exc.strerror or exc})", file=str(path), field="--rois") from None
 
