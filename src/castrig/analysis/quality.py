@@ -24,7 +24,7 @@ import numpy as np
 
 __all__ = ["UNMEASURABLE_FLAGS", "MIN_PORES", "MIN_PX_PER_PORE", "SURFACE_FLAG_METRICS", "SECTION_FLAG_METRICS", "saturated",
            "surface_intervals", "section_intervals", "lattice_disorder", "edge_blur_px", "Z95",
-           "claim1_intervals", "wilson"]
+           "claim1_intervals", "wilson", "merge_quality"]
 
 #: flags under which a metric was not measured at all (the verdict says ``unknown`` for its
 #: bounds, never pass, marginal or fail): clipped pixels hide the edges the metrics are made of —
@@ -194,3 +194,11 @@ def claim1_intervals(depths_um: np.ndarray, pen_frac: float | None, n_cols: int,
         st = Z95 * float(support_d_um.std(ddof=1)) / math.sqrt(k) if k > 1 else m
         out["support_pore_diameter_um"] = (max(0.0, m - st - px), m + st + px)
     return out
+
+
+def merge_quality(surface: dict, section: dict) -> dict:
+    """One membrane's quality from its surface's and its section's ``quality()`` (they measure
+    different metrics): the flags of both, each metric's flags and intervals."""
+    return {"flags": sorted(set(surface.get("flags", ())) | set(section.get("flags", ()))),
+            "flagged": surface.get("flagged", {}) | section.get("flagged", {}),
+            "intervals": surface.get("intervals", {}) | section.get("intervals", {})}

@@ -342,8 +342,8 @@ def membrane(
         _write_rois(rois, surface_rois(sm))
         _write_rois(_section_rois_path(rois), section_rois(xm))
     data = sm.to_dict() | xm.to_dict()
-    qs, qx = sm.quality(), xm.quality()
-    quality = {"flags": sorted(set(qs["flags"]) | set(qx["flags"])),
-               "flagged": qs["flagged"] | qx["flagged"], "intervals": qs["intervals"] | qx["intervals"]}
+    from castrig.analysis.quality import merge_quality
+
+    quality = merge_quality(sm.quality(), xm.quality())
     v = judge(data, [grade] if grade else None, spec, intervals=quality["intervals"], flagged=quality["flagged"])
     _emit(data, as_json, "membrane", verdict=v, quality=quality, images=images)

@@ -174,6 +174,13 @@ def format_number(value: float) -> str:
     return f"{value:.0f}."
 
 
+def rate_setting(rate_ml_min: float) -> tuple[str, str]:
+    """(units, 4-digit text) a rate is sent as by a pump standing still: the units that keep the
+    most digits (``castrig check`` judges the rate the pump will get from this very function)."""
+    units, value = best_units(rate_ml_min, RATE_UNITS)
+    return units, format_number(value)
+
+
 def volume_setting(volume_ml: float, diameter_mm: float) -> tuple[str, str]:
     """(units, 4-digit text) a volume target is sent as: µL for syringes up to 14.00 mm, mL
     above (units the pump's 4 digits may still cut: ``0.0004`` mL is ``VOL0.000``, i.e. pump
@@ -298,9 +305,10 @@ class NE1000Pump(SyringePump):
         if self.last_state is not None and self.last_state.moving:
             units = self._rate_units or self._query_rate()[1]
             value = rate_ml_min / RATE_UNITS[units]
+            text = format_number(value)
         else:
-            units, value = best_units(rate_ml_min, RATE_UNITS)
-        self._command(f"RAT{format_number(value)}{units}")
+            units, text = rate_setting(rate_ml_min)
+        self._command(f"RAT{text}{units}")
         self._rate_units = units
 
     def set_volume_ml(self, volume_ml: float) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from castrig.analysis import analyse_section, analyse_surface
+from castrig.analysis.quality import merge_quality
 from castrig.analysis.verdict import judge
 from castrig.errors import CastrigError
 from castrig.store import RunRecorder
@@ -145,9 +146,7 @@ def analyse_run_images(recorder: RunRecorder, *, grade: str | None, membrane_id:
         vals = [s[key] for s in sections if s.get(key) is not None]
         metrics[key] = float(np.mean(vals)) if vals else None
     metrics["fields"] = len(fields)
-    qs, qx = pool_quality(qualities), pool_quality(section_qualities)
-    quality = {"flags": sorted(set(qs["flags"]) | set(qx["flags"])), "flagged": qs["flagged"] | qx["flagged"],
-               "intervals": qs["intervals"] | qx["intervals"]}
+    quality = merge_quality(pool_quality(qualities), pool_quality(section_qualities))
     # the verdict a lab signs: flagged metrics are not trusted, bounds inside an interval are marginal
     verdict = judge(metrics, intervals=quality["intervals"], flagged=quality["flagged"])
     vd = verdict.to_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from castrig.devices.ne1000 import RATE_UNITS, VOLUME_UNITS, best_units, format_number, volume_setting
+from castrig.devices.ne1000 import RATE_UNITS, VOLUME_UNITS, best_units, format_number, rate_setting, volume_setting
 from castrig.errors import BadInput
 from castrig.recipe import model as m
 from castrig.rig.profile import NE1000Config, Profile
@@ -35,8 +35,8 @@ def sent_rate_ml_min(rate_ml_min: float) -> float | None:
     """The rate the pump receives for ``rate_ml_min``: the driver's ``RAT`` in the units it picks,
     cut to the pump's 4 digits (``None``: no units show it)."""
     try:
-        units, value = best_units(rate_ml_min, RATE_UNITS)
-        return float(format_number(value)) * RATE_UNITS[units]
+        units, text = rate_setting(rate_ml_min)
+        return float(text) * RATE_UNITS[units]
     except ValueError:
         return None
 

@@ -372,19 +372,12 @@ class LoopbackHostOnly:
         if scope["type"] in ("http", "websocket"):
             raw = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
             host = host_of(raw)
-            if host is None or not (host in ("localhost", "localhost.") or _is_ip_loopback(host)):
+            if not host or not is_loopback(host.rstrip(".")):
                 resp = PlainTextResponse(f"Host {raw[:80]!r} refused: castrig serve on a loopback address answers only "
                                          "Host: localhost, 127.0.0.1 or [::1] (with any port)", status_code=400)
                 await resp(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def _is_ip_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _filtered_runs(root: Path, q: dict[str, str]) -> list[dict[str, Any]]:
