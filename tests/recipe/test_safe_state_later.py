@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run_with_wet_mfc_unplugged(tmp_path: Path, keep_trying_s: float, back_after_s: float,
-                                abort_after_s: float | None = None):
+                                abort_after_s: float | None = None, someone_asked: bool = True):
     profile = load_profile(ROOT / "hw_profiles" / "sim.yaml")
     profile = profile.model_copy(update={"control": profile.control.model_copy(update={"safe_state_keep_trying_s": keep_trying_s})})
     rig = build_rig(profile)
@@ -33,7 +33,8 @@ def _run_with_wet_mfc_unplugged(tmp_path: Path, keep_trying_s: float, back_after
         if abort_after_s is not None and "t" in unplugged and clock.now() >= unplugged["t"] + abort_after_s \
                 and "abort" not in unplugged:
             unplugged["abort"] = clock.now()
-            runner[0].request_abort("SIGTERM received")  # what the SIGTERM handler does
+            # what the SIGTERM handler does (SIGHUP: someone_asked=False)
+            runner[0].request_abort("SIGTERM received" if someone_asked else "SIGHUP received", someone_asked=someone_asked)
 
     for name in ("sleep", "sleep_until"):  # time passes for the cable as for everything else
         real = getattr(clock, name)
@@ -81,3 +82,14 @@ def test_sigterm_or_castrig_abort_stops_the_tries(tmp_path):
     last = rec.events("safe_state")[-1]
     assert not result.safe.safe and last.data["safe"] is False
     assert last.data["after_s"] < 250  # stopped at the request, not after 30 min
+
+
+def test_a_hung_up_terminal_does_not_stop_the_tries(tmp_path):
+    """The terminal closes (SIGHUP) while the wet MFC is still unreachable: nobody is left to
+    switch it off, so the tries go on and close it when its cable is back (before, the hang-up
+    went through the same request as SIGTERM and ended them)."""
+    result, emu, rec = _run_with_wet_mfc_unplugged(tmp_path, keep_trying_s=1800, back_after_s=300, abort_after_s=200,
+                                                   someone_asked=False)
+    last = rec.events("safe_state")[-1]
+    assert result.safe.safe and last.data["safe"] is True and emu.setpoint_slpm == 0.0
+    assert last.data["after_s"] > 250  # made safe after the cable came back, not stopped at the hang-up
