@@ -39,13 +39,18 @@ def test_run_folder_layout_and_public_schema(tmp_path: Path):
         rec.save_result(2.0, "metrics", {"opening_ratio": np.float64(0.5)})
         rec.finish("completed")
         run_dir = rec.run_dir
+        # WAL while the run is written; handed over as one file when its writer closes it
+        during = sqlite3.connect(run_dir / "run.sqlite")
+        assert during.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        during.close()
 
     assert {p.name for p in run_dir.iterdir()} >= {"results", "run.json", "run.lock", "run.sqlite"}
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "completed" and info["ended_utc"]
     # Readable without castrig, as documented.
     db = sqlite3.connect(run_dir / "run.sqlite")
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert not (run_dir / "run.sqlite-wal").exists() and not (run_dir / "run.sqlite-shm").exists()
     rows = db.execute("select t_s, channel, value from samples order by rowid").fetchall()
     assert rows == [(0.0, "rh_near_pct", 45.2), (0.0, "t_near_c", 22.1), (1.0, "rh_near_pct", 45.3)]
     ev = db.execute("select t_s, kind, source, message, data_json from events").fetchall()

@@ -149,6 +149,18 @@ def test_reading_needs_no_write_access(one_run, tmp_path, read_only_mount):
     assert one_run.name in done.stdout and "damaged" not in done.stdout
 
 
+def test_readers_leave_a_finished_run_as_it_was(one_run, tmp_path):
+    """report, export, runs and lots write nothing into the run they read: SQLite's read-only
+    readers of a WAL database left a -wal and -shm behind, and on a full disk those were the
+    files that could not be made (CI met it when the run had not been read in place before)."""
+    data = tmp_path / "runs"
+    shutil.copytree(one_run.parent, data)
+    for extra in ("run.sqlite-wal", "run.sqlite-shm"):
+        (data / one_run.name / extra).unlink(missing_ok=True)  # as its writer left it
+    (tmp_path / "out").mkdir()
+    _read_everything(data, data / one_run.name, tmp_path / "out")
+
+
 def test_reading_works_on_a_full_data_root(one_run, tmp_path, small_disk):
     data = small_disk(1024) / "runs"
     shutil.copytree(one_run.parent, data)

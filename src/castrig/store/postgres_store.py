@@ -58,7 +58,7 @@ import structlog
 from castrig.errors import BadInput, CastrigError
 from castrig.store.lock import live_outcome
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo, RunRecorder, RunStore, RunSummary
-from castrig.store.sqlite_store import SqliteRunRecorder, SqliteRunStore, connect
+from castrig.store.sqlite_store import SqliteRunRecorder, SqliteRunStore, connect, hand_over
 
 if TYPE_CHECKING:  # psycopg is an optional extra: imported only when a fleet store is used
     import psycopg
@@ -556,6 +556,7 @@ class PostgresRunStore(RunStore):
             try:
                 uid = run_uid_of(db)
             finally:
+                hand_over(db)
                 db.close()
         row = _run_row(recorder.info, recorder.run_dir, grades)
         ok, _ = self._fleet.attempt(lambda c: upsert_run(c, self.schema, uid, row), force=True)

@@ -411,6 +411,8 @@ class SqliteRunRecorder(RunRecorder):
         return None if row is None or row[0] is None else float(row[0])
 
     def close(self) -> None:
+        if self.owns_lock:
+            hand_over(self._db)
         try:
             self._db.close()
         except sqlite3.Error:
@@ -418,6 +420,21 @@ class SqliteRunRecorder(RunRecorder):
         if self.owns_lock:
             self.owns_lock = False
             release_run(self.run_dir)
+
+
+def hand_over(db: sqlite3.Connection) -> None:
+    """Leave a closed run as one file: WAL checkpointed, journal back to DELETE.
+
+    A WAL database that its writer closed is read through a ``-wal`` and ``-shm`` that every
+    read-only reader (report, export, a copy on a full disk) would otherwise create in the run
+    folder and never remove. Best effort and never waiting: while a reader holds the database
+    the switch is refused and the run stays WAL, which is just as readable; the next writer
+    (resume, sync) switches back to WAL in :func:`connect`."""
+    try:
+        db.execute("PRAGMA busy_timeout=0")
+        db.execute("PRAGMA journal_mode=DELETE")
+    except sqlite3.Error:
+        pass
 
 
 #: Room kept in every run folder (a hidden file) and given up when the disk is full, so that the

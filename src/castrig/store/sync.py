@@ -28,7 +28,7 @@ from castrig.store.postgres_store import (
     upsert_run,
 )
 from castrig.store.base import grades_of
-from castrig.store.sqlite_store import SqliteRunStore, connect
+from castrig.store.sqlite_store import SqliteRunStore, connect, hand_over
 
 
 @dataclass
@@ -91,4 +91,5 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
             fleet.close()
         return report
     finally:
+        hand_over(db)
         db.close()
