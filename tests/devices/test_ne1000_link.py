@@ -138,6 +138,26 @@ def test_no_reply_times_out_naming_the_pump():
     assert pump.state() is PumpState.INFUSING
 
 
+def test_stop_after_a_stall_that_outlasted_the_watchdog_is_answered_at_once():
+    """The line stalls, the pump's safe-mode watchdog stops it (alarm T), the line comes back:
+    the safe state's STP must not fail as "no reply" because the in-step VER was answered with
+    the alarm (it was, and cost the 1 s reply timeout, before the marker took an alarm)."""
+    pump, emu, clock = sim_pump(safe_mode_s=5)
+    pump.set_diameter_mm(26.59)
+    pump.set_rate_ml_min(1.0)
+    pump.start()
+    emu.inject("no_reply")
+    with pytest.raises(LinkTimeout):
+        pump.keepalive()
+    clock.sleep(10)  # past the 5 s watchdog: the pump stopped itself with alarm T
+    emu.clear()
+    t0 = clock.now()
+    pump.stop()
+    assert clock.now() - t0 < 0.5  # under the 1 s reply timeout: no exchange waited it out
+    assert pump.last_alarm == "T" and pump.state() is PumpState.STOPPED
+    assert emu.flow_ml_min(clock.now()) == 0.0
+
+
 def test_garbage_is_a_link_error_naming_the_pump():
     pump, emu, _ = sim_pump()
     emu.inject("garbage")

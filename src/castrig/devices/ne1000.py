@@ -509,14 +509,25 @@ class NE1000Pump(SyringePump):
             self.last_alarm = m.group(2)
 
     def _marker(self, k: int) -> tuple[bytes, Callable[[str], bool]]:
-        """The in-step marker: ``VER``, whose reply no other command gives."""
+        """The in-step marker: ``VER``, whose reply no other command gives — or an alarm.
+
+        A pump whose watchdog ran out while the line was stalled answers the marker with its
+        alarm (``A?T``), which acknowledges it and is the marker's reply all the same: waiting
+        for a version instead cost the reply timeout, and the safe state's first ``STP`` after
+        a stall failed as "no reply" from a pump that had answered."""
         address = self.address or 0
 
-        def is_version(text: str) -> bool:
+        def is_marker_reply(text: str) -> bool:
             m = _REPLY.match(text)
-            return bool(m and int(m.group(1)) == address and m.group(4) and _VERSION.match(m.group(4)))
+            if not m or int(m.group(1)) != address:
+                return False
+            if m.group(2):
+                self.last_alarm = m.group(2)
+                self.last_state = PumpState.STOPPED
+                return True
+            return bool(m.group(4) and _VERSION.match(m.group(4)))
 
-        return self._frame("VER", None), is_version
+        return self._frame("VER", None), is_marker_reply
 
     def _parse(self, command: str, text: str) -> tuple[PumpState, str]:
         m = _REPLY.match(text)
