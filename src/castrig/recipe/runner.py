@@ -83,6 +83,36 @@ def _describe(step: Any) -> str:
     return f"{step.type}({args})" if not step.label else f"{step.label}: {step.type}({args})"
 
 
+@dataclass
+class RecordedOnly:
+    """When to ask a device that is only recorded (the room's RH/T) after it stopped answering.
+
+    Each failed read costs the driver's retries (3.2 s for an HMT330 that is unplugged); asked
+    at every sample, a dead room sensor stretched the sample period and the RH loop's ticks
+    with it, all night. It is asked again after a wait that doubles from one sample period up
+    to :data:`ROOM_BACKOFF_MAX_S`, and at every sample again once it answers."""
+
+    wait_s: float = 0.0
+    next_t: float = 0.0
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_t
+
+    def failed(self, now: float, sample_period_s: float) -> float:
+        self.wait_s = min(max(2.0 * self.wait_s, sample_period_s), ROOM_BACKOFF_MAX_S)
+        self.next_t = now + self.wait_s
+        return self.wait_s
+
+    def answered(self) -> bool:
+        """True when it had been failing."""
+        was, self.wait_s, self.next_t = self.wait_s > 0, 0.0, 0.0
+        return was
+
+
+#: The longest wait before a recorded-only device that stopped answering is asked again.
+ROOM_BACKOFF_MAX_S = 120.0
+
+
 class Runner:
     def __init__(
         self,
@@ -124,6 +154,7 @@ class Runner:
         self._silent: dict[str, tuple[float, str]] = {}
         #: The near-membrane sensor's last read failed (its staleness counts from then on).
         self._rh_failing = False
+        self._room = RecordedOnly()
         self._frozen: tuple[tuple[float, float], float] | None = None
         self._holding = False
         self._in_pause = False
@@ -741,12 +772,15 @@ class Runner:
         if isinstance(self.loop, MfcRhLoop) and self.loop.active:
             values["wet_fraction"] = self.loop.wet_fraction
         room = self.rig.rh_room
-        if room is not None:
+        if room is not None and self._room.due(self.clock.now()):
             try:
                 r = room.read()
                 values["rh_room_pct"], values["t_room_c"] = r.rh_pct, r.temperature_c
+                if self._room.answered():
+                    self.log.info("room sensor answers again")
             except (DeviceError, LinkError) as exc:
-                self.log.warning("room sensor read failed", error=str(exc))
+                wait_s = self._room.failed(self.clock.now(), self.cfg.sample_period_s)
+                self.log.warning("room sensor read failed", error=str(exc), next_try_in_s=round(wait_s, 1))
                 self._check_deadlines()  # its timeouts took time too
         for role, mfc in (("dry_mfc", self.rig.dry_mfc), ("wet_mfc", self.rig.wet_mfc)):
             if mfc is None:
