@@ -422,3 +422,20 @@ def test_samples_are_indexed_by_channel_once_the_run_ends(tmp_path: Path):
     plan = " ".join(str(r) for r in db.execute("EXPLAIN QUERY PLAN SELECT t_s, value FROM samples WHERE channel='t_near_c'"))
     db.close()
     assert "samples_channel_t" in plan
+
+
+def test_castrig_run_with_the_fleet_store_set_exits_0_with_every_record_in_the_database(pg_schema, tmp_path: Path):
+    """As the README sets it up: ``CASTRIG_STORE=postgresql://...`` and ``castrig run``. Every such
+    run ended in a traceback and exit 1 (the record closed twice) while its records were fine."""
+    from tests.conftest import ROOT, castrig, only_run_dir
+
+    url, schema = pg_schema
+    done = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", str(tmp_path), "-q",
+                   CASTRIG_STORE=url, CASTRIG_STORE_SCHEMA=schema)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "completed:" in done.stdout
+    run_dir = only_run_dir(tmp_path)
+    with SqliteRunStore(tmp_path).open_run(run_dir) as local:
+        n = len(local.samples())
+    assert n > 0 and pg_count(url, schema, "samples") == n
+    assert pg_count(url, schema, "runs", "WHERE outcome = 'completed'") == 1

@@ -506,7 +506,13 @@ class PostgresRunRecorder(RunRecorder):
         return self._local.last_sample_t_s()
 
     def close(self) -> None:
-        """Stop the pusher and push one last time; what is still missing waits for ``castrig store sync``."""
+        """Stop the pusher and push one last time; what is still missing waits for ``castrig store sync``.
+
+        Idempotent, as the SQLite recorder's is: the run's session closes its record when the run
+        ends and again on its way out (a second close pushed through the closed connection, and
+        every ``castrig run`` with ``CASTRIG_STORE`` set ended in a traceback, exit 1)."""
+        if self._stopping:
+            return
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout=30.0)
