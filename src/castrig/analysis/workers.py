@@ -6,7 +6,7 @@ one analysis (the rim check beside the cores, the transmitted image beside the r
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 import os
 import threading
 
@@ -16,8 +16,12 @@ _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
 
-class _Inline:
-    """An executor that runs each job at once in the calling thread (no worker threads)."""
+class _Inline(Executor):
+    """An executor that runs each job at once in the calling thread (no worker threads).
+
+    An :class:`~concurrent.futures.Executor`, so ``map`` and the rest behave as the pool's do (it
+    had ``submit`` only, and the first ``map`` on a large merged-pore region raised
+    AttributeError in every explore worker that ran without threads)."""
 
     def submit(self, fn, *args, **kwargs) -> Future:  # type: ignore[no-untyped-def]
         fut: Future = Future()
