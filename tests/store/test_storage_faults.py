@@ -263,3 +263,26 @@ def test_concentration_200_gives_an_answer_or_outside_the_model(tmp_path, rh):
     text = done.stdout + done.stderr
     assert "internal error" not in text and "Traceback" not in text, text[-2000:]
     assert done.returncode == 0 or (done.returncode == 3 and "outside the model" in " ".join(text.split())), text[-2000:]
+
+
+@pytest.mark.parametrize("target", ["run.sqlite", "run.json", "image", "catalog.sqlite", "folder"])
+def test_report_out_never_overwrites_what_is_not_a_report(one_run, tmp_path, target):
+    """``castrig report RUN --out RUN/run.sqlite`` replaced the run's records with the page, exit 0
+    (as did an image, run.json, the catalog); only an earlier report is replaced."""
+    data = tmp_path / "runs"
+    shutil.copytree(one_run.parent, data)
+    run_dir = data / one_run.name
+    path = {"run.sqlite": run_dir / "run.sqlite", "run.json": run_dir / "run.json", "folder": run_dir / "results",
+            "catalog.sqlite": data / "catalog.sqlite", "image": tmp_path / "field0.tif"}[target]
+    if target == "image":
+        path.write_bytes(b"II*\0" + os.urandom(64))
+    if not path.exists():
+        path.write_bytes(b"SQLite format 3\0")
+    before = sorted((p.relative_to(tmp_path), p.read_bytes() if p.is_file() else b"") for p in tmp_path.rglob("*"))
+    done = castrig("report", str(run_dir), "--out", str(path))
+    assert done.returncode == 2 and "--out" in done.stderr and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert sorted((p.relative_to(tmp_path), p.read_bytes() if p.is_file() else b"") for p in tmp_path.rglob("*")) == before
+    # an earlier report is replaced, as before
+    page = tmp_path / "r.html"
+    assert castrig("report", str(run_dir), "--out", str(page)).returncode == 0
+    assert castrig("report", str(run_dir), "--out", str(page)).returncode == 0 and page.stat().st_size > 1000

@@ -30,6 +30,8 @@ def report(
 
     if (Path(run_dir) / "run.json").is_file():
         read_run_info(run_dir)  # a damaged run.json: exit 2 with the reason
+    if out is not None:
+        _check_report_out(out)
     try:
         path = build_report(run_dir, out)
     except OSError as exc:
@@ -41,6 +43,17 @@ def report(
         import webbrowser
 
         webbrowser.open(path.resolve().as_uri())
+
+
+def _check_report_out(out: Path) -> None:
+    """Refuse (exit 2) an ``--out`` that would destroy a file: anything that exists and is not an
+    earlier report — ``--out RUN/run.sqlite`` replaced the run's records with the page, exit 0."""
+    from castrig.report.html import is_report
+
+    if out.exists() and not out.is_symlink() and not is_report(out):  # a symlink is replaced, never followed
+        what = "a folder" if out.is_dir() else "not a castrig report"
+        raise BadInput(f"--out {out}: exists and is {what}; castrig replaces only an earlier report "
+                       "(give a new file name, e.g. report.html)", file=str(out), field="--out")
 
 
 def export(

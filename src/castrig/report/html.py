@@ -600,6 +600,21 @@ def embedded_data(run_dir: Path) -> dict[str, Any]:
     return {"samples": samples, "events": events, "run": run, "report": report}
 
 
+#: How every page :func:`page_html` writes begins: what tells an earlier report from any other file.
+PAGE_START = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>castrig run '
+
+
+def is_report(path: Path) -> bool:
+    """Whether ``path`` is a regular file that an earlier ``castrig report`` wrote."""
+    try:
+        if not Path(path).is_file() or Path(path).is_symlink():
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(len(PAGE_START.encode())) == PAGE_START.encode()
+    except OSError:
+        return False
+
+
 def page_html(run_dir: Path) -> str:
     """The run's page as one self-contained HTML document (no request leaves it)."""
     run_dir = Path(run_dir)
@@ -607,8 +622,7 @@ def page_html(run_dir: Path) -> str:
     data = data.replace("<", "\\u003c")  # no "</script>" or "<!--" from a file can end the data early
     uid = escape(run_dir.name, quote=True)
     script = _static("live.js").replace("</", "<\\/")
-    return ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            f"<title>castrig run {uid}</title>"
+    return (f"{PAGE_START}{uid}</title>"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
             "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
