@@ -226,18 +226,24 @@ _LEN_UM = {"m": 1e6, "mm": 1e3, "um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "micron":
 
 
 def _length_um(text: str, default_unit: str) -> float | None:
-    """'2.5 nm' / '1.2e-08' (in ``default_unit``) → µm; None when it is not a length."""
+    """'2.5 nm' / '1.2e-08' (in ``default_unit``) → µm; None when it is not a number with a
+    length unit. A number that is no pixel size (0, negative, nan, inf) is returned as it is:
+    the field is there and wrong, and :func:`check_pixel_size` says so naming it (taken for
+    "no pixel size in the file", it sent people looking for metadata that was there)."""
     import re
 
-    m = re.match(r"\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*([a-zA-Z\u00b5µ]*)", str(text))
+    m = re.match(r"\s*([-+]?(?:nan|inf(?:inity)?|\d*\.?\d+(?:[eE][-+]?\d+)?))\s*([a-zA-Z\u00b5µ]*)", str(text), re.I)
     if not m:
         return None
     unit = (m.group(2) or default_unit).strip()
     scale = _LEN_UM.get(unit) or _LEN_UM.get(unit.lower())
     if scale is None:
         return None
-    v = float(m.group(1)) * scale
-    return v if np.isfinite(v) and v > 0 else None
+    return float(m.group(1)) * scale
+
+
+def _usable(px: float | None) -> bool:
+    return px is not None and bool(np.isfinite(px)) and px > 0
 
 
 def _tag_text(page, code: int) -> object:
@@ -271,22 +277,22 @@ def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | Non
                     else:
                         val = str(v)
                     px = _length_um(val, "nm")
-                    if px:
+                    if px is not None:
                         return px, "Zeiss SmartSEM tag 34118 (Image Pixel Size)"
         else:
             m = re.search(r"Image Pixel Size\s*=\s*([^\r\n]+)", str(z))
-            if m and (px := _length_um(m.group(1), "nm")):
+            if m and (px := _length_um(m.group(1), "nm")) is not None:
                 return px, "Zeiss SmartSEM tag 34118 (Image Pixel Size)"
     f = _tag_text(page, 34682)
     if f is not None:
         if isinstance(f, dict):
             scan = f.get("Scan") or f.get("scan") or {}
             v = scan.get("PixelWidth") if isinstance(scan, dict) else None
-            if v is not None and (px := _length_um(str(v), "m")):
+            if v is not None and (px := _length_um(str(v), "m")) is not None:
                 return px, "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
         else:
             m = re.search(r"\[Scan\][^\[]*?PixelWidth\s*=\s*([^\r\n]+)", str(f), re.S)
-            if m and (px := _length_um(m.group(1), "m")):
+            if m and (px := _length_um(m.group(1), "m")) is not None:
                 return px, "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
     if path is not None:
         return sidecar_pixel_size(path, width_px=getattr(page, "imagewidth", None))
@@ -308,7 +314,7 @@ def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[f
             if side.is_file() and side.stat().st_size < 1 << 20:
                 text = side.read_text(encoding="latin-1", errors="replace")
                 m = re.search(rf"^\s*{key}\s*=\s*([^\r\n]+)", text, re.M)
-                if m and (px := _length_um(m.group(1), unit)):
+                if m and (px := _length_um(m.group(1), unit)) is not None:
                     return px, f"{who} sidecar {side.name} ({key})"
     for side in sides(".txt"):
         if side.is_file() and side.stat().st_size < 1 << 20:
@@ -323,9 +329,9 @@ def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[f
                 except ValueError:
                     continue
                 length = _length_um(mark.group(1).strip(), "um")
-                if not length or not n_px > 0:
+                if length is None:
                     continue
-                px = length / n_px
+                px = length / n_px if n_px else float("inf")  # a bar of 0 px: no pixel size, said so
                 full = re.search(r"^\s*\$+CM_FULL_SIZE\s+(\d+)\s+(\d+)", text, re.M)
                 if full and width_px and int(full.group(1)) > 0 and int(full.group(1)) != int(width_px):
                     px *= int(full.group(1)) / int(width_px)
@@ -376,6 +382,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                     a = np.moveaxis(a, 0, -1)  # planar RGB (PlanarConfiguration SEPARATE)
                 px = _tiff_pixel_size(tif, page)
                 src = "TIFF resolution tags" if px is not None else None
+                bad_vendor = None
                 imagej_calibrated = bool((tif.imagej_metadata or {}).get("unit"))
                 try:
                     vpx, vsrc = vendor_pixel_size(page, p)
@@ -386,7 +393,11 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 found = [(px, src)] if px is not None else []
                 if vpx is not None:
                     found.append((vpx, vsrc))
-                if not imagej_calibrated and vpx is not None:
+                if vpx is not None and not _usable(vpx) and _usable(px):
+                    # the instrument's field is there but no pixel size: the resolution tags
+                    # stand in, and the result says why
+                    bad_vendor = f"{vsrc} says {vpx:g} µm, not a pixel size; used {px:.6g} µm from {src}"
+                elif not imagej_calibrated and vpx is not None:
                     # The instrument's own record of its scan beats plain resolution tags, which
                     # SEM software often leaves at a display default (an FEI Quanta file says
                     # 28 px/cm, i.e. 72 dpi: 357 µm per pixel). An ImageJ calibration is a
@@ -414,13 +425,15 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
             raise BadInput(f"{p}: cannot read TIFF ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
-        if px is not None and not (np.isfinite(px) and px > 0):
-            px, src = None, None
+        if px is not None and not _usable(px) and src == "TIFF resolution tags":
+            px, src = None, None  # tags left at nothing (0 px/cm): no pixel size (an instrument's field is kept, to be named)
         if src is not None:
             meta["pixel_size_source"] = src
             if imagej_calibrated and src == "TIFF resolution tags":
                 src = "TIFF resolution tags (ImageJ calibration)"
             warnings = pixel_size_disagreement(px, src, [(v, w) for v, w in found if w != meta["pixel_size_source"]])
+            if bad_vendor:
+                warnings.append(bad_vendor)
             if warnings:
                 meta["pixel_size_warnings"] = warnings
         return _grey(a, p), px, meta

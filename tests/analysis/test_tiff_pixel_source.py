@@ -103,3 +103,26 @@ def test_help_describes_the_real_precedence(d: Path):
     text = " ".join(cli("analyse", "--help", cwd=d).stdout.split())
     assert "pixel size from the resolution tags" not in text
     assert "34682" in text and "34118" in text and "1 %" in text
+
+
+@pytest.mark.parametrize("value", ["0", "-1e-7", "nan"])
+def test_an_instruments_field_that_is_no_pixel_size_is_named(d: Path, value: str):
+    """FEI PixelWidth=0 (or negative, nan), a Hitachi sidecar's PixelSize=nan: reported as "no
+    pixel size in the file" before, as if the field were not there. Now the field and its value
+    are named; with valid resolution tags beside it those are used, and the result says why."""
+    img = tifffile.imread(d / "tags_1um.tif")
+    tifffile.imwrite(d / "bad.tif", img, extratags=[(34682, "s", 0, f"[Scan]\r\nPixelWidth={value}\r\n", True)])
+    res = cli("analyse", "surface", "bad.tif", cwd=d)
+    assert res.returncode == 2 and FEI in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert "--pixel-size" in res.stderr and "no pixel size" not in res.stderr
+    tifffile.imwrite(d / "bad_tags.tif", img, resolution=(10000, 10000), resolutionunit=3,
+                     extratags=[(34682, "s", 0, f"[Scan]\r\nPixelWidth={value}\r\n", True)])
+    out, _ = as_json(d, "surface", "bad_tags.tif")
+    assert out["pixel_size_um"] == pytest.approx(1.0) and out["pixel_size_source"] == "TIFF resolution tags"
+    assert any(FEI in w and "not a pixel size" in w for w in out["warnings"]), out["warnings"]
+    from PIL import Image
+
+    Image.fromarray(img).save(d / "side.png")
+    (d / "side.txt").write_text(f"PixelSize={value}\n")
+    res = cli("analyse", "surface", "side.png", cwd=d)
+    assert res.returncode == 2 and "side.txt (PixelSize)" in res.stderr, res.stderr
