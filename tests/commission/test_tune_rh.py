@@ -90,18 +90,25 @@ def test_cli_tunes_the_twin_plots_and_writes_only_with_write(tmp_path):
     profile = tmp_path / "rig.yaml"
     shutil.copy(ROOT / "hw_profiles" / "sim-watlow-f4t.yaml", profile)
     original = profile.read_text()
-    done = castrig("tune", "rh", "--profile", str(profile), "--json")
+    here = tmp_path / "here"
+    here.mkdir()
+    done = castrig("tune", "rh", "--profile", str(profile), "--json", cwd=here)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["kind"] == "chamber" and result["written"] is False and result["safe"] is True
     assert profile.read_text() == original
-    plot = tmp_path / "rig-tune-rh.svg"
+    # a dry run writes nothing beside the profile (it wrote its plot into hw_profiles/): the plot
+    # goes to the working folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here", "rig.yaml"]
+    plot = here / "rig-tune-rh.svg"
+    assert result["plot"] == str(plot)
     assert plot.is_file() and plot.read_text().count("<svg") == 3  # the file, the test, the prediction
     m = result["model"]
     assert 0.9 < m["gain"] < 1.15 and 25 < m["tau_s"] < 90 and math.isfinite(m["dead_time_s"])
     done = castrig("tune", "rh", "--profile", str(profile), "--write")
     assert done.returncode == 0, done.stderr
     assert "SIMC" in done.stdout and "gains written to" in done.stdout
+    assert (tmp_path / "rig-tune-rh.svg").is_file()  # with --write, beside the profile it changed
     new = profile.read_text()
     added = [line for line in new.splitlines() if line not in original.splitlines()]
     assert sorted(a.split(":")[0].strip() for a in added) == ["chamber_kd", "chamber_ki", "chamber_kp"]
@@ -113,3 +120,9 @@ def test_cli_tunes_the_twin_plots_and_writes_only_with_write(tmp_path):
 def test_cli_bad_step_is_bad_input():
     done = castrig("tune", "rh", "--from", "60", "--to", "40")
     assert done.returncode == 2 and "--to" in done.stderr
+
+
+def test_cli_unwritable_plot_is_refused_before_the_test(tmp_path):
+    done = castrig("tune", "rh", "--plot", str(tmp_path / "no" / "such" / "p.svg"), cwd=tmp_path, timeout_s=20)
+    assert done.returncode == 2 and "--plot" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "step test" not in done.stdout  # refused before the rig was touched

@@ -30,6 +30,19 @@ def _open_rig(profile_path: Path, seed: Optional[int], purpose: str):  # type: i
     return open_owned_rig(load_profile(profile_path), seed=seed, purpose=purpose)
 
 
+def _writable(path: Path, option: str) -> None:
+    """Exit 2 naming ``option`` unless ``path`` can be written (its folder exists and is writable)."""
+    import os
+
+    from castrig.errors import BadInput
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        why = "is a folder" if path.is_dir() else "its folder does not exist" if not folder.is_dir() else "cannot be written here"
+        raise BadInput(f"{option} {path}: {why} (give a writable path with --plot FILE)" if option == "--plot"
+                       else f"{option} {path}: {why}", file=str(path), field=option.split()[0])
+
+
 @tune_app.command("rh")
 def tune_rh(
     profile: Optional[Path] = typer.Option(None, "--profile", help="The rig (or twin) to tune (default hw_profiles/sim.yaml)."),
@@ -40,7 +53,8 @@ def tune_rh(
                                             help="SIMC closed-loop time constant, s (default 4 x the dead time)."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, help="The twin's seed."),
     write: bool = typer.Option(False, "--write", help="Write the proposed gains into the profile (the operator's confirmation)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Where the SVG plot goes (default: beside the profile)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Where the SVG plot goes (default: beside the profile with "
+                                        "--write, else ./PROFILE-tune-rh.svg)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Bounded step test of the RH loop, FOPDT identification, SIMC PI gains, predicted step."""
@@ -54,6 +68,12 @@ def tune_rh(
     if rh_to <= rh_from:
         raise BadInput(f"--to = {rh_to:g} must be above --from = {rh_from:g} (allowed: 5 <= from < to <= 90 %RH)", field="--to")
     path = Path(profile or default_profile())
+    # a dry run leaves the profile's folder alone (it may be the installation's, or read-only);
+    # where anything will be written is checked before the rig is touched, not after the test
+    plot_path = plot or (path.with_name(f"{path.stem}-tune-rh.svg") if write else Path.cwd() / f"{path.stem}-tune-rh.svg")
+    _writable(plot_path, "--plot")
+    if write:
+        _writable(path, "--profile (with --write)")
     rig = _open_rig(path, seed, "castrig tune rh")
     try:
         try:
@@ -65,7 +85,6 @@ def tune_rh(
         test_s = result.test.t_s[-1] if result.test.t_s else 0.0
     finally:
         rig.close()
-    plot_path = plot or path.with_name(f"{path.stem}-tune-rh.svg")
     atomic_write_bytes(plot_path, plot_svg(result, f"castrig tune rh ({rig.profile.name})").encode())
     updates = gains_updates(result)
     if write:
