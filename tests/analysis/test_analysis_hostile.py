@@ -207,3 +207,27 @@ def test_folder_camera_refuses_bombs_and_nan_files(tmp_path):
     tifffile.imwrite(tmp_path / "b_reflected.tif", a, resolution=(20000, 20000), resolutionunit=3)
     with pytest.raises(CameraReadError, match="NaN or infinite"):
         cam.snap("reflected")
+
+
+def test_an_image_the_free_memory_cannot_analyse_is_refused_before_measuring(tmp_path):
+    """A 36 Mpx image (inside the 100 Mpx size limit) under a 3 GB address-space limit: the
+    analysis needs ~4 GB. It died in numpy with a MemoryError traceback (exit 1) after a long
+    wait; now exit 2 at once, naming the image, what it needs and what is free."""
+    import resource
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, castrig_env
+
+    img = tmp_path / "big.tif"
+    tifffile.imwrite(img, (np.random.default_rng(0).random((6000, 6000)) * 255).astype(np.uint8),
+                     resolution=(1e4, 1e4), resolutionunit=3)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    done = subprocess.run([sys.executable, "-m", "castrig", "analyse", "surface", str(img)], cwd=ROOT, env=castrig_env(),
+                          capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    text = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "big.tif" in text and "needs about" in text and "GiB" in text, text

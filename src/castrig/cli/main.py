@@ -343,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
         code = EXIT_UNREACHABLE
     except typer.Exit as exc:
         code = exc.exit_code
+    except MemoryError:  # what the analyse commands' estimate did not foresee: said, not a traceback
+        err.print("[bold red]error:[/] out of memory (an image too large for the memory free here? crop or bin it)",
+                  highlight=False, soft_wrap=True)
+        code = EXIT_BAD_INPUT
     except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted")
         code = EXIT_INTERRUPTED
