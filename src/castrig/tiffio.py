@@ -443,15 +443,15 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
 
         import warnings
 
-        with warnings.catch_warnings():  # Pillow's bomb warning: the declared size is checked below
+        with warnings.catch_warnings():  # Pillow's bomb warning: the declared size is checked here, ours
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(p)
-        with im:  # the header only: check the declared size first
-            bands = len(im.getbands())
-            check_image_size(p, (im.height, im.width) + ((bands,) if bands > 1 else ()),
-                             np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F") else np.uint8,
-                             max_pixels)
-        a = iio.imread(p)
+            with im:  # the header only: check the declared size first
+                bands = len(im.getbands())
+                check_image_size(p, (im.height, im.width) + ((bands,) if bands > 1 else ()),
+                                 np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F") else np.uint8,
+                                 max_pixels)
+            a = iio.imread(p)
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001
