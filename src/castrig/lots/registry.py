@@ -6,7 +6,11 @@ one lot named by its run id). Membranes that are not lots are listed by :func:`n
 the reason (lost in a crash, no grade met, not judged).
 
 The lots are derived from the store (nothing to keep in step by hand); only the intended use
-an operator assigns to a lot is stored, in ``DATA/lots.json``.
+an operator assigns to a lot is stored, in ``DATA/lots.json``. Assigning and unassigning read,
+check and rewrite that file while holding ``DATA/lots.lock`` (an OS lock, :mod:`castrig.oslock`,
+gone with the process however it dies): two ``castrig lots assign`` at the same moment are
+served one after the other — the second sees the first's use (and is refused if it wants the
+other one), and neither write drops the other's assignment. The file is written atomically.
 
 Policy for uses (``assign_use``):
 
@@ -25,11 +29,15 @@ per build or set-up (``required_grade``).
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from castrig.errors import BadInput
+from castrig import oslock
+from castrig.errors import BadInput, Busy
 from castrig.store import open_store
 from castrig.store.atomic import atomic_write_json
 
@@ -43,6 +51,9 @@ SUITABLE_GRADES: dict[str, tuple[str, ...]] = {
     "coculture": ("claim1", "claim2", "claim3", "claim4"),
 }
 _ASSIGNMENTS = "lots.json"
+_LOCK = "lots.lock"
+#: How long an assignment waits for another one in progress (each holds the lock for a scan and a write).
+LOCK_WAIT_S = 60.0
 
 
 @dataclass
@@ -143,11 +154,44 @@ def get_lot(lot_id: str, root: str | Path | None = None, *, file: str | None = N
                    f"latest: {known}; see `castrig lots`)", file=file, field=field_name)
 
 
+@contextmanager
+def _assignments_locked(root: str | Path | None) -> Iterator[Path]:
+    """Hold ``DATA/lots.lock`` around a read-check-write of the assignments; yields the data root.
+
+    Waits (up to :data:`LOCK_WAIT_S`) while another process assigns, then :class:`Busy` naming it.
+    A data root that does not exist holds no lots: nothing to lock (the lookup refuses).
+    """
+    store_root = open_store(root).root
+    if not store_root.is_dir():
+        yield store_root
+        return
+    path = store_root / _LOCK
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            oslock.acquire(path, purpose="castrig lots assign/unassign", what=f"the lot assignments ({store_root / _ASSIGNMENTS})")
+            break
+        except Busy:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield store_root
+    finally:
+        oslock.release(path)
+
+
 def assign_use(lot_id: str, use: str, root: str | Path | None = None, *, allow_simulated: bool = False) -> Lot:
     """Record a lot's intended use, after checking its grades, whether it is real, and that it
-    has no other use (the policy of the module docstring)."""
+    has no other use (the policy of the module docstring); the check and the write are one step
+    for every other process (``DATA/lots.lock``)."""
     if use not in USES:
         raise BadInput(f"--use {use!r}: unknown use (allowed: one of {', '.join(USES)})", field="--use")
+    with _assignments_locked(root) as store_root:
+        return _assign_locked(lot_id, use, root, store_root, allow_simulated)
+
+
+def _assign_locked(lot_id: str, use: str, root: str | Path | None, store_root: Path, allow_simulated: bool) -> Lot:
     lot = get_lot(lot_id, root, field_name="LOT")
     if not lot.suits(use):
         raise BadInput(f"lot {lot_id}: grades met {', '.join(lot.grades_met)} do not suit {use} "
@@ -160,7 +204,6 @@ def assign_use(lot_id: str, use: str, root: str | Path | None = None, *, allow_s
                        f"exclude each other): `castrig lots unassign {lot_id}` first if that is really meant", field="--use")
     if lot.intended_use == use:
         return lot  # the same use again: nothing changes
-    store_root = open_store(root).root
     data = _assignments(store_root)
     from castrig.store import utc_now_iso
 
@@ -174,10 +217,10 @@ def assign_use(lot_id: str, use: str, root: str | Path | None = None, *, allow_s
 
 def unassign_use(lot_id: str, root: str | Path | None = None) -> Lot:
     """Remove a lot's intended use (deliberately, before giving it another)."""
-    lot = get_lot(lot_id, root, field_name="LOT")
-    store_root = open_store(root).root
-    data = _assignments(store_root)
-    if data.pop(lot_id, None) is not None:
-        atomic_write_json(store_root / _ASSIGNMENTS, data)
+    with _assignments_locked(root) as store_root:
+        lot = get_lot(lot_id, root, field_name="LOT")
+        data = _assignments(store_root)
+        if data.pop(lot_id, None) is not None:
+            atomic_write_json(store_root / _ASSIGNMENTS, data)
     lot.intended_use, lot.assignment = None, {}
     return lot

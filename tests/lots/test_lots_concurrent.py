@@ -1,0 +1,85 @@
+"""`castrig lots assign` from several processes at once: one use per lot holds, no assignment is lost.
+
+The assignments are a read-check-write of ``DATA/lots.json``; without a lock around it two
+processes both saw "no use yet" and both wrote (the second silently overwriting the first).
+The processes here write through a slow disk (a ``sitecustomize`` that holds every rename onto
+``lots.json`` for a while), so their read-check-write overlap every time, not once in a few tries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from conftest import start_castrig
+
+from test_lots_checks import _add_run, _metrics  # same folder (pytest puts it on sys.path)
+
+
+def _root_with_lots(tmp_path, n: int) -> tuple:
+    root = tmp_path / "data"
+    return root, [_add_run(root, f"lot{k:02d}", _metrics(3.0)) for k in range(n)]
+
+
+_SLOW_DISK = """
+import os, time
+_replace = os.replace
+def _slow_replace(src, dst, *a, **kw):
+    if str(dst).endswith("lots.json"):
+        time.sleep(float(os.environ.get("SLOW_LOTS_WRITE_S", "1.0")))
+    return _replace(src, dst, *a, **kw)
+os.replace = _slow_replace
+"""
+
+
+def _all_at_once(argvs: list[list[str]], tmp_path: Path, slow_s: float = 1.0) -> list[tuple[int, str, str]]:
+    hook = tmp_path / "slow_disk"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(_SLOW_DISK)
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    procs = [start_castrig(*argv, PYTHONPATH=path, SLOW_LOTS_WRITE_S=str(slow_s)) for argv in argvs]
+    out = []
+    for p in procs:
+        so, se = p.communicate(timeout=120)
+        out.append((p.returncode, so, se))
+    return out
+
+
+def test_concurrent_assigns_of_one_lot_give_it_one_use(tmp_path):
+    root, lots = _root_with_lots(tmp_path, 2)
+    lot = lots[0]
+    uses = ["blood_filter", "coculture"] * 3
+    got = _all_at_once([["lots", "assign", lot, "--use", u, "--data", str(root)] for u in uses], tmp_path)
+    won = {u for u, (rc, _, _) in zip(uses, got) if rc == 0}
+    assert len(won) == 1, f"contradicting uses both accepted: {got}"
+    (use,) = won
+    other = next(u for u in uses if u != use)
+    for u, (rc, so, se) in zip(uses, got):
+        if u == use:
+            assert rc == 0 and f"lot {lot}: intended use {use}" in so, (rc, so, se)
+        else:  # refused with the use the lot got, and how to change it deliberately
+            assert rc == 2, (rc, so, se)
+            assert f"lot {lot}: already assigned to {use}" in se and "castrig lots unassign" in se and "Traceback" not in se
+            assert other not in so
+    recorded = json.loads((root / "lots.json").read_text())
+    assert recorded[lot]["intended_use"] == use
+
+
+def test_concurrent_assigns_of_different_lots_are_all_recorded(tmp_path):
+    root, lots = _root_with_lots(tmp_path, 8)
+    chosen = lots[:6]
+    uses = {lot: ("blood_filter", "coculture")[k % 2] for k, lot in enumerate(chosen)}
+    got = _all_at_once([["lots", "assign", lot, "--use", uses[lot], "--data", str(root)] for lot in chosen], tmp_path, 0.5)
+    assert all(rc == 0 for rc, _, _ in got), got
+    recorded = json.loads((root / "lots.json").read_text())
+    assert {lot: a["intended_use"] for lot, a in recorded.items()} == uses
+    # unassign takes the same lock: concurrent unassigns and assigns lose nothing either
+    got = _all_at_once([["lots", "unassign", chosen[0], "--data", str(root)],
+                        ["lots", "unassign", chosen[1], "--data", str(root)],
+                        ["lots", "assign", lots[6], "--use", "coculture", "--data", str(root)],
+                        ["lots", "assign", lots[7], "--use", "blood_filter", "--data", str(root)]], tmp_path, 0.5)
+    assert all(rc == 0 for rc, _, _ in got), got
+    recorded = json.loads((root / "lots.json").read_text())
+    expected = {**{lot: uses[lot] for lot in chosen[2:]}, lots[6]: "coculture", lots[7]: "blood_filter"}
+    assert {lot: a["intended_use"] for lot, a in recorded.items()} == expected
