@@ -71,3 +71,37 @@ def test_coculture_check(tmp_path, capsys):
     assert cli(["coculture", "check", str(f), "--data", str(root)]) == 2
     err = capsys.readouterr().err
     assert "cc.yaml: regions" in err and "at least 2" in err and "Traceback" not in err
+
+
+def test_checks_refuse_a_lot_assigned_to_the_other_use(tmp_path, capsys):
+    """A lot assigned to co-culture is not a blood filter's, and the other way round (they exclude each other)."""
+    root = tmp_path / "data"
+    lot_cc, lot_bf, lot_free = (_add_run(root, name, _metrics(3.0)) for name in ("cc", "bf", "free"))
+    assert cli(["lots", "assign", lot_cc, "--use", "coculture", "--data", str(root)]) == 0
+    assert cli(["lots", "assign", lot_bf, "--use", "blood_filter", "--data", str(root)]) == 0
+    capsys.readouterr()
+    build = yaml.safe_load((ROOT / "examples" / "filter-build.yaml").read_text())
+    setup = yaml.safe_load((ROOT / "examples" / "coculture.yaml").read_text())
+    f, cc = tmp_path / "filter.yaml", tmp_path / "cc.yaml"
+
+    f.write_text(yaml.safe_dump({**build, "lots": [lot_bf, lot_cc], "layers": max(2, build["layers"])}))
+    assert cli(["filter", "check", str(f), "--data", str(root)]) == 2
+    res = capsys.readouterr()
+    assert "meets the blood-filtration claims" not in res.out
+    assert f"{f}: lots[1] = '{lot_cc}': this lot is assigned to coculture, not blood_filter" in res.err
+    assert f"castrig lots unassign {lot_cc}" in res.err and lot_bf not in res.err and "Traceback" not in res.err
+
+    cc.write_text(yaml.safe_dump({**setup, "lot": lot_bf}))
+    assert cli(["coculture", "check", str(cc), "--data", str(root)]) == 2
+    res = capsys.readouterr()
+    assert "suits lot" not in res.out
+    assert f"{cc}: lot = '{lot_bf}': this lot is assigned to blood_filter, not coculture" in res.err
+
+    # a lot assigned to this use, or to none, checks as before
+    f.write_text(yaml.safe_dump({**build, "lots": [lot_bf, lot_free], "layers": max(2, build["layers"])}))
+    assert cli(["filter", "check", str(f), "--data", str(root)]) == 0
+    assert "meets the blood-filtration claims" in capsys.readouterr().out
+    for lot in (lot_cc, lot_free):
+        cc.write_text(yaml.safe_dump({**setup, "lot": lot}))
+        assert cli(["coculture", "check", str(cc), "--data", str(root)]) == 0
+        assert "suits lot" in capsys.readouterr().out

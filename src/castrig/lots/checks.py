@@ -1,5 +1,8 @@
 """Filter builds and co-culture set-ups: their files (pydantic) and their checks against the claims.
 
+A lot already assigned to the other use (``castrig lots assign``) is refused by the check of
+this use, naming the use it has: the two uses exclude each other.
+
 Two layers, as for recipes: the model rejects what is not physically meaningful (a negative
 area, no lots, a missing field) with the file, field and allowed range; the check then judges a
 valid build against the claims' bounds, each bound with its value and margin, and names every
@@ -160,6 +163,11 @@ def _check_lot(report: CheckReport, lot_id: str, where: str, use: str, required:
                                            "(allowed: a real lot, or --allow-simulated for a drill)"))
             return
         report.notes.append(f"{where} = {lot_id}: SIMULATED (made on the digital twin), accepted with --allow-simulated")
+    if lot.intended_use and lot.intended_use != use:  # the uses exclude each other (castrig.lots.registry)
+        report.problems.append((where, f"{where} = {lot_id!r}: this lot is assigned to {lot.intended_use}, not {use}; a lot has one use "
+                                       f"(blood_filter and coculture exclude each other) (allowed: a lot with no use or assigned to {use}; "
+                                       f"`castrig lots unassign {lot_id}` first if that is really meant)"))
+        return
     if not lot.suits(use, required):
         allowed = required or ", ".join(SUITABLE_GRADES[use])
         report.problems.append((where, f"{where} = {lot_id!r}: this lot met {', '.join(lot.grades_met) or 'no grade'}, which does not suit {use} "
