@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from castrig.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,3 +91,57 @@ def test_queue_summary_lists_runs_that_never_ran_and_missed_targets(tmp_path):
         q.Console = orig
     out = buf.getvalue()
     assert "claim1 NOT met" in out and "not run" in out and "b.yaml" in out
+
+
+_KILL_AT_CREATION = """
+import os, signal
+from pathlib import Path
+import castrig.store.sqlite_store as s
+_connect, _made = s.connect, []
+def _connect_then_die(path, *a, **kw):
+    p = Path(path)
+    if p.name == "run.sqlite" and not p.exists():
+        _made.append(p)
+        if len(_made) == int(os.environ["KILL_AT_RUN"]):  # the power goes as this run's database is made
+            if os.environ["KILL_LEAVES"] == "empty":
+                p.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+    return _connect(path, *a, **kw)
+s.connect = _connect_then_die
+"""
+
+
+@pytest.mark.parametrize("leaves", ["empty", "missing"])
+def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves):
+    """kill -9 just as the queue made its second run folder (run.json there, run.sqlite empty or not
+    yet there, no step started): `castrig queue --resume` replaces that folder, which holds nothing,
+    runs that recipe and the rest, exit 0 — it used to exit 2 'damaged run folder' at every try."""
+    import os
+
+    from conftest import castrig
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_KILL_AT_CREATION)
+    data = tmp_path / "runs"
+    short = str(DATA / "short.yaml")
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    killed = castrig("queue", short, short, short, "--data", str(data), PYTHONPATH=path, KILL_AT_RUN="2", KILL_LEAVES=leaves)
+    assert killed.returncode == -9, killed.stderr
+    (state_path,) = data.glob("queue-*.json")
+    state = json.loads(state_path.read_text())
+    assert [i["status"] for i in state["items"]] == ["completed", "running", "pending"]
+    (cut,) = [p.parent for p in data.glob("*/run.json") if p.parent != Path(state["items"][0]["run_dir"])]
+    assert (cut / "run.sqlite").exists() == (leaves == "empty")
+    assert castrig("resume", str(cut)).returncode == 2  # not a run anyone can resume: nothing was recorded
+
+    done = castrig("queue", "--resume", str(state_path), timeout_s=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    state = json.loads(state_path.read_text())
+    assert [i["outcome"] for i in state["items"]] == ["completed", "completed", "completed"]
+    assert not cut.exists()  # replaced: it held no record
+    assert state["items"][1]["replaced"][0]["run_dir"] == str(cut)
+    assert len({i["run_dir"] for i in state["items"]}) == 3 and len(list(data.glob("*/run.json"))) == 3
+    assert f"{cut}" in done.stderr and "never started" in done.stderr
+    runs = castrig("runs", "--data", str(data))
+    assert runs.returncode == 0 and "damaged" not in runs.stdout, runs.stdout

@@ -9,7 +9,10 @@ and after it ends: one item per run to make (recipe, repetition, seed), each ``p
 ``running`` (with its run folder once known) or ended with its outcome. After Ctrl-C or a crash
 ``castrig queue --resume DATA/queue-<stamp>.json`` skips the items that ended, resumes the one
 that was running (``castrig resume`` of its folder, or runs it if it never got a folder) and runs
-those that never started. The summary lists every item, also those that never ran
+those that never started. A folder the queue was making when it died — ``run.json`` written,
+``run.sqlite`` missing or empty, nothing else: no step ran, nothing was recorded — cannot be
+resumed; it is removed (once the queue owns it) and its recipe runs afresh, the item's
+``replaced`` saying which folder and why. The summary lists every item, also those that never ran
 (``not run``), and says for each run whether its membranes met the recipe's target grade.
 
 Exit code: 130 interrupted, 0 when every run completed, else 3. A run that completed but missed
@@ -20,6 +23,7 @@ its target grade does not change it (the rig did what the recipe asked; the summ
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,8 @@ from castrig.recipe.session import resume_run, run_recipe
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
 from castrig.store.atomic import atomic_write_json
+from castrig.store.lock import LOCK_NAME, claim_run, release_run
+from castrig.store.sqlite_store import RESERVE_NAME
 
 _ENDED = ("completed", "aborted", "faulted", "not_resumable")
 
@@ -97,6 +103,50 @@ def _find_run_dir(root: Path, item: dict[str, Any]) -> Path | None:
     return sorted(found)[0][1] if found else None
 
 
+#: What a run folder holds while :meth:`SqliteRunStore.create_run` makes it, before anything is recorded.
+_CREATION_FILES = ("run.json", LOCK_NAME, RESERVE_NAME, "run.sqlite-shm")
+_EMPTY_WHEN_NEW = ("run.sqlite", "run.sqlite-wal", "run.sqlite-journal")
+
+
+def _never_started(run_dir: Path) -> str | None:
+    """Why ``run_dir`` is a folder whose making was cut short with nothing recorded, else None.
+
+    Only ``run.json``, the lock, the disk reserve and an empty (or absent) database: no step,
+    sample or event exists anywhere in it. Anything more and it is a run (resumed, or damaged).
+    """
+    try:
+        for p in run_dir.iterdir():
+            if p.name in _CREATION_FILES and p.is_file():
+                continue
+            if p.name in _EMPTY_WHEN_NEW and p.is_file() and p.stat().st_size == 0:
+                continue
+            return None
+    except OSError:
+        return None
+    db = run_dir / "run.sqlite"
+    return "run.sqlite is empty (0 bytes)" if db.exists() else "run.sqlite is missing"
+
+
+def _replace_never_started(run_dir: Path, item: dict[str, Any]) -> bool:
+    """Remove ``run_dir`` if it never started (owning it first: :class:`Busy` if its maker lives);
+    note it in ``item["replaced"]``. False (nothing done) if it holds a record after all."""
+    if _never_started(run_dir) is None:
+        return False
+    claim_run(run_dir, purpose=f"castrig queue --resume: replacing {run_dir}")
+    try:
+        why = _never_started(run_dir)  # again, now that nobody else can write to it
+        if why is None:
+            return False
+        shutil.rmtree(run_dir)
+    finally:
+        release_run(run_dir)
+    item.setdefault("replaced", []).append({"run_dir": str(run_dir), "reason": f"never started ({why}; nothing recorded)",
+                                            "replaced_utc": _now()})
+    Console(stderr=True).print(f"{escape(str(run_dir))}: never started ({why}; the queue died while making it, nothing "
+                               f"recorded): removed, {escape(Path(item['recipe']).name)} runs afresh", highlight=False, soft_wrap=True)
+    return True
+
+
 def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None) -> int:
     root = state_path.parent
     operator = state.get("operator", "")
@@ -111,7 +161,15 @@ def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Pat
             if run_dir is not None:
                 info = json.loads((run_dir / "run.json").read_text())
                 item["run_dir"] = str(run_dir)
-                if info.get("outcome") == "completed":
+                try:
+                    replaced = info.get("outcome") != "completed" and _replace_never_started(run_dir, item)
+                except Busy as exc:  # its maker is alive after all: the item stays 'running'
+                    state["stopped"] = f"cannot resume {run_dir}: {exc}"
+                    unreachable = 4
+                    break
+                if replaced:
+                    item["run_dir"] = None  # result stays None: the recipe runs afresh below
+                elif info.get("outcome") == "completed":
                     result = RunResult("completed", run_dir=str(run_dir), membranes=_membranes(run_dir))
                 else:
                     try:
