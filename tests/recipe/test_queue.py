@@ -38,15 +38,13 @@ def test_queue_checks_every_recipe_before_starting(tmp_path, capsys):
     assert "broken.yaml" in capsys.readouterr().err
 
 
-def test_queue_resumes_after_kill_9_and_lists_every_recipe(tmp_path):
-    """kill -9 while the first run is running; `castrig queue --resume` resumes that run, runs the
-    ones that never started, and its summary lists every recipe with its outcome."""
+def _queue_killed_in_its_first_run(data: Path) -> Path:
+    """A queue of two recipes killed -9 while its first run is under way: the queue's state file."""
     import os
     import signal
 
-    from conftest import castrig, run_rows, start_castrig, wait_until
+    from conftest import run_rows, start_castrig, wait_until
 
-    data = tmp_path / "runs"
     mini = DATA / "reliability" / "overnight_mini.yaml"
     proc = start_castrig("queue", str(mini), str(DATA / "short.yaml"), "--data", str(data))
     try:
@@ -62,6 +60,16 @@ def test_queue_resumes_after_kill_9_and_lists_every_recipe(tmp_path):
     (state_path,) = data.glob("queue-*.json")
     state = json.loads(state_path.read_text())
     assert [i["status"] for i in state["items"]] == ["running", "pending"]
+    return state_path
+
+
+def test_queue_resumes_after_kill_9_and_lists_every_recipe(tmp_path):
+    """kill -9 while the first run is running; `castrig queue --resume` resumes that run, runs the
+    ones that never started, and its summary lists every recipe with its outcome."""
+    from conftest import castrig
+
+    data = tmp_path / "runs"
+    state_path = _queue_killed_in_its_first_run(data)
     done = castrig("queue", "--resume", str(state_path), timeout_s=120)
     assert done.returncode == 0, done.stderr
     state = json.loads(state_path.read_text())
@@ -70,6 +78,25 @@ def test_queue_resumes_after_kill_9_and_lists_every_recipe(tmp_path):
     assert "overnight_mini.yaml" in done.stdout and "short.yaml" in done.stdout
     first = json.loads((Path(state["items"][0]["run_dir"]) / "run.json").read_text())
     assert len(first["parts"]) == 2
+
+
+def test_queue_resume_does_not_restart_a_run_that_was_aborted(tmp_path):
+    """The run ended aborted (its run.json says so) and the queue died before noting it: --resume
+    records it aborted and goes on; it does not start that run's rig again (resume refuses an
+    aborted run unless --after-abort, and the queue must not trip over that)."""
+    from conftest import castrig
+
+    data = tmp_path / "runs"
+    state_path = _queue_killed_in_its_first_run(data)
+    (first,) = [p.parent for p in data.glob("*/run.json")]
+    info = json.loads((first / "run.json").read_text())
+    info.update(outcome="aborted", outcome_reason="aborted by the operator")  # as the run's end writes it
+    (first / "run.json").write_text(json.dumps(info))
+    done = castrig("queue", "--resume", str(state_path), timeout_s=120)
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    state = json.loads(state_path.read_text())
+    assert [i["outcome"] for i in state["items"]] == ["aborted", "completed"]
+    assert len(json.loads((first / "run.json").read_text())["parts"]) == 1  # not resumed
 
 
 def test_queue_summary_lists_runs_that_never_ran_and_missed_targets(tmp_path):

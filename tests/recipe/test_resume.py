@@ -69,7 +69,7 @@ def test_plan_resume(journal, expected):
         assert plan.skip == {j for j in (2, 3, 4, 5, 6) if (j, "done") not in journal}
 
 
-def _run_until(recipe: Path, data: Path, ready) -> Path:
+def _run_until(recipe: Path, data: Path, ready, sig: int = signal.SIGKILL) -> Path:
     proc = subprocess.Popen([sys.executable, "-m", "castrig", "run", str(recipe), "--data", str(data), "-q"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     t0 = time.monotonic()
@@ -78,8 +78,8 @@ def _run_until(recipe: Path, data: Path, ready) -> Path:
             for db_path in data.glob("*/run.sqlite"):
                 try:
                     if ready(sqlite3.connect(db_path)):
-                        os.kill(proc.pid, signal.SIGKILL)
-                        proc.wait()
+                        os.kill(proc.pid, sig)
+                        proc.wait(timeout=60)
                         return db_path.parent
                 except sqlite3.Error:
                     pass
@@ -132,6 +132,24 @@ def test_crash_during_evaporation_loses_the_membrane_not_the_run(tmp_path):
     assert casts == 1  # the cast was not repeated
     safe = json.loads(db.execute("select data_json from events where kind='safe_state' order by id desc").fetchone()[0])
     assert safe["safe"] is True
+
+
+def test_an_aborted_run_is_resumed_only_when_asked_for(tmp_path):
+    """SIGTERM aborts the run (the operator's decision, or the service manager's). A plain
+    `castrig resume` started the rig again and rewrote the run 'completed'; it now refuses
+    (exit 2, nothing written) and names --after-abort, which continues it."""
+    run_dir = _run_until(DATA / "long_wait.yaml", tmp_path, lambda db: db.execute("select count(*) from samples").fetchone()[0] > 500,
+                         sig=signal.SIGTERM)
+    info = (run_dir / "run.json").read_text()
+    assert json.loads(info)["outcome"] == "aborted"
+    rows = _rows(run_dir, "events")
+    done = subprocess.run([sys.executable, "-m", "castrig", "resume", str(run_dir), "-q"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and "--after-abort" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert (run_dir / "run.json").read_text() == info and _rows(run_dir, "events") == rows
+    done = subprocess.run([sys.executable, "-m", "castrig", "resume", str(run_dir), "-q", "--after-abort"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "completed"
 
 
 def test_resume_of_a_completed_run_is_bad_input(tmp_path, capsys):

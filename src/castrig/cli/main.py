@@ -148,11 +148,13 @@ def run(
 def resume(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="The run folder of an interrupted or crashed run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live display."),
+    after_abort: bool = typer.Option(False, "--after-abort",
+                                     help="Also continue a run that was aborted (by the operator, a signal or an interlock)."),
 ) -> None:
     """Bring the rig to the safe state and continue a run from its journal."""
     from castrig.recipe.session import resume_run
 
-    outcome = resume_run(run_dir, quiet=quiet)
+    outcome = resume_run(run_dir, quiet=quiet, after_abort=after_abort)
     raise typer.Exit(outcome.exit_code)
 
 

@@ -169,8 +169,9 @@ def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Pat
                     break
                 if replaced:
                     item["run_dir"] = None  # result stays None: the recipe runs afresh below
-                elif info.get("outcome") == "completed":
-                    result = RunResult("completed", run_dir=str(run_dir), membranes=_membranes(run_dir))
+                elif info.get("outcome") in ("completed", "aborted"):  # it ended; the queue died before noting it
+                    result = RunResult(info["outcome"], info.get("outcome_reason"), run_dir=str(run_dir),
+                                       membranes=_membranes(run_dir))
                 else:
                     try:
                         result = resume_run(run_dir, quiet=True)

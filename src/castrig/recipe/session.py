@@ -274,20 +274,24 @@ def _stopped_wall(run_dir: Path) -> float | None:
     return max(times) if times else None
 
 
-def resume_run(run_dir: Path, *, quiet: bool = False) -> RunResult:
+def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False) -> RunResult:
     """Continue ``run_dir``, owning it first: a second resume (or the live run itself) makes this
-    one refuse with :class:`Busy` before it touches a device or writes a record."""
+    one refuse with :class:`Busy` before it touches a device or writes a record.
+
+    A run that was aborted (by the operator, a signal or an interlock) is continued only with
+    ``after_abort``: an abort is a decision (a leak, a wrong support), and resuming one started
+    the rig again — conditioning, pre-wet, the remaining casts — and rewrote it 'completed'."""
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").is_file():
         raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
     claim_run(run_dir, purpose=f"castrig resume {run_dir}")
     try:
-        return _resume_owned(run_dir, quiet=quiet)
+        return _resume_owned(run_dir, quiet=quiet, after_abort=after_abort)
     finally:
         release_run(run_dir)
 
 
-def _resume_owned(run_dir: Path, *, quiet: bool) -> RunResult:
+def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False) -> RunResult:
     stopped = _stopped_wall(run_dir)  # before anything of ours writes to the folder
     store = open_store(run_dir.parent)
     recorder = store.open_run(run_dir)
@@ -300,6 +304,11 @@ def _resume_owned(run_dir: Path, *, quiet: bool) -> RunResult:
     if info.outcome == "completed":
         recorder.close()
         raise BadInput(f"{run_dir}: run already completed (outcome completed); nothing to resume", file=str(run_dir))
+    if info.outcome == "aborted" and not after_abort:
+        recorder.close()
+        raise BadInput(f"{run_dir}: run was aborted ({info.outcome_reason or 'no reason recorded'}); resuming starts the "
+                       "rig again (conditioning, pre-wet, the remaining casts): add --after-abort if that is meant",
+                       file=str(run_dir), field="--after-abort")
     try:
         recipe = Recipe.model_validate(info.recipe)
         profile = Profile.model_validate(info.profile)
