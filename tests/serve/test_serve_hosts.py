@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import shutil
 import signal
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -94,3 +96,29 @@ def test_bad_numbers_are_400_or_404_not_500(finished_run, castrig_serve):
         assert code == 200 and json.loads(body)
         err = server_log(served)
         assert "Traceback" not in err and "Error" not in err, err[-2000:]
+
+
+DAMAGES = {  # the damages `castrig report` names (tests/store/test_storage_faults.py)
+    "truncated_json": ("run.json", lambda p: p.write_text(p.read_text()[:50])),
+    "garbage_sqlite": ("run.sqlite", lambda p: p.write_bytes(os.urandom(8192))),
+    "empty_sqlite": ("run.sqlite", lambda p: p.write_bytes(b"")),
+}
+
+
+def test_a_damaged_run_folder_is_named_not_500(finished_run, tmp_path: Path, castrig_serve):
+    """The report routes said 500 (a traceback in the server's log) where `castrig report` says
+    'damaged run folder' (exit 2): they answer 409 with the reason."""
+    data, uid = finished_run
+    root = tmp_path / "data"
+    for name, (file, spoil) in DAMAGES.items():
+        run_dir = root / f"{uid}-{name}"
+        shutil.copytree(data / uid, run_dir)
+        spoil(run_dir / file)
+    with castrig_serve(root) as served:
+        for name in DAMAGES:
+            for path in (f"/api/runs/{uid}-{name}/report", f"/runs/{uid}-{name}/report.html"):
+                code, body = request(served.url, path)
+                assert code == 409 and "damaged run folder" in body and str(root) not in body, (path, code, body)
+            assert request(served.url, f"/api/runs/{uid}-{name}")[0] == 200  # status 'damaged', as before
+        err = server_log(served)
+        assert "Traceback" not in err, err[-2000:]

@@ -18,7 +18,8 @@ answer 401 and change nothing. Tokens are compared in constant time. On a non-lo
 reading needs the token too (header, or the cookie that ``/login?token=…`` sets). On loopback,
 where reading needs no token, only a Host header naming loopback (localhost, 127.0.0.0/8, [::1],
 any port) is answered: a web page that rebinds its own name to 127.0.0.1 (DNS rebinding) gets 400
-and no data. Query numbers (cursors, image ids) out of form or range are 400/404. Everything
+and no data. Query numbers (cursors, image ids) out of form or range are 400/404; a damaged run folder's report is 409
+with the reason `castrig report` gives. Everything
 rendered from files (run names, labels, operators, messages) is escaped; pages load only
 castrig's own scripts and styles (a lab PC is often offline).
 """
@@ -48,6 +49,7 @@ from starlette.routing import Route
 
 from castrig.store import live as R
 from castrig.store.commands import ACTIONS, answer_of, send_command
+from castrig.store.sqlite_store import DamagedRun
 
 TOKEN_DIR = Path(".castrig") / "tokens"
 DEFAULT_TOKEN = "operator"
@@ -114,6 +116,10 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
     def bad_query(exc: ValueError) -> Response:
         return JSONResponse({"error": f"{exc} (since: a run time in seconds; after, events_after: a cursor, "
                                       "a whole number ≥ 0)"}, status_code=400)
+
+    def damaged(exc: DamagedRun) -> str:
+        """What `castrig report` says of a damaged run folder, without the server's paths."""
+        return f"{exc.run_dir.name}: damaged run folder: {exc.reason}".replace(str(root), "DATA")
 
     def run_or_404(uid: str) -> Path | None:
         return R.find_run(root, uid)
@@ -271,7 +277,10 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
             return PlainTextResponse("no such run", status_code=404)
         from castrig.serve.report import page_html
 
-        text = await anyio.to_thread.run_sync(page_html, run_dir)
+        try:
+            text = await anyio.to_thread.run_sync(page_html, run_dir)
+        except DamagedRun as exc:
+            return PlainTextResponse(damaged(exc), status_code=409)
         return HTMLResponse(text, headers={"Content-Disposition": f'attachment; filename="{run_dir.name}.html"'})
 
     async def api_report(request: Request) -> Response:
@@ -283,7 +292,10 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
             return JSONResponse({"error": "no such run"}, status_code=404)
         from castrig.serve.report import live_report_data
 
-        return JSONResponse(await anyio.to_thread.run_sync(live_report_data, run_dir))
+        try:
+            return JSONResponse(await anyio.to_thread.run_sync(live_report_data, run_dir))
+        except DamagedRun as exc:
+            return JSONResponse({"error": damaged(exc)}, status_code=409)
 
     async def login(request: Request) -> Response:
         tok = request.query_params.get("token", "")
