@@ -122,3 +122,22 @@ def test_a_damaged_run_folder_is_named_not_500(finished_run, tmp_path: Path, cas
             assert request(served.url, f"/api/runs/{uid}-{name}")[0] == 200  # status 'damaged', as before
         err = server_log(served)
         assert "Traceback" not in err, err[-2000:]
+
+
+def test_bad_runs_filters_are_400_naming_the_parameter(finished_run, castrig_serve):
+    """The runs list said 200 [] (the page: 'no runs') to filters `castrig runs` refuses (exit 2):
+    now 400 naming the parameter and what it allows; good filters still filter."""
+    data, uid = finished_run
+    with castrig_serve(data) as served:
+        for query, name, allowed in (("since=2026-13-45", "since", "YYYY-MM-DD"), ("since=nan", "since", "YYYY-MM-DD"),
+                                     ("outcome=x", "outcome", "completed, aborted"), ("grade=claim9", "grade", "claim1, claim2")):
+            code, body = request(served.url, f"/api/runs?{query}")
+            assert code == 400 and name in json.loads(body)["error"] and allowed in body, (query, code, body)
+            code, page = request(served.url, f"/?{query}")
+            assert code == 400 and allowed in page and "no runs" not in page, (query, code, page)
+        day = uid[:4] + "-" + uid[4:6] + "-" + uid[6:8]
+        for query, n in ((f"since={day}", 1), ("since=2999-01-01", 0), ("since=2999-01-01T00:00:00Z", 0),
+                         ("outcome=completed", 1), ("outcome=paused", 0), ("grade=claim1", None), ("", 1)):
+            code, body = request(served.url, f"/api/runs?{query}")
+            assert code == 200 and (n is None or len(json.loads(body)) == n), (query, code, body)
+        assert "Traceback" not in server_log(served)

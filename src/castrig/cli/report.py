@@ -6,7 +6,7 @@ a missing optional package) raises :class:`castrig.errors.BadInput`: exit 2 with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -108,30 +108,42 @@ def parse_since(value: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def _started(r: RunSummary) -> datetime | None:
+def _started(started_utc: str | None) -> datetime | None:
     try:
-        when = datetime.fromisoformat((r.started_utc or "").replace("Z", "+00:00"))
+        when = datetime.fromisoformat((started_utc or "").replace("Z", "+00:00"))
     except ValueError:
         return None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+def run_filter(since: str | datetime | None = None, grade: str | None = None, outcome: str | None = None, *,
+               outcomes: Sequence[str] = OUTCOMES) -> Callable[[str | None, Sequence[str], str], bool]:
+    """The ``runs`` filters checked (BadInput naming the field and what it allows), as a test of
+    one run's ``(started_utc, grades, outcome)``: started at or after ``since``, met ``grade``,
+    ended ``outcome`` (one of ``outcomes``). ``castrig runs`` and ``castrig serve`` share it."""
+    from typing import get_args
+
+    from castrig.recipe.model import Grade
+
+    when = parse_since(since) if isinstance(since, str) or since is None else since
+    if outcome is not None and outcome not in outcomes:
+        raise BadInput(f"--outcome {outcome!r}: one of {', '.join(outcomes)}", field="--outcome")
+    grades = get_args(Grade)
+    if grade is not None and grade not in grades:
+        raise BadInput(f"--grade {grade!r}: one of {', '.join(grades)}", field="--grade")
+
+    def keep(started_utc: str | None, met: Sequence[str], ended: str) -> bool:
+        if when is not None:
+            started = _started(started_utc)
+            if started is None or started < when:
+                return False
+        return (grade is None or grade in met) and (outcome is None or ended == outcome)
+
+    return keep
+
+
 def list_runs_filtered(store: RunStore, since: str | datetime | None = None, grade: str | None = None,
                        outcome: str | None = None) -> list[RunSummary]:
     """The catalog's runs started at or after ``since``, that met ``grade``, that ended ``outcome``."""
-    when = parse_since(since) if isinstance(since, str) or since is None else since
-    if outcome is not None and outcome not in OUTCOMES:
-        raise BadInput(f"--outcome {outcome!r}: one of {', '.join(OUTCOMES)}", field="--outcome")
-    rows: Sequence[RunSummary] = store.list_runs()
-    out = []
-    for r in rows:
-        if when is not None:
-            started = _started(r)
-            if started is None or started < when:
-                continue
-        if grade is not None and grade not in r.grades:
-            continue
-        if outcome is not None and r.outcome != outcome:
-            continue
-        out.append(r)
-    return out
+    keep = run_filter(since, grade, outcome)
+    return [r for r in store.list_runs() if keep(r.started_utc, r.grades, r.outcome)]

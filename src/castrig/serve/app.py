@@ -127,7 +127,10 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
     async def api_runs(request: Request) -> Response:
         if not may_read(request):
             return refuse()
-        rows = await anyio.to_thread.run_sync(_filtered_runs, root, dict(request.query_params))
+        try:
+            rows = await anyio.to_thread.run_sync(_filtered_runs, root, dict(request.query_params))
+        except BadFilter as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse([{"uid": r["uid"], "status": r["status"], "recipe": r["recipe"], "started_utc": r["started_utc"],
                               "step": r["step"], "membranes": r["membranes"], "grades": r["grades"],
                               "operator": r["operator"]} for r in rows])
@@ -258,7 +261,10 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
         if not may_read(request):
             return HTMLResponse(_login_page(), status_code=401)
         q = dict(request.query_params)
-        rows = await anyio.to_thread.run_sync(_filtered_runs, root, q)
+        try:
+            rows = await anyio.to_thread.run_sync(_filtered_runs, root, q)
+        except BadFilter as exc:
+            return HTMLResponse(_runs_html(root, [], q, problem=str(exc)), status_code=400)
         return HTMLResponse(_runs_html(root, rows, q))
 
     async def run_page(request: Request) -> Response:
@@ -392,17 +398,29 @@ class LoopbackHostOnly:
         await self.app(scope, receive, send)
 
 
+#: the statuses the runs list shows beyond a run's outcomes (``outcome=`` filters on the status)
+LIVE_STATUSES = ("paused", "pausing", "damaged")
+
+
+class BadFilter(ValueError):
+    """A runs-list filter that ``castrig runs`` would refuse: the message names the query parameter."""
+
+
 def _filtered_runs(root: Path, q: dict[str, str]) -> list[dict[str, Any]]:
-    """Runs under ``root``, filtered like ``castrig runs``: since (date), grade, outcome/status, recipe."""
-    since = q.get("since") or None
+    """Runs under ``root``, filtered as ``castrig runs`` filters them (the same checks: BadFilter
+    naming the parameter and what it allows): since (date), grade, outcome (status), recipe."""
+    from castrig.cli.report import OUTCOMES, run_filter
+    from castrig.errors import BadInput
+
+    try:
+        keep = run_filter(q.get("since") or None, q.get("grade") or None, q.get("outcome") or None,
+                          outcomes=(*OUTCOMES, *LIVE_STATUSES))
+    except BadInput as exc:  # "--since '2026-13-45': expected …" → "since '2026-13-45': expected …"
+        raise BadFilter(str(exc).removeprefix("--")) from None
     out = []
     for d in R.run_dirs(root):
         r = R.summary(d)
-        if since and str(r.get("started_utc") or "") < since:
-            continue
-        if q.get("grade") and q["grade"] not in r["grades"]:
-            continue
-        if q.get("outcome") and r["status"] != q["outcome"]:
+        if not keep(r.get("started_utc"), r["grades"], r["status"]):
             continue
         if q.get("recipe") and q["recipe"] not in str(r["recipe"]):
             continue
@@ -446,7 +464,7 @@ def _dur(s: Any) -> str:
     return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def _runs_html(root: Path, rows: list[dict[str, Any]], q: dict[str, str]) -> str:
+def _runs_html(root: Path, rows: list[dict[str, Any]], q: dict[str, str], *, problem: str = "") -> str:
     e = html.escape
     def field(name: str, label: str, ph: str = "") -> str:
         return f"<label>{label} <input name='{name}' value='{e(q.get(name, ''))}' placeholder='{ph}'></label> "
@@ -463,6 +481,9 @@ def _runs_html(root: Path, rows: list[dict[str, Any]], q: dict[str, str]) -> str
             f"<td>{e(str(r['started_utc'] or ''))}</td><td>{e(str(r['operator'] or ''))}</td></tr>")
     table = ("<table id='runs'><thead><tr><th>run</th><th>status</th><th>recipe</th><th>step</th><th>membranes</th>"
              "<th>grades</th><th>started (UTC)</th><th>operator</th></tr></thead><tbody>" + "".join(trs) + "</tbody></table>")
+    if problem:  # a filter that cannot be used: say which, show no table (and no reload)
+        nav = "<p class='nav'><a href='/'>all runs</a></p>"
+        return _page(f"runs in {root}", nav + form + "<p class='warn'>bad filter: " + e(problem) + "</p>")
     if not rows:
         table += "<p>no runs</p>"
     nav = "<p class='nav'><a href='/explore'>explore: process-window maps and searches</a></p>"
