@@ -393,10 +393,10 @@ class Served:
 
 
 @contextmanager
-def castrig_serve_process(data: Path, *args: str, ready_s: float = 30.0) -> Iterator[Served]:
-    """``castrig serve --data DATA --port 0 ARGS...``, once it printed ``{"url", "token_file"}``;
-    stopped with SIGINT (then killed) on the way out."""
-    proc = start_castrig("serve", "--data", str(data), "--port", "0", *args)
+def castrig_serve_process(data: Path, *args: str, ready_s: float = 30.0, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """``castrig serve --data DATA --port 0 ARGS...`` (``env``: more environment), once it printed
+    ``{"url", "token_file"}``; stopped with SIGINT (then killed) on the way out."""
+    proc = start_castrig("serve", "--data", str(data), "--port", "0", *args, **(env or {}))
     try:
         ready, _, _ = select.select([proc.stdout], [], [], ready_s)
         line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]
@@ -461,3 +461,34 @@ def chrome() -> Iterator[Any]:
     d = browser()
     yield d
     d.quit()
+
+
+# -- mounts (as root): a read-only folder, a small disk -------------------------------------------
+@pytest.fixture
+def mounts():
+    """``mounts(prefix, *commands)``: a new folder, each command run with the folder as its last
+    argument (needs root and mount permission, else skip); unmounted after the test."""
+    mounted: list[str] = []
+
+    def mount(prefix: str, *commands: list[str]) -> Path:
+        d = tempfile.mkdtemp(prefix=prefix)
+        for cmd in commands:
+            done = subprocess.run([*cmd, d], capture_output=True, text=True)
+            if done.returncode != 0:
+                subprocess.run(["umount", d], capture_output=True)
+                os.rmdir(d)
+                pytest.skip(f"cannot {' '.join(cmd[:3])} ({done.stderr.strip() or 'not root'})")
+        mounted.append(d)
+        return Path(d)
+
+    yield mount
+    for d in mounted:
+        subprocess.run(["umount", "-l", d], capture_output=True)
+        os.rmdir(d)
+
+
+@pytest.fixture
+def read_only_mount(mounts):
+    """``read_only_mount(folder)``: ``folder`` bind-mounted read-only (even root cannot write
+    there); skipped when mounting is not permitted."""
+    return lambda src: mounts("castrig-ro-", ["mount", "--bind", str(src)], ["mount", "-o", "remount,ro,bind"])

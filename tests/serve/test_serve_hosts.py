@@ -141,3 +141,26 @@ def test_bad_runs_filters_are_400_naming_the_parameter(finished_run, castrig_ser
             code, body = request(served.url, f"/api/runs?{query}")
             assert code == 200 and (n is None or len(json.loads(body)) == n), (query, code, body)
         assert "Traceback" not in server_log(served)
+
+
+def test_a_read_only_data_root_is_served(finished_run, tmp_path: Path, read_only_mount, castrig_serve):
+    """`serve --data` on a read-only data root died (OSError making DATA/.castrig, exit 1) where
+    runs, report --out, export and lots work: it serves, its token kept in the user's state folder."""
+    data, uid = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(data / uid, copy / uid)
+    ro = read_only_mount(copy)
+    state = tmp_path / "state"
+    with castrig_serve(ro, env={"XDG_STATE_HOME": str(state)}) as served:
+        assert served.token_file.is_relative_to(state) and len(served.token) > 20
+        code, body = request(served.url, "/api/runs")
+        assert code == 200 and json.loads(body)[0]["uid"] == uid, (code, body)
+        assert request(served.url, f"/api/runs/{uid}/report")[0] == 200
+        err = server_log(served)
+        assert "Traceback" not in err and "read-only" in err and str(state) in err, err[-2000:]
+    with castrig_serve(ro, "--host", "0.0.0.0", env={"XDG_STATE_HOME": str(state)}) as served:  # the same token again
+        local = served.url.replace("0.0.0.0", "127.0.0.1")
+        assert served.token_file.is_relative_to(state)
+        assert request(local, "/api/runs")[0] == 401
+        assert request(local, "/api/runs", token=served.token)[0] == 200
+    assert sorted(p.name for p in ro.iterdir()) == [uid]  # nothing written there

@@ -8,8 +8,6 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,29 +17,6 @@ import yaml
 from conftest import ROOT, castrig
 
 SHORT = ROOT / "tests" / "data" / "short.yaml"
-
-
-@pytest.fixture
-def mounts():
-    """``mounts(prefix, *commands)``: a new folder, each command run with the folder as its last
-    argument (needs root and mount permission, else skip); unmounted after the test."""
-    mounted: list[str] = []
-
-    def mount(prefix: str, *commands: list[str]) -> Path:
-        d = tempfile.mkdtemp(prefix=prefix)
-        for cmd in commands:
-            done = subprocess.run([*cmd, d], capture_output=True, text=True)
-            if done.returncode != 0:
-                subprocess.run(["umount", d], capture_output=True)
-                os.rmdir(d)
-                pytest.skip(f"cannot {' '.join(cmd[:3])} ({done.stderr.strip() or 'not root'})")
-        mounted.append(d)
-        return Path(d)
-
-    yield mount
-    for d in mounted:
-        subprocess.run(["umount", "-l", d], capture_output=True)
-        os.rmdir(d)
 
 
 @pytest.fixture
@@ -112,13 +87,6 @@ def test_a_damaged_run_folder_is_named_with_the_reason(one_run, tmp_path, damage
     done = castrig("status", str(run_dir))
     assert "damaged" in done.stdout and "completed" not in done.stdout, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
-
-
-@pytest.fixture
-def read_only_mount(mounts):
-    """``read_only_mount(folder)``: ``folder`` bind-mounted read-only (even root cannot write
-    there); skipped when mounting is not permitted."""
-    return lambda src: mounts("castrig-ro-", ["mount", "--bind", str(src)], ["mount", "-o", "remount,ro,bind"])
 
 
 READERS = (["runs", "--data", "{data}"], ["report", "{run}", "--out", "{out}/r.html"], ["export", "{run}", "--to", "{out}/x"],

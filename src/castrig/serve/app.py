@@ -13,7 +13,8 @@ runner's ``control/status.json`` — and writes operator commands into a run's c
 
 Security: binds 127.0.0.1 by default. Actions (pause, resume, abort) need
 ``Authorization: Bearer <token>`` — a token file under ``DATA/.castrig/tokens/`` (mode 0600,
-made on first start; every file there is a token, named by its file name); without one they
+made on first start; every file there is a token, named by its file name; a read-only data root
+keeps its token in the user's state folder, see :func:`token_dir_for`); without one they
 answer 401 and change nothing. Tokens are compared in constant time. On a non-loopback address
 reading needs the token too (header, or the cookie that ``/login?token=…`` sets). On loopback,
 where reading needs no token, only a Host header naming loopback (localhost, 127.0.0.0/8, [::1],
@@ -26,6 +27,7 @@ castrig's own scripts and styles (a lab PC is often offline).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import html
 import ipaddress
@@ -59,9 +61,9 @@ _STATIC = ("live.js", "live.css")
 
 
 # -- tokens ------------------------------------------------------------------------------------
-def ensure_token(root: Path, name: str = DEFAULT_TOKEN) -> Path:
-    """The token file ``DATA/.castrig/tokens/NAME`` (mode 0600), made on first start."""
-    d = Path(root) / TOKEN_DIR
+def ensure_token(token_dir: Path, name: str = DEFAULT_TOKEN) -> Path:
+    """The token file ``TOKEN_DIR/NAME`` (mode 0600, its folders 0700), made on first start."""
+    d = Path(token_dir)
     d.mkdir(parents=True, exist_ok=True)
     os.chmod(d.parent, 0o700)
     os.chmod(d, 0o700)
@@ -73,11 +75,45 @@ def ensure_token(root: Path, name: str = DEFAULT_TOKEN) -> Path:
     return path
 
 
-def token_name(root: Path, presented: str | None) -> str | None:
-    """The name of the token ``presented`` matches (constant-time compare), else None."""
+def state_token_dir(root: Path) -> Path:
+    """Where the tokens of a data root that cannot hold them (read-only) are kept: the user's
+    state folder (``$XDG_STATE_HOME`` or ``~/.local/state``), one folder per data root."""
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    resolved = str(Path(root).resolve())
+    tag = hashlib.sha256(resolved.encode()).hexdigest()[:12]
+    return base / "castrig" / "tokens" / f"{Path(resolved).name or 'root'}-{tag}"
+
+
+def token_dir_for(root: Path) -> tuple[Path, Path, str]:
+    """``(token_dir, token_file, note)`` for serving ``root``: ``DATA/.castrig/tokens`` (made on
+    first start); on a data root that cannot be written (a read-only mount, another user's runs)
+    a token already there, else one in :func:`state_token_dir` with a note saying so. Neither:
+    BadInput naming both folders."""
+    from castrig.errors import BadInput
+
+    d = Path(root) / TOKEN_DIR
+    try:
+        return d, ensure_token(d), ""
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    if (d / DEFAULT_TOKEN).is_file() and os.access(d / DEFAULT_TOKEN, os.R_OK):
+        return d, d / DEFAULT_TOKEN, ""  # the rig's own token, readable: it still works here
+    other = state_token_dir(root)
+    try:
+        path = ensure_token(other)
+    except OSError as exc2:
+        raise BadInput(f"--data {root}: cannot keep the operator token in {d} ({why}) nor in {other} "
+                       f"({exc2.strerror or exc2}); set XDG_STATE_HOME to a folder you can write", file=str(root)) from None
+    note = (f"note: cannot write {d} ({why}): serving {root} read-only, the token is in {other}; "
+            "pause, resume and abort cannot reach runs there")
+    return other, path, note
+
+
+def token_name(token_dir: Path, presented: str | None) -> str | None:
+    """The name of the token in ``token_dir`` that ``presented`` matches (constant-time compare), else None."""
     if not presented:
         return None
-    d = Path(root) / TOKEN_DIR
+    d = Path(token_dir)
     found = None
     for p in sorted(d.iterdir()) if d.is_dir() else []:
         try:
@@ -99,15 +135,16 @@ def is_loopback(host: str) -> bool:
 
 
 # -- the application ---------------------------------------------------------------------------
-def create_app(root: Path, *, loopback: bool = True) -> Starlette:
+def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = None) -> Starlette:
     root = Path(root)
+    tokens = Path(token_dir) if token_dir is not None else root / TOKEN_DIR
 
     def bearer(request: Request) -> str | None:
         auth = request.headers.get("authorization", "")
         return auth[7:].strip() if auth.lower().startswith("bearer ") else None
 
     def may_read(request: Request) -> bool:
-        return loopback or token_name(root, bearer(request) or request.cookies.get(COOKIE)) is not None
+        return loopback or token_name(tokens, bearer(request) or request.cookies.get(COOKIE)) is not None
 
     def refuse() -> Response:
         return JSONResponse({"error": "unauthorized: give Authorization: Bearer <token> (the token_file castrig serve printed)"},
@@ -175,7 +212,7 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
 
     async def api_action(request: Request) -> Response:
         action = request.path_params["action"]
-        who = token_name(root, bearer(request))
+        who = token_name(tokens, bearer(request))
         if who is None:
             return refuse()
         run_dir = run_or_404(request.path_params["uid"])
@@ -305,7 +342,7 @@ def create_app(root: Path, *, loopback: bool = True) -> Starlette:
 
     async def login(request: Request) -> Response:
         tok = request.query_params.get("token", "")
-        if token_name(root, tok) is None:
+        if token_name(tokens, tok) is None:
             return HTMLResponse(_login_page("that token is not valid"), status_code=401)
         resp = RedirectResponse("/", status_code=303)
         resp.set_cookie(COOKIE, tok, httponly=True, samesite="strict")
@@ -501,13 +538,16 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8765) -> None:
     import uvicorn
 
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    token_file = ensure_token(root)
+    if not root.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+    token_dir, token_file, note = token_dir_for(root)
+    if note:
+        print(note, file=sys.stderr, flush=True)
     loopback = is_loopback(host)
     if not loopback:
         print(f"warning: serving {host}:{port} without TLS: the token and the run data cross the network in clear; "
               "reading needs the token too. Prefer an SSH tunnel to 127.0.0.1 (see the README).", file=sys.stderr, flush=True)
-    config = uvicorn.Config(create_app(root, loopback=loopback), host=host, port=port, log_level="warning",
+    config = uvicorn.Config(create_app(root, loopback=loopback, token_dir=token_dir), host=host, port=port, log_level="warning",
                             timeout_graceful_shutdown=2, lifespan="off")
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
