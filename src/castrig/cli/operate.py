@@ -214,12 +214,15 @@ def serve(
     data: Optional[Path] = typer.Option(None, "--data", help="Data root (default $CASTRIG_DATA or ./runs)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
     port: int = typer.Option(8765, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
+    max_connections: Optional[int] = typer.Option(None, "--max-connections", min=2, max=100_000, metavar="N",
+                                                  help="Connections held at most (default: 256, fewer under a low open-file limit); "
+                                                       "beyond it the oldest idle one is closed, else 503."),
 ) -> None:
     """Serve every run under the data root in a browser, with a JSON API (prints {"url", "token_file"})."""
     from castrig.cli.main import usable_data_root
     from castrig.serve.app import serve as run_server
 
-    run_server(usable_data_root(data), host=host, port=port)
+    run_server(usable_data_root(data), host=host, port=port, max_connections=max_connections)
 
 
 def mount(app: typer.Typer) -> None:

@@ -19,10 +19,12 @@ answer 401 and change nothing. Tokens are compared in constant time. On a non-lo
 reading needs the token too (header, or the cookie that ``/login?token=…`` sets). On loopback,
 where reading needs no token, only a Host header naming loopback (localhost, 127.0.0.0/8, [::1],
 any port) is answered: a web page that rebinds its own name to 127.0.0.1 (DNS rebinding) gets 400
-and no data. Query numbers (cursors, image ids) out of form or range are 400/404; a damaged run folder's report is 409
-with the reason `castrig report` gives. Everything
-rendered from files (run names, labels, operators, messages) is escaped; pages load only
-castrig's own scripts and styles (a lab PC is often offline).
+and no data. Query numbers (cursors, image ids) out of form or range are 400/404; bad runs-list
+filters are 400 naming them; a damaged run folder's report is 409 with the reason ``castrig
+report`` gives. Everything rendered from files (run names, labels, operators, messages) is
+escaped; pages load only castrig's own scripts and styles (a lab PC is often offline). What one
+server holds is bounded (:mod:`castrig.serve.guard`): connections, and the time to send a
+request (slowloris).
 """
 
 from __future__ import annotations
@@ -533,9 +535,12 @@ def _run_html(uid: str) -> str:
 
 
 # -- the command -------------------------------------------------------------------------------
-def serve(root: Path, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Print ``{"url", "token_file"}`` and serve until SIGINT/SIGTERM."""
+def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connections: int | None = None) -> None:
+    """Print ``{"url", "token_file"}`` and serve until SIGINT/SIGTERM, holding at most
+    ``max_connections`` (default from the file-descriptor limit, :mod:`castrig.serve.guard`)."""
     import uvicorn
+
+    from castrig.serve.guard import bounded_config
 
     root = Path(root)
     if not root.is_dir():
@@ -547,8 +552,8 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8765) -> None:
     if not loopback:
         print(f"warning: serving {host}:{port} without TLS: the token and the run data cross the network in clear; "
               "reading needs the token too. Prefer an SSH tunnel to 127.0.0.1 (see the README).", file=sys.stderr, flush=True)
-    config = uvicorn.Config(create_app(root, loopback=loopback, token_dir=token_dir), host=host, port=port, log_level="warning",
-                            timeout_graceful_shutdown=2, lifespan="off")
+    config = bounded_config(create_app(root, loopback=loopback, token_dir=token_dir), max_connections=max_connections,
+                            host=host, port=port, log_level="warning", timeout_graceful_shutdown=2, lifespan="off")
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
     real_startup = server.startup

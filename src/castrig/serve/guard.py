@@ -1,0 +1,145 @@
+"""What one ``castrig serve`` holds for its clients, bounded: connections, time to send a request.
+
+uvicorn (h11) keeps a connection that sends half a request, or nothing, for ever: a few hundred
+such connections from one script (slowloris) took every file descriptor (1024 is the usual
+limit), nobody got an answer, and asyncio then logged an EMFILE traceback per accept retry
+(hundreds of MB of stderr in a minute). uvicorn has no header timeout of its own for h11, and its
+``limit_concurrency`` counts connections only once a whole request arrived. So:
+
+- a connection must have sent its whole request (headers and body) within
+  :data:`READ_TIMEOUT_S` of starting it (of connecting, or of the first byte after the previous
+  answer), else it is closed;
+- at most ``max_connections`` are held (default from the file-descriptor limit,
+  :func:`limits`): a new one beyond that closes the oldest one that is not being answered
+  (half-sent or idle between requests); if every one is being answered (live streams), the new
+  one gets ``503`` and is closed;
+- the listen backlog (also the number asyncio accepts in one go) is small, so what is accepted
+  before the limit acts stays well under the descriptor limit;
+- should accepting still fail for want of descriptors, asyncio's message is logged once a minute,
+  not once per retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+#: seconds a client has to send a whole request (headers and body; ours have none to speak of)
+READ_TIMEOUT_S = 10.0
+#: connections held at most by default, whatever the descriptor limit allows
+MAX_CONNECTIONS = 256
+
+_BUSY = b"castrig serve is busy: too many connections; try again\n"
+_503 = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+        b"content-length: %d\r\n\r\n%s" % (len(_BUSY), _BUSY))
+
+
+def limits(max_connections: int | None = None) -> tuple[int, int]:
+    """``(max_connections, backlog)`` under this process's file-descriptor limit: the held
+    connections, plus two accept batches of ``backlog``, plus what SQLite readers and the rest
+    need, stay below it. ``max_connections`` given: that many (at least 2), backlog to suit."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft = soft if soft != resource.RLIM_INFINITY else 65536
+    backlog = max(16, min(64, soft // 16))
+    if max_connections is None:
+        max_connections = max(8, min(MAX_CONNECTIONS, soft // 2 - 2 * backlog))
+    return max(2, max_connections), backlog
+
+
+class BoundedH11(H11Protocol):
+    """uvicorn's h11 protocol with a time limit to send a request and a cap on connections held
+    (``config.castrig_max_connections``)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._born = time.monotonic()
+        self._deadline: asyncio.TimerHandle | None = None
+        self._arm()
+        self._shed()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:  # a request begins (or goes on): its clock runs
+            self._arm()
+        super().data_received(data)
+        if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
+            self._disarm()  # the whole request is in
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(READ_TIMEOUT_S, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing() and self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+            self.transport.close()
+
+    def _answering(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _shed(self) -> None:
+        """Over the cap: close the oldest connection not being answered, else answer this one 503."""
+        cap = getattr(self.config, "castrig_max_connections", MAX_CONNECTIONS)
+        while len(self.connections) > cap:
+            idle = [c for c in self.connections if c is not self and isinstance(c, BoundedH11)
+                    and not c._answering() and not c.transport.is_closing()]
+            if not idle:
+                self.transport.write(_503)
+                self.transport.close()
+                self.connections.discard(self)
+                return
+            oldest = min(idle, key=lambda c: c._born)
+            oldest.transport.close()
+            self.connections.discard(oldest)  # closing: it no longer counts
+
+
+class _OncePerMinute(logging.Filter):
+    """Let asyncio's 'socket.accept() out of system resource' through once a minute, not per retry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = -1e9
+        self.dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "out of system resource" not in record.getMessage():
+            return True
+        now = time.monotonic()
+        if now - self.last < 60:
+            self.dropped += 1
+            return False
+        self.last = now
+        if self.dropped:
+            record.msg = f"{record.msg} ({self.dropped} more like it in the last minute not shown)"
+            self.dropped = 0
+        record.exc_info = None  # the traceback says nothing more than the message
+        return True
+
+
+def quiet_accept_errors() -> None:
+    logging.getLogger("asyncio").addFilter(_OncePerMinute())
+
+
+def bounded_config(app: Any, *, max_connections: int | None = None, **kw: Any) -> Any:
+    """A ``uvicorn.Config`` for ``app`` with the bounds above (``kw``: host, port, log level …)."""
+    import uvicorn
+
+    cap, backlog = limits(max_connections)
+    config = uvicorn.Config(app, http=BoundedH11, backlog=backlog, limit_concurrency=cap + 1, timeout_keep_alive=5, **kw)
+    config.castrig_max_connections = cap  # type: ignore[attr-defined]
+    quiet_accept_errors()
+    return config
