@@ -70,9 +70,9 @@ def _metrics(d: float, through: float = 0.9) -> dict:
             "penetration_depth_um": 1.0, "penetration_fraction": 0.2, "pore_communication": 0.5, "support_continuity": 0.6}  # claim 1 from the section (issue 16)
 
 
-def test_score_met_is_log_distance_and_failures_always_score_worse():
+def test_score_met_grows_with_log_distance_and_failures_always_score_worse():
     met = score_run("completed", _metrics(5.0), judge(_metrics(5.0)).to_dict(), grade="claim1", target_d_um=10.0)
-    assert met.grade_met and met.score == pytest.approx(math.log(2.0))
+    assert met.grade_met and met.score == pytest.approx(math.log(2.0) / (1 + math.log(2.0)))
     assert met.d_error == pytest.approx(-0.5) and not met.hit(0.1)
     on_target = score_run("completed", _metrics(10.0), judge(_metrics(10.0)).to_dict(), grade="claim1", target_d_um=10.0)
     assert on_target.hit(0.1) and on_target.score == pytest.approx(0.0)

@@ -165,6 +165,7 @@ def _explore_distributed(settings, folder: Path, storage: Optional[str], study_n
                          out_recipe: Optional[Path] = None) -> int:
     """The search in Optuna storage, its trials run by ``workers`` worker processes."""
     from castrig.explore.distributed import as_trials, search_study_name, start_search, storage_url, trial_record, worker_processes
+    from castrig.explore.objective import rank_key
     from castrig.explore.plots import write_map
     from castrig.explore.search import describe_trial
 
@@ -188,7 +189,7 @@ def _explore_distributed(settings, folder: Path, storage: Optional[str], study_n
     hits = [t for t in trials if t.kind == "confirm" and t.outcome is not None and t.outcome.hit(settings.tolerance)]
     if not hits:
         done = [t for t in trials if t.outcome is not None]
-        best = min(done, key=lambda t: t.outcome.score) if done else None
+        best = min(done, key=lambda t: rank_key(t.outcome)) if done else None
         out.print(f"[red]not found[/] in {sum(t.kind == 'search' for t in trials)} search trials ({wall:.1f} s); best: "
                   + (describe_trial(best, settings.tolerance) if best else "none") + " — raise --budget to go on", highlight=False, soft_wrap=True)
         return EXIT_NOT_FOUND

@@ -1,11 +1,15 @@
 """From a run's results to one number the optimiser minimises, and to "found or not".
 
-The score is ``|ln(D / D_target)|`` when the membrane meets the grade, plus a penalty of
-``1 + violation`` when it does not, where the violation adds up each failed bound's shortfall
-relative to its limit (an unknown value counts 1). So every membrane meeting the grade beats
-every one that does not, and among those that fail, the nearer ones score better: the
-optimiser sees a slope even far from the window. A run that made no measurable membrane
-(faulted, no analysis) scores :data:`FAILED_SCORE`.
+A membrane meeting the grade scores ``x / (1 + x)`` with ``x = |ln(D / D_target)|``: 0 on target,
+below 1 however far off. One that does not meet it scores ``1 + x / (1 + x) + violation`` (the
+violation capped at 5), so every membrane meeting the grade beats every one that does not, and
+among those that fail the nearer ones score better: the optimiser sees a slope even far from
+the window. The violation (:func:`grade_violation`) is >= 0 and scale-free: each failed bound
+adds its shortfall relative to the size of value and limit (at most 1, no division by a zero
+limit) plus :data:`NOT_MET_PENALTY`; a marginal bound (inside its metric's interval, or passing
+on a flagged metric) is not met yet and adds that penalty (and its shortfall, if on the wrong
+side); an unknown one adds 1. A run that made no measurable membrane (faulted, no analysis)
+scores :data:`FAILED_SCORE`, above every judged membrane.
 """
 
 from __future__ import annotations
@@ -15,6 +19,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 FAILED_SCORE = 10.0
+#: What a bound that is not met yet adds at least (a marginal one that passes adds only this).
+NOT_MET_PENALTY = 0.1
+#: What an unknown bound adds (nothing says how far it is).
+UNKNOWN_PENALTY = 1.0
+#: The violation counted in a score at most (so a failing membrane stays below FAILED_SCORE).
+MAX_VIOLATION = 5.0
 
 #: The metrics kept in the journal and drawn on the maps.
 KEPT_METRICS = ("mean_pore_diameter_um", "pore_diameter_std_um", "opening_ratio", "through_pore_fraction",
@@ -52,22 +62,64 @@ class Outcome:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
+def rank_key(o: Outcome) -> tuple[bool, float]:
+    """Order of outcomes, best first: meeting the grade before anything else, then the score (so a
+    journal scored by an older objective still never ranks a failing membrane first)."""
+    return (not o.grade_met, o.score if math.isfinite(o.score) else math.inf)
+
+
+def _shortfall(c: dict[str, Any]) -> float:
+    """How far a bound's value is on the wrong side of its limit, relative to their size: in [0, 1]."""
+    value, limit = float(c["value"]), float(c["limit"])
+    miss = max(0.0, -float(c["margin"]))
+    if c["kind"] == "gt" and value <= limit:  # a "present" bound at its limit (0 > 0): fully missing
+        return 1.0
+    scale = abs(value) + abs(limit)
+    return min(1.0, miss / scale) if scale > 0 else 0.0
+
+
+def _relation(c: dict[str, Any]) -> str:
+    """The bound the value misses, as a person reads it: ``<`` a min, ``>`` a max, ``<=`` a gt."""
+    return {"min": "<", "max": ">", "gt": "<="}.get(c["kind"], "?")
+
+
+def _known(c: dict[str, Any]) -> bool:
+    try:
+        return all(math.isfinite(float(c[k])) for k in ("value", "limit", "margin"))
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def grade_violation(verdict: dict[str, Any], grade: str) -> tuple[float, list[str]]:
-    """Sum of the relative shortfalls of the grade's failed bounds, and their labels."""
+    """How far a membrane is from meeting ``grade`` (>= 0; 0 when it is met), and why, bound by bound.
+
+    A failed bound adds :data:`NOT_MET_PENALTY` plus its relative shortfall; a marginal bound
+    (the value passes but is not trusted, or lies within its interval of the limit) adds the
+    penalty plus its shortfall (0 when it passes); an unknown bound adds :data:`UNKNOWN_PENALTY`.
+    The reasons name the bounds that fail (``value < limit``) first, then the marginal and
+    unknown ones, each with the relation that actually holds.
+    """
     g = next((g for g in verdict.get("grades", []) if g.get("grade") == grade), None)
     if g is None:
-        return 1.0, [f"{grade}: not judged"]
-    total, failed = 0.0, []
+        return UNKNOWN_PENALTY, [f"{grade}: not judged"]
+    total, failed, unsure = 0.0, [], []
     for c in g.get("checks", []):
-        if c["status"] == "pass":
+        status = c.get("status")
+        if status == "pass":
             continue
-        if c["status"] == "unknown" or c.get("margin") is None:
-            total += 1.0
-            failed.append(f"{c['label']} unknown")
+        if status == "unknown" or not _known(c):
+            total += UNKNOWN_PENALTY
+            unsure.append(f"{c['label']} unknown")
             continue
-        total += -float(c["margin"]) / max(abs(float(c["limit"])), 1e-6)
-        failed.append(f"{c['label']} {c['value']:.3g} {'<' if c['kind'] == 'min' else '>'} {c['limit']:g}")
-    return total, failed
+        total += NOT_MET_PENALTY + _shortfall(c)
+        value = f"{c['label']} {float(c['value']):.3g}"
+        if float(c["margin"]) < 0 or (c["kind"] == "gt" and float(c["value"]) <= float(c["limit"])):
+            text = f"{value} {_relation(c)} {float(c['limit']):g}"
+            (unsure if status == "marginal" else failed).append(text + (" (marginal)" if status == "marginal" else ""))
+        else:  # marginal on the passing side: not trusted yet
+            why = f"flagged {', '.join(c['flags'])}" if c.get("flags") else "the limit is within its 95 % interval"
+            unsure.append(f"{value} marginal ({why}; limit {float(c['limit']):g})")
+    return total, failed + unsure
 
 
 def score_run(run_outcome: str, metrics: dict[str, Any] | None, verdict: dict[str, Any] | None, *, grade: str,
@@ -76,10 +128,11 @@ def score_run(run_outcome: str, metrics: dict[str, Any] | None, verdict: dict[st
     metrics = metrics or {}
     kept = {k: (float(metrics[k]) if metrics.get(k) is not None else None) for k in KEPT_METRICS}
     d = kept.get("mean_pore_diameter_um")
-    if verdict is None or not d or d <= 0:
+    if verdict is None or not d or not math.isfinite(d) or d <= 0:
         return Outcome(run_outcome, FAILED_SCORE, False, d, None, None, [], kept, ["no measurable membrane"])
     violation, failed = grade_violation(verdict, grade)
     met = grade in verdict.get("grades_met", [])
     distance = abs(math.log(d / target_d_um))
-    score = distance if met else distance + 1.0 + min(violation, 5.0)
+    near = distance / (1.0 + distance)  # in [0, 1): a met membrane, however far from the target, scores below 1
+    score = near if met else 1.0 + near + min(max(violation, 0.0), MAX_VIOLATION)
     return Outcome(run_outcome, score, met, d, d / target_d_um - 1.0, violation, list(verdict.get("grades_met", [])), kept, failed)

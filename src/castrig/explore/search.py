@@ -23,7 +23,7 @@ import yaml
 from castrig.analysis.spec import load_spec
 from castrig.errors import BadInput
 from castrig.explore.journal import SearchFolder, SearchSettings, Trial
-from castrig.explore.objective import score_run
+from castrig.explore.objective import rank_key, score_run
 from castrig.explore.optimiser import propose
 from castrig.explore.space import (
     SearchSpace,
@@ -172,7 +172,7 @@ class SearchResult:
 
     def best(self) -> Trial | None:
         done = [t for t in self.trials if t.done and t.kind != "grid"]
-        return min(done, key=lambda t: t.outcome.score) if done else None  # type: ignore[union-attr]
+        return min(done, key=lambda t: rank_key(t.outcome)) if done else None  # type: ignore[arg-type]
 
 
 class Search:
