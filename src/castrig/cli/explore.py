@@ -110,11 +110,11 @@ def explore(
             raise BadInput("--map-grid with --workers/--storage: use castrig explore map (a grid on many workers)", field="--map-grid")
         raise typer.Exit(_explore_distributed(settings, folder, storage, study, workers, out_recipe))
     t0 = time.monotonic()
-    search = Search(folder, settings, on_trial=lambda t: out.print(describe_trial(t, settings.tolerance), highlight=False))
-    done_before = sum(1 for t in search.trials if t.done)
-    if done_before:
-        out.print(f"resuming {folder}: {done_before} runs done", highlight=False)
-    res = search.run(map_grid=map_grid)
+    with Search(folder, settings, on_trial=lambda t: out.print(describe_trial(t, settings.tolerance), highlight=False)) as search:
+        done_before = sum(1 for t in search.trials if t.done)
+        if done_before:
+            out.print(f"resuming {folder}: {done_before} runs done", highlight=False)
+        res = search.run(map_grid=map_grid)
     wall = time.monotonic() - t0
     out.print(f"map: {res.map_path}", highlight=False)
     if res.found is None:
@@ -169,6 +169,9 @@ def _explore_distributed(settings, folder: Path, storage: Optional[str], study_n
     from castrig.explore.plots import write_map
     from castrig.explore.search import describe_trial
 
+    from castrig.explore.journal import SearchFolder
+
+    SearchFolder(folder).claim("castrig explore --workers")  # the coordinator owns the folder; its workers do not lock it
     url = storage_url(storage, folder)
     name = study_name or search_study_name(settings)
     study = start_search(url, name, settings)

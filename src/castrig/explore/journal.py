@@ -6,6 +6,11 @@ flushed and fsynced before the search moves on. On resume the finished trials ar
 (they are the optimiser's history: proposals depend only on the seed, the trial number and that
 history, so a resumed search proposes exactly what an uninterrupted one would have), and a trial
 that started without ending is run again with the same parameters and seed.
+
+One process works on a folder at a time: the coordinating process holds an OS lock on
+``FOLDER/explore.lock`` (:mod:`castrig.oslock`, dropped when it dies, even by kill -9), and a
+second ``castrig explore`` on the same folder is refused as busy (exit 4) instead of running
+every trial a second time. Worker processes of ``--workers N`` take no folder lock.
 """
 
 from __future__ import annotations
@@ -73,6 +78,20 @@ class SearchFolder:
         self.journal_path = self.root / "trials.jsonl"
         self.trials_dir = self.root / "trials"
         self.runs_dir = self.root / "runs"
+        self.lock_path = self.root / "explore.lock"
+
+    def claim(self, purpose: str = "castrig explore") -> None:
+        """Own the folder (re-entrant in this process) or raise :class:`~castrig.errors.Busy` naming the holder."""
+        from castrig import oslock
+
+        oslock.acquire(self.lock_path, purpose=purpose,
+                       what=f"search folder {self.root} (another castrig explore works on it; run the command again "
+                            f"when it has ended to resume)")
+
+    def release(self) -> None:
+        from castrig import oslock
+
+        oslock.release(self.lock_path)
 
     def exists(self) -> bool:
         return self.settings_path.is_file()

@@ -181,12 +181,27 @@ class Search:
     def __init__(self, folder: Path, settings: SearchSettings, *, runner: TrialRunner = twin_runner,
                  on_trial: Callable[[Trial], None] | None = None, write_map: bool = True):
         self.sf = SearchFolder(folder)
-        self.settings = self.sf.open(settings)
+        self.sf.claim()  # before a byte is written: a second search on this folder is busy (exit 4)
+        try:
+            self.settings = self.sf.open(settings)
+        except BaseException:
+            self.sf.release()
+            raise
         self.runner = runner
         self.on_trial = on_trial or (lambda t: None)
         self.write_map = write_map
         self.profile = Profile.model_validate(self.settings.profile)
         self.trials = self.sf.trials()
+
+    def close(self) -> None:
+        """Give the folder back (the OS does it anyway when the process ends)."""
+        self.sf.release()
+
+    def __enter__(self) -> "Search":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- running one trial --
     def _new_trial(self, kind: str, params: dict[str, float], seed: int, extra: dict[str, Any] | None = None) -> Trial:
