@@ -46,3 +46,48 @@ def test_a_second_explore_on_the_same_folder_is_busy_and_a_rerun_after_kill_9_re
     assert "resuming" in again.stdout or "#0" in again.stdout
     done = Counter(r["n"] for r in _journal(folder) if r["event"] == "done")
     assert done and max(done.values()) == 1, done  # no trial recorded twice
+
+
+def _refused(result, option: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and option in result.stderr
+    assert "START:STOP:STEP" in result.stderr or "allowed" in result.stderr
+
+
+def test_map_ranges_must_be_finite_ordered_and_sane_before_anything_is_written(tmp_path):
+    data = tmp_path / "data"
+    for rh, why in (("nan:95:5", "nan is not a finite number"), ("60:70:inf", "inf is not a finite number"),
+                    ("inf", "inf is not a finite number"), ("80:20:5", "START 80 is above STOP 20"),
+                    ("60:70:0", "STEP 0 is not above 0"), ("60:70:-2", "STEP -2 is not above 0"),
+                    ("60:70:1e-9", "more than 200 values")):
+        r = castrig("explore", "map", "--rh", rh, "--concentration", "1:20:1", "--data", str(data), timeout_s=60)
+        _refused(r, "--rh")
+        assert why in r.stderr, (rh, r.stderr)
+        assert ("START:STOP:STEP" in r.stderr or "values" in why) and "\U0001f171" not in r.stderr  # not 'A🅱STEP'
+    r = castrig("explore", "map", "--rh", "60", "--concentration", "1:nan:1", "--data", str(data), timeout_s=60)
+    _refused(r, "--concentration")
+    r = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--flow", "nan", "--data", str(data), timeout_s=60)
+    _refused(r, "--flow")
+    r = castrig("explore", "map", "--rh", "55:90:0.25", "--concentration", "1:40:0.25", "--seeds", "3", "--data", str(data),
+                timeout_s=60)
+    assert r.returncode == 2 and "allowed: up to 5000" in r.stderr, r.stderr
+    assert not data.exists()  # nothing written for any of them
+
+
+def test_a_map_folder_poisoned_with_nan_by_an_older_castrig_maps_again(tmp_path):
+    from castrig.explore.distributed import load_study, map_results, start_map, storage_url
+    from castrig.explore.gridmap import Grid
+    from castrig.explore.search import make_settings
+
+    data = tmp_path / "data"
+    folder = data / "explore" / "map-claim1"
+    url = storage_url(None, folder)
+    settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=Path("hw_profiles/sim.yaml").absolute(), budget=1,
+                             support_pore_um=5.0)
+    folder.mkdir(parents=True)
+    start_map(url, "map-claim1", settings, Grid([float("nan")], [5.0], [0.2], 2.0, [1]))  # what '--rh 60:70:inf' left
+    r = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--data", str(data), timeout_s=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "queued again" not in r.stderr
+    rows = map_results(load_study(url, "map-claim1"))
+    assert [row["point"]["rh_pct"] for row in rows] == [60.0]

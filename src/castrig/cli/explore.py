@@ -7,6 +7,7 @@ the allowed range, no traceback.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from castrig.errors import BadInput
 
 EXIT_NOT_FOUND = 1  # the search used its budget without a confirmed recipe
 
-out = Console(width=200)
+out = Console(width=200, emoji=False)  # ':b:' in a message (START:B:STEP, a path) stays text
 
 
 def _profile(profile: Optional[Path]) -> Path:
@@ -255,9 +256,9 @@ def explore_worker(
 
 @explore_app.command("map")
 def explore_map(
-    rh: str = typer.Option(..., "--rh", metavar="A:B:STEP", help="RH setpoints, %RH (A to B by STEP, or one number)."),
-    concentration: str = typer.Option(..., "--concentration", metavar="A:B:STEP", help="Concentrations, mg/mL."),
-    volume: Optional[str] = typer.Option(None, "--volume", metavar="A:B:STEP", help="Cast volumes, mL (default: the template's)."),
+    rh: str = typer.Option(..., "--rh", metavar="START:STOP:STEP", help="RH setpoints, %RH (START to STOP by STEP, or one number)."),
+    concentration: str = typer.Option(..., "--concentration", metavar="START:STOP:STEP", help="Concentrations, mg/mL."),
+    volume: Optional[str] = typer.Option(None, "--volume", metavar="START:STOP:STEP", help="Cast volumes, mL (default: the template's)."),
     flow: Optional[float] = typer.Option(None, "--flow", metavar="SLPM", help="Total flow (default: the profile's)."),
     seeds: int = typer.Option(1, "--seeds", metavar="K", help="Twin seeds per point (the profile's seed, +1, ...)."),
     grade: str = typer.Option("claim1", "--grade", metavar="G", help="Grade the recipes are judged for (every grade is mapped)."),
@@ -276,7 +277,7 @@ def explore_map(
     the points the map lacks are run; the map file is redrawn from every point done.
     """
     from castrig.explore.distributed import map_results, start_map, storage_url, worker_processes, Worker
-    from castrig.explore.gridmap import Grid, parse_range, write_map
+    from castrig.explore.gridmap import Grid, check_map_size, parse_range, write_map
     from castrig.explore.search import make_settings, template_point
     from castrig.explore.space import SearchSpace
     from castrig.rig.profile import Profile
@@ -287,6 +288,8 @@ def explore_map(
         raise BadInput(f"--workers = {workers}: out of range (allowed: 1 to 64)", field="--workers")
     if not 1 <= seeds <= 20:
         raise BadInput(f"--seeds = {seeds}: out of range (allowed: 1 to 20)", field="--seeds")
+    if flow is not None and not (math.isfinite(flow) and 0 < flow <= 100):
+        raise BadInput(f"--flow = {flow:g}: out of range (allowed: > 0 to 100 slpm)", field="--flow")
     rhs, cs = parse_range(rh, "--rh"), parse_range(concentration, "--concentration")
     space = SearchSpace()
     for flag, vals, name in (("--rh", rhs, "rh_pct"), ("--concentration", cs, "concentration_mg_ml")):
@@ -300,6 +303,7 @@ def explore_map(
     vols = parse_range(volume, "--volume") if volume else [base["cast_volume_ml"]]
     grid = Grid(rhs, cs, vols, flow if flow is not None else base["total_flow_slpm"],
                 [settings.profile_seed + k for k in range(seeds)])
+    check_map_size(grid)  # every option checked: only now is anything written
     if folder is None:
         from castrig.store import data_root
 

@@ -51,6 +51,7 @@ from typing import Any
 import yaml
 
 from castrig.errors import BadInput
+from castrig.explore.gridmap import finite_point
 from castrig.explore.journal import SearchSettings
 from castrig.explore.objective import Outcome, score_run
 from castrig.explore.optimiser import N_STARTUP, _optuna
@@ -344,7 +345,7 @@ class Worker:
         kind = trial_kind(trial)
         attrs = trial.user_attrs
         if self.kind == "map":
-            if kind != "map":
+            if kind != "map" or not finite_point(attrs["point"]):  # NaN from an older castrig: dropped, not retried
                 return None
             return Task("map", {k: float(v) for k, v in attrs["point"].items()}, int(attrs["seed"]), {"grid": attrs["grid"]})
         s = self.settings
@@ -554,6 +555,10 @@ def start_map(url: str, name: str, settings: SearchSettings, grid: Any) -> tuple
     old_grid = study.user_attrs[SETTINGS_ATTR].get("grid")
     merged = grid.to_dict() if old_grid is None else {
         k: sorted(set(old_grid[k]) | set(grid.to_dict()[k])) if isinstance(old_grid[k], list) else old_grid[k] for k in old_grid}
+    for k in ("rh", "concentration", "volume"):  # NaN or inf an older castrig let in: not part of the map
+        merged[k] = [v for v in merged.get(k, []) if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not (isinstance(merged.get("flow_slpm"), (int, float)) and math.isfinite(merged["flow_slpm"])):
+        merged["flow_slpm"] = grid.flow_slpm
     study.set_user_attr(SETTINGS_ATTR, {**data, "grid": merged})
     ts = _states()
     held = {point_key(t.user_attrs["point"], t.user_attrs["seed"]) for t in study.get_trials(deepcopy=False)
@@ -570,7 +575,8 @@ def start_map(url: str, name: str, settings: SearchSettings, grid: Any) -> tuple
 def map_results(study: Any) -> list[dict[str, Any]]:
     """One row per counted map trial: point, seed, outcome, run folder, trial number."""
     return [{"trial": t.number, "point": t.user_attrs["point"], "seed": trial_seed(t), "outcome": t.user_attrs["outcome"],
-             "run_dir": t.user_attrs["outcome"].get("run_dir")} for t in counted(study.get_trials(deepcopy=False)) if trial_kind(t) == "map"]
+             "run_dir": t.user_attrs["outcome"].get("run_dir")} for t in counted(study.get_trials(deepcopy=False))
+            if trial_kind(t) == "map" and finite_point(t.user_attrs["point"])]
 
 
 def trial_record(t: Any) -> Any:

@@ -29,22 +29,58 @@ from castrig.store.atomic import atomic_write_bytes
 GRADES = ("claim1", "claim2", "claim3", "claim4")
 
 
+#: Values one range may give, and runs (points × seeds) one map may ask for.
+MAX_RANGE_VALUES = 200
+MAX_MAP_RUNS = 5_000
+
+RANGE_FORM = "START:STOP:STEP (finite numbers, START <= STOP, STEP > 0) or one number"
+
+
 def parse_range(text: str, flag: str) -> list[float]:
-    """``A:B:STEP`` (inclusive of B when the steps land on it) or a single number → the values."""
+    """``START:STOP:STEP`` (inclusive of STOP when the steps land on it) or a single number → the values.
+
+    Non-finite parts, a STEP <= 0, START > STOP and more than :data:`MAX_RANGE_VALUES` values are
+    a :class:`BadInput` naming the option and the allowed form.
+    """
     parts = text.split(":")
     try:
         nums = [float(p) for p in parts]
     except ValueError:
-        raise BadInput(f"{flag} {text!r}: expected A:B:STEP or a number", field=flag) from None
+        raise BadInput(f"{flag} {text!r}: not numbers (allowed: {RANGE_FORM})", field=flag) from None
+    if len(nums) not in (1, 3):
+        raise BadInput(f"{flag} {text!r}: {len(nums)} parts (allowed: {RANGE_FORM})", field=flag)
+    bad = [p for p, x in zip(parts, nums) if not math.isfinite(x)]
+    if bad:
+        raise BadInput(f"{flag} {text!r}: {bad[0].strip()} is not a finite number (allowed: {RANGE_FORM})", field=flag)
     if len(nums) == 1:
         return nums
-    if len(nums) != 3 or nums[2] <= 0 or nums[1] < nums[0]:
-        raise BadInput(f"{flag} {text!r}: expected A:B:STEP with A <= B and STEP > 0", field=flag)
     a, b, step = nums
-    n = int(math.floor((b - a) / step + 1e-9)) + 1
-    if n > 200:
-        raise BadInput(f"{flag} {text!r}: {n} values (allowed: up to 200)", field=flag)
-    return [round(a + i * step, 6) for i in range(n)]
+    if step <= 0:
+        raise BadInput(f"{flag} {text!r}: STEP {step:g} is not above 0 (allowed: {RANGE_FORM})", field=flag)
+    if a > b:
+        raise BadInput(f"{flag} {text!r}: START {a:g} is above STOP {b:g} (allowed: {RANGE_FORM})", field=flag)
+    n = (b - a) / step + 1e-9
+    if n >= MAX_RANGE_VALUES:  # (checked before counting: a tiny STEP must not build a huge list)
+        raise BadInput(f"{flag} {text!r}: more than {MAX_RANGE_VALUES} values (allowed: up to {MAX_RANGE_VALUES}; use a larger "
+                       "STEP)", field=flag)
+    return [round(a + i * step, 6) for i in range(int(math.floor(n)) + 1)]
+
+
+def check_map_size(grid: "Grid") -> None:
+    """At most :data:`MAX_MAP_RUNS` runs (grid points × seeds) in one map."""
+    runs = len(grid.rh) * len(grid.concentration) * len(grid.volume) * len(grid.seeds)
+    if runs > MAX_MAP_RUNS:
+        raise BadInput(f"the map asks for {runs} runs ({len(grid.rh)} RH × {len(grid.concentration)} concentrations × "
+                       f"{len(grid.volume)} volumes × {len(grid.seeds)} seeds; allowed: up to {MAX_MAP_RUNS}): use larger "
+                       "steps, and grow the map later (a map only runs the points it lacks)", field="--rh")
+
+
+def finite_point(point: dict[str, Any]) -> bool:
+    """Every parameter of a grid point is a finite number (a folder written by an older castrig may hold NaN)."""
+    try:
+        return all(math.isfinite(float(v)) for v in point.values())
+    except (TypeError, ValueError):
+        return False
 
 
 def point_key(p: dict[str, float], seed: int) -> tuple[float, ...]:
