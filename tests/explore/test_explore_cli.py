@@ -91,3 +91,32 @@ def test_a_map_folder_poisoned_with_nan_by_an_older_castrig_maps_again(tmp_path)
     assert "Traceback" not in r.stderr and "queued again" not in r.stderr
     rows = map_results(load_study(url, "map-claim1"))
     assert [row["point"]["rh_pct"] for row in rows] == [60.0]
+
+
+def test_bad_support_pore_is_refused_before_anything_is_written_and_the_corrected_command_runs(tmp_path):
+    data = tmp_path / "data"
+    for value in ("1e9", "nan", "inf", "0", "-3"):
+        r = castrig("explore", "--target-grade", "claim1", "--budget", "1", "--support-pore-um", value, "--data", str(data),
+                    timeout_s=60)
+        _refused(r, "--support-pore-um")
+        assert "allowed: > 0 to 1000" in r.stderr
+        r = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--support-pore-um", value, "--data", str(data),
+                    timeout_s=60)
+        _refused(r, "--support-pore-um")
+    assert not data.exists()
+    r = castrig(*SEARCH, "--budget", "1", "--data", str(data), timeout_s=120)
+    assert r.returncode in (0, 1) and "#0" in r.stdout, r.stdout + r.stderr  # not "this folder holds another search"
+
+
+def test_another_search_in_the_folder_is_named_by_the_setting_that_differs(tmp_path):
+    from castrig.explore.journal import SearchFolder
+    from castrig.explore.search import make_settings
+
+    data = tmp_path / "data"
+    folder = data / "explore" / "claim1-d3um-s0"
+    old = make_settings(grade="claim1", target_d_um=3.0, tolerance=0.01, profile_path=Path("hw_profiles/sim.yaml").absolute(),
+                        support_pore_um=8.0)
+    SearchFolder(folder).open(old)  # a search with --support-pore-um 8 was started here
+    r = castrig(*SEARCH, "--budget", "1", "--data", str(data), timeout_s=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "this folder holds another search" in r.stderr and "different: template.support_pore_um." in r.stderr, r.stderr

@@ -298,7 +298,7 @@ def explore_map(
             raise BadInput(f"{flag} {min(vals):g} to {max(vals):g}: outside the recipe range (allowed: {lo:g} to {hi:g})", field=flag)
     prof = _profile(profile)
     settings = make_settings(grade=grade, target_d_um=3.0, profile_path=prof, budget=1, template_path=template,
-                             support_pore_um=support_pore_um or 5.0)
+                             support_pore_um=5.0 if support_pore_um is None else support_pore_um)
     base = template_point(settings.template, Profile.model_validate(settings.profile))
     vols = parse_range(volume, "--volume") if volume else [base["cast_volume_ml"]]
     grid = Grid(rhs, cs, vols, flow if flow is not None else base["total_flow_slpm"],

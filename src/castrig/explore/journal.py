@@ -69,6 +69,19 @@ class Trial:
         return self.outcome is not None
 
 
+def differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """Where two settings differ, as dotted paths to the innermost differing keys
+    (``template.support_pore_um``, ``template.steps.4.duration_s``), not just ``template``."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += differences(old.get(k), new.get(k), f"{where}.{k}" if where else str(k))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (a, b) in enumerate(zip(old, new)) for d in differences(a, b, f"{where}.{i}")]
+    return [] if old == new else [where or "settings"]
+
+
 class SearchFolder:
     """Reads and appends the state of one search."""
 
@@ -104,10 +117,10 @@ class SearchFolder:
             except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: say which
                 raise BadInput(f"{self.settings_path}: not a search of this castrig version: {exc}", file=str(self.settings_path)) from None
             if old.identity() != settings.identity():
-                diff = sorted(k for k, v in settings.identity().items() if old.identity().get(k) != v)
+                diff = differences(old.identity(), settings.identity())
                 raise BadInput(
                     f"{self.settings_path}: this folder holds another search ({old.grade} at {old.target_d_um:g} µm, seed "
-                    f"{old.seed}); different: {', '.join(diff)}. Use another --folder, or the same settings to resume it",
+                    f"{old.seed}); different: {', '.join(diff[:5])}{f' and {len(diff) - 5} more' if len(diff) > 5 else ''}. Use another --folder, or the same settings to resume it",
                     file=str(self.settings_path), field=diff[0] if diff else None)
             if settings.budget != old.budget:
                 atomic_write_json(self.settings_path, settings.model_dump(mode="json"))

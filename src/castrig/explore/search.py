@@ -43,6 +43,8 @@ from castrig.rig.profile import Profile, load_profile
 MIN_PORE_PX = 9.0
 #: A field narrower than this many pore diameters gives too few whole pores for the statistics.
 MIN_PORES_ACROSS_FIELD = 8.0
+#: The largest support pore a recipe takes (``Recipe.support_pore_um``), µm.
+SUPPORT_PORE_MAX_UM = 1000.0
 
 
 @dataclass
@@ -125,6 +127,9 @@ def make_settings(*, grade: str, target_d_um: float, profile_path: Path, budget:
                   tolerance: float = 0.10, space: SearchSpace | None = None, template_path: Path | None = None,
                   support_pore_um: float | None = None) -> SearchSettings:
     """Validate every input of a search; a BadInput names what is wrong before anything runs."""
+    if support_pore_um is not None and not (math.isfinite(support_pore_um) and 0 < support_pore_um <= SUPPORT_PORE_MAX_UM):
+        raise BadInput(f"--support-pore-um = {support_pore_um:g}: out of range (allowed: > 0 to {SUPPORT_PORE_MAX_UM:g} µm)",
+                       field="--support-pore-um")
     profile = load_profile(profile_path)
     space = space or SearchSpace()
     check_target(target_d_um, grade, profile, profile_path)
@@ -137,6 +142,7 @@ def make_settings(*, grade: str, target_d_um: float, profile_path: Path, budget:
         template = default_template(support_pore_um or float(max(5.0, round(2.0 * target_d_um))))
     if support_pore_um is not None:
         template["support_pore_um"] = support_pore_um
+    _check_makes_recipes(template, profile, grade, template_path)
     support = template.get("support_pore_um")
     if support is not None and support < 0.5 * target_d_um * (1 + tolerance):
         raise BadInput(
@@ -149,6 +155,22 @@ def make_settings(*, grade: str, target_d_um: float, profile_path: Path, budget:
                               profile_seed=profile.sim.seed, twin=profile.clock == "virtual")
     except Exception as exc:  # noqa: BLE001 - pydantic: one line per field
         raise BadInput(f"explore settings: {exc}") from None
+
+
+def _check_makes_recipes(template: dict[str, Any], profile: Profile, grade: str, template_path: Path | None) -> None:
+    """The template, at its own point, must make a valid recipe — else no trial could run; said
+    before the search folder is written (a pydantic traceback after it would leave the folder
+    holding settings no run can use)."""
+    from pydantic import ValidationError
+
+    try:
+        apply_point(template, template_point(template, profile), name="explore-check", grade=grade)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        option = "--support-pore-um" if where == "support_pore_um" and template_path is None else where
+        raise BadInput(f"{template_path or 'the default template'}: {where}: {first['msg']} (input {first.get('input')!r})",
+                       file=str(template_path) if template_path else None, field=option) from None
 
 
 # -- the loop ----------------------------------------------------------------------------------
