@@ -120,3 +120,23 @@ def test_another_search_in_the_folder_is_named_by_the_setting_that_differs(tmp_p
     r = castrig(*SEARCH, "--budget", "1", "--data", str(data), timeout_s=60)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "this folder holds another search" in r.stderr and "different: template.support_pore_um." in r.stderr, r.stderr
+
+
+def test_the_map_example_in_the_help_is_accepted_and_map_values_are_checked_against_the_recipe(tmp_path):
+    help_text = castrig("explore", "--help", timeout_s=60).stdout
+    example = next(line.split("castrig ", 1)[1].split() for line in help_text.splitlines() if "castrig explore map " in line)
+    assert example[:2] == ["explore", "map"] and "--rh" in example
+    data = tmp_path / "data"
+    proc = start_castrig(*example, "--data", str(data))
+    try:
+        first = proc.stdout.readline()  # 'map NAME in STORAGE: N points asked ...' once it is under way, or nothing
+        assert "points asked" in first, first + proc.stderr.read()
+    finally:
+        proc.send_signal(signal.SIGTERM)  # as Ctrl-C: the workers stop, the trials in progress are queued again
+        proc.wait(timeout=90)
+    # the map's limits are the recipe's (RH 20 to 100) within what the twin's lines can mix (up to 98 %RH)
+    for args, option in ((("--rh", "10"), "--rh"), (("--rh", "99"), "--rh"), (("--rh", "60", "--volume", "0:1:0.5"), "--volume"),
+                         (("--rh", "60", "--flow", "50"), "--flow")):
+        r = castrig("explore", "map", *args, "--concentration", "5", "--data", str(tmp_path / "refused"), timeout_s=60)
+        _refused(r, option)
+    assert not (tmp_path / "refused").exists()

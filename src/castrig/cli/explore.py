@@ -279,7 +279,6 @@ def explore_map(
     from castrig.explore.distributed import map_results, start_map, storage_url, worker_processes, Worker
     from castrig.explore.gridmap import Grid, check_map_size, parse_range, write_map
     from castrig.explore.search import make_settings, template_point
-    from castrig.explore.space import SearchSpace
     from castrig.rig.profile import Profile
 
     if grade not in ("claim1", "claim2", "claim3", "claim4"):
@@ -291,18 +290,16 @@ def explore_map(
     if flow is not None and not (math.isfinite(flow) and 0 < flow <= 100):
         raise BadInput(f"--flow = {flow:g}: out of range (allowed: > 0 to 100 slpm)", field="--flow")
     rhs, cs = parse_range(rh, "--rh"), parse_range(concentration, "--concentration")
-    space = SearchSpace()
-    for flag, vals, name in (("--rh", rhs, "rh_pct"), ("--concentration", cs, "concentration_mg_ml")):
-        lo, hi = space.bounds(name)
-        if min(vals) < lo or max(vals) > hi:
-            raise BadInput(f"{flag} {min(vals):g} to {max(vals):g}: outside the recipe range (allowed: {lo:g} to {hi:g})", field=flag)
+    vols = parse_range(volume, "--volume") if volume else None
     prof = _profile(profile)
     settings = make_settings(grade=grade, target_d_um=3.0, profile_path=prof, budget=1, template_path=template,
                              support_pore_um=5.0 if support_pore_um is None else support_pore_um)
-    base = template_point(settings.template, Profile.model_validate(settings.profile))
-    vols = parse_range(volume, "--volume") if volume else [base["cast_volume_ml"]]
+    rig_profile = Profile.model_validate(settings.profile)
+    base = template_point(settings.template, rig_profile)
+    vols = vols or [base["cast_volume_ml"]]
     grid = Grid(rhs, cs, vols, flow if flow is not None else base["total_flow_slpm"],
                 [settings.profile_seed + k for k in range(seeds)])
+    _check_map_limits(grid, rig_profile, prof)
     check_map_size(grid)  # every option checked: only now is anything written
     if folder is None:
         from castrig.store import data_root
@@ -335,6 +332,31 @@ def explore_map(
         path = redraw()
         n = len(map_results(st))
         out.print(f"map: {path} ({n} points done, {time.monotonic() - t0:.1f} s)", highlight=False, soft_wrap=True)
+
+
+def _check_map_limits(grid, profile, profile_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every grid value must make a recipe this profile can run: the recipe's limits (RH 20-100 %,
+    concentration and volume above 0), RH within what the chamber's lines can mix, the flow within
+    the mass-flow controllers' full scale."""
+    from castrig.explore.space import UNITS, SearchSpace, check_space_for_profile, point_limits, within
+
+    from castrig.recipe.compat import rh_reach_pct
+
+    limits = point_limits(profile)
+    reach = rh_reach_pct(profile)
+    for flag, vals, name in (("--rh", grid.rh, "rh_pct"), ("--concentration", grid.concentration, "concentration_mg_ml"),
+                             ("--volume", grid.volume, "cast_volume_ml"), ("--flow", [grid.flow_slpm], "total_flow_slpm")):
+        lo, hi = limits[name]
+        if not all(within(name, v, limits) for v in vals):
+            low = f"above {lo:g}" if lo == 0 else f"{lo:g}"
+            why = (f"; a recipe takes 20 to 100, and the chamber's dry and wet lines mix {reach[0]:g} to {reach[1]:g} with "
+                   f"{profile_path}" if name == "rh_pct" and reach is not None else "")
+            raise BadInput(f"{flag} {min(vals):g} to {max(vals):g}: outside what a trial recipe can take "
+                           f"(allowed: {low} to {hi:g} {UNITS[name]}{why})", field=flag)
+    try:
+        check_space_for_profile(SearchSpace(total_flow_slpm=grid.flow_slpm), profile, profile_path)
+    except BadInput as exc:
+        raise BadInput(f"--flow {grid.flow_slpm:g}: {exc}", file=exc.file, field="--flow") from None
 
 
 def _explore_rig(settings, folder: Path, data: Optional[Path]) -> int:  # type: ignore[no-untyped-def]

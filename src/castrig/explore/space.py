@@ -26,6 +26,31 @@ PARAMS: tuple[str, ...] = ("rh_pct", "concentration_mg_ml", "cast_volume_ml", "t
 UNITS = {"rh_pct": "%RH", "concentration_mg_ml": "mg/mL", "cast_volume_ml": "mL", "total_flow_slpm": "slpm"}
 
 
+#: What a recipe (and the profile's control.total_flow_slpm) takes for each parameter: (low, high),
+#: inclusive; a low of 0 means "above 0".
+RECIPE_LIMITS: dict[str, tuple[float, float]] = {"rh_pct": (rm.RH_MIN_PCT, rm.RH_MAX_PCT), "concentration_mg_ml": (0.0, 200.0),
+                                                 "cast_volume_ml": (0.0, 20.0), "total_flow_slpm": (0.0, 100.0)}
+
+
+def within(name: str, value: float, limits: dict[str, tuple[float, float]] | None = None) -> bool:
+    lo, hi = (limits or RECIPE_LIMITS)[name]
+    return math.isfinite(value) and (lo < value if lo == 0 else lo <= value) and value <= hi
+
+
+def point_limits(profile: Profile) -> dict[str, tuple[float, float]]:
+    """What a point may hold with this profile: the recipe's limits, RH narrowed to what the
+    chamber's two lines can mix where the profile says (the twin: sim.dry_line_rh_pct to
+    sim.bubbler_rh_pct within the wet fraction limits)."""
+    from castrig.recipe.compat import rh_reach_pct
+
+    limits = dict(RECIPE_LIMITS)
+    reach = rh_reach_pct(profile)
+    if reach is not None:
+        lo, hi = limits["rh_pct"]
+        limits["rh_pct"] = (max(lo, reach[0]), min(hi, reach[1]))
+    return limits
+
+
 class _Range(BaseModel):
     model_config = ConfigDict(extra="forbid")
     log: bool = Field(False, description="Search on a log scale (for ranges spanning decades).")
@@ -77,13 +102,11 @@ class SearchSpace(BaseModel):
 
     @model_validator(mode="after")
     def _fixed_in_limits(self) -> "SearchSpace":
-        limits = {"rh_pct": (rm.RH_MIN_PCT, rm.RH_MAX_PCT), "concentration_mg_ml": (1e-9, 200.0),
-                  "cast_volume_ml": (1e-9, 20.0), "total_flow_slpm": (1e-9, 100.0)}
         for name in PARAMS:
             v = getattr(self, name)
-            lo, hi = limits[name]
-            if isinstance(v, float) and not lo <= v <= hi:
-                raise ValueError(f"{name} = {v:g}: fixed value outside {max(lo, 0):g} to {hi:g} {UNITS[name]}")
+            lo, hi = RECIPE_LIMITS[name]
+            if isinstance(v, float) and not within(name, v):
+                raise ValueError(f"{name} = {v:g}: fixed value outside {lo:g} to {hi:g} {UNITS[name]}")
         return self
 
     def searched(self) -> dict[str, _Range]:
