@@ -4,13 +4,16 @@ examples that work."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
-from conftest import castrig, start_castrig, wait_until
+from conftest import castrig, castrig_env, start_castrig, wait_until
 
 SEARCH = ("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01")
 
@@ -127,13 +130,16 @@ def test_the_map_example_in_the_help_is_accepted_and_map_values_are_checked_agai
     example = next(line.split("castrig ", 1)[1].split() for line in help_text.splitlines() if "castrig explore map " in line)
     assert example[:2] == ["explore", "map"] and "--rh" in example
     data = tmp_path / "data"
-    proc = start_castrig(*example, "--data", str(data))
+    proc = subprocess.Popen([sys.executable, "-m", "castrig", *example, "--data", str(data)], env=castrig_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            start_new_session=True)  # its workers in its process group: stopped with it below
     try:
         first = proc.stdout.readline()  # 'map NAME in STORAGE: N points asked ...' once it is under way, or nothing
         assert "points asked" in first, first + proc.stderr.read()
     finally:
-        proc.send_signal(signal.SIGTERM)  # as Ctrl-C: the workers stop, the trials in progress are queued again
-        proc.wait(timeout=90)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # 380 runs: only its start is the point here
+        proc.wait(timeout=30)
     # the map's limits are the recipe's (RH 20 to 100) within what the twin's lines can mix (up to 98 %RH)
     for args, option in ((("--rh", "10"), "--rh"), (("--rh", "99"), "--rh"), (("--rh", "60", "--volume", "0:1:0.5"), "--volume"),
                          (("--rh", "60", "--flow", "50"), "--flow")):
