@@ -69,6 +69,9 @@ def test_map_ranges_must_be_finite_ordered_and_sane_before_anything_is_written(t
         assert ("START:STOP:STEP" in r.stderr or "values" in why) and "\U0001f171" not in r.stderr  # not 'A🅱STEP'
     r = castrig("explore", "map", "--rh", "60", "--concentration", "1:nan:1", "--data", str(data), timeout_s=60)
     _refused(r, "--concentration")
+    r = castrig("explore", "map", "--rh", "1:b:2", "--concentration", "5", "--data", str(data), timeout_s=60)
+    _refused(r, "--rh")
+    assert "'1:b:2'" in r.stderr and "\U0001f171" not in r.stderr  # what was typed, not an emoji
     r = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--flow", "nan", "--data", str(data), timeout_s=60)
     _refused(r, "--flow")
     r = castrig("explore", "map", "--rh", "55:90:0.25", "--concentration", "1:40:0.25", "--seeds", "3", "--data", str(data),
