@@ -53,6 +53,10 @@ consuming the stream differently).
 Support continuity's truth counts a channel only where it runs inside the imaged support
 (``support_spanning``): pores joined only through pores or channels outside the image look
 separate in it, and the earlier truth (joining them) could not be measured from the image.
+It is that of the pore phase as rendered (discs and channel strokes) inside the image: a
+channel meeting a pore only below the image's bottom joins nothing there but takes its cluster
+to the bottom, one crossing a third pore joins it; "near the interface" is within the whole
+pores' mean diameter (the support D truth), not the mean over all generated pores.
 """
 
 from __future__ import annotations
@@ -227,7 +231,7 @@ def tilted_support_truth(st, sec_px: float, tilt_deg: float) -> dict:
     z = sc[:, 1] + off  # depth relative to the image's bottom (at the support depth)
     L, D = st.section_length_um, st.support_depth_um
     s_in = (sc[:, 0] - sd / 2 >= 0) & (sc[:, 0] + sd / 2 <= L) & (z + sd / 2 <= D)
-    span = support_spanning(st, depth_offset_um=off)
+    span = support_spanning(st, depth_offset_um=off, band_um=float(sd[s_in].mean()) if s_in.any() else None)
     # the area inside the image: cut by its sides and bottom only (the interface is above them all)
     area = np.array([disc_rect_area(float(x), float(zz) + D, float(d) / 2, L, 2 * D) for x, zz, d in zip(sc[:, 0], z, sd)])
     return {"support_pore_diameter_um": float(sd[s_in].mean()) if s_in.any() else None,
