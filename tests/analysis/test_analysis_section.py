@@ -282,3 +282,23 @@ def test_continuity_truth_is_the_pore_phase_the_image_shows():
     assert support_spanning(st, band_um=7.0).tolist() == [True, True, False]
     m = analyse_section(img, 0.1)
     assert m.support_continuity == pytest.approx(gt["support_continuity"], abs=0.05)
+
+
+def test_a_grain_at_the_image_side_is_no_tongue_beside_deep_ones():
+    """A dark grain of a coarse support met at the film's bottom by the image's side (benchmark
+    seed 5000 sec_dark case 4: 5 columns, 5.7 px deep, grain half width 3.2) passed for a
+    tongue cut by the side (1.5 half widths wide asked there) and halved the mean depth beside
+    the one tongue, 31 px deep: 2.23 µm for 3.76, unflagged. A side piece too narrow for the
+    grain test inside and no deeper than a grain is kept only as deep as the tongues inside
+    (half their median); shallow side tongues beside shallow tongues stay (seed 1000 case 5)."""
+    img, px, gt = _bench_section(5000, 4, 5.0, 9, 0.10, 0.55, 0.80, 0.8, 0.05, 1.2, 0.03, 0.4, 8,
+                                 film_darker=True, support_texture=0.15)
+    m = analyse_section(img, px)
+    assert not m.flags
+    assert m.penetration_sites == 1
+    assert m.penetration_depth_um == pytest.approx(gt["penetration_depth_um"], rel=0.05)
+    img, px, gt = _bench_section(1000, 5, 7.0, 20, 0.20, 0.15, 0.35, 2.0, 0.30, 1.5, 0.02, 0.2, 8,
+                                 film_darker=True, support_texture=0.15)
+    m = analyse_section(img, px)
+    assert np.isfinite(m.penetration_rows[:4]).any()  # the side tongue (4.4 px deep) kept
+    assert m.penetration_depth_um == pytest.approx(gt["penetration_depth_um"], rel=0.1)
