@@ -302,3 +302,17 @@ def test_a_grain_at_the_image_side_is_no_tongue_beside_deep_ones():
     m = analyse_section(img, px)
     assert np.isfinite(m.penetration_rows[:4]).any()  # the side tongue (4.4 px deep) kept
     assert m.penetration_depth_um == pytest.approx(gt["penetration_depth_um"], rel=0.1)
+
+
+def test_lids_cut_off_by_windows_hold_the_top_on_a_coarse_texture():
+    """A row of cavities open to the top, a window through each wall under its lid (benchmark
+    seed 4000 sec_texture case 0): the lids, joined to nothing, stayed out of the film's mask
+    (its threshold halfway to a bright support's matrix) and the top sagged 11 px onto the film
+    under them over ~300 columns — T 5 % short, unflagged. Lids wholly above the film's mask,
+    within half its thickness, now hold the top up like those joined to the film."""
+    img, px, gt = _bench_section(4000, 0, 0.8, 9, 0.05, 0.45, 0.60, 1.5, 0.05, 1.0, 0.02, 0.3, 8,
+                                 support_level=0.6, support_texture=0.15)
+    m = analyse_section(img, px)
+    assert m.mean_thickness_um == pytest.approx(gt["mean_thickness_um"], rel=0.01)
+    assert m.thickness_std_um / m.mean_thickness_um == pytest.approx(gt["thickness_std_um"] / gt["mean_thickness_um"],
+                                                                     abs=0.01)
