@@ -328,3 +328,17 @@ def test_a_small_support_pore_joined_by_channels_is_measured():
     m = analyse_section(img, 0.1)
     assert m.support_pore_count == 4
     assert m.support_pore_diameter_um == pytest.approx(gt["support_pore_diameter_um"], rel=0.02)
+
+
+def test_a_support_whose_grains_come_within_3_5_sd_of_the_film_threshold_is_textured():
+    """Seed 5000 sec_texture case 12: the support's half step to the film 3.13 s.d. of its
+    grain texture (3 were asked), so it passed for smooth; grains seen through the blur at the
+    film's bottom edge became two tongues 5 and 9 px deep, the mean depth 12 % short and the
+    fraction 0.044 over, unflagged. Within 3.5 s.d. it is textured and its grain tests drop them."""
+    img, px, gt = _bench_section(5000, 12, 3.0, 9, 0.20, 0.50, 0.30, 1.8, 0.08, 1.5, 0.04, 0.4, 8,
+                                 support_level=0.6, support_texture=0.15)
+    m = analyse_section(img, px)
+    assert not m.flags
+    assert m.penetration_sites == 7
+    assert m.penetration_depth_um == pytest.approx(gt["penetration_depth_um"], rel=0.05)
+    assert m.penetration_fraction == pytest.approx(gt["penetration_fraction"], abs=0.02)
