@@ -342,3 +342,19 @@ def test_a_support_whose_grains_come_within_3_5_sd_of_the_film_threshold_is_text
     assert m.penetration_sites == 7
     assert m.penetration_depth_um == pytest.approx(gt["penetration_depth_um"], rel=0.05)
     assert m.penetration_fraction == pytest.approx(gt["penetration_fraction"], abs=0.02)
+
+
+def test_two_tongues_merged_across_a_deep_reading_pillar_are_judged_apart():
+    """Seed 5000 sec_dark case 0: a tongue cut by the image's side and the next one, 14 columns
+    apart, with the support's pillar between them read 27-34 px deep (its dark grains folded to
+    the film's level, down to a pore), made one run; its grey, the pillar's included, failed the
+    polymer test and both tongues were dropped: fraction 0.369 for 0.437, unflagged. A run is
+    split where its bottom edge jumps by more than half the shallower side (pieces at least 9
+    columns wide either side)."""
+    img, px, gt = _bench_section(5000, 0, 0.8, 9, 0.05, 0.45, 0.60, 1.5, 0.05, 1.0, 0.02, 0.3, 8,
+                                 film_darker=True, support_texture=0.15)
+    m = analyse_section(img, px)
+    assert not m.flags
+    assert np.isfinite(m.penetration_rows[:15]).all() and np.isfinite(m.penetration_rows[45:65]).all()
+    assert m.penetration_fraction == pytest.approx(gt["penetration_fraction"], abs=0.02)
+    assert m.penetration_depth_um == pytest.approx(gt["penetration_depth_um"], rel=0.05)
