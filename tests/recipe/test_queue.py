@@ -160,7 +160,10 @@ def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves
     assert [i["status"] for i in state["items"]] == ["completed", "running", "pending"]
     (cut,) = [p.parent for p in data.glob("*/run.json") if p.parent != Path(state["items"][0]["run_dir"])]
     assert (cut / "run.sqlite").exists() == (leaves == "empty")
-    assert castrig("resume", str(cut)).returncode == 2  # not a run anyone can resume: nothing was recorded
+    refused = castrig("resume", str(cut))  # not a run anyone can resume: nothing was recorded, and it says so
+    assert refused.returncode == 2 and "never started" in refused.stderr and "run the recipe again" in refused.stderr, refused.stderr
+    listed = castrig("runs", "--data", str(data))
+    assert "never started" in " ".join(listed.stdout.split()), listed.stdout
 
     done = castrig("queue", "--resume", str(state_path), timeout_s=120)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -41,8 +41,8 @@ from castrig.recipe.session import resume_run, run_recipe
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
 from castrig.store.atomic import atomic_write_json
-from castrig.store.lock import LOCK_NAME, claim_run, release_run
-from castrig.store.sqlite_store import RESERVE_NAME
+from castrig.store.lock import claim_run, release_run
+from castrig.store.sqlite_store import never_started
 
 _ENDED = ("completed", "aborted", "faulted", "not_resumable")
 
@@ -103,38 +103,14 @@ def _find_run_dir(root: Path, item: dict[str, Any]) -> Path | None:
     return sorted(found)[0][1] if found else None
 
 
-#: What a run folder holds while :meth:`SqliteRunStore.create_run` makes it, before anything is recorded.
-_CREATION_FILES = ("run.json", LOCK_NAME, RESERVE_NAME, "run.sqlite-shm")
-_EMPTY_WHEN_NEW = ("run.sqlite", "run.sqlite-wal", "run.sqlite-journal")
-
-
-def _never_started(run_dir: Path) -> str | None:
-    """Why ``run_dir`` is a folder whose making was cut short with nothing recorded, else None.
-
-    Only ``run.json``, the lock, the disk reserve and an empty (or absent) database: no step,
-    sample or event exists anywhere in it. Anything more and it is a run (resumed, or damaged).
-    """
-    try:
-        for p in run_dir.iterdir():
-            if p.name in _CREATION_FILES and p.is_file():
-                continue
-            if p.name in _EMPTY_WHEN_NEW and p.is_file() and p.stat().st_size == 0:
-                continue
-            return None
-    except OSError:
-        return None
-    db = run_dir / "run.sqlite"
-    return "run.sqlite is empty (0 bytes)" if db.exists() else "run.sqlite is missing"
-
-
 def _replace_never_started(run_dir: Path, item: dict[str, Any]) -> bool:
     """Remove ``run_dir`` if it never started (owning it first: :class:`Busy` if its maker lives);
     note it in ``item["replaced"]``. False (nothing done) if it holds a record after all."""
-    if _never_started(run_dir) is None:
+    if never_started(run_dir) is None:
         return False
     claim_run(run_dir, purpose=f"castrig queue --resume: replacing {run_dir}")
     try:
-        why = _never_started(run_dir)  # again, now that nobody else can write to it
+        why = never_started(run_dir)  # again, now that nobody else can write to it
         if why is None:
             return False
         shutil.rmtree(run_dir)

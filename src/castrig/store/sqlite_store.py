@@ -589,11 +589,9 @@ class SqliteRunStore(RunStore):
         if not run_dir.is_dir() or not (info_path.is_file() or db_path.is_file()):
             raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
         info = read_run_info(run_dir)
-        if not db_path.is_file():
-            raise DamagedRun(run_dir, "run.sqlite is missing")
         try:
-            if db_path.stat().st_size == 0:
-                raise DamagedRun(run_dir, "run.sqlite is empty (0 bytes)")
+            if not db_path.is_file() or db_path.stat().st_size == 0:  # missing, empty, or a folder never started
+                raise DamagedRun(run_dir, run_damage(run_dir) or "run.sqlite is missing")
             rec = SqliteRunRecorder(run_dir, info, create=False, synchronous=self.synchronous)
         except sqlite3.DatabaseError as exc:
             raise DamagedRun(run_dir, f"run.sqlite cannot be read ({exc})") from None
@@ -689,6 +687,31 @@ class SqliteRunStore(RunStore):
         return sorted(out, key=lambda r: (r.started_utc or "", r.run_id))
 
 
+#: What a run folder holds while :meth:`SqliteRunStore.create_run` makes it, before anything is recorded.
+_CREATION_FILES = ("run.json", LOCK_NAME, RESERVE_NAME, "run.sqlite-shm")
+_EMPTY_WHEN_NEW = ("run.sqlite", "run.sqlite-wal", "run.sqlite-journal")
+#: The reason :func:`run_damage` gives for such a folder starts so.
+NEVER_STARTED = "never started"
+
+
+def never_started(run_dir: Path) -> str | None:
+    """Why ``run_dir`` is a folder whose making was cut short (a kill -9, a power cut) with
+    nothing recorded, else None: only ``run.json``, the lock, the disk reserve and an empty (or
+    absent) database, no step, sample or event anywhere in it."""
+    run_dir = Path(run_dir)
+    try:
+        for p in run_dir.iterdir():
+            if p.name in _CREATION_FILES and p.is_file():
+                continue
+            if p.name in _EMPTY_WHEN_NEW and p.is_file() and p.stat().st_size == 0:
+                continue
+            return None
+    except OSError:
+        return None
+    db = run_dir / "run.sqlite"
+    return "run.sqlite is empty (0 bytes)" if db.exists() else "run.sqlite is missing"
+
+
 def run_damage(run_dir: Path) -> str | None:
     """Why a known run folder can no longer be read (cheap checks), or None."""
     try:
@@ -697,6 +720,11 @@ def run_damage(run_dir: Path) -> str | None:
         return exc.reason
     db = run_dir / "run.sqlite"
     try:
+        if not db.is_file() or db.stat().st_size == 0:
+            why = never_started(run_dir)
+            if why is not None:
+                return (f"{NEVER_STARTED} ({why}): the process died while making the folder, nothing was "
+                        "recorded; run the recipe again")
         if not db.is_file():
             return "run.sqlite is missing"
         if db.stat().st_size == 0:
