@@ -95,28 +95,26 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
 ANALYSIS_BYTES_PER_PX = 120
 
 
+def _proc_kib(path: str, key: str) -> float | None:
+    """``key: N kB`` from a /proc status file, in bytes (None where it is not there)."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def available_memory_bytes() -> float:
     """What this process may still allocate: the system's MemAvailable and, under a ``ulimit
     -v``, what is left of it (inf where neither is known)."""
     import resource
 
-    left = math.inf
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                left = int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    left = _proc_kib("/proc/meminfo", "MemAvailable") or math.inf
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY:
-        used = 0
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmSize:"):
-                    used = int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            pass
-        left = min(left, soft - used)
+        left = min(left, soft - (_proc_kib("/proc/self/status", "VmSize") or 0.0))
     return left
 
 
