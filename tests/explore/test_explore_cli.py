@@ -51,6 +51,20 @@ def test_a_second_explore_on_the_same_folder_is_busy_and_a_rerun_after_kill_9_re
     assert done and max(done.values()) == 1, done  # no trial recorded twice
 
 
+def test_a_second_map_on_the_same_folder_is_busy(tmp_path, reap):
+    """Two `explore map` on one folder both ran workers and redrew the map; the second is now
+    refused (exit 4) before it adds or runs anything, and the first goes on."""
+    data = tmp_path / "data"
+    args = ("explore", "map", "--rh", "60:70:5", "--concentration", "4:6:1", "--data", str(data))
+    first = reap(start_castrig(*args))
+    assert "points asked" in first.stdout.readline()
+    second = castrig(*args, timeout_s=60)
+    assert second.returncode == 4 and "busy" in second.stderr and f"pid {first.pid}" in second.stderr, second.stdout + second.stderr
+    assert "points asked" not in second.stdout
+    first.wait(timeout=120)
+    assert first.returncode == 0, first.stderr.read()
+
+
 def _refused(result, option: str) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and option in result.stderr

@@ -305,6 +305,11 @@ def explore_map(
         from castrig.store import data_root
 
         folder = data_root(data) / "explore" / f"map-{grade}"
+    from castrig.explore.journal import SearchFolder
+
+    # one coordinator per map folder (two both ran workers and redrew the map); workers that
+    # join through --storage from elsewhere take no folder lock
+    SearchFolder(folder).claim("castrig explore map")
     url = storage_url(storage, folder)
     name = study or f"map-{grade}"
     st, queued = start_map(url, name, settings, grid)
