@@ -411,7 +411,11 @@ class SqliteRunRecorder(RunRecorder):
         return None if row is None or row[0] is None else float(row[0])
 
     def close(self) -> None:
-        if self.owns_lock:
+        """Idempotent (the session closes its record when the run ends and again on its way out)."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        if self.owns_lock or not self._read_only:  # made it, or wrote to it (resume): hand it over as one file
             hand_over(self._db)
         try:
             self._db.close()
