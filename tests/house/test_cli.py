@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
-from tests.conftest import wait_until
+from tests.conftest import castrig, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -335,6 +335,11 @@ def test_a_closed_terminal_aborts_to_the_safe_state(tmp_path, terminal_run):
     safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
     assert safe and safe[-1]["safe"] is True
     assert db.execute("select count(*) from events where kind='run_end'").fetchone()[0] == 1
+    db.close()
+    # nobody decided this abort: a plain resume continues it (an operator's abort needs --after-abort)
+    done = castrig("resume", str(run_dir), "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "completed"
 
 
 def test_sigterm_while_asking_aborts_without_an_answer(tmp_path, terminal_run):

@@ -37,7 +37,7 @@ from castrig.recipe.compat import check_recipe_for_profile
 from castrig.recipe.membranes import target_summary
 from castrig.recipe.model import load_recipe
 from castrig.recipe.runner import RunResult
-from castrig.recipe.session import resume_run, run_recipe
+from castrig.recipe.session import needs_after_abort, resume_run, run_recipe
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
 from castrig.store.atomic import atomic_write_json
@@ -145,7 +145,8 @@ def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Pat
                     break
                 if replaced:
                     item["run_dir"] = None  # result stays None: the recipe runs afresh below
-                elif info.get("outcome") in ("completed", "aborted"):  # it ended; the queue died before noting it
+                elif info.get("outcome") == "completed" or needs_after_abort(info.get("outcome"), info.get("outcome_reason")):
+                    # it ended (or someone aborted it); the queue died before noting it
                     result = RunResult(info["outcome"], info.get("outcome_reason"), run_dir=str(run_dir),
                                        membranes=_membranes(run_dir))
                 else:

@@ -40,6 +40,17 @@ from castrig.store.signals import guarded
 console = Console(stderr=True)
 
 
+#: How the abort of a run whose terminal closed is recorded (its outcome_reason holds this).
+HUNG_UP = "SIGHUP received (the terminal closed)"
+
+
+def needs_after_abort(outcome: str | None, reason: str | None) -> bool:
+    """Whether continuing a run needs ``--after-abort``: it was aborted by someone's decision
+    (the operator, SIGTERM, an interlock) — not by a terminal that closed under it, which
+    nobody decided and which a plain resume (or a queue's) continues."""
+    return outcome == "aborted" and HUNG_UP not in (reason or "")
+
+
 @contextmanager
 def _signals(runner: Runner) -> Iterator[None]:
     """Ctrl-C once: pause at the next safe point and ask; twice: abort now. SIGTERM: abort.
@@ -58,8 +69,7 @@ def _signals(runner: Runner) -> Iterator[None]:
         runner.request_pause()
 
     def on_term(signum: int, frame: Any) -> None:
-        reason = (f"{signal.Signals(signum).name} received"
-                  f"{' (the terminal closed)' if signum == signal.SIGHUP else ''}: aborting to the safe state")
+        reason = f"{HUNG_UP if signum == signal.SIGHUP else signal.Signals(signum).name + ' received'}: aborting to the safe state"
         if runner.status.state == "paused":  # asking a person, who may never answer: abort now
             raise RunAborted("aborted", reason)
         runner.request_abort(reason, someone_asked=signum != signal.SIGHUP)
@@ -304,7 +314,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False) -> R
     if info.outcome == "completed":
         recorder.close()
         raise BadInput(f"{run_dir}: run already completed (outcome completed); nothing to resume", file=str(run_dir))
-    if info.outcome == "aborted" and not after_abort:
+    if needs_after_abort(info.outcome, info.outcome_reason) and not after_abort:
         recorder.close()
         raise BadInput(f"{run_dir}: run was aborted ({info.outcome_reason or 'no reason recorded'}); resuming starts the "
                        "rig again (conditioning, pre-wet, the remaining casts): add --after-abort if that is meant",
