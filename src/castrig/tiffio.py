@@ -425,8 +425,10 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
             raise BadInput(f"{p}: cannot read TIFF ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
-        if px is not None and not _usable(px) and src == "TIFF resolution tags":
-            px, src = None, None  # tags left at nothing (0 px/cm): no pixel size (an instrument's field is kept, to be named)
+        if px is not None and not _usable(px):
+            if src != "TIFF resolution tags":  # an instrument's field that is there and wrong: named by the caller
+                meta["pixel_size_invalid"] = {"value_um": f"{px:g}", "source": src}
+            px, src = None, None  # never handed on: a camera or a run would measure with it
         if src is not None:
             meta["pixel_size_source"] = src
             if imagej_calibrated and src == "TIFF resolution tags":
@@ -463,6 +465,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     a = np.asarray(a)
     # PNG/JPEG/BMP carry no pixel size; an SEM's text sidecar may (JEOL saves .bmp/.jpg + .txt)
     px, src = sidecar_pixel_size(p, width_px=a.shape[1] if a.ndim >= 2 else None)
+    if px is not None and not _usable(px):
+        return _grey(a, p), None, {"pixel_size_invalid": {"value_um": f"{px:g}", "source": src}}
     return _grey(a, p), px, ({"pixel_size_source": src} if src else {})
 
 

@@ -76,6 +76,9 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
         if px is not None:  # the file's own says otherwise: not silently
             warnings = pixel_size_disagreement(used, source, [(px, meta.get("pixel_size_source", "the file"))])
     elif px is None:
+        bad = meta.get("pixel_size_invalid")
+        if bad:  # the instrument's field is there but no pixel size: named, with its value
+            check_pixel_size(float(bad["value_um"]), bad["source"], file=path)
         raise BadInput(
             f"{path}: no pixel size in the file ({what}); give --pixel-size UM",
             file=str(path),
