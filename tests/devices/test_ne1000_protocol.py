@@ -310,3 +310,19 @@ def test_bad_arguments_rejected_before_any_byte():
             p.enter_safe_mode(256)
     with pytest.raises(ValueError):
         pump(None, address=100)
+
+
+def test_a_marker_answered_by_an_alarm_is_confirmed_by_a_second_ver():
+    """Out of step (a timeout) in safe mode: the marker VER is answered A?T. That may be the
+    pump's unprompted watchdog alarm (which acknowledges nothing) with VER's own A?T still to
+    come, so the driver asks VER once more — now answered with the version — before it trusts
+    the reply to STP."""
+    with expected_protocol(pump, [
+        (packet("VER"), packet("00A?T")),  # the alarm: acknowledged by this reply
+        (packet("VER"), packet("00SNE1000V3.928")),  # in step: the version alone
+        (packet("STP"), packet("00S")),
+    ]) as p:
+        p.safe = True
+        p.in_step.mark()
+        p.stop()
+        assert p.last_alarm == "T" and p.in_step.resyncs == 2

@@ -248,6 +248,7 @@ class NE1000Pump(SyringePump):
         self._diameter_mm: float | None = None
         self._rate_units: str | None = None
         self._garbage = bytearray()
+        self._marker_alarm = False  # the last in-step marker was answered by an alarm
         #: After a timeout the next exchange first confirms the replies line up (``VER``).
         self.in_step = InStep(link, marker=self._marker, read_reply=self._read_text)
 
@@ -440,6 +441,15 @@ class NE1000Pump(SyringePump):
     def _exchange(self, command: str, framing: str | None, *, query: bool = False) -> tuple[PumpState, str]:
         self._drain_unsolicited()
         self.in_step.ensure()
+        if self._marker_alarm:
+            # The marker was answered by an alarm — VER's own, or one the pump sent unprompted
+            # just before (which does not acknowledge it): with VER's reply still to come, the
+            # next reply would be one behind. The alarm is acknowledged now, so a second VER is
+            # answered with the version alone.
+            self._marker_alarm = False
+            self.in_step.mark()
+            self.in_step.ensure()
+            self._marker_alarm = False
         self.link.write(self._frame(command, framing))
         text = self._read_reply(command, query=query)
         return self._parse(command, text)
@@ -524,6 +534,7 @@ class NE1000Pump(SyringePump):
             if m.group(2):
                 self.last_alarm = m.group(2)
                 self.last_state = PumpState.STOPPED
+                self._marker_alarm = True
                 return True
             return bool(m.group(4) and _VERSION.match(m.group(4)))
 
