@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -103,9 +104,11 @@ def _find_run_dir(root: Path, item: dict[str, Any]) -> Path | None:
     return sorted(found)[0][1] if found else None
 
 
-def _replace_never_started(run_dir: Path, item: dict[str, Any]) -> bool:
+def _replace_never_started(run_dir: Path, item: dict[str, Any], save: Callable[[], None]) -> bool:
     """Remove ``run_dir`` if it never started (owning it first: :class:`Busy` if its maker lives);
-    note it in ``item["replaced"]``. False (nothing done) if it holds a record after all."""
+    note it in ``item["replaced"]`` and ``save`` the queue's state first, so that a queue dying
+    during the removal finds the item without a folder, not a folder half gone. False (nothing
+    done) if it holds a record after all."""
     if never_started(run_dir) is None:
         return False
     claim_run(run_dir, purpose=f"castrig queue --resume: replacing {run_dir}")
@@ -113,11 +116,13 @@ def _replace_never_started(run_dir: Path, item: dict[str, Any]) -> bool:
         why = never_started(run_dir)  # again, now that nobody else can write to it
         if why is None:
             return False
+        item.setdefault("replaced", []).append({"run_dir": str(run_dir), "reason": f"never started ({why}; nothing recorded)",
+                                                "replaced_utc": _now()})
+        item["run_dir"] = None
+        save()
         shutil.rmtree(run_dir)
     finally:
         release_run(run_dir)
-    item.setdefault("replaced", []).append({"run_dir": str(run_dir), "reason": f"never started ({why}; nothing recorded)",
-                                            "replaced_utc": _now()})
     Console(stderr=True).print(f"{escape(str(run_dir))}: never started ({why}; the queue died while making it, nothing "
                                f"recorded): removed, {escape(Path(item['recipe']).name)} runs afresh", highlight=False, soft_wrap=True)
     return True
@@ -134,11 +139,14 @@ def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Pat
         result: RunResult | None = None
         if item["status"] == "running":  # crashed or interrupted while it ran: resume its folder
             run_dir = Path(item["run_dir"]) if item.get("run_dir") else _find_run_dir(root, item)
+            if run_dir is not None and not (run_dir / "run.json").is_file():
+                run_dir = item["run_dir"] = None  # gone (a replacement cut short): it never got a folder
             if run_dir is not None:
                 info = json.loads((run_dir / "run.json").read_text())
                 item["run_dir"] = str(run_dir)
                 try:
-                    replaced = info.get("outcome") != "completed" and _replace_never_started(run_dir, item)
+                    replaced = info.get("outcome") != "completed" and _replace_never_started(
+                        run_dir, item, lambda: atomic_write_json(state_path, state))
                 except Busy as exc:  # its maker is alive after all: the item stays 'running'
                     state["stopped"] = f"cannot resume {run_dir}: {exc}"
                     unreachable = 4
