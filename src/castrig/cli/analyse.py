@@ -109,12 +109,43 @@ def _proc_kib(path: str, key: str) -> float | None:
     return None
 
 
+def _cgroup_left_bytes() -> float:
+    """What the process's memory cgroup (a container's limit) still allows: v2 ``memory.max`` −
+    ``memory.current``, v1 ``memory.limit_in_bytes`` − ``memory.usage_in_bytes``; inf unlimited."""
+    left = math.inf
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return left
+    for line in lines:
+        _, ctrl, rel = line.split(":", 2)
+        if ctrl == "":
+            names, bases = ("memory.max", "memory.current"), ("/sys/fs/cgroup" + rel, "/sys/fs/cgroup")
+        elif "memory" in ctrl.split(","):
+            names, bases = ("memory.limit_in_bytes", "memory.usage_in_bytes"), ("/sys/fs/cgroup/memory" + rel, "/sys/fs/cgroup/memory")
+        else:
+            continue
+        for base in bases:  # in a container the cgroup's path is often its root
+            try:
+                limit = Path(base, names[0]).read_text().strip()
+                used = float(Path(base, names[1]).read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if limit != "max" and float(limit) < 2**60:
+                left = min(left, float(limit) - used)
+            break
+    return left
+
+
 def available_memory_bytes() -> float:
-    """What this process may still allocate: the system's MemAvailable and, under a ``ulimit
-    -v``, what is left of it (inf where neither is known)."""
+    """What this process may still allocate: the system's MemAvailable plus free swap, what a
+    container's memory cgroup still allows and, under a ``ulimit -v``, what is left of it (inf
+    where none is known)."""
     import resource
 
-    left = _proc_kib("/proc/meminfo", "MemAvailable") or math.inf
+    avail = _proc_kib("/proc/meminfo", "MemAvailable")
+    left = math.inf if avail is None else avail + (_proc_kib("/proc/meminfo", "SwapFree") or 0.0)
+    left = min(left, _cgroup_left_bytes())
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY:
         left = min(left, soft - (_proc_kib("/proc/self/status", "VmSize") or 0.0))
