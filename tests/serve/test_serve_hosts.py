@@ -164,3 +164,61 @@ def test_a_read_only_data_root_is_served(finished_run, tmp_path: Path, read_only
         assert request(local, "/api/runs")[0] == 401
         assert request(local, "/api/runs", token=served.token)[0] == 200
     assert sorted(p.name for p in ro.iterdir()) == [uid]  # nothing written there
+
+
+def _without_root_file_powers() -> None:
+    """In the child, before exec: drop the capabilities that let root open any file (DAC override,
+    read-search, owner), so files of another user are closed to it as to any other user. (Not
+    setuid(nobody): the interpreter may live where nobody can read, such as /root/.pyenv.)"""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone from the bounding set, so at exec
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the data root to another user (nobody)")
+def test_another_users_data_root_is_served(reap):
+    """`serve --data ROOT` run by another user than ROOT's owner (DATA/.castrig is 0700) died
+    with a PermissionError traceback (exit 1) looking for the rig's token there: it serves, its
+    token kept in the user's state folder, as on a read-only data root."""
+    import select
+    import subprocess
+    import sys
+    import tempfile
+
+    from castrig.serve.app import TOKEN_DIR, ensure_token
+
+    top = Path(tempfile.mkdtemp(prefix="castrig-other-user-"))
+    try:
+        data = top / "data"
+        data.mkdir()
+        ensure_token(data / TOKEN_DIR)  # the rig's own token, as its owner's first `castrig serve` made it
+        for p in (data, *data.rglob("*")):
+            os.chown(p, 65534, 65534)  # all nobody's
+        assert (data / ".castrig").stat().st_mode & 0o777 == 0o700
+        state = top / "state"
+        state.mkdir()
+        env = {k: v for k, v in os.environ.items() if k != "CASTRIG_STORE"}
+        env.update(PYTHONUNBUFFERED="1", HOME=str(state), XDG_STATE_HOME=str(state), PYTHONPATH=str(ROOT / "src"))
+        try:
+            proc = reap(subprocess.Popen([sys.executable, "-m", "castrig", "serve", "--data", str(data), "--port", "0"],
+                                         cwd=state, env=env, preexec_fn=_without_root_file_powers, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        except (OSError, subprocess.SubprocessError) as exc:
+            pytest.skip(f"cannot drop root's file capabilities here: {exc}")
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else ""
+        if not line:
+            proc.kill()
+            pytest.fail(f"castrig serve printed nothing (exit {proc.wait(10)}): {proc.stderr.read()[-2000:]}")
+        info = json.loads(line)
+        assert Path(info["token_file"]).is_relative_to(state), info
+        assert request(info["url"], "/api/runs") == (200, "[]")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+        err = proc.stderr.read()
+        assert "Traceback" not in err and str(data / TOKEN_DIR) in err and str(state) in err, err[-2000:]
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

@@ -86,6 +86,16 @@ def state_token_dir(root: Path) -> Path:
     return base / "castrig" / "tokens" / f"{Path(resolved).name or 'root'}-{tag}"
 
 
+def _readable_file(path: Path) -> bool:
+    """Whether ``path`` is a file this user can read; a folder on the way closed to them (another
+    user's ``DATA/.castrig``, 0700: Python 3.11's ``is_file`` raises PermissionError) is a no."""
+    try:
+        with open(path, "rb"):
+            return path.is_file()
+    except OSError:
+        return False
+
+
 def token_dir_for(root: Path) -> tuple[Path, Path, str]:
     """``(token_dir, token_file, note)`` for serving ``root``: ``DATA/.castrig/tokens`` (made on
     first start); on a data root that cannot be written (a read-only mount, another user's runs)
@@ -98,7 +108,7 @@ def token_dir_for(root: Path) -> tuple[Path, Path, str]:
         return d, ensure_token(d), ""
     except OSError as exc:
         why = exc.strerror or str(exc)
-    if (d / DEFAULT_TOKEN).is_file() and os.access(d / DEFAULT_TOKEN, os.R_OK):
+    if _readable_file(d / DEFAULT_TOKEN):
         return d, d / DEFAULT_TOKEN, ""  # the rig's own token, readable: it still works here
     other = state_token_dir(root)
     try:
