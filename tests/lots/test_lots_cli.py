@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -105,3 +106,31 @@ def test_checks_refuse_a_lot_assigned_to_the_other_use(tmp_path, capsys):
         cc.write_text(yaml.safe_dump({**setup, "lot": lot}))
         assert cli(["coculture", "check", str(cc), "--data", str(root)]) == 0
         assert "suits lot" in capsys.readouterr().out
+
+
+def test_assign_and_unassign_on_a_read_only_data_root(tmp_path, read_only_mount):
+    """`lots assign/unassign` took DATA/lots.lock (creating it) before checking anything: on a
+    read-only data root an unknown lot, the same use again or unassigning a lot with no use (no
+    write needed) died with an OSError traceback (exit 1). The lot is checked first, the lock
+    taken only to write, and a lock that cannot be taken is refused (exit 2) naming it and why."""
+    from conftest import castrig
+
+    root, lot = _store(tmp_path)
+    other = _add_run(root, "other", _metrics(3.0))
+    assert cli(["lots", "assign", lot, "--use", "blood_filter", "--data", str(root)]) == 0
+    ro = read_only_mount(root)
+    before = sorted(p.name for p in ro.iterdir())
+    for argv, rc, said in ((["unassign", "no-such-lot"], 2, "LOT = 'no-such-lot': no such lot"),
+                           (["assign", "no-such-lot", "--use", "coculture"], 2, "LOT = 'no-such-lot': no such lot"),
+                           (["assign", lot, "--use", "coculture"], 2, f"lot {lot}: already assigned to blood_filter"),
+                           (["assign", lot, "--use", "blood_filter"], 0, f"lot {lot}: intended use blood_filter"),
+                           (["unassign", other], 0, ""),
+                           (["assign", other, "--use", "coculture"], 2, f"{ro / 'lots.lock'}: cannot take the lock"),
+                           (["unassign", lot], 2, f"{ro / 'lots.lock'}: cannot take the lock")):
+        res = castrig("lots", *argv, "--data", str(ro))
+        assert res.returncode == rc and said in res.stdout + res.stderr, (argv, res.returncode, res.stdout, res.stderr)
+        assert "Traceback" not in res.stderr, (argv, res.stderr)
+        if rc == 2 and "lots.lock" in said:
+            assert "Read-only file system" in res.stderr, res.stderr
+    assert sorted(p.name for p in ro.iterdir()) == before
+    assert json.loads((ro / "lots.json").read_text())[lot]["intended_use"] == "blood_filter"

@@ -11,6 +11,8 @@ check and rewrite that file while holding ``DATA/lots.lock`` (an OS lock, :mod:`
 gone with the process however it dies): two ``castrig lots assign`` at the same moment are
 served one after the other — the second sees the first's use (and is refused if it wants the
 other one), and neither write drops the other's assignment. The file is written atomically.
+What needs no write (an unknown lot, the same use again, a lot with no use unassigned) is
+answered before the lock is taken, so it works on a read-only data root too.
 
 Policy for uses (``assign_use``):
 
@@ -159,12 +161,10 @@ def _assignments_locked(root: str | Path | None) -> Iterator[Path]:
     """Hold ``DATA/lots.lock`` around a read-check-write of the assignments; yields the data root.
 
     Waits (up to :data:`LOCK_WAIT_S`) while another process assigns, then :class:`Busy` naming it.
-    A data root that does not exist holds no lots: nothing to lock (the lookup refuses).
+    A lock that cannot be taken (a read-only data root, another user's) is a BadInput naming it
+    and why. Taken only when there is something to write: the callers check the lot first.
     """
     store_root = open_store(root).root
-    if not store_root.is_dir():
-        yield store_root
-        return
     path = store_root / _LOCK
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
@@ -175,6 +175,9 @@ def _assignments_locked(root: str | Path | None) -> Iterator[Path]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+        except OSError as exc:
+            raise BadInput(f"{path}: cannot take the lock on the lot assignments ({exc.strerror or exc}); "
+                           "assigning and unassigning write to the data root", file=str(path)) from None
     try:
         yield store_root
     finally:
@@ -184,14 +187,30 @@ def _assignments_locked(root: str | Path | None) -> Iterator[Path]:
 def assign_use(lot_id: str, use: str, root: str | Path | None = None, *, allow_simulated: bool = False) -> Lot:
     """Record a lot's intended use, after checking its grades, whether it is real, and that it
     has no other use (the policy of the module docstring); the check and the write are one step
-    for every other process (``DATA/lots.lock``)."""
+    for every other process (``DATA/lots.lock``). The lot is checked before the lock is taken
+    (an unknown lot, or the same use again, needs no write and no lock), and again under it."""
     if use not in USES:
         raise BadInput(f"--use {use!r}: unknown use (allowed: one of {', '.join(USES)})", field="--use")
+    lot = _checked_for(lot_id, use, root, allow_simulated)
+    if lot.intended_use == use:
+        return lot  # the same use again: nothing changes
     with _assignments_locked(root) as store_root:
-        return _assign_locked(lot_id, use, root, store_root, allow_simulated)
+        lot = _checked_for(lot_id, use, root, allow_simulated)  # what another process wrote meanwhile
+        if lot.intended_use == use:
+            return lot
+        data = _assignments(store_root)
+        from castrig.store import utc_now_iso
+
+        data[lot_id] = {"intended_use": use, "assigned_utc": utc_now_iso(), "simulated": lot.simulated,
+                        "allow_simulated": bool(lot.simulated and allow_simulated), "membrane_id": lot.membrane_id,
+                        "run_id": lot.run_id}
+        atomic_write_json(store_root / _ASSIGNMENTS, data)
+    lot.intended_use, lot.assignment = use, data[lot_id]
+    return lot
 
 
-def _assign_locked(lot_id: str, use: str, root: str | Path | None, store_root: Path, allow_simulated: bool) -> Lot:
+def _checked_for(lot_id: str, use: str, root: str | Path | None, allow_simulated: bool) -> Lot:
+    """The lot, if it may be given ``use`` (it may already have it), else BadInput saying why."""
     lot = get_lot(lot_id, root, field_name="LOT")
     if not lot.suits(use):
         raise BadInput(f"lot {lot_id}: grades met {', '.join(lot.grades_met)} do not suit {use} "
@@ -202,25 +221,17 @@ def _assign_locked(lot_id: str, use: str, root: str | Path | None, store_root: P
     if lot.intended_use and lot.intended_use != use:
         raise BadInput(f"lot {lot_id}: already assigned to {lot.intended_use}; a lot has one use ({' and '.join(USES)} "
                        f"exclude each other): `castrig lots unassign {lot_id}` first if that is really meant", field="--use")
-    if lot.intended_use == use:
-        return lot  # the same use again: nothing changes
-    data = _assignments(store_root)
-    from castrig.store import utc_now_iso
-
-    data[lot_id] = {"intended_use": use, "assigned_utc": utc_now_iso(), "simulated": lot.simulated,
-                    "allow_simulated": bool(lot.simulated and allow_simulated), "membrane_id": lot.membrane_id,
-                    "run_id": lot.run_id}
-    atomic_write_json(store_root / _ASSIGNMENTS, data)
-    lot.intended_use, lot.assignment = use, data[lot_id]
     return lot
 
 
 def unassign_use(lot_id: str, root: str | Path | None = None) -> Lot:
-    """Remove a lot's intended use (deliberately, before giving it another)."""
-    with _assignments_locked(root) as store_root:
-        lot = get_lot(lot_id, root, field_name="LOT")
-        data = _assignments(store_root)
-        if data.pop(lot_id, None) is not None:
-            atomic_write_json(store_root / _ASSIGNMENTS, data)
+    """Remove a lot's intended use (deliberately, before giving it another). An unknown lot is
+    refused, and a lot with no use left as it is, before the lock is taken (nothing to write)."""
+    lot = get_lot(lot_id, root, field_name="LOT")
+    if lot.lot_id in _assignments(open_store(root).root):
+        with _assignments_locked(root) as store_root:
+            data = _assignments(store_root)
+            if data.pop(lot_id, None) is not None:
+                atomic_write_json(store_root / _ASSIGNMENTS, data)
     lot.intended_use, lot.assignment = None, {}
     return lot
