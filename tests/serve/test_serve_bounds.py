@@ -116,3 +116,50 @@ def test_max_connections_and_the_read_timeout(tmp_path: Path, castrig_serve):
         finally:
             for s in socks:
                 s.close()
+
+
+def test_max_connections_beyond_the_descriptor_limit_is_refused(tmp_path: Path):
+    """`--max-connections 100` under a 128-descriptor limit was taken as given (the server then
+    ran out of descriptors under load): refused, exit 2, naming the option, the limit and the most it allows."""
+    from conftest import castrig
+
+    from castrig.serve.guard import limits
+
+    data = tmp_path / "data"
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard))  # the command inherits it
+    try:
+        most = limits()[0]
+        res = castrig("serve", "--data", str(data), "--port", "0", "--max-connections", "100", timeout_s=30)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert most == 32
+    assert res.returncode == 2 and res.stdout == "", (res.returncode, res.stdout, res.stderr)
+    err = " ".join(res.stderr.split())
+    assert "--max-connections 100" in err and "RLIMIT_NOFILE soft limit 128" in err and "at most 32" in err, err
+    assert "Traceback" not in err and not data.exists()
+
+
+def test_a_uvicorn_without_what_the_guard_relies_on_is_refused(monkeypatch):
+    """The guard reaches into uvicorn's h11 protocol; a uvicorn that changed it is refused at
+    start, naming what is missing and the versions it was checked with, not served unguarded."""
+    import pytest
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from castrig.errors import BadInput
+    from castrig.serve.guard import UVICORN_CHECKED, bounded_config
+
+    async def app(scope, receive, send):  # never called
+        raise AssertionError
+
+    bounded_config(app, lifespan="off")  # the installed uvicorn has it all
+    real_init = H11Protocol.__init__
+
+    def init_without_connections(self, *a, **kw):
+        real_init(self, *a, **kw)
+        del self.connections
+
+    monkeypatch.setattr(H11Protocol, "__init__", init_without_connections)
+    with pytest.raises(BadInput) as exc:
+        bounded_config(app, lifespan="off")
+    assert "H11Protocol().connections" in str(exc.value) and UVICORN_CHECKED in str(exc.value)

@@ -216,7 +216,8 @@ def serve(
     port: int = typer.Option(8765, "--port", min=0, max=65535, help="TCP port (0: any free port)."),
     max_connections: Optional[int] = typer.Option(None, "--max-connections", min=2, max=100_000, metavar="N",
                                                   help="Connections held at most (default: 256, fewer under a low open-file limit); "
-                                                       "beyond it the oldest idle one is closed, else 503."),
+                                                       "beyond it the oldest idle one is closed, else 503. More than the open-file limit "
+                                                       "can hold is refused."),
 ) -> None:
     """Serve every run under the data root in a browser, with a JSON API (prints {"url", "token_file"})."""
     from castrig.cli.main import usable_data_root

@@ -550,8 +550,9 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connecti
     ``max_connections`` (default from the file-descriptor limit, :mod:`castrig.serve.guard`)."""
     import uvicorn
 
-    from castrig.serve.guard import bounded_config
+    from castrig.serve.guard import bounded_config, limits
 
+    limits(max_connections)  # a --max-connections the descriptor limit cannot hold: refused before anything is made
     root = Path(root)
     if not root.is_dir():
         root.mkdir(parents=True, exist_ok=True)

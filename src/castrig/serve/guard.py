@@ -43,12 +43,21 @@ _503 = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=
 def limits(max_connections: int | None = None) -> tuple[int, int]:
     """``(max_connections, backlog)`` under this process's file-descriptor limit: the held
     connections, plus two accept batches of ``backlog``, plus what SQLite readers and the rest
-    need, stay below it. ``max_connections`` given: that many (at least 2), backlog to suit."""
+    need (half the descriptors), stay below it. ``max_connections`` given: that many (at least
+    2), backlog to suit; more than the limit can hold is a BadInput naming the option, the limit
+    and the most it allows (never clamped quietly: the operator asked for that number)."""
+    from castrig.errors import BadInput
+
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     soft = soft if soft != resource.RLIM_INFINITY else 65536
     backlog = max(16, min(64, soft // 16))
+    most = max(8, soft // 2 - 2 * backlog)
     if max_connections is None:
-        max_connections = max(8, min(MAX_CONNECTIONS, soft // 2 - 2 * backlog))
+        max_connections = min(MAX_CONNECTIONS, most)
+    elif max_connections > most:
+        raise BadInput(f"--max-connections {max_connections}: more than the open-file limit can hold (RLIMIT_NOFILE "
+                       f"soft limit {soft}: at most {most} connections; give at most {most}, or raise the limit "
+                       "with `ulimit -n` first)", field="--max-connections")
     return max(2, max_connections), backlog
 
 
@@ -134,12 +143,62 @@ def quiet_accept_errors() -> None:
     logging.getLogger("asyncio").addFilter(_OncePerMinute())
 
 
+#: the uvicorn versions whose H11Protocol internals :class:`BoundedH11` was checked against (pyproject says the same)
+UVICORN_CHECKED = ">=0.29,<0.55"
+
+
+def check_uvicorn(config: Any) -> None:
+    """Refuse (BadInput) a uvicorn whose h11 protocol lacks what :class:`BoundedH11` relies on:
+    its ``connection_made``/``data_received``/``connection_lost``, and on each connection ``conn``
+    (an ``h11.Connection``), ``connections`` (the server's set), ``loop``, ``transport``,
+    ``config``, ``cycle`` — a request cycle that keeps ``response_complete``.
+
+    Refused rather than served without the guard: without it one script's half-sent requests
+    take every descriptor and nobody gets an answer, while the server looks up; a clear refusal
+    at start names the fix (a uvicorn in :data:`UVICORN_CHECKED`). A probe connection is made on
+    ``config`` (which loads it, as serving would) on a loop of its own, never connected."""
+    import uvicorn
+    from uvicorn.protocols.http import h11_impl
+
+    from castrig.errors import BadInput
+
+    missing = [f"H11Protocol.{m}" for m in ("connection_made", "data_received", "connection_lost")
+               if not callable(getattr(H11Protocol, m, None))]
+    cycle = getattr(h11_impl, "RequestResponseCycle", None)
+    init = getattr(getattr(cycle, "__init__", None), "__code__", None)
+    if init is None or "response_complete" not in init.co_names:
+        missing.append("RequestResponseCycle.response_complete")
+    if not missing:
+        loop = asyncio.new_event_loop()
+        try:
+            from uvicorn.server import ServerState
+
+            state = ServerState()
+            probe = BoundedH11(config, state, {}, _loop=loop)
+            checks = {"conn": isinstance(getattr(probe, "conn", None), h11.Connection),
+                      "connections": getattr(probe, "connections", None) is state.connections,
+                      "loop": getattr(probe, "loop", None) is loop,
+                      "transport": hasattr(probe, "transport"), "config": getattr(probe, "config", None) is config,
+                      "cycle": hasattr(probe, "cycle")}
+            missing += [f"H11Protocol().{name}" for name, ok in checks.items() if not ok]
+        except Exception as exc:  # noqa: BLE001 - whatever a changed constructor raises is the answer
+            missing.append(f"H11Protocol(config, server_state, app_state, _loop) ({type(exc).__name__}: {exc})")
+        finally:
+            loop.close()
+    if missing:
+        raise BadInput(f"uvicorn {getattr(uvicorn, '__version__', '?')}: its h11 protocol lacks what castrig serve's "
+                       f"connection guard relies on ({', '.join(missing)}); install a uvicorn it was checked with: "
+                       f"pip install 'uvicorn{UVICORN_CHECKED}'")
+
+
 def bounded_config(app: Any, *, max_connections: int | None = None, **kw: Any) -> Any:
-    """A ``uvicorn.Config`` for ``app`` with the bounds above (``kw``: host, port, log level …)."""
+    """A ``uvicorn.Config`` for ``app`` with the bounds above (``kw``: host, port, log level …),
+    once :func:`check_uvicorn` found what the guard relies on."""
     import uvicorn
 
     cap, backlog = limits(max_connections)
     config = uvicorn.Config(app, http=BoundedH11, backlog=backlog, limit_concurrency=cap + 1, timeout_keep_alive=5, **kw)
     config.castrig_max_connections = cap  # type: ignore[attr-defined]
+    check_uvicorn(config)
     quiet_accept_errors()
     return config
