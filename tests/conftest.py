@@ -492,3 +492,22 @@ def read_only_mount(mounts):
     """``read_only_mount(folder)``: ``folder`` bind-mounted read-only (even root cannot write
     there); skipped when mounting is not permitted."""
     return lambda src: mounts("castrig-ro-", ["mount", "--bind", str(src)], ["mount", "-o", "remount,ro,bind"])
+
+
+# -- lots: a graded run folder without running (tests/lots) ---------------------------------------
+def add_graded_run(root: Path, name: str, metrics: dict[str, Any], outcome: str = "completed") -> str:
+    """A run folder as the runner leaves it (results ``metrics`` and their verdict, outcome,
+    catalog row) under data root ``root``, without running; its run id (a lot when it met a grade)."""
+    from castrig.analysis.verdict import judge
+    from castrig.store import RunInfo, open_store
+
+    store = open_store(root)
+    rec = store.create_run(RunInfo(run_id=f"20260101-000001-{name}", recipe_name=name, recipe_path="", profile_name="sim",
+                                   profile_path="", software_version="t", seed=None, operator="", started_utc="2026-01-01T00:00:01Z"))
+    verdict = judge(metrics).to_dict()
+    rec.save_result(1.0, "metrics", metrics)
+    rec.save_result(1.0, "verdict", verdict)
+    rec.update_info(outcome=outcome, ended_utc="2026-01-01T00:10:00Z")
+    store.index_run(rec, verdict["grades_met"] if outcome == "completed" else [])
+    rec.close()
+    return rec.info.run_id

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from castrig.analysis.verdict import judge
 from castrig.errors import BadInput
 from castrig.lots import (
     FILTER_BOUNDS,
@@ -22,7 +21,8 @@ from castrig.lots import (
     load_coculture,
     load_filter,
 )
-from castrig.store import RunInfo, open_store
+
+from conftest import add_graded_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,28 +34,14 @@ def _metrics(d: float, through: float = 0.9, opening: float = 0.6) -> dict:
             "penetration_depth_um": 1.0, "penetration_fraction": 0.2, "pore_communication": 0.5, "support_continuity": 0.6}  # claim 1 from the section (issue 16)
 
 
-def _add_run(root: Path, name: str, metrics: dict, outcome: str = "completed") -> str:
-    """A run folder as the runner leaves it (results, outcome, catalog row), without running."""
-    store = open_store(root)
-    rec = store.create_run(RunInfo(run_id=f"20260101-000001-{name}", recipe_name=name, recipe_path="", profile_name="sim",
-                                   profile_path="", software_version="t", seed=None, operator="", started_utc="2026-01-01T00:00:01Z"))
-    verdict = judge(metrics).to_dict()
-    rec.save_result(1.0, "metrics", metrics)
-    rec.save_result(1.0, "verdict", verdict)
-    rec.update_info(outcome=outcome, ended_utc="2026-01-01T00:10:00Z")
-    store.index_run(rec, verdict["grades_met"] if outcome == "completed" else [])
-    rec.close()
-    return rec.info.run_id
-
-
 @pytest.fixture
 def store(tmp_path) -> dict:
     root = tmp_path / "data"
     ids = {
-        "all": _add_run(root, "all", _metrics(3.0)),  # meets claim1..claim4
-        "c1only": _add_run(root, "c1only", _metrics(30.0)),  # D 30: claim1 and claim2 only (claim3/4: D <= 20)
-        "none": _add_run(root, "none", _metrics(3.0, through=0.1)),  # completed, no grade met: not a lot
-        "aborted": _add_run(root, "aborted", _metrics(3.0), outcome="aborted"),
+        "all": add_graded_run(root, "all", _metrics(3.0)),  # meets claim1..claim4
+        "c1only": add_graded_run(root, "c1only", _metrics(30.0)),  # D 30: claim1 and claim2 only (claim3/4: D <= 20)
+        "none": add_graded_run(root, "none", _metrics(3.0, through=0.1)),  # completed, no grade met: not a lot
+        "aborted": add_graded_run(root, "aborted", _metrics(3.0), outcome="aborted"),
     }
     return {"root": root, **ids}
 

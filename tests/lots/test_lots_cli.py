@@ -9,7 +9,8 @@ import yaml
 
 from castrig.cli import main as cli_main
 
-from test_lots_checks import _add_run, _metrics  # same folder (pytest puts it on sys.path)
+from conftest import add_graded_run
+from test_lots_checks import _metrics  # same folder (pytest puts it on sys.path)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +27,7 @@ def cli(argv: list[str]) -> int:
 
 def _store(tmp_path: Path) -> tuple[Path, str]:
     root = tmp_path / "data"
-    return root, _add_run(root, "good", _metrics(3.0))
+    return root, add_graded_run(root, "good", _metrics(3.0))
 
 
 def test_lots_lists_lots_and_assigns_uses(tmp_path, capsys):
@@ -77,7 +78,7 @@ def test_coculture_check(tmp_path, capsys):
 def test_checks_refuse_a_lot_assigned_to_the_other_use(tmp_path, capsys):
     """A lot assigned to co-culture is not a blood filter's, and the other way round (they exclude each other)."""
     root = tmp_path / "data"
-    lot_cc, lot_bf, lot_free = (_add_run(root, name, _metrics(3.0)) for name in ("cc", "bf", "free"))
+    lot_cc, lot_bf, lot_free = (add_graded_run(root, name, _metrics(3.0)) for name in ("cc", "bf", "free"))
     assert cli(["lots", "assign", lot_cc, "--use", "coculture", "--data", str(root)]) == 0
     assert cli(["lots", "assign", lot_bf, "--use", "blood_filter", "--data", str(root)]) == 0
     capsys.readouterr()
@@ -116,7 +117,7 @@ def test_assign_and_unassign_on_a_read_only_data_root(tmp_path, read_only_mount)
     from conftest import castrig
 
     root, lot = _store(tmp_path)
-    other = _add_run(root, "other", _metrics(3.0))
+    other = add_graded_run(root, "other", _metrics(3.0))
     assert cli(["lots", "assign", lot, "--use", "blood_filter", "--data", str(root)]) == 0
     ro = read_only_mount(root)
     before = sorted(p.name for p in ro.iterdir())

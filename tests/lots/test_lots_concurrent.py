@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from conftest import start_castrig
 
-from test_lots_checks import _add_run, _metrics  # same folder (pytest puts it on sys.path)
+from conftest import add_graded_run
+from test_lots_checks import _metrics  # same folder (pytest puts it on sys.path)
 
 
 def _root_with_lots(tmp_path, n: int) -> tuple:
     root = tmp_path / "data"
-    return root, [_add_run(root, f"lot{k:02d}", _metrics(3.0)) for k in range(n)]
+    return root, [add_graded_run(root, f"lot{k:02d}", _metrics(3.0)) for k in range(n)]
 
 
 _SLOW_DISK = """
@@ -33,24 +35,27 @@ os.replace = _slow_replace
 """
 
 
-def _all_at_once(argvs: list[list[str]], tmp_path: Path, slow_s: float = 1.0) -> list[tuple[int, str, str]]:
+def _all_at_once(argvs: list[list[str]], tmp_path: Path, reap, slow_s: float = 1.0) -> list[tuple[int, str, str]]:
+    """Run every ``castrig ARGV`` at once through the slow disk; ``(exit code, stdout, stderr)``
+    of each, all within 120 s in all (those still running then are killed after the test: ``reap``)."""
     hook = tmp_path / "slow_disk"
     hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(_SLOW_DISK)
     path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
-    procs = [start_castrig(*argv, PYTHONPATH=path, SLOW_LOTS_WRITE_S=str(slow_s)) for argv in argvs]
+    procs = [reap(start_castrig(*argv, PYTHONPATH=path, SLOW_LOTS_WRITE_S=str(slow_s))) for argv in argvs]
+    deadline = time.monotonic() + 120
     out = []
     for p in procs:
-        so, se = p.communicate(timeout=120)
+        so, se = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
         out.append((p.returncode, so, se))
     return out
 
 
-def test_concurrent_assigns_of_one_lot_give_it_one_use(tmp_path):
+def test_concurrent_assigns_of_one_lot_give_it_one_use(tmp_path, reap):
     root, lots = _root_with_lots(tmp_path, 2)
     lot = lots[0]
     uses = ["blood_filter", "coculture"] * 3
-    got = _all_at_once([["lots", "assign", lot, "--use", u, "--data", str(root)] for u in uses], tmp_path)
+    got = _all_at_once([["lots", "assign", lot, "--use", u, "--data", str(root)] for u in uses], tmp_path, reap)
     won = {u for u, (rc, _, _) in zip(uses, got) if rc == 0}
     assert len(won) == 1, f"contradicting uses both accepted: {got}"
     (use,) = won
@@ -66,11 +71,11 @@ def test_concurrent_assigns_of_one_lot_give_it_one_use(tmp_path):
     assert recorded[lot]["intended_use"] == use
 
 
-def test_concurrent_assigns_of_different_lots_are_all_recorded(tmp_path):
+def test_concurrent_assigns_of_different_lots_are_all_recorded(tmp_path, reap):
     root, lots = _root_with_lots(tmp_path, 8)
     chosen = lots[:6]
     uses = {lot: ("blood_filter", "coculture")[k % 2] for k, lot in enumerate(chosen)}
-    got = _all_at_once([["lots", "assign", lot, "--use", uses[lot], "--data", str(root)] for lot in chosen], tmp_path, 0.5)
+    got = _all_at_once([["lots", "assign", lot, "--use", uses[lot], "--data", str(root)] for lot in chosen], tmp_path, reap, 0.5)
     assert all(rc == 0 for rc, _, _ in got), got
     recorded = json.loads((root / "lots.json").read_text())
     assert {lot: a["intended_use"] for lot, a in recorded.items()} == uses
@@ -78,7 +83,7 @@ def test_concurrent_assigns_of_different_lots_are_all_recorded(tmp_path):
     got = _all_at_once([["lots", "unassign", chosen[0], "--data", str(root)],
                         ["lots", "unassign", chosen[1], "--data", str(root)],
                         ["lots", "assign", lots[6], "--use", "coculture", "--data", str(root)],
-                        ["lots", "assign", lots[7], "--use", "blood_filter", "--data", str(root)]], tmp_path, 0.5)
+                        ["lots", "assign", lots[7], "--use", "blood_filter", "--data", str(root)]], tmp_path, reap, 0.5)
     assert all(rc == 0 for rc, _, _ in got), got
     recorded = json.loads((root / "lots.json").read_text())
     expected = {**{lot: uses[lot] for lot in chosen[2:]}, lots[6]: "coculture", lots[7]: "blood_filter"}
