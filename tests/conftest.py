@@ -511,3 +511,23 @@ def add_graded_run(root: Path, name: str, metrics: dict[str, Any], outcome: str 
     store.index_run(rec, verdict["grades_met"] if outcome == "completed" else [])
     rec.close()
     return rec.info.run_id
+
+
+# -- damaged run folders, as `castrig report` names them (tests/store, tests/serve) ---------------
+#: ``{damage: (file in the run folder, spoil(path), what the reason says)}``
+RUN_FOLDER_DAMAGES: dict[str, tuple[str, Callable[[Path], Any], str]] = {
+    "truncated_json": ("run.json", lambda p: p.write_text(p.read_text()[:50]), "run.json is not valid JSON"),
+    "json_list": ("run.json", lambda p: p.write_text("[1, 2]"), "not an object"),
+    "empty_sqlite": ("run.sqlite", lambda p: p.write_bytes(b""), "run.sqlite is empty"),
+    "garbage_sqlite": ("run.sqlite", lambda p: p.write_bytes(os.urandom(8192)), "run.sqlite"),
+}
+
+
+# -- a sitecustomize hook in the processes a test starts (a kill point, a slow disk) ---------------
+def with_sitecustomize(tmp_path: Path, code: str) -> dict[str, str]:
+    """The environment (``PYTHONPATH``) under which every Python process a test starts runs
+    ``code`` first, as its ``sitecustomize`` (written to a new folder under ``tmp_path``; the
+    test's own PYTHONPATH kept after it): ``castrig(..., **with_sitecustomize(tmp_path, HOOK))``."""
+    hook = Path(tempfile.mkdtemp(prefix="sitecustomize-", dir=tmp_path))
+    (hook / "sitecustomize.py").write_text(code)
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)}

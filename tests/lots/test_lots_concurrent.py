@@ -9,13 +9,10 @@ The processes here write through a slow disk (a ``sitecustomize`` that holds eve
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
-from conftest import start_castrig
-
-from conftest import add_graded_run
+from conftest import add_graded_run, start_castrig, with_sitecustomize
 from test_lots_checks import _metrics  # same folder (pytest puts it on sys.path)
 
 
@@ -38,11 +35,8 @@ os.replace = _slow_replace
 def _all_at_once(argvs: list[list[str]], tmp_path: Path, reap, slow_s: float = 1.0) -> list[tuple[int, str, str]]:
     """Run every ``castrig ARGV`` at once through the slow disk; ``(exit code, stdout, stderr)``
     of each, all within 120 s in all (those still running then are killed after the test: ``reap``)."""
-    hook = tmp_path / "slow_disk"
-    hook.mkdir(exist_ok=True)
-    (hook / "sitecustomize.py").write_text(_SLOW_DISK)
-    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
-    procs = [reap(start_castrig(*argv, PYTHONPATH=path, SLOW_LOTS_WRITE_S=str(slow_s))) for argv in argvs]
+    env = with_sitecustomize(tmp_path, _SLOW_DISK)
+    procs = [reap(start_castrig(*argv, **env, SLOW_LOTS_WRITE_S=str(slow_s))) for argv in argvs]
     deadline = time.monotonic() + 120
     out = []
     for p in procs:

@@ -144,17 +144,12 @@ def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves
     """kill -9 just as the queue made its second run folder (run.json there, run.sqlite empty or not
     yet there, no step started): `castrig queue --resume` replaces that folder, which holds nothing,
     runs that recipe and the rest, exit 0 — it used to exit 2 'damaged run folder' at every try."""
-    import os
+    from conftest import castrig, with_sitecustomize
 
-    from conftest import castrig
-
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(_KILL_AT_CREATION)
     data = tmp_path / "runs"
     short = str(DATA / "short.yaml")
-    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
-    killed = castrig("queue", short, short, short, "--data", str(data), PYTHONPATH=path, KILL_AT_RUN="2", KILL_LEAVES=leaves)
+    killed = castrig("queue", short, short, short, "--data", str(data), **with_sitecustomize(tmp_path, _KILL_AT_CREATION),
+                     KILL_AT_RUN="2", KILL_LEAVES=leaves)
     assert killed.returncode == -9, killed.stderr
     (state_path,) = data.glob("queue-*.json")
     state = json.loads(state_path.read_text())

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import ROOT, castrig
+from conftest import ROOT, RUN_FOLDER_DAMAGES, castrig
 
 
 def request(url: str, path: str, *, host: str | None = None, token: str | None = None) -> tuple[int, str]:
@@ -98,24 +98,17 @@ def test_bad_numbers_are_400_or_404_not_500(finished_run, castrig_serve):
         assert "Traceback" not in err and "Error" not in err, err[-2000:]
 
 
-DAMAGES = {  # the damages `castrig report` names (tests/store/test_storage_faults.py)
-    "truncated_json": ("run.json", lambda p: p.write_text(p.read_text()[:50])),
-    "garbage_sqlite": ("run.sqlite", lambda p: p.write_bytes(os.urandom(8192))),
-    "empty_sqlite": ("run.sqlite", lambda p: p.write_bytes(b"")),
-}
-
-
 def test_a_damaged_run_folder_is_named_not_500(finished_run, tmp_path: Path, castrig_serve):
     """The report routes said 500 (a traceback in the server's log) where `castrig report` says
     'damaged run folder' (exit 2): they answer 409 with the reason."""
     data, uid = finished_run
     root = tmp_path / "data"
-    for name, (file, spoil) in DAMAGES.items():
+    for name, (file, spoil, _reason) in RUN_FOLDER_DAMAGES.items():
         run_dir = root / f"{uid}-{name}"
         shutil.copytree(data / uid, run_dir)
         spoil(run_dir / file)
     with castrig_serve(root) as served:
-        for name in DAMAGES:
+        for name in RUN_FOLDER_DAMAGES:
             for path in (f"/api/runs/{uid}-{name}/report", f"/runs/{uid}-{name}/report.html"):
                 code, body = request(served.url, path)
                 assert code == 409 and "damaged run folder" in body and str(root) not in body, (path, code, body)

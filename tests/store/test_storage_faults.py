@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, castrig
+from conftest import ROOT, RUN_FOLDER_DAMAGES, castrig
 
 SHORT = ROOT / "tests" / "data" / "short.yaml"
 
@@ -56,12 +56,7 @@ def one_run(tmp_path_factory) -> Path:
     return run_dir
 
 
-DAMAGES = {
-    "truncated_json": ("run.json", lambda p: p.write_text(p.read_text()[:50]), "run.json is not valid JSON"),
-    "json_list": ("run.json", lambda p: p.write_text("[1, 2]"), "not an object"),
-    "empty_sqlite": ("run.sqlite", lambda p: p.write_bytes(b""), "run.sqlite is empty"),
-    "garbage_sqlite": ("run.sqlite", lambda p: p.write_bytes(os.urandom(8192)), "run.sqlite"),
-}
+DAMAGES = RUN_FOLDER_DAMAGES
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
