@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -163,3 +164,76 @@ def test_the_map_example_in_the_help_is_accepted_and_map_values_are_checked_agai
         r = castrig("explore", "map", *args, "--concentration", "5", "--data", str(tmp_path / "refused"), timeout_s=60)
         _refused(r, option)
     assert not (tmp_path / "refused").exists()
+
+
+
+def _map_trials(folder: Path) -> list:
+    from castrig.explore.distributed import load_study, storage_url
+
+    if not (folder / "study.journal").is_file():
+        return []
+    try:
+        return load_study(storage_url(None, folder), "map-claim1").get_trials(deepcopy=False)
+    except Exception:  # noqa: BLE001 - the study not created yet
+        return []
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _interrupt_when_running(args: tuple[str, ...], folder: Path, out: Path, reap) -> str:
+    """Start the map (its own process group), wait until both workers are in a run, SIGINT its
+    main process only (as `kill -INT` does): it must end within seconds with 130 and leave no
+    worker behind. Its output."""
+    with open(out, "w") as sink:
+        proc = reap(subprocess.Popen([sys.executable, "-m", "castrig", *args], env=castrig_env(), text=True, stdout=sink,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+    try:
+        def both_running() -> bool:
+            time.sleep(0.5)  # (a journal read is not free on a loaded machine)
+            if proc.poll() is not None:
+                raise AssertionError(f"the map ended before it was interrupted: {out.read_text()}")
+            return sum(t.state.name == "RUNNING" and "worker" in t.user_attrs for t in _map_trials(folder)) >= 2
+
+        wait_until(both_running, timeout_s=120, what="both workers in a run")
+        time.sleep(2)  # into the run's steps
+        os.kill(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the map did not stop within 15 s of Ctrl-C: {out.read_text()}") from None
+        assert proc.returncode == 130, out.read_text()
+        wait_until(lambda: _group_gone(proc.pid), timeout_s=5, what="its workers gone")
+        assert "Traceback" not in out.read_text(), out.read_text()
+        return out.read_text()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_ctrl_c_stops_a_map_on_two_workers_within_seconds_and_a_rerun_resumes(tmp_path, reap):
+    """Ctrl-C of `explore map --workers 2` took minutes: the workers were asked once (a run acts
+    on it at its next safe point, and a capture step at RH 40 % renders for ~40 s without one)
+    and waited on, 20 s then 10 s. Now the map ends within seconds, exit 130, no worker left;
+    the runs cut short are queued again, so a rerun adds nothing, and no point is held twice."""
+    from castrig.explore.gridmap import point_key
+
+    data = tmp_path / "data"
+    folder = data / "explore" / "map-claim1"
+    fast = castrig("explore", "map", "--rh", "60", "--concentration", "3:5:1", "--workers", "2", "--data", str(data),
+                   timeout_s=180)
+    assert fast.returncode == 0 and "3 points done" in fast.stdout, fast.stdout + fast.stderr
+    # grown by three slow points (RH 40 %) taken first
+    args = ("explore", "map", "--rh", "40:60:20", "--concentration", "3:5:1", "--workers", "2", "--data", str(data))
+    text = _interrupt_when_running(args, folder, tmp_path / "first.txt", reap)
+    assert "6 points asked: 3 done before, 0 queued or running from before, 3 added" in text, text
+    text = _interrupt_when_running(args, folder, tmp_path / "second.txt", reap)
+    assert "6 points asked: 3 done before, 3 queued or running from before, 0 added" in text, text  # resumed
+    held = Counter(point_key(t.user_attrs["point"], t.user_attrs["seed"]) for t in _map_trials(folder)
+                   if t.state.name in ("COMPLETE", "WAITING", "RUNNING"))
+    assert len(held) == 6 and set(held.values()) == {1}, held  # every point once: done, or queued again

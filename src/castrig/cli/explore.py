@@ -133,13 +133,17 @@ def explore(
 
 
 def _term_as_interrupt() -> None:
-    """SIGTERM ends like Ctrl-C: the trial in progress is queued again, worker processes are stopped."""
+    """SIGTERM ends like Ctrl-C: the trial in progress is queued again, worker processes are stopped.
+
+    SIGINT acts even when this process was started in the background by a script (which starts
+    it with SIGINT ignored): ``kill -INT`` of a map went unheard while its workers ran on."""
     import signal
 
     def handler(signum, frame):  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _watch(study, procs, on_trial) -> None:  # type: ignore[no-untyped-def]

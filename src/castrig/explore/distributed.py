@@ -113,11 +113,46 @@ def open_storage(url: str):  # type: ignore[no-untyped-def]
     path = Path(url.removeprefix("journal:").removeprefix("file://"))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+        from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=_journal_lock(path)))
     except OSError as exc:
         raise BadInput(f"--storage {url}: cannot open it: {exc.strerror or exc} ({allowed})", field="--storage") from None
+
+
+def _journal_lock(path: Path):  # type: ignore[no-untyped-def]
+    """The journal's append lock held by the kernel (``flock`` on ``PATH.flock``).
+
+    Optuna's own file locks are lock files: one left by a worker killed while appending (the
+    last step of stopping a map) made every other process wait out their 30 s grace, and a
+    Ctrl-C while waiting for one removed the *holder's* lock file. A kernel lock goes with its
+    process, however it dies, and a Ctrl-C while waiting only stops the wait.
+    """
+    import fcntl
+
+    from optuna.storages.journal._file import BaseJournalFileLock
+
+    class KernelLock(BaseJournalFileLock):
+        def __init__(self, lock_path: Path):
+            self.path = lock_path
+            self.fd: int | None = None
+
+        def acquire(self) -> bool:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(fd)
+                raise
+            self.fd = fd
+            return True
+
+        def release(self) -> None:
+            fd, self.fd = self.fd, None
+            if fd is not None:
+                os.close(fd)  # (closing the only descriptor drops the lock)
+
+    return KernelLock(path.with_name(path.name + ".flock"))
 
 
 def _without_password(url: str) -> str:
@@ -527,17 +562,38 @@ def worker_processes(url: str, name: str, workdir: Path, n: int) -> Iterator[lis
                                           preexec_fn=_default_sigint, env=env))
         yield procs
     finally:
-        # Ctrl-C reaches the workers too (one process group); otherwise ask them as Ctrl-C would:
-        # a run in progress stops and its trial is queued again. Then SIGTERM, then SIGKILL (a
-        # killed worker's trial is reaped by the next worker: nothing is lost either way).
-        for sig, wait_s in ((signal.SIGINT, 20.0), (signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-            live = [p for p in procs if p.poll() is None]
-            for p in live:
-                p.send_signal(sig)
-            deadline = time.monotonic() + wait_s
-            for p in live:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        stop_workers(procs)
+
+
+#: Stopping workers: each signal, and how long they are given to exit after it.
+STOP_SEQUENCE = (("SIGINT", 2.0), ("SIGINT", 4.0), ("SIGKILL", 5.0))
+
+
+def stop_workers(procs: list[Any]) -> None:
+    """Stop worker processes within seconds, however long the step their run is in.
+
+    A twin run acts on one Ctrl-C only at its next safe point, which a capture step (rendering
+    a micrograph) may not reach for minutes: the 20 s SIGINT + 10 s SIGTERM this waited were
+    spent whole, and a coordinator whose Ctrl-C did not end its own wait left the workers to
+    finish their runs. So: SIGINT (a run between steps stops at once), SIGINT again (the
+    runner's "Ctrl-C again aborts now": the run stops mid-step and its trial is failed and
+    queued again), then SIGKILL (the trial stays RUNNING with its worker's OS lock free, and
+    the next worker fails and retries it). Nothing is lost or counted twice either way.
+    """
+    import signal
+    import subprocess
+
+    for name, wait_s in STOP_SEQUENCE:
+        live = [p for p in procs if p.poll() is None]
+        if not live:
+            return
+        for p in live:
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(getattr(signal, name))
+        deadline = time.monotonic() + wait_s
+        for p in live:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=max(0.05, deadline - time.monotonic()))
 
 
 # -- the grid map ---------------------------------------------------------------------------------
