@@ -205,3 +205,40 @@ def test_space_and_fix_errors_name_the_field_and_range(tmp_path):
         settings(space=SearchSpace().with_fixed({"total_flow_slpm": 8.0}))
     with pytest.raises(BadInput, match=r"support_pore_um = 4: .*allowed: >= 5.5"):
         settings(support_pore_um=4.0)
+
+
+def test_a_journal_scored_by_the_old_objective_is_scored_again_on_resume(tmp_path):
+    """Before 2026-12-02 a failing trial could score -2372961 (a marginal bound subtracted
+    -margin/1e-6); a resumed search fed that score to TPE as its best, so it sampled around a
+    failing region. Outcomes without the objective's version are scored again on load."""
+    s = settings(target_d_um=2.5)
+    folder = tmp_path / "search"
+    SearchFolder(folder).open(s)
+    old_fail = {"run_outcome": "completed", "score": -2372961.0, "grade_met": False, "d_um": 15.1, "d_error": 5.04,
+                "violation": -2372963.0, "grades_met": [], "metrics": {"mean_pore_diameter_um": 15.1},
+                "failed_bounds": ["through-pore fraction"]}
+    old_met = {"run_outcome": "completed", "score": 0.2, "grade_met": True, "d_um": 3.0, "d_error": 0.2, "violation": 0.0,
+               "grades_met": ["claim1"], "metrics": {"mean_pore_diameter_um": 3.0}, "failed_bounds": []}
+    old_none = {"run_outcome": "faulted", "score": 10.0, "grade_met": False, "d_um": None, "d_error": None, "violation": None}
+    params = {"rh_pct": 70.0, "concentration_mg_ml": 5.0, "cast_volume_ml": 0.2, "total_flow_slpm": 2.0}
+    with open(folder / "trials.jsonl", "a") as fh:  # as castrig wrote them then (no "objective")
+        for n, o in enumerate((old_fail, old_met, old_none)):
+            fh.write(json.dumps({"event": "started", "n": n, "kind": "search", "params": params, "seed": 101 + n,
+                                 "recipe": "r.yaml", "profile": "p.yaml", "extra": {}}) + "\n")
+            fh.write(json.dumps({"event": "done", "n": n, "run_dir": str(tmp_path / "gone" / f"run-{n}"), "outcome": o}) + "\n")
+    with Search(folder, s, runner=model_runner(), write_map=False) as search:
+        scores = [score for _, score in search.history()]
+        outcomes = [t.outcome for t in search.trials]
+    x = abs(math.log(15.1 / 2.5))
+    assert scores[0] == pytest.approx(1 + x / (1 + x) + 1.0)  # failed, its violation unknown: one unknown bound
+    x = abs(math.log(3.0 / 2.5))
+    assert scores[1] == pytest.approx(x / (1 + x))  # met: from D alone, exactly
+    assert scores[2] == FAILED_SCORE
+    from castrig.explore.objective import OBJECTIVE, Outcome, rescored
+
+    assert min(range(3), key=lambda i: scores[i]) == 1 and all(o.objective == OBJECTIVE for o in outcomes)
+    # with the run's verdict it is scored as a new run is
+    m = _metrics(15.1, through=0.1)
+    v = judge(m).to_dict()
+    again = rescored(Outcome.from_dict({**old_fail, "metrics": m}), grade="claim1", target_d_um=2.5, verdict=v)
+    assert again.score == pytest.approx(score_run("completed", m, v, grade="claim1", target_d_um=2.5).score)

@@ -26,6 +26,11 @@ UNKNOWN_PENALTY = 1.0
 #: The violation counted in a score at most (so a failing membrane stays below FAILED_SCORE).
 MAX_VIOLATION = 5.0
 
+#: The objective's version, kept with every outcome: a stored outcome of another version is
+#: scored again on load (:func:`rescored`). 1: before 2026-12-02 (no version kept; a marginal
+#: bound could subtract up to millions); 2: the violation bounded and >= 0.
+OBJECTIVE = 2
+
 #: The metrics kept in the journal and drawn on the maps.
 KEPT_METRICS = ("mean_pore_diameter_um", "pore_diameter_std_um", "opening_ratio", "through_pore_fraction",
                 "mean_thickness_um", "thickness_std_um", "support_pore_diameter_um", "pore_count")
@@ -44,6 +49,7 @@ class Outcome:
     grades_met: list[str] = field(default_factory=list)
     metrics: dict[str, float | None] = field(default_factory=dict)
     failed_bounds: list[str] = field(default_factory=list)
+    objective: int = OBJECTIVE  # the version that scored it (a stored outcome without one: 1)
 
     def hit(self, tolerance: float) -> bool:
         """The grade is met and D is within the tolerance of its target."""
@@ -59,7 +65,7 @@ class Outcome:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Outcome":
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        return cls(**{"objective": 1, **{k: data[k] for k in cls.__dataclass_fields__ if k in data}})
 
 
 def rank_key(o: Outcome) -> tuple[bool, float]:
@@ -136,3 +142,25 @@ def score_run(run_outcome: str, metrics: dict[str, Any] | None, verdict: dict[st
     near = distance / (1.0 + distance)  # in [0, 1): a met membrane, however far from the target, scores below 1
     score = near if met else 1.0 + near + min(max(violation, 0.0), MAX_VIOLATION)
     return Outcome(run_outcome, score, met, d, d / target_d_um - 1.0, violation, list(verdict.get("grades_met", [])), kept, failed)
+
+
+def rescored(o: Outcome, *, grade: str, target_d_um: float, verdict: dict[str, Any] | None = None) -> Outcome:
+    """A stored outcome scored by this objective (itself when it already was).
+
+    With the run's ``verdict`` it is scored as a new run is (the kept metrics hold D). Without it
+    (the run folder gone) the old violation cannot be trusted (version 1 could be hugely
+    negative): a membrane that met the grade is scored from D alone, exactly; one that did not
+    counts its violation as one unknown bound (:data:`UNKNOWN_PENALTY`); no D stays failed."""
+    if o.objective == OBJECTIVE:
+        return o
+    if verdict is not None:
+        return score_run(o.run_outcome, o.metrics, verdict, grade=grade, target_d_um=target_d_um)
+    d = o.d_um
+    if d is None or not math.isfinite(d) or d <= 0:
+        return Outcome(o.run_outcome, FAILED_SCORE, False, d, None, None, [], dict(o.metrics), ["no measurable membrane"])
+    distance = abs(math.log(d / target_d_um))
+    near = distance / (1.0 + distance)
+    violation = 0.0 if o.grade_met else UNKNOWN_PENALTY
+    score = near if o.grade_met else 1.0 + near + violation
+    return Outcome(o.run_outcome, score, o.grade_met, d, d / target_d_um - 1.0, violation, list(o.grades_met), dict(o.metrics),
+                   list(o.failed_bounds) if not o.grade_met else [])

@@ -23,7 +23,7 @@ import yaml
 from castrig.analysis.spec import load_spec
 from castrig.errors import BadInput
 from castrig.explore.journal import SearchFolder, SearchSettings, Trial
-from castrig.explore.objective import rank_key, score_run
+from castrig.explore.objective import OBJECTIVE, rank_key, rescored, score_run
 from castrig.explore.optimiser import propose
 from castrig.explore.space import (
     SearchSpace,
@@ -197,6 +197,26 @@ class SearchResult:
         return min(done, key=lambda t: rank_key(t.outcome)) if done else None  # type: ignore[arg-type]
 
 
+def _stored_verdict(run_dir: str | None) -> dict[str, Any] | None:
+    """The verdict a finished trial's run stored, or None (no folder, unreadable, not judged)."""
+    if not run_dir or not Path(run_dir).is_dir():
+        return None
+    from castrig.store import open_store
+    from castrig.store.base import latest_results
+
+    try:
+        rec = open_store(Path(run_dir).parent).open_run(Path(run_dir))
+    except Exception:  # noqa: BLE001 - damaged or foreign: scored from what the journal kept
+        return None
+    try:
+        verdict = latest_results(rec).get("verdict")
+    except Exception:  # noqa: BLE001
+        verdict = None
+    finally:
+        rec.close()
+    return verdict if isinstance(verdict, dict) else None
+
+
 class Search:
     """One search folder being worked on."""
 
@@ -214,6 +234,10 @@ class Search:
         self.write_map = write_map
         self.profile = Profile.model_validate(self.settings.profile)
         self.trials = self.sf.trials()
+        for t in self.trials:  # outcomes scored by an older objective: scored again (not fed to TPE as they were)
+            if t.outcome is not None and t.outcome.objective != OBJECTIVE:
+                t.outcome = rescored(t.outcome, grade=self.settings.grade, target_d_um=self.settings.target_d_um,
+                                     verdict=_stored_verdict(t.run_dir))
 
     def close(self) -> None:
         """Give the folder back (the OS does it anyway when the process ends)."""
