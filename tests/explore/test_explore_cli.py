@@ -52,18 +52,48 @@ def test_a_second_explore_on_the_same_folder_is_busy_and_a_rerun_after_kill_9_re
     assert done and max(done.values()) == 1, done  # no trial recorded twice
 
 
+def _readline_within(proc: subprocess.Popen, timeout_s: float) -> str:
+    """The next line of ``proc``'s stdout, or "" when none comes within ``timeout_s`` (a bare
+    readline() would wait for ever on a process that prints nothing and never ends)."""
+    import queue
+    import threading
+
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout_s)
+    except queue.Empty:
+        return ""
+
+
+def _start_in_own_group(*args: str) -> subprocess.Popen:
+    """``castrig ARGS`` in its own process group: it and its workers are killed together."""
+    return subprocess.Popen([sys.executable, "-m", "castrig", *args], env=castrig_env(), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
 def test_a_second_map_on_the_same_folder_is_busy(tmp_path, reap):
     """Two `explore map` on one folder both ran workers and redrew the map; the second is now
     refused (exit 4) before it adds or runs anything, and the first goes on."""
     data = tmp_path / "data"
     args = ("explore", "map", "--rh", "60:70:5", "--concentration", "4:6:1", "--data", str(data))
-    first = reap(start_castrig(*args))
-    assert "points asked" in first.stdout.readline()
-    second = castrig(*args, timeout_s=60)
-    assert second.returncode == 4 and "busy" in second.stderr and f"pid {first.pid}" in second.stderr, second.stdout + second.stderr
-    assert "points asked" not in second.stdout
-    first.wait(timeout=120)
-    assert first.returncode == 0, first.stderr.read()
+    first = reap(_start_in_own_group(*args))
+    try:
+        line = _readline_within(first, 120)
+        assert "points asked" in line, line
+        second = castrig(*args, timeout_s=60)
+        assert second.returncode == 4 and "busy" in second.stderr and f"pid {first.pid}" in second.stderr, \
+            second.stdout + second.stderr
+        assert "points asked" not in second.stdout
+        assert first.poll() is None  # the first goes on (the rest of its map is not the point here)
+    finally:
+        _kill_group(first)
 
 
 def _refused(result, option: str) -> None:
@@ -152,12 +182,10 @@ def test_the_map_example_in_the_help_is_accepted_and_map_values_are_checked_agai
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             start_new_session=True)  # its workers in its process group: stopped with it below
     try:
-        first = proc.stdout.readline()  # 'map NAME in STORAGE: N points asked ...' once it is under way, or nothing
-        assert "points asked" in first, first + proc.stderr.read()
+        first = _readline_within(proc, 120)  # 'map NAME in STORAGE: N points asked ...' once it is under way, or nothing
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # 380 runs: only its start is the point here
-        proc.wait(timeout=30)
+        _kill_group(proc)  # 380 runs: only its start is the point here
+    assert "points asked" in first, first + proc.stderr.read()
     # the map's limits are the recipe's (RH 20 to 100) within what the twin's lines can mix (up to 98 %RH)
     for args, option in ((("--rh", "10"), "--rh"), (("--rh", "99"), "--rh"), (("--rh", "60", "--volume", "0:1:0.5"), "--volume"),
                          (("--rh", "60", "--flow", "50"), "--flow")):
