@@ -531,3 +531,14 @@ def with_sitecustomize(tmp_path: Path, code: str) -> dict[str, str]:
     hook = Path(tempfile.mkdtemp(prefix="sitecustomize-", dir=tmp_path))
     (hook / "sitecustomize.py").write_text(code)
     return {"PYTHONPATH": os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)}
+
+
+# -- a membrane's metrics, as the analysis reports them (explore and lots tests) --------------------
+def membrane_metrics(d: float, *, through: float = 0.9, opening: float = 0.6) -> dict[str, Any]:
+    """Metrics of a membrane with mean pore diameter ``d`` µm that meets claim 1 to 4 at the
+    defaults (D <= 20 for claims 3 and 4); ``through`` (through-pore fraction) and ``opening``
+    (opening ratio) move it across their bounds. Claim 1's penetration and communication are
+    the section's (issue 16)."""
+    return {"opening_ratio": opening, "mean_pore_diameter_um": d, "pore_diameter_std_um": 0.1 * d, "through_pore_fraction": through,
+            "mean_thickness_um": 0.5 * d, "thickness_std_um": 0.05 * d, "support_pore_diameter_um": 2 * d, "pore_count": 100,
+            "penetration_depth_um": 1.0, "penetration_fraction": 0.2, "pore_communication": 0.5, "support_continuity": 0.6}

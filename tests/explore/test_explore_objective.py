@@ -11,11 +11,7 @@ import pytest
 from castrig.analysis.verdict import judge
 from castrig.explore.objective import FAILED_SCORE, NOT_MET_PENALTY, grade_violation, rank_key, score_run
 
-
-def _metrics(d: float, *, opening: float = 0.6, through: float = 0.9) -> dict:
-    return {"opening_ratio": opening, "mean_pore_diameter_um": d, "pore_diameter_std_um": 0.1 * d, "through_pore_fraction": through,
-            "mean_thickness_um": 0.5 * d, "thickness_std_um": 0.05 * d, "support_pore_diameter_um": 2 * d, "pore_count": 100,
-            "penetration_depth_um": 1.0, "penetration_fraction": 0.2, "pore_communication": 0.5, "support_continuity": 0.6}
+from conftest import membrane_metrics as _metrics
 
 
 #: Every metric flagged under-resolved: each passing bound becomes marginal (as on the twin at 15 µm).

@@ -22,6 +22,8 @@ from castrig.recipe.model import Recipe
 from castrig.rig.profile import load_profile
 from castrig.sim.world import FilmConditions, FilmModel, film_targets
 
+from conftest import membrane_metrics as _metrics
+
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "hw_profiles" / "sim.yaml"
 
@@ -64,11 +66,6 @@ def settings(**kw):
 
 
 # -- scoring -----------------------------------------------------------------------------------
-def _metrics(d: float, through: float = 0.9) -> dict:
-    return {"opening_ratio": 0.6, "mean_pore_diameter_um": d, "pore_diameter_std_um": 0.1 * d, "through_pore_fraction": through,
-            "mean_thickness_um": 0.5 * d, "thickness_std_um": 0.05 * d, "support_pore_diameter_um": 2 * d, "pore_count": 100,
-            "penetration_depth_um": 1.0, "penetration_fraction": 0.2, "pore_communication": 0.5, "support_continuity": 0.6}  # claim 1 from the section (issue 16)
-
 
 def test_score_met_grows_with_log_distance_and_failures_always_score_worse():
     met = score_run("completed", _metrics(5.0), judge(_metrics(5.0)).to_dict(), grade="claim1", target_d_um=10.0)

@@ -23,15 +23,9 @@ from castrig.lots import (
 )
 
 from conftest import add_graded_run
+from conftest import membrane_metrics as _metrics
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _metrics(d: float, through: float = 0.9, opening: float = 0.6) -> dict:
-    return {"opening_ratio": opening, "mean_pore_diameter_um": d, "pore_diameter_std_um": 0.1 * d,
-            "through_pore_fraction": through, "mean_thickness_um": 0.5 * d, "thickness_std_um": 0.05 * d,
-            "support_pore_diameter_um": 2 * d, "pore_count": 100,
-            "penetration_depth_um": 1.0, "penetration_fraction": 0.2, "pore_communication": 0.5, "support_continuity": 0.6}  # claim 1 from the section (issue 16)
 
 
 @pytest.fixture
