@@ -31,6 +31,7 @@ from castrig.explore.space import (
     check_space_for_profile,
     check_template,
     default_template,
+    field_range,
     point_label,
     profile_for,
     tidy_recipe,
@@ -44,7 +45,7 @@ MIN_PORE_PX = 9.0
 #: A field narrower than this many pore diameters gives too few whole pores for the statistics.
 MIN_PORES_ACROSS_FIELD = 8.0
 #: The largest support pore a recipe takes (``Recipe.support_pore_um``), µm.
-SUPPORT_PORE_MAX_UM = 1000.0
+SUPPORT_PORE_MAX_UM = field_range(Recipe, "support_pore_um")[1]
 
 
 @dataclass

@@ -19,17 +19,40 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from castrig.errors import BadInput
 from castrig.inputs import load_model
 from castrig.recipe import model as rm
-from castrig.rig.profile import Profile
+from castrig.rig.profile import ControlConfig, Profile
 
 PARAMS: tuple[str, ...] = ("rh_pct", "concentration_mg_ml", "cast_volume_ml", "total_flow_slpm")
 
 UNITS = {"rh_pct": "%RH", "concentration_mg_ml": "mg/mL", "cast_volume_ml": "mL", "total_flow_slpm": "slpm"}
 
 
+def field_range(model: type, name: str) -> tuple[float, float]:
+    """(low, high) of a pydantic model's numeric field, from its ``ge``/``gt`` and ``le``
+    annotations: the model is the one place that holds a limit. A low of 0 from ``gt=0`` means
+    "above 0" (:func:`within`); any other low is inclusive (``ge``)."""
+    import annotated_types as at
+
+    lo = hi = None
+    for m in model.model_fields[name].metadata:  # type: ignore[attr-defined]
+        if isinstance(m, at.Ge):
+            lo = float(m.ge)
+        elif isinstance(m, at.Gt):
+            if m.gt != 0:
+                raise ValueError(f"{model.__name__}.{name}: gt={m.gt} (only gt=0, 'above 0', is a range's low here)")
+            lo = 0.0
+        elif isinstance(m, at.Le):
+            hi = float(m.le)
+    if lo is None or hi is None:
+        raise ValueError(f"{model.__name__}.{name} has no ge/gt and le: not a range")
+    return lo, hi
+
+
 #: What a recipe (and the profile's control.total_flow_slpm) takes for each parameter: (low, high),
-#: inclusive; a low of 0 means "above 0".
-RECIPE_LIMITS: dict[str, tuple[float, float]] = {"rh_pct": (rm.RH_MIN_PCT, rm.RH_MAX_PCT), "concentration_mg_ml": (0.0, 200.0),
-                                                 "cast_volume_ml": (0.0, 20.0), "total_flow_slpm": (0.0, 100.0)}
+#: inclusive; a low of 0 means "above 0". Read from the recipe's and the profile's models.
+RECIPE_LIMITS: dict[str, tuple[float, float]] = {"rh_pct": field_range(rm.EvaporateStep, "setpoint_rh_pct"),
+                                                 "concentration_mg_ml": field_range(rm.Recipe, "concentration_mg_ml"),
+                                                 "cast_volume_ml": field_range(rm.CastStep, "volume_ml"),
+                                                 "total_flow_slpm": field_range(ControlConfig, "total_flow_slpm")}
 
 
 def within(name: str, value: float, limits: dict[str, tuple[float, float]] | None = None) -> bool:
