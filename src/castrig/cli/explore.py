@@ -7,7 +7,6 @@ the allowed range, no traceback.
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -291,8 +290,6 @@ def explore_map(
         raise BadInput(f"--workers = {workers}: out of range (allowed: 1 to 64)", field="--workers")
     if not 1 <= seeds <= 20:
         raise BadInput(f"--seeds = {seeds}: out of range (allowed: 1 to 20)", field="--seeds")
-    if flow is not None and not (math.isfinite(flow) and 0 < flow <= 100):
-        raise BadInput(f"--flow = {flow:g}: out of range (allowed: > 0 to 100 slpm)", field="--flow")
     rhs, cs = parse_range(rh, "--rh"), parse_range(concentration, "--concentration")
     vols = parse_range(volume, "--volume") if volume else None
     prof = _profile(profile)
@@ -360,7 +357,8 @@ def _check_map_limits(grid, profile, profile_path: Path) -> None:  # type: ignor
             low = f"above {lo:g}" if lo == 0 else f"{lo:g}"
             why = (f"; a recipe takes 20 to 100, and the chamber's dry and wet lines mix {reach[0]:g} to {reach[1]:g} with "
                    f"{profile_path}" if name == "rh_pct" and reach is not None else "")
-            raise BadInput(f"{flag} {min(vals):g} to {max(vals):g}: outside what a trial recipe can take "
+            given = f"= {vals[0]:g}" if len(vals) == 1 else f"{min(vals):g} to {max(vals):g}"
+            raise BadInput(f"{flag} {given}: outside what a trial recipe can take "
                            f"(allowed: {low} to {hi:g} {UNITS[name]}{why})", field=flag)
     try:
         check_space_for_profile(SearchSpace(total_flow_slpm=grid.flow_slpm), profile, profile_path)
