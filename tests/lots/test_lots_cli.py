@@ -10,7 +10,7 @@ import yaml
 from castrig.cli import main as cli_main
 
 from conftest import add_graded_run
-from test_lots_checks import _metrics  # same folder (pytest puts it on sys.path)
+from conftest import membrane_metrics as _metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from conftest import add_graded_run, start_castrig, with_sitecustomize
-from test_lots_checks import _metrics  # same folder (pytest puts it on sys.path)
+from conftest import membrane_metrics as _metrics
 
 
 def _root_with_lots(tmp_path, n: int) -> tuple:

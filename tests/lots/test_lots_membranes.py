@@ -12,7 +12,7 @@ from castrig.errors import BadInput
 from castrig.lots import assign_use, check_filter, get_lot, list_lots, load_filter, not_lots, unassign_use
 from castrig.store import MembraneRecord, RunInfo, open_store
 
-from test_lots_checks import _metrics  # same folder (pytest puts it on sys.path)
+from conftest import membrane_metrics as _metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
