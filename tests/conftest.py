@@ -542,3 +542,17 @@ def membrane_metrics(d: float, *, through: float = 0.9, opening: float = 0.6) ->
     return {"opening_ratio": opening, "mean_pore_diameter_um": d, "pore_diameter_std_um": 0.1 * d, "through_pore_fraction": through,
             "mean_thickness_um": 0.5 * d, "thickness_std_um": 0.05 * d, "support_pore_diameter_um": 2 * d, "pore_count": 100,
             "penetration_depth_um": 1.0, "penetration_fraction": 0.2, "pore_communication": 0.5, "support_continuity": 0.6}
+
+
+# -- the CLI in this process, for what is refused before anything runs ------------------------------
+def castrig_main(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``castrig ARGS`` through the CLI's own entry point in this process (its exit code and
+    output, as :func:`castrig` returns them): for refusals checked before anything runs, where
+    a subprocess's start-up (~1.3 s on CI) is all the cost. What runs the rig, or needs a fresh
+    process (signals, locks held by the test), goes through :func:`castrig`."""
+    from castrig.cli.main import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(["castrig", *args], code, out.out, out.err)

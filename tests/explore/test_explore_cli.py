@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conftest import castrig, castrig_env, start_castrig, wait_until
+from conftest import castrig, castrig_env, castrig_main, start_castrig, wait_until
 
 SEARCH = ("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01")
 
@@ -102,8 +102,12 @@ def _refused(result, option: str) -> None:
     assert "START:STOP:STEP" in result.stderr or "allowed" in result.stderr
 
 
-def test_map_ranges_must_be_finite_ordered_and_sane_before_anything_is_written(tmp_path):
+def test_map_ranges_must_be_finite_ordered_and_sane_before_anything_is_written(tmp_path, capsys):
     data = tmp_path / "data"
+
+    def castrig(*args, timeout_s=None):  # refusals before anything runs: the CLI in this process
+        return castrig_main(capsys, *args)
+
     for rh, why in (("nan:95:5", "nan is not a finite number"), ("60:70:inf", "inf is not a finite number"),
                     ("inf", "inf is not a finite number"), ("80:20:5", "START 80 is above STOP 20"),
                     ("60:70:0", "STEP 0 is not above 0"), ("60:70:-2", "STEP -2 is not above 0"),
@@ -144,15 +148,13 @@ def test_a_map_folder_poisoned_with_nan_by_an_older_castrig_maps_again(tmp_path)
     assert [row["point"]["rh_pct"] for row in rows] == [60.0]
 
 
-def test_bad_support_pore_is_refused_before_anything_is_written_and_the_corrected_command_runs(tmp_path):
+def test_bad_support_pore_is_refused_before_anything_is_written_and_the_corrected_command_runs(tmp_path, capsys):
     data = tmp_path / "data"
     for value in ("1e9", "nan", "inf", "0", "-3"):
-        r = castrig("explore", "--target-grade", "claim1", "--budget", "1", "--support-pore-um", value, "--data", str(data),
-                    timeout_s=60)
+        r = castrig_main(capsys, "explore", "--target-grade", "claim1", "--budget", "1", "--support-pore-um", value, "--data", str(data))
         _refused(r, "--support-pore-um")
         assert "allowed: > 0 to 1000" in r.stderr
-        r = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--support-pore-um", value, "--data", str(data),
-                    timeout_s=60)
+        r = castrig_main(capsys, "explore", "map", "--rh", "60", "--concentration", "5", "--support-pore-um", value, "--data", str(data))
         _refused(r, "--support-pore-um")
     assert not data.exists()
     r = castrig(*SEARCH, "--budget", "1", "--data", str(data), timeout_s=120)
