@@ -265,7 +265,7 @@ def runs(
     import os
     from typing import get_args
 
-    from castrig.cli.report import list_runs_filtered
+    from castrig.report.filters import list_runs_filtered
     from castrig.recipe.model import Grade
     from castrig.store import open_store
 

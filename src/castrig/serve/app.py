@@ -458,7 +458,7 @@ class BadFilter(ValueError):
 def _filtered_runs(root: Path, q: dict[str, str]) -> list[dict[str, Any]]:
     """Runs under ``root``, filtered as ``castrig runs`` filters them (the same checks: BadFilter
     naming the parameter and what it allows): since (date), grade, outcome (status), recipe."""
-    from castrig.cli.report import OUTCOMES, run_filter
+    from castrig.report.filters import OUTCOMES, run_filter
     from castrig.errors import BadInput
 
     try:

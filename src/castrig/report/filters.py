@@ -1,0 +1,72 @@
+"""Which runs a list shows: the filters of ``castrig runs`` and of ``castrig serve``'s run list.
+
+One place, so the two answer alike: a bad filter is BadInput naming the field and what it
+allows (exit 2 on the command line, 400 from the server), never an empty list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timezone
+
+from castrig.errors import BadInput
+from castrig.store.base import RunStore, RunSummary
+
+#: The outcomes a run can end with (the catalog's), as ``--outcome`` takes them.
+OUTCOMES = ("running", "completed", "aborted", "faulted", "interrupted", "not_resumable", "crashed")
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``2026-01-31`` or an ISO date-time (UTC if no zone) → an aware datetime; BadInput otherwise."""
+    if value is None or value == "":
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            d = date.fromisoformat(value)
+            when = datetime(d.year, d.month, d.day)
+        except ValueError:
+            raise BadInput(f"--since {value!r}: expected a date YYYY-MM-DD or an ISO date-time", field="--since") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _started(started_utc: str | None) -> datetime | None:
+    try:
+        when = datetime.fromisoformat((started_utc or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def run_filter(since: str | datetime | None = None, grade: str | None = None, outcome: str | None = None, *,
+               outcomes: Sequence[str] = OUTCOMES) -> Callable[[str | None, Sequence[str], str], bool]:
+    """The ``runs`` filters checked (BadInput naming the field and what it allows), as a test of
+    one run's ``(started_utc, grades, outcome)``: started at or after ``since``, met ``grade``,
+    ended ``outcome`` (one of ``outcomes``). ``castrig runs`` and ``castrig serve`` share it."""
+    from typing import get_args
+
+    from castrig.recipe.model import Grade
+
+    when = parse_since(since) if isinstance(since, str) or since is None else since
+    if outcome is not None and outcome not in outcomes:
+        raise BadInput(f"--outcome {outcome!r}: one of {', '.join(outcomes)}", field="--outcome")
+    grades = get_args(Grade)
+    if grade is not None and grade not in grades:
+        raise BadInput(f"--grade {grade!r}: one of {', '.join(grades)}", field="--grade")
+
+    def keep(started_utc: str | None, met: Sequence[str], ended: str) -> bool:
+        if when is not None:
+            started = _started(started_utc)
+            if started is None or started < when:
+                return False
+        return (grade is None or grade in met) and (outcome is None or ended == outcome)
+
+    return keep
+
+
+def list_runs_filtered(store: RunStore, since: str | datetime | None = None, grade: str | None = None,
+                       outcome: str | None = None) -> list[RunSummary]:
+    """The catalog's runs started at or after ``since``, that met ``grade``, that ended ``outcome``."""
+    keep = run_filter(since, grade, outcome)
+    return [r for r in store.list_runs() if keep(r.started_utc, r.grades, r.outcome)]
