@@ -263,19 +263,15 @@ def runs(
     from rich.table import Table
 
     import os
-    from typing import get_args
 
-    from castrig.report.filters import list_runs_filtered
-    from castrig.recipe.model import Grade
+    from castrig.report.filters import run_filter
     from castrig.store import open_store
 
-    grades = get_args(Grade)
-    if grade is not None and grade not in grades:
-        raise BadInput(f"--grade {grade!r}: one of {', '.join(grades)}", field="--grade")
+    keep = run_filter(since, grade, outcome)  # the filters checked first: exit 2 naming the one that is wrong
     # a data root named on purpose must be there; ./runs may not be yet ("no runs yet")
     usable_data_root(data, must_exist=data is not None or bool(os.environ.get("CASTRIG_DATA")))
     store = open_store(data)
-    rows = list_runs_filtered(store, since, grade, outcome)
+    rows = [r for r in store.list_runs() if keep(r.started_utc, r.grades, r.outcome)]
     table = Table(title=f"runs in {store.root}")
     for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "grades"):
         table.add_column(col)

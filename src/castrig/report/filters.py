@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timezone
 
 from castrig.errors import BadInput
-from castrig.store.base import RunStore, RunSummary
 
 #: The outcomes a run can end with (the catalog's), as ``--outcome`` takes them.
 OUTCOMES = ("running", "completed", "aborted", "faulted", "interrupted", "not_resumable", "crashed")
@@ -63,10 +62,3 @@ def run_filter(since: str | datetime | None = None, grade: str | None = None, ou
         return (grade is None or grade in met) and (outcome is None or ended == outcome)
 
     return keep
-
-
-def list_runs_filtered(store: RunStore, since: str | datetime | None = None, grade: str | None = None,
-                       outcome: str | None = None) -> list[RunSummary]:
-    """The catalog's runs started at or after ``since``, that met ``grade``, that ended ``outcome``."""
-    keep = run_filter(since, grade, outcome)
-    return [r for r in store.list_runs() if keep(r.started_utc, r.grades, r.outcome)]
