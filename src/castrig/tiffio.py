@@ -480,7 +480,7 @@ def pixel_size_disagreement(used_um: float, used_source: str, others: list[tuple
     was used."""
     out = []
     for v, where in others:
-        if v is None or not (np.isfinite(v) and v > 0) or not (np.isfinite(used_um) and used_um > 0):
+        if not (_usable(v) and _usable(used_um)):
             continue
         if abs(v / used_um - 1) > PIXEL_SIZE_AGREEMENT:
             out.append(f"pixel size: {where} says {v:.6g} µm, {used_source} says {used_um:.6g} µm "
