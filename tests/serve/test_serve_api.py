@@ -119,3 +119,27 @@ def test_non_loopback_needs_the_token_to_read_and_warns(tmp_path: Path, castrig_
         served.proc.send_signal(signal.SIGINT)
         assert served.proc.wait(timeout=10) is not None
         assert "without TLS" in served.proc.stderr.read()
+
+
+def test_actions_on_a_read_only_data_root_say_so_not_500(tmp_path: Path, wall_sim_profile: Path, reap, read_only_mount,
+                                                          castrig_serve):
+    """`serve` on a read-only view of a live rig's data root (a read-only mount) answered pause and
+    abort with 500 (OSError writing the command file): now 503 naming the run folder that cannot
+    be written; nothing is sent, the run goes on, the server logs no traceback."""
+    data, run_dir, run = start_live_run(tmp_path, wall_sim_profile, reap)
+    uid = run_dir.name
+    ro = read_only_mount(data)
+    with castrig_serve(ro, env={"XDG_STATE_HOME": str(tmp_path / "state")}) as served:
+        assert http(served.url + f"api/runs/{uid}")[1]["status"] == "running"  # the runner's lock is seen through the mount
+        before = n_samples(run_dir)
+        for action in ("pause", "abort"):
+            code, body = http(served.url + f"api/runs/{uid}/{action}", method="POST", token=served.token)
+            assert code == 503, (action, code, body)
+            assert body["error"].startswith(f"run folder not writable: {ro / uid}") and "read-only" in body["error"].lower(), body
+        assert not [p for p in (run_dir / "control").iterdir() if p.name not in ("done", "status.json")]
+        wait_until(lambda: n_samples(run_dir) > before + 2, timeout_s=20, what="more samples")
+        assert run.poll() is None
+        served.proc.send_signal(signal.SIGINT)
+        served.proc.wait(timeout=10)
+        err = served.proc.stderr.read()
+        assert "Traceback" not in err, err[-2000:]

@@ -21,14 +21,16 @@ where reading needs no token, only a Host header naming loopback (localhost, 127
 any port) is answered: a web page that rebinds its own name to 127.0.0.1 (DNS rebinding) gets 400
 and no data. Query numbers (cursors, image ids) out of form or range are 400/404; bad runs-list
 filters are 400 naming them; a damaged run folder's report is 409 with the reason ``castrig
-report`` gives. Everything rendered from files (run names, labels, operators, messages) is
-escaped; pages load only castrig's own scripts and styles (a lab PC is often offline). What one
+report`` gives; an action on a run folder this server cannot write (a read-only mount of the
+rig's data root) is 503 naming the folder, and nothing is sent. Everything rendered from files
+(run names, labels, operators, messages) is escaped; pages load only castrig's own scripts and styles (a lab PC is often offline). What one
 server holds is bounded (:mod:`castrig.serve.guard`): connections, and the time to send a
 request (slowloris).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import html
@@ -237,8 +239,8 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
             return JSONResponse({"error": f"the run is not running (status {summary['status']})"}, status_code=409)
         try:
             cmd = await anyio.to_thread.run_sync(send_command, run_dir, action, f"token:{who}")
-        except OSError as exc:
-            return JSONResponse({"error": f"cannot write to the run's control channel: {exc}"}, status_code=500)
+        except OSError as exc:  # a read-only view of the data root (a mount), a full disk: this server cannot act
+            return JSONResponse({"error": control_unwritable(run_dir, exc)}, status_code=503)
         answer = None
         with anyio.move_on_after(10):
             while answer is None:
@@ -384,6 +386,16 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
     # every run through the browser. Elsewhere reading needs the token, which no page can send.
     middleware = [Middleware(LoopbackHostOnly)] if loopback else []
     return Starlette(routes=routes, middleware=middleware)
+
+
+def control_unwritable(run_dir: Path, exc: OSError) -> str:
+    """Why an action could not be sent: the run folder cannot be written (read-only file system,
+    permissions) or the write failed (a full disk); names the folder and what the OS said."""
+    why = exc.strerror or str(exc)
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"run folder not writable: {run_dir} ({why}); this server cannot send pause, resume or abort there "
+                "(use a castrig serve, or the command line, on the rig's own data root)")
+    return f"cannot write to the run folder {run_dir}'s control channel ({why}); nothing was sent"
 
 
 #: SQLite's INTEGER is 64-bit signed: a larger row id or cursor is refused before a query
