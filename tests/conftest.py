@@ -513,6 +513,22 @@ def add_graded_run(root: Path, name: str, metrics: dict[str, Any], outcome: str 
     return rec.info.run_id
 
 
+@contextmanager
+def held_running_run(root: Path, name: str = "held") -> Iterator[Path]:
+    """A run folder under data root ``root`` that readers see as ``running`` — this process owns
+    it, as a runner does — without running anything (no subprocess, no twin): for what a live
+    run's readers do (``castrig serve``'s streams). Its folder; released on the way out."""
+    from castrig.store import RunInfo, open_store
+
+    rec = open_store(root).create_run(RunInfo(run_id=f"20260101-000001-{name}", recipe_name=name, recipe_path="", profile_name="sim",
+                                              profile_path="", software_version="t", seed=None, operator="",
+                                              started_utc="2026-01-01T00:00:01Z"))
+    try:
+        yield rec.run_dir
+    finally:
+        rec.close()
+
+
 # -- damaged run folders, as `castrig report` names them (tests/store, tests/serve) ---------------
 #: ``{damage: (file in the run folder, spoil(path), what the reason says)}``
 RUN_FOLDER_DAMAGES: dict[str, tuple[str, Callable[[Path], Any], str]] = {

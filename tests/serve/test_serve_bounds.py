@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from castrig.serve.guard import READ_TIMEOUT_S
-from conftest import wait_until
+from conftest import held_running_run, wait_until
 
 HALF = b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # the blank line never comes
 
@@ -124,6 +124,59 @@ def test_max_connections_and_the_read_timeout(tmp_path: Path, castrig_serve):
         finally:
             for s in socks:
                 s.close()
+
+
+def streaming(url: str, uid: str) -> socket.socket:
+    """A connection being answered: ``GET /api/runs/UID/stream`` (a live run's server-sent
+    events, answered for as long as the run runs), its first event read."""
+    u = urlsplit(url)
+    s = socket.create_connection((u.hostname, u.port), timeout=10)
+    s.sendall(f"GET /api/runs/{uid}/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    got = b""
+    while b"\ndata: " not in got:
+        chunk = s.recv(1 << 16)
+        assert chunk, f"the stream closed before its first event: {got[:300]!r}"
+        got += chunk
+    assert got.startswith(b"HTTP/1.1 200"), got[:300]
+    return s
+
+
+def whole_answer(url: str, path: str = "/api/runs") -> bytes:
+    """Send a whole request on a new connection and read the answer until the server closes it."""
+    u = urlsplit(url)
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        got = b""
+        try:
+            while chunk := s.recv(1 << 16):
+                got += chunk
+        except ConnectionResetError:  # the guard closes a busy newcomer without reading its request:
+            pass  # the kernel may follow the answer with a reset (an HTTP client stops at content-length)
+    return got
+
+
+def test_every_connection_busy_is_503_until_one_is_free(tmp_path: Path, castrig_serve):
+    """``--max-connections 2`` with both held by live streams (being answered, so none can be
+    shed): the next request gets 503 'busy' and is closed; once the streams end, requests are
+    answered again."""
+    data = tmp_path / "data"
+    with held_running_run(data) as run_dir, castrig_serve(data, "--max-connections", "2") as served:
+        streams = [streaming(served.url, run_dir.name) for _ in range(2)]
+        try:
+            busy = whole_answer(served.url)
+            assert busy.startswith(b"HTTP/1.1 503") and busy.endswith(b"castrig serve is busy: too many connections; try again\n"), busy
+            assert answer(served.url) == 503  # as an HTTP client sees it
+            for s in streams:  # the streams are still answered: a busy newcomer takes nothing from them
+                s.settimeout(5)
+                assert b"data: " in s.recv(1 << 16)
+        finally:
+            for s in streams:
+                s.close()
+        wait_until(lambda: whole_answer(served.url).startswith(b"HTTP/1.1 200"), timeout_s=10, what="an answer once the streams ended")
+        served.proc.send_signal(2)
+        served.proc.wait(timeout=10)
+        err = served.proc.stderr.read()
+        assert "Traceback" not in err, err[-2000:]
 
 
 def test_max_connections_beyond_the_descriptor_limit_is_refused(tmp_path: Path):
