@@ -4,7 +4,7 @@ It held every half-sent request for ever: ~1,100 of them took all 1024 file desc
 got an answer, and asyncio logged an EMFILE traceback per accept retry (300 MB of stderr in a
 minute). Now it holds a bounded number (from the descriptor limit, or ``--max-connections``),
 closes the oldest idle one for a newcomer, and closes a request not sent whole within
-``READ_TIMEOUT_S``.
+``--request-timeout-s`` (default ``READ_TIMEOUT_S``, 10 s; the tests give 2 s to spare CI the wait).
 """
 
 from __future__ import annotations
@@ -106,20 +106,24 @@ def test_half_sent_requests_do_not_freeze_the_server(tmp_path: Path, castrig_ser
         assert len(err) < 2000 and "Traceback" not in err, err[-2000:]
 
 
+#: the --request-timeout-s the tests give (the default, READ_TIMEOUT_S, is 10 s)
+TIMEOUT_S = 2.0
+
+
 def test_max_connections_and_the_read_timeout(tmp_path: Path, castrig_serve):
     """``--max-connections 5``: 30 half-sent requests, 5 held at most, a normal request answered;
-    those held are closed once ``READ_TIMEOUT_S`` passed without the rest of their request."""
+    those held are closed once ``--request-timeout-s`` passed without the rest of their request."""
     data = tmp_path / "data"
     data.mkdir()
-    with castrig_serve(data, "--max-connections", "5") as served:
-        t0 = time.monotonic()  # before any connection began: none can time out before t0 + READ_TIMEOUT_S
+    with castrig_serve(data, "--max-connections", "5", "--request-timeout-s", str(TIMEOUT_S)) as served:
+        t0 = time.monotonic()  # before any connection began: none can time out before t0 + TIMEOUT_S
         socks = half_sent(served.url, 30)
         try:
             assert answer(served.url) == 200
             wait_until(lambda: still_open(socks) <= 5, timeout_s=10, what="the connections over the cap closed")
-            assert still_open(socks) > 0 or time.monotonic() - t0 >= READ_TIMEOUT_S  # those held wait for the timeout
-            wait_until(lambda: still_open(socks) == 0, timeout_s=READ_TIMEOUT_S + 20, what="the half-sent requests closed")
-            assert time.monotonic() - t0 >= READ_TIMEOUT_S  # by the timeout, not at once
+            assert still_open(socks) > 0 or time.monotonic() - t0 >= TIMEOUT_S  # those held wait for the timeout
+            wait_until(lambda: still_open(socks) == 0, timeout_s=TIMEOUT_S + 20, what="the half-sent requests closed")
+            assert time.monotonic() - t0 >= TIMEOUT_S  # by the timeout, not at once
             assert answer(served.url) == 200
         finally:
             for s in socks:
@@ -177,6 +181,28 @@ def test_every_connection_busy_is_503_until_one_is_free(tmp_path: Path, castrig_
         served.proc.wait(timeout=10)
         err = served.proc.stderr.read()
         assert "Traceback" not in err, err[-2000:]
+
+
+def test_the_request_timeout_is_10_s_unless_given_and_out_of_range_is_refused(tmp_path: Path, capsys):
+    """`--request-timeout-s` (default 10 s) outside 1 … 3600 s, or not a number: exit 2 naming
+    the option and its range, nothing made."""
+    from conftest import castrig_main
+
+    from castrig.serve.guard import bounded_config
+
+    async def app(scope, receive, send):  # never called
+        raise AssertionError
+
+    assert READ_TIMEOUT_S == 10 and bounded_config(app, lifespan="off").castrig_request_timeout_s == 10
+    assert bounded_config(app, lifespan="off", request_timeout_s=2).castrig_request_timeout_s == 2
+    data = tmp_path / "data"
+    for bad in ("0.5", "0", "-1", "3601", "nan", "inf"):
+        res = castrig_main(capsys, "serve", "--data", data, "--port", "0", "--request-timeout-s", bad)
+        assert res.returncode == 2 and res.stdout == "", (bad, res)
+        assert f"--request-timeout-s {bad}" in res.stderr.replace(".0:", ":") and "1 to 3600" in res.stderr, (bad, res.stderr)
+    res = castrig_main(capsys, "serve", "--data", data, "--port", "0", "--request-timeout-s", "soon")
+    assert res.returncode == 2 and "--request-timeout-s" in res.stderr and "Traceback" not in res.stderr
+    assert not data.exists()
 
 
 def test_max_connections_beyond_the_descriptor_limit_is_refused(tmp_path: Path):

@@ -218,12 +218,16 @@ def serve(
                                                   help="Connections held at most (default: 256, fewer under a low open-file limit); "
                                                        "beyond it the oldest idle one is closed, else 503. More than the open-file limit "
                                                        "can hold is refused."),
+    request_timeout_s: Optional[float] = typer.Option(None, "--request-timeout-s", metavar="SECONDS",
+                                                      help="Seconds a client has to send a whole request (from connecting, or "
+                                                           "from its first byte after an answer) before it is closed, so "
+                                                           "half-sent requests (slowloris) are not held: 1 to 3600, default 10."),
 ) -> None:
     """Serve every run under the data root in a browser, with a JSON API (prints {"url", "token_file"})."""
     from castrig.cli.main import usable_data_root
     from castrig.serve.app import serve as run_server
 
-    run_server(usable_data_root(data), host=host, port=port, max_connections=max_connections)
+    run_server(usable_data_root(data), host=host, port=port, max_connections=max_connections, request_timeout_s=request_timeout_s)
 
 
 def mount(app: typer.Typer) -> None:

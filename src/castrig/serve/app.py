@@ -557,14 +557,17 @@ def _run_html(uid: str) -> str:
 
 
 # -- the command -------------------------------------------------------------------------------
-def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connections: int | None = None) -> None:
+def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connections: int | None = None,
+          request_timeout_s: float | None = None) -> None:
     """Print ``{"url", "token_file"}`` and serve until SIGINT/SIGTERM, holding at most
-    ``max_connections`` (default from the file-descriptor limit, :mod:`castrig.serve.guard`)."""
+    ``max_connections`` (default from the file-descriptor limit) and closing a connection that
+    has not sent its whole request within ``request_timeout_s`` (default 10; :mod:`castrig.serve.guard`)."""
     import uvicorn
 
-    from castrig.serve.guard import bounded_config, limits
+    from castrig.serve.guard import bounded_config, limits, request_timeout
 
     limits(max_connections)  # a --max-connections the descriptor limit cannot hold: refused before anything is made
+    request_timeout(request_timeout_s)  # likewise a --request-timeout-s out of range
     root = Path(root)
     if not root.is_dir():
         root.mkdir(parents=True, exist_ok=True)
@@ -576,6 +579,7 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connecti
         print(f"warning: serving {host}:{port} without TLS: the token and the run data cross the network in clear; "
               "reading needs the token too. Prefer an SSH tunnel to 127.0.0.1 (see the README).", file=sys.stderr, flush=True)
     config = bounded_config(create_app(root, loopback=loopback, token_dir=token_dir), max_connections=max_connections,
+                            request_timeout_s=request_timeout_s,
                             host=host, port=port, log_level="warning", timeout_graceful_shutdown=2, lifespan="off")
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host

@@ -7,8 +7,8 @@ limit), nobody got an answer, and asyncio then logged an EMFILE traceback per ac
 ``limit_concurrency`` counts connections only once a whole request arrived. So:
 
 - a connection must have sent its whole request (headers and body) within
-  :data:`READ_TIMEOUT_S` of starting it (of connecting, or of the first byte after the previous
-  answer), else it is closed;
+  :data:`READ_TIMEOUT_S` (``castrig serve --request-timeout-s``) of starting it (of connecting,
+  or of the first byte after the previous answer), else it is closed;
 - at most ``max_connections`` are held (default from the file-descriptor limit,
   :func:`limits`): a new one beyond that closes the oldest one that is not being answered
   (half-sent or idle between requests); if every one is being answered (live streams), the new
@@ -30,8 +30,10 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-#: seconds a client has to send a whole request (headers and body; ours have none to speak of)
+#: seconds a client has to send a whole request (headers and body; ours have none to speak of), by default
 READ_TIMEOUT_S = 10.0
+#: the ``--request-timeout-s`` allowed: a second is plenty on a LAN or an SSH tunnel; an hour is already no bound
+REQUEST_TIMEOUT_RANGE_S = (1.0, 3600.0)
 #: connections held at most by default, whatever the descriptor limit allows
 MAX_CONNECTIONS = 256
 
@@ -61,9 +63,25 @@ def limits(max_connections: int | None = None) -> tuple[int, int]:
     return max(2, max_connections), backlog
 
 
+def request_timeout(seconds: float | None = None) -> float:
+    """The time a client has to send a whole request: ``seconds`` (default :data:`READ_TIMEOUT_S`),
+    else BadInput naming ``--request-timeout-s`` and :data:`REQUEST_TIMEOUT_RANGE_S`."""
+    import math
+
+    from castrig.errors import BadInput
+
+    if seconds is None:
+        return READ_TIMEOUT_S
+    lo, hi = REQUEST_TIMEOUT_RANGE_S
+    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and lo <= seconds <= hi):
+        raise BadInput(f"--request-timeout-s {seconds}: seconds to send a whole request, {lo:g} to {hi:g} "
+                       f"(default {READ_TIMEOUT_S:g})", field="--request-timeout-s")
+    return float(seconds)
+
+
 class BoundedH11(H11Protocol):
-    """uvicorn's h11 protocol with a time limit to send a request and a cap on connections held
-    (``config.castrig_max_connections``)."""
+    """uvicorn's h11 protocol with a time limit to send a request (``config.castrig_request_timeout_s``)
+    and a cap on connections held (``config.castrig_max_connections``)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -85,7 +103,7 @@ class BoundedH11(H11Protocol):
 
     def _arm(self) -> None:
         if self._deadline is None:
-            self._deadline = self.loop.call_later(READ_TIMEOUT_S, self._too_slow)
+            self._deadline = self.loop.call_later(getattr(self.config, "castrig_request_timeout_s", READ_TIMEOUT_S), self._too_slow)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -191,14 +209,16 @@ def check_uvicorn(config: Any) -> None:
                        f"pip install 'uvicorn{UVICORN_CHECKED}'")
 
 
-def bounded_config(app: Any, *, max_connections: int | None = None, **kw: Any) -> Any:
+def bounded_config(app: Any, *, max_connections: int | None = None, request_timeout_s: float | None = None, **kw: Any) -> Any:
     """A ``uvicorn.Config`` for ``app`` with the bounds above (``kw``: host, port, log level …),
     once :func:`check_uvicorn` found what the guard relies on."""
     import uvicorn
 
     cap, backlog = limits(max_connections)
+    timeout_s = request_timeout(request_timeout_s)
     config = uvicorn.Config(app, http=BoundedH11, backlog=backlog, limit_concurrency=cap + 1, timeout_keep_alive=5, **kw)
     config.castrig_max_connections = cap  # type: ignore[attr-defined]
+    config.castrig_request_timeout_s = timeout_s  # type: ignore[attr-defined]
     check_uvicorn(config)
     quiet_accept_errors()
     return config
