@@ -204,10 +204,19 @@ def castrig_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``castrig ARGS`` to the end (bounded) and return its exit code and output."""
-    return subprocess.run([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env),
-                          capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space: int | None = None,
+            **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``castrig ARGS`` to the end (bounded) and return its exit code and output;
+    ``address_space``: bytes it may map at most (``ulimit -v``: little free memory, as the
+    command measures it)."""
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    return subprocess.run([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env), capture_output=True,
+                          text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
+                          preexec_fn=limit if address_space is not None else None)
 
 
 def start_castrig(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.Popen[str]:

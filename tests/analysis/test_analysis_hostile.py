@@ -213,21 +213,40 @@ def test_an_image_the_free_memory_cannot_analyse_is_refused_before_measuring(tmp
     """A 36 Mpx image (inside the 100 Mpx size limit) under a 3 GB address-space limit: the
     analysis needs ~4 GB. It died in numpy with a MemoryError traceback (exit 1) after a long
     wait; now exit 2 at once, naming the image, what it needs and what is free."""
-    import resource
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT, castrig_env
+    from conftest import castrig
 
     img = tmp_path / "big.tif"
     tifffile.imwrite(img, (np.random.default_rng(0).random((6000, 6000)) * 255).astype(np.uint8),
                      resolution=(1e4, 1e4), resolutionunit=3)
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
-
-    done = subprocess.run([sys.executable, "-m", "castrig", "analyse", "surface", str(img)], cwd=ROOT, env=castrig_env(),
-                          capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    done = castrig("analyse", "surface", str(img), address_space=3 * 2**30)
     text = " ".join(done.stderr.split())
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "big.tif" in text and "needs about" in text and "GiB" in text, text
+
+
+def test_analyse_membrane_checks_the_memory_of_all_its_images_before_measuring_any(tmp_path):
+    """`analyse membrane` checked each image's memory as it loaded it: with a small surface and
+    a 36 Mpx section under a 3 GB address-space limit it measured the whole surface (minutes at
+    64 Mpx) and only then refused the section. Now every image is loaded, the memory left is read
+    with all of them held, and each analysis is checked against it before any is measured: exit
+    2 naming the section, and the surface's analysis never ran (a hook marks it if it does)."""
+    from conftest import castrig, with_sitecustomize
+
+    surface = tmp_path / "top.tif"
+    rng = np.random.default_rng(1)
+    write_micrograph(surface, (rng.random((256, 256)) * 255).astype(np.uint8), 0.25)
+    section = tmp_path / "cut.tif"
+    tifffile.imwrite(section, (rng.random((6000, 6000)) * 255).astype(np.uint8), resolution=(1e5, 1e5), resolutionunit=3)
+    marker = tmp_path / "surface-measured"
+    hook = ("import castrig.analysis as a\n_real = a.analyse_surface\n"
+            f"def _marked(*args, **kw):\n    open({str(marker)!r}, 'w').close()\n    return _real(*args, **kw)\n"
+            "a.analyse_surface = _marked\n")
+    done = castrig("analyse", "membrane", "--surface", str(surface), "--section", str(section), "--json",
+                   address_space=3 * 2**30, **with_sitecustomize(tmp_path, hook))
+    text = " ".join(done.stderr.split())
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not marker.exists(), "the surface was measured before the section was refused"
+    assert "cut.tif" in text and "needs about" in text and "every image of this command loaded" in text, text
+    # the same hook, memory enough: the surface is measured (the hook works)
+    ok = castrig("analyse", "surface", str(surface), "--json", **with_sitecustomize(tmp_path, hook))
+    assert ok.returncode == 0 and marker.exists(), ok.stderr[-2000:]

@@ -6,7 +6,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from castrig.errors import BadInput
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _HELP = """Measure membrane micrographs (surface, section) and judge the specification.
 
@@ -68,8 +71,7 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
         check_pixel_size(pixel_size, "--pixel-size")
     arr, px, meta = read_micrograph(path)
     # one pore of MIN_PX_PER_PORE across is the least a micrograph can show
-    check_image_side(path, arr, math.ceil(MIN_PX_PER_PORE))
-    check_memory(path, arr.shape[0] * arr.shape[1])
+    check_image_side(path, arr, math.ceil(MIN_PX_PER_PORE))  # memory: check_memory once every image is loaded
     warnings = list(meta.get("pixel_size_warnings", ()))
     if pixel_size is not None:
         used, source = float(pixel_size), given_by
@@ -96,6 +98,9 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
 #: Peak memory of one analysis per pixel of the image, bytes: ~33 (optical) and ~65 (SEM) on a
 #: 4 Mpx twin image, ~117 on a 64 Mpx one (audit, peak RSS); the estimate takes the most.
 ANALYSIS_BYTES_PER_PX = 120
+#: What a transmitted view adds to its surface's analysis per pixel, bytes: ~5 on a 4 Mpx twin
+#: pair, ~9 on a 17 Mpx one (peak RSS with and without it); the estimate keeps room above that.
+TRANSMITTED_BYTES_PER_PX = 16
 
 
 def _proc_kib(path: str, key: str) -> float | None:
@@ -152,15 +157,28 @@ def available_memory_bytes() -> float:
     return left
 
 
-def check_memory(path: Path, pixels: int) -> None:
-    """Exit 2 before measuring an image the memory left cannot hold the analysis of: a 64 Mpx
-    image (inside the size limit) needed 7.5 GB and died in numpy with a traceback."""
-    need, left = pixels * ANALYSIS_BYTES_PER_PX, available_memory_bytes()
-    if need > left:
-        raise BadInput(f"{path}: {pixels / 1e6:.3g} Mpx needs about {need / 2**30:.1f} GiB to analyse, "
-                       f"{max(left, 0) / 2**30:.1f} GiB is free (allowed here: up to about "
-                       f"{max(left, 0) / ANALYSIS_BYTES_PER_PX / 1e6:.3g} Mpx; crop or bin the image, or free memory)",
-                       file=str(path), field="image size")
+def check_memory(analyses: list[tuple[Path, np.ndarray, np.ndarray | None]]) -> None:
+    """Exit 2 before measuring anything when the memory left cannot hold one of the command's
+    analyses: a 64 Mpx image (inside the size limit) needed 7.5 GB and died in numpy with a
+    traceback. ``analyses``: (file, image, its transmitted view or None) for each analysis the
+    command makes, one after another, every image already loaded: what is free is read once,
+    with all of them held, and each analysis's need (:data:`ANALYSIS_BYTES_PER_PX` per pixel,
+    :data:`TRANSMITTED_BYTES_PER_PX` per pixel of a transmitted view) must fit in it. (Checked
+    image by image as each was loaded, ``analyse membrane`` measured the whole surface — minutes
+    at 64 Mpx — before refusing a section the memory could not hold.)"""
+    left = available_memory_bytes()
+    for path, image, transmitted in analyses:
+        pixels = image.shape[0] * image.shape[1]
+        extra = 0 if transmitted is None else transmitted.shape[0] * transmitted.shape[1]
+        need = pixels * ANALYSIS_BYTES_PER_PX + extra * TRANSMITTED_BYTES_PER_PX
+        if need > left:
+            held = sum(a.nbytes for _, img, t in analyses for a in (img, t) if a is not None)
+            with_t = f" (with its transmitted view, {extra / 1e6:.3g} Mpx)" if extra else ""
+            others = f", the {len(analyses)} images held together take {held / 2**30:.2g} GiB of it" if len(analyses) > 1 else ""
+            raise BadInput(f"{path}: {pixels / 1e6:.3g} Mpx{with_t} needs about {need / 2**30:.1f} GiB to analyse, "
+                           f"{max(left, 0) / 2**30:.1f} GiB is free with every image of this command loaded{others} "
+                           f"(allowed here: up to about {max(left, 0) / ANALYSIS_BYTES_PER_PX / 1e6:.3g} Mpx; crop or bin "
+                           "the image, or free memory); nothing was measured", file=str(path), field="image size")
 
 
 def _section_rois_path(rois: Path) -> Path:
@@ -220,11 +238,8 @@ def _write_rois(path: Path, rois: list) -> None:
         raise BadInput(f"{path}: cannot write the ROI set ({exc.strerror or exc})", file=str(path), field="--rois") from None
 
 
-def _surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[float], keep_labels: bool = False,
-             appearance: str = "optical"):
-    from castrig.analysis import analyse_surface
-
-    _check_appearance(appearance)
+def _load_surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[float]):
+    """(reflected view, transmitted view or None, pixel size µm, image records), loaded and checked."""
     refl, px, rec = _load(image, pixel_size, "surface")
     images = {"surface": rec}
     trans = None
@@ -237,14 +252,7 @@ def _surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[floa
                 f"{transmitted}: shape {trans.shape} differs from the reflected image {refl.shape}; the views must be registered",
                 file=str(transmitted),
             )
-    return refl, analyse_surface(refl, px, trans, keep_labels=keep_labels, appearance=_check_appearance(appearance)), images
-
-
-def _section(image: Path, pixel_size: Optional[float]):
-    from castrig.analysis import analyse_section
-
-    sec, px, rec = _load(image, pixel_size, "section")
-    return analyse_section(sec, px), {"section": rec}
+    return refl, trans, px, images
 
 
 def _fmt(v) -> str:
@@ -337,8 +345,14 @@ def surface(
       castrig analyse surface top.tif --overlay pores.png
       castrig analyse surface sem.tif --appearance sem --rois pores.zip   # open both in Fiji
     """
+    from castrig.analysis import analyse_surface
+
     _check_outputs([image, transmitted], [rois] if rois is not None else [], overlay)
-    refl, m, images = _surface(image, transmitted, pixel_size, keep_labels=overlay is not None, appearance=appearance)
+    _check_appearance(appearance)
+    refl, trans, px, images = _load_surface(image, transmitted, pixel_size)
+    check_memory([(image, refl, trans)])
+    m = analyse_surface(refl, px, trans, keep_labels=overlay is not None, appearance=appearance)
+    del trans
     if rois is not None:
         from castrig.analysis.rois import surface_rois
 
@@ -371,8 +385,12 @@ def section(
       castrig analyse section cut.png --pixel-size 0.05 --json
       castrig analyse section cut.tif --rois cut.zip
     """
+    from castrig.analysis import analyse_section
+
     _check_outputs([image], [rois] if rois is not None else [])
-    m, images = _section(image, pixel_size)
+    sec, px, rec = _load(image, pixel_size, "section")
+    check_memory([(image, sec, None)])
+    m, images = analyse_section(sec, px), {"section": rec}
     if rois is not None:
         from castrig.analysis.rois import section_rois
 
@@ -407,9 +425,15 @@ def membrane(
         raise BadInput(f"--grade {grade!r} is not a grade; choose from {', '.join(spec.grades)}", field="--grade")
     _check_outputs([surface_image, transmitted, section_image],
                    [] if rois is None else [rois, _section_rois_path(rois)])
-    _, sm, images = _surface(surface_image, transmitted, pixel_size, appearance=appearance)
-    xm, section_image_rec = _section(section_image, pixel_size)
-    images |= section_image_rec
+    from castrig.analysis import analyse_section, analyse_surface
+
+    _check_appearance(appearance)
+    refl, trans, px, images = _load_surface(surface_image, transmitted, pixel_size)
+    sec, sec_px, images["section"] = _load(section_image, pixel_size, "section")
+    check_memory([(surface_image, refl, trans), (section_image, sec, None)])  # every image held: before measuring any
+    sm = analyse_surface(refl, px, trans, appearance=appearance)
+    del refl, trans  # the section's analysis has their room
+    xm = analyse_section(sec, sec_px)
     if rois is not None:
         from castrig.analysis.rois import section_rois, surface_rois
 
