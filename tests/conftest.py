@@ -558,6 +558,28 @@ def with_sitecustomize(tmp_path: Path, code: str) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)}
 
 
+#: A sitecustomize (:func:`with_sitecustomize`) that kills the process with SIGKILL — a power cut —
+#: as it makes the ``$KILL_AT_RUN``-th run's database (1: the first): run.json there, nothing
+#: recorded, run.sqlite left ``$KILL_LEAVES`` (``empty``: 0 bytes; else not there). What
+#: readers call a folder that "never started".
+KILL_AT_CREATION = """
+import os, signal
+from pathlib import Path
+import castrig.store.sqlite_store as s
+_connect, _made = s.connect, []
+def _connect_then_die(path, *a, **kw):
+    p = Path(path)
+    if p.name == "run.sqlite" and not p.exists():
+        _made.append(p)
+        if len(_made) == int(os.environ["KILL_AT_RUN"]):  # the power goes as this run's database is made
+            if os.environ["KILL_LEAVES"] == "empty":
+                p.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+    return _connect(path, *a, **kw)
+s.connect = _connect_then_die
+"""
+
+
 # -- a membrane's metrics, as the analysis reports them (explore and lots tests) --------------------
 def membrane_metrics(d: float, *, through: float = 0.9, opening: float = 0.6) -> dict[str, Any]:
     """Metrics of a membrane with mean pore diameter ``d`` µm that meets claim 1 to 4 at the

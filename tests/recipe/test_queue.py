@@ -121,34 +121,16 @@ def test_queue_summary_lists_runs_that_never_ran_and_missed_targets(tmp_path):
     assert "claim1 NOT met" in out and "not run" in out and "b.yaml" in out
 
 
-_KILL_AT_CREATION = """
-import os, signal
-from pathlib import Path
-import castrig.store.sqlite_store as s
-_connect, _made = s.connect, []
-def _connect_then_die(path, *a, **kw):
-    p = Path(path)
-    if p.name == "run.sqlite" and not p.exists():
-        _made.append(p)
-        if len(_made) == int(os.environ["KILL_AT_RUN"]):  # the power goes as this run's database is made
-            if os.environ["KILL_LEAVES"] == "empty":
-                p.touch()
-            os.kill(os.getpid(), signal.SIGKILL)
-    return _connect(path, *a, **kw)
-s.connect = _connect_then_die
-"""
-
-
 @pytest.mark.parametrize("leaves", ["empty", "missing"])
 def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves):
     """kill -9 just as the queue made its second run folder (run.json there, run.sqlite empty or not
     yet there, no step started): `castrig queue --resume` replaces that folder, which holds nothing,
     runs that recipe and the rest, exit 0 — it used to exit 2 'damaged run folder' at every try."""
-    from conftest import castrig, with_sitecustomize
+    from conftest import KILL_AT_CREATION, castrig, with_sitecustomize
 
     data = tmp_path / "runs"
     short = str(DATA / "short.yaml")
-    killed = castrig("queue", short, short, short, "--data", str(data), **with_sitecustomize(tmp_path, _KILL_AT_CREATION),
+    killed = castrig("queue", short, short, short, "--data", str(data), **with_sitecustomize(tmp_path, KILL_AT_CREATION),
                      KILL_AT_RUN="2", KILL_LEAVES=leaves)
     assert killed.returncode == -9, killed.stderr
     (state_path,) = data.glob("queue-*.json")

@@ -258,6 +258,10 @@ def runs(
     since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help="Runs started on or after DATE (YYYY-MM-DD or ISO time, UTC)."),
     grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="Runs that met grade G (e.g. claim1)."),
     outcome: Optional[str] = typer.Option(None, "--outcome", metavar="OUTCOME", help="completed | aborted | faulted | interrupted | not_resumable | running"),
+    prune_never_started: bool = typer.Option(
+        False, "--prune-never-started",
+        help="First remove the run folders a `castrig run` killed while making them left behind (listed 'never "
+             "started': nothing recorded in them); a folder being made right now is kept."),
 ) -> None:
     """List the runs under the data root."""
     from rich.table import Table
@@ -271,6 +275,8 @@ def runs(
     # a data root named on purpose must be there; ./runs may not be yet ("no runs yet")
     usable_data_root(data, must_exist=data is not None or bool(os.environ.get("CASTRIG_DATA")))
     store = open_store(data)
+    if prune_never_started:
+        _prune_never_started(store.root)
     rows = [r for r in store.list_runs() if keep(r.started_utc, r.grades, r.outcome)]
     table = Table(title=f"runs in {store.root}")
     for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "grades"):
@@ -281,6 +287,31 @@ def runs(
     Console(width=200).print(table)
     if not rows:
         typer.echo("no runs yet")
+
+
+def _prune_never_started(root: Path) -> None:
+    """Remove every run folder under ``root`` that never started (each owned first, checked again,
+    then removed; one whose maker still runs is kept), saying which on stderr; BadInput naming
+    those that could not be removed (a read-only data root)."""
+    from castrig.store.sqlite_store import never_started, remove_never_started
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    failed = []
+    for run_dir in sorted(p.parent for p in Path(root).glob("*/run.json")):
+        if never_started(run_dir) is None:
+            continue
+        try:
+            why = remove_never_started(run_dir, purpose="castrig runs --prune-never-started")
+        except Busy as exc:
+            err.print(f"kept {escape(str(run_dir))}: it is being made now ({escape(str(exc))})")
+            continue
+        except OSError as exc:
+            failed.append(f"{run_dir} ({exc.strerror or exc})")
+            continue
+        if why is not None:
+            err.print(f"removed {escape(str(run_dir))}: never started ({escape(why)}; nothing recorded)")
+    if failed:
+        raise BadInput(f"--prune-never-started: cannot remove {'; '.join(failed)}", field="--prune-never-started")
 
 
 def _mount_subcommands() -> None:

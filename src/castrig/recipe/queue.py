@@ -23,7 +23,6 @@ its target grade does not change it (the rig did what the recipe asked; the summ
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,8 +41,7 @@ from castrig.recipe.session import needs_after_abort, resume_run, run_recipe
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
 from castrig.store.atomic import atomic_write_json
-from castrig.store.lock import claim_run, release_run
-from castrig.store.sqlite_store import never_started
+from castrig.store.sqlite_store import remove_never_started
 
 _ENDED = ("completed", "aborted", "faulted", "not_resumable")
 
@@ -109,20 +107,15 @@ def _replace_never_started(run_dir: Path, item: dict[str, Any], save: Callable[[
     note it in ``item["replaced"]`` and ``save`` the queue's state first, so that a queue dying
     during the removal finds the item without a folder, not a folder half gone. False (nothing
     done) if it holds a record after all."""
-    if never_started(run_dir) is None:
-        return False
-    claim_run(run_dir, purpose=f"castrig queue --resume: replacing {run_dir}")
-    try:
-        why = never_started(run_dir)  # again, now that nobody else can write to it
-        if why is None:
-            return False
+    def note(why: str) -> None:
         item.setdefault("replaced", []).append({"run_dir": str(run_dir), "reason": f"never started ({why}; nothing recorded)",
                                                 "replaced_utc": _now()})
         item["run_dir"] = None
         save()
-        shutil.rmtree(run_dir)
-    finally:
-        release_run(run_dir)
+
+    why = remove_never_started(run_dir, purpose=f"castrig queue --resume: replacing {run_dir}", before=note)
+    if why is None:
+        return False
     Console(stderr=True).print(f"{escape(str(run_dir))}: never started ({why}; the queue died while making it, nothing "
                                f"recorded): removed, {escape(Path(item['recipe']).name)} runs afresh", highlight=False, soft_wrap=True)
     return True

@@ -31,7 +31,7 @@ import shutil
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -714,6 +714,27 @@ def never_started(run_dir: Path) -> str | None:
         return None
     db = run_dir / "run.sqlite"
     return "run.sqlite is empty (0 bytes)" if db.exists() else "run.sqlite is missing"
+
+
+def remove_never_started(run_dir: Path, *, purpose: str, before: Callable[[str], Any] | None = None) -> str | None:
+    """Remove ``run_dir`` if it is a folder that :func:`never_started`, owning it first (:class:`Busy`
+    while its maker lives: a folder being made right now looks the same) and checking again once
+    nobody else can write to it; ``before(why)`` runs then, before anything goes. Why it never
+    started, or None (nothing done) if it holds a record after all. OSError if it cannot be removed."""
+    run_dir = Path(run_dir)
+    if never_started(run_dir) is None:
+        return None
+    claim_run(run_dir, purpose=purpose)
+    try:
+        why = never_started(run_dir)
+        if why is None:
+            return None
+        if before is not None:
+            before(why)
+        shutil.rmtree(run_dir)
+    finally:
+        release_run(run_dir)
+    return why
 
 
 def run_damage(run_dir: Path) -> str | None:

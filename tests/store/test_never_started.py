@@ -1,0 +1,53 @@
+"""Run folders that never started: a `castrig run` killed (a power cut) while it made its folder
+leaves run.json and an empty or missing run.sqlite, nothing recorded. `castrig runs`, `status`
+and `resume` call it "never started ... run the recipe again"; `castrig runs
+--prune-never-started` removes such folders — owning each first, so one being made right now
+is kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import KILL_AT_CREATION, ROOT, add_graded_run, castrig, membrane_metrics, with_sitecustomize
+
+from castrig.store.lock import claim_run, release_run
+
+SHORT = str(ROOT / "tests" / "data" / "short.yaml")
+
+
+def killed_while_made(data: Path, tmp_path: Path, leaves: str) -> Path:
+    """The folder of a `castrig run` killed -9 as it made its database."""
+    before = {p.parent for p in data.glob("*/run.json")}
+    res = castrig("run", SHORT, "--data", str(data), "-q", **with_sitecustomize(tmp_path, KILL_AT_CREATION),
+                  KILL_AT_RUN="1", KILL_LEAVES=leaves)
+    assert res.returncode == -9, res.stderr
+    (cut,) = {p.parent for p in data.glob("*/run.json")} - before
+    return cut
+
+
+def test_runs_prune_never_started_removes_them_and_keeps_one_being_made(tmp_path: Path):
+    data = tmp_path / "runs"
+    done_id = add_graded_run(data, "done", membrane_metrics(5.0))
+    cut = killed_while_made(data, tmp_path, "empty")
+    being_made = killed_while_made(data, tmp_path, "missing")
+    listed = castrig("runs", "--data", str(data))
+    assert listed.returncode == 0 and " ".join(listed.stdout.split()).count("never started") == 2, listed.stdout
+
+    claim_run(being_made, purpose="test: a castrig run making this folder now")  # its maker lives
+    try:
+        res = castrig("runs", "--data", str(data), "--prune-never-started")
+    finally:
+        release_run(being_made)
+    err = " ".join(res.stderr.split())
+    assert res.returncode == 0, res.stderr
+    assert f"removed {cut}: never started (run.sqlite is empty (0 bytes); nothing recorded)" in err, err
+    assert f"kept {being_made}: it is being made now" in err, err
+    assert not cut.exists() and being_made.is_dir() and (data / done_id).is_dir()
+    assert done_id in res.stdout and "never started" not in res.stdout, res.stdout  # one being made is not listed
+
+    res = castrig("runs", "--data", str(data), "--prune-never-started")  # its maker gone: removed too
+    assert res.returncode == 0 and f"removed {being_made}" in " ".join(res.stderr.split()), res.stderr
+    assert not being_made.exists() and [p.parent.name for p in data.glob("*/run.json")] == [done_id]
+    assert "never started" not in res.stdout and "damaged" not in res.stdout and done_id in res.stdout, res.stdout
+    again = castrig("runs", "--data", str(data), "--prune-never-started")  # nothing left to remove: says nothing
+    assert again.returncode == 0 and again.stderr == "" and done_id in again.stdout, again.stderr
