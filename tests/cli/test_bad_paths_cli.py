@@ -5,13 +5,16 @@ $CASTRIG_DATA pointing at a file.
 Before: ``run --data FILE`` (FileExistsError), ``run --data /proc/x`` (FileNotFoundError),
 ``serve --data FILE``, ``sim render --out FILE`` and ``explore --storage`` with an unopenable
 SQLAlchemy URL all ended in a Python traceback with exit 1.
+
+All refused before anything runs: through the CLI's entry point in the test's process
+(conftest ``castrig_main``), not a subprocess each.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from conftest import ROOT, castrig
+from conftest import ROOT, castrig_main
 
 DEMO = str(ROOT / "recipes" / "demo.yaml")
 
@@ -32,48 +35,49 @@ def afile(tmp_path):
     return f
 
 
-def test_run_with_a_file_as_data_root(afile):
-    _refused(castrig("run", DEMO, "--data", str(afile), "-q"), f"--data {afile}: not a folder", "allowed:")
-    _refused(castrig("run", DEMO, "--data", str(afile / "sub"), "-q"), f"--data {afile / 'sub'}: not a folder", f"{afile} is a file")
+def test_run_with_a_file_as_data_root(afile, capsys):
+    _refused(castrig_main(capsys, "run", DEMO, "--data", str(afile), "-q"), f"--data {afile}: not a folder", "allowed:")
+    _refused(castrig_main(capsys, "run", DEMO, "--data", str(afile / "sub"), "-q"), f"--data {afile / 'sub'}: not a folder", f"{afile} is a file")
     assert afile.is_file() and afile.read_text() == ""
 
 
-def test_run_with_a_data_root_that_cannot_be_made():
-    _refused(castrig("run", DEMO, "--data", "/proc/x", "-q"), "--data /proc/x: cannot make this folder")
+def test_run_with_a_data_root_that_cannot_be_made(capsys):
+    _refused(castrig_main(capsys, "run", DEMO, "--data", "/proc/x", "-q"), "--data /proc/x: cannot make this folder")
 
 
-def test_run_with_castrig_data_a_file(afile):
-    _refused(castrig("run", DEMO, "-q", CASTRIG_DATA=str(afile)), f"$CASTRIG_DATA {afile}: not a folder")
-    _refused(castrig("runs", CASTRIG_DATA=str(afile)), f"$CASTRIG_DATA {afile}: not a folder")  # as before, in the same words
+def test_run_with_castrig_data_a_file(afile, capsys, monkeypatch):
+    monkeypatch.setenv("CASTRIG_DATA", str(afile))
+    _refused(castrig_main(capsys, "run", DEMO, "-q"), f"$CASTRIG_DATA {afile}: not a folder")
+    _refused(castrig_main(capsys, "runs"), f"$CASTRIG_DATA {afile}: not a folder")  # as before, in the same words
 
 
-def test_queue_with_a_file_as_data_root(afile):
-    _refused(castrig("queue", DEMO, "--data", str(afile)), f"--data {afile}: not a folder")
+def test_queue_with_a_file_as_data_root(afile, capsys):
+    _refused(castrig_main(capsys, "queue", DEMO, "--data", str(afile)), f"--data {afile}: not a folder")
 
 
-def test_a_refused_run_leaves_no_data_root_behind(tmp_path):
+def test_a_refused_run_leaves_no_data_root_behind(tmp_path, capsys):
     """The data root is tried by making it and removing it again: a recipe refused afterwards
     leaves nothing (no empty folders) behind."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nsteps: []\n")
     data = tmp_path / "new" / "deeper"
-    _refused(castrig("run", str(bad), "--data", str(data), "-q"), "steps")
+    _refused(castrig_main(capsys, "run", str(bad), "--data", str(data), "-q"), "steps")
     assert not (tmp_path / "new").exists()
 
 
-def test_serve_with_a_file_as_data_root(afile):
-    _refused(castrig("serve", "--data", str(afile), "--port", "0", timeout_s=30), f"--data {afile}: not a folder")
+def test_serve_with_a_file_as_data_root(afile, capsys):
+    _refused(castrig_main(capsys, "serve", "--data", str(afile), "--port", "0"), f"--data {afile}: not a folder")
 
 
-def test_sim_render_to_a_file(afile):
-    _refused(castrig("sim", "render", "--out", str(afile), "--n", "1"), f"--out {afile}: not a folder")
+def test_sim_render_to_a_file(afile, capsys):
+    _refused(castrig_main(capsys, "sim", "render", "--out", str(afile), "--n", "1"), f"--out {afile}: not a folder")
     assert afile.read_text() == ""
 
 
 @pytest.mark.parametrize("url, says", [("sqlite:////nonexistent/dir/x.db", "unable to open database file"),
                                        ("bogus://x", "Can't load plugin"),
                                        ("postgresql://who:secret@127.0.0.1:1/x", "who:***@127.0.0.1:1")])
-def test_explore_with_a_storage_that_cannot_be_opened(tmp_path, url, says):
-    err = _refused(castrig("explore", "--target-grade", "claim1", "--data", str(tmp_path / "exp"), "--storage", url),
+def test_explore_with_a_storage_that_cannot_be_opened(tmp_path, url, says, capsys):
+    err = _refused(castrig_main(capsys, "explore", "--target-grade", "claim1", "--data", str(tmp_path / "exp"), "--storage", url),
                    "--storage", "cannot open it", says, "allowed:")
     assert "secret" not in err
