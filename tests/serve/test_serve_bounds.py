@@ -26,11 +26,13 @@ from conftest import held_running_run, wait_until
 HALF = b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # the blank line never comes
 
 
-def half_sent(url: str, n: int, *, wave: int = 16, timeout_s: float = 60.0) -> list[socket.socket]:
+def half_sent(url: str, n: int, *, wave: int = 16, pause_s: float = 0.05, timeout_s: float = 60.0) -> list[socket.socket]:
     """``n`` connections, each having sent half a request, connected ``wave`` at a time (the
     server's listen backlog under a low descriptor limit is 16: a bigger flood's connects are
     dropped and left to the kernel's SYN retries, 1 s, 3 s, 7 s … later, which a loaded machine
-    can push past any short wait). Bounded by ``timeout_s`` in all."""
+    can push past any short wait), ``pause_s`` between waves: a wave is connected once the kernel
+    queued it, before the server accepted it, and the next wave at once overflowed the queue —
+    one SYN retry (1 s) per wave, 6 s of the 200. Bounded by ``timeout_s`` in all."""
     u = urlsplit(url)
     socks: list[socket.socket] = []
     deadline = time.monotonic() + timeout_s
@@ -51,6 +53,7 @@ def half_sent(url: str, n: int, *, wave: int = 16, timeout_s: float = 60.0) -> l
             for s in socks:
                 s.close()
             raise AssertionError(f"{len(waiting) + n - len(socks)} of {n} not connected in {timeout_s} s")
+        time.sleep(pause_s)
     return socks
 
 
