@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
-from conftest import ROOT, castrig, only_run_dir, run_rows, start_castrig, wait_until
+from conftest import ROOT, castrig, castrig_main, only_run_dir, run_rows, start_castrig, wait_until
 
 LONG_WAIT = ROOT / "tests" / "data" / "day_wait.yaml"  # ends on its own only after ~40 s of wall time
 
@@ -33,40 +33,60 @@ def _status(run_dir: Path) -> dict:
         return {}
 
 
-def test_status_watch_pause_resume_abort_from_a_second_process(tmp_path: Path, reap):
+def read_until(proc: subprocess.Popen[str], text: str, *, timeout_s: float) -> str:
+    """What ``proc`` printed until ``text`` (read from the pipe itself, past the text stream's
+    buffer, which a later ``proc.stdout.read()`` then goes on from), bounded by ``timeout_s``."""
+    import select
+    import time
+
+    fd, out, deadline = proc.stdout.fileno(), b"", time.monotonic() + timeout_s  # type: ignore[union-attr]
+    while text.encode() not in out:
+        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+        chunk = os.read(fd, 65536) if ready else b""
+        if not chunk:
+            raise AssertionError(f"{text!r} not printed within {timeout_s} s (exit {proc.poll()}): {out[-2000:]!r}")
+        out += chunk
+    return out.decode()
+
+
+def test_status_watch_pause_resume_abort_from_a_second_process(tmp_path: Path, reap, capsys):
+    """The run and `castrig watch` in processes of their own; status, pause, resume-paused and
+    abort through the CLI's entry point in the test's process (conftest ``castrig_main``) — a
+    second process to the run all the same, without a subprocess's start-up for each."""
     data = tmp_path / "data"
     run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
     run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_index") == 1 and d,
                          timeout_s=60, what="the run in its 24-hour hold")
     # status: one run, and every running run under the data root
-    one = castrig("status", str(run_dir))
+    one = castrig_main(capsys, "status", str(run_dir))
     assert one.returncode == 0, one.stderr
     assert "running" in one.stdout and "step 2/2" in one.stdout and "left: step" in one.stdout
     assert "RH " in one.stdout and "setpoint 50.0" in one.stdout and "no warning" in one.stdout
-    every = castrig("status", "--data", str(data), "--json")
+    every = castrig_main(capsys, "status", "--data", str(data), "--json")
     rows = [json.loads(line) for line in every.stdout.splitlines()]
     assert [r["uid"] for r in rows] == [run_dir.name] and rows[0]["step"]["step_index"] == 1
 
     watcher = reap(start_castrig("watch", str(run_dir), "--every", "0.3"))
 
     # pause: the run stops at a safe point and waits (virtual time stands still)
-    paused = castrig("pause", str(run_dir))
+    paused = castrig_main(capsys, "pause", str(run_dir))
     assert paused.returncode == 0 and "accepted" in paused.stdout, paused.stdout + paused.stderr
     wait_until(lambda: _status(run_dir).get("state") == "paused", timeout_s=20, what="paused")
     t_paused = _status(run_dir)["t_s"]
-    again = castrig("pause", str(run_dir))
+    again = castrig_main(capsys, "pause", str(run_dir))
     assert again.returncode == 2 and "refused" in again.stdout
-    assert "paused by cli:" in castrig("status", str(run_dir)).stdout
+    assert "paused by cli:" in castrig_main(capsys, "status", str(run_dir)).stdout
     assert abs(_status(run_dir)["t_s"] - t_paused) < 1.0 and run.poll() is None
+    seen = read_until(watcher, "paused by", timeout_s=20)  # the watcher shows the pause before it ends
 
-    resumed = castrig("resume-paused", str(run_dir))
+    resumed = castrig_main(capsys, "resume-paused", str(run_dir))
     assert resumed.returncode == 0 and "accepted" in resumed.stdout
     wait_until(lambda: _status(run_dir).get("state") == "running" and _status(run_dir)["t_s"] > t_paused + 5,
                timeout_s=20, what="running again")
-    assert castrig("resume-paused", str(run_dir)).returncode == 2  # not paused: refused
+    assert castrig_main(capsys, "resume-paused", str(run_dir)).returncode == 2  # not paused: refused
 
     # abort: ends exactly like SIGTERM, the event names who asked
-    aborted = castrig("abort", str(run_dir))
+    aborted = castrig_main(capsys, "abort", str(run_dir))
     assert aborted.returncode == 0, aborted.stdout + aborted.stderr
     assert "aborted:" in aborted.stdout and "safe state verified" in aborted.stdout
     assert run.wait(timeout=30) == 3
@@ -81,17 +101,17 @@ def test_status_watch_pause_resume_abort_from_a_second_process(tmp_path: Path, r
 
     # watch followed it to the end and exits with the run's code
     assert watcher.wait(timeout=30) == 3
-    out = watcher.stdout.read()
+    out = seen + watcher.stdout.read()
     assert "step 2/2" in out and "paused by" in out and out.rstrip().splitlines()[-1].startswith("aborted:")
 
     # nothing to act on any more
-    late = castrig("abort", str(run_dir))
+    late = castrig_main(capsys, "abort", str(run_dir))
     assert late.returncode == 2 and "not running" in late.stderr
-    assert "no run is running" in castrig("status", "--data", str(data)).stdout
+    assert "no run is running" in castrig_main(capsys, "status", "--data", str(data)).stdout
 
 
-def test_acting_on_a_folder_that_is_not_a_run(tmp_path: Path):
-    r = castrig("abort", str(tmp_path))
+def test_acting_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys):
+    r = castrig_main(capsys, "abort", str(tmp_path))
     assert r.returncode == 2 and "not a run folder" in r.stderr
 
 
