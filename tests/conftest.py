@@ -424,6 +424,17 @@ def castrig_serve() -> Callable[..., AbstractContextManager[Served]]:
     return castrig_serve_process
 
 
+@pytest.fixture(scope="session")
+def finished_demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``castrig run recipes/demo.yaml --operator ada`` to the end, once per test process (the
+    serve tests read it: copy the run folder before spoiling it); ``(data root, run id)``."""
+    data = tmp_path_factory.mktemp("demo-run") / "data"
+    res = castrig("run", str(ROOT / "recipes" / "demo.yaml"), "--data", str(data), "-q", "--operator", "ada")
+    assert res.returncode == 0, res.stderr
+    (run_json,) = data.glob("*/run.json")
+    return data, run_json.parent.name
+
+
 @pytest.fixture
 def wall_sim_profile(tmp_path: Path) -> Path:
     """The default twin profile (hw_profiles/sim.yaml) on the wall clock, sampling every second:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 
-from conftest import ROOT, castrig, only_run_dir, start_castrig, wait_until
+from conftest import ROOT, only_run_dir, start_castrig, wait_until
 
 ARTIFACTS = ROOT / "artifacts"
 RECIPE = """\
@@ -99,11 +99,9 @@ def test_live_run_page_follows_the_run_and_aborts_with_the_token(tmp_path: Path,
         assert chrome.execute_script("return window.__sameDocument") == 42
 
 
-def test_finished_report_page_of_a_demo_run(tmp_path: Path, castrig_serve, chrome):
-    data = tmp_path / "data"
-    done = castrig("run", str(ROOT / "recipes" / "demo.yaml"), "--data", str(data), "-q", "--operator", "ada")
-    assert done.returncode == 0, done.stderr
-    run_dir = only_run_dir(data)
+def test_finished_report_page_of_a_demo_run(tmp_path: Path, finished_demo_run, castrig_serve, chrome):
+    data, uid = finished_demo_run
+    run_dir = data / uid
     with castrig_serve(data) as served:
         chrome.get(served.url + f"runs/{run_dir.name}")
         wait_until(lambda: chrome.find_element("tag name", "body").get_attribute("data-ended") == "1", timeout_s=20,

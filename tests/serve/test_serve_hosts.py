@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import ROOT, RUN_FOLDER_DAMAGES, castrig
+from conftest import ROOT, RUN_FOLDER_DAMAGES
 
 
 def request(url: str, path: str, *, host: str | None = None, token: str | None = None) -> tuple[int, str]:
@@ -45,13 +45,9 @@ def server_log(served) -> str:
     return served.proc.stderr.read()
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> tuple[Path, str]:
-    data = tmp_path_factory.mktemp("serve-hosts") / "data"
-    res = castrig("run", str(ROOT / "recipes" / "demo.yaml"), "--data", str(data), "-q")
-    assert res.returncode == 0, res.stderr
-    (run_dir,) = [p.parent for p in data.glob("*/run.json")]
-    return data, run_dir.name
+@pytest.fixture
+def finished_run(finished_demo_run) -> tuple[Path, str]:
+    return finished_demo_run  # one demo run per test process, shared with the report page's test
 
 
 def test_loopback_answers_only_loopback_host_names(finished_run, castrig_serve):
