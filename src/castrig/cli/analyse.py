@@ -174,9 +174,10 @@ def check_memory(analyses: list[tuple[Path, np.ndarray, np.ndarray | None]]) -> 
         if need > left:
             held = sum(a.nbytes for _, img, t in analyses for a in (img, t) if a is not None)
             with_t = f" (with its transmitted view, {extra / 1e6:.3g} Mpx)" if extra else ""
-            others = f", the {len(analyses)} images held together take {held / 2**30:.2g} GiB of it" if len(analyses) > 1 else ""
+            n = sum(a is not None for _, img, t in analyses for a in (img, t))
             raise BadInput(f"{path}: {pixels / 1e6:.3g} Mpx{with_t} needs about {need / 2**30:.1f} GiB to analyse, "
-                           f"{max(left, 0) / 2**30:.1f} GiB is free with every image of this command loaded{others} "
+                           f"{max(left, 0) / 2**30:.1f} GiB is free with every image of this command loaded "
+                           f"({n} image{'s' if n > 1 else ''}, {held / 2**30:.2g} GiB) "
                            f"(allowed here: up to about {max(left, 0) / ANALYSIS_BYTES_PER_PX / 1e6:.3g} Mpx; crop or bin "
                            "the image, or free memory); nothing was measured", file=str(path), field="image size")
 
