@@ -197,6 +197,8 @@ def test_the_request_timeout_is_10_s_unless_given_and_out_of_range_is_refused(tm
         raise AssertionError
 
     assert READ_TIMEOUT_S == 10 and bounded_config(app, lifespan="off").castrig_request_timeout_s == 10
+    helped = castrig_main(capsys, "serve", "--help")
+    assert helped.returncode == 0 and "1 to 3600, default 10." in " ".join(helped.stdout.split()), helped.stdout
     assert bounded_config(app, lifespan="off", request_timeout_s=2).castrig_request_timeout_s == 2
     data = tmp_path / "data"
     for bad in ("0.5", "0", "-1", "3601", "nan", "inf"):
