@@ -51,12 +51,14 @@ class Link(ABC):
 
     # -- public --------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        self._check_open()
+        if self._closed:
+            self._check_open()
         self._write(bytes(data))
 
     def read_until(self, terminator: bytes, *, timeout_s: float | None = None, max_bytes: int = 65536) -> bytes:
         """Read up to and including ``terminator``; bytes after it stay buffered."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         deadline = self._now() + (self.timeout_s if timeout_s is None else timeout_s)
         if not self._rx and terminator:
             # The usual reply: nothing buffered, and the first chunk is exactly one whole line.

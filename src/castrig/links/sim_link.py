@@ -64,7 +64,13 @@ class SimLink(Link):
                 if now >= deadline_s:
                     return b""
                 nxt = emulator.next_output_time(now)
-            target = deadline_s if nxt is None else min(max(nxt, now), deadline_s)
+            # min(max(nxt, now), deadline_s) as two comparisons (this runs at every wake-up)
+            if nxt is None:
+                target = deadline_s
+            else:
+                target = now if now > nxt else nxt
+                if deadline_s < target:
+                    target = deadline_s
             if target <= now:
                 # A reply due "now" that transmit() did not hand over: avoid spinning.
                 target = min(now + 1e-6, deadline_s)

@@ -131,6 +131,7 @@ class Runner:
         self.clock = rig.clock
         self.cfg = rig.profile.control
         self.origin = self.clock.now() - t_offset_s
+        self._t_at: tuple[float, float] = (math.nan, 0.0)  # (clock time, t()) of the last t()
         self.on_status = on_status
         self.prompt = prompt or (lambda keep_alive: "interrupt")  # nobody to ask: Ctrl-C once ends it interrupted
         self.log = log or structlog.get_logger("castrig.runner")
@@ -168,7 +169,12 @@ class Runner:
 
     # -- time, events, samples --------------------------------------------------------------
     def t(self) -> float:
-        return round(self.clock.now() - self.origin, 6)
+        """Seconds since the run started (to the µs); asked several times per tick at the same
+        clock time (status, hold band, step checks), so the last answer is kept for that time."""
+        now = self.clock.now()
+        if now != self._t_at[0]:
+            self._t_at = (now, round(now - self.origin, 6))
+        return self._t_at[1]
 
     def event(self, kind: str, source: str, message: str, data: dict[str, Any] | None = None) -> None:
         self.rec.add_event(self.t(), kind, source, message, data)

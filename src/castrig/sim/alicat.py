@@ -71,11 +71,12 @@ STD_PRESSURE_PSIA = 14.696
 
 
 def _signed(value: float, width: int = 7, decimals: int = 2) -> str:
-    """``+014.70``: sign, zero padding to ``width`` characters, fixed decimals."""
-    value = round(value, decimals) + 0.0  # no "-000.00": a value that rounds to zero prints +
+    """``+014.70``: sign, zero padding to ``width`` characters, fixed decimals. ``z`` makes a
+    value that rounds to zero print ``+`` (no "-000.00"), as rounding first and adding 0.0 did,
+    without a ``round`` call per field."""
     if width == 7 and decimals == 2:  # the usual field, without building its format spec
-        return format(value, "+07.2f")
-    return f"{value:+0{width}.{decimals}f}"
+        return format(value, "+z07.2f")
+    return format(value, f"+z0{width}.{decimals}f")
 
 
 class AlicatEmulator(LineEmulator):
@@ -251,7 +252,9 @@ class AlicatEmulator(LineEmulator):
         pressure = self.pressure_psia + rng.gauss(0.0, self.pressure_noise_psia)
         temperature = self.temperature_c + rng.gauss(0.0, self.temperature_noise_c)
         volumetric = mass * (temperature + 273.15) / STD_TEMPERATURE_K * STD_PRESSURE_PSIA / pressure
-        fields = [_signed(pressure), _signed(temperature), _signed(volumetric), _signed(mass), _signed(self.setpoint_slpm)]
+        # the five usual fields (_signed's form) in one format
+        fields = [f"{pressure:+z07.2f} {temperature:+z07.2f} {volumetric:+z07.2f} {mass:+z07.2f} "
+                  f"{self.setpoint_slpm:+z07.2f}"]
         if self.firmware == "totalizer":
             fields.append(_signed(self.totalizer_sl, 10, 1))
             drive = 0.0 if self._target() <= 0 else 20.0 + 60.0 * self._f0 / self.full_scale_slpm
@@ -297,22 +300,22 @@ class AlicatEmulator(LineEmulator):
         if reply is not None:
             self.send(reply.encode("ascii") + b"\r", t)
 
+    def _frame_reply(self, t: float) -> str:
+        """The data frame a command is answered with (without the id while streaming)."""
+        return self.frame(t, with_id=not self.streaming)
+
     def _command(self, body: str, t: float) -> str | None:
         cmd = body.upper()
+        if cmd == "":  # the poll, most frequent with the setpoint below
+            return self._frame_reply(t)
         uid = self._id_for_replies()
-
-        def frame() -> str:
-            return self.frame(t, with_id=not self.streaming)
-
-        if cmd == "":
-            return frame()
         if cmd.startswith("@="):
             return self._change_id(cmd[2:].strip(), t)
         if cmd.startswith("$$"):
             rest = cmd[2:]
             if rest in ("L", "U"):
                 self.locked = rest == "L"
-                return frame()
+                return self._frame_reply(t)
             if rest.startswith("R") or rest.startswith("W"):
                 return self._register(rest, uid, t)
             return self._reject()
@@ -346,33 +349,33 @@ class AlicatEmulator(LineEmulator):
             self._changing(t)
             self.hold = "position" if cmd == "HP" else "closed"
             self._frozen_flow = self._f0
-            return frame()
+            return self._frame_reply(t)
         if cmd == "C":
             self._changing(t)
             self.hold = None
             if "stuck" not in self.faults:
                 self._frozen_flow = None
-            return frame()
+            return self._frame_reply(t)
         if cmd in ("L", "U"):
             self.locked = cmd == "L"
-            return frame()
+            return self._frame_reply(t)
         if cmd in ("V", "P", "PC"):
-            return frame()  # tares: nothing to zero in the emulator
+            return self._frame_reply(t)  # tares: nothing to zero in the emulator
         if cmd.startswith("S") and not cmd.startswith("SR"):
             value = self._number(cmd[1:].strip())
             if value is None:
                 return self._reject()
             self._set_setpoint(value, t)
-            return frame()
+            return self._frame_reply(t)
         if cmd.startswith("G") and cmd[1:].strip().isdigit():
             number = int(cmd[1:].strip())
             if number not in GASES:
                 return self._reject()
             self._set_gas(number, t)
-            return frame()
+            return self._frame_reply(t)
         if cmd.isdigit():
             self._set_setpoint(int(cmd) / 64000.0 * self.full_scale_slpm, t)
-            return frame()
+            return self._frame_reply(t)
         return self._reject()
 
     @staticmethod

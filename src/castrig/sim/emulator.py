@@ -20,12 +20,6 @@ from functools import lru_cache
 GENERIC_FAULTS = frozenset({"no_reply", "garbage", "drop", "truncate"})
 
 
-@dataclass(slots=True)
-class _Pending:
-    t_ready: float
-    data: bytes
-
-
 @dataclass
 class FaultState:
     """Injected faults, by name. ``drop`` makes the link report the peer gone."""
@@ -52,7 +46,10 @@ class Emulator(ABC):
         self.baudrate = baudrate
         self.turnaround_s = turnaround_s
         self.faults = FaultState()
-        self._out: deque[_Pending] = deque()
+        #: False while the ``drop`` fault is on (kept by inject/clear: the links ask at every read).
+        self.connected = True
+        #: Queued output as (t_ready, data) pairs, oldest first.
+        self._out: deque[tuple[float, bytes]] = deque()
         self._garbage_rng = random.Random(seed)
 
     # -- faults --------------------------------------------------------------------------
@@ -62,6 +59,7 @@ class Emulator(ABC):
             allowed = ", ".join(sorted(GENERIC_FAULTS | self.device_faults))
             raise ValueError(f"{self.name}: unknown fault {fault!r} (allowed: {allowed})")
         self.faults.active.add(fault)
+        self.connected = "drop" not in self.faults.active
         self.on_fault(fault, True)
 
     def clear(self, fault: str | None = None) -> None:
@@ -69,14 +67,11 @@ class Emulator(ABC):
         names = list(self.faults.active) if fault is None else [fault]
         for name in names:
             self.faults.active.discard(name)
+            self.connected = "drop" not in self.faults.active
             self.on_fault(name, False)
 
     def on_fault(self, fault: str, active: bool) -> None:
         """Hook for device faults that change state (a stall alarm, a stuck reading)."""
-
-    @property
-    def connected(self) -> bool:
-        return "drop" not in self.faults.active
 
     def corrupt(self, data: bytes) -> bytes:
         """What an active ``garbage`` or ``truncate`` fault makes of outgoing ``data``."""
@@ -102,11 +97,11 @@ class Emulator(ABC):
         """Everything the device has sent by time ``t``."""
         self.poll(t)
         q = self._out
-        if not q or q[0].t_ready > t:
+        if not q or q[0][0] > t:
             return b""
         out = bytearray()
-        while q and q[0].t_ready <= t:
-            out += q.popleft().data
+        while q and q[0][0] <= t:
+            out += q.popleft()[1]
         if not self.connected:
             return b""
         return bytes(out)
@@ -115,7 +110,7 @@ class Emulator(ABC):
         """When the next byte will be ready (``None``: nothing is coming unless asked)."""
         self.poll(t)
         if self._out:
-            return self._out[0].t_ready
+            return self._out[0][0]
         return self.next_unsolicited_time(t)
 
     def transmit_or_next(self, t: float) -> tuple[bytes, float | None]:
@@ -127,17 +122,17 @@ class Emulator(ABC):
         """
         self.poll(t)
         q = self._out
-        if q and q[0].t_ready <= t:
-            out = q.popleft().data
-            if q and q[0].t_ready <= t:
+        if q and q[0][0] <= t:
+            out = q.popleft()[1]
+            if q and q[0][0] <= t:
                 joined = bytearray(out)
-                while q and q[0].t_ready <= t:
-                    joined += q.popleft().data
+                while q and q[0][0] <= t:
+                    joined += q.popleft()[1]
                 out = bytes(joined)
             if out and self.connected:
                 return out, None
         if q:
-            return b"", q[0].t_ready
+            return b"", q[0][0]
         return b"", self.next_unsolicited_time(t)
 
     def reset_io(self, t: float) -> None:
@@ -170,7 +165,7 @@ class Emulator(ABC):
                 return
             data = self.corrupt(data)
         wire_s = 0.0 if not self.baudrate else len(data) * 10.0 / self.baudrate
-        self._out.append(_Pending(t + self.turnaround_s + wire_s, data))
+        self._out.append((t + self.turnaround_s + wire_s, data))
 
 
 @lru_cache(maxsize=None)

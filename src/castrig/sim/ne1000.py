@@ -671,8 +671,8 @@ class NE1000Chain(Emulator):
             p._port = self
             # Output queued at construction (power-up auto-alarms) moves onto the shared line.
             while p._out:
-                pending = p._out.popleft()
-                super().send(pending.data, pending.t_ready)
+                t_ready, data = p._out.popleft()
+                super().send(data, t_ready)
 
     def pump(self, address: int) -> NE1000Emulator:
         for p in self.pumps:
