@@ -280,6 +280,13 @@ class HMT330Emulator(LineEmulator):
     def receive_bytes(self, data: bytes, t: float) -> None:
         data = bytes(data)
         i, n = 0, len(data)
+        if n and not self._line and not (self.echo and not self.running and not self.polled):
+            m = _ACTING_BYTE.search(data)
+            if m is not None and m.start() == n - 1 and data[-1] == 0x0D and n - 1 <= self.max_line:
+                # The usual command: one whole line, nothing buffered before it (what the loop
+                # below does with it, without going through the line buffer).
+                self.handle_line(data[:-1], t)
+                return
         while i < n:
             if self.echo and not self.running and not self.polled:
                 self._receive_byte(data[i], t)  # echoed: byte by byte, as typed
@@ -323,6 +330,9 @@ class HMT330Emulator(LineEmulator):
             self._emit(">", t)
 
     def handle_line(self, line: bytes, t: float) -> None:
+        if line == b"SEND" and not self.running and not self.polled:
+            self._commands()["SEND"]([], t)  # the usual poll, without taking the line apart
+            return
         text = line.decode("ascii", errors="replace").strip()
         words = text.split()
         head = words[0].upper() if words else ""
