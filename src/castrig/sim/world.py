@@ -347,7 +347,8 @@ class World:
         mark, self._delivered_mark = self._delivered_mark, end
         if mark is None or dt <= 0:
             return max(0.0, self.dry_flow_slpm(t)), max(0.0, self.wet_flow_slpm(t))
-        return max(0.0, (end[0] - mark[0]) * 60.0 / dt), max(0.0, (end[1] - mark[1]) * 60.0 / dt)
+        dry, wet = (end[0] - mark[0]) * 60.0 / dt, (end[1] - mark[1]) * 60.0 / dt
+        return (dry if dry > 0.0 else 0.0), (wet if wet > 0.0 else 0.0)  # max(0.0, ·) at every step, without calls
 
     def _step_quiet(self, dt: float) -> None:
         """One step of a quiet phase, exact for constant mean flows: the chamber's vapour relaxes
