@@ -23,7 +23,6 @@ class Echo(LineEmulator):
     def handle_line(self, line: bytes, t: float) -> None:
         if line == b"SPLIT":
             self.send(b"PART", t)
-            self._out[-1].t_ready += 0.0
             self.send(b"TWO\r\n", t + 0.3)
         else:
             self.send(b"ECHO " + line + b"\r\n", t)
