@@ -162,6 +162,7 @@ import math
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.special import erfcx, ndtr
 
 from ._filters import gaussian
 from .illumination import fit_level, noise_sigma, poly_field
@@ -736,7 +737,12 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     whatever their sizes, and a core's own pixels are its own. Each pore's candidates are the
     pixel offsets of its disc, and one scatter-minimum per pixel of (distance, pore) picks the
     owner: a few passes over the pores' pixels instead of a feature transform of the image (the
-    pores in two halves on two threads, the minima merged)."""
+    pores in two halves on two threads, the minima merged).
+
+    The pores are taken in groups of equal disc size, each group one (pores, offsets) array: no
+    per-candidate index arrays (repeat, gathers), and the image-border checks only on groups that
+    reach the border. Each pore's pixels come out in the order of its offsets, as before (the
+    profiles' sums per bin add in the same order); the pores in the order of their groups."""
 
     h, w = lab.shape
     n = centres.shape[0]
@@ -746,34 +752,43 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     o_d = np.hypot(oy, ox).ravel()
     order = np.argsort(o_d, kind="stable")
     oy, ox, o_d = oy.ravel()[order].astype(np.int32), ox.ravel()[order].astype(np.int32), o_d[order]
+    of = oy.astype(np.int64) * w + ox  # the offsets as flat-index steps
     # each pore takes the offsets of its disc (offsets sorted by length: a prefix of them) about
     # its centre's pixel, with the centre's fraction (≤ √½ px) as margin
     k = np.searchsorted(o_d, reach + 0.75, side="right")
     cr, cc0 = np.rint(centres[:, 0]).astype(np.int32), np.rint(centres[:, 1]).astype(np.int32)
+    # (cr + oy) − cy as oy + (cr − cy): cr − cy is exact (cr is cy rounded), so both round once
+    # to the same value
+    fy, fx = cr - centres[:, 0], cc0 - centres[:, 1]
     bits = max(int(n).bit_length(), 1)
     lf = lab.ravel()
+    by_k = np.argsort(k, kind="stable")
+    ks, first = np.unique(k[by_k], return_index=True)
+    ends = np.append(first[1:], n)
+    groups = [(int(kk), by_k[a: b]) for kk, a, b in zip(ks, first, ends)]
 
-    cy, cx = np.ascontiguousarray(centres[:, 0]), np.ascontiguousarray(centres[:, 1])
-
-    def candidates(a, b):
-        """(flat index, pore, ρ, code) of the candidate pixels of pores a..b-1. One pass of
-        arithmetic over every candidate, then one selection (inside the image and within reach;
-        the unsigned view of a row or column makes a negative one large)."""
-        kk = k[a:b]
-        pore = np.repeat(np.arange(a, b, dtype=np.int32), kk)
-        j = np.arange(pore.size, dtype=np.int32) - np.repeat((np.cumsum(kk) - kk).astype(np.int32), kk)
-        rr = cr[pore] + oy[j]
-        cc = cc0[pore] + ox[j]
-        # (np.hypot: 4× dearer than a square root of the squares, whose last bit differs on a
-        # sixth of the pixels, and that moved a real top view's opening by 0.02 points)
-        rho = np.hypot(rr - cy[pore], cc - cx[pore])
-        d = rho - r_core[pore]
-        sel = d <= ring
-        sel &= rr.view(np.uint32) < h
-        sel &= cc.view(np.uint32) < w
-        rr *= w
-        rr += cc
-        flat, pore, rho, d = rr[sel], pore[sel], rho[sel], d[sel]
+    def candidates(grs):
+        """(flat index, pore, ρ, code, per-pixel minimum of code) of the candidate pixels of
+        the pore groups ``grs``: inside the image and within reach."""
+        parts = []
+        for kk, g in grs:
+            # (np.hypot: 4× dearer than a square root of the squares, whose last bit differs on a
+            # sixth of the pixels, and that moved a real top view's opening by 0.02 points)
+            rho = np.hypot(oy[None, :kk] + fy[g, None], ox[None, :kk] + fx[g, None])
+            d = rho - r_core[g, None]
+            sel = d <= ring
+            gr, gc = cr[g], cc0[g]
+            if int(gr.min()) - kmax < 0 or int(gr.max()) + kmax >= h or int(gc.min()) - kmax < 0 or int(gc.max()) + kmax >= w:
+                # the unsigned view of a row or column makes a negative one large
+                sel &= (gr[:, None] + oy[None, :kk]).view(np.uint32) < h
+                sel &= (gc[:, None] + ox[None, :kk]).view(np.uint32) < w
+            flat = ((gr.astype(np.int64) * w + gc)[:, None] + of[None, :kk])[sel]
+            pore = np.broadcast_to(g[:, None], sel.shape)[sel]
+            parts.append((flat, pore, rho[sel], d[sel]))
+        if not parts:
+            e = np.zeros(0, np.int64)
+            return e, e, np.zeros(0), e, np.full(h * w, np.iinfo(np.int64).max, np.int64)
+        flat, pore, rho, d = (np.concatenate([q[i] for q in parts]) for i in range(4))
         # a core pixel is its own core's, whatever the circles say
         d[lf[flat] == pore + 1] = -1e3
         d += 2e3
@@ -785,9 +800,11 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
         np.minimum.at(best, flat, code)
         return flat, pore, rho, code, best
 
-    half = n // 2
-    job = pool().submit(candidates, half, n)
-    parts = [candidates(0, half), job.result()]
+    # two halves of the candidates (by count) for the two threads
+    tot = np.cumsum([kk * g.size for kk, g in groups])
+    cut = int(np.searchsorted(tot, 0.5 * tot[-1])) + 1 if groups else 0
+    job = pool().submit(candidates, groups[cut:])
+    parts = [candidates(groups[:cut]), job.result()]
     best = np.minimum(parts[0][4], parts[1][4], out=parts[0][4])
     out = []
     for flat, pore, rho, code, _ in parts:
@@ -812,8 +829,6 @@ PRIOR_MIN_PORES = 20  # fewer pores in the blur stage: no common rim width (each
 def _lip_value(rho: np.ndarray, p: np.ndarray, s, rim: bool, S2=None):
     """The blurred lip's values (:func:`_lip_model`) and the terms its Jacobian shares with
     them. ``S2`` (optional): the inner step's blurred profile, where it is known already."""
-    from scipy.special import erfcx, ndtr
-
     R, c, A, w, F, R2, c2 = (p[:, k: k + 1] for k in range(NP))
     Rc = np.maximum(R, 1.0)
     Re = R - s * s / (2 * Rc)
@@ -847,13 +862,25 @@ def _lip_value(rho: np.ndarray, p: np.ndarray, s, rim: bool, S2=None):
 
 def _lip_jac(t: list, cols: tuple, rows=None) -> np.ndarray:
     """The Jacobian (n, len(cols), m) of :func:`_lip_value` from its shared terms ``t``, on
-    ``rows`` (a boolean mask or index array; all when None)."""
-    if rows is not None:
-        t = [v[rows] if isinstance(v, np.ndarray) and v.ndim == 2 else v for v in t]
+    ``rows`` (a boolean mask or index array; all when None). Only the terms the wanted columns
+    use are gathered (each gather is a pass over (rows, m) values)."""
     rho, p, s, Rc, Re, z, S, phi, Q, z2, S2 = t
+    if rows is not None:
+        def g(v):
+            return v[rows] if isinstance(v, np.ndarray) and v.ndim == 2 else v
+        cs = set(cols)
+        p, s, Rc, Re = g(p), g(s), g(Rc), g(Re)
+        rho = g(rho) if 3 in cs else None
+        z = g(z) if 7 in cs else None
+        z2 = g(z2) if cs & {5, 7} else None
+        S = g(S) if cs & {1, 4} else None
+        S2 = g(S2) if cs & {1, 6} else None
+        phi = g(phi) if cs & {0, 3, 7} else None
+        Q = g(Q) if Q is not None and cs & {0, 2, 3, 7} else Q
     R, c, A, w, F, R2, c2 = (p[:, k: k + 1] for k in range(NP))
     rim = Q is not None
-    J = np.empty((rho.shape[0], len(cols), rho.shape[1]), rho.dtype)
+    n_, m_ = Re.shape[0], t[0].shape[1]
+    J = np.empty((n_, len(cols), m_), t[0].dtype)
     for j, k in enumerate(cols):
         if k == 0:
             ps = phi / s
@@ -863,13 +890,20 @@ def _lip_jac(t: list, cols: tuple, rows=None) -> np.ndarray:
                 v += A * (ps - Q / w)
             J[:, j] = v * dRe
         elif k == 1:
-            J[:, j] = S - S2
+            np.subtract(S, S2, out=J[:, j])
         elif k == 2:
             J[:, j] = Q
         elif k == 3:
-            J[:, j] = A * (Q * ((Re - rho) / (w * w) - s * s / (w ** 3)) + phi / s * s * s / (w * w))
+            # A·(Q·((Re − ρ)/w² − σ²/w³) + φ·σ/w²), the per-profile factors first
+            iw2 = 1.0 / (w * w)
+            v = Re - rho
+            v *= iw2
+            v -= s * s * iw2 / w
+            v *= Q
+            v += phi * (s * iw2)
+            np.multiply(v, A, out=J[:, j])
         elif k == 4:
-            J[:, j] = 1.0 - S
+            np.subtract(1.0, S, out=J[:, j])
         elif k == 5:
             J[:, j] = (c2 - c) * np.exp(-0.5 * z2 * z2) * (1.0 / math.sqrt(2 * math.pi)) / s * \
                 (1.0 + s * s / (2 * np.maximum(R2, 1.0) ** 2))
@@ -906,8 +940,6 @@ def _lip_model(rho: np.ndarray, p: np.ndarray, s: np.ndarray, jac: bool = True, 
 
 def _inner_step(rho: np.ndarray, R2: np.ndarray, s) -> np.ndarray:
     """The inner step's blurred profile Φ((R2 − σ²/2R2 − ρ)/σ) (:func:`_lip_value`)."""
-    from scipy.special import ndtr
-
     R2e = R2 - s * s / (2 * np.maximum(R2, 1.0))
     return ndtr((R2e - rho) / s)
 
@@ -1017,15 +1049,27 @@ def _fit_lips(rho, y, wt, p, s, lo, hi, cmax, iters: int = ITERS, fit_s: bool = 
         """JᵀJ and Jᵀr of profiles ``ix[rows]``."""
         J = _lip_jac(t, jcols, rows)
         J *= wt[ix[rows]][:, None, :]
-        if prior is not None:
-            qr = q[rows]
-            kR = prior[0][ix[rows]] * np.maximum(qr[:, 0], 0.2)
-            psc = prior[1][ix[rows]]
-            je = np.zeros((J.shape[0], k, 1))
-            je[:, i3, 0] = psc / kR
-            je[:, i0, 0] = -psc * qr[:, 3] / (kR * np.maximum(qr[:, 0], 0.2))
-            J = np.concatenate([J, je], axis=2)
-        return J @ J.transpose(0, 2, 1), (J @ r[rows][..., None])[..., 0]
+        rr = r[rows]
+        if prior is None:
+            return J @ J.transpose(0, 2, 1), (J @ rr[..., None])[..., 0]
+        # the prior's residual (the last column of r) touches only w and R: its rank-one term
+        # added to the normal equations (no copy of J with one more column)
+        m_ = J.shape[2]
+        JTJ = J @ J.transpose(0, 2, 1)
+        g = (J @ rr[:, :m_, None])[..., 0]
+        qr = q[rows]
+        kR = prior[0][ix[rows]] * np.maximum(qr[:, 0], 0.2)
+        psc = prior[1][ix[rows]]
+        e3 = psc / kR
+        e0 = -psc * qr[:, 3] / (kR * np.maximum(qr[:, 0], 0.2))
+        JTJ[:, i3, i3] += e3 * e3
+        JTJ[:, i0, i0] += e0 * e0
+        JTJ[:, i0, i3] += e0 * e3
+        JTJ[:, i3, i0] += e0 * e3
+        re_ = rr[:, m_]
+        g[:, i3] += e3 * re_
+        g[:, i0] += e0 * re_
+        return JTJ, g
 
     # (scalars without per-profile bounds: no gather per iteration on the rimmed path)
     f_lo = 0.7 if fmin is None else np.asarray(fmin, np.float64)
