@@ -165,6 +165,7 @@ from scipy import ndimage as ndi
 from scipy.special import erfcx, ndtr
 
 from ._filters import gaussian
+from ._quantiles import int_levels, median, percentile, percentile_from_counts
 from .illumination import fit_level, noise_sigma, poly_field
 from .regions import disc_components, fit_field, otsu_split, typical_radius
 from .workers import pool
@@ -214,23 +215,49 @@ def film_mode_field(img: np.ndarray, block: int = 64, degree: int = 2) -> np.nda
     is smoothed away (a density from the gaps between sorted samples, as before, saw each grey
     level of 8-bit data as a spike and its peak moved by ~5 levels with the gain)."""
     a0 = np.asarray(img)
-    a, rr, cc = _blocks(np.asarray(a0, np.float64), block)
-    lo, hi = np.percentile(a, [1.0, 99.0])
-    span = float(hi - lo)
-    if not span > 0:
-        return np.full(a0.shape, float(np.median(a)), np.float64)
-    bw = MODE_BANDWIDTH * span
-    if np.array_equal(a[:, :64], np.rint(a[:, :64])):
-        bw = max(bw, 1.0)  # integer grey levels: no narrower than their step
-    step = bw / 4.0
-    lo_b = float(a.min()) - 4.0 * bw
-    nb = int(math.ceil((float(a.max()) + 4.0 * bw - lo_b) / step)) + 1
-    k = np.minimum(((a - lo_b) / step).astype(np.intp), nb - 1)
-    # linear binning (each value shared between its two bins) keeps the estimate smooth in the data
-    fr = (a - lo_b) / step - k
-    key = (np.arange(a.shape[0])[:, None] * (nb + 1) + k).ravel()
-    hist = (np.bincount(key, (1.0 - fr).ravel(), minlength=a.shape[0] * (nb + 1))
-            + np.bincount(key + 1, fr.ravel(), minlength=a.shape[0] * (nb + 1))).reshape(a.shape[0], nb + 1)
+    lv = int_levels(a0)
+    if lv is not None:
+        # whole grey levels (8-bit data): each block's histogram of its levels (one bincount),
+        # and the density's linear binning done per level, not per pixel (the same estimate:
+        # each pixel's share of a bin is its level's)
+        m, rr, cc = _blocks(lv, block)
+        nl = int(m.max()) + 1
+        counts = np.bincount((np.arange(m.shape[0], dtype=np.intp)[:, None] * nl + m).ravel(),
+                             minlength=m.shape[0] * nl).reshape(m.shape[0], nl)
+        lo, hi = percentile_from_counts(counts.sum(axis=0), [1.0, 99.0])
+        span = float(hi - lo)
+        if not span > 0:
+            return np.full(a0.shape, float(np.median(m)), np.float64)
+        bw = max(MODE_BANDWIDTH * span, 1.0)  # integer grey levels: no narrower than their step
+        step = bw / 4.0
+        present = np.flatnonzero(counts.any(axis=0))
+        lo_b = float(present[0]) - 4.0 * bw
+        nb = int(math.ceil((float(present[-1]) + 4.0 * bw - lo_b) / step)) + 1
+        v = np.arange(nl, dtype=np.float64)
+        k = np.clip(((v - lo_b) / step).astype(np.intp), 0, nb - 1)
+        fr = (v - lo_b) / step - k
+        key = (np.arange(m.shape[0])[:, None] * (nb + 1) + k[None, :]).ravel()
+        c = counts.astype(np.float64)
+        hist = (np.bincount(key, (c * (1.0 - fr)).ravel(), minlength=m.shape[0] * (nb + 1))
+                + np.bincount(key + 1, (c * fr).ravel(), minlength=m.shape[0] * (nb + 1))).reshape(m.shape[0], nb + 1)
+    else:
+        a, rr, cc = _blocks(np.asarray(a0, np.float64), block)
+        lo, hi = percentile(a, [1.0, 99.0])
+        span = float(hi - lo)
+        if not span > 0:
+            return np.full(a0.shape, float(np.median(a)), np.float64)
+        bw = MODE_BANDWIDTH * span
+        if np.array_equal(a[:, :64], np.rint(a[:, :64])):
+            bw = max(bw, 1.0)  # integer grey levels: no narrower than their step
+        step = bw / 4.0
+        lo_b = float(a.min()) - 4.0 * bw
+        nb = int(math.ceil((float(a.max()) + 4.0 * bw - lo_b) / step)) + 1
+        k = np.minimum(((a - lo_b) / step).astype(np.intp), nb - 1)
+        # linear binning (each value shared between its two bins) keeps the estimate smooth in the data
+        fr = (a - lo_b) / step - k
+        key = (np.arange(a.shape[0])[:, None] * (nb + 1) + k).ravel()
+        hist = (np.bincount(key, (1.0 - fr).ravel(), minlength=a.shape[0] * (nb + 1))
+                + np.bincount(key + 1, fr.ravel(), minlength=a.shape[0] * (nb + 1))).reshape(a.shape[0], nb + 1)
     dens = ndi.gaussian_filter1d(hist, 4.0, axis=1, mode="constant", truncate=4.0)
     good = dens >= 0.3 * dens.max(axis=1, keepdims=True)
     idx = np.arange(dens.shape[1])[None, :]
@@ -282,10 +309,19 @@ def black_field(img: np.ndarray, film: np.ndarray, unit: float, block: int = 64,
     affine fit, a ratio of differences) and follows a multiplicative illumination ramp (the
     fields scale with it): norm is unchanged under both."""
     a = np.asarray(img, np.float32)
-    m, rr, cc = _blocks(a, int(round(block * unit)))
-    qv = np.percentile(m, q, axis=1).astype(np.float64)
+    lv = int_levels(a)
+    if lv is not None:
+        # whole grey levels: each block's quantile from its histogram (the same values)
+        m, rr, cc = _blocks(lv, int(round(block * unit)))
+        nl = int(m.max()) + 1
+        counts = np.bincount((np.arange(m.shape[0], dtype=np.intp)[:, None] * nl + m).ravel(),
+                             minlength=m.shape[0] * nl).reshape(m.shape[0], nl)
+        qv = percentile_from_counts(counts, q, np.float32).astype(np.float64)
+    else:
+        m, rr, cc = _blocks(a, int(round(block * unit)))
+        qv = np.percentile(m, q, axis=1).astype(np.float64)
     d = poly_field(fit_level(qv, rr, cc, a.shape, degree=degree, upper=False), a.shape, degree)
-    lam = float(np.percentile((film - a) / np.maximum(film - d, 1e-6), 100.0 - deep))
+    lam = float(percentile((film - a) / np.maximum(film - d, 1e-6), 100.0 - deep))
     return (film - lam * (film - d)).astype(np.float32)
 
 
@@ -335,8 +371,8 @@ def mode_is_pore_level(img: np.ndarray) -> bool:
     noise of an interpolated view is ~14× lower)."""
     a = np.asarray(img, np.float32)
     m, up = film_mode_field(a), film_upper_field(a, unit=pore_unit(a))
-    dark = float(np.percentile(a, 0.2))
-    return bool(np.median((m - dark) / np.maximum(up - dark, 1e-9)) < 0.5)
+    dark = float(percentile(a, 0.2))
+    return bool(median((m - dark) / np.maximum(up - dark, 1e-9)) < 0.5)
 
 
 def _view_cores(img: np.ndarray, crop: int, flat: bool = False):
@@ -678,7 +714,7 @@ def pore_cores(norm: np.ndarray, sigma: float, local: bool = False) -> tuple[np.
     r_acf = None
     for it in range(passes):
         g = gaussian(norm, sg)
-        dark = float(np.percentile(g, 0.2))
+        dark = float(percentile(g, 0.2))
         if 1.0 - dark < max(8.0 * sigma, 0.1):
             return np.zeros(norm.shape, np.int32), 0
         lab, n = ndi.label(g < dark + 0.5 * (1.0 - dark), output=np.int32)
