@@ -359,7 +359,7 @@ def pore_scale(mask: np.ndarray) -> float:
     return wt * r_disc + (1.0 - wt) * r_edt
 
 
-def mode_is_pore_level(img: np.ndarray) -> bool:
+def mode_is_pore_level(img: np.ndarray, mode: np.ndarray | None = None, unit: float | None = None) -> bool:
     """Whether the view's film mode (:func:`film_mode_field`) is a pore level rather than the
     film: across the view (median) it lies nearer the darkest level (0.2 % quantile) than the
     brightest (:func:`film_upper_field`). Thin bright walls without a film plateau pile the
@@ -368,9 +368,11 @@ def mode_is_pore_level(img: np.ndarray) -> bool:
     its own top (the twin's rimless views 0.9 and more, a nanoporous gold top view 0.75–0.87).
     A ratio of level differences: the same under any gain and offset, and at any pixel size (the
     test it replaces, "no pore 8 pixel-noise σ below the mode", flipped with the pixel size: the
-    noise of an interpolated view is ~14× lower)."""
+    noise of an interpolated view is ~14× lower). ``mode``, ``unit``: :func:`film_mode_field`
+    and :func:`pore_unit` of ``img`` where the caller has them already."""
     a = np.asarray(img, np.float32)
-    m, up = film_mode_field(a), film_upper_field(a, unit=pore_unit(a))
+    m = film_mode_field(a) if mode is None else mode
+    up = film_upper_field(a, unit=pore_unit(a) if unit is None else unit)
     dark = float(percentile(a, 0.2))
     return bool(median((m - dark) / np.maximum(up - dark, 1e-9)) < 0.5)
 

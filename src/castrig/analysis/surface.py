@@ -795,20 +795,18 @@ def _through(t: np.ndarray, ft: np.ndarray | None, lab: np.ndarray, n: int, seg:
     return lq > thr
 
 
-def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool | None, confirm=None, rimless: bool = True):
-    """Film level, cores and lips of an SEM top view (:mod:`castrig.analysis.edges`).
+def _sem_norm(img: np.ndarray, unit: float, film: str, levels: dict | None = None) -> tuple[np.ndarray, float]:
+    """The SEM view over its film level above its black level, float32, and its noise σ
+    (:func:`_sem_lips`); the mode film from ``levels["mode_raw"]`` (a future) where given."""
+    from .edges import black_field, film_mode_field, film_upper_field
 
-    ``unit``: the pores' size unit of the view (:func:`~castrig.analysis.edges.pore_unit`, the
-    same for both passes); ``film``: "mode" (the commonest bright level: rims shine above it) or "upper" (the
-    brightest level: nothing shines above the film of a view without rims); ``local``: each core
-    by its own pore's depth, else one threshold for the image; ``rims``/``confirm``: as
-    :func:`~castrig.analysis.edges.lip_radii`. Returns (cores, n, centres, core counts, lip
-    radii, (rows, cols, owner, ρ), rims or not), n = 0 without pores; None when the pores' fits
-    voted for rims and ``confirm()`` did not, or (``rimless=False``) voted against rims."""
-    from .edges import black_field, film_mode_field, film_upper_field, lip_radii, pore_cores
-
-    h, w = img.shape
-    f = np.maximum(film_upper_field(img, unit=unit) if film == "upper" else film_mode_field(img), 1e-6).astype(np.float32)
+    if film == "upper":
+        fr = film_upper_field(img, unit=unit)
+    elif levels is not None and "mode_raw" in levels:
+        fr = levels["mode_raw"].result()
+    else:
+        fr = film_mode_field(img)
+    f = np.maximum(fr, 1e-6).astype(np.float32)
     # the image over its film above the view's black level, not above 0
     # (:func:`~castrig.analysis.edges.black_field`): a grey-level gain and offset and an
     # illumination ramp then leave it as it is. (The rimless path, each pore by its own depth,
@@ -821,7 +819,35 @@ def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool |
     # section's D 1.7 -> 0.1 % under gain.)
     b = black_field(img, f, unit)
     norm = ((img - b) / np.maximum(f - b, 1e-6)).astype(np.float32)
-    sig = noise_sigma(norm)
+    return norm, noise_sigma(norm)
+
+
+def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool | None, confirm=None, rimless: bool = True,
+              levels: dict | None = None):
+    """Film level, cores and lips of an SEM top view (:mod:`castrig.analysis.edges`).
+
+    ``unit``: the pores' size unit of the view (:func:`~castrig.analysis.edges.pore_unit`, the
+    same for both passes); ``film``: "mode" (the commonest bright level: rims shine above it) or "upper" (the
+    brightest level: nothing shines above the film of a view without rims); ``local``: each core
+    by its own pore's depth, else one threshold for the image; ``rims``/``confirm``: as
+    :func:`~castrig.analysis.edges.lip_radii`. Returns (cores, n, centres, core counts, lip
+    radii, (rows, cols, owner, ρ), rims or not), n = 0 without pores; None when the pores' fits
+    voted for rims and ``confirm()`` did not, or (``rimless=False``) voted against rims.
+
+    ``levels`` (optional dict, shared by the caller's passes): "mode_raw", a future of
+    :func:`~castrig.analysis.edges.film_mode_field` of ``img`` (started early on a worker), and
+    per film kind the normalised view and its noise, so that a second pass on the same film
+    does not compute them again."""
+    from .edges import lip_radii, pore_cores
+
+    h, w = img.shape
+    cached = levels.get(film) if levels is not None else None
+    if cached is not None:
+        norm, sig = cached
+    else:
+        norm, sig = _sem_norm(img, unit, film, levels)
+        if levels is not None:
+            levels[film] = (norm, sig)
     lab, n = pore_cores(norm, sig, local=local)
     if n == 0:
         return lab, 0, None, None, None, None, False
@@ -876,7 +902,8 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     level than the brightest (thin bright walls and no film plateau: the commonest level is a pore
     level, :func:`~castrig.analysis.edges.mode_is_pore_level`). The faint-ridge margin slides
     from 0.6 to a plain majority as the ridge grows (:func:`~castrig.analysis.edges.vote_needed`)."""
-    from .edges import VOTE_MARGIN, mode_is_pore_level, pore_unit, rim_decision, rim_overshoot, vote_clears, vote_needed
+    from .edges import (VOTE_MARGIN, film_mode_field, mode_is_pore_level, pore_unit, rim_decision, rim_overshoot,
+                        vote_clears, vote_needed)
 
     h, w = img.shape
     # the whole view's rim check (its ridge over the film) is needed only once the pores have
@@ -893,12 +920,16 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
         vote.append(vote_clears(ridge_share, lift_share, vote_needed(ov)))
         return r is True or (r is None and vote[-1])
 
-    # (a view voted rimless is measured again below: not measured here)
+    # (a view voted rimless is measured again below: not measured here). The mode film on a
+    # worker meanwhile (it needs no unit); both passes share it and, on the same film, the
+    # normalised view
+    levels: dict = {"mode_raw": pool().submit(film_mode_field, img)}
     unit = pore_unit(img)  # (both passes' film and black level are in these units)
-    out = _sem_lips(img, unit, "mode", False, None, confirm=confirm, rimless=False)
+    out = _sem_lips(img, unit, "mode", False, None, confirm=confirm, rimless=False, levels=levels)
     if out is None or not out[6]:
-        film = "upper" if (vote and vote[0]) or (out is not None and out[1] == 0) or mode_is_pore_level(img) else "mode"
-        out = _sem_lips(img, unit, film, True, False)
+        film = "upper" if (vote and vote[0]) or (out is not None and out[1] == 0) or \
+            mode_is_pore_level(img, levels["mode_raw"].result(), unit) else "mode"
+        out = _sem_lips(img, unit, film, True, False, levels=levels)
     if view is not None:
         view.result()  # (done by now; its errors are the caller's, as before it ran on a thread)
     if out[1] == 0:
