@@ -211,3 +211,19 @@ def test_another_users_data_root_is_served(reap):
         assert "Traceback" not in err and str(data / TOKEN_DIR) in err and str(state) in err, err[-2000:]
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_run_links_reach_a_folder_whose_name_is_no_url(tmp_path: Path, finished_run, castrig_serve):
+    """A run folder renamed by hand ('run #5?x=1'): the runs page's link must lead to it — the
+    name goes into the href percent-encoded ('#' and '?' would end the path), and escaped."""
+    data, uid = finished_run
+    root = tmp_path / "data"
+    name = "run #5?x=1&y=<b>"
+    shutil.copytree(data / uid, root / name)
+    with castrig_serve(root) as served:
+        code, page = request(served.url, "/")
+        assert code == 200
+        (href,) = [h for h in (p.split("'")[0] for p in page.split("href='")[1:]) if h.startswith("/runs/")]
+        assert href == "/runs/run%20%235%3Fx%3D1%26y%3D%3Cb%3E", href
+        code, body = request(served.url, href)
+        assert code == 200 and "&lt;b&gt;" in body and "<b>" not in body.split("<main>", 1)[1].split("</header>")[0]

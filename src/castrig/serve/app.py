@@ -45,6 +45,7 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 from starlette.applications import Starlette
@@ -536,7 +537,7 @@ def _runs_html(root: Path, rows: list[dict[str, Any]], q: dict[str, str], *, pro
         step = r["step"] or {}
         step_txt = "" if step.get("step_index", -1) < 0 else f"{step['step_index'] + 1}/{step.get('n_steps', '?')} {step.get('step_label', '')}"
         trs.append(
-            f"<tr class='st-{e(r['status'])}'><td><a href='/runs/{e(r['uid'])}'>{e(r['uid'])}</a></td>"
+            f"<tr class='st-{e(r['status'])}'><td><a href='/runs/{e(quote(r['uid'], safe=''))}'>{e(r['uid'])}</a></td>"
             f"<td><span class='badge {e(r['status'])}'>{e(r['status'])}</span></td><td>{e(str(r['recipe']))}</td>"
             f"<td>{e(step_txt)}</td><td>{r['membranes']}</td><td>{e(', '.join(r['grades']))}</td>"
             f"<td>{e(str(r['started_utc'] or ''))}</td><td>{e(str(r['operator'] or ''))}</td></tr>")

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 from starlette.requests import Request
@@ -335,9 +336,9 @@ def list_html(root: Path, rows: list[dict[str, Any]]) -> str:
     e = html.escape
     trs = []
     for r in rows:
-        q = "" if r.get("study") in (None, r["name"]) else "?study=" + e(_quote(r["study"]))
+        q = "" if r.get("study") in (None, r["name"]) else "?study=" + e(quote(r["study"], safe=""))
         counts = "" if r["kind"] == "damaged" else _counts_line(r)
-        trs.append(f"<tr><td><a href='/explore/{e(r['name'])}{q}'>{e(r['name'])}</a></td><td>{e(str(r.get('study') or ''))}</td>"
+        trs.append(f"<tr><td><a href='/explore/{e(quote(r['name'], safe=''))}{q}'>{e(r['name'])}</a></td><td>{e(str(r.get('study') or ''))}</td>"
                    f"<td>{e(r['kind'])}</td><td>{e(str(r.get('storage') or ''))}</td><td>{e(counts or str(r.get('note', '')))}</td></tr>")
     table = ("<table id='explore'><thead><tr><th>folder</th><th>study</th><th>kind</th><th>storage</th><th>progress</th></tr></thead>"
              "<tbody>" + "".join(trs) + "</tbody></table>")
@@ -347,18 +348,12 @@ def list_html(root: Path, rows: list[dict[str, Any]]) -> str:
     return table
 
 
-def _quote(s: str) -> str:
-    from urllib.parse import quote
-
-    return quote(s, safe="")
-
-
 def map_page_body(state: dict[str, Any]) -> str:
     e = html.escape
     name, study = state["name"], state.get("study")
     others = [s for s in state.get("studies", []) if s != study]
     other = ("<p>other studies in this folder: " + ", ".join(
-        f"<a href='/explore/{e(name)}?study={e(_quote(s))}'>{e(s)}</a>" for s in others) + "</p>") if others else ""
+        f"<a href='/explore/{e(quote(name, safe=''))}?study={e(quote(s, safe=''))}'>{e(s)}</a>" for s in others) + "</p>") if others else ""
     attrs = (f"data-name='{e(name)}' data-study='{e(study or '')}' data-live='{'1' if state.get('live') else '0'}' "
              f"data-done='{state['done']}' data-refresh-s='{REFRESH_S:g}'")
     src = {"journal": "the study journal (live)", "snapshot": "map.json (a snapshot: written when castrig explore map last stopped)",
@@ -367,7 +362,7 @@ def map_page_body(state: dict[str, Any]) -> str:
             f"<span id='explore-counts'>{e(_counts_line(state))}</span></p>{other}")
     if state["kind"] == "map":
         return f"<div id='explore' {attrs}>{head}<div id='explore-map'>{panels_html(state)}</div></div>"
-    q = "" if study in (None, name) else "?study=" + e(_quote(study))
+    q = "" if study in (None, name) else "?study=" + e(quote(study, safe=''))
     best = state.get("best")
     best_txt = "none yet" if best is None else (f"trial {best['trial']}: D {best['d_um']:.2f} µm, grades met "
                                                 f"{', '.join(best['grades_met']) or 'none'}" if best.get("d_um") else f"trial {best['trial']}")
