@@ -167,7 +167,7 @@ from scipy.special import erfcx, ndtr
 from ._filters import gaussian
 from ._quantiles import int_levels, median, percentile, percentile_from_counts
 from .illumination import fit_level, noise_sigma, poly_field
-from .regions import disc_components, fit_field, otsu_split, typical_radius
+from .regions import disc_components, fit_field, otsu_split, otsu_split_large, typical_radius
 from .workers import pool
 
 __all__ = ["acf_radius", "black_field", "core_lift", "mode_is_pore_level", "pore_scale", "pore_unit", "film_mode_field", "film_upper_field", "has_bright_rims", "rim_decision", "vote_clears", "rim_overshoot", "vote_needed", "pore_cores", "pore_pixels", "lip_radii"]
@@ -402,7 +402,7 @@ def _view_cores(img: np.ndarray, crop: int, flat: bool = False):
         sub = g.ravel()
         if float(sub.max() - sub.min()) <= 0:
             return None
-        core = g < otsu_split(sub)[0]
+        core = g < otsu_split_large(sub)[0]  # (exact Otsu, only the values near the split sorted)
         if not core.any() or core.all():
             return None
         r_typ = pore_scale(core)
@@ -791,13 +791,14 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     order = np.argsort(o_d, kind="stable")
     oy, ox, o_d = oy.ravel()[order].astype(np.int32), ox.ravel()[order].astype(np.int32), o_d[order]
     of = oy.astype(np.int64) * w + ox  # the offsets as flat-index steps
-    # each pore takes the offsets of its disc (offsets sorted by length: a prefix of them) about
-    # its centre's pixel, with the centre's fraction (≤ √½ px) as margin
-    k = np.searchsorted(o_d, reach + 0.75, side="right")
     cr, cc0 = np.rint(centres[:, 0]).astype(np.int32), np.rint(centres[:, 1]).astype(np.int32)
     # (cr + oy) − cy as oy + (cr − cy): cr − cy is exact (cr is cy rounded), so both round once
     # to the same value
     fy, fx = cr - centres[:, 0], cc0 - centres[:, 1]
+    # each pore takes the offsets of its disc (offsets sorted by length: a prefix of them) about
+    # its centre's pixel, with its centre's own fraction as margin (|o| ≤ |o + f| + |f|; was
+    # √½ px for all: ~7 % more candidates, all of them beyond reach)
+    k = np.searchsorted(o_d, reach + np.hypot(fy, fx) + 1e-6, side="right")
     bits = max(int(n).bit_length(), 1)
     lf = lab.ravel()
     by_k = np.argsort(k, kind="stable")

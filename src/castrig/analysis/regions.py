@@ -87,6 +87,51 @@ def otsu_split(v: np.ndarray) -> tuple[float, float, float]:
     return float((s[i] + s[i + 1]) / 2), float(m0[i]), float(m1[i])
 
 
+def otsu_split_large(v: np.ndarray, bins: int = 4096, halo: int = 3) -> tuple[float, float, float]:
+    """:func:`otsu_split` of a large sample without sorting all of it: the between-class variance
+    on a fine histogram's bin edges picks the region of the split, and only the values of the
+    ``halo`` bins on either side are sorted, the split searched exactly among them (the lower
+    class's sums from the bins below plus the sorted values' running sum). Falls back to the
+    full sort where the best split lies at the window's edge or the sample is small. The same
+    split as :func:`otsu_split` up to the summation order of the class sums (a tie between two
+    adjacent splits, equal to the last bits, may go the other way)."""
+    x = np.asarray(v, np.float64).ravel()
+    n = x.size
+    if n < 65536:
+        return otsu_split(x)
+    lo, hi = float(x.min()), float(x.max())
+    if not hi > lo:
+        return otsu_split(x)
+    idx = ((x - lo) * ((bins - 1e-9) / (hi - lo))).astype(np.intp)
+    np.minimum(idx, bins - 1, out=idx)
+    cnt = np.bincount(idx, minlength=bins)
+    sm = np.bincount(idx, x, minlength=bins)
+    kc, cc = np.cumsum(cnt)[:-1], np.cumsum(sm)[:-1]  # lower class below each inner bin edge
+    ok = (kc > 0) & (kc < n)
+    if not ok.any():
+        return otsu_split(x)
+    kk = np.maximum(kc, 1).astype(np.float64)
+    b_edge = np.where(ok, kk * (n - kk) * (cc / kk - (cc[-1] + sm[-1] - cc) / np.maximum(n - kk, 1)) ** 2, -np.inf)
+    j = int(np.argmax(b_edge))  # the edge after bin j
+    b0, b1 = max(j - halo + 1, 0), min(j + halo, bins - 1)  # the window's bins
+    base_k = int(cnt[:b0].sum())
+    base_c = float(sm[:b0].sum())
+    w = np.sort(x[(idx >= b0) & (idx <= b1)])
+    if w.size < 2:
+        return otsu_split(x)
+    total = float(sm.sum())
+    k = base_k + np.arange(1, w.size)  # lower class sizes whose last value lies in the window
+    c = base_c + np.cumsum(w)[:-1]
+    valid = (k > 0) & (k < n)
+    m0 = c / np.maximum(k, 1)
+    m1 = (total - c) / np.maximum(n - k, 1)
+    between = np.where(valid, k * (n - k) * (m0 - m1) ** 2, -np.inf)
+    i = int(np.argmax(between))
+    if (i == 0 and b0 > 0) or (i == w.size - 2 and b1 < bins - 1):
+        return otsu_split(x)  # the best split at the window's edge: it may lie beyond
+    return float((w[i] + w[i + 1]) / 2), float(m0[i]), float(m1[i])
+
+
 def fit_field(img: np.ndarray, sel: np.ndarray, deg: int, max_samples: int = 20000, out: np.ndarray | None = None) -> np.ndarray | None:
     """Polynomial level through the selected pixels of ``img`` (subsampled for speed)."""
     total = int(np.count_nonzero(sel))
