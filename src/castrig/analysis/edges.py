@@ -782,6 +782,15 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     reach the border. Each pore's pixels come out in the order of its offsets, as before (the
     profiles' sums per bin add in the same order); the pores in the order of their groups."""
 
+    flat, own, rho, _ = _pore_pixels_flat(lab, centres, r_core, ring)
+    rows, cols = np.divmod(flat, lab.shape[1])
+    return rows, cols, own, rho
+
+
+def _pore_pixels_flat(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: int):
+    """:func:`pore_pixels` as (flat index, owner 0..n-1, ρ, whether the pixel lies in its owner's
+    core): the SEM path indexes by flat index only (rows and columns by an integer division, and
+    back, cost ~10 ms per 1024² view), and the core flag is known from the owner's choice."""
     h, w = lab.shape
     n = centres.shape[0]
     reach = r_core + ring
@@ -809,27 +818,33 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     def candidates(grs):
         """(flat index, pore, ρ, code, per-pixel minimum of code) of the candidate pixels of
         the pore groups ``grs``: inside the image and within reach."""
-        parts = []
+        # (each group's selection written straight into one buffer: no concatenated copies)
+        cap = sum(kk * g.size for kk, g in grs)
+        flat, pore = np.empty(cap, np.int64), np.empty(cap, np.int32)
+        rho_o, d = np.empty(cap), np.empty(cap)
+        m = 0
         for kk, g in grs:
             # (np.hypot: 4× dearer than a square root of the squares, whose last bit differs on a
             # sixth of the pixels, and that moved a real top view's opening by 0.02 points)
             rho = np.hypot(oy[None, :kk] + fy[g, None], ox[None, :kk] + fx[g, None])
-            d = rho - r_core[g, None]
-            sel = d <= ring
+            dg = rho - r_core[g, None]
+            sel = dg <= ring
             gr, gc = cr[g], cc0[g]
             if int(gr.min()) - kmax < 0 or int(gr.max()) + kmax >= h or int(gc.min()) - kmax < 0 or int(gc.max()) + kmax >= w:
                 # the unsigned view of a row or column makes a negative one large
                 sel &= (gr[:, None] + oy[None, :kk]).view(np.uint32) < h
                 sel &= (gc[:, None] + ox[None, :kk]).view(np.uint32) < w
-            flat = ((gr.astype(np.int64) * w + gc)[:, None] + of[None, :kk])[sel]
-            pore = np.broadcast_to(g[:, None], sel.shape)[sel]
-            parts.append((flat, pore, rho[sel], d[sel]))
-        if not parts:
-            e = np.zeros(0, np.int64)
-            return e, e, np.zeros(0), e, np.full(h * w, np.iinfo(np.int64).max, np.int64)
-        flat, pore, rho, d = (np.concatenate([q[i] for q in parts]) for i in range(4))
+            sf = sel.ravel()
+            e = m + int(np.count_nonzero(sf))
+            np.compress(sf, ((gr.astype(np.int64) * w + gc)[:, None] + of[None, :kk]).ravel(), out=flat[m:e])
+            np.compress(sf, np.broadcast_to(g[:, None], sel.shape).ravel(), out=pore[m:e])
+            np.compress(sf, rho.ravel(), out=rho_o[m:e])
+            np.compress(sf, dg.ravel(), out=d[m:e])
+            m = e
+        flat, pore, rho, d = flat[:m], pore[:m], rho_o[:m], d[:m]
         # a core pixel is its own core's, whatever the circles say
-        d[lf[flat] == pore + 1] = -1e3
+        own_core = lf[flat] == pore + 1
+        d[own_core] = -1e3
         d += 2e3
         d *= 65536.0
         code = np.floor(d, out=d).astype(np.int64)
@@ -837,7 +852,7 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
         code |= pore
         best = np.full(h * w, np.iinfo(np.int64).max, np.int64)
         np.minimum.at(best, flat, code)
-        return flat, pore, rho, code, best
+        return flat, pore, rho, code, best, own_core
 
     # two halves of the candidates (by count) for the two threads
     tot = np.cumsum([kk * g.size for kk, g in groups])
@@ -846,12 +861,12 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     parts = [candidates(groups[:cut]), job.result()]
     best = np.minimum(parts[0][4], parts[1][4], out=parts[0][4])
     out = []
-    for flat, pore, rho, code, _ in parts:
+    for flat, pore, rho, code, _, own_core in parts:
         mine = best[flat] == code
-        out.append((flat[mine], pore[mine], rho[mine]))
+        out.append((flat[mine], pore[mine], rho[mine], own_core[mine]))
     flat = np.concatenate([o[0] for o in out])
-    rows, cols = np.divmod(flat, w)
-    return rows, cols, np.concatenate([o[1] for o in out]).astype(np.intp), np.concatenate([o[2] for o in out])
+    return (flat, np.concatenate([o[1] for o in out]).astype(np.intp), np.concatenate([o[2] for o in out]),
+            np.concatenate([o[3] for o in out]))
 
 
 NP = 7  # R, c, A, w, F, R2, c2
@@ -1191,12 +1206,11 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     ``info["rimmed"]`` all False): the caller measures such a view another way, and its lips
     here would be thrown away.
 
-    Returns (radii, (rows, cols, owner 1..n, ρ) of the pixels used); NaN where a pore has no
+    Returns (radii, (flat index, owner 1..n, ρ) of the pixels used); NaN where a pore has no
     pixels in its window.
     """
-    rows, cols, own, rho = pore_pixels(lab, centres, r_core, ring)
     # the pixels by flat index: 1-D gathers are ~6× cheaper than indexing by [rows, cols]
-    flat = rows.astype(np.intp) * lab.shape[1] + cols
+    flat, own, rho, incore = _pore_pixels_flat(lab, centres, r_core, ring)
     # the blur at most 4 px or half the typical core radius: the same view at a finer pixel size
     # has a proportionally wider blur in pixels (a cap in pixels alone would clip it)
     s_max = max(4.0, 0.5 * float(np.median(r_core)))
@@ -1360,7 +1374,6 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     # overshoot of the blur or of a JPEG's ringing is far fainter); where most of these pores
     # show a ridge and most such a lip, all have one, if too faint to see
     # (among the round cores: a pair joined through a thin wall is no single pore's profile)
-    incore = np.ravel(lab)[flat] == own + 1
     m2 = np.bincount(own[incore], rho[incore] ** 2, minlength=n) / np.maximum(np.bincount(own[incore], minlength=n), 1)
     round_ = m2 < 1.2 * (0.5 * r_core ** 2 + 1.0 / 6.0)
     cand_s = np.flatnonzero(round_) if np.count_nonzero(round_) >= min(n, PRIOR_MIN_PORES) else np.arange(n)
@@ -1469,4 +1482,4 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
                     w_ratio=None if wprior is None else wprior[0])
     r = p[:, 0]
     ok = np.isfinite(r) & (wt.sum(axis=1) > 0)
-    return np.where(ok, r, np.nan), (rows, cols, own + 1, rho)
+    return np.where(ok, r, np.nan), (flat, own + 1, rho)

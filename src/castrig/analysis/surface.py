@@ -831,7 +831,7 @@ def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool |
     brightest level: nothing shines above the film of a view without rims); ``local``: each core
     by its own pore's depth, else one threshold for the image; ``rims``/``confirm``: as
     :func:`~castrig.analysis.edges.lip_radii`. Returns (cores, n, centres, core counts, lip
-    radii, (rows, cols, owner, ρ), rims or not), n = 0 without pores; None when the pores' fits
+    radii, (flat index, owner, ρ), rims or not, (core pixels, their labels)), n = 0 without pores; None when the pores' fits
     voted for rims and ``confirm()`` did not, or (``rimless=False``) voted against rims.
 
     ``levels`` (optional dict, shared by the caller's passes): "mode_raw", a future of
@@ -850,7 +850,7 @@ def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool |
             levels[film] = (norm, sig)
     lab, n = pore_cores(norm, sig, local=local)
     if n == 0:
-        return lab, 0, None, None, None, None, False
+        return lab, 0, None, None, None, None, False, None
     # cores numbered by size, then by their summed level: an order the view rotated keeps (in
     # raster order a rotation reordered the cores, and the lip fit's choice among cores of equal
     # size for its blur stage with it: D moved 0.5 % on a real top view rotated by 90°)
@@ -877,7 +877,7 @@ def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool |
     r_edge, px = lip_radii(norm, lab, n, centres, r_core, ring, info, rims=rims, confirm=confirm, rimless=rimless)
     if r_edge is None:
         return None
-    return lab, n, centres, cnt, r_edge, px, bool(info["rimmed"][0]) if n else False
+    return lab, n, centres, cnt, r_edge, px, bool(info["rimmed"][0]) if n else False, (cpx, cl)
 
 
 def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarray | None, keep_labels: bool,
@@ -937,10 +937,8 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
         return SurfaceMetrics(None, None, None, 0, None, None, pixel_size_um,
                               through=None if transmitted is None else np.zeros(0, bool),
                               labels=np.zeros(img.shape, np.int32) if keep_labels else None, appearance="sem")
-    lab, n, centres, cnt, r_edge, (rows, cols, own, rho), _ = out
+    lab, n, centres, cnt, r_edge, (pflat, own, rho), _, (cpx, cl) = out
     flat = lab.ravel()
-    cpx = Pixels.of(lab > 0)
-    cl = flat[cpx.flat].astype(np.intp)
     edge_ids = np.unique(np.concatenate([flat[:w], flat[-w:], flat[::w], flat[w - 1:: w]]))
     on_border = np.zeros(n + 1, bool)
     on_border[edge_ids] = True
@@ -960,7 +958,7 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     d_um = 2 * r_edge[measured] * pixel_size_um
     inside = cov >= 0.5
     plab = np.zeros(img.shape, np.int32)
-    plab.ravel()[rows[inside].astype(np.intp) * w + cols[inside]] = own[inside]  # (1-D: cheaper than [rows, cols])
+    plab.ravel()[pflat[inside]] = own[inside]  # (1-D: cheaper than [rows, cols])
     through = tfrac = None
     if transmitted is not None:
         t = _f32(measurable(transmitted))
