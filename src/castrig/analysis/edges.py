@@ -154,6 +154,22 @@ but it needs the levels' bounds solved as an active set: a sketch that clipped t
 levels was dearer per iteration and, with σ and the floor free, ended far above LM's costs; the
 levels in closed form at the start alone (tried) moved some small dense pores to another basin
 (SEM case 12: D 1.4 → 2.3–3.1 %).
+
+Later, the same answers for less CPU (benchmarks/analysis_speed.py's SEM pair, CPU per pair on a
+loaded 2-core machine: sparse 0.31 → 0.24 s, dense 0.64 → 0.57 s): whole-image quantiles
+without sorting the image (:mod:`castrig.analysis._quantiles`), the film mode's density binned
+per grey level, the pore pixels per group of equal disc size (no per-candidate index arrays or
+concatenated copies; each disc trimmed to its centre's own offset) and kept by flat index, the
+lip fit's normal equations without a copy of J, the mode film on a worker while the pore unit
+is found, the view's Otsu split sorting only the values near it. Measured and not kept: an
+iteration cap per stage (40: the first ~30 iterations on the full set cost most, and 20–60 of a
+dense view's pores moved by over 0.01 px in R); starting each rim width at the image's share of
+its lip radius instead of 1 px (as many iterations, ±3 %); no retry start equal to the first
+(none was); a separable float64 noise filter (slower than ndimage's). What remains, dense view:
+the fit ~55 % (the special functions ~40 of ~57 ns per point and iteration, and ~0.25 ms of numpy
+overhead per iteration, ~420 iterations), the pore pixels ~15 % (np.hypot and the
+scatter-minimum over ~1.4M candidates). 0.1 s needs the per-profile fit compiled (no numpy
+call per iteration) or a fit with far fewer iterations, not more trimming of this one.
 """
 
 from __future__ import annotations
