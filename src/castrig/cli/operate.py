@@ -59,6 +59,8 @@ def status_line(d: dict[str, Any]) -> str:
              f"RH {_num(rh)} %RH (setpoint {_num(d.get('setpoint_rh_pct'))}{band})"]
     w = d.get("last_warning")
     parts.append(f"last warning: [{_dur(w['t_s'])}] {w['kind']}: {w['message']}" if w else "no warning")
+    if d.get("detail"):  # pausing after the cast, the safe state being tried again, ...
+        parts.insert(1, str(d["detail"]))
     if d["status"] not in LIVE and d.get("outcome_reason"):
         parts.append(str(d["outcome_reason"]))
     return " · ".join(parts)
@@ -108,6 +110,8 @@ def watch(
         lv = d.get("last_values") or {}
         v = lambda ch, n=1: _num((lv.get(ch) or {}).get("value"), n)  # noqa: E731
         t.add_row("status", d["status"] + (f" by {d['paused_by']}" if d.get("paused_by") else ""))
+        if d.get("detail"):
+            t.add_row("", str(d["detail"]))
         t.add_row("step", "—" if step.get("step_index", -1) < 0 else f"{step['step_index'] + 1}/{step.get('n_steps')} "
                   f"{step.get('step_type', '')} · {step.get('step_label', '')}")
         t.add_row("time left", f"step {_dur(d.get('step_left_s'))} · run {_dur(d.get('run_left_s'))}")
@@ -193,7 +197,11 @@ def _safe_state_line(run_dir: Path) -> str | None:
 
 
 def pause(run_dir: Path = typer.Argument(..., help="A running run's folder.")) -> None:
-    """Pause a run at its next safe point (the rig stays under control); `castrig resume-paused` goes on."""
+    """Pause a run at its next safe point (the rig stays under control); `castrig resume-paused` goes on.
+
+    Never mid-dispense: during a pre-wet or a cast the pause is taken once the pump step has ended
+    (status: pausing). Timed steps keep counting while paused (the chamber stays under control:
+    the film keeps drying); `castrig abort` is never delayed."""
     _act(run_dir, "pause")
 
 

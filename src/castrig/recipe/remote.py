@@ -76,9 +76,11 @@ class RemoteControl:
         if not force and now < self._next_poll:
             return
         self._next_poll = now + POLL_WALL_S
+        acted = False
         for cmd in self.inbox.pending():
             self._apply(cmd)
-        if force or now >= self._next_status:
+            acted = True
+        if force or acted or now >= self._next_status:  # a command answered: the status says what it did at once
             self._next_status = now + STATUS_WALL_S
             self.inbox.write_status(self.snapshot())
 
@@ -94,10 +96,14 @@ class RemoteControl:
             if r.pausing:
                 self.inbox.answer(cmd, False, "already paused or pausing", r.t())
                 return
+            if r.safe_progress is not None:  # the run is ending: there is no step left to pause
+                self.inbox.answer(cmd, False, "the run is ending (the rig is being made safe): nothing to pause; "
+                                              "castrig abort stops the safe-state tries", r.t())
+                return
             r.event("command", by, f"pause requested by {by}", data)
             self.paused_by = by
             r.request_pause()
-            self.inbox.answer(cmd, True, "pausing at the next safe point", r.t())
+            self.inbox.answer(cmd, True, f"pausing {r.pause_point()}", r.t())
         elif cmd.action == "resume":
             if self.paused_by is not None and r.pausing:
                 r.event("command", by, f"resume requested by {by}", data)
@@ -110,14 +116,19 @@ class RemoteControl:
         else:
             self.inbox.answer(cmd, False, f"unknown command {cmd.action!r} (pause, resume, abort)", r.t())
 
+    def publish(self) -> None:
+        """Write the status now (the run's state changed: readers must not wait for a poll)."""
+        if self.inbox is not None:
+            self.inbox.write_status(self.snapshot())
+
     # -- a pause asked through the channel -------------------------------------------------------
-    def wait_paused(self) -> None:
+    def wait_paused(self, where: str = "at a safe point") -> None:
         """Hold at the safe point until ``resume`` (returns) or ``abort`` (raises, via the tick)."""
         from castrig.recipe.runner import RunAborted
 
         r = self.runner
         by = self.paused_by
-        r.event("pause", "operator", f"paused at a safe point by {by}: waiting for resume or abort "
+        r.event("pause", "operator", f"paused {where} by {by}: waiting for resume or abort "
                                      "(castrig resume-paused / castrig abort, or the web page)", {"by": by})
         try:
             while self._resume_by is None:
@@ -157,6 +168,9 @@ class RemoteControl:
         state = s.state
         if state == "running" and r.pausing:
             state = "pausing"
+        safe = r.safe_progress
+        if safe is not None:
+            state = safe["state"]
         return {
             "pid": os.getpid(),
             "state": state,
@@ -179,4 +193,18 @@ class RemoteControl:
             "flows_slpm": dict(s.flows_slpm),
             "pumps_ml": dict(s.pumps_ml),
             "last_warning": self.last_warning,
+            "detail": self._detail(state),
+            "safe_state": None if safe is None else dict(safe),
         }
+
+    def _detail(self, state: str) -> str | None:
+        """What the state means now, in words (``castrig status|watch`` and the web page show it)."""
+        r = self.runner
+        if state == "pausing":
+            return f"pausing {r.pause_point()}"
+        if state == "paused" and r._paused_after is not None:
+            return f"paused at a safe point ({r._paused_after})"
+        safe = r.safe_progress
+        if safe is not None:
+            return safe["message"]
+        return None

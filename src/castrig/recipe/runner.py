@@ -159,6 +159,13 @@ class Runner:
         self._frozen: tuple[tuple[float, float], float] | None = None
         self._holding = False
         self._in_pause = False
+        #: The pump step under way ("the cast", "the pre-wet"): a pause asked meanwhile is taken
+        #: when it has ended (pump stopped and read back), never mid-dispense (see :meth:`pause_point`).
+        self._dispensing: str | None = None
+        #: Where the pause under way was taken when not at a tick (after a step: "after the cast").
+        self._paused_after: str | None = None
+        #: While the rig is made safe: what is going on (status.json's ``safe_state``), else None.
+        self.safe_progress: dict[str, Any] | None = None
         self._last_t_near: float | None = None
         self._resume_elapsed = 0.0
         self._verdict: dict[str, Any] | None = None
@@ -210,6 +217,16 @@ class Runner:
         """A pause was requested and has not ended: it waits for the next safe point or is asking."""
         return self._pause_requested or self._in_pause
 
+    def pause_point(self) -> str:
+        """Where a pause asked now takes effect, as the pause's answer and ``status`` say it.
+
+        A pause never stops a pump mid-dispense (a split cast is a different film): asked while
+        a pre-wet or a cast dispenses, it is taken when that step has ended, the pump stopped
+        and read back. Abort (a second Ctrl-C, SIGTERM, ``castrig abort``) still stops at once."""
+        if self._dispensing is not None:
+            return f"after {self._dispensing} (a pump is dispensing: a pause waits for it to finish; abort stops it now)"
+        return "at the next safe point"
+
     # -- the whole run --------------------------------------------------------------------------
     def run(
         self,
@@ -255,6 +272,9 @@ class Runner:
                 data = self._execute(i, step) or {}
                 self.rec.add_journal(self.t(), i, "done", data)
                 self.event("step_end", "runner", f"{step_label(i)} done", {"step": i, "type": step.type})
+                if self._pause_requested and not self._in_pause:  # e.g. asked during a dispense: taken now it is over
+                    self._paused_after = f"{step_label(i, step)} done"
+                    self._tick()
             judged = [mb for mb in self.rec.membranes() if mb.verdict is not None]
             result.verdict = judged[-1].verdict if judged else self._verdict
         except RunAborted as exc:
@@ -414,6 +434,13 @@ class Runner:
     def _pump_step(self, i: int, pump: SyringePump | None, role: str, volume_ml: float, rate_ml_min: float) -> dict[str, Any]:
         if pump is None:
             raise RunAborted("faulted", f"{step_label(i)}: the profile has no {role}")
+        self._dispensing = "the cast" if role == "caster" else "the pre-wet"
+        try:
+            return self._dispense(i, pump, role, volume_ml, rate_ml_min)
+        finally:
+            self._dispensing = None
+
+    def _dispense(self, i: int, pump: SyringePump, role: str, volume_ml: float, rate_ml_min: float) -> dict[str, Any]:
         pump.dispense(volume_ml, rate_ml_min)
         self.event("pump", role, f"{role}: dispensing {volume_ml:g} mL at {rate_ml_min:g} mL/min",
                    {"volume_ml": volume_ml, "rate_ml_min": rate_ml_min})
@@ -709,8 +736,8 @@ class Runner:
         if self._abort_reason is not None:
             reason, self._abort_reason = self._abort_reason, None
             raise RunAborted("aborted", reason)
-        if self._pause_requested and not self._in_pause:
-            self._pause()
+        if self._pause_requested and not self._in_pause and self._dispensing is None:
+            self._pause()  # (during a dispense it waits for the pump step's end: see pause_point)
         now = self.clock.now()
         rh = self._read_near()
         if rh is not None and self.loop is not None and self.loop.active:
@@ -836,16 +863,19 @@ class Runner:
         self._in_pause = True  # before clearing the request: ``pausing`` never reads False in between
         self._pause_requested = False
         self.status.state = "paused"
+        where = "at a safe point" if self._paused_after is None else f"at a safe point ({self._paused_after})"
         if self.remote.paused_by is not None:  # paused through the control channel: resumed or aborted there
             try:
-                return self.remote.wait_paused()
+                return self.remote.wait_paused(where)
             finally:
                 self._in_pause = False
+                self._paused_after = None
         try:
-            self.event("pause", "operator", "paused at a safe point (Ctrl-C): resume or abort?")
+            self.event("pause", "operator", f"paused {where} (Ctrl-C): resume or abort?")
             answer = self.prompt(self._tick)
         finally:
             self._in_pause = False
+            self._paused_after = None
             self.status.state = "running"
         if answer == "abort":  # the operator chose to abort: like SIGTERM
             raise RunAborted("aborted", "aborted by the operator at the pause prompt (Ctrl-C, then 'a')")

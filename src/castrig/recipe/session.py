@@ -65,8 +65,11 @@ def _signals(runner: Runner) -> Iterator[None]:
     def on_int(signum: int, frame: Any) -> None:
         if runner.pausing:
             raise KeyboardInterrupt
-        say("[yellow]Ctrl-C: pausing at the next safe point (Ctrl-C again aborts now)[/]")
+        where = runner.pause_point()
+        # asked before saying so: a second Ctrl-C landing while this prints (the live panel redraws
+        # under the message) must find the pause pending and abort, not ask for a pause again
         runner.request_pause()
+        say(f"[yellow]Ctrl-C: pausing {where} (Ctrl-C again aborts now)[/]")
 
     def on_term(signum: int, frame: Any) -> None:
         reason = f"{HUNG_UP if signum == signal.SIGHUP else signal.Signals(signum).name + ' received'}: aborting to the safe state"

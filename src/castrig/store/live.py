@@ -18,6 +18,14 @@ from castrig.store.commands import read_status
 from castrig.store.lock import live_outcome, run_holder
 from castrig.store.sqlite_store import run_damage
 
+#: What a run whose process still holds it can be: ``running``, waiting for a pause
+#: (``pausing``) or in one (``paused``), and, once it is ending, making the rig safe
+#: (``making_safe``) or trying again to reach a safe state it could not verify
+#: (``unsafe_retrying``) — never "running" while the rig is not known to be safe.
+LIVE_STATES = ("running", "paused", "pausing", "making_safe", "unsafe_retrying")
+#: The states the runner publishes in ``control/status.json`` that a reader shows instead of ``running``.
+_SHOWN_STATES = LIVE_STATES[1:]
+
 #: Event kinds an operator must see (highlighted on the page, "last warning" in ``castrig status``).
 WARNING_KINDS = frozenset({"interlock", "warning", "membrane_lost", "fault", "error"})
 
@@ -204,15 +212,17 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
         out["images"] = images(db, run_dir)
         t_rows = _rows(db, "SELECT MAX(t_s) FROM samples")
     out["t_s"] = t_rows[0][0] if t_rows else None
-    out["step_left_s"] = out["run_left_s"] = 0.0 if out["status"] not in ("running", "paused", "pausing") else None
+    out["step_left_s"] = out["run_left_s"] = 0.0 if out["status"] not in LIVE_STATES else None
     out["setpoint_rh_pct"] = (out["last_values"].get("rh_setpoint_pct") or {}).get("value")
     out["band_rh_pct"] = None
     if live:
         for k in ("t_s", "step_elapsed_s", "step_duration_s", "step_left_s", "run_left_s", "run_left_is_estimate",
-                  "setpoint_rh_pct", "band_rh_pct", "paused_by", "state"):
+                  "setpoint_rh_pct", "band_rh_pct", "paused_by", "state", "detail", "safe_state"):
             out[k] = live.get(k)
+        if out["status"] in ("making_safe", "unsafe_retrying") and not out.get("outcome_reason"):
+            out["outcome_reason"] = (live.get("safe_state") or {}).get("reason")  # why it is ending (run.json says it at the end)
         out["status_written_utc"] = live.get("written_utc")
-    holder = run_holder(run_dir) if out["status"] in ("running", "paused", "pausing") else None
+    holder = run_holder(run_dir) if out["status"] in LIVE_STATES else None
     out["owner"] = holder
     if with_recipe:
         out["recipe_as_written"] = _recipe_text(info)

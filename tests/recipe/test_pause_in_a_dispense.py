@@ -1,0 +1,115 @@
+"""A pause asked while a pump dispenses is taken when the dispense has ended — never mid-cast.
+
+Met by the audit on the wall-clock twin: ``castrig pause`` 2 s into a 0.2 mL cast answered
+"paused at a safe point" while the caster went on from 0.049 to 0.2 mL (the pause was taken
+inside the pump step's hold and nothing stopped, or should stop, the pump: a split cast is a
+different film). Now the answer and ``status`` say "pausing after the cast", the pause comes once
+the cast step is done, and abort still stops the pump at once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import castrig_main, only_run_dir, run_rows, start_castrig, wait_until
+
+RECIPE = """\
+name: pause-in-a-cast
+concentration_mg_ml: 5.0
+support_pore_um: 5.0
+steps:
+  - {type: purge, duration_s: 10}
+  - {type: cast, volume_ml: 0.5, rate_ml_min: 0.002}
+  - {type: purge, duration_s: 10}
+"""
+
+
+def _status(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "control" / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def test_castrig_pause_during_a_cast_waits_for_the_cast_to_end(tmp_path: Path, reap, capsys):
+    """The twin in virtual time (a 15000 s cast: some seconds of wall time); ``castrig pause``
+    once status.json shows the cast under way."""
+    recipe = tmp_path / "cast.yaml"
+    recipe.write_text(RECIPE)
+    data = tmp_path / "data"
+    run = reap(start_castrig("run", str(recipe), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_type") == "cast" and d,
+                         timeout_s=60, what="the cast under way")
+    infused_when_asked = _status(run_dir)["pumps_ml"].get("caster", 0.0)
+    assert infused_when_asked < 0.4
+
+    paused = castrig_main(capsys, "pause", str(run_dir))
+    assert paused.returncode == 0 and "accepted" in paused.stdout, paused.stdout + paused.stderr
+    assert "after the cast" in paused.stdout  # the answer says when the pause will come, truthfully
+    # while the cast goes on, readers see a pause pending, not a pause (the status is written in
+    # the same poll that answered the command: the cast, asked to pause before 0.4 mL, goes on)
+    shown = _status(run_dir)
+    assert shown.get("state") == "pausing" and shown["step_type"] == "cast", shown
+    assert "after the cast" in (shown.get("detail") or ""), shown
+    line = castrig_main(capsys, "status", str(run_dir)).stdout
+    assert "pausing" in line and "after the cast" in line, line
+
+    wait_until(lambda: _status(run_dir).get("state") == "paused", timeout_s=60, what="paused")
+    at_pause = _status(run_dir)
+    events = run_rows(run_dir, "SELECT id, t_s, kind, source, message FROM events ORDER BY id")
+    pause = next(e for e in events if e[2] == "pause")
+    cast_end = next(e for e in events if e[2] == "step_end" and e[4].startswith("step 2 "))
+    dispensed = next(e for e in events if e[2] == "pump" and "dispensed" in e[4] and "dispensing" not in e[4])
+    assert dispensed[0] < cast_end[0] < pause[0], events  # the whole cast, then the pause
+    assert "step 2 (cast) done" in pause[4], pause
+    assert at_pause["pumps_ml"]["caster"] >= 0.49  # its whole volume before the run said paused
+    # the pump does not move while paused: its last readings are the full volume
+    infused = [v for (v,) in run_rows(run_dir, "SELECT value FROM samples WHERE channel = 'caster_infused_ml' ORDER BY rowid")]
+    assert infused and infused[-1] >= 0.49
+
+    resumed = castrig_main(capsys, "resume-paused", str(run_dir))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert run.wait(timeout=60) == 0, run.stderr.read()[-3000:]  # type: ignore[union-attr]
+    kinds = [k for _, _, k, _, _ in run_rows(run_dir, "SELECT id, t_s, kind, source, message FROM events ORDER BY id")]
+    assert kinds.count("pause") == 1 and kinds.count("resume") == 1
+    journal = run_rows(run_dir, "SELECT step_index, state FROM journal ORDER BY seq")
+    assert journal.count((1, "started")) == 1  # one cast, not split
+
+
+def test_ctrl_c_during_a_cast_pauses_after_it_and_twice_aborts_at_once(tmp_path: Path, terminal_run):
+    """The run's own terminal: Ctrl-C during the cast says it pauses after the cast and asks only
+    once the cast step is done ('r' goes on); in a second run, Ctrl-C twice during the cast stops
+    the pump at once (outcome interrupted, exit 130, safe state verified, the cast short)."""
+    from conftest import ROOT
+
+    recipe = tmp_path / "cast.yaml"
+    recipe.write_text(RECIPE)
+    data = tmp_path / "data"
+    term = terminal_run(["run", str(recipe), "--data", str(data)], cwd=ROOT)
+    wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_type") == "cast" and d,
+               timeout_s=60, what="the cast under way")
+    term.ctrl_c()
+    at = term.expect("pausing after the cast")
+    term.expect("Enter to resume", after=at, timeout_s=60)
+    run_dir = only_run_dir(data)
+    assert run_dir is not None
+    kinds = [k for (k,) in run_rows(run_dir, "SELECT kind FROM events WHERE kind IN ('step_end', 'pause') ORDER BY id")]
+    assert kinds == ["step_end", "step_end", "pause"], kinds  # asked after the purge and the cast were done
+    term.send("r\n")
+    assert term.wait(60) == 0, term.output[-3000:]
+
+    data2 = tmp_path / "data2"
+    term = terminal_run(["run", str(recipe), "--data", str(data2)], cwd=ROOT)
+    run_dir = wait_until(lambda: (d := only_run_dir(data2)) is not None and _status(d).get("step_type") == "cast" and d,
+                         timeout_s=60, what="the cast under way")
+    term.ctrl_c()
+    term.expect("pausing after the cast")
+    term.ctrl_c()
+    assert term.wait(30) == 130, term.output[-3000:]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "interrupted"
+    safe = [json.loads(d) for (d,) in run_rows(run_dir, "SELECT data_json FROM events WHERE kind = 'safe_state'")]
+    assert safe and safe[-1]["safe"] is True
+    infused = [v for (v,) in run_rows(run_dir, "SELECT value FROM samples WHERE channel = 'caster_infused_ml' ORDER BY rowid")]
+    assert infused and infused[-1] < 0.45  # stopped mid-cast, not run to its end first
