@@ -24,7 +24,8 @@ from rich.console import Console
 
 from castrig.errors import BadInput
 
-LIVE = ("running", "paused", "pausing")
+#: castrig.store.live.LIVE_STATES (not imported here: the CLI starts without the store's imports)
+LIVE = ("running", "paused", "pausing", "making_safe", "unsafe_retrying")
 EXIT_OF = {"completed": 0, "aborted": 3, "faulted": 3, "not_resumable": 3, "crashed": 3, "interrupted": 130}
 
 

@@ -298,9 +298,30 @@ class Runner:
         self.status.state = result.outcome
         return result
 
+    def _show_safe(self, state: str, message: str, **more: Any) -> None:
+        """Publish where the run's ending is (``control/status.json``): from the moment the rig is
+        made safe the run is no longer ``running`` — ``making_safe``, then ``unsafe_retrying``
+        while an unverified safe state is tried again (DESIGN §6)."""
+        self.safe_progress = {"state": state, "message": message, **more}
+        try:
+            self.status.t_s = self.t()
+            self.remote.publish()
+        except Exception:  # noqa: BLE001 - a status file that cannot be written must not stop the safe state
+            self.log.error("cannot publish the status", state=state)
+
     def _safe_state(self, result: RunResult) -> SafeStateReport:
+        why = "the run completed" if result.outcome == "completed" else f"{result.outcome}: {result.reason}"
+        self._show_safe("making_safe", f"making the rig safe ({why})", outcome=result.outcome, reason=result.reason)
         if self.loop is not None:
             self.loop.stop()
+
+        def first_try(first: SafeStateReport) -> None:
+            self._record_safely("safe_state", "control", f"{first.summary()} (first try; trying again for up to "
+                                f"{self.cfg.safe_state_retry_s:g} s)", {**first.to_dict(), "first_try": True})
+            self._show_safe("making_safe", f"{first.summary()}: trying again for up to {self.cfg.safe_state_retry_s:g} s ({why})",
+                            outcome=result.outcome, reason=result.reason,
+                            unverified=[k for k, ok in first.verified.items() if not ok])
+
         report = make_safe(
             pumps=self.rig.pumps(),
             dry_mfc=self.rig.dry_mfc,
@@ -309,20 +330,18 @@ class Runner:
             purge_flow_slpm=self.cfg.purge_flow_slpm,
             clock=self.clock,
             retry_for_s=self.cfg.safe_state_retry_s,
-            on_first_try=lambda first: self._record_safely(
-                "safe_state", "control", f"{first.summary()} (first try; trying again for up to "
-                f"{self.cfg.safe_state_retry_s:g} s)", {**first.to_dict(), "first_try": True}),
+            on_first_try=first_try,
         )
         if result.outcome != "completed":
             self._record_safely("run_end", "runner", f"{result.outcome}: {result.reason}", {"outcome": result.outcome})
         self._record_safely("safe_state", "control", report.summary(), report.to_dict())
         if not report.safe and self.cfg.safe_state_keep_trying_s > 0:
-            report = self._keep_trying_safe(report)
+            report = self._keep_trying_safe(report, why)
         if not report.safe and result.outcome == "completed":
             result.outcome, result.reason = "faulted", report.summary()
         return report
 
-    def _keep_trying_safe(self, report: SafeStateReport) -> SafeStateReport:
+    def _keep_trying_safe(self, report: SafeStateReport, why: str = "") -> SafeStateReport:
         """A device the safe state could not reach (its cable out, its controller rebooting) is
         tried again every ``safe_state_every_s`` for up to ``safe_state_keep_trying_s`` before
         the process lets go of the rig: if it comes back, it is made safe then — nobody else
@@ -334,7 +353,10 @@ class Runner:
         run's keep-alive does: tried only every ``safe_state_every_s`` (10 s by default, the
         watchdog of the shipped profiles too) a pump that answers again alarms ``A?T`` before
         every try, and its alarm prompt answers the try's in-step marker, so it never reads back
-        stopped (seen: a pump stalled 1 min, back and stopped, 'NOT verified' for 15 min)."""
+        stopped (seen: a pump stalled 1 min, back and stopped, 'NOT verified' for 15 min).
+
+        Meanwhile the run's state is ``unsafe_retrying`` (``castrig status|watch``, the web page),
+        with the devices not verified, the tries made and when the next one comes."""
         keep, every = self.cfg.safe_state_keep_trying_s, self.cfg.safe_state_every_s
         watchdog = self._pump_watchdog_s()
         if watchdog is not None:
@@ -344,8 +366,22 @@ class Runner:
                        "(Ctrl-C stops)")
         self._pause_requested, self._abort_reason = False, None  # requests from now on stop the tries
         t0 = pass_t = self.clock.now()
+        tries = 0
+
+        def show() -> None:
+            bad = [k for k, ok in report.verified.items() if not ok]
+            nxt = min(pass_t + every, t0 + keep)
+            self._show_safe(
+                "unsafe_retrying",
+                f"safe state NOT verified ({', '.join(bad)}): {tries} more tr{'y' if tries == 1 else 'ies'} so far, "
+                f"next in {max(0.0, nxt - self.clock.now()):.0f} s, every {every:g} s for up to {keep:g} s "
+                f"(castrig abort or Ctrl-C stops the tries) — {why}",
+                reason=why, unverified=bad, tries=tries, every_s=every, keep_trying_s=keep,
+                next_try_t_s=round(nxt - self.origin, 3), gives_up_t_s=round(t0 + keep - self.origin, 3))
+
         try:
             while not report.safe and self.clock.now() - t0 < keep:
+                show()
                 # a pass starts ``every`` after the last one started (a pass over devices that
                 # do not answer takes seconds of its own: slept on top, the pumps' watchdog ran out)
                 wait = min(pass_t + every, t0 + keep) - self.clock.now()
@@ -356,6 +392,7 @@ class Runner:
                     self.log.error("safe state: tries stopped on request")
                     break
                 pass_t = self.clock.now()
+                tries += 1
                 report = make_safe(pumps=self.rig.pumps(), dry_mfc=self.rig.dry_mfc, wet_mfc=self.rig.wet_mfc,
                                    chamber=self.rig.chamber, purge_flow_slpm=self.cfg.purge_flow_slpm)
         except KeyboardInterrupt:
@@ -363,6 +400,7 @@ class Runner:
         waited = self.clock.now() - t0
         how = f"after {waited:.0f} s more" if report.safe else f"still not, after {waited:.0f} s more"
         self._record_safely("safe_state", "control", f"{report.summary()} ({how})", {**report.to_dict(), "after_s": waited})
+        self._show_safe("making_safe", f"{report.summary()} ({how}); the run is ending — {why}", reason=why, tries=tries)
         return report
 
     def _record_safely(self, kind: str, source: str, message: str, data: dict[str, Any]) -> None:

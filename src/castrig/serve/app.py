@@ -236,7 +236,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         if action not in ACTIONS:
             return JSONResponse({"error": f"unknown action {action!r}"}, status_code=404)
         summary = await anyio.to_thread.run_sync(R.summary, run_dir)
-        if summary["status"] not in ("running", "paused", "pausing"):
+        if summary["status"] not in R.LIVE_STATES:
             return JSONResponse({"error": f"the run is not running (status {summary['status']})"}, status_code=409)
         try:
             cmd = await anyio.to_thread.run_sync(send_command, run_dir, action, f"token:{who}")
@@ -279,7 +279,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
                 if msg["events"]:
                     last_event = msg["events"][-1]["id"]
                 yield f"data: {json.dumps(msg)}\n\n"
-                if msg["run"]["status"] not in ("running", "paused", "pausing"):
+                if msg["run"]["status"] not in R.LIVE_STATES:
                     yield "event: end\ndata: {}\n\n"
                     return
                 if await request.is_disconnected():
@@ -461,7 +461,7 @@ class LoopbackHostOnly:
 
 
 #: the statuses the runs list shows beyond a run's outcomes (``outcome=`` filters on the status)
-LIVE_STATUSES = ("paused", "pausing", "damaged")
+LIVE_STATUSES = (*R.LIVE_STATES[1:], "damaged")
 
 
 class BadFilter(ValueError):

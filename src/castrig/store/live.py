@@ -121,7 +121,7 @@ def summary(run_dir: Path) -> dict[str, Any]:
     live = read_status(run_dir) if status == "running" else None
     if live:
         step.update({k: live.get(k) for k in ("step_index", "step_type", "step_label", "n_steps")})
-        if live.get("state") in ("paused", "pausing"):
+        if live.get("state") in _SHOWN_STATES:
             status = str(live["state"])
     grades = sorted({g for mb in mbs for g in mb["grades_met"]})
     return {
@@ -204,7 +204,7 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
         return out | {"last_values": {}, "membrane_records": [], "last_warning": None, "images": [], "t_s": None,
                       "step_left_s": None, "run_left_s": None, "setpoint_rh_pct": None, "band_rh_pct": None}
     info = read_info(run_dir)
-    live = read_status(run_dir) if out["status"] in ("running", "paused", "pausing") else None
+    live = read_status(run_dir) if out["status"] in LIVE_STATES else None
     with open_ro(run_dir) as db:
         out["last_values"] = last_values(db)
         out["membrane_records"] = membranes(db)

@@ -7,6 +7,8 @@
 // whole run again (an 8-hour trace is readable at the minute scale). No library, no CDN.
 (function () {
   'use strict';
+  // a run whose process still holds it (castrig.store.live.LIVE_STATES): never 'running' while the rig is made safe
+  const LIVE = ['running', 'paused', 'pausing', 'making_safe', 'unsafe_retrying'];
   const root = document.getElementById('run');
   const uid = root.dataset.uid;
   const api = '/api/runs/' + encodeURIComponent(uid);
@@ -266,7 +268,7 @@
 
   function showRun(r) {
     run = r;
-    const st = $('status'); st.textContent = r.status; st.className = 'badge ' + r.status;
+    const st = $('status'); st.textContent = r.status + (r.detail ? ' — ' + r.detail : ''); st.className = 'badge ' + r.status;
     document.body.dataset.status = r.status;
     set('meta', 'recipe ' + (r.recipe || '') + ' · operator ' + (r.operator || '—') + ' · started ' + (r.started_utc || '—') +
       (r.ended_utc ? ' · ended ' + r.ended_utc : '') + (r.virtual_time ? ' · virtual time' : '') +
@@ -284,7 +286,7 @@
     const w = r.last_warning;
     $('warning-card').style.display = w ? '' : 'none';
     if (w) set('last-warning', dur(w.t_s) + ' ' + w.kind + ' (' + w.source + '): ' + w.message);
-    const live = ['running', 'paused', 'pausing'].includes(r.status);
+    const live = LIVE.includes(r.status);
     $('actions').style.display = live ? '' : 'none';
     if (!rep && r.recipe_as_written !== undefined && $('recipe').textContent === '') $('recipe').textContent = r.recipe_as_written || '(the recipe file is no longer where the run found it)';
     if (!rep) { showMembranes(r.membrane_records || []); showImages($('micrographs'), r.images || []); }
@@ -308,7 +310,7 @@
     const probs = $('problems'); probs.textContent = '';
     $('problems-box').style.display = '';
     if (d.problems.length) { probs.className = 'problems'; probs.append(el('ul', {}, ...d.problems.map((t) => el('li', { text: t })))); }
-    else { probs.className = 'ok'; probs.textContent = ['running', 'paused', 'pausing'].includes((run || {}).status)
+    else { probs.className = 'ok'; probs.textContent = LIVE.includes((run || {}).status)
       ? 'Nothing has gone wrong so far.' : 'Nothing went wrong: the run completed and every grade judged was met.'; }
     const r = d.run;
     set('meta', 'recipe ' + r.recipe_name + ' (' + r.recipe_path + ') · profile ' + r.profile_name + ' · operator ' + (r.operator || '—') +
@@ -570,7 +572,7 @@
     const [s, ev, r] = await Promise.all([fetch(api + '/samples').then((x) => x.json()), fetch(api + '/events').then((x) => x.json()),
       fetch(api).then((x) => x.json())]);
     addSamples(s); addEvents(ev); showRun(r);
-    if (!['running', 'paused', 'pausing'].includes(r.status)) { document.body.dataset.ended = '1'; return; }
+    if (!LIVE.includes(r.status)) { document.body.dataset.ended = '1'; return; }
     // (the report's part arrives by itself: showRun asks for it when images or membranes change)
     const es = new EventSource(api + '/stream?after=' + cursor + '&events_after=' + lastEvent);
     es.onmessage = (m) => { const d = JSON.parse(m.data); addSamples(d.samples); addEvents(d.events); showRun(d.run); document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1); };
