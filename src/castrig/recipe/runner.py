@@ -373,8 +373,8 @@ class Runner:
             nxt = min(pass_t + every, t0 + keep)
             self._show_safe(
                 "unsafe_retrying",
-                f"safe state NOT verified ({', '.join(bad)}): {tries} more tr{'y' if tries == 1 else 'ies'} so far, "
-                f"next in {max(0.0, nxt - self.clock.now()):.0f} s, every {every:g} s for up to {keep:g} s "
+                f"safe state NOT verified ({', '.join(bad)}): tried again {tries} time{'' if tries == 1 else 's'}, "
+                f"next in {max(0.0, nxt - self.clock.now()):.0f} s, every {every:.3g} s for up to {keep:g} s "
                 f"(castrig abort or Ctrl-C stops the tries) — {why}",
                 reason=why, unverified=bad, tries=tries, every_s=every, keep_trying_s=keep,
                 next_try_t_s=round(nxt - self.origin, 3), gives_up_t_s=round(t0 + keep - self.origin, 3))
