@@ -55,8 +55,9 @@ def status_line(d: dict[str, Any]) -> str:
     rh = (lv.get("rh_near_pct") or {}).get("value")
     band = f" ± {d['band_rh_pct']:g}" if d.get("band_rh_pct") else ""
     est = "≥ " if d.get("run_left_is_estimate") and d.get("run_left_s") else ""
+    ending = d["status"] in ("making_safe", "unsafe_retrying")  # no time left to speak of: the run is ending
     parts = [f"{d['uid']}: {d['status']}" + (f" by {d['paused_by']}" if d.get("paused_by") else ""), where,
-             f"left: step {_dur(d.get('step_left_s'))}, run {est}{_dur(d.get('run_left_s'))}",
+             *([] if ending else [f"left: step {_dur(d.get('step_left_s'))}, run {est}{_dur(d.get('run_left_s'))}"]),
              f"RH {_num(rh)} %RH (setpoint {_num(d.get('setpoint_rh_pct'))}{band})"]
     w = d.get("last_warning")
     parts.append(f"last warning: [{_dur(w['t_s'])}] {w['kind']}: {w['message']}" if w else "no warning")
