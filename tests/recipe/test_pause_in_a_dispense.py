@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import castrig_main, only_run_dir, run_rows, start_castrig, wait_until
 
 RECIPE = """\
@@ -32,40 +34,41 @@ def _status(run_dir: Path) -> dict:
         return {}
 
 
-def test_castrig_pause_during_a_cast_waits_for_the_cast_to_end(tmp_path: Path, reap, capsys):
-    """The twin in virtual time (a 15000 s cast: some seconds of wall time); ``castrig pause``
-    once status.json shows the cast under way."""
-    recipe = tmp_path / "cast.yaml"
-    recipe.write_text(RECIPE)
+@pytest.mark.parametrize("step, pump, words", [("cast", "caster", "the cast"), ("prewet", "water_pump", "the pre-wet")])
+def test_castrig_pause_during_a_dispense_waits_for_it_to_end(tmp_path: Path, reap, capsys, step, pump, words):
+    """The twin in virtual time (a 15000 s dispense: some seconds of wall time); ``castrig pause``
+    once status.json shows the cast (or the pre-wet) under way."""
+    recipe = tmp_path / "dispense.yaml"
+    recipe.write_text(RECIPE.replace("type: cast", f"type: {step}"))
     data = tmp_path / "data"
     run = reap(start_castrig("run", str(recipe), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_type") == "cast" and d,
-                         timeout_s=60, what="the cast under way")
-    infused_when_asked = _status(run_dir)["pumps_ml"].get("caster", 0.0)
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_type") == step and d,
+                         timeout_s=60, what=f"the {step} under way")
+    infused_when_asked = _status(run_dir)["pumps_ml"].get(pump, 0.0)
     assert infused_when_asked < 0.4
 
     paused = castrig_main(capsys, "pause", str(run_dir))
     assert paused.returncode == 0 and "accepted" in paused.stdout, paused.stdout + paused.stderr
-    assert "after the cast" in paused.stdout  # the answer says when the pause will come, truthfully
-    # while the cast goes on, readers see a pause pending, not a pause (the status is written in
-    # the same poll that answered the command: the cast, asked to pause before 0.4 mL, goes on)
+    assert f"after {words}" in paused.stdout  # the answer says when the pause will come, truthfully
+    # while the dispense goes on, readers see a pause pending, not a pause (the status is written
+    # in the same poll that answered the command: asked before 0.4 of 0.5 mL, it goes on)
     shown = _status(run_dir)
-    assert shown.get("state") == "pausing" and shown["step_type"] == "cast", shown
-    assert "after the cast" in (shown.get("detail") or ""), shown
+    assert shown.get("state") == "pausing" and shown["step_type"] == step, shown
+    assert f"after {words}" in (shown.get("detail") or ""), shown
     line = castrig_main(capsys, "status", str(run_dir)).stdout
-    assert "pausing" in line and "after the cast" in line, line
+    assert "pausing" in line and f"after {words}" in line, line
 
     wait_until(lambda: _status(run_dir).get("state") == "paused", timeout_s=60, what="paused")
     at_pause = _status(run_dir)
     events = run_rows(run_dir, "SELECT id, t_s, kind, source, message FROM events ORDER BY id")
     pause = next(e for e in events if e[2] == "pause")
-    cast_end = next(e for e in events if e[2] == "step_end" and e[4].startswith("step 2 "))
+    step_end = next(e for e in events if e[2] == "step_end" and e[4].startswith("step 2 "))
     dispensed = next(e for e in events if e[2] == "pump" and "dispensed" in e[4] and "dispensing" not in e[4])
-    assert dispensed[0] < cast_end[0] < pause[0], events  # the whole cast, then the pause
-    assert "step 2 (cast) done" in pause[4], pause
-    assert at_pause["pumps_ml"]["caster"] >= 0.49  # its whole volume before the run said paused
+    assert dispensed[0] < step_end[0] < pause[0], events  # the whole dispense, then the pause
+    assert f"step 2 ({step}) done" in pause[4], pause
+    assert at_pause["pumps_ml"][pump] >= 0.49  # its whole volume before the run said paused
     # the pump does not move while paused: its last readings are the full volume
-    infused = [v for (v,) in run_rows(run_dir, "SELECT value FROM samples WHERE channel = 'caster_infused_ml' ORDER BY rowid")]
+    infused = [v for (v,) in run_rows(run_dir, f"SELECT value FROM samples WHERE channel = '{pump}_infused_ml' ORDER BY rowid")]
     assert infused and infused[-1] >= 0.49
 
     resumed = castrig_main(capsys, "resume-paused", str(run_dir))
@@ -74,7 +77,7 @@ def test_castrig_pause_during_a_cast_waits_for_the_cast_to_end(tmp_path: Path, r
     kinds = [k for _, _, k, _, _ in run_rows(run_dir, "SELECT id, t_s, kind, source, message FROM events ORDER BY id")]
     assert kinds.count("pause") == 1 and kinds.count("resume") == 1
     journal = run_rows(run_dir, "SELECT step_index, state FROM journal ORDER BY seq")
-    assert journal.count((1, "started")) == 1  # one cast, not split
+    assert journal.count((1, "started")) == 1  # one dispense, not split
 
 
 def test_ctrl_c_during_a_cast_pauses_after_it_and_twice_aborts_at_once(tmp_path: Path, terminal_run):
