@@ -103,6 +103,7 @@ class RemoteControl:
             r.event("command", by, f"pause requested by {by}", data)
             self.paused_by = by
             r.request_pause()
+            self.publish()  # before the answer: whoever reads the status once answered sees "pausing"
             self.inbox.answer(cmd, True, f"pausing {r.pause_point()}", r.t())
         elif cmd.action == "resume":
             if self.paused_by is not None and r.pausing:
