@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from castrig.tiffio import write_micrograph
-from conftest import ROOT, castrig
+from conftest import ROOT, castrig, castrig_main
 
 
 def cli(*args, cwd: Path):
@@ -79,6 +79,64 @@ def test_overlay_on_the_input_is_refused(micrographs: Path):
     res = cli("analyse", "surface", "top.tif", "--overlay", "./top.tif", cwd=d)
     assert res.returncode == 2 and "input image" in res.stderr
     assert digest(d / "top.tif") == before
+
+
+def _foreign_png(p: Path) -> None:
+    import imageio.v3 as iio
+
+    iio.imwrite(p, _pores(64))  # a PNG, but not an overlay castrig wrote
+
+
+#: ``--overlay`` targets refused before anything is measured (audit 3: tracebacks, exit 1, after
+#: the whole measurement, for the first three; the others were overwritten without a word).
+OVERLAY_REFUSALS = {
+    "missing_folder": ("nowhere/x.png", None, "does not exist"),
+    "no_suffix": ("noext", None, ".png only"),
+    "other_suffix": ("pores.jpg", None, ".png only"),
+    "a_folder": ("sub", lambda p: p.mkdir(), "is a folder"),
+    "a_folder_named_png": ("sub.png", lambda p: p.mkdir(), "is a folder"),
+    "notes": ("notes.txt", lambda p: p.write_text("operator notes, do not lose\n"), ".png only"),
+    "notes_named_png": ("notes.png", lambda p: p.write_text("operator notes, do not lose\n"), "not an overlay castrig wrote"),
+    "another_micrograph": ("other.png", _foreign_png, "not an overlay castrig wrote"),
+    "dangling_link": ("link.png", lambda p: p.symlink_to(p.parent / "gone.png"), "not an overlay castrig wrote"),
+}
+
+
+@pytest.mark.parametrize("case", OVERLAY_REFUSALS)
+def test_overlay_that_cannot_or_must_not_be_written_is_refused_first(micrographs: Path, case: str, capsys, monkeypatch):
+    d = micrographs
+    name, make, says = OVERLAY_REFUSALS[case]
+    target = d / name
+    if make:
+        make(target)
+    before = {p.name: (digest(p) if p.is_file() else None) for p in d.iterdir()}
+    monkeypatch.chdir(d)
+    measured = []
+    import castrig.analysis
+
+    monkeypatch.setattr(castrig.analysis, "analyse_surface", lambda *a, **k: measured.append(1))
+    res = castrig_main(capsys, "analyse", "surface", "top.tif", "--overlay", name)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"error: --overlay {name}: " in res.stderr and says in res.stderr, res.stderr
+    assert not measured  # refused before the measurement, not after it
+    assert {p.name: (digest(p) if p.is_file() else None) for p in d.iterdir()} == before  # nothing written
+
+
+def test_an_earlier_overlay_is_replaced_atomically(micrographs: Path):
+    """The only existing file --overlay replaces is an overlay castrig wrote (a PNG with its mark)."""
+    from PIL import Image
+
+    from castrig.analysis.overlay import OVERLAY_MARK, is_overlay_png
+
+    d = micrographs
+    for _ in range(2):
+        res = cli("analyse", "surface", "top.tif", "--overlay", "pores.png", cwd=d)
+        assert res.returncode == 0, res.stderr
+        assert is_overlay_png(d / "pores.png")
+        with Image.open(d / "pores.png") as im:
+            assert im.format == "PNG" and im.mode == "RGB" and im.size == (256, 256)
+            assert im.text[OVERLAY_MARK[0]] == OVERLAY_MARK[1]
+    assert not [p for p in d.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_an_existing_file_that_is_no_roi_set_is_refused(micrographs: Path):

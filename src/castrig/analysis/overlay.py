@@ -7,7 +7,11 @@ from scipy import ndimage as ndi
 
 from .surface import SurfaceMetrics
 
-__all__ = ["surface_overlay"]
+__all__ = ["OVERLAY_MARK", "is_overlay_png", "surface_overlay", "write_overlay_png"]
+
+#: The PNG text chunk (key, value) that marks a file as an overlay castrig wrote: the only kind
+#: of existing file ``castrig analyse surface --overlay`` replaces.
+OVERLAY_MARK = ("castrig", "analyse surface --overlay")
 
 _COLOURS = {
     "through": (0, 220, 255),  # measured, open in transmitted light
@@ -48,3 +52,28 @@ def surface_overlay(reflected: np.ndarray, metrics: SurfaceMetrics) -> np.ndarra
     for code, name in ((1, "border"), (2, "measured"), (3, "through"), (4, "blind")):
         rgb[edge & (r == code)] = _COLOURS[name]
     return rgb
+
+
+def write_overlay_png(path, rgb: np.ndarray) -> None:
+    """Write ``rgb`` (from :func:`surface_overlay`) to ``path`` as a PNG carrying
+    :data:`OVERLAY_MARK`, so a later ``--overlay`` on the same path knows it may replace it."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text(*OVERLAY_MARK)
+    Image.fromarray(np.ascontiguousarray(rgb, np.uint8)).save(path, format="PNG", pnginfo=info)
+
+
+def is_overlay_png(path) -> bool:
+    """True when ``path`` is a PNG that :func:`write_overlay_png` wrote (it carries :data:`OVERLAY_MARK`)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+                return False
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.text.get(OVERLAY_MARK[0]) == OVERLAY_MARK[1]
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return False

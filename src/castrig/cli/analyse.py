@@ -203,28 +203,55 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _check_outputs(inputs: list[Optional[Path]], rois: list[Path] = (), overlay: Optional[Path] = None) -> None:
-    """Refuse (exit 2, before anything is measured) an output that would destroy a file: an ROI
-    set or overlay path that is one of the input micrographs (the same file, through any
-    spelling, symlink or hard link), an existing ROI path that is not an ImageJ ROI set (an
-    earlier set is replaced), or two outputs on one path."""
+#: What each output option writes: (allowed suffixes, or () for any; an example name; what it is).
+_OUTPUTS = {"--rois": ((), "pores.zip", "an ImageJ ROI set (.zip of .roi files)", "ROI set"),
+            "--overlay": ((".png",), "pores.png", "an overlay castrig wrote (a PNG with castrig's mark)", "overlay")}
+
+
+def _check_output_path(out: Path, flag: str) -> None:
+    """Refuse an output path castrig could not write, or must not: its folder missing or not
+    writable, a folder at the path, a suffix the option does not write, or an existing file
+    that is not an earlier output of the same option (that one is replaced)."""
+    from castrig.analysis.overlay import is_overlay_png
     from castrig.analysis.rois import is_roi_set
 
+    suffixes, example, what, noun = _OUTPUTS[flag]
+    where = dict(file=str(out), field=flag)
+    if out.is_dir():
+        raise BadInput(f"{flag} {out}: is a folder; give a file name in it (e.g. {out / example})", **where)
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise BadInput(f"{flag} {out}: castrig writes the {noun} as {' or '.join(suffixes)} only "
+                       f"(give a name ending {' or '.join(suffixes)}, e.g. {example})", **where)
+    parent = out.parent
+    if not parent.is_dir():
+        raise BadInput(f"{flag} {out}: the folder {parent} does not exist (create it, or give a path in an existing folder)",
+                       **where)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BadInput(f"{flag} {out}: the folder {parent} is not writable", **where)
+    if out.exists() or out.is_symlink():
+        ours = is_roi_set(out) if flag == "--rois" else is_overlay_png(out)
+        if not ours:
+            raise BadInput(f"{flag} {out}: exists and is not {what}; castrig replaces only an earlier "
+                           f"{noun} of its own (give a new file name, e.g. {example})", **where)
+
+
+def _check_outputs(inputs: list[Optional[Path]], rois: list[Path] = (), overlay: Optional[Path] = None) -> None:
+    """Refuse (exit 2, before anything is measured) an output that would destroy a file or could
+    not be written: an ROI set or overlay path that is one of the input micrographs (the same
+    file, through any spelling, symlink or hard link), two outputs on one path, or a path
+    :func:`_check_output_path` refuses (an existing file that is not an earlier output of the
+    same option is never replaced)."""
     given = [p for p in inputs if p is not None]
     outs = [(r, "--rois") for r in rois] + ([(overlay, "--overlay")] if overlay is not None else [])
     for k, (out, flag) in enumerate(outs):
         for src in given:
             if _same_file(out, src):
                 raise BadInput(f"{flag} {out}: that is the input image {src}; it would be overwritten "
-                               "(give a new file name, e.g. pores.zip)", file=str(out), field=flag)
+                               f"(give a new file name, e.g. {_OUTPUTS[flag][1]})", file=str(out), field=flag)
         for other, oflag in outs[:k]:
             if out.resolve() == other.resolve():
                 raise BadInput(f"{flag} {out}: the same file as {oflag} {other}", file=str(out), field=flag)
-        if flag == "--rois" and (out.exists() or out.is_symlink()):
-            if out.is_dir() or not is_roi_set(out):
-                what = "a folder" if out.is_dir() else "not an ImageJ ROI set (.zip of .roi files)"
-                raise BadInput(f"--rois {out}: exists and is {what}; castrig replaces only an earlier ROI set "
-                               "(give a new file name)", file=str(out), field="--rois")
+        _check_output_path(out, flag)
 
 
 def _write_rois(path: Path, rois: list) -> None:
@@ -237,6 +264,18 @@ def _write_rois(path: Path, rois: list) -> None:
         atomic_write_with(path, lambda tmp: write_rois(tmp, rois))
     except OSError as exc:
         raise BadInput(f"{path}: cannot write the ROI set ({exc.strerror or exc})", file=str(path), field="--rois") from None
+
+
+def _write_overlay(path: Path, refl, m) -> None:
+    """Atomically, as :func:`_write_rois`: the earlier overlay or the new one, never half a PNG."""
+    from castrig.analysis.overlay import surface_overlay, write_overlay_png
+    from castrig.store.atomic import atomic_write_with
+
+    rgb = surface_overlay(refl, m)
+    try:
+        atomic_write_with(path, lambda tmp: write_overlay_png(tmp, rgb))
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot write the overlay ({exc.strerror or exc})", file=str(path), field="--overlay") from None
 
 
 def _load_surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[float]):
@@ -327,7 +366,9 @@ def surface(
     transmitted: Optional[Path] = typer.Option(None, "--transmitted", metavar="IMAGE", help="registered transmitted-light view"),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel (default: the file's own, see castrig analyse --help)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
-    overlay: Optional[Path] = typer.Option(None, "--overlay", metavar="PNG", help="write a PNG with the pores outlined"),
+    overlay: Optional[Path] = typer.Option(None, "--overlay", metavar="PNG",
+                                             help="write a PNG (.png) with the pores outlined; an existing file is replaced only "
+                                                  "if it is an earlier overlay of castrig's"),
     appearance: str = typer.Option("optical", "--appearance", metavar="A",
                                    help="optical (light microscope: pores darker or brighter than the film, found from the image), "
                                         "sem (secondary electrons: bright inner rims, dark cores) or auto"),
@@ -359,11 +400,7 @@ def surface(
 
         _write_rois(rois, surface_rois(m))
     if overlay is not None:
-        import imageio.v3 as iio
-
-        from castrig.analysis.overlay import surface_overlay
-
-        iio.imwrite(overlay, surface_overlay(refl, m))
+        _write_overlay(overlay, refl, m)
     _emit(m.to_dict(), as_json, f"surface: {image.name}", quality=m.quality(), images=images)
 
 
