@@ -559,6 +559,27 @@ RUN_FOLDER_DAMAGES: dict[str, tuple[str, Callable[[Path], Any], str]] = {
 }
 
 
+def _set_run_json_field(name: str, value: Any) -> Callable[[Path], None]:
+    def spoil(p: Path) -> None:
+        data = json.loads(p.read_text())
+        data[name] = value
+        p.write_text(json.dumps(data))
+    return spoil
+
+
+#: One hand-edited run.json field of the wrong JSON type (audit 3: `started_utc: 12345` in one
+#: folder crashed `castrig runs`, `lots` and serve's `/?since=` for the whole data root).
+RUN_JSON_FIELD_DAMAGES: dict[str, tuple[str, Callable[[Path], Any], str]] = {
+    "started_utc_number": ("run.json", _set_run_json_field("started_utc", 12345), "field started_utc: expected a string"),
+    "started_utc_null": ("run.json", _set_run_json_field("started_utc", None), "field started_utc: expected a string"),
+    "ended_utc_number": ("run.json", _set_run_json_field("ended_utc", 5), "field ended_utc: expected a string or null"),
+    "operator_list": ("run.json", _set_run_json_field("operator", []), "field operator: expected a string"),
+    "recipe_string": ("run.json", _set_run_json_field("recipe", "demo"), "field recipe: expected an object"),
+    "profile_string": ("run.json", _set_run_json_field("profile", "sim"), "field profile: expected an object"),
+}
+RUN_FOLDER_DAMAGES.update(RUN_JSON_FIELD_DAMAGES)
+
+
 # -- a sitecustomize hook in the processes a test starts (a kill point, a slow disk) ---------------
 def with_sitecustomize(tmp_path: Path, code: str) -> dict[str, str]:
     """The environment (``PYTHONPATH``) under which every Python process a test starts runs

@@ -99,6 +99,7 @@ def test_a_damaged_run_folder_is_named_not_500(finished_run, tmp_path: Path, cas
     'damaged run folder' (exit 2): they answer 409 with the reason."""
     data, uid = finished_run
     root = tmp_path / "data"
+    shutil.copytree(data / uid, root / uid)  # a good run beside them
     for name, (file, spoil, _reason) in RUN_FOLDER_DAMAGES.items():
         run_dir = root / f"{uid}-{name}"
         shutil.copytree(data / uid, run_dir)
@@ -109,6 +110,14 @@ def test_a_damaged_run_folder_is_named_not_500(finished_run, tmp_path: Path, cas
                 code, body = request(served.url, path)
                 assert code == 409 and "damaged run folder" in body and str(root) not in body, (path, code, body)
             assert request(served.url, f"/api/runs/{uid}-{name}")[0] == 200  # status 'damaged', as before
+        # a run.json field of the wrong type (started_utc: 12345) made the filtered list a 500 for
+        # every run; now the good run is listed and the damaged ones (no start time) left out
+        code, body = request(served.url, "/api/runs?since=2026-01-01")
+        assert code == 200 and [r["uid"] for r in json.loads(body)] == [uid], (code, body[-2000:])
+        code, page = request(served.url, "/?since=2026-01-01")
+        assert code == 200 and "no runs" not in page, (code, page[-2000:])
+        code, page = request(served.url, "/")
+        assert code == 200 and f"{uid}-started_utc_number" in page, (code, page[-2000:])
         err = server_log(served)
         assert "Traceback" not in err, err[-2000:]
 

@@ -52,9 +52,50 @@ class RunInfo:
         return asdict(self)
 
     @classmethod
+    def field_error(cls, data: Mapping[str, Any]) -> str | None:
+        """Why ``data`` (a ``run.json`` object) cannot be a :class:`RunInfo` — its first field of
+        the wrong JSON type, as ``field X: expected …, found …`` — or None. Missing fields are
+        :meth:`from_dict`'s to refuse; unknown keys are ignored."""
+        for name, (types, nullable, words) in _RUN_INFO_TYPES.items():
+            if name not in data:
+                continue
+            v = data[name]
+            if v is None and nullable:
+                continue
+            if v is None or not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+                return f"field {name}: expected {words}{' or null' if nullable else ''}, found {_json_kind(v)}"
+            if name == "parts" and not all(isinstance(p, Mapping) for p in v):
+                return f"field parts: expected a list of objects, found {_json_kind(v)}"
+        return None
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunInfo":
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
+
+
+_TEXT, _INT = ((str,), "a string"), ((int,), "an integer")
+#: ``run.json``'s fields: (Python types of the JSON value, null allowed, what the message says is expected).
+_RUN_INFO_TYPES: dict[str, tuple[tuple[type, ...], bool, str]] = {
+    **{k: (*_TEXT[:1], False, _TEXT[1]) for k in ("run_id", "recipe_name", "recipe_path", "profile_name", "profile_path",
+                                                  "software_version", "operator", "started_utc", "outcome")},
+    **{k: (*_TEXT[:1], True, _TEXT[1]) for k in ("ended_utc", "host", "lock", "outcome_reason", "run_clock_origin_utc")},
+    "seed": (*_INT[:1], True, _INT[1]),
+    "pid": (*_INT[:1], True, _INT[1]),
+    "virtual_time": ((bool,), False, "true or false"),
+    "parts": ((list,), False, "a list of objects"),
+    **{k: ((dict,), False, "an object") for k in ("recipe", "profile", "extra")},
+}
+
+
+def _json_kind(v: Any) -> str:
+    """A JSON value as a message names it: its type and (short) text."""
+    import json
+
+    kind = ("null" if v is None else "true/false" if isinstance(v, bool) else "a number" if isinstance(v, (int, float))
+            else "a string" if isinstance(v, str) else "a list" if isinstance(v, list) else "an object")
+    text = json.dumps(v, default=str)
+    return f"{kind} ({text[:40]}{'…' if len(text) > 40 else ''})"
 
 
 @dataclass(frozen=True)
@@ -117,6 +158,23 @@ class MembraneRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def field_error(cls, data: Mapping[str, Any]) -> str | None:
+        """Why ``data`` (a ``run.json`` object) cannot be a :class:`RunInfo` — its first field of
+        the wrong JSON type, as ``field X: expected …, found …`` — or None. Missing fields are
+        :meth:`from_dict`'s to refuse; unknown keys are ignored."""
+        for name, (types, nullable, words) in _RUN_INFO_TYPES.items():
+            if name not in data:
+                continue
+            v = data[name]
+            if v is None and nullable:
+                continue
+            if v is None or not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+                return f"field {name}: expected {words}{' or null' if nullable else ''}, found {_json_kind(v)}"
+            if name == "parts" and not all(isinstance(p, Mapping) for p in v):
+                return f"field parts: expected a list of objects, found {_json_kind(v)}"
+        return None
 
 
 class RunRecorder(ABC):

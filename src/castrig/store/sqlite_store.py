@@ -494,7 +494,8 @@ def _free_reserve(run_dir: Path) -> bool:
 
 
 def read_run_info(run_dir: Path) -> RunInfo:
-    """``run.json`` as :class:`RunInfo`; :class:`DamagedRun` if it is missing, truncated or not an object."""
+    """``run.json`` as :class:`RunInfo`; :class:`DamagedRun` if it is missing, truncated, not an
+    object, or has a field of the wrong type (``run.json: field started_utc: expected a string, …``)."""
     path = Path(run_dir) / "run.json"
     try:
         text = path.read_text(encoding="utf-8")
@@ -510,6 +511,9 @@ def read_run_info(run_dir: Path) -> RunInfo:
         raise DamagedRun(run_dir, f"run.json is not valid JSON (truncated?): {exc}") from None
     if not isinstance(data, dict):
         raise DamagedRun(run_dir, f"run.json holds {type(data).__name__ if data is not None else 'null'}, not an object")
+    wrong = RunInfo.field_error(data)  # a hand-edited field of the wrong type: this run, not every reader, stops
+    if wrong is not None:
+        raise DamagedRun(run_dir, f"run.json: {wrong}")
     try:
         info = RunInfo.from_dict(data)
     except TypeError as exc:  # a required field missing
@@ -714,7 +718,7 @@ class SqliteRunStore(RunStore):
                 i = rec.info
                 out.append(RunSummary(i.run_id, str(run_dir.resolve()), i.recipe_name, i.profile_name, i.operator,
                                       i.started_utc, i.ended_utc, live_outcome(run_dir, i.outcome), grades))
-        return sorted(out, key=lambda r: (r.started_utc or "", r.run_id))
+        return sorted(out, key=lambda r: (str(r.started_utc or ""), str(r.run_id)))  # a stale catalog row: any type
 
 
 #: What a run folder holds while :meth:`SqliteRunStore.create_run` makes it, before anything is recorded.

@@ -1,0 +1,51 @@
+"""One run.json field of the wrong JSON type damages that run, not the data root.
+
+Audit 3 (repro runjson_types.sh): `started_utc: 12345` hand-edited into one run.json made
+`castrig runs` and `castrig lots` end in a TypeError (exit 1) for every run under the root;
+`operator: []` broke `castrig runs` (NotRenderableError); `recipe: "demo"` broke status and
+report, `ended_utc: 5` or `started_utc: null` report, `profile: "sim"` resume — each a traceback.
+Now run.json is read through one typed check (RunInfo.field_error): the run is listed
+"damaged (run.json: field X: expected …)", the others as before, and per-run commands exit 2.
+
+Through the CLI's entry point in this process (conftest ``castrig_main``); the served pages in
+tests/serve/test_serve_hosts.py (RUN_FOLDER_DAMAGES holds these damages too).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import RUN_JSON_FIELD_DAMAGES, castrig_main
+
+
+@pytest.mark.parametrize("damage", list(RUN_JSON_FIELD_DAMAGES))
+def test_a_wrong_typed_run_json_field_damages_only_that_run(finished_demo_run, tmp_path: Path, capsys, damage: str):
+    data, uid = finished_demo_run
+    file, spoil, reason = RUN_JSON_FIELD_DAMAGES[damage]
+    root = tmp_path / "data"
+    shutil.copytree(data / uid, root / uid)  # a good run beside the damaged one
+    bad = root / f"{uid}-x"
+    shutil.copytree(data / uid, bad)
+    spoil(bad / file)
+
+    done = castrig_main(capsys, "runs", "--data", str(root))
+    flat = " ".join(done.stdout.split())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{uid}-x" in flat and f"damaged: run.json: {reason}" in flat, flat
+    assert "completed" in flat and "demo" in flat  # the good run, listed as before
+
+    done = castrig_main(capsys, "lots", "--data", str(root))
+    assert done.returncode == 0 and f"{uid}-m1" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+
+    done = castrig_main(capsys, "status", str(bad))
+    assert "damaged" in done.stdout and reason in " ".join(done.stdout.split()), done.stdout + done.stderr
+
+    for args in (["report", str(bad), "--out", str(tmp_path / "r.html")], ["resume", str(bad), "-q"]):
+        done = castrig_main(capsys, *args)
+        err = " ".join(done.stderr.split())
+        assert done.returncode == 2, (args, done.stdout[-1000:], done.stderr[-2000:])
+        assert "damaged run folder" in err and reason in err, (args, err)
+    assert not (tmp_path / "r.html").exists()
