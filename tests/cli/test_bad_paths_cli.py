@@ -12,6 +12,8 @@ All refused before anything runs: through the CLI's entry point in the test's pr
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import ROOT, castrig_main
@@ -67,6 +69,28 @@ def test_a_refused_run_leaves_no_data_root_behind(tmp_path, capsys):
 
 def test_serve_with_a_file_as_data_root(afile, capsys):
     _refused(castrig_main(capsys, "serve", "--data", str(afile), "--port", "0"), f"--data {afile}: not a folder")
+
+
+@pytest.mark.parametrize("how", ["--data", "$CASTRIG_DATA"])
+def test_serve_with_a_missing_data_root_is_refused_not_made(tmp_path, capsys, monkeypatch, how):
+    """Audit 3: `castrig serve --data <typo>` made the folder and an operator token in it and
+    served an empty root, where `castrig runs --data <typo>` refuses it; now serve refuses too
+    (./runs, the default, is still made on a new rig PC)."""
+    import castrig.serve.app
+
+    served = []
+    monkeypatch.setattr(castrig.serve.app, "serve", lambda root, **kw: served.append(root))  # never serve here
+    typo = tmp_path / "runz"
+    if how == "--data":
+        done = castrig_main(capsys, "serve", "--data", str(typo), "--port", "0")
+    else:
+        monkeypatch.setenv("CASTRIG_DATA", str(typo))
+        done = castrig_main(capsys, "serve", "--port", "0")
+    _refused(done, f"{how} {typo}: no such folder")
+    assert not served and not typo.exists()
+    monkeypatch.delenv("CASTRIG_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert castrig_main(capsys, "serve", "--port", "0").returncode == 0 and [Path(p).resolve() for p in served] == [tmp_path / "runs"]
 
 
 def test_sim_render_to_a_file(afile, capsys):

@@ -234,10 +234,18 @@ def serve(
                                                            "half-sent requests (slowloris) are not held: 1 to 3600, default 10."),
 ) -> None:
     """Serve every run under the data root in a browser, with a JSON API (prints {"url", "token_file"})."""
+    import os
+
     from castrig.cli.main import usable_data_root
     from castrig.serve.app import serve as run_server
+    from castrig.serve.guard import limits, request_timeout
 
-    run_server(usable_data_root(data), host=host, port=port, max_connections=max_connections, request_timeout_s=request_timeout_s)
+    limits(max_connections)  # the options first, as before: refused before anything is made
+    request_timeout(request_timeout_s)
+    # a data root named on purpose must be there, as for `castrig runs` (a typo was created, given
+    # a token and served empty); ./runs may not be yet on a new rig PC, and is made
+    root = usable_data_root(data, must_exist=data is not None or bool(os.environ.get("CASTRIG_DATA")))
+    run_server(root, host=host, port=port, max_connections=max_connections, request_timeout_s=request_timeout_s)
 
 
 def mount(app: typer.Typer) -> None:
