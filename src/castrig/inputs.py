@@ -303,7 +303,7 @@ def load_model(model: type[M], path: str | Path, data: Any = None) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = _loc(_strip_tags(tuple(exc.errors()[0]["loc"]), data))
+        first = _loc(_strip_tags(tuple(_errors_of_the_written_shape(exc.errors(), data)[0]["loc"]), data))
         raise BadInput(format_validation_error(path, model, exc, data), file=str(path), field=first) from None
 
 
@@ -311,7 +311,8 @@ def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationE
     """One line per problem: file, field, value, what is wrong in our words, what is allowed, and
     where in the file (``; line 9, column 45``)."""
     lines = []
-    for err in exc.errors():
+    errors = _errors_of_the_written_shape(exc.errors(), data)
+    for err in errors:
         loc = _strip_tags(tuple(err["loc"]), data)
         field = _loc(loc)
         value = _value_at(data, loc)
@@ -339,6 +340,10 @@ def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationE
             msg, named = _own_words_of_validator(str(err["msg"]), _model_at(model, loc, data))
         else:
             msg = _in_our_words(err, value, info)
+            ranges = _union_models(info) if info is not None and not isinstance(value, dict) else []
+            if ranges:  # `rh_pct: abc` where a number or a range is allowed: say both
+                fields = sorted(ranges[0].model_fields, key=lambda f: ranges[0].model_fields[f].annotation is bool)  # flags last
+                msg += f", or a range `{{{', '.join(f'{f}: …' for f in fields)}}}`"
         if kind == "value_error" and named is not None:
             # "wet_fraction_min = 0.9 must be below …": the validator names the field; point at it
             line = f"{path}: {_cut(_loc(loc + named), MAX_SHOWN)}{_cut(msg, 400)}"
@@ -349,8 +354,8 @@ def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationE
             line += f" (allowed: {allowed})"
         line += _where(data, loc, key=at_key)
         lines.append(line)
-        if len(lines) == MAX_MESSAGE_LINES and len(exc.errors()) > MAX_MESSAGE_LINES:
-            lines.append(f"{path}: … and {len(exc.errors()) - MAX_MESSAGE_LINES} more problems")
+        if len(lines) == MAX_MESSAGE_LINES and len(errors) > MAX_MESSAGE_LINES:
+            lines.append(f"{path}: … and {len(errors) - MAX_MESSAGE_LINES} more problems")
             break
     return "\n".join(lines)
 
@@ -359,7 +364,7 @@ def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationE
 PYDANTIC_PHRASES = ("Input should", "Value error,", "Field required", "Extra inputs are not permitted",
                     "String should", "List should", "Tuple should", "Dictionary should", "unable to parse",
                     "valid dictionary", "Assertion failed", "validation error", "errors.pydantic.dev",
-                    "Object has no attribute", "Unable to extract tag")
+                    "Object has no attribute", "Unable to extract tag", "function-after[", "function-before[")
 
 
 def _kind_of(value: Any) -> str:
@@ -549,16 +554,66 @@ def _wants_number(annotation: Any) -> bool:
     return bool(leaves & {int, float}) and bool not in leaves
 
 
+#: How pydantic labels a member of a plain (smart) union in an error's loc: ``float``,
+#: ``RhRange``, ``function-after[_ordered(), RhRange]`` — never a field name (snake_case).
+_UNION_MEMBER = re.compile(r"^(?:function-(?:after|before|wrap|plain)\[.*\]|[A-Z]\w*|float|int|str|bool|none|"
+                           r"(?:list|dict|tuple|set|literal|constrained-\w+)\[.*\])$")
+_SCALAR_MEMBERS = ("float", "int", "str", "bool", "none")
+
+
 def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
-    """Drop the discriminator values pydantic inserts into ``loc`` (``steps.1.condition.x``)."""
+    """Drop the discriminator values pydantic inserts into ``loc`` (``steps.1.condition.x``) and
+    its labels of a plain union's members (``rh_pct.function-after[_ordered(), RhRange].low``):
+    the loc as the person wrote it (``rh_pct.low``)."""
+    return _strip_tags_and_members(loc, data)[0]
+
+
+def _strip_tags_and_members(loc: tuple[Any, ...], data: Any) -> tuple[tuple[Any, ...], list[str]]:
+    """:func:`_strip_tags`, and the union members' labels it dropped."""
     out: list[Any] = []
+    members: list[str] = []
     cur = data
     for part in loc:
         if isinstance(part, str) and isinstance(cur, dict) and part not in cur and cur.get("type", cur.get("model", cur.get("kind"))) == part:
             continue
+        if isinstance(part, str) and out and not (isinstance(cur, dict) and part in cur) and _UNION_MEMBER.match(part):
+            members.append(part)
+            continue
         out.append(part)
         cur = _value_at(cur, (part,)) if cur is not _MISSING else _MISSING
-    return tuple(out)
+    return tuple(out), members
+
+
+def _errors_of_the_written_shape(errors: list[Any], data: Any) -> list[Any]:
+    """Of a plain union's errors, those of the member the person wrote: a mapping where a range
+    or a number is allowed is judged as the range (not also "must be a number"), a number as the
+    number. All of them when that leaves none."""
+    kept = []
+    for err in errors:
+        members = _strip_tags_and_members(tuple(err["loc"]), data)[1]
+        if members:
+            written = _value_at(data, _union_prefix(tuple(err["loc"]), data))
+            scalar = members[-1].split("[")[0] in _SCALAR_MEMBERS
+            if isinstance(written, dict) == scalar:
+                continue  # the other member's complaint
+        kept.append(err)
+    return kept or list(errors)
+
+
+def _union_models(field: FieldInfo) -> list[type[BaseModel]]:
+    """The models of a plain union field (``RhRange | float``: [RhRange]); [] for any other field."""
+    import types
+    import typing
+
+    if typing.get_origin(field.annotation) not in (typing.Union, types.UnionType):
+        return []
+    return [a for a in typing.get_args(field.annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+
+
+def _union_prefix(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """The written loc up to the last union member label in ``loc`` (where the union is)."""
+    last = max(i for i, part in enumerate(loc) if isinstance(part, str) and _UNION_MEMBER.match(part))
+    return _strip_tags(tuple(loc[:last]), data)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
