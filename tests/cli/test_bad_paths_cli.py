@@ -93,6 +93,20 @@ def test_serve_with_a_missing_data_root_is_refused_not_made(tmp_path, capsys, mo
     assert castrig_main(capsys, "serve", "--port", "0").returncode == 0 and [Path(p).resolve() for p in served] == [tmp_path / "runs"]
 
 
+@pytest.mark.parametrize("scheme", ["journal:", ""])
+def test_explore_worker_on_a_journal_that_is_not_there_makes_nothing(tmp_path, capsys, scheme):
+    """Audit 3: `explore worker --storage journal:/new/dir/j.log --study x` was refused ("no
+    study") after it had made the folder and an empty journal: now refused before."""
+    journal = tmp_path / "new" / "dir" / "j.log"
+    _refused(castrig_main(capsys, "explore", "worker", "--storage", f"{scheme}{journal}", "--study", "x",
+                          "--data", str(tmp_path / "w")),
+             "no study 'x'", f"{journal} does not exist")
+    assert not (tmp_path / "new").exists() and not (tmp_path / "w").exists()
+    (tmp_path / "new").mkdir()  # the folder there, the file not: still nothing made
+    _refused(castrig_main(capsys, "explore", "worker", "--storage", f"{scheme}{journal}", "--study", "x"), "no study 'x'")
+    assert list((tmp_path / "new").iterdir()) == []
+
+
 def test_sim_render_to_a_file(afile, capsys):
     _refused(castrig_main(capsys, "sim", "render", "--out", str(afile), "--n", "1"), f"--out {afile}: not a folder")
     assert afile.read_text() == ""

@@ -86,10 +86,12 @@ def storage_url(url: str | None, folder: Path | None) -> str:
     return f"journal:{Path(folder).absolute() / 'study.journal'}"
 
 
-def open_storage(url: str):  # type: ignore[no-untyped-def]
+def open_storage(url: str, *, existing_study: str | None = None):  # type: ignore[no-untyped-def]
     """An Optuna storage for ``url`` (``journal:PATH``, a file path, or an SQLAlchemy URL), or
     :class:`BadInput` naming ``--storage`` when it cannot be opened (an unknown scheme, a database
-    in a folder that does not exist, a server that refuses): exit 2, not SQLAlchemy's traceback."""
+    in a folder that does not exist, a server that refuses): exit 2, not SQLAlchemy's traceback.
+    ``existing_study``: only to read that study (a worker joining it): a journal file that is not
+    there is "no study", refused before its folder or the file is made."""
     optuna = _optuna()
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
@@ -111,6 +113,9 @@ def open_storage(url: str):  # type: ignore[no-untyped-def]
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] or type(exc).__name__
             raise BadInput(f"--storage {given}: cannot open it: {reason[:200]} ({allowed})", field="--storage") from None
     path = Path(url.removeprefix("journal:").removeprefix("file://"))
+    if existing_study is not None and not path.is_file():
+        raise BadInput(f"no study {existing_study!r} in {url}: {path} does not exist (start the study with castrig explore "
+                       "... --storage, or castrig explore map; --storage names its journal file)", field="--storage")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend
@@ -195,7 +200,7 @@ def _identity(s: dict[str, Any]) -> dict[str, Any]:
 def load_study(url: str, name: str):  # type: ignore[no-untyped-def]
     optuna = _optuna()
     try:
-        study = optuna.load_study(study_name=name, storage=open_storage(url))
+        study = optuna.load_study(study_name=name, storage=open_storage(url, existing_study=name))
     except KeyError:
         raise BadInput(f"no study {name!r} in {url} (start it with castrig explore ... --storage, or castrig explore map)",
                        field="--study") from None
