@@ -565,10 +565,12 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connecti
     has not sent its whole request within ``request_timeout_s`` (default 10; :mod:`castrig.serve.guard`)."""
     import uvicorn
 
+    from castrig.errors import BadInput
     from castrig.serve.guard import bounded_config, limits, request_timeout
 
     limits(max_connections)  # a --max-connections the descriptor limit cannot hold: refused before anything is made
     request_timeout(request_timeout_s)  # likewise a --request-timeout-s out of range
+    check_bindable(host, port)  # a port in use: exit 2 naming --port, before a folder or token is made
     root = Path(root)
     if not root.is_dir():
         root.mkdir(parents=True, exist_ok=True)
@@ -595,7 +597,42 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connecti
         print(json.dumps({"url": f"http://{shown}:{bound}/", "token_file": str(token_file.resolve())}), flush=True)
 
     server.startup = startup  # type: ignore[method-assign]
-    server.run()
+    try:
+        server.run()
+    except SystemExit as exc:
+        if server.started:
+            raise
+        # uvicorn's own exit 3 ("startup failure": it lost a race for the port since the check) is
+        # not castrig's 3 (a run aborted, the rig left safe): bad input, as the check says it
+        raise BadInput(f"--port {port}: cannot serve on {shown}:{port} (see the line above; allowed: a free port, "
+                       "or 0 for any free port)", field="--port") from None
+
+
+def check_bindable(host: str, port: int) -> None:
+    """:class:`BadInput` naming ``--port`` (or ``--host``) when ``host:port`` cannot be bound now:
+    in use by another process, a privileged port, an address this machine does not have."""
+    import errno
+    import socket
+
+    from castrig.errors import BadInput
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise BadInput(f"--host {host}: not an address of this machine ({exc}); allowed: an IP address or a host "
+                       "name, e.g. 127.0.0.1", field="--host") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                why = "already in use (another castrig serve?)" if exc.errno == errno.EADDRINUSE else "needs privileges"
+                raise BadInput(f"--port {port}: port {port} on {host} {why} (allowed: a free port from 1024 to 65535, "
+                               "or 0 for any free port)", field="--port") from None
+            raise BadInput(f"--host {host}: cannot serve on it: {exc.strerror or exc} (allowed: an address of this "
+                           "machine, e.g. 127.0.0.1)", field="--host") from None
 
 
 def now_utc() -> str:

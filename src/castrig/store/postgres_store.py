@@ -153,8 +153,13 @@ def _psycopg() -> Any:
 
 
 def _check_schema(schema: str) -> str:
+    allowed = "allowed: 1 to 63 lower-case letters, digits and _, not starting with a digit or pg_, not information_schema"
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
-        raise BadInput(f"schema name {schema!r}: lower-case letters, digits and _ only", field="CASTRIG_STORE_SCHEMA")
+        raise BadInput(f"CASTRIG_STORE_SCHEMA {schema!r}: not a schema name castrig uses ({allowed})", field="CASTRIG_STORE_SCHEMA")
+    if schema.startswith("pg_") or schema == "information_schema":
+        # PostgreSQL's own: creating tables there fails, which was reported as "unreachable" (exit 3)
+        raise BadInput(f"CASTRIG_STORE_SCHEMA {schema!r}: reserved by PostgreSQL for its own catalogs ({allowed})",
+                       field="CASTRIG_STORE_SCHEMA")
     return schema
 
 

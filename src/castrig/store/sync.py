@@ -18,6 +18,7 @@ from castrig.store.postgres_store import (
     DEFAULT_SCHEMA,
     Fleet,
     FleetStoreError,
+    _check_schema,
     _run_row,
     is_postgres_url,
     local_backlog,
@@ -64,6 +65,7 @@ def resolve_url(url: str | None) -> str:
 def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None) -> SyncReport:
     """Push every record of ``run_dir`` that the fleet database lacks, in one transaction."""
     url = resolve_url(url)
+    schema = _check_schema(schema or os.environ.get("CASTRIG_STORE_SCHEMA", DEFAULT_SCHEMA))  # bad input: exit 2 first
     run_dir = Path(run_dir)
     recorder = SqliteRunStore(run_dir.parent).open_run(run_dir)  # BadInput unless a run folder
     info = recorder.info
@@ -75,7 +77,7 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
 
         with SqliteRunRecorder(run_dir, info, create=False) as reader:
             grades = grades_of(reader) or None
-        fleet = Fleet(url, schema or os.environ.get("CASTRIG_STORE_SCHEMA", DEFAULT_SCHEMA))
+        fleet = Fleet(url, schema)
         report = SyncReport(info.run_id, uid, url)
 
         def tx(conn):  # type: ignore[no-untyped-def]
