@@ -533,6 +533,32 @@ def add_graded_run(root: Path, name: str, metrics: dict[str, Any], outcome: str 
     return rec.info.run_id
 
 
+def add_membrane_run(root: Path, run_id: str, metrics: list[dict[str, Any]], *, simulated: bool = False) -> list[str]:
+    """A completed run folder ``run_id`` under data root ``root`` as the runner leaves it now: one
+    judged membrane ``RUN-mK`` per ``metrics`` (K from 1), a lot where it met a grade; its lot ids."""
+    from castrig.analysis.verdict import judge
+    from castrig.store import MembraneRecord, RunInfo, open_store
+
+    store = open_store(root)
+    rec = store.create_run(RunInfo(run_id=run_id, recipe_name=run_id.rsplit("-", 1)[-1], recipe_path="", profile_name="p",
+                                   profile_path="", software_version="t", seed=1 if simulated else None, operator="",
+                                   started_utc="2026-01-01T00:00:01Z", virtual_time=simulated))
+    lots, grades = [], set()
+    for k, m in enumerate(metrics, 1):
+        verdict = judge(m)
+        mid = f"{run_id}-m{k}"
+        rec.save_result(1.0, f"{mid}/metrics", m)
+        rec.save_membrane(MembraneRecord(mid, k, k, "judged", support_position=k, simulated=simulated, metrics=m,
+                                         verdict=verdict.to_dict(), grades_met=list(verdict.met), target_grade="claim1",
+                                         target_met="claim1" in verdict.met, lot_id=mid if verdict.met else None))
+        lots += [mid] if verdict.met else []
+        grades |= set(verdict.met)
+    rec.update_info(outcome="completed", ended_utc="2026-01-01T08:00:00Z")
+    store.index_run(rec, sorted(grades))
+    rec.close()
+    return lots
+
+
 @contextmanager
 def held_running_run(root: Path, name: str = "held") -> Iterator[Path]:
     """A run folder under data root ``root`` that readers see as ``running`` — this process owns

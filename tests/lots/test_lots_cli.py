@@ -9,7 +9,7 @@ import yaml
 
 from castrig.cli import main as cli_main
 
-from conftest import add_graded_run
+from conftest import add_graded_run, add_membrane_run
 from conftest import membrane_metrics as _metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,3 +135,15 @@ def test_assign_and_unassign_on_a_read_only_data_root(tmp_path, read_only_mount)
             assert "Read-only file system" in res.stderr, res.stderr
     assert sorted(p.name for p in ro.iterdir()) == before
     assert json.loads((ro / "lots.json").read_text())[lot]["intended_use"] == "blood_filter"
+
+
+def test_the_examples_work_as_written(tmp_path, capsys):
+    """examples/filter-build.yaml and coculture.yaml named their lot by a run id ("lot ids = run
+    ids"), but a lot is a membrane (RUN-m1): run as written against a data root holding the run
+    they name, both said "no such lot" (exit 2). Now they name the membrane and pass, unmodified."""
+    root = tmp_path / "data"
+    assert add_membrane_run(root, "20260101-000001-demo", [_metrics(3.0)]) == ["20260101-000001-demo-m1"]
+    assert cli(["filter", "check", str(ROOT / "examples" / "filter-build.yaml"), "--data", str(root)]) == 0, capsys.readouterr().err
+    assert "meets the blood-filtration claims" in capsys.readouterr().out
+    assert cli(["coculture", "check", str(ROOT / "examples" / "coculture.yaml"), "--data", str(root)]) == 0, capsys.readouterr().err
+    assert "suits lot 20260101-000001-demo-m1" in capsys.readouterr().out
