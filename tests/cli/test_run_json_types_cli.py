@@ -49,3 +49,20 @@ def test_a_wrong_typed_run_json_field_damages_only_that_run(finished_demo_run, t
         assert done.returncode == 2, (args, done.stdout[-1000:], done.stderr[-2000:])
         assert "damaged run folder" in err and reason in err, (args, err)
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("damage", ["started_utc_number", "started_utc_null"])
+def test_a_queue_resume_passes_over_a_wrong_typed_run_json(finished_demo_run, tmp_path: Path, damage: str):
+    """`castrig queue --resume` looks for the run folder an item started among every run.json under
+    the root, comparing started_utc as text: a number there was a TypeError for the whole queue."""
+    from castrig.recipe.queue import _find_run_dir
+
+    data, uid = finished_demo_run
+    root = tmp_path / "data"
+    shutil.copytree(data / uid, root / uid)
+    info = __import__("json").loads((root / uid / "run.json").read_text())
+    bad = root / f"{uid}-x"
+    shutil.copytree(data / uid, bad)
+    RUN_JSON_FIELD_DAMAGES[damage][1](bad / "run.json")
+    item = {"recipe": info["recipe_path"], "seed": info["seed"], "started_utc": "2000-01-01T00:00:00Z"}
+    assert _find_run_dir(root, item) == root / uid

@@ -41,6 +41,7 @@ from castrig.recipe.session import needs_after_abort, resume_run, run_recipe
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
 from castrig.store.atomic import atomic_write_json
+from castrig.store.base import RunInfo
 from castrig.store.sqlite_store import remove_never_started
 
 _ENDED = ("completed", "aborted", "faulted", "not_resumable")
@@ -96,6 +97,8 @@ def _find_run_dir(root: Path, item: dict[str, Any]) -> Path | None:
             info = json.loads(info_path.read_text())
         except (OSError, ValueError):
             continue
+        if not isinstance(info, dict) or RunInfo.field_error(info) is not None:
+            continue  # a damaged run.json (a field of the wrong type): not the item's run to resume
         if info.get("recipe_path") == item["recipe"] and info.get("seed") in (item["seed"], None) \
                 and info.get("started_utc", "") >= (item.get("started_utc") or ""):
             found.append((info.get("started_utc", ""), info_path.parent))
