@@ -599,7 +599,7 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connecti
     server.startup = startup  # type: ignore[method-assign]
     try:
         server.run()
-    except SystemExit as exc:
+    except SystemExit:
         if server.started:
             raise
         # uvicorn's own exit 3 ("startup failure": it lost a race for the port since the check) is
