@@ -159,3 +159,39 @@ def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves
     assert f"{cut}" in done.stderr and "never started" in done.stderr
     runs = castrig("runs", "--data", str(data))
     assert runs.returncode == 0 and "damaged" not in runs.stdout, runs.stdout
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP", "castrig abort"])
+def test_an_abort_on_purpose_stops_the_queue_once_the_rig_is_safe(tmp_path, reap, stop):
+    """systemctl stop (SIGTERM), a dropped ssh session (SIGHUP) or `castrig abort` of the queue's
+    run: the run aborts to the verified safe state and the queue stops there, exit 3, the recipes
+    it did not start recorded `not run` and left pending for `--resume` — it used to abort the run
+    and start the next recipe at once."""
+    import signal
+
+    from conftest import castrig, run_rows, start_castrig, wait_until
+
+    data = tmp_path / "runs"
+    long_wait = str(DATA / "long_wait.yaml")
+    proc = reap(start_castrig("queue", long_wait, long_wait, long_wait, "--data", str(data)))
+    run_dir = wait_until(lambda: next((p.parent for p in data.glob("*/run.sqlite")
+                                       if (run_rows(p.parent, "select count(*) from samples") or [(0,)])[0][0] > 2), None),
+                         what="the queue's first run under way")
+    if stop == "castrig abort":
+        assert castrig("abort", str(run_dir)).returncode == 0
+    else:
+        proc.send_signal(getattr(signal, stop))
+    out, err = proc.communicate(timeout=30)  # (before: the next recipe ran, for a day of virtual time)
+    assert proc.returncode == 3, out + err
+    assert [p.parent for p in data.glob("*/run.json")] == [run_dir]  # the next recipe never started
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "aborted" and info["ended_utc"], info
+    safe = [json.loads(d) for (d,) in run_rows(run_dir, "select data_json from events where kind='safe_state'")]
+    assert safe and safe[-1]["safe"] is True
+    (state_path,) = data.glob("queue-*.json")
+    state = json.loads(state_path.read_text())
+    assert [i["outcome"] for i in state["items"]] == ["aborted", "not run", "not run"]
+    # pending: `queue --resume` runs them; the aborted run is not the queue's to restart — unless
+    # nobody decided it (a hung-up terminal), when it stays the queue's running item
+    assert [i["status"] for i in state["items"]] == ["running" if stop == "SIGHUP" else "aborted", "pending", "pending"]
+    assert "queue stopped" in state["stopped"] and "queue --resume" in " ".join(err.split()) and "Traceback" not in err

@@ -174,6 +174,10 @@ def queue(
 
     The rig is the queue's for the whole night; its state is kept in DATA/queue-STAMP.json.
 
+    An abort on purpose stops the queue once the rig is safe (exit 3): SIGTERM or SIGHUP to the
+    queue, `castrig abort` of its run, the web page's abort. The recipes not started are listed
+    `not run`; `castrig queue --resume` runs them later.
+
     \b
     Examples:
       castrig queue recipes/grade-claim1.yaml recipes/grade-claim2.yaml

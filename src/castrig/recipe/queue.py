@@ -1,8 +1,18 @@
 """``castrig queue``: unattended production, one recipe after another — and resumable.
 
-All recipes are validated against the profile before the first one starts. A run that fails is
-recorded (its folder says why) and the queue goes on — provided the rig was verified safe after
-it; if the safe state could not be verified, nobody is there to look, so the queue stops.
+All recipes are validated against the profile before the first one starts. A run that fails on
+its own (an interlock, a device fault, RH that would not settle) is recorded (its folder says why)
+and the queue goes on — provided the rig was verified safe after it; if the safe state could not
+be verified, nobody is there to look, so the queue stops.
+
+A run that was aborted on purpose stops the queue once the rig is safe: SIGTERM (``systemctl
+stop``, a shutdown) or SIGHUP (the terminal closed) to the queue, ``castrig abort`` of its run,
+the web page's abort, 'a' at the pause prompt. The next recipe is not started; the items not
+started are recorded ``not run`` and stay pending, so ``castrig queue --resume`` runs them later.
+The aborted run itself is recorded ``aborted`` and not resumed by the queue (``castrig resume
+--after-abort`` continues it by hand) — except after SIGHUP, which nobody decided: that run stays
+the queue's running item and ``--resume`` continues it. A SIGTERM or SIGHUP between two runs
+stops the queue before the next one starts. Exit code 3.
 
 The queue's state is ``DATA/queue-<stamp>.json``, written (atomically) before every run starts
 and after it ends: one item per run to make (recipe, repetition, seed), each ``pending``,
@@ -15,7 +25,7 @@ resumed; it is removed (once the queue owns it) and its recipe runs afresh, the 
 ``replaced`` saying which folder and why. The summary lists every item, also those that never ran
 (``not run``), and says for each run whether its membranes met the recipe's target grade.
 
-Exit code: 130 interrupted, 0 when every run completed, else 3. A run that completed but missed
+Exit code: 130 interrupted, 0 when every run completed, else 3 (also when an abort stopped it). A run that completed but missed
 its target grade does not change it (the rig did what the recipe asked; the summary and
 ``castrig lots`` say what was made) — the summary's ``target`` column says ``NOT met``.
 """
@@ -23,7 +33,9 @@ its target grade does not change it (the rig did what the recipe asked; the summ
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -124,7 +136,34 @@ def _replace_never_started(run_dir: Path, item: dict[str, Any], save: Callable[[
     return True
 
 
+@contextmanager
+def _stop_between_runs() -> Iterator[dict[str, str]]:
+    """SIGTERM or SIGHUP to the queue outside a run (its report being written, the next run's rig
+    being opened): noted, and the queue stops before it starts another run. During a run the
+    run's own handlers (:func:`castrig.recipe.session._signals`) take over and abort it; the run
+    then ends ``aborted`` with :attr:`RunResult.asked` and the queue stops as well. Under nohup
+    SIGHUP stays ignored."""
+    asked: dict[str, str] = {}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        asked.setdefault("reason", f"{signal.Signals(signum).name} received between runs")
+
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, on_signal)
+    try:
+        yield asked
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGHUP, old_hup)
+
+
 def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None) -> int:
+    with _stop_between_runs() as asked:
+        return _work_items(state, state_path, profile, data_root, asked)
+
+
+def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None, asked: dict[str, str]) -> int:
     root = state_path.parent
     operator = state.get("operator", "")
     atomic_write_json(state_path, state)
@@ -132,6 +171,9 @@ def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Pat
     for item in state["items"]:
         if item["status"] in _ENDED:
             continue
+        if asked:
+            state["stopped"] = f"{asked['reason']}: queue stopped before {Path(item['recipe']).name} started"
+            break
         result: RunResult | None = None
         if item["status"] == "running":  # crashed or interrupted while it ran: resume its folder
             run_dir = Path(item["run_dir"]) if item.get("run_dir") else _find_run_dir(root, item)
@@ -178,6 +220,10 @@ def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Pat
             state["stopped"] = "interrupted by the operator"
         elif result.safe is not None and not result.safe.safe:
             state["stopped"] = f"safe state not verified after {result.run_dir}: queue stopped"
+        elif result.outcome == "aborted" and result.asked:  # on purpose: the queue stops, the rig safe
+            state["stopped"] = f"{result.run_dir} aborted ({result.reason}): queue stopped, the rig left safe"
+        elif asked:  # a signal while the run ended (or its report was written)
+            state["stopped"] = f"{asked['reason']}: queue stopped after {result.run_dir}"
         if state["stopped"]:
             break
     state["runs"] = [i for i in state["items"] if i["status"] != "pending"]  # (kept for readers of older summaries)
@@ -219,8 +265,10 @@ def _record(item: dict[str, Any], result: RunResult) -> None:
         except Exception as exc:  # noqa: BLE001 - a report failing must never stop production
             report = f"report failed: {exc}"
     grades = sorted({g for mb in result.membranes for g in (mb.get("grades_met") or [])}) or verdict.get("grades_met", [])
-    # an interrupted run (Ctrl-C) is the one `--resume` goes on with: it stays "running"
-    item.update(status="running" if result.outcome == "interrupted" else result.outcome, outcome=result.outcome, reason=result.reason, run_dir=result.run_dir,
+    # an interrupted run (Ctrl-C), or one aborted because its terminal hung up (nobody decided it),
+    # is the one `--resume` goes on with: it stays "running"
+    goes_on = result.outcome == "interrupted" or (result.outcome == "aborted" and not needs_after_abort(result.outcome, result.reason))
+    item.update(status="running" if goes_on else result.outcome, outcome=result.outcome, reason=result.reason, run_dir=result.run_dir,
                 grades_met=grades, target_grade=target, target_met=ok, membranes=line,
                 safe=None if result.safe is None else result.safe.safe, report=report, ended_utc=_now())
 

@@ -53,6 +53,10 @@ class RunResult:
     run_dir: str | None = None
     #: Every membrane of the run (``MembraneRecord.to_dict()``), in cast order.
     membranes: list[dict[str, Any]] = field(default_factory=list)
+    #: Ended because someone (or the system) asked: SIGTERM, SIGHUP, ``castrig abort``, the web
+    #: page, the pause prompt's 'a' — not by the run itself (an interlock, a device fault).
+    #: ``castrig queue`` stops after such a run instead of starting the next recipe.
+    asked: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -278,7 +282,7 @@ class Runner:
             judged = [mb for mb in self.rec.membranes() if mb.verdict is not None]
             result.verdict = judged[-1].verdict if judged else self._verdict
         except RunAborted as exc:
-            result = RunResult(exc.outcome, exc.reason)
+            result = RunResult(exc.outcome, exc.reason, asked=exc.outcome == "aborted")  # a fault raises it too
         except InterlockTripped as exc:
             result = RunResult("aborted", str(exc))
             self._record_safely("interlock", exc.trip.name, exc.trip.message, {"action": exc.trip.action, "interlock": exc.trip.name})
