@@ -638,6 +638,23 @@ s.connect = _connect_then_die
 """
 
 
+#: A sitecustomize (:func:`with_sitecustomize`) that sends the process ``$SIGNAL_AT_OUTCOME``
+#: (a signal name, e.g. ``SIGTERM``) ``$SIGNAL_TIMES`` times at a seeded moment: the run has ended,
+#: its rig made safe, and run.json's outcome is about to be written (the first ``update_info``
+#: with an outcome other than ``running``) -- a person pressing stop again as the run winds up.
+SIGNAL_AT_OUTCOME = """
+import os, signal
+import castrig.store.sqlite_store as s
+_update = s.SqliteRunRecorder.update_info
+def _update_after_signals(self, **changes):
+    if changes.get("outcome") not in (None, "running") and not os.environ.get("_SIGNALLED"):
+        os.environ["_SIGNALLED"] = "1"
+        for _ in range(int(os.environ.get("SIGNAL_TIMES", "2"))):
+            os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_AT_OUTCOME"]))
+    return _update(self, **changes)
+s.SqliteRunRecorder.update_info = _update_after_signals
+"""
+
 # -- a membrane's metrics, as the analysis reports them (explore and lots tests) --------------------
 def membrane_metrics(d: float, *, through: float = 0.9, opening: float = 0.6) -> dict[str, Any]:
     """Metrics of a membrane with mean pore diameter ``d`` µm that meets claim 1 to 4 at the

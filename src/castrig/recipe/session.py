@@ -61,8 +61,22 @@ def _signals(runner: Runner) -> Iterator[None]:
     "Twice" means a second Ctrl-C while that pause is pending or asking, not a Ctrl-C after the
     operator resumed: each pause that ended in 'r' starts the count again (the runner's state is
     the count, so it cannot go stale).
+
+    Once the run has ended (its safe state reached) a signal is only noted: the handlers are kept
+    until the outcome is recorded and the run closed, so a repeated SIGTERM cannot leave run.json
+    saying 'running'.
     """
+    def ended(signum: int) -> bool:
+        """The run has ended (safe state reached): a signal now changes nothing, it is noted."""
+        if runner.status.state in ("ready", "running", "paused"):
+            return False
+        say(f"[yellow]{signal.Signals(signum).name}: the run has ended ({runner.status.state}), the rig is safe; "
+            "recording its outcome[/]")
+        return True
+
     def on_int(signum: int, frame: Any) -> None:
+        if ended(signum):
+            return
         if runner.pausing:
             raise KeyboardInterrupt
         where = runner.pause_point()
@@ -72,6 +86,8 @@ def _signals(runner: Runner) -> Iterator[None]:
         say(f"[yellow]Ctrl-C: pausing {where} (Ctrl-C again aborts now)[/]")
 
     def on_term(signum: int, frame: Any) -> None:
+        if ended(signum):
+            return
         reason = f"{HUNG_UP if signum == signal.SIGHUP else signal.Signals(signum).name + ' received'}: aborting to the safe state"
         if runner.status.state == "paused":  # asking a person, who may never answer: abort now
             raise RunAborted("aborted", reason)
@@ -180,36 +196,40 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
     part = {"started_utc": utc_now_iso(), "ended_utc": None, "t0_s": round(t_offset_s, 3), "t1_s": None,
             "host": socket.gethostname(), "pid": os.getpid(), "software_version": castrig.__version__,
             "resumed_at_step": (start_step + 1) if resume else None, "outcome": "running"}
-    try:
+    # the run's handlers stay until its outcome is recorded and the run closed: a second SIGTERM
+    # or SIGHUP right after the safe state is noted, not fatal (it used to land on the default
+    # handler and kill the process with run.json still saying 'running')
+    with _signals(runner):
         try:
-            recorder.update_info(parts=[*recorder.info.parts, part])
-        except (CastrigError, OSError) as exc:  # full before the first step: the rig was not driven
-            result = RunResult("faulted", _storage_reason(exc))
-            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-            _record_outcome_if_possible(recorder, result)
-            return _finish(result, recorder, log, quiet)
-        with display, _signals(runner):
-            result = runner.run(start_step, **(resume or {}))
-        if result.outcome == "faulted" and result.reason and is_disk_full_text(result.reason) \
-                and not result.reason.startswith("disk full"):
-            result.reason = "disk full: " + result.reason.replace("StoreError: disk full: ", "")
-        lost = [mb for mb in result.membranes if mb.get("status") == "lost"]
-        if lost and result.outcome == "completed" and not result.reason:  # say what was lost, and why
-            result.reason = "; ".join(f"membrane {mb['membrane_id']} lost: {mb['lost_reason']}" for mb in lost)
-        try:
-            part.update(ended_utc=utc_now_iso(), t1_s=round(runner.t(), 3), outcome=result.outcome)
-            # ended_utc: the wall clock when the whole run (every part) ended
-            recorder.update_info(ended_utc=part["ended_utc"], outcome=result.outcome, outcome_reason=result.reason,
-                                 parts=[*recorder.info.parts[:-1], part])
-            store.index_run(recorder, grades_of(recorder))
-        except (CastrigError, OSError) as exc:  # a full disk: the rig is safe, say so, no traceback
-            console.print(f"[bold red]error:[/] cannot record the outcome in {escape(str(recorder.run_dir))}: {escape(str(exc))}", highlight=False)
-            if result.outcome == "completed":
-                result.outcome, result.reason = "faulted", f"outcome not recorded: {_storage_reason(exc)}"
-            _record_outcome_if_possible(recorder, result)
-    finally:
-        _close_quietly(log, recorder)
-    return _finish(result, recorder, log, quiet)
+            try:
+                recorder.update_info(parts=[*recorder.info.parts, part])
+            except (CastrigError, OSError) as exc:  # full before the first step: the rig was not driven
+                result = RunResult("faulted", _storage_reason(exc))
+                console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+                _record_outcome_if_possible(recorder, result)
+                return _finish(result, recorder, log, quiet)
+            with display:
+                result = runner.run(start_step, **(resume or {}))
+            if result.outcome == "faulted" and result.reason and is_disk_full_text(result.reason) \
+                    and not result.reason.startswith("disk full"):
+                result.reason = "disk full: " + result.reason.replace("StoreError: disk full: ", "")
+            lost = [mb for mb in result.membranes if mb.get("status") == "lost"]
+            if lost and result.outcome == "completed" and not result.reason:  # say what was lost, and why
+                result.reason = "; ".join(f"membrane {mb['membrane_id']} lost: {mb['lost_reason']}" for mb in lost)
+            try:
+                part.update(ended_utc=utc_now_iso(), t1_s=round(runner.t(), 3), outcome=result.outcome)
+                # ended_utc: the wall clock when the whole run (every part) ended
+                recorder.update_info(ended_utc=part["ended_utc"], outcome=result.outcome, outcome_reason=result.reason,
+                                     parts=[*recorder.info.parts[:-1], part])
+                store.index_run(recorder, grades_of(recorder))
+            except (CastrigError, OSError) as exc:  # a full disk: the rig is safe, say so, no traceback
+                console.print(f"[bold red]error:[/] cannot record the outcome in {escape(str(recorder.run_dir))}: {escape(str(exc))}", highlight=False)
+                if result.outcome == "completed":
+                    result.outcome, result.reason = "faulted", f"outcome not recorded: {_storage_reason(exc)}"
+                _record_outcome_if_possible(recorder, result)
+        finally:
+            _close_quietly(log, recorder)
+        return _finish(result, recorder, log, quiet)
 
 
 def _finish(result: RunResult, recorder: RunRecorder, log: RunLog, quiet: bool) -> RunResult:
