@@ -28,6 +28,7 @@ from castrig.recipe.membranes import ResumePlan, step_label, target_summary
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
 from castrig.recipe.model import Recipe, load_recipe
 from castrig.recipe.runner import RunAborted, Runner, RunResult
+from castrig.redact import is_redacted, redact_urls, restore_redacted
 from castrig.rig.build import Rig
 from castrig.rig.ownership import open_owned_rig
 from castrig.rig.profile import Profile, load_profile
@@ -151,7 +152,9 @@ def run_recipe(
             virtual_time=rig.clock.virtual,
             run_clock_origin_utc=utc_now_iso(rig.clock.epoch()),
             recipe=recipe.model_dump(mode="json"),
-            profile=profile.model_dump(mode="json"),
+            # recorded without passwords (run.json, report, serve, the fleet store's info_json);
+            # a resume takes them from the operator's profile again (_profile_for_resume)
+            profile=redact_urls(profile.model_dump(mode="json")),
         )
         store = open_store(data_root or profile.store, synchronous=profile.store_sync)
         try:
@@ -344,7 +347,10 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False) -> R
                        file=str(run_dir), field="--after-abort")
     try:
         recipe = Recipe.model_validate(info.recipe)
-        profile = Profile.model_validate(info.profile)
+        profile = Profile.model_validate(_profile_for_resume(info, run_dir))
+    except BadInput:
+        recorder.close()
+        raise
     except Exception as exc:  # pydantic error: the run.json was edited or comes from elsewhere
         recorder.close()
         raise BadInput(f"{run_dir}/run.json: recipe or profile no longer valid: {exc}", file=str(run_dir / "run.json")) from None
@@ -387,6 +393,30 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False) -> R
         return _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume)
     finally:
         rig.close()
+
+
+def _profile_for_resume(info: RunInfo, run_dir: Path) -> dict[str, Any]:
+    """The profile a resume drives the rig with: the one run.json recorded, its passwords (which
+    run.json does not keep: :func:`castrig.redact.redact_urls`) taken from the operator's profile
+    file again, where that file still names the same URLs. The store is not among them: a resume
+    opens the store of the run folder's data root and ``$CASTRIG_STORE``, never a recorded URL.
+    :class:`BadInput` if a device needs a password the profile file no longer gives."""
+    recorded = info.profile or {}
+    if not is_redacted(recorded):
+        return recorded
+    current: dict[str, Any] = {}
+    if info.profile_path:
+        try:
+            current = load_profile(Path(info.profile_path)).model_dump(mode="json")
+        except (CastrigError, OSError, ValueError):  # gone or changed: only what it still matches is taken
+            current = {}
+    profile = restore_redacted(recorded, current)
+    missing = [k for k, v in profile.items() if k != "store" and is_redacted(v)]
+    if missing:
+        raise BadInput(f"{run_dir}: the profile's {', '.join(missing)} hold a password, which run.json does not keep, and "
+                       f"the profile {info.profile_path or '(no path recorded)'} no longer gives it for the same URL",
+                       file=str(info.profile_path or run_dir / "run.json"))
+    return profile
 
 
 def _close_crashed_part(recorder: RunRecorder, last_t: float, stopped: float | None) -> None:

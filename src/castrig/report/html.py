@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from castrig.redact import redact_urls
 from castrig.report import plots
 from castrig.report.images import (jpeg_uri, overlay_uri, section_classes, shown_step, surface_classes, to_uint8)
 from castrig.report.plots import Band
@@ -545,7 +546,8 @@ def report_data(run_dir: Path, image_url: Callable[[int], str] | None = None,
         "other": other,
         "recipe_text": recipe_text,
         "recipe_source": recipe_source,
-        "profile_text": yaml.safe_dump(info.profile, sort_keys=False, allow_unicode=True) if info.profile else "(not recorded)",
+        # (redacted again: a run recorded before run.json kept no passwords still holds them)
+        "profile_text": yaml.safe_dump(redact_urls(info.profile), sort_keys=False, allow_unicode=True) if info.profile else "(not recorded)",
     }
 
 

@@ -56,6 +56,7 @@ import numpy as np
 import structlog
 
 from castrig.errors import BadInput, CastrigError
+from castrig.redact import redact, redact_urls  # the one redaction (redact re-exported: sync, explore use it from here)
 from castrig.store.lock import live_outcome
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo, RunRecorder, RunStore, RunSummary
 from castrig.store.sqlite_store import SqliteRunRecorder, SqliteRunStore, connect, hand_over
@@ -163,9 +164,6 @@ def _check_schema(schema: str) -> str:
     return schema
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 # -- the connection ---------------------------------------------------------------------------------
@@ -257,7 +255,7 @@ def _run_row(info: RunInfo, run_dir: Path, grades: Iterable[str] | None) -> dict
         "recipe_name": info.recipe_name, "profile_name": info.profile_name, "operator": info.operator,
         "started_utc": info.started_utc, "ended_utc": info.ended_utc, "outcome": info.outcome,
         "outcome_reason": info.outcome_reason, "grades": None if grades is None else ",".join(grades),
-        "info_json": json.dumps(info.to_dict(), sort_keys=True, default=str),
+        "info_json": json.dumps(redact_urls(info.to_dict()), sort_keys=True, default=str),  # no passwords, also from older runs
     }
 
 

@@ -1,0 +1,70 @@
+"""Passwords out of what castrig writes down: logs, messages, run.json, reports, the fleet store.
+
+One function, :func:`redact`, for a URL (or any text holding URLs): the password of every
+``scheme://user:password@host`` becomes ``***``, as does a ``password=`` query parameter
+(libpq's ``?password=``). :func:`redact_urls` applies it to every string of a nested structure —
+a profile as it is recorded (``store: postgresql://…``, a camera's ``rtsp://user:pw@…``), whatever
+its field is called. :func:`restore_redacted` puts the operator's own values back for a resume,
+which must reach the same store and devices with their real credentials.
+
+>>> redact("postgresql://castrig:s3cr@t@db:5432/fleet")
+'postgresql://castrig:***@db:5432/fleet'
+>>> redact("postgresql://db/fleet?user=castrig&password=s3cret")
+'postgresql://db/fleet?user=castrig&password=***'
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MASK = "***"
+# userinfo's password runs to the last '@' before the path: a password may hold an unescaped '@'
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@?#\s]*):[^/?#\s]*@")
+_QUERY = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)[^&#\s]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``."""
+    text = _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    return _QUERY.sub(lambda m: f"{m['head']}{MASK}", text)
+
+
+def redact_urls(value: Any) -> Any:
+    """A copy of ``value`` (dicts, lists, strings, as ``model_dump(mode="json")`` gives them)
+    with every string passed through :func:`redact`."""
+    if isinstance(value, str):
+        return redact(value) if "://" in value or "password" in value.lower() else value
+    if isinstance(value, dict):
+        return {k: redact_urls(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_urls(v) for v in value]
+    return value
+
+
+def restore_redacted(recorded: Any, current: Any) -> Any:
+    """``recorded`` (a redacted copy) with each redacted string taken from ``current`` (the
+    operator's own profile, same shape) where that one redacts to it — the same URL, with its
+    password. Strings without a redaction, and those ``current`` does not match, stay as recorded."""
+    if isinstance(recorded, str):
+        if MASK in recorded and isinstance(current, str) and current != recorded and redact(current) == recorded:
+            return current
+        return recorded
+    if isinstance(recorded, dict):
+        cur = current if isinstance(current, dict) else {}
+        return {k: restore_redacted(v, cur.get(k)) for k, v in recorded.items()}
+    if isinstance(recorded, list):
+        cur = current if isinstance(current, list) and len(current) == len(recorded) else [None] * len(recorded)
+        return [restore_redacted(v, c) for v, c in zip(recorded, cur)]
+    return recorded
+
+
+def is_redacted(value: Any) -> bool:
+    """Whether any string in ``value`` had a password taken out by :func:`redact`."""
+    if isinstance(value, str):
+        return f":{MASK}@" in value or bool(re.search(rf"[?&](?:password|passwd|pwd)={re.escape(MASK)}", value, re.IGNORECASE))
+    if isinstance(value, dict):
+        return any(is_redacted(v) for v in value.values())
+    if isinstance(value, list):
+        return any(is_redacted(v) for v in value)
+    return False

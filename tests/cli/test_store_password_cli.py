@@ -1,0 +1,103 @@
+"""A profile's fleet-store URL with its password (``store: postgresql://castrig:PW@host/db``):
+the password must not be copied in clear wherever castrig records the profile — run.json, the
+report's "hardware profile the run used", ``castrig serve`` (the same report data) and the fleet
+store's ``runs.info_json`` — as it already was not in castrig's own logs. Before, each held it.
+
+A resume still reaches the same store and devices: run.json's redacted copy is never used as a
+URL (the store comes from the data root / ``$CASTRIG_STORE``; a device password from the
+operator's profile file again).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, castrig, run_rows, run_then_kill_9
+
+PASSWORD = "Pw-7f3a9c@x"  # an '@' in it too: the whole password goes, not the part before it
+SHORT = ROOT / "tests" / "data" / "short.yaml"
+
+
+def _profile_with_store(tmp_path: Path, url: str) -> Path:
+    data = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    data["store"] = url
+    path = tmp_path / "with-store.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _files_holding(folder: Path, secret: str) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes())
+
+
+def test_the_store_password_is_kept_out_of_run_json_and_the_report(tmp_path):
+    profile = _profile_with_store(tmp_path, f"postgresql://castrig:{PASSWORD}@127.0.0.1:1/castrig_test")
+    data = tmp_path / "runs"
+    done = castrig("run", str(SHORT), "--profile", str(profile), "--data", str(data), "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = [p.parent for p in data.glob("*/run.json")]
+    report = castrig("report", str(run_dir))
+    assert report.returncode == 0, report.stderr
+    assert _files_holding(run_dir, PASSWORD) == [] and "Pw-7f3a9c" not in done.stdout + done.stderr
+    assert _files_holding(run_dir, "Pw-7f3a9c") == []
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["profile"]["store"] == "postgresql://castrig:***@127.0.0.1:1/castrig_test"  # what it was, without the secret
+    assert "castrig:***@127.0.0.1" in next(run_dir.glob("report*.html")).read_text()
+
+
+def test_a_resume_works_from_the_redacted_record_and_keeps_it_redacted(tmp_path):
+    profile = _profile_with_store(tmp_path, f"postgresql://castrig:{PASSWORD}@127.0.0.1:1/castrig_test")
+    data = tmp_path / "runs"
+    run_dir = run_then_kill_9(SHORT, data, lambda d: (run_rows(d, "select count(*) from journal where state='done'") or [(0,)])[0][0] >= 2,
+                              args=("--profile", str(profile)))
+    done = castrig("resume", str(run_dir), "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "completed" and len(info["parts"]) == 2
+    assert _files_holding(run_dir, "Pw-7f3a9c") == []
+
+
+def test_a_device_password_comes_back_from_the_operators_profile_on_resume():
+    """The resume's own step: run.json's redacted URLs are filled from the profile file where it
+    names the same URL; what the file no longer gives stays redacted (and is refused for a device)."""
+    from castrig.redact import is_redacted, redact, redact_urls, restore_redacted
+
+    profile = {"store": f"postgresql://castrig:{PASSWORD}@db/fleet", "devices": {"camera": {"source": "rtsp://cam:pw@10.0.0.9/1"}},
+               "name": "rig-2"}
+    recorded = redact_urls(profile)
+    assert recorded["devices"]["camera"]["source"] == "rtsp://cam:***@10.0.0.9/1" and is_redacted(recorded)
+    assert restore_redacted(recorded, profile) == profile
+    moved = {**profile, "devices": {"camera": {"source": "rtsp://cam:pw@10.0.0.10/1"}}}
+    assert is_redacted(restore_redacted(recorded, moved)["devices"])  # another camera: not its password
+    assert redact("postgresql://db/fleet?password=pw&user=u") == "postgresql://db/fleet?password=***&user=u"
+
+
+def test_the_fleet_store_catalog_keeps_no_password(tmp_path):
+    """With a PostgreSQL fleet store (``CASTRIG_TEST_PG``): ``runs.info_json`` holds the profile redacted."""
+    url = os.environ.get("CASTRIG_TEST_PG", "")
+    if not url:
+        pytest.skip("no PostgreSQL for the tests: set CASTRIG_TEST_PG=postgresql://… (`.ci/postgres.sh` prints one)")
+    psycopg = pytest.importorskip("psycopg")
+    from castrig.redact import redact
+
+    if redact(url) == url:
+        pytest.skip("CASTRIG_TEST_PG has no password to leak")
+    schema = "t_" + uuid.uuid4().hex[:12]
+    profile = _profile_with_store(tmp_path, url)
+    try:
+        done = castrig("run", str(SHORT), "--profile", str(profile), "-q", CASTRIG_DATA=str(tmp_path / "runs"),
+                       CASTRIG_STORE_SCHEMA=schema)
+        assert done.returncode == 0, done.stdout + done.stderr
+        with psycopg.connect(url) as conn:
+            rows = [json.dumps(r[0]) for r in conn.execute(f"SELECT info_json FROM {schema}.runs")]  # type: ignore[arg-type]
+        password = url.split("://", 1)[1].split("@")[0].split(":", 1)[1]
+        assert rows and all(password not in r for r in rows) and all(redact(url) in r for r in rows)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
