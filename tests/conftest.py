@@ -205,10 +205,11 @@ def castrig_env(**extra: str) -> dict[str, str]:
 
 
 def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space: int | None = None,
-            **env: str) -> subprocess.CompletedProcess[str]:
+            pass_fds: tuple[int, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``castrig ARGS`` to the end (bounded) and return its exit code and output;
     ``address_space``: bytes it may map at most (``ulimit -v``: little free memory, as the
-    command measures it)."""
+    command measures it); ``pass_fds``: descriptors it inherits (``/dev/fd/N``, as the shell's
+    ``<(cat file)`` gives one)."""
     def limit() -> None:
         import resource
 
@@ -216,7 +217,7 @@ def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space:
 
     return subprocess.run([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env), capture_output=True,
                           text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
-                          preexec_fn=limit if address_space is not None else None)
+                          preexec_fn=limit if address_space is not None else None, pass_fds=pass_fds)
 
 
 def start_castrig(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.Popen[str]:

@@ -145,6 +145,12 @@ class _GuardedLoader(yaml.SafeLoader):
 
 def read_yaml(path: str | Path) -> Any:
     """The YAML document in ``path`` as plain data (safe types only), or :class:`BadInput`."""
+    return parse_yaml(path, read_yaml_bytes(path))
+
+
+def read_yaml_bytes(path: str | Path) -> bytes:
+    """The bytes of the YAML input ``path``, read once (a pipe, ``<(cat recipe.yaml)``, cannot be
+    read twice), bounded; :class:`BadInput` if missing, unreadable or too big."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
@@ -155,6 +161,12 @@ def read_yaml(path: str | Path) -> Any:
         raise BadInput(f"{path}: cannot read: {_cut(str(exc), 200)}", file=str(path)) from None
     if len(raw) > MAX_YAML_BYTES:
         raise BadInput(f"{path}: too big for a YAML input (allowed: at most {MAX_YAML_BYTES} bytes)", file=str(path))
+    return raw
+
+
+def parse_yaml(path: str | Path, raw: bytes) -> Any:
+    """The YAML document ``raw`` (read from ``path``, named in messages) as plain data, or :class:`BadInput`."""
+    path = Path(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -174,3 +174,12 @@ class Recipe(BaseModel):
 
 def load_recipe(path: str | Path) -> Recipe:
     return load_model(Recipe, path)
+
+
+def load_recipe_with_text(path: str | Path) -> tuple[Recipe, bytes]:
+    """The recipe in ``path`` and the bytes it was validated from, read once: the run keeps those
+    bytes as ``RUN/recipe.yaml`` (a pipe such as ``<(cat recipe.yaml)`` is empty when read again)."""
+    from castrig.inputs import parse_yaml, read_yaml_bytes
+
+    raw = read_yaml_bytes(path)
+    return load_model(Recipe, path, data=parse_yaml(path, raw)), raw

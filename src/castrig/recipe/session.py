@@ -26,7 +26,7 @@ from castrig.recipe.compat import check_recipe_for_profile
 from castrig.recipe.display import Display, interactive_prompt, say
 from castrig.recipe.membranes import ResumePlan, step_label, target_summary
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
-from castrig.recipe.model import Recipe, load_recipe
+from castrig.recipe.model import Recipe, load_recipe_with_text
 from castrig.recipe.runner import RunAborted, Runner, RunResult
 from castrig.redact import is_redacted, redact_urls, restore_redacted
 from castrig.rig.build import Rig
@@ -129,7 +129,7 @@ def run_recipe(
     operator: str = "",
     quiet: bool = False,
 ) -> RunResult:
-    recipe = load_recipe(recipe_path)
+    recipe, recipe_text = load_recipe_with_text(recipe_path)  # read once: a pipe cannot be read again
     profile = load_profile(profile_path)
     check_recipe_for_profile(recipe, Path(recipe_path), profile, Path(profile_path))
     seed = profile.sim.seed if seed is None else seed
@@ -165,19 +165,20 @@ def run_recipe(
             result.run_dir = "(no run folder)"
             _report(result, quiet)
             return result
-        _keep_recipe_text(Path(recipe_path), Path(recorder.run_dir))
+        _keep_recipe_text(recipe_text, Path(recorder.run_dir))
         return _drive(recipe, rig, recorder, store, quiet=quiet)
     finally:
         rig.close()
 
 
-def _keep_recipe_text(recipe_path: Path, run_dir: Path) -> None:
-    """Copy the recipe as written (comments, key order) to ``RUN/recipe.yaml``, for the report."""
+def _keep_recipe_text(recipe_text: bytes, run_dir: Path) -> None:
+    """Keep the recipe as written (comments, key order) -- the bytes the run was validated from,
+    not the path read again (a pipe would give nothing) -- as ``RUN/recipe.yaml``, for the report."""
     copy = run_dir / "recipe.yaml"
     if copy.exists():
         return
     try:
-        copy.write_bytes(recipe_path.read_bytes())
+        copy.write_bytes(recipe_text)
     except OSError:  # the run goes on; the report falls back to recipe_path, then to run.json
         pass
 
