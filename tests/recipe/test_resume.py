@@ -170,3 +170,44 @@ def test_resume_of_a_completed_run_is_bad_input(tmp_path, capsys):
     assert main(["resume", str(run_dir)]) == 2
     assert "already completed" in capsys.readouterr().err
     assert main(["resume", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("action", ["pause", "abort"])
+def test_a_command_the_crashed_runner_never_read_is_discarded_on_resume(tmp_path, reap, action):
+    """The runner hung (SIGSTOP: a stalled process) while an operator sent it a pause or abort —
+    `castrig pause|abort` said "did not answer… the command stays in its control channel" — then
+    it was killed -9. Hours later `castrig resume`: that command is discarded (answered refused,
+    noted as an event), not applied to the resumed run the operator started on purpose. Before,
+    the resume paused (or aborted) at its first control period.
+
+    The command is dropped into the channel as `castrig pause|abort` does (``send_command``), not
+    through the CLI, whose 30 s wait for a stopped runner's answer would be all this test's time."""
+    from conftest import run_rows, start_castrig, wait_until
+
+    from castrig.store.commands import answer_of, send_command
+
+    data = tmp_path / "runs"
+    proc = reap(start_castrig("run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: next((p.parent for p in data.glob("*/run.sqlite")
+                                       if (run_rows(p.parent, "select count(*) from samples") or [(0,)])[0][0] > 2), None),
+                         what="the run under way")
+    os.kill(proc.pid, signal.SIGSTOP)  # hung
+    cmd = send_command(run_dir, action, "cli:night-shift")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert answer_of(run_dir, cmd) is None  # never read
+
+    resumed = reap(start_castrig("resume", str(run_dir), "-q"))
+    answer = wait_until(lambda: answer_of(run_dir, cmd), timeout_s=30, what="the stale command answered")
+    assert answer["accepted"] is False and "discarded" in answer["message"], answer
+    n = run_rows(run_dir, "select count(*) from samples")[0][0]
+    wait_until(lambda: run_rows(run_dir, "select count(*) from samples")[0][0] > n + 3, what="the resumed run going on")
+    kinds = [k for (k,) in run_rows(run_dir, "select kind from events where id > (select max(id) from events where kind='resume')")]
+    assert "pause" not in kinds and "run_end" not in kinds, kinds
+    (note,) = [json.loads(d) for (d,) in run_rows(run_dir, "select data_json from events where kind='command'")]
+    assert note["command"] == action and note["discarded"], note
+    resumed.send_signal(signal.SIGTERM)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 3, out + err
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "aborted" and "SIGTERM" in info["outcome_reason"], info  # not the stale abort

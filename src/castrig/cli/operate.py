@@ -174,7 +174,7 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
                        file=str(run_dir))
     if answer is None:
         typer.echo(f"{action} sent to {run_dir}, but the runner did not answer (is it stopped?); the command stays "
-                   "in its control channel", err=True)
+                   "in its control channel (a later `castrig resume` discards it)", err=True)
         raise typer.Exit(5)
     typer.echo(f"{action}: {'accepted' if answer.get('accepted') else 'refused'} — {answer.get('message')}")
     if not answer.get("accepted"):

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -319,16 +320,17 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False)
     ``after_abort``: an abort is a decision (a leak, a wrong support), and resuming one started
     the rig again — conditioning, pre-wet, the remaining casts — and rewrote it 'completed'."""
     run_dir = Path(run_dir)
+    started_ns = time.time_ns()  # commands in the control channel older than this were for the crashed part
     if not (run_dir / "run.json").is_file():
         raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
     claim_run(run_dir, purpose=f"castrig resume {run_dir}")
     try:
-        return _resume_owned(run_dir, quiet=quiet, after_abort=after_abort)
+        return _resume_owned(run_dir, quiet=quiet, after_abort=after_abort, started_ns=started_ns)
     finally:
         release_run(run_dir)
 
 
-def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False) -> RunResult:
+def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, started_ns: int | None = None) -> RunResult:
     stopped = _stopped_wall(run_dir)  # before anything of ours writes to the folder
     store = open_store(run_dir.parent)
     recorder = store.open_run(run_dir)
@@ -372,6 +374,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False) -> R
         report = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
                            purge_flow_slpm=profile.control.purge_flow_slpm)
         recorder.add_event(t_offset, "safe_state", "control", "resume: " + report.summary(), report.to_dict())
+        _discard_stale_commands(run_dir, recorder, t_offset, time.time_ns() if started_ns is None else started_ns)
         previous = info.outcome
         gap = _gap(last_t, stopped)
         in_step = [e for e in journal if e.state == "started"]
@@ -418,6 +421,23 @@ def _profile_for_resume(info: RunInfo, run_dir: Path) -> dict[str, Any]:
                        f"the profile {info.profile_path or '(no path recorded)'} no longer gives it for the same URL",
                        file=str(info.profile_path or run_dir / "run.json"))
     return profile
+
+
+def _discard_stale_commands(run_dir: Path, recorder: RunRecorder, t_s: float, started_ns: int) -> None:
+    """A pause or abort sent to the runner before it died (hung, then killed -9; the sender was
+    told "did not answer") is still pending in the control channel: answered refused and noted as
+    an event, never applied to the resumed run, which the operator started on purpose."""
+    from castrig.store.commands import CommandInbox
+
+    try:
+        stale = CommandInbox(run_dir).discard_before(started_ns, t_s)
+    except OSError:  # a read-only channel: the runner runs without one (RemoteControl)
+        return
+    for cmd in stale:
+        recorder.add_event(t_s, "command", cmd.by, f"{cmd.action or 'unreadable command'} requested by {cmd.by} at "
+                           f"{cmd.requested_utc or '?'}, before this resume started: discarded, not applied",
+                           {"command": cmd.action, "by": cmd.by, "id": cmd.id, "requested_utc": cmd.requested_utc,
+                            "discarded": "sent before the resume"})
 
 
 def _close_crashed_part(recorder: RunRecorder, last_t: float, stopped: float | None) -> None:

@@ -18,7 +18,8 @@ pause asked through the channel), ``abort`` (end the run like SIGTERM: safe stat
 recorded, outcome ``aborted``). ``by`` names who asked: ``cli:<user>`` or ``token:<name>``.
 
 A command file is written to a hidden temporary name and renamed into place, so the runner never
-reads half a command. The store knows no device: this module only moves these files.
+reads half a command. A resume discards (answers refused, records as an event) the commands
+still pending from before it started: they were meant for the part of the run that crashed. The store knows no device: this module only moves these files.
 """
 
 from __future__ import annotations
@@ -124,6 +125,25 @@ class CommandInbox:
                 cmd = Command(name, "", "unknown", "", name=name)  # unreadable: answered refused, never retried
             out.append(cmd)
         return out
+
+    def discard_before(self, wall_ns: int, t_s: float) -> list[Command]:
+        """Answer refused, without applying them, the pending commands written before ``wall_ns``
+        (``time.time_ns()``): on resume, those were sent to the part that crashed — a pause or
+        abort nobody would still mean hours later. The discarded commands, for the run's events."""
+        stale = []
+        for cmd in self.pending():
+            try:
+                written = int(cmd.name.split("-", 1)[0])
+            except ValueError:  # not a name send_command makes: its file's age decides
+                try:
+                    written = (self.dir / cmd.name).stat().st_mtime_ns
+                except OSError:
+                    continue
+            if written < wall_ns:
+                self.answer(cmd, False, "sent before this resume started (to the part of the run that crashed): "
+                                        "discarded, not applied", t_s)
+                stale.append(cmd)
+        return stale
 
     def answer(self, cmd: Command, accepted: bool, message: str, t_s: float) -> None:
         cmd.answer = {"accepted": accepted, "message": message, "t_s": t_s, "handled_utc": _utc()}
