@@ -656,6 +656,21 @@ def _update_after_signals(self, **changes):
 s.SqliteRunRecorder.update_info = _update_after_signals
 """
 
+#: A sitecustomize (:func:`with_sitecustomize`): the process sends itself ``$SIGNAL_AT_RIG_OPEN``
+#: (e.g. ``SIGTERM``) as it starts opening a run's rig (``open_owned_rig``, the first time) --
+#: before the run's own signal handlers are installed: ``systemctl stop`` of a queue between runs.
+SIGNAL_AT_RIG_OPEN = """
+import os, signal
+import castrig.rig.ownership as o
+_open = o.open_owned_rig
+def _signal_then_open(*a, **kw):
+    if not os.environ.get("_SIGNALLED"):
+        os.environ["_SIGNALLED"] = "1"
+        os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_AT_RIG_OPEN"]))
+    return _open(*a, **kw)
+o.open_owned_rig = _signal_then_open
+"""
+
 # -- a membrane's metrics, as the analysis reports them (explore and lots tests) --------------------
 def membrane_metrics(d: float, *, through: float = 0.9, opening: float = 0.6) -> dict[str, Any]:
     """Metrics of a membrane with mean pore diameter ``d`` µm that meets claim 1 to 4 at the

@@ -195,3 +195,23 @@ def test_an_abort_on_purpose_stops_the_queue_once_the_rig_is_safe(tmp_path, reap
     # nobody decided it (a hung-up terminal), when it stays the queue's running item
     assert [i["status"] for i in state["items"]] == ["running" if stop == "SIGHUP" else "aborted", "pending", "pending"]
     assert "queue stopped" in state["stopped"] and "queue --resume" in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_a_sigterm_to_the_queue_while_it_opens_the_rig_aborts_that_run_and_stops(tmp_path):
+    """SIGTERM reaching the queue while it opens the next run's rig (no run handlers yet; a seeded
+    moment: conftest SIGNAL_AT_RIG_OPEN): that run aborts at its first control period, the rig is
+    made safe and the queue stops, exit 3 -- not a whole recipe run after the stop was asked."""
+    from conftest import SIGNAL_AT_RIG_OPEN, castrig, run_rows, with_sitecustomize
+
+    data = tmp_path / "runs"
+    long_wait = str(DATA / "long_wait.yaml")
+    done = castrig("queue", long_wait, long_wait, "--data", str(data), timeout_s=60, SIGNAL_AT_RIG_OPEN="SIGTERM",
+                   **with_sitecustomize(tmp_path, SIGNAL_AT_RIG_OPEN))
+    assert done.returncode == 3, done.stdout + done.stderr
+    (run_dir,) = [p.parent for p in data.glob("*/run.json")]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "aborted" and "SIGTERM" in info["outcome_reason"], info
+    safe = [json.loads(d) for (d,) in run_rows(run_dir, "select data_json from events where kind='safe_state'")]
+    assert safe and safe[-1]["safe"] is True
+    (state_path,) = data.glob("queue-*.json")
+    assert [i["outcome"] for i in json.loads(state_path.read_text())["items"]] == ["aborted", "not run"]

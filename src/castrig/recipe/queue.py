@@ -49,7 +49,7 @@ from castrig.recipe.compat import check_recipe_for_profile
 from castrig.recipe.membranes import target_summary
 from castrig.recipe.model import load_recipe
 from castrig.recipe.runner import RunResult
-from castrig.recipe.session import needs_after_abort, resume_run, run_recipe
+from castrig.recipe.session import HUNG_UP, needs_after_abort, resume_run, run_recipe
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
 from castrig.store.atomic import atomic_write_json
@@ -139,14 +139,15 @@ def _replace_never_started(run_dir: Path, item: dict[str, Any], save: Callable[[
 @contextmanager
 def _stop_between_runs() -> Iterator[dict[str, str]]:
     """SIGTERM or SIGHUP to the queue outside a run (its report being written, the next run's rig
-    being opened): noted, and the queue stops before it starts another run. During a run the
+    being opened): noted, and the queue stops before it starts another run -- a run whose rig was
+    being opened aborts at its first control period (``run_recipe(stop_asked=...)``). During a run the
     run's own handlers (:func:`castrig.recipe.session._signals`) take over and abort it; the run
     then ends ``aborted`` with :attr:`RunResult.asked` and the queue stops as well. Under nohup
     SIGHUP stays ignored."""
     asked: dict[str, str] = {}
 
     def on_signal(signum: int, frame: Any) -> None:
-        asked.setdefault("reason", f"{signal.Signals(signum).name} received between runs")
+        asked.setdefault("reason", HUNG_UP if signum == signal.SIGHUP else f"{signal.Signals(signum).name} received by the queue")
 
     old_term = signal.signal(signal.SIGTERM, on_signal)
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
@@ -197,7 +198,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                                        membranes=_membranes(run_dir))
                 else:
                     try:
-                        result = resume_run(run_dir, quiet=True)
+                        result = resume_run(run_dir, quiet=True, stop_asked=lambda: asked.get("reason"))
                     except (RigUnreachable, Busy) as exc:  # the item stays 'running': --resume retries it
                         state["stopped"] = f"cannot resume {run_dir}: {exc}"
                         unreachable = 5 if isinstance(exc, RigUnreachable) else 4
@@ -208,7 +209,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
             atomic_write_json(state_path, state)
             try:
                 result = run_recipe(Path(item["recipe"]), profile, data_root=data_root, seed=item["seed"], operator=operator,
-                                    quiet=True)
+                                    quiet=True, stop_asked=lambda: asked.get("reason"))
             except (RigUnreachable, Busy) as exc:  # nothing ran, no folder: pending again, --resume runs it
                 item.update(status="pending", started_utc=None)
                 state["stopped"] = f"{item['recipe']} not started: {exc}"

@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from rich.console import Console
 from rich.markup import escape
@@ -129,7 +129,11 @@ def run_recipe(
     seed: int | None = None,
     operator: str = "",
     quiet: bool = False,
+    stop_asked: Callable[[], str | None] | None = None,
 ) -> RunResult:
+    """Run ``recipe_path`` on the rig of ``profile_path``. ``stop_asked``: a stop someone asked for
+    before this run's own signal handlers were in place (``castrig queue``: SIGTERM while the rig
+    was being opened) -- its reason, and the run aborts at its first control period."""
     recipe, recipe_text = load_recipe_with_text(recipe_path)  # read once: a pipe cannot be read again
     profile = load_profile(profile_path)
     check_recipe_for_profile(recipe, Path(recipe_path), profile, Path(profile_path))
@@ -167,7 +171,7 @@ def run_recipe(
             _report(result, quiet)
             return result
         _keep_recipe_text(recipe_text, Path(recorder.run_dir))
-        return _drive(recipe, rig, recorder, store, quiet=quiet)
+        return _drive(recipe, rig, recorder, store, quiet=quiet, stop_asked=stop_asked)
     finally:
         rig.close()
 
@@ -185,7 +189,8 @@ def _keep_recipe_text(recipe_text: bytes, run_dir: Path) -> None:
 
 
 def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet: bool, start_step: int = 0,
-           t_offset_s: float = 0.0, resume: dict[str, Any] | None = None) -> RunResult:
+           t_offset_s: float = 0.0, resume: dict[str, Any] | None = None,
+           stop_asked: Callable[[], str | None] | None = None) -> RunResult:
     log = RunLog(recorder.run_dir, console=None if quiet else sys.stderr)
     display = Display(recipe.name, len(recipe.steps), virtual=rig.clock.virtual, quiet=quiet)
     runner = Runner(
@@ -205,6 +210,9 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
     # or SIGHUP right after the safe state is noted, not fatal (it used to land on the default
     # handler and kill the process with run.json still saying 'running')
     with _signals(runner):
+        asked = stop_asked() if stop_asked is not None else None
+        if asked:  # a SIGTERM/SIGHUP reached the caller before these handlers were installed
+            runner.request_abort(f"{asked}: aborting to the safe state", someone_asked=HUNG_UP not in asked)
         try:
             try:
                 recorder.update_info(parts=[*recorder.info.parts, part])
@@ -312,7 +320,8 @@ def _stopped_wall(run_dir: Path) -> float | None:
     return max(times) if times else None
 
 
-def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False) -> RunResult:
+def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
+               stop_asked: Callable[[], str | None] | None = None) -> RunResult:
     """Continue ``run_dir``, owning it first: a second resume (or the live run itself) makes this
     one refuse with :class:`Busy` before it touches a device or writes a record.
 
@@ -325,12 +334,13 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False)
         raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
     claim_run(run_dir, purpose=f"castrig resume {run_dir}")
     try:
-        return _resume_owned(run_dir, quiet=quiet, after_abort=after_abort, started_ns=started_ns)
+        return _resume_owned(run_dir, quiet=quiet, after_abort=after_abort, started_ns=started_ns, stop_asked=stop_asked)
     finally:
         release_run(run_dir)
 
 
-def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, started_ns: int | None = None) -> RunResult:
+def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, started_ns: int | None = None,
+                  stop_asked: Callable[[], str | None] | None = None) -> RunResult:
     stopped = _stopped_wall(run_dir)  # before anything of ours writes to the folder
     store = open_store(run_dir.parent)
     recorder = store.open_run(run_dir)
@@ -394,7 +404,8 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         resume = {"resume_note": note, "resume_elapsed_s": max(0.0, elapsed),
                   "resume_setpoint": setpoints[-1].data if setpoints else None,
                   "resume_gap": {k: v for k, v in gap.items() if k != "words"}, "skip": plan.skip}
-        return _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume)
+        return _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume,
+                      stop_asked=stop_asked)
     finally:
         rig.close()
 
