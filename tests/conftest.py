@@ -362,10 +362,11 @@ def free_tcp_port() -> int:
 
 
 def run_then_kill_9(recipe: Path, data: Path, ready: Callable[[Path], Any], *, timeout_s: float = 60.0,
-                    args: tuple[str, ...] = ()) -> Path:
+                    args: tuple[str, ...] = (), **env: str) -> Path:
     """``castrig run RECIPE --data DATA -q`` killed with SIGKILL (no handler runs) as soon as
-    ``ready(run_dir)`` is truthy (polled on the run folder as any reader reads it); its run folder."""
-    proc = start_castrig("run", str(recipe), "--data", str(data), "-q", *args)
+    ``ready(run_dir)`` is truthy (polled on the run folder as any reader reads it); its run folder.
+    ``env``: more environment for it (``CASTRIG_STORE=…``)."""
+    proc = start_castrig("run", str(recipe), "--data", str(data), "-q", *args, **env)
     try:
         def reached() -> Path | None:
             run_dir = only_run_dir(data)

@@ -102,3 +102,34 @@ def test_the_fleet_store_catalog_keeps_no_password(tmp_path):
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
+
+
+def test_a_fleet_store_run_resumes_into_the_store_from_the_environment(tmp_path):
+    """With a PostgreSQL fleet store (``CASTRIG_TEST_PG``): a run killed -9 and resumed with
+    ``$CASTRIG_STORE`` set reaches the store with the real password (not run.json's ``***``) and
+    the catalog still holds none."""
+    url = os.environ.get("CASTRIG_TEST_PG", "")
+    if not url:
+        pytest.skip("no PostgreSQL for the tests: set CASTRIG_TEST_PG=postgresql://… (`.ci/postgres.sh` prints one)")
+    psycopg = pytest.importorskip("psycopg")
+    userinfo = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
+    if ":" not in userinfo:
+        pytest.skip("CASTRIG_TEST_PG has no password to leak")
+    password = userinfo.split(":", 1)[1]
+    schema = "t_" + uuid.uuid4().hex[:12]
+    profile = _profile_with_store(tmp_path, url)
+    data = tmp_path / "runs"
+    env = {"CASTRIG_STORE": url, "CASTRIG_STORE_SCHEMA": schema}
+    try:
+        run_dir = run_then_kill_9(SHORT, data, lambda d: (run_rows(d, "select count(*) from journal where state='done'") or [(0,)])[0][0] >= 2,
+                                  args=("--profile", str(profile)), **env)
+        done = castrig("resume", str(run_dir), "-q", **env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "unreachable" not in done.stderr and "***" not in done.stderr, done.stderr
+        with psycopg.connect(url) as conn:
+            rows = [(o, json.dumps(i)) for o, i in conn.execute(f"SELECT outcome, info_json FROM {schema}.runs")]  # type: ignore[arg-type]
+        assert [o for o, _ in rows] == ["completed"], rows
+        assert all(f":{password}@" not in i for _, i in rows)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
