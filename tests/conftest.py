@@ -657,6 +657,22 @@ def _update_after_signals(self, **changes):
 s.SqliteRunRecorder.update_info = _update_after_signals
 """
 
+#: A sitecustomize (:func:`with_sitecustomize`): the process sends itself ``$SIGNAL_AT_SAFE_STATE``
+#: (e.g. ``SIGINT``) ``$SIGNAL_TIMES`` times as the runner starts making the rig safe (its first
+#: ``make_safe``): an operator pressing Ctrl-C again and again while the run winds up.
+SIGNAL_AT_SAFE_STATE = """
+import os, signal
+import castrig.recipe.runner as r
+_make_safe = r.make_safe
+def _signal_then_make_safe(*a, **kw):
+    if not os.environ.get("_SIGNALLED"):
+        os.environ["_SIGNALLED"] = "1"
+        for _ in range(int(os.environ.get("SIGNAL_TIMES", "2"))):
+            os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_AT_SAFE_STATE"]))
+    return _make_safe(*a, **kw)
+r.make_safe = _signal_then_make_safe
+"""
+
 #: A sitecustomize (:func:`with_sitecustomize`): the process sends itself ``$SIGNAL_AT_RIG_OPEN``
 #: (e.g. ``SIGTERM``) as it starts opening a run's rig (``open_owned_rig``, the first time) --
 #: before the run's own signal handlers are installed: ``systemctl stop`` of a queue between runs.

@@ -15,7 +15,7 @@ import signal
 
 import pytest
 
-from conftest import ROOT, SIGNAL_AT_OUTCOME, castrig, run_rows, start_castrig, wait_until, with_sitecustomize
+from conftest import ROOT, SIGNAL_AT_OUTCOME, SIGNAL_AT_SAFE_STATE, castrig, run_rows, start_castrig, wait_until, with_sitecustomize
 
 LONG_WAIT = str(ROOT / "tests" / "data" / "long_wait.yaml")
 
@@ -42,3 +42,21 @@ def test_a_signal_repeated_as_the_run_ends_still_records_it_aborted(tmp_path, re
     if sig == "SIGTERM":  # someone decided this abort: a plain resume must not start the rig again
         refused = castrig("resume", str(run_dir))
         assert refused.returncode == 2 and "--after-abort" in refused.stderr, refused.stdout + refused.stderr
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_signals_while_the_rig_is_made_safe_do_not_cut_the_safe_state_short(tmp_path, sig):
+    """Ctrl-C twice (or SIGTERM twice) just as the runner starts making the rig safe (a seeded
+    moment: conftest SIGNAL_AT_SAFE_STATE). The second Ctrl-C used to raise KeyboardInterrupt
+    inside the safe state: it was cut short and the process died with run.json 'running'. Now
+    signals then are noted; the safe state runs to its end and the outcome is recorded."""
+    data = tmp_path / "runs"
+    done = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", str(data), "-q", timeout_s=60,
+                   SIGNAL_AT_SAFE_STATE=sig, SIGNAL_TIMES="2", **with_sitecustomize(tmp_path, SIGNAL_AT_SAFE_STATE))
+    (run_json,) = data.glob("*/run.json")
+    info = json.loads(run_json.read_text())
+    assert info["outcome"] == "completed" and info["ended_utc"], (info, done.stderr)
+    safe = [json.loads(d) for (d,) in run_rows(run_json.parent, "select data_json from events where kind='safe_state'")]
+    assert safe and safe[-1]["safe"] is True
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "being made safe" in " ".join(done.stderr.split())

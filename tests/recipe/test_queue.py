@@ -215,3 +215,23 @@ def test_a_sigterm_to_the_queue_while_it_opens_the_rig_aborts_that_run_and_stops
     assert safe and safe[-1]["safe"] is True
     (state_path,) = data.glob("queue-*.json")
     assert [i["outcome"] for i in json.loads(state_path.read_text())["items"]] == ["aborted", "not run"]
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])
+def test_a_stop_as_a_run_ends_still_stops_the_queue(tmp_path, stop):
+    """systemctl stop landing as the queue's run winds up (its safe state tried, its outcome about
+    to be written -- a seeded moment: conftest SIGNAL_AT_OUTCOME): the run's own handlers note it,
+    and the queue must hear of it too and start no other recipe. It used to be swallowed by the
+    run's handlers: the next recipe ran, exit 0."""
+    from conftest import SIGNAL_AT_OUTCOME, castrig, with_sitecustomize
+
+    data = tmp_path / "runs"
+    short = str(DATA / "short.yaml")
+    done = castrig("queue", short, short, "--data", str(data), timeout_s=60, SIGNAL_AT_OUTCOME=stop, SIGNAL_TIMES="1",
+                   **with_sitecustomize(tmp_path, SIGNAL_AT_OUTCOME))
+    assert len(list(data.glob("*/run.json"))) == 1, done.stdout + done.stderr  # the second recipe never started
+    (state_path,) = data.glob("queue-*.json")
+    state = json.loads(state_path.read_text())
+    assert [i["status"] for i in state["items"]][1:] == ["pending"] and "queue stopped" in state["stopped"], state
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr

@@ -64,16 +64,29 @@ def _signals(runner: Runner) -> Iterator[None]:
     operator resumed: each pause that ended in 'r' starts the count again (the runner's state is
     the count, so it cannot go stale).
 
-    Once the run has ended (its safe state reached) a signal is only noted: the handlers are kept
-    until the outcome is recorded and the run closed, so a repeated SIGTERM cannot leave run.json
-    saying 'running'.
+    From the moment the rig is being made safe a signal is only noted, never raised into the safe
+    state (Ctrl-C or SIGTERM while an unverified safe state is tried again stops the tries); the
+    handlers are kept until the outcome is recorded and the run closed, so a repeated SIGTERM
+    cannot leave run.json saying 'running'. SIGTERM and SIGHUP are passed on to the handler they
+    replaced (``castrig queue``'s), so a stop asked as a run ends still stops the queue.
     """
     def ended(signum: int) -> bool:
-        """The run has ended (safe state reached): a signal now changes nothing, it is noted."""
-        if runner.status.state in ("ready", "running", "paused"):
+        """The run is ending (its rig being made safe) or has ended: a signal now is noted, never
+        raised into the safe state; Ctrl-C or SIGTERM while an unverified safe state is tried
+        again stops the tries (a person or the system wants it over)."""
+        name = signal.Signals(signum).name
+        if runner.status.state not in ("ready", "running", "paused"):
+            say(f"[yellow]{name}: the run has ended ({runner.status.state}) and its safe state was tried; "
+                "recording its outcome[/]")
+            return True
+        progress = runner.safe_progress
+        if progress is None:
             return False
-        say(f"[yellow]{signal.Signals(signum).name}: the run has ended ({runner.status.state}), the rig is safe; "
-            "recording its outcome[/]")
+        if progress.get("state") == "unsafe_retrying" and signum != signal.SIGHUP:
+            runner.request_pause()  # the tries stop at their next pass (see Runner._keep_trying_safe)
+            say(f"[yellow]{name}: stopping the tries of the safe state[/]")
+        else:
+            say(f"[yellow]{name}: the rig is being made safe; the run ends when that is done[/]")
         return True
 
     def on_int(signum: int, frame: Any) -> None:
@@ -88,6 +101,11 @@ def _signals(runner: Runner) -> Iterator[None]:
         say(f"[yellow]Ctrl-C: pausing {where} (Ctrl-C again aborts now)[/]")
 
     def on_term(signum: int, frame: Any) -> None:
+        # whoever held the handler before (``castrig queue``: stop before the next recipe) hears
+        # of it too, whatever the run makes of it -- a stop asked as the run ends still stops the queue
+        before = previous.get(signum)
+        if callable(before):
+            before(signum, frame)
         if ended(signum):
             return
         reason = f"{HUNG_UP if signum == signal.SIGHUP else signal.Signals(signum).name + ' received'}: aborting to the safe state"
@@ -95,11 +113,13 @@ def _signals(runner: Runner) -> Iterator[None]:
             raise RunAborted("aborted", reason)
         runner.request_abort(reason, someone_asked=signum != signal.SIGHUP)
 
+    previous: dict[int, Any] = {}
     old_int = signal.signal(signal.SIGINT, guarded(on_int))
-    old_term = signal.signal(signal.SIGTERM, guarded(on_term))
+    old_term = previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, guarded(on_term))
     # (started under nohup, SIGHUP is ignored: the operator asked the run to outlive its terminal)
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, guarded(on_term))
+    previous[signal.SIGHUP] = old_hup
     try:
         yield
     finally:
