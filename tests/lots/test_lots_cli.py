@@ -147,3 +147,29 @@ def test_the_examples_work_as_written(tmp_path, capsys):
     assert "meets the blood-filtration claims" in capsys.readouterr().out
     assert cli(["coculture", "check", str(ROOT / "examples" / "coculture.yaml"), "--data", str(root)]) == 0, capsys.readouterr().err
     assert "suits lot 20260101-000001-demo-m1" in capsys.readouterr().out
+
+
+def test_a_run_folder_copied_inside_the_data_root_is_no_second_run_or_lot(finished_demo_run, tmp_path: Path, capsys):
+    """An operator backs a run up where it lies (``cp -a RUN RUN.bak``, audit 3): the copy's run.json
+    names the same run, so `castrig runs` listed the run twice and `castrig lots` the same membrane
+    as two lots (and the copy took the run's catalog row). The copy is now listed as what it is,
+    and the run and its lot once."""
+    import shutil
+
+    from conftest import castrig_main
+
+    data, uid = finished_demo_run
+    root = tmp_path / "data"
+    shutil.copytree(data / uid, root / uid)
+    shutil.copytree(data / uid, root / f"{uid}.bak")
+    from castrig.store import SqliteRunStore
+
+    for _ in range(2):  # the second listing reads the catalog the first one wrote
+        rows = SqliteRunStore(root).list_runs()
+        assert [(r.run_id, r.outcome) for r in rows if r.outcome != "damaged"] == [(uid, "completed")], rows
+        (copy,) = [r for r in rows if r.outcome == "damaged"]
+        assert copy.run_id == f"{uid}.bak" and f"a copy of run {uid}" in copy.reason, copy
+        done = castrig_main(capsys, "runs", "--data", str(root))
+        assert done.returncode == 0 and "a copy of run" in " ".join(done.stdout.split()), done.stdout + done.stderr
+        done = castrig_main(capsys, "lots", "--data", str(root))
+        assert done.returncode == 0 and done.stdout.count(f"{uid}-m1") == 1, done.stdout + done.stderr

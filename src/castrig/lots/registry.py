@@ -101,6 +101,8 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
     lots: list[Lot] = []
     others: list[tuple[str, str]] = []
     for r in store.list_runs():
+        if r.outcome == "damaged":
+            continue  # a damaged folder (or a copy of a run) is not a lot; `castrig runs` shows it
         try:
             rec = store.open_run(Path(r.run_dir))
         except BadInput:

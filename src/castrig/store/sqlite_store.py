@@ -710,12 +710,20 @@ class SqliteRunStore(RunStore):
             except BadInput:
                 continue
             with rec:
+                i = rec.info
+                if i.run_id != run_dir.name and (self.root / i.run_id / "run.json").is_file():
+                    # a copy (``cp -a RUN RUN.bak``): indexed, it would take the run's catalog row
+                    # and list the run, and its membranes as lots, twice
+                    out.append(RunSummary(run_dir.name, str(run_dir.resolve()), i.recipe_name, i.profile_name, i.operator,
+                                          i.started_utc, i.ended_utc, "damaged", (),
+                                          reason=f"a copy of run {i.run_id} (its own folder is {self.root / i.run_id}): "
+                                                 "not listed as a run or lot; move it out of the data root"))
+                    continue
                 grades = tuple(grades_of(rec))
                 try:
                     self.index_run(rec, grades)
                 except (StoreError, OSError, sqlite3.Error):
                     pass  # a read-only or full data root: listed from the folder, indexed another time
-                i = rec.info
                 out.append(RunSummary(i.run_id, str(run_dir.resolve()), i.recipe_name, i.profile_name, i.operator,
                                       i.started_utc, i.ended_utc, live_outcome(run_dir, i.outcome), grades))
         return sorted(out, key=lambda r: (str(r.started_utc or ""), str(r.run_id)))  # a stale catalog row: any type
