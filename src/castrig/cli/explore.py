@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from castrig.errors import BadInput
+from castrig.redact import redact, restore_redacted
 
 EXIT_NOT_FOUND = 1  # the search used its budget without a confirmed recipe
 
@@ -180,7 +181,8 @@ def _explore_distributed(settings, folder: Path, storage: Optional[str], study_n
     name = study_name or search_study_name(settings)
     study = start_search(url, name, settings)
     t0 = time.monotonic()
-    out.print(f"study {name} in {url}; {workers} workers (others may join: castrig explore worker --storage {url} --study {name})",
+    out.print(f"study {name} in {redact(url)}; {workers} workers (others may join: castrig explore worker --storage {redact(url)} "
+              f"--study {name})",
               highlight=False, soft_wrap=True)
 
     def show(t) -> None:  # type: ignore[no-untyped-def]
@@ -315,15 +317,13 @@ def explore_map(
     name = study or f"map-{grade}"
     st, queued = start_map(url, name, settings, grid)
     asked, done = grid.asked_and_done(map_results(st))
-    out.print(f"map {name} in {url}: {asked} points asked: {done} done before, {asked - done - queued} queued or running "
+    out.print(f"map {name} in {redact(url)}: {asked} points asked: {done} done before, {asked - done - queued} queued or running "
               f"from before, {queued} added; {workers} workers", highlight=False, soft_wrap=True)
     t0 = time.monotonic()
 
     def redraw() -> Path:
         from castrig.explore.gridmap import real_membranes
         from castrig.store import data_root
-        from castrig.store.postgres_store import redact
-
         return write_map(folder, grid, map_results(st), title=f"Process window on the twin ({grade} recipes judged for every grade)",
                          note=f"study {name} in {redact(url)}", real=real_membranes(data_root(data)))
 
@@ -372,7 +372,10 @@ def _explore_rig(settings, folder: Path, data: Optional[Path]) -> int:  # type: 
     from castrig.explore.space import point_label
     from castrig.recipe.session import run_recipe
 
-    root = data or settings.profile.get("store")
+    # settings.profile holds no passwords (redact_urls); the rig is driven with the operator's own
+    # profile again, its passwords taken from the profile file as a resume does
+    rig_profile = _operator_profile(settings)
+    root = data or rig_profile.get("store")
     interactive = sys.stdin.isatty()
     while True:
         history = store_history(root, grade=settings.grade, target_d_um=settings.target_d_um)
@@ -385,7 +388,7 @@ def _explore_rig(settings, folder: Path, data: Optional[Path]) -> int:  # type: 
         if len(history) >= settings.budget:
             out.print(f"[red]not found[/]: {len(history)} stored runs reach the budget {settings.budget}", highlight=False)
             return EXIT_NOT_FOUND
-        params, recipe_path, profile_path = propose_next(settings, history, folder)
+        params, recipe_path, profile_path = propose_next(settings, history, folder, profile=rig_profile)
         out.print(f"proposal from {len(history)} stored runs: {point_label(params)}\n  recipe: {recipe_path}\n  profile: {profile_path}",
                   highlight=False)
         if not interactive or not typer.confirm("Run it on the rig now?", default=False):
@@ -394,6 +397,18 @@ def _explore_rig(settings, folder: Path, data: Optional[Path]) -> int:  # type: 
         result = run_recipe(recipe_path, profile_path, data_root=root, operator="explore")
         if result.outcome != "completed":
             return result.exit_code
+
+
+def _operator_profile(settings) -> dict:  # type: ignore[no-untyped-def]
+    """``settings.profile`` with the passwords :func:`castrig.redact.redact_urls` took out filled
+    back from the operator's profile file (``settings.profile_path``) where it names the same URLs."""
+    from castrig.rig.profile import load_profile
+
+    try:
+        current = load_profile(Path(settings.profile_path)).model_dump(mode="json")
+    except Exception:  # noqa: BLE001 - gone or changed since: only what still matches is taken
+        current = {}
+    return restore_redacted(settings.profile, current)
 
 
 # -- lots --------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ from castrig.explore.objective import Outcome, score_run
 from castrig.explore.optimiser import N_STARTUP, _optuna
 from castrig.explore.search import RunOutput, TrialRunner, template_point, twin_runner
 from castrig.explore.space import apply_point, profile_for
+from castrig.redact import redact
 from castrig.rig.profile import Profile
 
 SETTINGS_ATTR = "castrig_settings"
@@ -97,7 +98,7 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
 
     allowed = "allowed: postgresql://USER@HOST/DB, another SQLAlchemy URL whose database can be opened, journal:FILE or a file path"
     if is_rdb_url(url):
-        given = _without_password(url)
+        given = redact(url)
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, the fleet store's driver
         from sqlalchemy.exc import SQLAlchemyError
@@ -111,10 +112,10 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
                     engine_kwargs={"pool_pre_ping": True})
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] or type(exc).__name__
-            raise BadInput(f"--storage {given}: cannot open it: {reason[:200]} ({allowed})", field="--storage") from None
+            raise BadInput(f"--storage {given}: cannot open it: {redact(reason)[:200]} ({allowed})", field="--storage") from None
     path = Path(url.removeprefix("journal:").removeprefix("file://"))
     if existing_study is not None and not path.is_file():
-        raise BadInput(f"no study {existing_study!r} in {url}: {path} does not exist (start the study with castrig explore "
+        raise BadInput(f"no study {existing_study!r} in {redact(url)}: {path} does not exist (start the study with castrig explore "
                        "... --storage, or castrig explore map; --storage names its journal file)", field="--storage")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +123,7 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=_journal_lock(path)))
     except OSError as exc:
-        raise BadInput(f"--storage {url}: cannot open it: {exc.strerror or exc} ({allowed})", field="--storage") from None
+        raise BadInput(f"--storage {redact(url)}: cannot open it: {exc.strerror or exc} ({allowed})", field="--storage") from None
 
 
 def _journal_lock(path: Path):  # type: ignore[no-untyped-def]
@@ -160,16 +161,6 @@ def _journal_lock(path: Path):  # type: ignore[no-untyped-def]
     return KernelLock(path.with_name(path.name + ".flock"))
 
 
-def _without_password(url: str) -> str:
-    """``url`` as a message may show it: a password replaced by ``***``."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not even a URL SQLAlchemy can parse: nothing to hide in it
-        return url
-
-
 def journal_path(url: str) -> Path | None:
     return None if is_rdb_url(url) else Path(url.removeprefix("journal:").removeprefix("file://"))
 
@@ -185,7 +176,7 @@ def create_study(url: str, name: str, kind: str, settings: dict[str, Any]):  # t
         study.set_user_attr(KIND_ATTR, kind)
     elif study.user_attrs.get(KIND_ATTR) != kind or _identity(old) != _identity(settings):
         diff = sorted(k for k in set(old) | set(settings) if k != "budget" and old.get(k) != settings.get(k))
-        raise BadInput(f"study {name!r} in {url} holds another {study.user_attrs.get(KIND_ATTR)} "
+        raise BadInput(f"study {name!r} in {redact(url)} holds another {study.user_attrs.get(KIND_ATTR)} "
                        f"(different: {', '.join(diff) or 'kind'}); use another --study, or the same settings to resume it",
                        field="--study")
     elif old.get("budget") != settings.get("budget"):
@@ -202,10 +193,10 @@ def load_study(url: str, name: str):  # type: ignore[no-untyped-def]
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url, existing_study=name))
     except KeyError:
-        raise BadInput(f"no study {name!r} in {url} (start it with castrig explore ... --storage, or castrig explore map)",
+        raise BadInput(f"no study {name!r} in {redact(url)} (start it with castrig explore ... --storage, or castrig explore map)",
                        field="--study") from None
     if SETTINGS_ATTR not in study.user_attrs:
-        raise BadInput(f"study {name!r} in {url} is not a castrig exploration (no settings)", field="--study")
+        raise BadInput(f"study {name!r} in {redact(url)} is not a castrig exploration (no settings)", field="--study")
     return study
 
 

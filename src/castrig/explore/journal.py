@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from castrig.errors import BadInput
 from castrig.explore.objective import Outcome
 from castrig.explore.space import SearchSpace
+from castrig.redact import redact_urls
 from castrig.store.atomic import atomic_write_json
 
 TrialKind = Literal["search", "confirm", "grid"]
@@ -116,13 +117,16 @@ class SearchFolder:
                 old = SearchSettings.model_validate_json(self.settings_path.read_text())
             except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: say which
                 raise BadInput(f"{self.settings_path}: not a search of this castrig version: {exc}", file=str(self.settings_path)) from None
+            held_password = redact_urls(old.profile) != old.profile
+            # a search.json written before profiles were recorded without passwords: the same search
+            old = old.model_copy(update={"profile": redact_urls(old.profile)})
             if old.identity() != settings.identity():
                 diff = differences(old.identity(), settings.identity())
                 raise BadInput(
                     f"{self.settings_path}: this folder holds another search ({old.grade} at {old.target_d_um:g} µm, seed "
                     f"{old.seed}); different: {', '.join(diff[:5])}{f' and {len(diff) - 5} more' if len(diff) > 5 else ''}. Use another --folder, or the same settings to resume it",
                     file=str(self.settings_path), field=diff[0] if diff else None)
-            if settings.budget != old.budget:
+            if settings.budget != old.budget or held_password:
                 atomic_write_json(self.settings_path, settings.model_dump(mode="json"))
             return settings
         self.root.mkdir(parents=True, exist_ok=True)

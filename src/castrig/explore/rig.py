@@ -62,9 +62,12 @@ def store_history(root: str | Path | None, *, grade: str, target_d_um: float) ->
     return out
 
 
-def propose_next(settings: SearchSettings, history: list[StoredRun], folder: Path) -> tuple[dict[str, float], Path, Path]:
-    """Write the proposed recipe and its profile copy under ``FOLDER/proposals/pNNNN``."""
-    profile = Profile.model_validate(settings.profile)
+def propose_next(settings: SearchSettings, history: list[StoredRun], folder: Path,
+                 profile: dict[str, Any] | None = None) -> tuple[dict[str, float], Path, Path]:
+    """Write the proposed recipe and its profile copy under ``FOLDER/proposals/pNNNN``.
+    ``profile``: the operator's profile (with the device passwords ``settings.profile`` does not
+    hold), copied into the proposal's profile file, which the operator runs on the rig."""
+    profile = Profile.model_validate(profile if profile is not None else settings.profile)
     n = len(history)
     params = propose(settings.space, [(h.params, h.outcome.score) for h in history], seed=settings.seed, number=n,
                      first=template_point(settings.template, profile))

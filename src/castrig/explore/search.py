@@ -37,6 +37,7 @@ from castrig.explore.space import (
     tidy_recipe,
 )
 from castrig.recipe.model import Recipe, load_recipe
+from castrig.redact import redact_urls
 from castrig.rig.profile import Profile, load_profile
 
 #: Pores narrower than this many camera pixels are not measured accurately (segmentation and
@@ -150,9 +151,9 @@ def make_settings(*, grade: str, target_d_um: float, profile_path: Path, budget:
             f"support_pore_um = {support:g}: claim 1 needs support pores at least half the membrane's pores "
             f"(allowed: >= {0.5 * target_d_um * (1 + tolerance):.3g} µm for D = {target_d_um:g} µm ± {tolerance:.0%})",
             file=str(template_path) if template_path else None, field="support_pore_um")
-    try:
+    try:  # the profile without passwords: it goes to search.json, each trial's profile.yaml, the study's attrs
         return SearchSettings(grade=grade, target_d_um=target_d_um, tolerance=tolerance, seed=seed, budget=budget, space=space,
-                              template=template, profile=profile.model_dump(mode="json"), profile_path=str(profile_path),
+                              template=template, profile=redact_urls(profile.model_dump(mode="json")), profile_path=str(profile_path),
                               profile_seed=profile.sim.seed, twin=profile.clock == "virtual")
     except Exception as exc:  # noqa: BLE001 - pydantic: one line per field
         raise BadInput(f"explore settings: {exc}") from None
