@@ -71,6 +71,9 @@ def test_status_says_the_rig_is_not_safe_while_the_safe_state_is_tried_again(tmp
         line = castrig_main(capsys, "status", str(run_dir)).stdout
         assert "unsafe_retrying" in line and "NOT verified" in line and "running" not in line.split(" · ")[0], line
         assert "left: step" not in line, line  # no time left in a run that is ending
+        # nor in `castrig watch` and the web page, which show detail()'s step_left_s / run_left_s
+        assert shown["step_left_s"] is None and shown["run_left_s"] is None, shown
+        assert R.detail(run_dir)["step_left_s"] is None and R.detail(run_dir)["run_left_s"] is None
         # the tries go on: the count moves and the status is fresh (not frozen at the trip)
         wait_until(lambda: (_status_json(capsys, run_dir).get("safe_state") or {}).get("tries", 0) > safe["tries"], timeout_s=15,
                    what="another try")

@@ -25,6 +25,8 @@ from castrig.store.sqlite_store import run_damage
 LIVE_STATES = ("running", "paused", "pausing", "making_safe", "unsafe_retrying")
 #: The states the runner publishes in ``control/status.json`` that a reader shows instead of ``running``.
 _SHOWN_STATES = LIVE_STATES[1:]
+#: live states of a run that is ending: the rig is being made safe, no step goes on
+ENDING_STATES = ("making_safe", "unsafe_retrying")
 
 #: Event kinds an operator must see (highlighted on the page, "last warning" in ``castrig status``).
 WARNING_KINDS = frozenset({"interlock", "warning", "membrane_lost", "fault", "error"})
@@ -219,8 +221,11 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
         for k in ("t_s", "step_elapsed_s", "step_duration_s", "step_left_s", "run_left_s", "run_left_is_estimate",
                   "setpoint_rh_pct", "band_rh_pct", "paused_by", "state", "detail", "safe_state"):
             out[k] = live.get(k)
-        if out["status"] in ("making_safe", "unsafe_retrying") and not out.get("outcome_reason"):
-            out["outcome_reason"] = (live.get("safe_state") or {}).get("reason")  # why it is ending (run.json says it at the end)
+        if out["status"] in ENDING_STATES:
+            # the run is ending: the aborted step's time left is none to speak of (status, watch, the page)
+            out["step_left_s"] = out["run_left_s"] = None
+            if not out.get("outcome_reason"):
+                out["outcome_reason"] = (live.get("safe_state") or {}).get("reason")  # why it is ending (run.json says it at the end)
         out["status_written_utc"] = live.get("written_utc")
     holder = run_holder(run_dir) if out["status"] in LIVE_STATES else None
     out["owner"] = holder
