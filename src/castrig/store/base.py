@@ -159,23 +159,6 @@ class MembraneRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def field_error(cls, data: Mapping[str, Any]) -> str | None:
-        """Why ``data`` (a ``run.json`` object) cannot be a :class:`RunInfo` — its first field of
-        the wrong JSON type, as ``field X: expected …, found …`` — or None. Missing fields are
-        :meth:`from_dict`'s to refuse; unknown keys are ignored."""
-        for name, (types, nullable, words) in _RUN_INFO_TYPES.items():
-            if name not in data:
-                continue
-            v = data[name]
-            if v is None and nullable:
-                continue
-            if v is None or not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
-                return f"field {name}: expected {words}{' or null' if nullable else ''}, found {_json_kind(v)}"
-            if name == "parts" and not all(isinstance(p, Mapping) for p in v):
-                return f"field parts: expected a list of objects, found {_json_kind(v)}"
-        return None
-
 
 class RunRecorder(ABC):
     """Writes one run. Every method returns only once its record is durable."""
