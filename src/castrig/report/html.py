@@ -35,6 +35,7 @@ from castrig.report.plots import Band
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo
 from castrig.store.export import flatten, format_bound, grade_passes, grade_status, verdict_rows
 from castrig.store.lock import CRASHED_REASON, live_outcome
+from castrig.store.recipe_text import recipe_file_text
 from castrig.store.sqlite_store import SqliteRunStore
 
 REPORT_NAME = "report.html"
@@ -482,21 +483,9 @@ def recipe_as_written(run_dir: Path, info: RunInfo) -> tuple[str, str]:
     it still describes this recipe, else the recorded model in the order recipes are written
     (name, description, grade…, steps last; each step's type first), without empty fields.
     """
-    copy = Path(run_dir) / "recipe.yaml"
-    try:
-        if copy.is_file():
-            return copy.read_text(errors="replace")[:200_000], "the copy taken when the run started (recipe.yaml in the run folder)"
-    except OSError:
-        pass
-    try:
-        p = Path(info.recipe_path)
-        if info.recipe_path and p.is_file():
-            text = p.read_text(errors="replace")[:200_000]
-            doc = yaml.safe_load(text)
-            if isinstance(doc, Mapping) and doc.get("name") == info.recipe_name:
-                return text, f"{info.recipe_path} (read now: the run folder has no copy)"
-    except (OSError, yaml.YAMLError, ValueError):
-        pass
+    found = recipe_file_text(Path(run_dir), info.recipe_path, info.recipe_name)
+    if found is not None:
+        return found
     rec = info.recipe if isinstance(info.recipe, Mapping) else {}
     if not rec:
         return "(not recorded)", "run.json"

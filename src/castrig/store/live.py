@@ -16,6 +16,7 @@ from typing import Any
 
 from castrig.store.commands import read_status
 from castrig.store.lock import live_outcome, run_holder
+from castrig.store.recipe_text import recipe_file_text
 from castrig.store.sqlite_store import run_damage
 
 #: What a run whose process still holds it can be: ``running``, waiting for a pause
@@ -230,17 +231,9 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
     holder = run_holder(run_dir) if out["status"] in LIVE_STATES else None
     out["owner"] = holder
     if with_recipe:
-        out["recipe_as_written"] = _recipe_text(info)
+        found = recipe_file_text(run_dir, info.get("recipe_path"), info.get("recipe_name"))
+        out["recipe_as_written"] = found[0] if found else None
     return out
-
-
-def _recipe_text(info: dict[str, Any]) -> str | None:
-    """The recipe file as the operator wrote it, when it is still where the run found it."""
-    p = info.get("recipe_path")
-    try:
-        return Path(p).read_text()[:100_000] if p else None
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 def samples(run_dir: Path, channels: list[str] | None = None, since_t_s: float | None = None,
