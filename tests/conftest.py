@@ -254,6 +254,14 @@ def run_rows(run_dir: Path, sql: str) -> list[tuple[Any, ...]]:
         db.close()
 
 
+def run_status(run_dir: Path) -> dict[str, Any]:
+    """The run's last published status (``control/status.json``: castrig.store.commands.read_status),
+    or ``{}`` before the runner wrote one."""
+    from castrig.store.commands import read_status
+
+    return read_status(run_dir) or {}
+
+
 def only_run_dir(data: Path) -> Path | None:
     """The single run folder under ``data`` once it has a run.json (None before)."""
     runs = [p for p in Path(data).glob("*/run.json")] if Path(data).is_dir() else []

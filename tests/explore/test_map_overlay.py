@@ -24,7 +24,7 @@ def recipe(rh: float, conc: float) -> dict:
                       {"type": "evaporate", "setpoint_rh_pct": rh, "duration_s": 300, "band_rh_pct": 3.0}]}
 
 
-def add_membrane_run(root: Path, name: str, *, real: bool, rh: float, conc: float, grades: list[str], d_um: float = 3.0,
+def add_rig_or_twin_membrane(root: Path, name: str, *, real: bool, rh: float, conc: float, grades: list[str], d_um: float = 3.0,
                      status: str = "judged") -> str:
     """A run with one membrane, as the runner records it (run.json, membranes row), without running."""
     store = open_store(root)
@@ -58,9 +58,9 @@ def circles(page: str) -> list[str]:
 
 def test_real_membranes_are_read_from_the_store_and_simulated_ones_are_not(tmp_path: Path):
     root = tmp_path / "data"
-    real = add_membrane_run(root, "rig-run", real=True, rh=65.0, conc=5.0, grades=["claim1"])
-    add_membrane_run(root, "twin-run", real=False, rh=65.0, conc=10.0, grades=["claim1", "claim2"])
-    add_membrane_run(root, "unjudged", real=True, rh=60.0, conc=5.0, grades=[], status="made")
+    real = add_rig_or_twin_membrane(root, "rig-run", real=True, rh=65.0, conc=5.0, grades=["claim1"])
+    add_rig_or_twin_membrane(root, "twin-run", real=False, rh=65.0, conc=10.0, grades=["claim1", "claim2"])
+    add_rig_or_twin_membrane(root, "unjudged", real=True, rh=60.0, conc=5.0, grades=[], status="made")
     got = real_membranes(root)
     assert [m.membrane_id for m in got] == [real]
     m = got[0]
@@ -71,8 +71,8 @@ def test_real_membranes_are_read_from_the_store_and_simulated_ones_are_not(tmp_p
 
 def test_map_draws_a_real_membrane_filled_where_it_met_the_grade_and_hollow_where_not(tmp_path: Path):
     root = tmp_path / "data"
-    real = add_membrane_run(root, "rig-run", real=True, rh=65.0, conc=5.0, grades=["claim1"])
-    sim = add_membrane_run(root, "twin-run", real=False, rh=70.0, conc=10.0, grades=["claim1"])
+    real = add_rig_or_twin_membrane(root, "rig-run", real=True, rh=65.0, conc=5.0, grades=["claim1"])
+    sim = add_rig_or_twin_membrane(root, "twin-run", real=False, rh=70.0, conc=10.0, grades=["claim1"])
     page = map_html(GRID, twin_results(), title="t", real=real_membranes(root))
     marks = circles(page)
     assert len(marks) == 6  # D, σd/D and four pass regions, one row (one volume)
@@ -89,7 +89,7 @@ def test_map_draws_a_real_membrane_filled_where_it_met_the_grade_and_hollow_wher
 
 def test_map_without_real_membranes_draws_none_and_says_so(tmp_path: Path):
     root = tmp_path / "data"
-    add_membrane_run(root, "twin-run", real=False, rh=65.0, conc=5.0, grades=["claim1"])
+    add_rig_or_twin_membrane(root, "twin-run", real=False, rh=65.0, conc=5.0, grades=["claim1"])
     page = map_html(GRID, twin_results(), title="t", real=real_membranes(root))
     assert circles(page) == [] and "<circle" not in page
     assert "No membrane from a real rig in the store" in page
@@ -97,8 +97,8 @@ def test_map_without_real_membranes_draws_none_and_says_so(tmp_path: Path):
 
 def test_real_membrane_outside_the_grid_is_counted_not_drawn(tmp_path: Path):
     root = tmp_path / "data"
-    add_membrane_run(root, "far", real=True, rh=90.0, conc=5.0, grades=["claim1"])
-    inside = add_membrane_run(root, "near", real=True, rh=70.0, conc=10.0, grades=[])
+    add_rig_or_twin_membrane(root, "far", real=True, rh=90.0, conc=5.0, grades=["claim1"])
+    inside = add_rig_or_twin_membrane(root, "near", real=True, rh=70.0, conc=10.0, grades=[])
     page = map_html(GRID, twin_results(), title="t", real=real_membranes(root))
     marks = circles(page)
     assert len(marks) == 6 and all(inside in m for m in marks)

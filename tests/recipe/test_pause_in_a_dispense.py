@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import castrig_main, only_run_dir, run_rows, start_castrig, wait_until
+from conftest import castrig_main, only_run_dir, run_rows, run_status, start_castrig, wait_until
 
 RECIPE = """\
 name: pause-in-a-cast
@@ -27,12 +27,6 @@ steps:
 """
 
 
-def _status(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "control" / "status.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
 
 @pytest.mark.parametrize("step, pump, words", [("cast", "caster", "the cast"), ("prewet", "water_pump", "the pre-wet")])
 def test_castrig_pause_during_a_dispense_waits_for_it_to_end(tmp_path: Path, reap, capsys, step, pump, words):
@@ -42,9 +36,9 @@ def test_castrig_pause_during_a_dispense_waits_for_it_to_end(tmp_path: Path, rea
     recipe.write_text(RECIPE.replace("type: cast", f"type: {step}"))
     data = tmp_path / "data"
     run = reap(start_castrig("run", str(recipe), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_type") == step and d,
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == step and d,
                          timeout_s=60, what=f"the {step} under way")
-    infused_when_asked = _status(run_dir)["pumps_ml"].get(pump, 0.0)
+    infused_when_asked = run_status(run_dir)["pumps_ml"].get(pump, 0.0)
     assert infused_when_asked < 0.4
 
     paused = castrig_main(capsys, "pause", str(run_dir))
@@ -52,14 +46,14 @@ def test_castrig_pause_during_a_dispense_waits_for_it_to_end(tmp_path: Path, rea
     assert f"after {words}" in paused.stdout  # the answer says when the pause will come, truthfully
     # while the dispense goes on, readers see a pause pending, not a pause (the status is written
     # in the same poll that answered the command: asked before 0.4 of 0.5 mL, it goes on)
-    shown = _status(run_dir)
+    shown = run_status(run_dir)
     assert shown.get("state") == "pausing" and shown["step_type"] == step, shown
     assert f"after {words}" in (shown.get("detail") or ""), shown
     line = castrig_main(capsys, "status", str(run_dir)).stdout
     assert "pausing" in line and f"after {words}" in line, line
 
-    wait_until(lambda: _status(run_dir).get("state") == "paused", timeout_s=60, what="paused")
-    at_pause = _status(run_dir)
+    wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=60, what="paused")
+    at_pause = run_status(run_dir)
     events = run_rows(run_dir, "SELECT id, t_s, kind, source, message FROM events ORDER BY id")
     pause = next(e for e in events if e[2] == "pause")
     step_end = next(e for e in events if e[2] == "step_end" and e[4].startswith("step 2 "))
@@ -90,7 +84,7 @@ def test_ctrl_c_during_a_cast_pauses_after_it_and_twice_aborts_at_once(tmp_path:
     recipe.write_text(RECIPE)
     data = tmp_path / "data"
     term = terminal_run(["run", str(recipe), "--data", str(data)], cwd=ROOT)
-    wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_type") == "cast" and d,
+    wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "cast" and d,
                timeout_s=60, what="the cast under way")
     term.ctrl_c()
     at = term.expect("pausing after the cast")
@@ -104,7 +98,7 @@ def test_ctrl_c_during_a_cast_pauses_after_it_and_twice_aborts_at_once(tmp_path:
 
     data2 = tmp_path / "data2"
     term = terminal_run(["run", str(recipe), "--data", str(data2)], cwd=ROOT)
-    run_dir = wait_until(lambda: (d := only_run_dir(data2)) is not None and _status(d).get("step_type") == "cast" and d,
+    run_dir = wait_until(lambda: (d := only_run_dir(data2)) is not None and run_status(d).get("step_type") == "cast" and d,
                          timeout_s=60, what="the cast under way")
     term.ctrl_c()
     term.expect("pausing after the cast")

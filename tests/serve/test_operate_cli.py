@@ -20,17 +20,10 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
-from conftest import ROOT, castrig, castrig_main, only_run_dir, run_rows, start_castrig, wait_until
+from conftest import ROOT, castrig, castrig_main, only_run_dir, run_rows, run_status, start_castrig, wait_until
 
 LONG_WAIT = ROOT / "tests" / "data" / "day_wait.yaml"  # ends on its own only after ~40 s of wall time
 
-
-def _status(run_dir: Path) -> dict:
-    p = run_dir / "control" / "status.json"
-    try:
-        return json.loads(p.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def read_until(proc: subprocess.Popen[str], text: str, *, timeout_s: float) -> str:
@@ -55,7 +48,7 @@ def test_status_watch_pause_resume_abort_from_a_second_process(tmp_path: Path, r
     second process to the run all the same, without a subprocess's start-up for each."""
     data = tmp_path / "data"
     run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_index") == 1 and d,
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
                          timeout_s=60, what="the run in its 24-hour hold")
     # status: one run, and every running run under the data root
     one = castrig_main(capsys, "status", str(run_dir))
@@ -71,17 +64,17 @@ def test_status_watch_pause_resume_abort_from_a_second_process(tmp_path: Path, r
     # pause: the run stops at a safe point and waits (virtual time stands still)
     paused = castrig_main(capsys, "pause", str(run_dir))
     assert paused.returncode == 0 and "accepted" in paused.stdout, paused.stdout + paused.stderr
-    wait_until(lambda: _status(run_dir).get("state") == "paused", timeout_s=20, what="paused")
-    t_paused = _status(run_dir)["t_s"]
+    wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=20, what="paused")
+    t_paused = run_status(run_dir)["t_s"]
     again = castrig_main(capsys, "pause", str(run_dir))
     assert again.returncode == 2 and "refused" in again.stdout
     assert "paused by cli:" in castrig_main(capsys, "status", str(run_dir)).stdout
-    assert abs(_status(run_dir)["t_s"] - t_paused) < 1.0 and run.poll() is None
+    assert abs(run_status(run_dir)["t_s"] - t_paused) < 1.0 and run.poll() is None
     seen = read_until(watcher, "paused by", timeout_s=20)  # the watcher shows the pause before it ends
 
     resumed = castrig_main(capsys, "resume-paused", str(run_dir))
     assert resumed.returncode == 0 and "accepted" in resumed.stdout
-    wait_until(lambda: _status(run_dir).get("state") == "running" and _status(run_dir)["t_s"] > t_paused + 5,
+    wait_until(lambda: run_status(run_dir).get("state") == "running" and run_status(run_dir)["t_s"] > t_paused + 5,
                timeout_s=20, what="running again")
     assert castrig_main(capsys, "resume-paused", str(run_dir)).returncode == 2  # not paused: refused
 
@@ -129,7 +122,7 @@ def test_another_user_cannot_abort_from_the_command_line(reap):
     try:
         data = base / "data"
         run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
-        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_index") == 1 and d,
+        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
                              timeout_s=60, what="the run in its hold")
         os.kill(run.pid, signal.SIGSTOP)  # hold still while the other user tries
         before = sorted(p.name for p in (run_dir / "control").iterdir())
@@ -174,7 +167,7 @@ def test_a_run_that_ends_while_an_abort_is_on_its_way_is_said_so(tmp_path: Path,
     `castrig abort` says the run ended before it read the abort (exit 2), not that it hangs."""
     data = tmp_path / "data"
     run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _status(d).get("step_index") == 1 and d,
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
                          timeout_s=60, what="the run in its hold")
     os.kill(run.pid, signal.SIGSTOP)
     abort = reap(start_castrig("abort", str(run_dir)))
