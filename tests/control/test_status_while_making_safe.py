@@ -74,6 +74,8 @@ def test_status_says_the_rig_is_not_safe_while_the_safe_state_is_tried_again(tmp
         # nor in `castrig watch` and the web page, which show detail()'s step_left_s / run_left_s
         assert shown["step_left_s"] is None and shown["run_left_s"] is None, shown
         assert R.detail(run_dir)["step_left_s"] is None and R.detail(run_dir)["run_left_s"] is None
+        listed = castrig_main(capsys, "runs", "--data", str(data)).stdout  # the runs table says it too, not `running`
+        assert "unsafe_retrying" in listed and " running " not in listed, listed
         # the tries go on: the count moves and the status is fresh (not frozen at the trip)
         wait_until(lambda: (_status_json(capsys, run_dir).get("safe_state") or {}).get("tries", 0) > safe["tries"], timeout_s=15,
                    what="another try")

@@ -151,7 +151,15 @@ def resume(
     after_abort: bool = typer.Option(False, "--after-abort",
                                      help="Also continue a run that was aborted (by the operator, a signal or an interlock)."),
 ) -> None:
-    """Bring the rig to the safe state and continue a run from its journal."""
+    """Bring the rig to the safe state and continue a run from its journal.
+
+    Commands (pause, abort) sent to the crashed part and never read by it are discarded: answered
+    refused and noted in the run's events, not applied; a command sent after the resume started is.
+
+    run.json keeps no passwords: a device URL recorded with its password as *** (a camera's
+    rtsp://user:***@host) is filled from the profile file the run was started with, which must
+    still give it for the same URL — else the resume refuses (exit 2, naming the field).
+    """
     from castrig.recipe.session import resume_run
 
     outcome = resume_run(run_dir, quiet=quiet, after_abort=after_abort)
@@ -285,8 +293,11 @@ def runs(
     table = Table(title=f"runs in {store.root}")
     for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "grades"):
         table.add_column(col)
+    from castrig.store.live import shown_status
+
     for r in rows:
-        outcome_text = f"{r.outcome}: {r.reason}" if getattr(r, "reason", "") else r.outcome
+        shown = shown_status(Path(r.run_dir), r.outcome)  # making_safe, paused…: as castrig status and serve say it
+        outcome_text = f"{shown}: {r.reason}" if getattr(r, "reason", "") else shown
         table.add_row(r.run_id, r.recipe_name, r.profile_name, r.operator, r.started_utc, outcome_text, ",".join(r.grades))
     Console(width=200).print(table)
     if not rows:

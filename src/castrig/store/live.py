@@ -108,6 +108,15 @@ def _step_from_journal(db: sqlite3.Connection | None, recipe: dict[str, Any]) ->
             "n_steps": len(steps), "step_state": state}
 
 
+def shown_status(run_dir: Path, outcome: str) -> str:
+    """What a reader shows for a run whose outcome (``live_outcome``) is ``outcome``: the state the
+    runner publishes (paused, pausing, making_safe, unsafe_retrying) in place of ``running``."""
+    if outcome != "running":
+        return outcome
+    state = (read_status(Path(run_dir)) or {}).get("state")
+    return str(state) if state in _SHOWN_STATES else outcome
+
+
 def summary(run_dir: Path) -> dict[str, Any]:
     """One row of the runs table / ``GET /api/runs``."""
     run_dir = Path(run_dir)
