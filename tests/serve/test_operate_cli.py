@@ -177,3 +177,31 @@ def test_a_run_that_ends_while_an_abort_is_on_its_way_is_said_so(tmp_path: Path,
     out, err = abort.communicate(timeout=60)
     assert abort.returncode == 2, out + err
     assert "the run ended (crashed) before it read the abort" in err and "Traceback" not in err
+
+
+def test_a_stopped_runner_is_said_to_be_silent_not_just_running(tmp_path: Path, reap, capsys, monkeypatch):
+    """A runner frozen by SIGSTOP (a terminal's Ctrl-Z, a debugger) still holds its run, so it was
+    shown plain 'running' however long it had been silent (audit 3). Once its status is older than
+    ``live.SILENT_S`` (60 s; 1 s here, so the test need not wait a minute) `castrig status` says
+    there has been no word from it, naming its process; SIGCONT and the line is plain again."""
+    import time
+
+    from castrig.store import live
+
+    monkeypatch.setattr(live, "SILENT_S", 1.0, raising=False)
+    data = tmp_path / "data"
+    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
+                         timeout_s=60, what="the run in its 24-hour hold")
+    assert "no word" not in castrig_main(capsys, "status", str(run_dir)).stdout
+    run.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(2.5)
+        line = " ".join(castrig_main(capsys, "status", str(run_dir)).stdout.split())
+        assert "running" in line and "no word from the runner" in line and f"process {run.pid}" in line, line
+    finally:
+        run.send_signal(signal.SIGCONT)
+    wait_until(lambda: "no word" not in castrig_main(capsys, "status", str(run_dir)).stdout, timeout_s=20,
+               what="the runner heard from again")
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
+    assert run.wait(timeout=60) == 3

@@ -64,6 +64,12 @@ def status_line(d: dict[str, Any]) -> str:
     parts.append(f"last warning: [{_dur(w['t_s'])}] {w['kind']}: {w['message']}" if w else "no warning")
     if d.get("detail"):  # pausing after the cast, the safe state being tried again, ...
         parts.insert(1, str(d["detail"]))
+    from castrig.store.live import SILENT_S
+
+    age = d.get("status_age_s")
+    if d["status"] in LIVE and age is not None and age > SILENT_S:
+        pid = (d.get("owner") or {}).get("pid", "?")
+        parts.insert(1, f"no word from the runner for {_dur(age)} (stopped, hung or busy; its process {pid} still holds the run)")
     if d["status"] not in LIVE and d.get("outcome_reason"):
         parts.append(str(d["outcome_reason"]))
     return " · ".join(parts)

@@ -28,6 +28,10 @@ LIVE_STATES = ("running", "paused", "pausing", "making_safe", "unsafe_retrying")
 _SHOWN_STATES = LIVE_STATES[1:]
 #: live states of a run that is ending: the rig is being made safe, no step goes on
 ENDING_STATES = ("making_safe", "unsafe_retrying")
+#: A live runner writes its status at least every second or so while it ticks (longer only during
+#: an analysis or a device that does not answer); silent for longer than this, it is stopped
+#: (SIGSTOP, a suspended terminal), hung or very busy -- readers say so instead of a plain "running".
+SILENT_S = 60.0
 
 #: Event kinds an operator must see (highlighted on the page, "last warning" in ``castrig status``).
 WARNING_KINDS = frozenset({"interlock", "warning", "membrane_lost", "fault", "error"})
@@ -106,6 +110,16 @@ def _step_from_journal(db: sqlite3.Connection | None, recipe: dict[str, Any]) ->
     st = steps[i] if 0 <= i < len(steps) else {}
     return {"step_index": int(i), "step_type": st.get("type", ""), "step_label": st.get("label") or st.get("type", ""),
             "n_steps": len(steps), "step_state": state}
+
+
+def _age_s(utc: Any) -> float | None:
+    """Seconds since an ISO UTC time the runner wrote (None if there is none to read)."""
+    from datetime import datetime, timezone
+
+    try:
+        return max(0.0, (datetime.now(timezone.utc) - datetime.fromisoformat(str(utc).replace("Z", "+00:00"))).total_seconds())
+    except ValueError:
+        return None
 
 
 def shown_status(run_dir: Path, outcome: str) -> str:
@@ -237,6 +251,7 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
             if not out.get("outcome_reason"):
                 out["outcome_reason"] = (live.get("safe_state") or {}).get("reason")  # why it is ending (run.json says it at the end)
         out["status_written_utc"] = live.get("written_utc")
+        out["status_age_s"] = _age_s(live.get("written_utc"))
     holder = run_holder(run_dir) if out["status"] in LIVE_STATES else None
     out["owner"] = holder
     if with_recipe:
