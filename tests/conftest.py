@@ -719,3 +719,35 @@ def castrig_main(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.C
     code = main([str(a) for a in args])
     out = capsys.readouterr()
     return subprocess.CompletedProcess(["castrig", *args], code, out.out, out.err)
+
+
+# -- a secret that must never be written or printed (tests/cli/test_store_password_cli.py, explore) --
+#: A password with an '@' in it too: the whole password must go, not the part before it.
+STORE_PASSWORD = "Pw-7f3a9c@x"
+
+
+def profile_with_store(tmp_path: Path, url: str = f"postgresql://castrig:{STORE_PASSWORD}@127.0.0.1:1/castrig_test") -> Path:
+    """The default twin profile with ``store: url`` (a fleet store URL carrying a password)."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    data["store"] = url
+    path = tmp_path / "with-store.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def files_holding(folder: Path, secret: str) -> list[str]:
+    """The files under ``folder`` (relative paths) whose bytes hold ``secret``."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes())
+
+
+def pg_password_or_skip() -> tuple[str, str]:
+    """(``CASTRIG_TEST_PG``, its password); the test is skipped without a PostgreSQL URL holding one."""
+    url = os.environ.get("CASTRIG_TEST_PG", "")
+    if not url:
+        pytest.skip("no PostgreSQL for the tests: set CASTRIG_TEST_PG=postgresql://… (`.ci/postgres.sh` prints one)")
+    userinfo = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
+    if ":" not in userinfo:
+        pytest.skip("CASTRIG_TEST_PG has no password to leak")
+    return url, userinfo.split(":", 1)[1]

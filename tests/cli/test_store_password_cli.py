@@ -11,48 +11,33 @@ operator's profile file again).
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import ROOT, castrig, run_rows, run_then_kill_9
+from conftest import ROOT, castrig, files_holding, pg_password_or_skip, profile_with_store, run_rows, run_then_kill_9
+from conftest import STORE_PASSWORD as PASSWORD
 
-PASSWORD = "Pw-7f3a9c@x"  # an '@' in it too: the whole password goes, not the part before it
 SHORT = ROOT / "tests" / "data" / "short.yaml"
 
 
-def _profile_with_store(tmp_path: Path, url: str) -> Path:
-    data = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
-    data["store"] = url
-    path = tmp_path / "with-store.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def _files_holding(folder: Path, secret: str) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes())
-
-
 def test_the_store_password_is_kept_out_of_run_json_and_the_report(tmp_path):
-    profile = _profile_with_store(tmp_path, f"postgresql://castrig:{PASSWORD}@127.0.0.1:1/castrig_test")
+    profile = profile_with_store(tmp_path, f"postgresql://castrig:{PASSWORD}@127.0.0.1:1/castrig_test")
     data = tmp_path / "runs"
     done = castrig("run", str(SHORT), "--profile", str(profile), "--data", str(data), "-q")
     assert done.returncode == 0, done.stdout + done.stderr
     (run_dir,) = [p.parent for p in data.glob("*/run.json")]
     report = castrig("report", str(run_dir))
     assert report.returncode == 0, report.stderr
-    assert _files_holding(run_dir, PASSWORD) == [] and "Pw-7f3a9c" not in done.stdout + done.stderr
-    assert _files_holding(run_dir, "Pw-7f3a9c") == []
+    assert files_holding(run_dir, PASSWORD) == [] and "Pw-7f3a9c" not in done.stdout + done.stderr
+    assert files_holding(run_dir, "Pw-7f3a9c") == []
     info = json.loads((run_dir / "run.json").read_text())
     assert info["profile"]["store"] == "postgresql://castrig:***@127.0.0.1:1/castrig_test"  # what it was, without the secret
     assert "castrig:***@127.0.0.1" in next(run_dir.glob("report*.html")).read_text()
 
 
 def test_a_resume_works_from_the_redacted_record_and_keeps_it_redacted(tmp_path):
-    profile = _profile_with_store(tmp_path, f"postgresql://castrig:{PASSWORD}@127.0.0.1:1/castrig_test")
+    profile = profile_with_store(tmp_path, f"postgresql://castrig:{PASSWORD}@127.0.0.1:1/castrig_test")
     data = tmp_path / "runs"
     run_dir = run_then_kill_9(SHORT, data, lambda d: (run_rows(d, "select count(*) from journal where state='done'") or [(0,)])[0][0] >= 2,
                               args=("--profile", str(profile)))
@@ -60,7 +45,7 @@ def test_a_resume_works_from_the_redacted_record_and_keeps_it_redacted(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "completed" and len(info["parts"]) == 2
-    assert _files_holding(run_dir, "Pw-7f3a9c") == []
+    assert files_holding(run_dir, "Pw-7f3a9c") == []
 
 
 def test_a_device_password_comes_back_from_the_operators_profile_on_resume():
@@ -80,17 +65,11 @@ def test_a_device_password_comes_back_from_the_operators_profile_on_resume():
 
 def test_the_fleet_store_catalog_keeps_no_password(tmp_path):
     """With a PostgreSQL fleet store (``CASTRIG_TEST_PG``): ``runs.info_json`` holds the profile redacted."""
-    url = os.environ.get("CASTRIG_TEST_PG", "")
-    if not url:
-        pytest.skip("no PostgreSQL for the tests: set CASTRIG_TEST_PG=postgresql://… (`.ci/postgres.sh` prints one)")
+    url, password = pg_password_or_skip()
     psycopg = pytest.importorskip("psycopg")
-    userinfo = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
-    if ":" not in userinfo:
-        pytest.skip("CASTRIG_TEST_PG has no password to leak")
-    password = userinfo.split(":", 1)[1]
     masked = url.replace(f":{password}@", ":***@", 1)
     schema = "t_" + uuid.uuid4().hex[:12]
-    profile = _profile_with_store(tmp_path, url)
+    profile = profile_with_store(tmp_path, url)
     try:
         done = castrig("run", str(SHORT), "--profile", str(profile), "-q", CASTRIG_DATA=str(tmp_path / "runs"),
                        CASTRIG_STORE_SCHEMA=schema)
@@ -108,16 +87,10 @@ def test_a_fleet_store_run_resumes_into_the_store_from_the_environment(tmp_path)
     """With a PostgreSQL fleet store (``CASTRIG_TEST_PG``): a run killed -9 and resumed with
     ``$CASTRIG_STORE`` set reaches the store with the real password (not run.json's ``***``) and
     the catalog still holds none."""
-    url = os.environ.get("CASTRIG_TEST_PG", "")
-    if not url:
-        pytest.skip("no PostgreSQL for the tests: set CASTRIG_TEST_PG=postgresql://… (`.ci/postgres.sh` prints one)")
+    url, password = pg_password_or_skip()
     psycopg = pytest.importorskip("psycopg")
-    userinfo = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
-    if ":" not in userinfo:
-        pytest.skip("CASTRIG_TEST_PG has no password to leak")
-    password = userinfo.split(":", 1)[1]
     schema = "t_" + uuid.uuid4().hex[:12]
-    profile = _profile_with_store(tmp_path, url)
+    profile = profile_with_store(tmp_path, url)
     data = tmp_path / "runs"
     env = {"CASTRIG_STORE": url, "CASTRIG_STORE_SCHEMA": schema}
     try:

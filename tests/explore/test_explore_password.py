@@ -4,34 +4,20 @@ it prints, as castrig run does (castrig.redact)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
-import yaml
 
-from conftest import ROOT, castrig
+from conftest import castrig, files_holding, profile_with_store
+from conftest import STORE_PASSWORD as PASSWORD
 
-PASSWORD = "Pw-7f3a9c@x"
 SEARCH = ("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01")
-
-
-def _profile_with_store(tmp_path: Path) -> Path:
-    data = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
-    data["store"] = f"postgresql://castrig:{PASSWORD}@127.0.0.1:1/castrig_test"
-    path = tmp_path / "with-store.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def _files_holding(folder: Path, secret: str) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes())
 
 
 def test_an_explore_writes_and_prints_no_password_of_its_profile(tmp_path):
     data = tmp_path / "data"
-    r = castrig(*SEARCH, "--budget", "1", "--profile", str(_profile_with_store(tmp_path)), "--data", str(data), timeout_s=180)
+    r = castrig(*SEARCH, "--budget", "1", "--profile", str(profile_with_store(tmp_path)), "--data", str(data), timeout_s=180)
     assert r.returncode in (0, 1) and "#0" in r.stdout, r.stdout + r.stderr
     assert list(data.glob("explore/*/search.json")) and list(data.glob("explore/*/trials/*/profile.yaml"))
-    assert _files_holding(data, "Pw-7f3a9c") == []
+    assert files_holding(data, "Pw-7f3a9c") == []
     assert "Pw-7f3a9c" not in r.stdout + r.stderr
     (settings,) = data.glob("explore/*/search.json")
     assert "castrig:***@127.0.0.1:1" in settings.read_text()  # the URL is kept, without its password
@@ -41,10 +27,10 @@ def test_a_study_holds_no_password_of_the_profile(tmp_path):
     from castrig.explore.distributed import start_search, storage_url
     from castrig.explore.search import make_settings
 
-    settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=_profile_with_store(tmp_path), budget=1)
+    settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=profile_with_store(tmp_path), budget=1)
     url = storage_url(None, tmp_path / "study")
     start_search(url, "s", settings)
-    assert _files_holding(tmp_path / "study", "Pw-7f3a9c") == []
+    assert files_holding(tmp_path / "study", "Pw-7f3a9c") == []
 
 
 def test_a_bad_storage_url_is_named_without_its_password(tmp_path):
@@ -60,6 +46,6 @@ def test_on_a_real_rig_the_store_is_the_operators_own_url_with_its_password(tmp_
     from castrig.cli.explore import _operator_profile
     from castrig.explore.search import make_settings
 
-    settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=_profile_with_store(tmp_path), budget=1)
+    settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=profile_with_store(tmp_path), budget=1)
     assert settings.profile["store"] == "postgresql://castrig:***@127.0.0.1:1/castrig_test"
     assert _operator_profile(settings)["store"] == f"postgresql://castrig:{PASSWORD}@127.0.0.1:1/castrig_test"
