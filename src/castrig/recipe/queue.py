@@ -49,7 +49,7 @@ from castrig.recipe.compat import check_recipe_for_profile
 from castrig.recipe.membranes import target_summary
 from castrig.recipe.model import load_recipe
 from castrig.recipe.runner import RunResult
-from castrig.recipe.session import HUNG_UP, needs_after_abort, resume_run, run_recipe
+from castrig.recipe.session import HUNG_UP, StopRequest, needs_after_abort, resume_run, run_recipe
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
 from castrig.store.atomic import atomic_write_json
@@ -137,34 +137,34 @@ def _replace_never_started(run_dir: Path, item: dict[str, Any], save: Callable[[
 
 
 @contextmanager
-def _stop_between_runs() -> Iterator[dict[str, str]]:
+def _stop_between_runs() -> Iterator[StopRequest]:
     """SIGTERM or SIGHUP to the queue outside a run (its report being written, the next run's rig
     being opened): noted, and the queue stops before it starts another run -- a run whose rig was
-    being opened aborts at its first control period (``run_recipe(stop_asked=...)``). During a run the
-    run's own handlers (:func:`castrig.recipe.session._signals`) take over and abort it; the run
-    then ends ``aborted`` with :attr:`RunResult.asked` and the queue stops as well. Under nohup
-    SIGHUP stays ignored."""
-    asked: dict[str, str] = {}
+    being opened aborts at its first control period (``run_recipe(stop=...)``). During a run the
+    run's own handlers (:func:`castrig.recipe.session._signals`) take over and abort it, and note
+    the stop in the same :class:`StopRequest`: the queue stops after it, also when the signal came
+    as the run wound up. Under nohup SIGHUP stays ignored."""
+    stop = StopRequest()
 
     def on_signal(signum: int, frame: Any) -> None:
-        asked.setdefault("reason", HUNG_UP if signum == signal.SIGHUP else f"{signal.Signals(signum).name} received by the queue")
+        stop.ask(HUNG_UP if signum == signal.SIGHUP else f"{signal.Signals(signum).name} received by the queue")
 
     old_term = signal.signal(signal.SIGTERM, on_signal)
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, on_signal)
     try:
-        yield asked
+        yield stop
     finally:
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGHUP, old_hup)
 
 
 def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None) -> int:
-    with _stop_between_runs() as asked:
-        return _work_items(state, state_path, profile, data_root, asked)
+    with _stop_between_runs() as stop:
+        return _work_items(state, state_path, profile, data_root, stop)
 
 
-def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None, asked: dict[str, str]) -> int:
+def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None, stop: StopRequest) -> int:
     root = state_path.parent
     operator = state.get("operator", "")
     atomic_write_json(state_path, state)
@@ -172,8 +172,8 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
     for item in state["items"]:
         if item["status"] in _ENDED:
             continue
-        if asked:
-            state["stopped"] = f"{asked['reason']}: queue stopped before {Path(item['recipe']).name} started"
+        if stop.reason:
+            state["stopped"] = f"{stop.reason}: queue stopped before {Path(item['recipe']).name} started"
             break
         result: RunResult | None = None
         if item["status"] == "running":  # crashed or interrupted while it ran: resume its folder
@@ -198,7 +198,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                                        membranes=_membranes(run_dir))
                 else:
                     try:
-                        result = resume_run(run_dir, quiet=True, stop_asked=lambda: asked.get("reason"))
+                        result = resume_run(run_dir, quiet=True, stop=stop)
                     except (RigUnreachable, Busy) as exc:  # the item stays 'running': --resume retries it
                         state["stopped"] = f"cannot resume {run_dir}: {exc}"
                         unreachable = 5 if isinstance(exc, RigUnreachable) else 4
@@ -209,7 +209,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
             atomic_write_json(state_path, state)
             try:
                 result = run_recipe(Path(item["recipe"]), profile, data_root=data_root, seed=item["seed"], operator=operator,
-                                    quiet=True, stop_asked=lambda: asked.get("reason"))
+                                    quiet=True, stop=stop)
             except (RigUnreachable, Busy) as exc:  # nothing ran, no folder: pending again, --resume runs it
                 item.update(status="pending", started_utc=None)
                 state["stopped"] = f"{item['recipe']} not started: {exc}"
@@ -223,8 +223,8 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
             state["stopped"] = f"safe state not verified after {result.run_dir}: queue stopped"
         elif result.outcome == "aborted" and result.asked:  # on purpose: the queue stops, the rig safe
             state["stopped"] = f"{result.run_dir} aborted ({result.reason}): queue stopped, the rig left safe"
-        elif asked:  # a signal while the run ended (or its report was written)
-            state["stopped"] = f"{asked['reason']}: queue stopped after {result.run_dir}"
+        elif stop.reason:  # a signal while the run ended (or its report was written)
+            state["stopped"] = f"{stop.reason}: queue stopped after {result.run_dir}"
         if state["stopped"]:
             break
     state["runs"] = [i for i in state["items"] if i["status"] != "pending"]  # (kept for readers of older summaries)

@@ -13,9 +13,10 @@ import socket
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from rich.console import Console
 from rich.markup import escape
@@ -53,8 +54,22 @@ def needs_after_abort(outcome: str | None, reason: str | None) -> bool:
     return outcome == "aborted" and HUNG_UP not in (reason or "")
 
 
+@dataclass
+class StopRequest:
+    """A stop (SIGTERM, SIGHUP) asked of whoever drives runs one after another (``castrig queue``):
+    noted by its own handlers between runs and by the run's handlers during one, so that a stop
+    reaching either -- also one a run only notes, as it winds up -- ends the sequence. A stop
+    asked before a run's handlers are in place aborts that run at its first control period."""
+
+    reason: str | None = None
+
+    def ask(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+
 @contextmanager
-def _signals(runner: Runner) -> Iterator[None]:
+def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
     """Ctrl-C once: pause at the next safe point and ask; twice: abort now. SIGTERM: abort.
     SIGHUP (the terminal closed, an ssh session dropped): abort like SIGTERM — nobody is left
     to answer a pause, and a run meant to outlive its terminal is started under nohup, tmux or a
@@ -101,25 +116,21 @@ def _signals(runner: Runner) -> Iterator[None]:
         say(f"[yellow]Ctrl-C: pausing {where} (Ctrl-C again aborts now)[/]")
 
     def on_term(signum: int, frame: Any) -> None:
-        # whoever held the handler before (``castrig queue``: stop before the next recipe) hears
-        # of it too, whatever the run makes of it -- a stop asked as the run ends still stops the queue
-        before = previous.get(signum)
-        if callable(before):
-            before(signum, frame)
+        heard = HUNG_UP if signum == signal.SIGHUP else signal.Signals(signum).name + " received"
+        if stop is not None:  # the queue hears of it too, whatever the run makes of it
+            stop.ask(heard)
         if ended(signum):
             return
-        reason = f"{HUNG_UP if signum == signal.SIGHUP else signal.Signals(signum).name + ' received'}: aborting to the safe state"
+        reason = f"{heard}: aborting to the safe state"
         if runner.status.state == "paused":  # asking a person, who may never answer: abort now
             raise RunAborted("aborted", reason)
         runner.request_abort(reason, someone_asked=signum != signal.SIGHUP)
 
-    previous: dict[int, Any] = {}
     old_int = signal.signal(signal.SIGINT, guarded(on_int))
-    old_term = previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, guarded(on_term))
+    old_term = signal.signal(signal.SIGTERM, guarded(on_term))
     # (started under nohup, SIGHUP is ignored: the operator asked the run to outlive its terminal)
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, guarded(on_term))
-    previous[signal.SIGHUP] = old_hup
     try:
         yield
     finally:
@@ -149,11 +160,10 @@ def run_recipe(
     seed: int | None = None,
     operator: str = "",
     quiet: bool = False,
-    stop_asked: Callable[[], str | None] | None = None,
+    stop: StopRequest | None = None,
 ) -> RunResult:
-    """Run ``recipe_path`` on the rig of ``profile_path``. ``stop_asked``: a stop someone asked for
-    before this run's own signal handlers were in place (``castrig queue``: SIGTERM while the rig
-    was being opened) -- its reason, and the run aborts at its first control period."""
+    """Run ``recipe_path`` on the rig of ``profile_path``. ``stop``: the stop requests of whoever
+    runs recipes one after another (``castrig queue``; see :class:`StopRequest`)."""
     recipe, recipe_text = load_recipe_with_text(recipe_path)  # read once: a pipe cannot be read again
     profile = load_profile(profile_path)
     check_recipe_for_profile(recipe, Path(recipe_path), profile, Path(profile_path))
@@ -191,7 +201,7 @@ def run_recipe(
             _report(result, quiet)
             return result
         _keep_recipe_text(recipe_text, Path(recorder.run_dir))
-        return _drive(recipe, rig, recorder, store, quiet=quiet, stop_asked=stop_asked)
+        return _drive(recipe, rig, recorder, store, quiet=quiet, stop=stop)
     finally:
         rig.close()
 
@@ -210,7 +220,7 @@ def _keep_recipe_text(recipe_text: bytes, run_dir: Path) -> None:
 
 def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet: bool, start_step: int = 0,
            t_offset_s: float = 0.0, resume: dict[str, Any] | None = None,
-           stop_asked: Callable[[], str | None] | None = None) -> RunResult:
+           stop: StopRequest | None = None) -> RunResult:
     log = RunLog(recorder.run_dir, console=None if quiet else sys.stderr)
     display = Display(recipe.name, len(recipe.steps), virtual=rig.clock.virtual, quiet=quiet)
     runner = Runner(
@@ -229,8 +239,8 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
     # the run's handlers stay until its outcome is recorded and the run closed: a second SIGTERM
     # or SIGHUP right after the safe state is noted, not fatal (it used to land on the default
     # handler and kill the process with run.json still saying 'running')
-    with _signals(runner):
-        asked = stop_asked() if stop_asked is not None else None
+    with _signals(runner, stop):
+        asked = stop.reason if stop is not None else None
         if asked:  # a SIGTERM/SIGHUP reached the caller before these handlers were installed
             runner.request_abort(f"{asked}: aborting to the safe state", someone_asked=HUNG_UP not in asked)
         try:
@@ -341,7 +351,7 @@ def _stopped_wall(run_dir: Path) -> float | None:
 
 
 def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
-               stop_asked: Callable[[], str | None] | None = None) -> RunResult:
+               stop: StopRequest | None = None) -> RunResult:
     """Continue ``run_dir``, owning it first: a second resume (or the live run itself) makes this
     one refuse with :class:`Busy` before it touches a device or writes a record.
 
@@ -354,13 +364,13 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
         raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
     claim_run(run_dir, purpose=f"castrig resume {run_dir}")
     try:
-        return _resume_owned(run_dir, quiet=quiet, after_abort=after_abort, started_ns=started_ns, stop_asked=stop_asked)
+        return _resume_owned(run_dir, quiet=quiet, after_abort=after_abort, started_ns=started_ns, stop=stop)
     finally:
         release_run(run_dir)
 
 
 def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, started_ns: int | None = None,
-                  stop_asked: Callable[[], str | None] | None = None) -> RunResult:
+                  stop: StopRequest | None = None) -> RunResult:
     stopped = _stopped_wall(run_dir)  # before anything of ours writes to the folder
     store = open_store(run_dir.parent)
     recorder = store.open_run(run_dir)
@@ -425,7 +435,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
                   "resume_setpoint": setpoints[-1].data if setpoints else None,
                   "resume_gap": {k: v for k, v in gap.items() if k != "words"}, "skip": plan.skip}
         return _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume,
-                      stop_asked=stop_asked)
+                      stop=stop)
     finally:
         rig.close()
 
