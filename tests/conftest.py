@@ -681,6 +681,21 @@ def _signal_then_make_safe(*a, **kw):
 r.make_safe = _signal_then_make_safe
 """
 
+#: A sitecustomize (:func:`with_sitecustomize`): the process sends itself ``$SIGNAL_AT_RIG_CLOSE``
+#: (e.g. ``SIGTERM``) as it closes the rig after its run (``Rig.close``): the run has ended, its
+#: outcome is written and its own signal handlers are gone -- a stop landing in the last moments.
+SIGNAL_AT_RIG_CLOSE = """
+import os, signal
+import castrig.rig.build as b
+_close = b.Rig.close
+def _signal_then_close(self, *a, **kw):
+    if not os.environ.get("_SIGNALLED"):
+        os.environ["_SIGNALLED"] = "1"
+        os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_AT_RIG_CLOSE"]))
+    return _close(self, *a, **kw)
+b.Rig.close = _signal_then_close
+"""
+
 #: A sitecustomize (:func:`with_sitecustomize`): the process sends itself ``$SIGNAL_AT_RIG_OPEN``
 #: (e.g. ``SIGTERM``) as it starts opening a run's rig (``open_owned_rig``, the first time) --
 #: before the run's own signal handlers are installed: ``systemctl stop`` of a queue between runs.

@@ -15,7 +15,7 @@ import signal
 
 import pytest
 
-from conftest import ROOT, SIGNAL_AT_OUTCOME, SIGNAL_AT_SAFE_STATE, castrig, run_rows, start_castrig, wait_until, with_sitecustomize
+from conftest import ROOT, SIGNAL_AT_OUTCOME, SIGNAL_AT_RIG_CLOSE, SIGNAL_AT_SAFE_STATE, castrig, run_rows, start_castrig, wait_until, with_sitecustomize
 
 LONG_WAIT = str(ROOT / "tests" / "data" / "long_wait.yaml")
 
@@ -60,3 +60,18 @@ def test_signals_while_the_rig_is_made_safe_do_not_cut_the_safe_state_short(tmp_
     assert safe and safe[-1]["safe"] is True
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert "being made safe" in " ".join(done.stderr.split())
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_stop_after_the_run_has_ended_does_not_kill_the_process(tmp_path, sig):
+    """A SIGTERM landing once the run has ended (its outcome written, its handlers gone, the rig
+    being closed -- a seeded moment: conftest SIGNAL_AT_RIG_CLOSE). On the twin an abort ends in
+    milliseconds, so the third of three quick SIGTERMs (the audit's term_triple.sh) landed there
+    and killed the process: exit 143, though run.json said 'aborted'. Now it is noted and the
+    process exits with its run's code."""
+    data = tmp_path / "runs"
+    done = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", str(data), "-q", timeout_s=60,
+                   SIGNAL_AT_RIG_CLOSE=sig, **with_sitecustomize(tmp_path, SIGNAL_AT_RIG_CLOSE))
+    (run_json,) = data.glob("*/run.json")
+    assert json.loads(run_json.read_text())["outcome"] == "completed"
+    assert done.returncode == 0, (done.returncode, done.stderr)

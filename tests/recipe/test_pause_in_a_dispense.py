@@ -22,7 +22,7 @@ concentration_mg_ml: 5.0
 support_pore_um: 5.0
 steps:
   - {type: purge, duration_s: 10}
-  - {type: cast, volume_ml: 0.5, rate_ml_min: 0.002}
+  - {type: cast, volume_ml: 0.5, rate_ml_min: 0.0005}
   - {type: purge, duration_s: 10}
 """
 
@@ -30,8 +30,10 @@ steps:
 
 @pytest.mark.parametrize("step, pump, words", [("cast", "caster", "the cast"), ("prewet", "water_pump", "the pre-wet")])
 def test_castrig_pause_during_a_dispense_waits_for_it_to_end(tmp_path: Path, reap, capsys, step, pump, words):
-    """The twin in virtual time (a 15000 s dispense: some seconds of wall time); ``castrig pause``
-    once status.json shows the cast (or the pre-wet) under way."""
+    """The twin in virtual time (a 60000 s dispense: some seconds of wall time, long enough that the
+    pause is read well before it ends -- at 15000 s the rest of the dispense could end between
+    ``castrig pause`` and the status read); ``castrig pause`` once status.json shows the cast (or
+    the pre-wet) under way."""
     recipe = tmp_path / "dispense.yaml"
     recipe.write_text(RECIPE.replace("type: cast", f"type: {step}"))
     data = tmp_path / "data"

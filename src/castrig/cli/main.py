@@ -134,13 +134,15 @@ def run(
       castrig run recipes/overnight.yaml --profile docs/examples/wall-clock-rig.yaml --operator ana
       castrig run recipes/demo.yaml --seed 7 --data /srv/castrig/runs -q
     """
-    from castrig.recipe.session import run_recipe
+    from castrig.recipe.session import run_recipe, stop_requests
 
     from castrig.inputs import check_text
 
     check_text(operator, "--operator", max_length=200)
     usable_data_root(data, profile=profile or default_profile())
-    outcome = run_recipe(recipe, profile or default_profile(), data_root=data, seed=seed, operator=operator, quiet=quiet)
+    with stop_requests("castrig run") as stop:  # (the run's own handlers act while it runs)
+        outcome = run_recipe(recipe, profile or default_profile(), data_root=data, seed=seed, operator=operator, quiet=quiet,
+                             stop=stop)
     raise typer.Exit(outcome.exit_code)
 
 
@@ -160,9 +162,10 @@ def resume(
     rtsp://user:***@host) is filled from the profile file the run was started with, which must
     still give it for the same URL — else the resume refuses (exit 2, naming the field).
     """
-    from castrig.recipe.session import resume_run
+    from castrig.recipe.session import resume_run, stop_requests
 
-    outcome = resume_run(run_dir, quiet=quiet, after_abort=after_abort)
+    with stop_requests("castrig resume") as stop:
+        outcome = resume_run(run_dir, quiet=quiet, after_abort=after_abort, stop=stop)
     raise typer.Exit(outcome.exit_code)
 
 

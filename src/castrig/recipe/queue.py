@@ -33,9 +33,7 @@ its target grade does not change it (the rig did what the recipe asked; the summ
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -49,7 +47,7 @@ from castrig.recipe.compat import check_recipe_for_profile
 from castrig.recipe.membranes import target_summary
 from castrig.recipe.model import load_recipe
 from castrig.recipe.runner import RunResult
-from castrig.recipe.session import HUNG_UP, StopRequest, needs_after_abort, resume_run, run_recipe
+from castrig.recipe.session import StopRequest, needs_after_abort, resume_run, run_recipe, stop_requests
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
 from castrig.store.atomic import atomic_write_json
@@ -136,31 +134,11 @@ def _replace_never_started(run_dir: Path, item: dict[str, Any], save: Callable[[
     return True
 
 
-@contextmanager
-def _stop_between_runs() -> Iterator[StopRequest]:
-    """SIGTERM or SIGHUP to the queue outside a run (its report being written, the next run's rig
-    being opened): noted, and the queue stops before it starts another run -- a run whose rig was
-    being opened aborts at its first control period (``run_recipe(stop=...)``). During a run the
-    run's own handlers (:func:`castrig.recipe.session._signals`) take over and abort it, and note
-    the stop in the same :class:`StopRequest`: the queue stops after it, also when the signal came
-    as the run wound up. Under nohup SIGHUP stays ignored."""
-    stop = StopRequest()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.ask(HUNG_UP if signum == signal.SIGHUP else f"{signal.Signals(signum).name} received by the queue")
-
-    old_term = signal.signal(signal.SIGTERM, on_signal)
-    ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
-    old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, on_signal)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGHUP, old_hup)
-
-
 def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None) -> int:
-    with _stop_between_runs() as stop:
+    # SIGTERM or SIGHUP outside a run (its report being written, the next run's rig being opened)
+    # stops the queue before it starts another run; during a run the run's handlers abort it and
+    # note the stop in the same StopRequest, so the queue stops after it too
+    with stop_requests("the queue") as stop:
         return _work_items(state, state_path, profile, data_root, stop)
 
 

@@ -69,6 +69,29 @@ class StopRequest:
 
 
 @contextmanager
+def stop_requests(who: str) -> Iterator[StopRequest]:
+    """SIGTERM and SIGHUP to ``who`` (``castrig queue``, or ``castrig run`` itself) outside a run's
+    own handlers -- while the rig is being opened, after the run has ended and its handlers are
+    gone -- are noted in the :class:`StopRequest` given to ``run_recipe``/``resume_run``: a run
+    whose rig was being opened aborts at its first control period, a run that has ended is not
+    cut short (a SIGTERM in the last milliseconds killed the process with its outcome written,
+    exit 143 instead of 3). Under nohup SIGHUP stays ignored."""
+    stop = StopRequest()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.ask(HUNG_UP if signum == signal.SIGHUP else f"{signal.Signals(signum).name} received by {who}")
+
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, on_signal)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGHUP, old_hup)
+
+
+@contextmanager
 def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
     """Ctrl-C once: pause at the next safe point and ask; twice: abort now. SIGTERM: abort.
     SIGHUP (the terminal closed, an ssh session dropped): abort like SIGTERM — nobody is left
