@@ -56,10 +56,11 @@ def needs_after_abort(outcome: str | None, reason: str | None) -> bool:
 
 @dataclass
 class StopRequest:
-    """A stop (SIGTERM, SIGHUP) asked of whoever drives runs one after another (``castrig queue``):
-    noted by its own handlers between runs and by the run's handlers during one, so that a stop
-    reaching either -- also one a run only notes, as it winds up -- ends the sequence. A stop
-    asked before a run's handlers are in place aborts that run at its first control period."""
+    """A stop (SIGTERM, SIGHUP) asked of whoever drives a run (``castrig run``) or runs one after
+    another (``castrig queue``): noted by its own handlers outside a run (:func:`stop_requests`)
+    and by the run's handlers during one, so that a stop reaching either -- also one a run only
+    notes, as it winds up -- ends the sequence. A stop asked before a run's handlers are in place
+    aborts that run at its first control period."""
 
     reason: str | None = None
 
@@ -105,8 +106,9 @@ def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
     From the moment the rig is being made safe a signal is only noted, never raised into the safe
     state (Ctrl-C or SIGTERM while an unverified safe state is tried again stops the tries); the
     handlers are kept until the outcome is recorded and the run closed, so a repeated SIGTERM
-    cannot leave run.json saying 'running'. SIGTERM and SIGHUP are passed on to the handler they
-    replaced (``castrig queue``'s), so a stop asked as a run ends still stops the queue.
+    cannot leave run.json saying 'running'. SIGTERM and SIGHUP are also noted in ``stop`` (the
+    :class:`StopRequest` of ``castrig queue``, ``castrig run``), so a stop asked as a run ends
+    still stops the queue.
     """
     def ended(signum: int) -> bool:
         """The run is ending (its rig being made safe) or has ended: a signal now is noted, never
