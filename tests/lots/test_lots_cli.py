@@ -173,3 +173,29 @@ def test_a_run_folder_copied_inside_the_data_root_is_no_second_run_or_lot(finish
         assert done.returncode == 0 and "a copy of run" in " ".join(done.stdout.split()), done.stdout + done.stderr
         done = castrig_main(capsys, "lots", "--data", str(root))
         assert done.returncode == 0 and done.stdout.count(f"{uid}-m1") == 1, done.stdout + done.stderr
+
+
+def test_a_catalog_row_a_copy_took_goes_back_to_the_run_and_a_clash_is_no_copy(finished_demo_run, tmp_path: Path):
+    """A data root where an older build let a copy take the run's catalog row: the run is listed
+    from its own folder again (its lots with it). And a different run that only shares the id (two
+    rigs, the same recipe in the same second, one folder renamed) is not taken for a copy."""
+    import shutil
+
+    from castrig.store import SqliteRunStore
+
+    data, uid = finished_demo_run
+    root = tmp_path / "data"
+    shutil.copytree(data / uid, root / uid)
+    shutil.copytree(data / uid, root / f"{uid}.bak")
+    store = SqliteRunStore(root)
+    with store.open_run(root / f"{uid}.bak") as rec:  # what an older castrig runs did
+        store.index_run(rec, ())
+    rows = store.list_runs()
+    assert [(r.run_id, Path(r.run_dir).name) for r in rows if r.outcome != "damaged"] == [(uid, uid)], rows
+    # the same run id, another run (another process started it)
+    other = root / f"{uid}-rig2"
+    shutil.move(str(root / f"{uid}.bak"), other)
+    info = json.loads((other / "run.json").read_text())
+    info["parts"][0]["pid"] = info["parts"][0]["pid"] + 1
+    (other / "run.json").write_text(json.dumps(info))
+    assert not any("a copy of run" in (r.reason or "") for r in store.list_runs())

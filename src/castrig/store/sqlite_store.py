@@ -675,6 +675,24 @@ class SqliteRunStore(RunStore):
         except sqlite3.Error:
             return []
 
+    def _is_copy(self, run_dir: Path, run_id: str) -> bool:
+        """``run_dir`` holds a copy of run ``run_id`` whose own folder is under the root: the same run
+        (started at the same time, by the same process), not another run that happens to share the id."""
+        own = self.root / run_id
+        if run_dir.name == run_id or not (own / "run.json").is_file():
+            return False
+
+        def identity(folder: Path) -> tuple[Any, ...] | None:
+            try:
+                info = json.loads((folder / "run.json").read_text())
+                first = (info.get("parts") or [{}])[0]
+                return info.get("started_utc"), first.get("host"), first.get("pid")
+            except (OSError, ValueError, AttributeError, TypeError):
+                return None
+
+        mine = identity(run_dir)
+        return mine is not None and mine == identity(own)
+
     def list_runs(self) -> list[RunSummary]:
         """Catalog rows, and every run folder the catalog does not know yet (indexed if the data
         root can be written; listed from the folder if not — a read-only or full data root). A
@@ -683,7 +701,8 @@ class SqliteRunStore(RunStore):
             return []
         from castrig.store.base import grades_of
 
-        known = {r[0]: r for r in self._catalog_rows()}
+        # (a row an older build let a copy of the run take: the run's own folder is indexed again below)
+        known = {r[0]: r for r in self._catalog_rows() if not self._is_copy(Path(r[1]), r[0])}
         out: list[RunSummary] = []
         for r in known.values():
             run_dir = Path(r[1])
@@ -711,7 +730,7 @@ class SqliteRunStore(RunStore):
                 continue
             with rec:
                 i = rec.info
-                if i.run_id != run_dir.name and (self.root / i.run_id / "run.json").is_file():
+                if self._is_copy(run_dir, i.run_id):
                     # a copy (``cp -a RUN RUN.bak``): indexed, it would take the run's catalog row
                     # and list the run, and its membranes as lots, twice
                     out.append(RunSummary(run_dir.name, str(run_dir.resolve()), i.recipe_name, i.profile_name, i.operator,
