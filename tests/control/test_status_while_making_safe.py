@@ -86,3 +86,29 @@ def test_status_says_the_rig_is_not_safe_while_the_safe_state_is_tried_again(tmp
         assert proc.wait(timeout=30) == 3 and time.monotonic() - t0 < 20
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "aborted"
+
+
+def test_a_sigterm_while_the_rig_is_made_safe_ends_the_tries_too(tmp_path, sim_serve, reap):
+    """systemctl stop sends one SIGTERM. Landing while the rig was being made safe (before the tries
+    of an unverified safe state began; a seeded moment: conftest SIGNAL_AT_SAFE_STATE, as the first
+    make_safe starts) it was only noted, and the tries then went on for safe_state_keep_trying_s
+    (here 120 s; 30 min by default) until the service manager's SIGKILL. Now it ends them too: the
+    run ends aborted, its safe state NOT verified, well inside that time."""
+    from tests.conftest import SIGNAL_AT_SAFE_STATE, with_sitecustomize
+
+    recipe = tmp_path / "unsafe.yaml"
+    recipe.write_text(RECIPE)
+    with sim_serve("--tcp", "0") as served:
+        profile = _profile(tmp_path, served.addresses)
+        data = tmp_path / "data"
+        proc = reap(start_castrig("run", str(recipe), "--profile", str(profile), "--data", str(data), "-q",
+                                  SIGNAL_AT_SAFE_STATE="SIGTERM", SIGNAL_TIMES="1", **with_sitecustomize(tmp_path, SIGNAL_AT_SAFE_STATE)))
+        run_dir = wait_until(lambda: (r := only_run_dir(data)) and run_rows(r, "select 1 from events where kind = 'setpoint'") and r,
+                             timeout_s=30, what="the purge under way")
+        served.proc.kill()  # every device's link gone: the safe state cannot be verified
+        served.proc.wait(timeout=10)
+        t0 = time.monotonic()
+        assert proc.wait(timeout=60) == 3
+        assert time.monotonic() - t0 < 40  # not the 120 s of tries
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "aborted" and info["ended_utc"], info

@@ -67,7 +67,8 @@ def status_line(d: dict[str, Any]) -> str:
     from castrig.store.live import SILENT_S
 
     age = d.get("status_age_s")
-    if d["status"] in LIVE and age is not None and age > SILENT_S:
+    # (only where the runner ticks: paused at a prompt or making the rig safe, it may rightly be quiet)
+    if d["status"] in ("running", "pausing") and age is not None and age > SILENT_S:
         pid = (d.get("owner") or {}).get("pid", "?")
         parts.insert(1, f"no word from the runner for {_dur(age)} (stopped, hung or busy; its process {pid} still holds the run)")
     if d["status"] not in LIVE and d.get("outcome_reason"):

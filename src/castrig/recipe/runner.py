@@ -170,6 +170,9 @@ class Runner:
         self._paused_after: str | None = None
         #: While the rig is made safe: what is going on (status.json's ``safe_state``), else None.
         self.safe_progress: dict[str, Any] | None = None
+        #: Ctrl-C or SIGTERM while the rig is made safe: an unverified safe state is not tried again
+        #: for long (a person or the system wants the run over; see :meth:`_keep_trying_safe`).
+        self.stop_safe_tries = False
         self._last_t_near: float | None = None
         self._resume_elapsed = 0.0
         self._verdict: dict[str, Any] | None = None
@@ -368,7 +371,9 @@ class Runner:
         unverified = ", ".join(k for k, ok in report.verified.items() if not ok)
         self.log.error(f"safe state NOT verified ({unverified}): trying again every {every:g} s for up to {keep:g} s "
                        "(Ctrl-C stops)")
-        self._pause_requested, self._abort_reason = False, None  # requests from now on stop the tries
+        # requests from now on stop the tries; so does a Ctrl-C or SIGTERM already noted while the
+        # rig was being made safe (``stop_safe_tries``, set by the run's signal handlers)
+        self._pause_requested, self._abort_reason = False, None
         t0 = pass_t = self.clock.now()
         tries = 0
 
@@ -384,7 +389,7 @@ class Runner:
                 next_try_t_s=round(nxt - self.origin, 3), gives_up_t_s=round(t0 + keep - self.origin, 3))
 
         try:
-            while not report.safe and self.clock.now() - t0 < keep:
+            while not report.safe and self.clock.now() - t0 < keep and not self.stop_safe_tries:
                 show()
                 # a pass starts ``every`` after the last one started (a pass over devices that
                 # do not answer takes seconds of its own: slept on top, the pumps' watchdog ran out)
@@ -392,7 +397,7 @@ class Runner:
                 if wait > 0:
                     self.clock.sleep(wait)
                 self.remote.poll()  # castrig abort / the web page
-                if self._pause_requested or (self._abort_reason is not None and self._abort_asked):
+                if self._pause_requested or self.stop_safe_tries or (self._abort_reason is not None and self._abort_asked):
                     self.log.error("safe state: tries stopped on request")
                     break
                 pass_t = self.clock.now()
@@ -914,6 +919,7 @@ class Runner:
                 self._paused_after = None
         try:
             self.event("pause", "operator", f"paused {where} (Ctrl-C): resume or abort?")
+            self.remote.publish()  # readers see 'paused' (on the virtual clock nothing ticks at the prompt)
             answer = self.prompt(self._tick)
         finally:
             self._in_pause = False

@@ -122,11 +122,14 @@ def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
         progress = runner.safe_progress
         if progress is None:
             return False
-        if progress.get("state") == "unsafe_retrying" and signum != signal.SIGHUP:
-            runner.request_pause()  # the tries stop at their next pass (see Runner._keep_trying_safe)
-            say(f"[yellow]{name}: stopping the tries of the safe state[/]")
-        else:
+        if signum == signal.SIGHUP:  # nobody is left at the rig: the tries go on
             say(f"[yellow]{name}: the rig is being made safe; the run ends when that is done[/]")
+            return True
+        if progress.get("state") == "unsafe_retrying" and signum == signal.SIGINT and runner.stop_safe_tries:
+            raise KeyboardInterrupt  # Ctrl-C again: stop the tries now (Runner._keep_trying_safe catches it)
+        runner.stop_safe_tries = True  # the tries stop at their next pass, or are not begun
+        say(f"[yellow]{name}: the rig is being made safe; an unverified safe state will not be tried again "
+            "(Ctrl-C again stops the tries now)[/]")
         return True
 
     def on_int(signum: int, frame: Any) -> None:
