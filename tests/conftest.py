@@ -665,51 +665,38 @@ def _update_after_signals(self, **changes):
 s.SqliteRunRecorder.update_info = _update_after_signals
 """
 
-#: A sitecustomize (:func:`with_sitecustomize`): the process sends itself ``$SIGNAL_AT_SAFE_STATE``
-#: (e.g. ``SIGINT``) ``$SIGNAL_TIMES`` times as the runner starts making the rig safe (its first
-#: ``make_safe``): an operator pressing Ctrl-C again and again while the run winds up.
-SIGNAL_AT_SAFE_STATE = """
+def signal_hook(target: str, env: str) -> str:
+    """A sitecustomize (:func:`with_sitecustomize`): the process sends itself the signal named in
+    ``$env`` (e.g. ``SIGTERM``), ``$SIGNAL_TIMES`` times (default 1), the first time ``target`` is
+    called -- ``"module:name"`` or ``"module:Class.method"``: a signal at a seeded moment."""
+    module, _, attr = target.partition(":")
+    owner, _, name = attr.rpartition(".")
+    return f"""
 import os, signal
-import castrig.recipe.runner as r
-_make_safe = r.make_safe
-def _signal_then_make_safe(*a, **kw):
+import {module} as _module
+_owner = _module{"." + owner if owner else ""}
+_original = getattr(_owner, "{name}")
+def _signal_first(*a, **kw):
     if not os.environ.get("_SIGNALLED"):
         os.environ["_SIGNALLED"] = "1"
-        for _ in range(int(os.environ.get("SIGNAL_TIMES", "2"))):
-            os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_AT_SAFE_STATE"]))
-    return _make_safe(*a, **kw)
-r.make_safe = _signal_then_make_safe
+        for _ in range(int(os.environ.get("SIGNAL_TIMES", "1"))):
+            os.kill(os.getpid(), getattr(signal, os.environ["{env}"]))
+    return _original(*a, **kw)
+setattr(_owner, "{name}", _signal_first)
 """
 
-#: A sitecustomize (:func:`with_sitecustomize`): the process sends itself ``$SIGNAL_AT_RIG_CLOSE``
-#: (e.g. ``SIGTERM``) as it closes the rig after its run (``Rig.close``): the run has ended, its
-#: outcome is written and its own signal handlers are gone -- a stop landing in the last moments.
-SIGNAL_AT_RIG_CLOSE = """
-import os, signal
-import castrig.rig.build as b
-_close = b.Rig.close
-def _signal_then_close(self, *a, **kw):
-    if not os.environ.get("_SIGNALLED"):
-        os.environ["_SIGNALLED"] = "1"
-        os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_AT_RIG_CLOSE"]))
-    return _close(self, *a, **kw)
-b.Rig.close = _signal_then_close
-"""
 
-#: A sitecustomize (:func:`with_sitecustomize`): the process sends itself ``$SIGNAL_AT_RIG_OPEN``
-#: (e.g. ``SIGTERM``) as it starts opening a run's rig (``open_owned_rig``, the first time) --
+#: ``$SIGNAL_AT_SAFE_STATE`` as the runner starts making the rig safe (its first ``make_safe``):
+#: an operator pressing Ctrl-C again and again while the run winds up.
+SIGNAL_AT_SAFE_STATE = signal_hook("castrig.recipe.runner:make_safe", "SIGNAL_AT_SAFE_STATE")
+
+#: ``$SIGNAL_AT_RIG_CLOSE`` as the rig is closed after its run (``Rig.close``): the run has ended,
+#: its outcome is written and its own signal handlers are gone -- a stop landing in the last moments.
+SIGNAL_AT_RIG_CLOSE = signal_hook("castrig.rig.build:Rig.close", "SIGNAL_AT_RIG_CLOSE")
+
+#: ``$SIGNAL_AT_RIG_OPEN`` as a run's rig starts being opened (``open_owned_rig``, the first time) --
 #: before the run's own signal handlers are installed: ``systemctl stop`` of a queue between runs.
-SIGNAL_AT_RIG_OPEN = """
-import os, signal
-import castrig.rig.ownership as o
-_open = o.open_owned_rig
-def _signal_then_open(*a, **kw):
-    if not os.environ.get("_SIGNALLED"):
-        os.environ["_SIGNALLED"] = "1"
-        os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_AT_RIG_OPEN"]))
-    return _open(*a, **kw)
-o.open_owned_rig = _signal_then_open
-"""
+SIGNAL_AT_RIG_OPEN = signal_hook("castrig.rig.ownership:open_owned_rig", "SIGNAL_AT_RIG_OPEN")
 
 # -- a membrane's metrics, as the analysis reports them (explore and lots tests) --------------------
 def membrane_metrics(d: float, *, through: float = 0.9, opening: float = 0.6) -> dict[str, Any]:
