@@ -44,9 +44,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """One worker per core (``-n auto`` in pyproject), but one only against real hardware: a
+    """Half again as many workers as cores (``-n auto`` in pyproject): a fifth of the suite's time
+    is spent waiting on castrig subprocesses and the wall clock, which a third worker on two cores
+    fills (398 s -> 347 s on CI's 2-core machine). One worker only against real hardware: a
     device on --device PORT has one owner, and two workers would open its port at once."""
-    return 0 if config.getoption("--device") else None
+    if config.getoption("--device"):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores + max(1, cores // 2)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -21,7 +21,7 @@ import yaml
 from tests.conftest import ROOT, only_run_dir, profile_with_addresses, run_rows, start_castrig, wait_until
 
 #: Both limits, shortened so the test stays short (docs/profiles.md: 10 s by default).
-LIMIT_S = 5.0
+LIMIT_S = 3.0
 #: A frozen HMT330/Alicat exchange: 3 tries, each up to the 1 s link timeout, the 2nd and 3rd
 #: after the InStep resync's 0.1 s of quiet — the worst case of one exchange.
 EXCHANGE_S = 3 * 1.0 + 2 * 0.1
@@ -30,8 +30,9 @@ SLACK_S = 4.0  # two cores shared with the other tests (before the fix: 24 s aft
 #: The safe state's own retries (short), then the keep-trying phase the devices come back in.
 SAFE_RETRY_S = 2.0
 KEEP_TRYING_S = 60.0
-#: The pumps' safe-mode watchdog in sim-serial.yaml: frozen longer, they alarm A?T when back.
-WATCHDOG_S = 10.0
+#: The pumps' safe-mode watchdog (10 s in sim-serial.yaml, shortened here): frozen longer, they
+#: alarm A?T when back.
+WATCHDOG_S = 6.0
 
 RECIPE = """
 name: hang
@@ -45,6 +46,8 @@ def _profile(tmp_path: Path, addresses: dict[str, str]) -> Path:
     data = yaml.safe_load(path.read_text())
     data["control"].update(sensor_stale_s=LIMIT_S, comms_lost_s=LIMIT_S, safe_state_retry_s=SAFE_RETRY_S,
                            safe_state_keep_trying_s=KEEP_TRYING_S)
+    for role in ("caster", "water_pump"):
+        data["devices"][role]["safe_mode_s"] = WATCHDOG_S
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 

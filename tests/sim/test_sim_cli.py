@@ -77,9 +77,9 @@ def test_sim_serial_profile_runs_a_recipe_over_sockets(tmp_path):
         recipe = tmp_path / "tiny.yaml"
         recipe.write_text(
             "name: tiny\nsteps:\n"
-            "  - {type: condition, setpoint_rh_pct: 55, band_rh_pct: 2, stable_for_s: 3, timeout_s: 120}\n"
+            "  - {type: condition, setpoint_rh_pct: 47, band_rh_pct: 3, stable_for_s: 2, timeout_s: 120}\n"
             "  - {type: prewet, volume_ml: 0.05, rate_ml_min: 2}\n"
-            "  - {type: wait, duration_s: 3}\n"
+            "  - {type: wait, duration_s: 1}\n"
             "  - {type: capture, views: [reflected], fields: 1}\n"
         )
         code = main(["run", str(recipe), "--profile", str(profile), "--data", str(tmp_path / "runs"), "-q"])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, RUN_FOLDER_DAMAGES, castrig
+from conftest import ROOT, RUN_FOLDER_DAMAGES, castrig, castrig_main
 
 SHORT = ROOT / "tests" / "data" / "short.yaml"
 
@@ -60,7 +60,9 @@ DAMAGES = RUN_FOLDER_DAMAGES
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
-def test_a_damaged_run_folder_is_named_with_the_reason(one_run, tmp_path, damage):
+def test_a_damaged_run_folder_is_named_with_the_reason(one_run, tmp_path, damage, capsys):
+    """In this process (the readers and resume refuse before anything runs; a subprocess per
+    command cost ~10 s per damage on CI): the other tests here read through subprocesses."""
     name, spoil, reason = DAMAGES[damage]
     data = tmp_path / "runs"
     run_dir = data / one_run.name
@@ -70,16 +72,16 @@ def test_a_damaged_run_folder_is_named_with_the_reason(one_run, tmp_path, damage
     spoil(run_dir / name)
     for args in (["report", str(run_dir), "--out", str(tmp_path / "r.html")], ["export", str(run_dir), "--to", str(tmp_path / "x")],
                  ["resume", str(run_dir), "-q"]):
-        done = castrig(*args)
+        done = castrig_main(capsys, *args)
         text = done.stdout + done.stderr
         assert done.returncode == 2, (args, text[-2000:])
         assert "Traceback" not in text and "damaged run folder" in " ".join(text.split()), (args, text)
-    done = castrig("runs", "--data", str(data))
+    done = castrig_main(capsys, "runs", "--data", str(data))
     flat = " ".join(done.stdout.split())
     assert done.returncode == 0 and "damaged" in flat and one_run.name[:15] in flat, done.stdout + done.stderr
     # `castrig status` (and the served pages, through the same store.live) says what `runs` says:
     # it said 'completed' for a run.sqlite that is not a database
-    done = castrig("status", str(run_dir))
+    done = castrig_main(capsys, "status", str(run_dir))
     assert "damaged" in done.stdout and "completed" not in done.stdout, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
 
@@ -229,7 +231,7 @@ def test_concentration_200_gives_an_answer_or_outside_the_model(tmp_path, rh):
 
 
 @pytest.mark.parametrize("target", ["run.sqlite", "run.json", "image", "catalog.sqlite", "folder"])
-def test_report_out_never_overwrites_what_is_not_a_report(one_run, tmp_path, target):
+def test_report_out_never_overwrites_what_is_not_a_report(one_run, tmp_path, target, capsys):
     """``castrig report RUN --out RUN/run.sqlite`` replaced the run's records with the page, exit 0
     (as did an image, run.json, the catalog); only an earlier report is replaced."""
     data = tmp_path / "runs"
@@ -242,10 +244,10 @@ def test_report_out_never_overwrites_what_is_not_a_report(one_run, tmp_path, tar
     if not path.exists():
         path.write_bytes(b"SQLite format 3\0")
     before = sorted((p.relative_to(tmp_path), p.read_bytes() if p.is_file() else b"") for p in tmp_path.rglob("*"))
-    done = castrig("report", str(run_dir), "--out", str(path))
+    done = castrig_main(capsys, "report", str(run_dir), "--out", str(path))
     assert done.returncode == 2 and "--out" in done.stderr and "Traceback" not in done.stderr, done.stdout + done.stderr
     assert sorted((p.relative_to(tmp_path), p.read_bytes() if p.is_file() else b"") for p in tmp_path.rglob("*")) == before
     # an earlier report is replaced, as before
     page = tmp_path / "r.html"
-    assert castrig("report", str(run_dir), "--out", str(page)).returncode == 0
-    assert castrig("report", str(run_dir), "--out", str(page)).returncode == 0 and page.stat().st_size > 1000
+    assert castrig_main(capsys, "report", str(run_dir), "--out", str(page)).returncode == 0
+    assert castrig_main(capsys, "report", str(run_dir), "--out", str(page)).returncode == 0 and page.stat().st_size > 1000
