@@ -39,6 +39,27 @@ def test_queue_checks_every_recipe_before_starting(tmp_path, capsys):
     assert "broken.yaml" in capsys.readouterr().err
 
 
+def test_a_piped_recipe_is_refused_before_the_queue_starts(tmp_path):
+    """``castrig queue <(cat recipe.yaml)``: the queue read the pipe to check it, then ran an empty
+    recipe and left a queue state naming /dev/fd/63. A queue reads its recipes again (every
+    repetition, ``--resume``): refused up front, exit 2, nothing written."""
+    import os
+
+    from conftest import castrig
+
+    r, w = os.pipe()
+    os.write(w, (DATA / "short.yaml").read_bytes())
+    os.close(w)
+    data = tmp_path / "runs"
+    try:
+        done = castrig("queue", str(DATA / "short.yaml"), f"/dev/fd/{r}", "--data", str(data), pass_fds=(r,))
+    finally:
+        os.close(r)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"/dev/fd/{r}" in done.stderr and "needs recipe files" in done.stderr and "Traceback" not in done.stderr
+    assert not data.exists() or not list(data.iterdir())
+
+
 def _queue_killed_in_its_first_run(data: Path) -> Path:
     """A queue of two recipes killed -9 while its first run is under way: the queue's state file."""
     import os

@@ -66,6 +66,13 @@ def run_queue(
     seed: int | None,
     operator: str,
 ) -> int:
+    for path in recipes:
+        # each recipe is read again at every repetition and by `queue --resume`, maybe days later:
+        # a pipe (`<(cat recipe.yaml)`) would be empty by then, and its /dev/fd name meaningless
+        if not Path(path).is_file():
+            kind = "a folder" if Path(path).is_dir() else "not a regular file (a pipe?)" if Path(path).exists() else "missing"
+            raise BadInput(f"{path}: {kind}; castrig queue reads each recipe again for every repetition and on "
+                           f"--resume, so it needs recipe files (castrig run takes a pipe)", file=str(path), field="RECIPE")
     prof = load_profile(profile)
     for path in recipes:
         check_recipe_for_profile(load_recipe(path), Path(path), prof, Path(profile))
