@@ -71,3 +71,21 @@ def test_cli_measures_and_writes_only_the_pixel_size(tmp_path):
     from castrig.rig.profile import load_profile
 
     assert load_profile(profile).devices.camera.pixel_size_um == pytest.approx(10 / 23.3, rel=0.002)
+
+
+@pytest.mark.parametrize("pitch_px, grid", [(20, False), (20, True), (16, True), (32, False)])
+def test_a_comb_of_one_pixel_lines_is_measured_at_its_pitch_not_a_harmonic(tmp_path, capsys, pitch_px, grid):
+    """A target drawn with 1-px lines (not our renderer: no blur, no noise) has harmonics as strong
+    as its fundamental; `calibrate camera` took the 5th harmonic of a 20 px comb (pitch 4 px, a
+    pixel size 5x too large) because only 1/2 and 1/3 of the strongest peak were looked at."""
+    from conftest import castrig_main
+
+    img = np.full((512, 512), 3000, np.uint16)
+    img[:, 3::pitch_px] = 60000
+    if grid:
+        img[3::pitch_px, :] = 60000
+    path = tmp_path / "comb.tif"
+    write_micrograph(path, img, 1.0)
+    done = castrig_main(capsys, "calibrate", "camera", str(path), "--pitch-um", "10", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["pixel_size_um"] == pytest.approx(10 / pitch_px, rel=0.001)

@@ -4,7 +4,7 @@ Method (Fourier peak, refined)
 ------------------------------
 1. The image, less its smooth illumination (a wide Gaussian), times a 2-D Hann window, is
    Fourier transformed; the strongest peak away from the lowest frequencies is the lines'
-   fundamental (a harmonic is caught by looking for a comparable peak at 1/2 and 1/3 of it).
+   fundamental (a harmonic is caught by looking for a comparable peak at 1/n of it).
 2. The peak is refined off the FFT grid by maximising the windowed image's discrete-time
    Fourier transform ``|Σ w·I·e^(−2πi(fx·x + fy·y))|`` over (fx, fy) (Nelder-Mead from
    :mod:`scipy.optimize`): the period ``1/|f|`` px and the lines' angle come from the refined
@@ -117,8 +117,10 @@ def _families(w: np.ndarray, min_period_px: float, max_period_px: float) -> list
     top = peaks[0][2]
 
     def fundamental(fx: float, fy: float, p: float) -> tuple[float, float]:
-        # A peak with comparable power at 1/2 or 1/3 of this one means this one is a harmonic.
-        for n in (3, 2):
+        # A peak with comparable power at 1/n of this one means this one is the n-th harmonic;
+        # the largest such n wins. Thin lines (1 px on a 20 px pitch) have harmonics as strong
+        # as the fundamental, and the strongest may be the 5th, not only the 2nd or 3rd.
+        for n in range(int(math.hypot(fx, fy) * max_period_px), 1, -1):
             for qx, qy, qp in peaks:
                 if qp >= 0.3 * p and math.hypot(qx - fx / n, qy - fy / n) < 2.0 / min(w.shape):
                     return qx, qy
