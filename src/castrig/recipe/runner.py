@@ -662,7 +662,7 @@ class Runner:
         }
         twin = self.rig.twin
         if twin is not None:
-            data["twin"] = twin.world.snapshot()
+            data["twin"] = twin.snapshot()
         found = self._membrane(i)
         if found is not None and found[0].evaporate_step == i:
             plan, mb = found
@@ -701,7 +701,10 @@ class Runner:
             fields.append(names)
             self.event("capture", cam.name, f"field {f}: {', '.join(step.views)}" + (f" of membrane {mid}" if mid else ""),
                        {"field": f, "images": names, "membrane_id": mid})
-        return {"fields": fields, "membrane_id": mid}
+        out: dict[str, Any] = {"fields": fields, "membrane_id": mid}
+        if self.rig.twin is not None:  # the next capture's field, for a resume (Twin.snapshot)
+            out["twin"] = {"camera_next_field": self.rig.twin.snapshot()["camera_next_field"]}
+        return out
 
     def _step_analyse(self, i: int, step: m.AnalyseStep) -> dict[str, Any]:
         from castrig.recipe.analyse import analyse_run_images

@@ -555,10 +555,13 @@ def _record_lost(recorder: RunRecorder, plan: ResumePlan, info: RunInfo, t_s: fl
 
 
 def _restore_twin(rig: Rig, journal: list[Any]) -> None:
-    """On the twin, the membrane made before the crash still exists: put it back."""
+    """On the twin, the membrane made before the crash still exists: put it back, and the camera
+    on the field it would have imaged next."""
     if rig.twin is None:
         return
     for entry in journal:
         snap = entry.data.get("twin") if entry.state == "done" else None
         if snap and snap.get("film"):
             rig.twin.restore_film(snap["film"])
+        if snap and snap.get("camera_next_field") is not None:
+            rig.twin.restore_camera(snap["camera_next_field"])

@@ -143,6 +143,18 @@ class Twin:
         self.world.recipe_solvent = solvent
         self.world.support_pore_um = support_pore_um
 
+    def snapshot(self) -> dict[str, Any]:
+        """The world's state and the camera's next field, for the run's journal: a resumed run
+        images its membrane on the field an uninterrupted run would have (the field's number
+        seeds its rendering; from 0 again, the same membrane showed another realisation)."""
+        snap = self.world.snapshot()
+        snap["camera_next_field"] = self._field + (1 if self._field_cache is not None else 0)
+        return snap
+
+    def restore_camera(self, next_field: int) -> None:
+        """The camera's stage back on the field it would have taken next (see :meth:`snapshot`)."""
+        self._field, self._field_cache, self._field_views = int(next_field), None, set()
+
     def restore_film(self, conditions: dict[str, Any]) -> None:
         """Put back a film formed before a crash (from the run's journal), for resumed runs."""
         from castrig.sim.world import FilmConditions, _FilmState
