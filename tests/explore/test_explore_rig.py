@@ -77,3 +77,58 @@ def test_explore_with_a_wall_clock_profile_proposes_and_asks(tmp_path, capsys, m
     assert code == 0 and "proposal from 1 stored runs" in out and "castrig run" in out
     assert (tmp_path / "f" / "proposals" / "p0001" / "recipe.yaml").is_file()
     assert len(list(root.glob("*/run.json"))) == 1
+
+
+def _two_cast_run(root: Path, d_um: tuple[float, float]) -> str:
+    """A completed run of docs/examples/two-rh-screening.yaml as the runner leaves it: m1 cast at
+    62 %RH (step 3), m2 at 75 %RH (step 9), each judged with its own D."""
+    from castrig.store import MembraneRecord
+    from conftest import membrane_metrics
+
+    recipe = yaml.safe_load((ROOT / "docs" / "examples" / "two-rh-screening.yaml").read_text())
+    assert [i for i, s in enumerate(recipe["steps"]) if s["type"] == "cast"] == [3, 9]
+    run_id = "20260101-000001-screen-62-75"
+    store = open_store(root)
+    rec = store.create_run(RunInfo(run_id=run_id, recipe_name=recipe["name"], recipe_path="", profile_name="rig-1",
+                                   profile_path="", software_version="t", seed=None, operator="ann",
+                                   started_utc="2026-01-01T00:00:01Z", recipe=recipe, profile={"control": {"total_flow_slpm": 2.0}}))
+    for k, (cast_step, d) in enumerate(zip((3, 9), d_um), 1):
+        m = membrane_metrics(d)
+        verdict = judge(m)
+        mid = f"{run_id}-m{k}"
+        rec.save_result(1.0, f"{mid}/metrics", m)
+        rec.save_result(1.0, f"{mid}/verdict", verdict.to_dict())
+        rec.save_membrane(MembraneRecord(mid, k, cast_step, "judged", support_position=k, metrics=m, verdict=verdict.to_dict(),
+                                         grades_met=list(verdict.met), target_grade="claim1", target_met=True, lot_id=mid))
+    rec.update_info(outcome="completed", ended_utc="2026-01-01T08:00:00Z")
+    store.index_run(rec, ["claim1"])
+    rec.close()
+    return run_id
+
+
+def test_a_stored_run_of_two_casts_is_two_points_and_the_one_that_met_is_named(tmp_path):
+    """Audit 4: a run of two casts at 62 and 75 %RH was one point, its first cast's settings beside
+    its last membrane's D (so 'met at D 8 µm' came with 62 %RH, the cast that made 4 µm), the
+    message named the run ('run its recipe again': two casts) and --out was not written. Now each
+    judged membrane is a point at its own cast's settings; the hit names the membrane and writes
+    one cast at its settings to FOLDER/found.yaml and --out."""
+    from conftest import castrig
+
+    root = tmp_path / "data"
+    run_id = _two_cast_run(root, (4.0, 8.0))
+    hist = store_history(root, grade="claim1", target_d_um=8.0)
+    assert sorted((h.membrane_id, h.params["rh_pct"], h.outcome.d_um) for h in hist) == \
+        [(f"{run_id}-m1", 62.0, 4.0), (f"{run_id}-m2", 75.0, 8.0)]
+    for target, k, rh in ((8.0, 2, 75.0), (4.0, 1, 62.0)):
+        out = tmp_path / f"found-{k}.yaml"
+        done = castrig("explore", "--target-grade", "claim1", "--target-d-um", str(target), "--profile",
+                       str(ROOT / "docs" / "examples" / "wall-clock-rig.yaml"), "--data", str(root), "--folder",
+                       str(tmp_path / f"f{k}"), "--out", str(out))
+        assert done.returncode == 0, done.stdout + done.stderr
+        flat = " ".join(done.stdout.split())
+        assert f"met: membrane {run_id}-m{k} made claim1" in flat, flat
+        found = Recipe.model_validate(yaml.safe_load(out.read_text()))
+        casts = [s for s in found.steps if s.type == "cast"]
+        evaporates = [s for s in found.steps if s.type == "evaporate"]
+        assert len(casts) == 1 and [s.setpoint_rh_pct for s in evaporates] == [rh]
+        assert out.read_text() == (tmp_path / f"f{k}" / "found.yaml").read_text()

@@ -105,7 +105,7 @@ def explore(
 
         folder = data_root(data) / "explore" / f"{target_grade}-d{target_d_um:g}um-s{seed}"
     if not settings.twin:
-        raise typer.Exit(_explore_rig(settings, folder, data))
+        raise typer.Exit(_explore_rig(settings, folder, data, out_recipe))
     if workers > 1 or storage is not None:
         if map_grid:
             raise BadInput("--map-grid with --workers/--storage: use castrig explore map (a grid on many workers)", field="--map-grid")
@@ -366,7 +366,7 @@ def _check_map_limits(grid, profile, profile_path: Path) -> None:  # type: ignor
         raise BadInput(f"--flow {grid.flow_slpm:g}: {exc}", file=exc.file, field="--flow") from None
 
 
-def _explore_rig(settings, folder: Path, data: Optional[Path]) -> int:  # type: ignore[no-untyped-def]
+def _explore_rig(settings, folder: Path, data: Optional[Path], out_recipe: Optional[Path] = None) -> int:  # type: ignore[no-untyped-def]
     """Real rig: propose from the store, run only what the operator confirms."""
     from castrig.explore.rig import propose_next, store_history
     from castrig.explore.space import point_label
@@ -382,8 +382,9 @@ def _explore_rig(settings, folder: Path, data: Optional[Path]) -> int:  # type: 
         hits = [h for h in history if h.outcome.hit(settings.tolerance)]
         if hits:
             h = hits[-1]
-            out.print(f"[green]met[/]: run {h.run_id} made {settings.grade} at D {h.outcome.d_um:.2f} µm ({point_label(h.params)}); "
-                      "run its recipe again to confirm", highlight=False)
+            recipe_path = _write_met_point(settings, folder, h, out_recipe)
+            out.print(f"[green]met[/]: {h.name} made {settings.grade} at D {h.outcome.d_um:.2f} µm ({point_label(h.params)}); "
+                      f"one cast at its settings: {recipe_path} — run it to confirm", highlight=False, soft_wrap=True)
             return 0
         if len(history) >= settings.budget:
             out.print(f"[red]not found[/]: {len(history)} stored runs reach the budget {settings.budget}", highlight=False)
@@ -397,6 +398,25 @@ def _explore_rig(settings, folder: Path, data: Optional[Path]) -> int:  # type: 
         result = run_recipe(recipe_path, profile_path, data_root=root, operator="explore")
         if result.outcome != "completed":
             return result.exit_code
+
+
+def _write_met_point(settings, folder: Path, h, out_recipe: Optional[Path]) -> Path:  # type: ignore[no-untyped-def]
+    """The recipe of one cast at a stored membrane's settings (``FOLDER/found.yaml``, and
+    ``--out``): a run's own recipe may cast several membranes, only one of which met."""
+    import yaml
+
+    from castrig.explore.space import apply_point, point_label
+
+    recipe = apply_point(settings.template, h.params, name=f"grade-{settings.grade}-d{settings.target_d_um:g}um",
+                         grade=settings.grade, description=f"Met by {h.name} ({settings.grade} at D {h.outcome.d_um:.2f} µm, "
+                                                           f"target {settings.target_d_um:g} µm). {point_label(h.params)}")
+    text = yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "found.yaml"
+    path.write_text(text)
+    if out_recipe is not None:
+        out_recipe.write_text(text)
+    return path
 
 
 def _operator_profile(settings) -> dict:  # type: ignore[no-untyped-def]

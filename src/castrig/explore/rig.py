@@ -20,30 +20,45 @@ from castrig.explore.search import template_point
 from castrig.explore.space import apply_point, profile_for
 from castrig.rig.profile import Profile
 from castrig.store import open_store
-from castrig.store.base import latest_results
 
 
 @dataclass
 class StoredRun:
+    """One measured membrane of the store: its own cast's settings and its own outcome."""
+
     run_id: str
     params: dict[str, float]
     outcome: Outcome
+    #: The membrane (``RUN-mK``); None for a run from before membranes (one result per run).
+    membrane_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"membrane {self.membrane_id}" if self.membrane_id else f"run {self.run_id}"
 
 
-def point_of_run(recipe: dict[str, Any], profile: dict[str, Any]) -> dict[str, float] | None:
-    """The four process parameters of a stored run (None if it had no cast/evaporate)."""
+def point_of_run(recipe: dict[str, Any], profile: dict[str, Any], cast_step: int | None = None) -> dict[str, float] | None:
+    """The four process parameters of a stored cast: the cast at step ``cast_step`` (0-based)
+    and the first evaporate after it — by default the recipe's first cast (None if it has no
+    cast followed by an evaporate)."""
     steps = recipe.get("steps") or []
-    evap = next((s for s in steps if s.get("type") == "evaporate"), None)
-    cast = next((s for s in steps if s.get("type") == "cast"), None)
-    if evap is None or cast is None:
+    casts = [i for i, s in enumerate(steps) if isinstance(s, dict) and s.get("type") == "cast"]
+    i = cast_step if cast_step is not None else (casts[0] if casts else None)
+    if i is None or not 0 <= i < len(steps) or steps[i].get("type") != "cast":
+        return None
+    # its evaporate: after its cast, before the next cast
+    evap = next((s for s in steps[i + 1:] if s.get("type") in ("evaporate", "cast")), None)
+    if evap is None or evap.get("type") != "evaporate":
         return None
     return {"rh_pct": float(evap["setpoint_rh_pct"]), "concentration_mg_ml": float(recipe.get("concentration_mg_ml", 5.0)),
-            "cast_volume_ml": float(cast["volume_ml"]),
+            "cast_volume_ml": float(steps[i]["volume_ml"]),
             "total_flow_slpm": float((profile.get("control") or {}).get("total_flow_slpm", 2.0))}
 
 
 def store_history(root: str | Path | None, *, grade: str, target_d_um: float) -> list[StoredRun]:
-    """Completed runs in the store, scored for this grade and target (the measured outcomes)."""
+    """The judged membranes of the store's completed runs, each scored for this grade and target
+    at its own cast's settings (a run of four casts at four RH is four points, not one: its first
+    cast's settings beside its last membrane's D had mixed two membranes)."""
     store = open_store(root)
     out = []
     for r in store.list_runs():
@@ -51,14 +66,25 @@ def store_history(root: str | Path | None, *, grade: str, target_d_um: float) ->
             continue
         rec = store.open_run(Path(r.run_dir))
         try:
-            point = point_of_run(rec.info.recipe, rec.info.profile)
-            results = latest_results(rec)  # one cast per explored recipe: its membrane
+            recipe, profile = rec.info.recipe, rec.info.profile
+            judged = [m for m in rec.membranes() if m.status == "judged"]
+            results = rec.results()
         finally:
             rec.close()
-        if point is None or "metrics" not in results:
+        if not judged:  # a run from before membranes: its one result
+            point = point_of_run(recipe, profile)
+            if point is not None and "metrics" in results:
+                out.append(StoredRun(r.run_id, point, score_run(r.outcome, results.get("metrics"), results.get("verdict"),
+                                                                grade=grade, target_d_um=target_d_um)))
             continue
-        out.append(StoredRun(r.run_id, point, score_run(r.outcome, results.get("metrics"), results.get("verdict"),
-                                                        grade=grade, target_d_um=target_d_um)))
+        for mb in judged:
+            point = point_of_run(recipe, profile, mb.cast_step)
+            metrics = results.get(f"{mb.membrane_id}/metrics", mb.metrics)
+            if point is None or not metrics:
+                continue
+            verdict = results.get(f"{mb.membrane_id}/verdict", mb.verdict)
+            out.append(StoredRun(r.run_id, point, score_run(r.outcome, metrics, verdict, grade=grade, target_d_um=target_d_um),
+                                 membrane_id=mb.membrane_id))
     return out
 
 
