@@ -840,9 +840,14 @@ def _pore_pixels_flat(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, 
         rho_o, d = np.empty(cap), np.empty(cap)
         m = 0
         for kk, g in grs:
-            # (np.hypot: 4× dearer than a square root of the squares, whose last bit differs on a
-            # sixth of the pixels, and that moved a real top view's opening by 0.02 points)
-            rho = np.hypot(oy[None, :kk] + fy[g, None], ox[None, :kk] + fx[g, None])
+            # ρ as the square root of the squares, in place (np.hypot is ~4× dearer; its last bit
+            # differs on a sixth of the pixels, which moved a real top view's opening by 0.0002)
+            rho = oy[None, :kk] + fy[g, None]
+            rho *= rho
+            dx = ox[None, :kk] + fx[g, None]
+            dx *= dx
+            rho += dx
+            np.sqrt(rho, out=rho)
             dg = rho - r_core[g, None]
             sel = dg <= ring
             gr, gc = cr[g], cc0[g]
