@@ -1434,14 +1434,15 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
                            hold=())
             return cg.reshape(g, ng).sum(axis=1)
 
-        # the grid's middle three first, its ends (0.8, 1.25) only where the lowest of the three
-        # is an end of them (a refit of SIGMA_PORES pores per point: the two end points cost 40 %
-        # of the grid, and a total lowest in the middle of the three is lowest among the five as
+        # the grid's middle three first, and of its ends (0.8, 1.25) only the one beyond the
+        # lowest of the three where that is an end (a refit of SIGMA_PORES pores per point: the
+        # two ends cost 40 % of the grid, and the other end is never the lowest of the five as
         # far as the totals are unimodal in σ)
         grid = s * np.array([0.9, 1.0, 1.1])
         tot = total(grid)
-        if int(np.argmin(tot)) != 1:
-            ext = s * np.array([0.8, 1.25])
+        j = int(np.argmin(tot))
+        if j != 1:
+            ext = s * np.array([0.8 if j == 0 else 1.25])
             grid, tot = np.concatenate([grid, ext]), np.concatenate([tot, total(ext)])
             o = np.argsort(grid)
             grid, tot = grid[o], tot[o]
@@ -1475,7 +1476,15 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
         dof1 = np.maximum((wt[sel] > 0).sum(axis=1) - NP, 1)
         noise = math.sqrt(max(float(np.median(ck / dof1)), 1e-12))
         wprior = (k_w, noise / W_PRIOR)
-    # the lip over a uniform cavity first (the floor step held below the window)
+    # the lip over a uniform cavity first (the floor step held below the window). The rim's
+    # height starts where the blur stage's fits put it relative to their window's visible rise
+    # (max − min, the median ratio): a rim narrower than the blur peaks well below its height A
+    # (the SEM twin: A ~1.6× the rise). Started at the rise, the fits of a dense view spent
+    # about a third of their work lifting A
+    if rim_image and sel.size:
+        f_a = float(np.median(ps_[:, 2] / np.maximum(p0[sel, 2], 1e-6)))
+        if math.isfinite(f_a) and f_a > 0:
+            p0[:, 2] = np.minimum(p0[:, 2] * f_a, 5.0)
     p0[:, 5] = np.maximum(inner - 2 * s, 0.3 * p0[:, 0])
     every = np.arange(n)
     p, cost, _ = fit_best(every, p0, s, rimmed, hold=(5, 6), wprior=wprior)
