@@ -868,7 +868,7 @@ def _pore_pixels_flat(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, 
         d[own_core] = -1e3
         d += 2e3
         d *= 65536.0
-        code = np.floor(d, out=d).astype(np.int64)
+        code = d.astype(np.int64)  # (d > 0: truncation is the floor)
         code <<= bits
         code |= pore
         best = np.full(h * w, np.iinfo(np.int64).max, np.int64)
@@ -881,13 +881,17 @@ def _pore_pixels_flat(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, 
     job = pool().submit(candidates, groups[cut:])
     parts = [candidates(groups[:cut]), job.result()]
     best = np.minimum(parts[0][4], parts[1][4], out=parts[0][4])
-    out = []
-    for flat, pore, rho, code, _, own_core in parts:
-        mine = best[flat] == code
-        out.append((flat[mine], pore[mine], rho[mine], own_core[mine]))
-    flat = np.concatenate([o[0] for o in out])
-    return (flat, np.concatenate([o[1] for o in out]).astype(np.intp), np.concatenate([o[2] for o in out]),
-            np.concatenate([o[3] for o in out]))
+    # each part's winners written straight into the outputs (no concatenated copies)
+    mines = [best[pt[0]] == pt[3] for pt in parts]
+    tot = sum(int(np.count_nonzero(mine)) for mine in mines)
+    out = (np.empty(tot, np.int64), np.empty(tot, np.int32), np.empty(tot), np.empty(tot, bool))
+    m = 0
+    for (flat, pore, rho, _, _, own_core), mine in zip(parts, mines):
+        e = m + int(np.count_nonzero(mine))
+        for src, dst in zip((flat, pore, rho, own_core), out):
+            np.compress(mine, src, out=dst[m:e])
+        m = e
+    return out[0], out[1].astype(np.intp), out[2], out[3]
 
 
 NP = 7  # R, c, A, w, F, R2, c2
