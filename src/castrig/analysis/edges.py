@@ -170,6 +170,32 @@ the fit ~55 % (the special functions ~40 of ~57 ns per point and iteration, and 
 overhead per iteration, ~420 iterations), the pore pixels ~15 % (np.hypot and the
 scatter-minimum over ~1.4M candidates). 0.1 s needs the per-profile fit compiled (no numpy
 call per iteration) or a fit with far fewer iterations, not more trimming of this one.
+
+Later still (issue 16's speed goal): the rim height of the lip stage starts at the window's
+visible rise (max − min) times the blur stage's median ratio of fitted height to rise (a rim
+narrower than the blur peaks well below its height A; the SEM twin ~1.6). Started at the rise,
+the lip stage spent about a third of its work lifting A: over the 28 sem accuracy cases (seeds
+1000, 6000) the fits take 24 % fewer profile-iterations (2.21M → 1.68M; the LM iterations, which
+set the numpy overhead, 2 % fewer) and end at lower costs; worst D 1.03 → 0.92 % and 0.92 →
+0.94 %, opening 0.0171 → 0.0161 and 0.0112 → 0.0118; σ unchanged; on the invariance benchmark
+only the plant section moved (worst D 1.37 → 1.11 %, opening 1.58 → 1.32 points; its single
+checks moved both ways by 0.1–0.3 points). The σ grid's middle three first, and an end only
+beyond the lowest of them (same σ on all 56 sem/bse_jpeg cases). ρ of the pore pixels by the
+square root of the squares (radii moved by ~1e-14 px, the invariance benchmark's views did not
+move) and the winners compressed straight into the outputs: pore pixels ~78 → ~57 ms CPU on the
+dense view. The SEM pair (benchmarks/analysis_speed.py's images, CPU, medians of 21 runs
+alternating with the previous version on a loaded 2-core machine): sparse 0.317 → 0.299 s,
+dense 0.698 → 0.637 s. Tried and not kept: the blur stage's rim height scaled alike (no fewer
+iterations, σ moved); R's start moved by the blur stage's median offset or ratio (more
+iterations, other basins); LM's first damping 10⁻³, 3·10⁻² or 10⁻¹ instead of 10⁻² (more work);
+Nielsen's damping update (more work, other optima); the rim term as one ndtr and one exp instead
+of erfcx (as dear: erfcx of these arguments costs what ndtr does); JᵀJ by products per pair of
+columns (~10 % cheaper than the stacked matmul, nothing overall); looser tolerances (1e-3 on the
+cost, 5e-3 px on R: σ moved by 1.5 %). What remains on the dense view: the fits ~0.26 s CPU of
+~0.47 (~490 LM iterations at ~0.15 ms of numpy overhead each, ~70 % of them in the image-wide
+stages on ≤ 800 profiles, whose slowest ~10 % of profiles still move after 30 iterations), the
+pore pixels ~57 ms; on the sparse view the fits ~70 ms of ~0.21 s, the rest the view's levels,
+cores and rim check (~20–30 ms each).
 """
 
 from __future__ import annotations
