@@ -1401,6 +1401,10 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
             else:
                 per = best[1] / np.maximum((wt[ix] > 0).sum(axis=1) - NP, 1)
                 jx = np.arange(ix.size) if ix.size <= RETRY_ALL else np.flatnonzero(per > RETRY_COST * np.median(per))
+                # not where the lip already ended within a bin of this start: from there the fit
+                # starts in the basin it found (a dense SEM twin view: 966 of 1603 retries, which
+                # won by ~1 % of cost and moved 3 lips by over 0.05 px)
+                jx = jx[np.abs(best[0][jx, 0] - R0[ix[jx]]) >= bp]
                 if jx.size == 0:
                     break
             qq = q[jx].copy()
