@@ -439,6 +439,7 @@ lots_app = typer.Typer(help="Membrane lots: judged membranes that met a grade, t
 @lots_app.callback()
 def lots(ctx: typer.Context, data: Optional[Path] = typer.Option(None, "--data", help="Data root.")) -> None:
     """List the membrane lots under the data root."""
+    ctx.obj = {"data": data}  # `castrig lots --data ROOT assign ...`: the subcommands act on ROOT
     if ctx.invoked_subcommand is not None:
         return
     from castrig.lots import list_lots, not_lots
@@ -468,8 +469,22 @@ def lots(ctx: typer.Context, data: Optional[Path] = typer.Option(None, "--data",
         out.print(f"not a lot: {membrane_id} — {why}", highlight=False, soft_wrap=True)
 
 
+def _lots_data(ctx: typer.Context, data: Optional[Path]) -> Optional[Path]:
+    """The data root of ``castrig lots [--data A] assign|unassign ... [--data B]``: the group's
+    ``--data`` or the subcommand's (either one); both given and naming different folders is a
+    BadInput naming both -- an intended use is never written to a root the operator did not mean."""
+    group = (ctx.parent.obj or {}).get("data") if ctx.parent is not None and isinstance(ctx.parent.obj, dict) else None
+    if group is None or data is None:
+        return data if data is not None else group
+    if group.resolve() != data.resolve():
+        raise BadInput(f"castrig lots --data {group} ... {ctx.info_name} --data {data}: two different data roots; "
+                       "give --data once (before or after the subcommand)", field="--data")
+    return data
+
+
 @lots_app.command("assign")
 def lots_assign(
+    ctx: typer.Context,
     lot: str = typer.Argument(..., help="Lot id (the membrane id, RUN-mK)."),
     use: str = typer.Option(..., "--use", help="blood_filter or coculture."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data root."),
@@ -478,18 +493,21 @@ def lots_assign(
     """Record a lot's intended use (checked against its grades; one use per lot; twin lots refused unless allowed)."""
     from castrig.lots import assign_use
 
+    data = _lots_data(ctx, data)
     got = assign_use(lot, use, data, allow_simulated=allow_simulated)
     typer.echo(f"lot {got.lot_id}: intended use {got.intended_use}" + (" (SIMULATED membrane, allowed)" if got.simulated else ""))
 
 
 @lots_app.command("unassign")
 def lots_unassign(
+    ctx: typer.Context,
     lot: str = typer.Argument(..., help="Lot id."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data root."),
 ) -> None:
     """Remove a lot's intended use (before deliberately giving it another)."""
     from castrig.lots import unassign_use
 
+    data = _lots_data(ctx, data)
     got = unassign_use(lot, data)
     typer.echo(f"lot {got.lot_id}: no intended use")
 
