@@ -292,7 +292,8 @@ def runs(
     store = open_store(data)
     if prune_never_started:
         _prune_never_started(store.root)
-    rows = [r for r in store.list_runs() if keep(r.started_utc, r.grades, r.outcome)]
+    every = store.list_runs()
+    rows = [r for r in every if keep(r.started_utc, r.grades, r.outcome)]
     table = Table(title=f"runs in {store.root}")
     for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "grades"):
         table.add_column(col)
@@ -304,7 +305,7 @@ def runs(
         table.add_row(r.run_id, r.recipe_name, r.profile_name, r.operator, r.started_utc, outcome_text, ",".join(r.grades))
     Console(width=200).print(table)
     if not rows:
-        typer.echo("no runs yet")
+        typer.echo(f"no runs match ({len(every)} run{'s' if len(every) != 1 else ''} in all)" if every else "no runs yet")
 
 
 def _prune_never_started(root: Path) -> None:

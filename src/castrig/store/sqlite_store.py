@@ -693,6 +693,36 @@ class SqliteRunStore(RunStore):
         mine = identity(run_dir)
         return mine is not None and mine == identity(own)
 
+    def _refresh_row(self, run_dir: Path, row: tuple[Any, ...], outcome: str) -> RunSummary | None:
+        """A catalog row that says ``running`` brought up to date from its run folder: the grades its
+        judged membranes met so far (and, for a run that ended after the row was written, its
+        ending), as ``castrig serve``, ``castrig lots`` and ``filter check`` read them from the folder.
+        ``outcome``: what :func:`live_outcome` shows; a run no longer running (crashed, or ended)
+        has its catalog row rewritten when it differs (a live run's row is left to its runner,
+        which writes it at the end). None if the folder cannot be read (the row is shown as it is)."""
+        from castrig.store.base import grades_of
+
+        try:
+            rec = self.open_run(run_dir)
+        except (BadInput, sqlite3.Error, OSError):
+            return None
+        try:
+            i = rec.info
+            if i.run_id != row[0]:
+                return None
+            grades = tuple(grades_of(rec))
+            if outcome != "running" and (",".join(grades) != (row[8] or "") or i.outcome != row[7] or i.ended_utc != row[6]):
+                try:
+                    self.index_run(rec, grades)
+                except (StoreError, OSError, sqlite3.Error):
+                    pass  # a read-only or full data root: shown from the folder, indexed another time
+        except sqlite3.Error:
+            return None
+        finally:
+            rec.close()
+        return RunSummary(row[0], row[1], i.recipe_name, i.profile_name, i.operator, i.started_utc, i.ended_utc,
+                          outcome, grades)
+
     def list_runs(self) -> list[RunSummary]:
         """Catalog rows, and every run folder the catalog does not know yet (indexed if the data
         root can be written; listed from the folder if not — a read-only or full data root). A
@@ -710,7 +740,13 @@ class SqliteRunStore(RunStore):
             if damage is not None:
                 out.append(RunSummary(*r[:7], "damaged", (), reason=damage))
                 continue
-            out.append(RunSummary(*r[:7], live_outcome(run_dir, r[7]), tuple(g for g in (r[8] or "").split(",") if g)))
+            outcome, grades = live_outcome(run_dir, r[7]), tuple(g for g in (r[8] or "").split(",") if g)
+            if r[7] == "running" and run_dir.is_dir():
+                fresh = self._refresh_row(run_dir, r, outcome)
+                if fresh is not None:
+                    out.append(fresh)
+                    continue
+            out.append(RunSummary(*r[:7], outcome, grades))
         try:
             folders = sorted(p for p in self.root.iterdir() if p.is_dir() and p.name not in known)
         except OSError:
