@@ -7,7 +7,11 @@ exports of many runs concatenate (``pandas.concat``, or pasting sheets in Excel)
 - ``events``:  run_id, t_s, kind, source, message, data_json
 - ``metrics``: run_id, membrane_id, source (metrics | truth), name, value (numbers), text
   (anything else) — nested results flattened to dotted names; one block per membrane
-- ``verdict``: run_id, membrane_id, grade, metric, bound, measured, margin, pass (membranes judged)
+- ``verdict``: run_id, membrane_id, grade, metric, bound, measured, margin, pass, status, interval_low,
+  interval_high, flags, advice (membranes judged). ``pass`` is true/false/empty; ``status`` tells an
+  empty ``pass`` apart: ``marginal`` (the bound lies inside the measured value's 95 % interval
+  ``interval_low``–``interval_high``, or a passing value carries quality ``flags``; ``advice`` says
+  what would settle it) or ``unknown`` (not measured); ``flags`` comma-separated
 - ``membranes``: run_id, membrane_id, k, status (judged | made | lost …), simulated, lot_id,
   grades_met, target_grade, target_met, lost_reason, support_position, cast_step, t_start_s,
   t_end_s, rh_mean_pct, rh_min_pct, rh_max_pct, out_of_band_s, prewet_ml, cast_ml (runs with casts)
@@ -85,12 +89,17 @@ def _is_check(node: Mapping[str, Any]) -> bool:
     return "measured" in node or ("value" in node and ("limit" in node or "bound" in node or "margin" in node))
 
 
-def _check_row(node: Mapping[str, Any], grade: str | None, name: str | None) -> dict[str, Any]:
+#: What ``castrig export`` adds to a check's row, after the columns scripts already read.
+CHECK_EXTRAS = ("status", "interval_low", "interval_high", "flags", "advice")
+_STATUSES = ("pass", "fail", "marginal", "unknown")
+
+
+def _check_row(node: Mapping[str, Any], grade: str | None, name: str | None, extended: bool = False) -> dict[str, Any]:
     passed = next((node[k] for k in ("pass", "passed", "ok", "met") if k in node), None)
     status = node.get("status")
     if passed is None and status in ("pass", "fail"):
         passed = status == "pass"
-    return {
+    row = {
         # the enclosing grade, not the check's "source" (a grade inherits bounds from another)
         "grade": node.get("grade", grade) or "",
         "metric": node.get("metric") or node.get("label") or node.get("quantity") or node.get("name") or name or "",
@@ -99,10 +108,24 @@ def _check_row(node: Mapping[str, Any], grade: str | None, name: str | None) -> 
         "margin": node.get("margin"),
         "pass": None if passed is None else bool(passed),
     }
+    if extended:
+        interval = node.get("interval")
+        low, high = interval if isinstance(interval, (list, tuple)) and len(interval) == 2 else (None, None)
+        flags = node.get("flags")
+        row.update({
+            "status": status if status in _STATUSES else ("unknown" if passed is None else "pass" if passed else "fail"),
+            "interval_low": low,
+            "interval_high": high,
+            "flags": ",".join(map(str, flags)) if isinstance(flags, (list, tuple)) else (flags or None),
+            "advice": node.get("advice"),
+        })
+    return row
 
 
-def verdict_rows(verdict: Any) -> list[dict[str, Any]]:
-    """Every check of a verdict as (grade, metric, bound, measured, margin, pass).
+def verdict_rows(verdict: Any, *, extended: bool = False) -> list[dict[str, Any]]:
+    """Every check of a verdict as (grade, metric, bound, measured, margin, pass); ``extended``:
+    and :data:`CHECK_EXTRAS` (status pass/fail/marginal/unknown, the value's 95 % interval, its
+    quality flags, the advice of a marginal bound), as ``castrig export`` writes them.
 
     The analysis writes ``{"grades": [{"grade", "status", "checks": [{"label", "kind", "limit",
     "value", "margin", "status"}]}], "grades_met": [...]}``; ``pass`` is None for a bound that could
@@ -115,7 +138,7 @@ def verdict_rows(verdict: Any) -> list[dict[str, Any]]:
     def walk(node: Any, grade: str | None, key: str | None) -> None:
         if isinstance(node, Mapping):
             if _is_check(node):
-                rows.append(_check_row(node, grade, key))
+                rows.append(_check_row(node, grade, key, extended))
                 return
             here = node.get("grade") if isinstance(node.get("grade"), str) else grade
             for k, v in node.items():
@@ -173,7 +196,7 @@ def run_tables(run_dir: Path) -> dict[str, tuple[list[str], list[Sequence[Any]]]
               for mb in membranes] if membranes else [("", results)]
     metrics: list[Sequence[Any]] = []
     verdict: list[Sequence[Any]] = []
-    cols = ["grade", "metric", "bound", "measured", "margin", "pass"]
+    cols = ["grade", "metric", "bound", "measured", "margin", "pass", *CHECK_EXTRAS]
     for mid, res in blocks:
         for source in ("metrics", "truth"):
             if isinstance(res.get(source), Mapping):
@@ -182,7 +205,7 @@ def run_tables(run_dir: Path) -> dict[str, tuple[list[str], list[Sequence[Any]]]
                     metrics.append((rid, mid, source, name, float(value) if number else None,
                                     None if number or value is None else str(value)))
         if res.get("verdict") is not None:
-            verdict.extend((rid, mid, *(r[c] for c in cols)) for r in verdict_rows(res["verdict"]))
+            verdict.extend((rid, mid, *(r[c] for c in cols)) for r in verdict_rows(res["verdict"], extended=True))
     tables: dict[str, tuple[list[str], list[Sequence[Any]]]] = {
         "samples": (["run_id", "t_s", "channel", "value"], samples),
         "events": (["run_id", "t_s", "kind", "source", "message", "data_json"], events),
@@ -268,7 +291,7 @@ def _write_parquet(path: Path, cols: list[str], rows: list[Sequence[Any]]) -> No
             arrays[c] = pa.array(values, pa.bool_())
         elif kinds and kinds <= {int}:
             arrays[c] = pa.array(values, pa.int64())
-        elif not kinds and c in ("t_s", "value", "measured", "margin"):
+        elif not kinds and c in ("t_s", "value", "measured", "margin", "interval_low", "interval_high"):
             arrays[c] = pa.array(values, pa.float64())
         else:  # mixed (a metrics table holds numbers and text): text, so the column has one type
             arrays[c] = pa.array([None if v is None else str(v) for v in values], pa.string())
