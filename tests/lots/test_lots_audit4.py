@@ -65,3 +65,63 @@ def test_lots_group_and_subcommand_data_that_differ_are_refused(elsewhere_and_cw
     assert done.returncode == 0, done.stderr
     done = castrig_main(capsys, "lots", "--data", "runs", "unassign", lot, "--data", str(elsewhere))
     assert done.returncode == 2 and lot in json.loads((elsewhere / "lots.json").read_text())
+
+
+# -- filter check / coculture check: a crashed run's lot, a lot listed twice -------------------------
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _crashed_run(root: Path, run_id: str = "20260101-000001-night") -> str:
+    """A run folder as `castrig run` killed -9 in m2's evaporation leaves it: m1 judged (met
+    claims 1-4, so `castrig lots` lists it), m2 forming, run.json still running, no owner; m1's id."""
+    from castrig.analysis.verdict import judge
+    from castrig.store import MembraneRecord, RunInfo, open_store
+
+    rec = open_store(root).create_run(RunInfo(run_id=run_id, recipe_name="night", recipe_path="", profile_name="p", profile_path="",
+                                              software_version="t", seed=None, operator="", started_utc="2026-01-01T00:00:01Z"))
+    m = _metrics(3.0)
+    verdict = judge(m)
+    rec.save_membrane(MembraneRecord(f"{run_id}-m1", 1, 3, "judged", support_position=1, metrics=m, verdict=verdict.to_dict(),
+                                     grades_met=list(verdict.met), target_grade="claim1", target_met=True, lot_id=f"{run_id}-m1"))
+    rec.save_membrane(MembraneRecord(f"{run_id}-m2", 2, 8, "forming", support_position=2))
+    rec.close()  # the owner's lock goes, as with kill -9
+    return f"{run_id}-m1"
+
+
+def _build(tmp_path: Path, name: str, **changes) -> Path:
+    import yaml
+
+    data = yaml.safe_load((ROOT / "examples" / ("filter-build.yaml" if name == "filter" else "coculture.yaml")).read_text())
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**data, **changes}))
+    return path
+
+
+def test_filter_and_coculture_check_refuse_a_lot_of_a_crashed_run(tmp_path, capsys):
+    root = tmp_path / "data"
+    lot = _crashed_run(root)
+    assert lot in castrig_main(capsys, "lots", "--data", str(root)).stdout  # listed: its membrane was judged
+    run = lot.rsplit("-m", 1)[0]
+    for kind, changes in (("filter", {"lots": [lot]}), ("coculture", {"lot": lot})):
+        done = castrig_main(capsys, kind, "check", str(_build(tmp_path, kind, **changes)), "--data", str(root))
+        assert done.returncode == 2, done.stdout
+        assert f"made by run {run}, which is crashed, not completed" in done.stderr and "castrig resume" in done.stderr
+        assert "Traceback" not in done.stderr
+    # once the run is taken to its end (castrig resume), the same lot is taken
+    from castrig.store import open_store
+
+    store = open_store(root)
+    with store.open_run(root / run) as rec:
+        rec.update_info(outcome="completed", ended_utc="2026-01-01T08:00:00Z")
+    done = castrig_main(capsys, "filter", "check", str(_build(tmp_path, "filter", lots=[lot])), "--data", str(root))
+    assert done.returncode == 0, done.stderr
+
+
+def test_filter_check_refuses_a_lot_listed_twice(tmp_path, capsys):
+    root = tmp_path / "data"
+    lot, other = add_membrane_run(root, "20260101-000001-two", [_metrics(3.0), _metrics(4.0)])
+    done = castrig_main(capsys, "filter", "check", str(_build(tmp_path, "filter", lots=[lot, lot], layers=2)), "--data", str(root))
+    assert done.returncode == 2
+    assert f"lots[1] = '{lot}': the same lot as lots[0]" in done.stderr and "Traceback" not in done.stderr
+    done = castrig_main(capsys, "filter", "check", str(_build(tmp_path, "filter", lots=[lot, other], layers=2)), "--data", str(root))
+    assert done.returncode == 0, done.stderr

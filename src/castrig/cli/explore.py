@@ -461,7 +461,8 @@ def lots(ctx: typer.Context, data: Optional[Path] = typer.Option(None, "--data",
                       ",".join(lot.grades_met), f(d, ".2f"),
                       f(s / d if d and s is not None else None, ".3f"), f(m.get("opening_ratio"), ".2f"),
                       f(m.get("through_pore_fraction"), ".2f"), f(m.get("mean_thickness_um"), ".2f"),
-                      use or ("suits: " + ", ".join(lot.uses)))
+                      (use or ("suits: " + ", ".join(lot.uses)))
+                      + ("" if lot.run_outcome == "completed" else f" (run {lot.run_outcome}: no build takes it)"))
     out.print(table)
     if not rows:
         typer.echo("no lots yet (a lot is a judged membrane that met a grade)")

@@ -1,7 +1,10 @@
 """Filter builds and co-culture set-ups: their files (pydantic) and their checks against the claims.
 
 A lot already assigned to the other use (``castrig lots assign``) is refused by the check of
-this use, naming the use it has: the two uses exclude each other.
+this use, naming the use it has: the two uses exclude each other. A lot must come from a run
+that ended ``completed`` (as the example files say): a lot of a crashed run is refused, naming the
+run and its outcome (``castrig resume`` it to the end first), as is one of an aborted, faulted or
+interrupted run. A filter build lists each lot once (``layers`` says how many layers are cut).
 
 Two layers, as for recipes: the model rejects what is not physically meaningful (a negative
 area, no lots, a missing field) with the file, field and allowed range; the check then judges a
@@ -157,6 +160,15 @@ def _check_lot(report: CheckReport, lot_id: str, where: str, use: str, required:
     except BadInput as exc:
         report.problems.append((where, str(exc)))
         return
+    outcome = getattr(lot, "run_outcome", "completed")
+    if outcome != "completed":
+        how = {"crashed": f"its process is gone and it was not resumed: `castrig resume {lot.run_dir}` to the end first",
+               "interrupted": f"`castrig resume {lot.run_dir}` to the end first",
+               "aborted": f"`castrig resume {lot.run_dir} --after-abort` to the end first, if that is really meant"}.get(
+            outcome, "its lots cannot go into a build")
+        report.problems.append((where, f"{where} = {lot_id!r}: made by run {lot.run_id or lot.run_dir}, which is {outcome}, not "
+                                       f"completed ({how}) (allowed: a lot of a completed run)"))
+        return
     if getattr(lot, "simulated", False):
         if not allow_simulated:
             report.problems.append((where, f"{where} = {lot_id!r}: made on the digital twin (simulated), not a real membrane "
@@ -188,7 +200,14 @@ def check_filter(build: FilterBuild, lookup: LotLookup, *, file: str = "filter",
         if r.counts is not None:
             report.notes.append(f"{stage}: log removal {r.value:.3f} = log10({r.counts.before:.4g} / {r.counts.after:.4g}) "
                                 f"from the counts in {r.suspension_volume_cm3:g} cm³")
+    first: dict[str, int] = {}
     for i, lot_id in enumerate(build.lots):
+        if lot_id in first:
+            report.problems.append((f"lots[{i}]", f"lots[{i}] = {lot_id!r}: the same lot as lots[{first[lot_id]}]; a lot is one "
+                                                  "membrane: list each lot once (layers says how many layers the element has) "
+                                                  "(allowed: distinct lots)"))
+            continue
+        first[lot_id] = i
         _check_lot(report, lot_id, f"lots[{i}]", "blood_filter", build.required_grade, lookup, allow_simulated)
     return report
 

@@ -73,6 +73,9 @@ class Lot:
     run_id: str = ""
     membrane_id: str | None = None  # None: a run recorded before membranes (the run is the lot)
     assignment: dict[str, Any] = field(default_factory=dict)
+    #: How the run that made it ended, as `castrig runs` shows it (completed, crashed, aborted…):
+    #: a filter build or co-culture set-up takes lots from completed runs only.
+    run_outcome: str = "completed"
 
     def suits(self, use: str, required_grade: str | None = None) -> bool:
         grades = (required_grade,) if required_grade else SUITABLE_GRADES[use]
@@ -132,7 +135,7 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
                 lot_id = mb.lot_id or mb.membrane_id
                 a = assigned.get(lot_id) or {}
                 lots.append(Lot(lot_id, r.run_dir, r.recipe_name, r.started_utc, list(mb.grades_met), dict(mb.metrics or {}),
-                                a.get("intended_use"), mb.simulated, r.run_id, mb.membrane_id, a))
+                                a.get("intended_use"), mb.simulated, r.run_id, mb.membrane_id, a, r.outcome))
     return lots, others
 
 
