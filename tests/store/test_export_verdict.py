@@ -63,3 +63,17 @@ def test_verdict_csv_tells_marginal_from_unknown_with_interval_and_flags(judged_
     assert flagged and all(r["status"] == "marginal" and r["pass"] == "" for r in flagged)
     assert {r["status"] for r in rows} >= {"pass", "marginal", "unknown"}
     assert all(r["status"] == ("pass" if r["pass"] == "True" else "fail") for r in rows if r["pass"])
+
+
+def test_membranes_csv_ends_with_the_lots_intended_use(tmp_path, capsys):
+    from conftest import add_membrane_run
+
+    root = tmp_path / "data"
+    lot, other = add_membrane_run(root, "20260101-000001-two", [_metrics(3.0), _metrics(4.0)])
+    done = castrig_main(capsys, "lots", "--data", str(root), "assign", lot, "--use", "coculture")
+    assert done.returncode == 0, done.stderr
+    done = castrig_main(capsys, "export", str(root / "20260101-000001-two"), "--to", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    cols, rows = _rows(tmp_path / "out" / "membranes.csv")
+    assert cols[-1] == "intended_use" and cols[:4] == ["run_id", "membrane_id", "k", "status"]
+    assert {r["membrane_id"]: r["intended_use"] for r in rows} == {lot: "coculture", other: ""}

@@ -97,6 +97,13 @@ def _assignments(root: Path) -> dict[str, dict[str, Any]]:
     return data if isinstance(data, dict) else {}
 
 
+def intended_uses(root: str | Path) -> dict[str, str]:
+    """lot id -> intended use, as ``castrig lots assign`` recorded them under data root ``root``
+    (``DATA/lots.json``; {} if there is none). BadInput naming the file if it is not JSON."""
+    return {lot_id: str(a["intended_use"]) for lot_id, a in _assignments(Path(root)).items()
+            if isinstance(a, dict) and a.get("intended_use")}
+
+
 def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
     """(lots, membranes that are not lots with the reason) under a data root."""
     store = open_store(root)

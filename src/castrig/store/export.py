@@ -14,7 +14,9 @@ exports of many runs concatenate (``pandas.concat``, or pasting sheets in Excel)
   what would settle it) or ``unknown`` (not measured); ``flags`` comma-separated
 - ``membranes``: run_id, membrane_id, k, status (judged | made | lost …), simulated, lot_id,
   grades_met, target_grade, target_met, lost_reason, support_position, cast_step, t_start_s,
-  t_end_s, rh_mean_pct, rh_min_pct, rh_max_pct, out_of_band_s, prewet_ml, cast_ml (runs with casts)
+  t_end_s, rh_mean_pct, rh_min_pct, rh_max_pct, out_of_band_s, prewet_ml, cast_ml, intended_use
+  (runs with casts; ``intended_use``: blood_filter or coculture as ``castrig lots assign`` gave
+  the lot, from the data root's ``lots.json``; empty if none)
 
 A run recorded before membranes has an empty ``membrane_id``.
 
@@ -214,7 +216,12 @@ def run_tables(run_dir: Path) -> dict[str, tuple[list[str], list[Sequence[Any]]]
     if verdict:
         tables["verdict"] = (["run_id", "membrane_id", *cols], verdict)
     if membranes:
-        tables["membranes"] = (list(MEMBRANE_COLUMNS), [membrane_row(rid, mb) for mb in membranes])
+        from castrig.lots.registry import intended_uses
+
+        uses = intended_uses(run_dir.parent)  # the data root the run folder is in (a copy elsewhere: none)
+        tables["membranes"] = ([*MEMBRANE_COLUMNS, "intended_use"],
+                               [(*membrane_row(rid, mb), uses.get(mb.lot_id or mb.membrane_id))
+                                for mb in membranes])
     return tables
 
 
