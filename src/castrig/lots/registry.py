@@ -134,6 +134,10 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
                 others.append((mb.membrane_id, f"lost: {mb.lost_reason}"))
             elif r.outcome == "running":
                 others.append((mb.membrane_id, "its run is still running (or crashed: `castrig resume` it)"))
+            elif mb.status == "made":  # evaporated under control, the run ended before its capture/analyse
+                others.append((mb.membrane_id, f"not judged (made, not analysed: the run ended {r.outcome} before its "
+                               f"capture/analyse; `castrig resume{' --after-abort' if r.outcome == 'aborted' else ''}` "
+                               "images and judges it)"))
             elif mb.status != "judged":
                 others.append((mb.membrane_id, f"not judged ({mb.status}; the run ended {r.outcome})"))
             elif not mb.grades_met:

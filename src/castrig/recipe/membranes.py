@@ -99,13 +99,15 @@ class ResumePlan:
     skip: set[int] = field(default_factory=set)  # steps of lost membranes, journaled ``skipped``
 
 
-def plan_resume(recipe: m.Recipe, journal: list[Any], *, elapsed_s: float | None = None, gap: str = "") -> ResumePlan:
+def plan_resume(recipe: m.Recipe, journal: list[Any], *, elapsed_s: float | None = None, gap: str = "",
+                stopped: str = "the run stopped") -> ResumePlan:
     """The resume plan from the journal.
 
     A step that finished (``done``) or was ``skipped`` is never run again. A started, unfinished
     step that is harmless to repeat (purge, condition, wait, capture, analyse) is repeated. A
     membrane whose steps began but whose evaporation did not end under control is lost (``gap``
-    words how long it was left, e.g. "for 3 min of wall clock until the resume").
+    words how long it was left, e.g. "for 3 min of wall clock until the resume"; ``stopped`` how
+    the run stopped, e.g. "the run ended aborted" when a run that ended records its own losses).
     """
     steps = recipe.steps
     done = {e.step_index for e in journal if e.state == "done"}
@@ -130,39 +132,167 @@ def plan_resume(recipe: m.Recipe, journal: list[Any], *, elapsed_s: float | None
             where = f"in {step_label(at, st)}" + (f" after {elapsed_s:.0f} s of it" if elapsed_s is not None and at == last_started else "")
         what = "the cast film dried without RH control" if any(j >= p.cast_step for j in begun) else \
             "the pre-wetted support dried without RH control (its water content is unknown)"
-        reason = f"{what}: the run stopped {where}" + (f", {gap}" if gap else "")
+        reason = f"{what}: {stopped} {where}" + (f", {gap}" if gap else "")
         plan.lost.append(LostMembrane(p, reason, at))
         plan.skip |= {j for j in p.steps if j not in done}
     plan.first = next((i for i in range(len(steps)) if i not in done and i not in plan.skip), len(steps))
     return plan
 
 
-def target_summary(membranes: list[dict[str, Any]], target: str | None) -> tuple[str, bool | None]:
-    """(one line on what the run made against its target grade, whether every membrane met it).
+def process_record(rec: Any, recipe: m.Recipe, plan: MembranePlan, t0: float | None, t1: float,
+                   evap_data: dict[str, Any] | None = None, *, lost: str | None = None) -> dict[str, Any]:
+    """The membrane's process record (DESIGN §5): RH history from its pre-wet (else its cast) to the
+    end of its evaporation, time out of band, volumes and rates dispensed.
 
-    ``None`` when the run has no target grade or no membrane.
+    ``evap_data``: what its evaporate step journaled (out of band, RH error). ``lost``: the reason a
+    membrane was lost before its evaporation ended under control; its record is then partial, up to
+    its last RH record at or before ``t1`` (``partial``), with the evaporation statistics computed
+    from the samples up to there and only the dispenses that began (a dispense cut short: volume
+    unknown)."""
+    journal = rec.journal()
+
+    def started_at(i: int | None) -> float | None:
+        starts = [e.t_s for e in journal if e.step_index == i and e.state == "started"]
+        return starts[-1] if starts else None
+
+    series = [(t, v) for t, _, v in rec.samples("rh_near_pct") if v is not None and (t0 is None or t >= t0) and t <= t1]
+    rh = [v for _, v in series]
+    evap_t0 = started_at(plan.evaporate_step) if plan.evaporate_step is not None else None
+    if lost is not None and series:
+        t1 = series[-1][0]  # its last record before it was lost
+    out: dict[str, Any] = {
+        "t_start_s": t0, "t_end_s": t1,
+        "rh_mean_pct": sum(rh) / len(rh) if rh else None,
+        "rh_min_pct": min(rh) if rh else None,
+        "rh_max_pct": max(rh) if rh else None,
+        "evaporation": {},
+        "dispensed": {},
+    }
+    evap = recipe.steps[plan.evaporate_step] if plan.evaporate_step is not None else None
+    if isinstance(evap, m.EvaporateStep) and (lost is None or evap_t0 is not None):
+        if evap_data is None:  # its evaporation did not end: from the samples, as the step counts them
+            evap_data = _band_stats([(t, v) for t, v in series if evap_t0 is not None and t >= evap_t0], evap, evap_t0)
+        out["evaporation"] = {"setpoint_rh_pct": evap.setpoint_rh_pct, "band_rh_pct": evap.band_rh_pct,
+                              "duration_s": None if evap_t0 is None else t1 - evap_t0,
+                              "out_of_band_s": evap_data.get("out_of_band_s"),
+                              "rh_error_mean_pct": evap_data.get("rh_error_mean_pct"),
+                              "rh_error_rms_pct": evap_data.get("rh_error_rms_pct")}
+        if lost is not None:
+            out["evaporation"]["planned_duration_s"] = evap.duration_s
+    done = {e.step_index: e.data for e in journal if e.state == "done"}
+    for j in plan.steps:
+        st = recipe.steps[j]
+        if not isinstance(st, (m.PrewetStep, m.CastStep)):
+            continue
+        if lost is not None and j not in done and started_at(j) is None:
+            continue  # never began
+        entry: dict[str, Any] = {"volume_ml": (done.get(j) or {}).get("dispensed_ml"),
+                                 "planned_volume_ml": st.volume_ml, "rate_ml_min": st.rate_ml_min}
+        if lost is not None and j not in done:
+            entry["finished"] = False  # cut short: how much went out is not known
+        out["dispensed"][st.type] = entry
+    if lost is not None:
+        out["partial"] = {"up_to_t_s": t1, "why": f"lost: {lost}"}
+    return out
+
+
+def _band_stats(series: list[tuple[float, float]], evap: m.EvaporateStep, t0: float | None) -> dict[str, Any]:
+    """Time out of band and RH error of an evaporation, from its samples (as the step counts them)."""
+    if not series:
+        return {}
+    out_s, errs, last = 0.0, [], t0 if t0 is not None else series[0][0]
+    for t, v in series:
+        err = v - evap.setpoint_rh_pct
+        errs.append(err)
+        if abs(err) > evap.band_rh_pct:
+            out_s += t - last
+        last = t
+    return {"out_of_band_s": out_s, "rh_error_mean_pct": sum(errs) / len(errs),
+            "rh_error_rms_pct": (sum(e * e for e in errs) / len(errs)) ** 0.5}
+
+
+def membrane_targets(recipe: m.Recipe) -> dict[int, str | None]:
+    """Each membrane's target grade (k -> grade): its analyse step's, else the recipe's."""
+    out: dict[int, str | None] = {}
+    for p in plan_membranes(recipe):
+        grades = [recipe.steps[j].grade for j in p.steps if isinstance(recipe.steps[j], m.AnalyseStep)]
+        out[p.k] = next((g for g in grades if g), recipe.grade)
+    return out
+
+
+def target_groups(membranes: list[dict[str, Any]], targets: str | dict[int, str | None] | None
+                  ) -> list[tuple[str, list[str], list[str]]]:
+    """(target grade, membranes that met it, every membrane aiming at it), each grade in cast order.
+
+    A judged membrane's target is the one it was judged against; the others' come from
+    ``targets`` (the recipe's grade, or per membrane k: :func:`membrane_targets`)."""
+    groups: dict[str, tuple[list[str], list[str]]] = {}
+    for mb in membranes:
+        if mb.get("status") == "judged":
+            target = mb.get("target_grade")
+        else:
+            target = targets.get(mb.get("k")) if isinstance(targets, dict) else targets
+        if not target:
+            continue
+        met, aimed = groups.setdefault(str(target), ([], []))
+        short = "m" + str(mb["k"])
+        aimed.append(short)
+        if mb.get("status") == "judged" and target in (mb.get("grades_met") or []):
+            met.append(short)
+    return [(g, met, aimed) for g, (met, aimed) in groups.items()]
+
+
+def target_column(membranes: list[dict[str, Any]], targets: str | dict[int, str | None] | None) -> str:
+    """Per target grade, how many of the membranes aiming at it met it (``claim1: 2 of 3 met``):
+    the queue's summary, which says what ``castrig runs --grade G`` says (a run is listed when
+    some membrane met G) without calling a partly met run "NOT met"."""
+    return "; ".join(f"{g}: {len(met)} of {len(aimed)} met" for g, met, aimed in target_groups(membranes, targets))
+
+
+def target_summary(membranes: list[dict[str, Any]], targets: str | dict[int, str | None] | None
+                   ) -> tuple[str, bool | None]:
+    """(one line on what the run made, each membrane against its own target grade; whether every
+    membrane met its target).
+
+    ``targets``: the recipe's grade, or each membrane's (k -> grade, :func:`membrane_targets`); a
+    judged membrane is held to the grade it was judged against. Membranes with different targets
+    are grouped by target: ``claim1 met by m2, m3; claim3 NOT met by m1``. ``None`` (the flag) when
+    no membrane has a target grade; ``("", None)`` when the run has no membrane.
     """
     if not membranes:
         return "", None
     short = {mb["membrane_id"]: "m" + str(mb["k"]) for mb in membranes}
-    met = [short[mb["membrane_id"]] for mb in membranes if target and target in (mb.get("grades_met") or [])]
+    groups = target_groups(membranes, targets)
+    judged_ids = {short[mb["membrane_id"]] for mb in membranes if mb.get("status") == "judged"}
     lost = [short[mb["membrane_id"]] for mb in membranes if mb.get("status") == "lost"]
-    unjudged = [short[mb["membrane_id"]] for mb in membranes if mb.get("status") in ("forming", "made")]
-    missed = [short[mb["membrane_id"]] for mb in membranes if mb.get("status") == "judged" and target
-              and target not in (mb.get("grades_met") or [])]
+    unjudged = [short[mb["membrane_id"]] + (" (made, not analysed)" if mb.get("status") == "made" else "")
+                for mb in membranes if mb.get("status") in ("forming", "made")]
     parts = [f"{len(membranes)} membrane{'s' if len(membranes) != 1 else ''}"]
-    if target:
-        parts.append(f"target grade {target} met by {len(met)}" + (f" ({', '.join(met)})" if met else ""))
+    judged_groups = [(g, met, judged) for g, met, aimed in groups if (judged := [x for x in aimed if x in judged_ids])]
+    if groups and not judged_groups:  # none judged yet (lost, not analysed): said below
+        parts.append(f"target grade {groups[0][0]} met by 0")
+    elif len(judged_groups) == 1:
+        g, met, aimed = judged_groups[0]
+        missed = [x for x in aimed if x not in met]
+        parts.append(f"target grade {g} met by {len(met)}" + (f" ({', '.join(met)})" if met else ""))
         if missed:
             parts.append(f"NOT met by {', '.join(missed)}")
     else:
-        judged = [short[mb["membrane_id"]] + ":" + (",".join(mb.get("grades_met") or []) or "none")
-                  for mb in membranes if mb.get("status") == "judged"]
-        if judged:
-            parts.append("grades " + " ".join(judged))
+        for g, met, aimed in judged_groups:
+            missed = [x for x in aimed if x not in met]
+            if met:
+                parts.append(f"{g} met by {', '.join(met)}")
+            if missed:
+                parts.append(f"{g} NOT met by {', '.join(missed)}")
+    no_target = [short[mb["membrane_id"]] + ":" + (",".join(mb.get("grades_met") or []) or "none")
+                 for mb in membranes if mb.get("status") == "judged" and not mb.get("target_grade")]
+    if no_target:
+        parts.append("grades " + " ".join(no_target))
     if unjudged:
         parts.append(f"not judged: {', '.join(unjudged)}")
     if lost:
         parts.append(f"lost: {', '.join(lost)}")
-    ok = None if not target else len(met) == len(membranes)
+    ok = None if not groups else all(len(met) == len(aimed) for _, met, aimed in groups) and \
+        sum(len(aimed) for _, _, aimed in groups) == len(membranes)
     return "; ".join(parts), ok
+

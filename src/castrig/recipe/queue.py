@@ -23,11 +23,12 @@ those that never started. A folder the queue was making when it died — ``run.j
 ``run.sqlite`` missing or empty, nothing else: no step ran, nothing was recorded — cannot be
 resumed; it is removed (once the queue owns it) and its recipe runs afresh, the item's
 ``replaced`` saying which folder and why. The summary lists every item, also those that never ran
-(``not run``), and says for each run whether its membranes met the recipe's target grade.
+(``not run``), and says for each run how many of its membranes met their target grade (each its
+own: its analyse step's grade, else the recipe's), per grade: ``claim1: 2 of 3 met``.
 
 Exit code: 130 interrupted, 0 when every run completed, else 3 (also when an abort stopped it). A run that completed but missed
 its target grade does not change it (the rig did what the recipe asked; the summary and
-``castrig lots`` say what was made) — the summary's ``target`` column says ``NOT met``.
+``castrig lots`` say what was made) — the summary's ``target`` column says ``claim1: 0 of 1 met``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from rich.table import Table
 
 from castrig.errors import BadInput, Busy, RigUnreachable
 from castrig.recipe.compat import check_recipe_for_profile
-from castrig.recipe.membranes import target_summary
+from castrig.recipe.membranes import target_column, target_summary
 from castrig.recipe.model import load_recipe
 from castrig.recipe.runner import RunResult
 from castrig.recipe.session import StopRequest, needs_after_abort, resume_run, run_recipe, stop_requests
@@ -240,8 +241,11 @@ def _membranes(run_dir: Path) -> list[dict[str, Any]]:
 
 def _record(item: dict[str, Any], result: RunResult) -> None:
     verdict = result.verdict or {}
-    target = next((mb.get("target_grade") for mb in result.membranes if mb.get("target_grade")), verdict.get("target_grade"))
-    line, ok = target_summary(result.membranes, target)
+    targets = result.targets or next((mb.get("target_grade") for mb in result.membranes if mb.get("target_grade")),
+                                     verdict.get("target_grade"))
+    line, ok = target_summary(result.membranes, targets)
+    # the run's target grade(s), in cast order ("claim1", or "claim3,claim1" when membranes differ)
+    target = ",".join(dict.fromkeys(g for g in result.targets.values() if g)) or None if result.targets else targets
     report = None
     if result.run_dir:
         try:
@@ -256,6 +260,7 @@ def _record(item: dict[str, Any], result: RunResult) -> None:
     goes_on = result.outcome == "interrupted" or (result.outcome == "aborted" and not needs_after_abort(result.outcome, result.reason))
     item.update(status="running" if goes_on else result.outcome, outcome=result.outcome, reason=result.reason, run_dir=result.run_dir,
                 grades_met=grades, target_grade=target, target_met=ok, membranes=line,
+                target=target_column(result.membranes, targets) or None,
                 safe=None if result.safe is None else result.safe.safe, report=report, ended_utc=_now())
 
 
@@ -265,7 +270,10 @@ def _print_summary(state: dict[str, Any], state_path: Path) -> None:
     for col in ("#", "recipe", "outcome", "target", "membranes", "report"):
         table.add_column(col)
     for i, r in enumerate(items, 1):
-        target = "—" if not r.get("target_grade") else f"{r['target_grade']} {'met' if r.get('target_met') else 'NOT met'}"
+        # per target grade, how many met it ("claim1: 2 of 3 met"), as `castrig runs --grade` counts
+        # a run (listed when some membrane met the grade); a summary from before says met / NOT met
+        target = r.get("target") or ("—" if not r.get("target_grade") else
+                                     f"{r['target_grade']} {'met' if r.get('target_met') else 'NOT met'}")
         table.add_row(str(i), Path(str(r["recipe"])).name, str(r["outcome"]), target if r["outcome"] != "not run" else "—",
                       str(r.get("membranes") or "—"), str(r.get("report") or r.get("run_dir") or "—"))
     Console(width=220).print(table)

@@ -24,7 +24,7 @@ from castrig.devices.roles import DeviceCommsError, DeviceError, Illumination, P
 from castrig.errors import CastrigError
 from castrig.links import LinkError
 from castrig.recipe import model as m
-from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, step_label
+from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, process_record, step_label
 from castrig.recipe.remote import RemoteControl
 from castrig.rig.build import Rig
 from castrig.store import MembraneRecord, RunRecorder
@@ -53,6 +53,8 @@ class RunResult:
     run_dir: str | None = None
     #: Every membrane of the run (``MembraneRecord.to_dict()``), in cast order.
     membranes: list[dict[str, Any]] = field(default_factory=list)
+    #: Each membrane's target grade, k -> grade (:func:`castrig.recipe.membranes.membrane_targets`).
+    targets: dict[int, str | None] = field(default_factory=dict)
     #: Ended because someone (or the system) asked: SIGTERM, SIGHUP, ``castrig abort``, the web
     #: page, the pause prompt's 'a' — not by the run itself (an interlock, a device fault).
     #: ``castrig queue`` stops after such a run instead of starting the next recipe.
@@ -606,27 +608,7 @@ class Runner:
     def _process_record(self, plan: MembranePlan, t0: float | None, t1: float, evap: m.EvaporateStep,
                         evap_data: dict[str, Any]) -> dict[str, Any]:
         """RH history from pre-wet to the end of evaporation; volumes and rates dispensed."""
-        rh = [v for t, _, v in self.rec.samples("rh_near_pct") if v is not None and (t0 is None or t >= t0) and t <= t1]
-        evap_t0 = self._step_started_t(plan.evaporate_step) if plan.evaporate_step is not None else None
-        out: dict[str, Any] = {
-            "t_start_s": t0, "t_end_s": t1,
-            "rh_mean_pct": sum(rh) / len(rh) if rh else None,
-            "rh_min_pct": min(rh) if rh else None,
-            "rh_max_pct": max(rh) if rh else None,
-            "evaporation": {"setpoint_rh_pct": evap.setpoint_rh_pct, "band_rh_pct": evap.band_rh_pct,
-                            "duration_s": None if evap_t0 is None else t1 - evap_t0,
-                            "out_of_band_s": evap_data.get("out_of_band_s"),
-                            "rh_error_mean_pct": evap_data.get("rh_error_mean_pct"),
-                            "rh_error_rms_pct": evap_data.get("rh_error_rms_pct")},
-            "dispensed": {},
-        }
-        done = {e.step_index: e.data for e in self.rec.journal() if e.state == "done"}
-        for j in plan.steps:
-            st = self.recipe.steps[j]
-            if isinstance(st, (m.PrewetStep, m.CastStep)):
-                out["dispensed"][st.type] = {"volume_ml": (done.get(j) or {}).get("dispensed_ml"),
-                                             "planned_volume_ml": st.volume_ml, "rate_ml_min": st.rate_ml_min}
-        return out
+        return process_record(self.rec, self.recipe, plan, t0, t1, evap_data)
 
     def _step_evaporate(self, i: int, step: m.EvaporateStep) -> dict[str, Any]:
         self._set_rh(step.setpoint_rh_pct)

@@ -26,7 +26,7 @@ from castrig.errors import BadInput, CastrigError
 from castrig.logs import RunLog
 from castrig.recipe.compat import check_recipe_for_profile
 from castrig.recipe.display import Display, interactive_prompt, say
-from castrig.recipe.membranes import ResumePlan, step_label, target_summary
+from castrig.recipe.membranes import ResumePlan, membrane_targets, process_record, step_label, target_summary
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
 from castrig.recipe.model import Recipe, load_recipe_with_text
 from castrig.recipe.runner import RunAborted, Runner, RunResult
@@ -281,6 +281,9 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
                 return _finish(result, recorder, log, quiet)
             with display:
                 result = runner.run(start_step, **(resume or {}))
+            result.targets = membrane_targets(recipe)
+            if result.outcome != "completed":
+                _lose_unfinished(recipe, recorder, runner, result)
             if result.outcome == "faulted" and result.reason and is_disk_full_text(result.reason) \
                     and not result.reason.startswith("disk full"):
                 result.reason = "disk full: " + result.reason.replace("StoreError: disk full: ", "")
@@ -301,6 +304,30 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
         finally:
             _close_quietly(log, recorder)
         return _finish(result, recorder, log, quiet)
+
+
+def _lose_unfinished(recipe: Recipe, recorder: RunRecorder, runner: Runner, result: RunResult) -> None:
+    """A run that ended (aborted, faulted, interrupted) with a membrane whose film was cast (or
+    whose support was pre-wetted) and whose evaporation had not ended under control: that film
+    dried without RH control. Recorded ``lost`` now, as a resume after a crash records it, with its
+    partial process record and its remaining steps journaled ``skipped`` -- so every view of the
+    ended run says lost, and a later resume neither loses it again nor makes it: the run goes on
+    with the next membrane, on a fresh support position."""
+    try:
+        journal = recorder.journal()
+        # control ended with the last RH record (the safe state records no samples)
+        last_t = max([0.0] + [t for t, _, _ in recorder.samples("rh_near_pct")[-5:]] + [j.t_s for j in journal[-5:]])
+        in_step = [e for e in journal if e.state == "started"]
+        plan = plan_resume(recipe, journal, elapsed_s=(last_t - in_step[-1].t_s) if in_step else None,
+                           stopped=f"the run ended {result.outcome}")
+        if not plan.lost:
+            return
+        _record_lost(recorder, plan, recorder.info, runner.t(), simulated=runner.rig.twin is not None, recipe=recipe,
+                     up_to_t_s=last_t)
+        result.membranes = [mb.to_dict() for mb in recorder.membranes()]
+    except (CastrigError, OSError) as exc:  # a full disk: the outcome is still recorded, the loss said here
+        console.print(f"[bold red]error:[/] cannot record the lost membrane(s) in {escape(str(recorder.run_dir))}: "
+                      f"{escape(str(exc))}", highlight=False)
 
 
 def _finish(result: RunResult, recorder: RunRecorder, log: RunLog, quiet: bool) -> RunResult:
@@ -341,8 +368,7 @@ def _report(result: RunResult, quiet: bool) -> None:
     out.print(f"[{colour}]{result.outcome}[/]: {result.run_dir}" + (f" — {result.reason}" if result.reason else ""), highlight=False)
     if result.safe is not None and not quiet:
         out.print(result.safe.summary(), highlight=False)
-    target = _target_grade(result)
-    line, ok = target_summary(result.membranes, target)
+    line, ok = target_summary(result.membranes, result.targets or _target_grade(result))
     if line:  # the final line: what was made, and whether it met the recipe's target grade
         colour = "green" if ok or (ok is None and result.outcome == "completed") else "yellow"
         out.print(f"[{colour}]{line}[/]", highlight=False)
@@ -449,7 +475,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         step_elapsed = (last_t - in_step[-1].t_s) if in_step else None
         plan = plan_resume(recipe, journal, elapsed_s=step_elapsed, gap=gap["words"])
         first = plan.first
-        _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None)
+        _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None, recipe=recipe, up_to_t_s=last_t)
         _restore_twin(rig, journal)
         recorder.update_info(outcome="running", outcome_reason=None)
         where = step_label(first, recipe.steps[first], len(recipe.steps)) if first < len(recipe.steps) else "the end"
@@ -537,14 +563,26 @@ def _duration(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
-def _record_lost(recorder: RunRecorder, plan: ResumePlan, info: RunInfo, t_s: float, *, simulated: bool) -> None:
-    """Membranes a crash ruined: ``lost`` with the reason; their remaining steps journaled ``skipped``."""
+def _record_lost(recorder: RunRecorder, plan: ResumePlan, info: RunInfo, t_s: float, *, simulated: bool,
+                 recipe: Recipe, up_to_t_s: float) -> None:
+    """Membranes a crash (or the end of a run) ruined: ``lost`` with the reason, keeping their
+    process record up to their last record at or before ``up_to_t_s`` (what was dispensed, the RH
+    they saw: partial); their remaining steps journaled ``skipped``."""
     known = {mb.membrane_id: mb for mb in recorder.membranes()}
-    done_or_skipped = {e.step_index for e in recorder.journal() if e.state in ("done", "skipped")}
+    journal = recorder.journal()
+    done_or_skipped = {e.step_index for e in journal if e.state in ("done", "skipped")}
     for lost in plan.lost:
         mid = lost.plan.membrane_id(info.run_id)
         mb = known.get(mid) or MembraneRecord(mid, lost.plan.k, lost.plan.cast_step, support_position=lost.plan.k,
                                               simulated=simulated)
+        if mb.t_start_s is None:  # lost before its cast (a pre-wetted support): from its pre-wet
+            starts = [e.t_s for e in journal if e.step_index == lost.plan.first_step and e.state == "started"]
+            mb.t_start_s = starts[-1] if starts else None
+        try:
+            mb.process = process_record(recorder, recipe, lost.plan, mb.t_start_s, up_to_t_s, lost=lost.reason)
+        except Exception as exc:  # noqa: BLE001 - a record it cannot rebuild must not stop recording the loss
+            mb.process = {**(mb.process or {}), "partial": {"up_to_t_s": None, "why": f"lost: {lost.reason}",
+                                                            "error": f"process record not rebuilt: {exc}"}}
         mb.status, mb.lost_reason, mb.t_end_s = "lost", lost.reason, t_s
         recorder.save_membrane(mb)
         for j in lost.plan.steps:

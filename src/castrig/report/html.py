@@ -180,6 +180,13 @@ def problems(data: RunData, notes: Sequence[str] = ()) -> list[str]:
             out.append(f"Membrane {mb.membrane_id} lost: {mb.lost_reason}")
         elif mb.status != "judged" and info.outcome == "completed":
             out.append(f"Membrane {mb.membrane_id} was not judged (status {mb.status}).")
+        elif mb.status == "made":  # the run ended before its capture/analyse: made, and can still be imaged
+            out.append(f"Membrane {mb.membrane_id} was made (evaporated under control) but not judged: the run ended "
+                       f"{info.outcome} before its capture/analyse (`castrig resume "
+                       f"{'--after-abort ' if info.outcome == 'aborted' else ''}RUN` images and judges it).")
+        elif mb.status == "forming":  # recorded before runs ending recorded their losses
+            out.append(f"Membrane {mb.membrane_id} was still forming when the run ended {info.outcome}: "
+                       "its film dried without RH control.")
         elif mb.status == "judged" and mb.target_grade and not mb.target_met:
             rows = [r for r in verdict_rows(mb.verdict or {}) if r["grade"] == mb.target_grade and r["pass"] is not True]
             what = "; ".join(f"{r['metric']} {_v(r['measured'])} (bound {r['bound']}, margin {_v(r['margin'])})"
@@ -398,7 +405,9 @@ def _process_record(mb: MembraneRecord) -> str:
             + (f" · evaporation at {_v(ev.get('setpoint_rh_pct'))} ± {_v(ev.get('band_rh_pct'))} %RH, "
                f"{_v(ev.get('out_of_band_s'))} s out of band" if ev else "")
             + (f" · RH {_v(p.get('rh_mean_pct'))} %RH mean, {_v(p.get('rh_min_pct'))}–{_v(p.get('rh_max_pct'))}"
-               if p.get("rh_mean_pct") is not None else ""))
+               if p.get("rh_mean_pct") is not None else "")
+            + (f" · partial record, up to t = {_v((p.get('partial') or {}).get('up_to_t_s'))} s (the membrane was lost)"
+               if p.get("partial") else ""))
 
 
 def _membrane_block(mid: str, res: Mapping[str, Any], verdict: Any, metrics: Any, an: Analysed) -> dict[str, Any]:

@@ -1,0 +1,243 @@
+"""What a run that ended records of its membranes (audit 4): a film cast and not evaporated under
+control is ``lost`` in every view as soon as the run ends (not only after a resume), a lost
+membrane keeps its (partial) process record, and the run and queue summaries hold each membrane
+to its own target grade.
+
+From the outside in: the real ``castrig`` in subprocesses, on the twin (virtual time).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, castrig, only_run_dir, run_rows, run_status, run_then_kill_9, start_castrig, wait_until
+
+HEAD = """name: NAME
+grade: claim1
+concentration_mg_ml: 4.5747
+support_pore_um: 20.0
+steps:
+- {type: purge, duration_s: 10}
+"""
+#: m1: its evaporation long enough (virtual) that the run is stopped in it; m2: short, no camera
+LONG_THEN_SHORT = HEAD + """\
+- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.2}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.1}
+- {type: evaporate, band_rh_pct: 3.0, duration_s: 80000, max_out_of_band_s: 120, setpoint_rh_pct: 60}
+- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.2}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.1}
+- {type: evaporate, band_rh_pct: 3.0, duration_s: 60, max_out_of_band_s: 120, setpoint_rh_pct: 60}
+"""
+EVAPORATE_M1 = 3  # 0-based step index of m1's evaporation
+
+
+def _recipe(tmp_path: Path, text: str, name: str = "records") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text.replace("name: NAME", f"name: {name}", 1))
+    return path
+
+
+def _membranes(run_dir: Path) -> dict[int, dict]:
+    cols = ("membrane_id", "k", "status", "lost_reason", "process_json", "support_position")
+    return {r[1]: dict(zip(cols, r)) for r in run_rows(run_dir, f"select {', '.join(cols)} from membranes order by k")}
+
+
+def _running(step: int, after_s: float):
+    """``ready(run_dir)``: step ``step`` has run ``after_s`` of run clock."""
+    def ready(run_dir: Path) -> bool:
+        start = run_rows(run_dir, f"select max(t_s) from journal where step_index={step} and state='started'")
+        if not start or start[0][0] is None:
+            return False
+        last = run_rows(run_dir, "select max(t_s) from samples")[0][0]
+        return last is not None and last >= start[0][0] + after_s
+    return ready
+
+
+def _report_problems(run_dir: Path) -> tuple[list[str], list[dict]]:
+    done = castrig("report", str(run_dir))
+    assert done.returncode == 0, done.stderr
+    html = (run_dir / "report.html").read_text()
+    page = json.loads(re.search(r'id="castrig-data">(.*?)</script>', html, re.S).group(1))["report"]
+    return page["problems"], page["membranes"]
+
+
+def _export_membranes(run_dir: Path, to: Path) -> dict[str, dict]:
+    done = castrig("export", str(run_dir), "--to", str(to))
+    assert done.returncode == 0, done.stderr
+    return {r["membrane_id"]: r for r in csv.DictReader(open(to / "membranes.csv"))}
+
+
+def _check_partial_record(process: dict, *, before_t: float) -> None:
+    """A lost membrane's process record: what was dispensed, the RH it saw, partial up to when."""
+    assert process["dispensed"]["prewet"]["volume_ml"] == pytest.approx(0.2, abs=0.01)
+    assert process["dispensed"]["cast"]["volume_ml"] == pytest.approx(0.1, abs=0.01)
+    assert process["rh_min_pct"] <= process["rh_mean_pct"] <= process["rh_max_pct"]
+    assert process["evaporation"]["setpoint_rh_pct"] == 60 and process["evaporation"]["out_of_band_s"] is not None
+    assert process["partial"]["up_to_t_s"] <= before_t and process["partial"]["why"].startswith("lost: ")
+
+
+# -- A: the run that ended says lost ----------------------------------------------------------------
+def test_castrig_abort_in_the_evaporation_records_the_film_lost_in_every_view_and_resume_keeps_it_lost(tmp_path):
+    """`castrig abort` during m1's evaporation: the run ends aborted (exit 3) with m1 ``lost`` --
+    run.sqlite, membranes.csv, the report's "What went wrong", `castrig lots`, the summary line --
+    not ``forming`` until a resume; `resume --after-abort` keeps it lost (same reason, not cast
+    again) and makes m2 on the next support position."""
+    recipe = _recipe(tmp_path, LONG_THEN_SHORT)
+    data = tmp_path / "runs"
+    run = start_castrig("run", str(recipe), "--data", str(data), "-q")
+    try:
+        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _running(EVAPORATE_M1, 60)(d) and d,
+                             timeout_s=60, what="m1 evaporating")
+        aborted = castrig("abort", str(run_dir))
+        assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 3, out + err
+    m1 = f"{run_dir.name}-m1"
+    assert "lost: m1" in out.strip().splitlines()[-1], out
+    mb = _membranes(run_dir)[1]
+    assert mb["status"] == "lost", mb
+    reason = mb["lost_reason"]
+    assert reason.startswith("the cast film dried without RH control: the run ended aborted in step 4 (evaporate)"), reason
+    last_sample = run_rows(run_dir, "select max(t_s) from samples")[0][0]
+    _check_partial_record(json.loads(mb["process_json"]), before_t=last_sample)
+    row = _export_membranes(run_dir, tmp_path / "x")[m1]
+    assert row["status"] == "lost" and row["lost_reason"] == reason and row["cast_ml"] and row["rh_mean_pct"]
+    problems, page = _report_problems(run_dir)
+    assert f"Membrane {m1} lost: {reason}" in problems, problems
+    assert page[0]["status"] == "lost" and "partial record" in page[0]["record"]
+    lots = castrig("lots", "--data", str(data)).stdout
+    assert f"not a lot: {m1} — lost: the cast film dried" in lots, lots
+
+    done = castrig("resume", str(run_dir), "--after-abort", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    mbs = _membranes(run_dir)
+    assert (mbs[1]["status"], mbs[1]["lost_reason"]) == ("lost", reason)  # lost once, its reason kept
+    assert (mbs[2]["status"], mbs[2]["support_position"]) == ("made", 2)
+    assert run_rows(run_dir, f"select count(*) from journal where step_index={EVAPORATE_M1} and state='started'")[0][0] == 1
+    assert run_rows(run_dir, "select count(*) from events where kind='pump' and source='caster' and message like '%dispensing%'")[0][0] == 2
+
+
+def test_ctrl_c_twice_in_the_evaporation_records_the_film_lost_and_a_resume_goes_on_with_the_next(tmp_path, terminal_run):
+    """Ctrl-C twice (interrupted, exit 130: a run a plain resume continues) during m1's evaporation:
+    m1 is lost at once; `castrig resume` neither loses it again nor makes it, and casts m2 on
+    support position 2."""
+    recipe = _recipe(tmp_path, LONG_THEN_SHORT)
+    data = tmp_path / "runs"
+    term = terminal_run(["run", str(recipe), "--data", str(data)], cwd=ROOT)
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "evaporate"
+                         and _running(EVAPORATE_M1, 60)(d) and d, timeout_s=60, what="m1 evaporating")
+    term.ctrl_c()
+    term.expect("pausing")
+    term.ctrl_c()
+    assert term.wait(30) == 130, term.output[-3000:]
+    mb = _membranes(run_dir)[1]
+    assert mb["status"] == "lost" and "the run ended interrupted in step 4 (evaporate)" in mb["lost_reason"], mb
+    done = castrig("resume", str(run_dir), "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    mbs = _membranes(run_dir)
+    assert (mbs[1]["status"], mbs[1]["lost_reason"]) == ("lost", mb["lost_reason"])
+    assert (mbs[2]["status"], mbs[2]["support_position"]) == ("made", 2)
+    assert run_rows(run_dir, "select count(*) from events where kind='membrane_lost'")[0][0] == 1
+    assert run_rows(run_dir, "select count(*) from events where kind='pump' and source='caster' and message like '%dispensing%'")[0][0] == 2
+
+
+def test_a_membrane_made_before_the_abort_is_not_lost_and_every_view_says_why_it_is_not_judged(tmp_path):
+    """Aborted after m1's evaporation ended under control, before its capture (a wait in between):
+    m1 stays ``made`` -- it can still be imaged -- and the summary, the report and `castrig lots`
+    say it was made but not analysed, and how to go on."""
+    recipe = _recipe(tmp_path, HEAD + """\
+- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.2}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.1}
+- {type: evaporate, band_rh_pct: 3.0, duration_s: 60, max_out_of_band_s: 120, setpoint_rh_pct: 60}
+- {type: wait, duration_s: 80000}
+- {type: capture, fields: 1, views: [reflected]}
+""")
+    data = tmp_path / "runs"
+    run = start_castrig("run", str(recipe), "--data", str(data), "-q")
+    try:
+        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _running(4, 30)(d) and d,
+                             timeout_s=60, what="the wait after m1")
+        assert castrig("abort", str(run_dir)).returncode == 0
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 3, out + err
+    m1 = f"{run_dir.name}-m1"
+    assert _membranes(run_dir)[1]["status"] == "made"
+    assert "not judged: m1 (made, not analysed)" in out, out
+    problems, _ = _report_problems(run_dir)
+    assert any(p.startswith(f"Membrane {m1} was made (evaporated under control) but not judged: the run ended aborted")
+               and "castrig resume --after-abort" in p for p in problems), problems
+    lots = castrig("lots", "--data", str(data)).stdout
+    assert "made, not analysed" in lots and "castrig resume --after-abort" in lots, lots
+
+
+# -- B: a lost membrane keeps its process record ----------------------------------------------------
+def test_kill_9_in_the_evaporation_keeps_the_lost_membranes_process_record(tmp_path):
+    """kill -9 during m1's evaporation, then `castrig resume`: m1 is lost and keeps what was
+    dispensed and the RH it saw up to its last record before the crash (partial), in run.sqlite,
+    membranes.csv and the report -- not ``{}``, empty columns and "nothing dispensed recorded"."""
+    recipe = _recipe(tmp_path, LONG_THEN_SHORT)
+    data = tmp_path / "runs"
+    run_dir = run_then_kill_9(recipe, data, _running(EVAPORATE_M1, 60))
+    last_sample = run_rows(run_dir, "select max(t_s) from samples")[0][0]
+    done = castrig("resume", str(run_dir), "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    mb = _membranes(run_dir)[1]
+    assert mb["status"] == "lost", mb
+    process = json.loads(mb["process_json"])
+    _check_partial_record(process, before_t=last_sample)
+    assert process["evaporation"]["duration_s"] >= 60 and process["partial"]["up_to_t_s"] == process["t_end_s"]
+    row = _export_membranes(run_dir, tmp_path / "x")[f"{run_dir.name}-m1"]
+    for col in ("rh_mean_pct", "rh_min_pct", "rh_max_pct", "out_of_band_s", "prewet_ml", "cast_ml"):
+        assert row[col] != "", (col, row)
+    _, page = _report_problems(run_dir)
+    assert "nothing dispensed recorded" not in page[0]["record"] and "cast 0.1" in page[0]["record"], page[0]["record"]
+
+
+# -- C: each membrane against its own target ---------------------------------------------------------
+GRADED = HEAD.replace("duration_s: 10}", "duration_s: 20}") + """\
+- {type: condition, band_rh_pct: 1.0, setpoint_rh_pct: 80.76, stable_for_s: 20, timeout_s: 1200}
+- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.6043}
+- {type: evaporate, band_rh_pct: 3.0, duration_s: 540.0, max_out_of_band_s: 120, setpoint_rh_pct: 80.76}
+- {type: capture, fields: 1, views: [reflected, transmitted, section]}
+- {type: analyse, grade: claim3}
+- {type: condition, band_rh_pct: 1.0, setpoint_rh_pct: 30, stable_for_s: 20, timeout_s: 1200}
+- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.6043}
+- {type: evaporate, band_rh_pct: 3.0, duration_s: 300.0, max_out_of_band_s: 120, setpoint_rh_pct: 30}
+- {type: capture, fields: 1, views: [reflected, transmitted, section]}
+- {type: analyse}
+"""
+
+
+def test_run_and_queue_summaries_hold_each_membrane_to_its_own_target_grade(tmp_path):
+    """Recipe grade claim1, m1's analyse claim3: m1 (80 %RH) meets claim3, m2 (30 %RH: no pores)
+    misses claim1. The run's summary says so per target -- not "target grade claim3 met by 1 (m1);
+    NOT met by m2", which held m2 to m1's grade -- and the queue's column counts each target
+    ("claim3: 1 of 1 met; claim1: 0 of 1 met"), as `castrig runs --grade claim3` lists the run --
+    not "claim3 NOT met"."""
+    recipe = _recipe(tmp_path, GRADED, "graded")
+    data = tmp_path / "runs"
+    done = castrig("queue", str(recipe), "--data", str(data), "--seed", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dir = only_run_dir(data)
+    rows = {k: (t, g) for k, t, g in run_rows(run_dir, "select k, target_grade, grades_met from membranes")}
+    assert rows[1][0] == "claim3" and "claim3" in rows[1][1] and rows[2][0] == "claim1" and not rows[2][1], rows
+    assert "2 membranes; claim3 met by m1; claim1 NOT met by m2" in done.stdout, done.stdout
+    state = json.loads(next(data.glob("queue-*.json")).read_text())
+    assert state["items"][0]["target"] == "claim3: 1 of 1 met; claim1: 0 of 1 met", state["items"][0]
+    assert "claim3: 1 of 1 met; claim1: 0 of 1 met" in done.stdout and "claim3 NOT met" not in done.stdout
+    assert run_dir.name in castrig("runs", "--data", str(data), "--grade", "claim3").stdout
