@@ -295,4 +295,3 @@ def target_summary(membranes: list[dict[str, Any]], targets: str | dict[int, str
     ok = None if not groups else all(len(met) == len(aimed) for _, met, aimed in groups) and \
         sum(len(aimed) for _, _, aimed in groups) == len(membranes)
     return "; ".join(parts), ok
-
