@@ -105,16 +105,21 @@ def test_filter_and_coculture_check_refuse_a_lot_of_a_crashed_run(tmp_path, caps
     for kind, changes in (("filter", {"lots": [lot]}), ("coculture", {"lot": lot})):
         done = castrig_main(capsys, kind, "check", str(_build(tmp_path, kind, **changes)), "--data", str(root))
         assert done.returncode == 2, done.stdout
-        assert f"made by run {run}, which is crashed, not completed" in done.stderr and "castrig resume" in done.stderr
+        assert f"made by run {run}, which is crashed, its record not closed" in done.stderr and "castrig resume" in done.stderr
         assert "Traceback" not in done.stderr
-    # once the run is taken to its end (castrig resume), the same lot is taken
+    # once the run has ended (castrig resume to the recipe's end, or aborted there), the same lot
+    # is taken: m1 was judged before the run went on; an abort after it leaves m1 as it was,
+    # and the check's record says how its run ended
     from castrig.store import open_store
 
     store = open_store(root)
-    with store.open_run(root / run) as rec:
-        rec.update_info(outcome="completed", ended_utc="2026-01-01T08:00:00Z")
-    done = castrig_main(capsys, "filter", "check", str(_build(tmp_path, "filter", lots=[lot])), "--data", str(root))
-    assert done.returncode == 0, done.stderr
+    for outcome in ("aborted", "completed"):
+        with store.open_run(root / run) as rec:
+            rec.update_info(outcome=outcome, ended_utc="2026-01-01T08:00:00Z")
+            store.index_run(rec, ["claim1", "claim2", "claim3", "claim4"])  # as the run's end does
+        done = castrig_main(capsys, "filter", "check", str(_build(tmp_path, "filter", lots=[lot])), "--data", str(root))
+        assert done.returncode == 0, done.stderr
+        assert (f"which ended aborted after this membrane was judged" in done.stdout) == (outcome == "aborted"), done.stdout
 
 
 def test_filter_check_refuses_a_lot_listed_twice(tmp_path, capsys):

@@ -443,6 +443,7 @@ def lots(ctx: typer.Context, data: Optional[Path] = typer.Option(None, "--data",
     if ctx.invoked_subcommand is not None:
         return
     from castrig.lots import list_lots, not_lots
+    from castrig.lots.checks import OPEN_RUN_OUTCOMES
     from castrig.store import open_store
 
     rows = list_lots(data)
@@ -462,7 +463,8 @@ def lots(ctx: typer.Context, data: Optional[Path] = typer.Option(None, "--data",
                       f(s / d if d and s is not None else None, ".3f"), f(m.get("opening_ratio"), ".2f"),
                       f(m.get("through_pore_fraction"), ".2f"), f(m.get("mean_thickness_um"), ".2f"),
                       (use or ("suits: " + ", ".join(lot.uses)))
-                      + ("" if lot.run_outcome == "completed" else f" (run {lot.run_outcome}: no build takes it)"))
+                      + ("" if lot.run_outcome == "completed" else f" (run {lot.run_outcome}: no build takes it until it has ended)"
+                         if lot.run_outcome in OPEN_RUN_OUTCOMES else f" (run ended {lot.run_outcome} after it was judged)"))
     out.print(table)
     if not rows:
         typer.echo("no lots yet (a lot is a judged membrane that met a grade)")
