@@ -152,12 +152,43 @@ class Recipe(BaseModel):
 
     @model_validator(mode="after")
     def _analyse_after_capture(self) -> "Recipe":
-        seen_capture = False
+        """Every analyse measures a capture of its own, once.
+
+        An analyse measures the latest capture of the membrane of the last cast before it (with no
+        cast before it: the latest capture of the run, whatever is under the camera). That capture
+        must lie between that cast and the analyse — a capture of an earlier membrane is not this
+        one's (the run would fault there: "no micrographs of membrane …"). And a membrane is judged
+        once: it has one record, one verdict and one lot, and its verdict lists every grade it
+        meets whatever grade the analyse names, so a second analyse of it would not be recorded.
+        Step numbers in the messages are 1-based, as everywhere people read them.
+        """
+        cast: int | None = None  # the last cast so far (0-based)
+        k = 0  # membranes cast so far
+        captured = False  # a capture since that cast (or since the start, before any cast)
+        analysed: int | None = None  # the analyse of that membrane (or of the run, before any cast)
         for i, step in enumerate(self.steps):
-            if isinstance(step, CaptureStep):
-                seen_capture = True
-            if isinstance(step, AnalyseStep) and not seen_capture:
-                raise ValueError(f"steps[{i}] (analyse) needs a capture step before it")
+            if isinstance(step, CastStep):
+                cast, k, captured, analysed = i, k + 1, False, None
+            elif isinstance(step, CaptureStep):
+                captured = True
+            elif isinstance(step, AnalyseStep):
+                if cast is None and not captured:
+                    raise ValueError(f"steps[{i}] (analyse) needs a capture step before it")
+                what = f"membrane m{k} (cast at step {cast + 1})" if cast is not None else \
+                    "what is under the camera (no cast before it)"
+                if not captured:
+                    raise ValueError(
+                        f"steps[{i}] (analyse): step {i + 1} would measure {what}, which has no capture: an analyse "
+                        f"measures the latest capture of the membrane of the last cast before it (the run would fault "
+                        f"at step {i + 1}, and the membranes after it would never be cast); add a capture step "
+                        f"between step {cast + 1} and step {i + 1}")  # type: ignore[operator]
+                if analysed is not None:
+                    raise ValueError(
+                        f"steps[{i}] (analyse): step {i + 1} would analyse {what} a second time, after step "
+                        f"{analysed + 1}: a membrane is judged once (one verdict, listing every grade it meets, "
+                        f"whatever grade the analyse names); keep one analyse per membrane, after the capture it "
+                        f"should measure")
+                analysed = i
         return self
 
     def total_duration_s(self) -> float:

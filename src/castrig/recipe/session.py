@@ -423,6 +423,23 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
         release_run(run_dir)
 
 
+def _refuse_recipe_now_refused(run_dir: Path, exc: Exception, recipe: Any) -> None:
+    """BadInput saying why the run's recipe is refused now, in our words, if that is what ``exc`` is
+    (a run started before ``check`` refused its recipe: an analyse without a capture of its own
+    membrane faults at that step on every resume — refused before the rig is touched instead)."""
+    from pydantic import ValidationError
+
+    from castrig.inputs import format_validation_error
+
+    if not isinstance(exc, ValidationError) or exc.title != Recipe.__name__:
+        return
+    path = run_dir / "run.json"
+    why = format_validation_error(path, Recipe, exc, recipe).replace(f"{path}: ", f"{path}: recipe.", 1)
+    raise BadInput(f"{why}\n{run_dir}: cannot be resumed: this castrig refuses its recipe (resuming would stop at "
+                   f"that step again); what the run made is recorded (castrig report {run_dir}); make the rest in a "
+                   f"new run of the corrected recipe (castrig check RECIPE first)", file=str(path), field="recipe") from None
+
+
 def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, started_ns: int | None = None,
                   stop: StopRequest | None = None) -> RunResult:
     stopped = _stopped_wall(run_dir)  # before anything of ours writes to the folder
@@ -450,6 +467,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         raise
     except Exception as exc:  # pydantic error: the run.json was edited or comes from elsewhere
         recorder.close()
+        _refuse_recipe_now_refused(run_dir, exc, info.recipe)
         raise BadInput(f"{run_dir}/run.json: recipe or profile no longer valid: {exc}", file=str(run_dir / "run.json")) from None
     try:
         rig = _open_rig(profile, info.seed, purpose=f"castrig resume {run_dir}")

@@ -1,0 +1,133 @@
+"""`castrig check` / `run`: every analyse measures a capture of its own membrane, once (audit 4).
+
+An analyse measures the latest capture of the membrane of the last cast before it. A recipe whose
+analyse had no capture of its own membrane passed `check`; the run faulted at that analyse ("no
+micrographs of membrane …-m2"), the membranes after it were never cast, and every `castrig resume`
+faulted again. A second capture + analyse of a judged membrane passed too; the run skipped the
+second analyse ("already judged"): its grade's verdict never recorded, its capture never measured.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import yaml
+
+from conftest import castrig, castrig_main
+
+HEAD = """name: nocap
+grade: claim1
+concentration_mg_ml: 4.5747
+support_pore_um: 20.0
+steps:
+- {type: purge, duration_s: 5}
+- {type: condition, band_rh_pct: 20, setpoint_rh_pct: 45, stable_for_s: 5, timeout_s: 600}
+"""
+M1 = """- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.2}
+- {type: evaporate, band_rh_pct: 20, duration_s: 30.0, max_out_of_band_s: 300, setpoint_rh_pct: 45}
+- {type: capture, fields: 1, views: [reflected, transmitted, section]}
+- {type: analyse}
+"""
+#: m2: cast and evaporated, no capture of its own, then analysed (step 11 of the recipe)
+M2_NO_CAPTURE = """- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.2}
+- {type: evaporate, band_rh_pct: 20, duration_s: 30.0, max_out_of_band_s: 300, setpoint_rh_pct: 45}
+- {type: analyse}
+"""
+NO_OWN_CAPTURE = HEAD + M1 + M2_NO_CAPTURE + M1  # m1 judged, m2 has no capture, m3 never cast
+
+
+def _write(tmp_path: Path, text: str, name: str = "r.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_check_refuses_an_analyse_whose_membrane_has_no_capture(tmp_path, capsys):
+    recipe = _write(tmp_path, NO_OWN_CAPTURE)
+    done = castrig_main(capsys, "check", recipe)
+    assert done.returncode == 2, done.stdout + done.stderr
+    err = " ".join(done.stderr.split())
+    assert str(recipe) in err and "steps[10] (analyse)" in err and "step 11" in err
+    assert "membrane m2 (cast at step 9), which has no capture" in err and "latest capture" in err
+    assert "add a capture step between step 9 and step 11" in err and "line 16" in err
+    assert "valid recipe" not in done.stdout
+
+
+def test_run_refuses_it_before_any_folder_exists(tmp_path, capsys):
+    recipe = _write(tmp_path, NO_OWN_CAPTURE)
+    data = tmp_path / "runs"
+    done = castrig_main(capsys, "run", recipe, "--data", data, "-q")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "steps[10] (analyse)" in done.stderr and "has no capture" in done.stderr
+    assert not data.exists() or not list(data.glob("*/run.json"))
+
+
+def test_a_capture_of_an_earlier_membrane_does_not_count(tmp_path, capsys):
+    """m1's capture comes before m2's cast: m2's analyse would find no micrographs of m2."""
+    text = HEAD + M1.replace("- {type: analyse}\n", "") + M2_NO_CAPTURE
+    done = castrig_main(capsys, "check", _write(tmp_path, text))
+    assert done.returncode == 2 and "membrane m2 (cast at step 8), which has no capture" in done.stderr
+
+
+def test_still_valid_an_analyse_after_its_own_captures_and_a_capture_before_any_cast(tmp_path, capsys):
+    """What the rule does not touch: a capture (and its analyse) before any cast; two captures of a
+    membrane and one analyse (of the latest); a membrane not analysed at all; the shipped recipes."""
+    text = HEAD + "- {type: capture, views: [reflected]}\n- {type: analyse}\n" + \
+        M1.replace("- {type: analyse}\n", "- {type: capture, views: [reflected]}\n- {type: analyse}\n") + \
+        M1.replace("- {type: capture, fields: 1, views: [reflected, transmitted, section]}\n- {type: analyse}\n", "") + M1
+    done = castrig_main(capsys, "check", _write(tmp_path, text))
+    assert done.returncode == 0, done.stderr
+
+
+SECOND_ANALYSE = HEAD + M1.replace("- {type: analyse}\n", "- {type: analyse, grade: claim1}\n") + \
+    "- {type: capture, fields: 1, views: [reflected]}\n- {type: analyse, grade: claim3}\n"
+
+
+def test_check_refuses_a_second_analyse_of_one_membrane_naming_both_steps(tmp_path, capsys):
+    recipe = _write(tmp_path, SECOND_ANALYSE)
+    done = castrig_main(capsys, "check", recipe)
+    assert done.returncode == 2, done.stdout + done.stderr
+    err = " ".join(done.stderr.split())
+    assert str(recipe) in err and "steps[8] (analyse)" in err
+    assert "step 9 would analyse membrane m1 (cast at step 4) a second time, after step 7" in err
+    assert "judged once" in err and "every grade it meets" in err
+    data = tmp_path / "runs"
+    ran = castrig_main(capsys, "run", recipe, "--data", data, "-q")
+    assert ran.returncode == 2 and "a second time" in ran.stderr
+    assert not data.exists() or not list(data.glob("*/run.json"))
+
+
+def test_resume_of_a_run_stuck_at_such_an_analyse_is_refused_saying_why(tmp_path):
+    """A run of this shape started before check refused it: it faulted at m2's analyse, and every
+    `castrig resume` ran into the same fault again. Now resume refuses it (exit 2) before it opens
+    the rig, saying why and what to do; the run's record is left as it was.
+
+    The stuck run is made as one started by an earlier castrig would be: the same recipe with a
+    wait where m2's analyse is, run; then run.json given the recipe as it was and the outcome it
+    ended with, and the journal cut where the run stopped (at that analyse)."""
+    recipe = yaml.safe_load(NO_OWN_CAPTURE)
+    assert recipe["steps"][10] == {"type": "analyse"}
+    made = _write(tmp_path, yaml.safe_dump({**recipe, "steps": [*recipe["steps"][:10], {"type": "wait", "duration_s": 1},
+                                                                *recipe["steps"][11:]]}, sort_keys=False))
+    data = tmp_path / "runs"
+    run = castrig("run", str(made), "--data", str(data), "--seed", "1", "-q")
+    assert run.returncode == 0, run.stdout + run.stderr
+    (run_dir,) = [p.parent for p in data.glob("*/run.json")]
+    info = json.loads((run_dir / "run.json").read_text())
+    info["recipe"] = recipe
+    info.update(outcome="faulted", outcome_reason="step 11 (analyse): no micrographs of membrane m2: capture it before analyse")
+    (run_dir / "run.json").write_text(json.dumps(info))
+    with sqlite3.connect(run_dir / "run.sqlite") as db:
+        db.execute("DELETE FROM journal WHERE step_index > 10 OR (step_index = 10 AND state != 'started')")
+    before = (run_dir / "run.json").read_text()
+    resumed = castrig("resume", str(run_dir), "-q")
+    assert resumed.returncode == 2, resumed.stdout + resumed.stderr
+    err = " ".join(resumed.stderr.split())
+    assert "recipe.steps[10] (analyse)" in err and "membrane m2 (cast at step 9), which has no capture" in err
+    assert "cannot be resumed" in err and "new run" in err and "Traceback" not in err and "Value error" not in err
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "faulted"
+    assert json.loads(before)["outcome"] == "faulted"
