@@ -184,6 +184,9 @@ def queue(
     """Run recipes unattended; a failed run is recorded, the rig made safe, and the queue goes on.
 
     The rig is the queue's for the whole night; its state is kept in DATA/queue-STAMP.json.
+    Nothing refills a syringe between runs: what all the runs dispense together (recipes x
+    --repeat) must fit in each pump's syringe_volume_ml, else the queue is refused before it
+    starts (exit 2); --resume counts the runs left, against a syringe refilled before it.
 
     An abort on purpose stops the queue once the rig is safe (exit 3): SIGTERM or SIGHUP to the
     queue, `castrig abort` of its run, the web page's abort. The recipes not started are listed

@@ -189,3 +189,59 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
             problems.append(f"{where}: needs devices.camera, which {profile_path} does not have")
     if problems:
         raise BadInput("\n".join(problems), file=str(recipe_path))
+
+
+#: The pumps a recipe dispenses from, by step type.
+PUMP_OF_STEP = {m.PrewetStep: "water_pump", m.CastStep: "caster"}
+
+
+def dispensed_ml(recipe: m.Recipe, steps: set[int] | None = None) -> dict[str, float]:
+    """What ``recipe`` dispenses from each pump (mL): all its steps, or only those in ``steps``."""
+    out = {"water_pump": 0.0, "caster": 0.0}
+    for i, step in enumerate(recipe.steps):
+        role = PUMP_OF_STEP.get(type(step))
+        if role is not None and (steps is None or i in steps):
+            out[role] += step.volume_ml  # type: ignore[union-attr]
+    return out
+
+
+def check_queue_syringes(runs: list[tuple[str, dict[str, float]]], profile: Profile, profile_path: Path, *,
+                         resumed: bool = False) -> None:
+    """A queue runs unattended all night and nobody refills a syringe between its runs (there is
+    no refill step): what all its runs dispense from a pump together must fit in that pump's
+    syringe (``syringe_volume_ml``), as a single recipe's steps must. ``runs``: (what the run
+    is, mL per pump) for every run the queue will make, in order. ``resumed``: only the runs left
+    (``queue --resume``), against a full syringe — the operator may have refilled it since."""
+    problems = []
+    for role in ("caster", "water_pump"):
+        cfg = getattr(profile.devices, role)
+        held = None if cfg is None else cfg.syringe_volume_ml
+        total = sum(ml[role] for _, ml in runs)
+        if held is None or total <= held + 1e-9:
+            continue
+        per: dict[str, list[float]] = {}
+        for name, ml in runs:
+            if ml[role] > 0:
+                per.setdefault(name, []).append(ml[role])
+        parts = ", ".join(f"{name} {v[0]:g} mL" + (f" × {len(v)}" if len(v) > 1 and len(set(v)) == 1 else
+                                                    f" in {len(v)} runs" if len(v) > 1 else "")
+                          for name, v in per.items())
+        fit, acc = 0, 0.0  # how many runs, in order, fit in one syringe
+        for _, ml in runs:
+            if acc + ml[role] > held + 1e-9:
+                break
+            acc, fit = acc + ml[role], fit + 1
+        what = ("the runs left to make" if resumed else "the queue's runs") + f" ({len(runs)})"
+        advice = (f"only the first {fit} of them fit" if fit > 1 else "only the first fits" if fit else
+                  "not even the first fits") + \
+            "; queue fewer repetitions (--repeat) or fewer recipes, or split the queue into parts that fit and refill " \
+            "the syringe between them"
+        if resumed:
+            advice += ("; --resume counts only what is left (a run it goes on with, its steps not done), against a "
+                       "full syringe, as if it was refilled since the queue began: refill it before resuming")
+        problems.append(
+            f"devices.{role}: {what} dispense {total:g} mL from it in all ({parts}), more than its syringe holds "
+            f"(devices.{role}.syringe_volume_ml = {held:g} mL in {profile_path}): the queue runs unattended and "
+            f"nothing refills the syringe between runs; {advice}")
+    if problems:
+        raise BadInput("\n".join(problems), file=str(profile_path), field="syringe_volume_ml")

@@ -1,6 +1,9 @@
 """``castrig queue``: unattended production, one recipe after another — and resumable.
 
-All recipes are validated against the profile before the first one starts. A run that fails on
+All recipes are validated against the profile before the first one starts, and so is what all the
+runs together dispense from each pump: nobody refills a syringe during the night (there is no
+refill step), so the queue's total (recipes × repetitions) must fit in its ``syringe_volume_ml``
+(``--resume``: the runs left, against a syringe refilled before resuming). A run that fails on
 its own (an interlock, a device fault, RH that would not settle) is recorded (its folder says why)
 and the queue goes on — provided the rig was verified safe after it; if the safe state could not
 be verified, nobody is there to look, so the queue stops.
@@ -44,9 +47,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from castrig.errors import BadInput, Busy, RigUnreachable
-from castrig.recipe.compat import check_recipe_for_profile
+from castrig.recipe.compat import check_queue_syringes, check_recipe_for_profile, dispensed_ml
 from castrig.recipe.membranes import target_column, target_summary
-from castrig.recipe.model import load_recipe
+from castrig.recipe.model import Recipe, load_recipe
 from castrig.recipe.runner import RunResult
 from castrig.recipe.session import StopRequest, needs_after_abort, resume_run, run_recipe, stop_requests
 from castrig.rig.profile import load_profile
@@ -75,8 +78,13 @@ def run_queue(
             raise BadInput(f"{path}: {kind}; castrig queue reads each recipe again for every repetition and on "
                            f"--resume, so it needs recipe files (castrig run takes a pipe)", file=str(path), field="RECIPE")
     prof = load_profile(profile)
+    volumes = {}
     for path in recipes:
-        check_recipe_for_profile(load_recipe(path), Path(path), prof, Path(profile))
+        recipe = load_recipe(path)
+        check_recipe_for_profile(recipe, Path(path), prof, Path(profile))
+        volumes[str(path)] = dispensed_ml(recipe)
+    # the whole night without a refill: every run's volumes together, per pump
+    check_queue_syringes([(str(path), volumes[str(path)]) for _ in range(repeat) for path in recipes], prof, Path(profile))
     base_seed = prof.sim.seed if seed is None else seed
     root = resolve_root(data_root or prof.store)
     root.mkdir(parents=True, exist_ok=True)
@@ -100,7 +108,42 @@ def resume_queue(state_path: Path) -> int:
         raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): {exc}", file=str(state_path)) from None
     state["stopped"] = None
     data_root = Path(state["data"]) if state.get("data") else state_path.parent
+    _check_syringes_left(state, state_path)
     return _work(state, state_path, Path(state["profile"]), data_root)
+
+
+def _check_syringes_left(state: dict[str, Any], state_path: Path) -> None:
+    """What the items left to run dispense together must fit in each syringe (BadInput if not):
+    the item that was running counts with its steps not yet done (from its folder's journal), the
+    items not started with their whole recipe. Against a full syringe: whoever resumes the queue
+    may have refilled it (the message says to). An item whose recipe cannot be read is not
+    counted here; it fails on its own when the queue reaches it, as before."""
+    runs: list[tuple[str, dict[str, float]]] = []
+    for item in state["items"]:
+        if item.get("status") in _ENDED:
+            continue
+        try:
+            run_dir = Path(item["run_dir"]) if item.get("status") == "running" and item.get("run_dir") else None
+            if run_dir is not None and (run_dir / "run.json").is_file():
+                recipe = Recipe.model_validate(json.loads((run_dir / "run.json").read_text())["recipe"])
+                runs.append((str(item["recipe"]), dispensed_ml(recipe, _steps_not_done(run_dir, len(recipe.steps)))))
+            else:
+                runs.append((str(item["recipe"]), dispensed_ml(load_recipe(item["recipe"]))))
+        except (BadInput, OSError, ValueError, KeyError, TypeError):
+            continue
+    if runs:
+        check_queue_syringes(runs, load_profile(Path(state["profile"])), Path(state["profile"]), resumed=True)
+
+
+def _steps_not_done(run_dir: Path, n: int) -> set[int]:
+    from castrig.store import SqliteRunStore
+
+    try:
+        with SqliteRunStore(run_dir.parent).open_run(run_dir) as rec:
+            done = {e.step_index for e in rec.journal() if e.state == "done"}
+    except Exception:  # noqa: BLE001 - an unreadable folder: count all its steps
+        done = set()
+    return set(range(n)) - done
 
 
 def _now() -> str:

@@ -61,7 +61,8 @@ class NE1000Config(_Strict):
                                        description="Inner diameter of the syringe; the pump turns volumes into plunger travel with it.")
     syringe_volume_ml: float | None = Field(None, gt=0, le=1000, json_schema_extra={"unit": "mL"},
                                             description="What the loaded syringe holds; a recipe that dispenses more from this pump "
-                                                        "(all its steps together: there is no refill step) is refused before the run. "
+                                                        "(all its steps together: there is no refill step) is refused before the run; so is a "
+                                                        "queue whose runs together dispense more (queue --resume: the runs left). "
                                                         "null: not checked.")
     #: Safe-mode watchdog (s): the pump stops itself if the host is silent this long.
     safe_mode_s: int | None = Field(10, ge=1, le=255, json_schema_extra={"unit": "s"},
