@@ -310,7 +310,8 @@ class AlicatMFC(FlowController):
         """Set the mass-flow setpoint; the echoed setpoint is checked against the request."""
         value = self._format_value(flow_slpm) if math.isfinite(flow_slpm) else str(flow_slpm)
         command = f"LS {value}" if self.setpoint_form == "modern" else f"S{value}"
-        self._check_setpoint(flow_slpm, f"{self.unit_id}{command}")
+        if not (0.0 <= flow_slpm <= self.full_scale_slpm):  # (the command text only when refused)
+            self._check_setpoint(flow_slpm, f"{self.unit_id}{command}")
         if self.setpoint_form == "modern":
             reply = self._exchange(command, lambda t: parse_setpoint_reply(t, unit_id=self.unit_id))
             echoed = reply.requested

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from castrig.links import Link, LinkError, LinkTimeout, ProtocolError, with_retries
+from castrig.links import Link, LinkError, LinkTimeout, ProtocolError
+from castrig.links.errors import LinkClosed
 
 T = TypeVar("T")
 
@@ -42,11 +43,36 @@ def retried_exchange(
     With ``in_step``, every try starts in step with the device (:meth:`InStep.ensure`), and a
     timeout, a garbled reply or one that is not this command's marks the link out of step.
     """
-    def attempt() -> T:
-        return in_step_exchange(in_step, once, mark_on=(reply_error,))
-
+    # ``with_retries(lambda: in_step_exchange(in_step, once, mark_on=(reply_error,)), ...)``
+    # written out in one frame: this runs at every exchange of every ASCII driver, and the
+    # layers of calls cost more than the usual exchange's own work. The order of the steps and
+    # what is raised are theirs: the marker check before each try (outside the marking), a try
+    # that fails marks the link out of step, a retry flushes the input first.
+    retry_on = (LinkTimeout, ProtocolError, reply_error)
     try:
-        return with_retries(attempt, attempts=attempts, link=link, retry_on=(LinkTimeout, ProtocolError, reply_error))
+        if attempts < 1:
+            raise ValueError("attempts must be >= 1")
+        last: Exception | None = None
+        for i in range(attempts):
+            try:
+                if in_step is None:
+                    return once()
+                if in_step.suspect:
+                    in_step.ensure()
+                try:
+                    return once()
+                except retry_on:
+                    in_step.mark()
+                    raise
+            except retry_on as exc:
+                last = exc
+                if i + 1 < attempts:
+                    try:
+                        link.flush_input()
+                    except LinkClosed:
+                        raise exc from None
+        assert last is not None
+        raise last
     except LinkError as exc:
         resync(link)
         raise link_error(exc) from exc

@@ -68,6 +68,10 @@ class Link(ABC):
             if chunk.endswith(terminator) and chunk.find(terminator) == len(chunk) - len(terminator):
                 return bytes(chunk)
             self._rx += chunk
+        return self._read_until_buffered(terminator, deadline, timeout_s, max_bytes)
+
+    def _read_until_buffered(self, terminator: bytes, deadline: float, timeout_s: float | None, max_bytes: int) -> bytes:
+        """:meth:`read_until` once its first chunk (if any) is in the buffer: up to ``deadline``."""
         while True:
             idx = self._rx.find(terminator)
             if idx >= 0:

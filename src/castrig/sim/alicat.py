@@ -308,7 +308,9 @@ class AlicatEmulator(LineEmulator):
         cmd = body.upper()
         if cmd == "":  # the poll, most frequent with the setpoint below
             return self._frame_reply(t)
-        uid = self._id_for_replies()
+        uid = "@" if self.streaming else self.unit_id  # _id_for_replies()
+        if cmd[0] == "L" and cmd[1:2] == "S":  # the setpoint: no branch above LS takes a command starting "LS"
+            return self._ls(cmd, uid, t)
         if cmd.startswith("@="):
             return self._change_id(cmd[2:].strip(), t)
         if cmd.startswith("$$"):
@@ -324,16 +326,7 @@ class AlicatEmulator(LineEmulator):
         if cmd == "VE":
             return f"{uid}   {FIRMWARE_VERSIONS[self.firmware]}"
         if cmd.startswith("LS"):
-            if not self.modern:
-                return self._reject()
-            arg = cmd[2:].strip()
-            if arg:
-                value = self._number(arg)
-                if value is None:
-                    return self._reject()
-                self._set_setpoint(value, t)
-            setpoint = _signed(self.setpoint_slpm)
-            return f"{uid} {setpoint} {setpoint} {SLPM_UNIT_CODE} {SLPM_UNIT_LABEL}"
+            return self._ls(cmd, uid, t)
         if cmd.startswith("GS"):
             if not self.modern:
                 return self._reject()
@@ -377,6 +370,19 @@ class AlicatEmulator(LineEmulator):
             self._set_setpoint(int(cmd) / 64000.0 * self.full_scale_slpm, t)
             return self._frame_reply(t)
         return self._reject()
+
+    def _ls(self, cmd: str, uid: str, t: float) -> str:
+        """``ALS [v]``: set (when given) and report the setpoint (modern firmware)."""
+        if self.firmware == "legacy":  # not self.modern
+            return self._reject()
+        arg = cmd[2:].strip()
+        if arg:
+            value = self._number(arg)
+            if value is None:
+                return self._reject()
+            self._set_setpoint(value, t)
+        setpoint = format(self.setpoint_slpm, "+z07.2f")  # _signed(self.setpoint_slpm)
+        return f"{uid} {setpoint} {setpoint} {SLPM_UNIT_CODE} {SLPM_UNIT_LABEL}"
 
     @staticmethod
     def _number(text: str) -> float | None:
