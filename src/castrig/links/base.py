@@ -125,8 +125,20 @@ class Link(ABC):
         """
         self._check_open()
         deadline = self._now() + (self.timeout_s if timeout_s is None else timeout_s)
+        return self._read_frame_buffered(take, deadline, timeout_s, what)
+
+    def _read_frame_buffered(
+        self,
+        take: Callable[[bytes], tuple[T | None, int]],
+        deadline: float,
+        timeout_s: float | None,
+        what: str,
+        *,
+        read_first: bool = False,
+    ) -> T:
+        """:meth:`read_frame` up to ``deadline``; ``read_first``: ``take`` has just asked for more bytes."""
         while True:
-            while self._rx:
+            while self._rx and not read_first:
                 frame, n = take(bytes(self._rx))
                 if n:
                     del self._rx[:n]
@@ -134,6 +146,7 @@ class Link(ABC):
                     return frame
                 if not n:
                     break
+            read_first = False
             chunk = self._read_some(deadline)
             if not chunk:
                 partial = bytes(self._rx)

@@ -6,11 +6,14 @@ query costs the device's turnaround in virtual time and nothing in real time.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from castrig.clock import Clock
 from castrig.links.base import Link
 from castrig.links.errors import LinkClosed, LinkTimeout
+
+T = TypeVar("T")
 
 
 class EmulatorPort(Protocol):
@@ -117,3 +120,30 @@ class SimLink(Link):
         # more than one line, or part of one: Link.read_until's loop, with this chunk buffered
         self._rx += chunk
         return self._read_until_buffered(terminator, deadline_s, timeout_s, max_bytes)
+
+    def read_frame(
+        self,
+        take: Callable[[bytes], tuple[T | None, int]],
+        *,
+        timeout_s: float | None = None,
+        what: str = "a whole frame",
+    ) -> T:
+        if self._rx or self._closed:
+            return super().read_frame(take, timeout_s=timeout_s, what=what)
+        deadline = self.clock.now() + (self.timeout_s if timeout_s is None else timeout_s)
+        chunk = self._read_some(deadline)
+        if not chunk:
+            raise LinkTimeout(self.resource, f"no {what} within {self._timeout_text(timeout_s)} (no reply)")
+        # Link.read_frame's loop on a buffer holding just this chunk, without copying it there
+        frame, n = take(bytes(chunk))
+        rest = chunk[n:] if n else chunk
+        if rest:
+            self._rx += rest
+        if frame is not None:
+            return frame
+        return self._read_frame_buffered(take, deadline, timeout_s, what, read_first=not n)
+
+    def read_available(self, *, wait_s: float = 0.0) -> bytes:
+        if self._rx or self._closed:
+            return super().read_available(wait_s=wait_s)
+        return bytes(self._read_some(self.clock.now() + wait_s))

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -22,17 +21,29 @@ _pending: list[tuple[Callable[[int, FrameType | None], Any], int]] = []
 Handler = Callable[[int, FrameType | None], Any]
 
 
-@contextmanager
-def deferred_signals() -> Iterator[None]:
-    global _depth
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    _depth += 1
-    try:
-        yield
-    finally:
+class deferred_signals:  # noqa: N801 - used as ``with deferred_signals():``, as the function it was
+    """``with deferred_signals():`` — a write that Ctrl-C, SIGTERM and SIGHUP cannot tear.
+
+    Outside the main thread it does nothing (signals are handled there). Nested uses are
+    counted; the signals that came meanwhile are handled when the outermost one ends. A class
+    rather than a generator context manager: every store write goes through it.
+    """
+
+    __slots__ = ("_old",)
+
+    def __enter__(self) -> None:
+        global _depth
+        if threading.current_thread() is not threading.main_thread():
+            self._old = None
+            return
+        self._old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        _depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        global _depth
+        old = self._old
+        if old is None:
+            return
         _depth -= 1
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
         if _depth == 0:
