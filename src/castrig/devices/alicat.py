@@ -179,12 +179,24 @@ def parse_frame(line: str, *, unit_id: str | None = None) -> AlicatReading:
 
 
 def parse_setpoint_reply(line: str, *, unit_id: str) -> SetpointReply:
+    tokens = _setpoint_tokens(line, unit_id)
+    return SetpointReply(float(tokens[1]), float(tokens[2]), int(tokens[3]), tokens[4])
+
+
+def _setpoint_tokens(line: str, unit_id: str) -> list[str]:
+    """The five fields of an ``ALS`` reply, checked (what :func:`parse_setpoint_reply` reads)."""
     tokens = line.split()
     if len(tokens) != 5 or tokens[0].upper() != unit_id.upper():
         raise ValueError(f"expected '<id> <current> <requested> <code> <label>', got {line!r}")
     if not (_NUMBER.match(tokens[1]) and _NUMBER.match(tokens[2]) and tokens[3].isdigit()):
         raise ValueError(f"expected numbers in {line!r}")
-    return SetpointReply(float(tokens[1]), float(tokens[2]), int(tokens[3]), tokens[4])
+    return tokens
+
+
+def _requested_setpoint(line: str, unit_id: str) -> float:
+    """``parse_setpoint_reply(line, unit_id=unit_id).requested``, without building the reply
+    (the fields it checks are checked alike; the reply line is ASCII, so its code converts)."""
+    return float(_setpoint_tokens(line, unit_id)[2])
 
 
 def parse_gas_reply(line: str, *, unit_id: str) -> GasReply:
@@ -313,8 +325,7 @@ class AlicatMFC(FlowController):
         if not (0.0 <= flow_slpm <= self.full_scale_slpm):  # (the command text only when refused)
             self._check_setpoint(flow_slpm, f"{self.unit_id}{command}")
         if self.setpoint_form == "modern":
-            reply = self._exchange(command, lambda t: parse_setpoint_reply(t, unit_id=self.unit_id))
-            echoed = reply.requested
+            echoed = self._exchange(command, lambda t: _requested_setpoint(t, self.unit_id))
         else:
             echoed = self._exchange(command, self._frame).setpoint_slpm
         if abs(echoed - flow_slpm) > self.setpoint_tolerance_slpm:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from functools import lru_cache
 from typing import Callable, TypeVar
 
 from castrig.clock import Clock
@@ -101,10 +102,31 @@ def crc16(data: bytes) -> int:
 
 
 def safe_packet(data: bytes) -> bytes:
+    if type(data) is bytes:  # the same few commands all run long: framed once each
+        return _safe_packet_cached(data)
+    return _safe_packet(data)
+
+
+def _safe_packet(data: bytes) -> bytes:
     return bytes([STX, len(data) + 4]) + data + crc16(data).to_bytes(2, "big") + bytes([ETX])
 
 
+_safe_packet_cached = lru_cache(maxsize=256)(_safe_packet)
+
+#: Replies up to this long are parsed once per distinct reply (a pump's replies repeat: its
+#: prompt, the same dispensed volume all through a hold).
+_CACHED_FRAME_BYTES = 64
+
+
 def next_frame(buf: bytes) -> tuple[str | None, int]:
+    """The reply frame at the front of ``buf`` (see :func:`_next_frame`); a pure function of
+    the bytes, so a short buffer seen before gets its earlier answer."""
+    if type(buf) is bytes and len(buf) <= _CACHED_FRAME_BYTES:
+        return _next_frame_cached(buf)
+    return _next_frame(buf)
+
+
+def _next_frame(buf: bytes) -> tuple[str | None, int]:
     """The reply frame at the front of ``buf``, reassembled from whatever bytes have arrived.
 
     Returns ``(text, n)``: ``text`` is the frame's data (``01S...``, basic ``STX ... ETX`` or a
@@ -141,6 +163,9 @@ def next_frame(buf: bytes) -> tuple[str | None, int]:
         return None, 1
     text = data.decode("ascii", "replace")
     return (text, 1 + length) if _REPLY.match(text) else (None, 1)
+
+
+_next_frame_cached = lru_cache(maxsize=512)(_next_frame)
 
 
 def split_frames(buf: bytes) -> tuple[list[str], bytes, bytes]:

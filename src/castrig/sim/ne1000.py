@@ -27,6 +27,7 @@ from __future__ import annotations
 import binascii
 import math
 import re
+from functools import lru_cache
 from collections.abc import Callable, Sequence
 
 from castrig.sim.emulator import Emulator
@@ -62,7 +63,16 @@ def crc16(data: bytes) -> int:
 
 def safe_packet(data: bytes) -> bytes:
     """Frame ``data`` as a safe-mode packet."""
+    if type(data) is bytes:  # replies repeat (the prompt, a volume held all through a wait)
+        return _safe_packet_cached(data)
+    return _safe_packet(data)
+
+
+def _safe_packet(data: bytes) -> bytes:
     return bytes([STX, len(data) + 4]) + data + crc16(data).to_bytes(2, "big") + bytes([ETX])
+
+
+_safe_packet_cached = lru_cache(maxsize=256)(_safe_packet)
 
 
 def format_number(value: float) -> str:
