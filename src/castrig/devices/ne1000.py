@@ -31,7 +31,7 @@ from typing import Callable, TypeVar
 from castrig.clock import Clock
 from castrig.devices.roles import DeviceError, Dispensed, PumpState, SyringePump
 from castrig.devices.exchange import InStep
-from castrig.links import Link, LinkError, LinkTimeout, ProtocolError, with_retries
+from castrig.links import Link, LinkClosed, LinkError, LinkTimeout, ProtocolError
 
 T = TypeVar("T")
 
@@ -436,11 +436,31 @@ class NE1000Pump(SyringePump):
     # -- exchange --------------------------------------------------------------------------
     def _query(self, command: str) -> tuple[PumpState, str]:
         """A query: repeatable, so link timeouts and bad frames are retried a bounded number of times."""
-        return self._guard(
-            command,
-            lambda: with_retries(lambda: self._exchange(command, None, query=True), attempts=self.retries,
-                                 link=self.link),
-        )
+        # ``self._guard(command, lambda: with_retries(lambda: self._exchange(...), ...))`` in
+        # one frame (the keep-alives and samples ask the pumps all run long): the same tries,
+        # the same flush between them and the same errors.
+        attempts = self.retries
+        try:
+            if attempts < 1:
+                raise ValueError("attempts must be >= 1")
+            last: Exception | None = None
+            for i in range(attempts):
+                try:
+                    return self._exchange(command, None, query=True)
+                except (LinkTimeout, ProtocolError) as exc:
+                    last = exc
+                    if i + 1 < attempts:
+                        try:
+                            self.link.flush_input()
+                        except LinkClosed:
+                            raise exc from None
+            assert last is not None
+            raise last
+        except LinkError as exc:
+            named = self._named(command, exc)
+            if named is None:
+                raise
+            raise named from exc
 
     def _command(self, command: str, *, framing: str | None = None) -> tuple[PumpState, str]:
         """A set or an action: sent once."""
@@ -451,11 +471,18 @@ class NE1000Pump(SyringePump):
         try:
             return action()
         except LinkError as exc:
-            prefix = f"{exc.resource}: "
-            detail = str(exc)[len(prefix) :] if str(exc).startswith(prefix) else str(exc)
-            if detail.startswith(f"{self.name}: "):
+            named = self._named(command, exc)
+            if named is None:
                 raise
-            raise type(exc)(exc.resource, f"{self.name}: {command!r}: {detail}") from exc
+            raise named from exc
+
+    def _named(self, command: str, exc: LinkError) -> LinkError | None:
+        """``exc`` again with the pump's name and the command in the message (``None``: it has them)."""
+        prefix = f"{exc.resource}: "
+        detail = str(exc)[len(prefix) :] if str(exc).startswith(prefix) else str(exc)
+        if detail.startswith(f"{self.name}: "):
+            return None
+        return type(exc)(exc.resource, f"{self.name}: {command!r}: {detail}")
 
     def _frame(self, command: str, framing: str | None) -> bytes:
         data = (("" if self.address is None else str(self.address)) + command).encode("ascii")
