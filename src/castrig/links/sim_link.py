@@ -80,9 +80,11 @@ class SimLink(Link):
             clock.sleep_until(target)
 
     # -- the usual exchange, in fewer calls ----------------------------------------------------
-    # Link.write and Link.read_until with SimLink's _write and _read_some written into them:
-    # every twin exchange goes through these two, and the layers of calls cost more than the
-    # work. The bytes, the clock's sleeps and the errors are those of the general versions.
+    # Link.write/read_until/read_frame/read_available for the usual case (nothing buffered, the
+    # reply in one chunk) without the general loops and the extra layer of calls: every twin
+    # exchange goes through them, and the layers cost more than the work. The bytes, the
+    # clock's sleeps and the errors are those of the general versions (tests/sim/
+    # test_simlink_fast_paths.py); anything else goes to the general loop, deadline kept.
     def write(self, data: bytes) -> None:
         if self._closed:
             self._check_open()
@@ -92,29 +94,12 @@ class SimLink(Link):
         emulator.receive(bytes(data), self.clock.now())
 
     def read_until(self, terminator: bytes, *, timeout_s: float | None = None, max_bytes: int = 65536) -> bytes:
-        both = self._transmit_or_next
-        if self._rx or not terminator or both is None or self._closed:
+        if self._rx or not terminator or self._closed:
             return super().read_until(terminator, timeout_s=timeout_s, max_bytes=max_bytes)
-        emulator, clock = self.emulator, self.clock
-        deadline_s = clock.now() + (self.timeout_s if timeout_s is None else timeout_s)
-        while True:  # _read_some(deadline_s)
-            if not emulator.connected:
-                raise LinkClosed(self.resource, "peer disconnected")
-            now = clock.now()
-            chunk, nxt = both(now)
-            if chunk:
-                break
-            if now >= deadline_s:
-                raise LinkTimeout(self.resource, f"no {terminator!r} within {self._timeout_text(timeout_s)} (no reply)")
-            if nxt is None:
-                target = deadline_s
-            else:
-                target = now if now > nxt else nxt
-                if deadline_s < target:
-                    target = deadline_s
-            if target <= now:
-                target = min(now + 1e-6, deadline_s)
-            clock.sleep_until(target)
+        deadline_s = self.clock.now() + (self.timeout_s if timeout_s is None else timeout_s)
+        chunk = self._read_some(deadline_s)
+        if not chunk:
+            raise LinkTimeout(self.resource, f"no {terminator!r} within {self._timeout_text(timeout_s)} (no reply)")
         if chunk.endswith(terminator) and chunk.find(terminator) == len(chunk) - len(terminator):
             return bytes(chunk)
         # more than one line, or part of one: Link.read_until's loop, with this chunk buffered
