@@ -241,3 +241,35 @@ def test_run_and_queue_summaries_hold_each_membrane_to_its_own_target_grade(tmp_
     assert state["items"][0]["target"] == "claim3: 1 of 1 met; claim1: 0 of 1 met", state["items"][0]
     assert "claim3: 1 of 1 met; claim1: 0 of 1 met" in done.stdout and "claim3 NOT met" not in done.stdout
     assert run_dir.name in castrig("runs", "--data", str(data), "--grade", "claim3").stdout
+
+
+#: A sitecustomize: the record cannot be read while the run ends (plan_resume is what the end of a
+#: run calls to find the films it left; here it meets a disk I/O error, as a read may).
+UNREADABLE_AT_RUN_END = """
+import sqlite3
+import castrig.recipe.session as session
+
+def _unreadable(*a, **kw):
+    raise sqlite3.OperationalError("disk I/O error")
+
+session.plan_resume = _unreadable
+"""
+
+
+def test_a_record_unreadable_as_the_run_ends_still_gets_its_outcome(tmp_path):
+    """Review of the end-of-run loss: a read error there (sqlite3.Error, not a StoreError) left
+    the run with the safe state done but run.json 'running' and a traceback. Now the loss is not
+    recorded, the error is said, and the outcome is recorded as before."""
+    from conftest import with_sitecustomize
+
+    recipe = _recipe(tmp_path, HEAD + """\
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.01}
+- {type: condition, setpoint_rh_pct: 97.9, band_rh_pct: 0.1, stable_for_s: 600, timeout_s: 30}
+""", name="unsettled")
+    data = tmp_path / "runs"
+    done = castrig("run", str(recipe), "--data", str(data), "-q", **with_sitecustomize(tmp_path, UNREADABLE_AT_RUN_END))
+    assert done.returncode == 3, done.stdout + done.stderr
+    text = done.stdout + done.stderr
+    assert "Traceback" not in text and "cannot record the lost membrane" in " ".join(text.split()), text
+    info = json.loads((only_run_dir(data) / "run.json").read_text())
+    assert info["outcome"] == "faulted" and info["ended_utc"], info

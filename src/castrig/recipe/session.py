@@ -320,14 +320,18 @@ def _lose_unfinished(recipe: Recipe, recorder: RunRecorder, runner: Runner, resu
         in_step = [e for e in journal if e.state == "started"]
         plan = plan_resume(recipe, journal, elapsed_s=(last_t - in_step[-1].t_s) if in_step else None,
                            stopped=f"the run ended {result.outcome}")
+        # a membrane recorded made (or judged) evaporated under control, whatever the journal says
+        # (its evaporate step's 'done' may be what a full disk kept from being written)
+        ended = {mb.membrane_id for mb in recorder.membranes() if mb.status in ("made", "judged", "lost")}
+        plan.lost[:] = [x for x in plan.lost if x.plan.membrane_id(recorder.info.run_id) not in ended]
         if not plan.lost:
             return
         _record_lost(recorder, plan, recorder.info, runner.t(), simulated=runner.rig.twin is not None, recipe=recipe,
                      up_to_t_s=last_t)
         result.membranes = [mb.to_dict() for mb in recorder.membranes()]
-    except (CastrigError, OSError) as exc:  # a full disk: the outcome is still recorded, the loss said here
+    except Exception as exc:  # noqa: BLE001 - a full disk, an unreadable record: the outcome is still recorded next
         console.print(f"[bold red]error:[/] cannot record the lost membrane(s) in {escape(str(recorder.run_dir))}: "
-                      f"{escape(str(exc))}", highlight=False)
+                      f"{escape(type(exc).__name__ + ': ' + str(exc))}", highlight=False)
 
 
 def _finish(result: RunResult, recorder: RunRecorder, log: RunLog, quiet: bool) -> RunResult:
