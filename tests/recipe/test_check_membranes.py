@@ -131,3 +131,31 @@ def test_resume_of_a_run_stuck_at_such_an_analyse_is_refused_saying_why(tmp_path
     assert "cannot be resumed" in err and "new run" in err and "Traceback" not in err and "Value error" not in err
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "faulted"
     assert json.loads(before)["outcome"] == "faulted"
+
+
+def test_a_run_recorded_with_a_second_analyse_of_one_membrane_still_resumes(tmp_path):
+    """Review: a run started before the second-analyse rule (its run.json holds such a recipe) and
+    killed -9 was refused by `castrig resume` ("would stop at that step again": it would not -- the
+    runner passes over a second analyse, 'already judged'), so its record could never be closed
+    and its lots went into no build. A recorded recipe is taken as castrig took it then.
+
+    The run is one started by an earlier castrig: the same steps with waits where the second
+    capture and analyse are, killed -9 in the first of them; run.json then given the recipe as it was."""
+    from conftest import only_run_dir, run_rows, run_then_kill_9
+
+    old = yaml.safe_load(SECOND_ANALYSE + M1)
+    assert [s["type"] for s in old["steps"][7:9]] == ["capture", "analyse"]
+    made = yaml.safe_load(SECOND_ANALYSE + M1)
+    made["steps"][7:9] = [{"type": "wait", "duration_s": 20000}, {"type": "wait", "duration_s": 1}]
+    recipe = _write(tmp_path, yaml.safe_dump(made, sort_keys=False))
+    data = tmp_path / "runs"
+    run_dir = run_then_kill_9(recipe, data, lambda d: run_rows(d, "select 1 from journal where step_index = 7 and state = 'started'"),
+                              args=("--seed", "1"))
+    info = json.loads((run_dir / "run.json").read_text())
+    info["recipe"] = old
+    (run_dir / "run.json").write_text(json.dumps(info))
+    resumed = castrig("resume", str(run_dir), "-q")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    statuses = run_rows(run_dir, "select membrane_id, status from membranes order by k")
+    assert [s for _, s in statuses] == ["judged", "judged"], statuses
+    assert only_run_dir(data) == run_dir

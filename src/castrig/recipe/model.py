@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from castrig.inputs import load_model
 
@@ -151,7 +151,7 @@ class Recipe(BaseModel):
     steps: list[Step] = Field(..., min_length=1, description="What the rig does, in order; see the step types.")
 
     @model_validator(mode="after")
-    def _analyse_after_capture(self) -> "Recipe":
+    def _analyse_after_capture(self, info: ValidationInfo) -> "Recipe":
         """Every analyse measures a capture of its own, once.
 
         An analyse measures the latest capture of the membrane of the last cast before it (with no
@@ -161,7 +161,12 @@ class Recipe(BaseModel):
         once: it has one record, one verdict and one lot, and its verdict lists every grade it
         meets whatever grade the analyse names, so a second analyse of it would not be recorded.
         Step numbers in the messages are 1-based, as everywhere people read them.
+
+        A recorded recipe (validation context ``{"recorded": True}``: ``castrig resume``) may hold a
+        second analyse of one membrane, as castrig took it before this rule: the runner passes
+        over it ("already judged"), so its run resumes as it would have run.
         """
+        recorded = bool((info.context or {}).get("recorded"))
         cast: int | None = None  # the last cast so far (0-based)
         k = 0  # membranes cast so far
         captured = False  # a capture since that cast (or since the start, before any cast)
@@ -182,7 +187,7 @@ class Recipe(BaseModel):
                         f"measures the latest capture of the membrane of the last cast before it (the run would fault "
                         f"at step {i + 1}, and the membranes after it would never be cast); add a capture step "
                         f"between step {cast + 1} and step {i + 1}")  # type: ignore[operator]
-                if analysed is not None:
+                if analysed is not None and not recorded:
                     raise ValueError(
                         f"steps[{i}] (analyse): step {i + 1} would analyse {what} a second time, after step "
                         f"{analysed + 1}: a membrane is judged once (one verdict, listing every grade it meets, "

@@ -464,7 +464,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
                        "rig again (conditioning, pre-wet, the remaining casts): add --after-abort if that is meant",
                        file=str(run_dir), field="--after-abort")
     try:
-        recipe = Recipe.model_validate(info.recipe)
+        recipe = Recipe.model_validate(info.recipe, context={"recorded": True})  # as castrig took it then
         profile = Profile.model_validate(_profile_for_resume(info, run_dir))
     except BadInput:
         recorder.close()
