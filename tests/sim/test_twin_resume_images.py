@@ -59,3 +59,62 @@ def test_a_capture_resumed_after_kill_9_images_the_same_membrane(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     resumed, uninterrupted = _membranes(run_dir), _membranes(only_run_dir(tmp_path / "whole"))
     assert len(resumed) == 2 and resumed == uninterrupted
+
+
+#: A sitecustomize: SIGKILL (a power cut) as the second image of the run is about to be saved --
+#: the first field of a capture recorded, the rest not.
+KILL_AT_SECOND_IMAGE = """
+import os, signal
+import castrig.store.sqlite_store as s
+_save = s.SqliteRunRecorder.save_image
+_n = [0]
+def _save_then_die(self, *a, **kw):
+    _n[0] += 1
+    if _n[0] == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _save(self, *a, **kw)
+s.SqliteRunRecorder.save_image = _save_then_die
+"""
+
+CAPTURE_3 = """\
+name: cap
+grade: claim1
+concentration_mg_ml: 4.5
+support_pore_um: 20.0
+steps:
+  - {type: condition, setpoint_rh_pct: 80, band_rh_pct: 1.0, stable_for_s: 30, timeout_s: 1200}
+  - {type: cast, volume_ml: 0.2, rate_ml_min: 0.5}
+  - {type: evaporate, setpoint_rh_pct: 80, band_rh_pct: 3.0, duration_s: 300, max_out_of_band_s: 120}
+  - {type: capture, fields: 3, views: [reflected]}
+  - {type: analyse}
+"""
+
+
+def _pixels(run_dir: Path) -> dict[str, str]:
+    import hashlib
+
+    from castrig.tiffio import read_micrograph
+
+    return {p.stem: hashlib.sha256(read_micrograph(p)[0].tobytes()).hexdigest() for p in sorted((run_dir / "images").glob("*.tif"))}
+
+
+def test_a_capture_cut_short_after_its_first_field_resumes_on_the_fields_not_taken(tmp_path):
+    """Review of the fix above: killed after the first of three fields was recorded, the resumed
+    capture passed over field 0 without moving the twin's stage, so its field 1 was the
+    uninterrupted run's field 0 again (the analysis counted one realisation twice)."""
+    from conftest import with_sitecustomize
+
+    recipe = tmp_path / "cap.yaml"
+    recipe.write_text(CAPTURE_3)
+    whole = castrig("run", str(recipe), "--data", str(tmp_path / "whole"), "--seed", "1", "-q")
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    cut = castrig("run", str(recipe), "--data", str(tmp_path / "cut"), "--seed", "1", "-q",
+                  **with_sitecustomize(tmp_path, KILL_AT_SECOND_IMAGE))
+    assert cut.returncode == -9, cut.stdout + cut.stderr
+    run_dir = only_run_dir(tmp_path / "cut")
+    assert [n for (n,) in run_rows(run_dir, "select name from images")] == ["s3_field0_reflected"]
+    done = castrig("resume", str(run_dir), "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    uninterrupted = only_run_dir(tmp_path / "whole")
+    assert _pixels(run_dir) == _pixels(uninterrupted) and len(_pixels(run_dir)) == 3
+    assert _membranes(run_dir) == _membranes(uninterrupted)

@@ -670,6 +670,8 @@ class Runner:
                 name = f"s{i}_field{f}_{view}"
                 names[view] = name
                 if name in recorded:
+                    if self.rig.twin is not None:  # the twin's stage moves on as it did before the crash
+                        self.rig.twin.skip_view(view)
                     continue
                 try:
                     frame = cam.snap(Illumination(view))

@@ -56,6 +56,7 @@ class Twin:
         self._field = 0
         self._field_views: set[str] = set()
         self._field_cache: dict[str, Any] | None = None
+        self._field_started = False  # a view of field ``_field`` taken (or passed over)
         for role, cfg in profile.device_configs().items():
             if getattr(cfg, "link", None) is not None and cfg.link.kind != "sim":
                 continue
@@ -148,12 +149,26 @@ class Twin:
         images its membrane on the field an uninterrupted run would have (the field's number
         seeds its rendering; from 0 again, the same membrane showed another realisation)."""
         snap = self.world.snapshot()
-        snap["camera_next_field"] = self._field + (1 if self._field_cache is not None else 0)
+        snap["camera_next_field"] = self._field + (1 if self._field_started else 0)
         return snap
 
     def restore_camera(self, next_field: int) -> None:
         """The camera's stage back on the field it would have taken next (see :meth:`snapshot`)."""
-        self._field, self._field_cache, self._field_views = int(next_field), None, set()
+        self._field, self._field_cache, self._field_views, self._field_started = int(next_field), None, set(), False
+
+    def skip_view(self, view: str) -> None:
+        """Move the stage as :meth:`render` would for ``view`` without rendering it: a resumed
+        capture passes over the views recorded before the crash, and the fields after them must
+        be the ones an uninterrupted run took (each field's number seeds its rendering)."""
+        self._next_view(view)
+
+    def _next_view(self, view: str) -> None:
+        # a view already taken of this field moves the stage to the next field
+        if view in self._field_views or not self._field_started:
+            if self._field_started:
+                self._field += 1
+            self._field_views, self._field_cache, self._field_started = set(), None, True
+        self._field_views.add(view)
 
     def restore_film(self, conditions: dict[str, Any]) -> None:
         """Put back a film formed before a crash (from the run's journal), for resumed runs."""
@@ -175,12 +190,9 @@ class Twin:
         """
         cfg = self.camera_config or SimCameraConfig(model="sim")
         self.world.advance(self.clock.now())
-        if view in self._field_views or self._field_cache is None:
-            if self._field_cache is not None:
-                self._field += 1
-            self._field_views = set()
+        self._next_view(view)
+        if self._field_cache is None:
             self._field_cache = self._render_field(cfg)
-        self._field_views.add(view)
         cache = self._field_cache
         exposure = {"reflected": 8.0, "transmitted": 25.0, "section": 12.0}[view]
         meta = {"field": self._field, "view": view, "simulated": True, "truth": cache["truth"], "targets": cache["targets"]}
