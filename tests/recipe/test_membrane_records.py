@@ -273,3 +273,16 @@ def test_a_record_unreadable_as_the_run_ends_still_gets_its_outcome(tmp_path):
     assert "Traceback" not in text and "cannot record the lost membrane" in " ".join(text.split()), text
     info = json.loads((only_run_dir(data) / "run.json").read_text())
     assert info["outcome"] == "faulted" and info["ended_utc"], info
+
+
+def test_a_membrane_without_a_target_does_not_make_the_run_miss_its_targets():
+    """Review: m1 met its target, m2 had none (judged against no grade): the summary flag said
+    'not met' (a yellow last line, the queue's target_met False)."""
+    from castrig.recipe.membranes import target_summary
+
+    m1 = {"membrane_id": "r-m1", "k": 1, "status": "judged", "target_grade": "claim1", "grades_met": ["claim1"]}
+    m2 = {"membrane_id": "r-m2", "k": 2, "status": "judged", "target_grade": None, "grades_met": ["claim2"]}
+    line, ok = target_summary([m1, m2], {1: "claim1", 2: None})
+    assert ok is True and "claim1 met by 1 (m1)" in line and "m2:claim2" in line
+    m1_missed = {**m1, "grades_met": []}
+    assert target_summary([m1_missed, m2], {1: "claim1", 2: None})[1] is False

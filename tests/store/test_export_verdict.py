@@ -77,3 +77,19 @@ def test_membranes_csv_ends_with_the_lots_intended_use(tmp_path, capsys):
     cols, rows = _rows(tmp_path / "out" / "membranes.csv")
     assert cols[-1] == "intended_use" and cols[:4] == ["run_id", "membrane_id", "k", "status"]
     assert {r["membrane_id"]: r["intended_use"] for r in rows} == {lot: "coculture", other: ""}
+
+
+def test_a_damaged_lots_json_beside_the_run_does_not_stop_its_export(tmp_path, capsys):
+    """Review: intended_use came from the data root's lots.json, and a lots.json that is not JSON
+    (or a copy of the run beside someone's unrelated file) made `castrig export` refuse the run
+    (exit 2). The run is exported; the column is empty and a warning names the file."""
+    from conftest import add_membrane_run
+
+    root = tmp_path / "data"
+    add_membrane_run(root, "20260101-000001-two", [_metrics(3.0)])
+    (root / "lots.json").write_text("{bad")
+    done = castrig_main(capsys, "export", str(root / "20260101-000001-two"), "--to", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "intended_use left empty" in done.stderr and "lots.json" in done.stderr
+    _, rows = _rows(tmp_path / "out" / "membranes.csv")
+    assert [r["intended_use"] for r in rows] == [""]

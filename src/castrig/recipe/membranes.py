@@ -292,6 +292,6 @@ def target_summary(membranes: list[dict[str, Any]], targets: str | dict[int, str
         parts.append(f"not judged: {', '.join(unjudged)}")
     if lost:
         parts.append(f"lost: {', '.join(lost)}")
-    ok = None if not groups else all(len(met) == len(aimed) for _, met, aimed in groups) and \
-        sum(len(aimed) for _, _, aimed in groups) == len(membranes)
+    # a membrane without a target (judged against none) has nothing to miss
+    ok = None if not groups else all(len(met) == len(aimed) for _, met, aimed in groups)
     return "; ".join(parts), ok

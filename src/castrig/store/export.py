@@ -218,7 +218,13 @@ def run_tables(run_dir: Path) -> dict[str, tuple[list[str], list[Sequence[Any]]]
     if membranes:
         from castrig.lots.registry import intended_uses
 
-        uses = intended_uses(run_dir.parent)  # the data root the run folder is in (a copy elsewhere: none)
+        try:
+            uses = intended_uses(run_dir.parent)  # the data root the run folder is in (a copy elsewhere: none)
+        except BadInput as exc:  # a damaged lots.json beside the run: export the run, say why the column is empty
+            import sys
+
+            print(f"warning: intended_use left empty: {exc}", file=sys.stderr)
+            uses = {}
         tables["membranes"] = ([*MEMBRANE_COLUMNS, "intended_use"],
                                [(*membrane_row(rid, mb), uses.get(mb.lot_id or mb.membrane_id))
                                 for mb in membranes])
