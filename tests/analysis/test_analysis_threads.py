@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from castrig.sim.micrograph import make_structure, render_surface, render_surface_sem
 from castrig.tiffio import write_micrograph
@@ -45,6 +46,7 @@ steps:
 """
 
 
+@pytest.mark.slow  # ~9 s on CI; CI keeps test_no_analysis_threads_same_numbers (the same measurement without threads)
 def test_a_run_without_analysis_threads_judges_its_membrane_as_with_them(tmp_path):
     """What an explore worker met: at 60 %RH the twin's film has merged pores over 256+ rows,
     whose split uses the pool's ``map`` — which the threadless executor lacked, so the run

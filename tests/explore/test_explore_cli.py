@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from conftest import castrig, castrig_env, castrig_main, start_castrig, wait_until
 
 SEARCH = ("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01")
@@ -246,6 +248,7 @@ def _interrupt_when_running(args: tuple[str, ...], folder: Path, out: Path, reap
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow  # ~30 s on CI; CI keeps tests/explore/test_explore_distributed.py::test_a_map_resumed_after_ctrl_c_runs_only_the_missing_points
 def test_ctrl_c_stops_a_map_on_two_workers_within_seconds_and_a_rerun_resumes(tmp_path, reap):
     """Ctrl-C of `explore map --workers 2` took minutes: the workers were asked once (a run acts
     on it at its next safe point, and a capture step at RH 40 % renders for ~40 s without one)

@@ -77,7 +77,8 @@ def test_two_workers_share_a_postgresql_study(tmp_path, reap):
     _share_a_study(PG_URL, tmp_path, f"test-{uuid.uuid4().hex[:8]}", reap)
 
 
-@pytest.mark.parametrize("where", ["journal", pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=NO_PG))])
+@pytest.mark.parametrize("where", [pytest.param("journal", marks=pytest.mark.slow),  # ~11 s on CI; CI kills the PostgreSQL one
+                                   pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=NO_PG))])
 def test_a_worker_killed_mid_trial_loses_nothing_and_counts_nothing_twice(tmp_path, reap, where, monkeypatch):
     # PostgreSQL: Optuna's heartbeat finds the dead worker (1 s beats, 4 s grace for the test);
     # journal file: the worker's OS lock, free the moment it died.

@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 
 import yaml
+import pytest
 
 from conftest import castrig, castrig_main
 
@@ -101,6 +102,7 @@ def test_check_refuses_a_second_analyse_of_one_membrane_naming_both_steps(tmp_pa
     assert not data.exists() or not list(data.glob("*/run.json"))
 
 
+@pytest.mark.slow  # ~15 s on CI (a whole three-membrane run); CI keeps the check/run refusals and the recorded-recipe resume below
 def test_resume_of_a_run_stuck_at_such_an_analyse_is_refused_saying_why(tmp_path):
     """A run of this shape started before check refused it: it faulted at m2's analyse, and every
     `castrig resume` ran into the same fault again. Now resume refuses it (exit 2) before it opens

@@ -132,6 +132,7 @@ def _step_running(step: int, after_s: float = 0.0):
     return ready
 
 
+@pytest.mark.slow  # ~20 s on CI; CI keeps tests/reliability/test_crash_resume.py (a kill in each membrane step kind) and tests/recipe/test_membrane_records.py
 def test_kill_9_in_the_second_evaporation_loses_m2_only(tmp_path):
     data = tmp_path / "runs"
     run_dir = run_then_kill_9(OVERNIGHT, data, _step_running(10, after_s=600))  # m2 evaporating

@@ -99,6 +99,7 @@ def _rows(run_dir: Path, table: str) -> list[tuple]:
         return db.execute(f"select * from {table} order by rowid").fetchall()
 
 
+@pytest.mark.slow  # ~13 s on CI; CI keeps tests/reliability/test_crash_resume.py::test_kill_and_resume_loses_nothing_repeats_no_cast
 def test_kill_9_then_resume_finishes_with_nothing_lost(tmp_path):
     run_dir = _run_until(DATA / "long_wait.yaml", tmp_path, lambda db: db.execute("select count(*) from samples").fetchone()[0] > 500)
     before = _rows(run_dir, "samples")

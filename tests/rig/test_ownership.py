@@ -240,7 +240,7 @@ def test_a_second_run_on_the_same_devices_sends_not_a_byte(tmp_path, reap):
 QUICK = {"name": "quick-wall", "steps": [{"type": "purge", "duration_s": 4}, {"type": "wait", "duration_s": 4}]}
 
 
-@pytest.mark.parametrize("link", ["tcp", "pty"])
+@pytest.mark.parametrize("link", ["tcp", pytest.param("pty", marks=pytest.mark.slow)])  # pty: ~13 s on CI, in the full set
 def test_two_runs_against_one_served_rig(tmp_path, reap, link):
     """A real run over ``sim serve`` (TCP sockets or ptys) owns the rig; a second run is refused
     (exit 4, naming the first), and the first goes on to complete undisturbed."""

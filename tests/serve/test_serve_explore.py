@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import ROOT, castrig, wait_until
 
 from castrig.store import MembraneRecord, RunInfo, open_store
@@ -86,6 +88,7 @@ def tips(page: str) -> list[str]:
     return re.findall(r"<title>(RH [^<]*)</title>", first)
 
 
+@pytest.mark.slow  # ~13 s on CI; CI keeps test_explore_map_page_fills_in_without_reloading_in_chromium
 def test_explore_pages_show_a_map_made_by_castrig_explore_map(tmp_path: Path, castrig_serve):
     data = tmp_path / "data"
     mid = add_real_membrane(data, rh=65.0, conc=5.0, grades=["claim1"])
