@@ -579,6 +579,38 @@ def add_membrane_run(root: Path, run_id: str, metrics: list[dict[str, Any]], *, 
     return lots
 
 
+def crashed_membrane_run(root: Path, run_id: str, recipe_name: str = "night") -> Path:
+    """A run folder under data root ``root`` as ``castrig run`` leaves it when killed -9 during
+    m2's evaporation: the catalog row written at the start (running, no grades), m1 judged (met
+    claims 1-4, a lot), m2 forming, the folder's lock gone with the process; its folder."""
+    from castrig.analysis.verdict import judge
+    from castrig.store import MembraneRecord, RunInfo, open_store
+
+    rec = open_store(root).create_run(RunInfo(run_id=run_id, recipe_name=recipe_name, recipe_path="", profile_name="p",
+                                              profile_path="", software_version="t", seed=None, operator="",
+                                              started_utc="2026-01-01T00:00:01Z"))
+    m = membrane_metrics(3.0)
+    verdict = judge(m)
+    rec.save_membrane(MembraneRecord(f"{run_id}-m1", 1, 3, "judged", support_position=1, metrics=m, verdict=verdict.to_dict(),
+                                     grades_met=list(verdict.met), target_grade="claim1", target_met=True, lot_id=f"{run_id}-m1"))
+    rec.save_membrane(MembraneRecord(f"{run_id}-m2", 2, 8, "forming", support_position=2))
+    rec.close()  # the lock goes as with a kill -9; run.json still says running
+    return rec.run_dir
+
+
+def step_running(step: int, after_s: float = 0.0) -> Callable[[Path], bool]:
+    """``ready(run_dir)`` for :func:`run_then_kill_9` and ``wait_until``: step ``step`` (0-based)
+    has run ``after_s`` of run clock (its start in the journal, a sample that late)."""
+    def ready(run_dir: Path) -> bool:
+        start = run_rows(run_dir, f"select max(t_s) from journal where step_index={step} and state='started'")
+        if not start or start[0][0] is None:
+            return False
+        last = run_rows(run_dir, "select max(t_s) from samples")[0][0]
+        return last is not None and last >= start[0][0] + after_s
+
+    return ready
+
+
 @contextmanager
 def held_running_run(root: Path, name: str = "held") -> Iterator[Path]:
     """A run folder under data root ``root`` that readers see as ``running`` — this process owns

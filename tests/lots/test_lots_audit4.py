@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import add_membrane_run, castrig_main
+from conftest import add_membrane_run, castrig_main, crashed_membrane_run
 from conftest import membrane_metrics as _metrics
 
 
@@ -72,20 +72,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _crashed_run(root: Path, run_id: str = "20260101-000001-night") -> str:
-    """A run folder as `castrig run` killed -9 in m2's evaporation leaves it: m1 judged (met
-    claims 1-4, so `castrig lots` lists it), m2 forming, run.json still running, no owner; m1's id."""
-    from castrig.analysis.verdict import judge
-    from castrig.store import MembraneRecord, RunInfo, open_store
-
-    rec = open_store(root).create_run(RunInfo(run_id=run_id, recipe_name="night", recipe_path="", profile_name="p", profile_path="",
-                                              software_version="t", seed=None, operator="", started_utc="2026-01-01T00:00:01Z"))
-    m = _metrics(3.0)
-    verdict = judge(m)
-    rec.save_membrane(MembraneRecord(f"{run_id}-m1", 1, 3, "judged", support_position=1, metrics=m, verdict=verdict.to_dict(),
-                                     grades_met=list(verdict.met), target_grade="claim1", target_met=True, lot_id=f"{run_id}-m1"))
-    rec.save_membrane(MembraneRecord(f"{run_id}-m2", 2, 8, "forming", support_position=2))
-    rec.close()  # the owner's lock goes, as with kill -9
-    return f"{run_id}-m1"
+    """m1's lot id in a run folder as a kill -9 in m2's evaporation leaves it (conftest)."""
+    return crashed_membrane_run(root, run_id).name + "-m1"
 
 
 def _build(tmp_path: Path, name: str, **changes) -> Path:
@@ -119,7 +107,7 @@ def test_filter_and_coculture_check_refuse_a_lot_of_a_crashed_run(tmp_path, caps
             store.index_run(rec, ["claim1", "claim2", "claim3", "claim4"])  # as the run's end does
         done = castrig_main(capsys, "filter", "check", str(_build(tmp_path, "filter", lots=[lot])), "--data", str(root))
         assert done.returncode == 0, done.stderr
-        assert (f"which ended aborted after this membrane was judged" in done.stdout) == (outcome == "aborted"), done.stdout
+        assert ("which ended aborted after this membrane was judged" in done.stdout) == (outcome == "aborted"), done.stdout
 
 
 def test_filter_check_refuses_a_lot_listed_twice(tmp_path, capsys):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig, only_run_dir, run_rows, run_status, run_then_kill_9, start_castrig, wait_until
+from conftest import ROOT, castrig, only_run_dir, run_rows, run_status, run_then_kill_9, start_castrig, step_running, wait_until
 
 HEAD = """name: NAME
 grade: claim1
@@ -45,17 +45,6 @@ def _recipe(tmp_path: Path, text: str, name: str = "records") -> Path:
 def _membranes(run_dir: Path) -> dict[int, dict]:
     cols = ("membrane_id", "k", "status", "lost_reason", "process_json", "support_position")
     return {r[1]: dict(zip(cols, r)) for r in run_rows(run_dir, f"select {', '.join(cols)} from membranes order by k")}
-
-
-def _running(step: int, after_s: float):
-    """``ready(run_dir)``: step ``step`` has run ``after_s`` of run clock."""
-    def ready(run_dir: Path) -> bool:
-        start = run_rows(run_dir, f"select max(t_s) from journal where step_index={step} and state='started'")
-        if not start or start[0][0] is None:
-            return False
-        last = run_rows(run_dir, "select max(t_s) from samples")[0][0]
-        return last is not None and last >= start[0][0] + after_s
-    return ready
 
 
 def _report_problems(run_dir: Path) -> tuple[list[str], list[dict]]:
@@ -91,7 +80,7 @@ def test_castrig_abort_in_the_evaporation_records_the_film_lost_in_every_view_an
     data = tmp_path / "runs"
     run = start_castrig("run", str(recipe), "--data", str(data), "-q")
     try:
-        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _running(EVAPORATE_M1, 60)(d) and d,
+        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and step_running(EVAPORATE_M1, 60)(d) and d,
                              timeout_s=60, what="m1 evaporating")
         aborted = castrig("abort", str(run_dir))
         assert aborted.returncode == 0, aborted.stdout + aborted.stderr
@@ -134,7 +123,7 @@ def test_ctrl_c_twice_in_the_evaporation_records_the_film_lost_and_a_resume_goes
     data = tmp_path / "runs"
     term = terminal_run(["run", str(recipe), "--data", str(data)], cwd=ROOT)
     run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "evaporate"
-                         and _running(EVAPORATE_M1, 60)(d) and d, timeout_s=60, what="m1 evaporating")
+                         and step_running(EVAPORATE_M1, 60)(d) and d, timeout_s=60, what="m1 evaporating")
     term.ctrl_c()
     term.expect("pausing")
     term.ctrl_c()
@@ -164,7 +153,7 @@ def test_a_membrane_made_before_the_abort_is_not_lost_and_every_view_says_why_it
     data = tmp_path / "runs"
     run = start_castrig("run", str(recipe), "--data", str(data), "-q")
     try:
-        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _running(4, 30)(d) and d,
+        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and step_running(4, 30)(d) and d,
                              timeout_s=60, what="the wait after m1")
         assert castrig("abort", str(run_dir)).returncode == 0
         out, err = run.communicate(timeout=60)
@@ -190,7 +179,7 @@ def test_kill_9_in_the_evaporation_keeps_the_lost_membranes_process_record(tmp_p
     membranes.csv and the report -- not ``{}``, empty columns and "nothing dispensed recorded"."""
     recipe = _recipe(tmp_path, LONG_THEN_SHORT)
     data = tmp_path / "runs"
-    run_dir = run_then_kill_9(recipe, data, _running(EVAPORATE_M1, 60))
+    run_dir = run_then_kill_9(recipe, data, step_running(EVAPORATE_M1, 60))
     last_sample = run_rows(run_dir, "select max(t_s) from samples")[0][0]
     done = castrig("resume", str(run_dir), "-q")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig, only_run_dir, run_rows, run_then_kill_9
+from conftest import ROOT, castrig, only_run_dir, run_rows, run_then_kill_9, step_running
 from castrig.recipe.membranes import membrane_of_step, plan_membranes, plan_resume
 from castrig.recipe.model import load_recipe
 from castrig.store import JournalEntry
@@ -121,21 +121,10 @@ def test_two_casts_at_two_rh_give_two_membranes_with_different_d(tmp_path):
 
 
 # -- a night that survives a lost cast ----------------------------------------------------------------
-def _step_running(step: int, after_s: float = 0.0):
-    def ready(run_dir: Path) -> bool:
-        start = run_rows(run_dir, f"select max(t_s) from journal where step_index={step} and state='started'")
-        if not start or start[0][0] is None:
-            return False
-        last = run_rows(run_dir, "select max(t_s) from samples")[0][0]
-        return last is not None and last >= start[0][0] + after_s
-
-    return ready
-
-
 @pytest.mark.slow  # ~20 s on CI; CI keeps tests/reliability/test_crash_resume.py (a kill in each membrane step kind) and tests/recipe/test_membrane_records.py
 def test_kill_9_in_the_second_evaporation_loses_m2_only(tmp_path):
     data = tmp_path / "runs"
-    run_dir = run_then_kill_9(OVERNIGHT, data, _step_running(10, after_s=600))  # m2 evaporating
+    run_dir = run_then_kill_9(OVERNIGHT, data, step_running(10, after_s=600))  # m2 evaporating
     judged_before = {m["membrane_id"]: m["grades_met"] for m in _membranes(run_dir) if m["status"] == "judged"}
     assert list(judged_before) == [f"{run_dir.name}-m1"]
     done = castrig("resume", str(run_dir), "-q")
@@ -164,7 +153,7 @@ def test_kill_9_in_the_second_evaporation_loses_m2_only(tmp_path):
 @pytest.mark.parametrize("step, after_s", [(5, 0.0), (6, 0.0)], ids=["capture", "analyse"])
 def test_kill_9_in_capture_or_analyse_keeps_images_and_grades(tmp_path, step, after_s):
     data = tmp_path / "runs"
-    run_dir = run_then_kill_9(OVERNIGHT, data, _step_running(step, after_s))
+    run_dir = run_then_kill_9(OVERNIGHT, data, step_running(step, after_s))
     done = castrig("resume", str(run_dir), "-q")
     assert done.returncode == 0, done.stderr
     assert "target grade claim1 met by 4" in done.stdout

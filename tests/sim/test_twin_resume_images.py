@@ -14,8 +14,8 @@ from pathlib import Path
 
 from conftest import castrig, only_run_dir, run_rows, run_then_kill_9
 
-RECIPE = """\
-name: two
+#: The recipes' start: condition, then m1 cast and evaporated
+HEAD = """\
 grade: claim1
 concentration_mg_ml: 4.5
 support_pore_um: 20.0
@@ -23,6 +23,9 @@ steps:
   - {type: condition, setpoint_rh_pct: 80, band_rh_pct: 1.0, stable_for_s: 30, timeout_s: 1200}
   - {type: cast, volume_ml: 0.2, rate_ml_min: 0.5}
   - {type: evaporate, setpoint_rh_pct: 80, band_rh_pct: 3.0, duration_s: 300, max_out_of_band_s: 120}
+"""
+#: m1 and m2, each captured in all three views and analysed
+RECIPE = "name: two\n" + HEAD + """\
   - {type: capture, fields: 1, views: [reflected, transmitted, section]}
   - {type: analyse}
   - {type: cast, volume_ml: 0.2, rate_ml_min: 0.5}
@@ -76,15 +79,7 @@ def _save_then_die(self, *a, **kw):
 s.SqliteRunRecorder.save_image = _save_then_die
 """
 
-CAPTURE_3 = """\
-name: cap
-grade: claim1
-concentration_mg_ml: 4.5
-support_pore_um: 20.0
-steps:
-  - {type: condition, setpoint_rh_pct: 80, band_rh_pct: 1.0, stable_for_s: 30, timeout_s: 1200}
-  - {type: cast, volume_ml: 0.2, rate_ml_min: 0.5}
-  - {type: evaporate, setpoint_rh_pct: 80, band_rh_pct: 3.0, duration_s: 300, max_out_of_band_s: 120}
+CAPTURE_3 = "name: cap\n" + HEAD + """\
   - {type: capture, fields: 3, views: [reflected]}
   - {type: analyse}
 """

@@ -6,27 +6,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from conftest import castrig_main
-from conftest import membrane_metrics as _metrics
+from conftest import castrig_main, crashed_membrane_run
 
 
 def crashed_run(root: Path, run_id: str = "20260101-000001-three") -> Path:
-    """A run folder as `castrig run` leaves it when killed -9 during m2's evaporation: the catalog
-    row written at the start (running, no grades), m1 judged (met claim1..4), m2 forming, the
-    folder's lock gone with the process; its folder."""
-    from castrig.analysis.verdict import judge
-    from castrig.store import MembraneRecord, RunInfo, open_store
-
-    store = open_store(root)
-    rec = store.create_run(RunInfo(run_id=run_id, recipe_name="three", recipe_path="", profile_name="p", profile_path="",
-                                   software_version="t", seed=None, operator="", started_utc="2026-01-01T00:00:01Z"))
-    m = _metrics(3.0)
-    verdict = judge(m)
-    rec.save_membrane(MembraneRecord(f"{run_id}-m1", 1, 3, "judged", support_position=1, metrics=m, verdict=verdict.to_dict(),
-                                     grades_met=list(verdict.met), target_grade="claim1", target_met=True, lot_id=f"{run_id}-m1"))
-    rec.save_membrane(MembraneRecord(f"{run_id}-m2", 2, 8, "forming", support_position=2))
-    rec.close()  # the lock goes as with a kill -9; run.json still says running
-    return rec.run_dir
+    return crashed_membrane_run(root, run_id, recipe_name="three")
 
 
 def test_crashed_run_grades_in_runs_and_grade_filter_as_serve_shows_them(tmp_path, capsys):
