@@ -57,9 +57,15 @@ def export(
     fmt: str = typer.Option("csv", "--format", help="csv, or parquet (needs pyarrow: castrig[parquet])."),
 ) -> None:
     """Write the run's samples, events and metrics (and verdict) as tidy tables."""
+    from castrig.lots.registry import intended_uses
     from castrig.store.export import export_run
 
-    for path in export_run(run_dir, to, fmt):
+    try:  # the lots' intended uses in the data root the run folder is in (a copy elsewhere: none)
+        uses = intended_uses(Path(run_dir).parent)
+    except BadInput as exc:  # a damaged lots.json beside the run: export the run, say why the column is empty
+        typer.echo(f"warning: intended_use left empty: {exc}", err=True)
+        uses = {}
+    for path in export_run(run_dir, to, fmt, intended_uses=uses):
         typer.echo(str(path))
 
 

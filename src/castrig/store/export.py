@@ -184,8 +184,9 @@ def grade_passes(verdict: Any) -> dict[str, bool]:
     return {g: all(r["pass"] for r in rows if r["grade"] == g) for g in grades}
 
 
-def run_tables(run_dir: Path) -> dict[str, tuple[list[str], list[Sequence[Any]]]]:
-    """The tidy tables of a run: name → (columns, rows)."""
+def run_tables(run_dir: Path, intended_uses: Mapping[str, str] | None = None) -> dict[str, tuple[list[str], list[Sequence[Any]]]]:
+    """The tidy tables of a run: name → (columns, rows). ``intended_uses``: lot id → intended use
+    (``castrig lots assign``, kept by the lots layer), for membranes.csv's last column."""
     run_dir = Path(run_dir)
     with SqliteRunStore(run_dir.parent).open_run(run_dir) as rec:
         rid = rec.info.run_id
@@ -216,15 +217,7 @@ def run_tables(run_dir: Path) -> dict[str, tuple[list[str], list[Sequence[Any]]]
     if verdict:
         tables["verdict"] = (["run_id", "membrane_id", *cols], verdict)
     if membranes:
-        from castrig.lots.registry import intended_uses
-
-        try:
-            uses = intended_uses(run_dir.parent)  # the data root the run folder is in (a copy elsewhere: none)
-        except BadInput as exc:  # a damaged lots.json beside the run: export the run, say why the column is empty
-            import sys
-
-            print(f"warning: intended_use left empty: {exc}", file=sys.stderr)
-            uses = {}
+        uses = intended_uses or {}
         tables["membranes"] = ([*MEMBRANE_COLUMNS, "intended_use"],
                                [(*membrane_row(rid, mb), uses.get(mb.lot_id or mb.membrane_id))
                                 for mb in membranes])
@@ -246,8 +239,9 @@ def membrane_row(run_id: str, mb: Any) -> tuple[Any, ...]:
             (disp.get("prewet") or {}).get("volume_ml"), (disp.get("cast") or {}).get("volume_ml"))
 
 
-def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv") -> list[Path]:
-    """Write the run's tidy tables into ``to_dir``; returns the files written."""
+def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv", intended_uses: Mapping[str, str] | None = None) -> list[Path]:
+    """Write the run's tidy tables into ``to_dir``; returns the files written (``intended_uses``:
+    see :func:`run_tables`)."""
     if fmt not in FORMATS:
         raise BadInput(f"--format {fmt!r}: one of {', '.join(FORMATS)}", field="--format")
     if fmt == "parquet":
@@ -256,7 +250,7 @@ def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv") -> list[Path]:
         except ImportError:
             raise BadInput("--format parquet needs pyarrow: pip install 'castrig[parquet]' (or use --format csv)",
                            field="--format") from None
-    tables = run_tables(run_dir)
+    tables = run_tables(run_dir, intended_uses)
     to_dir = Path(to_dir)
     try:
         to_dir.mkdir(parents=True, exist_ok=True)
