@@ -85,6 +85,7 @@ class SimLink(Link):
     # exchange goes through them, and the layers cost more than the work. The bytes, the
     # clock's sleeps and the errors are those of the general versions (tests/sim/
     # test_simlink_fast_paths.py); anything else goes to the general loop, deadline kept.
+    # (read_until: Link.read_until has the same one-chunk fast path; only _now() differs.)
     def write(self, data: bytes) -> None:
         if self._closed:
             self._check_open()
@@ -92,19 +93,6 @@ class SimLink(Link):
         if not emulator.connected:
             raise LinkClosed(self.resource, "peer disconnected")
         emulator.receive(bytes(data), self.clock.now())
-
-    def read_until(self, terminator: bytes, *, timeout_s: float | None = None, max_bytes: int = 65536) -> bytes:
-        if self._rx or not terminator or self._closed:
-            return super().read_until(terminator, timeout_s=timeout_s, max_bytes=max_bytes)
-        deadline_s = self.clock.now() + (self.timeout_s if timeout_s is None else timeout_s)
-        chunk = self._read_some(deadline_s)
-        if not chunk:
-            raise LinkTimeout(self.resource, f"no {terminator!r} within {self._timeout_text(timeout_s)} (no reply)")
-        if chunk.endswith(terminator) and chunk.find(terminator) == len(chunk) - len(terminator):
-            return bytes(chunk)
-        # more than one line, or part of one: Link.read_until's loop, with this chunk buffered
-        self._rx += chunk
-        return self._read_until_buffered(terminator, deadline_s, timeout_s, max_bytes)
 
     def read_frame(
         self,
