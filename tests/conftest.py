@@ -795,3 +795,62 @@ def pg_password_or_skip() -> tuple[str, str]:
     if ":" not in userinfo:
         pytest.skip("CASTRIG_TEST_PG has no password to leak")
     return url, userinfo.split(":", 1)[1]
+
+
+# -- PostgreSQL, the fleet store (tests/store, tests/cli) --------------------------------------------
+PG_URL = os.environ.get("CASTRIG_TEST_PG", "")
+NO_PG = "no PostgreSQL for the tests: set CASTRIG_TEST_PG=postgresql://… (`.ci/postgres.sh` prints one)"
+
+
+def _require_pg() -> str:
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail(NO_PG + " — required under CI")
+        pytest.skip(NO_PG)
+    pytest.importorskip("psycopg", reason="psycopg not installed: pip install 'castrig[postgres]'")
+    return PG_URL
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[str, str]]:
+    """(``CASTRIG_TEST_PG``, a new PostgreSQL schema for this test, dropped afterwards); skipped
+    without a server (failed under ``CI=true``)."""
+    url = _require_pg()
+    import uuid
+
+    import psycopg
+
+    schema = "t_" + uuid.uuid4().hex[:12]
+    yield url, schema
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
+
+
+def pg_count(url: str, schema: str, table: str, where: str = "") -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {schema}.{table} {where}").fetchone()[0])  # type: ignore[arg-type,index]
+
+
+#: A sitecustomize (:func:`with_sitecustomize`): when the process has opened a run folder for the
+#: ``$PAUSE_AT_OPEN``-th time (``SqliteRunStore.open_run`` returned: run.json read), it creates
+#: ``$PAUSE_DIR/reached`` and waits (at most 20 s) for ``$PAUSE_DIR/go`` -- what it read goes stale
+#: meanwhile (a `castrig resume` ending in that moment).
+PAUSE_AFTER_OPEN_RUN = """
+import os, time
+from pathlib import Path
+import castrig.store.sqlite_store as s
+_open, _calls = s.SqliteRunStore.open_run, []
+def _open_then_pause(*a, **kw):
+    got = _open(*a, **kw)
+    _calls.append(1)
+    if len(_calls) == int(os.environ.get("PAUSE_AT_OPEN", "1")):
+        d = Path(os.environ["PAUSE_DIR"])
+        (d / "reached").touch()
+        deadline = time.monotonic() + 20
+        while not (d / "go").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    return got
+s.SqliteRunStore.open_run = _open_then_pause
+"""

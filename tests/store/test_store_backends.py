@@ -16,45 +16,13 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from castrig.store import RunInfo, RunStore, SqliteRunStore
-
-PG_URL = os.environ.get("CASTRIG_TEST_PG", "")
-NO_PG = "no PostgreSQL for the tests: set CASTRIG_TEST_PG=postgresql://… (`.ci/postgres.sh` prints one)"
-
-
-def _require_pg() -> str:
-    if not PG_URL:
-        if os.environ.get("CI"):
-            pytest.fail(NO_PG + " — required under CI")
-        pytest.skip(NO_PG)
-    pytest.importorskip("psycopg", reason="psycopg not installed: pip install 'castrig[postgres]'")
-    return PG_URL
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[tuple[str, str]]:
-    url = _require_pg()
-    import psycopg
-
-    schema = "t_" + uuid.uuid4().hex[:12]
-    yield url, schema
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
-
-
-def pg_count(url: str, schema: str, table: str, where: str = "") -> int:
-    import psycopg
-
-    with psycopg.connect(url) as conn:
-        return int(conn.execute(f"SELECT count(*) FROM {schema}.{table} {where}").fetchone()[0])  # type: ignore[arg-type,index]
-
+from conftest import pg_count  # the fixture pg_schema is conftest's too
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]

@@ -57,9 +57,9 @@ import structlog
 
 from castrig.errors import BadInput, CastrigError
 from castrig.redact import redact, redact_urls  # the one redaction (redact re-exported: sync, explore use it from here)
-from castrig.store.lock import live_outcome
+from castrig.store.lock import CRASHED_REASON, live_outcome
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo, RunRecorder, RunStore, RunSummary
-from castrig.store.sqlite_store import SqliteRunRecorder, SqliteRunStore, connect, hand_over
+from castrig.store.sqlite_store import SqliteRunRecorder, SqliteRunStore, connect, connect_readonly, folder_account, hand_over
 
 if TYPE_CHECKING:  # psycopg is an optional extra: imported only when a fleet store is used
     import psycopg
@@ -135,6 +135,7 @@ _TABLES: dict[str, tuple[str, str, tuple[str, ...], tuple[int, ...]]] = {
 
 _RUN_COLS = ("run_id", "run_dir", "host", "recipe_name", "profile_name", "operator", "started_utc",
              "ended_utc", "outcome", "outcome_reason", "grades", "info_json")
+_SUMMARY_COLS = ("run_id", "run_dir", "recipe_name", "profile_name", "operator", "started_utc", "ended_utc")
 
 
 class FleetStoreError(CastrigError):
@@ -272,6 +273,94 @@ def upsert_run(conn: "psycopg.Connection", schema: str, run_uid: str, row: Mappi
         f" WHERE ({', '.join('r.' + c for c in cols)}) IS DISTINCT FROM ({', '.join('EXCLUDED.' + c for c in cols)})"
     )
     return conn.execute(sql, [run_uid, *(row[c] for c in cols)]).rowcount  # type: ignore[arg-type]
+
+
+def current_run(conn: "psycopg.Connection", schema: str, run_uid: str) -> dict[str, Any] | None:
+    """The catalog row of ``run_uid`` as the database holds it now (None: no row yet)."""
+    row = conn.execute(f"SELECT {', '.join(_RUN_COLS)} FROM {schema}.runs WHERE run_uid = %s",  # type: ignore[arg-type]
+                       (run_uid,)).fetchone()
+    return None if row is None else dict(zip(_RUN_COLS, row))
+
+
+def _same_row(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    def norm(c: str, v: Any) -> Any:
+        return json.loads(v) if c == "info_json" and isinstance(v, str) else v
+
+    return all(norm(c, old.get(c)) == norm(c, new.get(c)) for c in _RUN_COLS if not (c == "grades" and new.get(c) is None))
+
+
+def update_run_if(conn: "psycopg.Connection", schema: str, run_uid: str, old: Mapping[str, Any],
+                  new: Mapping[str, Any]) -> int:
+    """Compare-and-set: write ``new`` over the catalog row only if it is still ``old`` (1 if so).
+
+    Why: a reader (``castrig runs``, ``store sync``) writes what it read from the run folder;
+    the run's owner (a ``castrig resume`` that ended meanwhile) may have written a newer row since,
+    which the reader's older account must not replace. The owner writes unconditionally."""
+    cols = [c for c in _RUN_COLS if not (c == "grades" and new.get(c) is None)]
+
+    def ph(c: str) -> str:
+        return "%s::jsonb" if c == "info_json" else "%s"
+
+    def js(c: str, v: Any) -> Any:
+        return json.dumps(v) if c == "info_json" and not isinstance(v, str) else v
+
+    sql = (f"UPDATE {schema}.runs AS r SET {', '.join(f'{c} = {ph(c)}' for c in cols)} WHERE r.run_uid = %s"
+           f" AND ({', '.join('r.' + c for c in _RUN_COLS)}) IS NOT DISTINCT FROM ({', '.join(ph(c) for c in _RUN_COLS)})")
+    args = [js(c, new[c]) for c in cols] + [run_uid] + [js(c, old[c]) for c in _RUN_COLS]
+    return conn.execute(sql, args).rowcount  # type: ignore[arg-type]
+
+
+def folder_uid(run_dir: Path) -> str | None:
+    """The fleet-wide id kept in a run folder's ``run.sqlite`` (read-only; None if it has none)."""
+    try:
+        db = connect_readonly(Path(run_dir) / "run.sqlite")
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='run_uid'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
+
+
+def folder_row(run_dir: Path, run_id: str) -> tuple[dict[str, Any], str] | None:
+    """The catalog row run folder ``run_dir`` gives now (:func:`folder_account`) and the outcome a
+    reader shows (:func:`live_outcome`). A run whose owner is gone while run.json still says
+    ``running`` is written ``crashed``: a rig that cannot see the folder's lock reads the row as
+    it is, so it must not say ``running`` for good. None if the folder cannot be read."""
+    account = folder_account(run_dir, run_id)
+    if account is None:
+        return None
+    info, grades = account
+    row = _run_row(info, run_dir, grades)
+    shown = live_outcome(run_dir, info.outcome)
+    if shown == "crashed":
+        row.update(outcome="crashed", outcome_reason=CRASHED_REASON)
+    return row, shown
+
+
+def sync_run_row(conn: "psycopg.Connection", schema: str, run_uid: str, run_dir: Path, run_id: str) -> bool:
+    """Write the catalog row from the run folder (``store sync``); True if it changed. The row is
+    read before the folder and written only if still so (:func:`update_run_if`): a newer row
+    written meanwhile by the run's owner is read again, with the folder, and kept if it is so."""
+    for _ in range(5):
+        old = current_run(conn, schema, run_uid)
+        got = folder_row(run_dir, run_id)
+        if got is None:
+            raise FleetStoreError(f"{run_dir}: the run folder cannot be read any more")
+        new = got[0]
+        if old is None:
+            cols = ", ".join(_RUN_COLS)
+            ph = ", ".join("%s::jsonb" if c == "info_json" else "%s" for c in _RUN_COLS)
+            sql = f"INSERT INTO {schema}.runs(run_uid, {cols}) VALUES(%s, {ph}) ON CONFLICT (run_uid) DO NOTHING"
+            if conn.execute(sql, [run_uid, *(new[c] for c in _RUN_COLS)]).rowcount:  # type: ignore[arg-type]
+                return True
+            continue  # someone wrote it first: compare with theirs
+        if _same_row(old, new):
+            return False
+        if update_run_if(conn, schema, run_uid, old, new):
+            return True
+    raise FleetStoreError(f"{run_dir}: its catalog row kept changing while it was synced; sync again")
 
 
 def pushed_marks(conn: "psycopg.Connection", schema: str, run_uid: str) -> dict[str, int]:
@@ -573,15 +662,44 @@ class PostgresRunStore(RunStore):
             log.warning("catalog row not in the fleet database yet", run_dir=str(recorder.run_dir))
 
     def list_runs(self) -> list[RunSummary]:
-        """Every rig's runs from the fleet catalog (the local catalog if the database is down)."""
-        sql = (f"SELECT run_id, run_dir, recipe_name, profile_name, operator, started_utc, ended_utc, outcome, grades"
-               f" FROM {self.schema}.runs ORDER BY started_utc, run_id")
+        """Every rig's runs from the fleet catalog (the local catalog if the database is down).
+
+        A row that says ``running`` (or ``crashed``) whose run folder this machine sees is brought
+        up to date from the folder as the SQLite catalog's is: its grades so far, and once no
+        process owns the folder, its ending (``crashed`` while run.json says running) written
+        back, compare-and-set (:func:`update_run_if`), for the rigs that cannot see the folder."""
+        sql = f"SELECT run_uid, {', '.join(_RUN_COLS)} FROM {self.schema}.runs ORDER BY started_utc, run_id"
         ok, rows = self._fleet.attempt(lambda c: c.execute(sql).fetchall(), force=True)  # type: ignore[arg-type]
         if not ok or rows is None:
             log.warning("fleet database unreachable: listing this data root only", error=self._fleet.last_error)
             return self._local.list_runs()
-        return [RunSummary(*r[:7], live_outcome(Path(r[1]), r[7]), tuple(g for g in (r[8] or "").split(",") if g))
-                for r in rows]
+        out = []
+        for r in rows:
+            uid, row = r[0], dict(zip(_RUN_COLS, r[1:]))
+            fresh = self._refresh_row(uid, row) if row["outcome"] in ("running", "crashed") else None
+            if fresh is not None:
+                out.append(fresh)
+                continue
+            out.append(RunSummary(*(row[c] for c in _SUMMARY_COLS), live_outcome(Path(row["run_dir"]), row["outcome"]),
+                                  tuple(g for g in (row["grades"] or "").split(",") if g)))
+        return out
+
+    def _refresh_row(self, run_uid: str, row: dict[str, Any]) -> RunSummary | None:
+        """``row`` as its run folder gives it now (:func:`folder_row`), written back when the run is
+        no longer live and the row differs; None if this machine cannot read that run's folder."""
+        run_dir = Path(row["run_dir"])
+        if not run_dir.is_dir() or folder_uid(run_dir) != run_uid:  # another rig's folder, or another run there
+            return None
+        got = folder_row(run_dir, row["run_id"])
+        if got is None:
+            return None
+        new, shown = got
+        new.update(run_dir=row["run_dir"], host=row["host"])  # a reader's path to it is not the run's
+        if shown != "running" and not _same_row(row, new):
+            ok, _ = self._fleet.attempt(lambda c: update_run_if(c, self.schema, run_uid, row, new), force=True)
+            if not ok:
+                log.warning("catalog row not brought up to date", run_dir=str(run_dir), error=self._fleet.last_error)
+        return RunSummary(*(new[c] for c in _SUMMARY_COLS), shown, tuple(g for g in (new["grades"] or "").split(",") if g))
 
     def close(self) -> None:
         self._fleet.close()

@@ -694,32 +694,31 @@ class SqliteRunStore(RunStore):
         return mine is not None and mine == identity(own)
 
     def _refresh_row(self, run_dir: Path, row: tuple[Any, ...], outcome: str) -> RunSummary | None:
-        """A catalog row that says ``running`` brought up to date from its run folder: the grades its
-        judged membranes met so far (and, for a run that ended after the row was written, its
-        ending), as ``castrig serve``, ``castrig lots`` and ``filter check`` read them from the folder.
-        ``outcome``: what :func:`live_outcome` shows; a run no longer running (crashed, or ended)
-        has its catalog row rewritten when it differs (a live run's row is left to its runner,
-        which writes it at the end). None if the folder cannot be read (the row is shown as it is)."""
-        from castrig.store.base import grades_of
-
-        try:
-            rec = self.open_run(run_dir)
-        except (BadInput, sqlite3.Error, OSError):
+        """A catalog row that says ``running`` brought up to date from its run folder
+        (:func:`folder_account`). ``outcome``: what :func:`live_outcome` shows; a run no longer
+        running (crashed, or ended) has its catalog row rewritten when it differs (a live run's row
+        is left to its runner, which writes it at the end) -- only if the row is still the one
+        read: a ``castrig resume`` that ended meanwhile wrote a newer row, which an older account
+        of the folder must not replace. None if the folder cannot be read (the row is shown as it is)."""
+        account = folder_account(run_dir, row[0])
+        if account is None:
             return None
-        try:
-            i = rec.info
-            if i.run_id != row[0]:
-                return None
-            grades = tuple(grades_of(rec))
-            if outcome != "running" and (",".join(grades) != (row[8] or "") or i.outcome != row[7] or i.ended_utc != row[6]):
+        i, grades = account
+        if outcome != "running" and (",".join(grades) != (row[8] or "") or i.outcome != row[7] or i.ended_utc != row[6]):
+            try:
+                conn = self._catalog()
                 try:
-                    self.index_run(rec, grades)
-                except (StoreError, OSError, sqlite3.Error):
-                    pass  # a read-only or full data root: shown from the folder, indexed another time
-        except sqlite3.Error:
-            return None
-        finally:
-            rec.close()
+                    with _Tx(conn) as c:  # compare-and-set: unchanged since this listing read it
+                        c.execute("UPDATE runs SET recipe_name=?, profile_name=?, operator=?, started_utc=?, ended_utc=?,"
+                                  " outcome=?, grades=? WHERE run_id IS ? AND run_dir IS ? AND recipe_name IS ?"
+                                  " AND profile_name IS ? AND operator IS ? AND started_utc IS ? AND ended_utc IS ?"
+                                  " AND outcome IS ? AND grades IS ?",
+                                  (i.recipe_name, i.profile_name, i.operator, i.started_utc, i.ended_utc, i.outcome,
+                                   ",".join(grades), *row))
+                finally:
+                    conn.close()
+            except (StoreError, OSError, sqlite3.Error):
+                pass  # a read-only or full data root: shown from the folder, indexed another time
         return RunSummary(row[0], row[1], i.recipe_name, i.profile_name, i.operator, i.started_utc, i.ended_utc,
                           outcome, grades)
 
@@ -782,6 +781,27 @@ class SqliteRunStore(RunStore):
                 out.append(RunSummary(i.run_id, str(run_dir.resolve()), i.recipe_name, i.profile_name, i.operator,
                                       i.started_utc, i.ended_utc, live_outcome(run_dir, i.outcome), grades))
         return sorted(out, key=lambda r: (str(r.started_utc or ""), str(r.run_id)))  # a stale catalog row: any type
+
+
+def folder_account(run_dir: Path, run_id: str) -> tuple[RunInfo, tuple[str, ...]] | None:
+    """What run folder ``run_dir`` says of run ``run_id`` now: its ``run.json`` and the grades its
+    judged membranes met so far (as ``castrig serve``, ``castrig lots`` and ``filter check`` read
+    them from the folder). Both catalogs (SQLite, the fleet's) bring a stale ``running`` row up to
+    date from it. None if the folder cannot be read or holds another run."""
+    from castrig.store.base import grades_of
+
+    try:
+        rec = SqliteRunStore(Path(run_dir).parent).open_run(run_dir)
+    except (BadInput, sqlite3.Error, OSError):
+        return None
+    try:
+        if rec.info.run_id != run_id:
+            return None
+        return rec.info, tuple(grades_of(rec))
+    except sqlite3.Error:
+        return None
+    finally:
+        rec.close()
 
 
 #: What a run folder holds while :meth:`SqliteRunStore.create_run` makes it, before anything is recorded.

@@ -3,8 +3,10 @@
 Any run folder works — one recorded by the SQLite backend on a rig without the database, or one
 the PostgreSQL backend could not finish pushing (the database was down when it closed). Records
 are keyed by (run_uid, local id) and inserted with ``ON CONFLICT DO NOTHING``; the catalog row is
-updated only where it differs. So a second sync of the same run changes nothing, and a sync that
-races the run's own recorder duplicates nothing.
+written from the folder as it is (grades so far; ``crashed`` once no process owns a run that still
+says running), only where it differs and only over the row read before the folder. So a second sync
+of the same run changes nothing, and a sync that races the run's own recorder (or a resume that
+ends meanwhile) duplicates nothing and never puts an older row over a newer one.
 """
 
 from __future__ import annotations
@@ -19,16 +21,14 @@ from castrig.store.postgres_store import (
     Fleet,
     FleetStoreError,
     _check_schema,
-    _run_row,
     is_postgres_url,
     local_backlog,
     push_records,
     pushed_marks,
     redact,
     run_uid_of,
-    upsert_run,
+    sync_run_row,
 )
-from castrig.store.base import grades_of
 from castrig.store.sqlite_store import SqliteRunStore, connect, hand_over
 
 
@@ -73,15 +73,12 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
     db = connect(run_dir / "run.sqlite")
     try:
         uid = run_uid_of(db)
-        from castrig.store.sqlite_store import SqliteRunRecorder
-
-        with SqliteRunRecorder(run_dir, info, create=False) as reader:
-            grades = grades_of(reader) or None
         fleet = Fleet(url, schema)
         report = SyncReport(info.run_id, uid, url)
 
         def tx(conn):  # type: ignore[no-untyped-def]
-            report.catalog_changed = upsert_run(conn, fleet.schema, uid, _run_row(info, run_dir, grades)) > 0
+            # the row from the folder as it is now (a crashed run: ``crashed``), never over a newer one
+            report.catalog_changed = sync_run_row(conn, fleet.schema, uid, run_dir, info.run_id)
             marks = pushed_marks(conn, fleet.schema, uid)
             marks, report.inserted = push_records(conn, fleet.schema, uid, db, marks)
             if local_backlog(db, marks):  # pragma: no cover - the run grew while we pushed
