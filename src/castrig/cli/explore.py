@@ -443,7 +443,7 @@ def lots(ctx: typer.Context, data: Optional[Path] = typer.Option(None, "--data",
     if ctx.invoked_subcommand is not None:
         return
     from castrig.lots import list_lots, not_lots
-    from castrig.lots.checks import OPEN_RUN_OUTCOMES
+    from castrig.lots.registry import OPEN_RUN_OUTCOMES
     from castrig.store import open_store
 
     rows = list_lots(data)
@@ -498,7 +498,8 @@ def lots_assign(
 
     data = _lots_data(ctx, data)
     got = assign_use(lot, use, data, allow_simulated=allow_simulated)
-    typer.echo(f"lot {got.lot_id}: intended use {got.intended_use}" + (" (SIMULATED membrane, allowed)" if got.simulated else ""))
+    ended = "" if got.run_outcome == "completed" else f" (made by run {got.run_id}, which ended {got.run_outcome} after it was judged)"
+    typer.echo(f"lot {got.lot_id}: intended use {got.intended_use}" + (" (SIMULATED membrane, allowed)" if got.simulated else "") + ended)
 
 
 @lots_app.command("unassign")

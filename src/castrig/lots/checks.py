@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from castrig.errors import BadInput
 from castrig.inputs import load_model
-from castrig.lots.registry import SUITABLE_GRADES, Lot
+from castrig.lots.registry import SUITABLE_GRADES, Lot, open_run_refusal
 
 Grade = Literal["claim1", "claim2", "claim3", "claim4"]
 
@@ -153,10 +153,6 @@ class CheckReport:
 LotLookup = Callable[[str, str], Lot]  # (lot id, field) -> Lot, raising BadInput if unknown
 
 
-#: Outcomes of a run whose record is not closed: its lots go into no build until it has ended.
-OPEN_RUN_OUTCOMES = ("crashed", "running")
-
-
 def _check_lot(report: CheckReport, lot_id: str, where: str, use: str, required: str | None, lookup: LotLookup,
                allow_simulated: bool = False) -> None:
     try:
@@ -165,14 +161,9 @@ def _check_lot(report: CheckReport, lot_id: str, where: str, use: str, required:
         report.problems.append((where, str(exc)))
         return
     outcome = getattr(lot, "run_outcome", "completed")
-    if outcome in OPEN_RUN_OUTCOMES:
-        # the run's record is not closed (no end written): a build's record could not say how the
-        # run that made its lot ended. A membrane judged before an abort or a fault is a lot: its
-        # record was complete when it was judged, and the run's end is written.
-        how = (f"its process is gone and it was not resumed: `castrig resume {lot.run_dir}` closes its record "
-               "(to the recipe's end, or abort it there)") if outcome == "crashed" else "wait for it to end"
-        report.problems.append((where, f"{where} = {lot_id!r}: made by run {lot.run_id or lot.run_dir}, which is {outcome}, "
-                                       f"its record not closed ({how}) (allowed: a lot of a run that has ended)"))
+    refusal = open_run_refusal(lot)
+    if refusal is not None:  # a build's record could not say how the run that made its lot ended
+        report.problems.append((where, f"{where} = {lot_id!r}: {refusal} (allowed: a lot of a run that has ended)"))
         return
     if outcome != "completed":
         report.notes.append(f"{where} = {lot_id}: made by run {lot.run_id or lot.run_dir}, which ended {outcome} after "

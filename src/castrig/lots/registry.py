@@ -16,6 +16,11 @@ answered before the lock is taken, so it works on a read-only data root too.
 
 Policy for uses (``assign_use``):
 
+* a lot whose run's record is not closed (the run crashed and was not resumed, or still runs) is
+  refused, as the filter and co-culture checks refuse it (:func:`open_run_refusal`, one rule):
+  ``castrig resume RUN`` closes a crashed run's record; a lot of a run that ended aborted or
+  faulted after it was judged takes a use, and its record says how the run ended;
+
 * a lot has at most one intended use: a blood filter and a co-culture diaphragm exclude each other
   (the membrane is cut for one device; blood contact and cell culture need different handling),
   so assigning the other use is refused with the use it already has — ``castrig lots unassign``
@@ -52,6 +57,9 @@ SUITABLE_GRADES: dict[str, tuple[str, ...]] = {
     "blood_filter": ("claim1", "claim2", "claim3", "claim4"),
     "coculture": ("claim1", "claim2", "claim3", "claim4"),
 }
+#: Outcomes of a run whose record is not closed: its lots take no use and go into no build until
+#: it has ended (:func:`open_run_refusal`).
+OPEN_RUN_OUTCOMES = ("crashed", "running")
 _ASSIGNMENTS = "lots.json"
 _LOCK = "lots.lock"
 #: How long an assignment waits for another one in progress (each holds the lock for a scan and a write).
@@ -84,6 +92,18 @@ class Lot:
     @property
     def uses(self) -> list[str]:
         return [u for u in USES if self.suits(u)]
+
+
+def open_run_refusal(lot: Lot) -> str | None:
+    """Why ``lot`` may not be used yet, or None: its run's record is not closed (no end written),
+    so no record that uses it could say how the run that made it ended. One rule for ``lots
+    assign`` and the filter and co-culture checks. A membrane judged before an abort or a fault
+    is usable: its record was complete when it was judged, and the run's end is written."""
+    if lot.run_outcome not in OPEN_RUN_OUTCOMES:
+        return None
+    how = (f"its process is gone and it was not resumed: `castrig resume {lot.run_dir}` closes its record "
+           "(to the recipe's end, or abort it there)") if lot.run_outcome == "crashed" else "wait for it to end"
+    return f"made by run {lot.run_id or lot.run_dir}, which is {lot.run_outcome}, its record not closed ({how})"
 
 
 def _assignments(root: Path) -> dict[str, dict[str, Any]]:
@@ -133,7 +153,8 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
             if mb.status == "lost":
                 others.append((mb.membrane_id, f"lost: {mb.lost_reason}"))
             elif r.outcome == "running":
-                others.append((mb.membrane_id, "its run is still running (or crashed: `castrig resume` it)"))
+                others.append((mb.membrane_id, f"its run {r.run_id} is still running, its record not closed: wait for it "
+                                               f"to end (`castrig status {r.run_dir}`)"))
             elif mb.status == "made":  # evaporated under control, the run ended before its capture/analyse
                 others.append((mb.membrane_id, f"not judged (made, not analysed: the run ended {r.outcome} before its "
                                f"capture/analyse; `castrig resume{' --after-abort' if r.outcome == 'aborted' else ''}` "
@@ -162,12 +183,16 @@ def not_lots(root: str | Path | None = None) -> list[tuple[str, str]]:
 
 def get_lot(lot_id: str, root: str | Path | None = None, *, file: str | None = None, field_name: str = "lot") -> Lot:
     """The lot with this id, or a BadInput naming the file, the field and the lots there are."""
-    lots = list_lots(root)
+    lots, others = _scan(root)
     for lot in lots:
         if lot.lot_id == lot_id:
             return lot
-    known = ", ".join(lot.lot_id for lot in lots[-5:]) or "none"
     where = f"{file}: " if file else ""
+    why = next((reason for membrane_id, reason in others if membrane_id == lot_id), None)
+    if why is not None:  # a membrane that is not a lot (yet): say why, not "no such lot"
+        raise BadInput(f"{where}{field_name} = {lot_id!r}: not a lot: {why} (allowed: a judged membrane that met a grade, "
+                       "of a run that has ended; see `castrig lots`)", file=file, field=field_name)
+    known = ", ".join(lot.lot_id for lot in lots[-5:]) or "none"
     raise BadInput(f"{where}{field_name} = {lot_id!r}: no such lot in {open_store(root).root} (lots are judged membranes that met a grade; "
                    f"latest: {known}; see `castrig lots`)", file=file, field=field_name)
 
@@ -219,7 +244,7 @@ def assign_use(lot_id: str, use: str, root: str | Path | None = None, *, allow_s
 
         data[lot_id] = {"intended_use": use, "assigned_utc": utc_now_iso(), "simulated": lot.simulated,
                         "allow_simulated": bool(lot.simulated and allow_simulated), "membrane_id": lot.membrane_id,
-                        "run_id": lot.run_id}
+                        "run_id": lot.run_id, "run_outcome": lot.run_outcome}
         atomic_write_json(store_root / _ASSIGNMENTS, data)
     lot.intended_use, lot.assignment = use, data[lot_id]
     return lot
@@ -228,6 +253,9 @@ def assign_use(lot_id: str, use: str, root: str | Path | None = None, *, allow_s
 def _checked_for(lot_id: str, use: str, root: str | Path | None, allow_simulated: bool) -> Lot:
     """The lot, if it may be given ``use`` (it may already have it), else BadInput saying why."""
     lot = get_lot(lot_id, root, field_name="LOT")
+    refusal = open_run_refusal(lot)
+    if refusal is not None:  # as the filter and co-culture checks refuse it: a use is for a lot whose run has ended
+        raise BadInput(f"lot {lot_id}: {refusal} (allowed: a lot of a run that has ended)", field="LOT")
     if not lot.suits(use):
         raise BadInput(f"lot {lot_id}: grades met {', '.join(lot.grades_met)} do not suit {use} "
                        f"(allowed: one of {', '.join(SUITABLE_GRADES[use])})", field="--use")
