@@ -854,3 +854,26 @@ def _open_then_pause(*a, **kw):
     return got
 s.SqliteRunStore.open_run = _open_then_pause
 """
+
+
+#: A sitecustomize (:func:`with_sitecustomize`): the process sends itself ``$SIGNAL_AT_END``
+#: (e.g. ``SIGTERM``) ``$SIGNAL_TIMES`` times (default 1) after its command's outcome is recorded,
+#: at the moment ``$END_MOMENT`` names: ``exit`` as the command raises its exit code (its run's
+#: handlers gone), ``shutdown`` while Python shuts down (the first ``atexit`` function to run).
+SIGNAL_AT_END = """
+import atexit, os, signal
+import typer
+def _signal():
+    for _ in range(int(os.environ.get("SIGNAL_TIMES", "1"))):
+        os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_AT_END"]))
+if os.environ["END_MOMENT"] == "shutdown":
+    atexit.register(_signal)  # registered first: runs last, after every atexit of castrig's
+else:
+    _init = typer.Exit.__init__
+    def _init_then_signal(self, *a, **kw):
+        _init(self, *a, **kw)
+        if not os.environ.get("_SIGNALLED"):
+            os.environ["_SIGNALLED"] = "1"
+            _signal()
+    typer.Exit.__init__ = _init_then_signal
+"""

@@ -15,7 +15,7 @@ import signal
 
 import pytest
 
-from conftest import ROOT, SIGNAL_AT_OUTCOME, SIGNAL_AT_RIG_CLOSE, SIGNAL_AT_SAFE_STATE, castrig, run_rows, start_castrig, wait_until, with_sitecustomize
+from conftest import ROOT, SIGNAL_AT_END, SIGNAL_AT_OUTCOME, SIGNAL_AT_RIG_CLOSE, SIGNAL_AT_SAFE_STATE, castrig, run_rows, start_castrig, wait_until, with_sitecustomize
 
 LONG_WAIT = str(ROOT / "tests" / "data" / "long_wait.yaml")
 
@@ -75,3 +75,20 @@ def test_a_stop_after_the_run_has_ended_does_not_kill_the_process(tmp_path, sig)
     (run_json,) = data.glob("*/run.json")
     assert json.loads(run_json.read_text())["outcome"] == "completed"
     assert done.returncode == 0, (done.returncode, done.stderr)
+
+
+@pytest.mark.parametrize("moment", ["exit", "shutdown"])
+def test_sigterm_as_the_process_exits_keeps_the_runs_exit_code(tmp_path, moment):
+    """SIGTERM twice once the run's outcome is recorded and its stop handlers are gone: as
+    `castrig run` raises its exit code, or while Python shuts down (a seeded moment: conftest
+    SIGNAL_AT_END). The handlers went back to the default, so the signal killed the process:
+    exit 143 though run.json said 'completed'. Now the first is said and the process ends as it
+    was ending; the second ends it at once, both with the run's code."""
+    data = tmp_path / "runs"
+    done = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", str(data), "-q", timeout_s=60,
+                   SIGNAL_AT_END="SIGTERM", END_MOMENT=moment, SIGNAL_TIMES="2", **with_sitecustomize(tmp_path, SIGNAL_AT_END))
+    (run_json,) = data.glob("*/run.json")
+    info = json.loads(run_json.read_text())
+    assert info["outcome"] == "completed" and info["ended_utc"] and info["parts"][-1]["outcome"] == "completed"
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert "SIGTERM after the outcome was recorded: exiting with its code 0" in done.stderr

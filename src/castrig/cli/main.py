@@ -8,9 +8,10 @@ opened; no run folder), 130 interrupted.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -143,6 +144,7 @@ def run(
     with stop_requests("castrig run") as stop:  # (the run's own handlers act while it runs)
         outcome = run_recipe(recipe, profile or default_profile(), data_root=data, seed=seed, operator=operator, quiet=quiet,
                              stop=stop)
+        stop.exit_code = outcome.exit_code  # recorded: a SIGTERM from here to the process's end keeps it
     raise typer.Exit(outcome.exit_code)
 
 
@@ -166,6 +168,7 @@ def resume(
 
     with stop_requests("castrig resume") as stop:
         outcome = resume_run(run_dir, quiet=quiet, after_abort=after_abort, stop=stop)
+        stop.exit_code = outcome.exit_code  # recorded: a SIGTERM from here to the process's end keeps it
     raise typer.Exit(outcome.exit_code)
 
 
@@ -380,6 +383,18 @@ def main(argv: list[str] | None = None) -> int:
     keep_going_without_readers()  # a closed terminal or pipe must not end a run (cli/streams.py)
     command = typer.main.get_command(app)
     _plain_help(command)
+    # called in-process with arguments (tests): the caller's handlers come back at the end; as the
+    # castrig process, a run's late SIGTERM handlers stay until it exits (session.keep_exit_code)
+    callers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)} if argv is not None else {}
+    try:
+        return _main(command, argv)
+    finally:
+        for signum, handler in callers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def _main(command: Any, argv: list[str] | None) -> int:
     try:
         rv = command.main(args=argv, prog_name="castrig", standalone_mode=False)
         code = rv if isinstance(rv, int) else EXIT_OK

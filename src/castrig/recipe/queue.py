@@ -190,7 +190,8 @@ def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Pat
     # stops the queue before it starts another run; during a run the run's handlers abort it and
     # note the stop in the same StopRequest, so the queue stops after it too
     with stop_requests("the queue") as stop:
-        return _work_items(state, state_path, profile, data_root, stop)
+        stop.exit_code = _work_items(state, state_path, profile, data_root, stop)  # every run and the state file written:
+        return stop.exit_code  # a SIGTERM from here to the process's end keeps the code (session.keep_exit_code)
 
 
 def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None, stop: StopRequest) -> int:

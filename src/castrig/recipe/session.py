@@ -63,6 +63,9 @@ class StopRequest:
     aborts that run at its first control period."""
 
     reason: str | None = None
+    #: The command's exit code once its outcome is recorded, set before :func:`stop_requests`
+    #: ends: from then on a SIGTERM or SIGHUP cannot change it (:func:`keep_exit_code`).
+    exit_code: int | None = None
 
     def ask(self, reason: str) -> None:
         if self.reason is None:
@@ -76,7 +79,9 @@ def stop_requests(who: str) -> Iterator[StopRequest]:
     gone -- are noted in the :class:`StopRequest` given to ``run_recipe``/``resume_run``: a run
     whose rig was being opened aborts at its first control period, a run that has ended is not
     cut short (a SIGTERM in the last milliseconds killed the process with its outcome written,
-    exit 143 instead of 3). Under nohup SIGHUP stays ignored."""
+    exit 143 instead of 3). Under nohup SIGHUP stays ignored. A caller that set ``exit_code``
+    leaves :func:`keep_exit_code`'s handlers in place of these, not the default ones: the
+    process is ending, and a SIGTERM as it exits (Python shutting down) killed it with 143."""
     stop = StopRequest()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -88,8 +93,35 @@ def stop_requests(who: str) -> Iterator[StopRequest]:
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGHUP, old_hup)
+        if stop.exit_code is not None:
+            keep_exit_code(stop.exit_code)  # one handler replaces the other: never the default (kill) between
+        else:
+            signal.signal(signal.SIGTERM, old_term)
+            signal.signal(signal.SIGHUP, old_hup)
+
+
+def keep_exit_code(code: int) -> None:
+    """From now until the process ends, SIGTERM and SIGHUP leave its exit code ``code``: its
+    outcome is recorded and its rig safe, so a stop asks for nothing left to do. The first is
+    said on stderr and the process goes on ending (its last writes, Python's shutdown); a second
+    ends it at once, still with ``code`` (a shutdown that hangs stays stoppable). Under nohup
+    SIGHUP stays ignored. ``castrig.cli.main.main`` puts back its caller's handlers when it is
+    called in-process (tests), not as the ``castrig`` process."""
+    heard: list[int] = []
+
+    def on_late(signum: int, frame: Any) -> None:
+        if heard:
+            os._exit(code)
+        heard.append(signum)
+        try:
+            os.write(2, f"{signal.Signals(signum).name} after the outcome was recorded: exiting with its code "
+                        f"{code}\n".encode())
+        except OSError:  # no terminal left (a SIGHUP): nothing to say it on
+            pass
+
+    signal.signal(signal.SIGTERM, on_late)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, on_late)
 
 
 @contextmanager
