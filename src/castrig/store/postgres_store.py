@@ -327,14 +327,16 @@ def folder_row(run_dir: Path, run_id: str) -> tuple[dict[str, Any], str] | None:
     """The catalog row run folder ``run_dir`` gives now (:func:`folder_account`) and the outcome a
     reader shows (:func:`live_outcome`). A run whose owner is gone while run.json still says
     ``running`` is written ``crashed``: a rig that cannot see the folder's lock reads the row as
-    it is, so it must not say ``running`` for good. None if the folder cannot be read."""
+    it is, so it must not say ``running`` for good. Only the host that ran it judges that (an OS
+    lock taken on another host, over a shared folder, may not show here). None if the folder
+    cannot be read."""
     account = folder_account(run_dir, run_id)
     if account is None:
         return None
     info, grades = account
     row = _run_row(info, run_dir, grades)
     shown = live_outcome(run_dir, info.outcome)
-    if shown == "crashed":
+    if shown == "crashed" and info.host in (None, "", socket.gethostname()):
         row.update(outcome="crashed", outcome_reason=CRASHED_REASON)
     return row, shown
 
