@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from castrig.links import Link, LinkError, LinkTimeout, ProtocolError
-from castrig.links.errors import LinkClosed
+from castrig.links.base import retry_loop
 
 T = TypeVar("T")
 
@@ -43,36 +43,9 @@ def retried_exchange(
     With ``in_step``, every try starts in step with the device (:meth:`InStep.ensure`), and a
     timeout, a garbled reply or one that is not this command's marks the link out of step.
     """
-    # ``with_retries(lambda: in_step_exchange(in_step, once, mark_on=(reply_error,)), ...)``
-    # written out in one frame: this runs at every exchange of every ASCII driver, and the
-    # layers of calls cost more than the usual exchange's own work. The order of the steps and
-    # what is raised are theirs: the marker check before each try (outside the marking), a try
-    # that fails marks the link out of step, a retry flushes the input first.
-    retry_on = (LinkTimeout, ProtocolError, reply_error)
     try:
-        if attempts < 1:
-            raise ValueError("attempts must be >= 1")
-        last: Exception | None = None
-        for i in range(attempts):
-            try:
-                if in_step is None:
-                    return once()
-                if in_step.suspect:
-                    in_step.ensure()
-                try:
-                    return once()
-                except retry_on:
-                    in_step.mark()
-                    raise
-            except retry_on as exc:
-                last = exc
-                if i + 1 < attempts:
-                    try:
-                        link.flush_input()
-                    except LinkClosed:
-                        raise exc from None
-        assert last is not None
-        raise last
+        return retry_loop(link, once, attempts=attempts, retry_on=(LinkTimeout, ProtocolError, reply_error),
+                          in_step=in_step)
     except LinkError as exc:
         resync(link)
         raise link_error(exc) from exc
@@ -171,12 +144,8 @@ class InStep:
 
 def in_step_exchange(in_step: InStep | None, once: Callable[[], T], *,
                      mark_on: tuple[type[Exception], ...] = ()) -> T:
-    """``once`` after :meth:`InStep.ensure`; a timeout or bad reply marks the link out of step."""
+    """``once`` after :meth:`InStep.ensure`; a timeout or bad reply marks the link out of step
+    (:func:`retry_loop` with one try)."""
     if in_step is None:
         return once()
-    in_step.ensure()
-    try:
-        return once()
-    except (LinkTimeout, ProtocolError, *mark_on):
-        in_step.mark()
-        raise
+    return retry_loop(in_step.link, once, attempts=1, retry_on=(LinkTimeout, ProtocolError, *mark_on), in_step=in_step)

@@ -31,7 +31,8 @@ from typing import Callable, TypeVar
 from castrig.clock import Clock
 from castrig.devices.roles import DeviceError, Dispensed, PumpState, SyringePump
 from castrig.devices.exchange import InStep
-from castrig.links import Link, LinkClosed, LinkError, LinkTimeout, ProtocolError
+from castrig.links import Link, LinkError, LinkTimeout, ProtocolError
+from castrig.links.base import retry_loop
 
 T = TypeVar("T")
 
@@ -436,26 +437,8 @@ class NE1000Pump(SyringePump):
     # -- exchange --------------------------------------------------------------------------
     def _query(self, command: str) -> tuple[PumpState, str]:
         """A query: repeatable, so link timeouts and bad frames are retried a bounded number of times."""
-        # ``self._guard(command, lambda: with_retries(lambda: self._exchange(...), ...))`` in
-        # one frame (the keep-alives and samples ask the pumps all run long): the same tries,
-        # the same flush between them and the same errors.
-        attempts = self.retries
         try:
-            if attempts < 1:
-                raise ValueError("attempts must be >= 1")
-            last: Exception | None = None
-            for i in range(attempts):
-                try:
-                    return self._exchange(command, None, query=True)
-                except (LinkTimeout, ProtocolError) as exc:
-                    last = exc
-                    if i + 1 < attempts:
-                        try:
-                            self.link.flush_input()
-                        except LinkClosed:
-                            raise exc from None
-            assert last is not None
-            raise last
+            return retry_loop(self.link, lambda: self._exchange(command, None, query=True), attempts=self.retries)
         except LinkError as exc:
             named = self._named(command, exc)
             if named is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from castrig.links.errors import LinkClosed, LinkTimeout, ProtocolError
 
@@ -234,6 +234,61 @@ class Link(ABC):
         return f"{self.timeout_s if timeout_s is None else timeout_s:g} s"
 
 
+class StepGuard(Protocol):
+    """What :func:`retry_loop` needs of an in-step guard (:class:`castrig.devices.exchange.InStep`)."""
+
+    suspect: bool
+
+    def ensure(self) -> None: ...
+
+    def mark(self) -> None: ...
+
+
+def retry_loop(
+    link: Link,
+    once: Callable[[], T],
+    *,
+    attempts: int,
+    retry_on: tuple[type[Exception], ...] = (LinkTimeout, ProtocolError),
+    in_step: StepGuard | None = None,
+    on_retry: Callable[[int, Exception], None] | None = None,
+) -> T:
+    """Run ``once`` up to ``attempts`` times, flushing the link's input between tries: the one
+    retry loop of every driver (:func:`with_retries`, the ASCII drivers' ``retried_exchange``,
+    the NE-1000's queries).
+
+    With ``in_step``, each try first gets back in step with the device when the link is suspect
+    (``in_step.ensure()``, whose own timeout counts as the try's), and a try whose ``once``
+    fails with ``retry_on`` marks the link out of step (``in_step.mark()``). The last try's
+    error is raised as it came. Written in one frame: it runs at every exchange of the twin.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be >= 1")
+    last: Exception | None = None
+    for i in range(attempts):
+        try:
+            if in_step is None:
+                return once()
+            if in_step.suspect:
+                in_step.ensure()
+            try:
+                return once()
+            except retry_on:
+                in_step.mark()
+                raise
+        except retry_on as exc:
+            last = exc
+            if i + 1 < attempts:
+                if on_retry is not None:
+                    on_retry(i + 1, exc)
+                try:
+                    link.flush_input()
+                except LinkClosed:
+                    raise exc from None
+    assert last is not None
+    raise last
+
+
 def with_retries(
     action: Callable[[], T],
     *,
@@ -247,20 +302,4 @@ def with_retries(
     Only for exchanges the protocol allows to repeat (queries, idempotent sets); never for a
     command that moves something, such as a pump's RUN.
     """
-    if attempts < 1:
-        raise ValueError("attempts must be >= 1")
-    last: Exception | None = None
-    for i in range(attempts):
-        try:
-            return action()
-        except retry_on as exc:
-            last = exc
-            if i + 1 < attempts:
-                if on_retry is not None:
-                    on_retry(i + 1, exc)
-                try:
-                    link.flush_input()
-                except LinkClosed:
-                    raise exc from None
-    assert last is not None
-    raise last
+    return retry_loop(link, action, attempts=attempts, retry_on=retry_on, on_retry=on_retry)

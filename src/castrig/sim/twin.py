@@ -76,7 +76,7 @@ class Twin:
                 role,
                 address=cfg.address or 0,
                 seed=self._seed(role),
-                on_change=w.advance,
+                on_change=w.pump_changing,
                 diameter_mm=cfg.syringe_diameter_mm,
                 t0=self.clock.now(),
             )
@@ -137,6 +137,8 @@ class Twin:
         if "water_pump" in e:
             w.water_dispensed_ml = e["water_pump"].dispensed_ml  # type: ignore[attr-defined]
             w.water_flow_ml_min = e["water_pump"].flow_ml_min  # type: ignore[attr-defined]
+        # every pump input is an NE-1000 emulator calling pump_changing before it moves (or 0)
+        w.pumps_report_changes = True
 
     def set_process(self, *, concentration_mg_ml: float, solvent: str, support_pore_um: float | None) -> None:
         """What the recipe says about the solution and support (the twin cannot see it)."""

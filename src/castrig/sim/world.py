@@ -281,6 +281,11 @@ class World:
         self.support_pore_um: float | None = None
         self.film_formed_t: float | None = None
         self._advancing = False
+        #: Set by the twin when every pump calls :meth:`pump_changing` before its flow changes
+        #: (the NE-1000 emulators' ``on_change``); then a pump found still stays still until it
+        #: says otherwise, and quiet steps need not ask the four pump inputs again.
+        self.pumps_report_changes = False
+        self._pumps_still = False
 
     # -- outside conditions -------------------------------------------------------------
     def temperature_c(self, t: float) -> float:
@@ -308,6 +313,12 @@ class World:
         return max(0.0, self.dry_flow_slpm(t)), max(0.0, self.wet_flow_slpm(t))
 
     # -- integration ----------------------------------------------------------------------
+    def pump_changing(self, t: float) -> None:
+        """A pump's ``on_change``: integrate up to ``t`` with its state before the change, then
+        ask the pump inputs again at the next step."""
+        self.advance(t)
+        self._pumps_still = False
+
     def advance(self, t: float) -> None:
         """Integrate from the last time to ``t`` (no-op if ``t`` is not later)."""
         if self._advancing:
@@ -334,9 +345,15 @@ class World:
             return False
         if self.film is not None and self.film.conditions is None:
             return False
+        if self._pumps_still:
+            # still since the last check, and no pump has changed since (pump_changing): a still
+            # pump's flow is 0 and its dispensed volume the one already seen
+            return True
         if self.caster_flow_ml_min(t) != 0.0 or self.water_flow_ml_min(t) != 0.0:
             return False
-        return self.water_dispensed_ml(t) == self._water_seen_ml and self.caster_dispensed_ml(t) == self._cast_seen_ml
+        still = self.water_dispensed_ml(t) == self._water_seen_ml and self.caster_dispensed_ml(t) == self._cast_seen_ml
+        self._pumps_still = still and self.pumps_report_changes
+        return still
 
     def _mean_flows(self, t: float, dt: float) -> tuple[float, float]:
         """(dry, wet) mean flows over [t, t + dt], slpm: what the MFCs delivered in the step,
