@@ -140,3 +140,40 @@ def test_quiet_phases_integrate_exactly_against_a_fine_step_reference():
     d = np.abs(np.array(coarse) - np.array(fine))
     assert max(coarse) > 60 and min(coarse[100:]) < 50  # the schedule moved RH a lot
     assert d.max() <= 0.01, (d.max(), int(d.argmax()))
+
+
+def _water_after_a_quiet_spell(pumps_report_changes: bool) -> tuple[list[tuple[float, float]], dict]:
+    """The sim rig: 30 s with the pumps still (kept alive), then the water pump's pre-wet;
+    the probe's reading and the water on the support every second."""
+    from castrig.clock.virtual import VirtualClock
+    from castrig.rig.build import build_rig
+    from castrig.rig.profile import load_profile
+
+    rig = build_rig(load_profile(Path(__file__).resolve().parents[2] / "hw_profiles" / "sim.yaml"),
+                    clock=VirtualClock(), seed=3)
+    world, clock = rig.twin.world, rig.clock
+    world.pumps_report_changes = pumps_report_changes
+    pumps = list(rig.pumps().values())
+    out = []
+    for i in range(90):
+        if i == 30:
+            rig.water_pump.set_rate_ml_min(1.0)
+            rig.water_pump.set_volume_ml(0.3)
+            rig.water_pump.start()
+        elif i % 3 == 0:
+            for pump in pumps:
+                pump.keepalive()
+        out.append((rig.rh_near.read().rh_pct, world.support_water_ml))
+        clock.sleep(1.0)
+    return out, world.snapshot()
+
+
+def test_a_pump_starting_after_a_quiet_spell_is_seen_as_when_asked_every_step():
+    """Quiet steps stop asking still pumps once they found them still (World.pump_changing, the
+    pumps' on_change, says when one moves): a pre-wet after a quiet spell wets the support at
+    the same moments, to the bit, as in a world that asks the pumps at every step."""
+    cached, cached_world = _water_after_a_quiet_spell(True)
+    asked, asked_world = _water_after_a_quiet_spell(False)
+    assert max(water for _, water in cached) > 0.2  # the pre-wet reached the support
+    assert cached == asked
+    assert cached_world == asked_world
