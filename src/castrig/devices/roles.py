@@ -10,11 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from castrig.errors import CastrigError
+
+if TYPE_CHECKING:  # numpy only names a field's type here: `castrig check`, `runs` and `lots` need not load it
+    import numpy as np
 
 
 class DeviceError(CastrigError):

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from castrig.report.html import REPORT_NAME, build_report, load_run
+from typing import Any
+
+#: The report's file name in a run folder (kept here so listings need not load the renderer).
+REPORT_NAME = "report.html"
+
+
+def __getattr__(name: str) -> Any:
+    """The renderer (numpy, the plots) loads on first use: `castrig runs` imports report.filters only."""
+    if name in ("build_report", "load_run"):
+        from castrig.report import html
+
+        return getattr(html, name)
+    raise AttributeError(name)
 
 __all__ = ["REPORT_NAME", "build_report", "load_run", "report_link"]
 

@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 
 from castrig.redact import redact_urls
-from castrig.report import plots
+from castrig.report import REPORT_NAME, plots
 from castrig.report.images import (jpeg_uri, overlay_uri, section_classes, shown_step, surface_classes, to_uint8)
 from castrig.report.plots import Band
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo
@@ -38,7 +38,6 @@ from castrig.store.lock import CRASHED_REASON, live_outcome
 from castrig.store.recipe_text import recipe_file_text
 from castrig.store.sqlite_store import SqliteRunStore
 
-REPORT_NAME = "report.html"
 
 
 @dataclass

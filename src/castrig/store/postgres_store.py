@@ -52,7 +52,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
 import structlog
 
 from castrig.errors import BadInput, CastrigError
@@ -62,6 +61,7 @@ from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord,
 from castrig.store.sqlite_store import SqliteRunRecorder, SqliteRunStore, connect, connect_readonly, folder_account, hand_over
 
 if TYPE_CHECKING:  # psycopg is an optional extra: imported only when a fleet store is used
+    import numpy as np  # names an argument's type only: `castrig runs`/`lots` need not load numpy
     import psycopg
 
 log = structlog.get_logger("castrig.store.postgres")

@@ -30,14 +30,16 @@ import re
 import shutil
 import socket
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # the listings (`castrig runs`, `lots`, `status`) need not load numpy
+    import numpy as np
 
 from castrig.errors import BadInput, CastrigError
 from castrig.store.atomic import atomic_write_json, fsync_dir
@@ -244,9 +246,10 @@ def _dumps(data: Mapping[str, Any] | None) -> str:
 
 
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
+    np = sys.modules.get("numpy")  # no numpy loaded: no numpy values to write
+    if np is not None and isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, np.ndarray):
+    if np is not None and isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
