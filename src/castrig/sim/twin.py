@@ -26,7 +26,6 @@ from castrig.rig.profile import (
 from castrig.sim.alicat import AlicatEmulator
 from castrig.sim.emulator import Emulator
 from castrig.sim.hmt330 import HMT330Emulator
-from castrig.sim.film_images import render_field
 from castrig.sim.ne1000 import NE1000Emulator
 from castrig.sim.scpi_chamber import ScpiChamberEmulator
 from castrig.sim.world import ChamberModel, InternalController, World
@@ -215,6 +214,9 @@ class Twin:
             truth = None if targets is None else {"opening_ratio": 0.0, "pore_count": 0}
             return {"reflected": img, "transmitted": dark, "section": img, "truth": truth,
                     "targets": None if targets is None else asdict(targets)}
+        # the renderer (scipy) loads with the first image: `sim serve` and recipes that capture
+        # nothing never pay for it
+        from castrig.sim.film_images import render_field
         from castrig.sim.physics import MAX_FIELD_PORES, OutsideModel, expected_pore_count
 
         n = expected_pore_count(targets.mean_diameter_um, targets.opening_ratio, targets.cv, px * size)
