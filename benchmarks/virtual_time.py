@@ -124,6 +124,7 @@ def child(profile_out: str | None, step_s: float | None = None, keep: str | None
 def run_child(src: Path, profile_out: str | None = None, step_s: float | None = None, keep: str | None = None,
               phases: bool = False) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: bytecode cached (see compiled())
     cmd = [sys.executable, __file__, "--child"] + (["--profile-out", profile_out] if profile_out else [])
     cmd += ["--phases"] if phases else []
     cmd += (["--step-s", str(step_s)] if step_s else []) + (["--keep", keep] if keep else [])
@@ -190,6 +191,14 @@ def breakdown(profile_path: str) -> dict[str, float]:
         for k, w in parts_of(fn).items():
             out[k] += tt * w
     return dict(out)
+
+
+def compiled(src: Path) -> None:
+    """Byte-compile a tree before timing it: an installed castrig runs from cached bytecode, and
+    a tree never run before (a baseline unpacked from git, or any tree where
+    PYTHONDONTWRITEBYTECODE is set) would otherwise count compiling its modules as run time."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(src / "castrig")], check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def baseline_tree(arg: Path | None) -> Path | None:
@@ -324,6 +333,9 @@ def main() -> None:
         return
     current = ROOT / "src"
     base = baseline_tree(args.baseline_src)
+    for tree in (current, base):
+        if tree is not None:
+            compiled(tree)
     runs: dict[str, list[dict]] = {"baseline": [], "current": []}
     for _ in range(args.repeat):
         if base is not None:
