@@ -859,15 +859,24 @@ s.SqliteRunStore.open_run = _open_then_pause
 #: A sitecustomize (:func:`with_sitecustomize`): the process sends itself ``$SIGNAL_AT_END``
 #: (e.g. ``SIGTERM``) ``$SIGNAL_TIMES`` times (default 1) after its command's outcome is recorded,
 #: at the moment ``$END_MOMENT`` names: ``exit`` as the command raises its exit code (its run's
-#: handlers gone), ``shutdown`` while Python shuts down (the first ``atexit`` function to run).
+#: handlers gone), ``shutdown`` while Python shuts down (the first ``atexit`` function to run),
+#: ``teardown`` as the modules are freed (after Python has put every handler written in Python
+#: back to the default action).
 SIGNAL_AT_END = """
 import atexit, os, signal
 import typer
 def _signal():
     for _ in range(int(os.environ.get("SIGNAL_TIMES", "1"))):
         os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_AT_END"]))
+class _AtTeardown:
+    def __del__(self, _kill=os.kill, _pid=os.getpid(), _times=int(os.environ.get("SIGNAL_TIMES", "1")),
+                _sig=getattr(signal, os.environ["SIGNAL_AT_END"])):
+        for _ in range(_times):  # (the module's globals may be gone by now)
+            _kill(_pid, _sig)
 if os.environ["END_MOMENT"] == "shutdown":
     atexit.register(_signal)  # registered first: runs last, after every atexit of castrig's
+elif os.environ["END_MOMENT"] == "teardown":
+    _probe = _AtTeardown()  # freed with this module's globals, after Python has put the signals back
 else:
     _init = typer.Exit.__init__
     def _init_then_signal(self, *a, **kw):

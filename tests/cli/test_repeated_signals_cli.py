@@ -77,13 +77,15 @@ def test_a_stop_after_the_run_has_ended_does_not_kill_the_process(tmp_path, sig)
     assert done.returncode == 0, (done.returncode, done.stderr)
 
 
-@pytest.mark.parametrize("moment", ["exit", "shutdown"])
+@pytest.mark.parametrize("moment", ["exit", "shutdown", "teardown"])
 def test_sigterm_as_the_process_exits_keeps_the_runs_exit_code(tmp_path, moment):
     """SIGTERM twice once the run's outcome is recorded and its stop handlers are gone: as
-    `castrig run` raises its exit code, or while Python shuts down (a seeded moment: conftest
-    SIGNAL_AT_END). The handlers went back to the default, so the signal killed the process:
-    exit 143 though run.json said 'completed'. Now the first is said and the process ends as it
-    was ending; the second ends it at once, both with the run's code."""
+    `castrig run` raises its exit code, while Python shuts down, or as it frees the modules (a
+    seeded moment: conftest SIGNAL_AT_END; in a run with analysis that last moment lasts tens of
+    milliseconds, and a SIGTERM there killed the process even after the first fix). The handlers went back to the default, so the signal killed the process:
+    exit 143 though run.json said 'completed'. Now, until the exit functions run, the first is said
+    and the process ends as it was ending, the second ends it at once; from then on they are
+    ignored; the exit code is the run's."""
     data = tmp_path / "runs"
     done = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", str(data), "-q", timeout_s=60,
                    SIGNAL_AT_END="SIGTERM", END_MOMENT=moment, SIGNAL_TIMES="2", **with_sitecustomize(tmp_path, SIGNAL_AT_END))
@@ -91,4 +93,5 @@ def test_sigterm_as_the_process_exits_keeps_the_runs_exit_code(tmp_path, moment)
     info = json.loads(run_json.read_text())
     assert info["outcome"] == "completed" and info["ended_utc"] and info["parts"][-1]["outcome"] == "completed"
     assert done.returncode == 0, (done.returncode, done.stderr)
-    assert "SIGTERM after the outcome was recorded: exiting with its code 0" in done.stderr
+    if moment == "exit":  # from the exit functions on it is ignored (see session._ignore_late_stops)
+        assert "SIGTERM after the outcome was recorded: exiting with its code 0" in done.stderr

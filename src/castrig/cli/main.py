@@ -389,6 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(command, argv)
     finally:
+        if callers:
+            from castrig.recipe.session import release_exit_code
+
+            release_exit_code()
         for signum, handler in callers.items():
             if handler is not None:
                 signal.signal(signum, handler)

@@ -7,6 +7,7 @@ happens, and every way out — completion, fault, Ctrl-C, SIGTERM — ends in th
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import socket
@@ -103,8 +104,9 @@ def stop_requests(who: str) -> Iterator[StopRequest]:
 def keep_exit_code(code: int) -> None:
     """From now until the process ends, SIGTERM and SIGHUP leave its exit code ``code``: its
     outcome is recorded and its rig safe, so a stop asks for nothing left to do. The first is
-    said on stderr and the process goes on ending (its last writes, Python's shutdown); a second
-    ends it at once, still with ``code`` (a shutdown that hangs stays stoppable). Under nohup
+    said on stderr and the process goes on ending (its last writes, its threads); a second ends
+    it at once, still with ``code`` (an end that hangs stays stoppable). From the exit functions
+    on they are ignored (:func:`_ignore_late_stops`; SIGKILL still ends it). Under nohup
     SIGHUP stays ignored. ``castrig.cli.main.main`` puts back its caller's handlers when it is
     called in-process (tests), not as the ``castrig`` process."""
     heard: list[int] = []
@@ -122,6 +124,28 @@ def keep_exit_code(code: int) -> None:
     signal.signal(signal.SIGTERM, on_late)
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
         signal.signal(signal.SIGHUP, on_late)
+    if not _LATE_STOPS:
+        atexit.register(_ignore_late_stops)
+    _LATE_STOPS[:] = [on_late]
+
+
+#: The handler :func:`keep_exit_code` put in, while it is the one to keep to the process's end.
+_LATE_STOPS: list[Any] = []
+
+
+def _ignore_late_stops() -> None:
+    """At exit, after the outcome's handlers: SIGTERM and SIGHUP ignored for the rest. Python's
+    finalisation puts the default action back for every handler written in Python, and a SIGTERM
+    in those last tens of milliseconds (freeing the modules) killed the process: exit -15 with the
+    outcome recorded. Only an ignored signal stays as it is through it."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if _LATE_STOPS and signal.getsignal(signum) is _LATE_STOPS[0]:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+def release_exit_code() -> None:
+    """The caller's handlers are back (``main`` called in-process): nothing to keep at its exit."""
+    _LATE_STOPS.clear()
 
 
 @contextmanager
