@@ -60,3 +60,17 @@ def test_column_min_is_scipys_vertical_erosion(shape):
 
     a = np.random.default_rng(shape[0] + 1).random(shape)
     np.testing.assert_array_equal(column_min(a, 4), ndi.grey_erosion(a, size=(9, 1)))
+
+
+def test_squared_distance_thresholds_are_the_distances():
+    """``sqrt(d2) >= c`` exactly when ``d2 >= _sq_at_least(c)``, for the whole squares a distance
+    transform gives and thresholds that fall on, between and just beside them."""
+    from castrig.analysis.section import _sq_at_least
+
+    d2 = np.arange(0, 40000)
+    dist = np.sqrt(d2, dtype=np.float64)
+    rng = np.random.default_rng(7)
+    cs = np.r_[dist[::97], np.nextafter(dist[::97], np.inf), np.nextafter(dist[::97], -np.inf),
+               rng.random(300) * 200, 0.4 * dist[1::331], 0.65 * dist[1::331], -1.0, 0.0]
+    for c in cs.tolist():
+        np.testing.assert_array_equal(d2 >= _sq_at_least(c), dist >= c)

@@ -880,11 +880,20 @@ def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int]) -> tuple[np.nd
     c0, c1 = min(objs[i][1].start for i in idx), max(objs[i][1].stop for i in idx)
     r0, r1, c0, c1 = max(r0 - 2, 0), min(r1 + 2, pores.shape[0]), max(c0 - 2, 0), min(c1 + 2, pores.shape[1])
     sub = pores[r0:r1, c0:c1] & _in_labels(lab0[r0:r1, c0:c1], n0, idx + 1)
-    dist, key = _edt(sub, with_key=True)  # key: the squared distance, same order, cheaper max filters
+    # the distances as their exact squares (integers: comparisons and max filters on a small
+    # integer array); a distance wanted as a value is the square root of its square, the same
+    # float64 that ndi.distance_transform_edt gives (see _edt), and a comparison with a float
+    # is made on the square through _sq_at_least, which gives the same bits
+    key = _edt_key(sub)
+    if key.dtype.kind == "f":  # (no background: scipy's own distances, compared as they are)
+        dist_of, at_least = (lambda k: k), (lambda c: c)
+    else:
+        dist_of, at_least = (lambda k: np.sqrt(k, dtype=np.float64)), _sq_at_least
+    d_max = float(dist_of(key.max()))
     # the typical pore radius: the distance transform's peaks (pore centres; a channel's ridge
     # is lower) above 0.4 of the highest
-    peaks = (key >= box_max(key, 2)) & (dist >= 0.4 * float(dist.max()))  # box_max: maximum_filter, exact
-    r_typ = float(np.median(dist[peaks])) if peaks.any() else float(dist.max())
+    peaks = (key >= box_max(key, 2)) & (key >= at_least(0.4 * d_max))  # box_max: maximum_filter, exact
+    r_typ = float(np.median(dist_of(key[peaks]))) if peaks.any() else d_max
     if r_typ < 3:
         return lab0, n0
     # one peak per pore (a window of 1.2 typical radii; plateaus count once)
@@ -896,11 +905,12 @@ def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int]) -> tuple[np.nd
     # Below 0.65 only where the inscribed circle stays inside the image: the distance transform
     # does not see the image's border, and a channel running out through it peaks there as
     # wide as it is along the border)
-    pk = (key >= box_max(key, size // 2)) & (dist >= 0.5 * r_typ)  # not a channel crossing
+    pk = (key >= box_max(key, size // 2)) & (key >= at_least(0.5 * r_typ))  # not a channel crossing
     yy = np.arange(r0, r1)[:, None]
     xx = np.arange(c0, c1)[None, :]
     to_border = np.minimum(np.minimum(yy + 1, pores.shape[0] - yy), np.minimum(xx + 1, pores.shape[1] - xx))
-    pk &= (dist >= 0.65 * r_typ) | (dist < to_border)
+    # (dist < t for a whole t >= 1 is d2 < t²: sqrt(t² - 1) rounds below t)
+    pk &= (key >= at_least(0.65 * r_typ)) | (key < (to_border if key.dtype.kind == "f" else to_border * to_border))
     plab, npk = ndi.label(pk, structure=np.ones((3, 3)))
     if npk == 0:
         return lab0, n0
@@ -909,7 +919,7 @@ def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int]) -> tuple[np.nd
     cnt = np.bincount(pl, minlength=npk + 1)[1:].astype(float)
     cen = np.c_[np.bincount(pl, py, npk + 1)[1:] / cnt, np.bincount(pl, px_, npk + 1)[1:] / cnt]
     rad = np.zeros(npk + 1)
-    np.maximum.at(rad, pl, dist[py, px_])
+    np.maximum.at(rad, pl, dist_of(key[py, px_]))
     rad = rad[1:]
     # channel crossings: arms leaving the inscribed circle as wide as a good part of it — a
     # pore's channels are at most 0.3 of its radius wide (half width 0.15 × the smaller pore's
@@ -920,7 +930,7 @@ def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int]) -> tuple[np.nd
     inside = (ry >= 0) & (ry < sub.shape[0] - 0.5) & (rx >= 0) & (rx < sub.shape[1] - 0.5)
     iy = np.clip(np.rint(ry).astype(int), 0, sub.shape[0] - 1)
     ix = np.clip(np.rint(rx).astype(int), 0, sub.shape[1] - 1)
-    dv = np.where(inside, dist[iy, ix], 0.0)
+    dv = np.where(inside, dist_of(key[iy, ix]), 0.0)
     good = np.array([_wide_arms(ring, float(0.45 * r)) < 2 for ring, r in zip(dv.tolist(), rad)], bool)
     out = np.zeros(pores.shape, np.int32)
     best = np.full(sub.shape, np.inf)
@@ -952,10 +962,20 @@ def _edt(mask: np.ndarray, with_key: bool = False):
     """``ndi.distance_transform_edt(mask)``, bit-identical: scipy's feature transform (the
     nearest background pixel of each pixel), then the squared distance to it as an exact integer
     (instead of scipy's float64 temporaries) and its float64 square root. ``with_key``: also that
-    squared distance (int16 when it fits) to compare distances with."""
+    squared distance (:func:`_edt_key`)."""
+    key = _edt_key(mask)
+    dist = key if key.dtype.kind == "f" else np.sqrt(key, dtype=np.float64)
+    return (dist, key) if with_key else dist
+
+
+def _edt_key(mask: np.ndarray) -> np.ndarray:
+    """The squared Euclidean distance of each pixel to the nearest background pixel, exact
+    (int16 when it fits, else int32/int64): its float64 square root is
+    ``ndi.distance_transform_edt(mask)`` bit for bit (a float64 square root of integers below
+    2**52 is correctly rounded and strictly increasing, so the squares also order the pixels
+    as the distances do). Without background: scipy's own (arbitrary) float64 distances."""
     if mask.all():  # (no background: scipy's own, arbitrary, answer)
-        dist = ndi.distance_transform_edt(mask)
-        return (dist, dist) if with_key else dist
+        return ndi.distance_transform_edt(mask)
     # (on the transposed mask, wide images being processed faster that way; the distance to the
     # nearest background pixel is the same whichever of equally near ones the transform picks)
     mt = np.ascontiguousarray(mask.T)
@@ -966,13 +986,20 @@ def _edt(mask: np.ndarray, with_key: bool = False):
     d2 *= d2
     dx *= dx
     d2 += dx
-    dist = np.sqrt(d2.T, out=np.empty(mask.shape), dtype=np.float64)
-    if not with_key:
-        return dist
-    # the squared distance orders the pixels as the distance does (a float64 square root of
-    # integers below 2**52 is strictly increasing): a small integer key for max filters
-    key = np.ascontiguousarray((d2.astype(np.int16) if int(d2.max()) < 2 ** 15 else d2).T)
-    return dist, key
+    return np.ascontiguousarray((d2.astype(np.int16) if int(d2.max()) < 2 ** 15 else d2).T)
+
+
+def _sq_at_least(c: float) -> int:
+    """The least whole m >= 0 whose float64 square root is at least ``c``: for a squared
+    distance d2 (a whole number), ``sqrt(d2) >= c`` exactly when ``d2 >= _sq_at_least(c)``."""
+    if not c > 0:
+        return 0
+    m = max(int(math.ceil(c * c)), 0)
+    while m > 0 and math.sqrt(m - 1) >= c:
+        m -= 1
+    while math.sqrt(m) < c:
+        m += 1
+    return m
 
 
 def _continuity(pores: np.ndarray, discs: np.ndarray, interface: np.ndarray, h: int, d_typ: float, row0: int,
