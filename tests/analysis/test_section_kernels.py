@@ -74,3 +74,23 @@ def test_squared_distance_thresholds_are_the_distances():
                rng.random(300) * 200, 0.4 * dist[1::331], 0.65 * dist[1::331], -1.0, 0.0]
     for c in cs.tolist():
         np.testing.assert_array_equal(d2 >= _sq_at_least(c), dist >= c)
+
+
+@pytest.mark.parametrize("n", [5, 1000, 70001, 200000])
+def test_split_medians_are_the_two_classes_medians(n):
+    """The medians below and above a threshold from the order statistics of the whole array
+    (a bracket from a subsample for large ones) are np.median of each class, bit for bit: odd
+    and even class sizes, ties at the threshold, a class left empty."""
+    from castrig.analysis.section import _split_medians
+
+    rng = np.random.default_rng(n)
+    vals = np.round(np.r_[rng.normal(0.3, 0.05, n // 3), rng.normal(0.8, 0.1, n - n // 3)], 3)
+    for t in (0.55, float(vals[n // 2]), float(np.median(vals)), float(vals.min()), float(vals.max()) + 1):
+        lo, hi = vals[vals < t], vals[vals >= t]
+        want = (float(np.median(lo)) if lo.size else float(vals.min()), float(np.median(hi)) if hi.size else np.nan)
+        got = _split_medians(vals.copy(), t)
+        np.testing.assert_array_equal(np.array(got), np.array(want))
+    for m in (vals[:-1], vals[1:]):  # the other parity
+        lo, hi = m[m < 0.55], m[m >= 0.55]
+        want = (float(np.median(lo)) if lo.size else float(m.min()), float(np.median(hi)) if hi.size else np.nan)
+        np.testing.assert_array_equal(np.array(_split_medians(m.copy(), 0.55)), np.array(want))

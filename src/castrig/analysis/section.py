@@ -55,6 +55,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._filters import box_max, box_min, column_min, cross_dilate, cross_erode, gaussian
+from ._quantiles import _order_stats, median as _median, percentile as _percentile
 from .illumination import as_float, measurable
 
 __all__ = ["SectionMetrics", "analyse_section"]
@@ -189,10 +190,10 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     k = max(2, h // 8)
     # the support matrix level: its bright phase (its pores, dark, may fill much of the bottom band)
     band = sn[-k:]
-    sup_lvl = float(np.percentile(band, 90))
+    sup_lvl = float(_percentile(band, 90))
     # the background level: the darkest phase of the top band (it may be a thin strip above a
     # thin film with polymer tongues below it)
-    bg_lvl = float(np.percentile(sn[:k], 10))
+    bg_lvl = float(_percentile(sn[:k], 10))
     if 1 - bg_lvl < 0.1:
         return _empty(pixel_size_um)
     # a coarse-textured support (its brightest grains may reach the film's level): the threshold
@@ -203,10 +204,10 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     # quadrature): more than ~2e-4 of the matrix, a few grains over a section, reach it
     in_matrix = band > _otsu(band)
     matrix = band[in_matrix]
-    sup_med = float(np.median(matrix))
+    sup_med = float(_median(matrix))
     t_med = (1 + max(sup_med, bg_lvl)) / 2
     band_sd = _local_sd(band, 7)
-    m_sd = float(np.median(band_sd[in_matrix]))
+    m_sd = float(_median(band_sd[in_matrix]))
     # (== ndi.binary_erosion(sn > t_med, structure=np.ones((7, 7), bool)): a box min, the 3 px
     # next to the border dropped as scipy's border_value=0 does)
     f_in = box_min(sn > t_med, 3)
@@ -214,8 +215,8 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     f_in[:, :3] = f_in[:, -3:] = False
     # the local s.d. is wanted only on the film's interior (and body): computed on their rows
     lstd = _RowsLocalSD(sn, 7)
-    f_noise = float(np.median(lstd.on(f_in))) if f_in.any() else 0.0
-    m_rsd = 1.4826 * float(np.median(np.abs(matrix - sup_med)))
+    f_noise = float(_median(lstd.on(f_in))) if f_in.any() else 0.0
+    m_rsd = 1.4826 * float(_median(np.abs(matrix - sup_med)))
     grain_sd = math.sqrt(max(m_rsd ** 2 - f_noise ** 2, 0.0))
     # (3.5 s.d.: at 3 a support whose half step was 3.13 s.d. passed for smooth — 2e-4 of its
     # matrix over the threshold — while grains short of it, seen through the blur at the film's
@@ -708,7 +709,7 @@ def _dark_film_level(s: np.ndarray) -> float | None:
     # support first, which is then as bright as itself
     band = s[-max(2, h // 8):]
     matrix = band[band > t1]
-    if matrix.size == 0 or float(np.median(matrix)) < 1.2 * float(np.median(v)):
+    if matrix.size == 0 or float(_median(matrix)) < 1.2 * float(np.median(v)):
         return None
     # the level: the mid-class grey met first over all the columns (under a cavity, too, the
     # film's strip is met first where it is one)
@@ -843,14 +844,22 @@ def _in_labels(lab: np.ndarray, n: int, ids: np.ndarray) -> np.ndarray:
 
 def _split_medians(vals: np.ndarray, t: float) -> tuple[float, float]:
     """``(median(vals[vals < t]) or vals.min() when there are none, median(vals[vals >= t]))``
-    from one partition of ``vals``: the values below ``t`` are its lowest, so each median is
-    the mean of the same one or two order statistics (taken by np.median itself)."""
+    from the order statistics of ``vals`` alone: the values below ``t`` are its lowest, so each
+    median is the mean of the same one or two order statistics (taken by np.median itself),
+    found by :func:`._quantiles._order_stats` (a bracket from a subsample, a partition of the
+    few values inside it) instead of a partition of the whole array."""
     n_lo = int(np.count_nonzero(vals < t))
     n_hi = int(np.count_nonzero(vals >= t))
     spans = [(0, n_lo), (n_lo, n_hi)]
     kth = sorted({b + k for b, n in spans if n for k in ((n - 1) // 2, n // 2)})
-    part = np.partition(vals, kth)
-    med = [float(np.median(part[b + (n - 1) // 2: b + n // 2 + 1])) if n else math.nan for b, n in spans]
+    if n_lo + n_hi == vals.size:  # (no NaN: each value below t or not)
+        ks = np.array(kth, np.intp)
+        v = _order_stats(vals.reshape(-1), ks)  # ascending with ks; a span's two are adjacent
+        at = {k: i for i, k in enumerate(kth)}
+        med = [float(np.median(v[at[b + (n - 1) // 2]: at[b + n // 2] + 1])) if n else math.nan for b, n in spans]
+    else:
+        part = np.partition(vals, kth)
+        med = [float(np.median(part[b + (n - 1) // 2: b + n // 2 + 1])) if n else math.nan for b, n in spans]
     return (med[0] if n_lo else float(vals.min())), med[1]  # (np.median of nothing: nan)
 
 
@@ -1461,8 +1470,11 @@ def _dark_across(dark: np.ndarray) -> bool:
     lab, n = ndi.label(dark, structure=np.ones((3, 3), bool))
     if n == 0:
         return False
-    left, right = np.unique(lab[:, 0]), np.unique(lab[:, -1])
-    return bool(np.intersect1d(left[left > 0], right[right > 0]).size)
+    # (a lookup of the labels on the first column, read on the last: no sorting)
+    left = np.zeros(n + 1, bool)
+    left[lab[:, 0]] = True
+    left[0] = False
+    return bool(left[lab[:, -1]].any())
 
 
 def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: np.ndarray, bg_lvl: float,
@@ -1499,7 +1511,7 @@ def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: n
     thr = (1 + bg_lvl) / 2
     dark = band & (sn[b0:b1] < thr)
     fv = sn[b0:b1][band & ~dark]
-    noise = 1.4826 * float(np.median(np.abs(fv - np.median(fv)))) if fv.size > 20 else 0.0
+    noise = 1.4826 * float(_median(np.abs(fv - _median(fv)))) if fv.size > 20 else 0.0
     hraw = dark.sum(axis=0)
     hcol = ndi.uniform_filter1d(hraw.astype(np.float64), 3, mode="nearest")
     cav = []  # (start, stop, run id, peak height, first and last column dark unsmoothed + 1)
