@@ -94,3 +94,22 @@ def test_split_medians_are_the_two_classes_medians(n):
         lo, hi = m[m < 0.55], m[m >= 0.55]
         want = (float(np.median(lo)) if lo.size else float(m.min()), float(np.median(hi)) if hi.size else np.nan)
         np.testing.assert_array_equal(np.array(_split_medians(m.copy(), 0.55)), np.array(want))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_otsu_is_scikit_images(dtype):
+    """The section's Otsu threshold (its own 256-bin histogram handed to scikit-image) is
+    ``threshold_otsu`` of the values, bit for bit: two classes, skewed, a few values, 2-D, all
+    equal."""
+    from skimage.filters import threshold_otsu
+
+    from castrig.analysis.section import _otsu
+
+    rng = np.random.default_rng(3)
+    cases = [np.r_[rng.normal(0.3, 0.05, 3000), rng.normal(0.8, 0.1, 200000)],
+             rng.gamma(2.0, 0.1, 50000), rng.random(7), rng.random((40, 300)) ** 3,
+             np.r_[np.zeros(100), np.ones(3)]]
+    for v in cases:
+        v = v.astype(dtype)
+        assert _otsu(v) == float(threshold_otsu(v))
+    assert _otsu(np.full(10, 0.25, dtype)) == 0.25

@@ -544,14 +544,12 @@ def _film_level(s: np.ndarray) -> np.ndarray:
     """Film level per column: a smooth (quadratic) fit through the column maxima of the
     columns that show film. Columns cut by a through-pore show only the support, whose maximum is
     lower; Otsu on the column maxima separates them when both kinds are present."""
-    from skimage.filters import threshold_otsu
-
     w = s.shape[1]
     cm = s.max(axis=0).astype(np.float64)
     x = np.linspace(-1, 1, w)
     keep = np.ones(w, bool)
     if np.ptp(cm) > 0:
-        t = float(threshold_otsu(cm))
+        t = _otsu(cm)
         hi, lo = cm[cm > t], cm[cm <= t]
         if lo.size and hi.size and hi.mean() - lo.mean() > 0.1 * hi.mean():
             keep = cm > t
@@ -663,9 +661,18 @@ class _RowsLocalSD:
 
 
 def _otsu(v: np.ndarray) -> float:
+    """``threshold_otsu(v)`` (the first value when all are equal), the same bits: its own
+    histogram of the values (256 bins over their range, as scikit-image's ``histogram`` asks of
+    np.histogram) handed to it, without its flattened copy and equality pass over the values."""
     from skimage.filters import threshold_otsu
 
-    return float(threshold_otsu(v)) if float(np.ptp(v)) > 0 else float(v.flat[0])
+    mn, mx = v.min(), v.max()
+    if not mn < mx:  # (all equal, or NaN: as before, the first value)
+        return float(v.flat[0])
+    if v.dtype.kind != "f":  # (integers: scikit-image counts each level)
+        return float(threshold_otsu(v))
+    counts, edges = np.histogram(v, 256, range=(mn, mx))
+    return float(threshold_otsu(hist=(counts, (edges[:-1] + edges[1:]) / 2.0)))
 
 
 def _dark_film_level(s: np.ndarray) -> float | None:
@@ -772,8 +779,6 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     none = np.zeros(0)
     if region.sum() < 100:
         return none, None, 0
-    from skimage.filters import threshold_otsu
-
     from .illumination import fit_level, poly_field
 
     # Only the rows from 3 above the region's first one are worked on (row0 on): above them all
@@ -785,7 +790,7 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     vals = s[region]
     if float(np.ptp(vals)) <= 0:
         return none, None, 0
-    t = float(threshold_otsu(vals))
+    t = _otsu(vals)
     # flatten the uneven light over the support: quadratic fit through its matrix (bright) pixels
     sel = region & (s >= t)
     step = max(1, int(math.sqrt(sel.sum() / 20000)))
@@ -797,7 +802,7 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
                      degree=2)
     sn = s / np.maximum(poly_field(coef, (h, w), 2)[row0:], 1e-9)
     vals = sn[region]
-    t = float(threshold_otsu(vals))
+    t = _otsu(vals)
     dark_lvl, matrix = _split_medians(vals, t)
     # a texture without pores has no clearly darker phase
     if matrix - dark_lvl < 0.25 * max(abs(matrix), 1e-9):
