@@ -920,15 +920,18 @@ def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int]) -> tuple[np.nd
     # does not see the image's border, and a channel running out through it peaks there as
     # wide as it is along the border)
     pk = (key >= box_max(key, size // 2)) & (key >= at_least(0.5 * r_typ))  # not a channel crossing
-    yy = np.arange(r0, r1)[:, None]
-    xx = np.arange(c0, c1)[None, :]
-    to_border = np.minimum(np.minimum(yy + 1, pores.shape[0] - yy), np.minimum(xx + 1, pores.shape[1] - xx))
+    # (the border test on the peaks' pixels only; their row-major order kept for the labels)
+    py, px_ = np.nonzero(pk)
+    to_border = np.minimum(np.minimum(py + r0 + 1, pores.shape[0] - (py + r0)),
+                           np.minimum(px_ + c0 + 1, pores.shape[1] - (px_ + c0)))
+    kv = key[py, px_]
     # (dist < t for a whole t >= 1 is d2 < t²: sqrt(t² - 1) rounds below t)
-    pk &= (key >= at_least(0.65 * r_typ)) | (key < (to_border if key.dtype.kind == "f" else to_border * to_border))
+    on = (kv >= at_least(0.65 * r_typ)) | (kv < (to_border if key.dtype.kind == "f" else to_border * to_border))
+    pk[py[~on], px_[~on]] = False
+    py, px_ = py[on], px_[on]
     plab, npk = ndi.label(pk, structure=np.ones((3, 3)))
     if npk == 0:
         return lab0, n0
-    py, px_ = np.nonzero(pk)
     pl = plab[py, px_]
     cnt = np.bincount(pl, minlength=npk + 1)[1:].astype(float)
     cen = np.c_[np.bincount(pl, py, npk + 1)[1:] / cnt, np.bincount(pl, px_, npk + 1)[1:] / cnt]
