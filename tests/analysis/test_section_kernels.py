@@ -113,3 +113,64 @@ def test_otsu_is_scikit_images(dtype):
         v = v.astype(dtype)
         assert _otsu(v) == float(threshold_otsu(v))
     assert _otsu(np.full(10, 0.25, dtype)) == 0.25
+
+
+def _plain_keep_lids(loose, n_l, keep, top_raw, thick_px):
+    """The lid search as it was written first: sizes and boxes of every piece of the image."""
+    sizes = np.bincount(loose.ravel(), minlength=n_l + 1)
+    cand = np.nonzero(~keep & (sizes >= 20))[0]
+    objs = ndi.find_objects(loose)
+    for j in cand[cand > 0].tolist():
+        o = objs[j - 1]
+        ref = top_raw[o[1].start:o[1].stop]
+        if o is None or not np.isfinite(ref).any():
+            continue
+        low, ref_top = o[0].stop - 1, float(np.nanmin(ref))
+        if ref_top - 0.5 * thick_px <= low < ref_top:
+            keep[j] = True
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lids_found_above_the_film_top_are_the_whole_images(seed):
+    """Counting and boxing only the rows above the highest film top finds the same lids as over
+    the whole image: pieces wholly above it, pieces reaching down through it (never lids, even
+    where their part above it looks like one), pieces below it, columns without film."""
+    from castrig.analysis.section import _keep_lids
+
+    rng = np.random.default_rng(seed)
+    h, w = 60, 200
+    top = np.clip(25 + np.cumsum(rng.integers(-1, 2, w)), 12, 40).astype(float)
+    top[rng.random(w) < 0.1] = np.nan
+    rows = np.arange(h)[:, None]
+    mask = (rows >= np.nan_to_num(top, nan=h)[None, :]) & (rows < np.nan_to_num(top, nan=h)[None, :] + 8)
+    film = mask.copy()
+    mask |= rows > 50  # the support
+    mask |= ndi.binary_opening(rng.random((h, w)) > 0.75)  # scattered pieces anywhere
+    for x in rng.integers(0, w - 12, 8):
+        t = np.nanmin(top[x:x + 12]) if np.isfinite(top[x:x + 12]).any() else 20.0
+        y = int(t) - int(rng.integers(2, 9))  # a lid's bottom 1-8 px over the film's top
+        mask[max(y - 2, 0):max(y + 1, 0), x:x + 12] = True
+        if rng.random() < 0.4:  # with a stalk down into the film: joined to it, no lid
+            mask[max(y, 0):int(t) + 4, x + 5] = True
+    # a lid's shape over the film's highest top M, with a stalk down to the support through
+    # columns without film: cut at M it looks like a lid, whole it is not one
+    x0, m = 100, int(np.nanmax(top))
+    mask[:, x0 - 1:x0 + 13] = film[:, x0 - 1:x0 + 13] = False
+    top[x0:x0 + 12] = m
+    top[x0 + 4:x0 + 7] = np.nan
+    mask[m:m + 8, x0:x0 + 12] = film[m:m + 8, x0:x0 + 12] = True
+    mask[:, x0 + 4:x0 + 7] = film[:, x0 + 4:x0 + 7] = False
+    mask[m - 4:m - 1, x0:x0 + 12] = True
+    mask[48:50] = False  # (the support joined to the rest only through that stalk)
+    mask[m - 1:, x0 + 5] = True
+    mask[50:] = True
+    loose, n = ndi.label(mask)
+    keep = np.zeros(n + 1, bool)
+    keep[loose[film]] = True  # (the pieces joined to the film)
+    keep[0] = False
+    want, got = keep.copy(), keep.copy()
+    _plain_keep_lids(loose, n, want, top, 12.0)
+    _keep_lids(loose, n, got, top, 12.0)
+    np.testing.assert_array_equal(got, want)
+    assert (want & ~keep).any(), "no lid found: the case tests nothing"
+    assert not want[loose[m - 3, x0]]  # the stalked piece

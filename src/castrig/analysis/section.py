@@ -313,23 +313,7 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     # support the film's threshold sits high, halfway to the support's matrix: those lids stayed
     # out of the mask and the top sagged 11 px onto the film under them over 100-200 columns,
     # seed 4000 sec_texture case 0, T 5 % short, unflagged)
-    sizes = np.bincount(loose.ravel(), minlength=n_l + 1)
-    cand = np.nonzero(~keep & (sizes >= 20))[0]
-    cand = cand[cand > 0]
-    if cand.size:
-        objs_l = ndi.find_objects(loose)
-        for j in cand.tolist():
-            o = objs_l[j - 1]
-            if o is None:
-                continue
-            c0, c1 = o[1].start, o[1].stop
-            ref = top_raw[c0:c1]
-            if not np.isfinite(ref).any():
-                continue
-            low = o[0].stop - 1
-            ref_top = float(np.nanmin(ref))
-            if ref_top - 0.5 * thick_px <= low < ref_top:
-                keep[j] = True
+    _keep_lids(loose, n_l, keep, top_raw, thick_px)
     # (the first such pixel of a column with film lies at or above the film's top: the rows
     # down to the lowest top suffice)
     r_top = int(np.nanmax(top_raw)) + 1
@@ -453,6 +437,40 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         top_row=top_env,
         interface_row=bot_env,
     )
+
+
+def _keep_lids(loose: np.ndarray, n_l: int, keep: np.ndarray, top_raw: np.ndarray, thick_px: float) -> None:
+    """Marks in ``keep`` the lids joined to nothing: pieces of ``loose`` (4-connected labels
+    1..n_l) of at least 20 px, not kept already, wholly above the film's top edge in their
+    columns (``top_raw``, whole rows; NaN: no film), their bottom within half the film's
+    thickness of its highest point there.
+
+    Such a lid lies wholly above the highest film top M (its lowest row < M): only the rows
+    above M are counted and boxed — exact for the pieces wholly inside them; a piece that
+    reaches row M crosses from row M - 1 to M in some column and cannot be a lid."""
+    m_top = int(np.nanmax(top_raw))
+    crop = loose[:m_top]
+    sizes = np.bincount(crop.ravel(), minlength=n_l + 1)
+    deep = np.zeros(n_l + 1, bool)
+    if m_top > 0:
+        deep[crop[-1][loose[m_top] > 0]] = True
+    cand = np.nonzero(~keep & ~deep & (sizes >= 20))[0]
+    cand = cand[cand > 0]
+    if not cand.size:
+        return
+    objs_l = ndi.find_objects(crop, max_label=int(cand.max()))
+    for j in cand.tolist():
+        o = objs_l[j - 1]
+        if o is None:
+            continue
+        c0, c1 = o[1].start, o[1].stop
+        ref = top_raw[c0:c1]
+        if not np.isfinite(ref).any():
+            continue
+        low = o[0].stop - 1
+        ref_top = float(np.nanmin(ref))
+        if ref_top - 0.5 * thick_px <= low < ref_top:
+            keep[j] = True
 
 
 def _not_followed(film: np.ndarray, *seen: np.ndarray, gap: float = 0.1) -> float:
