@@ -1583,8 +1583,14 @@ def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: n
                 if not same:
                     # (from the wall's top down, whatever the band: over lids too thin for the
                     # film's mask the envelope sags, and the band under it missed a window)
-                    rr = np.arange(k0, h)[:, None]
-                    same = _dark_across((sn[k0:, m0:m1] < thr) & (rr < bottom[None, m0:m1] - 2))
+                    # (the rows down to the last one above bottom - 2 only: those below are
+                    # all outside and join nothing)
+                    lim = bottom[m0:m1] - 2
+                    fin = lim[np.isfinite(lim)]
+                    r_end = (h if np.isposinf(lim).any() else
+                             min(h, max(k0, math.ceil(float(fin.max())))) if fin.size else k0)
+                    rr = np.arange(k0, r_end)[:, None]
+                    same = _dark_across((sn[k0:r_end, m0:m1] < thr) & (rr < lim[None, :]))
             if not same and c1[4] > c0[5] and noise > 0:
                 # an opening just under the surface, with a strip of film over it too thin to
                 # reach the film's level (or one the blur keeps from the cavities' threshold):
