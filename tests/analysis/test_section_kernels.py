@@ -174,3 +174,32 @@ def test_lids_found_above_the_film_top_are_the_whole_images(seed):
     np.testing.assert_array_equal(got, want)
     assert (want & ~keep).any(), "no lid found: the case tests nothing"
     assert not want[loose[m - 3, x0]]  # the stalked piece
+
+
+def test_not_followed_counts_the_wide_gaps_as_the_plain_loop():
+    """The fraction of the width not followed (the wide gaps found from the differences of the
+    film's columns) is the column-by-column loop's."""
+    from castrig.analysis.section import _not_followed
+
+    def plain(film, *seen, gap=0.1):
+        w = film.size
+        lost = np.zeros(w, bool)
+        for mask in (film, *seen):
+            on = np.nonzero(mask)[0]
+            if not on.size:
+                return 1.0
+            lost[:on[0]] = lost[on[-1] + 1:] = True
+        on = np.nonzero(film)[0]
+        for a, b in zip(on[:-1], on[1:]):
+            if b - a - 1 > gap * w:
+                lost[a + 1:b] = True
+        return float(lost.mean())
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        w = int(rng.integers(10, 400))
+        film = rng.random(w) < rng.random()
+        film[rng.integers(0, w):][: rng.integers(0, w)] = False  # a wide gap or none
+        seen = rng.random(w) < 0.8
+        assert _not_followed(film, seen) == plain(film, seen)
+        assert _not_followed(film, seen, gap=0.02) == plain(film, seen, gap=0.02)

@@ -488,9 +488,8 @@ def _not_followed(film: np.ndarray, *seen: np.ndarray, gap: float = 0.1) -> floa
             return 1.0
         lost[:on[0]] = lost[on[-1] + 1:] = True
     on = np.nonzero(film)[0]
-    for a, b in zip(on[:-1], on[1:]):
-        if b - a - 1 > gap * w:
-            lost[a + 1:b] = True
+    for i in np.nonzero(np.diff(on) - 1 > gap * w)[0].tolist():  # (the wide gaps only)
+        lost[on[i] + 1:on[i + 1]] = True
     return float(lost.mean())
 
 
@@ -765,8 +764,10 @@ def _col_percentile(s: np.ndarray, sel: np.ndarray, ok: np.ndarray, pct: float) 
     """``np.nanpercentile(where(sel, s, nan)[:, ok], pct, axis=0)`` (linear method) without the
     per-column Python loop: one row-wise sort of the transposed selection, unselected pixels
     pushed to the end as +inf."""
-    rows = np.nonzero(sel[:, ok].any(axis=1))[0]
-    r0, r1 = int(rows[0]), int(rows[-1]) + 1  # only the rows holding selected pixels
+    # only the rows holding selected pixels (a row selected outside ``ok`` only adds +inf
+    # entries past each column's count: the same values)
+    rows = np.nonzero(sel.any(axis=1))[0]
+    r0, r1 = int(rows[0]), int(rows[-1]) + 1
     st = sel[r0:r1, ok].T
     v = np.where(st, s[r0:r1, ok].T, np.inf)
     v.sort(axis=1)
