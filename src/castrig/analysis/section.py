@@ -1027,7 +1027,8 @@ def _edt_key(mask: np.ndarray) -> np.ndarray:
 
 def _sq_at_least(c: float) -> int:
     """The least whole m >= 0 whose float64 square root is at least ``c``: for a squared
-    distance d2 (a whole number), ``sqrt(d2) >= c`` exactly when ``d2 >= _sq_at_least(c)``."""
+    distance d2 (a whole number), ``sqrt(d2) >= c`` exactly when ``d2 >= _sq_at_least(c)``.
+    (``c`` is a number: a NaN, which no distance reaches, is not handled.)"""
     if not c > 0:
         return 0
     m = max(int(math.ceil(c * c)), 0)
