@@ -182,10 +182,33 @@ def test_a_run_started_under_nohup_outlives_its_terminal(tmp_path):
 
 def test_a_full_disk_under_the_output_is_an_error_not_silence(tmp_path):
     """The console wrapper drops output only when its reader is gone: ``castrig runs > /dev/full``
-    must not exit 0 with the table lost."""
-    done = subprocess.run([sys.executable, "-m", "castrig", "runs", "--data", str(tmp_path)], cwd=ROOT,
-                          stdout=open("/dev/full", "w"), stderr=subprocess.PIPE, text=True)
-    assert done.returncode != 0
+    must not exit 0 with the table lost. It is said (exit 2, as an ``--out`` that cannot be
+    written), not a traceback; with stderr full too, the exit code alone says it."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "castrig", "runs", "--data", str(tmp_path)], cwd=ROOT,
+                              stdout=full, stderr=subprocess.PIPE, text=True)
+        assert done.returncode == 2
+        assert "cannot write to stdout: No space left on device" in done.stderr and "Traceback" not in done.stderr
+        both = subprocess.run([sys.executable, "-m", "castrig", "runs", "--data", str(tmp_path), "--no-such-option"],
+                              cwd=ROOT, stdout=full, stderr=full)
+        assert both.returncode == 2
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_a_run_whose_console_is_on_a_full_disk_goes_on(tmp_path, stream):
+    """``castrig run … 2> /full/disk/log``: the console is for people, the run folder (on a disk
+    with room) the record. Before, stderr full faulted an overnight run as 'disk full' mid-way (or,
+    full from the start, exit 1 with run.json left 'running'), and stdout full gave a traceback and
+    exit 1 after a completed run."""
+    data = tmp_path / "runs"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "castrig", "run", str(ROOT / "recipes" / "demo-short.yaml"), "--data",
+                               str(data)], cwd=ROOT, stdin=subprocess.DEVNULL, text=True,
+                              stdout=full if stream == "stdout" else subprocess.PIPE,
+                              stderr=full if stream == "stderr" else subprocess.PIPE)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert json.loads((_run_dir(data) / "run.json").read_text())["outcome"] == "completed"
+    assert "Traceback" not in (done.stdout or "") + (done.stderr or "")
 
 
 def test_ctrl_c_twice_aborts_at_once(tmp_path):

@@ -19,7 +19,7 @@ from rich.markup import escape
 
 import castrig
 from castrig.errors import BadInput, Busy, RigUnreachable
-from castrig.cli.streams import keep_going_without_readers
+from castrig.cli.streams import ConsoleWriteError, console_is_not_the_record, keep_going_without_readers
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -137,6 +137,8 @@ def run(
     """
     from castrig.recipe.session import run_recipe, stop_requests
 
+    console_is_not_the_record()  # the run folder keeps the record: a console that fails is dropped
+
     from castrig.inputs import check_text
 
     check_text(operator, "--operator", max_length=200)
@@ -165,6 +167,8 @@ def resume(
     still give it for the same URL — else the resume refuses (exit 2, naming the field).
     """
     from castrig.recipe.session import resume_run, stop_requests
+
+    console_is_not_the_record()  # the run folder keeps the record: a console that fails is dropped
 
     with stop_requests("castrig resume") as stop:
         outcome = resume_run(run_dir, quiet=quiet, after_abort=after_abort, stop=stop)
@@ -202,6 +206,8 @@ def queue(
       castrig queue --resume runs/queue-20260101-220000.json   # after Ctrl-C or a crash
     """
     from castrig.recipe.queue import resume_queue, run_queue
+
+    console_is_not_the_record()  # the run folder keeps the record: a console that fails is dropped
     from castrig.rig.ownership import claim_rig
     from castrig.rig.profile import load_profile
 
@@ -400,6 +406,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(command: Any, argv: list[str] | None) -> int:
     try:
+        code = _command(command, argv)
+        sys.stdout.flush()
+        return code
+    except ConsoleWriteError as exc:  # also while an error above was being said
+        return _unwritable(exc)
+
+
+def _command(command: Any, argv: list[str] | None) -> int:
+    try:
         rv = command.main(args=argv, prog_name="castrig", standalone_mode=False)
         code = rv if isinstance(rv, int) else EXIT_OK
     except BadInput as exc:
@@ -423,8 +438,18 @@ def _main(command: Any, argv: list[str] | None) -> int:
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
         exc.show()  # type: ignore[attr-defined]
         code = EXIT_BAD_INPUT
-    sys.stdout.flush()
     return code
+
+
+def _unwritable(exc: ConsoleWriteError) -> int:
+    """The command's output could not be written (``> file`` on a full disk): said, exit 2, as
+    for an ``--out`` that cannot be written; never a traceback."""
+    try:
+        err.print(f"[bold red]error:[/] {escape(str(exc))} (a full disk? the output is incomplete)", highlight=False,
+                  soft_wrap=True)
+    except ConsoleWriteError:
+        pass  # stderr is the one that fails: the exit code says it
+    return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":  # pragma: no cover

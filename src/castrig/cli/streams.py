@@ -5,7 +5,9 @@ the terminal closed (writes fail with EIO), ``| tee log`` or ``| head`` ended (B
 — a write must not end the run where it stands, and the interpreter's last flush at exit must
 not turn a completed run's exit code into 1. From the first failed write on, the stream drops
 what it is given and its descriptor is pointed at /dev/null (Python's documented answer to
-SIGPIPE, `signal` module notes), so nothing buffered can fail later either.
+SIGPIPE, `signal` module notes), so nothing buffered can fail later either. A run's console is
+dropped on any failed write (a full disk under ``2> log``); another command's output that cannot
+be written is an error (:class:`ConsoleWriteError`, said by ``castrig.cli.main``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,21 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 #: What a write meets when its reader is gone: a closed pipe, a hung-up or vanished terminal. Any
-#: other error (a full disk under ``> file``) is the command's to report.
+#: other error (a full disk under ``> file``) is the command's to report -- except while a run's
+#: console is not its record (:func:`console_is_not_the_record`).
 _GONE = (errno.EPIPE, errno.EIO, errno.ENXIO)
+_RUN_CONSOLE: list[bool] = []
+
+
+class ConsoleWriteError(OSError):
+    """The command's output could not be written (a full disk under ``> file``, ``>/dev/full``)."""
+
+
+def console_is_not_the_record() -> None:
+    """``castrig run``, ``resume``, ``queue``: the console only tells people; the run folder is the
+    record. From now on any failed write (a full disk under ``2> log`` with the data root's disk
+    free) drops the console's output instead of ending the run."""
+    _RUN_CONSOLE[:] = [True]
 
 
 class LossyStream:
@@ -52,8 +67,8 @@ class LossyStream:
         return self.lost is None and self._stream.isatty()
 
     def _lose(self, exc: OSError) -> None:
-        if exc.errno not in _GONE:
-            raise exc
+        if exc.errno not in _GONE and not _RUN_CONSOLE:
+            raise ConsoleWriteError(exc.errno, f"cannot write to {self._name()}: {exc.strerror}") from exc
         self.lost = exc
         try:
             null = os.open(os.devnull, os.O_WRONLY)
@@ -63,6 +78,15 @@ class LossyStream:
                 os.close(null)
         except (OSError, ValueError, io.UnsupportedOperation):
             pass  # no descriptor (a test's StringIO): dropping the writes is enough
+
+    def _name(self) -> str:
+        return {1: "stdout", 2: "stderr"}.get(self._fd(), "the console")
+
+    def _fd(self) -> int:
+        try:
+            return self._stream.fileno()
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return -1
 
     def __getattr__(self, name: str) -> Any:  # encoding, fileno, errors…: the wrapped stream's
         return getattr(self._stream, name)
