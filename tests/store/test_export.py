@@ -49,7 +49,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_csv_tables_are_tidy(run_dir: Path, tmp_path: Path):
     files = export_run(run_dir, tmp_path / "out")
-    assert sorted(p.name for p in files) == ["events.csv", "metrics.csv", "samples.csv", "verdict.csv"]
+    assert sorted(p.name for p in files) == ["events.csv", "membranes.csv", "metrics.csv", "samples.csv", "verdict.csv"]
     samples = read_csv(tmp_path / "out" / "samples.csv")
     assert list(samples[0]) == ["run_id", "t_s", "channel", "value"]
     assert [(r["t_s"], r["channel"], float(r["value"])) for r in samples] == [
@@ -128,3 +128,24 @@ def test_verdict_shapes():
     keyed = verdict_rows({"claim3": {"opening_ratio": {"min": 0.3, "measured": 0.2, "margin": -0.1, "ok": False}}})
     assert keyed == [{"grade": "claim3", "metric": "opening_ratio", "bound": "≥ 0.3", "measured": 0.2, "margin": -0.1,
                       "pass": False}]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str):
+    """A purge-only run (or one that crashed before its first cast) exported only samples, events
+    and metrics: exports of many runs, concatenated table by table, then missed two files. Every
+    table is written, with its header when it has no rows."""
+    from conftest import castrig
+
+    recipe = tmp_path / "purge.yaml"
+    recipe.write_text("name: purge\nconcentration_mg_ml: 5.0\nsupport_pore_um: 5.0\nsteps:\n  - {type: purge, duration_s: 60}\n")
+    assert castrig("run", str(recipe), "--data", str(tmp_path / "runs"), "-q").returncode == 0
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    done = castrig("export", str(run), "--to", str(tmp_path / "out"), "--format", fmt)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        f"{t}.{fmt}" for t in ("samples", "events", "metrics", "verdict", "membranes"))
+    if fmt == "csv":
+        with open(tmp_path / "out" / "membranes.csv", newline="") as f:
+            rows = list(csv.reader(f))
+        assert rows[0][:2] == ["run_id", "membrane_id"] and rows[0][-1] == "intended_use" and len(rows) == 1

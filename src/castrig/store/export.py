@@ -214,13 +214,12 @@ def run_tables(run_dir: Path, intended_uses: Mapping[str, str] | None = None) ->
         "events": (["run_id", "t_s", "kind", "source", "message", "data_json"], events),
         "metrics": (["run_id", "membrane_id", "source", "name", "value", "text"], metrics),
     }
-    if verdict:
-        tables["verdict"] = (["run_id", "membrane_id", *cols], verdict)
-    if membranes:
-        uses = intended_uses or {}
-        tables["membranes"] = ([*MEMBRANE_COLUMNS, "intended_use"],
-                               [(*membrane_row(rid, mb), uses.get(mb.lot_id or mb.membrane_id))
-                                for mb in membranes])
+    # every table, also with no rows (a purge-only run, a crash before the first cast): exports
+    # of many runs concatenate table by table, and a missing file breaks that
+    tables["verdict"] = (["run_id", "membrane_id", *cols], verdict)
+    uses = intended_uses or {}
+    tables["membranes"] = ([*MEMBRANE_COLUMNS, "intended_use"],
+                           [(*membrane_row(rid, mb), uses.get(mb.lot_id or mb.membrane_id)) for mb in membranes])
     return tables
 
 
