@@ -378,3 +378,16 @@ def test_sigterm_while_asking_aborts_without_an_answer(tmp_path, terminal_run):
     info = json.loads((_run_dir(data) / "run.json").read_text())
     assert info["outcome"] == "aborted" and "SIGTERM" in info["outcome_reason"], info
     assert "safe state verified" in term.output
+
+
+def test_the_final_lines_are_whole_under_a_pipe(tmp_path):
+    """``castrig run … | grep 'safe state verified'``: under a pipe the console is 80 columns, and
+    the 83-character line was wrapped before ``wet_mfc.off`` (the summary line too, mid-word)."""
+    done = subprocess.run([sys.executable, "-m", "castrig", "run", str(ROOT / "recipes" / "demo-short.yaml"), "--data",
+                           str(tmp_path / "runs")], cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env={k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")})
+    assert done.returncode == 0, done.stderr
+    (safe,) = [line for line in done.stdout.splitlines() if line.startswith("safe state verified:")]
+    assert all(device in safe for device in ("caster", "dry_mfc", "water_pump", "wet_mfc")), done.stdout
+    assert len(safe) > 80
+    assert done.stdout.splitlines()[-1].startswith("1 membrane; target grade claim1")

@@ -423,7 +423,9 @@ def _record_outcome_if_possible(recorder: RunRecorder, result: RunResult) -> Non
 
 
 def _report(result: RunResult, quiet: bool) -> None:
-    out = Console()
+    # soft_wrap: each line whole, however narrow the console (80 columns under a pipe or a
+    # file): scripts grep the final lines
+    out = Console(soft_wrap=True)
     colour = "green" if result.outcome == "completed" else "red"
     out.print(f"[{colour}]{result.outcome}[/]: {result.run_dir}" + (f" — {result.reason}" if result.reason else ""), highlight=False)
     if result.safe is not None and not quiet:
