@@ -115,6 +115,33 @@ def test_castrig_abort_in_the_evaporation_records_the_film_lost_in_every_view_an
     assert run_rows(run_dir, "select count(*) from events where kind='pump' and source='caster' and message like '%dispensing%'")[0][0] == 2
 
 
+def test_an_abort_in_the_evaporation_leaves_status_at_the_evaporation(tmp_path):
+    """`castrig status` after an abort in m1's evaporation said `step 6/6 analyse`: the lost
+    membrane's capture and analyse are journaled skipped after it, and the last journal row was
+    taken for where the run stopped (also by `watch` and the web API)."""
+    recipe = _recipe(tmp_path, HEAD + """\
+- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.2}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.1}
+- {type: evaporate, band_rh_pct: 3.0, duration_s: 80000, max_out_of_band_s: 120, setpoint_rh_pct: 60}
+- {type: capture, views: [reflected, transmitted, section]}
+- {type: analyse, grade: claim1}
+""")
+    data = tmp_path / "runs"
+    run = start_castrig("run", str(recipe), "--data", str(data), "-q")
+    try:
+        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and step_running(EVAPORATE_M1, 60)(d) and d,
+                             timeout_s=60, what="m1 evaporating")
+        assert castrig("abort", str(run_dir)).returncode == 0
+        run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run_rows(run_dir, "select state from journal order by seq desc limit 1") == [("skipped",)]
+    step = json.loads(castrig("status", str(run_dir), "--json").stdout)["step"]
+    assert (step["step_index"], step["step_type"]) == (EVAPORATE_M1, "evaporate"), step
+
+
 def test_ctrl_c_twice_in_the_evaporation_records_the_film_lost_and_a_resume_goes_on_with_the_next(tmp_path, terminal_run):
     """Ctrl-C twice (interrupted, exit 130: a run a plain resume continues) during m1's evaporation:
     m1 is lost at once; `castrig resume` neither loses it again nor makes it, and casts m2 on

@@ -102,7 +102,10 @@ def membranes(db: sqlite3.Connection | None) -> list[dict[str, Any]]:
 
 
 def _step_from_journal(db: sqlite3.Connection | None, recipe: dict[str, Any]) -> dict[str, Any]:
-    rows = _rows(db, "SELECT step_index, state, t_s FROM journal ORDER BY seq DESC LIMIT 1")
+    # the last step that ran: a lost membrane's steps are journaled 'skipped' after it (an abort
+    # in m1's evaporation records its capture and analyse skipped), and are not where the run is
+    rows = (_rows(db, "SELECT step_index, state, t_s FROM journal WHERE state != 'skipped' ORDER BY seq DESC LIMIT 1")
+            or _rows(db, "SELECT step_index, state, t_s FROM journal ORDER BY seq DESC LIMIT 1"))
     steps = recipe.get("steps") or []
     if not rows:
         return {"step_index": -1, "step_label": "", "n_steps": len(steps)}
