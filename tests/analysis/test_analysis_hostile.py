@@ -164,6 +164,31 @@ def test_bomb_is_refused_before_decoding(tmp_path):
         read_micrograph(p)
 
 
+def test_a_png_whose_image_data_stops_short_is_refused_from_the_cli(tmp_path):
+    """Two rows of data in a PNG that declares 3000 × 3000, its compressed stream ended cleanly:
+    Pillow gave 3000 rows, all but two black, and `castrig analyse surface` measured them (exit 0,
+    opening 0). A PNG written whole by Pillow still reads."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from conftest import castrig
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    w = h = 3000
+    short = tmp_path / "short.png"
+    short.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                      + chunk(b"IDAT", zlib.compress(b"\x00" * (w + 1) * 2)) + chunk(b"IEND", b""))
+    done = castrig("analyse", "surface", str(short), "--pixel-size", "0.25", "--json")
+    assert done.returncode == 2 and "short.png: cannot read image (PNG: Not enough image data" in done.stderr, done.stderr
+    whole = tmp_path / "whole.png"
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).convert("P").save(whole)
+    assert read_micrograph(whole)[0].shape == (64, 64)
+
+
 def test_pixel_limit_is_configurable(tmp_path, monkeypatch):
     p = tmp_path / "m.tif"
     write_micrograph(p, np.zeros((100, 100), np.uint8), 1.0)
