@@ -328,8 +328,12 @@ def _prune_never_started(root: Path) -> None:
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     failed = []
-    for run_dir in sorted(p.parent for p in Path(root).glob("*/run.json")):
-        if never_started(run_dir) is None:
+    try:  # every folder: one killed before it wrote run.json is empty or holds only the lock
+        folders = sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        folders = []
+    for run_dir in folders:
+        if never_started(run_dir) is None:  # holds a record, or is not a folder castrig made
             continue
         try:
             why = remove_never_started(run_dir, purpose="castrig runs --prune-never-started")

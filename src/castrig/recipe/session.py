@@ -477,6 +477,9 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
     run_dir = Path(run_dir)
     started_ns = time.time_ns()  # commands in the control channel older than this were for the crashed part
     if not (run_dir / "run.json").is_file():
+        from castrig.store.sqlite_store import refuse_never_started
+
+        refuse_never_started(run_dir)  # killed before it wrote run.json: never started, the prune removes it
         raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
     claim_run(run_dir, purpose=f"castrig resume {run_dir}")
     try:

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the listings (`castrig runs`, `lots`, `status`) need not load numpy
     import numpy as np
 
-from castrig.errors import BadInput, CastrigError
+from castrig.errors import BadInput, Busy, CastrigError
 from castrig.store.atomic import atomic_write_json, fsync_dir
 from castrig.store.lock import LOCK_NAME, claim_run, live_outcome, release_run, run_holder
 from castrig.store.base import (
@@ -624,11 +624,15 @@ class SqliteRunStore(RunStore):
         info_path = run_dir / "run.json"
         db_path = run_dir / "run.sqlite"
         if not run_dir.is_dir() or not (info_path.is_file() or db_path.is_file()):
+            refuse_never_started(run_dir)  # killed before it wrote run.json: say so, not "not a run folder"
             raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
         info = read_run_info(run_dir)
         try:
-            if not db_path.is_file() or db_path.stat().st_size == 0:  # missing, empty, or a folder never started
-                raise DamagedRun(run_dir, run_damage(run_dir) or "run.sqlite is missing")
+            why = run_damage(run_dir) if not db_path.is_file() or db_path.stat().st_size <= 65536 else None
+            if why is not None and why.startswith(NEVER_STARTED):  # nothing recorded: not "damaged"
+                raise NeverStarted(run_dir, why)
+            if not db_path.is_file() or db_path.stat().st_size == 0:  # missing or empty
+                raise DamagedRun(run_dir, why or "run.sqlite is missing")
             rec = SqliteRunRecorder(run_dir, info, create=False, synchronous=self.synchronous)
         except sqlite3.DatabaseError as exc:
             raise DamagedRun(run_dir, f"run.sqlite cannot be read ({exc})") from None
@@ -755,7 +759,13 @@ class SqliteRunStore(RunStore):
             folders = []
         for run_dir in folders:
             if not ((run_dir / "run.json").exists() or (run_dir / "run.sqlite").exists()):
-                continue  # not a run folder (another tool's, an export)
+                # killed before it wrote run.json (empty, the lock alone, run.json's temporary): listed
+                # never started unless its maker lives; any other folder is not a run (another tool's, an export)
+                why = never_started(run_dir)
+                if why is not None and run_holder(run_dir) is None:
+                    out.append(RunSummary(run_dir.name, str(run_dir.resolve()), "", "", "", "", None, "damaged", (),
+                                          reason=never_started_reason(why)))
+                continue
             try:
                 rec = self.open_run(run_dir)
             except DamagedRun as exc:
@@ -810,26 +820,122 @@ def folder_account(run_dir: Path, run_id: str) -> tuple[RunInfo, tuple[str, ...]
 #: What a run folder holds while :meth:`SqliteRunStore.create_run` makes it, before anything is recorded.
 _CREATION_FILES = ("run.json", LOCK_NAME, RESERVE_NAME, "run.sqlite-shm")
 _EMPTY_WHEN_NEW = ("run.sqlite", "run.sqlite-wal", "run.sqlite-journal")
+#: run.json being written when its maker died (:func:`~castrig.store.atomic.atomic_write_json`'s temporary).
+_RUN_JSON_TEMP = re.compile(r"\.run\.json\..+\.tmp")
+#: The name create_run gives a run folder: ``YYYYMMDD-HHMMSS-RECIPE`` (UTC), ``-N`` added when taken.
+RUN_FOLDER_NAME = re.compile(r"\d{8}-\d{6}-[A-Za-z0-9_.-]+")
+#: An empty folder younger than this may be between create_run's mkdir and its lock: kept, its maker may live.
+EMPTY_FOLDER_GRACE_S = 60.0
 #: The reason :func:`run_damage` gives for such a folder starts so.
 NEVER_STARTED = "never started"
+PRUNE_HINT = "`castrig runs --prune-never-started` removes it"
+
+
+class NeverStarted(DamagedRun):
+    """A run folder whose making was cut short, nothing recorded (:func:`never_started`): exit 2,
+    saying so and how to remove it, not "damaged"."""
+
+    def __init__(self, run_dir: Path, reason: str):
+        self.run_dir = Path(run_dir)
+        self.reason = reason
+        BadInput.__init__(self, f"{run_dir}: {reason}", file=str(run_dir))
+
+
+def _journal_of_nothing(journal: Path) -> bool:
+    """A rollback journal beside an empty (or absent) run.sqlite holds no committed record: SQLite
+    reads a 0-page database as empty and deletes such a journal rather than roll it back (pager.c,
+    hasHotJournal), and the one create_run leaves began on an empty database (its header's original
+    size, bytes 16-19, is 0 pages). A journal of an older database (a page count there) is kept."""
+    with open(journal, "rb") as fh:
+        head = fh.read(20)
+    return len(head) == 0 or (len(head) == 20 and int.from_bytes(head[16:20], "big") == 0)
+
+
+def _db_of_nothing(db: Path) -> bool:
+    """``run.sqlite`` holds no table: empty, or one page -- the header the switch to WAL writes --
+    whose schema b-tree (a table leaf at byte 100) has no cell."""
+    with open(db, "rb") as fh:
+        page = fh.read(65537)
+    if not page:
+        return True
+    if len(page) < 105 or page[:16] != b"SQLite format 3\x00":
+        return False
+    size = int.from_bytes(page[16:18], "big")
+    return len(page) == (65536 if size == 1 else size) and page[100] == 13 and page[103:105] == b"\0\0"
+
+
+def _castrig_made(run_dir: Path, names: set[str]) -> bool:
+    """``run_dir`` is a folder create_run made: named as it names them, or its run.json names it."""
+    if RUN_FOLDER_NAME.fullmatch(run_dir.name):
+        return True
+    if "run.json" not in names:
+        return False
+    try:
+        return json.loads((run_dir / "run.json").read_text()).get("run_id") == run_dir.name
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def never_started(run_dir: Path) -> str | None:
     """Why ``run_dir`` is a folder whose making was cut short (a kill -9, a power cut) with
-    nothing recorded, else None: only ``run.json``, the lock, the disk reserve and an empty (or
-    absent) database, no step, sample or event anywhere in it."""
+    nothing recorded, else None: a folder named as create_run names them (or by its run.json)
+    holding only what create_run writes before the first record -- the lock, run.json or its
+    temporary, the disk reserve, an empty (or absent) database and a journal of nothing -- or
+    nothing at all (once older than :data:`EMPTY_FOLDER_GRACE_S`). Whether its maker lives is
+    the caller's to test (the lock)."""
     run_dir = Path(run_dir)
+    db = run_dir / "run.sqlite"
+    names: dict[str, int] = {}
     try:
         for p in run_dir.iterdir():
-            if p.name in _CREATION_FILES and p.is_file():
-                continue
-            if p.name in _EMPTY_WHEN_NEW and p.is_file() and p.stat().st_size == 0:
-                continue
+            if p.is_symlink() or not p.is_file():
+                return None
+            size = p.stat().st_size
+            if p.name in _CREATION_FILES or _RUN_JSON_TEMP.fullmatch(p.name):
+                pass
+            elif p.name in _EMPTY_WHEN_NEW and size == 0:
+                pass
+            elif p.name == "run.sqlite" and _db_of_nothing(p):
+                pass  # the WAL header alone: the kill came before the schema
+            elif p.name == "run.sqlite-journal" and _journal_of_nothing(p):
+                pass
+            else:
+                return None
+            names[p.name] = size
+        if not _castrig_made(run_dir, set(names)):
             return None
+        if not names and time.time() - run_dir.stat().st_mtime < EMPTY_FOLDER_GRACE_S:
+            return None  # perhaps between its mkdir and its lock right now
     except OSError:
         return None
-    db = run_dir / "run.sqlite"
-    return "run.sqlite is empty (0 bytes)" if db.exists() else "run.sqlite is missing"
+    if "run.json" not in names:
+        held = ", ".join(sorted(names))
+        return f"no run.json; it holds {held}" if held else "an empty folder"
+    if "run.sqlite" not in names:
+        return "run.sqlite is missing"
+    said = "run.sqlite is empty (0 bytes)" if names["run.sqlite"] == 0 else \
+        f"run.sqlite holds no table ({names['run.sqlite']} bytes: its header alone)"
+    journal = names.get("run.sqlite-journal")
+    return f"{said}, its run.sqlite-journal ({journal} bytes) holds nothing committed" if journal else said
+
+
+def never_started_reason(why: str) -> str:
+    """What readers say of a folder that :func:`never_started` (``why``)."""
+    return (f"{NEVER_STARTED} ({why}): the process died while making the folder, nothing was recorded; run the "
+            f"recipe again ({PRUNE_HINT})")
+
+
+def refuse_never_started(run_dir: Path) -> None:
+    """:class:`NeverStarted` if ``run_dir`` never started and nobody makes it now; :class:`Busy`
+    if its maker lives (a resume of a folder being made)."""
+    why = never_started(run_dir)
+    if why is None:
+        return
+    holder = run_holder(run_dir)
+    if holder is not None:
+        raise Busy(f"{run_dir}: being made now (pid {holder.get('pid')}, {holder.get('purpose')}); nothing recorded yet",
+                   holder=holder)
+    raise NeverStarted(run_dir, never_started_reason(why))
 
 
 def remove_never_started(run_dir: Path, *, purpose: str, before: Callable[[str], Any] | None = None) -> str | None:
@@ -855,17 +961,19 @@ def remove_never_started(run_dir: Path, *, purpose: str, before: Callable[[str],
 
 def run_damage(run_dir: Path) -> str | None:
     """Why a known run folder can no longer be read (cheap checks), or None."""
+    db = run_dir / "run.sqlite"
+    try:
+        if not db.is_file() or db.stat().st_size <= 65536:  # (a database with a record is longer than a page)
+            why = never_started(run_dir)
+            if why is not None:
+                return never_started_reason(why)
+    except OSError:
+        pass  # said below
     try:
         read_run_info(run_dir)
     except DamagedRun as exc:
         return exc.reason
-    db = run_dir / "run.sqlite"
     try:
-        if not db.is_file() or db.stat().st_size == 0:
-            why = never_started(run_dir)
-            if why is not None:
-                return (f"{NEVER_STARTED} ({why}): the process died while making the folder, nothing was "
-                        "recorded; run the recipe again")
         if not db.is_file():
             return "run.sqlite is missing"
         if db.stat().st_size == 0:
