@@ -690,6 +690,43 @@ s.connect = _connect_then_die
 """
 
 
+#: A sitecustomize (:func:`with_sitecustomize`) that kills the process with SIGKILL at moment
+#: ``$KILL_AT`` of making its run folder (SqliteRunStore.create_run): ``mkdir`` (made, not yet
+#: owned: an empty folder), ``lock`` (owned: run.lock alone), ``run_json`` (run.json written to
+#: its temporary, not renamed), ``journal`` (the database's first transaction: an empty run.sqlite
+#: and its rollback journal), ``wal_header`` (the switch to WAL done: run.sqlite is its header page).
+KILL_WHILE_MAKING = """
+import os, signal, sqlite3
+from pathlib import Path
+import castrig.store.sqlite_store as s
+_at = os.environ["KILL_AT"]
+def _die(*_a):
+    os.kill(os.getpid(), signal.SIGKILL)
+if _at == "mkdir":
+    s.claim_run = lambda run_dir, **kw: _die()
+elif _at == "lock":
+    _claim = s.claim_run
+    s.claim_run = lambda run_dir, **kw: (_claim(run_dir, **kw), _die())
+elif _at == "run_json":
+    _replace = os.replace
+    os.replace = lambda src, dst, *a, **kw: _die() if Path(dst).name == "run.json" else _replace(src, dst, *a, **kw)
+else:
+    _sq_connect, _connect = sqlite3.connect, s.connect
+    def _sq(path, *a, **kw):
+        conn = _sq_connect(path, *a, **kw)
+        journal = Path(str(path) + "-journal")
+        if _at == "journal" and Path(str(path)).name == "run.sqlite":
+            conn.set_progress_handler(lambda: _die() if journal.exists() else 0, 1)
+        return conn
+    def _conn(path, *a, **kw):
+        conn = _connect(path, *a, **kw)
+        if _at == "wal_header" and Path(path).name == "run.sqlite":
+            _die()
+        return conn
+    s.sqlite3.connect, s.connect = _sq, _conn
+"""
+
+
 #: A sitecustomize (:func:`with_sitecustomize`) that sends the process ``$SIGNAL_AT_OUTCOME``
 #: (a signal name, e.g. ``SIGTERM``) ``$SIGNAL_TIMES`` times at a seeded moment: the run has ended,
 #: its rig made safe, and run.json's outcome is about to be written (the first ``update_info``

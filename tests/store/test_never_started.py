@@ -6,9 +6,12 @@ is kept."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
-from conftest import KILL_AT_CREATION, ROOT, add_graded_run, castrig, membrane_metrics, with_sitecustomize
+import pytest
+from conftest import KILL_AT_CREATION, KILL_WHILE_MAKING, ROOT, add_graded_run, castrig, membrane_metrics, with_sitecustomize
 
 from castrig.store.lock import claim_run, release_run
 
@@ -51,3 +54,33 @@ def test_runs_prune_never_started_removes_them_and_keeps_one_being_made(tmp_path
     assert "never started" not in res.stdout and "damaged" not in res.stdout and done_id in res.stdout, res.stdout
     again = castrig("runs", "--data", str(data), "--prune-never-started")  # nothing left to remove: says nothing
     assert again.returncode == 0 and again.stderr == "" and done_id in again.stdout, again.stderr
+
+
+@pytest.mark.parametrize("moment, holds", [
+    ("mkdir", "an empty folder"),
+    ("lock", "no run.json; it holds run.lock"),
+    ("run_json", "no run.json; it holds .run.json."),
+    ("journal", "run.sqlite is empty (0 bytes), its run.sqlite-journal ("),
+    ("wal_header", "run.sqlite holds no table (4096 bytes: its header alone)"),
+])
+def test_a_run_killed_at_any_moment_of_making_its_folder_never_started(tmp_path: Path, moment: str, holds: str):
+    """kill -9 of `castrig run` at each moment of making its folder (audit 5): listed never started,
+    resume says so and names the prune (exit 2), the prune removes it."""
+    data = tmp_path / "runs"
+    data.mkdir()
+    res = castrig("run", SHORT, "--data", str(data), "-q", **with_sitecustomize(tmp_path, KILL_WHILE_MAKING), KILL_AT=moment)
+    assert res.returncode == -9, res.stderr
+    (cut,) = [p for p in data.iterdir() if p.is_dir()]
+    if moment == "mkdir":  # an empty folder is kept a minute (its maker may be between mkdir and lock): an hour later
+        an_hour_ago = time.time() - 3600
+        os.utime(cut, (an_hour_ago, an_hour_ago))
+    listed = castrig("runs", "--data", str(data))
+    assert listed.returncode == 0 and cut.name in listed.stdout and "never started" in listed.stdout, listed.stdout
+    refused = castrig("resume", str(cut), "-q")
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 2 and f"{cut}: never started ({holds}" in said, said
+    assert "run the recipe again (`castrig runs --prune-never-started` removes it)" in said, said
+    pruned = castrig("runs", "--data", str(data), "--prune-never-started")
+    said = " ".join(pruned.stderr.split())
+    assert pruned.returncode == 0 and f"removed {cut}: never started ({holds}" in said, said
+    assert not cut.exists() and "no runs yet" in pruned.stdout, pruned.stdout

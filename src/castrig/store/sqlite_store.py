@@ -916,7 +916,7 @@ def never_started(run_dir: Path) -> str | None:
     said = "run.sqlite is empty (0 bytes)" if names["run.sqlite"] == 0 else \
         f"run.sqlite holds no table ({names['run.sqlite']} bytes: its header alone)"
     journal = names.get("run.sqlite-journal")
-    return f"{said}, its run.sqlite-journal ({journal} bytes) holds nothing committed" if journal else said
+    return said if journal is None else f"{said}, its run.sqlite-journal ({journal} bytes) holds nothing committed"
 
 
 def never_started_reason(why: str) -> str:
@@ -944,12 +944,12 @@ def remove_never_started(run_dir: Path, *, purpose: str, before: Callable[[str],
     nobody else can write to it; ``before(why)`` runs then, before anything goes. Why it never
     started, or None (nothing done) if it holds a record after all. OSError if it cannot be removed."""
     run_dir = Path(run_dir)
-    if never_started(run_dir) is None:
+    why = never_started(run_dir)  # what it held before this owned it (an empty folder gets our lock)
+    if why is None:
         return None
     claim_run(run_dir, purpose=purpose)
     try:
-        why = never_started(run_dir)
-        if why is None:
+        if never_started(run_dir) is None:
             return None
         if before is not None:
             before(why)
