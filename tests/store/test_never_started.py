@@ -84,3 +84,40 @@ def test_a_run_killed_at_any_moment_of_making_its_folder_never_started(tmp_path:
     said = " ".join(pruned.stderr.split())
     assert pruned.returncode == 0 and f"removed {cut}: never started ({holds}" in said, said
     assert not cut.exists() and "no runs yet" in pruned.stdout, pruned.stdout
+
+
+def test_the_prune_removes_only_castrig_folders_that_hold_nothing_and_nobody_owns(tmp_path: Path):
+    """Built directly: a folder not named as castrig names run folders, one holding another file, an
+    empty one made just now, one whose lock is held, one whose journal is of an older database (its
+    header counts pages: it could hold a record) are all kept; the lock alone, unowned, goes."""
+    data = tmp_path / "runs"
+    done_id = add_graded_run(data, "done", membrane_metrics(5.0))
+    an_hour_ago = time.time() - 3600
+    kept = {name: data / name for name in ("exports", "20261202-100000-mine", "20261202-100001-young",
+                                           "20261202-100002-held", "20261202-100003-oldjournal")}
+    for folder in kept.values():
+        folder.mkdir()
+    os.utime(kept["exports"], (an_hour_ago, an_hour_ago))
+    (kept["20261202-100000-mine"] / "notes.txt").write_text("not castrig's\n")
+    (kept["20261202-100002-held"] / "run.lock").write_text("")
+    old = kept["20261202-100003-oldjournal"]
+    (old / "run.json").write_bytes((data / done_id / "run.json").read_bytes())
+    (old / "run.sqlite").write_bytes(b"")
+    (old / "run.sqlite-journal").write_bytes(bytes(16) + (3).to_bytes(4, "big") + bytes(492))  # 3 pages before
+    lock_alone = data / "20261202-100004-lockalone"
+    lock_alone.mkdir()
+    (lock_alone / "run.lock").write_text("")
+    claim_run(kept["20261202-100002-held"], purpose="test: a castrig run making this folder now")
+    try:
+        res = castrig("runs", "--data", str(data), "--prune-never-started")
+    finally:
+        release_run(kept["20261202-100002-held"])
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 0 and f"removed {lock_alone}: never started (no run.json; it holds run.lock;" in said, said
+    assert said.count("removed") == 1 and f"kept {kept['20261202-100002-held']}: it is being made now" in said, said
+    assert not lock_alone.exists() and all(p.is_dir() for p in kept.values()) and (data / done_id).is_dir()
+    assert (kept["20261202-100000-mine"] / "notes.txt").is_file() and (old / "run.sqlite-journal").stat().st_size == 512
+    shown = " ".join(res.stdout.split())
+    assert "never started" not in shown and "20261202-100003-oldjournal │" in shown and "run.sqlite is empty" in shown, shown
+    for name in ("exports", "mine", "young", "held"):
+        assert name not in shown, shown
