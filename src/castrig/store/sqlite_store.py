@@ -884,7 +884,6 @@ def never_started(run_dir: Path) -> str | None:
     nothing at all (once older than :data:`EMPTY_FOLDER_GRACE_S`). Whether its maker lives is
     the caller's to test (the lock)."""
     run_dir = Path(run_dir)
-    db = run_dir / "run.sqlite"
     names: dict[str, int] = {}
     try:
         for p in run_dir.iterdir():
