@@ -31,7 +31,7 @@ from castrig.recipe.membranes import ResumePlan, membrane_targets, process_recor
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
 from castrig.recipe.model import Recipe, load_recipe_with_text
 from castrig.recipe.runner import RunAborted, Runner, RunResult
-from castrig.redact import is_redacted, redact_urls, restore_redacted
+from castrig.redact import is_redacted, redact, redact_urls, restore_redacted
 from castrig.rig.build import Rig
 from castrig.rig.ownership import open_owned_rig
 from castrig.rig.profile import Profile, load_profile
@@ -512,10 +512,15 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     recorder = store.open_run(run_dir)
     info = recorder.info
     sync = (info.profile or {}).get("store_sync", "FULL")
-    if sync != "FULL":
+    fleet_url, fleet_warning = _fleet_store_for_resume(info, store, run_dir)
+    if sync != "FULL" or fleet_url:
         recorder.close()
-        store = open_store(run_dir.parent, synchronous=sync)
+        from castrig.store.postgres_store import open_configured_store
+
+        store = open_configured_store(run_dir.parent, url=fleet_url, synchronous=sync)
         recorder = store.open_run(run_dir)
+    if fleet_warning:
+        console.print(f"[bold yellow]warning:[/] {escape(fleet_warning)}", highlight=False, soft_wrap=True)
     if info.outcome == "completed":
         recorder.close()
         raise BadInput(f"{run_dir}: run already completed (outcome completed); nothing to resume", file=str(run_dir))
@@ -541,11 +546,16 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         raise
     try:
         recorder.update_info(pid=os.getpid(), host=socket.gethostname(), lock=LOCK_NAME)
+        if hasattr(store, "fleet_record") and (info.extra or {}).get("fleet_store") != store.fleet_record():
+            recorder.update_info(extra={**(info.extra or {}), "fleet_store": store.fleet_record()})
         _configure_twin(rig, recipe)
         journal = recorder.journal()
         last_t = max([0.0] + [s[0] for s in recorder.samples()[-50:]] + [e.t_s for e in recorder.events()[-50:]] + [j.t_s for j in journal[-5:]])
         t_offset = last_t + profile.control.control_period_s
         _close_crashed_part(recorder, last_t, stopped)
+        if fleet_warning:
+            recorder.add_event(t_offset, "fleet_store", "store", fleet_warning,
+                               {"fleet_store": (info.extra or {}).get("fleet_store"), "configured": redact(getattr(store, "url", "") or "") or None})
         from castrig.control.safety import make_safe
 
         report = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
@@ -571,10 +581,45 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         resume = {"resume_note": note, "resume_elapsed_s": max(0.0, elapsed),
                   "resume_setpoint": setpoints[-1].data if setpoints else None,
                   "resume_gap": {k: v for k, v in gap.items() if k != "words"}, "skip": plan.skip}
-        return _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume,
-                      stop=stop)
+        result = _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume,
+                        stop=stop)
+        if fleet_warning:  # said again where it is seen: the live display has scrolled the first one away
+            console.print(f"[bold yellow]warning:[/] {escape(fleet_warning)}", highlight=False, soft_wrap=True)
+        return result
     finally:
         rig.close()
+
+
+def _fleet_store_for_resume(info: RunInfo, store: Any, run_dir: Path) -> tuple[str | None, str | None]:
+    """(the fleet store URL to resume with, what to warn of) for a run whose run.json says it
+    pushes to a fleet store (:func:`~castrig.store.postgres_store.recorded_fleet_store`).
+
+    Resumed without one, its later part stays in the folder and the fleet keeps the crashed
+    part's records only: the operator's profile's ``store:`` is taken where it is that URL (with
+    its password); else the resume goes on recording in the folder and says so, with the sync
+    that brings the rest into the fleet. A different fleet store configured here is named too."""
+    from castrig.store.postgres_store import recorded_fleet_store
+
+    recorded = recorded_fleet_store(info)
+    if recorded is None:
+        return None, None
+    url = recorded["url"]
+    configured = getattr(store, "url", None)
+    if configured:
+        if redact(configured) == url:
+            return None, None
+        return None, (f"{run_dir}: run.json says this run pushes its records to the fleet store {url}; this resume "
+                      f"pushes them to {redact(configured)} (CASTRIG_STORE) instead")
+    try:
+        mine = load_profile(Path(info.profile_path)).store if info.profile_path else None
+    except (CastrigError, OSError, ValueError):
+        mine = None
+    if isinstance(mine, str) and mine.startswith(("postgresql://", "postgres://")) and redact(mine) == url:
+        return mine, None
+    return None, (f"{run_dir}: this run pushes its records to the fleet store {url} (schema {recorded['schema']}), "
+                  f"but none is configured here (CASTRIG_STORE is not set): this resume records in the run folder "
+                  f"only, and the fleet keeps what it had when the run stopped. Set CASTRIG_STORE to resume into it, "
+                  f"or afterwards: CASTRIG_STORE=postgresql://… castrig store sync {run_dir}")
 
 
 def _profile_for_resume(info: RunInfo, run_dir: Path) -> dict[str, Any]:

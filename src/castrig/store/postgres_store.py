@@ -45,6 +45,7 @@ import os
 import re
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -429,6 +430,33 @@ def push_membranes(conn: "psycopg.Connection", schema: str, run_uid: str, local:
     return changed
 
 
+def push_folder_records(conn: "psycopg.Connection", schema: str, run_uid: str, local: sqlite3.Connection) -> dict[str, int]:
+    """Every record of a run folder's ``run.sqlite`` that the database lacks, pushed in the
+    caller's transaction (``castrig store sync``, the fleet listing's refresh); rows newly
+    inserted per table. FleetStoreError if the folder grew meanwhile (its run is live: sync later)."""
+    marks, inserted = push_records(conn, schema, run_uid, local, pushed_marks(conn, schema, run_uid))
+    if local_backlog(local, marks):  # pragma: no cover - the run grew while we pushed
+        raise FleetStoreError("run changed during sync")
+    return inserted
+
+
+def fleet_store_record(url: str, schema: str) -> dict[str, str]:
+    """What run.json keeps of the fleet store a run pushes to (``extra.fleet_store``): the URL
+    without its password, and the schema. A resume without that store says so (or takes the
+    operator's profile's, where it is the same URL with its password)."""
+    return {"url": redact(url), "schema": schema}
+
+
+def recorded_fleet_store(info: RunInfo) -> dict[str, str] | None:
+    """The fleet store run ``info`` pushed to (``extra.fleet_store``; for a run recorded before
+    that, the profile's ``store:``), or None for a run of the SQLite backend."""
+    got = (info.extra or {}).get("fleet_store")
+    if isinstance(got, dict) and is_postgres_url(got.get("url")):
+        return {"url": str(got["url"]), "schema": str(got.get("schema") or DEFAULT_SCHEMA)}
+    store = (info.profile or {}).get("store")
+    return {"url": redact(store), "schema": DEFAULT_SCHEMA} if is_postgres_url(store) else None
+
+
 def local_backlog(local: sqlite3.Connection, marks: Mapping[str, int]) -> int:
     """Local records past ``marks`` (not in the database yet)."""
     n = 0
@@ -642,7 +670,12 @@ class PostgresRunStore(RunStore):
         return PostgresRunRecorder(local, Fleet(self.url, self.schema, retry_interval_s=self.retry_interval_s))
 
     def create_run(self, info: RunInfo) -> PostgresRunRecorder:
+        # run.json says where its records go: a resume in a shell without CASTRIG_STORE must know
+        info.extra = {**(info.extra or {}), "fleet_store": self.fleet_record()}
         return self._recorder(self._local.create_run(info))
+
+    def fleet_record(self) -> dict[str, str]:
+        return fleet_store_record(self.url, self.schema)
 
     def open_run(self, run_dir: Path) -> PostgresRunRecorder:
         return self._recorder(self._local.open_run(run_dir))
@@ -698,10 +731,30 @@ class PostgresRunStore(RunStore):
         new, shown = got
         new.update(run_dir=row["run_dir"], host=row["host"])  # a reader's path to it is not the run's
         if shown != "running" and not _same_row(row, new):
-            ok, _ = self._fleet.attempt(lambda c: update_run_if(c, self.schema, run_uid, row, new), force=True)
-            if not ok:
-                log.warning("catalog row not brought up to date", run_dir=str(run_dir), error=self._fleet.last_error)
+            try:
+                ok, _ = self._fleet.attempt(lambda c: self._write_refreshed(c, run_uid, run_dir, row, new), force=True)
+            except (FleetStoreError, sqlite3.Error) as exc:  # the folder changed or cannot be read now
+                ok, self._fleet.last_error = False, f"{type(exc).__name__}: {exc}"
+            if not ok:  # the row stays as it was: it never says ended over records the fleet lacks
+                log.warning("catalog row not brought up to date; run `castrig store sync RUN_DIR`",
+                            run_dir=str(run_dir), error=self._fleet.last_error)
         return RunSummary(*(new[c] for c in _SUMMARY_COLS), shown, tuple(g for g in (new["grades"] or "").split(",") if g))
+
+    def _write_refreshed(self, conn: "psycopg.Connection", run_uid: str, run_dir: Path, old: dict[str, Any],
+                         new: dict[str, Any]) -> None:
+        """Write ``new`` over ``old`` with the records the fleet lacks, in one transaction: a run
+        resumed without the fleet store (its later part only in the folder) would otherwise be
+        listed ended, with grades, over the crashed part's records only."""
+        db = connect_readonly(run_dir / "run.sqlite")
+        try:
+            inserted = push_folder_records(conn, self.schema, run_uid, db)
+        finally:
+            db.close()
+        if any(inserted.values()):  # said on stderr: the listing on stdout stays a table
+            rows = ", ".join(f"{n} {t}" for t, n in inserted.items() if n)
+            print(f"{run_dir}: the fleet lacked records of this run (resumed without the fleet store?): pushed {rows} "
+                  "from its folder", file=sys.stderr)
+        update_run_if(conn, self.schema, run_uid, old, new)
 
     def close(self) -> None:
         self._fleet.close()

@@ -19,12 +19,9 @@ from castrig.errors import BadInput
 from castrig.store.postgres_store import (
     DEFAULT_SCHEMA,
     Fleet,
-    FleetStoreError,
     _check_schema,
     is_postgres_url,
-    local_backlog,
-    push_records,
-    pushed_marks,
+    push_folder_records,
     redact,
     run_uid_of,
     sync_run_row,
@@ -79,10 +76,7 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
         def tx(conn):  # type: ignore[no-untyped-def]
             # the row from the folder as it is now (a crashed run: ``crashed``), never over a newer one
             report.catalog_changed = sync_run_row(conn, fleet.schema, uid, run_dir, info.run_id)
-            marks = pushed_marks(conn, fleet.schema, uid)
-            marks, report.inserted = push_records(conn, fleet.schema, uid, db, marks)
-            if local_backlog(db, marks):  # pragma: no cover - the run grew while we pushed
-                raise FleetStoreError("run changed during sync")
+            report.inserted = push_folder_records(conn, fleet.schema, uid, db)
 
         try:
             fleet.require(tx)

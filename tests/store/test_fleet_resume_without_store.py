@@ -1,0 +1,71 @@
+"""A fleet run killed -9 and resumed in a shell without ``CASTRIG_STORE``: run.json says which
+fleet store the run pushes to (without its password), the resume says it records in the folder
+only and how to sync, and ``castrig runs`` with the store never lists the run ended over the
+crashed part's records only (it pushes the rest first). Outside in: the real CLI, real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from conftest import castrig, pg_count, run_then_kill_9, step_running
+
+# two membranes on the twin: killed while m2 evaporates (step 7: m2 lost), resumed to the purge
+RECIPE = """
+name: multi3
+grade: claim1
+concentration_mg_ml: 5.0
+support_pore_um: 5.0
+steps:
+  - {type: prewet, volume_ml: 0.3, rate_ml_min: 1.0}
+  - {type: cast, volume_ml: 0.2, rate_ml_min: 0.5}
+  - {type: evaporate, setpoint_rh_pct: 70, duration_s: 300, band_rh_pct: 3.0, max_out_of_band_s: 120}
+  - {type: capture, views: [reflected, transmitted, section], fields: 1}
+  - {type: analyse, grade: claim1}
+  - {type: prewet, volume_ml: 0.3, rate_ml_min: 1.0}
+  - {type: cast, volume_ml: 0.2, rate_ml_min: 0.5}
+  - {type: evaporate, setpoint_rh_pct: 70, duration_s: 600, band_rh_pct: 3.0, max_out_of_band_s: 120}
+  - {type: capture, views: [reflected, transmitted, section], fields: 1}
+  - {type: analyse, grade: claim3}
+  - {type: purge, duration_s: 60}
+"""
+
+
+def _local(run_dir: Path, table: str) -> int:
+    db = sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True)
+    try:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_a_fleet_run_resumed_without_the_store_is_said_so_and_listed_ended_only_with_all_its_records(pg_schema, tmp_path):
+    from castrig.redact import redact
+
+    url, schema = pg_schema
+    recipe = tmp_path / "multi3.yaml"
+    recipe.write_text(RECIPE)
+    data = tmp_path / "runs"
+    run_dir = run_then_kill_9(recipe, data, step_running(7, after_s=60), CASTRIG_STORE=url, CASTRIG_STORE_SCHEMA=schema)
+    recorded = json.loads((run_dir / "run.json").read_text())["extra"]["fleet_store"]
+    assert recorded == {"url": redact(url), "schema": schema}
+    assert "castrig:castrig@" not in (run_dir / "run.json").read_text()  # never the password
+
+    done = castrig("resume", str(run_dir), "-q")  # a shell without CASTRIG_STORE
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = done.stderr
+    assert redact(url) in said and f"castrig store sync {run_dir}" in said, said
+    assert any(e == "fleet_store" for (e,) in sqlite3.connect(run_dir / "run.sqlite").execute("SELECT kind FROM events"))
+    assert pg_count(url, schema, "samples") < _local(run_dir, "samples")  # the fleet holds the crashed part only
+
+    listed = castrig("runs", "--data", str(data), CASTRIG_STORE=url, CASTRIG_STORE_SCHEMA=schema)
+    assert listed.returncode == 0, listed.stderr
+    assert "completed" in next(line for line in listed.stdout.splitlines() if run_dir.name in line)
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        outcome, grades = conn.execute(f"SELECT outcome, grades FROM {schema}.runs").fetchone()  # type: ignore[arg-type,misc]
+    assert outcome == "completed"
+    for table in ("samples", "events", "journal", "images", "results", "membranes"):
+        assert pg_count(url, schema, table) == _local(run_dir, table), table  # the resumed part pushed with the row
