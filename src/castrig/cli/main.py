@@ -156,8 +156,15 @@ def resume(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live display."),
     after_abort: bool = typer.Option(False, "--after-abort",
                                      help="Also continue a run that was aborted (by the operator, a signal or an interlock)."),
+    take_over: bool = typer.Option(False, "--take-over",
+                                   help="Continue a run that run.json says is running on another host, whose process "
+                                        "you know is gone (recorded in the run's events)."),
 ) -> None:
     """Bring the rig to the safe state and continue a run from its journal.
+
+    A run that run.json says is running on another host (a run folder on a shared disk) is refused
+    (exit 4, naming the host): that host's lock may not show here. Resume it there, or add
+    --take-over once you know its process is gone.
 
     Commands (pause, abort) sent to the crashed part and never read by it are discarded: answered
     refused and noted in the run's events, not applied; a command sent after the resume started is.
@@ -171,7 +178,7 @@ def resume(
     console_is_not_the_record()  # the run folder keeps the record: a console that fails is dropped
 
     with stop_requests("castrig resume") as stop:
-        outcome = resume_run(run_dir, quiet=quiet, after_abort=after_abort, stop=stop)
+        outcome = resume_run(run_dir, quiet=quiet, after_abort=after_abort, take_over=take_over, stop=stop)
         stop.exit_code = outcome.exit_code  # recorded: a SIGTERM from here to the process's end keeps it
     raise typer.Exit(outcome.exit_code)
 
@@ -310,9 +317,12 @@ def runs(
     for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "grades"):
         table.add_column(col)
     from castrig.store.live import shown_status
+    from castrig.store.lock import elsewhere_words, recorded_elsewhere
 
     for r in rows:
-        shown = shown_status(Path(r.run_dir), r.outcome)  # making_safe, paused…: as castrig status and serve say it
+        host = recorded_elsewhere(Path(r.run_dir)) if r.outcome == "running" else None
+        # making_safe, paused…: as castrig status and serve say it; a run on another host is not judged here
+        shown = elsewhere_words(host) if host else shown_status(Path(r.run_dir), r.outcome)
         outcome_text = f"{shown}: {r.reason}" if getattr(r, "reason", "") else shown
         table.add_row(r.run_id, r.recipe_name, r.profile_name, r.operator, r.started_utc, outcome_text, ",".join(r.grades))
     Console(width=200).print(table)

@@ -68,7 +68,10 @@ def status_line(d: dict[str, Any]) -> str:
 
     age = d.get("status_age_s")
     # (only where the runner ticks: paused at a prompt or making the rig safe, it may rightly be quiet)
-    if d["status"] in ("running", "pausing") and age is not None and age > SILENT_S:
+    if d.get("running_on_host"):  # run.json names another host: its lock may not show here
+        parts.insert(1, f"recorded running on {d['running_on_host']}? (cannot tell from here: its lock may not show "
+                        f"on this computer; resume it there, or `castrig resume --take-over` once its process is gone)")
+    elif d["status"] in ("running", "pausing") and age is not None and age > SILENT_S:
         pid = (d.get("owner") or {}).get("pid", "?")
         parts.insert(1, f"no word from the runner for {_dur(age)} (stopped, hung or busy; its process {pid} still holds the run)")
     if d["status"] not in LIVE and d.get("outcome_reason"):

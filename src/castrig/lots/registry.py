@@ -47,6 +47,7 @@ from castrig import oslock
 from castrig.errors import BadInput, Busy
 from castrig.store import open_store
 from castrig.store.atomic import atomic_write_json
+from castrig.store.lock import recorded_elsewhere
 
 Use = Literal["blood_filter", "coculture"]
 USES: dict[str, str] = {
@@ -101,6 +102,11 @@ def open_run_refusal(lot: Lot) -> str | None:
     is usable: its record was complete when it was judged, and the run's end is written."""
     if lot.run_outcome not in OPEN_RUN_OUTCOMES:
         return None
+    host = recorded_elsewhere(Path(lot.run_dir)) if lot.run_outcome == "running" else None
+    if host:  # only its own host judges it crashed: its lock may not show here
+        return (f"made by run {lot.run_id or lot.run_dir}, which run.json says is running on {host} (this computer "
+                f"cannot tell whether its process is alive), its record not closed (wait for it to end on {host}, or "
+                f"resume it there; `castrig resume --take-over {lot.run_dir}` if that process is gone)")
     how = (f"its process is gone and it was not resumed: `castrig resume {lot.run_dir}` closes its record "
            "(to the recipe's end, or abort it there)") if lot.run_outcome == "crashed" else "wait for it to end"
     return f"made by run {lot.run_id or lot.run_dir}, which is {lot.run_outcome}, its record not closed ({how})"
@@ -149,9 +155,15 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
                 lots.append(Lot(r.run_id, r.run_dir, r.recipe_name, r.started_utc, list(r.grades), legacy_metrics,
                                 a.get("intended_use"), simulated_run, r.run_id, None, a))
             continue
+        host = recorded_elsewhere(Path(r.run_dir)) if r.outcome == "running" else None
         for mb in membranes:
             if mb.status == "lost":
                 others.append((mb.membrane_id, f"lost: {mb.lost_reason}"))
+            elif r.outcome == "running" and host:  # only its own host judges it crashed
+                others.append((mb.membrane_id, f"its run {r.run_id} is recorded running on {host} (this computer cannot "
+                                               f"tell whether its process is alive), its record not closed: wait for it "
+                                               f"to end there, or `castrig resume --take-over {r.run_dir}` if that "
+                                               "process is gone"))
             elif r.outcome == "running":
                 others.append((mb.membrane_id, f"its run {r.run_id} is still running, its record not closed: wait for it "
                                                f"to end (`castrig status {r.run_dir}`)"))

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import castrig
-from castrig.errors import BadInput, CastrigError
+from castrig.errors import BadInput, Busy, CastrigError
 from castrig.logs import RunLog
 from castrig.recipe.compat import check_recipe_for_profile
 from castrig.recipe.display import Display, interactive_prompt, say
@@ -38,7 +38,7 @@ from castrig.rig.profile import Profile, load_profile
 from castrig.store import MembraneRecord, RunInfo, RunRecorder, StoreError, open_store, utc_now_iso
 from castrig.store.sqlite_store import is_disk_full
 from castrig.store.base import grades_of
-from castrig.store.lock import LOCK_NAME, claim_run, release_run
+from castrig.store.lock import LOCK_NAME, claim_run, recorded_on_another_host, release_run
 from castrig.store.signals import guarded
 
 console = Console(stderr=True)
@@ -466,14 +466,18 @@ def _stopped_wall(run_dir: Path) -> float | None:
     return max(times) if times else None
 
 
-def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
+def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False, take_over: bool = False,
                stop: StopRequest | None = None) -> RunResult:
     """Continue ``run_dir``, owning it first: a second resume (or the live run itself) makes this
     one refuse with :class:`Busy` before it touches a device or writes a record.
 
     A run that was aborted (by the operator, a signal or an interlock) is continued only with
     ``after_abort``: an abort is a decision (a leak, a wrong support), and resuming one started
-    the rig again — conditioning, pre-wet, the remaining casts — and rewrote it 'completed'."""
+    the rig again — conditioning, pre-wet, the remaining casts — and rewrote it 'completed'.
+
+    A run that run.json says is running on another host is refused (:class:`Busy`) unless
+    ``take_over``: that host's lock may not show here over a shared folder, and two hosts would
+    drive one run. A take-over is recorded in the run's events."""
     run_dir = Path(run_dir)
     started_ns = time.time_ns()  # commands in the control channel older than this were for the crashed part
     if not (run_dir / "run.json").is_file():
@@ -483,7 +487,16 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
         raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
     claim_run(run_dir, purpose=f"castrig resume {run_dir}")
     try:
-        return _resume_owned(run_dir, quiet=quiet, after_abort=after_abort, started_ns=started_ns, stop=stop)
+        other = recorded_on_another_host(run_dir)  # read once the folder is ours: no resume here races it
+        if other is not None and not take_over:
+            host, pid = other
+            raise Busy(f"{run_dir}: run.json says this run is running on {host}{f' (pid {pid})' if pid else ''}, not "
+                       f"on this computer ({socket.gethostname()}); its lock may not show here over a shared folder, "
+                       f"so that process may still drive the run. Resume it on {host}; or, if you know its process "
+                       f"is gone ({host} stopped or the process was killed): castrig resume --take-over {run_dir} "
+                       "(recorded in the run's events)", holder={"host": host, "pid": pid})
+        return _resume_owned(run_dir, quiet=quiet, after_abort=after_abort, started_ns=started_ns, stop=stop,
+                             took_over=other)
     finally:
         release_run(run_dir)
 
@@ -506,7 +519,7 @@ def _refuse_recipe_now_refused(run_dir: Path, exc: Exception, recipe: Any) -> No
 
 
 def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, started_ns: int | None = None,
-                  stop: StopRequest | None = None) -> RunResult:
+                  stop: StopRequest | None = None, took_over: tuple[str, int | None] | None = None) -> RunResult:
     stopped = _stopped_wall(run_dir)  # before anything of ours writes to the folder
     store = open_store(run_dir.parent)
     recorder = store.open_run(run_dir)
@@ -553,6 +566,13 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         last_t = max([0.0] + [s[0] for s in recorder.samples()[-50:]] + [e.t_s for e in recorder.events()[-50:]] + [j.t_s for j in journal[-5:]])
         t_offset = last_t + profile.control.control_period_s
         _close_crashed_part(recorder, last_t, stopped)
+        if took_over is not None:
+            host, pid = took_over
+            recorder.add_event(t_offset, "take_over", "operator",
+                               f"--take-over: run taken over from {host}{f' (pid {pid})' if pid else ''}, where run.json "
+                               f"said it was running, by {socket.gethostname()} (pid {os.getpid()}): the operator "
+                               "said that process is gone",
+                               {"from_host": host, "from_pid": pid, "by_host": socket.gethostname(), "by_pid": os.getpid()})
         if fleet_warning:
             recorder.add_event(t_offset, "fleet_store", "store", fleet_warning,
                                {"fleet_store": (info.extra or {}).get("fleet_store"), "configured": redact(getattr(store, "url", "") or "") or None})

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from castrig.store.commands import read_status
-from castrig.store.lock import live_outcome, run_holder
+from castrig.store.lock import live_outcome, recorded_elsewhere, run_holder
 from castrig.store.recipe_text import recipe_file_text
 from castrig.store.sqlite_store import run_damage
 
@@ -257,6 +257,8 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
         out["status_age_s"] = _age_s(live.get("written_utc"))
     holder = run_holder(run_dir) if out["status"] in LIVE_STATES else None
     out["owner"] = holder
+    # recorded running on another host, whose lock may not show here: not judged crashed from here
+    out["running_on_host"] = recorded_elsewhere(run_dir) if holder is None and out["status"] in LIVE_STATES else None
     if with_recipe:
         found = recipe_file_text(run_dir, info.get("recipe_path"), info.get("recipe_name"))
         out["recipe_as_written"] = found[0] if found else None

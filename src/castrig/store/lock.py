@@ -3,12 +3,14 @@
 The lock is an OS lock (:mod:`castrig.oslock`), so it goes with the process: a run whose
 ``run.json`` still says ``running`` but whose lock nobody holds was left by a process that died
 (kill -9, power cut). Readers (``castrig runs``, the report) call that ``crashed`` — resumable —
-instead of ``running`` forever. Testing the lock never takes it.
+instead of ``running`` forever — when run.json names this computer as its host; a run recorded
+on another host is not judged here (:func:`recorded_elsewhere`). Testing the lock never takes it.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +37,60 @@ def run_holder(run_dir: Path) -> dict[str, Any] | None:
     return oslock.holder_info(lock_path(run_dir))
 
 
+def _recorded(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((Path(run_dir) / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recorded_elsewhere(run_dir: Path) -> str | None:
+    """The host run.json says runs ``run_dir`` when that is not this computer, the run is recorded
+    ``running`` and no process here holds its lock; else None.
+
+    Such a run is not judged from here: an OS lock taken on another host over a shared folder may
+    not show on this one, so its process may well be alive. Readers show it ``running`` ("on HOST?
+    cannot tell from here"), lots treat it as not closed, and ``castrig resume`` refuses it without
+    ``--take-over``. Only its own host calls it ``crashed``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or run_holder(run_dir) is not None:
+        return None
+    got = recorded_on_another_host(run_dir)
+    return None if got is None else got[0]
+
+
+def recorded_on_another_host(run_dir: Path) -> tuple[str, int | None] | None:
+    """(host, pid) run.json records as running ``run_dir`` when it says ``running`` on a host
+    that is not this computer, whatever the lock says here; else None."""
+    data = _recorded(run_dir)
+    host, pid = data.get("host"), data.get("pid")
+    if data.get("outcome", "running") != "running" or not isinstance(host, str) or not host:
+        return None
+    if host == socket.gethostname():
+        return None
+    return host, pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+
+
 def live_outcome(run_dir: Path, outcome: str) -> str:
-    """The outcome a reader should show: ``running`` only while a process owns the folder.
+    """The outcome a reader should show: ``running`` only while a process owns the folder — or
+    while run.json says another host runs it (:func:`recorded_elsewhere`: not ours to judge).
 
     A folder this machine cannot see (a fleet catalog row of another rig) keeps its outcome.
     """
     if outcome == "running" and Path(run_dir).is_dir() and run_holder(run_dir) is None:
-        try:  # the catalog may lag behind run.json (a run that ended before it was re-indexed)
-            recorded = json.loads((Path(run_dir) / "run.json").read_text()).get("outcome", "running")
-        except (OSError, ValueError, AttributeError):
-            recorded = "running"
-        return "crashed" if recorded == "running" else str(recorded)
+        data = _recorded(run_dir)  # the catalog may lag behind run.json (a run that ended before it was re-indexed)
+        recorded = data.get("outcome", "running") if data else "running"
+        if recorded != "running":
+            return str(recorded)
+        host = data.get("host")
+        return "running" if isinstance(host, str) and host and host != socket.gethostname() else "crashed"
     return outcome
+
+
+def elsewhere_words(host: str) -> str:
+    """How a reader shows a run recorded running on ``host``, not this computer."""
+    return f"running on {host}? (cannot tell from here)"
 
 
 CRASHED_REASON = "the process that ran it is gone (killed or the computer stopped); `castrig resume` continues it"
