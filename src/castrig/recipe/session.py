@@ -526,6 +526,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     info = recorder.info
     sync = (info.profile or {}).get("store_sync", "FULL")
     fleet_url, fleet_warning = _fleet_store_for_resume(info, store, run_dir)
+    recorded_store = (info.extra or {}).get("fleet_store")  # before this resume records its own
     if sync != "FULL" or fleet_url:
         recorder.close()
         from castrig.store.postgres_store import open_configured_store
@@ -574,8 +575,10 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
                                "said that process is gone",
                                {"from_host": host, "from_pid": pid, "by_host": socket.gethostname(), "by_pid": os.getpid()})
         if fleet_warning:
+            configured = getattr(store, "url", None)
             recorder.add_event(t_offset, "fleet_store", "store", fleet_warning,
-                               {"fleet_store": (info.extra or {}).get("fleet_store"), "configured": redact(getattr(store, "url", "") or "") or None})
+                               {"fleet_store": recorded_store,
+                                "configured": redact(configured) if configured else None})
         from castrig.control.safety import make_safe
 
         report = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
@@ -623,18 +626,20 @@ def _fleet_store_for_resume(info: RunInfo, store: Any, run_dir: Path) -> tuple[s
     recorded = recorded_fleet_store(info)
     if recorded is None:
         return None, None
-    url = recorded["url"]
+    url, schema = recorded["url"], recorded["schema"]
     configured = getattr(store, "url", None)
     if configured:
-        if redact(configured) == url:
+        if (redact(configured), getattr(store, "schema", None)) == (url, schema):
             return None, None
-        return None, (f"{run_dir}: run.json says this run pushes its records to the fleet store {url}; this resume "
-                      f"pushes them to {redact(configured)} (CASTRIG_STORE) instead")
+        return None, (f"{run_dir}: run.json says this run pushes its records to the fleet store {url} (schema "
+                      f"{schema}); this resume pushes them to {redact(configured)} (schema "
+                      f"{getattr(store, 'schema', '?')}, CASTRIG_STORE) instead")
     try:
         mine = load_profile(Path(info.profile_path)).store if info.profile_path else None
     except (CastrigError, OSError, ValueError):
         mine = None
-    if isinstance(mine, str) and mine.startswith(("postgresql://", "postgres://")) and redact(mine) == url:
+    if (isinstance(mine, str) and mine.startswith(("postgresql://", "postgres://")) and redact(mine) == url
+            and os.environ.get("CASTRIG_STORE_SCHEMA", "castrig") == schema):
         return mine, None
     return None, (f"{run_dir}: this run pushes its records to the fleet store {url} (schema {recorded['schema']}), "
                   f"but none is configured here (CASTRIG_STORE is not set): this resume records in the run folder "
@@ -646,7 +651,8 @@ def _profile_for_resume(info: RunInfo, run_dir: Path) -> dict[str, Any]:
     """The profile a resume drives the rig with: the one run.json recorded, its passwords (which
     run.json does not keep: :func:`castrig.redact.redact_urls`) taken from the operator's profile
     file again, where that file still names the same URLs. The store is not among them: a resume
-    opens the store of the run folder's data root and ``$CASTRIG_STORE``, never a recorded URL.
+    opens the store of the run folder's data root and ``$CASTRIG_STORE``, or the fleet store
+    run.json names where the profile file still gives it (:func:`_fleet_store_for_resume`).
     :class:`BadInput` if a device needs a password the profile file no longer gives."""
     recorded = info.profile or {}
     if not is_redacted(recorded):
