@@ -42,6 +42,23 @@ def _recipe(tmp_path: Path, text: str, name: str = "records") -> Path:
     return path
 
 
+def _abort_when(recipe: Path, data: Path, step: int, after_s: float, what: str) -> tuple[Path, int, str, str]:
+    """Run ``recipe`` under data root ``data`` and `castrig abort` it once step ``step`` (0-based)
+    has run ``after_s`` of run clock: (run folder, exit code, stdout, stderr)."""
+    run = start_castrig("run", str(recipe), "--data", str(data), "-q")
+    try:
+        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and step_running(step, after_s)(d) and d,
+                             timeout_s=60, what=what)
+        aborted = castrig("abort", str(run_dir))
+        assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    return run_dir, run.returncode, out, err
+
+
 def _membranes(run_dir: Path) -> dict[int, dict]:
     cols = ("membrane_id", "k", "status", "lost_reason", "process_json", "support_position")
     return {r[1]: dict(zip(cols, r)) for r in run_rows(run_dir, f"select {', '.join(cols)} from membranes order by k")}
@@ -78,18 +95,8 @@ def test_castrig_abort_in_the_evaporation_records_the_film_lost_in_every_view_an
     again) and makes m2 on the next support position."""
     recipe = _recipe(tmp_path, LONG_THEN_SHORT)
     data = tmp_path / "runs"
-    run = start_castrig("run", str(recipe), "--data", str(data), "-q")
-    try:
-        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and step_running(EVAPORATE_M1, 60)(d) and d,
-                             timeout_s=60, what="m1 evaporating")
-        aborted = castrig("abort", str(run_dir))
-        assert aborted.returncode == 0, aborted.stdout + aborted.stderr
-        out, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
-    assert run.returncode == 3, out + err
+    run_dir, code, out, err = _abort_when(recipe, data, EVAPORATE_M1, 60, "m1 evaporating")
+    assert code == 3, out + err
     m1 = f"{run_dir.name}-m1"
     assert "lost: m1" in out.strip().splitlines()[-1], out
     mb = _membranes(run_dir)[1]
@@ -126,17 +133,8 @@ def test_an_abort_in_the_evaporation_leaves_status_at_the_evaporation(tmp_path):
 - {type: capture, views: [reflected, transmitted, section]}
 - {type: analyse, grade: claim1}
 """)
-    data = tmp_path / "runs"
-    run = start_castrig("run", str(recipe), "--data", str(data), "-q")
-    try:
-        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and step_running(EVAPORATE_M1, 60)(d) and d,
-                             timeout_s=60, what="m1 evaporating")
-        assert castrig("abort", str(run_dir)).returncode == 0
-        run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
+    run_dir, code, out, err = _abort_when(recipe, tmp_path / "runs", EVAPORATE_M1, 60, "m1 evaporating")
+    assert code == 3, out + err
     assert run_rows(run_dir, "select state from journal order by seq desc limit 1") == [("skipped",)]
     step = json.loads(castrig("status", str(run_dir), "--json").stdout)["step"]
     assert (step["step_index"], step["step_type"]) == (EVAPORATE_M1, "evaporate"), step
@@ -178,17 +176,8 @@ def test_a_membrane_made_before_the_abort_is_not_lost_and_every_view_says_why_it
 - {type: capture, fields: 1, views: [reflected]}
 """)
     data = tmp_path / "runs"
-    run = start_castrig("run", str(recipe), "--data", str(data), "-q")
-    try:
-        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and step_running(4, 30)(d) and d,
-                             timeout_s=60, what="the wait after m1")
-        assert castrig("abort", str(run_dir)).returncode == 0
-        out, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
-    assert run.returncode == 3, out + err
+    run_dir, code, out, err = _abort_when(recipe, data, 4, 30, "the wait after m1")
+    assert code == 3, out + err
     m1 = f"{run_dir.name}-m1"
     assert _membranes(run_dir)[1]["status"] == "made"
     assert "not judged: m1 (made, not analysed)" in out, out
