@@ -9,6 +9,8 @@ which must reach the same store and devices with their real credentials.
 
 >>> redact("postgresql://castrig:s3cr@t@db:5432/fleet")
 'postgresql://castrig:***@db:5432/fleet'
+>>> redact("postgresql://castrig:pa?s#s/x@db:5432/fleet")
+'postgresql://castrig:***@db:5432/fleet'
 >>> redact("postgresql://db/fleet?user=castrig&password=s3cret")
 'postgresql://db/fleet?user=castrig&password=***'
 """
@@ -19,8 +21,11 @@ import re
 from typing import Any
 
 MASK = "***"
-# userinfo's password runs to the last '@' before the path: a password may hold an unescaped '@'
-_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@?#\s]*):[^/?#\s]*@")
+# userinfo's password runs to the last '@' before the host: a password may hold an unescaped '@',
+# '?', '#' or '/' (libpq takes them as written), so it ends only at an '@' followed by a host and
+# then the URL's end (its path, query, fragment, whitespace, a quote or the text's end)
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@?#\s]*):(?:(?!://)\S)*?@"
+                       r"(?=[^\s@/?#]*(?:[/?#\s\"',;)\]]|$))")
 _QUERY = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)[^&#\s]*", re.IGNORECASE)
 
 

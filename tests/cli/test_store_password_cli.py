@@ -36,6 +36,20 @@ def test_the_store_password_is_kept_out_of_run_json_and_the_report(tmp_path):
     assert "castrig:***@127.0.0.1" in next(run_dir.glob("report*.html")).read_text()
 
 
+@pytest.mark.parametrize("secret", ["Pw?7f3a9c", "Pw#7f3a9c", "Pw/7f?a@9c"])
+def test_a_password_holding_query_or_fragment_characters_is_kept_out_too(tmp_path, secret):
+    """libpq takes ``postgresql://castrig:pa?ss@host/db`` with the password ``pa?ss``. The
+    redaction ended a password at the first '?', '#' or '/', so such a password was written in
+    clear into run.json (its profile and its fleet store record) and every log line."""
+    profile = profile_with_store(tmp_path, f"postgresql://castrig:{secret}@127.0.0.1:1/castrig_test")
+    data = tmp_path / "runs"
+    done = castrig("run", str(SHORT), "--profile", str(profile), "--data", str(data), "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = [p.parent for p in data.glob("*/run.json")]
+    assert files_holding(run_dir, "7f") == [] and "7f" not in done.stdout + done.stderr
+    assert json.loads((run_dir / "run.json").read_text())["profile"]["store"] == "postgresql://castrig:***@127.0.0.1:1/castrig_test"
+
+
 def test_a_resume_works_from_the_redacted_record_and_keeps_it_redacted(tmp_path):
     profile = profile_with_store(tmp_path, f"postgresql://castrig:{PASSWORD}@127.0.0.1:1/castrig_test")
     data = tmp_path / "runs"
