@@ -139,3 +139,17 @@ def test_a_noise_free_honeycomb_is_measured_whole_from_the_cli(tmp_path):
     assert got["quality"]["data_bar_rows"] == 0
     assert got["opening_ratio"] == pytest.approx((img < 100).mean(), abs=0.01)
     assert got["mean_pore_diameter_um"] == pytest.approx(2 * r * 0.25, rel=0.02)  # the drawn circles' diameter
+
+
+def test_a_data_bar_under_a_flat_vacuum_is_still_found():
+    """A section whose vacuum above the film is clipped to black (flat rows), an 80-row film, then
+    the SEM's data bar: the band is set apart by the film's rows, and is a bar (the rule for
+    noise-free images must not hide it)."""
+    rng = np.random.default_rng(1)
+    h, w, bar = 600, 800, 540
+    img = np.where(rng.random((h, w)) < 0.15, rng.integers(1, 30, (h, w)), 0).astype(np.uint8)
+    img[460:540] = np.clip(rng.normal(150, 30, (80, w)), 1, 255).astype(np.uint8)
+    img[bar:] = 40
+    img[bar + 20:bar + 32, 50:400:3] = 255
+    img[bar + 20:bar + 32, 500:700:4] = 255
+    assert find_data_bar(img) == bar

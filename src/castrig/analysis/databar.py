@@ -7,8 +7,8 @@ often behind a separating line. Such rows are nothing like a micrograph's: most 
 hold exactly one grey level (the band's background), where a scanned row's pixels spread over
 the noise. Found from the bottom up: the run of rows in which at least 40 % of the pixels equal
 the row's median, a band between 2 and 35 % of the image height (a thin uniform strip of
-padding counts too) under rows that are mostly not flat (a noise-free image is flat
-everywhere: no band). The image above it is what gets measured.
+padding counts too), set apart from the image above (a noise-free image is flat everywhere:
+no band). The image above it is what gets measured.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def find_data_bar(image: np.ndarray) -> int | None:
     gap = max(2, int(0.03 * h))
     top = h
     run = 0
+    apart = False  # the band ends under more than `gap` rows that are not flat
     for i in range(k - 1, -1, -1):
         if flat[i]:
             top = h - k + i
@@ -50,14 +51,14 @@ def find_data_bar(image: np.ndarray) -> int | None:
         else:
             run += 1
             if run > gap:
+                apart = True
                 break
     height = h - top
     if height < max(3, int(0.02 * h)) or height > k:
         return None
-    above = a[max(0, top - k):top]
-    if len(above) and _flat_rows(above).mean() > 0.5:
-        # the rows above are as flat: no band apart from the image (a noise-free image, a clean
-        # rendering or a binary mask, whose every row is mostly one level)
+    if not apart and _flat_rows(a[max(0, h - 2 * k):h - k]).mean() > 0.5:
+        # flat rows up to the window's top, and mostly flat above it: no band apart from the
+        # image (a noise-free image, a clean drawing or a binary mask, every row mostly one level)
         return None
     return int(top)
 
