@@ -39,8 +39,10 @@ def test_runs_prune_never_started_removes_them_and_keeps_one_being_made(tmp_path
     claim_run(being_made, purpose="test: a castrig run making this folder now")  # its maker lives
     try:
         res = castrig("runs", "--data", str(data), "--prune-never-started")
+        status = castrig("status", str(being_made))  # (review: it said the process had died)
     finally:
         release_run(being_made)
+    assert "being made now: nothing recorded yet" in status.stdout and "died" not in status.stdout, status.stdout
     err = " ".join(res.stderr.split())
     assert res.returncode == 0, res.stderr
     assert f"removed {cut}: never started (run.sqlite is empty (0 bytes); nothing recorded)" in err, err
@@ -89,12 +91,13 @@ def test_a_run_killed_at_any_moment_of_making_its_folder_never_started(tmp_path:
 def test_the_prune_removes_only_castrig_folders_that_hold_nothing_and_nobody_owns(tmp_path: Path):
     """Built directly: a folder not named as castrig names run folders, one holding another file, an
     empty one made just now, one whose lock is held, one whose journal is of an older database (its
-    header counts pages: it could hold a record) are all kept; the lock alone, unowned, goes."""
+    header counts pages: it could hold a record), one whose run.json records an ended run (its
+    database lost) are all kept; the lock alone, unowned, goes."""
     data = tmp_path / "runs"
     done_id = add_graded_run(data, "done", membrane_metrics(5.0))
     an_hour_ago = time.time() - 3600
     kept = {name: data / name for name in ("exports", "20261202-100000-mine", "20261202-100001-young",
-                                           "20261202-100002-held", "20261202-100003-oldjournal")}
+                                           "20261202-100002-held", "20261202-100003-oldjournal", "20261202-100005-lostdb")}
     for folder in kept.values():
         folder.mkdir()
     os.utime(kept["exports"], (an_hour_ago, an_hour_ago))
@@ -104,6 +107,8 @@ def test_the_prune_removes_only_castrig_folders_that_hold_nothing_and_nobody_own
     (old / "run.json").write_bytes((data / done_id / "run.json").read_bytes())
     (old / "run.sqlite").write_bytes(b"")
     (old / "run.sqlite-journal").write_bytes(bytes(16) + (3).to_bytes(4, "big") + bytes(492))  # 3 pages before
+    # a completed run whose run.sqlite was lost since: its run.json is a record (review: it was pruned)
+    (kept["20261202-100005-lostdb"] / "run.json").write_bytes((data / done_id / "run.json").read_bytes())
     lock_alone = data / "20261202-100004-lockalone"
     lock_alone.mkdir()
     (lock_alone / "run.lock").write_text("")

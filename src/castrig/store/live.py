@@ -17,7 +17,7 @@ from typing import Any
 from castrig.store.commands import read_status
 from castrig.store.lock import live_outcome, recorded_elsewhere, run_holder
 from castrig.store.recipe_text import recipe_file_text
-from castrig.store.sqlite_store import run_damage
+from castrig.store.sqlite_store import NEVER_STARTED, run_damage
 
 #: What a run whose process still holds it can be: ``running``, waiting for a pause
 #: (``pausing``) or in one (``paused``), and, once it is ending, making the rig safe
@@ -138,6 +138,8 @@ def summary(run_dir: Path) -> dict[str, Any]:
     """One row of the runs table / ``GET /api/runs``."""
     run_dir = Path(run_dir)
     damage = run_damage(run_dir)
+    if damage is not None and damage.startswith(NEVER_STARTED) and run_holder(run_dir) is not None:
+        damage = "being made now: nothing recorded yet"  # its maker lives (a run in its first moments)
     if damage is not None:  # what `castrig runs` says of it: not a run to report on
         return {"uid": run_dir.name, "status": "damaged", "recipe": "", "operator": "", "started_utc": None,
                 "ended_utc": None, "outcome_reason": damage, "step": {}, "membranes": 0, "grades": [],

@@ -910,12 +910,27 @@ def never_started(run_dir: Path) -> str | None:
     if "run.json" not in names:
         held = ", ".join(sorted(names))
         return f"no run.json; it holds {held}" if held else "an empty folder"
+    if _run_json_ended(run_dir):
+        return None  # run.json records a run that ended (its database lost since): a record, never pruned
     if "run.sqlite" not in names:
         return "run.sqlite is missing"
     said = "run.sqlite is empty (0 bytes)" if names["run.sqlite"] == 0 else \
         f"run.sqlite holds no table ({names['run.sqlite']} bytes: its header alone)"
     journal = names.get("run.sqlite-journal")
     return said if journal is None else f"{said}, its run.sqlite-journal ({journal} bytes) holds nothing committed"
+
+
+def _run_json_ended(run_dir: Path) -> bool:
+    """Does run.json say the run ended (an outcome other than running, an end time, a resumed part)?"""
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(info, dict):
+        return False
+    parts = info.get("parts")
+    return (info.get("outcome") not in (None, "running") or bool(info.get("ended_utc"))
+            or (isinstance(parts, list) and len(parts) > 1))
 
 
 def never_started_reason(why: str) -> str:
