@@ -53,11 +53,12 @@ def test_a_run_recorded_on_another_host_is_not_judged_crashed_here(tmp_path, mon
     assert (run_dir / "run.json").read_text() == before  # refused before a byte was written
 
 
+#: the second wait long enough (virtual) that the kill lands in it: a 30 s wait ended first, now and then
 RECIPE = """
 name: waits
 steps:
   - {type: wait, duration_s: 30}
-  - {type: wait, duration_s: 30}
+  - {type: wait, duration_s: 3000}
 """
 
 
