@@ -135,7 +135,7 @@ def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str):
     """A purge-only run (or one that crashed before its first cast) exported only samples, events
     and metrics: exports of many runs, concatenated table by table, then missed two files. Every
     table is written, with its header when it has no rows."""
-    from conftest import castrig
+    from conftest import ROOT, castrig
 
     recipe = tmp_path / "purge.yaml"
     recipe.write_text("name: purge\nconcentration_mg_ml: 5.0\nsupport_pore_um: 5.0\nsteps:\n  - {type: purge, duration_s: 60}\n")
@@ -149,3 +149,13 @@ def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str):
         with open(tmp_path / "out" / "membranes.csv", newline="") as f:
             rows = list(csv.reader(f))
         assert rows[0][:2] == ["run_id", "membrane_id"] and rows[0][-1] == "intended_use" and len(rows) == 1
+    else:  # the same schema as a run with membranes: the tables of both concatenate (review)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        assert castrig("run", str(ROOT / "recipes" / "demo-short.yaml"), "--data", str(tmp_path / "runs2"), "-q").returncode == 0
+        (full,) = [p for p in (tmp_path / "runs2").iterdir() if p.is_dir()]
+        assert castrig("export", str(full), "--to", str(tmp_path / "out2"), "--format", fmt).returncode == 0
+        for table in ("verdict", "membranes"):
+            empty, made = (pq.read_table(tmp_path / d / f"{table}.parquet") for d in ("out", "out2"))
+            assert made.num_rows and pa.concat_tables([made, empty]).num_rows == made.num_rows, table

@@ -283,6 +283,12 @@ def _write_csv(path: Path, cols: list[str], rows: Iterable[Sequence[Any]]) -> No
     atomic_write_with(path, write, sync_dir=False)
 
 
+_FLOAT_COLUMNS = frozenset({"t_s", "value", "measured", "margin", "interval_low", "interval_high", "t_start_s", "t_end_s",
+                            "rh_mean_pct", "rh_min_pct", "rh_max_pct", "out_of_band_s", "prewet_ml", "cast_ml"})
+_INT_COLUMNS = frozenset({"k", "support_position", "cast_step"})
+_BOOL_COLUMNS = frozenset({"pass", "simulated", "target_met"})
+
+
 def _write_parquet(path: Path, cols: list[str], rows: list[Sequence[Any]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -291,14 +297,20 @@ def _write_parquet(path: Path, cols: list[str], rows: list[Sequence[Any]]) -> No
     arrays = {}
     for c, values in data.items():
         kinds = {type(v) for v in values if v is not None}
-        if kinds and kinds <= {int, float} and kinds != {int}:
+        # a known column has its type whatever its values (none: a table without rows, all empty),
+        # so the exports of many runs concatenate
+        if c in _FLOAT_COLUMNS and kinds <= {int, float}:
+            arrays[c] = pa.array([None if v is None else float(v) for v in values], pa.float64())
+        elif c in _INT_COLUMNS and kinds <= {int}:
+            arrays[c] = pa.array(values, pa.int64())
+        elif c in _BOOL_COLUMNS and kinds <= {bool}:
+            arrays[c] = pa.array(values, pa.bool_())
+        elif kinds and kinds <= {int, float} and kinds != {int}:
             arrays[c] = pa.array([None if v is None else float(v) for v in values], pa.float64())
         elif kinds <= {bool} and kinds:
             arrays[c] = pa.array(values, pa.bool_())
         elif kinds and kinds <= {int}:
             arrays[c] = pa.array(values, pa.int64())
-        elif not kinds and c in ("t_s", "value", "measured", "margin", "interval_low", "interval_high"):
-            arrays[c] = pa.array(values, pa.float64())
         else:  # mixed (a metrics table holds numbers and text): text, so the column has one type
             arrays[c] = pa.array([None if v is None else str(v) for v in values], pa.string())
     atomic_write_with(path, lambda tmp: pq.write_table(pa.table(arrays), tmp), sync_dir=False)
