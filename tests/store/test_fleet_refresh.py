@@ -115,3 +115,26 @@ def test_a_refresh_never_puts_an_older_row_over_a_resume_that_ended_meanwhile(st
     with sqlite3.connect(root / "catalog.sqlite") as db:
         assert db.execute("select outcome, ended_utc from runs where run_id=?", (RUN_ID,)).fetchone() == \
             ("completed", "2026-01-01T01:00:00Z")
+
+
+def test_castrig_runs_does_not_wait_on_another_writer_of_the_row(pg_schema, tmp_path, monkeypatch):
+    """Another transaction holds the crashed run's row (a `castrig store sync` of a large run,
+    another rig's listing): `castrig runs` waited as long as it lasted (39 s in the review). Now
+    it leaves the row as read, lists the run, and names `castrig store sync`."""
+    import time
+
+    import psycopg
+
+    url, schema = pg_schema
+    root = tmp_path / "data"
+    crashed_fleet_run(root, url, schema, monkeypatch)
+    with psycopg.connect(url) as holder:
+        holder.execute(f"SELECT 1 FROM {schema}.runs FOR UPDATE")  # type: ignore[arg-type]  # held until the block ends
+        t0 = time.monotonic()
+        done = castrig("runs", "--data", str(root), CASTRIG_STORE=url, CASTRIG_STORE_SCHEMA=schema, timeout_s=60)
+        took = time.monotonic() - t0
+    assert done.returncode == 0, done.stderr
+    assert took < 15, took
+    said = done.stdout + done.stderr  # (castrig's log lines share the console with the table)
+    assert RUN_ID in done.stdout and "castrig store sync" in said, said
+    assert fleet_row(url, schema)[0] == "running"  # left as read: the other writer's to change

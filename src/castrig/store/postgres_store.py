@@ -68,6 +68,8 @@ if TYPE_CHECKING:  # psycopg is an optional extra: imported only when a fleet st
 log = structlog.get_logger("castrig.store.postgres")
 
 DEFAULT_SCHEMA = "castrig"
+#: How long a listing's row refresh waits for a lock another transaction holds (PostgreSQL units).
+REFRESH_LOCK_TIMEOUT = "1s"
 URL_PREFIXES = ("postgresql://", "postgres://")
 T = TypeVar("T")
 
@@ -744,7 +746,10 @@ class PostgresRunStore(RunStore):
                          new: dict[str, Any]) -> None:
         """Write ``new`` over ``old`` with the records the fleet lacks, in one transaction: a run
         resumed without the fleet store (its later part only in the folder) would otherwise be
-        listed ended, with grades, over the crashed part's records only."""
+        listed ended, with grades, over the crashed part's records only. A listing does not wait
+        on another writer of the same rows (a `castrig store sync`, another rig's listing): past
+        :data:`REFRESH_LOCK_TIMEOUT` the row is left as read (and the listing names `store sync`)."""
+        conn.execute(f"SET LOCAL lock_timeout = '{REFRESH_LOCK_TIMEOUT}'")
         db = connect_readonly(run_dir / "run.sqlite")
         try:
             inserted = push_folder_records(conn, self.schema, run_uid, db)
