@@ -95,6 +95,13 @@ class Lot:
         return [u for u in USES if self.suits(u)]
 
 
+def _running_elsewhere(run_id: str, run_dir: str, host: str) -> str:
+    """A run that run.json records running on ``host``, not this computer, as lots and checks say it."""
+    return (f"run {run_id} is recorded running on {host} (this computer cannot tell whether its process is alive), "
+            f"its record not closed: wait for it to end there, or `castrig resume --take-over {run_dir}` if that "
+            "process is gone")
+
+
 def open_run_refusal(lot: Lot) -> str | None:
     """Why ``lot`` may not be used yet, or None: its run's record is not closed (no end written),
     so no record that uses it could say how the run that made it ended. One rule for ``lots
@@ -104,9 +111,7 @@ def open_run_refusal(lot: Lot) -> str | None:
         return None
     host = recorded_elsewhere(Path(lot.run_dir)) if lot.run_outcome == "running" else None
     if host:  # only its own host judges it crashed: its lock may not show here
-        return (f"made by run {lot.run_id or lot.run_dir}, which run.json says is running on {host} (this computer "
-                f"cannot tell whether its process is alive), its record not closed (wait for it to end on {host}, or "
-                f"resume it there; `castrig resume --take-over {lot.run_dir}` if that process is gone)")
+        return f"made by {_running_elsewhere(lot.run_id or lot.run_dir, lot.run_dir, host)}"
     how = (f"its process is gone and it was not resumed: `castrig resume {lot.run_dir}` closes its record "
            "(to the recipe's end, or abort it there)") if lot.run_outcome == "crashed" else "wait for it to end"
     return f"made by run {lot.run_id or lot.run_dir}, which is {lot.run_outcome}, its record not closed ({how})"
@@ -160,10 +165,7 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
             if mb.status == "lost":
                 others.append((mb.membrane_id, f"lost: {mb.lost_reason}"))
             elif r.outcome == "running" and host:  # only its own host judges it crashed
-                others.append((mb.membrane_id, f"its run {r.run_id} is recorded running on {host} (this computer cannot "
-                                               f"tell whether its process is alive), its record not closed: wait for it "
-                                               f"to end there, or `castrig resume --take-over {r.run_dir}` if that "
-                                               "process is gone"))
+                others.append((mb.membrane_id, f"its {_running_elsewhere(r.run_id, r.run_dir, host)}"))
             elif r.outcome == "running":
                 others.append((mb.membrane_id, f"its run {r.run_id} is still running, its record not closed: wait for it "
                                                f"to end (`castrig status {r.run_dir}`)"))

@@ -621,7 +621,7 @@ def _fleet_store_for_resume(info: RunInfo, store: Any, run_dir: Path) -> tuple[s
     part's records only: the operator's profile's ``store:`` is taken where it is that URL (with
     its password); else the resume goes on recording in the folder and says so, with the sync
     that brings the rest into the fleet. A different fleet store configured here is named too."""
-    from castrig.store.postgres_store import recorded_fleet_store
+    from castrig.store.postgres_store import DEFAULT_SCHEMA, is_postgres_url, recorded_fleet_store
 
     recorded = recorded_fleet_store(info)
     if recorded is None:
@@ -638,8 +638,8 @@ def _fleet_store_for_resume(info: RunInfo, store: Any, run_dir: Path) -> tuple[s
         mine = load_profile(Path(info.profile_path)).store if info.profile_path else None
     except (CastrigError, OSError, ValueError):
         mine = None
-    if (isinstance(mine, str) and mine.startswith(("postgresql://", "postgres://")) and redact(mine) == url
-            and os.environ.get("CASTRIG_STORE_SCHEMA", "castrig") == schema):
+    if (isinstance(mine, str) and is_postgres_url(mine) and redact(mine) == url
+            and os.environ.get("CASTRIG_STORE_SCHEMA", DEFAULT_SCHEMA) == schema):
         return mine, None
     return None, (f"{run_dir}: this run pushes its records to the fleet store {url} (schema {recorded['schema']}), "
                   f"but none is configured here (CASTRIG_STORE is not set): this resume records in the run folder "

@@ -63,7 +63,11 @@ def recorded_elsewhere(run_dir: Path) -> str | None:
 def recorded_on_another_host(run_dir: Path) -> tuple[str, int | None] | None:
     """(host, pid) run.json records as running ``run_dir`` when it says ``running`` on a host
     that is not this computer, whatever the lock says here; else None."""
-    data = _recorded(run_dir)
+    return _elsewhere(_recorded(run_dir))
+
+
+def _elsewhere(data: dict[str, Any]) -> tuple[str, int | None] | None:
+    """(host, pid) of a run.json ``data`` that says ``running`` on another computer; else None."""
     host, pid = data.get("host"), data.get("pid")
     if data.get("outcome", "running") != "running" or not isinstance(host, str) or not host:
         return None
@@ -80,11 +84,10 @@ def live_outcome(run_dir: Path, outcome: str) -> str:
     """
     if outcome == "running" and Path(run_dir).is_dir() and run_holder(run_dir) is None:
         data = _recorded(run_dir)  # the catalog may lag behind run.json (a run that ended before it was re-indexed)
-        recorded = data.get("outcome", "running") if data else "running"
+        recorded = data.get("outcome", "running")
         if recorded != "running":
             return str(recorded)
-        host = data.get("host")
-        return "running" if isinstance(host, str) and host and host != socket.gethostname() else "crashed"
+        return "running" if _elsewhere(data) else "crashed"
     return outcome
 
 
