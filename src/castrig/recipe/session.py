@@ -43,6 +43,14 @@ from castrig.store.signals import guarded
 
 console = Console(stderr=True)
 
+#: One BLAS thread in a run's process, set before numpy loads (the twin, the camera or the
+#: analysis load it later): OpenBLAS starts a worker per core when it loads and they spin
+#: waiting for work, taking a core from the control loop (and a fifth of a second of CPU per
+#: library: numpy's and scipy's each have one). castrig's numerical work is per image, without
+#: large matrix products (analysis/illumination.py keeps them off BLAS for the same reason). A
+#: value set by the operator stands.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 
 #: How the abort of a run whose terminal closed is recorded (its outcome_reason holds this).
 HUNG_UP = "SIGHUP received (the terminal closed)"
