@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from castrig.links import Link, LinkError, LinkTimeout, ProtocolError
+from castrig.links import Link, LinkClosed, LinkError, LinkTimeout, ProtocolError
 from castrig.links.base import retry_loop
 
 T = TypeVar("T")
@@ -43,9 +43,23 @@ def retried_exchange(
     With ``in_step``, every try starts in step with the device (:meth:`InStep.ensure`), and a
     timeout, a garbled reply or one that is not this command's marks the link out of step.
     """
+    retry_on = (LinkTimeout, ProtocolError, reply_error)
     try:
-        return retry_loop(link, once, attempts=attempts, retry_on=(LinkTimeout, ProtocolError, reply_error),
-                          in_step=in_step)
+        if in_step is None or in_step.suspect or attempts < 1:
+            return retry_loop(link, once, attempts=attempts, retry_on=retry_on, in_step=in_step)
+        # The usual exchange, in step: retry_loop's first try without its frame (every exchange
+        # of the twin comes here); a failed try goes on as retry_loop would after it.
+        try:
+            return once()
+        except retry_on as exc:
+            in_step.mark()
+            if attempts == 1:
+                raise
+            try:
+                link.flush_input()
+            except LinkClosed:
+                raise exc from None
+            return retry_loop(link, once, attempts=attempts - 1, retry_on=retry_on, in_step=in_step)
     except LinkError as exc:
         resync(link)
         raise link_error(exc) from exc

@@ -85,7 +85,18 @@ class SimLink(Link):
     # exchange goes through them, and the layers cost more than the work. The bytes, the
     # clock's sleeps and the errors are those of the general versions (tests/sim/
     # test_simlink_fast_paths.py); anything else goes to the general loop, deadline kept.
-    # (read_until: Link.read_until has the same one-chunk fast path; only _now() differs.)
+    def read_until(self, terminator: bytes, *, timeout_s: float | None = None, max_bytes: int = 65536) -> bytes:
+        if self._rx or self._closed or not terminator:
+            return super().read_until(terminator, timeout_s=timeout_s, max_bytes=max_bytes)
+        deadline = self.clock.now() + (self.timeout_s if timeout_s is None else timeout_s)
+        chunk = self._read_some(deadline)
+        if not chunk:
+            raise LinkTimeout(self.resource, f"no {terminator!r} within {self._timeout_text(timeout_s)} (no reply)")
+        if chunk.endswith(terminator) and chunk.find(terminator) == len(chunk) - len(terminator):
+            return bytes(chunk)
+        self._rx += chunk
+        return self._read_until_buffered(terminator, deadline, timeout_s, max_bytes)
+
     def write(self, data: bytes) -> None:
         if self._closed:
             self._check_open()
