@@ -8,6 +8,7 @@ signals are also blocked in the main thread meanwhile, for handlers not installe
 
 from __future__ import annotations
 
+import _signal
 import signal
 import threading
 from collections.abc import Callable
@@ -15,6 +16,9 @@ from types import FrameType
 from typing import Any
 
 _SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+#: signal.pthread_sigmask without its wrapper, which turns every mask it returns into a set of
+#: Signals members (a third of a store write's Python time); the mask is only handed back to it
+_sigmask = _signal.pthread_sigmask
 _depth = 0
 _pending: list[tuple[Callable[[int, FrameType | None], Any], int]] = []
 
@@ -33,10 +37,10 @@ class deferred_signals:  # noqa: N801 - used as ``with deferred_signals():``, as
 
     def __enter__(self) -> None:
         global _depth
-        if threading.current_thread() is not threading.main_thread():
+        if threading.get_ident() != threading.main_thread().ident:
             self._old = None
             return
-        self._old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        self._old = _sigmask(signal.SIG_BLOCK, _SIGNALS)
         _depth += 1
 
     def __exit__(self, *exc: object) -> None:
@@ -45,7 +49,7 @@ class deferred_signals:  # noqa: N801 - used as ``with deferred_signals():``, as
         if old is None:
             return
         _depth -= 1
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _sigmask(signal.SIG_SETMASK, old)
         if _depth == 0:
             _run_pending()
 
