@@ -29,6 +29,7 @@ __all__ = [
     "claim1_truth",
     "section_cavities",
     "cavity_pairs",
+    "communication_range",
     "support_spanning",
 ]
 
@@ -343,14 +344,16 @@ def _cut_pores(structure: FilmStructure) -> np.ndarray:
     return np.nonzero(~((dy >= rs) | (cx < -rs) | (cx > structure.section_length_um + rs)))[0]
 
 
-def cavity_pairs(structure: FilmStructure, pixel_size_um: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def cavity_pairs(structure: FilmStructure, pixel_size_um: float | None = None, window_px: float = 3.0,
+                 wall_px: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Neighbouring cavity pairs along the section and whether each is joined by an opening.
 
     Visible cavities: cut radius ≥ 0.3 of the opening radius (and ≥ 3 px when the pixel size
     is given). Neighbours: consecutive visible cavities whose wall along x is thinner than their
     mean cut width. Joined: cut discs that overlap inside the film, or a window drawn
-    (:func:`_window`) at least 3 px high when the pixel size is given (a thinner one is not
-    resolved). Returns (pairs (P, 2) row indices into
+    (:func:`_window`) at least ``window_px`` high when the pixel size is given (a thinner one is
+    not resolved), or (``wall_px``, with the pixel size) a wall thinner than that at the
+    section plane (one the blur does not resolve). Returns (pairs (P, 2) row indices into
     :func:`section_cavities`, joined)."""
     cav = section_cavities(structure)
     vis = cav[:, 2] >= 0.3 * cav[:, 3]
@@ -362,8 +365,9 @@ def cavity_pairs(structure: FilmStructure, pixel_size_um: float | None = None) -
         gap = (cav[j, 0] - cav[j, 2]) - (cav[i, 0] + cav[i, 2])
         if gap < cav[i, 2] + cav[j, 2]:
             pairs.append((i, j))
-            joined.append((_window(structure, cav[i], cav[j]) and _window_px(structure, cav[i], cav[j]) >= 3.0 * (pixel_size_um or 0.0))
-                          or _overlap_in_film(structure, cav[i], cav[j]))
+            px = pixel_size_um or 0.0
+            joined.append((_window(structure, cav[i], cav[j]) and _window_px(structure, cav[i], cav[j]) >= window_px * px)
+                          or _overlap_in_film(structure, cav[i], cav[j]) or gap < wall_px * px)
     return np.array(pairs, int).reshape(-1, 2), np.array(joined, bool)
 
 
@@ -1412,14 +1416,7 @@ def claim1_truth(structure: FilmStructure, pixel_size_um: float | None = None) -
     s = structure.penetration_sites_um
     vis = (np.minimum(s[:, 0] + s[:, 1], L) - np.maximum(s[:, 0] - s[:, 1], 0)) if len(s) else np.zeros(0)
     seen = vis >= 3 * (pixel_size_um or 0.0)
-    pairs, joined = cavity_pairs(structure, pixel_size_um)
-    if len(pairs):
-        # pairs with a cavity cut by the image's side are left out: how wide it is, so whether
-        # it neighbours the next one, the section does not show
-        cav = section_cavities(structure)
-        inside = (cav[:, 0] - cav[:, 2] >= 0) & (cav[:, 0] + cav[:, 2] <= L)
-        keep = inside[pairs[:, 0]] & inside[pairs[:, 1]]
-        pairs, joined = pairs[keep], joined[keep]
+    joined = _joined_inside(structure, pixel_size_um)
     sd = structure.support_diameters_um
     if len(sd):
         sc = structure.support_centres_um
@@ -1437,3 +1434,25 @@ def claim1_truth(structure: FilmStructure, pixel_size_um: float | None = None) -
         "pore_communication": float(joined.mean()) if len(joined) else None,
         "support_continuity": cont,
     }
+
+
+def _joined_inside(structure: FilmStructure, pixel_size_um: float | None, **limits) -> np.ndarray:
+    """:func:`cavity_pairs`' joined flags without the pairs holding a cavity cut by the image's
+    side: how wide it is, so whether it neighbours the next one, the section does not show."""
+    pairs, joined = cavity_pairs(structure, pixel_size_um, **limits)
+    if len(pairs):
+        cav = section_cavities(structure)
+        L = structure.section_length_um
+        inside = (cav[:, 0] - cav[:, 2] >= 0) & (cav[:, 0] + cav[:, 2] <= L)
+        joined = joined[inside[pairs[:, 0]] & inside[pairs[:, 1]]]
+    return joined
+
+
+def communication_range(structure: FilmStructure, pixel_size_um: float) -> tuple[float, float] | None:
+    """The pore communication a section at ``pixel_size_um`` can rightly show: from
+    :func:`claim1_truth`'s (windows from 3 px high joined) to the same with the pairs at the
+    resolution limit joined too — windows 2–3 px high and walls under 2 px thin, which the
+    blur may show either way. None without neighbouring pairs."""
+    lo = _joined_inside(structure, pixel_size_um)
+    hi = _joined_inside(structure, pixel_size_um, window_px=2.0, wall_px=2.0)
+    return (float(lo.mean()), float(hi.mean())) if len(lo) else None
