@@ -236,7 +236,9 @@ def test_run_and_queue_summaries_hold_each_membrane_to_its_own_target_grade(tmp_
     not "claim3 NOT met"."""
     recipe = _recipe(tmp_path, GRADED, "graded")
     data = tmp_path / "runs"
-    done = castrig("queue", str(recipe), "--data", str(data), "--seed", "1")
+    # (seed 3: m1's film has cavities joined in the twin's geometry; at seed 1 it has none, and
+    # m1 met claim 3 only while the section analysis took thin walls for joined)
+    done = castrig("queue", str(recipe), "--data", str(data), "--seed", "3")
     assert done.returncode == 0, done.stdout + done.stderr
     run_dir = only_run_dir(data)
     rows = {k: (t, g) for k, t, g in run_rows(run_dir, "select k, target_grade, grades_met from membranes")}
