@@ -341,12 +341,14 @@ def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[f
 
 @contextmanager
 def _tifffile_quiet() -> Iterator[None]:
-    """tifffile logs what it finds wrong in a file ('invalid offset to first page') before it
-    fails; our own error names the file and says what is wrong, so its log line is only noise."""
+    """tifffile logs what it finds wrong in a file ('invalid offset to first page', at warning
+    or error level: 'incorrect StripByteCounts count' of a header declaring 100000² px) before
+    it fails or reads on; our own error names the file and says what is wrong, so its log line
+    is only noise."""
     log = logging.getLogger("tifffile")
     with _QUIET_LOCK:
         level = log.level
-        log.setLevel(logging.ERROR)
+        log.setLevel(logging.CRITICAL)
         try:
             yield
         finally:
@@ -354,6 +356,29 @@ def _tifffile_quiet() -> Iterator[None]:
 
 
 _QUIET_LOCK = threading.Lock()
+
+
+def not_a_file(path: str | Path) -> str:
+    """Why ``path`` is not a file to read, in the user's words: a directory, a symlink loop, a
+    link to nothing, something else (a socket, a device), or no such file."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except RuntimeError:  # (pathlib on a symlink loop, Python < 3.13)
+        return "a symlink loop (too many levels of symbolic links)"
+    except OSError as exc:
+        import errno
+
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop (too many levels of symbolic links)"
+        if exc.errno == errno.ENOENT and p.is_symlink():
+            return "a symbolic link to nothing (its target is missing)"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return "cannot be looked at (permission denied)"
+        return "no such file"
+    import stat
+
+    return "a directory, not an image file" if stat.S_ISDIR(st.st_mode) else "not a regular file"
 
 
 def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple[np.ndarray, float | None, dict]:
@@ -364,7 +389,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     """
     p = str(path)
     if not Path(p).is_file():
-        raise BadInput(f"{p}: no such file", file=p)
+        raise BadInput(f"{p}: {not_a_file(p)}", file=p)
     suffix = Path(p).suffix.lower()
     if suffix in (".tif", ".tiff"):
         import tifffile

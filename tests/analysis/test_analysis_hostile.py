@@ -275,3 +275,44 @@ def test_analyse_membrane_checks_the_memory_of_all_its_images_before_measuring_a
     # the same hook, memory enough: the surface is measured (the hook works)
     ok = castrig("analyse", "surface", str(surface), "--json", **with_sitecustomize(tmp_path, hook))
     assert ok.returncode == 0 and marker.exists(), ok.stderr[-2000:]
+
+
+def test_a_header_declaring_a_huge_image_gets_castrig_s_line_only(tmp_path):
+    """A TIFF of 8 × 8 px whose header declares 100000 × 100000: tifffile's own log lines
+    ('incorrect StripByteCounts count', logged at error level) reached the user before castrig's
+    error."""
+    import struct
+
+    from conftest import castrig
+
+    p = tmp_path / "huge.tif"
+    tifffile.imwrite(p, np.zeros((8, 8), np.uint8))
+    b = bytearray(p.read_bytes())
+    with tifffile.TiffFile(p) as t:
+        where = {tag.code: tag.offset for tag in t.pages[0].tags.values()}
+    for code in (256, 257):
+        struct.pack_into("<HHII", b, where[code], code, 4, 1, 100000)
+    p.write_bytes(bytes(b))
+    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.1")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        line for line in done.stderr.strip().splitlines() if line.startswith("error: ")], done.stderr
+    assert "huge.tif: image too large" in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["directory", "symlink loop", "dangling link"])
+def test_a_path_that_is_not_an_image_file_is_named_for_what_it_is(tmp_path, kind):
+    """`castrig analyse surface DIR.tif` said 'no such file' of a directory and of a symlink loop."""
+    from conftest import castrig
+
+    p = tmp_path / "x.tif"
+    if kind == "directory":
+        p.mkdir()
+    elif kind == "symlink loop":
+        p.symlink_to(p)
+    else:
+        p.symlink_to(tmp_path / "gone.tif")
+    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.1")
+    said = {"directory": "a directory, not an image file", "symlink loop": "a symlink loop",
+            "dangling link": "a symbolic link to nothing"}[kind]
+    assert done.returncode == 2 and f"x.tif: {said}" in done.stderr, done.stderr

@@ -428,7 +428,11 @@ class Worker:
 
         from optuna.storages._heartbeat import is_heartbeat_enabled
 
-        trial = self.study.ask()
+        with warnings.catch_warnings():
+            # (Optuna warns that its heartbeat is meant for Study.optimize; this loop is our own
+            # ask/tell and starts the heartbeat thread itself, below)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+            trial = self.study.ask()
         if is_heartbeat_enabled(self.study._storage):
             self.study._storage.record_heartbeat(trial._trial_id)  # a trial marked with our pid has a heartbeat
         beat = get_heartbeat_thread(trial._trial_id, self.study._storage)
