@@ -80,23 +80,12 @@ class SimLink(Link):
             clock.sleep_until(target)
 
     # -- the usual exchange, in fewer calls ----------------------------------------------------
-    # Link.write/read_until/read_frame/read_available for the usual case (nothing buffered, the
-    # reply in one chunk) without the general loops and the extra layer of calls: every twin
-    # exchange goes through them, and the layers cost more than the work. The bytes, the
-    # clock's sleeps and the errors are those of the general versions (tests/sim/
-    # test_simlink_fast_paths.py); anything else goes to the general loop, deadline kept.
-    def read_until(self, terminator: bytes, *, timeout_s: float | None = None, max_bytes: int = 65536) -> bytes:
-        if self._rx or self._closed or not terminator:
-            return super().read_until(terminator, timeout_s=timeout_s, max_bytes=max_bytes)
-        deadline = self.clock.now() + (self.timeout_s if timeout_s is None else timeout_s)
-        chunk = self._read_some(deadline)
-        if not chunk:
-            raise LinkTimeout(self.resource, f"no {terminator!r} within {self._timeout_text(timeout_s)} (no reply)")
-        if chunk.endswith(terminator) and chunk.find(terminator) == len(chunk) - len(terminator):
-            return bytes(chunk)
-        self._rx += chunk
-        return self._read_until_buffered(terminator, deadline, timeout_s, max_bytes)
-
+    # Link.write/read_frame/read_available for the usual case (nothing buffered, the reply in
+    # one chunk; Link.read_until has that fast path itself) without the general loops and the
+    # extra layer of calls: every twin exchange goes through them, and the layers cost more
+    # than the work. The bytes, the clock's sleeps and the errors are those of the general
+    # versions (tests/sim/test_simlink_fast_paths.py); anything else goes to the general loop,
+    # deadline kept.
     def write(self, data: bytes) -> None:
         if self._closed:
             self._check_open()
