@@ -239,6 +239,8 @@ class NE1000Pump(SyringePump):
     Call :meth:`connect` once after opening: it acknowledges the power-up reset alarm, puts
     the pump in the mode asked for (``safe_mode_s``) and reads the firmware version. In safe mode
     the runner must call :meth:`keepalive` more often than every ``safe_mode_s`` seconds.
+    ``connect(arm=False)`` leaves it in basic mode until :meth:`arm_watchdog`: the rig opens its
+    pumps before its other devices and its run store, and nothing talks to them in between.
     """
 
     def __init__(
@@ -279,8 +281,9 @@ class NE1000Pump(SyringePump):
         self.in_step = InStep(link, marker=self._marker, read_reply=self._read_text)
 
     # -- connection and modes --------------------------------------------------------------
-    def connect(self) -> None:
-        """Acknowledge pending alarms (power-up ``A?R``), set the mode, read the version."""
+    def connect(self, *, arm: bool = True) -> None:
+        """Acknowledge pending alarms (power-up ``A?R``), set the mode, read the version.
+        ``arm=False``: basic mode for now, safe mode at :meth:`arm_watchdog`."""
         if self.in_step.suspect:  # late replies may still come: let the line go quiet first
             self._guard("connect", lambda: self.link.flush_until_quiet(self.in_step.quiet_s))
             self.in_step.suspect = False
@@ -295,9 +298,15 @@ class NE1000Pump(SyringePump):
         else:
             raise PumpError(self.name, "SAF0", f"alarms kept coming on connect: {self.connect_alarms}")
         self.safe = False
-        if self.safe_mode_s:
-            self.enter_safe_mode(self.safe_mode_s)
+        if arm:
+            self.arm_watchdog()
         self.firmware = self.version()
+
+    def arm_watchdog(self) -> None:
+        """Safe mode with the watchdog asked for (``safe_mode_s``), unless already in it: from
+        now on the pump stops and alarms when it hears nothing for that long."""
+        if self.safe_mode_s and not self.safe:
+            self.enter_safe_mode(self.safe_mode_s)
 
     def enter_safe_mode(self, timeout_s: int) -> None:
         """Switch to safe mode with a ``timeout_s`` watchdog (1..255 s)."""

@@ -65,6 +65,10 @@ class Dispensed:
 
 
 class SyringePump(Device):
+    def arm_watchdog(self) -> None:
+        """Start the pump's own communications watchdog, where it has one and is set up to use
+        it (the runner does, just before its first tick; nothing is armed before that)."""
+
     @abstractmethod
     def set_diameter_mm(self, diameter_mm: float) -> None: ...
 

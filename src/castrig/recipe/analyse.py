@@ -27,7 +27,8 @@ class AnalysisError(CastrigError):
     """Nothing (or not enough) to analyse."""
 
 
-def _latest_capture(recorder: RunRecorder, membrane_id: str | None = None) -> dict[int, dict[str, Any]]:
+def latest_capture(recorder: RunRecorder, membrane_id: str | None = None) -> dict[int, dict[str, Any]]:
+    """The latest capture's images (of ``membrane_id`` when given), by field and view."""
     images = recorder.images()
     if membrane_id is not None:
         images = [im for im in images if im.metadata.get("membrane_id") == membrane_id]
@@ -107,8 +108,14 @@ def pool_quality(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def analyse_run_images(recorder: RunRecorder, *, grade: str | None, membrane_id: str | None = None) -> dict[str, Any]:
     """Metrics and verdict of the latest capture (of ``membrane_id``'s images when given)."""
-    fields = _latest_capture(recorder, membrane_id)
-    run_dir = Path(recorder.run_dir)
+    return analyse_capture(Path(recorder.run_dir), latest_capture(recorder, membrane_id), grade=grade)
+
+
+def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: str | None) -> dict[str, Any]:
+    """Metrics and verdict of a capture's images (:func:`latest_capture`), read from ``run_dir``.
+
+    Touches only the image files, not the run's store: the runner calls it on a worker thread
+    while the rig goes on ticking."""
     surface_parts: list[dict[str, Any]] = []
     sections: list[dict[str, Any]] = []
     per_field: list[dict[str, Any]] = []

@@ -11,7 +11,9 @@ The runner waits only through the rig's clock: on the twin an 8-hour recipe take
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,6 +261,7 @@ class Runner:
         self.status.state = "running"
         self._last_good_rh_t = self.clock.now()
         try:
+            self.rig.arm_watchdogs()  # the ticks that keep them alive start now
             if resume_note:
                 self.event("resume", "runner", resume_note, {"start_step": start_step, "elapsed_in_step_s": resume_elapsed_s,
                                                              **(resume_gap or {})})
@@ -692,7 +695,7 @@ class Runner:
         return out
 
     def _step_analyse(self, i: int, step: m.AnalyseStep) -> dict[str, Any]:
-        from castrig.recipe.analyse import analyse_run_images
+        from castrig.recipe.analyse import analyse_capture, latest_capture
 
         grade = step.grade or self.recipe.grade
         found = self._membrane(i)
@@ -704,7 +707,8 @@ class Runner:
                        f"{', '.join(mb.grades_met) or 'none'}", {"membrane_id": mb.membrane_id, "grades_met": mb.grades_met})
             return {"grades_met": mb.grades_met, "membrane_id": mb.membrane_id}
         mid = mb.membrane_id if mb is not None else None
-        outcome = analyse_run_images(self.rec, grade=grade, membrane_id=mid)
+        capture = latest_capture(self.rec, mid)
+        outcome = self._while_ticking(lambda: analyse_capture(self.rec.run_dir, capture, grade=grade))
         self._verdict = outcome.get("verdict")
         prefix = f"{mid}/" if mid else ""
         have = set(self.rec.results())
@@ -725,6 +729,28 @@ class Runner:
             mb.lot_id = mb.membrane_id if met else None
             self.rec.save_membrane(mb)
         return {"grades_met": met, "membrane_id": mid}
+
+    def _while_ticking(self, work: Callable[[], Any]) -> Any:
+        """``work()`` on a worker thread while the rig goes on ticking, on the wall clock.
+
+        A long analysis (many fields of large micrographs: seconds to minutes) must not stall the
+        rig: without ticks the RH loop stops, nothing is sampled, and a pump in safe mode hears
+        nothing for longer than its watchdog, alarms and aborts the run. On a virtual clock no time
+        passes while it computes, so it runs inline (ticking alongside would tie the run's records
+        to the machine's speed). The thread is a daemon: an abort does not wait for it."""
+        if self.clock.virtual:
+            return work()
+        done: Future[Any] = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(work())
+            except BaseException as exc:  # handed to the runner's thread, raised there
+                done.set_exception(exc)
+
+        threading.Thread(target=run, name="castrig-analyse", daemon=True).start()
+        self._hold(None, until=done.done)
+        return done.result()
 
     # -- ticking ----------------------------------------------------------------------------------
     def _hold(self, duration_s: float | None, *, until: Callable[[], bool] | None = None, hold_band: bool = False) -> bool:

@@ -88,6 +88,12 @@ class Rig:
             return dict(self._pumps)
         return {r: d for r, d in self.devices.items() if isinstance(d, SyringePump)}
 
+    def arm_watchdogs(self) -> None:
+        """Arm every pump's communications watchdog (safe mode): from now on someone must talk
+        to them in time, which the runner's ticks do."""
+        for pump in self.pumps().values():
+            pump.arm_watchdog()
+
     def _seal(self) -> None:
         """Every device is in: fix the pump list (see ``_pumps``)."""
         self._pumps = {r: d for r, d in self.devices.items() if isinstance(d, SyringePump)}
@@ -170,7 +176,9 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Device:
         from castrig.devices.ne1000 import NE1000Pump
 
         pump = NE1000Pump(_link(role, cfg, rig, shared), name=role, address=cfg.address, clock=clock, safe_mode_s=cfg.safe_mode_s)
-        pump.connect()
+        # in basic mode until the runner's first tick (Rig.arm_watchdogs): the other devices and
+        # the run store open in between, and a watchdog armed now could run out before then
+        pump.connect(arm=False)
         pump.set_diameter_mm(cfg.syringe_diameter_mm)
         return pump
     if isinstance(cfg, AlicatConfig):

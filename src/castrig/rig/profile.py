@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -66,7 +68,8 @@ class NE1000Config(_Strict):
                                                         "null: not checked.")
     #: Safe-mode watchdog (s): the pump stops itself if the host is silent this long.
     safe_mode_s: int | None = Field(10, ge=1, le=255, json_schema_extra={"unit": "s"},
-                                    description="Safe-mode watchdog: the pump stops itself if the host is silent this long; null: basic mode.")
+                                    description="Safe-mode watchdog: the pump stops itself if the host is silent this long; "
+                                                "at least 3 control periods; armed as a run starts; null: basic mode.")
 
 
 class AlicatConfig(_Strict):
@@ -279,6 +282,11 @@ class SimConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="Further model parameters of the twin (see castrig.sim.world).")
 
 
+#: A safe-mode watchdog spans at least this many control periods (the runner's keep-alives go
+#: out at ticks: a tick late by a slow exchange must not let it run out).
+WATCHDOG_PER_PERIOD = 3.0
+
+
 class Profile(_Strict):
     name: str = Field(..., description="Name of the rig (recorded with every run).")
     description: str = Field("", description="Free text: where the rig is, what it has.")
@@ -300,6 +308,20 @@ class Profile(_Strict):
                     raise ValueError(
                         f"clock 'virtual' only works with sim links; devices.{role}.link.kind is {link.kind!r}"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _watchdogs_outlast_a_tick(self) -> "Profile":
+        """A pump's safe-mode watchdog must outlast the gap between the runner's ticks, the only
+        times it talks to the pump: a shorter one runs out between them and every run aborts."""
+        least = WATCHDOG_PER_PERIOD * self.control.control_period_s
+        for role, cfg in self.device_configs().items():
+            watchdog = getattr(cfg, "safe_mode_s", None)
+            if watchdog is not None and watchdog < least:
+                raise ValueError(
+                    f"devices.{role}.safe_mode_s = {watchdog}: must be at least {WATCHDOG_PER_PERIOD:g} x "
+                    f"control.control_period_s ({self.control.control_period_s:g} s), since the runner talks to a pump "
+                    f"once per control period (allowed: {math.ceil(least - 1e-9)}-255 s, or null for basic mode)")
         return self
 
     def device_configs(self) -> dict[str, Any]:

@@ -1,0 +1,92 @@
+"""Safe-mode pumps on a real-time rig hear from the runner in time, from the outside in.
+
+Found on the wall clock against `castrig sim serve` (pumps, MFCs and transmitters over TCP):
+
+* the pumps' watchdog was armed as they opened, first of the rig's devices; opening the two
+  HMT330s and creating the run store took another 2.3 s before the first tick, so with a 2 s
+  watchdog (on a 0.5 s control period) the pumps alarmed ``A?T`` and the run aborted at once;
+* an analyse step computed with no tick: 8 fields of 1024² micrographs replayed by a folder
+  camera took over 10 s, so the RH loop and the samples stopped and the pumps, with the shipped
+  10 s watchdog, alarmed and the run aborted (``pump_alarm``) right after the verdict.
+
+The virtual clock never showed either: no virtual time passes while castrig computes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conftest import ROOT, SimServe, castrig, run_rows
+
+
+def _run_on_served_rig(tmp_path: Path, served: SimServe, recipe: dict[str, Any], *, safe_mode_s: int,
+                       control_period_s: float = 1.0, camera: dict[str, Any] | None = None) -> tuple[Path, list[tuple[Any, ...]]]:
+    """``castrig run`` of ``recipe`` on hw_profiles/sim-serial.yaml at the served addresses, its
+    pumps' watchdog ``safe_mode_s``; asserts it completed; (run folder, events)."""
+    profile = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
+    for role, cfg in profile["devices"].items():
+        cfg["link"]["url"] = served.addresses[role]
+    for role in ("caster", "water_pump"):
+        profile["devices"][role]["safe_mode_s"] = safe_mode_s
+    if camera is not None:
+        profile["devices"]["camera"] = camera
+    profile["control"]["control_period_s"] = control_period_s
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    done = castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                   "--data", str(tmp_path / "runs"), "-q")
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    events = run_rows(run_dir, "SELECT t_s, kind, message FROM events ORDER BY id")
+    assert done.returncode == 0, (done.stderr, [e for e in events if e[1] in ("interlock", "run_end")])
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "completed"
+    assert not [e for e in events if e[1] == "interlock"]
+    return run_dir, events
+
+
+def test_the_shortest_watchdog_outlasts_opening_the_rig_and_the_run(tmp_path, sim_serve):
+    with sim_serve("--tcp", "0") as served:
+        # the shortest watchdog a 0.5 s control period allows (3 periods, rounded up)
+        _run_on_served_rig(tmp_path, served, {"name": "short", "steps": [{"type": "purge", "duration_s": 3}]},
+                           safe_mode_s=2, control_period_s=0.5)
+
+
+def test_a_long_analysis_keeps_the_rig_ticking_and_safe_mode_pumps_alive(tmp_path, sim_serve):
+    rendered = castrig("sim", "render", "--out", str(tmp_path / "micrographs"), "--n", "1", "--width", "1024",
+                       "--seed", "3")
+    assert rendered.returncode == 0, rendered.stderr
+    recipe = {"name": "long-analysis", "steps": [
+        {"type": "purge", "duration_s": 1},
+        {"type": "capture", "views": ["reflected", "transmitted", "section"], "fields": 8},
+        {"type": "analyse"},
+        {"type": "purge", "duration_s": 2},
+    ]}
+    with sim_serve("--tcp", "0") as served:
+        run_dir, events = _run_on_served_rig(tmp_path, served, recipe, safe_mode_s=3,
+                                                camera={"model": "folder", "folder": str(tmp_path / "micrographs")})
+    start = next(t for t, kind, msg in events if kind == "step_start" and "analyse" in msg)
+    end = next(t for t, kind, _ in events if kind == "analysis")
+    assert end - start > 4.0, "the analysis was too quick to outlast the watchdog: the test shows nothing"
+    # the rig went on meanwhile: RH read and controlled, samples written (every 2 s), pumps kept alive
+    sampled = run_rows(run_dir, f"SELECT DISTINCT t_s FROM samples WHERE t_s > {start} AND t_s < {end}")
+    assert len(sampled) >= int(end - start) // 2 - 1
+
+
+def test_a_watchdog_the_ticks_cannot_keep_alive_is_refused_before_any_run(tmp_path):
+    """safe_mode_s 1 or 2 on a 1 s control period was accepted; every run then aborted within seconds."""
+    text = (ROOT / "hw_profiles" / "sim.yaml").read_text()
+    assert text.count("safe_mode_s: 10") == 2
+    profile = tmp_path / "rig.yaml"
+    profile.write_text(text.replace("safe_mode_s: 10", "safe_mode_s: 2", 1))
+    for done in (castrig("check", str(profile)),
+                 castrig("run", "recipes/demo.yaml", "--profile", str(profile), "--data", str(tmp_path / "runs"))):
+        err = " ".join(done.stderr.split())
+        assert done.returncode == 2 and "Traceback" not in err, (done.returncode, err)
+        for words in (str(profile), "devices.caster.safe_mode_s = 2", "control.control_period_s (1 s)", "allowed: 3-255 s"):
+            assert words in err, (words, err)
+    assert not (tmp_path / "runs").exists()
+    profile.write_text(text.replace("safe_mode_s: 10", "safe_mode_s: 3", 1))
+    assert castrig("check", str(profile)).returncode == 0
