@@ -5,6 +5,8 @@ Found on the wall clock against `castrig sim serve` (pumps, MFCs and transmitter
 * the pumps' watchdog was armed as they opened, first of the rig's devices; opening the two
   HMT330s and creating the run store took another 2.3 s before the first tick, so with a 2 s
   watchdog (on a 0.5 s control period) the pumps alarmed ``A?T`` and the run aborted at once;
+* a finished run left its pumps in safe mode: stopped, they alarmed ``A?T`` (a real NE-1000
+  beeps) a watchdog after every run, and the next run's connect had to acknowledge the alarm;
 * an analyse step computed with no tick: 8 fields of 1024² micrographs replayed by a folder
   camera took over 10 s, so the RH loop and the samples stopped and the pumps, with the shipped
   10 s watchdog, alarmed and the run aborted (``pump_alarm``) right after the verdict.
@@ -15,6 +17,7 @@ The virtual clock never showed either: no virtual time passes while castrig comp
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +93,21 @@ def test_a_watchdog_the_ticks_cannot_keep_alive_is_refused_before_any_run(tmp_pa
     assert not (tmp_path / "runs").exists()
     profile.write_text(text.replace("safe_mode_s: 10", "safe_mode_s: 3", 1))
     assert castrig("check", str(profile)).returncode == 0
+
+
+def test_a_finished_run_leaves_its_stopped_pumps_without_a_watchdog_to_run_out(tmp_path, sim_serve):
+    from castrig.clock import WallClock
+    from castrig.devices.ne1000 import NE1000Pump
+    from castrig.links.serial_link import SerialLink
+
+    with sim_serve("--tcp", "0") as served:
+        _run_on_served_rig(tmp_path, served, {"name": "short", "steps": [{"type": "purge", "duration_s": 1}]}, safe_mode_s=3)
+        time.sleep(4.0)  # past the watchdog
+        for role, address in (("caster", 1), ("water_pump", 2)):
+            pump = NE1000Pump(SerialLink(served.addresses[role], baudrate=19200, timeout_s=1.0), name=role,
+                              address=address, clock=WallClock())
+            try:
+                pump.connect()
+                assert pump.connect_alarms == [], (role, pump.connect_alarms)
+            finally:
+                pump.link.close()

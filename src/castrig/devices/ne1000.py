@@ -31,6 +31,7 @@ from typing import Callable, TypeVar
 from castrig.clock import Clock
 from castrig.devices.roles import DeviceError, Dispensed, PumpState, SyringePump
 from castrig.devices.exchange import InStep
+from castrig.errors import CastrigError
 from castrig.links import Link, LinkError, LinkTimeout, ProtocolError
 from castrig.links.base import retry_loop
 
@@ -327,7 +328,18 @@ class NE1000Pump(SyringePump):
         return self.state()
 
     def close(self) -> None:
-        self.link.close()
+        """Back to basic mode if the pump was last seen stopped on a sound line, then close the
+        link. A stopped pump needs no watchdog, and one left in safe mode alarms ``A?T`` (and
+        beeps) a watchdog after every run: at an empty lab after an overnight run, and as an
+        alarm the next connect must acknowledge. Anything else (moving, a suspect line, an error
+        here) leaves the watchdog armed: it is what stops a pump castrig can no longer reach."""
+        try:
+            if self.safe and self.last_state is PumpState.STOPPED and not self.in_step.suspect:
+                self.leave_safe_mode()
+        except (CastrigError, OSError):
+            pass
+        finally:
+            self.link.close()
 
     # -- SyringePump -----------------------------------------------------------------------
     def set_diameter_mm(self, diameter_mm: float) -> None:
