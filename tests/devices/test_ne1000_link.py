@@ -121,6 +121,36 @@ def test_daisy_chain_two_addresses_one_link():
     assert water.dispensed_ml(clock.now()) == pytest.approx(0.1 * 15 / 60, abs=1e-3)
 
 
+def test_closing_a_rig_disarms_both_stopped_pumps_of_a_daisy_chain_and_not_a_moving_one():
+    """Pumps on one port share its link: the rig disarms every watchdog before the first device
+    closed takes the link from the other (a finished run then left the second pump to alarm)."""
+    from castrig.rig.build import Rig
+
+    clock = VirtualClock()
+    caster, water = NE1000Emulator("caster", address=1), NE1000Emulator("water", address=2)
+    link = SimLink(NE1000Chain("pumps", [caster, water]), clock)
+    p1 = NE1000Pump(link, name="caster", address=1, clock=clock, safe_mode_s=10)
+    p2 = NE1000Pump(link, name="water", address=2, clock=clock, safe_mode_s=10)
+    for pump in (p1, p2):
+        pump.connect(arm=False)
+    assert not caster.safe and not water.safe
+    rig = Rig(None, clock, {"caster": p1, "water_pump": p2}, links=[link])  # type: ignore[arg-type]
+    rig.arm_watchdogs()
+    assert caster.safe and water.safe
+    assert p1.state() is PumpState.STOPPED and p2.state() is PumpState.STOPPED
+    rig.close()
+    assert not caster.safe and not water.safe
+
+    clock2 = VirtualClock()
+    moving = NE1000Emulator("caster", address=1)
+    pump = NE1000Pump(SimLink(moving, clock2), name="caster", address=1, clock=clock2, safe_mode_s=10)
+    pump.connect()
+    pump.dispense(1.0, 0.5)
+    assert pump.state() is PumpState.INFUSING
+    Rig(None, clock2, {"caster": pump}, links=[pump.link]).close()  # type: ignore[arg-type]
+    assert moving.safe  # still moving as far as castrig knows: its watchdog stays armed
+
+
 # -- faults -----------------------------------------------------------------------------------
 def test_no_reply_times_out_naming_the_pump():
     pump, emu, _ = sim_pump()

@@ -327,19 +327,20 @@ class NE1000Pump(SyringePump):
         """A status query: in safe mode it restarts the pump's communications watchdog."""
         return self.state()
 
-    def close(self) -> None:
-        """Back to basic mode if the pump was last seen stopped on a sound line, then close the
-        link. A stopped pump needs no watchdog, and one left in safe mode alarms ``A?T`` (and
-        beeps) a watchdog after every run: at an empty lab after an overnight run, and as an
-        alarm the next connect must acknowledge. Anything else (moving, a suspect line, an error
-        here) leaves the watchdog armed: it is what stops a pump castrig can no longer reach."""
+    def disarm_watchdog(self) -> None:
+        """Back to basic mode if the pump was last read stopped on a sound line. A stopped pump
+        needs no watchdog, and one left in safe mode alarms ``A?T`` (and beeps) a watchdog after
+        every run: at an empty lab after an overnight run, and as an alarm the next connect must
+        acknowledge. Anything else (moving, a suspect line, an error here) leaves the watchdog
+        armed: it is what stops a pump castrig can no longer reach. Never raises."""
         try:
             if self.safe and self.last_state is PumpState.STOPPED and not self.in_step.suspect:
                 self.leave_safe_mode()
         except (CastrigError, OSError):
             pass
-        finally:
-            self.link.close()
+
+    def close(self) -> None:
+        self.link.close()
 
     # -- SyringePump -----------------------------------------------------------------------
     def set_diameter_mm(self, diameter_mm: float) -> None:

@@ -69,6 +69,10 @@ class SyringePump(Device):
         """Start the pump's own communications watchdog, where it has one and is set up to use
         it (the runner does, just before its first tick; nothing is armed before that)."""
 
+    def disarm_watchdog(self) -> None:
+        """Stop the watchdog of a pump known to be stopped, as castrig lets go of it (the rig
+        does as it closes); a no-op where there is none. Never raises."""
+
     @abstractmethod
     def set_diameter_mm(self, diameter_mm: float) -> None: ...
 

@@ -99,6 +99,13 @@ class Rig:
         self._pumps = {r: d for r, d in self.devices.items() if isinstance(d, SyringePump)}
 
     def close(self) -> None:
+        # every pump's watchdog first: pumps on one daisy-chained port share its link, which the
+        # first device closed would take from the others
+        for pump in self.pumps().values():
+            try:
+                pump.disarm_watchdog()
+            except Exception:  # noqa: BLE001 - closing must go on for the others
+                pass
         for dev in self.devices.values():
             try:
                 dev.close()
