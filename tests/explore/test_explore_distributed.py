@@ -158,3 +158,31 @@ def _try_load(folder: Path):
         return load_study(storage_url(None, folder), "map-claim1")
     except Exception:  # noqa: BLE001 - not created yet
         return None
+
+
+@pytest.mark.skipif(not PG_URL, reason=NO_PG)
+def test_a_worker_stopped_past_its_grace_drops_its_late_result_quietly(tmp_path, reap, monkeypatch):
+    """SIGSTOP a PostgreSQL worker mid-trial (a suspended laptop, a paused VM) for longer than the
+    heartbeat's grace: another worker fails its trial as stale and retries it; when the stopped one
+    wakes and finishes, its result is dropped and it says so, without calling its trial failed and
+    queued again (that was done by the other worker) or counting it among its errors."""
+    monkeypatch.setenv("CASTRIG_EXPLORE_HEARTBEAT_S", "1")
+    monkeypatch.setattr("castrig.explore.distributed.HEARTBEAT_S", 1)
+    monkeypatch.setattr("castrig.explore.distributed.GRACE_S", 4)
+    name = f"stop-{uuid.uuid4().hex[:8]}"
+    start_map(PG_URL, name, _settings(), _grid([65, 80], [3, 8]))
+    sleeper = reap(start_castrig("explore", "worker", "--storage", PG_URL, "--study", name, "--data", str(tmp_path / "v"), "-q"))
+    study = load_study(PG_URL, name)
+    running = wait_until(lambda: [t for t in study.get_trials(deepcopy=False)
+                                  if t.state == _states().RUNNING and t.user_attrs.get("worker", {}).get("pid") == sleeper.pid],
+                         timeout_s=60, what="the sleeper running a trial")
+    os.kill(sleeper.pid, signal.SIGSTOP)
+    other = castrig("explore", "worker", "--storage", PG_URL, "--study", name, "--data", str(tmp_path / "s"), "-q")
+    assert other.returncode == 0, other.stderr
+    os.kill(sleeper.pid, signal.SIGCONT)
+    assert sleeper.wait(timeout=60) == 0
+    err = sleeper.stderr.read()
+    assert "queued again" not in err and "Traceback" not in err, err
+    assert f"trial {running[0].number}" in err and "stale" in err, err
+    study = load_study(PG_URL, name)
+    assert sorted(_keys(study).values()) == [1, 1, 1, 1]

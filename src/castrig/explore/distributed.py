@@ -23,7 +23,7 @@ Two storages, chosen by ``--storage``:
 Counting: a trial is counted when it is ``COMPLETE``; a failed trial's retry is a new trial with
 its parameters (and ``retry_of``), so a killed worker loses nothing and no point is counted twice
 (a stale worker that finishes after its trial was failed cannot ``tell`` it again: Optuna refuses
-to update a finished trial, and its result is dropped). The study's settings are a study user
+to update a finished trial, and its result is dropped, with a line saying so). The study's settings are a study user
 attribute, so ``castrig explore worker --storage URL --study NAME`` needs nothing else, and a study
 is resumed from the storage alone.
 
@@ -471,15 +471,29 @@ class Worker:
         if out.outcome in ("interrupted", "aborted"):  # Ctrl-C or SIGTERM: the twin itself never aborts
             raise KeyboardInterrupt
         o = score_run(out.outcome, out.metrics, out.verdict, grade=self.settings.grade, target_d_um=self.settings.target_d_um)
-        trial.set_user_attr("outcome", {**o.to_dict(), "run_dir": out.run_dir, "seed": task.seed})
         try:
+            trial.set_user_attr("outcome", {**o.to_dict(), "run_dir": out.run_dir, "seed": task.seed})
             self.study.tell(trial, o.score if math.isfinite(o.score) else 10.0)
-        except Exception:  # noqa: BLE001 - failed as stale meanwhile and retried: counted there, not here
+        except Exception:
+            if not self._finished_meanwhile(trial):
+                raise
+            # this worker was silent (stopped, suspended) past the heartbeat's grace: another
+            # failed the trial as stale and queued its retry, which counts; not an error here
+            print(f"castrig explore worker: trial {trial.number}: result dropped: this worker was silent for longer "
+                  f"than the heartbeat's grace ({GRACE_S} s), and another worker failed the trial as stale and "
+                  "queued it again", file=sys.stderr, flush=True)
             return
         self.done += 1
         frozen = self.study._storage.get_trial(trial._trial_id)
         self._enqueue_confirmations(frozen)
         self.on_trial(frozen)
+
+    def _finished_meanwhile(self, trial: Any) -> bool:
+        """Whether the storage holds ``trial`` finished already (failed as stale by another worker)."""
+        try:
+            return bool(self.study._storage.get_trial(trial._trial_id).state.is_finished())
+        except Exception:  # noqa: BLE001 - storage unreachable: not known to be finished
+            return False
 
     def _give_back(self, trial: Any) -> None:
         """Interrupted (Ctrl-C, SIGTERM): fail the trial and queue it again, so nothing is lost.
