@@ -140,6 +140,7 @@ def test_closing_a_rig_disarms_both_stopped_pumps_of_a_daisy_chain_and_not_a_mov
     assert p1.state() is PumpState.STOPPED and p2.state() is PumpState.STOPPED
     rig.close()
     assert not caster.safe and not water.safe
+    assert (p1.safe, p1.safe_mode_s) == (False, 10)  # the configured watchdog kept, for a later arm
 
     clock2 = VirtualClock()
     moving = NE1000Emulator("caster", address=1)

@@ -58,3 +58,26 @@ def test_pooled_quality_is_never_surer_than_its_fields():
     assert q["flags"] == ["blurred"] and q["flagged"] == {"opening_ratio": ["blurred"]}
     assert np.allclose(q["intervals"]["opening_ratio"], [0.42, 0.53])
     assert pool_quality([]) == {"flags": [], "flagged": {}, "intervals": {}}
+
+
+def test_an_analysis_the_run_left_stops_before_its_next_field(tmp_path):
+    """On a real-time rig the analysis computes on a worker thread; once the run left the step
+    (abort, interlock) it gives up at the next field instead of computing for nobody."""
+    from pathlib import Path
+
+    import pytest
+
+    from castrig.recipe.analyse import AnalysisStopped, analyse_capture, latest_capture
+
+    rec = _run_with_capture(tmp_path)
+    fields = latest_capture(rec)
+    asked: list[int] = []
+
+    def stopped() -> bool:
+        asked.append(1)
+        return True
+
+    with pytest.raises(AnalysisStopped, match="before field 0"):
+        analyse_capture(Path(rec.run_dir), fields, grade="claim1", stopped=stopped)
+    assert asked == [1]
+    assert analyse_capture(Path(rec.run_dir), fields, grade="claim1")["metrics"]["pore_count"] > 0

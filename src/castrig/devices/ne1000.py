@@ -335,7 +335,9 @@ class NE1000Pump(SyringePump):
         armed: it is what stops a pump castrig can no longer reach. Never raises."""
         try:
             if self.safe and self.last_state is PumpState.STOPPED and not self.in_step.suspect:
+                watchdog_s = self.safe_mode_s
                 self.leave_safe_mode()
+                self.safe_mode_s = watchdog_s  # the configured watchdog, for a later arm_watchdog
         except (CastrigError, OSError):
             pass
 

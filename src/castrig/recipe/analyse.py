@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,10 @@ from castrig.tiffio import read_micrograph
 
 class AnalysisError(CastrigError):
     """Nothing (or not enough) to analyse."""
+
+
+class AnalysisStopped(AnalysisError):
+    """The run left the analyse step (abort, interlock) while its analysis was computing."""
 
 
 def latest_capture(recorder: RunRecorder, membrane_id: str | None = None) -> dict[int, dict[str, Any]]:
@@ -111,11 +116,13 @@ def analyse_run_images(recorder: RunRecorder, *, grade: str | None, membrane_id:
     return analyse_capture(Path(recorder.run_dir), latest_capture(recorder, membrane_id), grade=grade)
 
 
-def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: str | None) -> dict[str, Any]:
+def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: str | None,
+                    stopped: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Metrics and verdict of a capture's images (:func:`latest_capture`), read from ``run_dir``.
 
     Touches only the image files, not the run's store: the runner calls it on a worker thread
-    while the rig goes on ticking."""
+    while the rig goes on ticking. ``stopped()`` is asked before each field: once true (the run
+    left the step), :class:`AnalysisStopped` ends the work instead of computing for nobody."""
     surface_parts: list[dict[str, Any]] = []
     sections: list[dict[str, Any]] = []
     per_field: list[dict[str, Any]] = []
@@ -123,6 +130,8 @@ def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: 
     qualities: list[dict[str, Any]] = []  # per field, surface and section apart (pooled apart)
     section_qualities: list[dict[str, Any]] = []
     for f, views in fields.items():
+        if stopped():
+            raise AnalysisStopped(f"analysis of {run_dir.name} stopped before field {f}: the run left the step")
         row: dict[str, Any] = {"field": f}
         refl = views.get("reflected")
         if refl is not None:

@@ -708,7 +708,7 @@ class Runner:
             return {"grades_met": mb.grades_met, "membrane_id": mb.membrane_id}
         mid = mb.membrane_id if mb is not None else None
         capture = latest_capture(self.rec, mid)
-        outcome = self._while_ticking(lambda: analyse_capture(self.rec.run_dir, capture, grade=grade))
+        outcome = self._while_ticking(lambda stopped: analyse_capture(self.rec.run_dir, capture, grade=grade, stopped=stopped))
         self._verdict = outcome.get("verdict")
         prefix = f"{mid}/" if mid else ""
         have = set(self.rec.results())
@@ -730,26 +730,32 @@ class Runner:
             self.rec.save_membrane(mb)
         return {"grades_met": met, "membrane_id": mid}
 
-    def _while_ticking(self, work: Callable[[], Any]) -> Any:
-        """``work()`` on a worker thread while the rig goes on ticking, on the wall clock.
+    def _while_ticking(self, work: Callable[[Callable[[], bool]], Any]) -> Any:
+        """``work(stopped)`` on a worker thread while the rig goes on ticking, on the wall clock.
 
         A long analysis (many fields of large micrographs: seconds to minutes) must not stall the
         rig: without ticks the RH loop stops, nothing is sampled, and a pump in safe mode hears
         nothing for longer than its watchdog, alarms and aborts the run. On a virtual clock no time
         passes while it computes, so it runs inline (ticking alongside would tie the run's records
-        to the machine's speed). The thread is a daemon: an abort does not wait for it."""
+        to the machine's speed). The thread is a daemon: an abort does not wait for it, and
+        ``stopped()`` turns true then, so that the work gives up (a queue's next run would share
+        the cores with it)."""
         if self.clock.virtual:
-            return work()
+            return work(lambda: False)
         done: Future[Any] = Future()
+        left = threading.Event()
 
         def run() -> None:
             try:
-                done.set_result(work())
+                done.set_result(work(left.is_set))
             except BaseException as exc:  # handed to the runner's thread, raised there
                 done.set_exception(exc)
 
         threading.Thread(target=run, name="castrig-analyse", daemon=True).start()
-        self._hold(None, until=done.done)
+        try:
+            self._hold(None, until=done.done)
+        finally:
+            left.set()
         return done.result()
 
     # -- ticking ----------------------------------------------------------------------------------

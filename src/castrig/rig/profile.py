@@ -69,7 +69,8 @@ class NE1000Config(_Strict):
     #: Safe-mode watchdog (s): the pump stops itself if the host is silent this long.
     safe_mode_s: int | None = Field(10, ge=1, le=255, json_schema_extra={"unit": "s"},
                                     description="Safe-mode watchdog: the pump stops itself if the host is silent this long; "
-                                                "at least 3 control periods; armed as a run starts; null: basic mode.")
+                                                "at least 3 control periods (a floor: a tick slowed by a silent device's "
+                                                "retries must not outlast it); armed as a run starts; null: basic mode.")
 
 
 class AlicatConfig(_Strict):
