@@ -81,25 +81,31 @@ def test_two_workers_share_a_postgresql_study(tmp_path, reap):
     _share_a_study(PG_URL, tmp_path, f"test-{uuid.uuid4().hex[:8]}", reap)
 
 
+def _a_worker_mid_trial(url: str, name: str, tmp_path: Path, reap, monkeypatch):
+    """A map study of 4 points and one `castrig explore worker` on it (1 s heartbeats, 4 s grace),
+    returned once it runs a trial: (its process, that trial's number)."""
+    monkeypatch.setenv("CASTRIG_EXPLORE_HEARTBEAT_S", "1")
+    monkeypatch.setattr("castrig.explore.distributed.HEARTBEAT_S", 1)
+    monkeypatch.setattr("castrig.explore.distributed.GRACE_S", 4)
+    start_map(url, name, _settings(), _grid([65, 80], [3, 8]))
+    worker = reap(start_castrig("explore", "worker", "--storage", url, "--study", name, "--data", str(tmp_path / "v"), "-q"))
+    study = load_study(url, name)
+    running = wait_until(lambda: [t for t in study.get_trials(deepcopy=False)
+                                  if t.state == _states().RUNNING and t.user_attrs.get("worker", {}).get("pid") == worker.pid],
+                         timeout_s=60, what="the worker running a trial")
+    return worker, running[0].number
+
+
 @pytest.mark.parametrize("where", [pytest.param("journal", marks=pytest.mark.slow),  # ~11 s on CI; CI kills the PostgreSQL one
                                    pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason=NO_PG))])
 def test_a_worker_killed_mid_trial_loses_nothing_and_counts_nothing_twice(tmp_path, reap, where, monkeypatch):
     # PostgreSQL: Optuna's heartbeat finds the dead worker (1 s beats, 4 s grace for the test);
     # journal file: the worker's OS lock, free the moment it died.
-    monkeypatch.setenv("CASTRIG_EXPLORE_HEARTBEAT_S", "1")
-    monkeypatch.setattr("castrig.explore.distributed.HEARTBEAT_S", 1)
-    monkeypatch.setattr("castrig.explore.distributed.GRACE_S", 4)
     url = storage_url(None, tmp_path) if where == "journal" else PG_URL
     name = "kill" if where == "journal" else f"kill-{uuid.uuid4().hex[:8]}"
-    start_map(url, name, _settings(), _grid([65, 80], [3, 8]))
-    victim = reap(start_castrig("explore", "worker", "--storage", url, "--study", name, "--data", str(tmp_path / "v"), "-q"))
-    study = load_study(url, name)
-    running = wait_until(lambda: [t for t in study.get_trials(deepcopy=False)
-                                  if t.state == _states().RUNNING and t.user_attrs.get("worker", {}).get("pid") == victim.pid],
-                         timeout_s=60, what="the victim running a trial")
+    victim, killed = _a_worker_mid_trial(url, name, tmp_path, reap, monkeypatch)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait(timeout=10)
-    killed = running[0].number
     survivor = castrig("explore", "worker", "--storage", url, "--study", name, "--data", str(tmp_path / "s"), "-q")
     assert survivor.returncode == 0, survivor.stderr
     study = load_study(url, name)
@@ -166,16 +172,8 @@ def test_a_worker_stopped_past_its_grace_drops_its_late_result_quietly(tmp_path,
     heartbeat's grace: another worker fails its trial as stale and retries it; when the stopped one
     wakes and finishes, its result is dropped and it says so, without calling its trial failed and
     queued again (that was done by the other worker) or counting it among its errors."""
-    monkeypatch.setenv("CASTRIG_EXPLORE_HEARTBEAT_S", "1")
-    monkeypatch.setattr("castrig.explore.distributed.HEARTBEAT_S", 1)
-    monkeypatch.setattr("castrig.explore.distributed.GRACE_S", 4)
     name = f"stop-{uuid.uuid4().hex[:8]}"
-    start_map(PG_URL, name, _settings(), _grid([65, 80], [3, 8]))
-    sleeper = reap(start_castrig("explore", "worker", "--storage", PG_URL, "--study", name, "--data", str(tmp_path / "v"), "-q"))
-    study = load_study(PG_URL, name)
-    running = wait_until(lambda: [t for t in study.get_trials(deepcopy=False)
-                                  if t.state == _states().RUNNING and t.user_attrs.get("worker", {}).get("pid") == sleeper.pid],
-                         timeout_s=60, what="the sleeper running a trial")
+    sleeper, number = _a_worker_mid_trial(PG_URL, name, tmp_path, reap, monkeypatch)
     os.kill(sleeper.pid, signal.SIGSTOP)
     other = castrig("explore", "worker", "--storage", PG_URL, "--study", name, "--data", str(tmp_path / "s"), "-q")
     assert other.returncode == 0, other.stderr
@@ -183,6 +181,6 @@ def test_a_worker_stopped_past_its_grace_drops_its_late_result_quietly(tmp_path,
     assert sleeper.wait(timeout=60) == 0
     err = sleeper.stderr.read()
     assert "queued again" not in err and "Traceback" not in err, err
-    assert f"trial {running[0].number}" in err and "stale" in err, err
+    assert f"trial {number}" in err and "stale" in err, err
     study = load_study(PG_URL, name)
     assert sorted(_keys(study).values()) == [1, 1, 1, 1]
