@@ -115,8 +115,7 @@ class CaptureStep(_Step):
 
 
 class AnalyseStep(_Step):
-    """Measure the captured micrographs and judge them against a grade of the specification (on a
-    real-time rig the RH loop and the samples go on while it computes)."""
+    """Measure the captured micrographs and judge them against a grade; RH control goes on meanwhile."""
 
     type: Literal["analyse"]
     grade: Grade | None = Field(None, description="Grade to judge against; default: the recipe's grade.")
