@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
-from castrig.recipe.analyse import analyse_run_images, pool_quality
+import numpy as np
+import pytest
+
+from castrig.recipe.analyse import AnalysisStopped, analyse_capture, latest_capture, pool_quality
 from castrig.sim.micrograph import make_structure, render_section, render_surface
 from castrig.store import RunInfo
 from castrig.store.sqlite_store import SqliteRunStore
@@ -28,6 +31,11 @@ def _run_with_capture(tmp_path, reflected: np.ndarray | None = None):
     return rec
 
 
+def _analysed(rec, **kw):
+    """The analyse step's outcome for the run's latest capture, as the runner computes it."""
+    return analyse_capture(Path(rec.run_dir), latest_capture(rec), grade="claim1", **kw)
+
+
 def _checks(result, quantity):
     (claim1,) = [g for g in result["verdict"]["grades"] if g["grade"] == "claim1"]
     return [c for c in claim1["checks"] if c["quantity"] == quantity]
@@ -37,14 +45,14 @@ def test_a_saturated_top_view_is_not_judged_from_its_numbers(tmp_path):
     """A reflected view clipped white: before, the run judged the opening ratio it produced
     (pass or fail); now its bounds are unknown and the grade is not met, as in the CLI."""
     rec = _run_with_capture(tmp_path, reflected=np.full((512, 512), 255, np.uint8))
-    result = analyse_run_images(rec, grade="claim1")
+    result = _analysed(rec)
     assert "saturated" in result["quality"]["flags"]
     assert {c["status"] for c in _checks(result, "opening_ratio")} == {"unknown"}
     assert result["verdict"]["target_met"] is False
 
 
 def test_a_good_capture_carries_its_intervals_into_the_verdict(tmp_path):
-    result = analyse_run_images(_run_with_capture(tmp_path), grade="claim1")
+    result = _analysed(_run_with_capture(tmp_path))
     (d_min, d_max) = _checks(result, "mean_pore_diameter_um")
     lo, hi = d_min["interval"]
     assert lo < result["metrics"]["mean_pore_diameter_um"] < hi
@@ -63,14 +71,7 @@ def test_pooled_quality_is_never_surer_than_its_fields():
 def test_an_analysis_the_run_left_stops_before_its_next_field(tmp_path):
     """On a real-time rig the analysis computes on a worker thread; once the run left the step
     (abort, interlock) it gives up at the next field instead of computing for nobody."""
-    from pathlib import Path
-
-    import pytest
-
-    from castrig.recipe.analyse import AnalysisStopped, analyse_capture, latest_capture
-
     rec = _run_with_capture(tmp_path)
-    fields = latest_capture(rec)
     asked: list[int] = []
 
     def stopped() -> bool:
@@ -78,6 +79,6 @@ def test_an_analysis_the_run_left_stops_before_its_next_field(tmp_path):
         return True
 
     with pytest.raises(AnalysisStopped, match="before field 0"):
-        analyse_capture(Path(rec.run_dir), fields, grade="claim1", stopped=stopped)
+        _analysed(rec, stopped=stopped)
     assert asked == [1]
-    assert analyse_capture(Path(rec.run_dir), fields, grade="claim1")["metrics"]["pore_count"] > 0
+    assert _analysed(rec)["metrics"]["pore_count"] > 0

@@ -111,11 +111,6 @@ def pool_quality(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {"flags": flags, "flagged": flagged, "intervals": intervals}
 
 
-def analyse_run_images(recorder: RunRecorder, *, grade: str | None, membrane_id: str | None = None) -> dict[str, Any]:
-    """Metrics and verdict of the latest capture (of ``membrane_id``'s images when given)."""
-    return analyse_capture(Path(recorder.run_dir), latest_capture(recorder, membrane_id), grade=grade)
-
-
 def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: str | None,
                     stopped: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Metrics and verdict of a capture's images (:func:`latest_capture`), read from ``run_dir``.
