@@ -1,0 +1,99 @@
+"""The emulators against drivers castrig did not write: a lab's own scripts talk to `castrig sim
+serve` as they would to the instruments.
+
+Our drivers and our emulators were written from the same reading of the manuals, so a test of
+one against the other cannot find where that reading is wrong. Two public drivers, written from
+the same manuals by others, can: NESP-Lib (New Era pumps, pyserial, basic and safe mode with its
+own CRC and heartbeat) on the served pty, and NuMat's ``alicat`` (asyncio) on the served TCP port.
+Both are test dependencies (pyproject's ``test`` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+pytestmark = pytest.mark.timeout(90)  # NESP-Lib reads without a timeout: a silent pty would block
+
+
+def test_nesp_lib_drives_both_served_pumps_in_basic_and_safe_mode(sim_serve):
+    from nesp_lib import Port, Pump, PumpingDirection, Status
+
+    with sim_serve() as served:  # on ptys
+        for role, address in (("caster", 1), ("water_pump", 2)):
+            with Port(served.addresses[role], baud_rate=19200) as port:
+                # the constructor switches the pump to basic mode with a safe-mode (STX, CRC) packet
+                # and reads the firmware version: an NE-1000
+                pump = Pump(port, address=address)
+                assert pump.model_number == 1000 and pump.firmware_version == (3, 928)
+                pump.syringe_diameter_mm = 4.699
+                assert pump.syringe_diameter_mm == pytest.approx(4.699)
+                pump.pumping_direction = PumpingDirection.INFUSE
+                assert pump.pumping_direction is PumpingDirection.INFUSE
+                pump.pumping_volume_ml = 0.01  # sent as "VOL UL" then "VOL 10"
+                assert pump.pumping_volume_ml == pytest.approx(0.01)
+                # beyond this syringe's fastest rate (51 mm/min of plunger: 0.88 ml/min) the pump
+                # answers ?OOR, which NESP-Lib raises as ValueError
+                with pytest.raises(ValueError):
+                    pump.pumping_rate_ml_per_min = 1.2
+                pump.pumping_rate_ml_per_min = 0.6  # sent in µl/min: "RAT600UM"
+                assert pump.pumping_rate_ml_per_min == pytest.approx(0.6)
+                pump.volume_infused_clear()
+                pump.volume_withdrawn_clear()
+                assert pump.volume_infused_ml == 0.0 and pump.status is Status.STOPPED
+
+                # the pump ends the phase at its volume target by itself (1 s at 0.6 ml/min)
+                t0 = time.monotonic()
+                pump.run(wait_while_running=True)
+                assert 0.9 < time.monotonic() - t0 < 6.0
+                assert pump.status is Status.STOPPED
+                assert pump.volume_infused_ml == pytest.approx(0.01, abs=2e-4)
+                assert pump.volume_withdrawn_ml == 0.0
+
+                # safe mode: every command framed and checked by CRC; NESP-Lib's heartbeat (every
+                # half timeout) keeps a 2 s watchdog from running out while the script sleeps
+                pump.safe_mode_timeout_s = 2
+                assert pump.safe_mode_timeout_s == 2
+                time.sleep(3.0)
+                assert pump.status is Status.STOPPED  # an alarm would raise StatusAlarmException
+                pump.safe_mode_timeout_s = 0
+                assert pump.safe_mode_timeout_s == 0
+
+
+def test_numat_alicat_reads_and_sets_both_served_mfcs_over_tcp(sim_serve):
+    from alicat import FlowController
+
+    async def drive(address: str, unit: str) -> None:
+        async with FlowController(address, unit=unit) as fc:
+            frame = await fc.get()
+            assert set(frame) >= {"pressure", "temperature", "volumetric_flow", "mass_flow", "setpoint", "gas"}
+            assert frame["gas"] == "Air" and frame["setpoint"] == 0.0
+            assert frame["pressure"] == pytest.approx(14.7, abs=0.2)
+            assert "10v" in await fc.get_firmware()
+            # "AS1.25" answered with a frame whose setpoint field it checks
+            await fc.set_flow_rate(1.25)
+            await asyncio.sleep(1.0)
+            frame = await fc.get()
+            assert frame["setpoint"] == pytest.approx(1.25)
+            assert 0.3 < frame["mass_flow"] < 1.4  # on its way (first-order response)
+            # gas by register 46, read back
+            await fc.set_gas("N2")
+            assert (await fc.get())["gas"] == "N2"
+            await fc.set_gas("Air")
+            # the front-panel lock shows in the frame as LCK
+            await fc.lock()
+            await fc.get()
+            assert fc.button_lock is True
+            await fc.unlock()
+            await fc.get()
+            assert fc.button_lock is False
+            pid = await fc.get_pid()
+            assert pid["loop_type"] in ("PD/PDF", "PD2I") and int(pid["P"]) > 0
+            await fc.set_flow_rate(0.0)
+            assert (await fc.get())["setpoint"] == 0.0
+
+    with sim_serve("--tcp", "0") as served:
+        for role, unit in (("dry_mfc", "A"), ("wet_mfc", "B")):
+            asyncio.run(drive(served.addresses[role].removeprefix("socket://"), unit))
