@@ -303,3 +303,67 @@ def test_drop_and_reconnect_over_tcp():
             assert again.state() is PumpState.STOPPED
         finally:
             link2.close()
+
+
+# -- the pumping program a pump keeps ---------------------------------------------------------------
+def _send_lines(emu: NE1000Emulator, clock: VirtualClock, *commands: str) -> list[str]:
+    """Basic-mode commands as a terminal or another client sends them; the reply of each."""
+    link = SimLink(emu, clock)
+    replies = []
+    for command in commands:
+        link.write(command.encode() + b"\r")
+        replies.append(link.read_until(b"\x03", timeout_s=1.0).decode())
+    return replies
+
+
+def test_a_program_runs_its_rate_phases_in_turn_and_stops_at_its_stp_phase():
+    clock = VirtualClock()
+    emu = NE1000Emulator("caster", diameter_mm=26.59)
+    replies = _send_lines(emu, clock, "", "PHN", "FUN", "PHN2", "FUN",  # power-up: phase 1 RAT, phase 2 STP
+                          "FUNRAT", "RAT2MM", "VOL1", "DIRINF", "PHN3", "FUNSTP", "PHN1", "RAT1MM", "VOL0.5",
+                          "RUN")
+    assert replies[:5] == ["\x0200A?R\x03", "\x0200S01\x03", "\x0200SRAT\x03", "\x0200S\x03", "\x0200SSTP\x03"]
+    assert all(r == "\x0200S\x03" for r in replies[5:-1]) and replies[-1] == "\x0200I\x03"
+    clock.sleep(29)  # phase 1: 0.5 mL at 1 mL/min
+    assert emu.flow_ml_min(clock.now()) == pytest.approx(1.0)
+    clock.sleep(2)  # phase 2: 1 mL at 2 mL/min
+    assert emu.flow_ml_min(clock.now()) == pytest.approx(2.0)
+    assert _send_lines(emu, clock, "PHN", "FUNSTP") == ["\x0200I02\x03", "\x0200I?NA\x03"]
+    clock.sleep(30)  # phase 3 STP: stopped, phase 1 selected again
+    assert emu.state(clock.now()) == "S" and emu.dispensed_ml(clock.now()) == pytest.approx(1.5)
+    assert _send_lines(emu, clock, "PHN", "RUN2", "FUNPAS") == ["\x0200S01\x03", "\x0200I\x03", "\x0200I?NA\x03"]
+    assert emu.flow_ml_min(clock.now()) == pytest.approx(2.0)
+
+
+def test_a_cast_on_a_pump_left_with_someone_elses_program_dispenses_its_own_volume_and_stops(sim_serve):
+    """A colleague's program left on the served caster (their script, or the keypad): phase 1
+    10 µL, phase 2 pumping on without a volume target, phase 3 selected. castrig's cast set
+    phase 3 and ran the colleague's phases 1 and 2: the pump never stopped. It now sets its one
+    phase first, so it dispenses its own 5 µL and stops."""
+    import socket
+
+    with sim_serve("--tcp", "0") as served:
+        url = served.addresses["caster"]
+        host, port = url.removeprefix("socket://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=2.0) as colleague:
+            for command in ("1", "1DIA4.699", "1PHN1", "1FUNRAT", "1RAT600UM", "1VOL10", "1DIRINF",
+                            "1PHN2", "1FUNRAT", "1RAT300UM", "1VOL0", "1PHN3"):
+                colleague.sendall(command.encode() + b"\r")
+                reply = b""
+                while not reply.endswith(b"\x03"):
+                    reply += colleague.recv(64)
+                assert b"?" not in reply[4:] or command == "1", (command, reply)  # "1": the power-up alarm
+        clock = WallClock()
+        pump = NE1000Pump(SerialLink(url, baudrate=19200, timeout_s=1.0), name="caster", clock=clock, address=1)
+        try:
+            pump.connect(arm=False)
+            pump.dispense(0.005, 0.6)  # 0.5 s
+            deadline = clock.now() + 5.0
+            while pump.state() is not PumpState.STOPPED and clock.now() < deadline:
+                clock.sleep(0.1)
+            assert pump.state() is PumpState.STOPPED
+            assert pump.dispensed().infused_ml == pytest.approx(0.005, abs=1e-4)
+            assert pump.rate_ml_min() == pytest.approx(0.6) and pump.volume_ml() == pytest.approx(0.005)
+        finally:
+            pump.stop()
+            pump.close()

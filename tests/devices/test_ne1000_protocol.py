@@ -174,6 +174,11 @@ def test_run_stop_pause_purge():
 def test_dispense_sequence_of_the_role():
     pairs = [
         (b"STP\r", OK),
+        # one rate phase, then STP: whatever program the pump kept, the cast is phase 1 alone
+        (b"PHN2\r", OK),
+        (b"FUNSTP\r", OK),
+        (b"PHN1\r", OK),
+        (b"FUNRAT\r", OK),
         (b"DIRINF\r", OK),
         (b"RAT1.000MM\r", OK),
         (b"DIA\r", basic("00S26.59")),

@@ -236,9 +236,11 @@ def test_run_and_queue_summaries_hold_each_membrane_to_its_own_target_grade(tmp_
     not "claim3 NOT met"."""
     recipe = _recipe(tmp_path, GRADED, "graded")
     data = tmp_path / "runs"
-    # (seed 3: m1's film has cavities joined in the twin's geometry; at seed 1 it has none, and
-    # m1 met claim 3 only while the section analysis took thin walls for joined)
-    done = castrig("queue", str(recipe), "--data", str(data), "--seed", "3")
+    # (seed 4: m1's film has cavities joined in the twin's geometry, which claim 1 asks for; at
+    # most seeds it has none in its one section field -- seeds 1-7 after the pump's program was
+    # set at each cast (four more exchanges per dispense moved the twin's timing): only 4 --
+    # and m1 met claim 3 only while the section analysis took thin walls for joined)
+    done = castrig("queue", str(recipe), "--data", str(data), "--seed", "4")
     assert done.returncode == 0, done.stdout + done.stderr
     run_dir = only_run_dir(data)
     rows = {k: (t, g) for k, t, g in run_rows(run_dir, "select k, target_grade, grades_met from membranes")}
@@ -293,3 +295,59 @@ def test_a_membrane_without_a_target_does_not_make_the_run_miss_its_targets():
     assert ok is True and "claim1 met by 1 (m1)" in line and "m2:claim2" in line
     m1_missed = {**m1, "grades_met": []}
     assert target_summary([m1_missed, m2], {1: "claim1", 2: None})[1] is False
+
+
+# -- D: what went wrong, as the verdict judged it ------------------------------------------------------
+UNDER_RESOLVED = HEAD + """\
+- {type: condition, band_rh_pct: 1.0, setpoint_rh_pct: 55, stable_for_s: 60, timeout_s: 900}
+- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.2}
+- {type: evaporate, band_rh_pct: 3.0, duration_s: 300, max_out_of_band_s: 120, setpoint_rh_pct: 55}
+- {type: capture, fields: 2}
+- {type: analyse}
+"""
+
+
+def test_the_report_says_marginal_for_a_bound_inside_its_interval_not_not_measured(tmp_path):
+    """At 55 %RH the twin's 0.25 µm pixels leave the pores under-resolved: most claim-1 bounds lie
+    inside their 95 % intervals (marginal, flagged under_resolved) and one fails. The report's
+    "what went wrong" called every bound that did not fail "not measured", beside a verdict table
+    showing each value and MARGINAL."""
+    recipe = _recipe(tmp_path, UNDER_RESOLVED, "under")
+    data = tmp_path / "runs"
+    done = castrig("run", str(recipe), "--data", str(data), "--seed", "3", "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dir = only_run_dir(data)
+    (verdict_path,) = run_dir.glob("results/*/verdict.json")
+    checks = json.loads(verdict_path.read_text())["grades"][0]["checks"]
+    marginal = {c["label"] for c in checks if c["status"] == "marginal" and c["value"] is not None}
+    assert "opening_ratio" in marginal and any(c["status"] == "fail" for c in checks), checks
+    problems, _ = _report_problems(run_dir)
+    (line,) = [p for p in problems if "grade claim1 not met" in p]
+    assert "not measured" not in line, line
+    assert re.search(r"opening_ratio [\d.]+ marginal \(bound ≥ 0\.1, 95 % interval [\d.]+–[\d.]+, flagged [a-z_,]*under_resolved", line), line
+    for label in marginal:
+        assert f"{label} " in line, (label, line)
+
+
+NOT_ANALYSED = HEAD + """\
+- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.2}
+- {type: evaporate, band_rh_pct: 3.0, duration_s: 60, max_out_of_band_s: 120, setpoint_rh_pct: 45}
+- {type: capture, views: [reflected]}
+"""
+
+
+def test_lots_does_not_send_to_resume_a_membrane_its_completed_recipe_never_analyses(tmp_path):
+    """A completed run whose recipe captures its membrane and never analyses it: `castrig lots`
+    said "`castrig resume` images and judges it", and `castrig resume` refused (the run completed)."""
+    recipe = _recipe(tmp_path, NOT_ANALYSED, "noanalyse")
+    data = tmp_path / "runs"
+    assert castrig("run", str(recipe), "--data", str(data), "--seed", "3", "-q").returncode == 0
+    run_dir = only_run_dir(data)
+    listed = castrig("lots", "--data", str(data))
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    text = " ".join(listed.stdout.split())
+    assert f"{run_dir.name}-m1" in text and "its recipe has no analyse of it" in text and "castrig resume" not in text, text
+    refused = castrig("resume", str(run_dir))
+    assert refused.returncode == 2 and "already completed" in refused.stderr

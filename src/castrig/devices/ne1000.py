@@ -394,6 +394,20 @@ class NE1000Pump(SyringePump):
             return
         raise PumpError(self.name, "STP", f"pump did not reach the stopped state (last alarm {self.last_alarm})")
 
+    def use_one_phase(self) -> None:
+        """Phase 1 a rate phase and phase 2 ``STP``, phase 1 selected.
+
+        The pump keeps a pumping program of up to 41 phases (set at its keypad or by another
+        client) and ``RAT``, ``VOL`` and ``DIR`` set whichever phase is selected (``PHN``), while
+        ``RUN`` runs the program from phase 1. On a pump left with phase 3 selected and a
+        continuous phase 2, a cast would set phase 3, run someone else's phase 1 and pump on
+        in phase 2 past its volume. (The manual's quick start "assumes that the pump was not
+        previously programmed with a multiple Phase Pumping Program".)"""
+        self._command("PHN2")
+        self._command("FUNSTP")
+        self._command("PHN1")
+        self._command("FUNRAT")
+
     def pause(self) -> None:
         """One ``STP``: a running program pauses (``P``) and :meth:`start` resumes it."""
         self._command("STP")

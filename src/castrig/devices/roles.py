@@ -101,9 +101,14 @@ class SyringePump(Device):
     @abstractmethod
     def clear_dispensed(self) -> None: ...
 
+    def use_one_phase(self) -> None:
+        """Make the pump run one phase and stop at its volume target (a pump that keeps a
+        program of several phases overrides this); called stopped, before the phase is set."""
+
     def dispense(self, volume_ml: float, rate_ml_min: float) -> None:
         """Infuse ``volume_ml`` at ``rate_ml_min`` and return once pumping has started."""
         self.stop()
+        self.use_one_phase()
         self.set_direction(True)
         self.set_rate_ml_min(rate_ml_min)
         self.set_volume_ml(volume_ml)

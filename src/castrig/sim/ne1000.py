@@ -16,6 +16,13 @@ behaviour field clients rely on (nesp-lib, yaqd-new-era):
   executed; an alarm sent unprompted in safe mode does not acknowledge it. Power-up is alarm R.
 * ``STP`` pauses a running program (prompt P); a second ``STP`` stops it (prompt S), so the next
   ``RUN`` starts a new volume target.
+* The pumping program (manual: "all Program Phase Data refers to the currently selected Program
+  Phase"): 41 phases, ``PHN [n]`` selects the phase that ``RAT``, ``VOL``, ``DIR`` and ``FUN`` set
+  and query; ``RUN [n]`` runs the program from phase 1 (or n); a rate phase that reaches its
+  volume target goes on to the next phase, and the program stops at a ``STP`` phase (or after
+  phase 41), phase 1 selected again. Rate (``RAT``) and stop (``STP``) phases are modelled; the
+  other functions are answered ``?NA``. Power-up program: phase 1 a rate phase, the rest ``STP``
+  (what a one-phase client expects); a program left by someone else is set over the wire.
 
 Plunger physics (for the twin): the flow while running, the volumes dispensed at time t, stop
 when the volume target is reached, withdraw, purge at the maximum rate. ``dispensed_ml(t)`` and
@@ -27,6 +34,7 @@ from __future__ import annotations
 import binascii
 import math
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from collections.abc import Callable, Sequence
 
@@ -107,8 +115,25 @@ def _parse_number(text: str) -> float:
     return float(f"{whole or '0'}.{frac or '0'}")
 
 
+#: Program phases (manual: 1 to 41).
+PHASES = 41
+#: The phase functions this emulator runs (the manual has more: INC, DEC, PAS, LPS, JMP, ...).
+PHASE_FUNCTIONS = ("RAT", "STP")
+
+
+@dataclass
+class _Phase:
+    """One phase of the pumping program: its function and, for a rate phase, its data."""
+
+    function: str = "STP"
+    rate_value: float = 1.0
+    rate_units: str = "MM"
+    volume_value: float = 0.0
+    direction: str = "INF"
+
+
 class NE1000Emulator(Emulator):
-    """One NE-1000 pump: protocol, alarms, safe-mode watchdog and plunger physics."""
+    """One NE-1000 pump: protocol, alarms, safe-mode watchdog, pumping program and plunger physics."""
 
     device_faults = frozenset({"stall"})
 
@@ -142,13 +167,13 @@ class NE1000Emulator(Emulator):
         self.stall_after_s = stall_after_s
         #: Where output goes when on a daisy chain (set by :class:`NE1000Chain`).
         self._port: Emulator | None = None
-        # settings (non-volatile on the real pump)
+        # settings (non-volatile on the real pump); rate_value, rate_units, volume_value and
+        # direction are those of the selected phase (properties below)
         self.diameter_mm = diameter_mm
-        self.rate_value = 1.0
-        self.rate_units = "MM"
-        self.volume_value = 0.0
+        self.phases = [_Phase("RAT")] + [_Phase() for _ in range(PHASES - 1)]
+        self.phase = 1  # the selected phase (PHN); while the program runs, the running one
+        self._selected = self.phases[0]
         self.volume_units = self._default_volume_units()
-        self.direction = "INF"
         self.alarm_enabled = True
         self.safe_mode_s = safe_mode_s
         # run state
@@ -169,6 +194,43 @@ class NE1000Emulator(Emulator):
         self._pkt_t = 0.0
         self._advancing = False
         self._power_up(t0)
+
+    # -- the selected phase's data ----------------------------------------------------------
+    @property
+    def rate_value(self) -> float:
+        return self._selected.rate_value
+
+    @rate_value.setter
+    def rate_value(self, value: float) -> None:
+        self._selected.rate_value = value
+
+    @property
+    def rate_units(self) -> str:
+        return self._selected.rate_units
+
+    @rate_units.setter
+    def rate_units(self, value: str) -> None:
+        self._selected.rate_units = value
+
+    @property
+    def volume_value(self) -> float:
+        return self._selected.volume_value
+
+    @volume_value.setter
+    def volume_value(self, value: float) -> None:
+        self._selected.volume_value = value
+
+    @property
+    def direction(self) -> str:
+        return self._selected.direction
+
+    @direction.setter
+    def direction(self, value: str) -> None:
+        self._selected.direction = value
+
+    def _select(self, phase: int) -> None:
+        self.phase = phase
+        self._selected = self.phases[phase - 1]
 
     # -- the twin's view -------------------------------------------------------------------
     @property
@@ -314,7 +376,7 @@ class NE1000Emulator(Emulator):
                 break
             te = max(te, self._t_mark)
             if kind == "target":
-                self._stop_motion(te, "S")
+                self._next_phase(te)
             elif kind == "stall":
                 self._stall_at = None
                 self._stop_motion(te, "S")
@@ -366,6 +428,24 @@ class NE1000Emulator(Emulator):
         self.prompt = prompt
         if prompt == "S":
             self._run_remaining_ml = None
+            if self.phase != 1:
+                self._select(1)  # a stopped program starts again at phase 1
+
+    def _run_phase(self, t: float, phase: int) -> None:
+        """Run the program from ``phase``: a rate phase moves the plunger, a ``STP`` phase (or the
+        end of the program) stops it."""
+        if phase <= PHASES and self.phases[phase - 1].function == "RAT":
+            self._select(phase)
+            target = self.volume_value * VOLUME_UNITS[self.volume_units]
+            self._run_remaining_ml = target if target > 0 else None  # 0: pump until stopped
+            self._start_motion(t, "W" if self.direction == "WDR" else "I")
+            return
+        self._stop_motion(t, "S")
+
+    def _next_phase(self, t: float) -> None:
+        """The running phase reached its volume target: on to the next phase."""
+        self._stop_motion(t, "P")
+        self._run_phase(t, self.phase + 1)
 
     def _raise_alarm(self, kind: str, t: float) -> None:
         self.alarm = kind
@@ -493,7 +573,7 @@ class NE1000Emulator(Emulator):
         self.send(safe_packet(payload) if self.safe else bytes([STX]) + payload + bytes([ETX]), t)
 
     # -- commands --------------------------------------------------------------------------
-    _COMMANDS3 = ("DIA", "RAT", "VOL", "DIR", "RUN", "STP", "PUR", "CLD", "DIS", "VER", "SAF", "ADR")
+    _COMMANDS3 = ("DIA", "RAT", "VOL", "DIR", "RUN", "STP", "PUR", "CLD", "DIS", "VER", "SAF", "ADR", "PHN", "FUN")
     _COMMANDS2 = ("AL",)
 
     def _execute(self, cmd: str, t: float, system: bool) -> str:
@@ -574,14 +654,39 @@ class NE1000Emulator(Emulator):
         return ""
 
     def _cmd_run(self, arg: str, t: float) -> str:
-        if arg not in ("", "1"):
-            raise _Reject("NA")  # one-phase programs only in this emulator
+        phase = 1
+        if arg:
+            if not arg.isdigit():
+                raise _Reject("")
+            phase = int(arg)
+            if not 1 <= phase <= PHASES:
+                raise _Reject("OOR")
         if self._moving:
             return ""
-        if self.prompt == "S":
-            target = self.volume_value * VOLUME_UNITS[self.volume_units]
-            self._run_remaining_ml = target if target > 0 else None
-        self._start_motion(t, "W" if self.direction == "WDR" else "I")
+        if self.prompt == "P":  # a paused phase goes on where it was
+            self._start_motion(t, "W" if self.direction == "WDR" else "I")
+        else:
+            self._run_phase(t, phase)
+        return ""
+
+    def _cmd_phn(self, arg: str, t: float) -> str:
+        if not arg:
+            return f"{self.phase:02d}"
+        if not arg.isdigit() or not 1 <= int(arg) <= PHASES:
+            raise _Reject("OOR")
+        if self._moving or self.prompt == "P":
+            raise _Reject("NA")
+        self._select(int(arg))
+        return ""
+
+    def _cmd_fun(self, arg: str, t: float) -> str:
+        if not arg:
+            return self._selected.function
+        if self._moving or self.prompt == "P":
+            raise _Reject("NA")
+        if arg not in PHASE_FUNCTIONS:
+            raise _Reject("NA")  # a function this emulator does not run
+        self._selected.function = arg
         return ""
 
     def _cmd_pur(self, arg: str, t: float) -> str:
