@@ -161,3 +161,36 @@ def test_a_run_recorded_with_a_second_analyse_of_one_membrane_still_resumes(tmp_
     statuses = run_rows(run_dir, "select membrane_id, status from membranes order by k")
     assert [s for _, s in statuses] == ["judged", "judged"], statuses
     assert only_run_dir(data) == run_dir
+
+
+#: m1's capture and analyse after m2's pre-wet: the pre-wet moved the stage to m2's support
+#: (steps 7-8 of the recipe, between step 6's pre-wet and step 9's cast)
+M1_JUDGED_AFTER_THE_NEXT_PREWET = HEAD + M1.replace(
+    "- {type: capture, fields: 1, views: [reflected, transmitted, section]}\n- {type: analyse}\n",
+    "- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}\n"
+    "- {type: capture, fields: 1, views: [reflected, transmitted, section]}\n- {type: analyse}\n"
+    "- {type: cast, rate_ml_min: 0.5, volume_ml: 0.2}\n"
+    "- {type: evaporate, band_rh_pct: 20, duration_s: 30.0, max_out_of_band_s: 300, setpoint_rh_pct: 45}\n"
+    "- {type: capture, fields: 1, views: [reflected, transmitted, section]}\n- {type: analyse}\n")
+
+
+def test_check_and_run_refuse_a_capture_between_the_next_prewet_and_its_cast(tmp_path, capsys):
+    """The run filed that capture under m1 and judged m1 on the next position's bare wet support
+    (no pores: "NOT met by m1", a membrane made at 70 %RH rejected on an image of nothing)."""
+    recipe = _write(tmp_path, M1_JUDGED_AFTER_THE_NEXT_PREWET)
+    done = castrig_main(capsys, "check", recipe)
+    assert done.returncode == 2, done.stdout + done.stderr
+    err = " ".join(done.stderr.split())
+    assert str(recipe) in err and "steps[6] (capture): step 7 comes after the pre-wet at step 6" in err, err
+    assert "capture that bare support as membrane m1 (cast at step 4); put it before step 6" in err and "line 12" in err
+    data = tmp_path / "runs"
+    done = castrig_main(capsys, "run", recipe, "--data", data, "-q")
+    assert done.returncode == 2 and "steps[6] (capture)" in done.stderr, done.stdout + done.stderr
+    assert not data.exists() or not list(data.glob("*/run.json"))
+    # the same steps with m1's capture and analyse before the pre-wet are a valid recipe
+    moved = M1_JUDGED_AFTER_THE_NEXT_PREWET.replace(
+        "- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}\n- {type: capture, fields: 1, views: [reflected, transmitted, section]}\n"
+        "- {type: analyse}\n",
+        "- {type: capture, fields: 1, views: [reflected, transmitted, section]}\n- {type: analyse}\n"
+        "- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}\n")
+    assert castrig_main(capsys, "check", _write(tmp_path, moved, "moved.yaml")).returncode == 0

@@ -171,10 +171,21 @@ class Recipe(BaseModel):
         k = 0  # membranes cast so far
         captured = False  # a capture since that cast (or since the start, before any cast)
         analysed: int | None = None  # the analyse of that membrane (or of the run, before any cast)
+        prewet: int | None = None  # the next membrane's pre-wet, once it came after that cast
         for i, step in enumerate(self.steps):
-            if isinstance(step, CastStep):
-                cast, k, captured, analysed = i, k + 1, False, None
-            elif isinstance(step, CaptureStep):
+            if isinstance(step, PrewetStep) and cast is not None:
+                prewet = i
+            elif isinstance(step, CastStep):
+                cast, k, captured, analysed, prewet = i, k + 1, False, None, None
+            if isinstance(step, (CaptureStep, AnalyseStep)) and prewet is not None and not recorded:
+                # the pre-wet moves the stage to the next support position: the camera sees the
+                # wet support of a membrane not cast yet, and the run would file it as m{k}
+                raise ValueError(
+                    f"steps[{i}] ({step.type}): step {i + 1} comes after the pre-wet at step {prewet + 1}, which "
+                    f"wets the next membrane's support, and before that membrane's cast: it would {step.type} "
+                    f"that bare support as membrane m{k} (cast at step {cast + 1}); put it before step "
+                    f"{prewet + 1}")  # type: ignore[operator]
+            if isinstance(step, CaptureStep):
                 captured = True
             elif isinstance(step, AnalyseStep):
                 if cast is None and not captured:
