@@ -169,6 +169,9 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
             elif r.outcome == "running":
                 others.append((mb.membrane_id, f"its run {r.run_id} is still running, its record not closed: wait for it "
                                                f"to end (`castrig status {r.run_dir}`)"))
+            elif mb.status == "made" and r.outcome == "completed":  # the recipe has no analyse of it: resume has nothing to do
+                others.append((mb.membrane_id, "not judged (made; its recipe has no analyse of it after its cast, "
+                               "and the run completed)"))
             elif mb.status == "made":  # evaporated under control, the run ended before its capture/analyse
                 others.append((mb.membrane_id, f"not judged (made, not analysed: the run ended {r.outcome} before its "
                                f"capture/analyse; `castrig resume{' --after-abort' if r.outcome == 'aborted' else ''}` "

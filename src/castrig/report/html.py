@@ -187,9 +187,7 @@ def problems(data: RunData, notes: Sequence[str] = ()) -> list[str]:
             out.append(f"Membrane {mb.membrane_id} was still forming when the run ended {info.outcome}: "
                        "its film dried without RH control.")
         elif mb.status == "judged" and mb.target_grade and not mb.target_met:
-            rows = [r for r in verdict_rows(mb.verdict or {}) if r["grade"] == mb.target_grade and r["pass"] is not True]
-            what = "; ".join(f"{r['metric']} {_v(r['measured'])} (bound {r['bound']}, margin {_v(r['margin'])})"
-                             if r["pass"] is False else f"{r['metric']} not measured (bound {r['bound']})" for r in rows)
+            what = _unmet(mb.verdict or {}, mb.target_grade)
             out.append(f"Membrane {mb.membrane_id}: grade {mb.target_grade} not met" + (f": {what}" if what else "."))
     verdict = data.results.get("verdict")
     if data.membranes:
@@ -200,10 +198,7 @@ def problems(data: RunData, notes: Sequence[str] = ()) -> list[str]:
         others = [g for g in unmet if target and g != target]
         for grade in unmet:
             if grade not in others:
-                rows = [r for r in verdict_rows(verdict) if r["grade"] == grade and r["pass"] is not True]
-                what = "; ".join(
-                    f"{r['metric']} {_v(r['measured'])} (bound {r['bound']}, margin {_v(r['margin'])})" if r["pass"] is False
-                    else f"{r['metric']} not measured (bound {r['bound']})" for r in rows)
+                what = _unmet(verdict, grade)
                 out.append(f"Grade {grade} not met" + (f": {what}" if what else "."))
         if others:
             out.append(f"Also not met: {', '.join(others)} (see the verdict).")
@@ -213,6 +208,26 @@ def problems(data: RunData, notes: Sequence[str] = ()) -> list[str]:
         out.append(f"log {rec.get('level')}: {rec.get('event')}" + (f" — {rec['error']}" if rec.get("error") else ""))
     out.extend(notes)
     return out
+
+
+def _unmet(verdict: Any, grade: str) -> str:
+    """The bounds of ``grade`` that did not pass, each as the verdict judged it: failed (value,
+    margin), marginal (value, its 95 % interval and flags: the bound lies inside the interval), or
+    not measured (no value)."""
+    parts = []
+    for r in verdict_rows(verdict, extended=True):
+        if r["grade"] != grade or r["pass"] is True:
+            continue
+        flags = f", flagged {r['flags']}" if r.get("flags") else ""
+        if r["pass"] is False:
+            parts.append(f"{r['metric']} {_v(r['measured'])} (bound {r['bound']}, margin {_v(r['margin'])}{flags})")
+        elif r.get("status") == "marginal" and r["measured"] is not None:
+            interval = (f", 95 % interval {_v(r['interval_low'])}–{_v(r['interval_high'])}"
+                        if r.get("interval_low") is not None else "")
+            parts.append(f"{r['metric']} {_v(r['measured'])} marginal (bound {r['bound']}{interval}{flags})")
+        else:
+            parts.append(f"{r['metric']} not measured (bound {r['bound']})")
+    return "; ".join(parts)
 
 
 # -- micrographs -----------------------------------------------------------------------------------
