@@ -132,6 +132,19 @@ class _Phase:
     direction: str = "INF"
 
 
+class _SelectedPhase:
+    """An attribute of the pump that is the selected phase's (``RAT``, ``VOL``, ``DIR`` act on it)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, pump: "NE1000Emulator | None", owner: type | None = None):  # type: ignore[no-untyped-def]
+        return self if pump is None else getattr(pump._selected, self.name)
+
+    def __set__(self, pump: "NE1000Emulator", value: object) -> None:
+        setattr(pump._selected, self.name, value)
+
+
 class NE1000Emulator(Emulator):
     """One NE-1000 pump: protocol, alarms, safe-mode watchdog, pumping program and plunger physics."""
 
@@ -196,37 +209,10 @@ class NE1000Emulator(Emulator):
         self._power_up(t0)
 
     # -- the selected phase's data ----------------------------------------------------------
-    @property
-    def rate_value(self) -> float:
-        return self._selected.rate_value
-
-    @rate_value.setter
-    def rate_value(self, value: float) -> None:
-        self._selected.rate_value = value
-
-    @property
-    def rate_units(self) -> str:
-        return self._selected.rate_units
-
-    @rate_units.setter
-    def rate_units(self, value: str) -> None:
-        self._selected.rate_units = value
-
-    @property
-    def volume_value(self) -> float:
-        return self._selected.volume_value
-
-    @volume_value.setter
-    def volume_value(self, value: float) -> None:
-        self._selected.volume_value = value
-
-    @property
-    def direction(self) -> str:
-        return self._selected.direction
-
-    @direction.setter
-    def direction(self, value: str) -> None:
-        self._selected.direction = value
+    rate_value = _SelectedPhase("rate_value")
+    rate_units = _SelectedPhase("rate_units")
+    volume_value = _SelectedPhase("volume_value")
+    direction = _SelectedPhase("direction")
 
     def _select(self, phase: int) -> None:
         self.phase = phase
