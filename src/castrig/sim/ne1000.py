@@ -181,7 +181,7 @@ class NE1000Emulator(Emulator):
         #: Where output goes when on a daisy chain (set by :class:`NE1000Chain`).
         self._port: Emulator | None = None
         # settings (non-volatile on the real pump); rate_value, rate_units, volume_value and
-        # direction are those of the selected phase (properties below)
+        # direction are those of the selected phase (the _SelectedPhase attributes below)
         self.diameter_mm = diameter_mm
         self.phases = [_Phase("RAT")] + [_Phase() for _ in range(PHASES - 1)]
         self.phase = 1  # the selected phase (PHN); while the program runs, the running one
@@ -406,6 +406,7 @@ class NE1000Emulator(Emulator):
             self._stall_at = t + self.stall_after_s
 
     def _stop_motion(self, t: float, prompt: str) -> None:
+        ended = self.prompt != "S"  # a program that ran (or was paused) ends here when prompt is S
         if self._flow != 0.0:
             self._changing(t)
         else:
@@ -414,8 +415,8 @@ class NE1000Emulator(Emulator):
         self.prompt = prompt
         if prompt == "S":
             self._run_remaining_ml = None
-            if self.phase != 1:
-                self._select(1)  # a stopped program starts again at phase 1
+            if ended and self.phase != 1:
+                self._select(1)  # an ended program starts again at phase 1 (a STP when stopped keeps PHN)
 
     def _run_phase(self, t: float, phase: int) -> None:
         """Run the program from ``phase``: a rate phase moves the plunger, a ``STP`` phase (or the
