@@ -351,3 +351,43 @@ def test_lots_does_not_send_to_resume_a_membrane_its_completed_recipe_never_anal
     assert f"{run_dir.name}-m1" in text and "its recipe has no analyse of it" in text and "castrig resume" not in text, text
     refused = castrig("resume", str(run_dir))
     assert refused.returncode == 2 and "already completed" in refused.stderr
+
+
+#: m1 cast and left to dry in a wait (no evaporate step), then imaged and judged; m2 cast last,
+#: nothing after it
+NO_EVAPORATE = HEAD + """\
+- {type: condition, band_rh_pct: 1.0, setpoint_rh_pct: 70, stable_for_s: 60, timeout_s: 900}
+- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.2}
+- {type: wait, duration_s: 300}
+- {type: capture, fields: 1}
+- {type: analyse}
+- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.2}
+"""
+
+
+def test_a_membrane_without_an_evaporate_step_is_made_at_its_cast_with_its_process_record(tmp_path):
+    """Only the evaporate step marked a membrane made and wrote its process record: a membrane dried
+    in a wait was judged with empty RH and volume columns, and a last cast with nothing after it
+    stayed `forming` in a completed run ("not judged" with no reason, "nothing dispensed recorded").
+    It is made when its cast is over, as resume already counts it (MembranePlan.made_at_step).
+    The queue's target column counted m2 as aimed and missed ("claim1: 0 of 2 met") beside a
+    summary saying it was not judged; it now counts as the summary does."""
+    recipe = _recipe(tmp_path, NO_EVAPORATE, "noevap")
+    data = tmp_path / "runs"
+    done = castrig("queue", str(recipe), "--data", str(data), "--seed", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "not judged: m2 (made, not analysed)" in done.stdout, done.stdout
+    state = json.loads(next(data.glob("queue-*.json")).read_text())
+    assert re.fullmatch(r"claim1: [01] of 1 met \(1 not judged\)", state["items"][0]["target"]), state["items"][0]
+    run_dir = only_run_dir(data)
+    mbs = _membranes(run_dir)
+    assert mbs[1]["status"] == "judged" and mbs[2]["status"] == "made", mbs
+    rows = _export_membranes(run_dir, tmp_path / "x")
+    for k in (1, 2):
+        row = rows[f"{run_dir.name}-m{k}"]
+        assert row["prewet_ml"] == "0.3" and row["cast_ml"] == "0.2" and row["rh_mean_pct"] and row["t_end_s"], row
+    problems, page = _report_problems(run_dir)
+    assert all("nothing dispensed recorded" not in mb["record"] for mb in page), page
+    assert any("m2 was not judged" in p for p in problems), problems

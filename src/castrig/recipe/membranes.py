@@ -243,10 +243,18 @@ def target_groups(membranes: list[dict[str, Any]], targets: str | dict[int, str 
 
 
 def target_column(membranes: list[dict[str, Any]], targets: str | dict[int, str | None] | None) -> str:
-    """Per target grade, how many of the membranes aiming at it met it (``claim1: 2 of 3 met``):
-    the queue's summary, which says what ``castrig runs --grade G`` says (a run is listed when
-    some membrane met G) without calling a partly met run "NOT met"."""
-    return "; ".join(f"{g}: {len(met)} of {len(aimed)} met" for g, met, aimed in target_groups(membranes, targets))
+    """Per target grade, how many of the judged membranes aiming at it met it, and how many more
+    were not judged (``claim1: 2 of 3 met``, ``claim1: 0 of 1 met (2 not judged)``): the queue's
+    summary, which says what ``castrig runs --grade G`` says (a run is listed when some membrane
+    met G) without calling a partly met run "NOT met", and counts as the run's own summary line
+    (:func:`target_summary`) does: a membrane lost or not analysed is not one that missed."""
+    judged = {"m" + str(mb["k"]) for mb in membranes if mb.get("status") == "judged"}
+    parts = []
+    for g, met, aimed in target_groups(membranes, targets):
+        n_judged = sum(x in judged for x in aimed)
+        rest = len(aimed) - n_judged
+        parts.append(f"{g}: {len(met)} of {n_judged} met" + (f" ({rest} not judged)" if rest else ""))
+    return "; ".join(parts)
 
 
 def target_summary(membranes: list[dict[str, Any]], targets: str | dict[int, str | None] | None

@@ -283,6 +283,8 @@ class Runner:
                 self.event("step_start", "runner", f"{step_label(i, None, len(steps))}: {_describe(step)}", {"step": i, "type": step.type})
                 data = self._execute(i, step) or {}
                 self.rec.add_journal(self.t(), i, "done", data)
+                if isinstance(step, m.CastStep):
+                    self._made_by_its_cast(i)
                 self.event("step_end", "runner", f"{step_label(i)} done", {"step": i, "type": step.type})
                 if self._pause_requested and not self._in_pause:  # e.g. asked during a dispense: taken now it is over
                     self._paused_after = f"{step_label(i, step)} done"
@@ -609,10 +611,22 @@ class Runner:
                                  simulated=self.rig.twin is not None)
         return plan, rec
 
-    def _process_record(self, plan: MembranePlan, t0: float | None, t1: float, evap: m.EvaporateStep,
-                        evap_data: dict[str, Any]) -> dict[str, Any]:
-        """RH history from pre-wet to the end of evaporation; volumes and rates dispensed."""
-        return process_record(self.rec, self.recipe, plan, t0, t1, evap_data)
+    def _made(self, plan: MembranePlan, mb: MembraneRecord, evap_data: dict[str, Any] | None, how: str) -> None:
+        """The membrane exists: its status, end time and process record (RH history from its
+        pre-wet to the end of its evaporation, volumes and rates dispensed)."""
+        mb.status, mb.t_end_s = "made", self.t()
+        mb.process = process_record(self.rec, self.recipe, plan, mb.t_start_s, mb.t_end_s, evap_data)
+        self.rec.save_membrane(mb)
+        self.event("membrane", "runner", f"membrane {mb.membrane_id}: made ({how})",
+                   {"membrane_id": mb.membrane_id, "status": "made"})
+
+    def _made_by_its_cast(self, i: int) -> None:
+        """A membrane whose recipe has no evaporate step is made when its cast is over
+        (:attr:`MembranePlan.made_at_step`); called once the cast is journaled, so its record
+        holds the volume the cast dispensed."""
+        found = self._membrane(i)
+        if found is not None and found[0].cast_step == i and found[0].evaporate_step is None:
+            self._made(*found, None, "cast; the recipe has no evaporate step for it")
 
     def _step_evaporate(self, i: int, step: m.EvaporateStep) -> dict[str, Any]:
         self._set_rh(step.setpoint_rh_pct)
@@ -651,12 +665,7 @@ class Runner:
             data["twin"] = twin.snapshot()
         found = self._membrane(i)
         if found is not None and found[0].evaporate_step == i:
-            plan, mb = found
-            mb.status, mb.t_end_s = "made", self.t()
-            mb.process = self._process_record(plan, mb.t_start_s, mb.t_end_s, step, data)
-            self.rec.save_membrane(mb)
-            self.event("membrane", "runner", f"membrane {mb.membrane_id}: made (evaporated under control)",
-                       {"membrane_id": mb.membrane_id, "status": "made"})
+            self._made(*found, data, "evaporated under control")
         return data
 
     def _step_capture(self, i: int, step: m.CaptureStep) -> dict[str, Any]:
