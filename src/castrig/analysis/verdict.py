@@ -5,7 +5,9 @@ bound is not met (never a pass by default); so does a metric whose quality flag 
 measured at all (:data:`~castrig.analysis.quality.UNMEASURABLE_FLAGS`: a saturated image), whatever
 number the analysis returned. With the metrics' 95 % intervals (issue 16) a bound
 that lies inside its metric's interval is "marginal", and so is a passing bound on a metric that
-carries a quality flag (never silently trusted); a grade is met only when every bound passes.
+carries a quality flag (never silently trusted), and so is a "present" bound on a feature not
+seen whose interval reaches above zero (its absence is not shown either); a grade is met only
+when every bound passes.
 A marginal bound says what would settle it: more fields (the statistical part dominates) or a
 finer pixel size (the half-pixel edge part dominates, or the pores are under-resolved).
 """
@@ -154,6 +156,14 @@ def _flag_advice(flags: tuple[str, ...]) -> str | None:
     return None
 
 
+def _unproven_absence(kind: str, limit: float, value: float | None, iv: tuple[float, float]) -> bool:
+    """A "present" bound (value > limit) measured at the limit, with an interval that reaches
+    above it: nothing was seen, yet the data do not show it absent (the interval's lower end sits
+    at the limit only because the quantity cannot go below it: none joined of the cavities seen,
+    95 % interval [0, 0.13]). Marginal, not failed: more fields would settle it."""
+    return kind == "gt" and value is not None and value <= limit and iv[0] <= limit < iv[1]
+
+
 def judge(metrics: dict, grades: list[str] | None = None, spec: Spec | None = None, *,
           intervals: dict | None = None, flagged: dict | None = None, stat_dominant: dict | None = None) -> Verdict:
     """Judge metric-name keyed values (``SurfaceMetrics.to_dict() | SectionMetrics.to_dict()``)
@@ -183,12 +193,13 @@ def judge(metrics: dict, grades: list[str] | None = None, spec: Spec | None = No
             if lost:  # a number came out, but nothing was measured: not a pass, not a fail
                 v, margin, status, iv = None, None, UNKNOWN, None
                 advice = "not measured: image again with exposure and gain inside the detector's range"
-            if status != UNKNOWN and ((iv is not None and iv[0] < b.limit < iv[1]) or (status == PASS and fl)):
+            inside = iv is not None and (iv[0] < b.limit < iv[1] or _unproven_absence(b.kind, b.limit, v, iv))
+            if status != UNKNOWN and (inside or (status == PASS and fl)):
                 status = MARGINAL
                 keys = spec.ratios.get(b.quantity, (b.quantity,))
                 sd = [stat_dominant[k] for k in keys if k in stat_dominant]
                 advice = _advice(fl, v, iv or (v, v), all(sd) if sd else None)
-                if not (iv is not None and iv[0] < b.limit < iv[1]):  # the bound is outside the interval:
+                if not inside:  # the bound is outside the interval:
                     advice = f"passes, but flagged {', '.join(fl)}: {_flag_advice(fl) or advice}"  # the flag made it marginal
             checks.append(BoundCheck(b.quantity, spec.labels.get(b.quantity, b.quantity), b.kind, b.limit, v, margin,
                                      status, b.source, iv, fl, advice))
