@@ -370,6 +370,10 @@ TWIN_SECTIONS = {
     # 0.6 degrees off: the interface was read just under the film's top, T 0.79 um (sigma 0.70),
     # unflagged
     "twin_thickness_misread_section.png": (1.531, 0.153, 1.519, 0.388),
+    # wide tongues under two thirds of the film's columns, deeper across the field, lined up under
+    # a slope of 0.58 degrees: the interface line ran through their bottoms with the interface's
+    # own columns above it, T 2.47 um (sigma 0.82), unflagged
+    "twin_tongues_lined_up_section.png": (1.5308, 0.1530, 1.4908, 0.3660),
 }
 
 

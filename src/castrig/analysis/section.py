@@ -1082,6 +1082,30 @@ def _tongues(y_bot: np.ndarray, has: np.ndarray, w: int) -> np.ndarray:
     # share — the first peak of the detrended edge's histogram (1 px bins, smoothed) at least
     # 0.3 × the highest and 5 % of the columns; the slope refined on the columns within 2 px
     xo, yo = x[ok].astype(np.float64), y[ok]
+    slope, level = _interface_line(xo, yo, w)
+    # wide tongues over most of the film (two thirds of its columns in a twin section at 70 %RH)
+    # whose flat bottoms happen to line up under some slope can outscore the interface: the line
+    # then runs through their bottoms, with the interface's own columns, many and level, above
+    # it (T came out 2.47 µm for 1.53). The interface has only scattered columns above it; while
+    # the line has half as many above it as on it, it is looked for among those above
+    sel = np.ones(xo.size, bool)
+    for _ in range(3):
+        r = yo - slope * xo - level
+        above, on = r < -2.0, np.abs(r) <= 2.0
+        if above.sum() < max(8, 0.5 * on.sum()):
+            break
+        sel = above
+        slope, level = _interface_line(xo[sel], yo[sel], w)
+    base = slope * x + level
+    d = np.diff(y[ok])
+    sig = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2) if d.size > 4 else 0.0
+    t = ok & (y - base > max(2.0, 4 * sig))
+    return ndi.binary_opening(t, structure=np.ones(3, bool))
+
+
+def _interface_line(xo: np.ndarray, yo: np.ndarray, w: int) -> tuple[float, float]:
+    """(slope, level) of the straight line the film's bottom edge follows outside the tongues:
+    columns ``xo``, edge rows ``yo`` (the section ``w`` columns wide)."""
     # a tilted section (up to ±5°): the first slope is the one under which most columns share
     # one level (the sharpest peak of the detrended edge's histogram, 1 px bins); the smallest
     # slope wins ties, so an untilted section keeps slope 0
@@ -1102,11 +1126,7 @@ def _tongues(y_bot: np.ndarray, has: np.ndarray, w: int) -> np.ndarray:
         coef = np.polyfit(xo[near], yo[near], 1)
         slope = float(coef[0])
         level = float(np.median(yo[near] - slope * xo[near]))
-    base = slope * x + level
-    d = np.diff(y[ok])
-    sig = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2) if d.size > 4 else 0.0
-    t = ok & (y - base > max(2.0, 4 * sig))
-    return ndi.binary_opening(t, structure=np.ones(3, bool))
+    return slope, level
 
 
 def _slope_scores(xo: np.ndarray, yo: np.ndarray, grid: np.ndarray, chunk: int = 16) -> np.ndarray:
