@@ -374,7 +374,14 @@ TWIN_SECTIONS = {
     # a slope of 0.58 degrees: the interface line ran through their bottoms with the interface's
     # own columns above it, T 2.47 um (sigma 0.82), unflagged
     "twin_tongues_lined_up_section.png": (1.5308, 0.1530, 1.4908, 0.3660),
+    # recipes/grade-claim4.yaml's second field: tongues 6 um deep under nearly every column of a
+    # film cut by through-pores, lined up under two slopes one after the other: T 6.82 um (sigma
+    # 0.81), unflagged -- and the grade's twin test passed on it. Its fraction entered is not
+    # checked: the truth is the membrane's (0.526), and its two fields measure 0.50 and 0.56
+    "twin_tongues_two_slopes_section.png": (1.6280, 0.1628, 6.0670, None),
 }
+#: support continuity of each section's membrane (the twin's truth), 1.0 where not listed
+TWIN_CONTINUITY = {"twin_tongues_two_slopes_section.png": 0.8654}
 
 
 @pytest.mark.parametrize("name", sorted(TWIN_SECTIONS))
@@ -394,5 +401,6 @@ def test_twin_sections_of_porous_films_over_tongues_are_measured_from_the_cli(na
     assert got["mean_thickness_um"] == pytest.approx(t_um, rel=0.03)
     assert got["thickness_std_um"] / got["mean_thickness_um"] == pytest.approx(sd_um / t_um, abs=0.05)
     assert got["penetration_depth_um"] == pytest.approx(pen_um, rel=0.10)
-    assert got["penetration_fraction"] == pytest.approx(frac, abs=0.03)
-    assert got["support_continuity"] == pytest.approx(1.0, abs=0.1)
+    if frac is not None:
+        assert got["penetration_fraction"] == pytest.approx(frac, abs=0.03)
+    assert got["support_continuity"] == pytest.approx(TWIN_CONTINUITY.get(name, 1.0), abs=0.1)

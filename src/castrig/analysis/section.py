@@ -1086,16 +1086,20 @@ def _tongues(y_bot: np.ndarray, has: np.ndarray, w: int) -> np.ndarray:
     # wide tongues over most of the film (two thirds of its columns in a twin section at 70 %RH)
     # whose flat bottoms happen to line up under some slope can outscore the interface: the line
     # then runs through their bottoms, with the interface's own columns, many and level, above
-    # it (T came out 2.47 µm for 1.53). The interface has only scattered columns above it; while
-    # the line has half as many above it as on it, it is looked for among those above
-    sel = np.ones(xo.size, bool)
+    # it (T came out 2.47 µm for 1.53). The interface has only scattered columns above it (a
+    # through-pore's sides, necks); while the line has half as many above it as on it, and those
+    # share a level of their own (5 % of the columns on one line, as a level counts in
+    # _interface_line), that level is looked at next (up to 3 times: the tongues of one section
+    # lined up under two slopes)
     for _ in range(3):
         r = yo - slope * xo - level
-        above, on = r < -2.0, np.abs(r) <= 2.0
-        if above.sum() < max(8, 0.5 * on.sum()):
+        above = r < -2.0
+        if above.sum() < max(8, 0.5 * np.count_nonzero(np.abs(r) <= 2.0)):
             break
-        sel = above
-        slope, level = _interface_line(xo[sel], yo[sel], w)
+        s2, l2 = _interface_line(xo[above], yo[above], w)
+        if np.count_nonzero(np.abs(yo[above] - s2 * xo[above] - l2) <= 2.0) < 0.05 * xo.size:
+            break  # scattered: the sides of pores cut through the film (a twin section of grade 4)
+        slope, level = s2, l2
     base = slope * x + level
     d = np.diff(y[ok])
     sig = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2) if d.size > 4 else 0.0
