@@ -391,3 +391,6 @@ def test_a_membrane_without_an_evaporate_step_is_made_at_its_cast_with_its_proce
     problems, page = _report_problems(run_dir)
     assert all("nothing dispensed recorded" not in mb["record"] for mb in page), page
     assert any("m2 was not judged" in p for p in problems), problems
+    # `castrig runs` says how the membranes ended, not only the grades some met
+    listed = castrig("runs", "--data", str(data))
+    assert re.search(r"2: 1 (met|not met), 1 not judged", listed.stdout), listed.stdout

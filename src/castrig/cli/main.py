@@ -9,6 +9,7 @@ opened; no run folder), 130 interrupted.
 from __future__ import annotations
 
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -314,8 +315,9 @@ def runs(
     every = store.list_runs()
     rows = [r for r in every if keep(r.started_utc, r.grades, r.outcome)]
     table = Table(title=f"runs in {store.root}")
-    for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "grades"):
+    for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "membranes", "grades"):
         table.add_column(col)
+    from castrig.recipe.membranes import membrane_counts
     from castrig.store.live import shown_status
     from castrig.store.lock import elsewhere_words, recorded_elsewhere
 
@@ -324,10 +326,24 @@ def runs(
         # making_safe, paused…: as castrig status and serve say it; a run on another host is not judged here
         shown = elsewhere_words(host) if host else shown_status(Path(r.run_dir), r.outcome)
         outcome_text = f"{shown}: {r.reason}" if getattr(r, "reason", "") else shown
-        table.add_row(r.run_id, r.recipe_name, r.profile_name, r.operator, r.started_utc, outcome_text, ",".join(r.grades))
+        table.add_row(r.run_id, r.recipe_name, r.profile_name, r.operator, r.started_utc, outcome_text,
+                      membrane_counts(_membranes_of(r)), ",".join(r.grades))
     Console(width=200).print(table)
     if not rows:
         typer.echo(f"no runs match ({len(every)} run{'s' if len(every) != 1 else ''} in all)" if every else "no runs yet")
+
+
+def _membranes_of(r: Any) -> list[dict[str, Any]]:
+    """A listed run's membrane records, read only ([] for a folder this machine cannot read: a
+    damaged one, another rig's: the outcome column says what is known)."""
+    from castrig.store.sqlite_store import read_membranes
+
+    if r.outcome == "damaged" or not (Path(r.run_dir) / "run.sqlite").is_file():
+        return []
+    try:
+        return [mb.to_dict() for mb in read_membranes(Path(r.run_dir))]
+    except (OSError, sqlite3.Error):
+        return []
 
 
 def _prune_never_started(root: Path) -> None:

@@ -370,13 +370,7 @@ class SqliteRunRecorder(RunRecorder):
                       " lot_id, lost_reason) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
 
     def membranes(self) -> list[MembraneRecord]:
-        if not _has_table(self._db, "membranes"):
-            return []
-        rows = self._db.execute(
-            "SELECT membrane_id, k, cast_step, support_position, simulated, status, t_start_s, t_end_s, process_json,"
-            " metrics_json, verdict_json, grades_met, target_grade, target_met, lot_id, lost_reason FROM membranes ORDER BY k"
-        ).fetchall()
-        return [membrane_from_row(r) for r in rows]
+        return _membranes(self._db)
 
     def update_info(self, **changes: Any) -> None:
         for key, value in changes.items():
@@ -494,6 +488,35 @@ def _free_reserve(run_dir: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+def _membranes(db: sqlite3.Connection) -> list[MembraneRecord]:
+    if not _has_table(db, "membranes"):
+        return []
+    rows = db.execute(
+        "SELECT membrane_id, k, cast_step, support_position, simulated, status, t_start_s, t_end_s, process_json,"
+        " metrics_json, verdict_json, grades_met, target_grade, target_met, lot_id, lost_reason FROM membranes ORDER BY k"
+    ).fetchall()
+    return [membrane_from_row(r) for r in rows]
+
+
+def open_run_folder(run_dir: Path) -> "SqliteRunRecorder":
+    """A run folder's own records, not through the configured store: what reads a run (a listing,
+    a report, an explore scoring it) opens. A fleet store's recorder pushes the run's row as it
+    opens, so reading through it rewrote rows (a crashed run's back to running); this one writes
+    nothing until asked to."""
+    run_dir = Path(run_dir)
+    return SqliteRunStore(run_dir.parent).open_run(run_dir)
+
+
+def read_membranes(run_dir: Path) -> list[MembraneRecord]:
+    """A run folder's membrane records, read through a reader's connection (nothing written, no
+    store opened: a listing must not touch a run it only looks at)."""
+    db = connect_readonly(Path(run_dir) / "run.sqlite")
+    try:
+        return _membranes(db)
+    finally:
+        db.close()
 
 
 def read_run_info(run_dir: Path) -> RunInfo:
