@@ -138,3 +138,18 @@ def test_castrig_runs_does_not_wait_on_another_writer_of_the_row(pg_schema, tmp_
     said = done.stdout + done.stderr  # (castrig's log lines share the console with the table)
     assert RUN_ID in done.stdout and "castrig store sync" in said, said
     assert fleet_row(url, schema)[0] == "running"  # left as read: the other writer's to change
+
+
+def test_castrig_lots_only_reads_the_runs_it_lists(pg_schema, tmp_path, monkeypatch):
+    """`castrig lots` opened every run through the fleet store, whose recorder pushes its run row
+    from run.json as it opens: a crashed run's row, closed by `castrig runs`, went back to
+    `running` for every rig. It reads the folders read-only now, as `castrig runs` does."""
+    url, schema = pg_schema
+    root = tmp_path / "data"
+    crashed_fleet_run(root, url, schema, monkeypatch)
+    assert castrig("runs", "--data", str(root), CASTRIG_STORE=url, CASTRIG_STORE_SCHEMA=schema).returncode == 0
+    assert fleet_row(url, schema)[0] == "crashed"
+    listed = castrig("lots", "--data", str(root), CASTRIG_STORE=url, CASTRIG_STORE_SCHEMA=schema)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert RUN_ID in listed.stdout
+    assert fleet_row(url, schema)[0] == "crashed"

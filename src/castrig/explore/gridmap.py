@@ -256,23 +256,23 @@ def _evaporate_after(steps: list[dict[str, Any]], i: int) -> dict[str, Any] | No
 def real_membranes(root: str | Path | None) -> list[RealMembrane]:
     """The judged membranes a real rig made, from the run folders under the data root.
 
-    Read with the store's own reader (:meth:`~castrig.store.base.RunStore.open_run`, read-only
-    until a write; the catalog is not touched). A run on virtual time, and every membrane marked
+    Read from each folder itself (:func:`~castrig.store.sqlite_store.open_run_folder`, read-only
+    until a write; neither catalog is touched: a fleet store's recorder would push each run's row). A run on virtual time, and every membrane marked
     ``simulated``, was made on the twin and is left out; so are runs recorded before membranes
     (they cannot say whether they were simulated per membrane) unless their run.json says real
     (no virtual time, no twin seed). RH is the membrane's evaporation setpoint (its process
     record, else the recipe's evaporate step after its cast); concentration the recipe's.
     """
     from castrig.errors import BadInput as _Bad
-    from castrig.store import live, open_store
+    from castrig.store import live
+    from castrig.store.sqlite_store import open_run_folder
 
     if root is None or not Path(root).is_dir():
         return []
-    store = open_store(root)
     out: list[RealMembrane] = []
     for run_dir in live.run_dirs(Path(root)):
         try:
-            rec = store.open_run(run_dir)
+            rec = open_run_folder(run_dir)  # read only (not a fleet recorder)
         except (_Bad, OSError, ValueError):
             continue  # damaged or being created: `castrig runs` shows it
         try:

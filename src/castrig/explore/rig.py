@@ -20,6 +20,7 @@ from castrig.explore.search import template_point
 from castrig.explore.space import apply_point, profile_for
 from castrig.rig.profile import Profile
 from castrig.store import open_store
+from castrig.store.sqlite_store import open_run_folder
 
 
 @dataclass
@@ -64,7 +65,7 @@ def store_history(root: str | Path | None, *, grade: str, target_d_um: float) ->
     for r in store.list_runs():
         if r.outcome != "completed":
             continue
-        rec = store.open_run(Path(r.run_dir))
+        rec = open_run_folder(Path(r.run_dir))  # read only (not a fleet recorder)
         try:
             recipe, profile = rec.info.recipe, rec.info.profile
             judged = [m for m in rec.membranes() if m.status == "judged"]

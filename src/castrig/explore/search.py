@@ -65,14 +65,14 @@ TrialRunner = Callable[[Path, Path, Path, int], RunOutput]
 def twin_runner(recipe_path: Path, profile_path: Path, data_root: Path, seed: int) -> RunOutput:
     """Run one recipe quietly (the journal and the map tell the story, not per-run output)."""
     from castrig.recipe.session import run_recipe
-    from castrig.store import open_store
     from castrig.store.base import latest_results
+    from castrig.store.sqlite_store import open_run_folder
 
     with contextlib.redirect_stdout(io.StringIO()):
         res = run_recipe(recipe_path, profile_path, data_root=data_root, seed=seed, quiet=True)
     metrics = None
     if res.run_dir:
-        rec = open_store(data_root).open_run(Path(res.run_dir))
+        rec = open_run_folder(Path(res.run_dir))
         try:
             metrics = latest_results(rec).get("metrics")  # one cast per explored recipe: its membrane
         finally:
@@ -203,11 +203,11 @@ def _stored_verdict(run_dir: str | None) -> dict[str, Any] | None:
     """The verdict a finished trial's run stored, or None (no folder, unreadable, not judged)."""
     if not run_dir or not Path(run_dir).is_dir():
         return None
-    from castrig.store import open_store
     from castrig.store.base import latest_results
+    from castrig.store.sqlite_store import open_run_folder
 
     try:
-        rec = open_store(Path(run_dir).parent).open_run(Path(run_dir))
+        rec = open_run_folder(Path(run_dir))
     except Exception:  # noqa: BLE001 - damaged or foreign: scored from what the journal kept
         return None
     try:

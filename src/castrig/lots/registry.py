@@ -48,6 +48,7 @@ from castrig.errors import BadInput, Busy
 from castrig.store import open_store
 from castrig.store.atomic import atomic_write_json
 from castrig.store.lock import recorded_elsewhere
+from castrig.store.sqlite_store import open_run_folder
 
 Use = Literal["blood_filter", "coculture"]
 USES: dict[str, str] = {
@@ -145,7 +146,9 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
         if r.outcome == "damaged":
             continue  # a damaged folder (or a copy of a run) is not a lot; `castrig runs` shows it
         try:
-            rec = store.open_run(Path(r.run_dir))
+            # the folder itself, read only: a fleet store's recorder pushes the run's row as it
+            # opens (a crashed run's row, closed by `castrig runs`, went back to running)
+            rec = open_run_folder(Path(r.run_dir))
         except BadInput:
             continue  # a damaged folder is not a lot; `castrig runs` shows it
         try:
