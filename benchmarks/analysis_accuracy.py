@@ -47,7 +47,11 @@ only the section is rendered and measured (the surface metrics show "—"):
   sec_tilt     the section tilted by ±1–3° (a shear: vertical distances and areas unchanged;
                the sign and angle drawn per case from their own generator). The image's bottom
                then cuts the support at a slant: the support pore diameter and continuity truth
-               take the pores' depths relative to it (``tilted_support_truth``).
+               take the pores' depths relative to it (``tilted_support_truth``);
+  sec_tongues  the default appearance with polymer tongues as deep and wide as the twin's grade
+               recipes make them: 0.4–0.8 of the support pore deep under 0.4–0.7 of the interface
+               (the other families: 0.1–0.4 under 0.1–0.5). Their flat bottoms can line up under
+               a slope and pass for the interface (two twin sections read T 1.6× and 4.2× high).
 The optical, optical_bright, optical_halo and sem families render the same section (the default
 appearance; it differs between them only in its noise and texture draws, the surface renderers
 consuming the stream differently).
@@ -212,7 +216,14 @@ def claim1_features(i: int, seed: int, support_pore_um: float) -> dict:
             "communication": r.uniform(0.0, 0.9), "support_link_prob": r.uniform(0.6, 1.0)}
 
 
-SECTION_FAMILIES = ("sec_flip", "sec_dark", "sec_texture", "sec_tilt")
+SECTION_FAMILIES = ("sec_flip", "sec_dark", "sec_texture", "sec_tilt", "sec_tongues")
+
+
+def deep_tongues(i: int, seed: int, support_pore_um: float) -> dict:
+    """sec_tongues: polymer tongues as deep and wide as the twin's grade recipes make them (grade
+    4: 0.65 of the support pore deep under 0.53 of the interface), drawn from their own stream."""
+    r = np.random.default_rng([seed, i, 3])
+    return {"penetration_depth_um": support_pore_um * r.uniform(0.4, 0.8), "penetration_fraction": r.uniform(0.4, 0.7)}
 
 
 def section_variant(family: str, i: int, seed: int) -> dict:
@@ -270,7 +281,8 @@ def run_case(i: int, c: Case, size: int, seed: int, family: str = "optical") -> 
         support_pore_um=max(2 * c.d_um, 1.0),
         field_um=size * px,
         section_length_um=size * sec_px,
-        **claim1_features(i, seed, max(2 * c.d_um, 1.0)),
+        **(claim1_features(i, seed, max(2 * c.d_um, 1.0))
+           | (deep_tongues(i, seed, max(2 * c.d_um, 1.0)) if family == "sec_tongues" else {})),
     )
     if family in SECTION_FAMILIES:
         sec = render_section(st, sec_px, rng, bit_depth=c.bits, illumination_gradient=c.gradient * 0.5, blur_px=c.blur,
