@@ -37,8 +37,11 @@ MAX_BYTES_PER_PIXEL = 4  # decoded: RGBA uint8 or float32 grey at the full pixel
 #: a pixel size (µm per pixel) outside this range is an unit or tag error, not a microscope
 PIXEL_SIZE_RANGE_UM = (0.0005, 50.0)
 
-_UNIT_UM = {"micron": 1.0, "microns": 1.0, "um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "\\u00B5m": 1.0,
-            "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3, "cm": 1e4, "m": 1e6}
+#: ImageJ units, looked up lower-cased: Fiji (ImageJ 1.52 on) writes µm as the six characters
+#: ``\u00B5m`` in the description, lower-cased here to ``\u00b5m``
+_UNIT_UM = {"micron": 1.0, "microns": 1.0, "um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "\\u00b5m": 1.0,
+            "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3, "cm": 1e4, "m": 1e6,
+            "inch": 25400.0, "in": 25400.0}
 
 
 def write_micrograph(path: str | Path, array: np.ndarray, pixel_size_um: float, metadata: dict | None = None) -> Path:
@@ -189,16 +192,66 @@ def _grey(a: np.ndarray, path: str) -> np.ndarray:
     return a
 
 
+def _resolution(tag) -> float | None:
+    """Pixels per unit of an X/YResolution tag (None: absent or zero)."""
+    if tag is None:
+        return None
+    v = tag.value
+    num, den = (v if isinstance(v, tuple) else (v, 1))
+    return float(num) / float(den) if num and den else None
+
+
+def _check_square(path: str, page) -> None:
+    """castrig measures on square pixels: an image whose Y resolution differs from its X one by
+    more than 1 % (a tilt-corrected SEM section, a stretched export) is refused, naming both.
+    Measured as if square, its thickness came out 1.5× (Y 1.5× the X size) with no warning."""
+    x, y = _resolution(page.tags.get("XResolution")), _resolution(page.tags.get("YResolution"))
+    if x and y and abs(y / x - 1.0) > 0.01:
+        raise BadInput(f"{path}: pixels are not square: {x:.6g} px per unit across, {y:.6g} down (TIFF X/YResolution, "
+                       f"aspect {x / y:.4g}); castrig measures square pixels: resample the image to equal X and Y pixel "
+                       "sizes first (Fiji: Image > Scale, or Image > Properties if the tags are wrong)",
+                       file=path, field="YResolution")
+
+
+def _full_resolution_series(tif) -> tuple[object | None, str | None]:
+    """The image of a TIFF: its first series that is not a reduced-resolution page (a thumbnail,
+    NewSubfileType bit 0, that some microscopes and exporters write first), and, when one was
+    passed over, a note saying which was used. A thumbnail first was measured as the image (64 ×
+    64 px at 16× the pixel size: no pores, opening 0 for certain)."""
+    series = list(tif.series)
+    if not series:
+        return None, None
+    full = [s for s in series if not getattr(s.keyframe, "is_reduced", False)]
+    if not full or full[0] is series[0]:
+        return series[0], None
+    chosen = full[0]
+    return chosen, (f"image {series.index(chosen) + 1} of {len(series)} ({chosen.shape[-1]} × {chosen.shape[-2]} px): "
+                    "the first is a reduced-resolution page (a thumbnail)")
+
+
+def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str | None]:
+    """Pixel values as the file means them: MinIsWhite (photometric 0) turned so that white is
+    high, as every viewer shows it, and CMYK (photometric 5, 4 inks) to RGB; else unchanged.
+    Read as stored, a MinIsWhite micrograph measured its film as pores (opening 0.19 for 0.60)."""
+    if photometric == 0 and a.ndim == 2:
+        if a.dtype.kind == "u":
+            top = (1 << int(getattr(page, "bitspersample", a.dtype.itemsize * 8))) - 1
+            return (top - a.astype(np.int64)).astype(a.dtype) if top <= np.iinfo(a.dtype).max else a, "MinIsWhite, inverted"
+        if a.dtype.kind in "if":
+            return -a.astype(np.float64) if a.dtype.kind == "i" else -a, "MinIsWhite, inverted"
+    if photometric == 5 and a.ndim == 3 and a.shape[-1] == 4 and a.dtype.kind in "uf":
+        top = float(np.iinfo(a.dtype).max) if a.dtype.kind == "u" else 1.0
+        ink = a.astype(np.float64) / top
+        rgb = (1.0 - ink[..., :3]) * (1.0 - ink[..., 3:4]) * top
+        return rgb, "CMYK, converted to RGB"
+    return a, None
+
+
 def _tiff_pixel_size(tif, page) -> float | None:
     tags = page.tags
-    xr = tags.get("XResolution")
-    if xr is None:
+    px_per_unit = _resolution(tags.get("XResolution"))
+    if px_per_unit is None:
         return None
-    v = xr.value
-    num, den = (v if isinstance(v, tuple) else (v, 1))
-    if not num or not den:
-        return None
-    px_per_unit = float(num) / float(den)
     unit_tag = tags.get("ResolutionUnit")
     unit = int(unit_tag.value) if unit_tag is not None else 2
     if unit == 3:  # CENTIMETER
@@ -396,15 +449,18 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
 
         try:
             with _tifffile_quiet(), tifffile.TiffFile(p) as tif:
-                page = tif.pages[0]
-                series = tif.series[0] if tif.series else None
+                series, skipped = _full_resolution_series(tif)
+                page = series.keyframe if series is not None else tif.pages[0]
                 declared = series if series is not None else page
                 # the size the file declares, checked before a byte is decoded (decompression bombs)
                 check_image_size(p, declared.shape, declared.dtype, max_pixels)
+                _check_square(p, page)
                 a = declared.asarray()
-                if (int(page.photometric) == 2 and int(getattr(page, "planarconfig", 1)) == 2
+                photometric = int(page.photometric)
+                if (photometric in (2, 5) and int(getattr(page, "planarconfig", 1)) == 2
                         and a.ndim == 3 and a.shape[0] in (3, 4)):
-                    a = np.moveaxis(a, 0, -1)  # planar RGB (PlanarConfiguration SEPARATE)
+                    a = np.moveaxis(a, 0, -1)  # planar RGB or CMYK (PlanarConfiguration SEPARATE)
+                a, read_as = _photometric(a, page, photometric)
                 px = _tiff_pixel_size(tif, page)
                 src = "TIFF resolution tags" if px is not None else None
                 bad_vendor = None
@@ -450,6 +506,10 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
             raise BadInput(f"{p}: cannot read TIFF ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
+        if skipped:
+            meta["page_used"] = skipped
+        if read_as:
+            meta["photometric"] = read_as
         if px is not None and not _usable(px):
             if src != "TIFF resolution tags":  # an instrument's field that is there and wrong: named by the caller
                 meta["pixel_size_invalid"] = {"value_um": f"{px:g}", "source": src}
@@ -479,7 +539,13 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                                  np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F") else np.uint8,
                                  max_pixels)
                 is_png = im.format == "PNG"
-            a = iio.imread(p)
+                cmyk = im.mode == "CMYK"
+                orientation = int(im.getexif().get(0x0112, 1) or 1)  # EXIF Orientation
+            if cmyk:  # 4 inks, not RGBA: Pillow's conversion (a CMYK JPEG read as RGBA measured its film as pores)
+                with Image.open(p) as im:
+                    a = np.asarray(im.convert("RGB"))
+            else:
+                a = iio.imread(p)
         if is_png:
             _png_whole(p)
     except BadInput:
@@ -491,11 +557,29 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                            "raise CASTRIG_MAX_IMAGE_PIXELS for a genuine large image)", file=p, field="image size") from None
         raise BadInput(f"{p}: cannot read image ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
     a = np.asarray(a)
+    read_as = {"photometric": "CMYK, converted to RGB"} if cmyk else {}
+    if orientation in _EXIF_TURNS and a.ndim >= 2:  # as every viewer shows it
+        a = _EXIF_TURNS[orientation](a)
+        read_as["orientation"] = f"EXIF orientation {orientation} applied (the image as viewers show it)"
     # PNG/JPEG/BMP carry no pixel size; an SEM's text sidecar may (JEOL saves .bmp/.jpg + .txt)
     px, src = sidecar_pixel_size(p, width_px=a.shape[1] if a.ndim >= 2 else None)
     if px is not None and not _usable(px):
-        return _grey(a, p), None, {"pixel_size_invalid": {"value_um": f"{px:g}", "source": src}}
-    return _grey(a, p), px, ({"pixel_size_source": src} if src else {})
+        return _grey(a, p), None, {"pixel_size_invalid": {"value_um": f"{px:g}", "source": src}} | read_as
+    return _grey(a, p), px, ({"pixel_size_source": src} if src else {}) | read_as
+
+
+#: EXIF Orientation 2-8 -> the turn that shows the stored pixels as viewers do (rows, columns
+#: first; colour last). Orientation 6 is a phone or camera held upright: stored on its side, a
+#: section read as stored was measured across its layers (T 37.6 µm, interface lost).
+_EXIF_TURNS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: np.swapaxes(a, 0, 1),
+    6: lambda a: np.rot90(a, k=-1),
+    7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
+    8: lambda a: np.rot90(a, k=1),
+}
 
 
 def _png_whole(p: str | Path) -> None:

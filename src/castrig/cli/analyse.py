@@ -90,6 +90,9 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
         source = meta.get("pixel_size_source", "the file's resolution tags")
         used = check_pixel_size(px, source, file=path)
     record = {"file": str(path), "pixel_size_um": used, "pixel_size_source": source}
+    read_as = [meta[k] for k in ("page_used", "photometric", "orientation") if meta.get(k)]
+    if read_as:  # how the file was read where it is not plain (a thumbnail passed over, pixels turned)
+        record["read_as"] = read_as
     if warnings:
         record["warnings"] = [f"{path.name}: {w}" for w in warnings]
     return arr, used, record
@@ -339,6 +342,8 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
     for role, rec in images.items():
         con.print(f"pixel size ({role}, {Path(rec['file']).name}): {rec['pixel_size_um']:.6g} µm per pixel, "
                   f"from {rec['pixel_size_source']}", markup=False, highlight=False)
+        for note in rec.get("read_as", ()):
+            con.print(f"read ({role}, {Path(rec['file']).name}): {note}", markup=False, highlight=False)
     for w in warnings:
         con.print(f"warning: {w}", style="bold yellow", markup=False, highlight=False)
     if quality is not None:
