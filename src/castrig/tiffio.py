@@ -340,13 +340,19 @@ def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | Non
     if f is not None:
         if isinstance(f, dict):
             scan = f.get("Scan") or f.get("scan") or {}
-            v = scan.get("PixelWidth") if isinstance(scan, dict) else None
-            if v is not None and (px := _length_um(str(v), "m")) is not None:
-                return px, "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
+            scan = scan if isinstance(scan, dict) else {}
+            width, height = scan.get("PixelWidth"), scan.get("PixelHeight")
         else:
             m = re.search(r"\[Scan\][^\[]*?PixelWidth\s*=\s*([^\r\n]+)", str(f), re.S)
-            if m and (px := _length_um(m.group(1), "m")) is not None:
-                return px, "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
+            n = re.search(r"\[Scan\][^\[]*?PixelHeight\s*=\s*([^\r\n]+)", str(f), re.S)
+            width, height = (m.group(1) if m else None), (n.group(1) if n else None)
+        if width is not None and (px := _length_um(str(width), "m")) is not None:
+            py = _length_um(str(height), "m") if height is not None else None
+            if py and px > 0 and py > 0 and abs(py / px - 1.0) > 0.01:
+                raise BadInput(f"{path}: pixels are not square: FEI/Thermo tag 34682 [Scan] PixelWidth {px:.6g} µm, "
+                               f"PixelHeight {py:.6g} µm; castrig measures square pixels: resample the image to equal X "
+                               "and Y pixel sizes first (Fiji: Image > Scale)", file=str(path), field="PixelHeight")
+            return px, "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
     if path is not None:
         return sidecar_pixel_size(path, width_px=getattr(page, "imagewidth", None))
     return None, None

@@ -110,3 +110,15 @@ def test_pixels_that_are_not_square_are_refused_naming_both_sizes(surface, tmp_p
         done = castrig_main(capsys, "analyse", "surface", path, "--json", *extra)
         assert done.returncode == 2, done.stdout
         assert str(path) in done.stderr and "pixels are not square" in done.stderr and "Image > Scale" in done.stderr
+
+
+def test_an_fei_scan_whose_pixels_are_not_square_is_refused(surface, tmp_path, capsys):
+    """The SEM's own record (tag 34682) says PixelHeight 1.5 × PixelWidth: refused like the tags."""
+    path = tmp_path / "fei.tif"
+    scan = "[Scan]\r\nPixelWidth=1e-07\r\nPixelHeight=1.5e-07\r\n"
+    tifffile.imwrite(path, surface, extratags=[(34682, "s", 0, scan, True)])
+    done = castrig_main(capsys, "analyse", "surface", path, "--json")
+    assert done.returncode == 2 and "PixelHeight 0.15 µm" in done.stderr and "not square" in done.stderr, done.stderr
+    square = tmp_path / "fei_square.tif"
+    tifffile.imwrite(square, surface, extratags=[(34682, "s", 0, scan.replace("1.5e-07", "1e-07"), True)])
+    assert measured(capsys, square)["pixel_size_um"] == pytest.approx(0.1)
