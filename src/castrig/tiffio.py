@@ -213,6 +213,16 @@ def _check_square(path: str, page) -> None:
                        file=path, field="YResolution")
 
 
+def _is_tiff(path: str) -> bool:
+    """A TIFF or BigTIFF by its header (II*\0, MM\0*, II+\0, MM\0+), whatever its name."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
 def _full_resolution_series(tif) -> tuple[object | None, str | None]:
     """The image of a TIFF: its first series that is not a reduced-resolution page (a thumbnail,
     NewSubfileType bit 0, that some microscopes and exporters write first), and, when one was
@@ -449,8 +459,11 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     p = str(path)
     if not Path(p).is_file():
         raise BadInput(f"{p}: {not_a_file(p)}", file=p)
-    suffix = Path(p).suffix.lower()
-    if suffix in (".tif", ".tiff"):
+    if _is_tiff(p):  # by its first bytes, not its name: a TIFF saved as .png kept no calibration
+        if Path(p).suffix.lower() not in (".tif", ".tiff"):
+            renamed = f"read as TIFF (its name says {Path(p).suffix or 'nothing'})"
+        else:
+            renamed = None
         import tifffile
 
         try:
@@ -514,6 +527,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             raise BadInput(f"{p}: cannot read TIFF ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
         if skipped:
             meta["page_used"] = skipped
+        if renamed:
+            meta["file_type"] = renamed
         if read_as:
             meta["photometric"] = read_as
         if px is not None and not _usable(px):

@@ -90,7 +90,7 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
         source = meta.get("pixel_size_source", "the file's resolution tags")
         used = check_pixel_size(px, source, file=path)
     record = {"file": str(path), "pixel_size_um": used, "pixel_size_source": source}
-    read_as = [meta[k] for k in ("page_used", "photometric", "orientation") if meta.get(k)]
+    read_as = [meta[k] for k in ("file_type", "page_used", "photometric", "orientation") if meta.get(k)]
     if read_as:  # how the file was read where it is not plain (a thumbnail passed over, pixels turned)
         record["read_as"] = read_as
     if warnings:
