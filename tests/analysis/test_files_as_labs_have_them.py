@@ -134,3 +134,35 @@ def test_a_file_is_read_by_what_it_is_not_by_its_name(surface, tmp_path, capsys)
     png_as_tif = tmp_path / "plain.tif"
     Image.fromarray(surface).save(png_as_tif, format="PNG")
     same_numbers(measured(capsys, png_as_tif, "--pixel-size", str(PX_UM)), got)
+
+
+def test_uniform_padding_round_an_image_is_left_out_and_positions_stay_the_images(surface, tmp_path, capsys):
+    """A frame or strip of light or grey padding (an export, a rotation, a montage): a 10 px
+    strip of 250 over a section read its film 9x thick, a frame round a top view moved D by 4-8 %
+    and the pore count by up to 25 %, all unflagged. Black padding stays: it is flagged saturated."""
+    from castrig.analysis import analyse_section, analyse_surface
+    from castrig.sim.micrograph import make_structure, render_section
+
+    rng = np.random.default_rng(9)
+    st = make_structure(rng, mean_diameter_um=2.0, opening_ratio=0.5, thickness_um=1.5, thickness_cv=0.1,
+                        field_um=20.0, section_length_um=60.0)
+    sec = render_section(st, 0.05, rng, bit_depth=8)
+    ref_s, ref_x = analyse_surface(surface, PX_UM, keep_labels=True), analyse_section(sec, 0.05)
+    framed = np.pad(surface, 12, constant_values=200)
+    m = analyse_surface(framed, PX_UM, keep_labels=True)
+    assert (m.opening_ratio, m.pore_count) == (ref_s.opening_ratio, ref_s.pore_count)
+    # (the bottom strip is also what a data bar's flat background looks like: left out as one)
+    assert m.margins_px[0::2] + m.margins_px[3:] == (12, 12, 12) and m.margins_px[1] + m.data_bar_rows == 12
+    h = framed.shape[0] - m.data_bar_rows  # the labels cover the image above a data bar, as before
+    assert m.labels.shape == (h, framed.shape[1]) and (m.labels[12:12 + surface.shape[0], 12:-12] == ref_s.labels).all()
+    assert np.allclose(m.centres_px, np.asarray(ref_s.centres_px) + 12)
+    strip = np.vstack([np.full((10, sec.shape[1]), 250, sec.dtype), sec])
+    x = analyse_section(strip, 0.05)
+    assert x.mean_thickness_um == pytest.approx(ref_x.mean_thickness_um, rel=1e-9) and x.margins_px == (10, 0, 0, 0)
+    assert np.allclose(x.interface_row, np.asarray(ref_x.interface_row) + 10, equal_nan=True)
+    # from the CLI, as a file: the same numbers, and the margins said
+    path = tmp_path / "strip.tif"
+    tifffile.imwrite(path, strip)
+    done = castrig_main(capsys, "analyse", "section", path, "--pixel-size", "0.05", "--json")
+    got = json.loads(done.stdout)
+    assert got["mean_thickness_um"] == pytest.approx(ref_x.mean_thickness_um) and got["quality"]["margins_px"] == [10, 0, 0, 0]

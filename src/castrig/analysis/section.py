@@ -86,6 +86,7 @@ class SectionMetrics:
     cavity_pairs: int = 0
     penetration_rows: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # bottom edge, px
     data_bar_rows: int = 0  # rows of an SEM data bar found at the bottom and left out
+    margins_px: tuple = (0, 0, 0, 0)  # (top, bottom, left, right) uniform padding left out (databar.find_margins)
 
     def quality(self) -> dict:
         """``{"flags": [...], "flagged": {metric: [flags]}, "intervals": {metric: [lo, hi]}}``."""
@@ -97,7 +98,7 @@ class SectionMetrics:
                 flagged.setdefault(k, []).append(f)
         return {"flags": list(self.flags), "flagged": flagged,
                 "intervals": {k: [float(v[0]), float(v[1])] for k, v in self.intervals.items()},
-                "data_bar_rows": self.data_bar_rows}
+                "data_bar_rows": self.data_bar_rows, **({"margins_px": list(self.margins_px)} if any(self.margins_px) else {})}
 
     def to_dict(self) -> dict:
         """Metric-name keyed values (JSON-ready)."""
@@ -155,11 +156,25 @@ def analyse_section(
     """
     if pixel_size_um is None or not pixel_size_um > 0:
         raise ValueError("pixel_size_um must be > 0")
-    from .databar import strip_data_bar
+    from .databar import find_margins, strip_data_bar
 
     image, bar_rows = strip_data_bar(image) if np.ndim(image) == 2 else (image, 0)
+    margins = find_margins(image) if np.ndim(image) == 2 else (0, 0, 0, 0)
+    if any(margins):  # padding round the image is not part of it either: measured without it
+        t, b, l, r = margins
+        h, w = np.shape(image)
+        image = np.asarray(image)[t:h - b, l:w - r]
     m = _analyse_section(image, pixel_size_um, ball_radius_px=ball_radius_px, orientation=orientation)
     m.data_bar_rows = bar_rows
+    if any(margins):  # rows and columns of the image as given
+        t, b, l, r = margins
+        m.margins_px = margins
+        for name in ("top_row", "interface_row", "penetration_rows"):
+            rows = np.asarray(getattr(m, name), float)
+            if rows.size:
+                setattr(m, name, np.pad(rows + t, (l, r), constant_values=np.nan))
+        if np.size(m.thickness_profile_um):
+            m.thickness_profile_um = np.pad(np.asarray(m.thickness_profile_um, float), (l, r), constant_values=np.nan)
     return m
 
 

@@ -55,6 +55,8 @@ class SurfaceMetrics:
     appearance: str = "optical"
     #: rows of an SEM data bar found at the bottom and left out (castrig.analysis.databar)
     data_bar_rows: int = 0
+    #: (top, bottom, left, right) rows and columns of uniform padding left out (databar.find_margins)
+    margins_px: tuple = (0, 0, 0, 0)
 
     def quality(self) -> dict:
         """``{"flags": [...], "flagged": {metric: [flags]}, "intervals": {metric: [lo, hi]}}``."""
@@ -64,9 +66,12 @@ class SurfaceMetrics:
         for f in self.flags:
             for k in SURFACE_FLAG_METRICS.get(f, ()):
                 flagged.setdefault(k, []).append(f)
-        return {"flags": list(self.flags), "flagged": flagged,
-                "intervals": {k: [float(v[0]), float(v[1])] for k, v in self.intervals.items() if v is not None},
-                "appearance": self.appearance, "data_bar_rows": self.data_bar_rows}
+        out = {"flags": list(self.flags), "flagged": flagged,
+               "intervals": {k: [float(v[0]), float(v[1])] for k, v in self.intervals.items() if v is not None},
+               "appearance": self.appearance, "data_bar_rows": self.data_bar_rows}
+        if any(self.margins_px):
+            out["margins_px"] = list(self.margins_px)
+        return out
 
     def to_dict(self) -> dict:
         """Metric-name keyed values (JSON-ready)."""
@@ -547,7 +552,7 @@ def analyse_surface(
     """
     if appearance not in ("optical", "sem", "auto"):
         raise ValueError(f"appearance must be optical, sem or auto, got {appearance!r}")
-    from .databar import find_data_bar
+    from .databar import find_data_bar, find_margins
 
     bar_top = find_data_bar(reflected) if np.ndim(reflected) == 2 else None
     if bar_top is not None:  # an SEM's data bar is not part of the image (DESIGN §4)
@@ -555,6 +560,13 @@ def analyse_surface(
         reflected = np.asarray(reflected)[:bar_top]
         if transmitted is not None and np.ndim(transmitted) == 2 and np.shape(transmitted)[0] == bar_top + bar_rows:
             transmitted = np.asarray(transmitted)[:bar_top]
+    margins = find_margins(reflected) if np.ndim(reflected) == 2 else (0, 0, 0, 0)
+    if any(margins):  # padding round the image is not part of it either: measured without it
+        t, b, l, r = margins
+        h, w = np.shape(reflected)
+        if transmitted is not None and np.shape(transmitted) == (h, w):
+            transmitted = np.asarray(transmitted)[t:h - b, l:w - r]
+        reflected = np.asarray(reflected)[t:h - b, l:w - r]
     try:
         m = _analyse_surface(reflected, pixel_size_um, transmitted, ring_px=ring_px, degree=degree,
                              keep_labels=keep_labels, appearance=appearance)
@@ -568,6 +580,12 @@ def analyse_surface(
         m.intervals.pop("opening_ratio", None)  # not measured: no interval either
     if bar_top is not None:
         m.data_bar_rows = bar_rows
+    if any(margins):  # positions in the image as given
+        t, b, l, r = margins
+        m.margins_px = margins
+        m.centres_px = np.asarray(m.centres_px, float) + [t, l]
+        if m.labels is not None:
+            m.labels = np.pad(m.labels, ((t, b), (l, r)))
     return m
 
 
