@@ -394,3 +394,5 @@ def test_a_membrane_without_an_evaporate_step_is_made_at_its_cast_with_its_proce
     # `castrig runs` says how the membranes ended, not only the grades some met
     listed = castrig("runs", "--data", str(data))
     assert re.search(r"2: 1 (met|not met), 1 not judged", listed.stdout), listed.stdout
+    # and so does `castrig status` of the run
+    assert re.search(r"membranes 2: 1 (met|not met), 1 not judged", castrig("status", str(run_dir)).stdout)

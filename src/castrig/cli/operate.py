@@ -60,6 +60,10 @@ def status_line(d: dict[str, Any]) -> str:
     parts = [f"{d['uid']}: {d['status']}" + (f" by {d['paused_by']}" if d.get("paused_by") else ""), where,
              *([] if ending else [f"left: step {_dur(d.get('step_left_s'))}, run {est}{_dur(d.get('run_left_s'))}"]),
              f"RH {_num(rh)} %RH (setpoint {_num(d.get('setpoint_rh_pct'))}{band})"]
+    if d.get("membrane_records"):  # how its membranes stand, as `castrig runs` counts them
+        from castrig.recipe.membranes import membrane_counts
+
+        parts.append(f"membranes {membrane_counts(d['membrane_records'])}")
     w = d.get("last_warning")
     parts.append(f"last warning: [{_dur(w['t_s'])}] {w['kind']}: {w['message']}" if w else "no warning")
     if d.get("detail"):  # pausing after the cast, the safe state being tried again, ...
@@ -133,6 +137,10 @@ def watch(
         t.add_row("room", f"{v('t_room_c')} °C, {v('rh_room_pct')} %RH")
         t.add_row("flows", f"dry {v('dry_flow_slpm', 3)} · wet {v('wet_flow_slpm', 3)} slpm")
         t.add_row("pumps", f"caster {v('caster_infused_ml', 3)} · water {v('water_pump_infused_ml', 3)} mL")
+        if d.get("membrane_records"):
+            from castrig.recipe.membranes import membrane_counts
+
+            t.add_row("membranes", membrane_counts(d["membrane_records"]))
         w = d.get("last_warning")
         t.add_row("last warning", f"[{_dur(w['t_s'])}] {w['kind']}: {w['message']}" if w else "none")
         return t
