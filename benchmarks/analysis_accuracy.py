@@ -48,6 +48,8 @@ only the section is rendered and measured (the surface metrics show "—"):
                the sign and angle drawn per case from their own generator). The image's bottom
                then cuts the support at a slant: the support pore diameter and continuity truth
                take the pores' depths relative to it (``tilted_support_truth``);
+  sec_thin     the default appearance of films far thinner than their pores: T/D 0.1–0.35 (the
+               cases' own 0.4–2.0; claim 1 allows 0.05, the twin makes 0.25 at 80 %RH);
   sec_tongues  the default appearance with polymer tongues as deep and wide as the twin's grade
                recipes make them: 0.4–0.8 of the support pore deep under 0.4–0.7 of the interface
                (the other families: 0.1–0.4 under 0.1–0.5). Their flat bottoms can line up under
@@ -216,7 +218,7 @@ def claim1_features(i: int, seed: int, support_pore_um: float) -> dict:
             "communication": r.uniform(0.0, 0.9), "support_link_prob": r.uniform(0.6, 1.0)}
 
 
-SECTION_FAMILIES = ("sec_flip", "sec_dark", "sec_texture", "sec_tilt", "sec_tongues")
+SECTION_FAMILIES = ("sec_flip", "sec_dark", "sec_texture", "sec_tilt", "sec_tongues", "sec_thin")
 
 
 def deep_tongues(i: int, seed: int, support_pore_um: float) -> dict:
@@ -265,10 +267,17 @@ def tilted_support_truth(st, sec_px: float, tilt_deg: float) -> dict:
             "support_continuity": float(area[span].sum() / area.sum()) if area.sum() > 0 else None}
 
 
+def case_t_over_d(i: int, c: Case, seed: int, family: str) -> float:
+    """The film's T/D in case i: the case's own, or sec_thin's draw from its own stream."""
+    return float(np.random.default_rng([seed, i, 4]).uniform(0.1, 0.35)) if family == "sec_thin" else c.t_over_d
+
+
 def run_case(i: int, c: Case, size: int, seed: int, family: str = "optical") -> tuple[dict, dict, dict]:
     rng = np.random.default_rng(seed + i)
     px = c.d_um / c.px_per_pore
-    t_um = c.t_over_d * c.d_um
+    # sec_thin: films far thinner than their pores (T/D 0.1-0.35, from its own stream; claim 1
+    # allows 0.05, the twin makes 0.25 at 80 %RH), the cases' T/D being 0.4-2.0
+    t_um = case_t_over_d(i, c, seed, family) * c.d_um
     sec_px = t_um / rng.uniform(30, 70)  # 30–70 px across the film
     st = make_structure(
         rng,
@@ -343,7 +352,7 @@ def main() -> None:
             if not a.quiet:
                 print(
                     f"\n[{family}] case {i}: D={c.d_um} µm ({c.px_per_pore} px), CV={c.cv:.0%}, opening={c.opening:.0%}, "
-                    f"through={c.through:.0%}, T/D={c.t_over_d}, σt/T={c.t_cv:.0%}, blur={c.blur} px, "
+                    f"through={c.through:.0%}, T/D={case_t_over_d(i, c, a.seed, family):.3g}, σt/T={c.t_cv:.0%}, blur={c.blur} px, "
                     f"noise={c.noise:.0%}, light ±{c.gradient:.0%}, {c.bits}-bit"
                 )
                 print(f"  {'metric':26s} {'truth':>10s} {'castrig':>10s} {'plain':>10s}")
