@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["find_data_bar", "find_margins", "strip_data_bar"]
+__all__ = ["crop", "find_data_bar", "find_margins", "strip_data_bar", "strip_margins"]
 
 FLAT_SHARE = 0.4
 MAX_SHARE = 0.35
@@ -84,25 +84,39 @@ def find_margins(image: np.ndarray) -> tuple[int, int, int, int]:
         return 0, 0, 0, 0
     least = a.min()
 
-    def run(lines) -> int:
-        n = 0
+    def run(lines) -> tuple[int, object]:
+        """How many of ``lines`` (from the edge inwards) each hold one value above the least,
+        and the outermost one's value."""
+        n, value = 0, None
         for line in lines:
             v = line[0]
             if v <= least or not (line == v).all():
                 break
-            n += 1
-        return n
+            n, value = n + 1, (v if value is None else value)
+        return n, value
 
     h, w = a.shape
-    t, b = run(a[i] for i in range(h // 4)), run(a[h - 1 - i] for i in range(h // 4))
-    l, r = run(a[:, j] for j in range(w // 4)), run(a[:, w - 1 - j] for j in range(w // 4))
-    if not (t or b or l or r):
+    sides = [run(a[i] for i in range(h // 4)), run(a[h - 1 - i] for i in range(h // 4)),
+             run(a[:, j] for j in range(w // 4)), run(a[:, w - 1 - j] for j in range(w // 4))]
+    if not any(n for n, _ in sides):
         return 0, 0, 0, 0
     # padding holds a value the image itself seldom does; a noise-free drawing's film rows
     # (its film one grey, the edge rows missing the pores) are the image: kept
+    t, b, l, r = (n for n, _ in sides)
     inner = a[t:h - b, l:w - r]
-    values = {a[0, 0] if t else None, a[-1, 0] if b else None, a[0, 0] if l else None, a[0, -1] if r else None}
-    common = {v for v in values if v is not None and np.count_nonzero(inner == v) >= 0.2 * inner.size}
-    return (0 if t and a[0, 0] in common else t, 0 if b and a[-1, 0] in common else b,
-            0 if l and a[0, 0] in common else l, 0 if r and a[0, -1] in common else r)
+    return tuple(0 if n and np.count_nonzero(inner == v) >= 0.2 * inner.size else n for n, v in sides)  # type: ignore[return-value]
 
+
+def strip_margins(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """``image`` without its uniform padding (a view; :func:`find_margins`) and the margins."""
+    margins = find_margins(image) if np.ndim(image) == 2 else (0, 0, 0, 0)
+    return crop(image, margins), margins
+
+
+def crop(image: np.ndarray, margins: tuple[int, int, int, int]) -> np.ndarray:
+    """``image`` less ``margins`` (top, bottom, left, right), a view."""
+    if not any(margins):
+        return image
+    t, b, l, r = margins
+    h, w = np.shape(image)
+    return np.asarray(image)[t:h - b, l:w - r]

@@ -156,14 +156,10 @@ def analyse_section(
     """
     if pixel_size_um is None or not pixel_size_um > 0:
         raise ValueError("pixel_size_um must be > 0")
-    from .databar import find_margins, strip_data_bar
+    from .databar import strip_data_bar, strip_margins
 
     image, bar_rows = strip_data_bar(image) if np.ndim(image) == 2 else (image, 0)
-    margins = find_margins(image) if np.ndim(image) == 2 else (0, 0, 0, 0)
-    if any(margins):  # padding round the image is not part of it either: measured without it
-        t, b, l, r = margins
-        h, w = np.shape(image)
-        image = np.asarray(image)[t:h - b, l:w - r]
+    image, margins = strip_margins(image)  # padding round the image is not part of it either
     m = _analyse_section(image, pixel_size_um, ball_radius_px=ball_radius_px, orientation=orientation)
     m.data_bar_rows = bar_rows
     if any(margins):  # rows and columns of the image as given

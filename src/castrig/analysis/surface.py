@@ -552,7 +552,7 @@ def analyse_surface(
     """
     if appearance not in ("optical", "sem", "auto"):
         raise ValueError(f"appearance must be optical, sem or auto, got {appearance!r}")
-    from .databar import find_data_bar, find_margins
+    from .databar import crop, find_data_bar, strip_margins
 
     bar_top = find_data_bar(reflected) if np.ndim(reflected) == 2 else None
     if bar_top is not None:  # an SEM's data bar is not part of the image (DESIGN §4)
@@ -560,13 +560,10 @@ def analyse_surface(
         reflected = np.asarray(reflected)[:bar_top]
         if transmitted is not None and np.ndim(transmitted) == 2 and np.shape(transmitted)[0] == bar_top + bar_rows:
             transmitted = np.asarray(transmitted)[:bar_top]
-    margins = find_margins(reflected) if np.ndim(reflected) == 2 else (0, 0, 0, 0)
-    if any(margins):  # padding round the image is not part of it either: measured without it
-        t, b, l, r = margins
-        h, w = np.shape(reflected)
-        if transmitted is not None and np.shape(transmitted) == (h, w):
-            transmitted = np.asarray(transmitted)[t:h - b, l:w - r]
-        reflected = np.asarray(reflected)[t:h - b, l:w - r]
+    shape = np.shape(reflected)
+    reflected, margins = strip_margins(reflected)  # padding round the image is not part of it either
+    if transmitted is not None and np.shape(transmitted) == shape:
+        transmitted = crop(transmitted, margins)
     try:
         m = _analyse_surface(reflected, pixel_size_um, transmitted, ring_px=ring_px, degree=degree,
                              keep_labels=keep_labels, appearance=appearance)
