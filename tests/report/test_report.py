@@ -428,3 +428,17 @@ def test_a_first_safe_state_try_verified_by_its_retries_is_not_a_problem(tmp_pat
         rec.add_event(600.0, "safe_state", "control", "safe state NOT verified: wet_mfc.off (first try)",
                       {"safe": False, "first_try": True})
     assert any("NOT verified" in p for p in problems(load_run(run)))
+
+
+def test_a_membranes_process_record_gives_run_times_as_a_person_reads_them():
+    """An overnight membrane made 4 h into the run read "t = 1.458e+04–1.638e+04 s"."""
+    from castrig.report.html import _process_record
+    from castrig.store.base import MembraneRecord
+
+    mb = MembraneRecord("m3", 3, 14, "made", support_position=3, t_start_s=14580.0, t_end_s=16380.4,
+                        process={"partial": {"up_to_t_s": 16000.0}})
+    text = _process_record(mb)
+    assert "from t = 14580 s (4:03:00) to 16380 s (4:33:00)" in text, text
+    assert "up to t = 16000 s (4:26:40)" in text and "e+04" not in text, text
+    early = _process_record(MembraneRecord("m1", 1, 2, "made", t_start_s=12.5, t_end_s=480.0))
+    assert "from t = 12.5 s to 480 s" in early, early

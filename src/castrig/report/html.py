@@ -336,6 +336,18 @@ def _v(x: Any) -> str:
     return str(x)
 
 
+def _run_time(t_s: Any) -> str:
+    """A time into the run for sentences: seconds, and past 10 minutes the clock reading too
+    ("14580 s (4:03:00)"), not "1.458e+04 s"."""
+    if not isinstance(t_s, (int, float)) or isinstance(t_s, bool) or not math.isfinite(t_s):
+        return _v(t_s)
+    if abs(t_s) < 600:
+        return f"{t_s:.4g} s"
+    whole = int(round(abs(t_s)))
+    sign = "-" if t_s < 0 else ""
+    return f"{t_s:.0f} s ({sign}{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d})"
+
+
 def _num(x: Any) -> float | None:
     """A number the page can show, or None (NaN and infinities are not JSON)."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
@@ -415,12 +427,12 @@ def _process_record(mb: MembraneRecord) -> str:
                      for k, v in disp.items() if isinstance(v, Mapping))
     ev = p.get("evaporation") or {}
     return (f"Support position {_v(mb.support_position)} · {'made on the digital twin (simulated)' if mb.simulated else 'made on the rig'}"
-            f" · t = {_v(mb.t_start_s)}–{_v(mb.t_end_s)} s · {made or 'nothing dispensed recorded'}"
+            f" · from t = {_run_time(mb.t_start_s)} to {_run_time(mb.t_end_s)} · {made or 'nothing dispensed recorded'}"
             + (f" · evaporation at {_v(ev.get('setpoint_rh_pct'))} ± {_v(ev.get('band_rh_pct'))} %RH, "
                f"{_v(ev.get('out_of_band_s'))} s out of band" if ev else "")
             + (f" · RH {_v(p.get('rh_mean_pct'))} %RH mean, {_v(p.get('rh_min_pct'))}–{_v(p.get('rh_max_pct'))}"
                if p.get("rh_mean_pct") is not None else "")
-            + (f" · partial record, up to t = {_v((p.get('partial') or {}).get('up_to_t_s'))} s (the membrane was lost)"
+            + (f" · partial record, up to t = {_run_time((p.get('partial') or {}).get('up_to_t_s'))} (the membrane was lost)"
                if p.get("partial") else ""))
 
 
