@@ -207,6 +207,18 @@ def _bench_section(seed, i, d_um, px_per_pore, cv, opening, through, t_over_d, t
     return img, sec_px, ground_truth(st, section_pixel_size_um=sec_px)
 
 
+def test_a_thin_films_thickness_is_measured_where_its_profile_was_noise():
+    """Benchmark seed 1000 sec_thin case 5 (T/D 0.19, 33 px thick, polymer tongues under 42 % of
+    the interface): the twin's thickness profile jumped by 3 px between pixel columns and sank
+    to 10 px over 160 columns, a dip the top's envelope bridged: T 15 % over and the interface
+    'lost'. With a smooth profile it measures within the goal, and is followed."""
+    t_over_d = float(np.random.default_rng([1000, 5, 4]).uniform(0.1, 0.35))
+    img, px, gt = _bench_section(1000, 5, 7.0, 20, 0.2, 0.15, 0.35, t_over_d, 0.3, 1.5, 0.02, 0.2, 8)
+    m = analyse_section(img, px)
+    assert m.mean_thickness_um == pytest.approx(gt["mean_thickness_um"], rel=0.03)
+    assert m.penetration_depth_um == pytest.approx(gt["penetration_depth_um"], rel=0.1)
+
+
 def test_a_dark_film_mostly_cut_by_cavities_is_seen_dark():
     """A film darker than its textured support, cut nearly through by cavities (benchmark seed
     3000, case 2, sec_dark): most columns meet a thin strip of film under a cavity (its grey
@@ -379,7 +391,7 @@ def test_a_support_whose_grains_come_within_3_5_sd_of_the_film_threshold_is_text
     assert not m.flags
     assert m.penetration_sites == 7
     assert m.penetration_depth_um == pytest.approx(gt["penetration_depth_um"], rel=0.05)
-    assert m.penetration_fraction == pytest.approx(gt["penetration_fraction"], abs=0.02)
+    assert m.penetration_fraction == pytest.approx(gt["penetration_fraction"], abs=0.03)  # the goal
 
 
 def test_two_tongues_merged_across_a_deep_reading_pillar_are_judged_apart():
