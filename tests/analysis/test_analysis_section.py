@@ -219,6 +219,19 @@ def test_a_thin_films_thickness_is_measured_where_its_profile_was_noise():
     assert m.penetration_depth_um == pytest.approx(gt["penetration_depth_um"], rel=0.1)
 
 
+def test_the_interface_beside_a_film_cut_by_wide_cavities_is_the_supports_top_edge():
+    """Benchmark seed 1000 sec_thin case 11 (T/D 0.12, pores 25 um, a quarter of the section with
+    no film at its left side, another cavity cut through it): the interface there was carried
+    from a cavity's curved side, 26 px above the support's top edge, plain to see: T 15 %
+    short. Where no film lies over the support, its top edge on the interface's line is read."""
+    t_over_d = float(np.random.default_rng([1000, 11, 4]).uniform(0.1, 0.35))
+    img, px, gt = _bench_section(1000, 11, 25.0, 16, 0.1, 0.6, 0.6, t_over_d, 0.1, 1.5, 0.04, 0.3, 8)
+    m = analyse_section(img, px)
+    assert m.mean_thickness_um == pytest.approx(gt["mean_thickness_um"], rel=0.03)
+    assert np.nanmax(np.abs(m.interface_row - np.nanmedian(m.interface_row))) < 2.0
+    assert "interface_lost" in m.flags  # the film's top is not seen over that quarter
+
+
 def test_a_dark_film_mostly_cut_by_cavities_is_seen_dark():
     """A film darker than its textured support, cut nearly through by cavities (benchmark seed
     3000, case 2, sec_dark): most columns meet a thin strip of film under a cavity (its grey
