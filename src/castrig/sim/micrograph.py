@@ -111,11 +111,12 @@ def _correlated_noise(white: np.ndarray, x: np.ndarray, corr: float) -> np.ndarr
     the white normals are filtered on a grid of corr/20 over the span and 4·corr beyond each
     end, and interpolated."""
     span = float(x[-1] - x[0])
-    step = corr / 20
-    m = int(math.ceil((span + 8 * corr) / step)) + 1
-    if span >= 2 * corr or m > white.size or span <= 0:
+    if span >= 2 * corr or span <= 0:
         g = ndi.gaussian_filter1d(white, corr / (x[1] - x[0]), mode="reflect")
     else:
+        # (at most 201 grid points: fewer than the profile's 2048 normals)
+        step = corr / 20
+        m = int(math.ceil((span + 8 * corr) / step)) + 1
         xc = x[0] - 4 * corr + step * np.arange(m)
         g = np.interp(x, xc, ndi.gaussian_filter1d(white[:m], 20.0, mode="reflect"))
     return (g - g.mean()) / (g.std() or 1.0)
