@@ -215,6 +215,7 @@ def test_a_thin_films_thickness_is_measured_where_its_profile_was_noise():
     t_over_d = float(np.random.default_rng([1000, 5, 4]).uniform(0.1, 0.35))
     img, px, gt = _bench_section(1000, 5, 7.0, 20, 0.2, 0.15, 0.35, t_over_d, 0.3, 1.5, 0.02, 0.2, 8)
     m = analyse_section(img, px)
+    assert "interface_lost" not in m.flags
     assert m.mean_thickness_um == pytest.approx(gt["mean_thickness_um"], rel=0.03)
     assert m.penetration_depth_um == pytest.approx(gt["penetration_depth_um"], rel=0.1)
 
