@@ -82,3 +82,20 @@ def test_thin_walls_without_windows_are_not_joined_by_their_waist(seed):
     m = analyse_section(img, px)
     assert m.cavity_pairs >= 15
     assert lo - 0.03 <= m.pore_communication <= hi + 0.03
+
+
+@pytest.mark.parametrize("family", ["sec_flip", "sec_texture"])
+def test_a_cavity_split_off_along_a_window_keeps_its_own_width(family):
+    """Benchmark seed 2000 case 1: two cavities joined by a window are one run of dark columns,
+    split at the window's dip — anywhere along it, here 15 px into the wall. The cavity up to
+    the split (62 px for 42) made its other neighbour, 41 px away, a pair it is not (the truth's
+    neighbours: a wall thinner than their mean width), counted not joined: 2 of 3 for 2 of 2."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import analysis_accuracy as acc
+
+    truth, ours, _ = acc.run_case(1, acc.CASES[1], 1024, 2000, family)
+    assert truth["pore_communication"] == 1.0
+    assert ours["pore_communication"] == 1.0
