@@ -235,6 +235,33 @@ def test_the_interface_beside_a_film_cut_by_wide_cavities_is_the_supports_top_ed
     assert "interface_lost" in m.flags  # the film's top is not seen over that quarter
 
 
+def test_a_tongue_wider_than_the_walls_of_a_film_cut_through_is_not_taken_for_the_film():
+    """Benchmark seed 1000 sec_thin case 2 (T/D 0.17, 45 px thick, cavities cut through the film
+    but for thin walls, a tongue 450 px wide and 130 px deep): the film's bottom edge ran along
+    the tongue's flat bottom over more columns than along the interface, which was read there:
+    T 176 px for 45, and no tongue. The support's top edge beside the walls, where no film lies
+    over it, shows where the interface is."""
+    t_over_d = float(np.random.default_rng([1000, 2, 4]).uniform(0.1, 0.35))
+    img, px, gt = _bench_section(1000, 2, 2.5, 10, 0.03, 0.60, 0.95, t_over_d, 0.02, 1.2, 0.03, 0.3, 8)
+    m = analyse_section(img, px)
+    assert m.mean_thickness_um == pytest.approx(gt["mean_thickness_um"], rel=0.03)
+    assert m.penetration_depth_um == pytest.approx(gt["penetration_depth_um"], rel=0.1)
+    assert m.penetration_fraction == pytest.approx(gt["penetration_fraction"], abs=0.03)
+
+
+def test_a_film_of_a_few_struts_is_measured_from_the_supports_top_edge_beside_them():
+    """Benchmark seed 1000 sec_thin case 13 (T/D 0.31, 62 px thick, through-pores 85 %): the film
+    is a few struts between cavities cut through it, under a fifth of the columns, and was not
+    measured at all. Its top is the struts' tops, the interface the support's top edge, seen
+    where no film lies over it."""
+    t_over_d = float(np.random.default_rng([1000, 13, 4]).uniform(0.1, 0.35))
+    img, px, gt = _bench_section(1000, 13, 8.0, 11, 0.05, 0.58, 0.85, t_over_d, 0.12, 1.2, 0.02, 0.3, 16)
+    m = analyse_section(img, px)
+    assert m.mean_thickness_um == pytest.approx(gt["mean_thickness_um"], rel=0.03)
+    assert m.thickness_std_um == pytest.approx(gt["thickness_std_um"], abs=0.05 * gt["mean_thickness_um"])
+    assert np.nanmax(np.abs(m.interface_row - np.nanmedian(m.interface_row))) < 2.0
+
+
 def test_a_dark_film_mostly_cut_by_cavities_is_seen_dark():
     """A film darker than its textured support, cut nearly through by cavities (benchmark seed
     3000, case 2, sec_dark): most columns meet a thin strip of film under a cavity (its grey
