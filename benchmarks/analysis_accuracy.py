@@ -163,10 +163,12 @@ def flagged_miss(key: str, truth: dict, ours: dict) -> str | None:
     q = ours.get(QUALITY, {})
     m = METRIC[key]
     flags = q.get("flagged", {}).get(m)
-    if not flags:
-        return None
     iv, tv = q.get("intervals", {}).get(m), truth.get(m)
     inside = iv is not None and tv is not None and iv[0] <= tv <= iv[1]
+    if not flags:
+        # unflagged, the verdict still judges a bound inside the interval marginal: a miss whose
+        # truth lies inside it is reported as uncertain; one outside it is a result it would sign
+        return None if not inside else "unflagged, truth inside its interval"
     return f"{'+'.join(flags)}, truth {'inside' if inside else 'OUTSIDE'} its interval"
 
 
@@ -381,7 +383,7 @@ def main() -> None:
     print(f"\nworst error over {over} per appearance family ({time.perf_counter() - t0:.0f} s):")
     print("verdict: meets = every case within the goal; MISSES names each case outside it, with castrig's own\n"
           "quality flags on that metric (a flagged metric is never trusted by the verdict) or 'unflagged'")
-    unflagged = 0
+    unflagged = within = 0
     for family, worst_o, worst_p, missed in tables:
         print(f"\n[{family}]")
         w = 5 if len(seeds) == 1 else 8
@@ -393,11 +395,13 @@ def main() -> None:
             ok = "meets" if o[0] <= GOALS[k] else "MISSES: " + "; ".join(
                 f"case {i} {why or 'unflagged'}" for i, why in missed[k])
             unflagged += sum(why is None for _, why in missed[k])
+            within += sum(why is not None and why.startswith("unflagged") for _, why in missed[k])
             pv = f"{p[0]:10.4f} {p[1]:>{w}s}" if p[1] is not None else f"{'—':>10s} {'':{w}s}"  # not measured by the plain recipe
             oc = f"{o[1]:>{w}s}" if o[1] is not None else f"{'—':>{w}s}"  # (no case above 0: none worst)
             print(f"  {names[k]:10s} {GOALS[k]:8.3f} {o[0]:10.4f} {oc} {pv}  {ok}")
     # the misses the verdict would trust: what a lab must not sign
-    print(f"\nunflagged misses (metric × case outside its goal with no quality flag): {unflagged}")
+    print(f"\nunflagged misses (metric × case outside its goal, no quality flag, the truth outside its 95 % interval: "
+          f"a result the verdict would sign): {unflagged}; unflagged with the truth inside the interval: {within}")
 
 
 if __name__ == "__main__":
