@@ -165,6 +165,8 @@ def flagged_miss(key: str, truth: dict, ours: dict) -> str | None:
     flags = q.get("flagged", {}).get(m)
     iv, tv = q.get("intervals", {}).get(m), truth.get(m)
     inside = iv is not None and tv is not None and iv[0] <= tv <= iv[1]
+    if ours.get(m) is None:
+        return "not measured (its bounds unknown: no grade asking it is met)"
     if not flags:
         # unflagged, the verdict still judges a bound inside the interval marginal: a miss whose
         # truth lies inside it is reported as uncertain; one outside it is a result it would sign
