@@ -365,7 +365,7 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     # level fell to the background's)
     sup_col = s_col if f_dark is None else _col_stat(s_sup, below, w)
     sup_lvl_col = (b_col + sup_col) / 2
-    s_band = s_sup[-k:]
+    s_band = s_sup[-k:]  # (the bottom band: the k rows sup_lvl was read on)
     matrix_col = _col_stat(s_band, s_band > _otsu(s_band), w)
     tongue = _tongues(y_bot, has, w, bare_edge=None if matrix_col is None else
                       _bare_edge(s_sup, has, (b_col + matrix_col) / 2))
@@ -1031,7 +1031,8 @@ def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int]) -> tuple[np.nd
     if npk == 0:
         return lab0, n0
     pl = plab[py, px_]
-    cen, rad = _peak_circles(pl, npk, py, px_, dist_of(key[py, px_]))
+    pk_dist = dist_of(key[py, px_])
+    cen, rad = _peak_circles(pl, npk, py, px_, pk_dist)
     # One pore, one peak: a disc sheared a little (a tilted section) has its largest inscribed
     # circle on a short ridge, whose equal maxima need not touch (seed 2000 sec_tilt case 2: two
     # 3.6 px apart split a pore in halves, support D 14 % short, unflagged). Peaks whose centres
@@ -1041,7 +1042,7 @@ def _split_pores(pores: np.ndarray, comp: tuple[np.ndarray, int]) -> tuple[np.nd
     if merged is not None:
         pl = merged[pl - 1] + 1
         npk = int(merged.max()) + 1
-        cen, rad = _peak_circles(pl, npk, py, px_, dist_of(key[py, px_]))
+        cen, rad = _peak_circles(pl, npk, py, px_, pk_dist)
     # channel crossings: arms leaving the inscribed circle as wide as a good part of it — a
     # pore's channels are at most 0.3 of its radius wide (half width 0.15 × the smaller pore's
     # diameter); the arms seen on the ring at 1.35 r, their half width as the distance transform
