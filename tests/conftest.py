@@ -923,3 +923,14 @@ else:
             _signal()
     typer.Exit.__init__ = _init_then_signal
 """
+
+
+@pytest.fixture
+def accuracy_case() -> Callable[[str, int, int], tuple[dict, dict, dict]]:
+    """``accuracy_case(family, i, seed)``: case ``i`` of benchmarks/analysis_accuracy.py in
+    ``family`` on ``seed`` as the benchmark measures it, ``(truth, ours, plain)`` — a miss the
+    benchmark found, reproduced where it was found."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import analysis_accuracy as acc
+
+    return lambda family, i, seed: acc.run_case(i, acc.CASES[i], 1024, seed, family)
