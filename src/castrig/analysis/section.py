@@ -42,7 +42,9 @@ Claim 1 from the same image (definitions in DESIGN §4):
   the mean equivalent diameter of those not cut by the region's border.
 - support continuity: the support's pore phase (with the channels joining pores) labelled as one;
   the area fraction of the pores (without their channels) in clusters that reach from within one
-  mean pore diameter of the interface to the bottom of the image.
+  mean pore diameter of the interface to the bottom of the image. The pore phase continues past
+  the image's sides and bottom as it meets them (a pore's cap on the bottom row joins what it
+  touches).
 """
 
 from __future__ import annotations
