@@ -127,7 +127,8 @@ def surface_intervals(d_um: np.ndarray, opening: float, through: np.ndarray | No
         m = float(d_um.mean())
         sd = float(d_um.std(ddof=1)) if n > 1 else 0.0
         st = t95(n - 1) * sd / math.sqrt(n) if n > 1 else m
-        out["mean_pore_diameter_um"] = (m - st - sys_d, m + st + sys_d)
+        # (a length's interval ends at zero: a few pores of very different sizes gave -282 µm)
+        out["mean_pore_diameter_um"] = (max(0.0, m - st - sys_d), m + st + sys_d)
         if n > 1:
             st_s = Z95 * sd / math.sqrt(2 * (n - 1))
             # a uniform edge shift does not change σd; its relative error follows D's
@@ -161,7 +162,7 @@ def section_intervals(prof_um: np.ndarray, px: float, thickness_px: float) -> di
     sys_t = 2 * EDGE_SHIFT_PX * px
     st_s = Z95 * s / math.sqrt(2 * (n_eff - 1))
     return {
-        "mean_thickness_um": (t - st - sys_t, t + st + sys_t),
+        "mean_thickness_um": (max(0.0, t - st - sys_t), t + st + sys_t),
         "thickness_std_um": (max(0.0, s - st_s), s + st_s),
     }
 
