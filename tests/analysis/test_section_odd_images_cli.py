@@ -50,3 +50,25 @@ def test_a_very_wide_section_is_measured_in_bounded_time(tmp_path):
     assert res.returncode == 0, res.stderr
     assert time.monotonic() - t0 < 60
     assert json.loads(res.stdout)["mean_thickness_um"] == pytest.approx(6.4, rel=0.02)
+
+
+def test_a_negative_section_reads_as_its_positive(tmp_path):
+    """A section whose background is the bright phase (a negative; transmitted light shows the
+    empty background bright): it was read with the bright background taken for the support,
+    T 120 µm for 20, unflagged. One end all bright and uniform, the other end mixed (a support's
+    matrix and pores), is now read as the negative it is: T as in the positive."""
+    from castrig.sim.micrograph import make_structure, render_section
+
+    rng = np.random.default_rng(1)
+    st = make_structure(rng, mean_diameter_um=20.0, opening_ratio=0.2, thickness_um=20.0, thickness_cv=0.1,
+                        field_um=1024.0, section_length_um=1024 * 0.4)
+    img = render_section(st, 0.4, rng, bit_depth=8)
+    got = {}
+    for name, a in (("positive", img), ("negative", 255 - img)):
+        tifffile.imwrite(tmp_path / f"{name}.tif", a)
+        res = castrig("analyse", "section", str(tmp_path / f"{name}.tif"), "--pixel-size", "0.4", "--json")
+        assert res.returncode == 0, res.stderr
+        got[name] = json.loads(res.stdout)
+    assert got["positive"]["mean_thickness_um"] == pytest.approx(20.0, rel=0.03)
+    assert got["negative"]["mean_thickness_um"] == pytest.approx(got["positive"]["mean_thickness_um"], rel=0.01)
+    assert got["negative"]["quality"]["flags"] == got["positive"]["quality"]["flags"]

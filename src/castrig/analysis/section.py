@@ -180,6 +180,8 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
                      orientation: str) -> SectionMetrics:
     """:func:`analyse_section` of an image without a data bar."""
     img = as_float(measurable(image))
+    if orientation == "auto" and _negative(img):
+        img = float(img.max()) + float(img.min()) - img  # read as the positive
     if orientation == "down" or (orientation == "auto" and _support_on_top(img)):
         img = img[::-1]
     h, w = img.shape
@@ -814,6 +816,31 @@ def _dark_film_level(s: np.ndarray) -> float | None:
     va = s[np.minimum(first[cols] + 4, h - 1), cols]
     mid = va[(va > t1) & (va < t2)]
     return float(np.median(mid if mid.size else v[v < t2]))
+
+
+def _negative(img: np.ndarray) -> bool:
+    """True when the background is the bright phase (a negative, or a section in transmitted
+    light): one end of the image is all above the image's Otsu threshold, as only a background
+    is, and the other end is on both sides of it, as only a support's matrix and pores are.
+    (Read as it was, a negative took the bright background for the support: T 120 µm for 20,
+    unflagged, in a fuzzing run of the CLI.) An end all dark and the other all bright is left
+    as it is: a dark background over a support whose end rows happen to hold no pore."""
+    h = img.shape[0]
+    k2 = max(2, h // 100)
+    sample = img[:: max(1, h // 512)].ravel()
+    t = _otsu(sample)
+    rows = (img[:k2], img[-k2:])
+    ends = [float(np.mean(r > t)) for r in rows]
+    lo, hi = sample[sample <= t], sample[sample > t]
+    if not (lo.size and hi.size):
+        return False
+    contrast = float(np.median(hi)) - float(np.median(lo))
+
+    def uniform(r: np.ndarray) -> bool:  # a background's grey: its noise only, far below the contrast
+        med = float(np.median(r))
+        return 1.4826 * float(np.median(np.abs(r - med))) < 0.08 * contrast
+
+    return any(ends[i] > 0.98 and 0.05 < ends[1 - i] < 0.95 and uniform(rows[i]) for i in (0, 1))
 
 
 def _support_on_top(img: np.ndarray) -> bool:
