@@ -13,6 +13,8 @@ flag                      raised when                                           
 ``blurred``               edges spread over more than a quarter of the pore radius      all of the view
 ``saturated``             > 1 % of the pixels at the image's type limits               all of the view
 ``interface_lost``        the section's edges could not be followed over > 10 % of it  T, σt, support
+``transmitted_mismatch``  the transmitted view is not one of this field (its light    through
+                          outside the pores, its pores dark, or one grey throughout)
 ========================  ==========================================================  =================
 """
 
@@ -49,6 +51,7 @@ SURFACE_FLAG_METRICS = {
     "no_lattice_order": ("mean_pore_diameter_um", "pore_diameter_std_um"),
     "blurred": _SURF,
     "saturated": _SURF,
+    "transmitted_mismatch": ("through_pore_fraction",),
 }
 SECTION_FLAG_METRICS = {
     "under_resolved": _SECT,

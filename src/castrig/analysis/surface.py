@@ -57,6 +57,8 @@ class SurfaceMetrics:
     data_bar_rows: int = 0
     #: (top, bottom, left, right) rows and columns of uniform padding left out (databar.find_margins)
     margins_px: tuple = (0, 0, 0, 0)
+    #: the transmitted view is not one of this field (:func:`transmitted_mismatch`)
+    transmitted_mismatch: bool = False
 
     def quality(self) -> dict:
         """``{"flags": [...], "flagged": {metric: [flags]}, "intervals": {metric: [lo, hi]}}``."""
@@ -613,6 +615,8 @@ def _assess(m: SurfaceMetrics, reflected: np.ndarray) -> None:
             flags.append("blurred")
     if saturated(raw):
         flags.append("saturated")
+    if m.transmitted_mismatch:
+        flags.append("transmitted_mismatch")
     m.flags = flags
     m.intervals = surface_intervals(m.diameters_um, m.opening_ratio, m.through, px)
 
@@ -762,12 +766,45 @@ def _analyse_surface(
 
     through = None
     tfrac = None
+    mismatch = False
     if through_job is not None:
         through_all = through_job.result()
         through = through_all[measured]
         tfrac = float(through.mean()) if through.size else None
+        mismatch = transmitted_mismatch(t, ft, lab > 0)
     return _metrics(opening, d_um, measured, tfrac, pitch, pixel_size_um, on_border, centres, through,
-                    labels=lab if keep_labels else None, measured_labels=idx[measured])
+                    labels=lab if keep_labels else None, measured_labels=idx[measured], transmitted_mismatch=mismatch)
+
+
+def transmitted_mismatch(t: np.ndarray, ft: np.ndarray | None, pores: np.ndarray) -> bool:
+    """Is the transmitted view not one of the field the reflected view shows (another file, a
+    view not registered with it, the reflected view given twice)? Only an opening passes twice
+    the light the film does: such light falling inside the pores the reflected view found
+    (grown by 2 px for blur and registration) no more often than halfway between chance (their
+    share of the area) and always, the pores mostly (over
+    half of their pixels) darker than half the film's level (no pore passes less light than
+    the film over it), or a view of one grey throughout. Not told: a view in which nothing
+    passes twice the film's light and the pores are not dark — a membrane without through-pores
+    looks so. (A fuzzing run of the CLI: a transposed view read 0.12 through for 0.50, the
+    reflected view given as its own transmitted one 0, both unflagged.)"""
+    t = np.asarray(t, np.float32)
+    if not float(np.ptp(t)) > 0:
+        return True
+    film = np.asarray(ft, np.float32) if ft is not None else np.float32(np.median(t[~pores]) if (~pores).any() else t.mean())
+    bright = t > 2 * film
+    n_bright = int(np.count_nonzero(bright))
+    if n_bright >= max(50, 1e-3 * t.size):
+        near = box_max(pores, 2)
+        # inside: all of it for the field's own view; the area share of the grown pores for a
+        # view unrelated to them (in a dense field most of the area): halfway between
+        chance = float(np.count_nonzero(near)) / near.size
+        if np.count_nonzero(bright & near) < 0.5 * (1.0 + chance) * n_bright:
+            return True
+    if pores.any():
+        dark = (t < 0.5 * film) & pores
+        if np.count_nonzero(dark) > 0.5 * np.count_nonzero(pores):
+            return True
+    return False
 
 
 def _through(t: np.ndarray, ft: np.ndarray | None, lab: np.ndarray, n: int, seg: _Segmentation, pores, cores) -> np.ndarray:
@@ -975,6 +1012,7 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     plab = np.zeros(img.shape, np.int32)
     plab.ravel()[pflat[inside]] = own[inside]  # (1-D: cheaper than [rows, cols])
     through = tfrac = None
+    mismatch = False
     if transmitted is not None:
         t = _f32(measurable(transmitted))
         far = ~box_max(plab > 0, 2)
@@ -985,10 +1023,11 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
         thr_all = _through(t, ft, plab, n, None, (ppx.flat, lp, pcnt), (cpx.flat, cl, cnt))
         through = thr_all[measured]
         tfrac = float(through.mean()) if through.size else None
+        mismatch = transmitted_mismatch(t, ft, plab > 0)
     pitch = _pitch(centres)
     return _metrics(opening, d_um, measured, tfrac, pitch, pixel_size_um, on_border, centres, through,
                     labels=plab if keep_labels else None,
-                    measured_labels=np.arange(1, n + 1)[measured], appearance="sem")
+                    measured_labels=np.arange(1, n + 1)[measured], appearance="sem", transmitted_mismatch=mismatch)
 
 
 def _metrics(opening: float, d_um: np.ndarray, measured: np.ndarray, through_fraction: float | None,

@@ -1,0 +1,59 @@
+"""A transmitted view that is not one of the reflected view's field, measured by the ``castrig``
+command in a subprocess: a fuzzing run of the CLI met a transposed view read 0.12 through for
+0.50, and the reflected view given twice, or a view of one grey, read 0 — all unflagged."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import castrig
+from castrig.sim.micrograph import ground_truth, make_structure, render_surface
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pair")
+    rng = np.random.default_rng(3)
+    st = make_structure(rng, mean_diameter_um=4.0, opening_ratio=0.4, through_fraction=0.5, field_um=384 * 0.4)
+    refl, trans = render_surface(st, 0.4, rng, bit_depth=8)
+    views = {"reflected": refl, "transmitted": trans, "transposed": np.ascontiguousarray(trans.T),
+             "one_grey": np.full_like(trans, 200)}
+    for name, a in views.items():
+        tifffile.imwrite(d / f"{name}.tif", a)
+    return d, ground_truth(st)
+
+
+def _through(d, transmitted: str) -> dict:
+    res = castrig("analyse", "surface", str(d / "reflected.tif"), "--transmitted", str(d / f"{transmitted}.tif"),
+                  "--pixel-size", "0.4", "--json")
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_the_fields_own_transmitted_view_is_trusted(pair):
+    d, truth = pair
+    out = _through(d, "transmitted")
+    assert "transmitted_mismatch" not in out["quality"]["flags"]
+    assert out["through_pore_fraction"] == pytest.approx(truth["through_pore_fraction"], abs=0.05)
+
+
+@pytest.mark.parametrize("view", ["transposed", "reflected", "one_grey"])
+def test_a_view_of_another_field_flags_the_through_pore_fraction(pair, view):
+    d, _ = pair
+    out = _through(d, view)
+    assert "transmitted_mismatch" in out["quality"]["flags"]
+    assert "transmitted_mismatch" in out["quality"]["flagged"]["through_pore_fraction"]
+    assert "transmitted_mismatch" not in out["quality"]["flagged"].get("mean_pore_diameter_um", [])
+
+
+def test_the_verdict_does_not_sign_a_mismatched_through_fraction():
+    from castrig.analysis.verdict import judge
+
+    v = judge({"through_pore_fraction": 0.5}, ["claim1"], intervals={"through_pore_fraction": (0.4, 0.6)},
+              flagged={"through_pore_fraction": ["transmitted_mismatch"]})
+    (c,) = [c for c in v.grade("claim1").checks if c.quantity == "through_pore_fraction"]
+    assert c.status == "marginal" and "check the transmitted view" in c.advice
