@@ -22,6 +22,7 @@ def measurable(image: np.ndarray) -> np.ndarray:
     film levels are positive and float32 can neither overflow nor underflow.
 
     Every ratio the analysis takes (pixel / local film level) is invariant under that scaling.
+    A lone extreme pixel does not set the scale (:func:`_without_lone_extremes`).
     Raises ValueError for NaN or infinite pixels (nothing honest can be measured there).
     """
     a = np.asarray(image)
@@ -37,14 +38,38 @@ def measurable(image: np.ndarray) -> np.ndarray:
             raise ValueError(f"{a.size - int(np.count_nonzero(finite))} pixels are NaN or infinite")
     lo = min(float(a.min()), 0.0)
     hi = float(a.max())
+    lo, hi, lone = _without_lone_extremes(a, lo, hi)
     if a.dtype.kind == "i" and lo >= 0:
-        return a  # a signed type holding only non-negative values (many SEM TIFFs): as it is
+        # a signed type holding only non-negative values (many SEM TIFFs): as it is
+        return np.maximum(a, 0) if lone else a
     if hi <= lo:
         return a.astype(np.float32)
     out = a.astype(np.float64)
     out -= lo
     out *= 1.0 / (hi - lo)
+    if lone:
+        np.clip(out, 0.0, 1.0, out=out)
     return out.astype(np.float32)
+
+
+def _without_lone_extremes(a: np.ndarray, lo: float, hi: float) -> tuple[float, float, bool]:
+    """(lo, hi) with a lone extreme pixel left out, and whether one was: a pixel beyond 10 times
+    the grey range of all but the outermost 0.01 % of the pixels (a hot or dead pixel, a stray
+    1e30 in a float file, one -32768 in an int16 one) set the scale alone, and squeezed every
+    other grey into a sliver of it — a fuzzing run of the CLI lost every pore of a surface, and
+    the whole of a section, to one such pixel. Such pixels are clipped to the range of the rest."""
+    if a.size < 1000:
+        return lo, hi, False
+    step = max(1, a.size // 1_000_000)
+    q0, q1 = (float(v) for v in np.quantile(a.reshape(-1)[::step], [1e-4, 1 - 1e-4]))
+    q0 = min(q0, 0.0)
+    span = max(q1 - q0, 0.0)
+    lone = False
+    if hi > q1 + 10 * span:
+        hi, lone = q1, True
+    if lo < q0 - 10 * span:
+        lo, lone = q0, True
+    return lo, hi, lone
 
 
 def as_float(image: np.ndarray) -> np.ndarray:
