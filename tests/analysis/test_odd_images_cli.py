@@ -105,3 +105,22 @@ def test_one_extreme_pixel_does_not_lose_the_measurement(tmp_path, dtype, bad):
     clean, bad_ = got["section", "clean"], got["section", "one_bad"]
     assert clean["mean_thickness_um"] == pytest.approx(8.0, rel=0.05)
     assert bad_["mean_thickness_um"] == pytest.approx(clean["mean_thickness_um"], rel=0.01)
+
+
+def test_a_strip_too_small_for_its_pores_does_not_sign_an_opening_ratio(tmp_path):
+    """A 30-row strip of a surface whose pores are 20 px across holds no whole pore: it read
+    opening 1.0 with 0 pores measured, flagged too_few_pores on D, σd and through only — a
+    verdict would have signed the opening (claim 1 asks 10-90 %: failed). A field of fewer than
+    30 pores is no sample of the film for its opening ratio either: flagged, the verdict says
+    'measure more fields'."""
+    from castrig.sim.micrograph import make_structure, render_surface
+
+    rng = np.random.default_rng(1)
+    st = make_structure(rng, mean_diameter_um=20.0, opening_ratio=0.2, field_um=1024.0)
+    refl, _ = render_surface(st, 1.0, rng, bit_depth=8)
+    tifffile.imwrite(tmp_path / "strip.tif", np.ascontiguousarray(refl[:30]))
+    res = castrig("analyse", "surface", str(tmp_path / "strip.tif"), "--pixel-size", "1", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["pore_count"] == 0
+    assert "too_few_pores" in out["quality"]["flagged"]["opening_ratio"]

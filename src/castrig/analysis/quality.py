@@ -8,7 +8,7 @@ measured, plus the systematic part of half a pixel of edge shift, propagated; th
 flag                      raised when                                                 metrics affected
 ========================  ==========================================================  =================
 ``under_resolved``        pores under 9 px across (surface) / film under 9 px (section) all of the view
-``too_few_pores``         fewer than :data:`MIN_PORES` pores measured                  D, σd, through
+``too_few_pores``         fewer than :data:`MIN_PORES` pores measured                  opening, D, σd, through
 ``no_lattice_order``      nearest-neighbour distances scatter > 25 % (no honeycomb)     D, σd
 ``blurred``               edges spread over more than a quarter of the pore radius      all of the view
 ``saturated``             > 1 % of the pixels at the image's type limits               all of the view
@@ -47,7 +47,9 @@ _SECT = ("mean_thickness_um", "thickness_std_um", "support_pore_diameter_um")
 _CLAIM1 = ("penetration_depth_um", "penetration_fraction", "pore_communication", "support_continuity")
 SURFACE_FLAG_METRICS = {
     "under_resolved": _SURF,
-    "too_few_pores": ("mean_pore_diameter_um", "pore_diameter_std_um", "through_pore_fraction"),
+    # (the opening ratio too: a field of a few pores, or none whole, is no sample of the film —
+    # a 30-row crop read opening 1.0 with no pore measured, and a verdict would have signed it)
+    "too_few_pores": ("opening_ratio", "mean_pore_diameter_um", "pore_diameter_std_um", "through_pore_fraction"),
     "no_lattice_order": ("mean_pore_diameter_um", "pore_diameter_std_um"),
     "blurred": _SURF,
     "saturated": _SURF,
