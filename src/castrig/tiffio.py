@@ -12,6 +12,8 @@ and decoded bytes) is checked against :func:`max_image_pixels` (``$CASTRIG_MAX_I
 default 100 Mpx; at most 4 decoded bytes per pixel) before anything is decoded, so a 2 MB "decompression
 bomb" declaring 46000² pixels is a BadInput, not a 7.9 GiB allocation. Float images with NaN or
 infinite pixels are refused (the analysis would measure nothing and say nothing).
+
+The file's own metadata never stands in for the reader's fields (:data:`READER_FIELDS`).
 """
 
 from __future__ import annotations
@@ -450,6 +452,45 @@ def not_a_file(path: str | Path) -> str:
     return "a directory, not an image file" if stat.S_ISDIR(st.st_mode) else "not a regular file"
 
 
+#: The fields :func:`read_micrograph` itself puts in the metadata it returns: how the file was
+#: read and where its pixel size came from. Never taken from the file's own metadata (a JSON
+#: ImageDescription or ImageJ Info): ``{"pixel_size_warnings": "FAKE WARNING"}`` gave 12
+#: one-letter warnings, ``{"file_type": 12}`` a "read as" note of 12, ``{"pixel_size_warnings": 5}``
+#: a traceback. What a file says under these names is kept, unused, under ``file_metadata``.
+READER_FIELDS = ("pixel_size_source", "pixel_size_warnings", "pixel_size_invalid", "page_used", "file_type",
+                 "photometric", "orientation", "file_metadata")
+
+
+def _file_metadata(desc: str, ij: dict | None) -> dict:
+    """The metadata a TIFF carries: its ImageDescription as JSON (castrig's own non-ImageJ files)
+    or as ``{"description": text}``; in an ImageJ file, the JSON of ImageJ's Info property
+    (castrig's own ImageJ files) and ``imagej``: ImageJ's plain fields. The file's keys named as
+    one of :data:`READER_FIELDS` are moved under ``file_metadata``: the reader's own fields are
+    the reader's."""
+    own: dict = {}
+    if desc:
+        try:
+            d = json.loads(desc)
+        except (ValueError, RecursionError):
+            d = desc
+        own = d if isinstance(d, dict) else {"description": d}
+    if ij:
+        info = ij.get("Info")
+        if desc.startswith("ImageJ=") and isinstance(info, str):
+            try:  # ours: the metadata as JSON in ImageJ's Info property
+                d = json.loads(info)
+            except (ValueError, RecursionError):
+                d = None
+            own = d if isinstance(d, dict) else own
+    meta = {k: v for k, v in own.items() if k not in READER_FIELDS}
+    if ij:
+        meta.setdefault("imagej", {k: v for k, v in ij.items() if isinstance(v, (str, int, float, bool))})
+    kept = {k: own[k] for k in READER_FIELDS if k in own}
+    if kept:
+        meta["file_metadata"] = kept
+    return meta
+
+
 def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple[np.ndarray, float | None, dict]:
     """(2-D array, pixel size in µm or None, metadata dict) of a TIFF, PNG or JPEG file.
 
@@ -503,24 +544,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                     # 28 px/cm, i.e. 72 dpi: 357 µm per pixel). An ImageJ calibration is a
                     # person's deliberate one and stays first.
                     px, src = vpx, vsrc
-                desc = page.description or ""
-                meta: dict = {}
-                if desc:
-                    try:
-                        d = json.loads(desc)
-                        meta = d if isinstance(d, dict) else {"description": d}
-                    except ValueError:
-                        meta = {"description": desc}
-                if tif.imagej_metadata:
-                    ij = tif.imagej_metadata
-                    info = ij.get("Info")
-                    if meta.get("description", "").startswith("ImageJ=") and isinstance(info, str):
-                        try:  # ours: the metadata as JSON in ImageJ's Info property
-                            d = json.loads(info)
-                            meta = d if isinstance(d, dict) else meta
-                        except ValueError:
-                            pass
-                    meta.setdefault("imagej", {k: v for k, v in ij.items() if isinstance(v, (str, int, float, bool))})
+                meta = _file_metadata(page.description or "", tif.imagej_metadata)
         except BadInput:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file

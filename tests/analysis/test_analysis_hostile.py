@@ -316,3 +316,31 @@ def test_a_path_that_is_not_an_image_file_is_named_for_what_it_is(tmp_path, kind
     said = {"directory": "a directory, not an image file", "symlink loop": "a symlink loop",
             "dangling link": "a symbolic link to nothing"}[kind]
     assert done.returncode == 2 and f"x.tif: {said}" in done.stderr, done.stderr
+
+
+# -- what a TIFF's own metadata and page structure may not do (fuzzing the CLI) ---------------------
+@pytest.mark.parametrize("description", [
+    {"pixel_size_warnings": 5},  # TypeError: 'int' object is not iterable
+    {"pixel_size_warnings": "FAKE WARNING"},  # 12 one-letter warnings
+    {"pixel_size_invalid": 5},  # TypeError: not subscriptable
+    {"pixel_size_invalid": {"value_um": "abc"}},  # ValueError
+    {"file_type": 12, "photometric": [1, 2]},  # "read_as": [12, [1, 2]]
+])
+def test_a_tiffs_own_json_metadata_cannot_pose_as_castrigs_own_fields(tmp_path, description):
+    """An ImageDescription in JSON whose keys are the reader's own (warnings, the pixel size's
+    provenance, how the file was read) was copied into the result: a traceback, or warnings and
+    "read as" notes the file wrote itself. Now the file's keys are kept apart, unused."""
+    import json
+
+    from conftest import castrig
+
+    p = tmp_path / "spoof.tif"
+    tifffile.imwrite(p, _disc_image(128, 160, 6), description=json.dumps(description))
+    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.1", "--json")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    out = json.loads(done.stdout)
+    assert out["warnings"] == [] and out["images"]["surface"] == {
+        "file": str(p), "pixel_size_um": 0.1, "pixel_size_source": "--pixel-size"}
+    done = castrig("analyse", "surface", str(p), "--json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == f"error: {p}: no pixel size in the file (surface); give --pixel-size UM"
