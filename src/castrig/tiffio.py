@@ -13,6 +13,9 @@ default 100 Mpx; at most 4 decoded bytes per pixel) before anything is decoded, 
 bomb" declaring 46000² pixels is a BadInput, not a 7.9 GiB allocation. Float images with NaN or
 infinite pixels are refused (the analysis would measure nothing and say nothing).
 
+A TIFF of more than :data:`MAX_TIFF_PAGES` pages is refused before its pages are sorted into
+images (quadratic in their number in tifffile); of several images the largest full-resolution one
+is measured and the metadata's ``page_used`` says which.
 The file's own metadata never stands in for the reader's fields (:data:`READER_FIELDS`).
 """
 
@@ -225,20 +228,96 @@ def _is_tiff(path: str) -> bool:
     return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def _full_resolution_series(tif) -> tuple[object | None, str | None]:
-    """The image of a TIFF: its first series that is not a reduced-resolution page (a thumbnail,
-    NewSubfileType bit 0, that some microscopes and exporters write first), and, when one was
-    passed over, a note saying which was used. A thumbnail first was measured as the image (64 ×
-    64 px at 16× the pixel size: no pores, opening 0 for certain)."""
+#: the most pages (image directories) a TIFF may hold: a micrograph file holds one image, perhaps
+#: with a thumbnail or a few other views. Looked at only this far: tifffile's sorting of pages into
+#: images takes time quadratic in their number (40,000 pages of 16 × 16 px, 20 MB: over 2 minutes).
+MAX_TIFF_PAGES = 256
+
+
+def _is_reduced(series) -> bool:
+    return bool(getattr(series.keyframe, "is_reduced", False))
+
+
+def _size(series) -> tuple[int, int]:
+    """(width, height) in px of one image of ``series``."""
+    k = series.keyframe
+    return int(k.imagewidth), int(k.imagelength)
+
+
+def _area(series) -> int:
+    w, h = _size(series)
+    return w * h
+
+
+def _count_pages(path: str, limit: int) -> int:
+    """The number of pages (image directories) in the chain of a TIFF, counted up to ``limit``:
+    read here, not by tifffile, whose ``pages[n]`` of a chain that loops back on itself returns
+    its first page again (a file that is one page and a loop, not ``n`` pages)."""
+    import struct
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(16)
+        big = head[2:4] in (b"+\x00", b"\x00+")
+        bo = "<" if head[:2] == b"II" else ">"
+        off_fmt, cnt_fmt, entry = ("Q", "Q", 20) if big else ("I", "H", 12)
+        offset = struct.unpack(bo + off_fmt, head[8:16] if big else head[4:8])[0] if len(head) >= (16 if big else 8) else 0
+        seen: set[int] = set()
+        while 0 < offset < size and offset not in seen and len(seen) < limit:
+            seen.add(offset)
+            f.seek(offset)
+            raw = f.read(struct.calcsize(cnt_fmt))
+            if len(raw) < struct.calcsize(cnt_fmt):
+                break
+            n = struct.unpack(bo + cnt_fmt, raw)[0]
+            if n > 4096:  # tifffile's bound too: not a directory
+                break
+            f.seek(offset + len(raw) + n * entry)
+            raw = f.read(struct.calcsize(off_fmt))
+            if len(raw) < struct.calcsize(off_fmt):
+                break
+            offset = struct.unpack(bo + off_fmt, raw)[0]
+        return len(seen)
+
+
+def _full_resolution_series(tif, path: str) -> tuple[object | None, str | None]:
+    """The image of a TIFF, and a note saying which one it is when the file holds others.
+
+    Reduced-resolution pages (thumbnails, NewSubfileType bit 0, that some microscopes and
+    exporters write first) are passed over: a thumbnail first was measured as the image (64 × 64
+    px at 16× the pixel size: no pores, opening 0 for certain). Of several full-resolution images
+    the largest is measured (the first of equal ones): a 16 × 16 px preview before the section
+    was measured alone, and nothing said the section was there. A file of more than
+    :data:`MAX_TIFF_PAGES` pages is refused before its pages are sorted into images."""
+    if _count_pages(path, MAX_TIFF_PAGES + 1) > MAX_TIFF_PAGES:
+        raise BadInput(f"{path}: holds more than {MAX_TIFF_PAGES} pages (images, or the planes of a stack); castrig "
+                       "measures one 2-D micrograph per file: save the micrograph on its own (Fiji: Image > Duplicate)",
+                       file=path, field="pages")
     series = list(tif.series)
     if not series:
         return None, None
-    full = [s for s in series if not getattr(s.keyframe, "is_reduced", False)]
-    if not full or full[0] is series[0]:
+    full = [s for s in series if not _is_reduced(s)]
+    if not full:
         return series[0], None
-    chosen = full[0]
-    return chosen, (f"image {series.index(chosen) + 1} of {len(series)} ({chosen.shape[-1]} × {chosen.shape[-2]} px): "
-                    "the first is a reduced-resolution page (a thumbnail)")
+    chosen = max(full, key=_area)  # the first of the largest
+    if chosen is series[0] and len(full) == 1:
+        return chosen, None  # one image; any reduced-resolution pages after it are its thumbnails
+    number = {id(s): i + 1 for i, s in enumerate(series)}
+    others = [s for s in full if s is not chosen]
+    w, h = _size(chosen)
+    note = f"image {number[id(chosen)]} of {len(series)} ({w} × {h} px)"
+    if any(_area(s) < _area(chosen) for s in others):
+        note += ", the largest"
+    parts = []
+    if chosen is not series[0] and _is_reduced(series[0]):
+        parts.append("the first is a reduced-resolution page (a thumbnail)")
+    if others:
+        listed = ", ".join(f"image {number[id(s)]} ({_size(s)[0]} × {_size(s)[1]} px)" for s in others[:5])
+        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+        one = len(others) == 1
+        parts.append(f"the file's other image{'' if one else 's'}, {listed}{more}, {'was' if one else 'were'} not measured "
+                     f"(save {'it' if one else 'each'} on its own to measure it)")
+    return chosen, note + ": " + "; ".join(parts)
 
 
 def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str | None]:
@@ -509,7 +588,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
 
         try:
             with _tifffile_quiet(), tifffile.TiffFile(p) as tif:
-                series, skipped = _full_resolution_series(tif)
+                series, skipped = _full_resolution_series(tif, p)
                 page = series.keyframe if series is not None else tif.pages[0]
                 declared = series if series is not None else page
                 # the size the file declares, checked before a byte is decoded (decompression bombs)

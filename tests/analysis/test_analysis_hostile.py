@@ -344,3 +344,85 @@ def test_a_tiffs_own_json_metadata_cannot_pose_as_castrigs_own_fields(tmp_path, 
     done = castrig("analyse", "surface", str(p), "--json")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.strip() == f"error: {p}: no pixel size in the file (surface); give --pixel-size UM"
+
+
+def _tiff_of_pages(n: int, side: int = 16) -> bytes:
+    """A little-endian TIFF of ``n`` pages of ``side``² px (8-bit, one shared strip), each marked
+    as its own image as tifffile marks the pages it writes one by one: 40,000 pages in 5 MB,
+    made in milliseconds."""
+    import struct
+
+    desc = b'{"shape": [%d, %d]}\0' % (side, side)
+    first = 8 + side * side + len(desc)
+    tags = [(256, 3, 1, side), (257, 3, 1, side), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+            (270, 2, len(desc), 8 + side * side), (273, 4, 1, 8), (277, 3, 1, 1), (278, 3, 1, side),
+            (279, 4, 1, side * side)]
+    entries = b"".join(struct.pack("<HHI", t, k, c) + (struct.pack("<HH", v, 0) if k == 3 else struct.pack("<I", v))
+                       for t, k, c, v in tags)
+    size = 2 + len(entries) + 4
+    ifds = [struct.pack("<H", len(tags)) + entries + struct.pack("<I", first + (i + 1) * size if i + 1 < n else 0)
+            for i in range(n)]
+    return b"II*\0" + struct.pack("<I", first) + bytes(side * side) + desc + b"".join(ifds)
+
+
+def test_a_tiff_of_40000_tiny_pages_is_refused_in_seconds(tmp_path):
+    """40,000 pages of 16 × 16 px (5 MB): the reader sorted every page into images first, in time
+    quadratic in their number (over 2 minutes, no output). Now the pages are counted only up to
+    the most a micrograph file may hold, and the file is refused naming it."""
+    import time
+
+    from conftest import castrig
+
+    p = tmp_path / "pages.tif"
+    p.write_bytes(_tiff_of_pages(40000))
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.1", timeout_s=60)
+    took = time.monotonic() - t0
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"{p}: holds more than 256 pages" in done.stderr and "one 2-D micrograph per file" in done.stderr
+    assert took < 10, took
+    # a chain of pages that loops back to its first page is one page, not more than 256
+    import struct
+
+    loop = tmp_path / "loop.tif"
+    tifffile.imwrite(loop, _disc_image(128, 160, 6))
+    b = bytearray(loop.read_bytes())
+    with tifffile.TiffFile(loop) as t:
+        first, n_tags = t.pages[0].offset, len(t.pages[0].tags)
+    struct.pack_into("<I", b, first + 2 + 12 * n_tags, first)
+    loop.write_bytes(bytes(b))
+    done = castrig("analyse", "surface", str(loop), "--pixel-size", "0.1")
+    assert done.returncode == 0 and "read (" not in done.stdout, done.stderr
+
+
+def test_a_file_of_several_images_says_which_one_was_measured(tmp_path):
+    """A 16 × 16 px page before the micrograph: only the small page was measured, and nothing
+    said another image was there; three images of one size: the first measured, unsaid. Now the
+    largest full-resolution image is measured and the result names it and the others."""
+    import json
+
+    from conftest import castrig
+
+    img = _disc_image(128, 160, 6)
+    alone = tmp_path / "alone.tif"
+    tifffile.imwrite(alone, img)
+    ref = json.loads(castrig("analyse", "surface", str(alone), "--pixel-size", "0.1", "--json").stdout)
+    preview = tmp_path / "preview.tif"
+    with tifffile.TiffWriter(preview) as tw:
+        tw.write(np.full((16, 16), 200, np.uint8))
+        tw.write(img)
+    done = castrig("analyse", "surface", str(preview), "--pixel-size", "0.1", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["pore_count"] == ref["pore_count"] and out["opening_ratio"] == ref["opening_ratio"]
+    assert out["images"]["surface"]["read_as"] == [
+        "image 2 of 2 (160 × 128 px), the largest: the file's other image, image 1 (16 × 16 px), was not measured "
+        "(save it on its own to measure it)"]
+    three = tmp_path / "three.tif"
+    with tifffile.TiffWriter(three) as tw:
+        for k in range(3):
+            tw.write(np.roll(img, 7 * k, axis=1))
+    done = castrig("analyse", "surface", str(three), "--pixel-size", "0.1")
+    assert done.returncode == 0, done.stderr
+    assert ("read (surface, three.tif): image 1 of 3 (160 × 128 px): the file's other images, image 2 (160 × 128 px), "
+            "image 3 (160 × 128 px), were not measured (save each on its own to measure it)") in " ".join(done.stdout.split())
