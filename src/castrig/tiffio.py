@@ -15,7 +15,7 @@ infinite pixels are refused (the analysis would measure nothing and say nothing)
 
 A TIFF of more than :data:`MAX_TIFF_PAGES` pages is refused before its pages are sorted into
 images (quadratic in their number in tifffile); of several images the largest full-resolution one
-is measured and the metadata's ``page_used`` says which.
+is measured and the metadata's ``page_used`` says which; an empty or cut-short file is called so.
 The file's own metadata never stands in for the reader's fields (:data:`READER_FIELDS`).
 """
 
@@ -570,6 +570,59 @@ def _file_metadata(desc: str, ij: dict | None) -> dict:
     return meta
 
 
+#: bytes of one value of each TIFF field type (TIFF 6.0 and BigTIFF)
+_TIFF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+
+
+def _truncated(path: str, page=None) -> str | None:
+    """Why a TIFF that could not be read is incomplete, in the user's words, or None: the file
+    ends inside its header, its first image directory, a value that directory points to, or the
+    image data of ``page`` (tifffile said "unpack requires a buffer of 4 bytes", "corrupted IFD
+    structure", "failed to read 401408 bytes, got 0")."""
+    import struct
+
+    import tifffile
+
+    cut = "it was cut short (an incomplete copy or download?)"
+    try:
+        size = os.path.getsize(path)
+        needs: list[tuple[int, str]] = []  # (the byte a part of the file runs to, the part)
+        with open(path, "rb") as f:
+            head = f.read(16)
+            big = head[2:4] in (b"+\x00", b"\x00+")
+            if size < (16 if big else 8):
+                return f"the file is truncated: {size} bytes, shorter than a TIFF header ({16 if big else 8} bytes); {cut}"
+            bo = "<" if head[:2] == b"II" else ">"
+            off_fmt, cnt_fmt, entry, inline = ("Q", "Q", 20, 8) if big else ("I", "H", 12, 4)
+            first = struct.unpack(bo + off_fmt, head[8:16] if big else head[4:8])[0]
+            if first == 0:
+                return "it holds no image (its header points to no image directory)"
+            cs = struct.calcsize(cnt_fmt)
+            needs.append((first + cs, "its first image directory"))
+            if first + cs <= size:
+                f.seek(first)
+                n = struct.unpack(bo + cnt_fmt, f.read(cs))[0]
+                needs.append((first + cs + n * entry + struct.calcsize(off_fmt), "its first image directory"))
+                if needs[-1][0] <= size and n <= 4096:
+                    raw = f.read(n * entry)
+                    for e in (raw[i * entry:(i + 1) * entry] for i in range(n)):
+                        tag, typ = struct.unpack(bo + "HH", e[:4])
+                        count = struct.unpack(bo + ("Q" if big else "I"), e[4:12] if big else e[4:8])[0]
+                        nbytes = _TIFF_TYPE_BYTES.get(typ, 0) * count
+                        if nbytes > inline:  # the value is elsewhere in the file
+                            at = struct.unpack(bo + off_fmt, e[12:20] if big else e[8:12])[0]
+                            name = tifffile.TIFF.TAGS.get(tag)
+                            needs.append((at + nbytes, f"the value of its tag {tag}" + (f" ({name})" if name else "")))
+        if page is not None:
+            needs += [(int(o) + int(c), "its image data") for o, c in zip(page.dataoffsets, page.databytecounts) if c]
+        end, what = max(needs)
+        if end > size:
+            return f"the file is truncated: it ends at byte {size:,}, but {what} runs to byte {end:,}; {cut}"
+    except Exception:  # noqa: BLE001 - only an explanation of a failure already met
+        return None
+    return None
+
+
 def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple[np.ndarray, float | None, dict]:
     """(2-D array, pixel size in µm or None, metadata dict) of a TIFF, PNG or JPEG file.
 
@@ -579,6 +632,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     p = str(path)
     if not Path(p).is_file():
         raise BadInput(f"{p}: {not_a_file(p)}", file=p)
+    if os.path.getsize(p) == 0:
+        raise BadInput(f"{p}: empty file (0 bytes): no image in it", file=p)
     if _is_tiff(p):  # by its first bytes, not its name: a TIFF saved as .png kept no calibration
         if Path(p).suffix.lower() not in (".tif", ".tiff"):
             renamed = f"read as TIFF (its name says {Path(p).suffix or 'nothing'})"
@@ -586,6 +641,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             renamed = None
         import tifffile
 
+        page = None
         try:
             with _tifffile_quiet(), tifffile.TiffFile(p) as tif:
                 series, skipped = _full_resolution_series(tif, p)
@@ -627,6 +683,9 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
         except BadInput:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
+            cut = _truncated(p, page)
+            if cut:
+                raise BadInput(f"{p}: cannot read TIFF: {cut}", file=p) from None
             raise BadInput(f"{p}: cannot read TIFF ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
         if skipped:
             meta["page_used"] = skipped

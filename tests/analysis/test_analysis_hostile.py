@@ -426,3 +426,23 @@ def test_a_file_of_several_images_says_which_one_was_measured(tmp_path):
     assert done.returncode == 0, done.stderr
     assert ("read (surface, three.tif): image 1 of 3 (160 × 128 px): the file's other images, image 2 (160 × 128 px), "
             "image 3 (160 × 128 px), were not measured (save each on its own to measure it)") in " ".join(done.stdout.split())
+
+
+@pytest.mark.parametrize("cut,said", [
+    (0, "empty file (0 bytes)"),
+    (4, "cannot read TIFF: the file is truncated: 4 bytes, shorter than a TIFF header (8 bytes)"),
+    (200, "cannot read TIFF: the file is truncated: it ends at byte 200, but its image data runs to byte 20,736"),
+    (-1, "cannot read TIFF: the file is truncated: it ends at byte 20,735, but its image data runs to byte 20,736"),
+])
+def test_an_empty_or_cut_short_tiff_is_called_so(tmp_path, cut, said):
+    """A zero-byte file said "cannot identify image file", a 4-byte TIFF header "unpack requires a
+    buffer of 4 bytes", a TIFF cut after 200 bytes "failed to read 20480 bytes, got 0"."""
+    from conftest import castrig
+
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, _disc_image(128, 160, 6))
+    p = tmp_path / "cut.tif"
+    p.write_bytes(whole.read_bytes()[:cut])
+    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"error: {p}: {said}" in done.stderr, done.stderr
