@@ -12,6 +12,11 @@ and decoded bytes) is checked against :func:`max_image_pixels` (``$CASTRIG_MAX_I
 default 100 Mpx; at most 4 decoded bytes per pixel) before anything is decoded, so a 2 MB "decompression
 bomb" declaring 46000² pixels is a BadInput, not a 7.9 GiB allocation. Float images with NaN or
 infinite pixels are refused (the analysis would measure nothing and say nothing).
+
+A TIFF of more than :data:`MAX_TIFF_PAGES` pages is refused before its pages are sorted into
+images (quadratic in their number in tifffile); of several images the largest full-resolution one
+is measured and the metadata's ``page_used`` says which; an empty or cut-short file is called so.
+The file's own metadata never stands in for the reader's fields (:data:`READER_FIELDS`).
 """
 
 from __future__ import annotations
@@ -223,20 +228,96 @@ def _is_tiff(path: str) -> bool:
     return head in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def _full_resolution_series(tif) -> tuple[object | None, str | None]:
-    """The image of a TIFF: its first series that is not a reduced-resolution page (a thumbnail,
-    NewSubfileType bit 0, that some microscopes and exporters write first), and, when one was
-    passed over, a note saying which was used. A thumbnail first was measured as the image (64 ×
-    64 px at 16× the pixel size: no pores, opening 0 for certain)."""
+#: the most pages (image directories) a TIFF may hold: a micrograph file holds one image, perhaps
+#: with a thumbnail or a few other views. Looked at only this far: tifffile's sorting of pages into
+#: images takes time quadratic in their number (40,000 pages of 16 × 16 px, 20 MB: over 2 minutes).
+MAX_TIFF_PAGES = 256
+
+
+def _is_reduced(series) -> bool:
+    return bool(getattr(series.keyframe, "is_reduced", False))
+
+
+def _size(series) -> tuple[int, int]:
+    """(width, height) in px of one image of ``series``."""
+    k = series.keyframe
+    return int(k.imagewidth), int(k.imagelength)
+
+
+def _area(series) -> int:
+    w, h = _size(series)
+    return w * h
+
+
+def _count_pages(path: str, limit: int) -> int:
+    """The number of pages (image directories) in the chain of a TIFF, counted up to ``limit``:
+    read here, not by tifffile, whose ``pages[n]`` of a chain that loops back on itself returns
+    its first page again (a file that is one page and a loop, not ``n`` pages)."""
+    import struct
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(16)
+        big = head[2:4] in (b"+\x00", b"\x00+")
+        bo = "<" if head[:2] == b"II" else ">"
+        off_fmt, cnt_fmt, entry = ("Q", "Q", 20) if big else ("I", "H", 12)
+        offset = struct.unpack(bo + off_fmt, head[8:16] if big else head[4:8])[0] if len(head) >= (16 if big else 8) else 0
+        seen: set[int] = set()
+        while 0 < offset < size and offset not in seen and len(seen) < limit:
+            seen.add(offset)
+            f.seek(offset)
+            raw = f.read(struct.calcsize(cnt_fmt))
+            if len(raw) < struct.calcsize(cnt_fmt):
+                break
+            n = struct.unpack(bo + cnt_fmt, raw)[0]
+            if n > 4096:  # tifffile's bound too: not a directory
+                break
+            f.seek(offset + len(raw) + n * entry)
+            raw = f.read(struct.calcsize(off_fmt))
+            if len(raw) < struct.calcsize(off_fmt):
+                break
+            offset = struct.unpack(bo + off_fmt, raw)[0]
+        return len(seen)
+
+
+def _full_resolution_series(tif, path: str) -> tuple[object | None, str | None]:
+    """The image of a TIFF, and a note saying which one it is when the file holds others.
+
+    Reduced-resolution pages (thumbnails, NewSubfileType bit 0, that some microscopes and
+    exporters write first) are passed over: a thumbnail first was measured as the image (64 × 64
+    px at 16× the pixel size: no pores, opening 0 for certain). Of several full-resolution images
+    the largest is measured (the first of equal ones): a 16 × 16 px preview before the section
+    was measured alone, and nothing said the section was there. A file of more than
+    :data:`MAX_TIFF_PAGES` pages is refused before its pages are sorted into images."""
+    if _count_pages(path, MAX_TIFF_PAGES + 1) > MAX_TIFF_PAGES:
+        raise BadInput(f"{path}: holds more than {MAX_TIFF_PAGES} pages (images, or the planes of a stack); castrig "
+                       "measures one 2-D micrograph per file: save the micrograph on its own (Fiji: Image > Duplicate)",
+                       file=path, field="pages")
     series = list(tif.series)
     if not series:
         return None, None
-    full = [s for s in series if not getattr(s.keyframe, "is_reduced", False)]
-    if not full or full[0] is series[0]:
+    full = [s for s in series if not _is_reduced(s)]
+    if not full:
         return series[0], None
-    chosen = full[0]
-    return chosen, (f"image {series.index(chosen) + 1} of {len(series)} ({chosen.shape[-1]} × {chosen.shape[-2]} px): "
-                    "the first is a reduced-resolution page (a thumbnail)")
+    chosen = max(full, key=_area)  # the first of the largest
+    if chosen is series[0] and len(full) == 1:
+        return chosen, None  # one image; any reduced-resolution pages after it are its thumbnails
+    number = {id(s): i + 1 for i, s in enumerate(series)}
+    others = [s for s in full if s is not chosen]
+    w, h = _size(chosen)
+    note = f"image {number[id(chosen)]} of {len(series)} ({w} × {h} px)"
+    if any(_area(s) < _area(chosen) for s in others):
+        note += ", the largest"
+    parts = []
+    if chosen is not series[0] and _is_reduced(series[0]):
+        parts.append("the first is a reduced-resolution page (a thumbnail)")
+    if others:
+        listed = ", ".join(f"image {number[id(s)]} ({_size(s)[0]} × {_size(s)[1]} px)" for s in others[:5])
+        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+        one = len(others) == 1
+        parts.append(f"the file's other image{'' if one else 's'}, {listed}{more}, {'was' if one else 'were'} not measured "
+                     f"(save {'it' if one else 'each'} on its own to measure it)")
+    return chosen, note + ": " + "; ".join(parts)
 
 
 def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str | None]:
@@ -450,6 +531,98 @@ def not_a_file(path: str | Path) -> str:
     return "a directory, not an image file" if stat.S_ISDIR(st.st_mode) else "not a regular file"
 
 
+#: The fields :func:`read_micrograph` itself puts in the metadata it returns: how the file was
+#: read and where its pixel size came from. Never taken from the file's own metadata (a JSON
+#: ImageDescription or ImageJ Info): ``{"pixel_size_warnings": "FAKE WARNING"}`` gave 12
+#: one-letter warnings, ``{"file_type": 12}`` a "read as" note of 12, ``{"pixel_size_warnings": 5}``
+#: a traceback. What a file says under these names is kept, unused, under ``file_metadata``.
+READER_FIELDS = ("pixel_size_source", "pixel_size_warnings", "pixel_size_invalid", "page_used", "file_type",
+                 "photometric", "orientation", "file_metadata")
+
+
+def _file_metadata(desc: str, ij: dict | None) -> dict:
+    """The metadata a TIFF carries: its ImageDescription as JSON (castrig's own non-ImageJ files)
+    or as ``{"description": text}``; in an ImageJ file, the JSON of ImageJ's Info property
+    (castrig's own ImageJ files) and ``imagej``: ImageJ's plain fields. The file's keys named as
+    one of :data:`READER_FIELDS` are moved under ``file_metadata``: the reader's own fields are
+    the reader's."""
+    own: dict = {}
+    if desc:
+        try:
+            d = json.loads(desc)
+        except (ValueError, RecursionError):
+            d = desc
+        own = d if isinstance(d, dict) else {"description": d}
+    if ij:
+        info = ij.get("Info")
+        if desc.startswith("ImageJ=") and isinstance(info, str):
+            try:  # ours: the metadata as JSON in ImageJ's Info property
+                d = json.loads(info)
+            except (ValueError, RecursionError):
+                d = None
+            own = d if isinstance(d, dict) else own
+    meta = {k: v for k, v in own.items() if k not in READER_FIELDS}
+    if ij:
+        meta.setdefault("imagej", {k: v for k, v in ij.items() if isinstance(v, (str, int, float, bool))})
+    kept = {k: own[k] for k in READER_FIELDS if k in own}
+    if kept:
+        meta["file_metadata"] = kept
+    return meta
+
+
+#: bytes of one value of each TIFF field type (TIFF 6.0 and BigTIFF)
+_TIFF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+
+
+def _truncated(path: str, page=None) -> str | None:
+    """Why a TIFF that could not be read is incomplete, in the user's words, or None: the file
+    ends inside its header, its first image directory, a value that directory points to, or the
+    image data of ``page`` (tifffile said "unpack requires a buffer of 4 bytes", "corrupted IFD
+    structure", "failed to read 401408 bytes, got 0")."""
+    import struct
+
+    import tifffile
+
+    cut = "it was cut short (an incomplete copy or download?)"
+    try:
+        size = os.path.getsize(path)
+        needs: list[tuple[int, str]] = []  # (the byte a part of the file runs to, the part)
+        with open(path, "rb") as f:
+            head = f.read(16)
+            big = head[2:4] in (b"+\x00", b"\x00+")
+            if size < (16 if big else 8):
+                return f"the file is truncated: {size} bytes, shorter than a TIFF header ({16 if big else 8} bytes); {cut}"
+            bo = "<" if head[:2] == b"II" else ">"
+            off_fmt, cnt_fmt, entry, inline = ("Q", "Q", 20, 8) if big else ("I", "H", 12, 4)
+            first = struct.unpack(bo + off_fmt, head[8:16] if big else head[4:8])[0]
+            if first == 0:
+                return "it holds no image (its header points to no image directory)"
+            cs = struct.calcsize(cnt_fmt)
+            needs.append((first + cs, "its first image directory"))
+            if first + cs <= size:
+                f.seek(first)
+                n = struct.unpack(bo + cnt_fmt, f.read(cs))[0]
+                needs.append((first + cs + n * entry + struct.calcsize(off_fmt), "its first image directory"))
+                if needs[-1][0] <= size and n <= 4096:
+                    raw = f.read(n * entry)
+                    for e in (raw[i * entry:(i + 1) * entry] for i in range(n)):
+                        tag, typ = struct.unpack(bo + "HH", e[:4])
+                        count = struct.unpack(bo + ("Q" if big else "I"), e[4:12] if big else e[4:8])[0]
+                        nbytes = _TIFF_TYPE_BYTES.get(typ, 0) * count
+                        if nbytes > inline:  # the value is elsewhere in the file
+                            at = struct.unpack(bo + off_fmt, e[12:20] if big else e[8:12])[0]
+                            name = tifffile.TIFF.TAGS.get(tag)
+                            needs.append((at + nbytes, f"the value of its tag {tag}" + (f" ({name})" if name else "")))
+        if page is not None:
+            needs += [(int(o) + int(c), "its image data") for o, c in zip(page.dataoffsets, page.databytecounts) if c]
+        end, what = max(needs)
+        if end > size:
+            return f"the file is truncated: it ends at byte {size:,}, but {what} runs to byte {end:,}; {cut}"
+    except Exception:  # noqa: BLE001 - only an explanation of a failure already met
+        return None
+    return None
+
+
 def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple[np.ndarray, float | None, dict]:
     """(2-D array, pixel size in µm or None, metadata dict) of a TIFF, PNG or JPEG file.
 
@@ -459,6 +632,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     p = str(path)
     if not Path(p).is_file():
         raise BadInput(f"{p}: {not_a_file(p)}", file=p)
+    if os.path.getsize(p) == 0:
+        raise BadInput(f"{p}: empty file (0 bytes): no image in it", file=p)
     if _is_tiff(p):  # by its first bytes, not its name: a TIFF saved as .png kept no calibration
         if Path(p).suffix.lower() not in (".tif", ".tiff"):
             renamed = f"read as TIFF (its name says {Path(p).suffix or 'nothing'})"
@@ -466,9 +641,10 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             renamed = None
         import tifffile
 
+        page = None
         try:
             with _tifffile_quiet(), tifffile.TiffFile(p) as tif:
-                series, skipped = _full_resolution_series(tif)
+                series, skipped = _full_resolution_series(tif, p)
                 page = series.keyframe if series is not None else tif.pages[0]
                 declared = series if series is not None else page
                 # the size the file declares, checked before a byte is decoded (decompression bombs)
@@ -503,27 +679,13 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                     # 28 px/cm, i.e. 72 dpi: 357 µm per pixel). An ImageJ calibration is a
                     # person's deliberate one and stays first.
                     px, src = vpx, vsrc
-                desc = page.description or ""
-                meta: dict = {}
-                if desc:
-                    try:
-                        d = json.loads(desc)
-                        meta = d if isinstance(d, dict) else {"description": d}
-                    except ValueError:
-                        meta = {"description": desc}
-                if tif.imagej_metadata:
-                    ij = tif.imagej_metadata
-                    info = ij.get("Info")
-                    if meta.get("description", "").startswith("ImageJ=") and isinstance(info, str):
-                        try:  # ours: the metadata as JSON in ImageJ's Info property
-                            d = json.loads(info)
-                            meta = d if isinstance(d, dict) else meta
-                        except ValueError:
-                            pass
-                    meta.setdefault("imagej", {k: v for k, v in ij.items() if isinstance(v, (str, int, float, bool))})
+                meta = _file_metadata(page.description or "", tif.imagej_metadata)
         except BadInput:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
+            cut = _truncated(p, page)
+            if cut:
+                raise BadInput(f"{p}: cannot read TIFF: {cut}", file=p) from None
             raise BadInput(f"{p}: cannot read TIFF ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
         if skipped:
             meta["page_used"] = skipped

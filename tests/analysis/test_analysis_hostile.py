@@ -316,3 +316,133 @@ def test_a_path_that_is_not_an_image_file_is_named_for_what_it_is(tmp_path, kind
     said = {"directory": "a directory, not an image file", "symlink loop": "a symlink loop",
             "dangling link": "a symbolic link to nothing"}[kind]
     assert done.returncode == 2 and f"x.tif: {said}" in done.stderr, done.stderr
+
+
+# -- what a TIFF's own metadata and page structure may not do (fuzzing the CLI) ---------------------
+@pytest.mark.parametrize("description", [
+    {"pixel_size_warnings": 5},  # TypeError: 'int' object is not iterable
+    {"pixel_size_warnings": "FAKE WARNING"},  # 12 one-letter warnings
+    {"pixel_size_invalid": 5},  # TypeError: not subscriptable
+    {"pixel_size_invalid": {"value_um": "abc"}},  # ValueError
+    {"file_type": 12, "photometric": [1, 2]},  # "read_as": [12, [1, 2]]
+])
+def test_a_tiffs_own_json_metadata_cannot_pose_as_castrigs_own_fields(tmp_path, description):
+    """An ImageDescription in JSON whose keys are the reader's own (warnings, the pixel size's
+    provenance, how the file was read) was copied into the result: a traceback, or warnings and
+    "read as" notes the file wrote itself. Now the file's keys are kept apart, unused."""
+    import json
+
+    from conftest import castrig
+
+    p = tmp_path / "spoof.tif"
+    tifffile.imwrite(p, _disc_image(128, 160, 6), description=json.dumps(description))
+    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.1", "--json")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    out = json.loads(done.stdout)
+    assert out["warnings"] == [] and out["images"]["surface"] == {
+        "file": str(p), "pixel_size_um": 0.1, "pixel_size_source": "--pixel-size"}
+    done = castrig("analyse", "surface", str(p), "--json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == f"error: {p}: no pixel size in the file (surface); give --pixel-size UM"
+
+
+def _tiff_of_pages(n: int, side: int = 16) -> bytes:
+    """A little-endian TIFF of ``n`` pages of ``side``² px (8-bit, one shared strip), each marked
+    as its own image as tifffile marks the pages it writes one by one: 40,000 pages in 5 MB,
+    made in milliseconds."""
+    import struct
+
+    desc = b'{"shape": [%d, %d]}\0' % (side, side)
+    first = 8 + side * side + len(desc)
+    tags = [(256, 3, 1, side), (257, 3, 1, side), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+            (270, 2, len(desc), 8 + side * side), (273, 4, 1, 8), (277, 3, 1, 1), (278, 3, 1, side),
+            (279, 4, 1, side * side)]
+    entries = b"".join(struct.pack("<HHI", t, k, c) + (struct.pack("<HH", v, 0) if k == 3 else struct.pack("<I", v))
+                       for t, k, c, v in tags)
+    size = 2 + len(entries) + 4
+    ifds = [struct.pack("<H", len(tags)) + entries + struct.pack("<I", first + (i + 1) * size if i + 1 < n else 0)
+            for i in range(n)]
+    return b"II*\0" + struct.pack("<I", first) + bytes(side * side) + desc + b"".join(ifds)
+
+
+def test_a_tiff_of_40000_tiny_pages_is_refused_in_seconds(tmp_path):
+    """40,000 pages of 16 × 16 px (5 MB): the reader sorted every page into images first, in time
+    quadratic in their number (over 2 minutes, no output). Now the pages are counted only up to
+    the most a micrograph file may hold, and the file is refused naming it."""
+    import time
+
+    from conftest import castrig
+
+    p = tmp_path / "pages.tif"
+    p.write_bytes(_tiff_of_pages(40000))
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.1", timeout_s=60)
+    took = time.monotonic() - t0
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"{p}: holds more than 256 pages" in done.stderr and "one 2-D micrograph per file" in done.stderr
+    assert took < 10, took
+    # a chain of pages that loops back to its first page is one page, not more than 256
+    import struct
+
+    loop = tmp_path / "loop.tif"
+    tifffile.imwrite(loop, _disc_image(128, 160, 6))
+    b = bytearray(loop.read_bytes())
+    with tifffile.TiffFile(loop) as t:
+        first, n_tags = t.pages[0].offset, len(t.pages[0].tags)
+    struct.pack_into("<I", b, first + 2 + 12 * n_tags, first)
+    loop.write_bytes(bytes(b))
+    done = castrig("analyse", "surface", str(loop), "--pixel-size", "0.1")
+    assert done.returncode == 0 and "read (" not in done.stdout, done.stderr
+
+
+def test_a_file_of_several_images_says_which_one_was_measured(tmp_path):
+    """A 16 × 16 px page before the micrograph: only the small page was measured, and nothing
+    said another image was there; three images of one size: the first measured, unsaid. Now the
+    largest full-resolution image is measured and the result names it and the others."""
+    import json
+
+    from conftest import castrig
+
+    img = _disc_image(128, 160, 6)
+    alone = tmp_path / "alone.tif"
+    tifffile.imwrite(alone, img)
+    ref = json.loads(castrig("analyse", "surface", str(alone), "--pixel-size", "0.1", "--json").stdout)
+    preview = tmp_path / "preview.tif"
+    with tifffile.TiffWriter(preview) as tw:
+        tw.write(np.full((16, 16), 200, np.uint8))
+        tw.write(img)
+    done = castrig("analyse", "surface", str(preview), "--pixel-size", "0.1", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["pore_count"] == ref["pore_count"] and out["opening_ratio"] == ref["opening_ratio"]
+    assert out["images"]["surface"]["read_as"] == [
+        "image 2 of 2 (160 × 128 px), the largest: the file's other image, image 1 (16 × 16 px), was not measured "
+        "(save it on its own to measure it)"]
+    three = tmp_path / "three.tif"
+    with tifffile.TiffWriter(three) as tw:
+        for k in range(3):
+            tw.write(np.roll(img, 7 * k, axis=1))
+    done = castrig("analyse", "surface", str(three), "--pixel-size", "0.1")
+    assert done.returncode == 0, done.stderr
+    assert ("read (surface, three.tif): image 1 of 3 (160 × 128 px): the file's other images, image 2 (160 × 128 px), "
+            "image 3 (160 × 128 px), were not measured (save each on its own to measure it)") in " ".join(done.stdout.split())
+
+
+@pytest.mark.parametrize("cut,said", [
+    (0, "empty file (0 bytes)"),
+    (4, "cannot read TIFF: the file is truncated: 4 bytes, shorter than a TIFF header (8 bytes)"),
+    (200, "cannot read TIFF: the file is truncated: it ends at byte 200, but its image data runs to byte 20,736"),
+    (-1, "cannot read TIFF: the file is truncated: it ends at byte 20,735, but its image data runs to byte 20,736"),
+])
+def test_an_empty_or_cut_short_tiff_is_called_so(tmp_path, cut, said):
+    """A zero-byte file said "cannot identify image file", a 4-byte TIFF header "unpack requires a
+    buffer of 4 bytes", a TIFF cut after 200 bytes "failed to read 20480 bytes, got 0"."""
+    from conftest import castrig
+
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, _disc_image(128, 160, 6))
+    p = tmp_path / "cut.tif"
+    p.write_bytes(whole.read_bytes()[:cut])
+    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"error: {p}: {said}" in done.stderr, done.stderr

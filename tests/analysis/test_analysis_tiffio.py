@@ -32,6 +32,23 @@ def test_roundtrip_pixel_size_and_metadata(tmp_path):
         assert int(t.pages[0].tags["ResolutionUnit"].value) == 3
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])  # ImageJ's Info property; a plain ImageDescription
+def test_metadata_under_the_readers_own_names_is_kept_apart(tmp_path, dtype):
+    """The folder camera records the replayed file's metadata, ``pixel_size_source: camera``
+    included, in the run's micrograph: read back, the file's own key stood as the reader's
+    provenance wherever the reader had none of its own (and a JSON description could forge
+    warnings). The reader's fields are its own; the file's are kept under ``file_metadata``."""
+    spoof = {"pixel_size_source": "camera", "pixel_size_warnings": "FAKE", "page_used": 3}
+    p = write_micrograph(tmp_path / "m.tif", np.zeros((8, 8), dtype), 0.25, {"truth": {"x": 1}, **spoof})
+    _, px, meta = read_micrograph(p)
+    assert px == pytest.approx(0.25) and meta["truth"] == {"x": 1} and meta["pixel_size_um"] == 0.25
+    assert meta["pixel_size_source"] == "TIFF resolution tags" and meta["file_metadata"] == spoof
+    assert "pixel_size_warnings" not in meta and "page_used" not in meta
+    tifffile.imwrite(tmp_path / "bare.tif", np.zeros((8, 8), np.uint8), description='{"pixel_size_source": "lies"}')
+    _, px, meta = read_micrograph(tmp_path / "bare.tif")
+    assert px is None and meta == {"file_metadata": {"pixel_size_source": "lies"}}
+
+
 @pytest.mark.parametrize("pixel_size", [0.0031, 0.027521018325935214, 0.25, 12.5])
 def test_imagej_calibration_keeps_the_pixel_size(tmp_path, pixel_size):
     a = np.zeros((8, 8), np.uint8)
