@@ -285,3 +285,31 @@ def test_genicam_mono_and_unknown_device(viky_cti):
         GenICamCamera("gige", cti=viky_cti, device="XYZ", pixel_size_um=1.0)
     with pytest.raises(CameraSourceError, match="does not exist"):
         GenICamCamera("gige", cti=viky_cti.parent / "missing.cti", pixel_size_um=1.0)
+
+
+def test_folder_replay_of_a_replayed_image_keeps_one_level_of_metadata(tmp_path):
+    """An image a run recorded from the folder camera, replayed again: the reader's own fields in
+    its metadata (where the pixel size came from, how the file was read) were copied into the
+    new frame's, came back under ``file_metadata`` when read, and nested one level deeper at
+    each replay. The frame now says them anew; the file's other metadata is kept as it was."""
+    from castrig.tiffio import write_micrograph
+
+    write_micrograph(tmp_path / "a_reflected.tif", ramp(120, dtype=np.uint16), 0.25,
+                     metadata={"exposure_ms": 4.0, "operator": "ada", "pixel_size_source": "camera"})
+    f = FolderCamera("replay", folder=tmp_path).snap(R)
+    assert f.metadata["operator"] == "ada" and f.exposure_ms == 4.0
+    assert f.metadata["pixel_size_source"] == "file" and "file_metadata" not in f.metadata
+    again = tmp_path / "again"
+    again.mkdir()
+    write_micrograph(again / "b_reflected.tif", f.image, f.pixel_size_um, metadata=f.metadata)
+    g = FolderCamera("replay", folder=again).snap(R)
+    assert "file_metadata" not in g.metadata and g.metadata["operator"] == "ada"
+
+
+@pytest.mark.parametrize("exposure", ["abc", -1.0, True])
+def test_folder_image_whose_exposure_is_no_time_is_typed_error(tmp_path, exposure):
+    from castrig.tiffio import write_micrograph
+
+    write_micrograph(tmp_path / "a_reflected.tif", ramp(120, dtype=np.uint16), 0.25, metadata={"exposure_ms": exposure})
+    with pytest.raises(CameraReadError, match="exposure_ms"):
+        FolderCamera("replay", folder=tmp_path).snap(R)

@@ -19,6 +19,7 @@ light, a section view) is set by the rig's lamps, not by the camera: the camera 
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,16 @@ class FolderCamera(Camera):
                 self.name, command, f"{path.name} carries no pixel size: give the camera pixel_size_um"
             )
         exposure = file_meta.get("exposure_ms", self.exposure_ms)
-        metadata: dict[str, Any] = dict(file_meta)
+        if exposure is not None and not (isinstance(exposure, (int, float)) and not isinstance(exposure, bool)
+                                         and math.isfinite(exposure) and exposure >= 0):
+            raise CameraReadError(self.name, command, f"{path.name}: exposure_ms {exposure!r} in its metadata "
+                                  "is not a time (a number of ms, >= 0)")
+        # the file's own metadata, without what the reader itself reports about the file (where
+        # its pixel size came from, which page was read...): the frame says that anew below, and
+        # kept it came back under file_metadata, one level deeper at each replay of a replay
+        from castrig.tiffio import READER_FIELDS
+
+        metadata: dict[str, Any] = {k: v for k, v in file_meta.items() if k not in READER_FIELDS}
         metadata.update(
             camera=self.name,
             backend="folder",
