@@ -179,10 +179,8 @@ def analyse_section(
 def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px: float | None,
                      orientation: str) -> SectionMetrics:
     """:func:`analyse_section` of an image without a data bar."""
-    img = as_float(measurable(image))
-    if orientation == "auto" and _negative(img):
-        img = float(img.max()) + float(img.min()) - img  # read as the positive
-    if orientation == "down" or (orientation == "auto" and _support_on_top(img)):
+    img, flipped = read_orientation(as_float(measurable(image)), orientation)
+    if flipped:
         img = img[::-1]
     h, w = img.shape
     if h < 8 or w < 8 or float(np.ptp(img)) <= 0:
@@ -818,7 +816,20 @@ def _dark_film_level(s: np.ndarray) -> float | None:
     return float(np.median(mid if mid.size else v[v < t2]))
 
 
-def _negative(img: np.ndarray) -> bool:
+def read_orientation(img: np.ndarray, orientation: str = "auto") -> tuple[np.ndarray, bool]:
+    """The section as the analysis reads it: the image, as its positive where it is a negative
+    (:func:`_negative`), and whether it is read upside down ("auto": the support on top,
+    :func:`_support_on_top`; "down": always; "up": never). The report draws its overlays by it."""
+    if orientation != "auto" or not img.size:
+        return img, orientation == "down"
+    t = _otsu(img[:: max(1, img.shape[0] // 512)].ravel())
+    if _negative(img, t):
+        img = float(img.max()) + float(img.min()) - img  # read as the positive
+        t = _otsu(img[:: max(1, img.shape[0] // 512)].ravel())
+    return img, _support_on_top(img, t)
+
+
+def _negative(img: np.ndarray, t: float) -> bool:
     """True when the background is the bright phase (a negative, or a section in transmitted
     light): one end of the image is all above the image's Otsu threshold, as only a background
     is, and the other end is on both sides of it, as only a support's matrix and pores are.
@@ -827,24 +838,25 @@ def _negative(img: np.ndarray) -> bool:
     as it is: a dark background over a support whose end rows happen to hold no pore."""
     h = img.shape[0]
     k2 = max(2, h // 100)
-    sample = img[:: max(1, h // 512)].ravel()
-    t = _otsu(sample)
     rows = (img[:k2], img[-k2:])
     ends = [float(np.mean(r > t)) for r in rows]
+    cand = [i for i in (0, 1) if ends[i] > 0.98 and 0.05 < ends[1 - i] < 0.95]
+    if not cand:  # (every positive section ends here: its background end is dark)
+        return False
+    sample = img[:: max(1, h // 512)].ravel()
     lo, hi = sample[sample <= t], sample[sample > t]
     if not (lo.size and hi.size):
         return False
     contrast = float(np.median(hi)) - float(np.median(lo))
-
-    def uniform(r: np.ndarray) -> bool:  # a background's grey: its noise only, far below the contrast
-        med = float(np.median(r))
-        return 1.4826 * float(np.median(np.abs(r - med))) < 0.08 * contrast
-
-    return any(ends[i] > 0.98 and 0.05 < ends[1 - i] < 0.95 and uniform(rows[i]) for i in (0, 1))
+    r = rows[cand[0]]
+    med = float(np.median(r))
+    # a background's grey: its noise only, far below the contrast
+    return 1.4826 * float(np.median(np.abs(r - med))) < 0.08 * contrast
 
 
-def _support_on_top(img: np.ndarray) -> bool:
-    """True when the bright-textured support is at the top (the image is upside down)."""
+def _support_on_top(img: np.ndarray, t: float | None = None) -> bool:
+    """True when the bright-textured support is at the top (the image is upside down). ``t``:
+    the image's Otsu threshold (on every ``h // 512``-th row), when the caller has it."""
     h = img.shape[0]
     # The background is dark across the whole width at its end of the image; the support's
     # matrix shows at its end however large its pores (they are dark too). So the share of the
@@ -853,7 +865,8 @@ def _support_on_top(img: np.ndarray) -> bool:
     # 3 µm film, seed 1000 sec_thin case 11) for the background and read the section upside
     # down (T 143 µm)
     k2 = max(2, h // 100)
-    t = _otsu(img[:: max(1, h // 512)].ravel())
+    if t is None:
+        t = _otsu(img[:: max(1, h // 512)].ravel())
     top_bright, bottom_bright = float(np.mean(img[:k2] > t)), float(np.mean(img[-k2:] > t))
     if abs(top_bright - bottom_bright) >= 0.2:
         return top_bright > bottom_bright

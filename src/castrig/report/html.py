@@ -306,7 +306,7 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
                 sec = analyse_section(img, rec.pixel_size_um)
                 flipped = False
                 try:  # the analysis turns a section with the support on top upside down
-                    flipped = bool(section_mod._support_on_top(section_mod.as_float(img)))
+                    flipped = section_mod.read_orientation(section_mod.as_float(section_mod.measurable(img)))[1]
                 except Exception:  # noqa: BLE001 - only the drawing depends on it
                     pass
                 if len(sec.top_row):
