@@ -778,15 +778,18 @@ def _analyse_surface(
 
 def transmitted_mismatch(t: np.ndarray, ft: np.ndarray | None, pores: np.ndarray) -> bool:
     """Is the transmitted view not one of the field the reflected view shows (another file, a
-    view not registered with it, the reflected view given twice)? Only an opening passes twice
-    the light the film does: such light falling inside the pores the reflected view found
-    (grown by 2 px for blur and registration) no more often than halfway between chance (their
-    share of the area) and always, the pores mostly (over
-    half of their pixels) darker than half the film's level (no pore passes less light than
-    the film over it), or a view of one grey throughout. Not told: a view in which nothing
-    passes twice the film's light and the pores are not dark — a membrane without through-pores
-    looks so. (A fuzzing run of the CLI: a transposed view read 0.12 through for 0.50, the
-    reflected view given as its own transmitted one 0, both unflagged.)"""
+    view not registered with it, the reflected view given twice)? Yes when:
+
+    - the light only an opening passes (twice the film's) falls inside the reflected view's
+      pores (grown by 2 px for blur and registration) no more often than halfway between chance
+      (their share of the area) and always;
+    - over half of the pores' pixels are darker than half the film's level (no pore passes less
+      light than the film over it);
+    - or the view is one grey throughout.
+
+    Not told: a view in which nothing passes twice the film's light and the pores are not dark —
+    a membrane without through-pores looks so. (A fuzzing run of the CLI: a transposed view read
+    0.12 through for 0.50, the reflected view given as its own transmitted one 0, unflagged.)"""
     t = np.asarray(t, np.float32)
     if not float(np.ptp(t)) > 0:
         return True
