@@ -218,3 +218,23 @@ def test_explore_map_page_fills_in_without_reloading_in_chromium(tmp_path: Path,
         assert chrome.find_element("id", "explore").get_attribute("data-live") == "0"
         errors = [e for e in chrome.get_log("browser") if e.get("level") == "SEVERE" and "favicon.ico" not in e.get("message", "")]
         assert not errors, errors
+
+
+def test_a_search_frame_escapes_a_trial_kind_written_into_its_journal(tmp_path: Path, castrig_serve):
+    """A search's trials.jsonl is a file in the data folder: a "started" line written into it by
+    hand, its kind markup, came out raw in the unfinished trial's row of map.html (the finished
+    rows were escaped) — found by probing castrig serve with hostile study files."""
+    data = tmp_path / "data"
+    res = castrig("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01", "--budget", "1",
+                  "--data", str(data), timeout_s=120)
+    assert res.returncode in (0, 1), res.stderr
+    (folder,) = [p for p in (data / "explore").iterdir() if (p / "trials.jsonl").is_file()]
+    evil = "<script>alert(3)</script><img src=x onerror=alert(3)>"
+    started = next(json.loads(line) for line in (folder / "trials.jsonl").read_text().splitlines()
+                   if json.loads(line).get("event") == "started")
+    with (folder / "trials.jsonl").open("a") as f:
+        f.write(json.dumps({**started, "n": 99, "kind": evil}) + "\n")
+    with castrig_serve(data) as served:
+        code, page, _ = http(served.url + f"explore/{folder.name}/map.html")
+    assert code == 200 and "not finished" in page
+    assert evil not in page and "<script>alert" not in page and "&lt;script&gt;alert(3)" in page

@@ -115,7 +115,9 @@ def map_html(settings: SearchSettings, trials: list[Trial]) -> str:
     for t in trials:
         o = t.outcome
         if o is None:
-            rows.append(f"<tr><td>{t.number}</td><td>{t.kind}</td><td colspan=9>not finished</td></tr>")
+            # (escaped as the finished rows are: the journal is a file in the data folder, and a
+            # kind written into it by hand came out as markup)
+            rows.append(f"<tr><td>{escape(str(t.number))}</td><td>{escape(str(t.kind))}</td><td colspan=9>not finished</td></tr>")
             continue
         m = o.metrics
         cells = [t.number, t.kind, f"{t.params['rh_pct']:.1f}", f"{t.params['concentration_mg_ml']:.2f}",
