@@ -379,6 +379,28 @@ def free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
+def free_tcp_ports(n: int) -> list[socket.socket]:
+    """``n`` consecutive loopback TCP ports, bound (not listening) so that nothing else takes
+    them until the caller closes each: ``sim serve --tcp BASE`` serves its devices on BASE,
+    BASE + 1, ...; a base port merely free a moment ago, with its neighbours never looked at,
+    met one in use by another test's connection now and then."""
+    for _ in range(100):
+        first = socket.socket()
+        first.bind(("127.0.0.1", 0))
+        socks = [first]
+        base = first.getsockname()[1]
+        try:
+            for k in range(1, n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", base + k))
+            return socks
+        except OSError:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free loopback ports")
+
+
 def run_then_kill_9(recipe: Path, data: Path, ready: Callable[[Path], Any], *, timeout_s: float = 60.0,
                     args: tuple[str, ...] = (), **env: str) -> Path:
     """``castrig run RECIPE --data DATA -q`` killed with SIGKILL (no handler runs) as soon as

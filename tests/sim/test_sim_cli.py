@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import serial
 
+from conftest import free_tcp_ports
+
 from castrig.cli.main import main
 from castrig.tiffio import read_micrograph
 
@@ -175,14 +177,19 @@ def test_a_new_tcp_client_gets_no_leftover_bytes_but_the_pump_keeps_its_state(si
             assert _read_frame(third) == b"\x0201S\x03"
 
 
-def test_tcp_port_in_use_is_one_error_line_and_exit_2(free_tcp_port, castrig_cli):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", free_tcp_port))
-        taken.listen(1)
-        # the caster is served on BASEPORT + 1: make that the port in use
-        done = castrig_cli("sim", "serve", "--profile", "hw_profiles/sim-serial.yaml", "--tcp", str(free_tcp_port - 1),
-                       timeout_s=30)
+def test_tcp_port_in_use_is_one_error_line_and_exit_2(castrig_cli):
+    # the profile's devices on BASE, BASE + 1, ... (7 of them): all free but the caster's, BASE + 1
+    ports = free_tcp_ports(7)
+    base = ports[0].getsockname()[1]
+    taken = ports[1]
+    taken.listen(1)
+    for s in ports[:1] + ports[2:]:
+        s.close()
+    try:
+        done = castrig_cli("sim", "serve", "--profile", "hw_profiles/sim-serial.yaml", "--tcp", str(base), timeout_s=30)
+    finally:
+        taken.close()
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and str(free_tcp_port) in lines[0] and "in use" in lines[0], done.stderr
+    assert len(lines) == 1 and str(base + 1) in lines[0] and "in use" in lines[0], done.stderr
