@@ -27,6 +27,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -249,6 +250,32 @@ def _area(series) -> int:
     return w * h
 
 
+@dataclass(frozen=True)
+class _TiffLayout:
+    """What a TIFF's header says of how its image directories are written (TIFF 6.0 or BigTIFF)."""
+
+    bo: str  # struct byte order, "<" or ">"
+    big: bool  # BigTIFF
+    header_bytes: int  # 8, or 16 for BigTIFF
+    off_fmt: str  # an offset: "I" or "Q"
+    cnt_fmt: str  # a directory's entry count: "H" or "Q"
+    entry: int  # bytes of one directory entry: 12 or 20
+    inline: int  # bytes of a value held in its entry: 4 or 8
+    first: int | None  # offset of the first directory (None: the header is cut short)
+
+    @classmethod
+    def of(cls, head: bytes) -> "_TiffLayout":
+        """From the file's first 16 bytes (fewer when the file is shorter)."""
+        import struct
+
+        big = head[2:4] in (b"+\x00", b"\x00+")
+        bo = "<" if head[:2] == b"II" else ">"
+        n = 16 if big else 8
+        off_fmt = "Q" if big else "I"
+        first = struct.unpack(bo + off_fmt, head[8:16] if big else head[4:8])[0] if len(head) >= n else None
+        return cls(bo, big, n, off_fmt, "Q" if big else "H", 20 if big else 12, 8 if big else 4, first)
+
+
 def _count_pages(path: str, limit: int) -> int:
     """The number of pages (image directories) in the chain of a TIFF, counted up to ``limit``:
     read here, not by tifffile, whose ``pages[n]`` of a chain that loops back on itself returns
@@ -257,11 +284,9 @@ def _count_pages(path: str, limit: int) -> int:
 
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        head = f.read(16)
-        big = head[2:4] in (b"+\x00", b"\x00+")
-        bo = "<" if head[:2] == b"II" else ">"
-        off_fmt, cnt_fmt, entry = ("Q", "Q", 20) if big else ("I", "H", 12)
-        offset = struct.unpack(bo + off_fmt, head[8:16] if big else head[4:8])[0] if len(head) >= (16 if big else 8) else 0
+        lay = _TiffLayout.of(f.read(16))
+        bo, off_fmt, cnt_fmt, entry = lay.bo, lay.off_fmt, lay.cnt_fmt, lay.entry
+        offset = lay.first or 0
         seen: set[int] = set()
         while 0 < offset < size and offset not in seen and len(seen) < limit:
             seen.add(offset)
@@ -588,13 +613,11 @@ def _truncated(path: str, page=None) -> str | None:
         size = os.path.getsize(path)
         needs: list[tuple[int, str]] = []  # (the byte a part of the file runs to, the part)
         with open(path, "rb") as f:
-            head = f.read(16)
-            big = head[2:4] in (b"+\x00", b"\x00+")
-            if size < (16 if big else 8):
-                return f"the file is truncated: {size} bytes, shorter than a TIFF header ({16 if big else 8} bytes); {cut}"
-            bo = "<" if head[:2] == b"II" else ">"
-            off_fmt, cnt_fmt, entry, inline = ("Q", "Q", 20, 8) if big else ("I", "H", 12, 4)
-            first = struct.unpack(bo + off_fmt, head[8:16] if big else head[4:8])[0]
+            lay = _TiffLayout.of(f.read(16))
+            if lay.first is None:
+                return f"the file is truncated: {size} bytes, shorter than a TIFF header ({lay.header_bytes} bytes); {cut}"
+            bo, big, off_fmt, cnt_fmt, entry, inline, first = (lay.bo, lay.big, lay.off_fmt, lay.cnt_fmt, lay.entry,
+                                                                 lay.inline, lay.first)
             if first == 0:
                 return "it holds no image (its header points to no image directory)"
             cs = struct.calcsize(cnt_fmt)

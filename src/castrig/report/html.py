@@ -301,12 +301,13 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
                 m["caption"] = (f"{where}, reflected: {s.pore_count} pores measured, {s.border_pore_count} cut by the border; "
                                 f"D = {_v(s.mean_pore_diameter_um)} µm, opening ratio {_v(s.opening_ratio)}")
             elif rec.illumination == "section":
-                from castrig.analysis import section as section_mod
+                from castrig.analysis.illumination import as_float, measurable
+                from castrig.analysis.section import read_orientation
 
                 sec = analyse_section(img, rec.pixel_size_um)
                 flipped = False
                 try:  # the analysis turns a section with the support on top upside down
-                    flipped = section_mod.read_orientation(section_mod.as_float(section_mod.measurable(img)))[1]
+                    flipped = read_orientation(as_float(measurable(img)))[1]
                 except Exception:  # noqa: BLE001 - only the drawing depends on it
                     pass
                 if len(sec.top_row):
