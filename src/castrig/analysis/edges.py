@@ -865,8 +865,7 @@ def _pore_pixels_flat(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, 
         the pore groups ``grs``: inside the image and within reach."""
         # (each group's selection written straight into one buffer: no concatenated copies)
         cap = sum(kk * g.size for kk, g in grs)
-        flat, pore = np.empty(cap, np.int64), np.empty(cap, np.int32)
-        rho_o, d = np.empty(cap), np.empty(cap)
+        flat, pore, rho_o = np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap)
         m = 0
         for kk, g in grs:
             # ρ as the square root of the squares, in place (np.hypot is ~4× dearer; its last bit
@@ -885,13 +884,14 @@ def _pore_pixels_flat(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, 
                 sel &= (gr[:, None] + oy[None, :kk]).view(np.uint32) < h
                 sel &= (gc[:, None] + ox[None, :kk]).view(np.uint32) < w
             sf = sel.ravel()
-            e = m + int(np.count_nonzero(sf))
+            per = np.count_nonzero(sel, axis=1)
+            e = m + int(per.sum())
             np.compress(sf, ((gr.astype(np.int64) * w + gc)[:, None] + of[None, :kk]).ravel(), out=flat[m:e])
-            np.compress(sf, np.broadcast_to(g[:, None], sel.shape).ravel(), out=pore[m:e])
+            pore[m:e] = np.repeat(g, per)  # (row-major selection: each pore's count in a row)
             np.compress(sf, rho.ravel(), out=rho_o[m:e])
-            np.compress(sf, dg.ravel(), out=d[m:e])
             m = e
-        flat, pore, rho, d = flat[:m], pore[:m], rho_o[:m], d[:m]
+        flat, pore, rho = flat[:m], pore[:m], rho_o[:m]
+        d = rho - r_core[pore]  # (the same operands as dg: the same values)
         # a core pixel is its own core's, whatever the circles say
         own_core = lf[flat] == pore + 1
         d[own_core] = -1e3
