@@ -395,8 +395,9 @@ def pore_scale(mask: np.ndarray) -> float:
         return 1.0
     lab, n = ndi.label(mask)
     areas = np.bincount(lab.ravel(), minlength=n + 1)
-    wt = min(max((_disc_share(lab, areas) - 0.25) / 0.25, 0.0), 1.0)
-    r_disc = typical_radius(lab, areas) if wt > 0 else 0.0
+    comps = disc_components(lab, areas)  # (once for both the share and the radius)
+    wt = min(max((_disc_share(comps) - 0.25) / 0.25, 0.0), 1.0)
+    r_disc = typical_radius(lab, areas, comps=comps) if wt > 0 else 0.0
     if wt >= 1.0:
         return r_disc
     e = ndi.distance_transform_edt(mask)
@@ -695,11 +696,12 @@ def _split_cores(lab: np.ndarray, n: int, norm: np.ndarray, r_typ: float) -> tup
     return new, n2, np.bincount(new.ravel(), minlength=n2 + 1)
 
 
-def _disc_share(lab: np.ndarray, areas: np.ndarray) -> float:
+def _disc_share(comps: tuple[np.ndarray, np.ndarray]) -> float:
     """Share of the labelled area in components that look like a single disc (as
-    :func:`~castrig.analysis.regions.typical_radius` selects them)."""
+    :func:`~castrig.analysis.regions.typical_radius` selects them), from their
+    :func:`~castrig.analysis.regions.disc_components`."""
 
-    a, disc = disc_components(lab, areas)
+    a, disc = comps
     tot = float(a.sum())
     return float(a[disc].sum()) / tot if tot > 0 else 0.0
 
@@ -768,7 +770,8 @@ def pore_cores(norm: np.ndarray, sigma: float, local: bool = False) -> tuple[np.
         if n == 0:
             return lab, 0
         areas = np.bincount(lab.ravel(), minlength=n + 1)
-        r_typ = typical_radius(lab, areas)
+        comps = disc_components(lab, areas)
+        r_typ = typical_radius(lab, areas, comps=comps)
         if local:
             # the single discs' median is a fair sample of the pores only where they hold a fair
             # share of the dark area; in a view whose pores join through thin walls at the half
@@ -779,7 +782,7 @@ def pore_cores(norm: np.ndarray, sigma: float, local: bool = False) -> tuple[np.
             # the image's autocorrelation (:func:`acf_radius`), which no threshold or smoothing
             # made; blended linearly between 2.5 % and 5 % of the area in discs (the shipped
             # real sections and gold top view hold 8-12 %, the twin's views 50-95 %)
-            wt = min(max((_disc_share(lab, areas) - DISC_SHARE_LO) / DISC_SHARE_LO, 0.0), 1.0)
+            wt = min(max((_disc_share(comps) - DISC_SHARE_LO) / DISC_SHARE_LO, 0.0), 1.0)
             if wt < 1.0:
                 if r_acf is None:
                     r_acf = acf_radius(norm)
