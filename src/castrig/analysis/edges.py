@@ -1435,7 +1435,8 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     # overshoot of the blur or of a JPEG's ringing is far fainter); where most of these pores
     # show a ridge and most such a lip, all have one, if too faint to see
     # (among the round cores: a pair joined through a thin wall is no single pore's profile)
-    m2 = np.bincount(own[incore], rho[incore] ** 2, minlength=n) / np.maximum(np.bincount(own[incore], minlength=n), 1)
+    oc = own[incore]
+    m2 = np.bincount(oc, rho[incore] ** 2, minlength=n) / np.maximum(np.bincount(oc, minlength=n), 1)
     round_ = m2 < 1.2 * (0.5 * r_core ** 2 + 1.0 / 6.0)
     cand_s = np.flatnonzero(round_) if np.count_nonzero(round_) >= min(n, PRIOR_MIN_PORES) else np.arange(n)
     sel = cand_s[np.argsort(-r_core[cand_s], kind="stable")[: min(cand_s.size, 400)]]
