@@ -212,7 +212,7 @@ from scipy.special import erfcx, ndtr
 from ._filters import gaussian
 from ._quantiles import int_levels, median, percentile, percentile_from_counts
 from .illumination import fit_level, noise_sigma, poly_field
-from .regions import disc_components, fit_field, otsu_split, otsu_split_large, typical_radius
+from .regions import Pixels, disc_components, fit_field, otsu_split, otsu_split_large, typical_radius
 from .workers import pool
 
 __all__ = ["acf_radius", "black_field", "core_lift", "mode_is_pore_level", "pore_scale", "pore_unit", "film_mode_field", "film_upper_field", "has_bright_rims", "rim_decision", "vote_clears", "rim_overshoot", "vote_needed", "pore_cores", "pore_pixels", "lip_radii"]
@@ -394,8 +394,7 @@ def pore_scale(mask: np.ndarray) -> float:
     if n_px == 0:
         return 1.0
     lab, n = ndi.label(mask)
-    areas = np.bincount(lab.ravel(), minlength=n + 1)
-    comps = disc_components(lab, areas)  # (once for both the share and the radius)
+    areas, comps = _components(lab, n)
     wt = min(max((_disc_share(comps) - 0.25) / 0.25, 0.0), 1.0)
     r_disc = typical_radius(lab, areas, comps=comps) if wt > 0 else 0.0
     if wt >= 1.0:
@@ -696,6 +695,17 @@ def _split_cores(lab: np.ndarray, n: int, norm: np.ndarray, r_typ: float) -> tup
     return new, n2, np.bincount(new.ravel(), minlength=n2 + 1)
 
 
+def _components(lab: np.ndarray, n: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The areas of the regions 0..n of ``lab`` (0's left at 0) and their
+    :func:`~castrig.analysis.regions.disc_components`, once for both the disc share and the
+    typical radius: bounding boxes from the regions' own pixels (the dark regions are a fraction
+    of the view: ~2× cheaper than find_objects over the whole label image)."""
+    px = Pixels.of(lab > 0)
+    lp = lab.ravel()[px.flat]
+    areas = np.bincount(lp, minlength=n + 1)
+    return areas, disc_components(lab, areas, px, lp)
+
+
 def _disc_share(comps: tuple[np.ndarray, np.ndarray]) -> float:
     """Share of the labelled area in components that look like a single disc (as
     :func:`~castrig.analysis.regions.typical_radius` selects them), from their
@@ -769,8 +779,7 @@ def pore_cores(norm: np.ndarray, sigma: float, local: bool = False) -> tuple[np.
         lab, n = ndi.label(g < dark + 0.5 * (1.0 - dark), output=np.int32)
         if n == 0:
             return lab, 0
-        areas = np.bincount(lab.ravel(), minlength=n + 1)
-        comps = disc_components(lab, areas)
+        areas, comps = _components(lab, n)
         r_typ = typical_radius(lab, areas, comps=comps)
         if local:
             # the single discs' median is a fair sample of the pores only where they hold a fair
