@@ -197,8 +197,11 @@ def fit_level(
 
 def noise_sigma(image: np.ndarray) -> float:
     """Standard deviation of white noise, robust to edges (Immerkær 1996, median variant)."""
-    k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-    c = ndi.convolve(image.astype(np.float32), k, mode="reflect")[1:-1, 1:-1]
+    # the kernel [1 -2 1]ᵀ[1 -2 1] as second differences along the rows, then the columns (the
+    # interior only, as the full 3×3 convolution's [1:-1, 1:-1] was; ~3× cheaper)
+    a = np.asarray(image, np.float32)
+    v = a[:-2] - 2 * a[1:-1] + a[2:]
+    c = v[:, :-2] - 2 * v[:, 1:-1] + v[:, 2:]
     # for white noise, c has std 6 sigma; the median of |c| is 0.6745 std
     return float(median(np.abs(c)) / 0.6745 / 6.0) if c.size else 0.0  # (np.median's value, without sorting)
 

@@ -58,10 +58,11 @@ def disc_components(lab: np.ndarray, areas: np.ndarray, px: Pixels | None = None
     return a, (fill > 0.68) & (aspect < 1.2) & (a >= 5)
 
 
-def typical_radius(lab: np.ndarray, areas: np.ndarray, px: Pixels | None = None, lp: np.ndarray | None = None) -> float:
+def typical_radius(lab: np.ndarray, areas: np.ndarray, px: Pixels | None = None, lp: np.ndarray | None = None,
+                   comps: tuple[np.ndarray, np.ndarray] | None = None) -> float:
     """Equivalent radius of the typical component that looks like a single disc (area-weighted
-    median)."""
-    a, disc = disc_components(lab, areas, px, lp)
+    median). ``comps``: :func:`disc_components` of ``lab`` where the caller has them already."""
+    a, disc = comps if comps is not None else disc_components(lab, areas, px, lp)
     sel = a[disc] if disc.sum() >= 3 else a[a >= 3]
     if sel.size == 0:
         return 2.0

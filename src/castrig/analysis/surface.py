@@ -776,7 +776,7 @@ def _analyse_surface(
                     labels=lab if keep_labels else None, measured_labels=idx[measured], transmitted_mismatch=mismatch)
 
 
-def transmitted_mismatch(t: np.ndarray, ft: np.ndarray | None, pores: np.ndarray) -> bool:
+def transmitted_mismatch(t: np.ndarray, ft: np.ndarray | None, pores: np.ndarray, near: np.ndarray | None = None) -> bool:
     """Is the transmitted view not one of the field the reflected view shows (another file, a
     view not registered with it, the reflected view given twice)? Yes when:
 
@@ -789,7 +789,8 @@ def transmitted_mismatch(t: np.ndarray, ft: np.ndarray | None, pores: np.ndarray
 
     Not told: a view in which nothing passes twice the film's light and the pores are not dark —
     a membrane without through-pores looks so. (A fuzzing run of the CLI: a transposed view read
-    0.12 through for 0.50, the reflected view given as its own transmitted one 0, unflagged.)"""
+    0.12 through for 0.50, the reflected view given as its own transmitted one 0, unflagged.)
+    ``near``: the pores grown by 2 px (``box_max(pores, 2)``) where the caller has them."""
     t = np.asarray(t, np.float32)
     if not float(np.ptp(t)) > 0:
         return True
@@ -797,7 +798,7 @@ def transmitted_mismatch(t: np.ndarray, ft: np.ndarray | None, pores: np.ndarray
     bright = t > 2 * film
     n_bright = int(np.count_nonzero(bright))
     if n_bright >= max(50, 1e-3 * t.size):
-        near = box_max(pores, 2)
+        near = box_max(pores, 2) if near is None else near
         # inside: all of it for the field's own view; the area share of the grown pores for a
         # view unrelated to them (in a dense field most of the area): halfway between
         chance = float(np.count_nonzero(near)) / near.size
@@ -909,13 +910,15 @@ def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool |
     # cores numbered by size, then by their summed level: an order the view rotated keeps (in
     # raster order a rotation reordered the cores, and the lip fit's choice among cores of equal
     # size for its blur stage with it: D moved 0.5 % on a real top view rotated by 90°)
-    cnt0 = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-    lev = np.bincount(lab.ravel(), norm.ravel(), minlength=n + 1)[1:]
+    # (sums over the core pixels alone, in raster order as over the whole view: the same sums)
+    cpx = Pixels.of(lab > 0)
+    cl = lab.ravel()[cpx.flat]
+    cnt0 = np.bincount(cl, minlength=n + 1)[1:]
+    lev = np.bincount(cl, norm.ravel()[cpx.flat], minlength=n + 1)[1:]
     remap = np.zeros(n + 1, np.int32)
     remap[np.lexsort((lev, -cnt0)) + 1] = np.arange(1, n + 1, dtype=np.int32)
     lab = remap[lab]
-    cpx = Pixels.of(lab > 0)
-    cl = lab.ravel()[cpx.flat].astype(np.intp)
+    cl = remap[cl].astype(np.intp)
     cnt = np.bincount(cl, minlength=n + 1)[1:]
     cy = np.bincount(cl, cpx.row, minlength=n + 1)[1:] / np.maximum(cnt, 1)
     cx = np.bincount(cl, cpx.col, minlength=n + 1)[1:] / np.maximum(cnt, 1)
@@ -1018,15 +1021,16 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     mismatch = False
     if transmitted is not None:
         t = _f32(measurable(transmitted))
-        far = ~box_max(plab > 0, 2)
-        ft = fit_field(t, far, 2)
-        ppx = Pixels.of(plab > 0)
+        pores = plab > 0
+        near = box_max(pores, 2)
+        ft = fit_field(t, ~near, 2)
+        ppx = Pixels.of(pores)
         lp = plab.ravel()[ppx.flat].astype(np.intp)
         pcnt = np.bincount(lp, minlength=n + 1)[1:]
         thr_all = _through(t, ft, plab, n, None, (ppx.flat, lp, pcnt), (cpx.flat, cl, cnt))
         through = thr_all[measured]
         tfrac = float(through.mean()) if through.size else None
-        mismatch = transmitted_mismatch(t, ft, plab > 0)
+        mismatch = transmitted_mismatch(t, ft, pores, near)
     pitch = _pitch(centres)
     return _metrics(opening, d_um, measured, tfrac, pitch, pixel_size_um, on_border, centres, through,
                     labels=plab if keep_labels else None,
