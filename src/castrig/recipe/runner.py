@@ -262,6 +262,9 @@ class Runner:
         self._last_good_rh_t = self.clock.now()
         try:
             self.rig.arm_watchdogs()  # the ticks that keep them alive start now
+            for role in self.rig.found_moving:
+                self.event("pump", role, f"{role}: found pumping as the rig opened (left running by a process that "
+                           "died mid-dispense): stopped before it was set up", {"found_moving": True})
             if resume_note:
                 self.event("resume", "runner", resume_note, {"start_step": start_step, "elapsed_in_step_s": resume_elapsed_s,
                                                              **(resume_gap or {})})

@@ -42,6 +42,9 @@ class Rig:
     twin: Any = None  # castrig.sim.twin.Twin when any device is simulated
     #: The device locks (castrig.rig.ownership.RigClaim) this rig holds; released by close().
     claim: Any = None
+    #: Pumps found moving as the rig opened (a dead owner's dispense), stopped then; the run
+    #: records it.
+    found_moving: list[str] = field(default_factory=list)
     #: The pumps by role, fixed once build_rig has added every device (devices are only added
     #: while building): pumps() is asked several times per control tick, and each isinstance
     #: against the SyringePump ABC goes through ABCMeta.__instancecheck__.
@@ -186,6 +189,11 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Device:
         # in basic mode until the runner's first tick (Rig.arm_watchdogs): the other devices and
         # the run store open in between, and a watchdog armed now could run out before then
         pump.connect(arm=False)
+        if pump.last_state is not None and pump.last_state.moving:
+            # left pumping by an owner that died mid-dispense (kill -9): nobody drives it now,
+            # and it refuses the diameter while it moves (?NA) — stopped before it is set up
+            pump.stop()
+            rig.found_moving.append(role)
         pump.set_diameter_mm(cfg.syringe_diameter_mm)
         return pump
     if isinstance(cfg, AlicatConfig):

@@ -1,0 +1,54 @@
+"""A run killed (kill -9) while a pump dispenses, resumed at once, on a real-time rig.
+
+Found against `castrig sim serve` over TCP: the pump the dead process left pumping refuses the
+syringe diameter the rig sends as it opens (``?NA``: not applicable while it moves), so
+``castrig resume`` ended "cannot open the rig" (exit 5) with no stop sent and no safe state
+recorded — and the pump went on until its syringe or its own watchdog ran out. A pump found
+moving as the rig opens is stopped first: nobody owns what it is doing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import yaml
+
+from conftest import ROOT, castrig, run_rows, start_castrig, wait_until
+
+
+def test_resume_right_after_a_kill_mid_cast_stops_the_pump_and_goes_on(tmp_path, sim_serve):
+    recipe = {"name": "kill-mid-cast", "steps": [
+        {"type": "prewet", "volume_ml": 0.02, "rate_ml_min": 1.0},
+        {"type": "cast", "volume_ml": 0.2, "rate_ml_min": 0.5},  # 24 s of pumping
+        {"type": "purge", "duration_s": 1},
+    ]}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with sim_serve("--tcp", "0") as served:
+        profile = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
+        for role, cfg in profile["devices"].items():
+            cfg["link"]["url"] = served.addresses[role]
+        for role in ("caster", "water_pump"):
+            profile["devices"][role]["safe_mode_s"] = None  # nothing but castrig stops the pump
+        (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+        run = start_castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                            "--data", str(tmp_path / "runs"), "-q")
+        try:
+            run_dir = wait_until(lambda: next((p.parent for p in (tmp_path / "runs").glob("*/run.sqlite")), None),
+                                 timeout_s=60, what="the run folder")
+            wait_until(lambda: run_rows(run_dir, "SELECT 1 FROM events WHERE message LIKE 'caster:%dispensing%'"),
+                       timeout_s=60, what="the cast's dispense")
+            time.sleep(1.0)
+            os.kill(run.pid, signal.SIGKILL)
+            run.wait(timeout=10)
+        finally:
+            if run.poll() is None:
+                run.kill()
+            run.communicate()
+        resumed = castrig("resume", str(run_dir), "-q")
+        events = run_rows(run_dir, "SELECT kind, source, message FROM events ORDER BY id")
+    assert resumed.returncode == 0, (resumed.stderr, events[-8:])
+    found = [e for e in events if e[0] == "pump" and "found" in e[2]]
+    assert found and found[0][1] == "caster", events
+    assert any(kind == "safe_state" for kind, _, _ in events)
