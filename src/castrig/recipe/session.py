@@ -35,7 +35,7 @@ from castrig.redact import is_redacted, redact, redact_urls, restore_redacted
 from castrig.rig.build import Rig
 from castrig.rig.ownership import open_owned_rig
 from castrig.rig.profile import Profile, load_profile
-from castrig.store import MembraneRecord, RunInfo, RunRecorder, StoreError, open_store, utc_now_iso
+from castrig.store import MembraneRecord, RunInfo, RunRecorder, StoreError, open_store, unwritable, utc_now_iso
 from castrig.store.sqlite_store import is_disk_full
 from castrig.store.base import grades_of
 from castrig.store.lock import LOCK_NAME, claim_run, recorded_on_another_host, release_run
@@ -493,7 +493,15 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
 
         refuse_never_started(run_dir)  # killed before it wrote run.json: never started, the prune removes it
         raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
-    claim_run(run_dir, purpose=f"castrig resume {run_dir}")
+    why = unwritable(run_dir)  # a resume records in the folder: refused before the rig is touched
+    if why is None:
+        try:
+            claim_run(run_dir, purpose=f"castrig resume {run_dir}")
+        except OSError as exc:  # its lock file cannot be made after all: nothing touched yet
+            why = exc.strerror or str(exc)
+    if why is not None:
+        raise BadInput(f"{run_dir}: cannot write in this run folder ({why}); a resume records in it "
+                       "(allowed: a run folder this user can write in)", file=str(run_dir), field="RUN_DIR")
     try:
         other = recorded_on_another_host(run_dir)  # read once the folder is ours: no resume here races it
         if other is not None and not take_over:
