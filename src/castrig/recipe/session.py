@@ -382,7 +382,9 @@ def _lose_unfinished(recipe: Recipe, recorder: RunRecorder, runner: Runner, resu
         # control ended with the last RH record (the safe state records no samples)
         last_t = max([0.0] + [t for t, _, _ in recorder.samples("rh_near_pct")[-5:]] + [j.t_s for j in journal[-5:]])
         in_step = [e for e in journal if e.state == "started"]
-        plan = plan_resume(recipe, journal, elapsed_s=(last_t - in_step[-1].t_s) if in_step else None,
+        # how long the step had run when the run ended: the run clock now (the stop is just behind
+        # it), not the last RH record, which lags it by up to a sample period (0 s early in a step)
+        plan = plan_resume(recipe, journal, elapsed_s=max(0.0, runner.t() - in_step[-1].t_s) if in_step else None,
                            stopped=f"the run ended {result.outcome}")
         # a membrane recorded made (or judged) evaporated under control, whatever the journal says
         # (its evaporate step's 'done' may be what a full disk kept from being written)
