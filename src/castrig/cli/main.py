@@ -43,6 +43,15 @@ app = typer.Typer(
 err = Console(stderr=True, emoji=False)  # a user's ":b:" stays text
 
 
+class Terminated(BaseException):
+    """SIGTERM to ``castrig run``/``resume``/``queue`` before the run's own handlers are in place
+    (cli/entry.py): exit 3, one line, the stack unwound (a folder being probed removed again)."""
+
+
+def raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"castrig {castrig.__version__}")
@@ -446,11 +455,15 @@ def _plain_help(command: object) -> None:
         _plain_help(sub)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: maps errors to the documented exit codes, never a traceback for bad input."""
+def main(argv: list[str] | None = None, *, ready: Any = None) -> int:
+    """Entry point: maps errors to the documented exit codes, never a traceback for bad input.
+    ``ready()``: called once the command is built, just before it runs (cli/entry.py puts the
+    process's own signal handlers back there)."""
     keep_going_without_readers()  # a closed terminal or pipe must not end a run (cli/streams.py)
     command = typer.main.get_command(app)
     _plain_help(command)
+    if ready is not None:
+        ready()
     # called in-process with arguments (tests): the caller's handlers come back at the end; as the
     # castrig process, a run's late SIGTERM handlers stay until it exits (session.keep_exit_code)
     callers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)} if argv is not None else {}
@@ -497,6 +510,9 @@ def _command(command: Any, argv: list[str] | None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted")
         code = EXIT_INTERRUPTED
+    except Terminated:
+        err.print("terminated")
+        code = EXIT_ABORTED
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
         exc.show()  # type: ignore[attr-defined]
         code = EXIT_BAD_INPUT
