@@ -2,6 +2,6 @@
 
 import sys
 
-from castrig.cli.main import main
+from castrig.cli.entry import main
 
 sys.exit(main())

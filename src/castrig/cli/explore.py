@@ -100,10 +100,7 @@ def explore(
     prof = _profile(profile)
     settings = make_settings(grade=target_grade, target_d_um=target_d_um, profile_path=prof, budget=budget, seed=seed,
                              tolerance=tolerance, space=sp, template_path=template, support_pore_um=support_pore_um)
-    if folder is None:  # under the data root, beside the runs, not wherever the user stands
-        from castrig.store import data_root
-
-        folder = data_root(data) / "explore" / f"{target_grade}-d{target_d_um:g}um-s{seed}"
+    folder = _search_folder(folder, data, f"{target_grade}-d{target_d_um:g}um-s{seed}")
     if not settings.twin:
         raise typer.Exit(_explore_rig(settings, folder, data, out_recipe))
     if workers > 1 or storage is not None:
@@ -231,6 +228,19 @@ def _write_found_point(settings, folder: Path, t) -> Path:  # type: ignore[no-un
     return out_path
 
 
+def _search_folder(folder: Optional[Path], data: Optional[Path], name: str, *, flag: str = "--folder") -> Path:
+    """The search folder: ``folder`` (named by ``flag``), else ``DATA/explore/NAME`` under the data
+    root (``data``: --data) -- beside the runs, not wherever the user stands -- checked before
+    anything is written: a folder there that cannot be made or written in is exit 2 naming it."""
+    from castrig.cli.main import usable_data_root, usable_folder
+
+    holds = "the search folder holds its state, trials and runs"
+    if folder is not None:
+        return usable_folder(folder, flag, holds=holds, writes=True)
+    root = usable_data_root(data, writes=True)
+    return usable_folder(root / "explore" / name, "search folder", holds=holds, writes=True)
+
+
 @explore_app.command("worker")
 def explore_worker(
     storage: str = typer.Option(..., "--storage", metavar="URL", help="The study's storage (postgresql://..., SQLAlchemy URL, journal:FILE)."),
@@ -248,10 +258,7 @@ def explore_worker(
     from castrig.explore.distributed import Worker
 
     _term_as_interrupt()  # (a run in progress handles SIGTERM itself: it aborts, and the trial is queued again)
-    if data is None:
-        from castrig.store import data_root
-
-        data = data_root(None) / "explore" / f"worker-{study}"
+    data = _search_folder(data, None, f"worker-{study}", flag="--data")
     w = Worker(storage, study, data, on_trial=None if quiet else
                (lambda t: out.print(f"#{t.number} {t.user_attrs.get('kind')}: score {t.value:.3f}", highlight=False, soft_wrap=True)))
     n = w.run(max_trials)
@@ -304,10 +311,7 @@ def explore_map(
                 [settings.profile_seed + k for k in range(seeds)])
     _check_map_limits(grid, rig_profile, prof)
     check_map_size(grid)  # every option checked: only now is anything written
-    if folder is None:
-        from castrig.store import data_root
-
-        folder = data_root(data) / "explore" / f"map-{grade}"
+    folder = _search_folder(folder, data, f"map-{grade}")
     from castrig.explore.journal import SearchFolder
 
     # one coordinator per map folder (two both ran workers and redrew the map); workers that

@@ -11,6 +11,8 @@ from __future__ import annotations
 import signal
 import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -41,6 +43,15 @@ app = typer.Typer(
 err = Console(stderr=True, emoji=False)  # a user's ":b:" stays text
 
 
+class Terminated(BaseException):
+    """SIGTERM to ``castrig run``/``resume``/``queue`` before the run's own handlers are in place
+    (cli/entry.py): exit 3, one line, the stack unwound (a folder being probed removed again)."""
+
+
+def raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"castrig {castrig.__version__}")
@@ -63,12 +74,15 @@ def default_profile() -> Path:
     return checkout if checkout.is_file() else DEFAULT_PROFILE
 
 
-def usable_folder(path: Path, flag: str, *, must_exist: bool = False, holds: str = "") -> Path:
+def usable_folder(path: Path, flag: str, *, must_exist: bool = False, holds: str = "", writes: bool = False) -> Path:
     """``path`` if it is (or can become) a folder, else :class:`BadInput` naming ``flag``: a regular
     file there or above it, a parent that cannot hold folders (``/proc/x``), no such folder when
-    ``must_exist``. A folder that is not there yet is tried by making it (and its missing
-    parents) and removing them again: nothing is left behind by a command refused later."""
-    allowed = f" ({holds}; allowed: an existing folder" + ("" if must_exist else " or a path where one can be made") + ")"
+    ``must_exist``, an existing folder this process cannot write in when the command ``writes``
+    there (a read-only file system, no permission). A folder that is not there yet is tried by
+    making it (and its missing parents) and removing them again: nothing is left behind by a
+    command refused later."""
+    allowed = (f" ({holds}; allowed: an existing folder" + (" this user can write in" if writes else "")
+               + ("" if must_exist else " or a path where one can be made") + ")")
     for p in (path, *path.parents):
         if p.exists() and not p.is_dir():
             at = "" if p == path else f" ({p} is a file)"
@@ -76,6 +90,11 @@ def usable_folder(path: Path, flag: str, *, must_exist: bool = False, holds: str
         if p.is_dir():
             break
     if path.is_dir():
+        from castrig.store import unwritable
+
+        why = unwritable(path) if writes else None
+        if why is not None:
+            raise BadInput(f"{flag} {path}: cannot write in this folder ({why}){allowed}", file=str(path), field=flag)
         return path
     if must_exist:
         raise BadInput(f"{flag} {path}: no such folder{allowed}", file=str(path), field=flag)
@@ -96,24 +115,45 @@ def usable_folder(path: Path, flag: str, *, must_exist: bool = False, holds: str
     return path
 
 
-def usable_data_root(data: Optional[Path], *, must_exist: bool = False, profile: Optional[Path] = None) -> Path:
+def data_root_named(data: Optional[Path], profile: Optional[Path] = None) -> tuple[Path, str]:
     """The data root (``--data``, else a ``profile``'s ``store:`` folder, else ``$CASTRIG_DATA``,
-    else ``./runs``: where the runs go) checked by :func:`usable_folder`, the message naming
-    where it came from."""
+    else ``./runs``: where the runs go) and the words naming where it came from (``--data``...)."""
     import os
 
     from castrig.store import data_root
 
-    holds = "the data root holds one folder per run"
     if data is None and profile is not None:
         from castrig.rig.profile import load_profile
 
         store = load_profile(profile).store
         if store and "://" not in store:
-            return usable_folder(Path(store), f"store (in {profile})", must_exist=must_exist, holds=holds)
-    root = data_root(data)
+            return Path(store), f"store (in {profile})"
     where = "--data" if data is not None else "$CASTRIG_DATA" if os.environ.get("CASTRIG_DATA") else "data root"
-    return usable_folder(root, where, must_exist=must_exist, holds=holds)
+    return data_root(data), where
+
+
+def usable_data_root(data: Optional[Path], *, must_exist: bool = False, profile: Optional[Path] = None,
+                     writes: bool = False) -> Path:
+    """The data root (:func:`data_root_named`) checked by :func:`usable_folder`, the message naming
+    where it came from; ``writes``: the command makes folders in it (a run, a queue, a search)."""
+    root, where = data_root_named(data, profile)
+    return usable_folder(root, where, must_exist=must_exist, holds="the data root holds one folder per run", writes=writes)
+
+
+@contextmanager
+def data_root_said(data: Optional[Path], profile: Optional[Path] = None) -> Iterator[None]:
+    """A data root that refused the run folder after all (made read-only since it was checked;
+    a file system whose permissions :func:`usable_folder` could not foresee) said as that check
+    says it: exit 2 naming ``--data`` (or where the root came from) and the folder."""
+    from castrig.store import CannotMakeRunFolder
+
+    try:
+        yield
+    except CannotMakeRunFolder as exc:
+        _, where = data_root_named(data, profile)
+        raise BadInput(f"{where} {exc.root}: cannot make a run folder in it ({exc.detail}); nothing was recorded "
+                       "(the data root holds one folder per run; allowed: an existing folder this user can write in "
+                       "or a path where one can be made)", file=str(exc.root), field=where) from None
 
 
 @app.command()
@@ -143,8 +183,9 @@ def run(
     from castrig.inputs import check_text
 
     check_text(operator, "--operator", max_length=200)
-    usable_data_root(data, profile=profile or default_profile())
-    with stop_requests("castrig run") as stop:  # (the run's own handlers act while it runs)
+    usable_data_root(data, profile=profile or default_profile(), writes=True)
+    # (the run's own handlers act while it runs)
+    with data_root_said(data, profile or default_profile()), stop_requests("castrig run") as stop:
         outcome = run_recipe(recipe, profile or default_profile(), data_root=data, seed=seed, operator=operator, quiet=quiet,
                              stop=stop)
         stop.exit_code = outcome.exit_code  # recorded: a SIGTERM from here to the process's end keeps it
@@ -237,10 +278,10 @@ def queue(
 
     check_text(operator, "--operator", max_length=200)
     profile = profile or default_profile()
-    usable_data_root(data, profile=profile)
+    usable_data_root(data, profile=profile, writes=True)
     # the rig is the queue's for the whole night, not only during each run: no other process
     # slips in between two runs
-    with claim_rig(load_profile(profile), purpose=f"castrig queue ({len(recipes)} recipes)"):
+    with data_root_said(data, profile), claim_rig(load_profile(profile), purpose=f"castrig queue ({len(recipes)} recipes)"):
         code = run_queue(recipes, repeat=repeat, profile=profile, data_root=data, seed=seed, operator=operator)
     raise typer.Exit(code)
 
@@ -414,11 +455,15 @@ def _plain_help(command: object) -> None:
         _plain_help(sub)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: maps errors to the documented exit codes, never a traceback for bad input."""
+def main(argv: list[str] | None = None, *, ready: Any = None) -> int:
+    """Entry point: maps errors to the documented exit codes, never a traceback for bad input.
+    ``ready()``: called once the command is built, just before it runs (cli/entry.py puts the
+    process's own signal handlers back there)."""
     keep_going_without_readers()  # a closed terminal or pipe must not end a run (cli/streams.py)
     command = typer.main.get_command(app)
     _plain_help(command)
+    if ready is not None:
+        ready()
     # called in-process with arguments (tests): the caller's handlers come back at the end; as the
     # castrig process, a run's late SIGTERM handlers stay until it exits (session.keep_exit_code)
     callers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)} if argv is not None else {}
@@ -465,6 +510,9 @@ def _command(command: Any, argv: list[str] | None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted")
         code = EXIT_INTERRUPTED
+    except Terminated:
+        err.print("terminated")
+        code = EXIT_ABORTED
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
         exc.show()  # type: ignore[attr-defined]
         code = EXIT_BAD_INPUT

@@ -109,7 +109,7 @@ def render(
     from castrig.cli.main import usable_folder
     from castrig.sim.render_set import render_set
 
-    usable_folder(out, "--out", holds="the folder for the images and truth.json")
+    usable_folder(out, "--out", holds="the folder for the images and truth.json", writes=True)
     if bit_depth not in (8, 16):
         from castrig.errors import BadInput
 

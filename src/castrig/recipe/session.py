@@ -35,7 +35,7 @@ from castrig.redact import is_redacted, redact, redact_urls, restore_redacted
 from castrig.rig.build import Rig
 from castrig.rig.ownership import open_owned_rig
 from castrig.rig.profile import Profile, load_profile
-from castrig.store import MembraneRecord, RunInfo, RunRecorder, StoreError, open_store, utc_now_iso
+from castrig.store import MembraneRecord, RunInfo, RunRecorder, StoreError, open_store, unwritable, utc_now_iso
 from castrig.store.sqlite_store import is_disk_full
 from castrig.store.base import grades_of
 from castrig.store.lock import LOCK_NAME, claim_run, recorded_on_another_host, release_run
@@ -382,7 +382,9 @@ def _lose_unfinished(recipe: Recipe, recorder: RunRecorder, runner: Runner, resu
         # control ended with the last RH record (the safe state records no samples)
         last_t = max([0.0] + [t for t, _, _ in recorder.samples("rh_near_pct")[-5:]] + [j.t_s for j in journal[-5:]])
         in_step = [e for e in journal if e.state == "started"]
-        plan = plan_resume(recipe, journal, elapsed_s=(last_t - in_step[-1].t_s) if in_step else None,
+        # how long the step had run when the run ended: the run clock now (the stop is just behind
+        # it), not the last RH record, which lags it by up to a sample period (0 s early in a step)
+        plan = plan_resume(recipe, journal, elapsed_s=max(0.0, runner.t() - in_step[-1].t_s) if in_step else None,
                            stopped=f"the run ended {result.outcome}")
         # a membrane recorded made (or judged) evaporated under control, whatever the journal says
         # (its evaporate step's 'done' may be what a full disk kept from being written)
@@ -493,7 +495,15 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
 
         refuse_never_started(run_dir)  # killed before it wrote run.json: never started, the prune removes it
         raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
-    claim_run(run_dir, purpose=f"castrig resume {run_dir}")
+    why = unwritable(run_dir)  # a resume records in the folder: refused before the rig is touched
+    if why is None:
+        try:
+            claim_run(run_dir, purpose=f"castrig resume {run_dir}")
+        except OSError as exc:  # its lock file cannot be made after all: nothing touched yet
+            why = exc.strerror or str(exc)
+    if why is not None:
+        raise BadInput(f"{run_dir}: cannot write in this run folder ({why}); a resume records in it "
+                       "(allowed: a run folder this user can write in)", file=str(run_dir), field="RUN_DIR")
     try:
         other = recorded_on_another_host(run_dir)  # read once the folder is ours: no resume here races it
         if other is not None and not take_over:

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo, RunRecorder, RunStore, RunSummary
-from castrig.store.sqlite_store import SYNCHRONOUS, SqliteRunRecorder, SqliteRunStore, StoreError, utc_now_iso
+from castrig.store.sqlite_store import (SYNCHRONOUS, CannotMakeRunFolder, SqliteRunRecorder, SqliteRunStore, StoreError,
+                                        utc_now_iso)
 
 
 def data_root(explicit: str | Path | None = None) -> Path:
@@ -15,6 +16,20 @@ def data_root(explicit: str | Path | None = None) -> Path:
         return Path(explicit)
     env = os.environ.get("CASTRIG_DATA")
     return Path(env) if env else Path("runs")
+
+
+def unwritable(folder: str | Path) -> str | None:
+    """Why this process cannot make files in the existing ``folder`` (``read-only file system``,
+    ``permission denied``), or None if it can: asked before anything is made in it, so a data root
+    or run folder that cannot take a run is refused up front (exit 2), not half-written."""
+    if os.access(folder, os.W_OK | os.X_OK):
+        return None
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        pass
+    return "permission denied"
 
 
 def open_store(root: str | Path | None = None, *, synchronous: str = SYNCHRONOUS) -> RunStore:
@@ -27,6 +42,7 @@ def open_store(root: str | Path | None = None, *, synchronous: str = SYNCHRONOUS
 
 __all__ = [
     "SYNCHRONOUS",
+    "CannotMakeRunFolder",
     "Event",
     "ImageRecord",
     "JournalEntry",
@@ -40,5 +56,6 @@ __all__ = [
     "StoreError",
     "data_root",
     "open_store",
+    "unwritable",
     "utc_now_iso",
 ]

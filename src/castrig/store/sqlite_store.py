@@ -177,6 +177,15 @@ class StoreError(CastrigError):
     safely and say so; what was written before stays readable."""
 
 
+class CannotMakeRunFolder(BadInput):
+    """The data root takes no new run folder (a read-only file system, no permission): exit 2,
+    before anything was recorded; the CLI names the flag the root came from."""
+
+    def __init__(self, root: Path, detail: str):
+        self.root, self.detail = Path(root), detail
+        super().__init__(f"{root}: cannot make a run folder in it ({detail}); nothing was recorded", file=str(root))
+
+
 class _Tx:
     """``with _Tx(conn):`` — one durable transaction that a signal cannot tear.
 
@@ -592,17 +601,22 @@ class SqliteRunStore(RunStore):
         return conn
 
     def create_run(self, info: RunInfo) -> SqliteRunRecorder:
-        self.root.mkdir(parents=True, exist_ok=True)
         base = _safe(info.run_id)
         run_dir = self.root / base
         n = 1
-        while True:
-            try:
-                run_dir.mkdir()
-                break
-            except FileExistsError:
-                n += 1
-                run_dir = self.root / f"{base}-{n}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            while True:
+                try:
+                    run_dir.mkdir()
+                    break
+                except FileExistsError:
+                    n += 1
+                    run_dir = self.root / f"{base}-{n}"
+        except OSError as exc:  # nothing made: a read-only data root is bad input, a full disk a fault
+            if is_disk_full(exc):
+                raise self._create_error(run_dir, exc) from exc
+            raise CannotMakeRunFolder(self.root, exc.strerror or str(exc)) from None
         info.run_id = run_dir.name
         try:
             # owned before anything is in it: a resume started on the new folder is refused, not raced
