@@ -9,13 +9,12 @@ moving as the rig opens is stopped first: nobody owns what it is doing.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
+from pathlib import Path
 
 import yaml
 
-from conftest import ROOT, castrig, run_rows, start_castrig, wait_until
+from conftest import ROOT, castrig, run_rows, run_then_kill_9
 
 
 def test_resume_right_after_a_kill_mid_cast_stops_the_pump_and_goes_on(tmp_path, sim_serve):
@@ -32,20 +31,15 @@ def test_resume_right_after_a_kill_mid_cast_stops_the_pump_and_goes_on(tmp_path,
         for role in ("caster", "water_pump"):
             profile["devices"][role]["safe_mode_s"] = None  # nothing but castrig stops the pump
         (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
-        run = start_castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
-                            "--data", str(tmp_path / "runs"), "-q")
-        try:
-            run_dir = wait_until(lambda: next((p.parent for p in (tmp_path / "runs").glob("*/run.sqlite")), None),
-                                 timeout_s=60, what="the run folder")
-            wait_until(lambda: run_rows(run_dir, "SELECT 1 FROM events WHERE message LIKE 'caster:%dispensing%'"),
-                       timeout_s=60, what="the cast's dispense")
-            time.sleep(1.0)
-            os.kill(run.pid, signal.SIGKILL)
-            run.wait(timeout=10)
-        finally:
-            if run.poll() is None:
-                run.kill()
-            run.communicate()
+        seen: list[float] = []
+
+        def a_second_into_the_cast(run_dir: Path) -> bool:
+            if not seen and run_rows(run_dir, "SELECT 1 FROM events WHERE message LIKE 'caster:%dispensing%'"):
+                seen.append(time.monotonic())
+            return bool(seen) and time.monotonic() - seen[0] >= 1.0
+
+        run_dir = run_then_kill_9(tmp_path / "recipe.yaml", tmp_path / "runs", a_second_into_the_cast,
+                                  args=("--profile", str(tmp_path / "rig.yaml")))
         resumed = castrig("resume", str(run_dir), "-q")
         events = run_rows(run_dir, "SELECT kind, source, message FROM events ORDER BY id")
     assert resumed.returncode == 0, (resumed.stderr, events[-8:])
