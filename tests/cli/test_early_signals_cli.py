@@ -40,3 +40,14 @@ def test_a_signal_while_the_cli_is_imported(tmp_path, command, sig, code, said):
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert done.stderr.strip() == said, done.stderr
     assert not (tmp_path / "runs").exists()  # nothing opened, no data root made
+
+
+@pytest.mark.parametrize("importing", ["email.message", "castrig.recipe.session"])
+def test_ctrl_c_while_the_command_starts_says_interrupted(tmp_path, importing):
+    """Ctrl-C once the command is built (its arguments being parsed, the run's modules being
+    imported): typer (0.29) turns a KeyboardInterrupt it meets into a silent exit 130, so the
+    CLI's "interrupted" was never said — a bare 130 and an empty terminal."""
+    args = ["run", str(ROOT / "recipes" / "overnight.yaml"), "--data", str(tmp_path / "runs")]
+    done = castrig(*args, SIGNAL_AT_IMPORT="SIGINT", IMPORTING=importing, **with_sitecustomize(tmp_path, SIGNAL_AT_IMPORT))
+    assert done.returncode == 130, (done.returncode, done.stderr[-3000:])
+    assert done.stderr.strip() == "interrupted", done.stderr

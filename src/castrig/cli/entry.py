@@ -23,10 +23,10 @@ def _early(signum: int, frame: object) -> None:
 def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _early)
-    from castrig.cli.main import Terminated, main as cli_main, raise_terminated
+    from castrig.cli.main import Terminated, ctrl_c, main as cli_main, raise_terminated
 
     def ready() -> None:  # the command is built (typer's introspection, ~0.05 s more): it answers from here
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, ctrl_c)
         signal.signal(signal.SIGTERM, raise_terminated if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG else signal.SIG_DFL)
 
     try:

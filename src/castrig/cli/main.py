@@ -52,6 +52,17 @@ def raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated
 
 
+_CTRL_C: list[int] = []
+
+
+def ctrl_c(signum: int, frame: Any) -> None:
+    """SIGINT as Python's own handler answers it (KeyboardInterrupt), remembered: typer turns a
+    KeyboardInterrupt it meets into a silent exit 130 (the arguments being parsed, a command's
+    modules imported), and the CLI says "interrupted" from this."""
+    _CTRL_C.append(signum)
+    raise KeyboardInterrupt
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"castrig {castrig.__version__}")
@@ -508,7 +519,7 @@ def _command(command: Any, argv: list[str] | None) -> int:
                   highlight=False, soft_wrap=True)
         code = EXIT_BAD_INPUT
     except (typer.Abort, KeyboardInterrupt):
-        err.print("interrupted")
+        _CTRL_C.append(signal.SIGINT)
         code = EXIT_INTERRUPTED
     except Terminated:
         err.print("terminated")
@@ -516,6 +527,8 @@ def _command(command: Any, argv: list[str] | None) -> int:
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
         exc.show()  # type: ignore[attr-defined]
         code = EXIT_BAD_INPUT
+    if code == EXIT_INTERRUPTED and _CTRL_C:
+        err.print("interrupted")
     return code
 
 
