@@ -38,6 +38,7 @@ from castrig.rig.profile import Profile, load_profile
 from castrig.store import MembraneRecord, RunInfo, RunRecorder, StoreError, open_store, unwritable, utc_now_iso
 from castrig.store.sqlite_store import is_disk_full
 from castrig.store.base import grades_of
+from castrig.store.commands import STATUS_NAME, control_dir
 from castrig.store.lock import LOCK_NAME, claim_run, recorded_on_another_host, release_run
 from castrig.store.signals import guarded
 
@@ -571,6 +572,10 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         recorder.close()
         _refuse_recipe_now_refused(run_dir, exc, info.recipe)
         raise BadInput(f"{run_dir}/run.json: recipe or profile no longer valid: {exc}", file=str(run_dir / "run.json")) from None
+    # the dead process's last status (written once a wall second: on the twin, often from its
+    # first step) was read as this resume's until it published its own — 'step 1/26 start dry,
+    # left 0:20:00' while opening the rig to resume step 6; without it readers take the journal's
+    (control_dir(run_dir) / STATUS_NAME).unlink(missing_ok=True)
     try:
         rig = _open_rig(profile, info.seed, purpose=f"castrig resume {run_dir}")
     except BaseException:

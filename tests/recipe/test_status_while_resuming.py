@@ -1,0 +1,58 @@
+"""What `castrig status` says while `castrig resume` is opening the rig, from the outside in.
+
+Found by an adversarial probe: a run killed (kill -9) in its sixth step, resumed, and the resume
+stopped while it opened the rig: `castrig status` said "running · step 1/26 start dry · left
+0:20:00". The status file was the dead process's (it writes one a wall second: on the twin,
+often from its first step) and read as the resume's until the resume published its own. The
+resume drops it; readers take the journal's step until the resume writes its own.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from conftest import ROOT, castrig, run_rows, run_status, run_then_kill_9, start_castrig, wait_until, with_sitecustomize
+
+#: The process stops itself (SIGSTOP) the first time ``$STOP_AT_IMPORT`` is imported.
+STOP_AT_IMPORT = """
+import os, signal, sys
+class _StopOnImport:
+    done = False
+    def find_spec(self, name, path=None, target=None):
+        if name == os.environ.get("STOP_AT_IMPORT") and not self.done:
+            _StopOnImport.done = True
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return None
+sys.meta_path.insert(0, _StopOnImport())
+"""
+
+
+def _last_started(run_dir) -> int:
+    rows = run_rows(run_dir, "SELECT step_index FROM journal WHERE state = 'started' ORDER BY seq DESC LIMIT 1")
+    return rows[0][0] if rows else -1
+
+
+def test_status_while_a_resume_opens_the_rig_is_the_journals_step(tmp_path):
+    data = tmp_path / "runs"
+    # killed where the dead process's status file says another step than its journal
+    run_dir = run_then_kill_9(ROOT / "recipes" / "overnight.yaml", data,
+                              lambda d: _last_started(d) >= 5 and run_status(d).get("step_index") != _last_started(d))
+    step = _last_started(run_dir)
+    resume = start_castrig("resume", str(run_dir), "-q", STOP_AT_IMPORT="castrig.sim.twin",
+                           **with_sitecustomize(tmp_path, STOP_AT_IMPORT))
+    try:
+        def stopped() -> bool:
+            with open(f"/proc/{resume.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+        wait_until(stopped, timeout_s=60, what="the resume stopped while opening the rig")
+        said = castrig("status", str(run_dir), "--json")
+        assert said.returncode == 0, said.stderr
+        status = json.loads(said.stdout)
+        assert status["status"] == "running"
+        assert status["step"]["step_index"] == step, (status["step"], step)
+    finally:
+        resume.send_signal(signal.SIGCONT)
+        out, err = resume.communicate(timeout=120)
+    assert resume.returncode == 0, err[-2000:]
