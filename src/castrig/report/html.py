@@ -262,11 +262,21 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
 
     loaded: dict[str, np.ndarray] = {}
     notes: list[str] = []
+    from castrig.store.live import file_in
+
     for rec in data.images:
+        # (only files inside the run folder: a symlinked, absolute or '..' path put a file from
+        # elsewhere on the disk into the report, though the live image route refused it)
+        path = file_in(data.run_dir, rec.path)
+        if path is None:
+            notes.append(f"image {rec.name} ({rec.path}) not read: not a file inside the run folder")
+            continue
         try:
-            loaded[rec.name] = _grey(_read_image(data.run_dir / rec.path))
+            loaded[rec.name] = _grey(_read_image(path))
         except Exception as exc:  # noqa: BLE001 - one unreadable image must not hide the others
-            notes.append(f"image {rec.name} ({rec.path}) unreadable: {type(exc).__name__}: {exc}")
+            # (said without the server's own paths)
+            why = str(exc).replace(f"{path.parent}/", "").replace(f"{data.run_dir}/", "")
+            notes.append(f"image {rec.name} ({rec.path}) unreadable: {type(exc).__name__}: {why}")
     groups: dict[tuple[Any, Any], dict[str, ImageRecord]] = defaultdict(dict)
     for rec in data.images:
         groups[(rec.metadata.get("step"), rec.metadata.get("field", rec.name))][rec.illumination] = rec

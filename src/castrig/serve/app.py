@@ -300,6 +300,8 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         data = await anyio.to_thread.run_sync(_image_png, run_dir, image_id)
         if data is None:
             return PlainTextResponse("no such image", status_code=404)
+        if isinstance(data, str):
+            return PlainTextResponse(data, status_code=422)
         return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
     async def static(request: Request) -> Response:
@@ -490,16 +492,21 @@ def _filtered_runs(root: Path, q: dict[str, str]) -> list[dict[str, Any]]:
     return out
 
 
-def _image_png(run_dir: Path, image_id: int, max_px: int = 1024) -> bytes | None:
+def _image_png(run_dir: Path, image_id: int, max_px: int = 1024) -> bytes | str | None:
+    """The micrograph as a PNG (None: no such image; a str: why it cannot be read — a damaged or
+    cut-short file was a 500 with a traceback)."""
     import numpy as np
-    import tifffile
 
     from castrig.report.images import png_bytes
+    from castrig.tiffio import read_micrograph
 
     path = R.image_path(run_dir, image_id)
     if path is None:
         return None
-    img = np.asarray(tifffile.imread(path))
+    try:
+        img = np.asarray(read_micrograph(path)[0])
+    except Exception as exc:  # noqa: BLE001 - whatever the file holds, the answer is one line
+        return f"image {image_id} unreadable: {type(exc).__name__}"
     step = max(1, int(np.ceil(max(img.shape[:2]) / max_px)))
     return png_bytes(img[::step, ::step])
 

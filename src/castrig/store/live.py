@@ -50,7 +50,10 @@ def find_run(root: Path, uid: str) -> Path | None:
     if not uid or "/" in uid or "\\" in uid or uid.startswith("."):
         return None
     p = Path(root) / uid
-    return p if (p / "run.json").is_file() else None
+    try:
+        return p if (p / "run.json").is_file() else None
+    except OSError:  # a name the file system refuses (longer than 255 bytes): no such run, not a 500
+        return None
 
 
 def read_info(run_dir: Path) -> dict[str, Any]:
@@ -221,10 +224,17 @@ def _image_shape(run_dir: Path | None, path: str) -> dict[str, int]:
 def image_path(run_dir: Path, image_id: int) -> Path | None:
     with open_ro(run_dir) as db:
         rows = _rows(db, "SELECT path FROM images WHERE id = ?", (image_id,))
-    if not rows:
+    return file_in(run_dir, rows[0][0]) if rows else None
+
+
+def file_in(run_dir: Path, rel: str) -> Path | None:
+    """``run_dir / rel`` resolved, if it is a file inside the run folder (never one a symlink, an
+    absolute or a ``..`` path in the record leads out to), else None."""
+    try:
+        p = (Path(run_dir) / rel).resolve()
+        return p if p.is_file() and Path(run_dir).resolve() in p.parents else None
+    except (OSError, ValueError):
         return None
-    p = (Path(run_dir) / rows[0][0]).resolve()
-    return p if p.is_file() and Path(run_dir).resolve() in p.parents else None
 
 
 def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:

@@ -1,0 +1,92 @@
+"""What a run folder holds, served by ``castrig serve``, over real HTTP: an adversarial probe met
+a 500 with a traceback for a run id longer than a file name may be and for a damaged micrograph,
+a report that inlined a micrograph from outside the data root (a symlink, an absolute or ``..``
+path in the record) though the image route refused it, and ``recipe.yaml`` followed through a
+symlink (``/etc/passwd`` served as the recipe) and read whole (a 1 GB file: 1.6 GB of memory).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+def _copy(finished_demo_run, tmp_path: Path) -> tuple[Path, Path]:
+    data, uid = finished_demo_run
+    mine = tmp_path / "data"
+    shutil.copytree(data / uid, mine / uid, symlinks=True)
+    return mine, mine / uid
+
+
+def test_a_run_id_longer_than_a_file_name_is_no_such_run(tmp_path, finished_demo_run, castrig_serve):
+    data, _ = _copy(finished_demo_run, tmp_path)
+    with castrig_serve(data) as served:
+        base = served.url.rstrip("/")
+        for route in ("/api/runs/{}", "/api/runs/{}/events", "/runs/{}", "/runs/{}/report.html", "/runs/{}/images/1.png"):
+            code, body = get(base + route.format("a" * 256))
+            assert code == 404, (route, code, body[-500:])
+        served.proc.send_signal(2)
+        _, err = served.proc.communicate(timeout=20)
+    assert "Traceback" not in err, err[-3000:]
+
+
+def test_a_damaged_micrograph_is_said_unreadable_not_a_500(tmp_path, finished_demo_run, castrig_serve):
+    data, run = _copy(finished_demo_run, tmp_path)
+    (rel,) = sqlite3.connect(run / "run.sqlite").execute("SELECT path FROM images WHERE id = 1").fetchone()
+    (run / rel).write_bytes(b"not a tiff")
+    with castrig_serve(data) as served:
+        base = served.url.rstrip("/")
+        code, body = get(f"{base}/runs/{run.name}/images/1.png")
+        assert code == 422 and "unreadable" in body, (code, body[-500:])
+        assert get(f"{base}/runs/{run.name}/report.html")[0] == 200
+        served.proc.send_signal(2)
+        _, err = served.proc.communicate(timeout=20)
+    assert "Traceback" not in err, err[-3000:]
+
+
+def test_the_report_reads_no_micrograph_from_outside_the_run_folder(tmp_path, finished_demo_run, castrig_serve):
+    data, run = _copy(finished_demo_run, tmp_path)
+    outside = tmp_path / "outside" / "secret.tif"
+    outside.parent.mkdir()
+    tifffile.imwrite(outside, np.full((64, 64), 7, np.uint8))
+    db = sqlite3.connect(run / "run.sqlite")
+    paths = dict(db.execute("SELECT id, path FROM images"))
+    (run / paths[1]).unlink()
+    (run / paths[1]).symlink_to(outside)  # a link in the folder
+    db.execute("UPDATE images SET path = ? WHERE id = 2", (str(outside),))  # an absolute path in the record
+    db.execute("UPDATE images SET path = ? WHERE id = 3", (f"../../outside/{outside.name}",))  # a '..' path
+    db.commit()
+    db.close()
+    with castrig_serve(data) as served:
+        base = served.url.rstrip("/")
+        for image_id in (1, 2, 3):
+            assert get(f"{base}/runs/{run.name}/images/{image_id}.png")[0] == 404
+        code, body = get(f"{base}/api/runs/{run.name}/report")
+    assert code == 200
+    assert '"width_px": 64' not in body and '"width_px":64' not in body
+    assert body.count("not a file inside the run folder") >= 3, body[-2000:]
+
+
+def test_recipe_yaml_is_not_followed_out_of_the_run_folder(tmp_path, finished_demo_run, castrig_serve):
+    data, run = _copy(finished_demo_run, tmp_path)
+    (run / "recipe.yaml").unlink()
+    (run / "recipe.yaml").symlink_to("/etc/passwd")
+    with castrig_serve(data) as served:
+        base = served.url.rstrip("/")
+        code, body = get(f"{base}/api/runs/{run.name}")
+    assert code == 200
+    assert "root:" not in body
