@@ -500,6 +500,7 @@ def _main(command: Any, argv: list[str] | None) -> int:
 
 
 def _command(command: Any, argv: list[str] | None) -> int:
+    interrupted = False
     try:
         rv = command.main(args=argv, prog_name="castrig", standalone_mode=False)
         code = rv if isinstance(rv, int) else EXIT_OK
@@ -519,15 +520,14 @@ def _command(command: Any, argv: list[str] | None) -> int:
                   highlight=False, soft_wrap=True)
         code = EXIT_BAD_INPUT
     except (typer.Abort, KeyboardInterrupt):
-        _CTRL_C.append(signal.SIGINT)
-        code = EXIT_INTERRUPTED
+        interrupted, code = True, EXIT_INTERRUPTED
     except Terminated:
         err.print("terminated")
         code = EXIT_ABORTED
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
         exc.show()  # type: ignore[attr-defined]
         code = EXIT_BAD_INPUT
-    if code == EXIT_INTERRUPTED and _CTRL_C:
+    if code == EXIT_INTERRUPTED and (interrupted or _CTRL_C):  # (typer's silent 130 after a Ctrl-C too)
         err.print("interrupted")
     return code
 
