@@ -76,7 +76,9 @@ def test_the_report_reads_no_micrograph_from_outside_the_run_folder(tmp_path, fi
         for image_id in (1, 2, 3):
             assert get(f"{base}/runs/{run.name}/images/{image_id}.png")[0] == 404
         code, body = get(f"{base}/api/runs/{run.name}/report")
+        listed = get(f"{base}/api/runs/{run.name}")[1]  # the images' sizes, read from their headers
     assert code == 200
+    assert '"width_px": 64' not in listed and '"width_px":64' not in listed
     assert '"width_px": 64' not in body and '"width_px":64' not in body
     assert body.count("not a file inside the run folder") >= 3, body[-2000:]
 

@@ -209,12 +209,13 @@ def images(db: sqlite3.Connection | None, run_dir: Path | None = None) -> list[d
 
 def _image_shape(run_dir: Path | None, path: str) -> dict[str, int]:
     """Width and height in pixels (from the TIFF header only), for the page's scale bar."""
-    if run_dir is None:
+    found = file_in(run_dir, path) if run_dir is not None else None  # (none from outside the run folder)
+    if found is None:
         return {}
     try:
         import tifffile
 
-        with tifffile.TiffFile(Path(run_dir) / path) as tif:
+        with tifffile.TiffFile(found) as tif:
             shape = tif.pages[0].shape
         return {"height_px": int(shape[0]), "width_px": int(shape[1])}
     except Exception:  # noqa: BLE001 - a missing or odd file: the page does without the bar's exact size
