@@ -194,7 +194,8 @@ class _Recorder:
         self.sock.close()
 
 
-def _serial_profile(path: Path, urls: dict[str, str], *, name: str = "rig-under-test") -> Path:
+def _serial_profile(path: Path, urls: dict[str, str | dict], *, name: str = "rig-under-test") -> Path:
+    """A profile reaching each role of ``urls`` through a pyserial URL (or a whole link dict)."""
     devices = {
         "caster": {"model": "ne1000", "address": 1, "syringe_diameter_mm": 4.699, "safe_mode_s": 10},
         "water_pump": {"model": "ne1000", "address": 2, "syringe_diameter_mm": 8.585, "safe_mode_s": 10},
@@ -205,36 +206,98 @@ def _serial_profile(path: Path, urls: dict[str, str], *, name: str = "rig-under-
         "camera": {"model": "sim", "pixel_size_um": 0.25, "width_px": 512},
     }
     for role, url in urls.items():
-        devices[role]["link"] = {"kind": "serial", "url": url, "timeout_s": 5.0 if role == "camera" else 1.0}
+        devices[role]["link"] = (url if isinstance(url, dict) else
+                                 {"kind": "serial", "url": url, "timeout_s": 5.0 if role == "camera" else 1.0})
     path.write_text(yaml.safe_dump({"name": name, "clock": "wall", "devices": devices,
                                     "sim": {"chamber_volume_l": 0.2, "params": {"film": {"evaporation_ref_s": 20.0}}}}))
     return path
 
 
-def test_a_second_run_on_the_same_devices_sends_not_a_byte(tmp_path, reap):
+ROLES = ("caster", "water_pump", "dry_mfc", "wet_mfc", "rh_near", "rh_room", "camera")
+
+
+def _visa(resource: str) -> dict:
+    return {"kind": "visa", "resource": resource, "timeout_s": 1.0}
+
+
+def _hold_rig(reap, profile: Path) -> subprocess.Popen:
+    """A process that owns ``profile``'s devices (as a run would) until it is killed."""
+    owner = reap(subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from castrig.rig.ownership import claim_rig; "
+         "from castrig.rig.profile import load_profile; "
+         f"claim_rig(load_profile({str(profile)!r}), purpose='castrig run night.yaml'); "
+         "print('owned', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True))
+    assert owner.stdout.readline().strip() == "owned"
+    return owner
+
+
+def _refused_naming(second: subprocess.CompletedProcess, owner: subprocess.Popen, data: Path) -> None:
+    assert second.returncode == 4, second.stdout + second.stderr
+    assert f"pid {owner.pid}" in second.stderr and "castrig run night.yaml" in second.stderr
+    assert not data.exists() or not list(data.glob("*/run.json"))
+
+
+# the same TCP endpoints, as one profile and as another spells them
+SPELLINGS = {
+    "localhost vs 127.0.0.1": (lambda port: f"socket://127.0.0.1:{port}", lambda port: f"socket://localhost:{port}"),
+    "VISA socket vs pyserial URL": (lambda port: _visa(f"TCPIP0::localhost::{port}::SOCKET"),
+                                    lambda port: f"socket://127.0.0.1:{port}"),
+    "rfc2217 vs VISA socket": (lambda port: f"rfc2217://localhost:{port}", lambda port: _visa(f"TCPIP::127.0.0.1::{port}::SOCKET")),
+}
+
+
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
+def test_a_second_run_on_the_same_devices_sends_not_a_byte(tmp_path, reap, spelling):
     """The owner holds the rig; a second ``castrig run`` naming the same endpoints — spelled
-    differently (localhost vs 127.0.0.1) — is refused before it connects to any of them."""
-    recorders = {r: _Recorder() for r in ("caster", "water_pump", "dry_mfc", "wet_mfc", "rh_near", "rh_room", "camera")}
+    differently (localhost vs 127.0.0.1, a VISA resource vs a pyserial URL) — is refused before
+    it connects to any of them."""
+    owner_url, second_url = SPELLINGS[spelling]
+    recorders = {r: _Recorder() for r in ROLES}
     try:
-        owner_profile = _serial_profile(tmp_path / "owner.yaml", {r: f"socket://127.0.0.1:{x.port}" for r, x in recorders.items()})
-        second_profile = _serial_profile(tmp_path / "second.yaml", {r: f"socket://localhost:{x.port}" for r, x in recorders.items()})
-        owner = reap(subprocess.Popen(
-            [sys.executable, "-c", "import sys, time; from castrig.rig.ownership import claim_rig; "
-             "from castrig.rig.profile import load_profile; "
-             f"claim_rig(load_profile({str(owner_profile)!r}), purpose='castrig run night.yaml'); "
-             "print('owned', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True))
-        assert owner.stdout.readline().strip() == "owned"
+        owner = _hold_rig(reap, _serial_profile(tmp_path / "owner.yaml", {r: owner_url(x.port) for r, x in recorders.items()}))
+        second_profile = _serial_profile(tmp_path / "second.yaml", {r: second_url(x.port) for r, x in recorders.items()})
 
         second = castrig("run", str(DATA / "short.yaml"), "--profile", str(second_profile), "--data", str(tmp_path / "runs"))
 
-        assert second.returncode == 4, second.stdout + second.stderr
-        assert f"pid {owner.pid}" in second.stderr and "castrig run night.yaml" in second.stderr
+        _refused_naming(second, owner, tmp_path / "runs")
         assert sum(x.connections for x in recorders.values()) == 0
         assert not any(x.received for x in recorders.values())
-        assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/run.json"))
     finally:
         for x in recorders.values():
             x.close()
+
+
+@pytest.mark.parametrize("as_visa", [False, True], ids=["device node", "VISA ASRL resource"])
+def test_a_serial_port_by_its_symlink_or_as_a_visa_resource_is_the_same_port(tmp_path, reap, as_visa):
+    """A lab names a USB adapter by its stable symlink (``/dev/serial/by-id/...``) in one profile
+    and by its device node, or as a VISA ``ASRL...::INSTR`` resource, in another: the second run
+    is refused and not a byte reaches the ports (real ptys here, their symlinks in tmp_path)."""
+    ptys = {r: os.openpty() for r in ROLES}
+    try:
+        nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
+        by_id = tmp_path / "by-id"
+        by_id.mkdir()
+        for r, node in nodes.items():
+            (by_id / f"usb-FTDI_{r}-if00-port0").symlink_to(node)
+        owner = _hold_rig(reap, _serial_profile(tmp_path / "owner.yaml",
+                                                {r: str(by_id / f"usb-FTDI_{r}-if00-port0") for r in ROLES}))
+        second_profile = _serial_profile(tmp_path / "second.yaml",
+                                         {r: _visa(f"ASRL{nodes[r]}::INSTR") if as_visa else nodes[r] for r in ROLES})
+
+        second = castrig("run", str(DATA / "short.yaml"), "--profile", str(second_profile), "--data", str(tmp_path / "runs"))
+
+        _refused_naming(second, owner, tmp_path / "runs")
+        for r, (master, _) in ptys.items():
+            os.set_blocking(master, False)
+            try:
+                got = os.read(master, 4096)
+            except BlockingIOError:
+                got = b""
+            assert got == b"", f"{r}: {got!r} reached the port"
+    finally:
+        for master, slave in ptys.values():
+            os.close(master)
+            os.close(slave)
 
 
 QUICK = {"name": "quick-wall", "steps": [{"type": "purge", "duration_s": 4}, {"type": "wait", "duration_s": 4}]}
