@@ -258,8 +258,10 @@ def run_rows(run_dir: Path, sql: str) -> list[tuple[Any, ...]]:
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
     try:
         return [tuple(r) for r in db.execute(sql)]
-    except sqlite3.OperationalError:  # the schema is not written yet
-        return []
+    except sqlite3.OperationalError as exc:  # the schema is not written yet; anything else is the query's fault
+        if "no such table" in str(exc):
+            return []
+        raise
     finally:
         db.close()
 

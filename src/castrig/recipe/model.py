@@ -6,6 +6,7 @@ rejected at load with the file, the step and the field named (see :mod:`castrig.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -54,6 +55,27 @@ class ConditionStep(_Step):
                              description="Not settled by then: the run faults and the rig goes to the safe state.")
     ramp_rh_pct_per_min: float | None = Field(None, gt=0, le=100, json_schema_extra={"unit": "%RH/min"},
                                               description="Move the setpoint at this rate; default: jump to it at once.")
+
+    @model_validator(mode="after")
+    def _can_settle(self, info: ValidationInfo) -> "ConditionStep":
+        """RH must hold for ``stable_for_s`` before ``timeout_s`` ends the step: a longer hold
+        than the timeout faults the run there, every time. (A recorded recipe, ``castrig
+        resume``, runs as it was taken: its run faults at that step, after the steps before it.)"""
+        if self.stable_for_s > self.timeout_s and not (info.context or {}).get("recorded"):
+            raise ValueError(
+                f"stable_for_s = {self.stable_for_s:g}: RH must hold that long before timeout_s = {self.timeout_s:g} s "
+                f"ends the step, so the step could never settle and the run would fault there (allowed: stable_for_s "
+                f"<= timeout_s)")
+        return self
+
+    def least_time_s(self, from_rh_pct: float | None) -> float:
+        """The shortest time the step can take with the setpoint starting at ``from_rh_pct``
+        (None: unknown): the ramp to the setpoint, then the hold. The runner counts RH as settled
+        only once the ramp has reached the setpoint (castrig.recipe.runner)."""
+        ramp_s = 0.0
+        if self.ramp_rh_pct_per_min and from_rh_pct is not None:
+            ramp_s = abs(self.setpoint_rh_pct - from_rh_pct) / (self.ramp_rh_pct_per_min / 60.0)
+        return ramp_s + self.stable_for_s
 
 
 class _PumpStep(_Step):
@@ -207,6 +229,37 @@ class Recipe(BaseModel):
                 analysed = i
         return self
 
+    @model_validator(mode="after")
+    def _ramps_fit_their_timeout(self, info: ValidationInfo) -> "Recipe":
+        """A condition step's ramp starts from the setpoint the step before left (a condition's
+        or an evaporation's, unless a purge came between: the loop restarts from the measured
+        RH, unknown here). Where that start is known and the ramp plus the hold cannot end
+        before the step's timeout, the run would fault there, hours in: refused now (not in a
+        recorded recipe, which resumes as it was taken)."""
+        if (info.context or {}).get("recorded"):
+            return self
+        setpoint: tuple[int, float] | None = None  # (step, setpoint) the loop holds when a step starts
+        for i, step in enumerate(self.steps):
+            if isinstance(step, ConditionStep):
+                if setpoint is not None and step.ramp_rh_pct_per_min:
+                    need_s = step.least_time_s(setpoint[1])
+                    if need_s > step.timeout_s:
+                        k, sp = setpoint
+                        ramp_s = need_s - step.stable_for_s
+                        fastest = _up_3(abs(step.setpoint_rh_pct - sp) * 60.0 / max(step.timeout_s - step.stable_for_s, 1e-9))
+                        raise ValueError(
+                            f"steps[{i}].timeout_s = {step.timeout_s:g}: the setpoint ramps from {sp:g} %RH (step "
+                            f"{k + 1}'s) to {step.setpoint_rh_pct:g} %RH at {step.ramp_rh_pct_per_min:g} %RH/min, "
+                            f"{ramp_s:.0f} s, and RH must then hold for stable_for_s = {step.stable_for_s:g} s: the "
+                            f"step cannot settle in under {need_s:.0f} s and the run would fault there (allowed: "
+                            f"timeout_s >= {math.ceil(need_s)}, or ramp_rh_pct_per_min >= {fastest:.3g}; leave RH time to follow the ramp)")
+                setpoint = (i, step.setpoint_rh_pct)
+            elif isinstance(step, EvaporateStep):
+                setpoint = (i, step.setpoint_rh_pct)
+            elif isinstance(step, PurgeStep):
+                setpoint = None
+        return self
+
     def total_duration_s(self) -> float:
         """A lower bound on the run time (for progress displays)."""
         total = 0.0
@@ -217,6 +270,14 @@ class Recipe(BaseModel):
             if isinstance(s, (PrewetStep, CastStep)):
                 total += 60.0 * s.volume_ml / s.rate_ml_min
         return total
+
+
+def _up_3(x: float) -> float:
+    """``x`` rounded up at its third significant digit (a bound quoted in a message passes itself)."""
+    if x <= 0:
+        return x
+    q = 10.0 ** (math.floor(math.log10(x)) - 2)
+    return math.ceil(x / q - 1e-9) * q
 
 
 def load_recipe(path: str | Path) -> Recipe:
