@@ -205,3 +205,23 @@ def test_a_stopped_runner_is_said_to_be_silent_not_just_running(tmp_path: Path, 
                what="the runner heard from again")
     assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
     assert run.wait(timeout=60) == 3
+
+
+def test_watch_at_a_terminal_draws_the_live_table_and_follows_the_run_to_its_end(tmp_path: Path, reap, terminal_run):
+    """As an operator types it: `castrig watch` on a terminal draws the live table (the display
+    for people; under a pipe it prints lines), updates it as the run goes, and exits with the
+    run's code once the run ends (here `castrig abort` from a third process)."""
+    data = tmp_path / "runs"
+    runner = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) and run_status(d).get("state") == "running" and d,
+                         timeout_s=30, what="a running run")
+
+    watch = terminal_run(["watch", str(run_dir), "--every", "0.3"], cwd=ROOT)
+    at = watch.expect("castrig watch")
+    for row in ("status", "running", "step", "wait", "time left", "RH near membrane", "flows", "last warning"):
+        watch.expect(row, after=at)
+    assert castrig("abort", str(run_dir)).returncode == 0
+    assert watch.wait(timeout_s=60) == 3
+    assert runner.wait(timeout=60) == 3
+    out = watch.output
+    assert "aborted" in out and "Traceback" not in out
