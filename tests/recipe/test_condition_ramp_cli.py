@@ -83,13 +83,29 @@ def test_a_ramp_too_slow_for_its_timeout_is_refused_naming_the_bound(tmp_path):
     assert purged.returncode == 0, purged.stdout + purged.stderr
 
 
-def test_a_recorded_recipe_resumes_as_it_was_taken():
-    """``castrig resume`` reads the recipe a run recorded (validation context ``recorded``): a
-    run taken before these checks faults at that step, after the steps before it, as it would
-    have; it is not refused whole."""
-    from castrig.recipe.model import Recipe
+@pytest.mark.parametrize("bad", [
+    pytest.param({**HOLD_50, "stable_for_s": 600, "timeout_s": 300}, id="hold longer than timeout"),
+    pytest.param({**RAMP_30, "timeout_s": 300}, id="ramp too slow"),
+    pytest.param({"type": "analyse"}, id="analyse with no capture of its own"),  # the older rule, same path
+])
+def test_resume_of_a_run_whose_recorded_recipe_would_stop_there_again_is_refused_saying_why(tmp_path, bad):
+    """A run started by an earlier castrig, which took a recipe that can never get past one of
+    its steps, crashed before that step: `castrig resume` refuses it before the rig is touched,
+    naming the step and saying why, and what the run made stays (it used to fault at that step).
+    The earlier castrig is stood for by the run's recorded recipe, rewritten after the crash."""
+    from conftest import run_then_kill_9, step_running
 
-    steps = [HOLD_50, {**RAMP_30, "timeout_s": 300}, {**HOLD_50, "stable_for_s": 600, "timeout_s": 300}]
-    with pytest.raises(ValueError):
-        Recipe.model_validate({"name": "old", "steps": steps})
-    assert len(Recipe.model_validate({"name": "old", "steps": steps}, context={"recorded": True}).steps) == 3
+    recipe = _recipe(tmp_path, [HOLD_50, {"type": "wait", "duration_s": 36000}])
+    data = tmp_path / "runs"
+    run = run_then_kill_9(recipe, data, step_running(1, after_s=60))
+    info = json.loads((run / "run.json").read_text())
+    info["recipe"]["steps"].append(bad)
+    (run / "run.json").write_text(json.dumps(info))
+    journal = run_rows(run, "SELECT count(*) FROM journal")
+
+    got = castrig("resume", str(run))
+    assert got.returncode == 2, got.stdout + got.stderr
+    said = " ".join(got.stderr.split())
+    assert "steps[2]" in said and "cannot be resumed: this castrig refuses its recipe" in said, said
+    assert "Traceback" not in said
+    assert run_rows(run, "SELECT count(*) FROM journal") == journal  # nothing driven, nothing recorded

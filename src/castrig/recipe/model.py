@@ -57,11 +57,11 @@ class ConditionStep(_Step):
                                               description="Move the setpoint at this rate; default: jump to it at once.")
 
     @model_validator(mode="after")
-    def _can_settle(self, info: ValidationInfo) -> "ConditionStep":
+    def _can_settle(self) -> "ConditionStep":
         """RH must hold for ``stable_for_s`` before ``timeout_s`` ends the step: a longer hold
-        than the timeout faults the run there, every time. (A recorded recipe, ``castrig
-        resume``, runs as it was taken: its run faults at that step, after the steps before it.)"""
-        if self.stable_for_s > self.timeout_s and not (info.context or {}).get("recorded"):
+        than the timeout faults the run there, every time (a recorded recipe too: ``castrig
+        resume`` refuses it, saying why, as it would stop at that step again)."""
+        if self.stable_for_s > self.timeout_s:
             raise ValueError(
                 f"stable_for_s = {self.stable_for_s:g}: RH must hold that long before timeout_s = {self.timeout_s:g} s "
                 f"ends the step, so the step could never settle and the run would fault there (allowed: stable_for_s "
@@ -230,14 +230,12 @@ class Recipe(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _ramps_fit_their_timeout(self, info: ValidationInfo) -> "Recipe":
+    def _ramps_fit_their_timeout(self) -> "Recipe":
         """A condition step's ramp starts from the setpoint the step before left (a condition's
         or an evaporation's, unless a purge came between: the loop restarts from the measured
         RH, unknown here). Where that start is known and the ramp plus the hold cannot end
-        before the step's timeout, the run would fault there, hours in: refused now (not in a
-        recorded recipe, which resumes as it was taken)."""
-        if (info.context or {}).get("recorded"):
-            return self
+        before the step's timeout, the run would fault there, hours in: refused now (and on
+        ``castrig resume`` of a run that recorded such a recipe: it would stop there again)."""
         setpoint: tuple[int, float] | None = None  # (step, setpoint) the loop holds when a step starts
         for i, step in enumerate(self.steps):
             if isinstance(step, ConditionStep):
