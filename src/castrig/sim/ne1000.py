@@ -684,6 +684,12 @@ class NE1000Emulator(Emulator):
         self._start_motion(t, "X")
         return ""
 
+    def press_stop(self, t: float) -> None:
+        """The STOP key on the pump's front panel, pressed at ``t`` (someone at the bench): what
+        ``STP`` does — the first press pauses a running program, the next stops it."""
+        self._advance(t)
+        self._cmd_stp("", t)
+
     def _cmd_stp(self, arg: str, t: float) -> str:
         if arg:
             raise _Reject("")
