@@ -256,3 +256,42 @@ def test_a_stop_as_a_run_ends_still_stops_the_queue(tmp_path, stop):
     assert [i["status"] for i in state["items"]][1:] == ["pending"] and "queue stopped" in state["stopped"], state
     assert done.returncode == 3, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+#: The wet-air MFC stops answering as a run starts making the rig safe (a sitecustomize in the
+#: queue's process: the twin's emulator goes silent), so the run cannot verify that wet air is off.
+WET_MFC_SILENT_AT_SAFE_STATE = """
+import castrig.recipe.runner as r
+_make_safe = r.make_safe
+def _silent_then_safe(**kw):
+    kw["wet_mfc"].link.emulator.inject("no_reply")
+    return _make_safe(**kw)
+r.make_safe = _silent_then_safe
+"""
+
+
+def test_a_run_whose_safe_state_is_not_verified_stops_the_queue(tmp_path):
+    """Unattended production must not go on casting on a rig it could not make safe: the first
+    run ends with wet air not confirmed off (its MFC silent through every retry), and the queue
+    starts no other recipe, says why and how to go on (exit 3)."""
+    import yaml
+
+    from conftest import castrig, run_rows, with_sitecustomize
+
+    profile = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    profile["control"].update(safe_state_keep_trying_s=3.0, safe_state_every_s=1.0)  # (30 min on a real rig)
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+    data = tmp_path / "runs"
+    short = str(DATA / "short.yaml")
+    done = castrig("queue", short, short, "--profile", str(tmp_path / "rig.yaml"), "--data", str(data), timeout_s=90,
+                   **with_sitecustomize(tmp_path, WET_MFC_SILENT_AT_SAFE_STATE))
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 3, said
+    (run_dir,) = [p.parent for p in data.glob("*/run.json")]  # the second recipe never started
+    safe = [json.loads(d) for (d,) in run_rows(run_dir, "select data_json from events where kind='safe_state'")]
+    assert safe and safe[-1]["safe"] is False and "wet_mfc" in json.dumps(safe[-1])
+    (state_path,) = data.glob("queue-*.json")
+    state = json.loads(state_path.read_text())
+    assert state["stopped"].startswith("safe state not verified after") and "queue stopped" in state["stopped"], state
+    assert [i["status"] for i in state["items"]][1:] == ["pending"], state
+    assert "safe state not verified" in said and "queue --resume" in said and "Traceback" not in said
