@@ -199,6 +199,50 @@ the 28 cases, worst figures unchanged. What remains on the dense view: the fits 
 stages on ≤ 800 profiles, whose slowest ~10 % of profiles still move after 30 iterations), the
 pore pixels ~57 ms; on the sparse view the fits ~70 ms of ~0.21 s, the rest the view's levels,
 cores and rim check (~20–30 ms each).
+
+Round three (issue 16's 0.1 s): measured, nothing kept. Where the CPU goes (SEM pair, loaded
+2-core machine, per analysis): dense 0.47 s = pore pixels 74 ms, profiles 27, σ-free blur fits
+48 (80 LM iterations), σ grid 61 (86 + 75 iterations: the lowest of the middle three was an end
+in 26 of the 56 sem/bse_jpeg calls of seeds 1000 and 6000), rim-width refit 37 (105), final lips 104
+(25 iterations on two threads, retry 67), the rest ~115 outside lip_radii; sparse 0.22 s = fits
+76 ms, pore pixels 28, the view's rim check 18, cores 16, film levels 13 + 12, the transmitted
+view ~12. The image-wide stages are bound by their slowest few profiles, not by their count:
+per profile, the median fit ends after 11–13 iterations, the 99th percentile after 55–67, the
+last after 75–105, and a random quarter of the pores still holds one running 64–80 iterations.
+Over the 28 sem cases of seeds 1000 and 6000 (worst D, worst opening; before 0.92 %, 1.61 points
+and 0.94 %, 1.18 points): (b) the blur stage on 200 of its 400 pores and the σ grid on 100 of
+200: worst D 1.70 % (seed 1000); the grid alone on 100: 1.04 %, 1.15 points and 0.93 %, 0.79
+points, the pair's CPU within its noise (the loops as long). The grid and the rim-width refit
+capped at 40 iterations, the pores still running then left out of the totals and medians: σ up
+by up to 13 % (seed 6000 case 13, D −0.9 %), worst D 0.95 % and 1.19 %. (a) a shared σ from the
+σ-free fits' own curvature (each pore's Schur complement of σ in its Gauss–Newton matrix, the
+κ-weighted mean or median of their σ): 0.58–1.16 and 0.55–1.18 × the grid's σ over the 56
+calls, further off than their plain median (0.89–1.15): the profile likelihood is not the sum of
+those quadratics.
+A joint LM of σ with all pores (Schur complement over the per-pore blocks) was not built: every
+pore stays in the loop while σ moves, where the grid's converged fits leave it (the dense grid:
+13.4k profile-iterations in 161 loop iterations), so it saves at most the grid's loop count
+(~20–30 ms dense) less its own extra work, and it moves σ. The rim-width refit dropped, its
+share and noise from the grid's fits interpolated to σ (the largest 200 pores): the share moved
+by up to 12 %, worst D 1.19 % and 1.11 %. That refit warm-started from them instead of the σ-free
+fits: the median profile's iterations 11 → 5, but as many loop iterations (105 → 91), the
+pair's CPU within its noise (dense 0.47 → 0.50, sparse 0.20 → 0.20 s, medians of 12 alternating),
+D moved by up to 0.39 % (worst D 0.87 % and 0.93 %, opening 1.27 and 1.07 points). Exact ones,
+results bit-identical, no gain beyond the noise (replays of the pair's 12 _fit_lips calls, 21
+alternations: medians −2 %, minima +1 %): the running profiles' data compacted once per exit
+instead of gathered every iteration, the parameters' columns contiguous, the damped step's
+identity cached; the pore pixels' outputs by one flatnonzero and four takes instead of four
+compress passes (the winners' mask runs in blocks: compress is as fast); malloc's mmap and trim
+thresholds raised (no page faults for the (n, m) temporaries: the fits' microbenchmarks 1.6×
+faster, the pair unchanged). The numpy calls per LM iteration (~120, 0.15–0.3 ms) and the
+special functions (ndtr 9, erfcx 18 ns a point) are the floor: 0.1 s needs the per-profile fit
+compiled, not more trimming of this one. Sized with a prototype (numba, not kept: a new
+dependency, ~9 s to compile uncached): the same LM per profile in one compiled loop (the same
+model, bounds, damping and stops; scipy's own ndtr and erfcx through cython_special) ended every
+lip of the pair's 12 _fit_lips calls within 10⁻¹⁰ px of this one's (σ of the σ-free fits within
+10⁻¹⁰), in a third of the CPU on one thread (dense 106 ms against 305, sparse 29 against 99,
+measured in the same minute on the loaded machine; the pair's rest, ~0.17 and ~0.13 s, not
+touched).
 """
 
 from __future__ import annotations
