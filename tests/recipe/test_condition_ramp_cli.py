@@ -27,11 +27,21 @@ RAMP_30 = {"type": "condition", "setpoint_rh_pct": 30, "ramp_rh_pct_per_min": 4,
            "stable_for_s": 60, "timeout_s": 900}
 
 
-@pytest.mark.parametrize("profile", ["sim.yaml", "sim-chamber.yaml"])  # the MFC pair's PID, the chamber's own controller
-def test_the_setpoint_ramps_at_its_rate_from_the_last_setpoint_and_rh_follows(tmp_path, profile):
+#: the MFC pair's PID; the chamber's own controller; that controller under castrig's outer loop on
+#: the near-membrane sensor (the gains `castrig tune rh --profile hw_profiles/sim-chamber.yaml` gives)
+PROFILES = {"mfc": ("sim.yaml", {}), "chamber": ("sim-chamber.yaml", {}),
+            "chamber trimmed": ("sim-chamber.yaml", {"chamber_kp": 1.073, "chamber_ki": 0.02708})}
+
+
+@pytest.mark.parametrize("rig", list(PROFILES))
+def test_the_setpoint_ramps_at_its_rate_from_the_last_setpoint_and_rh_follows(tmp_path, rig):
+    name, gains = PROFILES[rig]
+    profile = yaml.safe_load((ROOT / "hw_profiles" / name).read_text())
+    profile["control"] = {**profile.get("control", {}), **gains}
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
     recipe = _recipe(tmp_path, [HOLD_50, RAMP_30])
     data = tmp_path / "runs"
-    done = castrig("run", str(recipe), "--profile", str(ROOT / "hw_profiles" / profile), "--data", str(data), "-q")
+    done = castrig("run", str(recipe), "--profile", str(tmp_path / "rig.yaml"), "--data", str(data), "-q")
     assert done.returncode == 0, done.stdout + done.stderr
     run = only_run_dir(data)
     t0 = next(t for t, i, s in run_rows(run, "SELECT t_s, step_index, state FROM journal") if i == 1 and s == "started")
@@ -50,6 +60,10 @@ def test_the_setpoint_ramps_at_its_rate_from_the_last_setpoint_and_rh_follows(tm
     late = np.array([(t, rh[t], v) for t, v in on_ramp if t in rh and t > t0 + 150])
     assert np.polyfit(late[:, 0], late[:, 1], 1)[0] * 60 == pytest.approx(-4.0, rel=0.1)
     assert np.max(np.abs(late[:, 1] - late[:, 2])) < 1.5
+    if rig.startswith("chamber"):  # trimmed: the outer loop moves the chamber's own set point off the ramp
+        sent = dict(run_rows(run, "SELECT t_s, value FROM samples WHERE channel = 'chamber_setpoint_rh_pct'"))
+        off = max(abs(sent[t] - v) for t, v in on_ramp if t in sent)
+        assert (off > 0.5) if gains else (off < 0.06), off
     # settled only after the ramp and the 60 s hold
     assert settled and settled[0] >= 300 + 60
 
