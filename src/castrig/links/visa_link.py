@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 import time
 
 from castrig.links.base import Link
@@ -25,10 +28,33 @@ class VisaLink(Link):
         try:
             self._rm = pyvisa.ResourceManager(backend)
             self._inst = self._rm.open_resource(resource, open_timeout=int(timeout_s * 1000))
-        except (errors.VisaIOError, ValueError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - pyvisa-py raises a bare Exception("could not connect: …") for a host it cannot resolve or a port that is no number
             raise LinkClosed(resource, f"cannot open: {exc}") from exc
+        refused = self._connect_error()
+        if refused:
+            self._close()
+            raise LinkClosed(resource, f"cannot open: {os.strerror(refused)}")
         self._inst.read_termination = None
         self._inst.write_termination = None
+
+    def _connect_error(self) -> int:
+        """The errno of a TCPIP SOCKET connection that did not come up (0: connected, or not a
+        socket pyvisa-py shows). pyvisa-py starts the connection without waiting for its outcome,
+        so a refused port opened "successfully" and the run started, its chamber silent, until the
+        device_comms interlock aborted it; a serial URL to that port is refused at once."""
+        try:
+            sock = self._rm.visalib.sessions[self._inst.session].interface
+        except Exception:  # noqa: BLE001 - another backend, or not a socket resource: nothing to look at
+            return 0
+        if not isinstance(sock, socket.socket):
+            return 0
+        try:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if not err:
+                sock.getpeername()  # ENOTCONN while the connection is not up
+        except OSError as exc:
+            return exc.errno or errno.ENOTCONN
+        return err
 
     def _now(self) -> float:
         return time.monotonic()
