@@ -55,10 +55,11 @@ def test_nesp_lib_drives_both_served_pumps_in_basic_and_safe_mode(sim_serve):
                 assert pump.volume_withdrawn_ml == 0.0
 
                 # safe mode: every command framed and checked by CRC; NESP-Lib's heartbeat (every
-                # half timeout) keeps a 1 s watchdog from running out while the script sleeps
-                pump.safe_mode_timeout_s = 1
-                assert pump.safe_mode_timeout_s == 1
-                time.sleep(1.8)
+                # half timeout) keeps a 3 s watchdog from running out while the script sleeps past it
+                # (1 s left its heartbeat thread 0.5 s of slack: a loaded CI machine ran it out once)
+                pump.safe_mode_timeout_s = 3
+                assert pump.safe_mode_timeout_s == 3
+                time.sleep(4.5)
                 assert pump.status is Status.STOPPED  # an alarm would raise StatusAlarmException
                 pump.safe_mode_timeout_s = 0
                 assert pump.safe_mode_timeout_s == 0

@@ -245,12 +245,13 @@ class Recipe(BaseModel):
                         k, sp = setpoint
                         ramp_s = need_s - step.stable_for_s
                         fastest = _up_3(abs(step.setpoint_rh_pct - sp) * 60.0 / max(step.timeout_s - step.stable_for_s, 1e-9))
+                        faster = f", or ramp_rh_pct_per_min >= {fastest:.3g}" if fastest <= 100 else ""  # (its own bound: 100)
                         raise ValueError(
                             f"steps[{i}].timeout_s = {step.timeout_s:g}: the setpoint ramps from {sp:g} %RH (step "
                             f"{k + 1}'s) to {step.setpoint_rh_pct:g} %RH at {step.ramp_rh_pct_per_min:g} %RH/min, "
                             f"{ramp_s:.0f} s, and RH must then hold for stable_for_s = {step.stable_for_s:g} s: the "
                             f"step cannot settle in under {need_s:.0f} s and the run would fault there (allowed: "
-                            f"timeout_s >= {math.ceil(need_s)}, or ramp_rh_pct_per_min >= {fastest:.3g}; leave RH time to follow the ramp)")
+                            f"timeout_s >= {math.ceil(need_s)}{faster}; leave RH time to follow the ramp)")
                 setpoint = (i, step.setpoint_rh_pct)
             elif isinstance(step, EvaporateStep):
                 setpoint = (i, step.setpoint_rh_pct)
