@@ -801,6 +801,17 @@ SIGNAL_AT_RIG_CLOSE = signal_hook("castrig.rig.build:Rig.close", "SIGNAL_AT_RIG_
 #: before the run's own signal handlers are installed: ``systemctl stop`` of a queue between runs.
 SIGNAL_AT_RIG_OPEN = signal_hook("castrig.rig.ownership:open_owned_rig", "SIGNAL_AT_RIG_OPEN")
 
+# -- a damaged Optuna study journal (tests/explore, tests/serve) ----------------------------------------
+def spoil_journal_line(journal: Path, line: int) -> bytes:
+    """NUL bytes over line ``line`` (1-based) of a study journal, its newline kept -- what a power
+    cut leaves of a write the disk had not flushed, with the entries after it appended later; the
+    journal's bytes as spoilt."""
+    lines = Path(journal).read_bytes().splitlines(keepends=True)
+    lines[line - 1] = b"\0" * (len(lines[line - 1]) - 1) + b"\n"
+    Path(journal).write_bytes(b"".join(lines))
+    return Path(journal).read_bytes()
+
+
 # -- a membrane's metrics, as the analysis reports them (explore and lots tests) --------------------
 def membrane_metrics(d: float, *, through: float = 0.9, opening: float = 0.6) -> dict[str, Any]:
     """Metrics of a membrane with mean pore diameter ``d`` µm that meets claim 1 to 4 at the

@@ -119,3 +119,19 @@ def test_explore_with_a_storage_that_cannot_be_opened(tmp_path, url, says, capsy
     err = _refused(castrig_main(capsys, "explore", "--target-grade", "claim1", "--data", str(tmp_path / "exp"), "--storage", url),
                    "--storage", "cannot open it", says, "allowed:")
     assert "secret" not in err
+
+
+@pytest.mark.parametrize("given", ["run.json", "queue_of_another_shape", "folder"])
+def test_queue_resume_of_a_file_that_is_no_queue_state(given, tmp_path, capsys):
+    """`castrig queue --resume` given a run's run.json (its 'profile' an object) or a JSON file
+    without 'items' answered with Python's own words ("expected str, bytes or os.PathLike
+    object, not dict", "'items'"): the message says what a queue state file holds."""
+    path = tmp_path / "state.json"
+    if given == "run.json":
+        path.write_text('{"run_id": "20260101-000001-demo", "profile": {"name": "sim"}, "recipe": {"name": "demo"}}')
+    elif given == "queue_of_another_shape":
+        path.write_text(f'{{"profile": "{ROOT / "hw_profiles" / "sim.yaml"}", "recipes": ["demo.yaml"]}}')
+    else:
+        path = tmp_path
+    says = "Is a directory" if given == "folder" else "needs an object with 'profile' (a path) and 'items' (a list)"
+    _refused(castrig_main(capsys, "queue", "--resume", str(path)), f"--resume {path}: not a queue state file", says)

@@ -270,3 +270,23 @@ def test_ctrl_c_stops_a_map_on_two_workers_within_seconds_and_a_rerun_resumes(tm
     held = Counter(point_key(t.user_attrs["point"], t.user_attrs["seed"]) for t in _map_trials(folder)
                    if t.state.name in ("COMPLETE", "WAITING", "RUNNING"))
     assert len(held) == 6 and set(held.values()) == {1}, held  # every point once: done, or queued again
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_recipe_found_at_another_flow_says_to_run_it_with_found_profile(tmp_path, workers):
+    """A recipe found at a total flow the profile does not have needs found-profile.yaml: run with
+    the profile it was searched on, it casts at the other flow. On two workers the search wrote
+    that profile but neither its line nor the recipe's description named it (and the line named
+    found.yaml, not --out): a user ran the recipe as written, at the wrong flow."""
+    import yaml
+
+    out = tmp_path / "mine.yaml"
+    done = castrig("explore", "--target-grade", "claim1", "--target-d-um", "3.1", "--budget", "2", "--fix", "total_flow_slpm=3",
+                   "--workers", workers, "--data", str(tmp_path / "data"), "--out", str(out), timeout_s=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    profile = tmp_path / "data" / "explore" / "claim1-d3.1um-s0" / "found-profile.yaml"
+    found_line = next(line for line in done.stdout.splitlines() if line.startswith("found claim1"))
+    assert found_line.endswith(f": {out} with {profile}"), found_line
+    assert yaml.safe_load(profile.read_text())["control"]["total_flow_slpm"] == 3.0
+    description = " ".join(yaml.safe_load(out.read_text())["description"].split())
+    assert "run with found-profile.yaml (control.total_flow_slpm = 3)" in description, description

@@ -184,3 +184,23 @@ def test_a_worker_stopped_past_its_grace_drops_its_late_result_quietly(tmp_path,
     assert f"trial {number}" in err and "stale" in err, err
     study = load_study(PG_URL, name)
     assert sorted(_keys(study).values()) == [1, 1, 1, 1]
+
+
+def test_a_damaged_journal_is_refused_naming_its_line(tmp_path):
+    """A study journal with a line of NULs in it (a power cut): `castrig explore map` run again to
+    resume it, and a worker joining it, ended with Optuna's JSONDecodeError traceback and exit 1
+    (which says "budget spent"). Each is refused, exit 2, naming the file and the line; the
+    journal is left as it was (nothing appended to it)."""
+    from conftest import spoil_journal_line
+
+    folder = tmp_path / "map"
+    journal = folder / "study.journal"
+    start_map(storage_url(None, folder), "map-claim1", _settings(), _grid([65.0, 80.0], [3.0]))
+    spoilt = spoil_journal_line(journal, 2)
+    for args in (["explore", "map", "--rh", "65:80:15", "--concentration", "3", "--folder", str(folder), "--profile", str(SIM)],
+                 ["explore", "worker", "--storage", f"journal:{journal}", "--study", "map-claim1"]):
+        done = castrig(*args, timeout_s=60)
+        assert done.returncode == 2, (args, done.returncode, done.stderr[-2000:])
+        assert f"{journal}: damaged study journal (line 2 is not a journal entry" in done.stderr, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+        assert journal.read_bytes() == spoilt

@@ -238,3 +238,31 @@ def test_a_search_frame_escapes_a_trial_kind_written_into_its_journal(tmp_path: 
         code, page, _ = http(served.url + f"explore/{folder.name}/map.html")
     assert code == 200 and "not finished" in page
     assert evil not in page and "<script>alert" not in page and "&lt;script&gt;alert(3)" in page
+
+
+def test_a_map_whose_journal_is_damaged_is_named_not_500(tmp_path: Path, castrig_serve):
+    """A study journal with a line of NULs in it (a power cut) was listed 'damaged', but opening
+    it from the list -- the page, its API, its panels -- answered 500 with Optuna's traceback in
+    the server's log: each says 409, naming the folder's journal and the line."""
+    from conftest import spoil_journal_line
+
+    data = tmp_path / "data"
+    folder = data / "explore" / "map-claim1"
+    url, name = make_study(folder)
+    run_points(url, name, 1)
+    spoil_journal_line(folder / "study.journal", 2)
+    with castrig_serve(data) as served:
+        for path in ("explore/map-claim1", "api/explore/map-claim1", "explore/map-claim1/panels", "explore/map-claim1/map.html"):
+            code, body, _ = http(served.url + path)
+            text = json.dumps(body) if isinstance(body, dict) else body
+            assert code == 409 and "DATA/explore/map-claim1/study.journal" in text and "line 2" in text, (path, code, text[:300])
+            assert str(data) not in text
+        code, listing, _ = http(served.url + "api/explore")
+        assert code == 200 and [(x["name"], x["kind"]) for x in listing] == [("map-claim1", "damaged")]
+        assert "line 2 is not a journal entry" in listing[0]["note"] and str(data) not in listing[0]["note"]
+        code, page, _ = http(served.url + "explore")
+        assert code == 200 and "line 2 is not a journal entry" in page
+        served.proc.send_signal(2)
+        served.proc.wait(timeout=10)
+        log = served.proc.stderr.read()
+    assert "Traceback" not in log, log[-2000:]

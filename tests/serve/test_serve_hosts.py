@@ -236,3 +236,40 @@ def test_run_links_reach_a_folder_whose_name_is_no_url(tmp_path: Path, finished_
         assert href == "/runs/run%20%235%3Fx%3D1%26y%3D%3Cb%3E", href
         code, body = request(served.url, href)
         assert code == 200 and "&lt;b&gt;" in body and "<b>" not in body.split("<main>", 1)[1].split("</header>")[0]
+
+
+def test_non_loopback_login_sets_the_cookie_that_reads_the_runs(finished_run, castrig_serve):
+    """On a non-loopback address a browser without the token gets the login form; /login with a
+    wrong token says so, with the right one sets the cookie, and with it the pages and the API
+    read (the samples filtered by channel and run time as the live page asks for them). The
+    login route and these refusals had never run in a test."""
+    data, uid = finished_run
+    with castrig_serve(data, "--host", "0.0.0.0") as served:
+        u = urlsplit(served.url.replace("0.0.0.0", "127.0.0.1"))
+
+        def get(path: str, cookie: str | None = None) -> tuple[int, dict[str, str], str]:
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=20)
+            try:
+                conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+                r = conn.getresponse()
+                return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode(errors="replace")
+            finally:
+                conn.close()
+
+        code, _, page = get(f"/runs/{uid}")
+        assert code == 401 and "action='/login'" in page and uid not in page
+        for path in (f"/api/runs/{uid}", f"/api/runs/{uid}/samples"):
+            assert get(path)[0] == 401, path
+        code, _, page = get("/login?token=not-the-token")
+        assert code == 401 and "that token is not valid" in page
+        code, headers, _ = get(f"/login?token={served.token}")
+        assert code == 303 and headers["location"] == "/"
+        cookie = headers["set-cookie"].split(";")[0]
+        assert cookie == f"castrig_token={served.token}" and "httponly" in headers["set-cookie"].lower()
+        code, _, page = get("/", cookie)
+        assert code == 200 and uid in page
+        code, _, body = get(f"/api/runs/{uid}/samples?channel=rh_near_pct&since=100", cookie)
+        channels = json.loads(body)["channels"]
+        assert code == 200 and list(channels) == ["rh_near_pct"], body[:300]
+        assert channels["rh_near_pct"] and all(t > 100 for t, _ in channels["rh_near_pct"])
+        assert "Traceback" not in server_log(served)

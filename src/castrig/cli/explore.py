@@ -126,7 +126,7 @@ def explore(
         out_recipe.write_text(res.recipe_path.read_text())
     out.print(f"[green]found[/] {target_grade} at D {o.d_um:.2f} µm (target {target_d_um:g}) after {res.search_trials} search trials, "
               f"{res.runs} runs, {wall:.1f} s: {out_recipe or res.recipe_path}"
-              + (f" with {res.profile_path}" if res.profile_path else ""), highlight=False)
+              + (f" with {res.profile_path}" if res.profile_path else ""), highlight=False, soft_wrap=True)
 
 
 def _term_as_interrupt() -> None:
@@ -200,32 +200,40 @@ def _explore_distributed(settings, folder: Path, storage: Optional[str], study_n
                   + (describe_trial(best, settings.tolerance) if best else "none") + " — raise --budget to go on", highlight=False, soft_wrap=True)
         return EXIT_NOT_FOUND
     found = hits[0]
-    recipe_path = _write_found_point(settings, folder, found)
+    recipe_path, profile_path = _write_found_point(settings, folder, found)
     if out_recipe is not None:
         out_recipe.write_text(recipe_path.read_text())
     o = found.outcome
     out.print(f"[green]found[/] {settings.grade} at D {o.d_um:.2f} µm (target {settings.target_d_um:g}) after "
-              f"{sum(t.kind == 'search' for t in trials)} search trials, {len(trials)} runs, {wall:.1f} s: {recipe_path}", highlight=False, soft_wrap=True)
+              f"{sum(t.kind == 'search' for t in trials)} search trials, {len(trials)} runs, {wall:.1f} s: {out_recipe or recipe_path}"
+              + (f" with {profile_path}" if profile_path else ""), highlight=False, soft_wrap=True)
     return 0
 
 
-def _write_found_point(settings, folder: Path, t) -> Path:  # type: ignore[no-untyped-def]
+def _write_found_point(settings, folder: Path, t) -> tuple[Path, Optional[Path]]:  # type: ignore[no-untyped-def]
+    """``FOLDER/found.yaml`` and, when its flow is not the profile's, ``found-profile.yaml`` (the
+    recipe's description says to run it with that profile, as the one-process search's does)."""
     import yaml
 
     from castrig.explore.space import apply_point, point_label, profile_for
     from castrig.rig.profile import Profile
 
     o = t.outcome
+    profile = Profile.model_validate(settings.profile)
+    flow = t.params["total_flow_slpm"]
+    same_flow = abs(flow - profile.control.total_flow_slpm) <= 1e-9
     recipe = apply_point(settings.template, t.params, name=f"grade-{settings.grade}-d{settings.target_d_um:g}um", grade=settings.grade,
                          description=f"Found by castrig explore on several workers ({settings.grade} at D {settings.target_d_um:g} µm, "
                                      f"trial {t.extra.get('of')}; confirmed with twin seed {t.seed}: D {o.d_um:.2f} µm). "
-                                     f"{point_label(t.params)}")
+                                     f"{point_label(t.params)}"
+                                     + ("" if same_flow else f" — run with found-profile.yaml (control.total_flow_slpm = {flow:.4g})"))
     out_path = folder / "found.yaml"
     out_path.write_text(yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True))
-    profile = Profile.model_validate(settings.profile)
-    if abs(t.params["total_flow_slpm"] - profile.control.total_flow_slpm) > 1e-9:
-        (folder / "found-profile.yaml").write_text(yaml.safe_dump(profile_for(profile, t.params["total_flow_slpm"]), sort_keys=False))
-    return out_path
+    if same_flow:
+        return out_path, None
+    prof = folder / "found-profile.yaml"
+    prof.write_text(yaml.safe_dump(profile_for(profile, flow), sort_keys=False))
+    return out_path, prof
 
 
 def _search_folder(folder: Optional[Path], data: Optional[Path], name: str, *, flag: str = "--folder") -> Path:

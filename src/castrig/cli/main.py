@@ -276,10 +276,15 @@ def queue(
             raise BadInput("castrig queue --resume QUEUE_FILE takes no recipes (they are in the file)", field="--resume")
         import json as _json
 
+        what = f"--resume {resume_state}: not a queue state file (DATA/queue-*.json)"
         try:
-            profile = Path(_json.loads(Path(resume_state).read_text())["profile"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise BadInput(f"--resume {resume_state}: not a queue state file (DATA/queue-*.json): {exc}", file=str(resume_state)) from None
+            state = _json.loads(Path(resume_state).read_text())
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"{what}: {getattr(exc, 'strerror', None) or exc}", file=str(resume_state)) from None
+        # (a JSON file of another kind: its missing key or wrong type named, not Python's KeyError text)
+        if not isinstance(state, dict) or not isinstance(state.get("profile"), str) or not isinstance(state.get("items"), list):
+            raise BadInput(f"{what}: it needs an object with 'profile' (a path) and 'items' (a list)", file=str(resume_state))
+        profile = Path(state["profile"])
         with claim_rig(load_profile(profile), purpose=f"castrig queue --resume {resume_state}"):
             code = resume_queue(resume_state)
         raise typer.Exit(code)

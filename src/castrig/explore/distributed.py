@@ -35,6 +35,7 @@ each trial's twin run is (its seed is recorded).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import socket
@@ -119,11 +120,45 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
                        "... --storage, or castrig explore map; --storage names its journal file)", field="--storage")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=_journal_lock(path)))
+        return read_journal(path, lock_obj=_journal_lock(path))
     except OSError as exc:
         raise BadInput(f"--storage {redact(url)}: cannot open it: {exc.strerror or exc} ({allowed})", field="--storage") from None
+
+
+class DamagedJournal(BadInput):
+    """A study journal Optuna cannot replay: a line inside it that is not one of its entries
+    (NUL bytes after a power cut, a hand edit). Exit 2 naming the file and the line."""
+
+
+def read_journal(path: Path, lock_obj: Any = None):  # type: ignore[no-untyped-def]
+    """Optuna's JournalStorage over the journal file ``path`` (replayed as it opens), or
+    :class:`DamagedJournal`: Optuna's own answer to a damaged line is a JSONDecodeError (or a
+    KeyError, TypeError, AssertionError) from deep in its replay."""
+    optuna = _optuna()
+    from optuna.storages.journal import JournalFileBackend
+
+    try:
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=lock_obj))
+    except (ValueError, KeyError, TypeError, AssertionError) as exc:
+        raise DamagedJournal(f"{path}: damaged study journal ({_first_bad_line(path)}; Optuna: {type(exc).__name__}: "
+                             f"{str(exc)[:120]}); move it aside to start the study again, or put back a copy",
+                             file=str(path)) from None
+
+
+def _first_bad_line(path: Path) -> str:
+    """Where a journal stops being one JSON object per line (the words for the message)."""
+    try:
+        with open(path, "rb") as fh:
+            for n, line in enumerate(fh, 1):
+                try:
+                    ok = isinstance(json.loads(line), dict)
+                except ValueError:
+                    ok = False
+                if not ok:
+                    return f"line {n} is not a journal entry"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    return "its entries do not replay"
 
 
 def _journal_lock(path: Path):  # type: ignore[no-untyped-def]

@@ -103,13 +103,18 @@ class Journals:
         with self._lock:
             cached = self._open.get(key)
             if cached is None or cached[0] != ident or st.st_size == 0:
-                from optuna.storages import JournalStorage
-                from optuna.storages.journal import JournalFileBackend
+                from castrig.explore.distributed import read_journal
 
-                cached = (ident, JournalStorage(JournalFileBackend(str(journal))))  # reads only: never locks, never writes
+                cached = (ident, read_journal(journal))  # reads only: never locks, never writes
                 self._open[key] = cached
             storage = cached[1]
-        return [_Study(storage, s) for s in storage.get_all_studies()]
+        try:
+            return [_Study(storage, s) for s in storage.get_all_studies()]
+        except (ValueError, KeyError, TypeError, AssertionError) as exc:  # a damaged line appended since
+            from castrig.explore.distributed import DamagedJournal, _first_bad_line
+
+            raise DamagedJournal(f"{journal}: damaged study journal ({_first_bad_line(journal)}; Optuna: "
+                                 f"{type(exc).__name__}: {str(exc)[:120]})", file=str(journal)) from None
 
 
 def _kind(study: _Study) -> str:
@@ -160,7 +165,7 @@ def entries(root: Path, journals: Journals) -> list[dict[str, Any]]:
         try:
             studies = journals.studies(p / "study.journal")
         except Exception as exc:  # noqa: BLE001 - a damaged journal: listed, with the reason
-            rows.append({"name": p.name, "study": None, "kind": "damaged", "note": f"study.journal cannot be read: {exc}"})
+            rows.append({"name": p.name, "study": None, "kind": "damaged", "note": damaged_note(root, exc)})
             continue
         for s in studies:
             kind = _kind(s)
@@ -185,6 +190,14 @@ def entries(root: Path, journals: Journals) -> list[dict[str, Any]]:
                          "asked": settings.get("budget"), "done": sum(t.done for t in trials),
                          "running": sum(not t.done for t in trials), "waiting": 0, "failed": 0})
     return rows
+
+
+def damaged_note(root: Path, exc: BaseException) -> str:
+    """Why a folder's study.journal cannot be read, without the server's paths."""
+    from castrig.explore.distributed import DamagedJournal
+
+    text = str(exc) if isinstance(exc, DamagedJournal) else f"study.journal cannot be read: {exc}"
+    return text.replace(str(explore_dir(root)), "DATA/explore")
 
 
 def _study_state(study: _Study, kind: str) -> dict[str, Any]:
@@ -414,6 +427,10 @@ SCRIPT = """\
 
 
 # -- routes --------------------------------------------------------------------------------------
+class Damaged(Exception):
+    """A map or search whose study journal cannot be read: 409 with the reason (paths as DATA/explore)."""
+
+
 def routes(root: Path, *, may_read: Callable[[Request], bool], refuse: Callable[[], Response],
            login_page: Callable[[], str], page: Callable[..., str]) -> list[Route]:
     """The explore routes, with the app's read check and page frame."""
@@ -426,9 +443,15 @@ def routes(root: Path, *, may_read: Callable[[Request], bool], refuse: Callable[
                                  + html.escape(str(explore_dir(root))) + ".</p>"), status_code=404, headers=headers)
 
     async def read_state(request: Request) -> dict[str, Any] | None:
+        """The map or search the request names (None: 404); :class:`Damaged` if its journal cannot be read."""
+        from castrig.explore.distributed import DamagedJournal
+
         name = request.path_params["name"]
         wanted = request.query_params.get("study") or None
-        return await anyio.to_thread.run_sync(map_state, root, journals, real, name, wanted)
+        try:
+            return await anyio.to_thread.run_sync(map_state, root, journals, real, name, wanted)
+        except DamagedJournal as exc:  # named, as the list names it: a 500 with a traceback in the log before
+            raise Damaged(damaged_note(root, exc)) from None
 
     async def list_page(request: Request) -> Response:
         if not may_read(request):
@@ -444,7 +467,11 @@ def routes(root: Path, *, may_read: Callable[[Request], bool], refuse: Callable[
     async def map_page(request: Request) -> Response:
         if not may_read(request):
             return HTMLResponse(login_page(), status_code=401)
-        state = await read_state(request)
+        try:
+            state = await read_state(request)
+        except Damaged as exc:
+            return HTMLResponse(page("damaged study journal", "<p class='warn'>" + html.escape(str(exc)) + "</p>"),
+                                status_code=409, headers=headers)
         if state is None:
             return not_found_page(request.path_params["name"])
         title = f"{state['kind']} {state['name']}" + (f" ({state['study']})" if state.get("study") not in (None, state["name"]) else "")
@@ -453,7 +480,10 @@ def routes(root: Path, *, may_read: Callable[[Request], bool], refuse: Callable[
     async def panels(request: Request) -> Response:
         if not may_read(request):
             return refuse()
-        state = await read_state(request)
+        try:
+            state = await read_state(request)
+        except Damaged as exc:
+            return HTMLResponse("<p>" + html.escape(str(exc)) + "</p>", status_code=409, headers=headers)
         if state is None or state["kind"] != "map":
             return HTMLResponse("<p>no such map</p>", status_code=404, headers=headers)
         return HTMLResponse(await anyio.to_thread.run_sync(panels_html, state), headers={**headers, "Cache-Control": "no-store"})
@@ -461,7 +491,10 @@ def routes(root: Path, *, may_read: Callable[[Request], bool], refuse: Callable[
     async def search_frame(request: Request) -> Response:
         if not may_read(request):
             return refuse()
-        state = await read_state(request)
+        try:
+            state = await read_state(request)
+        except Damaged as exc:
+            return HTMLResponse("<p>" + html.escape(str(exc)) + "</p>", status_code=409, headers={"Content-Security-Policy": FRAME_CSP})
         if state is None or state["kind"] != "search" or state.get("_settings") is None:
             return HTMLResponse("<p>no such search</p>", status_code=404, headers={"Content-Security-Policy": FRAME_CSP})
         from castrig.explore.plots import map_html
@@ -478,7 +511,10 @@ def routes(root: Path, *, may_read: Callable[[Request], bool], refuse: Callable[
     async def api_map(request: Request) -> Response:
         if not may_read(request):
             return refuse()
-        state = await read_state(request)
+        try:
+            state = await read_state(request)
+        except Damaged as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
         if state is None:
             return JSONResponse({"error": "no such map or search"}, status_code=404)
         return JSONResponse(public(state), headers={"Cache-Control": "no-store"})

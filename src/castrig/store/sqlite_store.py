@@ -704,20 +704,25 @@ class SqliteRunStore(RunStore):
             conn.close()
 
     def _catalog_rows(self) -> list[tuple[Any, ...]]:
-        """The catalog's rows, read-only ([] if there is none or it cannot be read)."""
+        """The catalog's rows, read-only ([] if there is none or it cannot be read). A row keeps the
+        absolute path its run folder had when indexed; a data root moved or copied since (``mv runs
+        /archive/runs``) has its folders here, under the root: each row names its folder under this
+        root (the run folders are always the root's children)."""
         path = self.root / "catalog.sqlite"
         if not path.is_file():
             return []
         try:
             conn = connect_readonly(path)
             try:
-                return [tuple(r) for r in conn.execute(
+                rows = [tuple(r) for r in conn.execute(
                     "SELECT run_id, run_dir, recipe_name, profile_name, operator, started_utc, ended_utc, outcome, grades"
                     " FROM runs")]
             finally:
                 conn.close()
         except sqlite3.Error:
             return []
+        here = self.root.resolve()
+        return [r if Path(str(r[1])).parent == here else (r[0], str(here / Path(str(r[1])).name), *r[2:]) for r in rows]
 
     def _is_copy(self, run_dir: Path, run_id: str) -> bool:
         """``run_dir`` holds a copy of run ``run_id`` whose own folder is under the root: the same run
