@@ -14,7 +14,7 @@ import os
 import shutil
 import signal
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -247,25 +247,32 @@ def test_non_loopback_login_sets_the_cookie_that_reads_the_runs(finished_run, ca
     with castrig_serve(data, "--host", "0.0.0.0") as served:
         u = urlsplit(served.url.replace("0.0.0.0", "127.0.0.1"))
 
-        def get(path: str, cookie: str | None = None) -> tuple[int, dict[str, str], str]:
+        def get(path: str, cookie: str | None = None, form: str | None = None) -> tuple[int, dict[str, str], str]:
             conn = http.client.HTTPConnection(u.hostname, u.port, timeout=20)
             try:
-                conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+                if form is not None:  # as the login page's form posts it
+                    conn.request("POST", path, body=form, headers={"Content-Type": "application/x-www-form-urlencoded"})
+                else:
+                    conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
                 r = conn.getresponse()
                 return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode(errors="replace")
             finally:
                 conn.close()
 
         code, _, page = get(f"/runs/{uid}")
-        assert code == 401 and "action='/login'" in page and uid not in page
+        # the form posts the token: a GET would leave it in the browser's history
+        assert code == 401 and "action='/login' method='post'" in page and uid not in page
         for path in (f"/api/runs/{uid}", f"/api/runs/{uid}/samples"):
             assert get(path)[0] == 401, path
-        code, _, page = get("/login?token=not-the-token")
+        code, _, page = get("/login", form="token=not-the-token")
         assert code == 401 and "that token is not valid" in page
-        code, headers, _ = get(f"/login?token={served.token}")
+        code, headers, _ = get("/login", form=urlencode({"token": served.token}))
         assert code == 303 and headers["location"] == "/"
         cookie = headers["set-cookie"].split(";")[0]
         assert cookie == f"castrig_token={served.token}" and "httponly" in headers["set-cookie"].lower()
+        # a script may still log in with the token in the query
+        code, headers, _ = get(f"/login?token={served.token}")
+        assert code == 303 and headers["set-cookie"].split(";")[0] == cookie
         code, _, page = get("/", cookie)
         assert code == 200 and uid in page
         code, _, body = get(f"/api/runs/{uid}/samples?channel=rh_near_pct&since=100", cookie)

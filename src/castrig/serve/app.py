@@ -16,7 +16,7 @@ Security: binds 127.0.0.1 by default. Actions (pause, resume, abort) need
 made on first start; every file there is a token, named by its file name; a read-only data root
 keeps its token in the user's state folder, see :func:`token_dir_for`); without one they
 answer 401 and change nothing. Tokens are compared in constant time. On a non-loopback address
-reading needs the token too (header, or the cookie that ``/login?token=…`` sets). On loopback,
+reading needs the token too (header, or the cookie ``/login`` sets: its form posts the token, kept out of the browser's history; ``?token=…`` for a script). On loopback,
 where reading needs no token, only a Host header naming loopback (localhost, 127.0.0.0/8, [::1],
 any port) is answered: a web page that rebinds its own name to 127.0.0.1 (DNS rebinding) gets 400
 and no data. Query numbers (cursors, image ids) out of form or range are 400/404; bad runs-list
@@ -40,6 +40,7 @@ import math
 import os
 import secrets
 import sys
+import urllib.parse
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from importlib import resources
@@ -358,7 +359,16 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
             return JSONResponse({"error": damaged(exc)}, status_code=409)
 
     async def login(request: Request) -> Response:
+        # the form posts the token (a GET puts it in the browser's history and any proxy's log);
+        # /login?token=… still works for a script. The body: one short urlencoded field.
         tok = request.query_params.get("token", "")
+        if request.method == "POST":
+            body = b""
+            async for chunk in request.stream():  # (no more than a token's worth is read)
+                body += chunk
+                if len(body) > 4096:
+                    break
+            tok = urllib.parse.parse_qs(body[:4096].decode("ascii", "replace")).get("token", [""])[0]
         if token_name(tokens, tok) is None:
             return HTMLResponse(_login_page("that token is not valid"), status_code=401)
         resp = RedirectResponse("/", status_code=303)
@@ -371,7 +381,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         Route("/", runs_page),
         # the explore maps and searches under DATA/explore (castrig.serve.explore), before /static/{name}
         *explore_routes(root, may_read=may_read, refuse=refuse, login_page=_login_page, page=_page),
-        Route("/login", login),
+        Route("/login", login, methods=["GET", "POST"]),
         Route("/runs/{uid}", run_page),
         Route("/runs/{uid}/images/{image_id:int}.png", image),
         Route("/runs/{uid}/report.html", saved_page),
@@ -522,7 +532,7 @@ def _page(title: str, body: str, *, script: str = "") -> str:
 def _login_page(note: str = "") -> str:
     return _page("token needed", ("<p class='warn'>" + html.escape(note) + "</p>" if note else "") +
                  "<p>This castrig serves a non-loopback address: reading needs the operator token too.</p>"
-                 "<form action='/login'><label>token <input name='token' type='password' autocomplete='off'></label> "
+                 "<form action='/login' method='post'><label>token <input name='token' type='password' autocomplete='off'></label> "
                  "<button>open</button></form>")
 
 
