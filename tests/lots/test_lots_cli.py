@@ -199,3 +199,24 @@ def test_a_catalog_row_a_copy_took_goes_back_to_the_run_and_a_clash_is_no_copy(f
     info["parts"][0]["pid"] = info["parts"][0]["pid"] + 1
     (other / "run.json").write_text(json.dumps(info))
     assert not any("a copy of run" in (r.reason or "") for r in store.list_runs())
+
+
+def test_a_run_folder_lots_cannot_read_is_said_not_passed_over(tmp_path):
+    """A run folder damaged after its lot was made (a truncated run.json, a database of garbage):
+    `castrig lots` said "no lots yet" as if nothing had been made, and `lots assign` of its lot
+    "no such lot". Now both say that folder cannot be read (from the CLI, each damage)."""
+    from conftest import RUN_FOLDER_DAMAGES, castrig
+
+    for name, (file, spoil, _why) in RUN_FOLDER_DAMAGES.items():
+        root = tmp_path / name
+        lot = add_graded_run(root, "good", _metrics(3.0))
+        run_dir = next(p for p in root.iterdir() if (p / "run.json").is_file())
+        spoil(run_dir / file)
+
+        listed = castrig("lots", "--data", str(root))
+        out = " ".join(listed.stdout.split())
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert f"its run folder {run_dir} cannot be read" in out and "castrig runs" in out, (name, out)
+        assigned = castrig("lots", "assign", lot, "--use", "blood_filter", "--data", str(root))
+        said = " ".join(assigned.stderr.split())
+        assert assigned.returncode == 2 and "cannot be read" in said and "Traceback" not in said, (name, said)

@@ -143,14 +143,19 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
     lots: list[Lot] = []
     others: list[tuple[str, str]] = []
     for r in store.list_runs():
+        # a damaged folder (or a copy of a run) is no lot, but what it holds is not known: said as
+        # such, so an empty list is not read as "no lots" (`castrig runs` shows the folder)
+        unreadable = f"its run folder {r.run_dir} cannot be read, so its membranes are not listed (`castrig runs` says why)"
         if r.outcome == "damaged":
-            continue  # a damaged folder (or a copy of a run) is not a lot; `castrig runs` shows it
+            others.append((f"{r.run_id}-m*", unreadable))
+            continue
         try:
             # the folder itself, read only: a fleet store's recorder pushes the run's row as it
             # opens (a crashed run's row, closed by `castrig runs`, went back to running)
             rec = open_run_folder(Path(r.run_dir))
         except BadInput:
-            continue  # a damaged folder is not a lot; `castrig runs` shows it
+            others.append((f"{r.run_id}-m*", unreadable))
+            continue
         try:
             membranes = rec.membranes()
             legacy_metrics = dict(rec.results().get("metrics") or {}) if not membranes else {}
@@ -208,7 +213,9 @@ def get_lot(lot_id: str, root: str | Path | None = None, *, file: str | None = N
         if lot.lot_id == lot_id:
             return lot
     where = f"{file}: " if file else ""
-    why = next((reason for membrane_id, reason in others if membrane_id == lot_id), None)
+    why = next((reason for membrane_id, reason in others
+                if membrane_id == lot_id or (membrane_id.endswith("-m*")  # (a run recorded before membranes: the run is its lot)
+                                             and (lot_id.startswith(membrane_id[:-1]) or lot_id == membrane_id[:-3]))), None)
     if why is not None:  # a membrane that is not a lot (yet): say why, not "no such lot"
         raise BadInput(f"{where}{field_name} = {lot_id!r}: not a lot: {why} (allowed: a judged membrane that met a grade, "
                        "of a run that has ended; see `castrig lots`)", file=file, field=field_name)
