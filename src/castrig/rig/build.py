@@ -199,7 +199,7 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Device:
     if isinstance(cfg, AlicatConfig):
         from castrig.devices.alicat import AlicatMFC
 
-        return AlicatMFC(
+        mfc = AlicatMFC(
             _link(role, cfg, rig, shared),
             name=role,
             unit_id=cfg.unit_id,
@@ -207,6 +207,11 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Device:
             clock=clock,
             setpoint_form=cfg.setpoint_form,
         )
+        # one data frame before the rig is called open, as the pumps and transmitters answer
+        # theirs: a wrong unit id, port or baud rate was met only by the first step's setpoint,
+        # a run folder and a device_comms abort later
+        mfc.read()
+        return mfc
     if isinstance(cfg, HMT330Config):
         from castrig.devices.hmt330 import HMT330
 
@@ -214,7 +219,9 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Device:
     if isinstance(cfg, ScpiChamberConfig):
         from castrig.devices.scpi_chamber import ScpiHumidityChamber
 
-        return ScpiHumidityChamber(_link(role, cfg, rig, shared), name=role, clock=clock)
+        chamber = ScpiHumidityChamber(_link(role, cfg, rig, shared), name=role, clock=clock)
+        chamber.identify()  # *IDN?: it answers before the rig is called open (see the MFCs above)
+        return chamber
     if isinstance(cfg, WatlowF4Config):
         from castrig.devices.watlow_f4 import WatlowF4
 

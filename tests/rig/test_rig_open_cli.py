@@ -1,0 +1,31 @@
+"""A device that is there but is not the one the profile names — the commissioning mistakes a lab
+makes (an MFC's unit id, a chamber on the wrong port) — from the outside: ``castrig run``
+against ``castrig sim serve`` says "cannot open the rig" naming the device (exit 5) before a
+run folder exists. The MFCs and the SCPI chamber were opened without a word exchanged: the run
+started and the first step's setpoint met the silence, a device_comms abort later."""
+
+from __future__ import annotations
+
+import yaml
+
+from conftest import ROOT, castrig, profile_with_addresses
+
+QUICK = {"name": "quick", "steps": [{"type": "purge", "duration_s": 2}]}
+
+
+def test_an_mfc_with_another_unit_id_is_rig_not_reachable_before_any_run_folder(tmp_path, sim_serve):
+    with sim_serve("--tcp", "0") as served:
+        profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", served.addresses, tmp_path / "rig.yaml")
+        data = yaml.safe_load(profile.read_text())
+        served_as = data["devices"]["wet_mfc"]["unit_id"]
+        data["devices"]["wet_mfc"]["unit_id"] = "Z"  # the unit answers to its own letter only
+        profile.write_text(yaml.safe_dump(data))
+        recipe = tmp_path / "quick.yaml"
+        recipe.write_text(yaml.safe_dump(QUICK))
+
+        got = castrig("run", str(recipe), "--profile", str(profile), "--data", str(tmp_path / "runs"), timeout_s=60)
+    said = " ".join(got.stderr.split())
+    assert got.returncode == 5, got.stdout + got.stderr
+    assert "cannot open the rig" in said and "device wet_mfc" in said and "'Z'" in said, said
+    assert served_as != "Z" and "Traceback" not in said
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/run.json"))
