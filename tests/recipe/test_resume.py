@@ -238,3 +238,27 @@ def test_a_command_file_another_tool_left_before_the_crash_is_discarded_on_resum
                timeout_s=30, what="the resumed run going on")
     assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
     assert resumed.wait(timeout=60) == 3
+
+
+def test_resuming_a_run_folder_written_before_the_membranes_table(tmp_path, reap, capsys):
+    """A run that crashed under a castrig from before membranes were recorded has no membranes
+    table in its run.sqlite: `castrig resume` adds the table at its first write (the record is
+    otherwise append-only), goes on, and ends as asked — the samples from before kept."""
+    from conftest import castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, step_running, wait_until
+
+    data = tmp_path / "runs"
+    run_dir = run_then_kill_9(DATA / "day_wait.yaml", data, step_running(1))
+    with closing(sqlite3.connect(run_dir / "run.sqlite")) as db:
+        db.execute("DROP TABLE membranes")
+        db.commit()
+        before = db.execute("select count(*) from samples").fetchone()[0]
+    resumed = reap(start_castrig("resume", str(run_dir), "-q"))
+    wait_until(lambda: run_status(run_dir).get("state") == "running"
+               and run_rows(run_dir, "select count(*) from samples")[0][0] > before + 3, timeout_s=30, what="the resumed run")
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 3 and "Traceback" not in err, out + err
+    assert run_rows(run_dir, "select count(*) from membranes") == [(0,)]
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "aborted"
+    runs = castrig_main(capsys, "runs", "--data", str(data))
+    assert runs.returncode == 0 and "aborted" in runs.stdout, runs.stdout + runs.stderr
