@@ -258,3 +258,25 @@ def test_command_files_written_by_hand_are_answered_saying_what_is_wrong(tmp_pat
     assert "paused by lab-script" in castrig_main(capsys, "status", str(run_dir)).stdout
     assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
     assert run.wait(timeout=60) == 3
+
+
+@pytest.mark.slow  # the CLI waits its full 30 s for an answer before it gives up
+def test_a_runner_that_does_not_answer_is_said_so_exit_5(tmp_path: Path, reap):
+    """The runner holds its run but reads no command (SIGSTOP: a Ctrl-Z, a debugger): `castrig
+    pause` gives up after its wait with exit 5, saying the command stays in the channel — not a
+    hang, not a claim that it was done; once the runner goes on, it reads and applies it."""
+    data = tmp_path / "data"
+    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
+                         timeout_s=60, what="the run in its 24-hour hold")
+    run.send_signal(signal.SIGSTOP)
+    try:
+        silent = castrig("pause", str(run_dir), timeout_s=60)
+    finally:
+        run.send_signal(signal.SIGCONT)
+    assert silent.returncode == 5, silent.stdout + silent.stderr
+    err = " ".join(silent.stderr.split())
+    assert "the runner did not answer" in err and "stays in its control channel" in err and "Traceback" not in err, err
+    wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=20, what="the pause read once it went on")
+    assert castrig("abort", str(run_dir)).returncode == 0
+    assert run.wait(timeout=60) == 3
