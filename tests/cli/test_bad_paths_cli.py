@@ -135,3 +135,26 @@ def test_queue_resume_of_a_file_that_is_no_queue_state(given, tmp_path, capsys):
         path = tmp_path
     says = "Is a directory" if given == "folder" else "needs an object with 'profile' (a path) and 'items' (a list)"
     _refused(castrig_main(capsys, "queue", "--resume", str(path)), f"--resume {path}: not a queue state file", says)
+
+
+@pytest.mark.parametrize("how", ["--data", "$CASTRIG_DATA"])
+def test_status_of_a_missing_data_root_is_refused_not_read_as_idle(tmp_path, capsys, monkeypatch, how):
+    """`castrig status --data <typo>` said "no run is running under <typo>" (exit 0) — an operator
+    told nothing runs while a run goes on elsewhere; `castrig runs` refuses the same typo. A file
+    given as the data root is refused the same way; ./runs, the default, may not be there yet."""
+    typo = tmp_path / "runz"
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for root, says in ((typo, "no such folder"), (afile, "not a folder")):
+        if how == "--data":
+            done = castrig_main(capsys, "status", "--data", str(root))
+        else:
+            monkeypatch.setenv("CASTRIG_DATA", str(root))
+            done = castrig_main(capsys, "status")
+        _refused(done, f"{how} {root}: {says}")
+        assert "no run is running" not in done.stdout
+    assert not typo.exists()
+    monkeypatch.delenv("CASTRIG_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    idle = castrig_main(capsys, "status")
+    assert idle.returncode == 0 and "no run is running under runs" in idle.stdout, idle.stdout + idle.stderr

@@ -212,3 +212,53 @@ def test_a_command_the_crashed_runner_never_read_is_discarded_on_resume(tmp_path
     assert resumed.returncode == 3, out + err
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "aborted" and "SIGTERM" in info["outcome_reason"], info  # not the stale abort
+
+
+def test_a_command_file_another_tool_left_before_the_crash_is_discarded_on_resume(tmp_path, reap, capsys):
+    """A lab script (cron, a shell one-liner) dropped files into the crashed run's control/ under
+    names of its own, not ``send_command``'s stamp, one of them cut short: their written time is
+    the file's age, so `castrig resume` discards both (answered refused, noted as events) and the
+    resumed run goes on unpaused, where a stray pause would hold it for nobody."""
+    from conftest import castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, step_running, wait_until
+
+    data = tmp_path / "runs"
+    run_dir = run_then_kill_9(DATA / "day_wait.yaml", data, step_running(1))
+    control = run_dir / "control"
+    (control / "pause-from-cron.json").write_text('{"action": "pause", "by": "cron"}')
+    (control / "cut-short.json").write_text('{"action": "ab')
+    resumed = reap(start_castrig("resume", str(run_dir), "-q"))
+    answers = wait_until(lambda: all((control / "done" / n).is_file() for n in ("pause-from-cron.json", "cut-short.json"))
+                         and [json.loads(p.read_text()) for p in sorted((control / "done").glob("*.json"))],
+                         timeout_s=30, what="both files answered")
+    assert [a["accepted"] for a in answers] == [False, False] and all("discarded" in a["message"] for a in answers), answers
+    notes = [m for (m,) in run_rows(run_dir, "select message from events where kind='command'")]
+    assert any(m.startswith("pause requested by cron") and "discarded" in m for m in notes), notes
+    assert any(m.startswith("unreadable command") and "discarded" in m for m in notes), notes
+    wait_until(lambda: run_status(run_dir).get("state") == "running" and run_status(run_dir).get("step_index") == 1,
+               timeout_s=30, what="the resumed run going on")
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
+    assert resumed.wait(timeout=60) == 3
+
+
+def test_resuming_a_run_folder_written_before_the_membranes_table(tmp_path, reap, capsys):
+    """A run that crashed under a castrig from before membranes were recorded has no membranes
+    table in its run.sqlite: `castrig resume` adds the table at its first write (the record is
+    otherwise append-only), goes on, and ends as asked — the samples from before kept."""
+    from conftest import castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, step_running, wait_until
+
+    data = tmp_path / "runs"
+    run_dir = run_then_kill_9(DATA / "day_wait.yaml", data, step_running(1))
+    with closing(sqlite3.connect(run_dir / "run.sqlite")) as db:
+        db.execute("DROP TABLE membranes")
+        db.commit()
+        before = db.execute("select count(*) from samples").fetchone()[0]
+    resumed = reap(start_castrig("resume", str(run_dir), "-q"))
+    wait_until(lambda: run_status(run_dir).get("state") == "running"
+               and run_rows(run_dir, "select count(*) from samples")[0][0] > before + 3, timeout_s=30, what="the resumed run")
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 3 and "Traceback" not in err, out + err
+    assert run_rows(run_dir, "select count(*) from membranes") == [(0,)]
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "aborted"
+    runs = castrig_main(capsys, "runs", "--data", str(data))
+    assert runs.returncode == 0 and "aborted" in runs.stdout, runs.stdout + runs.stderr

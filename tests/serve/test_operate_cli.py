@@ -225,3 +225,58 @@ def test_watch_at_a_terminal_draws_the_live_table_and_follows_the_run_to_its_end
     assert runner.wait(timeout=60) == 3
     out = watch.output
     assert "aborted" in out and "Traceback" not in out
+
+
+def test_command_files_written_by_hand_are_answered_saying_what_is_wrong(tmp_path: Path, reap, capsys):
+    """Another tool or an operator's editor drops files into control/ (the channel is plain files,
+    readable and writable with ``cat``): each is answered in control/done/ naming the file and
+    what a command is — a half-written or hand-mangled file read "unknown command ''", as if an
+    action had been given — the run goes on, and a well-formed one of any name is applied."""
+    data = tmp_path / "data"
+    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
+                         timeout_s=60, what="the run in its 24-hour hold")
+    control = run_dir / "control"
+    files = {"a-list.json": "[1, 2]", "b-half.json": '{"action": "pau', "c-no-action.json": '{"act": "pause"}',
+             "d-unknown.json": '{"action": "launch"}', "e-pause.json": '{"action": "pause", "by": "lab-script"}'}
+    run.send_signal(signal.SIGSTOP)  # all there before the runner looks (a plain write is not atomic)
+    try:
+        for name, text in files.items():
+            (control / name).write_text(text)
+    finally:
+        run.send_signal(signal.SIGCONT)
+    wait_until(lambda: all((control / "done" / n).is_file() for n in files), timeout_s=20, what="every file answered")
+    said = {n: json.loads((control / "done" / n).read_text()) for n in files}
+    assert not [n for n in files if (control / n).exists()]  # answered once, never retried
+    for name, words in (("a-list.json", "is not an object"), ("b-half.json", "is not valid JSON"),
+                        ("c-no-action.json", "names no action"), ("d-unknown.json", "unknown command 'launch'")):
+        msg = said[name]["message"]
+        assert said[name]["accepted"] is False and name in msg, msg
+        assert words in msg and "pause, resume, abort" in msg, msg
+    assert said["e-pause.json"]["accepted"] is True, said["e-pause.json"]
+    wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=20, what="paused by the hand-written file")
+    assert "paused by lab-script" in castrig_main(capsys, "status", str(run_dir)).stdout
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
+    assert run.wait(timeout=60) == 3
+
+
+@pytest.mark.slow  # the CLI waits its full 30 s for an answer before it gives up
+def test_a_runner_that_does_not_answer_is_said_so_exit_5(tmp_path: Path, reap):
+    """The runner holds its run but reads no command (SIGSTOP: a Ctrl-Z, a debugger): `castrig
+    pause` gives up after its wait with exit 5, saying the command stays in the channel — not a
+    hang, not a claim that it was done; once the runner goes on, it reads and applies it."""
+    data = tmp_path / "data"
+    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
+                         timeout_s=60, what="the run in its 24-hour hold")
+    run.send_signal(signal.SIGSTOP)
+    try:
+        silent = castrig("pause", str(run_dir), timeout_s=60)
+    finally:
+        run.send_signal(signal.SIGCONT)
+    assert silent.returncode == 5, silent.stdout + silent.stderr
+    err = " ".join(silent.stderr.split())
+    assert "the runner did not answer" in err and "stays in its control channel" in err and "Traceback" not in err, err
+    wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=20, what="the pause read once it went on")
+    assert castrig("abort", str(run_dir)).returncode == 0
+    assert run.wait(timeout=60) == 3

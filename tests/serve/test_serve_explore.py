@@ -266,3 +266,31 @@ def test_a_map_whose_journal_is_damaged_is_named_not_500(tmp_path: Path, castrig
         served.proc.wait(timeout=10)
         log = served.proc.stderr.read()
     assert "Traceback" not in log, log[-2000:]
+
+
+@pytest.mark.parametrize("file, text", [("map.json", "[1, 2]"), ("map.json", '{"grid": {"rh": [60'),
+                                        ("search.json", '{"grade": "cl'), ("search.json", "[]")])
+def test_a_damaged_snapshot_or_search_file_is_named_not_500(tmp_path: Path, castrig_serve, file, text):
+    """A map's map.json snapshot or a one-process search's search.json cut short (a copy off a full
+    disk) or rewritten by another tool: the list (page and API) answered 500 for every map under
+    DATA/explore, and the map's own page 404 "no such map". Now it is listed `damaged` naming the
+    file, the others still listed, and its page and API say 409 naming it."""
+    data = tmp_path / "data"
+    url, name = make_study(data / "explore" / "map-claim1")
+    run_points(url, name, 1)
+    (data / "explore" / "spoilt").mkdir()
+    (data / "explore" / "spoilt" / file).write_text(text)
+    with castrig_serve(data) as served:
+        code, listing, _ = http(served.url + "api/explore")
+        assert code == 200 and [(x["name"], x["kind"]) for x in listing] == [("map-claim1", "map"), ("spoilt", "damaged")], listing
+        assert f"DATA/explore/spoilt/{file} cannot be read" in listing[1]["note"] and str(data) not in listing[1]["note"]
+        code, page, _ = http(served.url + "explore")
+        assert code == 200 and f"spoilt/{file} cannot be read" in page and "href='/explore/map-claim1'" in page
+        for path in ("explore/spoilt", "api/explore/spoilt"):
+            code, body, _ = http(served.url + path)
+            said = json.dumps(body) if isinstance(body, dict) else body
+            assert code == 409 and f"DATA/explore/spoilt/{file} cannot be read" in said, (path, code, said[:300])
+        served.proc.send_signal(2)
+        served.proc.wait(timeout=10)
+        log = served.proc.stderr.read()
+    assert "Traceback" not in log, log[-2000:]

@@ -251,3 +251,30 @@ def test_report_out_never_overwrites_what_is_not_a_report(one_run, tmp_path, tar
     page = tmp_path / "r.html"
     assert castrig_main(capsys, "report", str(run_dir), "--out", str(page)).returncode == 0
     assert castrig_main(capsys, "report", str(run_dir), "--out", str(page)).returncode == 0 and page.stat().st_size > 1000
+
+
+def test_disk_filled_by_another_program_mid_run_still_gets_the_outcome_written(small_disk, reap):
+    """Another program fills the shared disk to the last byte while a run holds (a camera dump, a
+    log): the run's next write fails, and run.json — rewritten whole to record the outcome — would
+    find no room either. The reserve file kept in the run folder is given up for it: the run ends
+    faulted (exit 3) with "disk full" recorded, not left "running" with its outcome lost."""
+    from conftest import only_run_dir, run_status, start_castrig, wait_until
+
+    disk = small_disk(32_000)
+    data = disk / "runs"
+    run = reap(start_castrig("run", str(ROOT / "tests" / "data" / "day_wait.yaml"), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("state") == "running" and d,
+                         timeout_s=30, what="the run under way")
+    assert (run_dir / ".castrig-reserve").is_file()
+    with open(disk / "camera-dump.bin", "wb", buffering=0) as fh:  # to the last byte
+        try:
+            while fh.write(b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 3, out + err
+    assert "Traceback" not in err and "disk full" in out + err
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "faulted" and info["outcome_reason"].startswith("disk full"), info
+    assert not (run_dir / ".castrig-reserve").exists() and not list(run_dir.glob(".*.tmp"))

@@ -90,12 +90,14 @@ def status(
 ) -> None:
     """Where a run is: step, time left, RH vs setpoint, last warning (read from its folder)."""
     from castrig.store import live as R
-    from castrig.store import data_root
 
     if run_dir is not None:
         details = [R.detail(_run_dir(run_dir))]
     else:
-        root = Path(data) if data is not None else data_root()
+        from castrig.cli.main import usable_data_root
+
+        # a data root named on purpose must be there, as for `castrig runs` (a typo read "no run is running")
+        root = usable_data_root(data, must_exist=data is not None or bool(os.environ.get("CASTRIG_DATA")))
         details = [R.detail(d) for d in R.run_dirs(root) if R.summary(d)["status"] in LIVE]
         if not details and not as_json:
             typer.echo(f"no run is running under {root}")

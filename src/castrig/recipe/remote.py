@@ -115,7 +115,8 @@ class RemoteControl:
             else:
                 self.inbox.answer(cmd, False, "not paused", r.t())
         else:
-            self.inbox.answer(cmd, False, f"unknown command {cmd.action!r} (pause, resume, abort)", r.t())
+            self.inbox.answer(cmd, False, cmd.problem or f"unknown command {cmd.action!r} in {cmd.name} (allowed action: "
+                                                          "pause, resume, abort)", r.t())
 
     def publish(self) -> None:
         """Write the status now (the run's state changed: readers must not wait for a poll)."""

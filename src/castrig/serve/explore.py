@@ -173,6 +173,10 @@ def entries(root: Path, journals: Journals) -> list[dict[str, Any]]:
                 continue
             st = _study_state(s, kind)
             rows.append({"name": p.name, "study": s.study_name, "kind": kind, "storage": "journal", **st["counts"]})
+        problem = _unreadable(p, studies)
+        if problem is not None:  # listed with the reason, as a damaged journal is (one folder took /explore down: 500)
+            rows.append({"name": p.name, "study": None, "kind": "damaged", "note": problem})
+            continue
         if not studies and (p / "map.json").is_file():
             snap = _read_json(p / "map.json") or {}
             try:
@@ -190,6 +194,26 @@ def entries(root: Path, journals: Journals) -> list[dict[str, Any]]:
                          "asked": settings.get("budget"), "done": sum(t.done for t in trials),
                          "running": sum(not t.done for t in trials), "waiting": 0, "failed": 0})
     return rows
+
+
+def _unreadable(folder: Path, studies: list[Any]) -> str | None:
+    """Why the folder's ``map.json`` snapshot or one-process ``search.json`` (what is shown when it
+    has no study) cannot be read (None: it can): not JSON, cut short, not an object, no grid."""
+    if studies:
+        return None
+    name = "map.json" if (folder / "map.json").is_file() else "search.json" if (folder / "search.json").is_file() else None
+    if name is None:
+        return None
+    data = _read_json(folder / name)
+    if not isinstance(data, dict):
+        return f"DATA/explore/{folder.name}/{name} cannot be read (not a JSON object: damaged or cut short)"
+    if name == "map.json":
+        try:
+            _grid_of(data["grid"])
+            list(data.get("results") or [])
+        except (KeyError, TypeError, ValueError):
+            return f"DATA/explore/{folder.name}/map.json cannot be read (no usable grid or results: damaged or cut short)"
+    return None
 
 
 def damaged_note(root: Path, exc: BaseException) -> str:
@@ -267,6 +291,9 @@ def map_state(root: Path, journals: Journals, real: RealCache, name: str, wanted
         return None
     folder, study, kind = picked
     others = [s.study_name for s in journals.studies(folder / "study.journal") if _kind(s) in ("map", "search")]
+    problem = _unreadable(folder, others)
+    if problem is not None:  # 409 naming the file, as for a damaged journal (a snapshot's was 404 "no such map")
+        raise Damaged(problem)
     base: dict[str, Any] = {"name": name, "kind": kind, "study": None if study is None else study.study_name, "studies": others}
     if kind == "map":
         if study is not None:
@@ -428,7 +455,8 @@ SCRIPT = """\
 
 # -- routes --------------------------------------------------------------------------------------
 class Damaged(Exception):
-    """A map or search whose study journal cannot be read: 409 with the reason (paths as DATA/explore)."""
+    """A map or search whose study journal (or snapshot, or search.json) cannot be read: 409 with the
+    reason (paths as DATA/explore)."""
 
 
 def routes(root: Path, *, may_read: Callable[[Request], bool], refuse: Callable[[], Response],
@@ -470,7 +498,7 @@ def routes(root: Path, *, may_read: Callable[[Request], bool], refuse: Callable[
         try:
             state = await read_state(request)
         except Damaged as exc:
-            return HTMLResponse(page("damaged study journal", "<p class='warn'>" + html.escape(str(exc)) + "</p>"),
+            return HTMLResponse(page("damaged map or search", "<p class='warn'>" + html.escape(str(exc)) + "</p>"),
                                 status_code=409, headers=headers)
         if state is None:
             return not_found_page(request.path_params["name"])

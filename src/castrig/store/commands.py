@@ -60,6 +60,7 @@ class Command:
     requested_utc: str
     name: str = ""
     answer: dict[str, Any] = field(default_factory=dict)
+    problem: str = ""  # why the file is no command (not JSON, not an object): said in its answer
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "action": self.action, "by": self.by, "requested_utc": self.requested_utc, **self.answer}
@@ -121,8 +122,14 @@ class CommandInbox:
                     raise ValueError("not an object")
                 cmd = Command(str(data.get("id", name)), str(data.get("action", "")), str(data.get("by", "unknown"))[:200],
                               str(data.get("requested_utc", "")), name=name)
-            except (OSError, ValueError):
-                cmd = Command(name, "", "unknown", "", name=name)  # unreadable: answered refused, never retried
+                if not data.get("action"):
+                    cmd.problem = f'{CONTROL_DIR}/{name} names no action: a command is a JSON object {{"action": one of {", ".join(ACTIONS)}}}'
+            except (OSError, ValueError) as exc:  # unreadable: answered refused, never retried
+                why = "not an object" if str(exc) == "not an object" else f"not valid JSON ({exc})" \
+                    if isinstance(exc, ValueError) else f"cannot be read ({exc.strerror or exc})"
+                cmd = Command(name, "", "unknown", "", name=name,
+                              problem=f"{CONTROL_DIR}/{name} is {why}: a command is a JSON object "
+                                      f'{{"action": one of {", ".join(ACTIONS)}}}')
             out.append(cmd)
         return out
 
