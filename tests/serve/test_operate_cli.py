@@ -231,14 +231,19 @@ def test_command_files_written_by_hand_are_answered_saying_what_is_wrong(tmp_pat
     """Another tool or an operator's editor drops files into control/ (the channel is plain files,
     readable and writable with ``cat``): each is answered in control/done/ naming the file and
     what a command is — a half-written or hand-mangled file read "unknown command ''", as if an
-    action had been given — the run goes on, and a well-formed one of any name is applied."""
+    action had been given; one nested too deep faulted the run — the run goes on, and a
+    well-formed one of any name is applied."""
     data = tmp_path / "data"
     run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
     run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
                          timeout_s=60, what="the run in its 24-hour hold")
     control = run_dir / "control"
     files = {"a-list.json": "[1, 2]", "b-half.json": '{"action": "pau', "c-no-action.json": '{"act": "pause"}',
-             "d-unknown.json": '{"action": "launch"}', "e-pause.json": '{"action": "pause", "by": "lab-script"}'}
+             "d-unknown.json": '{"action": "launch"}', "e-pause.json": '{"action": "pause", "by": "lab-script"}',
+             # 60 KB of brackets: the parser's RecursionError faulted the run ("internal error")
+             "f-deep.json": "[" * 30_000 + "]" * 30_000,
+             # a file of many MB was read whole into the runner's memory
+             "g-huge.json": '{"action": "pause", "pad": "' + "x" * 8_000_000 + '"}'}
     run.send_signal(signal.SIGSTOP)  # all there before the runner looks (a plain write is not atomic)
     try:
         for name, text in files.items():
@@ -249,7 +254,8 @@ def test_command_files_written_by_hand_are_answered_saying_what_is_wrong(tmp_pat
     said = {n: json.loads((control / "done" / n).read_text()) for n in files}
     assert not [n for n in files if (control / n).exists()]  # answered once, never retried
     for name, words in (("a-list.json", "is not an object"), ("b-half.json", "is not valid JSON"),
-                        ("c-no-action.json", "names no action"), ("d-unknown.json", "unknown command 'launch'")):
+                        ("c-no-action.json", "names no action"), ("d-unknown.json", "unknown command 'launch'"),
+                        ("f-deep.json", "is nested too deep"), ("g-huge.json", "is larger than 64 KiB")):
         msg = said[name]["message"]
         assert said[name]["accepted"] is False and name in msg, msg
         assert words in msg and "pause, resume, abort" in msg, msg

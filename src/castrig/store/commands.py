@@ -37,6 +37,23 @@ ACTIONS = ("pause", "resume", "abort")
 CONTROL_DIR = "control"
 STATUS_NAME = "status.json"
 
+#: The most of a control file read: a command or a status is a few hundred bytes; a larger file
+#: dropped into control/ (by mistake or not) is refused unread rather than filling the runner's memory.
+MAX_CONTROL_FILE_BYTES = 64 * 1024
+
+
+def _read_json(path: Path) -> Any:
+    """``json.loads`` of a control file, bounded: ValueError for one over MAX_CONTROL_FILE_BYTES or
+    nested too deep for the parser (its RecursionError faulted a running run: 200 KB of ``[``)."""
+    with open(path, "rb") as f:
+        raw = f.read(MAX_CONTROL_FILE_BYTES + 1)
+    if len(raw) > MAX_CONTROL_FILE_BYTES:
+        raise ValueError(f"larger than {MAX_CONTROL_FILE_BYTES // 1024} KiB")
+    try:
+        return json.loads(raw.decode("utf-8", "replace"))
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+
 
 def control_dir(run_dir: Path) -> Path:
     return Path(run_dir) / CONTROL_DIR
@@ -81,7 +98,7 @@ def send_command(run_dir: Path, action: str, by: str) -> Command:
 def answer_of(run_dir: Path, cmd: Command) -> dict[str, Any] | None:
     """The runner's answer to ``cmd`` (``accepted``, ``message``, ``t_s``), or None while pending."""
     try:
-        return json.loads((control_dir(run_dir) / "done" / cmd.name).read_text())
+        return _read_json(control_dir(run_dir) / "done" / cmd.name)
     except (OSError, ValueError):
         return None
 
@@ -117,7 +134,7 @@ class CommandInbox:
         for name in names:
             path = self.dir / name
             try:
-                data = json.loads(path.read_text())
+                data = _read_json(path)
                 if not isinstance(data, dict):
                     raise ValueError("not an object")
                 cmd = Command(str(data.get("id", name)), str(data.get("action", "")), str(data.get("by", "unknown"))[:200],
@@ -125,8 +142,8 @@ class CommandInbox:
                 if not data.get("action"):
                     cmd.problem = f'{CONTROL_DIR}/{name} names no action: a command is a JSON object {{"action": one of {", ".join(ACTIONS)}}}'
             except (OSError, ValueError) as exc:  # unreadable: answered refused, never retried
-                why = "not an object" if str(exc) == "not an object" else f"not valid JSON ({exc})" \
-                    if isinstance(exc, ValueError) else f"cannot be read ({exc.strerror or exc})"
+                why = str(exc) if str(exc) == "not an object" or str(exc).startswith(("larger than", "nested too deep")) \
+                    else f"not valid JSON ({exc})" if isinstance(exc, ValueError) else f"cannot be read ({exc.strerror or exc})"
                 cmd = Command(name, "", "unknown", "", name=name,
                               problem=f"{CONTROL_DIR}/{name} is {why}: a command is a JSON object "
                                       f'{{"action": one of {", ".join(ACTIONS)}}}')
@@ -170,7 +187,7 @@ class CommandInbox:
 def read_status(run_dir: Path) -> dict[str, Any] | None:
     """The runner's last published status (see :class:`CommandInbox`), or None."""
     try:
-        data = json.loads((control_dir(run_dir) / STATUS_NAME).read_text())
+        data = _read_json(control_dir(run_dir) / STATUS_NAME)
         return data if isinstance(data, dict) else None
     except (OSError, ValueError):
         return None
@@ -182,7 +199,7 @@ def history(run_dir: Path) -> list[dict[str, Any]]:
     out = []
     for p in sorted(done.glob("*.json")) if done.is_dir() else []:
         try:
-            out.append(json.loads(p.read_text()))
+            out.append(_read_json(p))
         except (OSError, ValueError):
             continue
     return out
