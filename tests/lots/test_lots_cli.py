@@ -207,16 +207,19 @@ def test_a_run_folder_lots_cannot_read_is_said_not_passed_over(tmp_path):
     "no such lot". Now both say that folder cannot be read (from the CLI, each damage)."""
     from conftest import RUN_FOLDER_DAMAGES, castrig
 
-    for name, (file, spoil, _why) in RUN_FOLDER_DAMAGES.items():
-        root = tmp_path / name
-        lot = add_graded_run(root, "good", _metrics(3.0))
-        run_dir = next(p for p in root.iterdir() if (p / "run.json").is_file())
-        spoil(run_dir / file)
+    root = tmp_path / "data"
+    damaged = {}
+    for name, (file, spoil, _why) in RUN_FOLDER_DAMAGES.items():  # one run per damage, under one root
+        lot = add_graded_run(root, name.replace("_", "-"), _metrics(3.0))
+        spoil(root / lot / file)
+        damaged[name] = lot
 
-        listed = castrig("lots", "--data", str(root))
-        out = " ".join(listed.stdout.split())
-        assert listed.returncode == 0, listed.stdout + listed.stderr
-        assert f"its run folder {run_dir} cannot be read" in out and "castrig runs" in out, (name, out)
-        assigned = castrig("lots", "assign", lot, "--use", "blood_filter", "--data", str(root))
-        said = " ".join(assigned.stderr.split())
-        assert assigned.returncode == 2 and "cannot be read" in said and "Traceback" not in said, (name, said)
+    listed = castrig("lots", "--data", str(root))
+    out = " ".join(listed.stdout.split())
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    for name, lot in damaged.items():
+        assert f"its run folder {root / lot} cannot be read" in out, (name, out)
+    assert "castrig runs" in out and "no lots yet" in out
+    assigned = castrig("lots", "assign", damaged["garbage_sqlite"], "--use", "blood_filter", "--data", str(root))
+    said = " ".join(assigned.stderr.split())
+    assert assigned.returncode == 2 and "cannot be read" in said and "Traceback" not in said, said
