@@ -42,17 +42,22 @@ STATUS_NAME = "status.json"
 MAX_CONTROL_FILE_BYTES = 64 * 1024
 
 
+class _NoCommand(ValueError):
+    """A control file that is no command, in words of our own (its answer says them as they are)."""
+
+
 def _read_json(path: Path) -> Any:
-    """``json.loads`` of a control file, bounded: ValueError for one over MAX_CONTROL_FILE_BYTES or
-    nested too deep for the parser (its RecursionError faulted a running run: 200 KB of ``[``)."""
+    """``json.loads`` of a control file, bounded: :class:`_NoCommand` for one over
+    MAX_CONTROL_FILE_BYTES or nested too deep for the parser (its RecursionError faulted a running
+    run: 60 KB of ``[``); ValueError for one that is no JSON."""
     with open(path, "rb") as f:
         raw = f.read(MAX_CONTROL_FILE_BYTES + 1)
     if len(raw) > MAX_CONTROL_FILE_BYTES:
-        raise ValueError(f"larger than {MAX_CONTROL_FILE_BYTES // 1024} KiB")
+        raise _NoCommand(f"larger than {MAX_CONTROL_FILE_BYTES // 1024} KiB")
     try:
         return json.loads(raw.decode("utf-8", "replace"))
     except RecursionError:
-        raise ValueError("nested too deep") from None
+        raise _NoCommand("nested too deep") from None
 
 
 def control_dir(run_dir: Path) -> Path:
@@ -136,14 +141,14 @@ class CommandInbox:
             try:
                 data = _read_json(path)
                 if not isinstance(data, dict):
-                    raise ValueError("not an object")
+                    raise _NoCommand("not an object")
                 cmd = Command(str(data.get("id", name)), str(data.get("action", "")), str(data.get("by", "unknown"))[:200],
                               str(data.get("requested_utc", "")), name=name)
                 if not data.get("action"):
                     cmd.problem = f'{CONTROL_DIR}/{name} names no action: a command is a JSON object {{"action": one of {", ".join(ACTIONS)}}}'
             except (OSError, ValueError) as exc:  # unreadable: answered refused, never retried
-                why = str(exc) if str(exc) == "not an object" or str(exc).startswith(("larger than", "nested too deep")) \
-                    else f"not valid JSON ({exc})" if isinstance(exc, ValueError) else f"cannot be read ({exc.strerror or exc})"
+                why = str(exc) if isinstance(exc, _NoCommand) else f"not valid JSON ({exc})" if isinstance(exc, ValueError) \
+                    else f"cannot be read ({exc.strerror or exc})"
                 cmd = Command(name, "", "unknown", "", name=name,
                               problem=f"{CONTROL_DIR}/{name} is {why}: a command is a JSON object "
                                       f'{{"action": one of {", ".join(ACTIONS)}}}')
