@@ -55,11 +55,13 @@ def test_nesp_lib_drives_both_served_pumps_in_basic_and_safe_mode(sim_serve):
                 assert pump.volume_withdrawn_ml == 0.0
 
                 # safe mode: every command framed and checked by CRC; NESP-Lib's heartbeat (every
-                # half timeout) keeps a 3 s watchdog from running out while the script sleeps past it
-                # (1 s left its heartbeat thread 0.5 s of slack: a loaded CI machine ran it out once)
-                pump.safe_mode_timeout_s = 3
-                assert pump.safe_mode_timeout_s == 3
-                time.sleep(4.5)
+                # half timeout) keeps a 5 s watchdog from running out while the script sleeps past it.
+                # Its heartbeat thread has half the watchdog of slack: with 1 s (0.5 s) and 3 s (1.5 s)
+                # a loaded 2-core CI machine ran the watchdog out (the pump's unprompted alarm then
+                # broke NESP-Lib's next reply: a checksum error, and its caller waited for good)
+                pump.safe_mode_timeout_s = 5
+                assert pump.safe_mode_timeout_s == 5
+                time.sleep(6.0)
                 assert pump.status is Status.STOPPED  # an alarm would raise StatusAlarmException
                 pump.safe_mode_timeout_s = 0
                 assert pump.safe_mode_timeout_s == 0
