@@ -139,10 +139,19 @@ def read_journal(path: Path, lock_obj: Any = None):  # type: ignore[no-untyped-d
 
     try:
         return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=lock_obj))
-    except (ValueError, KeyError, TypeError, AssertionError) as exc:
-        raise DamagedJournal(f"{path}: damaged study journal ({_first_bad_line(path)}; Optuna: {type(exc).__name__}: "
-                             f"{str(exc)[:120]}); move it aside to start the study again, or put back a copy",
-                             file=str(path)) from None
+    except REPLAY_ERRORS as exc:
+        raise damaged_journal(path, exc, advice="; move it aside to start the study again, or put back a copy") from None
+
+
+#: What Optuna raises from deep in its replay of a damaged journal line.
+REPLAY_ERRORS = (ValueError, KeyError, TypeError, AssertionError)
+
+
+def damaged_journal(path: Path, exc: BaseException, advice: str = "") -> DamagedJournal:
+    """The :class:`DamagedJournal` for ``path``, whose replay raised ``exc`` (one message for the
+    CLI and ``castrig serve``)."""
+    return DamagedJournal(f"{path}: damaged study journal ({_first_bad_line(path)}; Optuna: {type(exc).__name__}: "
+                          f"{str(exc)[:120]}){advice}", file=str(path))
 
 
 def _first_bad_line(path: Path) -> str:

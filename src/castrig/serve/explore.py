@@ -95,6 +95,8 @@ class Journals:
         self._open: dict[str, tuple[tuple[int, int], Any]] = {}
 
     def studies(self, journal: Path) -> list[_Study]:
+        from castrig.explore.distributed import REPLAY_ERRORS, damaged_journal, read_journal
+
         if not journal.is_file():
             return []
         st = journal.stat()
@@ -103,18 +105,13 @@ class Journals:
         with self._lock:
             cached = self._open.get(key)
             if cached is None or cached[0] != ident or st.st_size == 0:
-                from castrig.explore.distributed import read_journal
-
                 cached = (ident, read_journal(journal))  # reads only: never locks, never writes
                 self._open[key] = cached
             storage = cached[1]
         try:
             return [_Study(storage, s) for s in storage.get_all_studies()]
-        except (ValueError, KeyError, TypeError, AssertionError) as exc:  # a damaged line appended since
-            from castrig.explore.distributed import DamagedJournal, _first_bad_line
-
-            raise DamagedJournal(f"{journal}: damaged study journal ({_first_bad_line(journal)}; Optuna: "
-                                 f"{type(exc).__name__}: {str(exc)[:120]})", file=str(journal)) from None
+        except REPLAY_ERRORS as exc:  # a damaged line appended since
+            raise damaged_journal(journal, exc) from None
 
 
 def _kind(study: _Study) -> str:
