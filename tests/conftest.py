@@ -32,6 +32,9 @@ from hypothesis.configuration import set_hypothesis_home_dir
 # src/castrig/__pycache__ (ignored by git) as any Python would: an environment that sets
 # PYTHONDONTWRITEBYTECODE made each of them compile the package again, 0.1-0.3 s of CPU apiece.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+# One BLAS thread in the test processes too, as the castrig command sets for itself (cli/entry.py):
+# four workers on two cores, each with an OpenBLAS pool per core, only spun against each other.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # Hypothesis keeps its example database out of the work tree (a temporary folder per session).
 _HYPOTHESIS_HOME = tempfile.TemporaryDirectory(prefix="castrig-hypothesis-")
