@@ -319,12 +319,12 @@ def test_a_path_that_is_not_an_image_file_is_named_for_what_it_is(tmp_path, kind
 
 
 # -- what a TIFF's own metadata and page structure may not do (fuzzing the CLI) ---------------------
-@pytest.mark.parametrize("description", [
+@pytest.mark.parametrize("description", [  # CI: one of each field; the other three in the full set (-m slow)
     {"pixel_size_warnings": 5},  # TypeError: 'int' object is not iterable
-    {"pixel_size_warnings": "FAKE WARNING"},  # 12 one-letter warnings
+    pytest.param({"pixel_size_warnings": "FAKE WARNING"}, marks=pytest.mark.slow),  # 12 one-letter warnings
     {"pixel_size_invalid": 5},  # TypeError: not subscriptable
-    {"pixel_size_invalid": {"value_um": "abc"}},  # ValueError
-    {"file_type": 12, "photometric": [1, 2]},  # "read_as": [12, [1, 2]]
+    pytest.param({"pixel_size_invalid": {"value_um": "abc"}}, marks=pytest.mark.slow),  # ValueError
+    pytest.param({"file_type": 12, "photometric": [1, 2]}, marks=pytest.mark.slow),  # "read_as": [12, [1, 2]]
 ])
 def test_a_tiffs_own_json_metadata_cannot_pose_as_castrigs_own_fields(tmp_path, description):
     """An ImageDescription in JSON whose keys are the reader's own (warnings, the pixel size's

@@ -14,15 +14,16 @@ from castrig.sim.targets import render_target
 from castrig.tiffio import write_micrograph
 from conftest import ROOT, castrig
 
+_FULL_SET = pytest.mark.slow  # CI measures three of the eight (each kind, the finest and a tilted pitch); -m slow all
 CASES = [  # kind, pitch_px (magnification), angle_deg, noise
-    ("grid", 6.3, 0.0, 0.02),
+    pytest.param("grid", 6.3, 0.0, 0.02, marks=_FULL_SET),
     ("grid", 17.9, 33.0, 0.3),
-    ("grid", 41.7, 2.7, 0.1),
-    ("grid", 97.0, 89.2, 0.3),
+    pytest.param("grid", 41.7, 2.7, 0.1, marks=_FULL_SET),
+    pytest.param("grid", 97.0, 89.2, 0.3, marks=_FULL_SET),
     ("micrometer", 6.3, 89.2, 0.3),
-    ("micrometer", 17.9, 2.7, 0.1),
+    pytest.param("micrometer", 17.9, 2.7, 0.1, marks=_FULL_SET),
     ("micrometer", 41.7, 33.0, 0.02),
-    ("micrometer", 97.0, 0.0, 0.3),
+    pytest.param("micrometer", 97.0, 0.0, 0.3, marks=_FULL_SET),
 ]
 
 

@@ -272,7 +272,7 @@ def test_ctrl_c_stops_a_map_on_two_workers_within_seconds_and_a_rerun_resumes(tm
     assert len(held) == 6 and set(held.values()) == {1}, held  # every point once: done, or queued again
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("workers", [pytest.param("1", marks=pytest.mark.slow), "2"])  # CI: the workers' path (afd876d)
 def test_a_recipe_found_at_another_flow_says_to_run_it_with_found_profile(tmp_path, workers):
     """A recipe found at a total flow the profile does not have needs found-profile.yaml: run with
     the profile it was searched on, it casts at the other flow. On two workers the search wrote

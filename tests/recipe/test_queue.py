@@ -142,7 +142,7 @@ def test_queue_summary_lists_runs_that_never_ran_and_missed_targets(tmp_path):
     assert "claim1 NOT met" in out and "not run" in out and "b.yaml" in out
 
 
-@pytest.mark.parametrize("leaves", ["empty", "missing"])
+@pytest.mark.parametrize("leaves", ["empty", pytest.param("missing", marks=pytest.mark.slow)])  # CI: one of the two
 def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves):
     """kill -9 just as the queue made its second run folder (run.json there, run.sqlite empty or not
     yet there, no step started): `castrig queue --resume` replaces that folder, which holds nothing,

@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -280,9 +280,21 @@ def write_generated(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
-def measure_cli(argv: list[str]) -> tuple[int, str, float, float]:
+class Measured(NamedTuple):
+    """One ``castrig`` command, measured from outside: ``cpu_s`` is what it cost whatever else the
+    machine was doing (the test's bound, beside a suite on every core); ``seconds`` what its
+    user waited."""
+
+    exit: int
+    text: str  # stderr + stdout
+    seconds: float
+    peak_mb: float
+    cpu_s: float
+
+
+def measure_cli(argv: list[str]) -> Measured:
     """Run the real ``castrig`` command (the script next to this Python, else ``python -m
-    castrig``): (exit code, stderr + stdout, seconds, peak RSS in MB, from ``os.wait4``)."""
+    castrig``): its exit code, output, wall seconds, and peak RSS and CPU from ``os.wait4``."""
     import subprocess
     import sys
 
@@ -297,11 +309,11 @@ def measure_cli(argv: list[str]) -> tuple[int, str, float, float]:
                              cwd=ROOT)
         p.wait()
         seconds = time.perf_counter() - t0
-        usage = json.loads(Path(usage_file.name).read_text() or '{"status": 1, "maxrss_kb": 0}')
+        usage = json.loads(Path(usage_file.name).read_text() or '{"status": 1, "maxrss_kb": 0, "cpu_s": 0}')
         out.seek(0)
         err.seek(0)
         text = err.read().decode("utf-8", "replace") + out.read().decode("utf-8", "replace")
-    return usage["status"], text, seconds, usage["maxrss_kb"] / 1024
+    return Measured(usage["status"], text, seconds, usage["maxrss_kb"] / 1024, usage["cpu_s"])
 
 
 _LAUNCHER = """
@@ -309,7 +321,8 @@ import json, os, subprocess, sys
 p = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(p.pid, 0)
 p.returncode = 0
-open(sys.argv[1], "w").write(json.dumps({"status": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss}))
+open(sys.argv[1], "w").write(json.dumps({"status": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss,
+                                         "cpu_s": usage.ru_utime + usage.ru_stime}))
 """
 
 
@@ -324,7 +337,7 @@ def hostile_report() -> list[dict[str, Any]]:
         for e, folder in entries:
             f = str(folder / e["file"])
             argv = ["analyse", "surface", f, "--json"] if e["as"] == "surface" else ["check", f]
-            code, text, seconds, mb = measure_cli(argv)
+            code, text, seconds, mb, _ = measure_cli(argv)
             rows.append({"file": e["file"], "command": " ".join(argv[:-1] if e["as"] == "surface" else argv[:1]),
                          "exit": code, "seconds": round(seconds, 3), "peak_mb": round(mb, 1), "message_chars": len(text),
                          "traceback": "Traceback" in text})
@@ -398,7 +411,7 @@ def storage_report() -> list[dict[str, Any]]:
 
     def case(name: str, argv: list[str], want_exit: int | tuple[int, ...], words: list[str] = (),  # type: ignore[assignment]
              run_json: Path | None = None) -> None:
-        code, text, seconds, mb = measure_cli(argv)
+        code, text, seconds, mb, _ = measure_cli(argv)
         flat = " ".join(text.split())
         wanted = (want_exit,) if isinstance(want_exit, int) else want_exit
         problems = []
@@ -438,7 +451,7 @@ def storage_report() -> list[dict[str, Any]]:
                 rows[-1]["problems"].append("exit 3 without 'outside the model'")
                 rows[-1]["clean"] = False
         base = tmp_p / "base"
-        code, text, _, _ = measure_cli(["run", str(SHORT_RECIPE), "--data", str(base), "-q"])
+        code, text, *_ = measure_cli(["run", str(SHORT_RECIPE), "--data", str(base), "-q"])
         (good,) = [p for p in base.iterdir() if p.is_dir()]
         spoil = {"truncated run.json": ("run.json", lambda p: p.write_text(p.read_text()[:50])),
                  "run.json not an object": ("run.json", lambda p: p.write_text("[1, 2]")),
