@@ -60,7 +60,7 @@ def _closed_port() -> int:
 @pytest.mark.parametrize("resource, why", [
     (lambda: f"TCPIP::127.0.0.1::{_closed_port()}::SOCKET", "Connection refused"),
     (lambda: "TCPIP::no-such-host.invalid::5025::SOCKET", "could not connect"),
-    (lambda: "TCPIP::127.0.0.1::SOCKET::SOCKET", "could not connect"),
+    pytest.param(lambda: "TCPIP::127.0.0.1::SOCKET::SOCKET", "could not connect", marks=pytest.mark.slow),  # CI: the other two
 ], ids=["nobody listening", "host unknown", "port no number"])
 def test_a_chamber_visa_cannot_reach_is_rig_not_reachable_before_any_run_folder(tmp_path, sim_serve, resource, why):
     res = resource()

@@ -182,7 +182,7 @@ def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves
     assert runs.returncode == 0 and "damaged" not in runs.stdout, runs.stdout
 
 
-@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP", "castrig abort"])
+@pytest.mark.parametrize("stop", ["SIGTERM", pytest.param("SIGHUP", marks=pytest.mark.slow), "castrig abort"])  # SIGHUP: -m slow
 def test_an_abort_on_purpose_stops_the_queue_once_the_rig_is_safe(tmp_path, reap, stop):
     """systemctl stop (SIGTERM), a dropped ssh session (SIGHUP) or `castrig abort` of the queue's
     run: the run aborts to the verified safe state and the queue stops there, exit 3, the recipes
