@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timezone
 
 from castrig.errors import BadInput
+from castrig.utc import parse_utc
 
 #: The outcomes a run can end with (the catalog's), as ``--outcome`` takes them.
 OUTCOMES = ("running", "completed", "aborted", "faulted", "interrupted", "not_resumable", "crashed")
@@ -27,14 +28,6 @@ def parse_since(value: str | None) -> datetime | None:
             when = datetime(d.year, d.month, d.day)
         except ValueError:
             raise BadInput(f"--since {value!r}: expected a date YYYY-MM-DD or an ISO date-time", field="--since") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
-def _started(started_utc: str | None) -> datetime | None:
-    try:
-        when = datetime.fromisoformat((started_utc or "").replace("Z", "+00:00"))
-    except ValueError:
-        return None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
@@ -56,7 +49,7 @@ def run_filter(since: str | datetime | None = None, grade: str | None = None, ou
 
     def keep(started_utc: str | None, met: Sequence[str], ended: str) -> bool:
         if when is not None:
-            started = _started(started_utc)
+            started = parse_utc(started_utc)
             if started is None or started < when:
                 return False
         return (grade is None or grade in met) and (outcome is None or ended == outcome)

@@ -20,7 +20,6 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from castrig.store.export import flatten, format_bound, grade_passes, grade_stat
 from castrig.store.lock import CRASHED_REASON, live_outcome
 from castrig.store.recipe_text import recipe_file_text
 from castrig.store.sqlite_store import SqliteRunStore
+from castrig.utc import parse_utc
 
 
 
@@ -496,10 +496,8 @@ def _gaps(data: RunData) -> list[dict[str, Any]]:
 def _wall_clock(info: RunInfo) -> str:
     """Wall-clock span of the whole run (every part)."""
     parts = list(info.parts or [])
-    try:
-        t0 = datetime.fromisoformat(info.started_utc.replace("Z", "+00:00"))
-        t1 = datetime.fromisoformat(info.ended_utc.replace("Z", "+00:00")) if info.ended_utc else None
-    except ValueError:
+    t0, t1 = parse_utc(info.started_utc), parse_utc(info.ended_utc)
+    if t0 is None:
         return ""
     out = f"wall clock {info.started_utc} → {info.ended_utc or 'not ended'}"
     if t1 is not None:

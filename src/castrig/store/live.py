@@ -122,10 +122,10 @@ def _age_s(utc: Any) -> float | None:
     """Seconds since an ISO UTC time the runner wrote (None if there is none to read)."""
     from datetime import datetime, timezone
 
-    try:
-        return max(0.0, (datetime.now(timezone.utc) - datetime.fromisoformat(str(utc).replace("Z", "+00:00"))).total_seconds())
-    except ValueError:
-        return None
+    from castrig.utc import parse_utc
+
+    when = parse_utc(utc)
+    return None if when is None else max(0.0, (datetime.now(timezone.utc) - when).total_seconds())
 
 
 def shown_status(run_dir: Path, outcome: str) -> str:
@@ -154,7 +154,10 @@ def summary(run_dir: Path) -> dict[str, Any]:
         step = _step_from_journal(db, info.get("recipe") or {})
     live = read_status(run_dir) if status == "running" else None
     if live:
-        step.update({k: live.get(k) for k in ("step_index", "step_type", "step_label", "n_steps")})
+        # what the runner says of its step, where it says it (a status.json from another version or
+        # tool may lack a key: the journal's step stands for it, not None)
+        step.update({k: live[k] for k in ("step_index", "step_type", "step_label", "n_steps")
+                     if isinstance(live.get(k), int if k in ("step_index", "n_steps") else str)})
         if live.get("state") in _SHOWN_STATES:
             status = str(live["state"])
     grades = sorted({g for mb in mbs for g in mb["grades_met"]})
