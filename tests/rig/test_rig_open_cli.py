@@ -6,6 +6,8 @@ started and the first step's setpoint met the silence, a device_comms abort late
 
 from __future__ import annotations
 
+import socket
+
 import yaml
 
 from conftest import ROOT, castrig, profile_with_addresses
@@ -28,4 +30,25 @@ def test_an_mfc_with_another_unit_id_is_rig_not_reachable_before_any_run_folder(
     assert got.returncode == 5, got.stdout + got.stderr
     assert "cannot open the rig" in said and "device wet_mfc" in said and "'Z'" in said, said
     assert served_as != "Z" and "Traceback" not in said
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/run.json"))
+
+
+def test_a_camera_address_where_nothing_answers_is_rig_not_reachable_before_any_run_folder(tmp_path, sim_serve):
+    """The camera's address reaching a port that takes the connection and says nothing (another
+    program's, or a port typed from the wrong row): the camera was opened without a word, the run
+    conditioned, cast and evaporated, and met the silence at its first capture -- a membrane made
+    and never imaged. Now its *IDN? is asked before the rig opens."""
+    with sim_serve("--tcp", "0") as served, socket.create_server(("127.0.0.1", 0)) as silent:
+        addresses = dict(served.addresses, camera=f"socket://127.0.0.1:{silent.getsockname()[1]}")
+        profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", addresses, tmp_path / "rig.yaml")
+        data = yaml.safe_load(profile.read_text())
+        data["devices"]["camera"]["link"]["timeout_s"] = 1.0
+        profile.write_text(yaml.safe_dump(data))
+        recipe = tmp_path / "quick.yaml"
+        recipe.write_text(yaml.safe_dump(QUICK))
+
+        got = castrig("run", str(recipe), "--profile", str(profile), "--data", str(tmp_path / "runs"), timeout_s=60)
+    said = " ".join(got.stderr.split())
+    assert got.returncode == 5, got.stdout + got.stderr
+    assert "cannot open the rig" in said and "camera" in said and "*IDN?" in said and "Traceback" not in said, said
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/run.json"))

@@ -18,12 +18,16 @@ class NetCamera(Camera):
         self.link = link
         self.timeout_s = timeout_s
 
-    def identify(self) -> str:
-        return self._line("*IDN?")
+    def identify(self, *, timeout_s: float | None = None) -> str:
+        """``*IDN?``: the camera's ``vendor,model,serial,version`` (CameraReadError if nothing answers)."""
+        reply = self._line("*IDN?", timeout_s=timeout_s)
+        if not reply:
+            raise CameraReadError(self.name, "*IDN?", "empty reply")
+        return reply
 
-    def _line(self, command: str) -> str:
+    def _line(self, command: str, *, timeout_s: float | None = None) -> str:
         try:
-            return self.link.query(command.encode() + b"\n", b"\n", timeout_s=self.timeout_s).decode("ascii", "replace").strip()
+            return self.link.query(command.encode() + b"\n", b"\n", timeout_s=timeout_s or self.timeout_s).decode("ascii", "replace").strip()
         except LinkError as exc:
             raise CameraReadError(self.name, command, str(exc)) from exc
 

@@ -239,7 +239,11 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Device:
     if isinstance(cfg, SimCameraConfig):
         from castrig.devices.netcam import NetCamera
 
-        return NetCamera(_link(role, cfg, rig, shared), name=role)
+        camera = NetCamera(_link(role, cfg, rig, shared), name=role)
+        # *IDN? before the rig is called open (see the MFCs above): a camera address that reaches
+        # another device, or nothing that answers, was met at the first capture, hours into a night
+        camera.identify(timeout_s=cfg.link.timeout_s)
+        return camera
     if isinstance(cfg, FolderCameraConfig):
         from castrig.devices.camera import FolderCamera
 
