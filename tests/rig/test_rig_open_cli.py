@@ -7,6 +7,8 @@ started and the first step's setpoint met the silence, a device_comms abort late
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
+from pathlib import Path
 
 import yaml
 
@@ -15,22 +17,32 @@ from conftest import ROOT, castrig, profile_with_addresses
 QUICK = {"name": "quick", "steps": [{"type": "purge", "duration_s": 2}]}
 
 
-def test_an_mfc_with_another_unit_id_is_rig_not_reachable_before_any_run_folder(tmp_path, sim_serve):
-    with sim_serve("--tcp", "0") as served:
-        profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", served.addresses, tmp_path / "rig.yaml")
-        data = yaml.safe_load(profile.read_text())
-        served_as = data["devices"]["wet_mfc"]["unit_id"]
-        data["devices"]["wet_mfc"]["unit_id"] = "Z"  # the unit answers to its own letter only
-        profile.write_text(yaml.safe_dump(data))
-        recipe = tmp_path / "quick.yaml"
-        recipe.write_text(yaml.safe_dump(QUICK))
-
-        got = castrig("run", str(recipe), "--profile", str(profile), "--data", str(tmp_path / "runs"), timeout_s=60)
-    said = " ".join(got.stderr.split())
-    assert got.returncode == 5, got.stdout + got.stderr
-    assert "cannot open the rig" in said and "device wet_mfc" in said and "'Z'" in said, said
-    assert served_as != "Z" and "Traceback" not in said
+def _run_on(tmp_path: Path, addresses: dict[str, str], change: Callable[[dict], None]) -> tuple[int, str]:
+    """``castrig run`` of a two-second purge on sim-serial.yaml at ``addresses``, the profile first
+    changed by ``change(data)``: (exit code, stderr on one line); no run folder may be left."""
+    profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", addresses, tmp_path / "rig.yaml")
+    data = yaml.safe_load(profile.read_text())
+    change(data)
+    profile.write_text(yaml.safe_dump(data))
+    recipe = tmp_path / "quick.yaml"
+    recipe.write_text(yaml.safe_dump(QUICK))
+    got = castrig("run", str(recipe), "--profile", str(profile), "--data", str(tmp_path / "runs"), timeout_s=60)
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/run.json"))
+    return got.returncode, " ".join((got.stdout + got.stderr).split())
+
+
+def test_an_mfc_with_another_unit_id_is_rig_not_reachable_before_any_run_folder(tmp_path, sim_serve):
+    served_as = []
+
+    def unit_z(data: dict) -> None:
+        served_as.append(data["devices"]["wet_mfc"]["unit_id"])
+        data["devices"]["wet_mfc"]["unit_id"] = "Z"  # the unit answers to its own letter only
+
+    with sim_serve("--tcp", "0") as served:
+        code, said = _run_on(tmp_path, served.addresses, unit_z)
+    assert code == 5, said
+    assert "cannot open the rig" in said and "device wet_mfc" in said and "'Z'" in said, said
+    assert served_as != ["Z"] and "Traceback" not in said
 
 
 def test_a_camera_address_where_nothing_answers_is_rig_not_reachable_before_any_run_folder(tmp_path, sim_serve):
@@ -38,17 +50,11 @@ def test_a_camera_address_where_nothing_answers_is_rig_not_reachable_before_any_
     program's, or a port typed from the wrong row): the camera was opened without a word, the run
     conditioned, cast and evaporated, and met the silence at its first capture -- a membrane made
     and never imaged. Now its *IDN? is asked before the rig opens."""
-    with sim_serve("--tcp", "0") as served, socket.create_server(("127.0.0.1", 0)) as silent:
-        addresses = dict(served.addresses, camera=f"socket://127.0.0.1:{silent.getsockname()[1]}")
-        profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", addresses, tmp_path / "rig.yaml")
-        data = yaml.safe_load(profile.read_text())
+    def one_second(data: dict) -> None:
         data["devices"]["camera"]["link"]["timeout_s"] = 1.0
-        profile.write_text(yaml.safe_dump(data))
-        recipe = tmp_path / "quick.yaml"
-        recipe.write_text(yaml.safe_dump(QUICK))
 
-        got = castrig("run", str(recipe), "--profile", str(profile), "--data", str(tmp_path / "runs"), timeout_s=60)
-    said = " ".join(got.stderr.split())
-    assert got.returncode == 5, got.stdout + got.stderr
+    with sim_serve("--tcp", "0") as served, socket.create_server(("127.0.0.1", 0)) as silent:
+        code, said = _run_on(tmp_path, dict(served.addresses, camera=f"socket://127.0.0.1:{silent.getsockname()[1]}"),
+                             one_second)
+    assert code == 5, said
     assert "cannot open the rig" in said and "camera" in said and "*IDN?" in said and "Traceback" not in said, said
-    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/run.json"))
