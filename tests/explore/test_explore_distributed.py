@@ -76,7 +76,6 @@ def test_two_workers_share_a_journal_file_study(tmp_path, reap):
     _share_a_study(storage_url(None, tmp_path), tmp_path, "shared", reap)
 
 
-@pytest.mark.slow  # ~9 s of CPU; CI shares a journal-file study, and kills and stops PostgreSQL workers below
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)
 def test_two_workers_share_a_postgresql_study(tmp_path, reap):
     _share_a_study(PG_URL, tmp_path, f"test-{uuid.uuid4().hex[:8]}", reap)
