@@ -30,7 +30,7 @@ def _open_rig(profile_path: Path, seed: Optional[int], purpose: str):  # type: i
     return open_owned_rig(load_profile(profile_path), seed=seed, purpose=purpose)
 
 
-def _writable(path: Path, option: str) -> None:
+def writable_file(path: Path, option: str) -> None:
     """Exit 2 naming ``option`` unless ``path`` can be written (its folder exists and is writable)."""
     import os
 
@@ -71,9 +71,9 @@ def tune_rh(
     # a dry run leaves the profile's folder alone (it may be the installation's, or read-only);
     # where anything will be written is checked before the rig is touched, not after the test
     plot_path = plot or (path.with_name(f"{path.stem}-tune-rh.svg") if write else Path.cwd() / f"{path.stem}-tune-rh.svg")
-    _writable(plot_path, "--plot")
+    writable_file(plot_path, "--plot")
     if write:
-        _writable(path, "--profile (with --write)")
+        writable_file(path, "--profile (with --write)")
     rig = _open_rig(path, seed, "castrig tune rh")
     try:
         try:

@@ -60,6 +60,12 @@ def export(
     from castrig.lots.registry import intended_uses
     from castrig.store.export import export_run
 
+    if str(to) in ("", "."):  # typer makes "" the current folder: a script's empty variable, not a choice
+        raise BadInput(f"--to {str(to)!r}: give the folder for the tables (allowed: a folder outside the run folder)", field="--to")
+    run, out = Path(run_dir).resolve(), Path(to).resolve()
+    if out == run or run in out.parents:  # the run folder is the run's record, written by its runner alone
+        raise BadInput(f"--to {to}: inside the run folder {run_dir} (allowed: a folder outside it)", file=str(to), field="--to")
+
     try:  # the lots' intended uses in the data root the run folder is in (a copy elsewhere: none)
         uses = intended_uses(Path(run_dir).parent)
     except BadInput as exc:  # a damaged lots.json beside the run: export the run, say why the column is empty

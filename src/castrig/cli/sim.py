@@ -134,7 +134,11 @@ def fit(
     from castrig.sim.fit import fit as fit_runs
     from castrig.sim.fit import load_run, write_profile
 
+    from castrig.cli.commission import writable_file
+
     start_path = Path(profile or default_profile())
+    if out is not None:  # said before the fit's minutes, not as a traceback after them
+        writable_file(out, "--out")
     start = load_profile(start_path)
     runs = [load_run(d) for d in run_dirs]
     result = fit_runs(runs, start)

@@ -304,8 +304,18 @@ def tune(rig: Any, *, rh_lo: float = 40.0, rh_hi: float = 60.0, predict_from: fl
     test = step_test(rig, rh_lo=rh_lo, rh_hi=rh_hi, max_phase_s=max_phase_s)
     if test.aborted and len(set(test.u)) < 2:
         raise BadInput(f"step test stopped before the step: {test.aborted}")
-    model = identify_fopdt(test.t_s, test.u, test.rh_pct)
     c = rig.profile.control
+    what = (f"step test {rh_lo:g} -> {rh_hi:g} %RH on {test.u_label}" if test.kind == MFC
+            else f"step test {rh_lo:g} -> {rh_hi:g} %RH on the chamber's set point")
+    try:
+        model = identify_fopdt(test.t_s, test.u, test.rh_pct)
+    except ValueError as exc:  # nothing moved: the limits or levels leave the loop nothing to do
+        limits = (f"control.wet_fraction_min/max = {c.wet_fraction_min:g}/{c.wet_fraction_max:g}, " if test.kind == MFC else "")
+        raise BadInput(f"{what}: {exc} (check {limits}--from/--to: levels the rig reaches; nothing written)",
+                       field="--from") from None
+    if not model.gain > 0:  # more wet gas (or a higher set point) must raise the RH: any other model is not this rig's
+        raise BadInput(f"{what}: the RH did not rise with the step (gain K = {model.gain:.4g}): no gains to propose from it "
+                       "(check the wet line, control.total_flow_slpm and --from/--to; nothing written)", field="--to")
     gains = simc_pi(model, c.control_period_s, tau_c_s)
     if test.kind == MFC:
         sim = rig.profile.sim

@@ -66,6 +66,10 @@ class FitResult:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+#: The longest run the fit replays (7 days of run clock): the replay's cost grows with the span.
+MAX_RUN_S = 7 * 24 * 3600.0
+
+
 def load_run(run_dir: str | Path) -> RecordedRun:
     """The replay channels of a run folder (read-only; BadInput naming what is missing)."""
     run_dir = Path(run_dir)
@@ -82,6 +86,11 @@ def load_run(run_dir: str | Path) -> RecordedRun:
     series: dict[str, list[tuple[float, float]]] = {}
     for channel, t, v in rows:
         if v is not None and math.isfinite(v):
+            # the replay steps through every second of the span: one time far off (another tool's
+            # write, a damaged row) made the fit run without end
+            if not (isinstance(t, (int, float)) and 0 <= t <= MAX_RUN_S):
+                raise BadInput(f"{db_path}: samples.t_s = {t!r} ({channel}): out of range (allowed: 0 to {MAX_RUN_S:g} s "
+                               "from the run's start)", file=str(db_path), field="samples.t_s")
             series.setdefault(channel, []).append((float(t), float(v)))
 
     def arr(name: str) -> tuple[np.ndarray, np.ndarray]:
