@@ -5,6 +5,7 @@ uncertainty it states covers the error; `--write` changes only that value in the
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -90,3 +91,35 @@ def test_a_comb_of_one_pixel_lines_is_measured_at_its_pitch_not_a_harmonic(tmp_p
     done = castrig_main(capsys, "calibrate", "camera", str(path), "--pitch-um", "10", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["pixel_size_um"] == pytest.approx(10 / pitch_px, rel=0.001)
+
+
+def test_lines_wider_apart_than_a_quarter_of_the_image_are_refused_not_halved(tmp_path):
+    """Lines 300 px apart in a 1024 x 768 image: their second harmonic (150 px) was taken for the
+    lines, `calibrate camera` said 0.06664 µm (the truth 0.0333) and --write would have stored it."""
+    path = tmp_path / "coarse.tif"
+    write_micrograph(path, (render_target(pitch_px=300.0) * 255).astype(np.uint8), 1.0)
+    profile = tmp_path / "rig.yaml"
+    shutil.copy(ROOT / "hw_profiles" / "sim.yaml", profile)
+    before = profile.read_text()
+    done = castrig("calibrate", "camera", str(path), "--pitch-um", "10", "--profile", str(profile), "--write")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in said, done.stdout + said
+    assert "coarse.tif: lines about 300 px apart (their harmonic at 150 px): more than 192 px" in said, said
+    assert profile.read_text() == before
+
+
+def test_a_micrograph_with_no_target_in_it_is_refused(tmp_path):
+    """A twin's section micrograph given by mistake: `calibrate camera` said 0.0868 ± 0.077 µm
+    (89 %), exit 0, and --write would have stored it."""
+    assert castrig("sim", "render", "--out", str(tmp_path), "--n", "1", "--seed", "1").returncode == 0
+    done = castrig("calibrate", "camera", str(tmp_path / "m000_section.tif"), "--pitch-um", "10")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in said and "m000_section.tif: " in said, done.stdout + said
+
+
+def test_a_target_whose_quarters_disagree_is_refused_not_given_a_wide_uncertainty():
+    """Two pitches in one image (20 px left, 24 px right: a stitched or distorted picture): a
+    calibration within ±5.8 % is none to write into a profile."""
+    left, right = render_target(pitch_px=20.0, kind="micrometer", seed=1), render_target(pitch_px=24.0, kind="micrometer", seed=2)
+    with pytest.raises(ValueError, match=r"within ±5\.\d% \(their quarters disagree\): not a regular target \(allowed: within ±2%\)"):
+        pixel_size(np.concatenate([left[:, :512], right[:, 512:]], axis=1), 10.0)

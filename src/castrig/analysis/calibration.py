@@ -54,6 +54,10 @@ class CameraCalibration:
         return {**asdict(self), "relative_uncertainty": self.relative_uncertainty}
 
 
+#: The largest relative uncertainty a calibration is given with (the twin's targets: below 0.1 %).
+MAX_RELATIVE_UNCERTAINTY = 0.02
+
+
 def _prepare(image: np.ndarray) -> np.ndarray:
     a = np.asarray(image, dtype=float)
     if a.ndim == 3:
@@ -142,14 +146,34 @@ def _families(w: np.ndarray, min_period_px: float, max_period_px: float) -> list
 
 
 def _measure(image: np.ndarray, min_period_px: float, max_period_px: float) -> tuple[list[float], float]:
-    w = _prepare(image)
-    periods, angle = [], 0.0
+    periods, angle, _, _ = _measure_prepared(_prepare(image), min_period_px, max_period_px)
+    return periods, angle
+
+
+def _measure_prepared(w: np.ndarray, min_period_px: float,
+                      max_period_px: float) -> tuple[list[float], float, tuple[float, float], float]:
+    """Periods (px) of each family, the first one's angle (deg), frequency vector and DTFT power."""
+    periods, angle, first, power = [], 0.0, (0.0, 0.0), 0.0
     for i, (fx, fy) in enumerate(_families(w, min_period_px, max_period_px)):
         rfx, rfy = _refine(w, fx, fy)
         periods.append(1.0 / math.hypot(rfx, rfy))
         if i == 0:
             angle = math.degrees(math.atan2(rfy, rfx)) % 180.0
-    return periods, angle
+            first, power = (rfx, rfy), _dtft_power(w, rfx, rfy)
+    return periods, angle, first, power
+
+
+def _beyond_the_band(w: np.ndarray, first: tuple[float, float], power: float, period_px: float,
+                     max_period_px: float) -> float | None:
+    """The period (px) of lines wider apart than ``max_period_px`` whose harmonic was measured, or
+    None. The search sees periods up to ``max_period_px`` only: lines 300 px apart in a 1024 px
+    image were measured at their second harmonic, 150 px, and the pixel size came out twice too
+    large. A true grid has (almost) no power at half or a third of its frequency."""
+    fx, fy = first
+    for n in (2, 3):
+        if period_px * n > max_period_px and _dtft_power(w, fx / n, fy / n) >= 0.1 * power:
+            return period_px * n
+    return None
 
 
 def pixel_size(image: np.ndarray, pitch_um: float, *, min_period_px: float = 3.0,
@@ -165,7 +189,12 @@ def pixel_size(image: np.ndarray, pitch_um: float, *, min_period_px: float = 3.0
         raise ValueError(f"pitch_um = {pitch_um}: must be a positive number")
     a = np.asarray(image, dtype=float)
     max_period = max_period_px or min(a.shape[:2]) / 4.0
-    periods, angle = _measure(a, min_period_px, max_period)
+    w = _prepare(a)
+    periods, angle, first, power = _measure_prepared(w, min_period_px, max_period)
+    wide = _beyond_the_band(w, first, power, periods[0], max_period)
+    if wide is not None:
+        raise ValueError(f"lines about {wide:.0f} px apart (their harmonic at {periods[0]:.0f} px): more than "
+                         f"{max_period:.0f} px, a quarter of the image")
     pitch_px = float(np.mean(periods))
     # The four quadrants, each measured alone: how much noise and local distortion move it.
     h, w = a.shape[:2]
@@ -180,6 +209,9 @@ def pixel_size(image: np.ndarray, pitch_um: float, *, min_period_px: float = 3.0
     rel_stat = float(np.std(quads, ddof=1) / math.sqrt(len(quads)) / pitch_px) if len(quads) >= 2 else 0.01
     rel_fam = abs(periods[0] - periods[1]) / 2 / pitch_px if len(periods) == 2 else 0.0
     rel = math.hypot(rel_stat, rel_fam)
+    if rel > MAX_RELATIVE_UNCERTAINTY:  # e.g. a micrograph with no target in it: 89 % between its quarters
+        raise ValueError(f"the lines measure {pitch_px:.1f} px apart within ±{rel:.1%} (their quarters disagree): not a "
+                         f"regular target (allowed: within ±{MAX_RELATIVE_UNCERTAINTY:.0%})")
     px = pitch_um / pitch_px
     return CameraCalibration(pixel_size_um=px, uncertainty_um=px * rel, pitch_px=pitch_px, angle_deg=angle,
                              families=len(periods))
