@@ -10,7 +10,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from conftest import ROOT, castrig
+from conftest import ROOT, castrig, crashed_membrane_run
 
 
 def _copy(finished_demo_run, tmp_path: Path) -> Path:
@@ -72,3 +72,16 @@ def test_tune_of_a_chamber_that_does_not_rise_writes_no_gains(tmp_path):
     assert done.returncode == 2 and "Traceback" not in said and "gains written" not in done.stdout, done.stdout + said
     assert re.search(r"the RH did not rise with the step \(gain K = [^)]*\)", said) and "nothing written" in said, said
     assert profile.read_text() == text
+
+
+def test_sim_fit_of_one_run_given_twice_is_refused(finished_demo_run, tmp_path):
+    run_dir = _copy(finished_demo_run, tmp_path)
+    done = castrig("sim", "fit", str(run_dir), str(run_dir / ".." / run_dir.name))  # was: "2 run(s)", one listed
+    assert done.returncode == 2 and "given twice" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_export_of_a_crashed_run_says_its_tables_end_at_the_crash(tmp_path):
+    run_dir = crashed_membrane_run(tmp_path / "runs", "20260101-000001-night")
+    done = castrig("export", str(run_dir), "--to", str(tmp_path / "tables"))
+    assert done.returncode == 0, done.stderr
+    assert f"warning: {run_dir.name} crashed: the tables hold what it recorded until then" in done.stderr, done.stderr

@@ -73,6 +73,23 @@ def export(
         uses = {}
     for path in export_run(run_dir, to, fmt, intended_uses=uses):
         typer.echo(str(path))
+    _say_unfinished(Path(run_dir))
+
+
+def _say_unfinished(run_dir: Path) -> None:
+    """A run that has not ended exports what it recorded so far: said, so the tables are not taken
+    for a whole run (a crashed night's stopped at the crash, without a word)."""
+    from castrig.store.live import read_info
+    from castrig.store.lock import CRASHED_REASON, live_outcome
+
+    try:
+        outcome = live_outcome(run_dir, str(read_info(run_dir).get("outcome", "running")))
+    except (OSError, ValueError):
+        return
+    if outcome == "crashed":
+        typer.echo(f"warning: {run_dir.name} crashed: the tables hold what it recorded until then ({CRASHED_REASON})", err=True)
+    elif outcome == "running":
+        typer.echo(f"warning: {run_dir.name} is still running: the tables hold what it recorded so far", err=True)
 
 
 store_app = typer.Typer(help="The fleet store (PostgreSQL): sync run folders into it.", no_args_is_help=True)

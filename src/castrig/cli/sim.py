@@ -135,10 +135,16 @@ def fit(
     from castrig.sim.fit import load_run, write_profile
 
     from castrig.cli.commission import writable_file
+    from castrig.errors import BadInput
 
     start_path = Path(profile or default_profile())
     if out is not None:  # said before the fit's minutes, not as a traceback after them
         writable_file(out, "--out")
+    seen: dict[Path, Path] = {}
+    for d in run_dirs:  # one run twice counted its samples twice ("2 run(s)", one listed)
+        if d.resolve() in seen:
+            raise BadInput(f"{d}: given twice (as {seen[d.resolve()]}) (allowed: each run folder once)", file=str(d))
+        seen[d.resolve()] = d
     start = load_profile(start_path)
     runs = [load_run(d) for d in run_dirs]
     result = fit_runs(runs, start)
