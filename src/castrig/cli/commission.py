@@ -30,19 +30,6 @@ def _open_rig(profile_path: Path, seed: Optional[int], purpose: str):  # type: i
     return open_owned_rig(load_profile(profile_path), seed=seed, purpose=purpose)
 
 
-def writable_file(path: Path, option: str) -> None:
-    """Exit 2 naming ``option`` unless ``path`` can be written (its folder exists and is writable)."""
-    import os
-
-    from castrig.errors import BadInput
-
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        why = "is a folder" if path.is_dir() else "its folder does not exist" if not folder.is_dir() else "cannot be written here"
-        raise BadInput(f"{option} {path}: {why} (give a writable path with --plot FILE)" if option == "--plot"
-                       else f"{option} {path}: {why}", file=str(path), field=option.split()[0])
-
-
 @tune_app.command("rh")
 def tune_rh(
     profile: Optional[Path] = typer.Option(None, "--profile", help="The rig (or twin) to tune (default hw_profiles/sim.yaml)."),
@@ -58,7 +45,7 @@ def tune_rh(
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ) -> None:
     """Bounded step test of the RH loop, FOPDT identification, SIMC PI gains, predicted step."""
-    from castrig.cli.main import default_profile
+    from castrig.cli.main import default_profile, writable_file
     from castrig.control.safety import make_safe
     from castrig.control.tune import MFC, gains_updates, plot_svg, tune
     from castrig.errors import BadInput

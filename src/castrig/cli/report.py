@@ -79,12 +79,12 @@ def export(
 def _say_unfinished(run_dir: Path) -> None:
     """A run that has not ended exports what it recorded so far: said, so the tables are not taken
     for a whole run (a crashed night's stopped at the crash, without a word)."""
-    from castrig.store.live import read_info
-    from castrig.store.lock import CRASHED_REASON, live_outcome
+    from castrig.store.live import run_outcome
+    from castrig.store.lock import CRASHED_REASON
 
     try:
-        outcome = live_outcome(run_dir, str(read_info(run_dir).get("outcome", "running")))
-    except (OSError, ValueError):
+        outcome = run_outcome(run_dir)
+    except OSError:
         return
     if outcome == "crashed":
         typer.echo(f"warning: {run_dir.name} crashed: the tables hold what it recorded until then ({CRASHED_REASON})", err=True)

@@ -129,12 +129,11 @@ def fit(
 ) -> None:
     """Fit the twin's chamber (volume, leak, sensor lag, wet-line RH) to recorded runs; print
     the replay RMS of the near-membrane RH per run."""
-    from castrig.cli.main import default_profile
+    from castrig.cli.main import default_profile, writable_file
     from castrig.rig.profile import load_profile
     from castrig.sim.fit import fit as fit_runs
     from castrig.sim.fit import load_run, write_profile
 
-    from castrig.cli.commission import writable_file
     from castrig.errors import BadInput
 
     start_path = Path(profile or default_profile())

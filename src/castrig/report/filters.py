@@ -20,15 +20,14 @@ def parse_since(value: str | None) -> datetime | None:
     """``2026-01-31`` or an ISO date-time (UTC if no zone) → an aware datetime; BadInput otherwise."""
     if value is None or value == "":
         return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    when = parse_utc(value)
+    if when is None:
         try:
             d = date.fromisoformat(value)
-            when = datetime(d.year, d.month, d.day)
         except ValueError:
             raise BadInput(f"--since {value!r}: expected a date YYYY-MM-DD or an ISO date-time", field="--since") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        when = datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+    return when
 
 
 def run_filter(since: str | datetime | None = None, grade: str | None = None, outcome: str | None = None, *,

@@ -56,6 +56,12 @@ def find_run(root: Path, uid: str) -> Path | None:
         return None
 
 
+def run_outcome(run_dir: Path) -> str:
+    """The outcome a reader shows for a run folder: run.json's, ``crashed`` where it says running
+    and no process owns the folder (``store.lock.live_outcome``)."""
+    return live_outcome(run_dir, str(read_info(run_dir).get("outcome", "running")))
+
+
 def read_info(run_dir: Path) -> dict[str, Any]:
     try:
         data = json.loads((Path(run_dir) / "run.json").read_text())
@@ -148,7 +154,7 @@ def summary(run_dir: Path) -> dict[str, Any]:
                 "ended_utc": None, "outcome_reason": damage, "step": {}, "membranes": 0, "grades": [],
                 "virtual_time": False}
     info = read_info(run_dir)
-    status = live_outcome(run_dir, str(info.get("outcome", "running")))
+    status = run_outcome(run_dir)
     with open_ro(run_dir) as db:
         mbs = membranes(db)
         step = _step_from_journal(db, info.get("recipe") or {})
