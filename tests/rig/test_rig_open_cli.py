@@ -17,18 +17,22 @@ from conftest import ROOT, castrig, profile_with_addresses
 QUICK = {"name": "quick", "steps": [{"type": "purge", "duration_s": 2}]}
 
 
-def _run_on(tmp_path: Path, addresses: dict[str, str], change: Callable[[dict], None]) -> tuple[int, str]:
-    """``castrig run`` of a two-second purge on sim-serial.yaml at ``addresses``, the profile first
-    changed by ``change(data)``: (exit code, stderr on one line); no run folder may be left."""
+def _run_on(tmp_path: Path, addresses: dict[str, str], change: Callable[[dict], None],
+            recipe: dict = QUICK) -> tuple[int, str]:
+    """``castrig run recipe`` (a two-second purge) on sim-serial.yaml at ``addresses``, the profile
+    first changed by ``change(data)``: (exit code, stdout and stderr on one line)."""
     profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", addresses, tmp_path / "rig.yaml")
     data = yaml.safe_load(profile.read_text())
     change(data)
     profile.write_text(yaml.safe_dump(data))
-    recipe = tmp_path / "quick.yaml"
-    recipe.write_text(yaml.safe_dump(QUICK))
-    got = castrig("run", str(recipe), "--profile", str(profile), "--data", str(tmp_path / "runs"), timeout_s=60)
-    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/run.json"))
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    got = castrig("run", str(path), "--profile", str(profile), "--data", str(tmp_path / "runs"), timeout_s=60)
     return got.returncode, " ".join((got.stdout + got.stderr).split())
+
+
+def _no_run_folder(tmp_path: Path) -> bool:
+    return not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/run.json"))
 
 
 def test_an_mfc_with_another_unit_id_is_rig_not_reachable_before_any_run_folder(tmp_path, sim_serve):
@@ -42,19 +46,34 @@ def test_an_mfc_with_another_unit_id_is_rig_not_reachable_before_any_run_folder(
         code, said = _run_on(tmp_path, served.addresses, unit_z)
     assert code == 5, said
     assert "cannot open the rig" in said and "device wet_mfc" in said and "'Z'" in said, said
-    assert served_as != ["Z"] and "Traceback" not in said
+    assert served_as != ["Z"] and "Traceback" not in said and _no_run_folder(tmp_path)
 
 
-def test_a_camera_address_where_nothing_answers_is_rig_not_reachable_before_any_run_folder(tmp_path, sim_serve):
+CAPTURES = {"name": "captures", "steps": [{"type": "purge", "duration_s": 2},
+                                          {"type": "capture", "views": ["reflected"], "fields": 1}]}
+
+
+def _one_second(data: dict) -> None:
+    data["devices"]["camera"]["link"]["timeout_s"] = 1.0
+
+
+def test_a_camera_address_where_nothing_answers_is_rig_not_reachable_for_a_recipe_that_captures(tmp_path, sim_serve):
     """The camera's address reaching a port that takes the connection and says nothing (another
     program's, or a port typed from the wrong row): the camera was opened without a word, the run
     conditioned, cast and evaporated, and met the silence at its first capture -- a membrane made
-    and never imaged. Now its *IDN? is asked before the rig opens."""
-    def one_second(data: dict) -> None:
-        data["devices"]["camera"]["link"]["timeout_s"] = 1.0
-
+    and never imaged. Now a recipe that captures asks its *IDN? before the rig opens."""
     with sim_serve("--tcp", "0") as served, socket.create_server(("127.0.0.1", 0)) as silent:
         code, said = _run_on(tmp_path, dict(served.addresses, camera=f"socket://127.0.0.1:{silent.getsockname()[1]}"),
-                             one_second)
+                             _one_second, CAPTURES)
     assert code == 5, said
     assert "cannot open the rig" in said and "camera" in said and "*IDN?" in said and "Traceback" not in said, said
+    assert _no_run_folder(tmp_path)
+
+
+def test_a_recipe_without_a_capture_runs_with_the_camera_silent(tmp_path, sim_serve):
+    """The camera switched off for a purge, a conditioning or a night of casts imaged later: the
+    rig opens without it (only a recipe that captures needs it to answer)."""
+    with sim_serve("--tcp", "0") as served, socket.create_server(("127.0.0.1", 0)) as silent:
+        code, said = _run_on(tmp_path, dict(served.addresses, camera=f"socket://127.0.0.1:{silent.getsockname()[1]}"),
+                             _one_second)
+    assert code == 0 and "completed" in said and "safe state verified" in said, said

@@ -232,10 +232,12 @@ def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
         signal.signal(signal.SIGHUP, old_hup)
 
 
-def _open_rig(profile: Profile, seed: int | None, *, purpose: str) -> Rig:
+def _open_rig(profile: Profile, seed: int | None, recipe: Recipe, *, purpose: str) -> Rig:
     """Own every device of ``profile`` (else :class:`Busy`, before a byte is sent), then open them
-    (else :class:`RigUnreachable`, with nothing recorded). The rig holds its claim until closed."""
-    return open_owned_rig(profile, seed=seed, purpose=purpose)
+    (else :class:`RigUnreachable`, with nothing recorded); the camera must answer where ``recipe``
+    captures. The rig holds its claim until closed."""
+    captures = any(step.type == "capture" for step in recipe.steps)
+    return open_owned_rig(profile, seed=seed, purpose=purpose, camera_answers=captures)
 
 
 def _configure_twin(rig: Rig, recipe: Recipe) -> None:
@@ -263,7 +265,7 @@ def run_recipe(
     seed = profile.sim.seed if seed is None else seed
     if seed < 0:
         raise BadInput(f"--seed = {seed}: must be >= 0", field="--seed")
-    rig = _open_rig(profile, seed, purpose=f"castrig run {recipe_path}")
+    rig = _open_rig(profile, seed, recipe, purpose=f"castrig run {recipe_path}")
     try:
         _configure_twin(rig, recipe)
         started = datetime.now(timezone.utc)  # the wall clock names the folder, also on the twin
@@ -577,7 +579,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     # left 0:20:00' while opening the rig to resume step 6; without it readers take the journal's
     (control_dir(run_dir) / STATUS_NAME).unlink(missing_ok=True)
     try:
-        rig = _open_rig(profile, info.seed, purpose=f"castrig resume {run_dir}")
+        rig = _open_rig(profile, info.seed, recipe, purpose=f"castrig resume {run_dir}")
     except BaseException:
         recorder.close()
         raise

@@ -125,8 +125,10 @@ def make_clock(profile: Profile) -> Clock:
     return VirtualClock() if profile.clock == "virtual" else WallClock()
 
 
-def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None = None) -> Rig:
-    """Open every link and driver of ``profile``; on failure, close what was opened."""
+def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None = None, camera_answers: bool = False) -> Rig:
+    """Open every link and driver of ``profile``; on failure, close what was opened.
+    ``camera_answers``: the camera must answer too (a recipe that captures); a recipe without a
+    capture, or ``tune rh``, runs with the camera switched off."""
     clock = clock or make_clock(profile)
     twin = None
     if any(getattr(c, "link", None) is not None and c.link.kind == "sim" for c in profile.device_configs().values()):
@@ -138,7 +140,7 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
     try:
         for role, cfg in profile.device_configs().items():
             try:
-                rig.devices[role] = _driver(role, cfg, rig, shared)
+                rig.devices[role] = _driver(role, cfg, rig, shared, camera_answers=camera_answers)
             except CastrigError as exc:  # say which device, on which port, in one line
                 raise CastrigError(f"device {role} ({_where(cfg)}): {exc}") from exc
     except BaseException:
@@ -180,7 +182,7 @@ def _link(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Link:
     return link
 
 
-def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Device:
+def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_answers: bool = False) -> Device:
     clock = rig.clock
     if isinstance(cfg, NE1000Config):
         from castrig.devices.ne1000 import NE1000Pump
@@ -240,9 +242,10 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Device:
         from castrig.devices.netcam import NetCamera
 
         camera = NetCamera(_link(role, cfg, rig, shared), name=role)
-        # *IDN? before the rig is called open (see the MFCs above): a camera address that reaches
-        # another device, or nothing that answers, was met at the first capture, hours into a night
-        camera.identify(timeout_s=cfg.link.timeout_s)
+        if camera_answers:  # *IDN? before the rig is called open for a recipe that captures (see the
+            # MFCs above): a camera address where nothing answers was met at the first capture,
+            # hours into a night, the membrane made and never imaged
+            camera.identify(timeout_s=cfg.link.timeout_s)
         return camera
     if isinstance(cfg, FolderCameraConfig):
         from castrig.devices.camera import FolderCamera

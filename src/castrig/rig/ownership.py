@@ -147,7 +147,7 @@ def claim_rig(profile: Profile, *, purpose: str) -> RigClaim:
     return claim
 
 
-def open_owned_rig(profile: Profile, *, seed: int | None, purpose: str) -> Any:
+def open_owned_rig(profile: Profile, *, seed: int | None, purpose: str, camera_answers: bool = False) -> Any:
     """Own every device of ``profile`` (else :class:`Busy`, before a byte is sent), then open them
     (else :class:`RigUnreachable`, nothing recorded). The rig holds its claim until it is closed."""
     from castrig.errors import CastrigError
@@ -155,7 +155,7 @@ def open_owned_rig(profile: Profile, *, seed: int | None, purpose: str) -> Any:
 
     claim = claim_rig(profile, purpose=purpose)
     try:
-        rig = build_rig(profile, clock=make_clock(profile), seed=seed)
+        rig = build_rig(profile, clock=make_clock(profile), seed=seed, camera_answers=camera_answers)
     except CastrigError as exc:
         claim.release()
         raise RigUnreachable(f"cannot open the rig of profile {profile.name!r}: {exc}") from exc
