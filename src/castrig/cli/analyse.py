@@ -160,7 +160,8 @@ def available_memory_bytes() -> float:
     return left
 
 
-def check_memory(analyses: list[tuple[Path, np.ndarray, np.ndarray | None]]) -> None:
+def check_memory(analyses: list[tuple[Path, np.ndarray, np.ndarray | None]],
+                 bytes_per_px: float = ANALYSIS_BYTES_PER_PX) -> None:
     """Exit 2 before measuring anything when the memory left cannot hold one of the command's
     analyses: a 64 Mpx image (inside the size limit) needed 7.5 GB and died in numpy with a
     traceback. ``analyses``: (file, image, its transmitted view or None) for each analysis the
@@ -168,12 +169,13 @@ def check_memory(analyses: list[tuple[Path, np.ndarray, np.ndarray | None]]) -> 
     with all of them held, and each analysis's need (:data:`ANALYSIS_BYTES_PER_PX` per pixel,
     :data:`TRANSMITTED_BYTES_PER_PX` per pixel of a transmitted view) must fit in it. (Checked
     image by image as each was loaded, ``analyse membrane`` measured the whole surface — minutes
-    at 64 Mpx — before refusing a section the memory could not hold.)"""
+    at 64 Mpx — before refusing a section the memory could not hold.) ``bytes_per_px``: another
+    measurement's need per pixel (``calibrate camera``'s)."""
     left = available_memory_bytes()
     for path, image, transmitted in analyses:
         pixels = image.shape[0] * image.shape[1]
         extra = 0 if transmitted is None else transmitted.shape[0] * transmitted.shape[1]
-        need = pixels * ANALYSIS_BYTES_PER_PX + extra * TRANSMITTED_BYTES_PER_PX
+        need = pixels * bytes_per_px + extra * TRANSMITTED_BYTES_PER_PX
         if need > left:
             held = sum(a.nbytes for _, img, t in analyses for a in (img, t) if a is not None)
             with_t = f" (with its transmitted view, {extra / 1e6:.3g} Mpx)" if extra else ""
@@ -181,7 +183,7 @@ def check_memory(analyses: list[tuple[Path, np.ndarray, np.ndarray | None]]) -> 
             raise BadInput(f"{path}: {pixels / 1e6:.3g} Mpx{with_t} needs about {need / 2**30:.1f} GiB to analyse, "
                            f"{max(left, 0) / 2**30:.1f} GiB is free with every image of this command loaded "
                            f"({n} image{'s' if n > 1 else ''}, {held / 2**30:.2g} GiB) "
-                           f"(allowed here: up to about {max(left, 0) / ANALYSIS_BYTES_PER_PX / 1e6:.3g} Mpx; crop or bin "
+                           f"(allowed here: up to about {max(left, 0) / bytes_per_px / 1e6:.3g} Mpx; crop or bin "
                            "the image, or free memory); nothing was measured", file=str(path), field="image size")
 
 

@@ -98,6 +98,11 @@ def tune_rh(
         typer.echo(f"not written: run again with --write to put these gains into {path}")
 
 
+#: Peak memory of a calibration per pixel of the image, bytes: ~33 on an 81 Mpx 8-bit target
+#: (peak RSS, the image included); the estimate keeps room above that.
+CALIBRATION_BYTES_PER_PX = 40
+
+
 @calibrate_app.command("camera")
 def calibrate_camera(
     image: Path = typer.Argument(..., help="An image of a stage micrometer or calibration grid."),
@@ -112,7 +117,10 @@ def calibrate_camera(
     from castrig.errors import BadInput
     from castrig.rig.profile_edit import write_profile_values
 
-    result = pixel_size_from_image(image, pitch_um)
+    from castrig.cli.analyse import check_memory
+
+    result = pixel_size_from_image(image, pitch_um,
+                                   loaded=lambda a: check_memory([(image, a, None)], bytes_per_px=CALIBRATION_BYTES_PER_PX))
     path = Path(profile or default_profile())
     if write:
         from castrig.rig.profile import load_profile
