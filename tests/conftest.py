@@ -473,12 +473,30 @@ def castrig_serve() -> Callable[..., AbstractContextManager[Served]]:
 
 
 @pytest.fixture(scope="session")
-def finished_demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """``castrig run recipes/demo.yaml --operator ada`` to the end, once per test process (the
-    serve tests read it: copy the run folder before spoiling it); ``(data root, run id)``."""
+def finished_demo_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> tuple[Path, str]:
+    """``castrig run recipes/demo.yaml --operator ada`` to the end, once per pytest session: the
+    first xdist worker to ask runs it (under a file lock), each test process gets its own copy
+    of the data root (the serve tests read it: copy the run folder before spoiling it);
+    ``(data root, run id)``."""
+    import fcntl
+    import shutil
+
+    def make(data: Path) -> None:
+        res = castrig("run", str(ROOT / "recipes" / "demo.yaml"), "--data", str(data), "-q", "--operator", "ada")
+        assert res.returncode == 0, res.stderr
+
     data = tmp_path_factory.mktemp("demo-run") / "data"
-    res = castrig("run", str(ROOT / "recipes" / "demo.yaml"), "--data", str(data), "-q", "--operator", "ada")
-    assert res.returncode == 0, res.stderr
+    if worker_id == "master":  # no xdist: nothing to share
+        make(data)
+    else:  # the workers' base folders share a parent, this session's own
+        shared = tmp_path_factory.getbasetemp().parent / "demo-run-shared"
+        with open(tmp_path_factory.getbasetemp().parent / "demo-run-shared.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (shared / "done").exists():
+                shutil.rmtree(shared, ignore_errors=True)
+                make(shared / "data")
+                (shared / "done").touch()
+        shutil.copytree(shared / "data", data)
     (run_json,) = data.glob("*/run.json")
     return data, run_json.parent.name
 
