@@ -19,6 +19,7 @@ import pytest
 from conftest import castrig, castrig_env, castrig_main, start_castrig, wait_until
 
 SEARCH = ("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01")
+ONE_FIELD = ("--template", str(Path(__file__).with_name("one_field.yaml")))  # the default template imaging one field: cheaper trials
 
 
 def _journal(folder: Path) -> list[dict]:
@@ -37,17 +38,17 @@ def _journal(folder: Path) -> list[dict]:
 def test_a_second_explore_on_the_same_folder_is_busy_and_a_rerun_after_kill_9_resumes(tmp_path, reap):
     data = tmp_path / "data"
     folder = data / "explore" / "claim1-d3um-s0"
-    first = reap(start_castrig(*SEARCH, "--budget", "6", "--data", str(data)))
+    first = reap(start_castrig(*SEARCH, *ONE_FIELD, "--budget", "6", "--data", str(data)))
     wait_until(lambda: any(r["event"] == "started" for r in _journal(folder)), timeout_s=60, what="the first trial started")
 
-    second = castrig(*SEARCH, "--budget", "6", "--data", str(data), timeout_s=60)
+    second = castrig(*SEARCH, *ONE_FIELD, "--budget", "6", "--data", str(data), timeout_s=60)
     assert second.returncode == 4, second.stdout + second.stderr
     assert "busy" in second.stderr and str(folder) in second.stderr and f"pid {first.pid}" in second.stderr
     assert "#0" not in second.stdout  # it ran nothing
 
     os.kill(first.pid, signal.SIGKILL)  # the OS drops the lock with the process
     first.wait(timeout=10)
-    again = castrig(*SEARCH, "--budget", "2", "--data", str(data), timeout_s=120)
+    again = castrig(*SEARCH, *ONE_FIELD, "--budget", "2", "--data", str(data), timeout_s=120)
     assert again.returncode in (0, 1), again.stdout + again.stderr
     assert "resuming" in again.stdout or "#0" in again.stdout
     done = Counter(r["n"] for r in _journal(folder) if r["event"] == "done")
@@ -84,7 +85,7 @@ def test_a_second_map_on_the_same_folder_is_busy(tmp_path, reap):
     """Two `explore map` on one folder both ran workers and redrew the map; the second is now
     refused (exit 4) before it adds or runs anything, and the first goes on."""
     data = tmp_path / "data"
-    args = ("explore", "map", "--rh", "60:70:5", "--concentration", "4:6:1", "--data", str(data))
+    args = ("explore", "map", "--rh", "60:70:5", "--concentration", "4:6:1", "--data", str(data), *ONE_FIELD)
     first = reap(_start_in_own_group(*args))
     try:
         line = _readline_within(first, 120)
@@ -259,10 +260,10 @@ def test_ctrl_c_stops_a_map_on_two_workers_within_seconds_and_a_rerun_resumes(tm
     data = tmp_path / "data"
     folder = data / "explore" / "map-claim1"
     fast = castrig("explore", "map", "--rh", "60", "--concentration", "3:5:1", "--workers", "2", "--data", str(data),
-                   timeout_s=180)
+                   *ONE_FIELD, timeout_s=180)
     assert fast.returncode == 0 and "3 points done" in fast.stdout, fast.stdout + fast.stderr
     # grown by three slow points (RH 40 %) taken first
-    args = ("explore", "map", "--rh", "40:60:20", "--concentration", "3:5:1", "--workers", "2", "--data", str(data))
+    args = ("explore", "map", "--rh", "40:60:20", "--concentration", "3:5:1", "--workers", "2", "--data", str(data), *ONE_FIELD)
     text = _interrupt_when_running(args, folder, tmp_path / "first.txt", reap)
     assert "6 points asked: 3 done before, 0 queued or running from before, 3 added" in text, text
     text = _interrupt_when_running(args, folder, tmp_path / "second.txt", reap)

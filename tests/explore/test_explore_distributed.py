@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "hw_profiles" / "sim.yaml"
 PG_URL = os.environ.get("CASTRIG_TEST_PG", "")
 NO_PG = "no PostgreSQL for the tests: set CASTRIG_TEST_PG=postgresql://… (`.ci/postgres.sh` prints one)"
+ONE_FIELD = Path(__file__).with_name("one_field.yaml")  # the default template imaging one field: cheaper trials
 
 
 def _settings():
-    return make_settings(grade="claim1", target_d_um=3.0, profile_path=SIM, support_pore_um=5.0)
+    return make_settings(grade="claim1", target_d_um=3.0, profile_path=SIM, support_pore_um=5.0, template_path=ONE_FIELD)
 
 
 def _grid(rhs, cs, seeds=(1,)) -> Grid:
@@ -141,7 +142,8 @@ def test_a_search_on_two_workers_resumes_from_the_storage_alone(tmp_path):
 
 def test_a_map_resumed_after_ctrl_c_runs_only_the_missing_points(tmp_path, reap):
     folder = tmp_path / "map"
-    args = ["explore", "map", "--rh", "65:80:15", "--concentration", "3:8:5", "--folder", str(folder), "--profile", str(SIM)]
+    args = ["explore", "map", "--rh", "65:80:15", "--concentration", "3:8:5", "--folder", str(folder), "--profile", str(SIM),
+            "--template", str(ONE_FIELD)]
     first = reap(start_castrig(*args))
     study = wait_until(lambda: (s := _try_load(folder)) is not None and map_results(s) and s, timeout_s=60, what="a first point")
     first.send_signal(signal.SIGINT)
