@@ -10,6 +10,8 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT, castrig, crashed_membrane_run
 
 
@@ -85,3 +87,23 @@ def test_export_of_a_crashed_run_says_its_tables_end_at_the_crash(tmp_path):
     done = castrig("export", str(run_dir), "--to", str(tmp_path / "tables"))
     assert done.returncode == 0, done.stderr
     assert f"warning: {run_dir.name} crashed: the tables hold what it recorded until then" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_second_run_exported_into_one_folder_does_not_replace_the_first(tmp_path, fmt):
+    """`castrig export night1 --to tables` then `castrig export night2 --to tables`: the second
+    replaced every table of the first without a word (the tables carry a run_id column to be
+    concatenated, so one folder looked like the place for a night's runs). Now refused, naming
+    the run whose tables are there; the run exported again replaces its own."""
+    first = crashed_membrane_run(tmp_path / "runs", "20260101-000001-night")
+    second = crashed_membrane_run(tmp_path / "runs", "20260101-000002-night")
+    tables = tmp_path / "tables"
+    assert castrig("export", str(first), "--to", str(tables), "--format", fmt).returncode == 0
+    before = {p.name: p.read_bytes() for p in tables.iterdir()}
+    done = castrig("export", str(second), "--to", str(tables), "--format", fmt)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in said, said
+    assert "holds the tables of run 20260101-000001-night" in said and str(tables / "20260101-000002-night") in said, said
+    assert {p.name: p.read_bytes() for p in tables.iterdir()} == before  # nothing of the first touched
+    assert castrig("export", str(first), "--to", str(tables), "--format", fmt).returncode == 0  # its own: replaced
+    assert castrig("export", str(second), "--to", str(tables / second.name), "--format", fmt).returncode == 0

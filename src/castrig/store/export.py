@@ -26,6 +26,7 @@ CSV needs nothing; Parquet needs pyarrow (``pip install 'castrig[parquet]'``).
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -251,6 +252,14 @@ def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv", intended_uses: Map
                            field="--format") from None
     tables = run_tables(run_dir, intended_uses)
     to_dir = Path(to_dir)
+    run_id = next((rows[0][0] for _, rows in tables.values() if rows), None)
+    for name in tables:
+        other = _exported_run(to_dir / f"{name}.{fmt}", fmt)
+        if other is not None and other != run_id:
+            raise BadInput(f"--to {to_dir}: {name}.{fmt} there holds the tables of run {other}, and exporting run "
+                           f"{run_id} would replace them (allowed: a folder without another run's tables, e.g. "
+                           f"{to_dir / str(run_id)}; the tables' run_id column lets them be concatenated after)",
+                           file=str(to_dir / f"{name}.{fmt}"), field="--to")
     try:
         to_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -264,6 +273,23 @@ def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv", intended_uses: Map
             raise BadInput(f"--to {to_dir}: cannot write {path.name} ({exc.strerror or exc})", file=str(to_dir)) from None
         written.append(path)
     return written
+
+
+def _exported_run(path: Path, fmt: str) -> str | None:
+    """The run_id of the first row of a table an earlier export wrote at ``path`` (None: no such
+    file, no rows, or not a table castrig wrote). Two runs exported into one folder: the second
+    replaced the first's tables without a word; a run exported again replaces its own."""
+    try:
+        if fmt == "csv":
+            with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+                head = list(itertools.islice(csv.reader(itertools.islice(fh, 2)), 2))
+            return head[1][0] if len(head) == 2 and head[0][:1] == ["run_id"] and head[1] else None
+        import pyarrow.parquet as pq
+
+        column = pq.read_table(path, columns=["run_id"]).column("run_id")
+        return str(column[0].as_py()) if len(column) else None
+    except Exception:  # noqa: BLE001 - no file, or not a table castrig wrote (pyarrow raises its own errors)
+        return None
 
 
 def _cell(v: Any) -> Any:
