@@ -153,3 +153,54 @@ def test_a_target_the_free_memory_cannot_hold_is_refused_before_measuring(tmp_pa
     text = " ".join(done.stderr.split())
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "big.tif" in text and "needs about" in text and "GiB" in text, text
+
+
+#: Widens the window between a profile's read and its rename: `calibrate camera --write` (role A)
+#: waits, after reading the profile, until `tune rh --write` (role B) has begun its own write, and
+#: half a second more; B marks that moment.
+_RACE = """
+import os, time
+from pathlib import Path
+import castrig.rig.profile_edit as pe
+role, mark = os.environ.get("RACE_ROLE"), Path(os.environ.get("RACE_MARK", "/nonexistent"))
+_set, _write = pe.set_value, pe.write_profile_values
+def set_value(*a, **kw):
+    if role == "A":
+        (mark.parent / "a-read").touch()
+        t = time.monotonic()
+        while not mark.exists() and time.monotonic() - t < 30:
+            time.sleep(0.02)
+        time.sleep(0.5)
+    return _set(*a, **kw)
+def write_profile_values(*a, **kw):
+    if role == "B":
+        mark.touch()
+    return _write(*a, **kw)
+pe.set_value, pe.write_profile_values = set_value, write_profile_values
+"""
+
+
+def test_calibrate_and_tune_writing_one_profile_at_once_keep_both_values(tmp_path):
+    """`calibrate camera --write` and `tune rh --write` on one profile at once: each read the old
+    text and the later rename dropped the other's value (the pixel size, or the gains). The
+    profile is now locked from the read to the rename: both values are in the file."""
+    from conftest import start_castrig, wait_until, with_sitecustomize
+
+    img = render_target(pitch_px=23.3, angle_deg=1.5, kind="micrometer", noise=0.05, major_every=5, seed=4)
+    write_micrograph(tmp_path / "micrometer.tif", (img * 65535).astype(np.uint16), 1.0)
+    profile = tmp_path / "rig.yaml"
+    profile.write_text((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    hook = with_sitecustomize(tmp_path, _RACE)
+    mark = str(tmp_path / "b-writes")
+    a = start_castrig("calibrate", "camera", str(tmp_path / "micrometer.tif"), "--pitch-um", "10", "--profile", str(profile),
+                      "--write", RACE_ROLE="A", RACE_MARK=mark, **hook)
+    wait_until(lambda: (tmp_path / "a-read").exists() or a.poll() is not None, timeout_s=60, what="calibrate reading the profile")
+    b = castrig("tune", "rh", "--profile", str(profile), "--write", RACE_ROLE="B", RACE_MARK=mark, timeout_s=120, **hook)
+    assert a.wait(timeout=60) == 0 and b.returncode == 0, (a.stderr.read(), b.stderr)
+    assert "gains written" in b.stdout, b.stdout
+    from castrig.rig.profile import load_profile
+
+    written = load_profile(profile)
+    original = load_profile(ROOT / "hw_profiles" / "sim.yaml")
+    assert written.devices.camera.pixel_size_um == pytest.approx(10 / 23.3, rel=0.002)  # A's
+    assert (written.control.kp, written.control.ki) != (original.control.kp, original.control.ki)  # B's

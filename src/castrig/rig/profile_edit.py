@@ -11,7 +11,8 @@ the file, atomically (temp file, fsync, rename): a crash leaves the old file or 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -100,10 +101,32 @@ def write_profile_values(path: str | Path, updates: Mapping[tuple[str, ...], obj
     from castrig.rig.profile import Profile
 
     path = Path(path)
-    text = path.read_text()
-    for keys, value in updates.items():
-        text = set_value(text, keys, value, file=str(path))
-    data = yaml.safe_load(text)
-    load_model(Profile, path, data)  # BadInput naming the field if the new value is out of range
-    atomic_write_bytes(path, text.encode())
+    with _write_lock(path):
+        text = path.read_text()
+        for keys, value in updates.items():
+            text = set_value(text, keys, value, file=str(path))
+        data = yaml.safe_load(text)
+        load_model(Profile, path, data)  # BadInput naming the field if the new value is out of range
+        atomic_write_bytes(path, text.encode())
     return text
+
+
+@contextmanager
+def _write_lock(path: Path) -> Iterator[None]:
+    """The profile file locked (``flock``) from the read of its text to the rename of the new
+    one: `tune rh --write` and `calibrate camera --write` on one profile at once each read the
+    old text and the last to rename dropped the other's value. The lock is on the file itself
+    (no lock file left beside the operator's profile); a writer that waited re-opens the file
+    when the one before it renamed a new file into its place."""
+    import fcntl
+    import os
+
+    while True:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                yield
+                return
+        finally:
+            os.close(fd)  # (releases the lock)
