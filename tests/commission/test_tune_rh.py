@@ -126,3 +126,18 @@ def test_cli_unwritable_plot_is_refused_before_the_test(tmp_path):
     done = castrig("tune", "rh", "--plot", str(tmp_path / "no" / "such" / "p.svg"), cwd=tmp_path, timeout_s=20)
     assert done.returncode == 2 and "--plot" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert "step test" not in done.stdout  # refused before the rig was touched
+
+
+def test_cli_a_phase_too_short_to_settle_names_max_phase_s_and_leaves_the_rig_safe(tmp_path):
+    """`--max-phase-s 10`: the chamber cannot settle at the starting level in 10 s. It said only
+    "RH not steady after 10 s at the starting level": now it names the option that gives the time,
+    writes nothing, and the rig is left safe."""
+    profile = tmp_path / "rig.yaml"
+    profile.write_text((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    before = profile.read_text()
+    done = castrig("tune", "rh", "--profile", str(profile), "--max-phase-s", "10", "--write")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in said, said
+    assert "RH not steady after 10 s at the starting level" in said and "--max-phase-s" in said and "nothing written" in said, said
+    assert "rig left in the safe state (verified)" in done.stdout + done.stderr, done.stdout + said
+    assert profile.read_text() == before

@@ -63,12 +63,16 @@ def tune_rh(
         writable_file(path, "--profile (with --write)")
     rig = _open_rig(path, seed, "castrig tune rh")
     try:
+        stopped = True
         try:
             result = tune(rig, rh_lo=rh_from, rh_hi=rh_to, max_phase_s=max_phase_s, tau_c_s=tau_c_s)
+            stopped = False
         finally:
             c = rig.profile.control
             safe = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
                              purge_flow_slpm=c.purge_flow_slpm, clock=rig.clock, retry_for_s=c.safe_state_retry_s)
+            if stopped:  # the test drove the rig before it stopped: its state is said with the error
+                typer.echo(safe.summary() if not safe.safe else "rig left in the safe state (verified)", err=True)
         test_s = result.test.t_s[-1] if result.test.t_s else 0.0
     finally:
         rig.close()

@@ -303,7 +303,10 @@ def tune(rig: Any, *, rh_lo: float = 40.0, rh_hi: float = 60.0, predict_from: fl
     """Step test, FOPDT identification, SIMC gains and the predicted closed-loop step."""
     test = step_test(rig, rh_lo=rh_lo, rh_hi=rh_hi, max_phase_s=max_phase_s)
     if test.aborted and len(set(test.u)) < 2:
-        raise BadInput(f"step test stopped before the step: {test.aborted}")
+        if "not steady" in test.aborted:  # the time given was too short for this chamber: say which option gives it
+            raise BadInput(f"step test stopped before the step: {test.aborted} (allowed: a --max-phase-s the chamber "
+                           f"settles within, up to 86400 s; nothing written)", field="--max-phase-s")
+        raise BadInput(f"step test stopped before the step: {test.aborted} (nothing written)")
     c = rig.profile.control
     what = (f"step test {rh_lo:g} -> {rh_hi:g} %RH on {test.u_label}" if test.kind == MFC
             else f"step test {rh_lo:g} -> {rh_hi:g} %RH on the chamber's set point")
