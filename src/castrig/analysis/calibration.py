@@ -2,13 +2,13 @@
 
 Method (Fourier peak, refined)
 ------------------------------
-1. The image, less its smooth illumination (a wide blur, σ a sixteenth of the image), times a 2-D Hann window, is
-   Fourier transformed; the strongest peak away from the lowest frequencies is the lines'
-   fundamental (a harmonic is caught by looking for a comparable peak at 1/n of it).
+1. The image, less its smooth illumination (a wide blur, σ a sixteenth of the image), times a
+   2-D Hann window, is Fourier transformed; the strongest peak away from the lowest frequencies
+   is the lines' fundamental (a harmonic is caught by looking for a comparable peak at 1/n of it).
 2. The peak is refined off the FFT grid by maximising the windowed image's discrete-time
-   Fourier transform ``|Σ w·I·e^(−2πi(fx·x + fy·y))|`` over (fx, fy) (one frequency at a
-   time, Brent's method from :mod:`scipy.optimize`): the period ``1/|f|`` px and the lines' angle come from the refined
-   frequency, to a small fraction of a bin.
+   Fourier transform ``|Σ w·I·e^(−2πi(fx·x + fy·y))|`` over (fx, fy), one frequency at a time
+   (Brent's method from :mod:`scipy.optimize`): the period ``1/|f|`` px and the lines' angle
+   come from the refined frequency, to a small fraction of a bin.
 3. A grid has a second family of lines at about 90°; it is measured the same way and the pixel
    size is the mean of both (their difference, e.g. non-square pixels, enters the uncertainty).
 4. Uncertainty (k = 1): the spread of the same measurement on the four quadrants of the image
