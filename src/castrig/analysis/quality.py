@@ -30,8 +30,10 @@ __all__ = ["UNMEASURABLE_FLAGS", "MIN_PORES", "MIN_PX_PER_PORE", "SURFACE_FLAG_M
 
 #: flags under which a metric was not measured at all (the verdict says ``unknown`` for its
 #: bounds, never pass, marginal or fail): clipped pixels hide the edges the metrics are made of —
-#: an all-black frame has no pores to find, and its opening ratio of 0 is no measurement
-UNMEASURABLE_FLAGS = frozenset({"saturated"})
+#: an all-black frame has no pores to find, and its opening ratio of 0 is no measurement; a
+#: transmitted view that is not this field's (another file, the reflected one again, not
+#: registered) gives a through-pore fraction of some other picture — claims 1-4 all "fail" on it
+UNMEASURABLE_FLAGS = frozenset({"saturated", "transmitted_mismatch"})
 
 Z95 = 1.96
 #: Student's t, 97.5 % quantile, for 1-30 degrees of freedom (beyond: the Cornish-Fisher

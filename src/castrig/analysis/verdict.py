@@ -2,8 +2,9 @@
 
 A metric that could not be measured makes its bound "unknown", and a grade with any unknown
 bound is not met (never a pass by default); so does a metric whose quality flag says it was not
-measured at all (:data:`~castrig.analysis.quality.UNMEASURABLE_FLAGS`: a saturated image), whatever
-number the analysis returned. With the metrics' 95 % intervals (issue 16) a bound
+measured at all (:data:`~castrig.analysis.quality.UNMEASURABLE_FLAGS`: a saturated image, a
+transmitted view of another field), whatever number the analysis returned. With the metrics'
+95 % intervals (issue 16) a bound
 that lies inside its metric's interval is "marginal", and so is a passing bound on a metric that
 carries a quality flag (never silently trusted), and so is a "present" bound on a feature not
 seen whose interval reaches above zero (its absence is not shown either); a grade is met only
@@ -194,7 +195,8 @@ def judge(metrics: dict, grades: list[str] | None = None, spec: Spec | None = No
             lost = [f for f in fl if f in UNMEASURABLE_FLAGS]
             if lost:  # a number came out, but nothing was measured: not a pass, not a fail
                 v, margin, status, iv = None, None, UNKNOWN, None
-                advice = "not measured: image again with exposure and gain inside the detector's range"
+                advice = ("not measured: image again with exposure and gain inside the detector's range" if "saturated" in lost
+                          else f"not measured: {_flag_advice(tuple(lost))}")
             inside = iv is not None and (iv[0] < b.limit < iv[1] or _unproven_absence(b.kind, b.limit, v, iv))
             if status != UNKNOWN and (inside or (status == PASS and fl)):
                 status = MARGINAL
