@@ -280,3 +280,26 @@ def test_non_loopback_login_sets_the_cookie_that_reads_the_runs(finished_run, ca
         assert code == 200 and list(channels) == ["rh_near_pct"], body[:300]
         assert channels["rh_near_pct"] and all(t > 100 for t, _ in channels["rh_near_pct"])
         assert "Traceback" not in server_log(served)
+
+
+def test_a_login_body_cut_short_is_no_traceback_in_the_log(tmp_path, castrig_serve):
+    """POST /login declaring 100 bytes and sending 8, then the client gone (or the request timing
+    out): Starlette's ClientDisconnect reached the server's log as "Exception in ASGI application"
+    and its traceback. Now the login gives up quietly, and the server answers the next request."""
+    import socket
+
+    (tmp_path / "data").mkdir()
+    with castrig_serve(tmp_path / "data") as served:
+        u = urlsplit(served.url)
+        with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+            s.sendall(b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                      b"Content-Length: 100\r\n\r\ntoken=ab")
+            s.shutdown(socket.SHUT_WR)
+            try:
+                s.recv(4096)
+            except OSError:
+                pass
+        code, _ = request(served.url, "/api/runs")
+        assert code in (200, 401), code
+        log = server_log(served)
+    assert "Traceback" not in log and "Exception in ASGI application" not in log, log[-3000:]

@@ -51,7 +51,7 @@ from urllib.parse import quote
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -364,10 +364,14 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         tok = request.query_params.get("token", "")
         if request.method == "POST":
             body = b""
-            async for chunk in request.stream():  # (no more than a token's worth is read)
-                body += chunk
-                if len(body) > 4096:
-                    break
+            try:
+                async for chunk in request.stream():  # (no more than a token's worth is read)
+                    body += chunk
+                    if len(body) > 4096:
+                        break
+            except ClientDisconnect:  # the body cut short (the client went, or the request timed out):
+                # no token to check, and no traceback in the server's log for it
+                return PlainTextResponse("the request's body ended before its Content-Length\n", status_code=400)
             tok = urllib.parse.parse_qs(body[:4096].decode("ascii", "replace")).get("token", [""])[0]
         if token_name(tokens, tok) is None:
             return HTMLResponse(_login_page("that token is not valid"), status_code=401)
