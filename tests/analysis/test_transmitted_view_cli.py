@@ -83,3 +83,15 @@ def test_analyse_membrane_with_the_reflected_view_given_as_transmitted_fails_no_
         (through,) = [c for c in grade["checks"] if c["quantity"] == "through_pore_fraction"]
         assert through["status"] == "unknown" and through["value"] is None, through
         assert grade["status"] != "fail" or any(c["status"] == "fail" for c in grade["checks"] if c is not through), grade
+
+
+def test_a_mismatch_beside_under_resolved_pores_asks_for_a_finer_pixel_size():
+    """Under-resolved pores match even their own transmitted view poorly (the twin's pair at 0.25
+    µm for ~1 µm pores is flagged transmitted_mismatch): that bound is judged as a flagged one, and
+    the advice is the finer pixel size, not another transmitted file."""
+    from castrig.analysis.verdict import judge
+
+    v = judge({"through_pore_fraction": 0.5}, ["claim1"], intervals={"through_pore_fraction": (0.4, 0.6)},
+              flagged={"through_pore_fraction": ["transmitted_mismatch", "under_resolved"]})
+    (c,) = [c for c in v.grade("claim1").checks if c.quantity == "through_pore_fraction"]
+    assert c.status == "marginal" and "finer pixel size" in c.advice, c

@@ -295,3 +295,37 @@ def test_a_run_whose_safe_state_is_not_verified_stops_the_queue(tmp_path):
     assert state["stopped"].startswith("safe state not verified after") and "queue stopped" in state["stopped"], state
     assert [i["status"] for i in state["items"]][1:] == ["pending"], state
     assert "safe state not verified" in said and "queue --resume" in said and "Traceback" not in said
+
+
+def test_a_queue_resume_while_the_queue_runs_is_busy_at_any_moment(tmp_path):
+    """`castrig queue --resume` started while the queue itself still ran was refused only while a
+    run's folder was held: landing between two runs, it ran the remaining items again beside the
+    live queue (seven run folders for four items, casts made twice). The queue now owns its state
+    file (queue-STAMP.lock) while it lives: every resume tried meanwhile is busy (exit 4) and
+    changes nothing, and once the queue has ended each item has exactly one run folder."""
+    import time
+
+    from conftest import castrig, start_castrig
+
+    data = tmp_path / "runs"
+    queue = start_castrig("queue", str(DATA / "short.yaml"), "--repeat", "8", "--data", str(data))
+    codes = []
+    try:
+        while queue.poll() is None and len(codes) < 40:
+            states = list(data.glob("queue-*.json"))
+            if states:
+                codes.append(castrig("queue", "--resume", str(states[0]), timeout_s=120).returncode)
+            else:
+                time.sleep(0.05)
+        assert queue.wait(timeout=120) == 0, queue.stderr.read()
+    finally:
+        if queue.poll() is None:
+            queue.kill()
+    (state_path,) = data.glob("queue-*.json")
+    items = json.loads(state_path.read_text())["items"]
+    # was: a resume landing between two runs ran the items left again (run folders for items made twice)
+    made = sorted(p.parent.name for p in data.glob("*/run.json"))
+    assert len(made) == 8 and len({i["run_dir"] for i in items}) == 8, (codes, made)
+    assert [i["outcome"] for i in items] == ["completed"] * 8
+    # busy while the queue owned its state (a resume that starts as the queue ends finds nothing left: 0)
+    assert 4 in codes and set(codes) <= {0, 4}, codes

@@ -145,6 +145,10 @@ def _advice(flags: tuple[str, ...], value: float, interval: tuple[float, float],
     return "measure more fields (the statistical uncertainty dominates)"
 
 
+def _unresolved(flags: tuple[str, ...]) -> bool:
+    return any(f.endswith("under_resolved") for f in flags) or "blurred" in flags
+
+
 def _flag_advice(flags: tuple[str, ...]) -> str | None:
     if any(f.endswith("under_resolved") for f in flags) or "blurred" in flags:
         return "image at a finer pixel size (pores under-resolved or blurred)"
@@ -192,7 +196,10 @@ def judge(metrics: dict, grades: list[str] | None = None, spec: Spec | None = No
             iv = _interval(b.quantity, intervals, spec) if v is not None else None
             fl = _flags_of(b.quantity, flagged, spec) if v is not None else ()
             advice = None
-            lost = [f for f in fl if f in UNMEASURABLE_FLAGS]
+            # (pores under-resolved or blurred match their transmitted view poorly whatever it is: the
+            # mismatch may be the pixel size's, and a finer one is what to do — the twin's own pair at
+            # 0.25 µm for 1 µm pores is flagged so)
+            lost = [f for f in fl if f in UNMEASURABLE_FLAGS and not (f == "transmitted_mismatch" and _unresolved(fl))]
             if lost:  # a number came out, but nothing was measured: not a pass, not a fail
                 v, margin, status, iv = None, None, UNKNOWN, None
                 advice = ("not measured: image again with exposure and gain inside the detector's range" if "saturated" in lost

@@ -37,7 +37,8 @@ its target grade does not change it (the rig did what the recipe asked; the summ
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from castrig import oslock
 from castrig.errors import BadInput, Busy, RigUnreachable
 from castrig.recipe.compat import check_queue_syringes, check_recipe_for_profile, dispensed_ml
 from castrig.recipe.membranes import target_column, target_summary
@@ -89,27 +91,64 @@ def run_queue(
     root = resolve_root(data_root or prof.store)
     root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    state_path = root / f"queue-{stamp}.json"
+    state_path = _new_state_path(root, stamp)
     items = [{"recipe": str(path), "repeat": rep + 1, "seed": base_seed + k, "status": "pending", "run_dir": None,
               "outcome": None}
              for k, (rep, path) in enumerate((rep, path) for rep in range(repeat) for path in recipes)]
     state = {"profile": str(profile), "data": str(data_root) if data_root else None, "operator": operator,
              "created_utc": _now(), "items": items, "runs": [], "stopped": None}
-    return _work(state, state_path, Path(profile), data_root)
+    try:
+        return _work(state, state_path, Path(profile), data_root)
+    finally:
+        oslock.release(state_path.with_suffix(".lock"))
+
+
+def _new_state_path(root: Path, stamp: str) -> Path:
+    """``DATA/queue-<stamp>.json`` for a new queue, owned (its lock taken) by this process: two
+    queues started in the same second on one data root get ``-2``, ``-3``… rather than one file."""
+    for k in range(1, 1000):
+        path = root / f"queue-{stamp}{'' if k == 1 else f'-{k}'}.json"
+        if path.exists():
+            continue
+        try:
+            oslock.acquire(path.with_suffix(".lock"), purpose=f"castrig queue {path.name}", what=f"queue {path}")
+        except Busy:
+            continue
+        if not path.exists():  # (made by another queue between the look and the lock)
+            return path
+        oslock.release(path.with_suffix(".lock"))
+    raise BadInput(f"{root}: a thousand queues started in the second {stamp}: no name left for another", file=str(root))
 
 
 def resume_queue(state_path: Path) -> int:
     """Go on with a queue from its state file (``DATA/queue-<stamp>.json``)."""
     state_path = Path(state_path)
+    if not state_path.is_file():
+        raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): no such file", file=str(state_path))
+    with _owned(state_path, "castrig queue --resume"):  # before its state is read: the owner may be writing it
+        try:
+            state = json.loads(state_path.read_text())
+            state["items"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): {exc}", file=str(state_path)) from None
+        state["stopped"] = None
+        data_root = Path(state["data"]) if state.get("data") else state_path.parent
+        _check_syringes_left(state, state_path)
+        return _work(state, state_path, Path(state["profile"]), data_root)
+
+
+@contextmanager
+def _owned(state_path: Path, purpose: str) -> Iterator[None]:
+    """The queue owned by this process while it works (``queue-<stamp>.lock`` beside its state, an
+    OS lock: it goes with the process). A `queue --resume` started while the queue still ran was
+    refused only while a run's folder was held; between two runs it ran the same items again, in
+    parallel — casts made twice. Now it is :class:`Busy` (exit 4) before it reads or writes anything."""
+    lock = state_path.with_suffix(".lock")
+    oslock.acquire(lock, purpose=f"{purpose} {state_path.name}", what=f"queue {state_path}")
     try:
-        state = json.loads(state_path.read_text())
-        state["items"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): {exc}", file=str(state_path)) from None
-    state["stopped"] = None
-    data_root = Path(state["data"]) if state.get("data") else state_path.parent
-    _check_syringes_left(state, state_path)
-    return _work(state, state_path, Path(state["profile"]), data_root)
+        yield
+    finally:
+        oslock.release(lock)
 
 
 def _check_syringes_left(state: dict[str, Any], state_path: Path) -> None:
