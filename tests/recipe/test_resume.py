@@ -94,6 +94,11 @@ def _run_until(recipe: Path, data: Path, ready, sig: int = signal.SIGKILL) -> Pa
     raise AssertionError("the run never reached the crash point")
 
 
+def _rows_where(run_dir: Path, sql: str) -> list[tuple]:
+    with closing(sqlite3.connect(run_dir / "run.sqlite")) as db:
+        return db.execute(sql).fetchall()
+
+
 def _rows(run_dir: Path, table: str) -> list[tuple]:
     with closing(sqlite3.connect(run_dir / "run.sqlite")) as db:  # closed now, not when the GC gets to it
         return db.execute(f"select * from {table} order by rowid").fetchall()
@@ -142,6 +147,31 @@ def test_crash_during_evaporation_loses_the_membrane_not_the_run(tmp_path):
     assert casts == 1  # the cast was not repeated
     safe = json.loads(db.execute("select data_json from events where kind='safe_state' order by id desc").fetchone()[0])
     assert safe["safe"] is True
+
+
+def test_a_resume_brings_the_rh_back_before_it_casts_the_next_membrane(tmp_path):
+    """kill -9 while membrane 1 dries; the resume records it lost and goes on with membrane 2's
+    pre-wet and cast. The rig had been left in the safe state (dry purge) and the resume cast at
+    ~45 %RH for 70, 36 s out of band: one crash spoiled two membranes. Now the recipe's condition
+    step is run again first: the cast starts inside its band, membrane 2 is made under control."""
+    def evaporating(db):
+        return db.execute("select count(*) from journal where step_index=4 and state='started'").fetchone()[0] > 0
+
+    run_dir = _run_until(DATA / "two_membranes_long_evaporate.yaml", tmp_path, evaporating)
+    done = subprocess.run([sys.executable, "-m", "castrig", "resume", str(run_dir), "-q"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "lost: m1" in done.stdout, done.stdout
+    with closing(sqlite3.connect(run_dir / "run.sqlite")) as db:
+        (t_resume,) = db.execute("select t_s from events where kind='resume' order by id desc limit 1").fetchone()
+        recondition = [r[0] for r in db.execute("select message from events where kind='recondition'")]
+        (t_cast,) = db.execute("select t_s from journal where step_index=6 and state='started' and t_s >= ?", (t_resume,)).fetchone()
+        rh_at_cast = db.execute("select value from samples where channel='rh_near_pct' and t_s <= ? order by t_s desc limit 1",
+                                (t_cast,)).fetchone()[0]
+    assert len(recondition) == 1 and "step 2 (condition)" in recondition[0] and "step 6 (prewet)" in recondition[0], recondition
+    assert abs(rh_at_cast - 70.0) <= 1.5, rh_at_cast  # was ~46 %RH
+    (status, process), = _rows_where(run_dir, "select status, process_json from membranes where k = 2")
+    evaporation = json.loads(process)["evaporation"]
+    assert status == "made" and evaporation["out_of_band_s"] == 0.0, (status, evaporation)  # was 36 s out of band
 
 
 def test_an_aborted_run_is_resumed_only_when_asked_for(tmp_path):

@@ -274,6 +274,7 @@ class Runner:
                     self._set_rh(float(sp), None)
                 elif (resume_setpoint or {}).get("purge_flow_slpm") is not None:
                     self._purge(float(resume_setpoint["purge_flow_slpm"]))
+                self._recondition(start_step, skip)
             else:
                 self.event("run_start", "runner", f"recipe {self.recipe.name}: {len(steps)} steps", {"steps": len(steps)})
             for i in range(start_step, len(steps)):
@@ -314,6 +315,30 @@ class Runner:
                 self.log.error("cannot read the membranes back")
         self.status.state = result.outcome
         return result
+
+    def _recondition(self, start_step: int, skip: set[int] | frozenset[int]) -> None:
+        """On resume, before a membrane's pre-wet or cast: the recipe's last condition step before
+        it, run again (its set point, band, stability and timeout; journaled as an event, not as
+        that step). The crash left the rig in the safe state — dry purge — and the resume went
+        straight to the next membrane's pre-wet and cast at ~45 %RH for 70: the crash lost the
+        drying membrane and spoiled the next one too (DESIGN §6: at most the one drying)."""
+        steps = self.recipe.steps
+        first = next((i for i in range(start_step, len(steps)) if i not in skip), None)
+        if first is None or not isinstance(steps[first], (m.PrewetStep, m.CastStep)):
+            return
+        before = [i for i in range(first) if isinstance(steps[i], m.ConditionStep)]
+        if not before:
+            self.event("warning", "runner", f"resuming at {step_label(first, steps[first])} with no condition step before it "
+                       "in the recipe: the chamber is not brought back to a set RH first", {"step": first})
+            return
+        c = before[-1]
+        cond = steps[c]
+        self.event("recondition", "runner", f"resuming at {step_label(first, steps[first])}: {step_label(c, cond)} run again first "
+                   f"(RH to {cond.setpoint_rh_pct:g} ± {cond.band_rh_pct:g} %RH for {cond.stable_for_s:g} s), the rig having "
+                   "been left in the safe state", {"step": first, "condition_step": c})
+        data = self._step_condition(c, cond)
+        self.event("recondition_end", "runner", f"RH settled after {data['settled_after_s']:.0f} s: going on with "
+                   f"{step_label(first, steps[first])}", {"step": first, **data})
 
     def _show_safe(self, state: str, message: str, **more: Any) -> None:
         """Publish where the run's ending is (``control/status.json``): from the moment the rig is
