@@ -404,13 +404,13 @@ def runs(
 def _membranes_of(r: Any) -> list[dict[str, Any]]:
     """A listed run's membrane records, read only ([] for a folder this machine cannot read: a
     damaged one, another rig's: the outcome column says what is known)."""
-    from castrig.store.sqlite_store import read_membranes
+    from castrig.store.sqlite_store import DamagedRun, read_membranes
 
     if r.outcome == "damaged" or not (Path(r.run_dir) / "run.sqlite").is_file():
         return []
     try:
         return [mb.to_dict() for mb in read_membranes(Path(r.run_dir))]
-    except (OSError, sqlite3.Error):
+    except (OSError, sqlite3.Error, DamagedRun):
         return []
 
 

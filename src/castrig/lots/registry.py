@@ -48,7 +48,7 @@ from castrig.errors import BadInput, Busy
 from castrig.store import open_store
 from castrig.store.atomic import atomic_write_json
 from castrig.store.lock import recorded_elsewhere
-from castrig.store.sqlite_store import open_run_folder
+from castrig.store.sqlite_store import DamagedRun, open_run_folder
 
 Use = Literal["blood_filter", "coculture"]
 USES: dict[str, str] = {
@@ -160,6 +160,9 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
             membranes = rec.membranes()
             legacy_metrics = dict(rec.results().get("metrics") or {}) if not membranes else {}
             simulated_run = rec.info.seed is not None or bool(rec.info.virtual_time)
+        except DamagedRun as exc:  # a row that cannot be read: this run's membranes unknown, the others listed
+            others.append((f"{r.run_id}-m*", f"{unreadable}: {exc.reason}"))
+            continue
         finally:
             rec.close()
         if not membranes:  # recorded before membranes: the run is the lot

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -379,7 +380,7 @@ class SqliteRunRecorder(RunRecorder):
                       " lot_id, lost_reason) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
 
     def membranes(self) -> list[MembraneRecord]:
-        return _membranes(self._db)
+        return _membranes(self._db, self.run_dir)
 
     def update_info(self, **changes: Any) -> None:
         for key, value in changes.items():
@@ -422,21 +423,24 @@ class SqliteRunRecorder(RunRecorder):
             sql += " WHERE kind=?"
             args = (kind,)
         rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
-        return [Event(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        return decoded_rows(self.run_dir, "events", rows,
+                            lambda r: Event(_t(r[0]), _text(r[1]), _text(r[2]), _text(r[3]), _object(r[4])))
 
     def journal(self) -> list[JournalEntry]:
         rows = self._db.execute("SELECT seq, t_s, step_index, state, data_json FROM journal ORDER BY seq").fetchall()
-        return [JournalEntry(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        return decoded_rows(self.run_dir, "journal", rows,
+                            lambda r: JournalEntry(r[0], _t(r[1]), _int(r[2]), _text(r[3]), _object(r[4])))
 
     def images(self) -> list[ImageRecord]:
         rows = self._db.execute(
             "SELECT t_s, name, path, illumination, pixel_size_um, sha256, metadata_json FROM images ORDER BY id"
         ).fetchall()
-        return [ImageRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+        return decoded_rows(self.run_dir, "images", rows,
+                            lambda r: ImageRecord(_t(r[0]), r[1], r[2], r[3], r[4], r[5], _object(r[6])))
 
     def results(self) -> dict[str, dict[str, Any]]:
         rows = self._db.execute("SELECT name, json FROM results ORDER BY id").fetchall()
-        return {name: json.loads(js) for name, js in rows}
+        return dict(decoded_rows(self.run_dir, "results", rows, lambda r: (_text(r[0]), json.loads(r[1]))))
 
     def last_sample_t_s(self) -> float | None:
         row = self._db.execute("SELECT max(t_s) FROM samples").fetchone()
@@ -499,14 +503,56 @@ def _free_reserve(run_dir: Path) -> bool:
         return False
 
 
-def _membranes(db: sqlite3.Connection) -> list[MembraneRecord]:
+def _membranes(db: sqlite3.Connection, run_dir: Path) -> list[MembraneRecord]:
     if not _has_table(db, "membranes"):
         return []
     rows = db.execute(
         "SELECT membrane_id, k, cast_step, support_position, simulated, status, t_start_s, t_end_s, process_json,"
         " metrics_json, verdict_json, grades_met, target_grade, target_met, lot_id, lost_reason FROM membranes ORDER BY k"
     ).fetchall()
-    return [membrane_from_row(r) for r in rows]
+    return decoded_rows(run_dir, "membranes", rows, membrane_from_row)
+
+
+def decoded_rows(run_dir: Path, table: str, rows: list[Any], make: Any) -> list[Any]:
+    """``make(row)`` of every row; :class:`DamagedRun` naming the table, the row and what is wrong
+    in it when one cannot be read: a hand-edited or damaged row (``metrics_json = '{bad'``, a
+    journal ``t_s = 'abc'``) ended `castrig runs`, `lots`, `report` and `export` in a traceback,
+    and one such run hid every other run of the data root from `runs` and `lots`."""
+    out = []
+    for n, r in enumerate(rows, 1):
+        try:
+            out.append(make(r))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:  # (JSONDecodeError is a ValueError)
+            raise DamagedRun(run_dir, f"run.sqlite: {table} row {n} cannot be read ({str(exc)[:160]})") from None
+    return out
+
+
+def _t(v: Any) -> float:
+    """A time in s from the run's start: a finite number (a text or an infinity sorted and
+    plotted as nothing else does)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"t_s = {v!r}: expected a finite number of seconds")
+    return float(v)
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{v!r}: expected a whole number")
+    return v
+
+
+def _text(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"{v!r}: expected a text")
+    return v
+
+
+def _object(v: Any) -> dict[str, Any]:
+    """A ``*_json`` column: a JSON object (a list or a number there is no record castrig wrote)."""
+    data = json.loads(v) if isinstance(v, str) else v
+    if not isinstance(data, dict):
+        raise ValueError(f"{str(v)[:40]!r}: expected a JSON object")
+    return data
 
 
 def open_run_folder(run_dir: Path) -> "SqliteRunRecorder":
@@ -523,7 +569,7 @@ def read_membranes(run_dir: Path) -> list[MembraneRecord]:
     store opened: a listing must not touch a run it only looks at)."""
     db = connect_readonly(Path(run_dir) / "run.sqlite")
     try:
-        return _membranes(db)
+        return _membranes(db, Path(run_dir))
     finally:
         db.close()
 
@@ -828,7 +874,12 @@ class SqliteRunStore(RunStore):
                                           reason=f"a copy of run {i.run_id} (its own folder is {self.root / i.run_id}): "
                                                  "not listed as a run or lot; move it out of the data root"))
                     continue
-                grades = tuple(grades_of(rec))
+                try:
+                    grades = tuple(grades_of(rec))
+                except DamagedRun as exc:  # a row of it cannot be read: listed as such, the other runs listed too
+                    out.append(RunSummary(run_dir.name, str(run_dir.resolve()), i.recipe_name, i.profile_name, i.operator,
+                                          i.started_utc, i.ended_utc, "damaged", (), reason=exc.reason))
+                    continue
                 try:
                     self.index_run(rec, grades)
                 except (StoreError, OSError, sqlite3.Error):

@@ -1,0 +1,74 @@
+"""A run folder with one row edited by hand or damaged (a membrane's metrics that are not JSON, a
+journal time that is a text or infinite): `castrig report` and `export` ended in a Python
+traceback (exit 1), and a damaged membranes row ended `castrig runs` and `castrig lots` for the
+whole data root — one folder hid every run. Now the commands that need the row say which table,
+which row and what is wrong (exit 2), and the listings show that run damaged and the others."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from conftest import castrig, castrig_main
+
+DAMAGE = [  # (SQL, the table named)
+    ("UPDATE membranes SET metrics_json = '{bad'", "membranes"),
+    ("UPDATE membranes SET k = 'two'", "membranes"),
+    ("UPDATE events SET data_json = '{{' WHERE id = (SELECT max(id) FROM events)", "events"),
+    ("UPDATE journal SET t_s = 'abc' WHERE seq = (SELECT max(seq) FROM journal)", "journal"),
+    ("UPDATE journal SET data_json = '[1]' WHERE seq = (SELECT max(seq) FROM journal)", "journal"),
+    ("UPDATE journal SET t_s = 9e999 WHERE seq = (SELECT max(seq) FROM journal)", "journal"),
+]
+
+
+def _two_runs(finished_demo_run, root: Path) -> tuple[Path, Path]:
+    """The demo run and a second one (its copy under another run id) in one data root."""
+    data, run_id = finished_demo_run
+    damaged = Path(shutil.copytree(data / run_id, root / run_id))
+    other = Path(shutil.copytree(data / run_id, root / f"{run_id}-b"))
+    info = json.loads((other / "run.json").read_text())
+    info["run_id"] = other.name
+    (other / "run.json").write_text(json.dumps(info))
+    return damaged, other
+
+
+def _spoil(run_dir: Path, sql: str) -> None:
+    with closing(sqlite3.connect(run_dir / "run.sqlite")) as db:
+        db.execute(sql)
+        db.commit()
+
+
+@pytest.mark.parametrize("sql, table", DAMAGE)
+def test_a_damaged_row_is_named_and_hides_no_other_run(finished_demo_run, tmp_path, capsys, sql, table):
+    damaged, other = _two_runs(finished_demo_run, tmp_path / "runs")
+    _spoil(damaged, sql)
+    for argv in (["report", str(damaged), "--out", str(tmp_path / "r.html")], ["export", str(damaged), "--to", str(tmp_path / "x")]):
+        done = castrig_main(capsys, *argv)
+        said = " ".join(done.stderr.split())
+        if table == "journal" and argv[0] == "export":  # the tables export reads no journal
+            assert done.returncode == 0, said
+            continue
+        assert done.returncode == 2 and "Traceback" not in said, (argv, said)
+        assert f"{damaged}: damaged run folder: run.sqlite: {table} row " in said and "cannot be read" in said, (argv, said)
+    runs = castrig_main(capsys, "runs", "--data", str(tmp_path / "runs"))
+    assert runs.returncode == 0 and other.name in runs.stdout, runs.stdout + runs.stderr
+    lots = castrig_main(capsys, "lots", "--data", str(tmp_path / "runs"))
+    assert lots.returncode == 0 and "claim1" in lots.stdout, lots.stdout + lots.stderr  # the other run's lot
+    if table == "membranes":  # the listings read membranes: this run said damaged, with the row
+        assert "damaged" in runs.stdout and "membranes row 1" in runs.stdout, runs.stdout
+        assert f"not a lot: {damaged.name}-m*" in lots.stdout and "cannot be read" in lots.stdout, lots.stdout
+
+
+def test_a_damaged_membranes_row_through_the_castrig_process(finished_demo_run, tmp_path):
+    damaged, other = _two_runs(finished_demo_run, tmp_path / "runs")
+    _spoil(damaged, DAMAGE[0][0])
+    for argv in (["runs", "--data", str(tmp_path / "runs")], ["lots", "--data", str(tmp_path / "runs")]):
+        done = castrig(*argv)  # was: a JSONDecodeError traceback, exit 1, no run listed
+        assert done.returncode == 0 and "Traceback" not in done.stderr and "claim1" in done.stdout, done.stdout + done.stderr
+    done = castrig("report", str(damaged), "--out", str(tmp_path / "r.html"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "membranes row 1 cannot be read" in done.stderr, done.stderr
