@@ -72,3 +72,29 @@ def test_a_damaged_membranes_row_through_the_castrig_process(finished_demo_run, 
         assert done.returncode == 0 and "Traceback" not in done.stderr and "claim1" in done.stdout, done.stdout + done.stderr
     done = castrig("report", str(damaged), "--out", str(tmp_path / "r.html"))
     assert done.returncode == 2 and "Traceback" not in done.stderr and "membranes row 1 cannot be read" in done.stderr, done.stderr
+
+
+def test_a_crashed_runs_database_overwritten_is_named_by_report_export_and_resume(tmp_path):
+    """kill -9 mid-run leaves run.sqlite and its WAL; run.sqlite then overwritten (a bad disk, a
+    wrong copy): the folder opens, and the first query met the damage — `report`, `export` and
+    `resume` ended in sqlite3's "database disk image is malformed" traceback (exit 1), `resume`
+    with the rig already opened. Now each says the folder is damaged (exit 2), and `resume`
+    before any device is touched: run.json is as the crash left it."""
+    from conftest import ROOT, run_then_kill_9
+
+    data = tmp_path / "runs"
+
+    def checkpointed(d: Path) -> bool:  # some pages are in run.sqlite alone, not in the WAL any more
+        return (d / "run.sqlite").is_file() and (d / "run.sqlite").stat().st_size > 200_000
+
+    run_dir = run_then_kill_9(ROOT / "recipes" / "overnight.yaml", data, checkpointed)
+    assert (run_dir / "run.sqlite-wal").is_file()
+    (run_dir / "run.sqlite").write_bytes(b"hello world" * 100)
+    info = (run_dir / "run.json").read_text()
+    for argv in (["report", str(run_dir), "--out", str(tmp_path / "r.html")], ["export", str(run_dir), "--to", str(tmp_path / "x")],
+                 ["resume", str(run_dir)]):
+        done = castrig(*argv)
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 2 and "Traceback" not in said, (argv, said[-1500:])
+        assert f"{run_dir}: damaged run folder: run.sqlite cannot be read" in said, (argv, said)
+    assert (run_dir / "run.json").read_text() == info

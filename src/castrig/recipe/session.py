@@ -578,6 +578,15 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     # first step) was read as this resume's until it published its own — 'step 1/26 start dry,
     # left 0:20:00' while opening the rig to resume step 6; without it readers take the journal's
     (control_dir(run_dir) / STATUS_NAME).unlink(missing_ok=True)
+    try:  # the records the resume is planned from, read before a device is touched: a damaged
+        # run.sqlite is refused here (exit 2, nothing sent), not after the rig was opened
+        journal = recorder.journal()
+        last_t = max([0.0] + [s[0] for s in recorder.samples()[-50:]] + [e.t_s for e in recorder.events()[-50:]]
+                     + [j.t_s for j in journal[-5:]])
+        setpoints = recorder.events("setpoint")
+    except BaseException:
+        recorder.close()
+        raise
     try:
         rig = _open_rig(profile, info.seed, recipe, purpose=f"castrig resume {run_dir}")
     except BaseException:
@@ -588,8 +597,6 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         if hasattr(store, "fleet_record") and (info.extra or {}).get("fleet_store") != store.fleet_record():
             recorder.update_info(extra={**(info.extra or {}), "fleet_store": store.fleet_record()})
         _configure_twin(rig, recipe)
-        journal = recorder.journal()
-        last_t = max([0.0] + [s[0] for s in recorder.samples()[-50:]] + [e.t_s for e in recorder.events()[-50:]] + [j.t_s for j in journal[-5:]])
         t_offset = last_t + profile.control.control_period_s
         _close_crashed_part(recorder, last_t, stopped)
         if took_over is not None:
@@ -625,7 +632,6 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
             note += "; lost: " + ", ".join(lm.plan.membrane_id(info.run_id) for lm in plan.lost)
         started = [e for e in journal if e.step_index == first and e.state == "started"]
         elapsed = (last_t - started[-1].t_s) if started else 0.0
-        setpoints = recorder.events("setpoint")
         resume = {"resume_note": note, "resume_elapsed_s": max(0.0, elapsed),
                   "resume_setpoint": setpoints[-1].data if setpoints else None,
                   "resume_gap": {k: v for k, v in gap.items() if k != "words"}, "skip": plan.skip}

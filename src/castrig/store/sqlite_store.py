@@ -411,10 +411,10 @@ class SqliteRunRecorder(RunRecorder):
     # -- reading --------------------------------------------------------------------------
     def samples(self, channel: str | None = None) -> list[tuple[float, str, float]]:
         if channel is None:
-            cur = self._db.execute("SELECT t_s, channel, value FROM samples ORDER BY rowid")
+            rows = _read(self.run_dir, self._db, "SELECT t_s, channel, value FROM samples ORDER BY rowid")
         else:
-            cur = self._db.execute("SELECT t_s, channel, value FROM samples WHERE channel=? ORDER BY rowid", (channel,))
-        return [tuple(r) for r in cur.fetchall()]  # type: ignore[misc]
+            rows = _read(self.run_dir, self._db, "SELECT t_s, channel, value FROM samples WHERE channel=? ORDER BY rowid", (channel,))
+        return [tuple(r) for r in rows]  # type: ignore[misc]
 
     def events(self, kind: str | None = None) -> list[Event]:
         sql = "SELECT t_s, kind, source, message, data_json FROM events"
@@ -422,24 +422,23 @@ class SqliteRunRecorder(RunRecorder):
         if kind is not None:
             sql += " WHERE kind=?"
             args = (kind,)
-        rows = self._db.execute(sql + " ORDER BY id", args).fetchall()
+        rows = _read(self.run_dir, self._db, sql + " ORDER BY id", args)
         return decoded_rows(self.run_dir, "events", rows,
                             lambda r: Event(_t(r[0]), _text(r[1]), _text(r[2]), _text(r[3]), _object(r[4])))
 
     def journal(self) -> list[JournalEntry]:
-        rows = self._db.execute("SELECT seq, t_s, step_index, state, data_json FROM journal ORDER BY seq").fetchall()
+        rows = _read(self.run_dir, self._db, "SELECT seq, t_s, step_index, state, data_json FROM journal ORDER BY seq")
         return decoded_rows(self.run_dir, "journal", rows,
                             lambda r: JournalEntry(r[0], _t(r[1]), _int(r[2]), _text(r[3]), _object(r[4])))
 
     def images(self) -> list[ImageRecord]:
-        rows = self._db.execute(
-            "SELECT t_s, name, path, illumination, pixel_size_um, sha256, metadata_json FROM images ORDER BY id"
-        ).fetchall()
+        rows = _read(self.run_dir, self._db,
+                     "SELECT t_s, name, path, illumination, pixel_size_um, sha256, metadata_json FROM images ORDER BY id")
         return decoded_rows(self.run_dir, "images", rows,
                             lambda r: ImageRecord(_t(r[0]), r[1], r[2], r[3], r[4], r[5], _object(r[6])))
 
     def results(self) -> dict[str, dict[str, Any]]:
-        rows = self._db.execute("SELECT name, json FROM results ORDER BY id").fetchall()
+        rows = _read(self.run_dir, self._db, "SELECT name, json FROM results ORDER BY id")
         return dict(decoded_rows(self.run_dir, "results", rows, lambda r: (_text(r[0]), json.loads(r[1]))))
 
     def last_sample_t_s(self) -> float | None:
@@ -506,11 +505,23 @@ def _free_reserve(run_dir: Path) -> bool:
 def _membranes(db: sqlite3.Connection, run_dir: Path) -> list[MembraneRecord]:
     if not _has_table(db, "membranes"):
         return []
-    rows = db.execute(
-        "SELECT membrane_id, k, cast_step, support_position, simulated, status, t_start_s, t_end_s, process_json,"
-        " metrics_json, verdict_json, grades_met, target_grade, target_met, lot_id, lost_reason FROM membranes ORDER BY k"
-    ).fetchall()
+    rows = _read(run_dir, db,
+                 "SELECT membrane_id, k, cast_step, support_position, simulated, status, t_start_s, t_end_s, process_json,"
+                 " metrics_json, verdict_json, grades_met, target_grade, target_met, lot_id, lost_reason FROM membranes ORDER BY k")
     return decoded_rows(run_dir, "membranes", rows, membrane_from_row)
+
+
+def _read(run_dir: Path, db: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    """The rows of a query on a run's database; :class:`DamagedRun` when its pages are damaged
+    (a crashed run whose run.sqlite was cut or overwritten opens — its header is whole — and the
+    query met the damage: `report`, `export` and `resume` ended in sqlite3's traceback). A locked
+    or busy database is not damage: that error goes on as it is."""
+    try:
+        return db.execute(sql, args).fetchall()
+    except sqlite3.OperationalError:
+        raise
+    except sqlite3.DatabaseError as exc:
+        raise DamagedRun(run_dir, f"run.sqlite cannot be read ({exc})") from None
 
 
 def decoded_rows(run_dir: Path, table: str, rows: list[Any], make: Any) -> list[Any]:
