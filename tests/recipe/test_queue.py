@@ -329,3 +329,40 @@ def test_a_queue_resume_while_the_queue_runs_is_busy_at_any_moment(tmp_path):
     assert [i["outcome"] for i in items] == ["completed"] * 8
     # busy while the queue owned its state (a resume that starts as the queue ends finds nothing left: 0)
     assert 4 in codes and set(codes) <= {0, 4}, codes
+
+
+#: Ctrl-C to the queue the moment a run has ended (the item recorded, the state not yet written).
+_CTRL_C_AFTER_A_RUN = """
+import os, signal, time
+import castrig.recipe.queue as q
+_record = q._record
+def _record_then_ctrl_c(item, result):
+    _record(item, result)
+    if not os.environ.get("CTRL_C_DONE"):
+        os.environ["CTRL_C_DONE"] = "1"
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)
+q._record = _record_then_ctrl_c
+"""
+
+
+def test_ctrl_c_as_a_run_ends_writes_the_queues_state_and_says_how_to_go_on(tmp_path):
+    """Ctrl-C to `castrig queue` just after a run ended: exit 130 and "interrupted" only — no
+    summary, no `queue --resume` line, the state file left with the run that completed as
+    running. Now the stop is written as any other (the completed run recorded, the rest not run)
+    and the resume line is said; `queue --resume` runs the rest, not the completed run again."""
+    from conftest import castrig, with_sitecustomize
+
+    data = tmp_path / "runs"
+    done = castrig("queue", str(DATA / "short.yaml"), "--repeat", "3", "--data", str(data),
+                   **with_sitecustomize(tmp_path, _CTRL_C_AFTER_A_RUN))
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "go on with: castrig queue --resume" in " ".join(done.stderr.split()), done.stderr
+    (state_path,) = data.glob("queue-*.json")
+    state = json.loads(state_path.read_text())
+    assert state["stopped"] == "interrupted by the operator", state
+    assert [i["outcome"] for i in state["items"]] == ["completed", "not run", "not run"], state["items"]
+    again = castrig("queue", "--resume", str(state_path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    items = json.loads(state_path.read_text())["items"]
+    assert [i["outcome"] for i in items] == ["completed"] * 3 and len(list(data.glob("*/run.json"))) == 3

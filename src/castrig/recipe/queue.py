@@ -245,56 +245,64 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
             state["stopped"] = f"{stop.reason}: queue stopped before {Path(item['recipe']).name} started"
             break
         result: RunResult | None = None
-        if item["status"] == "running":  # crashed or interrupted while it ran: resume its folder
-            run_dir = Path(item["run_dir"]) if item.get("run_dir") else _find_run_dir(root, item)
-            if run_dir is not None and not (run_dir / "run.json").is_file():
-                run_dir = item["run_dir"] = None  # gone (a replacement cut short): it never got a folder
-            if run_dir is not None:
-                info = json.loads((run_dir / "run.json").read_text())
-                item["run_dir"] = str(run_dir)
-                try:
-                    replaced = info.get("outcome") != "completed" and _replace_never_started(
-                        run_dir, item, lambda: atomic_write_json(state_path, state))
-                except Busy as exc:  # its maker is alive after all: the item stays 'running'
-                    state["stopped"] = f"cannot resume {run_dir}: {exc}"
-                    unreachable = 4
-                    break
-                if replaced:
-                    item["run_dir"] = None  # result stays None: the recipe runs afresh below
-                elif info.get("outcome") == "completed" or needs_after_abort(info.get("outcome"), info.get("outcome_reason")):
-                    # it ended (or someone aborted it); the queue died before noting it
-                    result = RunResult(info["outcome"], info.get("outcome_reason"), run_dir=str(run_dir),
-                                       membranes=_membranes(run_dir))
-                else:
+        try:
+            if item["status"] == "running":  # crashed or interrupted while it ran: resume its folder
+                run_dir = Path(item["run_dir"]) if item.get("run_dir") else _find_run_dir(root, item)
+                if run_dir is not None and not (run_dir / "run.json").is_file():
+                    run_dir = item["run_dir"] = None  # gone (a replacement cut short): it never got a folder
+                if run_dir is not None:
+                    info = json.loads((run_dir / "run.json").read_text())
+                    item["run_dir"] = str(run_dir)
                     try:
-                        result = resume_run(run_dir, quiet=True, stop=stop)
-                    except (RigUnreachable, Busy) as exc:  # the item stays 'running': --resume retries it
+                        replaced = info.get("outcome") != "completed" and _replace_never_started(
+                            run_dir, item, lambda: atomic_write_json(state_path, state))
+                    except Busy as exc:  # its maker is alive after all: the item stays 'running'
                         state["stopped"] = f"cannot resume {run_dir}: {exc}"
-                        unreachable = 5 if isinstance(exc, RigUnreachable) else 4
+                        unreachable = 4
                         break
-                    result.membranes = result.membranes or _membranes(run_dir)
-        if result is None:
-            item.update(status="running", started_utc=_now())
+                    if replaced:
+                        item["run_dir"] = None  # result stays None: the recipe runs afresh below
+                    elif info.get("outcome") == "completed" or needs_after_abort(info.get("outcome"), info.get("outcome_reason")):
+                        # it ended (or someone aborted it); the queue died before noting it
+                        result = RunResult(info["outcome"], info.get("outcome_reason"), run_dir=str(run_dir),
+                                           membranes=_membranes(run_dir))
+                    else:
+                        try:
+                            result = resume_run(run_dir, quiet=True, stop=stop)
+                        except (RigUnreachable, Busy) as exc:  # the item stays 'running': --resume retries it
+                            state["stopped"] = f"cannot resume {run_dir}: {exc}"
+                            unreachable = 5 if isinstance(exc, RigUnreachable) else 4
+                            break
+                        result.membranes = result.membranes or _membranes(run_dir)
+            if result is None:
+                item.update(status="running", started_utc=_now())
+                atomic_write_json(state_path, state)
+                try:
+                    result = run_recipe(Path(item["recipe"]), profile, data_root=data_root, seed=item["seed"], operator=operator,
+                                        quiet=True, stop=stop)
+                except (RigUnreachable, Busy) as exc:  # nothing ran, no folder: pending again, --resume runs it
+                    item.update(status="pending", started_utc=None)
+                    state["stopped"] = f"{item['recipe']} not started: {exc}"
+                    unreachable = 5 if isinstance(exc, RigUnreachable) else 4
+                    break
+            _record(item, result)
             atomic_write_json(state_path, state)
-            try:
-                result = run_recipe(Path(item["recipe"]), profile, data_root=data_root, seed=item["seed"], operator=operator,
-                                    quiet=True, stop=stop)
-            except (RigUnreachable, Busy) as exc:  # nothing ran, no folder: pending again, --resume runs it
-                item.update(status="pending", started_utc=None)
-                state["stopped"] = f"{item['recipe']} not started: {exc}"
-                unreachable = 5 if isinstance(exc, RigUnreachable) else 4
+            if result.outcome == "interrupted":
+                state["stopped"] = "interrupted by the operator"
+            elif result.safe is not None and not result.safe.safe:
+                state["stopped"] = f"safe state not verified after {result.run_dir}: queue stopped"
+            elif result.outcome == "aborted" and result.asked:  # on purpose: the queue stops, the rig safe
+                state["stopped"] = f"{result.run_dir} aborted ({result.reason}): queue stopped, the rig left safe"
+            elif stop.reason:  # a signal while the run ended (or its report was written)
+                state["stopped"] = f"{stop.reason}: queue stopped after {result.run_dir}"
+            if state["stopped"]:
                 break
-        _record(item, result)
-        atomic_write_json(state_path, state)
-        if result.outcome == "interrupted":
+        except KeyboardInterrupt:  # Ctrl-C outside a run (as one ended, or the next one's rig opening):
+            # the run that ended is recorded and the queue's state written as for a stop, with the
+            # way to go on (it said only "interrupted", its item left running with no folder)
+            if result is not None and item.get("status") == "running":
+                _record(item, result)
             state["stopped"] = "interrupted by the operator"
-        elif result.safe is not None and not result.safe.safe:
-            state["stopped"] = f"safe state not verified after {result.run_dir}: queue stopped"
-        elif result.outcome == "aborted" and result.asked:  # on purpose: the queue stops, the rig safe
-            state["stopped"] = f"{result.run_dir} aborted ({result.reason}): queue stopped, the rig left safe"
-        elif stop.reason:  # a signal while the run ended (or its report was written)
-            state["stopped"] = f"{stop.reason}: queue stopped after {result.run_dir}"
-        if state["stopped"]:
             break
     state["runs"] = [i for i in state["items"] if i["status"] != "pending"]  # (kept for readers of older summaries)
     for item in state["items"]:
