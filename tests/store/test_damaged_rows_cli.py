@@ -98,3 +98,27 @@ def test_a_crashed_runs_database_overwritten_is_named_by_report_export_and_resum
         assert done.returncode == 2 and "Traceback" not in said, (argv, said[-1500:])
         assert f"{run_dir}: damaged run folder: run.sqlite cannot be read" in said, (argv, said)
     assert (run_dir / "run.json").read_text() == info
+
+
+RUN_JSON_EDITS = [  # (edit of run.json, what the message names)
+    (lambda d: d["recipe"].update(steps="nope"), "field recipe.steps: expected a list of objects"),  # status said "step 11/4"
+    (lambda d: d.pop("outcome"), "field outcome: missing"),  # runs said completed, status crashed, resume resumed it
+    (lambda d: d.update(outcome="weird"), "field outcome: expected one of running, completed"),  # shown as is, resumed
+    (lambda d: d.update(started_utc="yesterday"), "field started_utc: expected a UTC time"),  # taken silently
+]
+
+
+@pytest.mark.parametrize("edit, says", RUN_JSON_EDITS)
+def test_a_run_json_value_no_reader_can_trust_is_named_by_every_reader(finished_demo_run, tmp_path, capsys, edit, says):
+    damaged, other = _two_runs(finished_demo_run, tmp_path / "runs")
+    info = json.loads((damaged / "run.json").read_text())
+    edit(info)
+    (damaged / "run.json").write_text(json.dumps(info))
+    status = castrig_main(capsys, "status", str(damaged))
+    assert "damaged" in status.stdout and says in " ".join(status.stdout.split()), status.stdout + status.stderr
+    for argv in (["report", str(damaged), "--out", str(tmp_path / "r.html")], ["resume", str(damaged)]):
+        done = castrig_main(capsys, *argv)
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 2 and f"{damaged}: damaged run folder: run.json: {says}" in said, (argv, said)
+    runs = castrig_main(capsys, "runs", "--data", str(tmp_path / "runs"))
+    assert runs.returncode == 0 and "damaged" in runs.stdout and other.name in runs.stdout, runs.stdout

@@ -117,7 +117,7 @@ WRITER = textwrap.dedent(
     else:
         store = SqliteRunStore(sys.argv[1])
     info = RunInfo(run_id="crash", recipe_name="r", recipe_path="r", profile_name="p", profile_path="p",
-                   software_version="t", seed=0, operator="", started_utc="x")
+                   software_version="t", seed=0, operator="", started_utc="2026-01-01T00:00:00Z")
     rec = store.create_run(info)
     print(rec.run_dir, flush=True)
     i = 0

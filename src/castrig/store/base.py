@@ -67,6 +67,20 @@ class RunInfo:
                 return f"field {name}: expected {words}{' or null' if nullable else ''}, found {_json_kind(v)}"
             if name == "parts" and not all(isinstance(p, Mapping) for p in v):
                 return f"field parts: expected a list of objects, found {_json_kind(v)}"
+        # values every reader trusts (a hand edit: `status` said "step 11/4" of recipe.steps = "nope",
+        # `runs` listed a run without an outcome completed and `status` the same run crashed)
+        if "outcome" not in data:
+            return f"field outcome: missing (expected one of {', '.join(RECORDED_OUTCOMES)})"
+        if data["outcome"] not in RECORDED_OUTCOMES:
+            return f"field outcome: expected one of {', '.join(RECORDED_OUTCOMES)}, found {_json_kind(data['outcome'])}"
+        if "started_utc" in data:
+            from castrig.utc import parse_utc
+
+            if parse_utc(data["started_utc"]) is None:
+                return f"field started_utc: expected a UTC time (ISO 8601, e.g. 2026-01-01T22:00:00Z), found {_json_kind(data['started_utc'])}"
+        steps = data.get("recipe", {}).get("steps") if isinstance(data.get("recipe"), Mapping) else None
+        if steps is not None and not (isinstance(steps, list) and all(isinstance(st, Mapping) for st in steps)):
+            return f"field recipe.steps: expected a list of objects, found {_json_kind(steps)}"
         return None
 
     @classmethod
@@ -74,6 +88,9 @@ class RunInfo:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 
+
+#: The outcomes a run.json records (``crashed`` is a reader's word for a ``running`` one nobody holds).
+RECORDED_OUTCOMES = ("running", "completed", "aborted", "faulted", "interrupted", "not_resumable")
 
 _TEXT, _INT = ((str,), "a string"), ((int,), "an integer")
 #: ``run.json``'s fields: (Python types of the JSON value, null allowed, what the message says is expected).
