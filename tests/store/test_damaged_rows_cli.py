@@ -23,6 +23,7 @@ DAMAGE = [  # (SQL, the table named)
     ("UPDATE journal SET t_s = 'abc' WHERE seq = (SELECT max(seq) FROM journal)", "journal"),
     ("UPDATE journal SET data_json = '[1]' WHERE seq = (SELECT max(seq) FROM journal)", "journal"),
     ("UPDATE journal SET t_s = 9e999 WHERE seq = (SELECT max(seq) FROM journal)", "journal"),
+    ("UPDATE samples SET value = 'x' WHERE rowid = 5", "samples"),
 ]
 
 

@@ -414,6 +414,15 @@ class SqliteRunRecorder(RunRecorder):
             rows = _read(self.run_dir, self._db, "SELECT t_s, channel, value FROM samples ORDER BY rowid")
         else:
             rows = _read(self.run_dir, self._db, "SELECT t_s, channel, value FROM samples WHERE channel=? ORDER BY rowid", (channel,))
+        # (a text where a number belongs — a hand edit — was "could not convert string to float" in
+        # the report's traceback; ~10 ms for an 8-hour run's 60 000 rows)
+        def ok(r: Any) -> bool:
+            return isinstance(r[0], (int, float)) and isinstance(r[2], (int, float, type(None)))
+
+        if not all(map(ok, rows)):
+            n = next(i for i, r in enumerate(rows, 1) if not ok(r))
+            raise DamagedRun(self.run_dir, f"run.sqlite: samples row {n} cannot be read (t_s = {rows[n - 1][0]!r}, "
+                                           f"value = {rows[n - 1][2]!r}: expected numbers)")
         return [tuple(r) for r in rows]  # type: ignore[misc]
 
     def events(self, kind: str | None = None) -> list[Event]:
