@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from castrig.inputs import load_model
 
@@ -171,6 +171,15 @@ class Recipe(BaseModel):
     support_pore_um: float | None = Field(None, gt=0, le=1000, json_schema_extra={"unit": "µm"},
                                           description="Pore size of the porous support (recorded; the twin uses it).")
     steps: list[Step] = Field(..., min_length=1, description="What the rig does, in order; see the step types.")
+
+    @field_validator("name")
+    @classmethod
+    def _visible_name(cls, name: str) -> str:
+        """A name of spaces only lists nothing to tell the run by (and named its folder "<stamp>-")."""
+        if not name.strip():
+            raise ValueError("only spaces: nothing to tell the run by in the lists (allowed: 1-80 characters, "
+                             "at least one of them visible)")
+        return name
 
     @model_validator(mode="after")
     def _analyse_after_capture(self, info: ValidationInfo) -> "Recipe":

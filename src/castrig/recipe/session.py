@@ -36,7 +36,7 @@ from castrig.rig.build import Rig
 from castrig.rig.ownership import open_owned_rig
 from castrig.rig.profile import Profile, load_profile
 from castrig.store import MembraneRecord, RunInfo, RunRecorder, StoreError, open_store, unwritable, utc_now_iso
-from castrig.store.sqlite_store import is_disk_full
+from castrig.store.sqlite_store import is_disk_full, run_folder_word
 from castrig.store.base import grades_of
 from castrig.store.commands import STATUS_NAME, control_dir
 from castrig.store.lock import LOCK_NAME, claim_run, recorded_on_another_host, release_run
@@ -270,7 +270,7 @@ def run_recipe(
         _configure_twin(rig, recipe)
         started = datetime.now(timezone.utc)  # the wall clock names the folder, also on the twin
         info = RunInfo(
-            run_id=f"{started:%Y%m%d-%H%M%S}-{recipe.name}",
+            run_id=f"{started:%Y%m%d-%H%M%S}-{run_folder_word(recipe.name)}",
             recipe_name=recipe.name,
             recipe_path=str(recipe_path),
             profile_name=profile.name,

@@ -644,6 +644,14 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "item"
 
 
+def run_folder_word(recipe_name: str) -> str:
+    """What a run folder's name takes of its recipe's name (``<stamp>-<word>``): the name itself
+    where its letters or digits are ASCII ones (the folder keeps those), else ``recipe`` — a
+    recipe called ``膜``, ``..`` or ``🧪`` made the folder ``<stamp>-`` (the lists show the recipe's
+    own name beside it)."""
+    return recipe_name if re.search(r"[A-Za-z0-9]", recipe_name) else "recipe"
+
+
 def utc_now_iso(epoch: float | None = None) -> str:
     when = datetime.now(timezone.utc) if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
     return when.isoformat(timespec="seconds").replace("+00:00", "Z")
