@@ -391,3 +391,23 @@ def test_the_final_lines_are_whole_under_a_pipe(tmp_path):
     assert all(device in safe for device in ("caster", "dry_mfc", "water_pump", "wet_mfc")), done.stdout
     assert len(safe) > 80
     assert done.stdout.splitlines()[-1].startswith("1 membrane; target grade claim1")
+
+
+def test_quiet_still_says_the_safe_state_of_a_run_that_did_not_complete(tmp_path):
+    """`castrig run -q` (cron, a queue's runs) printed the outcome line and the membranes, never the
+    safe state: an aborted night said nothing of the rig. -q now drops it only for a completed run
+    whose safe state was verified."""
+    from conftest import run_rows, start_castrig, wait_until
+
+    data = tmp_path / "runs"
+    proc = start_castrig("run", str(ROOT / "tests" / "data" / "long_wait.yaml"), "--data", str(data), "-q")
+    try:
+        wait_until(lambda: any(run_rows(d.parent, "SELECT 1 FROM samples LIMIT 1") for d in data.glob("*/run.json")),
+                   timeout_s=60, what="the run's first sample")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, out + err
+    assert "aborted" in out and "safe state verified" in out, out + err

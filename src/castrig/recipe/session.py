@@ -441,7 +441,9 @@ def _report(result: RunResult, quiet: bool) -> None:
     out = Console(soft_wrap=True)
     colour = "green" if result.outcome == "completed" else "red"
     out.print(f"[{colour}]{result.outcome}[/]: {result.run_dir}" + (f" — {result.reason}" if result.reason else ""), highlight=False)
-    if result.safe is not None and not quiet:
+    # -q keeps a completed run's verified safe state to the log; an ending that was not a completion,
+    # or a safe state not verified, is said whatever -q says (an aborted night under cron said nothing of it)
+    if result.safe is not None and (not quiet or result.outcome != "completed" or not result.safe.safe):
         out.print(result.safe.summary(), highlight=False)
     line, ok = target_summary(result.membranes, result.targets or _target_grade(result))
     if line:  # the final line: what was made, and whether it met the recipe's target grade
