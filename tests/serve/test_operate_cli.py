@@ -286,3 +286,15 @@ def test_a_runner_that_does_not_answer_is_said_so_exit_5(tmp_path: Path, reap):
     wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=20, what="the pause read once it went on")
     assert castrig("abort", str(run_dir)).returncode == 0
     assert run.wait(timeout=60) == 3
+
+
+def test_status_of_a_crashed_run_shows_no_time_left(tmp_path):
+    """kill -9 in an 8-hour wait: `castrig status` said "crashed · step 1/1 … · left: step 0:00:00,
+    run 0:00:00" — time left in a run nobody runs. It says where it stopped, and no time left."""
+    from conftest import run_then_kill_9
+
+    run_dir = run_then_kill_9(ROOT / "tests" / "data" / "long_wait.yaml", tmp_path / "runs",
+                              lambda d: len(run_rows(d, "SELECT 1 FROM samples LIMIT 50")) >= 50)
+    done = castrig("status", str(run_dir))
+    assert done.returncode == 0 and "crashed" in done.stdout, done.stdout + done.stderr
+    assert "left:" not in done.stdout and "step 2/2 wait" in done.stdout, done.stdout

@@ -55,8 +55,10 @@ def status_line(d: dict[str, Any]) -> str:
     rh = (lv.get("rh_near_pct") or {}).get("value")
     band = f" ± {d['band_rh_pct']:g}" if d.get("band_rh_pct") else ""
     est = "≥ " if d.get("run_left_is_estimate") and d.get("run_left_s") else ""
-    # no time left to speak of (live.detail gives None for both while the run makes the rig safe)
-    ending = d.get("step_left_s") is None and d.get("run_left_s") is None
+    # no time left to speak of (live.detail gives None for both while the run makes the rig safe),
+    # nor in a run that no longer runs (a crashed one said "left: step 0:00:00, run 0:00:00")
+    ending = (d.get("step_left_s") is None and d.get("run_left_s") is None) or d.get("status") in (
+        "crashed", "completed", "aborted", "faulted", "interrupted", "not_resumable", "damaged")
     parts = [f"{d['uid']}: {d['status']}" + (f" by {d['paused_by']}" if d.get("paused_by") else ""), where,
              *([] if ending else [f"left: step {_dur(d.get('step_left_s'))}, run {est}{_dur(d.get('run_left_s'))}"]),
              f"RH {_num(rh)} %RH (setpoint {_num(d.get('setpoint_rh_pct'))}{band})"]
