@@ -360,7 +360,7 @@ def runs(
     data: Optional[Path] = typer.Option(None, "--data", metavar="DIR", help="Data root (default $CASTRIG_DATA or ./runs)."),
     since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help="Runs started on or after DATE (YYYY-MM-DD or ISO time, UTC)."),
     grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="Runs that met grade G (e.g. claim1)."),
-    outcome: Optional[str] = typer.Option(None, "--outcome", metavar="OUTCOME", help="completed | aborted | faulted | interrupted | not_resumable | running"),
+    outcome: Optional[str] = typer.Option(None, "--outcome", metavar="OUTCOME", help="completed | aborted | faulted | interrupted | not_resumable | running | crashed"),
     prune_never_started: bool = typer.Option(
         False, "--prune-never-started",
         help="First remove the run folders a `castrig run` killed while making them left behind (listed 'never "
