@@ -298,3 +298,16 @@ def test_status_of_a_crashed_run_shows_no_time_left(tmp_path):
     done = castrig("status", str(run_dir))
     assert done.returncode == 0 and "crashed" in done.stdout, done.stdout + done.stderr
     assert "left:" not in done.stdout and "step 2/2 wait" in done.stdout, done.stdout
+
+
+def test_status_of_a_resumed_run_says_a_lost_membranes_reason_once(tmp_path):
+    """A run resumed after kill -9, its drying membrane lost: `castrig status` gave the reason as
+    the last warning and again as the run's outcome reason, the same long sentence twice."""
+    from conftest import run_then_kill_9
+
+    run_dir = run_then_kill_9(ROOT / "tests" / "data" / "two_membranes_long_evaporate.yaml", tmp_path / "runs",
+                              lambda d: bool(run_rows(d, "SELECT 1 FROM journal WHERE step_index = 4 AND state = 'started'")))
+    assert castrig("resume", str(run_dir), "-q").returncode == 0
+    done = castrig("status", str(run_dir))
+    assert done.returncode == 0 and "membrane_lost" in done.stdout, done.stdout + done.stderr
+    assert done.stdout.count("the cast film dried without RH control") == 1, done.stdout

@@ -57,8 +57,7 @@ def status_line(d: dict[str, Any]) -> str:
     est = "≥ " if d.get("run_left_is_estimate") and d.get("run_left_s") else ""
     # no time left to speak of (live.detail gives None for both while the run makes the rig safe),
     # nor in a run that no longer runs (a crashed one said "left: step 0:00:00, run 0:00:00")
-    ending = (d.get("step_left_s") is None and d.get("run_left_s") is None) or d.get("status") in (
-        "crashed", "completed", "aborted", "faulted", "interrupted", "not_resumable", "damaged")
+    ending = (d.get("step_left_s") is None and d.get("run_left_s") is None) or d.get("status") not in LIVE
     parts = [f"{d['uid']}: {d['status']}" + (f" by {d['paused_by']}" if d.get("paused_by") else ""), where,
              *([] if ending else [f"left: step {_dur(d.get('step_left_s'))}, run {est}{_dur(d.get('run_left_s'))}"]),
              f"RH {_num(rh)} %RH (setpoint {_num(d.get('setpoint_rh_pct'))}{band})"]
@@ -80,7 +79,8 @@ def status_line(d: dict[str, Any]) -> str:
     elif d["status"] in ("running", "pausing") and age is not None and age > SILENT_S:
         pid = (d.get("owner") or {}).get("pid", "?")
         parts.insert(1, f"no word from the runner for {_dur(age)} (stopped, hung or busy; its process {pid} still holds the run)")
-    if d["status"] not in LIVE and d.get("outcome_reason"):
+    # (not when it is the last warning's own text: a lost membrane's reason was said twice)
+    if d["status"] not in LIVE and d.get("outcome_reason") and not (w and str(d["outcome_reason"]) == w.get("message")):
         parts.append(str(d["outcome_reason"]))
     return " · ".join(parts)
 
