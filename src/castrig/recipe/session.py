@@ -583,8 +583,8 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     try:  # the records the resume is planned from, read before a device is touched: a damaged
         # run.sqlite is refused here (exit 2, nothing sent), not after the rig was opened
         journal = recorder.journal()
-        last_t = max([0.0] + [s[0] for s in recorder.samples()[-50:]] + [e.t_s for e in recorder.events()[-50:]]
-                     + [j.t_s for j in journal[-5:]])
+        last_sample = recorder.last_sample_t_s()  # (one max in SQLite, not every sample of the night read back)
+        last_t = max([0.0, last_sample or 0.0] + [e.t_s for e in recorder.events()[-50:]] + [j.t_s for j in journal[-5:]])
         setpoints = recorder.events("setpoint")
     except BaseException:
         recorder.close()

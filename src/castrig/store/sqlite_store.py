@@ -451,8 +451,13 @@ class SqliteRunRecorder(RunRecorder):
         return dict(decoded_rows(self.run_dir, "results", rows, lambda r: (_text(r[0]), json.loads(r[1]))))
 
     def last_sample_t_s(self) -> float | None:
-        row = self._db.execute("SELECT max(t_s) FROM samples").fetchone()
-        return None if row is None or row[0] is None else float(row[0])
+        rows = _read(self.run_dir, self._db, "SELECT max(t_s) FROM samples")
+        if not rows or rows[0][0] is None:
+            return None
+        try:
+            return _t(rows[0][0])  # (a text t_s anywhere is SQLite's max of them all)
+        except ValueError as exc:
+            raise DamagedRun(self.run_dir, f"run.sqlite: samples cannot be read ({exc})") from None
 
     def close(self) -> None:
         """Idempotent (the session closes its record when the run ends and again on its way out)."""
