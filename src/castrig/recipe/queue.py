@@ -100,7 +100,7 @@ def run_queue(
     try:
         return _work(state, state_path, Path(profile), data_root)
     finally:
-        oslock.release(state_path.with_suffix(".lock"))
+        oslock.release(_lock_of(state_path))
 
 
 def _new_state_path(root: Path, stamp: str) -> Path:
@@ -111,12 +111,12 @@ def _new_state_path(root: Path, stamp: str) -> Path:
         if path.exists():
             continue
         try:
-            oslock.acquire(path.with_suffix(".lock"), purpose=f"castrig queue {path.name}", what=f"queue {path}")
+            oslock.acquire(_lock_of(path), purpose=f"castrig queue {path.name}", what=f"queue {path}")
         except Busy:
             continue
         if not path.exists():  # (made by another queue between the look and the lock)
             return path
-        oslock.release(path.with_suffix(".lock"))
+        oslock.release(_lock_of(path))
     raise BadInput(f"{root}: a thousand queues started in the second {stamp}: no name left for another", file=str(root))
 
 
@@ -137,13 +137,18 @@ def resume_queue(state_path: Path) -> int:
         return _work(state, state_path, Path(state["profile"]), data_root)
 
 
+def _lock_of(state_path: Path) -> Path:
+    """``queue-<stamp>.lock`` beside the queue's state: who holds it owns the queue."""
+    return state_path.with_suffix(".lock")
+
+
 @contextmanager
 def _owned(state_path: Path, purpose: str) -> Iterator[None]:
     """The queue owned by this process while it works (``queue-<stamp>.lock`` beside its state, an
     OS lock: it goes with the process). A `queue --resume` started while the queue still ran was
     refused only while a run's folder was held; between two runs it ran the same items again, in
     parallel — casts made twice. Now it is :class:`Busy` (exit 4) before it reads or writes anything."""
-    lock = state_path.with_suffix(".lock")
+    lock = _lock_of(state_path)
     oslock.acquire(lock, purpose=f"{purpose} {state_path.name}", what=f"queue {state_path}")
     try:
         yield
