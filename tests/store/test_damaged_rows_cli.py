@@ -24,6 +24,8 @@ DAMAGE = [  # (SQL, the table named)
     ("UPDATE journal SET data_json = '[1]' WHERE seq = (SELECT max(seq) FROM journal)", "journal"),
     ("UPDATE journal SET t_s = 9e999 WHERE seq = (SELECT max(seq) FROM journal)", "journal"),
     ("UPDATE samples SET value = 'x' WHERE rowid = 5", "samples"),
+    ("UPDATE journal SET step_index = 9999 WHERE seq = (SELECT max(seq) FROM journal)", "journal"),
+    ("UPDATE journal SET t_s = -1e6 WHERE seq = 1", "journal"),
 ]
 
 
@@ -125,3 +127,23 @@ def test_a_run_json_value_no_reader_can_trust_is_named_by_every_reader(finished_
         assert done.returncode == 2 and f"{damaged}: damaged run folder: run.json: {says}" in said, (argv, said)
     runs = castrig_main(capsys, "runs", "--data", str(tmp_path / "runs"))
     assert runs.returncode == 0 and "damaged" in runs.stdout and other.name in runs.stdout, runs.stdout
+
+
+def test_a_journal_step_outside_the_recipe_is_called_damaged_by_status_and_resume(tmp_path):
+    """The journal's last step_index 9999 of 8 steps: `castrig status` said "step 10000/8", and a
+    negative journal time had `resume` say it goes on from minus a million seconds. Through the
+    castrig process, on a crashed run (the one resume would take)."""
+    from conftest import ROOT, run_rows, run_then_kill_9
+
+    run_dir = run_then_kill_9(ROOT / "recipes" / "overnight.yaml", tmp_path / "runs",
+                              lambda d: len(run_rows(d, "SELECT 1 FROM journal LIMIT 3")) >= 3)
+    _spoil(run_dir, "UPDATE journal SET step_index = 9999 WHERE seq = (SELECT max(seq) FROM journal)")
+    status = castrig("status", str(run_dir))
+    said = " ".join(status.stdout.split())
+    assert "damaged" in said and "step_index 9999 is none of the recipe's 26 steps" in said and "10000" not in said, said
+    info = (run_dir / "run.json").read_text()
+    _spoil(run_dir, "UPDATE journal SET step_index = 0, t_s = -1e6 WHERE seq = (SELECT max(seq) FROM journal)")
+    done = castrig("resume", str(run_dir))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "damaged run folder: run.sqlite: journal row" in said and "t_s ≥ 0" in said, said
+    assert (run_dir / "run.json").read_text() == info  # refused before the rig was touched

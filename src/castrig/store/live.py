@@ -110,6 +110,16 @@ def membranes(db: sqlite3.Connection | None) -> list[dict[str, Any]]:
     return out
 
 
+class _Damaged(ValueError):
+    """A record a reader cannot show (the run is listed as damaged, with this reason)."""
+
+
+def _damaged_summary(run_dir: Path, reason: str) -> dict[str, Any]:
+    return {"uid": run_dir.name, "status": "damaged", "recipe": "", "operator": "", "started_utc": None,
+            "ended_utc": None, "outcome_reason": reason, "step": {}, "membranes": 0, "grades": [],
+            "virtual_time": False}
+
+
 def _step_from_journal(db: sqlite3.Connection | None, recipe: dict[str, Any]) -> dict[str, Any]:
     # the last step that ran: a lost membrane's steps are journaled 'skipped' after it (an abort
     # in m1's evaporation records its capture and analyse skipped), and are not where the run is
@@ -119,7 +129,10 @@ def _step_from_journal(db: sqlite3.Connection | None, recipe: dict[str, Any]) ->
     if not rows:
         return {"step_index": -1, "step_label": "", "n_steps": len(steps)}
     i, state, t = rows[0]
-    st = steps[i] if 0 <= i < len(steps) else {}
+    if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(steps):
+        # (the recorder's reader says the same of that row: sqlite_store._step)
+        raise _Damaged(f"run.sqlite: the journal's last step_index {i!r} is none of the recipe's {len(steps)} steps")
+    st = steps[i] if isinstance(steps[i], dict) else {}
     return {"step_index": int(i), "step_type": st.get("type", ""), "step_label": st.get("label") or st.get("type", ""),
             "n_steps": len(steps), "step_state": state}
 
@@ -150,14 +163,15 @@ def summary(run_dir: Path) -> dict[str, Any]:
     if damage is not None and damage.startswith(NEVER_STARTED) and run_holder(run_dir) is not None:
         damage = "being made now: nothing recorded yet"  # its maker lives (a run in its first moments)
     if damage is not None:  # what `castrig runs` says of it: not a run to report on
-        return {"uid": run_dir.name, "status": "damaged", "recipe": "", "operator": "", "started_utc": None,
-                "ended_utc": None, "outcome_reason": damage, "step": {}, "membranes": 0, "grades": [],
-                "virtual_time": False}
+        return _damaged_summary(run_dir, damage)
     info = read_info(run_dir)
     status = run_outcome(run_dir)
     with open_ro(run_dir) as db:
         mbs = membranes(db)
-        step = _step_from_journal(db, info.get("recipe") or {})
+        try:
+            step = _step_from_journal(db, info.get("recipe") or {})
+        except _Damaged as exc:
+            return _damaged_summary(run_dir, str(exc))
     live = read_status(run_dir) if status == "running" else None
     if live:
         # what the runner says of its step, where it says it (a status.json from another version or

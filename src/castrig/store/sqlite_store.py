@@ -437,8 +437,10 @@ class SqliteRunRecorder(RunRecorder):
 
     def journal(self) -> list[JournalEntry]:
         rows = _read(self.run_dir, self._db, "SELECT seq, t_s, step_index, state, data_json FROM journal ORDER BY seq")
+        steps = (self.info.recipe or {}).get("steps") if isinstance(self.info.recipe, dict) else None
+        n_steps = len(steps) if isinstance(steps, list) else None
         return decoded_rows(self.run_dir, "journal", rows,
-                            lambda r: JournalEntry(r[0], _t(r[1]), _int(r[2]), _text(r[3]), _object(r[4])))
+                            lambda r: JournalEntry(r[0], _t_run(r[1]), _step(r[2], n_steps), _text(r[3]), _object(r[4])))
 
     def images(self) -> list[ImageRecord]:
         rows = _read(self.run_dir, self._db,
@@ -558,6 +560,25 @@ def _t(v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise ValueError(f"t_s = {v!r}: expected a finite number of seconds")
     return float(v)
+
+
+def _t_run(v: Any) -> float:
+    """A journal time: the run's own clock never runs before its start (a negative t_s had a
+    resume say it went on "from -1e+06 s")."""
+    t = _t(v)
+    if t < 0:
+        raise ValueError(f"t_s = {v!r}: a step cannot start before the run (t_s ≥ 0)")
+    return t
+
+
+def _step(v: Any, n_steps: int | None) -> int:
+    """A journal step index: one of the recipe's steps (0-based; 9999 of 26 steps had `status`
+    say "step 10000/26")."""
+    i = _int(v)
+    if i < 0 or (n_steps is not None and i >= n_steps):
+        raise ValueError(f"step_index = {i}: the recipe has {n_steps if n_steps is not None else 'its'} steps "
+                         f"(0 to {n_steps - 1 if n_steps else 'n-1'})")
+    return i
 
 
 def _int(v: Any) -> int:
