@@ -92,3 +92,20 @@ def test_recipe_yaml_is_not_followed_out_of_the_run_folder(tmp_path, finished_de
         code, body = get(f"{base}/api/runs/{run.name}")
     assert code == 200
     assert "root:" not in body
+
+
+def test_a_run_folder_symlinked_in_from_outside_the_data_root_is_not_served(tmp_path, finished_demo_run, castrig_serve):
+    """Whoever may write the data root linked a run folder from elsewhere into it: every reader of
+    the web application was served that folder's records, report and micrographs."""
+    data, run = _copy(finished_demo_run, tmp_path)
+    outside = tmp_path / "elsewhere" / "20990101-000000-private"
+    shutil.copytree(run, outside)
+    (data / outside.name).symlink_to(outside, target_is_directory=True)
+    with castrig_serve(data) as served:
+        base = served.url.rstrip("/")
+        code, listing = get(f"{base}/api/runs")
+        assert code == 200 and run.name in listing and outside.name not in listing, listing[-800:]
+        for route in ("/api/runs/{}", "/api/runs/{}/events", "/runs/{}", "/runs/{}/report.html", "/runs/{}/images/1.png"):
+            code, body = get(base + route.format(outside.name))
+            assert code == 404, (route, code, body[-300:])
+        assert get(f"{base}/api/runs/{run.name}")[0] == 200  # the run that is there still is

@@ -42,7 +42,8 @@ def run_dirs(root: Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted((p.parent for p in root.glob("*/run.json")), key=lambda p: p.name, reverse=True)
+    real = root.resolve()
+    return sorted((p.parent for p in root.glob("*/run.json") if _inside(real, p.parent)), key=lambda p: p.name, reverse=True)
 
 
 def find_run(root: Path, uid: str) -> Path | None:
@@ -51,9 +52,19 @@ def find_run(root: Path, uid: str) -> Path | None:
         return None
     p = Path(root) / uid
     try:
-        return p if (p / "run.json").is_file() else None
+        return p if (p / "run.json").is_file() and _inside(Path(root).resolve(), p) else None
     except OSError:  # a name the file system refuses (longer than 255 bytes): no such run, not a 500
         return None
+
+
+def _inside(real_root: Path, run_dir: Path) -> bool:
+    """A run folder that is really in the data root: a symlink there to a folder elsewhere (placed
+    by whoever may write the data root) served that folder's files to every reader of the web
+    application, as `file_in` already refuses for a run's own files."""
+    try:
+        return run_dir.resolve().parent == real_root
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
 
 
 def run_outcome(run_dir: Path) -> str:
