@@ -92,8 +92,10 @@ def test_queue_resumes_after_kill_9_and_lists_every_recipe(tmp_path):
 
     data = tmp_path / "runs"
     state_path = _queue_killed_in_its_first_run(data)
-    done = castrig("queue", "--resume", str(state_path), timeout_s=120)
+    # from the data root, as a relative path (cron's cd): the summary names the state file whole
+    done = castrig("queue", "--resume", state_path.name, cwd=data, timeout_s=120, COLUMNS="400")
     assert done.returncode == 0, done.stderr
+    assert f"— {state_path}" in done.stdout, done.stdout
     state = json.loads(state_path.read_text())
     assert [i["outcome"] for i in state["items"]] == ["completed", "completed"]
     assert len({i["run_dir"] for i in state["items"]}) == 2 and len(list(data.glob("*/run.json"))) == 2  # resumed, not rerun

@@ -92,13 +92,15 @@ def run_queue(
     root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     state_path = _new_state_path(root, stamp)
-    items = [{"recipe": str(path), "repeat": rep + 1, "seed": base_seed + k, "status": "pending", "run_dir": None,
+    # whole paths: `queue --resume` runs from wherever cron or the next operator starts it
+    items = [{"recipe": str(Path(path).absolute()), "repeat": rep + 1, "seed": base_seed + k, "status": "pending", "run_dir": None,
               "outcome": None}
              for k, (rep, path) in enumerate((rep, path) for rep in range(repeat) for path in recipes)]
-    state = {"profile": str(profile), "data": str(data_root) if data_root else None, "operator": operator,
+    state = {"profile": str(Path(profile).absolute()), "data": str(Path(data_root).absolute()) if data_root else None,
+             "operator": operator,
              "created_utc": _now(), "items": items, "runs": [], "stopped": None}
     try:
-        return _work(state, state_path, Path(profile), data_root)
+        return _work(state, state_path, Path(state["profile"]), Path(state["data"]) if state["data"] else None)
     finally:
         oslock.release(_lock_of(state_path))
 
@@ -122,7 +124,7 @@ def _new_state_path(root: Path, stamp: str) -> Path:
 
 def resume_queue(state_path: Path) -> int:
     """Go on with a queue from its state file (``DATA/queue-<stamp>.json``)."""
-    state_path = Path(state_path)
+    state_path = Path(state_path).absolute()  # the run folders and the resume line it prints hold wherever cron starts
     if not state_path.is_file():
         raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): no such file", file=str(state_path))
     with _owned(state_path, "castrig queue --resume"):  # before its state is read: the owner may be writing it
