@@ -58,7 +58,7 @@ def tune_rh(
     # a dry run leaves the profile's folder alone (it may be the installation's, or read-only);
     # where anything will be written is checked before the rig is touched, not after the test
     plot_path = plot or (path.with_name(f"{path.stem}-tune-rh.svg") if write else Path.cwd() / f"{path.stem}-tune-rh.svg")
-    writable_file(plot_path, "--plot")
+    writable_file(plot_path, "--plot", "give a writable path with --plot FILE")
     if write:
         writable_file(path, "--profile (with --write)")
     rig = _open_rig(path, seed, "castrig tune rh")

@@ -85,15 +85,15 @@ def default_profile() -> Path:
     return checkout if checkout.is_file() else DEFAULT_PROFILE
 
 
-def writable_file(path: Path, option: str) -> None:
-    """Exit 2 naming ``option`` unless ``path`` can be written (its folder exists and is writable)."""
+def writable_file(path: Path, option: str, hint: str = "") -> None:
+    """Exit 2 naming ``option`` (and ``hint``: what to do instead) unless ``path`` can be written
+    (its folder exists and is writable)."""
     import os
 
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         why = "is a folder" if path.is_dir() else "its folder does not exist" if not folder.is_dir() else "cannot be written here"
-        raise BadInput(f"{option} {path}: {why} (give a writable path with --plot FILE)" if option == "--plot"
-                       else f"{option} {path}: {why}", file=str(path), field=option.split()[0])
+        raise BadInput(f"{option} {path}: {why}" + (f" ({hint})" if hint else ""), file=str(path), field=option.split()[0])
 
 
 def usable_folder(path: Path, flag: str, *, must_exist: bool = False, holds: str = "", writes: bool = False) -> Path:
