@@ -91,10 +91,12 @@ class _GuardedLoader(yaml.SafeLoader):
     def _spend(self, nodes: int, chars: int, mark: Any) -> None:
         self._nodes += nodes
         self._chars += chars
+        # ("after expanding aliases" only where there are some: a 20 000-step recipe has none)
+        how = " after expanding aliases" if self._aliases else ""
         if self._nodes > MAX_NODES:
-            raise _Refused(f"too many values: more than {MAX_NODES} after expanding aliases (allowed: at most {MAX_NODES})", mark)
+            raise _Refused(f"too many values: more than {MAX_NODES}{how} (allowed: at most {MAX_NODES})", mark)
         if self._chars > MAX_CHARS:
-            raise _Refused(f"too much text: more than {MAX_CHARS} characters after expanding aliases (allowed: at most {MAX_CHARS})", mark)
+            raise _Refused(f"too much text: more than {MAX_CHARS} characters{how} (allowed: at most {MAX_CHARS})", mark)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         """A key given twice in one mapping is refused (issue: ``duration_s: 300, duration_s:

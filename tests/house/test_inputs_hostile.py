@@ -62,6 +62,17 @@ def test_alias_budget_counts_expansion_not_text(tmp_path):
         read_yaml(_write(tmp_path, text))
 
 
+def test_too_many_values_without_aliases_says_no_aliases(tmp_path):
+    """A 20 000-step recipe (no alias in it) was refused "after expanding aliases"."""
+    from conftest import castrig
+
+    text = "name: x\nsteps:\n" + "  - {type: wait, duration_s: 1}\n" * 20_000
+    done = castrig("check", str(_write(tmp_path, text)))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "too many values: more than 100000 (allowed: at most 100000)" in said, said
+    assert "alias" not in said, said
+
+
 @pytest.mark.parametrize("text", ["a: &a [*a]\n", "a: &a {b: *a}\n", "a: &a [[[*a]]]\n"])
 def test_cyclic_aliases_are_refused(tmp_path, text):
     with pytest.raises(BadInput, match="a cycle"):
