@@ -204,3 +204,21 @@ def test_calibrate_and_tune_writing_one_profile_at_once_keep_both_values(tmp_pat
     original = load_profile(ROOT / "hw_profiles" / "sim.yaml")
     assert written.devices.camera.pixel_size_um == pytest.approx(10 / 23.3, rel=0.002)  # A's
     assert (written.control.kp, written.control.ki) != (original.control.kp, original.control.ki)  # B's
+
+
+@pytest.mark.parametrize("command", [["calibrate", "camera", "IMAGE", "--pitch-um", "10"], ["tune", "rh"]])
+def test_write_without_a_profile_named_changes_no_profile(tmp_path, command):
+    """`castrig calibrate camera IMG --pitch-um 10 --write` rewrote the default profile (the twin's
+    shipped hw_profiles/sim.yaml) unasked, and every later run measured with that pixel size. The
+    default here is a copy in the working directory: were it written, the repository's is not."""
+    img = render_target(pitch_px=20.0, shape=(256, 256), seed=3)
+    write_micrograph(tmp_path / "target.tif", (img * 65535).astype(np.uint16), 1.0)
+    (tmp_path / "hw_profiles").mkdir()
+    default = tmp_path / "hw_profiles" / "sim.yaml"
+    default.write_text((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    before = default.read_text()
+    argv = [str(tmp_path / "target.tif") if a == "IMAGE" else a for a in command]
+    done = castrig(*argv, "--write", cwd=tmp_path, timeout_s=60)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "--write needs --profile PROFILE" in said and "Traceback" not in said, said
+    assert default.read_text() == before and not list(tmp_path.glob("hw_profiles/*.svg")), "a profile or plot was written"

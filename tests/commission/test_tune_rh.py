@@ -141,3 +141,20 @@ def test_cli_a_phase_too_short_to_settle_names_max_phase_s_and_leaves_the_rig_sa
     assert "RH not steady after 10 s at the starting level" in said and "--max-phase-s" in said and "nothing written" in said, said
     assert "rig left in the safe state (verified)" in done.stdout + done.stderr, done.stdout + said
     assert profile.read_text() == before
+
+
+def test_a_tau_c_below_the_control_period_is_refused_not_raised(tmp_path):
+    """`--tau-c 0.5` on a 1 s loop was raised to 1 s without a word, the gains labelled 0.5."""
+    done = castrig("tune", "rh", "--tau-c", "0.5", cwd=tmp_path, timeout_s=20)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "--tau-c 0.5" in said and "control.control_period_s = 1 s" in said, said
+    assert "step test" not in done.stdout  # refused before the rig was touched
+
+
+def test_a_plot_path_the_file_system_refuses_is_refused_before_the_test(tmp_path):
+    """`--plot /proc/nope.svg`: the permission bits let it pass (root), and the write failed with a
+    FileNotFoundError traceback after the whole step test."""
+    done = castrig("tune", "rh", "--plot", "/proc/nope.svg", cwd=tmp_path, timeout_s=20)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "--plot /proc/nope.svg: cannot be written here" in said and "Traceback" not in said, said
+    assert "step test" not in done.stdout

@@ -54,6 +54,7 @@ def tune_rh(
 
     if rh_to <= rh_from:
         raise BadInput(f"--to = {rh_to:g} must be above --from = {rh_from:g} (allowed: 5 <= from < to <= 90 %RH)", field="--to")
+    _write_needs_profile(write, profile)
     path = Path(profile or default_profile())
     # a dry run leaves the profile's folder alone (it may be the installation's, or read-only);
     # where anything will be written is checked before the rig is touched, not after the test
@@ -61,6 +62,8 @@ def tune_rh(
     writable_file(plot_path, "--plot", "give a writable path with --plot FILE")
     if write:
         writable_file(path, "--profile (with --write)")
+    if tau_c_s is not None:
+        _tau_c_not_below_the_period(tau_c_s, path)
     rig = _open_rig(path, seed, "castrig tune rh")
     try:
         stopped = True
@@ -123,6 +126,7 @@ def calibrate_camera(
 
     from castrig.cli.analyse import check_memory
 
+    _write_needs_profile(write, profile)
     result = pixel_size_from_image(image, pitch_um,
                                    loaded=lambda a: check_memory([(image, a, None)], bytes_per_px=CALIBRATION_BYTES_PER_PX))
     path = Path(profile or default_profile())
@@ -141,3 +145,26 @@ def calibrate_camera(
                f"method {result.method}, lines at {result.angle_deg:.2f}°")
     typer.echo(f"written to {path} (devices.camera.pixel_size_um)" if write
                else "not written: add --write (and --profile P) to put it into the profile's camera")
+
+
+def _write_needs_profile(write: bool, profile: Path | None) -> None:
+    """``--write`` changes the profile named, never the default one unasked: `calibrate camera
+    --write` alone rewrote the twin's shipped hw_profiles/sim.yaml, and every later run used it."""
+    if write and profile is None:
+        from castrig.errors import BadInput
+
+        raise BadInput("--write needs --profile PROFILE: name the profile to change (nothing measured, nothing written)",
+                       field="--profile")
+
+
+def _tau_c_not_below_the_period(tau_c_s: float, path: Path) -> None:
+    """SIMC's closed loop is no faster than the loop's control period: a --tau-c below it was
+    raised to the period without a word, and gains labelled with the value asked for written."""
+    from castrig.errors import BadInput
+    from castrig.rig.profile import load_profile
+
+    period_s = load_profile(path).control.control_period_s
+    if tau_c_s < period_s:
+        raise BadInput(f"--tau-c {tau_c_s:g}: the closed loop cannot be faster than its control period, "
+                       f"control.control_period_s = {period_s:g} s in {path} (allowed: {period_s:g} to 86400 s)",
+                       field="--tau-c")

@@ -255,14 +255,15 @@ class ControlConfig(_Strict):
                                             description="After an unverified safe state, keep trying this long before letting go of the rig; 0: do not.")
     safe_state_every_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"},
                                       description="How often those later tries are made (at least every third of a safe-mode pump's watchdog, so a pump that answers again is not in alarm at every try).")
-    rh_sensor_range_pct: tuple[float, float] = Field((0.0, 100.0), json_schema_extra={"unit": "%RH"},
+    rh_sensor_range_pct: tuple[float, float] = Field((0.0, 100.0), json_schema_extra={
+        "unit": "%RH", "prefixItems": [{"type": "number", "minimum": 0, "maximum": 100}] * 2},
                                                      description="[low, high] a plausible reading lies in; outside: a broken sensor.")
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> "ControlConfig":
         lo, hi = self.rh_sensor_range_pct
-        if not lo < hi:
-            raise ValueError(f"rh_sensor_range_pct = [{lo:g}, {hi:g}]: the low end must be below the high end (allowed: 0 <= low < high)")
+        if not 0.0 <= lo < hi <= 100.0:  # (wider, the broken-sensor interlock was switched off: [-1e308, 1e308] passed)
+            raise ValueError(f"rh_sensor_range_pct = [{lo:g}, {hi:g}]: a relative humidity range (allowed: 0 <= low < high <= 100)")
         if not self.wet_fraction_min < self.wet_fraction_max:
             raise ValueError(f"wet_fraction_min = {self.wet_fraction_min:g} must be below wet_fraction_max = "
                              f"{self.wet_fraction_max:g} (allowed: 0 <= min < max <= 1)")
