@@ -10,6 +10,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import ROOT, castrig, profile_with_addresses
@@ -77,3 +78,24 @@ def test_a_recipe_without_a_capture_runs_with_the_camera_silent(tmp_path, sim_se
         code, said = _run_on(tmp_path, dict(served.addresses, camera=f"socket://127.0.0.1:{silent.getsockname()[1]}"),
                              _one_second)
     assert code == 0 and "completed" in said and "safe state verified" in said, said
+
+
+@pytest.mark.parametrize("params, says", [
+    ({"chamber": {"volume_l": "x"}}, "sim.params: chamber.volume_l = 'x': expected a finite number"),
+    ({"film": {"cv_base": float("nan")}}, "sim.params: film.cv_base = 'nan': expected a finite number"),
+    ({"film": {"nope": 1}}, "sim.params: film.nope: no such parameter of the twin's film"),
+    ({"chamber": 5}, "sim.params: chamber = '5': expected a mapping"),
+])
+def test_twin_parameters_are_checked_before_a_run_folder_is_made(tmp_path, params, says):
+    """`check` passed ``sim.params: {chamber: {volume_l: x}}``; `run` then ended in a TypeError
+    traceback (exit 1) and left a crashed run folder at every try (NaN was taken silently)."""
+    profile = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    profile["sim"]["params"] = params
+    path = tmp_path / "twin.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    for argv in (["check", str(path)], ["run", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(path),
+                                        "--data", str(tmp_path / "runs")]):
+        done = castrig(*argv)
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 2 and says in said and "Traceback" not in said, (argv, said)
+    assert not list(tmp_path.glob("runs/*/run.json"))

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from castrig.inputs import load_model
 
@@ -282,6 +282,33 @@ class SimConfig(_Strict):
     leak_per_min: float = Field(0.02, ge=0, le=10, json_schema_extra={"unit": "1/min"}, description="Exchange rate with room air.")
     sensor_tau_s: float = Field(10.0, ge=0, le=600, json_schema_extra={"unit": "s"}, description="Time constant of the simulated RH sensor.")
     params: dict[str, Any] = Field(default_factory=dict, description="Further model parameters of the twin (see castrig.sim.world).")
+
+    @field_validator("params")
+    @classmethod
+    def _known_numbers(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Groups and names the twin's models have, each a finite number: `check` passed
+        ``chamber: {volume_l: x}`` and the run then ended in a TypeError traceback, leaving a
+        crashed run folder at every try; ``film: {cv_base: .nan}`` was taken silently."""
+        if not params:
+            return params
+        from dataclasses import fields
+
+        from castrig.sim.world import ChamberModel, FilmModel
+
+        groups = {"chamber": ChamberModel, "film": FilmModel}
+        for group, values in params.items():
+            if group not in groups:
+                raise ValueError(f"{group}: no such group of the twin's parameters (allowed: chamber, film)")
+            if not isinstance(values, dict):
+                raise ValueError(f"{group} = {str(values)[:40]!r}: expected a mapping of parameter names to numbers")
+            known = {f.name for f in fields(groups[group])}
+            for name, v in values.items():
+                if name not in known:
+                    raise ValueError(f"{group}.{str(name)[:40]}: no such parameter of the twin's {group} "
+                                     f"(allowed: {', '.join(sorted(known))})")
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise ValueError(f"{group}.{name} = {str(v)[:40]!r}: expected a finite number")
+        return params
 
 
 #: A safe-mode watchdog spans at least this many control periods (the runner's keep-alives go
