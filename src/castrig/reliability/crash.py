@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from castrig.recipe.model import CastStep, load_recipe
+from castrig.store.sqlite_store import ro_uri
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -82,7 +83,7 @@ def run_reference(recipe: Path, data: Path, seed: int, timeout_s: float = 600) -
 
 
 def _db(run_dir: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True, timeout=10)
+    return sqlite3.connect(f"{ro_uri(run_dir / 'run.sqlite')}?mode=ro", uri=True, timeout=10)
 
 
 def _rows(run_dir: Path, sql: str) -> list[tuple[Any, ...]]:

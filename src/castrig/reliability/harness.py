@@ -30,6 +30,7 @@ from castrig.reliability.faults import CHAMBER_FAULTS, LINK_FAULTS, Fault, Fault
 from castrig.rig.build import Rig, build_rig
 from castrig.rig.profile import Profile, load_profile
 from castrig.store import RunInfo, SqliteRunStore
+from castrig.store.sqlite_store import ro_uri
 
 PACKAGE = Path(__file__).resolve().parent
 FAULT_RECIPE = PACKAGE / "fault_recipe.yaml"
@@ -326,7 +327,7 @@ def _read_back(run_dir: Path, problems: list[str]) -> tuple[list[tuple[float, st
     except (OSError, ValueError) as exc:
         problems.append(f"run.json unreadable: {exc}")
     try:
-        db = sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True)
+        db = sqlite3.connect(f"{ro_uri(run_dir / 'run.sqlite')}?mode=ro", uri=True)
         try:
             samples = [tuple(r) for r in db.execute("select t_s, channel, value from samples order by rowid")]
             events = [tuple(r) for r in db.execute("select kind, source, message from events order by id")]

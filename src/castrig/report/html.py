@@ -35,7 +35,7 @@ from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord,
 from castrig.store.export import flatten, format_bound, grade_passes, grade_status, verdict_rows
 from castrig.store.lock import CRASHED_REASON, live_outcome
 from castrig.store.recipe_text import recipe_file_text
-from castrig.store.sqlite_store import SqliteRunStore
+from castrig.store.sqlite_store import SqliteRunStore, ro_uri
 from castrig.utc import parse_utc
 
 
@@ -89,7 +89,7 @@ def _image_ids(run_dir: Path, n: int) -> list[int]:
     import sqlite3
 
     try:
-        db = sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True, timeout=5)
+        db = sqlite3.connect(f"{ro_uri(run_dir / 'run.sqlite')}?mode=ro", uri=True, timeout=5)
         try:
             ids = [int(r[0]) for r in db.execute("SELECT id FROM images ORDER BY id")]
         finally:

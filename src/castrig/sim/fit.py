@@ -29,6 +29,7 @@ from castrig.errors import BadInput
 from castrig.rig.profile import Profile
 from castrig.sim.physics import vapour_from_rh
 from castrig.sim.world import ChamberModel, InternalController, World
+from castrig.store.sqlite_store import ro_uri
 
 #: Fitted parameters: SimConfig field -> (lower, upper) physical bounds.
 PARAMETERS: dict[str, tuple[float, float]] = {
@@ -76,7 +77,7 @@ def load_run(run_dir: str | Path) -> RecordedRun:
     db_path = run_dir / "run.sqlite"
     if not db_path.is_file():
         raise BadInput(f"{run_dir}: not a run folder (no run.sqlite)", file=str(run_dir))
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    db = sqlite3.connect(f"{ro_uri(db_path)}?mode=ro", uri=True, timeout=10)
     try:
         rows = db.execute("select channel, t_s, value from samples order by t_s").fetchall()
     except sqlite3.DatabaseError as exc:

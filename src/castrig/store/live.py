@@ -17,7 +17,7 @@ from typing import Any
 from castrig.store.commands import read_status
 from castrig.store.lock import live_outcome, recorded_elsewhere, run_holder
 from castrig.store.recipe_text import recipe_file_text
-from castrig.store.sqlite_store import NEVER_STARTED, run_damage
+from castrig.store.sqlite_store import NEVER_STARTED, ro_uri, run_damage
 
 #: What a run whose process still holds it can be: ``running``, waiting for a pause
 #: (``pausing``) or in one (``paused``), and, once it is ending, making the rig safe
@@ -88,7 +88,7 @@ def open_ro(run_dir: Path) -> Iterator[sqlite3.Connection | None]:
     if not path.is_file():
         yield None
         return
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    db = sqlite3.connect(f"{ro_uri(path)}?mode=ro", uri=True, timeout=5)
     try:
         yield db
     finally:

@@ -95,7 +95,9 @@ def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     """A connection in autocommit mode with WAL; transactions are explicit."""
     if synchronous not in SYNC_MODES:
         raise ValueError(f"synchronous must be one of {SYNC_MODES}, not {synchronous!r}")
-    conn = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    # (Python's absolute path: SQLite's own refused a `--data ../../../../tmp/x` whose ".." reach
+    # above "/", where the OS stays at "/": "unable to open database file", the run faulted)
+    conn = sqlite3.connect(os.path.abspath(path), isolation_level=None, timeout=10.0)
     for attempt in range(50):  # two processes making a fresh database: switching to WAL may
         try:                   # answer 'locked' without waiting on the busy handler
             conn.execute("PRAGMA journal_mode=WAL")
@@ -110,13 +112,19 @@ def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     return conn
 
 
+def ro_uri(path: str | Path) -> str:
+    """``file:`` URI of a database, its path percent-encoded: a data root named ``Lab #2`` or
+    ``a?b`` cut the URI short there, and every reader found no database (status showed nothing)."""
+    return Path(path).resolve().as_uri()
+
+
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A reader's connection: ``mode=ro``, the journal mode left as it is (no write access needed).
 
     A WAL database in a folder nobody may write (a read-only copy, a full disk) cannot get its
     ``-shm`` file: then it is opened ``immutable`` — right for a copy, which nobody writes.
     """
-    uri = Path(path).resolve().as_uri()
+    uri = ro_uri(path)
     try:
         conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=10.0)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
