@@ -43,6 +43,6 @@ def test_resume_right_after_a_kill_mid_cast_stops_the_pump_and_goes_on(tmp_path,
         resumed = castrig("resume", str(run_dir), "-q")
         events = run_rows(run_dir, "SELECT kind, source, message FROM events ORDER BY id")
     assert resumed.returncode == 0, (resumed.stderr, events[-8:])
-    found = [e for e in events if e[0] == "pump" and "found" in e[2]]
+    found = [e for e in events if e[0] == "warning" and "found pumping" in e[2]]
     assert found and found[0][1] == "caster", events
     assert any(kind == "safe_state" for kind, _, _ in events)

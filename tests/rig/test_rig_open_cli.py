@@ -99,3 +99,29 @@ def test_twin_parameters_are_checked_before_a_run_folder_is_made(tmp_path, param
         said = " ".join(done.stderr.split())
         assert done.returncode == 2 and says in said and "Traceback" not in said, (argv, said)
     assert not list(tmp_path.glob("runs/*/run.json"))
+
+
+def test_a_pump_found_pumping_is_a_warning_and_its_volume_is_not_this_runs(tmp_path, sim_serve):
+    """The caster started by hand (or left pumping by a dead process) before `castrig run`: the
+    run stopped it with an "info" line, `status` said "no warning", and its samples recorded the
+    volume pumped before the run (caster_infused_ml 0.25 mL during the purge, before any cast)."""
+    import time
+
+    from conftest import only_run_dir, run_rows
+
+    with sim_serve("--tcp", "0") as served:
+        host, port = served.addresses["caster"].removeprefix("socket://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as pump:  # NE-1000 basic mode, address 1
+            for cmd in (b"1STP\r", b"1VOL 2000\r", b"1RUN\r"):  # (STP: its power-on alarm answered first)
+                pump.sendall(cmd)
+                time.sleep(0.2)
+            time.sleep(1.0)  # infusing towards 2000 µL at its last rate: still moving as the run opens it
+        code, said = _run_on(tmp_path, served.addresses, lambda data: None)
+    assert code == 0, said
+    run_dir = only_run_dir(tmp_path / "runs")
+    (warning,) = run_rows(run_dir, "SELECT message FROM events WHERE kind = 'warning' AND source = 'caster'")
+    assert "found pumping as the rig opened" in warning[0]
+    infused = [v for (v,) in run_rows(run_dir, "SELECT value FROM samples WHERE channel = 'caster_infused_ml'")]
+    assert infused and max(infused) == 0.0, infused
+    status = castrig("status", str(run_dir), COLUMNS="300")
+    assert "found pumping" in status.stdout and "no warning" not in status.stdout, status.stdout

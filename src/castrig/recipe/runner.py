@@ -262,9 +262,15 @@ class Runner:
         self._last_good_rh_t = self.clock.now()
         try:
             self.rig.arm_watchdogs()  # the ticks that keep them alive start now
-            for role in self.rig.found_moving:
-                self.event("pump", role, f"{role}: found pumping as the rig opened (left running by a process that "
-                           "died mid-dispense): stopped before it was set up", {"found_moving": True})
+            for role in self.rig.found_moving:  # a warning: solution may already lie on the support
+                self.event("warning", role, f"{role}: found pumping as the rig opened (left running by a process that "
+                           "died mid-dispense, or started by hand): stopped before it was set up; check the support "
+                           "for liquid", {"found_moving": True})
+            if not resume_note:
+                # this run's volumes from zero: a pump's counters still held the last dispense (of
+                # another run, or of a pump found pumping), sampled as this run's until its first
+                for name, pump in self.rig.pumps().items():
+                    self._talk(name, pump.clear_dispensed)
             if resume_note:
                 self.event("resume", "runner", resume_note, {"start_step": start_step, "elapsed_in_step_s": resume_elapsed_s,
                                                              **(resume_gap or {})})
