@@ -137,6 +137,8 @@ def test_filter_file_errors_name_file_field_and_range(tmp_path):
         ({"device": {"counts": {"before": 1e9, "after": 0}}}, r"device\.counts\.after = 0: .*\(allowed: > 0"),
         ({"layers": 1, "lots": ["a", "b"]}, r"fewer layers than lots"),
         ({"colour": "red"}, r"colour = 'red': is not a known field"),
+        ({"first_stage": {"log_removal": 2.2, "suspension_volume_cm3": 1}},
+         r"first_stage\.suspension_volume_cm3 = 1: the claim's removal is per 450 cm³.*\(allowed: 450\)"),
     ]
     for change, pattern in cases:
         bad.write_text(yaml.safe_dump({**data, **change}))
@@ -203,3 +205,17 @@ def test_examples_are_valid_files():
     assert check_filter(b, _good_lookup).ok
     c = load_coculture(ROOT / "examples" / "coculture.yaml")
     assert check_coculture(c, _good_lookup).ok
+
+
+def test_a_first_stage_removal_for_another_volume_is_refused_by_filter_check(tmp_path):
+    """`castrig filter check` passed a first stage's 2.2 log stated for 1 cm³ (or 10 L) of
+    suspension, its table still saying "per 450 cm³": the field was never read."""
+    from conftest import castrig
+
+    data = yaml.safe_load((ROOT / "examples" / "filter-build.yaml").read_text())
+    data["first_stage"]["suspension_volume_cm3"] = 10000
+    bad = tmp_path / "build.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    done = castrig("filter", "check", str(bad), "--data", str(tmp_path / "runs"))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "first_stage.suspension_volume_cm3 = 10000" in said and "Traceback" not in said, said

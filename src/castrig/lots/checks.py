@@ -51,6 +51,10 @@ class LeukocyteCounts(BaseModel):
         return math.log10(self.before / self.after)
 
 
+#: The hemocyte suspension volume the claims' first-stage removal bound refers to (claim 9).
+CLAIM_SUSPENSION_CM3 = 450.0
+
+
 class Removal(BaseModel):
     """A leukocyte removal capability: stated as a log reduction, or measured as counts."""
 
@@ -92,6 +96,18 @@ class FilterBuild(BaseModel):
     def _layers_cover_lots(self) -> "FilterBuild":
         if self.layers < len(self.lots):
             raise ValueError(f"layers = {self.layers}: fewer layers than lots ({len(self.lots)}); each lot gives at least one layer")
+        return self
+
+    @model_validator(mode="after")
+    def _first_stage_per_claim_volume(self) -> "FilterBuild":
+        """The claim bounds the first stage's removal per 450 cm³ of suspension; a log removal
+        measured with another volume does not convert to it (it was passed, and the table still
+        said "per 450 cm³")."""
+        v = self.first_stage.suspension_volume_cm3
+        if abs(v - CLAIM_SUSPENSION_CM3) > 1e-9:
+            raise ValueError(f"first_stage.suspension_volume_cm3 = {v:g}: the claim's removal is per "
+                             f"{CLAIM_SUSPENSION_CM3:g} cm³ of hemocyte suspension (allowed: {CLAIM_SUSPENSION_CM3:g}); "
+                             f"give the removal measured with {CLAIM_SUSPENSION_CM3:g} cm³")
         return self
 
 
