@@ -185,6 +185,10 @@ def test_coculture_regions(tmp_path, store):
     same = _setup(store["all"], regions=[{"name": "a", "cell_groups": ["x", "y"]}, {"name": "b", "cell_groups": ["y", "x"]}])
     r = check_coculture(same, lookup(store), file="cc.yaml")
     assert not r.ok and "different cell groups" in r.errors()[0]
+    # the same cells written with another case or spacing (they passed as different cells)
+    same = _setup(store["all"], regions=[{"name": "a", "cell_groups": ["Astrocytes"]}, {"name": "b", "cell_groups": ["astrocytes "]}])
+    r = check_coculture(same, lookup(store), file="cc.yaml")
+    assert not r.ok and "different cell groups" in r.errors()[0]
     data = yaml.safe_load((ROOT / "examples" / "coculture.yaml").read_text())
     bad = tmp_path / "cc.yaml"
     for change, pattern in [
@@ -193,6 +197,9 @@ def test_coculture_regions(tmp_path, store):
         ({"regions": [data["regions"][0], {"name": "upper", "cell_groups": ["b"]}]}, r"both regions are named 'upper'"),
         ({"regions": [data["regions"][0], {"name": "lower", "cell_groups": []}]}, r"regions\[1\]\.cell_groups = \[\]: .*at least 1"),
         ({"required_grade": "claim7"}, r"required_grade = 'claim7'"),
+        ({"regions": [data["regions"][0], {"name": "Upper ", "cell_groups": ["b"]}]}, r"both regions are named"),
+        ({"regions": [data["regions"][0], {"name": "  ", "cell_groups": ["b"]}]}, r"regions\[1\]\.name = .*only spaces"),
+        ({"regions": [data["regions"][0], {"name": "lower", "cell_groups": [" "]}]}, r"regions\[1\]\.cell_groups.*a cell group needs a name"),
     ]:
         bad.write_text(yaml.safe_dump({**data, **change}))
         with pytest.raises(BadInput, match=pattern):

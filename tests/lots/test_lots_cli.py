@@ -73,6 +73,11 @@ def test_coculture_check(tmp_path, capsys):
     assert cli(["coculture", "check", str(f), "--data", str(root)]) == 2
     err = capsys.readouterr().err
     assert "cc.yaml: regions" in err and "at least 2" in err and "Traceback" not in err
+    # the same cells on both sides, written apart by case and a space: it said "suits lot"
+    same = [{"name": "upper", "cell_groups": ["Astrocytes"]}, {"name": "lower", "cell_groups": ["astrocytes "]}]
+    f.write_text(yaml.safe_dump({**data, "lot": lot, "regions": same}))
+    assert cli(["coculture", "check", str(f), "--data", str(root)]) == 2
+    assert "both regions hold the same cell groups" in " ".join(capsys.readouterr().err.split())
 
 
 def test_checks_refuse_a_lot_assigned_to_the_other_use(tmp_path, capsys):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from castrig.errors import BadInput
 from castrig.inputs import load_model
@@ -235,6 +235,27 @@ class CultureRegion(BaseModel):
     name: str = Field(..., min_length=1, max_length=80, description="Name of the culture region (one side of the diaphragm).")
     cell_groups: list[str] = Field(..., min_length=1, description="Cell groups cultured in this region.")
 
+    @field_validator("name")
+    @classmethod
+    def _visible_name(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("only spaces: a region needs a name (allowed: 1-80 characters, at least one visible)")
+        return v
+
+    @field_validator("cell_groups")
+    @classmethod
+    def _visible_groups(cls, v: list[str]) -> list[str]:
+        for i, g in enumerate(v):
+            if not g.strip():
+                raise ValueError(f"[{i}] = {g!r}: a cell group needs a name (at least one visible character)")
+        return v
+
+
+def _name_key(a: str) -> str:
+    """How names are compared: case and runs of spaces aside (``Astrocytes`` and ``astrocytes ``
+    are the same cells, ``upper`` and ``Upper `` the same region: they passed as different)."""
+    return " ".join(a.split()).casefold()
+
 
 class CocultureSetup(BaseModel):
     """A co-culture: a membrane lot as the diaphragm between two culture regions."""
@@ -249,7 +270,7 @@ class CocultureSetup(BaseModel):
     @model_validator(mode="after")
     def _two_distinct_regions(self) -> "CocultureSetup":
         a, b = self.regions
-        if a.name == b.name:
+        if _name_key(a.name) == _name_key(b.name):
             raise ValueError(f"regions: both regions are named {a.name!r}; the diaphragm separates two different regions")
         return self
 
@@ -263,7 +284,7 @@ def check_coculture(setup: CocultureSetup, lookup: LotLookup, *, file: str = "co
     report = CheckReport(file)
     _check_lot(report, setup.lot, "lot", "coculture", setup.required_grade, lookup, allow_simulated)
     a, b = setup.regions
-    if sorted(a.cell_groups) == sorted(b.cell_groups):
+    if {_name_key(g) for g in a.cell_groups} == {_name_key(g) for g in b.cell_groups}:
         report.problems.append(("regions", f"regions: both regions hold the same cell groups ({', '.join(a.cell_groups)}); "
                                            "a co-culture needs different cell groups on the two sides"))
     return report
