@@ -125,3 +125,19 @@ def test_a_pump_found_pumping_is_a_warning_and_its_volume_is_not_this_runs(tmp_p
     assert infused and max(infused) == 0.0, infused
     status = castrig("status", str(run_dir), COLUMNS="300")
     assert "found pumping" in status.stdout and "no warning" not in status.stdout, status.stdout
+
+
+def test_a_stray_byte_on_an_mfc_line_does_not_make_the_rig_unreachable(tmp_path, sim_serve):
+    """One 'A' left on the dry MFC's line (a stray byte, a client that died mid-command) ran into
+    castrig's first poll ('AA': reply 'A ?'), and `castrig run` said the rig was not reachable
+    (exit 5). Over served ptys, as on a real serial line."""
+    import os
+
+    with sim_serve("--pty") as served:
+        fd = os.open(served.addresses["dry_mfc"], os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(fd, b"A")
+        finally:
+            os.close(fd)
+        code, said = _run_on(tmp_path, served.addresses, lambda data: None)
+    assert code == 0 and "Traceback" not in said, said

@@ -484,6 +484,14 @@ class AlicatMFC(FlowController):
             raise AlicatLinkError(self.name, command, exc) from exc
         self.read()
 
+    def end_partial_command(self, *, quiet_s: float = 0.2) -> None:
+        """A bare CR ends whatever partial command lies on the line; what it draws is dropped."""
+        try:
+            self.link.write(TERMINATOR)
+            self.link.flush_until_quiet(quiet_s)
+        except LinkError as exc:
+            raise AlicatLinkError(self.name, "<CR>", exc) from exc
+
     def close(self) -> None:
         self.link.close()
 

@@ -199,7 +199,7 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         pump.set_diameter_mm(cfg.syringe_diameter_mm)
         return pump
     if isinstance(cfg, AlicatConfig):
-        from castrig.devices.alicat import AlicatMFC
+        from castrig.devices.alicat import AlicatMFC, AlicatRejected
 
         mfc = AlicatMFC(
             _link(role, cfg, rig, shared),
@@ -212,7 +212,13 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         # one data frame before the rig is called open, as the pumps and transmitters answer
         # theirs: a wrong unit id, port or baud rate was met only by the first step's setpoint,
         # a run folder and a device_comms abort later
-        mfc.read()
+        try:
+            mfc.read()
+        except AlicatRejected:
+            # a partial command already on the line (a stray byte, a client that died mid-command)
+            # ran into ours ("AA": "A ?"), and the rig was called not reachable: end it, ask again
+            mfc.end_partial_command()
+            mfc.read()
         return mfc
     if isinstance(cfg, HMT330Config):
         from castrig.devices.hmt330 import HMT330
