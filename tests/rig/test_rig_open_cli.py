@@ -141,3 +141,21 @@ def test_a_stray_byte_on_an_mfc_line_does_not_make_the_rig_unreachable(tmp_path,
             os.close(fd)
         code, said = _run_on(tmp_path, served.addresses, lambda data: None)
     assert code == 0 and "Traceback" not in said, said
+
+
+def test_frames_another_client_left_on_the_camera_line_are_not_read_as_answers(tmp_path, sim_serve):
+    """Twenty SNAPs asked on the served camera's pty and never read: the next `castrig run` read
+    their image bytes as its *IDN? answer ("no b'\\n' within 65536 bytes"), exit 5, and so did
+    every run after it."""
+    import os
+    import time
+
+    with sim_serve("--pty") as served:
+        fd = os.open(served.addresses["camera"], os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(fd, b"SNAP section\n" * 20)
+            time.sleep(1.0)
+        finally:
+            os.close(fd)
+        code, said = _run_on(tmp_path, served.addresses, lambda data: None, CAPTURES)
+    assert code == 0 and "completed" in said and "Traceback" not in said, said

@@ -248,6 +248,15 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         from castrig.devices.netcam import NetCamera
 
         camera = NetCamera(_link(role, cfg, rig, shared), name=role)
+        # what the line already holds is no answer to us: a client before us that left SNAPs
+        # unanswered or frames unread (a served pty keeps both) had our *IDN? take a frame's
+        # header line and our first SNAP its image bytes. The camera renders queued SNAPs one by
+        # one, with pauses between: on a real line drained until quiet for a second (its own
+        # cost at every open); the twin's in-process line holds nothing but what is here
+        if clock.virtual:
+            camera.link.flush_input()
+        else:
+            camera.link.flush_until_quiet(1.0, max_s=30.0)
         if camera_answers:  # *IDN? before the rig is called open for a recipe that captures (see the
             # MFCs above): a camera address where nothing answers was met at the first capture,
             # hours into a night, the membrane made and never imaged
