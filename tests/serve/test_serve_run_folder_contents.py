@@ -109,3 +109,25 @@ def test_a_run_folder_symlinked_in_from_outside_the_data_root_is_not_served(tmp_
             code, body = get(base + route.format(outside.name))
             assert code == 404, (route, code, body[-300:])
         assert get(f"{base}/api/runs/{run.name}")[0] == 200  # the run that is there still is
+
+
+def test_a_run_whose_records_are_symlinked_from_outside_the_data_root_is_not_served(tmp_path, finished_demo_run, castrig_serve):
+    """The run folder is in the data root, but its run.sqlite (or run.json) is a link to another
+    run's outside it: its events and report were served (a marker event planted outside came back)."""
+    data, run = _copy(finished_demo_run, tmp_path)
+    for name in ("run.sqlite", "run.json"):
+        linked = data / f"{run.name}-{name.split('.')[1]}"
+        shutil.copytree(run, linked)
+        outside = tmp_path / "elsewhere" / name
+        outside.parent.mkdir(exist_ok=True)
+        shutil.copy(run / name, outside)
+        (linked / name).unlink()
+        (linked / name).symlink_to(outside)
+    with castrig_serve(data) as served:
+        base = served.url.rstrip("/")
+        code, listing = get(f"{base}/api/runs")
+        assert code == 200 and f'"{run.name}"' in listing and "-sqlite" not in listing and "-json" not in listing, listing[-800:]
+        for uid in (f"{run.name}-sqlite", f"{run.name}-json"):
+            for route in ("/api/runs/{}", "/api/runs/{}/events", "/api/runs/{}/report", "/runs/{}/report.html"):
+                code, body = get(base + route.format(uid))
+                assert code == 404, (route, code, body[-300:])

@@ -57,12 +57,20 @@ def find_run(root: Path, uid: str) -> Path | None:
         return None
 
 
+#: The files of a run folder a reader opens by name (its micrographs are held in by `file_in`).
+RECORD_FILES = ("run.json", "run.sqlite", "run.sqlite-wal")
+
+
 def _inside(real_root: Path, run_dir: Path) -> bool:
-    """A run folder that is really in the data root: a symlink there to a folder elsewhere (placed
-    by whoever may write the data root) served that folder's files to every reader of the web
-    application, as `file_in` already refuses for a run's own files."""
+    """A run folder that is really in the data root, its records really in it: a symlink there
+    to a folder elsewhere, or a run.json or run.sqlite linked to another one's (placed by whoever
+    may write the data root), served those files to every reader of the web application, as
+    `file_in` already refuses for a run's micrographs."""
     try:
-        return run_dir.resolve().parent == real_root
+        real = run_dir.resolve()
+        if real.parent != real_root:
+            return False
+        return all(not (run_dir / name).is_symlink() or (run_dir / name).resolve().parent == real for name in RECORD_FILES)
     except (OSError, RuntimeError):  # a symlink loop
         return False
 
