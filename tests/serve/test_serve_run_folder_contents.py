@@ -131,3 +131,31 @@ def test_a_run_whose_records_are_symlinked_from_outside_the_data_root_is_not_ser
             for route in ("/api/runs/{}", "/api/runs/{}/events", "/api/runs/{}/report", "/runs/{}/report.html"):
                 code, body = get(base + route.format(uid))
                 assert code == 404, (route, code, body[-300:])
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_report_requests_at_once_decode_one_run_at_a_time(tmp_path, finished_demo_run, castrig_serve):
+    """Each report request decodes a run's micrographs; four at once (no token needed on loopback)
+    held four runs' worth decoded: 6.4 GB with six 9990² micrographs. Now they queue, and the
+    server's peak stays near one request's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data, run = _copy(finished_demo_run, tmp_path)
+    for path in (run / "images").glob("*.tif"):  # large, cheap to store: they decompress to 32 MB each
+        tifffile.imwrite(path, np.full((4000, 4000), 1000, np.uint16), compression="zlib")
+    with castrig_serve(data) as served:
+        url = f"{served.url.rstrip('/')}/api/runs/{run.name}/report"
+        assert get(url)[0] in (200, 409)
+        one = _peak_rss_mb(served.proc.pid)
+        with ThreadPoolExecutor(4) as pool:
+            codes = [c for c, _ in pool.map(lambda _: get(url), range(4))]
+        four = _peak_rss_mb(served.proc.pid)
+    assert set(codes) <= {200, 409}, codes
+    assert four < one + 0.5 * (one - 60), (one, four)  # (about 60 MB is the server before any report)
+    print(f"peak RSS: one report {one:.0f} MB, then four at once {four:.0f} MB")
