@@ -121,6 +121,14 @@ def test_explore_with_a_storage_that_cannot_be_opened(tmp_path, url, says, capsy
     assert "secret" not in err
 
 
+@pytest.mark.parametrize("url", ["journal:", "journal:FOLDER"])
+def test_explore_with_a_journal_storage_that_names_no_file(tmp_path, url, capsys):
+    """`--storage journal:` ended in "ValueError: PosixPath('.') has an empty name" (exit 1)."""
+    url = url.replace("FOLDER", str(tmp_path))
+    _refused(castrig_main(capsys, "explore", "--target-grade", "claim1", "--data", str(tmp_path / "exp"), "--storage", url),
+             f"--storage {url}: names no journal file", "allowed:")
+
+
 @pytest.mark.parametrize("given", ["run.json", "queue_of_another_shape", "folder"])
 def test_queue_resume_of_a_file_that_is_no_queue_state(given, tmp_path, capsys):
     """`castrig queue --resume` given a run's run.json (its 'profile' an object) or a JSON file

@@ -115,6 +115,8 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] or type(exc).__name__
             raise BadInput(f"--storage {given}: cannot open it: {redact(reason)[:200]} ({allowed})", field="--storage") from None
     path = Path(url.removeprefix("journal:").removeprefix("file://"))
+    if not path.name or path.is_dir():  # `journal:` alone, or a folder: a ValueError traceback
+        raise BadInput(f"--storage {redact(url)}: names no journal file ({allowed})", field="--storage")
     if existing_study is not None and not path.is_file():
         raise BadInput(f"no study {existing_study!r} in {redact(url)}: {path} does not exist (start the study with castrig explore "
                        "... --storage, or castrig explore map; --storage names its journal file)", field="--storage")
