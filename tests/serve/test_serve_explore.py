@@ -182,6 +182,29 @@ def test_explore_names_from_the_url_stay_inside_data_explore(tmp_path: Path, cas
         assert [x["name"] for x in listing] == ["map-claim1"]
 
 
+def test_explore_files_linked_from_outside_the_data_root_are_not_served(tmp_path: Path, castrig_serve):
+    """A DATA/explore linked to a folder of maps elsewhere, and a map folder whose study.journal
+    is linked to a study elsewhere: both were listed and served to every reader."""
+    outside = tmp_path / "elsewhere"
+    make_study(outside / "maps" / "m1")
+    make_study(outside / "study")
+    linked_root = tmp_path / "linked"
+    linked_root.mkdir()
+    (linked_root / "explore").symlink_to(outside / "maps")  # DATA/explore itself a link
+    data = tmp_path / "data"
+    make_study(data / "explore" / "mine")
+    (data / "explore" / "leak").mkdir()
+    (data / "explore" / "leak" / "study.journal").symlink_to(outside / "study" / "study.journal")
+    with castrig_serve(linked_root) as served:
+        assert http(served.url + "api/explore/m1")[0] == 404
+        assert [x["name"] for x in http(served.url + "api/explore")[1]] == []
+    with castrig_serve(data) as served:
+        assert http(served.url + "api/explore/mine")[0] == 200
+        for path in ("explore/leak", "api/explore/leak"):
+            assert http(served.url + path)[0] == 404, path
+        assert [x["name"] for x in http(served.url + "api/explore")[1]] == ["mine"]
+
+
 def test_explore_pages_escape_names_from_the_study(tmp_path: Path, castrig_serve):
     data = tmp_path / "data"
     evil = "<img src=x onerror=alert(1)>"

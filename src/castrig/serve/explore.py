@@ -64,12 +64,20 @@ def folder_of(root: Path, name: str) -> Path | None:
         return None
     base = explore_dir(root)
     p = base / name
+    files = ("study.journal", "map.json", "search.json")
     try:
+        # DATA/explore itself, the folder and the files read in it: all really in the data root
+        # (a DATA/explore linked to maps elsewhere, or a study.journal linked to another study's,
+        # was served to every reader)
+        if base.is_symlink() or base.resolve().parent != Path(root).resolve():
+            return None
         if p.is_symlink() or not p.is_dir() or p.resolve().parent != base.resolve():
             return None
-    except OSError:
+        if any((p / f).is_symlink() and (p / f).resolve().parent != p.resolve() for f in files):
+            return None
+    except (OSError, RuntimeError):  # (RuntimeError: a symlink loop)
         return None
-    if not any((p / f).is_file() for f in ("study.journal", "map.json", "search.json")):
+    if not any((p / f).is_file() for f in files):
         return None
     return p
 
