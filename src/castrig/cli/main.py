@@ -89,19 +89,20 @@ def writable_file(path: Path, option: str, hint: str = "") -> None:
     """Exit 2 naming ``option`` (and ``hint``: what to do instead) unless ``path`` can be written
     (its folder exists and is writable)."""
     import os
-
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        why = "is a folder" if path.is_dir() else "its folder does not exist" if not folder.is_dir() else "cannot be written here"
-        raise BadInput(f"{option} {path}: {why}" + (f" ({hint})" if hint else ""), file=str(path), field=option.split()[0])
     import tempfile
 
-    try:  # the permission bits are not the file system's word (/proc, a read-only mount, root)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise BadInput(f"{option} {path}: cannot be written here ({exc.strerror or exc})" + (f" ({hint})" if hint else ""),
-                       file=str(path), field=option.split()[0]) from None
+    folder = path.parent if str(path.parent) else Path(".")
+    why = None
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        why = "is a folder" if path.is_dir() else "its folder does not exist" if not folder.is_dir() else "cannot be written here"
+    else:
+        try:  # the permission bits are not the file system's word (/proc, a read-only mount, root)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            why = f"cannot be written here ({exc.strerror or exc})"
+    if why is not None:
+        raise BadInput(f"{option} {path}: {why}" + (f" ({hint})" if hint else ""), file=str(path), field=option.split()[0])
 
 
 def usable_folder(path: Path, flag: str, *, must_exist: bool = False, holds: str = "", writes: bool = False) -> Path:

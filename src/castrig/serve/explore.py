@@ -42,6 +42,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from castrig.store.live import links_held_in
+
 #: A map or search folder name: letters, digits, ``.``, ``_``, ``-``; starting with a letter or digit.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 REFRESH_S = 3.0
@@ -73,7 +75,7 @@ def folder_of(root: Path, name: str) -> Path | None:
             return None
         if p.is_symlink() or not p.is_dir() or p.resolve().parent != base.resolve():
             return None
-        if any((p / f).is_symlink() and (p / f).resolve().parent != p.resolve() for f in files):
+        if not links_held_in(p, files):
             return None
     except (OSError, RuntimeError):  # (RuntimeError: a symlink loop)
         return None

@@ -70,9 +70,15 @@ def _inside(real_root: Path, run_dir: Path) -> bool:
         real = run_dir.resolve()
         if real.parent != real_root:
             return False
-        return all(not (run_dir / name).is_symlink() or (run_dir / name).resolve().parent == real for name in RECORD_FILES)
+        return links_held_in(run_dir, RECORD_FILES)
     except (OSError, RuntimeError):  # a symlink loop
         return False
+
+
+def links_held_in(folder: Path, names: tuple[str, ...]) -> bool:
+    """Every one of ``names`` in ``folder`` that is a symlink leads to a file in the folder
+    (:func:`file_in`); the others are taken as they are."""
+    return all(file_in(folder, name) is not None for name in names if (Path(folder) / name).is_symlink())
 
 
 def run_outcome(run_dir: Path) -> str:
