@@ -381,6 +381,15 @@ PYDANTIC_PHRASES = ("Input should", "Value error,", "Field required", "Extra inp
                     "Object has no attribute", "Unable to extract tag", "function-after[", "function-before[")
 
 
+def _is_number_text(value: str) -> bool:
+    """``"0.015"``: a number that YAML reads as text because it was quoted."""
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return bool(value.strip())
+
+
 def _kind_of(value: Any) -> str:
     if isinstance(value, str):
         return "text"
@@ -409,7 +418,9 @@ def _in_our_words(err: Any, value: Any, info: FieldInfo | None) -> str:
     if kind in ("float_parsing", "float_type", "int_parsing", "int_type", "decimal_parsing", "decimal_type"):
         whole = "a whole number" if kind.startswith("int") else "a number"
         hint = ""
-        if isinstance(value, str) and re.match(r"^\s*[-+]?[0-9.]+(e[-+]?[0-9]+)?\s*\S", value, re.I):
+        if isinstance(value, str) and _is_number_text(value):
+            hint = " (remove the quotes: a number in quotes is text)"
+        elif isinstance(value, str) and re.match(r"^\s*[-+]?[0-9.]+(e[-+]?[0-9]+)?\s*\S", value, re.I):
             hint = " (write the number alone: the unit is in the field's name)"
         return f"must be {whole}{in_unit}{not_this}{hint}"
     if kind in ("int_from_float",):

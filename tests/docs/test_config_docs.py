@@ -154,6 +154,8 @@ BEYOND_THE_SCHEMA = {
     "profile_duplicate_pump_address.yaml": "ports shared only by a bus",
     "profile_mfc_unpaired.yaml": "MFCs come in pairs",
     "profile_rh_range_reversed.yaml": "low < high",
+    "profile_sample_period_below_tick.yaml": "sample period >= control period",
+    "profile_bubbler_dry.yaml": "wet line above the dry line",
     "profile_virtual_serial.yaml": "virtual clock needs sim links",
     "profile_wet_fraction_reversed.yaml": "min < max",
     "duration_nan.yaml": "NaN: JSON has none, and every comparison with NaN is false",

@@ -32,7 +32,9 @@ View = Literal["reflected", "transmitted", "section"]
 
 
 class _Step(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # numbers as numbers: a quoted `duration_s: "60"` was taken by `check` and refused by the
+    # JSON schema editors use (one rule for both: the schema's)
+    model_config = ConfigDict(extra="forbid", strict=True)
     label: str = Field("", description="Free text shown in the live display, the journal and the report.")
 
 
@@ -162,7 +164,7 @@ Step = Annotated[
 
 
 class Recipe(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(..., min_length=1, max_length=80, description="Short name; names the run folder and the run lists.")
     description: str = Field("", description="Free text: what the recipe is for.")

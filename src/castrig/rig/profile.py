@@ -12,21 +12,30 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator, model_validator
 
 from castrig.inputs import load_model
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """No unknown fields, and numbers as numbers: a quoted ``kp: "0.015"`` was taken by `check`
+    and refused by the JSON schema editors use (one rule for both: the schema's)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # -- links -------------------------------------------------------------------------------------
+#: A reply takes its device's turnaround (up to 50 ms: the camera's) and its bytes' time on the
+#: line; a shorter wait can never be met (``timeout_s: 1e-300`` passed `check`, and every run
+#: then faulted at the first exchange).
+LINK_TIMEOUT_MIN_S = 0.1
+TIMEOUT_TEXT = "How long to wait for a reply (at least 0.1 s: the device's turnaround and the reply's bytes on the line)."
+
 class SimLinkConfig(_Strict):
     """The in-process emulator (the digital twin)."""
 
     kind: Literal["sim"]
-    timeout_s: float = Field(1.0, gt=0, le=60, json_schema_extra={"unit": "s"}, description="How long to wait for a reply.")
+    timeout_s: float = Field(1.0, ge=LINK_TIMEOUT_MIN_S, le=60, json_schema_extra={"unit": "s"}, description=TIMEOUT_TEXT)
 
 
 class SerialLinkConfig(_Strict):
@@ -39,7 +48,7 @@ class SerialLinkConfig(_Strict):
     bytesize: Literal[7, 8] = Field(8, description="Data bits (the HMT330 defaults to 7).")
     parity: Literal["N", "E", "O"] = Field("N", description="Parity: none, even, odd (the HMT330 defaults to E).")
     stopbits: Literal[1, 2] = Field(1, description="Stop bits.")
-    timeout_s: float = Field(1.0, gt=0, le=60, json_schema_extra={"unit": "s"}, description="How long to wait for a reply.")
+    timeout_s: float = Field(1.0, ge=LINK_TIMEOUT_MIN_S, le=60, json_schema_extra={"unit": "s"}, description=TIMEOUT_TEXT)
 
 
 class VisaLinkConfig(_Strict):
@@ -48,7 +57,7 @@ class VisaLinkConfig(_Strict):
     kind: Literal["visa"]
     resource: str = Field(..., description="VISA resource name, e.g. TCPIP::host::5025::SOCKET.")
     backend: str = Field("@py", description="pyvisa backend: @py (pyvisa-py, pure Python) or a vendor VISA library.")
-    timeout_s: float = Field(2.0, gt=0, le=60, json_schema_extra={"unit": "s"}, description="How long to wait for a reply.")
+    timeout_s: float = Field(2.0, ge=LINK_TIMEOUT_MIN_S, le=60, json_schema_extra={"unit": "s"}, description=TIMEOUT_TEXT)
 
 
 LinkConfig = Annotated[Union[SimLinkConfig, SerialLinkConfig, VisaLinkConfig], Field(discriminator="kind")]
@@ -255,7 +264,7 @@ class ControlConfig(_Strict):
                                             description="After an unverified safe state, keep trying this long before letting go of the rig; 0: do not.")
     safe_state_every_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"},
                                       description="How often those later tries are made (at least every third of a safe-mode pump's watchdog, so a pump that answers again is not in alarm at every try).")
-    rh_sensor_range_pct: tuple[float, float] = Field((0.0, 100.0), json_schema_extra={
+    rh_sensor_range_pct: tuple[StrictFloat, StrictFloat] = Field((0.0, 100.0), strict=False, json_schema_extra={
         "unit": "%RH", "prefixItems": [{"type": "number", "minimum": 0, "maximum": 100}] * 2},
                                                      description="[low, high] a plausible reading lies in; outside: a broken sensor.")
 
@@ -264,6 +273,9 @@ class ControlConfig(_Strict):
         lo, hi = self.rh_sensor_range_pct
         if not 0.0 <= lo < hi <= 100.0:  # (wider, the broken-sensor interlock was switched off: [-1e308, 1e308] passed)
             raise ValueError(f"rh_sensor_range_pct = [{lo:g}, {hi:g}]: a relative humidity range (allowed: 0 <= low < high <= 100)")
+        if self.sample_period_s < self.control_period_s:  # (samples are taken at control ticks)
+            raise ValueError(f"sample_period_s = {self.sample_period_s:g}: samples are taken at the control ticks "
+                             f"(allowed: at least control_period_s = {self.control_period_s:g} s)")
         if not self.wet_fraction_min < self.wet_fraction_max:
             raise ValueError(f"wet_fraction_min = {self.wet_fraction_min:g} must be below wet_fraction_max = "
                              f"{self.wet_fraction_max:g} (allowed: 0 <= min < max <= 1)")
@@ -282,6 +294,15 @@ class SimConfig(_Strict):
     leak_per_min: float = Field(0.02, ge=0, le=10, json_schema_extra={"unit": "1/min"}, description="Exchange rate with room air.")
     sensor_tau_s: float = Field(10.0, ge=0, le=600, json_schema_extra={"unit": "s"}, description="Time constant of the simulated RH sensor.")
     params: dict[str, Any] = Field(default_factory=dict, description="Further model parameters of the twin (see castrig.sim.world).")
+
+    @model_validator(mode="after")
+    def _lines_apart(self) -> "SimConfig":
+        """The wet line must be wetter than the dry one: at ``bubbler_rh_pct: 0`` every recipe was
+        refused with "allowed: 1 to 0 %RH", naming the recipe rather than the profile."""
+        if not self.bubbler_rh_pct > self.dry_line_rh_pct:
+            raise ValueError(f"bubbler_rh_pct = {self.bubbler_rh_pct:g}: the wet line's RH (allowed: above "
+                             f"dry_line_rh_pct = {self.dry_line_rh_pct:g}, at most 100)")
+        return self
 
     @field_validator("params")
     @classmethod
