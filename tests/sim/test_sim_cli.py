@@ -193,3 +193,29 @@ def test_tcp_port_in_use_is_one_error_line_and_exit_2(castrig_cli):
     assert "Traceback" not in done.stderr and done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and str(base + 1) in lines[0] and "in use" in lines[0], done.stderr
+
+
+def test_a_flood_of_snaps_nobody_reads_stalls_no_other_device(sim_serve):
+    """400 SNAPs in one write to the served camera, never read: every frame was rendered under
+    the twin's lock (~5 s here, 40 s for a bigger flood, with every other device silent) and
+    held in memory. The camera has one frame buffer: a SNAP while its frame is still being
+    sent is answered ``ERR busy``."""
+    with sim_serve("--tcp", "0") as served:
+        with _connect(served.addresses["camera"]) as camera:
+            camera.sendall(b"SNAP section\n" * 400)
+            time.sleep(0.2)
+            with _connect(served.addresses["rh_near"]) as hmt:
+                t0 = time.monotonic()
+                hmt.sendall(b"SEND\r")
+                said = _read_frame(hmt, end=b"'C\r\n", timeout_s=30)
+                waited_s = time.monotonic() - t0
+            assert said.endswith(b"'C\r\n") and waited_s < 1.0, (waited_s, said)
+            status = Path(f"/proc/{served.proc.pid}/status").read_text()
+            peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+            assert peak_kb < 150_000, peak_kb
+            first = _read_for(camera, 1.0)
+        assert first.startswith(b"OK {") and b"ERR busy" in first
+        with _connect(served.addresses["camera"]) as camera:  # the next client gets frames again
+            camera.sendall(b"SNAP reflected\n")
+            header = _read_frame(camera, end=b"\n", timeout_s=10)
+            assert header.startswith(b"OK {"), header

@@ -8,6 +8,7 @@ The protocol (castrig's own; real cameras use OpenCV/GenICam back ends instead),
                             header: {"shape": [h, w], "dtype": "uint8"|"uint16",
                                      "nbytes": n, "pixel_size_um": …, "exposure_ms": …,
                                      "metadata": {…}}; pixels little-endian, row-major
+                          → ERR busy: …  while the last frame is still being sent
     anything else         → ERR <reason>
 """
 
@@ -33,6 +34,16 @@ class CameraEmulator(LineEmulator):
         super().__init__(name, seed=seed, turnaround_s=turnaround_s)
         self.render = render
         self.serial = serial
+        self._frame: bytes | None = None  # the last frame queued for the line
+
+    def _frame_pending(self) -> bool:
+        """The last frame is still queued for the line: the sensor's one frame buffer is taken.
+
+        Without this a flood of SNAPs nobody reads (2000 in one write to ``castrig sim serve``)
+        rendered every frame under the twin's lock, stalling every served device for seconds
+        per hundred frames and holding them all in memory."""
+        frame = self._frame
+        return frame is not None and any(chunk is frame for _, chunk in self._out)
 
     def handle_line(self, line: bytes, t: float) -> None:
         text = line.decode("ascii", "replace").strip()
@@ -45,12 +56,15 @@ class CameraEmulator(LineEmulator):
                 self.send(f"ERR unknown illumination {words[1]!r} (allowed: {', '.join(VIEWS)})\n".encode(), t)
             elif "no_frame" in self.faults:
                 self.send(b"ERR no frame from sensor\n", t)
+            elif self._frame_pending():
+                self.send(b"ERR busy: the last frame is still being sent\n", t)
             else:
                 image, px, exposure, meta = self.render(view)
                 data = np.ascontiguousarray(image).astype(image.dtype.newbyteorder("<"), copy=False).tobytes()
                 header = {"shape": list(image.shape), "dtype": image.dtype.name, "nbytes": len(data),
                           "pixel_size_um": px, "exposure_ms": exposure, "metadata": meta}
-                self.send(b"OK " + json.dumps(header, default=_plain).encode() + b"\n" + data, t)
+                self._frame = b"OK " + json.dumps(header, default=_plain).encode() + b"\n" + data
+                self.send(self._frame, t)
         else:
             self.send(f"ERR unknown command {text[:40]!r}\n".encode(), t)
 
