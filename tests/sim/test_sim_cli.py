@@ -219,3 +219,29 @@ def test_a_flood_of_snaps_nobody_reads_stalls_no_other_device(sim_serve):
             camera.sendall(b"SNAP reflected\n")
             header = _read_frame(camera, end=b"\n", timeout_s=10)
             assert header.startswith(b"OK {"), header
+
+
+def test_a_second_client_is_turned_away_and_its_bytes_never_run(sim_serve, tmp_path, castrig_cli):
+    """While one client held the served pump, a second one sat in the listen backlog: it saw
+    "no reply" and its `1DIA 20.00` (a syringe of another size) ran when the first let go, long
+    after it had given up. `castrig run` said only "no reply frame within 1 s"."""
+    from conftest import profile_with_addresses
+
+    with sim_serve("--tcp", "0") as served:
+        caster = served.addresses["caster"]
+        with _connect(caster) as first:
+            first.sendall(b"1DIA\r")
+            assert _read_frame(first) == b"\x0201A?R\x03"
+            with _connect(caster) as second:
+                try:  # closed at once: an end of stream, or a reset when its bytes were unread
+                    second.sendall(b"1DIA 20.00\r")
+                    assert _read_for(second, 1.0) == b""
+                except (ConnectionResetError, BrokenPipeError):
+                    pass
+            profile = profile_with_addresses(Path("hw_profiles/sim-serial.yaml"), served.addresses, tmp_path / "p.yaml")
+            res = castrig_cli("run", "recipes/demo.yaml", "--profile", str(profile), "--data", str(tmp_path / "runs"))
+            assert res.returncode == 5 and "another client" in res.stderr and "Traceback" not in res.stderr, res.stderr
+        time.sleep(0.5)
+        with _connect(caster) as third:
+            third.sendall(b"1DIA\r")
+            assert _read_frame(third) == b"\x0201S4.699\x03"  # not 20.00

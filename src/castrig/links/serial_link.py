@@ -73,8 +73,7 @@ class SerialLink(Link):
         except serial.SerialTimeoutException as exc:
             raise LinkError(self.resource, f"write timed out: {exc}") from exc
         except (serial.SerialException, OSError) as exc:
-            self._lost = True
-            raise LinkClosed(self.resource, f"write failed: {exc}") from exc
+            raise self._lost_line("write", exc) from exc
 
     def _read_some(self, deadline_s: float) -> bytes:
         if self._lost:
@@ -91,8 +90,18 @@ class SerialLink(Link):
             self._port.timeout = 0
             return first + self._port.read(_CHUNK)
         except (serial.SerialException, OSError) as exc:
-            self._lost = True
-            raise LinkClosed(self.resource, f"read failed: {exc}") from exc
+            raise self._lost_line("read", exc) from exc
+
+    def _lost_line(self, what: str, exc: BaseException) -> LinkClosed:
+        """The peer went away. A network port that drops the connection at once is most often
+        held by another client (a terminal server or ``castrig sim serve`` takes one at a
+        time): say so, rather than pyserial's "read failed: read failed: [Errno 104] ..."."""
+        self._lost = True
+        text = str(exc).removeprefix(f"{what} failed: ")
+        dropped = ("reset by peer", "disconnected", "broken pipe", "connection aborted")
+        if self.resource.startswith(("socket://", "rfc2217://")) and any(d in text.lower() for d in dropped):
+            text += "; the server closed the connection (is another client connected to that port?)"
+        return LinkClosed(self.resource, f"{what} failed: {text}")
 
     def _close(self) -> None:
         try:

@@ -166,9 +166,9 @@ class TcpServer(_Base):
                     client.close()
                     client = None
                     continue
-                ready, _, _ = select.select([client], [], [], _POLL_S)
+                ready, _, _ = select.select([client, self._listener], [], [], _POLL_S)
                 data = b""
-                if ready:
+                if client in ready:  # (first: a client that left makes way for the next)
                     try:
                         data = client.recv(4096)
                     except OSError:
@@ -177,6 +177,8 @@ class TcpServer(_Base):
                         client.close()
                         client = None
                         continue
+                if self._listener in ready and not _ended(client):
+                    self._turn_away()
                 out = self._exchange(data)
                 if out:
                     try:
@@ -190,6 +192,16 @@ class TcpServer(_Base):
             if client is not None:
                 client.close()
 
+    def _turn_away(self) -> None:
+        """A second client while one holds the line is closed at once, as a terminal server
+        set to one connection does: left waiting in the backlog it saw "no reply" and its
+        bytes (a pump command) ran when the first client let go, long after it had given up."""
+        try:
+            extra, _ = self._listener.accept()
+        except OSError:
+            return
+        extra.close()
+
     def _new_session(self) -> None:
         """A new client starts on a clean line: nothing left over from the last one."""
         with self.lock:
@@ -197,6 +209,17 @@ class TcpServer(_Base):
 
     def _cleanup(self) -> None:
         self._listener.close()
+
+
+def _ended(client: socket.socket) -> bool:
+    """The client has closed its end (its last bytes may have come with the close): the one
+    waiting behind it is the next client, not a second one."""
+    try:
+        return client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def serve_pty(emulator: Served, clock: Clock | None = None, lock: threading.RLock | None = None) -> PtyServer:
