@@ -317,6 +317,9 @@ def load_model(model: type[M], path: str | Path, data: Any = None) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        for key, kind in getattr(model, "OTHER_KINDS", {}).items():
+            if key in data:  # a field by which the file is another kind: one line, not a field-by-field list
+                raise BadInput(f"{path}: this is {kind}, not a {model.__name__.lower()}", file=str(path)) from None
         first = _loc(_strip_tags(tuple(_errors_of_the_written_shape(exc.errors(), data)[0]["loc"]), data))
         raise BadInput(format_validation_error(path, model, exc, data), file=str(path), field=first) from None
 

@@ -88,6 +88,21 @@ def test_a_recipe_longer_than_a_week_is_refused_by_check_and_run(tmp_path):
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/run.json"))
 
 
+def test_a_recipe_given_as_the_profile_and_a_profile_as_the_recipe_are_named_as_such(tmp_path):
+    """`castrig run demo.yaml --profile demo.yaml` listed every profile field the recipe lacks and
+    every recipe field a profile does not know; the operator had only swapped two files."""
+    from conftest import ROOT, castrig
+
+    recipe, profile = str(ROOT / "recipes" / "demo.yaml"), str(ROOT / "hw_profiles" / "sim.yaml")
+    for argv, said in ((["run", recipe, "--profile", recipe], "this is a recipe (it has `steps:`)"),
+                       (["check", "--profile", recipe, recipe], "this is a recipe (it has `steps:`)"),
+                       (["run", profile], "this is a hardware profile (it has `devices:`): give it with --profile")):
+        done = castrig(*argv, "--data", str(tmp_path / "runs")) if argv[0] == "run" else castrig(*argv)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and said in lines[0], done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("text", ["a: &a [*a]\n", "a: &a {b: *a}\n", "a: &a [[[*a]]]\n"])
 def test_cyclic_aliases_are_refused(tmp_path, text):
     with pytest.raises(BadInput, match="a cycle"):

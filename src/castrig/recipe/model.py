@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -165,6 +165,8 @@ Step = Annotated[
 
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+    #: A file of another kind given as a recipe, known by a field of its own (see load_model).
+    OTHER_KINDS: ClassVar[dict[str, str]] = {"devices": "a hardware profile (it has `devices:`): give it with --profile"}
 
     name: str = Field(..., min_length=1, max_length=80, description="Short name; names the run folder and the run lists.")
     description: str = Field("", description="Free text: what the recipe is for.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator, model_validator
 
@@ -338,6 +338,9 @@ WATCHDOG_PER_PERIOD = 3.0
 
 
 class Profile(_Strict):
+    #: A file of another kind given as a profile, known by a field of its own (see load_model).
+    OTHER_KINDS: ClassVar[dict[str, str]] = {"steps": "a recipe (it has `steps:`): give it as the RECIPE argument"}
+
     name: str = Field(..., description="Name of the rig (recorded with every run).")
     description: str = Field("", description="Free text: where the rig is, what it has.")
     clock: Literal["virtual", "wall"] = Field(
