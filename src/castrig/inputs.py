@@ -98,6 +98,19 @@ class _GuardedLoader(yaml.SafeLoader):
         if self._chars > MAX_CHARS:
             raise _Refused(f"too much text: more than {MAX_CHARS} characters{how} (allowed: at most {MAX_CHARS})", mark)
 
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        """A scalar the safe constructor cannot build (an integer of 5000 digits, a date like
+        2026-02-30) is refused with its line and column: the bare message named no field."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:
+            if isinstance(exc, yaml.YAMLError):
+                raise
+            problem = (str(exc) or type(exc).__name__).split("; use sys.set_int_max_str_digits")[0]
+            if isinstance(node, yaml.ScalarNode):
+                problem = f"{short(node.value)}: {problem}"
+            raise _Refused(problem, node.start_mark) from None
+
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         """A key given twice in one mapping is refused (issue: ``duration_s: 300, duration_s:
         30000`` ran 30000 s, the last one silently winning). Checked on the mapping's own keys,
