@@ -466,6 +466,29 @@ def castrig_serve_process(data: Path, *args: str, ready_s: float = 30.0, env: di
         stop_server(proc)
 
 
+def raw_get(url: str, path: str, *, host: str | tuple[str, ...] | None = None,
+            token: str | None = None) -> tuple[int, str, dict[str, str]]:
+    """``GET path`` from the server at ``url`` over http.client, sending ``host`` as the Host header
+    byte for byte (a tuple: one Host line each; None: http.client's own), which requests or httpx
+    would normalise; ``(status, body, headers)``, header names lower case."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=20)
+    try:
+        conn.putrequest("GET", path, skip_host=host is not None)
+        for value in (host,) if isinstance(host, str) else host or ():
+            conn.putheader("Host", value)
+        if token is not None:
+            conn.putheader("Authorization", f"Bearer {token}")
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, r.read().decode(errors="replace"), {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def castrig_serve() -> Callable[..., AbstractContextManager[Served]]:
     """``with castrig_serve(data) as served:`` (extra ``castrig serve`` arguments after ``data``)."""

@@ -14,28 +14,16 @@ import os
 import shutil
 import signal
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from conftest import ROOT, RUN_FOLDER_DAMAGES
+from conftest import ROOT, RUN_FOLDER_DAMAGES, raw_get
 
 
-def request(url: str, path: str, *, host: str | None = None, token: str | None = None) -> tuple[int, str]:
-    u = urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=20)
-    try:
-        headers = {} if host is None else {"Host": host}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        conn.putrequest("GET", path, skip_host=host is not None)
-        for k, v in headers.items():
-            conn.putheader(k, v)
-        conn.endheaders()
-        r = conn.getresponse()
-        return r.status, r.read().decode(errors="replace")
-    finally:
-        conn.close()
+def request(url: str, path: str, **kw: Any) -> tuple[int, str]:
+    return raw_get(url, path, **kw)[:2]
 
 
 def server_log(served) -> str:
@@ -65,6 +53,35 @@ def test_loopback_answers_only_loopback_host_names(finished_run, castrig_serve):
             code, body = request(served.url, "/api/runs", host=host)
             assert code == 200 and json.loads(body)[0]["uid"] == uid, (host, code, body)
         assert request(served.url, f"/api/runs/{uid}")[0] == 200  # urllib/curl's own Host
+        assert "Traceback" not in server_log(served)
+
+
+#: Host headers that name loopback, in the forms browsers, curl and SSH tunnels send
+GOOD_HOSTS = ("127.0.0.1", "127.0.0.1:8765", "localhost", "LocalHost:80", "localhost.:8765", "127.255.255.254:65535",
+              "[::1]", "[::1]:8765", "[0:0:0:0:0:0:0:1]:1")
+#: Host headers a lenient split read as loopback, or that are no host and port at all
+BAD_HOSTS = ("127.0.0.1:80@evil.com", "127.0.0.1@evil.com", "user@127.0.0.1", "user:pw@localhost:8765",
+             "evil.com#@127.0.0.1", "localhost.evil.com", "127.0.0.1.evil.com", "localhost:8765:8765", "127.0.0.1:80:80",
+             "127.0.0.1:", "localhost:0", "localhost:65536", "localhost:123456", "localhost:+80", "localhost:8o",
+             "127.0.0.1/evil", "127.0.0.1?x", "127.0.0.1#x", "127.0.0.1 evil.com", "localhost..", "127.0.0.1.",
+             "[::1", "::1", "::1:8765", "[::1]evil.com", "[::1]:80@evil.com", "[::1]:80:80", "[::1%25lo]",
+             "[127.0.0.1]", "[::ffff:127.0.0.1]", "127.1", "0x7f.0.0.1", "2130706433", "127.000.000.001",
+             "localh\xf6st", ("127.0.0.1", "evil.com"), ("evil.com", "127.0.0.1"))
+
+
+def test_the_host_header_is_parsed_strictly(finished_run, castrig_serve):
+    """``Host: 127.0.0.1:80@evil.com`` (and a userinfo, a name ending in a loopback name, two ports,
+    trailing junk) was read as loopback: a rebinding page sending it read every run. Only a host
+    and an optional port, naming loopback, are answered; the rest is the 400 a foreign name gets."""
+    data, uid = finished_run
+    with castrig_serve(data) as served:
+        for host in GOOD_HOSTS:
+            code, body = request(served.url, "/api/runs", host=host)
+            assert code == 200 and json.loads(body)[0]["uid"] == uid, (host, code, body)
+        for host in BAD_HOSTS:
+            for path in ("/api/runs", "/"):
+                code, body = request(served.url, path, host=host)
+                assert code == 400 and uid not in body, (host, path, code, body[:200])
         assert "Traceback" not in server_log(served)
 
 

@@ -18,7 +18,7 @@ keeps its token in the user's state folder, see :func:`token_dir_for`); without 
 answer 401 and change nothing. Tokens are compared in constant time. On a non-loopback address
 reading needs the token too (header, or the cookie ``/login`` sets: its form posts the token, kept out of the browser's history; ``?token=…`` for a script). On loopback,
 where reading needs no token, only a Host header naming loopback (localhost, 127.0.0.0/8, [::1],
-any port) is answered: a web page that rebinds its own name to 127.0.0.1 (DNS rebinding) gets 400
+any port; parsed strictly: a host and a port, nothing more) is answered: a web page that rebinds its own name to 127.0.0.1 (DNS rebinding) gets 400
 and no data. Query numbers (cursors, image ids) out of form or range are 400/404; bad runs-list
 filters are 400 naming them; a damaged run folder's report is 409 with the reason ``castrig
 report`` gives; an action on a run folder this server cannot write (a read-only mount of the
@@ -38,6 +38,7 @@ import ipaddress
 import json
 import math
 import os
+import re
 import secrets
 import sys
 import urllib.parse
@@ -449,31 +450,58 @@ def _since(q: Any) -> float | None:
     return v
 
 
+#: A Host header, strictly (RFC 9110 §7.2 over RFC 3986's authority, less its userinfo): a name or
+#: dotted IPv4 address, or an IPv6 address in brackets, then at most one ``:port`` of digits. Nothing
+#: else: ``127.0.0.1:80@evil.com``, ``127.0.0.1:80:80``, a path, a space, a zone id.
+_HOST_RE = re.compile(r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9.-]+))(?::(?P<port>[0-9]{1,5}))?")
+#: the loopback names a Host header may give (``localhost.``: the same name, fully qualified)
+LOOPBACK_NAMES = ("localhost", "localhost.")
+
+
 def host_of(header: str | None) -> str | None:
-    """The host name of a Host header (``[::1]:8765`` → ``::1``, ``localhost:80`` → ``localhost``), lower case."""
-    h = (header or "").strip().lower()
-    if not h:
+    """The host a Host header names, lower case (``[::1]:8765`` → ``::1``, ``localhost:80`` →
+    ``localhost``); None unless the header is a host and an optional port 1–65535, nothing more.
+
+    Strict because the header comes from whoever connects: a lenient split read
+    ``127.0.0.1:80@evil.com`` as loopback, which a page on evil.com could rebind to."""
+    m = _HOST_RE.fullmatch((header or "").lower())
+    if m is None or (m["port"] is not None and not 0 < int(m["port"]) <= 65535):
         return None
-    if h.startswith("["):
-        end = h.find("]")
-        return h[1:end] if end > 0 else None
-    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+    if m["ipv6"] is not None:
+        try:
+            return str(ipaddress.IPv6Address(m["ipv6"]))
+        except ValueError:
+            return None
+    return m["name"]
+
+
+def names_loopback(header: str | None) -> bool:
+    """Whether a Host header names this machine's loopback: ``localhost``, 127.0.0.0/8 (dotted
+    quad) or ``[::1]``, with any port (an SSH tunnel's local port)."""
+    host = host_of(header)
+    if host is None:
+        return False
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # any other name
+        return False
 
 
 class LoopbackHostOnly:
-    """ASGI middleware: answer only requests whose Host header names loopback (``localhost``,
-    127.0.0.0/8, ``[::1]``; any port, so an SSH tunnel's local port works); anything else is
-    400 and reaches no route."""
+    """ASGI middleware: answer only requests whose Host header names loopback
+    (:func:`names_loopback`); anything else is 400 and reaches no route."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket"):
-            raw = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
-            host = host_of(raw)
-            if not host or not is_loopback(host.rstrip(".")):
-                resp = PlainTextResponse(f"Host {raw[:80]!r} refused: castrig serve on a loopback address answers only "
+            hosts = [v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"host"]
+            if len(hosts) != 1 or not names_loopback(hosts[0]):
+                raw = hosts[0] if len(hosts) == 1 else hosts
+                resp = PlainTextResponse(f"Host {str(raw)[:80]!r} refused: castrig serve on a loopback address answers only "
                                          "Host: localhost, 127.0.0.1 or [::1] (with any port)", status_code=400)
                 await resp(scope, receive, send)
                 return
