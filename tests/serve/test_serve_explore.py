@@ -205,6 +205,60 @@ def test_explore_files_linked_from_outside_the_data_root_are_not_served(tmp_path
         assert [x["name"] for x in http(served.url + "api/explore")[1]] == ["mine"]
 
 
+MAP_PATHS = ("explore/{}", "api/explore/{}", "explore/{}/panels")
+
+
+def test_a_map_folder_moved_while_served_is_404_not_500(tmp_path: Path, castrig_serve):
+    """A map folder renamed, moved out or deleted while ``castrig serve`` runs (its page polling
+    every few seconds): requests that met the move between the server's check of the folder and its
+    read of the journal (the cached storage opens the journal's path again) answered 500 with a
+    FileNotFoundError traceback, the list too. Now the map is 404 and the list leaves it out."""
+    import shutil
+    import threading
+    import time
+
+    data = tmp_path / "data"
+    explore = data / "explore"
+    url, name = make_study(explore / "a")
+    run_points(url, name, 2)
+    make_study(explore / "b", "other")
+    with castrig_serve(data) as served:
+        for path in ("explore", *(p.format("a") for p in MAP_PATHS)):
+            assert http(served.url + path)[0] == 200, path
+        (explore / "a").rename(explore / "renamed")  # what a person does, between two requests
+        for path in MAP_PATHS:
+            assert http(served.url + path.format("a"))[0] == 404, path
+        assert [(x["name"], x["done"]) for x in http(served.url + "api/explore")[1]] == [("b", 0), ("renamed", 2)]
+        # the same, while requests are being answered: the folder goes back and forth a few hundred times
+        moving = threading.Event()
+        moving.set()
+
+        def move() -> None:
+            while moving.is_set():
+                (explore / "renamed").rename(explore / "a")
+                (explore / "a").rename(explore / "renamed")
+
+        mover = threading.Thread(target=move)
+        mover.start()
+        seen: set[tuple[str, int]] = set()
+        try:
+            until = time.monotonic() + 4.0
+            while time.monotonic() < until:
+                for path in ("explore", "api/explore", *(p.format(n) for p in MAP_PATHS for n in ("a", "renamed"))):
+                    code = http(served.url + path)[0]
+                    assert code in (200, 404), (path, code)
+                    seen.add((path, code))
+        finally:
+            moving.clear()
+            mover.join()
+        assert ("explore/a", 200) in seen and ("explore/a", 404) in seen, seen
+        shutil.rmtree(explore / "renamed")  # deleted
+        for path in MAP_PATHS:
+            assert http(served.url + path.format("renamed"))[0] == 404, path
+        assert [x["name"] for x in http(served.url + "api/explore")[1]] == ["b"]
+        assert "href='/explore/b" in http(served.url + "explore")[1]
+
+
 def test_explore_pages_escape_names_from_the_study(tmp_path: Path, castrig_serve):
     data = tmp_path / "data"
     evil = "<img src=x onerror=alert(1)>"

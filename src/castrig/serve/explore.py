@@ -107,11 +107,12 @@ class Journals:
     def studies(self, journal: Path) -> list[_Study]:
         from castrig.explore.distributed import REPLAY_ERRORS, damaged_journal, read_journal
 
+        key = str(journal.resolve())
         if not journal.is_file():
+            self.forget(key)
             return []
         st = journal.stat()
         ident = (st.st_dev, st.st_ino)
-        key = str(journal.resolve())
         with self._lock:
             cached = self._open.get(key)
             if cached is None or cached[0] != ident or st.st_size == 0:
@@ -122,6 +123,11 @@ class Journals:
             return [_Study(storage, s) for s in storage.get_all_studies()]
         except REPLAY_ERRORS as exc:  # a damaged line appended since
             raise damaged_journal(journal, exc) from None
+
+    def forget(self, key: str) -> None:
+        """Drop the storage of a journal that is gone (its folder moved, renamed or deleted)."""
+        with self._lock:
+            self._open.pop(key, None)
 
 
 def _kind(study: _Study) -> str:
@@ -157,8 +163,14 @@ def _cells_json(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+#: What reading a folder raises once it was moved, renamed or deleted between the server's check and
+#: its read (the journal's storage opens its path again on every read): that folder is not there
+GONE = (FileNotFoundError, NotADirectoryError)
+
+
 def entries(root: Path, journals: Journals) -> list[dict[str, Any]]:
-    """Every map and search under ``DATA/explore``: one row per (folder, study)."""
+    """Every map and search under ``DATA/explore``: one row per (folder, study); a folder moved away
+    while it is read is left out (the next listing shows it under its new name)."""
     base = explore_dir(root)
     rows: list[dict[str, Any]] = []
     try:
@@ -166,40 +178,45 @@ def entries(root: Path, journals: Journals) -> list[dict[str, Any]]:
     except OSError:
         return []
     for p in children:
-        if folder_of(root, p.name) is None:
-            continue
-        studies = []
         try:
-            studies = journals.studies(p / "study.journal")
-        except Exception as exc:  # noqa: BLE001 - a damaged journal: listed, with the reason
-            rows.append({"name": p.name, "study": None, "kind": "damaged", "note": damaged_note(root, exc)})
-            continue
-        for s in studies:
-            kind = _kind(s)
-            if kind not in ("map", "search"):
-                continue
-            st = _study_state(s, kind)
-            rows.append({"name": p.name, "study": s.study_name, "kind": kind, "storage": "journal", **st["counts"]})
-        problem = _unreadable(p, studies)
-        if problem is not None:  # listed with the reason, as a damaged journal is (one folder took /explore down: 500)
-            rows.append({"name": p.name, "study": None, "kind": "damaged", "note": problem})
-            continue
-        if not studies and (p / "map.json").is_file():
-            snap = _read_json(p / "map.json") or {}
-            try:
-                asked = len(_grid_of(snap["grid"]).points())
-            except (KeyError, TypeError, ValueError):
-                asked = None
-            rows.append({"name": p.name, "study": None, "kind": "map", "storage": "snapshot", "asked": asked,
-                         "done": len(snap.get("results") or []), "running": 0, "waiting": 0, "failed": 0})
-        elif not studies and (p / "search.json").is_file():
-            from castrig.explore.journal import SearchFolder
+            rows += _folder_rows(root, journals, p)
+        except GONE:
+            journals.forget(str((p / "study.journal").resolve()))
+    return rows
 
-            trials = SearchFolder(p).trials()
-            settings = _read_json(p / "search.json") or {}
-            rows.append({"name": p.name, "study": None, "kind": "search", "storage": "folder",
-                         "asked": settings.get("budget"), "done": sum(t.done for t in trials),
-                         "running": sum(not t.done for t in trials), "waiting": 0, "failed": 0})
+
+def _folder_rows(root: Path, journals: Journals, p: Path) -> list[dict[str, Any]]:
+    """The rows of one folder under ``DATA/explore`` (none: not a map or search); :data:`GONE`
+    if it went while it was read."""
+    if folder_of(root, p.name) is None:
+        return []
+    try:
+        studies = journals.studies(p / "study.journal")
+    except GONE:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged journal: listed, with the reason
+        return [{"name": p.name, "study": None, "kind": "damaged", "note": damaged_note(root, exc)}]
+    rows = [{"name": p.name, "study": s.study_name, "kind": kind, "storage": "journal", **_study_state(s, kind)["counts"]}
+            for s in studies if (kind := _kind(s)) in ("map", "search")]
+    problem = _unreadable(p, studies)
+    if problem is not None:  # listed with the reason, as a damaged journal is (one folder took /explore down: 500)
+        return [*rows, {"name": p.name, "study": None, "kind": "damaged", "note": problem}]
+    if not studies and (p / "map.json").is_file():
+        snap = _read_json(p / "map.json") or {}
+        try:
+            asked = len(_grid_of(snap["grid"]).points())
+        except (KeyError, TypeError, ValueError):
+            asked = None
+        rows.append({"name": p.name, "study": None, "kind": "map", "storage": "snapshot", "asked": asked,
+                     "done": len(snap.get("results") or []), "running": 0, "waiting": 0, "failed": 0})
+    elif not studies and (p / "search.json").is_file():
+        from castrig.explore.journal import SearchFolder
+
+        trials = SearchFolder(p).trials()
+        settings = _read_json(p / "search.json") or {}
+        rows.append({"name": p.name, "study": None, "kind": "search", "storage": "folder",
+                     "asked": settings.get("budget"), "done": sum(t.done for t in trials),
+                     "running": sum(not t.done for t in trials), "waiting": 0, "failed": 0})
     return rows
 
 
@@ -487,6 +504,9 @@ def routes(root: Path, *, may_read: Callable[[Request], bool], refuse: Callable[
             return await anyio.to_thread.run_sync(map_state, root, journals, real, name, wanted)
         except DamagedJournal as exc:  # named, as the list names it: a 500 with a traceback in the log before
             raise Damaged(damaged_note(root, exc)) from None
+        except GONE:  # moved, renamed or deleted while read (a 500 with a traceback before): no such map
+            journals.forget(str((explore_dir(root) / name / "study.journal").resolve()))
+            return None
 
     async def list_page(request: Request) -> Response:
         if not may_read(request):
