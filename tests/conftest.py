@@ -495,6 +495,18 @@ def castrig_serve() -> Callable[..., AbstractContextManager[Served]]:
     return castrig_serve_process
 
 
+def make_study(folder: Path, name: str = "map-claim1") -> tuple[str, str]:
+    """A map study over the 2 × 2 grid in FOLDER/study.journal, every point queued, none run."""
+    from castrig.explore.distributed import start_map, storage_url
+    from castrig.explore.gridmap import Grid
+    from castrig.explore.search import make_settings
+
+    settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=ROOT / "hw_profiles" / "sim.yaml", budget=1)
+    url = storage_url(None, folder)
+    start_map(url, name, settings, Grid([60.0, 70.0], [5.0, 10.0], [0.2], 2.0, [1]))
+    return url, name
+
+
 @pytest.fixture(scope="session")
 def finished_demo_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> tuple[Path, str]:
     """``castrig run recipes/demo.yaml --operator ada`` to the end, once per pytest session: the
@@ -570,6 +582,12 @@ def chrome() -> Iterator[Any]:
     d = browser()
     yield d
     d.quit()
+
+
+def csp_violations(driver: Any) -> list[str]:
+    """The Content-Security-Policy refusals in the browser's console since it was last read
+    (reading empties it): what the page tried to load or run that its policy stopped."""
+    return [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
 
 
 # -- mounts (as root): a read-only folder, a small disk -------------------------------------------

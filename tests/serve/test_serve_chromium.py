@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 
-from conftest import ROOT, only_run_dir, start_castrig, wait_until
+from conftest import ROOT, csp_violations, only_run_dir, start_castrig, wait_until
 
 ARTIFACTS = ROOT / "artifacts"
 RECIPE = """\
@@ -57,6 +57,7 @@ def test_live_run_page_follows_the_run_and_aborts_with_the_token(tmp_path: Path,
         wait_until(lambda: run_dir.name in text(chrome, "#runs"), timeout_s=10, what="the run in the table")
         assert "running" in text(chrome, "#runs") and "ada" in text(chrome, "#runs")
         shot(chrome, "serve-runs-table.png")
+        assert not csp_violations(chrome)
 
         chrome.get(served.url + f"runs/{run_dir.name}")
         chrome.execute_script("window.__sameDocument = 42;")
@@ -97,6 +98,7 @@ def test_live_run_page_follows_the_run_and_aborts_with_the_token(tmp_path: Path,
         warn = chrome.find_elements("css selector", "#events tr.warn")
         assert any("aborted" in w.text for w in warn), "the run_end (aborted) row is not highlighted"
         assert chrome.execute_script("return window.__sameDocument") == 42
+        assert not csp_violations(chrome)
 
 
 def test_finished_report_page_of_a_demo_run(tmp_path: Path, finished_demo_run, castrig_serve, chrome):
@@ -136,6 +138,7 @@ def test_finished_report_page_of_a_demo_run(tmp_path: Path, finished_demo_run, c
         chrome.execute_script("arguments[0].dispatchEvent(new MouseEvent('dblclick', {bubbles: true}))", canvas)
         time.sleep(0.3)
         shot(chrome, "serve-finished-report.png")
+        assert not csp_violations(chrome)  # the live page under its policy: styles, overlays (data:), the API
         import urllib.request
 
         with urllib.request.urlopen(served.url + f"runs/{run_dir.name}/report.html", timeout=30) as r:

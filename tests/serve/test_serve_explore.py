@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, castrig, wait_until
+from conftest import ROOT, castrig, make_study, wait_until
 
 from castrig.store import MembraneRecord, RunInfo, open_store
 
@@ -52,18 +52,6 @@ def add_real_membrane(root: Path, *, rh: float, conc: float, grades: list[str]) 
     rec.update_info(outcome="completed", ended_utc="2026-12-01T17:40:00Z")
     rec.close()
     return mid
-
-
-def make_study(folder: Path, name: str = "map-claim1") -> tuple[str, str]:
-    """A map study over the 2 × 2 grid in FOLDER/study.journal, every point queued, none run."""
-    from castrig.explore.distributed import start_map, storage_url
-    from castrig.explore.gridmap import Grid
-    from castrig.explore.search import make_settings
-
-    settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=ROOT / "hw_profiles" / "sim.yaml", budget=1)
-    url = storage_url(None, folder)
-    start_map(url, name, settings, Grid([60.0, 70.0], [5.0, 10.0], [0.2], 2.0, [1]))
-    return url, name
 
 
 def run_points(url: str, name: str, n: int, *, grades: list[str] | None = None) -> None:

@@ -650,13 +650,32 @@ def is_report(path: Path) -> bool:
         return False
 
 
+def _page_script() -> str:
+    """The saved page's one inline script: live.js, with nothing in it that could end the element."""
+    return _static("live.js").replace("</", "<\\/")
+
+
+def page_csp() -> str:
+    """The Content-Security-Policy for serving a page :func:`page_html` wrote: its one script and
+    one stylesheet by hash, its images inline, nothing else (its own meta policy allows any inline
+    script: it is opened from disk too)."""
+    import base64
+    import hashlib
+
+    def digest(text: str) -> str:
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+    return (f"default-src 'none'; script-src {digest(_page_script())}; style-src-elem {digest(_static('live.css'))}; "
+            "style-src-attr 'none'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
 def page_html(run_dir: Path) -> str:
     """The run's page as one self-contained HTML document (no request leaves it)."""
     run_dir = Path(run_dir)
     data = json.dumps(embedded_data(run_dir), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     data = data.replace("<", "\\u003c")  # no "</script>" or "<!--" from a file can end the data early
     uid = escape(run_dir.name, quote=True)
-    script = _static("live.js").replace("</", "<\\/")
+    script = _page_script()
     return (f"{PAGE_START}{uid}</title>"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "

@@ -23,7 +23,8 @@ and no data. Query numbers (cursors, image ids) out of form or range are 400/404
 filters are 400 naming them; a damaged run folder's report is 409 with the reason ``castrig
 report`` gives; an action on a run folder this server cannot write (a read-only mount of the
 rig's data root) is 503 naming the folder, and nothing is sent. Everything rendered from files
-(run names, labels, operators, messages) is escaped; pages load only castrig's own scripts and styles (a lab PC is often offline). What one
+(run names, labels, operators, messages) is escaped; pages load only castrig's own scripts and styles (a lab PC is often offline), and every answer says so
+(:class:`SecurityHeaders`: a Content-Security-Policy with no inline script, nosniff, no referrer, no framing). What one
 server holds is bounded (:mod:`castrig.serve.guard`): connections, and the time to send a
 request (slowloris).
 """
@@ -65,6 +66,20 @@ DEFAULT_TOKEN = "operator"
 COOKIE = "castrig_token"
 STREAM_PERIOD_S = 1.0
 _STATIC = ("live.js", "live.css")
+#: The pages' Content-Security-Policy: castrig's own scripts, styles, images and API, the
+#: micrographs' overlays (``data:`` PNGs); no inline script or style, no frame around them.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+#: What every answer carries (a page sets its own policy first where it needs another: explore's)
+SECURITY_HEADERS = {"content-security-policy": PAGE_CSP, "x-content-type-options": "nosniff",
+                    "referrer-policy": "no-referrer", "x-frame-options": "DENY"}
+#: The runs list reloads itself (a static script: the policy allows no inline one)
+RELOAD_SCRIPT = """\
+(function () {
+  const box = document.querySelector('[data-reload-s]');
+  if (box) setTimeout(() => location.reload(), 1000 * parseFloat(box.dataset.reloadS || '10'));
+})();
+"""
 
 
 # -- tokens ------------------------------------------------------------------------------------
@@ -312,6 +327,8 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
 
     async def static(request: Request) -> Response:
         name = request.path_params["name"]
+        if name == "reload.js":
+            return Response(RELOAD_SCRIPT, media_type="text/javascript")
         if name not in _STATIC:
             return PlainTextResponse("not found", status_code=404)
         text = resources.files("castrig.report").joinpath("static", name).read_text()
@@ -347,7 +364,10 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
             text = await anyio.to_thread.run_sync(page_html, run_dir, limiter=decoding)
         except DamagedRun as exc:
             return PlainTextResponse(damaged(exc), status_code=409)
-        return HTMLResponse(text, headers={"Content-Disposition": f'attachment; filename="{run_dir.name}.html"'})
+        from castrig.serve.report import page_csp
+
+        return HTMLResponse(text, headers={"Content-Disposition": f'attachment; filename="{run_dir.name}.html"',
+                                           "Content-Security-Policy": page_csp()})
 
     async def api_report(request: Request) -> Response:
         """The report's part of the page (problems, steps, gaps, bands, membranes, micrographs, recipe)."""
@@ -406,7 +426,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
     # on loopback reading needs no token, so the Host header must name loopback: a web page the
     # operator visits could otherwise rebind its own name to 127.0.0.1 (DNS rebinding) and read
     # every run through the browser. Elsewhere reading needs the token, which no page can send.
-    middleware = [Middleware(LoopbackHostOnly)] if loopback else []
+    middleware = [Middleware(SecurityHeaders), *([Middleware(LoopbackHostOnly)] if loopback else [])]
     return Starlette(routes=routes, middleware=middleware)
 
 
@@ -487,6 +507,27 @@ def names_loopback(header: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # any other name
         return False
+
+
+class SecurityHeaders:
+    """ASGI middleware: every answer gets :data:`SECURITY_HEADERS` it did not set itself, so no
+    page (a 404, the login form, a refusal) goes out without its policy."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                have = {k.lower() for k, _ in message.get("headers") or []}
+                extra = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items() if k.encode() not in have]
+                message = {**message, "headers": [*(message.get("headers") or []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class LoopbackHostOnly:
@@ -602,7 +643,8 @@ def _runs_html(root: Path, rows: list[dict[str, Any]], q: dict[str, str], *, pro
     if not rows:
         table += "<p>no runs</p>"
     nav = "<p class='nav'><a href='/explore'>explore: process-window maps and searches</a></p>"
-    return _page(f"runs in {root}", nav + form + table, script="<script>setTimeout(()=>location.reload(), 10000)</script>")
+    return _page(f"runs in {root}", nav + form + f"<div data-reload-s='10'>{table}</div>",
+                 script="<script src='/static/reload.js'></script>")
 
 
 def _run_html(uid: str) -> str:

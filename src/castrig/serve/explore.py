@@ -49,7 +49,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 REFRESH_S = 3.0
 #: No request leaves the page: only castrig's own script, styles and the API.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-       "connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+       "connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 #: The search map (``castrig.explore.plots``) in a frame: no script at all.
 FRAME_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
 REAL_TTL_S = 15.0
@@ -551,12 +551,13 @@ def routes(root: Path, *, may_read: Callable[[Request], bool], refuse: Callable[
         except Damaged as exc:
             return HTMLResponse("<p>" + html.escape(str(exc)) + "</p>", status_code=409, headers={"Content-Security-Policy": FRAME_CSP})
         if state is None or state["kind"] != "search" or state.get("_settings") is None:
-            return HTMLResponse("<p>no such search</p>", status_code=404, headers={"Content-Security-Policy": FRAME_CSP})
+            return HTMLResponse("<p>no such search</p>", status_code=404, headers={"Content-Security-Policy": FRAME_CSP,
+                                                                                "X-Frame-Options": "SAMEORIGIN"})
         from castrig.explore.plots import map_html
 
         text = await anyio.to_thread.run_sync(map_html, state["_settings"], state["_trials"])
         return HTMLResponse(text, headers={"Content-Security-Policy": FRAME_CSP, "X-Content-Type-Options": "nosniff",
-                                           "Cache-Control": "no-store"})
+                                           "X-Frame-Options": "SAMEORIGIN", "Cache-Control": "no-store"})
 
     async def api_list(request: Request) -> Response:
         if not may_read(request):

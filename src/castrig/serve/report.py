@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from castrig.report.html import MAX_POINTS_PER_CHANNEL, embedded_data, page_html, report_data
+from castrig.report.html import MAX_POINTS_PER_CHANNEL, embedded_data, page_csp, page_html, report_data
 
-__all__ = ["MAX_POINTS_PER_CHANNEL", "embedded_data", "live_report_data", "page_html", "write_page"]
+__all__ = ["MAX_POINTS_PER_CHANNEL", "embedded_data", "live_report_data", "page_csp", "page_html", "write_page"]
 
 
 def live_report_data(run_dir: Path) -> dict[str, Any]:

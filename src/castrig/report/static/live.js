@@ -28,7 +28,9 @@
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === 'class') e.className = v; else if (k === 'text') e.textContent = v; else e.setAttribute(k, v);
+      // a style through the CSSOM: the page's Content-Security-Policy refuses style attributes
+      if (k === 'class') e.className = v; else if (k === 'text') e.textContent = v;
+      else if (k === 'style') e.style.cssText = v; else e.setAttribute(k, v);
     }
     for (const k of kids) e.append(k);
     return e;
