@@ -66,3 +66,15 @@ def test_a_queue_resume_passes_over_a_wrong_typed_run_json(finished_demo_run, tm
     RUN_JSON_FIELD_DAMAGES[damage][1](bad / "run.json")
     item = {"recipe": info["recipe_path"], "seed": info["seed"], "started_utc": "2000-01-01T00:00:00Z"}
     assert _find_run_dir(root, item) == root / uid
+
+
+def test_a_finished_run_shows_no_setpoint_after_its_last_purge(finished_demo_run, castrig_cli):
+    """The demo ends on a purge (the RH loop off): `status` showed "RH 50.3 %RH (setpoint 70.0)",
+    the last condition's setpoint beside the room's RH, as if it were still held."""
+    import json
+
+    root, run_id = finished_demo_run
+    line = castrig_cli("status", str(root / run_id))
+    assert line.returncode == 0 and "(setpoint —)" in line.stdout, line.stdout
+    said = json.loads(castrig_cli("status", "--json", str(root / run_id)).stdout)
+    assert said["setpoint_rh_pct"] is None and said["last_values"]["rh_setpoint_pct"]["value"] == 70.0

@@ -227,6 +227,16 @@ def last_values(db: sqlite3.Connection | None) -> dict[str, dict[str, float]]:
     return {c: {"t_s": t, "value": v} for c, t, v in rows}
 
 
+def held_setpoint(values: dict[str, dict[str, float]]) -> float | None:
+    """The RH setpoint the loop held at the run's last sample, None once it had let go: a
+    setpoint is sampled only while the loop holds one, and a run that ended on a purge showed
+    the last condition's 70 %RH beside the room's 50 as if still held."""
+    sp, rh = values.get("rh_setpoint_pct"), values.get("rh_near_pct")
+    if sp is None or (rh is not None and sp["t_s"] < rh["t_s"]):
+        return None
+    return sp["value"]
+
+
 def events(db: sqlite3.Connection | None, after_id: int = 0, limit: int = 2000) -> list[dict[str, Any]]:
     out = []
     for eid, t, kind, source, message, data in _rows(
@@ -303,7 +313,7 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
         t_rows = _rows(db, "SELECT MAX(t_s) FROM samples")
     out["t_s"] = t_rows[0][0] if t_rows else None
     out["step_left_s"] = out["run_left_s"] = 0.0 if out["status"] not in LIVE_STATES else None
-    out["setpoint_rh_pct"] = (out["last_values"].get("rh_setpoint_pct") or {}).get("value")
+    out["setpoint_rh_pct"] = held_setpoint(out["last_values"])
     out["band_rh_pct"] = None
     if live:
         for k in ("t_s", "step_elapsed_s", "step_duration_s", "step_left_s", "run_left_s", "run_left_is_estimate",
