@@ -386,3 +386,45 @@ def test_auto_tells_a_defocus_halo_from_an_se_rim(family, i):
         top, _ = render_surface_halo(st, px, rng, bit_depth=c.bits, illumination_gradient=c.gradient, blur_px=c.blur,
                                      noise=c.noise)
     assert has_bright_rims(top) == (family == "sem"), i
+
+
+@pytest.mark.slow
+def test_a_large_sem_view_is_analysed_in_bounded_memory(tmp_path):
+    """`castrig analyse surface --appearance sem` of a 4096² dense SEM view (~100 000 pores of
+    10 px) under a 2.75 GiB address-space limit. The lip fit held every pore's candidate pixels
+    at once (~45 bytes each, ~22 M of them) and then every pore's pixels and profiles: 1.7 GiB
+    peak RSS here (6.5 GiB at 8192², where the size limit allows 100 Mpx). Now the pixels are
+    chosen and binned batch by batch of pores and the lips fitted chunk by chunk: 0.9 GiB here
+    (3.0 GiB at 8192²: what is left is mostly the view's own full-size arrays)."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT, castrig_env
+
+    from castrig.tiffio import write_micrograph
+
+    rng = np.random.default_rng(1)
+    st = make_structure(rng, mean_diameter_um=5.0, opening_ratio=0.5, thickness_um=5.0, thickness_cv=0.1, field_um=512.0)
+    tile, _ = render_surface_sem(st, 0.5, rng, bit_depth=8)
+    half = np.concatenate([tile, tile[:, ::-1]], 1)
+    quarter = np.concatenate([half, half[::-1]], 0)  # 2048²: mirrored, so no seam cuts a pore
+    half = np.concatenate([quarter, quarter[:, ::-1]], 1)
+    img = np.ascontiguousarray(np.concatenate([half, half[::-1]], 0))  # 4096²
+    assert img.shape == (4096, 4096)
+    write_micrograph(tmp_path / "big.tif", img, 0.5)
+    # the real command under a 2.75 GiB address-space limit (``ulimit -v``, as conftest's castrig()
+    # sets it), from a parent that reports its peak RSS (RUSAGE_CHILDREN: the command's own)
+    parent = ("import resource, subprocess, sys\n"
+              "resource.setrlimit(resource.RLIMIT_AS, (int(2.75 * 2**30),) * 2)\n"
+              "r = subprocess.run([sys.executable, '-m', 'castrig', *sys.argv[1:]])\n"
+              "print('peak-rss-kib', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+              "sys.exit(r.returncode)\n")
+    done = subprocess.run([sys.executable, "-c", parent, "analyse", "surface", str(tmp_path / "big.tif"), "--appearance", "sem",
+                           "--json"], cwd=ROOT, env=castrig_env(), capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    m = json.loads(done.stdout)
+    assert m["pore_count"] > 90_000 and 4.5 < m["mean_pore_diameter_um"] < 5.5 and 0.4 < m["opening_ratio"] < 0.6, m
+    peak_gib = int(done.stderr.split("peak-rss-kib")[1].split()[0]) / 2**20
+    assert peak_gib < 1.3, f"peak RSS {peak_gib:.2f} GiB"

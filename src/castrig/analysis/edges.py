@@ -891,7 +891,26 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
 def _pore_pixels_flat(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: int):
     """:func:`pore_pixels` as (flat index, owner 0..n-1, ρ, whether the pixel lies in its owner's
     core): the SEM path indexes by flat index only (rows and columns by an integer division, and
-    back, cost ~10 ms per 1024² view), and the core flag is known from the owner's choice."""
+    back, cost ~10 ms per 1024² view), and the core flag is known from the owner's choice. All
+    the pores at once (:func:`_pore_pixel_batches` with no limit)."""
+    (out,) = _pore_pixel_batches(lab, centres, r_core, ring, budget=None)
+    return out[:4]
+
+
+PIXEL_BATCH = 1 << 22  # candidate pixels per batch of pores (:func:`_pore_pixel_batches`; ~45 bytes each while chosen)
+
+
+def _pore_pixel_batches(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: int,
+                        budget: int | None = PIXEL_BATCH):
+    """:func:`_pore_pixels_flat` in batches of pores, each batch's (flat index, owner 0..n-1, ρ,
+    in its owner's core): every pore in exactly one batch, its pixels in the order of its offsets,
+    as all at once. Where the pores' candidate pixels (their discs) number no more than
+    ``budget`` (None: any number), one batch: all the pores, exactly :func:`_pore_pixels_flat`.
+    Else the pores in bands of rows of their centres, each band's candidates about ``budget``:
+    a band's owners are chosen among its pores and those of the rows next to it that reach its
+    pixels (2 discs' reach either way), over a minimum of those rows only. Memory then stays that
+    of one band whatever the image's size (a 64 Mpx dense SEM view: ~120 M candidate pixels of
+    ~45 bytes each at once, 5.9 GB); the choice of each pixel's owner is the same."""
     h, w = lab.shape
     n = centres.shape[0]
     reach = r_core + ring
@@ -911,72 +930,102 @@ def _pore_pixels_flat(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, 
     k = np.searchsorted(o_d, reach + np.hypot(fy, fx) + 1e-6, side="right")
     bits = max(int(n).bit_length(), 1)
     lf = lab.ravel()
-    by_k = np.argsort(k, kind="stable")
-    ks, first = np.unique(k[by_k], return_index=True)
-    ends = np.append(first[1:], n)
-    groups = [(int(kk), by_k[a: b]) for kk, a, b in zip(ks, first, ends)]
 
-    def candidates(grs):
-        """(flat index, pore, ρ, code, per-pixel minimum of code) of the candidate pixels of
-        the pore groups ``grs``: inside the image and within reach."""
-        # (each group's selection written straight into one buffer: no concatenated copies)
-        cap = sum(kk * g.size for kk, g in grs)
-        flat, pore, rho_o = np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap)
+    def choose(sub: np.ndarray, emit: np.ndarray | None, r0: int, r1: int):
+        """The pixels of pores ``sub`` (whose candidates lie in rows r0..r1−1) that are theirs,
+        of those in ``emit`` (a mask over ``sub``'s pores; None: all)."""
+        base, size = r0 * w, (r1 - r0) * w
+        by_k = sub[np.argsort(k[sub], kind="stable")]
+        ks, first = np.unique(k[by_k], return_index=True)
+        ends = np.append(first[1:], by_k.size)
+        groups = [(int(kk), by_k[a: b]) for kk, a, b in zip(ks, first, ends)]
+
+        def candidates(grs):
+            """(flat index, pore, ρ, code, per-pixel minimum of code) of the candidate pixels of
+            the pore groups ``grs``: inside the image and within reach."""
+            # (each group's selection written straight into one buffer: no concatenated copies)
+            cap = sum(kk * g.size for kk, g in grs)
+            flat, pore, rho_o = np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap)
+            m = 0
+            for kk, g in grs:
+                # ρ as the square root of the squares, in place (np.hypot is ~4× dearer; its last bit
+                # differs on a sixth of the pixels, which moved a real top view's opening by 0.0002)
+                rho = oy[None, :kk] + fy[g, None]
+                rho *= rho
+                dx = ox[None, :kk] + fx[g, None]
+                dx *= dx
+                rho += dx
+                np.sqrt(rho, out=rho)
+                dg = rho - r_core[g, None]
+                sel = dg <= ring
+                gr, gc = cr[g], cc0[g]
+                if int(gr.min()) - kmax < 0 or int(gr.max()) + kmax >= h or int(gc.min()) - kmax < 0 or int(gc.max()) + kmax >= w:
+                    # the unsigned view of a row or column makes a negative one large
+                    sel &= (gr[:, None] + oy[None, :kk]).view(np.uint32) < h
+                    sel &= (gc[:, None] + ox[None, :kk]).view(np.uint32) < w
+                sf = sel.ravel()
+                per = np.count_nonzero(sel, axis=1)
+                e = m + int(per.sum())
+                np.compress(sf, ((gr.astype(np.int64) * w + gc)[:, None] + of[None, :kk]).ravel(), out=flat[m:e])
+                pore[m:e] = np.repeat(g, per)  # (row-major selection: each pore's count in a row)
+                np.compress(sf, rho.ravel(), out=rho_o[m:e])
+                m = e
+            flat, pore, rho = flat[:m], pore[:m], rho_o[:m]
+            d = rho - r_core[pore]  # (the same operands as dg: the same values)
+            # a core pixel is its own core's, whatever the circles say
+            own_core = lf[flat] == pore + 1
+            d[own_core] = -1e3
+            d += 2e3
+            d *= 65536.0
+            code = d.astype(np.int64)  # (d > 0: truncation is the floor)
+            code <<= bits
+            code |= pore
+            best = np.full(size, np.iinfo(np.int64).max, np.int64)
+            np.minimum.at(best, flat - base if base else flat, code)
+            return flat, pore, rho, code, best, own_core
+
+        # two halves of the candidates (by count) for the two threads
+        tot = np.cumsum([kk * g.size for kk, g in groups])
+        cut = int(np.searchsorted(tot, 0.5 * tot[-1])) + 1 if groups else 0
+        job = pool().submit(candidates, groups[cut:])
+        parts = [candidates(groups[:cut]), job.result()]
+        best = np.minimum(parts[0][4], parts[1][4], out=parts[0][4])
+        # each part's winners written straight into the outputs (no concatenated copies)
+        mines = [best[pt[0] - base if base else pt[0]] == pt[3] for pt in parts]
+        if emit is not None:
+            keep = np.zeros(n, bool)
+            keep[sub[emit]] = True
+            for mine, pt in zip(mines, parts):
+                mine &= keep[pt[1]]
+        tot = sum(int(np.count_nonzero(mine)) for mine in mines)
+        out = (np.empty(tot, np.int64), np.empty(tot, np.int32), np.empty(tot), np.empty(tot, bool))
         m = 0
-        for kk, g in grs:
-            # ρ as the square root of the squares, in place (np.hypot is ~4× dearer; its last bit
-            # differs on a sixth of the pixels, which moved a real top view's opening by 0.0002)
-            rho = oy[None, :kk] + fy[g, None]
-            rho *= rho
-            dx = ox[None, :kk] + fx[g, None]
-            dx *= dx
-            rho += dx
-            np.sqrt(rho, out=rho)
-            dg = rho - r_core[g, None]
-            sel = dg <= ring
-            gr, gc = cr[g], cc0[g]
-            if int(gr.min()) - kmax < 0 or int(gr.max()) + kmax >= h or int(gc.min()) - kmax < 0 or int(gc.max()) + kmax >= w:
-                # the unsigned view of a row or column makes a negative one large
-                sel &= (gr[:, None] + oy[None, :kk]).view(np.uint32) < h
-                sel &= (gc[:, None] + ox[None, :kk]).view(np.uint32) < w
-            sf = sel.ravel()
-            per = np.count_nonzero(sel, axis=1)
-            e = m + int(per.sum())
-            np.compress(sf, ((gr.astype(np.int64) * w + gc)[:, None] + of[None, :kk]).ravel(), out=flat[m:e])
-            pore[m:e] = np.repeat(g, per)  # (row-major selection: each pore's count in a row)
-            np.compress(sf, rho.ravel(), out=rho_o[m:e])
+        for (flat, pore, rho, _, _, own_core), mine in zip(parts, mines):
+            e = m + int(np.count_nonzero(mine))
+            for src, dst in zip((flat, pore, rho, own_core), out):
+                np.compress(mine, src, out=dst[m:e])
             m = e
-        flat, pore, rho = flat[:m], pore[:m], rho_o[:m]
-        d = rho - r_core[pore]  # (the same operands as dg: the same values)
-        # a core pixel is its own core's, whatever the circles say
-        own_core = lf[flat] == pore + 1
-        d[own_core] = -1e3
-        d += 2e3
-        d *= 65536.0
-        code = d.astype(np.int64)  # (d > 0: truncation is the floor)
-        code <<= bits
-        code |= pore
-        best = np.full(h * w, np.iinfo(np.int64).max, np.int64)
-        np.minimum.at(best, flat, code)
-        return flat, pore, rho, code, best, own_core
+        return out[0], out[1].astype(np.intp), out[2], out[3]
 
-    # two halves of the candidates (by count) for the two threads
-    tot = np.cumsum([kk * g.size for kk, g in groups])
-    cut = int(np.searchsorted(tot, 0.5 * tot[-1])) + 1 if groups else 0
-    job = pool().submit(candidates, groups[cut:])
-    parts = [candidates(groups[:cut]), job.result()]
-    best = np.minimum(parts[0][4], parts[1][4], out=parts[0][4])
-    # each part's winners written straight into the outputs (no concatenated copies)
-    mines = [best[pt[0]] == pt[3] for pt in parts]
-    tot = sum(int(np.count_nonzero(mine)) for mine in mines)
-    out = (np.empty(tot, np.int64), np.empty(tot, np.int32), np.empty(tot), np.empty(tot, bool))
-    m = 0
-    for (flat, pore, rho, _, _, own_core), mine in zip(parts, mines):
-        e = m + int(np.count_nonzero(mine))
-        for src, dst in zip((flat, pore, rho, own_core), out):
-            np.compress(mine, src, out=dst[m:e])
-        m = e
-    return out[0], out[1].astype(np.intp), out[2], out[3]
+    total = int(k.sum())
+    if budget is None or total <= budget:
+        yield choose(np.arange(n), None, 0, h) + (True,)
+        return
+    # bands of rows of the pores' centre pixels, each about ``budget`` candidates
+    by_row = np.argsort(cr, kind="stable")
+    cum = np.cumsum(k[by_row])
+    nband = -(-total // budget)
+    cuts = cr[by_row][np.searchsorted(cum, np.arange(1, nband) * (total / nband))]
+    edges_r = np.unique(np.concatenate([[0], cuts, [h]]))
+    rows_sorted = cr[by_row]
+    for r0, r1 in zip(edges_r[:-1], edges_r[1:]):
+        # the band's pores, and those whose discs reach the rows the band's discs reach
+        a, b = np.searchsorted(rows_sorted, [r0 - 2 * kmax, r1 + 2 * kmax])
+        sub = np.sort(by_row[a:b])
+        emit = (cr[sub] >= r0) & (cr[sub] < r1)
+        if not emit.any():
+            continue
+        yield choose(sub, emit, max(int(r0) - 3 * kmax, 0), min(int(r1) + 3 * kmax, h)) + (False,)
 
 
 NP = 7  # R, c, A, w, F, R2, c2
@@ -986,6 +1035,7 @@ RETRY_COST = 1.5  # the second start of the lip on pores fitting worse than this
 RETRY_ALL = 400  # ... or on all when there are no more than these
 SIGMA_PORES = 200  # pores in the blur's profile likelihood
 SPLIT = 2000  # profiles fitted in two halves on two threads from this many on
+FIT_CHUNK = 16384  # profiles fitted at once at most (a large view's pores chunk by chunk: the same fits)
 RIM_SPAN = 0.9  # a blur-stage fit whose rim width reaches this share of its lip radius has no rim of its own (the cavity's slope)
 PRIOR_MIN_PORES = 20  # fewer pores in the blur stage: no common rim width (each pore on its own)
 
@@ -1316,23 +1366,46 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     ``info["rimmed"]`` all False): the caller measures such a view another way, and its lips
     here would be thrown away.
 
-    Returns (radii, (flat index, owner 1..n, ρ) of the pixels used); NaN where a pore has no
-    pixels in its window.
+    Returns (radii, the pixels used: an iterable of batches (flat index, owner 1..n, ρ), each pore
+    in one; a view whose pores' discs hold no more than :data:`PIXEL_BATCH` candidate pixels is
+    one batch, held, a larger one's batches are chosen again on each pass); NaN where a pore
+    has no pixels in its window.
     """
-    # the pixels by flat index: 1-D gathers are ~6× cheaper than indexing by [rows, cols]
-    flat, own, rho, incore = _pore_pixels_flat(lab, centres, r_core, ring)
     # the blur at most 4 px or half the typical core radius: the same view at a finer pixel size
     # has a proportionally wider blur in pixels (a cap in pixels alone would clip it)
     s_max = max(4.0, 0.5 * float(np.median(r_core)))
     s_start = max(0.8, 0.1 * float(np.median(r_core)))  # the blur's first guess, likewise
-    val = np.ravel(norm)[flat].astype(np.float64)
     # bins and window scale with the pores (the same pores at a finer pixel size: the same fit)
     bp = max(PROFILE_BIN_PX, float(np.median(r_core)) / 8.0)
     nb = int(math.ceil((float(r_core.max()) + ring + 1) / bp)) + 2
-    key = own * nb + np.minimum((rho * (1.0 / bp)).astype(np.intp), nb - 1)
-    cnt = np.bincount(key, minlength=n * nb).reshape(n, nb).astype(np.float64)
-    vs = np.bincount(key, val, minlength=n * nb).reshape(n, nb)
-    rs = np.bincount(key, rho, minlength=n * nb).reshape(n, nb)
+    # each pore's sums per bin (count, level, ρ, level², and ρ² over its core) batch by batch of
+    # pores (:func:`_pore_pixel_batches`): a pore's pixels all in one batch, in the same order,
+    # so the same sums; the pixels of a large view are never all held at once
+    cnt, vs, rs, sq = (np.zeros((n, nb)) for _ in range(4))
+    core_n, core_r2 = np.zeros(n), np.zeros(n)
+    nfl = np.ravel(norm)
+    batches = _pore_pixel_batches(lab, centres, r_core, ring)
+    pixels = None  # (flat index, owner 1..n, ρ) of a view in one batch
+    for flat, own, rho, incore, whole in batches:
+        if whole:
+            pixels = ((flat, own + 1, rho),)
+        elif own.size == 0:
+            continue
+        # the pixels by flat index: 1-D gathers are ~6× cheaper than indexing by [rows, cols]
+        val = nfl[flat].astype(np.float64)
+        u = None if whole else np.unique(own)
+        loc = own if u is None else np.searchsorted(u, own)
+        m_ = n if u is None else u.size
+        rows_u = slice(None) if u is None else u
+        key = loc * nb + np.minimum((rho * (1.0 / bp)).astype(np.intp), nb - 1)
+        cnt[rows_u] = np.bincount(key, minlength=m_ * nb).reshape(m_, nb)
+        vs[rows_u] = np.bincount(key, val, minlength=m_ * nb).reshape(m_, nb)
+        rs[rows_u] = np.bincount(key, rho, minlength=m_ * nb).reshape(m_, nb)
+        sq[rows_u] = np.bincount(key, val * val, minlength=m_ * nb).reshape(m_, nb)
+        oc = loc[incore]
+        core_r2[rows_u] = np.bincount(oc, rho[incore] ** 2, minlength=m_)
+        core_n[rows_u] = np.bincount(oc, minlength=m_)
+        del flat, own, rho, incore, val, key, loc, oc
     prof = np.where(cnt > 0, vs / np.maximum(cnt, 1), 1.0)
     rho_b = np.where(cnt > 0, rs / np.maximum(cnt, 1), (np.arange(nb) + 0.5) * bp)
     j = np.arange(nb)[None, :]
@@ -1349,7 +1422,6 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     # genuine: above the outer end by more than the noise of the two (3-bin) means (one standard
     # error) — a ridge that is only noise comes and goes with the pixel size, and the image's
     # rim decision with it (a real section imaged at half the pixels flipped to "rimmed")
-    sq = np.bincount(key, val * val, minlength=n * nb).reshape(n, nb)
     var = np.where(cnt > 1, (sq - vs * vs / np.maximum(cnt, 1)) / np.maximum(cnt - 1, 1), 0.0)
     se = np.sqrt(np.maximum(ndi.uniform_filter1d(var / np.maximum(cnt, 1), 3, axis=1, mode="nearest"), 0.0) / 3.0)
     rise = ps[rows_n, jm] - ps[rows_n, last_in]
@@ -1402,6 +1474,25 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     def fb(fmin, fmax, j):
         return {} if fmin is None else {"fmin": fmin[j], "fmax": fmax[j]}
 
+    def fit_chunk(j, qq, sj, cm, fmin, fmax, args):
+        """_fit_lips on pores ``j`` (start ``qq``, σ ``sj``), in two halves on two threads from
+        SPLIT pores on."""
+        if j.size >= SPLIT:
+            # two halves on two threads (numpy's ufuncs and matmul release the GIL)
+
+            h2 = j.size // 2
+            fut = pool().submit(_fit_lips, rho_w[j[h2:]], y[j[h2:]], wt[j[h2:]], qq[h2:], sj if np.ndim(sj) == 0 else sj[h2:],
+                                 lo[j[h2:]], hi[j[h2:]], cm[j[h2:]], **args, **fb(fmin, fmax, j[h2:]))
+            a = _fit_lips(rho_w[j[:h2]], y[j[:h2]], wt[j[:h2]], qq[:h2], sj if np.ndim(sj) == 0 else sj[:h2],
+                          lo[j[:h2]], hi[j[:h2]], cm[j[:h2]], **args, **fb(fmin, fmax, j[:h2]))
+            b = fut.result()
+            pr = np.concatenate([a[0], b[0]])
+            sr = None if a[1] is None else np.concatenate([a[1], b[1]])
+            cr = np.concatenate([a[2], b[2]])
+        else:
+            pr, sr, cr = _fit_lips(rho_w[j], y[j], wt[j], qq, sj, lo[j], hi[j], cm[j], **args, **fb(fmin, fmax, j))
+        return pr, sr, cr
+
     def fit(ix, q, s, rim_ok, **kw):
         """_fit_lips on pores ``ix``, rimmed ones with the secant law, the others with A = 0."""
         q, cost, sb = q.copy(), np.zeros(len(ix)), np.zeros(len(ix))
@@ -1419,20 +1510,19 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
             sj = s[m] if np.ndim(s) else s
             args = dict(iters=kw.get("iters", ITERS), fit_s=kw.get("fit_s", False), hold=hold, rim=flag, s_max=s_max,
                         wprior=kw.get("wprior") if flag else None)
-            if j.size >= SPLIT:
-                # two halves on two threads (numpy's ufuncs and matmul release the GIL)
-
-                h2 = j.size // 2
-                fut = pool().submit(_fit_lips, rho_w[j[h2:]], y[j[h2:]], wt[j[h2:]], qq[h2:], sj if np.ndim(sj) == 0 else sj[h2:],
-                                     lo[j[h2:]], hi[j[h2:]], cm[j[h2:]], **args, **fb(fmin, fmax, j[h2:]))
-                a = _fit_lips(rho_w[j[:h2]], y[j[:h2]], wt[j[:h2]], qq[:h2], sj if np.ndim(sj) == 0 else sj[:h2],
-                              lo[j[:h2]], hi[j[:h2]], cm[j[:h2]], **args, **fb(fmin, fmax, j[:h2]))
-                b = fut.result()
-                pr = np.concatenate([a[0], b[0]])
-                sr = None if a[1] is None else np.concatenate([a[1], b[1]])
-                cr = np.concatenate([a[2], b[2]])
+            # in chunks of FIT_CHUNK profiles (each profile's fit is its own: the same fits,
+            # and a large view's working set that of one chunk)
+            prs, srs, crs = [], [], []
+            for c0_ in range(0, j.size, FIT_CHUNK):
+                cj, cq = j[c0_: c0_ + FIT_CHUNK], qq[c0_: c0_ + FIT_CHUNK]
+                cs = sj if np.ndim(sj) == 0 or j.size <= FIT_CHUNK else sj[c0_: c0_ + FIT_CHUNK]
+                pr, sr, cr = fit_chunk(cj, cq, cs, cm, fmin, fmax, args)
+                prs.append(pr), srs.append(sr), crs.append(cr)
+            if len(prs) == 1:
+                pr, sr, cr = prs[0], srs[0], crs[0]
             else:
-                pr, sr, cr = _fit_lips(rho_w[j], y[j], wt[j], qq, sj, lo[j], hi[j], cm[j], **args, **fb(fmin, fmax, j))
+                pr, cr = np.concatenate(prs), np.concatenate(crs)
+                sr = None if srs[0] is None else np.concatenate(srs)
             q[m], cost[m] = pr, cr
             if sr is not None:
                 sb[m] = sr
@@ -1488,8 +1578,7 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     # overshoot of the blur or of a JPEG's ringing is far fainter); where most of these pores
     # show a ridge and most such a lip, all have one, if too faint to see
     # (among the round cores: a pair joined through a thin wall is no single pore's profile)
-    oc = own[incore]
-    m2 = np.bincount(oc, rho[incore] ** 2, minlength=n) / np.maximum(np.bincount(oc, minlength=n), 1)
+    m2 = core_r2 / np.maximum(core_n, 1)
     round_ = m2 < 1.2 * (0.5 * r_core ** 2 + 1.0 / 6.0)
     cand_s = np.flatnonzero(round_) if np.count_nonzero(round_) >= min(n, PRIOR_MIN_PORES) else np.arange(n)
     sel = cand_s[np.argsort(-r_core[cand_s], kind="stable")[: min(cand_s.size, 400)]]
@@ -1615,4 +1704,19 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
                     w_ratio=None if wprior is None else wprior[0])
     r = p[:, 0]
     ok = np.isfinite(r) & (wt.sum(axis=1) > 0)
-    return np.where(ok, r, np.nan), (flat, own + 1, rho)
+    if pixels is None:  # a view in several batches: its pixels chosen again as they are read
+        pixels = _PixelBatches(lab, centres, r_core, ring)
+    return np.where(ok, r, np.nan), pixels
+
+
+class _PixelBatches:
+    """The pixels of a view's pores batch by batch, each batch (flat index, owner 1..n, ρ)
+    (:func:`_pore_pixel_batches`), chosen again on each pass: a large view's pixels are never
+    all held at once."""
+
+    def __init__(self, lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: int):
+        self._args = (lab, centres, r_core, ring)
+
+    def __iter__(self):
+        for flat, own, rho, _, _ in _pore_pixel_batches(*self._args):
+            yield flat, own + 1, rho

@@ -995,7 +995,7 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
         return SurfaceMetrics(None, None, None, 0, None, None, pixel_size_um,
                               through=None if transmitted is None else np.zeros(0, bool),
                               labels=np.zeros(img.shape, np.int32) if keep_labels else None, appearance="sem")
-    lab, n, centres, cnt, r_edge, (pflat, own, rho), _, (cpx, cl) = out
+    lab, n, centres, cnt, r_edge, pixels, _, (cpx, cl) = out
     flat = lab.ravel()
     edge_ids = np.unique(np.concatenate([flat[:w], flat[-w:], flat[::w], flat[w - 1:: w]]))
     on_border = np.zeros(n + 1, bool)
@@ -1010,13 +1010,19 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     # the opening: the pixels inside their pore's lip, each weighted by how much of it lies
     # inside (its centre's distance to the lip, ±½ px), so the area is the lip's to sub-pixel
     # precision; border pores are measured the same way, on the pixels they have in the image
-    re = np.where(ok, r_edge, 0.0)[own - 1]
-    cov = np.clip(re - rho + 0.5, 0.0, 1.0)
-    opening = float(np.clip(cov.sum() / img.size, 0.0, 1.0))
-    d_um = 2 * r_edge[measured] * pixel_size_um
-    inside = cov >= 0.5
+    # (batch by batch of pores, :func:`~castrig.analysis.edges.lip_radii`: a view in one batch
+    # sums as before; a larger one's sum adds its batches' sums)
+    re_all = np.where(ok, r_edge, 0.0)
+    area = 0.0
     plab = np.zeros(img.shape, np.int32)
-    plab.ravel()[pflat[inside]] = own[inside]  # (1-D: cheaper than [rows, cols])
+    for pflat, own, rho in pixels:
+        cov = np.clip(re_all[own - 1] - rho + 0.5, 0.0, 1.0)
+        area += cov.sum()
+        inside = cov >= 0.5
+        plab.ravel()[pflat[inside]] = own[inside]  # (1-D: cheaper than [rows, cols])
+        del cov, inside
+    opening = float(np.clip(area / img.size, 0.0, 1.0))
+    d_um = 2 * r_edge[measured] * pixel_size_um
     through = tfrac = None
     mismatch = False
     if transmitted is not None:
