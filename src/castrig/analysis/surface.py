@@ -887,7 +887,7 @@ def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool |
     brightest level: nothing shines above the film of a view without rims); ``local``: each core
     by its own pore's depth, else one threshold for the image; ``rims``/``confirm``: as
     :func:`~castrig.analysis.edges.lip_radii`. Returns (cores, n, centres, core counts, lip
-    radii, (flat index, owner, ρ), rims or not, (core pixels, their labels)), n = 0 without pores; None when the pores' fits
+    radii, the pixels used (batches of (flat index, owner, ρ), as :func:`~castrig.analysis.edges.lip_radii` returns them), rims or not, (core pixels, their labels)), n = 0 without pores; None when the pores' fits
     voted for rims and ``confirm()`` did not, or (``rimless=False``) voted against rims.
 
     ``levels`` (optional dict, shared by the caller's passes): "mode_raw", a future of
