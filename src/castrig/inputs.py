@@ -559,24 +559,27 @@ def _tags(model: type[BaseModel], loc: tuple[Any, ...], data: Any, key: str) -> 
 
 def _reject_bools(model: type[BaseModel], path: Path, root: Any, node: Any = _MISSING, loc: tuple[Any, ...] = ()) -> None:
     """``duration_s: yes`` is YAML for True, which pydantic would take as 1.0: refuse a boolean
-    wherever the model wants a number."""
+    wherever the model wants a number. And a quoted number (``kp: "0.015"``), which pydantic
+    would take too but the JSON schema editors use refuses: one rule for both, the schema's."""
     node = root if node is _MISSING else node
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in items:
         here = loc + (key,)
-        if isinstance(value, bool):
+        if isinstance(value, bool) or isinstance(value, str) and _is_number_text(value):
             field = _field_at(model, here, root)
-            if field is not None and _wants_number(field.annotation):
+            if field is not None and _wants_number(field.annotation, text_too=isinstance(value, str)):
                 where = _loc(here)
                 unit = unit_of(field)
-                raise BadInput(f"{path}: {where} = {short(value)}: expected a number{' in ' + unit if unit else ''}, not a yes/no"
+                what = "text (remove the quotes: a number in quotes is text)" if isinstance(value, str) else "a yes/no"
+                raise BadInput(f"{path}: {where} = {short(value)}: expected a number{' in ' + unit if unit else ''}, not {what}"
                                + (f" (allowed: {describe_field(field)})" if describe_field(field) else "") + _where(root, here),
                                file=str(path), field=where)
         else:
             _reject_bools(model, path, root, value, here)
 
 
-def _wants_number(annotation: Any) -> bool:
+def _wants_number(annotation: Any, text_too: bool = False) -> bool:
+    """Whether the field takes a number and not a yes/no (``text_too``: nor text)."""
     import typing
 
     leaves: set[Any] = set()
@@ -592,7 +595,7 @@ def _wants_number(annotation: Any) -> bool:
             leaves.add(ann)
 
     walk(annotation)
-    return bool(leaves & {int, float}) and bool not in leaves
+    return bool(leaves & {int, float}) and bool not in leaves and not (text_too and str in leaves)
 
 
 #: How pydantic labels a member of a plain (smart) union in an error's loc: ``float``,

@@ -32,9 +32,7 @@ View = Literal["reflected", "transmitted", "section"]
 
 
 class _Step(BaseModel):
-    # numbers as numbers: a quoted `duration_s: "60"` was taken by `check` and refused by the
-    # JSON schema editors use (one rule for both: the schema's)
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
     label: str = Field("", description="Free text shown in the live display, the journal and the report.")
 
 
@@ -164,7 +162,7 @@ Step = Annotated[
 
 
 class Recipe(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
     #: A file of another kind given as a recipe, known by a field of its own (see load_model).
     OTHER_KINDS: ClassVar[dict[str, str]] = {"devices": "a hardware profile (it has `devices:`): give it with --profile"}
 

@@ -12,16 +12,13 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from castrig.inputs import load_model
 
 
 class _Strict(BaseModel):
-    """No unknown fields, and numbers as numbers: a quoted ``kp: "0.015"`` was taken by `check`
-    and refused by the JSON schema editors use (one rule for both: the schema's)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 # -- links -------------------------------------------------------------------------------------
@@ -264,7 +261,7 @@ class ControlConfig(_Strict):
                                             description="After an unverified safe state, keep trying this long before letting go of the rig; 0: do not.")
     safe_state_every_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"},
                                       description="How often those later tries are made (at least every third of a safe-mode pump's watchdog, so a pump that answers again is not in alarm at every try).")
-    rh_sensor_range_pct: tuple[StrictFloat, StrictFloat] = Field((0.0, 100.0), strict=False, json_schema_extra={
+    rh_sensor_range_pct: tuple[float, float] = Field((0.0, 100.0), json_schema_extra={
         "unit": "%RH", "prefixItems": [{"type": "number", "minimum": 0, "maximum": 100}] * 2},
                                                      description="[low, high] a plausible reading lies in; outside: a broken sensor.")
 
