@@ -240,6 +240,17 @@ def start_castrig(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.Popen[
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
 
 
+def refused(done: subprocess.CompletedProcess[str], *words: str) -> str:
+    """Assert ``castrig`` refused its input as DESIGN §7 says (exit 2, no traceback) in a message
+    holding each of ``words`` (line breaks of a wrapped message ignored); that message."""
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, (done.returncode, done.stdout[-500:], said[-3000:])
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    for w in words:
+        assert w in said, (w, said)
+    return said
+
+
 def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: str = "condition") -> Any:
     """Poll ``predicate`` until it returns something truthy (bounded); return that."""
     deadline = time.monotonic() + timeout_s

@@ -42,13 +42,32 @@ def report(
 
 def _check_report_out(out: Path) -> None:
     """Refuse (exit 2) an ``--out`` that would destroy a file: anything that exists and is not an
-    earlier report — ``--out RUN/run.sqlite`` replaced the run's records with the page, exit 0."""
+    earlier report — ``--out RUN/run.sqlite`` replaced the run's records with the page, exit 0 —
+    and a symbolic link, which was replaced by the page without a word."""
     from castrig.report.html import is_report
 
-    if out.exists() and not out.is_symlink() and not is_report(out):  # a symlink is replaced, never followed
+    _refuse_link(out, "--out")
+    if out.exists() and not is_report(out):
         what = "a folder" if out.is_dir() else "not a castrig report"
         raise BadInput(f"--out {out}: exists and is {what}; castrig replaces only an earlier report "
                        "(give a new file name, e.g. report.html)", file=str(out), field="--out")
+
+
+def _refuse_link(path: Path, option: str) -> None:
+    """A symbolic link at an output path is neither written through (a file elsewhere that the
+    operator did not name) nor replaced (the link is someone's, made on purpose): exit 2."""
+    import os
+
+    from castrig.inputs import short
+
+    if not path.is_symlink():
+        return
+    try:
+        target = os.readlink(path)
+    except OSError as exc:
+        target = exc.strerror or str(exc)
+    raise BadInput(f"{option} {path}: is a symbolic link (to {short(target, 300)}); castrig neither writes through a link "
+                   f"nor replaces it (allowed: a new file name, or the path of the file itself)", file=str(path), field=option)
 
 
 def export(
