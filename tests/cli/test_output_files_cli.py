@@ -41,3 +41,24 @@ def test_report_out_that_is_a_symbolic_link_is_refused(run_dir: Path, tmp_path: 
                        str(target))
         assert link.is_symlink() and os.readlink(link) == str(target), (what, said)
         assert (target.read_bytes() if target.exists() else None) == before, what
+
+
+def test_export_never_replaces_a_file_it_did_not_write(run_dir: Path, tmp_path: Path):
+    """`export RUN --to DIR` replaced an operator's own events.csv in DIR without a word, exit 0
+    (and would have waited for ever on a named pipe there). Now refused naming each such file,
+    nothing written; the run exported again into its own earlier tables is still fine."""
+    to = tmp_path / "tables"
+    to.mkdir()
+    (to / "events.csv").write_text("when,what\nmonday,changed the syringe\n")
+    os.mkfifo(to / "metrics.csv")
+    (to / "samples.csv").symlink_to(tmp_path / "elsewhere.csv")
+    before = sorted(p.name for p in to.iterdir())
+    said = refused(castrig("export", str(run_dir), "--to", str(to), timeout_s=60), f"--to {to}:", "did not write",
+                   "events.csv: not a csv table", "metrics.csv: not a regular file", "samples.csv: a symbolic link",
+                   "nothing was written", "allowed: an empty folder")
+    assert sorted(p.name for p in to.iterdir()) == before, said
+    assert (to / "events.csv").read_text() == "when,what\nmonday,changed the syringe\n"
+    again = tmp_path / "again"
+    for _ in range(2):  # an earlier export of the same run (samples.csv: a header, no rows) is replaced
+        done = castrig("export", str(run_dir), "--to", str(again))
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr

@@ -141,17 +141,21 @@ def test_reading_works_on_a_full_data_root(one_run, tmp_path, small_disk):
     _read_everything(data, data / one_run.name, tmp_path / "out")
 
 
-def test_export_replaces_a_symlink_never_follows_it(one_run, tmp_path):
+def test_export_neither_follows_nor_replaces_a_symlink(one_run, tmp_path):
+    """A link at a table's name was replaced (never followed); now it is refused as every file
+    export did not write (tests/cli/test_output_files_cli.py), the link and its target kept."""
     outside = tmp_path / "precious.txt"
     outside.write_text("keep me")
     to = tmp_path / "export"
     to.mkdir()
     (to / "samples.csv").symlink_to(outside)
     done = castrig("export", str(one_run), "--to", str(to))
-    assert done.returncode == 0, done.stderr
-    assert outside.read_text() == "keep me"
-    assert not (to / "samples.csv").is_symlink() and (to / "samples.csv").read_text().startswith("run_id,")
-    assert not list(to.glob(".*.tmp"))
+    assert done.returncode == 2 and "samples.csv: a symbolic link" in done.stderr, done.stderr
+    assert outside.read_text() == "keep me" and (to / "samples.csv").is_symlink()
+    assert sorted(p.name for p in to.iterdir()) == ["samples.csv"]
+    (to / "samples.csv").unlink()
+    assert castrig("export", str(one_run), "--to", str(to)).returncode == 0
+    assert (to / "samples.csv").read_text().startswith("run_id,") and not list(to.glob(".*.tmp"))
     assert stat.S_IMODE((to / "samples.csv").stat().st_mode) == 0o666 & ~_umask()
 
 

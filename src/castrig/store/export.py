@@ -253,6 +253,7 @@ def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv", intended_uses: Map
     tables = run_tables(run_dir, intended_uses)
     to_dir = Path(to_dir)
     run_id = next((rows[0][0] for _, rows in tables.values() if rows), None)
+    _refuse_files_not_exported(to_dir, fmt, tables, run_id)
     for name in tables:
         other = _exported_run(to_dir / f"{name}.{fmt}", fmt)
         if other is not None and other != run_id:
@@ -273,6 +274,51 @@ def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv", intended_uses: Map
             raise BadInput(f"--to {to_dir}: cannot write {path.name} ({exc.strerror or exc})", file=str(to_dir)) from None
         written.append(path)
     return written
+
+
+def _refuse_files_not_exported(to_dir: Path, fmt: str, tables: Mapping[str, tuple[list[str], Any]], run_id: Any) -> None:
+    """BadInput naming every file at a table's name in ``to_dir`` that no export wrote: an
+    operator's own ``events.csv`` there was replaced without a word. ``castrig export`` (DESIGN
+    §7, a stable command line) has no option to overwrite: the user chooses another folder."""
+    found = [(to_dir / f"{name}.{fmt}", _not_an_export(to_dir / f"{name}.{fmt}", fmt, cols))
+             for name, (cols, _) in tables.items()]
+    found = [(path, why) for path, why in found if why is not None]
+    if found:
+        listed = "; ".join(f"{path.name}: {why}" for path, why in found)
+        raise BadInput(f"--to {to_dir}: holds files castrig export did not write, which exporting would replace "
+                       f"({listed}); nothing was written (allowed: an empty folder, a new one, e.g. "
+                       f"{to_dir / str(run_id or 'tables')}, or one holding only an earlier export of this run)",
+                       file=str(found[0][0]), field="--to")
+
+
+def _not_an_export(path: Path, fmt: str, columns: Sequence[str]) -> str | None:
+    """Why ``path`` is not a table an earlier export wrote (None: nothing there, or one that is:
+    its header's first column is run_id and every column is one of ``columns``, so the exports
+    of earlier castrig versions, with fewer columns, are still replaced). A link is never one:
+    export writes files, and neither follows nor replaces a link someone made."""
+    if path.is_symlink():
+        return "a symbolic link"
+    if not path.exists():
+        return None
+    if not path.is_file():  # (never opened: a named pipe would wait for a writer)
+        return "a folder" if path.is_dir() else "not a regular file"
+    header = _table_header(path, fmt)
+    if not header or header[0] != "run_id" or not set(header) <= set(columns):
+        return f"not a {fmt} table castrig export wrote"
+    return None
+
+
+def _table_header(path: Path, fmt: str) -> list[str] | None:
+    """The column names of the table at ``path`` (None: unreadable, or not a table)."""
+    try:
+        if fmt == "csv":
+            with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+                return next(csv.reader([fh.readline(1 << 16)]), None)  # (bounded: a file of one long line)
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    except Exception:  # noqa: BLE001 - not a table (pyarrow raises its own errors; csv a field too large)
+        return None
 
 
 def _exported_run(path: Path, fmt: str) -> str | None:
