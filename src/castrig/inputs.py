@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
+import stat
 import unicodedata
 from collections import OrderedDict
 from pathlib import Path
@@ -165,10 +167,11 @@ def read_yaml(path: str | Path) -> Any:
 
 def read_yaml_bytes(path: str | Path) -> bytes:
     """The bytes of the YAML input ``path``, read once (a pipe, ``<(cat recipe.yaml)``, cannot be
-    read twice), bounded; :class:`BadInput` if missing, unreadable or too big."""
+    read twice), bounded; :class:`BadInput` if missing, unreadable, too big or not a file to read
+    (:func:`_open_input`)."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
+        with _open_input(path) as fh:
             raw = fh.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         raise BadInput(f"{path}: no such file", file=str(path)) from None
@@ -177,6 +180,47 @@ def read_yaml_bytes(path: str | Path) -> bytes:
     if len(raw) > MAX_YAML_BYTES:
         raise BadInput(f"{path}: too big for a YAML input (allowed: at most {MAX_YAML_BYTES} bytes)", file=str(path))
     return raw
+
+
+def _open_input(path: Path) -> Any:
+    """``path`` opened to be read, never waiting: a named pipe (FIFO) with no writer made
+    ``castrig check`` and ``run`` wait for ever. A regular file is read, and so is the shell's
+    pipe (``<(cat recipe.yaml)``, ``/dev/fd/N``: an anonymous pipe, whose writer is there); a
+    named pipe, a device, a socket or a folder is :class:`BadInput`. Looked at before it is
+    opened (a serial port is not touched), and again once open, without blocking."""
+    _refuse_non_regular(path, os.stat(path))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        _refuse_non_regular(path, os.fstat(fd))  # (swapped for a pipe since it was looked at)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _refuse_non_regular(path: Path, st: os.stat_result) -> None:
+    """BadInput unless ``st`` is a regular file's or an anonymous pipe's."""
+    if stat.S_ISREG(st.st_mode) or (stat.S_ISFIFO(st.st_mode) and st.st_dev == _pipe_device()):
+        return
+    kind = next((k for test, k in _KINDS if test(st.st_mode)), "a file of another kind")
+    raise BadInput(f"{path}: not a regular file but {kind} (allowed: a YAML file, or the shell's <(cat FILE))",
+                   file=str(path))
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO): castrig would wait on it for a writer"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _pipe_device() -> int:
+    """The device number of the kernel's anonymous pipes (pipefs): a ``/dev/fd/N`` pipe has it,
+    a named pipe the file system's it is in."""
+    r, w = os.pipe()
+    try:
+        return os.fstat(r).st_dev
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def parse_yaml(path: str | Path, raw: bytes) -> Any:
