@@ -207,6 +207,18 @@ def _resolution(tag) -> float | None:
     return float(num) / float(den) if num and den else None
 
 
+def _zero_resolution(page) -> str | None:
+    """The value of an XResolution tag that is there but 0 ("0", or "n/0": a zero denominator),
+    None when it is absent or a number: such a file had "no pixel size", as if it had no tag."""
+    tag = page.tags.get("XResolution")
+    if tag is None:
+        return None
+    num, den = tag.value if isinstance(tag.value, tuple) else (tag.value, 1)
+    if num and den:
+        return None
+    return "0" if not num else f"{num}/0 (a zero denominator)"
+
+
 def _check_square(path: str, page) -> None:
     """castrig measures on square pixels: an image whose Y resolution differs from its X one by
     more than 1 % (a tilt-corrected SEM section, a stretched export) is refused, naming both.
@@ -681,6 +693,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 a, read_as = _photometric(a, page, photometric)
                 px = _tiff_pixel_size(tif, page)
                 src = "TIFF resolution tags" if px is not None else None
+                zero_tag = _zero_resolution(page)
                 bad_vendor = None
                 imagej_calibrated = bool((tif.imagej_metadata or {}).get("unit"))
                 try:
@@ -720,6 +733,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             if src != "TIFF resolution tags":  # an instrument's field that is there and wrong: named by the caller
                 meta["pixel_size_invalid"] = {"value_um": f"{px:g}", "source": src}
             px, src = None, None  # never handed on: a camera or a run would measure with it
+        if px is None and zero_tag is not None and "pixel_size_invalid" not in meta:
+            meta["pixel_size_invalid"] = {"tag": "XResolution", "value": zero_tag}
         if src is not None:
             meta["pixel_size_source"] = src
             if imagej_calibrated and src == "TIFF resolution tags":

@@ -59,6 +59,43 @@ _UNITS = {
 }
 
 
+def _no_pixel_size(path: Path, what: str, bad: dict | None) -> BadInput:
+    """Why a file gives no pixel size: an instrument's field there but no pixel size (named with
+    its value by check_pixel_size), a resolution tag there but 0 (it was "no pixel size in the
+    file", as if the tag were missing), or nothing at all."""
+    from castrig.tiffio import check_pixel_size
+
+    if bad and "tag" in bad:
+        return BadInput(f"{path}: its TIFF resolution tag {bad['tag']} is present but {bad['value']}, which is invalid "
+                        f"(allowed: a positive number of pixels per unit) ({what}); give --pixel-size UM",
+                        file=str(path), field=bad["tag"])
+    if bad:  # the instrument's field is there but no pixel size: named, with its value
+        check_pixel_size(float(bad["value_um"]), bad["source"], file=path)
+    return BadInput(f"{path}: no pixel size in the file ({what}); give --pixel-size UM", file=str(path), field="--pixel-size")
+
+
+def _pixel_size_option(text: str) -> float:
+    """``--pixel-size`` as a number, else BadInput saying what one looks like: typer's own words
+    ("Input should be a valid number") named neither the unit nor the decimal comma a European
+    locale writes (``1,5``). The range is checked with the file's own, by check_pixel_size."""
+    from castrig.inputs import short
+    from castrig.tiffio import PIXEL_SIZE_RANGE_UM
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    point = text.replace(",", ".")
+    try:
+        float(point)
+        comma = f", a decimal comma: write {point}"
+    except ValueError:
+        comma = ""
+    lo, hi = PIXEL_SIZE_RANGE_UM
+    raise BadInput(f"--pixel-size {short(text)}: not a number{comma} (allowed: µm per pixel, a positive number from "
+                   f"{lo:g} to {hi:g}, with a decimal point, not a comma, e.g. 0.25)", field="--pixel-size")
+
+
 def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "--pixel-size"):
     """(array, pixel size µm, image record) of one micrograph. The record says which pixel size
     was used and where it came from (``pixel_size_source``), with a warning for every other
@@ -78,14 +115,7 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
         if px is not None:  # the file's own says otherwise: not silently
             warnings = pixel_size_disagreement(used, source, [(px, meta.get("pixel_size_source", "the file"))])
     elif px is None:
-        bad = meta.get("pixel_size_invalid")
-        if bad:  # the instrument's field is there but no pixel size: named, with its value
-            check_pixel_size(float(bad["value_um"]), bad["source"], file=path)
-        raise BadInput(
-            f"{path}: no pixel size in the file ({what}); give --pixel-size UM",
-            file=str(path),
-            field="--pixel-size",
-        )
+        raise _no_pixel_size(path, what, meta.get("pixel_size_invalid"))
     else:
         source = meta.get("pixel_size_source", "the file's resolution tags")
         used = check_pixel_size(px, source, file=path)
@@ -371,7 +401,7 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
 def surface(
     image: Path = typer.Argument(..., metavar="IMAGE", help="reflected-light top view (TIFF/PNG/JPEG; grey, or RGB/RGBA as luminance)"),
     transmitted: Optional[Path] = typer.Option(None, "--transmitted", metavar="IMAGE", help="registered transmitted-light view"),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel (default: the file's own, see castrig analyse --help)"),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", parser=_pixel_size_option, help="µm per pixel (default: the file's own, see castrig analyse --help)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
     overlay: Optional[Path] = typer.Option(None, "--overlay", metavar="PNG",
                                              help="write a PNG (.png) with the pores outlined; an existing file is replaced only "
@@ -414,7 +444,7 @@ def surface(
 @app.command()
 def section(
     image: Path = typer.Argument(..., metavar="IMAGE", help="cross-section view (background on top)"),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel (default: the file's own, see castrig analyse --help)"),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", parser=_pixel_size_option, help="µm per pixel (default: the file's own, see castrig analyse --help)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object of metrics"),
     rois: Optional[Path] = typer.Option(None, "--rois", metavar="ZIP", help="write the film top, interface and tongues as an ImageJ/Fiji ROI set"),
 ) -> None:
@@ -448,7 +478,7 @@ def membrane(
     surface_image: Path = typer.Option(..., "--surface", metavar="IMAGE", help="reflected-light top view"),
     transmitted: Optional[Path] = typer.Option(None, "--transmitted", metavar="IMAGE", help="registered transmitted-light view"),
     section_image: Path = typer.Option(..., "--section", metavar="IMAGE", help="cross-section view"),
-    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", help="µm per pixel for all images (default: each file's own, see castrig analyse --help)"),
+    pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", parser=_pixel_size_option, help="µm per pixel for all images (default: each file's own, see castrig analyse --help)"),
     grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="judge only this grade (e.g. claim3)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: metrics + verdict"),
     appearance: str = typer.Option("optical", "--appearance", metavar="A", help="top view: optical, sem or auto"),
