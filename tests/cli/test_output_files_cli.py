@@ -62,3 +62,14 @@ def test_export_never_replaces_a_file_it_did_not_write(run_dir: Path, tmp_path: 
     for _ in range(2):  # an earlier export of the same run (samples.csv: a header, no rows) is replaced
         done = castrig("export", str(run_dir), "--to", str(again))
         assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_export_of_a_folder_that_is_no_run_folder_names_it_as_what_it_is(run_dir: Path, tmp_path: Path):
+    """`export DATA --to DATA/tables` said "--to DATA/tables: inside the run folder DATA" of a data
+    root (and of any folder: /tmp was "the run folder /tmp"). Now: not a run folder, which one."""
+    data, plain = run_dir.parent, tmp_path / "micrographs"
+    plain.mkdir()
+    for folder, words in ((data, ["it is a data root: give one of its run folders", str(run_dir)]), (plain, [])):
+        said = refused(castrig("export", str(folder), "--to", str(folder / "tables")),
+                       f"{folder}: not a run folder (needs run.json and run.sqlite)", *words)
+        assert "inside the run folder" not in said and not (folder / "tables").exists(), said

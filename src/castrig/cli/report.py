@@ -78,7 +78,9 @@ def export(
     """Write the run's samples, events and metrics (and verdict) as tidy tables."""
     from castrig.lots.registry import intended_uses
     from castrig.store.export import export_run
+    from castrig.store.sqlite_store import refuse_not_a_run_folder
 
+    refuse_not_a_run_folder(run_dir)  # before --to is checked against it: "inside the run folder /tmp" was said
     if str(to) in ("", "."):  # typer makes "" the current folder: a script's empty variable, not a choice
         raise BadInput(f"--to {str(to)!r}: give the folder for the tables (allowed: a folder outside the run folder)", field="--to")
     run, out = Path(run_dir).resolve(), Path(to).resolve()

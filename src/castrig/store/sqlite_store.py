@@ -24,6 +24,7 @@ seed, and fsyncs would dominate a virtual-time run. The public schema, for the s
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -766,11 +767,8 @@ class SqliteRunStore(RunStore):
         """Reopen a run: read-only until the first write. :class:`DamagedRun` (exit 2, the reason
         named) for a truncated or non-object ``run.json`` or an empty or garbage ``run.sqlite``."""
         run_dir = Path(run_dir)
-        info_path = run_dir / "run.json"
         db_path = run_dir / "run.sqlite"
-        if not run_dir.is_dir() or not (info_path.is_file() or db_path.is_file()):
-            refuse_never_started(run_dir)  # killed before it wrote run.json: say so, not "not a run folder"
-            raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
+        refuse_not_a_run_folder(run_dir)
         info = read_run_info(run_dir)
         try:
             why = run_damage(run_dir) if not db_path.is_file() or db_path.stat().st_size <= 65536 else None
@@ -1092,6 +1090,28 @@ def never_started_reason(why: str) -> str:
     """What readers say of a folder that :func:`never_started` (``why``)."""
     return (f"{NEVER_STARTED} ({why}): the process died while making the folder, nothing was recorded; run the "
             f"recipe again ({PRUNE_HINT})")
+
+
+def refuse_not_a_run_folder(run_dir: Path) -> None:
+    """BadInput unless ``run_dir`` is a folder with a run.json or a run.sqlite (one of them may
+    be damaged: said by what reads it); a folder that never started is said to be one."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or not ((run_dir / "run.json").is_file() or (run_dir / "run.sqlite").is_file()):
+        refuse_never_started(run_dir)  # killed before it wrote run.json: say so, not "not a run folder"
+        run = _a_run_in(run_dir)
+        also = f"; it is a data root: give one of its run folders, e.g. {run}" if run is not None else ""
+        raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite){also}", file=str(run_dir))
+
+
+def _a_run_in(folder: Path, look_at: int = 1000) -> Path | None:
+    """A run folder among the first ``look_at`` entries of ``folder`` (None: none, or no folder)."""
+    try:
+        for entry in itertools.islice(folder.iterdir() if folder.is_dir() else (), look_at):
+            if (entry / "run.json").is_file():
+                return entry
+    except OSError:
+        return None
+    return None
 
 
 def refuse_never_started(run_dir: Path) -> None:
