@@ -82,6 +82,9 @@ _CONNECT_KW: dict[str, Any] = {
     "keepalives_interval": 2,
     "keepalives_count": 2,
     "application_name": "castrig",
+    # a table another session holds (a VACUUM FULL, a long transaction, a stopped sync) fails the
+    # push after 10 s, retried later, instead of waiting for it without end
+    "options": "-c lock_timeout=10000",
 }
 
 _DDL = """
@@ -141,6 +144,18 @@ _RUN_COLS = ("run_id", "run_dir", "host", "recipe_name", "profile_name", "operat
 _SUMMARY_COLS = ("run_id", "run_dir", "recipe_name", "profile_name", "operator", "started_utc", "ended_utc")
 
 
+#: The tables and indexes :data:`_DDL` makes: where all are there, it is not run (its CREATE …
+#: IF NOT EXISTS still waits for a lock another session holds on a table, and a run's end waited
+#: 2 × lock_timeout for its catalog row behind a VACUUM FULL of the samples).
+_DDL_RELATIONS = tuple(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (?:\{s\}\.)?(\w+)", _DDL))
+
+
+def _has_every_table(conn: "psycopg.Connection", schema: str) -> bool:
+    sql = "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = ANY(%s)"
+    row = conn.execute(sql, (schema, list(_DDL_RELATIONS))).fetchone()  # type: ignore[arg-type]
+    return bool(row) and int(row[0]) == len(_DDL_RELATIONS)
+
+
 class FleetStoreError(CastrigError):
     """The fleet database cannot be reached (or refused the push)."""
 
@@ -195,6 +210,8 @@ class Fleet:
 
     def _connect(self) -> "psycopg.Connection":
         conn = self._pg.connect(self.url, autocommit=True, **_CONNECT_KW)
+        if not self._ddl_done and _has_every_table(conn, self.schema):
+            self._ddl_done = True
         if not self._ddl_done:
             with conn.transaction():
                 # one rig at a time creates the tables (CREATE … IF NOT EXISTS races otherwise)
@@ -474,7 +491,15 @@ class PostgresRunRecorder(RunRecorder):
 
     Why a thread: on a real rig the clock is the wall clock, and a database that has vanished
     without a reset costs seconds of connect timeout; the control loop must not wait for it.
+    Nor on one that holds a lock or hangs: the runner's thread shares no lock with the network
+    (the push lock is the pusher's; a change of the run row only bumps a counter) and reads the
+    run folder, never the database. Before, a table lock held for 27 s by another session (a
+    VACUUM FULL, a long transaction) stopped the wall-clock runner as long: the pumps' safe-mode
+    watchdog tripped and the membrane was lost; a frozen server stopped the run for good.
     """
+
+    #: How long the end of a run waits for the last push; the rest waits for ``castrig store sync``.
+    CLOSE_WAIT_S = 15.0
 
     def __init__(self, local: SqliteRunRecorder, fleet: Fleet):
         self._local = local
@@ -485,9 +510,10 @@ class PostgresRunRecorder(RunRecorder):
         self._db = sqlite3.connect(self.run_dir / "run.sqlite", timeout=10.0, check_same_thread=False,
                                    isolation_level=None)
         self.run_uid = run_uid_of(self._db)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the push's (network I/O under it): never taken by the runner
         self._marks: dict[str, int] | None = None  # unknown until the database is reached
-        self._run_dirty = True
+        self._run_changes = 1  # changes of the run row (info, membranes, outcome) made ...
+        self._run_pushed = 0   # ... and the count the database holds
         self._wake = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._pusher, name=f"castrig-push-{self.info.run_id}", daemon=True)
@@ -496,34 +522,40 @@ class PostgresRunRecorder(RunRecorder):
 
     # -- pushing ---------------------------------------------------------------------------------
     def _pusher(self) -> None:
-        while not self._stopping:
+        while True:
             self._wake.wait(timeout=self._fleet.retry_interval_s)
             self._wake.clear()
-            if self._stopping:
-                return
+            last = self._stopping
             try:
-                self.push()
+                self.push(force=last)
             except Exception as exc:  # noqa: BLE001 - the pusher must outlive any surprise
                 log.error("fleet push failed", error=f"{type(exc).__name__}: {exc}")
+            if last:
+                return
 
     def push(self, *, force: bool = False) -> bool:
         """Push the run row and every record not in the database yet; False if unreachable."""
         schema = self._fleet.schema
         with self._lock:
             out: dict[str, dict[str, int]] = {}
+            changes = self._run_changes  # (a change made while this push runs is pushed next time)
 
             def tx(conn: "psycopg.Connection") -> None:
                 marks = self._marks if self._marks is not None else pushed_marks(conn, schema, self.run_uid)
-                if self._run_dirty:
+                if changes != self._run_pushed:
                     upsert_run(conn, schema, self.run_uid, _run_row(self.info, self.run_dir, None))
                 out["marks"], _ = push_records(conn, schema, self.run_uid, self._db, marks)
 
             ok, _ = self._fleet.attempt(tx, force=force)
             if ok:
-                self._marks, self._run_dirty = out["marks"], False
+                self._marks, self._run_pushed = out["marks"], changes
             else:
                 self._marks = None  # ask the database again after reconnecting
             return ok
+
+    @property
+    def _run_dirty(self) -> bool:
+        return self._run_changes != self._run_pushed
 
     @property
     def pending(self) -> int | None:
@@ -532,11 +564,16 @@ class PostgresRunRecorder(RunRecorder):
             return None if self._marks is None else local_backlog(self._db, self._marks) + int(self._run_dirty)
 
     def flush(self) -> bool:
-        """Push now, in the calling thread; True when the database holds every record of the run."""
+        """Push now, in the calling thread; True when the database holds every record of the run.
+        (Not for the runner's thread: it waits on the network. ``castrig store sync`` and tests.)"""
         with self._lock:
             return self.push(force=True) and self.pending == 0
 
     def _written(self) -> None:
+        self._wake.set()
+
+    def _run_changed(self) -> None:
+        self._run_changes += 1  # (the runner's thread alone changes it: no lock)
         self._wake.set()
 
     # -- writing: the run folder first (durable), then the database --------------------------------
@@ -566,88 +603,63 @@ class PostgresRunRecorder(RunRecorder):
         return path
 
     def save_membrane(self, membrane: MembraneRecord) -> None:
-        with self._lock:
-            self._local.save_membrane(membrane)
-            self._run_dirty = True  # pushed with the run row: membranes are upserted, not appended
-        self._written()
+        self._local.save_membrane(membrane)
+        self._run_changed()  # pushed with the run row: membranes are upserted, not appended
 
     def membranes(self) -> list[MembraneRecord]:
         return self._local.membranes()
 
     def update_info(self, **changes: Any) -> None:
-        with self._lock:
-            self._local.update_info(**changes)
-            self._run_dirty = True
-        self._written()
+        self._local.update_info(**changes)
+        self._run_changed()
 
     def finish(self, outcome: str, reason: str | None = None) -> None:
-        with self._lock:
-            self._local.finish(outcome, reason)
-            self._run_dirty = True
-        self._written()
+        self._local.finish(outcome, reason)
+        self._run_changed()
 
-    # -- reading: from the database when it holds everything, else from the run folder ------------
-    def _from_db(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
-        with self._lock:
-            if not self.flush():
-                return None
-            ok, rows = self._fleet.attempt(lambda c: c.execute(sql, args).fetchall())  # type: ignore[arg-type]
-            return rows if ok else None
-
+    # -- reading: the run folder (the record; the database holds a copy) ----------------------------
+    # Never the database: a read there waited on it (a flush first) in the runner's thread, and a
+    # resume of a run folder read the records of a copy of it that had been synced since.
     def samples(self, channel: str | None = None) -> list[tuple[float, str, float]]:
-        sql = f"SELECT t_s, channel, value FROM {self._fleet.schema}.samples WHERE run_uid = %s"
-        args: tuple[Any, ...] = (self.run_uid,)
-        if channel is not None:
-            sql, args = sql + " AND channel = %s", (self.run_uid, channel)
-        rows = self._from_db(sql + " ORDER BY local_id", args)
-        return self._local.samples(channel) if rows is None else [tuple(r) for r in rows]  # type: ignore[misc]
+        return self._local.samples(channel)
 
     def events(self, kind: str | None = None) -> list[Event]:
-        sql = f"SELECT t_s, kind, source, message, data_json FROM {self._fleet.schema}.events WHERE run_uid = %s"
-        args: tuple[Any, ...] = (self.run_uid,)
-        if kind is not None:
-            sql, args = sql + " AND kind = %s", (self.run_uid, kind)
-        rows = self._from_db(sql + " ORDER BY id", args)
-        return self._local.events(kind) if rows is None else [Event(*r) for r in rows]
+        return self._local.events(kind)
 
     def journal(self) -> list[JournalEntry]:
-        rows = self._from_db(f"SELECT seq, t_s, step_index, state, data_json FROM {self._fleet.schema}.journal"
-                             " WHERE run_uid = %s ORDER BY seq", (self.run_uid,))
-        return self._local.journal() if rows is None else [JournalEntry(*r) for r in rows]
+        return self._local.journal()
 
     def images(self) -> list[ImageRecord]:
-        rows = self._from_db(
-            "SELECT t_s, name, path, illumination, pixel_size_um, sha256, metadata_json"
-            f" FROM {self._fleet.schema}.images WHERE run_uid = %s ORDER BY id", (self.run_uid,))
-        return self._local.images() if rows is None else [ImageRecord(*r) for r in rows]
+        return self._local.images()
 
     def results(self) -> dict[str, dict[str, Any]]:
-        rows = self._from_db(f"SELECT name, json FROM {self._fleet.schema}.results WHERE run_uid = %s ORDER BY id",
-                             (self.run_uid,))
-        return self._local.results() if rows is None else {name: js for name, js in rows}
+        return self._local.results()
 
     def last_sample_t_s(self) -> float | None:
         return self._local.last_sample_t_s()
 
     def close(self) -> None:
-        """Stop the pusher and push one last time; what is still missing waits for ``castrig store sync``.
+        """Stop the pusher after one last push, waiting for it at most :attr:`CLOSE_WAIT_S`; what
+        is still missing waits for ``castrig store sync``.
 
-        Idempotent, as the SQLite recorder's is: the run's session closes its record when the run
-        ends and again on its way out (a second close pushed through the closed connection, and
-        every ``castrig run`` with ``CASTRIG_STORE`` set ended in a traceback, exit 1)."""
+        The last push runs in the pusher's thread, not here: with the database hung the run's
+        process hung at its end, the outcome unrecorded, deaf to SIGTERM. Idempotent, as the
+        SQLite recorder's is: the run's session closes its record when the run ends and again on
+        its way out."""
         if self._stopping:
             return
         self._stopping = True
         self._wake.set()
-        self._thread.join(timeout=30.0)
-        try:
-            if not self.flush():
-                log.warning("run not fully in the fleet database; run `castrig store sync`",
-                            run_dir=str(self.run_dir), error=self._fleet.last_error)
-        finally:
+        self._thread.join(timeout=self.CLOSE_WAIT_S)
+        hung = self._thread.is_alive()
+        done = not hung and self._marks is not None and not self._run_dirty and local_backlog(self._db, self._marks) == 0
+        if not done:
+            log.warning("run not fully in the fleet database; run `castrig store sync`",
+                        run_dir=str(self.run_dir), error=self._fleet.last_error or ("no answer" if hung else None))
+        if not hung:  # (a pusher still waiting on the network keeps its connections; the process ends it)
             self._fleet.close()
             self._db.close()
-            self._local.close()
+        self._local.close()
 
 
 class PostgresRunStore(RunStore):
