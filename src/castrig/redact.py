@@ -35,6 +35,38 @@ def redact(text: str) -> str:
     return _QUERY.sub(lambda m: f"{m['head']}{MASK}", text)
 
 
+def redact_url(url: str) -> str:
+    """One URL with its password replaced by ``***``, found by the URL's own structure (its
+    userinfo runs to the last ``@``): :func:`redact`, which looks for URLs in free text, stops
+    at whitespace, and a password with a space in it was shown whole."""
+    head, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if sep and at and ":" in userinfo:
+        url = f"{head}://{userinfo.partition(':')[0]}:{MASK}@{host}"
+    return redact(url)
+
+
+def secrets_of(url: str) -> list[str]:
+    """The password(s) ``url`` holds, as written and percent-decoded."""
+    from urllib.parse import unquote
+
+    _, sep, rest = url.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    found = [userinfo.partition(":")[2]] if sep and at and ":" in userinfo else []
+    found += [m.group(0).split("=", 1)[1] for m in _QUERY.finditer(url)]
+    found = [f for f in found if f and f != MASK]
+    return sorted({*found, *(unquote(f) for f in found)} - {"", MASK}, key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (an error a database driver raised about ``url``) with ``url``'s password taken
+    out wherever it stands: the driver quotes the URL, or a piece of it ("invalid
+    percent-encoded token: s3%zzPW"), in forms :func:`redact` does not recognise."""
+    for secret in secrets_of(url):
+        text = text.replace(secret, MASK)
+    return redact(text)
+
+
 def redact_urls(value: Any) -> Any:
     """A copy of ``value`` (dicts, lists, strings, as ``model_dump(mode="json")`` gives them)
     with every string passed through :func:`redact`."""
@@ -52,7 +84,7 @@ def restore_redacted(recorded: Any, current: Any) -> Any:
     operator's own profile, same shape) where that one redacts to it — the same URL, with its
     password. Strings without a redaction, and those ``current`` does not match, stay as recorded."""
     if isinstance(recorded, str):
-        if MASK in recorded and isinstance(current, str) and current != recorded and redact(current) == recorded:
+        if MASK in recorded and isinstance(current, str) and current != recorded and recorded in (redact(current), redact_url(current)):
             return current
         return recorded
     if isinstance(recorded, dict):

@@ -206,3 +206,36 @@ def test_a_damaged_journal_is_refused_naming_its_line(tmp_path):
         assert f"{journal}: damaged study journal (line 2 is not a journal entry" in done.stderr, done.stderr[-2000:]
         assert "Traceback" not in done.stderr
         assert journal.read_bytes() == spoilt
+
+
+@pytest.mark.skipif(not PG_URL, reason=NO_PG)
+def test_the_workers_get_the_storage_url_by_the_environment_not_the_command_line(tmp_path, reap):
+    """`--workers 2 --storage postgresql://user:PW@…` started each worker with the URL as an
+    argument: every user of the machine read the password in `ps`. The environment of a
+    process only its own user can read."""
+    name = f"pw-{uuid.uuid4().hex[:8]}"
+    coordinator = reap(start_castrig("explore", "map", "--rh", "65:80:15", "--concentration", "3:8:5", "--workers", "2",
+                                     "--storage", PG_URL, "--study", name, "--folder", str(tmp_path / "map"),
+                                     "--profile", str(SIM), "--template", str(ONE_FIELD)))
+
+    def workers() -> list[int]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                stat = (proc / "stat").read_text()
+                if proc.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == coordinator.pid:
+                    found.append(int(proc.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return found
+
+    pids = wait_until(lambda: len(w := workers()) == 2 and w, timeout_s=60, what="two workers")
+    try:
+        for pid in pids:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert b"worker" in argv and not any(PG_URL.encode() in a for a in argv), argv
+            assert b"CASTRIG_EXPLORE_STORAGE=" + PG_URL.encode() in environ
+    finally:
+        coordinator.send_signal(signal.SIGINT)
+        coordinator.wait(timeout=60)

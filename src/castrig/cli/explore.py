@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from castrig.errors import BadInput
-from castrig.redact import redact, restore_redacted
+from castrig.redact import redact_url, restore_redacted
 
 EXIT_NOT_FOUND = 1  # the search used its budget without a confirmed recipe
 
@@ -178,7 +178,7 @@ def _explore_distributed(settings, folder: Path, storage: Optional[str], study_n
     name = study_name or search_study_name(settings)
     study = start_search(url, name, settings)
     t0 = time.monotonic()
-    out.print(f"study {name} in {redact(url)}; {workers} workers (others may join: castrig explore worker --storage {redact(url)} "
+    out.print(f"study {name} in {redact_url(url)}; {workers} workers (others may join: castrig explore worker --storage {redact_url(url)} "
               f"--study {name})",
               highlight=False, soft_wrap=True)
 
@@ -251,7 +251,8 @@ def _search_folder(folder: Optional[Path], data: Optional[Path], name: str, *, f
 
 @explore_app.command("worker")
 def explore_worker(
-    storage: str = typer.Option(..., "--storage", metavar="URL", help="The study's storage (postgresql://..., SQLAlchemy URL, journal:FILE)."),
+    storage: str = typer.Option(..., "--storage", metavar="URL", envvar="CASTRIG_EXPLORE_STORAGE", show_envvar=True,
+                                help="The study's storage (postgresql://..., SQLAlchemy URL, journal:FILE); a password is better given in the environment than on the command line."),
     study: str = typer.Option(..., "--study", metavar="NAME", help="Study name."),
     data: Optional[Path] = typer.Option(None, "--data", metavar="DIR", help="Where this worker keeps its trial recipes and runs "
                                                                             "(default DATA/explore/worker-STUDY)."),
@@ -329,7 +330,7 @@ def explore_map(
     name = study or f"map-{grade}"
     st, queued = start_map(url, name, settings, grid)
     asked, done = grid.asked_and_done(map_results(st))
-    out.print(f"map {name} in {redact(url)}: {asked} points asked: {done} done before, {asked - done - queued} queued or running "
+    out.print(f"map {name} in {redact_url(url)}: {asked} points asked: {done} done before, {asked - done - queued} queued or running "
               f"from before, {queued} added; {workers} workers", highlight=False, soft_wrap=True)
     t0 = time.monotonic()
 
@@ -337,7 +338,7 @@ def explore_map(
         from castrig.explore.gridmap import real_membranes
         from castrig.store import data_root
         return write_map(folder, grid, map_results(st), title=f"Process window on the twin ({grade} recipes judged for every grade)",
-                         note=f"study {name} in {redact(url)}", real=real_membranes(data_root(data)))
+                         note=f"study {name} in {redact_url(url)}", real=real_membranes(data_root(data)))
 
     _term_as_interrupt()
     try:

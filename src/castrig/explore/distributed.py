@@ -58,7 +58,7 @@ from castrig.explore.objective import Outcome, score_run
 from castrig.explore.optimiser import N_STARTUP, _optuna
 from castrig.explore.search import RunOutput, TrialRunner, template_point, twin_runner
 from castrig.explore.space import apply_point, profile_for
-from castrig.redact import redact
+from castrig.redact import redact_url, scrub
 from castrig.rig.profile import Profile
 
 SETTINGS_ATTR = "castrig_settings"
@@ -99,7 +99,7 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
 
     allowed = "allowed: postgresql://USER@HOST/DB, another SQLAlchemy URL whose database can be opened, journal:FILE or a file path"
     if is_rdb_url(url):
-        given = redact(url)
+        given = redact_url(url)
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, the fleet store's driver
         from sqlalchemy.exc import SQLAlchemyError
@@ -113,18 +113,18 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
                     engine_kwargs={"pool_pre_ping": True})
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] or type(exc).__name__
-            raise BadInput(f"--storage {given}: cannot open it: {redact(reason)[:200]} ({allowed})", field="--storage") from None
+            raise BadInput(f"--storage {given}: cannot open it: {scrub(reason, url)[:200]} ({allowed})", field="--storage") from None
     path = Path(url.removeprefix("journal:").removeprefix("file://"))
     if not path.name or path.is_dir():  # `journal:` alone, or a folder: a ValueError traceback
-        raise BadInput(f"--storage {redact(url)}: names no journal file ({allowed})", field="--storage")
+        raise BadInput(f"--storage {redact_url(url)}: names no journal file ({allowed})", field="--storage")
     if existing_study is not None and not path.is_file():
-        raise BadInput(f"no study {existing_study!r} in {redact(url)}: {path} does not exist (start the study with castrig explore "
+        raise BadInput(f"no study {existing_study!r} in {redact_url(url)}: {path} does not exist (start the study with castrig explore "
                        "... --storage, or castrig explore map; --storage names its journal file)", field="--storage")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return read_journal(path, lock_obj=_journal_lock(path))
     except OSError as exc:
-        raise BadInput(f"--storage {redact(url)}: cannot open it: {exc.strerror or exc} ({allowed})", field="--storage") from None
+        raise BadInput(f"--storage {redact_url(url)}: cannot open it: {exc.strerror or exc} ({allowed})", field="--storage") from None
 
 
 class DamagedJournal(BadInput):
@@ -222,7 +222,7 @@ def create_study(url: str, name: str, kind: str, settings: dict[str, Any]):  # t
         study.set_user_attr(KIND_ATTR, kind)
     elif study.user_attrs.get(KIND_ATTR) != kind or _identity(old) != _identity(settings):
         diff = sorted(k for k in set(old) | set(settings) if k != "budget" and old.get(k) != settings.get(k))
-        raise BadInput(f"study {name!r} in {redact(url)} holds another {study.user_attrs.get(KIND_ATTR)} "
+        raise BadInput(f"study {name!r} in {redact_url(url)} holds another {study.user_attrs.get(KIND_ATTR)} "
                        f"(different: {', '.join(diff) or 'kind'}); use another --study, or the same settings to resume it",
                        field="--study")
     elif old.get("budget") != settings.get("budget"):
@@ -239,10 +239,10 @@ def load_study(url: str, name: str):  # type: ignore[no-untyped-def]
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url, existing_study=name))
     except KeyError:
-        raise BadInput(f"no study {name!r} in {redact(url)} (start it with castrig explore ... --storage, or castrig explore map)",
+        raise BadInput(f"no study {name!r} in {redact_url(url)} (start it with castrig explore ... --storage, or castrig explore map)",
                        field="--study") from None
     if SETTINGS_ATTR not in study.user_attrs:
-        raise BadInput(f"study {name!r} in {redact(url)} is not a castrig exploration (no settings)", field="--study")
+        raise BadInput(f"study {name!r} in {redact_url(url)} is not a castrig exploration (no settings)", field="--study")
     return study
 
 
@@ -603,6 +603,10 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+#: Where ``castrig explore worker`` takes its ``--storage`` from when the option is not given.
+STORAGE_ENV = "CASTRIG_EXPLORE_STORAGE"
+
+
 @contextlib.contextmanager
 def worker_processes(url: str, name: str, workdir: Path, n: int) -> Iterator[list[Any]]:
     """``n`` ``castrig explore worker`` processes on this machine (ended on the way out)."""
@@ -611,12 +615,14 @@ def worker_processes(url: str, name: str, workdir: Path, n: int) -> Iterator[lis
     import sys
 
     procs = []
-    env = dict(os.environ)
+    # the storage URL (its password) by the environment, which only this user can read: on the
+    # command line every user of the machine saw it in `ps`
+    env = {**os.environ, STORAGE_ENV: url}
     if n >= (os.cpu_count() or 1):  # the workers fill the cores: no analysis threads on top
         env.setdefault("CASTRIG_ANALYSIS_THREADS", "0")
     try:
         for i in range(n):
-            procs.append(subprocess.Popen([sys.executable, "-m", "castrig", "explore", "worker", "--storage", url, "--study", name,
+            procs.append(subprocess.Popen([sys.executable, "-m", "castrig", "explore", "worker", "--study", name,
                                            "--data", str(workdir), "--quiet"],
                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                           preexec_fn=_default_sigint, env=env))

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 
 from castrig.errors import BadInput, CastrigError
-from castrig.redact import redact, redact_urls  # the one redaction (redact re-exported: sync, explore use it from here)
+from castrig.redact import redact_url, redact_urls, scrub  # the one redaction (redact_url re-exported: sync uses it from here)
 from castrig.store.lock import CRASHED_REASON, live_outcome
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo, RunRecorder, RunStore, RunSummary
 from castrig.store.sqlite_store import SqliteRunRecorder, SqliteRunStore, connect, connect_readonly, folder_account, hand_over
@@ -235,8 +235,8 @@ class Fleet:
                 return True, result
             except self._pg.Error as exc:
                 self._drop()
-                self.last_error = f"{type(exc).__name__}: {exc}".strip()
-                log.warning("fleet database unreachable", url=redact(self.url), attempt=attempt, error=self.last_error)
+                self.last_error = scrub(f"{type(exc).__name__}: {exc}".strip(), self.url)
+                log.warning("fleet database unreachable", url=redact_url(self.url), attempt=attempt, error=self.last_error)
             except BaseException:  # an interrupt mid-protocol leaves the connection unusable
                 self._drop()
                 raise
@@ -247,7 +247,7 @@ class Fleet:
         """Like :meth:`attempt` but raise if the database cannot be reached (sync, listing)."""
         ok, result = self.attempt(fn, force=True)
         if not ok:
-            raise FleetStoreError(f"fleet database {redact(self.url)} unreachable: {self.last_error}")
+            raise FleetStoreError(f"fleet database {redact_url(self.url)} unreachable: {self.last_error}")
         return result  # type: ignore[return-value]
 
     def _drop(self) -> None:
@@ -463,7 +463,7 @@ def fleet_store_record(url: str, schema: str) -> dict[str, str]:
     """What run.json keeps of the fleet store a run pushes to (``extra.fleet_store``): the URL
     without its password, and the schema. A resume without that store says so (or takes the
     operator's profile's, where it is the same URL with its password)."""
-    return {"url": redact(url), "schema": schema}
+    return {"url": redact_url(url), "schema": schema}
 
 
 def recorded_fleet_store(info: RunInfo) -> dict[str, str] | None:
@@ -473,7 +473,7 @@ def recorded_fleet_store(info: RunInfo) -> dict[str, str] | None:
     if isinstance(got, dict) and is_postgres_url(got.get("url")):
         return {"url": str(got["url"]), "schema": str(got.get("schema") or DEFAULT_SCHEMA)}
     store = (info.profile or {}).get("store")
-    return {"url": redact(store), "schema": DEFAULT_SCHEMA} if is_postgres_url(store) else None
+    return {"url": redact_url(store), "schema": DEFAULT_SCHEMA} if is_postgres_url(store) else None
 
 
 def local_backlog(local: sqlite3.Connection, marks: Mapping[str, int]) -> int:
@@ -671,7 +671,7 @@ class PostgresRunStore(RunStore):
     def __init__(self, root: Path, url: str, *, schema: str = DEFAULT_SCHEMA, retry_interval_s: float = 2.0,
                  synchronous: str = "FULL"):
         if not is_postgres_url(url):
-            raise BadInput(f"not a PostgreSQL URL: {redact(url)}", field="CASTRIG_STORE")
+            raise BadInput(f"not a PostgreSQL URL: {redact_url(url)}", field="CASTRIG_STORE")
         self.root = Path(root)
         self.url = url
         self.schema = _check_schema(schema)
@@ -792,6 +792,6 @@ def open_configured_store(root: str | Path | None = None, url: str | None = None
         return PostgresRunStore(data_root(root), url, schema=os.environ.get("CASTRIG_STORE_SCHEMA", DEFAULT_SCHEMA),
                                 synchronous=synchronous)
     if url:
-        raise BadInput(f"CASTRIG_STORE={redact(url)}: expected a postgresql:// URL (or unset it for SQLite)",
+        raise BadInput(f"CASTRIG_STORE={redact_url(url)}: expected a postgresql:// URL (or unset it for SQLite)",
                        field="CASTRIG_STORE")
     return SqliteRunStore(data_root(root), synchronous=synchronous)

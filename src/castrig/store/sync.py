@@ -22,7 +22,7 @@ from castrig.store.postgres_store import (
     _check_schema,
     is_postgres_url,
     push_folder_records,
-    redact,
+    redact_url,
     run_uid_of,
     sync_run_row,
 )
@@ -46,7 +46,7 @@ class SyncReport:
     def summary(self) -> str:
         rows = ", ".join(f"{n} {t}" for t, n in self.inserted.items() if n) or "no new records"
         cat = "catalog row written" if self.catalog_changed else "catalog row unchanged"
-        return f"{self.run_id} → {redact(self.url)}: {rows}; {cat}"
+        return f"{self.run_id} → {redact_url(self.url)}: {rows}; {cat}"
 
 
 def resolve_url(url: str | None) -> str:
@@ -55,7 +55,7 @@ def resolve_url(url: str | None) -> str:
     if not url:
         raise BadInput("no fleet store: give --url postgresql://… or set CASTRIG_STORE=postgresql://…", field="--url")
     if not is_postgres_url(url):
-        raise BadInput(f"--url / CASTRIG_STORE = {redact(url)}: expected a postgresql:// URL", field="--url")
+        raise BadInput(f"--url / CASTRIG_STORE = {redact_url(url)}: expected a postgresql:// URL", field="--url")
     return url
 
 
