@@ -41,6 +41,7 @@ per run), where the other tables are append-only and pushed past their marks.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socket
@@ -203,6 +204,10 @@ class Fleet:
         self._down_until = 0.0
         self._ddl_done = False
         self.last_error: str | None = None
+        self.refused = False  # the last error was a value the database refused, not an outage
+
+    def _state(self) -> str:
+        return "refused the records" if self.refused else "unreachable"
 
     @property
     def online(self) -> bool:
@@ -236,7 +241,9 @@ class Fleet:
             except self._pg.Error as exc:
                 self._drop()
                 self.last_error = scrub(f"{type(exc).__name__}: {exc}".strip(), self.url)
-                log.warning("fleet database unreachable", url=redact_url(self.url), attempt=attempt, error=self.last_error)
+                # a value it will not take is not an outage: said as what it is
+                self.refused = isinstance(exc, (self._pg.DataError, self._pg.IntegrityError))
+                log.warning(f"fleet database {self._state()}", url=redact_url(self.url), attempt=attempt, error=self.last_error)
             except BaseException:  # an interrupt mid-protocol leaves the connection unusable
                 self._drop()
                 raise
@@ -247,7 +254,7 @@ class Fleet:
         """Like :meth:`attempt` but raise if the database cannot be reached (sync, listing)."""
         ok, result = self.attempt(fn, force=True)
         if not ok:
-            raise FleetStoreError(f"fleet database {redact_url(self.url)} unreachable: {self.last_error}")
+            raise FleetStoreError(f"fleet database {redact_url(self.url)} {self._state()}: {self.last_error}")
         return result  # type: ignore[return-value]
 
     def _drop(self) -> None:
@@ -271,13 +278,52 @@ def run_uid_of(db: sqlite3.Connection) -> str:
 
 
 def _run_row(info: RunInfo, run_dir: Path, grades: Iterable[str] | None) -> dict[str, Any]:
-    return {
+    """The catalog row of a run, as PostgreSQL takes it (:func:`pg_text`, :func:`pg_json`)."""
+    row = {
         "run_id": info.run_id, "run_dir": str(Path(run_dir).resolve()), "host": socket.gethostname(),
         "recipe_name": info.recipe_name, "profile_name": info.profile_name, "operator": info.operator,
         "started_utc": info.started_utc, "ended_utc": info.ended_utc, "outcome": info.outcome,
         "outcome_reason": info.outcome_reason, "grades": None if grades is None else ",".join(grades),
         "info_json": json.dumps(redact_urls(info.to_dict()), sort_keys=True, default=str),  # no passwords, also from older runs
     }
+    return {c: pg_json(v) if c == "info_json" else pg_text(v) for c, v in row.items()}
+
+
+def pg_text(value: Any) -> Any:
+    """A text PostgreSQL takes: a NUL character (which it refuses in any text) as U+FFFD."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
+def pg_json(text: Any) -> Any:
+    """A JSON text PostgreSQL's jsonb takes: NaN and ±Infinity (which Python's json writes and
+    jsonb refuses) as null, NUL characters as U+FFFD; text that is no JSON at all is kept as a
+    string under ``unreadable_json``. One such value in a run (a NaN metric, an operator's name
+    with a NUL) failed every push of the whole run, for good, as "unreachable"."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return json.dumps({"unreadable_json": pg_text(str(text))[:10_000]})
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, str):
+            return pg_text(v)
+        if isinstance(v, dict):
+            return {pg_text(str(k)): clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), allow_nan=False, sort_keys=False)
+
+
+def _pg_row(row: Iterable[Any], json_cols: Iterable[int]) -> list[Any]:
+    """A local row as PostgreSQL takes it (:func:`pg_text`, :func:`pg_json` on ``json_cols``)."""
+    js = set(json_cols)
+    return [pg_json(v) if i in js else pg_text(v) for i, v in enumerate(row)]
 
 
 def upsert_run(conn: "psycopg.Connection", schema: str, run_uid: str, row: Mapping[str, Any]) -> int:
@@ -412,11 +458,27 @@ def push_records(conn: "psycopg.Connection", schema: str, run_uid: str, local: s
         ph = ", ".join("%s::jsonb" if i in json_cols else "%s" for i in range(len(cols)))
         sql = f"INSERT INTO {schema}.{table}(run_uid, {', '.join(cols)}) VALUES(%s, {ph}) ON CONFLICT DO NOTHING"
         with conn.cursor() as cur:
-            cur.executemany(sql, [(run_uid, *r) for r in rows])  # type: ignore[arg-type]
+            cur.executemany(sql, [(run_uid, *(_pg_row(r, json_cols) if _needs_cleaning(r) else r))
+                                  for r in rows])  # type: ignore[arg-type]
             inserted[table] = max(cur.rowcount, 0)
         new_marks[table] = int(rows[-1][0])
     inserted["membranes"] = push_membranes(conn, schema, run_uid, local)
     return new_marks, inserted
+
+
+def _needs_cleaning(row: tuple[Any, ...]) -> bool:
+    """Whether a local row holds what PostgreSQL refuses: a NUL, a NaN or Infinity in its JSON
+    (cheap: most rows are samples, numbers and a channel name)."""
+    return any(isinstance(v, str) and ("\x00" in v or "NaN" in v or "Infinity" in v
+                                       or v.startswith(("{", "[")) and not _is_json(v)) for v in row)
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 _MEMBRANE_COLS = ("membrane_id", "k", "cast_step", "support_position", "simulated", "status", "t_start_s", "t_end_s",
@@ -441,7 +503,7 @@ def push_membranes(conn: "psycopg.Connection", schema: str, run_uid: str, local:
     changed = 0
     with conn.cursor() as cur:
         for r in rows:
-            r = list(r)
+            r = _pg_row(r, [i for i, c in enumerate(_MEMBRANE_COLS) if c in jsonb])
             r[4] = bool(r[4])
             r[13] = None if r[13] is None else bool(r[13])
             cur.execute(sql, [run_uid, *r])  # type: ignore[arg-type]

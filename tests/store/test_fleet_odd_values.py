@@ -1,0 +1,43 @@
+"""Values a run folder may hold that PostgreSQL refuses: one of them failed every push of the
+whole run, for good, and was reported as "unreachable" (tests/store, through `castrig store sync`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import psycopg
+
+from conftest import castrig, pg_count
+
+
+def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema, finished_demo_run, tmp_path: Path):
+    url, schema = pg_schema
+    root, run_id = finished_demo_run
+    run_dir = tmp_path / run_id
+    shutil.copytree(root / run_id, run_dir)
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    db.execute("insert into events(t_s, kind, source, message, data_json) values (5000, 'note', 'op', 'a NaN', ?)",
+               (json.dumps({"rh": float("nan"), "t": float("inf")}),))
+    db.execute("insert into events(t_s, kind, source, message, data_json) values (5001, 'note', 'op', ?, '{}')", ("a\x00nul",))
+    db.execute("insert into events(t_s, kind, source, message, data_json) values (5002, 'note', 'op', 'cut', '{\"rh\": 7')")
+    db.commit()
+    db.close()
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "operator": "evil\x00op"}))
+
+    synced = castrig("store", "sync", str(run_dir), "--url", url, CASTRIG_STORE_SCHEMA=schema)
+    assert synced.returncode == 0 and "unreachable" not in synced.stdout + synced.stderr, synced.stdout + synced.stderr
+    with sqlite3.connect(run_dir / "run.sqlite") as local:
+        events = local.execute("select count(*) from events").fetchone()[0]
+    assert pg_count(url, schema, "events") == events
+    with psycopg.connect(url) as conn:
+        rows = dict(conn.execute(f"select message, data_json from {schema}.events where t_s >= 5000").fetchall())  # type: ignore[arg-type]
+        operator = conn.execute(f"select operator from {schema}.runs").fetchone()[0]  # type: ignore[arg-type,index]
+    assert rows["a NaN"] == {"rh": None, "t": None}
+    assert rows["a\ufffdnul"] == {} and rows["cut"] == {"unreadable_json": '{"rh": 7'}
+    assert operator == "evil\ufffdop"
+    again = castrig("store", "sync", str(run_dir), "--url", url, CASTRIG_STORE_SCHEMA=schema)
+    assert again.returncode == 0 and pg_count(url, schema, "events") == events  # nothing twice
