@@ -291,3 +291,49 @@ def test_a_recipe_found_at_another_flow_says_to_run_it_with_found_profile(tmp_pa
     assert yaml.safe_load(profile.read_text())["control"]["total_flow_slpm"] == 3.0
     description = " ".join(yaml.safe_load(out.read_text())["description"].split())
     assert "run with found-profile.yaml (control.total_flow_slpm = 3)" in description, description
+
+
+def test_a_map_asked_again_at_another_flow_is_refused(tmp_path):
+    """A map made at 2 slpm, asked again with --flow 3: its cells are keyed by RH, concentration
+    and volume, so the 3 slpm point was drawn as a second seed of the 2 slpm cell (D the mean of
+    the two flows'), and map.json said the whole map was made at 3 slpm."""
+    from castrig.explore.distributed import load_study, start_map, storage_url
+    from castrig.explore.gridmap import Grid
+    from castrig.explore.search import make_settings
+
+    data = tmp_path / "data"
+    folder = data / "explore" / "map-claim1"
+    url = storage_url(None, folder)
+    settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=Path("hw_profiles/sim.yaml").absolute(), budget=1,
+                             support_pore_um=5.0)
+    folder.mkdir(parents=True)
+    start_map(url, "map-claim1", settings, Grid([60.0], [5.0], [0.2], 2.0, [1]))
+    r = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--flow", "3", "--data", str(data), timeout_s=120)
+    said = " ".join(r.stderr.split())
+    assert r.returncode == 2 and "was made at --flow 2 slpm; --flow 3 would mix two flows" in said, r.stdout + r.stderr
+    assert len(load_study(url, "map-claim1").get_trials(deepcopy=False)) == 1  # nothing queued at 3 slpm
+
+
+def test_study_names_are_bounded_and_a_workers_folder_stays_in_the_data_root(tmp_path):
+    """A 600-character --study was an Optuna traceback (exit 1); a study named
+    "../../../escaped" gave its worker the folder DATA/explore/worker-../../../escaped, outside the
+    data root."""
+    from castrig.explore.distributed import start_map, storage_url
+    from castrig.explore.gridmap import Grid
+    from castrig.explore.search import make_settings
+
+    long = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--study", "x" * 600, "--data", str(tmp_path / "d"))
+    assert long.returncode == 2 and "--study" in long.stderr and "1 to 200 printable characters" in long.stderr, long.stderr
+    assert "Traceback" not in long.stderr and not (tmp_path / "d").exists()
+    journal = tmp_path / "study.journal"
+    settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=Path("hw_profiles/sim.yaml").absolute(), budget=1,
+                             support_pore_um=5.0)
+    start_map(storage_url(None, tmp_path), "../../../escaped", settings, Grid([60.0], [5.0], [0.2], 2.0, [1]))
+    here = tmp_path / "a" / "b" / "c"
+    here.mkdir(parents=True)
+    done = castrig("explore", "worker", "--storage", f"journal:{journal}", "--study", "../../../escaped", "--max-trials", "1",
+                   "-q", cwd=here, CASTRIG_DATA=str(here / "runs"), timeout_s=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    outside = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
+                     if p.is_dir() and here not in (p, *p.parents) and p not in here.parents and p.name != "study.workers")
+    assert outside == [] and (here / "runs" / "explore" / "worker-_.._.._escaped").is_dir(), outside

@@ -7,6 +7,7 @@ the allowed range, no traceback.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,24 @@ from castrig.errors import BadInput
 from castrig.redact import redact_url, restore_redacted
 
 EXIT_NOT_FOUND = 1  # the search used its budget without a confirmed recipe
+
+#: Optuna keeps a study's name in a column of at most 512 characters: longer was a traceback
+STUDY_NAME_MAX = 200
+
+
+def _study(name: Optional[str]) -> Optional[str]:
+    """``--study``: 1 to 200 printable characters (checked before anything is opened)."""
+    if name is not None and not (0 < len(name) <= STUDY_NAME_MAX and name.isprintable()):
+        raise typer.BadParameter(f"{name[:40]!r}{'…' if len(name) > 40 else ''}: allowed: 1 to {STUDY_NAME_MAX} printable characters",
+                                 param_hint="--study")
+    return name
+
+
+def _folder_name(study: str) -> str:
+    """A study's name as one folder name: a name holding '/' or '..' made the worker's folder
+    outside the data root (``--study ../../../x``)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", study).lstrip(".") or "_"
+
 
 out = Console(width=200, emoji=False)  # ':b:' in a message (START:B:STEP, a path) stays text
 
@@ -57,7 +76,7 @@ def explore(
     storage: Optional[str] = typer.Option(None, "--storage", metavar="URL",
                                           help="Put the study in shared storage (postgresql://..., any SQLAlchemy URL, or journal:FILE) so "
                                                "workers on other machines can join: castrig explore worker --storage URL --study NAME."),
-    study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Study name in the storage (default GRADE-dDum-sSEED)."),
+    study: Optional[str] = typer.Option(None, "--study", metavar="NAME", callback=_study, help="Study name in the storage (default GRADE-dDum-sSEED)."),
 ) -> None:
     """Search recipe parameters for a membrane meeting a grade at a target pore diameter.
 
@@ -253,7 +272,7 @@ def _search_folder(folder: Optional[Path], data: Optional[Path], name: str, *, f
 def explore_worker(
     storage: str = typer.Option(..., "--storage", metavar="URL", envvar="CASTRIG_EXPLORE_STORAGE", show_envvar=True,
                                 help="The study's storage (postgresql://..., SQLAlchemy URL, journal:FILE); a password is better given in the environment than on the command line."),
-    study: str = typer.Option(..., "--study", metavar="NAME", help="Study name."),
+    study: str = typer.Option(..., "--study", metavar="NAME", callback=_study, help="Study name."),
     data: Optional[Path] = typer.Option(None, "--data", metavar="DIR", help="Where this worker keeps its trial recipes and runs "
                                                                             "(default DATA/explore/worker-STUDY)."),
     max_trials: Optional[int] = typer.Option(None, "--max-trials", metavar="N", help="Stop after N trials (default: until the study is done)."),
@@ -267,7 +286,7 @@ def explore_worker(
     from castrig.explore.distributed import Worker
 
     _term_as_interrupt()  # (a run in progress handles SIGTERM itself: it aborts, and the trial is queued again)
-    data = _search_folder(data, None, f"worker-{study}", flag="--data")
+    data = _search_folder(data, None, f"worker-{_folder_name(study)}", flag="--data")
     w = Worker(storage, study, data, on_trial=None if quiet else
                (lambda t: out.print(f"#{t.number} {t.user_attrs.get('kind')}: score {t.value:.3f}", highlight=False, soft_wrap=True)))
     n = w.run(max_trials)
@@ -286,7 +305,7 @@ def explore_map(
     workers: int = typer.Option(1, "--workers", metavar="N", help="Worker processes on this machine."),
     folder: Optional[Path] = typer.Option(None, "--folder", metavar="DIR", help="Map folder (journal, runs, map.html); default DATA/explore/map-GRADE."),
     storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Shared storage (workers elsewhere: castrig explore worker)."),
-    study: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Study name (default map-GRADE)."),
+    study: Optional[str] = typer.Option(None, "--study", metavar="NAME", callback=_study, help="Study name (default map-GRADE)."),
     profile: Optional[Path] = typer.Option(None, "--profile", metavar="PROFILE", help="Hardware profile (default hw_profiles/sim.yaml)."),
     template: Optional[Path] = typer.Option(None, "--template", metavar="RECIPE", help="Recipe to vary (default: the demo's cycle)."),
     support_pore_um: Optional[float] = typer.Option(None, "--support-pore-um", metavar="UM", help="Support pore size, µm (default 5)."),

@@ -675,6 +675,12 @@ def start_map(url: str, name: str, settings: SearchSettings, grid: Any) -> tuple
     data = settings.model_dump(mode="json")
     study = create_study(url, name, "map", data)
     old_grid = study.user_attrs[SETTINGS_ATTR].get("grid")
+    old_flow = (old_grid or {}).get("flow_slpm")
+    if isinstance(old_flow, (int, float)) and math.isfinite(old_flow) and old_flow != grid.flow_slpm:
+        # its cells are keyed by RH, concentration and volume: points at another flow were drawn
+        # as more seeds of the same cell, and the map said it was made at the last flow asked
+        raise BadInput(f"map {name!r} in {redact_url(url)} was made at --flow {old_flow:g} slpm; --flow {grid.flow_slpm:g} "
+                       "would mix two flows in one map (allowed: the same flow, or another --study / --folder)", field="--flow")
     merged = grid.to_dict() if old_grid is None else {
         k: sorted(set(old_grid[k]) | set(grid.to_dict()[k])) if isinstance(old_grid[k], list) else old_grid[k] for k in old_grid}
     for k in ("rh", "concentration", "volume"):  # NaN or inf an older castrig let in: not part of the map
