@@ -20,6 +20,8 @@ from castrig.store.postgres_store import (
     DEFAULT_SCHEMA,
     Fleet,
     _check_schema,
+    current_run,
+    folder_uid,
     is_postgres_url,
     push_folder_records,
     redact_url,
@@ -74,6 +76,7 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
         report = SyncReport(info.run_id, uid, url)
 
         def tx(conn):  # type: ignore[no-untyped-def]
+            _not_a_copy(conn, fleet.schema, uid, run_dir)
             # the row from the folder as it is now (a crashed run: ``crashed``), never over a newer one
             report.catalog_changed = sync_run_row(conn, fleet.schema, uid, run_dir, info.run_id)
             report.inserted = push_folder_records(conn, fleet.schema, uid, db)
@@ -86,3 +89,18 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
     finally:
         hand_over(db)
         db.close()
+
+
+def _not_a_copy(conn, schema: str, uid: str, run_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """BadInput if the catalog names another folder, still there, holding this very run (a copy
+    made with ``cp -a`` keeps the run's id): syncing the copy moved the catalog to it and, with
+    the original still running, called the run crashed. A run folder moved away is synced from
+    its new place."""
+    row = current_run(conn, schema, uid)
+    if row is None:
+        return
+    there = Path(row["run_dir"])
+    if there != run_dir.resolve() and (there / "run.sqlite").is_file() and folder_uid(there) == uid:
+        raise BadInput(f"{run_dir}: a copy of run {row['run_id']}, whose own folder {there} the fleet store already holds "
+                       "(the same run id): sync that folder, or move this copy out of the way", field="run_dir")
+
