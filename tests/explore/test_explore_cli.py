@@ -337,3 +337,18 @@ def test_study_names_are_bounded_and_a_workers_folder_stays_in_the_data_root(tmp
     outside = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
                      if p.is_dir() and here not in (p, *p.parents) and p not in here.parents and p.name != "study.workers")
     assert outside == [] and (here / "runs" / "explore" / "worker-_.._.._escaped").is_dir(), outside
+
+
+def test_a_database_that_never_answers_is_given_up_on(tmp_path):
+    """`explore worker --storage postgresql://…` on a server that accepts and never answers (a
+    frozen one, a firewall dropping its replies) waited without end and without a word."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(5)
+        port = silent.getsockname()[1]
+        done = castrig("explore", "worker", "--storage", f"postgresql://u:Pw-9q2@127.0.0.1:{port}/db", "--study", "x",
+                       "--data", str(tmp_path / "w"), timeout_s=60)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "cannot open it: connection timeout expired" in said and "Pw-9q2" not in said, done.stderr

@@ -102,16 +102,21 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
         given = redact_url(url)
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, the fleet store's driver
+        from optuna.exceptions import StorageInternalError
         from sqlalchemy.exc import SQLAlchemyError
 
+        # a server that accepts and never answers (frozen, a firewall dropping replies) was waited
+        # on without end; the fleet store's own connections have the same bounds
+        pg = url.startswith("postgresql+psycopg://")
+        engine = {"pool_pre_ping": True, **({"connect_args": {"connect_timeout": 10}} if pg else {})}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # heartbeat/retry are "experimental" in Optuna's words
                 return optuna.storages.RDBStorage(
                     url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-                    engine_kwargs={"pool_pre_ping": True})
-        except (SQLAlchemyError, ImportError, ValueError) as exc:
+                    engine_kwargs=engine)
+        except (SQLAlchemyError, StorageInternalError, ImportError, ValueError) as exc:  # (Optuna wraps some: no privileges)
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] or type(exc).__name__
             raise BadInput(f"--storage {given}: cannot open it: {scrub(reason, url)[:200]} ({allowed})", field="--storage") from None
     path = Path(url.removeprefix("journal:").removeprefix("file://"))
