@@ -352,3 +352,30 @@ def test_a_database_that_never_answers_is_given_up_on(tmp_path):
                        "--data", str(tmp_path / "w"), timeout_s=60)
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "cannot open it: connection timeout expired" in said and "Pw-9q2" not in said, done.stderr
+
+
+def test_the_coordinator_rides_out_a_storage_that_stops_answering(capsys):
+    """A 4-second PostgreSQL restart while `explore map --workers 2` watched its study: a
+    StorageInternalError traceback, exit 1, and the workers were stopped with it. The study here
+    stands for the database (the boundary): it fails twice, then answers."""
+    import subprocess
+    import sys
+
+    from optuna.exceptions import StorageInternalError
+
+    from castrig.cli.explore import _watch
+
+    class Restarting:
+        calls = 0
+
+        def get_trials(self, deepcopy: bool = False) -> list:
+            self.calls += 1
+            if self.calls <= 2:
+                raise StorageInternalError("server closed the connection unexpectedly")
+            return []
+
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"])
+    study = Restarting()
+    _watch(study, [worker], lambda t: None)
+    assert worker.returncode == 0 and study.calls >= 3
+    assert "does not answer (StorageInternalError); the workers go on" in capsys.readouterr().out

@@ -167,9 +167,19 @@ def _watch(study, procs, on_trial) -> None:  # type: ignore[no-untyped-def]
     from castrig.explore.distributed import counted
 
     seen: set[int] = set()
+    silent_since: float | None = None
     while True:
         alive = [p for p in procs if p.poll() is None]
-        for t in counted(study.get_trials(deepcopy=False)):
+        try:
+            trials = study.get_trials(deepcopy=False)
+            silent_since = None
+        except storage_errors() as exc:  # a database restarting: the workers ride it out, so does this
+            trials = []
+            if silent_since is None:
+                silent_since = time.monotonic()
+                out.print(f"[yellow]the study's storage does not answer ({type(exc).__name__}); the workers go on[/]",
+                          highlight=False, soft_wrap=True)
+        for t in counted(trials):
             if t.number not in seen:
                 seen.add(t.number)
                 on_trial(t)
@@ -180,6 +190,14 @@ def _watch(study, procs, on_trial) -> None:  # type: ignore[no-untyped-def]
     for p in bad:
         err = (p.stderr.read() if p.stderr else "").strip().splitlines()
         out.print(f"[red]worker exited {p.returncode}[/]: {err[-1] if err else ''}", highlight=False, soft_wrap=True)
+
+
+def storage_errors() -> tuple[type[BaseException], ...]:
+    """What reading a study raises while its database is away (a restart, a network cut)."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (StorageInternalError, SQLAlchemyError, OSError)
 
 
 def _explore_distributed(settings, folder: Path, storage: Optional[str], study_name: Optional[str], workers: int,  # type: ignore[no-untyped-def]
@@ -367,9 +385,14 @@ def explore_map(
             with worker_processes(url, name, folder, workers) as procs:
                 _watch(st, procs, lambda t: None)
     finally:
-        path = redraw()
-        n = len(map_results(st))
-        out.print(f"map: {path} ({n} points done, {time.monotonic() - t0:.1f} s)", highlight=False, soft_wrap=True)
+        try:
+            path = redraw()
+            n = len(map_results(st))
+        except storage_errors() as exc:  # (the storage away at the end: the map is drawn by the next call)
+            out.print(f"[yellow]map not redrawn: the study's storage does not answer ({type(exc).__name__}); "
+                      "run the same command again to draw it[/]", highlight=False, soft_wrap=True)
+        else:
+            out.print(f"map: {path} ({n} points done, {time.monotonic() - t0:.1f} s)", highlight=False, soft_wrap=True)
 
 
 def _check_map_limits(grid, profile, profile_path: Path) -> None:  # type: ignore[no-untyped-def]
