@@ -441,6 +441,9 @@ def pushed_marks(conn: "psycopg.Connection", schema: str, run_uid: str) -> dict[
     return marks
 
 
+PUSH_BATCH = 20_000  # local rows read and sent at a time
+
+
 def push_records(conn: "psycopg.Connection", schema: str, run_uid: str, local: sqlite3.Connection,
                  marks: Mapping[str, int]) -> tuple[dict[str, int], dict[str, int]]:
     """Copy the local rows past ``marks`` into the database, inside the caller's transaction.
@@ -451,17 +454,18 @@ def push_records(conn: "psycopg.Connection", schema: str, run_uid: str, local: s
     """
     new_marks, inserted = dict(marks), {}
     for table, (_, select, cols, json_cols) in _TABLES.items():
-        rows = local.execute(select, (marks.get(table, 0),)).fetchall()
         inserted[table] = 0
-        if not rows:
-            continue
         ph = ", ".join("%s::jsonb" if i in json_cols else "%s" for i in range(len(cols)))
         sql = f"INSERT INTO {schema}.{table}(run_uid, {', '.join(cols)}) VALUES(%s, {ph}) ON CONFLICT DO NOTHING"
-        with conn.cursor() as cur:
-            cur.executemany(sql, [(run_uid, *(_pg_row(r, json_cols) if _needs_cleaning(r) else r))
-                                  for r in rows])  # type: ignore[arg-type]
-            inserted[table] = max(cur.rowcount, 0)
-        new_marks[table] = int(rows[-1][0])
+        rows_in = local.execute(select, (marks.get(table, 0),))
+        # in batches: a night's 550 000 samples were all held at once (246 MB, in the rig's process
+        # too when it caught up after an outage)
+        while rows := rows_in.fetchmany(PUSH_BATCH):
+            with conn.cursor() as cur:
+                cur.executemany(sql, [(run_uid, *(_pg_row(r, json_cols) if _needs_cleaning(r) else r))
+                                      for r in rows])  # type: ignore[arg-type]
+                inserted[table] += max(cur.rowcount, 0)
+            new_marks[table] = int(rows[-1][0])
     inserted["membranes"] = push_membranes(conn, schema, run_uid, local)
     return new_marks, inserted
 
