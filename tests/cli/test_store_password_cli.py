@@ -137,3 +137,12 @@ def test_a_store_url_the_driver_refuses_is_named_without_its_password(tmp_path, 
     said = done.stdout + done.stderr + synced.stdout + synced.stderr
     assert synced.returncode != 0 and "7f3a9c" not in said and "***" in said, said
     assert files_holding(run_dir, "7f3a9c") == []
+
+
+def test_store_warnings_go_to_stderr_not_into_the_output_scripts_read(finished_demo_run):
+    """The fleet store's "unreachable" warnings were printed on stdout, two lines every 2 s of an
+    outage, mixed into what `castrig runs` and `store sync` print (and read by scripts)."""
+    pytest.importorskip("psycopg")
+    root, run_id = finished_demo_run
+    done = castrig("store", "sync", str(root / run_id), "--url", "postgresql://castrig:x@127.0.0.1:1/db")
+    assert done.returncode == 3 and done.stdout == "" and "fleet database unreachable" in done.stderr, done.stdout

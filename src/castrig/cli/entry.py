@@ -31,6 +31,12 @@ def main() -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from castrig.cli.main import Terminated, ctrl_c, main as cli_main, raise_terminated
 
+    import structlog
+
+    # what modules log outside a run (the fleet store's warnings) goes to stderr: on stdout it was
+    # mixed into `castrig runs` and `store sync` output, which scripts read, even with -q
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
     def ready() -> None:  # the command is built (typer's introspection, ~0.05 s more): it answers from here
         signal.signal(signal.SIGINT, ctrl_c)
         signal.signal(signal.SIGTERM, raise_terminated if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG else signal.SIG_DFL)
