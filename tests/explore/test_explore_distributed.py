@@ -239,3 +239,20 @@ def test_the_workers_get_the_storage_url_by_the_environment_not_the_command_line
     finally:
         coordinator.send_signal(signal.SIGINT)
         coordinator.wait(timeout=60)
+
+
+@pytest.mark.skipif(not PG_URL, reason=NO_PG)
+def test_an_explorations_twin_trials_stay_out_of_the_fleet_store(tmp_path, pg_schema):
+    """With CASTRIG_STORE set (a rig's shell), every twin trial of `castrig explore` was written
+    into the fleet catalog beside the rig's real runs."""
+    import psycopg
+
+    url, schema = pg_schema
+    done = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--folder", str(tmp_path / "map"),
+                   "--profile", str(SIM), "--template", str(ONE_FIELD), CASTRIG_STORE=url, CASTRIG_STORE_SCHEMA=schema,
+                   timeout_s=180)
+    assert done.returncode == 0 and "1 points done" in done.stdout, done.stdout + done.stderr
+    assert list((tmp_path / "map").rglob("run.json"))  # the trial's run folder, in the map folder
+    with psycopg.connect(url) as conn:
+        runs = conn.execute("select to_regclass(%s)", (f"{schema}.runs",)).fetchone()[0]
+        assert runs is None or conn.execute(f"select count(*) from {schema}.runs").fetchone()[0] == 0  # type: ignore[arg-type,index]

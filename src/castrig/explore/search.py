@@ -69,7 +69,7 @@ def twin_runner(recipe_path: Path, profile_path: Path, data_root: Path, seed: in
     from castrig.store.sqlite_store import open_run_folder
 
     with contextlib.redirect_stdout(io.StringIO()):
-        res = run_recipe(recipe_path, profile_path, data_root=data_root, seed=seed, quiet=True)
+        res = run_recipe(recipe_path, profile_path, data_root=data_root, seed=seed, quiet=True, local_only=True)
     metrics = None
     if res.run_dir:
         rec = open_run_folder(Path(res.run_dir))

@@ -35,7 +35,7 @@ from castrig.redact import is_redacted, redact, redact_urls, restore_redacted
 from castrig.rig.build import Rig
 from castrig.rig.ownership import open_owned_rig
 from castrig.rig.profile import Profile, load_profile
-from castrig.store import MembraneRecord, RunInfo, RunRecorder, StoreError, open_store, unwritable, utc_now_iso
+from castrig.store import MembraneRecord, RunInfo, RunRecorder, SqliteRunStore, StoreError, data_root as data_root_of, open_store, unwritable, utc_now_iso
 from castrig.store.sqlite_store import is_disk_full, run_folder_word
 from castrig.store.base import grades_of
 from castrig.store.commands import STATUS_NAME, control_dir
@@ -256,9 +256,12 @@ def run_recipe(
     operator: str = "",
     quiet: bool = False,
     stop: StopRequest | None = None,
+    local_only: bool = False,
 ) -> RunResult:
     """Run ``recipe_path`` on the rig of ``profile_path``. ``stop``: the stop requests of whoever
-    runs recipes one after another (``castrig queue``; see :class:`StopRequest`)."""
+    runs recipes one after another (``castrig queue``; see :class:`StopRequest`). ``local_only``:
+    recorded in the run folder only, whatever ``$CASTRIG_STORE`` says (an exploration's twin
+    trials: thousands of simulated runs that are not the fleet's)."""
     recipe, recipe_text = load_recipe_with_text(recipe_path)  # read once: a pipe cannot be read again
     profile = load_profile(profile_path)
     check_recipe_for_profile(recipe, Path(recipe_path), profile, Path(profile_path))
@@ -286,7 +289,8 @@ def run_recipe(
             # a resume takes them from the operator's profile again (_profile_for_resume)
             profile=redact_urls(profile.model_dump(mode="json")),
         )
-        store = open_store(data_root or profile.store, synchronous=profile.store_sync)
+        store = (SqliteRunStore(data_root_of(data_root), synchronous=profile.store_sync) if local_only
+                 else open_store(data_root or profile.store, synchronous=profile.store_sync))
         try:
             recorder = store.create_run(info)
         except StoreError as exc:  # a full disk before the run started: nothing moved, nothing kept
