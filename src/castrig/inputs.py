@@ -223,6 +223,15 @@ def _pipe_device() -> int:
         os.close(w)
 
 
+# ``2.4e9`` and ``1e-6`` are numbers, as YAML 1.2, JSON and the JSON schema editors use read them;
+# PyYAML (YAML 1.1) reads a float only with a dot and a signed exponent, so they came in as text
+# (and a quoted number, text indeed, could not be told from them)
+_GuardedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
 def parse_yaml(path: str | Path, raw: bytes) -> Any:
     """The YAML document ``raw`` (read from ``path``, named in messages) as plain data, or :class:`BadInput`."""
     path = Path(path)

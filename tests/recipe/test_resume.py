@@ -292,3 +292,74 @@ def test_resuming_a_run_folder_written_before_the_membranes_table(tmp_path, reap
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "aborted"
     runs = castrig_main(capsys, "runs", "--data", str(data))
     assert runs.returncode == 0 and "aborted" in runs.stdout, runs.stdout + runs.stderr
+
+
+#: A sitecustomize: Ctrl-C to the process the moment a resume has opened its rig.
+CTRL_C_AFTER_OPEN = """
+import os, signal
+import castrig.recipe.session as s
+_open = s._open_rig
+def _opened(*a, **k):
+    rig = _open(*a, **k)
+    if "resume" in k.get("purpose", ""):
+        os.kill(os.getpid(), signal.SIGINT)
+    return rig
+s._open_rig = _opened
+"""
+
+
+def test_ctrl_c_as_a_resume_opens_the_rig_makes_it_safe_before_stopping(tmp_path):
+    """Ctrl-C in a resume's first seconds raised out of anywhere: "interrupted", exit 130, the wet
+    MFC still at 2 slpm from the crashed run and no safe-state attempt on record."""
+    from conftest import castrig, with_sitecustomize
+
+    run_dir = _run_until(DATA / "long_wait.yaml", tmp_path, lambda db: db.execute("select count(*) from samples").fetchone()[0] > 500)
+    done = castrig("resume", str(run_dir), "-q", **with_sitecustomize(tmp_path, CTRL_C_AFTER_OPEN))
+    assert done.returncode == 130 and "the rig is being made safe first" in done.stderr, done.stdout + done.stderr
+    safe = [row[4] for row in _rows(run_dir, "events") if row[2] == "safe_state"]
+    assert safe and safe[-1].startswith("resume: safe state verified"), safe
+    assert "Traceback" not in done.stderr
+    again = castrig("resume", str(run_dir), "-q")  # and the run can still be resumed
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+#: A sitecustomize: the run's process dies (SIGKILL) as its runner begins to make the rig safe.
+DIE_MAKING_SAFE = """
+import os, signal
+import castrig.recipe.runner as r
+def _dies(*a, **k):
+    os.kill(os.getpid(), signal.SIGKILL)
+r.make_safe = _dies
+"""
+
+
+def test_an_abort_decided_before_the_process_died_making_the_rig_safe_still_needs_after_abort(tmp_path):
+    """SIGTERM (an accepted abort), then the process died while it made the rig safe: run.json
+    still said 'running', nothing but the request was on record, and a plain `castrig resume`
+    started the rig again (conditioning: wet air back on)."""
+    from conftest import castrig, start_castrig, wait_until, with_sitecustomize
+
+    proc = start_castrig("run", str(DATA / "long_wait.yaml"), "--data", str(tmp_path), "-q",
+                         **with_sitecustomize(tmp_path, DIE_MAKING_SAFE))
+    try:
+        def running() -> Path | None:
+            for db_path in tmp_path.glob("*/run.sqlite"):
+                try:
+                    with closing(sqlite3.connect(db_path)) as db:
+                        if db.execute("select count(*) from samples").fetchone()[0] > 200:
+                            return db_path.parent
+                except sqlite3.Error:
+                    pass
+            return None
+
+        run_dir = wait_until(running, timeout_s=60, what="the run under way")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "running"  # as the death left it
+    refused = castrig("resume", str(run_dir), "-q")
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 2 and "run was aborted (SIGTERM" in said and "--after-abort" in said, refused.stderr
+    assert castrig("resume", str(run_dir), "-q", "--after-abort").returncode == 0

@@ -359,6 +359,12 @@ class Runner:
 
     def _safe_state(self, result: RunResult) -> SafeStateReport:
         why = "the run completed" if result.outcome == "completed" else f"{result.outcome}: {result.reason}"
+        if result.outcome != "completed":
+            # the decision on record before the rig is made safe (which may take minutes of tries):
+            # a process that died meanwhile left run.json 'running', and a plain resume started the
+            # rig again after an accepted abort
+            self._record_safely("run_end", "runner", f"{result.outcome}: {result.reason}",
+                                {"outcome": result.outcome, "reason": result.reason})
         self._show_safe("making_safe", f"making the rig safe ({why})", outcome=result.outcome, reason=result.reason)
         if self.loop is not None:
             self.loop.stop()
@@ -380,8 +386,6 @@ class Runner:
             retry_for_s=self.cfg.safe_state_retry_s,
             on_first_try=first_try,
         )
-        if result.outcome != "completed":
-            self._record_safely("run_end", "runner", f"{result.outcome}: {result.reason}", {"outcome": result.outcome})
         self._record_safely("safe_state", "control", report.summary(), report.to_dict())
         if not report.safe and self.cfg.safe_state_keep_trying_s > 0:
             report = self._keep_trying_safe(report, why)

@@ -565,9 +565,10 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     if info.outcome == "completed":
         recorder.close()
         raise BadInput(f"{run_dir}: run already completed (outcome completed); nothing to resume", file=str(run_dir))
-    if needs_after_abort(info.outcome, info.outcome_reason) and not after_abort:
+    outcome, reason = _decided_end(recorder) or (info.outcome, info.outcome_reason)
+    if needs_after_abort(outcome, reason) and not after_abort:
         recorder.close()
-        raise BadInput(f"{run_dir}: run was aborted ({info.outcome_reason or 'no reason recorded'}); resuming starts the "
+        raise BadInput(f"{run_dir}: run was aborted ({reason or 'no reason recorded'}); resuming starts the "
                        "rig again (conditioning, pre-wet, the remaining casts): add --after-abort if that is meant",
                        file=str(run_dir), field="--after-abort")
     try:
@@ -593,9 +594,11 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     except BaseException:
         recorder.close()
         raise
+    ctrl_c = _DeferredCtrlC()  # from here to the run's own handlers: the rig is made safe first
     try:
         rig = _open_rig(profile, info.seed, recipe, purpose=f"castrig resume {run_dir}")
     except BaseException:
+        ctrl_c.restore()
         recorder.close()
         raise
     try:
@@ -622,6 +625,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         report = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
                            purge_flow_slpm=profile.control.purge_flow_slpm)
         recorder.add_event(t_offset, "safe_state", "control", "resume: " + report.summary(), report.to_dict())
+        ctrl_c.stop_here()
         _discard_stale_commands(run_dir, recorder, t_offset, time.time_ns() if started_ns is None else started_ns)
         previous = info.outcome
         gap = _gap(last_t, stopped)
@@ -641,13 +645,65 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         resume = {"resume_note": note, "resume_elapsed_s": max(0.0, elapsed),
                   "resume_setpoint": setpoints[-1].data if setpoints else None,
                   "resume_gap": {k: v for k, v in gap.items() if k != "words"}, "skip": plan.skip}
+        ctrl_c.stop_here()
+        ctrl_c.restore()  # (the run's own handlers from here: Ctrl-C pauses)
         result = _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume,
                         stop=stop)
         if fleet_warning:  # said again where it is seen: the live display has scrolled the first one away
             console.print(f"[bold yellow]warning:[/] {escape(fleet_warning)}", highlight=False, soft_wrap=True)
         return result
+    except KeyboardInterrupt:
+        recorder.close()
+        raise
     finally:
+        ctrl_c.restore()
         rig.close()
+
+
+def _decided_end(recorder: RunRecorder) -> tuple[str, str | None] | None:
+    """(outcome, reason) of an end the run's last part decided (its ``run_end`` event, written
+    before the rig is made safe) where run.json does not say it: the process died making the rig
+    safe after an accepted abort; None where no such decision is on record."""
+    for e in reversed(recorder.events()):
+        if e.kind == "resume":
+            return None  # (an end before the last resume was taken into account by it)
+        if e.kind == "run_end":
+            data = e.data or {}
+            return str(data.get("outcome")), data.get("reason") or e.message.partition(": ")[2] or None
+    return None
+
+
+class _DeferredCtrlC:
+    """Ctrl-C while a resume opens the rig and makes it safe is held until the safe state is
+    recorded; then the resume stops there (interrupted, 130) instead of going on with the run.
+
+    A resume's first duty is the rig a crash left (wet air on, a pump running): Ctrl-C in its
+    first seconds raised out of anywhere, and the process ended "interrupted" with the wet MFC
+    still at 2 slpm and no safe-state attempt on record."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._old: Any = None
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._on_int)
+
+    def _on_int(self, signum: int, frame: Any) -> None:
+        if not self.asked:
+            say("[yellow]Ctrl-C: the rig is being made safe first; the resume stops there[/]")
+        self.asked = True
+
+    def stop_here(self) -> None:
+        """Where the resume may stop: the rig safe and said so."""
+        if self.asked:
+            self.restore()
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
 
 
 def _fleet_store_for_resume(info: RunInfo, store: Any, run_dir: Path) -> tuple[str | None, str | None]:
