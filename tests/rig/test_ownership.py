@@ -267,11 +267,19 @@ def test_a_second_run_on_the_same_devices_sends_not_a_byte(tmp_path, reap, spell
             x.close()
 
 
-@pytest.mark.parametrize("as_visa", [False, True], ids=["device node", "VISA ASRL resource"])
-def test_a_serial_port_by_its_symlink_or_as_a_visa_resource_is_the_same_port(tmp_path, reap, as_visa):
+SAME_PORT = {"device node": lambda node: node, "VISA ASRL resource": lambda node: _visa(f"ASRL{node}::INSTR"),
+             # pyserial's wrappers: each was an opaque key, and a second run so spelled stopped the
+             # first run's pre-wet (spy) or read its caster's port and crashed (alt)
+             "spy:// wrapper": lambda node: f"spy://{node}?file=/dev/null",
+             "alt:// wrapper": lambda node: f"alt://{node}?class=PosixPollSerial"}
+
+
+@pytest.mark.parametrize("spelling", list(SAME_PORT))
+def test_a_serial_port_by_its_symlink_or_as_a_visa_resource_is_the_same_port(tmp_path, reap, spelling):
     """A lab names a USB adapter by its stable symlink (``/dev/serial/by-id/...``) in one profile
-    and by its device node, or as a VISA ``ASRL...::INSTR`` resource, in another: the second run
-    is refused and not a byte reaches the ports (real ptys here, their symlinks in tmp_path)."""
+    and by its device node, as a VISA ``ASRL...::INSTR`` resource, or through a pyserial wrapper
+    (``spy://``, ``alt://``) in another: the second run is refused and not a byte reaches the
+    ports (real ptys here, their symlinks in tmp_path)."""
     ptys = {r: os.openpty() for r in ROLES}
     try:
         nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
@@ -282,7 +290,7 @@ def test_a_serial_port_by_its_symlink_or_as_a_visa_resource_is_the_same_port(tmp
         owner = _hold_rig(reap, _serial_profile(tmp_path / "owner.yaml",
                                                 {r: str(by_id / f"usb-FTDI_{r}-if00-port0") for r in ROLES}))
         second_profile = _serial_profile(tmp_path / "second.yaml",
-                                         {r: _visa(f"ASRL{nodes[r]}::INSTR") if as_visa else nodes[r] for r in ROLES})
+                                         {r: SAME_PORT[spelling](nodes[r]) for r in ROLES})
 
         second = castrig("run", str(DATA / "short.yaml"), "--profile", str(second_profile), "--data", str(tmp_path / "runs"))
 

@@ -63,6 +63,16 @@ def serial_key(url: str, resolve: bool = True) -> str:
         return f"tcp:{_host(parts.hostname, resolve)}:{parts.port}"
     if parts.scheme == "loop":
         return ""  # a loopback in this process: nothing outside it to own
+    if parts.scheme in ("spy", "alt"):
+        # a port wrapped (spy://PORT?file=…, alt://PORT?class=…): the port it opens is the one
+        # owned (as an opaque key, a second run spelling the port so drove the rig of a run in
+        # progress: it found the water pump pumping and stopped it mid pre-wet)
+        return serial_key(url.split("://", 1)[1].split("?", 1)[0], resolve)
+    if parts.scheme == "hwgrep":
+        from serial.tools import list_ports
+
+        found = next(iter(list_ports.grep(url.split("://", 1)[1].split("&", 1)[0])), None)
+        return serial_key(found.device, resolve) if found is not None else url
     return url
 
 
