@@ -363,3 +363,27 @@ def test_an_abort_decided_before_the_process_died_making_the_rig_safe_still_need
     said = " ".join(refused.stderr.split())
     assert refused.returncode == 2 and "run was aborted (SIGTERM" in said and "--after-abort" in said, refused.stderr
     assert castrig("resume", str(run_dir), "-q", "--after-abort").returncode == 0
+
+
+def test_a_command_from_a_sender_whose_clock_runs_ahead_is_discarded_on_resume_too(tmp_path, reap):
+    """The name of a command file carries its sender's clock: one two minutes ahead (a web page
+    on another host) named an abort sent to the crashed part "after" the resume started, and the
+    resumed run aborted at once; the next resume needed --after-abort."""
+    from conftest import run_rows, run_then_kill_9, start_castrig, step_running, wait_until
+
+    from castrig.store.commands import answer_of, send_command
+
+    run_dir = run_then_kill_9(DATA / "day_wait.yaml", tmp_path / "runs", step_running(1))
+    cmd = send_command(run_dir, "abort", "token:web-on-other-host")
+    stamp, rest = cmd.name.split("-", 1)
+    ahead = f"{int(stamp) + 120 * 10**9:020d}-{rest}"
+    (run_dir / "control" / cmd.name).rename(run_dir / "control" / ahead)
+    cmd.name = ahead
+    resumed = reap(start_castrig("resume", str(run_dir), "-q"))
+    answer = wait_until(lambda: answer_of(run_dir, cmd), timeout_s=30, what="the stale command answered")
+    assert answer["accepted"] is False and "discarded" in answer["message"], answer
+    n = run_rows(run_dir, "select count(*) from samples")[0][0]
+    wait_until(lambda: run_rows(run_dir, "select count(*) from samples")[0][0] > n + 3, what="the resumed run going on")
+    resumed.send_signal(signal.SIGTERM)
+    resumed.communicate(timeout=60)
+    assert "token:web-on-other-host" not in json.loads((run_dir / "run.json").read_text())["outcome_reason"]

@@ -161,13 +161,16 @@ class CommandInbox:
         abort nobody would still mean hours later. The discarded commands, for the run's events."""
         stale = []
         for cmd in self.pending():
+            try:  # the file's age on this machine's file system, not only the sender's clock
+                # in its name: a sender whose clock ran ahead wrote a name "after" the resume
+                # started, and its abort, sent to the crashed part, aborted the resumed run
+                written = (self.dir / cmd.name).stat().st_mtime_ns
+            except OSError:
+                continue
             try:
-                written = int(cmd.name.split("-", 1)[0])
+                written = min(written, int(cmd.name.split("-", 1)[0]))
             except ValueError:  # not a name send_command makes: its file's age decides
-                try:
-                    written = (self.dir / cmd.name).stat().st_mtime_ns
-                except OSError:
-                    continue
+                pass
             if written < wall_ns:
                 self.answer(cmd, False, "sent before this resume started (to the part of the run that crashed): "
                                         "discarded, not applied", t_s)
