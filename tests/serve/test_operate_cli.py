@@ -311,3 +311,18 @@ def test_status_of_a_resumed_run_says_a_lost_membranes_reason_once(tmp_path):
     done = castrig("status", str(run_dir))
     assert done.returncode == 0 and "membrane_lost" in done.stdout, done.stdout + done.stderr
     assert done.stdout.count("the cast film dried without RH control") == 1, done.stdout
+
+
+def test_watch_shows_a_name_holding_rich_markup_as_written(tmp_path: Path, reap, terminal_run):
+    """Paused by a user named `[/x]` (a token's name in the web API can be anything): `castrig
+    watch` on a terminal ended in a Rich MarkupError traceback, exit 1."""
+    data = tmp_path / "runs"
+    runner = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) and run_status(d).get("state") == "running" and d,
+                         timeout_s=30, what="a running run")
+    assert castrig("pause", str(run_dir), USER="[/x]", LOGNAME="[/x]").returncode == 0
+    watch = terminal_run(["watch", str(run_dir), "--every", "0.3"], cwd=ROOT)
+    watch.expect("[/x]")
+    assert castrig("abort", str(run_dir)).returncode == 0
+    assert watch.wait(timeout_s=60) == 3 and "Traceback" not in watch.output
+    assert runner.wait(timeout=60) == 3

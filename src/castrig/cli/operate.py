@@ -117,6 +117,7 @@ def watch(
     """
     from rich.live import Live
     from rich.table import Table
+    from rich.text import Text
 
     from castrig.store import live as R
 
@@ -124,29 +125,32 @@ def watch(
     out = Console()
 
     def table(d: dict[str, Any]) -> Table:
-        t = Table(title=f"castrig watch · {run_dir}", show_header=False)
+        t = Table(title=Text(f"castrig watch · {run_dir}"), show_header=False)
         t.add_column(style="bold")
         t.add_column()
+        # every cell as plain text: a `[/x]` in a name (paused_by, a message) was read as Rich markup
+        # and `castrig watch` ended in a MarkupError traceback
+        row = lambda k, v: t.add_row(k, Text(v))  # noqa: E731
         step = d.get("step") or {}
         lv = d.get("last_values") or {}
         v = lambda ch, n=1: _num((lv.get(ch) or {}).get("value"), n)  # noqa: E731
-        t.add_row("status", d["status"] + (f" by {d['paused_by']}" if d.get("paused_by") else ""))
+        row("status", d["status"] + (f" by {d['paused_by']}" if d.get("paused_by") else ""))
         if d.get("detail"):
-            t.add_row("", str(d["detail"]))
-        t.add_row("step", "—" if step.get("step_index", -1) < 0 else f"{step['step_index'] + 1}/{step.get('n_steps')} "
+            row("", str(d["detail"]))
+        row("step", "—" if step.get("step_index", -1) < 0 else f"{step['step_index'] + 1}/{step.get('n_steps')} "
                   f"{step.get('step_type', '')} · {step.get('step_label', '')}")
-        t.add_row("time left", f"step {_dur(d.get('step_left_s'))} · run {_dur(d.get('run_left_s'))}")
+        row("time left", f"step {_dur(d.get('step_left_s'))} · run {_dur(d.get('run_left_s'))}")
         band = f" ± {d['band_rh_pct']:g}" if d.get("band_rh_pct") else ""
-        t.add_row("RH near membrane", f"{v('rh_near_pct')} %RH (setpoint {_num(d.get('setpoint_rh_pct'))}{band})")
-        t.add_row("room", f"{v('t_room_c')} °C, {v('rh_room_pct')} %RH")
-        t.add_row("flows", f"dry {v('dry_flow_slpm', 3)} · wet {v('wet_flow_slpm', 3)} slpm")
-        t.add_row("pumps", f"caster {v('caster_infused_ml', 3)} · water {v('water_pump_infused_ml', 3)} mL")
+        row("RH near membrane", f"{v('rh_near_pct')} %RH (setpoint {_num(d.get('setpoint_rh_pct'))}{band})")
+        row("room", f"{v('t_room_c')} °C, {v('rh_room_pct')} %RH")
+        row("flows", f"dry {v('dry_flow_slpm', 3)} · wet {v('wet_flow_slpm', 3)} slpm")
+        row("pumps", f"caster {v('caster_infused_ml', 3)} · water {v('water_pump_infused_ml', 3)} mL")
         if d.get("membrane_records"):
             from castrig.recipe.membranes import membrane_counts
 
-            t.add_row("membranes", membrane_counts(d["membrane_records"]))
+            row("membranes", membrane_counts(d["membrane_records"]))
         w = d.get("last_warning")
-        t.add_row("last warning", f"[{_dur(w['t_s'])}] {w['kind']}: {w['message']}" if w else "none")
+        row("last warning", f"[{_dur(w['t_s'])}] {w['kind']}: {w['message']}" if w else "none")
         return t
 
     d = R.detail(run_dir)
