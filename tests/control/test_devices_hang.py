@@ -182,3 +182,27 @@ def test_a_dead_room_sensor_does_not_slow_the_control_loop(tmp_path):
     room = [t for t, _, _ in rec.samples("rh_room_pct")]
     assert not [t for t in room if t_dead + 1 < t < 400]  # nothing was made up meanwhile
     assert min(t for t in room if t >= 400) <= 400 + 120 + 6  # asked again within the longest back-off
+
+
+def test_an_abort_that_leaves_the_rig_not_known_safe_does_not_exit_0(tmp_path, sim_serve, reap):
+    """Every device silent: the run's safe state is not verified and it keeps trying. `castrig
+    abort --wait` printed "safe state NOT verified: …" and exited 0, the code a script reads as
+    "aborted, rig safe"."""
+    from tests.conftest import castrig, run_status
+
+    recipe = tmp_path / "hang.yaml"
+    recipe.write_text(RECIPE)
+    with sim_serve("--tcp", "0") as served:
+        profile = _profile(tmp_path, served.addresses)
+        data = tmp_path / "data"
+        proc = reap(start_castrig("run", str(recipe), "--profile", str(profile), "--data", str(data), "-q"))
+        run_dir = wait_until(lambda: (r := only_run_dir(data)) and _events(r, "setpoint") and r, timeout_s=30,
+                             what="the RH loop running")
+        served.stall()
+        try:
+            wait_until(lambda: run_status(run_dir).get("state") == "unsafe_retrying", timeout_s=60, what="unverified tries")
+            done = castrig("abort", str(run_dir), "--wait", "5")
+        finally:
+            served.resume()
+        proc.wait(timeout=KEEP_TRYING_S + 30)
+    assert done.returncode == 5 and "NOT verified" in done.stdout + done.stderr, done.stdout + done.stderr

@@ -212,17 +212,27 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
             time.sleep(0.1)
         d = R.detail(run_dir)
         typer.echo(f"{d['status']}: {run_dir}" + (f" — {d['outcome_reason']}" if d.get("outcome_reason") else ""))
-        safe = _safe_state_line(run_dir)
+        safe, verified = _safe_state_line(run_dir)
         if safe:
             typer.echo(safe)
+        if verified is False:  # the abort was taken, the rig is not known safe: a script must not read 0
+            typer.echo("the rig's safe state is NOT verified: see to it at the rig", err=True)
+            raise typer.Exit(5)
 
 
-def _safe_state_line(run_dir: Path) -> str | None:
+def _safe_state_line(run_dir: Path) -> tuple[str | None, bool | None]:
+    """The run's last safe-state event: its message, and whether it verified the rig safe."""
     from castrig.store import live as R
 
     with R.open_ro(run_dir) as db:
-        rows = R._rows(db, "SELECT message FROM events WHERE kind = 'safe_state' ORDER BY id DESC LIMIT 1")
-    return rows[0][0] if rows else None
+        rows = R._rows(db, "SELECT message, data_json FROM events WHERE kind = 'safe_state' ORDER BY id DESC LIMIT 1")
+    if not rows:
+        return None, None
+    try:
+        safe = json.loads(rows[0][1] or "{}").get("safe")
+    except ValueError:
+        safe = None
+    return rows[0][0], None if safe is None else bool(safe)
 
 
 def pause(run_dir: Path = typer.Argument(..., help="A running run's folder.")) -> None:
@@ -243,7 +253,10 @@ def abort(
     run_dir: Path = typer.Argument(..., help="A running run's folder."),
     wait: float = typer.Option(120.0, "--wait", min=0, help="Seconds to wait for the run to end (0: do not wait)."),
 ) -> None:
-    """Abort a run like SIGTERM: the rig goes to the verified safe state, outcome `aborted`."""
+    """Abort a run like SIGTERM: the rig goes to the verified safe state, outcome `aborted`.
+
+    Exit 0 once the run has ended with its rig verified safe; 5 when the safe state it reached
+    is NOT verified (a device did not answer: see to it at the rig)."""
     _act(run_dir, "abort", wait_end_s=wait)
 
 
