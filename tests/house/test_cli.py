@@ -411,3 +411,22 @@ def test_quiet_still_says_the_safe_state_of_a_run_that_did_not_complete(tmp_path
             proc.kill()
     assert proc.returncode == 3, out + err
     assert "aborted" in out and "safe state verified" in out, out + err
+
+
+def test_castrig_abort_is_heard_while_the_ctrl_c_prompt_waits_on_the_twin(tmp_path, terminal_run):
+    """Ctrl-C on a twin run, its prompt up, then `castrig abort` from another terminal: on the
+    virtual clock nothing read the control channel at the prompt — "the runner did not answer (is
+    it stopped?)", exit 5, the run left paused — though `castrig pause --help` says an abort is
+    never delayed."""
+    from conftest import castrig
+
+    data = tmp_path / "runs"
+    term = terminal_run(["run", str(DATA / "long_wait.yaml"), "--data", str(data)], cwd=ROOT)
+    at = term.expect(TITLE)
+    term.ctrl_c()
+    term.expect(PROMPT, after=at)
+    run_dir = _run_dir(data)
+    done = castrig("abort", str(run_dir), "--wait", "30")
+    assert done.returncode == 0 and "abort: accepted" in done.stdout, done.stdout + done.stderr
+    assert term.wait(30) == 3, term.output[-3000:]
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "aborted"

@@ -212,5 +212,5 @@ def interactive_prompt(keep_alive: Any, *, virtual: bool, console: Console | Non
                     out.print("aborting to the safe state", highlight=False)
                     return "abort"
                 out.print("r or a, please", highlight=False)
-            elif not virtual:
-                keep_alive()
+            else:
+                keep_alive()  # (on the virtual clock it reads the control channel only: see Runner._at_the_prompt)

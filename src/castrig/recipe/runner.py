@@ -964,6 +964,18 @@ class Runner:
             self._next_keepalive = max(self._next_keepalive, now + self._keepalive_s)
         self.rec.add_samples(self.t(), values)
 
+    def _at_the_prompt(self) -> None:
+        """Every second while the Ctrl-C prompt waits: a control period on the wall clock (the rig
+        stays under control); on the virtual clock, where no time passes at the prompt, only the
+        control channel is read — `castrig abort` from another terminal went unheard there."""
+        if not self.clock.virtual:
+            self._tick()
+            return
+        self.remote.poll()
+        if self._abort_reason is not None:
+            reason, self._abort_reason = self._abort_reason, None
+            raise RunAborted("aborted", reason)
+
     def _publish(self) -> None:
         s = self.status
         s.t_s = self.t()
@@ -987,7 +999,7 @@ class Runner:
         try:
             self.event("pause", "operator", f"paused {where} (Ctrl-C): resume or abort?")
             self.remote.publish()  # readers see 'paused' (on the virtual clock nothing ticks at the prompt)
-            answer = self.prompt(self._tick)
+            answer = self.prompt(self._at_the_prompt)
         finally:
             self._in_pause = False
             self._paused_after = None
