@@ -326,3 +326,27 @@ def test_watch_shows_a_name_holding_rich_markup_as_written(tmp_path: Path, reap,
     assert castrig("abort", str(run_dir)).returncode == 0
     assert watch.wait(timeout_s=60) == 3 and "Traceback" not in watch.output
     assert runner.wait(timeout=60) == 3
+
+
+def test_a_flood_of_files_in_the_control_channel_is_read_a_few_at_a_time(tmp_path: Path, reap):
+    """30 000 junk files in control/ were all read and answered at one control period: the loop
+    stalled 4 s (past a pump's safe-mode watchdog at ~75 000). Now at most PER_POLL a period,
+    castrig's own commands first: an abort sent after the flood is answered at once."""
+    from castrig.store.commands import answer_of, send_command
+
+    data = tmp_path / "runs"
+    runner = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) and run_status(d).get("state") == "running" and d,
+                         timeout_s=30, what="a running run")
+    control = run_dir / "control"
+    junk = control / ".junk"
+    junk.mkdir()
+    for i in range(10_000):
+        (junk / f"a{i:05d}.json").write_text("{}")
+    for p in junk.iterdir():  # (in place at once, as a runaway script would have them)
+        p.rename(control / p.name)
+    cmd = send_command(run_dir, "abort", "cli:night-shift")
+    answer = wait_until(lambda: answer_of(run_dir, cmd), timeout_s=30, what="the abort answered")
+    answered = len(list((control / "done").iterdir()))
+    assert answer["accepted"] and answered <= 20 * 32, answered  # (32: PER_POLL)
+    assert runner.wait(timeout=60) == 3

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from castrig.store.commands import Command, CommandInbox
+from castrig.store.commands import PER_POLL, Command, CommandInbox
 
 if TYPE_CHECKING:  # pragma: no cover
     from castrig.recipe.runner import Runner
@@ -77,7 +77,7 @@ class RemoteControl:
             return
         self._next_poll = now + POLL_WALL_S
         acted = False
-        for cmd in self.inbox.pending():
+        for cmd in self.inbox.pending(limit=PER_POLL):
             self._apply(cmd)
             acted = True
         if force or acted or now >= self._next_status:  # a command answered: the status says what it did at once
