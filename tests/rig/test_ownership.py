@@ -368,3 +368,29 @@ def test_a_queue_whose_rig_cannot_be_opened_stops_with_every_recipe_listed(tmp_p
     (summary,) = data.glob("queue-*.json")
     state = json.loads(summary.read_text())
     assert [i["outcome"] for i in state["items"]] == ["not run", "not run"]
+
+
+def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, reap):
+    """The first user to run castrig made /run/lock/castrig 0755 and its lock files 0644: every
+    other user's run was refused on every rig ("Permission denied"), and the advice to set
+    $CASTRIG_LOCK_DIR gave that user locks no one else saw. Now the folder is 1777 (as /tmp) and
+    each device's lock file 0666, whoever made them."""
+    import stat
+
+    from castrig.rig.ownership import _lock_path, lock_dir, serial_key
+
+    ptys = {r: os.openpty() for r in ROLES}
+    try:
+        nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
+        folder = lock_dir()
+        if folder.is_dir() and folder.stat().st_uid == os.getuid():
+            folder.chmod(0o755)  # as the first user's umask left it
+        owner = _hold_rig(reap, _serial_profile(tmp_path / "owner.yaml", nodes))
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o1777
+        for node in nodes.values():
+            assert stat.S_IMODE(_lock_path(serial_key(node)).stat().st_mode) == 0o666
+        owner.kill()
+    finally:
+        for master, slave in ptys.values():
+            os.close(master)
+            os.close(slave)

@@ -133,6 +133,34 @@ class RigClaim:
         self.release()
 
 
+def _shared_folder(folder: Path) -> None:
+    """The lock folder as /tmp is: every user may make locks in it, none may remove another's
+    (sticky). Made by the first user with the default mode (0755), it refused every other user's
+    run on every rig, and the advice to set $CASTRIG_LOCK_DIR gave that user locks nobody else sees."""
+    if folder.is_dir():
+        st = folder.stat()
+        if st.st_uid == os.getuid() and (st.st_mode & 0o7777) != 0o1777:
+            try:
+                folder.chmod(0o1777)
+            except OSError:
+                pass
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.chmod(0o1777)
+    except OSError:
+        pass
+
+
+def _shared_file(path: Path) -> None:
+    """A device's lock file readable and lockable by every user (made 0644 under the umask)."""
+    try:
+        if path.stat().st_uid == os.getuid():
+            path.chmod(0o666)
+    except OSError:
+        pass
+
+
 def claim_rig(profile: Profile, *, purpose: str) -> RigClaim:
     """Lock every device resource of ``profile`` (all or none), or raise :class:`Busy`.
 
@@ -144,7 +172,12 @@ def claim_rig(profile: Profile, *, purpose: str) -> RigClaim:
             path = _lock_path(key)
             what = f"device {', '.join(roles)} ({key.split(':', 1)[-1]}) of profile {profile.name!r}"
             try:
+                shared = not os.environ.get("CASTRIG_LOCK_DIR")  # (a folder of the user's own choice is left as it is)
+                if shared:
+                    _shared_folder(path.parent)
                 oslock.acquire(path, purpose=purpose, what=what)
+                if shared:
+                    _shared_file(path)
             except Busy:
                 raise
             except OSError as exc:  # the lock folder itself is unusable: say where
