@@ -82,7 +82,8 @@ def test_status_says_the_rig_is_not_safe_while_the_safe_state_is_tried_again(tmp
 
         t0 = time.monotonic()
         stop = castrig_main(capsys, "abort", str(run_dir))  # the operator ends the tries
-        assert stop.returncode == 0, stop.stdout + stop.stderr
+        # taken, and the rig is still not known safe: exit 5, "see to it at the rig" (not 0)
+        assert stop.returncode == 5 and "NOT verified" in stop.stdout + stop.stderr, stop.stdout + stop.stderr
         assert proc.wait(timeout=30) == 3 and time.monotonic() - t0 < 20
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "aborted"
