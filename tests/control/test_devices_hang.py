@@ -52,20 +52,26 @@ def _profile(tmp_path: Path, addresses: dict[str, str]) -> Path:
     return path
 
 
+def _run_on(tmp_path: Path, served, reap):  # type: ignore[no-untyped-def]
+    """``castrig run`` of :data:`RECIPE` on the served rig, once its RH loop runs: (process, run folder)."""
+    recipe = tmp_path / "hang.yaml"
+    recipe.write_text(RECIPE)
+    profile = _profile(tmp_path, served.addresses)
+    data = tmp_path / "data"
+    proc = reap(start_castrig("run", str(recipe), "--profile", str(profile), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (r := only_run_dir(data)) and _events(r, "setpoint") and r,
+                         timeout_s=30, what="the RH loop running")
+    return proc, run_dir
+
+
 def _events(run_dir: Path, kind: str) -> list[tuple[float, str]]:
     return run_rows(run_dir, f"select t_s, message from events where kind = '{kind}' order by id")
 
 
 @pytest.mark.parametrize("seed", [8])
 def test_frozen_devices_abort_within_the_limits_then_safe_state(tmp_path, sim_serve, reap, seed):
-    recipe = tmp_path / "hang.yaml"
-    recipe.write_text(RECIPE)
     with sim_serve("--tcp", "0") as served:
-        profile = _profile(tmp_path, served.addresses)
-        data = tmp_path / "data"
-        proc = reap(start_castrig("run", str(recipe), "--profile", str(profile), "--data", str(data), "-q"))
-        run_dir = wait_until(lambda: (r := only_run_dir(data)) and _events(r, "setpoint") and r,
-                             timeout_s=30, what="the RH loop running")
+        proc, run_dir = _run_on(tmp_path, served, reap)
         time.sleep(random.Random(seed).uniform(1.0, 3.0))  # anywhere in a tick
         served.stall()
         frozen = time.monotonic()
@@ -190,14 +196,8 @@ def test_an_abort_that_leaves_the_rig_not_known_safe_does_not_exit_0(tmp_path, s
     "aborted, rig safe"."""
     from tests.conftest import castrig, run_status
 
-    recipe = tmp_path / "hang.yaml"
-    recipe.write_text(RECIPE)
     with sim_serve("--tcp", "0") as served:
-        profile = _profile(tmp_path, served.addresses)
-        data = tmp_path / "data"
-        proc = reap(start_castrig("run", str(recipe), "--profile", str(profile), "--data", str(data), "-q"))
-        run_dir = wait_until(lambda: (r := only_run_dir(data)) and _events(r, "setpoint") and r, timeout_s=30,
-                             what="the RH loop running")
+        proc, run_dir = _run_on(tmp_path, served, reap)
         served.stall()
         try:
             wait_until(lambda: run_status(run_dir).get("state") == "unsafe_retrying", timeout_s=60, what="unverified tries")

@@ -132,18 +132,26 @@ def test_map_ranges_must_be_finite_ordered_and_sane_before_anything_is_written(t
     assert not data.exists()  # nothing written for any of them
 
 
-def test_a_map_folder_poisoned_with_nan_by_an_older_castrig_maps_again(tmp_path):
-    from castrig.explore.distributed import load_study, map_results, start_map, storage_url
+
+def _a_map(data: Path, rhs: list[float]) -> str:
+    """A claim-1 map study in DATA/explore/map-claim1, queued (not run) at ``rhs`` × 5 mg/mL, 2 slpm; its storage."""
+    from castrig.explore.distributed import start_map, storage_url
     from castrig.explore.gridmap import Grid
     from castrig.explore.search import make_settings
 
-    data = tmp_path / "data"
     folder = data / "explore" / "map-claim1"
     url = storage_url(None, folder)
     settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=Path("hw_profiles/sim.yaml").absolute(), budget=1,
                              support_pore_um=5.0)
     folder.mkdir(parents=True)
-    start_map(url, "map-claim1", settings, Grid([float("nan")], [5.0], [0.2], 2.0, [1]))  # what '--rh 60:70:inf' left
+    start_map(url, "map-claim1", settings, Grid(rhs, [5.0], [0.2], 2.0, [1]))
+    return url
+
+def test_a_map_folder_poisoned_with_nan_by_an_older_castrig_maps_again(tmp_path):
+    from castrig.explore.distributed import load_study, map_results
+
+    data = tmp_path / "data"
+    url = _a_map(data, [float("nan")])  # what '--rh 60:70:inf' left
     r = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--data", str(data), timeout_s=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Traceback" not in r.stderr and "queued again" not in r.stderr
@@ -297,17 +305,10 @@ def test_a_map_asked_again_at_another_flow_is_refused(tmp_path):
     """A map made at 2 slpm, asked again with --flow 3: its cells are keyed by RH, concentration
     and volume, so the 3 slpm point was drawn as a second seed of the 2 slpm cell (D the mean of
     the two flows'), and map.json said the whole map was made at 3 slpm."""
-    from castrig.explore.distributed import load_study, start_map, storage_url
-    from castrig.explore.gridmap import Grid
-    from castrig.explore.search import make_settings
+    from castrig.explore.distributed import load_study
 
     data = tmp_path / "data"
-    folder = data / "explore" / "map-claim1"
-    url = storage_url(None, folder)
-    settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=Path("hw_profiles/sim.yaml").absolute(), budget=1,
-                             support_pore_um=5.0)
-    folder.mkdir(parents=True)
-    start_map(url, "map-claim1", settings, Grid([60.0], [5.0], [0.2], 2.0, [1]))
+    url = _a_map(data, [60.0])  # at 2 slpm
     r = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--flow", "3", "--data", str(data), timeout_s=120)
     said = " ".join(r.stderr.split())
     assert r.returncode == 2 and "was made at --flow 2 slpm; --flow 3 would mix two flows" in said, r.stdout + r.stderr
