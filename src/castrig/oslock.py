@@ -22,6 +22,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -133,6 +134,60 @@ def acquire(path: Path, *, purpose: str, what: str) -> None:
             os.close(fd)
             raise
         _held[key] = _Held(fd, 1)
+        _start_keeper()
+
+
+#: How often a held lock's file is looked at (:func:`_keep_files`).
+KEEP_S = 0.2
+_keeper: list[threading.Thread] = []
+
+
+def _start_keeper() -> None:
+    if not _keeper:
+        _keeper.append(threading.Thread(target=_keep_files, name="castrig-lock-files", daemon=True))
+        _keeper[0].start()
+
+
+def _keep_files() -> None:
+    """A held lock's file deleted (``rm run.lock``, a reflex when a tool says "busy"; a clean-up of
+    /run/lock) is made again and locked, within :data:`KEEP_S`: with it gone a live run read as
+    crashed, `castrig abort` refused it, and a `castrig resume` became a second writer to its
+    run.sqlite (32 'started' journal rows for 26 steps)."""
+    while True:
+        time.sleep(KEEP_S)
+        with _guard:
+            held = list(_held.items())
+        for key, h in held:
+            try:
+                st, mine = os.stat(key), os.fstat(h.fd)
+                if (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino):
+                    continue
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue
+            _take_again(key, h)
+
+
+def _take_again(key: str, h: _Held) -> None:
+    with _guard:
+        if _held.get(key) is not h:  # released meanwhile
+            return
+        try:
+            fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:  # its folder gone too: nothing to keep
+            return
+        try:
+            if not _try_lock(fd):  # another process made and took it first: it says so when asked
+                os.close(fd)
+                return
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, os.pread(h.fd, 4096, 0), 0)  # the same holder record
+        except OSError:
+            os.close(fd)
+            return
+        os.close(h.fd)
+        h.fd = fd
 
 
 def release(path: Path) -> None:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -394,3 +395,23 @@ def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, r
         for master, slave in ptys.values():
             os.close(master)
             os.close(slave)
+
+
+def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap):
+    """`rm RUN/run.lock` (a reflex when a tool says "busy"): the live run read as crashed,
+    `castrig abort` refused it ("not running"), and a `castrig resume` became a second writer to
+    its run.sqlite. The owner makes the file again and locks it within a fifth of a second."""
+    from conftest import castrig, only_run_dir, run_status, start_castrig, wait_until
+
+    data = tmp_path / "runs"
+    runner = reap(start_castrig("run", str(DATA / "day_wait.yaml"), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) and run_status(d).get("state") == "running" and d,
+                         timeout_s=30, what="a running run")
+    (run_dir / "run.lock").unlink()
+    time.sleep(1.0)
+    status = castrig("status", str(run_dir))
+    assert ": running" in status.stdout and "crashed" not in status.stdout, status.stdout
+    second = castrig("resume", str(run_dir), "-q")
+    assert second.returncode == 4 and f"pid {runner.pid}" in second.stderr, second.stdout + second.stderr
+    assert castrig("abort", str(run_dir)).returncode == 0
+    assert runner.wait(timeout=60) == 3
