@@ -78,6 +78,11 @@ class _Refused(yaml.YAMLError):
         super().__init__(problem)
 
 
+def _scalar_problem(exc: BaseException) -> str:
+    """What a constructor's error says, without Python's advice on its own limits."""
+    return (str(exc) or type(exc).__name__).split("; use sys.set_int_max_str_digits")[0]
+
+
 class _GuardedLoader(yaml.SafeLoader):
     """The safe loader with budgets: nesting depth, alias expansion (nodes and characters),
     alias count; an alias into a collection that is not finished yet (a cycle) is refused."""
@@ -108,7 +113,7 @@ class _GuardedLoader(yaml.SafeLoader):
         except (ValueError, OverflowError) as exc:
             if isinstance(exc, yaml.YAMLError):
                 raise
-            problem = (str(exc) or type(exc).__name__).split("; use sys.set_int_max_str_digits")[0]
+            problem = _scalar_problem(exc)
             if isinstance(node, yaml.ScalarNode):
                 problem = f"{short(node.value)}: {problem}"
             raise _Refused(problem, node.start_mark) from None
@@ -255,7 +260,7 @@ def parse_yaml(path: str | Path, raw: bytes) -> Any:
         raise BadInput(f"{path}{where}: not valid YAML: {_cut(str(problem), 200)}", file=str(path)) from None
     except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
         # a scalar the safe constructor cannot build (a date like 2026-02-30, an int of 5000 digits)
-        problem = (str(exc) or type(exc).__name__).split("; use sys.set_int_max_str_digits")[0]
+        problem = _scalar_problem(exc)
         raise BadInput(f"{path}: not valid YAML: {_cut(problem, 200)}", file=str(path)) from None
     finally:
         if loader is not None:
@@ -487,9 +492,7 @@ def _in_our_words(err: Any, value: Any, info: FieldInfo | None) -> str:
     if kind in ("float_parsing", "float_type", "int_parsing", "int_type", "decimal_parsing", "decimal_type"):
         whole = "a whole number" if kind.startswith("int") else "a number"
         hint = ""
-        if isinstance(value, str) and _is_number_text(value):
-            hint = " (remove the quotes: a number in quotes is text)"
-        elif isinstance(value, str) and re.match(r"^\s*[-+]?[0-9.]+(e[-+]?[0-9]+)?\s*\S", value, re.I):
+        if isinstance(value, str) and re.match(r"^\s*[-+]?[0-9.]+(e[-+]?[0-9]+)?\s*\S", value, re.I):
             hint = " (write the number alone: the unit is in the field's name)"
         return f"must be {whole}{in_unit}{not_this}{hint}"
     if kind in ("int_from_float",):

@@ -35,14 +35,24 @@ def redact(text: str) -> str:
     return _QUERY.sub(lambda m: f"{m['head']}{MASK}", text)
 
 
-def redact_url(url: str) -> str:
-    """One URL with its password replaced by ``***``, found by the URL's own structure (its
-    userinfo runs to the last ``@``): :func:`redact`, which looks for URLs in free text, stops
-    at whitespace, and a password with a space in it was shown whole."""
+def _userinfo(url: str) -> tuple[str, str, str, str] | None:
+    """(scheme, user, password, the rest after the '@') of a URL by its own structure (its
+    userinfo runs to the last ``@``); None without a password."""
     head, sep, rest = url.partition("://")
     userinfo, at, host = rest.rpartition("@")
-    if sep and at and ":" in userinfo:
-        url = f"{head}://{userinfo.partition(':')[0]}:{MASK}@{host}"
+    if not (sep and at and ":" in userinfo):
+        return None
+    user, _, password = userinfo.partition(":")
+    return head, user, password, host
+
+
+def redact_url(url: str) -> str:
+    """One URL with its password replaced by ``***``, found by the URL's own structure:
+    :func:`redact`, which looks for URLs in free text, stops at whitespace, and a password with
+    a space in it was shown whole."""
+    parts = _userinfo(url)
+    if parts is not None:
+        url = f"{parts[0]}://{parts[1]}:{MASK}@{parts[3]}"
     return redact(url)
 
 
@@ -50,9 +60,8 @@ def secrets_of(url: str) -> list[str]:
     """The password(s) ``url`` holds, as written and percent-decoded."""
     from urllib.parse import unquote
 
-    _, sep, rest = url.partition("://")
-    userinfo, at, _ = rest.rpartition("@")
-    found = [userinfo.partition(":")[2]] if sep and at and ":" in userinfo else []
+    parts = _userinfo(url)
+    found = [parts[2]] if parts is not None else []
     found += [m.group(0).split("=", 1)[1] for m in _QUERY.finditer(url)]
     found = [f for f in found if f and f != MASK]
     return sorted({*found, *(unquote(f) for f in found)} - {"", MASK}, key=len, reverse=True)

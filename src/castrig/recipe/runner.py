@@ -846,10 +846,7 @@ class Runner:
 
     def _tick(self) -> None:
         """One control period: requests, RH read + control, keep-alive, samples, interlocks."""
-        self.remote.poll()
-        if self._abort_reason is not None:
-            reason, self._abort_reason = self._abort_reason, None
-            raise RunAborted("aborted", reason)
+        self._take_requests()
         if self._pause_requested and not self._in_pause and self._dispensing is None:
             self._pause()  # (during a dispense it waits for the pump step's end: see pause_point)
         now = self.clock.now()
@@ -968,9 +965,13 @@ class Runner:
         """Every second while the Ctrl-C prompt waits: a control period on the wall clock (the rig
         stays under control); on the virtual clock, where no time passes at the prompt, only the
         control channel is read — `castrig abort` from another terminal went unheard there."""
-        if not self.clock.virtual:
+        if self.clock.virtual:
+            self._take_requests()
+        else:
             self._tick()
-            return
+
+    def _take_requests(self) -> None:
+        """The control channel read (pause, resume, abort); an abort asked is raised here."""
         self.remote.poll()
         if self._abort_reason is not None:
             reason, self._abort_reason = self._abort_reason, None

@@ -317,7 +317,7 @@ def pg_json(text: Any) -> Any:
             return [clean(x) for x in v]
         return v
 
-    return json.dumps(clean(value), allow_nan=False, sort_keys=False)
+    return json.dumps(clean(value), allow_nan=False)
 
 
 def _pg_row(row: Iterable[Any], json_cols: Iterable[int]) -> list[Any]:
@@ -462,27 +462,11 @@ def push_records(conn: "psycopg.Connection", schema: str, run_uid: str, local: s
         # too when it caught up after an outage)
         while rows := rows_in.fetchmany(PUSH_BATCH):
             with conn.cursor() as cur:
-                cur.executemany(sql, [(run_uid, *(_pg_row(r, json_cols) if _needs_cleaning(r) else r))
-                                      for r in rows])  # type: ignore[arg-type]
+                cur.executemany(sql, [(run_uid, *_pg_row(r, json_cols)) for r in rows])  # type: ignore[arg-type]
                 inserted[table] += max(cur.rowcount, 0)
             new_marks[table] = int(rows[-1][0])
     inserted["membranes"] = push_membranes(conn, schema, run_uid, local)
     return new_marks, inserted
-
-
-def _needs_cleaning(row: tuple[Any, ...]) -> bool:
-    """Whether a local row holds what PostgreSQL refuses: a NUL, a NaN or Infinity in its JSON
-    (cheap: most rows are samples, numbers and a channel name)."""
-    return any(isinstance(v, str) and ("\x00" in v or "NaN" in v or "Infinity" in v
-                                       or v.startswith(("{", "[")) and not _is_json(v)) for v in row)
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
 
 
 _MEMBRANE_COLS = ("membrane_id", "k", "cast_step", "support_position", "simulated", "status", "t_start_s", "t_end_s",
