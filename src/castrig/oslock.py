@@ -212,3 +212,18 @@ def holder_info(path: Path) -> dict[str, Any] | None:
         return None
     h = Holder.read(path)
     return {"pid": h.pid, "host": h.host, "started_utc": h.started_utc, "purpose": h.purpose}
+
+
+def process_stopped(pid: int | None, host: str | None) -> bool:
+    """Whether process ``pid`` of this computer is stopped (SIGSTOP, Ctrl-Z in its terminal, a
+    debugger): it still holds its locks but does nothing. False for another host's process, a
+    process that is gone, or where /proc cannot tell."""
+    if not pid or host != socket.gethostname():
+        return False
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, ValueError):
+        return False
+    # "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ")"
+    fields = stat.rpartition(")")[2].split()
+    return bool(fields) and fields[0] in ("T", "t")

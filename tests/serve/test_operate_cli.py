@@ -179,32 +179,43 @@ def test_a_run_that_ends_while_an_abort_is_on_its_way_is_said_so(tmp_path: Path,
     assert "the run ended (crashed) before it read the abort" in err and "Traceback" not in err
 
 
-def test_a_stopped_runner_is_said_to_be_silent_not_just_running(tmp_path: Path, reap, capsys, monkeypatch):
+def test_a_stopped_runner_is_said_stopped_at_once_not_just_running(tmp_path: Path, reap, capsys):
     """A runner frozen by SIGSTOP (a terminal's Ctrl-Z, a debugger) still holds its run, so it was
-    shown plain 'running' however long it had been silent (audit 3). Once its status is older than
-    ``live.SILENT_S`` (60 s; 1 s here, so the test need not wait a minute) `castrig status` says
-    there has been no word from it, naming its process; SIGCONT and the line is plain again."""
-    import time
-
-    from castrig.store import live
-
-    monkeypatch.setattr(live, "SILENT_S", 1.0, raising=False)
+    shown plain 'running' for SILENT_S (60 s) and then only as "no word from the runner" (stop 42's
+    left-over). `castrig status` reads the owner's process state: STOPPED at once, with the way to
+    let it go on; `--json` says ``owner_stopped``; SIGCONT and the line is plain again."""
     data = tmp_path / "data"
     run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
     run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
                          timeout_s=60, what="the run in its 24-hour hold")
-    assert "no word" not in castrig_main(capsys, "status", str(run_dir)).stdout
+    assert "STOPPED" not in castrig_main(capsys, "status", str(run_dir)).stdout
     run.send_signal(signal.SIGSTOP)
     try:
-        time.sleep(2.5)
+        wait_until(lambda: Path(f"/proc/{run.pid}/stat").read_text().rpartition(")")[2].split()[0] == "T",
+                   timeout_s=10, what="the runner stopped")
         line = " ".join(castrig_main(capsys, "status", str(run_dir)).stdout.split())
-        assert "running" in line and "no word from the runner" in line and f"process {run.pid}" in line, line
+        assert "running" in line and f"its process {run.pid} is STOPPED" in line and f"kill -CONT {run.pid}" in line, line
+        assert "no word" not in line  # not after a minute of silence: at once
+        assert json.loads(castrig_main(capsys, "status", str(run_dir), "--json").stdout)["owner_stopped"] is True
     finally:
         run.send_signal(signal.SIGCONT)
-    wait_until(lambda: "no word" not in castrig_main(capsys, "status", str(run_dir)).stdout, timeout_s=20,
-               what="the runner heard from again")
+    wait_until(lambda: "STOPPED" not in castrig_main(capsys, "status", str(run_dir)).stdout, timeout_s=20,
+               what="the runner going on")
     assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
     assert run.wait(timeout=60) == 3
+
+
+def test_a_silent_runner_that_is_not_stopped_is_said_silent():
+    """Hung or busy, not stopped (its process state says nothing): after SILENT_S of silence the
+    line says there has been no word from it, naming its process."""
+    from castrig.cli.operate import status_line
+    from castrig.store.live import SILENT_S
+
+    d = {"uid": "r1", "status": "running", "step": {"step_index": 1, "n_steps": 3, "step_label": "hold"},
+         "status_age_s": SILENT_S + 5, "owner": {"pid": 4242}, "owner_stopped": False}
+    line = status_line(d)
+    assert "no word from the runner for" in line and "process 4242" in line and "STOPPED" not in line
+    assert "no word" not in status_line(d | {"status_age_s": SILENT_S - 5})
 
 
 def test_watch_at_a_terminal_draws_the_live_table_and_follows_the_run_to_its_end(tmp_path: Path, reap, terminal_run):

@@ -47,6 +47,13 @@ def _run_dir(path: Path) -> Path:
     return p
 
 
+def stopped_owner(d: dict[str, Any]) -> str:
+    """What to say of a run whose process is stopped (it holds the run, and nothing is controlled)."""
+    pid = (d.get("owner") or {}).get("pid", "?")
+    return (f"its process {pid} is STOPPED (SIGSTOP or Ctrl-Z): nothing is being controlled and commands wait; "
+            f"`kill -CONT {pid}` (or `fg` in its terminal) lets it go on")
+
+
 def status_line(d: dict[str, Any]) -> str:
     """One line an operator reads: step, time left, RH vs setpoint, last warning."""
     step = d.get("step") or {}
@@ -76,6 +83,8 @@ def status_line(d: dict[str, Any]) -> str:
     if d.get("running_on_host"):  # run.json names another host: its lock may not show here
         parts.insert(1, f"recorded running on {d['running_on_host']}? (cannot tell from here: its lock may not show "
                         f"on this computer; resume it there, or `castrig resume --take-over` once its process is gone)")
+    elif d.get("owner_stopped"):
+        parts.insert(1, stopped_owner(d))
     elif d["status"] in ("running", "pausing") and age is not None and age > SILENT_S:
         pid = (d.get("owner") or {}).get("pid", "?")
         parts.insert(1, f"no word from the runner for {_dur(age)} (stopped, hung or busy; its process {pid} still holds the run)")
@@ -137,6 +146,8 @@ def watch(
         row("status", d["status"] + (f" by {d['paused_by']}" if d.get("paused_by") else ""))
         if d.get("detail"):
             row("", str(d["detail"]))
+        if d.get("owner_stopped"):
+            row("", stopped_owner(d))
         row("step", "—" if step.get("step_index", -1) < 0 else f"{step['step_index'] + 1}/{step.get('n_steps')} "
                   f"{step.get('step_type', '')} · {step.get('step_label', '')}")
         row("time left", f"step {_dur(d.get('step_left_s'))} · run {_dur(d.get('run_left_s'))}")

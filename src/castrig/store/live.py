@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from castrig.oslock import process_stopped
 from castrig.store.commands import read_status
 from castrig.store.lock import live_outcome, recorded_elsewhere, run_holder
 from castrig.store.recipe_text import recipe_file_text
@@ -328,6 +329,8 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
         out["status_age_s"] = _age_s(live.get("written_utc"))
     holder = run_holder(run_dir) if out["status"] in LIVE_STATES else None
     out["owner"] = holder
+    # a stopped owner (SIGSTOP, Ctrl-Z) is said at once, not after SILENT_S of silence
+    out["owner_stopped"] = holder is not None and process_stopped(holder.get("pid"), holder.get("host"))
     # recorded running on another host, whose lock may not show here: not judged crashed from here
     out["running_on_host"] = recorded_elsewhere(run_dir) if holder is None and out["status"] in LIVE_STATES else None
     if with_recipe:

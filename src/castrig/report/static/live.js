@@ -270,7 +270,8 @@
 
   function showRun(r) {
     run = r;
-    const st = $('status'); st.textContent = r.status + (r.detail ? ' — ' + r.detail : ''); st.className = 'badge ' + r.status;
+    const st = $('status'); st.textContent = r.status + (r.detail ? ' — ' + r.detail : '') +
+      (r.owner_stopped ? ' — its process ' + r.owner.pid + ' is STOPPED (SIGSTOP or Ctrl-Z): nothing is being controlled' : ''); st.className = 'badge ' + r.status;
     document.body.dataset.status = r.status;
     set('meta', 'recipe ' + (r.recipe || '') + ' · operator ' + (r.operator || '—') + ' · started ' + (r.started_utc || '—') +
       (r.ended_utc ? ' · ended ' + r.ended_utc : '') + (r.virtual_time ? ' · virtual time' : '') +
