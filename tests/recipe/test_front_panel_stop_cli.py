@@ -60,3 +60,20 @@ def test_a_cast_stopped_at_the_pump_faults_the_run_loses_that_membrane_and_resum
     assert again.returncode == 0, again.stdout + again.stderr
     membranes = dict(run_rows(run_dir, "SELECT membrane_id, status FROM membranes ORDER BY k"))
     assert list(membranes.values()) == ["lost", "made"], membranes
+
+
+def test_a_queue_whose_run_lost_its_membrane_says_lost_in_its_target_column(tmp_path):
+    """The same stop under `castrig queue`: the queue's target column said "claim1: 0 of 0 met
+    (1 not judged)" of a membrane that was lost, as if it were only waiting for its analysis. It
+    says "none judged (1 lost)", as the run's own summary says "lost: m1"."""
+    recipe = tmp_path / "two.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "two", "grade": "claim1", "steps": STEPS[:4]}, sort_keys=False))
+    data = tmp_path / "runs"
+
+    q = castrig("queue", str(recipe), "--data", str(data), **with_sitecustomize(tmp_path, PRESS_STOP_AT_40_PCT))
+    said = q.stdout + q.stderr
+    assert q.returncode == 3 and "Traceback" not in said, said
+    (state_file,) = data.glob("queue-*.json")
+    item = json.loads(state_file.read_text())["items"][0]
+    assert item["target"] == "claim1: none judged (1 lost)", item
+    assert "not judged" not in item["target"] and "0 of 0" not in said, said

@@ -244,16 +244,20 @@ def target_groups(membranes: list[dict[str, Any]], targets: str | dict[int, str 
 
 def target_column(membranes: list[dict[str, Any]], targets: str | dict[int, str | None] | None) -> str:
     """Per target grade, how many of the judged membranes aiming at it met it, and how many more
-    were not judged (``claim1: 2 of 3 met``, ``claim1: 0 of 1 met (2 not judged)``): the queue's
+    were lost or not judged (``claim1: 2 of 3 met``, ``claim1: 0 of 1 met (1 lost, 1 not judged)``,
+    ``claim1: none judged (1 lost)``): the queue's
     summary, which says what ``castrig runs --grade G`` says (a run is listed when some membrane
     met G) without calling a partly met run "NOT met", and counts as the run's own summary line
     (:func:`target_summary`) does: a membrane lost or not analysed is not one that missed."""
-    judged = {"m" + str(mb["k"]) for mb in membranes if mb.get("status") == "judged"}
+    status = {"m" + str(mb["k"]): mb.get("status") for mb in membranes}
     parts = []
     for g, met, aimed in target_groups(membranes, targets):
-        n_judged = sum(x in judged for x in aimed)
-        rest = len(aimed) - n_judged
-        parts.append(f"{g}: {len(met)} of {n_judged} met" + (f" ({rest} not judged)" if rest else ""))
+        n_judged = sum(status[x] == "judged" for x in aimed)
+        lost = sum(status[x] == "lost" for x in aimed)
+        rest = len(aimed) - n_judged - lost
+        # a lost membrane said as lost ("0 of 0 met (1 not judged)" was all a queue said of one)
+        why = ", ".join(f"{n} {what}" for what, n in (("lost", lost), ("not judged", rest)) if n)
+        parts.append((f"{g}: {len(met)} of {n_judged} met" if n_judged else f"{g}: none judged") + (f" ({why})" if why else ""))
     return "; ".join(parts)
 
 
