@@ -114,3 +114,20 @@ def test_ctrl_c_during_a_cast_pauses_after_it_and_twice_aborts_at_once(tmp_path:
     assert safe and safe[-1]["safe"] is True
     infused = [v for (v,) in run_rows(run_dir, "SELECT value FROM samples WHERE channel = 'caster_infused_ml' ORDER BY rowid")]
     assert infused and infused[-1] < 0.45  # stopped mid-cast, not run to its end first
+
+
+def test_a_dispense_shows_the_time_it_should_take_left_not_its_time_out(tmp_path: Path, reap, capsys):
+    """A 0.5 mL cast at 0.0005 mL/min takes 60000 s. Readers were shown the step's time-out
+    (1.5 × 60000 + 30 s) as its duration: `castrig status` said "left: step 25:00:30" at its start,
+    half as long again as the cast could take. Now the planned 60000 s, counting down."""
+    recipe = tmp_path / "dispense.yaml"
+    recipe.write_text(RECIPE)
+    data = tmp_path / "data"
+    run = reap(start_castrig("run", str(recipe), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "cast"
+                         and run_status(d).get("step_elapsed_s", 0) > 0 and d, timeout_s=60, what="the cast under way")
+    shown = json.loads(castrig_main(capsys, "status", str(run_dir), "--json").stdout)
+    assert shown["step_duration_s"] == pytest.approx(60000.0), shown
+    assert 0 < shown["step_left_s"] <= 60000.0, shown
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
+    assert run.wait(timeout=60) == 3

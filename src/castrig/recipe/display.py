@@ -150,7 +150,7 @@ class Display:
         t = Table(title=f"castrig · {self.recipe_name} · {'virtual' if self.virtual else 'real'} time", show_header=False)
         t.add_column(style="bold")
         t.add_column()
-        remaining = None if s.step_duration_s is None else s.step_duration_s - s.step_elapsed_s
+        remaining = None if s.step_duration_s is None else max(0.0, s.step_duration_s - s.step_elapsed_s)
         snap = self._snap()
         if self.run_dir is not None:
             t.add_row("run folder", str(self.run_dir))

@@ -541,7 +541,7 @@ class Runner:
             state = self._pump_state(pump)
             return state is not None and not state.moving
 
-        done = self._hold(expected * 1.5 + 30.0, until=stopped)
+        done = self._hold(expected * 1.5 + 30.0, until=stopped, planned_s=expected)
         dispensed = pump.dispensed().infused_ml
         if not done:
             pump.stop()
@@ -806,14 +806,17 @@ class Runner:
         return done.result()
 
     # -- ticking ----------------------------------------------------------------------------------
-    def _hold(self, duration_s: float | None, *, until: Callable[[], bool] | None = None, hold_band: bool = False) -> bool:
+    def _hold(self, duration_s: float | None, *, until: Callable[[], bool] | None = None, hold_band: bool = False,
+              planned_s: float | None = None) -> bool:
         """Tick every control period for ``duration_s`` (not counting held time) or until ``until()``.
+        ``planned_s``: how long the step should take, shown to readers when ``duration_s`` is only
+        a time-out (a dispense's: its "left" counted down the time-out, 1.5× the planned time + 30 s).
 
         Returns True if ``until`` became true (or the duration passed without one).
         """
         period = self.cfg.control_period_s
         elapsed = 0.0
-        self.status.step_duration_s = duration_s
+        self.status.step_duration_s = duration_s if planned_s is None else planned_s
         last = self.clock.now()
         while True:
             self._tick()
