@@ -415,3 +415,58 @@ def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap):
     assert second.returncode == 4 and f"pid {runner.pid}" in second.stderr, second.stdout + second.stderr
     assert castrig("abort", str(run_dir)).returncode == 0
     assert runner.wait(timeout=60) == 3
+
+
+
+def test_a_resume_while_the_owner_cannot_make_its_deleted_lock_again_is_refused(tmp_path, reap):
+    """The window the keeper leaves (stop 42): `rm run.lock` while the owner is stopped (or in the
+    0.2 s before it notices), then `castrig resume`: the resume took the lock on the new file and
+    became a second writer of run.sqlite. It is refused (exit 4) naming the process that still has
+    the run's records open; once that process goes on it makes its lock again, and an abort ends it."""
+    from conftest import castrig, only_run_dir, run_status, start_castrig, wait_until
+
+    data = tmp_path / "runs"
+    runner = reap(start_castrig("run", str(DATA / "day_wait.yaml"), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) and run_status(d).get("state") == "running" and d,
+                         timeout_s=30, what="a running run")
+    os.kill(runner.pid, signal.SIGSTOP)
+    try:
+        (run_dir / "run.lock").unlink()
+        rows_before = _journal_rows(run_dir)
+        second = castrig("resume", str(run_dir), "-q")
+        said = second.stdout + second.stderr
+        assert second.returncode == 4 and f"pid {runner.pid}" in said and "Traceback" not in said, said
+        assert "kill -CONT" in said, said
+        assert _journal_rows(run_dir) == rows_before  # not a row of a second writer
+    finally:
+        os.kill(runner.pid, signal.SIGCONT)
+    wait_until(lambda: (run_dir / "run.lock").exists() and "running" in castrig("status", str(run_dir)).stdout,
+               timeout_s=10, what="the owner's lock made again")
+    assert castrig("abort", str(run_dir)).returncode == 0
+    assert runner.wait(timeout=60) == 3
+
+
+def _journal_rows(run_dir):
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{run_dir / 'run.sqlite'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    finally:
+        db.close()
+
+@pytest.mark.parametrize("mode, writer", [("rb", False), ("r+b", True)])
+def test_only_a_process_with_the_records_open_for_writing_holds_a_run_without_its_lock(tmp_path, reap, mode, writer):
+    """The pid run.json names may be a crashed run's, taken since by a reader (`castrig serve` has
+    run.sqlite open read-only): that one does not hold the run; one writing it does."""
+    from castrig.store.lock import _live_writer
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.sqlite").write_bytes(b"")
+    holder = reap(subprocess.Popen([sys.executable, "-c", f"import sys; f = open(sys.argv[1], {mode!r}); "
+                                    "print('open', flush=True); sys.stdin.read()", str(run_dir / "run.sqlite")],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+    assert holder.stdout.readline().strip() == "open"
+    (run_dir / "run.json").write_text(json.dumps({"outcome": "running", "pid": holder.pid, "host": socket.gethostname()}))
+    assert _live_writer(run_dir) == (holder.pid if writer else None)

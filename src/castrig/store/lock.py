@@ -10,11 +10,13 @@ on another host is not judged here (:func:`recorded_elsewhere`). Testing the loc
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 from typing import Any
 
 from castrig import oslock
+from castrig.errors import Busy
 
 LOCK_NAME = "run.lock"
 
@@ -24,8 +26,51 @@ def lock_path(run_dir: Path) -> Path:
 
 
 def claim_run(run_dir: Path, *, purpose: str) -> None:
-    """Own ``run_dir`` (re-entrant in this process) or raise :class:`~castrig.errors.Busy`."""
+    """Own ``run_dir`` (re-entrant in this process) or raise :class:`~castrig.errors.Busy`.
+
+    The lock alone is not enough where its file was deleted while its owner could not make it
+    again (stopped, or in the 0.2 s before :func:`castrig.oslock` notices): the lock taken on a
+    new file, a resume became a second writer of run.sqlite. So the process run.json names, if it
+    is alive here and has the run's records open, still owns the folder."""
     oslock.acquire(lock_path(run_dir), purpose=purpose, what=f"run folder {run_dir}")
+    writer = _live_writer(Path(run_dir))
+    if writer is not None:
+        oslock.release(lock_path(run_dir))
+        raise Busy(f"run folder {run_dir} is in use by pid {writer} on {socket.gethostname()}: its run.lock was "
+                   "deleted, and that process still has the run's records open (it makes the lock file again "
+                   "once it runs; a stopped one: `kill -CONT " + str(writer) + "`)",
+                   holder={"pid": writer, "host": socket.gethostname()})
+
+
+def _live_writer(run_dir: Path) -> int | None:
+    """The pid run.json records, when it is another live process of this computer that has the
+    run's run.sqlite open for writing (read from /proc: None where that cannot be seen)."""
+    data = _recorded(run_dir)
+    pid = data.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid == os.getpid() or data.get("host") != socket.gethostname():
+        return None
+    try:
+        records = (run_dir / "run.sqlite").resolve()
+        fds = os.scandir(f"/proc/{pid}/fd")
+    except OSError:  # gone, another user's, or no /proc
+        return None
+    with fds:
+        for fd in fds:
+            try:
+                if os.readlink(fd.path) == str(records) and _opened_for_writing(pid, fd.name):
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def _opened_for_writing(pid: int, fd: str) -> bool:
+    """Whether open file ``fd`` of ``pid`` was opened for writing (a reader such as `castrig serve`
+    that took over a crashed run's pid opens the records read-only: not a writer)."""
+    for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines():
+        if line.startswith("flags:"):
+            return int(line.split()[1], 8) & (os.O_WRONLY | os.O_RDWR) != 0
+    return True
 
 
 def release_run(run_dir: Path) -> None:
