@@ -17,6 +17,19 @@ builtins goes to the part that called them): physics (sim/world, sim/physics), e
 rendering (sim/micrograph, the camera), runner and control, other (imports, CLI, YAML, pydantic).
 
 Goals: issue 6 — 8 h in ≤ 10 s wall; issue 19 — ≥ 3× faster than the issue-6 twin (≤ 5 s, ≥ 6 000×).
+
+Record (issue 19, at f95acb2: 3.83 s CPU, 2.17× the issue-6 twin; 3× needs ≈ 2.7 s). Where the CPU
+goes (--phases, process time): ticks ≈ 2.0 s, captures ≈ 0.7 s, analyses ≈ 0.9 s, the rest ≈ 0.25 s.
+The 25 478 ticks make ≈ 99 000 exchanges (30 568 HMT330 SEND, 37 850 Alicat ALS, 10 184 Alicat
+polls, 20 528 NE-1000 queries) at 9–20 µs each through driver, link and emulator (≈ 90 Python
+calls each; no per-byte work left), ≈ 1.2–1.6 s with the world's 62 047 quiet steps (2.7 µs each,
+0.17 s); 5 090 sample inserts ≈ 0.1–0.2 s; runner and PID the rest. Outside the ticks: scipy's
+import at the first capture ≈ 0.27 s, rendering the 12 views ≈ 0.45 s, the sections' analysis
+0.70 s of 0.9 s. With that floor (≈ 1.85 s) 2.7 s leaves ≈ 0.8 s for the ticks, 31 µs a tick,
+when a tick's exchanges alone cost ≈ 50–65 µs. Tried, not kept: an MFC's setpoint change not
+ending a quiet step (the step's mean flows come from what the MFCs delivered): ticks −0.12 s, the
+records change; _mean_flows written into _step_quiet: −0.3 µs a step (≈ 0.02 s); the GC off:
+−0.04 s; a WAL autocheckpoint of 10 000 pages: no change.
 """
 
 from __future__ import annotations
