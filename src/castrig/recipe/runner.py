@@ -258,6 +258,7 @@ class Runner:
         """
         steps = self.recipe.steps
         result = RunResult("completed")
+        recondition_at = None
         self.status.state = "running"
         self._last_good_rh_t = self.clock.now()
         try:
@@ -280,7 +281,7 @@ class Runner:
                     self._set_rh(float(sp), None)
                 elif (resume_setpoint or {}).get("purge_flow_slpm") is not None:
                     self._purge(float(resume_setpoint["purge_flow_slpm"]))
-                self._recondition(start_step, skip)
+                recondition_at = self._recondition_at(start_step, skip)
             else:
                 self.event("run_start", "runner", f"recipe {self.recipe.name}: {len(steps)} steps", {"steps": len(steps)})
             for i in range(start_step, len(steps)):
@@ -289,6 +290,8 @@ class Runner:
                 step = steps[i]
                 self.status.step_index, self.status.step_name = i, step.type
                 self._publish()
+                if i == recondition_at:
+                    self._recondition(i)
                 self.rec.add_journal(self.t(), i, "started", {"type": step.type})
                 self.event("step_start", "runner", f"{step_label(i, None, len(steps))}: {_describe(step)}", {"step": i, "type": step.type})
                 data = self._execute(i, step) or {}
@@ -322,24 +325,36 @@ class Runner:
         self.status.state = result.outcome
         return result
 
-    def _recondition(self, start_step: int, skip: set[int] | frozenset[int]) -> None:
-        """On resume, before a membrane's pre-wet or cast: the recipe's last condition step before
-        it, run again (its set point, band, stability and timeout; journaled as an event, not as
-        that step). The crash left the rig in the safe state — dry purge — and the resume went
-        straight to the next membrane's pre-wet and cast at ~45 %RH for 70: the crash lost the
-        drying membrane and spoiled the next one too (DESIGN §6: at most the one drying)."""
+    def _recondition_at(self, start_step: int, skip: set[int] | frozenset[int]) -> int | None:
+        """On resume: the first pre-wet or cast it runs, where no condition step runs before it
+        (:meth:`_recondition` goes first there); None when there is none."""
         steps = self.recipe.steps
-        first = next((i for i in range(start_step, len(steps)) if i not in skip), None)
-        if first is None or not isinstance(steps[first], (m.PrewetStep, m.CastStep)):
-            return
+        for i in range(start_step, len(steps)):
+            if i in skip:
+                continue
+            if isinstance(steps[i], m.ConditionStep):
+                return None  # the recipe brings the RH back itself
+            if isinstance(steps[i], (m.PrewetStep, m.CastStep)):
+                return i
+        return None
+
+    def _recondition(self, first: int) -> None:
+        """On resume, before the first membrane's pre-wet or cast it makes: the recipe's last
+        condition step before it, run again (its set point, band, stability and timeout; journaled
+        as an event, not as that step). The crash left the rig in the safe state — dry purge — and
+        the resume went to the next membrane's pre-wet and cast at ~45 %RH for 70: the crash lost
+        the drying membrane and spoiled the next one too (DESIGN §6: at most the one drying). Not
+        only where the resume starts at the pre-wet: after a crash in a capture or analyse, those
+        were repeated (minutes) and the next pre-wet came with the RH still far off."""
+        steps = self.recipe.steps
         before = [i for i in range(first) if isinstance(steps[i], m.ConditionStep)]
         if not before:
-            self.event("warning", "runner", f"resuming at {step_label(first, steps[first])} with no condition step before it "
+            self.event("warning", "runner", f"resuming: {step_label(first, steps[first])} with no condition step before it "
                        "in the recipe: the chamber is not brought back to a set RH first", {"step": first})
             return
         c = before[-1]
         cond = steps[c]
-        self.event("recondition", "runner", f"resuming at {step_label(first, steps[first])}: {step_label(c, cond)} run again first "
+        self.event("recondition", "runner", f"resuming: before {step_label(first, steps[first])}, {step_label(c, cond)} run again "
                    f"(RH to {cond.setpoint_rh_pct:g} ± {cond.band_rh_pct:g} %RH for {cond.stable_for_s:g} s), the rig having "
                    "been left in the safe state", {"step": first, "condition_step": c})
         data = self._step_condition(c, cond)
