@@ -363,6 +363,10 @@ def test_a_closed_terminal_aborts_to_the_safe_state(tmp_path, terminal_run):
     done = castrig("resume", str(run_dir), "-q")
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "completed"
+    # and the help says so: it said --after-abort was for any run "aborted (by the operator, a
+    # signal or an interlock)", and a user could not tell which aborted runs need it
+    helped = " ".join(castrig("resume", "--help").stdout.split())
+    assert "SIGHUP" in helped and "continued without it" in helped, helped
 
 
 def test_sigterm_while_asking_aborts_without_an_answer(tmp_path, terminal_run):

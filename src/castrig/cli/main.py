@@ -228,7 +228,9 @@ def resume(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="The run folder of an interrupted or crashed run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live display."),
     after_abort: bool = typer.Option(False, "--after-abort",
-                                     help="Also continue a run that was aborted (by the operator, a signal or an interlock)."),
+                                     help="Also continue a run that was aborted by a decision (castrig abort, Ctrl-C then a, SIGTERM, "
+                                          "an interlock). A run aborted because its terminal closed (SIGHUP) is "
+                                          "continued without it: nobody decided that abort."),
     take_over: bool = typer.Option(False, "--take-over",
                                    help="Continue a run that run.json says is running on another host, whose process "
                                         "you know is gone (recorded in the run's events)."),
