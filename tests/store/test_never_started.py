@@ -83,6 +83,13 @@ def test_a_run_killed_at_any_moment_of_making_its_folder_never_started(tmp_path:
     said = " ".join(refused.stderr.split())
     assert refused.returncode == 2 and f"{cut}: never started ({holds}" in said, said
     assert "run the recipe again (`castrig runs --prune-never-started` removes it)" in said, said
+    for reader in (("status",), ("watch",), ("report", "--out", str(tmp_path / "r.html"))):
+        # (they said "not a run folder (needs run.json)" of one killed before its run.json, or
+        # wrote a report page of it)
+        read = castrig(reader[0], str(cut), *reader[1:])
+        said = " ".join((read.stdout + read.stderr).split())
+        assert f"never started ({holds}" in said and "Traceback" not in said, (reader, said)
+        assert read.returncode == (0 if reader == ("status",) and (cut / "run.json").is_file() else 2), (reader, said)
     pruned = castrig("runs", "--data", str(data), "--prune-never-started")
     said = " ".join(pruned.stderr.split())
     assert pruned.returncode == 0 and f"removed {cut}: never started ({holds}" in said, said

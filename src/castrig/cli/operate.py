@@ -43,6 +43,9 @@ def _num(x: Any, digits: int = 1) -> str:
 def _run_dir(path: Path) -> Path:
     p = Path(path)
     if not (p / "run.json").is_file():
+        from castrig.store.sqlite_store import refuse_never_started
+
+        refuse_never_started(p)  # a folder whose making was cut short says so, as resume and export do
         raise BadInput(f"{p}: not a run folder (needs run.json)", file=str(p))
     return p
 
@@ -129,8 +132,10 @@ def watch(
     from rich.text import Text
 
     from castrig.store import live as R
+    from castrig.store.sqlite_store import refuse_never_started
 
     run_dir = _run_dir(run_dir)
+    refuse_never_started(run_dir)  # nothing to follow (it printed a "damaged" line of it)
     out = Console()
 
     def table(d: dict[str, Any]) -> Table:

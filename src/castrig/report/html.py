@@ -691,7 +691,10 @@ def build_report(run_dir: Path, out: Path | None = None) -> Path:
     from castrig.errors import BadInput
     from castrig.store.atomic import atomic_write_bytes
 
+    from castrig.store.sqlite_store import refuse_never_started
+
     run_dir = Path(run_dir)
+    refuse_never_started(run_dir)  # a folder whose making was cut short says so, as resume and export do
     if not (run_dir / "run.json").is_file():
         raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
     path = Path(out) if out is not None else run_dir / REPORT_NAME
