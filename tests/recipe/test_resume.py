@@ -200,6 +200,32 @@ def test_a_resume_after_a_crash_in_the_capture_or_analysis_brings_the_rh_back_be
     assert json.loads(process)["evaporation"]["out_of_band_s"] == 0.0, process  # was 27 s out of band
 
 
+def test_a_cast_cut_short_by_a_crash_is_recorded_with_what_its_pump_counted(tmp_path):
+    """kill -9 mid-cast: the lost membrane's record said the cast's volume was null beside the
+    run's own samples of the caster's count (0.48 mL, an outside tester). It keeps the last count
+    the dead process sampled as ``volume_at_least_ml`` (the cast is still unfinished, its volume
+    in all unknown: the pump may have gone on)."""
+    recipe = tmp_path / "slow-cast.yaml"
+    recipe.write_text("name: slow-cast\nsteps:\n  - {type: prewet, volume_ml: 0.1, rate_ml_min: 1.0}\n"
+                      "  - {type: cast, volume_ml: 0.5, rate_ml_min: 0.0005}\n  - {type: purge, duration_s: 10}\n")
+
+    def casting(db):
+        return db.execute("select count(*) from samples where channel='caster_infused_ml' and value > 0.05").fetchone()[0] > 0
+
+    run_dir = _run_until(recipe, tmp_path / "runs", casting)
+    (sampled,) = _rows_where(run_dir, "select max(value) from samples where channel='caster_infused_ml'")[0]
+    done = subprocess.run([sys.executable, "-m", "castrig", "resume", str(run_dir), "-q"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (status, process), = _rows_where(run_dir, "select status, process_json from membranes where k = 1")
+    cast = json.loads(process)["dispensed"]["cast"]
+    assert status == "lost" and cast["finished"] is False and cast["volume_ml"] is None, cast
+    assert cast["volume_at_least_ml"] == sampled and 0.05 < sampled < 0.5, (cast, sampled)
+    page = subprocess.run([sys.executable, "-m", "castrig", "report", str(run_dir), "--out", str(tmp_path / "r.html")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert page.returncode == 0, page.stderr
+    assert f"cast at least {sampled:g} (cut short) mL" in (tmp_path / "r.html").read_text()
+
+
 def test_an_aborted_run_is_resumed_only_when_asked_for(tmp_path):
     """SIGTERM aborts the run (the operator's decision, or the service manager's). A plain
     `castrig resume` started the rig again and rewrote the run 'completed'; it now refuses

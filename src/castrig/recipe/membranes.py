@@ -148,7 +148,7 @@ def process_record(rec: Any, recipe: m.Recipe, plan: MembranePlan, t0: float | N
     membrane was lost before its evaporation ended under control; its record is then partial, up to
     its last RH record at or before ``t1`` (``partial``), with the evaporation statistics computed
     from the samples up to there and only the dispenses that began (a dispense cut short: volume
-    unknown)."""
+    unknown, at least its pump's last count, ``volume_at_least_ml``)."""
     journal = rec.journal()
 
     def started_at(i: int | None) -> float | None:
@@ -158,6 +158,7 @@ def process_record(rec: Any, recipe: m.Recipe, plan: MembranePlan, t0: float | N
     series = [(t, v) for t, _, v in rec.samples("rh_near_pct") if v is not None and (t0 is None or t >= t0) and t <= t1]
     rh = [v for _, v in series]
     evap_t0 = started_at(plan.evaporate_step) if plan.evaporate_step is not None else None
+    t_stop = t1
     if lost is not None and series:
         t1 = series[-1][0]  # its last record before it was lost
     out: dict[str, Any] = {
@@ -189,7 +190,15 @@ def process_record(rec: Any, recipe: m.Recipe, plan: MembranePlan, t0: float | N
         entry: dict[str, Any] = {"volume_ml": (done.get(j) or {}).get("dispensed_ml"),
                                  "planned_volume_ml": st.volume_ml, "rate_ml_min": st.rate_ml_min}
         if lost is not None and j not in done:
-            entry["finished"] = False  # cut short: how much went out is not known
+            entry["finished"] = False  # cut short: how much went out in all is not known
+            # but at least what the pump counted at its last sample in the step (its counter is
+            # cleared as a dispense starts): a kill -9 mid-cast recorded the cast as volume null
+            # beside a sampled 0.48 mL
+            role = "caster" if isinstance(st, m.CastStep) else "water_pump"
+            t_j = started_at(j)
+            counted = [v for t, _, v in rec.samples(f"{role}_infused_ml") if v is not None and t_j is not None and t_j < t <= t_stop]
+            if counted:
+                entry["volume_at_least_ml"] = counted[-1]
         out["dispensed"][st.type] = entry
     if lost is not None:
         out["partial"] = {"up_to_t_s": t1, "why": f"lost: {lost}"}

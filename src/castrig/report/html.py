@@ -431,10 +431,18 @@ def histogram(diameters_um: Sequence[float], marks: Sequence[tuple[float | None,
                       if x is not None and math.isfinite(float(x))]}
 
 
+def _dispensed(v: Mapping[str, Any]) -> str:
+    """A dispense's volume; one cut short: at least its pump's last count (or unknown)."""
+    if v.get("volume_ml") is None and v.get("finished") is False:
+        least = v.get("volume_at_least_ml")
+        return "unknown (cut short)" if least is None else f"at least {_v(least)} (cut short)"
+    return _v(v.get("volume_ml"))
+
+
 def _process_record(mb: MembraneRecord) -> str:
     p = mb.process or {}
     disp = p.get("dispensed") or {}
-    made = "; ".join(f"{k} {_v(v.get('volume_ml'))} mL at {_v(v.get('rate_ml_min'))} mL/min"
+    made = "; ".join(f"{k} {_dispensed(v)} mL at {_v(v.get('rate_ml_min'))} mL/min"
                      for k, v in disp.items() if isinstance(v, Mapping))
     ev = p.get("evaporation") or {}
     return (f"Support position {_v(mb.support_position)} · {'made on the digital twin (simulated)' if mb.simulated else 'made on the rig'}"
