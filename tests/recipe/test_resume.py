@@ -385,36 +385,67 @@ r.make_safe = _dies
 """
 
 
-def test_an_abort_decided_before_the_process_died_making_the_rig_safe_still_needs_after_abort(tmp_path):
-    """SIGTERM (an accepted abort), then the process died while it made the rig safe: run.json
-    still said 'running', nothing but the request was on record, and a plain `castrig resume`
-    started the rig again (conditioning: wet air back on)."""
-    from conftest import castrig, start_castrig, wait_until, with_sitecustomize
+def test_an_abort_whose_process_died_making_the_rig_safe_is_finished_by_a_plain_resume(tmp_path, sim_serve):
+    """SIGTERM (an accepted abort), then the process died while it made the rig safe (here: at
+    once, a sitecustomize; an outside tester hit it 20 ms into the make-safe). On a rig whose
+    devices outlive the process (`castrig sim serve` over TCP) the wet MFC stayed on; `castrig
+    resume` refused (exit 2, "--after-abort") without sending a byte, `castrig abort` found
+    nothing running, and only `resume --after-abort` reached the rig -- going on with the recipe.
+    A plain resume now makes the rig safe, records the run aborted (exit 3), and goes no further;
+    `--after-abort` still continues it."""
+    import yaml
 
-    proc = start_castrig("run", str(DATA / "long_wait.yaml"), "--data", str(tmp_path), "-q",
-                         **with_sitecustomize(tmp_path, DIE_MAKING_SAFE))
-    try:
-        def running() -> Path | None:
-            for db_path in tmp_path.glob("*/run.sqlite"):
-                try:
-                    with closing(sqlite3.connect(db_path)) as db:
-                        if db.execute("select count(*) from samples").fetchone()[0] > 200:
-                            return db_path.parent
-                except sqlite3.Error:
-                    pass
-            return None
+    from castrig.clock import WallClock
+    from castrig.devices.alicat import AlicatMFC
+    from castrig.links.serial_link import SerialLink
+    from conftest import castrig, run_rows, start_castrig, wait_until, with_sitecustomize
 
-        run_dir = wait_until(running, timeout_s=60, what="the run under way")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "running"  # as the death left it
-    refused = castrig("resume", str(run_dir), "-q")
-    said = " ".join(refused.stderr.split())
-    assert refused.returncode == 2 and "run was aborted (SIGTERM" in said and "--after-abort" in said, refused.stderr
-    assert castrig("resume", str(run_dir), "-q", "--after-abort").returncode == 0
+    def wet_setpoint_slpm(address: str) -> float:
+        link = SerialLink(address, timeout_s=1.0)
+        try:
+            return AlicatMFC(link, name="wet_mfc", unit_id="B", full_scale_slpm=5.0, clock=WallClock()).setpoint_slpm()
+        finally:
+            link.close()
+
+    recipe = tmp_path / "humid.yaml"
+    recipe.write_text("name: humid\nsteps:\n  - {type: condition, setpoint_rh_pct: 80, band_rh_pct: 1.5, "
+                      "stable_for_s: 10, timeout_s: 3600}\n")
+    with sim_serve("--tcp", "0") as served:
+        profile = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
+        for role, cfg in profile["devices"].items():
+            cfg["link"]["url"] = served.addresses[role]
+        (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+        data = tmp_path / "runs"
+        proc = start_castrig("run", str(recipe), "--profile", str(tmp_path / "rig.yaml"), "--data", str(data), "-q",
+                             **with_sitecustomize(tmp_path, DIE_MAKING_SAFE))
+        try:
+            def humidifying() -> Path | None:
+                for d in data.glob("*/run.sqlite"):
+                    if (run_rows(d.parent, "select count(*) from samples where channel='wet_setpoint_slpm' and value > 0.2")
+                            or [(0,)])[0][0]:  # ([] while its tables are being made)
+                        return d.parent
+                return None
+
+            run_dir = wait_until(humidifying, timeout_s=60, what="wet air on")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == -signal.SIGKILL
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+        assert json.loads((run_dir / "run.json").read_text())["outcome"] == "running"  # as the death left it
+        assert wet_setpoint_slpm(served.addresses["wet_mfc"]) > 0.2  # wet air on, nobody driving the rig
+
+        finished = castrig("resume", str(run_dir), "-q")
+        said = " ".join((finished.stdout + finished.stderr).split())
+        assert finished.returncode == 3 and "Traceback" not in said, said
+        assert "died making the rig safe" in said and "--after-abort" in said and "safe state verified" in said, said
+        assert wet_setpoint_slpm(served.addresses["wet_mfc"]) == 0.0
+        info = json.loads((run_dir / "run.json").read_text())
+        assert info["outcome"] == "aborted" and "SIGTERM" in info["outcome_reason"], info
+        again = castrig("resume", str(run_dir), "-q")  # now recorded aborted: refused, as any abort
+        assert again.returncode == 2 and "--after-abort" in again.stderr, again.stderr
+    # (the devices gone with sim serve: --after-abort is not driven here; test_an_aborted_run_is_resumed_only_when_asked_for)
 
 
 def test_a_command_from_a_sender_whose_clock_runs_ahead_is_discarded_on_resume_too(tmp_path, reap):

@@ -565,8 +565,15 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     if info.outcome == "completed":
         recorder.close()
         raise BadInput(f"{run_dir}: run already completed (outcome completed); nothing to resume", file=str(run_dir))
-    outcome, reason = _decided_end(recorder) or (info.outcome, info.outcome_reason)
-    if needs_after_abort(outcome, reason) and not after_abort:
+    decided = _decided_end(recorder)
+    outcome, reason = decided or (info.outcome, info.outcome_reason)
+    # an abort decided (its run_end event) whose process died making the rig safe, before run.json
+    # said so: the rig may be as the run left it (wet air on). Refused outright, the resume sent
+    # nothing and `castrig abort` found nothing running: only --after-abort reached the rig, and it
+    # went on with the recipe. This resume makes the rig safe, records the end, and stops there
+    finish_only = decided is not None and info.outcome == "running" and needs_after_abort(outcome, reason) \
+        and not after_abort
+    if needs_after_abort(outcome, reason) and not after_abort and not finish_only:
         recorder.close()
         raise BadInput(f"{run_dir}: run was aborted ({reason or 'no reason recorded'}); resuming starts the "
                        "rig again (conditioning, pre-wet, the remaining casts): add --after-abort if that is meant",
@@ -626,6 +633,9 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
                            purge_flow_slpm=profile.control.purge_flow_slpm)
         recorder.add_event(t_offset, "safe_state", "control", "resume: " + report.summary(), report.to_dict())
         ctrl_c.stop_here()
+        if finish_only:
+            return _finish_decided_end(recorder, store, recipe, journal, info, rig, report, outcome, reason, last_t,
+                                       t_offset, quiet)
         _discard_stale_commands(run_dir, recorder, t_offset, time.time_ns() if started_ns is None else started_ns)
         previous = info.outcome
         gap = _gap(last_t, stopped)
@@ -658,6 +668,34 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     finally:
         ctrl_c.restore()
         rig.close()
+
+
+def _finish_decided_end(recorder: RunRecorder, store: Any, recipe: Recipe, journal: list[Any], info: RunInfo, rig: Any,
+                        report: Any, outcome: str, reason: str | None, last_t: float, t_offset: float,
+                        quiet: bool) -> RunResult:
+    """The end a run decided (an abort) and could not finish: its process died making the rig
+    safe. With the rig made safe by this resume (``report``), what that ending would have
+    recorded: the membrane it left unfinished lost, run.json's outcome. The run goes no further:
+    ``castrig resume --after-abort`` continues it, as after any abort."""
+    in_step = [e for e in journal if e.state == "started"]
+    plan = plan_resume(recipe, journal, elapsed_s=(last_t - in_step[-1].t_s) if in_step else None,
+                       stopped=f"the run ended {outcome}")
+    _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None, recipe=recipe, up_to_t_s=last_t)
+    recorder.add_event(t_offset, "run_end", "runner", f"{outcome}: {reason} (recorded by castrig resume: the process "
+                       "died making the rig safe)", {"outcome": outcome, "reason": reason, "finished_by_resume": True})
+    recorder.update_info(ended_utc=utc_now_iso(), outcome=outcome, outcome_reason=reason)
+    store.index_run(recorder, grades_of(recorder))
+    result = RunResult(outcome, reason, asked=True)
+    result.safe = report
+    result.membranes = [mb.to_dict() for mb in recorder.membranes()]
+    result.targets = membrane_targets(recipe)
+    result.run_dir = str(recorder.run_dir)
+    recorder.close()
+    say(f"[yellow]{escape(str(result.run_dir))}: the run was {outcome} ({escape(reason or 'no reason recorded')}) and its "
+        "process died making the rig safe: the rig was made safe now and the run recorded "
+        f"{outcome}; `castrig resume --after-abort {escape(str(result.run_dir))}` continues it[/]")
+    _report(result, quiet)
+    return result
 
 
 def _decided_end(recorder: RunRecorder) -> tuple[str, str | None] | None:
