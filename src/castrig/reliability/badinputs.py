@@ -470,9 +470,12 @@ def storage_report() -> list[dict[str, Any]]:
         to.mkdir()
         (to / "samples.csv").symlink_to(tmp_p / "precious.txt")
         (tmp_p / "precious.txt").write_text("keep me")
-        case("export --to DIR with a symlink in DIR", ["export", str(good), "--to", str(to)], 0)
-        if (tmp_p / "precious.txt").read_text() != "keep me" or (to / "samples.csv").is_symlink():
-            rows[-1]["problems"].append("followed the symlink")
+        # refused, nothing written (9619d34: export never replaces files it did not write; this
+        # check still expected exit 0 and the link replaced, and failed every campaign since)
+        case("export --to DIR with a symlink in DIR", ["export", str(good), "--to", str(to)], 2,
+             ["samples.csv: a symbolic link", "nothing was written"])
+        if (tmp_p / "precious.txt").read_text() != "keep me" or not (to / "samples.csv").is_symlink():
+            rows[-1]["problems"].append("followed or replaced the symlink")
             rows[-1]["clean"] = False
         ro = _mount_read_only(base)
         if ro is None:
