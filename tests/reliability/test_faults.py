@@ -35,6 +35,11 @@ def test_seeded_sample_of_the_matrix_recovers_or_stops_safely(campaign):
 
 @pytest.mark.parametrize("fault, step, offset, expect", [
     (Fault("port_vanishes", "wet_mfc", 6.0), 5, 2.0, "recovered"),      # was: faulted, wet air left on
+    # a 6 s outage of the dry MFC spanning two of its 5 s sample reads was 10 s of silence
+    # (device_comms) though the MFC answered the RH loop's settings again (the chaos probe's soak)
+    (Fault("port_vanishes", "dry_mfc", 6.0), 1, 5.0, "recovered"),
+    (Fault("port_vanishes", "dry_mfc", 6.0), 4, 4.5, "recovered"),
+    (Fault("port_vanishes", "dry_mfc", 6.0), 7, 2.0, "recovered"),
     (Fault("garbage", "dry_mfc", 2.5), 0, 0.0, "recovered"),             # was (soak): purge set not retried
     (Fault("garbage", "wet_mfc", 2.5), 7, 0.0, "recovered"),
     (Fault("disk_full", "store", float("inf")), 4, 2.0, "safe_stopped"),  # was: an internal error traceback

@@ -576,7 +576,7 @@ class Runner:
         while self._talk(name, lambda: (action(), True)[1]) is None:
             self.clock.sleep(self.cfg.control_period_s)
 
-    def _talk(self, name: str, action: Callable[[], Any]) -> Any:
+    def _talk(self, name: str, action: Callable[[], Any], heard: Callable[[], Any] | None = None) -> Any:
         """Talk to a pump, MFC or chamber, riding out a bounded loss of communication.
 
         A reply that does not come or does not parse (:class:`LinkError`,
@@ -586,7 +586,10 @@ class Runner:
         checked after every exchange (:meth:`_check_deadlines`), so a tick that waits on several
         silent devices in turn overruns a limit by at most the exchange in hand. An error or
         alarm the device itself reports (a pump's ``A?S``) is not a comms problem: a pump's
-        trips ``pump_alarm`` at once, others propagate (faulted).
+        trips ``pump_alarm`` at once, others propagate (faulted). ``heard`` (optional): the names of
+        the devices the action had answer it (the RH loop's settings to its MFCs), heard from as
+        by their own reads: a dry MFC the loop had written to again for 4 s was still judged silent
+        and aborted the night, not having been read since it came back.
         """
         t0 = self.clock.now()
         try:
@@ -604,9 +607,10 @@ class Runner:
             if name in self.rig.pumps():
                 raise InterlockTripped(Trip("pump_alarm", "abort", str(exc))) from exc
             raise
-        silent = self._silent.pop(name, None)
-        if silent is not None:
-            self.event("warning_clear", name, f"{name}: answering again after {self.clock.now() - silent[0]:.1f} s")
+        for who in (name, *(heard() if heard is not None else ())):
+            silent = self._silent.pop(who, None)
+            if silent is not None:
+                self.event("warning_clear", who, f"{who}: answering again after {self.clock.now() - silent[0]:.1f} s")
         if self._silent or self._rh_failing:  # else nothing is known to be failing: no limit to check
             self._check_deadlines()
         return value
@@ -869,9 +873,16 @@ class Runner:
             self._pause()  # (during a dispense it waits for the pump step's end: see pause_point)
         now = self.clock.now()
         rh = self._read_near()
+        if self._silent and now < self._next_sample:
+            # a device known silent is asked again every control period, as a pump is, not at the
+            # next sample only: read every 5 s, a 6 s outage spanning two reads was judged 10 s of
+            # silence (comms_lost_s) and aborted the night, the MFC long since answering again
+            for dev in (self.rig.dry_mfc, self.rig.wet_mfc, self.rig.chamber):
+                if dev is not None and dev.name in self._silent:
+                    self._talk(dev.name, dev.read)
         if rh is not None and self.loop is not None and self.loop.active:
             loop = self.loop
-            self._talk("rh_loop", lambda: loop.update(rh))
+            self._talk("rh_loop", lambda: loop.update(rh), heard=lambda: loop.answered)
         if now >= self._next_sample:
             self._sample(now)
             self._next_sample = now + self.cfg.sample_period_s
