@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -21,11 +22,27 @@ DEFAULT_STATUS_EVERY_MIN = 5.0
 
 
 def status_every_s() -> float:
-    """``$CASTRIG_STATUS_EVERY_MIN`` (minutes of run time; default 5) in seconds; 0 turns it off."""
-    try:
-        return max(0.0, float(os.environ.get(STATUS_EVERY_ENV, DEFAULT_STATUS_EVERY_MIN))) * 60.0
-    except ValueError:
+    """``$CASTRIG_STATUS_EVERY_MIN`` (minutes of run time; default 5; unset or empty: the default)
+    in seconds; 0 turns it off. Anything else (``abc``, ``-5``, ``nan``, ``inf``) is
+    :class:`~castrig.errors.BadInput` naming the variable and what is allowed, as the other
+    ``CASTRIG_*`` settings are (``$CASTRIG_MAX_IMAGE_PIXELS``): ``abc`` fell back to 5 min and
+    ``-5`` or ``nan`` turned the periodic lines off, silently. Called before a run, resume or
+    queue touches anything, so the refusal comes first (exit 2)."""
+    from castrig.errors import BadInput
+
+    raw = os.environ.get(STATUS_EVERY_ENV, "").strip()
+    if not raw:
         return DEFAULT_STATUS_EVERY_MIN * 60.0
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = math.nan
+    if not (math.isfinite(minutes) and minutes >= 0.0):
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise BadInput(f"{STATUS_EVERY_ENV} = {shown!r}: not a number of minutes (allowed: 0, no periodic status "
+                       f"lines, or a positive number of minutes of run time, e.g. 15; unset: every "
+                       f"{DEFAULT_STATUS_EVERY_MIN:g})", field=STATUS_EVERY_ENV)
+    return minutes * 60.0
 
 
 def _fmt_s(s: float | None) -> str:

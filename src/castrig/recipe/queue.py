@@ -49,6 +49,7 @@ from rich.table import Table
 
 from castrig import oslock
 from castrig.errors import BadInput, Busy, RigUnreachable
+from castrig.recipe.display import status_every_s
 from castrig.recipe.compat import check_queue_syringes, check_recipe_for_profile, dispensed_ml
 from castrig.recipe.membranes import target_column, target_summary
 from castrig.recipe.model import Recipe, load_recipe
@@ -72,6 +73,7 @@ def run_queue(
     seed: int | None,
     operator: str,
 ) -> int:
+    status_every_s()  # $CASTRIG_STATUS_EVERY_MIN refused (exit 2) before the queue's state file exists
     for path in recipes:
         # each recipe is read again at every repetition and by `queue --resume`, maybe days later:
         # a pipe (`<(cat recipe.yaml)`) would be empty by then, and its /dev/fd name meaningless
@@ -125,6 +127,7 @@ def _new_state_path(root: Path, stamp: str) -> Path:
 def resume_queue(state_path: Path) -> int:
     """Go on with a queue from its state file (``DATA/queue-<stamp>.json``)."""
     state_path = Path(state_path).absolute()  # the run folders and the resume line it prints hold wherever cron starts
+    status_every_s()  # $CASTRIG_STATUS_EVERY_MIN refused (exit 2) before the queue is owned or read
     if not state_path.is_file():
         raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): no such file", file=str(state_path))
     with _owned(state_path, "castrig queue --resume"):  # before its state is read: the owner may be writing it

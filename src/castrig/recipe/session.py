@@ -26,7 +26,7 @@ import castrig
 from castrig.errors import BadInput, Busy, CastrigError
 from castrig.logs import RunLog
 from castrig.recipe.compat import check_recipe_for_profile
-from castrig.recipe.display import Display, interactive_prompt, say
+from castrig.recipe.display import Display, interactive_prompt, say, status_every_s
 from castrig.recipe.membranes import ResumePlan, membrane_targets, process_record, step_label, target_summary
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
 from castrig.recipe.model import Recipe, load_recipe_with_text
@@ -262,6 +262,7 @@ def run_recipe(
     runs recipes one after another (``castrig queue``; see :class:`StopRequest`). ``local_only``:
     recorded in the run folder only, whatever ``$CASTRIG_STORE`` says (an exploration's twin
     trials: thousands of simulated runs that are not the fleet's)."""
+    status_every_s()  # $CASTRIG_STATUS_EVERY_MIN refused (exit 2) before anything is read or opened
     recipe, recipe_text = load_recipe_with_text(recipe_path)  # read once: a pipe cannot be read again
     profile = load_profile(profile_path)
     check_recipe_for_profile(recipe, Path(recipe_path), profile, Path(profile_path))
@@ -498,6 +499,7 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
     ``take_over``: that host's lock may not show here over a shared folder, and two hosts would
     drive one run. A take-over is recorded in the run's events."""
     run_dir = Path(run_dir)
+    status_every_s()  # $CASTRIG_STATUS_EVERY_MIN refused (exit 2) before the folder is claimed
     started_ns = time.time_ns()  # commands in the control channel older than this were for the crashed part
     if not (run_dir / "run.json").is_file():
         from castrig.store.sqlite_store import refuse_never_started

@@ -1,0 +1,38 @@
+"""``CASTRIG_STATUS_EVERY_MIN`` that is no number of minutes is refused, as the other CASTRIG_*
+settings are (``CASTRIG_MAX_IMAGE_PIXELS``, ``CASTRIG_STORE_SCHEMA``: exit 2 naming the variable).
+
+An outside tester's find: ``abc`` fell back to every 5 minutes, ``-5`` and ``nan`` turned the
+periodic status lines off, all silently (exit 0). The real CLI in a subprocess, as a service's
+unit file or a cron line would start it: refused before a run folder or a queue file exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, castrig, refused
+
+SHORT = ROOT / "tests" / "data" / "short.yaml"
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "nan", "inf"])
+def test_run_refuses_a_status_interval_that_is_no_number_of_minutes(tmp_path: Path, value: str):
+    data = tmp_path / "runs"
+    done = castrig("run", str(SHORT), "--data", str(data), "-q", CASTRIG_STATUS_EVERY_MIN=value)
+    refused(done, f"CASTRIG_STATUS_EVERY_MIN = '{value}'", "allowed: 0", "positive number of minutes")
+    assert not data.exists() or not any(p.name != "catalog.sqlite" for p in data.iterdir())  # no run folder
+
+
+def test_queue_refuses_it_before_its_state_file_exists(tmp_path: Path):
+    data = tmp_path / "runs"
+    done = castrig("queue", str(SHORT), "--data", str(data), CASTRIG_STATUS_EVERY_MIN="-5")
+    refused(done, "CASTRIG_STATUS_EVERY_MIN = '-5'", "allowed: 0")
+    assert not (data.exists() and list(data.glob("queue-*.json")))  # no queue state file
+
+
+@pytest.mark.parametrize("value", ["0", "15", " 2.5 ", ""])
+def test_zero_a_number_of_minutes_or_unset_still_run(tmp_path: Path, value: str):
+    done = castrig("run", str(SHORT), "--data", str(tmp_path / "runs"), "-q", CASTRIG_STATUS_EVERY_MIN=value)
+    assert done.returncode == 0, done.stderr[-2000:]
