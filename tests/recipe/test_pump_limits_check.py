@@ -49,7 +49,8 @@ def _no_run_folder(data: Path) -> None:
 def test_a_rate_below_the_pumps_minimum_is_refused_before_the_run(tmp_path):
     # 0.1 µL at 1e-7 mL/min takes 1000 min (within the step cap): only the pump cannot do it
     recipe = _recipe(tmp_path, "below_min.yaml", CAST, "{type: cast, volume_ml: 0.0001, rate_ml_min: 0.0000001}")
-    assert castrig("check", str(recipe)).returncode == 0  # the recipe alone is fine: it is this rig's pump
+    # without --profile, check uses the profile run uses (hw_profiles/sim.yaml), so it refuses too
+    _refused(castrig("check", str(recipe)), "steps[3] (cast).rate_ml_min = 1e-07", "below what devices.caster can pump")
     from castrig.recipe.compat import lowest_settable_rate_ml_min
 
     low = lowest_settable_rate_ml_min(NE1000Config(model="ne1000", link={"kind": "sim"}, syringe_diameter_mm=4.699))

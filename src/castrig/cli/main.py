@@ -328,15 +328,18 @@ def queue(
 def check(
     file: Path = typer.Argument(..., metavar="FILE", help="A recipe or a hardware profile (YAML)."),
     profile: Optional[Path] = typer.Option(None, "--profile", metavar="PROFILE",
-                                           help="Also check the recipe against this profile's limits (as `run` does)."),
+                                           help="Check the recipe against this profile's limits (default: the profile "
+                                                "`run` uses, hw_profiles/sim.yaml)."),
 ) -> None:
     """Validate a recipe or a profile: exit 0 if valid, 2 (with the reason) if not.
 
     A file with a `devices:` mapping is a profile, anything else a recipe. The reason names the
     file, the line, the field and what is allowed; see docs/recipes.md and docs/profiles.md.
     A profile is also checked against its own devices (flows within the mass-flow controllers'
-    full scale); with --profile, a recipe is checked against every limit of that rig (devices
-    present, pump rates, flows, the chamber's RH range) — what `run` checks before the folder exists.
+    full scale). A recipe is checked against every limit of the rig `run` would use — --profile,
+    else the default profile, hw_profiles/sim.yaml — (devices present, pump rates and syringe
+    volumes, flows, the chamber's RH range): what `run` checks before the folder exists. The
+    answer names the profile it was checked against.
 
     \b
     Examples:
@@ -358,12 +361,19 @@ def check(
         check_profile_limits(loaded, file)
         typer.echo(f"{file}: valid profile")
         return
-    if profile is not None:
-        rig = load_profile(profile)
-        check_recipe_for_profile(loaded, file, rig, profile)
-        typer.echo(f"{file}: valid recipe, fits {profile}")
-        return
-    typer.echo(f"{file}: valid recipe")
+    said = ""
+    if profile is None:
+        # the profile `run` would use, so that check and run agree: a cast at 50 mL/min was
+        # "valid recipe" here (the recipe alone), then refused by run (the caster's top rate)
+        profile = default_profile()
+        said = " (the default profile, which castrig run uses; --profile PROFILE for another rig)"
+        if not profile.is_file():  # run could not start here either: said, not taken for a fit
+            typer.echo(f"{file}: valid recipe (not checked against a rig: no default profile {profile} here; "
+                       "give --profile PROFILE, as castrig run needs one too)")
+            return
+    rig = load_profile(profile)
+    check_recipe_for_profile(loaded, file, rig, profile)
+    typer.echo(f"{file}: valid recipe, fits {profile}{said}")
 
 
 @app.command()
