@@ -26,7 +26,7 @@ support_pore_um: 20.0
 steps:
 - {type: purge, duration_s: 10}
 - {type: prewet, rate_ml_min: 0.05, volume_ml: 0.2}
-- {type: cast, rate_ml_min: 0.01, volume_ml: 2.0}
+- {type: cast, rate_ml_min: 0.01, volume_ml: 1.0}
 - {type: evaporate, band_rh_pct: 3.0, duration_s: 60, max_out_of_band_s: 120, setpoint_rh_pct: 60}
 """
 

@@ -221,7 +221,7 @@ GRADED = HEAD.replace("duration_s: 10}", "duration_s: 20}") + """\
 - {type: analyse, grade: claim3}
 - {type: condition, band_rh_pct: 1.0, setpoint_rh_pct: 30, stable_for_s: 20, timeout_s: 1200}
 - {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}
-- {type: cast, rate_ml_min: 0.5, volume_ml: 0.6043}
+- {type: cast, rate_ml_min: 0.5, volume_ml: 0.3}
 - {type: evaporate, band_rh_pct: 3.0, duration_s: 300.0, max_out_of_band_s: 120, setpoint_rh_pct: 30}
 - {type: capture, fields: 1, views: [reflected, transmitted, section]}
 - {type: analyse}
@@ -233,7 +233,7 @@ def test_run_and_queue_summaries_hold_each_membrane_to_its_own_target_grade(tmp_
     misses claim1. The run's summary says so per target -- not "target grade claim3 met by 1 (m1);
     NOT met by m2", which held m2 to m1's grade -- and the queue's column counts each target
     ("claim3: 1 of 1 met; claim1: 0 of 1 met"), as `castrig runs --grade claim3` lists the run --
-    not "claim3 NOT met"."""
+    not "claim3 NOT met". (m2 casts 0.3 mL: with m1's 0.6043 within the twin's 1 mL caster syringe.)"""
     recipe = _recipe(tmp_path, GRADED, "graded")
     data = tmp_path / "runs"
     # (seed 4: m1's film has cavities joined in the twin's geometry, which claim 1 asks for; at

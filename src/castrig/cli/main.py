@@ -283,8 +283,8 @@ def queue(
 
     \b
     Examples:
-      castrig queue recipes/grade-claim1.yaml recipes/grade-claim2.yaml
-      castrig queue recipes/overnight.yaml --repeat 3 --operator night-shift
+      castrig queue recipes/grade-claim1.yaml recipes/grade-claim3.yaml
+      castrig queue recipes/demo.yaml --repeat 3 --operator night-shift   # 0.6 mL of the twin's 1 mL caster syringe
       castrig queue --resume runs/queue-20260101-220000.json   # after Ctrl-C or a crash
     """
     from castrig.recipe.queue import resume_queue, run_queue

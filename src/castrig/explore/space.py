@@ -258,8 +258,16 @@ def profile_for(profile: Profile, total_flow_slpm: float) -> dict[str, Any]:
 
 
 def check_space_for_profile(space: SearchSpace, profile: Profile, profile_path: Path) -> None:
-    """The MFC pair must be able to carry the whole flow on either line (wet fraction 0 to 1)."""
+    """The MFC pair must be able to carry the whole flow on either line (wet fraction 0 to 1), and
+    the caster's syringe (``syringe_volume_ml``) the largest cast tried (one cast per trial):
+    a trial beyond it would be refused by ``run``'s own check."""
     d = profile.devices
+    _, v_hi = space.bounds("cast_volume_ml")
+    held = None if d.caster is None else d.caster.syringe_volume_ml
+    if held is not None and round(v_hi, 4) > held + 1e-9:
+        raise BadInput(
+            f"cast_volume_ml up to {v_hi:g} mL: more than devices.caster's syringe holds (devices.caster.syringe_volume_ml "
+            f"= {held:g} mL in {profile_path}) (allowed: up to {held:g} mL)", file=str(profile_path), field="cast_volume_ml")
     _, q_hi = space.bounds("total_flow_slpm")
     for role in ("dry_mfc", "wet_mfc"):
         cfg = getattr(d, role)
