@@ -43,11 +43,32 @@ MAX_BYTES_PER_PIXEL = 4  # decoded: RGBA uint8 or float32 grey at the full pixel
 #: a pixel size (µm per pixel) outside this range is an unit or tag error, not a microscope
 PIXEL_SIZE_RANGE_UM = (0.0005, 50.0)
 
-#: ImageJ units, looked up lower-cased: Fiji (ImageJ 1.52 on) writes µm as the six characters
-#: ``\u00B5m`` in the description, lower-cased here to ``\u00b5m``
-_UNIT_UM = {"micron": 1.0, "microns": 1.0, "um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "\\u00b5m": 1.0,
-            "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3, "cm": 1e4, "m": 1e6,
-            "inch": 25400.0, "in": 25400.0}
+
+def _unit_key(unit: object) -> str:
+    """An ImageJ unit as looked up in :data:`_UNIT_UM`: ``\\uXXXX`` escapes decoded (Fiji, ImageJ
+    1.52 on, writes µm as the six characters ``\\u00B5m``; others write the Greek mu,
+    ``\\u03BCm``), compatibility-normalised (NFKC: the micro sign U+00B5 and the Greek mu U+03BC
+    are one letter, so are the angstrom sign U+212B and Å U+00C5), lower-cased."""
+    import re
+    import unicodedata
+
+    text = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), str(unit))
+    return unicodedata.normalize("NFKC", text).strip().lower()
+
+
+#: ImageJ units (µm per unit), looked up by :func:`_unit_key`. ``A`` is ImageJ's own spelling of
+#: Å (its Calibration turns "A" into the angstrom sign).
+_UNIT_UM = {_unit_key(k): v for k, v in {
+    "micron": 1.0, "microns": 1.0, "um": 1.0, "\u00b5m": 1.0, "micrometer": 1.0, "micrometers": 1.0,
+    "micrometre": 1.0, "micrometres": 1.0,
+    "nm": 1e-3, "nanometer": 1e-3, "nanometers": 1e-3, "nanometre": 1e-3, "nanometres": 1e-3,
+    "\u00c5": 1e-4, "A": 1e-4, "angstrom": 1e-4, "angstroms": 1e-4, "\u00e5ngstr\u00f6m": 1e-4,
+    "mm": 1e3, "millimeter": 1e3, "millimeters": 1e3, "millimetre": 1e3, "millimetres": 1e3,
+    "cm": 1e4, "centimeter": 1e4, "centimetre": 1e4, "m": 1e6, "meter": 1e6, "metre": 1e6,
+    "inch": 25400.0, "inches": 25400.0, "in": 25400.0}.items()}
+
+#: The units :data:`_UNIT_UM` reads, as a message lists them.
+IMAGEJ_UNITS_READ = "µm (um, micron, \\u00B5m or \\u03BCm), nm, Å (A, angstrom), mm, cm, m, inch"
 
 
 def write_micrograph(path: str | Path, array: np.ndarray, pixel_size_um: float, metadata: dict | None = None) -> Path:
@@ -396,8 +417,7 @@ def _tiff_pixel_size(tif, page) -> float | None:
 
 
 def _imagej(ij: dict, px_per_unit: float) -> float | None:
-    unit = str(ij.get("unit", "")).strip().lower()
-    scale = _UNIT_UM.get(unit)
+    scale = _UNIT_UM.get(_unit_key(ij.get("unit", "")))
     if scale is None:
         return None
     return scale / px_per_unit
@@ -696,6 +716,12 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 zero_tag = _zero_resolution(page)
                 bad_vendor = None
                 imagej_calibrated = bool((tif.imagej_metadata or {}).get("unit"))
+                # an ImageJ calibration whose unit is no length castrig reads (px per "furlong"):
+                # said as such, not "no pixel size in the file"
+                ij_unit = (tif.imagej_metadata or {}).get("unit")
+                ij_per_unit = _resolution(page.tags.get("XResolution"))
+                unread_unit = (px is None and imagej_calibrated and ij_per_unit is not None
+                               and _UNIT_UM.get(_unit_key(ij_unit)) is None)
                 try:
                     vpx, vsrc = vendor_pixel_size(page, p)
                 except Exception:  # noqa: BLE001 - only read to be compared with an ImageJ calibration
@@ -709,12 +735,15 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                     # the instrument's field is there but no pixel size: the resolution tags
                     # stand in, and the result says why
                     bad_vendor = f"{vsrc} says {vpx:g} µm, not a pixel size; used {px:.6g} µm from {src}"
-                elif not imagej_calibrated and vpx is not None:
+                elif (not imagej_calibrated or (unread_unit and _usable(vpx))) and vpx is not None:
                     # The instrument's own record of its scan beats plain resolution tags, which
                     # SEM software often leaves at a display default (an FEI Quanta file says
                     # 28 px/cm, i.e. 72 dpi: 357 µm per pixel). An ImageJ calibration is a
                     # person's deliberate one and stays first.
                     px, src = vpx, vsrc
+                    if unread_unit:  # the ImageJ calibration could not be read: the instrument's stands in, said
+                        bad_vendor = (f"its ImageJ calibration's unit {ij_unit!r} is not a length castrig reads; "
+                                      f"used {vpx:.6g} µm from {vsrc}")
                 meta = _file_metadata(page.description or "", tif.imagej_metadata)
         except BadInput:
             raise
@@ -733,6 +762,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             if src != "TIFF resolution tags":  # an instrument's field that is there and wrong: named by the caller
                 meta["pixel_size_invalid"] = {"value_um": f"{px:g}", "source": src}
             px, src = None, None  # never handed on: a camera or a run would measure with it
+        if px is None and unread_unit and "pixel_size_invalid" not in meta:
+            meta["pixel_size_invalid"] = {"unit": str(ij_unit), "per_unit": ij_per_unit}
         if px is None and zero_tag is not None and "pixel_size_invalid" not in meta:
             meta["pixel_size_invalid"] = {"tag": "XResolution", "value": zero_tag}
         if src is not None:

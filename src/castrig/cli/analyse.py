@@ -63,8 +63,16 @@ def _no_pixel_size(path: Path, what: str, bad: dict | None) -> BadInput:
     """Why a file gives no pixel size: an instrument's field there but no pixel size (named with
     its value by check_pixel_size), a resolution tag there but 0 (it was "no pixel size in the
     file", as if the tag were missing), or nothing at all."""
-    from castrig.tiffio import check_pixel_size
+    from castrig.tiffio import IMAGEJ_UNITS_READ, check_pixel_size
 
+    if bad and "unit" in bad:  # an ImageJ calibration is there, in a unit that is no length castrig reads
+        from castrig.inputs import short
+
+        width = 1.0 / float(bad["per_unit"])
+        return BadInput(f"{path}: its ImageJ calibration says 1 pixel = {width:.6g} {short(bad['unit'])}, a unit castrig "
+                        f"cannot use (allowed: {IMAGEJ_UNITS_READ}) ({what}); give --pixel-size UM, the pixel width "
+                        "in µm, or set the unit in Fiji (Image > Properties) and save again",
+                        file=str(path), field="unit")
     if bad and "tag" in bad:
         return BadInput(f"{path}: its TIFF resolution tag {bad['tag']} is present but {bad['value']}, which is invalid "
                         f"(allowed: a positive number of pixels per unit) ({what}); give --pixel-size UM",

@@ -1,0 +1,80 @@
+"""An ImageJ calibration in a unit spelt otherwise than castrig wrote it is read, and one in a unit
+that is no length castrig reads is named as such (the real CLI in a subprocess).
+
+An outside tester's find: an ImageJ TIFF calibrated in ``\\u03BCm`` (the Greek mu U+03BC, not
+the micro sign U+00B5 Fiji escapes as ``\\u00B5m``), in ``A``/``Å`` or ``nanometres`` said "no
+pixel size in the file": the calibration was there, in a spelling castrig did not look up. Now
+the Greek mu (escaped or as UTF-8), Å (ImageJ's ``A``, ``\\u00C5``, ``angstrom``) and the long
+spellings are read; any other unit is named, with the pixel width found and ``--pixel-size``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import castrig, refused
+
+FEI = "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
+
+
+def _honeycomb() -> np.ndarray:
+    y, x = np.mgrid[0:256, 0:256]
+    img = np.full((256, 256), 200, np.uint8)
+    for cy in range(8, 256, 16):
+        for cx in range(8, 256, 16):
+            img[(y - cy) ** 2 + (x - cx) ** 2 < 25] = 40
+    return img
+
+
+def _imagej_tif(path: Path, unit: str, px_per_unit: float, **kw) -> Path:
+    """An ImageJ TIFF as Fiji writes one (px per unit in X/YResolution, ResolutionUnit NONE,
+    ``unit=`` in the description), the unit written as given: escaped text or UTF-8."""
+    desc = f"ImageJ=1.54f\nunit={unit}\n".encode()
+    tifffile.imwrite(path, _honeycomb(), resolution=(px_per_unit, px_per_unit), resolutionunit=1, description=desc,
+                     metadata=None, **kw)
+    return path
+
+
+@pytest.mark.parametrize("unit, px_per_unit", [
+    ("\\u03BCm", 4.0),       # Greek mu, escaped as Fiji escapes non-ASCII
+    ("\u03bcm", 4.0),        # Greek mu as UTF-8
+    ("\\u00B5m", 4.0),       # Fiji's own micro sign (read before too)
+    ("micrometres", 4.0),
+    ("nm", 0.004),           # 250 nm per pixel
+    ("nanometres", 0.004),
+    ("A", 0.0004),           # ImageJ's spelling of Å: 2500 Å per pixel
+    ("\\u00C5", 0.0004),
+    ("\u212b", 0.0004),      # the angstrom sign, as UTF-8
+    ("angstrom", 0.0004),
+    ("mm", 4000.0),
+], ids=["greek-mu-escaped", "greek-mu-utf8", "micro-sign-escaped", "micrometres", "nm", "nanometres", "A",
+        "A-ring-escaped", "angstrom-sign", "angstrom", "mm"])
+def test_an_imagej_calibration_in_these_spellings_is_read(tmp_path: Path, unit: str, px_per_unit: float):
+    _imagej_tif(tmp_path / "cal.tif", unit, px_per_unit)
+    done = castrig("analyse", "surface", "cal.tif", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["pixel_size_um"] == pytest.approx(0.25) and out["pixel_size_source"] == "TIFF resolution tags", out
+
+
+@pytest.mark.parametrize("unit", ["furlong", "pixel"])
+def test_a_unit_castrig_cannot_use_is_named_with_what_to_do(tmp_path: Path, unit: str):
+    _imagej_tif(tmp_path / "odd.tif", unit, 4.0)
+    said = refused(castrig("analyse", "surface", "odd.tif", cwd=tmp_path),
+                   "odd.tif: its ImageJ calibration says 1 pixel = 0.25", f"'{unit}'", "a unit castrig cannot use",
+                   "allowed: µm", "Å", "give --pixel-size UM")
+    assert "no pixel size in the file" not in said
+
+
+def test_an_instruments_pixel_size_stands_in_for_an_unreadable_imagej_unit_and_says_so(tmp_path: Path):
+    _imagej_tif(tmp_path / "sem.tif", "furlong", 4.0, extratags=[(34682, "s", 0, "[Scan]\r\nPixelWidth=2.5e-07\r\n", True)])
+    done = castrig("analyse", "surface", "sem.tif", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["pixel_size_um"] == pytest.approx(0.25) and out["pixel_size_source"] == FEI
+    assert any("'furlong' is not a length castrig reads" in w for w in out["warnings"]), out["warnings"]
