@@ -594,7 +594,7 @@ def not_a_file(path: str | Path) -> str:
 #: one-letter warnings, ``{"file_type": 12}`` a "read as" note of 12, ``{"pixel_size_warnings": 5}``
 #: a traceback. What a file says under these names is kept, unused, under ``file_metadata``.
 READER_FIELDS = ("pixel_size_source", "pixel_size_warnings", "pixel_size_invalid", "page_used", "file_type",
-                 "photometric", "orientation", "file_metadata")
+                 "photometric", "orientation", "file_metadata", "instrument_metadata")
 
 
 def _file_metadata(desc: str, ij: dict | None) -> dict:
@@ -745,6 +745,10 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                         bad_vendor = (f"its ImageJ calibration's unit {ij_unit!r} is not a length castrig reads; "
                                       f"used {vpx:.6g} µm from {vsrc}")
                 meta = _file_metadata(page.description or "", tif.imagej_metadata)
+                # an SEM vendor's own metadata, its pixel size read or not (castrig analyse's
+                # --appearance auto takes sem for it)
+                sem = vsrc or next((f"{who} tag {code}" for code, who in ((34118, "Zeiss SmartSEM"), (34682, "FEI/Thermo"))
+                                    if code in page.tags), None)
         except BadInput:
             raise
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
@@ -752,6 +756,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             if cut:
                 raise BadInput(f"{p}: cannot read TIFF: {cut}", file=p) from None
             raise BadInput(f"{p}: cannot read TIFF ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
+        if sem is not None:  # an SEM vendor's own record of the scan is there (used or not): it says SEM
+            meta["instrument_metadata"] = sem
         if skipped:
             meta["page_used"] = skipped
         if renamed:
@@ -815,6 +821,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
         read_as["orientation"] = f"EXIF orientation {orientation} applied (the image as viewers show it)"
     # PNG/JPEG/BMP carry no pixel size; an SEM's text sidecar may (JEOL saves .bmp/.jpg + .txt)
     px, src = sidecar_pixel_size(p, width_px=a.shape[1] if a.ndim >= 2 else None)
+    if src:  # an SEM vendor's sidecar: it says SEM
+        read_as["instrument_metadata"] = src
     if px is not None and not _usable(px):
         return _grey(a, p), None, {"pixel_size_invalid": {"value_um": f"{px:g}", "source": src}} | read_as
     return _grey(a, p), px, ({"pixel_size_source": src} if src else {}) | read_as

@@ -128,6 +128,8 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
         source = meta.get("pixel_size_source", "the file's resolution tags")
         used = check_pixel_size(px, source, file=path)
     record = {"file": str(path), "pixel_size_um": used, "pixel_size_source": source}
+    if meta.get("instrument_metadata"):  # an SEM vendor's own metadata (Zeiss, FEI/Thermo, a sidecar)
+        record["instrument_metadata"] = meta["instrument_metadata"]
     read_as = [meta[k] for k in ("file_type", "page_used", "photometric", "orientation") if meta.get(k)]
     if read_as:  # how the file was read where it is not plain (a thumbnail passed over, pixels turned)
         record["read_as"] = read_as
@@ -237,6 +239,27 @@ def _check_appearance(appearance: str) -> str:
     if appearance not in _APPEARANCES:
         raise BadInput(f"--appearance {appearance!r}: allowed: one of {', '.join(_APPEARANCES)}", field="--appearance")
     return appearance
+
+
+def _appearance_for(appearance: str, record: dict) -> str:
+    """The appearance handed to the analysis: ``auto`` takes ``sem`` for a top view whose file
+    carries an SEM vendor's own metadata (Zeiss tag 34118, FEI/Thermo tag 34682, a TESCAN,
+    Hitachi or JEOL sidecar: ``instrument_metadata`` of :func:`_load`); otherwise the analysis
+    decides from the image (bright pore rims). A genuine Zeiss SEM view of nanoporous gold was
+    measured as optical by the image's test (opening 0.230 against 0.297 as sem)."""
+    if appearance == "auto" and record.get("instrument_metadata"):
+        return "sem"
+    return appearance
+
+
+def _appearance_said(asked: str, used: str, measured: str, record: dict) -> str:
+    """How the top view's appearance was chosen, for the result (quality.appearance_from)."""
+    if asked != "auto":
+        return f"--appearance {asked}"
+    if used == "sem":
+        return f"auto: sem, the file carries an SEM's own metadata ({record['instrument_metadata']})"
+    return ("auto: sem, bright pore rims found in the image" if measured == "sem"
+            else "auto: optical, no bright pore rims found in the image (no SEM metadata in the file)")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -387,6 +410,9 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
     for w in warnings:
         con.print(f"warning: {w}", style="bold yellow", markup=False, highlight=False)
     if quality is not None:
+        if quality.get("appearance_from"):
+            con.print(f"appearance (top view): {quality.get('appearance', '?')} ({quality['appearance_from']})",
+                      markup=False, highlight=False)
         if quality.get("flags"):
             con.print(f"quality flags: {', '.join(quality['flags'])} (flagged metrics are not trusted by the verdict)")
         for k, (lo, hi) in quality.get("intervals", {}).items():
@@ -416,7 +442,9 @@ def surface(
                                                   "if it is an earlier overlay of castrig's"),
     appearance: str = typer.Option("optical", "--appearance", metavar="A",
                                    help="optical (light microscope: pores darker or brighter than the film, found from the image), "
-                                        "sem (secondary electrons: bright inner rims, dark cores) or auto"),
+                                        "sem (secondary electrons: bright inner rims, dark cores) or auto (sem for a file "
+                                        "carrying an SEM's own metadata: Zeiss, FEI/Thermo, TESCAN, Hitachi, JEOL; else "
+                                        "from the image); the result says how it was chosen"),
     rois: Optional[Path] = typer.Option(None, "--rois", metavar="ZIP", help="write the measured pores as an ImageJ/Fiji ROI set"),
 ) -> None:
     """Opening ratio, pore diameters, through-pore fraction and pitch of a top view.
@@ -438,7 +466,8 @@ def surface(
     _check_appearance(appearance)
     refl, trans, px, images = _load_surface(image, transmitted, pixel_size)
     check_memory([(image, refl, trans)])
-    m = analyse_surface(refl, px, trans, keep_labels=overlay is not None, appearance=appearance)
+    used = _appearance_for(appearance, images["surface"])
+    m = analyse_surface(refl, px, trans, keep_labels=overlay is not None, appearance=used)
     del trans
     if rois is not None:
         from castrig.analysis.rois import surface_rois
@@ -446,7 +475,8 @@ def surface(
         _write_rois(rois, surface_rois(m))
     if overlay is not None:
         _write_overlay(overlay, refl, m)
-    _emit(m.to_dict(), as_json, f"surface: {image.name}", quality=m.quality(), images=images)
+    quality = m.quality() | {"appearance_from": _appearance_said(appearance, used, m.appearance, images["surface"])}
+    _emit(m.to_dict(), as_json, f"surface: {image.name}", quality=quality, images=images)
 
 
 @app.command()
@@ -489,7 +519,7 @@ def membrane(
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", parser=_pixel_size_option, help="µm per pixel for all images (default: each file's own, see castrig analyse --help)"),
     grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="judge only this grade (e.g. claim3)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: metrics + verdict"),
-    appearance: str = typer.Option("optical", "--appearance", metavar="A", help="top view: optical, sem or auto"),
+    appearance: str = typer.Option("optical", "--appearance", metavar="A", help="top view: optical, sem or auto (sem for a file carrying an SEM's own metadata, else from the image)"),
     rois: Optional[Path] = typer.Option(None, "--rois", metavar="ZIP",
                                         help="ImageJ/Fiji ROI sets: the surface's pores in ZIP, the section's lines in ZIP's name + '-section.zip'"),
 ) -> None:
@@ -514,7 +544,8 @@ def membrane(
     refl, trans, px, images = _load_surface(surface_image, transmitted, pixel_size)
     sec, sec_px, images["section"] = _load(section_image, pixel_size, "section")
     check_memory([(surface_image, refl, trans), (section_image, sec, None)])  # every image held: before measuring any
-    sm = analyse_surface(refl, px, trans, appearance=appearance)
+    used = _appearance_for(appearance, images["surface"])
+    sm = analyse_surface(refl, px, trans, appearance=used)
     del refl, trans  # the section's analysis has their room
     xm = analyse_section(sec, sec_px)
     if rois is not None:
@@ -526,5 +557,7 @@ def membrane(
     from castrig.analysis.quality import merge_quality
 
     quality = merge_quality(sm.quality(), xm.quality())
+    quality.update(appearance=sm.appearance,
+                   appearance_from=_appearance_said(appearance, used, sm.appearance, images["surface"]))
     v = judge(data, [grade] if grade else None, spec, intervals=quality["intervals"], flagged=quality["flagged"])
     _emit(data, as_json, "membrane", verdict=v, quality=quality, images=images)
