@@ -259,6 +259,55 @@ def test_stall_in_safe_mode_is_reported_unprompted(emu):
     assert emu.transmit(1.5) == packet("00A?S")
 
 
+@pytest.fixture
+def one_ml():
+    """The twin's caster: a 1 mL syringe (syringe_volume_ml), full when made."""
+    e = NE1000Emulator("caster", diameter_mm=4.699, syringe_volume_ml=1.0)
+    assert xfer(e, b"\r", 0.0) == basic("00A?R")
+    assert xfer(e, b"VOL ML\r", 0.5) == basic("00S")  # volumes in mL (µL is this bore's default)
+    return e
+
+
+def test_the_plunger_stalls_at_the_end_of_the_syringe(one_ml):
+    """A target beyond what the syringe holds: the pump infuses what is there, then the motor
+    stalls against the syringe's end (alarm S), as a real one does -- the twin "dispensed 19 mL"
+    from a 1 mL syringe before the profiles said what it holds."""
+    xfer(one_ml, b"RAT 0.5 MM\r", 1.0)
+    xfer(one_ml, b"VOL 1.5\r", 1.0)  # more than the 1 mL the syringe holds
+    assert xfer(one_ml, b"RUN\r", 10.0) == basic("00I")
+    assert one_ml.state(129.0) == "I"  # 1 mL at 0.5 mL/min: 120 s
+    assert xfer(one_ml, b"\r", 131.0) == basic("00A?S")
+    assert one_ml.flow_ml_min(132.0) == 0.0 and one_ml.dispensed_ml(200.0) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_what_is_left_in_the_syringe_is_dispensed_without_a_stall(one_ml):
+    """Targets that add up to exactly the syringe (check's limit) end as targets; a rate change
+    and a withdrawal (the syringe refilled by 0.3 mL) move the end of travel with them."""
+    xfer(one_ml, b"RAT 0.8 MM\r", 1.0)
+    xfer(one_ml, b"VOL 0.6\r", 1.0)
+    xfer(one_ml, b"RUN\r", 2.0)
+    xfer(one_ml, b"RAT 0.4 MM\r", 20.0)  # 0.24 mL at 0.8 mL/min, then 0.36 mL at 0.4: ends at 74 s
+    assert one_ml.state(73.0) == "I" and xfer(one_ml, b"\r", 80.0) == basic("00S")
+    xfer(one_ml, b"VOL 0.4\r", 81.0)
+    xfer(one_ml, b"RUN\r", 82.0)  # exactly the 0.4 mL left: 60 s
+    assert xfer(one_ml, b"\r", 150.0) == basic("00S") and one_ml.dispensed_ml(150.0) == pytest.approx(1.0)
+    xfer(one_ml, b"DIR WDR\r", 151.0)
+    xfer(one_ml, b"VOL 0.3\r", 151.0)
+    xfer(one_ml, b"RUN\r", 152.0)  # 0.3 mL back in: 45 s
+    assert xfer(one_ml, b"\r", 200.0) == basic("00S")
+    xfer(one_ml, b"DIR INF\r", 201.0)
+    xfer(one_ml, b"VOL 0.5\r", 201.0)
+    assert xfer(one_ml, b"RUN\r", 202.0) == basic("00I")  # 0.3 mL there: 45 s at 0.4 mL/min
+    assert one_ml.state(246.0) == "I" and xfer(one_ml, b"\r", 248.0) == basic("00A?S")
+    assert one_ml.dispensed_ml(250.0) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_without_a_syringe_volume_the_plunger_has_no_end(emu):
+    xfer(emu, b"RAT 50 MM\r", 1.0)
+    xfer(emu, b"RUN\r", 2.0)  # VOL 0: continuous
+    assert xfer(emu, b"\r", 3600.0) == basic("00I")
+
+
 def test_generic_faults(emu):
     emu.inject("no_reply")
     assert xfer(emu, b"VER\r", 1.0) == b""

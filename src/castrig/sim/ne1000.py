@@ -26,7 +26,11 @@ behaviour field clients rely on (nesp-lib, yaqd-new-era):
 
 Plunger physics (for the twin): the flow while running, the volumes dispensed at time t, stop
 when the volume target is reached, withdraw, purge at the maximum rate. ``dispensed_ml(t)`` and
-``flow_ml_min(t)`` are physical (``CLD`` clears only the pump's own counters).
+``flow_ml_min(t)`` are physical (``CLD`` clears only the pump's own counters). With
+``syringe_volume_ml`` (the profile's), the syringe is full when the emulator is made and the
+plunger stops at the end of its travel as a real one does: the motor stalls, the pump stops and
+reports alarm ``S`` -- it does not go on "dispensing" from an empty syringe (a target of exactly
+what is left is reached first).
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ CR = 0x0D
 
 #: Inter-byte time-out inside a safe-mode packet (manual: 0.5 s).
 PACKET_GAP_S = 0.5
+
+#: What the syringe's end of travel allows beyond ``syringe_volume_ml`` (mL): a volume target of
+#: exactly what is left ends as a target, not as a stall, whatever the rounding of the times.
+TRAVEL_SLACK_ML = 1e-6
 
 #: Pump rate units -> factor to mL/min.
 RATE_UNITS: dict[str, float] = {"MM": 1.0, "MH": 1.0 / 60.0, "UM": 1e-3, "UH": 1.0 / 60000.0}
@@ -167,6 +175,7 @@ class NE1000Emulator(Emulator):
         t0: float = 0.0,
         turnaround_s: float = 0.005,
         stall_after_s: float = 0.5,
+        syringe_volume_ml: float | None = None,
     ):
         super().__init__(name, baudrate=baudrate, turnaround_s=turnaround_s, seed=seed)
         if not 0 <= address <= 99:
@@ -178,6 +187,8 @@ class NE1000Emulator(Emulator):
         self.min_speed_mm_min = min_speed_mm_min
         self._max_rate_override = max_rate_ml_min
         self.stall_after_s = stall_after_s
+        #: What the syringe holds, full at power-up (None: a syringe without end, as before).
+        self.syringe_volume_ml = syringe_volume_ml
         #: Where output goes when on a daisy chain (set by :class:`NE1000Chain`).
         self._port: Emulator | None = None
         # settings (non-volatile on the real pump); rate_value, rate_units, volume_value and
@@ -200,6 +211,7 @@ class NE1000Emulator(Emulator):
         self._dis_wdr_ml = 0.0
         self._out_ml = 0.0
         self._stall_at: float | None = None
+        self._travel_end_at: float | None = None  # the plunger at the syringe's end (syringe_volume_ml)
         self._wd_last: float | None = None  # watchdog armed from this time; None = not armed
         # parser
         self._line = bytearray()
@@ -307,6 +319,9 @@ class NE1000Emulator(Emulator):
         # the link asks at every read
         wd = self._watchdog_deadline()
         stall = self._stall_at if self._flow != 0.0 else None
+        end = self._travel_end_at if self._flow != 0.0 else None
+        if end is not None and (stall is None or end < stall):
+            stall = end
         if stall is None:
             return wd
         return stall if wd is None or stall < wd else wd
@@ -355,6 +370,9 @@ class NE1000Emulator(Emulator):
                 stall = self._stall_at
                 if stall is not None and stall <= t and (stall, "stall") < (te, kind):
                     te, kind = stall, "stall"
+                stall = self._travel_end_at  # the motor stalls against the syringe's end
+                if stall is not None and stall <= t and (stall, "stall") < (te, kind):
+                    te, kind = stall, "stall"
             wd = self._watchdog_deadline()
             if wd is not None and wd <= t and (wd, "watchdog") < (te, kind):
                 te, kind = wd, "watchdog"
@@ -364,7 +382,7 @@ class NE1000Emulator(Emulator):
             if kind == "target":
                 self._next_phase(te)
             elif kind == "stall":
-                self._stall_at = None
+                self._stall_at = self._travel_end_at = None
                 self._stop_motion(te, "S")
                 self._raise_alarm("S", te)
             else:
@@ -404,6 +422,17 @@ class NE1000Emulator(Emulator):
         self._flow = self._sign() * rate
         if "stall" in self.faults:
             self._stall_at = t + self.stall_after_s
+        self._aim_travel_end(t)
+
+    def _aim_travel_end(self, t: float) -> None:
+        """When the plunger, infusing at the present flow, reaches the end of the syringe's travel
+        (``syringe_volume_ml`` pushed out since power-up, net of withdrawals); after every change
+        of the flow, the volume out banked up to ``t``."""
+        if self.syringe_volume_ml is not None and self._flow > 0.0:
+            left = self.syringe_volume_ml + TRAVEL_SLACK_ML - self._out_ml  # a target of all that is left is met first
+            self._travel_end_at = t + max(0.0, left) / self._flow * 60.0
+        else:
+            self._travel_end_at = None
 
     def _stop_motion(self, t: float, prompt: str) -> None:
         ended = self.prompt != "S"  # a program that ran (or was paused) ends here when prompt is S
@@ -412,6 +441,7 @@ class NE1000Emulator(Emulator):
         else:
             self._bank(t)
         self._flow = 0.0
+        self._travel_end_at = None
         self.prompt = prompt
         if prompt == "S":
             self._run_remaining_ml = None
@@ -607,6 +637,7 @@ class NE1000Emulator(Emulator):
             self._changing(t)
             self.rate_value, self.rate_units = value, units
             self._flow = self._sign() * self.rate_ml_min()
+            self._aim_travel_end(t)
         else:
             self.rate_value, self.rate_units = value, units
         return ""
@@ -636,6 +667,7 @@ class NE1000Emulator(Emulator):
             self.direction = new
             self.prompt = "W" if new == "WDR" else "I"
             self._flow = self._sign() * self.rate_ml_min()
+            self._aim_travel_end(t)
         else:
             self.direction = new
         return ""

@@ -77,6 +77,7 @@ class Twin:
                 seed=self._seed(role),
                 on_change=w.pump_changing,
                 diameter_mm=cfg.syringe_diameter_mm,
+                syringe_volume_ml=cfg.syringe_volume_ml,
                 t0=self.clock.now(),
             )
         if isinstance(cfg, AlicatConfig):
