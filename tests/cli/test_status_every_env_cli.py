@@ -36,3 +36,18 @@ def test_queue_refuses_it_before_its_state_file_exists(tmp_path: Path):
 def test_zero_a_number_of_minutes_or_unset_still_run(tmp_path: Path, value: str):
     done = castrig("run", str(SHORT), "--data", str(tmp_path / "runs"), "-q", CASTRIG_STATUS_EVERY_MIN=value)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name, value, argv", [
+    # a traceback at import (int('abc')) as a worker started
+    ("CASTRIG_EXPLORE_HEARTBEAT_S", "abc", ("explore", "worker", "--storage", "{tmp}/s.journal", "--study", "s")),
+    ("CASTRIG_EXPLORE_HEARTBEAT_S", "0", ("explore", "worker", "--storage", "{tmp}/s.journal", "--study", "s")),
+    # fell back to 2 threads, silently
+    ("CASTRIG_ANALYSIS_THREADS", "abc", ("analyse", "surface", str(ROOT / "benchmarks" / "micrographs" /
+                                                                 "porous_silicon_zeiss_100kx_weiss.tif"), "--json")),
+    ("CASTRIG_ANALYSIS_THREADS", "-1", ("run", str(SHORT), "--data", "{tmp}/runs", "-q")),
+])
+def test_the_other_whole_number_settings_are_refused_too(tmp_path: Path, name: str, value: str, argv: tuple):
+    done = castrig(*(a.replace("{tmp}", str(tmp_path)) for a in argv), **{name: value})
+    refused(done, f"{name} = '{value}'", "allowed a whole number")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "s.journal").exists()

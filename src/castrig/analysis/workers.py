@@ -7,7 +7,6 @@ one analysis (the rim check beside the cores, the transmitted image beside the r
 from __future__ import annotations
 
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-import os
 import threading
 
 _POOL: ThreadPoolExecutor | None = None
@@ -36,10 +35,9 @@ def analysis_threads() -> int:
     """Worker threads of the analysis: ``$CASTRIG_ANALYSIS_THREADS`` (default 2; 0 runs every job
     in the calling thread). ``castrig explore`` sets 0 in its worker processes when they already
     use every core: a thread pool per process would only oversubscribe them."""
-    try:
-        return max(0, int(os.environ.get("CASTRIG_ANALYSIS_THREADS", "2")))
-    except ValueError:
-        return 2
+    from castrig.envvars import whole_number
+
+    return whole_number("CASTRIG_ANALYSIS_THREADS")  # (checked as the castrig command starts)
 
 
 def pool() -> ThreadPoolExecutor | _Inline:

@@ -580,6 +580,9 @@ def _command(command: Any, argv: list[str] | None) -> int:
     interrupted = False
     try:
         refuse_non_finite_numbers(command, list(sys.argv[1:] if argv is None else argv))
+        from castrig.envvars import check_environment
+
+        check_environment()  # CASTRIG_ANALYSIS_THREADS=abc fell back to 2 silently; a heartbeat of abc was a traceback
         rv = command.main(args=argv, prog_name="castrig", standalone_mode=False)
         code = rv if isinstance(rv, int) else EXIT_OK
     except BadInput as exc:

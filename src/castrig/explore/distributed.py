@@ -51,6 +51,7 @@ from typing import Any
 
 import yaml
 
+from castrig.envvars import whole_number
 from castrig.errors import BadInput
 from castrig.explore.gridmap import finite_point
 from castrig.explore.journal import SearchSettings
@@ -65,7 +66,7 @@ SETTINGS_ATTR = "castrig_settings"
 KIND_ATTR = "castrig_kind"  # "search" or "map"
 #: RDB heartbeat: a worker beats every HEARTBEAT_S; one silent for GRACE_S is failed and retried.
 #: ``CASTRIG_EXPLORE_HEARTBEAT_S`` sets the beat (the grace is four beats), e.g. for tests.
-HEARTBEAT_S = int(os.environ.get("CASTRIG_EXPLORE_HEARTBEAT_S", "5"))
+HEARTBEAT_S = whole_number("CASTRIG_EXPLORE_HEARTBEAT_S")  # (checked as the castrig command starts)
 GRACE_S = 4 * HEARTBEAT_S
 #: A trial RUNNING without a worker mark for this long is stale (killed between ask and mark).
 UNMARKED_GRACE_S = 60.0
