@@ -7,6 +7,8 @@ local level everywhere, including where blur hides it (dense lattices).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -26,8 +28,16 @@ def measurable(image: np.ndarray) -> np.ndarray:
     Raises ValueError for NaN or infinite pixels (nothing honest can be measured there).
     """
     a = np.asarray(image)
-    if a.dtype.kind in "ub":
-        return a
+    if a.dtype.kind == "b" or (a.dtype.kind == "u" and a.dtype.itemsize == 1):
+        return a  # (8 bits: a lone 255 is no more than 10 grey ranges above any data)
+    if a.dtype.kind == "u":
+        # 10- or 12-bit data in a 16-bit file, with a hot pixel at 65535: that one pixel set the
+        # film and black levels' scale, and a twin surface measured opening 0.319 instead of 0.594,
+        # unflagged (an outside tester's find). Clipped to the range of the rest, as for floats
+        if a.size == 0:
+            return a
+        lo, hi, lone = _without_lone_extremes(a, 0.0, float(a.max()))
+        return np.minimum(a, np.asarray(math.ceil(hi), a.dtype)) if lone else a
     if a.dtype.kind not in "if":
         raise ValueError(f"unsupported pixel type {a.dtype}")
     if a.size == 0:
