@@ -218,6 +218,13 @@ def castrig_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def one_cast_recipe(name: str, cast_ml: float, rate_ml_min: float) -> str:
+    """A claim-1 recipe of one pre-wet (0.1 mL at 1 mL/min) and one cast: a recipe's text for
+    tests of the pump limits a check or a run holds it to."""
+    return (f"name: {name}\ngrade: claim1\nsupport_pore_um: 5\nsteps:\n  - {{type: prewet, volume_ml: 0.1, rate_ml_min: 1.0}}\n"
+            f"  - {{type: cast, volume_ml: {cast_ml:g}, rate_ml_min: {rate_ml_min:g}}}\n")
+
+
 def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space: int | None = None,
             pass_fds: tuple[int, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``castrig ARGS`` to the end (bounded) and return its exit code and output;

@@ -10,15 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ROOT, castrig, refused
+from conftest import ROOT, castrig, one_cast_recipe, refused
 
-FAST_CAST = """name: fast
-grade: claim1
-support_pore_um: 5
-steps:
-  - {type: prewet, volume_ml: 0.1, rate_ml_min: 1.0}
-  - {type: cast, volume_ml: 0.1, rate_ml_min: 50}
-"""
+FAST_CAST = one_cast_recipe("fast", 0.1, 50)
 
 
 def test_check_refuses_what_run_refuses_without_a_profile_given(tmp_path: Path):

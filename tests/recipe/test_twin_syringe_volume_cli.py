@@ -14,15 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, castrig, refused
+from conftest import ROOT, castrig, one_cast_recipe, refused
 
-BIG_CAST = """name: bad
-grade: claim1
-support_pore_um: 5
-steps:
-  - {type: prewet, volume_ml: 0.1, rate_ml_min: 1.0}
-  - {type: cast, volume_ml: 19, rate_ml_min: 0.5}
-"""
+BIG_CAST = one_cast_recipe("bad", 19, 0.5)
 
 PROFILES = sorted((ROOT / "hw_profiles").glob("*.yaml")) + [ROOT / "docs" / "examples" / "wall-clock-rig.yaml"]
 
