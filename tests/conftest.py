@@ -241,6 +241,14 @@ def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space:
                           preexec_fn=limit if address_space is not None else None, pass_fds=pass_fds)
 
 
+def analysed(*args: str, cwd: Path = ROOT) -> dict[str, Any]:
+    """``castrig analyse ARGS --json`` in a subprocess, as a user runs it: its JSON, once it
+    ended well (exit 0, no traceback)."""
+    done = castrig("analyse", *args, "--json", cwd=cwd)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
 def start_castrig(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.Popen[str]:
     """Start ``castrig ARGS`` in the background (stdout/stderr piped, no terminal)."""
     return subprocess.Popen([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env),

@@ -12,10 +12,19 @@ flag                      raised when                                           
 ``no_lattice_order``      nearest-neighbour distances scatter > 25 % (no honeycomb)     D, σd
 ``blurred``               edges spread over more than a quarter of the pore radius      all of the view
 ``saturated``             > 1 % of the pixels at the image's type limits               all of the view
+``outliers_clipped``      a few pixels far outside the grey range of the rest (hot or  none: a note
+                          dead pixels, :func:`~.illumination.measurable_clipped`)
+                          were clipped to that range before measuring
 ``interface_lost``        the section's edges could not be followed over > 10 % of it  T, σt, support
 ``transmitted_mismatch``  the transmitted view is not one of this field (its light    through
                           outside the pores, its pores dark, or one grey throughout)
 ========================  ==========================================================  =================
+
+``outliers_clipped`` affects no metric (it is in no ``*_FLAG_METRICS``, so the verdict does not
+make a passing bound marginal for it): once clipped, up to 0.1 % of the pixels as hot or dead
+pixels leave the metrics where the clean image has them (tests/analysis/test_hot_pixels_cli.py:
+within 0.003 of the opening ratio and 0.5 % of D). It says the image had such pixels, so that a
+camera or detector losing pixels is seen, and that what was measured is not the file as it is.
 """
 
 from __future__ import annotations
@@ -24,9 +33,9 @@ import math
 
 import numpy as np
 
-__all__ = ["UNMEASURABLE_FLAGS", "MIN_PORES", "MIN_PX_PER_PORE", "SURFACE_FLAG_METRICS", "SECTION_FLAG_METRICS", "saturated",
-           "surface_intervals", "section_intervals", "lattice_disorder", "edge_blur_px", "Z95", "t95",
-           "claim1_intervals", "wilson", "merge_quality"]
+__all__ = ["UNMEASURABLE_FLAGS", "NOTE_FLAGS", "MIN_PORES", "MIN_PX_PER_PORE", "SURFACE_FLAG_METRICS",
+           "SECTION_FLAG_METRICS", "saturated", "surface_intervals", "section_intervals", "lattice_disorder",
+           "edge_blur_px", "Z95", "t95", "claim1_intervals", "wilson", "merge_quality"]
 
 #: flags under which a metric was not measured at all (the verdict says ``unknown`` for its
 #: bounds, never pass, marginal or fail): clipped pixels hide the edges the metrics are made of —
@@ -34,6 +43,9 @@ __all__ = ["UNMEASURABLE_FLAGS", "MIN_PORES", "MIN_PX_PER_PORE", "SURFACE_FLAG_M
 #: transmitted view that is not this field's (another file, the reflected one again, not
 #: registered) gives a through-pore fraction of some other picture — claims 1-4 all "fail" on it
 UNMEASURABLE_FLAGS = frozenset({"saturated", "transmitted_mismatch"})
+#: flags that are notes about the image, affecting no metric (in no ``*_FLAG_METRICS``): hot or
+#: dead pixels were replaced before measuring, and the metrics stand (see the table above)
+NOTE_FLAGS = frozenset({"outliers_clipped"})
 
 Z95 = 1.96
 #: Student's t, 97.5 % quantile, for 1-30 degrees of freedom (beyond: the Cornish-Fisher

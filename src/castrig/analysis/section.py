@@ -58,7 +58,7 @@ from scipy import ndimage as ndi
 
 from ._filters import box_max, box_min, column_min, cross_dilate, cross_erode, gaussian
 from ._quantiles import _order_stats, median as _median, percentile as _percentile
-from .illumination import as_float, measurable
+from .illumination import as_float, measurable_clipped
 
 __all__ = ["SectionMetrics", "analyse_section"]
 
@@ -179,7 +179,8 @@ def analyse_section(
 def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px: float | None,
                      orientation: str) -> SectionMetrics:
     """:func:`analyse_section` of an image without a data bar."""
-    img, flipped = read_orientation(as_float(measurable(image)), orientation)
+    raw, clipped = measurable_clipped(image)
+    img, flipped = read_orientation(as_float(raw), orientation)
     if flipped:
         img = img[::-1]
     h, w = img.shape
@@ -473,8 +474,10 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         bare |= has_t & ~has
     if valid.mean() < 0.9 or _not_followed(has_t | bare, top_seen | bare, bot_seen | (has_t & ~has_b)) > 0.1:
         flags.append("interface_lost")
-    if saturated(measurable(image)):
+    if saturated(raw):
         flags.append("saturated")
+    if clipped:
+        flags.append("outliers_clipped")  # (hot or dead pixels, clipped to the range of the rest)
     if pen_depths.size and float(pen_depths.mean()) < MIN_PX_PER_PORE:
         flags.append("penetration_under_resolved")  # tongues under 9 px deep: partly missed
     iv = section_intervals(prof, pixel_size_um, thick_px)

@@ -413,8 +413,15 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
         if quality.get("appearance_from"):
             con.print(f"appearance (top view): {quality.get('appearance', '?')} ({quality['appearance_from']})",
                       markup=False, highlight=False)
-        if quality.get("flags"):
-            con.print(f"quality flags: {', '.join(quality['flags'])} (flagged metrics are not trusted by the verdict)")
+        from castrig.analysis.quality import NOTE_FLAGS
+
+        flags = [f for f in quality.get("flags", ()) if f not in NOTE_FLAGS]
+        notes = [f for f in quality.get("flags", ()) if f in NOTE_FLAGS]
+        if flags:
+            con.print(f"quality flags: {', '.join(flags)} (flagged metrics are not trusted by the verdict)")
+        if "outliers_clipped" in notes:  # (no metric is flagged for it)
+            con.print("quality note: outliers_clipped (hot or dead pixels, far outside the grey range of the rest or alone "
+                      "at the type's limit, were replaced by their neighbours' median before measuring)")
         for k, (lo, hi) in quality.get("intervals", {}).items():
             con.print(f"  {k}: 95 % interval {_fmt(lo)} – {_fmt(hi)}")
     if verdict is not None:
