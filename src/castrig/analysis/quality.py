@@ -16,6 +16,9 @@ flag                      raised when                                           
                           dead pixels, :func:`~.illumination.measurable_clipped`)
                           were clipped to that range before measuring
 ``interface_lost``        the section's edges could not be followed over > 10 % of it  T, σt, support
+``no_background``         the film reaches the section's top edge over half its width  all of the view
+                          (no background above it: a top view, or a section cut at
+                          the film's top)
 ``transmitted_mismatch``  the transmitted view is not one of this field (its light    through
                           outside the pores, its pores dark, or one grey throughout)
 ========================  ==========================================================  =================
@@ -42,7 +45,7 @@ __all__ = ["UNMEASURABLE_FLAGS", "NOTE_FLAGS", "MIN_PORES", "MIN_PX_PER_PORE", "
 #: an all-black frame has no pores to find, and its opening ratio of 0 is no measurement; a
 #: transmitted view that is not this field's (another file, the reflected one again, not
 #: registered) gives a through-pore fraction of some other picture — claims 1-4 all "fail" on it
-UNMEASURABLE_FLAGS = frozenset({"saturated", "transmitted_mismatch"})
+UNMEASURABLE_FLAGS = frozenset({"saturated", "transmitted_mismatch", "no_background"})
 #: flags that are notes about the image, affecting no metric (in no ``*_FLAG_METRICS``): hot or
 #: dead pixels were replaced before measuring, and the metrics stand (see the table above)
 NOTE_FLAGS = frozenset({"outliers_clipped"})
@@ -74,6 +77,7 @@ SECTION_FLAG_METRICS = {
     "blurred": _SECT,
     "saturated": _SECT + _CLAIM1,
     "interface_lost": _SECT + _CLAIM1,
+    "no_background": _SECT + _CLAIM1,
     "penetration_under_resolved": ("penetration_depth_um", "penetration_fraction"),
 }
 

@@ -115,6 +115,16 @@ class SectionMetrics:
         }
 
 
+#: rows of background a section shows above the film's top over at least half its width: a
+#: section is the film seen edge-on against what lies above it. A top view given as a section
+#: (the film fills the image to its top edge) was measured without a word — a twin surface read
+#: T 80 µm ± 2, a real porous-silicon top view 3.1 µm — its "top" found in the first 0.5-2.5
+#: rows, where every twin section family and the real polymer section show 21 rows or more
+#: (tests/analysis/test_section_not_a_section.py). Its metrics are then not measured
+#: (quality.UNMEASURABLE_FLAGS): the film's top surface is not in the image
+NO_BACKGROUND_PX = 3.0
+
+
 def _empty(px: float) -> SectionMetrics:
     return SectionMetrics(None, None, None, px, flags=["interface_lost"])
 
@@ -476,6 +486,8 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         flags.append("interface_lost")
     if saturated(raw):
         flags.append("saturated")
+    if float(np.nanmedian(top_env)) < NO_BACKGROUND_PX:
+        flags.append("no_background")  # (a top view, or a section cut at the film's top: see the constant)
     if clipped:
         flags.append("outliers_clipped")  # (hot or dead pixels, clipped to the range of the rest)
     if pen_depths.size and float(pen_depths.mean()) < MIN_PX_PER_PORE:

@@ -158,6 +158,8 @@ def _flag_advice(flags: tuple[str, ...]) -> str | None:
         return "check the field (the pores show no honeycomb order)"
     if "interface_lost" in flags:
         return "check the section (its edges were lost over more than a tenth of it)"
+    if "no_background" in flags:
+        return "check the section view (no background above the film: a top view, or cut at the film's top)"
     if "transmitted_mismatch" in flags:
         return "check the transmitted view (it does not show this field's pores: another file, or not registered)"
     return None

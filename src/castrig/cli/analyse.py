@@ -419,6 +419,10 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
         notes = [f for f in quality.get("flags", ()) if f in NOTE_FLAGS]
         if flags:
             con.print(f"quality flags: {', '.join(flags)} (flagged metrics are not trusted by the verdict)")
+        if "no_background" in flags:  # (its numbers are no section's: the verdict says unknown for them all)
+            con.print("not measured: no_background (the film reaches the top edge of this section view with no background "
+                      "above it: a top view given as a section, or a section cut at the film's top; the section's metrics "
+                      "above are not measured)", style="bold yellow", markup=False, highlight=False)
         if "outliers_clipped" in notes:  # (no metric is flagged for it)
             con.print("quality note: outliers_clipped (hot or dead pixels, far outside the grey range of the rest or alone "
                       "at the type's limit, were replaced by their neighbours' median before measuring)")
