@@ -249,6 +249,16 @@ def analysed(*args: str, cwd: Path = ROOT) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
+@pytest.fixture(scope="session")
+def rendered_membrane(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with one twin membrane's views as ``castrig sim render --n 1 --seed 3`` writes them
+    (m000_reflected.tif, m000_transmitted.tif, m000_section.tif: their pixel sizes in their tags)."""
+    out = tmp_path_factory.mktemp("rendered")
+    done = castrig("sim", "render", "--out", str(out), "--n", "1", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
 def start_castrig(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.Popen[str]:
     """Start ``castrig ARGS`` in the background (stdout/stderr piped, no terminal)."""
     return subprocess.Popen([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env),

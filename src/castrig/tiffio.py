@@ -155,9 +155,10 @@ def check_pixel_size(pixel_size_um: float, source: str, *, file: str | Path | No
         v = float("nan")
     if not (np.isfinite(v) and lo <= v <= hi):
         where = f"{file}: " if file is not None else ""
-        hint = "; give --pixel-size UM" if source != "--pixel-size" else ""
+        option = source.startswith("--")  # (an option's own value: no option to suggest, the field is it)
+        hint = "" if option else "; give --pixel-size UM"
         raise BadInput(f"{where}pixel size {v:g} µm from {source} is outside {lo:g}–{hi:g} µm per pixel{hint}",
-                       file=None if file is None else str(file), field="--pixel-size")
+                       file=None if file is None else str(file), field=source if option else "--pixel-size")
     return v
 
 

@@ -22,29 +22,20 @@ SECTION_METRICS = ("mean_thickness_um", "thickness_std_um", "support_pore_diamet
                    "penetration_fraction", "pore_communication", "support_continuity")
 
 
-@pytest.fixture(scope="module")
-def twin_views(tmp_path_factory) -> Path:
-    """One membrane's reflected, transmitted and section views, as `castrig sim render` writes them."""
-    out = tmp_path_factory.mktemp("render")
-    done = castrig("sim", "render", "--out", str(out), "--n", "1", "--seed", "3")
-    assert done.returncode == 0, done.stderr
-    return out
-
-
-def test_a_top_view_given_as_the_section_is_not_measured(twin_views: Path):
-    top = analysed("section", str(twin_views / "m000_reflected.tif"))
+def test_a_top_view_given_as_the_section_is_not_measured(rendered_membrane: Path):
+    top = analysed("section", str(rendered_membrane / "m000_reflected.tif"))
     assert "no_background" in top["quality"]["flags"]
     assert set(SECTION_METRICS) <= set(top["quality"]["flagged"])
     # the section itself is measured as before
-    sec = analysed("section", str(twin_views / "m000_section.tif"))
+    sec = analysed("section", str(rendered_membrane / "m000_section.tif"))
     assert "no_background" not in sec["quality"]["flags"]
     assert sec["mean_thickness_um"] > 0
 
 
-def test_the_membrane_verdict_says_unknown_for_the_section_bounds(twin_views: Path):
-    out = analysed("membrane", "--surface", str(twin_views / "m000_reflected.tif"),
-                   "--transmitted", str(twin_views / "m000_transmitted.tif"),
-                   "--section", str(twin_views / "m000_reflected.tif"), "--grade", "claim1")
+def test_the_membrane_verdict_says_unknown_for_the_section_bounds(rendered_membrane: Path):
+    out = analysed("membrane", "--surface", str(rendered_membrane / "m000_reflected.tif"),
+                   "--transmitted", str(rendered_membrane / "m000_transmitted.tif"),
+                   "--section", str(rendered_membrane / "m000_reflected.tif"), "--grade", "claim1")
     (g,) = out["verdict"]["grades"]
     sect = [c for c in g["checks"] if c["quantity"] in ("t_over_d", "penetration_depth_um", "pore_communication",
                                                           "support_continuity")]
@@ -55,8 +46,8 @@ def test_the_membrane_verdict_says_unknown_for_the_section_bounds(twin_views: Pa
     assert any(c["quantity"] == "opening_ratio" and c["status"] != "unknown" for c in g["checks"])
 
 
-def test_the_console_says_the_section_was_not_measured(twin_views: Path):
-    done = castrig("analyse", "section", str(twin_views / "m000_reflected.tif"))
+def test_the_console_says_the_section_was_not_measured(rendered_membrane: Path):
+    done = castrig("analyse", "section", str(rendered_membrane / "m000_reflected.tif"))
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())
     assert "not measured: no_background" in text and "a top view given as a section" in text, done.stdout

@@ -59,10 +59,10 @@ _UNITS = {
 }
 
 
-def _no_pixel_size(path: Path, what: str, bad: dict | None) -> BadInput:
+def _no_pixel_size(path: Path, what: str, bad: dict | None, flag: str = "--pixel-size") -> BadInput:
     """Why a file gives no pixel size: an instrument's field there but no pixel size (named with
     its value by check_pixel_size), a resolution tag there but 0 (it was "no pixel size in the
-    file", as if the tag were missing), or nothing at all."""
+    file", as if the tag were missing), or nothing at all. ``flag``: the option that gives it."""
     from castrig.tiffio import IMAGEJ_UNITS_READ, check_pixel_size
 
     if bad and "unit" in bad:  # an ImageJ calibration is there, in a unit that is no length castrig reads
@@ -70,19 +70,24 @@ def _no_pixel_size(path: Path, what: str, bad: dict | None) -> BadInput:
 
         width = 1.0 / float(bad["per_unit"])
         return BadInput(f"{path}: its ImageJ calibration says 1 pixel = {width:.6g} {short(bad['unit'])}, a unit castrig "
-                        f"cannot use (allowed: {IMAGEJ_UNITS_READ}) ({what}); give --pixel-size UM, the pixel width "
+                        f"cannot use (allowed: {IMAGEJ_UNITS_READ}) ({what}); give {flag} UM, the pixel width "
                         "in µm, or set the unit in Fiji (Image > Properties) and save again",
                         file=str(path), field="unit")
     if bad and "tag" in bad:
         return BadInput(f"{path}: its TIFF resolution tag {bad['tag']} is present but {bad['value']}, which is invalid "
-                        f"(allowed: a positive number of pixels per unit) ({what}); give --pixel-size UM",
+                        f"(allowed: a positive number of pixels per unit) ({what}); give {flag} UM",
                         file=str(path), field=bad["tag"])
     if bad:  # the instrument's field is there but no pixel size: named, with its value
         check_pixel_size(float(bad["value_um"]), bad["source"], file=path)
-    return BadInput(f"{path}: no pixel size in the file ({what}); give --pixel-size UM", file=str(path), field="--pixel-size")
+    return BadInput(f"{path}: no pixel size in the file ({what}); give {flag} UM", file=str(path), field=flag)
 
 
-def _pixel_size_option(text: str) -> float:
+def _pixel_size_parser(flag: str):
+    """The parser of a pixel-size option named ``flag`` (:func:`_pixel_size_option`)."""
+    return lambda text: _pixel_size_option(text, flag)
+
+
+def _pixel_size_option(text: str, flag: str = "--pixel-size") -> float:
     """``--pixel-size`` as a number, else BadInput saying what one looks like: typer's own words
     ("Input should be a valid number") named neither the unit nor the decimal comma a European
     locale writes (``1,5``). The range is checked with the file's own, by check_pixel_size."""
@@ -100,8 +105,8 @@ def _pixel_size_option(text: str) -> float:
     except ValueError:
         comma = ""
     lo, hi = PIXEL_SIZE_RANGE_UM
-    raise BadInput(f"--pixel-size {short(text)}: not a number{comma} (allowed: µm per pixel, a positive number from "
-                   f"{lo:g} to {hi:g}, with a decimal point, not a comma, e.g. 0.25)", field="--pixel-size")
+    raise BadInput(f"{flag} {short(text)}: not a number{comma} (allowed: µm per pixel, a positive number from "
+                   f"{lo:g} to {hi:g}, with a decimal point, not a comma, e.g. 0.25)", field=flag)
 
 
 def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "--pixel-size"):
@@ -112,8 +117,8 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
     from castrig.analysis.quality import MIN_PX_PER_PORE
     from castrig.tiffio import check_image_side, check_pixel_size, pixel_size_disagreement, read_micrograph
 
-    if pixel_size is not None and given_by == "--pixel-size":
-        check_pixel_size(pixel_size, "--pixel-size")
+    if pixel_size is not None and given_by.startswith("--"):  # (an option's; not the reflected view's)
+        check_pixel_size(pixel_size, given_by)
     arr, px, meta = read_micrograph(path)
     # one pore of MIN_PX_PER_PORE across is the least a micrograph can show
     check_image_side(path, arr, math.ceil(MIN_PX_PER_PORE))  # memory: check_memory once every image is loaded
@@ -123,7 +128,7 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
         if px is not None:  # the file's own says otherwise: not silently
             warnings = pixel_size_disagreement(used, source, [(px, meta.get("pixel_size_source", "the file"))])
     elif px is None:
-        raise _no_pixel_size(path, what, meta.get("pixel_size_invalid"))
+        raise _no_pixel_size(path, what, meta.get("pixel_size_invalid"), flag=given_by)
     else:
         source = meta.get("pixel_size_source", "the file's resolution tags")
         used = check_pixel_size(px, source, file=path)
@@ -344,9 +349,10 @@ def _write_overlay(path: Path, refl, m) -> None:
         raise BadInput(f"{path}: cannot write the overlay ({exc.strerror or exc})", file=str(path), field="--overlay") from None
 
 
-def _load_surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[float]):
-    """(reflected view, transmitted view or None, pixel size µm, image records), loaded and checked."""
-    refl, px, rec = _load(image, pixel_size, "surface")
+def _load_surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[float], flag: str = "--pixel-size"):
+    """(reflected view, transmitted view or None, pixel size µm, image records), loaded and checked
+    (``flag``: the option that gave ``pixel_size``, or that would)."""
+    refl, px, rec = _load(image, pixel_size, "surface", given_by=flag)
     images = {"surface": rec}
     trans = None
     if transmitted is not None:
@@ -528,6 +534,10 @@ def membrane(
     transmitted: Optional[Path] = typer.Option(None, "--transmitted", metavar="IMAGE", help="registered transmitted-light view"),
     section_image: Path = typer.Option(..., "--section", metavar="IMAGE", help="cross-section view"),
     pixel_size: Optional[float] = typer.Option(None, "--pixel-size", metavar="UM", parser=_pixel_size_option, help="µm per pixel for all images (default: each file's own, see castrig analyse --help)"),
+    surface_pixel_size: Optional[float] = typer.Option(None, "--surface-pixel-size", metavar="UM", parser=_pixel_size_parser("--surface-pixel-size"),
+                                                       help="µm per pixel of the top views (reflected and transmitted): wins over --pixel-size"),
+    section_pixel_size: Optional[float] = typer.Option(None, "--section-pixel-size", metavar="UM", parser=_pixel_size_parser("--section-pixel-size"),
+                                                       help="µm per pixel of the section view: wins over --pixel-size"),
     grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="judge only this grade (e.g. claim3)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: metrics + verdict"),
     appearance: str = typer.Option("optical", "--appearance", metavar="A", help="top view: optical, sem or auto (sem for a file carrying an SEM's own metadata, else from the image)"),
@@ -540,6 +550,11 @@ def membrane(
     Examples:
       castrig analyse membrane --surface top.tif --section cut.tif
       castrig analyse membrane --surface top.tif --transmitted through.tif --section cut.tif --grade claim3 --json
+      castrig analyse membrane --surface top.png --section cut.png --surface-pixel-size 0.25 --section-pixel-size 0.05
+
+    A section is most often taken at another magnification than the top views: each view's
+    pixel size is its file's own, else --surface-pixel-size / --section-pixel-size, else
+    --pixel-size.
     """
     from castrig.analysis.spec import load_spec
     from castrig.analysis.verdict import judge
@@ -552,8 +567,14 @@ def membrane(
     from castrig.analysis import analyse_section, analyse_surface
 
     _check_appearance(appearance)
-    refl, trans, px, images = _load_surface(surface_image, transmitted, pixel_size)
-    sec, sec_px, images["section"] = _load(section_image, pixel_size, "section")
+    # a view's own option wins over --pixel-size; a file's pixel size is used only where neither is given
+    # (and a file without one is told of the view's own option)
+    s_flag = "--pixel-size" if surface_pixel_size is None and pixel_size is not None else "--surface-pixel-size"
+    x_flag = "--pixel-size" if section_pixel_size is None and pixel_size is not None else "--section-pixel-size"
+    refl, trans, px, images = _load_surface(surface_image, transmitted, surface_pixel_size if surface_pixel_size is not None
+                                            else pixel_size, flag=s_flag)
+    sec, sec_px, images["section"] = _load(section_image, section_pixel_size if section_pixel_size is not None else pixel_size,
+                                           "section", given_by=x_flag)
     check_memory([(surface_image, refl, trans), (section_image, sec, None)])  # every image held: before measuring any
     used = _appearance_for(appearance, images["surface"])
     sm = analyse_surface(refl, px, trans, appearance=used)
