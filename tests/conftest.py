@@ -393,6 +393,73 @@ def sim_serve() -> Callable[..., AbstractContextManager[SimServe]]:
     return sim_serve_process
 
 
+class Proxy:
+    """A TCP forwarder to ``target`` (a database, a served device) that a test can cut (reset
+    every connection, refuse new ones) or make a black hole (:meth:`drop`: connections stay
+    open, every byte either way is swallowed — an unplugged serial cable, a frozen serial server
+    whose buffers are lost), then :meth:`restore`."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = True
+        self.dropping = False
+        self.socks: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.socks += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                if not self.dropping:
+                    b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.up = False
+        with self.lock:
+            for s in self.socks:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+            self.socks.clear()
+
+    def drop(self) -> None:
+        self.dropping = True
+
+    def restore(self) -> None:
+        self.up, self.dropping = True, False
+
+
 def profile_with_addresses(profile: Path, addresses: dict[str, str], out: Path) -> Path:
     """A copy of ``profile`` whose devices' link urls are the ones ``sim serve`` printed (ptys,
     ``socket://`` ports chosen by ``--tcp 0``), written to ``out``."""

@@ -385,6 +385,78 @@ r.make_safe = _dies
 """
 
 
+HUMID_RECIPE = ("name: humid\nsteps:\n  - {type: condition, setpoint_rh_pct: 80, band_rh_pct: 1.5, "
+                "stable_for_s: 10, timeout_s: 3600}\n")
+
+
+def _wet_setpoint_slpm(address: str) -> float:
+    """The wet MFC's set point, asked over its own protocol (Alicat ASCII) at a served address;
+    asked again for up to 10 s while the port is still another's (`sim serve` takes one client a
+    port: a connection of a process that just ended, through a proxy, closes after it)."""
+    from castrig.clock import WallClock
+    from castrig.devices.alicat import AlicatMFC
+    from castrig.errors import CastrigError
+    from castrig.links.serial_link import SerialLink
+    from conftest import wait_until
+
+    def ask() -> tuple[float] | None:
+        link = SerialLink(address, timeout_s=1.0)
+        try:
+            return (AlicatMFC(link, name="wet_mfc", unit_id="B", full_scale_slpm=5.0, clock=WallClock()).setpoint_slpm(),)
+        except CastrigError:
+            return None
+        finally:
+            link.close()
+
+    return wait_until(ask, timeout_s=10, what=f"the wet MFC at {address} answering")[0]
+
+
+def _humid_run_on_served_rig(tmp_path: Path, served, **env: str):
+    """``castrig run`` of a humid condition step on the rig `sim serve` serves (its devices outlive
+    the run's process), and its run folder once the wet air is on: (process, run folder)."""
+    import yaml
+
+    from conftest import run_rows, start_castrig, wait_until
+
+    recipe = tmp_path / "humid.yaml"
+    recipe.write_text(HUMID_RECIPE)
+    profile = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
+    for role, cfg in profile["devices"].items():
+        cfg["link"]["url"] = served.addresses[role]
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+    data = tmp_path / "runs"
+    proc = start_castrig("run", str(recipe), "--profile", str(tmp_path / "rig.yaml"), "--data", str(data), "-q", **env)
+
+    def humidifying() -> Path | None:
+        for d in data.glob("*/run.sqlite"):
+            if (run_rows(d.parent, "select count(*) from samples where channel='wet_setpoint_slpm' and value > 0.2")
+                    or [(0,)])[0][0]:  # ([] while its tables are being made)
+                return d.parent
+        return None
+
+    try:
+        return proc, wait_until(humidifying, timeout_s=60, what="wet air on")
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
+def _finished_by_a_plain_resume(run_dir: Path, address: str) -> None:
+    """A plain resume makes the rig safe, records the run aborted (exit 3), goes no further."""
+    from conftest import castrig
+
+    finished = castrig("resume", str(run_dir), "-q")
+    said = " ".join((finished.stdout + finished.stderr).split())
+    assert finished.returncode == 3 and "Traceback" not in said, said
+    assert "died making the rig safe" in said and "--after-abort" in said and "safe state verified" in said, said
+    assert _wet_setpoint_slpm(address) == 0.0
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "aborted" and "SIGTERM" in info["outcome_reason"], info
+    again = castrig("resume", str(run_dir), "-q")  # now recorded aborted: refused, as any abort
+    assert again.returncode == 2 and "--after-abort" in again.stderr, again.stderr
+
+
 def test_an_abort_whose_process_died_making_the_rig_safe_is_finished_by_a_plain_resume(tmp_path, sim_serve):
     """SIGTERM (an accepted abort), then the process died while it made the rig safe (here: at
     once, a sitecustomize; an outside tester hit it 20 ms into the make-safe). On a rig whose
@@ -393,40 +465,11 @@ def test_an_abort_whose_process_died_making_the_rig_safe_is_finished_by_a_plain_
     nothing running, and only `resume --after-abort` reached the rig -- going on with the recipe.
     A plain resume now makes the rig safe, records the run aborted (exit 3), and goes no further;
     `--after-abort` still continues it."""
-    import yaml
+    from conftest import with_sitecustomize
 
-    from castrig.clock import WallClock
-    from castrig.devices.alicat import AlicatMFC
-    from castrig.links.serial_link import SerialLink
-    from conftest import castrig, run_rows, start_castrig, wait_until, with_sitecustomize
-
-    def wet_setpoint_slpm(address: str) -> float:
-        link = SerialLink(address, timeout_s=1.0)
-        try:
-            return AlicatMFC(link, name="wet_mfc", unit_id="B", full_scale_slpm=5.0, clock=WallClock()).setpoint_slpm()
-        finally:
-            link.close()
-
-    recipe = tmp_path / "humid.yaml"
-    recipe.write_text("name: humid\nsteps:\n  - {type: condition, setpoint_rh_pct: 80, band_rh_pct: 1.5, "
-                      "stable_for_s: 10, timeout_s: 3600}\n")
     with sim_serve("--tcp", "0") as served:
-        profile = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
-        for role, cfg in profile["devices"].items():
-            cfg["link"]["url"] = served.addresses[role]
-        (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
-        data = tmp_path / "runs"
-        proc = start_castrig("run", str(recipe), "--profile", str(tmp_path / "rig.yaml"), "--data", str(data), "-q",
-                             **with_sitecustomize(tmp_path, DIE_MAKING_SAFE))
+        proc, run_dir = _humid_run_on_served_rig(tmp_path, served, **with_sitecustomize(tmp_path, DIE_MAKING_SAFE))
         try:
-            def humidifying() -> Path | None:
-                for d in data.glob("*/run.sqlite"):
-                    if (run_rows(d.parent, "select count(*) from samples where channel='wet_setpoint_slpm' and value > 0.2")
-                            or [(0,)])[0][0]:  # ([] while its tables are being made)
-                        return d.parent
-                return None
-
-            run_dir = wait_until(humidifying, timeout_s=60, what="wet air on")
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == -signal.SIGKILL
         finally:
@@ -434,18 +477,43 @@ def test_an_abort_whose_process_died_making_the_rig_safe_is_finished_by_a_plain_
                 proc.kill()
             proc.communicate()
         assert json.loads((run_dir / "run.json").read_text())["outcome"] == "running"  # as the death left it
-        assert wet_setpoint_slpm(served.addresses["wet_mfc"]) > 0.2  # wet air on, nobody driving the rig
-
-        finished = castrig("resume", str(run_dir), "-q")
-        said = " ".join((finished.stdout + finished.stderr).split())
-        assert finished.returncode == 3 and "Traceback" not in said, said
-        assert "died making the rig safe" in said and "--after-abort" in said and "safe state verified" in said, said
-        assert wet_setpoint_slpm(served.addresses["wet_mfc"]) == 0.0
-        info = json.loads((run_dir / "run.json").read_text())
-        assert info["outcome"] == "aborted" and "SIGTERM" in info["outcome_reason"], info
-        again = castrig("resume", str(run_dir), "-q")  # now recorded aborted: refused, as any abort
-        assert again.returncode == 2 and "--after-abort" in again.stderr, again.stderr
+        assert _wet_setpoint_slpm(served.addresses["wet_mfc"]) > 0.2  # wet air on, nobody driving the rig
+        _finished_by_a_plain_resume(run_dir, served.addresses["wet_mfc"])
     # (the devices gone with sim serve: --after-abort is not driven here; test_an_aborted_run_is_resumed_only_when_asked_for)
+
+
+def test_an_abort_whose_process_died_retrying_the_safe_state_is_finished_by_a_plain_resume(tmp_path, sim_serve):
+    """SIGTERM while the MFCs' line was dead (every byte lost: a cable out, a serial server
+    frozen), so the safe state could not be verified and the run kept trying
+    (``unsafe_retrying``); then the process died (kill -9: the OOM killer, a reboot of the PC).
+    The line comes back, the wet air still on: a plain resume makes the rig safe and ends the run
+    aborted, as after a death in the first make-safe."""
+    from urllib.parse import urlparse
+
+    from conftest import Proxy, run_status, wait_until
+
+    with sim_serve("--tcp", "0") as served:
+        mfc = served.addresses["wet_mfc"]
+        host, port = urlparse(mfc).hostname, urlparse(mfc).port
+        proxy = Proxy((host, port))  # the MFCs (one RS-485 bus: wet and dry) through a line the test can kill
+        line = f"socket://127.0.0.1:{proxy.port}"
+        served.addresses.update({role: line for role, a in served.addresses.items() if a == mfc})
+        proc, run_dir = _humid_run_on_served_rig(tmp_path, served)
+        try:
+            proxy.drop()
+            proc.send_signal(signal.SIGTERM)
+            seen = wait_until(lambda: (st := run_status(run_dir)).get("state") == "unsafe_retrying" and st, timeout_s=120,
+                              what="the safe state retried")
+            assert "NOT verified (wet_mfc" in seen["detail"], seen
+            proc.kill()
+            assert proc.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            proxy.restore()
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+        assert _wet_setpoint_slpm(mfc) > 0.2  # wet air on, nobody driving the rig
+        _finished_by_a_plain_resume(run_dir, mfc)
 
 
 def test_a_command_from_a_sender_whose_clock_runs_ahead_is_discarded_on_resume_too(tmp_path, reap):

@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import numpy as np
 import pytest
 
 from castrig.store import RunInfo, RunStore, SqliteRunStore
-from conftest import pg_count  # the fixture pg_schema is conftest's too
+from conftest import Proxy, pg_count  # the fixture pg_schema is conftest's too
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -198,65 +196,6 @@ def test_sync_is_idempotent(pg_schema, tmp_path: Path):  # type: ignore[no-untyp
     third = sync_run(rec.run_dir, url, schema=schema)
     assert third.inserted["samples"] == 1 and sum(third.inserted.values()) == 1
 
-
-class Proxy:
-    """A TCP forwarder to the database that a test can cut (reset every connection, refuse new ones)."""
-
-    def __init__(self, target: tuple[str, int]):
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.up = True
-        self.socks: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.up:
-                client.close()
-                continue
-            try:
-                server = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.socks += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    def cut(self) -> None:
-        self.up = False
-        with self.lock:
-            for s in self.socks:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                    s.close()
-                except OSError:
-                    pass
-            self.socks.clear()
-
-    def restore(self) -> None:
-        self.up = True
 
     def close(self) -> None:
         self.cut()
