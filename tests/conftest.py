@@ -459,6 +459,10 @@ class Proxy:
     def restore(self) -> None:
         self.up, self.dropping = True, False
 
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
 
 def profile_with_addresses(profile: Path, addresses: dict[str, str], out: Path) -> Path:
     """A copy of ``profile`` whose devices' link urls are the ones ``sim serve`` printed (ptys,

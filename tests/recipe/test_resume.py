@@ -512,8 +512,11 @@ def test_an_abort_whose_process_died_retrying_the_safe_state_is_finished_by_a_pl
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()
-        assert _wet_setpoint_slpm(mfc) > 0.2  # wet air on, nobody driving the rig
-        _finished_by_a_plain_resume(run_dir, mfc)
+        try:
+            assert _wet_setpoint_slpm(mfc) > 0.2  # wet air on, nobody driving the rig
+            _finished_by_a_plain_resume(run_dir, mfc)
+        finally:
+            proxy.close()
 
 
 def test_a_command_from_a_sender_whose_clock_runs_ahead_is_discarded_on_resume_too(tmp_path, reap):

@@ -197,11 +197,6 @@ def test_sync_is_idempotent(pg_schema, tmp_path: Path):  # type: ignore[no-untyp
     assert third.inserted["samples"] == 1 and sum(third.inserted.values()) == 1
 
 
-    def close(self) -> None:
-        self.cut()
-        self.listener.close()
-
-
 def test_database_lost_mid_run_loses_no_sample(pg_schema, tmp_path: Path):  # type: ignore[no-untyped-def]
     from urllib.parse import urlsplit
 
