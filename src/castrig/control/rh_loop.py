@@ -98,9 +98,6 @@ class MfcRhLoop(_SetpointHolder):
         self.wet_fraction = 0.0
         self.active = False
         self._sent: dict[str, float] = {}
-        #: The devices that answered during the last update (a setting sent and acknowledged): the
-        #: runner counts them as heard from, as it does a read (see Runner._talk)
-        self.answered: list[str] = []
 
     def feedforward(self, rh_pct: float) -> float:
         g = self.gains
@@ -118,7 +115,6 @@ class MfcRhLoop(_SetpointHolder):
 
     def update(self, rh_measured_pct: float) -> float:
         """One control step: returns the wet fraction sent to the MFCs."""
-        self.answered = []
         if not self.active or self.ramp is None:
             return self.wet_fraction
         now = self.clock.now()
@@ -140,11 +136,9 @@ class MfcRhLoop(_SetpointHolder):
         if wet != self._sent.get("wet"):
             self.wet.set_flow_slpm(wet)
             self._sent["wet"] = wet
-            self.answered.append(self.wet.name)
         if dry != self._sent.get("dry"):
             self.dry.set_flow_slpm(dry)
             self._sent["dry"] = dry
-            self.answered.append(self.dry.name)
 
     def stop(self) -> None:
         """Leave closed-loop control (the safe state then sets the flows)."""
@@ -182,7 +176,6 @@ class ChamberRhLoop(_SetpointHolder):
         self.ramp: Ramp | None = None
         self._sent: float | None = None
         self.active = False
-        self.answered: list[str] = []  # as RhLoop.answered
         self.wet_fraction = float("nan")
         self.trim = trim
         self.pid: PID | None = None
@@ -223,10 +216,8 @@ class ChamberRhLoop(_SetpointHolder):
         if sp != self._sent:
             self.chamber.set_rh_setpoint(sp)
             self._sent = sp
-            self.answered.append(self.chamber.name)
 
     def update(self, rh_measured_pct: float) -> float:
-        self.answered = []
         if self.active and self.ramp is not None:
             sp = self.ramp.value(self.clock.now())
             if self.pid is None or self.trim is None:

@@ -576,7 +576,7 @@ class Runner:
         while self._talk(name, lambda: (action(), True)[1]) is None:
             self.clock.sleep(self.cfg.control_period_s)
 
-    def _talk(self, name: str, action: Callable[[], Any], heard: Callable[[], Any] | None = None) -> Any:
+    def _talk(self, name: str, action: Callable[[], Any]) -> Any:
         """Talk to a pump, MFC or chamber, riding out a bounded loss of communication.
 
         A reply that does not come or does not parse (:class:`LinkError`,
@@ -586,10 +586,7 @@ class Runner:
         checked after every exchange (:meth:`_check_deadlines`), so a tick that waits on several
         silent devices in turn overruns a limit by at most the exchange in hand. An error or
         alarm the device itself reports (a pump's ``A?S``) is not a comms problem: a pump's
-        trips ``pump_alarm`` at once, others propagate (faulted). ``heard`` (optional): the names of
-        the devices the action had answer it (the RH loop's settings to its MFCs), heard from as
-        by their own reads: a dry MFC the loop had written to again for 4 s was still judged silent
-        and aborted the night, not having been read since it came back.
+        trips ``pump_alarm`` at once, others propagate (faulted).
         """
         t0 = self.clock.now()
         try:
@@ -607,10 +604,9 @@ class Runner:
             if name in self.rig.pumps():
                 raise InterlockTripped(Trip("pump_alarm", "abort", str(exc))) from exc
             raise
-        for who in (name, *(heard() if heard is not None else ())):
-            silent = self._silent.pop(who, None)
-            if silent is not None:
-                self.event("warning_clear", who, f"{who}: answering again after {self.clock.now() - silent[0]:.1f} s")
+        silent = self._silent.pop(name, None)
+        if silent is not None:
+            self.event("warning_clear", name, f"{name}: answering again after {self.clock.now() - silent[0]:.1f} s")
         if self._silent or self._rh_failing:  # else nothing is known to be failing: no limit to check
             self._check_deadlines()
         return value
@@ -882,7 +878,7 @@ class Runner:
                     self._talk(dev.name, dev.read)
         if rh is not None and self.loop is not None and self.loop.active:
             loop = self.loop
-            self._talk("rh_loop", lambda: loop.update(rh), heard=lambda: loop.answered)
+            self._talk("rh_loop", lambda: loop.update(rh))
         if now >= self._next_sample:
             self._sample(now)
             self._next_sample = now + self.cfg.sample_period_s
