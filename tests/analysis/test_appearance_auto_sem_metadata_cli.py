@@ -10,22 +10,19 @@ decided from the image, as before, and the result says which way (quality.appear
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 import tifffile
 
-from conftest import ROOT, castrig
+from conftest import ROOT, analysed, castrig
 
 ZEISS = ROOT / "benchmarks" / "micrographs" / "nanoporous_gold_zeiss_500kx_aquami.tif"
 
 
 def _surface(tmp_path: Path, name: str, *args: str) -> dict:
-    done = castrig("analyse", "surface", name, "--json", *args, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
+    return analysed("surface", name, *args, cwd=tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,13 @@ spellings are read; any other unit is named, with the pixel width found and ``--
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 
-from conftest import castrig, refused
+from conftest import analysed, castrig, refused
 
 FEI = "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
 
@@ -56,9 +55,7 @@ def _imagej_tif(path: Path, unit: str, px_per_unit: float, **kw) -> Path:
         "A-ring-escaped", "angstrom-sign", "angstrom", "mm"])
 def test_an_imagej_calibration_in_these_spellings_is_read(tmp_path: Path, unit: str, px_per_unit: float):
     _imagej_tif(tmp_path / "cal.tif", unit, px_per_unit)
-    done = castrig("analyse", "surface", "cal.tif", "--json", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = json.loads(done.stdout)
+    out = analysed("surface", "cal.tif", cwd=tmp_path)
     assert out["pixel_size_um"] == pytest.approx(0.25) and out["pixel_size_source"] == "TIFF resolution tags", out
 
 
@@ -73,8 +70,6 @@ def test_a_unit_castrig_cannot_use_is_named_with_what_to_do(tmp_path: Path, unit
 
 def test_an_instruments_pixel_size_stands_in_for_an_unreadable_imagej_unit_and_says_so(tmp_path: Path):
     _imagej_tif(tmp_path / "sem.tif", "furlong", 4.0, extratags=[(34682, "s", 0, "[Scan]\r\nPixelWidth=2.5e-07\r\n", True)])
-    done = castrig("analyse", "surface", "sem.tif", "--json", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = json.loads(done.stdout)
+    out = analysed("surface", "sem.tif", cwd=tmp_path)
     assert out["pixel_size_um"] == pytest.approx(0.25) and out["pixel_size_source"] == FEI
     assert any("'furlong' is not a length castrig reads" in w for w in out["warnings"]), out["warnings"]
