@@ -102,14 +102,15 @@ class TerminalRun:
     is bounded; :meth:`close` kills the process if it is still running.
     """
 
-    def __init__(self, args: list[str], *, cwd: Path, rows: int = 40, cols: int = 120):
+    def __init__(self, args: list[str], *, cwd: Path, rows: int = 40, cols: int = 120, argv: list[str] | None = None):
+        """``argv``: another program than ``castrig ARGS`` (an interactive shell, for job control)."""
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         drop = ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "CASTRIG_STORE")
         env = {k: v for k, v in os.environ.items() if k not in drop}
         env.update(PYTHONUNBUFFERED="1", TERM="xterm-256color")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "castrig", *args], cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
+            argv or [sys.executable, "-m", "castrig", *args], cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
             start_new_session=True, preexec_fn=_take_controlling_terminal, close_fds=True,
         )
         os.close(slave)

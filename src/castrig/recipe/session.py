@@ -174,6 +174,9 @@ def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
     cannot leave run.json saying 'running'. SIGTERM and SIGHUP are also noted in ``stop`` (the
     :class:`StopRequest` of ``castrig queue``, ``castrig run``), so a stop asked as a run ends
     still stops the queue.
+
+    Ctrl-Z (SIGTSTP) does not suspend a run, nor does a write to the terminal from the background
+    (SIGTTOU): a stopped process leaves the rig running uncontrolled.
     """
     def ended(signum: int) -> bool:
         """The run is ending (its rig being made safe) or has ended: a signal now is noted, never
@@ -219,17 +222,32 @@ def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
             raise RunAborted("aborted", reason)
         runner.request_abort(reason, someone_asked=signum != signal.SIGHUP)
 
+    def on_tstp(signum: int, frame: Any) -> None:
+        # Ctrl-Z at the terminal: suspended, the process would leave the rig running with nobody at
+        # its controls -- wet air flowing, the RH loop and every limit stopped, a dispense going on --
+        # until someone typed `fg` (an operator's Ctrl-Z met it so: the shell said "Stopped", the
+        # wet MFC stayed at its last set point). A run is not suspended; it says what stops it.
+        say("[yellow]Ctrl-Z: a run that drives the rig is not suspended (the wet air and the pumps would go "
+            "on with nobody controlling them); Ctrl-C pauses it at a safe point, `castrig pause RUN_DIR` "
+            "from another terminal, and a run meant to go on without this terminal is started under nohup "
+            "or tmux[/]")
+
     old_int = signal.signal(signal.SIGINT, guarded(on_int))
     old_term = signal.signal(signal.SIGTERM, guarded(on_term))
     # (started under nohup, SIGHUP is ignored: the operator asked the run to outlive its terminal)
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, guarded(on_term))
+    # Ctrl-Z; and writing to the terminal from the background (`stty tostop`) does not stop it either
+    old_tstp = signal.signal(signal.SIGTSTP, guarded(on_tstp))
+    old_ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGHUP, old_hup)
+        signal.signal(signal.SIGTSTP, old_tstp)
+        signal.signal(signal.SIGTTOU, old_ttou)
 
 
 def _open_rig(profile: Profile, seed: int | None, recipe: Recipe, *, purpose: str) -> Rig:

@@ -1,0 +1,53 @@
+"""Ctrl-Z at the terminal of a run, as an operator types it in an interactive shell with job
+control. The shell stopped the run ("Stopped") and gave its prompt back: the rig was left
+running with nobody at its controls (the wet MFC at its last set point, the RH loop and every
+limit stopped) until someone typed `fg`. A run is not suspended; it says what stops it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from conftest import ROOT, only_run_dir, run_rows, step_running, wait_until
+
+HOLD = """name: hold
+description: humid air held six days (on the twin, a minute or more), to be acted on long before it ends
+steps:
+  - {type: condition, setpoint_rh_pct: 70, band_rh_pct: 2, stable_for_s: 10, timeout_s: 900}
+""" + "  - {type: wait, duration_s: 86400}\n" * 6
+
+
+def _process_state(pid: int) -> str:
+    """The kernel's one-letter state of ``pid`` (``T``: stopped)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
+def _samples(run_dir: Path) -> int:
+    return run_rows(run_dir, "select count(*) from samples")[0][0]
+
+
+def test_ctrl_z_in_a_job_control_shell_does_not_suspend_a_run(tmp_path: Path, terminal_run):
+    recipe = tmp_path / "hold.yaml"
+    recipe.write_text(HOLD)
+    data = tmp_path / "runs"
+    shell = terminal_run([], cwd=ROOT, argv=["bash", "--norc", "--noprofile", "-i"])
+    shell.send(f"{sys.executable} -m castrig run {recipe} --data {data}\n")
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and step_running(1, 60)(d) and d, timeout_s=60,
+                         what="the hold under way")
+    pid = json.loads((run_dir / "run.json").read_text())["pid"]
+
+    shell.send("\x1a")  # Ctrl-Z: the line discipline sends SIGTSTP to the foreground job
+    shell.expect("Ctrl-Z: a run that drives the rig is not suspended")
+    n = _samples(run_dir)
+    wait_until(lambda: _samples(run_dir) > n + 20, timeout_s=30, what="samples recorded after the Ctrl-Z")
+    assert _process_state(pid) != "T"
+    assert "Stopped" not in shell.output
+
+    shell.ctrl_c()  # what stops it does
+    mark = shell.expect("pausing")
+    shell.ctrl_c()
+    shell.send("echo exit=$?\n")
+    shell.expect("exit=130", after=mark, timeout_s=60)
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "interrupted"
