@@ -39,7 +39,7 @@ def test_ctrl_z_in_a_job_control_shell_does_not_suspend_a_run(tmp_path: Path, te
     pid = json.loads((run_dir / "run.json").read_text())["pid"]
 
     shell.send("\x1a")  # Ctrl-Z: the line discipline sends SIGTSTP to the foreground job
-    shell.expect("Ctrl-Z: a run that drives the rig is not suspended")
+    shell.expect("Ctrl-Z: a process that drives the rig is not suspended")
     n = _samples(run_dir)
     wait_until(lambda: _samples(run_dir) > n + 20, timeout_s=30, what="samples recorded after the Ctrl-Z")
     assert _process_state(pid) != "T"
@@ -51,3 +51,19 @@ def test_ctrl_z_in_a_job_control_shell_does_not_suspend_a_run(tmp_path: Path, te
     shell.send("echo exit=$?\n")
     shell.expect("exit=130", after=mark, timeout_s=60)
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "interrupted"
+
+
+def test_the_step_test_of_tune_rh_is_not_suspended_either(capsys):
+    """`castrig tune rh` drives the rig too (wet air on for its step): the same guard, in-process."""
+    import os
+    import signal
+
+    from castrig.rig.not_suspended import not_suspended
+
+    said: list[str] = []
+    before = signal.getsignal(signal.SIGTSTP)
+    with not_suspended(said.append, "Ctrl-C stops the step test"):
+        os.kill(os.getpid(), signal.SIGTSTP)  # (the default action would stop this test's process)
+        assert signal.getsignal(signal.SIGTTOU) is signal.SIG_IGN
+    assert said and "not suspended" in said[0] and said[0].endswith("Ctrl-C stops the step test")
+    assert signal.getsignal(signal.SIGTSTP) is before

@@ -49,6 +49,7 @@ def tune_rh(
     from castrig.control.safety import make_safe
     from castrig.control.tune import MFC, gains_updates, plot_svg, tune
     from castrig.errors import BadInput
+    from castrig.rig.not_suspended import not_suspended
     from castrig.rig.profile_edit import write_profile_values
     from castrig.store.atomic import atomic_write_bytes
 
@@ -68,7 +69,9 @@ def tune_rh(
     try:
         stopped = True
         try:
-            result = tune(rig, rh_lo=rh_from, rh_hi=rh_to, max_phase_s=max_phase_s, tau_c_s=tau_c_s)
+            with not_suspended(lambda text: typer.echo(text, err=True),
+                               "Ctrl-C stops the step test and leaves the rig in the safe state"):
+                result = tune(rig, rh_lo=rh_from, rh_hi=rh_to, max_phase_s=max_phase_s, tau_c_s=tau_c_s)
             stopped = False
         finally:
             c = rig.profile.control

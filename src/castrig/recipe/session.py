@@ -33,6 +33,7 @@ from castrig.recipe.model import Recipe, load_recipe_with_text
 from castrig.recipe.runner import RunAborted, Runner, RunResult
 from castrig.redact import is_redacted, redact, redact_urls, restore_redacted
 from castrig.rig.build import Rig
+from castrig.rig.not_suspended import not_suspended
 from castrig.rig.ownership import open_owned_rig
 from castrig.rig.profile import Profile, load_profile
 from castrig.store import MembraneRecord, RunInfo, RunRecorder, SqliteRunStore, StoreError, data_root as data_root_of, open_store, unwritable, utc_now_iso
@@ -222,32 +223,20 @@ def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
             raise RunAborted("aborted", reason)
         runner.request_abort(reason, someone_asked=signum != signal.SIGHUP)
 
-    def on_tstp(signum: int, frame: Any) -> None:
-        # Ctrl-Z at the terminal: suspended, the process would leave the rig running with nobody at
-        # its controls -- wet air flowing, the RH loop and every limit stopped, a dispense going on --
-        # until someone typed `fg` (an operator's Ctrl-Z met it so: the shell said "Stopped", the
-        # wet MFC stayed at its last set point). A run is not suspended; it says what stops it.
-        say("[yellow]Ctrl-Z: a run that drives the rig is not suspended (the wet air and the pumps would go "
-            "on with nobody controlling them); Ctrl-C pauses it at a safe point, `castrig pause RUN_DIR` "
-            "from another terminal, and a run meant to go on without this terminal is started under nohup "
-            "or tmux[/]")
-
     old_int = signal.signal(signal.SIGINT, guarded(on_int))
     old_term = signal.signal(signal.SIGTERM, guarded(on_term))
     # (started under nohup, SIGHUP is ignored: the operator asked the run to outlive its terminal)
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, guarded(on_term))
-    # Ctrl-Z; and writing to the terminal from the background (`stty tostop`) does not stop it either
-    old_tstp = signal.signal(signal.SIGTSTP, guarded(on_tstp))
-    old_ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
-        yield
+        with not_suspended(lambda text: say(f"[yellow]{text}[/]"),
+                           "Ctrl-C pauses it at a safe point, `castrig pause RUN_DIR` from another terminal; a run "
+                           "meant to go on without this terminal is started under nohup or tmux"):
+            yield
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGHUP, old_hup)
-        signal.signal(signal.SIGTSTP, old_tstp)
-        signal.signal(signal.SIGTTOU, old_ttou)
 
 
 def _open_rig(profile: Profile, seed: int | None, recipe: Recipe, *, purpose: str) -> Rig:

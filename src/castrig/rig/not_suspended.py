@@ -1,0 +1,29 @@
+"""While a process drives the rig it is not suspended: Ctrl-Z (SIGTSTP) and a write to the
+terminal from the background under ``stty tostop`` (SIGTTOU) would stop it with the rig running
+uncontrolled — wet air at its last set point, the RH loop and every limit stopped, a dispense
+going on — until someone typed ``fg`` (an operator met it so: the shell said "Stopped")."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+@contextmanager
+def not_suspended(say: Callable[[str], Any], what_stops_it: str) -> Iterator[None]:
+    """Within: Ctrl-Z is answered by ``say`` (that the process is not suspended, and
+    ``what_stops_it``), SIGTTOU ignored; the handlers before are put back after."""
+
+    def on_tstp(signum: int, frame: Any) -> None:
+        say(f"Ctrl-Z: a process that drives the rig is not suspended (the wet air and the pumps would go on with "
+            f"nobody controlling them); {what_stops_it}")
+
+    old_tstp = signal.signal(signal.SIGTSTP, on_tstp)
+    old_ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTSTP, old_tstp)
+        signal.signal(signal.SIGTTOU, old_ttou)
