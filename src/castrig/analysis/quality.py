@@ -15,6 +15,8 @@ flag                      raised when                                           
 ``outliers_clipped``      a few pixels far outside the grey range of the rest (hot or  none: a note
                           dead pixels, :func:`~.illumination.measurable_clipped`)
                           were clipped to that range before measuring
+``thin_walls``            the film between the pores nowhere spread over the image,     D, σd, opening, through
+                          even 1 px from them: its level taken as one number
 ``interface_lost``        the section's edges could not be followed over > 10 % of it  T, σt, support
 ``no_background``         the film reaches the section's top edge over half its width  all of the view
                           (no background above it: a top view, or a section cut at
@@ -71,6 +73,7 @@ SURFACE_FLAG_METRICS = {
     "blurred": _SURF,
     "saturated": _SURF,
     "transmitted_mismatch": ("through_pore_fraction",),
+    "thin_walls": _SURF,
 }
 SECTION_FLAG_METRICS = {
     "under_resolved": _SECT,

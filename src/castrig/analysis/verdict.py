@@ -154,6 +154,8 @@ def _flag_advice(flags: tuple[str, ...]) -> str | None:
         return "image at a finer pixel size (pores under-resolved or blurred)"
     if "too_few_pores" in flags:
         return "measure more fields (too few pores)"
+    if "thin_walls" in flags:
+        return "image at a finer pixel size (the walls between the pores are too thin to read the film's level)"
     if "no_lattice_order" in flags:
         return "check the field (the pores show no honeycomb order)"
     if "interface_lost" in flags:
