@@ -227,19 +227,23 @@ def one_cast_recipe(name: str, cast_ml: float, rate_ml_min: float) -> str:
 
 
 def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space: int | None = None,
-            pass_fds: tuple[int, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
+            open_files: int | None = None, pass_fds: tuple[int, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``castrig ARGS`` to the end (bounded) and return its exit code and output;
     ``address_space``: bytes it may map at most (``ulimit -v``: little free memory, as the
-    command measures it); ``pass_fds``: descriptors it inherits (``/dev/fd/N``, as the shell's
-    ``<(cat file)`` gives one)."""
+    command measures it); ``open_files``: descriptors it may hold at once (``ulimit -n``);
+    ``pass_fds``: descriptors it inherits (``/dev/fd/N``, as the shell's ``<(cat file)`` gives one)."""
     def limit() -> None:
         import resource
 
-        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+        if address_space is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
+    limited = address_space is not None or open_files is not None
     return subprocess.run([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env), capture_output=True,
                           text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
-                          preexec_fn=limit if address_space is not None else None, pass_fds=pass_fds)
+                          preexec_fn=limit if limited else None, pass_fds=pass_fds)
 
 
 def analysed(*args: str, cwd: Path = ROOT) -> dict[str, Any]:

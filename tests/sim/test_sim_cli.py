@@ -245,3 +245,37 @@ def test_a_second_client_is_turned_away_and_its_bytes_never_run(sim_serve, tmp_p
         with _connect(caster) as third:
             third.sendall(b"1DIA\r")
             assert _read_frame(third) == b"\x0201S4.699\x03"  # not 20.00
+
+
+def test_a_server_that_fails_while_serving_ends_sim_serve_non_zero_naming_device_and_port(sim_serve):
+    """A served device's server failed while serving (here: no descriptor left for a client's
+    connection, as under a low `ulimit -n` or a leak elsewhere): `sim serve` said
+    "server dry_mfc failed: ..." and exited 0, so a script or supervisor took the twin's end for
+    a clean Ctrl-C."""
+    import os
+    import resource
+
+    with sim_serve("--tcp", "0", profile="hw_profiles/sim.yaml") as served:
+        proc = served.proc
+        open_now = len(os.listdir(f"/proc/{proc.pid}/fd"))
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (open_now, open_now))  # no room for one more
+        port = served.addresses["dry_mfc"].rsplit(":", 1)[1]
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=5) as client:
+            client.sendall(b"A\r")
+            proc.wait(timeout=20)
+        stderr = proc.stderr.read()
+    assert proc.returncode == 3, (proc.returncode, stderr)
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "dry_mfc" in lines[0] and port in lines[0] and "Too many open files" in lines[0], stderr
+
+
+def test_a_pty_that_cannot_be_opened_is_one_error_line_naming_the_device(castrig_cli):
+    """Under a low `ulimit -n` the pseudo-terminals ran out while the servers were being set up:
+    a Python traceback ending in `OSError: [Errno 24]`, exit 1."""
+    done = castrig_cli("sim", "serve", "--pty", open_files=16, timeout_s=60)
+    assert done.returncode == 3, (done.returncode, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pseudo-terminal" in lines[0] and "Too many open files" in lines[0], done.stderr
+    assert any(role in lines[0] for role in ("camera", "caster", "dry_mfc", "rh_near", "rh_room", "water_pump", "wet_mfc"))

@@ -63,13 +63,18 @@ def serve(
                 except OSError as exc:
                     from castrig.errors import BadInput
 
+                    if tcp is None or exc.errno not in (errno.EADDRINUSE, errno.EACCES):  # not the port asked for
+                        _failed(f"{role}: no loopback TCP port {port} could be opened for it: {_why(exc)}")
                     why = "already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
                     raise BadInput(f"--tcp {tcp}: port {port} on 127.0.0.1 (for {role}) cannot be served: {why} "
                                    f"(give a base port whose {len(twin.emulators)} consecutive ports are free, "
                                    "or 0 for any free ports)", field="--tcp") from None
                 addresses[role] = srv.visa_address if isinstance(emu, ScpiChamberEmulator) else srv.address
             else:
-                srv = serve_pty(emu)
+                try:
+                    srv = serve_pty(emu)
+                except OSError as exc:
+                    _failed(f"{role}: no pseudo-terminal could be opened for it: {_why(exc)}")
                 addresses[role] = srv.address
             srv.start()
             servers.append(srv)
@@ -78,13 +83,27 @@ def serve(
         signal.signal(signal.SIGINT, lambda *a: stop.set())
         signal.signal(signal.SIGTERM, lambda *a: stop.set())
         while not stop.wait(0.5):
-            for srv in servers:
-                if srv.error is not None:
-                    typer.echo(f"server {srv.emulator.name} failed: {srv.error}", err=True)
-                    stop.set()
+            failed = [srv for srv in servers if srv.error is not None]
+            if failed:
+                _failed("; ".join(f"{srv.emulator.name} on {srv.address} failed while serving: {_why(srv.error)}"
+                                  for srv in failed))
     finally:
         for srv in servers:
             srv.stop()
+
+
+def _why(exc: BaseException | None) -> str:
+    return (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__) if exc is not None else ""
+
+
+def _failed(message: str) -> None:
+    """A server could not be set up or failed while serving: one line, every server stopped,
+    exit 3 (DESIGN §7: faulted), never a clean 0 nor a traceback."""
+    from castrig.cli.main import EXIT_ABORTED, err
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] sim serve: {escape(message)}; every server stopped", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_ABORTED)
 
 
 def _sim_link():
