@@ -58,5 +58,21 @@ def test_an_explore_space_beyond_the_caster_syringe_is_refused_before_any_trial(
     data = tmp_path / "runs"
     done = castrig("explore", "--target-grade", "claim1", "--budget", "2", "--fix", "cast_volume_ml=1.5",
                    "--data", str(data), cwd=tmp_path)
-    refused(done, "cast_volume_ml up to 1.5 mL", "devices.caster.syringe_volume_ml = 1 mL", "allowed: up to 1 mL")
+    refused(done, "--fix cast_volume_ml = 1.5 mL", "devices.caster.syringe_volume_ml = 1 mL", "allowed: up to 1 mL")
+    assert not data.exists()
+
+
+@pytest.mark.parametrize("bound, field", [("{low: 0.1, high: 1.5}", "cast_volume_ml.high"), ("1.5", "cast_volume_ml")])
+def test_an_explore_space_file_beyond_the_caster_syringe_is_refused_naming_the_file_and_field(tmp_path: Path, bound: str,
+                                                                                               field: str):
+    """An outside tester's find: `explore --space FILE` whose cast volume the caster's syringe
+    cannot hold was refused as "cast_volume_ml up to 1.5 mL: more than ... syringe holds
+    (... in hw_profiles/sim.yaml)", naming the profile but not the file that asked for 1.5 mL
+    nor its field."""
+    space = tmp_path / "space.yaml"
+    space.write_text(f"cast_volume_ml: {bound}\n")
+    data = tmp_path / "runs"
+    done = castrig("explore", "--target-grade", "claim1", "--budget", "2", "--space", str(space), "--data", str(data),
+                   cwd=tmp_path)
+    refused(done, f"{space}: {field} = 1.5 mL", "devices.caster.syringe_volume_ml = 1 mL", "allowed: up to 1 mL")
     assert not data.exists()

@@ -115,10 +115,12 @@ def explore(
     if not 0 <= map_grid <= 20:
         raise BadInput(f"--map-grid = {map_grid}: out of range (allowed: 0 to 20)", field="--map-grid")
     sp = load_space(space) if space is not None else SearchSpace()
-    sp = sp.with_fixed(parse_fixes(fix)) if fix else sp
+    fixes = parse_fixes(fix)
+    sp = sp.with_fixed(fixes) if fix else sp
     prof = _profile(profile)
     settings = make_settings(grade=target_grade, target_d_um=target_d_um, profile_path=prof, budget=budget, seed=seed,
-                             tolerance=tolerance, space=sp, template_path=template, support_pore_um=support_pore_um)
+                             tolerance=tolerance, space=sp, template_path=template, support_pore_um=support_pore_um,
+                             space_file=space, space_given={k: f"--fix {k}" for k in fixes})
     folder = _search_folder(folder, data, f"{target_grade}-d{target_d_um:g}um-s{seed}")
     if not settings.twin:
         raise typer.Exit(_explore_rig(settings, folder, data, out_recipe))
@@ -415,10 +417,7 @@ def _check_map_limits(grid, profile, profile_path: Path) -> None:  # type: ignor
             given = f"= {vals[0]:g}" if len(vals) == 1 else f"{min(vals):g} to {max(vals):g}"
             raise BadInput(f"{flag} {given}: outside what a trial recipe can take "
                            f"(allowed: {low} to {hi:g} {UNITS[name]}{why})", field=flag)
-    try:
-        check_space_for_profile(SearchSpace(total_flow_slpm=grid.flow_slpm), profile, profile_path)
-    except BadInput as exc:
-        raise BadInput(f"--flow {grid.flow_slpm:g}: {exc}", file=exc.file, field="--flow") from None
+    check_space_for_profile(SearchSpace(total_flow_slpm=grid.flow_slpm), profile, profile_path, given={"total_flow_slpm": "--flow"})
 
 
 def _explore_rig(settings, folder: Path, data: Optional[Path], out_recipe: Optional[Path] = None) -> int:  # type: ignore[no-untyped-def]

@@ -127,7 +127,8 @@ def template_point(template: dict[str, Any], profile: Profile) -> dict[str, floa
 
 def make_settings(*, grade: str, target_d_um: float, profile_path: Path, budget: int = 40, seed: int = 0,
                   tolerance: float = 0.10, space: SearchSpace | None = None, template_path: Path | None = None,
-                  support_pore_um: float | None = None) -> SearchSettings:
+                  support_pore_um: float | None = None, space_file: Path | None = None,
+                  space_given: dict[str, str] | None = None) -> SearchSettings:
     """Validate every input of a search; a BadInput names what is wrong before anything runs."""
     if support_pore_um is not None and not (math.isfinite(support_pore_um) and 0 < support_pore_um <= SUPPORT_PORE_MAX_UM):
         raise BadInput(f"--support-pore-um = {support_pore_um:g}: out of range (allowed: > 0 to {SUPPORT_PORE_MAX_UM:g} µm)",
@@ -135,7 +136,7 @@ def make_settings(*, grade: str, target_d_um: float, profile_path: Path, budget:
     profile = load_profile(profile_path)
     space = space or SearchSpace()
     check_target(target_d_um, grade, profile, profile_path)
-    check_space_for_profile(space, profile, profile_path)
+    check_space_for_profile(space, profile, profile_path, space_file=space_file, given=space_given)
     if template_path is not None:
         recipe = load_recipe(template_path)
         check_template(recipe, template_path)

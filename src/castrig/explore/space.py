@@ -257,24 +257,41 @@ def profile_for(profile: Profile, total_flow_slpm: float) -> dict[str, Any]:
     return data
 
 
-def check_space_for_profile(space: SearchSpace, profile: Profile, profile_path: Path) -> None:
+def check_space_for_profile(space: SearchSpace, profile: Profile, profile_path: Path, *,
+                            space_file: Path | None = None, given: dict[str, str] | None = None) -> None:
     """The MFC pair must be able to carry the whole flow on either line (wet fraction 0 to 1), and
     the caster's syringe (``syringe_volume_ml``) the largest cast tried (one cast per trial):
-    a trial beyond it would be refused by ``run``'s own check."""
+    a trial beyond it would be refused by ``run``'s own check.
+
+    A refusal names where the bound came from: ``given[name]`` (a flag, e.g. ``--fix
+    cast_volume_ml``), else the field of ``space_file`` (``cast_volume_ml.high``), else the
+    default search space's; and the profile's field that limits it."""
     d = profile.devices
+
+    def where(name: str) -> tuple[str, str | None, str]:
+        """How the bound was given (for the message), the file holding it, the field."""
+        if given and name in given:
+            return given[name], None, given[name].split()[0]
+        field = f"{name}.high" if isinstance(getattr(space, name), _Range) else name
+        if space_file is not None:
+            return f"{space_file}: {field}", str(space_file), field
+        return f"{field} (of the default search space, as no --space was given)", None, field
+
     _, v_hi = space.bounds("cast_volume_ml")
     held = None if d.caster is None else d.caster.syringe_volume_ml
     if held is not None and round(v_hi, 4) > held + 1e-9:
+        said, file, field = where("cast_volume_ml")
         raise BadInput(
-            f"cast_volume_ml up to {v_hi:g} mL: more than devices.caster's syringe holds (devices.caster.syringe_volume_ml "
-            f"= {held:g} mL in {profile_path}) (allowed: up to {held:g} mL)", file=str(profile_path), field="cast_volume_ml")
+            f"{said} = {v_hi:g} mL: more than devices.caster's syringe holds (devices.caster.syringe_volume_ml "
+            f"= {held:g} mL in {profile_path}) (allowed: up to {held:g} mL)", file=file or str(profile_path), field=field)
     _, q_hi = space.bounds("total_flow_slpm")
     for role in ("dry_mfc", "wet_mfc"):
         cfg = getattr(d, role)
         if cfg is not None and q_hi > cfg.full_scale_slpm:
+            said, file, field = where("total_flow_slpm")
             raise BadInput(
-                f"total_flow_slpm up to {q_hi:g} slpm: above devices.{role}.full_scale_slpm = {cfg.full_scale_slpm:g} in "
-                f"{profile_path} (allowed: up to {cfg.full_scale_slpm:g} slpm)", file=str(profile_path), field="total_flow_slpm")
+                f"{said} = {q_hi:g} slpm: above devices.{role}.full_scale_slpm = {cfg.full_scale_slpm:g} in "
+                f"{profile_path} (allowed: up to {cfg.full_scale_slpm:g} slpm)", file=file or str(profile_path), field=field)
 
 
 def point_label(point: dict[str, float]) -> str:
