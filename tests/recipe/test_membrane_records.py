@@ -192,7 +192,8 @@ def test_a_membrane_made_before_the_abort_is_not_lost_and_every_view_says_why_it
 def test_kill_9_in_the_evaporation_keeps_the_lost_membranes_process_record(tmp_path):
     """kill -9 during m1's evaporation, then `castrig resume`: m1 is lost and keeps what was
     dispensed and the RH it saw up to its last record before the crash (partial), in run.sqlite,
-    membranes.csv and the report -- not ``{}``, empty columns and "nothing dispensed recorded"."""
+    membranes.csv and the report -- not ``{}``, empty columns and "nothing dispensed recorded" --
+    with the grade it was cast for."""
     recipe = _recipe(tmp_path, LONG_THEN_SHORT)
     data = tmp_path / "runs"
     run_dir = run_then_kill_9(recipe, data, step_running(EVAPORATE_M1, 60))
@@ -207,6 +208,8 @@ def test_kill_9_in_the_evaporation_keeps_the_lost_membranes_process_record(tmp_p
     row = _export_membranes(run_dir, tmp_path / "x")[f"{run_dir.name}-m1"]
     for col in ("rh_mean_pct", "rh_min_pct", "rh_max_pct", "out_of_band_s", "prewet_ml", "cast_ml"):
         assert row[col] != "", (col, row)
+    # lost, it still counts against the grade it was cast for (the column was empty)
+    assert (row["target_grade"], row["target_met"]) == ("claim1", ""), row
     _, page = _report_problems(run_dir)
     assert "nothing dispensed recorded" not in page[0]["record"] and "cast 0.1" in page[0]["record"], page[0]["record"]
 

@@ -865,6 +865,7 @@ def _record_lost(recorder: RunRecorder, plan: ResumePlan, info: RunInfo, t_s: fl
     known = {mb.membrane_id: mb for mb in recorder.membranes()}
     journal = recorder.journal()
     done_or_skipped = {e.step_index for e in journal if e.state in ("done", "skipped")}
+    targets = membrane_targets(recipe)
     for lost in plan.lost:
         mid = lost.plan.membrane_id(info.run_id)
         mb = known.get(mid) or MembraneRecord(mid, lost.plan.k, lost.plan.cast_step, support_position=lost.plan.k,
@@ -878,6 +879,9 @@ def _record_lost(recorder: RunRecorder, plan: ResumePlan, info: RunInfo, t_s: fl
             mb.process = {**(mb.process or {}), "partial": {"up_to_t_s": None, "why": f"lost: {lost.reason}",
                                                             "error": f"process record not rebuilt: {exc}"}}
         mb.status, mb.lost_reason, mb.t_end_s = "lost", lost.reason, t_s
+        # the grade it was cast for: lost, it still counts against it (membranes.csv, the fleet
+        # store and the lots said nothing of it: target_grade empty, as for a membrane aimed at none)
+        mb.target_grade = mb.target_grade or targets.get(lost.plan.k)
         recorder.save_membrane(mb)
         for j in lost.plan.steps:
             if j not in done_or_skipped:
