@@ -1005,7 +1005,10 @@ class Runner:
     def _publish(self) -> None:
         s = self.status
         s.t_s = self.t()
-        s.setpoint_rh_pct = self.loop.current_setpoint() if self.loop is not None else None
+        # (a purge holds no RH: published at its start, before its dry air is set, it showed the
+        # setpoint of the step before it)
+        purging = s.step_name == "purge"
+        s.setpoint_rh_pct = self.loop.current_setpoint() if self.loop is not None and not purging else None
         s.wet_fraction = getattr(self.loop, "wet_fraction", None)
         if self.on_status is not None:
             self.on_status(s)
