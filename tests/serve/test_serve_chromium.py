@@ -158,3 +158,5 @@ def test_finished_report_page_of_a_demo_run(tmp_path: Path, finished_demo_run, c
         timeout_s=20, what="micrographs in the saved page")
     assert int(chrome.find_element("id", "plot-rh").get_attribute("data-points")) > 50
     shot(chrome, "serve-saved-report.png")
+    # opened from disk, its own meta policy holds: the one script and stylesheet by hash, no other inline code
+    assert b"'unsafe-inline'" not in saved_page and not csp_violations(chrome)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, castrig, make_study, wait_until
+from conftest import ROOT, castrig, csp_violations, make_study, wait_until
 
 from castrig.store import MembraneRecord, RunInfo, open_store
 
@@ -360,3 +360,33 @@ def test_a_damaged_snapshot_or_search_file_is_named_not_500(tmp_path: Path, cast
         served.proc.wait(timeout=10)
         log = served.proc.stderr.read()
     assert "Traceback" not in log, log[-2000:]
+
+
+def test_explore_pages_are_styled_with_no_inline_style_allowed_in_chromium(tmp_path: Path, castrig_serve, chrome):
+    """The explore pages' policy allowed any inline style ('unsafe-inline': an injected style
+    attribute could restyle or hide what the operator reads); the map's legend dot and the search
+    frame carried style attributes. Now the styles come from castrig's stylesheet, and the search
+    map's one stylesheet by hash: no page allows inline style, and Chromium still applies them."""
+    data = tmp_path / "data"
+    add_real_membrane(data, rh=65.0, conc=5.0, grades=["claim1"])
+    make_study(data / "explore" / "map-claim1")
+    res = castrig("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01", "--budget", "1",
+                  "--data", str(data), timeout_s=120)
+    assert res.returncode in (0, 1), res.stderr
+    (search,) = [p.name for p in (data / "explore").iterdir() if (p / "trials.jsonl").is_file()]
+    with castrig_serve(data) as served:
+        for path in ("explore", "explore/map-claim1", f"explore/{search}", f"explore/{search}/map.html"):
+            code, _, headers = http(served.url + path)
+            assert code == 200 and "'unsafe-inline'" not in headers["content-security-policy"], (path, headers)
+        chrome.get(served.url + "explore/map-claim1")
+        dot = chrome.find_element("css selector", ".real-legend svg")
+        assert dot.value_of_css_property("vertical-align") == "middle"
+        assert chrome.find_element("css selector", ".maps").value_of_css_property("display") == "flex"
+        chrome.get(served.url + f"explore/{search}")
+        frame = chrome.find_element("id", "explore-frame")
+        assert frame.value_of_css_property("height") == "1600px" and frame.value_of_css_property("border-top-width") == "0px"
+        chrome.switch_to.frame(frame)
+        wait_until(lambda: chrome.find_elements("css selector", "table"), timeout_s=10, what="the search map's table")
+        assert chrome.find_element("css selector", "table").value_of_css_property("border-collapse") == "collapse"
+        chrome.switch_to.default_content()
+        assert not csp_violations(chrome)

@@ -386,7 +386,7 @@ def map_body(grid: Grid, results: list[dict[str, Any]], *, note: str = "", real:
         rows.append(f"<div class='maps'>{''.join(panels)}</div>")
     n = sum(c.n for c in cs_all.values())
     if real:
-        dot = ('<svg width="14" height="14" style="vertical-align:middle"><circle cx="7" cy="7" r="5" fill="{}" stroke="#000" '
+        dot = ('<svg width="14" height="14"><circle cx="7" cy="7" r="5" fill="{}" stroke="#000" '
                'stroke-width="1.6"/></svg>')
         outside = len(real) - shown
         legend = (f"<p class='real-legend'>{dot.format('#000')} / {dot.format('none')} a membrane a real rig made "
@@ -404,7 +404,8 @@ def map_body(grid: Grid, results: list[dict[str, Any]], *, note: str = "", real:
 def map_html(grid: Grid, results: list[dict[str, Any]], *, title: str, note: str = "", real: list[RealMembrane] | None = None) -> str:
     return ("<!doctype html><html><head><meta charset='utf-8'>"
             f"<title>{escape(title)}</title>"
-            "<style>body{font-family:sans-serif;margin:1.5em} .maps{display:flex;flex-wrap:wrap;gap:12px;margin-bottom:12px}</style>"
+            "<style>body{font-family:sans-serif;margin:1.5em} .maps{display:flex;flex-wrap:wrap;gap:12px;margin-bottom:12px} "
+            ".real-legend svg{vertical-align:middle}</style>"
             f"</head><body><h1>{escape(title)}</h1>{map_body(grid, results, note=note, real=real)}</body></html>")
 
 

@@ -21,6 +21,11 @@ _VIRIDIS = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231
 W, H, L, R, T, B = 430, 330, 58, 82, 30, 46
 
 
+#: The search map's one stylesheet (``castrig serve`` allows it by hash, and no other style).
+PAGE_STYLE = ("body{font-family:sans-serif;margin:1.5em} .maps{display:flex;flex-wrap:wrap;gap:12px}"
+              "table{border-collapse:collapse;font-size:12px} td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}")
+
+
 def _colour(f: float) -> str:
     f = min(1.0, max(0.0, f)) * (len(_VIRIDIS) - 1)
     i = min(int(f), len(_VIRIDIS) - 2)
@@ -130,8 +135,7 @@ def map_html(settings: SearchSettings, trials: list[Trial]) -> str:
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>castrig explore — {escape(s.grade)} at {s.target_d_um:g} µm</title>"
-        "<style>body{font-family:sans-serif;margin:1.5em} .maps{display:flex;flex-wrap:wrap;gap:12px}"
-        "table{border-collapse:collapse;font-size:12px} td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style>"
+        f"<style>{PAGE_STYLE}</style>"
         "</head><body>"
         f"<h1>Process window: {escape(s.grade)} at D = {s.target_d_um:g} µm</h1>"
         f"<p>{sum(1 for t in trials if t.done)} runs ({sum(1 for t in trials if t.kind == 'search')} search trials, budget {s.budget}); "

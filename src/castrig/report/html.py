@@ -663,18 +663,24 @@ def _page_script() -> str:
     return _static("live.js").replace("</", "<\\/")
 
 
-def page_csp() -> str:
-    """The Content-Security-Policy for serving a page :func:`page_html` wrote: its one script and
-    one stylesheet by hash, its images inline, nothing else (its own meta policy allows any inline
-    script: it is opened from disk too)."""
+def csp_hash(text: str) -> str:
+    """The Content-Security-Policy source that allows one inline element whose content is ``text``."""
     import base64
     import hashlib
 
-    def digest(text: str) -> str:
-        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
-    return (f"default-src 'none'; script-src {digest(_page_script())}; style-src-elem {digest(_static('live.css'))}; "
-            "style-src-attr 'none'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+def _inline_policy() -> str:
+    """The page's one script and one stylesheet by hash, its images inline, nothing else: the same
+    policy whether the page is served or opened from disk (its meta tag)."""
+    return (f"default-src 'none'; script-src {csp_hash(_page_script())}; style-src-elem {csp_hash(_static('live.css'))}; "
+            "style-src-attr 'none'; img-src data:; base-uri 'none'; form-action 'none'")
+
+
+def page_csp() -> str:
+    """The Content-Security-Policy for serving a page :func:`page_html` wrote (and no framing)."""
+    return _inline_policy() + "; frame-ancestors 'none'"
 
 
 def page_html(run_dir: Path) -> str:
@@ -686,8 +692,7 @@ def page_html(run_dir: Path) -> str:
     script = _page_script()
     return (f"{PAGE_START}{uid}</title>"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
-            "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+            f'<meta http-equiv="Content-Security-Policy" content="{_inline_policy()}">'
             f"<style>{_static('live.css')}</style></head><body data-saved=\"1\">"
             f"<header>castrig · run {uid} · report</header><main><div id=\"run\" data-uid=\"{uid}\"></div></main>"
             f'<script type="application/json" id="castrig-data">{data}</script>'

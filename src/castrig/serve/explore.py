@@ -42,16 +42,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from castrig.explore.plots import PAGE_STYLE
+from castrig.report.html import csp_hash
 from castrig.store.live import links_held_in
 
 #: A map or search folder name: letters, digits, ``.``, ``_``, ``-``; starting with a letter or digit.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 REFRESH_S = 3.0
 #: No request leaves the page: only castrig's own script, styles and the API.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-#: The search map (``castrig.explore.plots``) in a frame: no script at all.
-FRAME_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+#: The search map (``castrig.explore.plots``) in a frame: no script at all, its one stylesheet by hash.
+FRAME_CSP = (f"default-src 'none'; style-src-elem {csp_hash(PAGE_STYLE)}; style-src-attr 'none'; img-src data:; "
+             "frame-ancestors 'self'")
 REAL_TTL_S = 15.0
 
 
@@ -434,7 +437,7 @@ def map_page_body(state: dict[str, Any]) -> str:
     return (f"<div id='explore' {attrs}>{head}<p>search for {e(str(state.get('grade')))} at D {e(str(state.get('target_d_um')))} µm: "
             f"{found}; best {e(best_txt)}</p>"
             f"<iframe id='explore-frame' title='search map' src='/explore/{e(name)}/map.html{q}' "
-            "style='width:100%;height:1600px;border:0'></iframe></div>")
+            "></iframe></div>")
 
 
 SCRIPT = """\
