@@ -68,6 +68,9 @@ def tune_rh(
     rig = _open_rig(path, seed, "castrig tune rh")
     try:
         stopped = True
+        # (the test runs for minutes to hours on a rig: say it has begun, and what stops it)
+        typer.echo(f"step test {rh_from:g} -> {rh_to:g} %RH on {rig.profile.name}, each phase up to {max_phase_s:g} s: "
+                   "Ctrl-C stops it and leaves the rig in the safe state", err=True)
         try:
             with not_suspended(lambda text: typer.echo(text, err=True),
                                "Ctrl-C stops the step test and leaves the rig in the safe state"):
