@@ -795,6 +795,8 @@ def render_section(
     support_texture: float = 0.08,
     support_level: float | None = None,
     tilt_deg: float = 0.0,
+    wave_amplitude_px: float = 0.0,
+    wave_period_px: float = 0.0,
 ) -> np.ndarray:
     """Render the cross-section at ``y = section_y_um``.
 
@@ -812,12 +814,15 @@ def render_section(
     by a shear of the columns (each column moved down by ``(x - w/2)·tan θ``; vertical
     distances, areas and so the ground truth stay the same; the image is rendered taller, with
     the shift's rows of background added above, and cut so that the support below keeps its
-    depth at the centre).
+    depth at the centre); ``wave_amplitude_px`` and ``wave_period_px`` make the support's surface
+    undulate (a real support is not flat), the film following it: each column moved down by
+    ``A·sin(2πx/P)`` as well, the same shear, so the same ground truth.
     """
     p = pixel_size_um
     h, w, y_int = _section_layout(structure, p)
-    shift = abs(math.tan(math.radians(tilt_deg))) * w / 2
-    pad = int(math.ceil(shift)) + 2 if tilt_deg else 0
+    sheared = bool(tilt_deg or (wave_amplitude_px and wave_period_px))
+    shift = abs(math.tan(math.radians(tilt_deg))) * w / 2 + (abs(wave_amplitude_px) if wave_period_px else 0.0)
+    pad = int(math.ceil(shift)) + 2 if sheared else 0
     h_out = h
     h, y_int = h + 2 * pad, y_int + pad
     xc = (np.arange(w) + 0.5) * p
@@ -902,8 +907,11 @@ def render_section(
     )
     img[:ra] = _SEC_BACKGROUND  # = _SEC_BACKGROUND * 1 + 0 + 0: film and support are 0 there
     # rows rb..: 0.08·0 + 0·(…) + 1·sup_val = sup_val, already there
-    if tilt_deg:
-        dy = (np.arange(w) + 0.5 - w / 2) * math.tan(math.radians(tilt_deg))
+    if sheared:
+        x = np.arange(w) + 0.5
+        dy = (x - w / 2) * math.tan(math.radians(tilt_deg))
+        if wave_period_px:
+            dy = dy + wave_amplitude_px * np.sin(2 * math.pi * x / wave_period_px)
         src = np.arange(0, pad + h_out)[:, None] + 0.0 - dy[None, :]  # the pad rows above kept
         img = ndi.map_coordinates(img, [src, np.broadcast_to(np.arange(w)[None, :], src.shape)], order=1, mode="nearest")
     img = _illuminate(img, rng, illumination_gradient)
