@@ -47,7 +47,7 @@ only the section is rendered and measured (the surface metrics show "—"):
   sec_tilt     the section tilted by ±1–3° (a shear: vertical distances and areas unchanged;
                the sign and angle drawn per case from their own generator). The image's bottom
                then cuts the support at a slant: the support pore diameter and continuity truth
-               take the pores' depths relative to it (``tilted_support_truth``);
+               take the pores' depths relative to it (``sheared_support_truth``);
   sec_wavy     the support's surface undulating, the film following it (a real support is not
                flat): a sine of 0.05–0.2 of the film's thickness over 10–25 thicknesses, drawn
                per case (``render_section(wave_amplitude_px=, wave_period_px=)``: a shear of the
@@ -269,11 +269,11 @@ def shear_px(kw: dict, x_px: np.ndarray, w: int) -> np.ndarray:
     return dy
 
 
-def tilted_support_truth(st, sec_px: float, kw: dict) -> dict:
+def sheared_support_truth(st, sec_px: float, kw: dict) -> dict:
     """Support pore diameter and continuity of a tilted or wavy section (``render_section(tilt_deg=,
     wave_amplitude_px=, wave_period_px=)``).
 
-    The shear moves column x down by dy(x) = (x - w/2)·tan θ while the image's bottom row stays
+    The shear moves column x down by dy(x) (:func:`shear_px`: (x - w/2)·tan θ, plus the wave) while the image's bottom row stays
     at the support depth of the centre column: at column x the image ends dy(x) shallower (or
     deeper). The flat truth would count as whole a pore the image cuts at its bottom (and the
     reverse), so here the pores' depths are taken relative to the image's bottom — each pore
@@ -327,7 +327,7 @@ def run_case(i: int, c: Case, size: int, seed: int, family: str = "optical") -> 
                              noise=c.noise, **kw)
         truth = ground_truth(st, section_pixel_size_um=sec_px) | comm_max(st, sec_px)
         if kw.get("tilt_deg") or kw.get("wave_period_px"):
-            truth |= tilted_support_truth(st, sec_px, kw)
+            truth |= sheared_support_truth(st, sec_px, kw)
         m = analyse_section(sec, sec_px)
         return truth, m.to_dict() | {QUALITY: m.quality()}, plain_section(sec, sec_px)
     if family == "sem":
