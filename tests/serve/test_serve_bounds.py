@@ -162,28 +162,48 @@ def whole_answer(url: str, path: str = "/api/runs") -> bytes:
     return got
 
 
-def test_every_connection_busy_is_503_until_one_is_free(tmp_path: Path, castrig_serve):
-    """``--max-connections 2`` with both held by live streams (being answered, so none can be
-    shed): the next request gets 503 'busy' and is closed; once the streams end, requests are
-    answered again."""
+def test_streams_without_a_token_cannot_lock_the_operator_out(tmp_path: Path, castrig_serve):
+    """Reading needs no token on loopback: a script held every slot with never-read live streams
+    (``--max-connections`` of them; 256 by default) and every newcomer got 503 'busy' — the
+    operator's Abort with its token too (found by probing castrig serve as an attacker). Now a
+    newcomer closes the oldest stream (a browser's EventSource reconnects by itself): the token's
+    POST is answered, and the younger stream still is."""
     data = tmp_path / "data"
     with held_running_run(data) as run_dir, castrig_serve(data, "--max-connections", "2") as served:
         streams = [streaming(served.url, run_dir.name) for _ in range(2)]
         try:
-            busy = whole_answer(served.url)
-            assert busy.startswith(b"HTTP/1.1 503") and busy.endswith(b"castrig serve is busy: too many connections; try again\n"), busy
-            assert answer(served.url) == 503  # as an HTTP client sees it
-            for s in streams:  # the streams are still answered: a busy newcomer takes nothing from them
-                s.settimeout(5)
-                assert b"data: " in s.recv(1 << 16)
+            u = urlsplit(served.url)
+            with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+                s.sendall(f"POST /api/runs/{run_dir.name}/abort HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {served.token}\r\n"
+                          "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+                got = b""
+                while chunk := s.recv(1 << 16):
+                    got += chunk
+            assert got.startswith(b"HTTP/1.1 ") and not got.startswith(b"HTTP/1.1 503"), got[:300]
+            assert b"busy" not in got, got[:300]
+            streams[0].settimeout(5)
+            assert _drained(streams[0]), "the oldest stream was not closed"
+            streams[1].settimeout(5)
+            assert b"data: " in streams[1].recv(1 << 16)  # the younger stream is still answered
         finally:
             for s in streams:
                 s.close()
-        wait_until(lambda: whole_answer(served.url).startswith(b"HTTP/1.1 200"), timeout_s=10, what="an answer once the streams ended")
         served.proc.send_signal(2)
         served.proc.wait(timeout=10)
         err = served.proc.stderr.read()
         assert "Traceback" not in err, err[-2000:]
+
+
+def _drained(s: socket.socket) -> bool:
+    """Read what ``s`` still holds until the server's close (True), or False on a 5 s silence."""
+    try:
+        while s.recv(1 << 16):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
 
 
 def test_the_request_timeout_is_10_s_unless_given_and_out_of_range_is_refused(tmp_path: Path, capsys):

@@ -11,8 +11,10 @@ limit), nobody got an answer, and asyncio then logged an EMFILE traceback per ac
   or of the first byte after the previous answer), else it is closed;
 - at most ``max_connections`` are held (default from the file-descriptor limit,
   :func:`limits`): a new one beyond that closes the oldest one that is not being answered
-  (half-sent or idle between requests); if every one is being answered (live streams), the new
-  one gets ``503`` and is closed;
+  (half-sent or idle between requests); else the oldest live stream (``/api/runs/ID/stream``,
+  readable without a token on loopback: a script holding every slot with never-read streams
+  answered the operator's token-bearing Abort ``503``; a browser's EventSource reconnects by
+  itself); if every one is being answered otherwise, the new one gets ``503`` and is closed;
 - the listen backlog (also the number asyncio accepts in one go) is small, so what is accepted
   before the limit acts stays well under the descriptor limit;
 - should accepting still fail for want of descriptors, asyncio's message is logged once a minute,
@@ -118,12 +120,17 @@ class BoundedH11(H11Protocol):
     def _answering(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete
 
+    def _streaming(self) -> bool:
+        """Answering a live run's event stream (it lasts as long as the run)."""
+        return self._answering() and str(getattr(self.cycle, "scope", {}).get("path", "")).endswith("/stream")
+
     def _shed(self) -> None:
-        """Over the cap: close the oldest connection not being answered, else answer this one 503."""
+        """Over the cap: close the oldest connection not being answered, else the oldest live
+        stream, else answer this one 503."""
         cap = getattr(self.config, "castrig_max_connections", MAX_CONNECTIONS)
         while len(self.connections) > cap:
-            idle = [c for c in self.connections if c is not self and isinstance(c, BoundedH11)
-                    and not c._answering() and not c.transport.is_closing()]
+            others = [c for c in self.connections if c is not self and isinstance(c, BoundedH11) and not c.transport.is_closing()]
+            idle = [c for c in others if not c._answering()] or [c for c in others if c._streaming()]
             if not idle:
                 self.transport.write(_503)
                 self.transport.close()
