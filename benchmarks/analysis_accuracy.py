@@ -261,30 +261,23 @@ def wave(i: int, seed: int, t_px: float) -> dict:
     return {"wave_amplitude_px": float(r.uniform(0.05, 0.2) * t_px), "wave_period_px": float(r.uniform(10.0, 25.0) * t_px)}
 
 
-def shear_px(kw: dict, x_px: np.ndarray, w: int) -> np.ndarray:
-    """How far ``render_section(**kw)`` moves column ``x_px`` down (px): its tilt and its wave."""
-    dy = (x_px - w / 2) * math.tan(math.radians(kw.get("tilt_deg", 0.0)))
-    if kw.get("wave_period_px"):
-        dy = dy + kw["wave_amplitude_px"] * np.sin(2 * math.pi * x_px / kw["wave_period_px"])
-    return dy
-
-
 def sheared_support_truth(st, sec_px: float, kw: dict) -> dict:
     """Support pore diameter and continuity of a tilted or wavy section (``render_section(tilt_deg=,
     wave_amplitude_px=, wave_period_px=)``).
 
-    The shear moves column x down by dy(x) (:func:`shear_px`: (x - w/2)·tan θ, plus the wave) while the image's bottom row stays
+    The shear moves column x down by dy(x) (``section_shear_px``: (x - w/2)·tan θ, plus the wave) while the image's bottom row stays
     at the support depth of the centre column: at column x the image ends dy(x) shallower (or
     deeper). The flat truth would count as whole a pore the image cuts at its bottom (and the
     reverse), so here the pores' depths are taken relative to the image's bottom — each pore
     moved by dy at its centre column — and the truth is computed as before."""
-    from castrig.sim.micrograph import disc_rect_area, support_spanning
+    from castrig.sim.micrograph import disc_rect_area, section_shear_px, support_spanning
 
     w = int(round(st.section_length_um / sec_px))
     sc, sd = st.support_centres_um, st.support_diameters_um
     if not len(sd):
         return {}
-    off = shear_px(kw, sc[:, 0] / sec_px, w) * sec_px
+    shear = {k: kw[k] for k in ("tilt_deg", "wave_amplitude_px", "wave_period_px") if k in kw}
+    off = section_shear_px(sc[:, 0] / sec_px, w, **shear) * sec_px
     z = sc[:, 1] + off  # depth relative to the image's bottom (at the support depth)
     L, D = st.section_length_um, st.support_depth_um
     s_in = (sc[:, 0] - sd / 2 >= 0) & (sc[:, 0] + sd / 2 <= L) & (z + sd / 2 <= D)

@@ -781,6 +781,17 @@ def _section_layout(structure: FilmStructure, pixel_size_um: float) -> tuple[int
     return h, w, y_int
 
 
+def section_shear_px(x_px: np.ndarray, w: int, *, tilt_deg: float = 0.0, wave_amplitude_px: float = 0.0,
+                     wave_period_px: float = 0.0) -> np.ndarray:
+    """How far :func:`render_section` moves column ``x_px`` (px, of a section ``w`` px wide)
+    down: its tilt, ``(x - w/2)·tan θ``, and its support's wave, ``A·sin(2πx/P)`` — what a ground
+    truth of a sheared section needs to know too."""
+    dy = (x_px - w / 2) * math.tan(math.radians(tilt_deg))
+    if wave_period_px:
+        dy = dy + wave_amplitude_px * np.sin(2 * math.pi * x_px / wave_period_px)
+    return dy
+
+
 def render_section(
     structure: FilmStructure,
     pixel_size_um: float,
@@ -908,10 +919,8 @@ def render_section(
     img[:ra] = _SEC_BACKGROUND  # = _SEC_BACKGROUND * 1 + 0 + 0: film and support are 0 there
     # rows rb..: 0.08·0 + 0·(…) + 1·sup_val = sup_val, already there
     if sheared:
-        x = np.arange(w) + 0.5
-        dy = (x - w / 2) * math.tan(math.radians(tilt_deg))
-        if wave_period_px:
-            dy = dy + wave_amplitude_px * np.sin(2 * math.pi * x / wave_period_px)
+        dy = section_shear_px(np.arange(w) + 0.5, w, tilt_deg=tilt_deg, wave_amplitude_px=wave_amplitude_px,
+                              wave_period_px=wave_period_px)
         src = np.arange(0, pad + h_out)[:, None] + 0.0 - dy[None, :]  # the pad rows above kept
         img = ndi.map_coordinates(img, [src, np.broadcast_to(np.arange(w)[None, :], src.shape)], order=1, mode="nearest")
     img = _illuminate(img, rng, illumination_gradient)
