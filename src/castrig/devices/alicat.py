@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from castrig.clock import Clock, WallClock
 from castrig.devices.roles import DeviceCommsError, DeviceError, FlowController, FlowReading
-from castrig.devices.exchange import InStep, retried_exchange
+from castrig.devices.exchange import InStep, retried_after, retried_exchange
 from castrig.links import Link, LinkError, LinkTimeout
 
 T = TypeVar("T")
@@ -282,23 +282,32 @@ class AlicatMFC(FlowController):
     ) -> T:
         """Send ``<id><command>\\r``, read one CR-terminated line, reject ``?``, parse it."""
         full = f"{self.unit_id}{command}"
-
-        def once() -> T:
-            self.link.write(full.encode("ascii") + TERMINATOR)
-            raw = self.link.read_until(TERMINATOR, timeout_s=timeout_s)
+        if attempts >= 1 and not self.in_step.suspect:
+            # The usual exchange: retried_exchange's first try, inline (see retried_after)
             try:
-                text = raw.decode("ascii").strip()
-            except UnicodeDecodeError:
-                raise AlicatReplyError(self.name, full, f"non-ASCII reply {raw!r}") from None
-            if text == "?" or (text.endswith("?") and text[:-1].strip().upper() == self.unit_id):
-                raise AlicatRejected(self.name, full, f"rejected by the unit (reply {text!r})")
-            try:
-                return parse(text)
-            except ValueError as exc:
-                raise AlicatReplyError(self.name, full, f"{exc}") from None
+                return self._once(full, parse, timeout_s)
+            except BaseException as exc:  # noqa: BLE001 - handled as retried_exchange would
+                return retried_after(exc, self.link, lambda: self._once(full, parse, timeout_s), attempts=attempts,
+                                     reply_error=AlicatReplyError, in_step=self.in_step,
+                                     link_error=lambda e: AlicatLinkError(self.name, full, e))
+        return retried_exchange(self.link, lambda: self._once(full, parse, timeout_s), attempts=attempts,
+                                reply_error=AlicatReplyError, in_step=self.in_step,
+                                link_error=lambda exc: AlicatLinkError(self.name, full, exc))
 
-        return retried_exchange(self.link, once, attempts=attempts, reply_error=AlicatReplyError,
-                                link_error=lambda exc: AlicatLinkError(self.name, full, exc), in_step=self.in_step)
+    def _once(self, full: str, parse: Callable[[str], T], timeout_s: float | None) -> T:
+        """One try of :meth:`_exchange` (``full``: the command with the unit id)."""
+        self.link.write(full.encode("ascii") + TERMINATOR)
+        raw = self.link.read_until(TERMINATOR, timeout_s=timeout_s)
+        try:
+            text = raw.decode("ascii").strip()
+        except UnicodeDecodeError:
+            raise AlicatReplyError(self.name, full, f"non-ASCII reply {raw!r}") from None
+        if text == "?" or (text.endswith("?") and text[:-1].strip().upper() == self.unit_id):
+            raise AlicatRejected(self.name, full, f"rejected by the unit (reply {text!r})")
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise AlicatReplyError(self.name, full, f"{exc}") from None
 
     def _frame(self, text: str) -> AlicatReading:
         return parse_frame(text, unit_id=self.unit_id)

@@ -68,6 +68,35 @@ def retried_exchange(
         raise
 
 
+def retried_after(
+    first_error: BaseException,
+    link: Link,
+    once: Callable[[], T],
+    *,
+    attempts: int,
+    reply_error: type[Exception],
+    link_error: Callable[[LinkError], Exception],
+    in_step: "InStep | None" = None,
+) -> T:
+    """:func:`retried_exchange` whose first try was made inline by the driver and raised
+    ``first_error``: that try counts as the first, and what follows it (marking the link out of
+    step, the retries, the errors raised) is exactly what :func:`retried_exchange` does.
+
+    A driver's usual exchange (in step, ``attempts >= 1``) then runs without building closures
+    or going through the retry frames; only a failure pays for them. The inline try must be
+    ``once`` itself (the same bytes, reads and parse), made while the link was in step.
+    """
+    pending = [first_error]
+
+    def first_then_once() -> T:
+        if pending:
+            raise pending.pop()
+        return once()
+
+    return retried_exchange(link, first_then_once, attempts=attempts, reply_error=reply_error,
+                            link_error=link_error, in_step=in_step)
+
+
 class InStep:
     """Whether the replies on a link still line up with the commands sent, and getting them back in step.
 

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import TypeVar
 
 from castrig.clock import Clock, WallClock
 from castrig.devices.roles import DeviceCommsError, DeviceError, HumidityReading, HumiditySensor
-from castrig.devices.exchange import InStep, resync, retried_exchange
+from castrig.devices.exchange import InStep, resync, retried_after, retried_exchange
 from castrig.links import Link, LinkError, LinkTimeout
 
 T = TypeVar("T")
@@ -81,6 +82,12 @@ class HMT330LinkError(HMT330Error, DeviceCommsError):
     def __init__(self, device: str, command: str, cause: LinkError):
         self.cause = cause
         super().__init__(device, command, f"{type(cause).__name__}: {cause}")
+
+
+@lru_cache(maxsize=64)
+def _wire(command: str) -> bytes:
+    """A command's bytes on the wire (a reading's ``SEND`` every control period: encoded once)."""
+    return command.encode("ascii") + b"\r"
 
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -203,19 +210,28 @@ class HMT330(HumiditySensor):
 
     def _query(self, command: str, parse: Callable[[str], T], *, attempts: int = 1) -> T:
         """Send ``command``, read one reply line, map refusals, parse it."""
-
-        def once() -> T:
-            self.link.write(command.encode("ascii") + b"\r")
-            text = self._read_line(command)
-            if text.lower().startswith(_ERROR_REPLIES):
-                raise HMT330CommandError(self.name, command, f"refused: {text!r}")
+        if attempts >= 1 and not self.in_step.suspect:
+            # The usual exchange: retried_exchange's first try, inline (see retried_after)
             try:
-                return parse(text)
-            except ValueError as exc:
-                raise HMT330ReplyError(self.name, command, str(exc)) from None
+                return self._once(command, parse)
+            except BaseException as exc:  # noqa: BLE001 - handled as retried_exchange would
+                return retried_after(exc, self.link, lambda: self._once(command, parse), attempts=attempts,
+                                     reply_error=HMT330ReplyError, in_step=self.in_step,
+                                     link_error=lambda e: HMT330LinkError(self.name, command, e))
+        return retried_exchange(self.link, lambda: self._once(command, parse), attempts=attempts,
+                                reply_error=HMT330ReplyError, in_step=self.in_step,
+                                link_error=lambda exc: HMT330LinkError(self.name, command, exc))
 
-        return retried_exchange(self.link, once, attempts=attempts, reply_error=HMT330ReplyError,
-                                link_error=lambda exc: HMT330LinkError(self.name, command, exc), in_step=self.in_step)
+    def _once(self, command: str, parse: Callable[[str], T]) -> T:
+        """One try of :meth:`_query`."""
+        self.link.write(_wire(command))
+        text = self._read_line(command)
+        if text.lower().startswith(_ERROR_REPLIES):
+            raise HMT330CommandError(self.name, command, f"refused: {text!r}")
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise HMT330ReplyError(self.name, command, str(exc)) from None
 
     def _setting(self, command: str, label: str, expected: str | None = None) -> str:
         """A ``Label : value`` reply to a setting command; returns the value."""

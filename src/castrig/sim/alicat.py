@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Callable
 
 from castrig.sim.emulator import LineEmulator
@@ -64,6 +65,8 @@ WRITABLE_REGISTERS = frozenset({21, 22, 23, 85, REG_GAS, REG_STREAM_MS, REG_CONT
 MAX_REGISTER = 999
 #: Frames kept while nobody reads a stream; older ones are lost, as in a full receive buffer.
 MAX_STREAM_BACKLOG = 64
+#: A setpoint argument that parses alike as bytes and as the upper-cased text (finite, no spaces).
+_PLAIN_NUMBER = re.compile(rb"[+-]?[0-9]+(?:\.[0-9]*)?")
 
 #: Standard conditions of the mass-flow readings (Alicat default: 25 degC, 14.696 psia).
 STD_TEMPERATURE_K = 298.15
@@ -289,6 +292,18 @@ class AlicatEmulator(LineEmulator):
     def handle_line(self, line: bytes, t: float) -> None:
         if t > self._t_seen:
             self._t_seen = t
+        if not self.streaming and line[:1] == self.unit_id.encode():
+            # The two commands of every control period, as a driver sends them (the id as the
+            # unit has it, no spaces around): the poll and a modern ``ALS <number>``. The same
+            # state changes and reply as the general path below, without taking the line apart.
+            if len(line) == 1:
+                self.send(self.frame(t).encode("ascii") + b"\r", t)
+                return
+            if line[1:4] == b"LS " and self.firmware != "legacy" and _PLAIN_NUMBER.fullmatch(line, 4):
+                self._set_setpoint(float(line[4:]), t)
+                setpoint = format(self.setpoint_slpm, "+z07.2f")
+                self.send(f"{self.unit_id} {setpoint} {setpoint} {SLPM_UNIT_CODE} {SLPM_UNIT_LABEL}\r".encode("ascii"), t)
+                return
         text = line.decode("ascii", errors="replace").strip()
         if not text:
             return
