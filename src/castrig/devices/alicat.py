@@ -287,9 +287,10 @@ class AlicatMFC(FlowController):
             try:
                 return self._once(full, parse, timeout_s)
             except BaseException as exc:  # noqa: BLE001 - handled as retried_exchange would
-                return retried_after(exc, self.link, lambda: self._once(full, parse, timeout_s), attempts=attempts,
-                                     reply_error=AlicatReplyError, in_step=self.in_step,
-                                     link_error=lambda e: AlicatLinkError(self.name, full, e))
+                first = exc
+            return retried_after(first, self.link, lambda: self._once(full, parse, timeout_s), attempts=attempts,
+                                 reply_error=AlicatReplyError, in_step=self.in_step,
+                                 link_error=lambda e: AlicatLinkError(self.name, full, e))
         return retried_exchange(self.link, lambda: self._once(full, parse, timeout_s), attempts=attempts,
                                 reply_error=AlicatReplyError, in_step=self.in_step,
                                 link_error=lambda exc: AlicatLinkError(self.name, full, exc))

@@ -215,9 +215,10 @@ class HMT330(HumiditySensor):
             try:
                 return self._once(command, parse)
             except BaseException as exc:  # noqa: BLE001 - handled as retried_exchange would
-                return retried_after(exc, self.link, lambda: self._once(command, parse), attempts=attempts,
-                                     reply_error=HMT330ReplyError, in_step=self.in_step,
-                                     link_error=lambda e: HMT330LinkError(self.name, command, e))
+                first = exc
+            return retried_after(first, self.link, lambda: self._once(command, parse), attempts=attempts,
+                                 reply_error=HMT330ReplyError, in_step=self.in_step,
+                                 link_error=lambda e: HMT330LinkError(self.name, command, e))
         return retried_exchange(self.link, lambda: self._once(command, parse), attempts=attempts,
                                 reply_error=HMT330ReplyError, in_step=self.in_step,
                                 link_error=lambda exc: HMT330LinkError(self.name, command, exc))

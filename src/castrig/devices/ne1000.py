@@ -476,6 +476,20 @@ class NE1000Pump(SyringePump):
     def _query(self, command: str) -> tuple[PumpState, str]:
         """A query: repeatable, so link timeouts and bad frames are retried a bounded number of times."""
         try:
+            if self.retries >= 1:
+                # retry_loop's first try, inline (every sample asks each pump); a failure goes
+                # on in retry_loop as if its own first try had raised it
+                try:
+                    return self._exchange(command, None, query=True)
+                except BaseException as exc:  # noqa: BLE001 - handled as retry_loop would
+                    pending = [exc]
+
+                def once() -> tuple[PumpState, str]:
+                    if pending:
+                        raise pending.pop()
+                    return self._exchange(command, None, query=True)
+
+                return retry_loop(self.link, once, attempts=self.retries)
             return retry_loop(self.link, lambda: self._exchange(command, None, query=True), attempts=self.retries)
         except LinkError as exc:
             named = self._named(command, exc)
