@@ -412,8 +412,13 @@ def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationE
         kind = err["type"]
         if kind == "extra_forbidden":
             known = list(getattr(_model_at(model, loc[:-1], data), "model_fields", {}))
-            msg = "is not a known field" + _did_you_mean(loc[-1] if loc else "", known)
+            hint = _did_you_mean(loc[-1] if loc else "", known)
+            msg = "is not a known field" + hint
             at_key = True
+            # (the range of a field of that name in another kind of device is no help: "width_px:
+            # is not a known field (allowed: 64 to 4096)" for an opencv camera. Without a close
+            # name to suggest, the known ones)
+            allowed = ", ".join(known) if not hint and 0 < len(known) <= 12 else ""
         elif kind in ("union_tag_not_found", "union_tag_invalid"):
             key = str((err.get("ctx") or {}).get("discriminator", "type")).strip("'")
             tags = _tags(model, loc, data, key)
@@ -824,17 +829,23 @@ def _inner_model(annotation: Any, data: Any, rest: list[Any]) -> Any:
         if not models:
             inner = [_inner_model(a, data, rest) for a in args if typing.get_origin(a) is not None]
             return next((m for m in inner if m is not None), None)
+        # (discriminated by a step's `type`, a device's `model` or a link's `kind`: a field that
+        # another member lacks was described from the first member — "width_px: is not a known
+        # field (allowed: 64 to 4096)" for an opencv camera)
+        keys = ("type", "model", "kind")
         if rest and isinstance(rest[0], str) and not any(rest[0] in m.model_fields for m in models):
             tag = rest.pop(0)  # the discriminator value pydantic puts in loc
-            for m in models:
-                lit = m.model_fields.get("type")
-                if lit is not None and tag in _choices(lit.annotation):
-                    return m
-        if isinstance(data, dict) and "type" in data:
-            for m in models:
-                lit = m.model_fields.get("type")
-                if lit is not None and data["type"] in _choices(lit.annotation):
-                    return m
+            for key in keys:
+                for m in models:
+                    lit = m.model_fields.get(key)
+                    if lit is not None and tag in _choices(lit.annotation):
+                        return m
+        for key in keys:
+            if isinstance(data, dict) and key in data:
+                for m in models:
+                    lit = m.model_fields.get(key)
+                    if lit is not None and data[key] in _choices(lit.annotation):
+                        return m
         return models[0]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation

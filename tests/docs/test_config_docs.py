@@ -150,6 +150,8 @@ def test_the_schema_accepts_every_shipped_recipe_and_profile(path):
 BEYOND_THE_SCHEMA = {
     "analyse_before_capture.yaml": "an analyse needs a capture before it",
     "profile_duplicate_mfc_id.yaml": "ports shared only by a bus",
+    "profile_socket_url_unparsable.yaml": "a URL that urllib can take apart",
+    "profile_socket_url_without_port.yaml": "a TCP URL with its host and port",
     "profile_duplicate_port.yaml": "ports shared only by a bus",
     "profile_duplicate_pump_address.yaml": "ports shared only by a bus",
     "profile_mfc_unpaired.yaml": "MFCs come in pairs",

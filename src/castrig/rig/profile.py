@@ -47,6 +47,25 @@ class SerialLinkConfig(_Strict):
     stopbits: Literal[1, 2] = Field(1, description="Stop bits.")
     timeout_s: float = Field(1.0, ge=LINK_TIMEOUT_MIN_S, le=60, json_schema_extra={"unit": "s"}, description=TIMEOUT_TEXT)
 
+    @field_validator("url")
+    @classmethod
+    def _a_url_pyserial_opens(cls, url: str) -> str:
+        """A URL that cannot be taken apart is refused here, naming the field (it reached the
+        port-sharing check as "devices: Invalid IPv6 URL"); a TCP URL needs its host and port."""
+        if "://" not in url:
+            return url
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"is not a URL pyserial can open: {exc} (allowed: a port such as /dev/ttyUSB0, "
+                             "socket://host:port, rfc2217://host:port, loop://)") from None
+        if parts.scheme in ("socket", "rfc2217") and not (parts.hostname and port):
+            raise ValueError(f"needs a host and a port (allowed: {parts.scheme}://host:port, port 1-65535)")
+        return url
+
 
 class VisaLinkConfig(_Strict):
     """A pyvisa resource, e.g. ``TCPIP::127.0.0.1::5025::SOCKET`` (pyvisa-py backend by default)."""
