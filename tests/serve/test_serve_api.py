@@ -118,7 +118,8 @@ def test_non_loopback_needs_the_token_to_read_and_warns(tmp_path: Path, castrig_
         assert http(local + "api/runs", token=served.token) == (200, [])
         served.proc.send_signal(signal.SIGINT)
         assert served.proc.wait(timeout=10) is not None
-        assert "without TLS" in served.proc.stderr.read()
+        port = served.url.rstrip("/").rsplit(":", 1)[1]
+        assert f"serving 0.0.0.0:{port} without TLS" in served.proc.stderr.read()  # (the port bound, not --port 0)
 
 
 def test_actions_on_a_read_only_data_root_say_so_not_500(tmp_path: Path, wall_sim_profile: Path, reap, read_only_mount,

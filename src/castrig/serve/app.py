@@ -673,9 +673,6 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connecti
     if note:
         print(note, file=sys.stderr, flush=True)
     loopback = is_loopback(host)
-    if not loopback:
-        print(f"warning: serving {host}:{port} without TLS: the token and the run data cross the network in clear; "
-              "reading needs the token too. Prefer an SSH tunnel to 127.0.0.1 (see the README).", file=sys.stderr, flush=True)
     config = bounded_config(create_app(root, loopback=loopback, token_dir=token_dir), max_connections=max_connections,
                             request_timeout_s=request_timeout_s,
                             host=host, port=port, log_level="warning", timeout_graceful_shutdown=2, lifespan="off")
@@ -689,6 +686,9 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connecti
         for s in server.servers:
             for sock in s.sockets:
                 bound = sock.getsockname()[1]
+        if not loopback:  # (the port bound: with --port 0 it said "serving 0.0.0.0:0")
+            print(f"warning: serving {shown}:{bound} without TLS: the token and the run data cross the network in clear; "
+                  "reading needs the token too. Prefer an SSH tunnel to 127.0.0.1 (see the README).", file=sys.stderr, flush=True)
         print(json.dumps({"url": f"http://{shown}:{bound}/", "token_file": str(token_file.resolve())}), flush=True)
 
     server.startup = startup  # type: ignore[method-assign]
