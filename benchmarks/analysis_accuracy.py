@@ -51,11 +51,16 @@ only the section is rendered and measured (the surface metrics show "—"):
   sec_wavy     the support's surface undulating, the film following it (a real support is not
                flat): a sine of 0.05–0.2 of the film's thickness over 10–25 thicknesses, drawn
                per case (``render_section(wave_amplitude_px=, wave_period_px=)``: a shear of the
-               columns like sec_tilt's, so the same ground truth). Known to MISS (2026-12-05,
-               seed 1000: T up to 24 % off, penetration depth up to 46 %, 6 unflagged misses):
-               castrig.analysis.section takes the interface as one straight line (tilt
-               allowed) and the rolling ball bridging the tongues is 10 T wide, so the wave's
-               troughs read as penetration and its crests as the interface. Left for a fix;
+               columns like sec_tilt's, so the same ground truth). Still MISSES. Measured as it
+               lay (the interface one straight line) it read the wave's troughs as penetration:
+               seed 1000 T up to 24 % off, penetration depth up to 46 %, 6 signed misses;
+               seeds 1000-5000, 50. Since 2026-12-05 castrig.analysis.section straightens a
+               section by the bend its interface shows, while that makes one of the film's edges
+               straighter: seed 1000 T worst 11 %, joined meets, 2 signed misses; seeds
+               1000-5000, 32 (cases missing T 38 → 31 of 70, σt/T 33 → 22, penetration depth
+               40 → 35), the flat families' figures unchanged. The wave read from the film's
+               smoothed bottom edge is coarse where tongues and cut cavities leave little of it.
+
   sec_thin     the default appearance of films far thinner than their pores: T/D 0.1–0.35 (the
                cases' own 0.4–2.0; claim 1 allows 0.05, the twin makes 0.25 at 80 %RH);
   sec_tongues  the default appearance with polymer tongues as deep and wide as the twin's grade
