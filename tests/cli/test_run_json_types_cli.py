@@ -82,11 +82,17 @@ def test_a_finished_run_shows_no_setpoint_after_its_last_purge(finished_demo_run
 
 def test_the_line_that_starts_a_purge_shows_no_setpoint(tmp_path: Path, castrig_cli):
     """`castrig run`'s line at a purge's start said "RH 69.2 %RH (setpoint 70.0)": the step before
-    it's setpoint, published before the purge's dry air was set, where a purge holds no RH."""
+    it's setpoint, published before the purge's dry air was set, where a purge holds no RH. And
+    the line that starts a condition after a purge said "(setpoint —)": published before the
+    condition set its RH; it shows the RH the step is about to set."""
     (tmp_path / "r.yaml").write_text("name: humid-then-purge\nsteps:\n"
                                      "  - {type: condition, setpoint_rh_pct: 70, band_rh_pct: 2, stable_for_s: 10, timeout_s: 900}\n"
-                                     "  - {type: purge, duration_s: 60}\n")
+                                     "  - {type: purge, duration_s: 60}\n"
+                                     "  - {type: condition, setpoint_rh_pct: 40, band_rh_pct: 3, stable_for_s: 10, timeout_s: 900}\n")
     done = castrig_cli("run", "r.yaml", "--data", "runs", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    (line,) = [ln for ln in (done.stdout + done.stderr).splitlines() if "step 2/2: purge" in ln]
+    lines = (done.stdout + done.stderr).splitlines()
+    (line,) = [ln for ln in lines if "step 2/3: purge" in ln]
     assert "(setpoint —)" in line, line
+    (line,) = [ln for ln in lines if "step 3/3: condition" in ln]
+    assert "(setpoint 40.0)" in line, line

@@ -289,7 +289,7 @@ class Runner:
                     continue
                 step = steps[i]
                 self.status.step_index, self.status.step_name = i, step.type
-                self._publish()
+                self._publish(step_setpoint_rh_pct=getattr(step, "setpoint_rh_pct", None))
                 if i == recondition_at:
                     self._recondition(i)
                 self.rec.add_journal(self.t(), i, "started", {"type": step.type})
@@ -1002,13 +1002,17 @@ class Runner:
             reason, self._abort_reason = self._abort_reason, None
             raise RunAborted("aborted", reason)
 
-    def _publish(self) -> None:
+    def _publish(self, step_setpoint_rh_pct: float | None = None) -> None:
+        """``step_setpoint_rh_pct``: at a step's start, the RH it is about to set — shown while the
+        loop holds none (after a purge a condition step's first line said "setpoint —")."""
         s = self.status
         s.t_s = self.t()
         # (a purge holds no RH: published at its start, before its dry air is set, it showed the
         # setpoint of the step before it)
         purging = s.step_name == "purge"
         s.setpoint_rh_pct = self.loop.current_setpoint() if self.loop is not None and not purging else None
+        if s.setpoint_rh_pct is None and self.loop is not None:
+            s.setpoint_rh_pct = step_setpoint_rh_pct
         s.wet_fraction = getattr(self.loop, "wet_fraction", None)
         if self.on_status is not None:
             self.on_status(s)
