@@ -411,9 +411,10 @@ def _wet_setpoint_slpm(address: str) -> float:
     return wait_until(ask, timeout_s=10, what=f"the wet MFC at {address} answering")[0]
 
 
-def _humid_run_on_served_rig(tmp_path: Path, served, **env: str):
+def _humid_run_on_served_rig(tmp_path: Path, served, control: dict | None = None, **env: str):
     """``castrig run`` of a humid condition step on the rig `sim serve` serves (its devices outlive
-    the run's process), and its run folder once the wet air is on: (process, run folder)."""
+    the run's process), and its run folder once the wet air is on: (process, run folder).
+    ``control``: settings of the profile's ``control`` changed."""
     import yaml
 
     from conftest import run_rows, start_castrig, wait_until
@@ -423,6 +424,7 @@ def _humid_run_on_served_rig(tmp_path: Path, served, **env: str):
     profile = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
     for role, cfg in profile["devices"].items():
         cfg["link"]["url"] = served.addresses[role]
+    profile["control"].update(control or {})
     (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
     data = tmp_path / "runs"
     proc = start_castrig("run", str(recipe), "--profile", str(tmp_path / "rig.yaml"), "--data", str(data), "-q", **env)
@@ -498,7 +500,9 @@ def test_an_abort_whose_process_died_retrying_the_safe_state_is_finished_by_a_pl
         proxy = Proxy((host, port))  # the MFCs (one RS-485 bus: wet and dry) through a line the test can kill
         line = f"socket://127.0.0.1:{proxy.port}"
         served.addresses.update({role: line for role, a in served.addresses.items() if a == mfc})
-        proc, run_dir = _humid_run_on_served_rig(tmp_path, served)
+        # (the first make-safe retries the dead line for safe_state_retry_s before the tries of
+        # unsafe_retrying: 3 s here, not the shipped 15)
+        proc, run_dir = _humid_run_on_served_rig(tmp_path, served, control={"safe_state_retry_s": 3})
         try:
             proxy.drop()
             proc.send_signal(signal.SIGTERM)
