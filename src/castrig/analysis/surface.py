@@ -63,6 +63,10 @@ class SurfaceMetrics:
     #: the walls between the pores are too thin to read the film's level field anywhere but in a
     #: few corners, even 1 px from the pores: it was taken as one level (:func:`_film_for_level`)
     thin_walls: bool = False
+    #: under ``appearance="auto"``, measured as optical though the pores show a bright ridge an
+    #: SEM's rims would make too (:func:`~.edges.rim_overshoot` over RIM_MIN, the cores' test not
+    #: passed): the same view read as SEM gives other diameters
+    appearance_ambiguous: bool = False
 
     def quality(self) -> dict:
         """``{"flags": [...], "flagged": {metric: [flags]}, "intervals": {metric: [lo, hi]}}``."""
@@ -681,6 +685,8 @@ def _assess(m: SurfaceMetrics, raw: np.ndarray, clipped: int = 0) -> None:
         flags.append("outliers_clipped")
     if m.thin_walls:
         flags.append("thin_walls")
+    if m.appearance_ambiguous:
+        flags.append("appearance_ambiguous")
     if m.transmitted_mismatch:
         flags.append("transmitted_mismatch")
     m.flags = flags
@@ -714,11 +720,25 @@ def _analyse_surface(
     img = _f32(raw, cache, "img")
     if transmitted is not None and np.shape(transmitted) != img.shape:
         raise ValueError(f"transmitted image shape {np.shape(transmitted)} != reflected {img.shape}")
-    from .edges import has_bright_rims
+    from .edges import CORE_LIFT_MIN, RIM_MIN, core_lift, rim_overshoot
 
-    if appearance == "sem" or (appearance == "auto" and has_bright_rims(img)):
+    ambiguous = False
+    if appearance == "auto":
+        # (has_bright_rims, its two tests kept apart: a ridge with cores that do not pass is an
+        # SEM's rim over flat dark cores or a reflected-light defocus halo — the image alone
+        # does not tell, and the two readings differ: an SEM view of rims over flat cores, no
+        # metadata, read as optical: D 25 % short, opening 0.29 for 0.50, nothing said)
+        ridge = rim_overshoot(img) > RIM_MIN
+        rims = ridge and core_lift(img) > CORE_LIFT_MIN
+        ambiguous = ridge and not rims
+    if appearance == "sem" or (appearance == "auto" and rims):
         t_meas = transmitted if measured or transmitted is None else measurable(transmitted)
         return _analyse_rimmed(img, pixel_size_um, t_meas, keep_labels)
+    if ambiguous:
+        m = _analyse_surface(reflected, pixel_size_um, transmitted, ring_px=ring_px, degree=degree,
+                             keep_labels=keep_labels, appearance="optical", measured=measured)
+        m.appearance_ambiguous = True
+        return m
     if pores_brighter(img):
         # pores a bright floor on a darker film (a mirror-like support seen through them): the
         # same partial-volume measure on the image turned over, K·L − I. The area of pore i,

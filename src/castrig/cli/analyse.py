@@ -257,12 +257,15 @@ def _appearance_for(appearance: str, record: dict) -> str:
     return appearance
 
 
-def _appearance_said(asked: str, used: str, measured: str, record: dict) -> str:
+def _appearance_said(asked: str, used: str, measured: str, record: dict, ambiguous: bool = False) -> str:
     """How the top view's appearance was chosen, for the result (quality.appearance_from)."""
     if asked != "auto":
         return f"--appearance {asked}"
     if used == "sem":
         return f"auto: sem, the file carries an SEM's own metadata ({record['instrument_metadata']})"
+    if ambiguous:
+        return ("auto: optical, but a bright ridge round the pores may be an SEM's rims as well as a defocus halo "
+                "(no SEM metadata in the file): give --appearance sem or optical")
     return ("auto: sem, bright pore rims found in the image" if measured == "sem"
             else "auto: optical, no bright pore rims found in the image (no SEM metadata in the file)")
 
@@ -492,7 +495,8 @@ def surface(
         _write_rois(rois, surface_rois(m))
     if overlay is not None:
         _write_overlay(overlay, refl, m)
-    quality = m.quality() | {"appearance_from": _appearance_said(appearance, used, m.appearance, images["surface"])}
+    quality = m.quality() | {"appearance_from": _appearance_said(appearance, used, m.appearance, images["surface"],
+                                                                  m.appearance_ambiguous)}
     _emit(m.to_dict(), as_json, f"surface: {image.name}", quality=quality, images=images)
 
 
@@ -590,6 +594,7 @@ def membrane(
 
     quality = merge_quality(sm.quality(), xm.quality())
     quality.update(appearance=sm.appearance,
-                   appearance_from=_appearance_said(appearance, used, sm.appearance, images["surface"]))
+                   appearance_from=_appearance_said(appearance, used, sm.appearance, images["surface"],
+                                                    sm.appearance_ambiguous))
     v = judge(data, [grade] if grade else None, spec, intervals=quality["intervals"], flagged=quality["flagged"])
     _emit(data, as_json, "membrane", verdict=v, quality=quality, images=images)
