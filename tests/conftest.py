@@ -1135,6 +1135,16 @@ else:
 """
 
 
+@pytest.fixture(scope="session")
+def foreign_sem() -> Any:
+    """benchmarks/foreign_sem.py: SEM-like top views from a generator of our own that is not the
+    twin's (``sem_rims_over_flat_cores(seed, size, d_px=…) -> (8-bit image, truth)``)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import foreign_sem as module
+
+    return module
+
+
 @pytest.fixture
 def accuracy_case() -> Callable[[str, int, int], tuple[dict, dict, dict]]:
     """``accuracy_case(family, i, seed)``: case ``i`` of benchmarks/analysis_accuracy.py in
