@@ -16,7 +16,7 @@ Printed per view: D and opening ratio read by castrig with ``--appearance sem`` 
 within 0.02. Recorded 2026-12-05 (seed 2, 768 px): castrig's SEM reading MISSES — D −1 % to −34 %
 (worst: faint rims, gain 0.15, where the edge is put at the core's: radius −2 px whatever D),
 opening up to 0.28 short, and at noise 0.08 no pore found at all. ``auto`` reads 12 of the 14 as
-optical, D 11-37 % short, flagged appearance_ambiguous in 6 of them. Left for the SEM lip model
+optical, D 11-37 % short, flagged appearance_ambiguous in 9 of them. Left for the SEM lip model
 (castrig.analysis.edges) and the auto test to learn.
 """
 

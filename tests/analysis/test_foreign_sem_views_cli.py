@@ -64,6 +64,17 @@ def test_auto_flags_a_ridge_it_cannot_place_and_says_to_give_the_appearance(sem_
     assert "appearance_ambiguous" not in sem["quality"]["flags"]  # (the microscope said: nothing to flag)
 
 
+def test_faint_rims_too_faint_for_the_rim_test_are_flagged(tmp_path: Path, foreign_sem):
+    """Rims at 0.15 of the contrast: a ridge of 0.015 of the pores' depth, under the rim test's
+    0.025 — read as optical, D 22 % short, with no flag. The twin's plain optical views show
+    0 to 0.003: a ridge from 0.01 on is flagged."""
+    img, truth = foreign_sem.sem_rims_over_flat_cores(2, 768, d_px=D_PX, rim_gain=0.15)
+    tifffile.imwrite(tmp_path / "faint.tif", img)
+    auto = analysed("surface", str(tmp_path / "faint.tif"), "--appearance", "auto", "--pixel-size", str(PX_UM))
+    assert auto["mean_pore_diameter_um"] < 0.9 * truth["d_px"] * PX_UM  # (the reading the flag is for)
+    assert "appearance_ambiguous" in auto["quality"]["flagged"]["mean_pore_diameter_um"], auto["quality"]
+
+
 def test_the_verdict_does_not_sign_the_flagged_diameter(sem_view: Path, rendered_membrane: Path):
     judged = analysed("membrane", "--surface", str(sem_view), "--surface-pixel-size", str(PX_UM),
                       "--section", str(rendered_membrane / "m000_section.tif"), "--appearance", "auto",

@@ -591,6 +591,11 @@ VOTE_MARGIN = 0.6  # between the two: rims where the pores' vote clears its 0.5 
 
 
 CORE_LIFT_MIN = 0.06  # an SE rim's decay lifts the cores' middle ring by this share at least
+#: whole-view overshoot from which a view that shows no rims by the two tests above still shows a
+#: ridge round its pores that ``auto`` cannot place (an SEM's faint rims, or a defocus halo):
+#: flagged appearance_ambiguous (castrig.analysis.surface). The twin's plain optical views: 0 to
+#: 0.003; benchmarks/foreign_sem.py's SEM views with faint rims (0.15 of the contrast): 0.015-0.017
+RIM_AMBIGUOUS = 0.01
 
 
 def has_bright_rims(img: np.ndarray) -> bool:
