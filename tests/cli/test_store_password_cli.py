@@ -11,11 +11,13 @@ operator's profile file again).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import uuid
 
 import pytest
 
-from conftest import ROOT, castrig, files_holding, pg_password_or_skip, profile_with_store, run_rows, run_then_kill_9
+from conftest import (ROOT, castrig, files_holding, pg_password_or_skip, profile_with_store, run_then_kill_9,
+                      step_running)
 from conftest import STORE_PASSWORD as PASSWORD
 
 SHORT = ROOT / "tests" / "data" / "short.yaml"
@@ -50,11 +52,19 @@ def test_a_password_holding_query_or_fragment_characters_is_kept_out_too(tmp_pat
     assert json.loads((run_dir / "run.json").read_text())["profile"]["store"] == "postgresql://castrig:***@127.0.0.1:1/castrig_test"
 
 
+def _four_hour_wait(tmp_path) -> Path:
+    """A recipe to kill -9 in its second step, a 4-hour wait (~2 s on the twin): killed after
+    SHORT's second step, four steps of a few virtual minutes left, the run finished first on a
+    loaded CI machine ("run already completed; nothing to resume")."""
+    recipe = tmp_path / "wait.yaml"
+    recipe.write_text("name: four-hour-wait\nsteps:\n  - {type: purge, duration_s: 30}\n  - {type: wait, duration_s: 14400}\n")
+    return recipe
+
+
 def test_a_resume_works_from_the_redacted_record_and_keeps_it_redacted(tmp_path):
     profile = profile_with_store(tmp_path, f"postgresql://castrig:{PASSWORD}@127.0.0.1:1/castrig_test")
     data = tmp_path / "runs"
-    run_dir = run_then_kill_9(SHORT, data, lambda d: (run_rows(d, "select count(*) from journal where state='done'") or [(0,)])[0][0] >= 2,
-                              args=("--profile", str(profile)))
+    run_dir = run_then_kill_9(_four_hour_wait(tmp_path), data, step_running(1), args=("--profile", str(profile)))
     done = castrig("resume", str(run_dir), "-q")
     assert done.returncode == 0, done.stdout + done.stderr
     info = json.loads((run_dir / "run.json").read_text())
@@ -108,8 +118,7 @@ def test_a_fleet_store_run_resumes_into_the_store_from_the_environment(tmp_path)
     data = tmp_path / "runs"
     env = {"CASTRIG_STORE": url, "CASTRIG_STORE_SCHEMA": schema}
     try:
-        run_dir = run_then_kill_9(SHORT, data, lambda d: (run_rows(d, "select count(*) from journal where state='done'") or [(0,)])[0][0] >= 2,
-                                  args=("--profile", str(profile)), **env)
+        run_dir = run_then_kill_9(_four_hour_wait(tmp_path), data, step_running(1), args=("--profile", str(profile)), **env)
         done = castrig("resume", str(run_dir), "-q", **env)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "unreachable" not in done.stderr and "***" not in done.stderr, done.stderr
