@@ -12,7 +12,7 @@ import pytest
 import tifffile
 
 from castrig.analysis import analyse_section
-from conftest import analysed
+from conftest import analysed, castrig
 from test_analysis_section import _bench_section
 
 #: benchmark case 1 (D 1.5 µm, 12 px per pore, T/D 1.0, 16 bit) with seed 1000's sec_wavy wave:
@@ -30,6 +30,8 @@ def test_castrig_analyse_section_measures_a_wavy_section_straightened(tmp_path):
     assert got["penetration_depth_um"] == pytest.approx(truth["penetration_depth_um"], rel=0.1)
     assert not got["quality"]["flags"], got["quality"]
     assert got["quality"]["wave_px"] > 8  # (the JSON says the section was straightened, and by how much)
+    table = castrig("analyse", "section", str(path), "--pixel-size", f"{px:.9g}", COLUMNS="200")
+    assert f"section: its interface bends {got['quality']['wave_px']:g} px crest to trough" in table.stdout, table.stdout
 
 
 def test_the_wave_straightened_is_the_wave_rendered_and_the_rows_follow_the_image():

@@ -432,6 +432,10 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
             con.print("not measured: no_background (the film reaches the top edge of this section view with no background "
                       "above it: a top view given as a section, or a section cut at the film's top; the section's metrics "
                       "above are not measured)", style="bold yellow", markup=False, highlight=False)
+        if quality.get("wave_px"):
+            con.print(f"section: its interface bends {quality['wave_px']:g} px crest to trough beyond a straight line (the "
+                      "support's surface undulating); measured with each column moved back by that bend",
+                      markup=False, highlight=False)
         if "outliers_clipped" in notes:  # (no metric is flagged for it)
             con.print("quality note: outliers_clipped (hot or dead pixels, far outside the grey range of the rest or alone "
                       "at the type's limit, were replaced by their neighbours' median before measuring)")
@@ -593,6 +597,8 @@ def membrane(
     from castrig.analysis.quality import merge_quality
 
     quality = merge_quality(sm.quality(), xm.quality())
+    if xm.wave_px:
+        quality["wave_px"] = xm.wave_px  # (the section's: see castrig.analysis.section)
     quality.update(appearance=sm.appearance,
                    appearance_from=_appearance_said(appearance, used, sm.appearance, images["surface"],
                                                     sm.appearance_ambiguous))
