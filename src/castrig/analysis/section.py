@@ -287,7 +287,7 @@ def _running_median(y: np.ndarray, ok: np.ndarray, size: int) -> np.ndarray | No
     return np.interp(np.arange(y.size), xs, med[xs])
 
 
-def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, has_b: np.ndarray, interface: np.ndarray,
+def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, has_b: np.ndarray,
                 thick_px: float) -> tuple[np.ndarray, np.ndarray] | None:
     """How the film's top and its interface bend beyond a straight line (px down, per column),
     or None where too little of either was seen.
@@ -564,7 +564,7 @@ def _measure_section(img: np.ndarray, raw: np.ndarray, clipped: bool, pixel_size
     bot_env, bot_seen = _bridge(yb, has_b, bot_env, sign=-1.0, sides=True, seen=True)
     t_px = bot_env - top_env
     if edges is not None:
-        edges.update(y_top=y_top, has=has, y_bot=y_bot, has_b=has_b, interface=bot_env, thick_px=thick_px)
+        edges.update(y_top=y_top, has=has, y_bot=y_bot, has_b=has_b, thick_px=thick_px)
     valid = (t_px > 0) & (top_env < h) & (bot_env > 0)
     if valid.sum() < 0.2 * w:
         return _empty(pixel_size_um)
