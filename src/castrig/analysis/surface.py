@@ -723,18 +723,12 @@ def _analyse_surface(
     img = _f32(raw, cache, "img")
     if transmitted is not None and np.shape(transmitted) != img.shape:
         raise ValueError(f"transmitted image shape {np.shape(transmitted)} != reflected {img.shape}")
-    from .edges import CORE_LIFT_MIN, RIM_AMBIGUOUS, RIM_MIN, core_lift, rim_overshoot
+    from .edges import rim_reading
 
-    ambiguous = rims = False
-    if appearance == "auto":
-        # (has_bright_rims, its two tests kept apart: a ridge with cores that do not pass, or a
-        # ridge too faint for the rim test, is an SEM's rim over flat dark cores or a
-        # reflected-light defocus halo — the image alone does not tell, and the two readings
-        # differ: an SEM view of rims over flat cores, no metadata, read as optical: D 25 %
-        # short, opening 0.29 for 0.50, nothing said)
-        ridge = rim_overshoot(img)
-        rims = ridge > RIM_MIN and core_lift(img) > CORE_LIFT_MIN
-        ambiguous = ridge > RIM_AMBIGUOUS and not rims
+    # (auto: a ridge round the pores that is no rim by the rim tests is an SEM's rim over flat
+    # dark cores or a defocus halo — measured as optical and flagged: an SEM view of rims over
+    # flat cores, no metadata, was read as optical, D 25 % short, opening 0.29 for 0.50, nothing said)
+    rims, ambiguous = rim_reading(img) if appearance == "auto" else (False, False)
     if appearance == "sem" or (appearance == "auto" and rims):
         t_meas = transmitted if measured or transmitted is None else measurable(transmitted)
         return _analyse_rimmed(img, pixel_size_um, t_meas, keep_labels)
