@@ -468,7 +468,8 @@ def surface(
                                    help="optical (light microscope: pores darker or brighter than the film, found from the image), "
                                         "sem (secondary electrons: bright inner rims, dark cores) or auto (sem for a file "
                                         "carrying an SEM's own metadata: Zeiss, FEI/Thermo, TESCAN, Hitachi, JEOL; else "
-                                        "from the image); the result says how it was chosen"),
+                                        "from the image; a ridge round the pores it cannot place is flagged appearance_ambiguous); "
+                                        "the result says how it was chosen"),
     rois: Optional[Path] = typer.Option(None, "--rois", metavar="ZIP", help="write the measured pores as an ImageJ/Fiji ROI set"),
 ) -> None:
     """Opening ratio, pore diameters, through-pore fraction and pitch of a top view.
@@ -548,7 +549,8 @@ def membrane(
                                                        help="µm per pixel of the section view: wins over --pixel-size"),
     grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="judge only this grade (e.g. claim3)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: metrics + verdict"),
-    appearance: str = typer.Option("optical", "--appearance", metavar="A", help="top view: optical, sem or auto (sem for a file carrying an SEM's own metadata, else from the image)"),
+    appearance: str = typer.Option("optical", "--appearance", metavar="A", help="top view: optical, sem or auto (sem for a file carrying an SEM's own metadata, else from the image; "
+                                   "a ridge round the pores it cannot place is flagged appearance_ambiguous)"),
     rois: Optional[Path] = typer.Option(None, "--rois", metavar="ZIP",
                                         help="ImageJ/Fiji ROI sets: the surface's pores in ZIP, the section's lines in ZIP's name + '-section.zip'"),
 ) -> None:
