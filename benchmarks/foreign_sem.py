@@ -15,8 +15,9 @@ Printed per view: D and opening ratio read by castrig with ``--appearance sem`` 
 ``appearance_ambiguous``), against the truth; the goal of issue 16 is D within 2 %, opening
 within 0.02. Recorded 2026-12-05 (seed 2, 768 px): castrig's SEM reading MISSES — D −1 % to −34 %
 (worst: faint rims, gain 0.15, where the edge is put at the core's: radius −2 px whatever D),
-opening up to 0.28 short, and at noise 0.08 no pore found at all. ``auto`` reads 12 of the 14 as
-optical, D 11-37 % short, flagged appearance_ambiguous in 9 of them. Left for the SEM lip model
+opening up to 0.28 short, and at noise 0.08 no pore found at all. ``auto`` reads 8 of the 14 as
+optical, D 11-37 % short, 5 of them flagged appearance_ambiguous (a ridge from
+edges.RIM_CLEAR is read as SEM whatever the cores: 4 views, flagged too). Left for the SEM lip model
 (castrig.analysis.edges) and the auto test to learn.
 """
 

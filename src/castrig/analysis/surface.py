@@ -726,12 +726,15 @@ def _analyse_surface(
     from .edges import rim_reading
 
     # (auto: a ridge round the pores that is no rim by the rim tests is an SEM's rim over flat
-    # dark cores or a defocus halo — measured as optical and flagged: an SEM view of rims over
-    # flat cores, no metadata, was read as optical, D 25 % short, opening 0.29 for 0.50, nothing said)
+    # dark cores or a defocus halo — measured as SEM where the ridge is strong, else as optical,
+    # and flagged: an SEM view of rims over flat cores, no metadata, was read as optical, D 25 %
+    # short, opening 0.29 for 0.50, nothing said)
     rims, ambiguous = rim_reading(img) if appearance == "auto" else (False, False)
     if appearance == "sem" or (appearance == "auto" and rims):
         t_meas = transmitted if measured or transmitted is None else measurable(transmitted)
-        return _analyse_rimmed(img, pixel_size_um, t_meas, keep_labels)
+        m = _analyse_rimmed(img, pixel_size_um, t_meas, keep_labels)
+        m.appearance_ambiguous = ambiguous
+        return m
     if ambiguous:
         m = _analyse_surface(reflected, pixel_size_um, transmitted, ring_px=ring_px, degree=degree,
                              keep_labels=keep_labels, appearance="optical", measured=measured)
