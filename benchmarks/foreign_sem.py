@@ -11,8 +11,8 @@ bit, no metadata. The pore's edge, where the film's top ends (DESIGN §4), is th
 the truth D is the drawn circle's, the opening ratio the supersampled mask's.
 
 Printed per view: D and opening ratio read by castrig with ``--appearance sem`` and ``auto``
-(which, for views whose flat cores fail the core test, measures as optical and flags
-``appearance_ambiguous``), against the truth; the goal of issue 16 is D within 2 %, opening
+(which, for views whose flat cores fail the core test, measures as SEM where the ridge round
+the pores is strong and as optical otherwise, flagging ``appearance_ambiguous``), against the truth; the goal of issue 16 is D within 2 %, opening
 within 0.02. Recorded 2026-12-05 (seed 2, 768 px): castrig's SEM reading MISSES — D −1 % to −34 %
 (worst: faint rims, gain 0.15, where the edge is put at the core's: radius −2 px whatever D),
 opening up to 0.28 short, and at noise 0.08 no pore found at all. ``auto`` reads 8 of the 14 as
