@@ -74,6 +74,7 @@ def test_a_strong_ridge_over_flat_cores_is_read_as_sem_and_still_flagged(tmp_pat
     auto = analysed("surface", str(tmp_path / "strong.tif"), "--appearance", "auto", "--pixel-size", str(PX_UM))
     sem = analysed("surface", str(tmp_path / "strong.tif"), "--appearance", "sem", "--pixel-size", str(PX_UM))
     assert auto["quality"]["appearance"] == "sem" and "appearance_ambiguous" in auto["quality"]["flags"], auto["quality"]
+    assert auto["quality"]["appearance_from"].startswith("auto: sem, a strong bright ridge"), auto["quality"]
     assert auto["mean_pore_diameter_um"] == pytest.approx(sem["mean_pore_diameter_um"])
     assert auto["mean_pore_diameter_um"] == pytest.approx(truth["d_px"] * PX_UM, rel=0.1)
 

@@ -263,6 +263,9 @@ def _appearance_said(asked: str, used: str, measured: str, record: dict, ambiguo
         return f"--appearance {asked}"
     if used == "sem":
         return f"auto: sem, the file carries an SEM's own metadata ({record['instrument_metadata']})"
+    if ambiguous and measured == "sem":
+        return ("auto: sem, a strong bright ridge round the pores, though the pores' cores do not show an SEM's "
+                "(no SEM metadata in the file): give --appearance sem or optical")
     if ambiguous:
         return ("auto: optical, but a bright ridge round the pores may be an SEM's rims as well as a defocus halo "
                 "(no SEM metadata in the file): give --appearance sem or optical")
