@@ -19,7 +19,8 @@ flag                      raised when                                           
                           even 1 px from them: its level taken as one number
 ``appearance_ambiguous``  ``--appearance auto``, no SEM metadata: a bright ridge round  D, σd, opening
                           the pores (an SEM's rims over flat cores, or a defocus halo)
-                          that the image alone does not place; measured as optical
+                          that the image alone does not place; measured as SEM where
+                          the ridge is strong, else as optical
 ``interface_lost``        the section's edges could not be followed over > 10 % of it  T, σt, support
 ``no_background``         the film reaches the section's top edge over half its width  all of the view
                           (no background above it: a top view, or a section cut at
@@ -78,7 +79,7 @@ SURFACE_FLAG_METRICS = {
     "transmitted_mismatch": ("through_pore_fraction",),
     "thin_walls": _SURF,
     # (--appearance auto, no SEM metadata: a bright ridge round the pores that is an SEM's rim or
-    # a defocus halo; read as optical — the SEM reading of the same view differs)
+    # a defocus halo; the other reading of the same view differs)
     "appearance_ambiguous": ("opening_ratio", "mean_pore_diameter_um", "pore_diameter_std_um"),
 }
 SECTION_FLAG_METRICS = {

@@ -274,14 +274,19 @@ def _unshear(img: np.ndarray, wave: np.ndarray) -> np.ndarray:
     return np.take_along_axis(img, rows, axis=0)
 
 
+def _filled_median(y: np.ndarray, ok: np.ndarray, size: int) -> np.ndarray:
+    """``y`` where ``ok``, the columns between filled in linearly, then a running median over
+    ``size`` columns."""
+    x = np.nonzero(ok)[0]
+    return ndi.median_filter(np.interp(np.arange(y.size), x, y[x]), size=size, mode="nearest")
+
+
 def _running_median(y: np.ndarray, ok: np.ndarray, size: int) -> np.ndarray | None:
     """Median of ``y`` over the ``size`` columns round each (only those with ``ok``; a column with
     none in reach takes its neighbours' by interpolation)."""
-    x = np.nonzero(ok)[0]
-    if x.size < max(8, size):
+    if np.count_nonzero(ok) < max(8, size):
         return None
-    full = np.interp(np.arange(y.size), x, y[x])
-    med = ndi.median_filter(full, size=size, mode="nearest")
+    med = _filled_median(y, ok, size)
     near = ndi.binary_dilation(ok, iterations=size // 2)
     xs = np.nonzero(near)[0]
     return np.interp(np.arange(y.size), xs, med[xs])
@@ -1046,9 +1051,9 @@ def _col_stat(s: np.ndarray, sel: np.ndarray, w: int, pct: float = 50) -> np.nda
     ok = sel.any(axis=0)
     if ok.sum() == 0:
         return None
-    col = _col_percentile(s, sel, ok, pct)
-    full = np.interp(np.arange(w), np.nonzero(ok)[0], col)
-    return ndi.median_filter(full, size=min(31, w | 1), mode="nearest")
+    full = np.zeros(w)
+    full[ok] = _col_percentile(s, sel, ok, pct)
+    return _filled_median(full, ok, min(31, w | 1))
 
 
 def _col_percentile(s: np.ndarray, sel: np.ndarray, ok: np.ndarray, pct: float) -> np.ndarray:
@@ -1699,10 +1704,9 @@ def _film_body(body: np.ndarray) -> np.ndarray:
     below = np.arange(h)[:, None] > first[None, :]
     end = np.argmax(~body & below, axis=0)  # the first non-body row under the first run
     end = np.where(end > 0, end, h)
-    x = np.nonzero(has)[0]
     k = max(3, (w // 8) | 1)
-    bot = ndi.median_filter(np.interp(np.arange(w), x, end[x].astype(np.float64)), size=k, mode="nearest")
-    top = ndi.median_filter(np.interp(np.arange(w), x, first[x].astype(np.float64)), size=k, mode="nearest")
+    bot = _filled_median(end.astype(np.float64), has, k)
+    top = _filled_median(first.astype(np.float64), has, k)
     lab, n = ndi.label(body)
     if n <= 1:
         return body

@@ -63,9 +63,9 @@ class SurfaceMetrics:
     #: the walls between the pores are too thin to read the film's level field anywhere but in a
     #: few corners, even 1 px from the pores: it was taken as one level (:func:`_film_for_level`)
     thin_walls: bool = False
-    #: under ``appearance="auto"``, measured as optical though the pores show a bright ridge an
-    #: SEM's rims would make too (:func:`~.edges.rim_overshoot` over RIM_MIN, the cores' test not
-    #: passed): the same view read as SEM gives other diameters
+    #: under ``appearance="auto"``, a bright ridge round the pores that an SEM's rims and a defocus
+    #: halo both make, the cores' test not passed (:func:`~.edges.rim_reading`): measured as SEM
+    #: where the ridge is strong, else as optical — the other reading gives other diameters
     appearance_ambiguous: bool = False
 
     def quality(self) -> dict:
