@@ -68,6 +68,20 @@ def retried_exchange(
         raise
 
 
+def after_first_try(first_error: BaseException, once: Callable[[], T]) -> Callable[[], T]:
+    """``once`` for a retry loop whose first try was made inline and raised ``first_error``: its
+    first call raises that error again (the loop handles it as its own first try's), later calls
+    try ``once``."""
+    pending = [first_error]
+
+    def first_then_once() -> T:
+        if pending:
+            raise pending.pop()
+        return once()
+
+    return first_then_once
+
+
 def retried_after(
     first_error: BaseException,
     link: Link,
@@ -86,14 +100,7 @@ def retried_after(
     or going through the retry frames; only a failure pays for them. The inline try must be
     ``once`` itself (the same bytes, reads and parse), made while the link was in step.
     """
-    pending = [first_error]
-
-    def first_then_once() -> T:
-        if pending:
-            raise pending.pop()
-        return once()
-
-    return retried_exchange(link, first_then_once, attempts=attempts, reply_error=reply_error,
+    return retried_exchange(link, after_first_try(first_error, once), attempts=attempts, reply_error=reply_error,
                             link_error=link_error, in_step=in_step)
 
 

@@ -30,7 +30,7 @@ from typing import Callable, TypeVar
 
 from castrig.clock import Clock
 from castrig.devices.roles import DeviceError, Dispensed, PumpState, SyringePump
-from castrig.devices.exchange import InStep
+from castrig.devices.exchange import InStep, after_first_try
 from castrig.errors import CastrigError
 from castrig.links import Link, LinkError, LinkTimeout, ProtocolError
 from castrig.links.base import retry_loop
@@ -482,14 +482,9 @@ class NE1000Pump(SyringePump):
                 try:
                     return self._exchange(command, None, query=True)
                 except BaseException as exc:  # noqa: BLE001 - handled as retry_loop would
-                    pending = [exc]
-
-                def once() -> tuple[PumpState, str]:
-                    if pending:
-                        raise pending.pop()
-                    return self._exchange(command, None, query=True)
-
-                return retry_loop(self.link, once, attempts=self.retries)
+                    first = exc
+                return retry_loop(self.link, after_first_try(first, lambda: self._exchange(command, None, query=True)),
+                                  attempts=self.retries)
             return retry_loop(self.link, lambda: self._exchange(command, None, query=True), attempts=self.retries)
         except LinkError as exc:
             named = self._named(command, exc)

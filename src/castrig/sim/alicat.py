@@ -301,8 +301,7 @@ class AlicatEmulator(LineEmulator):
                 return
             if line[1:4] == b"LS " and self.firmware != "legacy" and _PLAIN_NUMBER.fullmatch(line, 4):
                 self._set_setpoint(float(line[4:]), t)
-                setpoint = format(self.setpoint_slpm, "+z07.2f")
-                self.send(f"{self.unit_id} {setpoint} {setpoint} {SLPM_UNIT_CODE} {SLPM_UNIT_LABEL}\r".encode("ascii"), t)
+                self.send(self._setpoint_reply(self.unit_id).encode("ascii") + b"\r", t)
                 return
         text = line.decode("ascii", errors="replace").strip()
         if not text:
@@ -396,6 +395,10 @@ class AlicatEmulator(LineEmulator):
             if value is None:
                 return self._reject()
             self._set_setpoint(value, t)
+        return self._setpoint_reply(uid)
+
+    def _setpoint_reply(self, uid: str) -> str:
+        """``ALS``'s reply: the setpoint twice (requested and in effect), the unit."""
         setpoint = format(self.setpoint_slpm, "+z07.2f")  # _signed(self.setpoint_slpm)
         return f"{uid} {setpoint} {setpoint} {SLPM_UNIT_CODE} {SLPM_UNIT_LABEL}"
 
