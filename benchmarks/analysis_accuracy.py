@@ -58,8 +58,15 @@ only the section is rendered and measured (the surface metrics show "—"):
                section by the bend its interface shows, while that makes one of the film's edges
                straighter: seed 1000 T worst 11 %, joined meets, 2 signed misses; seeds
                1000-5000, 32 (cases missing T 38 → 31 of 70, σt/T 33 → 22, penetration depth
-               40 → 35), the flat families' figures unchanged. The wave read from the film's
-               smoothed bottom edge is coarse where tongues and cut cavities leave little of it.
+               40 → 35), the flat families' figures unchanged. The bend was read from the film's
+               bottom edge outside the tongues found against one straight line, which took the
+               troughs for tongues. Read as a least-cost path of bounded slope under the edge
+               (section._interface_path, 2026-12-05 third session): seed 1000 T worst 3.5 %,
+               σt/T meets, 0 signed misses; seeds 1000-5000, 15 (cases missing T 31 → 12 of 70,
+               σt/T 22 → 10, penetration depth 35 → 15, fraction 42 → 16), the flat families'
+               tables identical. Left: a film cut by its cavities over most of the width with
+               wide tongues (seed 1000 cases 2 and 11: T 3.5 %, penetration depth 46 %) and a
+               tongue at the image's side with no interface seen beside it.
 
   sec_thin     the default appearance of films far thinner than their pores: T/D 0.1–0.35 (the
                cases' own 0.4–2.0; claim 1 allows 0.05, the twin makes 0.25 at 80 %RH);
