@@ -21,16 +21,24 @@ CASE_1 = (1000, 1, 1.5, 12, 0.15, 0.30, 0.50, 1.0, 0.10, 1.5, 0.03, 0.4, 16)
 WAVE_1 = {"wave_amplitude_px": 9.6, "wave_period_px": 1277.0}
 
 
-def test_castrig_analyse_section_measures_a_wavy_section_straightened(tmp_path):
-    img, px, truth = _bench_section(*CASE_1, **WAVE_1)
+def _measured_by_the_cli(tmp_path, case, wave) -> tuple[dict, dict, str, float]:
+    """(``castrig analyse section --json``'s result, the truth, the TIFF's path, the pixel size) of
+    a benchmark case's section under ``wave``, T and the penetration depth checked against the
+    goals (3 %, 10 %)."""
+    img, px, truth = _bench_section(*case, **wave)
     path = tmp_path / "wavy-section.tif"
     tifffile.imwrite(path, img)
     got = analysed("section", str(path), "--pixel-size", f"{px:.9g}")
     assert got["mean_thickness_um"] == pytest.approx(truth["mean_thickness_um"], rel=0.03)
     assert got["penetration_depth_um"] == pytest.approx(truth["penetration_depth_um"], rel=0.1)
+    return got, truth, str(path), px
+
+
+def test_castrig_analyse_section_measures_a_wavy_section_straightened(tmp_path):
+    got, truth, path, px = _measured_by_the_cli(tmp_path, CASE_1, WAVE_1)
     assert not got["quality"]["flags"], got["quality"]
     assert got["quality"]["wave_px"] > 8  # (the JSON says the section was straightened, and by how much)
-    table = castrig("analyse", "section", str(path), "--pixel-size", f"{px:.9g}", COLUMNS="200")
+    table = castrig("analyse", "section", path, "--pixel-size", f"{px:.9g}", COLUMNS="200")
     assert f"section: its interface bends {got['quality']['wave_px']:g} px crest to trough" in table.stdout, table.stdout
 
 
@@ -62,12 +70,7 @@ def test_castrig_analyse_section_follows_the_interface_into_the_waves_troughs(tm
     straightened: T 10.8 % over, penetration depth 23 % off, unflagged. The interface is now the
     least-cost path of bounded slope under the edge (tongues' sides are too steep for it): T and
     the penetration depth within the goals."""
-    img, px, truth = _bench_section(*CASE_5, **WAVE_5)
-    path = tmp_path / "wavy-troughs.tif"
-    tifffile.imwrite(path, img)
-    got = analysed("section", str(path), "--pixel-size", f"{px:.9g}")
-    assert got["mean_thickness_um"] == pytest.approx(truth["mean_thickness_um"], rel=0.03)
-    assert got["penetration_depth_um"] == pytest.approx(truth["penetration_depth_um"], rel=0.1)
+    got, _, _, _ = _measured_by_the_cli(tmp_path, CASE_5, WAVE_5)
     assert got["quality"]["wave_px"] >= 6  # (2 × 4.5 px crest to trough, less what the tilt fit takes)
 
 
