@@ -64,8 +64,13 @@ only the section is rendered and measured (the surface metrics show "—"):
                (section._interface_path, 2026-12-05 third session): seed 1000 T worst 3.5 %,
                σt/T meets, 0 signed misses; seeds 1000-5000, 15 (cases missing T 31 → 12 of 70,
                σt/T 22 → 10, penetration depth 35 → 15, fraction 42 → 16), the flat families'
-               tables identical. Left: a film cut by its cavities over most of the width with
-               wide tongues (seed 1000 cases 2 and 11: T 3.5 %, penetration depth 46 %) and a
+               tables identical. The wave then also read where the film's top is seen over
+               less than half the width (many cavities open to the top; 10 cases were left as
+               they lay): seeds 1000-5000 11 signed misses (T 12 → 9 cases, σt/T 10 → 8,
+               penetration depth 15 → 11, fraction 16 → 12); of the flat families only seed
+               2000 sec_thin case 13 moved (straightened by 3 px: its support D, not measured
+               before, 5.4 % short). Left: sections straightened and then undone because the
+               interface was seen over less of the width (seed 2000 case 0, 3000 case 1), a
                tongue at the image's side with no interface seen beside it.
 
   sec_thin     the default appearance of films far thinner than their pores: T/D 0.1–0.35 (the

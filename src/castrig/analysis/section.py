@@ -219,7 +219,7 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
                                ball_radius_px=ball_radius_px, edges=edges)
         waves = _edge_waves(**edges) if edges else None
         seen_k = float(np.mean(edges["has_b"])) if edges else 0.0
-        rms_k = float(np.sqrt(np.mean(waves[0] ** 2))) if waves is not None else math.inf
+        rms_k = float(np.sqrt(np.mean(waves[0] ** 2))) if waves is not None and waves[0] is not None else math.inf
         if k and (seen_k < seen - WAVE_LOST_INTERFACE or (seen_k < seen and rms_k > top_rms)):
             # straightened, neither of the film's edges is straighter: the interface is found
             # over less of the width and the top is no straighter — the last straightening undone
@@ -294,9 +294,10 @@ def _running_median(y: np.ndarray, ok: np.ndarray, size: int) -> np.ndarray | No
 
 
 def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, has_b: np.ndarray,
-                thick_px: float) -> tuple[np.ndarray, np.ndarray] | None:
+                thick_px: float) -> tuple[np.ndarray | None, np.ndarray] | None:
     """How the film's top and its interface bend beyond a straight line (px down, per column),
-    or None where too little of either was seen.
+    or None where too little of the interface was seen (the top None where it is seen over
+    less than half the width: a film open to the top through many cavities).
 
     The interface: the film's bottom edge followed by :func:`_interface_path` over every column
     where it was found (``has_b`` is the measurement's own choice, made against a straight
@@ -311,14 +312,12 @@ def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, has_b: np
     w = y_top.size
     ok_t = has & np.isfinite(y_top)
     ok_b = np.isfinite(y_bot) & (np.nan_to_num(y_bot - y_top, nan=np.inf) >= 0.5 * thick_px)
-    if ok_t.sum() < 0.5 * w or ok_b.sum() < 0.15 * w or not thick_px > 0:
+    if ok_b.sum() < 0.15 * w or not thick_px > 0:
         return None
     size = int(max(9, 3 * thick_px)) | 1
     if size > w // 3:
         return None  # (too few thicknesses fit the width to tell a wave from a thickness change)
-    top = _running_median(y_top, ok_t, size)
-    if top is None:
-        return None
+    top = _running_median(y_top, ok_t, size) if ok_t.sum() >= 0.5 * w else None
     bot = _interface_path(y_bot, ok_b)
     x = np.arange(w, dtype=float)
 
@@ -326,7 +325,7 @@ def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, has_b: np
         e = ndi.gaussian_filter1d(e, max(1.0, thick_px), mode="nearest")
         return e - np.polyval(np.polyfit(x, e, 1), x)
 
-    return bend(top), bend(bot)
+    return (None if top is None else bend(top)), bend(bot)
 
 
 #: :func:`_interface_path`: columns per step of the path, its level grid (px), the steepest it
