@@ -118,3 +118,25 @@ def test_a_flat_section_with_deep_tongues_and_cavities_on_its_interface_is_not_s
     assert "wave_px" not in ours["_quality"]
     assert ours["mean_thickness_um"] == pytest.approx(truth["mean_thickness_um"], rel=0.03)
     assert ours["penetration_depth_um"] == pytest.approx(truth["penetration_depth_um"], rel=0.1)
+
+
+def test_the_interface_path_is_bounded_in_memory_and_time_on_a_hostile_edge():
+    """An edge 30 000 columns wide scattered over 4 000 rows (a fuzzed image): the first path
+    held a (blocks × levels × columns) float array — 7 500 × 8 000 × 4, 1.9 GB. Steps and levels
+    are capped now (PATH_MAX_BLOCKS, PATH_MAX_LEVELS) and the costs built in chunks."""
+    import time
+    import tracemalloc
+
+    from castrig.analysis.section import _interface_path
+
+    y = np.random.default_rng(0).uniform(0, 4000, 30_000)
+    tracemalloc.start()
+    t0 = time.process_time()
+    try:
+        path = _interface_path(y, np.ones(y.size, bool))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 150e6, peak
+    assert time.process_time() - t0 < 10.0
+    assert path.shape == y.shape and np.isfinite(path).all()

@@ -331,13 +331,17 @@ def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, has_b: np
 #: :func:`_interface_path`: columns per step of the path, its level grid (px), the steepest it
 #: rises or falls (px per column: a ±5° tilt and a wave of 0.2 film thicknesses over 10 reach
 #: 0.22), the cost of a pixel of level change, and the costs at which an edge row below the
-#: path (a tongue) and above it (nothing should lie there) stop counting more
+#: path (a tongue) and above it (nothing should lie there) stop counting more. At most
+#: ``PATH_MAX_BLOCKS`` steps and ``PATH_MAX_LEVELS`` levels: a wider section takes wider steps,
+#: a taller spread of edge rows a coarser grid (time and memory bounded whatever the image)
 PATH_BLOCK = 4
 PATH_STEP_PX = 0.5
 PATH_SLOPE = 0.25
 PATH_CHANGE_COST = 1.0
 PATH_BELOW_CAP = 0.25
 PATH_ABOVE_CAP = 36.0
+PATH_MAX_BLOCKS = 8192
+PATH_MAX_LEVELS = 1024
 
 
 def _interface_path(y: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -366,41 +370,52 @@ def _interface_path(y: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 def _least_cost_path(y: np.ndarray, ok: np.ndarray, s: float, *, hold_in_gaps: bool) -> np.ndarray:
     """:func:`_interface_path`'s Viterbi on edge rows ``y`` (columns ``ok``) whose noise unit is
-    ``s`` px; ``hold_in_gaps``: the level does not change over blocks without a seen column."""
+    ``s`` px; ``hold_in_gaps``: the level does not change over blocks without a seen column.
+    (Ties go to the smaller move, the lower level first.)"""
     w = y.size
     yo = y[ok]
-    lo, hi = _percentile(yo, 0.5), _percentile(yo, 99.5)
-    levels = np.arange(math.floor(lo) - 3.0, math.ceil(hi) + 3.0 + 1e-9, PATH_STEP_PX)
-    b = PATH_BLOCK
+    lo, hi = math.floor(_percentile(yo, 0.5)) - 3.0, math.ceil(_percentile(yo, 99.5)) + 3.0
+    step = max(PATH_STEP_PX, (hi - lo) / PATH_MAX_LEVELS)
+    levels = np.arange(lo, hi + 1e-9, step)
+    nl = levels.size
+    b = max(PATH_BLOCK, -(-w // PATH_MAX_BLOCKS))
     nb = -(-w // b)
     r = np.full(nb * b, np.nan)
     r[:w] = np.where(ok, y, np.nan)
-    rb = r.reshape(nb, 1, b)
-    z = (rb - levels[None, :, None]) / s  # (blocks, levels, columns)
-    z *= z
-    data = np.nansum(np.where(rb > levels[None, :, None], np.minimum(z, PATH_BELOW_CAP), np.minimum(z, PATH_ABOVE_CAP)),
-                     axis=2)
-    seen = np.isfinite(rb).any(axis=(1, 2)) if hold_in_gaps else np.ones(nb, bool)
-    nl = levels.size
-    hop = min(max(1, int(round(PATH_SLOPE * b / PATH_STEP_PX))), nl - 1)
+    rb = r.reshape(nb, b)
+    data = np.empty((nb, nl))
+    chunk = max(1, (1 << 21) // (nl * b))  # (blocks per pass: temporaries of ~16 MB at most)
+    for c0 in range(0, nb, chunk):
+        v = rb[c0:c0 + chunk, None, :]
+        z = (v - levels[None, :, None]) / s  # (blocks, levels, columns)
+        z *= z
+        data[c0:c0 + chunk] = np.nansum(np.where(v > levels[None, :, None], np.minimum(z, PATH_BELOW_CAP),
+                                                 np.minimum(z, PATH_ABOVE_CAP)), axis=2)
+    seen = np.isfinite(rb).any(axis=1) if hold_in_gaps else np.ones(nb, bool)
+    hop = min(max(1, int(round(PATH_SLOPE * b / step))), nl - 1)
+    # the moves tried, in the order ties go: stay, then from one level lower, one higher, ...
+    moves = np.r_[0, np.ravel(np.c_[-np.arange(1, hop + 1), np.arange(1, hop + 1)])]
+    pen = PATH_CHANGE_COST * np.abs(moves) * step
+    # each level's candidates, from the previous cost padded with +inf beyond the grid's ends
+    buf = np.full(nl + 2 * hop, np.inf)
+    src = np.arange(nl)[:, None] + (moves + hop)[None, :]
+    rows = np.arange(nl)
     cost = data[0].copy()
-    back = np.empty((nb, nl), np.intp)
-    idx = np.arange(nl)
+    back = np.zeros((nb, nl), np.int16 if hop < 2 ** 15 else np.int32)  # (the move taken into each level)
     for k in range(1, nb):
-        best, arg = cost.copy(), idx.copy()
-        for h in range(1, hop + 1 if seen[k] else 0):
-            pen = PATH_CHANGE_COST * h * PATH_STEP_PX
-            for dst, src in ((slice(h, None), slice(None, -h)), (slice(None, -h), slice(h, None))):
-                cand = cost[src] + pen
-                better = cand < best[dst]
-                best[dst] = np.where(better, cand, best[dst])
-                arg[dst] = np.where(better, idx[src], arg[dst])
-        cost = best + data[k]
-        back[k] = arg
+        if seen[k]:
+            buf[hop:hop + nl] = cost
+            win = buf[src]
+            win += pen
+            m = np.argmin(win, axis=1)
+            cost = win[rows, m] + data[k]
+            back[k] = moves[m]
+        else:
+            cost = cost + data[k]
     path = np.empty(nb, np.intp)
     path[-1] = int(np.argmin(cost))
     for k in range(nb - 1, 0, -1):
-        path[k - 1] = back[k, path[k]]
+        path[k - 1] = path[k] + back[k, path[k]]
     return np.interp(np.arange(w, dtype=float), np.arange(nb) * b + (b - 1) / 2, levels[path])
 
 
