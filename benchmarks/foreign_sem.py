@@ -18,7 +18,13 @@ within 0.02. Recorded 2026-12-05 (seed 2, 768 px): castrig's SEM reading MISSES 
 opening up to 0.28 short, and at noise 0.08 no pore found at all. ``auto`` reads 8 of the 14 as
 optical, D 11-37 % short, 5 of them flagged appearance_ambiguous (a ridge from
 edges.RIM_CLEAR is read as SEM whatever the cores: 4 views, flagged too). Left for the SEM lip model
-(castrig.analysis.edges) and the auto test to learn.
+(castrig.analysis.edges) and the auto test to learn. Where it comes from (2026-12-05): these rims
+rise inward — at the lip a step of 0.37 of the rim's height, its peak rim_w/2 inside — while the
+lip model's rim decays inward from its peak at the lip (the twin's); the fit puts the lip at the
+rim's peak, ~0.8 px inside (gain 0.3, 20 px pores: D −7.8 %, unflagged, the truth outside its
+95 % interval). Faint rims (gain 0.15: a ridge of 0.015 of the depth, under rim_decision's 0.025)
+are measured rimless, the edge at the rim's inner, core-side flank (D −21 %); the rim model
+forced on them (``_analyse_rimmed(rims=True)``) gives the same D on every view here.
 """
 
 from __future__ import annotations
