@@ -360,12 +360,16 @@ def _interface_path(y: np.ndarray, ok: np.ndarray) -> np.ndarray:
     were straightened by 11-15 px (benchmark seed 1000 sec_flip and sec_texture case 6)."""
     w = y.size
     x = np.arange(w, dtype=float)
-    yo = y[ok]
-    d = np.diff(yo)
-    sig = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2) if d.size > 4 else 0.0
-    s = max(0.75, 2.0 * sig)
+    s = max(0.75, 2.0 * _edge_noise(y[ok]))
     tilt = float(np.polyfit(x, _least_cost_path(y, ok, s, hold_in_gaps=False), 1)[0])
     return _least_cost_path(y - tilt * x, ok, s, hold_in_gaps=True) + tilt * x
+
+
+def _edge_noise(rows: np.ndarray) -> float:
+    """An edge's noise per column (px): the robust s.d. of its steps between neighbouring seen
+    columns over √2 (0 with too few of them)."""
+    d = np.diff(rows)
+    return 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2) if d.size > 4 else 0.0
 
 
 def _least_cost_path(y: np.ndarray, ok: np.ndarray, s: float, *, hold_in_gaps: bool) -> np.ndarray:
@@ -849,8 +853,7 @@ def _bridge(raw: np.ndarray, has: np.ndarray, env: np.ndarray, sign: float, side
     """
     dev = sign * (raw - env)
     ok = has & np.isfinite(raw)
-    d = np.diff(raw[ok])
-    sig = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2) if d.size > 4 else 0.0
+    sig = _edge_noise(raw[ok])
     flag = ~ok | (dev > 1.0 + min(3 * sig, 1.5))
     flag = ndi.binary_dilation(flag, iterations=2) | ~ok
     good = ~flag
@@ -1519,8 +1522,7 @@ def _tongues(y_bot: np.ndarray, has: np.ndarray, w: int, bare_edge: np.ndarray |
         if float(np.max(np.abs((slope - s2) * x[[0, -1]] + level - l2))) > 2.0 and near.sum() >= 8:
             slope, level = _interface_line(xo[near], yo[near], w)
     base = slope * x + level
-    d = np.diff(y[ok])
-    sig = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2) if d.size > 4 else 0.0
+    sig = _edge_noise(y[ok])
     t = ok & (y - base > max(2.0, 4 * sig))
     return ndi.binary_opening(t, structure=np.ones(3, bool))
 
