@@ -217,7 +217,7 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         edges: dict[str, Any] = {}
         m_k = _measure_section(_unshear(img, wave) if k else img, raw, clipped, pixel_size_um,
                                ball_radius_px=ball_radius_px, edges=edges)
-        waves = _edge_waves(**edges) if edges else None
+        waves = _edge_waves(edges["y_top"], edges["has"], edges["y_bot"], edges["thick_px"]) if edges else None
         seen_k = float(np.mean(edges["has_b"])) if edges else 0.0
         rms_k = float(np.sqrt(np.mean(waves[0] ** 2))) if waves is not None and waves[0] is not None else math.inf
         if k and (seen_k < seen - WAVE_LOST_INTERFACE or (seen_k < seen and rms_k > top_rms)):
@@ -293,17 +293,17 @@ def _running_median(y: np.ndarray, ok: np.ndarray, size: int) -> np.ndarray | No
     return np.interp(np.arange(y.size), xs, med[xs])
 
 
-def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, has_b: np.ndarray,
+def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray,
                 thick_px: float) -> tuple[np.ndarray | None, np.ndarray] | None:
     """How the film's top and its interface bend beyond a straight line (px down, per column),
     or None where too little of the interface was seen (the top None where it is seen over
     less than half the width: a film open to the top through many cavities).
 
     The interface: the film's bottom edge followed by :func:`_interface_path` over every column
-    where it was found (``has_b`` is the measurement's own choice, made against a straight
-    interface line: on a wave it drops the troughs as tongues, and the bend read from the crests
-    alone came out flat — seed 1000 sec_wavy case 5, 25 % of the width seen, 2.5 px rms off a
-    3.0 px wave). Edges that are a cavity's roof (closer to the film's top than half the film's
+    where it was found (not only where the measurement followed the interface, ``has_b``: that
+    choice is made against a straight interface line — on a wave it drops the troughs as
+    tongues, and the bend read from the crests alone came out flat: seed 1000 sec_wavy case 5,
+    25 % of the width seen, 2.5 px rms off a 3.0 px wave). Edges that are a cavity's roof (closer to the film's top than half the film's
     thickness; at a wave's crest the whole film rises, its thickness stays) are left out. The
     top: a running median over 3 film thicknesses (notches are narrower); it varies with the
     film's thickness as well as with the wave, and serves to judge a straightening only. Each
