@@ -74,6 +74,23 @@ def test_castrig_analyse_section_follows_the_interface_into_the_waves_troughs(tm
     assert got["quality"]["wave_px"] >= 6  # (2 × 4.5 px crest to trough, less what the tilt fit takes)
 
 
+#: benchmark case 0 (D 0.8 µm, 9 px per pore, T/D 1.5, 8 bit) with seed 2000's sec_wavy wave: 8.5 px
+#: over 1088 px, wide flat-bottomed tongues under a third of the interface
+CASE_0_2000 = (2000, 0, 0.8, 9, 0.05, 0.45, 0.6, 1.5, 0.05, 1.0, 0.02, 0.3, 8)
+WAVE_0_2000 = {"wave_amplitude_px": 8.49, "wave_period_px": 1088.0}
+
+
+def test_castrig_analyse_section_keeps_a_straightening_that_finds_more_tongues(tmp_path):
+    """Benchmark seed 2000 sec_wavy case 0: straightened within 0.9 px of the wave, the section
+    showed its wide tongues for what they are, and so its interface over less of the width
+    (0.71 of it, then 0.50): the straightening was undone as if it had bent a flat interface,
+    and T came out 16 % over, unflagged. The film's bottom edge lies on the bend over 1.75 times
+    the columns it shares with any straight line (a flat section's: at most about as many), and
+    such a straightening is kept."""
+    got, _, _, _ = _measured_by_the_cli(tmp_path, CASE_0_2000, WAVE_0_2000)
+    assert got["quality"]["wave_px"] >= 8
+
+
 def test_the_interface_path_follows_a_wave_under_tongues_and_not_a_tongue_at_the_side():
     """Numbers in, numbers out: an edge on a 6 px wave (period 500 px, tilted 1 px in 100), with
     steep tongues 12-30 px deep over a third of the columns, a gap of 40 columns (a cavity's
