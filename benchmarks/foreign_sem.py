@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -90,7 +88,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--size", type=int, default=768)
     a = ap.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from castrig.analysis import analyse_surface
 
     px = 0.1
