@@ -1145,6 +1145,17 @@ def foreign_sem() -> Any:
     return module
 
 
+@pytest.fixture(scope="session")
+def foreign_section() -> Any:
+    """benchmarks/foreign_section.py: section views from a generator of our own that is not the
+    twin's (``draw_section(seed, **VIEWS[j]) -> (8-bit image, truth in px)``; the pixel size is
+    ``2 / t_px`` µm)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import foreign_section as module
+
+    return module
+
+
 @pytest.fixture
 def accuracy_case() -> Callable[[str, int, int], tuple[dict, dict, dict]]:
     """``accuracy_case(family, i, seed)``: case ``i`` of benchmarks/analysis_accuracy.py in

@@ -117,6 +117,29 @@ def test_the_interface_path_follows_a_wave_under_tongues_and_not_a_tongue_at_the
     assert np.all(y[940:] - path[940:] > 8)  # (the side tongue is below the path, not followed)
 
 
+def test_the_bend_explains_a_waves_edge_better_than_a_line_and_a_flat_edge_no_better():
+    """Numbers in, numbers out (:func:`_bend_evidence`): the same steep tongues under a 6 px wave
+    and under a flat, tilted interface. On the wave the path holds the interface's columns, a
+    straight line only those where it crosses the wave: twice as many or more. On the flat
+    interface a path bent by a wide, shallow tongue holds fewer than the line."""
+    from castrig.analysis.section import _bend_evidence, _interface_path
+
+    rng = np.random.default_rng(5)
+    w = 1024
+    x = np.arange(w, dtype=float)
+    tongues = np.zeros(w)
+    for x0, width, depth in ((60, 70, 20), (300, 90, 12), (520, 120, 30), (760, 60, 18)):
+        tongues[x0:x0 + width] = depth
+    ok = np.ones(w, bool)
+    wavy = 100 + 0.01 * x + 6 * np.sin(2 * np.pi * x / 500) + tongues + rng.normal(0, 0.3, w)
+    assert _bend_evidence(wavy, ok, _interface_path(wavy, ok)) > 2.0
+    flat = 100 + 0.01 * x + tongues + rng.normal(0, 0.3, w)
+    assert _bend_evidence(flat, ok, _interface_path(flat, ok)) <= 1.0
+    # a path that dips into a wide shallow tongue (what a flat section's false wave follows)
+    bent = 100 + 0.01 * x + np.interp(x, [450, 520, 640, 710], [0, 30, 30, 0])
+    assert _bend_evidence(flat, ok, bent) < 1.0
+
+
 @pytest.mark.parametrize("family,i,seed", [("sec_dark", 11, 1000), ("sec_tilt", 11, 1000), ("sec_texture", 11, 1000),
                                             ("sec_thin", 1, 4000), ("sec_flip", 6, 1000), ("sec_texture", 6, 1000)])
 def test_a_flat_section_with_deep_tongues_and_cavities_on_its_interface_is_not_straightened(accuracy_case, family, i, seed):

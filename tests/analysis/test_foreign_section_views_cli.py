@@ -1,0 +1,47 @@
+"""Sections from benchmarks/foreign_section.py — a generator of our own that is not the twin's —
+through the real CLI.
+
+The twin draws flat-bottomed tongues in a support whose pores all lie below the interface, a
+film of one grey and no edge effect. These views are drawn otherwise: secondary-electron edge
+glow on every free surface of the polymer, cavities shaded towards their far wall, tongues with
+curved sides in surface pores the interface cuts, a film darker than its support, 8×8 JPEG
+blocks. Where castrig is right on them it must stay right; a bright (resin-embedded) background,
+which castrig does not read, must say so rather than give numbers.
+"""
+
+from __future__ import annotations
+
+import pytest
+import tifffile
+
+from conftest import analysed
+
+#: (view index in foreign_section.VIEWS, seed): SE (15 tongues), SE upside down, a dark film, JPEG
+MEASURED = [(0, 3), (5, 3), (12, 3), (21, 3)]
+
+
+def _cli_section(tmp_path, fs, j: int, seed: int) -> tuple[dict, dict, float]:
+    kw = fs.VIEWS[j]
+    img, truth = fs.draw_section(seed * 1000 + j, **kw)
+    px = 2.0 / kw["t_px"]
+    path = tmp_path / f"foreign-{j}.tif"
+    tifffile.imwrite(path, img)
+    return analysed("section", str(path), "--pixel-size", f"{px:.9g}"), truth, px
+
+
+@pytest.mark.parametrize("j, seed", MEASURED)
+def test_castrig_analyse_section_measures_sections_it_was_not_tuned_on(tmp_path, foreign_section, j, seed):
+    got, truth, px = _cli_section(tmp_path, foreign_section, j, seed)
+    assert not got["quality"]["flags"], got["quality"]
+    assert got["mean_thickness_um"] == pytest.approx(truth["T"] * px, rel=0.03)
+    assert got["thickness_std_um"] / got["mean_thickness_um"] == pytest.approx(truth["tcv"], abs=0.05)
+    assert got["penetration_depth_um"] == pytest.approx(truth["pen"] * px, rel=0.10)
+    assert got["penetration_fraction"] == pytest.approx(truth["pen_f"], abs=0.03)
+
+
+def test_a_bright_background_section_is_flagged_not_measured_silently(tmp_path, foreign_section):
+    """A resin-embedded optical section: the background bright, cavities and support pores filled
+    with the same resin. castrig reads sections with a dark background; here its thickness is 3×
+    the film's, and the result says the background was not found."""
+    got, _, _ = _cli_section(tmp_path, foreign_section, 15, 3)
+    assert "no_background" in got["quality"]["flags"], got["quality"]
