@@ -39,6 +39,18 @@ def test_castrig_analyse_section_measures_sections_it_was_not_tuned_on(tmp_path,
     assert got["penetration_fraction"] == pytest.approx(truth["pen_f"], abs=0.03)
 
 
+@pytest.mark.parametrize("seed", [4, 8])
+def test_a_section_whose_edges_glow_is_measured_from_its_plain_film(tmp_path, foreign_section, seed):
+    """SE edge glow over 3 px (view 4, se_strong): the walls between cavities glow over their
+    whole height and set the film's level from the columns' maxima; the film's plain body, at 0.8
+    of that level, fell under the film threshold and was read as support, the interface put at
+    the cavities' bottoms: T 44 % and 36 % short, the fraction entered 0.36 and 0.38 over, no
+    flag. The film's level is now its plain body's (the brightest well-populated grey level)."""
+    got, truth, px = _cli_section(tmp_path, foreign_section, 4, seed)
+    assert got["mean_thickness_um"] == pytest.approx(truth["T"] * px, rel=0.03)
+    assert got["penetration_fraction"] == pytest.approx(truth["pen_f"], abs=0.03)
+
+
 def test_a_bright_background_section_is_flagged_not_measured_silently(tmp_path, foreign_section):
     """A resin-embedded optical section: the background bright, cavities and support pores filled
     with the same resin. castrig reads sections with a dark background; here its thickness is 3×

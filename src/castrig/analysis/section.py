@@ -487,6 +487,7 @@ def _measure_section(img: np.ndarray, raw: np.ndarray, clipped: bool, pixel_size
     # (== ndi.grey_erosion(s, size=(9, 1)): a running min down the columns by whole-row
     # numpy ops, exact, instead of scipy's line-by-line pass across the fast axis)
     f_col = _film_level(column_min(s, 4))
+    f_col = f_col * _plain_film_share(s / np.maximum(f_col[None, :], 1e-9))
     sn = s / np.maximum(f_col[None, :], 1e-9)
     k = max(2, h // 8)
     # the support matrix level: its bright phase (its pores, dark, may fill much of the bottom band)
@@ -961,6 +962,29 @@ def _film_level(s: np.ndarray) -> np.ndarray:
             break
         keep = new
     return np.polyval(coef, x)
+
+
+def _plain_film_share(sn: np.ndarray) -> float:
+    """The plain film's level as a share of the film level found from the columns' maxima: where
+    an SE edge glow lights every free surface of the polymer (its top, the cavities' walls) the
+    walls between cavities, bright over their whole height, set that level, and the film's flat
+    body lies well under it. The brightest grey level that holds at least 2 % of the pixels above
+    the bottom band, when it lies under 0.9 of the found level and clear of the support's bright
+    end; else 1 (the film is the brightest phase: its level is the one found)."""
+    h = sn.shape[0]
+    k = max(2, h // 8)
+    sup_hi = float(_percentile(sn[-k:], 90))
+    vals = sn[:-k].ravel()
+    if vals.size < 100:
+        return 1.0
+    hist = np.bincount(np.clip((vals * 100).astype(np.intp), 0, 150), minlength=151).astype(np.float64)
+    win = hist[:-2] + hist[1:-1] + hist[2:]  # win[i]: levels i..i+2 hundredths
+    peak = (win >= 0.02 * vals.size) & (win >= np.r_[0.0, win[:-1]]) & (win >= np.r_[win[1:], 0.0])
+    idx = np.nonzero(peak)[0]
+    if not idx.size:
+        return 1.0
+    level = (idx[-1] + 1.5) / 100  # (the window's centre)
+    return level if sup_hi + 0.05 < level < 0.9 else 1.0
 
 
 def _local_sd(a: np.ndarray, size: int) -> np.ndarray:
