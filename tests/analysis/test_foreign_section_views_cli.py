@@ -51,6 +51,18 @@ def test_a_section_whose_edges_glow_is_measured_from_its_plain_film(tmp_path, fo
     assert got["penetration_fraction"] == pytest.approx(truth["pen_f"], abs=0.03)
 
 
+@pytest.mark.parametrize("seed", [4, 6])
+def test_a_section_whose_support_outshines_its_film_is_measured_from_the_film(tmp_path, foreign_section, seed):
+    """A support whose coarse grains are brighter than the film (view 19, overlap): their eroded
+    maxima set the film's level, the film fell under its threshold in speckles, and the interface
+    was read through the cavities' row: T 17 % and 24 % short, σt/T 0.09 and 0.07 over, the
+    fraction entered 0.26 and 0.33 over, no flag. The film's level is now its smooth body's (the
+    brightest level of the image's quiet pixels, above every quiet level of the support)."""
+    got, truth, px = _cli_section(tmp_path, foreign_section, 19, seed)
+    assert got["mean_thickness_um"] == pytest.approx(truth["T"] * px, rel=0.03)
+    assert got["thickness_std_um"] / got["mean_thickness_um"] == pytest.approx(truth["tcv"], abs=0.05)
+
+
 def test_a_bright_background_section_is_flagged_not_measured_silently(tmp_path, foreign_section):
     """A resin-embedded optical section: the background bright, cavities and support pores filled
     with the same resin. castrig reads sections with a dark background; here its thickness is 3×

@@ -970,21 +970,44 @@ def _plain_film_share(sn: np.ndarray) -> float:
     walls between cavities, bright over their whole height, set that level, and the film's flat
     body lies well under it. The brightest grey level that holds at least 2 % of the pixels above
     the bottom band, when it lies under 0.9 of the found level and clear of the support's bright
-    end; else 1 (the film is the brightest phase: its level is the one found)."""
+    end; else, the same among the image's smooth pixels (below); else 1 (the film is the
+    brightest phase: its level is the one found — in every section of the twin's seven families
+    over five seeds)."""
     h = sn.shape[0]
     k = max(2, h // 8)
     sup_hi = float(_percentile(sn[-k:], 90))
     vals = sn[:-k].ravel()
     if vals.size < 100:
         return 1.0
+    level = _brightest_level(vals)
+    if level is not None and sup_hi + 0.05 < level < 0.9:
+        return level
+    # a support whose bright grains outshine the film (their eroded maxima set its level): the
+    # film's body is smooth, the grains' matrix rough — the brightest level of the smooth pixels
+    # (local s.d. over 7 × 7 under 2.5 × the image's quiet quartile), when it lies between 0.6
+    # and 0.9 of the level found and above every smooth level of the bottom band (a smooth
+    # support's matrix, 0.6-0.8 of the film in the twin's sections, is no film). Only where the
+    # support's bright end comes near the level found (0.75 of it; 0.82-0.89 over such views,
+    # 0.50-0.65 in the twin's overnight sections, which need not pay for the local s.d.)
+    if sup_hi < 0.75:
+        return 1.0
+    lsd = _local_sd(sn, 7)
+    quiet = lsd < 2.5 * float(_percentile(lsd, 25))
+    if quiet[:-k].sum() < 100:
+        return 1.0
+    level = _brightest_level(sn[:-k][quiet[:-k]])
+    band = sn[-k:][quiet[-k:]]
+    band_hi = float(_percentile(band, 99)) if band.size else 0.0
+    return level if level is not None and 0.6 <= level < 0.9 and level > band_hi + 0.05 else 1.0
+
+
+def _brightest_level(vals: np.ndarray) -> float | None:
+    """The brightest grey level (hundredths, windows of three) holding 2 % of ``vals``, or None."""
     hist = np.bincount(np.clip((vals * 100).astype(np.intp), 0, 150), minlength=151).astype(np.float64)
     win = hist[:-2] + hist[1:-1] + hist[2:]  # win[i]: levels i..i+2 hundredths
     peak = (win >= 0.02 * vals.size) & (win >= np.r_[0.0, win[:-1]]) & (win >= np.r_[win[1:], 0.0])
     idx = np.nonzero(peak)[0]
-    if not idx.size:
-        return 1.0
-    level = (idx[-1] + 1.5) / 100  # (the window's centre)
-    return level if sup_hi + 0.05 < level < 0.9 else 1.0
+    return (idx[-1] + 1.5) / 100 if idx.size else None  # (the window's centre)
 
 
 def _local_sd(a: np.ndarray, size: int) -> np.ndarray:
