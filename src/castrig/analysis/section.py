@@ -221,7 +221,7 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
         edges: dict[str, Any] = {}
         m_k = _measure_section(_unshear(img, wave) if k else img, raw, clipped, pixel_size_um,
                                ball_radius_px=ball_radius_px, edges=edges)
-        waves = _edge_waves(edges["y_top"], edges["has"], edges["y_bot"], edges["thick_px"]) if edges else None
+        waves = _edge_waves(edges["y_top"], edges["has"], edges["y_bot"], edges["thick_px"], evidence=k == 0) if edges else None
         seen_k = float(np.mean(edges["has_b"])) if edges else 0.0
         rms_k = float(np.sqrt(np.mean(waves[0] ** 2))) if waves is not None and waves[0] is not None else math.inf
         if k == 0 and waves is not None:
@@ -308,8 +308,8 @@ def _running_median(y: np.ndarray, ok: np.ndarray, size: int) -> np.ndarray | No
     return np.interp(np.arange(y.size), xs, med[xs])
 
 
-def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray,
-                thick_px: float) -> tuple[np.ndarray | None, np.ndarray] | None:
+def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, thick_px: float,
+                evidence: bool = True) -> tuple[np.ndarray | None, np.ndarray, float | None] | None:
     """How the film's top and its interface bend beyond a straight line (px down, per column),
     or None where too little of the interface was seen (the top None where it is seen over
     less than half the width: a film open to the top through many cavities).
@@ -323,7 +323,8 @@ def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray,
     top: a running median over 3 film thicknesses (notches are narrower); it varies with the
     film's thickness as well as with the wave, and serves to judge a straightening only. Each
     is smoothed by a Gaussian of one thickness and the straight line fitted taken out (the
-    section's tilt is followed as before)."""
+    section's tilt is followed as before). Third: :func:`_bend_evidence` of the interface's
+    path, with ``evidence`` (asked of the section as it lies only), else None."""
     w = y_top.size
     ok_t = has & np.isfinite(y_top)
     ok_b = np.isfinite(y_bot) & (np.nan_to_num(y_bot - y_top, nan=np.inf) >= 0.5 * thick_px)
@@ -340,7 +341,7 @@ def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray,
         e = ndi.gaussian_filter1d(e, max(1.0, thick_px), mode="nearest")
         return e - np.polyval(np.polyfit(x, e, 1), x)
 
-    return (None if top is None else bend(top)), bend(bot), _bend_evidence(y_bot, ok_b, bot)
+    return (None if top is None else bend(top)), bend(bot), (_bend_evidence(y_bot, ok_b, bot) if evidence else None)
 
 
 def _bend_evidence(y: np.ndarray, ok: np.ndarray, path: np.ndarray) -> float:
