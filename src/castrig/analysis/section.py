@@ -318,8 +318,9 @@ def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, thick_px:
     where it was found (not only where the measurement followed the interface, ``has_b``: that
     choice is made against a straight interface line — on a wave it drops the troughs as
     tongues, and the bend read from the crests alone came out flat: seed 1000 sec_wavy case 5,
-    25 % of the width seen, 2.5 px rms off a 3.0 px wave). Edges that are a cavity's roof (closer to the film's top than half the film's
-    thickness; at a wave's crest the whole film rises, its thickness stays) are left out. The
+    25 % of the width seen, 2.5 px rms off a 3.0 px wave). Edges that are a cavity's roof (closer
+    to the film's top than half the film's thickness; at a wave's crest the whole film rises, its
+    thickness stays) are left out. The
     top: a running median over 3 film thicknesses (notches are narrower); it varies with the
     film's thickness as well as with the wave, and serves to judge a straightening only. Each
     is smoothed by a Gaussian of one thickness and the straight line fitted taken out (the
@@ -488,9 +489,12 @@ def _measure_section(img: np.ndarray, raw: np.ndarray, clipped: bool, pixel_size
     # (== ndi.grey_erosion(s, size=(9, 1)): a running min down the columns by whole-row
     # numpy ops, exact, instead of scipy's line-by-line pass across the fast axis)
     f_col = _film_level(column_min(s, 4))
-    f_col = f_col * _plain_film_share(s / np.maximum(f_col[None, :], 1e-9))
     sn = s / np.maximum(f_col[None, :], 1e-9)
-    k = max(2, h // 8)
+    k = max(2, h // 8)  # (the bottom band's rows: the support below everything else)
+    share = _plain_film_share(sn, k)
+    if share != 1.0:
+        f_col = f_col * share
+        sn = s / np.maximum(f_col[None, :], 1e-9)
     # the support matrix level: its bright phase (its pores, dark, may fill much of the bottom band)
     band = sn[-k:]
     sup_lvl = float(_percentile(band, 90))
@@ -965,7 +969,7 @@ def _film_level(s: np.ndarray) -> np.ndarray:
     return np.polyval(coef, x)
 
 
-def _plain_film_share(sn: np.ndarray) -> float:
+def _plain_film_share(sn: np.ndarray, k: int) -> float:
     """The plain film's level as a share of the film level found from the columns' maxima: where
     an SE edge glow lights every free surface of the polymer (its top, the cavities' walls) the
     walls between cavities, bright over their whole height, set that level, and the film's flat
@@ -973,9 +977,7 @@ def _plain_film_share(sn: np.ndarray) -> float:
     the bottom band, when it lies under 0.9 of the found level and clear of the support's bright
     end; else, the same among the image's smooth pixels (below); else 1 (the film is the
     brightest phase: its level is the one found — in every section of the twin's seven families
-    over five seeds)."""
-    h = sn.shape[0]
-    k = max(2, h // 8)
+    over five seeds). ``sn``: the image over that level; ``k``: the bottom band's rows."""
     sup_hi = float(_percentile(sn[-k:], 90))
     vals = sn[:-k].ravel()
     if vals.size < 100:
