@@ -57,6 +57,9 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from ._filters import box_max, box_min, column_min, cross_dilate, cross_erode, gaussian
 from ._quantiles import _order_stats, median as _median, percentile as _percentile
@@ -1725,27 +1728,31 @@ def _peak_circles(pl: np.ndarray, npk: int, py: np.ndarray, px_: np.ndarray, dis
 
 
 def _merge_close_peaks(cen: np.ndarray, rad: np.ndarray) -> np.ndarray | None:
-    """Each peak's group (0..k-1, numbered in the peaks' order) when some peaks' centres lie
-    within half the smaller radius of each other (groups by transitive closure); None when none do."""
+    """Each peak's group (0..k-1, numbered in the order of each group's first peak) when some
+    peaks' centres lie within half the smaller radius of each other (groups by transitive
+    closure); None when none do.
+
+    Candidate pairs come from a k-d tree within half the largest radius, so time and memory
+    follow the pairs, not the square of the peaks: a top view given as a section has thousands
+    of "support pores", and the n × n distance matrix (and its min-propagation) took 1.7 s and
+    ~100 MB per pass there."""
     n = len(rad)
     if n < 2:
         return None
-    d = np.hypot(cen[:, None, 0] - cen[None, :, 0], cen[:, None, 1] - cen[None, :, 1])
-    close = d < 0.5 * np.minimum(rad[:, None], rad[None, :])
-    np.fill_diagonal(close, False)
-    if not close.any():
+    pairs = cKDTree(cen).query_pairs(0.5 * float(rad.max()), output_type="ndarray")
+    if len(pairs):
+        i, j = pairs[:, 0], pairs[:, 1]
+        d = np.hypot(cen[i, 0] - cen[j, 0], cen[i, 1] - cen[j, 1])
+        keep = d < 0.5 * np.minimum(rad[i], rad[j])
+        i, j = i[keep], j[keep]
+    if not len(pairs) or not len(i):
         return None
-    # each peak takes the lowest index it reaches (a few peaks: min-propagation until stable)
-    group = np.arange(n)
-    close |= np.eye(n, dtype=bool)
-    while True:
-        nxt = np.where(close, group[None, :], n).min(axis=1)
-        if np.array_equal(nxt, group):
-            break
-        group = nxt
-    # renumbered 0..k-1 in the order of first appearance (the peaks' row-major order)
-    _, inv = np.unique(group, return_inverse=True)
-    return inv.astype(np.intp)
+    _, label = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
+    first = np.full(label.max() + 1, n)
+    np.minimum.at(first, label, np.arange(n))
+    rank = np.empty_like(first)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[label].astype(np.intp)
 
 
 def _wide_arms(ring: list, thr: float) -> int:
