@@ -71,7 +71,18 @@ only the section is rendered and measured (the surface metrics show "—"):
                2000 sec_thin case 13 moved (straightened by 3 px: its support D, not measured
                before, 5.4 % short). Left: sections straightened and then undone because the
                interface was seen over less of the width (seed 2000 case 0, 3000 case 1), a
-               tongue at the image's side with no interface seen beside it.
+               tongue at the image's side with no interface seen beside it. With the bend's
+               evidence (section._bend_evidence): 9. Short runs of columns with no film top
+               over them (a through-pore's side, its edge no film's bottom) give the path no
+               edge since the fifth session of 2026-12-05: one such column over the wave
+               lifted the path over a hundred columns of interface (seed 5000 case 4,
+               penetration depth 69 % off); seeds 1000-5000 5 signed misses (σt/T 1@5000 and
+               9@5000, fraction 9@5000, joined 7@2000, continuity 6@5000), the flat families'
+               tables identical but four cases, within their goals (worst: seed 2000 sec_dark
+               case 5 T 0.5 → 1.4 %). Left: tongues under most of the interface (seed 2000
+               case 7, 5000 cases 1 and 9), the interface seen only in the short gaps between
+               them: the path keeps to the level over the tongues, a level change costing
+               more than those few columns.
 
   sec_thin     the default appearance of films far thinner than their pores: T/D 0.1–0.35 (the
                cases' own 0.4–2.0; claim 1 allows 0.05, the twin makes 0.25 at 80 %RH);
