@@ -79,10 +79,14 @@ only the section is rendered and measured (the surface metrics show "—"):
                penetration depth 69 % off); seeds 1000-5000 5 signed misses (σt/T 1@5000 and
                9@5000, fraction 9@5000, joined 7@2000, continuity 6@5000), the flat families'
                tables identical but four cases, within their goals (worst: seed 2000 sec_dark
-               case 5 T 0.5 → 1.4 %). Left: tongues under most of the interface (seed 2000
-               case 7, 5000 cases 1 and 9), the interface seen only in the short gaps between
-               them: the path keeps to the level over the tongues, a level change costing
-               more than those few columns.
+               case 5 T 0.5 → 1.4 %). Tongues under most of the interface (seed 2000 case 7,
+               5000 cases 1 and 9) left the interface seen only in the short gaps between
+               them, and the path kept to the level over the tongues, a level change costing
+               more than those few columns: the path a section is straightened by pays half
+               (section.BEND_CHANGE_COST) once the gate, at the full cost, has found a wave —
+               1 signed miss (continuity 6@5000: the support's pores cut by the image's
+               bottom, moved by the wave), T and σt/T within the goals wherever unflagged;
+               the flat families: two cases moved, both closer to the truth.
 
   sec_thin     the default appearance of films far thinner than their pores: T/D 0.1–0.35 (the
                cases' own 0.4–2.0; claim 1 allows 0.05, the twin makes 0.25 at 80 %RH);

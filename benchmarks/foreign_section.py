@@ -91,7 +91,12 @@ f647a1b (the film's level from its plain body where a glow sets the columns' max
 se_strong within the goals for T (−0.1 to −2.8 %), the signed misses left all overlap's; against
 ab9e60e (the film's level from its smooth body where bright support grains set it): 0 and 41,
 overlap's T within 1 % (the worst unflagged T over all views 3.9 %, charging, the truth inside
-its interval; σt/T within 0.022). castrig
+its interval; σt/T within 0.022); against the section straightened by a path paying half a
+noise unit per pixel of level change once its gate has found a wave (fifth session of
+2026-12-05, for the twin's sec_wavy): 0 and 42 — three flat se_strong views (seeds 5-7), whose
+glowing top edges pass the wave's gate (evidence 1.2–1.7, a flat twin section's is 1.02 or
+less), are straightened by 4–5 px and kept (seeds 6 and 7 were undone before): T −0.1/−2.3 % →
+−0.7/−3.0 %, penetration depth +12/+13 % → +15 %. castrig
 meets every goal on the moderate SE views (se_sem, se_flip, many cavities open to the top,
 bilayer, cavities sitting on the interface, no tongues), on film_dark, jpeg and jpeg40: T within
 2 %, σt/T within 0.02, penetration depth within 8 % (jpeg40 −11 % once, flagged), support D −5 to
