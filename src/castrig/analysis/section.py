@@ -1395,7 +1395,8 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
     # and bottom (caps of pores centred outside it, too small to hold an inscribed circle)
     discs = lab > 0
     rest, n_rest = ndi.label(pores & ~discs)
-    cut = np.unique(np.r_[rest[np.minimum(bottom, h - 1) - row0, np.arange(w)], rest[:, 0], rest[:, -1]])
+    last = np.clip(bottom - row0, 0, rest.shape[0] - 1)  # (each column's last row, on the rows kept)
+    cut = np.unique(np.r_[rest[last, np.arange(w)], rest[:, 0], rest[:, -1]])
     discs |= _in_labels(rest, n_rest, cut[cut > 0])
     cont, k_cl = _continuity(pores, discs, np.where(valid, interface, h), h, d_typ, row0, comp, bottom)
     return d_px * px, cont, k_cl
