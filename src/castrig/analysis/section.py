@@ -364,8 +364,9 @@ def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, thick_px:
     if size > w // 3:
         return None  # (too few thicknesses fit the width to tell a wave from a thickness change)
     top = _running_median(y_top, ok_t, size) if ok_t.sum() >= 0.5 * w else None
-    gate = _interface_path(y_bot, ok_b)  # (is it a wave: the full cost of a level change)
-    bot = gate if BEND_CHANGE_COST == PATH_CHANGE_COST else _interface_path(y_bot, ok_b, BEND_CHANGE_COST)
+    bot = _interface_path(y_bot, ok_b, BEND_CHANGE_COST)
+    if evidence:  # (is it a wave: the path at the full cost of a level change)
+        gate = bot if BEND_CHANGE_COST == PATH_CHANGE_COST else _interface_path(y_bot, ok_b)
     x = np.arange(w, dtype=float)
 
     def bend(e: np.ndarray) -> np.ndarray:
