@@ -241,7 +241,7 @@ def compiled(src: Path) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def issue6_tree(commit: str = ISSUE6_COMMIT) -> Path | None:
+def twin_tree(commit: str = ISSUE6_COMMIT) -> Path | None:
     """The tree (package, recipes, profiles) of the twin at ``commit`` (the issue-6 twin by
     default) unpacked from git, or None."""
     tmp = Path(tempfile.mkdtemp(prefix="castrig-twin-"))
@@ -359,7 +359,7 @@ def report_phases(src: Path, virtual: float, repeat: int = 1, commit: str = ISSU
     the analyses are castrig's measurement of the twin's images, not the twin, and have grown
     since (claim 1's section features, issue 16), so the twin alone (all but the analyses) is
     printed too. Medians of ``repeat`` runs each, alternating."""
-    old_tree = issue6_tree(commit)
+    old_tree = twin_tree(commit)
     label = "issue-6 twin" if commit == ISSUE6_COMMIT else "twin"
 
     cur_runs, old_runs = [], []
