@@ -231,3 +231,26 @@ def test_a_straightened_sections_support_ends_at_the_images_own_bottom(accuracy_
     truth, ours, _ = accuracy_case("sec_wavy", 6, 5000)
     assert ours["_quality"].get("wave_px", 0) > 8
     assert ours["support_continuity"] == pytest.approx(truth["support_continuity"], abs=0.1)
+
+
+def test_a_straightened_sections_bottom_band_holds_the_images_own_rows_once():
+    """The support's levels are read on the bottom band of the section. Straightened, a column
+    moved up repeats its last row below the image (``_unshear``): read as the straightened
+    image's bottom rows, the band counted those repeats again and missed the rows of the columns
+    moved down. It is now the rows ending at each column's own last row: the image's bottom
+    rows, each once, whatever the wave."""
+    from castrig.analysis.section import _above_band, _bottom_band, _unshear
+
+    rng = np.random.default_rng(3)
+    img = rng.uniform(0.0, 1.0, (60, 40))
+    wave = np.rint(6 * np.sin(np.arange(40) / 5)).astype(np.intp)
+    straight, last_row = _unshear(img, wave)
+    k = 7
+    band = _bottom_band(straight, k, last_row)
+    assert band.shape == (k, 40)
+    np.testing.assert_array_equal(np.sort(band, axis=0), np.sort(img[-k:], axis=0))
+    assert not np.array_equal(np.sort(straight[-k:], axis=0), np.sort(img[-k:], axis=0))  # (what it read before)
+    above = _above_band(straight.shape, k, last_row)
+    # every row above the band, the pad's repeated background rows included, and none below it
+    rows = np.arange(straight.shape[0])[:, None]
+    assert (above == (rows <= last_row[None, :] - k)).all()

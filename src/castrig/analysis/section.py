@@ -539,12 +539,12 @@ def _measure_section(img: np.ndarray, raw: np.ndarray, clipped: bool, pixel_size
     f_col = _film_level(column_min(s, 4))
     sn = s / np.maximum(f_col[None, :], 1e-9)
     k = max(2, h // 8)  # (the bottom band's rows: the support below everything else)
-    share = _plain_film_share(sn, k)
+    share = _plain_film_share(sn, k, last_row)
     if share != 1.0:
         f_col = f_col * share
         sn = s / np.maximum(f_col[None, :], 1e-9)
     # the support matrix level: its bright phase (its pores, dark, may fill much of the bottom band)
-    band = sn[-k:]
+    band = _bottom_band(sn, k, last_row)
     sup_lvl = float(_percentile(band, 90))
     # the background level: the darkest phase of the top band (it may be a thin strip above a
     # thin film with polymer tongues below it)
@@ -709,7 +709,7 @@ def _measure_section(img: np.ndarray, raw: np.ndarray, clipped: bool, pixel_size
     # level fell to the background's)
     sup_col = s_col if f_dark is None else _col_stat(s_sup, below, w)
     sup_lvl_col = (b_col + sup_col) / 2
-    s_band = s_sup[-k:]  # (the bottom band: the k rows sup_lvl was read on)
+    s_band = _bottom_band(s_sup, k, last_row)  # (the bottom band: the k rows sup_lvl was read on)
     matrix_col = _col_stat(s_band, s_band > _otsu(s_band), w)
     tongue = _tongues(y_bot, has, w, bare_edge=None if matrix_col is None else
                       _bare_edge(s_sup, has, (b_col + matrix_col) / 2))
@@ -1017,7 +1017,7 @@ def _film_level(s: np.ndarray) -> np.ndarray:
     return np.polyval(coef, x)
 
 
-def _plain_film_share(sn: np.ndarray, k: int) -> float:
+def _plain_film_share(sn: np.ndarray, k: int, last_row: np.ndarray | None = None) -> float:
     """The plain film's level as a share of the film level found from the columns' maxima: where
     an SE edge glow lights every free surface of the polymer (its top, the cavities' walls) the
     walls between cavities, bright over their whole height, set that level, and the film's flat
@@ -1025,9 +1025,11 @@ def _plain_film_share(sn: np.ndarray, k: int) -> float:
     the bottom band, when it lies under 0.9 of the found level and clear of the support's bright
     end; else, the same among the image's smooth pixels (below); else 1 (the film is the
     brightest phase: its level is the one found — in every section of the twin's seven families
-    over five seeds). ``sn``: the image over that level; ``k``: the bottom band's rows."""
-    sup_hi = float(_percentile(sn[-k:], 90))
-    vals = sn[:-k].ravel()
+    over five seeds). ``sn``: the image over that level; ``k``: the bottom band's rows (ending at
+    each column's ``last_row``, :func:`_bottom_band`)."""
+    above = _above_band(sn.shape, k, last_row)
+    sup_hi = float(_percentile(_bottom_band(sn, k, last_row), 90))
+    vals = sn[above].ravel()
     if vals.size < 100:
         return 1.0
     level = _brightest_level(vals)
@@ -1044,12 +1046,29 @@ def _plain_film_share(sn: np.ndarray, k: int) -> float:
         return 1.0
     lsd = _local_sd(sn, 7)
     quiet = lsd < 2.5 * float(_percentile(lsd, 25))
-    if quiet[:-k].sum() < 100:
+    if quiet[above].sum() < 100:
         return 1.0
-    level = _brightest_level(sn[:-k][quiet[:-k]])
-    band = sn[-k:][quiet[-k:]]
+    level = _brightest_level(sn[above][quiet[above]])
+    band = _bottom_band(sn, k, last_row)[_bottom_band(quiet, k, last_row)]
     band_hi = float(_percentile(band, 99)) if band.size else 0.0
     return level if level is not None and 0.6 <= level < 0.9 and level > band_hi + 0.05 else 1.0
+
+
+def _bottom_band(a: np.ndarray, k: int, last_row: np.ndarray | None = None) -> np.ndarray:
+    """The ``k`` rows of ``a`` (k, w) ending at each column's last row of the image: a
+    straightened section's (:func:`_unshear`) hold rows repeated below it, which the band's
+    levels would count again; else the image's bottom ``k`` rows."""
+    if last_row is None:
+        return a[-k:]
+    rows = np.clip(np.asarray(last_row, np.intp)[None, :] + np.arange(1 - k, 1)[:, None], 0, a.shape[0] - 1)
+    return np.take_along_axis(a, rows, axis=0)
+
+
+def _above_band(shape: tuple[int, int], k: int, last_row: np.ndarray | None = None):
+    """Index of the rows above :func:`_bottom_band` (a slice; a mask per column with ``last_row``)."""
+    if last_row is None:
+        return np.s_[:-k]
+    return np.arange(shape[0])[:, None] < (np.asarray(last_row, np.intp) - (k - 1))[None, :]
 
 
 def _brightest_level(vals: np.ndarray) -> float | None:
