@@ -108,7 +108,11 @@ there is not in question):
   set the film's level; the plain film, at 0.8 of it, fell under the film threshold and was read
   as support, the interface put at the cavities' bottoms; penetration fraction +0.09 to +0.38,
   σt/T up to +0.12. Since f647a1b: T −0.1 to −2.8 %, fraction within 0.012, penetration depth
-  +12 to +19 % (the truth inside the interval; the glow at a tongue's free level, as se_bright).
+  +12 to +19 % (the truth inside the interval): the interface was read at half the film's
+  glow-lifted upper quartile, 1–2.5 px high. Since 2026-12-05 (the interface at half the film's
+  grey just above it, the top at half the glow's peak, where the plain film lies under the
+  film's found level): T +0.3 to +2.2 %, penetration depth +1.0 to +11.3 % (over 10 % in seed 1
+  only), fraction within 0.010.
 - overlap (bright support grains at the film's level), T0 40 px, until ab9e60e: T −17 % (seed 4)
   and −24 % (seed 6) unflagged, σt/T up to +0.09: the grains' eroded maxima set the film's level,
   the film fell under its threshold in speckles, most of its bottom edge ran into the grains and
@@ -117,14 +121,21 @@ there is not in question):
   (the truth inside the interval);
   penetration depth −31 % (seed 4) and +32 % (seed 6, truth inside the interval); support D to
   −14 % (texture grains counted as pores), T0 25 px to −12 %, mostly with the truth inside the
-  interval or flagged interface_lost; dark_overlap: support D −11 %.
-- se_bright: penetration depth +2 to +14 %, the rim at a tongue's level (its free surface facing
-  the empty pore) moving the half-level edge down (a probe with that rim left out of the drawing:
-  −1 to +5 %); seed 5: 6 of 15 tongues missed, fraction −0.17.
+  interval or flagged interface_lost; dark_overlap: support D −11 %. With the grey test below
+  (2026-12-05) a grain under a tongue passes with it more often: seed 1 penetration depth +10 →
+  +21 %, fraction +0.008 → +0.034 (truth inside the interval), seed 4 depth +3 → +8 %.
+- se_bright: penetration depth +2 to +14 %; seed 5: 6 of 15 tongues missed, fraction −0.17.
+  The glow at a tongue's free bottom (facing the pore it did not fill) makes it brighter than
+  the film at the same distance from its edge, and the grey test that tells polymer from the
+  support's grains (section._uniform_tongues) counted that as spread, as a grain's. Since
+  2026-12-05 only what lies under the film's grey counts: every tongue of seeds 1–8 found,
+  penetration depth +1.6 to +9.6 %, fraction within 0.010 (se_sem: 1 of 10–12 tongues missed in
+  five seeds before, none now).
 - charging, T0 40 px: 1–4 of 10–13 tongues missed in seeds 1–5, fraction −0.05 to −0.15
-  (unflagged, the truth inside castrig's wide interval); mostly the per-row offsets (probes,
-  seeds 1–5: offsets alone −0.01 to −0.34, streaks alone −0.05 to +0.02, offsets of s.d. 0.015
-  alone still −0.22 in seed 3).
+  (unflagged, the truth inside castrig's wide interval); the per-row offsets (probes, seeds
+  1–5: offsets alone −0.01 to −0.34, streaks alone −0.05 to +0.02) added spread to the glowing
+  tongues' grey. Since the grey test above: seeds 1–8 all tongues but 2 of 12 (seed 1) found,
+  fraction −0.10 (seed 1), else within 0.024, penetration depth −8.6 to +7.9 %.
 embedded (a bright background) was flagged no_background in every seed until 2026-12-05, its
 numbers meaningless (T +190 to +220 %): the resin's spread, under the ±4 % light gradient, was
 0.09–0.15 of the image's contrast, over the 0.08 by which a background was told from a bright

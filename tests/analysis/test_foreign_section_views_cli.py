@@ -78,3 +78,19 @@ def test_a_resin_embedded_section_with_a_bright_background_is_read_as_its_positi
     assert got["penetration_depth_um"] == pytest.approx(truth["pen"] * px, rel=0.10)
     assert got["penetration_fraction"] == pytest.approx(truth["pen_f"], abs=0.03)
     assert got["support_pore_diameter_um"] == pytest.approx(truth["sup"] * px, rel=0.05)
+
+
+@pytest.mark.parametrize("j, seed", [(3, 5), (17, 3), (4, 5)])
+def test_tongues_whose_free_bottom_glows_are_found_and_measured_from_the_interface(tmp_path, foreign_section, j, seed):
+    """SE edge glow at a tongue's free bottom (the polymer facing the support pore it did not
+    fill) makes the tongue brighter than the film at the same distance from its edge. The grey
+    test that tells polymer from a support's grains counted that glow as spread, as a grain's:
+    se_bright seed 5 kept 9 of 15 tongues (fraction 0.17 short), charging seed 3 9 of 13 (0.15
+    short), unflagged. Only what lies under the film's grey counts now. And where the glow lifts
+    the film's grey near every free surface (se_strong), the interface was read at half the
+    glow-lifted level, 1-2.5 px high, the tongues as much deeper: seed 5 penetration depth
+    18 % over. It is read at half the film's grey just above it."""
+    got, truth, px = _cli_section(tmp_path, foreign_section, j, seed)
+    assert got["mean_thickness_um"] == pytest.approx(truth["T"] * px, rel=0.03)
+    assert got["penetration_depth_um"] == pytest.approx(truth["pen"] * px, rel=0.10)
+    assert got["penetration_fraction"] == pytest.approx(truth["pen_f"], abs=0.03)
