@@ -243,6 +243,34 @@ lip of the pair's 12 _fit_lips calls within 10⁻¹⁰ px of this one's (σ of t
 10⁻¹⁰), in a third of the CPU on one thread (dense 106 ms against 305, sparse 29 against 99,
 measured in the same minute on the loaded machine; the pair's rest, ~0.17 and ~0.13 s, not
 touched).
+
+Foreign rims (benchmarks/foreign_sem.py: a Gaussian band peaking rim_w/2 inside the edge, a step
+of 0.37 of its height at the edge, falling linearly to a flat core; seed 2, 768 px). Kept: the
+pores' vote judges its ridge on single bins where the bins (r_core/8) are wider than the blur
+(the σ-free fits' median σ): three of them averaged a 2 px rim round 40 px pores into the film
+(ridge share 0.45 → 0.71, rims: D −11.4 → −1.8 %, seeds 3 and 7 alike), and "nothing clearly
+darker than the film" counts the noise of the smoothed image (:func:`pore_cores`,
+:func:`rim_overshoot`): a view of pixel noise 0.16 of its film found no pore (D −100 → −22 %,
+its ridge 0 → 0.063, flagged appearance_ambiguous by ``auto``; its vote, 0.46, stays under
+0.55: measured rimless). The twin's sem and bse_jpeg cases (seeds 1000, 6000) and the
+invariance benchmark did not move. Open: the rest of the foreign views miss by 6–34 %, and not
+for want of fitting. (a) The rims narrower than the blur place the lip at the rim's centroid;
+where the edge lies relative to it is the rim's shape (the twin's decay: one rim width out; the
+foreign band: ~1 px out at rim_w 2), and the blurred outer flank does not show it. Tried: the rim as
+a band at full height from the lip to its peak δ inside, then the same decay (δ = 0 is the
+present model; the blurred band A·[Φ(z) − Φ(z − δ/σ)] and the decay's terms at z − δ/σ, every
+derivative analytic), δ one value for the image from the blur stage's pores refitted on a grid
+of δ/σ. The plain total cost was swung 20–100 % by a few fits landing in another basin; the
+median pore's cost relative to δ = 0, floor held below the window: the twin gains at most 1 %
+(δ = 0 in all 28 sem cases), the foreign views 12–67 %, but the δ it picks (1.5–3 σ) overshoots
+the edge (d 12: D −10.9 → +11.6 %, d 40 gain 0.5 −1.1 → +5.2 %; δ forced to 1.5 σ came within
+1 % on three of four views, −2.8 % at a blur of 0.6 px): with the floor free the foreign views
+gain 2–7 % (the 40 px pores 49 %), the twin 0–5 %, so the preference came from the rim's inner
+side (a linear fall to the core against an exponential decay), not from its outer flank. Not
+kept. (b) Faint rims (gain 0.15: whole-view ridge 0.010–0.017, under :data:`RIM_MIN`; in a
+pore's profile ~1 % above the film), rims of 1 px and a blur of 1.5 px show too little ridge (the pores' ridge
+shares 0.3–0.5, where the twin's rimless views show 0.19–0.49): measured rimless, the step
+fitted to the core's slope, D −11 to −34 % (the rim model forced on them: −3 to −14 %).
 """
 
 from __future__ import annotations
