@@ -112,3 +112,29 @@ def test_an_se_view_with_lifted_cores_and_a_plain_optical_view_are_not_flagged(t
     assert se["quality"]["appearance"] == "sem" and "appearance_ambiguous" not in se["quality"]["flags"], se["quality"]
     optical = analysed("surface", str(rendered_membrane / "m000_reflected.tif"), "--appearance", "auto")
     assert optical["quality"]["appearance"] == "optical" and "appearance_ambiguous" not in optical["quality"]["flags"]
+
+
+def test_rims_round_large_pores_are_read_as_rims(tmp_path: Path, foreign_sem):
+    """Rims 2 px wide at 0.3 of the contrast round 40 px pores: the pores' rim vote averaged
+    three profile bins of r_core/8 (2.1 px each), which spread the rim into the film, and voted
+    rimless: ``--appearance sem`` put the edge on the rim's inner flank, D 11 % short, no flag.
+    Where the bins are wider than the image's blur the vote reads single bins."""
+    img, truth = foreign_sem.sem_rims_over_flat_cores(2, 768, d_px=40.0, rim_gain=0.3)
+    tifffile.imwrite(tmp_path / "large.tif", img)
+    got = analysed("surface", str(tmp_path / "large.tif"), "--appearance", "sem", "--pixel-size", str(PX_UM))
+    assert got["mean_pore_diameter_um"] == pytest.approx(truth["d_px"] * PX_UM, rel=0.025)
+    assert got["opening_ratio"] == pytest.approx(truth["opening_ratio"], abs=0.025)
+
+
+def test_a_very_noisy_sem_view_finds_its_pores_and_auto_flags_it(tmp_path: Path, foreign_sem):
+    """Pixel noise 0.08 over rims at 0.3 of the contrast: no pore was found at all (D −100 %),
+    and ``auto`` read the view as optical with no flag. The "anything clearly darker than the
+    film" test and the whole view's ridge test held the smoothed image against the raw pixels'
+    noise; they take the smoothed image's own now. (Known miss: its D is still 22 % short,
+    measured as rimless — the ridge, 0.063 of the depth, is flagged, not trusted.)"""
+    img, truth = foreign_sem.sem_rims_over_flat_cores(2, 768, d_px=D_PX, rim_gain=0.3, noise=0.08)
+    tifffile.imwrite(tmp_path / "noisy-rims.tif", img)
+    sem = analysed("surface", str(tmp_path / "noisy-rims.tif"), "--appearance", "sem", "--pixel-size", str(PX_UM))
+    assert sem["pore_count"] > 800, sem["pore_count"]  # (every pore whole in the field: ~900)
+    auto = analysed("surface", str(tmp_path / "noisy-rims.tif"), "--appearance", "auto", "--pixel-size", str(PX_UM))
+    assert "appearance_ambiguous" in auto["quality"]["flagged"]["mean_pore_diameter_um"], auto["quality"]
