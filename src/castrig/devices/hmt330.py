@@ -52,6 +52,9 @@ _T = re.compile(r"(?<![A-Za-z])(?:T|Ta|Temp)\s*=\s*" + _VALUE + r"\s*(?:'|°|deg
 #: The default FORM's line exactly (``RH= 45.2 %RH T= 23.1 'C``): read with one match, giving
 #: what the two searches of :func:`parse_reading` give for it.
 _DEFAULT_READING = re.compile(r"RH=\s*(-?\d+\.\d+) %RH T=\s*(-?\d+\.\d+) '([CF])")
+#: _DEFAULT_READING on the reply's bytes as they come, CR LF included, in degC, nothing around it:
+#: a line this matches gives parse_reading's numbers (ASCII digits and blanks only).
+_DEFAULT_READING_LINE = re.compile(rb"RH=[ \t]*(-?[0-9]+\.[0-9]+) %RH T=[ \t]*(-?[0-9]+\.[0-9]+) 'C\r\n")
 _ERROR_REPLIES = ("unknown command", "invalid", "error", "not allowed")
 
 
@@ -175,10 +178,14 @@ class HMT330(HumiditySensor):
         except LinkError as exc:
             raise HMT330LinkError(self.name, command, exc) from exc
 
-    def _read_line(self, command: str, *, timeout_s: float | None = None) -> str:
-        """The next non-empty line that is not the echo of ``command``."""
+    def _read_line(self, command: str, *, timeout_s: float | None = None, first: bytes | None = None) -> str:
+        """The next non-empty line that is not the echo of ``command`` (``first``: the first line,
+        already read off the link)."""
         for _ in range(4):
-            raw = self.link.read_until(TERMINATOR, timeout_s=timeout_s)
+            if first is None:
+                raw = self.link.read_until(TERMINATOR, timeout_s=timeout_s)
+            else:
+                raw, first = first, None
             try:
                 text = raw.decode("ascii").strip()
             except UnicodeDecodeError:
@@ -226,7 +233,12 @@ class HMT330(HumiditySensor):
     def _once(self, command: str, parse: Callable[[str], T]) -> T:
         """One try of :meth:`_query`."""
         self.link.write(_wire(command))
-        text = self._read_line(command)
+        return self._reply(command, parse)
+
+    def _reply(self, command: str, parse: Callable[[str], T], first: bytes | None = None) -> T:
+        """The rest of :meth:`_once` once the command is sent (``first``: the reply's first line,
+        already read)."""
+        text = self._read_line(command, first=first)
         if text.lower().startswith(_ERROR_REPLIES):
             raise HMT330CommandError(self.name, command, f"refused: {text!r}")
         try:
@@ -336,6 +348,24 @@ class HMT330(HumiditySensor):
 
     def read(self) -> HumidityReading:
         """``SEND`` (``SEND <addr>`` on a POLL bus): one reading, in %RH and degC."""
+        if self.address is None and self.query_attempts >= 1 and not self.in_step.suspect:
+            # The usual reading (every control period), as _query's inline first try makes it:
+            # the same bytes and reads; a reply in the default form, in degC, alone on its line,
+            # is taken as _read_line and parse_reading take it (one match on the bytes), any
+            # other reply goes the general way from the line already read.
+            link = self.link
+            try:
+                link.write(b"SEND\r")
+                raw = link.read_until(TERMINATOR)
+                m = _DEFAULT_READING_LINE.fullmatch(raw)
+                if m is not None:
+                    return HumidityReading(rh_pct=float(m[1]), temperature_c=float(m[2]))
+                return self._reply("SEND", lambda text: self._reading("SEND", text), raw)
+            except BaseException as exc:  # noqa: BLE001 - handled as _query's retries would
+                first = exc
+            return retried_after(first, link, lambda: self._once("SEND", lambda text: self._reading("SEND", text)),
+                                 attempts=self.query_attempts, reply_error=HMT330ReplyError, in_step=self.in_step,
+                                 link_error=lambda e: HMT330LinkError(self.name, "SEND", e))
         command = "SEND" if self.address is None else f"SEND {self.address}"
         return self._query(command, lambda text: self._reading(command, text), attempts=self.query_attempts)
 

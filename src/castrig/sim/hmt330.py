@@ -278,6 +278,11 @@ class HMT330Emulator(LineEmulator):
 
     # -- input -------------------------------------------------------------------------------
     def receive_bytes(self, data: bytes, t: float) -> None:
+        if data == b"SEND\r" and not self._line and not self.echo and not self.running and not self.polled:
+            # The usual reading, as the path below takes it: one whole line, not echoed, and
+            # handle_line's SEND (the reading, then the prompt only with echo on: it is off)
+            self._emit(self.reading_line(t), t)
+            return
         data = bytes(data)
         i, n = 0, len(data)
         if n and not self._line and not (self.echo and not self.running and not self.polled):
