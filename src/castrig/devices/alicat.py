@@ -61,6 +61,10 @@ GAS_REGISTER_MASK = 0x1FF
 MARKER_REGISTERS = tuple(range(1, 17))
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
+#: An ``ALS`` reply as the unit sends it (single blanks, CR): id, current, requested, unit code and
+#: label. A line this matches passes _setpoint_tokens' checks when the id is the unit's.
+_SETPOINT_REPLY = re.compile(rb"([A-Za-z@]) [+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+) ([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)) "
+                             rb"[0-9]+ [!-~]+\r")
 _REGISTER_REPLY = re.compile(r"^([A-Za-z@])\s+(\d+)\s*=\s*([+-]?\d+)$")
 
 
@@ -298,7 +302,10 @@ class AlicatMFC(FlowController):
     def _once(self, full: str, parse: Callable[[str], T], timeout_s: float | None) -> T:
         """One try of :meth:`_exchange` (``full``: the command with the unit id)."""
         self.link.write(full.encode("ascii") + TERMINATOR)
-        raw = self.link.read_until(TERMINATOR, timeout_s=timeout_s)
+        return self._reply(full, parse, self.link.read_until(TERMINATOR, timeout_s=timeout_s))
+
+    def _reply(self, full: str, parse: Callable[[str], T], raw: bytes) -> T:
+        """The rest of :meth:`_once` once the reply line ``raw`` is read."""
         try:
             text = raw.decode("ascii").strip()
         except UnicodeDecodeError:
@@ -334,7 +341,30 @@ class AlicatMFC(FlowController):
         command = f"LS {value}" if self.setpoint_form == "modern" else f"S{value}"
         if not (0.0 <= flow_slpm <= self.full_scale_slpm):  # (the command text only when refused)
             self._check_setpoint(flow_slpm, f"{self.unit_id}{command}")
-        if self.setpoint_form == "modern":
+        if self.setpoint_form == "modern" and not self.in_step.suspect:
+            # The usual setpoint (the RH loop's, every control period): _exchange's inline first
+            # try, the same bytes and read; a reply of the usual form (single blanks, the unit id
+            # as sent, ASCII) is read with one match on its bytes, taking what _requested_setpoint
+            # takes; any other reply goes the general way from the line already read.
+            full = f"{self.unit_id}{command}"
+            link = self.link
+            parse = lambda t: _requested_setpoint(t, self.unit_id)  # noqa: E731
+            first: BaseException | None = None
+            try:
+                link.write(full.encode("ascii") + TERMINATOR)
+                raw = link.read_until(TERMINATOR)
+                m = _SETPOINT_REPLY.fullmatch(raw)
+                if m is not None and m[1] == self.unit_id.encode("ascii"):
+                    echoed = float(m[2])
+                else:
+                    echoed = self._reply(full, parse, raw)
+            except BaseException as exc:  # noqa: BLE001 - handled as _exchange's retries would
+                first = exc
+            if first is not None:
+                echoed = retried_after(first, link, lambda: self._once(full, parse, None), attempts=1,
+                                       reply_error=AlicatReplyError, in_step=self.in_step,
+                                       link_error=lambda e: AlicatLinkError(self.name, full, e))
+        elif self.setpoint_form == "modern":
             echoed = self._exchange(command, lambda t: _requested_setpoint(t, self.unit_id))
         else:
             echoed = self._exchange(command, self._frame).setpoint_slpm
