@@ -90,6 +90,30 @@ def _safe_packet(data: bytes) -> bytes:
 
 _safe_packet_cached = lru_cache(maxsize=256)(_safe_packet)
 
+#: Packets and command lines up to this long are checked and taken apart once each (see
+#: :func:`_good_packet_payload`, :func:`_command_parts`).
+_PACKET_CACHE_BYTES = 64
+
+
+@lru_cache(maxsize=256)
+def _good_packet_payload(packet: bytes) -> bytes | None:
+    """The data of ``packet`` when it is exactly one whole safe-mode packet with a good length,
+    CRC and ETX (what :meth:`NE1000Emulator._receive_slow` and ``_on_packet`` pass on to
+    ``_on_command``; a pure function of the bytes); ``None`` for anything else."""
+    if len(packet) < 5 or packet[0] != STX or packet[1] < 4 or len(packet) != packet[1] + 1:
+        return None
+    length = packet[1]
+    data, crc, end = packet[2:length - 2], packet[length - 2:length], packet[length]
+    if end != ETX or int.from_bytes(crc, "big") != crc16(data):
+        return None
+    return data
+
+
+@lru_cache(maxsize=256)
+def _command_parts(raw: bytes) -> tuple[str | None, str]:
+    """``(address, command)`` of a command line or packet's data, as ``_on_command`` takes it apart."""
+    return NE1000Emulator._split_address(NE1000Emulator._clean(raw))
+
 
 def format_number(value: float) -> str:
     """Print a value the way the pump does: at most 4 digits and always a decimal point."""
@@ -489,6 +513,16 @@ class NE1000Emulator(Emulator):
     def receive_bytes(self, data: bytes, t: float) -> None:
         self._advance(t)
         data = bytes(data)
+        if self._pkt is None and data and data[0] == STX:
+            payload = _good_packet_payload(data) if len(data) <= _PACKET_CACHE_BYTES else None
+            if payload is not None:
+                # One whole good packet (how a host sends it): what _receive_slow -> _on_packet
+                # do with it, its checks looked up (a host sends the same few packets all night:
+                # the driver frames each command once).
+                self._pkt_t = t
+                self._line.clear()
+                self._on_command(payload, t, packet=True)
+                return
         if self._pkt is None and not self.safe and STX not in data:
             # Basic mode, no packet: whole command lines at a time (no per-byte Python work).
             start = 0
@@ -565,7 +599,10 @@ class NE1000Emulator(Emulator):
         return m.group(1), m.group(2)
 
     def _on_command(self, raw: bytes, t: float, *, packet: bool) -> None:
-        addr, cmd = self._split_address(self._clean(raw))
+        if type(raw) is bytes and len(raw) <= _PACKET_CACHE_BYTES:
+            addr, cmd = _command_parts(raw)  # the same few commands all night: taken apart once each
+        else:
+            addr, cmd = self._split_address(self._clean(raw))
         system = addr == "*"
         if not system and (0 if addr is None else int(addr)) != self.address:
             return  # another pump's command
