@@ -38,6 +38,11 @@ class SimLink(Link):
         self.clock = clock
         # One call per wake-up when the emulator offers it (see Emulator.transmit_or_next).
         self._transmit_or_next = getattr(emulator, "transmit_or_next", None)
+        # Emulator.receive only checks ``connected`` (write has) before receive_bytes: called
+        # directly when the emulator keeps that receive
+        from castrig.sim.emulator import Emulator
+
+        self._direct = getattr(type(emulator), "receive", None) is Emulator.receive
 
     def _now(self) -> float:
         return self.clock.now()
@@ -92,7 +97,24 @@ class SimLink(Link):
         emulator = self.emulator
         if not emulator.connected:
             raise LinkClosed(self.resource, "peer disconnected")
-        emulator.receive(bytes(data), self.clock.now())
+        if self._direct:
+            emulator.receive_bytes(bytes(data), self.clock.now())
+        else:
+            emulator.receive(bytes(data), self.clock.now())
+
+    def read_until(self, terminator: bytes, *, timeout_s: float | None = None, max_bytes: int = 65536) -> bytes:
+        if self._rx or self._closed or not terminator:
+            return super().read_until(terminator, timeout_s=timeout_s, max_bytes=max_bytes)
+        # Link.read_until's usual reply (nothing buffered, one whole line in the first chunk),
+        # the deadline taken from the clock as _now() does
+        deadline = self.clock.now() + (self.timeout_s if timeout_s is None else timeout_s)
+        chunk = self._read_some(deadline)
+        if not chunk:
+            raise LinkTimeout(self.resource, f"no {terminator!r} within {self._timeout_text(timeout_s)} (no reply)")
+        if chunk.endswith(terminator) and chunk.find(terminator) == len(chunk) - len(terminator):
+            return bytes(chunk)
+        self._rx += chunk
+        return self._read_until_buffered(terminator, deadline, timeout_s, max_bytes)
 
     def read_frame(
         self,

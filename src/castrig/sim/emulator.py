@@ -191,7 +191,14 @@ class LineEmulator(Emulator):
         # exactly as a byte-by-byte parser would.
         terminators = self.terminators
         if len(terminators) == 1:
-            parts = bytes(data).split(terminators[0])
+            term = terminators[0]
+            n = len(data) - len(term)
+            if term and not self._line and 0 <= n <= self.max_line and data.find(term) == n:
+                # The usual command: one whole line and its terminator, nothing buffered (what
+                # the loop below does with it, without splitting)
+                self.handle_line(bytes(data[:n]), t)
+                return
+            parts = bytes(data).split(term)
         else:
             parts = _splitter(terminators).split(bytes(data))
         for part in parts[:-1]:
