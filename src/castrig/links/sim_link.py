@@ -43,6 +43,10 @@ class SimLink(Link):
         from castrig.sim.emulator import Emulator
 
         self._direct = getattr(type(emulator), "receive", None) is Emulator.receive
+        # The wait for output in one call when the emulator keeps Emulator's transmit_or_next
+        # (Emulator.read_some is this class's loop over it)
+        self._emulator_reads = (getattr(type(emulator), "transmit_or_next", None) is Emulator.transmit_or_next
+                                and getattr(type(emulator), "read_some", None) is Emulator.read_some)
 
     def _now(self) -> float:
         return self.clock.now()
@@ -54,6 +58,11 @@ class SimLink(Link):
         emulator.receive(data, self.clock.now())
 
     def _read_some(self, deadline_s: float) -> bytes:
+        if self._emulator_reads:
+            data = self.emulator.read_some(self.clock, deadline_s)
+            if data is None:
+                raise LinkClosed(self.resource, "peer disconnected")
+            return data
         emulator, clock, both = self.emulator, self.clock, self._transmit_or_next
         while True:
             if not emulator.connected:

@@ -14,6 +14,15 @@ from collections import deque
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
+
+class ClockLike(Protocol):
+    """What :meth:`Emulator.read_some` needs of a clock (see :class:`castrig.clock.Clock`)."""
+
+    def now(self) -> float: ...
+
+    def sleep_until(self, t: float) -> None: ...
+
 
 #: Faults every emulator understands; devices add their own (``stall``, ``stuck`` ...).
 #: ``truncate`` cuts every reply short (a UART overrun, a cable with a loose pin).
@@ -134,6 +143,39 @@ class Emulator(ABC):
         if q:
             return b"", q[0][0]
         return b"", self.next_unsolicited_time(t)
+
+    def read_some(self, clock: "ClockLike", deadline_s: float) -> bytes | None:
+        """The in-process link's wait for output (:meth:`SimLink._read_some` over
+        :meth:`transmit_or_next`), in one frame: at each wake-up what is due is taken, else the
+        clock sleeps to the next output or the deadline. ``None``: the peer is gone (the link
+        raises). The polls, the bytes taken and the sleeps are those of that loop."""
+        q = self._out
+        while True:
+            if not self.connected:
+                return None
+            now = clock.now()
+            self.poll(now)
+            if q and q[0][0] <= now:
+                out = q.popleft()[1]
+                if q and q[0][0] <= now:
+                    joined = bytearray(out)
+                    while q and q[0][0] <= now:
+                        joined += q.popleft()[1]
+                    out = bytes(joined)
+                if out and self.connected:
+                    return out
+            if now >= deadline_s:
+                return b""
+            nxt = q[0][0] if q else self.next_unsolicited_time(now)
+            if nxt is None:
+                target = deadline_s
+            else:
+                target = now if now > nxt else nxt
+                if deadline_s < target:
+                    target = deadline_s
+            if target <= now:
+                target = min(now + 1e-6, deadline_s)
+            clock.sleep_until(target)
 
     def reset_io(self, t: float) -> None:
         """A new host session on the line (a TCP client connected): the device's input and
