@@ -44,6 +44,18 @@ import at the first capture ≈ 0.27 s, rendering the 12 views ≈ 0.45 s, the s
 ending a quiet step (the step's mean flows come from what the MFCs delivered): ticks −0.12 s, the
 records change; _mean_flows written into _step_quiet: −0.3 µs a step (≈ 0.02 s); the GC off:
 −0.04 s; a WAL autocheckpoint of 10 000 pages: no change.
+
+Issue 19, 2026-12-05 (sixth session, tick-speed): the usual exchanges in fewer steps, the same
+bytes on the link and the records identical — HMT330 SEND and the Alicat poll and ALS replies
+read with one regex match on the reply's bytes (any other reply the general way from the line
+read), the NE-1000 emulator's packet checks and command parse cached per distinct bytes, the
+SimLink's wait for a reply in one frame (Emulator.read_some), read_available(0) one transmit.
+Ticks 2.00 -> 1.60 s CPU (``--twin-baseline 7131e3a``, medians of 3; 5.06 s there: 3.16×), the
+twin alone 2.62× (≥ 3× needs ticks ≈ 1.3 s). The sample inserts cost 0.19-0.27 s of the ticks
+(no-op add_samples: ticks −0.27 s): ~6 fcntl, ~3 pwrite and 2 sigprocmask per commit, the
+SQLite floor while readers may share the file. Tried, not kept: _mean_flows written into
+_step_quiet with _quiet's usual answer inline (−0.16 µs a step, ≈ 0.01 s); stricter reply
+regexes (−0.1 µs a match); '%' instead of str.format for the HMT330 line (−0.3 µs a reading).
 """
 
 from __future__ import annotations
