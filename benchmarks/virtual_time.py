@@ -56,6 +56,10 @@ twin alone 2.62× (≥ 3× needs ticks ≈ 1.3 s). The sample inserts cost 0.19-
 SQLite floor while readers may share the file. Tried, not kept: _mean_flows written into
 _step_quiet with _quiet's usual answer inline (−0.16 µs a step, ≈ 0.01 s); stricter reply
 regexes (−0.1 µs a match); '%' instead of str.format for the HMT330 line (−0.3 µs a reading).
+At 63d38ce (main, with the sixth session's analysis changes; medians of 3, this machine):
+7131e3a 7.90 s CPU (ticks 5.12, capture 0.96, analysis 1.36, the rest 0.45), the current code
+3.61 s (ticks 1.56, capture 0.64, analysis 1.17, the rest 0.24): ticks 3.28×, the twin alone
+2.68×, the whole run 2.19×; 8 h in 3.6–3.9 s wall (7 400–8 000×).
 """
 
 from __future__ import annotations
