@@ -148,7 +148,9 @@ class Emulator(ABC):
         """The in-process link's wait for output (:meth:`SimLink._read_some` over
         :meth:`transmit_or_next`), in one frame: at each wake-up what is due is taken, else the
         clock sleeps to the next output or the deadline. ``None``: the peer is gone (the link
-        raises). The polls, the bytes taken and the sleeps are those of that loop."""
+        raises). The polls, the bytes taken and the sleeps are those of that loop. (Its wake-up
+        time is that loop's lines again, inlined: one function shared by both cost 4 % of the
+        overnight run's CPU, medians of 5.)"""
         q = self._out
         while True:
             if not self.connected:
