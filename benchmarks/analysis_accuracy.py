@@ -92,6 +92,10 @@ only the section is rendered and measured (the surface metrics show "—"):
                wherever measured; support D misses its 5 % in 3 cases (5.4–8.9 %, 4–6 pores
                each, the truth inside the interval: a pore 2–3 px above the image's bottom is
                whole to the truth and cut to castrig's margin, as in the section as it lies).
+               Since the sixth session of 2026-12-05 a support pore is cut where the pore phase
+               joins it to a run of pore pixels along the border, with no margin: 2 cases
+               (0@2000 8.9 %, a whole pore 95 px wide missing beside one the bottom cuts;
+               6@5000 5.4 %, one of six missing), 7 misses with the truth inside the interval.
 
   sec_thin     the default appearance of films far thinner than their pores: T/D 0.1–0.35 (the
                cases' own 0.4–2.0; claim 1 allows 0.05, the twin makes 0.25 at 80 %RH);
