@@ -38,15 +38,9 @@ class SimLink(Link):
         self.clock = clock
         # One call per wake-up when the emulator offers it (see Emulator.transmit_or_next).
         self._transmit_or_next = getattr(emulator, "transmit_or_next", None)
-        # Emulator.receive only checks ``connected`` (write has) before receive_bytes: called
-        # directly when the emulator keeps that receive
-        from castrig.sim.emulator import Emulator
-
-        self._direct = getattr(type(emulator), "receive", None) is Emulator.receive
-        # The wait for output in one call when the emulator keeps Emulator's transmit_or_next
-        # (Emulator.read_some is this class's loop over it)
-        self._emulator_reads = (getattr(type(emulator), "transmit_or_next", None) is Emulator.transmit_or_next
-                                and getattr(type(emulator), "read_some", None) is Emulator.read_some)
+        # What the emulator says may be called directly (Emulator.link_shortcuts: receive_bytes
+        # for receive, read_some for this class's wait loop); the link knows no emulator class
+        self._direct, self._emulator_reads = getattr(emulator, "link_shortcuts", (False, False))
 
     def _now(self) -> float:
         return self.clock.now()

@@ -144,6 +144,17 @@ class Emulator(ABC):
             return b"", q[0][0]
         return b"", self.next_unsolicited_time(t)
 
+    @property
+    def link_shortcuts(self) -> tuple[bool, bool]:
+        """What the in-process link (:class:`~castrig.links.SimLink`) may call directly: whether
+        ``receive`` is this class's (it only checks ``connected``, which the link has, before
+        ``receive_bytes``), and whether ``transmit_or_next`` and ``read_some`` are (``read_some``
+        is the link's wait loop over ``transmit_or_next``). A device that overrides them is
+        called through them. Asked here, so that the link need not know the emulator classes."""
+        cls = type(self)
+        return (cls.receive is Emulator.receive,
+                cls.transmit_or_next is Emulator.transmit_or_next and cls.read_some is Emulator.read_some)
+
     def read_some(self, clock: "ClockLike", deadline_s: float) -> bytes | None:
         """The in-process link's wait for output (:meth:`SimLink._read_some` over
         :meth:`transmit_or_next`), in one frame: at each wake-up what is due is taken, else the
