@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -279,3 +280,31 @@ def test_a_pty_that_cannot_be_opened_is_one_error_line_naming_the_device(castrig
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "pseudo-terminal" in lines[0] and "Too many open files" in lines[0], done.stderr
     assert any(role in lines[0] for role in ("camera", "caster", "dry_mfc", "rh_near", "rh_room", "water_pump", "wet_mfc"))
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("transport", [("--pty",), ("--tcp", "0")], ids=["pty", "tcp"])
+def test_an_idle_sim_serve_leaves_the_cores_to_others_and_still_answers_at_once(sim_serve, transport):
+    """A simulator served all day beside a lab's other work: its threads wait for the host's
+    bytes or the device's own next output, not poll every 2 ms (which cost seven idle devices
+    7 % of a core on a pty, 3 % on TCP with a host connected); a query after the idle spell is
+    answered as quickly as before."""
+    with sim_serve(*transport, profile="hw_profiles/sim.yaml") as served:
+        mfc = serial.serial_for_url(served.addresses["dry_mfc"], timeout=2)  # a host on the line, silent
+        try:
+            time.sleep(1.0)  # (started: imports, the twin built, the client taken on)
+            before, t0 = _cpu_s(served.proc.pid), time.monotonic()
+            time.sleep(4.0)
+            share = (_cpu_s(served.proc.pid) - before) / (time.monotonic() - t0)
+            assert share < 0.02, f"idle sim serve used {share:.1%} of a core"
+            t = time.monotonic()
+            mfc.write(b"A\r")
+            frame = mfc.read_until(b"\r")
+            assert frame.startswith(b"A +") and time.monotonic() - t < 0.5, frame
+        finally:
+            mfc.close()
