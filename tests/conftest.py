@@ -63,6 +63,21 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     return 2 * cores
 
 
+def campaign(params: list[Any], ci: set[int]) -> list[Any]:
+    """A campaign's parameters (variants of one case, each a castrig process of ~1 s CPU): those
+    at the indices ``ci`` run in every suite, the others are marked ``slow`` (``-m slow`` runs
+    them). The suite is CPU-bound on CI's 2 cores, most of it castrig's own start-up in each
+    subprocess, so a campaign's every variant is not bought at every push."""
+    out = []
+    for i, p in enumerate(params):
+        if i in ci:
+            out.append(p)
+        else:
+            values = p if isinstance(p, tuple) else (p,)
+            out.append(pytest.param(*values, marks=pytest.mark.slow))
+    return out
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--device"):
         return

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import analysed, castrig
+from conftest import analysed, campaign, castrig
 
 FLAG = "outliers_clipped"
 #: 0.25 µm per pixel, as TIFF resolution tags (pixels per cm)
@@ -101,13 +101,14 @@ def ten_bit(rendered: Path) -> tuple[np.ndarray, dict]:
     return a, analysed("surface", _write(rendered / "clean10.tif", a, **TAGS))
 
 
-@pytest.mark.parametrize("spoil", [_hot_corner, _hot_top_right, _two_hot, _hot_block, _dead, _fifty_hot, _fifty_dead])
+@pytest.mark.parametrize("spoil", campaign([_hot_corner, _hot_top_right, _two_hot, _hot_block, _dead, _fifty_hot, _fifty_dead],
+                                             ci={0, 5}))
 def test_a_few_hot_or_dead_pixels_do_not_move_the_surface_metrics(ten_bit, tmp_path: Path, spoil):
     a, clean = ten_bit
     _same_surface(clean, analysed("surface", _write(tmp_path / "spoiled.tif", a, spoil, **TAGS)))
 
 
-@pytest.mark.parametrize("bits,spoil", [(14, _hot_corner), (14, _hot_block), (12, _hot_corner)])
+@pytest.mark.parametrize("bits,spoil", campaign([(14, _hot_corner), (14, _hot_block), (12, _hot_corner)], ci={0}))
 def test_a_hot_pixel_of_12_or_14_bit_data_does_not_move_the_surface(rendered: Path, tmp_path: Path, bits, spoil):
     """4 grey ranges above 14-bit data: no longer left as it was (opening 0.594 -> 0.644)."""
     a = _bits(rendered / "m001_reflected.tif", bits)
@@ -121,7 +122,7 @@ def test_a_hot_block_in_8_bit_data_scaled_into_16_bits_does_not_move_the_surface
     _same_surface(clean, analysed("surface", _write(tmp_path / "hot.tif", a, _hot_block, **TAGS)))
 
 
-@pytest.mark.parametrize("spoil", [_fifty_dead, _dead_block])
+@pytest.mark.parametrize("spoil", campaign([_fifty_dead, _dead_block], ci={0}))
 def test_dead_pixels_in_a_bright_pore_view_do_not_move_it(ten_bit, tmp_path: Path, spoil):
     """Pores a bright floor on a dark film (the twin's view turned over: film 140-220 of 1023): a
     dead pixel lies within the range of the rest there, but no neighbour is near it. (One of
@@ -150,7 +151,7 @@ def ten_bit_section(rendered: Path) -> tuple[np.ndarray, dict]:
     return a, analysed("section", _write(rendered / "clean10_section.tif", a), "--pixel-size", "0.05")
 
 
-@pytest.mark.parametrize("spoil", [_hot_corner, _hot_block, _dead, _fifty_hot])
+@pytest.mark.parametrize("spoil", campaign([_hot_corner, _hot_block, _dead, _fifty_hot], ci={0, 3}))
 def test_hot_or_dead_pixels_do_not_move_the_section(ten_bit_section, tmp_path: Path, spoil):
     a, clean = ten_bit_section
     spoiled = analysed("section", _write(tmp_path / "spoiled.tif", a, spoil), "--pixel-size", "0.05")
@@ -181,7 +182,7 @@ def ten_bit_sem(tmp_path_factory) -> tuple[Path, np.ndarray, dict]:
     return out, a, analysed("surface", _write(out / "clean.tif", a, **tags), "--appearance", "sem")
 
 
-@pytest.mark.parametrize("spoil", [_hot_corner, _two_hot, _dead, _fifty_hot])
+@pytest.mark.parametrize("spoil", campaign([_hot_corner, _two_hot, _dead, _fifty_hot], ci={0, 3}))
 def test_hot_or_dead_pixels_do_not_move_an_sem_view(ten_bit_sem, tmp_path: Path, spoil):
     """(Within 0.003 of the opening and 0.5 % of D, not 0.002 and 0.3 %: the SEM path's lips
     share one blur, fitted on chosen pores, and a few pixels changed anywhere can change it:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import analysed, castrig, refused
+from conftest import analysed, campaign, castrig, refused
 
 FEI = "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
 
@@ -39,7 +39,8 @@ def _imagej_tif(path: Path, unit: str, px_per_unit: float, **kw) -> Path:
     return path
 
 
-@pytest.mark.parametrize("unit, px_per_unit", [
+#: every spelling, as (unit, px per unit): 4 µm per pixel each
+SPELLINGS = [
     ("\\u03BCm", 4.0),       # Greek mu, escaped as Fiji escapes non-ASCII
     ("\u03bcm", 4.0),        # Greek mu as UTF-8
     ("\\u00B5m", 4.0),       # Fiji's own micro sign (read before too)
@@ -51,12 +52,26 @@ def _imagej_tif(path: Path, unit: str, px_per_unit: float, **kw) -> Path:
     ("\u212b", 0.0004),      # the angstrom sign, as UTF-8
     ("angstrom", 0.0004),
     ("mm", 4000.0),
-], ids=["greek-mu-escaped", "greek-mu-utf8", "micro-sign-escaped", "micrometres", "nm", "nanometres", "A",
-        "A-ring-escaped", "angstrom-sign", "angstrom", "mm"])
+]
+SPELLING_IDS = ["greek-mu-escaped", "greek-mu-utf8", "micro-sign-escaped", "micrometres", "nm", "nanometres", "A",
+                "A-ring-escaped", "angstrom-sign", "angstrom", "mm"]
+
+
+@pytest.mark.parametrize("unit, px_per_unit", campaign(SPELLINGS, ci={0, 4, 6, 10}), ids=SPELLING_IDS)
 def test_an_imagej_calibration_in_these_spellings_is_read(tmp_path: Path, unit: str, px_per_unit: float):
     _imagej_tif(tmp_path / "cal.tif", unit, px_per_unit)
     out = analysed("surface", "cal.tif", cwd=tmp_path)
     assert out["pixel_size_um"] == pytest.approx(0.25) and out["pixel_size_source"] == "TIFF resolution tags", out
+
+
+@pytest.mark.parametrize("unit, px_per_unit", SPELLINGS, ids=SPELLING_IDS)
+def test_every_spelling_is_read_by_the_micrograph_reader(tmp_path: Path, unit: str, px_per_unit: float):
+    """Every spelling through castrig's reader in this process (the CLI above runs a sample of
+    them: each is a castrig process)."""
+    from castrig.tiffio import read_micrograph
+
+    _, pixel_size_um, _ = read_micrograph(_imagej_tif(tmp_path / "cal.tif", unit, px_per_unit))
+    assert pixel_size_um == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize("unit", ["furlong", "pixel"])
