@@ -5,12 +5,24 @@ proposes the next recipe from the runs in the store and the operator confirms ea
 ``--workers N`` or ``--storage URL`` the search, and ``castrig explore map`` (a grid over the
 window), run on many worker processes through Optuna's storage (:mod:`castrig.explore.distributed`,
 :mod:`castrig.explore.gridmap`).
+
+The names below are imported when first used (lazy_loader): ``castrig serve``'s explore pages
+need the journal and the plots, not the search.
 """
 
-from castrig.explore.journal import SearchFolder, SearchSettings, Trial
-from castrig.explore.objective import Outcome, score_run
-from castrig.explore.search import Search, SearchResult, make_settings
-from castrig.explore.space import SearchSpace, load_space
+from typing import TYPE_CHECKING
 
-__all__ = ["Outcome", "Search", "SearchFolder", "SearchResult", "SearchSettings", "SearchSpace", "Trial", "load_space",
-           "make_settings", "score_run"]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "journal": ["SearchFolder", "SearchSettings", "Trial"],
+    "objective": ["Outcome", "score_run"],
+    "search": ["Search", "SearchResult", "make_settings"],
+    "space": ["SearchSpace", "load_space"],
+})
+
+if TYPE_CHECKING:  # what type checkers see: the names as if imported here
+    from castrig.explore.journal import SearchFolder, SearchSettings, Trial
+    from castrig.explore.objective import Outcome, score_run
+    from castrig.explore.search import Search, SearchResult, make_settings
+    from castrig.explore.space import SearchSpace, load_space
