@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from castrig.errors import BadInput
@@ -412,7 +411,7 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
             typer.echo(f"warning: {w}", err=True)
         typer.echo(json.dumps(out))
         return
-    con = Console()
+    con = Console(markup=False)  # file names, flags and advice as written, never Rich markup
     con.print(_table(data, title))
     for role, rec in images.items():
         con.print(f"pixel size ({role}, {Path(rec['file']).name}): {rec['pixel_size_um']:.6g} µm per pixel, "
@@ -451,7 +450,7 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
                 t.add_column(col)
             for c in g.checks:
                 iv = f"{_fmt(c.interval[0])} – {_fmt(c.interval[1])}" if c.interval else "—"
-                st = escape(c.status + (f" [{', '.join(c.flags)}]" if c.flags else "") + (f": {c.advice}" if c.advice else ""))
+                st = c.status + (f" [{', '.join(c.flags)}]" if c.flags else "") + (f": {c.advice}" if c.advice else "")
                 sym = {"min": "≥", "max": "≤", "gt": ">"}.get(c.kind, c.kind)
                 t.add_row(c.label, f"{sym} {c.limit:g}", _fmt(c.value), iv, _fmt(c.margin), st)
             con.print(t)

@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from rich.table import Table
 
 from castrig.errors import BadInput
@@ -40,7 +41,14 @@ def _folder_name(study: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", study).lstrip(".") or "_"
 
 
-out = Console(width=200, emoji=False)  # ':b:' in a message (START:B:STEP, a path) stays text
+# ':b:' in a message (START:B:STEP, a path) stays text; markup off: study names, paths, trial
+# parameters and a worker's last words are shown as written, never read as Rich markup
+out = Console(width=200, emoji=False, markup=False)
+
+
+def _styled(head: str, style: str, rest: str) -> Text:
+    """``head`` in ``style``, then ``rest`` as written (the console reads no markup)."""
+    return Text.assemble((head, style), rest)
 
 
 def _profile(profile: Optional[Path]) -> Path:
@@ -138,16 +146,16 @@ def explore(
     out.print(f"map: {res.map_path}", highlight=False)
     if res.found is None:
         best = res.best()
-        out.print(f"[red]not found[/] in {res.search_trials} search trials ({wall:.1f} s); best: "
-                  + (describe_trial(best, settings.tolerance) if best else "none") + " — raise --budget to go on", highlight=False)
+        out.print(_styled("not found", "red", f" in {res.search_trials} search trials ({wall:.1f} s); best: "
+                  + (describe_trial(best, settings.tolerance) if best else "none") + " — raise --budget to go on"), highlight=False)
         raise typer.Exit(EXIT_NOT_FOUND)
     o = res.found.outcome
     assert o is not None and res.recipe_path is not None
     if out_recipe is not None:
         out_recipe.write_text(res.recipe_path.read_text())
-    out.print(f"[green]found[/] {target_grade} at D {o.d_um:.2f} µm (target {target_d_um:g}) after {res.search_trials} search trials, "
+    out.print(_styled("found", "green", f" {target_grade} at D {o.d_um:.2f} µm (target {target_d_um:g}) after {res.search_trials} search trials, "
               f"{res.runs} runs, {wall:.1f} s: {out_recipe or res.recipe_path}"
-              + (f" with {res.profile_path}" if res.profile_path else ""), highlight=False, soft_wrap=True)
+              + (f" with {res.profile_path}" if res.profile_path else "")), highlight=False, soft_wrap=True)
 
 
 def _term_as_interrupt() -> None:
@@ -179,7 +187,7 @@ def _watch(study, procs, on_trial) -> None:  # type: ignore[no-untyped-def]
             trials = []
             if silent_since is None:
                 silent_since = time.monotonic()
-                out.print(f"[yellow]the study's storage does not answer ({type(exc).__name__}); the workers go on[/]",
+                out.print(_styled(f"the study's storage does not answer ({type(exc).__name__}); the workers go on", "yellow", ""),
                           highlight=False, soft_wrap=True)
         for t in counted(trials):
             if t.number not in seen:
@@ -191,7 +199,7 @@ def _watch(study, procs, on_trial) -> None:  # type: ignore[no-untyped-def]
     bad = [p for p in procs if p.returncode not in (0, None)]
     for p in bad:
         err = (p.stderr.read() if p.stderr else "").strip().splitlines()
-        out.print(f"[red]worker exited {p.returncode}[/]: {err[-1] if err else ''}", highlight=False, soft_wrap=True)
+        out.print(_styled(f"worker exited {p.returncode}", "red", f": {err[-1] if err else ''}"), highlight=False, soft_wrap=True)
 
 
 def storage_errors() -> tuple[type[BaseException], ...]:
@@ -235,17 +243,17 @@ def _explore_distributed(settings, folder: Path, storage: Optional[str], study_n
     if not hits:
         done = [t for t in trials if t.outcome is not None]
         best = min(done, key=lambda t: rank_key(t.outcome)) if done else None
-        out.print(f"[red]not found[/] in {sum(t.kind == 'search' for t in trials)} search trials ({wall:.1f} s); best: "
-                  + (describe_trial(best, settings.tolerance) if best else "none") + " — raise --budget to go on", highlight=False, soft_wrap=True)
+        out.print(_styled("not found", "red", f" in {sum(t.kind == 'search' for t in trials)} search trials ({wall:.1f} s); best: "
+                  + (describe_trial(best, settings.tolerance) if best else "none") + " — raise --budget to go on"), highlight=False, soft_wrap=True)
         return EXIT_NOT_FOUND
     found = hits[0]
     recipe_path, profile_path = _write_found_point(settings, folder, found)
     if out_recipe is not None:
         out_recipe.write_text(recipe_path.read_text())
     o = found.outcome
-    out.print(f"[green]found[/] {settings.grade} at D {o.d_um:.2f} µm (target {settings.target_d_um:g}) after "
+    out.print(_styled("found", "green", f" {settings.grade} at D {o.d_um:.2f} µm (target {settings.target_d_um:g}) after "
               f"{sum(t.kind == 'search' for t in trials)} search trials, {len(trials)} runs, {wall:.1f} s: {out_recipe or recipe_path}"
-              + (f" with {profile_path}" if profile_path else ""), highlight=False, soft_wrap=True)
+              + (f" with {profile_path}" if profile_path else "")), highlight=False, soft_wrap=True)
     return 0
 
 
@@ -391,8 +399,8 @@ def explore_map(
             path = redraw()
             n = len(map_results(st))
         except storage_errors() as exc:  # (the storage away at the end: the map is drawn by the next call)
-            out.print(f"[yellow]map not redrawn: the study's storage does not answer ({type(exc).__name__}); "
-                      "run the same command again to draw it[/]", highlight=False, soft_wrap=True)
+            out.print(_styled(f"map not redrawn: the study's storage does not answer ({type(exc).__name__}); "
+                              "run the same command again to draw it", "yellow", ""), highlight=False, soft_wrap=True)
         else:
             out.print(f"map: {path} ({n} points done, {time.monotonic() - t0:.1f} s)", highlight=False, soft_wrap=True)
 
@@ -437,11 +445,11 @@ def _explore_rig(settings, folder: Path, data: Optional[Path], out_recipe: Optio
         if hits:
             h = hits[-1]
             recipe_path = _write_met_point(settings, folder, h, out_recipe)
-            out.print(f"[green]met[/]: {h.name} made {settings.grade} at D {h.outcome.d_um:.2f} µm ({point_label(h.params)}); "
-                      f"one cast at its settings: {recipe_path} — run it to confirm", highlight=False, soft_wrap=True)
+            out.print(_styled("met", "green", f": {h.name} made {settings.grade} at D {h.outcome.d_um:.2f} µm ({point_label(h.params)}); "
+                              f"one cast at its settings: {recipe_path} — run it to confirm"), highlight=False, soft_wrap=True)
             return 0
         if len(history) >= settings.budget:
-            out.print(f"[red]not found[/]: {len(history)} stored runs reach the budget {settings.budget}", highlight=False)
+            out.print(_styled("not found", "red", f": {len(history)} stored runs reach the budget {settings.budget}"), highlight=False)
             return EXIT_NOT_FOUND
         params, recipe_path, profile_path = propose_next(settings, history, folder, profile=rig_profile)
         out.print(f"proposal from {len(history)} stored runs: {point_label(params)}\n  recipe: {recipe_path}\n  profile: {profile_path}",

@@ -417,7 +417,9 @@ def runs(
         outcome_text = f"{shown}: {r.reason}" if getattr(r, "reason", "") else shown
         table.add_row(r.run_id, r.recipe_name, r.profile_name, r.operator, r.started_utc, outcome_text,
                       membrane_counts(_membranes_of(r)), ",".join(r.grades))
-    Console(width=200).print(table)
+    # (markup off: a recipe, profile or operator name is shown as written, never read as Rich
+    # markup -- '[link=…]' made a clickable link in the terminal, '[conceal]' hid text)
+    Console(width=200, markup=False).print(table)
     if not rows:
         typer.echo(f"no runs match ({len(every)} run{'s' if len(every) != 1 else ''} in all)" if every else "no runs yet")
 

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from castrig.recipe.runner import Status
 
@@ -93,7 +94,7 @@ class Display:
     def __enter__(self) -> "Display":
         global _active
         if not self.quiet and self.run_dir is not None:
-            self.console.print(f"run folder: {self.run_dir}", highlight=False, soft_wrap=True)
+            self.console.print(f"run folder: {self.run_dir}", markup=False, highlight=False, soft_wrap=True)
         if not self.quiet and self.console.is_terminal:
             self._live = Live(console=self.console, refresh_per_second=10, transient=False)
             self._live.__enter__()
@@ -136,10 +137,10 @@ class Display:
             if s.step_index != self._last_step:
                 self._last_step = s.step_index
                 self._next_line_t = s.t_s + self._every_s
-                self.console.print(self._line(s), highlight=False, soft_wrap=True)
+                self.console.print(self._line(s), markup=False, highlight=False, soft_wrap=True)
             elif self._every_s and self._next_line_t is not None and s.t_s >= self._next_line_t:
                 self._next_line_t += self._every_s * max(1, int((s.t_s - self._next_line_t) // self._every_s) + 1)
-                self.console.print(self._line(s), highlight=False, soft_wrap=True)
+                self.console.print(self._line(s), markup=False, highlight=False, soft_wrap=True)
             return
         now = time.monotonic()
         if now - self._last_draw < 0.1:
@@ -164,27 +165,34 @@ class Display:
         return out
 
     def _table(self, s: Status) -> Table:
-        t = Table(title=f"castrig · {self.recipe_name} · {'virtual' if self.virtual else 'real'} time", show_header=False)
+        # every title and cell a Text: the recipe's name and step labels, the folder and the
+        # warnings are shown as written, never read as Rich markup ('[link=…]' in a recipe's name
+        # made a link in the operator's terminal, '[conceal]' hid text)
+        t = Table(title=Text(f"castrig · {self.recipe_name} · {'virtual' if self.virtual else 'real'} time"), show_header=False)
         t.add_column(style="bold")
         t.add_column()
+
+        def row(name: str, value: str) -> None:
+            t.add_row(name, Text(value))
+
         remaining = None if s.step_duration_s is None else max(0.0, s.step_duration_s - s.step_elapsed_s)
         snap = self._snap()
         if self.run_dir is not None:
-            t.add_row("run folder", str(self.run_dir))
+            row("run folder", str(self.run_dir))
         label = snap.get("step_label") or ""
-        t.add_row("step", f"{s.step_index + 1}/{self.n_steps} {s.step_name}" + (f" · {label}" if label and label != s.step_name else "")
-                  + f" ({s.state})")
-        t.add_row("time", f"run {_fmt_s(s.t_s)} · step {_fmt_s(s.step_elapsed_s)} · left in step {_fmt_s(remaining)}"
-                  + (f" · left in run {_fmt_s(snap.get('run_left_s'))}" if snap else ""))
+        row("step", f"{s.step_index + 1}/{self.n_steps} {s.step_name}" + (f" · {label}" if label and label != s.step_name else "")
+            + f" ({s.state})")
+        row("time", f"run {_fmt_s(s.t_s)} · step {_fmt_s(s.step_elapsed_s)} · left in step {_fmt_s(remaining)}"
+            + (f" · left in run {_fmt_s(snap.get('run_left_s'))}" if snap else ""))
         rh = "—" if s.rh_pct is None else f"{s.rh_pct:.1f}"
         sp = "—" if s.setpoint_rh_pct is None else f"{s.setpoint_rh_pct:.1f}"
-        t.add_row("RH near membrane", f"{rh} %RH (setpoint {sp})")
+        row("RH near membrane", f"{rh} %RH (setpoint {sp})")
         if s.flows_slpm:
-            t.add_row("flows", ", ".join(f"{k} {v:.3f} slpm" for k, v in s.flows_slpm.items()))
+            row("flows", ", ".join(f"{k} {v:.3f} slpm" for k, v in s.flows_slpm.items()))
         if s.pumps_ml:
-            t.add_row("pumps", ", ".join(f"{k} {v:.3f} mL" for k, v in s.pumps_ml.items()))
+            row("pumps", ", ".join(f"{k} {v:.3f} mL" for k, v in s.pumps_ml.items()))
         w = snap.get("last_warning")
-        t.add_row("last warning", f"[{_fmt_s(w['t_s'])}] {w['kind']}: {w['message']}" if w else "none")
+        row("last warning", f"[{_fmt_s(w['t_s'])}] {w['kind']}: {w['message']}" if w else "none")
         return t
 
 

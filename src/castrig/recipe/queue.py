@@ -229,7 +229,7 @@ def _replace_never_started(run_dir: Path, item: dict[str, Any], save: Callable[[
     why = remove_never_started(run_dir, purpose=f"castrig queue --resume: replacing {run_dir}", before=note)
     if why is None:
         return False
-    Console(stderr=True).print(f"{escape(str(run_dir))}: never started ({why}; the queue died while making it, nothing "
+    Console(stderr=True).print(f"{escape(str(run_dir))}: never started ({escape(why)}; the queue died while making it, nothing "
                                f"recorded): removed, {escape(Path(item['recipe']).name)} runs afresh", highlight=False, soft_wrap=True)
     return True
 
@@ -377,4 +377,4 @@ def _print_summary(state: dict[str, Any], state_path: Path) -> None:
                                      f"{r['target_grade']} {'met' if r.get('target_met') else 'NOT met'}")
         table.add_row(str(i), Path(str(r["recipe"])).name, str(r["outcome"]), target if r["outcome"] != "not run" else "—",
                       str(r.get("membranes") or "—"), str(r.get("report") or r.get("run_dir") or "—"))
-    Console(width=220).print(table)
+    Console(width=220, markup=False).print(table)  # recipe file names as written, never markup

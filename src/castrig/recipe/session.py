@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 import castrig
 from castrig.errors import BadInput, Busy, CastrigError
@@ -210,7 +211,7 @@ def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
         # asked before saying so: a second Ctrl-C landing while this prints (the live panel redraws
         # under the message) must find the pause pending and abort, not ask for a pause again
         runner.request_pause()
-        say(f"[yellow]Ctrl-C: pausing {where} (Ctrl-C again aborts now)[/]")
+        say(f"[yellow]Ctrl-C: pausing {escape(where)} (Ctrl-C again aborts now)[/]")
 
     def on_term(signum: int, frame: Any) -> None:
         heard = HUNG_UP if signum == signal.SIGHUP else signal.Signals(signum).name + " received"
@@ -229,7 +230,7 @@ def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, guarded(on_term))
     try:
-        with not_suspended(lambda text: say(f"[yellow]{text}[/]"),
+        with not_suspended(lambda text: say(f"[yellow]{escape(text)}[/]"),
                            "Ctrl-C pauses it at a safe point, `castrig pause RUN_DIR` from another terminal; a run "
                            "meant to go on without this terminal is started under nohup or tmux"):
             yield
@@ -450,9 +451,12 @@ def _record_outcome_if_possible(recorder: RunRecorder, result: RunResult) -> Non
 def _report(result: RunResult, quiet: bool) -> None:
     # soft_wrap: each line whole, however narrow the console (80 columns under a pipe or a
     # file): scripts grep the final lines
-    out = Console(soft_wrap=True)
+    # (markup off: the run folder, the reason and the membrane line carry the recipe's and the
+    # devices' words, shown as written -- a recipe named '[link=…]' made a link in the terminal)
+    out = Console(soft_wrap=True, markup=False)
     colour = "green" if result.outcome == "completed" else "red"
-    out.print(f"[{colour}]{result.outcome}[/]: {result.run_dir}" + (f" — {result.reason}" if result.reason else ""), highlight=False)
+    out.print(Text.assemble((result.outcome, colour), f": {result.run_dir}" + (f" — {result.reason}" if result.reason else "")),
+              highlight=False)
     # -q keeps a completed run's verified safe state to the log; an ending that was not a completion,
     # or a safe state not verified, is said whatever -q says (an aborted night under cron said nothing of it)
     if result.safe is not None and (not quiet or result.outcome != "completed" or not result.safe.safe):
@@ -460,7 +464,7 @@ def _report(result: RunResult, quiet: bool) -> None:
     line, ok = target_summary(result.membranes, result.targets or _target_grade(result))
     if line:  # the final line: what was made, and whether it met the recipe's target grade
         colour = "green" if ok or (ok is None and result.outcome == "completed") else "yellow"
-        out.print(f"[{colour}]{line}[/]", highlight=False)
+        out.print(line, style=colour, highlight=False)
     elif result.verdict is not None:
         met = result.verdict.get("grades_met", [])
         out.print(f"grades met: {', '.join(met) if met else 'none'}", highlight=False)

@@ -1,0 +1,59 @@
+"""Names a user writes are shown as written, never read as Rich markup.
+
+Tried from the outside: a recipe named ``ok [conceal]HIDDEN[/conceal] [link=https://evil.example]click[/link]``
+and ``--operator '[conceal]x[/]'`` passed the input checks (no control characters), and then
+`castrig runs` and the live panel of `castrig run` drew a hidden text and a clickable link to an
+address of the recipe writer's choosing in the operator's terminal; `castrig lots` ate the
+brackets. A file name shown by `castrig analyse` went the same way.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import yaml
+
+from conftest import ROOT, castrig
+
+NAME = "ok [conceal]HIDDEN[/conceal] [link=https://evil.example]click[/link]"
+OPERATOR = "[conceal]x[/]"
+# what a terminal receives for those: SGR 8 (conceal) and an OSC 8 hyperlink
+HIDDEN, LINK = "\x1b[8m", "\x1b]8;"
+
+
+def _recipe(tmp_path):
+    recipe = yaml.safe_load((ROOT / "recipes" / "demo.yaml").read_text())
+    recipe["name"] = NAME
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe, allow_unicode=True))
+    return path
+
+
+def test_runs_and_lots_list_a_recipe_and_operator_named_in_markup_as_written(tmp_path):
+    data = tmp_path / "runs"
+    done = castrig("run", str(_recipe(tmp_path)), "--data", str(data), "-q", "--operator", OPERATOR)
+    assert done.returncode == 0, done.stderr[-2000:]
+    listed = castrig("runs", "--data", str(data))
+    assert listed.returncode == 0, listed.stderr
+    # (the table may wrap a long cell over lines, between its words)
+    assert all(word in listed.stdout for word in NAME.split()) and OPERATOR in listed.stdout, listed.stdout
+    lots = castrig("lots", "--data", str(data))
+    assert lots.returncode == 0, lots.stderr
+    assert "[conceal]HIDDEN[/conceal]" in lots.stdout, lots.stdout  # (its narrower column cuts the link short)
+
+
+def test_the_live_panel_on_a_terminal_draws_no_hidden_text_or_link_from_a_recipe_name(tmp_path, terminal_run):
+    run = terminal_run(["run", str(_recipe(tmp_path)), "--data", str(tmp_path / "runs"), "--operator", OPERATOR],
+                       cwd=ROOT, cols=200)
+    assert run.wait(timeout_s=120) == 0, run.output
+    shown = run.output
+    assert "click[/link]" in shown and "HIDDEN[/conceal]" in shown, shown[-3000:]
+    assert HIDDEN not in shown and LINK not in shown, shown[-3000:]
+
+
+def test_analyse_shows_a_file_named_in_markup_as_written(tmp_path, rendered_membrane):
+    image = tmp_path / "[conceal]m.tif"  # (a tag left open hides the rest)
+    shutil.copy(rendered_membrane / "m000_reflected.tif", image)
+    done = castrig("analyse", "surface", str(image))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "surface: [conceal]m.tif" in done.stdout, done.stdout
