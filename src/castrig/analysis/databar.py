@@ -22,7 +22,8 @@ MAX_SHARE = 0.35
 
 
 def _flat_rows(rows: np.ndarray) -> np.ndarray:
-    med = np.median(rows, axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # (float64 rows near ±1e308: a median of two overflows, no pixel equals it)
+        med = np.median(rows, axis=1)
     return (rows == med[:, None]).mean(axis=1) >= FLAT_SHARE
 
 

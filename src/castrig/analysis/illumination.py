@@ -72,8 +72,17 @@ def measurable_clipped(image: np.ndarray) -> tuple[np.ndarray, int]:
     if hi <= lo:
         return a.astype(np.float32), clipped
     out = a.astype(np.float64)
+    if not math.isfinite(hi - lo):
+        # finite pixels whose range overflows float64 (±1e308 in a float64 file: an outside
+        # tester's): halved first, exactly; the result is the same ratio
+        out *= 0.5
+        lo, hi = 0.5 * lo, 0.5 * hi
     out -= lo
-    out *= 1.0 / (hi - lo)
+    inv = 1.0 / (hi - lo)
+    if math.isfinite(inv):
+        out *= inv
+    else:  # a range so narrow (subnormal) that its reciprocal overflows
+        out /= hi - lo
     return out.astype(np.float32), clipped
 
 

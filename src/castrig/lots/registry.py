@@ -180,6 +180,9 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
             elif r.outcome == "running":
                 others.append((mb.membrane_id, f"its run {r.run_id} is still running, its record not closed: wait for it "
                                                f"to end (`castrig status {r.run_dir}`)"))
+            elif mb.status == "made" and (mb.process or {}).get("analysis_failed"):  # its images are in the run folder
+                others.append((mb.membrane_id, f"not judged (made; its analysis failed: {mb.process['analysis_failed']}; "
+                               f"the run's events say how to measure its images with castrig analyse membrane)"))
             elif mb.status == "made" and r.outcome == "completed":  # the recipe has no analyse of it: resume has nothing to do
                 others.append((mb.membrane_id, "not judged (made; its recipe has no analyse of it after its cast, "
                                "and the run completed)"))

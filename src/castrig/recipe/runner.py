@@ -757,7 +757,7 @@ class Runner:
         return out
 
     def _step_analyse(self, i: int, step: m.AnalyseStep) -> dict[str, Any]:
-        from castrig.recipe.analyse import analyse_capture, latest_capture
+        from castrig.recipe.analyse import AnalysisStopped, analyse_capture, latest_capture
 
         grade = step.grade or self.recipe.grade
         found = self._membrane(i)
@@ -770,7 +770,12 @@ class Runner:
             return {"grades_met": mb.grades_met, "membrane_id": mb.membrane_id}
         mid = mb.membrane_id if mb is not None else None
         capture = latest_capture(self.rec, mid)
-        outcome = self._while_ticking(lambda stopped: analyse_capture(self.rec.run_dir, capture, grade=grade, stopped=stopped))
+        try:
+            outcome = self._while_ticking(lambda stopped: analyse_capture(self.rec.run_dir, capture, grade=grade, stopped=stopped))
+        except AnalysisStopped:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the measurement failed, not the rig
+            return self._not_analysed(mb, capture, exc)
         self._verdict = outcome.get("verdict")
         prefix = f"{mid}/" if mid else ""
         have = set(self.rec.results())
@@ -791,6 +796,26 @@ class Runner:
             mb.lot_id = mb.membrane_id if met else None
             self.rec.save_membrane(mb)
         return {"grades_met": met, "membrane_id": mid}
+
+    def _not_analysed(self, mb: MembraneRecord | None, capture: dict[int, dict[str, Any]], exc: Exception) -> dict[str, Any]:
+        """An analysis that raised leaves its membrane made, not judged, and the night goes on:
+        it faulted the run, and every resume ran the same analysis into the same error, so the
+        casts after it were never made (a float64 micrograph near ±1e308, found from outside).
+        The images stay in the run folder, and the event says how to measure them again; the
+        membrane's record keeps why (``process["analysis_failed"]``: lots and the report say it)."""
+        why = f"{type(exc).__name__}: {exc}"
+        mid = mb.membrane_id if mb is not None else None
+        self.log.error("analysis failed", membrane_id=mid, error=why, exc_info=exc)
+        views = next(iter(capture.values()), {})
+        files = " ".join(f"--{'surface' if ill == 'reflected' else ill} {self.rec.run_dir / im.path}"
+                         for ill, im in views.items() if ill in ("reflected", "transmitted", "section"))
+        self.event("error", "analysis", (f"membrane {mid}: " if mid else "") + f"analysis failed ({why}): not judged, the "
+                   f"run goes on; measure it again with: castrig analyse membrane {files}",
+                   {"membrane_id": mid, "error": why})
+        if mb is not None:
+            mb.process = {**mb.process, "analysis_failed": why}
+            self.rec.save_membrane(mb)
+        return {"membrane_id": mid, "analysis_failed": why}
 
     def _while_ticking(self, work: Callable[[Callable[[], bool]], Any]) -> Any:
         """``work(stopped)`` on a worker thread while the rig goes on ticking, on the wall clock.

@@ -177,6 +177,9 @@ def problems(data: RunData, notes: Sequence[str] = ()) -> list[str]:
     for mb in data.membranes:
         if mb.status == "lost":
             out.append(f"Membrane {mb.membrane_id} lost: {mb.lost_reason}")
+        elif mb.status == "made" and (mb.process or {}).get("analysis_failed"):
+            out.append(f"Membrane {mb.membrane_id} was made but not judged: its analysis failed "
+                       f"({mb.process['analysis_failed']}); its images are in the run folder.")
         elif mb.status != "judged" and info.outcome == "completed":
             out.append(f"Membrane {mb.membrane_id} was not judged (status {mb.status}).")
         elif mb.status == "made":  # the run ended before its capture/analyse: made, and can still be imaged

@@ -154,7 +154,8 @@ class MembraneRecord:
     ``status``: ``forming`` (cast to the end of its evaporation), ``made`` (evaporated under
     control), ``judged`` (analysed: metrics and verdict), ``lost`` (``lost_reason`` says why).
     ``process``: the record from pre-wet to the end of evaporation (RH mean/min/max, time out of
-    band, volumes and rates dispensed). ``lot_id`` is set when it met a grade.
+    band, volumes and rates dispensed), and ``analysis_failed`` (why) when its analysis raised and
+    it was left made, not judged. ``lot_id`` is set when it met a grade.
     """
 
     membrane_id: str
