@@ -9,7 +9,10 @@ Found on the wall clock against `castrig sim serve` (pumps, MFCs and transmitter
   beeps) a watchdog after every run, and the next run's connect had to acknowledge the alarm;
 * an analyse step computed with no tick: 8 fields of 2048² micrographs replayed by a folder
   camera took over 10 s, so the RH loop and the samples stopped and the pumps, with the shipped
-  10 s watchdog, alarmed and the run aborted (``pump_alarm``) right after the verdict.
+  10 s watchdog, alarmed and the run aborted (``pump_alarm``) right after the verdict;
+* a capture did too: a camera's snap that took longer than the watchdog (the in-process twin
+  rendering 1.1 µm pores on the wall clock took 22 s; a real camera's long exposure or slow
+  transfer) stopped the RH loop, the samples and the keep-alive, and the run aborted.
 
 The virtual clock never showed these: no virtual time passes while castrig computes. Here the
 analysis is 12 fields of 1024² (about 6 s) against a 3 s watchdog.
@@ -24,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from conftest import ROOT, SimServe, castrig, run_rows
+from conftest import ROOT, SimServe, castrig, run_rows, with_sitecustomize
 
 
 def _run_on_served_rig(tmp_path: Path, served: SimServe, recipe: dict[str, Any], *, safe_mode_s: int,
@@ -78,6 +81,38 @@ def test_a_long_analysis_keeps_the_rig_ticking_and_safe_mode_pumps_alive(tmp_pat
     # on a loaded machine: 2.4-3.1 s apart seen beside a CI run), pumps kept alive (no interlock above)
     sampled = run_rows(run_dir, f"SELECT DISTINCT t_s FROM samples WHERE t_s > {start} AND t_s < {end}")
     assert len(sampled) >= (end - start) / 4, (len(sampled), end - start)
+
+
+#: the twin's camera as slow as a long exposure: every snap takes 5 s of wall time
+SLOW_CAMERA = """\
+import time
+import castrig.sim.twin as twin
+_render = twin.Twin.render
+def _slow(self, view):
+    time.sleep(5.0)
+    return _render(self, view)
+twin.Twin.render = _slow
+"""
+
+
+def test_a_slow_camera_keeps_the_rig_ticking_and_safe_mode_pumps_alive(tmp_path, wall_sim_profile):
+    profile = yaml.safe_load(wall_sim_profile.read_text())
+    for role in ("caster", "water_pump"):
+        profile["devices"][role]["safe_mode_s"] = 3
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"name": "slow-camera", "steps": [
+        {"type": "purge", "duration_s": 1}, {"type": "capture", "views": ["reflected"], "fields": 1},
+        {"type": "purge", "duration_s": 1}]}))
+    done = castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                   "--data", str(tmp_path / "runs"), "-q", **with_sitecustomize(tmp_path, SLOW_CAMERA))
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    events = run_rows(run_dir, "SELECT t_s, kind, message FROM events ORDER BY id")
+    assert done.returncode == 0, (done.stdout, done.stderr[-2000:], [e for e in events if e[1] in ("interlock", "run_end")])
+    start = next(t for t, kind, msg in events if kind == "step_start" and "capture" in msg)
+    end = next(t for t, kind, _ in events if kind == "capture")
+    assert end - start > 4.5, "the snap was too quick to outlast the watchdog: the test shows nothing"
+    sampled = run_rows(run_dir, f"SELECT DISTINCT t_s FROM samples WHERE t_s > {start} AND t_s < {end}")
+    assert len(sampled) >= (end - start) / 2.5, (len(sampled), end - start)
 
 
 def test_a_watchdog_the_ticks_cannot_keep_alive_is_refused_before_any_run(tmp_path):

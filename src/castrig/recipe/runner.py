@@ -14,6 +14,7 @@ import math
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,8 @@ class RecordedOnly:
 
 #: The longest wait before a recorded-only device that stopped answering is asked again.
 ROOM_BACKOFF_MAX_S = 120.0
+#: work on the wall clock done within this (s) returns before the rig ticks for it (:meth:`Runner._while_ticking`)
+QUICK_S = 0.5
 
 
 class Runner:
@@ -739,7 +742,10 @@ class Runner:
                         self.rig.twin.skip_view(view)
                     continue
                 try:
-                    frame = cam.snap(Illumination(view))
+                    # (ticking meanwhile on the wall clock: a slow camera -- or the twin rendering
+                    # small pores, 22 s -- stopped the RH loop and the pumps' keep-alive, and a
+                    # 10 s safe-mode watchdog aborted the run)
+                    frame = self._while_ticking(lambda stopped, view=view: cam.snap(Illumination(view)), "castrig-capture")
                 except (CastrigError, OSError) as exc:
                     raise InterlockTripped(Trip("camera_missing", "abort", str(exc))) from exc
                 meta = {**frame.metadata, "exposure_ms": frame.exposure_ms, "step": i, "field": f}
@@ -817,12 +823,14 @@ class Runner:
             self.rec.save_membrane(mb)
         return {"membrane_id": mid, "analysis_failed": why}
 
-    def _while_ticking(self, work: Callable[[Callable[[], bool]], Any]) -> Any:
+    def _while_ticking(self, work: Callable[[Callable[[], bool]], Any], name: str = "castrig-analyse") -> Any:
         """``work(stopped)`` on a worker thread while the rig goes on ticking, on the wall clock.
 
-        A long analysis (many fields of large micrographs: seconds to minutes) must not stall the
-        rig: without ticks the RH loop stops, nothing is sampled, and a pump in safe mode hears
-        nothing for longer than its watchdog, alarms and aborts the run. On a virtual clock no time
+        A long analysis (many fields of large micrographs: seconds to minutes) or a slow camera
+        must not stall the rig: without ticks the RH loop stops, nothing is sampled, and a pump in
+        safe mode hears nothing for longer than its watchdog, alarms and aborts the run. Work done
+        within :data:`QUICK_S` returns without a tick of its own (a camera's usual snap: the
+        ticks' control period would add up to a period per image). On a virtual clock no time
         passes while it computes, so it runs inline (ticking alongside would tie the run's records
         to the machine's speed). The thread is a daemon: an abort does not wait for it, and
         ``stopped()`` turns true then, so that the work gives up (a queue's next run would share
@@ -838,9 +846,11 @@ class Runner:
             except BaseException as exc:  # handed to the runner's thread, raised there
                 done.set_exception(exc)
 
-        threading.Thread(target=run, name="castrig-analyse", daemon=True).start()
+        threading.Thread(target=run, name=name, daemon=True).start()
+        futures_wait([done], timeout=min(QUICK_S, self.cfg.control_period_s))
         try:
-            self._hold(None, until=done.done)
+            if not done.done():
+                self._hold(None, until=done.done)
         finally:
             left.set()
         return done.result()

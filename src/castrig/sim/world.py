@@ -14,6 +14,7 @@ documented here and set in the sim profile (``sim.params``), not literature fact
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -281,6 +282,7 @@ class World:
         self.support_pore_um: float | None = None
         self.film_formed_t: float | None = None
         self._advancing = False
+        self._lock = threading.RLock()  # (advance: re-entered by its own thread's emulators, waited for by others)
         #: Set by the twin when every pump calls :meth:`pump_changing` before its flow changes
         #: (the NE-1000 emulators' ``on_change``); then a pump found still stays still until it
         #: says otherwise, and quiet steps need not ask the four pump inputs again.
@@ -320,23 +322,26 @@ class World:
         self._pumps_still = False
 
     def advance(self, t: float) -> None:
-        """Integrate from the last time to ``t`` (no-op if ``t`` is not later)."""
-        if self._advancing:
-            # An emulator queried during a step asked us to catch up: we are already doing so.
-            return
-        self._advancing = True
-        try:
-            while self.t < t:
-                if self._quiet(self.t):
-                    dt = min(QUIET_STEP_S, t - self.t)
-                    self._step_quiet(dt)
-                else:
-                    self._delivered_mark = None
-                    dt = min(MAX_STEP_S, t - self.t)
-                    self._step(dt)
-                self.t += dt
-        finally:
-            self._advancing = False
+        """Integrate from the last time to ``t`` (no-op if ``t`` is not later). One thread at a
+        time: on the wall clock the camera renders on a worker thread while the rig ticks
+        (Runner._while_ticking), and both bring the world up to their time."""
+        with self._lock:
+            if self._advancing:
+                # An emulator queried during a step asked us to catch up: we are already doing so.
+                return
+            self._advancing = True
+            try:
+                while self.t < t:
+                    if self._quiet(self.t):
+                        dt = min(QUIET_STEP_S, t - self.t)
+                        self._step_quiet(dt)
+                    else:
+                        self._delivered_mark = None
+                        dt = min(MAX_STEP_S, t - self.t)
+                        self._step(dt)
+                    self.t += dt
+            finally:
+                self._advancing = False
 
     def _quiet(self, t: float) -> bool:
         """Only chamber air, the probe and the water left on the support change: no film drying,
