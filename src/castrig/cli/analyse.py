@@ -29,8 +29,10 @@ warns when another source in the file disagrees by more than 1 %. RGB and RGBA
 images are measured in grey (luminance 0.2125 R + 0.7154 G + 0.0721 B; the alpha channel is
 dropped). Signed-integer and float images are rescaled before measuring; NaN or infinite pixels
 are refused. A pixel size outside 0.0005–50 µm per pixel is refused. Images larger than
-$CASTRIG_MAX_IMAGE_PIXELS (default 100 Mpx) are refused before they are decoded. Bad input
-exits 2 with the file named.
+$CASTRIG_MAX_IMAGE_PIXELS (default 100 Mpx) are refused before they are decoded. Measuring
+takes about 120 bytes of memory per pixel (2.4 GB for 20 Mpx, 12 GB for 100 Mpx): an image the
+free memory cannot hold is refused before anything is measured. Bad input exits 2 with the file
+named.
 
 \b
 Examples:
