@@ -30,7 +30,15 @@ rim's peak, ~0.8 px inside (gain 0.3, 20 px pores: D −7.8 %, unflagged, the tr
 are measured rimless (the pores' fits vote against rims), the edge at the rim's inner, core-side
 flank (D −21 %); the rim model forced on them (``lip_radii(rims=True)`` in the first pass, a
 probe, not an option) gives D −7.4 % (20 px pores) and −5.3 % (40 px): the decision costs ~14
-points there, the rim's shape the rest.
+points there, the rim's shape the rest. Aligned on the drawn edges (gain 0.3, 20 px pores), the
+blurred view peaks at the edge itself and falls to the core's half level 2.2 px inside; the lip
+model fits that profile within 0.02 but puts its lip 0.85 px inside the edge. Tried, 2026-12-06
+(a probe, not kept): the cavity's step held δ inside the lip in the last fit of every pore
+(m = F + (c − F)·Φ((R − δ − ρ)/σ) + A·Q): δ = 2.25 px brings 7 of the 8 strong-rim views within
+3 % (rim_w 3 still −8 %; 0.75 and 1.5 px move them either way, and applied from the first
+stage on the rims vote away), but the fits' total cost does not choose δ (lowest at δ = 0 on all
+but the 40 px views, over a grid 0–3.5 σ): what the model lacks is the rim's shape, rising
+inward to a peak and then ramping down, not only where the step lies.
 """
 
 from __future__ import annotations
