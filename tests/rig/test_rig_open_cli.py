@@ -127,6 +127,31 @@ def test_a_pump_found_pumping_is_a_warning_and_its_volume_is_not_this_runs(tmp_p
     assert "found pumping" in status.stdout and "no warning" not in status.stdout, status.stdout
 
 
+def test_an_mfc_left_streaming_is_put_back_to_polling_and_the_run_goes_on(tmp_path, sim_serve):
+    """The dry MFC left streaming by other software (``A@=@``: frames without its id, polls to A
+    unanswered): the first streamed frame passed for the answer to castrig's poll, every
+    setpoint's reply was a frame, the run aborted (device_comms) and its safe state, never
+    verified, was retried for 30 minutes."""
+    import time
+
+    from conftest import only_run_dir, run_rows
+
+    with sim_serve("--tcp", "0") as served:
+        host, port = served.addresses["dry_mfc"].removeprefix("socket://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as mfc:
+            mfc.sendall(b"A@=@\r")
+            time.sleep(0.3)
+        code, said = _run_on(tmp_path, served.addresses, lambda data: None)
+        with socket.create_connection((host, int(port)), timeout=5) as mfc:  # polled again: it answers under A
+            mfc.sendall(b"A\r")
+            assert mfc.recv(200).startswith(b"A "), "the MFC was left streaming"
+    assert code == 0 and "Traceback" not in said and "NOT verified" not in said, said
+    run_dir = only_run_dir(tmp_path / "runs")
+    (warning,) = run_rows(run_dir, "SELECT message FROM events WHERE kind = 'warning' AND source = 'dry_mfc'")
+    assert "found streaming as the rig opened" in warning[0]
+    assert run_rows(run_dir, "SELECT count(*) FROM samples WHERE channel = 'dry_flow_slpm'")[0][0] > 0
+
+
 def test_a_stray_byte_on_an_mfc_line_does_not_make_the_rig_unreachable(tmp_path, sim_serve):
     """One 'A' left on the dry MFC's line (a stray byte, a client that died mid-command) ran into
     castrig's first poll ('AA': reply 'A ?'), and `castrig run` said the rig was not reachable

@@ -270,6 +270,9 @@ class Runner:
                 self.event("warning", role, f"{role}: found pumping as the rig opened (left running by a process that "
                            "died mid-dispense, or started by hand): stopped before it was set up; check the support "
                            "for liquid", {"found_moving": True})
+            for role in self.rig.found_streaming:
+                self.event("warning", role, f"{role}: found streaming as the rig opened (left so by other software): "
+                           "put back to polling under its unit id", {"found_streaming": True})
             if not resume_note:
                 # this run's volumes from zero: a pump's counters still held the last dispense (of
                 # another run, or of a pump found pumping), sampled as this run's until its first

@@ -45,6 +45,9 @@ class Rig:
     #: Pumps found moving as the rig opened (a dead owner's dispense), stopped then; the run
     #: records it.
     found_moving: list[str] = field(default_factory=list)
+    #: Flow controllers found streaming as the rig opened (left so by other software), put back
+    #: to polling under their unit id then; the run records it.
+    found_streaming: list[str] = field(default_factory=list)
     #: The pumps by role, fixed once build_rig has added every device (devices are only added
     #: while building): pumps() is asked several times per control tick, and each isinstance
     #: against the SyringePump ABC goes through ABCMeta.__instancecheck__.
@@ -199,7 +202,7 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         pump.set_diameter_mm(cfg.syringe_diameter_mm)
         return pump
     if isinstance(cfg, AlicatConfig):
-        from castrig.devices.alicat import AlicatMFC, AlicatRejected
+        from castrig.devices.alicat import AlicatMFC, AlicatRejected, AlicatReplyError
 
         mfc = AlicatMFC(
             _link(role, cfg, rig, shared),
@@ -213,12 +216,21 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         # theirs: a wrong unit id, port or baud rate was met only by the first step's setpoint,
         # a run folder and a device_comms abort later
         try:
-            mfc.read()
+            frame = mfc.read()
         except AlicatRejected:
             # a partial command already on the line (a stray byte, a client that died mid-command)
             # ran into ours ("AA": "A ?"), and the rig was called not reachable: end it, ask again
             mfc.end_partial_command()
-            mfc.read()
+            frame = mfc.read()
+        if frame.unit_id is None or frame.unit_id == "@":
+            # streaming (``A@=@``, left so by other software): its frames carry no id and our polls
+            # are not its, so a streamed frame passed for the answer, every setpoint's reply
+            # after it was a frame, and the run aborted (device_comms) with a safe state it could
+            # never verify. Back to polling under our id (``@@=A``), and a frame of our own.
+            mfc.stop_streaming()
+            if mfc.read().unit_id is None:
+                raise AlicatReplyError(role, f"@@={mfc.unit_id}", "still streaming (frames without a unit id)")
+            rig.found_streaming.append(role)
         return mfc
     if isinstance(cfg, HMT330Config):
         from castrig.devices.hmt330 import HMT330
