@@ -9,6 +9,7 @@ same analysis into the same error: m2–m4 were never cast.
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def test_a_membrane_whose_analysis_fails_is_left_not_judged_and_the_next_cast_is
     lots = " ".join(castrig("lots", "--data", str(data)).stdout.split())
     assert "its analysis failed: RuntimeError: injected" in lots, lots
     # the command it gives measures the membrane's own images
-    args = message.split("castrig analyse membrane ", 1)[1].split()
+    args = shlex.split(message.split("castrig analyse membrane ", 1)[1])
     again = analysed("membrane", *args)
     assert again["mean_pore_diameter_um"] and again["mean_thickness_um"], (message, again)
 

@@ -11,6 +11,7 @@ The runner waits only through the rig's clock: on the twin an 8-hour recipe take
 from __future__ import annotations
 
 import math
+import shlex
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -816,7 +817,7 @@ class Runner:
         mid = mb.membrane_id if mb is not None else None
         self.log.error("analysis failed", membrane_id=mid, error=why, exc_info=exc)
         views = next(iter(capture.values()), {})
-        files = " ".join(f"--{'surface' if ill == 'reflected' else ill} {self.rec.run_dir / im.path}"
+        files = " ".join(f"--{'surface' if ill == 'reflected' else ill} {shlex.quote(str(self.rec.run_dir / im.path))}"
                          for ill, im in views.items() if ill in ("reflected", "transmitted", "section"))
         self.event("error", "analysis", (f"membrane {mid}: " if mid else "") + f"analysis failed ({why}): not judged, the "
                    f"run goes on; measure it again with: castrig analyse membrane {files}",
