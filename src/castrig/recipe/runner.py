@@ -19,14 +19,13 @@ from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
-
 from castrig.control.interlocks import InterlockTripped, Monitor, Trip
 from castrig.control.rh_loop import ChamberRhLoop, LoopGains, MfcRhLoop
 from castrig.control.safety import SafeStateReport, make_safe
 from castrig.devices.roles import DeviceCommsError, DeviceError, Illumination, PumpState, SyringePump
 from castrig.errors import CastrigError
 from castrig.links import LinkError
+from castrig.logs import module_logger
 from castrig.recipe import model as m
 from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, process_record, step_label
 from castrig.recipe.remote import RemoteControl
@@ -146,7 +145,7 @@ class Runner:
         self._t_at: tuple[float, float] = (math.nan, 0.0)  # (clock time, t()) of the last t()
         self.on_status = on_status
         self.prompt = prompt or (lambda keep_alive: "interrupt")  # nobody to ask: Ctrl-C once ends it interrupted
-        self.log = log or structlog.get_logger("castrig.runner")
+        self.log = log or module_logger("castrig.runner")
         self.status = Status()
         self.loop = self._make_loop()
         self._pause_requested = False

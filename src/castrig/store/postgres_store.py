@@ -54,9 +54,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import structlog
-
 from castrig.errors import BadInput, CastrigError
+from castrig.logs import module_logger
 from castrig.redact import redact_url, redact_urls, scrub  # the one redaction (redact_url re-exported: sync uses it from here)
 from castrig.store.lock import CRASHED_REASON, live_outcome
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo, RunRecorder, RunStore, RunSummary
@@ -66,7 +65,7 @@ if TYPE_CHECKING:  # psycopg is an optional extra: imported only when a fleet st
     import numpy as np  # names an argument's type only: `castrig runs`/`lots` need not load numpy
     import psycopg
 
-log = structlog.get_logger("castrig.store.postgres")
+log = module_logger("castrig.store.postgres")
 
 DEFAULT_SCHEMA = "castrig"
 #: How long a listing's row refresh waits for a lock another transaction holds (PostgreSQL units).
