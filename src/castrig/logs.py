@@ -8,6 +8,9 @@ from typing import Any, TextIO
 
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50, "exception": 40}
+_configured = False  # structlog's global configuration made (module_logger)
+
+
 def module_logger(name: str) -> Any:
     """structlog's logger for what a module logs outside a run's :class:`RunLog` (the fleet store's
     warnings), to stderr: on stdout it was mixed into `castrig runs` and `store sync` output,
@@ -18,22 +21,22 @@ def module_logger(name: str) -> Any:
 
 
 class _ModuleLogger:
+    """structlog's logger ``name``, made at the first method asked of it (:func:`module_logger`)."""
+
     def __init__(self, name: str):
         self._name = name
         self._logger: Any = None
 
     def __getattr__(self, method: str) -> Any:
+        global _configured
         if self._logger is None:
             import structlog
 
-            if not _CONFIGURED:
+            if not _configured:
                 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-                _CONFIGURED.append(True)
+                _configured = True
             self._logger = structlog.get_logger(self._name)
         return getattr(self._logger, method)
-
-
-_CONFIGURED: list[bool] = []
 
 
 class RunLog:

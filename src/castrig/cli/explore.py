@@ -15,8 +15,8 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.text import Text
 from rich.table import Table
+from rich.text import Text
 
 from castrig.errors import BadInput
 from castrig.redact import redact_url, restore_redacted
@@ -187,7 +187,7 @@ def _watch(study, procs, on_trial) -> None:  # type: ignore[no-untyped-def]
             trials = []
             if silent_since is None:
                 silent_since = time.monotonic()
-                out.print(_styled(f"the study's storage does not answer ({type(exc).__name__}); the workers go on", "yellow", ""),
+                out.print(f"the study's storage does not answer ({type(exc).__name__}); the workers go on", style="yellow",
                           highlight=False, soft_wrap=True)
         for t in counted(trials):
             if t.number not in seen:
@@ -399,8 +399,8 @@ def explore_map(
             path = redraw()
             n = len(map_results(st))
         except storage_errors() as exc:  # (the storage away at the end: the map is drawn by the next call)
-            out.print(_styled(f"map not redrawn: the study's storage does not answer ({type(exc).__name__}); "
-                              "run the same command again to draw it", "yellow", ""), highlight=False, soft_wrap=True)
+            out.print(f"map not redrawn: the study's storage does not answer ({type(exc).__name__}); "
+                      "run the same command again to draw it", style="yellow", highlight=False, soft_wrap=True)
         else:
             out.print(f"map: {path} ({n} points done, {time.monotonic() - t0:.1f} s)", highlight=False, soft_wrap=True)
 
