@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from castrig.cli import main as cli_main
@@ -228,3 +229,45 @@ def test_a_run_folder_lots_cannot_read_is_said_not_passed_over(tmp_path):
     assigned = castrig("lots", "assign", damaged["garbage_sqlite"], "--use", "blood_filter", "--data", str(root))
     said = " ".join(assigned.stderr.split())
     assert assigned.returncode == 2 and "cannot be read" in said and "Traceback" not in said, said
+
+
+HAND_EDITED_ASSIGNMENTS = [  # (lots.json entry of the lot, what the message names)
+    ("blood_filter", "the assignment is a JSON str, not an object"),
+    ({"intended_use": 5}, "intended_use = 5 (allowed: one of blood_filter, coculture)"),
+    ({"intended_use": '=HYPERLINK("http://evil.example","ok")'}, "intended_use = \"=HYPERLINK("),
+    ({"intended_use": "coculture", "allow_simulated": "no"}, 'allow_simulated = "no" (allowed: true or false)'),
+]
+
+
+@pytest.mark.parametrize("entry, says", HAND_EDITED_ASSIGNMENTS)
+def test_a_hand_edited_lots_json_is_named_and_unassign_repairs_it(tmp_path, capsys, entry, says):
+    """``DATA/lots.json`` edited by hand: `lots`, `lots assign` and `unassign` ended in a
+    traceback (a text or a number where castrig writes an object and a use), a formula as the
+    intended use was listed and exported into membranes.csv, and "allow_simulated": "no" read as
+    yes. Now every reader names the file, the lot and the field (exit 2), the export says the
+    column is left empty, and `lots unassign LOT` removes the damaged entry."""
+    from conftest import castrig_main
+
+    root, lot = _store(tmp_path)
+    (root / "lots.json").write_text(json.dumps({lot: entry}))
+    for argv in (["lots"], ["lots", "assign", lot, "--use", "coculture"]):
+        done = castrig_main(capsys, *argv, "--data", str(root))
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 2 and f"{root / 'lots.json'}: lot '{lot}': {says}" in said, (argv, said)
+        assert f"`castrig lots unassign {lot}` removes the entry" in said, said
+    run_dir = next(p for p in root.iterdir() if (p / "run.json").is_file())
+    done = castrig_main(capsys, "export", str(run_dir), "--to", str(tmp_path / "x"))
+    assert done.returncode == 0 and "HYPERLINK" not in (tmp_path / "x" / "membranes.csv").read_text(), done.stderr
+    assert "lots.json" in done.stderr, done.stderr
+    done = castrig_main(capsys, "lots", "unassign", lot, "--data", str(root))
+    assert done.returncode == 0 and json.loads((root / "lots.json").read_text()) == {}, done.stdout + done.stderr
+    assert castrig_main(capsys, "lots", "--data", str(root)).returncode == 0
+
+
+def test_a_lots_json_that_is_no_object_is_named(tmp_path, capsys):
+    from conftest import castrig_main
+
+    root, _ = _store(tmp_path)
+    (root / "lots.json").write_text("[1]")
+    done = castrig_main(capsys, "lots", "--data", str(root))  # was: read as no assignments at all
+    assert done.returncode == 2 and "lots.json: holds a JSON list, not an object" in " ".join(done.stderr.split()), done.stderr

@@ -118,7 +118,12 @@ def open_run_refusal(lot: Lot) -> str | None:
     return f"made by run {lot.run_id or lot.run_dir}, which is {lot.run_outcome}, its record not closed ({how})"
 
 
-def _assignments(root: Path) -> dict[str, dict[str, Any]]:
+def _assignments(root: Path, *, checked: bool = True) -> dict[str, Any]:
+    """``DATA/lots.json``: lot id -> its assignment, as :func:`assign_use` writes it. BadInput
+    naming the file, the lot and the field for anything else (``checked``): a hand-edited value
+    ended `lots`, `lots assign`/`unassign` and the filter check in a traceback, an
+    ``intended_use`` of any text reached the exports, and ``"allow_simulated": "no"`` read as
+    yes. ``checked=False``: as it is (:func:`unassign_use` removes a damaged entry)."""
     path = root / _ASSIGNMENTS
     if not path.is_file():
         return {}
@@ -126,7 +131,39 @@ def _assignments(root: Path) -> dict[str, dict[str, Any]]:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path}: not valid JSON: {exc}", file=str(path)) from None
-    return data if isinstance(data, dict) else {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: holds a JSON {type(data).__name__}, not an object of lot id -> assignment "
+                       "(as `castrig lots assign` writes it)", file=str(path))
+    if checked:
+        for lot_id, entry in data.items():
+            why = _assignment_problem(entry)
+            if why is not None:
+                raise BadInput(f"{path}: lot {lot_id!r}: {why}; `castrig lots unassign {lot_id}` removes the entry",
+                               file=str(path), field=f"{lot_id}")
+    return data
+
+
+#: The fields of an assignment (``lots.json``) and what each may hold.
+_ASSIGNMENT_FIELDS: dict[str, tuple[str, tuple[type, ...]]] = {
+    "assigned_utc": ("a text (UTC time)", (str,)), "simulated": ("true or false", (bool,)),
+    "allow_simulated": ("true or false", (bool,)), "membrane_id": ("a text or null", (str, type(None))),
+    "run_id": ("a text", (str,)), "run_outcome": ("a text", (str,)),
+}
+
+
+def _assignment_problem(entry: Any) -> str | None:
+    """What is wrong with one entry of ``lots.json``, or None."""
+    if not isinstance(entry, dict):
+        return f"the assignment is a JSON {type(entry).__name__}, not an object"
+    use = entry.get("intended_use")
+    if use not in USES:
+        return f"intended_use = {json.dumps(use)[:60]} (allowed: one of {', '.join(USES)})"
+    for name, (allowed, types) in _ASSIGNMENT_FIELDS.items():
+        if name in entry and not isinstance(entry[name], types):
+            return f"{name} = {json.dumps(entry[name])[:60]} (allowed: {allowed})"
+    return None
 
 
 def intended_uses(root: str | Path) -> dict[str, str]:
@@ -304,8 +341,15 @@ def _checked_for(lot_id: str, use: str, root: str | Path | None, allow_simulated
 def unassign_use(lot_id: str, root: str | Path | None = None) -> Lot:
     """Remove a lot's intended use (deliberately, before giving it another). An unknown lot is
     refused, and a lot with no use left as it is, before the lock is taken (nothing to write)."""
+    store_root = open_store(root).root
+    if lot_id in (raw := _assignments(store_root, checked=False)) and _assignment_problem(raw[lot_id]) is not None:
+        # a damaged entry (every other command refuses lots.json for it): removed, as asked
+        with _assignments_locked(root) as store_root:
+            data = _assignments(store_root, checked=False)
+            if data.pop(lot_id, None) is not None:
+                atomic_write_json(store_root / _ASSIGNMENTS, data)
     lot = get_lot(lot_id, root, field_name="LOT")
-    if lot.lot_id in _assignments(open_store(root).root):
+    if lot.lot_id in _assignments(store_root):
         with _assignments_locked(root) as store_root:
             data = _assignments(store_root)
             if data.pop(lot_id, None) is not None:

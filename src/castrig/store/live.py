@@ -126,13 +126,20 @@ def _json(text: Any) -> Any:
         return None
 
 
+def _json_object(text: Any) -> dict[str, Any]:
+    """A ``*_json`` column for a live page: its object, {} for anything else (a hand-edited
+    ``metadata_json = '[1]'`` ended `castrig status` and the report in a traceback)."""
+    v = _json(text)
+    return v if isinstance(v, dict) else {}
+
+
 def membranes(db: sqlite3.Connection | None) -> list[dict[str, Any]]:
     out = []
     for mid, status, grades, target, met, lost, verdict in _rows(
             db, "SELECT membrane_id, status, grades_met, target_grade, target_met, lost_reason, verdict_json FROM membranes ORDER BY k"):
         g = _json(grades) if isinstance(grades, str) and grades.startswith("[") else [x for x in str(grades or "").split(",") if x]
         out.append({"membrane_id": mid, "status": status, "grades_met": g or [], "target_grade": target,
-                    "target_met": None if met is None else bool(met), "lost_reason": lost, "verdict": _json(verdict)})
+                    "target_met": None if met is None else bool(met), "lost_reason": lost, "verdict": _json_object(verdict) or None})
     return out
 
 
@@ -242,7 +249,7 @@ def events(db: sqlite3.Connection | None, after_id: int = 0, limit: int = 2000) 
     out = []
     for eid, t, kind, source, message, data in _rows(
             db, "SELECT id, t_s, kind, source, message, data_json FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)):
-        d = _json(data) or {}
+        d = _json_object(data)
         warn = kind in WARNING_KINDS or (kind == "run_end" and d.get("outcome") not in (None, "completed")) \
             or (kind == "safe_state" and d.get("safe") is False)
         out.append({"id": eid, "t_s": t, "kind": kind, "source": source, "message": message, "warning": bool(warn)})
@@ -260,7 +267,7 @@ def images(db: sqlite3.Connection | None, run_dir: Path | None = None) -> list[d
     out = []
     for iid, t, name, path, ill, px, meta in _rows(
             db, "SELECT id, t_s, name, path, illumination, pixel_size_um, metadata_json FROM images ORDER BY id"):
-        m = _json(meta) or {}
+        m = _json_object(meta)
         out.append({"id": iid, "t_s": t, "name": name, "illumination": ill, "pixel_size_um": px,
                     "membrane_id": m.get("membrane_id"), **_image_shape(run_dir, path)})
     return out

@@ -663,6 +663,48 @@ def _has_table(db: sqlite3.Connection, name: str) -> bool:
     return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
 
 
+def _object_or_null(v: Any, column: str) -> dict[str, Any] | None:
+    if v is not None and not isinstance(v, dict):
+        raise ValueError(f"{column} = {json.dumps(v)[:40]}: expected a JSON object or null")
+    return v
+
+
+def _number_or_null(v: Any, where: str) -> Any:
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+        raise ValueError(f"{where} = {json.dumps(v)[:40]}: expected a number or null")
+    return v
+
+
+def _metrics(v: Any) -> dict[str, Any] | None:
+    """``metrics_json``: metric name -> number or null, as the analysis writes it (a list there
+    ended `castrig lots` in a traceback, and with it the listing of every other run)."""
+    for key, value in (_object_or_null(v, "metrics_json") or {}).items():
+        _number_or_null(value, f"metrics_json.{key}")
+    return v
+
+
+def _process(v: Any) -> dict[str, Any]:
+    """``process_json``: the parts that reports, exports and lots read, of the types the runner
+    writes (``dispensed`` = 3 ended `report` and `export` in a traceback)."""
+    p = _object_or_null(v, "process_json") or {}
+    for part in ("dispensed", "evaporation"):
+        _object_or_null(p.get(part), f"process_json.{part}")
+    for step, d in (p.get("dispensed") or {}).items():
+        for key, value in (_object_or_null(d, f"process_json.dispensed.{step}") or {}).items():
+            if key == "finished":  # (False: a dispense cut short)
+                if not isinstance(value, bool):
+                    raise ValueError(f"process_json.dispensed.{step}.finished = {json.dumps(value)[:40]}: expected true or false")
+            else:
+                _number_or_null(value, f"process_json.dispensed.{step}.{key}")
+    for key, value in (p.get("evaporation") or {}).items():
+        _number_or_null(value, f"process_json.evaporation.{key}")
+    for key in ("rh_mean_pct", "rh_min_pct", "rh_max_pct", "t_start_s", "t_end_s"):
+        _number_or_null(p.get(key), f"process_json.{key}")
+    if p.get("analysis_failed") is not None and not isinstance(p["analysis_failed"], str):
+        raise ValueError(f"process_json.analysis_failed = {json.dumps(p['analysis_failed'])[:40]}: expected a text")
+    return p
+
+
 def membrane_from_row(r: Any) -> MembraneRecord:
     """A ``membranes`` row (columns in schema order; JSON as text or already decoded) → record."""
     def js(v: Any) -> Any:
@@ -670,7 +712,8 @@ def membrane_from_row(r: Any) -> MembraneRecord:
 
     return MembraneRecord(
         membrane_id=r[0], k=int(r[1]), cast_step=int(r[2]), support_position=r[3], simulated=bool(r[4]), status=r[5],
-        t_start_s=r[6], t_end_s=r[7], process=js(r[8]) or {}, metrics=js(r[9]), verdict=js(r[10]),
+        t_start_s=r[6], t_end_s=r[7], process=_process(js(r[8])), metrics=_metrics(js(r[9])),
+        verdict=_object_or_null(js(r[10]), "verdict_json"),
         grades_met=[g for g in (r[11] or "").split(",") if g], target_grade=r[12],
         target_met=None if r[13] is None else bool(r[13]), lot_id=r[14], lost_reason=r[15])
 
