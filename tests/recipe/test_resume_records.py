@@ -42,8 +42,23 @@ def _evaporating_for(delay_s: float):
     return ready
 
 
-@pytest.mark.parametrize("seed", [4])
-def test_resume_after_kill_9_dates_the_stop_by_the_last_record_and_closes_the_crashed_part(tmp_path, wall_sim_profile, seed):
+def _look_with_a_read_write_connection(run_dir: Path) -> None:
+    """What the sqlite3 shell or pandas does to a crashed run it opens: a read-write connection,
+    which folds the WAL into run.sqlite as it closes and deletes it (run.sqlite newly dated)."""
+    import sqlite3
+
+    time.sleep(2.0)
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    db.execute("select count(*) from samples").fetchone()
+    db.close()
+    assert not (run_dir / "run.sqlite-wal").exists()
+
+
+@pytest.mark.parametrize("seed, looked_at", [(4, False), (5, True)])
+def test_resume_after_kill_9_dates_the_stop_by_the_last_record_and_closes_the_crashed_part(tmp_path, wall_sim_profile, seed,
+                                                                                            looked_at):
+    """``looked_at``: the crashed run read with the sqlite3 shell before the resume, which dated
+    the stop by that read ("resumed 10 s later" of a film that stood 47 s uncontrolled)."""
     recipe = tmp_path / "evap.yaml"
     recipe.write_text(RECIPE)
     delay = random.Random(seed).uniform(5.0, 8.0)  # samples keep coming; the last event is the step's start
@@ -54,6 +69,8 @@ def test_resume_after_kill_9_dates_the_stop_by_the_last_record_and_closes_the_cr
     last_event = run_rows(run_dir, "select max(t_s) from events")[0][0]
     assert last_sample - last_event >= 4.0  # the case the audit found: records long after the last event
     crashed = json.loads((run_dir / "run.json").read_text())["parts"][0]
+    if looked_at:
+        _look_with_a_read_write_connection(run_dir)
     time.sleep(2.0)  # a gap the resume must not count as run time
     done = castrig("resume", str(run_dir), "-q", timeout_s=120)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -72,3 +89,22 @@ def test_resume_after_kill_9_dates_the_stop_by_the_last_record_and_closes_the_cr
     assert first["ended_utc"] == resume["stopped_utc"]
     assert first["t1_s"] == pytest.approx(last_sample, abs=1e-3)
     assert second["outcome"] == "completed" and second["t0_s"] > first["t1_s"]
+
+
+def test_a_twin_run_looked_at_with_sqlite3_after_a_crash_is_dated_by_its_records(tmp_path):
+    """The same on the twin's virtual clock (two membranes, killed as the second is cast): its
+    run-clock times are no wall times, and the stop is read from the log's last write."""
+    from tests.conftest import ROOT
+
+    def casting_m2(run_dir: Path) -> bool:
+        return bool(run_rows(run_dir, "select 1 from membranes where k = 2"))
+
+    run_dir = run_then_kill_9(ROOT / "tests" / "data" / "two_membranes_judged.yaml", tmp_path / "runs", casting_m2)
+    killed = time.time()
+    _look_with_a_read_write_connection(run_dir)
+    time.sleep(2.0)
+    done = castrig("resume", str(run_dir), "-q", timeout_s=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [resume] = [json.loads(d) for (d,) in run_rows(run_dir, "select data_json from events where kind='resume'")]
+    assert killed - 2.5 <= _epoch(resume["stopped_utc"]) <= killed + 0.2, (killed, resume)
+    assert resume["gap_s"] >= 4.0, resume

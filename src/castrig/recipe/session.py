@@ -8,6 +8,7 @@ happens, and every way out — completion, fault, Ctrl-C, SIGTERM — ends in th
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import signal
 import socket
@@ -43,6 +44,7 @@ from castrig.store.base import grades_of
 from castrig.store.commands import STATUS_NAME, control_dir
 from castrig.store.lock import LOCK_NAME, claim_run, recorded_on_another_host, release_run
 from castrig.store.signals import guarded
+from castrig.utc import parse_utc
 
 console = Console(stderr=True)
 
@@ -487,14 +489,42 @@ def plan_resume(recipe: Recipe, journal: list[Any], **kw: Any) -> ResumePlan:
     return plan_membrane_resume(recipe, journal, **kw)
 
 
-def _stopped_wall(run_dir: Path) -> float | None:
-    """When the crashed part last wrote anything (the newest of its files), epoch seconds.
+def _last_writes(run_dir: Path) -> dict[str, float]:
+    """When the crashed part's files were last written (epoch seconds, by name): ``run.sqlite``
+    (through its WAL) takes samples, events and journal, ``log.jsonl`` the events; a long
+    evaporation writes samples only. Read before the resume opens the store or writes a byte, or
+    it would date the stop by itself (:func:`_stopped_at`)."""
+    out = {}
+    for name in ("run.sqlite", "run.sqlite-wal", "log.jsonl"):
+        try:
+            out[name] = (run_dir / name).stat().st_mtime
+        except OSError:
+            pass
+    return out
 
-    Its last record of any kind: samples, events and journal go to ``run.sqlite`` (through its
-    WAL), events also to ``log.jsonl``; a long evaporation writes samples only. Read before the
-    resume opens the store or writes a byte, or it would date the stop by itself."""
-    times = [p.stat().st_mtime for p in (run_dir / "run.sqlite", run_dir / "run.sqlite-wal", run_dir / "log.jsonl") if p.exists()]
-    return max(times) if times else None
+
+def _stopped_at(writes: dict[str, float], info: RunInfo, last_t: float) -> float | None:
+    """When the crashed part stopped, epoch seconds (None: unknown).
+
+    With its WAL still there, the newest of its files' writes (:func:`_last_writes`). Opened read
+    and write after the crash (the sqlite3 shell, pandas: how DESIGN §5 says labs read a run), a
+    database folds its WAL in and deletes it, and ``run.sqlite`` is then dated by that reader: a
+    resume said "resumed 10 s later" of a film that had stood 47 s without RH control. Without
+    its WAL the stop is read from the records: on the wall clock the last record's run time on its
+    part's clock (``started_utc`` + (t − ``t0_s``); whole seconds), not before the log's last
+    write; on the twin's virtual clock the log's last write (a step's records follow its events
+    within seconds of wall time there). Never after ``run.sqlite``'s own time."""
+    if "run.sqlite-wal" in writes or not writes:
+        return max(writes.values()) if writes else None
+    parts = info.parts or []
+    part = parts[-1] if parts and parts[-1].get("outcome") == "running" else None
+    bounds = [writes["log.jsonl"]] if "log.jsonl" in writes else []
+    started = parse_utc(part.get("started_utc")) if part is not None else None
+    if not info.virtual_time and started is not None and isinstance(part.get("t0_s"), (int, float)):
+        bounds.append(started.timestamp() + (last_t - float(part["t0_s"])))
+    if not bounds:
+        return writes.get("run.sqlite")
+    return min(max(bounds), writes.get("run.sqlite", math.inf))
 
 
 def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False, take_over: bool = False,
@@ -560,7 +590,7 @@ def _refuse_recipe_now_refused(run_dir: Path, exc: Exception, recipe: Any) -> No
 
 def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, started_ns: int | None = None,
                   stop: StopRequest | None = None, took_over: tuple[str, int | None] | None = None) -> RunResult:
-    stopped = _stopped_wall(run_dir)  # before anything of ours writes to the folder
+    writes = _last_writes(run_dir)  # before anything of ours writes to the folder
     store = open_store(run_dir.parent)
     recorder = store.open_run(run_dir)
     info = recorder.info
@@ -627,6 +657,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
             recorder.update_info(extra={**(info.extra or {}), "fleet_store": store.fleet_record()})
         _configure_twin(rig, recipe)
         t_offset = last_t + profile.control.control_period_s
+        stopped = _stopped_at(writes, info, last_t)
         _close_crashed_part(recorder, last_t, stopped)
         if took_over is not None:
             host, pid = took_over
