@@ -5,15 +5,20 @@ and ``--operator '[conceal]x[/]'`` passed the input checks (no control character
 `castrig runs` and the live panel of `castrig run` drew a hidden text and a clickable link to an
 address of the recipe writer's choosing in the operator's terminal; `castrig lots` ate the
 brackets. A file name shown by `castrig analyse` went the same way.
+
+And raw escape sequences, which no markup check sees: a file name, a hand-edited run.json or an
+event message holding ``ESC ] 8`` (a link) or ``ESC [ 8 m`` (hidden text) reached the terminal
+from `castrig analyse`, `runs`, `lots`, `status` and `watch`. They are shown escaped (``\x1b``).
 """
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import yaml
 
-from conftest import ROOT, castrig
+from conftest import ROOT, castrig, castrig_main
 
 NAME = "ok [conceal]HIDDEN[/conceal] [link=https://evil.example]click[/link]"
 OPERATOR = "[conceal]x[/]"
@@ -57,3 +62,36 @@ def test_analyse_shows_a_file_named_in_markup_as_written(tmp_path, rendered_memb
     done = castrig("analyse", "surface", str(image))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "surface: [conceal]m.tif" in done.stdout, done.stdout
+
+
+#: ESC ] 8 (a link to an address of the writer's choosing) and ESC [ 8 m (what follows hidden)
+ESCAPES = "\x1b]8;;https:evil.example\x1b\\CLICK\x1b]8;;\x1b\\\x1b[8mHIDDEN"
+
+
+def test_analyse_shows_a_file_name_with_escape_sequences_escaped(tmp_path, rendered_membrane):
+    image = tmp_path / f"m{ESCAPES}.tif"
+    shutil.copy(rendered_membrane / "m000_reflected.tif", image)
+    done = castrig("analyse", "surface", str(image))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "\x1b" not in done.stdout and "\\x1b]8;;https:evil.example" in "".join(done.stdout.split()), done.stdout
+
+
+def test_runs_lots_status_and_watch_show_escape_sequences_in_a_runs_records_escaped(finished_demo_run, tmp_path, capsys):
+    import json
+    import sqlite3
+    from contextlib import closing
+
+    data, run_id = finished_demo_run
+    run_dir = Path(shutil.copytree(data / run_id, tmp_path / "runs" / run_id))
+    info = json.loads((run_dir / "run.json").read_text())
+    info["recipe_name"], info["operator"] = f"demo{ESCAPES}", f"ann{ESCAPES}"
+    (run_dir / "run.json").write_text(json.dumps(info))
+    with closing(sqlite3.connect(run_dir / "run.sqlite")) as db:
+        db.execute("INSERT INTO events(t_s, kind, source, message, data_json) VALUES(9999, 'warning', 'x', ?, '{}')",
+                   (f"look {ESCAPES}",))
+        db.commit()
+    for argv in (["runs", "--data", str(tmp_path / "runs")], ["lots", "--data", str(tmp_path / "runs")],
+                 ["status", str(run_dir)], ["watch", str(run_dir), "--every", "0.2"]):
+        done = castrig_main(capsys, *argv)
+        assert "\x1b" not in done.stdout + done.stderr, (argv, done.stdout, done.stderr)
+        assert "\\x1b" in done.stdout, (argv, done.stdout)  # shown, escaped

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from castrig.errors import BadInput
+from castrig.printable import Console
 
 if TYPE_CHECKING:
     import numpy as np

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from castrig.errors import BadInput
+from castrig.printable import Console, shown
 from castrig.redact import redact_url, restore_redacted
 
 EXIT_NOT_FOUND = 1  # the search used its budget without a confirmed recipe
@@ -48,7 +48,7 @@ out = Console(width=200, emoji=False, markup=False)
 
 def _styled(head: str, style: str, rest: str) -> Text:
     """``head`` in ``style``, then ``rest`` as written (the console reads no markup)."""
-    return Text.assemble((head, style), rest)
+    return Text.assemble((shown(head), style), shown(rest))
 
 
 def _profile(profile: Optional[Path]) -> Path:

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 import castrig
 from castrig.errors import BadInput, Busy, RigUnreachable
 from castrig.cli.streams import ConsoleWriteError, console_is_not_the_record, keep_going_without_readers
+from castrig.printable import Console
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2

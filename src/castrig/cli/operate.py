@@ -20,14 +20,19 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 
 from castrig.errors import BadInput
+from castrig.printable import Console, shown
 
 #: castrig.store.live.LIVE_STATES (not imported here: the CLI starts without the store's imports)
 LIVE = ("running", "paused", "pausing", "making_safe", "unsafe_retrying")
 EXIT_OF = {"completed": 0, "aborted": 3, "faulted": 3, "not_resumable": 3, "crashed": 3, "interrupted": 130}
 
+
+
+def _echo(text: str, err: bool = False) -> None:
+    """typer.echo of a line that carries a run's text (event messages, reasons): escapes shown."""
+    typer.echo(shown(text), err=err)
 
 def _dur(s: Any) -> str:
     if s is None:
@@ -114,9 +119,9 @@ def status(
         root = usable_data_root(data, must_exist=data is not None or bool(os.environ.get("CASTRIG_DATA")))
         details = [R.detail(d) for d in R.run_dirs(root) if R.summary(d)["status"] in LIVE]
         if not details and not as_json:
-            typer.echo(f"no run is running under {root}")
+            _echo(f"no run is running under {root}")
     for d in details:
-        typer.echo(json.dumps(d) if as_json else status_line(d))
+        _echo(json.dumps(d) if as_json else status_line(d))
 
 
 def watch(
@@ -139,12 +144,12 @@ def watch(
     out = Console()
 
     def table(d: dict[str, Any]) -> Table:
-        t = Table(title=Text(f"castrig watch · {run_dir}"), show_header=False)
+        t = Table(title=Text(shown(f"castrig watch · {run_dir}")), show_header=False)
         t.add_column(style="bold")
         t.add_column()
         # every cell as plain text: a `[/x]` in a name (paused_by, a message) was read as Rich markup
         # and `castrig watch` ended in a MarkupError traceback
-        row = lambda k, v: t.add_row(k, Text(v))  # noqa: E731
+        row = lambda k, v: t.add_row(k, Text(shown(v)))  # noqa: E731
         step = d.get("step") or {}
         lv = d.get("last_values") or {}
         v = lambda ch, n=1: _num((lv.get(ch) or {}).get("value"), n)  # noqa: E731
@@ -181,14 +186,14 @@ def watch(
         while True:
             line = status_line(d)
             if line != last:
-                typer.echo(line)
+                _echo(line)
                 sys.stdout.flush()
                 last = line
             if d["status"] not in LIVE:
                 break
             time.sleep(every)
             d = R.detail(run_dir)
-    typer.echo(f"{d['status']}: {run_dir}" + (f" — {d['outcome_reason']}" if d.get("outcome_reason") else ""))
+    _echo(f"{d['status']}: {run_dir}" + (f" — {d['outcome_reason']}" if d.get("outcome_reason") else ""))
     raise typer.Exit(EXIT_OF.get(d["status"], 3))
 
 
@@ -216,10 +221,10 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
         raise BadInput(f"{run_dir}: the run ended ({ended}) before it read the {action}; nothing to {action}",
                        file=str(run_dir))
     if answer is None:
-        typer.echo(f"{action} sent to {run_dir}, but the runner did not answer (is it stopped?); the command stays "
+        _echo(f"{action} sent to {run_dir}, but the runner did not answer (is it stopped?); the command stays "
                    "in its control channel (a later `castrig resume` discards it)", err=True)
         raise typer.Exit(5)
-    typer.echo(f"{action}: {'accepted' if answer.get('accepted') else 'refused'} — {answer.get('message')}")
+    _echo(f"{action}: {'accepted' if answer.get('accepted') else 'refused'} — {answer.get('message')}")
     if not answer.get("accepted"):
         raise typer.Exit(2)
     if wait_end_s > 0:
@@ -227,12 +232,12 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
         while run_holder(run_dir) is not None and time.monotonic() < deadline:
             time.sleep(0.1)
         d = R.detail(run_dir)
-        typer.echo(f"{d['status']}: {run_dir}" + (f" — {d['outcome_reason']}" if d.get("outcome_reason") else ""))
+        _echo(f"{d['status']}: {run_dir}" + (f" — {d['outcome_reason']}" if d.get("outcome_reason") else ""))
         safe, verified = _safe_state_line(run_dir)
         if safe:
-            typer.echo(safe)
+            _echo(safe)
         if verified is False:  # the abort was taken, the rig is not known safe: a script must not read 0
-            typer.echo("the rig's safe state is NOT verified: see to it at the rig", err=True)
+            _echo("the rig's safe state is NOT verified: see to it at the rig", err=True)
             raise typer.Exit(5)
 
 

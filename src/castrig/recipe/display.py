@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from castrig.printable import Console, shown
 from castrig.recipe.runner import Status
 
 #: Without a terminal, a status line every this many minutes of run time (and at every step).
@@ -168,12 +168,12 @@ class Display:
         # every title and cell a Text: the recipe's name and step labels, the folder and the
         # warnings are shown as written, never read as Rich markup ('[link=…]' in a recipe's name
         # made a link in the operator's terminal, '[conceal]' hid text)
-        t = Table(title=Text(f"castrig · {self.recipe_name} · {'virtual' if self.virtual else 'real'} time"), show_header=False)
+        t = Table(title=Text(f"castrig · {shown(self.recipe_name)} · {'virtual' if self.virtual else 'real'} time"), show_header=False)
         t.add_column(style="bold")
         t.add_column()
 
         def row(name: str, value: str) -> None:
-            t.add_row(name, Text(value))
+            t.add_row(name, Text(shown(value)))
 
         remaining = None if s.step_duration_s is None else max(0.0, s.step_duration_s - s.step_elapsed_s)
         snap = self._snap()

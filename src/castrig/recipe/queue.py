@@ -43,12 +43,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from castrig import oslock
 from castrig.errors import BadInput, Busy, RigUnreachable
+from castrig.printable import Console
 from castrig.recipe.display import status_every_s
 from castrig.recipe.compat import check_queue_syringes, check_recipe_for_profile, dispensed_ml
 from castrig.recipe.membranes import target_column, target_summary

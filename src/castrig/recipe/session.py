@@ -20,13 +20,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
 import castrig
 from castrig.errors import BadInput, Busy, CastrigError
 from castrig.logs import RunLog
+from castrig.printable import Console, shown
 from castrig.recipe.compat import check_recipe_for_profile
 from castrig.recipe.display import Display, interactive_prompt, say, status_every_s
 from castrig.recipe.membranes import ResumePlan, membrane_targets, process_record, step_label, target_summary
@@ -457,7 +457,7 @@ def _report(result: RunResult, quiet: bool) -> None:
     # devices' words, shown as written -- a recipe named '[link=…]' made a link in the terminal)
     out = Console(soft_wrap=True, markup=False)
     colour = "green" if result.outcome == "completed" else "red"
-    out.print(Text.assemble((result.outcome, colour), f": {result.run_dir}" + (f" — {result.reason}" if result.reason else "")),
+    out.print(Text.assemble((result.outcome, colour), shown(f": {result.run_dir}" + (f" — {result.reason}" if result.reason else ""))),
               highlight=False)
     # -q keeps a completed run's verified safe state to the log; an ending that was not a completion,
     # or a safe state not verified, is said whatever -q says (an aborted night under cron said nothing of it)
