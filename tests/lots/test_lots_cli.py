@@ -271,3 +271,24 @@ def test_a_lots_json_that_is_no_object_is_named(tmp_path, capsys):
     (root / "lots.json").write_text("[1]")
     done = castrig_main(capsys, "lots", "--data", str(root))  # was: read as no assignments at all
     assert done.returncode == 2 and "lots.json: holds a JSON list, not an object" in " ".join(done.stderr.split()), done.stderr
+
+
+def test_a_run_folder_renamed_inside_the_data_root_is_one_run_and_one_lot(finished_demo_run, tmp_path: Path, capsys):
+    """``mv RUN renamed`` after the run was listed: its catalog row named the old folder, the scan
+    found the new one, and `castrig runs` listed the run twice, `lots` its lot twice (and
+    `runs --grade claim1` counted it twice) — on every listing after, too, the row now naming the
+    new folder and the scan matching folders by run id."""
+    import shutil
+
+    from conftest import castrig_main
+
+    data, uid = finished_demo_run
+    root = tmp_path / "data"
+    shutil.copytree(data / uid, root / uid)
+    assert castrig_main(capsys, "runs", "--data", str(root)).returncode == 0  # indexed under its own name
+    (root / uid).rename(root / "renamed")
+    for _ in range(2):  # the second listing reads the catalog row the first one moved
+        runs = castrig_main(capsys, "runs", "--data", str(root), "--grade", "claim1")
+        assert runs.returncode == 0 and runs.stdout.count(uid) == 1, runs.stdout
+        lots = castrig_main(capsys, "lots", "--data", str(root))
+        assert lots.returncode == 0 and lots.stdout.count(f"{uid}-m1") == 1, lots.stdout

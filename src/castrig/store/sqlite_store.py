@@ -944,8 +944,11 @@ class SqliteRunStore(RunStore):
                     out.append(fresh)
                     continue
             out.append(RunSummary(*r[:7], outcome, grades))
+        # the folders no catalog row names (by its folder, not its id: a run folder renamed inside
+        # the root, its row moved to the new name, was listed from its row and again from the folder)
+        indexed = {Path(str(r[1])) for r in known.values()}
         try:
-            folders = sorted(p for p in self.root.iterdir() if p.is_dir() and p.name not in known)
+            folders = sorted(p for p in self.root.iterdir() if p.is_dir() and p.resolve() not in indexed)
         except OSError:
             folders = []
         for run_dir in folders:
@@ -977,6 +980,10 @@ class SqliteRunStore(RunStore):
                                           reason=f"a copy of run {i.run_id} (its own folder is {self.root / i.run_id}): "
                                                  "not listed as a run or lot; move it out of the data root"))
                     continue
+                row = known.get(i.run_id)
+                if row is not None and not Path(str(row[1])).is_dir():
+                    # its row names a folder that is gone: the run was moved here (renamed), its row follows it
+                    out = [r for r in out if not (r.run_id == i.run_id and r.run_dir == row[1])]
                 try:
                     grades = tuple(grades_of(rec))
                 except DamagedRun as exc:  # a row of it cannot be read: listed as such, the other runs listed too
