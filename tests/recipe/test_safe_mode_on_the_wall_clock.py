@@ -148,3 +148,54 @@ def test_a_finished_run_leaves_its_stopped_pumps_without_a_watchdog_to_run_out(t
                 assert pump.connect_alarms == [], (role, pump.connect_alarms)
             finally:
                 pump.link.close()
+
+
+def test_a_cast_cut_short_by_a_stopped_process_records_what_the_pump_counted_once_stopped(tmp_path, sim_serve):
+    """``castrig run`` SIGSTOPped mid-cast for longer than the pumps' watchdog (an outside tester,
+    over TCP): the pump went on until its watchdog stopped it, the run aborted (``pump_alarm``)
+    and lost its membrane, and the record said the cast was "at least" its last sample before the
+    stop (0.036 mL of about 0.085) though the pump, read back safe, could say how much. It says
+    at least what the pump counted once stopped."""
+    import os
+    import signal
+
+    from conftest import start_castrig, wait_until
+
+    profile = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
+    recipe = {"name": "stopped-mid-cast", "steps": [
+        {"type": "cast", "volume_ml": 0.5, "rate_ml_min": 0.8},
+        {"type": "evaporate", "setpoint_rh_pct": 50, "duration_s": 30, "band_rh_pct": 20, "max_out_of_band_s": 60}]}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with sim_serve("--tcp", "0") as served:
+        for role, cfg in profile["devices"].items():
+            cfg["link"]["url"] = served.addresses[role]
+        for role in ("caster", "water_pump"):
+            profile["devices"][role]["safe_mode_s"] = 2
+        profile["control"]["control_period_s"] = 0.5
+        (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+        proc = start_castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                             "--data", str(tmp_path / "runs"), "-q")
+        try:
+            def casting() -> Path | None:
+                found = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+                if found and run_rows(found[0], "SELECT 1 FROM samples WHERE channel = 'caster_infused_ml' AND value > 0.01"):
+                    return found[0]
+                assert proc.poll() is None, proc.communicate()
+                return None
+
+            run_dir = wait_until(casting, timeout_s=60, what="the cast under way")
+            os.kill(proc.pid, signal.SIGSTOP)
+            time.sleep(4.0)  # twice the watchdog: the pump stops itself after 2 s
+            (sampled,) = run_rows(run_dir, "SELECT max(value) FROM samples WHERE channel = 'caster_infused_ml'")[0]
+            os.kill(proc.pid, signal.SIGCONT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 3, (out, err[-2000:])
+    [(process,)] = run_rows(run_dir, "SELECT process_json FROM membranes WHERE k = 1 AND status = 'lost'")
+    cast = json.loads(process)["dispensed"]["cast"]
+    assert cast["finished"] is False and cast["volume_ml"] is None, cast
+    # 0.8 mL/min for the watchdog's 2 s after the last talk at the least: 0.027 mL more
+    assert cast["volume_at_least_ml"] >= sampled + 0.018, (cast, sampled)

@@ -140,7 +140,8 @@ def plan_resume(recipe: m.Recipe, journal: list[Any], *, elapsed_s: float | None
 
 
 def process_record(rec: Any, recipe: m.Recipe, plan: MembranePlan, t0: float | None, t1: float,
-                   evap_data: dict[str, Any] | None = None, *, lost: str | None = None) -> dict[str, Any]:
+                   evap_data: dict[str, Any] | None = None, *, lost: str | None = None,
+                   pump_counts: dict[str, float] | None = None) -> dict[str, Any]:
     """The membrane's process record (DESIGN §5): RH history from its pre-wet (else its cast) to the
     end of its evaporation, time out of band, volumes and rates dispensed.
 
@@ -148,7 +149,9 @@ def process_record(rec: Any, recipe: m.Recipe, plan: MembranePlan, t0: float | N
     membrane was lost before its evaporation ended under control; its record is then partial, up to
     its last RH record at or before ``t1`` (``partial``), with the evaporation statistics computed
     from the samples up to there and only the dispenses that began (a dispense cut short: volume
-    unknown, at least its pump's last count, ``volume_at_least_ml``)."""
+    unknown, at least its pump's last count, ``volume_at_least_ml``: the highest of its samples in
+    the step and of ``pump_counts``, role -> mL infused read from the pumps once they were stopped,
+    since a pump goes on until its watchdog stops it when its process stops talking)."""
     journal = rec.journal()
 
     def started_at(i: int | None) -> float | None:
@@ -197,8 +200,10 @@ def process_record(rec: Any, recipe: m.Recipe, plan: MembranePlan, t0: float | N
             role = "caster" if isinstance(st, m.CastStep) else "water_pump"
             t_j = started_at(j)
             counted = [v for t, _, v in rec.samples(f"{role}_infused_ml") if v is not None and t_j is not None and t_j < t <= t_stop]
+            if (pump_counts or {}).get(role) is not None:
+                counted.append(pump_counts[role])  # (its counter is cleared as the dispense starts)
             if counted:
-                entry["volume_at_least_ml"] = counted[-1]
+                entry["volume_at_least_ml"] = max(counted)
         out["dispensed"][st.type] = entry
     if lost is not None:
         out["partial"] = {"up_to_t_s": t1, "why": f"lost: {lost}"}

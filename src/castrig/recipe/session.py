@@ -411,7 +411,7 @@ def _lose_unfinished(recipe: Recipe, recorder: RunRecorder, runner: Runner, resu
         if not plan.lost:
             return
         _record_lost(recorder, plan, recorder.info, runner.t(), simulated=runner.rig.twin is not None, recipe=recipe,
-                     up_to_t_s=last_t)
+                     up_to_t_s=last_t, pump_counts=_pump_counts(runner.rig))
         result.membranes = [mb.to_dict() for mb in recorder.membranes()]
     except Exception as exc:  # noqa: BLE001 - a full disk, an unreadable record: the outcome is still recorded next
         console.print(f"[bold red]error:[/] cannot record the lost membrane(s) in {escape(str(recorder.run_dir))}: "
@@ -687,7 +687,8 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         step_elapsed = (last_t - in_step[-1].t_s) if in_step else None
         plan = plan_resume(recipe, journal, elapsed_s=step_elapsed, gap=gap["words"])
         first = plan.first
-        _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None, recipe=recipe, up_to_t_s=last_t)
+        _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None, recipe=recipe, up_to_t_s=last_t,
+                 pump_counts=_pump_counts(rig))
         _restore_twin(rig, journal)
         recorder.update_info(outcome="running", outcome_reason=None)
         where = step_label(first, recipe.steps[first], len(recipe.steps)) if first < len(recipe.steps) else "the end"
@@ -724,7 +725,8 @@ def _finish_decided_end(recorder: RunRecorder, store: Any, recipe: Recipe, journ
     in_step = [e for e in journal if e.state == "started"]
     plan = plan_resume(recipe, journal, elapsed_s=(last_t - in_step[-1].t_s) if in_step else None,
                        stopped=f"the run ended {outcome}")
-    _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None, recipe=recipe, up_to_t_s=last_t)
+    _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None, recipe=recipe, up_to_t_s=last_t,
+                 pump_counts=_pump_counts(rig))
     recorder.add_event(t_offset, "run_end", "runner", f"{outcome}: {reason} (recorded by castrig resume: the process "
                        "died making the rig safe)", {"outcome": outcome, "reason": reason, "finished_by_resume": True})
     recorder.update_info(ended_utc=utc_now_iso(), outcome=outcome, outcome_reason=reason)
@@ -892,11 +894,26 @@ def _duration(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
+def _pump_counts(rig: Rig) -> dict[str, float]:
+    """What each pump says it infused since its counter was last cleared (role -> mL), read once
+    the rig is safe; the pumps that do not answer are left out. A dispense cut short went on after
+    the last sample of it until the pump was stopped (its watchdog, when its process was
+    SIGSTOPped or killed): its record said at least 0.036 mL of about 0.085."""
+    out = {}
+    for role, pump in rig.pumps().items():
+        try:
+            out[role] = pump.dispensed().infused_ml
+        except Exception:  # noqa: BLE001 - a pump that cannot be read: its samples say what is known
+            pass
+    return out
+
+
 def _record_lost(recorder: RunRecorder, plan: ResumePlan, info: RunInfo, t_s: float, *, simulated: bool,
-                 recipe: Recipe, up_to_t_s: float) -> None:
+                 recipe: Recipe, up_to_t_s: float, pump_counts: dict[str, float] | None = None) -> None:
     """Membranes a crash (or the end of a run) ruined: ``lost`` with the reason, keeping their
     process record up to their last record at or before ``up_to_t_s`` (what was dispensed, the RH
-    they saw: partial); their remaining steps journaled ``skipped``."""
+    they saw: partial; a dispense cut short at least what ``pump_counts`` says, :func:`_pump_counts`);
+    their remaining steps journaled ``skipped``."""
     known = {mb.membrane_id: mb for mb in recorder.membranes()}
     journal = recorder.journal()
     done_or_skipped = {e.step_index for e in journal if e.state in ("done", "skipped")}
@@ -909,7 +926,8 @@ def _record_lost(recorder: RunRecorder, plan: ResumePlan, info: RunInfo, t_s: fl
             starts = [e.t_s for e in journal if e.step_index == lost.plan.first_step and e.state == "started"]
             mb.t_start_s = starts[-1] if starts else None
         try:
-            mb.process = process_record(recorder, recipe, lost.plan, mb.t_start_s, up_to_t_s, lost=lost.reason)
+            mb.process = process_record(recorder, recipe, lost.plan, mb.t_start_s, up_to_t_s, lost=lost.reason,
+                                        pump_counts=pump_counts)
         except Exception as exc:  # noqa: BLE001 - a record it cannot rebuild must not stop recording the loss
             mb.process = {**(mb.process or {}), "partial": {"up_to_t_s": None, "why": f"lost: {lost.reason}",
                                                             "error": f"process record not rebuilt: {exc}"}}
