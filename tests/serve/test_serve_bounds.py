@@ -272,3 +272,62 @@ def test_a_uvicorn_without_what_the_guard_relies_on_is_refused(monkeypatch):
     with pytest.raises(BadInput) as exc:
         bounded_config(app, lifespan="off")
     assert "H11Protocol().connections" in str(exc.value) and UVICORN_CHECKED in str(exc.value)
+
+
+def test_abandoned_report_requests_do_not_keep_the_operator_waiting(tmp_path: Path, castrig_serve, finished_demo_run):
+    """Report requests sent and abandoned at once (no token needed on loopback): each still
+    decoded the run's micrographs in the one decoding slot, one after another — 20 made the next
+    report wait 19 s, 300 made it wait 325 s (an outside tester). A request whose client has gone
+    is dropped as it reaches the slot, and no more than DECODE_QUEUE wait (503 beyond)."""
+    import shutil
+
+    from castrig.serve.app import DECODE_QUEUE
+
+    data, run_id = finished_demo_run
+    shutil.copytree(data / run_id, tmp_path / "runs" / run_id)
+    with castrig_serve(tmp_path / "runs") as served:
+        u = urlsplit(served.url)
+        report = f"{served.url}runs/{run_id}/report.html"
+        t0 = time.monotonic()
+        with urllib.request.urlopen(report, timeout=60) as r:
+            assert r.status == 200
+        one_s = time.monotonic() - t0
+        for _ in range(3 * DECODE_QUEUE):
+            s = socket.create_connection((u.hostname, u.port))
+            s.sendall(f"GET /runs/{run_id}/report.html HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            s.close()
+        t0 = time.monotonic()
+
+        def answered() -> bool:
+            try:
+                with urllib.request.urlopen(report, timeout=60) as r:
+                    return r.status == 200
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 503 and exc.headers.get("Retry-After"), exc
+                time.sleep(0.2)
+                return False
+
+        wait_until(answered, timeout_s=120, what="the report")
+        waited = time.monotonic() - t0
+        # a few of them may have begun before their client was seen gone; not all 48 one after another
+        assert waited < 6 * one_s + 5, (waited, one_s)
+
+
+def test_a_saved_report_of_a_run_folder_with_any_name_downloads_under_that_name(tmp_path: Path, castrig_serve, finished_demo_run):
+    """The saved report's Content-Disposition carried the folder's name raw: one outside Latin-1
+    (an emoji) ended in a 500 and a traceback, one holding ``"; filename*=…`` chose the name and
+    extension the browser saves the download under."""
+    import shutil
+    from urllib.parse import quote
+
+    data, run_id = finished_demo_run
+    names = (f"{run_id}-😀", f'{run_id}-a"; filename*=UTF-8\'\'evil.svg; x="')
+    for name in names:
+        shutil.copytree(data / run_id, tmp_path / "runs" / name)
+    with castrig_serve(tmp_path / "runs") as served:
+        for name in names:
+            with urllib.request.urlopen(f"{served.url}runs/{quote(name)}/report.html", timeout=60) as r:
+                assert r.status == 200
+                disposition = r.headers["Content-Disposition"]
+            assert disposition.endswith(f"filename*=UTF-8''{quote(name + '.html', safe='')}"), disposition
+            assert disposition.count("filename*=") == 1 and disposition.count('"') == 2, disposition

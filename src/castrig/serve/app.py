@@ -65,6 +65,10 @@ TOKEN_DIR = Path(".castrig") / "tokens"
 DEFAULT_TOKEN = "operator"
 COOKIE = "castrig_token"
 STREAM_PERIOD_S = 1.0
+#: Requests that may wait for the one decoding slot (a report, a saved page, a micrograph) before
+#: more are answered 503: each waits for all before it, and a client that keeps asking is no
+#: reason for the operator's page to wait minutes.
+DECODE_QUEUE = 16
 _STATIC = ("live.js", "live.css")
 #: The pages' Content-Security-Policy: castrig's own scripts, styles, images and API, the
 #: micrographs' overlays (``data:`` PNGs); no inline script or style, no frame around them.
@@ -174,6 +178,25 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
     # up to the image limit decoded, and four report requests at once, no token needed on
     # loopback, took the server to 6.4 GB (six 9990² micrographs a run)
     decoding = anyio.CapacityLimiter(1)
+    waiting = [0]
+
+    async def decoded(request: Request, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` on a worker thread in the decoding slot, for a client still there; a
+        Response (503) when :data:`DECODE_QUEUE` requests already wait, None when the client went
+        away while this one waited. Requests a client sent and abandoned decoded one after another
+        all the same: 20 of them made the next report wait 19 s, 300 made it wait 325 s (no token
+        needed on loopback)."""
+        if waiting[0] >= DECODE_QUEUE:
+            return PlainTextResponse("busy: other reports and micrographs are being prepared; try again shortly",
+                                     status_code=503, headers={"Retry-After": "5"})
+        waiting[0] += 1
+        try:
+            async with decoding:
+                if await request.is_disconnected():
+                    return None
+                return await anyio.to_thread.run_sync(fn, *args)
+        finally:
+            waiting[0] -= 1
 
     def bearer(request: Request) -> str | None:
         auth = request.headers.get("authorization", "")
@@ -318,7 +341,9 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         image_id = int(request.path_params["image_id"])
         if not 0 <= image_id <= _SQLITE_INT_MAX:  # no row has it (and SQLite cannot even be asked)
             return PlainTextResponse("no such image", status_code=404)
-        data = await anyio.to_thread.run_sync(_image_png, run_dir, image_id, limiter=decoding)
+        data = await decoded(request, _image_png, run_dir, image_id)
+        if isinstance(data, Response):
+            return data
         if data is None:
             return PlainTextResponse("no such image", status_code=404)
         if isinstance(data, str):
@@ -361,12 +386,16 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         from castrig.serve.report import page_html
 
         try:
-            text = await anyio.to_thread.run_sync(page_html, run_dir, limiter=decoding)
+            text = await decoded(request, page_html, run_dir)
         except DamagedRun as exc:
             return PlainTextResponse(damaged(exc), status_code=409)
+        if isinstance(text, Response):
+            return text
+        if text is None:  # the client went away
+            return Response(status_code=204)
         from castrig.serve.report import page_csp
 
-        return HTMLResponse(text, headers={"Content-Disposition": f'attachment; filename="{run_dir.name}.html"',
+        return HTMLResponse(text, headers={"Content-Disposition": attachment(f"{run_dir.name}.html"),
                                            "Content-Security-Policy": page_csp()})
 
     async def api_report(request: Request) -> Response:
@@ -379,9 +408,12 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         from castrig.serve.report import live_report_data
 
         try:
-            return JSONResponse(await anyio.to_thread.run_sync(live_report_data, run_dir, limiter=decoding))
+            data = await decoded(request, live_report_data, run_dir)
         except DamagedRun as exc:
             return JSONResponse({"error": damaged(exc)}, status_code=409)
+        if isinstance(data, Response):
+            return data
+        return JSONResponse(data) if data is not None else Response(status_code=204)
 
     async def login(request: Request) -> Response:
         # the form posts the token (a GET puts it in the browser's history and any proxy's log);
@@ -442,6 +474,15 @@ def control_unwritable(run_dir: Path, exc: OSError) -> str:
 
 #: SQLite's INTEGER is 64-bit signed: a larger row id or cursor is refused before a query
 _SQLITE_INT_MAX = 2**63 - 1
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition for a download named ``filename`` (RFC 6266): the name as it is in
+    ``filename*`` (RFC 5987), and for older clients ``filename`` with all but letters, digits,
+    ``.``, ``_`` and ``-`` replaced. A run folder's name went in raw: one outside Latin-1 ended the
+    saved report in a 500, one holding ``"; filename*=…`` chose the download's name and extension."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def _cursor(q: Any, name: str) -> int:
