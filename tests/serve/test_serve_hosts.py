@@ -320,3 +320,40 @@ def test_a_login_body_cut_short_is_no_traceback_in_the_log(tmp_path, castrig_ser
         assert code in (200, 401), code
         log = server_log(served)
     assert "Traceback" not in log and "Exception in ASGI application" not in log, log[-3000:]
+
+
+def test_a_weak_or_open_token_file_is_no_token(tmp_path, castrig_serve, finished_demo_run):
+    """Any file in the tokens folder was a token, however short and whatever its mode: a hand-made
+    ``x`` (mode 0644) paused a live run over the network (an outside tester). Such a file is now
+    no token, and `castrig serve` says why as it starts; an operator token file of that kind is
+    refused (exit 2) rather than printed as the token to use."""
+    import secrets
+
+    from castrig.serve.app import TOKEN_DIR, ensure_token
+    from conftest import castrig
+
+    data, run_id = finished_demo_run
+    root = tmp_path / "runs"
+    shutil.copytree(data / run_id, root / run_id)
+    tokens = root / TOKEN_DIR
+    ensure_token(tokens)
+    (tokens / "bench").write_text("x\n")
+    (tokens / "bench").chmod(0o600)
+    strong_but_open = secrets.token_urlsafe(32)
+    (tokens / "shared").write_text(strong_but_open + "\n")
+    (tokens / "shared").chmod(0o644)
+    good = secrets.token_urlsafe(32)
+    (tokens / "lab").write_text(good + "\n")
+    (tokens / "lab").chmod(0o600)
+    with castrig_serve(root, "--host", "0.0.0.0") as served:
+        local = served.url.replace("0.0.0.0", "127.0.0.1")
+        for token, status in (("x", 401), (strong_but_open, 401), (good, 200), (served.token, 200)):
+            got, body = request(local, "/api/runs", host="rig-pc.lab.example:8765", token=token)
+            assert got == status, (token, got, body)
+        err = server_log(served)
+    assert f"warning: {tokens / 'bench'} is not taken as a token: holds 1 characters, fewer than 22" in err, err
+    assert f"warning: {tokens / 'shared'} is not taken as a token: open to other users (mode 0644" in err, err
+    os.chmod(tokens / "operator", 0o644)
+    done = castrig("serve", "--data", str(root), "--port", "0", timeout_s=30)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and f"{tokens / 'operator'}: not usable as the operator token: open to other users" in said, said

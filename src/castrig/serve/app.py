@@ -41,6 +41,7 @@ import math
 import os
 import re
 import secrets
+import stat
 import sys
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -145,13 +146,39 @@ def token_dir_for(root: Path) -> tuple[Path, Path, str]:
     return other, path, note
 
 
+#: The shortest token file taken: a token is a random secret (castrig makes 43 characters of
+#: base64url, 256 bits); a hand-made ``x`` paused a live run over the network.
+MIN_TOKEN_CHARS = 22
+
+
+def token_problem(path: Path) -> str | None:
+    """Why the token file ``path`` is not taken, or None: not a regular file, open to other users
+    (group or world bits), or shorter than :data:`MIN_TOKEN_CHARS`."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return "not a regular file"
+        if st.st_mode & 0o077:
+            return f"open to other users (mode {stat.S_IMODE(st.st_mode):04o}; chmod 600 it)"
+        secret = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    if len(secret) < MIN_TOKEN_CHARS:
+        return (f"holds {len(secret)} characters, fewer than {MIN_TOKEN_CHARS} (a token is a random secret: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)")
+    return None
+
+
 def token_name(token_dir: Path, presented: str | None) -> str | None:
-    """The name of the token in ``token_dir`` that ``presented`` matches (constant-time compare), else None."""
+    """The name of the token in ``token_dir`` that ``presented`` matches (constant-time compare),
+    else None; a file :func:`token_problem` finds fault with is no token."""
     if not presented:
         return None
     d = Path(token_dir)
     found = None
     for p in sorted(d.iterdir()) if d.is_dir() else []:
+        if token_problem(p) is not None:
+            continue
         try:
             secret = p.read_text().strip()
         except OSError:
@@ -713,6 +740,14 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connecti
     token_dir, token_file, note = token_dir_for(root)
     if note:
         print(note, file=sys.stderr, flush=True)
+    why = token_problem(token_file)
+    if why is not None:
+        raise BadInput(f"{token_file}: not usable as the operator token: {why}; remove it and castrig serve makes a "
+                       "new one", file=str(token_file))
+    for other in sorted(p for p in token_dir.iterdir() if p != token_file):
+        why = token_problem(other)
+        if why is not None:
+            print(f"warning: {other} is not taken as a token: {why}", file=sys.stderr, flush=True)
     loopback = is_loopback(host)
     config = bounded_config(create_app(root, loopback=loopback, token_dir=token_dir), max_connections=max_connections,
                             request_timeout_s=request_timeout_s,
