@@ -253,7 +253,7 @@ def _check_square(path: str, page) -> None:
                        file=path, field="YResolution")
 
 
-def _is_tiff(path: str) -> bool:
+def is_tiff(path: str | Path) -> bool:
     """A TIFF or BigTIFF by its header (II*\0, MM\0*, II+\0, MM\0+), whatever its name."""
     try:
         with open(path, "rb") as f:
@@ -690,7 +690,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
         raise BadInput(f"{p}: {not_a_file(p)}", file=p)
     if os.path.getsize(p) == 0:
         raise BadInput(f"{p}: empty file (0 bytes): no image in it", file=p)
-    if _is_tiff(p):  # by its first bytes, not its name: a TIFF saved as .png kept no calibration
+    if is_tiff(p):  # by its first bytes, not its name: a TIFF saved as .png kept no calibration
         if Path(p).suffix.lower() not in (".tif", ".tiff"):
             renamed = f"read as TIFF (its name says {Path(p).suffix or 'nothing'})"
         else:

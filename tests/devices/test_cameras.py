@@ -313,3 +313,39 @@ def test_folder_image_whose_exposure_is_no_time_is_typed_error(tmp_path, exposur
     write_micrograph(tmp_path / "a_reflected.tif", ramp(120, dtype=np.uint16), 0.25, metadata={"exposure_ms": exposure})
     with pytest.raises(CameraReadError, match="exposure_ms"):
         FolderCamera("replay", folder=tmp_path).snap(R)
+
+
+def test_a_folder_camera_reads_images_by_their_content_not_their_name(tmp_path):
+    """Micrographs saved by other software under another extension (a TIFF named .png, a PNG named
+    .tif): `castrig analyse` read them by their first bytes, the folder camera by their name, so
+    the TIFF's pixel size was "missing" and the run aborted (interlock camera_missing, exit 3) on
+    images analyse measures. Through the real `castrig run`, on the twin's rig with a folder camera."""
+    import shutil
+
+    import yaml
+    from PIL import Image
+
+    from conftest import ROOT, castrig, run_rows
+
+    rendered = castrig("sim", "render", "--out", str(tmp_path / "rendered"), "--n", "1", "--seed", "2")
+    assert rendered.returncode == 0, rendered.stderr
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    shutil.copy(tmp_path / "rendered" / "m000_reflected.tif", folder / "m000_reflected.png")  # a TIFF named .png
+    from castrig.tiffio import read_micrograph
+
+    section, section_px, _ = read_micrograph(tmp_path / "rendered" / "m000_section.tif")
+    Image.fromarray(section).save(folder / "m000_section.tif", format="PNG", dpi=(25400 / section_px,) * 2)  # a PNG named .tif
+    profile = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    profile["devices"]["camera"] = {"model": "folder", "folder": str(folder)}
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"name": "replayed", "steps": [
+        {"type": "capture", "views": ["reflected", "section"], "fields": 1}]}))
+    done = castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                   "--data", str(tmp_path / "runs"), "-q")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    sizes = dict(run_rows(run_dir, "SELECT illumination, pixel_size_um FROM images"))
+    _, reflected_px, _ = read_micrograph(tmp_path / "rendered" / "m000_reflected.tif")
+    assert sizes["reflected"] == pytest.approx(reflected_px, rel=1e-4), sizes
+    assert sizes["section"] == pytest.approx(section_px, rel=1e-3), sizes

@@ -227,7 +227,11 @@ class FolderCamera(Camera):
 
     def _read(self, path: Path, command: str) -> tuple[np.ndarray, float | None, dict[str, Any]]:
         try:
-            if path.suffix.lower() in (".tif", ".tiff"):
+            from castrig.tiffio import is_tiff
+
+            # by its first bytes, as `castrig analyse` reads it: a TIFF named .png lost its pixel
+            # size, and the run aborted (camera_missing) on an image analyse measured
+            if is_tiff(path):
                 from castrig.tiffio import read_micrograph
 
                 image, pixel_um, meta = read_micrograph(path)
