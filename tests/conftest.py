@@ -417,10 +417,13 @@ class Proxy:
     """A TCP forwarder to ``target`` (a database, a served device) that a test can cut (reset
     every connection, refuse new ones) or make a black hole (:meth:`drop`: connections stay
     open, every byte either way is swallowed — an unplugged serial cable, a frozen serial server
-    whose buffers are lost), then :meth:`restore`."""
+    whose buffers are lost), then :meth:`restore`. ``cut_on``: a byte string whose next sending
+    from the client side cuts that connection instead of passing on (``cuts`` times), as a TCP
+    serial server that drops the line in the middle of a command."""
 
-    def __init__(self, target: tuple[str, int]):
+    def __init__(self, target: tuple[str, int], *, cut_on: bytes | None = None, cuts: int = 1):
         self.target = target
+        self.cut_on, self.cuts = cut_on, cuts
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.up = True
@@ -445,12 +448,15 @@ class Proxy:
                 continue
             with self.lock:
                 self.socks += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, watch in ((client, server, True), (server, client, False)):
+                threading.Thread(target=self._pipe, args=(a, b, watch), daemon=True).start()
 
-    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+    def _pipe(self, a: socket.socket, b: socket.socket, watch: bool = False) -> None:
         try:
             while data := a.recv(65536):
+                if watch and self.cut_on is not None and self.cut_on in data and self.cuts > 0:
+                    self.cuts -= 1
+                    break  # the connection is closed, the command never arrives
                 if not self.dropping:
                     b.sendall(data)
         except OSError:

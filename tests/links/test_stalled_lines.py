@@ -116,3 +116,44 @@ def test_scpi_chamber_is_back_in_step_after_sim_serve_was_stalled(sim_serve):
             assert chamber.in_step.resyncs >= 1
         finally:
             chamber.close()
+
+
+@pytest.mark.parametrize("command", [b"CLD", b"RUN"])
+def test_a_line_dropped_in_a_dispense_set_up_or_start_is_ridden_out(tmp_path, sim_serve, command):
+    """The caster behind a TCP serial server that drops its connection as a dispense is set up
+    (``CLDINF``, an outside tester) or started (``RUN``): the set-up commands were sent once, and
+    the run faulted (LinkClosed, membrane lost) before the pump had moved, where every other
+    exchange rides out a lost line for ``control.comms_lost_s``. Through the real `castrig run`:
+    the run completes with the cast dispensed once, in full."""
+    import json
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    from conftest import ROOT, Proxy, castrig, run_rows
+
+    recipe = {"name": "dropped", "steps": [{"type": "cast", "volume_ml": 0.02, "rate_ml_min": 0.8},
+                                           {"type": "purge", "duration_s": 1}]}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with sim_serve("--tcp", "0") as served:
+        caster = urlsplit(served.addresses["caster"])
+        proxy = Proxy((caster.hostname, caster.port), cut_on=command)
+        try:
+            profile = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
+            for role, cfg in profile["devices"].items():
+                cfg["link"]["url"] = served.addresses[role]
+            profile["devices"]["caster"]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
+            profile["control"]["control_period_s"] = 0.5
+            (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+            done = castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                           "--data", str(tmp_path / "runs"), "-q")
+        finally:
+            proxy.close()
+    assert proxy.cuts == 0, "the line was never cut: the test shows nothing"
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    assert done.returncode == 0, (done.stdout, done.stderr[-2000:])
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "completed"
+    [(dispensed,)] = run_rows(run_dir, "SELECT json_extract(data_json, '$.dispensed_ml') FROM events "
+                                       "WHERE kind = 'pump' AND message LIKE 'caster: dispensed%'")
+    assert dispensed == pytest.approx(0.02, rel=0.02), dispensed
+    assert run_rows(run_dir, "SELECT count(*) FROM events WHERE kind = 'warning' AND source = 'caster'")[0][0] >= 1

@@ -105,14 +105,20 @@ class SyringePump(Device):
         """Make the pump run one phase and stop at its volume target (a pump that keeps a
         program of several phases overrides this); called stopped, before the phase is set."""
 
-    def dispense(self, volume_ml: float, rate_ml_min: float) -> None:
-        """Infuse ``volume_ml`` at ``rate_ml_min`` and return once pumping has started."""
+    def prepare_dispense(self, volume_ml: float, rate_ml_min: float) -> None:
+        """All of a dispense but its start: stopped, one phase, infusing ``volume_ml`` at
+        ``rate_ml_min``, its counter cleared. Idempotent: sent again after a reply that was lost,
+        it sets the same and nothing moves."""
         self.stop()
         self.use_one_phase()
         self.set_direction(True)
         self.set_rate_ml_min(rate_ml_min)
         self.set_volume_ml(volume_ml)
         self.clear_dispensed()
+
+    def dispense(self, volume_ml: float, rate_ml_min: float) -> None:
+        """Infuse ``volume_ml`` at ``rate_ml_min`` and return once pumping has started."""
+        self.prepare_dispense(volume_ml, rate_ml_min)
         self.start()
 
 

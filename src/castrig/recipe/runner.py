@@ -554,10 +554,10 @@ class Runner:
             self._dispensing = None
 
     def _dispense(self, i: int, pump: SyringePump, role: str, volume_ml: float, rate_ml_min: float) -> dict[str, Any]:
-        pump.dispense(volume_ml, rate_ml_min)
+        expected = 60.0 * volume_ml / rate_ml_min
+        self._start_dispense(pump, volume_ml, rate_ml_min, expected)
         self.event("pump", role, f"{role}: dispensing {volume_ml:g} mL at {rate_ml_min:g} mL/min",
                    {"volume_ml": volume_ml, "rate_ml_min": rate_ml_min})
-        expected = 60.0 * volume_ml / rate_ml_min
         def stopped() -> bool:
             state = self._pump_state(pump)
             return state is not None and not state.moving
@@ -571,6 +571,32 @@ class Runner:
             raise RunAborted("faulted", f"{step_label(i)}: {role} dispensed {dispensed:g} mL of {volume_ml:g} mL")
         self.event("pump", role, f"{role}: dispensed {dispensed:g} mL", {"dispensed_ml": dispensed})
         return {"dispensed_ml": dispensed}
+
+    def _start_dispense(self, pump: SyringePump, volume_ml: float, rate_ml_min: float, expected_s: float) -> None:
+        """Set the dispense up and start it, riding out a lost line as every other exchange does
+        (:meth:`_talk`; ``device_comms`` after ``control.comms_lost_s``), the rig ticking between
+        tries. The set-up is sent whole again (idempotent, nothing moves); the start again only
+        once the pump, asked, says it is not moving (its ``RUN`` may have arrived and only the
+        reply been lost). Sent once, a set-up command that met a dropped connection (a TCP serial
+        server) faulted the run before the pump had moved."""
+        name = pump.name
+        if self._talk(name, lambda: (pump.prepare_dispense(volume_ml, rate_ml_min), True)[1]) is None:
+            self._hold(None, planned_s=expected_s,
+                       until=lambda: self._talk(name, lambda: (pump.prepare_dispense(volume_ml, rate_ml_min), True)[1]) is not None)
+        sent = [False]
+
+        def started() -> bool:
+            if sent[0]:
+                state = self._pump_state(pump)
+                if state is None:
+                    return False
+                if state.moving:
+                    return True
+            sent[0] = True
+            return self._talk(name, lambda: (pump.start(), True)[1]) is not None
+
+        if not started():
+            self._hold(None, until=started, planned_s=expected_s)
 
     def _pump_state(self, pump: SyringePump) -> PumpState | None:
         """The pump's state; ``None`` while it does not answer (see :meth:`_talk`)."""
