@@ -576,9 +576,10 @@ class Runner:
         """Set the dispense up and start it, riding out a lost line as every other exchange does
         (:meth:`_talk`; ``device_comms`` after ``control.comms_lost_s``), the rig ticking between
         tries. The set-up is sent whole again (idempotent, nothing moves); the start again only
-        once the pump, asked, says it is not moving (its ``RUN`` may have arrived and only the
-        reply been lost). Sent once, a set-up command that met a dropped connection (a TCP serial
-        server) faulted the run before the pump had moved."""
+        once the pump, asked, says it is neither moving nor has infused anything since its
+        counter was cleared (its ``RUN`` may have arrived and only the reply been lost; a short
+        dispense may even have ended). Sent once, a set-up command that met a dropped connection
+        (a TCP serial server) faulted the run before the pump had moved."""
         name = pump.name
         if self._talk(name, lambda: (pump.prepare_dispense(volume_ml, rate_ml_min), True)[1]) is None:
             self._hold(None, planned_s=expected_s,
@@ -591,6 +592,11 @@ class Runner:
                 if state is None:
                     return False
                 if state.moving:
+                    return True
+                count = self._talk(name, pump.dispensed)
+                if count is None:
+                    return False
+                if count.infused_ml > 0:
                     return True
             sent[0] = True
             return self._talk(name, lambda: (pump.start(), True)[1]) is not None

@@ -688,7 +688,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         plan = plan_resume(recipe, journal, elapsed_s=step_elapsed, gap=gap["words"])
         first = plan.first
         _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None, recipe=recipe, up_to_t_s=last_t,
-                 pump_counts=_pump_counts(rig))
+                     pump_counts=_pump_counts(rig) if plan.lost else None)
         _restore_twin(rig, journal)
         recorder.update_info(outcome="running", outcome_reason=None)
         where = step_label(first, recipe.steps[first], len(recipe.steps)) if first < len(recipe.steps) else "the end"
@@ -726,7 +726,7 @@ def _finish_decided_end(recorder: RunRecorder, store: Any, recipe: Recipe, journ
     plan = plan_resume(recipe, journal, elapsed_s=(last_t - in_step[-1].t_s) if in_step else None,
                        stopped=f"the run ended {outcome}")
     _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None, recipe=recipe, up_to_t_s=last_t,
-                 pump_counts=_pump_counts(rig))
+                 pump_counts=_pump_counts(rig) if plan.lost else None)
     recorder.add_event(t_offset, "run_end", "runner", f"{outcome}: {reason} (recorded by castrig resume: the process "
                        "died making the rig safe)", {"outcome": outcome, "reason": reason, "finished_by_resume": True})
     recorder.update_info(ended_utc=utc_now_iso(), outcome=outcome, outcome_reason=reason)
