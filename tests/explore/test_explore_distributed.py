@@ -208,6 +208,31 @@ def test_a_damaged_journal_is_refused_naming_its_line(tmp_path):
         assert journal.read_bytes() == spoilt
 
 
+@pytest.mark.parametrize("keep", [-40, 3000])
+def test_a_journal_whose_last_write_was_cut_goes_on_from_its_whole_entries(tmp_path, keep):
+    """A journal whose last entry was cut off (a power cut, a full disk mid-write): `castrig
+    explore map` run again to resume it ended in Optuna's JSONDecodeError traceback (exit 1),
+    having first appended its own entry onto the cut line, and every later start was refused
+    (damaged journal). Cut right after its study was created (its settings written, their kind
+    not: ``keep`` 3000 bytes) it was "another None". Now the cut entry is dropped (said on
+    stderr) and the map goes on: every point done, each counted once."""
+    folder = tmp_path / "map"
+    journal = folder / "study.journal"
+    args = ("explore", "map", "--rh", "65:80:15", "--concentration", "3", "--profile", str(SIM), "--folder", str(folder))
+    done = castrig(*args, timeout_s=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    journal.write_bytes(journal.read_bytes()[:keep])
+    assert not journal.read_bytes().endswith(b"\n")
+    done = castrig(*args, timeout_s=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"{journal}: its last entry was cut off" in " ".join(done.stderr.split()), done.stderr
+    assert "2 points done" in done.stdout, done.stdout
+    again = castrig(*args, timeout_s=120)  # the journal whole again: nothing to drop, nothing to add
+    assert again.returncode == 0 and "cut off" not in again.stderr and "0 added" in again.stdout, again.stdout + again.stderr
+    study = load_study(storage_url(None, folder), "map-claim1")
+    assert len(_keys(study)) == 2 and all(n == 1 for n in _keys(study).values()), _keys(study)
+
+
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)
 def test_the_workers_get_the_storage_url_by_the_environment_not_the_command_line(tmp_path, reap):
     """`--workers 2 --storage postgresql://user:PW@…` started each worker with the URL as an

@@ -145,10 +145,53 @@ def read_journal(path: Path, lock_obj: Any = None):  # type: ignore[no-untyped-d
     optuna = _optuna()
     from optuna.storages.journal import JournalFileBackend
 
+    _drop_a_cut_last_entry(path, lock_obj)
     try:
         return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=lock_obj))
     except REPLAY_ERRORS as exc:
         raise damaged_journal(path, exc, advice="; move it aside to start the study again, or put back a copy") from None
+
+
+def _drop_a_cut_last_entry(path: Path, lock_obj: Any = None) -> None:
+    """Cut a journal back to its last whole entry: one whose write was interrupted (a power cut,
+    a full disk) ends the file without its newline. Optuna's replay raised on it (a traceback),
+    and the next append went on the same line, a damage no later start could get past. Done under
+    the journal's lock (no append is under way), and said on stderr."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return
+    except OSError:
+        return  # (none yet, or unreadable: opening it says so)
+    if lock_obj is not None:
+        lock_obj.acquire()
+    try:
+        with open(path, "r+b") as fh:
+            data_end = fh.seek(0, os.SEEK_END)
+            keep, step = data_end, 1 << 16
+            while keep > 0:  # back to the last newline (the file read from its end, a block at a time)
+                start = max(0, keep - step)
+                fh.seek(start)
+                block = fh.read(keep - start)
+                i = block.rfind(b"\n")
+                if i >= 0:
+                    keep = start + i + 1
+                    break
+                keep = start
+            if keep == data_end:
+                return
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
+        print(f"note: {path}: its last entry was cut off (a write interrupted: power cut, full disk); "
+              f"{data_end - keep} bytes of it dropped, the study goes on from the entries before", file=sys.stderr, flush=True)
+    finally:
+        if lock_obj is not None:
+            lock_obj.release()
 
 
 #: What Optuna raises from deep in its replay of a damaged journal line.
@@ -226,6 +269,8 @@ def create_study(url: str, name: str, kind: str, settings: dict[str, Any]):  # t
     if old is None:
         study.set_user_attr(SETTINGS_ATTR, settings)
         study.set_user_attr(KIND_ATTR, kind)
+    elif study.user_attrs.get(KIND_ATTR) is None and _identity(old) == _identity(settings):
+        study.set_user_attr(KIND_ATTR, kind)  # its creation was cut off between the two (a journal cut short)
     elif study.user_attrs.get(KIND_ATTR) != kind or _identity(old) != _identity(settings):
         diff = sorted(k for k in set(old) | set(settings) if k != "budget" and old.get(k) != settings.get(k))
         raise BadInput(f"study {name!r} in {redact_url(url)} holds another {study.user_attrs.get(KIND_ATTR)} "
