@@ -368,3 +368,51 @@ def test_ctrl_c_as_a_run_ends_writes_the_queues_state_and_says_how_to_go_on(tmp_
     assert again.returncode == 0, again.stdout + again.stderr
     items = json.loads(state_path.read_text())["items"]
     assert [i["outcome"] for i in items] == ["completed"] * 3 and len(list(data.glob("*/run.json"))) == 3
+
+
+def test_a_recipe_broken_while_the_queue_runs_is_refused_and_the_queue_goes_on(tmp_path):
+    """A recipe of the queue edited into bad YAML while the queue runs the one before it (an
+    outside tester): the queue ended there (exit 2, no summary), the next recipe never ran, and
+    the state file kept the broken item 'running' with no folder, so `--resume` met the same
+    error again and again. It is now recorded ``refused`` with the reason, before its rig is
+    touched, and the queue goes on (exit 2: every run that started completed)."""
+    from conftest import run_rows, start_castrig, wait_until
+
+    data = tmp_path / "runs"
+    recipes = [tmp_path / f"{x}.yaml" for x in "abc"]
+    for r in recipes:
+        shutil.copy(DATA / "short.yaml", r)
+    proc = start_castrig("queue", *map(str, recipes), "--data", str(data))
+    try:
+        wait_until(lambda: [p for p in data.glob("*/run.json")] and run_rows(next(data.glob("*/run.json")).parent,
+                                                                               "SELECT 1 FROM samples LIMIT 1"),
+                   timeout_s=60, what="the first run under way")
+        recipes[1].write_text(recipes[1].read_text().replace("name:", "name: [broken\nx:", 1))
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 2 and "Traceback" not in err, (proc.returncode, err[-2000:])
+    (state_path,) = data.glob("queue-*.json")
+    items = json.loads(state_path.read_text())["items"]
+    assert [i["outcome"] for i in items] == ["completed", "refused", "completed"], items
+    assert "b.yaml" in items[1]["reason"] and "not valid YAML" in items[1]["reason"], items[1]
+    assert "queue summary" in out and "refused" in out, out
+
+
+def test_a_hand_edited_queue_state_is_named_on_resume(tmp_path, capsys):
+    data = tmp_path / "runs"
+    assert main(["queue", str(DATA / "short.yaml"), "--data", str(data)]) == 0
+    (state_path,) = data.glob("queue-*.json")
+    good = json.loads(state_path.read_text())
+    for edit, says in ((lambda s: s.update(items=[5]), "items[1] is a JSON int, not an item"),
+                       (lambda s: s["items"][0].pop("status"), "items[1].status = null (allowed: one of pending"),
+                       (lambda s: s["items"][0].update(status="pending", seed="abc"), 'items[1].seed = "abc" (allowed: a whole number)'),
+                       (lambda s: s["items"][0].pop("recipe"), "items[1].recipe = null (allowed: a recipe file")):
+        state = json.loads(json.dumps(good))
+        edit(state)
+        state_path.write_text(json.dumps(state))
+        capsys.readouterr()
+        assert main(["queue", "--resume", str(state_path)]) == 2  # were AttributeError, KeyError, TypeError tracebacks
+        assert says in " ".join(capsys.readouterr().err.split())

@@ -29,7 +29,11 @@ resumed; it is removed (once the queue owns it) and its recipe runs afresh, the 
 (``not run``), and says for each run how many of its membranes met their target grade (each its
 own: its analyse step's grade, else the recipe's), per grade: ``claim1: 2 of 3 met``.
 
-Exit code: 130 interrupted, 0 when every run completed, else 3 (also when an abort stopped it). A run that completed but missed
+A recipe refused when its turn comes (edited, broken or removed since the queue checked it) is
+recorded ``refused`` with the reason, before its rig is touched, and the queue goes on.
+
+Exit code: 130 interrupted, 0 when every run completed, 2 when every run completed but a recipe
+was refused, else 3 (also when an abort stopped it). A run that completed but missed
 its target grade does not change it (the rig did what the recipe asked; the summary and
 ``castrig lots`` say what was made) — the summary's ``target`` column says ``claim1: 0 of 1 met``.
 """
@@ -61,7 +65,13 @@ from castrig.store.atomic import atomic_write_json
 from castrig.store.base import RunInfo
 from castrig.store.sqlite_store import remove_never_started
 
-_ENDED = ("completed", "aborted", "faulted", "not_resumable")
+_ENDED = ("completed", "aborted", "faulted", "not_resumable", "refused")
+#: What an item of a queue's state file holds, and what each field may be (--resume checks them).
+_ITEM_FIELDS: dict[str, tuple[str, tuple[type, ...]]] = {
+    "recipe": ("a recipe file's path", (str,)), "seed": ("a whole number", (int,)),
+    "status": ("one of pending, running, " + ", ".join(_ENDED), (str,)),
+    "run_dir": ("a run folder's path or null", (str, type(None))),
+}
 
 
 def run_queue(
@@ -136,10 +146,32 @@ def resume_queue(state_path: Path) -> int:
             state["items"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): {exc}", file=str(state_path)) from None
+        _check_items(state, state_path)
         state["stopped"] = None
         data_root = Path(state["data"]) if state.get("data") else state_path.parent
         _check_syringes_left(state, state_path)
         return _work(state, state_path, Path(state["profile"]), data_root)
+
+
+def _check_items(state: Any, state_path: Path) -> None:
+    """BadInput naming the file, the item and the field where a queue's state file holds what no
+    queue writes (a hand edit: ``items: [5]``, an item without its status or recipe, a seed "abc"
+    ended --resume in AttributeError, KeyError and TypeError tracebacks)."""
+    items = state.get("items") if isinstance(state, dict) else None
+    if not isinstance(items, list):
+        raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): items is not a list",
+                       file=str(state_path), field="items")
+    for n, item in enumerate(items, 1):
+        if not isinstance(item, dict):
+            raise BadInput(f"--resume {state_path}: items[{n}] is a JSON {type(item).__name__}, not an item "
+                           "(as castrig queue writes it)", file=str(state_path), field=f"items[{n}]")
+        for name, (allowed, types) in _ITEM_FIELDS.items():
+            value = item.get(name)
+            bad = (name not in item and name != "run_dir") or not isinstance(value, types) or isinstance(value, bool) \
+                or (name == "status" and value not in ("pending", "running", *_ENDED))
+            if bad:
+                raise BadInput(f"--resume {state_path}: items[{n}].{name} = {json.dumps(value)[:60]} (allowed: {allowed})",
+                               file=str(state_path), field=f"items[{n}].{name}")
 
 
 def _lock_of(state_path: Path) -> Path:
@@ -295,6 +327,13 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                     state["stopped"] = f"{item['recipe']} not started: {exc}"
                     unreachable = 5 if isinstance(exc, RigUnreachable) else 4
                     break
+                except BadInput as exc:
+                    # refused before its rig was touched (its recipe edited, broken or gone since the
+                    # queue checked it): recorded, and the queue goes on with the next one, as after
+                    # a run that failed on its own (it stopped the queue, the item left running)
+                    item.update(status="refused", outcome="refused", reason=str(exc), run_dir=None, ended_utc=_now())
+                    atomic_write_json(state_path, state)
+                    continue
             _record(item, result)
             atomic_write_json(state_path, state)
             if result.outcome == "interrupted":
@@ -327,6 +366,8 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
         return 130
     if unreachable:
         return unreachable
+    if all(i["outcome"] in ("completed", "refused") for i in state["items"]) and any(i["outcome"] == "refused" for i in state["items"]):
+        return 2  # every run that could start completed; a recipe was refused (bad input)
     return 0 if all(i["outcome"] == "completed" for i in state["items"]) else 3
 
 
