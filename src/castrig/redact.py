@@ -13,6 +13,8 @@ which must reach the same store and devices with their real credentials.
 'postgresql://castrig:***@db:5432/fleet'
 >>> redact("postgresql://db/fleet?user=castrig&password=s3cret")
 'postgresql://db/fleet?user=castrig&password=***'
+>>> redact("host=db user=castrig password='s3 cret' dbname=fleet")
+'host=db user=castrig password=*** dbname=fleet'
 """
 
 from __future__ import annotations
@@ -27,12 +29,16 @@ MASK = "***"
 _USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@?#\s]*):(?:(?!://)\S)*?@"
                        r"(?=[^\s@/?#]*(?:[/?#\s\"',;)\]]|$))")
 _QUERY = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)[^&#\s]*", re.IGNORECASE)
+# libpq's keyword/value form ("host=db user=castrig password=s3cret"): a value quoted in single
+# quotes may hold spaces and escaped quotes
+_CONNINFO = re.compile(r"(?P<head>(?:^|(?<=[\s'\"=]))password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s'\"]+)", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
     """``text`` with the password of every URL in it replaced by ``***``."""
     text = _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
-    return _QUERY.sub(lambda m: f"{m['head']}{MASK}", text)
+    text = _QUERY.sub(lambda m: f"{m['head']}{MASK}", text)
+    return _CONNINFO.sub(lambda m: f"{m['head']}{MASK}", text) if "assword" in text or "ASSWORD" in text else text
 
 
 def _userinfo(url: str) -> tuple[str, str, str, str] | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 
-from conftest import castrig, files_holding, profile_with_store
+from conftest import ROOT, castrig, files_holding, profile_with_store
 from conftest import STORE_PASSWORD as PASSWORD
 
 SEARCH = ("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01")
@@ -40,6 +40,24 @@ def test_a_bad_storage_url_is_named_without_its_password(tmp_path):
         assert r.returncode == 2, r.stdout + r.stderr
         assert "postgresql://u:***@127.0.0.1:1/nodb" in r.stderr, r.stderr
         assert "Pw-7f3a9c" not in r.stdout + r.stderr
+
+
+def test_a_key_value_connection_string_is_refused_and_its_password_masked_everywhere(tmp_path):
+    """libpq's keyword/value form ("host=… password=…"): `explore map --storage` took it for a
+    journal file's name (exit 0: a file named after the whole string, password and all, in the
+    working folder, a study no worker elsewhere could see, the password printed in its name);
+    CASTRIG_STORE and `store sync --url` refused it but printed the password in the message."""
+    conninfo = f"host=127.0.0.1 user=castrig password={PASSWORD} dbname=castrig_test"
+    runs = [castrig("explore", "map", "--rh", "60", "--concentration", "5", "--storage", conninfo, "--study", "k",
+                    "--folder", str(tmp_path / "map"), "--profile", str(ROOT / "hw_profiles" / "sim.yaml"), cwd=tmp_path,
+                    timeout_s=120),
+            castrig("run", "recipes/demo.yaml", "--data", str(tmp_path / "runs"), CASTRIG_STORE=conninfo),
+            castrig("store", "sync", str(tmp_path), "--url", conninfo)]
+    for r in runs:
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
+        assert PASSWORD not in r.stdout + r.stderr and "password=***" in r.stderr, r.stdout + r.stderr
+    assert "a key=value connection string is no storage URL" in runs[0].stderr, runs[0].stderr
+    assert files_holding(tmp_path, "Pw-7f3a9c") == [] and not list(tmp_path.glob("host=*")), list(tmp_path.iterdir())
 
 
 def test_on_a_real_rig_the_store_is_the_operators_own_url_with_its_password(tmp_path):

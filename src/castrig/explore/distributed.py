@@ -38,6 +38,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import socket
 import sys
 import time
@@ -76,6 +77,10 @@ MAX_ERRORS = 20
 
 
 # -- storage ------------------------------------------------------------------------------------
+#: libpq's keyword/value connection string ("host=db dbname=fleet password=…"), not a path
+_CONNINFO_KEYS = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|password|port|sslmode)\s*=", re.IGNORECASE)
+
+
 def is_rdb_url(url: str) -> bool:
     return "://" in url and not url.startswith("file://")
 
@@ -120,6 +125,11 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
         except (SQLAlchemyError, StorageInternalError, ImportError, ValueError) as exc:  # (Optuna wraps some: no privileges)
             reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] or type(exc).__name__
             raise BadInput(f"--storage {given}: cannot open it: {scrub(reason, url)[:200]} ({allowed})", field="--storage") from None
+    if _CONNINFO_KEYS.search(url) and not url.startswith(("journal:", "file://")):
+        # libpq's keyword/value form: taken for a journal file's name, it made a file named after
+        # the whole string (its password too) in the working folder, a study no other machine sees
+        raise BadInput(f"--storage {redact_url(url)}: a key=value connection string is no storage URL; write it as "
+                       f"postgresql://USER:PASSWORD@HOST:PORT/DB ({allowed})", field="--storage")
     path = Path(url.removeprefix("journal:").removeprefix("file://"))
     if not path.name or path.is_dir():  # `journal:` alone, or a folder: a ValueError traceback
         raise BadInput(f"--storage {redact_url(url)}: names no journal file ({allowed})", field="--storage")
