@@ -82,6 +82,25 @@ def test_two_workers_share_a_postgresql_study(tmp_path, reap):
     _share_a_study(PG_URL, tmp_path, f"test-{uuid.uuid4().hex[:8]}", reap)
 
 
+@pytest.mark.skipif(not PG_URL, reason=NO_PG)
+def test_two_maps_of_one_postgresql_study_started_together_run_each_point_once(tmp_path, reap):
+    """Two `castrig explore map` of the same PostgreSQL study started at the same moment (an
+    outside tester): each found the same points missing and queued them, and a 4-point grid ran 5
+    trials (a 9-point one 14), the map counting points twice. Growing a study now holds it
+    (a PostgreSQL advisory lock): the second map finds the first's points queued."""
+    name = f"race-{uuid.uuid4().hex[:8]}"
+    args = ("explore", "map", "--rh", "65:80:15", "--concentration", "3:8:5", "--storage", PG_URL, "--study", name,
+            "--profile", str(SIM))
+    maps = [reap(start_castrig(*args, "--folder", str(tmp_path / x))) for x in "ab"]
+    for proc in maps:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, (out, err[-2000:])
+    study = load_study(PG_URL, name)
+    keys = _keys(study)
+    assert len(keys) == 4 and all(n == 1 for n in keys.values()), keys
+    assert len([t for t in study.get_trials(deepcopy=False) if "point" in t.user_attrs]) == 4
+
+
 def _a_worker_mid_trial(url: str, name: str, tmp_path: Path, reap, monkeypatch):
     """A map study of 4 points and one `castrig explore worker` on it (1 s heartbeats, 4 s grace),
     returned once it runs a trial: (its process, that trial's number)."""

@@ -35,6 +35,7 @@ each trial's twin run is (its seed is recorded).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -270,10 +271,11 @@ def journal_path(url: str) -> Path | None:
     return None if is_rdb_url(url) else Path(url.removeprefix("journal:").removeprefix("file://"))
 
 
-def create_study(url: str, name: str, kind: str, settings: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Create the study, or load it and check that it is the same one (resume)."""
+def create_study(url: str, name: str, kind: str, settings: dict[str, Any], storage: Any = None):  # type: ignore[no-untyped-def]
+    """Create the study, or load it and check that it is the same one (resume); ``storage``: the
+    one :func:`open_storage` gave for ``url``, if it is open already."""
     optuna = _optuna()
-    storage = open_storage(url)
+    storage = storage if storage is not None else open_storage(url)
     study = optuna.create_study(storage=storage, study_name=name, direction="minimize", load_if_exists=True)
     old = study.user_attrs.get(SETTINGS_ATTR)
     if old is None:
@@ -731,10 +733,38 @@ def start_map(url: str, name: str, settings: SearchSettings, grid: Any) -> tuple
     is queued by the retry callback), so a map resumed after Ctrl-C, or asked for a finer grid,
     runs only the missing points. Returns the study and how many points were queued.
     """
+    data = settings.model_dump(mode="json")
+    storage = open_storage(url)
+    with _study_lock(storage, name):
+        return _start_map(url, name, data, grid, storage)
+
+
+@contextlib.contextmanager
+def _study_lock(storage: Any, name: str) -> Iterator[None]:
+    """Hold study ``name`` against another process growing it at the same time (a PostgreSQL
+    advisory lock, gone with its connection however the process dies). Two `castrig explore map`
+    of one PostgreSQL study started together each found the same points missing and queued them
+    (a 4-point grid ran 5 trials, a 9-point one 14, the map counting points twice); a journal's
+    appends are serialised by its own file lock."""
+    engine = getattr(storage, "engine", None)
+    if engine is None or engine.dialect.name != "postgresql":
+        yield
+        return
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.sha256(f"castrig study {name}".encode()).digest()[:8], "big", signed=True)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+
+def _start_map(url: str, name: str, data: dict[str, Any], grid: Any, storage: Any) -> tuple[Any, int]:
     from castrig.explore.gridmap import point_key
 
-    data = settings.model_dump(mode="json")
-    study = create_study(url, name, "map", data)
+    study = create_study(url, name, "map", data, storage=storage)
     old_grid = study.user_attrs[SETTINGS_ATTR].get("grid")
     old_flow = (old_grid or {}).get("flow_slpm")
     if isinstance(old_flow, (int, float)) and math.isfinite(old_flow) and old_flow != grid.flow_slpm:
