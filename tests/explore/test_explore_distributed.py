@@ -304,3 +304,13 @@ def test_an_explorations_twin_trials_stay_out_of_the_fleet_store(tmp_path, pg_sc
     with psycopg.connect(url) as conn:
         runs = conn.execute("select to_regclass(%s)", (f"{schema}.runs",)).fetchone()[0]
         assert runs is None or conn.execute(f"select count(*) from {schema}.runs").fetchone()[0] == 0  # type: ignore[arg-type,index]
+
+
+def test_a_map_asked_again_with_other_settings_names_only_what_differs(tmp_path):
+    """Only --support-pore-um changed on an existing map: refused, rightly, but the message said
+    "different: grid, template" though the grid was the same (an outside tester)."""
+    args = ("explore", "map", "--rh", "65", "--concentration", "3", "--profile", str(SIM), "--folder", str(tmp_path / "m"))
+    assert castrig(*args, timeout_s=120).returncode == 0
+    done = castrig(*args, "--support-pore-um", "7", timeout_s=120)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "holds another map (different: template.support_pore_um)" in said, said

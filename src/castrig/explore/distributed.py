@@ -284,7 +284,12 @@ def create_study(url: str, name: str, kind: str, settings: dict[str, Any], stora
     elif study.user_attrs.get(KIND_ATTR) is None and _identity(old) == _identity(settings):
         study.set_user_attr(KIND_ATTR, kind)  # its creation was cut off between the two (a journal cut short)
     elif study.user_attrs.get(KIND_ATTR) != kind or _identity(old) != _identity(settings):
-        diff = sorted(k for k in set(old) | set(settings) if k != "budget" and old.get(k) != settings.get(k))
+        # (what makes it another study: not the budget, the grid or the profile's path, which may differ)
+        o, n = _identity(old), _identity(settings)
+        diff = sorted(f"{k}.{j}" if isinstance(o.get(k), dict) and isinstance(n.get(k), dict) else k
+                      for k in set(o) | set(n) if o.get(k) != n.get(k)
+                      for j in (sorted(x for x in set(o[k]) | set(n[k]) if o[k].get(x) != n[k].get(x))
+                                if isinstance(o.get(k), dict) and isinstance(n.get(k), dict) else [None]))
         raise BadInput(f"study {name!r} in {redact_url(url)} holds another {study.user_attrs.get(KIND_ATTR)} "
                        f"(different: {', '.join(diff) or 'kind'}); use another --study, or the same settings to resume it",
                        field="--study")
