@@ -314,3 +314,25 @@ def test_a_map_asked_again_with_other_settings_names_only_what_differs(tmp_path)
     done = castrig(*args, "--support-pore-um", "7", timeout_s=120)
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "holds another map (different: template.support_pore_um)" in said, said
+
+
+def test_a_stopped_journal_worker_does_not_hold_its_map_up(tmp_path, reap, monkeypatch):
+    """SIGSTOP a journal-study worker mid-trial (Ctrl-Z in its terminal, a paused VM): it held its
+    OS lock, so its trial never went stale and the others waited on it without a word for as long
+    as it was stopped (an outside tester: over 70 s). Its lease's heartbeat stops with it: past
+    the grace another worker fails and retries its trial, and the stopped one, woken, drops its
+    late result. Every point counted once."""
+    url = storage_url(None, tmp_path)
+    sleeper, number = _a_worker_mid_trial(url, "stop", tmp_path, reap, monkeypatch)
+    os.kill(sleeper.pid, signal.SIGSTOP)
+    try:
+        other = castrig("explore", "worker", "--storage", url, "--study", "stop", "--data", str(tmp_path / "s"), "-q",
+                        CASTRIG_EXPLORE_HEARTBEAT_S="1", timeout_s=120)
+    finally:
+        os.kill(sleeper.pid, signal.SIGCONT)
+    assert other.returncode == 0, other.stderr
+    assert sleeper.wait(timeout=60) == 0
+    err = sleeper.stderr.read()
+    assert f"trial {number}" in err and "stale" in err and "Traceback" not in err, err
+    study = load_study(url, "stop")
+    assert sorted(_keys(study).values()) == [1, 1, 1, 1]

@@ -14,7 +14,8 @@ Two storages, chosen by ``--storage``:
   an append-only file (``FOLDER/study.journal``) — one machine, no database; every process
   replays the same log. Its workers hold an OS lock (``FOLDER/workers/<id>.lock``, released by
   the kernel however a worker dies), and a ``RUNNING`` trial whose worker's lock is free is failed
-  and retried at once (journal storage has no heartbeat of its own).
+  and retried at once; journal storage has no heartbeat of its own, so the lock file's time is
+  the worker's (touched every ``HEARTBEAT_S``): one stopped past ``GRACE_S`` is stale too.
 - ``postgresql://…`` (the fleet store's server) or any SQLAlchemy URL: Optuna's
   :class:`~optuna.storages.RDBStorage`, with ``heartbeat_interval`` and ``grace_period``: a worker on
   another machine that stops beating is failed by the next worker that looks
@@ -340,19 +341,35 @@ def counted(trials: list[Any]) -> list[Any]:
 
 # -- dead workers --------------------------------------------------------------------------------
 class WorkerLease:
-    """This worker's OS lock (journal storage): held while it lives, free the moment it dies."""
+    """This worker's OS lock (journal storage): held while it lives, free the moment it dies; and
+    its heartbeat, the lock file's time touched every :data:`HEARTBEAT_S` by a thread of its own.
+    A worker that is alive but stopped (SIGSTOP, Ctrl-Z in its terminal, a paused VM) keeps its
+    lock and beats no more: past :data:`GRACE_S` its trial is stale (:func:`reap_stale`). Before,
+    such a worker held its trial for as long as it was stopped, and a map waited on it silently."""
 
     def __init__(self, journal: Path):
+        import threading
+
         from castrig import oslock
 
         self.dir = journal.parent / (journal.stem + ".workers")
         self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.path = self.dir / f"{self.id}.lock"
         oslock.acquire(self.path, purpose="explore worker", what=f"explore worker {self.id}")
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._beating, name="castrig-lease-heartbeat", daemon=True)
+        self._beat.start()
+
+    def _beating(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
 
     def close(self) -> None:
         from castrig import oslock
 
+        self._stop.set()
+        self._beat.join(timeout=5)
         oslock.release(self.path)
         with contextlib.suppress(OSError):
             self.path.unlink()
@@ -365,6 +382,15 @@ def _retry(study: Any, frozen: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, frozen)
+
+
+def _beat_age_s(lease: Path) -> float:
+    """Seconds since a journal worker's lease was last touched (:class:`WorkerLease`); 0 if it
+    cannot be read (a lock held and unreadable is left to the lock)."""
+    try:
+        return max(0.0, time.time() - lease.stat().st_mtime)
+    except OSError:
+        return 0.0
 
 
 def reap_stale(study: Any, journal: Path | None) -> list[int]:
@@ -386,7 +412,8 @@ def reap_stale(study: Any, journal: Path | None) -> list[int]:
         if mark is not None and lease_dir is None:
             continue  # marked on a database: the heartbeat (started before the mark) says
         if mark is not None and mark.get("lock") and lease_dir is not None:
-            stale = not oslock.is_locked(lease_dir / Path(mark["lock"]).name)
+            lease = lease_dir / Path(mark["lock"]).name
+            stale = not oslock.is_locked(lease) or _beat_age_s(lease) > GRACE_S
         else:  # asked but not marked yet (or killed in between): stale after a grace period
             started = t.datetime_start
             ref = datetime.now(started.tzinfo) if started is not None and started.tzinfo else datetime.now()
