@@ -102,3 +102,53 @@ def test_numat_alicat_reads_and_sets_both_served_mfcs_over_tcp(sim_serve):
     with sim_serve("--tcp", "0") as served:
         for role, unit in (("dry_mfc", "A"), ("wet_mfc", "B")):
             asyncio.run(drive(served.addresses[role].removeprefix("socket://"), unit))
+
+
+def test_numat_alicat_holds_tares_and_is_refused_a_pressure_control_point(sim_serve):
+    """NuMat's driver sends the older firmware's ``$$H``, ``$$C``, ``$$V`` and ``$$PC`` (hold the
+    valve, cancel it, tare flow, tare pressure): the emulator answered ``?`` to all four (an
+    outside tester), and NuMat, which ignores the reply of a hold and looks for a bare ``?`` after
+    a tare, believed each done. And register 122 set to a pressure control point was taken and
+    ignored, the next setpoint clamped to the flow's full scale. The emulator now answers the
+    ``$$`` forms as the plain ones, and refuses a control point other than mass flow (it models
+    no pressure control), which NuMat's ``set_pressure`` then raises."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from alicat import FlowController
+
+    def ask(sock: socket.socket, command: bytes) -> bytes:
+        sock.sendall(command + b"\r")
+        reply = b""
+        while not reply.endswith(b"\r"):
+            reply += sock.recv(256)
+        return reply
+
+    async def drive(address: str) -> None:
+        async with FlowController(address, unit="B") as fc:
+            await fc.tare_volumetric()
+            await fc.tare_pressure()
+            with pytest.raises((OSError, ValueError)):
+                await fc.set_pressure(10.0)
+            assert (await fc.get())["control_point"] == "mass flow"
+
+    with sim_serve("--tcp", "0") as served:
+        u = urlsplit(served.addresses["wet_mfc"])
+        with socket.create_connection((u.hostname, u.port), timeout=10) as sock:
+            ask(sock, b"BS1.0")
+            time.sleep(0.5)
+            held = ask(sock, b"B$$H")
+            assert held.startswith(b"B ") and b"HLD" in held, held
+            flow = float(held.split()[4])
+            ask(sock, b"BS3.0")
+            time.sleep(0.5)
+            # the valve held: the flow does not follow the new setpoint (only the sensor's noise)
+            assert abs(float(ask(sock, b"B").split()[4]) - flow) < 0.05
+            freed = ask(sock, b"B$$C")
+            assert b"HLD" not in freed, freed
+            for tare in (b"B$$V", b"B$$PC"):
+                assert ask(sock, tare) != b"B ?\r", tare
+            assert ask(sock, b"BW122=34") == b"B ?\r"
+            assert ask(sock, b"BW122=37").startswith(b"B   122 = 37")
+            ask(sock, b"BS0")
+        asyncio.run(drive(served.addresses["wet_mfc"].removeprefix("socket://")))

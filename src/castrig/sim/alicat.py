@@ -61,6 +61,11 @@ SLPM_UNIT_LABEL = "SLPM"
 REG_GAS = 46
 REG_STREAM_MS = 91
 REG_CONTROL_POINT = 122
+#: Register 122's value for control on mass flow (NuMat's driver: 37; 34 absolute pressure).
+CONTROL_MASS_FLOW = 37
+#: ``$$``-prefixed commands of older firmware, as NuMat's driver sends them: hold the valve where
+#: it is, cancel a hold, tare flow, tare pressure (``$$L``/``$$U``/``$$R``/``$$W`` are their own).
+_DOLLAR_FORMS = {"H": "HP", "C": "C", "V": "V", "PC": "PC", "P": "P"}
 WRITABLE_REGISTERS = frozenset({21, 22, 23, 85, REG_GAS, REG_STREAM_MS, REG_CONTROL_POINT})
 MAX_REGISTER = 999
 #: Frames kept while nobody reads a stream; older ones are lost, as in a full receive buffer.
@@ -334,6 +339,8 @@ class AlicatEmulator(LineEmulator):
                 return self._frame_reply(t)
             if rest.startswith("R") or rest.startswith("W"):
                 return self._register(rest, uid, t)
+            if rest in _DOLLAR_FORMS:  # the older firmware's forms, which NuMat's driver sends
+                return self._command(_DOLLAR_FORMS[rest], t)
             return self._reject()
         if cmd[0] in "RW" and len(cmd) > 1 and cmd[1].isdigit():
             return self._register(cmd, uid, t)
@@ -454,6 +461,10 @@ class AlicatEmulator(LineEmulator):
             if gas not in GASES:
                 return self._reject()
             self._set_gas(gas, t)
+        elif number == REG_CONTROL_POINT and value != CONTROL_MASS_FLOW:
+            # the emulator controls mass flow only: a pressure control point it took and ignored,
+            # its setpoints then clamped to the flow's full scale (NuMat's set_pressure failed)
+            return self._reject()
         elif number == REG_STREAM_MS:
             if value < 1:
                 return self._reject()
