@@ -152,3 +152,34 @@ def test_numat_alicat_holds_tares_and_is_refused_a_pressure_control_point(sim_se
             assert ask(sock, b"BW122=37").startswith(b"B   122 = 37")
             ask(sock, b"BS0")
         asyncio.run(drive(served.addresses["wet_mfc"].removeprefix("socket://")))
+
+
+def test_a_generic_scpi_client_over_pyvisa_gets_ieee_488_2_answers(sim_serve):
+    """A lab's generic SCPI script (pyvisa, pyvisa-py's TCPIP SOCKET) against the served chamber:
+    the mandatory IEEE 488.2 common queries (*ESR?, *STB?, *TST?) and *WAI were "undefined
+    header" (-113) and answered nothing, so such a script's first status poll timed out; a tab
+    between a header and its data (488.2: any white space) was -113 too (an outside tester)."""
+    import pyvisa
+
+    with sim_serve("--tcp", "0", profile="hw_profiles/sim-chamber.yaml") as served:
+        rm = pyvisa.ResourceManager("@py")
+        inst = rm.open_resource(served.addresses["chamber"], read_termination="\n", write_termination="\n", timeout=3000)
+        try:
+            assert inst.query("*TST?").strip() == "0"
+            inst.write("*WAI")
+            assert inst.query("*ESR?").strip() == "0" and inst.query("*STB?").strip() == "0"
+            inst.write("HUM\t46")
+            assert inst.query("HUM?").strip() == "46.0"
+            assert inst.query("SYST:ERR?").strip() == '0,"No error"'
+            inst.write("HUM 146")  # out of range: an execution error (ESR bit 4) queued (STB bit 2)
+            assert inst.query("*STB?").strip() == "4"
+            assert inst.query("*ESR?").strip() == "16" and inst.query("*ESR?").strip() == "0"  # read clears
+            assert inst.query("SYST:ERR?").strip() == '-222,"Data out of range"'
+            inst.write("*ESE 32")
+            inst.write("NOPE")  # a command error, enabled: the status byte's event bit
+            assert int(inst.query("*STB?")) & 32
+            inst.write("*CLS")
+            assert inst.query("*STB?").strip() == "0" and inst.query("*ESE?").strip() == "32"
+        finally:
+            inst.close()
+            rm.close()

@@ -9,7 +9,8 @@ The dialect (IEEE 488.2 / SCPI conventions)
 -------------------------------------------
 * ASCII, one message per line, terminated by LF (``\\n``; a CR before it is ignored). Over VISA
   this is a raw socket (``TCPIP::host::5025::SOCKET``) or a serial port (``ASRL...``).
-* Headers are case-insensitive, in short (``SOUR``) or long (``SOURce``) form; a leading ``:``
+* Headers are case-insensitive, in short (``SOUR``) or long (``SOURce``) form, and separated
+  from their data by any white space (a space or a tab); a leading ``:``
   is allowed; ``[...]`` nodes are optional. Several commands may share one line, separated by
   ``;`` (each is a full header); replies to several queries come back on one line joined by ``;``.
 * Sets are silent: the controller answers nothing, and an error is put on the error queue. A
@@ -20,8 +21,14 @@ The dialect (IEEE 488.2 / SCPI conventions)
 ``*IDN?``                                  ``CASTRIG,HC-SCPI-1,000001,1.00``
                                            (maker, model, serial, firmware)
 ``*RST``                                   output OFF (dry purge), setpoint 50.0 %RH
-``*CLS``                                   clear the error queue
+``*CLS``                                   clear the error queue and the event status
 ``*OPC?``                                  ``1``
+``*ESR?`` / ``*ESE[?]`` / ``*SRE[?]``      Standard Event Status Register (read clears; bit 5
+                                           command, 4 execution, 3 device, 2 query error),
+                                           its enable mask, the service request enable mask
+``*STB?``                                  status byte: 4 while the error queue holds an
+                                           error, 32 when an enabled event is set
+``*WAI`` / ``*TST?``                       nothing (each command done before the next) / ``0``
 ``[SOURce]:HUMidity[:SETpoint] <rh>``      RH setpoint, 0-100 %RH, resolution 0.1 %RH;
                                            NR1/NR2/NR3 (``45``, ``45.5``, ``4.55E+01``) or
                                            ``MIN`` / ``MAX`` / ``DEF`` (0 / 100 / 50)

@@ -162,6 +162,8 @@ class ScpiChamberEmulator(ChamberAir, LineEmulator):
         self.idn = idn
         self._rng = random.Random(seed)
         self.errors: deque[tuple[int, str]] = deque()
+        #: IEEE 488.2 status: the Standard Event Status Register, its enable mask, the Service Request enable mask
+        self.esr = self.ese = self.sre = 0
         self._frozen: dict[str, float] = {}
         self._last: dict[str, float] = {}
         #: Every command line received, with its time (for tests and the twin's event log).
@@ -188,6 +190,9 @@ class ScpiChamberEmulator(ChamberAir, LineEmulator):
 
     # -- error queue -----------------------------------------------------------------------
     def push_error(self, error: tuple[int, str]) -> None:
+        # IEEE 488.2's Standard Event Status Register: -1xx command, -2xx execution, -3xx device
+        # dependent, -4xx query errors set bits 5, 4, 3 and 2 (read and cleared by *ESR?)
+        self.esr |= {1: 32, 2: 16, 3: 8, 4: 4}.get(-error[0] // 100, 0)
         if len(self.errors) >= ERROR_QUEUE_LEN:
             # SCPI: the last entry is replaced by -350 when the queue is full.
             self.errors[-1] = ERR_QUEUE_OVERFLOW
@@ -215,7 +220,8 @@ class ScpiChamberEmulator(ChamberAir, LineEmulator):
             self.send((";".join(replies) + "\n").encode("ascii"), t)
 
     def _command(self, unit: str, t: float) -> str | None:
-        header, _, arg = unit.partition(" ")
+        # (IEEE 488.2: any white space between a header and its data, a tab as well as a space)
+        header, _, arg = unit.replace("\t", " ").partition(" ")
         arg = arg.strip()
         query = header.endswith("?")
         header = header.rstrip("?")
@@ -270,7 +276,32 @@ class ScpiChamberEmulator(ChamberAir, LineEmulator):
             return None
         if header == "*CLS" and not query:
             self.errors.clear()
+            self.esr = 0
             return None
+        # the rest of IEEE 488.2's mandatory common commands, as generic SCPI clients use them
+        if header == "*ESR" and query:
+            esr, self.esr = self.esr, 0
+            return str(esr)
+        if header == "*ESE":
+            if query:
+                return str(self.ese)
+            value = self._number(arg, minimum=0.0, maximum=255.0, default=0.0)
+            if value is not None:
+                self.ese = int(value)
+            return None
+        if header == "*STB" and query:  # bit 2: the error queue holds something; 5: an enabled event
+            return str((4 if self.errors else 0) | (32 if self.esr & self.ese else 0))
+        if header == "*SRE":
+            if query:
+                return str(self.sre)
+            value = self._number(arg, minimum=0.0, maximum=255.0, default=0.0)
+            if value is not None:
+                self.sre = int(value) & ~64
+            return None
+        if header == "*WAI" and not query:
+            return None  # every command is done before the next is read
+        if header == "*TST" and query:
+            return "0"  # self-test passed
         self.push_error(ERR_UNDEFINED_HEADER)
         return None
 
