@@ -23,6 +23,7 @@ from castrig.devices.scpi_chamber import ScpiHumidityChamber
 from castrig.errors import CastrigError
 from castrig.links import LinkError
 from castrig.links.serial_link import SerialLink
+from conftest import campaign
 
 SAFE_MODE_S = 1  # the pump's watchdog, short so the test is
 
@@ -118,7 +119,7 @@ def test_scpi_chamber_is_back_in_step_after_sim_serve_was_stalled(sim_serve):
             chamber.close()
 
 
-@pytest.mark.parametrize("command", [b"CLD", b"RUN"])
+@pytest.mark.parametrize("command", campaign([b"CLD", b"RUN"], ci={0}))
 def test_a_line_dropped_in_a_dispense_set_up_or_start_is_ridden_out(tmp_path, sim_serve, command):
     """The caster behind a TCP serial server that drops its connection as a dispense is set up
     (``CLDINF``, an outside tester) or started (``RUN``): the set-up commands were sent once, and

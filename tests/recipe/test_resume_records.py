@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import castrig, run_rows, run_then_kill_9
+from tests.conftest import campaign, castrig, run_rows, run_then_kill_9
 
 RECIPE = """
 name: evap
@@ -54,7 +54,7 @@ def _look_with_a_read_write_connection(run_dir: Path) -> None:
     assert not (run_dir / "run.sqlite-wal").exists()
 
 
-@pytest.mark.parametrize("seed, looked_at", [(4, False), (5, True)])
+@pytest.mark.parametrize("seed, looked_at", campaign([(4, False), (5, True)], ci={1}))
 def test_resume_after_kill_9_dates_the_stop_by_the_last_record_and_closes_the_crashed_part(tmp_path, wall_sim_profile, seed,
                                                                                             looked_at):
     """``looked_at``: the crashed run read with the sqlite3 shell before the resume, which dated
