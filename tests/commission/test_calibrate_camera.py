@@ -108,6 +108,35 @@ def test_lines_wider_apart_than_a_quarter_of_the_image_are_refused_not_halved(tm
     assert profile.read_text() == before
 
 
+@pytest.mark.parametrize("pitch_px", [2.1, 2.5, 2.8])
+def test_lines_closer_than_3_px_are_refused_not_measured_at_an_alias(tmp_path, pitch_px):
+    """Sinusoidal lines 2.1-2.8 px apart in an 8-bit image (an outside tester): the search, which
+    sees periods of 3 px and more, took an alias or beat for the lines (7, 23, 5, 14 px) and
+    said so within 0.000 %; --write stored the pixel size. Refused, exit 2, nothing written."""
+    x = np.mgrid[0:512, 0:512][1]
+    path = tmp_path / "fine.png"
+    from PIL import Image
+
+    Image.fromarray(((np.cos(2 * np.pi * x / pitch_px) + 1) * 100 + 20).astype(np.uint8)).save(path)
+    profile = tmp_path / "rig.yaml"
+    shutil.copy(ROOT / "hw_profiles" / "sim.yaml", profile)
+    before = profile.read_text()
+    done = castrig("calibrate", "camera", str(path), "--pitch-um", "10", "--profile", str(profile), "--write")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in said, done.stdout + said
+    assert f"fine.png: lines about {pitch_px:.1f} px apart: closer than 3 px" in said, said
+    assert profile.read_text() == before
+
+
+def test_a_honeycomb_is_no_target():
+    """A perfectly regular honeycomb (three line families at 60°, as an ordered membrane shows)
+    was taken for lines at 120° within 0 %: refused, a calibration's target is lines or a square grid."""
+    yy, xx = np.mgrid[0:512, 0:512].astype(float)
+    honeycomb = sum(np.cos(2 * np.pi * (xx * np.cos(t) + yy * np.sin(t)) / 12.0) for t in (0.0, np.pi / 3, 2 * np.pi / 3))
+    with pytest.raises(ValueError, match="at 60° to each other, as a honeycomb"):
+        pixel_size(honeycomb, pitch_um=10.0)
+
+
 def test_a_micrograph_with_no_target_in_it_is_refused(tmp_path):
     """A twin's section micrograph given by mistake: `calibrate camera` said 0.0868 ± 0.077 µm
     (89 %), exit 0, and --write would have stored it."""

@@ -33,6 +33,9 @@ from castrig.errors import BadInput
 
 #: How far (power ratio) the lines' peak must stand above the spectrum's median to count.
 PEAK_OVER_FLOOR = 200.0
+#: A peak at periods shorter than the band's this much stronger than every peak in it: the lines
+#: are finer than the band (a thin-line target's harmonics there stay near its fundamental's power).
+FINER_OVER_BAND = 10.0
 
 
 @dataclass
@@ -106,7 +109,16 @@ def _peaks(w: np.ndarray, min_period_px: float, max_period_px: float) -> list[tu
     fx = np.fft.rfftfreq(nx)[None, :]
     f = np.hypot(fx, fy)
     band = (f >= 1.0 / max_period_px) & (f <= 1.0 / min_period_px)
+    finer = float(power[f > 1.0 / min_period_px].max(initial=0.0))
     power = np.where(band, power, 0.0)
+    if finer > FINER_OVER_BAND * power.max():
+        # lines closer than the band's shortest period: what the band then holds is their aliases
+        # and beats, and sinusoidal lines 2.5 px apart measured 5 px, within 0.000 % (an outside
+        # tester), the pixel size written into the profile twice too large
+        where = np.unravel_index(int(np.argmax(np.where(f > 1.0 / min_period_px, np.abs(np.fft.rfft2(w)) ** 2, 0.0))),
+                                 f.shape)
+        raise ValueError(f"lines about {1.0 / float(f[where]):.1f} px apart: closer than {min_period_px:g} px, "
+                         "finer than a calibration can measure (image the target at a higher magnification)")
     # A target's lines stand far above the spectrum's floor; noise alone peaks at ~20 x its median.
     floor = float(np.median(power[band])) if band.any() else 0.0
     if not power.max() > PEAK_OVER_FLOOR * floor:
@@ -174,6 +186,16 @@ def _families(w: np.ndarray, min_period_px: float, max_period_px: float) -> list
     f1 = fundamental(*peaks[0])
     fams = [f1]
     a1 = math.atan2(f1[1], f1[0])
+    for fx, fy, p in peaks[1:]:
+        if p < 0.5 * top:
+            break
+        a = math.atan2(fy, fx)
+        s60 = abs(math.sin(a - a1))
+        if 0.15 < s60 < 0.95 and math.hypot(fx, fy) > 0.8 * math.hypot(*f1):
+            # a family as strong at about 60° (or any angle but 0° and 90°): a honeycomb, a
+            # hexagonal lattice, not a stage micrometer or grid (taken as lines at 120°, within 0 %)
+            raise ValueError(f"a pattern of line families at {math.degrees(abs(a - a1)) % 180:.0f}° to each other, "
+                             "as a honeycomb or hexagonal lattice shows: no line target or square grid")
     for fx, fy, p in peaks[1:]:
         if p < 0.2 * top:
             break
