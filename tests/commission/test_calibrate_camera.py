@@ -128,6 +128,29 @@ def test_lines_closer_than_3_px_are_refused_not_measured_at_an_alias(tmp_path, p
     assert profile.read_text() == before
 
 
+@pytest.mark.parametrize("edit, says", [
+    ("pixel_size_um: &px 0.25, section_pixel_size_um: *px,", "devices.camera.pixel_size_um is written as a YAML anchor"),
+    ("section_pixel_size_um: &px 0.1, pixel_size_um: *px,", "devices.camera.pixel_size_um is written as an alias (*name)"),
+])
+def test_a_pixel_size_written_with_a_yaml_anchor_is_refused_not_a_traceback(tmp_path, edit, says):
+    """The camera's pixel size written with an anchor other fields refer to (a profile `check`
+    calls valid): --write replaced ``&px 0.25`` by the new value, every ``*px`` after it was
+    undefined, and calibrate ended in a ComposerError traceback (an outside tester). Refused,
+    exit 2, naming the field; the profile left as it was."""
+    text = (ROOT / "hw_profiles" / "sim.yaml").read_text()
+    assert "pixel_size_um: 0.25," in text
+    profile = tmp_path / "rig.yaml"
+    profile.write_text(text.replace("pixel_size_um: 0.25,", edit, 1))
+    assert castrig("check", str(profile)).returncode == 0
+    before = profile.read_text()
+    path = tmp_path / "target.tif"
+    write_micrograph(path, (render_target(pitch_px=20.0) * 255).astype(np.uint8), 1.0)
+    done = castrig("calibrate", "camera", str(path), "--pitch-um", "10", "--profile", str(profile), "--write")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in said and f"{profile}: {says}" in said, said
+    assert profile.read_text() == before
+
+
 def test_a_honeycomb_is_no_target():
     """A perfectly regular honeycomb (three line families at 60°, as an ordered membrane shows)
     was taken for lines at 120° within 0 %: refused, a calibration's target is lines or a square grid."""

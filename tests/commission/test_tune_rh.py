@@ -158,3 +158,21 @@ def test_a_plot_path_the_file_system_refuses_is_refused_before_the_test(tmp_path
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "--plot /proc/nope.svg: cannot be written here" in said and "Traceback" not in said, said
     assert "step test" not in done.stdout
+
+
+def test_gains_written_with_a_yaml_anchor_are_refused_before_the_step_test(tmp_path):
+    """``kp: &g 0.015`` / ``ki: *g`` (a profile `check` calls valid): `tune rh --write` ran the
+    whole step test (hours on a rig) and then said the profile was "not YAML (found undefined
+    alias 'g')", its edit having dropped the anchor (an outside tester). Refused at once, naming
+    the field; the rig is not touched and the profile is left as it was."""
+    text = (ROOT / "hw_profiles" / "sim.yaml").read_text()
+    assert "  kp: 0.015\n  ki: 0.0005\n" in text
+    profile = tmp_path / "rig.yaml"
+    profile.write_text(text.replace("  kp: 0.015\n  ki: 0.0005\n", "  kp: &g 0.015\n  ki: *g\n"))
+    before = profile.read_text()
+    assert castrig("check", str(profile)).returncode == 0
+    done = castrig("tune", "rh", "--profile", str(profile), "--write", timeout_s=30)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in said, said
+    assert f"{profile}: control.kp is written as a YAML anchor" in said and "step test" not in said, said
+    assert profile.read_text() == before

@@ -63,6 +63,12 @@ def tune_rh(
     writable_file(plot_path, "--plot", "give a writable path with --plot FILE")
     if write:
         writable_file(path, "--profile (with --write)")
+        from castrig.rig.profile import load_profile
+        from castrig.rig.profile_edit import check_writable
+
+        devices = load_profile(path).devices  # (the MFC loop's gains where both MFCs are there, as tune() picks)
+        mfcs = getattr(devices, "dry_mfc", None) is not None and getattr(devices, "wet_mfc", None) is not None
+        check_writable(path, [("control", f"{'' if mfcs else 'chamber_'}{g}") for g in ("kp", "ki", "kd")])
     if tau_c_s is not None:
         _tau_c_not_below_the_period(tau_c_s, path)
     rig = _open_rig(path, seed, "castrig tune rh")

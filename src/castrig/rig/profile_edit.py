@@ -60,6 +60,15 @@ def set_value(text: str, keys: tuple[str, ...], value: object, *, file: str = "<
             if not isinstance(child, yaml.ScalarNode):
                 raise BadInput(f"{file}: {'.'.join(keys)} is not a single value", file=file, field=".".join(keys))
             a, b = child.start_mark.index, child.end_mark.index
+            key_end = next(k.end_mark.index for k, v in node.value if v is child and isinstance(k, yaml.ScalarNode)
+                           and k.value == key)
+            if a < key_end or text[a:a + 1] == "&":
+                # an anchored value (&px 0.25), or an alias of one (*px: the node found lies before
+                # its key): replacing it dropped the anchor, and every *px after it was undefined
+                # (a ComposerError traceback), or would change every field that refers to it
+                how = "an alias (*name) of another field's value" if a < key_end else "a YAML anchor (&name) other fields may refer to"
+                raise BadInput(f"{file}: {'.'.join(keys)} is written as {how}; castrig writes plain values only "
+                               "(allowed: write the value out in that field)", file=file, field=".".join(keys))
             return text[:a] + _fmt(value) + text[b:]
         if not isinstance(child, yaml.MappingNode):
             raise BadInput(f"{file}: {'.'.join(keys[:depth + 1])} is not a mapping", file=file,
@@ -105,10 +114,24 @@ def write_profile_values(path: str | Path, updates: Mapping[tuple[str, ...], obj
         text = path.read_text()
         for keys, value in updates.items():
             text = set_value(text, keys, value, file=str(path))
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:  # (what set_value could not foresee: refused, the file untouched)
+            raise BadInput(f"{path}: the profile would not be YAML after the change ({exc}); nothing written",
+                           file=str(path)) from None
         load_model(Profile, path, data)  # BadInput naming the field if the new value is out of range
         atomic_write_bytes(path, text.encode())
     return text
+
+
+def check_writable(path: str | Path, keys: Iterator[tuple[str, ...]] | list[tuple[str, ...]]) -> None:
+    """BadInput now if :func:`write_profile_values` could not set ``keys`` in the profile at
+    ``path`` (a value written as a YAML anchor or alias, a section that is a list): checked before
+    a step test of minutes or hours, whose result --write would then have failed to keep."""
+    path = Path(path)
+    text = path.read_text()
+    for k in keys:
+        text = set_value(text, k, 0.0, file=str(path))
 
 
 @contextmanager
