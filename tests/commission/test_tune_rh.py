@@ -176,3 +176,18 @@ def test_gains_written_with_a_yaml_anchor_are_refused_before_the_step_test(tmp_p
     assert done.returncode == 2 and "Traceback" not in said, said
     assert f"{profile}: control.kp is written as a YAML anchor" in said and "step test" not in said, said
     assert profile.read_text() == before
+
+
+def test_a_step_too_small_to_identify_the_loop_is_refused_before_the_test(tmp_path):
+    """88 -> 90 %RH on the twin (an outside tester): the fit found no dead time, proposed kp = 0.257
+    (the shipped 0.015) predicting a clean 46 s settle, and --write stored it; the next run rang
+    between 67 and 72 %RH and faulted. 40 -> 40.3 %RH fitted within 0.20 %RH of a 0.3 %RH step and
+    still proposed gains. A step under 5 %RH is refused before the rig is touched, the profile as
+    it was (and a test whose model fits no better than a tenth of its step gives no gains)."""
+    profile = tmp_path / "rig.yaml"
+    shutil.copy(ROOT / "hw_profiles" / "sim.yaml", profile)
+    before = profile.read_text()
+    done = castrig("tune", "rh", "--from", "88", "--to", "90", "--profile", str(profile), "--write", timeout_s=30)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "a step of 2 %RH is too small to identify the loop (allowed: a step of at least 5 %RH)" in said, said
+    assert "step test" not in said and profile.read_text() == before

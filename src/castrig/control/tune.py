@@ -298,6 +298,10 @@ def step_test(rig: Any, *, rh_lo: float, rh_hi: float, max_phase_s: float = 3600
     return test
 
 
+#: The largest fit RMS a step test's model may have, as a share of the step's RH change.
+MAX_RMS_OF_STEP = 0.1
+
+
 def tune(rig: Any, *, rh_lo: float = 40.0, rh_hi: float = 60.0, predict_from: float = 40.0, predict_to: float = 70.0,
          max_phase_s: float = 3600.0, tau_c_s: float | None = None) -> TuneResult:
     """Step test, FOPDT identification, SIMC gains and the predicted closed-loop step."""
@@ -319,6 +323,14 @@ def tune(rig: Any, *, rh_lo: float = 40.0, rh_hi: float = 60.0, predict_from: fl
     if not model.gain > 0:  # more wet gas (or a higher set point) must raise the RH: any other model is not this rig's
         raise BadInput(f"{what}: the RH did not rise with the step (gain K = {model.gain:.4g}): no gains to propose from it "
                        "(check the wet line, control.total_flow_slpm and --from/--to; nothing written)", field="--to")
+    step_pct = abs(model.gain * (max(test.u) - min(test.u)))
+    if not model.rms_pct <= MAX_RMS_OF_STEP * step_pct:
+        # the model explains the test no better than its own noise: its gains would be a guess
+        # (40 -> 40.3 %RH: RMS 0.20 %RH of a 0.3 %RH step, gains proposed all the same)
+        raise BadInput(f"{what}: the model fits the test within ±{model.rms_pct:.2f} %RH, "
+                       f"{model.rms_pct / max(step_pct, 1e-9):.0%} of the step's {step_pct:.2f} %RH: no gains to propose "
+                       f"from it (allowed: a fit within {MAX_RMS_OF_STEP:.0%} of the step; a larger step, "
+                       "or a steadier rig; nothing written)", field="--to")
     gains = simc_pi(model, c.control_period_s, tau_c_s)
     if test.kind == MFC:
         sim = rig.profile.sim
