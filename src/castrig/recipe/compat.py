@@ -185,6 +185,12 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
             problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside what the chamber's dry and wet "
                             f"lines can mix (allowed: {reach[0]:g} to {reach[1]:g} %RH: sim.dry_line_rh_pct to "
                             f"sim.bubbler_rh_pct within control.wet_fraction_min/max in {profile_path})")
+        if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and has_rh:
+            lo, hi = profile.control.rh_sensor_range_pct
+            if not lo <= step.setpoint_rh_pct <= hi:  # readings there are "a broken sensor": every run aborted
+                problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside control.rh_sensor_range_pct "
+                                f"= [{lo:g}, {hi:g}] in {profile_path}, where a reading is taken for a broken sensor "
+                                f"(allowed: {lo:g}-{hi:g} %RH)")
         if isinstance(step, m.CaptureStep) and d.camera is None:
             problems.append(f"{where}: needs devices.camera, which {profile_path} does not have")
     if problems:

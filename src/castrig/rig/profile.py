@@ -246,6 +246,10 @@ class DevicesConfig(_Strict):
 
 
 # -- control and simulation --------------------------------------------------------------------
+#: The shortest control.sensor_frozen_s (but 0), in control periods.
+FROZEN_PERIODS = 10
+
+
 class ControlConfig(_Strict):
     """RH loop and safety settings. Gains are for the wet fraction (0-1) per %RH of error."""
 
@@ -289,6 +293,11 @@ class ControlConfig(_Strict):
         lo, hi = self.rh_sensor_range_pct
         if not 0.0 <= lo < hi <= 100.0:  # (wider, the broken-sensor interlock was switched off: [-1e308, 1e308] passed)
             raise ValueError(f"rh_sensor_range_pct = [{lo:g}, {hi:g}]: a relative humidity range (allowed: 0 <= low < high <= 100)")
+        if 0 < self.sensor_frozen_s < FROZEN_PERIODS * self.control_period_s:
+            # a transmitter repeats its last digit for a few readings: 0.001 s aborted every run at once
+            raise ValueError(f"sensor_frozen_s = {self.sensor_frozen_s:g}: shorter than {FROZEN_PERIODS} control periods, "
+                             "where a live sensor's reading repeats (allowed: 0, off, or at least "
+                             f"{FROZEN_PERIODS * self.control_period_s:g} s)")
         if self.sample_period_s < self.control_period_s:  # (samples are taken at control ticks)
             raise ValueError(f"sample_period_s = {self.sample_period_s:g}: samples are taken at the control ticks "
                              f"(allowed: at least control_period_s = {self.control_period_s:g} s)")
