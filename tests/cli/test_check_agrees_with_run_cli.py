@@ -4,7 +4,7 @@ must not abort every run at its first tick (an outside tester found two that did
 * a setpoint outside ``control.rh_sensor_range_pct``: the loop drives the RH to where a reading
   counts as a broken sensor (``sensor_range``, exit 3 at once);
 * ``control.sensor_frozen_s`` of 0.001 s: two equal readings a control period apart are "a
-  frozen sensor" (exit 3 at once).
+  frozen sensor" (exit 3 at once; 2 s aborted the twin's demo, its steady reading repeating).
 
 Both are refused by `check` and by `run`, exit 2 naming the file, the field and the range, before
 a run folder exists.
@@ -22,7 +22,7 @@ from conftest import ROOT, castrig_main
     (lambda c: c.update(rh_sensor_range_pct=[80, 100]),
      "steps[1] (condition).setpoint_rh_pct = 70: outside control.rh_sensor_range_pct = [80, 100]"),
     (lambda c: c.update(sensor_frozen_s=0.001),
-     "control.sensor_frozen_s = 0.001: shorter than 10 control periods"),
+     "control.sensor_frozen_s = 0.001: shorter than a steady sensor's reading may repeat (allowed: 0, off, or at least 30 s"),
 ])
 def test_a_profile_that_would_abort_every_run_at_once_is_refused_by_check_and_run(tmp_path, capsys, edit, says):
     data = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
@@ -36,3 +36,25 @@ def test_a_profile_that_would_abort_every_run_at_once_is_refused_by_check_and_ru
         said = " ".join(done.stderr.split())
         assert done.returncode == 2 and says in said and "Traceback" not in said, (argv, said)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_control_period_inside_its_range_does_not_trip_mfc_following_by_itself(tmp_path, capsys):
+    """``control.control_period_s: 60`` (allowed: up to 60): every run aborted at its first
+    condition step on ``mfc_following``, whatever the seed: an MFC is read right after each new
+    setpoint, and two readings 60 s apart counted as a minute of not following a 30 s window.
+    The window is now 30 s or 3 control periods."""
+    import json
+
+    data = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    data["control"]["control_period_s"] = data["control"]["sample_period_s"] = 60
+    for role in ("caster", "water_pump"):
+        data["devices"][role]["safe_mode_s"] = 180
+    data["control"]["sensor_frozen_s"] = 600
+    profile = tmp_path / "rig.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    assert castrig_main(capsys, "check", str(profile)).returncode == 0
+    castrig_main(capsys, "run", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(profile),
+                 "--data", str(tmp_path / "runs"), "-q")
+    (run_json,) = (tmp_path / "runs").glob("*/run.json")
+    info = json.loads(run_json.read_text())
+    assert "mfc_following" not in (info.get("outcome_reason") or ""), info["outcome_reason"]

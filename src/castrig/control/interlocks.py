@@ -18,6 +18,7 @@ interlock              trips when                                        action
                                                                           ± 1.5 %RH for 30 s
 ``mfc_following``      an MFC's flow differs from its setpoint by more   abort
                        than max(0.1 slpm, 5 % of full scale) for 30 s
+                       (or 3 control periods, if longer)
 ``sensor_frozen``      the near-membrane RH and T readings stay          abort: the loop is
                        bit-identical for ``control.sensor_frozen_s``    blind (stuck sensor)
 ``pump_alarm``         a pump reports an alarm (stall, reset, comms      abort

@@ -156,8 +156,11 @@ class Runner:
         self._next_sample = 0.0
         self._next_keepalive = 0.0
         self._monitors = {
-            "mfc_following:dry_mfc": Monitor("mfc_following", "abort", for_s=30.0),
-            "mfc_following:wet_mfc": Monitor("mfc_following", "abort", for_s=30.0),
+            # 30 s, or 3 control periods: an MFC is read right after each new setpoint, so on a 60 s
+            # period two readings (60 s apart) counted as a minute of not following, and every run
+            # with such a period (inside the allowed range) aborted at its first condition step
+            "mfc_following:dry_mfc": Monitor("mfc_following", "abort", for_s=max(30.0, 3 * self.cfg.control_period_s)),
+            "mfc_following:wet_mfc": Monitor("mfc_following", "abort", for_s=max(30.0, 3 * self.cfg.control_period_s)),
             "rh_band": Monitor("rh_band", "abort", for_s=0.0),
             "rh_band_hold": Monitor("rh_band_hold", "hold", for_s=0.0, clear_for_s=30.0),
         }

@@ -246,8 +246,9 @@ class DevicesConfig(_Strict):
 
 
 # -- control and simulation --------------------------------------------------------------------
-#: The shortest control.sensor_frozen_s (but 0), in control periods.
-FROZEN_PERIODS = 10
+#: The shortest control.sensor_frozen_s (but 0): this many seconds, and this many control periods
+#: (a steady chamber's reading, to 0.1 %RH, repeats: 2 s aborted the twin's demo, 30 s ran its night).
+FROZEN_MIN_S, FROZEN_PERIODS = 30.0, 3
 
 
 class ControlConfig(_Strict):
@@ -271,7 +272,7 @@ class ControlConfig(_Strict):
     sensor_stale_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"}, description="No valid RH reading this long: abort (the loop is blind); checked after every exchange.")
     #: The near-membrane reading (RH and T) bit-identical this long = a frozen sensor (abort).
     #: A live transmitter's noise changes the last digit within seconds; 0 switches it off.
-    sensor_frozen_s: float = Field(120.0, ge=0, le=86_400, json_schema_extra={"unit": "s"}, description="RH and T bit-identical this long: a frozen sensor, abort; 0: off.")
+    sensor_frozen_s: float = Field(120.0, ge=0, le=86_400, json_schema_extra={"unit": "s"}, description="RH and T bit-identical this long: a frozen sensor, abort; 0: off; else at least 30 s and 3 control periods.")
     #: A pump, MFC or chamber that does not answer this long trips ``device_comms`` (abort);
     #: shorter gaps are ridden out (the pumps' safe-mode watchdog is the hardware backstop).
     comms_lost_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"}, description="A device silent this long (from the start of its first failed exchange) trips device_comms (abort); checked after every exchange.")
@@ -293,11 +294,12 @@ class ControlConfig(_Strict):
         lo, hi = self.rh_sensor_range_pct
         if not 0.0 <= lo < hi <= 100.0:  # (wider, the broken-sensor interlock was switched off: [-1e308, 1e308] passed)
             raise ValueError(f"rh_sensor_range_pct = [{lo:g}, {hi:g}]: a relative humidity range (allowed: 0 <= low < high <= 100)")
-        if 0 < self.sensor_frozen_s < FROZEN_PERIODS * self.control_period_s:
-            # a transmitter repeats its last digit for a few readings: 0.001 s aborted every run at once
-            raise ValueError(f"sensor_frozen_s = {self.sensor_frozen_s:g}: shorter than {FROZEN_PERIODS} control periods, "
-                             "where a live sensor's reading repeats (allowed: 0, off, or at least "
-                             f"{FROZEN_PERIODS * self.control_period_s:g} s)")
+        shortest = max(FROZEN_MIN_S, FROZEN_PERIODS * self.control_period_s)
+        if 0 < self.sensor_frozen_s < shortest:
+            # a steady sensor's reading repeats for a while: 0.001 s aborted every run at once
+            raise ValueError(f"sensor_frozen_s = {self.sensor_frozen_s:g}: shorter than a steady sensor's reading may "
+                             f"repeat (allowed: 0, off, or at least {shortest:g} s: {FROZEN_MIN_S:g} s and "
+                             f"{FROZEN_PERIODS} control periods)")
         if self.sample_period_s < self.control_period_s:  # (samples are taken at control ticks)
             raise ValueError(f"sample_period_s = {self.sample_period_s:g}: samples are taken at the control ticks "
                              f"(allowed: at least control_period_s = {self.control_period_s:g} s)")
