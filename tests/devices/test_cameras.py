@@ -349,3 +349,26 @@ def test_a_folder_camera_reads_images_by_their_content_not_their_name(tmp_path):
     _, reflected_px, _ = read_micrograph(tmp_path / "rendered" / "m000_reflected.tif")
     assert sizes["reflected"] == pytest.approx(reflected_px, rel=1e-4), sizes
     assert sizes["section"] == pytest.approx(section_px, rel=1e-3), sizes
+
+
+def test_a_folder_camera_without_images_is_said_as_the_run_starts(tmp_path):
+    """An empty camera folder was found at the capture step, after the film was cast (an outside
+    tester: camera_missing, the membrane made and never analysed). Images may arrive while a run
+    goes on, so the run starts, with a warning for each view it will capture that has none yet,
+    recorded before its first step."""
+    import yaml
+
+    from conftest import ROOT, castrig, run_rows
+
+    (tmp_path / "camera").mkdir()
+    profile = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    profile["devices"]["camera"] = {"model": "folder", "folder": str(tmp_path / "camera"), "pixel_size_um": 0.25}
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+    done = castrig("run", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                   "--data", str(tmp_path / "runs"), "-q")
+    assert done.returncode == 3, done.stdout + done.stderr  # the capture still finds no image
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    first_step = run_rows(run_dir, "SELECT min(t_s) FROM journal")[0][0]
+    warned = run_rows(run_dir, "SELECT t_s, message FROM events WHERE kind = 'warning' AND message LIKE '%image in%'")
+    assert sorted(m.split()[2] for _, m in warned) == ["reflected", "section", "transmitted"], warned
+    assert all(t <= first_step for t, _ in warned), (warned, first_step)

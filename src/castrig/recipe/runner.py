@@ -276,6 +276,7 @@ class Runner:
             for role in self.rig.found_streaming:
                 self.event("warning", role, f"{role}: found streaming as the rig opened (left so by other software): "
                            "put back to polling under its unit id", {"found_streaming": True})
+            self._warn_of_views_without_images(steps[start_step:])
             if not resume_note:
                 # this run's volumes from zero: a pump's counters still held the last dispense (of
                 # another run, or of a pump found pumping), sampled as this run's until its first
@@ -606,6 +607,24 @@ class Runner:
 
         if not started():
             self._hold(None, until=started, planned_s=expected_s)
+
+    def _warn_of_views_without_images(self, steps: list[Any]) -> None:
+        """A warning, as the run starts, for each view the recipe captures that a folder camera
+        has no image of yet: an empty folder was found at the capture step, after the film was
+        cast (camera_missing, the membrane made and never analysed). Images may arrive while a
+        run goes on, so it is a warning, not a refusal."""
+        cam = self.rig.camera
+        files = getattr(cam, "files", None)
+        if cam is None or files is None:
+            return
+        views = dict.fromkeys(v for st in steps if isinstance(st, m.CaptureStep) for v in st.views)
+        try:
+            missing = [v for v in views if not files(v)]
+        except DeviceError:
+            return  # (its folder gone: the capture says so)
+        for view in missing:
+            self.event("warning", cam.name, f"{cam.name}: no {view} image in {getattr(cam, 'folder', 'its folder')} yet: "
+                       "its capture step aborts the run unless one arrives before it", {"view": view, "no_image": True})
 
     def _pump_state(self, pump: SyringePump) -> PumpState | None:
         """The pump's state; ``None`` while it does not answer (see :meth:`_talk`)."""
