@@ -58,3 +58,14 @@ def test_a_control_period_inside_its_range_does_not_trip_mfc_following_by_itself
     (run_json,) = (tmp_path / "runs").glob("*/run.json")
     info = json.loads(run_json.read_text())
     assert "mfc_following" not in (info.get("outcome_reason") or ""), info["outcome_reason"]
+
+
+def test_an_empty_serial_url_is_refused_by_check(tmp_path, capsys):
+    """``url: ""`` passed `check`; `run` then could not open port '' (exit 5)."""
+    data = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
+    data["devices"]["caster"]["link"]["url"] = ""
+    profile = tmp_path / "rig.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    done = castrig_main(capsys, "check", str(profile))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "devices.caster.link.url = '': is empty" in said, said

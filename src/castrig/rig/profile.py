@@ -52,6 +52,9 @@ class SerialLinkConfig(_Strict):
     def _a_url_pyserial_opens(cls, url: str) -> str:
         """A URL that cannot be taken apart is refused here, naming the field (it reached the
         port-sharing check as "devices: Invalid IPv6 URL"); a TCP URL needs its host and port."""
+        if not url.strip():  # ('' passed check, and the run could not open port '': exit 5)
+            raise ValueError("is empty (allowed: a port such as /dev/ttyUSB0, socket://host:port, rfc2217://host:port, "
+                             "loop://)")
         if "://" not in url:
             return url
         from urllib.parse import urlsplit
