@@ -12,6 +12,8 @@ a run folder exists.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -69,3 +71,19 @@ def test_an_empty_serial_url_is_refused_by_check(tmp_path, capsys):
     done = castrig_main(capsys, "check", str(profile))
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "devices.caster.link.url = '': is empty" in said, said
+
+
+def test_a_data_root_inside_a_run_folder_is_refused(finished_demo_run, tmp_path, capsys):
+    """``--data RUN/control`` (another run's control channel): the run completed there, its folder
+    and a catalog written into another run's folder, listed by no `castrig runs` of the outer
+    data root (an outside tester). Refused, exit 2, nothing written."""
+    import shutil
+
+    data, run_id = finished_demo_run
+    run_dir = Path(shutil.copytree(data / run_id, tmp_path / "runs" / run_id))
+    before = sorted(p.name for p in run_dir.rglob("*"))
+    for root, how in ((run_dir / "control", "lies inside the run folder"), (run_dir, "is the run folder")):
+        done = castrig_main(capsys, "run", str(ROOT / "recipes" / "demo.yaml"), "--data", str(root), "-q")
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 2 and f"--data {root}: {how} {run_dir}" in said, said
+    assert sorted(p.name for p in run_dir.rglob("*")) == before

@@ -168,6 +168,14 @@ def usable_data_root(data: Optional[Path], *, must_exist: bool = False, profile:
     """The data root (:func:`data_root_named`) checked by :func:`usable_folder`, the message naming
     where it came from; ``writes``: the command makes folders in it (a run, a queue, a search)."""
     root, where = data_root_named(data, profile)
+    if writes:
+        for folder in (Path(root).absolute(), *Path(root).absolute().parents):
+            if (folder / "run.json").is_file() and (folder / "run.sqlite").is_file():
+                # (a run folder's control channel, its images: runs made there were listed by no
+                # `castrig runs` of the outer data root, and wrote into another run's folder)
+                how = "is the run folder" if folder == Path(root).absolute() else "lies inside the run folder"
+                raise BadInput(f"{where} {root}: {how} {folder}; a data root holds run folders, it is never one's "
+                               "part (allowed: a folder outside every run folder)", file=str(root), field=where)
     return usable_folder(root, where, must_exist=must_exist, holds="the data root holds one folder per run", writes=writes)
 
 
