@@ -21,7 +21,7 @@ from rich.markup import escape
 
 import castrig
 from castrig.errors import BadInput, Busy, RigUnreachable
-from castrig.cli.streams import ConsoleWriteError, console_is_not_the_record, keep_going_without_readers
+from castrig.cli.streams import ConsoleWriteError, console_is_not_the_record, keep_going_without_readers, settle_consoles
 from castrig.printable import Console
 
 EXIT_OK = 0
@@ -528,6 +528,7 @@ def main(argv: list[str] | None = None, *, ready: Any = None) -> int:
     try:
         return _main(command, argv)
     finally:
+        settle_consoles()  # a run's console queued: written before the command returns
         if callers:
             from castrig.recipe.session import release_exit_code
 

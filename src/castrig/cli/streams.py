@@ -8,6 +8,15 @@ what it is given and its descriptor is pointed at /dev/null (Python's documented
 SIGPIPE, `signal` module notes), so nothing buffered can fail later either. A run's console is
 dropped on any failed write (a full disk under ``2> log``); another command's output that cannot
 be written is an error (:class:`ConsoleWriteError`, said by ``castrig.cli.main``).
+
+A reader that is there but does not read — a terminal stopped with Ctrl-S (XOFF), a stalled ssh
+session, a frozen terminal emulator — blocks a write for as long as it lasts. A run's console
+therefore never writes from the thread that drives the rig: from :func:`console_is_not_the_record`
+on, what is written is queued and a thread of the stream's own writes it (:class:`_Drain`), the
+queue bounded (beyond it the newest output is dropped, and that said once the terminal reads
+again). A terminal stopped in the middle of an evaporation froze the RH loop, the samples, the
+interlocks, ``castrig abort`` and SIGTERM until it was started again (an outside tester).
+:func:`settle_consoles` writes what is queued before a command returns (bounded in time).
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ import errno
 import io
 import os
 import sys
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any, TextIO
 
@@ -43,8 +54,18 @@ class LossyStream:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self.lost: OSError | None = None
+        self._drain: _Drain | None = None
+        self._drain_lock = threading.Lock()
 
     def write(self, text: str) -> int:
+        if self.lost is None:
+            if _RUN_CONSOLE:
+                self._queue().put(text)
+                return len(text)
+            return self._write_now(text)
+        return len(text)
+
+    def _write_now(self, text: str) -> int:
         if self.lost is None:
             try:
                 return self._stream.write(text)
@@ -52,16 +73,33 @@ class LossyStream:
                 self._lose(exc)
         return len(text)
 
-    def writelines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
+    def _flush_now(self) -> None:
         if self.lost is None:
             try:
                 self._stream.flush()
             except OSError as exc:
                 self._lose(exc)
+
+    def _queue(self) -> "_Drain":
+        with self._drain_lock:
+            if self._drain is None:
+                self._drain = _Drain(self)
+            return self._drain
+
+    def settle(self, timeout_s: float) -> None:
+        """Wait (up to ``timeout_s``) until what is queued has been written."""
+        drain = self._drain
+        if drain is not None:
+            drain.settle(timeout_s)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if _RUN_CONSOLE and self._drain is not None:
+            return  # (its thread flushes after every write: a flush here could block as a write does)
+        self._flush_now()
 
     def isatty(self) -> bool:
         return self.lost is None and self._stream.isatty()
@@ -90,6 +128,65 @@ class LossyStream:
 
     def __getattr__(self, name: str) -> Any:  # encoding, fileno, errors…: the wrapped stream's
         return getattr(self._stream, name)
+
+
+class _Drain:
+    """The queue of one stream's output and the thread that writes it (see the module docstring)."""
+
+    #: Characters queued at most: some minutes of a live panel's redraws.
+    LIMIT = 1 << 20
+
+    def __init__(self, stream: LossyStream) -> None:
+        self._stream = stream
+        self._parts: list[str] = []
+        self._size = 0
+        self._dropped = 0
+        self._busy = False
+        self._cv = threading.Condition()
+        threading.Thread(target=self._run, name="castrig-console", daemon=True).start()
+        import atexit
+
+        atexit.register(self.settle, 5.0)  # (what is written after the command returned: an exit's last lines)
+
+    def put(self, text: str) -> None:
+        with self._cv:
+            if self._size + len(text) > self.LIMIT:
+                self._dropped += len(text)
+                return
+            self._parts.append(text)
+            self._size += len(text)
+            self._cv.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._parts and not self._dropped:
+                    self._cv.wait()
+                chunk, dropped = "".join(self._parts), self._dropped
+                self._parts, self._size, self._dropped, self._busy = [], 0, 0, True
+            if dropped:
+                chunk += (f"\n[castrig: {dropped} characters of output dropped while the terminal did not read; "
+                          "the run went on]\n")
+            self._stream._write_now(chunk)
+            self._stream._flush_now()
+            with self._cv:
+                self._busy = False
+                self._cv.notify_all()
+
+    def settle(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        with self._cv:
+            while (self._parts or self._dropped or self._busy) and time.monotonic() < deadline:
+                self._cv.wait(max(0.0, min(0.5, deadline - time.monotonic())))
+
+
+def settle_consoles(timeout_s: float = 10.0) -> None:
+    """What a run's console queued, written before the command returns (a terminal that does not
+    read for ``timeout_s`` more: given up; the rig is safe by then)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name, None)
+        if isinstance(stream, LossyStream):
+            stream.settle(timeout_s)
 
 
 def keep_going_without_readers() -> None:
