@@ -131,3 +131,30 @@ def test_a_dispense_shows_the_time_it_should_take_left_not_its_time_out(tmp_path
     assert 0 < shown["step_left_s"] <= 60000.0, shown
     assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
     assert run.wait(timeout=60) == 3
+
+
+def test_one_ctrl_c_after_a_pause_asked_from_elsewhere_joins_it(tmp_path: Path, terminal_run, capsys):
+    """`castrig pause` from another terminal during the cast, then one Ctrl-C at the run's own
+    terminal (an outside tester): the run ended at once (exit 130) "interrupted by the operator
+    (Ctrl-C twice)", the cast cut short and the membrane lost. The Ctrl-C joins the pause asked
+    from elsewhere (said so); the cast ends whole, the run pauses after it, and is resumed where
+    the pause was asked; a second Ctrl-C would abort."""
+    from conftest import ROOT
+
+    recipe = tmp_path / "cast.yaml"
+    recipe.write_text(RECIPE)
+    data = tmp_path / "data"
+    term = terminal_run(["run", str(recipe), "--data", str(data)], cwd=ROOT)
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "cast" and d,
+                         timeout_s=60, what="the cast under way")
+    paused = castrig_main(capsys, "pause", str(run_dir))
+    assert paused.returncode == 0 and "accepted" in paused.stdout, paused.stdout + paused.stderr
+    term.ctrl_c()
+    term.expect("the run is pausing or paused already")
+    wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=60, what="paused after the cast")
+    assert term.proc.poll() is None  # one Ctrl-C did not end it
+    resumed = castrig_main(capsys, "resume-paused", str(run_dir))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert term.wait(60) == 0, term.output[-3000:]
+    [(process,)] = run_rows(run_dir, "SELECT process_json FROM membranes")
+    assert json.loads(process)["dispensed"]["cast"]["volume_ml"] >= 0.49

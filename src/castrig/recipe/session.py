@@ -204,11 +204,24 @@ def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
             "(Ctrl-C again stops the tries now)[/]")
         return True
 
+    here = [False]  # the pause pending (or held) was asked by a Ctrl-C at this terminal
+
     def on_int(signum: int, frame: Any) -> None:
         if ended(signum):
             return
-        if runner.pausing:
+        if not runner.pausing:  # (an earlier pause resolved: this Ctrl-C starts anew)
+            here[0] = False
+        if runner.pausing and here[0]:
             raise KeyboardInterrupt
+        if runner.pausing:
+            # paused, or pausing, from elsewhere (castrig pause, the web page): this Ctrl-C joins
+            # that pause; the next one aborts. One Ctrl-C aborted at once, cut a cast short and
+            # recorded "Ctrl-C twice" (an outside tester)
+            here[0] = True
+            say("[yellow]Ctrl-C: the run is pausing or paused already (asked from elsewhere: resume or abort it "
+                "there, castrig resume-paused / castrig abort RUN_DIR); Ctrl-C again aborts now[/]")
+            return
+        here[0] = True
         where = runner.pause_point()
         # asked before saying so: a second Ctrl-C landing while this prints (the live panel redraws
         # under the message) must find the pause pending and abort, not ask for a pause again
