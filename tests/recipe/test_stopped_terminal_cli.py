@@ -21,7 +21,8 @@ def test_a_terminal_stopped_with_ctrl_s_does_not_stop_the_rig_or_an_abort(tmp_pa
     run = terminal_run(["run", str(ROOT / "tests" / "data" / "short.yaml"), "--profile", str(wall_sim_profile),
                         "--data", str(data)], cwd=ROOT)
     run_dir = wait_until(lambda: next((p.parent for p in data.glob("*/run.json")), None), timeout_s=60, what="the run folder")
-    wait_until(lambda: run_rows(run_dir, "SELECT count(*) FROM samples")[0][0] > 10, timeout_s=60, what="samples")
+    # (run.json is written before run.sqlite: no rows until the database is there)
+    wait_until(lambda: (run_rows(run_dir, "SELECT count(*) FROM samples") or [(0,)])[0][0] > 10, timeout_s=60, what="samples")
     run.send("\x13")  # Ctrl-S: the terminal takes no more output
     time.sleep(3.0)  # the panel's redraws (10 a second) fill the terminal's buffer meanwhile
     (before,) = run_rows(run_dir, "SELECT max(t_s) FROM samples")[0]

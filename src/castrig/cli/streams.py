@@ -86,11 +86,17 @@ class LossyStream:
                 self._drain = _Drain(self)
             return self._drain
 
-    def settle(self, timeout_s: float) -> None:
-        """Wait (up to ``timeout_s``) until what is queued has been written."""
-        drain = self._drain
+    def settle(self, timeout_s: float, *, stop: bool = False) -> None:
+        """Wait (up to ``timeout_s``) until what is queued has been written; ``stop``: then end the
+        writing thread (the command is over: what comes next is written directly)."""
+        with self._drain_lock:
+            drain = self._drain
+            if stop:
+                self._drain = None
         if drain is not None:
             drain.settle(timeout_s)
+            if stop:
+                drain.stop()
 
     def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
@@ -142,11 +148,9 @@ class _Drain:
         self._size = 0
         self._dropped = 0
         self._busy = False
+        self._stopped = False
         self._cv = threading.Condition()
         threading.Thread(target=self._run, name="castrig-console", daemon=True).start()
-        import atexit
-
-        atexit.register(self.settle, 5.0)  # (what is written after the command returned: an exit's last lines)
 
     def put(self, text: str) -> None:
         with self._cv:
@@ -157,18 +161,28 @@ class _Drain:
             self._size += len(text)
             self._cv.notify_all()
 
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify_all()
+
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not self._parts and not self._dropped:
+                while not self._parts and not self._dropped and not self._stopped:
                     self._cv.wait()
+                if self._stopped and not self._parts and not self._dropped:
+                    return
                 chunk, dropped = "".join(self._parts), self._dropped
                 self._parts, self._size, self._dropped, self._busy = [], 0, 0, True
             if dropped:
                 chunk += (f"\n[castrig: {dropped} characters of output dropped while the terminal did not read; "
                           "the run went on]\n")
-            self._stream._write_now(chunk)
-            self._stream._flush_now()
+            try:
+                self._stream._write_now(chunk)
+                self._stream._flush_now()
+            except Exception:  # noqa: BLE001 - (a text the stream cannot encode): this chunk is lost, not the thread
+                pass
             with self._cv:
                 self._busy = False
                 self._cv.notify_all()
@@ -181,12 +195,14 @@ class _Drain:
 
 
 def settle_consoles(timeout_s: float = 10.0) -> None:
-    """What a run's console queued, written before the command returns (a terminal that does not
-    read for ``timeout_s`` more: given up; the rig is safe by then)."""
+    """As a command returns: what a run's console queued is written (a terminal that does not read
+    for ``timeout_s`` more: given up; the rig is safe by then), its writing threads end, and what
+    comes next is written directly again (castrig.cli.main called again in one process: tests)."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name, None)
         if isinstance(stream, LossyStream):
-            stream.settle(timeout_s)
+            stream.settle(timeout_s, stop=True)
+    _RUN_CONSOLE.clear()
 
 
 def keep_going_without_readers() -> None:
