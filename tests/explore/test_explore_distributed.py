@@ -227,7 +227,28 @@ def test_a_damaged_journal_is_refused_naming_its_line(tmp_path):
         assert journal.read_bytes() == spoilt
 
 
-@pytest.mark.parametrize("keep", campaign([-40, 3000], ci={0}))
+def test_a_cut_journal_is_opened_from_its_whole_entries(tmp_path, capsys):
+    """The journal's last entry cut off (a power cut mid-write): opening the study replayed it
+    into a JSONDecodeError, and the next append went on the cut line. The cut entry is dropped
+    (said on stderr) and the study opens from the entries before it; the CLI runs below (slow)."""
+    from castrig.explore.distributed import open_storage
+
+    url = storage_url(None, tmp_path)
+    start_map(url, "map-claim1", _settings(), _grid([65.0, 80.0], [3.0]))
+    journal = tmp_path / "study.journal"
+    journal.write_bytes(journal.read_bytes()[:-40])
+    capsys.readouterr()
+    open_storage(url)
+    assert "its last entry was cut off" in capsys.readouterr().err
+    assert journal.read_bytes().endswith(b"\n")
+    # the second point's entry was the one cut: growing the map again queues it, and only it
+    assert len([t for t in load_study(url, "map-claim1").get_trials(deepcopy=False) if "point" in t.user_attrs]) == 1
+    _, queued = start_map(url, "map-claim1", _settings(), _grid([65.0, 80.0], [3.0]))
+    assert queued == 1
+
+
+@pytest.mark.slow  # ~12 s each: test_a_cut_journal_is_opened_from_its_whole_entries runs in every suite
+@pytest.mark.parametrize("keep", [-40, 3000])
 def test_a_journal_whose_last_write_was_cut_goes_on_from_its_whole_entries(tmp_path, keep):
     """A journal whose last entry was cut off (a power cut, a full disk mid-write): `castrig
     explore map` run again to resume it ended in Optuna's JSONDecodeError traceback (exit 1),
@@ -306,6 +327,7 @@ def test_an_explorations_twin_trials_stay_out_of_the_fleet_store(tmp_path, pg_sc
         assert runs is None or conn.execute(f"select count(*) from {schema}.runs").fetchone()[0] == 0  # type: ignore[arg-type,index]
 
 
+@pytest.mark.slow  # ~8 s for a message's words
 def test_a_map_asked_again_with_other_settings_names_only_what_differs(tmp_path):
     """Only --support-pore-um changed on an existing map: refused, rightly, but the message said
     "different: grid, template" though the grid was the same (an outside tester)."""

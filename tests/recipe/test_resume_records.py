@@ -91,6 +91,7 @@ def test_resume_after_kill_9_dates_the_stop_by_the_last_record_and_closes_the_cr
     assert second["outcome"] == "completed" and second["t0_s"] > first["t1_s"]
 
 
+@pytest.mark.slow  # ~15 s: the wall-clock case above runs in every suite
 def test_a_twin_run_looked_at_with_sqlite3_after_a_crash_is_dated_by_its_records(tmp_path):
     """The same on the twin's virtual clock (two membranes, killed as the second is cast): its
     run-clock times are no wall times, and the stop is read from the log's last write."""
