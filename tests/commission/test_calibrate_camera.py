@@ -98,13 +98,18 @@ def test_lines_wider_apart_than_a_quarter_of_the_image_are_refused_not_halved(tm
     lines, `calibrate camera` said 0.06664 µm (the truth 0.0333) and --write would have stored it."""
     path = tmp_path / "coarse.tif"
     write_micrograph(path, (render_target(pitch_px=300.0) * 255).astype(np.uint8), 1.0)
+    _refused_and_nothing_written(tmp_path, path, "coarse.tif: lines about 300 px apart (their harmonic at 150 px): more than 192 px")
+
+
+def _refused_and_nothing_written(tmp_path, image, says: str) -> None:
+    """`calibrate camera IMAGE --profile P --write` refused (exit 2, ``says``), P as it was."""
     profile = tmp_path / "rig.yaml"
     shutil.copy(ROOT / "hw_profiles" / "sim.yaml", profile)
     before = profile.read_text()
-    done = castrig("calibrate", "camera", str(path), "--pitch-um", "10", "--profile", str(profile), "--write")
+    done = castrig("calibrate", "camera", str(image), "--pitch-um", "10", "--profile", str(profile), "--write")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "Traceback" not in said, done.stdout + said
-    assert "coarse.tif: lines about 300 px apart (their harmonic at 150 px): more than 192 px" in said, said
+    assert says in said, said
     assert profile.read_text() == before
 
 
@@ -118,14 +123,7 @@ def test_lines_closer_than_3_px_are_refused_not_measured_at_an_alias(tmp_path, p
     from PIL import Image
 
     Image.fromarray(((np.cos(2 * np.pi * x / pitch_px) + 1) * 100 + 20).astype(np.uint8)).save(path)
-    profile = tmp_path / "rig.yaml"
-    shutil.copy(ROOT / "hw_profiles" / "sim.yaml", profile)
-    before = profile.read_text()
-    done = castrig("calibrate", "camera", str(path), "--pitch-um", "10", "--profile", str(profile), "--write")
-    said = " ".join(done.stderr.split())
-    assert done.returncode == 2 and "Traceback" not in said, done.stdout + said
-    assert f"fine.png: lines about {pitch_px:.1f} px apart: closer than 3 px" in said, said
-    assert profile.read_text() == before
+    _refused_and_nothing_written(tmp_path, path, f"fine.png: lines about {pitch_px:.1f} px apart: closer than 3 px")
 
 
 @pytest.mark.parametrize("edit, says", [
