@@ -187,6 +187,7 @@ def _try_load(folder: Path):
         return None
 
 
+@pytest.mark.slow  # ~18 s; the journal worker stopped the same way (and the PostgreSQL worker killed) run in every suite
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)
 def test_a_worker_stopped_past_its_grace_drops_its_late_result_quietly(tmp_path, reap, monkeypatch):
     """SIGSTOP a PostgreSQL worker mid-trial (a suspended laptop, a paused VM) for longer than the

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from conftest import ROOT, SimServe, castrig, run_rows, with_sitecustomize
@@ -61,6 +62,7 @@ def test_the_shortest_watchdog_outlasts_opening_the_rig_and_the_run(tmp_path, si
                            safe_mode_s=2, control_period_s=0.5)
 
 
+@pytest.mark.slow  # ~32 s; the slow-camera test below runs the same Runner._while_ticking in every suite
 def test_a_long_analysis_keeps_the_rig_ticking_and_safe_mode_pumps_alive(tmp_path, sim_serve):
     rendered = castrig("sim", "render", "--out", str(tmp_path / "micrographs"), "--n", "1", "--width", "1024",
                        "--seed", "3")
