@@ -585,9 +585,12 @@ class Runner:
         dispense may even have ended). Sent once, a set-up command that met a dropped connection
         (a TCP serial server) faulted the run before the pump had moved."""
         name = pump.name
-        if self._talk(name, lambda: (pump.prepare_dispense(volume_ml, rate_ml_min), True)[1]) is None:
-            self._hold(None, planned_s=expected_s,
-                       until=lambda: self._talk(name, lambda: (pump.prepare_dispense(volume_ml, rate_ml_min), True)[1]) is not None)
+
+        def prepared() -> bool:
+            return self._talk(name, lambda: (pump.prepare_dispense(volume_ml, rate_ml_min), True)[1]) is not None
+
+        if not prepared():
+            self._hold(None, until=prepared, planned_s=expected_s)
         sent = [False]
 
         def started() -> bool:
