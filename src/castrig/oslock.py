@@ -227,3 +227,24 @@ def process_stopped(pid: int | None, host: str | None) -> bool:
     # "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ")"
     fields = stat.rpartition(")")[2].split()
     return bool(fields) and fields[0] in ("T", "t")
+
+
+def flock_holder_pid(fd: int) -> int | None:
+    """The process holding a ``flock`` on the file open as ``fd``, from Linux's ``/proc/locks``
+    (the kernel's own table: a pid the holder writes into a file can be stale); None where it
+    cannot tell (no such table, the lock just dropped)."""
+    st = os.fstat(fd)
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1978 fe:00:2146480 0 EOF"; a waiter's line has "->" after the number
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where:
+            try:
+                return int(fields[4])
+            except ValueError:
+                return None
+    return None

@@ -359,3 +359,62 @@ def test_a_stopped_journal_worker_does_not_hold_its_map_up(tmp_path, reap, monke
     assert f"trial {number}" in err and "stale" in err and "Traceback" not in err, err
     study = load_study(url, "stop")
     assert sorted(_keys(study).values()) == [1, 1, 1, 1]
+
+
+#: A process that takes the study journal's append lock and stops itself, as a worker Ctrl-Z'd or
+#: SIGSTOPped in the middle of an append would.
+_HOLD_AND_STOP = ("import fcntl, os, signal, sys\n"
+                  "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+                  "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+                  "print('held', flush=True)\n"
+                  "os.kill(os.getpid(), signal.SIGSTOP)\n")
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "T"
+
+
+def test_a_process_stopped_while_holding_the_journal_lock_holds_no_worker_up(tmp_path, reap):
+    """CI met it: a journal worker SIGSTOPped just after writing its trial's mark, still inside
+    the journal's append lock, and the next worker waited on that kernel lock for as long as it
+    was stopped (the test's 120 s). A holder seen stopped for STOPPED_HOLDER_S is passed by, and
+    the worker says so; appends are whole without the lock."""
+    import subprocess
+    import sys
+
+    url = storage_url(None, tmp_path)
+    start_map(url, "held", _settings(), _grid([65], [3]))
+    holder = reap(subprocess.Popen([sys.executable, "-c", _HOLD_AND_STOP, str(tmp_path / "study.journal.flock")], stdout=subprocess.PIPE, text=True))
+    assert holder.stdout.readline().strip() == "held"
+    wait_until(lambda: _stopped(holder.pid), timeout_s=10, what="the holder stopped")
+    done = castrig("explore", "worker", "--storage", url, "--study", "held", "--data", str(tmp_path / "w"), "-q",
+                   timeout_s=120)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert f"held by process {holder.pid}, which is stopped" in said and said.count("which is stopped") == 1, said
+    assert _stopped(holder.pid)  # (still holding it)
+    assert sorted(_keys(load_study(url, "held")).values()) == [1]
+
+
+def test_a_live_holder_of_the_journal_lock_is_waited_for(tmp_path):
+    """Only a *stopped* holder is passed by: one that holds the lock longer than STOPPED_HOLDER_S
+    while running (a slow disk's fsync) is waited for, without a word."""
+    import subprocess
+    import sys
+    import time
+
+    from castrig.explore import journal_lock
+
+    path = tmp_path / "study.journal"
+    hold = _HOLD_AND_STOP.replace("os.kill(os.getpid(), signal.SIGSTOP)", "import time; time.sleep(3)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, f"{path}.flock"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        lock = journal_lock.journal_lock(path)
+        began = time.monotonic()
+        assert lock.acquire() and lock.fd is not None  # taken, not passed by
+        assert time.monotonic() - began > journal_lock.STOPPED_HOLDER_S and holder.poll() is not None
+        lock.release()
+    finally:
+        holder.kill()
+        holder.wait()

@@ -140,7 +140,9 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
                        "... --storage, or castrig explore map; --storage names its journal file)", field="--storage")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return read_journal(path, lock_obj=_journal_lock(path))
+        from castrig.explore.journal_lock import journal_lock
+
+        return read_journal(path, lock_obj=journal_lock(path))
     except OSError as exc:
         raise BadInput(f"--storage {redact_url(url)}: cannot open it: {exc.strerror or exc} ({allowed})", field="--storage") from None
 
@@ -231,41 +233,6 @@ def _first_bad_line(path: Path) -> str:
     except OSError as exc:
         return f"cannot be read: {exc.strerror or exc}"
     return "its entries do not replay"
-
-
-def _journal_lock(path: Path):  # type: ignore[no-untyped-def]
-    """The journal's append lock held by the kernel (``flock`` on ``PATH.flock``).
-
-    Optuna's own file locks are lock files: one left by a worker killed while appending (the
-    last step of stopping a map) made every other process wait out their 30 s grace, and a
-    Ctrl-C while waiting for one removed the *holder's* lock file. A kernel lock goes with its
-    process, however it dies, and a Ctrl-C while waiting only stops the wait.
-    """
-    import fcntl
-
-    from optuna.storages.journal._file import BaseJournalFileLock
-
-    class KernelLock(BaseJournalFileLock):
-        def __init__(self, lock_path: Path):
-            self.path = lock_path
-            self.fd: int | None = None
-
-        def acquire(self) -> bool:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except BaseException:
-                os.close(fd)
-                raise
-            self.fd = fd
-            return True
-
-        def release(self) -> None:
-            fd, self.fd = self.fd, None
-            if fd is not None:
-                os.close(fd)  # (closing the only descriptor drops the lock)
-
-    return KernelLock(path.with_name(path.name + ".flock"))
 
 
 def journal_path(url: str) -> Path | None:
