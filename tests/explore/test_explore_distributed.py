@@ -83,19 +83,28 @@ def test_two_workers_share_a_postgresql_study(tmp_path, reap):
 
 
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)
-def test_two_maps_of_one_postgresql_study_started_together_run_each_point_once(tmp_path, reap):
+def test_two_maps_of_one_postgresql_study_started_together_run_each_point_once(tmp_path, reap, pg_schema):
     """Two `castrig explore map` of the same PostgreSQL study started at the same moment (an
     outside tester): each found the same points missing and queued them, and a 4-point grid ran 5
     trials (a 9-point one 14), the map counting points twice. Growing a study now holds it
-    (a PostgreSQL advisory lock): the second map finds the first's points queued."""
+    (a PostgreSQL advisory lock): the second map finds the first's points queued.
+    On a new database (here a new schema) both also created Optuna's tables, and one ended
+    "cannot open it: duplicate key value violates unique constraint" (CI met it once, when this
+    was the first test to use the storage): opening a storage holds a lock too."""
+    import psycopg
+
+    url, schema = pg_schema
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")  # type: ignore[arg-type]
+    storage = f"{url}?options=-csearch_path%3D{schema}"
     name = f"race-{uuid.uuid4().hex[:8]}"
-    args = ("explore", "map", "--rh", "65:80:15", "--concentration", "3:8:5", "--storage", PG_URL, "--study", name,
+    args = ("explore", "map", "--rh", "65:80:15", "--concentration", "3:8:5", "--storage", storage, "--study", name,
             "--profile", str(SIM))
     maps = [reap(start_castrig(*args, "--folder", str(tmp_path / x))) for x in "ab"]
     for proc in maps:
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, (out, err[-2000:])
-    study = load_study(PG_URL, name)
+    study = load_study(storage, name)
     keys = _keys(study)
     assert len(keys) == 4 and all(n == 1 for n in keys.values()), keys
     assert len([t for t in study.get_trials(deepcopy=False) if "point" in t.user_attrs]) == 4

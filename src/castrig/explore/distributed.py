@@ -118,7 +118,7 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
         pg = url.startswith("postgresql+psycopg://")
         engine = {"pool_pre_ping": True, **({"connect_args": {"connect_timeout": 10}} if pg else {})}
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _schema_lock(url, engine):
                 warnings.simplefilter("ignore")  # heartbeat/retry are "experimental" in Optuna's words
                 return optuna.storages.RDBStorage(
                     url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
@@ -739,6 +739,35 @@ def start_map(url: str, name: str, settings: SearchSettings, grid: Any) -> tuple
 
 
 @contextlib.contextmanager
+def _schema_lock(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
+    """Hold PostgreSQL's advisory lock for Optuna's schema while a storage is opened: the first
+    opening of a new database (or ``search_path`` schema) creates Optuna's tables, and two
+    processes starting together (two `castrig explore map`, workers on two machines) both created
+    them: one ended "cannot open it: duplicate key value violates unique constraint
+    pg_type_typname_nsp_index". Other databases: opened as they are."""
+    if not url.startswith("postgresql+psycopg://"):
+        yield
+        return
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, **{k: v for k, v in engine_kwargs.items() if k != "pool_pre_ping"})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _lock_key("castrig optuna schema")})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _lock_key("castrig optuna schema")})
+    finally:
+        engine.dispose()
+
+
+def _lock_key(what: str) -> int:
+    """A PostgreSQL advisory lock's 64-bit key for ``what``."""
+    return int.from_bytes(hashlib.sha256(what.encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
 def _study_lock(storage: Any, name: str) -> Iterator[None]:
     """Hold study ``name`` against another process growing it at the same time (a PostgreSQL
     advisory lock, gone with its connection however the process dies). Two `castrig explore map`
@@ -751,7 +780,7 @@ def _study_lock(storage: Any, name: str) -> Iterator[None]:
         return
     from sqlalchemy import text
 
-    key = int.from_bytes(hashlib.sha256(f"castrig study {name}".encode()).digest()[:8], "big", signed=True)
+    key = _lock_key(f"castrig study {name}")
     with engine.connect() as conn:
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
         try:
