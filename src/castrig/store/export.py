@@ -20,6 +20,10 @@ exports of many runs concatenate (``pandas.concat``, or pasting sheets in Excel)
 
 A run recorded before membranes has an empty ``membrane_id``.
 
+In CSV, text starting with ``= + - @``, a tab or a carriage return is written with a leading
+``'``, so a spreadsheet opening the table never runs it as a formula (CSV injection); Parquet
+keeps the text as it is (its readers take no formulas).
+
 CSV needs nothing; Parquet needs pyarrow (``pip install 'castrig[parquet]'``).
 """
 
@@ -256,7 +260,7 @@ def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv", intended_uses: Map
     _refuse_files_not_exported(to_dir, fmt, tables, run_id)
     for name in tables:
         other = _exported_run(to_dir / f"{name}.{fmt}", fmt)
-        if other is not None and other != run_id:
+        if other is not None and other != (_cell(run_id) if fmt == "csv" else run_id):
             raise BadInput(f"--to {to_dir}: {name}.{fmt} there holds the tables of run {other}, and exporting run "
                            f"{run_id} would replace them (allowed: a folder without another run's tables, e.g. "
                            f"{to_dir / str(run_id)}; the tables' run_id column lets them be concatenated after)",
@@ -338,9 +342,19 @@ def _exported_run(path: Path, fmt: str) -> str | None:
         return None
 
 
+#: What a spreadsheet takes for the start of a formula in a cell it opens from CSV.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(v: Any) -> Any:
+    """A CSV cell. Text that a spreadsheet would run as a formula (an event's message naming a
+    file ``=HYPERLINK("http://…")``, a hand-edited recipe name) starts with ``'`` (OWASP's
+    advice for CSV injection): Excel and LibreOffice show it as the text it is, and a reader of
+    the table sees what was done. Numbers stay numbers, negative ones too."""
     if isinstance(v, float) and math.isnan(v):
         return ""
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        return "'" + v
     return "" if v is None else v
 
 
