@@ -159,3 +159,60 @@ def test_report_requests_at_once_decode_one_run_at_a_time(tmp_path, finished_dem
     assert set(codes) <= {200, 409}, codes
     assert four < one + 0.5 * (one - 60), (one, four)  # (about 60 MB is the server before any report)
     print(f"peak RSS: one report {one:.0f} MB, then four at once {four:.0f} MB")
+
+
+def test_no_file_run_json_names_outside_the_run_folder_is_served_as_its_recipe(tmp_path, finished_demo_run, castrig_serve):
+    """An outside tester: with the run's copy of its recipe gone, ``recipe_path`` in run.json was
+    read instead, if its ``name`` matched ``recipe_name`` (both hand-editable): pointed at a rig
+    profile (its name is run.json's ``profile_name``), serve handed the profile, its database
+    password in it, to any reader on loopback, and `castrig report` put it in the report."""
+    import json
+
+    from conftest import castrig
+
+    data, run = _copy(finished_demo_run, tmp_path)
+    secret = tmp_path / "outside" / "rig-a.yaml"
+    secret.parent.mkdir()
+    secret.write_text("name: sim\nstore: {url: 'postgresql://castrig:hunter2-DB-PASSWORD@db.lab.example/rigs'}\n")
+    (run / "recipe.yaml").unlink()
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "recipe_path": str(secret), "recipe_name": "sim"}))
+    with castrig_serve(data) as served:
+        base = served.url.rstrip("/")
+        for route in ("/api/runs/{}", "/api/runs/{}/report", "/runs/{}/report.html"):
+            code, body = get(base + route.format(run.name))
+            assert code == 200 and "hunter2" not in body, (route, code)
+    done = castrig("report", str(run))
+    assert done.returncode == 0, done.stderr
+    page = (run / "report.html").read_text()
+    assert "hunter2" not in page and "rebuilt from run.json" in page
+
+
+def test_the_reports_log_problems_come_from_the_run_folders_own_log_read_bounded(tmp_path, finished_demo_run, castrig_serve):
+    """An outside tester: ``log.jsonl`` was read through a symlink (another service's log: its
+    errors, a secret in them, became the report's problems) and whole (300 MB: 654 MB of memory
+    for each report asked of `castrig serve`). A link is not followed; a long log is read from
+    its last part, whose problems are still shown."""
+    import json
+
+    from conftest import castrig
+
+    data, run = _copy(finished_demo_run, tmp_path)
+    other = tmp_path / "outside" / "service.log"
+    other.parent.mkdir()
+    other.write_text(json.dumps({"level": "error", "event": "login failed", "error": "SECRET-OF-ANOTHER-SERVICE"}) + "\n")
+    (run / "log.jsonl").rename(tmp_path / "own.log")
+    (run / "log.jsonl").symlink_to(other)
+    with castrig_serve(data) as served:
+        code, body = get(f"{served.url.rstrip('/')}/api/runs/{run.name}/report")
+    assert code == 200 and "SECRET" not in body
+    (run / "log.jsonl").unlink()
+    with open(run / "log.jsonl", "wb") as fh:  # a problem, 20 MB of routine lines, a problem
+        fh.write(json.dumps({"level": "warning", "event": "first words of a long log"}).encode() + b"\n")
+        line = json.dumps({"level": "info", "event": "tick", "pad": "x" * 200}).encode() + b"\n"
+        fh.write(line * (20_000_000 // len(line)))
+        fh.write(json.dumps({"level": "warning", "event": "last words of a long log"}).encode() + b"\n")
+    done = castrig("report", str(run))
+    assert done.returncode == 0, done.stderr
+    page = (run / "report.html").read_text()
+    assert "last words of a long log" in page and "first words" not in page  # (read from its end, bounded)

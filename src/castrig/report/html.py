@@ -99,19 +99,39 @@ def _image_ids(run_dir: Path, n: int) -> list[int]:
     return ids if len(ids) == n else list(range(1, n + 1))
 
 
+#: How much of the end of ``log.jsonl`` the report reads for its problems.
+LOG_TAIL_BYTES = 8 << 20
+
+
 def _log_problems(path: Path, limit: int = 30) -> list[dict[str, Any]]:
-    """Warnings and errors from the structured log (a torn last line is skipped)."""
-    out: list[dict[str, Any]] = []
-    if not path.is_file():
-        return out
-    for line in path.read_text(errors="replace").splitlines():
+    """Warnings and errors from the structured log (a torn last line is skipped): from its last
+    :data:`LOG_TAIL_BYTES` (a 300 MB log took 654 MB of a report's memory, on every report page
+    `castrig serve` was asked for) and never through a symlink (one to another service's log
+    put its errors, secrets in them, into the report: an outside tester)."""
+    import collections
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return []
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return []
+        start = max(0, st.st_size - LOG_TAIL_BYTES)
+        fh.seek(start)
+        lines = fh.read(LOG_TAIL_BYTES).split(b"\n")
+    out: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
+    for line in lines[1:] if start else lines:  # (a line cut by the start of the tail: skipped)
         try:
             rec = json.loads(line)
         except ValueError:
             continue
-        if str(rec.get("level", "")).lower() in ("warning", "error", "critical", "exception"):
+        if isinstance(rec, dict) and str(rec.get("level", "")).lower() in ("warning", "error", "critical", "exception"):
             out.append(rec)
-    return out[-limit:]
+    return list(out)
 
 
 # -- steps and bands -----------------------------------------------------------------------------
@@ -534,11 +554,11 @@ _RECIPE_HEAD = ("name", "description", "grade", "polymer", "solvent", "concentra
 def recipe_as_written(run_dir: Path, info: RunInfo) -> tuple[str, str]:
     """(text, where it came from): the recipe file as the operator wrote it.
 
-    The copy the run took at its start (``RUN/recipe.yaml``), else the file at ``recipe_path`` if
-    it still describes this recipe, else the recorded model in the order recipes are written
-    (name, description, grade…, steps last; each step's type first), without empty fields.
+    The copy the run took at its start (``RUN/recipe.yaml``), else the recorded model in the order
+    recipes are written (name, description, grade…, steps last; each step's type first), without
+    empty fields.
     """
-    found = recipe_file_text(Path(run_dir), info.recipe_path, info.recipe_name)
+    found = recipe_file_text(Path(run_dir))
     if found is not None:
         return found
     rec = info.recipe if isinstance(info.recipe, Mapping) else {}

@@ -341,7 +341,7 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
     # recorded running on another host, whose lock may not show here: not judged crashed from here
     out["running_on_host"] = recorded_elsewhere(run_dir) if holder is None and out["status"] in LIVE_STATES else None
     if with_recipe:
-        found = recipe_file_text(run_dir, info.get("recipe_path"), info.get("recipe_name"))
+        found = recipe_file_text(run_dir)
         out["recipe_as_written"] = found[0] if found else None
     return out
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-
-import yaml
 
 LIMIT = 200_000
 
@@ -28,28 +25,19 @@ def _head(path: Path, *, follow: bool) -> str | None:
             os.close(fd)
 
 
-def recipe_file_text(run_dir: Path, recipe_path: str | None, recipe_name: str | None) -> tuple[str, str] | None:
-    """(text, where it came from), or None.
+def recipe_file_text(run_dir: Path) -> tuple[str, str] | None:
+    """(text, where it came from), or None: the copy the run took at its start (``RUN/recipe.yaml``),
+    read bounded and never through a symlink (the run folder's copy is a file castrig wrote, and a
+    link there served ``/etc/passwd`` as the recipe).
 
-    The copy the run took at its start (``RUN/recipe.yaml``; never through a symlink: the run
-    folder's copy is a file castrig wrote, and a link there served ``/etc/passwd`` as the recipe),
-    else the file at ``recipe_path`` if it is still a regular file describing this recipe
-    (``name``). Never a ``/dev/fd/N`` of a piped recipe (``castrig run <(cat r.yaml)``): in this
-    process that is nothing, or another open file. Both read bounded.
+    Never the file ``run.json``'s ``recipe_path`` names: whoever may write the data root writes
+    that too, and pointing it at a rig profile elsewhere (its ``name`` copied into
+    ``recipe_name``) made ``castrig serve`` hand the profile, its database password in it, to any
+    reader, and the report mail it (an outside tester). Without the copy, the report rebuilds the
+    recipe from run.json and the live page shows none.
     """
     try:
         text = _head(Path(run_dir) / "recipe.yaml", follow=False)
-        if text is not None:
-            return text, "the copy taken when the run started (recipe.yaml in the run folder)"
     except OSError:
-        pass
-    try:
-        p = Path(recipe_path) if recipe_path else None
-        text = _head(p, follow=True) if p is not None and not str(p).startswith("/dev/") else None
-        if text is not None:
-            doc = yaml.safe_load(text)
-            if isinstance(doc, Mapping) and doc.get("name") == recipe_name:
-                return text, f"{recipe_path} (read now: the run folder has no copy)"
-    except (OSError, yaml.YAMLError, ValueError):
-        pass
-    return None
+        return None
+    return None if text is None else (text, "the copy taken when the run started (recipe.yaml in the run folder)")
