@@ -59,3 +59,21 @@ def test_every_page_carries_a_strict_content_security_policy(tmp_path: Path, fin
         code, body, _ = raw_get(served.url, "/")
         assert code == 200 and "<script src='/static/reload.js'></script>" in body and "<script>" not in body
         assert raw_get(served.url, "/", host="evil.example")[2]["x-content-type-options"] == "nosniff"
+
+
+def test_a_fault_of_the_servers_own_is_answered_with_the_security_headers_too(tmp_path, castrig_serve):
+    """An outside tester: the 500s that one odd run folder caused went out as Starlette's plain
+    "Internal Server Error" without the policy headers every other answer carries (Starlette
+    answers a fault outside the middleware that adds them). A fault is made here in the server
+    process (its runs list raises), since none known is left."""
+    from conftest import raw_get, with_sitecustomize
+
+    hook = ("import castrig.serve.app as a\n"
+            "def broken(*args, **kwargs):\n    raise RuntimeError('a fault of the server')\n"
+            "a._filtered_runs = broken\n")
+    (tmp_path / "data").mkdir()
+    with castrig_serve(tmp_path / "data", env=with_sitecustomize(tmp_path, hook)) as served:
+        status, body, headers = raw_get(served.url, "/")
+    assert status == 500 and "a fault of the server" not in body
+    for name in ("content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy"):
+        assert name in headers, (name, headers)

@@ -216,3 +216,62 @@ def test_the_reports_log_problems_come_from_the_run_folders_own_log_read_bounded
     assert done.returncode == 0, done.stderr
     page = (run / "report.html").read_text()
     assert "last words of a long log" in page and "first words" not in page  # (read from its end, bounded)
+
+
+#: One hand-edited row each (what the sqlite3 shell or another tool may leave in a run.sqlite).
+_ODD_ROWS = {
+    "a-event-bytes": ("UPDATE events SET message = CAST(X'41FF' AS TEXT) WHERE id = (SELECT max(id) FROM events)", ()),
+    "b-channel-bytes": ("INSERT INTO samples VALUES (1.5, CAST(X'72FF' AS TEXT), 1.0)", ()),
+    "c-sample-inf": ("INSERT INTO samples VALUES (100.0, 'rh_near_pct', ?)", (float("inf"),)),
+    "d-event-blob": ("INSERT INTO events (t_s, kind, source, message, data_json) VALUES (11.0, 'fault', 'x', ?, '{}')",
+                     (b"\xff bytes",)),
+    "e-image-step-list": ("UPDATE images SET metadata_json = '{\"step\": [5]}'", ()),
+    "f-grades-numbers": ("UPDATE membranes SET grades_met = '[1, 2]'", ()),
+    "g-grades-nested": ("UPDATE membranes SET grades_met = '[[1]]'", ()),
+}
+
+
+def test_one_odd_row_or_folder_name_neither_breaks_the_pages_nor_empties_them(tmp_path, finished_demo_run, castrig_serve):
+    """An outside tester, one hand-edited row at a time: text that is not UTF-8 in an event or a
+    channel emptied the live page's events or plots without a word (and the report was a 500,
+    `castrig report` a traceback); a sample of +inf was a 500 on the run's page (JSON has no
+    Infinity); a BLOB message a 500; an image's step a list, or grades that are no names, a
+    500 on the report or on the runs list (for every run); a run folder whose name is not UTF-8
+    a 500 on the runs list. Each is read as it is: odd text shown with U+FFFD, a number JSON
+    cannot hold as null, a record of the wrong shape as damaged (the report's 409, exit 2)."""
+    import json
+    import os
+
+    from conftest import castrig
+
+    data, uid = finished_demo_run
+    mine = tmp_path / "data"
+    for name, (sql, args) in _ODD_ROWS.items():
+        run = mine / f"20260101-000001-{name}"
+        shutil.copytree(data / uid, run)
+        with sqlite3.connect(run / "run.sqlite") as db:
+            db.execute(sql, args)
+    bad_name = os.fsencode(mine) + b"/20260101-000002-bad-\xff-name"
+    shutil.copytree(data / uid, os.fsdecode(bad_name))
+    with castrig_serve(mine) as served:
+        base = served.url.rstrip("/")
+        code, page = get(base + "/")
+        assert code == 200 and "a-event-bytes" in page, (code, page[-300:])
+        code, body = get(base + "/api/runs")
+        assert code == 200 and len(json.loads(body)) == len(_ODD_ROWS) + 1, body[-300:]
+        for name in _ODD_ROWS:
+            run = f"20260101-000001-{name}"
+            for route in ("", "/events", "/samples"):
+                code, body = get(f"{base}/api/runs/{run}{route}")
+                assert code == 200, (name, route, code, body[-300:])
+                json.loads(body, parse_constant=lambda c: pytest.fail(f"{name}{route}: {c} is no JSON"))
+            assert len(json.loads(get(f"{base}/api/runs/{run}/events")[1])) > 5, name  # not emptied
+            assert json.loads(get(f"{base}/api/runs/{run}/samples")[1])["channels"], name
+            code, body = get(f"{base}/api/runs/{run}/report")
+            assert code in (200, 409), (name, code, body[-300:])
+        served.proc.send_signal(2)
+        _, err = served.proc.communicate(timeout=20)
+    assert "Traceback" not in err, err[-3000:]
+    for run in [*(mine / f"20260101-000001-{n}" for n in _ODD_ROWS), os.fsdecode(bad_name)]:
+        done = castrig("report", str(run), "--out", str(tmp_path / "r.html"))
+        assert done.returncode in (0, 2) and "Traceback" not in done.stderr, (run, done.stderr[-2000:])

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from castrig import jsontext
 from castrig.redact import redact_urls
 from castrig.report import REPORT_NAME, plots
 from castrig.report.images import (jpeg_uri, overlay_uri, section_classes, shown_step, surface_classes, to_uint8)
@@ -302,7 +303,10 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
             notes.append(f"image {rec.name} ({rec.path}) unreadable: {type(exc).__name__}: {why}")
     groups: dict[tuple[Any, Any], dict[str, ImageRecord]] = defaultdict(dict)
     for rec in data.images:
-        groups[(rec.metadata.get("step"), rec.metadata.get("field", rec.name))][rec.illumination] = rec
+        # (a hand-edited step or field that is a list or an object: a key of its text, not a TypeError)
+        key = tuple(v if v is None or isinstance(v, (str, int, float)) else json.dumps(v, sort_keys=True, default=str)
+                    for v in (rec.metadata.get("step"), rec.metadata.get("field", rec.name)))
+        groups[key][rec.illumination] = rec
     out: list[dict[str, Any]] = []
     diameters: dict[str, list[float]] = defaultdict(list)
     for image_id, rec in zip(data.image_ids, data.images):
@@ -709,9 +713,9 @@ def page_csp() -> str:
 def page_html(run_dir: Path) -> str:
     """The run's page as one self-contained HTML document (no request leaves it)."""
     run_dir = Path(run_dir)
-    data = json.dumps(embedded_data(run_dir), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    data = jsontext.dumps(embedded_data(run_dir), separators=(",", ":"), ensure_ascii=False)
     data = data.replace("<", "\\u003c")  # no "</script>" or "<!--" from a file can end the data early
-    uid = escape(run_dir.name, quote=True)
+    uid = escape(jsontext.plain(run_dir.name), quote=True)  # (a folder name that is not UTF-8: U+FFFD)
     script = _page_script()
     return (f"{PAGE_START}{uid}</title>"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -55,9 +55,11 @@ import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from castrig import jsontext
+from castrig.serve.json_response import JSONResponse
 from castrig.store import live as R
 from castrig.store.commands import ACTIONS, answer_of, send_command
 from castrig.store.sqlite_store import DamagedRun
@@ -349,7 +351,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
                 cursor = msg["samples"]["cursor"]
                 if msg["events"]:
                     last_event = msg["events"][-1]["id"]
-                yield f"data: {json.dumps(msg)}\n\n"
+                yield f"data: {jsontext.dumps(msg)}\n\n"
                 if msg["run"]["status"] not in R.LIVE_STATES:
                     yield "event: end\ndata: {}\n\n"
                     return
@@ -486,7 +488,14 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
     # operator visits could otherwise rebind its own name to 127.0.0.1 (DNS rebinding) and read
     # every run through the browser. Elsewhere reading needs the token, which no page can send.
     middleware = [Middleware(SecurityHeaders), *([Middleware(LoopbackHostOnly)] if loopback else [])]
-    return Starlette(routes=routes, middleware=middleware)
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={Exception: _server_error})
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A fault of ours (the traceback goes to stderr): answered by Starlette's outermost layer,
+    outside :class:`SecurityHeaders`, so the answer carries the headers itself (a 500 went out
+    without them)."""
+    return PlainTextResponse("Internal Server Error", status_code=500, headers=SECURITY_HEADERS)
 
 
 def control_unwritable(run_dir: Path, exc: OSError) -> str:

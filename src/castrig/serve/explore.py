@@ -39,9 +39,10 @@ from urllib.parse import quote
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from castrig.serve.json_response import JSONResponse
 from castrig.explore.plots import PAGE_STYLE
 from castrig.report.html import csp_hash
 from castrig.store.live import links_held_in

@@ -18,7 +18,7 @@ from castrig.oslock import process_stopped
 from castrig.store.commands import read_status
 from castrig.store.lock import live_outcome, recorded_elsewhere, run_holder
 from castrig.store.recipe_text import recipe_file_text
-from castrig.store.sqlite_store import NEVER_STARTED, ro_uri, run_damage
+from castrig.store.sqlite_store import NEVER_STARTED, lenient_text, ro_uri, run_damage
 
 #: What a run whose process still holds it can be: ``running``, waiting for a pause
 #: (``pausing``) or in one (``paused``), and, once it is ending, making the rig safe
@@ -104,6 +104,7 @@ def open_ro(run_dir: Path) -> Iterator[sqlite3.Connection | None]:
         yield None
         return
     db = sqlite3.connect(f"{ro_uri(path)}?mode=ro", uri=True, timeout=5)
+    db.text_factory = lenient_text
     try:
         yield db
     finally:
@@ -138,7 +139,9 @@ def membranes(db: sqlite3.Connection | None) -> list[dict[str, Any]]:
     for mid, status, grades, target, met, lost, verdict in _rows(
             db, "SELECT membrane_id, status, grades_met, target_grade, target_met, lost_reason, verdict_json FROM membranes ORDER BY k"):
         g = _json(grades) if isinstance(grades, str) and grades.startswith("[") else [x for x in str(grades or "").split(",") if x]
-        out.append({"membrane_id": mid, "status": status, "grades_met": g or [], "target_grade": target,
+        # (only names: a hand-edited '[[1]]' or '[1, 2]' was a 500 on the runs list, for every run)
+        g = [x for x in g if isinstance(x, str)] if isinstance(g, list) else []
+        out.append({"membrane_id": mid, "status": status, "grades_met": g, "target_grade": target,
                     "target_met": None if met is None else bool(met), "lost_reason": lost, "verdict": _json_object(verdict) or None})
     return out
 
@@ -148,7 +151,9 @@ class _Damaged(ValueError):
 
 
 def _damaged_summary(run_dir: Path, reason: str) -> dict[str, Any]:
-    return {"uid": run_dir.name, "status": "damaged", "recipe": "", "operator": "", "started_utc": None,
+    from castrig.jsontext import plain
+
+    return {"uid": plain(run_dir.name), "status": "damaged", "recipe": "", "operator": "", "started_utc": None,
             "ended_utc": None, "outcome_reason": reason, "step": {}, "membranes": 0, "grades": [],
             "virtual_time": False}
 
@@ -192,6 +197,9 @@ def shown_status(run_dir: Path, outcome: str) -> str:
 def summary(run_dir: Path) -> dict[str, Any]:
     """One row of the runs table / ``GET /api/runs``."""
     run_dir = Path(run_dir)
+    if any("\ud800" <= c <= "\udfff" for c in run_dir.name):
+        # (bytes that are not UTF-8 in its name: every page and answer naming it was a 500)
+        return _damaged_summary(run_dir, "its folder name is not UTF-8: rename the folder to read it here")
     damage = run_damage(run_dir)
     if damage is not None and damage.startswith(NEVER_STARTED) and run_holder(run_dir) is not None:
         damage = "being made now: nothing recorded yet"  # its maker lives (a run in its first moments)

@@ -119,6 +119,13 @@ def ro_uri(path: str | Path) -> str:
     return Path(path).resolve().as_uri()
 
 
+def lenient_text(raw: bytes) -> str:
+    """A reader's ``text_factory``: TEXT that is not UTF-8 (a hand edit, ``CAST(X'41FF' AS TEXT)``)
+    read with U+FFFD. SQLite's default raised OperationalError on the whole query: the live page
+    showed no events or no plots without a word, and the report was a traceback."""
+    return raw.decode("utf-8", errors="replace")
+
+
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A reader's connection: ``mode=ro``, the journal mode left as it is (no write access needed).
 
@@ -128,12 +135,14 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     uri = ro_uri(path)
     try:
         conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=10.0)
+        conn.text_factory = lenient_text
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
     except sqlite3.OperationalError:
         if not os.access(path, os.R_OK):
             raise
     conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, timeout=10.0)
+    conn.text_factory = lenient_text
     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     return conn
 
