@@ -87,3 +87,16 @@ def test_a_data_root_inside_a_run_folder_is_refused(finished_demo_run, tmp_path,
         said = " ".join(done.stderr.split())
         assert done.returncode == 2 and f"--data {root}: {how} {run_dir}" in said, said
     assert sorted(p.name for p in run_dir.rglob("*")) == before
+
+
+def test_a_camera_pixel_size_analyse_would_refuse_is_refused_by_check(tmp_path, capsys):
+    """An outside tester: a profile could hold a camera pixel size of 50–100 µm (`calibrate camera
+    --write` wrote one), every image of which `castrig analyse` refuses (0.0005–50 µm per pixel):
+    the profile's bounds are analyse's."""
+    data = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    data["devices"]["camera"]["pixel_size_um"] = 60
+    profile = tmp_path / "rig.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    done = castrig_main(capsys, "check", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(profile))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "camera" in said and "pixel_size_um" in said and "50" in said, said

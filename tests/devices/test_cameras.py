@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -372,3 +373,37 @@ def test_a_folder_camera_without_images_is_said_as_the_run_starts(tmp_path):
     warned = run_rows(run_dir, "SELECT t_s, message FROM events WHERE kind = 'warning' AND message LIKE '%image in%'")
     assert sorted(m.split()[2] for _, m in warned) == ["reflected", "section", "transmitted"], warned
     assert all(t <= first_step for t, _ in warned), (warned, first_step)
+
+
+@pytest.mark.parametrize("dpi, says", [(72, "352.734 µm from its PNG pHYs chunk"), (1e8, "0.000254 µm from its PNG pHYs chunk")])
+def test_folder_png_whose_pixel_size_is_none_analyse_takes_is_typed_error(tmp_path, dpi, says):
+    write_png(tmp_path / "x_reflected.png", ramp(5), dpi=dpi)
+    with pytest.raises(CameraReadError, match="pixel_size_um") as info:
+        FolderCamera("replay", folder=tmp_path).snap(R)
+    assert says in str(info.value) and "x_reflected.png" in str(info.value) and "0.0005–50" in str(info.value)
+
+
+def test_a_run_on_folder_images_saved_at_a_screens_72_dpi_stops_instead_of_storing_nonsense(tmp_path):
+    """An outside tester: PNGs saved by an image program at its default 72 dpi, replayed by the
+    folder camera: the run took 352.8 µm per pixel from them, stored D 6071 µm (truth 4.3) and a
+    thickness of 10.8 mm, and exited 0. The file's pixel size is checked as `castrig analyse`
+    checks it; the run stops at the capture, naming the file."""
+    import tifffile
+    from PIL import Image
+
+    from conftest import ROOT, castrig
+
+    assert castrig("sim", "render", "--out", str(tmp_path / "r"), "--n", "1", "--seed", "1").returncode == 0
+    (tmp_path / "cam").mkdir()
+    for view in ("reflected", "transmitted", "section"):
+        Image.fromarray(tifffile.imread(tmp_path / "r" / f"m000_{view}.tif")).save(tmp_path / "cam" / f"m01_{view}.png", dpi=(72, 72))
+    profile = (ROOT / "hw_profiles" / "sim.yaml").read_text()
+    profile = re.sub(r"camera: .*", f"camera: {{model: folder, folder: '{tmp_path / 'cam'}'}}", profile)
+    (tmp_path / "folder.yaml").write_text(profile)
+    done = castrig("run", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(tmp_path / "folder.yaml"),
+                   "--data", str(tmp_path / "runs"), "-q")
+    assert done.returncode != 0, done.stdout
+    said = " ".join((done.stdout + done.stderr).split())
+    assert "aborted" in said and "m01_reflected.png: pixel size 352.734 µm" in said, said[-2000:]
+    metrics = list((tmp_path / "runs").rglob("metrics.json"))
+    assert not metrics, [m.read_text()[:200] for m in metrics]

@@ -193,6 +193,17 @@ class FolderCamera(Camera):
             raise CameraReadError(
                 self.name, command, f"{path.name} carries no pixel size: give the camera pixel_size_um"
             )
+        if self.pixel_size_um is None:
+            # the file's, checked as `castrig analyse` checks it: a PNG saved at a screen's 72 dpi
+            # said 352.8 µm per pixel, and a run stored D 6071 µm (truth 4.3) and exited 0
+            from castrig.errors import BadInput
+            from castrig.tiffio import check_pixel_size
+
+            try:
+                check_pixel_size(pixel_size_um, file_meta.get("pixel_size_source") or "the file", file=path.name)
+            except BadInput as exc:
+                raise CameraReadError(self.name, command, f"{exc.args[0].replace('; give --pixel-size UM', '')}; "
+                                      "give the camera pixel_size_um") from None
         exposure = file_meta.get("exposure_ms", self.exposure_ms)
         if exposure is not None and not (isinstance(exposure, (int, float)) and not isinstance(exposure, bool)
                                          and math.isfinite(exposure) and exposure >= 0):
@@ -267,7 +278,7 @@ def _read_png(path: Path) -> tuple[np.ndarray, float | None, dict[str, Any]]:
     pixel_um = None
     if dpi and dpi[0] and float(dpi[0]) > 0:
         pixel_um = 25400.0 / float(dpi[0])
-    return image, pixel_um, {}
+    return image, pixel_um, ({"pixel_size_source": "its PNG pHYs chunk"} if pixel_um is not None else {})
 
 
 # -- OpenCV -----------------------------------------------------------------------------------

@@ -158,9 +158,9 @@ class SimCameraConfig(_Strict):
 
     model: Literal["sim"]
     link: LinkConfig = Field(SimLinkConfig(kind="sim"), description="In-process (sim), or the twin served by castrig sim serve (serial).")
-    pixel_size_um: float = Field(0.25, gt=0, le=100, json_schema_extra={"unit": "µm"}, description="Pixel size of top views; ≥ 9 px per pore to measure it.")
+    pixel_size_um: float = Field(0.25, ge=0.0005, le=50, json_schema_extra={"unit": "µm"}, description="Pixel size of top views; ≥ 9 px per pore to measure it.")
     #: Sections are imaged at higher magnification (the film is only a few µm thick).
-    section_pixel_size_um: float = Field(0.05, gt=0, le=100, json_schema_extra={"unit": "µm"}, description="Pixel size of sections (higher magnification).")
+    section_pixel_size_um: float = Field(0.05, ge=0.0005, le=50, json_schema_extra={"unit": "µm"}, description="Pixel size of sections (higher magnification).")
     width_px: int = Field(512, ge=64, le=4096, json_schema_extra={"unit": "px"}, description="Width and height of rendered images.")
     bit_depth: Literal[8, 16] = Field(8, description="Bits per pixel of rendered images.")
 
@@ -168,14 +168,14 @@ class SimCameraConfig(_Strict):
 class FolderCameraConfig(_Strict):
     model: Literal["folder"]
     folder: str = Field(..., description="Folder of existing images (replays, SEM images from elsewhere).")
-    pixel_size_um: float | None = Field(None, gt=0, le=100, json_schema_extra={"unit": "µm"},
+    pixel_size_um: float | None = Field(None, ge=0.0005, le=50, json_schema_extra={"unit": "µm"},
                                         description="Pixel size; default: from the images' TIFF tags or instrument metadata.")
 
 
 class OpenCVCameraConfig(_Strict):
     model: Literal["opencv"]
     source: int | str = Field(0, description="OpenCV capture source: a camera index or a device path/URL.")
-    pixel_size_um: float = Field(..., gt=0, le=100, json_schema_extra={"unit": "µm"}, description="Pixel size at the objective in use (calibrate with a stage micrometer).")
+    pixel_size_um: float = Field(..., ge=0.0005, le=50, json_schema_extra={"unit": "µm"}, description="Pixel size at the objective in use (calibrate with a stage micrometer).")
 
 
 PumpConfig = NE1000Config
