@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -157,7 +158,10 @@ def check_pixel_size(pixel_size_um: float, source: str, *, file: str | Path | No
         where = f"{file}: " if file is not None else ""
         option = source.startswith("--")  # (an option's own value: no option to suggest, the field is it)
         hint = "" if option else "; give --pixel-size UM"
-        raise BadInput(f"{where}pixel size {v:g} µm from {source} is outside {lo:g}–{hi:g} µm per pixel{hint}",
+        said = (f"pixel size {v:g} µm from {source} is outside" if np.isfinite(v) or "=" not in source
+                else f"{source}: no pixel size (allowed:")  # (a field's text that is no length: named in source)
+        end = ")" if said.endswith("(allowed:") else ""
+        raise BadInput(f"{where}{said} {lo:g}–{hi:g} µm per pixel{end}{hint}",
                        file=None if file is None else str(file), field=source if option else "--pixel-size")
     return v
 
@@ -428,20 +432,30 @@ _LEN_UM = {"m": 1e6, "mm": 1e3, "um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "micron":
 
 
 def _length_um(text: str, default_unit: str) -> float | None:
-    """'2.5 nm' / '1.2e-08' (in ``default_unit``) → µm; None when it is not a number with a
-    length unit. A number that is no pixel size (0, negative, nan, inf) is returned as it is:
-    the field is there and wrong, and :func:`check_pixel_size` says so naming it (taken for
-    "no pixel size in the file", it sent people looking for metadata that was there)."""
+    """'2.5 nm' / '1.2e-08' (in ``default_unit``) → µm; None when it holds no number at all. A
+    number that is no pixel size (0, negative, nan, inf) is returned as it is: the field is there
+    and wrong, and :func:`check_pixel_size` says so naming it (taken for "no pixel size in the
+    file", it sent people looking for metadata that was there). So is NaN for a field that starts
+    as a number but is no length castrig reads: ``2,5 nm`` (a decimal comma) had been read as
+    2 nm, ``2500 Å`` (a unit not known) as 2500 nm — 10× off, without a word."""
     import re
 
-    m = re.match(r"\s*([-+]?(?:nan|inf(?:inity)?|\d*\.?\d+(?:[eE][-+]?\d+)?))\s*([a-zA-Z\u00b5µ]*)", str(text), re.I)
+    m = re.fullmatch(r"\s*([-+]?(?:nan|inf(?:inity)?|\d*\.?\d+(?:[eE][-+]?\d+)?))\s*([a-zA-Z\u00b5µ]*)\s*", str(text), re.I)
     if not m:
-        return None
+        return float("nan") if re.match(r"\s*[-+]?\.?\d", str(text)) else None
     unit = (m.group(2) or default_unit).strip()
     scale = _LEN_UM.get(unit) or _LEN_UM.get(unit.lower())
     if scale is None:
-        return None
+        return float("nan")
     return float(m.group(1)) * scale
+
+
+def _unreadable(text: str) -> str:
+    """Why a field :func:`_length_um` made NaN of is no length (for the pixel size's source)."""
+    from castrig.inputs import short
+
+    why = "a decimal comma" if "," in str(text) else "not a number and a length unit castrig reads"
+    return f"{short(str(text).strip())}: {why}"
 
 
 def _usable(px: float | None) -> bool:
@@ -475,16 +489,16 @@ def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | Non
             for k, v in z.items():
                 if "pixel size" in str(k).lower().replace("_", " "):
                     if isinstance(v, (tuple, list)) and len(v) > 1:  # tifffile: (label, value, unit)
-                        val = f"{v[1]} {v[2] if len(v) > 2 else 'nm'}"
+                        val = f"{v[1]} {v[2]}" if len(v) > 2 else str(v[1])  # (no unit given: _length_um's nm)
                     else:
                         val = str(v)
                     px = _length_um(val, "nm")
                     if px is not None:
-                        return px, "Zeiss SmartSEM tag 34118 (Image Pixel Size)"
+                        return px, _named("Zeiss SmartSEM tag 34118 (Image Pixel Size)", val, px)
         else:
             m = re.search(r"Image Pixel Size\s*=\s*([^\r\n]+)", str(z))
             if m and (px := _length_um(m.group(1), "nm")) is not None:
-                return px, "Zeiss SmartSEM tag 34118 (Image Pixel Size)"
+                return px, _named("Zeiss SmartSEM tag 34118 (Image Pixel Size)", m.group(1), px)
     f = _tag_text(page, 34682)
     if f is not None:
         if isinstance(f, dict):
@@ -501,49 +515,83 @@ def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | Non
                 raise BadInput(f"{path}: pixels are not square: FEI/Thermo tag 34682 [Scan] PixelWidth {px:.6g} µm, "
                                f"PixelHeight {py:.6g} µm; castrig measures square pixels: resample the image to equal X "
                                "and Y pixel sizes first (Fiji: Image > Scale)", file=str(path), field="PixelHeight")
-            return px, "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
+            return px, _named("FEI/Thermo tag 34682 ([Scan] PixelWidth)", width, px)
     if path is not None:
         return sidecar_pixel_size(path, width_px=getattr(page, "imagewidth", None))
     return None, None
 
 
+def _named(source: str, text: object, px: float | None) -> str:
+    """``source``, with the field's text when :func:`_length_um` could not read it as a length."""
+    if px is not None and math.isnan(px) and "nan" not in str(text).lower():
+        return f"{source} = {_unreadable(str(text))}"
+    return source
+
+
+def _sidecar_fields(text: str) -> dict[str, str]:
+    """``KEY=VALUE`` and ``KEY VALUE`` lines of a text sidecar: {KEY: VALUE}, the first of each key.
+    A line at a time (linear: a ``^\\s*KEY`` regex under re.M rescanned every blank line after
+    each line start, and 80 000 newlines in a .txt next to an image took 45 s, 1 MB an hour)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, eq, value = line.partition("=")
+        if not eq:  # JEOL: "$$SM_MICRON_BAR 120"
+            key, value = (line.split(None, 1) + ["", ""])[:2]
+        key = key.strip()
+        if key and key not in fields:
+            fields[key] = value.strip()
+    return fields
+
+
 def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[float | None, str | None]:
     """Pixel size from a text sidecar next to the image: TESCAN ``<name>.hdr`` (``PixelSizeX``,
-    metres), Hitachi ``<name>.txt`` (``PixelSize``, nm) or JEOL ``<name>.txt``: the scale bar's
-    length ``$$SM_MICRON_MARKER`` (e.g. ``5um``) over its pixels ``$$SM_MICRON_BAR`` (older
-    models ``$CM_…``), times ``$CM_FULL_SIZE``'s width / ``width_px`` when the image was saved
-    at another size than the scan's."""
-    import re
-
+    metres; ``PixelSizeY`` must agree), Hitachi ``<name>.txt`` (``PixelSize``, nm) or JEOL
+    ``<name>.txt``: the scale bar's length ``$$SM_MICRON_MARKER`` (e.g. ``5um``) over its pixels
+    ``$$SM_MICRON_BAR`` (older models ``$CM_…``), times ``$CM_FULL_SIZE``'s width / ``width_px``
+    when the image was saved at another size than the scan's."""
     p = Path(path)
     sides = lambda ext: (p.with_suffix(ext), p.with_name(p.stem + "-tif" + ext), Path(str(p) + ext))  # noqa: E731
+    read: dict[Path, dict[str, str]] = {}
+
+    def fields(side: Path) -> dict[str, str] | None:
+        if side not in read:
+            if not (side.is_file() and side.stat().st_size < 1 << 20):
+                return None
+            read[side] = _sidecar_fields(side.read_text(encoding="latin-1", errors="replace"))
+        return read[side]
+
     for ext, key, unit, who in ((".hdr", "PixelSizeX", "m", "TESCAN"), (".txt", "PixelSize", "nm", "Hitachi")):
         for side in sides(ext):
-            if side.is_file() and side.stat().st_size < 1 << 20:
-                text = side.read_text(encoding="latin-1", errors="replace")
-                m = re.search(rf"^\s*{key}\s*=\s*([^\r\n]+)", text, re.M)
-                if m and (px := _length_um(m.group(1), unit)) is not None:
-                    return px, f"{who} sidecar {side.name} ({key})"
+            f = fields(side)
+            if f is None or key not in f or (px := _length_um(f[key], unit)) is None:
+                continue
+            if key == "PixelSizeX" and "PixelSizeY" in f:
+                py = _length_um(f["PixelSizeY"], unit)
+                if py is not None and math.isfinite(py) and px > 0 and py > 0 and abs(py / px - 1.0) > 0.01:
+                    raise BadInput(f"{path}: pixels are not square: TESCAN sidecar {side.name} PixelSizeX {px:.6g} µm, "
+                                   f"PixelSizeY {py:.6g} µm; castrig measures square pixels: resample the image to equal "
+                                   "X and Y pixel sizes first (Fiji: Image > Scale)", file=str(path), field="PixelSizeY")
+            return px, _named(f"{who} sidecar {side.name} ({key})", f[key], px)
     for side in sides(".txt"):
-        if side.is_file() and side.stat().st_size < 1 << 20:
-            text = side.read_text(encoding="latin-1", errors="replace")
-            for pre in ("$$SM_", "$SM_", "$CM_"):
-                bar = re.search(rf"^\s*{re.escape(pre)}MICRON_BAR\s+([0-9.eE+-]+)", text, re.M)
-                mark = re.search(rf"^\s*{re.escape(pre)}MICRON_MARKER\s+([^\r\n]+)", text, re.M)
-                if not (bar and mark):
-                    continue
-                try:
-                    n_px = float(bar.group(1))
-                except ValueError:
-                    continue
-                length = _length_um(mark.group(1).strip(), "um")
-                if length is None:
-                    continue
-                px = length / n_px if n_px else float("inf")  # a bar of 0 px: no pixel size, said so
-                full = re.search(r"^\s*\$+CM_FULL_SIZE\s+(\d+)\s+(\d+)", text, re.M)
-                if full and width_px and int(full.group(1)) > 0 and int(full.group(1)) != int(width_px):
-                    px *= int(full.group(1)) / int(width_px)
-                return px, f"JEOL sidecar {side.name} ({pre}MICRON_MARKER / {pre}MICRON_BAR)"
+        f = fields(side)
+        if f is None:
+            continue
+        for pre in ("$$SM_", "$SM_", "$CM_"):
+            bar, mark = f.get(f"{pre}MICRON_BAR"), f.get(f"{pre}MICRON_MARKER")
+            if bar is None or mark is None:
+                continue
+            try:
+                n_px = float(bar.split()[0])
+            except (ValueError, IndexError):
+                continue
+            length = _length_um(mark, "um")
+            if length is None:
+                continue
+            px = length / n_px if n_px else float("inf")  # a bar of 0 px: no pixel size, said so
+            full = (f.get("$$CM_FULL_SIZE") or f.get("$CM_FULL_SIZE") or "").split()
+            if len(full) >= 2 and full[0].isdigit() and width_px and int(full[0]) > 0 and int(full[0]) != int(width_px):
+                px *= int(full[0]) / int(width_px)
+            return px, _named(f"JEOL sidecar {side.name} ({pre}MICRON_MARKER / {pre}MICRON_BAR)", mark, length)
     return None, None
 
 

@@ -132,7 +132,12 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
         raise _no_pixel_size(path, what, meta.get("pixel_size_invalid"), flag=given_by)
     else:
         source = meta.get("pixel_size_source", "the file's resolution tags")
-        used = check_pixel_size(px, source, file=path)
+        try:
+            used = check_pixel_size(px, source, file=path)
+        except BadInput as exc:  # (an instrument's field that could not be read said why the tags stood in)
+            if not warnings:
+                raise
+            raise BadInput(f"{exc.args[0]} (also: {'; '.join(warnings)})", file=str(path), field="--pixel-size") from None
     record = {"file": str(path), "pixel_size_um": used, "pixel_size_source": source}
     if meta.get("instrument_metadata"):  # an SEM vendor's own metadata (Zeiss, FEI/Thermo, a sidecar)
         record["instrument_metadata"] = meta["instrument_metadata"]
