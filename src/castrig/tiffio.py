@@ -847,6 +847,10 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                                  max_pixels)
                 is_png = im.format == "PNG"
                 cmyk = im.mode == "CMYK"
+                frames = int(getattr(im, "n_frames", 1) or 1)
+                if frames > 1:  # (an animated GIF, APNG or WebP: every frame was decoded, 300 of them 3.6 GB)
+                    raise BadInput(f"{p}: holds {frames} frames ({im.format}); castrig measures one image: save the "
+                                   "frame to measure as an image of its own", file=p, field="frames")
                 orientation = int(im.getexif().get(0x0112, 1) or 1)  # EXIF Orientation
             if cmyk:  # 4 inks, not RGBA: Pillow's conversion (a CMYK JPEG read as RGBA measured its film as pores)
                 with Image.open(p) as im:

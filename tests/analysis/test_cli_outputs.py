@@ -187,3 +187,18 @@ def test_write_rois_is_atomic(tmp_path: Path):
         _write_rois(path, bad)
     assert digest(path) == before and is_roi_set(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pores.zip"]
+
+
+@pytest.mark.parametrize("flag, target", [("--rois", "/dev/zero"), ("--rois", "link.zip"), ("--rois", "pipe.zip"),
+                                          ("--overlay", "pipe.png")])
+def test_an_output_that_is_a_device_or_a_pipe_is_refused_at_once(micrographs: Path, flag: str, target: str):
+    """An outside tester: --rois /dev/zero (or a link x.zip to it) was read to see whether it was an
+    earlier ROI set: 2.7 GB of memory before the memory check stopped it; --rois or --overlay on
+    a named pipe waited for a writer, without end."""
+    d = micrographs
+    (d / "link.zip").symlink_to("/dev/zero")
+    os.mkfifo(d / "pipe.zip")
+    os.mkfifo(d / "pipe.png")
+    res = castrig("analyse", "surface", "top.tif", flag, target, cwd=d, PYTHONPATH=str(ROOT / "src"), timeout_s=30)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "is not a regular file" in said and "Traceback" not in said, said

@@ -311,6 +311,11 @@ def _check_output_path(out: Path, flag: str) -> None:
                        **where)
     if not os.access(parent, os.W_OK | os.X_OK):
         raise BadInput(f"{flag} {out}: the folder {parent} is not writable", **where)
+    if out.exists() and not out.is_file():
+        # (a device or a pipe: looking for an earlier output in /dev/zero read it without end,
+        # 2.7 GB before the memory check stopped it; in a named pipe it waited for a writer)
+        raise BadInput(f"{flag} {out}: is not a regular file (a device, a pipe or a socket); give a file name "
+                       f"(e.g. {example})", **where)
     if out.exists() or out.is_symlink():
         ours = is_roi_set(out) if flag == "--rois" else is_overlay_png(out)
         if not ours:
