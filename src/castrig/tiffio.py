@@ -385,7 +385,8 @@ def _full_resolution_series(tif, path: str) -> tuple[object | None, str | None]:
 
 def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str | None]:
     """Pixel values as the file means them: MinIsWhite (photometric 0) turned so that white is
-    high, as every viewer shows it, and CMYK (photometric 5, 4 inks) to RGB; else unchanged.
+    high, as every viewer shows it, a palette (3) through its colour map, and CMYK (photometric
+    5, 4 inks) to RGB; else unchanged.
     Read as stored, a MinIsWhite micrograph measured its film as pores (opening 0.19 for 0.60)."""
     if photometric == 0 and a.ndim == 2:
         if a.dtype.kind == "u":
@@ -393,6 +394,13 @@ def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str
             return (top - a.astype(np.int64)).astype(a.dtype) if top <= np.iinfo(a.dtype).max else a, "MinIsWhite, inverted"
         if a.dtype.kind in "if":
             return -a.astype(np.float64) if a.dtype.kind == "i" else -a, "MinIsWhite, inverted"
+    if photometric == 3 and a.ndim == 2 and a.dtype.kind == "u" and getattr(page, "colormap", None) is not None:
+        # indices into a colour map (16-bit R, G, B): read as stored, a palette TIFF showing a
+        # micrograph was measured on its indices (opening 0.0 for 0.58), a palette PNG of the
+        # same picture through its palette
+        cmap = np.asarray(page.colormap)
+        if cmap.ndim == 2 and cmap.shape[0] == 3 and int(a.max(initial=0)) < cmap.shape[1]:
+            return np.moveaxis(cmap[:, a], 0, -1), "palette, its colour map applied"
     if photometric == 5 and a.ndim == 3 and a.shape[-1] == 4 and a.dtype.kind in "uf":
         top = float(np.iinfo(a.dtype).max) if a.dtype.kind == "u" else 1.0
         ink = a.astype(np.float64) / top
@@ -727,6 +735,12 @@ def _truncated(path: str, page=None) -> str | None:
     return None
 
 
+#: The image formats other than TIFF that micrographs come in (cameras, SEMs' exports, image
+#: programs), the only ones Pillow is asked to open: anything Pillow opens had been taken whatever
+#: its name, a PostScript file named .png handed to Ghostscript (a program, run on the file).
+PILLOW_FORMATS = ("PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP", "PPM")
+
+
 def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple[np.ndarray, float | None, dict]:
     """(2-D array, pixel size in µm or None, metadata dict) of a TIFF, PNG or JPEG file.
 
@@ -839,7 +853,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
 
         with warnings.catch_warnings():  # Pillow's bomb warning: the declared size is checked here, ours
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(p)
+            im = Image.open(p, formats=PILLOW_FORMATS)  # (what else Pillow opens is refused as "cannot read")
             with im:  # the header only: check the declared size first
                 bands = len(im.getbands())
                 check_image_size(p, (im.height, im.width) + ((bands,) if bands > 1 else ()),
@@ -853,10 +867,10 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                                    "frame to measure as an image of its own", file=p, field="frames")
                 orientation = int(im.getexif().get(0x0112, 1) or 1)  # EXIF Orientation
             if cmyk:  # 4 inks, not RGBA: Pillow's conversion (a CMYK JPEG read as RGBA measured its film as pores)
-                with Image.open(p) as im:
+                with Image.open(p, formats=PILLOW_FORMATS) as im:
                     a = np.asarray(im.convert("RGB"))
             else:
-                a = iio.imread(p)
+                a = iio.imread(p, plugin="pillow")
         if is_png:
             _png_whole(p)
     except BadInput:

@@ -3,6 +3,8 @@ NaN/Inf, decompression bombs and absurd pixel sizes — measured correctly or re
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -464,3 +466,43 @@ def test_an_animated_image_is_refused_before_its_frames_are_decoded(tmp_path, fm
     done = castrig("analyse", "surface", str(p), "--pixel-size", "0.25", timeout_s=60)
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "holds 12 frames" in said and "Traceback" not in said, said
+
+
+def test_a_palette_tiff_is_measured_through_its_colour_map_as_a_palette_png_is(tmp_path):
+    """An outside tester: one micrograph saved as a palette TIFF and as a palette PNG (indices in a
+    shuffled order, the colour map putting them back): the PNG measured as the picture shows
+    (opening 0.58), the TIFF on its raw indices (opening 0.0, 0 pores) without a word."""
+    from PIL import Image
+
+    from conftest import castrig
+
+    grey = _disc_image(256, 256, 6)
+    perm = np.random.default_rng(0).permutation(256)
+    index = np.argsort(perm).astype(np.uint8)[grey]
+    tifffile.imwrite(tmp_path / "grey.tif", grey)
+    tifffile.imwrite(tmp_path / "pal.tif", index, photometric="palette", colormap=np.tile(perm.astype(np.uint16) * 257, (3, 1)))
+    im = Image.fromarray(index, mode="P")
+    im.putpalette(np.repeat(perm.astype(np.uint8), 3).tolist())
+    im.save(tmp_path / "pal.png")
+    out = {}
+    for name in ("grey.tif", "pal.tif", "pal.png"):
+        done = castrig("analyse", "surface", str(tmp_path / name), "--pixel-size", "0.25", "--json")
+        assert done.returncode == 0, done.stderr
+        out[name] = json.loads(done.stdout)
+    assert out["grey.tif"]["pore_count"] >= 10
+    for name in ("pal.tif", "pal.png"):
+        assert out[name]["pore_count"] == out["grey.tif"]["pore_count"], name
+        assert out[name]["opening_ratio"] == pytest.approx(out["grey.tif"]["opening_ratio"], abs=1e-6), name
+
+
+def test_a_file_pillow_would_hand_to_another_program_is_not_opened(tmp_path):
+    """An outside tester: anything Pillow opens was taken whatever its name; a PostScript file named
+    .png was handed to Ghostscript ("Unable to locate Ghostscript" here; run where it is
+    installed). Only image formats micrographs come in are opened."""
+    from conftest import castrig
+
+    p = tmp_path / "top.png"
+    p.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n0 0 moveto 64 64 lineto stroke\nshowpage\n")
+    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.25")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "cannot read image" in said and "Ghostscript" not in said, said

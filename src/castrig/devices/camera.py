@@ -266,7 +266,7 @@ def _read_png(path: Path) -> tuple[np.ndarray, float | None, dict[str, Any]]:
 
     with warnings.catch_warnings():  # Pillow's bomb warning: the declared size is checked here instead
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(path)
+        img = Image.open(path, formats=("PNG",))  # (the folder camera takes .png by name; PNG only by content)
     with img:
         # the size the header declares, before decoding (a PNG "bomb" is refused, not allocated)
         check_image_size(path, (img.height, img.width, len(img.getbands())), np.uint16 if "16" in img.mode else np.uint8)
