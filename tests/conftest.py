@@ -419,11 +419,17 @@ class Proxy:
     open, every byte either way is swallowed — an unplugged serial cable, a frozen serial server
     whose buffers are lost), then :meth:`restore`. ``cut_on``: a byte string whose next sending
     from the client side cuts that connection instead of passing on (``cuts`` times), as a TCP
-    serial server that drops the line in the middle of a command."""
+    serial server that drops the line in the middle of a command. ``reply``: rewrites what the
+    server sends back (see :attr:`reply`)."""
 
-    def __init__(self, target: tuple[str, int], *, cut_on: bytes | None = None, cuts: int = 1):
+    def __init__(self, target: tuple[str, int], *, cut_on: bytes | None = None, cuts: int = 1,
+                 reply: Callable[[bytes, bytes], bytes] | None = None):
         self.target = target
         self.cut_on, self.cuts = cut_on, cuts
+        #: ``reply(last bytes from the client, bytes from the server)``: what the client gets
+        #: instead (a device answering otherwise: a reply sent twice, a register's other value)
+        self.reply = reply
+        self.last_request = b""
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.up = True
@@ -457,6 +463,10 @@ class Proxy:
                 if watch and self.cut_on is not None and self.cut_on in data and self.cuts > 0:
                     self.cuts -= 1
                     break  # the connection is closed, the command never arrives
+                if watch:
+                    self.last_request = data
+                elif self.reply is not None:
+                    data = self.reply(self.last_request, data)
                 if not self.dropping:
                     b.sendall(data)
         except OSError:

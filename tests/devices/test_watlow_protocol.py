@@ -74,7 +74,7 @@ RANGE1_LO = (x("01 03 02 5a 00 01 a5 a1"), x("01 03 02 fe 70 f9 c0"))     # 602 
 RANGE1_HI = (x("01 03 02 5b 00 01 f4 61"), x("01 03 02 07 08 bb b2"))     # 603 -> 180.0
 CELSIUS = (x("01 03 03 85 00 01 95 a7"), x("01 03 02 00 01 79 84"))       # 901 -> 1 (°C)
 NO_PROFILE = (x("01 03 00 c8 00 01 05 f4"), x("01 03 02 00 00 b8 44"))    # 200 -> 0
-CONNECT = [UNITS_RH, RANGE2_LO, DEC2, RANGE2_HI, RANGE1_LO, DEC1, RANGE1_HI, CELSIUS]
+CONNECT = [UNITS_RH, RANGE2_LO, DEC2, RANGE2_HI, RANGE1_LO, DEC1, RANGE1_HI, CELSIUS, NO_PROFILE]
 
 
 def f4(link, **kwargs):
@@ -122,7 +122,8 @@ def test_f4_humidifier_off_is_setpoint_to_dry_level_and_back_on():
     script = [RANGE2_LO, DEC2, RANGE2_HI,
               (x("01 03 01 3f 00 01 b5 fa"), x("01 03 02 01 c7 f8 46")),        # 319 -> 45.5
               (x("01 06 01 3f 00 00 b8 3a"), x("01 06 01 3f 00 00 b8 3a")),     # 319 <- 0 (dry)
-              (x("01 03 01 3f 00 01 b5 fa"), x("01 03 02 00 00 b8 44")),        # humidifier_on? 0.0
+              NO_PROFILE,                                                        # humidifier_on? no profile,
+              (x("01 03 01 3f 00 01 b5 fa"), x("01 03 02 00 00 b8 44")),        # and 0.0
               NO_PROFILE,
               (x("01 03 01 3f 00 01 b5 fa"), x("01 03 02 00 00 b8 44")),
               (x("01 06 01 3f 01 c7 f8 38"), x("01 06 01 3f 01 c7 f8 38"))]     # back to 45.5

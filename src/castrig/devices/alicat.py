@@ -292,7 +292,7 @@ class AlicatMFC(FlowController):
     ) -> T:
         """Send ``<id><command>\\r``, read one CR-terminated line, reject ``?``, parse it."""
         full = f"{self.unit_id}{command}"
-        if attempts >= 1 and not self.in_step.suspect:
+        if attempts >= 1 and not self.in_step.suspect_now():
             # The usual exchange: retried_exchange's first try, inline (see retried_after)
             try:
                 return self._once(full, parse, timeout_s)
@@ -339,7 +339,7 @@ class AlicatMFC(FlowController):
     # -- FlowController ----------------------------------------------------------------------
     def read(self) -> AlicatReading:
         """Poll the data frame (retried on timeouts and garbled lines)."""
-        if self.poll_attempts >= 1 and not self.in_step.suspect:
+        if self.poll_attempts >= 1 and not self.in_step.suspect_now():
             # The usual poll (every sample): _exchange's inline first try, the same bytes and
             # read; a frame of the usual form (the unit's id, the five numbers, the gas, no
             # status codes or extra columns) is read with one match on its bytes, taking what
@@ -376,7 +376,7 @@ class AlicatMFC(FlowController):
         command = f"LS {value}" if self.setpoint_form == "modern" else f"S{value}"
         if not (0.0 <= flow_slpm <= self.full_scale_slpm):  # (the command text only when refused)
             self._check_setpoint(flow_slpm, f"{self.unit_id}{command}")
-        if self.setpoint_form == "modern" and not self.in_step.suspect:
+        if self.setpoint_form == "modern" and not self.in_step.suspect_now():
             # The usual setpoint (the RH loop's, every control period): _exchange's inline first
             # try, the same bytes and read; a reply of the usual form (single blanks, the unit id
             # as sent, ASCII) is read with one match on its bytes, taking what _requested_setpoint

@@ -45,7 +45,7 @@ def retried_exchange(
     """
     retry_on = (LinkTimeout, ProtocolError, reply_error)
     try:
-        if in_step is None or in_step.suspect or attempts < 1:
+        if in_step is None or in_step.suspect_now() or attempts < 1:
             return retry_loop(link, once, attempts=attempts, retry_on=retry_on, in_step=in_step)
         # The usual exchange, in step: retry_loop's first try without its frame (every exchange
         # of the twin comes here); a failed try goes on as retry_loop would after it.
@@ -121,7 +121,8 @@ class InStep:
     late reply to an earlier marker could be taken for this one's: the last marker-like reply
     before ``quiet_s`` of silence is the one (a device that runs again answers its backlog in
     one burst). ``marker=None``: nothing may be sent (a POLL bus), the line is let go quiet.
-    ``read_reply(timeout_s)`` reads one reply (a line, a frame) as text.
+    ``read_reply(timeout_s)`` reads one reply (a line, a frame) as text. ``idle``: bytes a device
+    may send after a reply on its own (an HMT330's ``>`` prompt), which do not put it out of step.
     """
 
     def __init__(
@@ -133,8 +134,10 @@ class InStep:
         unique: bool = False,
         quiet_s: float = 0.1,
         max_replies: int = 64,
+        idle: bytes = b"",
     ):
         self.link = link
+        self.idle = idle
         self.marker = marker
         self.read_reply = read_reply
         self.unique = unique
@@ -144,11 +147,35 @@ class InStep:
         self.suspect = False
         #: How many times the link was confirmed back in step (for logs and benchmarks).
         self.resyncs = 0
+        #: How many times input was found waiting before a command (:meth:`suspect_now`).
+        self.strays = 0
         self._k = 0
 
     def mark(self) -> None:
         """An exchange failed: its reply (if it comes) must not be taken for the next one's."""
         self.suspect = True
+
+    def suspect_now(self) -> bool:
+        """:attr:`suspect`, or made so by input that is here before a command is sent (a reply
+        sent twice, a line streamed unasked: :meth:`Link.input_waiting`), which no failure had
+        shown: every reply after it was one behind, and parsed well. Said on stderr. Input of
+        :attr:`idle` bytes only (a prompt after a reply) is left for the next read to skip."""
+        if self.suspect:
+            return True
+        try:
+            waiting = self.link.input_waiting()
+        except LinkError:  # (the exchange itself meets it, and names the device and the command)
+            return False
+        if waiting and waiting.strip(self.idle):
+            self.suspect = True
+            self.strays += 1
+            if self.strays in (1, 10, 100) or self.strays % 1000 == 0:
+                from castrig.logs import module_logger
+
+                module_logger("castrig.devices").warning(
+                    "unasked input before a command: dropped, replies put back in step", link=self.link.resource,
+                    times=self.strays)
+        return self.suspect
 
     def ensure(self) -> None:
         """Nothing to do when in step; else drop late replies and confirm with a marker.

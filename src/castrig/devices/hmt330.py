@@ -167,7 +167,7 @@ class HMT330(HumiditySensor):
         #: ``SMODE`` (a query that changes nothing) until its ``Serial mode : ...`` comes back.
         #: On a POLL bus (``address``) nothing may be sent unaddressed: the line is let go quiet.
         self.in_step = InStep(link, marker=None if address is not None else self._marker,
-                              read_reply=self._reply_line, quiet_s=max(0.1, quiet_s))
+                              read_reply=self._reply_line, quiet_s=max(0.1, quiet_s), idle=b">\r\n \t")
         if connect:
             self.connect()
 
@@ -217,7 +217,7 @@ class HMT330(HumiditySensor):
 
     def _query(self, command: str, parse: Callable[[str], T], *, attempts: int = 1) -> T:
         """Send ``command``, read one reply line, map refusals, parse it."""
-        if attempts >= 1 and not self.in_step.suspect:
+        if attempts >= 1 and not self.in_step.suspect_now():
             # The usual exchange: retried_exchange's first try, inline (see retried_after)
             try:
                 return self._once(command, parse)
@@ -348,7 +348,7 @@ class HMT330(HumiditySensor):
 
     def read(self) -> HumidityReading:
         """``SEND`` (``SEND <addr>`` on a POLL bus): one reading, in %RH and degC."""
-        if self.address is None and self.query_attempts >= 1 and not self.in_step.suspect:
+        if self.address is None and self.query_attempts >= 1 and not self.in_step.suspect_now():
             # The usual reading (every control period), as _query's inline first try makes it:
             # the same bytes and reads; a reply in the default form, in degC, alone on its line,
             # is taken as _read_line and parse_reading take it (one match on the bytes), any

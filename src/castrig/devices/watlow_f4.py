@@ -121,6 +121,12 @@ class WatlowF4(RegisterDevice, HumidityChamber):
                                                        "not %RH: not a humidity chamber's loop 2")
         self.rh_range()
         self.temperature_range_c()
+        if self.profile_running():
+            # (left running from another session: castrig's set point and its "humidifier off"
+            # would be written and read back while the profile's steps drive the humidity)
+            raise WatlowF4Error(self.name, "read 200", "a profile is running on the controller (register 200): its "
+                                                       "steps, not castrig's set point, drive the humidity; stop the "
+                                                       "profile at the controller first")
 
     def rh_range(self) -> tuple[float, float]:
         """Input 2's range low and high, %RH (the set point's limits)."""
@@ -186,7 +192,10 @@ class WatlowF4(RegisterDevice, HumidityChamber):
             self.rh_setpoint = self._wet_setpoint
 
     def humidifier_on(self) -> bool:
-        return self.rh_setpoint_pct() > self.dry_level_pct()
+        """Whether the chamber may humidify: its static set point above the dry level, or a
+        profile running (its steps drive the loops whatever the static set point says: the safe
+        state had read back 319 at the dry level and called the humidifier off)."""
+        return self.profile_running() or self.rh_setpoint_pct() > self.dry_level_pct()
 
     def _check_static(self, what: str) -> None:
         if self.profile_running():

@@ -166,6 +166,20 @@ class Link(ABC):
         self._rx.clear()
         return out
 
+    def input_waiting(self) -> bytes:
+        """What input is buffered or has arrived, never waiting (it stays buffered for the next read).
+
+        Before a command of a query/reply protocol, any is unasked: a reply sent twice (a noisy
+        line, a terminal server repeating a packet), a line a transmitter streams, a late reply.
+        Read as the next command's reply, every reply after it was one behind (a chamber's
+        temperature recorded as its set point; a humidity 15 s stale fed to the RH loop)."""
+        self._check_open()
+        if not self._rx:
+            chunk = self._read_some(self._now())
+            if chunk:
+                self._rx += chunk
+        return bytes(self._rx)
+
     def unread(self, data: bytes) -> None:
         """Push ``data`` back in front of the buffered input: the next read returns it first.
 

@@ -141,6 +141,19 @@ class SimLink(Link):
             return frame
         return self._read_frame_buffered(take, deadline, timeout_s, what, read_first=not n)
 
+    def input_waiting(self) -> bytes:
+        # Link.input_waiting in one look at what is due now (read_available(0)'s): before every
+        # command of most drivers
+        if self._rx or self._closed:
+            return super().input_waiting()
+        emulator = self.emulator
+        if not emulator.connected:
+            raise LinkClosed(self.resource, "peer disconnected")
+        data = emulator.transmit(self.clock.now())
+        if data:
+            self._rx += data
+        return bytes(data)
+
     def read_available(self, *, wait_s: float = 0.0) -> bytes:
         if self._rx or self._closed:
             return super().read_available(wait_s=wait_s)

@@ -1,0 +1,103 @@
+"""Replies a device did not send for the command just sent, over real TCP through `sim serve`:
+a reply sent twice (a noisy line, a terminal server repeating a packet) and lines a transmitter
+streams unasked. An outside tester met both: every reply after the extra one was one behind and
+parsed well — a chamber's temperature recorded as its set point to the end of a run, a humidity
+15 s stale fed to the RH loop (an overshoot of 18 %RH). Input already there before a command is
+now taken for what it is: the link is put back in step before the reply is trusted."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from castrig.devices.hmt330 import HMT330
+from castrig.devices.modbus import crc16
+from castrig.devices.watlow_f4 import WatlowF4
+from castrig.links.serial_link import SerialLink
+
+from conftest import ROOT, Proxy, castrig
+
+F4_PROFILE = "hw_profiles/sim-watlow-f4-serial.yaml"
+
+
+def _proxied(served, role: str, reply) -> Proxy:
+    where = urlsplit(served.addresses[role])
+    return Proxy((where.hostname, where.port), reply=reply)
+
+
+def test_a_chamber_reply_sent_twice_is_not_taken_for_the_next_commands(sim_serve):
+    twice = {"on": False}
+    with sim_serve("--tcp", "0", profile=F4_PROFILE) as served:
+        proxy = _proxied(served, "chamber", lambda request, data: data + data if twice["on"] else data)
+        try:
+            f4 = WatlowF4(SerialLink(f"socket://127.0.0.1:{proxy.port}", baudrate=19200, timeout_s=1.0), name="chamber")
+            f4.connect()
+            f4.set_rh_setpoint(61.5)
+            twice["on"] = True
+            for _ in range(6):
+                t, sp, rh = f4.read_temperature_c(), f4.rh_setpoint_pct(), f4.read_rh_pct()
+                assert sp == 61.5 and 10 < t < 40 and rh != 61.5, (t, sp, rh)
+            assert f4.master.in_step.strays >= 1
+            f4.close()
+        finally:
+            proxy.close()
+
+
+def test_lines_a_transmitter_streams_unasked_are_not_taken_for_its_readings(sim_serve):
+    unasked = b"RH= 12.3 %RH T= 45.6 'C\r\n"
+    with sim_serve("--tcp", "0") as served:
+        proxy = _proxied(served, "rh_near", lambda request, data: data + unasked)
+        try:
+            hmt = HMT330(SerialLink(f"socket://127.0.0.1:{proxy.port}", timeout_s=1.0), name="rh_near")
+            for _ in range(5):
+                r = hmt.read()
+                assert r.rh_pct != 12.3 and r.temperature_c != 45.6, r
+            hmt.close()
+        finally:
+            proxy.close()
+
+
+def _profile_running(request: bytes, data: bytes) -> bytes:
+    """An F4 whose register 200 (profile status) says 2, running: the reply to a read of it."""
+    if request[1:4] == b"\x03\x00\xc8" and data[1:3] == b"\x03\x02":
+        frame = data[:3] + b"\x00\x02"
+        return frame + crc16(frame).to_bytes(2, "little")
+    return data
+
+
+def test_a_chamber_left_running_a_profile_is_refused_and_never_called_safe(tmp_path, sim_serve):
+    """An outside tester: with a profile running on the F4 (left from another session), a run's
+    purge recorded "wet air off" and its safe state "verified: chamber.humidifier_off" from a
+    read-back of the static set point, while the profile's steps drove the humidity. A run does
+    not start on it (exit 5, naming the chamber), and a profile started during a run makes the
+    humidifier read as on: the safe state is not verified."""
+    with sim_serve("--tcp", "0", profile=F4_PROFILE) as served:
+        proxy = _proxied(served, "chamber", _profile_running)
+        try:
+            profile = yaml.safe_load((ROOT / F4_PROFILE).read_text())
+            for role, cfg in profile["devices"].items():
+                if "link" in cfg and role in served.addresses:
+                    cfg["link"]["url"] = served.addresses[role]
+            profile["devices"]["chamber"]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
+            (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+            done = castrig("run", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                           "--data", str(tmp_path / "runs"), "-q")
+        finally:
+            proxy.close()
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 5 and "chamber" in said and "a profile is running on the controller" in said, said
+    with sim_serve("--tcp", "0", profile=F4_PROFILE) as served:  # (one client at a time on each port)
+        running = {"on": False}
+        proxy = _proxied(served, "chamber", lambda req, data: _profile_running(req, data) if running["on"] else data)
+        try:
+            f4 = WatlowF4(SerialLink(f"socket://127.0.0.1:{proxy.port}", baudrate=19200, timeout_s=1.0), name="chamber")
+            f4.connect()
+            running["on"] = True  # started at the controller during the run
+            f4.set_humidifier(False)
+            assert f4.rh_setpoint_pct() <= f4.dry_level_pct()  # the static set point is at the dry level...
+            assert f4.humidifier_on()  # ...but the profile may humidify: not off
+            f4.close()
+        finally:
+            proxy.close()
