@@ -101,3 +101,39 @@ def test_a_chamber_left_running_a_profile_is_refused_and_never_called_safe(tmp_p
             f4.close()
         finally:
             proxy.close()
+
+
+def _failed_input(request: bytes, data: bytes) -> bytes:
+    """An F4 whose input 2 (register 104, %RH) has failed: it shows 3276.7."""
+    if request[1:4] == b"\x03\x00\x68" and data[1:3] == b"\x03\x02":
+        frame = data[:3] + b"\x7f\xff"
+        return frame + crc16(frame).to_bytes(2, "little")
+    return data
+
+
+def test_a_chamber_reading_that_is_no_humidity_is_not_recorded_as_one(tmp_path, sim_serve):
+    """An outside tester: an F4 showing a failed input (its RH register at 32767, 3276.7 %RH; or
+    -5.0) had it recorded as the chamber's RH, into the report and `sim fit`'s inputs, with no
+    event. Left out, with one warning naming the chamber and the value."""
+    from conftest import run_rows
+
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"name": "failed-input", "steps": [{"type": "purge", "duration_s": 4}]}))
+    with sim_serve("--tcp", "0", profile=F4_PROFILE) as served:
+        proxy = _proxied(served, "chamber", _failed_input)
+        try:
+            profile = yaml.safe_load((ROOT / F4_PROFILE).read_text())
+            for role, cfg in profile["devices"].items():
+                if "link" in cfg and role in served.addresses:
+                    cfg["link"]["url"] = served.addresses[role]
+            profile["devices"]["chamber"]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
+            (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+            done = castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                           "--data", str(tmp_path / "runs"), "-q")
+        finally:
+            proxy.close()
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    assert run_rows(run_dir, "SELECT count(*) FROM samples WHERE channel = 'chamber_rh_pct'")[0][0] == 0
+    assert run_rows(run_dir, "SELECT count(*) FROM samples WHERE channel = 'chamber_setpoint_rh_pct'")[0][0] > 0  # (sound)
+    warned = run_rows(run_dir, "SELECT message FROM events WHERE kind = 'warning' AND source = 'chamber'")
+    assert len(warned) == 1 and "RH 3276.7 %RH is no humidity" in warned[0][0], warned

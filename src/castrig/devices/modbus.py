@@ -354,7 +354,7 @@ class ModbusMaster:
             tid = self._transaction
             self.link.write(mbap_frame(tid, self.unit, pdu))
             while True:
-                adu = self.link.read_frame(take_mbap, what="an MBAP response")
+                adu = self.link.read_frame(take_mbap, what="MBAP response")
                 if adu.transaction != tid:
                     continue  # a late response to an earlier request
                 if adu.protocol != 0 or adu.unit != self.unit:
@@ -362,7 +362,7 @@ class ModbusMaster:
                                                               f"expected 0 and {self.unit}")
                 return adu.pdu
         self.link.write(rtu_frame(self.unit, pdu))
-        frame = self.link.read_frame(self._take_rtu, what="an RTU response")
+        frame = self.link.read_frame(self._take_rtu, what="RTU response")
         try:
             unit, response = rtu_split(frame)
         except ValueError as exc:

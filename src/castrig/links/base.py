@@ -114,7 +114,7 @@ class Link(ABC):
         take: Callable[[bytes], tuple[T | None, int]],
         *,
         timeout_s: float | None = None,
-        what: str = "a whole frame",
+        what: str = "whole frame",
     ) -> T:
         """Read until ``take`` finds a whole frame at the front of the buffered input.
 

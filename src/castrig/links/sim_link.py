@@ -124,7 +124,7 @@ class SimLink(Link):
         take: Callable[[bytes], tuple[T | None, int]],
         *,
         timeout_s: float | None = None,
-        what: str = "a whole frame",
+        what: str = "whole frame",
     ) -> T:
         if self._rx or self._closed:
             return super().read_frame(take, timeout_s=timeout_s, what=what)

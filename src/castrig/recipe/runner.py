@@ -167,6 +167,7 @@ class Runner:
         #: Devices whose last exchange failed: since when (the start of the first failed
         #: exchange, i.e. the last moment they were known to answer) and the last error.
         self._silent: dict[str, tuple[float, str]] = {}
+        self._chamber_bad = False  # the chamber's last reading was no humidity (_chamber_sample)
         #: The near-membrane sensor's last read failed (its staleness counts from then on).
         self._rh_failing = False
         self._room = RecordedOnly()
@@ -1065,7 +1066,7 @@ class Runner:
         if self.rig.chamber is not None:
             c = self._talk(self.rig.chamber.name, self.rig.chamber.read)
             if c is not None:
-                values["chamber_rh_pct"], values["chamber_setpoint_rh_pct"] = c.rh_pct, c.setpoint_rh_pct
+                self._chamber_sample(c, values)
         answered = 0
         for name, pump in self.rig.pumps().items():
             dispensed = self._talk(name, pump.dispensed)
@@ -1080,6 +1081,28 @@ class Runner:
             # watchdog as a keep-alive would (and an alarm shows in any reply's prompt).
             self._next_keepalive = max(self._next_keepalive, now + self._keepalive_s)
         self.rec.add_samples(self.t(), values)
+
+    def _chamber_sample(self, c: Any, values: dict[str, float]) -> None:
+        """A chamber's RH and set point as samples, if they are humidities: a controller shows a
+        failed input as an extreme value (an F4's 3276.7 or -5.0 %RH), and those had been
+        recorded as readings, into the report and `sim fit`'s inputs, without a word. Out of
+        0-100 %RH the reading is left out, with a warning event once per run of bad readings."""
+        name = self.rig.chamber.name  # type: ignore[union-attr]
+        bad = []
+        for channel, what, v in (("chamber_rh_pct", "RH", c.rh_pct), ("chamber_setpoint_rh_pct", "set point", c.setpoint_rh_pct)):
+            if isinstance(v, (int, float)) and math.isfinite(v) and 0.0 <= v <= 100.0:
+                values[channel] = v
+            else:
+                bad.append(f"{what} {v!r}")
+        if not bad:
+            if self._chamber_bad:
+                self._chamber_bad = False
+                self.event("warning_clear", name, f"{name}: readings within 0-100 %RH again")
+            return
+        if not self._chamber_bad:
+            self._chamber_bad = True
+            self.event("warning", name, f"{name}: {', '.join(bad)} %RH is no humidity (a failed input?): not recorded "
+                                        "as a reading until it is within 0-100 %RH")
 
     def _at_the_prompt(self) -> None:
         """Every second while the Ctrl-C prompt waits: a control period on the wall clock (the rig
