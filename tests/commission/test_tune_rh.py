@@ -191,3 +191,20 @@ def test_a_step_too_small_to_identify_the_loop_is_refused_before_the_test(tmp_pa
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "a step of 2 %RH is too small to identify the loop (allowed: a step of at least 5 %RH)" in said, said
     assert "step test" not in said and profile.read_text() == before
+
+
+def test_a_step_test_starting_on_a_dry_chamber_brings_it_to_the_starting_level_first(tmp_path):
+    """An outside tester: after any run's safe state the chamber is dry (1.3 %RH), and `tune rh`
+    stopped at its first reading, 'RH 1.3 %RH left the test's bounds 5-90 %RH' (bounds it had
+    never been inside), exit 2. The first phase brings RH to --from; the bounds hold from when
+    it is inside them."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    data.setdefault("sim", {}).update(room_rh_pct=1.0, dry_line_rh_pct=1.0)  # the chamber starts dry
+    profile = tmp_path / "dry.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    done = castrig("tune", "rh", "--profile", str(profile), "--from", "30", "--to", "40", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["safe"] is True and 25 < result["model"]["y0"] < 35
