@@ -738,7 +738,7 @@ def _truncated(path: str, page=None) -> str | None:
 #: The image formats other than TIFF that micrographs come in (cameras, SEMs' exports, image
 #: programs), the only ones Pillow is asked to open: anything Pillow opens had been taken whatever
 #: its name, a PostScript file named .png handed to Ghostscript (a program, run on the file).
-PILLOW_FORMATS = ("PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP", "PPM")
+PILLOW_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "PPM")
 
 
 def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple[np.ndarray, float | None, dict]:

@@ -506,3 +506,17 @@ def test_a_file_pillow_would_hand_to_another_program_is_not_opened(tmp_path):
     done = castrig("analyse", "surface", str(p), "--pixel-size", "0.25")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "cannot read image" in said and "Ghostscript" not in said, said
+
+
+def test_the_pore_pitch_of_a_field_too_small_is_flagged_with_the_rest(tmp_path, rendered_membrane):
+    """An outside tester: a 24-row strip of a twin micrograph read a pitch of 23 µm (about 4.8),
+    a 16 px crop 1.6 µm, and while D, σd and the opening ratio were flagged ``too_few_pores``
+    the pitch never was: a reader had no sign not to trust it."""
+    from conftest import castrig
+
+    whole = tifffile.imread(rendered_membrane / "m000_reflected.tif")
+    tifffile.imwrite(tmp_path / "strip.tif", np.ascontiguousarray(whole[:24]))
+    done = castrig("analyse", "surface", str(tmp_path / "strip.tif"), "--pixel-size", "0.25", "--json")
+    assert done.returncode == 0, done.stderr
+    quality = json.loads(done.stdout)["quality"]
+    assert "too_few_pores" in quality["flags"] and "too_few_pores" in quality["flagged"]["pore_pitch_um"], quality
