@@ -158,7 +158,7 @@ def check_pixel_size(pixel_size_um: float, source: str, *, file: str | Path | No
         where = f"{file}: " if file is not None else ""
         option = source.startswith("--")  # (an option's own value: no option to suggest, the field is it)
         hint = "" if option else "; give --pixel-size UM"
-        said = (f"pixel size {v:g} µm from {source} is outside" if np.isfinite(v) or "=" not in source
+        said = (f"pixel size {v:.10g} µm from {source} is outside" if np.isfinite(v) or "=" not in source
                 else f"{source}: no pixel size (allowed:")  # (a field's text that is no length: named in source)
         end = ")" if said.endswith("(allowed:") else ""
         raise BadInput(f"{where}{said} {lo:g}–{hi:g} µm per pixel{end}{hint}",

@@ -60,7 +60,11 @@ def test_a_view_without_a_pixel_size_is_told_of_its_own_option(pngs: Path):
 
 
 @pytest.mark.parametrize("value, words", [("0,05", ["--section-pixel-size '0,05': not a number, a decimal comma: write 0.05"]),
-                                          ("900", ["pixel size 900 µm from --section-pixel-size is outside 0.0005–50 µm per pixel"])])
+                                          ("900", ["pixel size 900 µm from --section-pixel-size is outside 0.0005–50 µm per pixel"]),
+                                          # (an outside tester: Python's float() took '0_05' for 5, and the range
+                                          # message rounded 50.0000001 to a "50" that is inside it)
+                                          ("0_05", ["--section-pixel-size '0_05': not a number (allowed:"]),
+                                          ("50.0000001", ["pixel size 50.0000001 µm from --section-pixel-size is outside"])])
 def test_a_bad_view_pixel_size_is_named(pngs: Path, value: str, words: list[str]):
     said = refused(castrig("analyse", *_membrane(pngs, "--surface-pixel-size", "0.25", "--section-pixel-size", value)), *words)
     assert "give --pixel-size" not in said  # (the option's own value is the one to correct)

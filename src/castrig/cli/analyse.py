@@ -95,16 +95,13 @@ def _pixel_size_option(text: str, flag: str = "--pixel-size") -> float:
     from castrig.inputs import short
     from castrig.tiffio import PIXEL_SIZE_RANGE_UM
 
-    try:
-        return float(text)
-    except ValueError:
-        pass
+    import re
+
+    number = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*|\s*[+-]?(nan|inf(inity)?)\s*", re.I)
+    if number.fullmatch(text):
+        return float(text)  # (float() alone took Python's '1_0' for 10: a typo of 0_25 became 25 µm)
     point = text.replace(",", ".")
-    try:
-        float(point)
-        comma = f", a decimal comma: write {point}"
-    except ValueError:
-        comma = ""
+    comma = f", a decimal comma: write {point}" if "," in text and number.fullmatch(point) else ""
     lo, hi = PIXEL_SIZE_RANGE_UM
     raise BadInput(f"{flag} {short(text)}: not a number{comma} (allowed: µm per pixel, a positive number from "
                    f"{lo:g} to {hi:g}, with a decimal point, not a comma, e.g. 0.25)", field=flag)
