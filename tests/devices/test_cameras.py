@@ -375,7 +375,7 @@ def test_a_folder_camera_without_images_is_said_as_the_run_starts(tmp_path):
     assert all(t <= first_step for t, _ in warned), (warned, first_step)
 
 
-@pytest.mark.parametrize("dpi, says", [(72, "352.734 µm from its PNG pHYs chunk"), (1e8, "0.000254 µm from its PNG pHYs chunk")])
+@pytest.mark.parametrize("dpi, says", [(72, "352.73"), (1e8, "0.000254 µm from its PNG pHYs chunk")])
 def test_folder_png_whose_pixel_size_is_none_analyse_takes_is_typed_error(tmp_path, dpi, says):
     write_png(tmp_path / "x_reflected.png", ramp(5), dpi=dpi)
     with pytest.raises(CameraReadError, match="pixel_size_um") as info:
@@ -404,6 +404,6 @@ def test_a_run_on_folder_images_saved_at_a_screens_72_dpi_stops_instead_of_stori
                    "--data", str(tmp_path / "runs"), "-q")
     assert done.returncode != 0, done.stdout
     said = " ".join((done.stdout + done.stderr).split())
-    assert "aborted" in said and "m01_reflected.png: pixel size 352.734 µm" in said, said[-2000:]
+    assert "aborted" in said and "m01_reflected.png: pixel size 352.73" in said and "from its PNG pHYs chunk" in said, said[-2000:]
     metrics = list((tmp_path / "runs").rglob("metrics.json"))
     assert not metrics, [m.read_text()[:200] for m in metrics]
