@@ -427,3 +427,28 @@ def test_a_live_holder_of_the_journal_lock_is_waited_for(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_stopped_holder_cutting_a_torn_entry_off_is_never_passed_by(tmp_path, reap):
+    """A review of the pass-by: the same lock guards cutting a torn last entry off (the file
+    measured, then truncated). A holder stopped inside that, passed by, would wake and truncate
+    away the entries appended meanwhile. That change holds the lock ``exclusive`` (the lock file
+    says so): an append waits for it however long it is stopped, and goes on once it is gone."""
+    import subprocess
+    import sys
+    import threading
+
+    from castrig.explore import journal_lock
+
+    path = tmp_path / "study.journal"
+    hold = _HOLD_AND_STOP.replace("print('held', flush=True)", "os.pwrite(fd, b'exclusive', 0)\nprint('held', flush=True)")
+    holder = reap(subprocess.Popen([sys.executable, "-c", hold, f"{path}.flock"], stdout=subprocess.PIPE, text=True))
+    assert holder.stdout.readline().strip() == "held"
+    wait_until(lambda: _stopped(holder.pid), timeout_s=10, what="the holder stopped")
+    lock = journal_lock.journal_lock(path)
+    taken = threading.Event()
+    threading.Thread(target=lambda: (lock.acquire(), taken.set()), daemon=True).start()
+    assert not taken.wait(journal_lock.STOPPED_HOLDER_S + 2.0)  # not passed by
+    os.kill(holder.pid, signal.SIGKILL)
+    assert taken.wait(10) and lock.fd is not None  # taken once the holder is gone
+    lock.release()

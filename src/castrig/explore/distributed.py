@@ -182,7 +182,7 @@ def _drop_a_cut_last_entry(path: Path, lock_obj: Any = None) -> None:
     except OSError:
         return  # (none yet, or unreadable: opening it says so)
     if lock_obj is not None:
-        lock_obj.acquire()
+        lock_obj.acquire(exclusive=True)  # (a JournalLock: no waiter passes it by meanwhile)
     try:
         with open(path, "r+b") as fh:
             data_end = fh.seek(0, os.SEEK_END)

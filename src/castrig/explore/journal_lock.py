@@ -14,7 +14,9 @@ is safe because the lock only keeps appends whole, and an append is already whol
 Optuna writes its entries as one ``write`` of complete lines to a file opened for appending, which
 the kernel does at the end of the file in one piece (a stop cannot cut a write to a local file),
 and the journal's order, not the lock's, decides what every process replays. The stopped holder,
-woken, appends its own entries after; a live holder, however slow, is always waited for.
+woken, appends its own entries after; a live holder, however slow, is always waited for. The one
+change that is no append, cutting a torn last entry off, takes the lock ``exclusive``: never
+passed by, nor passing by.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from castrig.oslock import flock_holder_pid, process_stopped
 STOPPED_HOLDER_S = 2.0
 #: How often a waiter tries the lock again (appends hold it for milliseconds).
 POLL_S = 0.005
+#: What the lock file holds while it is held for a change no waiter may pass by.
+EXCLUSIVE = b"exclusive"
 
 
 class JournalLock(BaseJournalFileLock):
@@ -44,11 +48,17 @@ class JournalLock(BaseJournalFileLock):
         self.fd: int | None = None
         self._said = False
 
-    def acquire(self) -> bool:
+    def acquire(self, *, exclusive: bool = False) -> bool:
+        """Take the lock for an append (Optuna's call), passing by a stopped holder; ``exclusive``:
+        for a change that is no append (cutting a torn last entry off: it measures the file, then
+        truncates it), which never passes a holder by and which no waiter passes by while it is
+        held (the lock file says so): passed by, it could truncate away entries appended meanwhile."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if self._wait(fd):
+            if self._wait(fd, may_pass=not exclusive):
                 self.fd = fd
+                if exclusive:
+                    os.pwrite(fd, EXCLUSIVE, 0)
             else:
                 os.close(fd)  # (passed by a stopped holder: nothing of ours to release)
         except BaseException:
@@ -56,7 +66,7 @@ class JournalLock(BaseJournalFileLock):
             raise
         return True
 
-    def _wait(self, fd: int) -> bool:
+    def _wait(self, fd: int, *, may_pass: bool = True) -> bool:
         """Take the lock (True), or give up on a holder stopped for STOPPED_HOLDER_S (False)."""
         stopped_since: float | None = None
         while True:
@@ -65,7 +75,7 @@ class JournalLock(BaseJournalFileLock):
                 return True
             except BlockingIOError:
                 pass
-            holder = flock_holder_pid(fd)
+            holder = flock_holder_pid(fd) if may_pass and os.pread(fd, len(EXCLUSIVE), 0) != EXCLUSIVE else None
             if holder is not None and process_stopped(holder, socket.gethostname()):
                 now = time.monotonic()
                 stopped_since = now if stopped_since is None else stopped_since
@@ -86,7 +96,10 @@ class JournalLock(BaseJournalFileLock):
     def release(self) -> None:
         fd, self.fd = self.fd, None
         if fd is not None:
-            os.close(fd)  # (closing the only descriptor drops the lock)
+            try:
+                os.ftruncate(fd, 0)  # (no longer held exclusively, if it was)
+            finally:
+                os.close(fd)  # (closing the only descriptor drops the lock)
 
 
 def journal_lock(path: Path) -> JournalLock:
