@@ -220,3 +220,38 @@ def test_expected_protocol_checks_every_byte():
     with pytest.raises(LinkTimeout):  # a read with no reply pending fails (in virtual time)
         with expected_protocol(Thing, [(b"A\r", None)]) as thing:
             thing.ask(b"A\r")
+
+
+@pytest.mark.parametrize("resource, peeks", [("GPIB0::5::INSTR", False), ("USB0::0x1AB1::0x04CE::DS1ZA1::INSTR", False),
+                                             ("TCPIP::10.0.0.5::inst0::INSTR", False), ("ASRL/dev/ttyUSB0::INSTR", True),
+                                             ("TCPIP::10.0.0.5::5025::SOCKET", True)])
+def test_an_instrument_resource_is_not_read_before_a_command(monkeypatch, resource, peeks):
+    """A review of the look for unasked input before each command: on GPIB, USBTMC or VXI-11 a read
+    with no query pending is a 'Query UNTERMINATED' error (-420) on the instrument's error queue,
+    which the SCPI chamber's SYST:ERR? after every set would find. pyvisa is the outside world here:
+    its resource manager is replaced by one that counts reads."""
+    import pyvisa
+
+    from castrig.links.visa_link import VisaLink
+
+    reads: list[int] = []
+
+    class Instrument:
+        read_termination = write_termination = None
+        timeout = session = 0
+
+        def read_bytes(self, n: int, break_on_termchar: bool = False) -> bytes:
+            reads.append(n)
+            raise pyvisa.errors.VisaIOError(pyvisa.constants.StatusCode.error_timeout)
+
+    class Manager:
+        def __init__(self, backend: str):
+            pass
+
+        def open_resource(self, name: str, open_timeout: int) -> Instrument:
+            return Instrument()
+
+    monkeypatch.setattr(pyvisa, "ResourceManager", Manager)
+    link = VisaLink(resource, timeout_s=0.5)
+    assert link.input_waiting() == b""
+    assert bool(reads) is peeks, reads

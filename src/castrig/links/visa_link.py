@@ -56,6 +56,16 @@ class VisaLink(Link):
             return exc.errno or errno.ENOTCONN
         return err
 
+    def input_waiting(self) -> bytes:
+        """:meth:`Link.input_waiting` on a raw socket or serial resource; on an instrument
+        resource (GPIB, USBTMC, VXI-11: ``::INSTR``) nothing is read: a read with no query
+        pending is a 'Query UNTERMINATED' error (-420) on the instrument's error queue, which every
+        set's ``SYST:ERR?`` would then find, and an aborted USBTMC read may leave replies
+        misaligned. Such buses frame each reply themselves."""
+        if self.resource.upper().endswith("::SOCKET") or self.resource.upper().startswith("ASRL"):
+            return super().input_waiting()
+        return bytes(self._rx)
+
     def _now(self) -> float:
         return time.monotonic()
 
