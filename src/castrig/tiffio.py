@@ -862,7 +862,9 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 is_png = im.format == "PNG"
                 cmyk = im.mode == "CMYK"
                 frames = int(getattr(im, "n_frames", 1) or 1)
-                if frames > 1:  # (an animated GIF, APNG or WebP: every frame was decoded, 300 of them 3.6 GB)
+                # (an animated GIF, APNG or WebP: every frame was decoded, 300 of them 3.6 GB; a
+                # camera's JPEG with its preview, MPO, is one photo: its first image is read)
+                if frames > 1 and im.format != "MPO":
                     raise BadInput(f"{p}: holds {frames} frames ({im.format}); castrig measures one image: save the "
                                    "frame to measure as an image of its own", file=p, field="frames")
                 orientation = int(im.getexif().get(0x0112, 1) or 1)  # EXIF Orientation
@@ -870,7 +872,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 with Image.open(p, formats=PILLOW_FORMATS) as im:
                     a = np.asarray(im.convert("RGB"))
             else:
-                a = iio.imread(p, plugin="pillow")
+                a = iio.imread(p, plugin="pillow", index=0)
         if is_png:
             _png_whole(p)
     except BadInput:

@@ -520,3 +520,20 @@ def test_the_pore_pitch_of_a_field_too_small_is_flagged_with_the_rest(tmp_path, 
     assert done.returncode == 0, done.stderr
     quality = json.loads(done.stdout)["quality"]
     assert "too_few_pores" in quality["flags"] and "too_few_pores" in quality["flagged"]["pore_pitch_um"], quality
+
+
+def test_a_camera_jpeg_with_its_preview_image_is_read_as_the_one_photo_it_is(tmp_path):
+    """A review of the frame check: a JPEG that carries an MPF preview (many cameras, a DSLR on a
+    microscope port, write one) is an MPO of 2 frames to Pillow, and was refused as 'holds 2
+    frames'. Its first image is the photo; the preview is not measured."""
+    from PIL import Image
+
+    from conftest import castrig
+
+    photo = Image.fromarray(_disc_image(128, 160, 6))
+    photo.save(tmp_path / "cam.jpg", format="MPO", save_all=True, append_images=[photo.resize((40, 32))], quality=95)
+    with Image.open(tmp_path / "cam.jpg") as im:
+        assert im.format == "MPO" and im.n_frames == 2  # (the test's premise)
+    done = castrig("analyse", "surface", str(tmp_path / "cam.jpg"), "--pixel-size", "0.25", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["pore_count"] >= 10
