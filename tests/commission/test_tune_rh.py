@@ -208,3 +208,48 @@ def test_a_step_test_starting_on_a_dry_chamber_brings_it_to_the_starting_level_f
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["safe"] is True and 25 < result["model"]["y0"] < 35
+
+
+class _Plant:
+    """A chamber for the step test's logic alone: first order towards its set point after a dead
+    time, or (``stuck``) rising whatever it is told, as a humidifier stuck on."""
+
+    def __init__(self, clock, start_pct: float, *, dead_s: float = 90.0, tau_s: float = 600.0, stuck: bool = False):
+        self.clock, self.start, self.sp, self.t_set = clock, start_pct, start_pct, 0.0
+        self.dead_s, self.tau_s, self.stuck = dead_s, tau_s, stuck
+
+    def set_humidifier(self, on: bool) -> None:
+        pass
+
+    def set_rh_setpoint(self, value: float) -> None:
+        if not self.stuck:
+            self.start, self.sp, self.t_set = self.rh(), value, self.clock.now()
+
+    def rh(self) -> float:
+        if self.stuck:
+            return min(100.0, self.start + 0.01 * self.clock.now())
+        dt = self.clock.now() - self.t_set - self.dead_s
+        return self.start if dt <= 0 else self.sp + (self.start - self.sp) * math.exp(-dt / self.tau_s)
+
+
+def _plant_rig(plant, clock):
+    from types import SimpleNamespace as NS
+
+    return NS(profile=NS(control=NS(control_period_s=1.0), sim=NS()), dry_mfc=None, wet_mfc=None, chamber=plant,
+              rh_near=NS(read=lambda: NS(rh_pct=plant.rh())), pumps=lambda: {}, clock=clock)
+
+
+def test_a_dry_slow_chamber_is_brought_into_the_bounds_and_one_moving_away_stops_the_test():
+    """A review of the dry start: a chamber at 1 %RH with 90 s of dead time read as 'steady' at
+    60 s, still at 1 %RH, and the step phase stopped at once ('left the bounds' it never entered).
+    The first phase cannot end outside the bounds. And RH outside them moving further away (a
+    humidifier stuck on, from 91 %RH) had run to 100 %RH for minutes: it stops the test."""
+    from castrig.clock import VirtualClock
+    from castrig.control.tune import step_test
+
+    clock = VirtualClock()
+    test = step_test(_plant_rig(_Plant(clock, 1.0, tau_s=300.0), clock), rh_lo=40, rh_hi=60)
+    assert test.aborted is None and sorted(set(test.u)) == [40, 60], test.aborted
+    clock = VirtualClock()
+    test = step_test(_plant_rig(_Plant(clock, 91.0, stuck=True), clock), rh_lo=40, rh_hi=60)
+    assert test.aborted is not None and "moves away" in test.aborted and max(test.rh_pct) < 94, (test.aborted, max(test.rh_pct))

@@ -274,8 +274,11 @@ def step_test(rig: Any, *, rh_lo: float, rh_hi: float, max_phase_s: float = 3600
     n = 0
     # RH may start outside the bounds (a chamber dry after a run's safe state, at 1 %RH): the
     # first phase brings it to the starting level, and the bounds hold from when it is inside
-    # them (it had been "left the test's bounds" at the first reading, exit 2, nothing run)
+    # them (it had been "left the test's bounds" at the first reading, exit 2, nothing run).
+    # Until then it must come closer: moving away (a humidifier stuck on) stops the test, and
+    # the phase cannot end as steady outside them.
     entered = False
+    closest = math.inf  # %RH between the bounds and the nearest reading so far, before entering
     for phase, level in enumerate(levels):
         actuate(level)
         t_phase = rig.clock.now() - t0
@@ -292,12 +295,21 @@ def step_test(rig: Any, *, rh_lo: float, rh_hi: float, max_phase_s: float = 3600
             elif (entered or phase > 0) and not rh_floor <= rh <= rh_ceiling:
                 test.aborted = f"RH {rh:.1f} %RH left the test's bounds {rh_floor:g}-{rh_ceiling:g} %RH"
                 return test
+            elif not entered:
+                away = max(rh_floor - rh, rh - rh_ceiling, 0.0)
+                closest = min(closest, away)
+                if away > closest + 2.0:
+                    test.aborted = (f"RH {rh:.1f} %RH moves away from the test's bounds {rh_floor:g}-{rh_ceiling:g} %RH "
+                                    "instead of towards the starting level")
+                    return test
             if now - t_phase >= max_phase_s:
                 if phase == 0:
-                    test.aborted = f"RH not steady after {max_phase_s:g} s at the starting level"
+                    test.aborted = (f"RH not steady after {max_phase_s:g} s at the starting level" if entered else
+                                    f"RH {rh:.1f} %RH not within the test's bounds {rh_floor:g}-{rh_ceiling:g} %RH "
+                                    f"after {max_phase_s:g} s at the starting level")
                     return test
                 break
-            if _steady(test.t_s, test.rh_pct, t_phase, min_phase_s, steady_tol_pct):
+            if (entered or phase > 0) and _steady(test.t_s, test.rh_pct, t_phase, min_phase_s, steady_tol_pct):
                 break
             n += 1
             rig.clock.sleep_until(t0 + n * period)
