@@ -137,3 +137,23 @@ def test_a_chamber_reading_that_is_no_humidity_is_not_recorded_as_one(tmp_path, 
     assert run_rows(run_dir, "SELECT count(*) FROM samples WHERE channel = 'chamber_setpoint_rh_pct'")[0][0] > 0  # (sound)
     warned = run_rows(run_dir, "SELECT message FROM events WHERE kind = 'warning' AND source = 'chamber'")
     assert len(warned) == 1 and "RH 3276.7 %RH is no humidity" in warned[0][0], warned
+
+
+def test_chamber_readings_just_beyond_0_or_100_are_kept_and_a_flickering_bad_one_said_once():
+    """A review of the range check: a real input reads a little beyond 0-100 %RH (-0.1 under 4 mA
+    in a dry purge, 100.4 with condensation): those are readings. A failed input flickering with
+    sound readings gave a warning and a clear at every flip: said once a run now."""
+    from types import SimpleNamespace as NS
+
+    from castrig.recipe.runner import Runner
+
+    events = []
+    runner = NS(CHAMBER_RH_SOUND_PCT=Runner.CHAMBER_RH_SOUND_PCT, _chamber_bad=False, rig=NS(chamber=NS(name="chamber")),
+                event=lambda kind, source, message, data=None: events.append((kind, message)))
+    kept = []
+    for rh in (-0.1, 100.4, 3276.7, 20.0, 3276.7, 20.0):
+        values: dict[str, float] = {}
+        Runner._chamber_sample(runner, NS(rh_pct=rh, setpoint_rh_pct=30.0), values)  # type: ignore[arg-type]
+        kept.append(values.get("chamber_rh_pct"))
+    assert kept == [-0.1, 100.4, None, 20.0, None, 20.0]
+    assert [k for k, _ in events] == ["warning"] and "RH 3276.7 %RH is no humidity" in events[0][1]

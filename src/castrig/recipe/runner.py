@@ -167,7 +167,7 @@ class Runner:
         #: Devices whose last exchange failed: since when (the start of the first failed
         #: exchange, i.e. the last moment they were known to answer) and the last error.
         self._silent: dict[str, tuple[float, str]] = {}
-        self._chamber_bad = False  # the chamber's last reading was no humidity (_chamber_sample)
+        self._chamber_bad = False  # a chamber reading was no humidity, said once (_chamber_sample)
         #: The near-membrane sensor's last read failed (its staleness counts from then on).
         self._rh_failing = False
         self._room = RecordedOnly()
@@ -1082,27 +1082,28 @@ class Runner:
             self._next_keepalive = max(self._next_keepalive, now + self._keepalive_s)
         self.rec.add_samples(self.t(), values)
 
+    #: A chamber's RH or set point outside this (%RH) is no humidity: a real input reads a little
+    #: beyond 0-100 (a 4-20 mA input under 4 mA in a dry purge, condensation near saturation).
+    CHAMBER_RH_SOUND_PCT = (-2.0, 102.0)
+
     def _chamber_sample(self, c: Any, values: dict[str, float]) -> None:
         """A chamber's RH and set point as samples, if they are humidities: a controller shows a
-        failed input as an extreme value (an F4's 3276.7 or -5.0 %RH), and those had been
-        recorded as readings, into the report and `sim fit`'s inputs, without a word. Out of
-        0-100 %RH the reading is left out, with a warning event once per run of bad readings."""
-        name = self.rig.chamber.name  # type: ignore[union-attr]
+        failed input as an extreme value (an F4's 3276.7 %RH), and those had been recorded as
+        readings, into the report and `sim fit`'s inputs, without a word. Outside
+        :data:`CHAMBER_RH_SOUND_PCT` a value is left out; the first time in a run, a warning event
+        says so (once: a reading flickering at the edge must not flood the record)."""
+        lo, hi = self.CHAMBER_RH_SOUND_PCT
         bad = []
         for channel, what, v in (("chamber_rh_pct", "RH", c.rh_pct), ("chamber_setpoint_rh_pct", "set point", c.setpoint_rh_pct)):
-            if isinstance(v, (int, float)) and math.isfinite(v) and 0.0 <= v <= 100.0:
+            if isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi:
                 values[channel] = v
             else:
                 bad.append(f"{what} {v!r}")
-        if not bad:
-            if self._chamber_bad:
-                self._chamber_bad = False
-                self.event("warning_clear", name, f"{name}: readings within 0-100 %RH again")
-            return
-        if not self._chamber_bad:
+        if bad and not self._chamber_bad:
             self._chamber_bad = True
-            self.event("warning", name, f"{name}: {', '.join(bad)} %RH is no humidity (a failed input?): not recorded "
-                                        "as a reading until it is within 0-100 %RH")
+            name = self.rig.chamber.name  # type: ignore[union-attr]
+            self.event("warning", name, f"{name}: {', '.join(bad)} %RH is no humidity (a failed input?): such readings "
+                                        f"are not recorded (sound: {lo:g} to {hi:g} %RH); said once a run")
 
     def _at_the_prompt(self) -> None:
         """Every second while the Ctrl-C prompt waits: a control period on the wall clock (the rig
