@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -531,7 +532,7 @@ def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | Non
 
 def _named(source: str, text: object, px: float | None) -> str:
     """``source``, with the field's text when :func:`_length_um` could not read it as a length."""
-    if px is not None and math.isnan(px) and "nan" not in str(text).lower():
+    if px is not None and math.isnan(px) and not re.match(r"\s*[-+]?nan\b", str(text), re.I):
         return f"{source} = {_unreadable(str(text))}"
     return source
 

@@ -132,6 +132,7 @@ def test_an_instruments_field_that_is_no_pixel_size_is_named(d: Path, value: str
 @pytest.mark.parametrize("how, says", [
     ("zeiss_comma", "Zeiss SmartSEM tag 34118 (Image Pixel Size) = '2,5 nm': a decimal comma"),
     ("zeiss_angstrom", "(Image Pixel Size) = '2500 Å': not a number and a length unit castrig reads"),
+    ("zeiss_nanometre", "(Image Pixel Size) = '2.5 nanometre': not a number and a length unit castrig reads"),
     ("hitachi_comma", "Hitachi sidecar side.txt (PixelSize) = '2,5': a decimal comma"),
     ("tescan_not_square", "pixels are not square: TESCAN sidecar side.hdr PixelSizeX 0.25 µm, PixelSizeY 0.5 µm"),
 ])
@@ -146,7 +147,7 @@ def test_an_instruments_pixel_size_castrig_cannot_read_as_written_is_refused_not
     img = tifffile.imread(d / "tags_1um.tif")
     name = "side.png"
     if how.startswith("zeiss"):
-        size = b"2,5 nm" if how == "zeiss_comma" else "2500 Å".encode("latin-1")
+        size = {"zeiss_comma": b"2,5 nm", "zeiss_angstrom": "2500 Å".encode("latin-1"), "zeiss_nanometre": b"2.5 nanometre"}[how]
         name = "z.tif"
         tifffile.imwrite(d / name, img, resolution=(72, 72), resolutionunit=2, metadata=None,
                          extratags=[(34118, "B", 0, b"\r\nAP_PIXEL_SIZE\r\nImage Pixel Size = " + size + b"\r\n\x00", True)])

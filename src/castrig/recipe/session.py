@@ -337,7 +337,7 @@ def _keep_recipe_text(recipe_text: bytes, run_dir: Path) -> None:
         return
     try:
         copy.write_bytes(recipe_text)
-    except OSError:  # the run goes on; the report falls back to recipe_path, then to run.json
+    except OSError:  # the run goes on; the report rebuilds the recipe from run.json
         pass
 
 
