@@ -122,6 +122,7 @@ def test_f4_humidifier_off_is_setpoint_to_dry_level_and_back_on():
     script = [RANGE2_LO, DEC2, RANGE2_HI,
               (x("01 03 01 3f 00 01 b5 fa"), x("01 03 02 01 c7 f8 46")),        # 319 -> 45.5
               (x("01 06 01 3f 00 00 b8 3a"), x("01 06 01 3f 00 00 b8 3a")),     # 319 <- 0 (dry)
+              NO_PROFILE,                                                        # and no profile driving it
               NO_PROFILE,                                                        # humidifier_on? no profile,
               (x("01 03 01 3f 00 01 b5 fa"), x("01 03 02 00 00 b8 44")),        # and 0.0
               NO_PROFILE,

@@ -14,7 +14,7 @@ import yaml
 
 from castrig.devices.hmt330 import HMT330
 from castrig.devices.modbus import crc16
-from castrig.devices.watlow_f4 import WatlowF4
+from castrig.devices.watlow_f4 import WatlowF4, WatlowF4Error
 from castrig.links.serial_link import SerialLink
 
 from conftest import ROOT, Proxy, castrig
@@ -95,7 +95,8 @@ def test_a_chamber_left_running_a_profile_is_refused_and_never_called_safe(tmp_p
             f4 = WatlowF4(SerialLink(f"socket://127.0.0.1:{proxy.port}", baudrate=19200, timeout_s=1.0), name="chamber")
             f4.connect()
             running["on"] = True  # started at the controller during the run
-            f4.set_humidifier(False)
+            with pytest.raises(WatlowF4Error, match="set point at the dry level, but a profile is running"):
+                f4.set_humidifier(False)  # (what the safe state reports as its reason)
             assert f4.rh_setpoint_pct() <= f4.dry_level_pct()  # the static set point is at the dry level...
             assert f4.humidifier_on()  # ...but the profile may humidify: not off
             f4.close()

@@ -186,6 +186,10 @@ class WatlowF4(RegisterDevice, HumidityChamber):
             if current > dry:
                 self._wet_setpoint = current
             self.rh_setpoint = dry
+            if self.profile_running():  # (the safe state says why it is not verified, not only that)
+                raise WatlowF4Error(self.name, "write 319", "set point at the dry level, but a profile is running on "
+                                                            "the controller (register 200): its steps drive the "
+                                                            "humidity; stop it at the controller")
             return
         self._check_static("write 319")
         if self._wet_setpoint is not None and self.rh_setpoint_pct() <= dry:
