@@ -119,16 +119,18 @@ def test_folder_png_without_pixel_size_is_typed_error(tmp_path):
         FolderCamera("replay", folder=tmp_path).snap(R)
 
 
-@pytest.mark.parametrize("width_m", ["inf", "nan", "0", "-1e-7"])
+@pytest.mark.parametrize("width_m", ["inf", "nan", "0", "-1e-7", "2,5e-7"])
 def test_folder_tiff_whose_instrument_field_is_no_pixel_size_is_typed_error(tmp_path, width_m):
     """An FEI PixelWidth of inf reached the run as pixel_size_um=inf (the reader handed the bad
-    value on so that analyse could name it); the camera must refuse it as it refuses none."""
+    value on so that analyse could name it); the camera must refuse it as it refuses none, and
+    (a review) name the field as analyse does, not only "carries no pixel size"."""
     import tifffile
 
     tifffile.imwrite(tmp_path / "x_reflected.tif", ramp(5),
                      extratags=[(34682, "s", 0, f"[Scan]\r\nPixelWidth={width_m}\r\n", True)])
-    with pytest.raises(CameraReadError, match="pixel_size_um"):
+    with pytest.raises(CameraReadError, match="pixel_size_um") as info:
         FolderCamera("replay", folder=tmp_path).snap(R)
+    assert "FEI/Thermo tag 34682" in str(info.value), str(info.value)
 
 
 def test_folder_custom_patterns_and_no_cycle(tmp_path):

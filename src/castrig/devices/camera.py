@@ -190,8 +190,11 @@ class FolderCamera(Camera):
         image, file_pixel_um, file_meta = self._read(path, command)
         pixel_size_um = self.pixel_size_um if self.pixel_size_um is not None else file_pixel_um
         if pixel_size_um is None or not pixel_size_um > 0:
+            bad = file_meta.get("pixel_size_invalid") or {}
+            said = (f" ({bad['source']} says {bad['value_um']} µm, not a pixel size)"
+                    if isinstance(bad, dict) and "source" in bad and "value_um" in bad else "")
             raise CameraReadError(
-                self.name, command, f"{path.name} carries no pixel size: give the camera pixel_size_um"
+                self.name, command, f"{path.name} carries no pixel size{said}: give the camera pixel_size_um"
             )
         if self.pixel_size_um is None:
             # the file's, checked as `castrig analyse` checks it: a PNG saved at a screen's 72 dpi
