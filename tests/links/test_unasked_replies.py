@@ -7,6 +7,7 @@ now taken for what it is: the link is put back in step before the reply is trust
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -59,12 +60,32 @@ def test_lines_a_transmitter_streams_unasked_are_not_taken_for_its_readings(sim_
             proxy.close()
 
 
-def _profile_running(request: bytes, data: bytes) -> bytes:
-    """An F4 whose register 200 (profile status) says 2, running: the reply to a read of it."""
-    if request[1:4] == b"\x03\x00\xc8" and data[1:3] == b"\x03\x02":
-        frame = data[:3] + b"\x00\x02"
-        return frame + crc16(frame).to_bytes(2, "little")
-    return data
+def _reads_as(register: int, value: int):
+    """A proxy's ``reply``: an F4 whose ``register`` reads ``value`` (its reply to a one-register
+    read rewritten, CRC and all)."""
+    asked = b"\x03" + register.to_bytes(2, "big")
+
+    def reply(request: bytes, data: bytes) -> bytes:
+        if request[1:4] == asked and data[1:3] == b"\x03\x02":
+            frame = data[:3] + value.to_bytes(2, "big")
+            return frame + crc16(frame).to_bytes(2, "little")
+        return data
+    return reply
+
+
+#: Register 200, profile status, at 2: a profile running.
+_profile_running = _reads_as(200, 2)
+
+
+def _run_on_the_proxied_chamber(tmp_path, served, proxy: Proxy, recipe: Path):
+    """`castrig run RECIPE` on the F4 twin `sim serve` serves, its chamber through ``proxy``."""
+    profile = yaml.safe_load((ROOT / F4_PROFILE).read_text())
+    for role, cfg in profile["devices"].items():
+        if "link" in cfg and role in served.addresses:
+            cfg["link"]["url"] = served.addresses[role]
+    profile["devices"]["chamber"]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+    return castrig("run", str(recipe), "--profile", str(tmp_path / "rig.yaml"), "--data", str(tmp_path / "runs"), "-q")
 
 
 def test_a_chamber_left_running_a_profile_is_refused_and_never_called_safe(tmp_path, sim_serve):
@@ -76,14 +97,7 @@ def test_a_chamber_left_running_a_profile_is_refused_and_never_called_safe(tmp_p
     with sim_serve("--tcp", "0", profile=F4_PROFILE) as served:
         proxy = _proxied(served, "chamber", _profile_running)
         try:
-            profile = yaml.safe_load((ROOT / F4_PROFILE).read_text())
-            for role, cfg in profile["devices"].items():
-                if "link" in cfg and role in served.addresses:
-                    cfg["link"]["url"] = served.addresses[role]
-            profile["devices"]["chamber"]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
-            (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
-            done = castrig("run", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(tmp_path / "rig.yaml"),
-                           "--data", str(tmp_path / "runs"), "-q")
+            done = _run_on_the_proxied_chamber(tmp_path, served, proxy, ROOT / "recipes" / "demo-short.yaml")
         finally:
             proxy.close()
     said = " ".join(done.stderr.split())
@@ -104,14 +118,6 @@ def test_a_chamber_left_running_a_profile_is_refused_and_never_called_safe(tmp_p
             proxy.close()
 
 
-def _failed_input(request: bytes, data: bytes) -> bytes:
-    """An F4 whose input 2 (register 104, %RH) has failed: it shows 3276.7."""
-    if request[1:4] == b"\x03\x00\x68" and data[1:3] == b"\x03\x02":
-        frame = data[:3] + b"\x7f\xff"
-        return frame + crc16(frame).to_bytes(2, "little")
-    return data
-
-
 def test_a_chamber_reading_that_is_no_humidity_is_not_recorded_as_one(tmp_path, sim_serve):
     """An outside tester: an F4 showing a failed input (its RH register at 32767, 3276.7 %RH; or
     -5.0) had it recorded as the chamber's RH, into the report and `sim fit`'s inputs, with no
@@ -120,16 +126,9 @@ def test_a_chamber_reading_that_is_no_humidity_is_not_recorded_as_one(tmp_path, 
 
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"name": "failed-input", "steps": [{"type": "purge", "duration_s": 4}]}))
     with sim_serve("--tcp", "0", profile=F4_PROFILE) as served:
-        proxy = _proxied(served, "chamber", _failed_input)
+        proxy = _proxied(served, "chamber", _reads_as(104, 0x7FFF))  # input 2 (%RH) failed: 3276.7
         try:
-            profile = yaml.safe_load((ROOT / F4_PROFILE).read_text())
-            for role, cfg in profile["devices"].items():
-                if "link" in cfg and role in served.addresses:
-                    cfg["link"]["url"] = served.addresses[role]
-            profile["devices"]["chamber"]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
-            (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
-            done = castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
-                           "--data", str(tmp_path / "runs"), "-q")
+            done = _run_on_the_proxied_chamber(tmp_path, served, proxy, tmp_path / "recipe.yaml")
         finally:
             proxy.close()
     assert done.returncode == 0, done.stderr[-2000:]
