@@ -275,13 +275,17 @@ def step_test(rig: Any, *, rh_lo: float, rh_hi: float, max_phase_s: float = 3600
     # RH may start outside the bounds (a chamber dry after a run's safe state, at 1 %RH): the
     # first phase brings it to the starting level, and the bounds hold from when it is inside
     # them (it had been "left the test's bounds" at the first reading, exit 2, nothing run).
-    # Until then it must come closer: moving away (a humidifier stuck on) stops the test, and
-    # the phase cannot end as steady outside them.
+    # Until then it must come closer: moving away by more than MOVE_AWAY_PCT (a humidifier
+    # stuck on) stops the test. Once inside, a reading beyond them by more than a sensor's noise
+    # (1 %RH), or outside them three times in a row, stops it.
     entered = False
     closest = math.inf  # %RH between the bounds and the nearest reading so far, before entering
+    outside = 0
+    targets = (rh_lo, rh_hi)
     for phase, level in enumerate(levels):
         actuate(level)
         t_phase = rig.clock.now() - t0
+        rh_start: float | None = None
         while True:
             rh = rig.rh_near.read().rh_pct
             now = rig.clock.now() - t0
@@ -290,15 +294,17 @@ def step_test(rig: Any, *, rh_lo: float, rh_hi: float, max_phase_s: float = 3600
             test.rh_pct.append(rh)
             for pump in rig.pumps().values():
                 pump.state()  # safe-mode keep-alive, as the runner does
-            if rh_floor + 1.0 <= rh <= rh_ceiling - 1.0:  # (inside by more than a sensor's noise)
-                entered = True
-            elif (entered or phase > 0) and not rh_floor <= rh <= rh_ceiling:
+            rh_start = rh if rh_start is None else rh_start
+            inside = rh_floor <= rh <= rh_ceiling
+            beyond = max(rh_floor - rh, rh - rh_ceiling, 0.0)
+            entered = entered or inside
+            outside = 0 if inside else outside + 1
+            if entered and (beyond > 1.0 or outside >= 3):
                 test.aborted = f"RH {rh:.1f} %RH left the test's bounds {rh_floor:g}-{rh_ceiling:g} %RH"
                 return test
-            elif not entered:
-                away = max(rh_floor - rh, rh - rh_ceiling, 0.0)
-                closest = min(closest, away)
-                if away > closest + 2.0:
+            if not entered:
+                closest = min(closest, beyond)
+                if beyond > closest + MOVE_AWAY_PCT:
                     test.aborted = (f"RH {rh:.1f} %RH moves away from the test's bounds {rh_floor:g}-{rh_ceiling:g} %RH "
                                     "instead of towards the starting level")
                     return test
@@ -309,13 +315,21 @@ def step_test(rig: Any, *, rh_lo: float, rh_hi: float, max_phase_s: float = 3600
                                     f"after {max_phase_s:g} s at the starting level")
                     return test
                 break
-            if (entered or phase > 0) and _steady(test.t_s, test.rh_pct, t_phase, min_phase_s, steady_tol_pct):
+            # Steady only once RH has answered the phase: a flat line during a dead time (a chamber
+            # 90 s before it moves) read as steady at 60 s, and the step phase ended before the
+            # step showed. Far from its target, RH must first have come 30 % of the way.
+            far = abs(targets[phase] - rh_start)
+            answered = far <= 3.0 or abs(rh - rh_start) >= 0.3 * far
+            if entered and answered and _steady(test.t_s, test.rh_pct, t_phase, min_phase_s, steady_tol_pct):
                 break
             n += 1
             rig.clock.sleep_until(t0 + n * period)
     return test
 
 
+#: How much farther from the bounds than its closest a reading outside them may be before the step
+#: test stops (a chamber still drying, or noisy, before it turns towards the starting level).
+MOVE_AWAY_PCT = 3.0
 #: The largest fit RMS a step test's model may have, as a share of the step's RH change.
 MAX_RMS_OF_STEP = 0.1
 
