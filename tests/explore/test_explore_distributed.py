@@ -452,3 +452,29 @@ def test_a_stopped_holder_cutting_a_torn_entry_off_is_never_passed_by(tmp_path, 
     os.kill(holder.pid, signal.SIGKILL)
     assert taken.wait(10) and lock.fd is not None  # taken once the holder is gone
     lock.release()
+
+
+def test_cutting_a_torn_entry_waits_for_a_stopped_holder_and_says_so(tmp_path, reap, capfd):
+    """The exclusive side (a second review: it was never exercised): cutting a torn entry off
+    never passes a stopped holder by, and says once that it waits, where it had waited in
+    silence; held, the lock file says 'exclusive'; released, nothing."""
+    import subprocess
+    import sys
+    import threading
+
+    from castrig.explore import journal_lock
+
+    path = tmp_path / "study.journal"
+    holder = reap(subprocess.Popen([sys.executable, "-c", _HOLD_AND_STOP, f"{path}.flock"], stdout=subprocess.PIPE, text=True))
+    assert holder.stdout.readline().strip() == "held"
+    wait_until(lambda: _stopped(holder.pid), timeout_s=10, what="the holder stopped")
+    lock = journal_lock.journal_lock(path)
+    taken = threading.Event()
+    threading.Thread(target=lambda: (lock.acquire(exclusive=True), taken.set()), daemon=True).start()
+    assert not taken.wait(journal_lock.STOPPED_HOLDER_S + 1.0)
+    assert f"held by process {holder.pid}, which is stopped" in capfd.readouterr().err
+    os.kill(holder.pid, signal.SIGKILL)
+    assert taken.wait(10)
+    assert (tmp_path / "study.journal.flock").read_bytes() == journal_lock.EXCLUSIVE
+    lock.release()
+    assert (tmp_path / "study.journal.flock").read_bytes() == b""

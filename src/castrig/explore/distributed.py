@@ -753,9 +753,9 @@ def _schema_lock(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
     engine = create_engine(url, **{k: v for k, v in engine_kwargs.items() if k != "pool_pre_ping"})
     try:
         with engine.connect() as conn:
-            # (bounded: an opener stopped while holding it, Ctrl-Z, must not hold the next one
+            # (bounded: an opener stopped while holding it, Ctrl-Z, must not hold the next ones
             # up without end; past it, "cannot open it: ... lock timeout", exit 2)
-            conn.execute(text("SET lock_timeout = '60s'"))
+            conn.execute(text("SET lock_timeout = '300s'"))  # (each holder a second or so: a queue of openers fits)
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _lock_key("castrig optuna schema")})
             try:
                 yield

@@ -55,15 +55,19 @@ class JournalLock(BaseJournalFileLock):
         held (the lock file says so): passed by, it could truncate away entries appended meanwhile."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if self._wait(fd, may_pass=not exclusive):
-                self.fd = fd
-                if exclusive:
-                    os.pwrite(fd, EXCLUSIVE, 0)
-            else:
-                os.close(fd)  # (passed by a stopped holder: nothing of ours to release)
+            taken = self._wait(fd, may_pass=not exclusive)
         except BaseException:
             os.close(fd)
             raise
+        if not taken:
+            os.close(fd)  # (passed by a stopped holder: nothing of ours to release)
+            return True
+        if exclusive:
+            try:
+                os.pwrite(fd, EXCLUSIVE, 0)
+            except OSError:  # (a full disk, which may be why an entry was torn: the cut needs no new space)
+                pass
+        self.fd = fd
         return True
 
     def _wait(self, fd: int, *, may_pass: bool = True) -> bool:
@@ -76,6 +80,13 @@ class JournalLock(BaseJournalFileLock):
             except BlockingIOError:
                 pass
             holder = flock_holder_pid(fd) if may_pass and os.pread(fd, len(EXCLUSIVE), 0) != EXCLUSIVE else None
+            if holder is None and not may_pass:
+                stopped = flock_holder_pid(fd)
+                if stopped is not None and process_stopped(stopped, socket.gethostname()) and not self._said:
+                    self._said = True  # (waiting without end would be silent otherwise)
+                    print(f"note: {self.path}: held by process {stopped}, which is stopped (Ctrl-Z, SIGSTOP, a "
+                          "debugger); a torn last entry of the study journal is cut only under the lock: waiting "
+                          "for it", file=sys.stderr, flush=True)
             if holder is not None and process_stopped(holder, socket.gethostname()):
                 now = time.monotonic()
                 stopped_since = now if stopped_since is None else stopped_since

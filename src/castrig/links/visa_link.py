@@ -56,15 +56,50 @@ class VisaLink(Link):
             return exc.errno or errno.ENOTCONN
         return err
 
+    @property
+    def _byte_stream(self) -> bool:
+        """A raw socket or serial resource, read as a stream of bytes. An instrument resource
+        (GPIB, USBTMC, VXI-11: ``::INSTR``) is not read without a query pending: that is a
+        'Query UNTERMINATED' error (-420) on the instrument's error queue, which every set's
+        ``SYST:ERR?`` would then find, and an aborted USBTMC read may misalign replies."""
+        name = self.resource.upper()
+        return name.endswith("::SOCKET") or name.startswith("ASRL")
+
     def input_waiting(self) -> bytes:
-        """:meth:`Link.input_waiting` on a raw socket or serial resource; on an instrument
-        resource (GPIB, USBTMC, VXI-11: ``::INSTR``) nothing is read: a read with no query
-        pending is a 'Query UNTERMINATED' error (-420) on the instrument's error queue, which every
-        set's ``SYST:ERR?`` would then find, and an aborted USBTMC read may leave replies
-        misaligned. Such buses frame each reply themselves."""
-        if self.resource.upper().endswith("::SOCKET") or self.resource.upper().startswith("ASRL"):
+        """:meth:`Link.input_waiting`, on a byte stream; an instrument resource frames each reply
+        itself and is not read (:attr:`_byte_stream`)."""
+        if self._byte_stream:
             return super().input_waiting()
+        self._check_open()
         return bytes(self._rx)
+
+    def flush_input(self) -> None:
+        """:meth:`Link.flush_input`; on an instrument resource a device clear (its input and output
+        buffers emptied by the bus, VISA's ``viClear``) instead of reads with no query pending."""
+        if self._byte_stream:
+            return super().flush_input()
+        self._check_open()
+        self._rx.clear()
+        self._clear()
+
+    def flush_until_quiet(self, quiet_s: float, *, max_s: float | None = None) -> int:
+        """:meth:`Link.flush_until_quiet`; on an instrument resource a device clear (a late reply
+        waits in its output buffer, which the clear empties)."""
+        if self._byte_stream:
+            return super().flush_until_quiet(quiet_s, max_s=max_s)
+        self._check_open()
+        dropped = len(self._rx)
+        self._rx.clear()
+        self._clear()
+        return dropped
+
+    def _clear(self) -> None:
+        try:
+            self._inst.clear()
+        except self._errors.VisaIOError as exc:
+            raise self._map(exc, "clear") from exc
+        except OSError as exc:
+            raise LinkClosed(self.resource, f"clear failed: {exc}") from exc
 
     def _now(self) -> float:
         return time.monotonic()
