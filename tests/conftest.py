@@ -427,7 +427,8 @@ class Proxy:
         self.target = target
         self.cut_on, self.cuts = cut_on, cuts
         #: ``reply(last bytes from the client, bytes from the server)``: what the client gets
-        #: instead (a device answering otherwise: a reply sent twice, a register's other value)
+        #: instead (a device answering otherwise: a reply sent twice, a register's other value),
+        #: or a list of pieces sent 10 ms apart
         self.reply = reply
         self.last_request = b""
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -467,6 +468,13 @@ class Proxy:
                     self.last_request = data
                 elif self.reply is not None:
                     data = self.reply(self.last_request, data)
+                if isinstance(data, list):  # pieces, 10 ms apart (a reply, then a late one)
+                    for k, piece in enumerate(data):
+                        if k:
+                            time.sleep(0.01)
+                        if not self.dropping:
+                            b.sendall(piece)
+                    continue
                 if not self.dropping:
                     b.sendall(data)
         except OSError:

@@ -331,3 +331,23 @@ def test_a_marker_answered_by_an_alarm_is_confirmed_by_a_second_ver():
         p.in_step.mark()
         p.stop()
         assert p.last_alarm == "T" and p.in_step.resyncs == 2
+
+
+def test_stop_goes_on_until_the_pump_says_stopped():
+    """An outside tester: with the replies one behind, the safe state's STP read an earlier
+    command's 'I' and, that not being 'paused', stop() returned after one STP: the pump was left
+    paused mid-program (a RUN at its keypad finishes the dispense), and the safe state, which
+    asked only 'not moving', said it was verified. STP is sent until the pump says stopped."""
+    pairs = [(b"STP\r", basic("00I")), (b"STP\r", basic("00P")), (b"STP\r", basic("00S"))]
+    with expected_protocol(pump, pairs) as p:
+        p.stop()
+        assert p.last_state is PumpState.STOPPED
+
+
+def test_the_safe_state_counts_a_paused_pump_as_not_stopped():
+    from castrig.control.safety import make_safe
+
+    pairs = [(b"STP\r", basic("00S")), (b"\r", basic("00P"))]  # (a pump that answers 'paused' when asked)
+    with expected_protocol(pump, pairs) as p:
+        report = make_safe(pumps={"caster": p}, dry_mfc=None, wet_mfc=None, chamber=None, purge_flow_slpm=1.0)
+    assert report.verified == {"caster.stopped": False}

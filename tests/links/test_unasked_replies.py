@@ -157,3 +157,55 @@ def test_chamber_readings_just_beyond_0_or_100_are_kept_and_a_flickering_bad_one
         kept.append(values.get("chamber_rh_pct"))
     assert kept == [-0.1, 100.4, None, 20.0, None, 20.0]
     assert [k for k, _ in events] == ["warning"] and "RH 3276.7 %RH is no humidity" in events[0][1]
+
+
+#: An NE-1000 reply "01S" (stopped) in safe-mode framing, valid CRC: a stale reply on the line.
+_STALE_STOPPED = b"\x02\x0701S\x99\x97\x03"
+
+
+@pytest.mark.parametrize("apart", [False, True])
+def test_a_stale_stopped_reply_from_the_caster_neither_ends_a_cast_nor_leaves_the_pump_paused(tmp_path, sim_serve, apart):
+    """An outside tester: one stale "stopped" frame just before the caster's real reply to the
+    first status query of a cast. Taken for the reply, it ended a healthy cast ('dispensed
+    0.0012 mL of 0.03 mL', membrane lost); arriving 10 ms before it, it also put every later
+    reply one behind: DIS read the status reply (a ProtocolError fault), the safe state's STP
+    read DIS's reply and sent no second STP, and the pump was left PAUSED mid-program, 0.029 mL
+    still to go, while the safe state said "verified: caster.stopped". Now a reply nobody asked
+    for marks the link out of step, a cast's end is confirmed by a second reading, STP is sent
+    until the pump says stopped, and only a stopped pump is safe."""
+    from conftest import run_rows
+
+    state = {"running": False, "done": False}
+
+    def reply(request: bytes, data: bytes):
+        command = request[2:-3]
+        if command == b"1RUN":
+            state["running"] = True
+        elif command == b"1" and state["running"] and not state["done"]:
+            state["done"] = True
+            return [_STALE_STOPPED, data] if apart else _STALE_STOPPED + data
+        return data
+
+    recipe = {"name": "stale", "steps": [{"type": "cast", "volume_ml": 0.03, "rate_ml_min": 0.6},
+                                         {"type": "purge", "duration_s": 1}]}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with sim_serve("--tcp", "0") as served:
+        proxy = _proxied(served, "caster", reply)
+        try:
+            profile = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
+            for role, cfg in profile["devices"].items():
+                if "link" in cfg and role in served.addresses:
+                    cfg["link"]["url"] = served.addresses[role]
+            profile["devices"]["caster"]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
+            profile["control"]["control_period_s"] = 0.5
+            (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+            done = castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                           "--data", str(tmp_path / "runs"), "-q")
+        finally:
+            proxy.close()
+    assert state["done"], "the stale frame was never sent: the test shows nothing"
+    assert done.returncode == 0, (done.stdout, done.stderr[-2000:])
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    [(dispensed,)] = run_rows(run_dir, "SELECT json_extract(data_json, '$.dispensed_ml') FROM events "
+                                       "WHERE kind = 'pump' AND message LIKE 'caster: dispensed%'")
+    assert dispensed == pytest.approx(0.03, rel=0.02), dispensed

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from castrig.clock import Clock
-from castrig.devices.roles import FlowController, HumidityChamber, SyringePump
+from castrig.devices.roles import FlowController, HumidityChamber, PumpState, SyringePump
 from castrig.errors import CastrigError
 
 #: Flows below this are "off" when read back (MFC noise floor), slpm.
@@ -75,7 +75,9 @@ def make_safe(
     for name, pump in pumps.items():
         def stop_pump(pump: SyringePump = pump) -> bool:
             pump.stop()
-            return not pump.state().moving
+            # stopped, not only "not moving": a pump paused mid-program (or in a timed pause)
+            # finishes its dispense at a RUN from its keypad or another client
+            return pump.state() is PumpState.STOPPED
 
         attempt(f"{name}.stopped", stop_pump)
     if wet_mfc is not None:

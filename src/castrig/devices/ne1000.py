@@ -389,10 +389,12 @@ class NE1000Pump(SyringePump):
                 state, _ = self._command("STP")
             except PumpAlarm:
                 continue
-            if state is PumpState.PAUSED:
-                continue
-            return
-        raise PumpError(self.name, "STP", f"pump did not reach the stopped state (last alarm {self.last_alarm})")
+            if state is PumpState.STOPPED:
+                return
+            # paused (a second STP stops it), or a reply that is not this STP's (one behind: an
+            # outside tester's pump was left paused mid-program when an 'I' was read here)
+        raise PumpError(self.name, "STP", f"pump did not reach the stopped state (last state {self.last_state}, "
+                                          f"last alarm {self.last_alarm})")
 
     def use_one_phase(self) -> None:
         """Phase 1 a rate phase and phase 2 ``STP``, phase 1 selected.
@@ -422,6 +424,10 @@ class NE1000Pump(SyringePump):
     def dispensed(self) -> Dispensed:
         _, data = self._query("DIS")
         m = _DIS.match(data)
+        if not m:  # (another command's reply: asked again once the replies are back in step)
+            self._bad_reply("DIS", data)
+            _, data = self._query("DIS")
+            m = _DIS.match(data)
         if not m:
             raise self._bad_reply("DIS", data)
         f = VOLUME_UNITS[m.group(3)]
@@ -599,6 +605,12 @@ class NE1000Pump(SyringePump):
         if m and m.group(2) and int(m.group(1)) == (self.address or 0):
             self.unsolicited_alarms.append(m.group(2))
             self.last_alarm = m.group(2)
+        else:
+            # a reply nobody asked for now: a late or repeated one, so the last reply read may
+            # have been another's and the next would be one behind (an outside tester: a stale
+            # "stopped" ended a healthy cast, and the safe state then read a pump it had left
+            # paused as stopped). The next exchange confirms with VER first.
+            self.in_step.mark()
 
     def _marker(self, k: int) -> tuple[bytes, Callable[[str], bool]]:
         """The in-step marker: ``VER``, whose reply no other command gives — or an alarm.
@@ -641,6 +653,9 @@ class NE1000Pump(SyringePump):
 
     # -- reply fields ----------------------------------------------------------------------
     def _bad_reply(self, command: str, data: str) -> ProtocolError:
+        """A reply whose data is not its command's: another command's reply, the replies one
+        behind; the link is marked out of step, so the next exchange confirms with VER first."""
+        self.in_step.mark()
         return ProtocolError(self.link.resource, f"{self.name}: {command!r}: unexpected data {data!r}")
 
     def _float(self, command: str, data: str) -> float:

@@ -565,7 +565,12 @@ class Runner:
                    {"volume_ml": volume_ml, "rate_ml_min": rate_ml_min})
         def stopped() -> bool:
             state = self._pump_state(pump)
-            return state is not None and not state.moving
+            if state is None or state.moving:
+                return False
+            # confirmed by a second reading: one stale "stopped" (a reply repeated or late on the
+            # line) had ended a healthy cast as "dispensed 0.0012 mL of 0.03 mL"
+            again = self._pump_state(pump)
+            return again is not None and not again.moving
 
         done = self._hold(expected * 1.5 + 30.0, until=stopped, planned_s=expected)
         dispensed = pump.dispensed().infused_ml
