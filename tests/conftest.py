@@ -413,6 +413,23 @@ def sim_serve() -> Callable[..., AbstractContextManager[SimServe]]:
     return sim_serve_process
 
 
+def run_with_a_proxied_device(tmp_path: Path, served: "SimServe", profile: str, role: str, proxy: "Proxy", recipe: Path,
+                              **control: Any) -> subprocess.CompletedProcess[str]:
+    """``castrig run RECIPE --data TMP/runs`` on the devices ``sim serve`` serves from ``profile``
+    (every link at its served address), ``role``'s through ``proxy``; ``control``: settings of the
+    profile's ``control`` section (e.g. ``control_period_s=0.5``)."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / profile).read_text())
+    for name, cfg in data["devices"].items():
+        if "link" in cfg and name in served.addresses:
+            cfg["link"]["url"] = served.addresses[name]
+    data["devices"][role]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
+    data["control"].update(control)
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(data))
+    return castrig("run", str(recipe), "--profile", str(tmp_path / "rig.yaml"), "--data", str(tmp_path / "runs"), "-q")
+
+
 class Proxy:
     """A TCP forwarder to ``target`` (a database, a served device) that a test can cut (reset
     every connection, refuse new ones) or make a black hole (:meth:`drop`: connections stay

@@ -131,7 +131,7 @@ def test_a_line_dropped_in_a_dispense_set_up_or_start_is_ridden_out(tmp_path, si
 
     import yaml
 
-    from conftest import ROOT, Proxy, castrig, run_rows
+    from conftest import Proxy, run_rows, run_with_a_proxied_device
 
     recipe = {"name": "dropped", "steps": [{"type": "cast", "volume_ml": 0.02, "rate_ml_min": 0.8},
                                            {"type": "purge", "duration_s": 1}]}
@@ -140,14 +140,8 @@ def test_a_line_dropped_in_a_dispense_set_up_or_start_is_ridden_out(tmp_path, si
         caster = urlsplit(served.addresses["caster"])
         proxy = Proxy((caster.hostname, caster.port), cut_on=command)
         try:
-            profile = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
-            for role, cfg in profile["devices"].items():
-                cfg["link"]["url"] = served.addresses[role]
-            profile["devices"]["caster"]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
-            profile["control"]["control_period_s"] = 0.5
-            (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
-            done = castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
-                           "--data", str(tmp_path / "runs"), "-q")
+            done = run_with_a_proxied_device(tmp_path, served, "hw_profiles/sim-serial.yaml", "caster", proxy,
+                                             tmp_path / "recipe.yaml", control_period_s=0.5)
         finally:
             proxy.close()
     assert proxy.cuts == 0, "the line was never cut: the test shows nothing"

@@ -7,7 +7,6 @@ now taken for what it is: the link is put back in step before the reply is trust
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,7 +17,7 @@ from castrig.devices.modbus import crc16
 from castrig.devices.watlow_f4 import WatlowF4, WatlowF4Error
 from castrig.links.serial_link import SerialLink
 
-from conftest import ROOT, Proxy, castrig
+from conftest import ROOT, Proxy, run_with_a_proxied_device
 
 F4_PROFILE = "hw_profiles/sim-watlow-f4-serial.yaml"
 
@@ -77,17 +76,6 @@ def _reads_as(register: int, value: int):
 _profile_running = _reads_as(200, 2)
 
 
-def _run_on_the_proxied_chamber(tmp_path, served, proxy: Proxy, recipe: Path):
-    """`castrig run RECIPE` on the F4 twin `sim serve` serves, its chamber through ``proxy``."""
-    profile = yaml.safe_load((ROOT / F4_PROFILE).read_text())
-    for role, cfg in profile["devices"].items():
-        if "link" in cfg and role in served.addresses:
-            cfg["link"]["url"] = served.addresses[role]
-    profile["devices"]["chamber"]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
-    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
-    return castrig("run", str(recipe), "--profile", str(tmp_path / "rig.yaml"), "--data", str(tmp_path / "runs"), "-q")
-
-
 def test_a_chamber_left_running_a_profile_is_refused_and_never_called_safe(tmp_path, sim_serve):
     """An outside tester: with a profile running on the F4 (left from another session), a run's
     purge recorded "wet air off" and its safe state "verified: chamber.humidifier_off" from a
@@ -97,7 +85,7 @@ def test_a_chamber_left_running_a_profile_is_refused_and_never_called_safe(tmp_p
     with sim_serve("--tcp", "0", profile=F4_PROFILE) as served:
         proxy = _proxied(served, "chamber", _profile_running)
         try:
-            done = _run_on_the_proxied_chamber(tmp_path, served, proxy, ROOT / "recipes" / "demo-short.yaml")
+            done = run_with_a_proxied_device(tmp_path, served, F4_PROFILE, "chamber", proxy, ROOT / "recipes" / "demo-short.yaml")
         finally:
             proxy.close()
     said = " ".join(done.stderr.split())
@@ -128,7 +116,7 @@ def test_a_chamber_reading_that_is_no_humidity_is_not_recorded_as_one(tmp_path, 
     with sim_serve("--tcp", "0", profile=F4_PROFILE) as served:
         proxy = _proxied(served, "chamber", _reads_as(104, 0x7FFF))  # input 2 (%RH) failed: 3276.7
         try:
-            done = _run_on_the_proxied_chamber(tmp_path, served, proxy, tmp_path / "recipe.yaml")
+            done = run_with_a_proxied_device(tmp_path, served, F4_PROFILE, "chamber", proxy, tmp_path / "recipe.yaml")
         finally:
             proxy.close()
     assert done.returncode == 0, done.stderr[-2000:]
@@ -192,15 +180,8 @@ def test_a_stale_stopped_reply_from_the_caster_neither_ends_a_cast_nor_leaves_th
     with sim_serve("--tcp", "0") as served:
         proxy = _proxied(served, "caster", reply)
         try:
-            profile = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
-            for role, cfg in profile["devices"].items():
-                if "link" in cfg and role in served.addresses:
-                    cfg["link"]["url"] = served.addresses[role]
-            profile["devices"]["caster"]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
-            profile["control"]["control_period_s"] = 0.5
-            (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
-            done = castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
-                           "--data", str(tmp_path / "runs"), "-q")
+            done = run_with_a_proxied_device(tmp_path, served, "hw_profiles/sim-serial.yaml", "caster", proxy,
+                                             tmp_path / "recipe.yaml", control_period_s=0.5)
         finally:
             proxy.close()
     assert state["done"], "the stale frame was never sent: the test shows nothing"
