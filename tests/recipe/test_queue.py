@@ -174,7 +174,9 @@ def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves
     assert done.returncode == 0, done.stdout + done.stderr
     state = json.loads(state_path.read_text())
     assert [i["outcome"] for i in state["items"]] == ["completed", "completed", "completed"]
-    assert not cut.exists()  # replaced: it held no record
+    # replaced: it held no record (a replacement started within the same second takes its name:
+    # run ids are to the second, and this one was free again; 1 run in 5 here)
+    assert not cut.exists() or json.loads((cut / "run.json").read_text())["outcome"] == "completed"
     if leaves == "missing":
         return
     assert state["items"][1]["replaced"][0]["run_dir"] == str(cut)
