@@ -317,9 +317,11 @@ def step_test(rig: Any, *, rh_lo: float, rh_hi: float, max_phase_s: float = 3600
                 break
             # Steady only once RH has answered the phase: a flat line during a dead time (a chamber
             # 90 s before it moves) read as steady at 60 s, and the step phase ended before the
-            # step showed. Far from its target, RH must first have come 30 % of the way.
+            # step showed. Far from its target, RH must first have come 30 % of the way, or have
+            # stayed put for UNANSWERED_S (a loop that does not move RH: then said by the fit,
+            # "did not rise", not after an hour as "not steady").
             far = abs(targets[phase] - rh_start)
-            answered = far <= 3.0 or abs(rh - rh_start) >= 0.3 * far
+            answered = far <= 3.0 or abs(rh - rh_start) >= 0.3 * far or now - t_phase >= UNANSWERED_S
             if entered and answered and _steady(test.t_s, test.rh_pct, t_phase, min_phase_s, steady_tol_pct):
                 break
             n += 1
@@ -327,6 +329,9 @@ def step_test(rig: Any, *, rh_lo: float, rh_hi: float, max_phase_s: float = 3600
     return test
 
 
+#: How long a step-test phase waits for RH to answer before a flat line counts as steady (longer
+#: than a chamber's dead time, a minute or two).
+UNANSWERED_S = 300.0
 #: How much farther from the bounds than its closest a reading outside them may be before the step
 #: test stops (a chamber still drying, or noisy, before it turns towards the starting level).
 MOVE_AWAY_PCT = 3.0
@@ -352,9 +357,14 @@ def tune(rig: Any, *, rh_lo: float = 40.0, rh_hi: float = 60.0, predict_from: fl
         limits = (f"control.wet_fraction_min/max = {c.wet_fraction_min:g}/{c.wet_fraction_max:g}, " if test.kind == MFC else "")
         raise BadInput(f"{what}: {exc} (check {limits}--from/--to: levels the rig reaches; nothing written)",
                        field="--from") from None
-    if not model.gain > 0:  # more wet gas (or a higher set point) must raise the RH: any other model is not this rig's
-        raise BadInput(f"{what}: the RH did not rise with the step (gain K = {model.gain:.4g}): no gains to propose from it "
-                       "(check the wet line, control.total_flow_slpm and --from/--to; nothing written)", field="--to")
+    u, y = np.asarray(test.u), np.asarray(test.rh_pct)
+    rise = float(y[u != u[0]][-10:].mean() - y[u == u[0]][-10:].mean())  # (the last readings of each phase)
+    # more wet gas (or a higher set point) must raise the RH: any other model is not this rig's;
+    # and a rise of under a tenth of the step asked is none (a rig whose RH stays put, its noise fitted)
+    if not model.gain > 0 or rise < 0.1 * (rh_hi - rh_lo):
+        raise BadInput(f"{what}: the RH did not rise with the step (gain K = {model.gain:.4g}, {rise:+.2f} %RH over the "
+                       "step): no gains to propose from it (check the wet line, control.total_flow_slpm and --from/--to; "
+                       "nothing written)", field="--to")
     step_pct = abs(model.gain * (max(test.u) - min(test.u)))
     if not model.rms_pct <= MAX_RMS_OF_STEP * step_pct:
         # the model explains the test no better than its own noise: its gains would be a guess
