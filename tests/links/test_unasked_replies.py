@@ -190,3 +190,41 @@ def test_a_stale_stopped_reply_from_the_caster_neither_ends_a_cast_nor_leaves_th
     [(dispensed,)] = run_rows(run_dir, "SELECT json_extract(data_json, '$.dispensed_ml') FROM events "
                                        "WHERE kind = 'pump' AND message LIKE 'caster: dispensed%'")
     assert dispensed == pytest.approx(0.03, rel=0.02), dispensed
+
+
+def test_an_alarm_the_caster_sends_on_its_own_is_recorded(tmp_path, sim_serve):
+    """An outside tester: the caster's watchdog stopped it during a stalled line and said so with
+    an unsolicited 'A?T', which the driver read and kept to itself: neither the run's events nor
+    its log mentioned it. An alarm frame sent after a reply now reaches the record as a warning."""
+    import binascii
+
+    from conftest import run_rows
+
+    data = b"01A?T"
+    alarm = bytes([2, len(data) + 4]) + data + binascii.crc_hqx(data, 0).to_bytes(2, "big") + b"\x03"
+    state = {"running": False, "done": False}
+
+    def reply(request: bytes, data: bytes):
+        command = request[2:-3]
+        if command == b"1RUN":
+            state["running"] = True
+        elif command == b"1" and state["running"] and not state["done"]:
+            state["done"] = True
+            return data + alarm
+        return data
+
+    recipe = {"name": "alarm", "steps": [{"type": "cast", "volume_ml": 0.02, "rate_ml_min": 0.8},
+                                         {"type": "purge", "duration_s": 1}]}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with sim_serve("--tcp", "0") as served:
+        proxy = _proxied(served, "caster", reply)
+        try:
+            done = run_with_a_proxied_device(tmp_path, served, "hw_profiles/sim-serial.yaml", "caster", proxy,
+                                             tmp_path / "recipe.yaml", control_period_s=0.5)
+        finally:
+            proxy.close()
+    assert state["done"], "the alarm was never sent: the test shows nothing"
+    assert done.returncode == 0, (done.stdout, done.stderr[-2000:])
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    said = run_rows(run_dir, "SELECT message FROM events WHERE kind = 'warning' AND source = 'caster'")
+    assert ("caster: alarm T: safe-mode communications time-out, sent by the pump on its own",) in said, said

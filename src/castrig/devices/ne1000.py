@@ -600,6 +600,11 @@ class NE1000Pump(SyringePump):
                 self.link.flush_input()  # the pump would have dropped that packet too
                 return
 
+    @staticmethod
+    def alarm_text(code: str) -> str:
+        """``alarm T: safe-mode communications time-out`` (for a run's record)."""
+        return f"alarm {code}: {ALARM_KINDS.get(code, 'unknown alarm')}"
+
     def _note_unsolicited(self, text: str) -> None:
         m = _REPLY.match(text)
         if m and m.group(2) and int(m.group(1)) == (self.address or 0):

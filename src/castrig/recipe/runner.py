@@ -167,6 +167,7 @@ class Runner:
         #: Devices whose last exchange failed: since when (the start of the first failed
         #: exchange, i.e. the last moment they were known to answer) and the last error.
         self._silent: dict[str, tuple[float, str]] = {}
+        self._alarms_seen: dict[str, int] = {}  # pump name -> its unsolicited alarms recorded (_note_pump_alarms)
         self._chamber_bad = False  # a chamber reading was no humidity, said once (_chamber_sample)
         #: The near-membrane sensor's last read failed (its staleness counts from then on).
         self._rh_failing = False
@@ -412,6 +413,7 @@ class Runner:
             retry_for_s=self.cfg.safe_state_retry_s,
             on_first_try=first_try,
         )
+        self._note_pump_alarms()
         self._record_safely("safe_state", "control", report.summary(), report.to_dict())
         if not report.safe and self.cfg.safe_state_keep_trying_s > 0:
             report = self._keep_trying_safe(report, why)
@@ -482,6 +484,20 @@ class Runner:
         self._record_safely("safe_state", "control", f"{report.summary()} ({how})", {**report.to_dict(), "after_s": waited})
         self._show_safe("making_safe", f"{report.summary()} ({how}); the run is ending — {why}", reason=why, tries=tries)
         return report
+
+    def _note_pump_alarms(self) -> None:
+        """Alarms a pump sent on its own and its driver read before a command (its watchdog's,
+        during a stalled line), as warning events: they had stayed in the driver, and the record
+        never said the caster was stopped by its watchdog (an outside tester)."""
+        for name, pump in self.rig.pumps().items():
+            alarms = getattr(pump, "unsolicited_alarms", None)
+            seen = self._alarms_seen.get(name, 0)
+            if not alarms or len(alarms) <= seen:
+                continue
+            for code in alarms[seen:]:
+                said = pump.alarm_text(code) if hasattr(pump, "alarm_text") else f"alarm {code}"
+                self._record_safely("warning", name, f"{name}: {said}, sent by the pump on its own", {"alarm": code})
+            self._alarms_seen[name] = len(alarms)
 
     def _record_safely(self, kind: str, source: str, message: str, data: dict[str, Any]) -> None:
         try:
@@ -1081,6 +1097,7 @@ class Runner:
             ml = dispensed.infused_ml
             values[f"{name}_infused_ml"] = ml
             self.status.pumps_ml[name] = ml
+        self._note_pump_alarms()
         if answered == len(self.rig.pumps()):
             # Every pump answered a valid packet just now: that restarts a safe-mode pump's
             # watchdog as a keep-alive would (and an alarm shows in any reply's prompt).
