@@ -151,6 +151,37 @@ def test_chamber_readings_just_beyond_0_or_100_are_kept_and_a_flickering_bad_one
 _STALE_STOPPED = b"\x02\x0701S\x99\x97\x03"
 
 
+def _cast_with_the_caster_answering(tmp_path, sim_serve, first_status_reply, volume_ml: float = 0.03):
+    """A cast (``volume_ml`` at 0.6 mL/min) by the real CLI on `sim serve`'s devices, the caster's
+    reply to its first status query after ``RUN`` replaced by ``first_status_reply(real reply)``.
+    Returns the run folder, once the run completed."""
+    state = {"running": False, "done": False}
+
+    def reply(request: bytes, data: bytes):
+        command = request[2:-3]
+        if command == b"1RUN":
+            state["running"] = True
+        elif command == b"1" and state["running"] and not state["done"]:
+            state["done"] = True
+            return first_status_reply(data)
+        return data
+
+    recipe = {"name": "caster", "steps": [{"type": "cast", "volume_ml": volume_ml, "rate_ml_min": 0.6},
+                                          {"type": "purge", "duration_s": 1}]}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with sim_serve("--tcp", "0") as served:
+        proxy = _proxied(served, "caster", reply)
+        try:
+            done = run_with_a_proxied_device(tmp_path, served, "hw_profiles/sim-serial.yaml", "caster", proxy,
+                                             tmp_path / "recipe.yaml", control_period_s=0.5)
+        finally:
+            proxy.close()
+    assert state["done"], "the caster's first status reply was never replaced: the test shows nothing"
+    assert done.returncode == 0, (done.stdout, done.stderr[-2000:])
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    return run_dir
+
+
 @pytest.mark.parametrize("apart", [False, True])
 def test_a_stale_stopped_reply_from_the_caster_neither_ends_a_cast_nor_leaves_the_pump_paused(tmp_path, sim_serve, apart):
     """An outside tester: one stale "stopped" frame just before the caster's real reply to the
@@ -163,30 +194,8 @@ def test_a_stale_stopped_reply_from_the_caster_neither_ends_a_cast_nor_leaves_th
     until the pump says stopped, and only a stopped pump is safe."""
     from conftest import run_rows
 
-    state = {"running": False, "done": False}
-
-    def reply(request: bytes, data: bytes):
-        command = request[2:-3]
-        if command == b"1RUN":
-            state["running"] = True
-        elif command == b"1" and state["running"] and not state["done"]:
-            state["done"] = True
-            return [_STALE_STOPPED, data] if apart else _STALE_STOPPED + data
-        return data
-
-    recipe = {"name": "stale", "steps": [{"type": "cast", "volume_ml": 0.03, "rate_ml_min": 0.6},
-                                         {"type": "purge", "duration_s": 1}]}
-    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    with sim_serve("--tcp", "0") as served:
-        proxy = _proxied(served, "caster", reply)
-        try:
-            done = run_with_a_proxied_device(tmp_path, served, "hw_profiles/sim-serial.yaml", "caster", proxy,
-                                             tmp_path / "recipe.yaml", control_period_s=0.5)
-        finally:
-            proxy.close()
-    assert state["done"], "the stale frame was never sent: the test shows nothing"
-    assert done.returncode == 0, (done.stdout, done.stderr[-2000:])
-    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    run_dir = _cast_with_the_caster_answering(
+        tmp_path, sim_serve, lambda real: [_STALE_STOPPED, real] if apart else _STALE_STOPPED + real)
     [(dispensed,)] = run_rows(run_dir, "SELECT json_extract(data_json, '$.dispensed_ml') FROM events "
                                        "WHERE kind = 'pump' AND message LIKE 'caster: dispensed%'")
     assert dispensed == pytest.approx(0.03, rel=0.02), dispensed
@@ -202,29 +211,6 @@ def test_an_alarm_the_caster_sends_on_its_own_is_recorded(tmp_path, sim_serve):
 
     data = b"01A?T"
     alarm = bytes([2, len(data) + 4]) + data + binascii.crc_hqx(data, 0).to_bytes(2, "big") + b"\x03"
-    state = {"running": False, "done": False}
-
-    def reply(request: bytes, data: bytes):
-        command = request[2:-3]
-        if command == b"1RUN":
-            state["running"] = True
-        elif command == b"1" and state["running"] and not state["done"]:
-            state["done"] = True
-            return data + alarm
-        return data
-
-    recipe = {"name": "alarm", "steps": [{"type": "cast", "volume_ml": 0.02, "rate_ml_min": 0.8},
-                                         {"type": "purge", "duration_s": 1}]}
-    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    with sim_serve("--tcp", "0") as served:
-        proxy = _proxied(served, "caster", reply)
-        try:
-            done = run_with_a_proxied_device(tmp_path, served, "hw_profiles/sim-serial.yaml", "caster", proxy,
-                                             tmp_path / "recipe.yaml", control_period_s=0.5)
-        finally:
-            proxy.close()
-    assert state["done"], "the alarm was never sent: the test shows nothing"
-    assert done.returncode == 0, (done.stdout, done.stderr[-2000:])
-    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    run_dir = _cast_with_the_caster_answering(tmp_path, sim_serve, lambda real: real + alarm, volume_ml=0.02)
     said = run_rows(run_dir, "SELECT message FROM events WHERE kind = 'warning' AND source = 'caster'")
     assert ("caster: alarm T: safe-mode communications time-out, sent by the pump on its own",) in said, said
