@@ -425,7 +425,7 @@ class NE1000Pump(SyringePump):
         _, data = self._query("DIS")
         m = _DIS.match(data)
         if not m:  # (another command's reply: asked again once the replies are back in step)
-            self._bad_reply("DIS", data)
+            self.in_step.mark()
             _, data = self._query("DIS")
             m = _DIS.match(data)
         if not m:
@@ -600,10 +600,9 @@ class NE1000Pump(SyringePump):
                 self.link.flush_input()  # the pump would have dropped that packet too
                 return
 
-    @staticmethod
-    def alarm_text(code: str) -> str:
-        """``alarm T: safe-mode communications time-out`` (for a run's record)."""
-        return f"alarm {code}: {ALARM_KINDS.get(code, 'unknown alarm')}"
+    def alarms_sent(self) -> list[str]:
+        """``alarm T: safe-mode communications time-out``, one per alarm read unprompted."""
+        return [f"alarm {code}: {ALARM_KINDS.get(code, 'unknown alarm')}" for code in self.unsolicited_alarms]
 
     def _note_unsolicited(self, text: str) -> None:
         m = _REPLY.match(text)

@@ -73,6 +73,11 @@ class SyringePump(Device):
         """Stop the watchdog of a pump known to be stopped, as castrig lets go of it (the rig
         does as it closes); a no-op where there is none. Never raises."""
 
+    def alarms_sent(self) -> list[str]:
+        """The alarms the pump sent on its own (its watchdog's during a stalled line), in words,
+        oldest first, as its driver read them; none where a pump sends none."""
+        return []
+
     @abstractmethod
     def set_diameter_mm(self, diameter_mm: float) -> None: ...
 

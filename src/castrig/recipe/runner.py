@@ -490,13 +490,9 @@ class Runner:
         during a stalled line), as warning events: they had stayed in the driver, and the record
         never said the caster was stopped by its watchdog (an outside tester)."""
         for name, pump in self.rig.pumps().items():
-            alarms = getattr(pump, "unsolicited_alarms", None)
-            seen = self._alarms_seen.get(name, 0)
-            if not alarms or len(alarms) <= seen:
-                continue
-            for code in alarms[seen:]:
-                said = pump.alarm_text(code) if hasattr(pump, "alarm_text") else f"alarm {code}"
-                self._record_safely("warning", name, f"{name}: {said}, sent by the pump on its own", {"alarm": code})
+            alarms = pump.alarms_sent()
+            for said in alarms[self._alarms_seen.get(name, 0):]:
+                self._record_safely("warning", name, f"{name}: {said}, sent by the pump on its own", {"alarm": said})
             self._alarms_seen[name] = len(alarms)
 
     def _record_safely(self, kind: str, source: str, message: str, data: dict[str, Any]) -> None:
