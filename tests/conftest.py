@@ -448,6 +448,9 @@ class Proxy:
         #: or a list of pieces sent 10 ms apart
         self.reply = reply
         self.last_request = b""
+        #: bytes sent to the server just before the client's next request (another client on a
+        #: shared line, a front panel): see :meth:`inject`
+        self.injected = b""
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.up = True
@@ -483,6 +486,8 @@ class Proxy:
                     break  # the connection is closed, the command never arrives
                 if watch:
                     self.last_request = data
+                    if self.injected:
+                        data, self.injected = self.injected + data, b""
                 elif self.reply is not None:
                     data = self.reply(self.last_request, data)
                 if isinstance(data, list):  # pieces, 10 ms apart (a reply, then a late one)
@@ -513,6 +518,11 @@ class Proxy:
                 except OSError:
                     pass
             self.socks.clear()
+
+    def inject(self, data: bytes) -> None:
+        """Send ``data`` to the server ahead of the client's next request, as another client on
+        the line would (its reply reaches the client unasked)."""
+        self.injected = data
 
     def drop(self) -> None:
         self.dropping = True

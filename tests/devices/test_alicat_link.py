@@ -148,3 +148,20 @@ def test_over_tcp_with_drop_and_reconnect():
             assert mfc.read().setpoint_slpm == 1.5
         finally:
             link.close()
+
+
+def test_the_safe_state_waits_for_a_closing_valve_and_names_a_stuck_one():
+    """Wet air off is read from the measured flow: a valve closing from 3 slpm is given time to
+    fall; one stuck open is reported not safe, with the flow it still passes."""
+    from castrig.control.safety import make_safe
+
+    clock, emu, mfc = rig()
+    mfc.set_flow_slpm(3.0)
+    clock.sleep(5.0)
+    report = make_safe(pumps={}, dry_mfc=None, wet_mfc=mfc, chamber=None, purge_flow_slpm=1.0, clock=clock)
+    assert report.safe and emu.flow_slpm(clock.now()) <= 0.05, report.summary()
+    mfc.set_flow_slpm(3.0)
+    clock.sleep(5.0)
+    emu.inject("stuck", clock.now())
+    report = make_safe(pumps={}, dry_mfc=None, wet_mfc=mfc, chamber=None, purge_flow_slpm=1.0, clock=clock)
+    assert not report.safe and "3 slpm still flowing" in report.errors["wet_mfc.off"], report.summary()

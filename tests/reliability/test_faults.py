@@ -46,6 +46,8 @@ def test_seeded_sample_of_the_matrix_recovers_or_stops_safely(campaign):
     (Fault("rh_stuck", "rh_near", 400.0), 4, 2.0, "safe_stopped"),       # was: evaporation finished blind
     (Fault("pump_alarm", "caster", 0.0, "S"), 3, 2.0, "safe_stopped"),
     (Fault("clock_jump", "clock", 0.0, 5.0), 4, 2.0, "recovered"),
+    # was: "safe state verified: wet_mfc.off" from the setpoint, the held valve passing 1.4 slpm
+    (Fault("mfc_valve_held", "wet_mfc", float("inf")), 4, 2.0, "recovered"),
 ])
 def test_regressions_found_by_the_harness(campaign, fault, step, offset, expect):
     t = campaign.trial(fault, FaultPoint(step, offset))

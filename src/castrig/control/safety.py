@@ -12,11 +12,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from castrig.clock import Clock
-from castrig.devices.roles import FlowController, HumidityChamber, PumpState, SyringePump
+from castrig.devices.roles import FlowController, FlowReading, HumidityChamber, PumpState, SyringePump
 from castrig.errors import CastrigError
 
-#: Flows below this are "off" when read back (MFC noise floor), slpm.
+#: Setpoints at or below this are "off" when read back, slpm.
 FLOW_OFF_SLPM = 0.02
+#: A measured flow is "off" at or below this share of the controller's full scale (or
+#: FLOW_OFF_SLPM, the larger): an MFC's zero reads a few tenths of a percent of full scale.
+FLOW_OFF_SHARE_OF_FULL_SCALE = 0.01
+#: How long a closing valve's flow may take to fall to "off" before the safe state says it is
+#: still flowing (s, on the run's clock; the valve and the flow sensor answer within ~1 s).
+FLOW_SETTLE_S = 5.0
+FLOW_SETTLE_POLL_S = 0.25
+
+
+class NotSafe(CastrigError):
+    """A device read back in a state that is not its safe one; the message says what it shows."""
 
 
 @dataclass
@@ -83,13 +94,14 @@ def make_safe(
     if wet_mfc is not None:
         def wet_off() -> bool:
             wet_mfc.set_flow_slpm(0.0)
-            return wet_mfc.read().setpoint_slpm <= FLOW_OFF_SLPM
+            return wet_air_stopped(wet_mfc, clock)
 
         attempt(f"{wet_mfc.name}.off", wet_off)
     if dry_mfc is not None:
         def purge() -> bool:
             dry_mfc.set_flow_slpm(purge_flow_slpm)
-            return abs(dry_mfc.read().setpoint_slpm - purge_flow_slpm) <= max(0.01, 0.01 * purge_flow_slpm)
+            reading = _unheld(dry_mfc)
+            return abs(reading.setpoint_slpm - purge_flow_slpm) <= max(0.01, 0.01 * purge_flow_slpm)
 
         attempt(f"{dry_mfc.name}.purge", purge)
     if chamber is not None:
@@ -108,3 +120,34 @@ def make_safe(
                 if not ok:
                     attempt(key, actions[key])
     return report
+
+
+def _unheld(mfc: FlowController) -> FlowReading:
+    """The controller's reading once no valve hold keeps its setpoint from governing the valve:
+    a hold (HLD, set at the front panel or by another client) outlasts any setpoint we send."""
+    reading = mfc.read()
+    if "HLD" in reading.status:
+        mfc.release_hold()
+        reading = mfc.read()
+        if "HLD" in reading.status:
+            raise NotSafe(f"{mfc.name}: its valve is held (HLD) and a cancel did not end the hold")
+    return reading
+
+
+def wet_air_stopped(mfc: FlowController, clock: Clock | None) -> bool:
+    """Wet air is off when the flow the controller measures is, not only its setpoint: a valve
+    held open (HLD) or stuck reads setpoint 0 while air still flows. The flow is given
+    FLOW_SETTLE_S on ``clock`` to fall (without a clock it is read once)."""
+    reading = _unheld(mfc)
+    if reading.setpoint_slpm > FLOW_OFF_SLPM:
+        return False
+    off_slpm = max(FLOW_OFF_SLPM, FLOW_OFF_SHARE_OF_FULL_SCALE * mfc.full_scale_slpm)
+    if clock is not None:
+        deadline = clock.now() + FLOW_SETTLE_S
+        while reading.mass_flow_slpm > off_slpm and clock.now() < deadline:
+            clock.sleep(FLOW_SETTLE_POLL_S)
+            reading = mfc.read()
+    if reading.mass_flow_slpm > off_slpm:
+        raise NotSafe(f"{mfc.name}: setpoint 0 but {reading.mass_flow_slpm:g} slpm still flowing "
+                      f"(off is at most {off_slpm:g} slpm; a valve stuck open?)")
+    return True

@@ -488,6 +488,9 @@ class AlicatMFC(FlowController):
         """Resume closed-loop control (``AC``)."""
         return self._exchange("C", self._frame)
 
+    def release_hold(self) -> None:
+        self.cancel_hold()
+
     def lock_display(self, locked: bool = True) -> AlicatReading:
         """Lock (``AL``) or unlock (``AU``) the front panel; the frame shows LCK when locked."""
         return self._exchange("L" if locked else "U", self._frame)

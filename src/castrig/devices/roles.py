@@ -148,6 +148,10 @@ class FlowController(Device):
     @abstractmethod
     def set_flow_slpm(self, flow_slpm: float) -> None: ...
 
+    def release_hold(self) -> None:
+        """End a valve hold (the reading's status shows ``HLD``) so the setpoint governs the
+        valve again; a controller without holds has nothing to end."""
+
 
 # -- humidity --------------------------------------------------------------------------------
 @dataclass(frozen=True)

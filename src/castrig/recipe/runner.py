@@ -476,7 +476,7 @@ class Runner:
                 pass_t = self.clock.now()
                 tries += 1
                 report = make_safe(pumps=self.rig.pumps(), dry_mfc=self.rig.dry_mfc, wet_mfc=self.rig.wet_mfc,
-                                   chamber=self.rig.chamber, purge_flow_slpm=self.cfg.purge_flow_slpm)
+                                   chamber=self.rig.chamber, purge_flow_slpm=self.cfg.purge_flow_slpm, clock=self.clock)
         except KeyboardInterrupt:
             self.log.error("safe state: the operator stopped the tries")
         waited = self.clock.now() - t0

@@ -687,7 +687,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         from castrig.control.safety import make_safe
 
         report = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
-                           purge_flow_slpm=profile.control.purge_flow_slpm)
+                           purge_flow_slpm=profile.control.purge_flow_slpm, clock=rig.clock)
         recorder.add_event(t_offset, "safe_state", "control", "resume: " + report.summary(), report.to_dict())
         ctrl_c.stop_here()
         if finish_only:

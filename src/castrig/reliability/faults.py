@@ -47,6 +47,8 @@ DURATIONS: dict[str, float] = {
     "pump_stall": 120.0,
     "pump_alarm": 0.0,
     "mfc_not_following": 120.0,
+    # held at the front panel (or by another client): lasts until someone cancels the hold
+    "mfc_valve_held": math.inf,
     "rh_stuck": 400.0,
     "rh_noisy": 120.0,
     "rh_out_of_range": 30.0,
@@ -96,6 +98,8 @@ def catalogue(roles: Iterable[str]) -> list[Fault]:
             out.append(Fault("pump_stall", pump, DURATIONS["pump_stall"]))
             out += [Fault("pump_alarm", pump, 0.0, kind) for kind in "RSTEO"]
     out += [Fault("mfc_not_following", r, DURATIONS["mfc_not_following"]) for r in ("dry_mfc", "wet_mfc") if r in roles]
+    if "wet_mfc" in roles:
+        out.append(Fault("mfc_valve_held", "wet_mfc", DURATIONS["mfc_valve_held"]))
     if "rh_near" in roles:
         out += [Fault(k, "rh_near", DURATIONS[k]) for k in ("rh_stuck", "rh_noisy", "rh_out_of_range", "rh_sensor_error")]
     if "camera" in roles:

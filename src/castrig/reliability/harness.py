@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from castrig.control.safety import FLOW_OFF_SLPM
+from castrig.control.safety import FLOW_OFF_SHARE_OF_FULL_SCALE, FLOW_OFF_SLPM
 from castrig.recipe import model as m
 from castrig.recipe.runner import Runner, RunResult
 from castrig.reliability.faults import CHAMBER_FAULTS, LINK_FAULTS, Fault, FaultPoint, FullDiskConnection, ScheduledClock
@@ -132,6 +132,8 @@ class Injector:
                 emu.raise_alarm(str(f.arg), t)
         elif f.kind == "mfc_not_following":
             self._emu().inject("stuck", t)
+        elif f.kind == "mfc_valve_held":
+            self._emu().hold_at_front_panel(t)
         elif f.kind in ("rh_stuck", "rh_noisy", "rh_out_of_range", "rh_sensor_error"):
             self._emu().inject({"rh_stuck": "stuck", "rh_noisy": "noisy", "rh_out_of_range": "out_of_range",
                                 "rh_sensor_error": "sensor_error"}[f.kind])
@@ -163,6 +165,8 @@ class Injector:
         emu = self._emu()
         if f.kind == "mfc_not_following":
             emu.clear(None, self.clock.now())
+        elif f.kind == "mfc_valve_held":
+            return  # a hold is no fault to clear: only a cancel (the safe state's) ends it
         else:
             emu.clear()
 
@@ -310,8 +314,11 @@ def _truth_unsafe(rig: Rig, profile: Profile) -> list[str]:
         if hasattr(emu, "flow_ml_min") and emu.flow_ml_min(t) != 0.0:
             out.append(f"{role} still pumping {emu.flow_ml_min(t):g} mL/min")
     purge = profile.control.purge_flow_slpm
-    if "wet_mfc" in emus and emus["wet_mfc"].setpoint_slpm > FLOW_OFF_SLPM:
-        out.append(f"wet_mfc left at {emus['wet_mfc'].setpoint_slpm:g} slpm")
+    wet = emus.get("wet_mfc")
+    if wet is not None and wet.setpoint_slpm > FLOW_OFF_SLPM:
+        out.append(f"wet_mfc left at {wet.setpoint_slpm:g} slpm")
+    elif wet is not None and wet.flow_slpm(t) > max(FLOW_OFF_SLPM, FLOW_OFF_SHARE_OF_FULL_SCALE * wet.full_scale_slpm):
+        out.append(f"wet_mfc at setpoint 0 still flowing {wet.flow_slpm(t):.3g} slpm (valve hold: {wet.hold})")
     if "dry_mfc" in emus and abs(emus["dry_mfc"].setpoint_slpm - purge) > max(0.01, 0.01 * purge):
         out.append(f"dry_mfc at {emus['dry_mfc'].setpoint_slpm:g} slpm, not the {purge:g} slpm purge")
     chamber = emus.get("chamber")

@@ -214,6 +214,13 @@ class AlicatEmulator(LineEmulator):
             self._t_seen = max(self._t_seen, t)
         super().clear(fault)
 
+    def hold_at_front_panel(self, t: float) -> None:
+        """Hold the valve where it is, as its front panel (or another client's ``AHP``) does: the
+        frame shows HLD and setpoints no longer move the valve until a cancel (``AC``)."""
+        self._changing(t)
+        self.hold = "position"
+        self._frozen_flow = self._f0
+
     def on_fault(self, fault: str, active: bool) -> None:
         if fault == "stuck":
             # Integrate up to the last moment we know of under the state before the change
