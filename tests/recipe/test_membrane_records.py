@@ -64,11 +64,16 @@ def _membranes(run_dir: Path) -> dict[int, dict]:
     return {r[1]: dict(zip(cols, r)) for r in run_rows(run_dir, f"select {', '.join(cols)} from membranes order by k")}
 
 
-def _report_problems(run_dir: Path) -> tuple[list[str], list[dict]]:
+def _report_page(run_dir: Path) -> dict:
+    """What `castrig report` put in the page for its script (problems, steps, bands, membranes)."""
     done = castrig("report", str(run_dir))
     assert done.returncode == 0, done.stderr
     html = (run_dir / "report.html").read_text()
-    page = json.loads(re.search(r'id="castrig-data">(.*?)</script>', html, re.S).group(1))["report"]
+    return json.loads(re.search(r'id="castrig-data">(.*?)</script>', html, re.S).group(1))["report"]
+
+
+def _report_problems(run_dir: Path) -> tuple[list[str], list[dict]]:
+    page = _report_page(run_dir)
     return page["problems"], page["membranes"]
 
 
@@ -210,8 +215,17 @@ def test_kill_9_in_the_evaporation_keeps_the_lost_membranes_process_record(tmp_p
         assert row[col] != "", (col, row)
     # lost, it still counts against the grade it was cast for (the column was empty)
     assert (row["target_grade"], row["target_met"]) == ("claim1", ""), row
-    _, page = _report_problems(run_dir)
-    assert "nothing dispensed recorded" not in page[0]["record"] and "cast 0.1" in page[0]["record"], page[0]["record"]
+    page = _report_page(run_dir)
+    record = page["membranes"][0]["record"]
+    assert "nothing dispensed recorded" not in record and "cast 0.1" in record, record
+    # m1's evaporation ends where m1 was lost, not at the run's end: its RH band (60 ± 3) had lain
+    # over m2's evaporation in the plot, one membrane's window pinned on another
+    steps = {s["index"]: s for s in page["steps"]}
+    m1_evaporation, m2_evaporation = steps[EVAPORATE_M1], steps[EVAPORATE_M1 + 3]
+    m1_band = [b for b in page["bands"] if b["t0_s"] == m1_evaporation["t0_s"]]
+    assert m1_band and all(b["t1_s"] <= m2_evaporation["t0_s"] for b in m1_band), (m1_band, m2_evaporation)
+    assert m1_evaporation["t1_s"] is not None and m1_evaporation["t1_s"] <= m2_evaporation["t0_s"], m1_evaporation
+    assert m1_evaporation.get("cut") is True, m1_evaporation  # drawn as cut short, membrane lost
 
 
 # -- C: each membrane against its own target ---------------------------------------------------------

@@ -143,6 +143,8 @@ class StepSpan:
     t0_s: float
     t1_s: float | None  # None: started, never finished
     step: dict[str, Any]
+    #: started, then cut short: its membrane was lost (a crash, an abort) and the step skipped
+    cut: bool = False
 
     @property
     def label(self) -> str:
@@ -154,18 +156,25 @@ def step_spans(data: RunData) -> list[StepSpan]:
     steps = list(data.info.recipe.get("steps", [])) if isinstance(data.info.recipe, Mapping) else []
     starts: dict[int, float] = {}
     ends: dict[int, float] = {}
+    cut: set[int] = set()
     types: dict[int, str] = {}
     for j in data.journal:
         if j.state == "started":
             starts[j.step_index] = j.t_s
             ends.pop(j.step_index, None)
+            cut.discard(j.step_index)
             types[j.step_index] = str(j.data.get("type", ""))
         elif j.state == "done":
             ends[j.step_index] = j.t_s
+        elif j.state == "skipped" and j.step_index in starts and j.step_index not in ends:
+            # started, and its membrane lost: it ended there (drawn to the run's end, its RH band
+            # had lain over the next membranes' evaporations)
+            ends[j.step_index] = max(j.t_s, starts[j.step_index])
+            cut.add(j.step_index)
     out = []
     for i in sorted(starts):
         step = steps[i] if i < len(steps) and isinstance(steps[i], Mapping) else {}
-        out.append(StepSpan(i, types[i] or str(step.get("type", "step")), starts[i], ends.get(i), dict(step)))
+        out.append(StepSpan(i, types[i] or str(step.get("type", "step")), starts[i], ends.get(i), dict(step), i in cut))
     return out
 
 
@@ -606,7 +615,8 @@ def report_data(run_dir: Path, image_url: Callable[[int], str] | None = None,
                 "wall_clock": _wall_clock(info), "parts": len(info.parts or []), "t_end_s": t_end,
                 "run_folder": str(data.run_dir.resolve())},
         "problems": problems(data, an.notes),
-        "steps": [{"index": s.index, "label": s.label, "type": s.type, "t0_s": s.t0_s, "t1_s": s.t1_s} for s in spans],
+        "steps": [{"index": s.index, "label": s.label, "type": s.type, "t0_s": s.t0_s, "t1_s": s.t1_s, "cut": s.cut}
+                  for s in spans],
         "gaps": _gaps(data),
         "bands": [{"t0_s": b.t0_s, "t1_s": b.t1_s, "lo": b.lo, "hi": b.hi} for b in rh_bands(spans, t_end)],
         "problem_kinds": sorted(plots.PROBLEM_KINDS),

@@ -470,8 +470,9 @@
     const svg = sv('svg', { id: 'timeline-svg', width: W, height: H, viewBox: '0 0 ' + W + ' ' + H });
     const clip = sv('clipPath', { id: 'tl-clip' }); clip.append(sv('rect', { x: L, y: 0, width: pw, height: H })); svg.append(clip);
     const COL = ['#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#7f7f7f'];
-    const items = steps.map((s, i) => ({ t0: s.t0_s, t1: s.t1_s === null ? (rep.run.t_end_s) : s.t1_s, label: s.label + (s.t1_s === null ? ' (not finished)' : ''),
-      colour: s.t1_s === null ? '#c5221f' : COL[i % COL.length], cls: 'step' }))
+    const items = steps.map((s, i) => ({ t0: s.t0_s, t1: s.t1_s === null ? (rep.run.t_end_s) : s.t1_s,
+      label: s.label + (s.t1_s === null ? ' (not finished)' : (s.cut ? ' (cut short: membrane lost)' : '')),
+      colour: s.t1_s === null || s.cut ? '#c5221f' : COL[i % COL.length], cls: 'step' }))
       .concat(gaps.map((g) => ({ t0: g.t_s, t1: g.t_s, label: g.label, colour: '#c5221f', cls: 'gap' })))
       .sort((a, b) => a.t0 - b.t0);
     items.forEach((it, i) => {   // one row per step: labels never share a row, so they never overlap
