@@ -21,7 +21,7 @@ FRAME = b"A +014.70 +025.00 +016.67 +015.44 +015.44 N2\r"
 
 def mfc(pairs, **kwargs):
     kwargs.setdefault("name", "dry_mfc")
-    kwargs.setdefault("full_scale_slpm", 5.0)
+    kwargs.setdefault("full_scale_slpm", 20.0)  # (FRAME's 15.44 slpm is inside its range)
     return expected_protocol(AlicatMFC, pairs, **kwargs)
 
 
@@ -134,7 +134,7 @@ def test_legacy_setpoint_query_reads_the_frame():
 
 @pytest.mark.parametrize("value", [-0.1, 5.01, float("nan"), float("inf")])
 def test_setpoint_out_of_range_is_refused_before_sending(value):
-    with mfc([]) as dev:
+    with mfc([], full_scale_slpm=5.0) as dev:
         with pytest.raises(AlicatRangeError) as err:
             dev.set_flow_slpm(value)
     assert err.value.device == "dry_mfc" and "0-5" in str(err.value)
@@ -274,6 +274,32 @@ def test_streamed_partial_first_line_is_skipped():
 def test_parse_frame_rejects(line):
     with pytest.raises(ValueError):
         parse_frame(line)
+
+
+def test_a_streamed_frame_is_not_taken_for_the_polled_units_answer():
+    """On a shared line, a unit left streaming sends frames without an id: one arriving before
+    the polled unit's own was taken for its answer (another unit's flow and setpoint recorded
+    as this one's). It is a reply error now: the line is put back in step and asked again."""
+    streamed = b"+014.70 +025.00 +001.00 +001.00 +001.00 Air\r"
+    with mfc([(b"A\r", streamed), marker(1), (b"A\r", FRAME)]) as dev:
+        assert dev.read().mass_flow_slpm == 15.44
+    for line in ("+014.70 +025.00 +001.00 +001.00 +001.00 Air", "@ +014.70 +025.00 +001.00 +001.00 +001.00 Air"):
+        with pytest.raises(ValueError, match="expected 'B'"):
+            parse_frame(line, unit_id="B")
+
+
+@pytest.mark.parametrize("garbled", [b"+815.44 +015.44", b"+01544 +015.44", b"-015.44 +015.44", b"+015.44 +815.44"])
+def test_a_frame_no_controller_of_its_range_shows_is_asked_again(garbled):
+    """The ASCII protocol has no checksum: a flipped bit (``+815.44``), a dropped dot, a sign,
+    a setpoint beyond full scale were recorded as readings. Asked again instead."""
+    with mfc([(b"A\r", FRAME.replace(b"+015.44 +015.44", garbled)), marker(1), (b"A\r", FRAME)]) as dev:
+        r = dev.read()
+    assert (r.mass_flow_slpm, r.setpoint_slpm) == (15.44, 15.44)
+
+
+def test_flow_over_range_is_a_reading_when_the_unit_says_so():
+    with mfc([(b"A\r", b"A +014.70 +025.00 +026.10 +026.00 +020.00 N2 MOV\r")]) as dev:
+        assert dev.read().mass_flow_slpm == 26.0
 
 
 def test_parse_frame_negative_and_unpadded_numbers():

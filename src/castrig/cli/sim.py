@@ -7,7 +7,7 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -33,7 +33,7 @@ def serve(
     from castrig.clock import WallClock
     from castrig.rig.profile import load_profile
     from castrig.sim.scpi_chamber import ScpiChamberEmulator
-    from castrig.sim.serve import serve_pty, serve_tcp
+    from castrig.sim.serve import SharedLine, serve_pty, serve_tcp
     from castrig.sim.twin import Twin
     from castrig.sim.watlow import WatlowF4Emulator, WatlowF4TEmulator
     from castrig.cli.main import default_profile
@@ -52,8 +52,17 @@ def serve(
     twin = Twin(sim_profile, WallClock(), seed)
     servers = []
     addresses: dict[str, str] = {}
+    # devices the profile puts on one serial line (an RS-485 bus of Alicat units, daisy-chained
+    # pumps) are served on one address, as one line: each answers what is addressed to it
+    lines = _lines(prof)
+    served: dict[str, Any] = {}
+    for role, emu in sorted(twin.emulators.items()):
+        peers = lines.get(role)
+        if peers and peers[0] != role:
+            continue  # served with the first unit of its line
+        served[role] = SharedLine([twin.emulators[r] for r in peers]) if peers else emu
     try:
-        for i, (role, emu) in enumerate(sorted(twin.emulators.items())):
+        for i, (role, emu) in enumerate(sorted(served.items())):
             if isinstance(emu, WatlowF4Emulator):
                 emu.set_silence_floor(silence_floor_ms / 1000.0)
             if tcp is not None or isinstance(emu, WatlowF4TEmulator):  # Modbus TCP needs a socket
@@ -78,7 +87,9 @@ def serve(
                 addresses[role] = srv.address
             srv.start()
             servers.append(srv)
-        typer.echo(json.dumps(addresses), nl=True)
+        for role, peers in lines.items():
+            addresses[role] = addresses[peers[0]]
+        typer.echo(json.dumps(dict(sorted(addresses.items()))), nl=True)
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *a: stop.set())
         signal.signal(signal.SIGTERM, lambda *a: stop.set())
@@ -90,6 +101,19 @@ def serve(
     finally:
         for srv in servers:
             srv.stop()
+
+
+def _lines(profile: Any) -> dict[str, list[str]]:
+    """Each device on a serial line shared with others, to the roles on that line (sorted)."""
+    from castrig.rig.ownership import serial_key
+    from castrig.rig.profile import SerialLinkConfig
+
+    by_line: dict[str, list[str]] = {}
+    for role, cfg in profile.device_configs().items():
+        lc = getattr(cfg, "link", None)
+        if isinstance(lc, SerialLinkConfig):
+            by_line.setdefault(serial_key(lc.url, resolve=False) or lc.url, []).append(role)
+    return {role: sorted(roles) for roles in by_line.values() if len(roles) > 1 for role in roles}
 
 
 def _why(exc: BaseException | None) -> str:

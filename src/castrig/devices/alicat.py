@@ -71,6 +71,10 @@ _SETPOINT_REPLY = re.compile(rb"([A-Za-z@]) [+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+) ([
 _FRAME_NUMBER = rb"([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))"
 _PLAIN_FRAME = re.compile(rb"([A-Za-z@]) " + rb" ".join([_FRAME_NUMBER] * 5) + rb" +([A-Za-z][!-~]*)\r")
 _STATUS_BYTES = frozenset(code.encode("ascii") for code in STATUS_CODES)
+#: Mass flows a unit shows without ``MOV``, as shares of its full scale: up to the over-range
+#: limit, and down to a little below zero (a zero that drifted, a back-flow transient).
+OVER_RANGE_SHARE = 1.3
+NEGATIVE_FLOW_SHARE = 0.05
 _REGISTER_REPLY = re.compile(r"^([A-Za-z@])\s+(\d+)\s*=\s*([+-]?\d+)$")
 
 
@@ -155,8 +159,11 @@ def parse_frame(line: str, *, unit_id: str | None = None) -> AlicatReading:
         if len(frame_id) != 1 or not (frame_id.isalpha() or frame_id == "@"):
             raise ValueError(f"no unit id in {line!r}")
         tokens = tokens[1:]
-    if unit_id is not None and frame_id is not None and frame_id.upper() != unit_id.upper():
-        raise ValueError(f"frame from unit {frame_id!r}, expected {unit_id!r}")
+    if unit_id is not None and (frame_id is None or frame_id.upper() != unit_id.upper()):
+        # A polled unit answers with its id. A frame without one (or with ``@``) is a streaming
+        # unit's: on a shared line, another unit's data taken for this one's.
+        raise ValueError(f"frame from unit {frame_id!r}, expected {unit_id!r}" if frame_id is not None
+                         else f"frame without a unit id (a streaming unit's), expected {unit_id!r}")
     numbers: list[float] = []
     i = 0
     is_number = _NUMBER.match  # _is_number without a call per token (a frame has a dozen)
@@ -324,7 +331,19 @@ class AlicatMFC(FlowController):
             raise AlicatReplyError(self.name, full, f"{exc}") from None
 
     def _frame(self, text: str) -> AlicatReading:
-        return parse_frame(text, unit_id=self.unit_id)
+        reading = parse_frame(text, unit_id=self.unit_id)
+        if not self._possible(reading):
+            raise ValueError(f"a flow or setpoint this {self.full_scale_slpm:g} slpm controller cannot show in {text!r}")
+        return reading
+
+    def _possible(self, reading: AlicatReading) -> bool:
+        """Whether a frame's mass flow and setpoint are ones this controller can show. The ASCII
+        protocol has no checksum: one flipped bit made ``+001.04`` read ``+801.04`` on a 5 slpm
+        unit, a dropped byte ``+00104``. A unit shows flow beyond its range with ``MOV``, and
+        refuses setpoints beyond its full scale."""
+        fs = self.full_scale_slpm
+        flow_ok = "MOV" in reading.status or -NEGATIVE_FLOW_SHARE * fs <= reading.mass_flow_slpm <= OVER_RANGE_SHARE * fs
+        return flow_ok and -self.setpoint_tolerance_slpm <= reading.setpoint_slpm <= fs + self.setpoint_tolerance_slpm
 
     def _check_setpoint(self, flow_slpm: float, command: str) -> None:
         if not (0.0 <= flow_slpm <= self.full_scale_slpm):  # also rejects NaN
@@ -351,7 +370,7 @@ class AlicatMFC(FlowController):
                 raw = link.read_until(TERMINATOR)
                 m = _PLAIN_FRAME.fullmatch(raw)
                 if m is not None and m[1] == full.encode("ascii") and m[7].upper() not in _STATUS_BYTES:
-                    return AlicatReading(
+                    reading = AlicatReading(
                         pressure_psia=float(m[2]),
                         temperature_c=float(m[3]),
                         volumetric_flow_lpm=float(m[4]),
@@ -362,6 +381,8 @@ class AlicatMFC(FlowController):
                         unit_id=full,
                         extra=(),
                     )
+                    if self._possible(reading):
+                        return reading
                 return self._reply(full, self._frame, raw)
             except BaseException as exc:  # noqa: BLE001 - handled as _exchange's retries would
                 first = exc
@@ -546,6 +567,24 @@ class AlicatMFC(FlowController):
             except ValueError:
                 continue  # a line cut by the start of the stream, or noise: take the next
         raise AlicatReplyError(self.name, command, "no streamed frame parses")
+
+    def streaming_heard(self, *, listen_s: float = 0.3, max_lines: int = 20) -> bool:
+        """Whether a unit on the line streams: a data frame without an id (or with ``@``) arrives
+        unasked within ``listen_s``. Nothing is sent."""
+        for _ in range(max_lines):
+            try:
+                raw = self.link.read_until(TERMINATOR, timeout_s=listen_s)
+            except LinkTimeout:
+                return False
+            except LinkError as exc:
+                raise AlicatLinkError(self.name, "<listening>", exc) from exc
+            try:
+                frame = parse_frame(raw.decode("ascii", errors="replace").strip())
+            except ValueError:
+                continue  # a line cut short, noise: the next
+            if frame.unit_id in (None, "@"):
+                return True
+        return False
 
     def stop_streaming(self, *, quiet_s: float = 0.2, max_lines: int = 200) -> None:
         """``@@=A``: back to polling under our id; frames already on the wire are drained."""

@@ -43,6 +43,36 @@ class Served(Protocol):
     def reset_io(self, t: float) -> None: ...
 
 
+class SharedLine:
+    """Several emulators on one line (Alicat units on one RS-485 bus, daisy-chained pumps), served
+    as one device: every byte reaches each unit, and each answers what is addressed to it; their
+    output is merged in the order it is due. (The units take care not to talk over each other,
+    as on a real bus: one answers at a time, to its own address.)"""
+
+    def __init__(self, emulators: list[Served]):
+        self.emulators = emulators
+        self.name = "+".join(e.name for e in emulators)
+
+    @property
+    def connected(self) -> bool:
+        return all(e.connected for e in self.emulators)
+
+    def receive(self, data: bytes, t: float) -> None:
+        for e in self.emulators:
+            e.receive(data, t)
+
+    def transmit(self, t: float) -> bytes:
+        return b"".join(e.transmit(t) for e in self.emulators)
+
+    def next_output_time(self, t: float) -> float | None:
+        due = [x for x in (e.next_output_time(t) for e in self.emulators) if x is not None]
+        return min(due) if due else None
+
+    def reset_io(self, t: float) -> None:
+        for e in self.emulators:
+            e.reset_io(t)
+
+
 class _Base:
     address: str = ""
 

@@ -1,0 +1,107 @@
+"""Alicat units as labs wire them and lines as they are, over real TCP through `sim serve`.
+An outside tester found: a unit left streaming on an RS-485 line shared with another was taken
+for the other unit (its frames carry no id) — at rig open the streaming unit was given the
+other's id (`@@=A`: two units answering A); and one corrupted byte in a frame (the protocol has
+no checksum) was recorded as a reading, 801 slpm on a 5 slpm controller."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from conftest import ROOT, Proxy, castrig, profile_with_addresses, run_rows, run_with_a_proxied_device
+
+PROFILE = "hw_profiles/sim-serial.yaml"
+
+
+def _one_line_profile(tmp_path: Path) -> Path:
+    """sim-serial with both MFCs on one line (dry A, wet B), no camera."""
+    data = yaml.safe_load((ROOT / PROFILE).read_text())
+    data["devices"]["wet_mfc"]["link"]["url"] = data["devices"]["dry_mfc"]["link"]["url"]
+    data["devices"].pop("camera")
+    out = tmp_path / "rs485.yaml"
+    out.write_text(yaml.safe_dump(data))
+    return out
+
+
+def _say(address: str, *lines: bytes, listen_s: float = 0.3) -> bytes:
+    """Send ``lines`` on the served line as another client would; what came back."""
+    url = urlsplit(address)
+    with socket.create_connection((url.hostname, url.port), timeout=5) as s:
+        got = b""
+        for line in lines:
+            s.sendall(line)
+            time.sleep(0.05)
+        end = time.monotonic() + listen_s  # (a streaming unit never falls silent)
+        try:
+            while (left := end - time.monotonic()) > 0:
+                s.settimeout(left)
+                if not (chunk := s.recv(4096)):
+                    break
+                got += chunk
+        except TimeoutError:
+            pass
+    return got
+
+
+def test_both_units_on_one_line_run_and_are_made_safe(tmp_path, sim_serve):
+    profile = _one_line_profile(tmp_path)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({"name": "line", "steps": [{"type": "purge", "duration_s": 3}]}))
+    with sim_serve("--tcp", "0", profile=str(profile)) as served:
+        assert served.addresses["dry_mfc"] == served.addresses["wet_mfc"]  # one line, one port
+        rig = profile_with_addresses(profile, served.addresses, tmp_path / "rig.yaml")
+        done = castrig("run", str(tmp_path / "r.yaml"), "--profile", str(rig), "--data", str(tmp_path / "runs"), "-q")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (last,) = run_rows(next((tmp_path / "runs").glob("2*")), "select message from events where kind = 'safe_state' order by id desc limit 1")
+    assert last[0].startswith("safe state verified") and "dry_mfc.purge" in last[0] and "wet_mfc.off" in last[0], last
+
+
+def test_a_unit_left_streaming_on_a_shared_line_is_named_not_given_the_other_units_id(tmp_path, sim_serve):
+    profile = _one_line_profile(tmp_path)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({"name": "line", "steps": [{"type": "purge", "duration_s": 3}]}))
+    with sim_serve("--tcp", "0", profile=str(profile)) as served:
+        line = served.addresses["dry_mfc"]
+        assert b"B +" in _say(line, b"B\r")
+        _say(line, b"B@=@\r")  # left streaming by other software
+        rig = profile_with_addresses(profile, served.addresses, tmp_path / "rig.yaml")
+        done = castrig("run", str(tmp_path / "r.yaml"), "--profile", str(rig), "--data", str(tmp_path / "runs"), "-q")
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 5, (done.returncode, said[-2000:])
+        assert "streams data frames without an id" in said and "wet_mfc (B)" in said, said
+        # nothing was renamed: the operator ends the stream as told, and each unit answers as itself
+        heard = _say(line, b"@@=B\r", b"A\r", b"B\r", listen_s=0.5)
+        ids = re.findall(rb"(?:^|\r)([A-Z]) [+-]", heard)
+        assert sorted(ids[-2:]) == [b"A", b"B"], heard
+
+
+def test_a_corrupted_flow_field_is_asked_again_not_recorded(tmp_path, sim_serve):
+    """One bit flipped in the mass-flow field of some of the wet MFC's frames."""
+    flips = {"n": 0, "frames": 0}
+
+    def reply(request: bytes, data: bytes) -> bytes:
+        m = re.match(rb"(B \S+ \S+ \S+ [+-])0", data)
+        if request == b"B\r" and m is not None:
+            flips["frames"] += 1
+            if flips["frames"] % 2 == 0 and flips["n"] < 3:  # every other frame, after the one at rig open
+                flips["n"] += 1
+                return data[:m.end(1)] + b"8" + data[m.end():]  # '0' (0x30) -> '8' (0x38): +000.00 -> +800.00
+        return data
+
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({"name": "flip", "steps": [{"type": "purge", "duration_s": 8}]}))
+    with sim_serve("--tcp", "0") as served:
+        wet = urlsplit(served.addresses["wet_mfc"])
+        proxy = Proxy((wet.hostname, wet.port), reply=reply)
+        try:
+            done = run_with_a_proxied_device(tmp_path, served, PROFILE, "wet_mfc", proxy, tmp_path / "r.yaml")
+        finally:
+            proxy.close()
+    assert flips["n"] >= 2, flips  # the frames were corrupted
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_dir = next((tmp_path / "runs").glob("2*"))
+    flows = [v for (v,) in run_rows(run_dir, "select value from samples where channel = 'wet_flow_slpm'")]
+    assert flows and max(flows) <= 0.1, flows
