@@ -15,7 +15,7 @@ from castrig.devices.alicat import AlicatMFC
 from castrig.errors import CastrigError
 from castrig.links.serial_link import SerialLink
 
-from conftest import ROOT, Proxy, run_rows, start_castrig, wait_until
+from conftest import ROOT, Proxy, castrig, run_rows, start_castrig, wait_until
 
 PROFILE = "hw_profiles/sim-serial.yaml"
 
@@ -48,7 +48,8 @@ def _frame_of(port: int):
 def test_a_wet_valve_held_during_a_run_is_released_and_its_flow_read_back(tmp_path, sim_serve):
     recipe = tmp_path / "held.yaml"
     recipe.write_text(yaml.safe_dump({"name": "held", "steps": [
-        {"type": "condition", "setpoint_rh_pct": 60, "band_rh_pct": 20, "stable_for_s": 1, "timeout_s": 12}]}))
+        {"type": "condition", "setpoint_rh_pct": 60, "band_rh_pct": 20, "stable_for_s": 1, "timeout_s": 12},
+        {"type": "wait", "duration_s": 60}]}))
     with sim_serve("--tcp", "0") as served:
         wet = urlsplit(served.addresses["wet_mfc"])
         proxy = Proxy((wet.hostname, wet.port))
@@ -62,6 +63,10 @@ def test_a_wet_valve_held_during_a_run_is_released_and_its_flow_read_back(tmp_pa
                 wait_until(lambda: flowing() or run.poll() is not None, timeout_s=60, what="wet air flowing")
                 assert run.poll() is None, run.communicate()
                 proxy.inject(b"BHP\r")  # the valve held where it is, wet air flowing
+                run_dir = next((tmp_path / "runs").glob("2*"))
+                wait_until(lambda: run_rows(run_dir, "select 1 from events where message like '%valve is held%'") or run.poll() is not None,
+                           timeout_s=30, what="the hold said")
+                castrig("abort", str(run_dir))  # the operator, told the valve is held
                 out, err = run.communicate(timeout=120)
             finally:
                 run.kill()
@@ -69,8 +74,9 @@ def test_a_wet_valve_held_during_a_run_is_released_and_its_flow_read_back(tmp_pa
         finally:
             proxy.close()
     said = " ".join(err.split())
-    assert run.returncode in (0, 3), (run.returncode, said[-2000:])
+    assert run.returncode == 3, (run.returncode, said[-2000:])  # aborted
     assert "HLD" not in frame.status and frame.mass_flow_slpm <= 0.05, frame
-    run_dir = next((tmp_path / "runs").glob("2*"))
     (last,) = run_rows(run_dir, "select message from events where kind = 'safe_state' order by id desc limit 1")
     assert "safe state verified" in last[0] and "wet_mfc.off" in last[0], last
+    held = run_rows(run_dir, "select message from events where kind = 'warning' and message like '%valve is held%'")
+    assert len(held) == 1 and held[0][0].startswith("wet_mfc: its valve is held (HLD)"), held  # said once, as it began

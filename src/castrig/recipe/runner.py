@@ -169,6 +169,7 @@ class Runner:
         self._silent: dict[str, tuple[float, str]] = {}
         self._alarms_seen: dict[str, int] = {}  # pump name -> its unsolicited alarms recorded (_note_pump_alarms)
         self._chamber_bad = False  # a chamber reading was no humidity, said once (_chamber_sample)
+        self._held_said: set[str] = set()  # MFCs whose valve hold (HLD) was said, once a run
         #: The near-membrane sensor's last read failed (its staleness counts from then on).
         self._rh_failing = False
         self._room = RecordedOnly()
@@ -1074,6 +1075,12 @@ class Runner:
             values[f"{short}_flow_slpm"] = reading.mass_flow_slpm
             values[f"{short}_setpoint_slpm"] = reading.setpoint_slpm
             self.status.flows_slpm[short] = reading.mass_flow_slpm
+            if "HLD" in reading.status and role not in self._held_said:
+                # held at its front panel or by another client: our setpoints no longer move its
+                # valve (the safe state cancels the hold; during the run it may be meant)
+                self._held_said.add(role)
+                self.event("warning", mfc.name, f"{mfc.name}: its valve is held (HLD): setpoints do not move it "
+                           f"(flow {reading.mass_flow_slpm:g} slpm)", {"status": list(reading.status)})
             tol = max(0.1, 0.05 * mfc.full_scale_slpm)
             bad = abs(reading.mass_flow_slpm - reading.setpoint_slpm) > tol
             mon = self._monitors[f"mfc_following:{role}"]
