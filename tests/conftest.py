@@ -296,6 +296,15 @@ def refused(done: subprocess.CompletedProcess[str], *words: str) -> str:
     return said
 
 
+def embedded(html: str) -> dict[str, Any]:
+    """The data a report or run page carries for its script (``<script id="castrig-data">``)."""
+    import re
+
+    m = re.search(r'<script type="application/json" id="castrig-data">(.*?)</script>', html, re.S)
+    assert m, "no embedded data"
+    return json.loads(m.group(1))
+
+
 def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: str = "condition") -> Any:
     """Poll ``predicate`` until it returns something truthy (bounded); return that."""
     deadline = time.monotonic() + timeout_s

@@ -165,3 +165,36 @@ def test_the_safe_state_waits_for_a_closing_valve_and_names_a_stuck_one():
     emu.inject("stuck", clock.now())
     report = make_safe(pumps={}, dry_mfc=None, wet_mfc=mfc, chamber=None, purge_flow_slpm=1.0, clock=clock)
     assert not report.safe and "3 slpm still flowing" in report.errors["wet_mfc.off"], report.summary()
+
+
+def test_off_is_judged_against_the_purge_not_only_the_full_scale():
+    """1 % of a 50 slpm unit's full scale is 0.5 slpm: a quarter of the chamber's air, wet. A
+    valve stuck at 0.45 slpm is not off, whatever the unit's size."""
+    from castrig.control.safety import make_safe
+
+    clock = VirtualClock()
+    emu = AlicatEmulator("wet_mfc", full_scale_slpm=50.0, response_tau_s=0.5, seed=1)
+    mfc = AlicatMFC(SimLink(emu, clock), name="wet_mfc", full_scale_slpm=50.0, clock=clock)
+    mfc.set_flow_slpm(0.45)
+    clock.sleep(5.0)
+    emu.inject("stuck", clock.now())
+    report = make_safe(pumps={}, dry_mfc=None, wet_mfc=mfc, chamber=None, purge_flow_slpm=1.0, clock=clock)
+    assert not report.safe and "still flowing" in report.errors["wet_mfc.off"], report.summary()
+
+
+def test_a_reverse_flow_is_no_closed_valve():
+    from castrig.control.safety import make_safe
+    from castrig.devices.roles import FlowController, FlowReading
+
+    class Reversed(FlowController):
+        """A controller whose air runs backwards through it at 0.3 slpm (a role-level stand-in)."""
+        name, full_scale_slpm = "wet_mfc", 5.0
+
+        def read(self) -> FlowReading:
+            return FlowReading(14.7, 25.0, -0.3, -0.3, 0.0, "Air")
+
+        def set_flow_slpm(self, flow_slpm: float) -> None:
+            pass
+
+    report = make_safe(pumps={}, dry_mfc=None, wet_mfc=Reversed(), chamber=None, purge_flow_slpm=1.0, clock=VirtualClock())
+    assert not report.safe and "-0.3 slpm still flowing" in report.errors["wet_mfc.off"], report.summary()

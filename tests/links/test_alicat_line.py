@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from conftest import ROOT, Proxy, castrig, profile_with_addresses, run_rows, run_with_a_proxied_device
+from conftest import ROOT, Proxy, castrig, free_tcp_ports, profile_with_addresses, run_rows, run_with_a_proxied_device
 
 PROFILE = "hw_profiles/sim-serial.yaml"
 
@@ -105,3 +105,44 @@ def test_a_corrupted_flow_field_is_asked_again_not_recorded(tmp_path, sim_serve)
     run_dir = next((tmp_path / "runs").glob("2*"))
     flows = [v for (v,) in run_rows(run_dir, "select value from samples where channel = 'wet_flow_slpm'")]
     assert flows and max(flows) <= 0.1, flows
+
+
+def test_a_unit_left_streaming_slowly_alone_on_its_line_is_put_back_to_polling(tmp_path, sim_serve):
+    """A unit streaming once a second (register 91 = 1000 ms, alone on its line): after the poll
+    took only its own unit's frames, the rig's open met its frames through every retry and
+    resync, and gave up after two minutes (a review of the shared-line change)."""
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({"name": "slow-stream", "steps": [{"type": "purge", "duration_s": 3}]}))
+    with sim_serve("--tcp", "0") as served:
+        _say(served.addresses["dry_mfc"], b"AW91=1000\r", b"A@=@\r")
+        t0 = time.monotonic()
+        dry = urlsplit(served.addresses["dry_mfc"])
+        proxy = Proxy((dry.hostname, dry.port))  # (passing every byte as it is)
+        try:
+            done = run_with_a_proxied_device(tmp_path, served, PROFILE, "dry_mfc", proxy, tmp_path / "r.yaml")
+        finally:
+            proxy.close()
+        took_s = time.monotonic() - t0
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_dir = next((tmp_path / "runs").glob("2*"))
+    said = [m for (m,) in run_rows(run_dir, "select message from events") if "streaming" in m]
+    assert said and "dry_mfc" in said[0], said
+    assert took_s < 30, took_s
+
+
+def test_sim_serve_keeps_every_roles_port_when_a_line_is_shared(tmp_path, sim_serve):
+    """`--tcp BASE` serves roles in sorted order on BASE, BASE + 1, ...: a line shared by two
+    roles is served on its first role's port, and no later role moves down."""
+    data = yaml.safe_load((ROOT / PROFILE).read_text())
+    data["devices"].pop("camera")
+    data["devices"]["water_pump"]["link"]["url"] = data["devices"]["caster"]["link"]["url"]  # a daisy chain
+    profile = tmp_path / "chain.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    held = free_tcp_ports(len(data["devices"]))
+    base = held[0].getsockname()[1]
+    for s in held:
+        s.close()
+    with sim_serve("--tcp", str(base), profile=str(profile)) as served:
+        ports = {role: urlsplit(a).port for role, a in served.addresses.items()}
+    expected = {role: base + i for i, role in enumerate(sorted(ports))}  # (the profile's header's rule)
+    expected["water_pump"] = expected["caster"]  # on its line's port; wet_mfc, after it, keeps its own
+    assert ports == expected, (ports, expected)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig, only_run_dir, run_rows, run_status, run_then_kill_9, start_castrig, step_running, wait_until
+from conftest import ROOT, castrig, embedded, only_run_dir, run_rows, run_status, run_then_kill_9, start_castrig, step_running, wait_until
 
 HEAD = """name: NAME
 grade: claim1
@@ -69,7 +69,7 @@ def _report_page(run_dir: Path) -> dict:
     done = castrig("report", str(run_dir))
     assert done.returncode == 0, done.stderr
     html = (run_dir / "report.html").read_text()
-    return json.loads(re.search(r'id="castrig-data">(.*?)</script>', html, re.S).group(1))["report"]
+    return embedded(html)["report"]
 
 
 def _report_problems(run_dir: Path) -> tuple[list[str], list[dict]]:

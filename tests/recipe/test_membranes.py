@@ -8,13 +8,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig, only_run_dir, run_rows, run_then_kill_9, step_running
+from conftest import ROOT, castrig, embedded, only_run_dir, run_rows, run_then_kill_9, step_running
 from castrig.recipe.membranes import membrane_of_step, plan_membranes, plan_resume
 from castrig.recipe.model import load_recipe
 from castrig.store import JournalEntry
@@ -99,7 +98,7 @@ def test_overnight_makes_four_membranes_four_lots_export_report_and_today(tmp_pa
     assert rep.returncode == 0, rep.stderr
     html = (run_dir / "report.html").read_text()
     # the report is the run's page with its data inside (castrig.report.html): a section per membrane
-    page = json.loads(re.search(r'id="castrig-data">(.*?)</script>', html, re.S).group(1))["report"]
+    page = embedded(html)["report"]
     assert [m["membrane_id"] for m in page["membranes"]] == [m["membrane_id"] for m in mbs]
     assert all(m["simulated"] for m in page["membranes"]) and "twin (simulated)" in html
 

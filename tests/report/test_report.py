@@ -26,6 +26,8 @@ from castrig.report.html import load_run, problems, recipe_as_written, report_da
 from castrig.report.images import MEASURED_RGB, palette_png_bytes, png_bytes, surface_classes, surface_overlay
 from castrig.store import RunInfo, SqliteRunStore
 
+from conftest import embedded
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
 
@@ -137,12 +139,6 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     run_dir = make_run(tmp_path_factory.mktemp("runs"))
     path = build_report(run_dir)
     return path, path.read_text(encoding="utf-8")
-
-
-def embedded(html: str) -> dict:
-    m = re.search(r'<script type="application/json" id="castrig-data">(.*?)</script>', html, re.S)
-    assert m, "no embedded data"
-    return json.loads(m.group(1))
 
 
 def test_report_is_one_self_contained_file(report):

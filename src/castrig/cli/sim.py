@@ -54,15 +54,15 @@ def serve(
     addresses: dict[str, str] = {}
     # devices the profile puts on one serial line (an RS-485 bus of Alicat units, daisy-chained
     # pumps) are served on one address, as one line: each answers what is addressed to it
-    lines = _lines(prof)
-    served: dict[str, Any] = {}
-    for role, emu in sorted(twin.emulators.items()):
+    lines = prof.shared_lines()
+    served: dict[str, tuple[int, Any]] = {}  # role: (its place in role order, what is served)
+    for i, (role, emu) in enumerate(sorted(twin.emulators.items())):
         peers = lines.get(role)
         if peers and peers[0] != role:
-            continue  # served with the first unit of its line
-        served[role] = SharedLine([twin.emulators[r] for r in peers]) if peers else emu
+            continue  # served with the first unit of its line (its own port, BASE + i, unused)
+        served[role] = (i, SharedLine([twin.emulators[r] for r in peers]) if peers else emu)
     try:
-        for i, (role, emu) in enumerate(sorted(served.items())):
+        for role, (i, emu) in served.items():
             if isinstance(emu, WatlowF4Emulator):
                 emu.set_silence_floor(silence_floor_ms / 1000.0)
             if tcp is not None or isinstance(emu, WatlowF4TEmulator):  # Modbus TCP needs a socket
@@ -101,19 +101,6 @@ def serve(
     finally:
         for srv in servers:
             srv.stop()
-
-
-def _lines(profile: Any) -> dict[str, list[str]]:
-    """Each device on a serial line shared with others, to the roles on that line (sorted)."""
-    from castrig.rig.ownership import serial_key
-    from castrig.rig.profile import SerialLinkConfig
-
-    by_line: dict[str, list[str]] = {}
-    for role, cfg in profile.device_configs().items():
-        lc = getattr(cfg, "link", None)
-        if isinstance(lc, SerialLinkConfig):
-            by_line.setdefault(serial_key(lc.url, resolve=False) or lc.url, []).append(role)
-    return {role: sorted(roles) for roles in by_line.values() if len(roles) > 1 for role in roles}
 
 
 def _why(exc: BaseException | None) -> str:

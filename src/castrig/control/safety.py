@@ -20,6 +20,8 @@ FLOW_OFF_SLPM = 0.02
 #: A measured flow is "off" at or below this share of the controller's full scale (or
 #: FLOW_OFF_SLPM, the larger): an MFC's zero reads a few tenths of a percent of full scale.
 FLOW_OFF_SHARE_OF_FULL_SCALE = 0.01
+#: ... and at most this share of the dry purge flow (see wet_air_off_limit_slpm).
+FLOW_OFF_SHARE_OF_PURGE = 0.05
 #: How long a closing valve's flow may take to fall to "off" before the safe state says it is
 #: still flowing (s, on the run's clock; the valve and the flow sensor answer within ~1 s).
 FLOW_SETTLE_S = 5.0
@@ -92,11 +94,12 @@ def make_safe(
 
         attempt(f"{name}.stopped", stop_pump)
     if wet_mfc is not None:
-        def wet_off() -> bool:
+        # closed at once; read back once every other device has been told (the flow takes a
+        # moment to fall, and a stuck valve must not keep the purge and the chamber waiting)
+        try:
             wet_mfc.set_flow_slpm(0.0)
-            return wet_air_stopped(wet_mfc, clock)
-
-        attempt(f"{wet_mfc.name}.off", wet_off)
+        except (CastrigError, OSError):
+            pass  # (sent again, and its error recorded, when the wet air is verified below)
     if dry_mfc is not None:
         def purge() -> bool:
             dry_mfc.set_flow_slpm(purge_flow_slpm)
@@ -110,6 +113,17 @@ def make_safe(
             return not chamber.humidifier_on()
 
         attempt(f"{chamber.name}.humidifier_off", humidifier_off)
+    if wet_mfc is not None:
+        settle = {"s": FLOW_SETTLE_S}
+
+        def wet_off() -> bool:
+            wet_mfc.set_flow_slpm(0.0)
+            # the first reading back is given the settling time; a retry reads at once (the
+            # time between retries is the valve's), so a stuck valve does not slow each pass
+            settle_s, settle["s"] = settle["s"], 0.0
+            return wet_air_stopped(wet_mfc, clock, purge_flow_slpm=purge_flow_slpm, settle_s=settle_s, pumps=pumps)
+
+        attempt(f"{wet_mfc.name}.off", wet_off)
     if clock is not None and retry_for_s > 0:
         deadline = clock.now() + retry_for_s
         if on_first_try is not None and not report.safe:
@@ -134,20 +148,38 @@ def _unheld(mfc: FlowController) -> FlowReading:
     return reading
 
 
-def wet_air_stopped(mfc: FlowController, clock: Clock | None) -> bool:
+def wet_air_off_limit_slpm(mfc: FlowController, purge_flow_slpm: float) -> float:
+    """The most flow a closed wet valve may read: a controller's zero reads a few tenths of a
+    percent of its full scale, but never more than a twentieth of the purge (a 50 slpm unit's
+    1 % would let a tenth of the chamber's air in wet)."""
+    return max(FLOW_OFF_SLPM, min(FLOW_OFF_SHARE_OF_FULL_SCALE * mfc.full_scale_slpm, FLOW_OFF_SHARE_OF_PURGE * purge_flow_slpm))
+
+
+def wet_air_stopped(mfc: FlowController, clock: Clock | None, *, purge_flow_slpm: float, settle_s: float = FLOW_SETTLE_S,
+                    pumps: dict[str, SyringePump] | None = None) -> bool:
     """Wet air is off when the flow the controller measures is, not only its setpoint: a valve
-    held open (HLD) or stuck reads setpoint 0 while air still flows. The flow is given
-    FLOW_SETTLE_S on ``clock`` to fall (without a clock it is read once)."""
+    held open (HLD) or stuck reads setpoint 0 while air still flows (either way: a reverse flow
+    is no closed valve either). The flow is given ``settle_s`` on ``clock`` to fall (without a
+    clock it is read once); meanwhile the ``pumps`` are asked their state once a second, which
+    keeps a safe-mode pump's watchdog from running out while we wait."""
     reading = _unheld(mfc)
     if reading.setpoint_slpm > FLOW_OFF_SLPM:
         return False
-    off_slpm = max(FLOW_OFF_SLPM, FLOW_OFF_SHARE_OF_FULL_SCALE * mfc.full_scale_slpm)
+    off_slpm = wet_air_off_limit_slpm(mfc, purge_flow_slpm)
     if clock is not None:
-        deadline = clock.now() + FLOW_SETTLE_S
-        while reading.mass_flow_slpm > off_slpm and clock.now() < deadline:
+        deadline = clock.now() + settle_s
+        next_keepalive = clock.now() + 1.0
+        while abs(reading.mass_flow_slpm) > off_slpm and clock.now() < deadline:
             clock.sleep(FLOW_SETTLE_POLL_S)
+            if pumps and clock.now() >= next_keepalive:
+                next_keepalive = clock.now() + 1.0
+                for pump in pumps.values():
+                    try:
+                        pump.state()
+                    except (CastrigError, OSError):
+                        pass  # (its own action says what it is)
             reading = mfc.read()
-    if reading.mass_flow_slpm > off_slpm:
+    if abs(reading.mass_flow_slpm) > off_slpm:
         raise NotSafe(f"{mfc.name}: setpoint 0 but {reading.mass_flow_slpm:g} slpm still flowing "
                       f"(off is at most {off_slpm:g} slpm; a valve stuck open?)")
     return True

@@ -333,7 +333,8 @@ class AlicatMFC(FlowController):
     def _frame(self, text: str) -> AlicatReading:
         reading = parse_frame(text, unit_id=self.unit_id)
         if not self._possible(reading):
-            raise ValueError(f"a flow or setpoint this {self.full_scale_slpm:g} slpm controller cannot show in {text!r}")
+            raise ValueError(f"a flow or setpoint this {self.full_scale_slpm:g} slpm controller cannot show in {text!r} "
+                             "(a garbled line; if every reply says so, is the profile's full_scale_slpm the unit's?)")
         return reading
 
     def _possible(self, reading: AlicatReading) -> bool:
@@ -510,6 +511,7 @@ class AlicatMFC(FlowController):
         return self._exchange("C", self._frame)
 
     def release_hold(self) -> None:
+        """The role's hold release (see :meth:`FlowController.release_hold`): ``AC``."""
         self.cancel_hold()
 
     def lock_display(self, locked: bool = True) -> AlicatReading:
@@ -567,6 +569,28 @@ class AlicatMFC(FlowController):
             except ValueError:
                 continue  # a line cut by the start of the stream, or noise: take the next
         raise AlicatReplyError(self.name, command, "no streamed frame parses")
+
+    def poll_any(self) -> AlicatReading | None:
+        """One poll, its answer taken from whoever sent it: this unit's frame, or a streaming
+        unit's (no id, or ``@``: a unit streams and does not answer polls). ``None`` when
+        nothing, or nothing that parses as a frame, came within the link's timeout. For the
+        first look at a line (rig open); every other read takes only this unit's frames."""
+        command = self.unit_id
+        try:
+            self.link.write(command.encode("ascii") + TERMINATOR)
+            raw = self.link.read_until(TERMINATOR)
+        except LinkTimeout:
+            return None
+        except LinkError as exc:
+            raise AlicatLinkError(self.name, command, exc) from exc
+        text = raw.decode("ascii", errors="replace").strip()
+        if text == "?" or (text.endswith("?") and text[:-1].strip().upper() == self.unit_id):
+            raise AlicatRejected(self.name, command, f"rejected by the unit (reply {text!r})")
+        try:
+            frame = parse_frame(text)
+        except ValueError:
+            return None
+        return frame if frame.unit_id in (None, "@", self.unit_id) else None
 
     def streaming_heard(self, *, listen_s: float = 0.3, max_lines: int = 20) -> bool:
         """Whether a unit on the line streams: a data frame without an id (or with ``@``) arrives

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from castrig.control.safety import FLOW_OFF_SHARE_OF_FULL_SCALE, FLOW_OFF_SLPM
+from castrig.control.safety import FLOW_OFF_SLPM
 from castrig.recipe import model as m
 from castrig.recipe.runner import Runner, RunResult
 from castrig.reliability.faults import CHAMBER_FAULTS, LINK_FAULTS, Fault, FaultPoint, FullDiskConnection, ScheduledClock
@@ -317,7 +317,7 @@ def _truth_unsafe(rig: Rig, profile: Profile) -> list[str]:
     wet = emus.get("wet_mfc")
     if wet is not None and wet.setpoint_slpm > FLOW_OFF_SLPM:
         out.append(f"wet_mfc left at {wet.setpoint_slpm:g} slpm")
-    elif wet is not None and wet.flow_slpm(t) > max(FLOW_OFF_SLPM, FLOW_OFF_SHARE_OF_FULL_SCALE * wet.full_scale_slpm):
+    elif wet is not None and abs(wet.flow_slpm(t)) > FLOW_OFF_SLPM:  # (the true flow: no zero error to allow for)
         out.append(f"wet_mfc at setpoint 0 still flowing {wet.flow_slpm(t):.3g} slpm (valve hold: {wet.hold})")
     if "dry_mfc" in emus and abs(emus["dry_mfc"].setpoint_slpm - purge) > max(0.01, 0.01 * purge):
         out.append(f"dry_mfc at {emus['dry_mfc'].setpoint_slpm:g} slpm, not the {purge:g} slpm purge")

@@ -14,7 +14,6 @@ from castrig.clock import Clock, VirtualClock, WallClock
 from castrig.devices.roles import Camera, Device, FlowController, HumidityChamber, HumiditySensor, SyringePump
 from castrig.errors import BadInput, CastrigError
 from castrig.links import Link, SimLink
-from castrig.rig.ownership import serial_key
 from castrig.rig.profile import (
     AlicatConfig,
     FolderCameraConfig,
@@ -163,22 +162,6 @@ def _where(cfg: Any) -> str:
     return getattr(cfg, "model", "device")
 
 
-def _line_peers(role: str, cfg: Any, profile: Profile) -> list[str]:
-    """The other devices of the profile on ``role``'s serial line (Alicat units on one RS-485
-    line, daisy-chained pumps), named with their unit id or address."""
-    lc = cfg.link
-    if not isinstance(lc, SerialLinkConfig):
-        return []
-    key = serial_key(lc.url, resolve=False) or lc.url
-    out = []
-    for other, c in profile.device_configs().items():
-        olc = getattr(c, "link", None)
-        if other != role and isinstance(olc, SerialLinkConfig) and (serial_key(olc.url, resolve=False) or olc.url) == key:
-            what = getattr(c, "unit_id", None) or getattr(c, "address", None)
-            out.append(f"{other} ({what})" if what is not None else other)
-    return out
-
-
 def _link(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Link:
     lc = cfg.link
     if isinstance(lc, SimLinkConfig):
@@ -219,7 +202,7 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         pump.set_diameter_mm(cfg.syringe_diameter_mm)
         return pump
     if isinstance(cfg, AlicatConfig):
-        from castrig.devices.alicat import AlicatLinkError, AlicatMFC, AlicatRejected, AlicatReplyError
+        from castrig.devices.alicat import AlicatMFC, AlicatRejected, AlicatReplyError
 
         mfc = AlicatMFC(
             _link(role, cfg, rig, shared),
@@ -232,21 +215,27 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         # one data frame before the rig is called open, as the pumps and transmitters answer
         # theirs: a wrong unit id, port or baud rate was met only by the first step's setpoint,
         # a run folder and a device_comms abort later
-        peers = _line_peers(role, cfg, rig.profile)
+        devices = rig.profile.device_configs()
+        # (on a shared line, only Alicat units: the profile allows no mix)
+        peers = [f"{r} ({devices[r].unit_id})" for r in rig.profile.shared_lines().get(role, []) if r != role]
         try:
-            try:
-                mfc.read()
-            except AlicatRejected:
-                # a partial command already on the line (a stray byte, a client that died mid-
-                # command) ran into ours ("AA": "A ?"), and the rig was called not reachable:
-                # end it, ask again
-                mfc.end_partial_command()
-                mfc.read()
-            streaming = bool(peers) and mfc.streaming_heard()
-        except (AlicatReplyError, AlicatLinkError):
-            if not mfc.streaming_heard():
-                raise
-            streaming = True
+            frame = mfc.poll_any()  # a streaming unit's frame too: it answers no poll
+        except AlicatRejected:
+            # a partial command already on the line (a stray byte, a client that died mid-command)
+            # ran into ours ("AA": "A ?"), and the rig was called not reachable: end it, ask again
+            mfc.end_partial_command()
+            frame = None
+        if frame is None:
+            # no frame: a unit streaming slower than the link's timeout is heard out before the
+            # poll's retries and line resyncs (which meet its frames for a minute or more)
+            link_timeout_s = getattr(mfc.link, "timeout_s", 1.0)
+            streaming = mfc.streaming_heard(listen_s=max(1.0, link_timeout_s))
+            if not streaming:
+                mfc.read()  # this unit's frame, or the error saying why not
+        else:
+            streaming = frame.unit_id in (None, "@")
+        if not streaming and peers:
+            streaming = mfc.streaming_heard()  # another unit on the line, streaming
         if streaming:
             # a unit streams (``@=@``, left so by other software): its frames carry no id, and
             # every reply we wait for meets them. Alone on its line, it is ours: back to polling
@@ -257,9 +246,10 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
                 raise AlicatReplyError(role, "<open>", f"a unit on its line streams data frames without an id, and "
                                        f"{', '.join(peers)} share that line: castrig cannot tell which unit streams. "
                                        "Put it back to polling (its front panel, or '@@=<its id>') and start again")
-            mfc.stop_streaming()
-            if mfc.read().unit_id is None:
-                raise AlicatReplyError(role, f"@@={mfc.unit_id}", "still streaming (frames without a unit id)")
+            try:
+                mfc.stop_streaming()  # (ends with a poll of our own frame)
+            except AlicatReplyError as exc:
+                raise AlicatReplyError(role, f"@@={mfc.unit_id}", f"still streaming: {exc}") from exc
             rig.found_streaming.append(role)
         return mfc
     if isinstance(cfg, HMT330Config):

@@ -410,6 +410,19 @@ class Profile(_Strict):
     def device_configs(self) -> dict[str, Any]:
         return {k: v for k, v in self.devices if v is not None}
 
+    def shared_lines(self) -> dict[str, list[str]]:
+        """Each device on a serial line it shares with others (Alicat units on one RS-485 line,
+        daisy-chained pumps), to every role on that line, sorted. One line is one port however
+        it is spelled (the device lock's key, without DNS; see the validator above)."""
+        from castrig.rig.ownership import serial_key  # ownership imports this module
+
+        by_line: dict[str, list[str]] = {}
+        for role, cfg in self.device_configs().items():
+            link = getattr(cfg, "link", None)
+            if isinstance(link, SerialLinkConfig):
+                by_line.setdefault(serial_key(link.url, resolve=False) or link.url, []).append(role)
+        return {role: sorted(roles) for roles in by_line.values() if len(roles) > 1 for role in roles}
+
 
 def load_profile(path: str | Path) -> Profile:
     return load_model(Profile, path)
