@@ -454,7 +454,7 @@ class Proxy:
         self.cut_on, self.cuts = cut_on, cuts
         #: ``reply(last bytes from the client, bytes from the server)``: what the client gets
         #: instead (a device answering otherwise: a reply sent twice, a register's other value),
-        #: or a list of pieces sent 10 ms apart
+        #: or a list of pieces sent 10 ms apart (a float in the list: a pause of that many seconds)
         self.reply = reply
         self.last_request = b""
         #: bytes sent to the server just before the client's next request (another client on a
@@ -501,7 +501,10 @@ class Proxy:
                     data = self.reply(self.last_request, data)
                 if isinstance(data, list):  # pieces, 10 ms apart (a reply, then a late one)
                     for k, piece in enumerate(data):
-                        if k:
+                        if isinstance(piece, float):  # a pause of that many seconds instead
+                            time.sleep(piece)
+                            continue
+                        if k and not isinstance(data[k - 1], float):
                             time.sleep(0.01)
                         if not self.dropping:
                             b.sendall(piece)

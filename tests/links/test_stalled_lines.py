@@ -152,3 +152,34 @@ def test_a_line_dropped_in_a_dispense_set_up_or_start_is_ridden_out(tmp_path, si
                                        "WHERE kind = 'pump' AND message LIKE 'caster: dispensed%'")
     assert dispensed == pytest.approx(0.02, rel=0.02), dispensed
     assert run_rows(run_dir, "SELECT count(*) FROM events WHERE kind = 'warning' AND source = 'caster'")[0][0] >= 1
+
+
+def test_a_slow_line_to_one_pump_does_not_run_out_the_other_pumps_watchdog(tmp_path, sim_serve):
+    """Every reply of the water pump arriving in two halves 0.9 s apart (within the link's 1 s
+    timeout, an outside tester): its pre-wet's set-up, a dozen exchanges, took 11 s with nothing
+    said to the caster meanwhile, whose 10 s safe-mode watchdog ran out (alarm T) and aborted
+    the run. The caster is kept alive between the set-up's exchanges."""
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    from conftest import Proxy, run_rows, run_with_a_proxied_device
+
+    def halves(request: bytes, data: bytes) -> list:
+        cut = max(1, len(data) // 2)
+        return [data[:cut], 0.9, data[cut:]]
+
+    recipe = {"name": "slow-line", "steps": [{"type": "prewet", "volume_ml": 0.03, "rate_ml_min": 2.0}]}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with sim_serve("--tcp", "0") as served:
+        pump = urlsplit(served.addresses["water_pump"])
+        proxy = Proxy((pump.hostname, pump.port), reply=halves)
+        try:
+            done = run_with_a_proxied_device(tmp_path, served, "hw_profiles/sim-serial.yaml", "water_pump", proxy,
+                                             tmp_path / "recipe.yaml")
+        finally:
+            proxy.close()
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    alarms = run_rows(run_dir, "SELECT message FROM events WHERE message LIKE '%alarm T%'")
+    assert not alarms, alarms
+    assert done.returncode == 0, (done.stdout, done.stderr[-2000:])

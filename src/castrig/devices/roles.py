@@ -8,6 +8,7 @@ are driven by the same recipe.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -114,12 +115,15 @@ class SyringePump(Device):
         """All of a dispense but its start: stopped, one phase, infusing ``volume_ml`` at
         ``rate_ml_min``, its counter cleared. Idempotent: sent again after a reply that was lost,
         it sets the same and nothing moves."""
-        self.stop()
-        self.use_one_phase()
-        self.set_direction(True)
-        self.set_rate_ml_min(rate_ml_min)
-        self.set_volume_ml(volume_ml)
-        self.clear_dispensed()
+        for action in self.dispense_setup(volume_ml, rate_ml_min):
+            action()
+
+    def dispense_setup(self, volume_ml: float, rate_ml_min: float) -> list[Callable[[], None]]:
+        """:meth:`prepare_dispense`'s settings, in order, one call each: a caller that must keep
+        other devices alive talks to them in between (on a slow line a set-up of a dozen
+        exchanges outlasted another pump's safe-mode watchdog)."""
+        return [self.stop, self.use_one_phase, lambda: self.set_direction(True),
+                lambda: self.set_rate_ml_min(rate_ml_min), lambda: self.set_volume_ml(volume_ml), self.clear_dispensed]
 
     def dispense(self, volume_ml: float, rate_ml_min: float) -> None:
         """Infuse ``volume_ml`` at ``rate_ml_min`` and return once pumping has started."""

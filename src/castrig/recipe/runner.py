@@ -606,7 +606,11 @@ class Runner:
         name = pump.name
 
         def prepared() -> bool:
-            return self._talk(name, lambda: (pump.prepare_dispense(volume_ml, rate_ml_min), True)[1]) is not None
+            for setting in pump.dispense_setup(volume_ml, rate_ml_min):
+                if self._talk(name, lambda: (setting(), True)[1]) is None:
+                    return False
+                self._keep_pumps_alive()  # a slow line to this pump must not starve the others' watchdogs
+            return True
 
         if not prepared():
             self._hold(None, until=prepared, planned_s=expected_s)
@@ -996,11 +1000,17 @@ class Runner:
         if now >= self._next_sample:
             self._sample(now)
             self._next_sample = now + self.cfg.sample_period_s
+        self._keep_pumps_alive(now)
+        self._publish()
+
+    def _keep_pumps_alive(self, now: float | None = None) -> None:
+        """Ask every pump its state when a safe-mode watchdog's keep-alive is due (at every tick,
+        with the tick's time, and between a dispense's set-up exchanges)."""
+        now = self.clock.now() if now is None else now
         if now >= self._next_keepalive:
             answered = [self._pump_state(pump) is not None for pump in self.rig.pumps().values()]
             # a pump that did not answer is tried again next tick: its watchdog keeps counting
             self._next_keepalive = now + (self._keepalive_s if all(answered) else self.cfg.control_period_s)
-        self._publish()
 
     def _keepalive_period(self) -> float:
         """Talk to safe-mode pumps well inside their watchdog (a third of it), else every sample."""
