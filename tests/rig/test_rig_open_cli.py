@@ -184,3 +184,19 @@ def test_frames_another_client_left_on_the_camera_line_are_not_read_as_answers(t
             os.close(fd)
         code, said = _run_on(tmp_path, served.addresses, lambda data: None, CAPTURES)
     assert code == 0 and "completed" in said and "Traceback" not in said, said
+
+
+def test_a_pump_kept_in_basic_mode_is_said_as_the_run_starts(tmp_path, sim_serve):
+    """An outside pass flipped one bit of a basic-mode pump's reply (no checksum there): 'I0.000'
+    read as 'I8.000', recorded as 0.008 mL dispensed before the pump moved, with no word that the
+    profile had chosen a mode without integrity checks. It is allowed, and now said."""
+    from conftest import only_run_dir, run_rows
+
+    def basic(data: dict) -> None:
+        data["devices"]["water_pump"]["safe_mode_s"] = None
+
+    with sim_serve("--tcp", "0") as served:
+        code, said = _run_on(tmp_path, served.addresses, basic)
+    assert code == 0, said
+    warned = run_rows(only_run_dir(tmp_path / "runs"), "SELECT source, message FROM events WHERE message LIKE '%basic mode%'")
+    assert [source for source, _ in warned] == ["water_pump"] and "no checksum" in warned[0][1], warned

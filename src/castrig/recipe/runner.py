@@ -280,6 +280,7 @@ class Runner:
                 self.event("warning", role, f"{role}: found streaming as the rig opened (left so by other software): "
                            "put back to polling under its unit id", {"found_streaming": True})
             self._warn_of_views_without_images(steps[start_step:])
+            self._warn_of_pumps_in_basic_mode()
             if not resume_note:
                 # this run's volumes from zero: a pump's counters still held the last dispense (of
                 # another run, or of a pump found pumping), sampled as this run's until its first
@@ -633,6 +634,19 @@ class Runner:
 
         if not started():
             self._hold(None, until=started, planned_s=expected_s)
+
+    def _warn_of_pumps_in_basic_mode(self) -> None:
+        """A warning, as the run starts, for each NE-1000 the profile keeps in basic mode
+        (``safe_mode_s: null``): its replies carry no checksum (an outside pass had one flipped
+        bit recorded as 0.008 mL dispensed before the pump moved) and no watchdog stops it when
+        castrig dies mid-dispense. Allowed (old firmware, other software on the line), said."""
+        configs = self.rig.profile.device_configs()
+        for name in self.rig.pumps():
+            cfg = configs.get(name)
+            if getattr(cfg, "model", None) == "ne1000" and getattr(cfg, "safe_mode_s", 0) is None:
+                self.event("warning", name, f"{name}: in basic mode (safe_mode_s: null): its replies carry no checksum, "
+                           "so a corrupted byte reads as a value, and no watchdog stops it if castrig dies mid-dispense; "
+                           "safe mode (safe_mode_s: 10) has both", {"basic_mode": True})
 
     def _warn_of_views_without_images(self, steps: list[Any]) -> None:
         """A warning, as the run starts, for each view the recipe captures that a folder camera
