@@ -26,7 +26,7 @@ from castrig.report.html import load_run, problems, recipe_as_written, report_da
 from castrig.report.images import MEASURED_RGB, palette_png_bytes, png_bytes, surface_classes, surface_overlay
 from castrig.store import RunInfo, SqliteRunStore
 
-from conftest import embedded
+from conftest import ROOT, embedded
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
@@ -435,3 +435,20 @@ def test_a_membranes_process_record_gives_run_times_as_a_person_reads_them():
     assert "up to t = 16000 s (4:26:40)" in text and "e+04" not in text, text
     early = _process_record(MembraneRecord("m1", 1, 2, "made", t_start_s=12.5, t_end_s=480.0))
     assert "from t = 12.5 s to 480 s" in early, early
+
+
+def test_a_saved_report_names_no_folder_of_the_machine_it_was_made_on(tmp_path, finished_demo_run):
+    """The report is mailed and served: it gave the run folder's absolute path and the recipe
+    file's (a user's home, the lab PC's layout). It names the run folder and the recipe file."""
+    from conftest import castrig
+
+    data, run_id = finished_demo_run
+    run_dir = tmp_path / "data" / run_id
+    shutil.copytree(data / run_id, run_dir)
+    done = castrig("report", str(run_dir), "--out", str(tmp_path / "r.html"))
+    assert done.returncode == 0, done.stderr
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    run = embedded(html)["report"]["run"]
+    assert run["run_folder"] == run_id and run["recipe_path"] == "demo.yaml", run
+    for folder in (str(tmp_path), str(data), str(ROOT)):
+        assert folder not in html, folder

@@ -589,6 +589,13 @@ def recipe_as_written(run_dir: Path, info: RunInfo) -> tuple[str, str]:
     return text, "rebuilt from run.json (the recipe file is gone): key order as recipes are written, empty fields left out"
 
 
+def _file_name(path: Any) -> Any:
+    """A path's last part: the report is mailed and served, and the folders it was made in (a
+    user's home, the lab PC's layout) are none of its readers' business; the operator has the
+    full path from the command line."""
+    return str(path).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] if path else path
+
+
 def report_data(run_dir: Path, image_url: Callable[[int], str] | None = None,
                 data: RunData | None = None) -> dict[str, Any]:
     """What the page needs beyond the live API: problems, steps, gaps, bands, membranes, recipe."""
@@ -609,11 +616,11 @@ def report_data(run_dir: Path, image_url: Callable[[int], str] | None = None,
     return {
         "version": 1,
         "run": {"run_id": info.run_id, "outcome": info.outcome, "outcome_reason": info.outcome_reason,
-                "recipe_name": info.recipe_name, "recipe_path": info.recipe_path, "profile_name": info.profile_name,
+                "recipe_name": info.recipe_name, "recipe_path": _file_name(info.recipe_path), "profile_name": info.profile_name,
                 "operator": info.operator, "started_utc": info.started_utc, "ended_utc": info.ended_utc,
                 "virtual_time": bool(info.virtual_time), "seed": info.seed, "software_version": info.software_version,
                 "wall_clock": _wall_clock(info), "parts": len(info.parts or []), "t_end_s": t_end,
-                "run_folder": str(data.run_dir.resolve())},
+                "run_folder": data.run_dir.name},
         "problems": problems(data, an.notes),
         "steps": [{"index": s.index, "label": s.label, "type": s.type, "t0_s": s.t0_s, "t1_s": s.t1_s, "cut": s.cut}
                   for s in spans],
