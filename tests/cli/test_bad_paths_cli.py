@@ -166,3 +166,16 @@ def test_status_of_a_missing_data_root_is_refused_not_read_as_idle(tmp_path, cap
     monkeypatch.chdir(tmp_path)
     idle = castrig_main(capsys, "status")
     assert idle.returncode == 0 and "no run is running under runs" in idle.stdout, idle.stdout + idle.stderr
+
+
+def test_lots_of_a_missing_or_file_data_root_is_refused_not_read_as_no_lots(tmp_path, capsys):
+    """An outside tester: `castrig lots --data <typo>` (or a file) listed an empty table, exit 0:
+    "no lots" where `castrig runs` refuses the same typo."""
+    typo = tmp_path / "runz"
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for root, says in ((typo, "no such folder"), (afile, "not a folder")):
+        done = castrig_main(capsys, "lots", "--data", str(root))
+        _refused(done, f"--data {root}: {says}")
+        assert "membrane lots" not in done.stdout
+    assert not typo.exists()

@@ -39,6 +39,7 @@ def test_lots_lists_lots_and_assigns_uses(tmp_path, capsys):
     assert cli(["lots", "assign", lot, "--use", "blood_filter", "--data", str(root)]) == 0
     assert cli(["lots", "--data", str(root)]) == 0
     assert "blood_filter" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()  # an empty data root lists no lots (one that is not there is refused)
     assert cli(["lots", "--data", str(tmp_path / "empty")]) == 0
     assert "no lots yet" in capsys.readouterr().out
 

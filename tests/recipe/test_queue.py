@@ -220,6 +220,7 @@ def test_an_abort_on_purpose_stops_the_queue_once_the_rig_is_safe(tmp_path, reap
     # nobody decided it (a hung-up terminal), when it stays the queue's running item
     assert [i["status"] for i in state["items"]] == ["running" if stop == "SIGHUP" else "aborted", "pending", "pending"]
     assert "queue stopped" in state["stopped"] and "queue --resume" in " ".join(err.split()) and "Traceback" not in err
+    assert f"castrig queue --resume {state_path}" in err, err  # on one line, as a script greps it (was wrapped at 80)
 
 
 def test_a_sigterm_to_the_queue_while_it_opens_the_rig_aborts_that_run_and_stops(tmp_path):
@@ -401,6 +402,8 @@ def test_a_recipe_broken_while_the_queue_runs_is_refused_and_the_queue_goes_on(t
     assert [i["outcome"] for i in items] == ["completed", "refused", "completed"], items
     assert "b.yaml" in items[1]["reason"] and "not valid YAML" in items[1]["reason"], items[1]
     assert "queue summary" in out and "refused" in out, out
+    said = " ".join(err.split())  # the reason, as it happened (it was in the state file only)
+    assert "refused:" in said and "b.yaml" in said and "not valid YAML" in said and "the queue goes on" in said, said
 
 
 def test_a_hand_edited_queue_state_is_named_on_resume(tmp_path, capsys):

@@ -67,7 +67,7 @@ def test_status_watch_pause_resume_abort_from_a_second_process(tmp_path: Path, r
     wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=20, what="paused")
     t_paused = run_status(run_dir)["t_s"]
     again = castrig_main(capsys, "pause", str(run_dir))
-    assert again.returncode == 2 and "refused" in again.stdout
+    assert again.returncode == 2 and "refused" in again.stderr and not again.stdout  # (refusals on stderr, as every other)
     assert "paused by cli:" in castrig_main(capsys, "status", str(run_dir)).stdout
     assert abs(run_status(run_dir)["t_s"] - t_paused) < 1.0 and run.poll() is None
     seen = read_until(watcher, "paused by", timeout_s=20)  # the watcher shows the pause before it ends
@@ -361,3 +361,33 @@ def test_a_flood_of_files_in_the_control_channel_is_read_a_few_at_a_time(tmp_pat
     answered = len(list((control / "done").iterdir()))
     assert answer["accepted"] and answered <= 20 * 32, answered  # (32: PER_POLL)
     assert runner.wait(timeout=60) == 3
+
+
+#: A sitecustomize: the runner's safe state takes 5 s (devices slow to answer), long enough to
+#: outlast an abort's --wait.
+SLOW_SAFE_STATE = """
+import time
+import castrig.recipe.runner as r
+_make_safe = r.make_safe
+def _slow(*a, **k):
+    time.sleep(5)
+    return _make_safe(*a, **k)
+r.make_safe = _slow
+"""
+
+
+def test_an_abort_whose_wait_runs_out_before_the_run_ends_does_not_exit_0(tmp_path: Path, reap):
+    """An outside tester: `castrig abort RUN --wait 0.05` exited 0 while the run was still making
+    its rig safe (it exited 3 after), so `castrig abort RUN && power-off` would cut the power on
+    a rig not yet known safe. It exits 5 and says the run has not ended."""
+    from conftest import with_sitecustomize
+
+    data = tmp_path / "data"
+    env = with_sitecustomize(tmp_path, SLOW_SAFE_STATE)
+    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q", **env))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
+                         timeout_s=60, what="the run in its 24-hour hold")
+    done = castrig("abort", str(run_dir), "--wait", "1")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 5 and "has not ended within 1 s" in said, (done.returncode, done.stdout, said)
+    assert run.wait(timeout=60) == 3  # it ended aborted, after

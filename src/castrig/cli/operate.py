@@ -224,13 +224,21 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
         _echo(f"{action} sent to {run_dir}, but the runner did not answer (is it stopped?); the command stays "
                    "in its control channel (a later `castrig resume` discards it)", err=True)
         raise typer.Exit(5)
-    _echo(f"{action}: {'accepted' if answer.get('accepted') else 'refused'} — {answer.get('message')}")
-    if not answer.get("accepted"):
+    if not answer.get("accepted"):  # a refusal is said where every other one is: on stderr
+        _echo(f"{action}: refused — {answer.get('message')}", err=True)
         raise typer.Exit(2)
+    _echo(f"{action}: accepted — {answer.get('message')}")
     if wait_end_s > 0:
         deadline = time.monotonic() + wait_end_s
         while run_holder(run_dir) is not None and time.monotonic() < deadline:
             time.sleep(0.1)
+        if run_holder(run_dir) is not None:
+            # still ending (its safe state being made or tried again): exit 0 here let
+            # `castrig abort RUN && power-off` cut the power on a rig not yet known safe
+            status = R.summary(run_dir)["status"]
+            _echo(f"{run_dir}: the run has not ended within {wait_end_s:g} s (status {status}): its rig is not "
+                  f"known safe yet; `castrig watch {run_dir}` follows it to its end", err=True)
+            raise typer.Exit(5)
         d = R.detail(run_dir)
         _echo(f"{d['status']}: {run_dir}" + (f" — {d['outcome_reason']}" if d.get("outcome_reason") else ""))
         safe, verified = _safe_state_line(run_dir)
@@ -277,7 +285,8 @@ def abort(
     """Abort a run like SIGTERM: the rig goes to the verified safe state, outcome `aborted`.
 
     Exit 0 once the run has ended with its rig verified safe; 5 when the safe state it reached
-    is NOT verified (a device did not answer: see to it at the rig)."""
+    is NOT verified (a device did not answer: see to it at the rig), or the run has not ended
+    within --wait. With --wait 0, exit 0 says only that the run accepted the abort."""
     _act(run_dir, "abort", wait_end_s=wait)
 
 

@@ -333,6 +333,10 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                     # a run that failed on its own (it stopped the queue, the item left running)
                     item.update(status="refused", outcome="refused", reason=str(exc), run_dir=None, ended_utc=_now())
                     atomic_write_json(state_path, state)
+                    # said as it happens, as `castrig run` says it (the queue's exit 2 had no reason
+                    # but in the state file)
+                    Console(stderr=True).print(f"[bold red]refused:[/] {escape(str(exc))}; the queue goes on",
+                                               highlight=False, soft_wrap=True)
                     continue
             _record(item, result)
             atomic_write_json(state_path, state)
@@ -361,7 +365,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
     _print_summary(state, state_path)
     if state["stopped"]:
         Console(stderr=True).print(f"[red]{escape(state['stopped'])}[/] — go on with: castrig queue --resume "
-                                   f"{escape(str(state_path))}", highlight=False)
+                                   f"{escape(str(state_path))}", highlight=False, soft_wrap=True)  # (a path a script greps for: never wrapped)
     if state["stopped"] == "interrupted by the operator":
         return 130
     if unreachable:
