@@ -83,6 +83,15 @@ def test_status_watch_pause_resume_abort_from_a_second_process(tmp_path: Path, r
     assert aborted.returncode == 0, aborted.stdout + aborted.stderr
     assert "aborted:" in aborted.stdout and "safe state verified" in aborted.stdout
     assert run.wait(timeout=30) == 3
+    # one shape for every run in `status --json`: the ended run's has the running run's keys
+    # (those only a live run fills, null): a script's d["state"] was a KeyError once it ended
+    ended = json.loads(castrig_main(capsys, "status", str(run_dir), "--json").stdout)
+    assert set(ended) == set(rows[0]) and ended["state"] is None, set(rows[0]) ^ set(ended)
+    damaged = tmp_path / "damaged" / run_dir.name
+    shutil.copytree(run_dir, damaged)
+    (damaged / "run.json").write_text("{")  # cut short by a full disk
+    shown = json.loads(castrig_main(capsys, "status", str(damaged), "--json").stdout)
+    assert shown["status"] == "damaged" and set(rows[0]) <= set(shown), set(rows[0]) - set(shown)
     info = json.loads((run_dir / "run.json").read_text())
     who = f"cli:{getpass.getuser()}"
     assert info["outcome"] == "aborted" and who in info["outcome_reason"]

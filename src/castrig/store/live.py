@@ -312,13 +312,20 @@ def file_in(run_dir: Path, rel: str) -> Path | None:
         return None
 
 
+#: Keys of a run's detail that only a live run's status file fills (null for every other run).
+LIVE_DETAIL_KEYS = ("step_elapsed_s", "step_duration_s", "run_left_is_estimate", "paused_by", "state", "detail",
+                    "safe_state", "status_written_utc", "status_age_s")
+
+
 def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
     """``GET /api/runs/{uid}``: status, step, time left, last values, membranes, grades, last warning."""
     run_dir = Path(run_dir)
     out = summary(run_dir)
     if out["status"] == "damaged":
         return out | {"last_values": {}, "membrane_records": [], "last_warning": None, "images": [], "t_s": None,
-                      "step_left_s": None, "run_left_s": None, "setpoint_rh_pct": None, "band_rh_pct": None}
+                      "step_left_s": None, "run_left_s": None, "setpoint_rh_pct": None, "band_rh_pct": None,
+                      **dict.fromkeys(LIVE_DETAIL_KEYS), "owner": None, "owner_stopped": False, "running_on_host": None,
+                      **({"recipe_as_written": None} if with_recipe else {})}
     info = read_info(run_dir)
     live = read_status(run_dir) if out["status"] in LIVE_STATES else None
     with open_ro(run_dir) as db:
@@ -331,6 +338,9 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
     out["step_left_s"] = out["run_left_s"] = 0.0 if out["status"] not in LIVE_STATES else None
     out["setpoint_rh_pct"] = held_setpoint(out["last_values"])
     out["band_rh_pct"] = None
+    # what only a live run's status file says: null otherwise, so that every run's detail (and
+    # `castrig status --json`) has one shape (a script's d["state"] was a KeyError once it ended)
+    out.update(dict.fromkeys(LIVE_DETAIL_KEYS))
     if live:
         for k in ("t_s", "step_elapsed_s", "step_duration_s", "step_left_s", "run_left_s", "run_left_is_estimate",
                   "setpoint_rh_pct", "band_rh_pct", "paused_by", "state", "detail", "safe_state"):
