@@ -125,6 +125,9 @@ def test_a_killed_run_shows_as_crashed_and_resumes(crashed_overnight, tmp_path):
     listed = castrig("runs", "--data", str(run_dir.parent))
     assert "crashed" in listed.stdout, listed.stdout
     assert castrig("runs", "--data", str(run_dir.parent), "--outcome", "crashed").stdout.count(run_dir.name) == 1
+    shown = json.loads(castrig("status", str(run_dir), "--json").stdout)
+    # its time left is unknown, not 0.0 ("nothing left", as an ended run's): it stopped mid-step
+    assert shown["status"] == "crashed" and shown["step_left_s"] is None and shown["run_left_s"] is None, shown
     report = castrig("report", str(run_dir))
     assert report.returncode == 0, report.stderr
     assert "crashed" in (run_dir / "report.html").read_text()

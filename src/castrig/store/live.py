@@ -335,7 +335,9 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
         out["images"] = images(db, run_dir)
         t_rows = _rows(db, "SELECT MAX(t_s) FROM samples")
     out["t_s"] = t_rows[0][0] if t_rows else None
-    out["step_left_s"] = out["run_left_s"] = 0.0 if out["status"] not in LIVE_STATES else None
+    # an ended run has nothing left; a crashed one's time left is unknown (it stopped mid-step:
+    # 0.0 read as "done" to a script), as a live one's until its status file says
+    out["step_left_s"] = out["run_left_s"] = 0.0 if out["status"] not in (*LIVE_STATES, "crashed") else None
     out["setpoint_rh_pct"] = held_setpoint(out["last_values"])
     out["band_rh_pct"] = None
     # what only a live run's status file says: null otherwise, so that every run's detail (and
