@@ -198,3 +198,25 @@ def test_a_reverse_flow_is_no_closed_valve():
 
     report = make_safe(pumps={}, dry_mfc=None, wet_mfc=Reversed(), chamber=None, purge_flow_slpm=1.0, clock=VirtualClock())
     assert not report.safe and "-0.3 slpm still flowing" in report.errors["wet_mfc.off"], report.summary()
+
+
+def test_the_wet_airs_settle_keeps_alive_only_pumps_that_answer():
+    """A review: while the wet flow fell, every pump was asked its state once a second, a dead
+    one too (three 1 s tries each time): two dead pumps doubled the safe state's time (4.3 s ->
+    9.2 s) and wet air was verified later. Only the pumps read back stopped are kept alive."""
+    from castrig.control.safety import make_safe
+    from castrig.devices.ne1000 import NE1000Pump
+    from castrig.sim.ne1000 import NE1000Emulator
+
+    clock, emu, mfc = rig()
+    pumps = {}
+    for name in ("caster", "water_pump"):
+        pump_emu = NE1000Emulator(name)
+        pumps[name] = NE1000Pump(SimLink(pump_emu, clock), name=name, clock=clock)
+        pump_emu.inject("no_reply")  # its line cut
+    mfc.set_flow_slpm(3.0)
+    clock.sleep(5.0)
+    t0 = clock.now()
+    report = make_safe(pumps=pumps, dry_mfc=None, wet_mfc=mfc, chamber=None, purge_flow_slpm=1.0, clock=clock)
+    assert report.verified["wet_mfc.off"] and not report.verified["caster.stopped"], report.summary()
+    assert clock.now() - t0 < 7.0, clock.now() - t0

@@ -146,3 +146,30 @@ def test_sim_serve_keeps_every_roles_port_when_a_line_is_shared(tmp_path, sim_se
     expected = {role: base + i for i, role in enumerate(sorted(ports))}  # (the profile's header's rule)
     expected["water_pump"] = expected["caster"]  # on its line's port; wet_mfc, after it, keeps its own
     assert ports == expected, (ports, expected)
+
+
+def test_the_tail_of_a_cut_frame_on_a_shared_line_is_not_taken_for_a_streaming_unit(tmp_path, sim_serve):
+    """A review: the tail of a frame cut short (no id: '4.70 +025.00 ... Air'), left on the line
+    ahead of the first reply, was taken for a streaming unit's frame, and a shared line's rig
+    did not open (exit 5, "castrig cannot tell which unit streams")."""
+    tail = {"left": True}
+
+    def reply(request: bytes, data: bytes) -> bytes:
+        if tail["left"]:
+            tail["left"] = False
+            return b"4.70 +025.00 +000.00 +000.00 +000.00    Air\r" + data
+        return data
+
+    profile = _one_line_profile(tmp_path)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({"name": "line", "steps": [{"type": "purge", "duration_s": 2}]}))
+    with sim_serve("--tcp", "0", profile=str(profile)) as served:
+        line = urlsplit(served.addresses["dry_mfc"])
+        proxy = Proxy((line.hostname, line.port), reply=reply)
+        try:
+            addresses = dict(served.addresses, dry_mfc=f"socket://127.0.0.1:{proxy.port}", wet_mfc=f"socket://127.0.0.1:{proxy.port}")
+            rig = profile_with_addresses(profile, addresses, tmp_path / "rig.yaml")
+            done = castrig("run", str(tmp_path / "r.yaml"), "--profile", str(rig), "--data", str(tmp_path / "runs"), "-q")
+        finally:
+            proxy.close()
+    assert not tail["left"]  # the tail was sent
+    assert done.returncode == 0, (done.returncode, " ".join(done.stderr.split())[-1500:])

@@ -7,7 +7,6 @@ the allowed range, no traceback.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import time
@@ -505,13 +504,13 @@ def lots(ctx: typer.Context, data: Optional[Path] = typer.Option(None, "--data",
     ctx.obj = {"data": data}  # `castrig lots --data ROOT assign ...`: the subcommands act on ROOT
     if ctx.invoked_subcommand is not None:
         return
-    from castrig.cli.main import usable_data_root
+    from castrig.cli.main import read_data_root
     from castrig.lots import list_lots, not_lots
     from castrig.lots.registry import OPEN_RUN_OUTCOMES
     from castrig.store import open_store
 
     # a --data that is no folder is refused as `castrig runs` refuses it (it listed "no lots")
-    usable_data_root(data, must_exist=data is not None or bool(os.environ.get("CASTRIG_DATA")))
+    read_data_root(data)
     rows = list_lots(data)
     table = Table(title=f"membrane lots in {open_store(data).root}")
     for col in ("lot", "recipe", "made (UTC)", "made on", "grades", "D µm", "σd/D", "opening", "through", "T µm", "intended use"):

@@ -163,6 +163,15 @@ def data_root_named(data: Optional[Path], profile: Optional[Path] = None) -> tup
     return data_root(data), where
 
 
+def read_data_root(data: Optional[Path]) -> Path:
+    """The data root a reading command lists (runs, status, lots, serve): one named on purpose
+    (--data, $CASTRIG_DATA) must be there -- a typo read "nothing here" -- while ./runs, the
+    default, may not be there yet."""
+    import os
+
+    return usable_data_root(data, must_exist=data is not None or bool(os.environ.get("CASTRIG_DATA")))
+
+
 def usable_data_root(data: Optional[Path], *, must_exist: bool = False, profile: Optional[Path] = None,
                      writes: bool = False) -> Path:
     """The data root (:func:`data_root_named`) checked by :func:`usable_folder`, the message naming
@@ -398,14 +407,12 @@ def runs(
     """List the runs under the data root."""
     from rich.table import Table
 
-    import os
-
     from castrig.report.filters import run_filter
     from castrig.store import open_store
 
     keep = run_filter(since, grade, outcome)  # the filters checked first: exit 2 naming the one that is wrong
     # a data root named on purpose must be there; ./runs may not be yet ("no runs yet")
-    usable_data_root(data, must_exist=data is not None or bool(os.environ.get("CASTRIG_DATA")))
+    read_data_root(data)
     store = open_store(data)
     if prune_never_started:
         _prune_never_started(store.root)

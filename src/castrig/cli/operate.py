@@ -113,10 +113,10 @@ def status(
     if run_dir is not None:
         details = [R.detail(_run_dir(run_dir))]
     else:
-        from castrig.cli.main import usable_data_root
+        from castrig.cli.main import read_data_root
 
         # a data root named on purpose must be there, as for `castrig runs` (a typo read "no run is running")
-        root = usable_data_root(data, must_exist=data is not None or bool(os.environ.get("CASTRIG_DATA")))
+        root = read_data_root(data)
         details = [R.detail(d) for d in R.run_dirs(root) if R.summary(d)["status"] in LIVE]
         if not details and not as_json:
             _echo(f"no run is running under {root}")
@@ -211,6 +211,7 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
     if summary["status"] not in LIVE:
         raise BadInput(f"{run_dir}: the run is not running (status {summary['status']}); nothing sent", file=str(run_dir))
     by = f"cli:{getpass.getuser()}"
+    since_event = _last_event_id(run_dir)  # the safe state that counts is one recorded after this command
     try:
         cmd = send_command(run_dir, action, by)
     except OSError as exc:
@@ -241,20 +242,33 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
             raise typer.Exit(5)
         d = R.detail(run_dir)
         _echo(f"{d['status']}: {run_dir}" + (f" — {d['outcome_reason']}" if d.get("outcome_reason") else ""))
-        safe, verified = _safe_state_line(run_dir)
+        safe, verified = _safe_state_line(run_dir, after_id=since_event)
         if safe:
             _echo(safe)
-        if verified is False:  # the abort was taken, the rig is not known safe: a script must not read 0
-            _echo("the rig's safe state is NOT verified: see to it at the rig", err=True)
+        if verified is not True:
+            # the abort was taken, the rig is not known safe (not verified, or the process died
+            # before it said: a kill -9 while it made the rig safe): a script must not read 0
+            why = "is NOT verified" if verified is False else f"was not recorded after the {action} (the run {d['status']})"
+            _echo(f"the rig's safe state {why}: see to it at the rig", err=True)
             raise typer.Exit(5)
 
 
-def _safe_state_line(run_dir: Path) -> tuple[str | None, bool | None]:
-    """The run's last safe-state event: its message, and whether it verified the rig safe."""
+def _last_event_id(run_dir: Path) -> int:
     from castrig.store import live as R
 
     with R.open_ro(run_dir) as db:
-        rows = R._rows(db, "SELECT message, data_json FROM events WHERE kind = 'safe_state' ORDER BY id DESC LIMIT 1")
+        rows = R._rows(db, "SELECT max(id) FROM events")
+    return int(rows[0][0] or 0) if rows else 0
+
+
+def _safe_state_line(run_dir: Path, *, after_id: int = 0) -> tuple[str | None, bool | None]:
+    """The run's last safe-state event (recorded after event ``after_id``): its message, and
+    whether it verified the rig safe."""
+    from castrig.store import live as R
+
+    with R.open_ro(run_dir) as db:
+        rows = R._rows(db, "SELECT message, data_json FROM events WHERE kind = 'safe_state' AND id > ? ORDER BY id DESC LIMIT 1",
+                       (after_id,))
     if not rows:
         return None, None
     try:
@@ -306,7 +320,7 @@ def serve(
     """Serve every run under the data root in a browser, with a JSON API (prints {"url", "token_file"})."""
     import os
 
-    from castrig.cli.main import usable_data_root
+    from castrig.cli.main import read_data_root
     from castrig.serve.app import serve as run_server
     from castrig.serve.guard import limits, request_timeout
 
@@ -314,7 +328,7 @@ def serve(
     request_timeout(request_timeout_s)
     # a data root named on purpose must be there, as for `castrig runs` (a typo was created, given
     # a token and served empty); ./runs may not be yet on a new rig PC, and is made
-    root = usable_data_root(data, must_exist=data is not None or bool(os.environ.get("CASTRIG_DATA")))
+    root = read_data_root(data)
     run_server(root, host=host, port=port, max_connections=max_connections, request_timeout_s=request_timeout_s)
 
 

@@ -121,7 +121,9 @@ def make_safe(
             # the first reading back is given the settling time; a retry reads at once (the
             # time between retries is the valve's), so a stuck valve does not slow each pass
             settle_s, settle["s"] = settle["s"], 0.0
-            return wet_air_stopped(wet_mfc, clock, purge_flow_slpm=purge_flow_slpm, settle_s=settle_s, pumps=pumps)
+            # (kept alive meanwhile: the pumps read back stopped; a dead one's tries cost seconds each)
+            stopped = {n: p for n, p in pumps.items() if report.verified.get(f"{n}.stopped")}
+            return wet_air_stopped(wet_mfc, clock, purge_flow_slpm=purge_flow_slpm, settle_s=settle_s, pumps=stopped)
 
         attempt(f"{wet_mfc.name}.off", wet_off)
     if clock is not None and retry_for_s > 0:
@@ -171,7 +173,7 @@ def wet_air_stopped(mfc: FlowController, clock: Clock | None, *, purge_flow_slpm
         next_keepalive = clock.now() + 1.0
         while abs(reading.mass_flow_slpm) > off_slpm and clock.now() < deadline:
             clock.sleep(FLOW_SETTLE_POLL_S)
-            if pumps and clock.now() >= next_keepalive:
+            if pumps and deadline > clock.now() >= next_keepalive:
                 next_keepalive = clock.now() + 1.0
                 for pump in pumps.values():
                     try:

@@ -225,15 +225,17 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
             # ran into ours ("AA": "A ?"), and the rig was called not reachable: end it, ask again
             mfc.end_partial_command()
             frame = None
-        if frame is None:
+        listen_s = max(1.0, getattr(mfc.link, "timeout_s", 1.0))
+        if frame is None or frame.unit_id in (None, "@"):
             # no frame: a unit streaming slower than the link's timeout is heard out before the
-            # poll's retries and line resyncs (which meet its frames for a minute or more)
-            link_timeout_s = getattr(mfc.link, "timeout_s", 1.0)
-            streaming = mfc.streaming_heard(listen_s=max(1.0, link_timeout_s))
+            # poll's retries and line resyncs (which meet its frames for a minute or more); a
+            # frame without an id is a streaming unit's only if more follow (one could be the
+            # tail of a frame cut short, left on the line by another client)
+            streaming = mfc.streaming_heard(listen_s=listen_s)
             if not streaming:
                 mfc.read()  # this unit's frame, or the error saying why not
         else:
-            streaming = frame.unit_id in (None, "@")
+            streaming = False
         if not streaming and peers:
             streaming = mfc.streaming_heard()  # another unit on the line, streaming
         if streaming:
