@@ -439,6 +439,26 @@ def run_with_a_proxied_device(tmp_path: Path, served: "SimServe", profile: str, 
     return castrig("run", str(recipe), "--profile", str(tmp_path / "rig.yaml"), "--data", str(tmp_path / "runs"), "-q")
 
 
+def run_recipe_through_a_proxy(tmp_path: Path, sim_serve: Callable[..., AbstractContextManager["SimServe"]], role: str,
+                               recipe: dict[str, Any], *, profile: str = "hw_profiles/sim-serial.yaml",
+                               control: dict[str, Any] | None = None, **proxy: Any) -> tuple[subprocess.CompletedProcess[str], "Proxy"]:
+    """``castrig run`` of ``recipe`` (a dict, written to TMP/recipe.yaml) on the devices ``sim
+    serve --tcp 0`` serves from ``profile``, ``role``'s line through a :class:`Proxy` made with
+    ``proxy`` (``reply=``, ``cut_on=`` ...): the run's outcome and the proxy (closed)."""
+    import yaml
+    from urllib.parse import urlsplit
+
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with sim_serve("--tcp", "0", profile=profile) as served:
+        address = urlsplit(served.addresses[role])
+        line = Proxy((address.hostname, address.port), **proxy)
+        try:
+            done = run_with_a_proxied_device(tmp_path, served, profile, role, line, tmp_path / "recipe.yaml", **(control or {}))
+        finally:
+            line.close()
+    return done, line
+
+
 class Proxy:
     """A TCP forwarder to ``target`` (a database, a served device) that a test can cut (reset
     every connection, refuse new ones) or make a black hole (:meth:`drop`: connections stay

@@ -153,32 +153,32 @@ def test_over_tcp_with_drop_and_reconnect():
 def test_the_safe_state_waits_for_a_closing_valve_and_names_a_stuck_one():
     """Wet air off is read from the measured flow: a valve closing from 3 slpm is given time to
     fall; one stuck open is reported not safe, with the flow it still passes."""
+    clock, emu, mfc = rig()
+    report = _made_safe_from(mfc, clock, 3.0)
+    assert report.safe and emu.flow_slpm(clock.now()) <= 0.05, report.summary()
+    report = _made_safe_from(mfc, clock, 3.0, stuck=emu)
+    assert not report.safe and "3 slpm still flowing" in report.errors["wet_mfc.off"], report.summary()
+
+
+def _made_safe_from(mfc, clock, flow_slpm: float, *, stuck=None):
+    """The safe state of a wet MFC that delivered ``flow_slpm`` for 5 s (its valve then stuck
+    where it is, when ``stuck`` is its emulator)."""
     from castrig.control.safety import make_safe
 
-    clock, emu, mfc = rig()
-    mfc.set_flow_slpm(3.0)
+    mfc.set_flow_slpm(flow_slpm)
     clock.sleep(5.0)
-    report = make_safe(pumps={}, dry_mfc=None, wet_mfc=mfc, chamber=None, purge_flow_slpm=1.0, clock=clock)
-    assert report.safe and emu.flow_slpm(clock.now()) <= 0.05, report.summary()
-    mfc.set_flow_slpm(3.0)
-    clock.sleep(5.0)
-    emu.inject("stuck", clock.now())
-    report = make_safe(pumps={}, dry_mfc=None, wet_mfc=mfc, chamber=None, purge_flow_slpm=1.0, clock=clock)
-    assert not report.safe and "3 slpm still flowing" in report.errors["wet_mfc.off"], report.summary()
+    if stuck is not None:
+        stuck.inject("stuck", clock.now())
+    return make_safe(pumps={}, dry_mfc=None, wet_mfc=mfc, chamber=None, purge_flow_slpm=1.0, clock=clock)
 
 
 def test_off_is_judged_against_the_purge_not_only_the_full_scale():
     """1 % of a 50 slpm unit's full scale is 0.5 slpm: a quarter of the chamber's air, wet. A
     valve stuck at 0.45 slpm is not off, whatever the unit's size."""
-    from castrig.control.safety import make_safe
-
     clock = VirtualClock()
     emu = AlicatEmulator("wet_mfc", full_scale_slpm=50.0, response_tau_s=0.5, seed=1)
     mfc = AlicatMFC(SimLink(emu, clock), name="wet_mfc", full_scale_slpm=50.0, clock=clock)
-    mfc.set_flow_slpm(0.45)
-    clock.sleep(5.0)
-    emu.inject("stuck", clock.now())
-    report = make_safe(pumps={}, dry_mfc=None, wet_mfc=mfc, chamber=None, purge_flow_slpm=1.0, clock=clock)
+    report = _made_safe_from(mfc, clock, 0.45, stuck=emu)
     assert not report.safe and "still flowing" in report.errors["wet_mfc.off"], report.summary()
 
 

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from conftest import ROOT, Proxy, castrig, free_tcp_ports, profile_with_addresses, run_rows, run_with_a_proxied_device
+from conftest import (ROOT, Proxy, castrig, free_tcp_ports, profile_with_addresses, run_recipe_through_a_proxy, run_rows,
+                      run_with_a_proxied_device)
 
 PROFILE = "hw_profiles/sim-serial.yaml"
 
@@ -92,14 +93,8 @@ def test_a_corrupted_flow_field_is_asked_again_not_recorded(tmp_path, sim_serve)
                 return data[:m.end(1)] + b"8" + data[m.end():]  # '0' (0x30) -> '8' (0x38): +000.00 -> +800.00
         return data
 
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump({"name": "flip", "steps": [{"type": "purge", "duration_s": 8}]}))
-    with sim_serve("--tcp", "0") as served:
-        wet = urlsplit(served.addresses["wet_mfc"])
-        proxy = Proxy((wet.hostname, wet.port), reply=reply)
-        try:
-            done = run_with_a_proxied_device(tmp_path, served, PROFILE, "wet_mfc", proxy, tmp_path / "r.yaml")
-        finally:
-            proxy.close()
+    done, _ = run_recipe_through_a_proxy(tmp_path, sim_serve, "wet_mfc", {"name": "flip", "steps": [{"type": "purge", "duration_s": 8}]},
+                                         reply=reply)
     assert flips["n"] >= 2, flips  # the frames were corrupted
     assert done.returncode == 0, done.stderr[-2000:]
     run_dir = next((tmp_path / "runs").glob("2*"))

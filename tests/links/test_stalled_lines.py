@@ -127,23 +127,13 @@ def test_a_line_dropped_in_a_dispense_set_up_or_start_is_ridden_out(tmp_path, si
     exchange rides out a lost line for ``control.comms_lost_s``. Through the real `castrig run`:
     the run completes with the cast dispensed once, in full."""
     import json
-    from urllib.parse import urlsplit
 
-    import yaml
-
-    from conftest import Proxy, run_rows, run_with_a_proxied_device
+    from conftest import run_recipe_through_a_proxy, run_rows
 
     recipe = {"name": "dropped", "steps": [{"type": "cast", "volume_ml": 0.02, "rate_ml_min": 0.8},
                                            {"type": "purge", "duration_s": 1}]}
-    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    with sim_serve("--tcp", "0") as served:
-        caster = urlsplit(served.addresses["caster"])
-        proxy = Proxy((caster.hostname, caster.port), cut_on=command)
-        try:
-            done = run_with_a_proxied_device(tmp_path, served, "hw_profiles/sim-serial.yaml", "caster", proxy,
-                                             tmp_path / "recipe.yaml", control_period_s=0.5)
-        finally:
-            proxy.close()
+    done, proxy = run_recipe_through_a_proxy(tmp_path, sim_serve, "caster", recipe, control={"control_period_s": 0.5},
+                                             cut_on=command)
     assert proxy.cuts == 0, "the line was never cut: the test shows nothing"
     (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
     assert done.returncode == 0, (done.stdout, done.stderr[-2000:])
@@ -159,26 +149,14 @@ def test_a_slow_line_to_one_pump_does_not_run_out_the_other_pumps_watchdog(tmp_p
     timeout, an outside tester): its pre-wet's set-up, a dozen exchanges, took 11 s with nothing
     said to the caster meanwhile, whose 10 s safe-mode watchdog ran out (alarm T) and aborted
     the run. The caster is kept alive between the set-up's exchanges."""
-    from urllib.parse import urlsplit
-
-    import yaml
-
-    from conftest import Proxy, run_rows, run_with_a_proxied_device
+    from conftest import run_recipe_through_a_proxy, run_rows
 
     def halves(request: bytes, data: bytes) -> list:
         cut = max(1, len(data) // 2)
         return [data[:cut], 0.9, data[cut:]]
 
     recipe = {"name": "slow-line", "steps": [{"type": "prewet", "volume_ml": 0.03, "rate_ml_min": 2.0}]}
-    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    with sim_serve("--tcp", "0") as served:
-        pump = urlsplit(served.addresses["water_pump"])
-        proxy = Proxy((pump.hostname, pump.port), reply=halves)
-        try:
-            done = run_with_a_proxied_device(tmp_path, served, "hw_profiles/sim-serial.yaml", "water_pump", proxy,
-                                             tmp_path / "recipe.yaml")
-        finally:
-            proxy.close()
+    done, _ = run_recipe_through_a_proxy(tmp_path, sim_serve, "water_pump", recipe, reply=halves)
     (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
     alarms = run_rows(run_dir, "SELECT message FROM events WHERE message LIKE '%alarm T%'")
     assert not alarms, alarms
