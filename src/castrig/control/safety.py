@@ -17,8 +17,8 @@ from castrig.errors import CastrigError
 
 #: Setpoints at or below this are "off" when read back, slpm.
 FLOW_OFF_SLPM = 0.02
-#: A measured flow is "off" at or below this share of the controller's full scale (or
-#: FLOW_OFF_SLPM, the larger): an MFC's zero reads a few tenths of a percent of full scale.
+#: A measured flow is "off" at or below this share of the controller's full scale (an MFC's
+#: zero reads a few tenths of a percent of it), capped below (see wet_air_off_limit_slpm).
 FLOW_OFF_SHARE_OF_FULL_SCALE = 0.01
 #: ... and at most this share of the dry purge flow (see wet_air_off_limit_slpm).
 FLOW_OFF_SHARE_OF_PURGE = 0.05
@@ -114,16 +114,17 @@ def make_safe(
 
         attempt(f"{chamber.name}.humidifier_off", humidifier_off)
     if wet_mfc is not None:
-        settle = {"s": FLOW_SETTLE_S}
+        settle_s = FLOW_SETTLE_S
 
         def wet_off() -> bool:
+            nonlocal settle_s
             wet_mfc.set_flow_slpm(0.0)
             # the first reading back is given the settling time; a retry reads at once (the
             # time between retries is the valve's), so a stuck valve does not slow each pass
-            settle_s, settle["s"] = settle["s"], 0.0
+            wait_s, settle_s = settle_s, 0.0
             # (kept alive meanwhile: the pumps read back stopped; a dead one's tries cost seconds each)
             stopped = {n: p for n, p in pumps.items() if report.verified.get(f"{n}.stopped")}
-            return wet_air_stopped(wet_mfc, clock, purge_flow_slpm=purge_flow_slpm, settle_s=settle_s, pumps=stopped)
+            return wet_air_stopped(wet_mfc, clock, purge_flow_slpm=purge_flow_slpm, settle_s=wait_s, pumps=stopped)
 
         attempt(f"{wet_mfc.name}.off", wet_off)
     if clock is not None and retry_for_s > 0:
@@ -153,7 +154,7 @@ def _unheld(mfc: FlowController) -> FlowReading:
 def wet_air_off_limit_slpm(mfc: FlowController, purge_flow_slpm: float) -> float:
     """The most flow a closed wet valve may read: a controller's zero reads a few tenths of a
     percent of its full scale, but never more than a twentieth of the purge (a 50 slpm unit's
-    1 % would let a tenth of the chamber's air in wet)."""
+    1 %, 0.5 slpm, would be a quarter of a 2 slpm chamber's air, wet)."""
     return max(FLOW_OFF_SLPM, min(FLOW_OFF_SHARE_OF_FULL_SCALE * mfc.full_scale_slpm, FLOW_OFF_SHARE_OF_PURGE * purge_flow_slpm))
 
 
