@@ -323,12 +323,16 @@ class AlicatMFC(FlowController):
             text = raw.decode("ascii").strip()
         except UnicodeDecodeError:
             raise AlicatReplyError(self.name, full, f"non-ASCII reply {raw!r}") from None
-        if text == "?" or (text.endswith("?") and text[:-1].strip().upper() == self.unit_id):
+        if self._rejection(text):
             raise AlicatRejected(self.name, full, f"rejected by the unit (reply {text!r})")
         try:
             return parse(text)
         except ValueError as exc:
             raise AlicatReplyError(self.name, full, f"{exc}") from None
+
+    def _rejection(self, text: str) -> bool:
+        """``?`` or ``A ?``: the unit did not understand or would not do the command."""
+        return text == "?" or (text.endswith("?") and text[:-1].strip().upper() == self.unit_id)
 
     def _frame(self, text: str) -> AlicatReading:
         reading = parse_frame(text, unit_id=self.unit_id)
@@ -570,6 +574,44 @@ class AlicatMFC(FlowController):
                 continue  # a line cut by the start of the stream, or noise: take the next
         raise AlicatReplyError(self.name, command, "no streamed frame parses")
 
+    def open_line(self, *, line_peers: list[str] | tuple[str, ...] = ()) -> bool:
+        """The first look at the unit's line as a rig opens: a frame of its own, and a unit left
+        streaming (``@=@``, by other software) found. Its frames carry no id, and every reply
+        we wait for meets them. Alone on its line, it is this unit: back to polling under our
+        id (``@@=A``); returns True then. With ``line_peers`` (the other units on the line, as
+        named to a person), ``@@=A`` would give our id to whichever unit streams (two units
+        answering A, the other's setpoints lost): refused, for a person to say which unit it is."""
+        try:
+            frame = self.poll_any()  # a streaming unit's frame too: it answers no poll
+        except AlicatRejected:
+            # a partial command already on the line (a stray byte, a client that died mid-command)
+            # ran into ours ("AA": "A ?"), and the rig was called not reachable: end it, ask again
+            self.end_partial_command()
+            frame = None
+        if frame is None or frame.unit_id in (None, "@"):
+            # no frame: a unit streaming slower than the link's timeout is heard out before the
+            # poll's retries and line resyncs (which meet its frames for a minute or more); a
+            # frame without an id is a streaming unit's only if more follow (one could be the
+            # tail of a frame cut short, left on the line by another client)
+            streaming = self.streaming_heard(listen_s=max(1.0, getattr(self.link, "timeout_s", 1.0)))
+            if not streaming:
+                self.read()  # this unit's frame, or the error saying why not
+        else:
+            streaming = False
+        if not streaming and line_peers:
+            streaming = self.streaming_heard()  # another unit on the line, streaming
+        if not streaming:
+            return False
+        if line_peers:
+            raise AlicatReplyError(self.name, "<open>", f"a unit on its line streams data frames without an id, and "
+                                   f"{', '.join(line_peers)} share that line: castrig cannot tell which unit streams. "
+                                   "Put it back to polling (its front panel, or '@@=<its id>') and start again")
+        try:
+            self.stop_streaming()  # (ends with a poll of our own frame)
+        except AlicatReplyError as exc:
+            raise AlicatReplyError(self.name, f"@@={self.unit_id}", f"still streaming: {exc}") from exc
+        return True
+
     def poll_any(self) -> AlicatReading | None:
         """One poll, its answer taken from whoever sent it: this unit's frame, or a streaming
         unit's (no id, or ``@``: a unit streams and does not answer polls). ``None`` when
@@ -584,7 +626,7 @@ class AlicatMFC(FlowController):
         except LinkError as exc:
             raise AlicatLinkError(self.name, command, exc) from exc
         text = raw.decode("ascii", errors="replace").strip()
-        if text == "?" or (text.endswith("?") and text[:-1].strip().upper() == self.unit_id):
+        if self._rejection(text):
             raise AlicatRejected(self.name, command, f"rejected by the unit (reply {text!r})")
         try:
             frame = parse_frame(text)

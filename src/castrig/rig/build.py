@@ -202,7 +202,7 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         pump.set_diameter_mm(cfg.syringe_diameter_mm)
         return pump
     if isinstance(cfg, AlicatConfig):
-        from castrig.devices.alicat import AlicatMFC, AlicatRejected, AlicatReplyError
+        from castrig.devices.alicat import AlicatMFC
 
         mfc = AlicatMFC(
             _link(role, cfg, rig, shared),
@@ -218,40 +218,7 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         devices = rig.profile.device_configs()
         # (on a shared line, only Alicat units: the profile allows no mix)
         peers = [f"{r} ({devices[r].unit_id})" for r in rig.profile.shared_lines().get(role, []) if r != role]
-        try:
-            frame = mfc.poll_any()  # a streaming unit's frame too: it answers no poll
-        except AlicatRejected:
-            # a partial command already on the line (a stray byte, a client that died mid-command)
-            # ran into ours ("AA": "A ?"), and the rig was called not reachable: end it, ask again
-            mfc.end_partial_command()
-            frame = None
-        listen_s = max(1.0, getattr(mfc.link, "timeout_s", 1.0))
-        if frame is None or frame.unit_id in (None, "@"):
-            # no frame: a unit streaming slower than the link's timeout is heard out before the
-            # poll's retries and line resyncs (which meet its frames for a minute or more); a
-            # frame without an id is a streaming unit's only if more follow (one could be the
-            # tail of a frame cut short, left on the line by another client)
-            streaming = mfc.streaming_heard(listen_s=listen_s)
-            if not streaming:
-                mfc.read()  # this unit's frame, or the error saying why not
-        else:
-            streaming = False
-        if not streaming and peers:
-            streaming = mfc.streaming_heard()  # another unit on the line, streaming
-        if streaming:
-            # a unit streams (``@=@``, left so by other software): its frames carry no id, and
-            # every reply we wait for meets them. Alone on its line, it is ours: back to polling
-            # under our id (``@@=A``), and a frame of our own. With other units on the line,
-            # ``@@=A`` would give our id to whichever unit streams (two units answering A, the
-            # other's setpoints lost): it is for a person to say which unit that is.
-            if peers:
-                raise AlicatReplyError(role, "<open>", f"a unit on its line streams data frames without an id, and "
-                                       f"{', '.join(peers)} share that line: castrig cannot tell which unit streams. "
-                                       "Put it back to polling (its front panel, or '@@=<its id>') and start again")
-            try:
-                mfc.stop_streaming()  # (ends with a poll of our own frame)
-            except AlicatReplyError as exc:
-                raise AlicatReplyError(role, f"@@={mfc.unit_id}", f"still streaming: {exc}") from exc
+        if mfc.open_line(line_peers=peers):
             rig.found_streaming.append(role)
         return mfc
     if isinstance(cfg, HMT330Config):
