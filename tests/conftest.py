@@ -33,7 +33,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 # PYTHONDONTWRITEBYTECODE made each of them compile the package again, 0.1-0.3 s of CPU apiece.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # One BLAS thread in the test processes too, as the castrig command sets for itself (cli/entry.py):
-# six workers on two cores, each with an OpenBLAS pool per core, only spun against each other.
+# four workers on two cores, each with an OpenBLAS pool per core, only spun against each other.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # Hypothesis keeps its example database out of the work tree (a temporary folder per session).
@@ -52,17 +52,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """Three workers per core (``-n auto`` in pyproject): much of the suite's time is spent
-    waiting on castrig subprocesses and the wall clock (a twin served at wall-clock speed, a
-    proxy's delays), which more workers fill (on CI's 2-core machine: 398 s with 2 workers, 347 s
-    with 3 at stop 36; 456-471 s with 3 and 426 s with 4 on the stop-38 suite, 1873 tests; 480-490 s
-    with 4 on the 2282 tests of 2026-12-06, more of them waiting on the wall clock). One worker
-    only against real hardware: a device on --device PORT has one owner, and two workers would
-    open its port at once."""
+    """Twice as many workers as cores (``-n auto`` in pyproject): much of the suite's time is spent
+    waiting on castrig subprocesses and the wall clock, which more workers fill (on CI's 2-core
+    machine: 398 s with 2 workers, 347 s with 3 at stop 36; 456-471 s with 3 and 426 s with 4 on
+    the stop-38 suite, 1873 tests). One worker only against real hardware: a device on
+    --device PORT has one owner, and two workers would open its port at once."""
     if config.getoption("--device"):
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 3 * cores
+    return 2 * cores
 
 
 def campaign(params: list[Any], ci: set[int]) -> list[Any]:
