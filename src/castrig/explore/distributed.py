@@ -41,6 +41,7 @@ import json
 import math
 import os
 import re
+import signal
 import socket
 import sys
 import time
@@ -396,6 +397,25 @@ def reap_stale(study: Any, journal: Path | None) -> list[int]:
     return failed
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM that arrive inside the block are recorded, not acted on; the caller
+    raises them again once what the block makes is in a state that can be undone (the main
+    thread only: elsewhere signals cannot arrive)."""
+    import threading
+
+    taken: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield taken
+        return
+    before = {s: signal.signal(s, lambda signum, frame: taken.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield taken
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
 # -- running one trial ----------------------------------------------------------------------------
 @dataclass
 class Task:
@@ -536,16 +556,24 @@ class Worker:
 
         from optuna.storages._heartbeat import is_heartbeat_enabled
 
-        with warnings.catch_warnings():
-            # (Optuna warns that its heartbeat is meant for Study.optimize; this loop is our own
-            # ask/tell and starts the heartbeat thread itself, below)
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-            trial = self.study.ask()
-        if is_heartbeat_enabled(self.study._storage):
-            self.study._storage.record_heartbeat(trial._trial_id)  # a trial marked with our pid has a heartbeat
+        # A Ctrl-C or SIGTERM between Optuna making the trial and the worker's mark left it RUNNING
+        # and unmarked: reaped only after UNMARKED_GRACE_S. They are taken once it is marked.
+        with _signals_held() as taken:
+            with warnings.catch_warnings():
+                # (Optuna warns that its heartbeat is meant for Study.optimize; this loop is our own
+                # ask/tell and starts the heartbeat thread itself, below)
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+                trial = self.study.ask()
+            if is_heartbeat_enabled(self.study._storage):
+                self.study._storage.record_heartbeat(trial._trial_id)  # a trial marked with our pid has a heartbeat
+            # One journal record per attribute (each appended and synced): the mark is one of them.
+            trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(),
+                                           "lock": None if self.lease is None else self.lease.path.name})
         beat = get_heartbeat_thread(trial._trial_id, self.study._storage)
         beat.start()
         try:
+            for signum in taken:
+                signal.raise_signal(signum)  # its own handler, now: Ctrl-C gives the trial back below
             self._run_trial(trial)
         except Exception as exc:  # noqa: BLE001 - the run could not be made (e.g. the store busy): try again later
             beat.join()
@@ -565,9 +593,6 @@ class Worker:
 
     def _run_trial(self, trial: Any) -> None:
         ts = _states()
-        # One journal record per attribute (each appended and synced): the mark is one of them.
-        mark = {"host": socket.gethostname(), "pid": os.getpid(), "lock": None if self.lease is None else self.lease.path.name}
-        trial.set_user_attr("worker", mark)
         task = self._task(trial)
         if task is None:  # raced for the last queued trial: this one was made empty, drop it
             trial.set_user_attr("kind", "none")
@@ -608,7 +633,6 @@ class Worker:
 
         Shielded from a second signal (a repeated Ctrl-C): a trial failed without its retry
         would be lost (a trial left RUNNING is not: the next worker reaps it)."""
-        import signal
         import threading
 
         main = threading.current_thread() is threading.main_thread()
@@ -660,7 +684,6 @@ def progress(study: Any) -> Progress:
 
 def _default_sigint() -> None:
     """In a worker child: Ctrl-C and SIGINT act even when the parent was started in the background."""
-    import signal
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -672,7 +695,6 @@ STORAGE_ENV = "CASTRIG_EXPLORE_STORAGE"
 @contextlib.contextmanager
 def worker_processes(url: str, name: str, workdir: Path, n: int) -> Iterator[list[Any]]:
     """``n`` ``castrig explore worker`` processes on this machine (ended on the way out)."""
-    import signal
     import subprocess
     import sys
 
@@ -708,7 +730,6 @@ def stop_workers(procs: list[Any]) -> None:
     queued again), then SIGKILL (the trial stays RUNNING with its worker's OS lock free, and
     the next worker fails and retries it). Nothing is lost or counted twice either way.
     """
-    import signal
     import subprocess
 
     for name, wait_s in STOP_SEQUENCE:
