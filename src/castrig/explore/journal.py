@@ -35,7 +35,7 @@ TrialKind = Literal["search", "confirm", "grid"]
 class SearchSettings(BaseModel):
     """What a search is for. Everything but the budget must match to resume a folder."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     grade: Literal["claim1", "claim2", "claim3", "claim4"]
     target_d_um: float = Field(..., gt=0, le=1000)

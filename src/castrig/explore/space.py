@@ -75,7 +75,7 @@ def point_limits(profile: Profile) -> dict[str, tuple[float, float]]:
 
 
 class _Range(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     log: bool = Field(False, description="Search on a log scale (for ranges spanning decades).")
 
     @model_validator(mode="after")
@@ -112,7 +112,7 @@ class FlowRange(_Range):
 class SearchSpace(BaseModel):
     """The ``--space`` file: a range ``{low, high, log}`` or a fixed number per parameter."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     rh_pct: RhRange | float = Field(default_factory=RhRange, json_schema_extra={"unit": "%RH"},
                                     description="RH setpoint of conditioning and evaporation: a range or a fixed value.")

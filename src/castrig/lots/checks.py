@@ -42,7 +42,7 @@ _REL_TOL = 1e-9  # inclusive bounds survive rounding (log10 of counts, unit conv
 class LeukocyteCounts(BaseModel):
     """Leukocytes in the whole suspension before and after filtration (same volume basis)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     before: float = Field(..., gt=0, le=1e15, description="Leukocytes in the suspension before filtration.")
     after: float = Field(..., gt=0, le=1e15, description="Leukocytes after filtration; at the detection limit if none were found.")
 
@@ -58,7 +58,7 @@ CLAIM_SUSPENSION_CM3 = 450.0
 class Removal(BaseModel):
     """A leukocyte removal capability: stated as a log reduction, or measured as counts."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     log_removal: float | None = Field(None, ge=-20, le=20, json_schema_extra={"unit": "log"},
                                       description="Stated leukocyte removal, log10 (give this or counts).")
     counts: LeukocyteCounts | None = Field(None, description="Measured counts before and after (give this or log_removal).")
@@ -79,7 +79,7 @@ class Removal(BaseModel):
 class FilterBuild(BaseModel):
     """A second-stage leukocyte filter built from composite membrane lots."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(..., min_length=1, max_length=80, description="Name of the filter build.")
     lots: list[str] = Field(..., min_length=1, description="Membrane lots the layers are cut from (castrig lots).")
     layers: int = Field(..., ge=1, le=1000, description="Membrane layers stacked in the element (at least one per lot).")
@@ -231,7 +231,7 @@ def check_filter(build: FilterBuild, lookup: LotLookup, *, file: str = "filter",
 class CultureRegion(BaseModel):
     """One side of the diaphragm and the cell groups cultured there."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(..., min_length=1, max_length=80, description="Name of the culture region (one side of the diaphragm).")
     cell_groups: list[str] = Field(..., min_length=1, description="Cell groups cultured in this region.")
 
@@ -260,7 +260,7 @@ def _name_key(a: str) -> str:
 class CocultureSetup(BaseModel):
     """A co-culture: a membrane lot as the diaphragm between two culture regions."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(..., min_length=1, max_length=80, description="Name of the co-culture set-up.")
     lot: str = Field(..., min_length=1, description="Membrane lot used as the diaphragm (castrig lots).")
     regions: list[CultureRegion] = Field(..., min_length=2, max_length=2, description="The two culture regions the diaphragm separates.")

@@ -32,7 +32,7 @@ View = Literal["reflected", "transmitted", "section"]
 
 
 class _Step(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     label: str = Field("", description="Free text shown in the live display, the journal and the report.")
 
 
@@ -162,7 +162,7 @@ Step = Annotated[
 
 
 class Recipe(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     #: A file of another kind given as a recipe, known by a field of its own (see load_model).
     OTHER_KINDS: ClassVar[dict[str, str]] = {"devices": "a hardware profile (it has `devices:`): give it with --profile"}
 

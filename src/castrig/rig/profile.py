@@ -18,7 +18,7 @@ from castrig.inputs import load_model
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 # -- links -------------------------------------------------------------------------------------
