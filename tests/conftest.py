@@ -270,13 +270,36 @@ def analysed(*args: str, cwd: Path = ROOT) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def rendered_membrane(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def rendered_membrane(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """A folder with one twin membrane's views as ``castrig sim render --n 1 --seed 3`` writes them
-    (m000_reflected.tif, m000_transmitted.tif, m000_section.tif: their pixel sizes in their tags)."""
-    out = tmp_path_factory.mktemp("rendered")
-    done = castrig("sim", "render", "--out", str(out), "--n", "1", "--seed", "3")
-    assert done.returncode == 0, done.stderr
-    return out
+    (m000_reflected.tif, m000_transmitted.tif, m000_section.tif: their pixel sizes in their tags);
+    rendered once per session (:func:`made_once`), ~2 s of CPU."""
+    def make(out: Path) -> None:
+        done = castrig("sim", "render", "--out", str(out), "--n", "1", "--seed", "3")
+        assert done.returncode == 0, done.stderr
+
+    return made_once(tmp_path_factory, worker_id, "rendered", make)
+
+
+def made_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder ``make(folder)`` fills, made once per pytest session: the first xdist worker to
+    ask makes it (under a file lock), each test process gets its own copy (to spoil as it likes)."""
+    import fcntl
+    import shutil
+
+    mine = tmp_path_factory.mktemp(name) / name
+    if worker_id == "master":  # no xdist: nothing to share
+        make(mine)
+        return mine
+    shared = tmp_path_factory.getbasetemp().parent / f"{name}-shared"  # the workers' base folders share a parent
+    with open(tmp_path_factory.getbasetemp().parent / f"{name}-shared.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "done").exists():
+            shutil.rmtree(shared, ignore_errors=True)
+            make(shared / name)
+            (shared / "done").touch()
+    shutil.copytree(shared / name, mine, symlinks=True)
+    return mine
 
 
 def start_castrig(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.Popen[str]:
@@ -723,25 +746,11 @@ def finished_demo_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) 
     first xdist worker to ask runs it (under a file lock), each test process gets its own copy
     of the data root (the serve tests read it: copy the run folder before spoiling it);
     ``(data root, run id)``."""
-    import fcntl
-    import shutil
-
     def make(data: Path) -> None:
         res = castrig("run", str(ROOT / "recipes" / "demo.yaml"), "--data", str(data), "-q", "--operator", "ada")
         assert res.returncode == 0, res.stderr
 
-    data = tmp_path_factory.mktemp("demo-run") / "data"
-    if worker_id == "master":  # no xdist: nothing to share
-        make(data)
-    else:  # the workers' base folders share a parent, this session's own
-        shared = tmp_path_factory.getbasetemp().parent / "demo-run-shared"
-        with open(tmp_path_factory.getbasetemp().parent / "demo-run-shared.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (shared / "done").exists():
-                shutil.rmtree(shared, ignore_errors=True)
-                make(shared / "data")
-                (shared / "done").touch()
-        shutil.copytree(shared / "data", data)
+    data = made_once(tmp_path_factory, worker_id, "demo-run", make)
     (run_json,) = data.glob("*/run.json")
     return data, run_json.parent.name
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, castrig, one_cast_recipe, refused
+from conftest import ROOT, castrig, castrig_main, one_cast_recipe, refused
 
 BIG_CAST = one_cast_recipe("bad", 19, 0.5)
 
@@ -42,13 +42,17 @@ def test_every_shipped_profile_states_its_syringes_by_their_bore(profile: Path):
         assert cfg.get("syringe_volume_ml") == held[cfg["syringe_diameter_mm"]], (profile.name, role, cfg)
 
 
-def test_every_shipped_recipe_still_fits_the_default_profile():
+def test_every_shipped_recipe_still_fits_the_default_profile(capsys, monkeypatch):
+    """(`castrig check` in this process, castrig_main: the recipes' content is at stake here, and
+    fourteen castrig processes cost ~3.5 s of CPU; the command itself is tested as a process in
+    tests/cli and tests/house)"""
+    monkeypatch.chdir(ROOT)  # (the default profile, as castrig() runs it)
     recipes = sorted((ROOT / "recipes").glob("*.yaml")) + sorted((ROOT / "docs" / "examples").glob("*.yaml"))
     recipes = [r for r in recipes if "devices" not in yaml.safe_load(r.read_text())]
     recipes += [ROOT / "tests" / "data" / n for n in ("short.yaml", "two_rh.yaml", "two_membranes_judged.yaml",
                                                        "long_evaporate.yaml", "two_membranes_long_evaporate.yaml")]
     for r in recipes:
-        done = castrig("check", str(r))
+        done = castrig_main(capsys, "check", str(r))
         assert done.returncode == 0 and "fits" in done.stdout, (r, done.stderr[-1000:])
 
 

@@ -22,7 +22,7 @@ def campaign():
 
 def test_seeded_sample_of_the_matrix_recovers_or_stops_safely(campaign):
     faults = catalogue(campaign.profile.device_configs())
-    plan = schedule(faults, campaign.recipe, seed=SEED, sample=26)
+    plan = schedule(faults, campaign.recipe, seed=SEED, sample=16)  # every family and step (asserted); 26 cost 1.7 s of CPU more
     assert {f.kind for f, _ in plan} == {f.kind for f in faults}  # every family represented
     assert len({p.step for _, p in plan}) == len(campaign.recipe.steps)  # and every step
     trials = [campaign.trial(f, p) for f, p in plan]
@@ -30,7 +30,7 @@ def test_seeded_sample_of_the_matrix_recovers_or_stops_safely(campaign):
     assert not bad
     total = fault_rows(trials)[-1]
     assert total["lost_samples"] == 0 and total["tracebacks"] == 0
-    assert total["injected"] >= 20  # the points were reached: faults really happened
+    assert total["injected"] >= 14  # the points were reached: faults really happened
 
 
 @pytest.mark.parametrize("fault, step, offset, expect", [
