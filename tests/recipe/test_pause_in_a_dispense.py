@@ -29,15 +29,8 @@ steps:
 #: The same on the wall-clock twin (conftest.wall_sim_profile): a 7.5 s cast, long enough that a
 #: pause or Ctrl-C is read well before it ends, and cheap: the 60000 s virtual dispense above
 #: simulated every control tick, ~5 s of CPU a run (the audit met the bug on the wall clock).
-WALL_RECIPE = """\
-name: pause-in-a-cast
-concentration_mg_ml: 5.0
-support_pore_um: 5.0
-steps:
-  - {type: purge, duration_s: 1}
-  - {type: cast, volume_ml: 0.1, rate_ml_min: 0.8}
-  - {type: purge, duration_s: 1}
-"""
+WALL_RECIPE = RECIPE.replace("duration_s: 10", "duration_s: 1").replace("volume_ml: 0.5, rate_ml_min: 0.0005",
+                                                                        "volume_ml: 0.1, rate_ml_min: 0.8")
 WALL_ML = 0.1
 
 
