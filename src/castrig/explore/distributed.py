@@ -684,7 +684,6 @@ def progress(study: Any) -> Progress:
 
 def _default_sigint() -> None:
     """In a worker child: Ctrl-C and SIGINT act even when the parent was started in the background."""
-
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
