@@ -496,12 +496,12 @@ def surface(
       castrig analyse surface top.tif --overlay pores.png
       castrig analyse surface sem.tif --appearance sem --rois pores.zip   # open both in Fiji
     """
-    from castrig.analysis import analyse_surface
-
     _check_outputs([image, transmitted], [rois] if rois is not None else [], overlay)
     _check_appearance(appearance)
     refl, trans, px, images = _load_surface(image, transmitted, pixel_size)
     check_memory([(image, refl, trans)])
+    from castrig.analysis import analyse_surface  # (scipy's start-up: not for input refused above)
+
     used = _appearance_for(appearance, images["surface"])
     m = analyse_surface(refl, px, trans, keep_labels=overlay is not None, appearance=used)
     del trans
@@ -535,11 +535,11 @@ def section(
       castrig analyse section cut.png --pixel-size 0.05 --json
       castrig analyse section cut.tif --rois cut.zip
     """
-    from castrig.analysis import analyse_section
-
     _check_outputs([image], [rois] if rois is not None else [])
     sec, px, rec = _load(image, pixel_size, "section")
     check_memory([(image, sec, None)])
+    from castrig.analysis import analyse_section  # (as in surface: after the input is accepted)
+
     m, images = analyse_section(sec, px), {"section": rec}
     if rois is not None:
         from castrig.analysis.rois import section_rois
@@ -585,8 +585,6 @@ def membrane(
         raise BadInput(f"--grade {grade!r} is not a grade; choose from {', '.join(spec.grades)}", field="--grade")
     _check_outputs([surface_image, transmitted, section_image],
                    [] if rois is None else [rois, _section_rois_path(rois)])
-    from castrig.analysis import analyse_section, analyse_surface
-
     _check_appearance(appearance)
     # a view's own option wins over --pixel-size; a file's pixel size is used only where neither is given
     # (and a file without one is told of the view's own option)
@@ -597,6 +595,8 @@ def membrane(
     sec, sec_px, images["section"] = _load(section_image, section_pixel_size if section_pixel_size is not None else pixel_size,
                                            "section", given_by=x_flag)
     check_memory([(surface_image, refl, trans), (section_image, sec, None)])  # every image held: before measuring any
+    from castrig.analysis import analyse_section, analyse_surface  # (as in surface: after the input is accepted)
+
     used = _appearance_for(appearance, images["surface"])
     sm = analyse_surface(refl, px, trans, appearance=used)
     del refl, trans  # the section's analysis has their room

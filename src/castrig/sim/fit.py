@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from castrig.errors import BadInput
 from castrig.rig.profile import Profile
@@ -195,6 +194,8 @@ def fit(runs: list[RecordedRun], profile: Profile, names: tuple[str, ...] = tupl
         return np.concatenate([replay(r, p, profile) - r.rh_near_pct for r in runs])
 
     start_res = {str(r.path): _rms(replay(r, start, profile) - r.rh_near_pct) for r in runs}
+    from scipy.optimize import least_squares  # (0.2 s to import: not for the runs refused on loading)
+
     sol = least_squares(residuals, x0, bounds=(lower, upper), x_scale=1.0, diff_step=1e-3, xtol=1e-6, ftol=1e-8)
     fitted = params_of(sol.x)
     per_run = {str(r.path): _rms(replay(r, fitted, profile) - r.rh_near_pct) for r in runs}
