@@ -446,16 +446,18 @@ def sim_serve() -> Callable[..., AbstractContextManager[SimServe]]:
 
 
 def run_with_a_proxied_device(tmp_path: Path, served: "SimServe", profile: str, role: str, proxy: "Proxy", recipe: Path,
-                              **control: Any) -> subprocess.CompletedProcess[str]:
+                              devices: dict[str, dict[str, Any]] | None = None, **control: Any) -> subprocess.CompletedProcess[str]:
     """``castrig run RECIPE --data TMP/runs`` on the devices ``sim serve`` serves from ``profile``
     (every link at its served address), ``role``'s through ``proxy``; ``control``: settings of the
-    profile's ``control`` section (e.g. ``control_period_s=0.5``)."""
+    profile's ``control`` section (e.g. ``control_period_s=0.5``); ``devices``: settings of
+    devices by role (e.g. ``{"caster": {"safe_mode_s": 4}}``)."""
     import yaml
 
     data = yaml.safe_load((ROOT / profile).read_text())
     for name, cfg in data["devices"].items():
         if "link" in cfg and name in served.addresses:
             cfg["link"]["url"] = served.addresses[name]
+        cfg.update((devices or {}).get(name, {}))
     data["devices"][role]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
     data["control"].update(control)
     (tmp_path / "rig.yaml").write_text(yaml.safe_dump(data))
@@ -464,10 +466,12 @@ def run_with_a_proxied_device(tmp_path: Path, served: "SimServe", profile: str, 
 
 def run_recipe_through_a_proxy(tmp_path: Path, sim_serve: Callable[..., AbstractContextManager["SimServe"]], role: str,
                                recipe: dict[str, Any], *, profile: str = "hw_profiles/sim-serial.yaml",
-                               control: dict[str, Any] | None = None, **proxy: Any) -> tuple[subprocess.CompletedProcess[str], "Proxy"]:
+                               control: dict[str, Any] | None = None, devices: dict[str, dict[str, Any]] | None = None,
+                               **proxy: Any) -> tuple[subprocess.CompletedProcess[str], "Proxy"]:
     """``castrig run`` of ``recipe`` (a dict, written to TMP/recipe.yaml) on the devices ``sim
     serve --tcp 0`` serves from ``profile``, ``role``'s line through a :class:`Proxy` made with
-    ``proxy`` (``reply=``, ``cut_on=`` ...): the run's outcome and the proxy (closed)."""
+    ``proxy`` (``reply=``, ``cut_on=`` ...): the run's outcome and the proxy (closed).
+    ``control``, ``devices``: the profile's settings changed (:func:`run_with_a_proxied_device`)."""
     import yaml
     from urllib.parse import urlsplit
 
@@ -476,7 +480,8 @@ def run_recipe_through_a_proxy(tmp_path: Path, sim_serve: Callable[..., Abstract
         address = urlsplit(served.addresses[role])
         line = Proxy((address.hostname, address.port), **proxy)
         try:
-            done = run_with_a_proxied_device(tmp_path, served, profile, role, line, tmp_path / "recipe.yaml", **(control or {}))
+            done = run_with_a_proxied_device(tmp_path, served, profile, role, line, tmp_path / "recipe.yaml", devices,
+                                             **(control or {}))
         finally:
             line.close()
     return done, line
