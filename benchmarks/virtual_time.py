@@ -60,6 +60,27 @@ At 63d38ce (main, with the sixth session's analysis changes; medians of 3, this 
 7131e3a 7.90 s CPU (ticks 5.12, capture 0.96, analysis 1.36, the rest 0.45), the current code
 3.61 s (ticks 1.56, capture 0.64, analysis 1.17, the rest 0.24): ticks 3.28×, the twin alone
 2.68×, the whole run 2.19×; 8 h in 3.6–3.9 s wall (7 400–8 000×).
+
+Issue 19, 2026-12-06 (seventh session): nothing kept; where the twin's CPU is left. On this
+machine under load (load average 4–10, every CPU time ~1.3× the quiet figures above), at 1e31cb6
+with ``--twin-baseline 7131e3a``, medians of 3: 7131e3a 8.79 s CPU (ticks 6.04, capture 1.14,
+analysis 1.24, the rest 0.37), the current code 4.71 s (ticks 2.13, capture 0.80, analysis 1.47,
+the rest 0.31): ticks 2.83×, the twin alone 2.33× (2.68× quiet); records identical run to run.
+The sample inserts cost 0.19–0.20 s of the ticks (5 090 commits, 37–39 µs each), where the same
+commits in a loop alone take 17–18 µs, and 87–88 µs with an 8 MB sweep between them: a commit's
+cost is its cold caches between ticks, so only fewer commits would save it. System time is ~0.1 s
+of the ticks (the commits' fcntl and pwrite) and 0.05–0.19 s of the capture (23 000–37 000 page
+faults of the renderer's full-size temporaries, varying run to run). An exchange (driver, link,
+emulator and the chamber's quiet step) is ≈ 30 Python calls, 9–13 µs under this load; a call
+written in saves ~0.1 µs (below). Tried, not kept: an MFC's setpoint change not ending a quiet
+step (again, now against the references): the open-loop RH against 10 ms steps 0.0087 -> 0.434 %RH
+(goal 0.05: a step's mean flow spreads a change over the ~1 s to the next query, and the chamber
+answers a large one at ~1 %RH/s), the closed loop against 0.05 s steps max 0.112 -> 0.275 %RH
+(99th percentile 0.0145 -> 0.0241), films within 0.35 % either way; _finish's noise, scaling,
+rounding and cast done on each block of rows in the blur's loop (the same pixels, no full-size
+blurred or noise image): capture 0.809 -> 0.764 s and 0.790 -> 0.820 s (medians of 4, twice),
+nothing beyond the noise; AlicatEmulator.delivered_sl with _advance written in and World.advance's
+usual quiet check inline: −0.12 µs a quiet step (2.74 -> 2.62 µs, medians of 5), ≈ 0.007 s.
 """
 
 from __future__ import annotations
