@@ -1,0 +1,58 @@
+"""A rig of seven devices over TCP (``castrig sim serve --tcp 0``, as behind a terminal server)
+opened and closed one device after another: every line waited for quiet in turn (each HMT330
+0.3 s after ``S`` and after ``ECHO OFF``, the camera 1 s) and pyserial slept 0.3 s after closing
+each socket, so a one-second purge took 10 s of an operator's time (a profile of
+``castrig run``). The lines now open and close side by side; the errors read as before."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from conftest import ROOT, profile_with_addresses
+
+#: What one device after another cannot take less than: 2 HMT330 x 2 drains x 0.3 s and the
+#: camera's 1 s at the open, 7 sockets x 0.3 s at the close.
+SEQUENTIAL_FLOOR_S = 2 * 2 * 0.3 + 1.0 + 7 * 0.3
+
+
+def _served_profile(tmp_path, addresses):
+    from castrig.rig.profile import load_profile
+
+    return load_profile(profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", addresses, tmp_path / "rig.yaml"))
+
+
+def test_a_rig_over_tcp_opens_and_closes_its_lines_side_by_side(tmp_path, sim_serve):
+    from castrig.rig.build import build_rig
+
+    with sim_serve("--tcp", "0") as served:
+        profile = _served_profile(tmp_path, served.addresses)
+        t0 = time.monotonic()
+        rig = build_rig(profile, camera_answers=True)
+        opened_s = time.monotonic() - t0
+        try:
+            assert list(rig.devices) == list(profile.device_configs())  # the profile's order, as before
+            assert 0 < rig.rh_near.read().rh_pct < 100  # open, and answering
+        finally:
+            t1 = time.monotonic()
+            rig.close()
+            closed_s = time.monotonic() - t1
+    assert opened_s + closed_s < SEQUENTIAL_FLOOR_S - 0.7, (opened_s, closed_s)
+
+
+def test_of_two_lines_that_cannot_open_the_first_in_the_profile_is_named(tmp_path, sim_serve):
+    from castrig.errors import CastrigError
+    from castrig.rig.build import build_rig
+
+    with socket.socket() as s:  # a port where nothing listens: refused at once
+        s.bind(("127.0.0.1", 0))
+        dead = f"socket://127.0.0.1:{s.getsockname()[1]}"
+    with sim_serve("--tcp", "0") as served:
+        profile = _served_profile(tmp_path, served.addresses | {"dry_mfc": dead, "wet_mfc": dead})
+        with pytest.raises(CastrigError, match=r"^device dry_mfc \(serial socket://127\.0\.0\.1:\d+\)"):
+            build_rig(profile)
+        # everything the others opened was closed again: the served ports take a new client
+        rig = build_rig(_served_profile(tmp_path, served.addresses))
+        rig.close()
