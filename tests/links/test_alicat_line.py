@@ -103,12 +103,15 @@ def test_a_corrupted_flow_field_is_asked_again_not_recorded(tmp_path, sim_serve)
 
 
 def test_a_unit_left_streaming_slowly_alone_on_its_line_is_put_back_to_polling(tmp_path, sim_serve):
-    """A unit streaming once a second (register 91 = 1000 ms, alone on its line): after the poll
-    took only its own unit's frames, the rig's open met its frames through every retry and
-    resync, and gave up after two minutes (a review of the shared-line change)."""
+    """A unit streaming every 1.2 s (register 91 = 1200 ms, alone on its line, slower than the
+    link's 1 s timeout): after the poll took only its own unit's frames, the rig's open met its
+    frames through every retry and resync, and gave up after two minutes (a review of the
+    shared-line change). Then the open listened one timeout for a second frame: a frame that
+    came into the poll's wait was followed by none within it, and the open said "no reply"
+    (once a second, 1000 ms, it failed so on a loaded machine)."""
     (tmp_path / "r.yaml").write_text(yaml.safe_dump({"name": "slow-stream", "steps": [{"type": "purge", "duration_s": 3}]}))
     with sim_serve("--tcp", "0") as served:
-        _say(served.addresses["dry_mfc"], b"AW91=1000\r", b"A@=@\r")
+        _say(served.addresses["dry_mfc"], b"AW91=1200\r", b"A@=@\r")
         t0 = time.monotonic()
         dry = urlsplit(served.addresses["dry_mfc"])
         proxy = Proxy((dry.hostname, dry.port))  # (passing every byte as it is)

@@ -592,8 +592,11 @@ class AlicatMFC(FlowController):
             # no frame: a unit streaming slower than the link's timeout is heard out before the
             # poll's retries and line resyncs (which meet its frames for a minute or more); a
             # frame without an id is a streaming unit's only if more follow (one could be the
-            # tail of a frame cut short, left on the line by another client)
-            streaming = self.streaming_heard(listen_s=max(1.0, getattr(self.link, "timeout_s", 1.0)))
+            # tail of a frame cut short, left on the line by another client). Twice the link's
+            # timeout: a unit streaming every 1.2 s behind a 1 s timeout sent its first frame
+            # into the poll's wait and its next one after a wait of one timeout (or at 1 s, late
+            # by a loaded terminal server), and the open failed with "no reply"
+            streaming = self.streaming_heard(listen_s=2.0 * max(1.0, getattr(self.link, "timeout_s", 1.0)))
             if not streaming:
                 self.read()  # this unit's frame, or the error saying why not
         else:
