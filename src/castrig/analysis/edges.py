@@ -244,6 +244,32 @@ lip of the pair's 12 _fit_lips calls within 10⁻¹⁰ px of this one's (σ of t
 measured in the same minute on the loaded machine; the pair's rest, ~0.17 and ~0.13 s, not
 touched).
 
+Round four (issue 16's 0.1 s, 2026-12-06): measured, nothing kept. The SEM pair (CPU, medians of
+7 on a 2-core machine at load 4–10): sparse 0.27 s, dense 0.58 s, of which the fits (the pair's
+12 _fit_lips calls replayed one after another) ~85 and ~270 ms. Dense: 618 LM loop iterations
+and 94k profile-iterations, about half of it the numpy calls per iteration (~0.2 ms whatever the
+count: the image-wide stages' and the retry's iterations with under 100 profiles running, 308
+of them, cost 66 ms; sparse 116, 28 ms), half the passes over the (n, 14) values (~65 a step,
+~2.7 µs per profile-iteration at 3192 profiles, the special functions ~20 % of it); the pore
+pixels ~100 ms single-threaded (their candidates ~58, the winners' compress ~22, the
+scatter-minimum 8). The stages' slowest profiles are not at their bounds: in the dense blur
+stage 72 of 800 still move after 30 iterations, trading w (w/R 0.07–0.71), A, c and c2 along a
+valley. Exact, bit-identical (the 12 replays; every lip_radii output of the 28 sem and bse_jpeg
+cases of seed 1000 and analysis_accuracy's text), not kept: (a) each step over blocks of 1024
+profiles, values, Jacobian and normal equations block by block while in the cache: the dense
+final stage's replay 98 → 94 ms, its page faults 6.5k → 1.7k, but the pair in process (the two
+versions alternated 20 times) +4 % dense CPU (its two halves on two threads: more numpy calls
+contending for the GIL); (b) numpy.linalg.solve's gufunc called without its wrapper, the damping
+added on the diagonal alone: 50 → 34 µs a call at 60 profiles, ~350 such calls on the dense
+view, the pair unchanged within its noise (paired medians −4 and +10 ms), and a private numpy
+module. Not exact, not kept: LM's damping factors (0.3, 8) as (0.5, 4), (1/3, 2) or (0.1, 10):
+as many or more loop iterations over the 12 replays (616, 1055, 1377 against 618) and hundreds
+of lips moved by over 0.01 px (up to 4.7: other basins, costs −100 % to +10³ ×); the final stage
+on one thread (no SPLIT): −18 ms CPU dense (paired), 38 lips moved by ~2·10⁻¹⁴ px (whether a
+profile's step is solved by LAPACK or by the elimination follows its batch's size), and the
+wall time on an idle machine is what the split is for. Exact trims of this fit are now 1–2 %
+each, under the noise of a loaded machine.
+
 Foreign rims (benchmarks/foreign_sem.py: a Gaussian band peaking rim_w/2 inside the edge, a step
 of 0.37 of its height at the edge, falling linearly to a flat core; seed 2, 768 px). Kept: the
 pores' vote judges its ridge on single bins where the bins (r_core/8) are wider than the blur
