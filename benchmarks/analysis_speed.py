@@ -5,6 +5,17 @@ The surface pair is timed in both appearances: the optical twin (``appearance="o
 SE SEM top view of the same structure (``appearance="sem"``: a lip fitted on each pore's profile).
 
     python benchmarks/analysis_speed.py [--repeat N] [--size PX]
+    python benchmarks/analysis_speed.py --fits [--save F | --against F] [--repeat N]
+
+``--fits``: the SEM pair's lip fits alone (``castrig.analysis.edges._fit_lips``, about half the
+pair's CPU): each call of one analysis of each view recorded with its output, then replayed
+``--repeat`` times one after another on this thread: profiles, LM loop iterations (one damped
+step each), profile-iterations and the median CPU per call. The replay has neither the pair's
+worker threads nor its other work, so a change of the fit shows above the noise of a loaded
+machine; ``--save F`` keeps the calls (inputs and outputs) and ``--against F`` replays the calls
+saved by another version on this one, saying whether every output is the same bit for bit (the
+same inputs, whatever this version's earlier stages would give). Added 2026-12-06 (issue 16's
+fourth round on the SEM pair's speed; its record is castrig.analysis.edges's docstring).
 """
 
 from __future__ import annotations
@@ -37,11 +48,104 @@ def timed(fn, repeat: int) -> tuple[float, float, float]:
     return statistics.median(ts), min(ts), statistics.median(cs)
 
 
+def fit_replay(calls: list, repeat: int) -> None:
+    """Replay recorded ``_fit_lips`` calls ``(view, args, kwargs, output)``: per call its
+    profiles, LM loop iterations, profile-iterations and median CPU, and whether its output is
+    the recorded one."""
+    from castrig.analysis import edges
+
+    steps = [0, 0]
+    damped = edges._damped_step
+
+    def counted(JTJ, g, la):
+        steps[0] += 1
+        steps[1] += JTJ.shape[0]
+        return damped(JTJ, g, la)
+
+    total: dict = {}
+    same = True
+    for view, args, kw, out in calls:
+        edges._damped_step = counted
+        steps[:] = [0, 0]
+        got = edges._fit_lips(*args, **kw)
+        loops, prof_it = steps
+        edges._damped_step = damped
+        eq = all((x is None and y is None) or (x is not None and y is not None and np.array_equal(x, y))
+                 for x, y in zip(got, out))
+        same &= eq
+        cs = []
+        for _ in range(repeat):
+            c = time.process_time()
+            edges._fit_lips(*args, **kw)
+            cs.append(time.process_time() - c)
+        cpu = statistics.median(cs)
+        total[view] = total.get(view, 0.0) + cpu
+        print(f"[{view}] {args[0].shape[0]:6d} profiles, hold {kw.get('hold', ())}, fit_s {kw.get('fit_s', False)}: "
+              f"{loops:4d} loops, {prof_it:6d} profile-iterations, CPU {cpu * 1e3:6.1f} ms{'' if eq else '  OUTPUT DIFFERS'}")
+    print("total CPU per view: " + ", ".join(f"{v} {t * 1e3:.1f} ms" for v, t in total.items())
+          + f"; outputs {'identical' if same else 'DIFFERENT'}")
+
+
+def fit_calls(views: list) -> list:
+    """The ``_fit_lips`` calls of one SEM analysis of each ``(label, pair, pixel size)``, with
+    their outputs (the pair's two halves of a large stage run on two threads: recorded in the
+    order they end)."""
+    import threading
+
+    from castrig.analysis import edges
+
+    calls: list = []
+    lock = threading.Lock()
+    fit = edges._fit_lips
+    label = [""]
+
+    def recording(*args, **kw):
+        out = fit(*args, **kw)
+        with lock:
+            calls.append((label[0], args, kw, out))
+        return out
+
+    edges._fit_lips = recording
+    try:
+        for name, (sem, sem_t), px in views:
+            label[0] = name
+            analyse_surface(sem, px, sem_t, appearance="sem")
+    finally:
+        edges._fit_lips = fit
+    return calls
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--fits", action="store_true", help="the SEM pair's lip fits alone, replayed (see above)")
+    ap.add_argument("--save", metavar="F", help="with --fits: keep the recorded calls in F (pickle)")
+    ap.add_argument("--against", metavar="F", help="with --fits: replay the calls saved in F instead")
     a = ap.parse_args()
+    if a.fits:
+        import pickle
+
+        if a.against:
+            with open(a.against, "rb") as f:
+                calls = pickle.load(f)
+        else:
+            views = []
+            for label, d_um, ppp, phi in (("sparse", 20.0, 20, 0.2), ("dense", 5.0, 10, 0.5)):
+                rng = np.random.default_rng(1)
+                px = d_um / ppp
+                st = make_structure(rng, mean_diameter_um=d_um, opening_ratio=phi, thickness_um=d_um, thickness_cv=0.1,
+                                    field_um=a.size * px, section_length_um=a.size * d_um / 50)
+                render_surface(st, px, rng, bit_depth=8)  # (the same draws as the table's)
+                render_section(st, d_um / 50, rng, bit_depth=8)
+                views.append((label, render_surface_sem(st, px, rng, bit_depth=8), px))
+            calls = fit_calls(views)
+            if a.save:
+                with open(a.save, "wb") as f:
+                    pickle.dump(calls, f)
+        print(f"the SEM pair's _fit_lips calls replayed one after another on one thread; median CPU of {a.repeat}")
+        fit_replay(calls, a.repeat)
+        return
     print(f"cores available: {os.cpu_count()}; image {a.size}x{a.size}; median (best) wall and median CPU time of {a.repeat}")
     for label, d_um, ppp, phi in (("sparse, 20 px pores", 20.0, 20, 0.2), ("dense, 10 px pores", 5.0, 10, 0.5)):
         rng = np.random.default_rng(1)

@@ -246,7 +246,8 @@ touched).
 
 Round four (issue 16's 0.1 s, 2026-12-06): measured, nothing kept. The SEM pair (CPU, medians of
 7 on a 2-core machine at load 4–10): sparse 0.27 s, dense 0.58 s, of which the fits (the pair's
-12 _fit_lips calls replayed one after another) ~85 and ~270 ms. Dense: 618 LM loop iterations
+12 _fit_lips calls replayed one after another: benchmarks/analysis_speed.py --fits) ~85 and
+~270 ms. Dense: 618 LM loop iterations
 and 94k profile-iterations, about half of it the numpy calls per iteration (~0.2 ms whatever the
 count: the image-wide stages' and the retry's iterations with under 100 profiles running, 308
 of them, cost 66 ms; sparse 116, 28 ms), half the passes over the (n, 14) values (~65 a step,
