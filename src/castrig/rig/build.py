@@ -231,12 +231,10 @@ def _open_side_by_side(groups: list[list[str]], open_device: Any, order: list[st
     threads = [threading.Thread(target=open_group, args=(g,), name="open-line", daemon=True) for g in groups]
     for t in threads:
         t.start()
-    try:
-        for t in threads:
-            t.join()
-    finally:  # (a Ctrl-C here: the others end within their links' time-outs, then all is closed)
-        for t in threads:
-            t.join()
+    # a Ctrl-C here ends the wait at once: the caller closes the rig, and every thread still
+    # talking meets its link closed (not its devices' time-outs, seconds on a silent line)
+    for t in threads:
+        t.join()
     if failed:
         first = min(failed, key=order.index)
         raise failed[first]
