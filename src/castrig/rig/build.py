@@ -7,7 +7,9 @@ to the same serial URL are shared (daisy-chained pumps on one port, told apart b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+import functools
 import threading
 from typing import Any
 
@@ -130,8 +132,8 @@ class Rig:
 
 
 def _close_side_by_side(groups: list[list[Any]]) -> list[BaseException]:
-    """Close each group's devices and links in order, the groups in threads side by side; a
-    device that fails to close does not stop the others. Returns the links' errors."""
+    """Close each group's devices and links in order, the groups side by side; a device that
+    fails to close does not stop the others. Returns the links' errors."""
     failed: list[BaseException] = []
 
     def close_group(group: list[Any]) -> None:
@@ -142,16 +144,23 @@ def _close_side_by_side(groups: list[list[Any]]) -> list[BaseException]:
                 if isinstance(item, Link):
                     failed.append(exc)
 
-    if len(groups) <= 1:
-        for group in groups:
-            close_group(group)
-        return failed
-    threads = [threading.Thread(target=close_group, args=(g,), name="close-link", daemon=True) for g in groups]
+    _side_by_side([functools.partial(close_group, g) for g in groups])
+    return failed
+
+
+def _side_by_side(tasks: list[Callable[[], None]]) -> None:
+    """Run ``tasks`` in threads side by side (a single one in this thread); return once every
+    one has ended. A Ctrl-C ends the wait at once: the callers close the rig, and a thread still
+    talking meets its link closed (not its devices' time-outs, seconds on a silent line)."""
+    if len(tasks) <= 1:
+        for task in tasks:
+            task()
+        return
+    threads = [threading.Thread(target=task, name="rig-line", daemon=True) for task in tasks]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return failed
 
 
 def make_clock(profile: Profile) -> Clock:
@@ -210,14 +219,9 @@ def _open_groups(configs: dict[str, Any], clock: Clock) -> list[list[str]]:
     return [group for group in by_line.values() if group]
 
 
-def _open_side_by_side(groups: list[list[str]], open_device: Any, order: list[str]) -> None:
-    """Open each group's roles in order, the groups in threads side by side; the error of the
-    first role (in the profile's order) that failed is raised once every thread has ended."""
-    if len(groups) <= 1:
-        for group in groups:
-            for role in group:
-                open_device(role)
-        return
+def _open_side_by_side(groups: list[list[str]], open_device: Callable[[str], None], order: list[str]) -> None:
+    """Open each group's roles in order, the groups side by side; the error of the first role
+    (in the profile's order) that failed is raised once every group has ended."""
     failed: dict[str, BaseException] = {}
 
     def open_group(group: list[str]) -> None:
@@ -228,16 +232,9 @@ def _open_side_by_side(groups: list[list[str]], open_device: Any, order: list[st
                 failed[role] = exc
                 return
 
-    threads = [threading.Thread(target=open_group, args=(g,), name="open-line", daemon=True) for g in groups]
-    for t in threads:
-        t.start()
-    # a Ctrl-C here ends the wait at once: the caller closes the rig, and every thread still
-    # talking meets its link closed (not its devices' time-outs, seconds on a silent line)
-    for t in threads:
-        t.join()
+    _side_by_side([functools.partial(open_group, g) for g in groups])
     if failed:
-        first = min(failed, key=order.index)
-        raise failed[first]
+        raise failed[min(failed, key=order.index)]
 
 
 def _where(cfg: Any) -> str:
