@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT, only_run_dir, run_rows, step_running, wait_until
 
 HOLD = """name: hold
@@ -54,13 +56,34 @@ def test_ctrl_z_in_a_job_control_shell_does_not_suspend_a_run(tmp_path: Path, te
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "interrupted"
 
 
-def test_ctrl_z_does_not_suspend_the_step_test_of_tune_rh(tmp_path: Path, terminal_run, wall_sim_profile: Path):
+#: A sitecustomize: the Ctrl-Z handler of a command that drives the rig installed 1.5 s late, as
+#: on a loaded machine (two of them at once on CI's two cores).
+LATE_HANDLER = """
+import contextlib, time
+import castrig.rig.not_suspended as ns
+_installed = ns.not_suspended
+@contextlib.contextmanager
+def _late(*args, **kwargs):
+    time.sleep(1.5)
+    with _installed(*args, **kwargs):
+        yield
+ns.not_suspended = _late
+"""
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["", "handler-late"])
+def test_ctrl_z_does_not_suspend_the_step_test_of_tune_rh(tmp_path: Path, terminal_run, wall_sim_profile: Path, late: bool):
     """`castrig tune rh` drives the rig too (wet air stepped for minutes): Ctrl-Z at its terminal
-    does not stop it either; Ctrl-C ends the step test with the rig in the safe state."""
+    does not stop it either; Ctrl-C ends the step test with the rig in the safe state.
+    ``late``: tune said "Ctrl-C stops it" before its Ctrl-Z handler was in place, and a Ctrl-Z
+    typed on reading it (in CI: a slow machine) stopped the process; now it is said after."""
     import subprocess
 
+    from conftest import with_sitecustomize
+
+    env = f"PYTHONPATH={with_sitecustomize(tmp_path, LATE_HANDLER)['PYTHONPATH']} " if late else ""
     shell = terminal_run([], cwd=tmp_path, argv=["bash", "--norc", "--noprofile", "-i"])
-    shell.send(f"{sys.executable} -m castrig tune rh --profile {wall_sim_profile} --max-phase-s 600\n")
+    shell.send(f"{env}{sys.executable} -m castrig tune rh --profile {wall_sim_profile} --max-phase-s 600\n")
     shell.expect("Ctrl-C stops it", timeout_s=60)  # the step test under way, and what stops it
     (pid,) = map(int, subprocess.run(["pgrep", "-f", f"tune rh --profile {wall_sim_profile}"], capture_output=True,
                                      text=True).stdout.split())

@@ -83,12 +83,14 @@ def tune_rh(
     rig = _open_rig(path, seed, "castrig tune rh")
     try:
         stopped = True
-        # (the test runs for minutes to hours on a rig: say it has begun, and what stops it)
-        typer.echo(f"step test {rh_from:g} -> {rh_to:g} %RH on {rig.profile.name}, each phase up to {max_phase_s:g} s: "
-                   "Ctrl-C stops it and leaves the rig in the safe state", err=True)
         try:
             with not_suspended(lambda text: typer.echo(text, err=True),
                                "Ctrl-C stops the step test and leaves the rig in the safe state"):
+                # (the test runs for minutes to hours on a rig: say it has begun, and what stops it
+                # -- once a Ctrl-Z no longer suspends it: said before, a Ctrl-Z typed on reading it
+                # could stop the process, the wet air left stepping)
+                typer.echo(f"step test {rh_from:g} -> {rh_to:g} %RH on {rig.profile.name}, each phase up to "
+                           f"{max_phase_s:g} s: Ctrl-C stops it and leaves the rig in the safe state", err=True)
                 result = tune(rig, rh_lo=rh_from, rh_hi=rh_to, max_phase_s=max_phase_s, tau_c_s=tau_c_s)
             stopped = False
         finally:
