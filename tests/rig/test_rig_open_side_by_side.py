@@ -1,8 +1,9 @@
 """A rig of seven devices over TCP (``castrig sim serve --tcp 0``, as behind a terminal server)
-opened and closed one device after another: every line waited for quiet in turn (each HMT330
-0.3 s after ``S`` and after ``ECHO OFF``, the camera 1 s) and pyserial slept 0.3 s after closing
-each socket, so a one-second purge took 10 s of an operator's time (a profile of
-``castrig run``). The lines now open and close side by side; the errors read as before."""
+opened one device after another: every line waited for quiet in turn (each HMT330 0.3 s after
+``S`` and after ``ECHO OFF``, the camera 1 s), 3.1 s of a one-second purge's 10 s of an
+operator's time (a profile of ``castrig run``). The lines now open side by side; the errors read
+as before. (They close one after another: closed side by side, a served MFC's port was left held
+by the run's connection in 3 of 10 runs of test_safe_state_flow_cli's held-valve test.)"""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import pytest
 from conftest import ROOT, profile_with_addresses
 
 #: What one device after another cannot take less than: 2 HMT330 x 2 drains x 0.3 s and the
-#: camera's 1 s at the open, 7 sockets x 0.3 s at the close.
-SEQUENTIAL_FLOOR_S = 2 * 2 * 0.3 + 1.0 + 7 * 0.3
+#: camera's 1 s.
+SEQUENTIAL_FLOOR_S = 2 * 2 * 0.3 + 1.0
 
 
 def _served_profile(tmp_path, addresses):
@@ -25,7 +26,7 @@ def _served_profile(tmp_path, addresses):
     return load_profile(profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", addresses, tmp_path / "rig.yaml"))
 
 
-def test_a_rig_over_tcp_opens_and_closes_its_lines_side_by_side(tmp_path, sim_serve):
+def test_a_rig_over_tcp_opens_its_lines_side_by_side(tmp_path, sim_serve):
     from castrig.rig.build import build_rig
 
     with sim_serve("--tcp", "0") as served:
@@ -37,10 +38,8 @@ def test_a_rig_over_tcp_opens_and_closes_its_lines_side_by_side(tmp_path, sim_se
             assert list(rig.devices) == list(profile.device_configs())  # the profile's order, as before
             assert 0 < rig.rh_near.read().rh_pct < 100  # open, and answering
         finally:
-            t1 = time.monotonic()
             rig.close()
-            closed_s = time.monotonic() - t1
-    assert opened_s + closed_s < SEQUENTIAL_FLOOR_S - 0.7, (opened_s, closed_s)
+    assert opened_s < SEQUENTIAL_FLOOR_S, opened_s
 
 
 def test_of_two_lines_that_cannot_open_the_first_in_the_profile_is_named(tmp_path, sim_serve):

@@ -115,42 +115,21 @@ class Rig:
                 pump.disarm_watchdog()
             except Exception:  # noqa: BLE001 - closing must go on for the others
                 pass
-        # then the devices and links, one thread per link: pyserial's socket:// close sleeps 0.3 s
-        # after each socket (time for a terminal server to free its port), 2.1 s one after
-        # another for a rig of seven devices over TCP; a link's devices close in order in its thread
-        by_link: dict[int, list[Any]] = {}
         for dev in self.devices.values():
-            by_link.setdefault(id(getattr(dev, "link", dev)), []).append(dev)
+            try:
+                dev.close()
+            except Exception:  # noqa: BLE001 - closing must go on for the others
+                pass
         for link in self.links:
-            by_link.setdefault(id(link), []).append(link)
-        failed = _close_side_by_side(list(by_link.values()))
+            link.close()
         if self.claim is not None:
             self.claim.release()
             self.claim = None
-        if failed:  # a link that could not be closed is said, as before, once every other is closed
-            raise failed[0]
-
-
-def _close_side_by_side(groups: list[list[Any]]) -> list[BaseException]:
-    """Close each group's devices and links in order, the groups side by side; a device that
-    fails to close does not stop the others. Returns the links' errors."""
-    failed: list[BaseException] = []
-
-    def close_group(group: list[Any]) -> None:
-        for item in group:
-            try:
-                item.close()
-            except Exception as exc:  # noqa: BLE001 - closing must go on for the others
-                if isinstance(item, Link):
-                    failed.append(exc)
-
-    _side_by_side([functools.partial(close_group, g) for g in groups])
-    return failed
 
 
 def _side_by_side(tasks: list[Callable[[], None]]) -> None:
     """Run ``tasks`` in threads side by side (a single one in this thread); return once every
-    one has ended. A Ctrl-C ends the wait at once: the callers close the rig, and a thread still
+    one has ended. A Ctrl-C ends the wait at once: the caller closes the rig, and a thread still
     talking meets its link closed (not its devices' time-outs, seconds on a silent line)."""
     if len(tasks) <= 1:
         for task in tasks:
