@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-import functools
 import threading
 from typing import Any
 
@@ -127,21 +126,6 @@ class Rig:
             self.claim = None
 
 
-def _side_by_side(tasks: list[Callable[[], None]]) -> None:
-    """Run ``tasks`` in threads side by side (a single one in this thread); return once every
-    one has ended. A Ctrl-C ends the wait at once: the caller closes the rig, and a thread still
-    talking meets its link closed (not its devices' time-outs, seconds on a silent line)."""
-    if len(tasks) <= 1:
-        for task in tasks:
-            task()
-        return
-    threads = [threading.Thread(target=task, name="rig-line", daemon=True) for task in tasks]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-
 def make_clock(profile: Profile) -> Clock:
     return VirtualClock() if profile.clock == "virtual" else WallClock()
 
@@ -168,12 +152,12 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
         except CastrigError as exc:  # say which device, on which port, in one line
             raise CastrigError(f"device {role} ({_where(cfg)}): {exc}") from exc
 
+    order = list(configs)
     try:
         try:
-            _open_side_by_side(_open_groups(configs, clock), open_device, list(configs))
+            _open_side_by_side(_open_groups(configs, clock), open_device, order)
         finally:  # in the profile's order, whichever line answered first
-            rig.devices.update((r, opened[r]) for r in configs if r in opened)
-            order = list(configs)
+            rig.devices.update((r, opened[r]) for r in order if r in opened)
             rig.found_moving.sort(key=order.index)
             rig.found_streaming.sort(key=order.index)
     except BaseException:
@@ -186,8 +170,8 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
 def _open_groups(configs: dict[str, Any], clock: Clock) -> list[list[str]]:
     """The roles in groups that open side by side: one group per serial line (its devices in
     the profile's order, one after another), and the rest together first. Each open waits for
-    its line to fall quiet (an HMT330 0.3 s after S and after ECHO OFF, the camera 1 s, pyserial
-    0.3 s after a socket closes): a rig of seven over TCP took 3.1 s one after another. The
+    its line to fall quiet (an HMT330 0.3 s after S and after ECHO OFF, the camera 1 s): a rig of
+    seven over TCP took 3.1 s one after another. The
     twin's devices (and a virtual clock's) open in order, in this thread: one world, one time."""
     if clock.virtual:
         return [list(configs)]
@@ -199,8 +183,11 @@ def _open_groups(configs: dict[str, Any], clock: Clock) -> list[list[str]]:
 
 
 def _open_side_by_side(groups: list[list[str]], open_device: Callable[[str], None], order: list[str]) -> None:
-    """Open each group's roles in order, the groups side by side; the error of the first role
-    (in the profile's order) that failed is raised once every group has ended."""
+    """Open each group's roles in order, the groups in threads side by side (a single group in
+    this thread); the error of the first role (in the profile's order) that failed is raised
+    once every group has ended. A Ctrl-C ends the wait at once: the caller closes the rig, and a
+    thread still talking meets its link closed (not its devices' time-outs, seconds on a silent
+    line)."""
     failed: dict[str, BaseException] = {}
 
     def open_group(group: list[str]) -> None:
@@ -211,7 +198,14 @@ def _open_side_by_side(groups: list[list[str]], open_device: Callable[[str], Non
                 failed[role] = exc
                 return
 
-    _side_by_side([functools.partial(open_group, g) for g in groups])
+    if len(groups) == 1:
+        open_group(groups[0])
+    else:
+        threads = [threading.Thread(target=open_group, args=(g,), name="rig-line", daemon=True) for g in groups]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     if failed:
         raise failed[min(failed, key=order.index)]
 
