@@ -130,7 +130,11 @@ def test_a_noise_free_honeycomb_is_measured_whole_from_the_cli(tmp_path):
     for j in range(0, n + pitch, pitch):
         off = pitch / 2 if (j // pitch) % 2 else 0
         for i in range(0, n + pitch, pitch):
-            img[(x - i - off) ** 2 + (y - j * 0.866) ** 2 < r * r] = 40
+            # each disc drawn in its own box (the same pixels as over the whole grid, in 1 % of the time)
+            cy, cx = j * 0.866, i + off
+            rows, cols = slice(max(int(cy) - r - 1, 0), int(cy) + r + 2), slice(max(int(cx) - r - 1, 0), int(cx) + r + 2)
+            box = img[rows, cols]
+            box[(x[rows, cols] - i - off) ** 2 + (y[rows, cols] - j * 0.866) ** 2 < r * r] = 40
     Image.fromarray(img).save(tmp_path / "clean.png")
     assert find_data_bar(img) is None
     out = castrig("analyse", "surface", str(tmp_path / "clean.png"), "--pixel-size", "0.25", "--json")

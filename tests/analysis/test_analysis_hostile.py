@@ -243,7 +243,7 @@ def test_an_image_the_free_memory_cannot_analyse_is_refused_before_measuring(tmp
     from conftest import castrig
 
     img = tmp_path / "big.tif"
-    tifffile.imwrite(img, (np.random.default_rng(0).random((6000, 6000)) * 255).astype(np.uint8),
+    tifffile.imwrite(img, np.random.default_rng(0).integers(0, 256, (6000, 6000), dtype=np.uint8),  # (noise: its grey levels do not matter)
                      resolution=(1e4, 1e4), resolutionunit=3)
     done = castrig("analyse", "surface", str(img), address_space=3 * 2**30)
     text = " ".join(done.stderr.split())
@@ -263,7 +263,7 @@ def test_analyse_membrane_checks_the_memory_of_all_its_images_before_measuring_a
     rng = np.random.default_rng(1)
     write_micrograph(surface, (rng.random((256, 256)) * 255).astype(np.uint8), 0.25)
     section = tmp_path / "cut.tif"
-    tifffile.imwrite(section, (rng.random((6000, 6000)) * 255).astype(np.uint8), resolution=(1e5, 1e5), resolutionunit=3)
+    tifffile.imwrite(section, rng.integers(0, 256, (6000, 6000), dtype=np.uint8), resolution=(1e5, 1e5), resolutionunit=3)
     marker = tmp_path / "surface-measured"
     hook = ("import castrig.analysis as a\n_real = a.analyse_surface\n"
             f"def _marked(*args, **kw):\n    open({str(marker)!r}, 'w').close()\n    return _real(*args, **kw)\n"

@@ -32,7 +32,8 @@ def _pores(n: int = 256) -> np.ndarray:
     img = np.full((n, n), 200, np.uint8)
     for cy in range(8, n, 16):
         for cx in range(8, n, 16):
-            img[(y - cy) ** 2 + (x - cx) ** 2 < 25] = 40
+            box = (slice(cy - 5, cy + 6), slice(cx - 5, cx + 6))  # (the disc's own box: the same pixels, in 1 % of the time)
+            img[box][(y[box] - cy) ** 2 + (x[box] - cx) ** 2 < 25] = 40
     return img
 
 
