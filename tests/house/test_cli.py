@@ -105,6 +105,16 @@ def test_fault_exits_3_with_the_rig_safe(tmp_path):
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "faulted"
 
 
+def _four_hour_wait(tmp_path: Path) -> Path:
+    """long_wait.yaml (same name, so the same live display title) with a 4-hour hold instead of 8:
+    for the tests that take the run on to its end after a pause or resume it (the hold costs
+    ~0.3 s of CPU per virtual hour); 4 hours still leave ~1 s of CPU after the first samples for
+    the Ctrl-C or hang-up to come in before the run could end."""
+    recipe = tmp_path / "long_wait.yaml"
+    recipe.write_text((DATA / "long_wait.yaml").read_text().replace("duration_s: 28800", "duration_s: 14400"))
+    return recipe
+
+
 def _start(args: list[str], tmp_path: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "castrig", *args], cwd=ROOT, env=env,
@@ -149,7 +159,8 @@ def test_a_closed_output_pipe_does_not_end_the_run(tmp_path, quiet):
     status line, with the run left 'running', nor 1 at exit from the last flush."""
     data = tmp_path / "runs"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "castrig", "run", str(ROOT / "recipes" / "demo.yaml"), "--data", str(data),
+    # (short.yaml: no capture step -- the console's reader gone is the point, not the micrographs)
+    proc = subprocess.Popen([sys.executable, "-m", "castrig", "run", str(DATA / "short.yaml"), "--data", str(data),
                              *(["-q"] if quiet else [])], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     if not quiet:
@@ -202,7 +213,8 @@ def test_a_run_whose_console_is_on_a_full_disk_goes_on(tmp_path, stream):
     exit 1 after a completed run."""
     data = tmp_path / "runs"
     with open("/dev/full", "w") as full:
-        done = subprocess.run([sys.executable, "-m", "castrig", "run", str(ROOT / "recipes" / "demo-short.yaml"), "--data",
+        # (short.yaml: no capture step -- a full console is the point, not the micrographs)
+        done = subprocess.run([sys.executable, "-m", "castrig", "run", str(DATA / "short.yaml"), "--data",
                                str(data)], cwd=ROOT, stdin=subprocess.DEVNULL, text=True,
                               stdout=full if stream == "stdout" else subprocess.PIPE,
                               stderr=full if stream == "stderr" else subprocess.PIPE)
@@ -233,7 +245,7 @@ def test_ctrl_c_once_on_a_terminal_pauses_asks_and_resumes(tmp_path):
     master, slave = pty.openpty()
     data = tmp_path / "runs"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "castrig", "run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q"],
+    proc = subprocess.Popen([sys.executable, "-m", "castrig", "run", str(_four_hour_wait(tmp_path)), "--data", str(data), "-q"],
                             cwd=ROOT, env=env, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     os.close(slave)
     try:
@@ -278,7 +290,7 @@ def test_ctrl_c_after_a_resume_pauses_again(tmp_path, terminal_run):
     """Ctrl-C, 'r', Ctrl-C again: the second Ctrl-C is a new first press (pause and ask), not
     'twice' (abort now); after the second 'r' the run completes, exit 0."""
     data = tmp_path / "runs"
-    term = terminal_run(["run", str(DATA / "long_wait.yaml"), "--data", str(data)], cwd=ROOT)
+    term = terminal_run(["run", str(_four_hour_wait(tmp_path)), "--data", str(data)], cwd=ROOT)
     at = term.expect(TITLE)
     for _ in range(2):
         term.ctrl_c()
@@ -347,7 +359,7 @@ def test_a_closed_terminal_aborts_to_the_safe_state(tmp_path, terminal_run):
     terminal fails. The run aborts like SIGTERM — recorded, rig verified safe, exit 3 — instead
     of dying where it stood with wet air flowing."""
     data = tmp_path / "runs"
-    term = terminal_run(["run", str(DATA / "long_wait.yaml"), "--data", str(data)], cwd=ROOT)
+    term = terminal_run(["run", str(_four_hour_wait(tmp_path)), "--data", str(data)], cwd=ROOT)
     term.expect(TITLE)
     term.hang_up()
     assert term.wait(30) == 3
