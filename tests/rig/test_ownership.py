@@ -97,22 +97,28 @@ def test_resume_of_a_live_run_is_refused_naming_the_holder(tmp_path, reap):
     assert run.wait(timeout=60) == 3
 
 
-@pytest.fixture(scope="module")
-def crashed_overnight(tmp_path_factory) -> Path:
-    """An overnight recipe killed with SIGKILL during its first hold; the folder is copied per test."""
-    recipe = tmp_path_factory.mktemp("recipe") / "overnight-two.yaml"
-    recipe.write_text(OVERNIGHT_TWO)
-    assert "hold 1" in yaml.safe_load(OVERNIGHT_TWO)["steps"][7].get("label", "")
-    data = tmp_path_factory.mktemp("crashed") / "runs"
-    run = start_castrig("run", str(recipe), "--data", str(data), "-q", "--seed", "3")
-    try:
-        run_dir = wait_until(lambda: only_run_dir(data), what="run folder")
-        wait_until(lambda: (7, "started") in _journal(run_dir), timeout_s=60, what="the first hold")
-        run.kill()
-    finally:
-        if run.poll() is None:
+@pytest.fixture(scope="session")
+def crashed_overnight(tmp_path_factory, worker_id) -> Path:
+    """An overnight recipe killed with SIGKILL during its first hold, made once per session
+    (:func:`made_once`: the two tests here may run on two workers); the folder is copied per test."""
+    from conftest import made_once
+
+    def make(data: Path) -> None:
+        recipe = tmp_path_factory.mktemp("recipe") / "overnight-two.yaml"
+        recipe.write_text(OVERNIGHT_TWO)
+        assert "hold 1" in yaml.safe_load(OVERNIGHT_TWO)["steps"][7].get("label", "")
+        run = start_castrig("run", str(recipe), "--data", str(data), "-q", "--seed", "3")
+        try:
+            run_dir = wait_until(lambda: only_run_dir(data), what="run folder")
+            wait_until(lambda: (7, "started") in _journal(run_dir), timeout_s=60, what="the first hold")
             run.kill()
-        run.wait(timeout=10)
+        finally:
+            if run.poll() is None:
+                run.kill()
+            run.wait(timeout=10)
+
+    run_dir = only_run_dir(made_once(tmp_path_factory, worker_id, "crashed-overnight", make))
+    assert run_dir is not None
     return run_dir
 
 
@@ -418,7 +424,9 @@ def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap):
     run_dir = wait_until(lambda: (d := only_run_dir(data)) and run_status(d).get("state") == "running" and d,
                          timeout_s=30, what="a running run")
     (run_dir / "run.lock").unlink()
-    time.sleep(1.0)
+    # (was a flat 1 s sleep, the virtual-time runner spinning through it: the status below tells a
+    # file made again but not locked -- "crashed" -- from one the owner holds)
+    wait_until(lambda: (run_dir / "run.lock").exists(), timeout_s=1.0, what="the run.lock made again")
     status = castrig("status", str(run_dir))
     assert ": running" in status.stdout and "crashed" not in status.stdout, status.stdout
     second = castrig("resume", str(run_dir), "-q")
