@@ -413,14 +413,16 @@ def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, r
             os.close(slave)
 
 
-def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap):
+def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap, wall_sim_profile):
     """`rm RUN/run.lock` (a reflex when a tool says "busy"): the live run read as crashed,
     `castrig abort` refused it ("not running"), and a `castrig resume` became a second writer to
     its run.sqlite. The owner makes the file again and locks it within a fifth of a second."""
     from conftest import castrig, only_run_dir, run_status, start_castrig, wait_until
 
     data = tmp_path / "runs"
-    runner = reap(start_castrig("run", str(DATA / "day_wait.yaml"), "--data", str(data), "-q"))
+    # on the twin's wall clock (as a rig runs): on virtual time the runner spun through its day at
+    # full CPU all the while the commands below ran (~1 s of CPU); the lock's keeper is the same
+    runner = reap(start_castrig("run", str(DATA / "day_wait.yaml"), "--profile", str(wall_sim_profile), "--data", str(data), "-q"))
     run_dir = wait_until(lambda: (d := only_run_dir(data)) and run_status(d).get("state") == "running" and d,
                          timeout_s=30, what="a running run")
     (run_dir / "run.lock").unlink()
@@ -436,7 +438,7 @@ def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap):
 
 
 
-def test_a_resume_while_the_owner_cannot_make_its_deleted_lock_again_is_refused(tmp_path, reap):
+def test_a_resume_while_the_owner_cannot_make_its_deleted_lock_again_is_refused(tmp_path, reap, wall_sim_profile):
     """The window the keeper leaves (stop 42): `rm run.lock` while the owner is stopped (or in the
     0.2 s before it notices), then `castrig resume`: the resume took the lock on the new file and
     became a second writer of run.sqlite. It is refused (exit 4) naming the process that still has
@@ -444,7 +446,9 @@ def test_a_resume_while_the_owner_cannot_make_its_deleted_lock_again_is_refused(
     from conftest import castrig, only_run_dir, run_status, start_castrig, wait_until
 
     data = tmp_path / "runs"
-    runner = reap(start_castrig("run", str(DATA / "day_wait.yaml"), "--data", str(data), "-q"))
+    # on the twin's wall clock (as a rig runs): on virtual time the runner spun through its day at
+    # full CPU all the while the commands below ran (~1 s of CPU); the lock's keeper is the same
+    runner = reap(start_castrig("run", str(DATA / "day_wait.yaml"), "--profile", str(wall_sim_profile), "--data", str(data), "-q"))
     run_dir = wait_until(lambda: (d := only_run_dir(data)) and run_status(d).get("state") == "running" and d,
                          timeout_s=30, what="a running run")
     os.kill(runner.pid, signal.SIGSTOP)
