@@ -146,6 +146,11 @@ def test_signals_leave_the_rig_safe(tmp_path, sig, expected, outcome):
     assert proc.returncode == expected, (out, err)
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == outcome
+    # quiet still says the safe state of a run that did not complete (this was its own test, the
+    # same `run long_wait -q` and SIGTERM): `castrig run -q` (cron, a queue's runs) printed the
+    # outcome line and the membranes, never the safe state: an aborted night said nothing of the
+    # rig. -q now drops it only for a completed run whose safe state was verified.
+    assert outcome in out and "safe state verified" in out, ("-q says the safe state", out + err)
     db = sqlite3.connect(run_dir / "run.sqlite")
     safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
     assert safe and safe[-1]["safe"] is True
@@ -306,12 +311,24 @@ def test_ctrl_c_after_a_resume_pauses_again(tmp_path, terminal_run):
 
 def test_ctrl_c_then_a_aborts_exit_3_rig_safe(tmp_path, terminal_run):
     """Ctrl-C, then 'a' at the prompt: the run is aborted (exit 3, outcome aborted), not
-    interrupted, and the rig is left in the verified safe state."""
+    interrupted, and the rig is left in the verified safe state.
+
+    And the pause prompt stays visible above the live display (this was its own test, the same
+    run, Ctrl-C and 'a'): the prompt is printed after the live display began, and nothing redraws
+    over it while the person reads it: no cursor-up or erase-line sequence follows it until they
+    answer."""
     data = tmp_path / "runs"
     term = terminal_run(["run", str(DATA / "long_wait.yaml"), "--data", str(data)], cwd=ROOT)
-    at = term.expect(TITLE)
+    began = at = term.expect(TITLE)
     term.ctrl_c()
     at = term.expect(PROMPT, after=at)
+    # -- the pause prompt stays visible above the live display
+    assert term.output.find(PROMPT) == at - len(PROMPT), "the first prompt is not after the display began"
+    assert at > began
+    time.sleep(0.8)  # the live display refreshes 10 times a second: it would have redrawn by now
+    after = term.output[at:]
+    assert "\x1b[1A" not in after and "\x1b[2K" not in after, ("prompt redrawn over", repr(after))
+    # -- 'a' aborts, exit 3, rig safe
     term.send("a\n")
     assert term.wait(30) == 3, term.output[-3000:]
     run_dir = _run_dir(data)
@@ -322,22 +339,6 @@ def test_ctrl_c_then_a_aborts_exit_3_rig_safe(tmp_path, terminal_run):
     safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
     assert safe and safe[-1]["safe"] is True
     assert _operator_events(run_dir) == ["pause"]
-
-
-def test_pause_prompt_stays_visible_above_the_live_display(tmp_path, terminal_run):
-    """The prompt is printed after the live display began, and nothing redraws over it while the
-    person reads it: no cursor-up or erase-line sequence follows it until they answer."""
-    data = tmp_path / "runs"
-    term = terminal_run(["run", str(DATA / "long_wait.yaml"), "--data", str(data)], cwd=ROOT)
-    began = term.expect(TITLE)
-    term.ctrl_c()
-    shown = term.expect(PROMPT, after=began)
-    assert term.output.find(PROMPT) == shown - len(PROMPT)  # the first prompt is after the display began
-    time.sleep(0.8)  # the live display refreshes 10 times a second: it would have redrawn by now
-    after = term.output[shown:]
-    assert "\x1b[1A" not in after and "\x1b[2K" not in after, repr(after)
-    term.send("a\n")
-    assert term.wait(30) == 3, term.output[-3000:]
 
 
 def test_ctrl_c_twice_on_a_terminal_aborts_now(tmp_path, terminal_run):
@@ -407,26 +408,6 @@ def test_the_final_lines_are_whole_under_a_pipe(tmp_path):
     assert all(device in safe for device in ("caster", "dry_mfc", "water_pump", "wet_mfc")), done.stdout
     assert len(safe) > 80
     assert done.stdout.splitlines()[-1].startswith("1 membrane; target grade claim1")
-
-
-def test_quiet_still_says_the_safe_state_of_a_run_that_did_not_complete(tmp_path):
-    """`castrig run -q` (cron, a queue's runs) printed the outcome line and the membranes, never the
-    safe state: an aborted night said nothing of the rig. -q now drops it only for a completed run
-    whose safe state was verified."""
-    from conftest import run_rows, start_castrig, wait_until
-
-    data = tmp_path / "runs"
-    proc = start_castrig("run", str(ROOT / "tests" / "data" / "long_wait.yaml"), "--data", str(data), "-q")
-    try:
-        wait_until(lambda: any(run_rows(d.parent, "SELECT 1 FROM samples LIMIT 1") for d in data.glob("*/run.json")),
-                   timeout_s=60, what="the run's first sample")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 3, out + err
-    assert "aborted" in out and "safe state verified" in out, out + err
 
 
 def test_castrig_abort_is_heard_while_the_ctrl_c_prompt_waits_on_the_twin(tmp_path, terminal_run):
