@@ -21,8 +21,9 @@ def test_a_data_root_whose_dots_climb_above_the_root_folder(tmp_path):
     deep.mkdir(parents=True)
     ups = "/".join([".."] * (len(deep.parts) + 2))  # more ".." than there are folders: "/" stays "/"
     data = f"{ups}{tmp_path}/runs"
-    done = castrig("run", SHORT, "--data", data, "-q", cwd=deep)
-    assert done.returncode in (0, 1) and "completed" in done.stdout, done.stdout + done.stderr  # (1: the grade missed)
+    # (a recipe without a capture: where the run folder goes is the point, ~0.8 s of CPU less)
+    done = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", data, "-q", cwd=deep)
+    assert done.returncode == 0 and "completed" in done.stdout, done.stdout + done.stderr
     assert len(list((tmp_path / "runs").glob("*/run.json"))) == 1
 
 

@@ -49,6 +49,27 @@ def _two_runs(finished_demo_run, root: Path) -> tuple[Path, Path]:
     return damaged, other
 
 
+@pytest.fixture(scope="session")
+def crashed_overnight_run(tmp_path_factory, worker_id) -> Path:
+    """recipes/overnight.yaml killed -9 once it recorded 2000 samples and 3 journal rows, made once
+    per session (:func:`made_once`) and copied per test: the two crashed-run tests below spoil
+    their copies each their own way (before, each ran and killed an overnight of its own)."""
+    from conftest import ROOT, made_once, only_run_dir, run_rows, run_then_kill_9
+
+    def make(data: Path) -> None:
+        run_then_kill_9(ROOT / "recipes" / "overnight.yaml", data,
+                        lambda d: len(run_rows(d, "SELECT 1 FROM samples LIMIT 2000")) >= 2000
+                        and len(run_rows(d, "SELECT 1 FROM journal LIMIT 3")) >= 3)
+
+    run_dir = only_run_dir(made_once(tmp_path_factory, worker_id, "crashed-overnight-damaged", make))
+    assert run_dir is not None
+    return run_dir
+
+
+def _crashed_copy(crashed_overnight_run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(crashed_overnight_run, tmp_path / "runs" / crashed_overnight_run.name))
+
+
 def _spoil(run_dir: Path, sql: str) -> None:
     with closing(sqlite3.connect(run_dir / "run.sqlite")) as db:
         db.execute(sql)
@@ -88,16 +109,13 @@ def test_a_damaged_membranes_row_through_the_castrig_process(finished_demo_run, 
     assert done.returncode == 2 and "Traceback" not in done.stderr and "membranes row 1 cannot be read" in done.stderr, done.stderr
 
 
-def test_a_crashed_runs_database_overwritten_is_named_by_report_export_and_resume(tmp_path):
+def test_a_crashed_runs_database_overwritten_is_named_by_report_export_and_resume(crashed_overnight_run, tmp_path):
     """kill -9 mid-run, then the pages of run.sqlite after its schema overwritten (a bad disk, a
     wrong copy): the folder opens, and the first query met the damage — `report`, `export` and
     `resume` ended in sqlite3's "database disk image is malformed" traceback (exit 1), `resume`
     with the rig already opened. Now each says the folder is damaged (exit 2), and `resume`
     before any device is touched: run.json is as the crash left it."""
-    from conftest import ROOT, run_rows, run_then_kill_9
-
-    run_dir = run_then_kill_9(ROOT / "recipes" / "overnight.yaml", tmp_path / "runs",
-                              lambda d: len(run_rows(d, "SELECT 1 FROM samples LIMIT 2000")) >= 2000)
+    run_dir = _crashed_copy(crashed_overnight_run, tmp_path)
     db_path = run_dir / "run.sqlite"
     with closing(sqlite3.connect(db_path)) as db:  # every page in run.sqlite itself: the damage is met, not the WAL's copy
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -140,14 +158,11 @@ def test_a_run_json_value_no_reader_can_trust_is_named_by_every_reader(finished_
     assert runs.returncode == 0 and "damaged" in runs.stdout and other.name in runs.stdout, runs.stdout
 
 
-def test_a_journal_step_outside_the_recipe_is_called_damaged_by_status_and_resume(tmp_path):
+def test_a_journal_step_outside_the_recipe_is_called_damaged_by_status_and_resume(crashed_overnight_run, tmp_path):
     """The journal's last step_index 9999 of 8 steps: `castrig status` said "step 10000/8", and a
     negative journal time had `resume` say it goes on from minus a million seconds. Through the
     castrig process, on a crashed run (the one resume would take)."""
-    from conftest import ROOT, run_rows, run_then_kill_9
-
-    run_dir = run_then_kill_9(ROOT / "recipes" / "overnight.yaml", tmp_path / "runs",
-                              lambda d: len(run_rows(d, "SELECT 1 FROM journal LIMIT 3")) >= 3)
+    run_dir = _crashed_copy(crashed_overnight_run, tmp_path)
     _spoil(run_dir, "UPDATE journal SET step_index = 9999 WHERE seq = (SELECT max(seq) FROM journal)")
     status = castrig("status", str(run_dir))
     said = " ".join(status.stdout.split())

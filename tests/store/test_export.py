@@ -131,7 +131,7 @@ def test_verdict_shapes():
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str):
+def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str, request: pytest.FixtureRequest):
     """A purge-only run (or one that crashed before its first cast) exported only samples, events
     and metrics: exports of many runs, concatenated table by table, then missed two files. Every
     table is written, with its header when it has no rows."""
@@ -153,8 +153,9 @@ def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        assert castrig("run", str(ROOT / "recipes" / "demo-short.yaml"), "--data", str(tmp_path / "runs2"), "-q").returncode == 0
-        (full,) = [p for p in (tmp_path / "runs2").iterdir() if p.is_dir()]
+        # a run with membranes: the session's finished demo run (it was a demo-short run of its own)
+        demo_root, demo_id = request.getfixturevalue("finished_demo_run")
+        full = demo_root / demo_id
         assert castrig("export", str(full), "--to", str(tmp_path / "out2"), "--format", fmt).returncode == 0
         for table in ("verdict", "membranes"):
             empty, made = (pq.read_table(tmp_path / d / f"{table}.parquet") for d in ("out", "out2"))

@@ -14,7 +14,9 @@ def test_a_moved_data_root_still_lists_its_membranes_and_lots(tmp_path: Path):
     "no lots yet" (its lot refused by `lots assign` as unknown): a silent wrong answer. Each reads
     the folder where it is now."""
     before, after = tmp_path / "runs", tmp_path / "archive" / "runs"
-    done = castrig("run", str(ROOT / "recipes" / "demo.yaml"), "--data", str(before), "-q")
+    recipe = tmp_path / "demo.yaml"  # the demo with one field per view, not two: a lot all the same, ~0.4 s of CPU less
+    recipe.write_text((ROOT / "recipes" / "demo.yaml").read_text().replace("fields: 2}", "fields: 1}"))
+    done = castrig("run", str(recipe), "--data", str(before), "-q")
     assert done.returncode == 0, done.stderr
     (run_json,) = before.glob("*/run.json")
     run_id = run_json.parent.name
