@@ -201,9 +201,10 @@ def test_a_resume_after_a_crash_in_the_capture_or_analysis_brings_the_rh_back_be
         return db.execute("select count(*) from journal where step_index in (4, 5) and state='started'").fetchone()[0] > 0 \
             and db.execute("select count(*) from journal where step_index=6").fetchone()[0] == 0
 
-    # one field per view, not four: the crash point and the recondition are the same, the capture
-    # and analysis of 12 micrographs per membrane (~3 s of CPU) are not what is checked
-    recipe = _shorter(tmp_path, "two_membranes_judged.yaml", "fields: 4", "fields: 1")
+    # one field of one view, not four of three: the crash point and the recondition are the same,
+    # the capture and analysis of 12 micrographs per membrane (~3 s of CPU) are not what is checked
+    recipe = _shorter(tmp_path, "two_membranes_judged.yaml", "views: [reflected, transmitted, section], fields: 4",
+                      "views: [reflected], fields: 1")
     run_dir = _run_until(recipe, tmp_path / "runs", judging_m1)
     done = subprocess.run([sys.executable, "-m", "castrig", "resume", str(run_dir), "-q"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
