@@ -121,19 +121,22 @@ def test_ctrl_c_during_a_cast_pauses_after_it_and_twice_aborts_at_once(tmp_path:
     assert infused and infused[-1] < 0.9 * WALL_ML  # stopped mid-cast, not run to its end first
 
 
-def test_a_dispense_shows_the_time_it_should_take_left_not_its_time_out(tmp_path: Path, reap, capsys):
+def test_a_dispense_shows_the_time_it_should_take_left_not_its_time_out(tmp_path: Path, reap, capsys, wall_sim_profile):
     """A 0.5 mL cast at 0.0005 mL/min takes 60000 s. Readers were shown the step's time-out
     (1.5 × 60000 + 30 s) as its duration: `castrig status` said "left: step 25:00:30" at its start,
-    half as long again as the cast could take. Now the planned 60000 s, counting down."""
+    half as long again as the cast could take. Now the planned duration, counting down.
+
+    On the wall-clock twin, a 0.5 mL cast at 0.05 mL/min (600 s planned, time-out 930 s), read
+    in its first seconds: the virtual 60000 s cast simulated every tick until the abort (~2 s of CPU)."""
     recipe = tmp_path / "dispense.yaml"
-    recipe.write_text(RECIPE)
+    recipe.write_text(RECIPE.replace("duration_s: 10", "duration_s: 1").replace("rate_ml_min: 0.0005", "rate_ml_min: 0.05"))
     data = tmp_path / "data"
-    run = reap(start_castrig("run", str(recipe), "--data", str(data), "-q"))
+    run = reap(start_castrig("run", str(recipe), "--profile", str(wall_sim_profile), "--data", str(data), "-q"))
     run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "cast"
                          and run_status(d).get("step_elapsed_s", 0) > 0 and d, timeout_s=60, what="the cast under way")
     shown = json.loads(castrig_main(capsys, "status", str(run_dir), "--json").stdout)
-    assert shown["step_duration_s"] == pytest.approx(60000.0), shown
-    assert 0 < shown["step_left_s"] <= 60000.0, shown
+    assert shown["step_duration_s"] == pytest.approx(600.0), shown
+    assert 0 < shown["step_left_s"] <= 600.0, shown
     assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
     assert run.wait(timeout=60) == 3
 

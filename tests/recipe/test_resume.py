@@ -94,6 +94,23 @@ def _run_until(recipe: Path, data: Path, ready, sig: int = signal.SIGKILL) -> Pa
     raise AssertionError("the run never reached the crash point")
 
 
+def _shorter(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    """``tests/data/NAME`` with ``old`` replaced by ``new`` (a shorter hold, fewer fields), written
+    under ``tmp_path/recipes``: for tests that need its steps, not their length."""
+    text = (DATA / name).read_text()
+    assert old in text, (name, old)
+    path = tmp_path / "recipes" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def _long_wait_half_an_hour(tmp_path: Path) -> Path:
+    """long_wait.yaml with a 30-min hold instead of 8 h: the crash point (500 samples) is ~230 s
+    of run clock, inside the hold; what is left of it a resume runs to the end (~2.3 s less CPU)."""
+    return _shorter(tmp_path, "long_wait.yaml", "duration_s: 28800", "duration_s: 1800")
+
+
 def _rows_where(run_dir: Path, sql: str) -> list[tuple]:
     with closing(sqlite3.connect(run_dir / "run.sqlite")) as db:
         return db.execute(sql).fetchall()
@@ -184,7 +201,11 @@ def test_a_resume_after_a_crash_in_the_capture_or_analysis_brings_the_rh_back_be
         return db.execute("select count(*) from journal where step_index in (4, 5) and state='started'").fetchone()[0] > 0 \
             and db.execute("select count(*) from journal where step_index=6").fetchone()[0] == 0
 
-    run_dir = _run_until(DATA / "two_membranes_judged.yaml", tmp_path, judging_m1)
+    # one field of one view, not four of three: the crash point and the recondition are the same,
+    # the capture and analysis of 12 micrographs per membrane (~3 s of CPU) are not what is checked
+    recipe = _shorter(tmp_path, "two_membranes_judged.yaml", "views: [reflected, transmitted, section], fields: 4",
+                      "views: [reflected], fields: 1")
+    run_dir = _run_until(recipe, tmp_path / "runs", judging_m1)
     done = subprocess.run([sys.executable, "-m", "castrig", "resume", str(run_dir), "-q"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     with closing(sqlite3.connect(run_dir / "run.sqlite")) as db:
@@ -207,7 +228,8 @@ def test_a_cast_cut_short_by_a_crash_is_recorded_with_what_its_pump_counted(tmp_
     in all unknown: the pump may have gone on)."""
     recipe = tmp_path / "slow-cast.yaml"
     recipe.write_text("name: slow-cast\nsteps:\n  - {type: prewet, volume_ml: 0.1, rate_ml_min: 1.0}\n"
-                      "  - {type: cast, volume_ml: 0.5, rate_ml_min: 0.0005}\n  - {type: purge, duration_s: 10}\n")
+                      "  - {type: cast, volume_ml: 0.5, rate_ml_min: 0.002}\n  - {type: purge, duration_s: 10}\n")
+    # (0.002 mL/min: killed past 0.05 mL after ~25 min of run clock, not 100; the cast lasts 250)
 
     def casting(db):
         return db.execute("select count(*) from samples where channel='caster_infused_ml' and value > 0.05").fetchone()[0] > 0
@@ -230,8 +252,8 @@ def test_an_aborted_run_is_resumed_only_when_asked_for(tmp_path):
     """SIGTERM aborts the run (the operator's decision, or the service manager's). A plain
     `castrig resume` started the rig again and rewrote the run 'completed'; it now refuses
     (exit 2, nothing written) and names --after-abort, which continues it."""
-    run_dir = _run_until(DATA / "long_wait.yaml", tmp_path, lambda db: db.execute("select count(*) from samples").fetchone()[0] > 500,
-                         sig=signal.SIGTERM)
+    run_dir = _run_until(_long_wait_half_an_hour(tmp_path), tmp_path / "runs",
+                         lambda db: db.execute("select count(*) from samples").fetchone()[0] > 500, sig=signal.SIGTERM)
     info = (run_dir / "run.json").read_text()
     assert json.loads(info)["outcome"] == "aborted"
     rows = _rows(run_dir, "events")
@@ -365,7 +387,8 @@ def test_ctrl_c_as_a_resume_opens_the_rig_makes_it_safe_before_stopping(tmp_path
     MFC still at 2 slpm from the crashed run and no safe-state attempt on record."""
     from conftest import castrig, with_sitecustomize
 
-    run_dir = _run_until(DATA / "long_wait.yaml", tmp_path, lambda db: db.execute("select count(*) from samples").fetchone()[0] > 500)
+    run_dir = _run_until(_long_wait_half_an_hour(tmp_path), tmp_path / "runs",
+                         lambda db: db.execute("select count(*) from samples").fetchone()[0] > 500)
     done = castrig("resume", str(run_dir), "-q", **with_sitecustomize(tmp_path, CTRL_C_AFTER_OPEN))
     assert done.returncode == 130 and "the rig is being made safe first" in done.stderr, done.stdout + done.stderr
     safe = [row[4] for row in _rows(run_dir, "events") if row[2] == "safe_state"]

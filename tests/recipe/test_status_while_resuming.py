@@ -36,7 +36,9 @@ def _last_started(run_dir) -> int:
 def test_status_while_a_resume_opens_the_rig_is_the_journals_step(tmp_path):
     data = tmp_path / "runs"
     # killed where the dead process's status file says another step than its journal
-    run_dir = run_then_kill_9(ROOT / "recipes" / "overnight.yaml", data,
+    # (the mini overnight: the same kinds of steps in the same order, two casts instead of four --
+    # the resume runs what is left of it to the end, ~5 s of CPU less than the whole night's)
+    run_dir = run_then_kill_9(ROOT / "tests" / "data" / "reliability" / "overnight_mini.yaml", data,
                               lambda d: _last_started(d) >= 5 and run_status(d).get("step_index") != _last_started(d))
     step = _last_started(run_dir)
     resume = start_castrig("resume", str(run_dir), "-q", STOP_AT_IMPORT="castrig.sim.twin",

@@ -14,6 +14,17 @@ ROOT = Path(__file__).resolve().parents[2]
 MINI = ROOT / "tests" / "data" / "reliability" / "overnight_mini.yaml"
 
 
+@pytest.fixture(scope="session")
+def mini_reference(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The uninterrupted run of the mini overnight with seed 3 (``crash.run_reference``), made once
+    per session (:func:`conftest.made_once`, ~1.3 s of CPU); each test process gets its own copy."""
+    from conftest import made_once
+
+    data = made_once(tmp_path_factory, worker_id, "mini-reference-3", lambda d: crash.run_reference(MINI, d, seed=3))
+    (run_dir,) = [p for p in data.iterdir() if (p / "run.json").is_file()]
+    return run_dir
+
+
 def test_kill_moments_are_seeded_and_spread():
     a = crash.kill_moments(1000.0, 20, seed=5)
     assert a == crash.kill_moments(1000.0, 20, seed=5) and a != crash.kill_moments(1000.0, 20, seed=6)
@@ -27,12 +38,14 @@ def test_kill_and_resume_loses_nothing_repeats_no_cast(tmp_path):
     assert not failures
 
 
-def test_the_checks_can_fail(tmp_path):
+def test_the_checks_can_fail(tmp_path, mini_reference):
     """A resumed run that repeats its cast and duplicates samples is caught."""
     import json
+    import shutil
     import sqlite3
 
-    ref = crash.run_reference(MINI, tmp_path / "ref", seed=2)
+    # a copy of the shared reference (spoiled below), checked against itself
+    ref = Path(shutil.copytree(mini_reference, tmp_path / "ref" / mini_reference.name))
     run_dir = tmp_path / "ref"
     before = sqlite3.connect(ref / "run.sqlite").execute("select t_s, channel, value from samples order by rowid").fetchall()
     db = sqlite3.connect(ref / "run.sqlite")
@@ -52,12 +65,12 @@ STEP_KINDS = {"prewet": (7, True), "cast": (8, True), "evaporate": (9, True), "c
 
 @pytest.mark.parametrize("kinds", [("cast", "capture"),  # CI: a pump mid-dispense, and the step that loses nothing
                                    pytest.param(tuple(STEP_KINDS), marks=pytest.mark.slow)])
-def test_kill_inside_each_membrane_step_kind_loses_at_most_that_membrane(tmp_path, kinds):
+def test_kill_inside_each_membrane_step_kind_loses_at_most_that_membrane(tmp_path, kinds, mini_reference):
     """One seeded kill inside a pre-wet, a cast, the middle of an evaporation and a capture of the
     mini overnight: each resumed run completes, names its lost membrane, keeps earlier grades."""
     from concurrent.futures import ThreadPoolExecutor
 
-    ref = crash.run_reference(MINI, tmp_path / "ref", seed=3)
+    ref = mini_reference
     moments = dict(crash.step_moments(ref, seed=3))
     steps = [STEP_KINDS[k][0] for k in kinds]
     with ThreadPoolExecutor(max_workers=2) as pool:
