@@ -38,9 +38,72 @@ def finished_run(finished_demo_run) -> tuple[Path, str]:
     return finished_demo_run  # one demo run per test process, shared with the report page's test
 
 
-def test_loopback_answers_only_loopback_host_names(finished_run, castrig_serve):
+class _SharedServer:
+    """One ``castrig serve`` on loopback over the demo run's data root, shared by the tests of
+    this module that only read from it (no token, no cookie, nothing written): each started its
+    own, ~0.6 s of CPU. Its log is read as it grows (``log_since``); a traceback written after a
+    test's last look still fails the module at its end (the fixture's teardown)."""
+
+    def __init__(self, served) -> None:
+        self.served, self.url, self.proc = served, served.url, served.proc
+        self._log = b""
+        os.set_blocking(served.proc.stderr.fileno(), False)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.proc.stderr.fileno(), 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            self._log += chunk
+
+    def mark(self) -> int:
+        self._read()
+        return len(self._log)
+
+    def log_since(self, mark: int) -> str:
+        """What the server wrote to stderr since ``mark`` (after a moment for a log line that
+        follows its response)."""
+        import time
+
+        time.sleep(0.3)
+        self._read()
+        return self._log[mark:].decode(errors="replace")
+
+    def whole_log(self) -> str:
+        """Stop it as Ctrl-C would; all it wrote to stderr."""
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=10)
+        os.set_blocking(self.proc.stderr.fileno(), True)
+        self._read()
+        return self._log.decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def shared_server(finished_demo_run):
+    """``(server, mark)``: the module's loopback server (:class:`_SharedServer`) and where its
+    log stood when the test began (``server.log_since(mark)``)."""
+    from conftest import castrig_serve_process
+
+    data, _ = finished_demo_run
+    with castrig_serve_process(data) as served:
+        server = _SharedServer(served)
+        yield server
+        log = server.whole_log()
+        assert "Traceback" not in log and "Error" not in log, log[-3000:]
+
+
+@pytest.fixture
+def served_here(shared_server):
+    return shared_server, shared_server.mark()
+
+
+def test_loopback_answers_only_loopback_host_names(finished_run, served_here):
     data, uid = finished_run
-    with castrig_serve(data) as served:
+    served, mark = served_here
+    if True:  # (the module's shared server)
         port = urlsplit(served.url).port
         for host in ("rebind.attacker.example", f"rebind.attacker.example:{port}", f"127.0.0.1.nip.io:{port}",
                      f"localhost.attacker.example:{port}", "10.0.0.5", ""):
@@ -53,7 +116,7 @@ def test_loopback_answers_only_loopback_host_names(finished_run, castrig_serve):
             code, body = request(served.url, "/api/runs", host=host)
             assert code == 200 and json.loads(body)[0]["uid"] == uid, (host, code, body)
         assert request(served.url, f"/api/runs/{uid}")[0] == 200  # urllib/curl's own Host
-        assert "Traceback" not in server_log(served)
+        assert "Traceback" not in served.log_since(mark)
 
 
 #: Host headers that name loopback, in the forms browsers, curl and SSH tunnels send
@@ -69,12 +132,13 @@ BAD_HOSTS = ("127.0.0.1:80@evil.com", "127.0.0.1@evil.com", "user@127.0.0.1", "u
              "localh\xf6st", ("127.0.0.1", "evil.com"), ("evil.com", "127.0.0.1"))
 
 
-def test_the_host_header_is_parsed_strictly(finished_run, castrig_serve):
+def test_the_host_header_is_parsed_strictly(finished_run, served_here):
     """``Host: 127.0.0.1:80@evil.com`` (and a userinfo, a name ending in a loopback name, two ports,
     trailing junk) was read as loopback: a rebinding page sending it read every run. Only a host
     and an optional port, naming loopback, are answered; the rest is the 400 a foreign name gets."""
     data, uid = finished_run
-    with castrig_serve(data) as served:
+    served, mark = served_here
+    if True:  # (the module's shared server)
         for host in GOOD_HOSTS:
             code, body = request(served.url, "/api/runs", host=host)
             assert code == 200 and json.loads(body)[0]["uid"] == uid, (host, code, body)
@@ -82,7 +146,7 @@ def test_the_host_header_is_parsed_strictly(finished_run, castrig_serve):
             for path in ("/api/runs", "/"):
                 code, body = request(served.url, path, host=host)
                 assert code == 400 and uid not in body, (host, path, code, body[:200])
-        assert "Traceback" not in server_log(served)
+        assert "Traceback" not in served.log_since(mark)
 
 
 def test_non_loopback_keeps_the_token_and_any_host(tmp_path: Path, finished_run, castrig_serve):
@@ -94,9 +158,10 @@ def test_non_loopback_keeps_the_token_and_any_host(tmp_path: Path, finished_run,
         assert code == 200 and json.loads(body)[0]["uid"] == uid
 
 
-def test_bad_numbers_are_400_or_404_not_500(finished_run, castrig_serve):
+def test_bad_numbers_are_400_or_404_not_500(finished_run, served_here):
     data, uid = finished_run
-    with castrig_serve(data) as served:
+    served, mark = served_here
+    if True:  # (the module's shared server)
         assert request(served.url, f"/runs/{uid}/images/1.png")[0] == 200
         for n in ("99999999999999999999999", str(2**63), "0"):
             assert request(served.url, f"/runs/{uid}/images/{n}.png")[0] == 404, n
@@ -107,7 +172,7 @@ def test_bad_numbers_are_400_or_404_not_500(finished_run, castrig_serve):
             assert code == 400 and "error" in json.loads(body), (path, code, body)
         code, body = request(served.url, f"/api/runs/{uid}/events?after=0")
         assert code == 200 and json.loads(body)
-        err = server_log(served)
+        err = served.log_since(mark)
         assert "Traceback" not in err and "Error" not in err, err[-2000:]
 
 
@@ -139,11 +204,12 @@ def test_a_damaged_run_folder_is_named_not_500(finished_run, tmp_path: Path, cas
         assert "Traceback" not in err, err[-2000:]
 
 
-def test_bad_runs_filters_are_400_naming_the_parameter(finished_run, castrig_serve):
+def test_bad_runs_filters_are_400_naming_the_parameter(finished_run, served_here):
     """The runs list said 200 [] (the page: 'no runs') to filters `castrig runs` refuses (exit 2):
     now 400 naming the parameter and what it allows; good filters still filter."""
     data, uid = finished_run
-    with castrig_serve(data) as served:
+    served, mark = served_here
+    if True:  # (the module's shared server)
         for query, name, allowed in (("since=2026-13-45", "since", "YYYY-MM-DD"), ("since=nan", "since", "YYYY-MM-DD"),
                                      ("outcome=x", "outcome", "completed, aborted"), ("grade=claim9", "grade", "claim1, claim2")):
             code, body = request(served.url, f"/api/runs?{query}")
@@ -155,7 +221,7 @@ def test_bad_runs_filters_are_400_naming_the_parameter(finished_run, castrig_ser
                          ("outcome=completed", 1), ("outcome=paused", 0), ("grade=claim1", None), ("", 1)):
             code, body = request(served.url, f"/api/runs?{query}")
             assert code == 200 and (n is None or len(json.loads(body)) == n), (query, code, body)
-        assert "Traceback" not in server_log(served)
+        assert "Traceback" not in served.log_since(mark)
 
 
 def test_a_read_only_data_root_is_served(finished_run, tmp_path: Path, read_only_mount, castrig_serve):
