@@ -368,7 +368,10 @@ def test_the_coordinator_rides_out_a_storage_that_stops_answering(capsys):
 
     from optuna.exceptions import StorageInternalError
 
-    from castrig.cli.explore import _watch
+    from castrig.cli.explore import _watch, storage_errors
+
+    storage_errors()  # (its imports, and _watch's, before the worker's 3 s start: under load they took
+    from castrig.explore.distributed import counted  # noqa: F401  most of 2 s, and _watch asked only twice)
 
     class Restarting:
         calls = 0
@@ -379,7 +382,7 @@ def test_the_coordinator_rides_out_a_storage_that_stops_answering(capsys):
                 raise StorageInternalError("server closed the connection unexpectedly")
             return []
 
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"])
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
     study = Restarting()
     _watch(study, [worker], lambda t: None)
     assert worker.returncode == 0 and study.calls >= 3
