@@ -134,7 +134,8 @@ def test_map_ranges_must_be_finite_ordered_and_sane_before_anything_is_written(t
 
 
 def _a_map(data: Path, rhs: list[float]) -> str:
-    """A claim-1 map study in DATA/explore/map-claim1, queued (not run) at ``rhs`` × 5 mg/mL, 2 slpm; its storage."""
+    """A claim-1 map study in DATA/explore/map-claim1 (the one-field template: asked again with
+    ``*ONE_FIELD``), queued (not run) at ``rhs`` × 5 mg/mL, 2 slpm; its storage."""
     from castrig.explore.distributed import start_map, storage_url
     from castrig.explore.gridmap import Grid
     from castrig.explore.search import make_settings
@@ -142,7 +143,7 @@ def _a_map(data: Path, rhs: list[float]) -> str:
     folder = data / "explore" / "map-claim1"
     url = storage_url(None, folder)
     settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=Path("hw_profiles/sim.yaml").absolute(), budget=1,
-                             support_pore_um=5.0)
+                             support_pore_um=5.0, template_path=Path(ONE_FIELD[1]))
     folder.mkdir(parents=True)
     start_map(url, "map-claim1", settings, Grid(rhs, [5.0], [0.2], 2.0, [1]))
     return url
@@ -152,7 +153,7 @@ def test_a_map_folder_poisoned_with_nan_by_an_older_castrig_maps_again(tmp_path)
 
     data = tmp_path / "data"
     url = _a_map(data, [float("nan")])  # what '--rh 60:70:inf' left
-    r = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--data", str(data), timeout_s=120)
+    r = castrig("explore", "map", "--rh", "60", "--concentration", "5", *ONE_FIELD, "--data", str(data), timeout_s=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Traceback" not in r.stderr and "queued again" not in r.stderr
     rows = map_results(load_study(url, "map-claim1"))
@@ -168,11 +169,11 @@ def test_bad_support_pore_is_refused_before_anything_is_written_and_the_correcte
         r = castrig_main(capsys, "explore", "map", "--rh", "60", "--concentration", "5", "--support-pore-um", value, "--data", str(data))
         _refused(r, "--support-pore-um")
     assert not data.exists()
-    r = castrig(*SEARCH, "--budget", "1", "--data", str(data), timeout_s=120)
+    r = castrig(*SEARCH, *ONE_FIELD, "--budget", "1", "--data", str(data), timeout_s=120)
     assert r.returncode in (0, 1) and "#0" in r.stdout, r.stdout + r.stderr  # not "this folder holds another search"
 
 
-def test_another_search_in_the_folder_is_named_by_the_setting_that_differs(tmp_path):
+def test_another_search_in_the_folder_is_named_by_the_setting_that_differs(tmp_path, capsys):
     from castrig.explore.journal import SearchFolder
     from castrig.explore.search import make_settings
 
@@ -181,12 +182,12 @@ def test_another_search_in_the_folder_is_named_by_the_setting_that_differs(tmp_p
     old = make_settings(grade="claim1", target_d_um=3.0, tolerance=0.01, profile_path=Path("hw_profiles/sim.yaml").absolute(),
                         support_pore_um=8.0)
     SearchFolder(folder).open(old)  # a search with --support-pore-um 8 was started here
-    r = castrig(*SEARCH, "--budget", "1", "--data", str(data), timeout_s=60)
+    r = castrig_main(capsys, *SEARCH, "--budget", "1", "--data", str(data))  # refused before anything runs
     assert r.returncode == 2, r.stdout + r.stderr
     assert "this folder holds another search" in r.stderr and "different: template.support_pore_um." in r.stderr, r.stderr
 
 
-def test_the_map_example_in_the_help_is_accepted_and_map_values_are_checked_against_the_recipe(tmp_path):
+def test_the_map_example_in_the_help_is_accepted_and_map_values_are_checked_against_the_recipe(tmp_path, capsys):
     help_text = castrig("explore", "--help", timeout_s=60).stdout
     example = next(line.split("castrig ", 1)[1].split() for line in help_text.splitlines() if "castrig explore map " in line)
     assert example[:2] == ["explore", "map"] and "--rh" in example
@@ -202,7 +203,8 @@ def test_the_map_example_in_the_help_is_accepted_and_map_values_are_checked_agai
     # the map's limits are the recipe's (RH 20 to 100) within what the twin's lines can mix (up to 98 %RH)
     for args, option in ((("--rh", "10"), "--rh"), (("--rh", "99"), "--rh"), (("--rh", "60", "--volume", "0:1:0.5"), "--volume"),
                          (("--rh", "60", "--flow", "50"), "--flow")):
-        r = castrig("explore", "map", *args, "--concentration", "5", "--data", str(tmp_path / "refused"), timeout_s=60)
+        # (refusals before anything runs: the CLI in this process, conftest castrig_main)
+        r = castrig_main(capsys, "explore", "map", *args, "--concentration", "5", "--data", str(tmp_path / "refused"))
         _refused(r, option)
     assert not (tmp_path / "refused").exists()
 
@@ -301,7 +303,7 @@ def test_a_recipe_found_at_another_flow_says_to_run_it_with_found_profile(tmp_pa
     assert "run with found-profile.yaml (control.total_flow_slpm = 3)" in description, description
 
 
-def test_a_map_asked_again_at_another_flow_is_refused(tmp_path):
+def test_a_map_asked_again_at_another_flow_is_refused(tmp_path, capsys):
     """A map made at 2 slpm, asked again with --flow 3: its cells are keyed by RH, concentration
     and volume, so the 3 slpm point was drawn as a second seed of the 2 slpm cell (D the mean of
     the two flows'), and map.json said the whole map was made at 3 slpm."""
@@ -309,13 +311,14 @@ def test_a_map_asked_again_at_another_flow_is_refused(tmp_path):
 
     data = tmp_path / "data"
     url = _a_map(data, [60.0])  # at 2 slpm
-    r = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--flow", "3", "--data", str(data), timeout_s=120)
+    r = castrig_main(capsys, "explore", "map", "--rh", "60", "--concentration", "5", "--flow", "3", *ONE_FIELD,
+                     "--data", str(data))  # refused before anything runs
     said = " ".join(r.stderr.split())
     assert r.returncode == 2 and "was made at --flow 2 slpm; --flow 3 would mix two flows" in said, r.stdout + r.stderr
     assert len(load_study(url, "map-claim1").get_trials(deepcopy=False)) == 1  # nothing queued at 3 slpm
 
 
-def test_study_names_are_bounded_and_a_workers_folder_stays_in_the_data_root(tmp_path):
+def test_study_names_are_bounded_and_a_workers_folder_stays_in_the_data_root(tmp_path, capsys):
     """A 600-character --study was an Optuna traceback (exit 1); a study named
     "../../../escaped" gave its worker the folder DATA/explore/worker-../../../escaped, outside the
     data root."""
@@ -323,12 +326,13 @@ def test_study_names_are_bounded_and_a_workers_folder_stays_in_the_data_root(tmp
     from castrig.explore.gridmap import Grid
     from castrig.explore.search import make_settings
 
-    long = castrig("explore", "map", "--rh", "60", "--concentration", "5", "--study", "x" * 600, "--data", str(tmp_path / "d"))
+    long = castrig_main(capsys, "explore", "map", "--rh", "60", "--concentration", "5", "--study", "x" * 600,
+                        "--data", str(tmp_path / "d"))  # refused before anything runs
     assert long.returncode == 2 and "--study" in long.stderr and "1 to 200 printable characters" in long.stderr, long.stderr
     assert "Traceback" not in long.stderr and not (tmp_path / "d").exists()
     journal = tmp_path / "study.journal"
     settings = make_settings(grade="claim1", target_d_um=3.0, profile_path=Path("hw_profiles/sim.yaml").absolute(), budget=1,
-                             support_pore_um=5.0)
+                             support_pore_um=5.0, template_path=Path(ONE_FIELD[1]))  # (cheaper trial)
     start_map(storage_url(None, tmp_path), "../../../escaped", settings, Grid([60.0], [5.0], [0.2], 2.0, [1]))
     here = tmp_path / "a" / "b" / "c"
     here.mkdir(parents=True)
@@ -364,7 +368,10 @@ def test_the_coordinator_rides_out_a_storage_that_stops_answering(capsys):
 
     from optuna.exceptions import StorageInternalError
 
-    from castrig.cli.explore import _watch
+    from castrig.cli.explore import _watch, storage_errors
+
+    storage_errors()  # (its imports, and _watch's, before the worker's 3 s start: under load they took
+    from castrig.explore.distributed import counted  # noqa: F401  most of 2 s, and _watch asked only twice)
 
     class Restarting:
         calls = 0
@@ -375,7 +382,7 @@ def test_the_coordinator_rides_out_a_storage_that_stops_answering(capsys):
                 raise StorageInternalError("server closed the connection unexpectedly")
             return []
 
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"])
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
     study = Restarting()
     _watch(study, [worker], lambda t: None)
     assert worker.returncode == 0 and study.calls >= 3

@@ -90,7 +90,8 @@ def test_two_maps_of_one_postgresql_study_started_together_run_each_point_once(t
     (a PostgreSQL advisory lock): the second map finds the first's points queued.
     On a new database (here a new schema) both also created Optuna's tables, and one ended
     "cannot open it: duplicate key value violates unique constraint" (CI met it once, when this
-    was the first test to use the storage): opening a storage holds a lock too."""
+    was the first test to use the storage): opening a storage holds a lock too. (A 2-point grid
+    here: points counted twice show the same way, at half the twin runs.)"""
     import psycopg
 
     url, schema = pg_schema
@@ -98,7 +99,7 @@ def test_two_maps_of_one_postgresql_study_started_together_run_each_point_once(t
         conn.execute(f"CREATE SCHEMA {schema}")  # type: ignore[arg-type]
     storage = f"{url}?options=-csearch_path%3D{schema}"
     name = f"race-{uuid.uuid4().hex[:8]}"
-    args = ("explore", "map", "--rh", "65:80:15", "--concentration", "3:8:5", "--storage", storage, "--study", name,
+    args = ("explore", "map", "--rh", "65:80:15", "--concentration", "3", "--storage", storage, "--study", name,
             "--profile", str(SIM), "--template", str(ONE_FIELD))
     maps = [reap(start_castrig(*args, "--folder", str(tmp_path / x))) for x in "ab"]
     for proc in maps:
@@ -106,8 +107,8 @@ def test_two_maps_of_one_postgresql_study_started_together_run_each_point_once(t
         assert proc.returncode == 0, (out, err[-2000:])
     study = load_study(storage, name)
     keys = _keys(study)
-    assert len(keys) == 4 and all(n == 1 for n in keys.values()), keys
-    assert len([t for t in study.get_trials(deepcopy=False) if "point" in t.user_attrs]) == 4
+    assert len(keys) == 2 and all(n == 1 for n in keys.values()), keys
+    assert len([t for t in study.get_trials(deepcopy=False) if "point" in t.user_attrs]) == 2
 
 
 def _a_worker_mid_trial(url: str, name: str, tmp_path: Path, reap, monkeypatch):
@@ -171,19 +172,20 @@ def test_a_search_on_two_workers_resumes_from_the_storage_alone(tmp_path):
 
 def test_a_map_resumed_after_ctrl_c_runs_only_the_missing_points(tmp_path, reap):
     folder = tmp_path / "map"
-    args = ["explore", "map", "--rh", "65:80:15", "--concentration", "3:8:5", "--folder", str(folder), "--profile", str(SIM),
+    # (3 points: one done before Ctrl-C, the rest missing -- a fourth was one more twin run)
+    args = ["explore", "map", "--rh", "65:80:7.5", "--concentration", "3", "--folder", str(folder), "--profile", str(SIM),
             "--template", str(ONE_FIELD)]
     first = reap(start_castrig(*args))
     study = wait_until(lambda: (s := _try_load(folder)) is not None and map_results(s) and s, timeout_s=60, what="a first point")
     first.send_signal(signal.SIGINT)
     first.wait(timeout=60)
     done_before = {point_key(r["point"], r["seed"]): r["trial"] for r in map_results(load_study(storage_url(None, folder), "map-claim1"))}
-    assert 1 <= len(done_before) < 4
+    assert 1 <= len(done_before) < 3
     again = castrig(*args, timeout_s=120)
     assert again.returncode == 0, again.stderr
-    assert f"4 points asked: {len(done_before)} done before" in again.stdout and "0 added" in again.stdout
+    assert f"3 points asked: {len(done_before)} done before" in again.stdout and "0 added" in again.stdout
     study = load_study(storage_url(None, folder), "map-claim1")
-    assert sorted(_keys(study).values()) == [1, 1, 1, 1]
+    assert sorted(_keys(study).values()) == [1, 1, 1]
     after = {point_key(r["point"], r["seed"]): r["trial"] for r in map_results(study)}
     assert all(after[k] == n for k, n in done_before.items())  # the points done before were not run again
     html = (folder / "map.html").read_text()

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, castrig, csp_violations, make_study, wait_until
+from conftest import ROOT, castrig, csp_violations, made_once, make_study, wait_until
 
 from castrig.store import MembraneRecord, RunInfo, open_store
 
@@ -285,15 +285,35 @@ def test_explore_map_page_fills_in_without_reloading_in_chromium(tmp_path: Path,
         assert not errors, errors
 
 
-def test_a_search_frame_escapes_a_trial_kind_written_into_its_journal(tmp_path: Path, castrig_serve):
+@pytest.fixture(scope="session")
+def searched_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A data root holding one finished one-trial search (``castrig explore --target-grade claim1
+    --target-d-um 3 --tolerance 0.01 --budget 1``), run once per session (``made_once``, ~3 s of
+    CPU): the tests below only read its folder, each from its own copy."""
+    def make(data: Path) -> None:
+        res = castrig("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01", "--budget", "1",
+                      "--data", str(data), timeout_s=120)
+        assert res.returncode in (0, 1), res.stderr
+
+    return made_once(tmp_path_factory, worker_id, "explore-search", make)
+
+
+def _copy_search(searched: Path, data: Path) -> Path:
+    """The shared search's folder copied into DATA/explore; that folder."""
+    import shutil
+
+    (folder,) = [p for p in (searched / "explore").iterdir() if (p / "trials.jsonl").is_file()]
+    mine = data / "explore" / folder.name
+    shutil.copytree(folder, mine, symlinks=True)
+    return mine
+
+
+def test_a_search_frame_escapes_a_trial_kind_written_into_its_journal(tmp_path: Path, castrig_serve, searched_once):
     """A search's trials.jsonl is a file in the data folder: a "started" line written into it by
     hand, its kind markup, came out raw in the unfinished trial's row of map.html (the finished
     rows were escaped) — found by probing castrig serve with hostile study files."""
     data = tmp_path / "data"
-    res = castrig("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01", "--budget", "1",
-                  "--data", str(data), timeout_s=120)
-    assert res.returncode in (0, 1), res.stderr
-    (folder,) = [p for p in (data / "explore").iterdir() if (p / "trials.jsonl").is_file()]
+    folder = _copy_search(searched_once, data)
     evil = "<script>alert(3)</script><img src=x onerror=alert(3)>"
     started = next(json.loads(line) for line in (folder / "trials.jsonl").read_text().splitlines()
                    if json.loads(line).get("event") == "started")
@@ -362,7 +382,7 @@ def test_a_damaged_snapshot_or_search_file_is_named_not_500(tmp_path: Path, cast
     assert "Traceback" not in log, log[-2000:]
 
 
-def test_explore_pages_are_styled_with_no_inline_style_allowed_in_chromium(tmp_path: Path, castrig_serve, chrome):
+def test_explore_pages_are_styled_with_no_inline_style_allowed_in_chromium(tmp_path: Path, castrig_serve, chrome, searched_once):
     """The explore pages' policy allowed any inline style ('unsafe-inline': an injected style
     attribute could restyle or hide what the operator reads); the map's legend dot and the search
     frame carried style attributes. Now the styles come from castrig's stylesheet, and the search
@@ -370,10 +390,7 @@ def test_explore_pages_are_styled_with_no_inline_style_allowed_in_chromium(tmp_p
     data = tmp_path / "data"
     add_real_membrane(data, rh=65.0, conc=5.0, grades=["claim1"])
     make_study(data / "explore" / "map-claim1")
-    res = castrig("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01", "--budget", "1",
-                  "--data", str(data), timeout_s=120)
-    assert res.returncode in (0, 1), res.stderr
-    (search,) = [p.name for p in (data / "explore").iterdir() if (p / "trials.jsonl").is_file()]
+    search = _copy_search(searched_once, data).name
     with castrig_serve(data) as served:
         for path in ("explore", "explore/map-claim1", f"explore/{search}", f"explore/{search}/map.html"):
             code, _, headers = http(served.url + path)

@@ -38,22 +38,44 @@ def finished_run(finished_demo_run) -> tuple[Path, str]:
     return finished_demo_run  # one demo run per test process, shared with the report page's test
 
 
-def test_loopback_answers_only_loopback_host_names(finished_run, castrig_serve):
+@pytest.fixture(scope="module")
+def shared_server(finished_demo_run):
+    """The module's loopback server over the demo run's data root (shared_serve.SharedServer):
+    the four tests below that only read from it (no token, no cookie, nothing written) each
+    started their own, ~0.6 s of CPU; its whole log is checked at the module's end."""
+    from conftest import castrig_serve_process
+    from shared_serve import SharedServer
+
+    data, _ = finished_demo_run
+    with castrig_serve_process(data) as served:
+        server = SharedServer(served)
+        yield server
+        log = server.whole_log()
+        assert "Traceback" not in log and "Error" not in log, log[-3000:]
+
+
+@pytest.fixture
+def served_here(shared_server):
+    """``(the module's server, where its log stood as the test began)``: ``server.log_since(mark)``."""
+    return shared_server, shared_server.mark()
+
+
+def test_loopback_answers_only_loopback_host_names(finished_run, served_here):
     data, uid = finished_run
-    with castrig_serve(data) as served:
-        port = urlsplit(served.url).port
-        for host in ("rebind.attacker.example", f"rebind.attacker.example:{port}", f"127.0.0.1.nip.io:{port}",
-                     f"localhost.attacker.example:{port}", "10.0.0.5", ""):
-            for path in ("/api/runs", f"/api/runs/{uid}", "/", f"/api/runs/{uid}/samples"):
-                code, body = request(served.url, path, host=host)
-                assert code == 400, (host, path, code)
-                assert uid not in body
-        # the names a person (or an SSH tunnel's local port) uses are answered
-        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", "LOCALHOST:9000", f"127.0.0.2:{port}", "[::1]:8765"):
-            code, body = request(served.url, "/api/runs", host=host)
-            assert code == 200 and json.loads(body)[0]["uid"] == uid, (host, code, body)
-        assert request(served.url, f"/api/runs/{uid}")[0] == 200  # urllib/curl's own Host
-        assert "Traceback" not in server_log(served)
+    served, mark = served_here
+    port = urlsplit(served.url).port
+    for host in ("rebind.attacker.example", f"rebind.attacker.example:{port}", f"127.0.0.1.nip.io:{port}",
+                 f"localhost.attacker.example:{port}", "10.0.0.5", ""):
+        for path in ("/api/runs", f"/api/runs/{uid}", "/", f"/api/runs/{uid}/samples"):
+            code, body = request(served.url, path, host=host)
+            assert code == 400, (host, path, code)
+            assert uid not in body
+    # the names a person (or an SSH tunnel's local port) uses are answered
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", "LOCALHOST:9000", f"127.0.0.2:{port}", "[::1]:8765"):
+        code, body = request(served.url, "/api/runs", host=host)
+        assert code == 200 and json.loads(body)[0]["uid"] == uid, (host, code, body)
+    assert request(served.url, f"/api/runs/{uid}")[0] == 200  # urllib/curl's own Host
+    assert "Traceback" not in served.log_since(mark)
 
 
 #: Host headers that name loopback, in the forms browsers, curl and SSH tunnels send
@@ -69,20 +91,20 @@ BAD_HOSTS = ("127.0.0.1:80@evil.com", "127.0.0.1@evil.com", "user@127.0.0.1", "u
              "localh\xf6st", ("127.0.0.1", "evil.com"), ("evil.com", "127.0.0.1"))
 
 
-def test_the_host_header_is_parsed_strictly(finished_run, castrig_serve):
+def test_the_host_header_is_parsed_strictly(finished_run, served_here):
     """``Host: 127.0.0.1:80@evil.com`` (and a userinfo, a name ending in a loopback name, two ports,
     trailing junk) was read as loopback: a rebinding page sending it read every run. Only a host
     and an optional port, naming loopback, are answered; the rest is the 400 a foreign name gets."""
     data, uid = finished_run
-    with castrig_serve(data) as served:
-        for host in GOOD_HOSTS:
-            code, body = request(served.url, "/api/runs", host=host)
-            assert code == 200 and json.loads(body)[0]["uid"] == uid, (host, code, body)
-        for host in BAD_HOSTS:
-            for path in ("/api/runs", "/"):
-                code, body = request(served.url, path, host=host)
-                assert code == 400 and uid not in body, (host, path, code, body[:200])
-        assert "Traceback" not in server_log(served)
+    served, mark = served_here
+    for host in GOOD_HOSTS:
+        code, body = request(served.url, "/api/runs", host=host)
+        assert code == 200 and json.loads(body)[0]["uid"] == uid, (host, code, body)
+    for host in BAD_HOSTS:
+        for path in ("/api/runs", "/"):
+            code, body = request(served.url, path, host=host)
+            assert code == 400 and uid not in body, (host, path, code, body[:200])
+    assert "Traceback" not in served.log_since(mark)
 
 
 def test_non_loopback_keeps_the_token_and_any_host(tmp_path: Path, finished_run, castrig_serve):
@@ -94,21 +116,21 @@ def test_non_loopback_keeps_the_token_and_any_host(tmp_path: Path, finished_run,
         assert code == 200 and json.loads(body)[0]["uid"] == uid
 
 
-def test_bad_numbers_are_400_or_404_not_500(finished_run, castrig_serve):
+def test_bad_numbers_are_400_or_404_not_500(finished_run, served_here):
     data, uid = finished_run
-    with castrig_serve(data) as served:
-        assert request(served.url, f"/runs/{uid}/images/1.png")[0] == 200
-        for n in ("99999999999999999999999", str(2**63), "0"):
-            assert request(served.url, f"/runs/{uid}/images/{n}.png")[0] == 404, n
-        for path in ("stream?after=abc", "stream?events_after=x", "stream?after=-1", f"stream?after={2**64}",
-                     "samples?after=abc", f"samples?after={2**64}", "samples?since=nan", "samples?since=abc",
-                     "events?after=abc", f"events?after={10**30}"):
-            code, body = request(served.url, f"/api/runs/{uid}/{path}")
-            assert code == 400 and "error" in json.loads(body), (path, code, body)
-        code, body = request(served.url, f"/api/runs/{uid}/events?after=0")
-        assert code == 200 and json.loads(body)
-        err = server_log(served)
-        assert "Traceback" not in err and "Error" not in err, err[-2000:]
+    served, mark = served_here
+    assert request(served.url, f"/runs/{uid}/images/1.png")[0] == 200
+    for n in ("99999999999999999999999", str(2**63), "0"):
+        assert request(served.url, f"/runs/{uid}/images/{n}.png")[0] == 404, n
+    for path in ("stream?after=abc", "stream?events_after=x", "stream?after=-1", f"stream?after={2**64}",
+                 "samples?after=abc", f"samples?after={2**64}", "samples?since=nan", "samples?since=abc",
+                 "events?after=abc", f"events?after={10**30}"):
+        code, body = request(served.url, f"/api/runs/{uid}/{path}")
+        assert code == 400 and "error" in json.loads(body), (path, code, body)
+    code, body = request(served.url, f"/api/runs/{uid}/events?after=0")
+    assert code == 200 and json.loads(body)
+    err = served.log_since(mark)
+    assert "Traceback" not in err and "Error" not in err, err[-2000:]
 
 
 def test_a_damaged_run_folder_is_named_not_500(finished_run, tmp_path: Path, castrig_serve):
@@ -139,23 +161,23 @@ def test_a_damaged_run_folder_is_named_not_500(finished_run, tmp_path: Path, cas
         assert "Traceback" not in err, err[-2000:]
 
 
-def test_bad_runs_filters_are_400_naming_the_parameter(finished_run, castrig_serve):
+def test_bad_runs_filters_are_400_naming_the_parameter(finished_run, served_here):
     """The runs list said 200 [] (the page: 'no runs') to filters `castrig runs` refuses (exit 2):
     now 400 naming the parameter and what it allows; good filters still filter."""
     data, uid = finished_run
-    with castrig_serve(data) as served:
-        for query, name, allowed in (("since=2026-13-45", "since", "YYYY-MM-DD"), ("since=nan", "since", "YYYY-MM-DD"),
-                                     ("outcome=x", "outcome", "completed, aborted"), ("grade=claim9", "grade", "claim1, claim2")):
-            code, body = request(served.url, f"/api/runs?{query}")
-            assert code == 400 and name in json.loads(body)["error"] and allowed in body, (query, code, body)
-            code, page = request(served.url, f"/?{query}")
-            assert code == 400 and allowed in page and "no runs" not in page, (query, code, page)
-        day = uid[:4] + "-" + uid[4:6] + "-" + uid[6:8]
-        for query, n in ((f"since={day}", 1), ("since=2999-01-01", 0), ("since=2999-01-01T00:00:00Z", 0),
-                         ("outcome=completed", 1), ("outcome=paused", 0), ("grade=claim1", None), ("", 1)):
-            code, body = request(served.url, f"/api/runs?{query}")
-            assert code == 200 and (n is None or len(json.loads(body)) == n), (query, code, body)
-        assert "Traceback" not in server_log(served)
+    served, mark = served_here
+    for query, name, allowed in (("since=2026-13-45", "since", "YYYY-MM-DD"), ("since=nan", "since", "YYYY-MM-DD"),
+                                 ("outcome=x", "outcome", "completed, aborted"), ("grade=claim9", "grade", "claim1, claim2")):
+        code, body = request(served.url, f"/api/runs?{query}")
+        assert code == 400 and name in json.loads(body)["error"] and allowed in body, (query, code, body)
+        code, page = request(served.url, f"/?{query}")
+        assert code == 400 and allowed in page and "no runs" not in page, (query, code, page)
+    day = uid[:4] + "-" + uid[4:6] + "-" + uid[6:8]
+    for query, n in ((f"since={day}", 1), ("since=2999-01-01", 0), ("since=2999-01-01T00:00:00Z", 0),
+                     ("outcome=completed", 1), ("outcome=paused", 0), ("grade=claim1", None), ("", 1)):
+        code, body = request(served.url, f"/api/runs?{query}")
+        assert code == 200 and (n is None or len(json.loads(body)) == n), (query, code, body)
+    assert "Traceback" not in served.log_since(mark)
 
 
 def test_a_read_only_data_root_is_served(finished_run, tmp_path: Path, read_only_mount, castrig_serve):

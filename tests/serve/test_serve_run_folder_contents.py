@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
 
 from conftest import drop_micrographs
@@ -39,34 +40,75 @@ def _copy(finished_demo_run, tmp_path: Path, images: bool = True) -> tuple[Path,
     return mine, mine / uid
 
 
-def test_a_run_id_longer_than_a_file_name_is_no_such_run(tmp_path, finished_demo_run, castrig_serve):
-    data, _ = _copy(finished_demo_run, tmp_path)
-    with castrig_serve(data) as served:
-        base = served.url.rstrip("/")
-        for route in ("/api/runs/{}", "/api/runs/{}/events", "/runs/{}", "/runs/{}/report.html", "/runs/{}/images/1.png"):
-            code, body = get(base + route.format("a" * 256))
-            assert code == 404, (route, code, body[-500:])
-        served.proc.send_signal(2)
-        _, err = served.proc.communicate(timeout=20)
+class _Shared:
+    """One ``castrig serve`` over one data root for this module's tests that only read through
+    it: each puts its own spoilt copy of the demo run in (``copy``, under a name of its own) and
+    asks for it (each started a server of its own, ~0.6 s of CPU). The server's log is read per
+    test (``log_since``) and whole at the module's end."""
+
+    def __init__(self, root: Path, server) -> None:
+        self.root, self.server = root, server
+
+    def copy(self, finished_demo_run, tag: str, images: bool = True) -> tuple[Path, Path]:
+        """The demo run copied into the served root as ``RUNID-TAG``; ``images=False``: without
+        its micrographs (see :func:`_copy`). ``(data root, run folder)``."""
+        data, uid = finished_demo_run
+        run = self.root / f"{uid}-{tag}"
+        shutil.copytree(data / uid, run, symlinks=True)
+        if not images:
+            drop_micrographs(run)
+        return self.root, run
+
+
+@pytest.fixture(scope="module")
+def shared_serve(tmp_path_factory):
+    from conftest import castrig_serve_process
+    from shared_serve import SharedServer
+
+    root = tmp_path_factory.mktemp("served") / "data"
+    root.mkdir()
+    with castrig_serve_process(root) as served:
+        server = SharedServer(served)
+        yield _Shared(root, server)
+        log = server.whole_log()
+        assert "Traceback" not in log, log[-3000:]
+
+
+@pytest.fixture
+def shared(shared_serve):
+    """``(the module's data root and server, where the server's log stood as the test began)``."""
+    return shared_serve, shared_serve.server.mark()
+
+
+def test_a_run_id_longer_than_a_file_name_is_no_such_run(tmp_path, finished_demo_run, shared):
+    here, mark = shared
+    data, _ = here.copy(finished_demo_run, "long")
+    served = here.server
+    base = served.url.rstrip("/")
+    for route in ("/api/runs/{}", "/api/runs/{}/events", "/runs/{}", "/runs/{}/report.html", "/runs/{}/images/1.png"):
+        code, body = get(base + route.format("a" * 256))
+        assert code == 404, (route, code, body[-500:])
+    err = served.log_since(mark)
     assert "Traceback" not in err, err[-3000:]
 
 
-def test_a_damaged_micrograph_is_said_unreadable_not_a_500(tmp_path, finished_demo_run, castrig_serve):
-    data, run = _copy(finished_demo_run, tmp_path)
+def test_a_damaged_micrograph_is_said_unreadable_not_a_500(tmp_path, finished_demo_run, shared):
+    here, mark = shared
+    data, run = here.copy(finished_demo_run, "damaged-tif")
     (rel,) = sqlite3.connect(run / "run.sqlite").execute("SELECT path FROM images WHERE id = 1").fetchone()
     (run / rel).write_bytes(b"not a tiff")
-    with castrig_serve(data) as served:
-        base = served.url.rstrip("/")
-        code, body = get(f"{base}/runs/{run.name}/images/1.png")
-        assert code == 422 and "unreadable" in body, (code, body[-500:])
-        assert get(f"{base}/runs/{run.name}/report.html")[0] == 200
-        served.proc.send_signal(2)
-        _, err = served.proc.communicate(timeout=20)
+    served = here.server
+    base = served.url.rstrip("/")
+    code, body = get(f"{base}/runs/{run.name}/images/1.png")
+    assert code == 422 and "unreadable" in body, (code, body[-500:])
+    assert get(f"{base}/runs/{run.name}/report.html")[0] == 200
+    err = served.log_since(mark)
     assert "Traceback" not in err, err[-3000:]
 
 
-def test_the_report_reads_no_micrograph_from_outside_the_run_folder(tmp_path, finished_demo_run, castrig_serve):
-    data, run = _copy(finished_demo_run, tmp_path)
+def test_the_report_reads_no_micrograph_from_outside_the_run_folder(tmp_path, finished_demo_run, shared):
+    here, mark = shared
+    data, run = here.copy(finished_demo_run, "outside-tif")
     outside = tmp_path / "outside" / "secret.tif"
     outside.parent.mkdir()
     tifffile.imwrite(outside, np.full((64, 64), 7, np.uint8))
@@ -78,50 +120,53 @@ def test_the_report_reads_no_micrograph_from_outside_the_run_folder(tmp_path, fi
     db.execute("UPDATE images SET path = ? WHERE id = 3", (f"../../outside/{outside.name}",))  # a '..' path
     db.commit()
     db.close()
-    with castrig_serve(data) as served:
-        base = served.url.rstrip("/")
-        for image_id in (1, 2, 3):
-            assert get(f"{base}/runs/{run.name}/images/{image_id}.png")[0] == 404
-        code, body = get(f"{base}/api/runs/{run.name}/report")
-        listed = get(f"{base}/api/runs/{run.name}")[1]  # the images' sizes, read from their headers
+    served = here.server
+    base = served.url.rstrip("/")
+    for image_id in (1, 2, 3):
+        assert get(f"{base}/runs/{run.name}/images/{image_id}.png")[0] == 404
+    code, body = get(f"{base}/api/runs/{run.name}/report")
+    listed = get(f"{base}/api/runs/{run.name}")[1]  # the images' sizes, read from their headers
     assert code == 200
     assert '"width_px": 64' not in listed and '"width_px":64' not in listed
     assert '"width_px": 64' not in body and '"width_px":64' not in body
     assert body.count("not a file inside the run folder") >= 3, body[-2000:]
 
 
-def test_recipe_yaml_is_not_followed_out_of_the_run_folder(tmp_path, finished_demo_run, castrig_serve):
-    data, run = _copy(finished_demo_run, tmp_path)
+def test_recipe_yaml_is_not_followed_out_of_the_run_folder(tmp_path, finished_demo_run, shared):
+    here, mark = shared
+    data, run = here.copy(finished_demo_run, "recipe-link")
     (run / "recipe.yaml").unlink()
     (run / "recipe.yaml").symlink_to("/etc/passwd")
-    with castrig_serve(data) as served:
-        base = served.url.rstrip("/")
-        code, body = get(f"{base}/api/runs/{run.name}")
+    served = here.server
+    base = served.url.rstrip("/")
+    code, body = get(f"{base}/api/runs/{run.name}")
     assert code == 200
     assert "root:" not in body
 
 
-def test_a_run_folder_symlinked_in_from_outside_the_data_root_is_not_served(tmp_path, finished_demo_run, castrig_serve):
+def test_a_run_folder_symlinked_in_from_outside_the_data_root_is_not_served(tmp_path, finished_demo_run, shared):
     """Whoever may write the data root linked a run folder from elsewhere into it: every reader of
     the web application was served that folder's records, report and micrographs."""
-    data, run = _copy(finished_demo_run, tmp_path)
+    here, mark = shared
+    data, run = here.copy(finished_demo_run, "folder-link")
     outside = tmp_path / "elsewhere" / "20990101-000000-private"
     shutil.copytree(run, outside)
     (data / outside.name).symlink_to(outside, target_is_directory=True)
-    with castrig_serve(data) as served:
-        base = served.url.rstrip("/")
-        code, listing = get(f"{base}/api/runs")
-        assert code == 200 and run.name in listing and outside.name not in listing, listing[-800:]
-        for route in ("/api/runs/{}", "/api/runs/{}/events", "/runs/{}", "/runs/{}/report.html", "/runs/{}/images/1.png"):
-            code, body = get(base + route.format(outside.name))
-            assert code == 404, (route, code, body[-300:])
-        assert get(f"{base}/api/runs/{run.name}")[0] == 200  # the run that is there still is
+    served = here.server
+    base = served.url.rstrip("/")
+    code, listing = get(f"{base}/api/runs")
+    assert code == 200 and run.name in listing and outside.name not in listing, listing[-800:]
+    for route in ("/api/runs/{}", "/api/runs/{}/events", "/runs/{}", "/runs/{}/report.html", "/runs/{}/images/1.png"):
+        code, body = get(base + route.format(outside.name))
+        assert code == 404, (route, code, body[-300:])
+    assert get(f"{base}/api/runs/{run.name}")[0] == 200  # the run that is there still is
 
 
-def test_a_run_whose_records_are_symlinked_from_outside_the_data_root_is_not_served(tmp_path, finished_demo_run, castrig_serve):
+def test_a_run_whose_records_are_symlinked_from_outside_the_data_root_is_not_served(tmp_path, finished_demo_run, shared):
     """The run folder is in the data root, but its run.sqlite (or run.json) is a link to another
     run's outside it: its events and report were served (a marker event planted outside came back)."""
-    data, run = _copy(finished_demo_run, tmp_path)
+    here, mark = shared
+    data, run = here.copy(finished_demo_run, "rec")
     for name in ("run.sqlite", "run.json"):
         linked = data / f"{run.name}-{name.split('.')[1]}"
         shutil.copytree(run, linked)
@@ -130,14 +175,14 @@ def test_a_run_whose_records_are_symlinked_from_outside_the_data_root_is_not_ser
         shutil.copy(run / name, outside)
         (linked / name).unlink()
         (linked / name).symlink_to(outside)
-    with castrig_serve(data) as served:
-        base = served.url.rstrip("/")
-        code, listing = get(f"{base}/api/runs")
-        assert code == 200 and f'"{run.name}"' in listing and "-sqlite" not in listing and "-json" not in listing, listing[-800:]
-        for uid in (f"{run.name}-sqlite", f"{run.name}-json"):
-            for route in ("/api/runs/{}", "/api/runs/{}/events", "/api/runs/{}/report", "/runs/{}/report.html"):
-                code, body = get(base + route.format(uid))
-                assert code == 404, (route, code, body[-300:])
+    served = here.server
+    base = served.url.rstrip("/")
+    code, listing = get(f"{base}/api/runs")
+    assert code == 200 and f'"{run.name}"' in listing and "-sqlite" not in listing and "-json" not in listing, listing[-800:]
+    for uid in (f"{run.name}-sqlite", f"{run.name}-json"):
+        for route in ("/api/runs/{}", "/api/runs/{}/events", "/api/runs/{}/report", "/runs/{}/report.html"):
+            code, body = get(base + route.format(uid))
+            assert code == 404, (route, code, body[-300:])
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -154,8 +199,11 @@ def test_report_requests_at_once_decode_one_run_at_a_time(tmp_path, finished_dem
     from concurrent.futures import ThreadPoolExecutor
 
     data, run = _copy(finished_demo_run, tmp_path)
-    for path in (run / "images").glob("*.tif"):  # large, cheap to store: they decompress to 32 MB each
-        tifffile.imwrite(path, np.full((4000, 4000), 1000, np.uint16), compression="zlib")
+    # one large, cheap to store: it decompresses to 32 MB; the rest small (each report
+    # measures every micrograph again: six large ones were ~3 s of the server's CPU for this test)
+    for i, path in enumerate(sorted((run / "images").glob("*.tif"))):
+        side = 4000 if i < 1 else 64
+        tifffile.imwrite(path, np.full((side, side), 1000, np.uint16), compression="zlib")
     with castrig_serve(data) as served:
         url = f"{served.url.rstrip('/')}/api/runs/{run.name}/report"
         assert get(url)[0] in (200, 409)
@@ -168,7 +216,7 @@ def test_report_requests_at_once_decode_one_run_at_a_time(tmp_path, finished_dem
     print(f"peak RSS: one report {one:.0f} MB, then four at once {four:.0f} MB")
 
 
-def test_no_file_run_json_names_outside_the_run_folder_is_served_as_its_recipe(tmp_path, finished_demo_run, castrig_serve):
+def test_no_file_run_json_names_outside_the_run_folder_is_served_as_its_recipe(tmp_path, finished_demo_run, shared):
     """An outside tester: with the run's copy of its recipe gone, ``recipe_path`` in run.json was
     read instead, if its ``name`` matched ``recipe_name`` (both hand-editable): pointed at a rig
     profile (its name is run.json's ``profile_name``), serve handed the profile, its database
@@ -177,25 +225,26 @@ def test_no_file_run_json_names_outside_the_run_folder_is_served_as_its_recipe(t
 
     from conftest import castrig
 
-    data, run = _copy(finished_demo_run, tmp_path, images=False)
+    here, mark = shared
+    data, run = here.copy(finished_demo_run, "no-recipe", images=False)
     secret = tmp_path / "outside" / "rig-a.yaml"
     secret.parent.mkdir()
     secret.write_text("name: sim\nstore: {url: 'postgresql://castrig:hunter2-DB-PASSWORD@db.lab.example/rigs'}\n")
     (run / "recipe.yaml").unlink()
     info = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**info, "recipe_path": str(secret), "recipe_name": "sim"}))
-    with castrig_serve(data) as served:
-        base = served.url.rstrip("/")
-        for route in ("/api/runs/{}", "/api/runs/{}/report", "/runs/{}/report.html"):
-            code, body = get(base + route.format(run.name))
-            assert code == 200 and "hunter2" not in body, (route, code)
+    served = here.server
+    base = served.url.rstrip("/")
+    for route in ("/api/runs/{}", "/api/runs/{}/report", "/runs/{}/report.html"):
+        code, body = get(base + route.format(run.name))
+        assert code == 200 and "hunter2" not in body, (route, code)
     done = castrig("report", str(run))
     assert done.returncode == 0, done.stderr
     page = (run / "report.html").read_text()
     assert "hunter2" not in page and "rebuilt from run.json" in page
 
 
-def test_the_reports_log_problems_come_from_the_run_folders_own_log_read_bounded(tmp_path, finished_demo_run, castrig_serve):
+def test_the_reports_log_problems_come_from_the_run_folders_own_log_read_bounded(tmp_path, finished_demo_run, shared):
     """An outside tester: ``log.jsonl`` was read through a symlink (another service's log: its
     errors, a secret in them, became the report's problems) and whole (300 MB: 654 MB of memory
     for each report asked of `castrig serve`). A link is not followed; a long log is read from
@@ -204,14 +253,15 @@ def test_the_reports_log_problems_come_from_the_run_folders_own_log_read_bounded
 
     from conftest import castrig
 
-    data, run = _copy(finished_demo_run, tmp_path, images=False)
+    here, mark = shared
+    data, run = here.copy(finished_demo_run, "log-link", images=False)
     other = tmp_path / "outside" / "service.log"
     other.parent.mkdir()
     other.write_text(json.dumps({"level": "error", "event": "login failed", "error": "SECRET-OF-ANOTHER-SERVICE"}) + "\n")
     (run / "log.jsonl").rename(tmp_path / "own.log")
     (run / "log.jsonl").symlink_to(other)
-    with castrig_serve(data) as served:
-        code, body = get(f"{served.url.rstrip('/')}/api/runs/{run.name}/report")
+    served = here.server
+    code, body = get(f"{served.url.rstrip('/')}/api/runs/{run.name}/report")
     assert code == 200 and "SECRET" not in body
     (run / "log.jsonl").unlink()
     with open(run / "log.jsonl", "wb") as fh:  # a problem, 20 MB of routine lines, a problem
