@@ -231,6 +231,22 @@ def terminal_run() -> Iterator[Callable[..., TerminalRun]]:
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def recipe_variant(source: Path, folder: Path, *changes: tuple[str, str]) -> Path:
+    """``source`` (a shipped or test recipe) with each ``(old, new)`` text replaced, written as
+    ``folder/<its name>`` (the same name, so the same run name and live title): for tests that
+    need its steps, not its length (a shorter hold, fewer fields or views, cheaper on the twin).
+    A change that finds nothing to replace fails the test, rather than running the original."""
+    text = source.read_text()
+    for old, new in changes:
+        assert old in text, (str(source), old)
+        text = text.replace(old, new)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / source.name
+    assert path != source, "a variant is written elsewhere"
+    path.write_text(text)
+    return path
+
+
 def castrig_env(**extra: str) -> dict[str, str]:
     """The environment a user's shell gives ``castrig``: no fleet store, unbuffered output."""
     env = {k: v for k, v in os.environ.items() if k != "CASTRIG_STORE"}
@@ -735,6 +751,50 @@ def raw_get(url: str, path: str, *, host: str | tuple[str, ...] | None = None,
 def castrig_serve() -> Callable[..., AbstractContextManager[Served]]:
     """``with castrig_serve(data) as served:`` (extra ``castrig serve`` arguments after ``data``)."""
     return castrig_serve_process
+
+
+# One ``castrig serve`` shared by the tests of a module that only read through it (each started its
+# own, ~0.6 s of CPU): its stderr read as it grows, so each test still checks that nothing it asked
+# left a traceback in the server's log.
+class SharedServer:
+    """A started ``castrig serve`` (conftest ``Served``) whose log is read as it grows:
+    ``mark()`` where it stands now, ``log_since(mark)`` what came after, ``whole_log()`` all of
+    it once stopped as Ctrl-C would (the module's end: a traceback written after a test's last
+    look still fails there)."""
+
+    def __init__(self, served) -> None:
+        self.served, self.url, self.proc, self.token = served, served.url, served.proc, served.token
+        self._log = b""
+        os.set_blocking(served.proc.stderr.fileno(), False)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.proc.stderr.fileno(), 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            self._log += chunk
+
+    def mark(self) -> int:
+        self._read()
+        return len(self._log)
+
+    def log_since(self, mark: int) -> str:
+        """What the server wrote to stderr since ``mark`` (after a moment: uvicorn logs a
+        request's traceback after its 500 is sent)."""
+        time.sleep(0.3)
+        self._read()
+        return self._log[mark:].decode(errors="replace")
+
+    def whole_log(self) -> str:
+        """Stop it as Ctrl-C would; all it wrote to stderr."""
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=10)
+        os.set_blocking(self.proc.stderr.fileno(), True)
+        self._read()
+        return self._log.decode(errors="replace")
 
 
 def make_study(folder: Path, name: str = "map-claim1") -> tuple[str, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
-from tests.conftest import castrig, wait_until
+from tests.conftest import castrig, recipe_variant, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -110,9 +110,7 @@ def _four_hour_wait(tmp_path: Path) -> Path:
     for the tests that take the run on to its end after a pause or resume it (the hold costs
     ~0.3 s of CPU per virtual hour); 4 hours still leave ~1 s of CPU after the first samples for
     the Ctrl-C or hang-up to come in before the run could end."""
-    recipe = tmp_path / "long_wait.yaml"
-    recipe.write_text((DATA / "long_wait.yaml").read_text().replace("duration_s: 28800", "duration_s: 14400"))
-    return recipe
+    return recipe_variant(DATA / "long_wait.yaml", tmp_path / "recipes", ("duration_s: 28800", "duration_s: 14400"))
 
 
 def _start(args: list[str], tmp_path: Path) -> subprocess.Popen:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig, drop_micrographs, embedded, only_run_dir, run_rows, run_then_kill_9, step_running
+from conftest import (ROOT, castrig, drop_micrographs, embedded, only_run_dir, recipe_variant, run_rows, run_then_kill_9,
+                      step_running)
 from castrig.recipe.membranes import membrane_of_step, plan_membranes, plan_resume
 from castrig.recipe.model import load_recipe
 from castrig.store import JournalEntry
@@ -109,8 +110,7 @@ def test_overnight_makes_four_membranes_four_lots_export_report_and_today(tmp_pa
 def test_two_casts_at_two_rh_give_two_membranes_with_different_d(tmp_path):
     # the pore diameter is the reflected view's: two_rh.yaml imaged in that view only (its d the
     # same to 1e-4; the transmitted and section views of both membranes cost ~0.8 s of CPU)
-    recipe = tmp_path / "two_rh.yaml"
-    recipe.write_text(TWO_RH.read_text().replace("views: [reflected, transmitted, section]", "views: [reflected]"))
+    recipe = recipe_variant(TWO_RH, tmp_path / "recipes", ("views: [reflected, transmitted, section]", "views: [reflected]"))
     data = tmp_path / "runs"
     done = castrig("run", str(recipe), "--data", str(data), "-q")
     assert done.returncode == 0, done.stderr

@@ -94,21 +94,12 @@ def _run_until(recipe: Path, data: Path, ready, sig: int = signal.SIGKILL) -> Pa
     raise AssertionError("the run never reached the crash point")
 
 
-def _shorter(tmp_path: Path, name: str, old: str, new: str) -> Path:
-    """``tests/data/NAME`` with ``old`` replaced by ``new`` (a shorter hold, fewer fields), written
-    under ``tmp_path/recipes``: for tests that need its steps, not their length."""
-    text = (DATA / name).read_text()
-    assert old in text, (name, old)
-    path = tmp_path / "recipes" / name
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text.replace(old, new))
-    return path
-
-
 def _long_wait_half_an_hour(tmp_path: Path) -> Path:
     """long_wait.yaml with a 30-min hold instead of 8 h: the crash point (500 samples) is ~230 s
     of run clock, inside the hold; what is left of it a resume runs to the end (~2.3 s less CPU)."""
-    return _shorter(tmp_path, "long_wait.yaml", "duration_s: 28800", "duration_s: 1800")
+    from conftest import recipe_variant
+
+    return recipe_variant(DATA / "long_wait.yaml", tmp_path / "recipes", ("duration_s: 28800", "duration_s: 1800"))
 
 
 def _rows_where(run_dir: Path, sql: str) -> list[tuple]:
@@ -203,8 +194,10 @@ def test_a_resume_after_a_crash_in_the_capture_or_analysis_brings_the_rh_back_be
 
     # one field of one view, not four of three: the crash point and the recondition are the same,
     # the capture and analysis of 12 micrographs per membrane (~3 s of CPU) are not what is checked
-    recipe = _shorter(tmp_path, "two_membranes_judged.yaml", "views: [reflected, transmitted, section], fields: 4",
-                      "views: [reflected], fields: 1")
+    from conftest import recipe_variant
+
+    recipe = recipe_variant(DATA / "two_membranes_judged.yaml", tmp_path / "recipes",
+                            ("views: [reflected, transmitted, section], fields: 4", "views: [reflected], fields: 1"))
     run_dir = _run_until(recipe, tmp_path / "runs", judging_m1)
     done = subprocess.run([sys.executable, "-m", "castrig", "resume", str(run_dir), "-q"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -40,11 +40,11 @@ def finished_run(finished_demo_run) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def shared_server(finished_demo_run):
-    """The module's loopback server over the demo run's data root (shared_serve.SharedServer):
+    """The module's loopback server over the demo run's data root (conftest.SharedServer):
     the four tests below that only read from it (no token, no cookie, nothing written) each
     started their own, ~0.6 s of CPU; its whole log is checked at the module's end."""
     from conftest import castrig_serve_process
-    from shared_serve import SharedServer
+    from conftest import SharedServer
 
     data, _ = finished_demo_run
     with castrig_serve_process(data) as served:

@@ -63,7 +63,7 @@ class _Shared:
 @pytest.fixture(scope="module")
 def shared_serve(tmp_path_factory):
     from conftest import castrig_serve_process
-    from shared_serve import SharedServer
+    from conftest import SharedServer
 
     root = tmp_path_factory.mktemp("served") / "data"
     root.mkdir()

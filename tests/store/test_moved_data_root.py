@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ROOT, castrig
+from conftest import ROOT, castrig, recipe_variant
 
 
 def test_a_moved_data_root_still_lists_its_membranes_and_lots(tmp_path: Path):
@@ -14,8 +14,8 @@ def test_a_moved_data_root_still_lists_its_membranes_and_lots(tmp_path: Path):
     "no lots yet" (its lot refused by `lots assign` as unknown): a silent wrong answer. Each reads
     the folder where it is now."""
     before, after = tmp_path / "runs", tmp_path / "archive" / "runs"
-    recipe = tmp_path / "demo.yaml"  # the demo with one field per view, not two: a lot all the same, ~0.4 s of CPU less
-    recipe.write_text((ROOT / "recipes" / "demo.yaml").read_text().replace("fields: 2}", "fields: 1}"))
+    # the demo with one field per view, not two: a lot all the same, ~0.4 s of CPU less
+    recipe = recipe_variant(ROOT / "recipes" / "demo.yaml", tmp_path / "recipes", ("fields: 2}", "fields: 1}"))
     done = castrig("run", str(recipe), "--data", str(before), "-q")
     assert done.returncode == 0, done.stderr
     (run_json,) = before.glob("*/run.json")
