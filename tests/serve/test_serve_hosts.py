@@ -43,8 +43,7 @@ def shared_server(finished_demo_run):
     """The module's loopback server over the demo run's data root (conftest.SharedServer):
     the four tests below that only read from it (no token, no cookie, nothing written) each
     started their own, ~0.6 s of CPU; its whole log is checked at the module's end."""
-    from conftest import castrig_serve_process
-    from conftest import SharedServer
+    from conftest import SharedServer, castrig_serve_process
 
     data, _ = finished_demo_run
     with castrig_serve_process(data) as served:

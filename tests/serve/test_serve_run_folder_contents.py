@@ -62,8 +62,7 @@ class _Shared:
 
 @pytest.fixture(scope="module")
 def shared_serve(tmp_path_factory):
-    from conftest import castrig_serve_process
-    from conftest import SharedServer
+    from conftest import SharedServer, castrig_serve_process
 
     root = tmp_path_factory.mktemp("served") / "data"
     root.mkdir()
