@@ -370,8 +370,10 @@ def test_the_coordinator_rides_out_a_storage_that_stops_answering(capsys):
 
     from castrig.cli.explore import _watch, storage_errors
 
-    storage_errors()  # (its imports, and _watch's, before the worker's 3 s start: under load they took
-    from castrig.explore.distributed import counted  # noqa: F401  most of 2 s, and _watch asked only twice)
+    # _watch's imports done before the worker's 3 s start: under load they took most of 2 s, and
+    # _watch asked only twice
+    storage_errors()
+    from castrig.explore.distributed import counted  # noqa: F401
 
     class Restarting:
         calls = 0
