@@ -17,7 +17,7 @@ from castrig.explore.distributed import (_states, counted, load_study, map_resul
 from castrig.explore.gridmap import Grid, parse_range, point_key
 from castrig.explore.search import make_settings
 
-from conftest import campaign, castrig, start_castrig, wait_until, with_sitecustomize
+from conftest import castrig, start_castrig, wait_until, with_sitecustomize
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "hw_profiles" / "sim.yaml"

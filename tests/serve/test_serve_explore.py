@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, castrig, csp_violations, made_once, make_study, wait_until
+from conftest import castrig, csp_violations, made_once, make_study, wait_until
 
 from castrig.store import MembraneRecord, RunInfo, open_store
 

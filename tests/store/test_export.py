@@ -135,7 +135,7 @@ def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str, r
     """A purge-only run (or one that crashed before its first cast) exported only samples, events
     and metrics: exports of many runs, concatenated table by table, then missed two files. Every
     table is written, with its header when it has no rows."""
-    from conftest import ROOT, castrig
+    from conftest import castrig
 
     recipe = tmp_path / "purge.yaml"
     recipe.write_text("name: purge\nconcentration_mg_ml: 5.0\nsupport_pore_um: 5.0\nsteps:\n  - {type: purge, duration_s: 60}\n")
