@@ -20,6 +20,8 @@ from castrig.analysis import analyse_section, analyse_surface
 from castrig.analysis.quality import merge_quality
 from castrig.analysis.verdict import judge
 from castrig.errors import CastrigError
+from castrig.report import segmentation
+from castrig.report.images import shown_step
 from castrig.store import RunRecorder
 from castrig.tiffio import read_micrograph
 
@@ -111,12 +113,22 @@ def pool_quality(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {"flags": flags, "flagged": flagged, "intervals": intervals}
 
 
+def _keep(run_dir: Path, image_rel: str, view: Callable[[], dict[str, Any]]) -> None:
+    """Keep the segmentation the report draws of an image (:mod:`castrig.report.segmentation`).
+    Not kept (a full disk, a read-only folder), the report measures the image itself: nothing
+    of the analysis depends on it."""
+    try:
+        segmentation.write(run_dir, image_rel, view())
+    except (OSError, ValueError):
+        pass
+
+
 def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: str | None,
                     stopped: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Metrics and verdict of a capture's images (:func:`latest_capture`), read from ``run_dir``.
 
-    Touches only the image files, not the run's store: the runner calls it on a worker thread
-    while the rig goes on ticking. ``stopped()`` is asked before each field: once true (the run
+    Touches only the image files and their segmentation (kept for the report), not the run's
+    store: the runner calls it on a worker thread while the rig goes on ticking. ``stopped()`` is asked before each field: once true (the run
     left the step), :class:`AnalysisStopped` ends the work instead of computing for nobody."""
     surface_parts: list[dict[str, Any]] = []
     sections: list[dict[str, Any]] = []
@@ -135,7 +147,8 @@ def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: 
             trans = None
             if "transmitted" in views:
                 trans, _, _ = read_micrograph(run_dir / views["transmitted"].path)
-            m = analyse_surface(img, px, trans)
+            m = analyse_surface(img, px, trans, keep_labels=True)
+            _keep(run_dir, refl.path, lambda: segmentation.surface_view(m, shown_step(img.shape)))
             qualities.append(m.quality())
             surface_parts.append({**m.to_dict(), "diameters_um": m.diameters_um,
                                   "through": None if m.through is None else np.asarray(m.through, bool)})
@@ -145,6 +158,7 @@ def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: 
         if sec is not None:
             img, px, _ = read_micrograph(run_dir / sec.path)
             s = analyse_section(img, px or sec.pixel_size_um)
+            _keep(run_dir, sec.path, lambda: segmentation.section_view(s, img, shown_step(img.shape)))
             section_qualities.append(s.quality())
             sections.append(s.to_dict())
             row.update(s.to_dict())

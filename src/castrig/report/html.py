@@ -30,7 +30,7 @@ import yaml
 from castrig import jsontext
 from castrig.redact import redact_urls
 from castrig.report import REPORT_NAME, plots
-from castrig.report.images import (jpeg_uri, overlay_uri, section_classes, shown_step, surface_classes, to_uint8)
+from castrig.report.images import jpeg_uri, png_uri, shown_step, to_uint8
 from castrig.report.plots import Band
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo
 from castrig.store.export import flatten, format_bound, grade_passes, grade_status, verdict_rows
@@ -285,15 +285,18 @@ def _grey(a: np.ndarray) -> np.ndarray:
 
 
 def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None) -> Analysed:
-    """Load each micrograph, segment the surfaces (with their transmitted twins) and sections.
+    """Load each micrograph and its segmentation: the run's own (the analyse step keeps it,
+    :mod:`castrig.report.segmentation`), else the surfaces (with their transmitted twins) and
+    sections measured here.
 
     ``image_url``: where the page finds the picture itself (the live page: castrig serve's image
     route); without it the picture is inlined as a JPEG data URI. Overlays are always inlined
     (indexed PNGs, mostly transparent: a few kB).
     """
-    from castrig.analysis import analyse_section, analyse_surface
+    from castrig.report import segmentation
 
     loaded: dict[str, np.ndarray] = {}
+    digests: dict[str, str] = {}
     notes: list[str] = []
     from castrig.store.live import file_in
 
@@ -306,6 +309,7 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
             continue
         try:
             loaded[rec.name] = _grey(_read_image(path))
+            digests[rec.name] = segmentation.image_digest(path)
         except Exception as exc:  # noqa: BLE001 - one unreadable image must not hide the others
             # (said without the server's own paths)
             why = str(exc).replace(f"{path.parent}/", "").replace(f"{data.run_dir}/", "")
@@ -332,38 +336,36 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
         field_no = rec.metadata.get("field")
         where = f"field {field_no}" if field_no is not None else rec.name
         try:
+            view = None
+            if rec.illumination in ("reflected", "section"):  # the run's own segmentation, if it is this image's
+                view = segmentation.read(data.run_dir, rec.path, digests[rec.name], rec.illumination, img.shape, step)
             if rec.illumination == "reflected":
-                partner = groups[(rec.metadata.get("step"), rec.metadata.get("field", rec.name))].get("transmitted")
-                trans = loaded.get(partner.name) if partner is not None else None
-                if trans is not None and trans.shape != img.shape:
-                    trans = None
-                s = analyse_surface(img, rec.pixel_size_um, trans, keep_labels=True)
-                through = None
-                if s.through is not None and len(s.measured_labels) == len(s.through):
-                    through = np.asarray(s.measured_labels)[np.asarray(s.through, bool)]
-                if s.labels is not None:
-                    m["overlay"] = overlay_uri(surface_classes(s.labels, s.measured_labels, through, step))
-                diameters[mid] += [float(d) for d in np.asarray(s.diameters_um)]
-                m["caption"] = (f"{where}, reflected: {s.pore_count} pores measured, {s.border_pore_count} cut by the border; "
-                                f"D = {_v(s.mean_pore_diameter_um)} µm, opening ratio {_v(s.opening_ratio)}")
-            elif rec.illumination == "section":
-                from castrig.analysis.illumination import as_float, measurable
-                from castrig.analysis.section import read_orientation
+                if view is None:
+                    partner = groups[(rec.metadata.get("step"), rec.metadata.get("field", rec.name))].get("transmitted")
+                    trans = loaded.get(partner.name) if partner is not None else None
+                    if trans is not None and trans.shape != img.shape:
+                        trans = None
+                    from castrig.analysis import analyse_surface
 
-                sec = analyse_section(img, rec.pixel_size_um)
-                flipped = False
-                try:  # the analysis turns a section with the support on top upside down
-                    flipped = read_orientation(as_float(measurable(img)))[1]
-                except Exception:  # noqa: BLE001 - only the drawing depends on it
-                    pass
-                if len(sec.top_row):
-                    m["overlay"] = overlay_uri(section_classes(img.shape, sec.top_row, sec.interface_row, flipped, step))
-                m["caption"] = (f"{where}, section: T = {_v(sec.mean_thickness_um)} µm, σt = {_v(sec.thickness_std_um)} µm; "
-                                f"claim 1: polymer {_v(sec.penetration_depth_um)} µm into the support over "
-                                f"{_v(sec.penetration_fraction)} of the interface, {_v(sec.pore_communication)} of "
-                                f"neighbouring cavities joined, support pores {_v(sec.support_continuity)} connected through")
+                    view = segmentation.surface_view(analyse_surface(img, rec.pixel_size_um, trans, keep_labels=True), step)
+                v = view["values"]
+                diameters[mid] += view["diameters_um"]
+                m["caption"] = (f"{where}, reflected: {v['pore_count']} pores measured, {v['border_pore_count']} cut by the border; "
+                                f"D = {_v(v['mean_pore_diameter_um'])} µm, opening ratio {_v(v['opening_ratio'])}")
+            elif rec.illumination == "section":
+                if view is None:
+                    from castrig.analysis import analyse_section
+
+                    view = segmentation.section_view(analyse_section(img, rec.pixel_size_um), img, step)
+                v = view["values"]
+                m["caption"] = (f"{where}, section: T = {_v(v['mean_thickness_um'])} µm, σt = {_v(v['thickness_std_um'])} µm; "
+                                f"claim 1: polymer {_v(v['penetration_depth_um'])} µm into the support over "
+                                f"{_v(v['penetration_fraction'])} of the interface, {_v(v['pore_communication'])} of "
+                                f"neighbouring cavities joined, support pores {_v(v['support_continuity'])} connected through")
             else:
                 m["caption"] = f"{where}, {rec.illumination}"
+            if view is not None and view["overlay_png"] is not None:
+                m["overlay"] = png_uri(view["overlay_png"])
         except Exception as exc:  # noqa: BLE001 - show the image even if its analysis fails
             notes.append(f"analysis of {rec.name} failed: {type(exc).__name__}: {exc}")
             m["caption"] = f"{where}, {rec.illumination} (analysis failed)"

@@ -163,8 +163,12 @@ def palette_png_bytes(classes: np.ndarray, palette: tuple[tuple[int, int, int], 
             + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + chunk(b"IEND", b""))
 
 
+def png_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def overlay_uri(classes: np.ndarray) -> str:
-    return "data:image/png;base64," + base64.b64encode(palette_png_bytes(classes)).decode("ascii")
+    return png_uri(palette_png_bytes(classes))
 
 
 def surface_classes(labels: np.ndarray, measured_labels: np.ndarray, through_labels: np.ndarray | None = None,
