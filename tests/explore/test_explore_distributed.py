@@ -82,6 +82,44 @@ def test_two_workers_share_a_postgresql_study(tmp_path, reap):
     _share_a_study(PG_URL, tmp_path, f"test-{uuid.uuid4().hex[:8]}", reap)
 
 
+#: A sitecustomize (:func:`with_sitecustomize`) for each of two maps: ``$HOLD_DIR/opened-$HOLD_TAG``
+#: once the map has opened its storage (that opening's lock released), and, when it is about to
+#: queue its first point (the study's points read, none queued yet), ``$HOLD_DIR/queuing-$HOLD_TAG``
+#: and a wait (at most 60 s) for ``$HOLD_DIR/go``: the map held inside "read what is held, queue
+#: what is not", the step growing a study must not share.
+HOLD_FIRST_QUEUING = """
+import os, time
+from pathlib import Path
+import optuna.study
+import castrig.explore.distributed as d
+_dir, _tag = Path(os.environ["HOLD_DIR"]), os.environ["HOLD_TAG"]
+_open, _enqueue, _queued = d.open_storage, optuna.study.Study.enqueue_trial, []
+def _opened(*a, **kw):
+    storage = _open(*a, **kw)
+    (_dir / f"opened-{_tag}").touch()
+    return storage
+def _held(self, *a, **kw):
+    if not _queued:
+        _queued.append(True)
+        (_dir / f"queuing-{_tag}").touch()
+        deadline = time.monotonic() + 60
+        while not (_dir / "go").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    return _enqueue(self, *a, **kw)
+d.open_storage, optuna.study.Study.enqueue_trial = _opened, _held
+"""
+
+
+def _waits_on_a_lock(url: str, application: str) -> bool:
+    """Whether a connection of ``application`` (libpq's PGAPPNAME) waits on a lock in the server."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+                           (application,)).fetchone()
+    return bool(row and row[0])
+
+
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)
 def test_two_maps_of_one_postgresql_study_started_together_run_each_point_once(tmp_path, reap, pg_schema):
     """Two `castrig explore map` of the same PostgreSQL study started at the same moment (an
@@ -90,7 +128,13 @@ def test_two_maps_of_one_postgresql_study_started_together_run_each_point_once(t
     (a PostgreSQL advisory lock): the second map finds the first's points queued.
     On a new database (here a new schema) both also created Optuna's tables, and one ended
     "cannot open it: duplicate key value violates unique constraint" (CI met it once, when this
-    was the first test to use the storage): opening a storage holds a lock too. (A 2-point grid
+    was the first test to use the storage): opening a storage holds a lock too. That lock keeps two
+    maps started together apart, study lock or not: the second opens its storage (Optuna checking
+    its tables, ~0.5 s, longer under load) while the first reads and queues a 2-point grid
+    (~0.1 s), and reads after it; left alone, this test passed with the study lock a no-op. So the
+    first map to queue a point is held there, between reading the study's points and queuing its
+    first, until the other reaches the same place (no study lock: both queue both points) or
+    waits on a lock in the server with its storage open (held out of the study). (A 2-point grid
     here: points counted twice show the same way, at half the twin runs.)"""
     import psycopg
 
@@ -99,16 +143,31 @@ def test_two_maps_of_one_postgresql_study_started_together_run_each_point_once(t
         conn.execute(f"CREATE SCHEMA {schema}")  # type: ignore[arg-type]
     storage = f"{url}?options=-csearch_path%3D{schema}"
     name = f"race-{uuid.uuid4().hex[:8]}"
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    hook = with_sitecustomize(tmp_path, HOLD_FIRST_QUEUING)
     args = ("explore", "map", "--rh", "65:80:15", "--concentration", "3", "--storage", storage, "--study", name,
             "--profile", str(SIM), "--template", str(ONE_FIELD))
-    maps = [reap(start_castrig(*args, "--folder", str(tmp_path / x))) for x in "ab"]
-    for proc in maps:
+    maps = {x: reap(start_castrig(*args, "--folder", str(tmp_path / x), HOLD_DIR=str(hold), HOLD_TAG=x,
+                                  PGAPPNAME=f"castrig-{name}-{x}", **hook)) for x in "ab"}
+    first = wait_until(lambda: next((x for x in maps if (hold / f"queuing-{x}").exists()), None), timeout_s=120,
+                       what="a map about to queue its first point")
+    other = "b" if first == "a" else "a"
+    wait_until(lambda: (hold / f"queuing-{other}").exists()
+               or ((hold / f"opened-{other}").exists() and _waits_on_a_lock(url, f"castrig-{name}-{other}")),
+               timeout_s=120, what="the other map queuing too, or waiting on a lock with its storage open")
+    (hold / "go").touch()
+    said = {}
+    for x, proc in maps.items():
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, (out, err[-2000:])
+        said[x] = out
     study = load_study(storage, name)
     keys = _keys(study)
-    assert len(keys) == 2 and all(n == 1 for n in keys.values()), keys
-    assert len([t for t in study.get_trials(deepcopy=False) if "point" in t.user_attrs]) == 2
+    assert len(keys) == 2 and all(n == 1 for n in keys.values()), (keys, said)
+    assert len([t for t in study.get_trials(deepcopy=False) if "point" in t.user_attrs]) == 2, said
+    assert "0 queued or running from before, 2 added" in said[first], said[first]
+    assert "2 queued or running from before, 0 added" in said[other], said[other]
 
 
 def _a_worker_mid_trial(url: str, name: str, tmp_path: Path, reap, monkeypatch):
