@@ -311,6 +311,54 @@ def test_a_command_the_crashed_runner_never_read_is_discarded_on_resume(tmp_path
     assert info["outcome"] == "aborted" and "SIGTERM" in info["outcome_reason"], info  # not the stale abort
 
 
+#: A sitecustomize: the runner is killed (SIGKILL) the moment it has taken a command out of
+#: control/ (renamed it into control/taken/), before it applies or answers it.
+KILL_AT_TAKE = """
+import os, signal
+from pathlib import Path
+_rename = os.rename
+def _rename_then_die(src, dst, *a, **kw):
+    _rename(src, dst, *a, **kw)
+    if Path(dst).parent.name == "taken" and Path(src).parent.name == "control":
+        os.kill(os.getpid(), signal.SIGKILL)
+os.rename = _rename_then_die
+"""
+
+
+def test_a_command_the_crashed_runner_took_but_never_answered_is_discarded_on_resume(tmp_path, reap):
+    """The runner died (kill -9) holding a pause it had taken out of control/ and not answered:
+    the command is neither pending nor answered. `castrig resume` answers it refused, saying the
+    crashed part took it, notes it as an event, and goes on unpaused -- not a sender left waiting
+    for an answer that never comes, not a pause applied to the resumed run."""
+    from conftest import run_rows, start_castrig, wait_until, with_sitecustomize
+
+    from castrig.store.commands import answer_of, send_command
+
+    data = tmp_path / "runs"
+    proc = reap(start_castrig("run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q",
+                              **with_sitecustomize(tmp_path, KILL_AT_TAKE)))
+    run_dir = wait_until(lambda: next((p.parent for p in data.glob("*/run.sqlite")
+                                       if (run_rows(p.parent, "select count(*) from samples") or [(0,)])[0][0] > 2), None),
+                         what="the run under way")
+    cmd = send_command(run_dir, "pause", "cli:night-shift")
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert not (run_dir / "control" / cmd.name).exists() and answer_of(run_dir, cmd) is None  # taken, never answered
+
+    resumed = reap(start_castrig("resume", str(run_dir), "-q"))
+    answer = wait_until(lambda: answer_of(run_dir, cmd), timeout_s=30, what="the taken command answered")
+    assert answer["accepted"] is False and "part of the run that crashed" in answer["message"], answer
+    assert not list((run_dir / "control" / "taken").iterdir())
+    n = run_rows(run_dir, "select count(*) from samples")[0][0]
+    wait_until(lambda: run_rows(run_dir, "select count(*) from samples")[0][0] > n + 3, what="the resumed run going on")
+    kinds = [k for (k,) in run_rows(run_dir, "select kind from events where id > (select max(id) from events where kind='resume')")]
+    assert "pause" not in kinds, kinds
+    (note,) = [json.loads(d) for (d,) in run_rows(run_dir, "select data_json from events where kind='command'")]
+    assert note["command"] == "pause" and note["discarded"], note
+    resumed.send_signal(signal.SIGTERM)
+    out, err = resumed.communicate(timeout=60)
+    assert resumed.returncode == 3, out + err
+
+
 def test_a_command_file_another_tool_left_before_the_crash_is_discarded_on_resume(tmp_path, reap, capsys):
     """A lab script (cron, a shell one-liner) dropped files into the crashed run's control/ under
     names of its own, not ``send_command``'s stamp, one of them cut short: their written time is

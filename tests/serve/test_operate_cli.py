@@ -415,3 +415,106 @@ def test_an_abort_whose_run_dies_making_the_rig_safe_does_not_exit_0(tmp_path: P
     out, err = abort.communicate(timeout=60)
     said = " ".join(err.split())
     assert abort.returncode == 5 and "safe state was not recorded after the abort" in said, (abort.returncode, out, said)
+
+
+#: A sitecustomize: the runner stops itself (SIGSTOP, as a loaded machine preempts it) the moment
+#: the answer to the command file named ``$STOP_AT_ANSWER`` appears in control/done/ (the
+#: ``os.replace`` that publishes it), so that a reader looks at the channel in exactly that state.
+STOP_AT_ANSWER = """
+import os, signal
+from pathlib import Path
+_replace = os.replace
+def _replace_then_stop(src, dst, *a, **kw):
+    _replace(src, dst, *a, **kw)
+    d = Path(dst)
+    if d.name == os.environ["STOP_AT_ANSWER"] and d.parent.name == "done" and not os.environ.get("_STOPPED"):
+        os.environ["_STOPPED"] = "1"
+        os.kill(os.getpid(), signal.SIGSTOP)
+os.replace = _replace_then_stop
+"""
+
+
+def _stopped(pid: int) -> bool:
+    """``pid`` is stopped (SIGSTOP): its state in /proc is ``T``."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def _drop(control: Path, name: str, command: dict[str, str]) -> None:
+    """Write ``command`` to control/NAME as a careful lab script does: a hidden temporary, renamed."""
+    tmp = control / f".{name}.script.tmp"
+    tmp.write_text(json.dumps(command))
+    tmp.rename(control / name)
+
+
+def test_a_command_whose_answer_is_seen_is_gone_from_control_and_its_name_is_free_again(tmp_path: Path, reap):
+    """A lab script writes control/pause.json, waits for control/done/pause.json, then looks at
+    control/ and sends its next command under the same name. The runner wrote the answer first
+    and removed the command after: caught in between (a loaded machine; an 8 MB file dropped
+    there was seen so in a test), control/ still held the answered command, and the runner's
+    late removal then deleted the script's next command, which was never answered nor applied.
+    The runner is stopped here at that very moment, the answer just published."""
+    from conftest import with_sitecustomize
+
+    data = tmp_path / "data"
+    env = with_sitecustomize(tmp_path, STOP_AT_ANSWER)
+    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q", STOP_AT_ANSWER="pause.json", **env))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
+                         timeout_s=60, what="the run in its 24-hour hold")
+    control, done = run_dir / "control", run_dir / "control" / "done"
+    _drop(control, "pause.json", {"action": "pause", "by": "lab-script"})
+    wait_until(lambda: _stopped(run.pid), timeout_s=20, what="the runner stopped as it answers pause.json")
+    try:
+        assert json.loads((done / "pause.json").read_text())["accepted"] is True
+        assert not (control / "pause.json").exists(), "answered, yet still pending in control/"
+        (done / "pause.json").unlink()  # the script's next command, under the same name
+        _drop(control, "pause.json", {"action": "abort", "by": "lab-script"})
+    finally:
+        run.send_signal(signal.SIGCONT)
+    second = wait_until(lambda: (done / "pause.json").is_file() and json.loads((done / "pause.json").read_text()),
+                        timeout_s=20, what="the second command answered")
+    assert second["action"] == "abort" and second["accepted"] is True, second
+    assert run.wait(timeout=60) == 3
+    assert not (control / "pause.json").exists()
+
+
+#: A sitecustomize: the first answer to the command file named ``$FULL_AT_ANSWER`` cannot be
+#: written (the disk is full as the runner publishes it: ``os.replace`` of its temporary fails).
+FULL_AT_ANSWER = """
+import errno, os
+from pathlib import Path
+_replace = os.replace
+def _full_once(src, dst, *a, **kw):
+    s, d = Path(src), Path(dst)
+    if d.name == os.environ["FULL_AT_ANSWER"] and s.name.startswith(".") and s.name.endswith(".tmp") \\
+            and not os.environ.get("_FULL"):
+        os.environ["_FULL"] = "1"
+        os.unlink(src)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+    return _replace(src, dst, *a, **kw)
+os.replace = _full_once
+"""
+
+
+def test_a_command_whose_answer_could_not_be_written_is_not_applied_again(tmp_path: Path, reap, capsys):
+    """The disk full as the runner wrote a pause's answer: the command stayed in control/ and was
+    read again at the next control period -- applied a second time, and answered "refused:
+    already paused or pausing" although it was the very command that paused the run. A command
+    is applied once; its answer is written when it can be, and says what was done."""
+    from conftest import with_sitecustomize
+
+    data = tmp_path / "data"
+    env = with_sitecustomize(tmp_path, FULL_AT_ANSWER)
+    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q", FULL_AT_ANSWER="pause.json", **env))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
+                         timeout_s=60, what="the run in its 24-hour hold")
+    control, done = run_dir / "control", run_dir / "control" / "done"
+    _drop(control, "pause.json", {"action": "pause", "by": "lab-script"})
+    answer = wait_until(lambda: (done / "pause.json").is_file() and json.loads((done / "pause.json").read_text()),
+                        timeout_s=20, what="the pause answered")
+    assert answer["accepted"] is True and "pausing" in answer["message"], answer
+    assert not (control / "pause.json").exists()
+    wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=20, what="paused")
+    asked = run_rows(run_dir, "SELECT message FROM events WHERE kind = 'command'")
+    assert asked == [("pause requested by lab-script",)], asked
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
+    assert run.wait(timeout=60) == 3

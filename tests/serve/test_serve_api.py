@@ -137,7 +137,7 @@ def test_actions_on_a_read_only_data_root_say_so_not_500(tmp_path: Path, wall_si
             code, body = http(served.url + f"api/runs/{uid}/{action}", method="POST", token=served.token)
             assert code == 503, (action, code, body)
             assert body["error"].startswith(f"run folder not writable: {ro / uid}") and "read-only" in body["error"].lower(), body
-        assert not [p for p in (run_dir / "control").iterdir() if p.name not in ("done", "status.json")]
+        assert not [p for p in (run_dir / "control").iterdir() if p.name not in ("done", "taken", "status.json")]
         wait_until(lambda: n_samples(run_dir) > before + 2, timeout_s=20, what="more samples")
         assert run.poll() is None
         served.proc.send_signal(signal.SIGINT)

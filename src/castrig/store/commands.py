@@ -10,8 +10,16 @@ Layout::
 
     RUN/control/
       <stamp>-<id>.json        a pending command: {"id", "action", "by", "requested_utc"}
+      taken/<stamp>-<id>.json  a command the runner has taken out of the channel and is applying
       done/<stamp>-<id>.json   the same command, answered: + {"accepted", "message", "t_s", "handled_utc"}
       status.json              the runner's last status (rewritten atomically about once a second)
+
+A command is in one of these places at any moment, and moves on by a rename (atomic): the runner
+renames it into ``taken/`` before it reads or applies it, writes its answer over it there, and
+renames the answer into ``done/``. Whoever reads an answer finds the command gone from
+``control/`` (its name free for the next command), and a command is applied once: one that
+cannot be taken stays pending, unapplied; an answer that cannot be written (a full disk) is
+written again at the next control period, never the command applied again.
 
 Actions: ``pause`` (pause at the next safe point and wait for ``resume``), ``resume`` (end a
 pause asked through the channel), ``abort`` (end the run like SIGTERM: safe state verified and
@@ -19,7 +27,8 @@ recorded, outcome ``aborted``). ``by`` names who asked: ``cli:<user>`` or ``toke
 
 A command file is written to a hidden temporary name and renamed into place, so the runner never
 reads half a command. A resume discards (answers refused, records as an event) the commands
-still pending from before it started: they were meant for the part of the run that crashed. The store knows no device: this module only moves these files.
+still pending from before it started, and those the crashed part took but did not answer: they
+were meant for the part of the run that crashed. The store knows no device: this module only moves these files.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from typing import Any
 
 ACTIONS = ("pause", "resume", "abort")
 CONTROL_DIR = "control"
+TAKEN_DIR = "taken"
 STATUS_NAME = "status.json"
 
 #: The most of a control file read: a command or a status is a few hundred bytes; a larger file
@@ -130,75 +140,134 @@ def wait_answer(run_dir: Path, cmd: Command, timeout_s: float, alive: Any = None
 
 
 class CommandInbox:
-    """The runner's side: pending commands in arrival order, each answered exactly once."""
+    """The runner's side: pending commands in arrival order, each taken, applied and answered once."""
 
     def __init__(self, run_dir: Path):
         self.dir = control_dir(run_dir)
         self.done = self.dir / "done"
+        self.taken = self.dir / TAKEN_DIR
         self.done.mkdir(parents=True, exist_ok=True)
+        self.taken.mkdir(exist_ok=True)
+        self._held: dict[str, Command] = {}  # taken, not yet answered (or its answer not yet written)
 
-    def pending(self, limit: int | None = None) -> list[Command]:
-        """The commands waiting, oldest first; ``limit``: at most that many, ``castrig``'s own
-        (``send_command``'s names) before files of other names (the runner reads them at every
-        control period: 30 000 junk files there stalled it 4 s, past a pump's watchdog at ~75 000)."""
+    def _names(self, limit: int | None = None) -> list[str]:
+        """The names of the command files in control/, oldest first (see :meth:`pending`)."""
         try:
             names = [e.name for e in os.scandir(self.dir) if e.is_file() and e.name.endswith(".json")
                      and not e.name.startswith(".") and e.name != STATUS_NAME]
         except OSError:
             return []
         if limit is None:
-            names.sort()
-        else:
-            names = heapq.nsmallest(limit, names, key=lambda n: (_SENT_NAME.fullmatch(n) is None, n))
-        out = []
-        for name in names:
-            path = self.dir / name
-            try:
-                data = _read_json(path)
-                if not isinstance(data, dict):
-                    raise _NoCommand("not an object")
-                cmd = Command(str(data.get("id", name)), str(data.get("action", "")), str(data.get("by", "unknown"))[:200],
-                              str(data.get("requested_utc", "")), name=name)
-                if not data.get("action"):
-                    cmd.problem = f'{CONTROL_DIR}/{name} names no action: a command is a JSON object {{"action": one of {", ".join(ACTIONS)}}}'
-            except (OSError, ValueError) as exc:  # unreadable: answered refused, never retried
-                why = str(exc) if isinstance(exc, _NoCommand) else f"not valid JSON ({exc})" if isinstance(exc, ValueError) \
-                    else f"cannot be read ({exc.strerror or exc})"
-                cmd = Command(name, "", "unknown", "", name=name,
-                              problem=f"{CONTROL_DIR}/{name} is {why}: a command is a JSON object "
-                                      f'{{"action": one of {", ".join(ACTIONS)}}}')
-            out.append(cmd)
+            return sorted(names)
+        return heapq.nsmallest(limit, names, key=lambda n: (_SENT_NAME.fullmatch(n) is None, n))
+
+    def pending(self, limit: int | None = None) -> list[Command]:
+        """The commands to apply, oldest first, each taken out of control/ (into ``taken/``) as it
+        is returned: the ones taken before and not yet answered, then new ones; ``limit``: at most
+        that many new ones, ``castrig``'s own (``send_command``'s names) before files of other names
+        (the runner reads them at every control period: 30 000 junk files there stalled it 4 s,
+        past a pump's watchdog at ~75 000)."""
+        for cmd in [c for c in self._held.values() if c.answer]:  # answers a full disk kept back
+            self._publish(cmd)
+        out = [c for c in self._held.values() if not c.answer]
+        for name in self._names(limit):
+            if name not in self._held:  # (the same name sent again: taken once the first is answered)
+                cmd = self._take(name)
+                if cmd is not None:
+                    out.append(cmd)
         return out
+
+    def _take(self, name: str) -> Command | None:
+        """Rename control/NAME into taken/ and read it there; None if it is gone or cannot be moved
+        (it stays pending, unapplied, for the next control period)."""
+        path = self.taken / name
+        try:
+            os.rename(self.dir / name, path)
+        except OSError:
+            return None
+        try:
+            data = _read_json(path)
+            if not isinstance(data, dict):
+                raise _NoCommand("not an object")
+            cmd = Command(str(data.get("id", name)), str(data.get("action", "")), str(data.get("by", "unknown"))[:200],
+                          str(data.get("requested_utc", "")), name=name)
+            if not data.get("action"):
+                cmd.problem = f'{CONTROL_DIR}/{name} names no action: a command is a JSON object {{"action": one of {", ".join(ACTIONS)}}}'
+        except (OSError, ValueError) as exc:  # unreadable: answered refused, never retried
+            why = str(exc) if isinstance(exc, _NoCommand) else f"not valid JSON ({exc})" if isinstance(exc, ValueError) \
+                else f"cannot be read ({exc.strerror or exc})"
+            cmd = Command(name, "", "unknown", "", name=name,
+                          problem=f"{CONTROL_DIR}/{name} is {why}: a command is a JSON object "
+                                  f'{{"action": one of {", ".join(ACTIONS)}}}')
+        self._held[name] = cmd
+        return cmd
 
     def discard_before(self, wall_ns: int, t_s: float) -> list[Command]:
         """Answer refused, without applying them, the pending commands written before ``wall_ns``
         (``time.time_ns()``): on resume, those were sent to the part that crashed — a pause or
-        abort nobody would still mean hours later. The discarded commands, for the run's events."""
-        stale = []
-        for cmd in self.pending():
+        abort nobody would still mean hours later —, and the commands that part took and did not
+        answer. The discarded commands, for the run's events."""
+        stale = self._left_taken(t_s)
+        for name in self._names():
             try:  # the file's age on this machine's file system, not only the sender's clock
                 # in its name: a sender whose clock ran ahead wrote a name "after" the resume
                 # started, and its abort, sent to the crashed part, aborted the resumed run
-                written = (self.dir / cmd.name).stat().st_mtime_ns
+                written = (self.dir / name).stat().st_mtime_ns
             except OSError:
                 continue
             try:
-                written = min(written, int(cmd.name.split("-", 1)[0]))
+                written = min(written, int(name.split("-", 1)[0]))
             except ValueError:  # not a name send_command makes: its file's age decides
                 pass
-            if written < wall_ns:
+            if written < wall_ns and name not in self._held and (cmd := self._take(name)) is not None:
                 self.answer(cmd, False, "sent before this resume started (to the part of the run that crashed): "
                                         "discarded, not applied", t_s)
                 stale.append(cmd)
         return stale
 
-    def answer(self, cmd: Command, accepted: bool, message: str, t_s: float) -> None:
-        cmd.answer = {"accepted": accepted, "message": message, "t_s": t_s, "handled_utc": _utc()}
+    def _left_taken(self, t_s: float) -> list[Command]:
+        """What a crashed runner left in taken/: an answer written there is moved on into done/;
+        a command it took and never answered is answered refused (the crashed part may have
+        begun it, as its events say; this part does not apply it)."""
+        stale = []
         try:
-            _write_atomic(self.done / cmd.name, cmd.to_dict())
-            (self.dir / cmd.name).unlink(missing_ok=True)
+            names = sorted(e.name for e in os.scandir(self.taken) if e.is_file() and not e.name.startswith("."))
         except OSError:
-            pass  # a full disk must not stop the run; the command stays and is answered again
+            return []
+        for name in names:
+            try:
+                data = _read_json(self.taken / name)
+            except (OSError, ValueError):
+                data = None
+            if isinstance(data, dict) and "accepted" in data and "handled_utc" in data:  # answered, not yet moved
+                try:
+                    os.replace(self.taken / name, self.done / name)
+                except OSError:
+                    pass
+                continue
+            cmd = Command(str(data.get("id", name)), str(data.get("action", "")), str(data.get("by", "unknown"))[:200],
+                          str(data.get("requested_utc", "")), name=name) if isinstance(data, dict) \
+                else Command(name, "", "unknown", "", name=name)
+            self._held[name] = cmd
+            self.answer(cmd, False, "taken by the part of the run that crashed, which ended before answering it: "
+                                    "not applied by this resume", t_s)
+            stale.append(cmd)
+        return stale
+
+    def answer(self, cmd: Command, accepted: bool, message: str, t_s: float) -> None:
+        """Answer a command :meth:`pending` returned: the answer is written over the command in
+        taken/, then renamed into done/ (if a full disk keeps it back, :meth:`pending` tries again)."""
+        cmd.answer = {"accepted": accepted, "message": message, "t_s": t_s, "handled_utc": _utc()}
+        self._held[cmd.name] = cmd
+        self._publish(cmd)
+
+    def _publish(self, cmd: Command) -> None:
+        try:
+            _write_atomic(self.taken / cmd.name, cmd.to_dict())
+            os.replace(self.taken / cmd.name, self.done / cmd.name)
+        except OSError:
+            return  # a full disk must not stop the run; the answer is written at the next poll
+        del self._held[cmd.name]
 
     def write_status(self, status: dict[str, Any]) -> None:
         try:
