@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import socket
 import threading
 import tty
@@ -24,6 +25,11 @@ WORLD_LOCK = threading.RLock()
 
 #: The wait while the emulator has output due that it did not give (a device that cannot say when).
 _POLL_S = 0.002
+#: Signals a server's thread leaves to the others (the main thread): Python runs its handlers
+#: there only, and a main thread asleep until a signal (``castrig sim serve``) is not woken by one
+#: the kernel gave another thread (SIGINT sent as SIGSTOPped threads were continued: stopped 10 s
+#: later by SIGKILL).
+_FOR_THE_MAIN_THREAD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}
 
 
 class Served(Protocol):
@@ -96,7 +102,7 @@ class _Base:
         self._waker, self._wake_end = socket.socketpair()
         for s in (self._waker, self._wake_end):
             s.setblocking(False)
-        self._thread = threading.Thread(target=self._run, name=f"serve-{self.emulator.name}", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=f"serve-{self.emulator.name}", daemon=True)
         self.error: BaseException | None = None
         #: Called (no arguments) from the server's thread when it fails while serving.
         self.on_error: Callable[[], None] | None = None
@@ -165,6 +171,10 @@ class _Base:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _serve(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _FOR_THE_MAIN_THREAD)
+        self._run()
 
     def _run(self) -> None:  # pragma: no cover - replaced
         raise NotImplementedError
