@@ -90,14 +90,21 @@ def serve(
         for role, peers in lines.items():
             addresses[role] = addresses[peers[0]]
         typer.echo(json.dumps(dict(sorted(addresses.items()))), nl=True)
+        # Ctrl-C, SIGTERM or a server failing wakes this thread; nothing else does (idle, it
+        # takes no CPU)
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *a: stop.set())
         signal.signal(signal.SIGTERM, lambda *a: stop.set())
-        while not stop.wait(0.5):
-            failed = [srv for srv in servers if srv.error is not None]
-            if failed:
-                _failed("; ".join(f"{srv.emulator.name} on {srv.address} failed while serving: {_why(srv.error)}"
-                                  for srv in failed))
+        for srv in servers:
+            srv.on_error = stop.set
+        if any(srv.error is not None for srv in servers):  # (failed before it could say so)
+            stop.set()
+        while not stop.wait(60.0):
+            pass
+        failed = [srv for srv in servers if srv.error is not None]
+        if failed:
+            _failed("; ".join(f"{srv.emulator.name} on {srv.address} failed while serving: {_why(srv.error)}"
+                              for srv in failed))
     finally:
         for srv in servers:
             srv.stop()

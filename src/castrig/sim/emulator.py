@@ -14,7 +14,7 @@ from collections import deque
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
+from typing import Callable, Protocol
 
 class ClockLike(Protocol):
     """What :meth:`Emulator.read_some` needs of a clock (see :class:`castrig.clock.Clock`)."""
@@ -60,6 +60,7 @@ class Emulator(ABC):
         #: Queued output as (t_ready, data) pairs, oldest first.
         self._out: deque[tuple[float, bytes]] = deque()
         self._garbage_rng = random.Random(seed)
+        self._fault_watchers: list[Callable[[], None]] = []
 
     # -- faults --------------------------------------------------------------------------
     def inject(self, fault: str) -> None:
@@ -70,6 +71,7 @@ class Emulator(ABC):
         self.faults.active.add(fault)
         self.connected = "drop" not in self.faults.active
         self.on_fault(fault, True)
+        self._faults_changed()
 
     def clear(self, fault: str | None = None) -> None:
         """Switch one fault (or all) off; clearing ``drop`` is the cable plugged back in."""
@@ -78,6 +80,21 @@ class Emulator(ABC):
             self.faults.active.discard(name)
             self.connected = "drop" not in self.faults.active
             self.on_fault(name, False)
+        self._faults_changed()
+
+    def watch_faults(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (from the thread that did it) after every :meth:`inject` and
+        :meth:`clear`: a fault changes what the device sends and when (a ``drop``, a stall
+        alarm), which whoever waits for its next output must look at again."""
+        self._fault_watchers.append(callback)
+
+    def unwatch_faults(self, callback: Callable[[], None]) -> None:
+        if callback in self._fault_watchers:
+            self._fault_watchers.remove(callback)
+
+    def _faults_changed(self) -> None:
+        for callback in list(self._fault_watchers):
+            callback()
 
     def on_fault(self, fault: str, active: bool) -> None:
         """Hook for device faults that change state (a stall alarm, a stuck reading)."""

@@ -852,6 +852,17 @@ class NE1000Chain(Emulator):
                 t_ready, data = p._out.popleft()
                 super().send(data, t_ready)
 
+    def watch_faults(self, callback: Callable[[], None]) -> None:
+        """A fault of the line or of one of its pumps (each pump's own inject and clear)."""
+        super().watch_faults(callback)
+        for p in self.pumps:
+            p.watch_faults(callback)
+
+    def unwatch_faults(self, callback: Callable[[], None]) -> None:
+        super().unwatch_faults(callback)
+        for p in self.pumps:
+            p.unwatch_faults(callback)
+
     def pump(self, address: int) -> NE1000Emulator:
         for p in self.pumps:
             if p.address == address:
