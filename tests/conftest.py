@@ -585,10 +585,15 @@ class Proxy:
             pass
         finally:
             for s in (a, b):
-                try:
-                    s.close()
-                except OSError:
-                    pass
+                # shutdown first: close() alone neither wakes the other direction's thread, blocked
+                # in recv on the same socket, nor sends the FIN until that recv ends (the server side
+                # has a 5 s timeout): a served device's line stayed taken ~4 s after its client left,
+                # and a test's next client there was turned away meanwhile
+                for end in (lambda: s.shutdown(socket.SHUT_RDWR), s.close):
+                    try:
+                        end()
+                    except OSError:
+                        pass
 
     def cut(self) -> None:
         self.up = False

@@ -2,8 +2,10 @@
 opened one device after another: every line waited for quiet in turn (each HMT330 0.3 s after
 ``S`` and after ``ECHO OFF``, the camera 1 s), 3.1 s of a one-second purge's 10 s of an
 operator's time (a profile of ``castrig run``). The lines now open side by side; the errors read
-as before. (They close one after another: closed side by side, a served MFC's port was left held
-by the run's connection in 3 of 10 runs of test_safe_state_flow_cli's held-valve test.)"""
+as before. (They close one after another, each at once since pyserial's sleep after a socket
+was moved to a reconnect. Closed side by side, a served MFC's port once seemed left held by the
+run in 3 of 10 runs of test_safe_state_flow_cli's held-valve test: it was the test's proxy, which
+kept its server side open up to 5 s after the run had gone; conftest.Proxy now shuts it down.)"""
 
 from __future__ import annotations
 
