@@ -357,6 +357,66 @@ def test_the_workers_get_the_storage_url_by_the_environment_not_the_command_line
         coordinator.wait(timeout=60)
 
 
+#: A sitecustomize: the coordinator (not its workers) sends itself SIGINT -- a Ctrl-C -- once
+#: ``$ARMED`` exists, at the moment it has sent the ping with which SQLAlchemy checks a pooled
+#: connection out (``pool_pre_ping``, the start of every look at the study).
+SIGINT_IN_THE_PING = """
+import os, signal, sys
+import psycopg._cursor_base as cursor_base
+from sqlalchemy.dialects.postgresql import _psycopg_common as common
+_send, _ping, _in_ping = cursor_base.BaseCursor._execute_send, common._PGDialect_common_psycopg.do_ping, []
+def do_ping(self, conn):
+    _in_ping.append(1)
+    try:
+        return _ping(self, conn)
+    finally:
+        _in_ping.pop()
+def _execute_send(self, *a, **kw):
+    _send(self, *a, **kw)
+    if _in_ping and "worker" not in sys.argv and os.path.exists(os.environ["ARMED"]):
+        os.unlink(os.environ["ARMED"])
+        os.kill(os.getpid(), signal.SIGINT)
+common._PGDialect_common_psycopg.do_ping = do_ping
+cursor_base.BaseCursor._execute_send = _execute_send
+"""
+
+
+@pytest.mark.skipif(not PG_URL, reason=NO_PG)
+def test_ctrl_c_while_the_coordinator_reads_the_study_ends_the_map(tmp_path, reap):
+    """Ctrl-C to `castrig explore map --workers 2 --storage postgresql://...` did not end it
+    within 60 s, twice in the suite under load (it ends in ~1 s otherwise). The coordinator looks
+    at the study every 0.5 s; a SIGINT that arrived in the ping of that look (SQLAlchemy's
+    ``pool_pre_ping``) raised its KeyboardInterrupt inside psycopg, whose clean-up replaced it with
+    "can't change 'autocommit' now" (a StorageInternalError): the coordinator said the storage did
+    not answer and watched on, Ctrl-C lost, until the workers had run every point of the map. Here
+    the Ctrl-C is sent at that moment; the map ends (130), its workers stopped, the study
+    resumable: nothing left running, the points done counted once."""
+    name, armed = f"ping-{uuid.uuid4().hex[:8]}", tmp_path / "armed"
+    # (30 points: minutes of twin runs for two workers, far past the bound below)
+    coordinator = reap(start_castrig("explore", "map", "--rh", "60:80:5", "--concentration", "3:8:1", "--workers", "2",
+                                     "--storage", PG_URL, "--study", name, "--folder", str(tmp_path / "map"),
+                                     "--profile", str(SIM), "--template", str(ONE_FIELD), ARMED=str(armed),
+                                     **with_sitecustomize(tmp_path, SIGINT_IN_THE_PING)))
+    wait_until(lambda: (s := _try_load_pg(name)) is not None and s.get_trials(deepcopy=False, states=(_states().RUNNING,)),
+               timeout_s=120, what="the workers running trials")
+    armed.touch()
+    wait_until(lambda: not armed.exists(), timeout_s=30, what="the Ctrl-C sent")
+    # (the workers are given 2 + 4 + 5 s to stop; the rest is the coordinator's own exit)
+    code = coordinator.wait(timeout=60)
+    out, err = coordinator.communicate()
+    assert code == 130 and "does not answer" not in out, (code, out, err[-2000:])
+    study = load_study(PG_URL, name)
+    assert not study.get_trials(deepcopy=False, states=(_states().RUNNING,))  # given back, queued again
+    assert all(n == 1 for n in _keys(study).values()) and len(_keys(study)) < 30
+
+
+def _try_load_pg(name: str):
+    try:
+        return load_study(PG_URL, name)
+    except Exception:  # noqa: BLE001 - not created yet
+        return None
+
+
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)
 def test_an_explorations_twin_trials_stay_out_of_the_fleet_store(tmp_path, pg_schema):
     """With CASTRIG_STORE set (a rig's shell), every twin trial of `castrig explore` was written
