@@ -357,11 +357,12 @@ def test_the_workers_get_the_storage_url_by_the_environment_not_the_command_line
         coordinator.wait(timeout=60)
 
 
-#: A sitecustomize: the coordinator (not its workers) sends itself SIGINT -- a Ctrl-C -- once
-#: ``$ARMED`` exists, at the moment it has sent the ping with which SQLAlchemy checks a pooled
-#: connection out (``pool_pre_ping``, the start of every look at the study).
+#: A sitecustomize: the castrig process running ``explore $SIGINT_IN`` (map: the coordinator, not
+#: its workers; worker) sends itself SIGINT -- a Ctrl-C -- once ``$ARMED`` exists, from its main
+#: thread, at the moment it has sent the ping with which SQLAlchemy checks a pooled connection out
+#: (``pool_pre_ping``: the start of every look at the study, and of telling it a result).
 SIGINT_IN_THE_PING = """
-import os, signal, sys
+import os, signal, sys, threading
 import psycopg._cursor_base as cursor_base
 from sqlalchemy.dialects.postgresql import _psycopg_common as common
 _send, _ping, _in_ping = cursor_base.BaseCursor._execute_send, common._PGDialect_common_psycopg.do_ping, []
@@ -373,7 +374,8 @@ def do_ping(self, conn):
         _in_ping.pop()
 def _execute_send(self, *a, **kw):
     _send(self, *a, **kw)
-    if _in_ping and "worker" not in sys.argv and os.path.exists(os.environ["ARMED"]):
+    if (_in_ping and sys.argv[2:3] == [os.environ["SIGINT_IN"]] and threading.current_thread() is threading.main_thread()
+            and os.path.exists(os.environ["ARMED"])):
         os.unlink(os.environ["ARMED"])
         os.kill(os.getpid(), signal.SIGINT)
 common._PGDialect_common_psycopg.do_ping = do_ping
@@ -395,7 +397,7 @@ def test_ctrl_c_while_the_coordinator_reads_the_study_ends_the_map(tmp_path, rea
     # (30 points: minutes of twin runs for two workers, far past the bound below)
     coordinator = reap(start_castrig("explore", "map", "--rh", "60:80:5", "--concentration", "3:8:1", "--workers", "2",
                                      "--storage", PG_URL, "--study", name, "--folder", str(tmp_path / "map"),
-                                     "--profile", str(SIM), "--template", str(ONE_FIELD), ARMED=str(armed),
+                                     "--profile", str(SIM), "--template", str(ONE_FIELD), ARMED=str(armed), SIGINT_IN="map",
                                      **with_sitecustomize(tmp_path, SIGINT_IN_THE_PING)))
     wait_until(lambda: (s := _try_load_pg(name)) is not None and s.get_trials(deepcopy=False, states=(_states().RUNNING,)),
                timeout_s=120, what="the workers running trials")
@@ -408,6 +410,28 @@ def test_ctrl_c_while_the_coordinator_reads_the_study_ends_the_map(tmp_path, rea
     study = load_study(PG_URL, name)
     assert not study.get_trials(deepcopy=False, states=(_states().RUNNING,))  # given back, queued again
     assert all(n == 1 for n in _keys(study).values()) and len(_keys(study)) < 30
+
+
+@pytest.mark.skipif(not PG_URL, reason=NO_PG)
+def test_ctrl_c_while_a_worker_reads_the_study_ends_it(tmp_path, reap):
+    """The same Ctrl-C lost in `castrig explore worker` (and in a map's one worker, its own
+    process): a SIGINT in the ping of a look at the study, or of telling it a result, was replaced
+    by a StorageInternalError ("trial failed, queued again") or dropped, and the worker ran on
+    through the study. It ends now (130), nothing left running, each point done counted once."""
+    name, armed = f"ping-{uuid.uuid4().hex[:8]}", tmp_path / "armed"
+    start_map(PG_URL, name, _settings(), _grid([60, 65, 70, 75, 80], [3, 4, 5, 6]))  # 20 points: a minute and more of twin runs
+    worker = reap(start_castrig("explore", "worker", "--storage", PG_URL, "--study", name, "--data", str(tmp_path / "w"), "-q",
+                                ARMED=str(armed), SIGINT_IN="worker", **with_sitecustomize(tmp_path, SIGINT_IN_THE_PING)))
+    study = load_study(PG_URL, name)
+    wait_until(lambda: study.get_trials(deepcopy=False, states=(_states().RUNNING,)), timeout_s=120, what="the worker running a trial")
+    armed.touch()
+    wait_until(lambda: not armed.exists() or worker.poll() is not None, timeout_s=60, what="the Ctrl-C sent")
+    code = worker.wait(timeout=60)
+    out, err = worker.communicate()
+    assert code == 130 and "queued again" not in err, (code, out, err[-2000:])
+    study = load_study(PG_URL, name)
+    assert not study.get_trials(deepcopy=False, states=(_states().RUNNING,))
+    assert all(n == 1 for n in _keys(study).values()) and len(_keys(study)) < 20
 
 
 def _try_load_pg(name: str):

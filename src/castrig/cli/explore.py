@@ -175,19 +175,15 @@ def _term_as_interrupt() -> None:
 def _watch(study, procs, on_trial) -> None:  # type: ignore[no-untyped-def]
     """Print finished trials as the workers tell them, until every worker has exited.
 
-    Ctrl-C and SIGTERM are acted on between two looks at the study, never inside one. Raised by
-    the signal's handler wherever it landed, the KeyboardInterrupt met SQLAlchemy's and psycopg's
-    own handling: in the ping of a pooled connection it was replaced by "can't change 'autocommit'
-    now" (a StorageInternalError, taken here for a storage that does not answer), in a finalizer
-    (a connection's ``__del__``) it was dropped; either way the Ctrl-C was lost and the map went
-    on until its workers had run every point (past the test's 60 s under load)."""
-    import signal
-
-    from castrig.explore.distributed import _signals_held, counted
+    Ctrl-C and SIGTERM are acted on between two looks at the study, never inside one
+    (:func:`~castrig.explore.distributed._raise_held`): lost there, taken for a storage that does
+    not answer, the map went on until its workers had run every point (past the test's 60 s
+    under load)."""
+    from castrig.explore.distributed import _raise_held, _signals_held, counted
 
     seen: set[int] = set()
     silent_since: float | None = None
-    with _signals_held() as taken:  # (recorded here; raised below, at a point of our own)
+    with _signals_held(again_acts=True) as taken:  # (recorded here; raised below, at a point of our own)
         while not taken:
             alive = [p for p in procs if p.poll() is None]
             try:
@@ -208,8 +204,7 @@ def _watch(study, procs, on_trial) -> None:  # type: ignore[no-untyped-def]
             until = time.monotonic() + 0.5
             while not taken and time.monotonic() < until:
                 time.sleep(0.05)
-    for signum in taken[:1]:
-        signal.raise_signal(signum)  # the handlers are back: KeyboardInterrupt from here (the workers are stopped)
+    _raise_held(taken)  # KeyboardInterrupt from here: the workers are stopped
     bad = [p for p in procs if p.returncode not in (0, None)]
     for p in bad:
         err = (p.stderr.read() if p.stderr else "").strip().splitlines()
