@@ -416,6 +416,97 @@ def test_the_workers_get_the_storage_url_by_the_environment_not_the_command_line
         coordinator.wait(timeout=60)
 
 
+#: A sitecustomize: the castrig process running ``explore $SIGINT_IN`` (map: the coordinator, not
+#: its workers; worker) sends itself SIGINT -- a Ctrl-C -- once ``$ARMED`` exists, from its main
+#: thread, at the moment it has sent the ping with which SQLAlchemy checks a pooled connection out
+#: (``pool_pre_ping``: the start of every look at the study, and of telling it a result).
+SIGINT_IN_THE_PING = """
+import os, signal, sys, threading
+import psycopg._cursor_base as cursor_base
+from sqlalchemy.dialects.postgresql import _psycopg_common as common
+_send, _ping, _in_ping = cursor_base.BaseCursor._execute_send, common._PGDialect_common_psycopg.do_ping, []
+def do_ping(self, conn):
+    _in_ping.append(1)
+    try:
+        return _ping(self, conn)
+    finally:
+        _in_ping.pop()
+def _execute_send(self, *a, **kw):
+    _send(self, *a, **kw)
+    if (_in_ping and sys.argv[2:3] == [os.environ["SIGINT_IN"]] and threading.current_thread() is threading.main_thread()
+            and os.path.exists(os.environ["ARMED"])):
+        os.unlink(os.environ["ARMED"])
+        os.kill(os.getpid(), signal.SIGINT)
+common._PGDialect_common_psycopg.do_ping = do_ping
+cursor_base.BaseCursor._execute_send = _execute_send
+"""
+
+
+@pytest.mark.skipif(not PG_URL, reason=NO_PG)
+def test_ctrl_c_while_the_coordinator_reads_the_study_ends_the_map(tmp_path, reap):
+    """Ctrl-C to `castrig explore map --workers 2 --storage postgresql://...` did not end it
+    within 60 s, twice in the suite under load (it ends in ~1 s otherwise). The coordinator looks
+    at the study every 0.5 s; a SIGINT that arrived in the ping of that look (SQLAlchemy's
+    ``pool_pre_ping``) raised its KeyboardInterrupt inside psycopg, whose clean-up replaced it with
+    "can't change 'autocommit' now" (a StorageInternalError): the coordinator said the storage did
+    not answer and watched on, Ctrl-C lost, until the workers had run every point of the map. Here
+    the Ctrl-C is sent at that moment; the map ends (130), its workers stopped, the study
+    resumable: nothing left running, the points done counted once."""
+    name, armed = f"ping-{uuid.uuid4().hex[:8]}", tmp_path / "armed"
+    # (30 points: minutes of twin runs for two workers, far past the bound below)
+    coordinator = reap(start_castrig("explore", "map", "--rh", "60:80:5", "--concentration", "3:8:1", "--workers", "2",
+                                     "--storage", PG_URL, "--study", name, "--folder", str(tmp_path / "map"),
+                                     "--profile", str(SIM), "--template", str(ONE_FIELD), ARMED=str(armed), SIGINT_IN="map",
+                                     **with_sitecustomize(tmp_path, SIGINT_IN_THE_PING)))
+    # (its two workers started: it watches the study; not waiting for their trials keeps the test
+    # within the suite's 120 s under load, where starting three processes takes most of a minute)
+    wait_until(lambda: len(_worker_children(coordinator.pid)) == 2, timeout_s=90, what="two workers")
+    armed.touch()
+    wait_until(lambda: not armed.exists(), timeout_s=30, what="the Ctrl-C sent")
+    # (the workers are given 2 + 4 + 5 s to stop; the rest is the coordinator's own exit)
+    code = coordinator.wait(timeout=60)
+    out, err = coordinator.communicate()
+    assert code == 130 and "does not answer" not in out, (code, out, err[-2000:])
+    study = load_study(PG_URL, name)
+    assert not study.get_trials(deepcopy=False, states=(_states().RUNNING,))  # given back, queued again
+    assert all(n == 1 for n in _keys(study).values()) and len(_keys(study)) < 30
+
+
+@pytest.mark.skipif(not PG_URL, reason=NO_PG)
+def test_ctrl_c_while_a_worker_reads_the_study_ends_it(tmp_path, reap):
+    """The same Ctrl-C lost in `castrig explore worker` (and in a map's one worker, its own
+    process): a SIGINT in the ping of a look at the study, or of telling it a result, was replaced
+    by a StorageInternalError ("trial failed, queued again") or dropped, and the worker ran on
+    through the study. It ends now (130), nothing left running, each point done counted once."""
+    name, armed = f"ping-{uuid.uuid4().hex[:8]}", tmp_path / "armed"
+    start_map(PG_URL, name, _settings(), _grid([60, 65, 70, 75, 80], [3, 4, 5, 6]))  # 20 points: a minute and more of twin runs
+    worker = reap(start_castrig("explore", "worker", "--storage", PG_URL, "--study", name, "--data", str(tmp_path / "w"), "-q",
+                                ARMED=str(armed), SIGINT_IN="worker", **with_sitecustomize(tmp_path, SIGINT_IN_THE_PING)))
+    study = load_study(PG_URL, name)
+    wait_until(lambda: study.get_trials(deepcopy=False, states=(_states().RUNNING,)), timeout_s=120, what="the worker running a trial")
+    armed.touch()
+    wait_until(lambda: not armed.exists() or worker.poll() is not None, timeout_s=60, what="the Ctrl-C sent")
+    code = worker.wait(timeout=60)
+    out, err = worker.communicate()
+    assert code == 130 and "queued again" not in err, (code, out, err[-2000:])
+    study = load_study(PG_URL, name)
+    assert not study.get_trials(deepcopy=False, states=(_states().RUNNING,))
+    assert all(n == 1 for n in _keys(study).values()) and len(_keys(study)) < 20
+
+
+def _worker_children(pid: int) -> list[int]:
+    """The `castrig explore worker` processes whose parent is ``pid``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if (proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+                    and b"worker" in (proc / "cmdline").read_bytes().split(b"\0")):
+                found.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)
 def test_an_explorations_twin_trials_stay_out_of_the_fleet_store(tmp_path, pg_schema):
     """With CASTRIG_STORE set (a rig's shell), every twin trial of `castrig explore` was written

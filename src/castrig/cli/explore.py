@@ -173,29 +173,38 @@ def _term_as_interrupt() -> None:
 
 
 def _watch(study, procs, on_trial) -> None:  # type: ignore[no-untyped-def]
-    """Print finished trials as the workers tell them, until every worker has exited."""
-    from castrig.explore.distributed import counted
+    """Print finished trials as the workers tell them, until every worker has exited.
+
+    Ctrl-C and SIGTERM are acted on between two looks at the study, never inside one
+    (:func:`~castrig.explore.distributed._raise_held`): lost there, taken for a storage that does
+    not answer, the map went on until its workers had run every point (past the test's 60 s
+    under load)."""
+    from castrig.explore.distributed import _raise_held, _signals_held, counted
 
     seen: set[int] = set()
     silent_since: float | None = None
-    while True:
-        alive = [p for p in procs if p.poll() is None]
-        try:
-            trials = study.get_trials(deepcopy=False)
-            silent_since = None
-        except storage_errors() as exc:  # a database restarting: the workers ride it out, so does this
-            trials = []
-            if silent_since is None:
-                silent_since = time.monotonic()
-                out.print(f"the study's storage does not answer ({type(exc).__name__}); the workers go on", style="yellow",
-                          highlight=False, soft_wrap=True)
-        for t in counted(trials):
-            if t.number not in seen:
-                seen.add(t.number)
-                on_trial(t)
-        if not alive:
-            break
-        time.sleep(0.5)
+    with _signals_held(again_acts=True) as taken:  # (recorded here; raised below, at a point of our own)
+        while not taken:
+            alive = [p for p in procs if p.poll() is None]
+            try:
+                trials = study.get_trials(deepcopy=False)
+                silent_since = None
+            except storage_errors() as exc:  # a database restarting: the workers ride it out, so does this
+                trials = []
+                if silent_since is None:
+                    silent_since = time.monotonic()
+                    out.print(f"the study's storage does not answer ({type(exc).__name__}); the workers go on", style="yellow",
+                              highlight=False, soft_wrap=True)
+            for t in counted(trials):
+                if t.number not in seen:
+                    seen.add(t.number)
+                    on_trial(t)
+            if not alive:
+                break
+            until = time.monotonic() + 0.5
+            while not taken and time.monotonic() < until:
+                time.sleep(0.05)
+    _raise_held(taken)  # KeyboardInterrupt from here: the workers are stopped
     bad = [p for p in procs if p.returncode not in (0, None)]
     for p in bad:
         err = (p.stderr.read() if p.stderr else "").strip().splitlines()

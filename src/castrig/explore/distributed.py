@@ -398,22 +398,40 @@ def reap_stale(study: Any, journal: Path | None) -> list[int]:
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[list[int]]:
+def _signals_held(*, again_acts: bool = False) -> Iterator[list[int]]:
     """SIGINT and SIGTERM that arrive inside the block are recorded, not acted on; the caller
     raises them again once what the block makes is in a state that can be undone (the main
-    thread only: elsewhere signals cannot arrive)."""
+    thread only: elsewhere signals cannot arrive). ``again_acts``: a second one acts at once,
+    wherever it lands (Ctrl-C again: a look at a storage that never answers is not waited out)."""
     import threading
 
     taken: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield taken
         return
-    before = {s: signal.signal(s, lambda signum, frame: taken.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def held(signum: int, frame: Any) -> None:
+        taken.append(signum)
+        if again_acts and len(taken) > 1 and callable(before[signum]):
+            before[signum](signum, frame)
+
+    before = {s: signal.signal(s, held) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield taken
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+
+
+def _raise_held(taken: list[int]) -> None:
+    """Act on the first signal :func:`_signals_held` recorded, its handler back in place (Ctrl-C:
+    KeyboardInterrupt from here). Raised by the handler inside a look at the storage, the
+    KeyboardInterrupt met SQLAlchemy's and psycopg's own handling: in the ping of a pooled
+    connection (``pool_pre_ping``) psycopg's clean-up replaced it with "can't change 'autocommit'
+    now" (a StorageInternalError), in a finalizer (a connection's ``__del__``) it was dropped; the
+    Ctrl-C was lost and the map went on."""
+    for signum in taken[:1]:
+        signal.raise_signal(signum)
 
 
 # -- running one trial ----------------------------------------------------------------------------
@@ -538,8 +556,11 @@ class Worker:
             self.lease = WorkerLease(self.journal)
         try:
             while max_trials is None or self.done < max_trials:
-                reap_stale(self.study, self.journal)
-                ask, wait = self._has_work()
+                # a Ctrl-C inside a look at the storage was lost there (see _raise_held): taken after it
+                with _signals_held(again_acts=True) as taken:
+                    reap_stale(self.study, self.journal)
+                    ask, wait = self._has_work()
+                _raise_held(taken)
                 if not ask:
                     if not wait:
                         break
@@ -603,6 +624,12 @@ class Worker:
         out: RunOutput = self.runner(recipe, profile, self.workdir / "runs", task.seed)
         if out.outcome in ("interrupted", "aborted"):  # Ctrl-C or SIGTERM: the twin itself never aborts
             raise KeyboardInterrupt
+        with _signals_held(again_acts=True) as taken:  # (the result told whole; a Ctrl-C meanwhile is taken after it)
+            self._record(trial, task, out)
+        _raise_held(taken)
+
+    def _record(self, trial: Any, task: Task, out: RunOutput) -> None:
+        """Tell the study a trial's result (scored), and queue its confirmation if it is a hit."""
         o = score_run(out.outcome, out.metrics, out.verdict, grade=self.settings.grade, target_d_um=self.settings.target_d_um)
         try:
             trial.set_user_attr("outcome", {**o.to_dict(), "run_dir": out.run_dir, "seed": task.seed})
