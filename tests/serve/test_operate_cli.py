@@ -42,14 +42,21 @@ def read_until(proc: subprocess.Popen[str], text: str, *, timeout_s: float) -> s
     return out.decode()
 
 
+def _run_in_its_hold(data: Path, reap, **env: str) -> tuple[subprocess.Popen[str], Path]:
+    """``castrig run`` of the 24-hour hold under ``data`` (``env``: its environment's additions),
+    once it is in the hold: (its process, its run folder)."""
+    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q", **env))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
+                         timeout_s=60, what="the run in its 24-hour hold")
+    return run, run_dir
+
+
 def test_status_watch_pause_resume_abort_from_a_second_process(tmp_path: Path, reap, capsys):
     """The run and `castrig watch` in processes of their own; status, pause, resume-paused and
     abort through the CLI's entry point in the test's process (conftest ``castrig_main``) — a
     second process to the run all the same, without a subprocess's start-up for each."""
     data = tmp_path / "data"
-    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
-                         timeout_s=60, what="the run in its 24-hour hold")
+    run, run_dir = _run_in_its_hold(data, reap)
     # status: one run, and every running run under the data root
     one = castrig_main(capsys, "status", str(run_dir))
     assert one.returncode == 0, one.stderr
@@ -130,9 +137,7 @@ def test_another_user_cannot_abort_from_the_command_line(reap):
     base.chmod(0o755)  # the other user may look, not write
     try:
         data = base / "data"
-        run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
-        run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
-                             timeout_s=60, what="the run in its hold")
+        run, run_dir = _run_in_its_hold(data, reap)
         os.kill(run.pid, signal.SIGSTOP)  # hold still while the other user tries
         before = sorted(p.name for p in (run_dir / "control").iterdir())
 
@@ -175,9 +180,7 @@ def test_a_run_that_ends_while_an_abort_is_on_its_way_is_said_so(tmp_path: Path,
     """The command is in the channel, the runner never reads it (here: SIGSTOP, then kill -9):
     `castrig abort` says the run ended before it read the abort (exit 2), not that it hangs."""
     data = tmp_path / "data"
-    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
-                         timeout_s=60, what="the run in its hold")
+    run, run_dir = _run_in_its_hold(data, reap)
     os.kill(run.pid, signal.SIGSTOP)
     abort = reap(start_castrig("abort", str(run_dir)))
     wait_until(lambda: [p for p in (run_dir / "control").glob("*.json") if p.name != "status.json"],
@@ -194,9 +197,7 @@ def test_a_stopped_runner_is_said_stopped_at_once_not_just_running(tmp_path: Pat
     left-over). `castrig status` reads the owner's process state: STOPPED at once, with the way to
     let it go on; `--json` says ``owner_stopped``; SIGCONT and the line is plain again."""
     data = tmp_path / "data"
-    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
-                         timeout_s=60, what="the run in its 24-hour hold")
+    run, run_dir = _run_in_its_hold(data, reap)
     assert "STOPPED" not in castrig_main(capsys, "status", str(run_dir)).stdout
     run.send_signal(signal.SIGSTOP)
     try:
@@ -263,9 +264,7 @@ def test_command_files_written_by_hand_are_answered_saying_what_is_wrong(tmp_pat
     action had been given; one nested too deep faulted the run — the run goes on, and a
     well-formed one of any name is applied."""
     data = tmp_path / "data"
-    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
-                         timeout_s=60, what="the run in its 24-hour hold")
+    run, run_dir = _run_in_its_hold(data, reap)
     control = run_dir / "control"
     files = {"a-list.json": "[1, 2]", "b-half.json": '{"action": "pau', "c-no-action.json": '{"act": "pause"}',
              "d-unknown.json": '{"action": "launch"}', "e-pause.json": '{"action": "pause", "by": "lab-script"}',
@@ -301,9 +300,7 @@ def test_a_runner_that_does_not_answer_is_said_so_exit_5(tmp_path: Path, reap):
     pause` gives up after its wait with exit 5, saying the command stays in the channel — not a
     hang, not a claim that it was done; once the runner goes on, it reads and applies it."""
     data = tmp_path / "data"
-    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
-                         timeout_s=60, what="the run in its 24-hour hold")
+    run, run_dir = _run_in_its_hold(data, reap)
     run.send_signal(signal.SIGSTOP)
     try:
         silent = castrig("pause", str(run_dir), timeout_s=60)
@@ -456,10 +453,8 @@ def test_a_command_whose_answer_is_seen_is_gone_from_control_and_its_name_is_fre
     from conftest import with_sitecustomize
 
     data = tmp_path / "data"
-    env = with_sitecustomize(tmp_path, STOP_AT_ANSWER)
-    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q", STOP_AT_ANSWER="pause.json", **env))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
-                         timeout_s=60, what="the run in its 24-hour hold")
+    run, run_dir = _run_in_its_hold(data, reap, STOP_AT_ANSWER="pause.json",
+                                    **with_sitecustomize(tmp_path, STOP_AT_ANSWER))
     control, done = run_dir / "control", run_dir / "control" / "done"
     _drop(control, "pause.json", {"action": "pause", "by": "lab-script"})
     wait_until(lambda: _stopped(run.pid), timeout_s=20, what="the runner stopped as it answers pause.json")
@@ -503,10 +498,8 @@ def test_a_command_whose_answer_could_not_be_written_is_not_applied_again(tmp_pa
     from conftest import with_sitecustomize
 
     data = tmp_path / "data"
-    env = with_sitecustomize(tmp_path, FULL_AT_ANSWER)
-    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q", FULL_AT_ANSWER="pause.json", **env))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
-                         timeout_s=60, what="the run in its 24-hour hold")
+    run, run_dir = _run_in_its_hold(data, reap, FULL_AT_ANSWER="pause.json",
+                                    **with_sitecustomize(tmp_path, FULL_AT_ANSWER))
     control, done = run_dir / "control", run_dir / "control" / "done"
     _drop(control, "pause.json", {"action": "pause", "by": "lab-script"})
     answer = wait_until(lambda: (done / "pause.json").is_file() and json.loads((done / "pause.json").read_text()),
