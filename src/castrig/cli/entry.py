@@ -39,7 +39,32 @@ def main() -> int:
         signal.signal(signal.SIGTERM, raise_terminated if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG else signal.SIG_DFL)
 
     try:
-        return cli_main(ready=ready)
+        code = cli_main(ready=ready)
     except Terminated:  # while an error was being said, after the run's handlers were put back
         os.write(2, b"terminated\n")
-        return 3
+        code = 3
+    return _end(code)
+
+
+def _end(code: int) -> int:
+    """End the process with ``code`` once it has done what Python's exit does first -- join the
+    threads that are not daemons (and their exit hooks: a thread pool's), run the ``atexit``
+    functions (logging's flush, temporary folders removed, weakref finalizers), flush stdout and
+    stderr -- without what it does after: take down every module and collect their objects one by
+    one, 0.09-0.14 s of CPU in a ``castrig`` that ran a recipe (~600 modules: numpy, pydantic,
+    structlog, typer), spent at every command's end (about a thousand of them in the test suite).
+    Nothing is written by those teardowns: files are closed by the code that writes them (the log is
+    line-buffered), records committed. If stdout or stderr cannot be flushed, Python's own exit
+    is left to say so, as before."""
+    import atexit
+    import threading
+
+    threading._shutdown()  # type: ignore[attr-defined]  # noqa: SLF001 - the first step of Python's exit
+    atexit._run_exitfuncs()  # noqa: SLF001 - its second
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        return code
+    os._exit(code if isinstance(code, int) else 0)
