@@ -431,10 +431,12 @@ class SimServe:
 
 
 @contextmanager
-def sim_serve_process(*args: str, profile: str = "hw_profiles/sim-serial.yaml", ready_s: float = 30.0) -> Iterator[SimServe]:
-    """Start ``castrig sim serve --profile PROFILE ARGS...`` and yield it once it printed its
-    addresses (bounded by ``ready_s``); stopped (SIGCONT, SIGINT, then kill) on the way out."""
-    proc = start_castrig("sim", "serve", "--profile", profile, *args)
+def sim_serve_process(*args: str, profile: str = "hw_profiles/sim-serial.yaml", ready_s: float = 30.0,
+                      **env: str) -> Iterator[SimServe]:
+    """Start ``castrig sim serve --profile PROFILE ARGS...`` (``env`` added to its environment) and
+    yield it once it printed its addresses (bounded by ``ready_s``); stopped (SIGCONT, SIGINT, then
+    kill) on the way out."""
+    proc = start_castrig("sim", "serve", "--profile", profile, *args, **env)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], ready_s)
         line = proc.stdout.readline() if ready else ""  # type: ignore[union-attr]

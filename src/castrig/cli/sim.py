@@ -89,12 +89,14 @@ def serve(
             servers.append(srv)
         for role, peers in lines.items():
             addresses[role] = addresses[peers[0]]
-        typer.echo(json.dumps(dict(sorted(addresses.items()))), nl=True)
         # Ctrl-C, SIGTERM or a server failing wakes this thread; nothing else does (idle, it
-        # takes no CPU)
+        # takes no CPU). Taken over before the addresses are printed: a host that reads them and
+        # at once stops the server is a served simulator stopped (exit 0), not one interrupted
+        # while starting (130, as a Ctrl-C landing between the two was on a loaded machine)
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *a: stop.set())
         signal.signal(signal.SIGTERM, lambda *a: stop.set())
+        typer.echo(json.dumps(dict(sorted(addresses.items()))), nl=True)
         for srv in servers:
             srv.on_error = stop.set
         if any(srv.error is not None for srv in servers):  # (failed before it could say so)
