@@ -55,7 +55,10 @@ def _end(code: int) -> int:
     structlog, typer), spent at every command's end (about a thousand of them in the test suite).
     Nothing is written by those teardowns: files are closed by the code that writes them (the log is
     line-buffered), records committed. If stdout or stderr cannot be flushed, Python's own exit
-    is left to say so, as before."""
+    is left to say so, as before; and so is a process under a profiler or tracer (``python -m
+    cProfile -o F -m castrig run ...`` writes F after ``main`` returns: it was never written)."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return code
     import atexit
     import threading
 
