@@ -128,8 +128,8 @@ SPOILERS = ("not json", "a list", "deep", "too large", "version", "kind", "step"
 def test_only_what_castrig_writes_for_that_very_image_is_read(tmp_path, finished_demo_run):
     """Every way a kept file can be damaged or written by hand (bounded: a 33 MB file, a link to
     /dev/zero, 100 000 brackets deep) reads as nothing kept; the intact one reads as written."""
-    from castrig.report import segmentation
-    from castrig.report.images import shown_step
+    from castrig.analysis.segmentation import SURFACE_VALUES, shown_step
+    from castrig.store import segmentation
     from castrig.tiffio import read_micrograph
 
     run_dir = _demo_copy(tmp_path, finished_demo_run)
@@ -138,12 +138,12 @@ def test_only_what_castrig_writes_for_that_very_image_is_read(tmp_path, finished
     digest = segmentation.image_digest(run_dir / rel)
     path = segmentation.path_for(run_dir, rel)
     intact = path.read_bytes()
-    view = segmentation.read(run_dir, rel, digest, "reflected", shape, shown_step(shape))
+    view = segmentation.read(run_dir, rel, digest, "reflected", shape, shown_step(shape), SURFACE_VALUES)
     assert view is not None and view["values"]["pore_count"] > 100 and view["overlay_png"].startswith(b"\x89PNG")
     doc = json.loads(intact)
     for change in SPOILERS:
         path.write_bytes(_spoiled(doc, change))
-        assert segmentation.read(run_dir, rel, digest, "reflected", shape, shown_step(shape)) is None, change
+        assert segmentation.read(run_dir, rel, digest, "reflected", shape, shown_step(shape), SURFACE_VALUES) is None, change
     path.unlink()
     os.symlink("/dev/zero", path)
-    assert segmentation.read(run_dir, rel, digest, "reflected", shape, shown_step(shape)) is None
+    assert segmentation.read(run_dir, rel, digest, "reflected", shape, shown_step(shape), SURFACE_VALUES) is None

@@ -18,11 +18,10 @@ import numpy as np
 
 from castrig.analysis import analyse_section, analyse_surface
 from castrig.analysis.quality import merge_quality
+from castrig.analysis.segmentation import section_view, shown_step, surface_view
 from castrig.analysis.verdict import judge
 from castrig.errors import CastrigError
-from castrig.report import segmentation
-from castrig.report.images import shown_step
-from castrig.store import RunRecorder
+from castrig.store import RunRecorder, segmentation
 from castrig.tiffio import read_micrograph
 
 
@@ -114,7 +113,7 @@ def pool_quality(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _keep(run_dir: Path, image_rel: str, view: Callable[[], dict[str, Any]]) -> None:
-    """Keep the segmentation the report draws of an image (:mod:`castrig.report.segmentation`).
+    """Keep the segmentation the report draws of an image (:mod:`castrig.store.segmentation`).
     Not kept (a full disk, a read-only folder), the report measures the image itself: nothing
     of the analysis depends on it."""
     try:
@@ -148,7 +147,7 @@ def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: 
             if "transmitted" in views:
                 trans, _, _ = read_micrograph(run_dir / views["transmitted"].path)
             m = analyse_surface(img, px, trans, keep_labels=True)
-            _keep(run_dir, refl.path, lambda: segmentation.surface_view(m, shown_step(img.shape)))
+            _keep(run_dir, refl.path, lambda: surface_view(m, shown_step(img.shape)))
             qualities.append(m.quality())
             surface_parts.append({**m.to_dict(), "diameters_um": m.diameters_um,
                                   "through": None if m.through is None else np.asarray(m.through, bool)})
@@ -158,7 +157,7 @@ def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: 
         if sec is not None:
             img, px, _ = read_micrograph(run_dir / sec.path)
             s = analyse_section(img, px or sec.pixel_size_um)
-            _keep(run_dir, sec.path, lambda: segmentation.section_view(s, img, shown_step(img.shape)))
+            _keep(run_dir, sec.path, lambda: section_view(s, img, shown_step(img.shape)))
             section_qualities.append(s.quality())
             sections.append(s.to_dict())
             row.update(s.to_dict())

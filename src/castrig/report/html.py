@@ -30,7 +30,8 @@ import yaml
 from castrig import jsontext
 from castrig.redact import redact_urls
 from castrig.report import REPORT_NAME, plots
-from castrig.report.images import jpeg_uri, png_uri, shown_step, to_uint8
+from castrig.analysis.segmentation import SECTION_VALUES, SURFACE_VALUES, section_view, shown_step, surface_view
+from castrig.report.images import jpeg_uri, png_uri, to_uint8
 from castrig.report.plots import Band
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo
 from castrig.store.export import flatten, format_bound, grade_passes, grade_status, verdict_rows
@@ -286,14 +287,14 @@ def _grey(a: np.ndarray) -> np.ndarray:
 
 def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None) -> Analysed:
     """Load each micrograph and its segmentation: the run's own (the analyse step keeps it,
-    :mod:`castrig.report.segmentation`), else the surfaces (with their transmitted twins) and
+    :mod:`castrig.store.segmentation`), else the surfaces (with their transmitted twins) and
     sections measured here.
 
     ``image_url``: where the page finds the picture itself (the live page: castrig serve's image
     route); without it the picture is inlined as a JPEG data URI. Overlays are always inlined
     (indexed PNGs, mostly transparent: a few kB).
     """
-    from castrig.report import segmentation
+    from castrig.store import segmentation
 
     loaded: dict[str, np.ndarray] = {}
     digests: dict[str, str] = {}
@@ -338,7 +339,8 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
         try:
             view = None
             if rec.illumination in ("reflected", "section"):  # the run's own segmentation, if it is this image's
-                view = segmentation.read(data.run_dir, rec.path, digests[rec.name], rec.illumination, img.shape, step)
+                view = segmentation.read(data.run_dir, rec.path, digests[rec.name], rec.illumination, img.shape, step,
+                                         SURFACE_VALUES if rec.illumination == "reflected" else SECTION_VALUES)
             if rec.illumination == "reflected":
                 if view is None:
                     partner = groups[(rec.metadata.get("step"), rec.metadata.get("field", rec.name))].get("transmitted")
@@ -347,7 +349,7 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
                         trans = None
                     from castrig.analysis import analyse_surface
 
-                    view = segmentation.surface_view(analyse_surface(img, rec.pixel_size_um, trans, keep_labels=True), step)
+                    view = surface_view(analyse_surface(img, rec.pixel_size_um, trans, keep_labels=True), step)
                 v = view["values"]
                 diameters[mid] += view["diameters_um"]
                 m["caption"] = (f"{where}, reflected: {v['pore_count']} pores measured, {v['border_pore_count']} cut by the border; "
@@ -356,7 +358,7 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
                 if view is None:
                     from castrig.analysis import analyse_section
 
-                    view = segmentation.section_view(analyse_section(img, rec.pixel_size_um), img, step)
+                    view = section_view(analyse_section(img, rec.pixel_size_um), img, step)
                 v = view["values"]
                 m["caption"] = (f"{where}, section: T = {_v(v['mean_thickness_um'])} µm, σt = {_v(v['thickness_std_um'])} µm; "
                                 f"claim 1: polymer {_v(v['penetration_depth_um'])} µm into the support over "

@@ -661,7 +661,7 @@ def _image_png(run_dir: Path, image_id: int, max_px: int = 1024) -> bytes | str 
     cut-short file was a 500 with a traceback)."""
     import numpy as np
 
-    from castrig.report.images import png_bytes
+    from castrig.pngio import png_bytes
     from castrig.tiffio import read_micrograph
 
     path = R.image_path(run_dir, image_id)
