@@ -1,4 +1,4 @@
-"""DESIGN §1's layers, read from the source: what the lowest layers may import.
+"""DESIGN §1's layers, read from the source: what each layer may import.
 
 The in-process simulator link imported ``castrig.sim.emulator`` to tell whether an emulator kept
 Emulator's own methods (a speed shortcut): the link layer reaching up into the simulator, which
@@ -10,21 +10,49 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[2] / "src" / "castrig"
 
-#: §1's "may import" column for the layers every other stands on. Layers are castrig's
-#: packages (folders); its top-level modules (errors, tiffio, utc ...) are shared helpers.
+#: §1's "may import" column, layer by layer (each may import itself; the clock is everyone's).
+#: Layers are castrig's packages (folders); its top-level modules (errors, tiffio, pngio, utc ...)
+#: are shared helpers. ``cli`` may import everything; ``reliability`` (the campaigns behind
+#: benchmarks/reliability.py) is not in §1's table.
 ALLOWED = {
-    "clock": {"clock"},
-    "links": {"links", "clock"},
-    "devices": {"devices", "links", "clock"},
+    "clock": set(),
+    "links": set(),
+    "devices": {"links"},
+    "sim": set(),
+    "control": {"devices"},
+    "recipe": {"control", "devices", "store", "analysis"},
     # the run folder's records and the micrograph analysis: what everything else reads and
     # writes through; neither knows a device, a recipe or a page (the analyse step's segmentation
     # for the report is made in analysis and kept by the store, not imported from the report)
-    "store": {"store"},
-    "analysis": {"analysis"},
+    "store": set(),
+    "analysis": set(),
+    "report": {"store", "analysis"},
+    "rig": {"devices", "links", "sim"},
+    "lots": {"store", "analysis"},
+    "explore": {"recipe", "rig", "analysis", "store"},
+    "serve": {"store", "report", "analysis"},
+}
+#: Imports across layers that §1's table does not list, each (module, layer) with why it is there.
+#: A ratchet: a new one fails the test, and so does an entry here that is no longer true (take it
+#: out when it is fixed). Each is a candidate for a move, or a line for §1's table.
+KNOWN = {
+    ("control/tune.py", "report"): "the tuning plot is drawn with the report's SVG charts",
+    ("explore/plots.py", "report"): "the map's axes use the report charts' nice_ticks",
+    ("recipe/compat.py", "rig"): "a recipe is checked against the hardware profile it runs on",
+    ("recipe/queue.py", "report"): "castrig queue writes each run's report as it ends",
+    ("recipe/queue.py", "rig"): "the queue loads the profile to check a night's volumes",
+    ("recipe/runner.py", "links"): "the runner tells link errors (a device silent) from device errors",
+    ("recipe/runner.py", "rig"): "the runner drives the rig the composition root built",
+    ("recipe/session.py", "rig"): "a run opens and owns its rig",
+    ("report/filters.py", "recipe"): "the grade names (recipe.model.Grade) for castrig runs --grade",
+    ("rig/profile_edit.py", "store"): "profile edits are written atomically (store.atomic)",
+    ("serve/explore.py", "explore"): "the explore pages read the map and search folders",
+    ("sim/fit.py", "rig"): "castrig sim fit writes the fitted twin into a profile",
+    ("sim/fit.py", "store"): "it reads a run's records to fit the twin to them",
+    ("sim/render_set.py", "store"): "rendered sets are written atomically (store.atomic)",
+    ("sim/twin.py", "rig"): "the twin is built from a hardware profile's sim settings",
 }
 LAYERS = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
 
@@ -42,8 +70,23 @@ def _castrig_imports(path: Path) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("layer", sorted(ALLOWED))
-def test_a_low_layer_imports_only_what_design_allows_it(layer):
-    wrong = {str(p.relative_to(SRC)): sorted((_castrig_imports(p) & LAYERS) - ALLOWED[layer])
-             for p in sorted((SRC / layer).rglob("*.py"))}
-    assert not {k: v for k, v in wrong.items() if v}, wrong
+def _crossings() -> dict[tuple[str, str], None]:
+    """Every (module, layer) import of another layer that §1's table does not allow."""
+    out = {}
+    for layer, allowed in ALLOWED.items():
+        for p in sorted((SRC / layer).rglob("*.py")):
+            for other in sorted((_castrig_imports(p) & LAYERS) - allowed - {layer, "clock"}):
+                out[(str(p.relative_to(SRC)), other)] = None
+    return out
+
+
+def test_every_layer_imports_only_what_design_allows_it_or_a_known_exception():
+    found = _crossings()
+    new = [k for k in found if k not in KNOWN]
+    assert not new, f"imports across layers that DESIGN §1 does not allow: {new}"
+    gone = [k for k in KNOWN if k not in found]
+    assert not gone, f"KNOWN lists imports that are gone (take them out): {gone}"
+
+
+def test_the_table_names_every_layer():
+    assert set(ALLOWED) | {"cli", "reliability"} == LAYERS
