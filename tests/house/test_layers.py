@@ -38,8 +38,6 @@ ALLOWED = {
 #: A ratchet: a new one fails the test, and so does an entry here that is no longer true (take it
 #: out when it is fixed). Each is a candidate for a move, or a line for §1's table.
 KNOWN = {
-    ("control/tune.py", "report"): "the tuning plot is drawn with the report's SVG charts",
-    ("explore/plots.py", "report"): "the map's axes use the report charts' nice_ticks",
     ("recipe/compat.py", "rig"): "a recipe is checked against the hardware profile it runs on",
     ("recipe/queue.py", "report"): "castrig queue writes each run's report as it ends",
     ("recipe/queue.py", "rig"): "the queue loads the profile to check a night's volumes",

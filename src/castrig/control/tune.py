@@ -400,7 +400,7 @@ def gains_updates(result: TuneResult) -> dict[tuple[str, ...], float]:
             ("control", f"{prefix}kd"): float(f"{g.kd:.4g}")}
 
 
-#: The report's plot styles (castrig.report.html), for a stand-alone SVG file.
+#: The report's plot styles (castrig.svgchart), for a stand-alone SVG file.
 _SVG_STYLE = ("text{font-family:sans-serif}svg .ptitle{font-size:14px;font-weight:600}svg .tick{font-size:11px;fill:#4a5568}"
               "svg .alabel{font-size:12px;fill:#2d3748}svg .legend{font-size:12px;fill:#2d3748}"
               "svg .grid{stroke:#e5e8ef}svg .axis{stroke:#4a5568}svg .frame{fill:none;stroke:#9aa3b2}")
@@ -408,7 +408,7 @@ _SVG_STYLE = ("text{font-family:sans-serif}svg .ptitle{font-size:14px;font-weigh
 
 def plot_svg(result: TuneResult, title: str) -> str:
     """The test (RH and actuator) and the predicted closed-loop step, as one SVG."""
-    from castrig.report.plots import PALETTE, Axes, Series, line_chart
+    from castrig.svgchart import PALETTE, Axes, Series, line_chart
 
     tst, m = result.test, result.model
     t = np.asarray(tst.t_s)

@@ -1,6 +1,6 @@
 """The process-window map: one self-contained HTML file with inline SVG scatter maps.
 
-Why SVG by hand (as in ``castrig.report.plots``): the map must open in any browser on a rig
+Why SVG by hand (as in ``castrig.svgchart``): the map must open in any browser on a rig
 computer without a network or matplotlib, and the plots are simple — points in the
 (RH, concentration) plane coloured by D, σd/D, through-pore fraction, and pass/fail.
 Search trials are circles, grid trials squares; the found recipe is ringed.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from castrig.explore.journal import SearchSettings, Trial
 from castrig.explore.space import point_label
-from castrig.report.plots import nice_ticks
+from castrig.svgchart import nice_ticks
 from castrig.store.atomic import atomic_write_bytes
 
 _VIRIDIS = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]

@@ -28,18 +28,20 @@ import numpy as np
 import yaml
 
 from castrig import jsontext
-from castrig.redact import redact_urls
-from castrig.report import REPORT_NAME, plots
 from castrig.analysis.segmentation import SECTION_VALUES, SURFACE_VALUES, section_view, shown_step, surface_view
+from castrig.redact import redact_urls
+from castrig.report import REPORT_NAME
 from castrig.report.images import jpeg_uri, png_uri, to_uint8
-from castrig.report.plots import Band
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo
 from castrig.store.export import flatten, format_bound, grade_passes, grade_status, verdict_rows
 from castrig.store.lock import CRASHED_REASON, live_outcome
 from castrig.store.recipe_text import recipe_file_text
 from castrig.store.sqlite_store import SqliteRunStore, ro_uri
+from castrig.svgchart import Band
 from castrig.utc import parse_utc
 
+#: Event kinds that mean something went wrong (drawn red, listed under "what went wrong").
+PROBLEM_KINDS = frozenset({"interlock", "run_end", "fault", "error", "alarm", "abort", "crash"})
 
 
 @dataclass
@@ -199,7 +201,7 @@ def problems(data: RunData, notes: Sequence[str] = ()) -> list[str]:
         out.append(f"The run ended {info.outcome}" + (f": {info.outcome_reason}" if info.outcome_reason else "."))
     safe_at = [e.t_s for e in data.events if e.kind == "safe_state" and e.data.get("safe") is True]
     for e in data.events:
-        if e.kind in plots.PROBLEM_KINDS and e.kind != "run_end":
+        if e.kind in PROBLEM_KINDS and e.kind != "run_end":
             out.append(f"{e.t_s:.1f} s — {e.kind} ({e.source}): {e.message}")
         if e.kind == "safe_state" and e.data.get("safe") is False:
             if e.data.get("first_try") and any(t >= e.t_s for t in safe_at):
@@ -630,7 +632,7 @@ def report_data(run_dir: Path, image_url: Callable[[int], str] | None = None,
                   for s in spans],
         "gaps": _gaps(data),
         "bands": [{"t0_s": b.t0_s, "t1_s": b.t1_s, "lo": b.lo, "hi": b.hi} for b in rh_bands(spans, t_end)],
-        "problem_kinds": sorted(plots.PROBLEM_KINDS),
+        "problem_kinds": sorted(PROBLEM_KINDS),
         "membranes": membranes,
         "other": other,
         "recipe_text": recipe_text,

@@ -1,4 +1,5 @@
-"""Plots as inline SVG text, written here rather than with matplotlib.
+"""Line charts as inline SVG text, written here rather than with matplotlib: the run report's
+plots, the RH-loop tuning plot (``castrig commission tune``), the process-window map's axes.
 
 Why: the report must be one self-contained file that any browser shows without a network, and
 the plots are few and simple (lines, a band, bars). Hand-written SVG keeps the text selectable,
@@ -227,7 +228,3 @@ def _points(s: Series, rng: tuple[float, float], px_t, px_v) -> str:  # type: ig
         idx = np.unique(np.linspace(0, t.size - 1, 4000).astype(int))
         t, v = t[idx], v[idx]
     return " ".join(f"{px_t(a):.1f},{px_v(b, rng):.1f}" for a, b in zip(t, v))
-
-
-#: Event kinds that mean something went wrong (drawn red, listed under "what went wrong").
-PROBLEM_KINDS = frozenset({"interlock", "run_end", "fault", "error", "alarm", "abort", "crash"})
