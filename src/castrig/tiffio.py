@@ -94,7 +94,7 @@ def write_micrograph(path: str | Path, array: np.ndarray, pixel_size_um: float, 
     meta = dict(metadata or {})
     meta.setdefault("pixel_size_um", float(pixel_size_um))
     res = 1e4 / float(pixel_size_um)
-    from castrig.store.atomic import atomic_write_with, fsync_dir
+    from castrig.atomic import atomic_write_with, fsync_dir
 
     def write(tmp: Path) -> None:
         if a.dtype in (np.uint8, np.uint16, np.float32):

@@ -45,11 +45,9 @@ KNOWN = {
     ("recipe/runner.py", "rig"): "the runner drives the rig the composition root built",
     ("recipe/session.py", "rig"): "a run opens and owns its rig",
     ("report/filters.py", "recipe"): "the grade names (recipe.model.Grade) for castrig runs --grade",
-    ("rig/profile_edit.py", "store"): "profile edits are written atomically (store.atomic)",
     ("serve/explore.py", "explore"): "the explore pages read the map and search folders",
     ("sim/fit.py", "rig"): "castrig sim fit writes the fitted twin into a profile",
     ("sim/fit.py", "store"): "it reads a run's records to fit the twin to them",
-    ("sim/render_set.py", "store"): "rendered sets are written atomically (store.atomic)",
     ("sim/twin.py", "rig"): "the twin is built from a hardware profile's sim settings",
 }
 LAYERS = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}

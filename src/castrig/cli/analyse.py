@@ -343,7 +343,7 @@ def _write_rois(path: Path, rois: list) -> None:
     """Atomically (a temporary beside it, fsynced, renamed): a crash leaves the earlier set or
     the new one, never half a zip, and a symlink at ``path`` is replaced, not written through."""
     from castrig.analysis.rois import write_rois
-    from castrig.store.atomic import atomic_write_with
+    from castrig.atomic import atomic_write_with
 
     try:
         atomic_write_with(path, lambda tmp: write_rois(tmp, rois))
@@ -354,7 +354,7 @@ def _write_rois(path: Path, rois: list) -> None:
 def _write_overlay(path: Path, refl, m) -> None:
     """Atomically, as :func:`_write_rois`: the earlier overlay or the new one, never half a PNG."""
     from castrig.analysis.overlay import surface_overlay, write_overlay_png
-    from castrig.store.atomic import atomic_write_with
+    from castrig.atomic import atomic_write_with
 
     rgb = surface_overlay(refl, m)
     try:

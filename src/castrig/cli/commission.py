@@ -55,7 +55,7 @@ def tune_rh(
     from castrig.errors import BadInput
     from castrig.rig.not_suspended import not_suspended
     from castrig.rig.profile_edit import write_profile_values
-    from castrig.store.atomic import atomic_write_bytes
+    from castrig.atomic import atomic_write_bytes
 
     if rh_to <= rh_from:
         raise BadInput(f"--to = {rh_to:g} must be above --from = {rh_from:g} (allowed: 5 <= from < to <= 90 %RH)", field="--to")

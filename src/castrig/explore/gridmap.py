@@ -24,7 +24,7 @@ from typing import Any
 
 from castrig.errors import BadInput
 from castrig.explore.plots import _colour
-from castrig.store.atomic import atomic_write_bytes
+from castrig.atomic import atomic_write_bytes
 
 GRADES = ("claim1", "claim2", "claim3", "claim4")
 

@@ -27,7 +27,7 @@ from castrig.errors import BadInput
 from castrig.explore.objective import Outcome
 from castrig.explore.space import SearchSpace
 from castrig.redact import redact_urls
-from castrig.store.atomic import atomic_write_json
+from castrig.atomic import atomic_write_json
 
 TrialKind = Literal["search", "confirm", "grid"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from castrig.explore.journal import SearchSettings, Trial
 from castrig.explore.space import point_label
 from castrig.svgchart import nice_ticks
-from castrig.store.atomic import atomic_write_bytes
+from castrig.atomic import atomic_write_bytes
 
 _VIRIDIS = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
 W, H, L, R, T, B = 430, 330, 58, 82, 30, 46

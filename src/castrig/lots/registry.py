@@ -46,7 +46,7 @@ from typing import Any, Literal
 from castrig import oslock
 from castrig.errors import BadInput, Busy
 from castrig.store import open_store
-from castrig.store.atomic import atomic_write_json
+from castrig.atomic import atomic_write_json
 from castrig.store.lock import recorded_elsewhere
 from castrig.store.sqlite_store import DamagedRun, open_run_folder
 

@@ -61,7 +61,7 @@ from castrig.recipe.runner import RunResult
 from castrig.recipe.session import StopRequest, needs_after_abort, resume_run, run_recipe, stop_requests
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
-from castrig.store.atomic import atomic_write_json
+from castrig.atomic import atomic_write_json
 from castrig.store.base import RunInfo
 from castrig.store.sqlite_store import remove_never_started
 

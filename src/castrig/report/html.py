@@ -752,7 +752,7 @@ def page_html(run_dir: Path) -> str:
 def build_report(run_dir: Path, out: Path | None = None) -> Path:
     """Write the run's page, self-contained, to ``RUN_DIR/report.html`` (or ``out``) atomically; returns its path."""
     from castrig.errors import BadInput
-    from castrig.store.atomic import atomic_write_bytes
+    from castrig.atomic import atomic_write_bytes
 
     from castrig.store.sqlite_store import refuse_never_started
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from castrig.errors import BadInput
-from castrig.store.atomic import atomic_write_bytes
+from castrig.atomic import atomic_write_bytes
 
 
 def _fmt(value: object) -> str:

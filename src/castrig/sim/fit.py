@@ -209,7 +209,7 @@ def write_profile(start_path: str | Path, out_path: str | Path, params: dict[str
 
     from castrig.inputs import load_model
     from castrig.rig.profile_edit import set_value
-    from castrig.store.atomic import atomic_write_bytes
+    from castrig.atomic import atomic_write_bytes
 
     text = Path(start_path).read_text()
     name = yaml.safe_load(text).get("name", "twin")

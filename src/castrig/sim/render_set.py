@@ -15,7 +15,7 @@ import numpy as np
 
 from castrig.sim.film_images import render_field
 from castrig.sim.world import FilmConditions, FilmModel, film_targets
-from castrig.store.atomic import atomic_write_json
+from castrig.atomic import atomic_write_json
 
 
 def render_set(

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from castrig.errors import BadInput
-from castrig.store.atomic import atomic_write_with
+from castrig.atomic import atomic_write_with
 from castrig.store.sqlite_store import SqliteRunStore
 
 FORMATS = ("csv", "parquet")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from castrig.pngio import png_size
-from castrig.store.atomic import atomic_write_bytes
+from castrig.atomic import atomic_write_bytes
 
 #: The folder of the run that holds the files, one per micrograph (``<image file name>.json``).
 FOLDER = "segmentation"

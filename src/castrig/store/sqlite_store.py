@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # the listings (`castrig runs`, `lots`, `status`) need not lo
     import numpy as np
 
 from castrig.errors import BadInput, Busy, CastrigError
-from castrig.store.atomic import atomic_write_json, fsync_dir
+from castrig.atomic import atomic_write_json, fsync_dir
 from castrig.store.lock import LOCK_NAME, claim_run, live_outcome, release_run, run_holder
 from castrig.store.base import (
     Event,
@@ -1032,7 +1032,7 @@ def folder_account(run_dir: Path, run_id: str) -> tuple[RunInfo, tuple[str, ...]
 #: What a run folder holds while :meth:`SqliteRunStore.create_run` makes it, before anything is recorded.
 _CREATION_FILES = ("run.json", LOCK_NAME, RESERVE_NAME, "run.sqlite-shm")
 _EMPTY_WHEN_NEW = ("run.sqlite", "run.sqlite-wal", "run.sqlite-journal")
-#: run.json being written when its maker died (:func:`~castrig.store.atomic.atomic_write_json`'s temporary).
+#: run.json being written when its maker died (:func:`~castrig.atomic.atomic_write_json`'s temporary).
 _RUN_JSON_TEMP = re.compile(r"\.run\.json\..+\.tmp")
 #: The name create_run gives a run folder: ``YYYYMMDD-HHMMSS-RECIPE`` (UTC), ``-N`` added when taken.
 RUN_FOLDER_NAME = re.compile(r"\d{8}-\d{6}-[A-Za-z0-9_.-]+")
