@@ -248,6 +248,12 @@ def test_a_second_client_is_turned_away_and_its_bytes_never_run(sim_serve, tmp_p
             assert _read_frame(third) == b"\x0201S4.699\x03"  # not 20.00
 
 
+def _lowest_free_fd(pid: int) -> int:
+    """The number the next descriptor process ``pid`` opens gets (Linux /proc)."""
+    used = {int(n) for n in os.listdir(f"/proc/{pid}/fd")}
+    return min(set(range(len(used) + 1)) - used)
+
+
 def test_a_server_that_fails_while_serving_ends_sim_serve_non_zero_naming_device_and_port(sim_serve):
     """A served device's server failed while serving (here: no descriptor left for a client's
     connection, as under a low `ulimit -n` or a leak elsewhere): `sim serve` said
@@ -258,8 +264,14 @@ def test_a_server_that_fails_while_serving_ends_sim_serve_non_zero_naming_device
 
     with sim_serve("--tcp", "0", profile="hw_profiles/sim.yaml") as served:
         proc = served.proc
-        open_now = len(os.listdir(f"/proc/{proc.pid}/fd"))
-        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (open_now, open_now))  # no room for one more
+        # The kernel gives a new descriptor the lowest free number, and refuses it (EMFILE) when
+        # that is at or past the limit: the limit is the lowest free number, the least of two
+        # looks (a descriptor open for a moment in the first would leave a free one below it),
+        # not the count of open ones (which a hole left by a closed one makes one too many)
+        first = _lowest_free_fd(proc.pid)
+        time.sleep(0.1)
+        low = min(first, _lowest_free_fd(proc.pid))
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (low, low))  # no room for one more
         port = served.addresses["dry_mfc"].rsplit(":", 1)[1]
         with socket.create_connection(("127.0.0.1", int(port)), timeout=5) as client:
             client.sendall(b"A\r")
