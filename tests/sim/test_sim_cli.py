@@ -259,7 +259,6 @@ def test_a_server_that_fails_while_serving_ends_sim_serve_non_zero_naming_device
     connection, as under a low `ulimit -n` or a leak elsewhere): `sim serve` said
     "server dry_mfc failed: ..." and exited 0, so a script or supervisor took the twin's end for
     a clean Ctrl-C."""
-    import os
     import resource
 
     with sim_serve("--tcp", "0", profile="hw_profiles/sim.yaml") as served:
