@@ -103,9 +103,13 @@ only the section is rendered and measured (the surface metrics show "—"):
                tongues 3 px deep — penetration depth 46 % short, fraction 0.059 over. Since
                2026-12-07 columns where the film's bottom edge jumps give the path no edge
                (section._edge_jumps): 0.6 % and 0.001, seed 1000 sec_wavy meets every goal; seeds
-               2000 unchanged; 3000-5000 one case moved out of a miss's kind (13@4000, straightened
-               now and its tongue at the image's side bent into: depth 16 % over unflagged →
-               20 % short, flagged penetration_under_resolved), the flat families' tables identical.
+               2000 unchanged; 3000-5000 one case straightened now (13@4000) whose tongue running
+               out through the image's side the path followed down (depth 16 % over unflagged →
+               20 % short). The run from the edge's last jump down to the image's side gives the
+               path no edge either (section._side_tongues): 13@4000 6 %, 1@4000 11 → 4 %, seed
+               2000 case 7 7.2 → 0.4 %; sec_wavy's penetration depth misses over seeds 1000-5000:
+               5 → 2 (2@5000 interface_lost, 11@5000 not measured), the flat families' tables
+               identical.
 
   sec_thin     the default appearance of films far thinner than their pores: T/D 0.1–0.35 (the
                cases' own 0.4–2.0; claim 1 allows 0.05, the twin makes 0.25 at 80 %RH);

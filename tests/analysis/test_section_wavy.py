@@ -168,6 +168,54 @@ def test_an_edges_jumps_are_its_sides_and_a_tilted_wavy_interface_has_none():
     assert set(np.nonzero(_edge_jumps(y))[0]) == {199, 200, 259, 260, 560, 561}
 
 
+#: benchmark case 13 (D 8 µm, 11 px per pore, T/D 1.2, through-pores 0.85, 16 bit) with seed 4000's
+#: sec_wavy wave: 5.28 px crest to axis over 1058 px, a tongue 8 px deep over the last 53 columns
+CASE_13_4000 = (4000, 13, 8.0, 11, 0.05, 0.58, 0.85, 1.2, 0.12, 1.2, 0.02, 0.3, 16)
+WAVE_13_4000 = {"wave_amplitude_px": 5.2755, "wave_period_px": 1058.28}
+
+
+def test_a_tongue_running_out_through_the_images_side_does_not_bend_the_wave():
+    """Benchmark seed 4000 sec_wavy case 13: once the cavities' sides no longer held the path
+    high, the section was straightened — and the path it was straightened by (at half the cost
+    of a level change) followed a tongue running out through the image's right side down by
+    8 px, with no interface beyond it to hold the path: the tongue read 3.8 px deep for 7.5,
+    the penetration depth 20 % short (16 % over, the section left as it lay, before). The run
+    from the edge's last jump down to the image's side is a tongue's, and gives the path no
+    edge."""
+    img, px, truth = _bench_section(*CASE_13_4000, **WAVE_13_4000)
+    m = analyse_section(img, px)
+    assert m.penetration_depth_um == pytest.approx(truth["penetration_depth_um"], rel=0.1)
+    assert m.penetration_fraction == pytest.approx(truth["penetration_fraction"], abs=0.03)
+    assert m.wave_px >= 6
+
+
+def test_a_side_tongue_is_the_run_from_a_jump_down_to_the_images_side():
+    """Numbers in, numbers out (:func:`_side_tongues`): an edge that jumps down 8 px (over two
+    columns, through the blur) from interface seen into a run reaching the right side is a
+    tongue there, and mirrored at the left; the interface beyond a cavity's side (the edge
+    jumping down from its roof, not seen as interface) is not, nor a run past a gap."""
+    from castrig.analysis.section import _side_tongues
+
+    rng = np.random.default_rng(13)
+    x = np.arange(400, dtype=float)
+    base = 90 + 0.01 * x + rng.normal(0, 0.3, x.size)
+    ok = np.ones(x.size, bool)
+    y = base.copy()
+    y[350] += 4
+    y[351:] += 8  # a tongue out through the right side
+    y[:30] += 9  # and one out through the left side
+    assert set(np.nonzero(_side_tongues(y, ok))[0]) == set(range(350, 400)) | set(range(0, 30))
+    y = base.copy()
+    y[340:360] -= 20  # a cavity's roof near the right side, no interface
+    ok[340:360] = False
+    assert not _side_tongues(y, ok).any()
+    ok[:] = True
+    y = base.copy()
+    y[330:360] += 8  # a tongue, a gap (its far side unseen), the interface again to the side
+    y[360:370] = np.nan
+    assert not _side_tongues(y, ok).any()
+
+
 def test_the_interface_path_follows_a_wave_under_tongues_and_not_a_tongue_at_the_side():
     """Numbers in, numbers out: an edge on a 6 px wave (period 500 px, tilted 1 px in 100), with
     steep tongues 12-30 px deep over a third of the columns, a gap of 40 columns (a cavity's

@@ -350,7 +350,9 @@ def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, thick_px:
     ``PATH_ABOVE_CAP`` above it; four of them held the path 16 px over the interface across
     175 columns, the bend's evidence fell to 1.07, and the section, measured as it lay, read
     its wave's troughs as tongues 3 px deep (seed 1000 case 11: penetration depth 46 % short,
-    fraction 0.06 over; now 0.6 % and 0.001). The
+    fraction 0.06 over; now 0.6 % and 0.001), and the columns of a tongue running out through
+    the image's side (:func:`_side_tongues`: with no interface beyond it the path followed it
+    down). The
     top: a running median over 3 film thicknesses (notches are narrower); it varies with the
     film's thickness as well as with the wave, and serves to judge a straightening only. Each
     is smoothed by a Gaussian of one thickness and the straight line fitted taken out (the
@@ -365,7 +367,7 @@ def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, thick_px:
         run, _ = ndi.label(bare)
         short = np.nonzero(np.bincount(run)[1:] < max(BARE_RUN_MIN[0], BARE_RUN_MIN[1] * thick_px))[0] + 1
         ok_b &= ~np.isin(run, short)
-    ok_b &= ~_edge_jumps(y_bot)
+    ok_b &= ~(_edge_jumps(y_bot) | _side_tongues(y_bot, ok_b))
     if ok_b.sum() < 0.15 * w or not thick_px > 0:
         return None
     size = int(max(9, 3 * thick_px)) | 1
@@ -394,10 +396,47 @@ def _edge_jumps(y: np.ndarray) -> np.ndarray:
     more than ``EDGE_JUMP_PX`` (or ``EDGE_JUMP_NOISE`` times the edge's noise): the side of a
     cavity or a tongue, not the interface, which rises and falls by a fraction of a pixel per
     column (a ±5° tilt, or a wave of 0.2 film thicknesses over 10: 0.13 at its steepest)."""
-    d = np.abs(np.diff(y))
-    tol = max(EDGE_JUMP_PX, EDGE_JUMP_NOISE * _edge_noise(y[np.isfinite(y)]))
-    big = np.nan_to_num(d, nan=0.0) > tol
+    big = _edge_steps(y)[0] != 0
     return np.r_[big, False] | np.r_[False, big]
+
+
+def _edge_steps(y: np.ndarray) -> tuple[np.ndarray, float]:
+    """The sign of the edge's step from each column to the next where it is a jump (+1 down,
+    -1 up, 0 none or not seen), and the least step that is one (px)."""
+    d = np.nan_to_num(np.diff(y), nan=0.0)
+    tol = max(EDGE_JUMP_PX, EDGE_JUMP_NOISE * _edge_noise(y[np.isfinite(y)]))
+    return np.where(np.abs(d) > tol, np.sign(d), 0.0), tol
+
+
+def _side_tongues(y: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Columns of a tongue running out through the image's side: from the edge's last jump to
+    the right side (its first to the left side), where the edge steps down from interface seen
+    (``ok``) into a run that reaches the side without a gap or another jump.
+
+    Anywhere else a tongue has the interface beyond it and the path, costing little under a
+    tongue, keeps to it; at the image's side it has only the tongue's own columns, and the path
+    the section is straightened by (at ``BEND_CHANGE_COST``) followed it down: seed 4000
+    sec_wavy case 13, a tongue 8 px deep over the last 53 columns, bent into by 8 px — its
+    depth then read 3.8 px, the penetration depth 20 % short."""
+    out = np.zeros(y.size, bool)
+    step, _ = _edge_steps(y)
+    at = np.nonzero(step)[0]  # (a jump between column k and k + 1)
+    if not at.size:
+        return out
+    fin = np.isfinite(y)
+    # the right side: the last jump run (consecutive steps one jump through the blur), down
+    a = int(at[-1])
+    while a - 1 >= 0 and step[a - 1] == step[at[-1]]:
+        a -= 1
+    if step[at[-1]] > 0 and ok[a] and fin[at[-1] + 1:].all():
+        out[a + 1:] = True
+    # the left side, mirrored: the first jump run, up (the edge deeper before it)
+    b = int(at[0])
+    while b + 1 < step.size and step[b + 1] == step[at[0]]:
+        b += 1
+    if step[at[0]] < 0 and ok[b + 1] and fin[:at[0] + 1].all():
+        out[:b + 1] = True
+    return out
 
 
 #: :func:`_edge_jumps`: the step (px, and edge noise units) between neighbouring columns' edges
