@@ -107,9 +107,13 @@ only the section is rendered and measured (the surface metrics show "—"):
                out through the image's side the path followed down (depth 16 % over unflagged →
                20 % short). The run from the edge's last jump down to the image's side gives the
                path no edge either (section._side_tongues): 13@4000 6 %, 1@4000 11 → 4 %, seed
-               2000 case 7 7.2 → 0.4 %; sec_wavy's penetration depth misses over seeds 1000-5000:
-               5 → 2 (2@5000 interface_lost, 11@5000 not measured), the flat families' tables
-               identical.
+               2000 case 7 7.2 → 0.4 %. Seed 2000 case 11 (the same film, a 14 px wave) was
+               straightened and then undone: 6.60 px found, 3.41 left, a shrinking wave, but
+               rounded to whole pixels 4 of 6, over WAVE_SHRINK — the bends are now compared as
+               measured: penetration depth 32 % short → 1.2 %, fraction 0.074 over → 0.000.
+               sec_wavy's penetration depth misses over seeds 1000-5000: 6 → 2 (2@5000
+               interface_lost, 11@5000 not measured); the flat families' tables identical
+               (seeds 1000-5000), case by case but seed 3000 sec_thin case 11 (T 1.5 → 1.4 %).
 
   sec_thin     the default appearance of films far thinner than their pores: T/D 0.1–0.35 (the
                cases' own 0.4–2.0; claim 1 allows 0.05, the twin makes 0.25 at 80 %RH);

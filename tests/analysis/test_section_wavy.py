@@ -168,6 +168,25 @@ def test_an_edges_jumps_are_its_sides_and_a_tilted_wavy_interface_has_none():
     assert set(np.nonzero(_edge_jumps(y))[0]) == {199, 200, 259, 260, 560, 561}
 
 
+#: the same case with seed 2000's wave: 8.56 px crest to axis over 1118 px (14 px crest to trough
+#: beyond the straight line fitted), wide tongues under 0.31 of the interface
+CASE_11_2000 = (2000, 11, 25.0, 16, 0.10, 0.60, 0.60, 0.4, 0.10, 1.5, 0.04, 0.3, 8)
+WAVE_11_2000 = {"wave_amplitude_px": 8.5575, "wave_period_px": 1118.49}
+
+
+def test_a_straightening_is_judged_by_the_bends_measured_not_by_their_rounding():
+    """Benchmark seed 2000 sec_wavy case 11: the first straightening found 6.60 px of the wave and
+    the second 3.41 px left — 0.52 of it, a wave shrinking as it is undone; rounded to the whole
+    pixels the columns move by, 4 of 6 px, 0.67, over ``WAVE_SHRINK``, and every straightening
+    was undone: the troughs read as tongues, penetration depth 32 % short, fraction 0.074 over,
+    unflagged. Judged on the bends as measured, the straightening is kept."""
+    img, px, truth = _bench_section(*CASE_11_2000, **WAVE_11_2000)
+    m = analyse_section(img, px)
+    assert m.penetration_depth_um == pytest.approx(truth["penetration_depth_um"], rel=0.1)
+    assert m.penetration_fraction == pytest.approx(truth["penetration_fraction"], abs=0.03)
+    assert m.wave_px >= 8
+
+
 #: benchmark case 13 (D 8 µm, 11 px per pore, T/D 1.2, through-pores 0.85, 16 bit) with seed 4000's
 #: sec_wavy wave: 5.28 px crest to axis over 1058 px, a tongue 8 px deep over the last 53 columns
 CASE_13_4000 = (4000, 13, 8.0, 11, 0.05, 0.58, 0.85, 1.2, 0.12, 1.2, 0.02, 0.3, 16)
