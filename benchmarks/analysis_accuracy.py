@@ -96,6 +96,24 @@ only the section is rendered and measured (the surface metrics show "—"):
                joins it to a run of pore pixels along the border, with no margin: 2 cases
                (0@2000 8.9 %, a whole pore 95 px wide missing beside one the bottom cuts;
                6@5000 5.4 %, one of six missing), 7 misses with the truth inside the interval.
+               Seed 1000 case 11 (cavities sitting on the interface of a thin film) was left as
+               it lay: the column at each cavity's side caught between its roof and the interface
+               passed for interface seen, four of them held the interface path 16 px high over
+               175 columns, the bend's evidence fell to 1.07 and the wave's troughs read as
+               tongues 3 px deep — penetration depth 46 % short, fraction 0.059 over. Since
+               2026-12-07 columns where the film's bottom edge jumps give the path no edge
+               (section._edge_jumps): 0.6 % and 0.001, seed 1000 sec_wavy meets every goal; seeds
+               2000 unchanged; 3000-5000 one case straightened now (13@4000) whose tongue running
+               out through the image's side the path followed down (depth 16 % over unflagged →
+               20 % short). The run from the edge's last jump down to the image's side gives the
+               path no edge either (section._side_tongues): 13@4000 6 %, 1@4000 11 → 4 %, seed
+               2000 case 7 7.2 → 0.4 %. Seed 2000 case 11 (the same film, a 14 px wave) was
+               straightened and then undone: 6.60 px found, 3.41 left, a shrinking wave, but
+               rounded to whole pixels 4 of 6, over WAVE_SHRINK — the bends are now compared as
+               measured: penetration depth 32 % short → 1.2 %, fraction 0.074 over → 0.000.
+               sec_wavy's penetration depth misses over seeds 1000-5000: 6 → 2 (2@5000
+               interface_lost, 11@5000 not measured); the flat families' tables identical
+               (seeds 1000-5000), case by case but seed 3000 sec_thin case 11 (T 1.5 → 1.4 %).
 
   sec_thin     the default appearance of films far thinner than their pores: T/D 0.1–0.35 (the
                cases' own 0.4–2.0; claim 1 allows 0.05, the twin makes 0.25 at 80 %RH);

@@ -126,6 +126,115 @@ def test_a_wave_is_followed_where_through_pores_or_wide_tongues_hide_the_interfa
     assert got["quality"]["wave_px"] > amplitude_px  # (straightened by most of its wave, crest to trough)
 
 
+#: benchmark case 11 (D 25 µm, 16 px per pore, T/D 0.4, opening and through-pores 0.6, blur 1.5 px,
+#: noise 4 %, 8 bit) with seed 1000's sec_wavy wave: 2.14 px crest to axis over 488 px — a thin
+#: film cut by wide cavities that sit on the interface, two tongues 54-60 px deep
+CASE_11 = (1000, 11, 25.0, 16, 0.10, 0.60, 0.60, 0.4, 0.10, 1.5, 0.04, 0.3, 8)
+WAVE_11 = {"wave_amplitude_px": 2.1395, "wave_period_px": 488.21}
+
+
+def test_a_cavitys_side_does_not_hold_the_interface_path_over_a_waves_trough():
+    """Benchmark seed 1000 sec_wavy case 11: at each side of a cavity sitting on the interface
+    the film's bottom edge drops from the cavity's roof to the interface within a column or two,
+    and the column caught halfway (15-27 px over the interface, past half the film's thickness
+    below its top) counted as interface seen. Four such columns, each costing the path up to
+    36 noise units above it, held it 16 px over the interface across the first 175 columns; the
+    bend then explained the edge no better than a straight line (1.07), the section was measured
+    as it lay, and the wave's troughs read as two tongues 3 px deep: penetration depth 7.39 µm
+    for 13.76 (46 % short), fraction entered 0.193 for 0.133, unflagged. Columns where the edge
+    jumps are a side, not the interface, and give the path no edge now."""
+    img, px, truth = _bench_section(*CASE_11, **WAVE_11)
+    m = analyse_section(img, px)
+    assert m.penetration_depth_um == pytest.approx(truth["penetration_depth_um"], rel=0.1)
+    assert m.penetration_fraction == pytest.approx(truth["penetration_fraction"], abs=0.03)
+    assert m.penetration_sites == 2
+    assert m.mean_thickness_um == pytest.approx(truth["mean_thickness_um"], rel=0.03)
+    assert m.wave_px >= 3  # (straightened: 4.3 px crest to trough)
+
+
+def test_an_edges_jumps_are_its_sides_and_a_tilted_wavy_interface_has_none():
+    """Numbers in, numbers out (:func:`_edge_jumps`): an interface tilted by 5° on a wave of 0.2
+    film thicknesses over 10 (40 px thick), with noise, has no jump; the columns either side of
+    a cavity's side (the edge 14 px up in one column) and of a tongue's are jumps."""
+    from castrig.analysis.section import _edge_jumps
+
+    rng = np.random.default_rng(11)
+    x = np.arange(1024, dtype=float)
+    y = 100 + np.tan(np.radians(5)) * x + 8 * np.sin(2 * np.pi * x / 400) + rng.normal(0, 0.3, x.size)
+    assert not _edge_jumps(y).any()
+    y[200:260] += 25  # a tongue
+    y[500:560] = np.nan  # a cavity's roof, no edge read
+    y[560] -= 14  # its side, caught halfway
+    assert set(np.nonzero(_edge_jumps(y))[0]) == {199, 200, 259, 260, 560, 561}
+
+
+#: the same case with seed 2000's wave: 8.56 px crest to axis over 1118 px (14 px crest to trough
+#: beyond the straight line fitted), wide tongues under 0.31 of the interface
+CASE_11_2000 = (2000, 11, 25.0, 16, 0.10, 0.60, 0.60, 0.4, 0.10, 1.5, 0.04, 0.3, 8)
+WAVE_11_2000 = {"wave_amplitude_px": 8.5575, "wave_period_px": 1118.49}
+
+
+def test_a_straightening_is_judged_by_the_bends_measured_not_by_their_rounding():
+    """Benchmark seed 2000 sec_wavy case 11: the first straightening found 6.60 px of the wave and
+    the second 3.41 px left — 0.52 of it, a wave shrinking as it is undone; rounded to the whole
+    pixels the columns move by, 4 of 6 px, 0.67, over ``WAVE_SHRINK``, and every straightening
+    was undone: the troughs read as tongues, penetration depth 32 % short, fraction 0.074 over,
+    unflagged. Judged on the bends as measured, the straightening is kept."""
+    img, px, truth = _bench_section(*CASE_11_2000, **WAVE_11_2000)
+    m = analyse_section(img, px)
+    assert m.penetration_depth_um == pytest.approx(truth["penetration_depth_um"], rel=0.1)
+    assert m.penetration_fraction == pytest.approx(truth["penetration_fraction"], abs=0.03)
+    assert m.wave_px >= 8
+
+
+#: benchmark case 13 (D 8 µm, 11 px per pore, T/D 1.2, through-pores 0.85, 16 bit) with seed 4000's
+#: sec_wavy wave: 5.28 px crest to axis over 1058 px, a tongue 8 px deep over the last 53 columns
+CASE_13_4000 = (4000, 13, 8.0, 11, 0.05, 0.58, 0.85, 1.2, 0.12, 1.2, 0.02, 0.3, 16)
+WAVE_13_4000 = {"wave_amplitude_px": 5.2755, "wave_period_px": 1058.28}
+
+
+def test_a_tongue_running_out_through_the_images_side_does_not_bend_the_wave():
+    """Benchmark seed 4000 sec_wavy case 13: once the cavities' sides no longer held the path
+    high, the section was straightened — and the path it was straightened by (at half the cost
+    of a level change) followed a tongue running out through the image's right side down by
+    8 px, with no interface beyond it to hold the path: the tongue read 3.8 px deep for 7.5,
+    the penetration depth 20 % short (16 % over, the section left as it lay, before). The run
+    from the edge's last jump down to the image's side is a tongue's, and gives the path no
+    edge."""
+    img, px, truth = _bench_section(*CASE_13_4000, **WAVE_13_4000)
+    m = analyse_section(img, px)
+    assert m.penetration_depth_um == pytest.approx(truth["penetration_depth_um"], rel=0.1)
+    assert m.penetration_fraction == pytest.approx(truth["penetration_fraction"], abs=0.03)
+    assert m.wave_px >= 6
+
+
+def test_a_side_tongue_is_the_run_from_a_jump_down_to_the_images_side():
+    """Numbers in, numbers out (:func:`_side_tongues`): an edge that jumps down 8 px (over two
+    columns, through the blur) from interface seen into a run reaching the right side is a
+    tongue there, and mirrored at the left; the interface beyond a cavity's side (the edge
+    jumping down from its roof, not seen as interface) is not, nor a run past a gap."""
+    from castrig.analysis.section import _side_tongues
+
+    rng = np.random.default_rng(13)
+    x = np.arange(400, dtype=float)
+    base = 90 + 0.01 * x + rng.normal(0, 0.3, x.size)
+    ok = np.ones(x.size, bool)
+    y = base.copy()
+    y[350] += 4
+    y[351:] += 8  # a tongue out through the right side
+    y[:30] += 9  # and one out through the left side
+    assert set(np.nonzero(_side_tongues(y, ok))[0]) == set(range(350, 400)) | set(range(0, 30))
+    y = base.copy()
+    y[340:360] -= 20  # a cavity's roof near the right side, no interface
+    ok[340:360] = False
+    assert not _side_tongues(y, ok).any()
+    ok[:] = True
+    y = base.copy()
+    y[330:360] += 8  # a tongue, a gap (its far side unseen), the interface again to the side
+    y[360:370] = np.nan
+    assert not _side_tongues(y, ok).any()
+
+
 def test_the_interface_path_follows_a_wave_under_tongues_and_not_a_tongue_at_the_side():
     """Numbers in, numbers out: an edge on a 6 px wave (period 500 px, tilted 1 px in 100), with
     steep tongues 12-30 px deep over a third of the columns, a gap of 40 columns (a cavity's
