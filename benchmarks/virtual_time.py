@@ -81,6 +81,34 @@ rounding and cast done on each block of rows in the blur's loop (the same pixels
 blurred or noise image): capture 0.809 -> 0.764 s and 0.790 -> 0.820 s (medians of 4, twice),
 nothing beyond the noise; AlicatEmulator.delivered_sl with _advance written in and World.advance's
 usual quiet check inline: −0.12 µs a quiet step (2.74 -> 2.62 µs, medians of 5), ≈ 0.007 s.
+
+Issue 19, 2026-12-07 (eighth session, tick-speed, a fresh look for a structural saving): nothing
+kept; where the twin's 2.6 s go, measured rather than profiled. At ee45243, ``--twin-baseline
+7131e3a``, medians of 3, load average 3–11: 7131e3a 6.16–6.61 s for the twin alone, the current
+code 2.58–2.73 s (ticks 1.65–1.76, capture 0.67–0.72, start-up and the rest 0.22–0.27): 2.35–2.45×.
+Ticks (perf_counter around each driver call in a run, so wall and load-inflated, as shares):
+driver calls 65 % (HMT330 read, Alicat ALS and poll, NE-1000 state and DIS: 13–15 µs each in the
+run, 7.7–7.8 µs hot in a loop of their own: world step 2.5, emulator 1.5–2, link and driver
+plumbing ≈ 3 of which ≈ 2 is calls between layers), sample inserts ≈ 8 %, PID 2 %, the runner's
+own bookkeeping ≈ 10 % (_publish 1.6, _take_requests 0.7, _check_frozen 0.6, _check_hold_band
+1.0 µs a tick). The GC: 230 collections, 0.05 s in all (gen 2: 0.017 s). The capture: the
+renderer's import (scipy.ndimage, scipy.spatial: 0.20–0.34 s, which the analyses need next and
+would pay instead), render_section 65–74 ms a field (352 × 2560 px), render_surface 24, ground
+truth 13, make_structure 8, save_image ≈ 10; 23 000–27 000 page faults (0.07–0.08 s system time).
+Start-up: structlog's import for the run log 0.045 s CPU (asyncio, rich.traceback), the twin and
+recipe modules, the rig. No single part left is above ~8 % of the twin, and the hot paths are
+~30 Python calls per exchange with no repeated work found (regexes compiled, templates and
+packets cached, no log formatted unless emitted, the world advanced once per time).
+Tried, not kept (CPU medians, alternating with main, records identical in every run):
+SimLink.read_until/read_frame calling read_some directly, the ALS and SEND emulator fast paths
+with _set_setpoint/_changing/_setpoint_reply and reading_line/_emit written in, World.advance's
+still-pumps check inline: ticks 1.756 -> 1.718 s over 12 pairs (lower in 9), the twin alone ≈ −1 %,
+the whole run 1.00–1.01× (branch fix-tick-trims); the samples of 12 sample periods in one
+transaction (a durability change, measured only): ticks 1.722 -> 1.679 s (medians of 3, within
+the noise); glibc's trim and mmap thresholds raised (MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_):
+capture page faults 25 000 -> 15 000, its system time 0.075 -> 0.045 s (the analyses' 0.10 -> 0.05
+s). What 3× for the twin (≤ 2.05–2.20 s) would take is beyond call-trimming: fewer Python layers
+per exchange by a compiled hot path, or a change of what is modelled or recorded.
 """
 
 from __future__ import annotations
