@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from castrig.analysis.spec import load_spec
+from castrig.analysis.spec import GRADE_NAMES, load_spec
 from castrig.analysis.verdict import judge
 
 SPEC = load_spec()
@@ -42,6 +42,12 @@ def cases():
     for g in SPEC.grades.values():
         for i, b in enumerate(g.bounds):
             yield pytest.param(g.name, i, id=f"{g.name}-{b.quantity}-{b.kind}{b.limit:g}")
+
+
+def test_the_grade_names_recipes_and_the_cli_take_are_the_grades_spec_yaml_defines():
+    """One list (``analysis.spec.GRADE_NAMES``): a recipe's ``grade``, a lot check's
+    ``required_grade``, ``castrig runs --grade`` and ``explore --grade`` take these and no other."""
+    assert set(GRADE_NAMES) == set(load_spec().grades)
 
 
 def test_good_membrane_meets_every_grade():

@@ -44,7 +44,6 @@ KNOWN = {
     ("recipe/runner.py", "links"): "the runner tells link errors (a device silent) from device errors",
     ("recipe/runner.py", "rig"): "the runner drives the rig the composition root built",
     ("recipe/session.py", "rig"): "a run opens and owns its rig",
-    ("report/filters.py", "recipe"): "the grade names (recipe.model.Grade) for castrig runs --grade",
     ("serve/explore.py", "explore"): "the explore pages read the map and search folders",
     ("sim/fit.py", "rig"): "castrig sim fit writes the fitted twin into a profile",
     ("sim/fit.py", "store"): "it reads a run's records to fit the twin to them",

@@ -7,10 +7,15 @@ from functools import lru_cache
 from importlib import resources
 import math
 from pathlib import Path
+from typing import Literal, get_args
 
 import yaml
 
-__all__ = ["Bound", "Grade", "Spec", "load_spec", "quantity_value"]
+__all__ = ["GRADE_NAMES", "Bound", "Grade", "GradeName", "Spec", "load_spec", "quantity_value"]
+
+#: The grades ``spec.yaml`` defines (claims 1-4), as recipes, lot checks and the CLI name them.
+GradeName = Literal["claim1", "claim2", "claim3", "claim4"]
+GRADE_NAMES: tuple[str, ...] = get_args(GradeName)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,12 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from castrig.analysis.spec import GRADE_NAMES
 from castrig.errors import BadInput
 from castrig.printable import Console, shown
 from castrig.redact import redact_url, restore_redacted
+
+_GRADES = ", ".join(repr(g) for g in GRADE_NAMES)  # (in messages: 'claim1', 'claim2', ...)
 
 EXIT_NOT_FOUND = 1  # the search used its budget without a confirmed recipe
 
@@ -108,11 +111,11 @@ def explore(
     if ctx.invoked_subcommand is not None:
         return
     if target_grade is None:
-        raise BadInput("--target-grade is needed (allowed: one of 'claim1', 'claim2', 'claim3', 'claim4')", field="--target-grade")
+        raise BadInput(f"--target-grade is needed (allowed: one of {_GRADES})", field="--target-grade")
     if not 1 <= workers <= 64:
         raise BadInput(f"--workers = {workers}: out of range (allowed: 1 to 64)", field="--workers")
-    if target_grade not in ("claim1", "claim2", "claim3", "claim4"):
-        raise BadInput(f"--target-grade = {target_grade!r}: unknown grade (allowed: one of 'claim1', 'claim2', 'claim3', 'claim4')",
+    if target_grade not in GRADE_NAMES:
+        raise BadInput(f"--target-grade = {target_grade!r}: unknown grade (allowed: one of {_GRADES})",
                        field="--target-grade")
     if not 1 <= budget <= 10_000:
         raise BadInput(f"--budget = {budget}: out of range (allowed: 1 to 10000)", field="--budget")
@@ -358,8 +361,8 @@ def explore_map(
     from castrig.explore.search import make_settings, template_point
     from castrig.rig.profile import Profile
 
-    if grade not in ("claim1", "claim2", "claim3", "claim4"):
-        raise BadInput(f"--grade = {grade!r}: unknown grade (allowed: one of 'claim1', 'claim2', 'claim3', 'claim4')", field="--grade")
+    if grade not in GRADE_NAMES:
+        raise BadInput(f"--grade = {grade!r}: unknown grade (allowed: one of {_GRADES})", field="--grade")
     if not 1 <= workers <= 64:
         raise BadInput(f"--workers = {workers}: out of range (allowed: 1 to 64)", field="--workers")
     if not 1 <= seeds <= 20:

@@ -18,15 +18,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from castrig.analysis.spec import GradeName as Grade
 from castrig.errors import BadInput
 from castrig.inputs import load_model
 from castrig.lots.registry import SUITABLE_GRADES, Lot, open_run_refusal
-
-Grade = Literal["claim1", "claim2", "claim3", "claim4"]
 
 # -- blood filtration (claims 5, 9-13) --------------------------------------------------------
 #: (field, label, min, max, unit): inclusive bounds of the second-stage leukocyte filter.

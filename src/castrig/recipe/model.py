@@ -12,6 +12,7 @@ from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from castrig.analysis.spec import GradeName as Grade
 from castrig.inputs import load_model
 
 #: The process window of the breath-figure method: RH near the membrane 20-100 %.
@@ -27,7 +28,6 @@ MAX_STEP_S = 86_400
 MAX_RECIPE_S = 7 * 86_400
 
 RhPct = Annotated[float, Field(ge=RH_MIN_PCT, le=RH_MAX_PCT, json_schema_extra={"unit": "%RH"})]
-Grade = Literal["claim1", "claim2", "claim3", "claim4"]
 View = Literal["reflected", "transmitted", "section"]
 
 

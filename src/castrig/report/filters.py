@@ -35,14 +35,11 @@ def run_filter(since: str | datetime | None = None, grade: str | None = None, ou
     """The ``runs`` filters checked (BadInput naming the field and what it allows), as a test of
     one run's ``(started_utc, grades, outcome)``: started at or after ``since``, met ``grade``,
     ended ``outcome`` (one of ``outcomes``). ``castrig runs`` and ``castrig serve`` share it."""
-    from typing import get_args
-
-    from castrig.recipe.model import Grade
+    from castrig.analysis.spec import GRADE_NAMES as grades
 
     when = parse_since(since) if isinstance(since, str) or since is None else since
     if outcome is not None and outcome not in outcomes:
         raise BadInput(f"--outcome {outcome!r}: one of {', '.join(outcomes)}", field="--outcome")
-    grades = get_args(Grade)
     if grade is not None and grade not in grades:
         raise BadInput(f"--grade {grade!r}: one of {', '.join(grades)}", field="--grade")
 
