@@ -1031,6 +1031,9 @@ RUN_FOLDER_DAMAGES: dict[str, tuple[str, Callable[[Path], Any], str]] = {
     "json_list": ("run.json", lambda p: p.write_text("[1, 2]"), "not an object"),
     "empty_sqlite": ("run.sqlite", lambda p: p.write_bytes(b""), "run.sqlite is empty"),
     "garbage_sqlite": ("run.sqlite", lambda p: p.write_bytes(os.urandom(8192)), "run.sqlite"),
+    # a named pipe for run.json (whoever may write the data root): `castrig runs`, `status`, the
+    # served run list and the queue waited for ever on its open, for a writer that never came
+    "json_fifo": ("run.json", lambda p: (p.unlink(), os.mkfifo(p)), "run.json is not a regular file"),
 }
 
 

@@ -69,6 +69,21 @@ def test_the_report_draws_what_the_runs_analysis_kept_and_measures_nothing_again
     assert "analysis failed" in blind["s5_field0_reflected"]["caption"]
 
 
+def test_a_named_pipe_for_a_kept_segmentation_is_not_waited_for(tmp_path, finished_demo_run):
+    """A FIFO in place of a kept file (whoever may write the data root): the report opened it and
+    waited for a writer for ever (and with it serve's report page and the report `castrig queue`
+    writes after each run). Now it is no file of castrig's: that image is measured instead."""
+    run_dir = _demo_copy(tmp_path, finished_demo_run)
+    kept = run_dir / "segmentation" / "s5_field0_reflected.tif.json"
+    kept.unlink()
+    os.mkfifo(kept)
+    done = castrig("report", str(run_dir), "--out", str(tmp_path / "r.html"), timeout_s=60)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    shown = _micrographs(embedded((tmp_path / "r.html").read_text())["report"])
+    assert shown["s5_field0_reflected"]["overlay"].startswith("data:image/png;base64,")
+    assert "pores measured" in shown["s5_field0_reflected"]["caption"]
+
+
 def test_a_segmentation_not_of_the_image_on_disk_or_not_castrigs_is_not_drawn(tmp_path, finished_demo_run):
     """Field 0's reflected image replaced by field 1's (the file, as a person copying files
     would), field 0's section file damaged: the report under NO_ANALYSIS draws neither from

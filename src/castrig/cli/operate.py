@@ -46,8 +46,10 @@ def _num(x: Any, digits: int = 1) -> str:
 
 
 def _run_dir(path: Path) -> Path:
+    from castrig.store import runjson
+
     p = Path(path)
-    if not (p / "run.json").is_file():
+    if not runjson.present(p):
         from castrig.store.sqlite_store import refuse_never_started
 
         refuse_never_started(p)  # a folder whose making was cut short says so, as resume and export do

@@ -51,6 +51,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from castrig import oslock
+from castrig.atomic import atomic_write_json
 from castrig.errors import BadInput, Busy, RigUnreachable
 from castrig.printable import Console
 from castrig.recipe.display import status_every_s
@@ -61,7 +62,7 @@ from castrig.recipe.runner import RunResult
 from castrig.recipe.session import StopRequest, needs_after_abort, resume_run, run_recipe, stop_requests
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
-from castrig.atomic import atomic_write_json
+from castrig.store import runjson
 from castrig.store.base import RunInfo
 from castrig.store.sqlite_store import remove_never_started
 
@@ -206,7 +207,7 @@ def _check_syringes_left(state: dict[str, Any], state_path: Path) -> None:
         try:
             run_dir = Path(item["run_dir"]) if item.get("status") == "running" and item.get("run_dir") else None
             if run_dir is not None and (run_dir / "run.json").is_file():
-                recipe = Recipe.model_validate(json.loads((run_dir / "run.json").read_text())["recipe"])
+                recipe = Recipe.model_validate(json.loads(runjson.read_text(run_dir))["recipe"])
                 runs.append((str(item["recipe"]), dispensed_ml(recipe, _steps_not_done(run_dir, len(recipe.steps)))))
             else:
                 runs.append((str(item["recipe"]), dispensed_ml(load_recipe(item["recipe"]))))
@@ -236,7 +237,7 @@ def _find_run_dir(root: Path, item: dict[str, Any]) -> Path | None:
     found = []
     for info_path in root.glob("*/run.json"):
         try:
-            info = json.loads(info_path.read_text())
+            info = json.loads(runjson.read_text(info_path.parent))
         except (OSError, ValueError):
             continue
         if not isinstance(info, dict) or RunInfo.field_error(info) is not None:
@@ -293,7 +294,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                 if run_dir is not None and not (run_dir / "run.json").is_file():
                     run_dir = item["run_dir"] = None  # gone (a replacement cut short): it never got a folder
                 if run_dir is not None:
-                    info = json.loads((run_dir / "run.json").read_text())
+                    info = json.loads(runjson.read_text(run_dir))
                     item["run_dir"] = str(run_dir)
                     try:
                         replaced = info.get("outcome") != "completed" and _replace_never_started(

@@ -555,7 +555,9 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
     run_dir = Path(run_dir)
     status_every_s()  # $CASTRIG_STATUS_EVERY_MIN refused (exit 2) before the folder is claimed
     started_ns = time.time_ns()  # commands in the control channel older than this were for the crashed part
-    if not (run_dir / "run.json").is_file():
+    from castrig.store import runjson
+
+    if not runjson.present(run_dir):
         from castrig.store.sqlite_store import refuse_never_started
 
         refuse_never_started(run_dir)  # killed before it wrote run.json: never started, the prune removes it

@@ -114,17 +114,14 @@ def _log_problems(path: Path, limit: int = 30) -> list[dict[str, Any]]:
     put its errors, secrets in them, into the report: an outside tester)."""
     import collections
     import os
-    import stat
 
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
+    from castrig.regular import open_regular
+
+    fh = open_regular(path, follow=False)
+    if fh is None:
         return []
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            return []
-        start = max(0, st.st_size - LOG_TAIL_BYTES)
+    with fh:
+        start = max(0, os.fstat(fh.fileno()).st_size - LOG_TAIL_BYTES)
         fh.seek(start)
         lines = fh.read(LOG_TAIL_BYTES).split(b"\n")
     out: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
@@ -754,11 +751,12 @@ def build_report(run_dir: Path, out: Path | None = None) -> Path:
     from castrig.errors import BadInput
     from castrig.atomic import atomic_write_bytes
 
+    from castrig.store import runjson
     from castrig.store.sqlite_store import refuse_never_started
 
     run_dir = Path(run_dir)
     refuse_never_started(run_dir)  # a folder whose making was cut short says so, as resume and export do
-    if not (run_dir / "run.json").is_file():
+    if not runjson.present(run_dir):
         raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
     path = Path(out) if out is not None else run_dir / REPORT_NAME
     atomic_write_bytes(path, page_html(run_dir).encode("utf-8"))

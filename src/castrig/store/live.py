@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from castrig.oslock import process_stopped
+from castrig.store import runjson
 from castrig.store.commands import read_status
 from castrig.store.lock import live_outcome, recorded_elsewhere, run_holder
 from castrig.store.recipe_text import recipe_file_text
@@ -53,7 +54,7 @@ def find_run(root: Path, uid: str) -> Path | None:
         return None
     p = Path(root) / uid
     try:
-        return p if (p / "run.json").is_file() and _inside(Path(root).resolve(), p) else None
+        return p if runjson.present(p) and _inside(Path(root).resolve(), p) else None  # (one not a file: damaged)
     except OSError:  # a name the file system refuses (longer than 255 bytes): no such run, not a 500
         return None
 
@@ -90,7 +91,7 @@ def run_outcome(run_dir: Path) -> str:
 
 def read_info(run_dir: Path) -> dict[str, Any]:
     try:
-        data = json.loads((Path(run_dir) / "run.json").read_text())
+        data = json.loads(runjson.read_text(run_dir))
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}

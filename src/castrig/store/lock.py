@@ -17,6 +17,7 @@ from typing import Any
 
 from castrig import oslock
 from castrig.errors import Busy
+from castrig.store import runjson
 
 LOCK_NAME = "run.lock"
 
@@ -84,7 +85,7 @@ def run_holder(run_dir: Path) -> dict[str, Any] | None:
 
 def _recorded(run_dir: Path) -> dict[str, Any]:
     try:
-        data = json.loads((Path(run_dir) / "run.json").read_text())
+        data = json.loads(runjson.read_text(run_dir))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

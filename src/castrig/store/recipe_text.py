@@ -10,19 +10,13 @@ LIMIT = 200_000
 def _head(path: Path, *, follow: bool) -> str | None:
     """The first :data:`LIMIT` characters' worth of a regular file (bounded: a recipe.yaml linked to
     a 1 GB file took 1.6 GB of a server's memory), or None; ``follow=False``: not through a symlink."""
-    import os
-    import stat
+    from castrig.regular import open_regular
 
-    fd = os.open(path, os.O_RDONLY | (0 if follow else os.O_NOFOLLOW) | getattr(os, "O_NONBLOCK", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(fd, "rb") as fh:
-            fd = -1
-            return fh.read(4 * LIMIT).decode("utf-8", errors="replace")[:LIMIT]
-    finally:
-        if fd >= 0:
-            os.close(fd)
+    fh = open_regular(path, follow=follow)
+    if fh is None:
+        return None
+    with fh:
+        return fh.read(4 * LIMIT).decode("utf-8", errors="replace")[:LIMIT]
 
 
 def recipe_file_text(run_dir: Path) -> tuple[str, str] | None:

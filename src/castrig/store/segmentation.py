@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from castrig.pngio import png_size
+from castrig.regular import open_regular
 from castrig.atomic import atomic_write_bytes
 
 #: The folder of the run that holds the files, one per micrograph (``<image file name>.json``).
@@ -63,8 +64,12 @@ def read(run_dir: Path, image_rel: str, image_sha256: str, kind: str, shape: tup
     ``value_names``; None unless the file belongs to that image and holds nothing but what
     :func:`write` puts there."""
     try:
-        path = path_for(run_dir, image_rel)
-        with open(path, "rb") as fh:  # (bounded: a file of any size, or /dev/zero behind a link, reads MAX_BYTES)
+        # a regular file, not through a link (a named pipe there hung the report: open waited for
+        # a writer), read bounded (a file of any size reads MAX_BYTES)
+        fh = open_regular(path_for(run_dir, image_rel), follow=False)
+        if fh is None:
+            return None
+        with fh:
             raw = fh.read(MAX_BYTES + 1)
         if len(raw) > MAX_BYTES:
             return None

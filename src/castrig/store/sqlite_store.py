@@ -43,8 +43,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the listings (`castrig runs`, `lots`, `status`) need not load numpy
     import numpy as np
 
-from castrig.errors import BadInput, Busy, CastrigError
 from castrig.atomic import atomic_write_json, fsync_dir
+from castrig.errors import BadInput, Busy, CastrigError
+from castrig.regular import FileTooBig, NotRegularFile
+from castrig.store import runjson
 from castrig.store.lock import LOCK_NAME, claim_run, live_outcome, release_run, run_holder
 from castrig.store.base import (
     Event,
@@ -641,11 +643,12 @@ def read_membranes(run_dir: Path) -> list[MembraneRecord]:
 def read_run_info(run_dir: Path) -> RunInfo:
     """``run.json`` as :class:`RunInfo`; :class:`DamagedRun` if it is missing, truncated, not an
     object, or has a field of the wrong type (``run.json: field started_utc: expected a string, …``)."""
-    path = Path(run_dir) / "run.json"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = runjson.read_text(run_dir)
     except FileNotFoundError:
         raise DamagedRun(run_dir, "run.json is missing") from None
+    except (NotRegularFile, FileTooBig) as exc:
+        raise DamagedRun(run_dir, f"run.json is {exc.strerror}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DamagedRun(run_dir, f"run.json cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     if not text.strip():
@@ -891,7 +894,7 @@ class SqliteRunStore(RunStore):
 
         def identity(folder: Path) -> tuple[Any, ...] | None:
             try:
-                info = json.loads((folder / "run.json").read_text())
+                info = json.loads(runjson.read_text(folder))
                 first = (info.get("parts") or [{}])[0]
                 return info.get("started_utc"), first.get("host"), first.get("pid")
             except (OSError, ValueError, AttributeError, TypeError):
@@ -1083,7 +1086,7 @@ def _castrig_made(run_dir: Path, names: set[str]) -> bool:
     if "run.json" not in names:
         return False
     try:
-        return json.loads((run_dir / "run.json").read_text()).get("run_id") == run_dir.name
+        return json.loads(runjson.read_text(run_dir)).get("run_id") == run_dir.name
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -1135,7 +1138,7 @@ def never_started(run_dir: Path) -> str | None:
 def _run_json_ended(run_dir: Path) -> bool:
     """Does run.json say the run ended (an outcome other than running, an end time, a resumed part)?"""
     try:
-        info = json.loads((run_dir / "run.json").read_text())
+        info = json.loads(runjson.read_text(run_dir))
     except (OSError, ValueError):
         return False
     if not isinstance(info, dict):
@@ -1155,7 +1158,7 @@ def refuse_not_a_run_folder(run_dir: Path) -> None:
     """BadInput unless ``run_dir`` is a folder with a run.json or a run.sqlite (one of them may
     be damaged: said by what reads it); a folder that never started is said to be one."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir() or not ((run_dir / "run.json").is_file() or (run_dir / "run.sqlite").is_file()):
+    if not run_dir.is_dir() or not (runjson.present(run_dir) or (run_dir / "run.sqlite").is_file()):
         refuse_never_started(run_dir)  # killed before it wrote run.json: say so, not "not a run folder"
         run = _a_run_in(run_dir)
         also = f"; it is a data root: give one of its run folders, e.g. {run}" if run is not None else ""
