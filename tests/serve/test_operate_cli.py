@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
-from conftest import ROOT, castrig, castrig_main, only_run_dir, run_rows, run_status, start_castrig, wait_until
+from conftest import (ROOT, castrig, castrig_main, only_run_dir, run_rows, run_status, start_castrig, wait_until,
+                      with_sitecustomize)
 
 LONG_WAIT = ROOT / "tests" / "data" / "day_wait.yaml"  # ends on its own only after ~40 s of wall time
 
@@ -380,8 +381,6 @@ def test_an_abort_whose_wait_runs_out_before_the_run_ends_does_not_exit_0(tmp_pa
     """An outside tester: `castrig abort RUN --wait 0.05` exited 0 while the run was still making
     its rig safe (it exited 3 after), so `castrig abort RUN && power-off` would cut the power on
     a rig not yet known safe. It exits 5 and says the run has not ended."""
-    from conftest import with_sitecustomize
-
     data = tmp_path / "data"
     env = with_sitecustomize(tmp_path, SLOW_SAFE_STATE)
     run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q", **env))
@@ -412,6 +411,42 @@ def test_an_abort_whose_run_dies_making_the_rig_safe_does_not_exit_0(tmp_path: P
     out, err = abort.communicate(timeout=60)
     said = " ".join(err.split())
     assert abort.returncode == 5 and "safe state was not recorded after the abort" in said, (abort.returncode, out, said)
+
+
+#: A sitecustomize: as the runner takes the command file ``$SWAP_AT_TAKE`` (its rename into
+#: control/taken/), that file has just been swapped for a named pipe of the same name (another
+#: process, between the runner's look at the folder, which passes only regular files, and its take).
+SWAP_AT_TAKE = """
+import os
+from pathlib import Path
+_rename = os.rename
+def _swapped_then_rename(src, dst, *a, **kw):
+    s = Path(src)
+    if s.name == os.environ["SWAP_AT_TAKE"] and Path(dst).parent.name == "taken" and not os.environ.get("_SWAPPED"):
+        os.environ["_SWAPPED"] = "1"
+        s.unlink()
+        os.mkfifo(s)
+    return _rename(src, dst, *a, **kw)
+os.rename = _swapped_then_rename
+"""
+
+
+def test_a_command_file_swapped_for_a_named_pipe_as_it_is_taken_is_answered_and_the_run_goes_on(tmp_path: Path, reap):
+    """The runner opened what it took from control/ the ordinary way: a named pipe there waited
+    for a writer for ever, and the run with it (no tick: the RH loop's last flows held, no pump
+    keep-alive). Now a file that is not a regular one is answered refused, and the run goes on."""
+    data = tmp_path / "data"
+    run, run_dir = _run_in_its_hold(data, reap, SWAP_AT_TAKE="swap.json", **with_sitecustomize(tmp_path, SWAP_AT_TAKE))
+    control = run_dir / "control"
+    (control / "swap.json").write_text('{"action": "pause", "by": "lab-script"}')
+    answer = control / "done" / "swap.json"
+    wait_until(answer.is_file, timeout_s=20, what="the swapped file answered")
+    said = json.loads(answer.read_text())
+    assert said["accepted"] is False and "is not a regular file" in said["message"], said
+    samples = lambda: run_rows(run_dir, "SELECT COUNT(*) FROM samples")[0][0]  # noqa: E731
+    before = samples()
+    wait_until(lambda: samples() > before, timeout_s=20, what="the run sampling on")
+    assert run.poll() is None and run_status(run_dir).get("state") != "paused"
 
 
 #: A sitecustomize: the runner stops itself (SIGSTOP, as a loaded machine preempts it) the moment

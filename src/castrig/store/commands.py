@@ -44,6 +44,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from castrig.regular import FileTooBig, NotRegularFile, read_regular
+
 ACTIONS = ("pause", "resume", "abort")
 CONTROL_DIR = "control"
 TAKEN_DIR = "taken"
@@ -61,11 +63,15 @@ class _NoCommand(ValueError):
 def _read_json(path: Path) -> Any:
     """``json.loads`` of a control file, bounded: :class:`_NoCommand` for one over
     MAX_CONTROL_FILE_BYTES or nested too deep for the parser (its RecursionError faulted a running
-    run: 60 KB of ``[``); ValueError for one that is no JSON."""
-    with open(path, "rb") as f:
-        raw = f.read(MAX_CONTROL_FILE_BYTES + 1)
-    if len(raw) > MAX_CONTROL_FILE_BYTES:
-        raise _NoCommand(f"larger than {MAX_CONTROL_FILE_BYTES // 1024} KiB")
+    run: 60 KB of ``[``) or that is no regular file (a named pipe dropped into control/ stopped the
+    runner on its open, waiting for a writer: no more ticks, the RH loop's last flows held);
+    ValueError for one that is no JSON."""
+    try:
+        raw = read_regular(path, max_bytes=MAX_CONTROL_FILE_BYTES)
+    except FileTooBig:
+        raise _NoCommand(f"larger than {MAX_CONTROL_FILE_BYTES // 1024} KiB") from None
+    except NotRegularFile:
+        raise _NoCommand("not a regular file (a named pipe, a device or a folder?)") from None
     try:
         return json.loads(raw.decode("utf-8", "replace"))
     except RecursionError:
