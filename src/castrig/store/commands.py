@@ -63,9 +63,10 @@ class _NoCommand(ValueError):
 def _read_json(path: Path) -> Any:
     """``json.loads`` of a control file, bounded: :class:`_NoCommand` for one over
     MAX_CONTROL_FILE_BYTES or nested too deep for the parser (its RecursionError faulted a running
-    run: 60 KB of ``[``) or that is no regular file (a named pipe dropped into control/ stopped the
-    runner on its open, waiting for a writer: no more ticks, the RH loop's last flows held);
-    ValueError for one that is no JSON."""
+    run: 60 KB of ``[``) or that is no regular file (:meth:`CommandInbox._names` passes regular
+    files only, but a named pipe renamed over one as the runner took it stopped the runner on its
+    open, waiting for a writer: no more ticks, the RH loop's last flows held); ValueError for one
+    that is no JSON."""
     try:
         raw = read_regular(path, max_bytes=MAX_CONTROL_FILE_BYTES)
     except FileTooBig:
