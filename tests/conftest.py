@@ -193,11 +193,19 @@ class TerminalRun:
             os.close(null)
 
     def wait(self, timeout_s: float = 30.0) -> int:
+        """The process's exit code, once it has ended and the reader has taken all it wrote (up to
+        the terminal's close: the last lines, "safe state verified", can still be on their way to
+        the reader thread when the process is reaped; a test read :attr:`output` without them)."""
         try:
-            return self.proc.wait(timeout=timeout_s)
+            code = self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.close()
             raise AssertionError(f"still running after {timeout_s} s; last output:\n{self.output[-3000:]}") from None
+        deadline = time.monotonic() + 5.0
+        with self._cond:
+            while not self._closed and time.monotonic() < deadline:
+                self._cond.wait(0.1)
+        return code
 
     def close(self) -> None:
         if self.proc.poll() is None:
