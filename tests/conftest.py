@@ -1076,6 +1076,24 @@ def with_sitecustomize(tmp_path: Path, code: str) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)}
 
 
+#: A sitecustomize (:func:`with_sitecustomize`): the process stops itself (SIGSTOP, as a loaded
+#: machine preempts it) the moment the answer to the command file named ``$STOP_AT_ANSWER``
+#: appears in control/done/ (the ``os.replace`` that publishes it), so that a reader looks at the
+#: channel, and the run's records, in exactly that state.
+STOP_AT_ANSWER = """
+import os, signal
+from pathlib import Path
+_replace = os.replace
+def _replace_then_stop(src, dst, *a, **kw):
+    _replace(src, dst, *a, **kw)
+    d = Path(dst)
+    if d.name == os.environ["STOP_AT_ANSWER"] and d.parent.name == "done" and not os.environ.get("_STOPPED"):
+        os.environ["_STOPPED"] = "1"
+        os.kill(os.getpid(), signal.SIGSTOP)
+os.replace = _replace_then_stop
+"""
+
+
 #: A sitecustomize (:func:`with_sitecustomize`) that kills the process with SIGKILL — a power cut —
 #: as it makes the ``$KILL_AT_RUN``-th run's database (1: the first): run.json there, nothing
 #: recorded, run.sqlite left ``$KILL_LEAVES`` (``empty``: 0 bytes; else not there). What

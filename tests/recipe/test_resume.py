@@ -364,14 +364,19 @@ def test_a_command_file_another_tool_left_before_the_crash_is_discarded_on_resum
     names of its own, not ``send_command``'s stamp, one of them cut short: their written time is
     the file's age, so `castrig resume` discards both (answered refused, noted as events) and the
     resumed run goes on unpaused, where a stray pause would hold it for nobody."""
-    from conftest import castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, step_running, wait_until
+    from conftest import (STOP_AT_ANSWER, castrig_main, run_rows, run_status, run_then_kill_9, start_castrig,
+                          step_running, wait_until, with_sitecustomize)
 
     data = tmp_path / "runs"
     run_dir = run_then_kill_9(DATA / "day_wait.yaml", data, step_running(1))
     control = run_dir / "control"
     (control / "pause-from-cron.json").write_text('{"action": "pause", "by": "cron"}')
     (control / "cut-short.json").write_text('{"action": "ab')
-    resumed = reap(start_castrig("resume", str(run_dir), "-q"))
+    # the resume stops itself (SIGSTOP) as the last answer is published: a reader who sees the
+    # answers finds the events (they were written after the answers, and a loaded CI run read
+    # none), and a crash there loses none
+    resumed = reap(start_castrig("resume", str(run_dir), "-q", STOP_AT_ANSWER="pause-from-cron.json",
+                                 **with_sitecustomize(tmp_path, STOP_AT_ANSWER)))
     answers = wait_until(lambda: all((control / "done" / n).is_file() for n in ("pause-from-cron.json", "cut-short.json"))
                          and [json.loads(p.read_text()) for p in sorted((control / "done").glob("*.json"))],
                          timeout_s=30, what="both files answered")
@@ -379,6 +384,7 @@ def test_a_command_file_another_tool_left_before_the_crash_is_discarded_on_resum
     notes = [m for (m,) in run_rows(run_dir, "select message from events where kind='command'")]
     assert any(m.startswith("pause requested by cron") and "discarded" in m for m in notes), notes
     assert any(m.startswith("unreadable command") and "discarded" in m for m in notes), notes
+    resumed.send_signal(signal.SIGCONT)
     wait_until(lambda: run_status(run_dir).get("state") == "running" and run_status(run_dir).get("step_index") == 1,
                timeout_s=30, what="the resumed run going on")
     assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0

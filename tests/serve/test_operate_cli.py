@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
-from conftest import (ROOT, castrig, castrig_main, only_run_dir, run_rows, run_status, start_castrig, wait_until,
-                      with_sitecustomize)
+from conftest import (ROOT, STOP_AT_ANSWER, castrig, castrig_main, only_run_dir, run_rows, run_status, start_castrig,
+                      wait_until, with_sitecustomize)
 
 LONG_WAIT = ROOT / "tests" / "data" / "day_wait.yaml"  # ends on its own only after ~40 s of wall time
 
@@ -447,23 +447,6 @@ def test_a_command_file_swapped_for_a_named_pipe_as_it_is_taken_is_answered_and_
     before = samples()
     wait_until(lambda: samples() > before, timeout_s=20, what="the run sampling on")
     assert run.poll() is None and run_status(run_dir).get("state") != "paused"
-
-
-#: A sitecustomize: the runner stops itself (SIGSTOP, as a loaded machine preempts it) the moment
-#: the answer to the command file named ``$STOP_AT_ANSWER`` appears in control/done/ (the
-#: ``os.replace`` that publishes it), so that a reader looks at the channel in exactly that state.
-STOP_AT_ANSWER = """
-import os, signal
-from pathlib import Path
-_replace = os.replace
-def _replace_then_stop(src, dst, *a, **kw):
-    _replace(src, dst, *a, **kw)
-    d = Path(dst)
-    if d.name == os.environ["STOP_AT_ANSWER"] and d.parent.name == "done" and not os.environ.get("_STOPPED"):
-        os.environ["_STOPPED"] = "1"
-        os.kill(os.getpid(), signal.SIGSTOP)
-os.replace = _replace_then_stop
-"""
 
 
 def _stopped(pid: int) -> bool:

@@ -868,17 +868,18 @@ def _discard_stale_commands(run_dir: Path, recorder: RunRecorder, t_s: float, st
     """A pause or abort sent to the runner before it died (hung, then killed -9; the sender was
     told "did not answer") is still pending in the control channel: answered refused and noted as
     an event, never applied to the resumed run, which the operator started on purpose."""
-    from castrig.store.commands import CommandInbox
+    from castrig.store.commands import Command, CommandInbox
 
-    try:
-        stale = CommandInbox(run_dir).discard_before(started_ns, t_s)
-    except OSError:  # a read-only channel: the runner runs without one (RemoteControl)
-        return
-    for cmd in stale:
+    def record(cmd: Command) -> None:  # (before its answer is published)
         recorder.add_event(t_s, "command", cmd.by, f"{cmd.action or 'unreadable command'} requested by {cmd.by} at "
                            f"{cmd.requested_utc or '?'}, before this resume started: discarded, not applied",
                            {"command": cmd.action, "by": cmd.by, "id": cmd.id, "requested_utc": cmd.requested_utc,
                             "discarded": "sent before the resume"})
+
+    try:
+        CommandInbox(run_dir).discard_before(started_ns, t_s, record)
+    except OSError:  # a read-only channel: the runner runs without one (RemoteControl)
+        return
 
 
 def _close_crashed_part(recorder: RunRecorder, last_t: float, stopped: float | None) -> None:

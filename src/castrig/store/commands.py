@@ -39,6 +39,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -209,12 +210,14 @@ class CommandInbox:
         self._held[name] = cmd
         return cmd
 
-    def discard_before(self, wall_ns: int, t_s: float) -> list[Command]:
+    def discard_before(self, wall_ns: int, t_s: float, record: Callable[[Command], None] = lambda cmd: None) -> list[Command]:
         """Answer refused, without applying them, the pending commands written before ``wall_ns``
         (``time.time_ns()``): on resume, those were sent to the part that crashed — a pause or
         abort nobody would still mean hours later —, and the commands that part took and did not
-        answer. The discarded commands, for the run's events."""
-        stale = self._left_taken(t_s)
+        answer. ``record(cmd)`` (the run's event) is called before each answer is published: a
+        reader who sees the answer finds the event, and a crash between the two loses no event
+        (the answer was published first, its event written after). The discarded commands."""
+        stale = self._left_taken(t_s, record)
         for name in self._names():
             try:  # the file's age on this machine's file system, not only the sender's clock
                 # in its name: a sender whose clock ran ahead wrote a name "after" the resume
@@ -227,12 +230,13 @@ class CommandInbox:
             except ValueError:  # not a name send_command makes: its file's age decides
                 pass
             if written < wall_ns and name not in self._held and (cmd := self._take(name)) is not None:
+                record(cmd)
                 self.answer(cmd, False, "sent before this resume started (to the part of the run that crashed): "
                                         "discarded, not applied", t_s)
                 stale.append(cmd)
         return stale
 
-    def _left_taken(self, t_s: float) -> list[Command]:
+    def _left_taken(self, t_s: float, record: Callable[[Command], None]) -> list[Command]:
         """What a crashed runner left in taken/: an answer written there is moved on into done/;
         a command it took and never answered is answered refused (the crashed part may have
         begun it, as its events say; this part does not apply it)."""
@@ -256,6 +260,7 @@ class CommandInbox:
                           str(data.get("requested_utc", "")), name=name) if isinstance(data, dict) \
                 else Command(name, "", "unknown", "", name=name)
             self._held[name] = cmd
+            record(cmd)
             self.answer(cmd, False, "taken by the part of the run that crashed, which ended before answering it: "
                                     "not applied by this resume", t_s)
             stale.append(cmd)
