@@ -25,6 +25,11 @@ class FileTooBig(OSError):
 
 
 def _open(path: str | Path, follow: bool) -> BinaryIO:
+    """Looked at before it is opened (as ``castrig.inputs`` reads its inputs): opening a serial
+    port's device, a link to one planted as a run's file, can toggle its control lines and reset
+    what hangs on it; and again once open, without blocking (swapped since it was looked at)."""
+    if not stat.S_ISREG(os.stat(path, follow_symlinks=follow).st_mode):
+        raise NotRegularFile(errno.EINVAL, "not a regular file (a named pipe, a device or a folder?)", str(path))
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | (0 if follow else os.O_NOFOLLOW)
     fd = os.open(path, flags)
     try:
