@@ -293,3 +293,19 @@ def test_a_run_folder_renamed_inside_the_data_root_is_one_run_and_one_lot(finish
         assert runs.returncode == 0 and runs.stdout.count(uid) == 1, runs.stdout
         lots = castrig_main(capsys, "lots", "--data", str(root))
         assert lots.returncode == 0 and lots.stdout.count(f"{uid}-m1") == 1, lots.stdout
+
+
+@pytest.mark.parametrize("made", ["named pipe", "folder"])
+def test_a_lots_json_that_is_no_file_is_named_not_read_as_no_assignments(tmp_path, made):
+    """``DATA/lots.json`` a named pipe or a folder (whoever may write the data root): `castrig
+    lots` listed every lot unassigned, as if nothing had been assigned, and an export wrote no
+    intended use. Refused, exit 2, naming the file."""
+    import os
+
+    from conftest import castrig
+
+    root, _ = _store(tmp_path)
+    (os.mkfifo if made == "named pipe" else os.mkdir)(root / "lots.json")
+    done = castrig("lots", "--data", str(root), timeout_s=30)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and f"{root / 'lots.json'}: cannot be read" in said and "Traceback" not in said, said

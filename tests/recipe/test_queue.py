@@ -60,6 +60,21 @@ def test_a_piped_recipe_is_refused_before_the_queue_starts(tmp_path):
     assert not data.exists() or not list(data.iterdir())
 
 
+def test_a_named_pipe_given_as_the_queue_state_is_refused_not_waited_on(tmp_path):
+    """``castrig queue --resume q.json`` where q.json is a named pipe (a script's process
+    substitution, a mistake): the queue waited for ever on its open, holding the rig. Refused,
+    exit 2, naming the file, at once."""
+    import os
+
+    from conftest import castrig
+
+    state = tmp_path / "queue-x.json"
+    os.mkfifo(state)
+    done = castrig("queue", "--resume", str(state), "--data", str(tmp_path), timeout_s=30)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert str(state) in done.stderr and "not a regular file" in done.stderr
+
+
 def _queue_killed_in_its_first_run(data: Path) -> Path:
     """A queue of two recipes killed -9 while its first run is under way: the queue's state file."""
     import os
@@ -421,3 +436,32 @@ def test_a_hand_edited_queue_state_is_named_on_resume(tmp_path, capsys):
         capsys.readouterr()
         assert main(["queue", "--resume", str(state_path)]) == 2  # were AttributeError, KeyError, TypeError tracebacks
         assert says in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_queue_resume_finding_its_runs_run_json_not_a_file_stops_and_runs_nothing_again(tmp_path):
+    """kill -9 while the first run ran, then its run.json replaced by a named pipe (whoever may
+    write the data root): `castrig queue --resume` took the folder for one never made and cast the
+    recipe again in a new folder — a second dispense on a real rig for a run that had one. The
+    folder is a damaged run: the queue stops naming it and its run.json, exit 2, nothing run, and
+    the item stays to resume once the folder is mended."""
+    import os
+
+    from conftest import castrig
+
+    data = tmp_path / "runs"
+    state_path = _queue_killed_in_its_first_run(data)
+    (first,) = [p.parent for p in data.glob("*/run.json")]
+    kept = first / "run.json.kept"
+    (first / "run.json").rename(kept)
+    os.mkfifo(first / "run.json")
+    done = castrig("queue", "--resume", str(state_path), timeout_s=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert str(first / "run.json") in done.stderr.replace("\n", "") and "not a regular file" in done.stderr
+    assert [p for p in data.iterdir() if p.is_dir()] == [first]  # nothing cast again
+    state = json.loads(state_path.read_text())
+    assert [i["status"] for i in state["items"]] == ["running", "pending"]
+    (first / "run.json").unlink()
+    kept.rename(first / "run.json")  # mended: the same --resume goes on
+    done = castrig("queue", "--resume", str(state_path), timeout_s=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [i["outcome"] for i in json.loads(state_path.read_text())["items"]] == ["completed", "completed"]

@@ -407,3 +407,24 @@ def test_explore_pages_are_styled_with_no_inline_style_allowed_in_chromium(tmp_p
         assert chrome.find_element("css selector", "table").value_of_css_property("border-collapse") == "collapse"
         chrome.switch_to.default_content()
         assert not csp_violations(chrome)
+
+
+def test_a_snapshot_swapped_for_a_named_pipe_after_its_look_is_not_waited_on(tmp_path):
+    """The explore pages look whether ``map.json``/``search.json`` is a file, then read it: one
+    swapped for a named pipe in between (whoever may write the data root) held the page's worker
+    for ever on the open. The read itself refuses what is not a regular file."""
+    import os
+    import threading
+
+    from castrig.serve.explore import _read_json
+
+    pipe = tmp_path / "map.json"
+    os.mkfifo(pipe)
+    got: list = []
+    reader = threading.Thread(target=lambda: got.append(_read_json(pipe)), daemon=True)
+    reader.start()
+    reader.join(5.0)
+    stuck = reader.is_alive()
+    if stuck:  # (let the stuck reader go, then fail)
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+    assert not stuck and got == [None]

@@ -304,7 +304,7 @@ def queue(
       castrig queue recipes/demo.yaml --repeat 3 --operator night-shift   # 0.6 mL of the twin's 1 mL caster syringe
       castrig queue --resume runs/queue-20260101-220000.json   # after Ctrl-C or a crash
     """
-    from castrig.recipe.queue import resume_queue, run_queue
+    from castrig.recipe.queue import read_state_text, resume_queue, run_queue
 
     console_is_not_the_record()  # the run folder keeps the record: a console that fails is dropped
     from castrig.rig.ownership import claim_rig
@@ -317,7 +317,7 @@ def queue(
 
         what = f"--resume {resume_state}: not a queue state file (DATA/queue-*.json)"
         try:
-            state = _json.loads(Path(resume_state).read_text())
+            state = _json.loads(read_state_text(resume_state))
         except (OSError, ValueError) as exc:
             raise BadInput(f"{what}: {getattr(exc, 'strerror', None) or exc}", file=str(resume_state)) from None
         # (a JSON file of another kind: its missing key or wrong type named, not Python's KeyError text)

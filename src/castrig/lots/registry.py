@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 from castrig import oslock
 from castrig.errors import BadInput, Busy
+from castrig.regular import read_regular
 from castrig.store import open_store
 from castrig.atomic import atomic_write_json
 from castrig.store.lock import recorded_elsewhere
@@ -63,6 +64,8 @@ SUITABLE_GRADES: dict[str, tuple[str, ...]] = {
 #: it has ended (:func:`open_run_refusal`).
 OPEN_RUN_OUTCOMES = ("crashed", "running")
 _ASSIGNMENTS = "lots.json"
+#: Far above what `lots assign` writes (a few hundred bytes a lot).
+_ASSIGNMENTS_MAX_BYTES = 64 << 20
 _LOCK = "lots.lock"
 #: How long an assignment waits for another one in progress (each holds the lock for a scan and a write).
 LOCK_WAIT_S = 60.0
@@ -125,10 +128,10 @@ def _assignments(root: Path, *, checked: bool = True) -> dict[str, Any]:
     ``intended_use`` of any text reached the exports, and ``"allow_simulated": "no"`` read as
     yes. ``checked=False``: as it is (:func:`unassign_use` removes a damaged entry)."""
     path = root / _ASSIGNMENTS
-    if not path.is_file():
+    if not (path.exists() or path.is_symlink()):
         return {}
-    try:
-        data = json.loads(path.read_text())
+    try:  # (a named pipe or a folder by that name is refused, not read as no assignments)
+        data = json.loads(read_regular(path, max_bytes=_ASSIGNMENTS_MAX_BYTES).decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path}: not valid JSON: {exc}", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -135,15 +135,27 @@ def _new_state_path(root: Path, stamp: str) -> Path:
     raise BadInput(f"{root}: a thousand queues started in the second {stamp}: no name left for another", file=str(root))
 
 
+#: Far above any state file a queue writes (a few KB an item).
+STATE_MAX_BYTES = 64 << 20
+
+
+def read_state_text(state_path: str | Path) -> str:
+    """A queue state file's text: a regular file, bounded (a named pipe given as the state file
+    waited for ever on its open; :class:`~castrig.regular.NotRegularFile`, an OSError, instead)."""
+    from castrig.regular import read_regular
+
+    return read_regular(state_path, max_bytes=STATE_MAX_BYTES).decode("utf-8")
+
+
 def resume_queue(state_path: Path) -> int:
     """Go on with a queue from its state file (``DATA/queue-<stamp>.json``)."""
     state_path = Path(state_path).absolute()  # the run folders and the resume line it prints hold wherever cron starts
     status_every_s()  # $CASTRIG_STATUS_EVERY_MIN refused (exit 2) before the queue is owned or read
-    if not state_path.is_file():
+    if not state_path.exists():
         raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): no such file", file=str(state_path))
     with _owned(state_path, "castrig queue --resume"):  # before its state is read: the owner may be writing it
         try:
-            state = json.loads(state_path.read_text())
+            state = json.loads(read_state_text(state_path))
             state["items"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): {exc}", file=str(state_path)) from None
@@ -206,7 +218,7 @@ def _check_syringes_left(state: dict[str, Any], state_path: Path) -> None:
             continue
         try:
             run_dir = Path(item["run_dir"]) if item.get("status") == "running" and item.get("run_dir") else None
-            if run_dir is not None and (run_dir / "run.json").is_file():
+            if run_dir is not None and runjson.present(run_dir):  # (not a regular file: not counted, below)
                 recipe = Recipe.model_validate(json.loads(runjson.read_text(run_dir))["recipe"])
                 runs.append((str(item["recipe"]), dispensed_ml(recipe, _steps_not_done(run_dir, len(recipe.steps)))))
             else:
@@ -232,20 +244,58 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+class _DamagedRun(Exception):
+    """A folder that may be the item's run, whose run.json cannot be read: the queue stops (cast
+    again, a run that had dispensed would dispense twice)."""
+
+    def __init__(self, run_dir: Path, why: Exception):
+        super().__init__(f"cannot resume {run_dir}: {run_dir / 'run.json'}: {why}; mend or remove the folder, "
+                         "then resume the queue")
+
+
+def _run_info(run_dir: Path) -> dict[str, Any]:
+    """The item's run.json (:class:`_DamagedRun` if there is one that cannot be read)."""
+    try:
+        info = json.loads(runjson.read_text(run_dir))
+    except (OSError, ValueError) as exc:
+        raise _DamagedRun(run_dir, exc) from None
+    if not isinstance(info, dict):
+        raise _DamagedRun(run_dir, ValueError("not a JSON object"))
+    return info
+
+
 def _find_run_dir(root: Path, item: dict[str, Any]) -> Path | None:
-    """The run folder an item started (it died before the queue could write it down)."""
-    found = []
+    """The run folder an item started (it died before the queue could write it down).
+    :class:`_DamagedRun` when none is found but a folder changed since the item started holds a
+    run.json that cannot be read: it may be the item's."""
+    found, unreadable = [], []
+    since = _epoch(item.get("started_utc")) - 2.0
     for info_path in root.glob("*/run.json"):
         try:
-            info = json.loads(runjson.read_text(info_path.parent))
-        except (OSError, ValueError):
+            info = _run_info(info_path.parent)
+        except _DamagedRun as exc:
+            try:
+                if info_path.parent.stat().st_mtime >= since:
+                    unreadable.append(exc)
+            except OSError:
+                pass
             continue
-        if not isinstance(info, dict) or RunInfo.field_error(info) is not None:
+        if RunInfo.field_error(info) is not None:
             continue  # a damaged run.json (a field of the wrong type): not the item's run to resume
         if info.get("recipe_path") == item["recipe"] and info.get("seed") in (item["seed"], None) \
                 and info.get("started_utc", "") >= (item.get("started_utc") or ""):
             found.append((info.get("started_utc", ""), info_path.parent))
+    if not found and unreadable:
+        raise unreadable[0]
     return sorted(found)[0][1] if found else None
+
+
+def _epoch(utc: str | None) -> float:
+    """Seconds since the epoch of a time the queue wrote (:func:`_now`); 0 if there is none."""
+    try:
+        return datetime.fromisoformat(str(utc).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _replace_never_started(run_dir: Path, item: dict[str, Any], save: Callable[[], None]) -> bool:
@@ -280,7 +330,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
     root = state_path.parent
     operator = state.get("operator", "")
     atomic_write_json(state_path, state)
-    unreachable = 0  # the exit code when the rig could not be had (5 not reachable, 4 busy)
+    stop_code = 0  # the exit code of a stop before the items ran (5 rig not reachable, 4 busy, 2 a damaged run folder)
     for item in state["items"]:
         if item["status"] in _ENDED:
             continue
@@ -290,18 +340,23 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
         result: RunResult | None = None
         try:
             if item["status"] == "running":  # crashed or interrupted while it ran: resume its folder
-                run_dir = Path(item["run_dir"]) if item.get("run_dir") else _find_run_dir(root, item)
-                if run_dir is not None and not (run_dir / "run.json").is_file():
-                    run_dir = item["run_dir"] = None  # gone (a replacement cut short): it never got a folder
+                try:
+                    run_dir = Path(item["run_dir"]) if item.get("run_dir") else _find_run_dir(root, item)
+                    if run_dir is not None and not runjson.present(run_dir):
+                        run_dir = item["run_dir"] = None  # gone (a replacement cut short): it never got a folder
+                    info = _run_info(run_dir) if run_dir is not None else {}
+                except _DamagedRun as exc:  # a damaged run, not one never made: the item stays 'running'
+                    state["stopped"] = str(exc)
+                    stop_code = 2
+                    break
                 if run_dir is not None:
-                    info = json.loads(runjson.read_text(run_dir))
                     item["run_dir"] = str(run_dir)
                     try:
                         replaced = info.get("outcome") != "completed" and _replace_never_started(
                             run_dir, item, lambda: atomic_write_json(state_path, state))
                     except Busy as exc:  # its maker is alive after all: the item stays 'running'
                         state["stopped"] = f"cannot resume {run_dir}: {exc}"
-                        unreachable = 4
+                        stop_code = 4
                         break
                     if replaced:
                         item["run_dir"] = None  # result stays None: the recipe runs afresh below
@@ -314,7 +369,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                             result = resume_run(run_dir, quiet=True, stop=stop)
                         except (RigUnreachable, Busy) as exc:  # the item stays 'running': --resume retries it
                             state["stopped"] = f"cannot resume {run_dir}: {exc}"
-                            unreachable = 5 if isinstance(exc, RigUnreachable) else 4
+                            stop_code = 5 if isinstance(exc, RigUnreachable) else 4
                             break
                         result.membranes = result.membranes or _membranes(run_dir)
             if result is None:
@@ -326,7 +381,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                 except (RigUnreachable, Busy) as exc:  # nothing ran, no folder: pending again, --resume runs it
                     item.update(status="pending", started_utc=None)
                     state["stopped"] = f"{item['recipe']} not started: {exc}"
-                    unreachable = 5 if isinstance(exc, RigUnreachable) else 4
+                    stop_code = 5 if isinstance(exc, RigUnreachable) else 4
                     break
                 except BadInput as exc:
                     # refused before its rig was touched (its recipe edited, broken or gone since the
@@ -369,8 +424,8 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                                    f"{escape(str(state_path))}", highlight=False, soft_wrap=True)  # (a path a script greps for: never wrapped)
     if state["stopped"] == "interrupted by the operator":
         return 130
-    if unreachable:
-        return unreachable
+    if stop_code:
+        return stop_code
     if all(i["outcome"] in ("completed", "refused") for i in state["items"]) and any(i["outcome"] == "refused" for i in state["items"]):
         return 2  # every run that could start completed; a recipe was refused (bad input)
     return 0 if all(i["outcome"] == "completed" for i in state["items"]) else 3

@@ -140,9 +140,17 @@ def _kind(study: _Study) -> str:
     return str(study.user_attrs.get(KIND_ATTR, ""))
 
 
+#: Far above any map.json or search.json castrig writes (a 20 × 20 map with seeds: a few MB).
+_SNAPSHOT_MAX_BYTES = 64 << 20
+
+
 def _read_json(path: Path) -> Any:
+    """A folder's snapshot, or None: a regular file only (checked on the open, not before it: one
+    swapped for a named pipe after a look would hold a page's worker for ever), bounded."""
+    from castrig.regular import read_regular
+
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_regular(path, max_bytes=_SNAPSHOT_MAX_BYTES))
     except (OSError, ValueError):
         return None
 
