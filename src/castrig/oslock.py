@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import struct
 import sys
 import threading
@@ -53,8 +54,10 @@ class Holder:
 
     @classmethod
     def read(cls, path: Path) -> "Holder":
+        from castrig.regular import read_regular
+
         try:
-            data = json.loads(Path(path).read_text() or "{}")
+            data = json.loads(read_regular(path, max_bytes=HOLDER_MAX_BYTES) or b"{}")
             if not isinstance(data, dict):
                 data = {}
         except (OSError, ValueError):
@@ -87,14 +90,43 @@ def _try_lock(fd: int) -> bool:
         raise
 
 
+#: A holder record is one line of JSON (~100 bytes); a lock file holding more was not written by a holder.
+HOLDER_MAX_BYTES = 64 << 10
+
+
+def _open_lock_file(key: str, flags: int) -> int:
+    """Open a lock file that is a regular file (or make it, with ``O_CREAT``). Anything else at its
+    path (a named pipe, a device, a folder: put there by whoever may write the folder) is refused
+    before it is opened — opened the ordinary way a named pipe waited for ever for a writer (`castrig
+    status`, `report`, `abort` and `export` of a crashed run hung), a serial port's device would have
+    its control lines toggled — and looked at again once open, without blocking (swapped between)."""
+    from castrig.regular import NotRegularFile
+
+    why = f"{Path(key).name} is not a regular file (a named pipe, a device or a folder?)"
+    try:
+        if not stat.S_ISREG(os.stat(key).st_mode):
+            raise NotRegularFile(errno.EINVAL, why, key)
+    except FileNotFoundError:
+        if not flags & os.O_CREAT:
+            raise
+    fd = os.open(key, flags | os.O_NONBLOCK | os.O_NOCTTY, 0o666)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotRegularFile(errno.EINVAL, why, key)
+    return fd
+
+
 def is_locked(path: Path) -> bool:
-    """Whether some process (this one included) holds the lock at ``path``; never takes it."""
+    """Whether some process (this one included) holds the lock at ``path``; never takes it. False
+    when what is at ``path`` is not a regular file: castrig holds no lock on anything else."""
+    from castrig.regular import NotRegularFile
+
     key = str(Path(path).absolute())
     if key in _held:
         return True
     try:
-        fd = os.open(key, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = _open_lock_file(key, os.O_RDONLY)
+    except (FileNotFoundError, NotRegularFile):
         return False
     try:
         if _OFD:
@@ -122,7 +154,7 @@ def acquire(path: Path, *, purpose: str, what: str) -> None:
             _held[key].count += 1
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = _open_lock_file(key, os.O_RDWR | os.O_CREAT)
         try:
             if not _try_lock(fd):
                 raise Busy(f"{what} is in use by {Holder.read(path).describe()}", holder=Holder.read(path))
@@ -174,8 +206,8 @@ def _take_again(key: str, h: _Held) -> None:
         if _held.get(key) is not h:  # released meanwhile
             return
         try:
-            fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError:  # its folder gone too: nothing to keep
+            fd = _open_lock_file(key, os.O_RDWR | os.O_CREAT)
+        except OSError:  # its folder gone too (or something not a file in its place): nothing to keep
             return
         try:
             if not _try_lock(fd):  # another process made and took it first: it says so when asked
@@ -221,11 +253,11 @@ def process_stopped(pid: int | None, host: str | None) -> bool:
     if not pid or host != socket.gethostname():
         return False
     try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        line = Path(f"/proc/{int(pid)}/stat").read_text()
     except (OSError, ValueError):
         return False
     # "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ")"
-    fields = stat.rpartition(")")[2].split()
+    fields = line.rpartition(")")[2].split()
     return bool(fields) and fields[0] in ("T", "t")
 
 
