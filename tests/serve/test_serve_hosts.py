@@ -202,6 +202,26 @@ def test_a_read_only_data_root_is_served(finished_run, tmp_path: Path, read_only
     assert sorted(p.name for p in ro.iterdir()) == [uid]  # nothing written there
 
 
+def test_a_read_only_data_roots_token_that_is_a_named_pipe_is_not_waited_on(finished_run, tmp_path: Path, read_only_mount,
+                                                                            castrig_serve):
+    """On a read-only data root `serve` takes the rig's own token if it can read it, opening
+    DATA/.castrig/tokens/operator to see: a named pipe there waited for ever for a writer, and the
+    server never started. It is no token: the one in the user's state folder serves."""
+    import os
+
+    data, uid = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(data / uid, copy / uid)
+    tokens = copy / ".castrig" / "tokens"
+    tokens.mkdir(parents=True, mode=0o700)
+    os.mkfifo(tokens / "operator", 0o600)
+    ro = read_only_mount(copy)
+    state = tmp_path / "state"
+    with castrig_serve(ro, env={"XDG_STATE_HOME": str(state)}) as served:
+        assert served.token_file.is_relative_to(state)
+        assert request(served.url, "/api/runs")[0] == 200
+
+
 def _without_root_file_powers() -> None:
     """In the child, before exec: drop the capabilities that let root open any file (DAC override,
     read-search, owner), so files of another user are closed to it as to any other user. (Not

@@ -116,11 +116,13 @@ def state_token_dir(root: Path) -> Path:
 def _readable_file(path: Path) -> bool:
     """Whether ``path`` is a file this user can read; a folder on the way closed to them (another
     user's ``DATA/.castrig``, 0700: Python 3.11's ``is_file`` raises PermissionError) is a no."""
-    try:
-        with open(path, "rb"):
-            return path.is_file()
-    except OSError:
+    from castrig.regular import open_regular
+
+    fh = open_regular(path)  # (a named pipe by that name, opened the ordinary way, waited for a writer)
+    if fh is None:
         return False
+    fh.close()
+    return True
 
 
 def token_dir_for(root: Path) -> tuple[Path, Path, str]:
