@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 

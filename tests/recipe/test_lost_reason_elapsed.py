@@ -13,7 +13,6 @@ SIGTERM by a sitecustomize hook at a seeded moment of the run clock -- once step
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 

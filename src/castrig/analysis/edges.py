@@ -311,7 +311,7 @@ from scipy.special import erfcx, ndtr
 from ._filters import gaussian
 from ._quantiles import int_levels, median, percentile, percentile_from_counts
 from .illumination import fit_level, noise_sigma, poly_field
-from .regions import Pixels, disc_components, fit_field, otsu_split, otsu_split_large, typical_radius
+from .regions import Pixels, disc_components, fit_field, otsu_split_large, typical_radius
 from .workers import pool
 
 __all__ = ["acf_radius", "black_field", "core_lift", "mode_is_pore_level", "pore_scale", "pore_unit", "film_mode_field", "film_upper_field", "has_bright_rims", "rim_reading", "rim_decision", "vote_clears", "rim_overshoot", "vote_needed", "pore_cores", "pore_pixels", "lip_radii"]
@@ -1319,7 +1319,6 @@ def _fit_lips(rho, y, wt, p, s, lo, hi, cmax, iters: int = ITERS, fit_s: bool = 
     if wprior is not None and rim and 0 in cols and 3 in cols:
         prior = tuple(np.broadcast_to(np.asarray(v, np.float64), (n,)) for v in wprior)
         i0, i3 = cols.index(0), cols.index(3)
-    k = len(jcols)
     lam = np.full(n, 1e-2)
     # the inner step held (R2 and σ fixed but for the bounds): its blurred profile once
     S2c = _inner_step(rho, p[:, 5:6], s[:, None]) if 5 not in cols and not fit_s else None

@@ -320,8 +320,6 @@ def serve(
                                                            "half-sent requests (slowloris) are not held: 1 to 3600, default 10."),
 ) -> None:
     """Serve every run under the data root in a browser, with a JSON API (prints {"url", "token_file"})."""
-    import os
-
     from castrig.cli.main import read_data_root
     from castrig.serve.app import serve as run_server
     from castrig.serve.guard import limits, request_timeout

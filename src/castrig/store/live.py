@@ -327,7 +327,6 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
                       "step_left_s": None, "run_left_s": None, "setpoint_rh_pct": None, "band_rh_pct": None,
                       **dict.fromkeys(LIVE_DETAIL_KEYS), "owner": None, "owner_stopped": False, "running_on_host": None,
                       **({"recipe_as_written": None} if with_recipe else {})}
-    info = read_info(run_dir)
     live = read_status(run_dir) if out["status"] in LIVE_STATES else None
     with open_ro(run_dir) as db:
         out["last_values"] = last_values(db)
