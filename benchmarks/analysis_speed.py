@@ -15,7 +15,7 @@ worker threads nor its other work, so a change of the fit shows above the noise 
 machine; ``--save F`` keeps the calls (inputs and outputs) and ``--against F`` replays the calls
 saved by another version on this one, saying whether every output is the same bit for bit (the
 same inputs, whatever this version's earlier stages would give). Added 2026-12-06 (issue 16's
-fourth round on the SEM pair's speed; its record is castrig.analysis.edges's docstring).
+fourth round on the SEM pair's speed; its record is docs/records/sem-edges.md).
 """
 
 from __future__ import annotations

@@ -22,93 +22,13 @@ tree, recipe and profile (``git archive``), and the ratio printed per phase: for
 for the twin alone (all but the analyses, which are castrig's measurement of the twin's images and
 have grown since with claim 1's section features).
 
-Record (issue 19, 2026-12-05, HEAD after e6576ff, medians of 2 on this machine): the issue-6 twin
-6.63 s CPU (ticks 4.92, capture 0.85, analysis 0.42, the rest 0.44), the current code 3.74 s
-(ticks 1.90, capture 0.63, analysis 0.98, the rest 0.23): 1.77× for the whole run, 2.25× for the
-twin alone (ticks 2.58×); 3× for the twin needs 1.6× faster ticks, for the whole run it is out of
-reach of the ticks (the analyses alone are 0.98 s of a 2.21 s goal). Against the twin as issue 19
-found it (``--twin-baseline 7131e3a``, the last commit before its work began; the issue's "about
-15 s" was measured on another machine), medians of 3 on this machine, 2026-12-05 fifth session:
-7.84 s CPU (ticks 5.01, capture 0.92, analysis 1.33, the rest 0.58) against 3.87: 2.03× for the
-whole run, 2.30× for the twin alone; ≥ 3× for the twin needs 1.5× faster ticks. 8 h in 3.95 s wall, 7 235×:
-the issue's absolute goal (≤ 5 s, ≥ 6 000×) is met. Until 2026-12-05 the ratio was taken against
-9.47 s recorded for 68f3126 on another machine (2.17× at f95acb2): that flattered it.
-
-Where the ticks' CPU goes (at f95acb2, much the same now): the 25 478 ticks make ≈ 99 000 exchanges
-(30 568 HMT330 SEND, 37 850 Alicat ALS, 10 184 Alicat
-polls, 20 528 NE-1000 queries) at 9–20 µs each through driver, link and emulator (≈ 90 Python
-calls each; no per-byte work left), ≈ 1.2–1.6 s with the world's 62 047 quiet steps (2.7 µs each,
-0.17 s); 5 090 sample inserts ≈ 0.1–0.2 s; runner and PID the rest. Outside the ticks: scipy's
-import at the first capture ≈ 0.27 s, rendering the 12 views ≈ 0.45 s, the sections' analysis
-0.70 s of 0.9 s. Tried, not kept: an MFC's setpoint change not
-ending a quiet step (the step's mean flows come from what the MFCs delivered): ticks −0.12 s, the
-records change; _mean_flows written into _step_quiet: −0.3 µs a step (≈ 0.02 s); the GC off:
-−0.04 s; a WAL autocheckpoint of 10 000 pages: no change.
-
-Issue 19, 2026-12-05 (sixth session, tick-speed): the usual exchanges in fewer steps, the same
-bytes on the link and the records identical — HMT330 SEND and the Alicat poll and ALS replies
-read with one regex match on the reply's bytes (any other reply the general way from the line
-read), the NE-1000 emulator's packet checks and command parse cached per distinct bytes, the
-SimLink's wait for a reply in one frame (Emulator.read_some), read_available(0) one transmit.
-Ticks 2.00 -> 1.60 s CPU (``--twin-baseline 7131e3a``, medians of 3; 5.06 s there: 3.16×), the
-twin alone 2.62× (≥ 3× needs ticks ≈ 1.3 s). The sample inserts cost 0.19-0.27 s of the ticks
-(no-op add_samples: ticks −0.27 s): ~6 fcntl, ~3 pwrite and 2 sigprocmask per commit, the
-SQLite floor while readers may share the file. Tried, not kept: _mean_flows written into
-_step_quiet with _quiet's usual answer inline (−0.16 µs a step, ≈ 0.01 s); stricter reply
-regexes (−0.1 µs a match); '%' instead of str.format for the HMT330 line (−0.3 µs a reading).
-At 63d38ce (main, with the sixth session's analysis changes; medians of 3, this machine):
-7131e3a 7.90 s CPU (ticks 5.12, capture 0.96, analysis 1.36, the rest 0.45), the current code
-3.61 s (ticks 1.56, capture 0.64, analysis 1.17, the rest 0.24): ticks 3.28×, the twin alone
-2.68×, the whole run 2.19×; 8 h in 3.6–3.9 s wall (7 400–8 000×).
-
-Issue 19, 2026-12-06 (seventh session): nothing kept; where the twin's CPU is left. On this
-machine under load (load average 4–10, every CPU time ~1.3× the quiet figures above), at 1e31cb6
-with ``--twin-baseline 7131e3a``, medians of 3: 7131e3a 8.79 s CPU (ticks 6.04, capture 1.14,
-analysis 1.24, the rest 0.37), the current code 4.71 s (ticks 2.13, capture 0.80, analysis 1.47,
-the rest 0.31): ticks 2.83×, the twin alone 2.33× (2.68× quiet); records identical run to run.
-The sample inserts cost 0.19–0.20 s of the ticks (5 090 commits, 37–39 µs each), where the same
-commits in a loop alone take 17–18 µs, and 87–88 µs with an 8 MB sweep between them: a commit's
-cost is its cold caches between ticks, so only fewer commits would save it. System time is ~0.1 s
-of the ticks (the commits' fcntl and pwrite) and 0.05–0.19 s of the capture (23 000–37 000 page
-faults of the renderer's full-size temporaries, varying run to run). An exchange (driver, link,
-emulator and the chamber's quiet step) is ≈ 30 Python calls, 9–13 µs under this load; a call
-written in saves ~0.1 µs (below). Tried, not kept: an MFC's setpoint change not ending a quiet
-step (again, now against the references): the open-loop RH against 10 ms steps 0.0087 -> 0.434 %RH
-(goal 0.05: a step's mean flow spreads a change over the ~1 s to the next query, and the chamber
-answers a large one at ~1 %RH/s), the closed loop against 0.05 s steps max 0.112 -> 0.275 %RH
-(99th percentile 0.0145 -> 0.0241), films within 0.35 % either way; _finish's noise, scaling,
-rounding and cast done on each block of rows in the blur's loop (the same pixels, no full-size
-blurred or noise image): capture 0.809 -> 0.764 s and 0.790 -> 0.820 s (medians of 4, twice),
-nothing beyond the noise; AlicatEmulator.delivered_sl with _advance written in and World.advance's
-usual quiet check inline: −0.12 µs a quiet step (2.74 -> 2.62 µs, medians of 5), ≈ 0.007 s.
-
-Issue 19, 2026-12-07 (eighth session, tick-speed, a fresh look for a structural saving): nothing
-kept; where the twin's 2.6 s go, measured rather than profiled. At ee45243, ``--twin-baseline
-7131e3a``, medians of 3, load average 3–11: 7131e3a 6.16–6.61 s for the twin alone, the current
-code 2.58–2.73 s (ticks 1.65–1.76, capture 0.67–0.72, start-up and the rest 0.22–0.27): 2.35–2.45×.
-Ticks (perf_counter around each driver call in a run, so wall and load-inflated, as shares):
-driver calls 65 % (HMT330 read, Alicat ALS and poll, NE-1000 state and DIS: 13–15 µs each in the
-run, 7.7–7.8 µs hot in a loop of their own: world step 2.5, emulator 1.5–2, link and driver
-plumbing ≈ 3 of which ≈ 2 is calls between layers), sample inserts ≈ 8 %, PID 2 %, the runner's
-own bookkeeping ≈ 10 % (_publish 1.6, _take_requests 0.7, _check_frozen 0.6, _check_hold_band
-1.0 µs a tick). The GC: 230 collections, 0.05 s in all (gen 2: 0.017 s). The capture: the
-renderer's import (scipy.ndimage, scipy.spatial: 0.20–0.34 s, which the analyses need next and
-would pay instead), render_section 65–74 ms a field (352 × 2560 px), render_surface 24, ground
-truth 13, make_structure 8, save_image ≈ 10; 23 000–27 000 page faults (0.07–0.08 s system time).
-Start-up: structlog's import for the run log 0.045 s CPU (asyncio, rich.traceback), the twin and
-recipe modules, the rig. No single part left is above ~8 % of the twin, and the hot paths are
-~30 Python calls per exchange with no repeated work found (regexes compiled, templates and
-packets cached, no log formatted unless emitted, the world advanced once per time).
-Tried, not kept (CPU medians, alternating with main, records identical in every run):
-SimLink.read_until/read_frame calling read_some directly, the ALS and SEND emulator fast paths
-with _set_setpoint/_changing/_setpoint_reply and reading_line/_emit written in, World.advance's
-still-pumps check inline: ticks 1.756 -> 1.718 s over 12 pairs (lower in 9), the twin alone ≈ −1 %,
-the whole run 1.00–1.01× (branch fix-tick-trims); the samples of 12 sample periods in one
-transaction (a durability change, measured only): ticks 1.722 -> 1.679 s (medians of 3, within
-the noise); glibc's trim and mmap thresholds raised (MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_):
-capture page faults 25 000 -> 15 000, its system time 0.075 -> 0.045 s (the analyses' 0.10 -> 0.05
-s). What 3× for the twin (≤ 2.05–2.20 s) would take is beyond call-trimming: fewer Python layers
-per exchange by a compiled hot path, or a change of what is modelled or recorded.
+Where it stands (the measurements, and what was tried and dropped: docs/records/twin-speed.md):
+against 7131e3a, medians of 3 on this 2-core machine, the twin alone ~2.4–2.7× (ticks ~2.9–3.3×),
+the whole run ~2.0–2.2×, 8 h in ~3.6–4.1 s wall (≥ 7 000×: the issue's absolute goal is met). The
+ticks are ~99 000 exchanges (driver, link, emulator, the chamber's quiet step: ~30 Python calls,
+8–15 µs each) and the sample inserts; no part left is above ~8 % of the twin, so 3× for the twin
+needs fewer Python layers per exchange (a compiled hot path) or a change of what is modelled or
+recorded, not more call-trimming.
 """
 
 from __future__ import annotations
