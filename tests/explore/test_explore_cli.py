@@ -359,6 +359,24 @@ def test_a_database_that_never_answers_is_given_up_on(tmp_path):
     assert done.returncode == 2 and "cannot open it: connection timeout expired" in said and "Pw-9q2" not in said, done.stderr
 
 
+@pytest.mark.parametrize("journal", ["named pipe", "/dev/zero"])
+def test_a_journal_that_is_no_file_is_refused_not_read_for_ever(tmp_path, journal):
+    """``--storage journal:PATH`` where PATH is a named pipe (a script's process substitution, a
+    mistake) waited for ever on its open; /dev/zero was read without end, memory growing. Refused,
+    exit 2, naming the path; a worker on it was told the journal "does not exist"."""
+    import os
+
+    if journal == "named pipe":
+        journal = str(tmp_path / "study.journal")
+        os.mkfifo(journal)
+    for argv in (["explore", "map", "--rh", "50:60:10", "--concentration", "1:2:1", "--storage", f"journal:{journal}",
+                  "--data", str(tmp_path / "d")],
+                 ["explore", "worker", "--storage", f"journal:{journal}", "--study", "x", "--data", str(tmp_path / "w")]):
+        done = castrig(*argv, timeout_s=30)
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 2 and f"{journal} is not a regular file" in said and "Traceback" not in said, (argv, said)
+
+
 def test_the_coordinator_rides_out_a_storage_that_stops_answering(capsys):
     """A 4-second PostgreSQL restart while `explore map --workers 2` watched its study: a
     StorageInternalError traceback, exit 1, and the workers were stopped with it. The study here

@@ -136,6 +136,10 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
     path = Path(url.removeprefix("journal:").removeprefix("file://"))
     if not path.name or path.is_dir():  # `journal:` alone, or a folder: a ValueError traceback
         raise BadInput(f"--storage {redact_url(url)}: names no journal file ({allowed})", field="--storage")
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        # a named pipe waited for ever on its open, a device (/dev/zero) was read without end
+        raise BadInput(f"--storage {redact_url(url)}: {path} is not a regular file (a named pipe, a device or a dangling "
+                       f"link?): a journal is a file ({allowed})", field="--storage")
     if existing_study is not None and not path.is_file():
         raise BadInput(f"no study {existing_study!r} in {redact_url(url)}: {path} does not exist (start the study with castrig explore "
                        "... --storage, or castrig explore map; --storage names its journal file)", field="--storage")
