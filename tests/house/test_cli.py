@@ -409,6 +409,25 @@ def test_a_closed_terminal_aborts_to_the_safe_state(tmp_path, terminal_run):
     assert "SIGHUP" in helped and "continued without it" in helped, helped
 
 
+def test_ctrl_backslash_at_the_terminal_aborts_to_the_safe_state(tmp_path, terminal_run):
+    """Ctrl-\\ at the run's terminal (SIGQUIT, the terminal's quit key, an operator's when Ctrl-C
+    seems slow to act). Its default action killed the run where it stood, as kill -9 does: exit
+    -3 (a core), the twin's wet air at 1.09 slpm, run.json 'running', no safe state tried. It
+    aborts like SIGTERM now: recorded, the rig verified safe, exit 3."""
+    data = tmp_path / "runs"
+    term = terminal_run(["run", str(_four_hour_wait(tmp_path)), "--data", str(data)], cwd=ROOT)
+    term.expect(TITLE)
+    term.send("\x1c")
+    assert term.wait(30) == 3, term.output[-2000:]
+    run_dir = _run_dir(data)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "aborted" and "SIGQUIT" in info["outcome_reason"], info
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
+    assert safe and safe[-1]["safe"] is True
+    db.close()
+
+
 def test_sigterm_while_asking_aborts_without_an_answer(tmp_path, terminal_run):
     """SIGTERM while the pause prompt waits for a person: abort to the safe state now (exit 3),
     not after someone answers (in virtual time nothing else would wake the prompt)."""

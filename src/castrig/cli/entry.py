@@ -59,6 +59,8 @@ def main() -> int:
     def ready() -> None:  # the command is built (typer's introspection, ~0.05 s more): it answers from here
         signal.signal(signal.SIGINT, ctrl_c)
         signal.signal(signal.SIGTERM, raise_terminated if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG else signal.SIG_DFL)
+        if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG:  # Ctrl-\ as SIGTERM (recipe/session.py: _signals)
+            signal.signal(signal.SIGQUIT, raise_terminated)
 
     try:
         code = cli_main(ready=ready)

@@ -102,6 +102,7 @@ def stop_requests(who: str) -> Iterator[StopRequest]:
         stop.ask(HUNG_UP if signum == signal.SIGHUP else f"{signal.Signals(signum).name} received by {who}")
 
     old_term = signal.signal(signal.SIGTERM, on_signal)
+    old_quit = signal.signal(signal.SIGQUIT, on_signal)  # Ctrl-\: as SIGTERM (see _signals)
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, on_signal)
     try:
@@ -111,6 +112,7 @@ def stop_requests(who: str) -> Iterator[StopRequest]:
             keep_exit_code(stop.exit_code)  # one handler replaces the other: never the default (kill) between
         else:
             signal.signal(signal.SIGTERM, old_term)
+            signal.signal(signal.SIGQUIT, old_quit)
             signal.signal(signal.SIGHUP, old_hup)
 
 
@@ -135,6 +137,7 @@ def keep_exit_code(code: int) -> None:
             pass
 
     signal.signal(signal.SIGTERM, on_late)
+    signal.signal(signal.SIGQUIT, on_late)
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
         signal.signal(signal.SIGHUP, on_late)
     if not _LATE_STOPS:
@@ -151,7 +154,7 @@ def _ignore_late_stops() -> None:
     finalisation puts the default action back for every handler written in Python, and a SIGTERM
     in those last tens of milliseconds (freeing the modules) killed the process: exit -15 with the
     outcome recorded. Only an ignored signal stays as it is through it."""
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
         if _LATE_STOPS and signal.getsignal(signum) is _LATE_STOPS[0]:
             signal.signal(signum, signal.SIG_IGN)
 
@@ -166,7 +169,9 @@ def _signals(runner: Runner, stop: StopRequest | None = None, before: "_HeldCtrl
     """Ctrl-C once: pause at the next safe point and ask; twice: abort now. SIGTERM: abort.
     SIGHUP (the terminal closed, an ssh session dropped): abort like SIGTERM — nobody is left
     to answer a pause, and a run meant to outlive its terminal is started under nohup, tmux or a
-    service manager.
+    service manager. SIGQUIT (Ctrl-\\ at the terminal, the key beside the one that stops a
+    pipeline): abort like SIGTERM. Its default action killed the process where it stood, like
+    kill -9: wet air left flowing, run.json 'running', no safe state tried.
 
     "Twice" means a second Ctrl-C while that pause is pending or asking, not a Ctrl-C after the
     operator resumed: each pause that ended in 'r' starts the count again (the runner's state is
@@ -244,6 +249,7 @@ def _signals(runner: Runner, stop: StopRequest | None = None, before: "_HeldCtrl
 
     old_int = signal.signal(signal.SIGINT, guarded(on_int))
     old_term = signal.signal(signal.SIGTERM, guarded(on_term))
+    old_quit = signal.signal(signal.SIGQUIT, guarded(on_term))
     # (started under nohup, SIGHUP is ignored: the operator asked the run to outlive its terminal)
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, guarded(on_term))
@@ -261,6 +267,7 @@ def _signals(runner: Runner, stop: StopRequest | None = None, before: "_HeldCtrl
         # (castrig queue stops on it), not noted for a run that has ended
         signal.signal(signal.SIGINT, before.release() if before is not None and before.held else old_int)
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGQUIT, old_quit)
         signal.signal(signal.SIGHUP, old_hup)
 
 
