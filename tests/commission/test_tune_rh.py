@@ -267,3 +267,29 @@ def test_a_chamber_with_dead_time_is_waited_for_in_each_phase_and_a_low_start_le
     test = step_test(_plant_rig(_Plant(clock, start_pct, tau_s=120.0), clock), rh_lo=rh_lo, rh_hi=60)
     assert test.aborted is None, test.aborted
     assert test.t_s[-1] < 2000 and max(test.rh_pct) > 50, (test.t_s[-1], max(test.rh_pct))
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGQUIT"])
+def test_a_stop_signal_in_the_step_test_leaves_the_rig_safe(tmp_path, wall_sim_profile, reap, sig):
+    """``kill`` (SIGTERM), the terminal closing or an ssh session dropping (SIGHUP), Ctrl-\\\\
+    (SIGQUIT) during the step test, which lasts minutes to hours on a rig. Their default action
+    killed ``castrig tune rh`` where it stood: exit 143 / 129 / -3, no safe state tried, the wet
+    air left at the test's step. They end it as Ctrl-C does now: the rig made safe and verified,
+    exit 3."""
+    import signal
+    import time
+
+    from conftest import start_castrig
+
+    proc = reap(start_castrig("tune", "rh", "--profile", str(wall_sim_profile), "--plot", str(tmp_path / "t.svg")))
+    said = ""
+    deadline = time.monotonic() + 30
+    while "step test" not in said and time.monotonic() < deadline:
+        said += proc.stderr.readline()
+    assert "step test" in said, said
+    time.sleep(1)  # the test is stepping the wet air
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, (proc.returncode, err)
+    assert "rig left in the safe state (verified)" in err and "Traceback" not in err, err
+    assert not (tmp_path / "t.svg").exists()

@@ -251,6 +251,54 @@ def test_a_map_resumed_after_ctrl_c_runs_only_the_missing_points(tmp_path, reap)
     assert "claim1 pass region" in html and "σd/D" in html
 
 
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    """Not ended (an orphan's parent may be slow to reap it: a zombie has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def test_the_workers_of_a_coordinator_killed_9_take_no_more_trials(tmp_path):
+    """``castrig explore map --workers 2`` killed -9 (or by the OOM killer): its stop_workers never
+    runs. Before, its two workers went on alone through the whole map, unseen and beyond any
+    Ctrl-C, and the map started again to resume it ran two more workers beside them. Now each
+    ends after the trial it was running (told or given back); the map goes on when asked again."""
+    folder = tmp_path / "map"
+    # (100 points: ~2 minutes of CPU for two workers, so a worker still running at the end of
+    # the wait below is one that went on with the map)
+    coordinator = start_castrig("explore", "map", "--rh", "50:95:5", "--concentration", "1:10:1", "--workers", "2",
+                                "--folder", str(folder), "--profile", str(SIM), "--template", str(ONE_FIELD))
+    workers: list[int] = []
+    try:
+        workers = wait_until(lambda: len(kids := _children(coordinator.pid)) == 2 and kids, timeout_s=60, what="two workers")
+        wait_until(lambda: (s := _try_load(folder)) is not None and map_results(s), timeout_s=60, what="a first point")
+        coordinator.kill()
+        coordinator.wait(timeout=10)
+        wait_until(lambda: not any(_alive(pid) for pid in workers), timeout_s=60, what="the orphaned workers to end")
+    finally:
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    study = load_study(storage_url(None, folder), "map-claim1")
+    assert not [t.number for t in study.get_trials(deepcopy=False) if t.state == _states().RUNNING]
+    assert len(map_results(study)) < 100
+
+
 #: A sitecustomize: the first trial a process asks of its study is held 3 s after Optuna has made
 #: it (``$ASKED`` is created then), so a Ctrl-C lands between the ask and the worker's mark.
 ASK_THEN_HOLD = """

@@ -174,6 +174,35 @@ def test_a_closed_output_pipe_does_not_end_the_run(tmp_path, quiet):
     assert info["outcome"] == "completed", info
 
 
+@pytest.mark.parametrize("closed", [(1,), (0, 1, 2)])
+def test_a_run_started_with_its_stdout_closed_runs_to_its_end(tmp_path, closed):
+    """``castrig run R >&-`` (a cron line, a service or ``nohup … >&- &`` started with stdout
+    closed): Python gives such a process no sys.stdout. Before, the run made its folder, opened
+    the rig and ended in a traceback (exit 1, run.json 'running', read as crashed); ``castrig runs``
+    and ``status`` so started were tracebacks too. Both do their work and exit 0."""
+    data = tmp_path / "runs"
+
+    def close() -> None:
+        for fd in closed:
+            os.close(fd)
+
+    def started(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "castrig", *args], cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=close, timeout=120)
+
+    done = started("run", str(DATA / "short.yaml"), "--data", str(data))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    run_dir = _run_dir(data)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "completed", info
+    for args in (("runs", "--data", str(data)), ("status", str(run_dir))):
+        done = started(*args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr[-2000:])
+    # nothing the console would have said went into a file the run opened on a free fd 1 or 2
+    assert all(json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines())
+
+
 def test_a_run_started_under_nohup_outlives_its_terminal(tmp_path):
     """``nohup castrig run …``: SIGHUP is ignored on purpose, and the run must go on (before, the
     run installed its own handler over nohup's and aborted)."""
@@ -378,6 +407,25 @@ def test_a_closed_terminal_aborts_to_the_safe_state(tmp_path, terminal_run):
     # signal or an interlock)", and a user could not tell which aborted runs need it
     helped = " ".join(castrig("resume", "--help").stdout.split())
     assert "SIGHUP" in helped and "continued without it" in helped, helped
+
+
+def test_ctrl_backslash_at_the_terminal_aborts_to_the_safe_state(tmp_path, terminal_run):
+    """Ctrl-\\ at the run's terminal (SIGQUIT, the terminal's quit key, an operator's when Ctrl-C
+    seems slow to act). Its default action killed the run where it stood, as kill -9 does: exit
+    -3 (a core), the twin's wet air at 1.09 slpm, run.json 'running', no safe state tried. It
+    aborts like SIGTERM now: recorded, the rig verified safe, exit 3."""
+    data = tmp_path / "runs"
+    term = terminal_run(["run", str(_four_hour_wait(tmp_path)), "--data", str(data)], cwd=ROOT)
+    term.expect(TITLE)
+    term.send("\x1c")
+    assert term.wait(30) == 3, term.output[-2000:]
+    run_dir = _run_dir(data)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "aborted" and "SIGQUIT" in info["outcome_reason"], info
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
+    assert safe and safe[-1]["safe"] is True
+    db.close()
 
 
 def test_sigterm_while_asking_aborts_without_an_answer(tmp_path, terminal_run):

@@ -6,6 +6,8 @@ limit stopped) until someone typed `fg`. A run is not suspended; it says what st
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -54,6 +56,40 @@ def test_ctrl_z_in_a_job_control_shell_does_not_suspend_a_run(tmp_path: Path, te
     shell.send("echo exit=$?\n")
     shell.expect("exit=130", after=mark, timeout_s=60)
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "interrupted"
+
+
+def test_a_run_in_the_background_paused_by_kill_int_is_not_stopped_by_its_prompt(tmp_path: Path, terminal_run,
+                                                                                   wall_sim_profile: Path):
+    """`castrig run R &` in a job-control shell, paused by `kill -INT %1`: its prompt read the
+    terminal from the background, and the first line typed in the shell stopped the run
+    ("Stopped (tty input)", SIGTTIN) with the rig uncontrolled until someone typed `fg`. It now
+    keeps the rig under control and waits for the foreground, saying so; `fg` and 'a' abort."""
+    recipe = tmp_path / "hold.yaml"
+    recipe.write_text(HOLD)
+    data = tmp_path / "runs"
+    shell = terminal_run([], cwd=ROOT, argv=["bash", "--norc", "--noprofile", "-i"])
+    shell.send(f"{sys.executable} -m castrig run {recipe} --profile {wall_sim_profile} --data {data} -q &\n")
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and _samples(d) > 2 and d, timeout_s=60,
+                         what="the run under way")
+    pid = json.loads((run_dir / "run.json").read_text())["pid"]
+    try:
+        shell.send("kill -INT %1\n")
+        mark = shell.expect("Paused.")
+        shell.send("echo typed-in-the-shell\n")
+        shell.expect("typed-in-the-shell", after=mark)
+        n = _samples(run_dir)
+        wait_until(lambda: _samples(run_dir) > n + 3, timeout_s=30, what="samples recorded while the pause waits")
+        assert _process_state(pid) != "T" and "Stopped" not in shell.output
+        assert "in the background: `fg` to answer here" in shell.output
+        shell.send("fg\n")
+        time.sleep(1)  # (the prompt sees the foreground at its next second)
+        shell.send("a\n")
+        shell.send("echo exit=$?\n")
+        shell.expect("exit=3", after=mark, timeout_s=60)
+    finally:
+        if Path(f"/proc/{pid}").exists():  # (the shell's close does not end its background job)
+            os.kill(pid, signal.SIGKILL)
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "aborted"
 
 
 #: A sitecustomize: the Ctrl-Z handler of a command that drives the rig installed 1.5 s late, as

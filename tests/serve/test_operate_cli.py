@@ -315,6 +315,35 @@ def test_a_runner_that_does_not_answer_is_said_so_exit_5(tmp_path: Path, reap):
     assert run.wait(timeout=60) == 3
 
 
+@pytest.mark.parametrize("action", ["pause", "abort"])
+def test_a_command_given_up_with_ctrl_c_before_the_runner_took_it_is_not_applied(tmp_path: Path, reap, action):
+    """`castrig pause` (or abort) to a runner that has not answered yet (stopped: a Ctrl-Z, a
+    debugger; or busy), given up with Ctrl-C: before, exit 130 'interrupted' and nothing more,
+    the command left in the channel -- and the runner, going on, paused (or aborted) the run
+    the operator had given up on. Now the command is taken back and said so; the run goes on."""
+    data = tmp_path / "data"
+    run, run_dir = _run_in_its_hold(data, reap)
+    run.send_signal(signal.SIGSTOP)
+    try:
+        sender = reap(start_castrig(action, str(run_dir)))
+        wait_until(lambda: [p for p in (run_dir / "control").glob("*.json") if p.name != "status.json"], timeout_s=30,
+                   what="the command in the channel")
+        sender.send_signal(signal.SIGINT)
+        out, err = sender.communicate(timeout=30)
+    finally:
+        run.send_signal(signal.SIGCONT)
+    assert sender.returncode == 130, (sender.returncode, out, err)
+    said = " ".join(err.split())
+    assert f"{action} withdrawn" in said and "Traceback" not in said, said
+    assert not [p for p in (run_dir / "control").glob("*.json") if p.name != "status.json"]
+    t0 = run_status(run_dir).get("t_s", 0)
+    wait_until(lambda: run_status(run_dir).get("t_s", 0) > t0 + 60, timeout_s=30, what="the runner going on")
+    assert run_status(run_dir).get("state") == "running" and run.poll() is None
+    assert not run_rows(run_dir, "select kind from events where kind in ('pause', 'run_end')")
+    assert castrig("abort", str(run_dir)).returncode == 0
+    assert run.wait(timeout=60) == 3
+
+
 def test_status_of_a_crashed_run_shows_no_time_left(tmp_path):
     """kill -9 in an 8-hour wait: `castrig status` said "crashed · step 1/1 … · left: step 0:00:00,
     run 0:00:00" — time left in a run nobody runs. It says where it stopped, and no time left."""

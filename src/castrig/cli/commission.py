@@ -30,6 +30,57 @@ def _open_rig(profile_path: Path, seed: Optional[int], purpose: str):  # type: i
     return open_owned_rig(load_profile(profile_path), seed=seed, purpose=purpose)
 
 
+class _StopsEndTheTest:
+    """SIGTERM, SIGHUP and SIGQUIT during ``castrig tune rh``'s step test end it like Ctrl-C: out
+    of the test to the safe state, then exit 3 (``Terminated``). Their default action killed the
+    process where it stood -- ``kill``, a closed terminal or a dropped ssh session in an hour-long
+    test left the wet air stepping (exit 143 / 129, no safe state tried). While the rig is made
+    safe (``only_noted``) a stop is noted, not raised into it; ``end`` raises it after."""
+
+    SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT")
+
+    def __init__(self) -> None:
+        self.heard: list[int] = []
+        self._raising = True
+        self._raised = False  # a stop already raised out of the test (not raised again by end())
+        self._old: dict[int, object] = {}
+
+    def _on(self, signum: int, frame: object) -> None:
+        from castrig.cli.main import Terminated
+
+        self.heard.append(signum)
+        if self._raising:
+            self._raising, self._raised = False, True
+            raise Terminated
+
+    def __enter__(self) -> "_StopsEndTheTest":
+        import signal
+
+        for name in self.SIGNALS:
+            signum = getattr(signal, name)
+            if name == "SIGHUP" and signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # under nohup: the test was meant to outlive its terminal
+            self._old[signum] = signal.signal(signum, self._on)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None  # the handlers stay (noting) until end(): the safe state comes after the test
+
+    def only_noted(self) -> None:
+        self._raising = False
+
+    def end(self) -> None:
+        import signal
+
+        for signum, old in self._old.items():
+            signal.signal(signum, old)  # type: ignore[arg-type]
+        self._old.clear()
+        if self.heard and not self._raised:
+            from castrig.cli.main import Terminated
+
+            raise Terminated
+
+
 #: The smallest step test (%RH): 5 %RH steps on the twin fit within 4 % of the step (0.17-0.19 %RH).
 MIN_STEP_PCT = 5.0
 
@@ -81,10 +132,11 @@ def tune_rh(
     if tau_c_s is not None:
         _tau_c_not_below_the_period(tau_c_s, path)
     rig = _open_rig(path, seed, "castrig tune rh")
+    stops = _StopsEndTheTest()
     try:
         stopped = True
         try:
-            with not_suspended(lambda text: typer.echo(text, err=True),
+            with stops, not_suspended(lambda text: typer.echo(text, err=True),
                                "Ctrl-C stops the step test and leaves the rig in the safe state"):
                 # (the test runs for minutes to hours on a rig: say it has begun, and what stops it
                 # -- once a Ctrl-Z no longer suspends it: said before, a Ctrl-Z typed on reading it
@@ -94,11 +146,13 @@ def tune_rh(
                 result = tune(rig, rh_lo=rh_from, rh_hi=rh_to, max_phase_s=max_phase_s, tau_c_s=tau_c_s)
             stopped = False
         finally:
+            stops.only_noted()  # a stop from here on waits for the safe state (raised after it)
             c = rig.profile.control
             safe = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
                              purge_flow_slpm=c.purge_flow_slpm, clock=rig.clock, retry_for_s=c.safe_state_retry_s)
             if stopped:  # the test drove the rig before it stopped: its state is said with the error
                 typer.echo(safe.summary() if not safe.safe else "rig left in the safe state (verified)", err=True)
+            stops.end()  # Terminated (exit 3) for a stop heard while the rig was made safe
         test_s = result.test.t_s[-1] if result.test.t_s else 0.0
     finally:
         rig.close()

@@ -20,7 +20,29 @@ def _early(signum: int, frame: object) -> None:
     os._exit(130 if signum == signal.SIGINT else 3)
 
 
+def _standard_fds() -> None:
+    """Give a closed stdin, stdout or stderr (``castrig run R >&-``, a cron line or service started
+    with them closed) /dev/null, as a daemon does. Python leaves ``sys.stdout`` None then: every
+    command ended in a traceback, exit 1 -- ``castrig run`` after it had made its run folder and
+    opened the rig (the run left 'crashed') -- and the next file opened would have taken the fd."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:  # the lowest free fd; 0-2 are filled in order, so only when a lower one is open
+            os.dup2(null, fd)
+            os.close(null)
+        if getattr(sys, name) is None:
+            stream = open(fd, mode, encoding="utf-8", errors="backslashreplace", closefd=False)
+            setattr(sys, name, stream)
+            setattr(sys, f"__{name}__", stream)
+
+
 def main() -> int:
+    _standard_fds()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _early)
     # One BLAS thread, before numpy is imported: the analysis overlaps its own stages on its own
@@ -37,6 +59,8 @@ def main() -> int:
     def ready() -> None:  # the command is built (typer's introspection, ~0.05 s more): it answers from here
         signal.signal(signal.SIGINT, ctrl_c)
         signal.signal(signal.SIGTERM, raise_terminated if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG else signal.SIG_DFL)
+        if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG:  # Ctrl-\ as SIGTERM (recipe/session.py: _signals)
+            signal.signal(signal.SIGQUIT, raise_terminated)
 
     try:
         code = cli_main(ready=ready)

@@ -201,7 +201,7 @@ def watch(
 
 def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
     from castrig.store import live as R
-    from castrig.store.commands import send_command, wait_answer
+    from castrig.store.commands import send_command, wait_answer, withdraw_command
     from castrig.store.lock import run_holder
 
     run_dir = _run_dir(run_dir)
@@ -218,7 +218,17 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
         cmd = send_command(run_dir, action, by)
     except OSError as exc:
         raise BadInput(f"{run_dir}: cannot write to its control channel: {exc}", file=str(run_dir)) from None
-    answer = wait_answer(run_dir, cmd, 30.0, alive=lambda: run_holder(run_dir) is not None)
+    try:
+        answer = wait_answer(run_dir, cmd, 30.0, alive=lambda: run_holder(run_dir) is not None)
+    except KeyboardInterrupt:
+        # Ctrl-C while the runner had not answered (stopped, or busy): the command stayed in the
+        # channel unsaid, and the runner applied it later -- a pause the operator had given up on
+        # paused the run. Taken back if the runner has not taken it; else said to be under way.
+        if withdraw_command(run_dir, cmd):
+            _echo(f"{action} withdrawn: the runner had not taken it; nothing was done", err=True)
+        else:
+            _echo(f"{action}: the runner has taken it already and applies it (`castrig status {run_dir}`)", err=True)
+        raise
     if answer is None and run_holder(run_dir) is None:  # it ended on its own while the command was on its way
         ended = R.summary(run_dir)["status"]
         raise BadInput(f"{run_dir}: the run ended ({ended}) before it read the {action}; nothing to {action}",

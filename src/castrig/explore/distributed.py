@@ -560,6 +560,8 @@ class Worker:
             self.lease = WorkerLease(self.journal)
         try:
             while max_trials is None or self.done < max_trials:
+                if coordinator_gone():
+                    break
                 # a Ctrl-C inside a look at the storage was lost there (see _raise_held): taken after it
                 with _signals_held(again_acts=True) as taken:
                     reap_stale(self.study, self.journal)
@@ -720,6 +722,19 @@ def _default_sigint() -> None:
 
 #: Where ``castrig explore worker`` takes its ``--storage`` from when the option is not given.
 STORAGE_ENV = "CASTRIG_EXPLORE_STORAGE"
+#: The pid of the coordinator that started a worker (:func:`worker_processes`); unset for a worker
+#: started by hand, which runs until its study is done.
+COORDINATOR_ENV = "CASTRIG_EXPLORE_COORDINATOR"
+
+
+def coordinator_gone() -> bool:
+    """This worker was started by a coordinator that has died (kill -9, the OOM killer): it has
+    another parent now. Its workers went on alone through the whole map or search, unseen and
+    beyond any Ctrl-C (the coordinator's stop_workers never ran), and a coordinator started again
+    to resume it ran its own workers beside them. Such a worker takes no trial more; the one it
+    was running is told (or given back) as usual."""
+    pid = os.environ.get(COORDINATOR_ENV, "")
+    return pid.isdigit() and os.getppid() != int(pid)
 
 
 @contextlib.contextmanager
@@ -731,7 +746,7 @@ def worker_processes(url: str, name: str, workdir: Path, n: int) -> Iterator[lis
     procs = []
     # the storage URL (its password) by the environment, which only this user can read: on the
     # command line every user of the machine saw it in `ps`
-    env = {**os.environ, STORAGE_ENV: url}
+    env = {**os.environ, STORAGE_ENV: url, COORDINATOR_ENV: str(os.getpid())}
     if n >= (os.cpu_count() or 1):  # the workers fill the cores: no analysis threads on top
         env.setdefault("CASTRIG_ANALYSIS_THREADS", "0")
     try:

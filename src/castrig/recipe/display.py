@@ -203,6 +203,16 @@ def say(message: str) -> None:
     console.print(message, highlight=False)
 
 
+def _in_the_background() -> bool:
+    """stdin is this process's controlling terminal and another process group has its foreground
+    (the run was started with ``&``, or put there with Ctrl-Z then ``bg``): reading it would stop
+    the process. A terminal that is not the controlling one (or none) says no."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) != os.getpgrp()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def interactive_prompt(keep_alive: Any, *, virtual: bool, console: Console | None = None) -> str:
     """Ask 'resume or abort' on a terminal while the rig keeps being controlled.
 
@@ -222,7 +232,20 @@ def interactive_prompt(keep_alive: Any, *, virtual: bool, console: Console | Non
         out = console or screen
         out.print("[bold yellow]Paused.[/] Type [bold]r[/] + Enter to resume, [bold]a[/] + Enter to abort "
                   "(Ctrl-C again aborts now).", highlight=False)
+        told = False
         while True:
+            if _in_the_background():
+                # `castrig run … &` paused by `kill -INT`: a read of the terminal now would stop
+                # the process (SIGTTIN: "Stopped (tty input)" as soon as anything was typed in the
+                # shell), the rig left uncontrolled. The rig is kept under control; the question
+                # waits for `fg` (an abort from elsewhere is heard meanwhile)
+                if not told:
+                    out.print("(this run is in the background: `fg` to answer here, or `castrig abort RUN_DIR` from "
+                              "another terminal)", highlight=False)
+                    told = True
+                time.sleep(1.0)
+                keep_alive()
+                continue
             ready, _, _ = select.select([sys.stdin], [], [], 1.0)
             if ready:
                 line = sys.stdin.readline()

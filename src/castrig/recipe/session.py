@@ -102,6 +102,7 @@ def stop_requests(who: str) -> Iterator[StopRequest]:
         stop.ask(HUNG_UP if signum == signal.SIGHUP else f"{signal.Signals(signum).name} received by {who}")
 
     old_term = signal.signal(signal.SIGTERM, on_signal)
+    old_quit = signal.signal(signal.SIGQUIT, on_signal)  # Ctrl-\: as SIGTERM (see _signals)
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, on_signal)
     try:
@@ -111,6 +112,7 @@ def stop_requests(who: str) -> Iterator[StopRequest]:
             keep_exit_code(stop.exit_code)  # one handler replaces the other: never the default (kill) between
         else:
             signal.signal(signal.SIGTERM, old_term)
+            signal.signal(signal.SIGQUIT, old_quit)
             signal.signal(signal.SIGHUP, old_hup)
 
 
@@ -135,6 +137,7 @@ def keep_exit_code(code: int) -> None:
             pass
 
     signal.signal(signal.SIGTERM, on_late)
+    signal.signal(signal.SIGQUIT, on_late)
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
         signal.signal(signal.SIGHUP, on_late)
     if not _LATE_STOPS:
@@ -151,7 +154,7 @@ def _ignore_late_stops() -> None:
     finalisation puts the default action back for every handler written in Python, and a SIGTERM
     in those last tens of milliseconds (freeing the modules) killed the process: exit -15 with the
     outcome recorded. Only an ignored signal stays as it is through it."""
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
         if _LATE_STOPS and signal.getsignal(signum) is _LATE_STOPS[0]:
             signal.signal(signum, signal.SIG_IGN)
 
@@ -162,11 +165,13 @@ def release_exit_code() -> None:
 
 
 @contextmanager
-def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
+def _signals(runner: Runner, stop: StopRequest | None = None, before: "_HeldCtrlC | None" = None) -> Iterator[None]:
     """Ctrl-C once: pause at the next safe point and ask; twice: abort now. SIGTERM: abort.
     SIGHUP (the terminal closed, an ssh session dropped): abort like SIGTERM — nobody is left
     to answer a pause, and a run meant to outlive its terminal is started under nohup, tmux or a
-    service manager.
+    service manager. SIGQUIT (Ctrl-\\ at the terminal, the key beside the one that stops a
+    pipeline): abort like SIGTERM. Its default action killed the process where it stood, like
+    kill -9: wet air left flowing, run.json 'running', no safe state tried.
 
     "Twice" means a second Ctrl-C while that pause is pending or asking, not a Ctrl-C after the
     operator resumed: each pause that ended in 'r' starts the count again (the runner's state is
@@ -181,6 +186,9 @@ def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
 
     Ctrl-Z (SIGTSTP) does not suspend a run, nor does a write to the terminal from the background
     (SIGTTOU): a stopped process leaves the rig running uncontrolled.
+
+    ``before``: a Ctrl-C held while the run was being set up (:class:`_HeldCtrlC`), taken here as
+    the run's first Ctrl-C once these handlers are in.
     """
     def ended(signum: int) -> bool:
         """The run is ending (its rig being made safe) or has ended: a signal now is noted, never
@@ -241,17 +249,25 @@ def _signals(runner: Runner, stop: StopRequest | None = None) -> Iterator[None]:
 
     old_int = signal.signal(signal.SIGINT, guarded(on_int))
     old_term = signal.signal(signal.SIGTERM, guarded(on_term))
+    old_quit = signal.signal(signal.SIGQUIT, guarded(on_term))
     # (started under nohup, SIGHUP is ignored: the operator asked the run to outlive its terminal)
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, guarded(on_term))
     try:
+        if before is not None and before.asked:  # read once on_int is in: no Ctrl-C falls between
+            here[0] = True
+            runner.request_pause()
+            say(f"[yellow]Ctrl-C (as the run began): pausing {escape(runner.pause_point())} (Ctrl-C again aborts now)[/]")
         with not_suspended(lambda text: say(f"[yellow]{escape(text)}[/]"),
                            "Ctrl-C pauses it at a safe point, `castrig pause RUN_DIR` from another terminal; a run "
                            "meant to go on without this terminal is started under nohup or tmux"):
             yield
     finally:
-        signal.signal(signal.SIGINT, old_int)
+        # the hold ends with these handlers: a Ctrl-C as the run winds up is the caller's again
+        # (castrig queue stops on it), not noted for a run that has ended
+        signal.signal(signal.SIGINT, before.release() if before is not None and before.held else old_int)
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGQUIT, old_quit)
         signal.signal(signal.SIGHUP, old_hup)
 
 
@@ -293,6 +309,7 @@ def run_recipe(
     if seed < 0:
         raise BadInput(f"--seed = {seed}: must be >= 0", field="--seed")
     rig = _open_rig(profile, seed, recipe, purpose=f"castrig run {recipe_path}")
+    held = _HeldCtrlC()  # from here a run folder is made: a Ctrl-C waits for the run's own handlers
     try:
         _configure_twin(rig, recipe)
         started = datetime.now(timezone.utc)  # the wall clock names the folder, also on the twin
@@ -324,8 +341,9 @@ def run_recipe(
             _report(result, quiet)
             return result
         _keep_recipe_text(recipe_text, Path(recorder.run_dir))
-        return _drive(recipe, rig, recorder, store, quiet=quiet, stop=stop)
+        return _drive(recipe, rig, recorder, store, quiet=quiet, stop=stop, ctrl_c_before=held)
     finally:
+        held.restore()
         rig.close()
 
 
@@ -343,7 +361,7 @@ def _keep_recipe_text(recipe_text: bytes, run_dir: Path) -> None:
 
 def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet: bool, start_step: int = 0,
            t_offset_s: float = 0.0, resume: dict[str, Any] | None = None,
-           stop: StopRequest | None = None) -> RunResult:
+           stop: StopRequest | None = None, ctrl_c_before: "_HeldCtrlC | None" = None) -> RunResult:
     log = RunLog(recorder.run_dir, console=None if quiet else sys.stderr)
     display = Display(recipe.name, len(recipe.steps), virtual=rig.clock.virtual, quiet=quiet)
     runner = Runner(
@@ -362,7 +380,7 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
     # the run's handlers stay until its outcome is recorded and the run closed: a second SIGTERM
     # or SIGHUP right after the safe state is noted, not fatal (it used to land on the default
     # handler and kill the process with run.json still saying 'running')
-    with _signals(runner, stop):
+    with _signals(runner, stop, ctrl_c_before):
         asked = stop.reason if stop is not None else None
         if asked:  # a SIGTERM/SIGHUP reached the caller before these handlers were installed
             runner.request_abort(f"{asked}: aborting to the safe state", someone_asked=HUNG_UP not in asked)
@@ -770,6 +788,39 @@ def _decided_end(recorder: RunRecorder) -> tuple[str, str | None] | None:
             data = e.data or {}
             return str(data.get("outcome")), data.get("reason") or e.message.partition(": ")[2] or None
     return None
+
+
+class _HeldCtrlC:
+    """Ctrl-C while ``castrig run`` makes its run folder and sets the run up, before the run's own
+    handlers (:func:`_signals`) are in: noted, and taken by them as the run's first Ctrl-C (a pause
+    at the first safe point, asked at a terminal; with nobody to ask, the run ends interrupted
+    with the rig made safe). It raised out of anywhere there: exit 130 with the folder left
+    'running' (listed crashed, no safe state on record), or an empty folder with its lock alone.
+    Put back (``restore``) as the run returns."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.asked = False
+        self._old: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._on_int)
+
+    def _on_int(self, signum: int, frame: Any) -> None:
+        self.asked = True
+
+    @property
+    def held(self) -> bool:
+        return self._old is not None
+
+    def release(self) -> Any:
+        """The handler the hold replaced, no longer to be put back by :meth:`restore`."""
+        old, self._old = self._old, None
+        return old
+
+    def restore(self) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self.release())
 
 
 class _DeferredCtrlC:

@@ -1,7 +1,8 @@
-"""While a process drives the rig it is not suspended: Ctrl-Z (SIGTSTP) and a write to the
-terminal from the background under ``stty tostop`` (SIGTTOU) would stop it with the rig running
-uncontrolled — wet air at its last set point, the RH loop and every limit stopped, a dispense
-going on — until someone typed ``fg`` (an operator met it so: the shell said "Stopped")."""
+"""While a process drives the rig it is not suspended: Ctrl-Z (SIGTSTP), a write to the terminal
+from the background under ``stty tostop`` (SIGTTOU) or a read of it (SIGTTIN) would stop it with
+the rig running uncontrolled — wet air at its last set point, the RH loop and every limit
+stopped, a dispense going on — until someone typed ``fg`` (an operator met it so: the shell said
+"Stopped")."""
 
 from __future__ import annotations
 
@@ -22,8 +23,13 @@ def not_suspended(say: Callable[[str], Any], what_stops_it: str) -> Iterator[Non
 
     old_tstp = signal.signal(signal.SIGTSTP, on_tstp)
     old_ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    # a read of the terminal from the background (the pause prompt of a `castrig run … &`) stops
+    # the process too: ignored, such a read fails (EIO) instead (display.interactive_prompt waits
+    # for the foreground before it reads)
+    old_ttin = signal.signal(signal.SIGTTIN, signal.SIG_IGN)
     try:
         yield
     finally:
         signal.signal(signal.SIGTSTP, old_tstp)
         signal.signal(signal.SIGTTOU, old_ttou)
+        signal.signal(signal.SIGTTIN, old_ttin)

@@ -126,6 +126,18 @@ def send_command(run_dir: Path, action: str, by: str) -> Command:
     return cmd
 
 
+def withdraw_command(run_dir: Path, cmd: Command) -> bool:
+    """Take back ``cmd`` if the runner has not taken it (its file still in control/): True then,
+    and it is never applied. False once the runner has it (renamed into taken/: it is applied
+    and answered), or if the file cannot be removed. The runner's take and this removal are
+    each one operation on the same name: exactly one of them finds the file."""
+    try:
+        os.unlink(control_dir(run_dir) / cmd.name)
+    except OSError:
+        return False
+    return True
+
+
 def answer_of(run_dir: Path, cmd: Command) -> dict[str, Any] | None:
     """The runner's answer to ``cmd`` (``accepted``, ``message``, ``t_s``), or None while pending."""
     try:

@@ -178,6 +178,17 @@ def _little_room(folder: Path, need: int = 1 << 20) -> bool:
     return st.f_bavail * st.f_frsize < need
 
 
+#: How long a write to the data root's catalog waits for another process's transaction on it.
+CATALOG_BUSY_MS = 3000
+
+
+def _busy(exc: BaseException | None) -> bool:
+    """``exc`` is SQLite's 'database is locked' (SQLITE_BUSY or SQLITE_LOCKED): another connection holds it."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        or "database is locked" in str(exc))
+
+
 def _write_error(exc: sqlite3.Error) -> "StoreError":
     prefix = "disk full: " if is_disk_full(exc) else ""
     return StoreError(f"{prefix}cannot write the run record: {exc}")
@@ -757,6 +768,7 @@ class SqliteRunStore(RunStore):
     def _catalog(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
         conn = connect(self.root / "catalog.sqlite")
+        conn.execute(f"PRAGMA busy_timeout={CATALOG_BUSY_MS}")  # a live writer's row takes milliseconds
         conn.execute(
             "CREATE TABLE IF NOT EXISTS runs(run_id TEXT PRIMARY KEY, run_dir TEXT NOT NULL,"
             " recipe_name TEXT, profile_name TEXT, operator TEXT, started_utc TEXT, ended_utc TEXT,"
@@ -843,6 +855,13 @@ class SqliteRunStore(RunStore):
         return rec
 
     def index_run(self, recorder: RunRecorder, grades: Iterable[str] = ()) -> None:
+        """The run's row in the catalog. The catalog is an index of the folders (``list_runs``
+        adds a folder it lacks and brings a stale 'running' row up to date), so a catalog another
+        process holds locked -- a ``castrig runs`` or ``serve`` stopped (Ctrl-Z, SIGSTOP) in its
+        re-indexing transaction -- leaves the row to the next listing: it refused every new run
+        on that data root (exit 3 after 10 s, 'cannot create the run folder') and turned the end
+        of a run going on into 'faulted: outcome not recorded'. Any other failure (a full disk)
+        is raised as before."""
         i = recorder.info
         conn = self._catalog()
         try:
@@ -861,6 +880,9 @@ class SqliteRunStore(RunStore):
                         ",".join(grades),
                     ),
                 )
+        except StoreError as exc:
+            if not _busy(exc.__cause__):
+                raise
         finally:
             conn.close()
 

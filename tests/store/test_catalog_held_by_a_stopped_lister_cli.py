@@ -1,0 +1,59 @@
+"""The data root's catalog is an index of its run folders: a process stopped while it writes it
+(``castrig runs`` re-indexing, Ctrl-Z'd or SIGSTOPped) must not stop a run on that data root."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from tests.conftest import ROOT, castrig, start_castrig, wait_until, with_sitecustomize
+
+#: A sitecustomize: the process stops itself (SIGSTOP, as Ctrl-Z does) inside its first write
+#: transaction on the data root's catalog.sqlite -- holding the catalog's write lock.
+STOP_IN_CATALOG_WRITE = """
+import os, signal
+import castrig.store.sqlite_store as s
+_enter = s._Tx.__enter__
+def _enter_then_stop(self):
+    conn = _enter(self)
+    if any(str(row[2]).endswith("catalog.sqlite") for row in conn.execute("PRAGMA database_list")) \\
+            and not os.environ.get("_STOPPED"):
+        os.environ["_STOPPED"] = "1"
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return conn
+s._Tx.__enter__ = _enter_then_stop
+"""
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in ("T", "t")
+
+
+def test_a_lister_stopped_while_it_writes_the_catalog_stops_no_run(tmp_path, reap):
+    """``castrig runs`` Ctrl-Z'd as it indexes a run folder holds the catalog's write lock. Before,
+    every ``castrig run`` on that data root then waited 10 s and was refused, exit 3, 'cannot
+    create the run folder ... database is locked' (and a run ending then was recorded 'faulted:
+    outcome not recorded'). The run now goes on and completes; its folder is listed once the
+    lister goes on."""
+    data = tmp_path / "runs"
+    first = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", str(data), "-q")
+    assert first.returncode == 0, first.stderr
+    (data / "catalog.sqlite").unlink()  # (and its -wal, -shm): the lister indexes the folder again
+    for extra in ("catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (data / extra).unlink(missing_ok=True)
+    lister = reap(start_castrig("runs", "--data", str(data), **with_sitecustomize(tmp_path, STOP_IN_CATALOG_WRITE)))
+    wait_until(lambda: _stopped(lister.pid), what="castrig runs stopped in its catalog write")
+
+    done = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", str(data), "-q")
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr)
+    run_dirs = sorted(p for p in data.iterdir() if p.is_dir())
+    assert len(run_dirs) == 2
+    assert json.loads((run_dirs[-1] / "run.json").read_text())["outcome"] == "completed"
+
+    lister.send_signal(signal.SIGCONT)
+    out, err = lister.communicate(timeout=60)
+    assert lister.returncode == 0, err
+    listed = castrig("runs", "--data", str(data))
+    assert listed.returncode == 0
+    assert all(p.name in listed.stdout for p in run_dirs) and listed.stdout.count("completed") == 2, listed.stdout
