@@ -552,6 +552,33 @@ def _sidecar_fields(text: str) -> dict[str, str]:
     return fields
 
 
+#: the largest text sidecar read (an SEM's .txt or .hdr is a few kB); a bigger file is no sidecar
+MAX_SIDECAR_BYTES = 1 << 20
+
+
+def _sidecar_text(image: str | Path, side: Path) -> str | None:
+    """The text of the sidecar ``side`` of ``image``, or None where there is none to read: no
+    such file, a name the file system cannot hold (an image named to the 255-byte limit has no
+    ``NAME.tif.hdr``: looking for one raised "File name too long", a traceback for a PNG and
+    "cannot read TIFF" for a TIFF), not a regular file (a FIFO, a device, a folder), or more than
+    :data:`MAX_SIDECAR_BYTES`. A sidecar that is there but cannot be read (permission denied, an
+    I/O error) is BadInput naming it: read past, the image had been said to have "no pixel size"."""
+    from castrig.regular import FileTooBig, NotRegularFile, read_regular
+
+    try:
+        raw = read_regular(side, max_bytes=MAX_SIDECAR_BYTES)
+    except (FileNotFoundError, NotADirectoryError, NotRegularFile, FileTooBig):
+        return None
+    except OSError as exc:
+        import errno
+
+        if exc.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+            return None
+        raise BadInput(f"{image}: its sidecar {side} cannot be read ({exc.strerror or exc}) (allowed: a readable text "
+                       "file, or none: move it away or give --pixel-size UM)", file=str(side), field=side.name) from None
+    return raw.decode("latin-1")
+
+
 def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[float | None, str | None]:
     """Pixel size from a text sidecar next to the image: TESCAN ``<name>.hdr`` (``PixelSizeX``,
     metres; ``PixelSizeY`` must agree), Hitachi ``<name>.txt`` (``PixelSize``, nm) or JEOL
@@ -564,9 +591,10 @@ def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[f
 
     def fields(side: Path) -> dict[str, str] | None:
         if side not in read:
-            if not (side.is_file() and side.stat().st_size < 1 << 20):
+            text = _sidecar_text(path, side)
+            if text is None:
                 return None
-            read[side] = _sidecar_fields(side.read_text(encoding="latin-1", errors="replace"))
+            read[side] = _sidecar_fields(text)
         return read[side]
 
     for ext, key, unit, who in ((".hdr", "PixelSizeX", "m", "TESCAN"), (".txt", "PixelSize", "nm", "Hitachi")):
@@ -598,7 +626,8 @@ def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[f
                 continue
             px = length / n_px if n_px else float("inf")  # a bar of 0 px: no pixel size, said so
             full = (f.get("$$CM_FULL_SIZE") or f.get("$CM_FULL_SIZE") or "").split()
-            if len(full) >= 2 and full[0].isdigit() and width_px and int(full[0]) > 0 and int(full[0]) != int(width_px):
+            # (ASCII digits: str.isdigit() takes "²", which int() does not: a traceback)
+            if len(full) >= 2 and re.fullmatch(r"[0-9]+", full[0]) and width_px and int(full[0]) > 0 and int(full[0]) != int(width_px):
                 px *= int(full[0]) / int(width_px)
             return px, _named(f"JEOL sidecar {side.name} ({pre}MICRON_MARKER / {pre}MICRON_BAR)", mark, length)
     return None, None
@@ -623,6 +652,21 @@ def _tifffile_quiet() -> Iterator[None]:
 _QUIET_LOCK = threading.Lock()
 
 
+def _is_regular(path: str | Path) -> bool:
+    """Whether ``path`` is a regular file (through symlinks). Path.is_file() raised on a name too
+    long for the file system (Python 3.11): a traceback for a mistyped or generated name."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+#: what a path longer than the file system allows is called, with the limits (Linux)
+NAME_TOO_LONG = "a name longer than the file system allows (allowed: at most 255 bytes a file or folder name, 4095 the path)"
+
+
 def not_a_file(path: str | Path) -> str:
     """Why ``path`` is not a file to read, in the user's words: a directory, a symlink loop, a
     link to nothing, something else (a socket, a device), or no such file."""
@@ -636,6 +680,8 @@ def not_a_file(path: str | Path) -> str:
 
         if exc.errno == errno.ELOOP:
             return "a symlink loop (too many levels of symbolic links)"
+        if exc.errno == errno.ENAMETOOLONG:
+            return NAME_TOO_LONG
         if exc.errno == errno.ENOENT and p.is_symlink():
             return "a symbolic link to nothing (its target is missing)"
         if exc.errno in (errno.EACCES, errno.EPERM):
@@ -749,7 +795,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     file declares is checked before decoding.
     """
     p = str(path)
-    if not Path(p).is_file():
+    if not _is_regular(p):
         raise BadInput(f"{p}: {not_a_file(p)}", file=p)
     if os.path.getsize(p) == 0:
         raise BadInput(f"{p}: empty file (0 bytes): no image in it", file=p)
