@@ -73,3 +73,18 @@ def test_a_jeol_sidecar_whose_scan_size_is_not_a_number_is_read_without_it(tmp_p
     out = json.loads(done.stdout)
     assert out["pixel_size_um"] == pytest.approx(5 / 120) and "JEOL sidecar top.txt" in out["pixel_size_source"]
 
+
+@pytest.mark.parametrize("args", [
+    ("analyse", "surface", "x" * 300 + ".tif", "--pixel-size", "1"),
+    ("analyse", "surface", "top.tif", "--rois", "x" * 300 + ".zip"),
+    ("analyse", "surface", "top.tif", "--overlay", "x" * 300 + ".png"),
+    ("analyse", "membrane", "--surface", "top.tif", "--section", "top.tif", "--rois", "x" * 250 + ".zip"),  # its -section.zip
+    ("calibrate", "camera", "x" * 300 + ".tif", "--pitch-um", "10"),
+], ids=["image", "rois", "overlay", "section-rois", "calibrate"])
+def test_a_name_longer_than_the_file_system_allows_is_refused_naming_it(tmp_path, args):
+    """A name past 255 bytes (a script's generated name, a pasted path): Path.is_file() and
+    is_dir() raised "File name too long", a traceback, before anything was said of the file."""
+    tifffile.imwrite(tmp_path / "top.tif", _pores(), resolution=(10000, 10000), resolutionunit=3)
+    done = castrig(*args, cwd=tmp_path)
+    _refused(done, "a name longer than the file system allows (allowed: at most 255 bytes")
+    assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.png"))

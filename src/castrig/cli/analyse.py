@@ -297,6 +297,15 @@ def _check_output_path(out: Path, flag: str) -> None:
 
     suffixes, example, what, noun = _OUTPUTS[flag]
     where = dict(file=str(out), field=flag)
+    try:  # (Path.is_dir() and exists() raised on a name too long: a traceback before anything was measured)
+        os.lstat(out)
+    except OSError as exc:
+        import errno
+
+        from castrig.tiffio import NAME_TOO_LONG
+
+        if exc.errno == errno.ENAMETOOLONG:
+            raise BadInput(f"{flag} {out}: {NAME_TOO_LONG}; give a shorter name (e.g. {example})", **where) from None
     if out.is_dir():
         raise BadInput(f"{flag} {out}: is a folder; give a file name in it (e.g. {out / example})", **where)
     if suffixes and out.suffix.lower() not in suffixes:
