@@ -36,7 +36,7 @@ import numpy as np
 
 from castrig.errors import BadInput
 
-__all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "max_image_pixels", "check_image_size", "check_pixel_size",
+__all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "max_image_pixels", "check_image_size", "check_pixel_size", "check_file_bytes",
            "pixel_size_disagreement",
            "DEFAULT_MAX_IMAGE_PIXELS", "PIXEL_SIZE_RANGE_UM", "check_image_side"]
 
@@ -892,6 +892,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             if warnings:
                 meta["pixel_size_warnings"] = warnings
         return _grey(a, p), px, meta
+    limit = max_image_pixels() if max_pixels is None else int(max_pixels)
+    check_file_bytes(p, limit * MAX_BYTES_PER_PIXEL, f"an image of at most {limit / 1e6:.4g} Mpx")
     try:
         import imageio.v3 as iio
         from PIL import Image
@@ -907,6 +909,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                                  np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F") else np.uint8,
                                  max_pixels)
                 is_png = im.format == "PNG"
+                png_bytes = im.height * (1 + im.width * bands * 2)  # its rows, each behind a filter byte, at 16 bits a sample
                 cmyk = im.mode == "CMYK"
                 frames = int(getattr(im, "n_frames", 1) or 1)
                 # (an animated GIF, APNG or WebP: every frame was decoded, 300 of them 3.6 GB; a
@@ -921,6 +924,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             else:
                 a = iio.imread(p, plugin="pillow", index=0)
         if is_png:
+            check_file_bytes(p, png_bytes, f"a {im.width} × {im.height} PNG")
             _png_whole(p)
     except BadInput:
         raise
@@ -956,6 +960,23 @@ _EXIF_TURNS = {
     7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
     8: lambda a: np.rot90(a, k=1),
 }
+
+
+#: what a PNG, JPEG or WebP file may hold beyond its pixels' own bytes: an ICC profile, EXIF, text
+MAX_METADATA_BYTES = 64 << 20
+
+
+def check_file_bytes(path: str | Path, image_bytes: int, what: str) -> None:
+    """BadInput unless the file ``path`` holds at most ``image_bytes`` (the most its pixels take,
+    uncompressed) and :data:`MAX_METADATA_BYTES`. Pillow reads a WebP file whole when it opens it,
+    and the PNG check (:func:`_png_whole`) read the whole file: a 256 × 256 PNG or WebP followed by
+    3 GB (sparse: no disk) took 17 s and 41 s, and as many GB of memory, to measure it."""
+    size = os.path.getsize(path)
+    cap = int(image_bytes) + MAX_METADATA_BYTES
+    if size > cap:
+        raise BadInput(f"{path}: file too large: {size:,} bytes, more than {what} needs ({int(image_bytes):,} bytes of "
+                       f"pixels uncompressed and {MAX_METADATA_BYTES >> 20} MiB of metadata) (allowed: at most {cap:,} "
+                       "bytes; data appended to the image?)", file=str(path), field="file size")
 
 
 def _png_whole(p: str | Path) -> None:
