@@ -384,6 +384,110 @@ def _full_resolution_series(tif, path: str) -> tuple[object | None, str | None]:
     return chosen, note + ": " + "; ".join(parts)
 
 
+#: TIFF compressions whose data is an image of its own (JPEG, JPEG 2000, PNG, WebP), decoded to
+#: the size the data's own header declares, not the strip's or tile's: checked segment by segment
+#: (:func:`_check_codec_segments`) before anything is decoded.
+_JPEG_CODES = (6, 7, 33007, 34892)
+_J2K_CODES = (33003, 33004, 33005, 34712)
+_CODEC_NAMES = {**dict.fromkeys(_JPEG_CODES, "JPEG"), **dict.fromkeys(_J2K_CODES, "JPEG 2000"), 34933: "PNG",
+                50001: "WebP", 34927: "WebP"}
+#: image codecs castrig does not decode: the size their data declares cannot be checked first
+_UNCHECKED_CODECS = {22610: "JPEG XR (NDPI)", 34934: "JPEG XR", 50002: "JPEG XL", 52546: "JPEG XL (DNG)"}
+#: how far a segment's own size may exceed its strip or tile (a JPEG's blocks of up to 16 px)
+_CODEC_PAD_PX = 16
+
+
+def _segment_size(f, offset: int, count: int, compression: int) -> tuple[int, int] | None:
+    """(height, width) px the data of one strip or tile declares in its own header (JPEG's SOF,
+    JPEG 2000's SIZ, PNG's IHDR, WebP's VP8/VP8L/VP8X), None where it declares none castrig finds."""
+    import struct
+
+    f.seek(offset)
+    head = f.read(min(count, 64))
+    if compression in _JPEG_CODES:
+        if head[:2] != b"\xff\xd8":
+            return None
+        pos, end = offset + 2, offset + count
+        for _ in range(1024):  # the segments before the frame header (tables, APPn)
+            f.seek(pos)
+            m = f.read(9)
+            if len(m) < 2 or m[0] != 0xFF:
+                return None
+            marker = m[1]
+            if marker == 0xFF:  # a fill byte
+                pos += 1
+                continue
+            if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length
+                pos += 2
+                continue
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn
+                if len(m) < 9:
+                    return None
+                h, w = struct.unpack(">HH", m[5:9])
+                return h, w
+            if marker in (0xDA, 0xD9) or len(m) < 4:  # a scan or the end before any frame header
+                return None
+            pos += 2 + struct.unpack(">H", m[2:4])[0]
+            if pos >= end:
+                return None
+        return None
+    if compression in _J2K_CODES:
+        f.seek(offset)
+        data = f.read(min(count, 1 << 20))
+        at = data.find(b"\xff\x4f\xff\x51")  # SOC, SIZ: of a bare codestream or of a JP2's
+        if at < 0 or len(data) < at + 24:
+            return (1 << 32, 1 << 32)  # (no size found where OpenJPEG finds it: refused, not decoded blind)
+        xs, ys, xo, yo = struct.unpack(">IIII", data[at + 8 : at + 24])
+        return max(ys - yo, 0), max(xs - xo, 0)
+    if compression == 34933:
+        return struct.unpack(">II", head[16:24])[::-1] if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24 else None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        kind = head[12:16]
+        if kind == b"VP8X":
+            return 1 + int.from_bytes(head[27:30], "little"), 1 + int.from_bytes(head[24:27], "little")
+        if kind == b"VP8L":
+            bits = int.from_bytes(head[21:25], "little")
+            return 1 + ((bits >> 14) & 0x3FFF), 1 + (bits & 0x3FFF)
+        if kind == b"VP8 ":
+            return int.from_bytes(head[28:30], "little") & 0x3FFF, int.from_bytes(head[26:28], "little") & 0x3FFF
+    return None
+
+
+def _check_codec_segments(path: str, pages, keyframe) -> None:
+    """BadInput unless every strip or tile of an image-codec TIFF (JPEG, JPEG 2000, PNG, WebP)
+    declares, in its own header, no more than its strip's or tile's size. The decoders allocate
+    what the data declares: a 256 × 256 JPEG TIFF whose one strip declared 60000 × 60000 took
+    3.5 GB and 10 s, and was measured (exit 0, an opening ratio of nothing). JPEG XR and XL,
+    whose headers castrig does not read, are refused."""
+    compression = int(getattr(keyframe, "compression", 1))
+    if compression in _UNCHECKED_CODECS:
+        raise BadInput(f"{path}: compressed as {_UNCHECKED_CODECS[compression]} (TIFF compression {compression}), which "
+                       "castrig does not read (allowed: uncompressed, LZW, Deflate, PackBits, Zstd, JPEG, JPEG 2000, PNG "
+                       "or WebP): save it again in one of these", file=path, field="Compression")
+    if compression not in _CODEC_NAMES:
+        return
+    if getattr(keyframe, "is_tiled", False):
+        seg_h, seg_w = int(keyframe.tilelength), int(keyframe.tilewidth)
+    else:
+        seg_h = min(int(keyframe.rowsperstrip or keyframe.imagelength), int(keyframe.imagelength))
+        seg_w = int(keyframe.imagewidth)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        for page in pages:
+            if page is None:
+                continue
+            for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
+                if not count or offset >= size:
+                    continue
+                hw = _segment_size(f, int(offset), int(min(count, size - offset)), compression)
+                if hw is not None and (hw[0] > seg_h + _CODEC_PAD_PX or hw[1] > seg_w + _CODEC_PAD_PX):
+                    said = "no image size castrig can find" if hw[0] >= 1 << 32 else f"{hw[1]} × {hw[0]} px"
+                    raise BadInput(f"{path}: its {_CODEC_NAMES[compression]} data declares {said} in "
+                                   f"{'tile' if getattr(keyframe, 'is_tiled', False) else 'strip'} {k + 1} (allowed: at "
+                                   f"most the {'tile' if getattr(keyframe, 'is_tiled', False) else 'strip'}'s {seg_w} × "
+                                   f"{seg_h} px); the file is damaged or crafted, not decoded", file=path, field="Compression")
+
+
 def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str | None]:
     """Pixel values as the file means them: MinIsWhite (photometric 0) turned so that white is
     high, as every viewer shows it, a palette (3) through its colour map, and CMYK (photometric
@@ -814,6 +918,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 declared = series if series is not None else page
                 # the size the file declares, checked before a byte is decoded (decompression bombs)
                 check_image_size(p, declared.shape, declared.dtype, max_pixels)
+                _check_codec_segments(p, series.pages if series is not None else [page], page)
                 _check_square(p, page)
                 a = declared.asarray()
                 photometric = int(page.photometric)

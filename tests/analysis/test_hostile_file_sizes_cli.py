@@ -45,3 +45,76 @@ def test_a_png_with_more_appended_than_its_metadata_could_be_is_refused(tmp_path
     done = castrig("analyse", "surface", path.name, "--pixel-size", "1", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "top.png: file too large" in done.stderr and "a 256 × 256 PNG" in done.stderr
+
+
+def _one_strip_tiff(path, compression: str, data: bytes) -> None:
+    """A 256 × 256 TIFF (1 µm per pixel) in one strip of ``compression``, its strip's bytes then
+    replaced by ``data``: the tags still say 256 × 256, the strip's own header says what it says."""
+    import struct
+
+    import tifffile
+
+    tifffile.imwrite(path, _pores(), compression=compression, rowsperstrip=256, resolution=(10000, 10000), resolutionunit=3)
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        where = [(tags["StripOffsets"], len(raw)), (tags["StripByteCounts"], len(data))]
+        for tag, value in where:
+            struct.pack_into({3: "<H", 4: "<I"}[int(tag.dtype)], raw, tag.valueoffset, value)
+    path.write_bytes(bytes(raw) + data)
+
+
+def _jpeg_declaring(h: int, w: int) -> bytes:
+    import struct
+
+    import imagecodecs
+
+    j = bytearray(imagecodecs.jpeg8_encode(_pores(), level=90))
+    sof = j.find(b"\xff\xc0")
+    struct.pack_into(">HH", j, sof + 5, h, w)
+    return bytes(j)
+
+
+def _j2k_declaring(h: int, w: int) -> bytes:
+    import struct
+
+    import imagecodecs
+
+    j = bytearray(imagecodecs.jpeg2k_encode(_pores(), level=80, codecformat="J2K"))
+    siz = j.find(b"\xff\x51")
+    struct.pack_into(">II", j, siz + 6, w, h)
+    return bytes(j)
+
+
+@pytest.mark.parametrize("compression, data, codec", [
+    ("jpeg", lambda: _jpeg_declaring(60000, 60000), "JPEG"),
+    ("jpeg2000", lambda: _j2k_declaring(60000, 60000), "JPEG 2000"),
+], ids=["jpeg", "jpeg2000"])
+def test_a_tiff_strip_declaring_a_huge_image_of_its_own_is_refused_before_decoding(tmp_path, compression, data, codec):
+    """A 256 × 256 JPEG TIFF of 100 kB whose one strip's JPEG header says 60000 × 60000: the
+    decoder allocated what the strip said (3.5 GB, 10 s) and the image was measured, exit 0, on
+    whatever came out. Under ulimit -v 1.5 GiB, as a small machine has: no MemoryError either."""
+    path = tmp_path / "top.tif"
+    _one_strip_tiff(path, compression, data())
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path, address_space=3 * 2**29)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert (f"top.tif: its {codec} data declares 60000 × 60000 px in strip 1 (allowed: at most the strip's 256 × 256 px)"
+            in done.stderr), done.stderr
+    assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("compression", ["jpeg", "jpeg2000", "png", "webp"])
+def test_image_codec_tiffs_of_strips_and_tiles_are_still_measured(tmp_path, compression):
+    """The check reads each strip's or tile's own header: it passes what the codecs write."""
+    import json
+
+    import tifffile
+
+    img = _pores() if compression != "webp" else np.repeat(_pores()[..., None], 3, -1)
+    for layout in (dict(rowsperstrip=48), dict(tile=(64, 64))):
+        tifffile.imwrite(tmp_path / "top.tif", img, compression=compression, resolution=(10000, 10000), resolutionunit=3,
+                         **layout)
+        done = castrig("analyse", "surface", "top.tif", "--json", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout)["pore_count"] == 256
