@@ -225,25 +225,64 @@ def _grey(a: np.ndarray, path: str) -> np.ndarray:
     return a
 
 
-def _resolution(tag) -> float | None:
-    """Pixels per unit of an X/YResolution tag (None: absent or zero)."""
+def _rational(tag) -> tuple[float, float] | None:
+    """(numerator, denominator) of a resolution tag: a RATIONAL's pair, or a FLOAT's or DOUBLE's
+    one value over 1 (tifffile gives that as a 1-tuple: "not enough values to unpack", and a
+    readable image was "cannot read TIFF"); None: absent, or no number at all."""
     if tag is None:
         return None
     v = tag.value
-    num, den = (v if isinstance(v, tuple) else (v, 1))
-    return float(num) / float(den) if num and den else None
+    if isinstance(v, (tuple, list)):
+        if not v:
+            return None
+        v = tuple(v[:2]) if len(v) >= 2 else (v[0], 1)
+    else:
+        v = (v, 1)
+    try:
+        return float(v[0]), float(v[1])
+    except (TypeError, ValueError):
+        return None
 
 
-def _zero_resolution(page) -> str | None:
-    """The value of an XResolution tag that is there but 0 ("0", or "n/0": a zero denominator),
-    None when it is absent or a number: such a file had "no pixel size", as if it had no tag."""
-    tag = page.tags.get("XResolution")
-    if tag is None:
+def _resolution(tag) -> float | None:
+    """Pixels per unit of an X/YResolution tag (None: absent or zero)."""
+    r = _rational(tag)
+    if r is None:
         return None
-    num, den = tag.value if isinstance(tag.value, tuple) else (tag.value, 1)
-    if num and den:
+    num, den = r
+    return num / den if num and den else None
+
+
+#: the ResolutionUnit values of TIFF 6.0, as a message lists them
+RESOLUTION_UNITS = "1 (none: ImageJ's unit), 2 (inch) or 3 (centimetre)"
+
+
+def _zero_resolution(page, imagej: bool = False) -> dict | None:
+    """What is wrong with a resolution tag that is there but gives no pixel size, as
+    ``{"tag", "value", "allowed"}``: an XResolution of 0 ("0", or "n/0": a zero denominator),
+    negative, NaN or infinite, or a ResolutionUnit TIFF does not define (not for an ImageJ file,
+    whose unit is its own). None when the tags are absent or fine. Such a file had "no pixel size
+    in the file", as if it had no tag, and the tag that was wrong went unnamed."""
+    r = _rational(page.tags.get("XResolution"))
+    if r is None:
         return None
-    return "0" if not num else f"{num}/0 (a zero denominator)"
+    num, den = r
+    per_unit = "a positive number of pixels per unit"
+    if not num or not den:
+        value = "0" if not num else f"{num:g}/0 (a zero denominator)"
+        return {"tag": "XResolution", "value": value, "allowed": per_unit}
+    v = num / den
+    if not math.isfinite(v) or v < 0:
+        return {"tag": "XResolution", "value": f"{v:g}" + (" (negative)" if v < 0 else ""), "allowed": per_unit}
+    unit_tag = page.tags.get("ResolutionUnit")
+    if unit_tag is not None and not imagej:
+        try:
+            unit = int(unit_tag.value)
+        except (TypeError, ValueError):
+            unit = -1
+        if unit not in (1, 2, 3):
+            return {"tag": "ResolutionUnit", "value": str(unit_tag.value), "allowed": RESOLUTION_UNITS}
+    return None
 
 
 def _check_square(path: str, page) -> None:
@@ -928,7 +967,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 a, read_as = _photometric(a, page, photometric)
                 px = _tiff_pixel_size(tif, page)
                 src = "TIFF resolution tags" if px is not None else None
-                zero_tag = _zero_resolution(page)
+                zero_tag = _zero_resolution(page, imagej=bool(tif.imagej_metadata))
                 bad_vendor = None
                 imagej_calibrated = bool((tif.imagej_metadata or {}).get("unit"))
                 # an ImageJ calibration whose unit is no length castrig reads (px per "furlong"):
@@ -986,7 +1025,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
         if px is None and unread_unit and "pixel_size_invalid" not in meta:
             meta["pixel_size_invalid"] = {"unit": str(ij_unit), "per_unit": ij_per_unit}
         if px is None and zero_tag is not None and "pixel_size_invalid" not in meta:
-            meta["pixel_size_invalid"] = {"tag": "XResolution", "value": zero_tag}
+            meta["pixel_size_invalid"] = zero_tag
         if src is not None:
             meta["pixel_size_source"] = src
             if imagej_calibrated and src == "TIFF resolution tags":

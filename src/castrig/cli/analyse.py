@@ -75,8 +75,9 @@ def _no_pixel_size(path: Path, what: str, bad: dict | None, flag: str = "--pixel
                         "in µm, or set the unit in Fiji (Image > Properties) and save again",
                         file=str(path), field="unit")
     if bad and "tag" in bad:
+        allowed = bad.get("allowed", "a positive number of pixels per unit")
         return BadInput(f"{path}: its TIFF resolution tag {bad['tag']} is present but {bad['value']}, which is invalid "
-                        f"(allowed: a positive number of pixels per unit) ({what}); give {flag} UM",
+                        f"(allowed: {allowed}) ({what}); give {flag} UM",
                         file=str(path), field=bad["tag"])
     if bad:  # the instrument's field is there but no pixel size: named, with its value
         check_pixel_size(float(bad["value_um"]), bad["source"], file=path)
