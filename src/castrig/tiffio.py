@@ -624,6 +624,55 @@ def _tag_text(page, code: int) -> object:
     return v
 
 
+#: the most of a vendor's text tag castrig reads (a Zeiss SmartSEM tag is some 30 kB)
+MAX_VENDOR_TAG_BYTES = 16 << 20
+
+
+def _zeiss_text(page) -> str | None:
+    """The text of Zeiss SmartSEM's tag 34118 (its first :data:`MAX_VENDOR_TAG_BYTES`), read
+    from the file as it is: tifffile's own reading of it (``read_cz_sem``) grows a tuple by one
+    for each line it cannot name, time quadratic in their number: a 10 MB tag of blank lines
+    kept ``castrig analyse`` busy for over a minute (40 000 lines: 1 s)."""
+    tag = page.tags.get(34118)
+    if tag is None:
+        return None
+    if int(tag.dtype) not in (1, 2, 6, 7) or not tag.valueoffset:  # (not bytes: tifffile's value, whatever it is)
+        v = tag.value
+        return v.decode("latin-1", "replace") if isinstance(v, bytes) else None if isinstance(v, dict) else str(v)
+    fh = page.parent.filehandle
+    with fh.lock:
+        fh.seek(int(tag.valueoffset))
+        raw = fh.read(min(int(tag.count), MAX_VENDOR_TAG_BYTES))
+    raw = raw.replace(b"\x00", b" ")  # (NUL padding, as a C string leaves it: "2.5 nm\0" is 2.5 nm)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # (SmartSEM writes µ as the one byte 0xB5)
+
+
+def _zeiss_pixel_size_texts(text: str) -> Iterator[str]:
+    """The values ("543.0 pm") of the pixel size fields in a Zeiss SmartSEM tag's text, in order:
+    lines ``AP_PIXEL_SIZE`` (a key, upper case) then ``Pixel Size = 543.0 pm`` (its label and
+    value, after ``=`` or ``:``), read as tifffile reads them but in one pass; then any ``Image
+    Pixel Size = …`` line."""
+    key = None
+    for line in text.splitlines():
+        if line.isupper():
+            key = line.lower()
+        elif key:
+            _, sep, value = line.partition("=")
+            if not sep:
+                _, sep, value = line.partition(":")
+                if not sep:
+                    continue
+            if "pixel size" in key.replace("_", " "):
+                yield value.strip()
+            key = None
+    m = re.search(r"Image Pixel Size\s*=\s*([^\r\n]+)", text)
+    if m:
+        yield m.group(1)
+
+
 def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | None, str | None]:
     """(pixel size µm, source) from an SEM's own metadata (before plain resolution tags: see
     :func:`read_micrograph`).
@@ -635,22 +684,11 @@ def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | Non
     """
     import re
 
-    z = _tag_text(page, 34118)
-    if z is not None:
-        if isinstance(z, dict):
-            for k, v in z.items():
-                if "pixel size" in str(k).lower().replace("_", " "):
-                    if isinstance(v, (tuple, list)) and len(v) > 1:  # tifffile: (label, value, unit)
-                        val = f"{v[1]} {v[2]}" if len(v) > 2 else str(v[1])  # (no unit given: _length_um's nm)
-                    else:
-                        val = str(v)
-                    px = _length_um(val, "nm")
-                    if px is not None:
-                        return px, _named("Zeiss SmartSEM tag 34118 (Image Pixel Size)", val, px)
-        else:
-            m = re.search(r"Image Pixel Size\s*=\s*([^\r\n]+)", str(z))
-            if m and (px := _length_um(m.group(1), "nm")) is not None:
-                return px, _named("Zeiss SmartSEM tag 34118 (Image Pixel Size)", m.group(1), px)
+    z = _zeiss_text(page)
+    for val in _zeiss_pixel_size_texts(z) if z is not None else ():
+        px = _length_um(val, "nm")
+        if px is not None:  # (the first that is a number: "Pix Size state = calibrated" is not)
+            return px, _named("Zeiss SmartSEM tag 34118 (Image Pixel Size)", val, px)
     f = _tag_text(page, 34682)
     if f is not None:
         if isinstance(f, dict):
