@@ -492,6 +492,21 @@ def _segment_size(f, offset: int, count: int, compression: int) -> tuple[int, in
     return None
 
 
+def _check_tile_size(path: str, page, max_pixels: int | None) -> None:
+    """BadInput unless one tile of a tiled TIFF, as its TileWidth and TileLength declare it,
+    stays within the pixel limit of :func:`check_image_size`: each tile is decoded (a JPEG tile
+    to its full declared size) before it is cut to the image. A 256 × 256 JPEG TIFF whose tags
+    declared 65520 × 65520 px tiles took 12 s and gigabytes, and measured grey (exit 0)."""
+    if not getattr(page, "is_tiled", False):
+        return
+    tile = (int(page.tilelength), int(page.tilewidth)) + ((int(page.samplesperpixel),) if int(page.samplesperpixel) > 1 else ())
+    try:
+        check_image_size(path, tile, page.dtype, max_pixels)
+    except BadInput as exc:
+        raise BadInput(exc.args[0].replace("image too large: it declares", "tile too large: its TileLength × TileWidth "
+                                           "declare", 1), file=path, field="TileWidth") from None
+
+
 def _check_codec_segments(path: str, pages, keyframe) -> None:
     """BadInput unless every strip or tile of an image-codec TIFF (JPEG, JPEG 2000, PNG, WebP)
     declares, in its own header, no more than its strip's or tile's size. The decoders allocate
@@ -995,6 +1010,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 declared = series if series is not None else page
                 # the size the file declares, checked before a byte is decoded (decompression bombs)
                 check_image_size(p, declared.shape, declared.dtype, max_pixels)
+                _check_tile_size(p, page, max_pixels)
                 _check_codec_segments(p, series.pages if series is not None else [page], page)
                 _check_square(p, page)
                 a = declared.asarray()

@@ -118,3 +118,27 @@ def test_image_codec_tiffs_of_strips_and_tiles_are_still_measured(tmp_path, comp
         done = castrig("analyse", "surface", "top.tif", "--json", cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-2000:]
         assert json.loads(done.stdout)["pore_count"] == 256
+
+
+def test_a_tiff_whose_tiles_declare_a_huge_size_is_refused_before_decoding(tmp_path):
+    """A 256 × 256 JPEG TIFF in one 256 × 256 tile, its TileWidth and TileLength then set to
+    65536: each tile was decoded to its declared size before being cut to the image (12 s,
+    gigabytes) and a grey image measured, exit 0."""
+    import struct
+
+    import tifffile
+
+    path = tmp_path / "top.tif"
+    tifffile.imwrite(path, _pores(), tile=(256, 256), compression="jpeg", resolution=(10000, 10000), resolutionunit=3)
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        for name in ("TileWidth", "TileLength"):
+            tag = tif.pages[0].tags[name]
+            fmt = {3: "<H", 4: "<I"}[int(tag.dtype)]
+            struct.pack_into(fmt, raw, tag.valueoffset, 65520 if fmt == "<H" else 65536)
+    path.write_bytes(bytes(raw))
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path, address_space=3 * 2**29)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "top.tif: tile too large: its TileLength × TileWidth declare" in done.stderr and "allowed: at most 100 Mpx" in done.stderr
+    assert time.monotonic() - t0 < 5
