@@ -507,6 +507,42 @@ def _check_tile_size(path: str, page, max_pixels: int | None) -> None:
                                            "declare", 1), file=path, field="TileWidth") from None
 
 
+#: what one compressed strip or tile may hold beyond twice its decoded bytes (a JPEG's tables)
+SEGMENT_OVERHEAD_BYTES = 1 << 16
+
+
+def _segment_shape(keyframe) -> tuple[int, int]:
+    """(height, width) px of one strip or tile of ``keyframe``, as its tags declare it."""
+    if getattr(keyframe, "is_tiled", False):
+        return int(keyframe.tilelength), int(keyframe.tilewidth)
+    length = int(keyframe.imagelength)
+    return min(int(keyframe.rowsperstrip or length), length), int(keyframe.imagewidth)
+
+
+def _check_segment_bytes(path: str, pages, keyframe) -> None:
+    """BadInput unless every compressed strip or tile holds at most twice the bytes it decodes
+    to, and :data:`SEGMENT_OVERHEAD_BYTES` (no codec grows data that much). Each segment is read
+    whole before it is decoded: a 256 × 256 Deflate TIFF whose StripByteCounts said 3 GB, in a
+    sparse file of 3 GB, took 9 s and 3 GB of memory, and was measured."""
+    if int(getattr(keyframe, "compression", 1)) == 1:
+        return
+    h, w = _segment_shape(keyframe)
+    samples = 1 if int(getattr(keyframe, "planarconfig", 1)) == 2 else int(keyframe.samplesperpixel)
+    decoded = h * w * samples * max(1, np.dtype(keyframe.dtype).itemsize)
+    allowed = 2 * decoded + SEGMENT_OVERHEAD_BYTES
+    size = os.path.getsize(path)
+    kind = "tile" if getattr(keyframe, "is_tiled", False) else "strip"
+    for page in pages:
+        if page is None:
+            continue
+        for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
+            held = min(int(count), max(size - int(offset), 0))  # (what a cut-short file lacks is said elsewhere)
+            if held > allowed:
+                raise BadInput(f"{path}: its {kind} {k + 1} holds {held:,} compressed bytes for {w} × {h} px "
+                               f"({decoded:,} bytes decoded) (allowed: at most {allowed:,}); the file is damaged or "
+                               "crafted, not decoded", file=path, field="StripByteCounts" if kind == "strip" else "TileByteCounts")
+
+
 def _check_codec_segments(path: str, pages, keyframe) -> None:
     """BadInput unless every strip or tile of an image-codec TIFF (JPEG, JPEG 2000, PNG, WebP)
     declares, in its own header, no more than its strip's or tile's size. The decoders allocate
@@ -520,11 +556,7 @@ def _check_codec_segments(path: str, pages, keyframe) -> None:
                        "or WebP): save it again in one of these", file=path, field="Compression")
     if compression not in _CODEC_NAMES:
         return
-    if getattr(keyframe, "is_tiled", False):
-        seg_h, seg_w = int(keyframe.tilelength), int(keyframe.tilewidth)
-    else:
-        seg_h = min(int(keyframe.rowsperstrip or keyframe.imagelength), int(keyframe.imagelength))
-        seg_w = int(keyframe.imagewidth)
+    seg_h, seg_w = _segment_shape(keyframe)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         for page in pages:
@@ -1011,6 +1043,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 # the size the file declares, checked before a byte is decoded (decompression bombs)
                 check_image_size(p, declared.shape, declared.dtype, max_pixels)
                 _check_tile_size(p, page, max_pixels)
+                _check_segment_bytes(p, series.pages if series is not None else [page], page)
                 _check_codec_segments(p, series.pages if series is not None else [page], page)
                 _check_square(p, page)
                 a = declared.asarray()

@@ -142,3 +142,26 @@ def test_a_tiff_whose_tiles_declare_a_huge_size_is_refused_before_decoding(tmp_p
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "top.tif: tile too large: its TileLength × TileWidth declare" in done.stderr and "allowed: at most 100 Mpx" in done.stderr
     assert time.monotonic() - t0 < 5
+
+
+def test_a_strip_whose_byte_count_says_gigabytes_is_refused_before_it_is_read(tmp_path):
+    """A 256 × 256 Deflate TIFF whose StripByteCounts says 3 GB, in a file made 3 GB long
+    (sparse: no disk): the strip was read whole before being inflated (9 s, 3 GB of memory)."""
+    import struct
+
+    import tifffile
+
+    path = tmp_path / "top.tif"
+    tifffile.imwrite(path, _pores(), compression="zlib", rowsperstrip=256, resolution=(10000, 10000), resolutionunit=3)
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[0].tags["StripByteCounts"]
+        struct.pack_into({3: "<H", 4: "<I"}[int(tag.dtype)], raw, tag.valueoffset, 3 * 2**30)
+    path.write_bytes(bytes(raw))
+    with open(path, "r+b") as f:
+        f.truncate(3 * 2**30 + 4096)
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path, address_space=2 * 2**30)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "top.tif: its strip 1 holds 3,221,225,472 compressed bytes for 256 × 256 px" in done.stderr, done.stderr
+    assert time.monotonic() - t0 < 5
