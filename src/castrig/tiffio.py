@@ -383,6 +383,53 @@ def _count_pages(path: str, limit: int) -> int:
         return len(seen)
 
 
+#: the most strips or tiles one image may be cut into: a 100 Mpx image in 16 × 16 px tiles (the
+#: smallest TIFF allows) is 390 625 of them. tifffile reads and decodes them one by one (a million: 2 s): a
+#: 1 × 20 000 000 px image in one-row strips (160 MB of offsets, a sparse file) took 45 s and 4 GB.
+MAX_TIFF_SEGMENTS = 1 << 19
+
+
+def _check_segment_counts(path: str) -> None:
+    """BadInput if an image directory of the TIFF ``path`` (of the first :data:`MAX_TIFF_PAGES`
+    in its chain) declares more than :data:`MAX_TIFF_SEGMENTS` strip or tile offsets or byte
+    counts. Read from the directories' entries before tifffile opens the file: tifffile reads
+    these arrays whole as it opens it, whatever their count."""
+    import struct
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        lay = _TiffLayout.of(f.read(16))
+        bo, cnt_fmt, entry, big = lay.bo, lay.cnt_fmt, lay.entry, lay.big
+        offset = lay.first or 0
+        seen: set[int] = set()
+        while 0 < offset < size and offset not in seen and len(seen) <= MAX_TIFF_PAGES:
+            seen.add(offset)
+            f.seek(offset)
+            raw = f.read(struct.calcsize(cnt_fmt))
+            if len(raw) < struct.calcsize(cnt_fmt):
+                return
+            n = struct.unpack(bo + cnt_fmt, raw)[0]
+            if n > 4096:  # not a directory (tifffile's bound too)
+                return
+            entries = f.read(n * entry)
+            for i in range(len(entries) // entry):
+                e = entries[i * entry:(i + 1) * entry]
+                tag = struct.unpack(bo + "H", e[:2])[0]
+                if tag in (273, 279, 324, 325):  # Strip/Tile Offsets and ByteCounts
+                    count = struct.unpack(bo + ("Q" if big else "I"), e[4:12] if big else e[4:8])[0]
+                    if count > MAX_TIFF_SEGMENTS:
+                        import tifffile
+
+                        name = tifffile.TIFF.TAGS.get(tag, str(tag))
+                        raise BadInput(f"{path}: its image is cut into {count:,} pieces (TIFF tag {name}) (allowed: at "
+                                       f"most {MAX_TIFF_SEGMENTS:,} strips or tiles); save it again with larger strips "
+                                       "or tiles", file=path, field=name)
+            raw = f.read(struct.calcsize(lay.off_fmt))
+            if len(raw) < struct.calcsize(lay.off_fmt):
+                return
+            offset = struct.unpack(bo + lay.off_fmt, raw)[0]
+
+
 def _full_resolution_series(tif, path: str) -> tuple[object | None, str | None]:
     """The image of a TIFF, and a note saying which one it is when the file holds others.
 
@@ -1035,6 +1082,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
         import tifffile
 
         page = None
+        _check_segment_counts(p)
         try:
             with _tifffile_quiet(), tifffile.TiffFile(p) as tif:
                 series, skipped = _full_resolution_series(tif, p)
