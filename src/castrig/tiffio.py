@@ -36,7 +36,7 @@ import numpy as np
 
 from castrig.errors import BadInput
 
-__all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "max_image_pixels", "check_image_size", "check_pixel_size", "check_file_bytes",
+__all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "vendor_pixel_sizes", "max_image_pixels", "check_image_size", "check_pixel_size", "check_file_bytes",
            "pixel_size_disagreement",
            "DEFAULT_MAX_IMAGE_PIXELS", "PIXEL_SIZE_RANGE_UM", "check_image_side"]
 
@@ -769,20 +769,29 @@ def _zeiss_pixel_size_texts(text: str) -> Iterator[str]:
 
 def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | None, str | None]:
     """(pixel size µm, source) from an SEM's own metadata (before plain resolution tags: see
-    :func:`read_micrograph`).
+    :func:`read_micrograph`): the first of :func:`vendor_pixel_sizes`, else (None, None).
 
     Zeiss SmartSEM: tag 34118, "Image Pixel Size = 2.5 nm"; FEI/Thermo Fisher: tag 34682, an
     INI text whose ``[Scan] PixelWidth`` is in metres; TESCAN: the ``.hdr`` sidecar's
     ``PixelSizeX`` (metres); Hitachi: the ``.txt`` sidecar's ``PixelSize`` (nm); JEOL: the
     ``.txt`` sidecar's scale bar (:func:`sidecar_pixel_size`).
     """
+    return next(vendor_pixel_sizes(page, path), (None, None))
+
+
+def vendor_pixel_sizes(page, path: str | Path | None = None) -> Iterator[tuple[float, str]]:
+    """Every pixel size an SEM's own metadata gives, (µm, source), in the order castrig trusts
+    them: Zeiss tag 34118, FEI/Thermo tag 34682, then a sidecar. A file can carry more than one
+    (an image passed through two vendors' software, a sidecar of another session beside it): the
+    ones after the first are compared with it (read_micrograph's warnings), never dropped unsaid."""
     import re
 
     z = _zeiss_text(page)
     for val in _zeiss_pixel_size_texts(z) if z is not None else ():
         px = _length_um(val, "nm")
         if px is not None:  # (the first that is a number: "Pix Size state = calibrated" is not)
-            return px, _named("Zeiss SmartSEM tag 34118 (Image Pixel Size)", val, px)
+            yield px, _named("Zeiss SmartSEM tag 34118 (Image Pixel Size)", val, px)
+            break
     f = _tag_text(page, 34682)
     if f is not None:
         if isinstance(f, dict):
@@ -799,10 +808,11 @@ def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | Non
                 raise BadInput(f"{path}: pixels are not square: FEI/Thermo tag 34682 [Scan] PixelWidth {px:.6g} µm, "
                                f"PixelHeight {py:.6g} µm; castrig measures square pixels: resample the image to equal X "
                                "and Y pixel sizes first (Fiji: Image > Scale)", file=str(path), field="PixelHeight")
-            return px, _named("FEI/Thermo tag 34682 ([Scan] PixelWidth)", width, px)
+            yield px, _named("FEI/Thermo tag 34682 ([Scan] PixelWidth)", width, px)
     if path is not None:
-        return sidecar_pixel_size(path, width_px=getattr(page, "imagewidth", None))
-    return None, None
+        px, src = sidecar_pixel_size(path, width_px=getattr(page, "imagewidth", None))
+        if src is not None:
+            yield px, src
 
 
 def _named(source: str, text: object, px: float | None) -> str:
@@ -1112,14 +1122,14 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 unread_unit = (px is None and imagej_calibrated and ij_per_unit is not None
                                and _UNIT_UM.get(_unit_key(ij_unit)) is None)
                 try:
-                    vpx, vsrc = vendor_pixel_size(page, p)
+                    vendor = list(vendor_pixel_sizes(page, p))
                 except Exception:  # noqa: BLE001 - only read to be compared with an ImageJ calibration
                     if not imagej_calibrated:
                         raise
-                    vpx, vsrc = None, None
+                    vendor = []
+                vpx, vsrc = vendor[0] if vendor else (None, None)
                 found = [(px, src)] if px is not None else []
-                if vpx is not None:
-                    found.append((vpx, vsrc))
+                found += vendor  # (every instrument's: two that disagree are said, whichever is used)
                 if vpx is not None and not _usable(vpx) and _usable(px):
                     # the instrument's field is there but no pixel size: the resolution tags
                     # stand in, and the result says why

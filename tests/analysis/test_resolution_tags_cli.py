@@ -79,3 +79,27 @@ def test_a_zeiss_tag_of_many_blank_lines_is_read_in_linear_time(tmp_path):
     assert time.monotonic() - t0 < 5
     out = json.loads(done.stdout)
     assert out["pixel_size_um"] == pytest.approx(0.25) and out["pixel_size_source"].startswith("Zeiss SmartSEM tag 34118")
+
+
+@pytest.mark.parametrize("second", ["fei-tag", "hitachi-sidecar"])
+def test_two_instruments_that_disagree_on_the_pixel_size_are_both_said(tmp_path, second):
+    """A file with no resolution tags whose Zeiss tag says 0.25 µm and whose FEI tag says 1 µm
+    (or an FEI-tagged TIFF beside a Hitachi .txt saying 1 µm): the first was used and the other
+    never read or never said: exit 0, no warning, a pixel size 4× off for one of them."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    img = np.full((256, 256), 200, np.uint8)
+    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
+    zeiss = b"AP_PIXEL_SIZE\r\nImage Pixel Size = 250 nm\r\n"
+    if second == "fei-tag":
+        tags = [(34118, 2, len(zeiss), zeiss, True), (34682, "s", 0, "[Scan]\r\nPixelWidth=1e-06\r\n", True)]
+        used, other = "Zeiss SmartSEM tag 34118", "FEI/Thermo tag 34682 ([Scan] PixelWidth) says 1 µm"
+    else:
+        tags = [(34682, "s", 0, "[Scan]\r\nPixelWidth=2.5e-07\r\n", True)]
+        (tmp_path / "sem.txt").write_text("PixelSize=1000\n")
+        used, other = "FEI/Thermo tag 34682", "Hitachi sidecar sem.txt (PixelSize) says 1 µm"
+    tifffile.imwrite(tmp_path / "sem.tif", img, extratags=tags)
+    done = castrig("analyse", "surface", "sem.tif", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["pixel_size_um"] == pytest.approx(0.25) and out["pixel_size_source"].startswith(used)
+    assert any(other in w and "4× apart" in w for w in out["warnings"]), out["warnings"]
