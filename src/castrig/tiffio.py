@@ -389,11 +389,18 @@ def _count_pages(path: str, limit: int) -> int:
 MAX_TIFF_SEGMENTS = 1 << 19
 
 
-def _check_segment_counts(path: str) -> None:
+#: the largest value one TIFF tag may hold (metadata: a description, an ICC profile, a vendor's
+#: text, ImageJ's overlays; a Zeiss tag is some 30 kB). tifffile reads some tags whole as it opens
+#: a file: an ImageDescription declaring 1.5 GB (a sparse file) took 1.5 GB and 7 s, and was measured.
+MAX_TAG_BYTES = 64 << 20
+
+
+def _check_directories(path: str) -> None:
     """BadInput if an image directory of the TIFF ``path`` (of the first :data:`MAX_TIFF_PAGES`
     in its chain) declares more than :data:`MAX_TIFF_SEGMENTS` strip or tile offsets or byte
-    counts. Read from the directories' entries before tifffile opens the file: tifffile reads
-    these arrays whole as it opens it, whatever their count."""
+    counts, or a tag value of more than :data:`MAX_TAG_BYTES`. Read from the directories'
+    entries before tifffile opens the file: tifffile reads such arrays and texts whole as it
+    opens it, whatever their size."""
     import struct
 
     with open(path, "rb") as f:
@@ -414,16 +421,23 @@ def _check_segment_counts(path: str) -> None:
             entries = f.read(n * entry)
             for i in range(len(entries) // entry):
                 e = entries[i * entry:(i + 1) * entry]
-                tag = struct.unpack(bo + "H", e[:2])[0]
-                if tag in (273, 279, 324, 325):  # Strip/Tile Offsets and ByteCounts
-                    count = struct.unpack(bo + ("Q" if big else "I"), e[4:12] if big else e[4:8])[0]
-                    if count > MAX_TIFF_SEGMENTS:
-                        import tifffile
+                tag, typ = struct.unpack(bo + "HH", e[:4])
+                count = struct.unpack(bo + ("Q" if big else "I"), e[4:12] if big else e[4:8])[0]
+                if tag in (273, 279, 324, 325) and count > MAX_TIFF_SEGMENTS:  # Strip/Tile Offsets and ByteCounts
+                    import tifffile
 
-                        name = tifffile.TIFF.TAGS.get(tag, str(tag))
-                        raise BadInput(f"{path}: its image is cut into {count:,} pieces (TIFF tag {name}) (allowed: at "
-                                       f"most {MAX_TIFF_SEGMENTS:,} strips or tiles); save it again with larger strips "
-                                       "or tiles", file=path, field=name)
+                    name = tifffile.TIFF.TAGS.get(tag, str(tag))
+                    raise BadInput(f"{path}: its image is cut into {count:,} pieces (TIFF tag {name}) (allowed: at "
+                                   f"most {MAX_TIFF_SEGMENTS:,} strips or tiles); save it again with larger strips "
+                                   "or tiles", file=path, field=name)
+                nbytes = _TIFF_TYPE_BYTES.get(typ, 1) * count
+                if nbytes > MAX_TAG_BYTES:
+                    import tifffile
+
+                    name = tifffile.TIFF.TAGS.get(tag, str(tag))
+                    raise BadInput(f"{path}: its TIFF tag {tag} ({name}) declares a value of {nbytes:,} bytes (allowed: "
+                                   f"at most {MAX_TAG_BYTES:,}); the file is damaged or crafted, not read", file=path,
+                                   field=name)
             raw = f.read(struct.calcsize(lay.off_fmt))
             if len(raw) < struct.calcsize(lay.off_fmt):
                 return
@@ -1092,7 +1106,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
         import tifffile
 
         page = None
-        _check_segment_counts(p)
+        _check_directories(p)
         try:
             with _tifffile_quiet(), tifffile.TiffFile(p) as tif:
                 series, skipped = _full_resolution_series(tif, p)

@@ -190,3 +190,28 @@ def test_an_image_cut_into_millions_of_strips_is_refused_before_they_are_read(tm
     assert ("tall.tif: its image is cut into 20,000,000 pieces (TIFF tag StripOffsets) (allowed: at most 524,288 strips "
             "or tiles)") in done.stderr, done.stderr
     assert time.monotonic() - t0 < 5
+
+
+def test_a_tag_declaring_a_value_of_gigabytes_is_refused_before_it_is_read(tmp_path):
+    """A 256 × 256 TIFF whose ImageDescription declares 1.5 GB, the file made that long (sparse):
+    tifffile reads the description whole as it opens the file (1.5 GB of memory, 7 s), and the
+    image was measured, exit 0."""
+    import struct
+
+    import tifffile
+
+    path = tmp_path / "top.tif"
+    tifffile.imwrite(path, _pores(), description="x" * 100, resolution=(10000, 10000), resolutionunit=3, metadata=None)
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[0].tags["ImageDescription"]
+        struct.pack_into("<II", raw, tag.offset + 4, 1_500_000_000, len(raw))  # its count, and its value at the end
+    path.write_bytes(bytes(raw))
+    with open(path, "r+b") as f:
+        f.truncate(len(raw) + 1_500_000_000)
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path, address_space=3 * 2**29)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert ("top.tif: its TIFF tag 270 (ImageDescription) declares a value of 1,500,000,000 bytes (allowed: at most "
+            "67,108,864)") in done.stderr, done.stderr
+    assert time.monotonic() - t0 < 5
