@@ -1221,6 +1221,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                     raise BadInput(f"{p}: holds {frames} frames ({im.format}); castrig measures one image: save the "
                                    "frame to measure as an image of its own", file=p, field="frames")
                 orientation = int(im.getexif().get(0x0112, 1) or 1)  # EXIF Orientation
+                if im.format in ("JPEG", "MPO"):
+                    _check_jpeg_scans(p)
             if cmyk:  # 4 inks, not RGBA: Pillow's conversion (a CMYK JPEG read as RGBA measured its film as pores)
                 with Image.open(p, formats=PILLOW_FORMATS) as im:
                     a = np.asarray(im.convert("RGB"))
@@ -1263,6 +1265,41 @@ _EXIF_TURNS = {
     7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
     8: lambda a: np.rot90(a, k=1),
 }
+
+
+#: the most scans (SOS segments) a JPEG file may hold: a progressive JPEG is written in some 6-12
+#: (libjpeg's default script), but the decoder passes over the whole image for each, however few
+#: bytes it holds: 20 000 copies of one scan of a 2000 × 2000 px JPEG took 12 s, and scans of a few
+#: bytes each over a 100 Mpx image take hours.
+MAX_JPEG_SCANS = 256
+
+
+def _check_jpeg_scans(path: str | Path) -> None:
+    """BadInput if the JPEG file ``path`` holds more than :data:`MAX_JPEG_SCANS` scans, counted
+    by its markers (segments skipped by their lengths, entropy-coded data searched for the next
+    marker) before anything is decoded."""
+    import mmap
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        size, i, scans = len(mm), 2, 0
+        while i < size - 1:
+            j = mm.find(b"\xff", i)
+            if j < 0 or j + 1 >= size:
+                break
+            m = mm[j + 1]
+            if m in (0x00, 0xFF, 0x01) or 0xD0 <= m <= 0xD8:  # stuffing, fill, TEM, RSTn, SOI: no length
+                i = j + 1 if m == 0xFF else j + 2
+                continue
+            if m == 0xD9:  # EOI (an MPO's next image follows: its scans count too)
+                i = j + 2
+                continue
+            if m == 0xDA:
+                scans += 1
+                if scans > MAX_JPEG_SCANS:
+                    raise BadInput(f"{path}: holds more than {MAX_JPEG_SCANS} JPEG scans (allowed: at most "
+                                   f"{MAX_JPEG_SCANS}; a progressive JPEG has about 10): the file is damaged or crafted, "
+                                   "not decoded", file=str(path), field="JPEG scans")
+            i = j + 2 + (int.from_bytes(mm[j + 2 : j + 4], "big") if j + 4 <= size else 0)
 
 
 #: what a PNG, JPEG or WebP file may hold beyond its pixels' own bytes: an ICC profile, EXIF, text

@@ -215,3 +215,23 @@ def test_a_tag_declaring_a_value_of_gigabytes_is_refused_before_it_is_read(tmp_p
     assert ("top.tif: its TIFF tag 270 (ImageDescription) declares a value of 1,500,000,000 bytes (allowed: at most "
             "67,108,864)") in done.stderr, done.stderr
     assert time.monotonic() - t0 < 5
+
+
+def test_a_jpeg_of_hundreds_of_scans_is_refused_before_it_is_decoded(tmp_path):
+    """A progressive JPEG whose last scan is repeated: each scan is one more pass of the decoder
+    over the whole image, however few bytes it holds (20 000 copies of one scan of a 2000 × 2000
+    px JPEG: 12 s, measured, exit 0; scans of a few bytes over a 100 Mpx image: hours). Here 300
+    scans of a 256 × 256 image, which castrig measured."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(_pores()).save(buf, "JPEG", progressive=True, quality=90)
+    data = buf.getvalue()
+    last_scan = data.rindex(b"\xff\xda")
+    assert data.endswith(b"\xff\xd9")
+    (tmp_path / "top.jpg").write_bytes(data[:-2] + data[last_scan:-2] * 300 + b"\xff\xd9")
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", "top.jpg", "--pixel-size", "1", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "top.jpg: holds more than 256 JPEG scans (allowed: at most 256" in done.stderr, done.stderr
+    assert time.monotonic() - t0 < 5
