@@ -618,6 +618,10 @@ def _check_codec_segments(path: str, pages, keyframe) -> None:
     if compression not in _CODEC_NAMES:
         return
     seg_h, seg_w = _segment_shape(keyframe)
+    if compression in _JPEG_CODES:  # (each scan one more pass of the decoder over the strip or tile)
+        _check_jpeg_scans(path, [(int(o), int(c)) for page in pages if page is not None
+                                 for o, c in zip(page.dataoffsets, page.databytecounts) if c],
+                          "tile" if getattr(keyframe, "is_tiled", False) else "strip")
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         for page in pages:
@@ -1296,32 +1300,46 @@ _EXIF_TURNS = {
 MAX_JPEG_SCANS = 256
 
 
-def _check_jpeg_scans(path: str | Path) -> None:
-    """BadInput if the JPEG file ``path`` holds more than :data:`MAX_JPEG_SCANS` scans, counted
-    by its markers (segments skipped by their lengths, entropy-coded data searched for the next
-    marker) before anything is decoded."""
+def _check_jpeg_scans(path: str | Path, segments: list[tuple[int, int]] | None = None, what: str = "") -> None:
+    """BadInput if the JPEG file ``path`` (or each of its byte ranges ``segments``, (offset,
+    bytes): the JPEG strips or tiles of a TIFF, ``what`` naming them) holds more than
+    :data:`MAX_JPEG_SCANS` scans, counted by its markers (segments skipped by their lengths,
+    entropy-coded data searched for the next marker) before anything is decoded."""
     import mmap
 
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        size, i, scans = len(mm), 2, 0
-        while i < size - 1:
-            j = mm.find(b"\xff", i)
-            if j < 0 or j + 1 >= size:
-                break
-            m = mm[j + 1]
-            if m in (0x00, 0xFF, 0x01) or 0xD0 <= m <= 0xD8:  # stuffing, fill, TEM, RSTn, SOI: no length
-                i = j + 1 if m == 0xFF else j + 2
-                continue
-            if m == 0xD9:  # EOI (an MPO's next image follows: its scans count too)
-                i = j + 2
-                continue
-            if m == 0xDA:
-                scans += 1
-                if scans > MAX_JPEG_SCANS:
-                    raise BadInput(f"{path}: holds more than {MAX_JPEG_SCANS} JPEG scans (allowed: at most "
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            for k, (start, count) in enumerate(segments if segments is not None else [(0, len(mm))]):
+                if _jpeg_scans(mm, start, min(start + count, len(mm))) > MAX_JPEG_SCANS:
+                    where = f" in {what} {k + 1}" if what else ""
+                    raise BadInput(f"{path}: holds more than {MAX_JPEG_SCANS} JPEG scans{where} (allowed: at most "
                                    f"{MAX_JPEG_SCANS}; a progressive JPEG has about 10): the file is damaged or crafted, "
                                    "not decoded", file=str(path), field="JPEG scans")
-            i = j + 2 + (int.from_bytes(mm[j + 2 : j + 4], "big") if j + 4 <= size else 0)
+
+
+def _jpeg_scans(mm, start: int, end: int) -> int:
+    """The scans (SOS markers) of the JPEG data in ``mm[start:end]``, counted to
+    ``MAX_JPEG_SCANS + 1`` at most."""
+    i, scans = start + 2, 0
+    while i < end - 1:
+        j = mm.find(b"\xff", i, end)
+        if j < 0 or j + 1 >= end:
+            break
+        m = mm[j + 1]
+        if m in (0x00, 0xFF, 0x01) or 0xD0 <= m <= 0xD8:  # stuffing, fill, TEM, RSTn, SOI: no length
+            i = j + 1 if m == 0xFF else j + 2
+            continue
+        if m == 0xD9:  # EOI (an MPO's next image follows: its scans count too)
+            i = j + 2
+            continue
+        if m == 0xDA:
+            scans += 1
+            if scans > MAX_JPEG_SCANS:
+                break
+        i = j + 2 + (int.from_bytes(mm[j + 2 : j + 4], "big") if j + 4 <= end else 0)
+    return scans
 
 
 #: what a PNG, JPEG or WebP file may hold beyond its pixels' own bytes: an ICC profile, EXIF, text

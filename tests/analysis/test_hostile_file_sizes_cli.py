@@ -254,3 +254,20 @@ def test_a_gif_of_millions_of_frames_is_refused_without_walking_them_all(tmp_pat
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "top.gif: holds more than 1000 frames (GIF)" in done.stderr, done.stderr
     assert time.monotonic() - t0 < 5
+
+
+def test_a_jpeg_tiff_strip_of_hundreds_of_scans_is_refused_before_it_is_decoded(tmp_path):
+    """The same as a JPEG file's, inside a TIFF: one strip, a progressive JPEG whose smallest scan
+    is repeated 300 times; tifffile hands it to the JPEG decoder, one pass per scan."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(_pores()).save(buf, "JPEG", progressive=True, quality=90)
+    data = buf.getvalue()
+    starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xda"] + [len(data) - 2]
+    scans = [data[a:b] for a, b in zip(starts, starts[1:])]
+    smallest = min(scans, key=len)
+    _one_strip_tiff(tmp_path / "top.tif", "jpeg", data[:-2] + smallest * 300 + b"\xff\xd9")
+    done = castrig("analyse", "surface", "top.tif", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "top.tif: holds more than 256 JPEG scans in strip 1 (allowed: at most 256" in done.stderr, done.stderr
