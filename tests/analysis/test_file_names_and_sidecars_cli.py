@@ -88,3 +88,25 @@ def test_a_name_longer_than_the_file_system_allows_is_refused_naming_it(tmp_path
     done = castrig(*args, cwd=tmp_path)
     _refused(done, "a name longer than the file system allows (allowed: at most 255 bytes")
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.png"))
+
+
+def test_an_existing_png_declaring_a_huge_image_at_the_overlay_path_is_refused_not_a_traceback(tmp_path):
+    """--overlay on an existing file first asks whether it is an earlier overlay of castrig's;
+    Pillow's ``im.text`` loads the image to answer, and a 177-byte PNG there declaring
+    50000 × 50000 px was a DecompressionBombError traceback (exit 1)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    (tmp_path / "pores.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 50000, 50000, 8, 0, 0, 0, 0))
+                                         + chunk(b"IDAT", zlib.compress(b"\x00" * 50001)) + chunk(b"IEND", b""))
+    tifffile.imwrite(tmp_path / "top.tif", _pores(), resolution=(10000, 10000), resolutionunit=3)
+    done = castrig("analyse", "surface", "top.tif", "--overlay", "pores.png", cwd=tmp_path)
+    _refused(done, "--overlay pores.png: exists and is not an overlay castrig wrote")
+    # an overlay castrig wrote is still known as one, and replaced
+    done = castrig("analyse", "surface", "top.tif", "--overlay", "mine.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = castrig("analyse", "surface", "top.tif", "--overlay", "mine.png", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
