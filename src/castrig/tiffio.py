@@ -36,7 +36,7 @@ import numpy as np
 
 from castrig.errors import BadInput
 
-__all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "max_image_pixels", "check_image_size", "check_pixel_size",
+__all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "vendor_pixel_sizes", "max_image_pixels", "check_image_size", "check_pixel_size", "check_file_bytes",
            "pixel_size_disagreement",
            "DEFAULT_MAX_IMAGE_PIXELS", "PIXEL_SIZE_RANGE_UM", "check_image_side"]
 
@@ -225,25 +225,64 @@ def _grey(a: np.ndarray, path: str) -> np.ndarray:
     return a
 
 
-def _resolution(tag) -> float | None:
-    """Pixels per unit of an X/YResolution tag (None: absent or zero)."""
+def _rational(tag) -> tuple[float, float] | None:
+    """(numerator, denominator) of a resolution tag: a RATIONAL's pair, or a FLOAT's or DOUBLE's
+    one value over 1 (tifffile gives that as a 1-tuple: "not enough values to unpack", and a
+    readable image was "cannot read TIFF"); None: absent, or no number at all."""
     if tag is None:
         return None
     v = tag.value
-    num, den = (v if isinstance(v, tuple) else (v, 1))
-    return float(num) / float(den) if num and den else None
+    if isinstance(v, (tuple, list)):
+        if not v:
+            return None
+        v = tuple(v[:2]) if len(v) >= 2 else (v[0], 1)
+    else:
+        v = (v, 1)
+    try:
+        return float(v[0]), float(v[1])
+    except (TypeError, ValueError):
+        return None
 
 
-def _zero_resolution(page) -> str | None:
-    """The value of an XResolution tag that is there but 0 ("0", or "n/0": a zero denominator),
-    None when it is absent or a number: such a file had "no pixel size", as if it had no tag."""
-    tag = page.tags.get("XResolution")
-    if tag is None:
+def _resolution(tag) -> float | None:
+    """Pixels per unit of an X/YResolution tag (None: absent or zero)."""
+    r = _rational(tag)
+    if r is None:
         return None
-    num, den = tag.value if isinstance(tag.value, tuple) else (tag.value, 1)
-    if num and den:
+    num, den = r
+    return num / den if num and den else None
+
+
+#: the ResolutionUnit values of TIFF 6.0, as a message lists them
+RESOLUTION_UNITS = "1 (none: ImageJ's unit), 2 (inch) or 3 (centimetre)"
+
+
+def _zero_resolution(page, imagej: bool = False) -> dict | None:
+    """What is wrong with a resolution tag that is there but gives no pixel size, as
+    ``{"tag", "value", "allowed"}``: an XResolution of 0 ("0", or "n/0": a zero denominator),
+    negative, NaN or infinite, or a ResolutionUnit TIFF does not define (not for an ImageJ file,
+    whose unit is its own). None when the tags are absent or fine. Such a file had "no pixel size
+    in the file", as if it had no tag, and the tag that was wrong went unnamed."""
+    r = _rational(page.tags.get("XResolution"))
+    if r is None:
         return None
-    return "0" if not num else f"{num}/0 (a zero denominator)"
+    num, den = r
+    per_unit = "a positive number of pixels per unit"
+    if not num or not den:
+        value = "0" if not num else f"{num:g}/0 (a zero denominator)"
+        return {"tag": "XResolution", "value": value, "allowed": per_unit}
+    v = num / den
+    if not math.isfinite(v) or v < 0:
+        return {"tag": "XResolution", "value": f"{v:g}" + (" (negative)" if v < 0 else ""), "allowed": per_unit}
+    unit_tag = page.tags.get("ResolutionUnit")
+    if unit_tag is not None and not imagej:
+        try:
+            unit = int(unit_tag.value)
+        except (TypeError, ValueError):
+            unit = -1
+        if unit not in (1, 2, 3):
+            return {"tag": "ResolutionUnit", "value": str(unit_tag.value), "allowed": RESOLUTION_UNITS}
+    return None
 
 
 def _check_square(path: str, page) -> None:
@@ -344,6 +383,67 @@ def _count_pages(path: str, limit: int) -> int:
         return len(seen)
 
 
+#: the most strips or tiles one image may be cut into: a 100 Mpx image in 16 × 16 px tiles (the
+#: smallest TIFF allows) is 390 625 of them. tifffile reads and decodes them one by one (a million: 2 s): a
+#: 1 × 20 000 000 px image in one-row strips (160 MB of offsets, a sparse file) took 45 s and 4 GB.
+MAX_TIFF_SEGMENTS = 1 << 19
+
+
+#: the largest value one TIFF tag may hold (metadata: a description, an ICC profile, a vendor's
+#: text, ImageJ's overlays; a Zeiss tag is some 30 kB). tifffile reads some tags whole as it opens
+#: a file: an ImageDescription declaring 1.5 GB (a sparse file) took 1.5 GB and 7 s, and was measured.
+MAX_TAG_BYTES = 64 << 20
+
+
+def _check_directories(path: str) -> None:
+    """BadInput if an image directory of the TIFF ``path`` (of the first :data:`MAX_TIFF_PAGES`
+    in its chain) declares more than :data:`MAX_TIFF_SEGMENTS` strip or tile offsets or byte
+    counts, or a tag value of more than :data:`MAX_TAG_BYTES`. Read from the directories'
+    entries before tifffile opens the file: tifffile reads such arrays and texts whole as it
+    opens it, whatever their size."""
+    import struct
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        lay = _TiffLayout.of(f.read(16))
+        bo, cnt_fmt, entry, big = lay.bo, lay.cnt_fmt, lay.entry, lay.big
+        offset = lay.first or 0
+        seen: set[int] = set()
+        while 0 < offset < size and offset not in seen and len(seen) <= MAX_TIFF_PAGES:
+            seen.add(offset)
+            f.seek(offset)
+            raw = f.read(struct.calcsize(cnt_fmt))
+            if len(raw) < struct.calcsize(cnt_fmt):
+                return
+            n = struct.unpack(bo + cnt_fmt, raw)[0]
+            if n > 4096:  # not a directory (tifffile's bound too)
+                return
+            entries = f.read(n * entry)
+            for i in range(len(entries) // entry):
+                e = entries[i * entry:(i + 1) * entry]
+                tag, typ = struct.unpack(bo + "HH", e[:4])
+                count = struct.unpack(bo + ("Q" if big else "I"), e[4:12] if big else e[4:8])[0]
+                if tag in (273, 279, 324, 325) and count > MAX_TIFF_SEGMENTS:  # Strip/Tile Offsets and ByteCounts
+                    import tifffile
+
+                    name = tifffile.TIFF.TAGS.get(tag, str(tag))
+                    raise BadInput(f"{path}: its image is cut into {count:,} pieces (TIFF tag {name}) (allowed: at "
+                                   f"most {MAX_TIFF_SEGMENTS:,} strips or tiles); save it again with larger strips "
+                                   "or tiles", file=path, field=name)
+                nbytes = _TIFF_TYPE_BYTES.get(typ, 1) * count
+                if nbytes > MAX_TAG_BYTES:
+                    import tifffile
+
+                    name = tifffile.TIFF.TAGS.get(tag, str(tag))
+                    raise BadInput(f"{path}: its TIFF tag {tag} ({name}) declares a value of {nbytes:,} bytes (allowed: "
+                                   f"at most {MAX_TAG_BYTES:,}); the file is damaged or crafted, not read", file=path,
+                                   field=name)
+            raw = f.read(struct.calcsize(lay.off_fmt))
+            if len(raw) < struct.calcsize(lay.off_fmt):
+                return
+            offset = struct.unpack(bo + lay.off_fmt, raw)[0]
+
+
 def _full_resolution_series(tif, path: str) -> tuple[object | None, str | None]:
     """The image of a TIFF, and a note saying which one it is when the file holds others.
 
@@ -382,6 +482,161 @@ def _full_resolution_series(tif, path: str) -> tuple[object | None, str | None]:
         parts.append(f"the file's other image{'' if one else 's'}, {listed}{more}, {'was' if one else 'were'} not measured "
                      f"(save {'it' if one else 'each'} on its own to measure it)")
     return chosen, note + ": " + "; ".join(parts)
+
+
+#: TIFF compressions whose data is an image of its own (JPEG, JPEG 2000, PNG, WebP), decoded to
+#: the size the data's own header declares, not the strip's or tile's: checked segment by segment
+#: (:func:`_check_codec_segments`) before anything is decoded.
+_JPEG_CODES = (6, 7, 33007, 34892)
+_J2K_CODES = (33003, 33004, 33005, 34712)
+_CODEC_NAMES = {**dict.fromkeys(_JPEG_CODES, "JPEG"), **dict.fromkeys(_J2K_CODES, "JPEG 2000"), 34933: "PNG",
+                50001: "WebP", 34927: "WebP"}
+#: image codecs castrig does not decode: the size their data declares cannot be checked first
+_UNCHECKED_CODECS = {22610: "JPEG XR (NDPI)", 34934: "JPEG XR", 50002: "JPEG XL", 52546: "JPEG XL (DNG)"}
+#: how far a segment's own size may exceed its strip or tile (a JPEG's blocks of up to 16 px)
+_CODEC_PAD_PX = 16
+
+
+def _segment_size(f, offset: int, count: int, compression: int) -> tuple[int, int] | None:
+    """(height, width) px the data of one strip or tile declares in its own header (JPEG's SOF,
+    JPEG 2000's SIZ, PNG's IHDR, WebP's VP8/VP8L/VP8X), None where it declares none castrig finds."""
+    import struct
+
+    f.seek(offset)
+    head = f.read(min(count, 64))
+    if compression in _JPEG_CODES:
+        if head[:2] != b"\xff\xd8":
+            return None
+        pos, end = offset + 2, offset + count
+        for _ in range(1024):  # the segments before the frame header (tables, APPn)
+            f.seek(pos)
+            m = f.read(9)
+            if len(m) < 2 or m[0] != 0xFF:
+                return None
+            marker = m[1]
+            if marker == 0xFF:  # a fill byte
+                pos += 1
+                continue
+            if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length
+                pos += 2
+                continue
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn
+                if len(m) < 9:
+                    return None
+                h, w = struct.unpack(">HH", m[5:9])
+                return h, w
+            if marker in (0xDA, 0xD9) or len(m) < 4:  # a scan or the end before any frame header
+                return None
+            pos += 2 + struct.unpack(">H", m[2:4])[0]
+            if pos >= end:
+                return None
+        return None
+    if compression in _J2K_CODES:
+        f.seek(offset)
+        data = f.read(min(count, 1 << 20))
+        at = data.find(b"\xff\x4f\xff\x51")  # SOC, SIZ: of a bare codestream or of a JP2's
+        if at < 0 or len(data) < at + 24:
+            return (1 << 32, 1 << 32)  # (no size found where OpenJPEG finds it: refused, not decoded blind)
+        xs, ys, xo, yo = struct.unpack(">IIII", data[at + 8 : at + 24])
+        return max(ys - yo, 0), max(xs - xo, 0)
+    if compression == 34933:
+        return struct.unpack(">II", head[16:24])[::-1] if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24 else None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        kind = head[12:16]
+        if kind == b"VP8X":
+            return 1 + int.from_bytes(head[27:30], "little"), 1 + int.from_bytes(head[24:27], "little")
+        if kind == b"VP8L":
+            bits = int.from_bytes(head[21:25], "little")
+            return 1 + ((bits >> 14) & 0x3FFF), 1 + (bits & 0x3FFF)
+        if kind == b"VP8 ":
+            return int.from_bytes(head[28:30], "little") & 0x3FFF, int.from_bytes(head[26:28], "little") & 0x3FFF
+    return None
+
+
+def _check_tile_size(path: str, page, max_pixels: int | None) -> None:
+    """BadInput unless one tile of a tiled TIFF, as its TileWidth and TileLength declare it,
+    stays within the pixel limit of :func:`check_image_size`: each tile is decoded (a JPEG tile
+    to its full declared size) before it is cut to the image. A 256 × 256 JPEG TIFF whose tags
+    declared 65520 × 65520 px tiles took 12 s and gigabytes, and measured grey (exit 0)."""
+    if not getattr(page, "is_tiled", False):
+        return
+    tile = (int(page.tilelength), int(page.tilewidth)) + ((int(page.samplesperpixel),) if int(page.samplesperpixel) > 1 else ())
+    try:
+        check_image_size(path, tile, page.dtype, max_pixels)
+    except BadInput as exc:
+        raise BadInput(exc.args[0].replace("image too large: it declares", "tile too large: its TileLength × TileWidth "
+                                           "declare", 1), file=path, field="TileWidth") from None
+
+
+#: what one compressed strip or tile may hold beyond twice its decoded bytes (a JPEG's tables)
+SEGMENT_OVERHEAD_BYTES = 1 << 16
+
+
+def _segment_shape(keyframe) -> tuple[int, int]:
+    """(height, width) px of one strip or tile of ``keyframe``, as its tags declare it."""
+    if getattr(keyframe, "is_tiled", False):
+        return int(keyframe.tilelength), int(keyframe.tilewidth)
+    length = int(keyframe.imagelength)
+    return min(int(keyframe.rowsperstrip or length), length), int(keyframe.imagewidth)
+
+
+def _check_segment_bytes(path: str, pages, keyframe) -> None:
+    """BadInput unless every compressed strip or tile holds at most twice the bytes it decodes
+    to, and :data:`SEGMENT_OVERHEAD_BYTES` (no codec grows data that much). Each segment is read
+    whole before it is decoded: a 256 × 256 Deflate TIFF whose StripByteCounts said 3 GB, in a
+    sparse file of 3 GB, took 9 s and 3 GB of memory, and was measured."""
+    if int(getattr(keyframe, "compression", 1)) == 1:
+        return
+    h, w = _segment_shape(keyframe)
+    samples = 1 if int(getattr(keyframe, "planarconfig", 1)) == 2 else int(keyframe.samplesperpixel)
+    decoded = h * w * samples * max(1, np.dtype(keyframe.dtype).itemsize)
+    allowed = 2 * decoded + SEGMENT_OVERHEAD_BYTES
+    size = os.path.getsize(path)
+    kind = "tile" if getattr(keyframe, "is_tiled", False) else "strip"
+    for page in pages:
+        if page is None:
+            continue
+        for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
+            held = min(int(count), max(size - int(offset), 0))  # (what a cut-short file lacks is said elsewhere)
+            if held > allowed:
+                raise BadInput(f"{path}: its {kind} {k + 1} holds {held:,} compressed bytes for {w} × {h} px "
+                               f"({decoded:,} bytes decoded) (allowed: at most {allowed:,}); the file is damaged or "
+                               "crafted, not decoded", file=path, field="StripByteCounts" if kind == "strip" else "TileByteCounts")
+
+
+def _check_codec_segments(path: str, pages, keyframe) -> None:
+    """BadInput unless every strip or tile of an image-codec TIFF (JPEG, JPEG 2000, PNG, WebP)
+    declares, in its own header, no more than its strip's or tile's size. The decoders allocate
+    what the data declares: a 256 × 256 JPEG TIFF whose one strip declared 60000 × 60000 took
+    3.5 GB and 10 s, and was measured (exit 0, an opening ratio of nothing). JPEG XR and XL,
+    whose headers castrig does not read, are refused."""
+    compression = int(getattr(keyframe, "compression", 1))
+    if compression in _UNCHECKED_CODECS:
+        raise BadInput(f"{path}: compressed as {_UNCHECKED_CODECS[compression]} (TIFF compression {compression}), which "
+                       "castrig does not read (allowed: uncompressed, LZW, Deflate, PackBits, Zstd, JPEG, JPEG 2000, PNG "
+                       "or WebP): save it again in one of these", file=path, field="Compression")
+    if compression not in _CODEC_NAMES:
+        return
+    seg_h, seg_w = _segment_shape(keyframe)
+    if compression in _JPEG_CODES:  # (each scan one more pass of the decoder over the strip or tile)
+        _check_jpeg_scans(path, [(int(o), int(c)) for page in pages if page is not None
+                                 for o, c in zip(page.dataoffsets, page.databytecounts) if c],
+                          "tile" if getattr(keyframe, "is_tiled", False) else "strip")
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        for page in pages:
+            if page is None:
+                continue
+            for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
+                if not count or offset >= size:
+                    continue
+                hw = _segment_size(f, int(offset), int(min(count, size - offset)), compression)
+                if hw is not None and (hw[0] > seg_h + _CODEC_PAD_PX or hw[1] > seg_w + _CODEC_PAD_PX):
+                    said = "no image size castrig can find" if hw[0] >= 1 << 32 else f"{hw[1]} × {hw[0]} px"
+                    raise BadInput(f"{path}: its {_CODEC_NAMES[compression]} data declares {said} in "
+                                   f"{'tile' if getattr(keyframe, 'is_tiled', False) else 'strip'} {k + 1} (allowed: at "
+                                   f"most the {'tile' if getattr(keyframe, 'is_tiled', False) else 'strip'}'s {seg_w} × "
+                                   f"{seg_h} px); the file is damaged or crafted, not decoded", file=path, field="Compression")
 
 
 def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str | None]:
@@ -481,33 +736,80 @@ def _tag_text(page, code: int) -> object:
     return v
 
 
+#: the most of a vendor's text tag castrig reads (a Zeiss SmartSEM tag is some 30 kB)
+MAX_VENDOR_TAG_BYTES = 16 << 20
+
+
+def _zeiss_text(page) -> str | None:
+    """The text of Zeiss SmartSEM's tag 34118 (its first :data:`MAX_VENDOR_TAG_BYTES`), read
+    from the file as it is: tifffile's own reading of it (``read_cz_sem``) grows a tuple by one
+    for each line it cannot name, time quadratic in their number: a 10 MB tag of blank lines
+    kept ``castrig analyse`` busy for over a minute (40 000 lines: 1 s)."""
+    tag = page.tags.get(34118)
+    if tag is None:
+        return None
+    if int(tag.dtype) not in (1, 2, 6, 7) or not tag.valueoffset:  # (not bytes: tifffile's value, whatever it is)
+        v = tag.value
+        return v.decode("latin-1", "replace") if isinstance(v, bytes) else None if isinstance(v, dict) else str(v)
+    fh = page.parent.filehandle
+    with fh.lock:
+        fh.seek(int(tag.valueoffset))
+        raw = fh.read(min(int(tag.count), MAX_VENDOR_TAG_BYTES))
+    raw = raw.replace(b"\x00", b" ")  # (NUL padding, as a C string leaves it: "2.5 nm\0" is 2.5 nm)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # (SmartSEM writes µ as the one byte 0xB5)
+
+
+def _zeiss_pixel_size_texts(text: str) -> Iterator[str]:
+    """The values ("543.0 pm") of the pixel size fields in a Zeiss SmartSEM tag's text, in order:
+    lines ``AP_PIXEL_SIZE`` (a key, upper case) then ``Pixel Size = 543.0 pm`` (its label and
+    value, after ``=`` or ``:``), read as tifffile reads them but in one pass; then any ``Image
+    Pixel Size = …`` line."""
+    key = None
+    for line in text.splitlines():
+        if line.isupper():
+            key = line.lower()
+        elif key:
+            _, sep, value = line.partition("=")
+            if not sep:
+                _, sep, value = line.partition(":")
+                if not sep:
+                    continue
+            if "pixel size" in key.replace("_", " "):
+                yield value.strip()
+            key = None
+    m = re.search(r"Image Pixel Size\s*=\s*([^\r\n]+)", text)
+    if m:
+        yield m.group(1)
+
+
 def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | None, str | None]:
     """(pixel size µm, source) from an SEM's own metadata (before plain resolution tags: see
-    :func:`read_micrograph`).
+    :func:`read_micrograph`): the first of :func:`vendor_pixel_sizes`, else (None, None).
 
     Zeiss SmartSEM: tag 34118, "Image Pixel Size = 2.5 nm"; FEI/Thermo Fisher: tag 34682, an
     INI text whose ``[Scan] PixelWidth`` is in metres; TESCAN: the ``.hdr`` sidecar's
     ``PixelSizeX`` (metres); Hitachi: the ``.txt`` sidecar's ``PixelSize`` (nm); JEOL: the
     ``.txt`` sidecar's scale bar (:func:`sidecar_pixel_size`).
     """
+    return next(vendor_pixel_sizes(page, path), (None, None))
+
+
+def vendor_pixel_sizes(page, path: str | Path | None = None) -> Iterator[tuple[float, str]]:
+    """Every pixel size an SEM's own metadata gives, (µm, source), in the order castrig trusts
+    them: Zeiss tag 34118, FEI/Thermo tag 34682, then a sidecar. A file can carry more than one
+    (an image passed through two vendors' software, a sidecar of another session beside it): the
+    ones after the first are compared with it (read_micrograph's warnings), never dropped unsaid."""
     import re
 
-    z = _tag_text(page, 34118)
-    if z is not None:
-        if isinstance(z, dict):
-            for k, v in z.items():
-                if "pixel size" in str(k).lower().replace("_", " "):
-                    if isinstance(v, (tuple, list)) and len(v) > 1:  # tifffile: (label, value, unit)
-                        val = f"{v[1]} {v[2]}" if len(v) > 2 else str(v[1])  # (no unit given: _length_um's nm)
-                    else:
-                        val = str(v)
-                    px = _length_um(val, "nm")
-                    if px is not None:
-                        return px, _named("Zeiss SmartSEM tag 34118 (Image Pixel Size)", val, px)
-        else:
-            m = re.search(r"Image Pixel Size\s*=\s*([^\r\n]+)", str(z))
-            if m and (px := _length_um(m.group(1), "nm")) is not None:
-                return px, _named("Zeiss SmartSEM tag 34118 (Image Pixel Size)", m.group(1), px)
+    z = _zeiss_text(page)
+    for val in _zeiss_pixel_size_texts(z) if z is not None else ():
+        px = _length_um(val, "nm")
+        if px is not None:  # (the first that is a number: "Pix Size state = calibrated" is not)
+            yield px, _named("Zeiss SmartSEM tag 34118 (Image Pixel Size)", val, px)
+            break
     f = _tag_text(page, 34682)
     if f is not None:
         if isinstance(f, dict):
@@ -524,10 +826,11 @@ def vendor_pixel_size(page, path: str | Path | None = None) -> tuple[float | Non
                 raise BadInput(f"{path}: pixels are not square: FEI/Thermo tag 34682 [Scan] PixelWidth {px:.6g} µm, "
                                f"PixelHeight {py:.6g} µm; castrig measures square pixels: resample the image to equal X "
                                "and Y pixel sizes first (Fiji: Image > Scale)", file=str(path), field="PixelHeight")
-            return px, _named("FEI/Thermo tag 34682 ([Scan] PixelWidth)", width, px)
+            yield px, _named("FEI/Thermo tag 34682 ([Scan] PixelWidth)", width, px)
     if path is not None:
-        return sidecar_pixel_size(path, width_px=getattr(page, "imagewidth", None))
-    return None, None
+        px, src = sidecar_pixel_size(path, width_px=getattr(page, "imagewidth", None))
+        if src is not None:
+            yield px, src
 
 
 def _named(source: str, text: object, px: float | None) -> str:
@@ -552,6 +855,33 @@ def _sidecar_fields(text: str) -> dict[str, str]:
     return fields
 
 
+#: the largest text sidecar read (an SEM's .txt or .hdr is a few kB); a bigger file is no sidecar
+MAX_SIDECAR_BYTES = 1 << 20
+
+
+def _sidecar_text(image: str | Path, side: Path) -> str | None:
+    """The text of the sidecar ``side`` of ``image``, or None where there is none to read: no
+    such file, a name the file system cannot hold (an image named to the 255-byte limit has no
+    ``NAME.tif.hdr``: looking for one raised "File name too long", a traceback for a PNG and
+    "cannot read TIFF" for a TIFF), not a regular file (a FIFO, a device, a folder), or more than
+    :data:`MAX_SIDECAR_BYTES`. A sidecar that is there but cannot be read (permission denied, an
+    I/O error) is BadInput naming it: read past, the image had been said to have "no pixel size"."""
+    from castrig.regular import FileTooBig, NotRegularFile, read_regular
+
+    try:
+        raw = read_regular(side, max_bytes=MAX_SIDECAR_BYTES)
+    except (FileNotFoundError, NotADirectoryError, NotRegularFile, FileTooBig):
+        return None
+    except OSError as exc:
+        import errno
+
+        if exc.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+            return None
+        raise BadInput(f"{image}: its sidecar {side} cannot be read ({exc.strerror or exc}) (allowed: a readable text "
+                       "file, or none: move it away or give --pixel-size UM)", file=str(side), field=side.name) from None
+    return raw.decode("latin-1")
+
+
 def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[float | None, str | None]:
     """Pixel size from a text sidecar next to the image: TESCAN ``<name>.hdr`` (``PixelSizeX``,
     metres; ``PixelSizeY`` must agree), Hitachi ``<name>.txt`` (``PixelSize``, nm) or JEOL
@@ -564,9 +894,10 @@ def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[f
 
     def fields(side: Path) -> dict[str, str] | None:
         if side not in read:
-            if not (side.is_file() and side.stat().st_size < 1 << 20):
+            text = _sidecar_text(path, side)
+            if text is None:
                 return None
-            read[side] = _sidecar_fields(side.read_text(encoding="latin-1", errors="replace"))
+            read[side] = _sidecar_fields(text)
         return read[side]
 
     for ext, key, unit, who in ((".hdr", "PixelSizeX", "m", "TESCAN"), (".txt", "PixelSize", "nm", "Hitachi")):
@@ -598,7 +929,8 @@ def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[f
                 continue
             px = length / n_px if n_px else float("inf")  # a bar of 0 px: no pixel size, said so
             full = (f.get("$$CM_FULL_SIZE") or f.get("$CM_FULL_SIZE") or "").split()
-            if len(full) >= 2 and full[0].isdigit() and width_px and int(full[0]) > 0 and int(full[0]) != int(width_px):
+            # (ASCII digits: str.isdigit() takes "²", which int() does not: a traceback)
+            if len(full) >= 2 and re.fullmatch(r"[0-9]+", full[0]) and width_px and int(full[0]) > 0 and int(full[0]) != int(width_px):
                 px *= int(full[0]) / int(width_px)
             return px, _named(f"JEOL sidecar {side.name} ({pre}MICRON_MARKER / {pre}MICRON_BAR)", mark, length)
     return None, None
@@ -623,6 +955,21 @@ def _tifffile_quiet() -> Iterator[None]:
 _QUIET_LOCK = threading.Lock()
 
 
+def _is_regular(path: str | Path) -> bool:
+    """Whether ``path`` is a regular file (through symlinks). Path.is_file() raised on a name too
+    long for the file system (Python 3.11): a traceback for a mistyped or generated name."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+#: what a path longer than the file system allows is called, with the limits (Linux)
+NAME_TOO_LONG = "a name longer than the file system allows (allowed: at most 255 bytes a file or folder name, 4095 the path)"
+
+
 def not_a_file(path: str | Path) -> str:
     """Why ``path`` is not a file to read, in the user's words: a directory, a symlink loop, a
     link to nothing, something else (a socket, a device), or no such file."""
@@ -636,6 +983,8 @@ def not_a_file(path: str | Path) -> str:
 
         if exc.errno == errno.ELOOP:
             return "a symlink loop (too many levels of symbolic links)"
+        if exc.errno == errno.ENAMETOOLONG:
+            return NAME_TOO_LONG
         if exc.errno == errno.ENOENT and p.is_symlink():
             return "a symbolic link to nothing (its target is missing)"
         if exc.errno in (errno.EACCES, errno.EPERM):
@@ -749,7 +1098,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     file declares is checked before decoding.
     """
     p = str(path)
-    if not Path(p).is_file():
+    if not _is_regular(p):
         raise BadInput(f"{p}: {not_a_file(p)}", file=p)
     if os.path.getsize(p) == 0:
         raise BadInput(f"{p}: empty file (0 bytes): no image in it", file=p)
@@ -761,6 +1110,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
         import tifffile
 
         page = None
+        _check_directories(p)
         try:
             with _tifffile_quiet(), tifffile.TiffFile(p) as tif:
                 series, skipped = _full_resolution_series(tif, p)
@@ -768,6 +1118,9 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 declared = series if series is not None else page
                 # the size the file declares, checked before a byte is decoded (decompression bombs)
                 check_image_size(p, declared.shape, declared.dtype, max_pixels)
+                _check_tile_size(p, page, max_pixels)
+                _check_segment_bytes(p, series.pages if series is not None else [page], page)
+                _check_codec_segments(p, series.pages if series is not None else [page], page)
                 _check_square(p, page)
                 a = declared.asarray()
                 photometric = int(page.photometric)
@@ -777,7 +1130,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 a, read_as = _photometric(a, page, photometric)
                 px = _tiff_pixel_size(tif, page)
                 src = "TIFF resolution tags" if px is not None else None
-                zero_tag = _zero_resolution(page)
+                zero_tag = _zero_resolution(page, imagej=bool(tif.imagej_metadata))
                 bad_vendor = None
                 imagej_calibrated = bool((tif.imagej_metadata or {}).get("unit"))
                 # an ImageJ calibration whose unit is no length castrig reads (px per "furlong"):
@@ -787,14 +1140,14 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 unread_unit = (px is None and imagej_calibrated and ij_per_unit is not None
                                and _UNIT_UM.get(_unit_key(ij_unit)) is None)
                 try:
-                    vpx, vsrc = vendor_pixel_size(page, p)
+                    vendor = list(vendor_pixel_sizes(page, p))
                 except Exception:  # noqa: BLE001 - only read to be compared with an ImageJ calibration
                     if not imagej_calibrated:
                         raise
-                    vpx, vsrc = None, None
+                    vendor = []
+                vpx, vsrc = vendor[0] if vendor else (None, None)
                 found = [(px, src)] if px is not None else []
-                if vpx is not None:
-                    found.append((vpx, vsrc))
+                found += vendor  # (every instrument's: two that disagree are said, whichever is used)
                 if vpx is not None and not _usable(vpx) and _usable(px):
                     # the instrument's field is there but no pixel size: the resolution tags
                     # stand in, and the result says why
@@ -835,7 +1188,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
         if px is None and unread_unit and "pixel_size_invalid" not in meta:
             meta["pixel_size_invalid"] = {"unit": str(ij_unit), "per_unit": ij_per_unit}
         if px is None and zero_tag is not None and "pixel_size_invalid" not in meta:
-            meta["pixel_size_invalid"] = {"tag": "XResolution", "value": zero_tag}
+            meta["pixel_size_invalid"] = zero_tag
         if src is not None:
             meta["pixel_size_source"] = src
             if imagej_calibrated and src == "TIFF resolution tags":
@@ -846,6 +1199,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             if warnings:
                 meta["pixel_size_warnings"] = warnings
         return _grey(a, p), px, meta
+    limit = max_image_pixels() if max_pixels is None else int(max_pixels)
+    check_file_bytes(p, limit * MAX_BYTES_PER_PIXEL, f"an image of at most {limit / 1e6:.4g} Mpx")
     try:
         import imageio.v3 as iio
         from PIL import Image
@@ -861,20 +1216,25 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                                  np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F") else np.uint8,
                                  max_pixels)
                 is_png = im.format == "PNG"
+                png_bytes = im.height * (1 + im.width * bands * 2)  # its rows, each behind a filter byte, at 16 bits a sample
                 cmyk = im.mode == "CMYK"
-                frames = int(getattr(im, "n_frames", 1) or 1)
+                frames = _frames(im)
                 # (an animated GIF, APNG or WebP: every frame was decoded, 300 of them 3.6 GB; a
                 # camera's JPEG with its preview, MPO, is one photo: its first image is read)
                 if frames > 1 and im.format != "MPO":
-                    raise BadInput(f"{p}: holds {frames} frames ({im.format}); castrig measures one image: save the "
+                    many = f"more than {MAX_FRAMES_COUNTED}" if frames > MAX_FRAMES_COUNTED else str(frames)
+                    raise BadInput(f"{p}: holds {many} frames ({im.format}); castrig measures one image: save the "
                                    "frame to measure as an image of its own", file=p, field="frames")
                 orientation = int(im.getexif().get(0x0112, 1) or 1)  # EXIF Orientation
+                if im.format in ("JPEG", "MPO"):
+                    _check_jpeg_scans(p)
             if cmyk:  # 4 inks, not RGBA: Pillow's conversion (a CMYK JPEG read as RGBA measured its film as pores)
                 with Image.open(p, formats=PILLOW_FORMATS) as im:
                     a = np.asarray(im.convert("RGB"))
             else:
                 a = iio.imread(p, plugin="pillow", index=0)
         if is_png:
+            check_file_bytes(p, png_bytes, f"a {im.width} × {im.height} PNG")
             _png_whole(p)
     except BadInput:
         raise
@@ -898,6 +1258,27 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     return _grey(a, p), px, ({"pixel_size_source": src} if src else {}) | read_as
 
 
+#: how far the frames of a GIF are counted (a file of more is said to hold "more than" this)
+MAX_FRAMES_COUNTED = 1000
+
+
+def _frames(im) -> int:
+    """The number of frames of the Pillow image ``im``, counted to ``MAX_FRAMES_COUNTED + 1`` at
+    most. A GIF says no count: Pillow's n_frames walks every frame, and 500 000 frames of 1 px
+    (11 MB) took 1.5 s, a GIF as large as the file limit allows a minute, only to be refused."""
+    if im.format != "GIF":
+        return int(getattr(im, "n_frames", 1) or 1)
+    count = 1
+    try:
+        while count <= MAX_FRAMES_COUNTED:
+            im.seek(count)
+            count += 1
+    except EOFError:
+        pass
+    im.seek(0)
+    return count
+
+
 #: EXIF Orientation 2-8 -> the turn that shows the stored pixels as viewers do (rows, columns
 #: first; colour last). Orientation 6 is a phone or camera held upright: stored on its side, a
 #: section read as stored was measured across its layers (T 37.6 µm, interface lost).
@@ -910,6 +1291,72 @@ _EXIF_TURNS = {
     7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
     8: lambda a: np.rot90(a, k=1),
 }
+
+
+#: the most scans (SOS segments) a JPEG file may hold: a progressive JPEG is written in some 6-12
+#: (libjpeg's default script), but the decoder passes over the whole image for each, however few
+#: bytes it holds: 20 000 copies of one scan of a 2000 × 2000 px JPEG took 12 s, and scans of a few
+#: bytes each over a 100 Mpx image take hours.
+MAX_JPEG_SCANS = 256
+
+
+def _check_jpeg_scans(path: str | Path, segments: list[tuple[int, int]] | None = None, what: str = "") -> None:
+    """BadInput if the JPEG file ``path`` (or each of its byte ranges ``segments``, (offset,
+    bytes): the JPEG strips or tiles of a TIFF, ``what`` naming them) holds more than
+    :data:`MAX_JPEG_SCANS` scans, counted by its markers (segments skipped by their lengths,
+    entropy-coded data searched for the next marker) before anything is decoded."""
+    import mmap
+
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            for k, (start, count) in enumerate(segments if segments is not None else [(0, len(mm))]):
+                if _jpeg_scans(mm, start, min(start + count, len(mm))) > MAX_JPEG_SCANS:
+                    where = f" in {what} {k + 1}" if what else ""
+                    raise BadInput(f"{path}: holds more than {MAX_JPEG_SCANS} JPEG scans{where} (allowed: at most "
+                                   f"{MAX_JPEG_SCANS}; a progressive JPEG has about 10): the file is damaged or crafted, "
+                                   "not decoded", file=str(path), field="JPEG scans")
+
+
+def _jpeg_scans(mm, start: int, end: int) -> int:
+    """The scans (SOS markers) of the JPEG data in ``mm[start:end]``, counted to
+    ``MAX_JPEG_SCANS + 1`` at most."""
+    i, scans = start + 2, 0
+    while i < end - 1:
+        j = mm.find(b"\xff", i, end)
+        if j < 0 or j + 1 >= end:
+            break
+        m = mm[j + 1]
+        if m in (0x00, 0xFF, 0x01) or 0xD0 <= m <= 0xD8:  # stuffing, fill, TEM, RSTn, SOI: no length
+            i = j + 1 if m == 0xFF else j + 2
+            continue
+        if m == 0xD9:  # EOI (an MPO's next image follows: its scans count too)
+            i = j + 2
+            continue
+        if m == 0xDA:
+            scans += 1
+            if scans > MAX_JPEG_SCANS:
+                break
+        i = j + 2 + (int.from_bytes(mm[j + 2 : j + 4], "big") if j + 4 <= end else 0)
+    return scans
+
+
+#: what a PNG, JPEG or WebP file may hold beyond its pixels' own bytes: an ICC profile, EXIF, text
+MAX_METADATA_BYTES = 64 << 20
+
+
+def check_file_bytes(path: str | Path, image_bytes: int, what: str) -> None:
+    """BadInput unless the file ``path`` holds at most ``image_bytes`` (the most its pixels take,
+    uncompressed) and :data:`MAX_METADATA_BYTES`. Pillow reads a WebP file whole when it opens it,
+    and the PNG check (:func:`_png_whole`) read the whole file: a 256 × 256 PNG or WebP followed by
+    3 GB (sparse: no disk) took 17 s and 41 s, and as many GB of memory, to measure it."""
+    size = os.path.getsize(path)
+    cap = int(image_bytes) + MAX_METADATA_BYTES
+    if size > cap:
+        raise BadInput(f"{path}: file too large: {size:,} bytes, more than {what} needs ({int(image_bytes):,} bytes of "
+                       f"pixels uncompressed and {MAX_METADATA_BYTES >> 20} MiB of metadata) (allowed: at most {cap:,} "
+                       "bytes; data appended to the image?)", file=str(path), field="file size")
 
 
 def _png_whole(p: str | Path) -> None:

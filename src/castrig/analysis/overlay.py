@@ -66,14 +66,33 @@ def write_overlay_png(path, rgb: np.ndarray) -> None:
 
 
 def is_overlay_png(path) -> bool:
-    """True when ``path`` is a PNG that :func:`write_overlay_png` wrote (it carries :data:`OVERLAY_MARK`)."""
-    from PIL import Image, UnidentifiedImageError
+    """True when ``path`` is a PNG that :func:`write_overlay_png` wrote (it carries :data:`OVERLAY_MARK`
+    in a tEXt chunk before its image data). Read chunk by chunk up to the image data, which is
+    never decoded: asked through Pillow (``im.text`` loads the image), an existing PNG at the
+    ``--overlay`` path declaring 50000 × 50000 px was a DecompressionBombError traceback."""
+    import struct
 
+    from castrig.regular import open_regular
+
+    mark = f"{OVERLAY_MARK[0]}\0{OVERLAY_MARK[1]}".encode("latin-1")
+    fh = open_regular(path)
+    if fh is None:
+        return False
     try:
-        with open(path, "rb") as fh:
+        with fh:
             if fh.read(8) != b"\x89PNG\r\n\x1a\n":
                 return False
-        with Image.open(path) as im:
-            return im.format == "PNG" and im.text.get(OVERLAY_MARK[0]) == OVERLAY_MARK[1]
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+            for _ in range(4096):  # (Pillow writes its text chunks right after the header)
+                head = fh.read(8)
+                if len(head) < 8:
+                    return False
+                size, kind = struct.unpack(">I4s", head)
+                if kind in (b"IDAT", b"IEND"):
+                    return False
+                data_at = fh.tell()
+                if kind == b"tEXt" and size == len(mark) and fh.read(size) == mark:
+                    return True
+                fh.seek(data_at + size + 4)  # (past the data and the CRC)
+            return False
+    except OSError:
         return False

@@ -75,8 +75,9 @@ def _no_pixel_size(path: Path, what: str, bad: dict | None, flag: str = "--pixel
                         "in µm, or set the unit in Fiji (Image > Properties) and save again",
                         file=str(path), field="unit")
     if bad and "tag" in bad:
+        allowed = bad.get("allowed", "a positive number of pixels per unit")
         return BadInput(f"{path}: its TIFF resolution tag {bad['tag']} is present but {bad['value']}, which is invalid "
-                        f"(allowed: a positive number of pixels per unit) ({what}); give {flag} UM",
+                        f"(allowed: {allowed}) ({what}); give {flag} UM",
                         file=str(path), field=bad["tag"])
     if bad:  # the instrument's field is there but no pixel size: named, with its value
         check_pixel_size(float(bad["value_um"]), bad["source"], file=path)
@@ -297,6 +298,15 @@ def _check_output_path(out: Path, flag: str) -> None:
 
     suffixes, example, what, noun = _OUTPUTS[flag]
     where = dict(file=str(out), field=flag)
+    try:  # (Path.is_dir() and exists() raised on a name too long: a traceback before anything was measured)
+        os.lstat(out)
+    except OSError as exc:
+        import errno
+
+        from castrig.tiffio import NAME_TOO_LONG
+
+        if exc.errno == errno.ENAMETOOLONG:
+            raise BadInput(f"{flag} {out}: {NAME_TOO_LONG}; give a shorter name (e.g. {example})", **where) from None
     if out.is_dir():
         raise BadInput(f"{flag} {out}: is a folder; give a file name in it (e.g. {out / example})", **where)
     if suffixes and out.suffix.lower() not in suffixes:

@@ -1,0 +1,273 @@
+"""Files whose bytes say one size and whose image another, met through the real ``castrig
+analyse`` in a subprocess: each is refused (exit 2, the file and the limit named) in well under
+5 s and without the memory its bytes would take."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import castrig
+
+
+def _pores() -> np.ndarray:
+    """A 256 × 256 top view: dark round pores 16 px apart on a bright film."""
+    y, x = np.mgrid[0:256, 0:256]
+    img = np.full((256, 256), 200, np.uint8)
+    img[((y % 16) - 8) ** 2 + ((x % 16) - 8) ** 2 < 25] = 40
+    return img
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_an_image_followed_by_gigabytes_is_refused_before_they_are_read(tmp_path, fmt):
+    """A 256 × 256 PNG or WebP followed by 3 GB (sparse here: no disk): the PNG check read the
+    whole file (17 s, 3 GB of memory), Pillow's WebP reader too (41 s), and both were measured."""
+    path = tmp_path / f"top.{fmt}"
+    Image.fromarray(_pores()).save(path)
+    with open(path, "r+b") as f:
+        f.truncate(3 * 2**30)
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, "--pixel-size", "1", cwd=tmp_path, address_space=2 * 2**30)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"top.{fmt}: file too large: 3,221,225,472 bytes" in done.stderr and "allowed: at most" in done.stderr
+    assert time.monotonic() - t0 < 5
+
+
+def test_a_png_with_more_appended_than_its_metadata_could_be_is_refused(tmp_path):
+    """Under the general bound but far beyond what a 256 × 256 PNG can hold: 65 MiB after its IEND."""
+    path = tmp_path / "top.png"
+    Image.fromarray(_pores()).save(path)
+    with open(path, "ab") as f:
+        f.write(bytes(65 << 20))
+    done = castrig("analyse", "surface", path.name, "--pixel-size", "1", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "top.png: file too large" in done.stderr and "a 256 × 256 PNG" in done.stderr
+
+
+def _one_strip_tiff(path, compression: str, data: bytes) -> None:
+    """A 256 × 256 TIFF (1 µm per pixel) in one strip of ``compression``, its strip's bytes then
+    replaced by ``data``: the tags still say 256 × 256, the strip's own header says what it says."""
+    import struct
+
+    import tifffile
+
+    tifffile.imwrite(path, _pores(), compression=compression, rowsperstrip=256, resolution=(10000, 10000), resolutionunit=3)
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        where = [(tags["StripOffsets"], len(raw)), (tags["StripByteCounts"], len(data))]
+        for tag, value in where:
+            struct.pack_into({3: "<H", 4: "<I"}[int(tag.dtype)], raw, tag.valueoffset, value)
+    path.write_bytes(bytes(raw) + data)
+
+
+def _jpeg_declaring(h: int, w: int) -> bytes:
+    import struct
+
+    import imagecodecs
+
+    j = bytearray(imagecodecs.jpeg8_encode(_pores(), level=90))
+    sof = j.find(b"\xff\xc0")
+    struct.pack_into(">HH", j, sof + 5, h, w)
+    return bytes(j)
+
+
+def _j2k_declaring(h: int, w: int) -> bytes:
+    import struct
+
+    import imagecodecs
+
+    j = bytearray(imagecodecs.jpeg2k_encode(_pores(), level=80, codecformat="J2K"))
+    siz = j.find(b"\xff\x51")
+    struct.pack_into(">II", j, siz + 6, w, h)
+    return bytes(j)
+
+
+@pytest.mark.parametrize("compression, data, codec", [
+    ("jpeg", lambda: _jpeg_declaring(60000, 60000), "JPEG"),
+    ("jpeg2000", lambda: _j2k_declaring(60000, 60000), "JPEG 2000"),
+], ids=["jpeg", "jpeg2000"])
+def test_a_tiff_strip_declaring_a_huge_image_of_its_own_is_refused_before_decoding(tmp_path, compression, data, codec):
+    """A 256 × 256 JPEG TIFF of 100 kB whose one strip's JPEG header says 60000 × 60000: the
+    decoder allocated what the strip said (3.5 GB, 10 s) and the image was measured, exit 0, on
+    whatever came out. Under ulimit -v 1.5 GiB, as a small machine has: no MemoryError either."""
+    path = tmp_path / "top.tif"
+    _one_strip_tiff(path, compression, data())
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path, address_space=3 * 2**29)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert (f"top.tif: its {codec} data declares 60000 × 60000 px in strip 1 (allowed: at most the strip's 256 × 256 px)"
+            in done.stderr), done.stderr
+    assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("compression", ["jpeg", "jpeg2000", "png", "webp"])
+def test_image_codec_tiffs_of_strips_and_tiles_are_still_measured(tmp_path, compression):
+    """The check reads each strip's or tile's own header: it passes what the codecs write."""
+    import json
+
+    import tifffile
+
+    img = _pores() if compression != "webp" else np.repeat(_pores()[..., None], 3, -1)
+    for layout in (dict(rowsperstrip=48), dict(tile=(64, 64))):
+        tifffile.imwrite(tmp_path / "top.tif", img, compression=compression, resolution=(10000, 10000), resolutionunit=3,
+                         **layout)
+        done = castrig("analyse", "surface", "top.tif", "--json", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert json.loads(done.stdout)["pore_count"] == 256
+
+
+def test_a_tiff_whose_tiles_declare_a_huge_size_is_refused_before_decoding(tmp_path):
+    """A 256 × 256 JPEG TIFF in one 256 × 256 tile, its TileWidth and TileLength then set to
+    65536: each tile was decoded to its declared size before being cut to the image (12 s,
+    gigabytes) and a grey image measured, exit 0."""
+    import struct
+
+    import tifffile
+
+    path = tmp_path / "top.tif"
+    tifffile.imwrite(path, _pores(), tile=(256, 256), compression="jpeg", resolution=(10000, 10000), resolutionunit=3)
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        for name in ("TileWidth", "TileLength"):
+            tag = tif.pages[0].tags[name]
+            fmt = {3: "<H", 4: "<I"}[int(tag.dtype)]
+            struct.pack_into(fmt, raw, tag.valueoffset, 65520 if fmt == "<H" else 65536)
+    path.write_bytes(bytes(raw))
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path, address_space=3 * 2**29)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "top.tif: tile too large: its TileLength × TileWidth declare" in done.stderr and "allowed: at most 100 Mpx" in done.stderr
+    assert time.monotonic() - t0 < 5
+
+
+def test_a_strip_whose_byte_count_says_gigabytes_is_refused_before_it_is_read(tmp_path):
+    """A 256 × 256 Deflate TIFF whose StripByteCounts says 3 GB, in a file made 3 GB long
+    (sparse: no disk): the strip was read whole before being inflated (9 s, 3 GB of memory)."""
+    import struct
+
+    import tifffile
+
+    path = tmp_path / "top.tif"
+    tifffile.imwrite(path, _pores(), compression="zlib", rowsperstrip=256, resolution=(10000, 10000), resolutionunit=3)
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[0].tags["StripByteCounts"]
+        struct.pack_into({3: "<H", 4: "<I"}[int(tag.dtype)], raw, tag.valueoffset, 3 * 2**30)
+    path.write_bytes(bytes(raw))
+    with open(path, "r+b") as f:
+        f.truncate(3 * 2**30 + 4096)
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path, address_space=2 * 2**30)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "top.tif: its strip 1 holds 3,221,225,472 compressed bytes for 256 × 256 px" in done.stderr, done.stderr
+    assert time.monotonic() - t0 < 5
+
+
+def test_an_image_cut_into_millions_of_strips_is_refused_before_they_are_read(tmp_path):
+    """A TIFF declaring 1 × 20 000 000 px in one-row strips (20 M offsets and byte counts, a
+    sparse file of 160 MB): 41 s of CPU and 4 GB before "image too small"."""
+    import struct
+
+    n, ntags = 20_000_000, 10
+    offsets_at = 8 + 2 + 12 * ntags + 4
+    counts_at = offsets_at + 4 * n
+    entries = [(256, 4, 1, 1), (257, 4, 1, n), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, n, offsets_at),
+               (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, n, counts_at), (284, 3, 1, 1)]
+    ifd = struct.pack("<H", ntags) + b"".join(
+        struct.pack("<HHIHH", tag, typ, count, value, 0) if typ == 3 else struct.pack("<HHII", tag, typ, count, value)
+        for tag, typ, count, value in entries) + struct.pack("<I", 0)
+    path = tmp_path / "tall.tif"
+    with open(path, "wb") as f:
+        f.write(b"II*\x00" + struct.pack("<I", 8) + ifd)
+        f.truncate(counts_at + 4 * n)
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, "--pixel-size", "1", cwd=tmp_path, address_space=2 * 2**30, timeout_s=90)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert ("tall.tif: its image is cut into 20,000,000 pieces (TIFF tag StripOffsets) (allowed: at most 524,288 strips "
+            "or tiles)") in done.stderr, done.stderr
+    assert time.monotonic() - t0 < 5
+
+
+def test_a_tag_declaring_a_value_of_gigabytes_is_refused_before_it_is_read(tmp_path):
+    """A 256 × 256 TIFF whose ImageDescription declares 1.5 GB, the file made that long (sparse):
+    tifffile reads the description whole as it opens the file (1.5 GB of memory, 7 s), and the
+    image was measured, exit 0."""
+    import struct
+
+    import tifffile
+
+    path = tmp_path / "top.tif"
+    tifffile.imwrite(path, _pores(), description="x" * 100, resolution=(10000, 10000), resolutionunit=3, metadata=None)
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[0].tags["ImageDescription"]
+        struct.pack_into("<II", raw, tag.offset + 4, 1_500_000_000, len(raw))  # its count, and its value at the end
+    path.write_bytes(bytes(raw))
+    with open(path, "r+b") as f:
+        f.truncate(len(raw) + 1_500_000_000)
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path, address_space=3 * 2**29)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert ("top.tif: its TIFF tag 270 (ImageDescription) declares a value of 1,500,000,000 bytes (allowed: at most "
+            "67,108,864)") in done.stderr, done.stderr
+    assert time.monotonic() - t0 < 5
+
+
+def test_a_jpeg_of_hundreds_of_scans_is_refused_before_it_is_decoded(tmp_path):
+    """A progressive JPEG whose last scan is repeated: each scan is one more pass of the decoder
+    over the whole image, however few bytes it holds (20 000 copies of one scan of a 2000 × 2000
+    px JPEG: 12 s, measured, exit 0; scans of a few bytes over a 100 Mpx image: hours). Here 300
+    scans of a 256 × 256 image, which castrig measured."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(_pores()).save(buf, "JPEG", progressive=True, quality=90)
+    data = buf.getvalue()
+    last_scan = data.rindex(b"\xff\xda")
+    assert data.endswith(b"\xff\xd9")
+    (tmp_path / "top.jpg").write_bytes(data[:-2] + data[last_scan:-2] * 300 + b"\xff\xd9")
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", "top.jpg", "--pixel-size", "1", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "top.jpg: holds more than 256 JPEG scans (allowed: at most 256" in done.stderr, done.stderr
+    assert time.monotonic() - t0 < 5
+
+
+def test_a_gif_of_millions_of_frames_is_refused_without_walking_them_all(tmp_path):
+    """A GIF says no frame count: Pillow's n_frames walks every frame. 2 500 000 frames of 1 px
+    (57 MB) took some 7 s only to be refused ("holds 2500001 frames"); a GIF as large as the
+    file limit allows, a minute. The frames are counted to 1000."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(_pores()).save(buf, "GIF")
+    gif = buf.getvalue()
+    assert gif.endswith(b";")
+    frame = b"\x21\xf9\x04\x00\x00\x00\x00\x00" + b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00" + b"\x02\x02\x44\x01\x00"
+    (tmp_path / "top.gif").write_bytes(gif[:-1] + frame * 2_500_000 + b";")
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", "top.gif", "--pixel-size", "1", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "top.gif: holds more than 1000 frames (GIF)" in done.stderr, done.stderr
+    assert time.monotonic() - t0 < 5
+
+
+def test_a_jpeg_tiff_strip_of_hundreds_of_scans_is_refused_before_it_is_decoded(tmp_path):
+    """The same as a JPEG file's, inside a TIFF: one strip, a progressive JPEG whose smallest scan
+    is repeated 300 times; tifffile hands it to the JPEG decoder, one pass per scan."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(_pores()).save(buf, "JPEG", progressive=True, quality=90)
+    data = buf.getvalue()
+    starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xda"] + [len(data) - 2]
+    scans = [data[a:b] for a, b in zip(starts, starts[1:])]
+    smallest = min(scans, key=len)
+    _one_strip_tiff(tmp_path / "top.tif", "jpeg", data[:-2] + smallest * 300 + b"\xff\xd9")
+    done = castrig("analyse", "surface", "top.tif", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "top.tif: holds more than 256 JPEG scans in strip 1 (allowed: at most 256" in done.stderr, done.stderr

@@ -1,0 +1,105 @@
+"""TIFF resolution tags as odd writers leave them, met through the real ``castrig analyse`` in
+a subprocess: a DOUBLE where TIFF 6.0 says RATIONAL is read; a value that is no resolution
+(negative, NaN, infinite) or a ResolutionUnit TIFF does not define is named, with what is
+allowed — never "cannot read TIFF" of a readable image, nor "no pixel size in the file" of a
+file whose tag is there and wrong."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import castrig
+
+
+def _tiff(path, *, unit: int | None = None, x: tuple[int, object] | None = None) -> None:
+    """A 256 × 256 top view at 10000 px per cm (1 µm), its ResolutionUnit then set to ``unit``
+    and its XResolution and YResolution to ``x`` = (TIFF type, value): 12 DOUBLE, 10 SRATIONAL."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    img = np.full((256, 256), 200, np.uint8)
+    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
+    tifffile.imwrite(path, img, resolution=(10000, 10000), resolutionunit=3)
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        if unit is not None:
+            struct.pack_into("<H", raw, tags["ResolutionUnit"].valueoffset, unit)
+        if x is not None:
+            typ, value = x
+            for name in ("XResolution", "YResolution"):
+                struct.pack_into("<H", raw, tags[name].offset + 2, typ)  # the entry's type
+                struct.pack_into({12: "<d", 10: "<ii"}[typ], raw, tags[name].valueoffset, *np.atleast_1d(value).tolist())
+    path.write_bytes(bytes(raw))
+
+
+def test_a_resolution_written_as_a_double_is_read(tmp_path):
+    """10000.0 px per cm as a DOUBLE: tifffile gives a 1-tuple, castrig unpacked two values and
+    said "cannot read TIFF (not enough values to unpack (expected 2, got 1))"."""
+    _tiff(tmp_path / "top.tif", x=(12, 10000.0))
+    done = castrig("analyse", "surface", "top.tif", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["pixel_size_um"] == pytest.approx(1.0) and out["pixel_size_source"] == "TIFF resolution tags"
+
+
+@pytest.mark.parametrize("how, said", [
+    (dict(x=(12, float("nan"))), "XResolution is present but nan, which is invalid (allowed: a positive number of pixels per unit)"),
+    (dict(x=(12, float("inf"))), "XResolution is present but inf, which is invalid (allowed: a positive number"),
+    (dict(x=(10, (-10000, 1))), "XResolution is present but -10000 (negative), which is invalid (allowed: a positive number"),
+    (dict(unit=4), "ResolutionUnit is present but 4, which is invalid (allowed: 1 (none: ImageJ's unit), 2 (inch) or 3 (centimetre))"),
+], ids=["nan", "inf", "negative", "unit-4"])
+def test_a_resolution_tag_that_is_there_and_wrong_is_named(tmp_path, how, said):
+    """NaN and inf were "cannot read TIFF (not enough values to unpack ...)"; a negative
+    SRATIONAL and an undefined ResolutionUnit were "no pixel size in the file"."""
+    _tiff(tmp_path / "top.tif", **how)
+    done = castrig("analyse", "surface", "top.tif", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"top.tif: its TIFF resolution tag {said}" in done.stderr, done.stderr
+    assert "give --pixel-size UM" in done.stderr
+
+
+def test_a_zeiss_tag_of_many_blank_lines_is_read_in_linear_time(tmp_path):
+    """tifffile's reading of Zeiss SmartSEM's tag 34118 grows a tuple by one per line it cannot
+    name: 200 000 blank lines (400 kB) before AP_PIXEL_SIZE took some 25 s, a 10 MB tag over
+    a minute. castrig reads the tag's text itself, in one pass."""
+    import time
+
+    yy, xx = np.mgrid[0:256, 0:256]
+    img = np.full((256, 256), 200, np.uint8)
+    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
+    text = b"\r\n" * 200_000 + b"DP_PIXEL_SIZE\r\nPix Size state = calibrated\r\nAP_PIXEL_SIZE\r\nPixel Size = 250.0 nm\r\n\x00"
+    tifffile.imwrite(tmp_path / "zeiss.tif", img, extratags=[(34118, 2, len(text), text, True)])
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", "zeiss.tif", "--json", cwd=tmp_path, timeout_s=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert time.monotonic() - t0 < 5
+    out = json.loads(done.stdout)
+    assert out["pixel_size_um"] == pytest.approx(0.25) and out["pixel_size_source"].startswith("Zeiss SmartSEM tag 34118")
+
+
+@pytest.mark.parametrize("second", ["fei-tag", "hitachi-sidecar"])
+def test_two_instruments_that_disagree_on_the_pixel_size_are_both_said(tmp_path, second):
+    """A file with no resolution tags whose Zeiss tag says 0.25 µm and whose FEI tag says 1 µm
+    (or an FEI-tagged TIFF beside a Hitachi .txt saying 1 µm): the first was used and the other
+    never read or never said: exit 0, no warning, a pixel size 4× off for one of them."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    img = np.full((256, 256), 200, np.uint8)
+    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
+    zeiss = b"AP_PIXEL_SIZE\r\nImage Pixel Size = 250 nm\r\n"
+    if second == "fei-tag":
+        tags = [(34118, 2, len(zeiss), zeiss, True), (34682, "s", 0, "[Scan]\r\nPixelWidth=1e-06\r\n", True)]
+        used, other = "Zeiss SmartSEM tag 34118", "FEI/Thermo tag 34682 ([Scan] PixelWidth) says 1 µm"
+    else:
+        tags = [(34682, "s", 0, "[Scan]\r\nPixelWidth=2.5e-07\r\n", True)]
+        (tmp_path / "sem.txt").write_text("PixelSize=1000\n")
+        used, other = "FEI/Thermo tag 34682", "Hitachi sidecar sem.txt (PixelSize) says 1 µm"
+    tifffile.imwrite(tmp_path / "sem.tif", img, extratags=tags)
+    done = castrig("analyse", "surface", "sem.tif", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["pixel_size_um"] == pytest.approx(0.25) and out["pixel_size_source"].startswith(used)
+    assert any(other in w and "4× apart" in w for w in out["warnings"]), out["warnings"]
