@@ -141,7 +141,7 @@ def test_queue_resume_of_a_file_that_is_no_queue_state(given, tmp_path, capsys):
         path.write_text(f'{{"profile": "{ROOT / "hw_profiles" / "sim.yaml"}", "recipes": ["demo.yaml"]}}')
     else:
         path = tmp_path
-    says = "Is a directory" if given == "folder" else "needs an object with 'profile' (a path) and 'items' (a list)"
+    says = "not a regular file" if given == "folder" else "needs an object with 'profile' (a path) and 'items' (a list)"
     _refused(castrig_main(capsys, "queue", "--resume", str(path)), f"--resume {path}: not a queue state file", says)
 
 

@@ -30,7 +30,8 @@ def _process_state(pid: int) -> str:
 
 
 def _samples(run_dir: Path) -> int:
-    return run_rows(run_dir, "select count(*) from samples")[0][0]
+    rows = run_rows(run_dir, "select count(*) from samples")  # ([] while the folder is being made)
+    return rows[0][0] if rows else 0
 
 
 def test_ctrl_z_in_a_job_control_shell_does_not_suspend_a_run(tmp_path: Path, terminal_run):
