@@ -289,9 +289,9 @@ def _assignments_locked(root: str | Path | None) -> Iterator[Path]:
             holder = exc.holder
             if isinstance(holder, oslock.Holder) and oslock.process_stopped(holder.pid, holder.host):
                 # a holder stopped (Ctrl-Z, SIGSTOP) lets go only once continued: waited for
-                # silently for the whole minute, then refused; said at once, with the way out
-                raise Busy(f"{exc}: that process is STOPPED (kill -CONT {holder.pid} lets it finish)",
-                           holder=holder) from None
+                # silently for the whole minute, then refused; refused at once (the refusal says
+                # it is STOPPED, and kill -CONT: oslock.Holder.describe)
+                raise
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
