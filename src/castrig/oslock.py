@@ -50,7 +50,11 @@ class Holder:
         host = f" on {self.host}" if self.host else ""
         since = f" since {self.started_utc}" if self.started_utc else ""
         what = f" ({self.purpose})" if self.purpose else ""
-        return f"{who}{host}{since}{what}"
+        # a stopped holder (Ctrl-Z, SIGSTOP) lets go only once continued: said, with the way out
+        # (a refusal named a pid alone, and the one it waited on never came)
+        stopped = f" -- that process is STOPPED (kill -CONT {self.pid} lets it go on)" \
+            if self.pid is not None and process_stopped(self.pid, self.host) else ""
+        return f"{who}{host}{since}{what}{stopped}"
 
     @classmethod
     def read(cls, path: Path) -> "Holder":

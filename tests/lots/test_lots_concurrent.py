@@ -82,3 +82,40 @@ def test_concurrent_assigns_of_different_lots_are_all_recorded(tmp_path, reap):
     recorded = json.loads((root / "lots.json").read_text())
     expected = {**{lot: uses[lot] for lot in chosen[2:]}, lots[6]: "coculture", lots[7]: "blood_filter"}
     assert {lot: a["intended_use"] for lot, a in recorded.items()} == expected
+
+
+#: A sitecustomize: the process stops itself (SIGSTOP, as Ctrl-Z does) as it writes lots.json,
+#: holding the lock on the lot assignments.
+_STOP_IN_THE_WRITE = """
+import os, signal
+_replace = os.replace
+def _replace_after_a_stop(src, dst, *a, **kw):
+    if str(dst).endswith("lots.json"):
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return _replace(src, dst, *a, **kw)
+os.replace = _replace_after_a_stop
+"""
+
+
+def test_an_assign_held_up_by_a_stopped_assign_is_busy_at_once_saying_so(tmp_path, reap):
+    """`castrig lots assign` Ctrl-Z'd as it writes holds the assignments' lock for as long as it is
+    stopped. Another assign waited the whole minute (LOCK_WAIT_S) saying nothing, then was
+    refused. It is refused at once now (exit 4), naming the stopped process and `kill -CONT`;
+    once continued, the first assign finishes and the second goes through."""
+    from conftest import castrig, wait_until
+
+    root, lots = _root_with_lots(tmp_path, 2)
+    first = reap(start_castrig("lots", "assign", lots[0], "--use", "blood_filter", "--data", str(root), "--allow-simulated",
+                               **with_sitecustomize(tmp_path, _STOP_IN_THE_WRITE)))
+    wait_until(lambda: Path(f"/proc/{first.pid}/stat").read_text().rpartition(")")[2].split()[0] == "T", timeout_s=30,
+               what="the first assign stopped in its write")
+    second = castrig("lots", "assign", lots[1], "--use", "coculture", "--data", str(root), "--allow-simulated", timeout_s=120)
+    assert second.returncode == 4, (second.returncode, second.stdout, second.stderr)
+    said = " ".join(second.stderr.split())
+    assert f"pid {first.pid}" in said and "STOPPED" in said and f"kill -CONT {first.pid}" in said, said
+    first.send_signal(__import__("signal").SIGCONT)
+    assert first.wait(timeout=60) == 0
+    again = castrig("lots", "assign", lots[1], "--use", "coculture", "--data", str(root), "--allow-simulated")
+    assert again.returncode == 0, again.stderr
+    recorded = json.loads((root / "lots.json").read_text())
+    assert recorded[lots[0]]["intended_use"] == "blood_filter" and recorded[lots[1]]["intended_use"] == "coculture"

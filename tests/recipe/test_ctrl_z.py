@@ -93,6 +93,23 @@ def test_a_run_in_the_background_paused_by_kill_int_is_not_stopped_by_its_prompt
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "aborted"
 
 
+def test_a_queue_in_the_background_under_stty_tostop_runs_every_recipe(tmp_path: Path, terminal_run):
+    """`stty tostop`, then `castrig queue R1 R2 &`: the first run's last lines, written after its
+    own handlers were gone, stopped the queue ("Stopped (tty output)", SIGTTOU), and the second
+    recipe never ran until someone typed `fg`. The rig commands write to the terminal from the
+    background as they go: both runs complete and the queue ends 0."""
+    data = tmp_path / "runs"
+    short = ROOT / "tests" / "data" / "short.yaml"
+    shell = terminal_run([], cwd=ROOT, argv=["bash", "--norc", "--noprofile", "-i"])
+    shell.send("stty tostop\n")
+    shell.send(f"{sys.executable} -m castrig queue {short} {short} --data {data} &\n")
+    shell.send('wait %1; echo "queue""-exit=$?"\n')  # (the line as typed does not hold the text looked for)
+    shell.expect("queue-exit=", timeout_s=90)
+    assert "queue-exit=0" in shell.output and "Stopped" not in shell.output, shell.output[-2000:]
+    outcomes = [json.loads(p.read_text())["outcome"] for p in sorted(data.glob("*/run.json"))]
+    assert outcomes == ["completed", "completed"]
+
+
 #: A sitecustomize: the Ctrl-Z handler of a command that drives the rig installed 1.5 s late, as
 #: on a loaded machine (two of them at once on CI's two cores).
 LATE_HANDLER = """

@@ -87,6 +87,9 @@ def test_resume_of_a_live_run_is_refused_naming_the_holder(tmp_path, reap):
 
     assert refused.returncode == 4, refused.stderr
     assert f"pid {run.pid}" in refused.stderr and "Traceback" not in refused.stderr
+    # and that its holder is stopped, with the way out: a pid alone left the operator waiting on it
+    said = " ".join(refused.stderr.split())
+    assert "that process is STOPPED" in said and f"kill -CONT {run.pid}" in said, said
     assert _journal(run_dir) == rows_before
     assert run_rows(run_dir, "SELECT count(*) FROM samples") == samples_before
     listed = castrig("runs", "--data", str(data))

@@ -61,6 +61,11 @@ def main() -> int:
         signal.signal(signal.SIGTERM, raise_terminated if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG else signal.SIG_DFL)
         if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG:  # Ctrl-\ as SIGTERM (recipe/session.py: _signals)
             signal.signal(signal.SIGQUIT, raise_terminated)
+            # started in the background under `stty tostop`, a line written outside a run's own
+            # handlers (rig/not_suspended.py) -- a run's last lines, a queue's between two runs --
+            # stopped the process ("Stopped (tty output)"): the queue's next recipes never ran, a
+            # run's devices stayed owned. Ignored for the whole command, such a write just goes out
+            signal.signal(signal.SIGTTOU, signal.SIG_IGN)
 
     try:
         code = cli_main(ready=ready)

@@ -285,7 +285,13 @@ def _assignments_locked(root: str | Path | None) -> Iterator[Path]:
         try:
             oslock.acquire(path, purpose="castrig lots assign/unassign", what=f"the lot assignments ({store_root / _ASSIGNMENTS})")
             break
-        except Busy:
+        except Busy as exc:
+            holder = exc.holder
+            if isinstance(holder, oslock.Holder) and oslock.process_stopped(holder.pid, holder.host):
+                # a holder stopped (Ctrl-Z, SIGSTOP) lets go only once continued: waited for
+                # silently for the whole minute, then refused; refused at once (the refusal says
+                # it is STOPPED, and kill -CONT: oslock.Holder.describe)
+                raise
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)

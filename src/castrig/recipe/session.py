@@ -39,7 +39,7 @@ from castrig.rig.not_suspended import not_suspended
 from castrig.rig.ownership import open_owned_rig
 from castrig.rig.profile import Profile, load_profile
 from castrig.store import MembraneRecord, RunInfo, RunRecorder, SqliteRunStore, StoreError, data_root as data_root_of, open_store, unwritable, utc_now_iso
-from castrig.store.sqlite_store import is_disk_full, run_folder_word
+from castrig.store.sqlite_store import is_disk_full, run_folder_word, writable_now
 from castrig.store.base import grades_of
 from castrig.store.commands import STATUS_NAME, control_dir
 from castrig.store.lock import LOCK_NAME, claim_run, recorded_on_another_host, release_run
@@ -674,6 +674,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         last_sample = recorder.last_sample_t_s()  # (one max in SQLite, not every sample of the night read back)
         last_t = max([0.0, last_sample or 0.0] + [e.t_s for e in recorder.events()[-50:]] + [j.t_s for j in journal[-5:]])
         setpoints = recorder.events("setpoint")
+        writable_now(run_dir)  # a reader holding a closed run's records: Busy (exit 4), nothing sent
     except BaseException:
         recorder.close()
         raise

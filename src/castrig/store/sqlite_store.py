@@ -94,6 +94,10 @@ CREATE TABLE IF NOT EXISTS membranes(
 SYNC_MODES = ("FULL", "NORMAL")
 
 
+#: How long :func:`connect` tries to switch a database to WAL while another connection holds it.
+WAL_SWITCH_WAIT_S = 10.0
+
+
 def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     """A connection in autocommit mode with WAL; transactions are explicit."""
     if synchronous not in SYNC_MODES:
@@ -101,15 +105,21 @@ def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     # (Python's absolute path: SQLite's own refused a `--data ../../../../tmp/x` whose ".." reach
     # above "/", where the OS stays at "/": "unable to open database file", the run faulted)
     conn = sqlite3.connect(os.path.abspath(path), isolation_level=None, timeout=10.0)
-    for attempt in range(50):  # two processes making a fresh database: switching to WAL may
-        try:                   # answer 'locked' without waiting on the busy handler
+    # Two processes making a fresh database: switching to WAL may answer 'locked' without waiting
+    # on the busy handler; the other's switch takes milliseconds (I/O, not the run's clock). A
+    # closed run's reader holding it (rollback-journal mode: see writable_now) refuses the switch
+    # for as long as it reads: bounded in all (it was 50 tries of a 10 s busy wait each, ~8 min).
+    conn.execute("PRAGMA busy_timeout=1000")
+    deadline = time.monotonic() + WAL_SWITCH_WAIT_S
+    while True:
+        try:
             conn.execute("PRAGMA journal_mode=WAL")
             break
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == 49:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
                 conn.close()
                 raise
-            time.sleep(0.05)  # the other process's switch takes milliseconds (I/O, not the run's clock)
+            time.sleep(0.05)
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=10000")
     return conn
@@ -506,6 +516,55 @@ class SqliteRunRecorder(RunRecorder):
         if self.owns_lock:
             self.owns_lock = False
             release_run(self.run_dir)
+
+
+def writable_now(run_dir: Path, wait_s: float = 10.0, *, again: str = "resume again") -> None:
+    """:class:`Busy` unless ``run_dir``'s run.sqlite can be written now: its journal switched back
+    to WAL (as :func:`connect` does), where no reader holds a writer up. A closed run is left in
+    rollback-journal mode (:func:`hand_over`), and there a reader's open transaction -- a ``castrig
+    export`` or ``report`` stopped with Ctrl-Z, a database browser with the file open -- refused
+    the switch and every write: ``castrig resume`` of an interrupted or aborted run sat in its
+    busy waits (10 s each, up to 50 of them), Ctrl-C held, before it recorded anything. Looked
+    at before the rig is touched; waits ``wait_s`` for a reader that is about to let go."""
+    path = Path(run_dir) / "run.sqlite"
+    conn = sqlite3.connect(os.path.abspath(path), isolation_level=None, timeout=0.2)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise _write_error(exc) from exc
+                if time.monotonic() > deadline:
+                    raise Busy(f"{path} is held open by another process{_lock_holders(path)}, so the run's records "
+                               "cannot be written: let it go (a stopped castrig export or report: kill -CONT it or end "
+                               f"it; a database browser: close the file) and {again}") from None
+                time.sleep(0.1)
+    finally:
+        conn.close()
+
+
+def _lock_holders(path: Path) -> str:
+    """' (pid N, STOPPED)': the other processes holding a lock on ``path`` (Linux's /proc/locks)."""
+    from castrig import oslock
+
+    try:
+        st = path.stat()
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return ""
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids = []
+    for line in table.splitlines():
+        fields = line.split()
+        if "->" in fields:  # a waiter
+            continue
+        if len(fields) >= 6 and fields[5] == where and fields[4].isdigit() and int(fields[4]) not in (os.getpid(), *pids):
+            pids.append(int(fields[4]))
+    said = [f"pid {pid}{', STOPPED' if oslock.process_stopped(pid, socket.gethostname()) else ''}" for pid in pids]
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def hand_over(db: sqlite3.Connection) -> None:

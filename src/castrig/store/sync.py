@@ -28,7 +28,7 @@ from castrig.store.postgres_store import (
     run_uid_of,
     sync_run_row,
 )
-from castrig.store.sqlite_store import SqliteRunStore, connect, hand_over
+from castrig.store.sqlite_store import SqliteRunStore, connect, hand_over, writable_now
 
 
 @dataclass
@@ -69,6 +69,7 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
     recorder = SqliteRunStore(run_dir.parent).open_run(run_dir)  # BadInput unless a run folder
     info = recorder.info
     recorder.close()
+    writable_now(run_dir, again="sync again")  # a reader holding a closed run's records: Busy (exit 4) naming it, not a wait
     db = connect(run_dir / "run.sqlite")
     try:
         uid = run_uid_of(db)
