@@ -398,7 +398,8 @@ MAX_TAG_BYTES = 64 << 20
 def _check_directories(path: str) -> None:
     """BadInput if an image directory of the TIFF ``path`` (of the first :data:`MAX_TIFF_PAGES`
     in its chain) declares more than :data:`MAX_TIFF_SEGMENTS` strip or tile offsets or byte
-    counts, or a tag value of more than :data:`MAX_TAG_BYTES`. Read from the directories'
+    counts, or a tag value of more than :data:`MAX_TAG_BYTES`; or all of them together more than
+    :data:`MAX_TIFF_SEGMENTS` strips or tiles or 4 × :data:`MAX_TAG_BYTES`. Read from the directories'
     entries before tifffile opens the file: tifffile reads such arrays and texts whole as it
     opens it, whatever their size."""
     import struct
@@ -409,6 +410,7 @@ def _check_directories(path: str) -> None:
         bo, cnt_fmt, entry, big = lay.bo, lay.cnt_fmt, lay.entry, lay.big
         offset = lay.first or 0
         seen: set[int] = set()
+        segments = tag_bytes = 0  # (over all the directories: 256 of them, each just within the bounds, are 256 times more)
         while 0 < offset < size and offset not in seen and len(seen) <= MAX_TIFF_PAGES:
             seen.add(offset)
             f.seek(offset)
@@ -438,6 +440,14 @@ def _check_directories(path: str) -> None:
                     raise BadInput(f"{path}: its TIFF tag {tag} ({name}) declares a value of {nbytes:,} bytes (allowed: "
                                    f"at most {MAX_TAG_BYTES:,}); the file is damaged or crafted, not read", file=path,
                                    field=name)
+                segments += count if tag in (273, 324) else 0
+                tag_bytes += nbytes
+                if segments > MAX_TIFF_SEGMENTS or tag_bytes > 4 * MAX_TAG_BYTES:
+                    said = (f"its images are cut into more than {MAX_TIFF_SEGMENTS:,} strips or tiles in all" if
+                            segments > MAX_TIFF_SEGMENTS else f"its tags declare more than {4 * MAX_TAG_BYTES:,} bytes in all")
+                    raise BadInput(f"{path}: {said} ({len(seen)} image directories) (allowed: at most "
+                                   f"{MAX_TIFF_SEGMENTS:,} strips or tiles and {4 * MAX_TAG_BYTES:,} bytes of tags in a "
+                                   "file); the file is damaged or crafted, not read", file=path, field="pages")
             raw = f.read(struct.calcsize(lay.off_fmt))
             if len(raw) < struct.calcsize(lay.off_fmt):
                 return

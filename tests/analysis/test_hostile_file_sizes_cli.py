@@ -317,3 +317,34 @@ def test_jpeg_tiles_that_overlap_in_the_file_are_refused_before_they_are_read_ag
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "top.tif: its tiles" in done.stderr and "overlap in the file" in done.stderr, done.stderr
     assert time.monotonic() - t0 < 5
+
+
+def test_a_tiff_of_many_pages_each_just_within_the_strip_bound_is_refused_before_it_is_read(tmp_path):
+    """12 image directories, each 1 × 400 000 px in one-row strips (each within the bound of
+    524 288 strips; a sparse file of 40 MB): tifffile read and decoded them all, page after page,
+    before the stack was refused as too small. The bound holds for the file, not each page."""
+    import struct
+
+    n, ntags, pages = 400_000, 10, 12
+    ifd_size = 2 + 12 * ntags + 4
+    path = tmp_path / "stack.tif"
+    with open(path, "wb") as f:
+        f.write(b"II*\x00" + struct.pack("<I", 8))
+        at = 8
+        for page in range(pages):
+            offsets_at = at + ifd_size
+            counts_at = offsets_at + 4 * n
+            following = counts_at + 4 * n if page < pages - 1 else 0
+            entries = [(256, 4, 1, 1), (257, 4, 1, n), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, n, offsets_at),
+                       (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, n, counts_at), (284, 3, 1, 1)]
+            f.seek(at)
+            f.write(struct.pack("<H", ntags) + b"".join(
+                struct.pack("<HHIHH", tag, typ, count, value, 0) if typ == 3 else struct.pack("<HHII", tag, typ, count, value)
+                for tag, typ, count, value in entries) + struct.pack("<I", following))
+            at = counts_at + 4 * n
+        f.truncate(at)
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, "--pixel-size", "1", cwd=tmp_path, timeout_s=90)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "stack.tif: its images are cut into more than 524,288 strips or tiles in all" in done.stderr, done.stderr
+    assert time.monotonic() - t0 < 5
