@@ -398,7 +398,8 @@ MAX_TAG_BYTES = 64 << 20
 def _check_directories(path: str) -> None:
     """BadInput if an image directory of the TIFF ``path`` (of the first :data:`MAX_TIFF_PAGES`
     in its chain) declares more than :data:`MAX_TIFF_SEGMENTS` strip or tile offsets or byte
-    counts, or a tag value of more than :data:`MAX_TAG_BYTES`. Read from the directories'
+    counts, or a tag value of more than :data:`MAX_TAG_BYTES`; or all of them together more than
+    :data:`MAX_TIFF_SEGMENTS` strips or tiles or 4 × :data:`MAX_TAG_BYTES`. Read from the directories'
     entries before tifffile opens the file: tifffile reads such arrays and texts whole as it
     opens it, whatever their size."""
     import struct
@@ -409,6 +410,7 @@ def _check_directories(path: str) -> None:
         bo, cnt_fmt, entry, big = lay.bo, lay.cnt_fmt, lay.entry, lay.big
         offset = lay.first or 0
         seen: set[int] = set()
+        segments = tag_bytes = 0  # (over all the directories: 256 of them, each just within the bounds, are 256 times more)
         while 0 < offset < size and offset not in seen and len(seen) <= MAX_TIFF_PAGES:
             seen.add(offset)
             f.seek(offset)
@@ -438,6 +440,14 @@ def _check_directories(path: str) -> None:
                     raise BadInput(f"{path}: its TIFF tag {tag} ({name}) declares a value of {nbytes:,} bytes (allowed: "
                                    f"at most {MAX_TAG_BYTES:,}); the file is damaged or crafted, not read", file=path,
                                    field=name)
+                segments += count if tag in (273, 324) else 0
+                tag_bytes += nbytes
+                if segments > MAX_TIFF_SEGMENTS or tag_bytes > 4 * MAX_TAG_BYTES:
+                    said = (f"its images are cut into more than {MAX_TIFF_SEGMENTS:,} strips or tiles in all" if
+                            segments > MAX_TIFF_SEGMENTS else f"its tags declare more than {4 * MAX_TAG_BYTES:,} bytes in all")
+                    raise BadInput(f"{path}: {said} ({len(seen)} image directories) (allowed: at most "
+                                   f"{MAX_TIFF_SEGMENTS:,} strips or tiles and {4 * MAX_TAG_BYTES:,} bytes of tags in a "
+                                   "file); the file is damaged or crafted, not read", file=path, field="pages")
             raw = f.read(struct.calcsize(lay.off_fmt))
             if len(raw) < struct.calcsize(lay.off_fmt):
                 return
@@ -508,7 +518,7 @@ def _segment_size(f, offset: int, count: int, compression: int) -> tuple[int, in
         if head[:2] != b"\xff\xd8":
             return None
         pos, end = offset + 2, offset + count
-        for _ in range(1024):  # the segments before the frame header (tables, APPn)
+        for _ in range(64):  # the segments before the frame header (tables, APPn: a handful)
             f.seek(pos)
             m = f.read(9)
             if len(m) < 2 or m[0] != 0xFF:
@@ -530,10 +540,10 @@ def _segment_size(f, offset: int, count: int, compression: int) -> tuple[int, in
             pos += 2 + struct.unpack(">H", m[2:4])[0]
             if pos >= end:
                 return None
-        return None
+        return (1 << 32, 1 << 32)  # (64 segments and no frame header yet: refused, not walked on)
     if compression in _J2K_CODES:
         f.seek(offset)
-        data = f.read(min(count, 1 << 20))
+        data = f.read(min(count, 1 << 16))
         at = data.find(b"\xff\x4f\xff\x51")  # SOC, SIZ: of a bare codestream or of a JP2's
         if at < 0 or len(data) < at + 24:
             return (1 << 32, 1 << 32)  # (no size found where OpenJPEG finds it: refused, not decoded blind)
@@ -618,25 +628,31 @@ def _check_codec_segments(path: str, pages, keyframe) -> None:
     if compression not in _CODEC_NAMES:
         return
     seg_h, seg_w = _segment_shape(keyframe)
+    kind = "tile" if getattr(keyframe, "is_tiled", False) else "strip"
+    size = os.path.getsize(path)
+    # each distinct byte range once (writers let blank tiles share one), none partly over another: a
+    # file of 500 000 tiles each one byte further into one blob had each blob read and searched again
+    ranges: dict[tuple[int, int], int] = {}
+    for page in pages:
+        for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts) if page is not None else ()):
+            if count and offset < size:
+                ranges.setdefault((int(offset), int(min(count, size - offset))), k)
+    ordered = sorted(ranges)
+    for (o1, c1), (o2, c2) in zip(ordered, ordered[1:]):
+        if o2 < o1 + c1:
+            raise BadInput(f"{path}: its {kind}s {ranges[(o1, c1)] + 1} and {ranges[(o2, c2)] + 1} overlap in the file "
+                           f"(bytes {o1:,}-{o1 + c1:,} and {o2:,}-{o2 + c2:,}) (allowed: each {kind} its own bytes, or "
+                           "the very same ones); the file is damaged or crafted, not decoded", file=path, field="Compression")
     if compression in _JPEG_CODES:  # (each scan one more pass of the decoder over the strip or tile)
-        _check_jpeg_scans(path, [(int(o), int(c)) for page in pages if page is not None
-                                 for o, c in zip(page.dataoffsets, page.databytecounts) if c],
-                          "tile" if getattr(keyframe, "is_tiled", False) else "strip")
+        _check_jpeg_scans(path, ordered, kind, [ranges[r] for r in ordered])
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        for page in pages:
-            if page is None:
-                continue
-            for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
-                if not count or offset >= size:
-                    continue
-                hw = _segment_size(f, int(offset), int(min(count, size - offset)), compression)
-                if hw is not None and (hw[0] > seg_h + _CODEC_PAD_PX or hw[1] > seg_w + _CODEC_PAD_PX):
-                    said = "no image size castrig can find" if hw[0] >= 1 << 32 else f"{hw[1]} × {hw[0]} px"
-                    raise BadInput(f"{path}: its {_CODEC_NAMES[compression]} data declares {said} in "
-                                   f"{'tile' if getattr(keyframe, 'is_tiled', False) else 'strip'} {k + 1} (allowed: at "
-                                   f"most the {'tile' if getattr(keyframe, 'is_tiled', False) else 'strip'}'s {seg_w} × "
-                                   f"{seg_h} px); the file is damaged or crafted, not decoded", file=path, field="Compression")
+        for offset, count in ordered:
+            hw = _segment_size(f, offset, count, compression)
+            if hw is not None and (hw[0] > seg_h + _CODEC_PAD_PX or hw[1] > seg_w + _CODEC_PAD_PX):
+                said = "no image size castrig can find" if hw[0] >= 1 << 32 else f"{hw[1]} × {hw[0]} px"
+                raise BadInput(f"{path}: its {_CODEC_NAMES[compression]} data declares {said} in {kind} "
+                               f"{ranges[(offset, count)] + 1} (allowed: at most the {kind}'s {seg_w} × {seg_h} px); "
+                               "the file is damaged or crafted, not decoded", file=path, field="Compression")
 
 
 def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str | None]:
@@ -1300,9 +1316,10 @@ _EXIF_TURNS = {
 MAX_JPEG_SCANS = 256
 
 
-def _check_jpeg_scans(path: str | Path, segments: list[tuple[int, int]] | None = None, what: str = "") -> None:
+def _check_jpeg_scans(path: str | Path, segments: list[tuple[int, int]] | None = None, what: str = "",
+                      numbers: list[int] | None = None) -> None:
     """BadInput if the JPEG file ``path`` (or each of its byte ranges ``segments``, (offset,
-    bytes): the JPEG strips or tiles of a TIFF, ``what`` naming them) holds more than
+    bytes): the JPEG strips or tiles of a TIFF, ``what`` naming them, ``numbers`` their indices) holds more than
     :data:`MAX_JPEG_SCANS` scans, counted by its markers (segments skipped by their lengths,
     entropy-coded data searched for the next marker) before anything is decoded."""
     import mmap
@@ -1313,28 +1330,32 @@ def _check_jpeg_scans(path: str | Path, segments: list[tuple[int, int]] | None =
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             for k, (start, count) in enumerate(segments if segments is not None else [(0, len(mm))]):
                 if _jpeg_scans(mm, start, min(start + count, len(mm))) > MAX_JPEG_SCANS:
-                    where = f" in {what} {k + 1}" if what else ""
+                    where = f" in {what} {(numbers[k] if numbers else k) + 1}" if what else ""
                     raise BadInput(f"{path}: holds more than {MAX_JPEG_SCANS} JPEG scans{where} (allowed: at most "
                                    f"{MAX_JPEG_SCANS}; a progressive JPEG has about 10): the file is damaged or crafted, "
                                    "not decoded", file=str(path), field="JPEG scans")
 
 
+#: a JPEG marker that is no stuffing (FF 00), restart (FF D0-D7) or fill byte (FF FF): searched
+#: for by the regular expression engine (a loop over each FF of the entropy-coded data in Python
+#: took 2 s per 20 MB of FF 00)
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
 def _jpeg_scans(mm, start: int, end: int) -> int:
     """The scans (SOS markers) of the JPEG data in ``mm[start:end]``, counted to
-    ``MAX_JPEG_SCANS + 1`` at most."""
+    ``MAX_JPEG_SCANS + 1`` at most: markers found by :data:`_JPEG_MARKER`, those with a length
+    (all but SOI, EOI and TEM) skipped by it."""
     i, scans = start + 2, 0
     while i < end - 1:
-        j = mm.find(b"\xff", i, end)
-        if j < 0 or j + 1 >= end:
+        m = _JPEG_MARKER.search(mm, i, end)
+        if m is None:
             break
-        m = mm[j + 1]
-        if m in (0x00, 0xFF, 0x01) or 0xD0 <= m <= 0xD8:  # stuffing, fill, TEM, RSTn, SOI: no length
-            i = j + 1 if m == 0xFF else j + 2
-            continue
-        if m == 0xD9:  # EOI (an MPO's next image follows: its scans count too)
+        j, code = m.start(), mm[m.start() + 1]
+        if code in (0x01, 0xD8, 0xD9):  # TEM, SOI, EOI (an MPO's next image follows: its scans count too)
             i = j + 2
             continue
-        if m == 0xDA:
+        if code == 0xDA:
             scans += 1
             if scans > MAX_JPEG_SCANS:
                 break

@@ -271,3 +271,80 @@ def test_a_jpeg_tiff_strip_of_hundreds_of_scans_is_refused_before_it_is_decoded(
     done = castrig("analyse", "surface", "top.tif", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "top.tif: holds more than 256 JPEG scans in strip 1 (allowed: at most 256" in done.stderr, done.stderr
+
+
+def test_a_jpeg_of_megabytes_of_stuffed_bytes_is_checked_in_bounded_time(tmp_path):
+    """The scan count is found by a regular expression, not a Python loop over each FF byte of
+    the entropy-coded data (30 000 000 stuffed FF 00 pairs: some 7 s before the first marker)."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(_pores()).save(buf, "JPEG")
+    data = buf.getvalue()
+    sos = data.rindex(b"\xff\xda")
+    header = data[: sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")]
+    (tmp_path / "top.jpg").write_bytes(header + b"\xff\x00" * 30_000_000 + b"\xff\xd9")
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", "top.jpg", "--pixel-size", "1", cwd=tmp_path, timeout_s=60)
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert time.monotonic() - t0 < 5
+
+
+def test_jpeg_tiles_that_overlap_in_the_file_are_refused_before_they_are_read_again_and_again(tmp_path):
+    """20 000 JPEG tiles, each one byte further into one shared 60 kB blob: every tile's bytes were
+    searched again (over 2 minutes). Tiles that share the very same bytes are read once; tiles
+    that partly overlap are no file a writer makes."""
+    import struct
+
+    import tifffile
+
+    path = tmp_path / "top.tif"
+    tifffile.imwrite(path, np.zeros((16 * 100, 16 * 200), np.uint8), tile=(16, 16), compression="jpeg",
+                     resolution=(10000, 10000), resolutionunit=3)
+    raw = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        offsets, counts = page.tags["TileOffsets"], page.tags["TileByteCounts"]
+        first, n = page.dataoffsets[0], len(page.dataoffsets)
+        blob = bytes(raw[first : first + page.databytecounts[0] - 2]) + b"\xff\x00" * 30_000 + b"\xff\xd9"
+        at = len(raw)
+        for i in range(n):
+            struct.pack_into("<I", raw, offsets.valueoffset + 4 * i, at + i % 1000)
+            struct.pack_into("<I", raw, counts.valueoffset + 4 * i, len(blob) - 1000)
+    path.write_bytes(bytes(raw) + blob)
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, cwd=tmp_path, timeout_s=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "top.tif: its tiles" in done.stderr and "overlap in the file" in done.stderr, done.stderr
+    assert time.monotonic() - t0 < 5
+
+
+def test_a_tiff_of_many_pages_each_just_within_the_strip_bound_is_refused_before_it_is_read(tmp_path):
+    """12 image directories, each 1 × 400 000 px in one-row strips (each within the bound of
+    524 288 strips; a sparse file of 40 MB): tifffile read and decoded them all, page after page,
+    before the stack was refused as too small. The bound holds for the file, not each page."""
+    import struct
+
+    n, ntags, pages = 400_000, 10, 12
+    ifd_size = 2 + 12 * ntags + 4
+    path = tmp_path / "stack.tif"
+    with open(path, "wb") as f:
+        f.write(b"II*\x00" + struct.pack("<I", 8))
+        at = 8
+        for page in range(pages):
+            offsets_at = at + ifd_size
+            counts_at = offsets_at + 4 * n
+            following = counts_at + 4 * n if page < pages - 1 else 0
+            entries = [(256, 4, 1, 1), (257, 4, 1, n), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, n, offsets_at),
+                       (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, n, counts_at), (284, 3, 1, 1)]
+            f.seek(at)
+            f.write(struct.pack("<H", ntags) + b"".join(
+                struct.pack("<HHIHH", tag, typ, count, value, 0) if typ == 3 else struct.pack("<HHII", tag, typ, count, value)
+                for tag, typ, count, value in entries) + struct.pack("<I", following))
+            at = counts_at + 4 * n
+        f.truncate(at)
+    t0 = time.monotonic()
+    done = castrig("analyse", "surface", path.name, "--pixel-size", "1", cwd=tmp_path, timeout_s=90)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "stack.tif: its images are cut into more than 524,288 strips or tiles in all" in done.stderr, done.stderr
+    assert time.monotonic() - t0 < 5

@@ -273,3 +273,16 @@ def test_write_without_a_profile_named_changes_no_profile(tmp_path, command):
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "--write needs --profile PROFILE" in said and "Traceback" not in said, said
     assert default.read_text() == before and not list(tmp_path.glob("hw_profiles/*.svg")), "a profile or plot was written"
+
+
+def test_a_float_target_of_huge_values_is_measured_not_lost_to_float32_overflow(tmp_path):
+    """A float64 TIFF of a line target whose values are some 1e307 (a camera's raw export, a
+    wrong scale): the illumination blur ran in float32, every value overflowed to inf, and
+    ``calibrate camera`` said "no periodic lines found" of a perfect target (exit 2)."""
+    import tifffile
+
+    x = np.arange(2048)
+    tifffile.imwrite(tmp_path / "target.tif", np.tile((np.sin(x / 10 * 2 * np.pi) + 1) * 1e307, (64, 1)))
+    done = castrig("calibrate", "camera", "target.tif", "--pitch-um", "10", "--json", cwd=tmp_path)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert json.loads(done.stdout)["pixel_size_um"] == pytest.approx(1.0, rel=1e-3)

@@ -86,6 +86,9 @@ def _prepare(image: np.ndarray) -> np.ndarray:
         a = a[..., :3].mean(axis=2)
     if a.ndim != 2 or min(a.shape) < 32:
         raise ValueError(f"need a 2-D image of at least 32 x 32 pixels, got shape {a.shape}")
+    peak = float(np.max(np.abs(a)))
+    if peak > 1e30:  # a float image of 1e307s overflowed float32's 3.4e38 in the background: inf, "no lines found"
+        a /= peak
     a -= _background(a, max(a.shape) / 16.0)
     a -= a.mean()
     a *= np.hanning(a.shape[0])[:, None]
