@@ -1066,6 +1066,17 @@ RUN_JSON_FIELD_DAMAGES: dict[str, tuple[str, Callable[[Path], Any], str]] = {
 RUN_FOLDER_DAMAGES.update(RUN_JSON_FIELD_DAMAGES)
 
 
+#: A reader that keeps a read transaction open on the SQLite database given (``python -c
+#: HOLD_OPEN DB``), as a database browser does: it prints the samples it sees, then holds.
+HOLD_OPEN = """
+import sqlite3, sys, time
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, isolation_level=None)
+db.execute("BEGIN")
+print(db.execute("select count(*) from samples").fetchone()[0], flush=True)
+time.sleep(600)
+"""
+
+
 # -- a sitecustomize hook in the processes a test starts (a kill point, a slow disk) ---------------
 def with_sitecustomize(tmp_path: Path, code: str) -> dict[str, str]:
     """The environment (``PYTHONPATH``) under which every Python process a test starts runs

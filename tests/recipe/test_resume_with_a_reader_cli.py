@@ -15,18 +15,10 @@ import signal
 import subprocess
 import sys
 
-from conftest import ROOT, castrig, run_rows, start_castrig, wait_until
+from conftest import HOLD_OPEN, ROOT, castrig, run_rows, start_castrig, wait_until
 
 LONG_WAIT = ROOT / "tests" / "data" / "long_wait.yaml"
 
-#: A reader that keeps a read transaction open on the database given, as a database browser does.
-HOLD_OPEN = """
-import sqlite3, sys, time
-db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True, isolation_level=None)
-db.execute("BEGIN")
-print(db.execute("select count(*) from samples").fetchone()[0], flush=True)
-time.sleep(600)
-"""
 
 
 def test_a_resume_while_a_reader_holds_the_closed_runs_records_is_busy_not_a_wait(tmp_path, reap, wall_sim_profile):

@@ -791,13 +791,10 @@ def _decided_end(recorder: RunRecorder) -> tuple[str, str | None] | None:
     return None
 
 
-class _HeldCtrlC:
-    """Ctrl-C while ``castrig run`` makes its run folder and sets the run up, before the run's own
-    handlers (:func:`_signals`) are in: noted, and taken by them as the run's first Ctrl-C (a pause
-    at the first safe point, asked at a terminal; with nobody to ask, the run ends interrupted
-    with the rig made safe). It raised out of anywhere there: exit 130 with the folder left
-    'running' (listed crashed, no safe state on record), or an empty folder with its lock alone.
-    Put back (``restore``) as the run returns."""
+class _SigintHold:
+    """SIGINT taken over from the default handler (on the main thread only: elsewhere Python has
+    none to replace) until :meth:`restore` puts the old one back; :meth:`_on_int` says what a
+    Ctrl-C does meanwhile."""
 
     def __init__(self) -> None:
         import threading
@@ -824,21 +821,22 @@ class _HeldCtrlC:
             signal.signal(signal.SIGINT, self.release())
 
 
-class _DeferredCtrlC:
+class _HeldCtrlC(_SigintHold):
+    """Ctrl-C while ``castrig run`` makes its run folder and sets the run up, before the run's own
+    handlers (:func:`_signals`) are in: noted, and taken by them as the run's first Ctrl-C (a pause
+    at the first safe point, asked at a terminal; with nobody to ask, the run ends interrupted
+    with the rig made safe). It raised out of anywhere there: exit 130 with the folder left
+    'running' (listed crashed, no safe state on record), or an empty folder with its lock alone.
+    Put back (``restore``) as the run returns."""
+
+
+class _DeferredCtrlC(_SigintHold):
     """Ctrl-C while a resume opens the rig and makes it safe is held until the safe state is
     recorded; then the resume stops there (interrupted, 130) instead of going on with the run.
 
     A resume's first duty is the rig a crash left (wet air on, a pump running): Ctrl-C in its
     first seconds raised out of anywhere, and the process ended "interrupted" with the wet MFC
     still at 2 slpm and no safe-state attempt on record."""
-
-    def __init__(self) -> None:
-        self.asked = False
-        self._old: Any = None
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._on_int)
 
     def _on_int(self, signum: int, frame: Any) -> None:
         if not self.asked:
@@ -850,11 +848,6 @@ class _DeferredCtrlC:
         if self.asked:
             self.restore()
             raise KeyboardInterrupt
-
-    def restore(self) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-            self._old = None
 
 
 def _fleet_store_for_resume(info: RunInfo, store: Any, run_dir: Path) -> tuple[str | None, str | None]:
