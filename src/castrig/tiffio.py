@@ -220,6 +220,26 @@ def _resolution(tag) -> float | None:
 #: the ResolutionUnit values of TIFF 6.0, as a message lists them
 RESOLUTION_UNITS = "1 (none: ImageJ's unit), 2 (inch) or 3 (centimetre)"
 
+#: Print resolutions (dots per inch) an image program writes whatever the image shows: a
+#: micrograph exported at 600 dpi read as 42.3 µm per pixel, in range, and was measured so with no
+#: word. A calibration in inches is 25 400 / (µm per pixel) dpi, a whole print value only by
+#: chance. (72-508 dpi, 50 µm per pixel and more, are outside :data:`PIXEL_SIZE_RANGE_UM` anyway.)
+PRINT_DPI = (600, 720, 800, 1200, 1440, 2400, 2880, 4800)
+
+
+def _is_print_dpi(page, imagej: bool) -> float | None:
+    """The dpi of an inch resolution (ResolutionUnit 2, or absent: TIFF's default) that is one of
+    :data:`PRINT_DPI`, not an ImageJ calibration; else None."""
+    if imagej:
+        return None
+    unit_tag = page.tags.get("ResolutionUnit")
+    try:
+        unit = int(unit_tag.value) if unit_tag is not None else 2
+    except (TypeError, ValueError):
+        return None
+    dpi = _resolution(page.tags.get("XResolution"))
+    return dpi if unit == 2 and dpi is not None and any(abs(dpi - d) < 1e-6 * d for d in PRINT_DPI) else None
+
 
 def _zero_resolution(page, imagej: bool = False) -> dict | None:
     """What is wrong with a resolution tag that is there but gives no pixel size, as
@@ -246,6 +266,10 @@ def _zero_resolution(page, imagej: bool = False) -> dict | None:
             unit = -1
         if unit not in (1, 2, 3):
             return {"tag": "ResolutionUnit", "value": str(unit_tag.value), "allowed": RESOLUTION_UNITS}
+    dpi = _is_print_dpi(page, imagej)
+    if dpi is not None:
+        return {"tag": "XResolution", "value": f"{dpi:g} dpi, an image program's print resolution, not a calibration",
+                "allowed": "a microscope's calibration: its pixel size in cm or inch, or ImageJ's unit"}
     return None
 
 
@@ -365,6 +389,8 @@ def _tiff_pixel_size(tif, page) -> float | None:
         ij = tif.imagej_metadata or {}
         if ij.get("unit") is not None:
             return _imagej(ij, px_per_unit)
+        if _is_print_dpi(page, False) is not None:
+            return None  # (named by _zero_resolution)
         return 25400.0 / px_per_unit
     if unit == 1:  # NONE: ImageJ stores px per its unit here
         ij = tif.imagej_metadata or {}

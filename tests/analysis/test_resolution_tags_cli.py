@@ -103,3 +103,23 @@ def test_two_instruments_that_disagree_on_the_pixel_size_are_both_said(tmp_path,
     out = json.loads(done.stdout)
     assert out["pixel_size_um"] == pytest.approx(0.25) and out["pixel_size_source"].startswith(used)
     assert any(other in w and "4× apart" in w for w in out["warnings"]), out["warnings"]
+
+
+@pytest.mark.parametrize("dpi", [600, 1200])
+def test_a_print_resolution_is_no_calibration(tmp_path, dpi):
+    """A micrograph exported by an image program at 600 dpi (ResolutionUnit inch) read as 25400 / 600 = 42.3 µm per pixel, inside the range castrig takes, and
+    was measured so with no word. A whole print resolution is named and a pixel size asked for;
+    a calibration in inches (25400 dpi: 1 µm) is still read."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    img = np.full((256, 256), 200, np.uint8)
+    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
+    tifffile.imwrite(tmp_path / "top.tif", img, resolution=(dpi, dpi), resolutionunit=2)
+    done = castrig("analyse", "surface", "top.tif", cwd=tmp_path)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and f"{dpi} dpi, an image program's print resolution, not a calibration" in said, said
+    assert "give --pixel-size UM" in said
+    done = castrig("analyse", "surface", "top.tif", "--pixel-size", "0.5", "--json", cwd=tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout)["pixel_size_um"] == 0.5, done.stderr[-2000:]
+    tifffile.imwrite(tmp_path / "cal.tif", img, resolution=(25400, 25400), resolutionunit=2)
+    done = castrig("analyse", "surface", "cal.tif", "--json", cwd=tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout)["pixel_size_um"] == pytest.approx(1.0), done.stderr[-2000:]
