@@ -276,7 +276,11 @@ def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space:
     """Run ``castrig ARGS`` to the end (bounded) and return its exit code and output;
     ``address_space``: bytes it may map at most (``ulimit -v``: little free memory, as the
     command measures it); ``open_files``: descriptors it may hold at once (``ulimit -n``);
-    ``pass_fds``: descriptors it inherits (``/dev/fd/N``, as the shell's ``<(cat file)`` gives one)."""
+    ``pass_fds``: descriptors it inherits (``/dev/fd/N``, as the shell's ``<(cat file)`` gives one).
+    The result's ``cpu_s`` is the CPU time the process took (user + system): bound that, not the
+    wall time, which on CI's two shared cores measures the neighbours as much as castrig."""
+    import resource
+
     def limit() -> None:
         import resource
 
@@ -286,9 +290,13 @@ def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space:
             resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
     limited = address_space is not None or open_files is not None
-    return subprocess.run([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env), capture_output=True,
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env), capture_output=True,
                           text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
                           preexec_fn=limit if limited else None, pass_fds=pass_fds)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done.cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)  # type: ignore[attr-defined]
+    return done
 
 
 def analysed(*args: str, cwd: Path = ROOT) -> dict[str, Any]:

@@ -4,7 +4,6 @@ analyse`` in a subprocess: each is refused (exit 2, the file and the limit named
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -29,11 +28,10 @@ def test_an_image_followed_by_gigabytes_is_refused_before_they_are_read(tmp_path
     Image.fromarray(_pores()).save(path)
     with open(path, "r+b") as f:
         f.truncate(3 * 2**30)
-    t0 = time.monotonic()
     done = castrig("analyse", "surface", path.name, "--pixel-size", "1", cwd=tmp_path, address_space=2 * 2**30)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert f"top.{fmt}: file too large: 3,221,225,472 bytes" in done.stderr and "allowed: at most" in done.stderr
-    assert time.monotonic() - t0 < 5
+    assert done.cpu_s < 5, done.cpu_s
 
 
 def test_a_png_with_more_appended_than_its_metadata_could_be_is_refused(tmp_path):
@@ -96,12 +94,11 @@ def test_a_tiff_strip_declaring_a_huge_image_of_its_own_is_refused_before_decodi
     whatever came out. Under ulimit -v 1.5 GiB, as a small machine has: no MemoryError either."""
     path = tmp_path / "top.tif"
     _one_strip_tiff(path, compression, data())
-    t0 = time.monotonic()
     done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path, address_space=3 * 2**29)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert (f"top.tif: its {codec} data declares 60000 × 60000 px in strip 1 (allowed: at most the strip's 256 × 256 px)"
             in done.stderr), done.stderr
-    assert time.monotonic() - t0 < 5
+    assert done.cpu_s < 5, done.cpu_s
 
 
 @pytest.mark.parametrize("compression", ["jpeg", "jpeg2000", "png", "webp"])
@@ -137,11 +134,10 @@ def test_a_tiff_whose_tiles_declare_a_huge_size_is_refused_before_decoding(tmp_p
             fmt = {3: "<H", 4: "<I"}[int(tag.dtype)]
             struct.pack_into(fmt, raw, tag.valueoffset, 65520 if fmt == "<H" else 65536)
     path.write_bytes(bytes(raw))
-    t0 = time.monotonic()
     done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path, address_space=3 * 2**29)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "top.tif: tile too large: its TileLength × TileWidth declare" in done.stderr and "allowed: at most 100 Mpx" in done.stderr
-    assert time.monotonic() - t0 < 5
+    assert done.cpu_s < 5, done.cpu_s
 
 
 def test_a_strip_whose_byte_count_says_gigabytes_is_refused_before_it_is_read(tmp_path):
@@ -160,11 +156,10 @@ def test_a_strip_whose_byte_count_says_gigabytes_is_refused_before_it_is_read(tm
     path.write_bytes(bytes(raw))
     with open(path, "r+b") as f:
         f.truncate(3 * 2**30 + 4096)
-    t0 = time.monotonic()
     done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path, address_space=2 * 2**30)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "top.tif: its strip 1 holds 3,221,225,472 compressed bytes for 256 × 256 px" in done.stderr, done.stderr
-    assert time.monotonic() - t0 < 5
+    assert done.cpu_s < 5, done.cpu_s
 
 
 def test_an_image_cut_into_millions_of_strips_is_refused_before_they_are_read(tmp_path):
@@ -184,12 +179,11 @@ def test_an_image_cut_into_millions_of_strips_is_refused_before_they_are_read(tm
     with open(path, "wb") as f:
         f.write(b"II*\x00" + struct.pack("<I", 8) + ifd)
         f.truncate(counts_at + 4 * n)
-    t0 = time.monotonic()
     done = castrig("analyse", "surface", path.name, "--pixel-size", "1", cwd=tmp_path, address_space=2 * 2**30, timeout_s=90)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert ("tall.tif: its image is cut into 20,000,000 pieces (TIFF tag StripOffsets) (allowed: at most 524,288 strips "
             "or tiles)") in done.stderr, done.stderr
-    assert time.monotonic() - t0 < 5
+    assert done.cpu_s < 5, done.cpu_s
 
 
 def test_a_tag_declaring_a_value_of_gigabytes_is_refused_before_it_is_read(tmp_path):
@@ -209,12 +203,11 @@ def test_a_tag_declaring_a_value_of_gigabytes_is_refused_before_it_is_read(tmp_p
     path.write_bytes(bytes(raw))
     with open(path, "r+b") as f:
         f.truncate(len(raw) + 1_500_000_000)
-    t0 = time.monotonic()
     done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path, address_space=3 * 2**29)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert ("top.tif: its TIFF tag 270 (ImageDescription) declares a value of 1,500,000,000 bytes (allowed: at most "
             "67,108,864)") in done.stderr, done.stderr
-    assert time.monotonic() - t0 < 5
+    assert done.cpu_s < 5, done.cpu_s
 
 
 def test_a_jpeg_of_hundreds_of_scans_is_refused_before_it_is_decoded(tmp_path):
@@ -230,11 +223,10 @@ def test_a_jpeg_of_hundreds_of_scans_is_refused_before_it_is_decoded(tmp_path):
     last_scan = data.rindex(b"\xff\xda")
     assert data.endswith(b"\xff\xd9")
     (tmp_path / "top.jpg").write_bytes(data[:-2] + data[last_scan:-2] * 300 + b"\xff\xd9")
-    t0 = time.monotonic()
     done = castrig("analyse", "surface", "top.jpg", "--pixel-size", "1", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "top.jpg: holds more than 256 JPEG scans (allowed: at most 256" in done.stderr, done.stderr
-    assert time.monotonic() - t0 < 5
+    assert done.cpu_s < 5, done.cpu_s
 
 
 def test_a_gif_of_millions_of_frames_is_refused_without_walking_them_all(tmp_path):
@@ -249,11 +241,10 @@ def test_a_gif_of_millions_of_frames_is_refused_without_walking_them_all(tmp_pat
     assert gif.endswith(b";")
     frame = b"\x21\xf9\x04\x00\x00\x00\x00\x00" + b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00" + b"\x02\x02\x44\x01\x00"
     (tmp_path / "top.gif").write_bytes(gif[:-1] + frame * 2_500_000 + b";")
-    t0 = time.monotonic()
     done = castrig("analyse", "surface", "top.gif", "--pixel-size", "1", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "top.gif: holds more than 1000 frames (GIF)" in done.stderr, done.stderr
-    assert time.monotonic() - t0 < 5
+    assert done.cpu_s < 5, done.cpu_s
 
 
 def test_a_jpeg_tiff_strip_of_hundreds_of_scans_is_refused_before_it_is_decoded(tmp_path):
@@ -284,10 +275,9 @@ def test_a_jpeg_of_megabytes_of_stuffed_bytes_is_checked_in_bounded_time(tmp_pat
     sos = data.rindex(b"\xff\xda")
     header = data[: sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")]
     (tmp_path / "top.jpg").write_bytes(header + b"\xff\x00" * 30_000_000 + b"\xff\xd9")
-    t0 = time.monotonic()
     done = castrig("analyse", "surface", "top.jpg", "--pixel-size", "1", cwd=tmp_path, timeout_s=60)
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert time.monotonic() - t0 < 5
+    assert done.cpu_s < 5, done.cpu_s
 
 
 def test_jpeg_tiles_that_overlap_in_the_file_are_refused_before_they_are_read_again_and_again(tmp_path):
@@ -312,11 +302,10 @@ def test_jpeg_tiles_that_overlap_in_the_file_are_refused_before_they_are_read_ag
             struct.pack_into("<I", raw, offsets.valueoffset + 4 * i, at + i % 1000)
             struct.pack_into("<I", raw, counts.valueoffset + 4 * i, len(blob) - 1000)
     path.write_bytes(bytes(raw) + blob)
-    t0 = time.monotonic()
     done = castrig("analyse", "surface", path.name, cwd=tmp_path, timeout_s=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "top.tif: its tiles" in done.stderr and "overlap in the file" in done.stderr, done.stderr
-    assert time.monotonic() - t0 < 5
+    assert done.cpu_s < 5, done.cpu_s
 
 
 def test_a_tiff_of_many_pages_each_just_within_the_strip_bound_is_refused_before_it_is_read(tmp_path):
@@ -343,8 +332,7 @@ def test_a_tiff_of_many_pages_each_just_within_the_strip_bound_is_refused_before
                 for tag, typ, count, value in entries) + struct.pack("<I", following))
             at = counts_at + 4 * n
         f.truncate(at)
-    t0 = time.monotonic()
     done = castrig("analyse", "surface", path.name, "--pixel-size", "1", cwd=tmp_path, timeout_s=90)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "stack.tif: its images are cut into more than 524,288 strips or tiles in all" in done.stderr, done.stderr
-    assert time.monotonic() - t0 < 5
+    assert done.cpu_s < 5, done.cpu_s
