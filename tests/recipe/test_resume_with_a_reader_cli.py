@@ -20,12 +20,11 @@ from conftest import HOLD_OPEN, ROOT, castrig, run_rows, start_castrig, wait_unt
 LONG_WAIT = ROOT / "tests" / "data" / "long_wait.yaml"
 
 
-
 def test_a_resume_while_a_reader_holds_the_closed_runs_records_is_busy_not_a_wait(tmp_path, reap, wall_sim_profile):
     data = tmp_path / "runs"
     run = reap(start_castrig("run", str(LONG_WAIT), "--profile", str(wall_sim_profile), "--data", str(data), "-q"))
     run_dir = wait_until(lambda: (ds := [d for d in data.glob("*") if d.is_dir() and (d / "run.sqlite").exists()])
-                         and run_rows(ds[0], "select count(*) from samples")[0][0] > 3 and ds[0], timeout_s=60,
+                         and (run_rows(ds[0], "select count(*) from samples") or [(0,)])[0][0] > 3 and ds[0], timeout_s=60,
                          what="the run under way")
     run.send_signal(signal.SIGINT)  # nobody to answer the pause: the run ends interrupted, its records closed
     assert run.wait(timeout=60) == 130
