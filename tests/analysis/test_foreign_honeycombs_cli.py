@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from conftest import analysed
+from conftest import analysed, campaign
 
 PX_UM = 0.1
 
@@ -77,7 +77,7 @@ def _honeycomb(seed: int, d_px: float, opening: float, size: int = 1024, wall_px
     return (np.clip(np.rint(refl), 0, 255).astype(np.uint8), np.clip(np.rint(trans), 0, 255).astype(np.uint8), truth)
 
 
-@pytest.mark.parametrize("seed, d_px, opening", [(145, 15, 0.65), (143, 15, 0.65), (121, 20, 0.7), (111, 30, 0.7)])
+@pytest.mark.parametrize("seed, d_px, opening", campaign([(145, 15, 0.65), (143, 15, 0.65), (121, 20, 0.7), (111, 30, 0.7)], ci={0, 3}))
 def test_a_dense_thin_walled_film_is_measured_within_the_goals(tmp_path: Path, seed: int, d_px: float, opening: float):
     refl, trans, truth = _honeycomb(seed, d_px, opening)
     Image.fromarray(refl).save(tmp_path / "top.png")

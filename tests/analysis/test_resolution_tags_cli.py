@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import castrig
+from conftest import campaign, castrig
 
 
 def _tiff(path, *, unit: int | None = None, x: tuple[int, object] | None = None) -> None:
@@ -103,7 +103,7 @@ def test_two_instruments_that_disagree_on_the_pixel_size_are_both_said(tmp_path,
     assert any(other in w and "4× apart" in w for w in out["warnings"]), out["warnings"]
 
 
-@pytest.mark.parametrize("dpi", [600, 1200])
+@pytest.mark.parametrize("dpi", campaign([600, 1200], ci={0}))
 def test_a_print_resolution_is_no_calibration(tmp_path, dpi):
     """A micrograph exported by an image program at 600 dpi (ResolutionUnit inch) read as 25400 / 600 = 42.3 µm per pixel, inside the range castrig takes, and
     was measured so with no word. A whole print resolution is named and a pixel size asked for;

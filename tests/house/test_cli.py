@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
-from tests.conftest import castrig, recipe_variant, wait_until
+from tests.conftest import campaign, castrig, recipe_variant, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -174,7 +174,7 @@ def test_a_closed_output_pipe_does_not_end_the_run(tmp_path, quiet):
     assert info["outcome"] == "completed", info
 
 
-@pytest.mark.parametrize("closed", [(1,), (0, 1, 2)])
+@pytest.mark.parametrize("closed", campaign([[1], [0, 1, 2]], ci={0}))
 def test_a_run_started_with_its_stdout_closed_runs_to_its_end(tmp_path, closed):
     """``castrig run R >&-`` (a cron line, a service or ``nohup … >&- &`` started with stdout
     closed): Python gives such a process no sys.stdout. Before, the run made its folder, opened

@@ -17,7 +17,7 @@ from castrig.devices.modbus import crc16
 from castrig.devices.watlow_f4 import WatlowF4, WatlowF4Error
 from castrig.links.serial_link import SerialLink
 
-from conftest import ROOT, Proxy, run_with_a_proxied_device
+from conftest import ROOT, Proxy, campaign, run_with_a_proxied_device
 
 F4_PROFILE = "hw_profiles/sim-watlow-f4-serial.yaml"
 
@@ -182,7 +182,7 @@ def _cast_with_the_caster_answering(tmp_path, sim_serve, first_status_reply, vol
     return run_dir
 
 
-@pytest.mark.parametrize("apart", [False, True])
+@pytest.mark.parametrize("apart", campaign([False, True], ci={1}))
 def test_a_stale_stopped_reply_from_the_caster_neither_ends_a_cast_nor_leaves_the_pump_paused(tmp_path, sim_serve, apart):
     """An outside tester: one stale "stopped" frame just before the caster's real reply to the
     first status query of a cast. Taken for the reply, it ended a healthy cast ('dispensed

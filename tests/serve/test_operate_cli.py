@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
-from conftest import (ROOT, STOP_AT_ANSWER, castrig, castrig_main, only_run_dir, run_rows, run_status, start_castrig,
+from conftest import (ROOT, STOP_AT_ANSWER, campaign, castrig, castrig_main, only_run_dir, run_rows, run_status, start_castrig,
                       wait_until, with_sitecustomize)
 
 LONG_WAIT = ROOT / "tests" / "data" / "day_wait.yaml"  # ends on its own only after ~40 s of wall time
@@ -315,7 +315,7 @@ def test_a_runner_that_does_not_answer_is_said_so_exit_5(tmp_path: Path, reap):
     assert run.wait(timeout=60) == 3
 
 
-@pytest.mark.parametrize("action", ["pause", "abort"])
+@pytest.mark.parametrize("action", campaign(["pause", "abort"], ci={0}))
 def test_a_command_given_up_with_ctrl_c_before_the_runner_took_it_is_not_applied(tmp_path: Path, reap, action):
     """`castrig pause` (or abort) to a runner that has not answered yet (stopped: a Ctrl-Z, a
     debugger; or busy), given up with Ctrl-C: before, exit 130 'interrupted' and nothing more,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import castrig
+from conftest import campaign, castrig
 
 
-@pytest.mark.parametrize("made", ["named pipe", "folder"])
+@pytest.mark.parametrize("made", campaign(["named pipe", "folder"], ci={0}))
 def test_a_crashed_runs_lock_that_is_no_file_is_not_waited_on(finished_demo_run, tmp_path: Path, made: str):
     data, uid = finished_demo_run
     root = tmp_path / "data"
