@@ -98,6 +98,21 @@ SYNC_MODES = ("FULL", "NORMAL")
 WAL_SWITCH_WAIT_S = 10.0
 
 
+def _to_wal(conn: sqlite3.Connection, wait_s: float, pause_s: float, busy: Callable[[Exception], bool]) -> None:
+    """Switch ``conn``'s database to WAL, tried again every ``pause_s`` while ``busy`` says the
+    refusal is another connection's for ``wait_s`` in all; then (or at once, not busy) the last
+    OperationalError is raised."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not busy(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause_s)
+
+
 def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     """A connection in autocommit mode with WAL; transactions are explicit."""
     if synchronous not in SYNC_MODES:
@@ -110,16 +125,11 @@ def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     # closed run's reader holding it (rollback-journal mode: see writable_now) refuses the switch
     # for as long as it reads: bounded in all (it was 50 tries of a 10 s busy wait each, ~8 min).
     conn.execute("PRAGMA busy_timeout=1000")
-    deadline = time.monotonic() + WAL_SWITCH_WAIT_S
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            break
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                conn.close()
-                raise
-            time.sleep(0.05)
+    try:
+        _to_wal(conn, WAL_SWITCH_WAIT_S, 0.05, lambda exc: "locked" in str(exc))
+    except sqlite3.OperationalError:
+        conn.close()
+        raise
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=10000")
     return conn
@@ -529,19 +539,13 @@ def writable_now(run_dir: Path, wait_s: float = 10.0, *, again: str = "resume ag
     path = Path(run_dir) / "run.sqlite"
     conn = sqlite3.connect(os.path.abspath(path), isolation_level=None, timeout=0.2)
     try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if not _busy(exc):
-                    raise _write_error(exc) from exc
-                if time.monotonic() > deadline:
-                    raise Busy(f"{path} is held open by another process{_lock_holders(path)}, so the run's records "
-                               "cannot be written: let it go (a stopped castrig export or report: kill -CONT it or end "
-                               f"it; a database browser: close the file) and {again}") from None
-                time.sleep(0.1)
+        _to_wal(conn, wait_s, 0.1, _busy)
+    except sqlite3.OperationalError as exc:
+        if not _busy(exc):
+            raise _write_error(exc) from exc
+        raise Busy(f"{path} is held open by another process{_lock_holders(path)}, so the run's records "
+                   "cannot be written: let it go (a stopped castrig export or report: kill -CONT it or end "
+                   f"it; a database browser: close the file) and {again}") from None
     finally:
         conn.close()
 
