@@ -30,6 +30,16 @@ steps:
 
 
 def text(d: Any, css: str) -> str:
+    """The text of the first element ``css`` selects; looked up again if the page redrew it
+    between the lookup and the read (the live page re-renders its sections as the run's state
+    comes in: a StaleElementReferenceException in CI, on the finished run's scale bar)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(20):
+        try:
+            return d.find_element("css selector", css).text
+        except StaleElementReferenceException:
+            time.sleep(0.1)
     return d.find_element("css selector", css).text
 
 
