@@ -13,8 +13,10 @@ a JPEG's scans (:func:`check_jpeg_scans`) and a file's bytes against its image
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,33 +98,39 @@ class TiffLayout:
         return cls(bo, big, n, off_fmt, "Q" if big else "H", 20 if big else 12, 8 if big else 4, first)
 
 
+def _directories(f, lay: TiffLayout, size: int) -> Iterator[bytes]:
+    """The entries (bytes) of each image directory in the chain of the TIFF open as ``f``, in
+    order, read here rather than by tifffile; the chain ends at a loop back to a directory seen,
+    an offset outside the file, a cut, or a count that is no directory's (over 4096: tifffile's
+    bound too). The file's position is left after the entries at each yield."""
+    import struct
+
+    cnt, off = struct.calcsize(lay.cnt_fmt), struct.calcsize(lay.off_fmt)
+    offset = lay.first or 0
+    seen: set[int] = set()
+    while 0 < offset < size and offset not in seen:
+        seen.add(offset)
+        f.seek(offset)
+        raw = f.read(cnt)
+        if len(raw) < cnt:
+            return
+        n = struct.unpack(lay.bo + lay.cnt_fmt, raw)[0]
+        if n > 4096:
+            return
+        yield f.read(n * lay.entry)
+        raw = f.read(off)
+        if len(raw) < off:
+            return
+        offset = struct.unpack(lay.bo + lay.off_fmt, raw)[0]
+
+
 def count_pages(path: str, limit: int) -> int:
     """The number of pages (image directories) in the chain of a TIFF, counted up to ``limit``:
     read here, not by tifffile, whose ``pages[n]`` of a chain that loops back on itself returns
     its first page again (a file that is one page and a loop, not ``n`` pages)."""
-    import struct
-
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        lay = TiffLayout.of(f.read(16))
-        bo, off_fmt, cnt_fmt, entry = lay.bo, lay.off_fmt, lay.cnt_fmt, lay.entry
-        offset = lay.first or 0
-        seen: set[int] = set()
-        while 0 < offset < size and offset not in seen and len(seen) < limit:
-            seen.add(offset)
-            f.seek(offset)
-            raw = f.read(struct.calcsize(cnt_fmt))
-            if len(raw) < struct.calcsize(cnt_fmt):
-                break
-            n = struct.unpack(bo + cnt_fmt, raw)[0]
-            if n > 4096:  # tifffile's bound too: not a directory
-                break
-            f.seek(offset + len(raw) + n * entry)
-            raw = f.read(struct.calcsize(off_fmt))
-            if len(raw) < struct.calcsize(off_fmt):
-                break
-            offset = struct.unpack(bo + off_fmt, raw)[0]
-        return len(seen)
+        return sum(1 for _ in itertools.islice(_directories(f, TiffLayout.of(f.read(16)), size), limit))
 
 
 #: the most strips or tiles one image may be cut into: a 100 Mpx image in 16 × 16 px tiles (the
@@ -149,20 +157,9 @@ def check_directories(path: str) -> None:
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         lay = TiffLayout.of(f.read(16))
-        bo, cnt_fmt, entry, big = lay.bo, lay.cnt_fmt, lay.entry, lay.big
-        offset = lay.first or 0
-        seen: set[int] = set()
+        bo, entry, big = lay.bo, lay.entry, lay.big
         segments = tag_bytes = 0  # (over all the directories: 256 of them, each just within the bounds, are 256 times more)
-        while 0 < offset < size and offset not in seen and len(seen) <= MAX_TIFF_PAGES:
-            seen.add(offset)
-            f.seek(offset)
-            raw = f.read(struct.calcsize(cnt_fmt))
-            if len(raw) < struct.calcsize(cnt_fmt):
-                return
-            n = struct.unpack(bo + cnt_fmt, raw)[0]
-            if n > 4096:  # not a directory (tifffile's bound too)
-                return
-            entries = f.read(n * entry)
+        for k, entries in enumerate(itertools.islice(_directories(f, lay, size), MAX_TIFF_PAGES + 1)):
             for i in range(len(entries) // entry):
                 e = entries[i * entry:(i + 1) * entry]
                 tag, typ = struct.unpack(bo + "HH", e[:4])
@@ -187,13 +184,9 @@ def check_directories(path: str) -> None:
                 if segments > MAX_TIFF_SEGMENTS or tag_bytes > 4 * MAX_TAG_BYTES:
                     said = (f"its images are cut into more than {MAX_TIFF_SEGMENTS:,} strips or tiles in all" if
                             segments > MAX_TIFF_SEGMENTS else f"its tags declare more than {4 * MAX_TAG_BYTES:,} bytes in all")
-                    raise BadInput(f"{path}: {said} ({len(seen)} image directories) (allowed: at most "
+                    raise BadInput(f"{path}: {said} ({k + 1} image directories) (allowed: at most "
                                    f"{MAX_TIFF_SEGMENTS:,} strips or tiles and {4 * MAX_TAG_BYTES:,} bytes of tags in a "
                                    "file); the file is damaged or crafted, not read", file=path, field="pages")
-            raw = f.read(struct.calcsize(lay.off_fmt))
-            if len(raw) < struct.calcsize(lay.off_fmt):
-                return
-            offset = struct.unpack(bo + lay.off_fmt, raw)[0]
 
 
 #: TIFF compressions whose data is an image of its own (JPEG, JPEG 2000, PNG, WebP), decoded to
