@@ -382,6 +382,19 @@ def test_ctrl_c_twice_on_a_terminal_aborts_now(tmp_path, terminal_run):
     assert "safe state verified" in term.output
 
 
+def _aborted_safe(data: Path, signal_name: str) -> Path:
+    """The one run under ``data``, checked aborted by ``signal_name`` with its last safe state
+    verified; its folder."""
+    run_dir = _run_dir(data)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["outcome"] == "aborted" and signal_name in info["outcome_reason"], info
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
+    db.close()
+    assert safe and safe[-1]["safe"] is True
+    return run_dir
+
+
 def test_a_closed_terminal_aborts_to_the_safe_state(tmp_path, terminal_run):
     """The run's terminal closes (window closed, ssh dropped): SIGHUP, and every write to the
     terminal fails. The run aborts like SIGTERM — recorded, rig verified safe, exit 3 — instead
@@ -391,12 +404,8 @@ def test_a_closed_terminal_aborts_to_the_safe_state(tmp_path, terminal_run):
     term.expect(TITLE)
     term.hang_up()
     assert term.wait(30) == 3
-    run_dir = _run_dir(data)
-    info = json.loads((run_dir / "run.json").read_text())
-    assert info["outcome"] == "aborted" and "SIGHUP" in info["outcome_reason"], info
+    run_dir = _aborted_safe(data, "SIGHUP")
     db = sqlite3.connect(run_dir / "run.sqlite")
-    safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
-    assert safe and safe[-1]["safe"] is True
     assert db.execute("select count(*) from events where kind='run_end'").fetchone()[0] == 1
     db.close()
     # nobody decided this abort: a plain resume continues it (an operator's abort needs --after-abort)
@@ -419,13 +428,7 @@ def test_ctrl_backslash_at_the_terminal_aborts_to_the_safe_state(tmp_path, termi
     term.expect(TITLE)
     term.send("\x1c")
     assert term.wait(30) == 3, term.output[-2000:]
-    run_dir = _run_dir(data)
-    info = json.loads((run_dir / "run.json").read_text())
-    assert info["outcome"] == "aborted" and "SIGQUIT" in info["outcome_reason"], info
-    db = sqlite3.connect(run_dir / "run.sqlite")
-    safe = [json.loads(d) for (d,) in db.execute("select data_json from events where kind='safe_state'")]
-    assert safe and safe[-1]["safe"] is True
-    db.close()
+    _aborted_safe(data, "SIGQUIT")
 
 
 def test_sigterm_while_asking_aborts_without_an_answer(tmp_path, terminal_run):
