@@ -61,7 +61,7 @@ only the section is rendered and measured (the surface metrics show "—"):
                40 → 35), the flat families' figures unchanged. The bend was read from the film's
                bottom edge outside the tongues found against one straight line, which took the
                troughs for tongues. Read as a least-cost path of bounded slope under the edge
-               (section._interface_path, 2026-12-05 third session): seed 1000 T worst 3.5 %,
+               (section_waves._interface_path, 2026-12-05 third session): seed 1000 T worst 3.5 %,
                σt/T meets, 0 signed misses; seeds 1000-5000, 15 (cases missing T 31 → 12 of 70,
                σt/T 22 → 10, penetration depth 35 → 15, fraction 42 → 16), the flat families'
                tables identical. The wave then also read where the film's top is seen over
@@ -72,7 +72,7 @@ only the section is rendered and measured (the surface metrics show "—"):
                before, 5.4 % short). Left: sections straightened and then undone because the
                interface was seen over less of the width (seed 2000 case 0, 3000 case 1), a
                tongue at the image's side with no interface seen beside it. With the bend's
-               evidence (section._bend_evidence): 9. Short runs of columns with no film top
+               evidence (section_waves._bend_evidence): 9. Short runs of columns with no film top
                over them (a through-pore's side, its edge no film's bottom) give the path no
                edge since the fifth session of 2026-12-05: one such column over the wave
                lifted the path over a hundred columns of interface (seed 5000 case 4,
@@ -83,7 +83,7 @@ only the section is rendered and measured (the surface metrics show "—"):
                5000 cases 1 and 9) left the interface seen only in the short gaps between
                them, and the path kept to the level over the tongues, a level change costing
                more than those few columns: the path a section is straightened by pays half
-               (section.BEND_CHANGE_COST) once the gate, at the full cost, has found a wave —
+               (section_waves.BEND_CHANGE_COST) once the gate, at the full cost, has found a wave —
                1 signed miss (continuity 6@5000: the support's pores cut by the image's
                bottom, moved by the wave), T and σt/T within the goals wherever unflagged;
                the flat families: two cases moved, both closer to the truth. The straightened
@@ -102,11 +102,11 @@ only the section is rendered and measured (the surface metrics show "—"):
                175 columns, the bend's evidence fell to 1.07 and the wave's troughs read as
                tongues 3 px deep — penetration depth 46 % short, fraction 0.059 over. Since
                2026-12-07 columns where the film's bottom edge jumps give the path no edge
-               (section._edge_jumps): 0.6 % and 0.001, seed 1000 sec_wavy meets every goal; seeds
+               (section_waves._edge_jumps): 0.6 % and 0.001, seed 1000 sec_wavy meets every goal; seeds
                2000 unchanged; 3000-5000 one case straightened now (13@4000) whose tongue running
                out through the image's side the path followed down (depth 16 % over unflagged →
                20 % short). The run from the edge's last jump down to the image's side gives the
-               path no edge either (section._side_tongues): 13@4000 6 %, 1@4000 11 → 4 %, seed
+               path no edge either (section_waves._side_tongues): 13@4000 6 %, 1@4000 11 → 4 %, seed
                2000 case 7 7.2 → 0.4 %. Seed 2000 case 11 (the same film, a 14 px wave) was
                straightened and then undone: 6.60 px found, 3.41 left, a shrinking wave, but
                rounded to whole pixels 4 of 6, over WAVE_SHRINK — the bends are now compared as

@@ -127,7 +127,7 @@ there is not in question):
 - se_bright: penetration depth +2 to +14 %; seed 5: 6 of 15 tongues missed, fraction −0.17.
   The glow at a tongue's free bottom (facing the pore it did not fill) makes it brighter than
   the film at the same distance from its edge, and the grey test that tells polymer from the
-  support's grains (section._uniform_tongues) counted that as spread, as a grain's. Since
+  support's grains (section_tongues._uniform_tongues) counted that as spread, as a grain's. Since
   2026-12-05 only what lies under the film's grey counts: every tongue of seeds 1–8 found,
   penetration depth +1.6 to +9.6 %, fraction within 0.010 (se_sem: 1 of 10–12 tongues missed in
   five seeds before, none now).
@@ -140,7 +140,7 @@ embedded (a bright background) was flagged no_background in every seed until 202
 numbers meaningless (T +190 to +220 %): the resin's spread, under the ±4 % light gradient, was
 0.09–0.15 of the image's contrast, over the 0.08 by which a background was told from a bright
 support's end. A bright end is now background also where its spread, the light's slow change
-along the rows taken out, is its own white noise (section._negative): over seeds 1–8 all 16
+along the rows taken out, is its own white noise (section_levels._negative): over seeds 1–8 all 16
 embedded views are read as their positive and meet every goal (T within 1.6 %, σt/T 0.01,
 penetration depth 5.3 %, fraction 0.018, support D 1.5 %); the other views are unchanged.
 Where the truth could be read otherwise: T_closed lies within

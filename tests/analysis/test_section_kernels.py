@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from castrig.analysis.section import _edt, _local_sd, _RowsLocalSD, _uniform_down
+from castrig.analysis.section_support import _edt
+from castrig.analysis.section_levels import _local_sd, _RowsLocalSD, _uniform_down
 
 SHAPES = [(9, 5), (40, 300), (357, 64), (120, 7)]
 
@@ -65,7 +66,7 @@ def test_column_min_is_scipys_vertical_erosion(shape):
 def test_squared_distance_thresholds_are_the_distances():
     """``sqrt(d2) >= c`` exactly when ``d2 >= _sq_at_least(c)``, for the whole squares a distance
     transform gives and thresholds that fall on, between and just beside them."""
-    from castrig.analysis.section import _sq_at_least
+    from castrig.analysis.section_support import _sq_at_least
 
     d2 = np.arange(0, 40000)
     dist = np.sqrt(d2, dtype=np.float64)
@@ -81,7 +82,7 @@ def test_split_medians_are_the_two_classes_medians(n):
     """The medians below and above a threshold from the order statistics of the whole array
     (a bracket from a subsample for large ones) are np.median of each class, bit for bit: odd
     and even class sizes, ties at the threshold, a class left empty."""
-    from castrig.analysis.section import _split_medians
+    from castrig.analysis.section_support import _split_medians
 
     rng = np.random.default_rng(n)
     vals = np.round(np.r_[rng.normal(0.3, 0.05, n // 3), rng.normal(0.8, 0.1, n - n // 3)], 3)
@@ -103,7 +104,7 @@ def test_otsu_is_scikit_images(dtype):
     equal."""
     from skimage.filters import threshold_otsu
 
-    from castrig.analysis.section import _otsu
+    from castrig.analysis.section_levels import _otsu
 
     rng = np.random.default_rng(3)
     cases = [np.r_[rng.normal(0.3, 0.05, 3000), rng.normal(0.8, 0.1, 200000)],

@@ -86,7 +86,7 @@ def test_close_support_peaks_are_grouped_without_a_square_matrix():
     the same groups, memory that follows the pairs."""
     import tracemalloc
 
-    from castrig.analysis.section import _merge_close_peaks
+    from castrig.analysis.section_support import _merge_close_peaks
 
     n = 3000
     cen = np.c_[np.repeat(np.arange(60) * 50.0, 50), np.tile(np.arange(50) * 50.0, 60)]  # a 50 px grid

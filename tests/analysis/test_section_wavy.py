@@ -156,7 +156,7 @@ def test_an_edges_jumps_are_its_sides_and_a_tilted_wavy_interface_has_none():
     """Numbers in, numbers out (:func:`_edge_jumps`): an interface tilted by 5° on a wave of 0.2
     film thicknesses over 10 (40 px thick), with noise, has no jump; the columns either side of
     a cavity's side (the edge 14 px up in one column) and of a tongue's are jumps."""
-    from castrig.analysis.section import _edge_jumps
+    from castrig.analysis.section_waves import _edge_jumps
 
     rng = np.random.default_rng(11)
     x = np.arange(1024, dtype=float)
@@ -213,7 +213,7 @@ def test_a_side_tongue_is_the_run_from_a_jump_down_to_the_images_side():
     columns, through the blur) from interface seen into a run reaching the right side is a
     tongue there, and mirrored at the left; the interface beyond a cavity's side (the edge
     jumping down from its roof, not seen as interface) is not, nor a run past a gap."""
-    from castrig.analysis.section import _side_tongues
+    from castrig.analysis.section_waves import _side_tongues
 
     rng = np.random.default_rng(13)
     x = np.arange(400, dtype=float)
@@ -241,7 +241,7 @@ def test_the_interface_path_follows_a_wave_under_tongues_and_not_a_tongue_at_the
     roof) and beyond it a tongue 15 px deep running out through the image's side. The path lies
     on the wave within a pixel wherever the interface is seen; under the side tongue, where
     nothing of the interface is, it keeps to the level it had, not the tongue's."""
-    from castrig.analysis.section import _interface_path
+    from castrig.analysis.section_waves import _interface_path
 
     rng = np.random.default_rng(3)
     w = 1024
@@ -266,7 +266,7 @@ def test_the_bend_explains_a_waves_edge_better_than_a_line_and_a_flat_edge_no_be
     and under a flat, tilted interface. On the wave the path holds the interface's columns, a
     straight line only those where it crosses the wave: twice as many or more. On the flat
     interface a path bent by a wide, shallow tongue holds fewer than the line."""
-    from castrig.analysis.section import _bend_evidence, _interface_path
+    from castrig.analysis.section_waves import _bend_evidence, _interface_path
 
     rng = np.random.default_rng(5)
     w = 1024
@@ -316,7 +316,7 @@ def test_the_interface_path_is_bounded_in_memory_and_time_on_a_hostile_edge():
     import time
     import tracemalloc
 
-    from castrig.analysis.section import _interface_path
+    from castrig.analysis.section_waves import _interface_path
 
     y = np.random.default_rng(0).uniform(0, 4000, 12_000)
     tracemalloc.start()
@@ -348,7 +348,8 @@ def test_a_straightened_sections_bottom_band_holds_the_images_own_rows_once():
     image's bottom rows, the band counted those repeats again and missed the rows of the columns
     moved down. It is now the rows ending at each column's own last row: the image's bottom
     rows, each once, whatever the wave."""
-    from castrig.analysis.section import _above_band, _bottom_band, _unshear
+    from castrig.analysis.section_levels import _above_band, _bottom_band
+    from castrig.analysis.section_waves import _unshear
 
     rng = np.random.default_rng(3)
     img = rng.uniform(0.0, 1.0, (60, 40))

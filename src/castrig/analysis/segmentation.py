@@ -121,7 +121,7 @@ def section_view(sec: Any, image: np.ndarray, step: int) -> dict[str, Any]:
     ``step`` (the image's own orientation: the analysis turns one with the support on top
     upside down), and the caption's values."""
     from castrig.analysis.illumination import as_float, measurable
-    from castrig.analysis.section import read_orientation
+    from castrig.analysis.section_levels import read_orientation
 
     flipped = False
     try:
