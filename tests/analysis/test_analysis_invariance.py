@@ -94,7 +94,7 @@ def test_rim_check_at_any_pixel_size():
     smoothing and distance bins were in pixels, so at 2× up the ridge beside the cores fell out of
     its 20 px of distance (overshoot 0.29 → 0.02: 'no rims'). Now in units of the dark regions'
     size: the same answer at 2× up and down."""
-    from castrig.analysis.edges import rim_overshoot
+    from castrig.analysis.edges_rims import rim_overshoot
 
     rng = np.random.default_rng(5)
     st = make_structure(rng, mean_diameter_um=80.0, cv=0.15, opening_ratio=0.4, field_um=768.0)

@@ -10,7 +10,8 @@ import pytest
 from scipy import ndimage as ndi
 
 from castrig.analysis import analyse_surface
-from castrig.analysis.edges import lip_radii, pore_cores
+from castrig.analysis.edges import lip_radii
+from castrig.analysis.edges_cores import pore_cores
 from castrig.sim.micrograph import _disc_coverage, ground_truth, make_structure, render_surface_sem
 from test_invariance_real import sem_measured
 
@@ -127,7 +128,7 @@ _AUTO_CASES = [
 def test_auto_tells_sem_from_optical(k):
     """appearance="auto": an SE top view (bright lips) is measured as SEM, its reflected-light
     twin (a dark floor rising to the film) as optical."""
-    from castrig.analysis.edges import has_bright_rims
+    from castrig.analysis.edges_rims import has_bright_rims
     from castrig.sim.micrograph import render_surface
 
     d_um, ppp, cv, opening, through, blur, noise, grad, bits = _AUTO_CASES[k]
@@ -150,7 +151,7 @@ def test_auto_tells_sem_from_optical(k):
 def test_no_rims_without_pores():
     """Featureless noise, flat or dark images show no rims (nothing darker than the film beyond
     its noise), so "auto" keeps the optical method there."""
-    from castrig.analysis.edges import has_bright_rims
+    from castrig.analysis.edges_rims import has_bright_rims
 
     rng = np.random.default_rng(4)
     assert not has_bright_rims(100 + 20 * rng.normal(size=(400, 400)))
@@ -193,7 +194,7 @@ def test_touching_pores_get_a_core_each():
 def test_pore_pixels_share_a_wall_at_its_middle():
     """Each pixel goes to the core whose edge is nearest: between two cores of radii 3 and 6 the
     wall's pixels split where the distances to the two edges are equal; core pixels are their own."""
-    from castrig.analysis.edges import pore_pixels
+    from castrig.analysis.edges_cores import pore_pixels
 
     lab = np.zeros((40, 60), np.int32)
     yy, xx = np.mgrid[:40, :60]
@@ -320,7 +321,7 @@ def test_real_section_under_another_gain_and_offset_measures_the_same():
     the same D. The image divided by its film level assumed a black level of 0: the offset then
     changed each pore's relative depth by a different amount where the film level differs (D
     −9.0 %, opening −4.5 points). Over the film above the view's black level
-    (:func:`~castrig.analysis.edges.black_field`) the relative depths are the same: D 0.95 %."""
+    (:func:`~castrig.analysis.edges_levels.black_field`) the relative depths are the same: D 0.95 %."""
     img, px = _real("plant_cells_section_hitachi_x1k_rickgummy.png", 885, 0.09921)
     full = float(np.iinfo(img.dtype).max)
     other = np.clip(np.rint(img.astype(np.float64) * 0.6 + 0.15 * full), 0, full).astype(img.dtype)
@@ -368,7 +369,7 @@ def test_auto_tells_a_defocus_halo_from_an_se_rim(family, i):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import analysis_accuracy as acc
-    from castrig.analysis.edges import has_bright_rims
+    from castrig.analysis.edges_rims import has_bright_rims
     from castrig.sim.micrograph import render_surface_halo
 
     c = acc.CASES[i]

@@ -54,7 +54,7 @@ def test_an_fei_tag_decides_too(tmp_path: Path, zeiss_pixels):
 def test_without_sem_metadata_auto_still_decides_from_the_image(tmp_path: Path, zeiss_pixels):
     """The same pixels without the Zeiss tag (a plain TIFF, the pixel size given): the image's own
     test decides, as it did before, and the result says so. Its faint ridge round the pores (under
-    the rim test, over edges.RIM_AMBIGUOUS) is flagged appearance_ambiguous: read as optical the
+    the rim test, over edges_rims.RIM_AMBIGUOUS) is flagged appearance_ambiguous: read as optical the
     opening is 0.230 against 0.297 as sem, and the verdict no longer trusts it."""
     pixels, _ = zeiss_pixels
     tifffile.imwrite(tmp_path / "plain.tif", pixels)

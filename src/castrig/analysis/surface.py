@@ -64,7 +64,7 @@ class SurfaceMetrics:
     #: few corners, even 1 px from the pores: it was taken as one level (:func:`_film_for_level`)
     thin_walls: bool = False
     #: under ``appearance="auto"``, a bright ridge round the pores that an SEM's rims and a defocus
-    #: halo both make, the cores' test not passed (:func:`~.edges.rim_reading`): measured as SEM
+    #: halo both make, the cores' test not passed (:func:`~.edges_rims.rim_reading`): measured as SEM
     #: where the ridge is strong, else as optical — the other reading gives other diameters
     appearance_ambiguous: bool = False
 
@@ -723,7 +723,7 @@ def _analyse_surface(
     img = _f32(raw, cache, "img")
     if transmitted is not None and np.shape(transmitted) != img.shape:
         raise ValueError(f"transmitted image shape {np.shape(transmitted)} != reflected {img.shape}")
-    from .edges import rim_reading
+    from .edges_rims import rim_reading
 
     # (auto: a ridge round the pores that is no rim by the rim tests is an SEM's rim over flat
     # dark cores or a defocus halo — measured as SEM where the ridge is strong, else as optical,
@@ -956,7 +956,7 @@ def _through(t: np.ndarray, ft: np.ndarray | None, lab: np.ndarray, n: int, seg:
 def _sem_norm(img: np.ndarray, unit: float, film: str, levels: dict | None = None) -> tuple[np.ndarray, float]:
     """The SEM view over its film level above its black level, float32, and its noise σ
     (:func:`_sem_lips`); the mode film from ``levels["mode_raw"]`` (a future) where given."""
-    from .edges import black_field, film_mode_field, film_upper_field
+    from .edges_levels import black_field, film_mode_field, film_upper_field
 
     if film == "upper":
         fr = film_upper_field(img, unit=unit)
@@ -966,7 +966,7 @@ def _sem_norm(img: np.ndarray, unit: float, film: str, levels: dict | None = Non
         fr = film_mode_field(img)
     f = np.maximum(fr, 1e-6).astype(np.float32)
     # the image over its film above the view's black level, not above 0
-    # (:func:`~castrig.analysis.edges.black_field`): a grey-level gain and offset and an
+    # (:func:`~castrig.analysis.edges_levels.black_field`): a grey-level gain and offset and an
     # illumination ramp then leave it as it is. (The rimless path, each pore by its own depth,
     # divided by the film alone: its floors are grey, so the deepest level is no black, and its
     # lips' levels were held relative to the film's 1, a black of 0 (the twin's backscatter views:
@@ -984,7 +984,7 @@ def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool |
               levels: dict | None = None):
     """Film level, cores and lips of an SEM top view (:mod:`castrig.analysis.edges`).
 
-    ``unit``: the pores' size unit of the view (:func:`~castrig.analysis.edges.pore_unit`, the
+    ``unit``: the pores' size unit of the view (:func:`~castrig.analysis.edges_cores.pore_unit`, the
     same for both passes); ``film``: "mode" (the commonest bright level: rims shine above it) or "upper" (the
     brightest level: nothing shines above the film of a view without rims); ``local``: each core
     by its own pore's depth, else one threshold for the image; ``rims``/``confirm``: as
@@ -993,10 +993,11 @@ def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool |
     voted for rims and ``confirm()`` did not, or (``rimless=False``) voted against rims.
 
     ``levels`` (optional dict, shared by the caller's passes): "mode_raw", a future of
-    :func:`~castrig.analysis.edges.film_mode_field` of ``img`` (started early on a worker), and
+    :func:`~castrig.analysis.edges_levels.film_mode_field` of ``img`` (started early on a worker), and
     per film kind the normalised view and its noise, so that a second pass on the same film
     does not compute them again."""
-    from .edges import lip_radii, pore_cores
+    from .edges import lip_radii
+    from .edges_cores import pore_cores
 
     h, w = img.shape
     cached = levels.get(film) if levels is not None else None
@@ -1048,9 +1049,9 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     lips.
 
     The pores' fits on the mode film vote for rims, and the whole view
-    (:func:`~castrig.analysis.edges.rim_decision`) must agree: where it shows a clear ridge a
+    (:func:`~castrig.analysis.edges_rims.rim_decision`) must agree: where it shows a clear ridge a
     plain majority of the pores makes rims, where it shows a faint one only a vote clearing its
-    threshold by a margin (:func:`~castrig.analysis.edges.vote_clears`: a vote near its
+    threshold by a margin (:func:`~castrig.analysis.edges_rims.vote_clears`: a vote near its
     threshold flipped with the pixel size on a real section), where none, no vote. (The whole
     view alone is not enough: an illumination ramp of ±20 % raised a real section's ridge from
     0 to 0.16.) With rims the film is the mode (rims shine above it) and
@@ -1060,10 +1061,11 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     the view shows no rim (a dense flat view: the mode is a pore level and the "rims" the
     film's own blurred walls) or where the mode leaves no pore below it or lies nearer the darkest
     level than the brightest (thin bright walls and no film plateau: the commonest level is a pore
-    level, :func:`~castrig.analysis.edges.mode_is_pore_level`). The faint-ridge margin slides
-    from 0.6 to a plain majority as the ridge grows (:func:`~castrig.analysis.edges.vote_needed`)."""
-    from .edges import (VOTE_MARGIN, film_mode_field, mode_is_pore_level, pore_unit, rim_decision, rim_overshoot,
-                        vote_clears, vote_needed)
+    level, :func:`~castrig.analysis.edges_rims.mode_is_pore_level`). The faint-ridge margin slides
+    from 0.6 to a plain majority as the ridge grows (:func:`~castrig.analysis.edges_rims.vote_needed`)."""
+    from .edges_rims import VOTE_MARGIN, mode_is_pore_level, rim_decision, rim_overshoot, vote_clears, vote_needed
+    from .edges_levels import film_mode_field
+    from .edges_cores import pore_unit
 
     h, w = img.shape
     # the whole view's rim check (its ridge over the film) is needed only once the pores have
