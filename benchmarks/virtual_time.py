@@ -167,7 +167,7 @@ def _part(filename: str) -> str | None:
     f = filename
     if "/castrig/sim/world.py" in f or "/castrig/sim/physics.py" in f:
         return "physics"
-    if any(x in f for x in ("/castrig/sim/micrograph.py", "/castrig/sim/film_images.py", "/castrig/sim/camera.py",
+    if any(x in f for x in ("/castrig/sim/micrograph/", "/castrig/sim/film_images.py", "/castrig/sim/camera.py",
                             "/castrig/sim/twin.py")):
         return "rendering"
     if "/castrig/sim/" in f:

@@ -12,7 +12,8 @@ from scipy import ndimage as ndi
 from castrig.analysis import analyse_surface
 from castrig.analysis.edges import lip_radii
 from castrig.analysis.edges_cores import pore_cores
-from castrig.sim.micrograph import _disc_coverage, ground_truth, make_structure, render_surface_sem
+from castrig.sim.micrograph import ground_truth, make_structure, render_surface_sem
+from castrig.sim.micrograph.kernels import _disc_coverage
 from test_invariance_real import sem_measured
 
 

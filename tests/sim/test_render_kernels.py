@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from castrig.sim.micrograph import _gaussian, _sample_mean
+from castrig.sim.micrograph.kernels import _gaussian
+from castrig.sim.micrograph.surface import _sample_mean
 
 
 @pytest.mark.parametrize("shape,sigma", [((64, 80), 0.7), ((300, 41), 1.3), ((7, 500), 2.0), ((1030, 37), 3.7), ((5, 5), 1.0)])
