@@ -121,8 +121,6 @@ __all__ = ["lip_radii"]
 # --------------------------------------------------------------------------------------------
 
 PROFILE_BIN_PX = 0.5  # at least; an eighth of the typical core radius when that is larger
-
-
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 
 
@@ -130,32 +128,14 @@ RIMLESS_SHARE = 0.25  # a rimless pore's cavity in the lower, its film in the up
 
 
 NP = 7  # R, c, A, w, F, R2, c2
-
-
 ITERS = 200  # a safety cap: each profile's fit stops at its own tolerance (:func:`_fit_lips`; some converge after 100–150)
-
-
 W_PRIOR = 0.3  # relative spread of a pore's rim width about the image's share of its lip radius
-
-
 RETRY_COST = 1.5  # the second start of the lip on pores fitting worse than this × the median ...
-
-
 RETRY_ALL = 400  # ... or on all when there are no more than these
-
-
 SIGMA_PORES = 200  # pores in the blur's profile likelihood
-
-
 SPLIT = 2000  # profiles fitted in two halves on two threads from this many on
-
-
 FIT_CHUNK = 16384  # profiles fitted at once at most (a large view's pores chunk by chunk: the same fits)
-
-
 RIM_SPAN = 0.9  # a blur-stage fit whose rim width reaches this share of its lip radius has no rim of its own (the cavity's slope)
-
-
 PRIOR_MIN_PORES = 20  # fewer pores in the blur stage: no common rim width (each pore on its own)
 
 

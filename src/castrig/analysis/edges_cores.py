@@ -214,8 +214,6 @@ def _disc_share(comps: tuple[np.ndarray, np.ndarray]) -> float:
 
 
 DISC_SHARE_LO = 0.025  # under this share of the dark area in single discs their median is no sample (:func:`pore_cores`)
-
-
 ACF_DISC = 0.808  # a disc's covariogram falls to half at 0.808 of its radius
 
 

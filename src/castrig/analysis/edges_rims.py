@@ -129,17 +129,11 @@ def rim_overshoot(img: np.ndarray, crop: int = 512) -> float:
 
 
 RIM_MIN = 0.025  # whole-view overshoot (share of the pores' depth) from which a view may show rims
-
-
 RIM_CLEAR = 0.1  # ... and from which it shows them whatever its pores' fits vote
-
-
 VOTE_MARGIN = 0.6  # between the two: rims where the pores' vote clears its 0.5 by this margin
 
 
 CORE_LIFT_MIN = 0.06  # an SE rim's decay lifts the cores' middle ring by this share at least
-
-
 #: whole-view overshoot from which a view that shows no rims by the two tests above still shows a
 #: ridge round its pores that ``auto`` cannot place (an SEM's faint rims, or a defocus halo):
 #: flagged appearance_ambiguous (castrig.analysis.surface). The twin's plain optical views: 0 to

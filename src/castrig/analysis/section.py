@@ -129,6 +129,7 @@ def _empty(px: float) -> SectionMetrics:
     return SectionMetrics(None, None, None, px, flags=["interface_lost"])
 
 
+
 def _crossing(s: np.ndarray, start: np.ndarray, level: np.ndarray, rising: bool, span: int) -> np.ndarray:
     """Sub-pixel row (pixel centres at k+0.5) where each column first crosses ``level``
     scanning down from ``start - span`` over ``2*span`` rows; NaN where it does not."""

@@ -39,6 +39,8 @@ def _split_bumps(v: np.ndarray, ratio: float = 0.75) -> list[int]:
     return _split_bumps(v[:c], ratio) + [c] + [c + 1 + j for j in _split_bumps(v[c + 1:], ratio)]
 
 
+
+
 def _piece_width(hcol: np.ndarray, lo: int, hi: int, e0: int, e1: int, cut_left: bool, cut_right: bool) -> float:
     """A cavity's width along the section, for telling its neighbours (columns). Where a run of
     dark columns was split between two cavities joined by a window (``_split_bumps``), the split

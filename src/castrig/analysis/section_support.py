@@ -126,8 +126,6 @@ def _support_pores(s: np.ndarray, interface: np.ndarray, valid: np.ndarray, px: 
 #: :func:`_support_pores`: how far (px, through the pore phase) a rebuilt pore may lie from a
 #: chord of the border (a run of pore pixels along it at least ``CUT_CHORD_PX`` long) and be cut
 CUT_REACH_PX = 4
-
-
 CUT_CHORD_PX = 5
 
 

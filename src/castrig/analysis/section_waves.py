@@ -23,8 +23,6 @@ from .section_lines import _edge_noise, _filled_median, _interface_line
 #: times a section is straightened at most, each time by what the measurement before found left
 #: of its wave
 WAVE_PASSES = 3
-
-
 #: a straightened measurement is not kept when the interface it finds is seen over this
 #: fraction of the width less than before (the rest are tongues, cut cavities, gaps), nor when
 #: it is seen over any less and the top is more bent: a "wave" read from a flat section's deep
@@ -34,8 +32,6 @@ WAVE_PASSES = 3
 #: from 2.1 to 2.5 px rms, penetration depth 58 % off. A true wave straightened: -0.04 to +0.19,
 #: the top straighter where the interface is seen over less
 WAVE_LOST_INTERFACE = 0.05
-
-
 #: crest to trough (px) of the smallest wave a section is straightened by, and how much smaller
 #: what each straightening leaves must be than the wave it undid — both bends as measured, not
 #: rounded to the whole pixels the columns are moved by: at a few pixels the rounding moves
@@ -43,19 +39,13 @@ WAVE_LOST_INTERFACE = 0.05
 #: 3.41 left: 0.52 of it) read 4 of 6 px, 0.67, its right straightening undone — penetration
 #: depth 32 % short, fraction 0.074 over, unflagged (kept: 1.2 %, 0.000)
 WAVE_MIN_PX = 3.0
-
-
 WAVE_SHRINK = 0.6
-
-
 #: :func:`_bend_evidence` under which a section is measured as it lies (its edge on a straight
 #: line as much as on the bend), and from which its first straightening is kept whatever the
 #: interface's seen share does (a correct straightening of a wave with wide tongues finds more
 #: of them, and so the interface over less of the width: seed 2000 sec_wavy case 0, 0.71 then
 #: 0.50, T 16 % over when undone)
 WAVE_EVIDENCE_MIN = 1.1
-
-
 WAVE_EVIDENCE_TRUST = 1.5
 
 
@@ -208,8 +198,6 @@ def _side_tongues(y: np.ndarray, ok: np.ndarray) -> np.ndarray:
 #: :func:`_edge_jumps`: the step (px, and edge noise units) between neighbouring columns' edges
 #: beyond which a column is a side
 EDGE_JUMP_PX = 2.0
-
-
 EDGE_JUMP_NOISE = 6.0
 
 
@@ -248,17 +236,9 @@ def _bend_evidence(y: np.ndarray, ok: np.ndarray, path: np.ndarray) -> float:
 #: ``PATH_MAX_BLOCKS`` steps and ``PATH_MAX_LEVELS`` levels: a wider section takes wider steps,
 #: a taller spread of edge rows a coarser grid (time and memory bounded whatever the image)
 PATH_BLOCK = 4
-
-
 PATH_STEP_PX = 0.5
-
-
 PATH_SLOPE = 0.25
-
-
 PATH_CHANGE_COST = 1.0
-
-
 #: the cost of a pixel of level change on the path the section is straightened by, once
 #: :func:`_bend_evidence` (on the path at ``PATH_CHANGE_COST``) has found a wave. A wave
 #: climbs 4 amplitudes a period, and where tongues hang under most of the interface, seen only
@@ -269,17 +249,9 @@ PATH_CHANGE_COST = 1.0
 #: the image's side with no interface beside it, and a flat thin film (seed 5000 sec_thin
 #: case 10) passed as a 19 px wave
 BEND_CHANGE_COST = 0.5
-
-
 PATH_BELOW_CAP = 0.25
-
-
 PATH_ABOVE_CAP = 36.0
-
-
 PATH_MAX_BLOCKS = 8192
-
-
 PATH_MAX_LEVELS = 1024
 
 
