@@ -1,0 +1,26 @@
+"""pytest plugin of benchmarks/suite_cpu.py: each test's CPU, its own and its waited-for
+children's, appended as one line to $CASTRIG_SUITE_CPU_LOG (every xdist worker loads it too)."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+import pytest
+
+
+def _cpu() -> tuple[float, float]:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    before = _cpu()
+    yield
+    after = _cpu()
+    log = os.environ.get("CASTRIG_SUITE_CPU_LOG")
+    if log:
+        # one short line per write with O_APPEND: the workers' lines do not interleave
+        with open(log, "a") as f:
+            f.write(f"{after[0] - before[0]:.3f}\t{after[1] - before[1]:.3f}\t{item.nodeid}\n")
