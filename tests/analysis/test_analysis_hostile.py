@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from castrig.analysis import analyse_section, analyse_surface
 from castrig.analysis._filters import box_min, gaussian
 from castrig.analysis.illumination import measurable
-from castrig.analysis.surface import _parallel_rows, row_bands
+from castrig.analysis.surface_segment import _parallel_rows, row_bands
 from castrig.errors import BadInput
 from castrig.reliability.badinputs import tiff_bytes
 from castrig.tiffio import check_image_size, check_pixel_size, max_image_pixels, read_micrograph, write_micrograph

@@ -92,7 +92,7 @@ def test_a_dense_thin_walled_film_is_measured_within_the_goals(tmp_path: Path, s
 def test_film_nowhere_spread_over_the_view_is_said_so():
     """Film left only in one corner of the view, however near the pores: no level field is
     fitted through it (its level is one number), and the result is flagged thin_walls."""
-    from castrig.analysis.surface import _film_for_level
+    from castrig.analysis.surface_segment import _film_for_level
 
     mask = np.ones((256, 256), bool)  # pores everywhere ...
     mask[:40, :40] = False  # ... but in one corner
