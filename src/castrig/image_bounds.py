@@ -491,7 +491,7 @@ MAX_METADATA_BYTES = 64 << 20
 def check_file_bytes(path: str | Path, image_bytes: int, what: str) -> None:
     """BadInput unless the file ``path`` holds at most ``image_bytes`` (the most its pixels take,
     uncompressed) and :data:`MAX_METADATA_BYTES`. Pillow reads a WebP file whole when it opens it,
-    and the PNG check (:func:`_png_whole`) read the whole file: a 256 × 256 PNG or WebP followed by
+    and the PNG check (then a second decode) read the whole file: a 256 × 256 PNG or WebP followed by
     3 GB (sparse: no disk) took 17 s and 41 s, and as many GB of memory, to measure it."""
     size = os.path.getsize(path)
     cap = int(image_bytes) + MAX_METADATA_BYTES
@@ -499,3 +499,34 @@ def check_file_bytes(path: str | Path, image_bytes: int, what: str) -> None:
         raise BadInput(f"{path}: file too large: {size:,} bytes, more than {what} needs ({int(image_bytes):,} bytes of "
                        f"pixels uncompressed and {MAX_METADATA_BYTES >> 20} MiB of metadata) (allowed: at most {cap:,} "
                        "bytes; data appended to the image?)", file=str(path), field="file size")
+
+
+#: samples per pixel of each PNG colour type (grey, RGB, palette index, grey+alpha, RGBA)
+_PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+@dataclass(frozen=True)
+class PngHeader:
+    """What a PNG's IHDR chunk declares."""
+
+    width: int
+    height: int
+    bit_depth: int
+    colour_type: int
+
+    @property
+    def samples(self) -> int:
+        return _PNG_SAMPLES.get(self.colour_type, 1)
+
+
+def png_header(path: str | Path) -> PngHeader | None:
+    """The IHDR of the PNG ``path`` (its first chunk, as the format requires), or None when the
+    file does not start as a PNG does."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(29)
+    if len(head) < 29 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    w, h, depth, colour = struct.unpack(">IIBB", head[16:26])
+    return PngHeader(w, h, depth, colour)

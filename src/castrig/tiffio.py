@@ -34,7 +34,7 @@ from castrig.errors import BadInput
 from castrig.image_bounds import (DEFAULT_MAX_IMAGE_PIXELS, MAX_BYTES_PER_PIXEL, MAX_FRAMES_COUNTED, MAX_TIFF_PAGES,
                                   check_codec_segments, check_directories, check_file_bytes, check_image_size,
                                   check_jpeg_scans, check_segment_bytes, check_tile_size, count_frames, count_pages,
-                                  cut_short, max_image_pixels)
+                                  cut_short, max_image_pixels, png_header)
 from castrig.sem_metadata import sidecar_pixel_size, vendor_pixel_size, vendor_pixel_sizes
 
 __all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "vendor_pixel_sizes", "max_image_pixels", "check_image_size", "check_pixel_size", "check_file_bytes",
@@ -634,10 +634,13 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             im = Image.open(p, formats=PILLOW_FORMATS)  # (what else Pillow opens is refused as "cannot read")
             with im:  # the header only: check the declared size first
                 bands = len(im.getbands())
-                check_image_size(p, (im.height, im.width) + ((bands,) if bands > 1 else ()),
-                                 np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F") else np.uint8,
-                                 max_pixels)
                 is_png = im.format == "PNG"
+                if is_png:  # decoded as the file stores it (16 bits a sample; a tRNS chunk an alpha channel)
+                    check_image_size(p, _png_decoded_shape(p, "transparency" in im.info), _png_dtype(p), max_pixels)
+                else:
+                    check_image_size(p, (im.height, im.width) + ((bands,) if bands > 1 else ()),
+                                     np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F")
+                                     else np.uint8, max_pixels)
                 png_bytes = im.height * (1 + im.width * bands * 2)  # its rows, each behind a filter byte, at 16 bits a sample
                 cmyk = im.mode == "CMYK"
                 frames = count_frames(im)
@@ -647,17 +650,20 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                     many = f"more than {MAX_FRAMES_COUNTED}" if frames > MAX_FRAMES_COUNTED else str(frames)
                     raise BadInput(f"{p}: holds {many} frames ({im.format}); castrig measures one image: save the "
                                    "frame to measure as an image of its own", file=p, field="frames")
-                orientation = int(im.getexif().get(0x0112, 1) or 1)  # EXIF Orientation
+                # EXIF Orientation; a PNG's from an eXIf chunk before its image data (where Pillow
+                # and libpng write it): for one after it, Pillow's getexif() decoded the whole image
+                exif = im.getexif() if not is_png or "exif" in im.info else {}
+                orientation = int(exif.get(0x0112, 1) or 1)
                 if im.format in ("JPEG", "MPO"):
                     check_jpeg_scans(p)
-            if cmyk:  # 4 inks, not RGBA: Pillow's conversion (a CMYK JPEG read as RGBA measured its film as pores)
+            if is_png:
+                check_file_bytes(p, png_bytes, f"a {im.width} × {im.height} PNG")
+                a = _png_decoded(p)
+            elif cmyk:  # 4 inks, not RGBA: Pillow's conversion (a CMYK JPEG read as RGBA measured its film as pores)
                 with Image.open(p, formats=PILLOW_FORMATS) as im:
                     a = np.asarray(im.convert("RGB"))
             else:
                 a = iio.imread(p, plugin="pillow", index=0)
-        if is_png:
-            check_file_bytes(p, png_bytes, f"a {im.width} × {im.height} PNG")
-            _png_whole(p)
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -694,18 +700,40 @@ _EXIF_TURNS = {
 }
 
 
-def _png_whole(p: str | Path) -> None:
-    """Refuse a PNG whose image data stops short of its declared size. Pillow fills the missing
-    rows with black when the compressed stream ends cleanly (2 rows written of a declared
-    9000 × 9000: measured as a black micrograph, exit 0); libpng, the reference decoder, says
-    "Not enough image data"."""
+def _png_dtype(p: str) -> type:
+    header = png_header(p)
+    return np.uint16 if header is not None and header.bit_depth == 16 else np.uint8
+
+
+def _png_decoded_shape(p: str, trns: bool) -> tuple[int, ...]:
+    """The array libpng decodes the PNG ``p`` to: a palette to RGB, and a tRNS chunk to one more
+    (alpha) channel. Pillow calls a 16-bit RGBA PNG "RGBA", 8 bits a sample: counted so, 100 Mpx
+    passed the size check and its decode took 800 MB."""
+    header = png_header(p)
+    if header is None:
+        return (0,)
+    samples = 3 if header.colour_type == 3 else header.samples
+    samples += 1 if trns and header.colour_type in (0, 2, 3) else 0
+    return (header.height, header.width) + ((samples,) if samples > 1 else ())
+
+
+def _png_decoded(p: str) -> np.ndarray:
+    """The pixels of the PNG ``p``, decoded once by libpng (imagecodecs), from the file mapped in
+    memory: at the file's own bit depth, a palette through its colours. libpng refuses image data
+    that stops short of its declared size, where Pillow filled the missing rows with black when
+    the compressed stream ended cleanly (2 rows written of a declared 9000 × 9000: measured as a
+    black micrograph, exit 0). Decoded by Pillow (its image, a copy, then the array) and again by
+    libpng for that check, a 100 Mpx RGBA PNG took 1.6 GB at the peak; now the array's own bytes."""
+    import mmap
+
     import imagecodecs
 
-    try:
-        imagecodecs.png_decode(Path(p).read_bytes())
-    except imagecodecs.PngError as exc:
-        raise BadInput(f"{p}: cannot read image (PNG: {_cut(str(exc))}; the file stops short of its declared "
-                       "size?)", file=p) from None
+    with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        try:
+            return imagecodecs.png_decode(data)
+        except imagecodecs.PngError as exc:
+            raise BadInput(f"{p}: cannot read image (PNG: {_cut(str(exc))}; the file stops short of its declared "
+                           "size or is damaged)", file=p) from None
 
 
 #: two pixel sizes of one image that differ by more than this (relative) are reported
