@@ -98,30 +98,62 @@ class TiffLayout:
         return cls(bo, big, n, off_fmt, "Q" if big else "H", 20 if big else 12, 8 if big else 4, first)
 
 
-def _directories(f, lay: TiffLayout, size: int) -> Iterator[bytes]:
-    """The entries (bytes) of each image directory in the chain of the TIFF open as ``f``, in
-    order, read here rather than by tifffile; the chain ends at a loop back to a directory seen,
-    an offset outside the file, a cut, or a count that is no directory's (over 4096: tifffile's
-    bound too). The file's position is left after the entries at each yield."""
+def _directory_at(f, lay: TiffLayout, size: int, offset: int) -> tuple[bytes, int] | None:
+    """(the entries of the image directory at ``offset``, the offset of the next one in its
+    chain), or None: an offset outside the file, a cut, or a count that is no directory's (over
+    4096: tifffile's bound too). The file's position is left after the entries."""
     import struct
 
     cnt, off = struct.calcsize(lay.cnt_fmt), struct.calcsize(lay.off_fmt)
+    if not 0 < offset < size:
+        return None
+    f.seek(offset)
+    raw = f.read(cnt)
+    if len(raw) < cnt:
+        return None
+    n = struct.unpack(lay.bo + lay.cnt_fmt, raw)[0]
+    if n > 4096:
+        return None
+    entries = f.read(n * lay.entry)
+    raw = f.read(off)
+    return entries, (struct.unpack(lay.bo + lay.off_fmt, raw)[0] if len(raw) == off else 0)
+
+
+def _directories(f, lay: TiffLayout, size: int) -> Iterator[bytes]:
+    """The entries (bytes) of each image directory in the chain of the TIFF open as ``f``, in
+    order, read here rather than by tifffile; the chain ends at a loop back to a directory seen,
+    an offset outside the file, a cut, or a count that is no directory's (:func:`_directory_at`)."""
     offset = lay.first or 0
     seen: set[int] = set()
-    while 0 < offset < size and offset not in seen:
+    while offset not in seen:
         seen.add(offset)
-        f.seek(offset)
-        raw = f.read(cnt)
-        if len(raw) < cnt:
+        found = _directory_at(f, lay, size, offset)
+        if found is None:
             return
-        n = struct.unpack(lay.bo + lay.cnt_fmt, raw)[0]
-        if n > 4096:
-            return
-        yield f.read(n * lay.entry)
-        raw = f.read(off)
-        if len(raw) < off:
-            return
-        offset = struct.unpack(lay.bo + lay.off_fmt, raw)[0]
+        entries, offset = found
+        yield entries
+
+
+def _sub_directories(f, lay: TiffLayout, size: int, entries: bytes) -> list[int]:
+    """The offsets a directory's SubIFDs tag (330: its sub-images, a pyramid's levels) lists;
+    tifffile reads the directory at each as it sorts a file's pages into images."""
+    import struct
+
+    for i in range(len(entries) // lay.entry):
+        e = entries[i * lay.entry:(i + 1) * lay.entry]
+        tag, typ = struct.unpack(lay.bo + "HH", e[:4])
+        if tag != 330:
+            continue
+        count = struct.unpack(lay.bo + ("Q" if lay.big else "I"), e[4:12] if lay.big else e[4:8])[0]
+        fmt = "Q" if typ in (16, 18) else "I"
+        count = min(count, MAX_TIFF_PAGES + 1)  # (more are refused: counted no further)
+        nbytes = struct.calcsize(fmt) * count
+        value = e[12:20] if lay.big else e[8:12]
+        if nbytes > lay.inline:
+            f.seek(struct.unpack(lay.bo + lay.off_fmt, value)[0])
+            value = f.read(nbytes)
+        return list(struct.unpack(f"{lay.bo}{len(value) // struct.calcsize(fmt)}{fmt}", value[:nbytes]))
+    return []
 
 
 def count_pages(path: str, limit: int) -> int:
@@ -147,46 +179,66 @@ MAX_TAG_BYTES = 64 << 20
 
 def check_directories(path: str) -> None:
     """BadInput if an image directory of the TIFF ``path`` (of the first :data:`MAX_TIFF_PAGES`
-    in its chain) declares more than :data:`MAX_TIFF_SEGMENTS` strip or tile offsets or byte
-    counts, or a tag value of more than :data:`MAX_TAG_BYTES`; or all of them together more than
-    :data:`MAX_TIFF_SEGMENTS` strips or tiles or 4 × :data:`MAX_TAG_BYTES`. Read from the directories'
-    entries before tifffile opens the file: tifffile reads such arrays and texts whole as it
-    opens it, whatever their size."""
-    import struct
-
+    in its chain, and the sub-images their SubIFDs tags list) declares more than
+    :data:`MAX_TIFF_SEGMENTS` strip or tile offsets or byte counts, or a tag value of more than
+    :data:`MAX_TAG_BYTES`; or all of them together more than :data:`MAX_TIFF_SEGMENTS` strips or
+    tiles or 4 × :data:`MAX_TAG_BYTES`; or the file lists more than :data:`MAX_TIFF_PAGES`
+    sub-images. Read from the directories' entries before tifffile opens the file: tifffile reads
+    such arrays and texts whole as it opens it, whatever their size, a SubIFD's too (one
+    declaring 100 000 000 strips, in a sparse file, took 2 GB and 4 s; the main image was measured)."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         lay = TiffLayout.of(f.read(16))
-        bo, entry, big = lay.bo, lay.entry, lay.big
-        segments = tag_bytes = 0  # (over all the directories: 256 of them, each just within the bounds, are 256 times more)
-        for k, entries in enumerate(itertools.islice(_directories(f, lay, size), MAX_TIFF_PAGES + 1)):
-            for i in range(len(entries) // entry):
-                e = entries[i * entry:(i + 1) * entry]
-                tag, typ = struct.unpack(bo + "HH", e[:4])
-                count = struct.unpack(bo + ("Q" if big else "I"), e[4:12] if big else e[4:8])[0]
-                if tag in (273, 279, 324, 325) and count > MAX_TIFF_SEGMENTS:  # Strip/Tile Offsets and ByteCounts
-                    import tifffile
+        totals = [0, 0]  # strips or tiles, tag bytes (over all the directories: 256 of them, each just within the bounds, are 256 times more)
+        subs = 0  # (the sub-images listed so far)
+        for k, entries in enumerate(itertools.islice(_directories(f, lay, size), MAX_TIFF_PAGES + 1)):  # (each read where it is)
+            _check_entries(path, lay, entries, totals, f"{k + 1} image directories and {subs} sub-images")
+            offsets = _sub_directories(f, lay, size, entries)
+            if subs + len(offsets) > MAX_TIFF_PAGES:
+                raise BadInput(f"{path}: lists more than {MAX_TIFF_PAGES} sub-images (TIFF tag SubIFDs) (allowed: at most "
+                               f"{MAX_TIFF_PAGES}); the file is damaged or crafted, not read", file=path, field="SubIFDs")
+            for j, offset in enumerate(offsets):
+                found = _directory_at(f, lay, size, offset)
+                subs += 1
+                if found is not None:
+                    _check_entries(path, lay, found[0], totals, f"{k + 1} image directories and {subs} sub-images",
+                                   what=f"sub-image {j + 1} (TIFF tag SubIFDs of image directory {k + 1})")
 
-                    name = tifffile.TIFF.TAGS.get(tag, str(tag))
-                    raise BadInput(f"{path}: its image is cut into {count:,} pieces (TIFF tag {name}) (allowed: at "
-                                   f"most {MAX_TIFF_SEGMENTS:,} strips or tiles); save it again with larger strips "
-                                   "or tiles", file=path, field=name)
-                nbytes = _TIFF_TYPE_BYTES.get(typ, 1) * count
-                if nbytes > MAX_TAG_BYTES:
-                    import tifffile
 
-                    name = tifffile.TIFF.TAGS.get(tag, str(tag))
-                    raise BadInput(f"{path}: its TIFF tag {tag} ({name}) declares a value of {nbytes:,} bytes (allowed: "
-                                   f"at most {MAX_TAG_BYTES:,}); the file is damaged or crafted, not read", file=path,
-                                   field=name)
-                segments += count if tag in (273, 324) else 0
-                tag_bytes += nbytes
-                if segments > MAX_TIFF_SEGMENTS or tag_bytes > 4 * MAX_TAG_BYTES:
-                    said = (f"its images are cut into more than {MAX_TIFF_SEGMENTS:,} strips or tiles in all" if
-                            segments > MAX_TIFF_SEGMENTS else f"its tags declare more than {4 * MAX_TAG_BYTES:,} bytes in all")
-                    raise BadInput(f"{path}: {said} ({k + 1} image directories) (allowed: at most "
-                                   f"{MAX_TIFF_SEGMENTS:,} strips or tiles and {4 * MAX_TAG_BYTES:,} bytes of tags in a "
-                                   "file); the file is damaged or crafted, not read", file=path, field="pages")
+def _check_entries(path: str, lay: TiffLayout, entries: bytes, totals: list[int], where: str, what: str = "image") -> None:
+    """The bounds of :func:`check_directories` on one directory's ``entries``, ``totals`` (strips
+    or tiles, tag bytes) counted on; ``where``: how far the walk is, ``what``: whose directory."""
+    import struct
+
+    bo, entry, big = lay.bo, lay.entry, lay.big
+    for i in range(len(entries) // entry):
+        e = entries[i * entry:(i + 1) * entry]
+        tag, typ = struct.unpack(bo + "HH", e[:4])
+        count = struct.unpack(bo + ("Q" if big else "I"), e[4:12] if big else e[4:8])[0]
+        if tag in (273, 279, 324, 325) and count > MAX_TIFF_SEGMENTS:  # Strip/Tile Offsets and ByteCounts
+            import tifffile
+
+            name = tifffile.TIFF.TAGS.get(tag, str(tag))
+            raise BadInput(f"{path}: its {what} is cut into {count:,} pieces (TIFF tag {name}) (allowed: at "
+                           f"most {MAX_TIFF_SEGMENTS:,} strips or tiles); save it again with larger strips "
+                           "or tiles", file=path, field=name)
+        nbytes = _TIFF_TYPE_BYTES.get(typ, 1) * count
+        if nbytes > MAX_TAG_BYTES:
+            import tifffile
+
+            name = tifffile.TIFF.TAGS.get(tag, str(tag))
+            in_sub = "" if what == "image" else f" in its {what}"
+            raise BadInput(f"{path}: its TIFF tag {tag} ({name}){in_sub} declares a value of {nbytes:,} bytes (allowed: "
+                           f"at most {MAX_TAG_BYTES:,}); the file is damaged or crafted, not read", file=path,
+                           field=name)
+        totals[0] += count if tag in (273, 324) else 0
+        totals[1] += nbytes
+        if totals[0] > MAX_TIFF_SEGMENTS or totals[1] > 4 * MAX_TAG_BYTES:
+            said = (f"its images are cut into more than {MAX_TIFF_SEGMENTS:,} strips or tiles in all" if
+                    totals[0] > MAX_TIFF_SEGMENTS else f"its tags declare more than {4 * MAX_TAG_BYTES:,} bytes in all")
+            raise BadInput(f"{path}: {said} ({where}) (allowed: at most "
+                           f"{MAX_TIFF_SEGMENTS:,} strips or tiles and {4 * MAX_TAG_BYTES:,} bytes of tags in a "
+                           "file); the file is damaged or crafted, not read", file=path, field="pages")
 
 
 #: TIFF compressions whose data is an image of its own (JPEG, JPEG 2000, PNG, WebP), decoded to
