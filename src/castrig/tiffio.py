@@ -550,6 +550,9 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                         and a.ndim == 3 and a.shape[0] in (3, 4)):
                     a = np.moveaxis(a, 0, -1)  # planar RGB or CMYK (PlanarConfiguration SEPARATE)
                 a, read_as = _photometric(a, page, photometric)
+                turned = _tiff_orientation(page)
+                if turned in _EXIF_TURNS and a.ndim >= 2:  # tifffile gives the pixels as stored
+                    a = _EXIF_TURNS[turned](a)
                 px = _tiff_pixel_size(tif, page)
                 src = "TIFF resolution tags" if px is not None else None
                 zero_tag = _zero_resolution(page, imagej=bool(tif.imagej_metadata))
@@ -603,6 +606,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             meta["file_type"] = renamed
         if read_as:
             meta["photometric"] = read_as
+        if turned in _EXIF_TURNS:
+            meta["orientation"] = f"TIFF orientation {turned} applied (the image as viewers show it)"
         if px is not None and not _usable(px):
             if src != "TIFF resolution tags":  # an instrument's field that is there and wrong: named by the caller
                 meta["pixel_size_invalid"] = {"value_um": f"{px:g}", "source": src}
@@ -686,7 +691,19 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     return _grey(a, p), px, ({"pixel_size_source": src} if src else {}) | read_as
 
 
-#: EXIF Orientation 2-8 -> the turn that shows the stored pixels as viewers do (rows, columns
+def _tiff_orientation(page) -> int:
+    """A TIFF page's Orientation tag (274; 1, the default, when absent or no number). EXIF took
+    it from TIFF: the same values, turned by :data:`_EXIF_TURNS`. A section from a camera held
+    upright, stored on its side with orientation 6, was read as stored: measured across its
+    layers, it gave no thickness at all, and nothing said why."""
+    tag = page.tags.get("Orientation")
+    try:
+        return int(tag.value) if tag is not None else 1
+    except (TypeError, ValueError):
+        return 1
+
+
+#: EXIF (and TIFF) Orientation 2-8 -> the turn that shows the stored pixels as viewers do (rows, columns
 #: first; colour last). Orientation 6 is a phone or camera held upright: stored on its side, a
 #: section read as stored was measured across its layers (T 37.6 µm, interface lost).
 _EXIF_TURNS = {

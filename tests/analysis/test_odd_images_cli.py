@@ -137,3 +137,19 @@ def test_a_strip_too_small_for_its_pores_does_not_sign_an_opening_ratio(tmp_path
     out = json.loads(res.stdout)
     assert out["pore_count"] == 0
     assert "too_few_pores" in out["quality"]["flagged"]["opening_ratio"]
+
+
+def test_a_tiff_stored_on_its_side_is_read_as_its_orientation_tag_says(tmp_path):
+    """A section from a camera held upright: stored on its side, its TIFF Orientation tag (274)
+    says 6 — the value EXIF took from TIFF, which castrig applied to a JPEG but not to a TIFF:
+    read as stored, the layers stood upright and no thickness came out, nothing said why. The
+    black / film / support cartoon of 100 film rows at 0.4 µm reads T = 40 µm."""
+    img = np.zeros((512, 512), np.uint8)
+    img[200:300], img[300:] = 255, 120
+    for tag, stored in ((6, np.rot90(img, k=1)),):
+        tifffile.imwrite(tmp_path / f"side{tag}.tif", np.ascontiguousarray(stored), extratags=[(274, 3, 1, tag, True)])
+        res = castrig("analyse", "section", f"side{tag}.tif", "--pixel-size", "0.4", "--json", cwd=tmp_path)
+        assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+        out = json.loads(res.stdout)
+        assert out["mean_thickness_um"] == pytest.approx(40.0, rel=0.01), out
+        assert out["images"]["section"]["read_as"] == [f"TIFF orientation {tag} applied (the image as viewers show it)"]
