@@ -550,6 +550,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                         and a.ndim == 3 and a.shape[0] in (3, 4)):
                     a = np.moveaxis(a, 0, -1)  # planar RGB or CMYK (PlanarConfiguration SEPARATE)
                 a, read_as = _photometric(a, page, photometric)
+                _check_second_channel(p, a, page, photometric)
                 turned = _tiff_orientation(page)
                 if turned in _EXIF_TURNS and a.ndim >= 2:  # tifffile gives the pixels as stored
                     a = _EXIF_TURNS[turned](a)
@@ -689,6 +690,21 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     if px is not None and not _usable(px):
         return _grey(a, p), None, {"pixel_size_invalid": {"value_um": f"{px:g}", "source": src}} | read_as
     return _grey(a, p), px, ({"pixel_size_source": src} if src else {}) | read_as
+
+
+def _check_second_channel(path: str, a: np.ndarray, page, photometric: int) -> None:
+    """Refuse a grey TIFF of two samples a pixel whose second is no alpha channel (ExtraSamples
+    1 or 2): two signals (an SEM's two detectors), of which castrig took the first as the image
+    and dropped the other as if it were alpha, nothing said (a flat first channel: opening 0)."""
+    if photometric not in (0, 1) or a.ndim != 3 or a.shape[-1] != 2:
+        return
+    extra = tuple(int(v) for v in (getattr(page, "extrasamples", None) or ()))
+    if extra[:1] in ((1,), (2,)):
+        return
+    said = f"ExtraSamples {extra[0]}, unspecified" if extra else "no ExtraSamples tag"
+    raise BadInput(f"{path}: holds 2 channels a pixel and its second is no alpha channel (TIFF {said}); castrig "
+                   "measures one greyscale image: save the channel to measure on its own (Fiji: Image > Color > "
+                   "Split Channels)", file=path, field="SamplesPerPixel")
 
 
 def _tiff_orientation(page) -> int:

@@ -153,3 +153,23 @@ def test_a_tiff_stored_on_its_side_is_read_as_its_orientation_tag_says(tmp_path)
         out = json.loads(res.stdout)
         assert out["mean_thickness_um"] == pytest.approx(40.0, rel=0.01), out
         assert out["images"]["section"]["read_as"] == [f"TIFF orientation {tag} applied (the image as viewers show it)"]
+
+
+def test_a_grey_tiff_of_two_channels_is_refused_unless_the_second_is_alpha(tmp_path):
+    """Two samples a pixel (an SEM's two detectors), the second declared no alpha channel: the
+    first was measured as the image and the second dropped as if it were alpha, nothing said
+    (here a flat first channel: opening 0, exit 0). Grey + alpha (ExtraSamples 2) is measured."""
+    y, x = np.mgrid[0:256, 0:256]
+    pores = np.full((256, 256), 200, np.uint8)
+    pores[((y % 16) - 8) ** 2 + ((x % 16) - 8) ** 2 < 25] = 40
+    flat = np.full_like(pores, 100)
+    tifffile.imwrite(tmp_path / "two.tif", np.dstack([flat, pores]), photometric="minisblack")
+    res = castrig("analyse", "surface", "two.tif", "--pixel-size", "1", "--json", cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert ("two.tif: holds 2 channels a pixel and its second is no alpha channel (TIFF no ExtraSamples tag); castrig "
+            "measures one greyscale image") in " ".join(res.stderr.split()), res.stderr
+    tifffile.imwrite(tmp_path / "alpha.tif", np.dstack([pores, np.full_like(pores, 255)]), photometric="minisblack",
+                     extrasamples=[2])
+    res = castrig("analyse", "surface", "alpha.tif", "--pixel-size", "1", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["pore_count"] == 256
