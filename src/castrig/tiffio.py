@@ -640,7 +640,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             im = Image.open(p, formats=PILLOW_FORMATS)  # (what else Pillow opens is refused as "cannot read")
             with im:  # the header only: check the declared size first
                 bands = len(im.getbands())
-                is_png = im.format == "PNG"
+                is_png, fmt = im.format == "PNG", im.format
                 if is_png:  # decoded as the file stores it (16 bits a sample; a tRNS chunk an alpha channel)
                     check_image_size(p, _png_decoded_shape(p, "transparency" in im.info), _png_dtype(p), max_pixels)
                 else:
@@ -680,6 +680,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
         raise BadInput(f"{p}: cannot read image ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
     a = np.asarray(a)
     read_as = {"photometric": "CMYK, converted to RGB"} if cmyk else {}
+    if Path(p).suffix.lower() not in _SUFFIXES.get(fmt, ()):  # (a JPEG named .tif: its losses are the reader's to know)
+        read_as["file_type"] = f"read as {fmt} (its name says {Path(p).suffix or 'nothing'})"
     if orientation in _EXIF_TURNS and a.ndim >= 2:  # as every viewer shows it
         a = _EXIF_TURNS[orientation](a)
         read_as["orientation"] = f"EXIF orientation {orientation} applied (the image as viewers show it)"
@@ -717,6 +719,11 @@ def _tiff_orientation(page) -> int:
         return int(tag.value) if tag is not None else 1
     except (TypeError, ValueError):
         return 1
+
+
+#: the names each format Pillow reads goes by; any other is said (``read as JPEG (its name says .tif)``)
+_SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"), "MPO": (".jpg", ".jpeg", ".mpo"),
+             "BMP": (".bmp", ".dib"), "GIF": (".gif",), "WEBP": (".webp",), "PPM": (".ppm", ".pgm", ".pbm", ".pnm")}
 
 
 #: EXIF (and TIFF) Orientation 2-8 -> the turn that shows the stored pixels as viewers do (rows, columns
