@@ -35,7 +35,7 @@ from castrig.image_bounds import (DEFAULT_MAX_IMAGE_PIXELS, MAX_BYTES_PER_PIXEL,
                                   check_codec_segments, check_directories, check_file_bytes, check_image_size,
                                   check_jpeg_scans, check_segment_bytes, check_tile_size, count_frames, count_pages,
                                   cut_short, max_image_pixels, png_header)
-from castrig.sem_metadata import sidecar_pixel_size, vendor_pixel_size, vendor_pixel_sizes
+from castrig.sem_metadata import ome_pixel_size, sidecar_pixel_size, vendor_pixel_size, vendor_pixel_sizes
 
 __all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "vendor_pixel_sizes", "max_image_pixels", "check_image_size", "check_pixel_size", "check_file_bytes",
            "pixel_size_disagreement",
@@ -572,8 +572,11 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                         raise
                     vendor = []
                 vpx, vsrc = vendor[0] if vendor else (None, None)
+                ome = _ome(tif, series, p)
                 found = [(px, src)] if px is not None else []
-                found += vendor  # (every instrument's: two that disagree are said, whichever is used)
+                found += vendor + ([ome] if ome else [])  # (every instrument's: two that disagree are said, whichever is used)
+                if ome is not None and vpx is None:  # (the microscope software's record, as a vendor's tag below)
+                    vpx, vsrc = ome
                 if vpx is not None and not _usable(vpx) and _usable(px):
                     # the instrument's field is there but no pixel size: the resolution tags
                     # stand in, and the result says why
@@ -590,7 +593,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 meta = _file_metadata(page.description or "", tif.imagej_metadata)
                 # an SEM vendor's own metadata, its pixel size read or not (castrig analyse's
                 # --appearance auto takes sem for it)
-                sem = vsrc or next((f"{who} tag {code}" for code, who in ((34118, "Zeiss SmartSEM"), (34682, "FEI/Thermo"))
+                sem = (vendor[0][1] if vendor else None) or next((f"{who} tag {code}" for code, who in ((34118, "Zeiss SmartSEM"), (34682, "FEI/Thermo"))
                                     if code in page.tags), None)
         except BadInput:
             raise
@@ -707,6 +710,15 @@ def _check_second_channel(path: str, a: np.ndarray, page, photometric: int) -> N
     raise BadInput(f"{path}: holds 2 channels a pixel and its second is no alpha channel (TIFF {said}); castrig "
                    "measures one greyscale image: save the channel to measure on its own (Fiji: Image > Color > "
                    "Split Channels)", file=path, field="SamplesPerPixel")
+
+
+def _ome(tif, series, path: str) -> tuple[float, str] | None:
+    """The OME-XML pixel size of the image measured (:func:`castrig.sem_metadata.ome_pixel_size`)."""
+    if not getattr(tif, "is_ome", False) or series is None:
+        return None
+    xml = tif.ome_metadata or ""
+    index = next((i for i, s in enumerate(tif.series) if s is series), 0)
+    return ome_pixel_size(xml, index, path)
 
 
 def _tiff_orientation(page) -> int:
