@@ -34,7 +34,7 @@ from castrig.errors import BadInput
 from castrig.image_bounds import (DEFAULT_MAX_IMAGE_PIXELS, MAX_BYTES_PER_PIXEL, MAX_FRAMES_COUNTED, MAX_TIFF_PAGES,
                                   check_codec_segments, check_directories, check_file_bytes, check_image_size,
                                   check_jpeg_scans, check_segment_bytes, check_tile_size, count_frames, count_pages,
-                                  cut_short, max_image_pixels, png_header)
+                                  cut_short, max_image_pixels, png_exif_after_data, png_header)
 from castrig.sem_metadata import ome_pixel_size, sidecar_pixel_size, vendor_pixel_size, vendor_pixel_sizes
 
 __all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "vendor_pixel_sizes", "max_image_pixels", "check_image_size", "check_pixel_size", "check_file_bytes",
@@ -661,7 +661,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                                    "frame to measure as an image of its own", file=p, field="frames")
                 # EXIF Orientation; a PNG's from an eXIf chunk before its image data (where Pillow
                 # and libpng write it): for one after it, Pillow's getexif() decoded the whole image
-                exif = im.getexif() if not is_png or "exif" in im.info else {}
+                exif = im.getexif() if not is_png or "exif" in im.info else _png_late_exif(p)
                 orientation = int(exif.get(0x0112, 1) or 1)
                 if im.format in ("JPEG", "MPO"):
                     check_jpeg_scans(p)
@@ -750,6 +750,17 @@ _EXIF_TURNS = {
     7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
     8: lambda a: np.rot90(a, k=1),
 }
+
+
+def _png_late_exif(p: str):
+    """The EXIF of an eXIf chunk after a PNG's image data (:func:`png_exif_after_data`), or {}."""
+    from PIL import Image
+
+    data = png_exif_after_data(p)
+    exif = Image.Exif()
+    if data:
+        exif.load(b"Exif\x00\x00" + data)
+    return exif
 
 
 def _png_dtype(p: str) -> type:

@@ -138,3 +138,29 @@ def test_compressed_tiffs_as_microscopes_write_them(tmp_path, compression):
     assert a.shape == img.shape and px == pytest.approx(0.25)
     if compression != "jpeg":  # lossy
         assert np.array_equal(a, img)
+
+
+def test_a_pngs_exif_orientation_after_its_image_data_is_still_applied(tmp_path):
+    """A PNG is decoded once, by libpng, and its EXIF no longer asked of Pillow (whose getexif()
+    decoded the whole image to look for an eXIf chunk after the image data): such a chunk is
+    found by the chunks' headers alone, and its orientation applied as before."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    a = np.zeros((20, 30), np.uint8)
+    a[:, :5] = 255
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "PNG")
+    png = buf.getvalue()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = exif.tobytes().removeprefix(b"Exif\x00\x00")
+    chunk = struct.pack(">I", len(data)) + b"eXIf" + data + struct.pack(">I", zlib.crc32(b"eXIf" + data) & 0xFFFFFFFF)
+    end = png.rfind(b"IEND") - 4
+    (tmp_path / "late.png").write_bytes(png[:end] + chunk + png[end:])
+    b, _, meta = read_micrograph(tmp_path / "late.png")
+    assert b.shape == (30, 20) and b[:5].min() == 255 and b[5:].max() == 0  # turned right: the left edge on top
+    assert meta == {"orientation": "EXIF orientation 6 applied (the image as viewers show it)"}
