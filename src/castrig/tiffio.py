@@ -296,7 +296,10 @@ def is_tiff(path: str | Path) -> bool:
 
 
 def _is_reduced(series) -> bool:
-    return bool(getattr(series.keyframe, "is_reduced", False))
+    """A thumbnail (NewSubfileType bit 0) or a transparency mask (bit 2) of another image: never
+    the image measured (a mask written first was measured, and said to be "image 1 of 2")."""
+    k = series.keyframe
+    return bool(getattr(k, "is_reduced", False) or getattr(k, "is_mask", False))
 
 
 def _size(series) -> tuple[int, int]:
@@ -340,7 +343,8 @@ def _full_resolution_series(tif, path: str) -> tuple[object | None, str | None]:
         note += ", the largest"
     parts = []
     if chosen is not series[0] and _is_reduced(series[0]):
-        parts.append("the first is a reduced-resolution page (a thumbnail)")
+        mask = getattr(series[0].keyframe, "is_mask", False)
+        parts.append("the first is a transparency mask" if mask else "the first is a reduced-resolution page (a thumbnail)")
     if others:
         listed = ", ".join(f"image {number[id(s)]} ({_size(s)[0]} × {_size(s)[1]} px)" for s in others[:5])
         more = f" and {len(others) - 5} more" if len(others) > 5 else ""

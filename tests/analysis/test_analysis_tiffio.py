@@ -164,3 +164,15 @@ def test_a_pngs_exif_orientation_after_its_image_data_is_still_applied(tmp_path)
     b, _, meta = read_micrograph(tmp_path / "late.png")
     assert b.shape == (30, 20) and b[:5].min() == 255 and b[5:].max() == 0  # turned right: the left edge on top
     assert meta == {"orientation": "EXIF orientation 6 applied (the image as viewers show it)"}
+
+
+def test_a_transparency_mask_written_before_its_image_is_not_measured(tmp_path):
+    """A mask page (NewSubfileType 4) first, then the micrograph, both 256 × 256: the first of the
+    two full-size "images" was measured — the mask — and said to be "image 1 of 2"."""
+    img = (np.arange(256 * 256) % 251).astype(np.uint8).reshape(256, 256)
+    with tifffile.TiffWriter(tmp_path / "masked.tif") as tw:
+        tw.write(np.ones((256, 256), bool), subfiletype=4, resolution=(10000, 10000), resolutionunit=3, metadata=None)
+        tw.write(img, resolution=(10000, 10000), resolutionunit=3, metadata=None)
+    a, px, meta = read_micrograph(tmp_path / "masked.tif")
+    assert np.array_equal(a, img) and px == pytest.approx(1.0)
+    assert meta["page_used"] == "image 2 of 2 (256 × 256 px): the first is a transparency mask"
