@@ -285,6 +285,28 @@ def _check_square(path: str, page) -> None:
                        file=path, field="YResolution")
 
 
+def _imagej_yunit_square(path: str, page, ij: dict) -> bool:
+    """ImageJ keeps a pixel's height in its own unit when it differs from the width's (``yunit``
+    beside ``unit`` in its description): 1 px per µm across and 1 px per nm down is a pixel 1000×
+    as wide as high, measured as square with no word. Refused as :func:`_check_square` does;
+    True when the pixel is square in those units (1 px per µm and 0.001 px per nm), False when
+    the file has no ``yunit`` of its own (:func:`_check_square` then compares the tags)."""
+    yunit, unit = ij.get("yunit"), ij.get("unit")
+    if yunit is None or unit is None or _unit_key(yunit) == _unit_key(unit):
+        return False
+    sx, sy = _UNIT_UM.get(_unit_key(unit)), _UNIT_UM.get(_unit_key(yunit))
+    x = _resolution(page.tags.get("XResolution"))
+    y = _resolution(page.tags.get("YResolution")) or x
+    if sx and sy and x and y and abs((sy / y) / (sx / x) - 1.0) <= 0.01:
+        return True
+    said = (f"{sx / x:.6g} µm across, {sy / y:.6g} µm down" if sx and sy and x and y
+            else f"its height in {str(yunit)[:40]!r}, no length castrig reads")
+    raise BadInput(f"{path}: pixels are not square: its ImageJ calibration gives the width in {str(unit)[:40]!r} and the "
+                   f"height in {str(yunit)[:40]!r} ({said}); castrig measures square pixels: resample the image to equal "
+                   "X and Y pixel sizes first (Fiji: Image > Scale, or Image > Properties if the units are wrong)",
+                   file=path, field="yunit")
+
+
 def is_tiff(path: str | Path) -> bool:
     """A TIFF or BigTIFF by its header (II*\0, MM\0*, II+\0, MM\0+), whatever its name."""
     try:
@@ -547,7 +569,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 check_tile_size(p, page, max_pixels)
                 check_segment_bytes(p, series.pages if series is not None else [page], page)
                 check_codec_segments(p, series.pages if series is not None else [page], page)
-                _check_square(p, page)
+                if not _imagej_yunit_square(p, page, tif.imagej_metadata or {}):
+                    _check_square(p, page)
                 a = declared.asarray()
                 photometric = int(page.photometric)
                 if (photometric in (2, 5) and int(getattr(page, "planarconfig", 1)) == 2
