@@ -21,8 +21,8 @@ _HELP = """Measure membrane micrographs (surface, section) and judge the specifi
 
 Images: TIFF, PNG or JPEG. The pixel size is, first found: --pixel-size; an ImageJ/Fiji calibration
 (TIFF resolution tags with ImageJ's unit); the instrument's own metadata (Zeiss SmartSEM tag
-34118, FEI/Thermo tag 34682 [Scan] PixelWidth, TESCAN .hdr, Hitachi or JEOL .txt sidecars),
-which beats plain TIFF resolution tags (SEM software often leaves them at 72 dpi); the TIFF
+34118, FEI/Thermo tag 34682 [Scan] PixelWidth, TESCAN .hdr, Hitachi or JEOL .txt sidecars, an
+OME-TIFF's PhysicalSizeX), which beats plain TIFF resolution tags (SEM software often leaves them at 72 dpi); the TIFF
 resolution tags. A transmitted view is measured at its reflected view's. The result says the
 pixel size used and where it came from (--json: pixel_size_um, pixel_size_source, images), and
 warns when another source in the file disagrees by more than 1 %. RGB and RGBA
