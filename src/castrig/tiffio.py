@@ -807,6 +807,11 @@ def _png_decoded_shape(p: str, trns: bool) -> tuple[int, ...]:
     return (header.height, header.width) + ((samples,) if samples > 1 else ())
 
 
+#: libpng's own limit on a PNG's width and height (its user limits' default): beyond it, its
+#: "Invalid IHDR data" had been said as "the file stops short of its declared size?"
+PNG_MAX_SIDE_PX = 1_000_000
+
+
 def _png_decoded(p: str) -> np.ndarray:
     """The pixels of the PNG ``p``, decoded once by libpng (imagecodecs), from the file mapped in
     memory: at the file's own bit depth, a palette through its colours. libpng refuses image data
@@ -818,6 +823,11 @@ def _png_decoded(p: str) -> np.ndarray:
 
     import imagecodecs
 
+    header = png_header(p)
+    if header is not None and max(header.width, header.height) > PNG_MAX_SIDE_PX:
+        raise BadInput(f"{p}: a PNG of {header.width} × {header.height} px: longer than {PNG_MAX_SIDE_PX:,} px a side, "
+                       f"which libpng, castrig's PNG decoder, does not read (allowed: at most {PNG_MAX_SIDE_PX:,} px a "
+                       "side); save it as TIFF", file=p, field="image size")
     with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         try:
             return imagecodecs.png_decode(data)

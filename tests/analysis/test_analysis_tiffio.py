@@ -176,3 +176,22 @@ def test_a_transparency_mask_written_before_its_image_is_not_measured(tmp_path):
     a, px, meta = read_micrograph(tmp_path / "masked.tif")
     assert np.array_equal(a, img) and px == pytest.approx(1.0)
     assert meta["page_used"] == "image 2 of 2 (256 × 256 px): the first is a transparency mask"
+
+
+def test_a_png_wider_than_libpng_reads_is_refused_saying_so(tmp_path):
+    """A 1 100 000 × 10 px PNG (a line scan; 11 Mpx): libpng, which decodes castrig's PNGs, reads at
+    most 1 000 000 px a side; its "Invalid IHDR data" was said as "the file stops short of its
+    declared size?", and libpng's own warning printed beside it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    w, h = 1_100_000, 10
+    (tmp_path / "line.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                                        + chunk(b"IDAT", zlib.compress(bytes(h * (w + 1)), 1)) + chunk(b"IEND", b""))
+    with pytest.raises(BadInput, match=r"line.png: a PNG of 1100000 × 10 px: longer than 1,000,000 px a side, which "
+                                       r"libpng, castrig's PNG decoder, does not read \(allowed: at most 1,000,000 px a "
+                                       r"side\); save it as TIFF"):
+        read_micrograph(tmp_path / "line.png")
