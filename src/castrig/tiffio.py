@@ -813,14 +813,14 @@ PNG_MAX_SIDE_PX = 1_000_000
 
 
 def _png_decoded(p: str) -> np.ndarray:
-    """The pixels of the PNG ``p``, decoded once by libpng (imagecodecs), from the file mapped in
-    memory: at the file's own bit depth, a palette through its colours. libpng refuses image data
+    """The pixels of the PNG ``p``, decoded once by libpng (imagecodecs) from the file's bytes
+    (read, not mapped: a file cut shorter while mapped kills the process with SIGBUS): at the
+    file's own bit depth, a palette through its colours. libpng refuses image data
     that stops short of its declared size, where Pillow filled the missing rows with black when
     the compressed stream ended cleanly (2 rows written of a declared 9000 × 9000: measured as a
     black micrograph, exit 0). Decoded by Pillow (its image, a copy, then the array) and again by
-    libpng for that check, a 100 Mpx RGBA PNG took 1.6 GB at the peak; now the array's own bytes."""
-    import mmap
-
+    libpng for that check, a 100 Mpx RGBA PNG took 1.6 GB at the peak; now the file's bytes and the
+    array's."""
     import imagecodecs
 
     header = png_header(p)
@@ -828,12 +828,13 @@ def _png_decoded(p: str) -> np.ndarray:
         raise BadInput(f"{p}: a PNG of {header.width} × {header.height} px: longer than {PNG_MAX_SIDE_PX:,} px a side, "
                        f"which libpng, castrig's PNG decoder, does not read (allowed: at most {PNG_MAX_SIDE_PX:,} px a "
                        "side); save it as TIFF", file=p, field="image size")
-    with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        try:
-            return imagecodecs.png_decode(data)
-        except imagecodecs.PngError as exc:
-            raise BadInput(f"{p}: cannot read image (PNG: {_cut(str(exc))}; the file stops short of its declared "
-                           "size or is damaged)", file=p) from None
+    with open(p, "rb") as f:
+        data = f.read()
+    try:
+        return imagecodecs.png_decode(data)
+    except imagecodecs.PngError as exc:
+        raise BadInput(f"{p}: cannot read image (PNG: {_cut(str(exc))}; the file stops short of its declared "
+                       "size or is damaged)", file=p) from None
 
 
 #: two pixel sizes of one image that differ by more than this (relative) are reported
