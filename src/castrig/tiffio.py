@@ -32,7 +32,7 @@ import numpy as np
 
 from castrig.errors import BadInput
 from castrig.image_bounds import (DEFAULT_MAX_IMAGE_PIXELS, MAX_BYTES_PER_PIXEL, MAX_FRAMES_COUNTED, MAX_TIFF_PAGES,
-                                  check_codec_segments, check_directories, check_file_bytes, check_image_size,
+                                  check_codec_segments, check_empty_segments, check_directories, check_file_bytes, check_image_size,
                                   check_jpeg_scans, check_segment_bytes, check_tile_size, count_frames, count_pages,
                                   cut_short, max_image_pixels, png_exif_after_data, png_header)
 from castrig.sem_metadata import ome_pixel_size, sidecar_pixel_size, vendor_pixel_size, vendor_pixel_sizes
@@ -569,6 +569,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 check_tile_size(p, page, max_pixels)
                 check_segment_bytes(p, series.pages if series is not None else [page], page)
                 check_codec_segments(p, series.pages if series is not None else [page], page)
+                check_empty_segments(p, series.pages if series is not None else [page], page)
                 if not _imagej_yunit_square(p, page, tif.imagej_metadata or {}):
                     _check_square(p, page)
                 a = declared.asarray()
