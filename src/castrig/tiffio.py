@@ -382,6 +382,8 @@ def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str
     5, 4 inks) to RGB; else unchanged.
     Read as stored, a MinIsWhite micrograph measured its film as pores (opening 0.19 for 0.60)."""
     if photometric == 0 and a.ndim == 2:
+        if a.dtype == bool:  # (1 bit a pixel, the commonest MinIsWhite: read as stored, its black was white)
+            return ~a, "MinIsWhite, inverted"
         if a.dtype.kind == "u":
             top = (1 << int(getattr(page, "bitspersample", a.dtype.itemsize * 8))) - 1
             return (top - a.astype(np.int64)).astype(a.dtype) if top <= np.iinfo(a.dtype).max else a, "MinIsWhite, inverted"

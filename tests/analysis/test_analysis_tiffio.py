@@ -195,3 +195,15 @@ def test_a_png_wider_than_libpng_reads_is_refused_saying_so(tmp_path):
                                        r"libpng, castrig's PNG decoder, does not read \(allowed: at most 1,000,000 px a "
                                        r"side\); save it as TIFF"):
         read_micrograph(tmp_path / "line.png")
+
+
+def test_a_one_bit_miniswhite_tiff_is_inverted_as_an_8_bit_one_is(tmp_path):
+    """1 bit a pixel is where MinIsWhite (photometric 0) is commonest (fax-like binary images, a
+    thresholded export): tifffile gives it as bool, which the inversion passed over, so its black
+    pores were read as white ones."""
+    pores = np.zeros((64, 64), bool)
+    pores[20:30, 20:30] = True  # 1 = black in MinIsWhite: dark pores on a white film
+    tifffile.imwrite(tmp_path / "fax.tif", pores, photometric="miniswhite")
+    a, _, meta = read_micrograph(tmp_path / "fax.tif")
+    assert not a[25, 25] and a[0, 0]  # the pore dark, the film bright, as viewers show them
+    assert meta["photometric"] == "MinIsWhite, inverted"
