@@ -579,6 +579,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 if (photometric in (2, 5) and int(getattr(page, "planarconfig", 1)) == 2
                         and a.ndim == 3 and a.shape[0] in (3, 4)):
                     a = np.moveaxis(a, 0, -1)  # planar RGB or CMYK (PlanarConfiguration SEPARATE)
+                _check_palette(p, a, page, photometric)
                 a, read_as = _photometric(a, page, photometric)
                 _check_second_channel(p, a, page, photometric)
                 turned = _tiff_orientation(page)
@@ -725,6 +726,20 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     if px is not None and not _usable(px):
         return _grey(a, p), None, {"pixel_size_invalid": {"value_um": f"{px:g}", "source": src}} | read_as
     return _grey(a, p), px, ({"pixel_size_source": src} if src else {}) | read_as
+
+
+def _check_palette(path: str, a: np.ndarray, page, photometric: int) -> None:
+    """Refuse a palette TIFF (photometric 3) whose colour map is missing or holds fewer colours
+    than its pixels index: its pixels were measured as the indices they are, nothing said."""
+    if photometric != 3 or a.ndim != 2 or a.dtype.kind not in "ub":
+        return
+    cmap = getattr(page, "colormap", None)
+    colours = int(np.asarray(cmap).shape[-1]) if cmap is not None and np.asarray(cmap).ndim == 2 else 0
+    top = int(a.max(initial=0))
+    if top >= colours:
+        raise BadInput(f"{path}: a palette image whose colour map (TIFF tag ColorMap) holds {colours} colours, but its "
+                       f"pixels index colour {top} (allowed: indices below the colours the map holds); the file is "
+                       "damaged, not measured on its indices", file=path, field="ColorMap")
 
 
 def _check_second_channel(path: str, a: np.ndarray, page, photometric: int) -> None:

@@ -207,3 +207,20 @@ def test_a_one_bit_miniswhite_tiff_is_inverted_as_an_8_bit_one_is(tmp_path):
     a, _, meta = read_micrograph(tmp_path / "fax.tif")
     assert not a[25, 25] and a[0, 0]  # the pore dark, the film bright, as viewers show them
     assert meta["photometric"] == "MinIsWhite, inverted"
+
+
+def test_a_palette_tiff_whose_colour_map_is_short_of_its_indices_is_refused(tmp_path):
+    """A palette TIFF whose ColorMap count was cut to 16 colours while its pixels index up to 200:
+    the colour map could not be applied, and the indices themselves were measured, nothing said."""
+    import struct
+
+    img = (np.arange(64 * 64) % 201).astype(np.uint8).reshape(64, 64)
+    tifffile.imwrite(tmp_path / "pal.tif", img, photometric="palette",
+                     colormap=np.tile(np.arange(256, dtype=np.uint16) * 257, (3, 1)))
+    raw = bytearray((tmp_path / "pal.tif").read_bytes())
+    with tifffile.TiffFile(tmp_path / "pal.tif") as tif:
+        struct.pack_into("<I", raw, tif.pages[0].tags["ColorMap"].offset + 4, 48)
+    (tmp_path / "pal.tif").write_bytes(bytes(raw))
+    with pytest.raises(BadInput, match=r"pal.tif: a palette image whose colour map \(TIFF tag ColorMap\) holds 16 colours, "
+                                       r"but its pixels index colour 200"):
+        read_micrograph(tmp_path / "pal.tif")
