@@ -3,9 +3,12 @@
 Written atomically (temp file, fsync, os.replace) so a crash never leaves half an image in a run
 folder; in ImageJ's flavour, so Fiji opens them calibrated in µm. Read back: TIFF resolution
 tags (CENTIMETER, INCH, or ImageJ's unit=micron with unit NONE), the SEM vendors' tags and text
-sidecars (:mod:`castrig.sem_metadata`), PNG/JPEG/BMP (a sidecar's pixel size, if any). RGB and
-RGBA are converted to grey (luminance, Rec. 709 weights 0.2125 R + 0.7154 G + 0.0721 B; the alpha
-channel is dropped, not blended); anything else that is not a 2-D greyscale image is a BadInput
+sidecars, an OME-TIFF's OME-XML (:mod:`castrig.sem_metadata`), PNG/JPEG/BMP (a sidecar's pixel
+size, if any; a PNG decoded once, by libpng, at its own bit depth). A TIFF's Orientation tag and
+a JPEG's or PNG's EXIF one are applied (the image as viewers show it). RGB and RGBA are
+converted to grey (luminance, Rec. 709 weights 0.2125 R + 0.7154 G + 0.0721 B; the alpha
+channel is dropped, not blended); anything else that is not a 2-D greyscale image (two channels
+that are no grey and alpha, a palette without the colours its pixels index) is a BadInput
 naming the file.
 
 Hostile files (issue 15) are refused before they cost memory or time: what a file *declares*
