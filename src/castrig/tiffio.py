@@ -37,7 +37,8 @@ from castrig.errors import BadInput
 from castrig.image_bounds import (DEFAULT_MAX_IMAGE_PIXELS, MAX_BYTES_PER_PIXEL, MAX_FRAMES_COUNTED, MAX_TIFF_PAGES,
                                   check_codec_segments, check_empty_segments, check_directories, check_file_bytes, check_image_size,
                                   check_jpeg_scans, check_segment_bytes, check_tile_size, count_frames, count_pages,
-                                  cut_short, max_image_pixels, png_exif_after_data, png_header)
+                                  cut_short, max_image_pixels)
+from castrig.pngread import png_decoded, png_decoded_dtype, png_decoded_shape, png_late_exif
 from castrig.sem_metadata import ome_pixel_size, sidecar_pixel_size, vendor_pixel_size, vendor_pixel_sizes
 
 __all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "vendor_pixel_sizes", "max_image_pixels", "check_image_size", "check_pixel_size", "check_file_bytes",
@@ -679,7 +680,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 bands = len(im.getbands())
                 is_png, fmt = im.format == "PNG", im.format
                 if is_png:  # decoded as the file stores it (16 bits a sample; a tRNS chunk an alpha channel)
-                    check_image_size(p, _png_decoded_shape(p, "transparency" in im.info), _png_dtype(p), max_pixels)
+                    check_image_size(p, png_decoded_shape(p, "transparency" in im.info), png_decoded_dtype(p), max_pixels)
                 else:
                     check_image_size(p, (im.height, im.width) + ((bands,) if bands > 1 else ()),
                                      np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F")
@@ -695,13 +696,13 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                                    "frame to measure as an image of its own", file=p, field="frames")
                 # EXIF Orientation; a PNG's from an eXIf chunk before its image data (where Pillow
                 # and libpng write it): for one after it, Pillow's getexif() decoded the whole image
-                exif = im.getexif() if not is_png or "exif" in im.info else _png_late_exif(p)
+                exif = im.getexif() if not is_png or "exif" in im.info else png_late_exif(p)
                 orientation = int(exif.get(0x0112, 1) or 1)
                 if im.format in ("JPEG", "MPO"):
                     check_jpeg_scans(p)
             if is_png:
                 check_file_bytes(p, png_bytes, f"a {im.width} × {im.height} PNG")
-                a = _png_decoded(p)
+                a = png_decoded(p)
             elif cmyk:  # 4 inks, not RGBA: Pillow's conversion (a CMYK JPEG read as RGBA measured its film as pores)
                 with Image.open(p, formats=PILLOW_FORMATS) as im:
                     a = np.asarray(im.convert("RGB"))
@@ -798,64 +799,6 @@ _EXIF_TURNS = {
     7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
     8: lambda a: np.rot90(a, k=1),
 }
-
-
-def _png_late_exif(p: str):
-    """The EXIF of an eXIf chunk after a PNG's image data (:func:`png_exif_after_data`), or {}."""
-    from PIL import Image
-
-    data = png_exif_after_data(p)
-    exif = Image.Exif()
-    if data:
-        exif.load(b"Exif\x00\x00" + data)
-    return exif
-
-
-def _png_dtype(p: str) -> type:
-    header = png_header(p)
-    return np.uint16 if header is not None and header.bit_depth == 16 else np.uint8
-
-
-def _png_decoded_shape(p: str, trns: bool) -> tuple[int, ...]:
-    """The array libpng decodes the PNG ``p`` to: a palette to RGB, and a tRNS chunk to one more
-    (alpha) channel. Pillow calls a 16-bit RGBA PNG "RGBA", 8 bits a sample: counted so, 100 Mpx
-    passed the size check and its decode took 800 MB."""
-    header = png_header(p)
-    if header is None:
-        return (0,)
-    samples = 3 if header.colour_type == 3 else header.samples
-    samples += 1 if trns and header.colour_type in (0, 2, 3) else 0
-    return (header.height, header.width) + ((samples,) if samples > 1 else ())
-
-
-#: libpng's own limit on a PNG's width and height (its user limits' default): beyond it, its
-#: "Invalid IHDR data" had been said as "the file stops short of its declared size?"
-PNG_MAX_SIDE_PX = 1_000_000
-
-
-def _png_decoded(p: str) -> np.ndarray:
-    """The pixels of the PNG ``p``, decoded once by libpng (imagecodecs) from the file's bytes
-    (read, not mapped: a file cut shorter while mapped kills the process with SIGBUS): at the
-    file's own bit depth, a palette through its colours. libpng refuses image data
-    that stops short of its declared size, where Pillow filled the missing rows with black when
-    the compressed stream ended cleanly (2 rows written of a declared 9000 × 9000: measured as a
-    black micrograph, exit 0). Decoded by Pillow (its image, a copy, then the array) and again by
-    libpng for that check, a 100 Mpx RGBA PNG took 1.6 GB at the peak; now the file's bytes and the
-    array's."""
-    import imagecodecs
-
-    header = png_header(p)
-    if header is not None and max(header.width, header.height) > PNG_MAX_SIDE_PX:
-        raise BadInput(f"{p}: a PNG of {header.width} × {header.height} px: longer than {PNG_MAX_SIDE_PX:,} px a side, "
-                       f"which libpng, castrig's PNG decoder, does not read (allowed: at most {PNG_MAX_SIDE_PX:,} px a "
-                       "side); save it as TIFF", file=p, field="image size")
-    with open(p, "rb") as f:
-        data = f.read()
-    try:
-        return imagecodecs.png_decode(data)
-    except imagecodecs.PngError as exc:
-        raise BadInput(f"{p}: cannot read image (PNG: {_cut(str(exc))}; the file stops short of its declared "
-                       "size or is damaged)", file=p) from None
 
 
 #: two pixel sizes of one image that differ by more than this (relative) are reported
