@@ -98,30 +98,62 @@ class TiffLayout:
         return cls(bo, big, n, off_fmt, "Q" if big else "H", 20 if big else 12, 8 if big else 4, first)
 
 
-def _directories(f, lay: TiffLayout, size: int) -> Iterator[bytes]:
-    """The entries (bytes) of each image directory in the chain of the TIFF open as ``f``, in
-    order, read here rather than by tifffile; the chain ends at a loop back to a directory seen,
-    an offset outside the file, a cut, or a count that is no directory's (over 4096: tifffile's
-    bound too). The file's position is left after the entries at each yield."""
+def _directory_at(f, lay: TiffLayout, size: int, offset: int) -> tuple[bytes, int] | None:
+    """(the entries of the image directory at ``offset``, the offset of the next one in its
+    chain), or None: an offset outside the file, a cut, or a count that is no directory's (over
+    4096: tifffile's bound too). The file's position is left after the entries."""
     import struct
 
     cnt, off = struct.calcsize(lay.cnt_fmt), struct.calcsize(lay.off_fmt)
+    if not 0 < offset < size:
+        return None
+    f.seek(offset)
+    raw = f.read(cnt)
+    if len(raw) < cnt:
+        return None
+    n = struct.unpack(lay.bo + lay.cnt_fmt, raw)[0]
+    if n > 4096:
+        return None
+    entries = f.read(n * lay.entry)
+    raw = f.read(off)
+    return entries, (struct.unpack(lay.bo + lay.off_fmt, raw)[0] if len(raw) == off else 0)
+
+
+def _directories(f, lay: TiffLayout, size: int) -> Iterator[bytes]:
+    """The entries (bytes) of each image directory in the chain of the TIFF open as ``f``, in
+    order, read here rather than by tifffile; the chain ends at a loop back to a directory seen,
+    an offset outside the file, a cut, or a count that is no directory's (:func:`_directory_at`)."""
     offset = lay.first or 0
     seen: set[int] = set()
-    while 0 < offset < size and offset not in seen:
+    while offset not in seen:
         seen.add(offset)
-        f.seek(offset)
-        raw = f.read(cnt)
-        if len(raw) < cnt:
+        found = _directory_at(f, lay, size, offset)
+        if found is None:
             return
-        n = struct.unpack(lay.bo + lay.cnt_fmt, raw)[0]
-        if n > 4096:
-            return
-        yield f.read(n * lay.entry)
-        raw = f.read(off)
-        if len(raw) < off:
-            return
-        offset = struct.unpack(lay.bo + lay.off_fmt, raw)[0]
+        entries, offset = found
+        yield entries
+
+
+def _sub_directories(f, lay: TiffLayout, size: int, entries: bytes) -> list[int]:
+    """The offsets a directory's SubIFDs tag (330: its sub-images, a pyramid's levels) lists;
+    tifffile reads the directory at each as it sorts a file's pages into images."""
+    import struct
+
+    for i in range(len(entries) // lay.entry):
+        e = entries[i * lay.entry:(i + 1) * lay.entry]
+        tag, typ = struct.unpack(lay.bo + "HH", e[:4])
+        if tag != 330:
+            continue
+        count = struct.unpack(lay.bo + ("Q" if lay.big else "I"), e[4:12] if lay.big else e[4:8])[0]
+        fmt = "Q" if typ in (16, 18) else "I"
+        count = min(count, MAX_TIFF_PAGES + 1)  # (more are refused: counted no further)
+        nbytes = struct.calcsize(fmt) * count
+        value = e[12:20] if lay.big else e[8:12]
+        if nbytes > lay.inline:
+            f.seek(struct.unpack(lay.bo + lay.off_fmt, value)[0])
+            value = f.read(nbytes)
+        return list(struct.unpack(f"{lay.bo}{len(value) // struct.calcsize(fmt)}{fmt}", value[:nbytes]))
+    return []
 
 
 def count_pages(path: str, limit: int) -> int:
@@ -147,46 +179,66 @@ MAX_TAG_BYTES = 64 << 20
 
 def check_directories(path: str) -> None:
     """BadInput if an image directory of the TIFF ``path`` (of the first :data:`MAX_TIFF_PAGES`
-    in its chain) declares more than :data:`MAX_TIFF_SEGMENTS` strip or tile offsets or byte
-    counts, or a tag value of more than :data:`MAX_TAG_BYTES`; or all of them together more than
-    :data:`MAX_TIFF_SEGMENTS` strips or tiles or 4 × :data:`MAX_TAG_BYTES`. Read from the directories'
-    entries before tifffile opens the file: tifffile reads such arrays and texts whole as it
-    opens it, whatever their size."""
-    import struct
-
+    in its chain, and the sub-images their SubIFDs tags list) declares more than
+    :data:`MAX_TIFF_SEGMENTS` strip or tile offsets or byte counts, or a tag value of more than
+    :data:`MAX_TAG_BYTES`; or all of them together more than :data:`MAX_TIFF_SEGMENTS` strips or
+    tiles or 4 × :data:`MAX_TAG_BYTES`; or the file lists more than :data:`MAX_TIFF_PAGES`
+    sub-images. Read from the directories' entries before tifffile opens the file: tifffile reads
+    such arrays and texts whole as it opens it, whatever their size, a SubIFD's too (one
+    declaring 100 000 000 strips, in a sparse file, took 2 GB and 4 s; the main image was measured)."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         lay = TiffLayout.of(f.read(16))
-        bo, entry, big = lay.bo, lay.entry, lay.big
-        segments = tag_bytes = 0  # (over all the directories: 256 of them, each just within the bounds, are 256 times more)
-        for k, entries in enumerate(itertools.islice(_directories(f, lay, size), MAX_TIFF_PAGES + 1)):
-            for i in range(len(entries) // entry):
-                e = entries[i * entry:(i + 1) * entry]
-                tag, typ = struct.unpack(bo + "HH", e[:4])
-                count = struct.unpack(bo + ("Q" if big else "I"), e[4:12] if big else e[4:8])[0]
-                if tag in (273, 279, 324, 325) and count > MAX_TIFF_SEGMENTS:  # Strip/Tile Offsets and ByteCounts
-                    import tifffile
+        totals = [0, 0]  # strips or tiles, tag bytes (over all the directories: 256 of them, each just within the bounds, are 256 times more)
+        subs = 0  # (the sub-images listed so far)
+        for k, entries in enumerate(itertools.islice(_directories(f, lay, size), MAX_TIFF_PAGES + 1)):  # (each read where it is)
+            _check_entries(path, lay, entries, totals, f"{k + 1} image directories and {subs} sub-images")
+            offsets = _sub_directories(f, lay, size, entries)
+            if subs + len(offsets) > MAX_TIFF_PAGES:
+                raise BadInput(f"{path}: lists more than {MAX_TIFF_PAGES} sub-images (TIFF tag SubIFDs) (allowed: at most "
+                               f"{MAX_TIFF_PAGES}); the file is damaged or crafted, not read", file=path, field="SubIFDs")
+            for j, offset in enumerate(offsets):
+                found = _directory_at(f, lay, size, offset)
+                subs += 1
+                if found is not None:
+                    _check_entries(path, lay, found[0], totals, f"{k + 1} image directories and {subs} sub-images",
+                                   what=f"sub-image {j + 1} (TIFF tag SubIFDs of image directory {k + 1})")
 
-                    name = tifffile.TIFF.TAGS.get(tag, str(tag))
-                    raise BadInput(f"{path}: its image is cut into {count:,} pieces (TIFF tag {name}) (allowed: at "
-                                   f"most {MAX_TIFF_SEGMENTS:,} strips or tiles); save it again with larger strips "
-                                   "or tiles", file=path, field=name)
-                nbytes = _TIFF_TYPE_BYTES.get(typ, 1) * count
-                if nbytes > MAX_TAG_BYTES:
-                    import tifffile
 
-                    name = tifffile.TIFF.TAGS.get(tag, str(tag))
-                    raise BadInput(f"{path}: its TIFF tag {tag} ({name}) declares a value of {nbytes:,} bytes (allowed: "
-                                   f"at most {MAX_TAG_BYTES:,}); the file is damaged or crafted, not read", file=path,
-                                   field=name)
-                segments += count if tag in (273, 324) else 0
-                tag_bytes += nbytes
-                if segments > MAX_TIFF_SEGMENTS or tag_bytes > 4 * MAX_TAG_BYTES:
-                    said = (f"its images are cut into more than {MAX_TIFF_SEGMENTS:,} strips or tiles in all" if
-                            segments > MAX_TIFF_SEGMENTS else f"its tags declare more than {4 * MAX_TAG_BYTES:,} bytes in all")
-                    raise BadInput(f"{path}: {said} ({k + 1} image directories) (allowed: at most "
-                                   f"{MAX_TIFF_SEGMENTS:,} strips or tiles and {4 * MAX_TAG_BYTES:,} bytes of tags in a "
-                                   "file); the file is damaged or crafted, not read", file=path, field="pages")
+def _check_entries(path: str, lay: TiffLayout, entries: bytes, totals: list[int], where: str, what: str = "image") -> None:
+    """The bounds of :func:`check_directories` on one directory's ``entries``, ``totals`` (strips
+    or tiles, tag bytes) counted on; ``where``: how far the walk is, ``what``: whose directory."""
+    import struct
+
+    bo, entry, big = lay.bo, lay.entry, lay.big
+    for i in range(len(entries) // entry):
+        e = entries[i * entry:(i + 1) * entry]
+        tag, typ = struct.unpack(bo + "HH", e[:4])
+        count = struct.unpack(bo + ("Q" if big else "I"), e[4:12] if big else e[4:8])[0]
+        if tag in (273, 279, 324, 325) and count > MAX_TIFF_SEGMENTS:  # Strip/Tile Offsets and ByteCounts
+            import tifffile
+
+            name = tifffile.TIFF.TAGS.get(tag, str(tag))
+            raise BadInput(f"{path}: its {what} is cut into {count:,} pieces (TIFF tag {name}) (allowed: at "
+                           f"most {MAX_TIFF_SEGMENTS:,} strips or tiles); save it again with larger strips "
+                           "or tiles", file=path, field=name)
+        nbytes = _TIFF_TYPE_BYTES.get(typ, 1) * count
+        if nbytes > MAX_TAG_BYTES:
+            import tifffile
+
+            name = tifffile.TIFF.TAGS.get(tag, str(tag))
+            in_sub = "" if what == "image" else f" in its {what}"
+            raise BadInput(f"{path}: its TIFF tag {tag} ({name}){in_sub} declares a value of {nbytes:,} bytes (allowed: "
+                           f"at most {MAX_TAG_BYTES:,}); the file is damaged or crafted, not read", file=path,
+                           field=name)
+        totals[0] += count if tag in (273, 324) else 0
+        totals[1] += nbytes
+        if totals[0] > MAX_TIFF_SEGMENTS or totals[1] > 4 * MAX_TAG_BYTES:
+            said = (f"its images are cut into more than {MAX_TIFF_SEGMENTS:,} strips or tiles in all" if
+                    totals[0] > MAX_TIFF_SEGMENTS else f"its tags declare more than {4 * MAX_TAG_BYTES:,} bytes in all")
+            raise BadInput(f"{path}: {said} ({where}) (allowed: at most "
+                           f"{MAX_TIFF_SEGMENTS:,} strips or tiles and {4 * MAX_TAG_BYTES:,} bytes of tags in a "
+                           "file); the file is damaged or crafted, not read", file=path, field="pages")
 
 
 #: TIFF compressions whose data is an image of its own (JPEG, JPEG 2000, PNG, WebP), decoded to
@@ -315,6 +367,28 @@ def check_segment_bytes(path: str, pages, keyframe) -> None:
                 raise BadInput(f"{path}: its {kind} {k + 1} holds {held:,} compressed bytes for {w} × {h} px "
                                f"({decoded:,} bytes decoded) (allowed: at most {allowed:,}); the file is damaged or "
                                "crafted, not decoded", file=path, field="StripByteCounts" if kind == "strip" else "TileByteCounts")
+
+
+def check_empty_segments(path: str, pages, keyframe) -> None:
+    """BadInput when a strip or tile of the image holds no data (its offset or byte count 0):
+    tifffile reads it as black (TIFF's "sparse" segments), so a file whose writer stopped before
+    it filled them in was measured as half black: opening 0.63 for 0.27, exit 0, nothing said."""
+    kind = "tile" if getattr(keyframe, "is_tiled", False) else "strip"
+    empty = total = 0
+    first = None
+    for page in pages:
+        if page is None:
+            continue
+        for k, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
+            total += 1
+            if not offset or not count:
+                empty += 1
+                first = k if first is None else first
+    if empty:
+        field = "StripByteCounts" if kind == "strip" else "TileByteCounts"
+        raise BadInput(f"{path}: {empty} of its {total} {kind}s hold no data (the first: {kind} {first + 1}, its offset or "
+                       f"{field} 0), which a reader shows as black (allowed: every {kind} its data); the file is "
+                       "incomplete (its writer stopped?) or damaged, not measured", file=path, field=field)
 
 
 def check_codec_segments(path: str, pages, keyframe) -> None:
@@ -491,7 +565,7 @@ MAX_METADATA_BYTES = 64 << 20
 def check_file_bytes(path: str | Path, image_bytes: int, what: str) -> None:
     """BadInput unless the file ``path`` holds at most ``image_bytes`` (the most its pixels take,
     uncompressed) and :data:`MAX_METADATA_BYTES`. Pillow reads a WebP file whole when it opens it,
-    and the PNG check (:func:`_png_whole`) read the whole file: a 256 × 256 PNG or WebP followed by
+    and the PNG check (then a second decode) read the whole file: a 256 × 256 PNG or WebP followed by
     3 GB (sparse: no disk) took 17 s and 41 s, and as many GB of memory, to measure it."""
     size = os.path.getsize(path)
     cap = int(image_bytes) + MAX_METADATA_BYTES
@@ -499,3 +573,64 @@ def check_file_bytes(path: str | Path, image_bytes: int, what: str) -> None:
         raise BadInput(f"{path}: file too large: {size:,} bytes, more than {what} needs ({int(image_bytes):,} bytes of "
                        f"pixels uncompressed and {MAX_METADATA_BYTES >> 20} MiB of metadata) (allowed: at most {cap:,} "
                        "bytes; data appended to the image?)", file=str(path), field="file size")
+
+
+#: samples per pixel of each PNG colour type (grey, RGB, palette index, grey+alpha, RGBA)
+_PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+@dataclass(frozen=True)
+class PngHeader:
+    """What a PNG's IHDR chunk declares."""
+
+    width: int
+    height: int
+    bit_depth: int
+    colour_type: int
+
+    @property
+    def samples(self) -> int:
+        return _PNG_SAMPLES.get(self.colour_type, 1)
+
+
+def png_header(path: str | Path) -> PngHeader | None:
+    """The IHDR of the PNG ``path`` (its first chunk, as the format requires), or None when the
+    file does not start as a PNG does."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(29)
+    if len(head) < 29 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    w, h, depth, colour = struct.unpack(">IIBB", head[16:26])
+    return PngHeader(w, h, depth, colour)
+
+
+#: how many chunks of a PNG are walked to find an eXIf chunk after its image data (libpng writes
+#: 8 kB IDAT chunks: some 50 000 in 400 MB)
+MAX_PNG_CHUNKS_WALKED = 1 << 17
+
+
+def png_exif_after_data(path: str | Path) -> bytes | None:
+    """The data of an eXIf chunk that follows a PNG's image data (IDAT), or None: found by the
+    chunks' headers alone (each 8 bytes, the data skipped), :data:`MAX_PNG_CHUNKS_WALKED` of them
+    at most, a chunk of more than :data:`MAX_METADATA_BYTES` not read. Pillow finds such a chunk
+    only by decoding the whole image."""
+    import struct
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        at, seen_data = 8, False
+        for _ in range(MAX_PNG_CHUNKS_WALKED):
+            f.seek(at)
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IEND" or at + 12 + length > size:
+                return None
+            seen_data |= kind == b"IDAT"
+            if kind == b"eXIf" and seen_data:
+                return f.read(length) if length <= MAX_METADATA_BYTES else None
+            at += 12 + length
+    return None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from castrig.errors import BadInput
 
-__all__ = ["vendor_pixel_size", "vendor_pixel_sizes", "sidecar_pixel_size", "MAX_SIDECAR_BYTES", "MAX_VENDOR_TAG_BYTES"]
+__all__ = ["vendor_pixel_size", "vendor_pixel_sizes", "sidecar_pixel_size", "ome_pixel_size", "MAX_SIDECAR_BYTES", "MAX_VENDOR_TAG_BYTES"]
 
 
 _LEN_UM = {"m": 1e6, "mm": 1e3, "um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "micron": 1.0, "nm": 1e-3, "pm": 1e-6}
@@ -258,3 +258,42 @@ def sidecar_pixel_size(path: str | Path, width_px: int | None = None) -> tuple[f
                 px *= int(full[0]) / int(width_px)
             return px, _named(f"JEOL sidecar {side.name} ({pre}MICRON_MARKER / {pre}MICRON_BAR)", mark, length)
     return None, None
+
+
+#: OME's UnitsLength (the ones a micrograph's pixel is given in), µm per unit; NFKC-normalised
+#: keys (the micro sign is the Greek mu)
+_OME_UM = {"m": 1e6, "dm": 1e5, "cm": 1e4, "mm": 1e3, "\u03bcm": 1.0, "um": 1.0, "nm": 1e-3, "pm": 1e-6, "\u00c5": 1e-4,
+           "in": 25400.0}
+
+
+def ome_pixel_size(xml: str, image: int, path: str | Path | None = None) -> tuple[float, str] | None:
+    """(µm, source) of the ``image``-th image's ``Pixels PhysicalSizeX`` in an OME-TIFF's OME-XML
+    (Bio-Formats, Zeiss ZEN, Olympus and others write their calibration there, and Fiji shows
+    it), None when it gives none or in a unit castrig does not read. BadInput when its
+    PhysicalSizeY differs by more than 1 %: castrig measures square pixels. An OME-TIFF whose
+    resolution tags said 1 µm and its OME-XML 0.5 µm was measured at 1 µm without a word, one
+    with no resolution tags was "no pixel size in the file"."""
+    import itertools
+    import unicodedata
+
+    found = list(itertools.islice(re.finditer(r"<(?:\w+:)?Pixels\b([^>]*)>", xml), image + 1))
+    if len(found) <= image:
+        return None
+    attrs = dict(re.findall(r'([\w:]+)\s*=\s*"([^"]*)"', found[image].group(1)))
+
+    def size(axis: str) -> tuple[float | None, str]:
+        text, unit = attrs.get(f"PhysicalSize{axis}"), attrs.get(f"PhysicalSize{axis}Unit", "\u00b5m")
+        scale = _OME_UM.get(unicodedata.normalize("NFKC", unit).strip())
+        try:
+            return (float(text) * scale if text is not None and scale is not None else None), f"{text} {unit}"
+        except ValueError:
+            return None, f"{text} {unit}"
+
+    (px, said), (py, said_y) = size("X"), size("Y")
+    if px is None:
+        return None
+    if py and px > 0 and py > 0 and abs(py / px - 1.0) > 0.01:
+        raise BadInput(f"{path}: pixels are not square: OME-XML PhysicalSizeX {said}, PhysicalSizeY {said_y}; castrig "
+                       "measures square pixels: resample the image to equal X and Y pixel sizes first (Fiji: Image > "
+                       "Scale)", file=None if path is None else str(path), field="PhysicalSizeY")
+    return px, f"OME-XML PhysicalSizeX ({said})"

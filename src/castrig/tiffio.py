@@ -3,9 +3,12 @@
 Written atomically (temp file, fsync, os.replace) so a crash never leaves half an image in a run
 folder; in ImageJ's flavour, so Fiji opens them calibrated in µm. Read back: TIFF resolution
 tags (CENTIMETER, INCH, or ImageJ's unit=micron with unit NONE), the SEM vendors' tags and text
-sidecars (:mod:`castrig.sem_metadata`), PNG/JPEG/BMP (a sidecar's pixel size, if any). RGB and
-RGBA are converted to grey (luminance, Rec. 709 weights 0.2125 R + 0.7154 G + 0.0721 B; the alpha
-channel is dropped, not blended); anything else that is not a 2-D greyscale image is a BadInput
+sidecars, an OME-TIFF's OME-XML (:mod:`castrig.sem_metadata`), PNG/JPEG/BMP (a sidecar's pixel
+size, if any; a PNG decoded once, by libpng, at its own bit depth). A TIFF's Orientation tag and
+a JPEG's or PNG's EXIF one are applied (the image as viewers show it). RGB and RGBA are
+converted to grey (luminance, Rec. 709 weights 0.2125 R + 0.7154 G + 0.0721 B; the alpha
+channel is dropped, not blended); anything else that is not a 2-D greyscale image (two channels
+that are no grey and alpha, a palette without the colours its pixels index) is a BadInput
 naming the file.
 
 Hostile files (issue 15) are refused before they cost memory or time: what a file *declares*
@@ -32,10 +35,11 @@ import numpy as np
 
 from castrig.errors import BadInput
 from castrig.image_bounds import (DEFAULT_MAX_IMAGE_PIXELS, MAX_BYTES_PER_PIXEL, MAX_FRAMES_COUNTED, MAX_TIFF_PAGES,
-                                  check_codec_segments, check_directories, check_file_bytes, check_image_size,
+                                  check_codec_segments, check_empty_segments, check_directories, check_file_bytes, check_image_size,
                                   check_jpeg_scans, check_segment_bytes, check_tile_size, count_frames, count_pages,
                                   cut_short, max_image_pixels)
-from castrig.sem_metadata import sidecar_pixel_size, vendor_pixel_size, vendor_pixel_sizes
+from castrig.pngread import png_decoded, png_decoded_dtype, png_decoded_shape, png_late_exif
+from castrig.sem_metadata import ome_pixel_size, sidecar_pixel_size, vendor_pixel_size, vendor_pixel_sizes
 
 __all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "vendor_pixel_sizes", "max_image_pixels", "check_image_size", "check_pixel_size", "check_file_bytes",
            "pixel_size_disagreement",
@@ -285,6 +289,28 @@ def _check_square(path: str, page) -> None:
                        file=path, field="YResolution")
 
 
+def _imagej_yunit_square(path: str, page, ij: dict) -> bool:
+    """ImageJ keeps a pixel's height in its own unit when it differs from the width's (``yunit``
+    beside ``unit`` in its description): 1 px per µm across and 1 px per nm down is a pixel 1000×
+    as wide as high, measured as square with no word. Refused as :func:`_check_square` does;
+    True when the pixel is square in those units (1 px per µm and 0.001 px per nm), False when
+    the file has no ``yunit`` of its own (:func:`_check_square` then compares the tags)."""
+    yunit, unit = ij.get("yunit"), ij.get("unit")
+    if yunit is None or unit is None or _unit_key(yunit) == _unit_key(unit):
+        return False
+    sx, sy = _UNIT_UM.get(_unit_key(unit)), _UNIT_UM.get(_unit_key(yunit))
+    x = _resolution(page.tags.get("XResolution"))
+    y = _resolution(page.tags.get("YResolution")) or x
+    if sx and sy and x and y and abs((sy / y) / (sx / x) - 1.0) <= 0.01:
+        return True
+    said = (f"{sx / x:.6g} µm across, {sy / y:.6g} µm down" if sx and sy and x and y
+            else f"its height in {str(yunit)[:40]!r}, no length castrig reads")
+    raise BadInput(f"{path}: pixels are not square: its ImageJ calibration gives the width in {str(unit)[:40]!r} and the "
+                   f"height in {str(yunit)[:40]!r} ({said}); castrig measures square pixels: resample the image to equal "
+                   "X and Y pixel sizes first (Fiji: Image > Scale, or Image > Properties if the units are wrong)",
+                   file=path, field="yunit")
+
+
 def is_tiff(path: str | Path) -> bool:
     """A TIFF or BigTIFF by its header (II*\0, MM\0*, II+\0, MM\0+), whatever its name."""
     try:
@@ -296,7 +322,10 @@ def is_tiff(path: str | Path) -> bool:
 
 
 def _is_reduced(series) -> bool:
-    return bool(getattr(series.keyframe, "is_reduced", False))
+    """A thumbnail (NewSubfileType bit 0) or a transparency mask (bit 2) of another image: never
+    the image measured (a mask written first was measured, and said to be "image 1 of 2")."""
+    k = series.keyframe
+    return bool(getattr(k, "is_reduced", False) or getattr(k, "is_mask", False))
 
 
 def _size(series) -> tuple[int, int]:
@@ -340,7 +369,8 @@ def _full_resolution_series(tif, path: str) -> tuple[object | None, str | None]:
         note += ", the largest"
     parts = []
     if chosen is not series[0] and _is_reduced(series[0]):
-        parts.append("the first is a reduced-resolution page (a thumbnail)")
+        mask = getattr(series[0].keyframe, "is_mask", False)
+        parts.append("the first is a transparency mask" if mask else "the first is a reduced-resolution page (a thumbnail)")
     if others:
         listed = ", ".join(f"image {number[id(s)]} ({_size(s)[0]} × {_size(s)[1]} px)" for s in others[:5])
         more = f" and {len(others) - 5} more" if len(others) > 5 else ""
@@ -356,6 +386,8 @@ def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str
     5, 4 inks) to RGB; else unchanged.
     Read as stored, a MinIsWhite micrograph measured its film as pores (opening 0.19 for 0.60)."""
     if photometric == 0 and a.ndim == 2:
+        if a.dtype == bool:  # (1 bit a pixel, the commonest MinIsWhite: read as stored, its black was white)
+            return ~a, "MinIsWhite, inverted"
         if a.dtype.kind == "u":
             top = (1 << int(getattr(page, "bitspersample", a.dtype.itemsize * 8))) - 1
             return (top - a.astype(np.int64)).astype(a.dtype) if top <= np.iinfo(a.dtype).max else a, "MinIsWhite, inverted"
@@ -543,13 +575,20 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 check_tile_size(p, page, max_pixels)
                 check_segment_bytes(p, series.pages if series is not None else [page], page)
                 check_codec_segments(p, series.pages if series is not None else [page], page)
-                _check_square(p, page)
+                check_empty_segments(p, series.pages if series is not None else [page], page)
+                if not _imagej_yunit_square(p, page, tif.imagej_metadata or {}):
+                    _check_square(p, page)
                 a = declared.asarray()
                 photometric = int(page.photometric)
                 if (photometric in (2, 5) and int(getattr(page, "planarconfig", 1)) == 2
                         and a.ndim == 3 and a.shape[0] in (3, 4)):
                     a = np.moveaxis(a, 0, -1)  # planar RGB or CMYK (PlanarConfiguration SEPARATE)
+                _check_palette(p, a, page, photometric)
                 a, read_as = _photometric(a, page, photometric)
+                _check_second_channel(p, a, page, photometric)
+                turned = _tiff_orientation(page)
+                if turned in _EXIF_TURNS and a.ndim >= 2:  # tifffile gives the pixels as stored
+                    a = _EXIF_TURNS[turned](a)
                 px = _tiff_pixel_size(tif, page)
                 src = "TIFF resolution tags" if px is not None else None
                 zero_tag = _zero_resolution(page, imagej=bool(tif.imagej_metadata))
@@ -568,8 +607,11 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                         raise
                     vendor = []
                 vpx, vsrc = vendor[0] if vendor else (None, None)
+                ome = _ome(tif, series, p)
                 found = [(px, src)] if px is not None else []
-                found += vendor  # (every instrument's: two that disagree are said, whichever is used)
+                found += vendor + ([ome] if ome else [])  # (every instrument's: two that disagree are said, whichever is used)
+                if ome is not None and vpx is None:  # (the microscope software's record, as a vendor's tag below)
+                    vpx, vsrc = ome
                 if vpx is not None and not _usable(vpx) and _usable(px):
                     # the instrument's field is there but no pixel size: the resolution tags
                     # stand in, and the result says why
@@ -586,7 +628,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 meta = _file_metadata(page.description or "", tif.imagej_metadata)
                 # an SEM vendor's own metadata, its pixel size read or not (castrig analyse's
                 # --appearance auto takes sem for it)
-                sem = vsrc or next((f"{who} tag {code}" for code, who in ((34118, "Zeiss SmartSEM"), (34682, "FEI/Thermo"))
+                sem = (vendor[0][1] if vendor else None) or next((f"{who} tag {code}" for code, who in ((34118, "Zeiss SmartSEM"), (34682, "FEI/Thermo"))
                                     if code in page.tags), None)
         except BadInput:
             raise
@@ -603,6 +645,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             meta["file_type"] = renamed
         if read_as:
             meta["photometric"] = read_as
+        if turned in _EXIF_TURNS:
+            meta["orientation"] = f"TIFF orientation {turned} applied (the image as viewers show it)"
         if px is not None and not _usable(px):
             if src != "TIFF resolution tags":  # an instrument's field that is there and wrong: named by the caller
                 meta["pixel_size_invalid"] = {"value_um": f"{px:g}", "source": src}
@@ -634,10 +678,13 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             im = Image.open(p, formats=PILLOW_FORMATS)  # (what else Pillow opens is refused as "cannot read")
             with im:  # the header only: check the declared size first
                 bands = len(im.getbands())
-                check_image_size(p, (im.height, im.width) + ((bands,) if bands > 1 else ()),
-                                 np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F") else np.uint8,
-                                 max_pixels)
-                is_png = im.format == "PNG"
+                is_png, fmt = im.format == "PNG", im.format
+                if is_png:  # decoded as the file stores it (16 bits a sample; a tRNS chunk an alpha channel)
+                    check_image_size(p, png_decoded_shape(p, "transparency" in im.info), png_decoded_dtype(p), max_pixels)
+                else:
+                    check_image_size(p, (im.height, im.width) + ((bands,) if bands > 1 else ()),
+                                     np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F")
+                                     else np.uint8, max_pixels)
                 png_bytes = im.height * (1 + im.width * bands * 2)  # its rows, each behind a filter byte, at 16 bits a sample
                 cmyk = im.mode == "CMYK"
                 frames = count_frames(im)
@@ -647,17 +694,20 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                     many = f"more than {MAX_FRAMES_COUNTED}" if frames > MAX_FRAMES_COUNTED else str(frames)
                     raise BadInput(f"{p}: holds {many} frames ({im.format}); castrig measures one image: save the "
                                    "frame to measure as an image of its own", file=p, field="frames")
-                orientation = int(im.getexif().get(0x0112, 1) or 1)  # EXIF Orientation
+                # EXIF Orientation; a PNG's from an eXIf chunk before its image data (where Pillow
+                # and libpng write it): for one after it, Pillow's getexif() decoded the whole image
+                exif = im.getexif() if not is_png or "exif" in im.info else png_late_exif(p)
+                orientation = int(exif.get(0x0112, 1) or 1)
                 if im.format in ("JPEG", "MPO"):
                     check_jpeg_scans(p)
-            if cmyk:  # 4 inks, not RGBA: Pillow's conversion (a CMYK JPEG read as RGBA measured its film as pores)
+            if is_png:
+                check_file_bytes(p, png_bytes, f"a {im.width} × {im.height} PNG")
+                a = png_decoded(p)
+            elif cmyk:  # 4 inks, not RGBA: Pillow's conversion (a CMYK JPEG read as RGBA measured its film as pores)
                 with Image.open(p, formats=PILLOW_FORMATS) as im:
                     a = np.asarray(im.convert("RGB"))
             else:
                 a = iio.imread(p, plugin="pillow", index=0)
-        if is_png:
-            check_file_bytes(p, png_bytes, f"a {im.width} × {im.height} PNG")
-            _png_whole(p)
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -668,6 +718,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
         raise BadInput(f"{p}: cannot read image ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
     a = np.asarray(a)
     read_as = {"photometric": "CMYK, converted to RGB"} if cmyk else {}
+    if Path(p).suffix.lower() not in _SUFFIXES.get(fmt, ()):  # (a JPEG named .tif: its losses are the reader's to know)
+        read_as["file_type"] = f"read as {fmt} (its name says {Path(p).suffix or 'nothing'})"
     if orientation in _EXIF_TURNS and a.ndim >= 2:  # as every viewer shows it
         a = _EXIF_TURNS[orientation](a)
         read_as["orientation"] = f"EXIF orientation {orientation} applied (the image as viewers show it)"
@@ -680,7 +732,62 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     return _grey(a, p), px, ({"pixel_size_source": src} if src else {}) | read_as
 
 
-#: EXIF Orientation 2-8 -> the turn that shows the stored pixels as viewers do (rows, columns
+def _check_palette(path: str, a: np.ndarray, page, photometric: int) -> None:
+    """Refuse a palette TIFF (photometric 3) whose colour map is missing or holds fewer colours
+    than its pixels index: its pixels were measured as the indices they are, nothing said."""
+    if photometric != 3 or a.ndim != 2 or a.dtype.kind not in "ub":
+        return
+    cmap = getattr(page, "colormap", None)
+    colours = int(np.asarray(cmap).shape[-1]) if cmap is not None and np.asarray(cmap).ndim == 2 else 0
+    top = int(a.max(initial=0))
+    if top >= colours:
+        raise BadInput(f"{path}: a palette image whose colour map (TIFF tag ColorMap) holds {colours} colours, but its "
+                       f"pixels index colour {top} (allowed: indices below the colours the map holds); the file is "
+                       "damaged, not measured on its indices", file=path, field="ColorMap")
+
+
+def _check_second_channel(path: str, a: np.ndarray, page, photometric: int) -> None:
+    """Refuse a grey TIFF of two samples a pixel whose second is no alpha channel (ExtraSamples
+    1 or 2): two signals (an SEM's two detectors), of which castrig took the first as the image
+    and dropped the other as if it were alpha, nothing said (a flat first channel: opening 0)."""
+    if photometric not in (0, 1) or a.ndim != 3 or a.shape[-1] != 2:
+        return
+    extra = tuple(int(v) for v in (getattr(page, "extrasamples", None) or ()))
+    if extra[:1] in ((1,), (2,)):
+        return
+    said = f"ExtraSamples {extra[0]}, unspecified" if extra else "no ExtraSamples tag"
+    raise BadInput(f"{path}: holds 2 channels a pixel and its second is no alpha channel (TIFF {said}); castrig "
+                   "measures one greyscale image: save the channel to measure on its own (Fiji: Image > Color > "
+                   "Split Channels)", file=path, field="SamplesPerPixel")
+
+
+def _ome(tif, series, path: str) -> tuple[float, str] | None:
+    """The OME-XML pixel size of the image measured (:func:`castrig.sem_metadata.ome_pixel_size`)."""
+    if not getattr(tif, "is_ome", False) or series is None:
+        return None
+    xml = tif.ome_metadata or ""
+    index = next((i for i, s in enumerate(tif.series) if s is series), 0)
+    return ome_pixel_size(xml, index, path)
+
+
+def _tiff_orientation(page) -> int:
+    """A TIFF page's Orientation tag (274; 1, the default, when absent or no number). EXIF took
+    it from TIFF: the same values, turned by :data:`_EXIF_TURNS`. A section from a camera held
+    upright, stored on its side with orientation 6, was read as stored: measured across its
+    layers, it gave no thickness at all, and nothing said why."""
+    tag = page.tags.get("Orientation")
+    try:
+        return int(tag.value) if tag is not None else 1
+    except (TypeError, ValueError):
+        return 1
+
+
+#: the names each format Pillow reads goes by; any other is said (``read as JPEG (its name says .tif)``)
+_SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"), "MPO": (".jpg", ".jpeg", ".mpo"),
+             "BMP": (".bmp", ".dib"), "GIF": (".gif",), "WEBP": (".webp",), "PPM": (".ppm", ".pgm", ".pbm", ".pnm")}
+
+
+#: EXIF (and TIFF) Orientation 2-8 -> the turn that shows the stored pixels as viewers do (rows, columns
 #: first; colour last). Orientation 6 is a phone or camera held upright: stored on its side, a
 #: section read as stored was measured across its layers (T 37.6 µm, interface lost).
 _EXIF_TURNS = {
@@ -692,20 +799,6 @@ _EXIF_TURNS = {
     7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
     8: lambda a: np.rot90(a, k=1),
 }
-
-
-def _png_whole(p: str | Path) -> None:
-    """Refuse a PNG whose image data stops short of its declared size. Pillow fills the missing
-    rows with black when the compressed stream ends cleanly (2 rows written of a declared
-    9000 × 9000: measured as a black micrograph, exit 0); libpng, the reference decoder, says
-    "Not enough image data"."""
-    import imagecodecs
-
-    try:
-        imagecodecs.png_decode(Path(p).read_bytes())
-    except imagecodecs.PngError as exc:
-        raise BadInput(f"{p}: cannot read image (PNG: {_cut(str(exc))}; the file stops short of its declared "
-                       "size?)", file=p) from None
 
 
 #: two pixel sizes of one image that differ by more than this (relative) are reported

@@ -138,3 +138,89 @@ def test_compressed_tiffs_as_microscopes_write_them(tmp_path, compression):
     assert a.shape == img.shape and px == pytest.approx(0.25)
     if compression != "jpeg":  # lossy
         assert np.array_equal(a, img)
+
+
+def test_a_pngs_exif_orientation_after_its_image_data_is_still_applied(tmp_path):
+    """A PNG is decoded once, by libpng, and its EXIF no longer asked of Pillow (whose getexif()
+    decoded the whole image to look for an eXIf chunk after the image data): such a chunk is
+    found by the chunks' headers alone, and its orientation applied as before."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    a = np.zeros((20, 30), np.uint8)
+    a[:, :5] = 255
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "PNG")
+    png = buf.getvalue()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = exif.tobytes().removeprefix(b"Exif\x00\x00")
+    chunk = struct.pack(">I", len(data)) + b"eXIf" + data + struct.pack(">I", zlib.crc32(b"eXIf" + data) & 0xFFFFFFFF)
+    end = png.rfind(b"IEND") - 4
+    (tmp_path / "late.png").write_bytes(png[:end] + chunk + png[end:])
+    b, _, meta = read_micrograph(tmp_path / "late.png")
+    assert b.shape == (30, 20) and b[:5].min() == 255 and b[5:].max() == 0  # turned right: the left edge on top
+    assert meta == {"orientation": "EXIF orientation 6 applied (the image as viewers show it)"}
+
+
+def test_a_transparency_mask_written_before_its_image_is_not_measured(tmp_path):
+    """A mask page (NewSubfileType 4) first, then the micrograph, both 256 × 256: the first of the
+    two full-size "images" was measured — the mask — and said to be "image 1 of 2"."""
+    img = (np.arange(256 * 256) % 251).astype(np.uint8).reshape(256, 256)
+    with tifffile.TiffWriter(tmp_path / "masked.tif") as tw:
+        tw.write(np.ones((256, 256), bool), subfiletype=4, resolution=(10000, 10000), resolutionunit=3, metadata=None)
+        tw.write(img, resolution=(10000, 10000), resolutionunit=3, metadata=None)
+    a, px, meta = read_micrograph(tmp_path / "masked.tif")
+    assert np.array_equal(a, img) and px == pytest.approx(1.0)
+    assert meta["page_used"] == "image 2 of 2 (256 × 256 px): the first is a transparency mask"
+
+
+def test_a_png_wider_than_libpng_reads_is_refused_saying_so(tmp_path):
+    """A 1 100 000 × 10 px PNG (a line scan; 11 Mpx): libpng, which decodes castrig's PNGs, reads at
+    most 1 000 000 px a side; its "Invalid IHDR data" was said as "the file stops short of its
+    declared size?", and libpng's own warning printed beside it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    w, h = 1_100_000, 10
+    (tmp_path / "line.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                                        + chunk(b"IDAT", zlib.compress(bytes(h * (w + 1)), 1)) + chunk(b"IEND", b""))
+    with pytest.raises(BadInput, match=r"line.png: a PNG of 1100000 × 10 px: longer than 1,000,000 px a side, which "
+                                       r"libpng, castrig's PNG decoder, does not read \(allowed: at most 1,000,000 px a "
+                                       r"side\); save it as TIFF"):
+        read_micrograph(tmp_path / "line.png")
+
+
+def test_a_one_bit_miniswhite_tiff_is_inverted_as_an_8_bit_one_is(tmp_path):
+    """1 bit a pixel is where MinIsWhite (photometric 0) is commonest (fax-like binary images, a
+    thresholded export): tifffile gives it as bool, which the inversion passed over, so its black
+    pores were read as white ones."""
+    pores = np.zeros((64, 64), bool)
+    pores[20:30, 20:30] = True  # 1 = black in MinIsWhite: dark pores on a white film
+    tifffile.imwrite(tmp_path / "fax.tif", pores, photometric="miniswhite")
+    a, _, meta = read_micrograph(tmp_path / "fax.tif")
+    assert not a[25, 25] and a[0, 0]  # the pore dark, the film bright, as viewers show them
+    assert meta["photometric"] == "MinIsWhite, inverted"
+
+
+def test_a_palette_tiff_whose_colour_map_is_short_of_its_indices_is_refused(tmp_path):
+    """A palette TIFF whose ColorMap count was cut to 16 colours while its pixels index up to 200:
+    the colour map could not be applied, and the indices themselves were measured, nothing said."""
+    import struct
+
+    img = (np.arange(64 * 64) % 201).astype(np.uint8).reshape(64, 64)
+    tifffile.imwrite(tmp_path / "pal.tif", img, photometric="palette",
+                     colormap=np.tile(np.arange(256, dtype=np.uint16) * 257, (3, 1)))
+    raw = bytearray((tmp_path / "pal.tif").read_bytes())
+    with tifffile.TiffFile(tmp_path / "pal.tif") as tif:
+        struct.pack_into("<I", raw, tif.pages[0].tags["ColorMap"].offset + 4, 48)
+    (tmp_path / "pal.tif").write_bytes(bytes(raw))
+    with pytest.raises(BadInput, match=r"pal.tif: a palette image whose colour map \(TIFF tag ColorMap\) holds 16 colours, "
+                                       r"but its pixels index colour 200"):
+        read_micrograph(tmp_path / "pal.tif")

@@ -203,3 +203,26 @@ def test_an_output_that_is_a_device_or_a_pipe_is_refused_at_once(micrographs: Pa
     res = castrig("analyse", "surface", "top.tif", flag, target, cwd=d, PYTHONPATH=str(ROOT / "src"), timeout_s=30)
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "is not a regular file" in said and "Traceback" not in said, said
+
+
+def test_an_existing_zip_declaring_a_huge_directory_is_refused_unread(micrographs: Path):
+    """An existing pores.zip whose end record declares a directory of 3 GB (a sparse file): the
+    check for an earlier ROI set read it whole (zipfile: 3.2 GB of memory, 10 s of CPU) before
+    refusing it. Now the declared size is refused before a byte of the directory is read, and
+    the message says what it declares and what is allowed; the file is left as it was."""
+    import struct
+
+    d = micrographs
+    n = 3 * 2**30
+    with open(d / "pores.zip", "wb") as f:
+        f.truncate(n - 22)
+        f.seek(n - 22)
+        f.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1000, 1000, n - 22, 0, 0))
+    res = castrig("analyse", "surface", "top.tif", "--rois", "pores.zip", cwd=d, PYTHONPATH=str(ROOT / "src"),
+                  address_space=3 * 2**29)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "Traceback" not in said, said
+    assert ("--rois pores.zip: exists and is not an ImageJ ROI set (.zip of .roi files) (its zip directory declares 1,000 "
+            "members in 3,221,225,450 bytes; allowed: at most 1,048,576 members and 134,217,728 bytes)") in said, said
+    assert res.cpu_s < 3, res.cpu_s
+    assert (d / "pores.zip").stat().st_size == n

@@ -126,14 +126,16 @@ def test_an_fei_scan_whose_pixels_are_not_square_is_refused(surface, tmp_path, c
 
 def test_a_file_is_read_by_what_it_is_not_by_its_name(surface, tmp_path, capsys):
     """A TIFF saved as .png lost its calibration ("no pixel size in the file"); a PNG saved as
-    .tif was refused ("not a TIFF file")."""
+    .tif was refused ("not a TIFF file"), then measured with no word of what it was."""
     tiff_as_png = tmp_path / "calibrated.png"
     tifffile.imwrite(tiff_as_png, surface, resolution=(1e4 / PX_UM,) * 2, resolutionunit="CENTIMETER")
     got = measured(capsys, tiff_as_png)
     assert got["pixel_size_um"] == pytest.approx(PX_UM) and "read as TIFF" in got["images"]["surface"]["read_as"][0]
     png_as_tif = tmp_path / "plain.tif"
     Image.fromarray(surface).save(png_as_tif, format="PNG")
-    same_numbers(measured(capsys, png_as_tif, "--pixel-size", str(PX_UM)), got)
+    as_png = measured(capsys, png_as_tif, "--pixel-size", str(PX_UM))
+    same_numbers(as_png, got)
+    assert as_png["images"]["surface"]["read_as"] == ["read as PNG (its name says .tif)"]
 
 
 def test_uniform_padding_round_an_image_is_left_out_and_positions_stay_the_images(surface, tmp_path, capsys):

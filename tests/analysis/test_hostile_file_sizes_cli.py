@@ -336,3 +336,104 @@ def test_a_tiff_of_many_pages_each_just_within_the_strip_bound_is_refused_before
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "stack.tif: its images are cut into more than 524,288 strips or tiles in all" in done.stderr, done.stderr
     assert done.cpu_s < 5, done.cpu_s
+
+
+def _zeros_zlib(n: int, piece: int = 1 << 23) -> bytes:
+    """``n`` zero bytes as one zlib stream in some 60 ms: one compressed piece repeated (each ends
+    in a full flush, so each repeat is the same bytes), its checksum worked out (adler32 of n zeros)."""
+    import struct
+    import zlib
+
+    c = zlib.compressobj(9)
+    first = c.compress(bytes(piece)) + c.flush(zlib.Z_FULL_FLUSH)
+    again = c.compress(bytes(piece)) + c.flush(zlib.Z_FULL_FLUSH)
+    k, rest = divmod(n, piece)
+    tail = c.compress(bytes(rest)) + c.flush()
+    return first + again * (k - 1) + tail[:-4] + struct.pack(">I", ((n % 65521) << 16) | 1)
+
+
+def test_a_16_bit_rgba_png_is_counted_at_16_bits_a_sample(tmp_path):
+    """A 10000 × 10000 16-bit RGBA PNG (800 MB of pixels, 0.8 MB of file): Pillow calls it "RGBA",
+    so it was counted at 8 bits a sample (400 MB, just within the bound), decoded by Pillow and
+    again whole by libpng: 7 s of CPU and 1.6 GB at the peak, measured, exit 0. A 16-bit RGBA PNG
+    within the bound is measured, at its 16 bits."""
+    import json
+    import struct
+    import zlib
+
+    import imagecodecs
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    w = h = 10_000
+    (tmp_path / "deep.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 6, 0, 0, 0))
+                                        + chunk(b"IDAT", _zeros_zlib(h * (1 + w * 8))) + chunk(b"IEND", b""))
+    done = castrig("analyse", "surface", "deep.png", "--pixel-size", "1", cwd=tmp_path, address_space=3 * 2**29)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "deep.png: image too large: it declares 10000×10000×4 uint16" in done.stderr, done.stderr
+    assert "allowed: at most 100 Mpx and 381.5 MiB" in done.stderr, done.stderr
+    assert done.cpu_s < 3, done.cpu_s
+    rgba = np.repeat(_pores()[..., None].astype(np.uint16) * 257, 4, -1)
+    rgba[..., 3] = 65535
+    (tmp_path / "top.png").write_bytes(imagecodecs.png_encode(rgba))
+    done = castrig("analyse", "surface", "top.png", "--pixel-size", "1", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["pore_count"] == 256
+
+
+def _pyramid(path) -> tuple[bytearray, int]:
+    """A 256 × 256 TIFF (1 µm per pixel) with one sub-image, its 128 × 128 level in a SubIFD, as
+    slide scanners and tifffile's pyramids write them; (its bytes, the offset of the SubIFDs tag's entry)."""
+    import struct
+
+    import tifffile
+
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(_pores(), subifds=1, resolution=(10000, 10000), resolutionunit=3, metadata=None)
+        tw.write(_pores()[::2, ::2], subfiletype=1, resolution=(5000, 5000), resolutionunit=3, metadata=None)
+    raw = bytearray(path.read_bytes())
+    first = struct.unpack_from("<I", raw, 4)[0]
+    entries = [first + 2 + 12 * i for i in range(struct.unpack_from("<H", raw, first)[0])]
+    return raw, next(at for at in entries if struct.unpack_from("<H", raw, at)[0] == 330)
+
+
+def test_a_tiffs_sub_images_are_held_to_the_bounds_of_its_images(tmp_path):
+    """tifffile reads the directory of every sub-image (TIFF tag SubIFDs: a pyramid's levels) as it
+    sorts the pages into images, but the bounds read before it opened the file walked the main
+    images only. A sub-image declaring 100 000 000 strips (a sparse file of 400 MB): 2 GB and 4 s,
+    and the main image measured, exit 0; a SubIFDs tag listing one sub-image 100 000 times: each
+    read again. A pyramid as scanners write it is still measured, on its full-resolution image."""
+    import json
+    import struct
+
+    import tifffile
+
+    path = tmp_path / "pyramid.tif"
+    raw, _ = _pyramid(path)
+    done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["pore_count"] == 256 and out["pixel_size_um"] == 1.0
+    with tifffile.TiffFile(path) as tif:
+        sub = tif.pages[0].subifds[0]
+    end = len(raw)
+    for i in range(struct.unpack_from("<H", raw, sub)[0]):
+        at = sub + 2 + 12 * i
+        if struct.unpack_from("<H", raw, at)[0] in (273, 279):  # StripOffsets, StripByteCounts: 10^8 of them
+            struct.pack_into("<HII", raw, at + 2, 4, 100_000_000, end)
+    (tmp_path / "strips.tif").write_bytes(raw)
+    with open(tmp_path / "strips.tif", "r+b") as f:
+        f.truncate(end + 400_000_000)
+    done = castrig("analyse", "surface", "strips.tif", "--json", cwd=tmp_path, address_space=3 * 2**29)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert ("strips.tif: its sub-image 1 (TIFF tag SubIFDs of image directory 1) is cut into 100,000,000 pieces (TIFF "
+            "tag StripOffsets) (allowed: at most 524,288 strips or tiles)") in done.stderr, done.stderr
+    assert done.cpu_s < 3, done.cpu_s
+    raw, tag_at = _pyramid(path)
+    struct.pack_into("<HII", raw, tag_at + 2, 4, 100_000, len(raw))  # the SubIFDs tag: 100 000 times the one sub-image
+    (tmp_path / "many.tif").write_bytes(bytes(raw) + struct.pack("<I", sub) * 100_000)
+    done = castrig("analyse", "surface", "many.tif", "--json", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "many.tif: lists more than 256 sub-images (TIFF tag SubIFDs) (allowed: at most 256)" in done.stderr, done.stderr
+    assert done.cpu_s < 3, done.cpu_s

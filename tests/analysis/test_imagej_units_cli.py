@@ -89,3 +89,15 @@ def test_an_instruments_pixel_size_stands_in_for_an_unreadable_imagej_unit_and_s
     out = analysed("surface", "sem.tif", cwd=tmp_path)
     assert out["pixel_size_um"] == pytest.approx(0.25) and out["pixel_size_source"] == FEI
     assert any("'furlong' is not a length castrig reads" in w for w in out["warnings"]), out["warnings"]
+
+
+def test_an_imagej_calibration_whose_height_is_in_another_unit_is_refused_as_not_square(tmp_path):
+    """ImageJ keeps a pixel's height in a unit of its own when it differs from the width's
+    (``yunit=`` beside ``unit=``): 1 px per µm across and 1 px per nm down, a pixel 1000 × as wide
+    as high, was measured as 1 µm square with no word."""
+    desc = b"ImageJ=1.54f\nunit=micron\nyunit=nm\n"
+    tifffile.imwrite(tmp_path / "tall.tif", _honeycomb(), resolution=(1, 1), resolutionunit=1, description=desc,
+                     metadata=None)
+    refused(castrig("analyse", "surface", "tall.tif", "--json", cwd=tmp_path),
+            "tall.tif: pixels are not square: its ImageJ calibration gives the width in 'micron' and the height in 'nm' "
+            "(1 µm across, 0.001 µm down)", "Image > Scale")

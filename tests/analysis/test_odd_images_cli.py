@@ -137,3 +137,33 @@ def test_a_strip_too_small_for_its_pores_does_not_sign_an_opening_ratio(tmp_path
     out = json.loads(res.stdout)
     assert out["pore_count"] == 0
     assert "too_few_pores" in out["quality"]["flagged"]["opening_ratio"]
+
+
+def test_a_tiff_stored_on_its_side_is_read_as_its_orientation_tag_says(tmp_path):
+    """A section from a camera held upright: stored on its side, its TIFF Orientation tag (274)
+    says 6 — the value EXIF took from TIFF, which castrig applied to a JPEG but not to a TIFF:
+    read as stored, the layers stood upright and no thickness came out, nothing said why. The
+    black / film / support cartoon of 50 film rows at 0.4 µm reads T = 20 µm."""
+    img = np.zeros((256, 256), np.uint8)
+    img[100:150], img[150:] = 255, 120
+    tifffile.imwrite(tmp_path / "side.tif", np.ascontiguousarray(np.rot90(img, k=1)), extratags=[(274, 3, 1, 6, True)])
+    res = castrig("analyse", "section", "side.tif", "--pixel-size", "0.4", "--json", cwd=tmp_path)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    out = json.loads(res.stdout)
+    assert out["mean_thickness_um"] == pytest.approx(20.0, rel=0.01), out
+    assert out["images"]["section"]["read_as"] == ["TIFF orientation 6 applied (the image as viewers show it)"]
+
+
+def test_a_grey_tiff_of_two_channels_is_refused_unless_the_second_is_alpha(tmp_path):
+    """Two samples a pixel (an SEM's two detectors), the second declared no alpha channel: the
+    first was measured as the image and the second dropped as if it were alpha, nothing said
+    (here a flat first channel: opening 0, exit 0). (Grey + alpha, ExtraSamples 1 or 2, is measured.)"""
+    y, x = np.mgrid[0:256, 0:256]
+    pores = np.full((256, 256), 200, np.uint8)
+    pores[((y % 16) - 8) ** 2 + ((x % 16) - 8) ** 2 < 25] = 40
+    flat = np.full_like(pores, 100)
+    tifffile.imwrite(tmp_path / "two.tif", np.dstack([flat, pores]), photometric="minisblack")
+    res = castrig("analyse", "surface", "two.tif", "--pixel-size", "1", "--json", cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert ("two.tif: holds 2 channels a pixel and its second is no alpha channel (TIFF no ExtraSamples tag); castrig "
+            "measures one greyscale image") in " ".join(res.stderr.split()), res.stderr

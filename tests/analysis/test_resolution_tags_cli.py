@@ -121,3 +121,23 @@ def test_a_print_resolution_is_no_calibration(tmp_path, dpi):
     tifffile.imwrite(tmp_path / "cal.tif", img, resolution=(25400, 25400), resolutionunit=2)
     done = castrig("analyse", "surface", "cal.tif", "--json", cwd=tmp_path)
     assert done.returncode == 0 and json.loads(done.stdout)["pixel_size_um"] == pytest.approx(1.0), done.stderr[-2000:]
+
+
+def test_an_ome_tiffs_own_pixel_size_is_read_and_a_disagreeing_tag_is_said(tmp_path):
+    """An OME-TIFF (Bio-Formats, Zeiss ZEN and others write their calibration in its OME-XML,
+    and Fiji shows that one) whose resolution tags say 1 µm and its OME-XML PhysicalSizeX 0.5 µm:
+    measured at 1 µm without a word (D 9.4 µm for 4.7); with no resolution tags, "no pixel size
+    in the file". Now the OME-XML's is used, as an instrument's own record is, and the other named."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    img = np.full((256, 256), 200, np.uint8)
+    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
+    tifffile.imwrite(tmp_path / "scan.ome.tif", img, resolution=(10000, 10000), resolutionunit=3,
+                     metadata={"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "PhysicalSizeXUnit": "µm"})
+    res = castrig("analyse", "surface", "scan.ome.tif", "--appearance", "auto", "--json", cwd=tmp_path)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    out = json.loads(res.stdout)
+    assert out["pixel_size_um"] == 0.5 and out["pixel_size_source"] == "OME-XML PhysicalSizeX (0.5 µm)"
+    assert out["mean_pore_diameter_um"] == pytest.approx(4.69, abs=0.01)
+    assert out["warnings"] == ["scan.ome.tif: pixel size: TIFF resolution tags says 1 µm, OME-XML PhysicalSizeX (0.5 µm) "
+                               "says 0.5 µm (2× apart); used 0.5 µm from OME-XML PhysicalSizeX (0.5 µm)"]
+    assert out["quality"]["appearance"] == "optical"  # (an OME-XML pixel size is no SEM's record for --appearance auto)

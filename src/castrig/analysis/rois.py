@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["surface_rois", "section_rois", "write_rois", "is_roi_set"]
+__all__ = ["surface_rois", "section_rois", "write_rois", "is_roi_set", "roi_set_problem"]
 
 
 def _circle(cy: float, cx: float, r: float, n: int) -> np.ndarray:
@@ -69,18 +69,37 @@ def section_rois(m) -> list:
     return out
 
 
-def is_roi_set(path: str | Path) -> bool:
-    """True when ``path`` is an ImageJ ROI set: a zip whose members are all ``.roi`` files (an
-    empty zip counts: castrig writes one for an image without pores)."""
-    import zipfile
+#: the most members and directory bytes of an existing zip looked at to see whether it is an
+#: earlier ROI set (castrig writes one member, some 60 bytes of directory, a pore)
+MAX_ROI_SET_MEMBERS = 1 << 20
+MAX_ROI_SET_DIRECTORY_BYTES = 128 << 20
+
+
+def roi_set_problem(path: str | Path) -> str | None:
+    """None when ``path`` is an ImageJ ROI set: a zip whose members are all ``.roi`` files (an
+    empty zip counts: castrig writes one for an image without pores); else why not, in a few
+    words. Its directory is read a piece at a time and only so far (:mod:`castrig.zipdir`):
+    one that declares more than :data:`MAX_ROI_SET_MEMBERS` members or
+    :data:`MAX_ROI_SET_DIRECTORY_BYTES` bytes is no set castrig wrote, and is not read."""
+    from castrig.zipdir import ZipTooLarge, member_names
 
     try:
-        if not zipfile.is_zipfile(path):
-            return False
-        with zipfile.ZipFile(path) as zf:
-            return all(n.lower().endswith(".roi") for n in zf.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
+        names = member_names(path, max_members=MAX_ROI_SET_MEMBERS, max_bytes=MAX_ROI_SET_DIRECTORY_BYTES)
+        if names is None:
+            return "not a zip file"
+        for name in names:
+            if not name.lower().endswith(b".roi"):
+                return f"it holds {name[:80].decode('utf-8', 'replace')!r}, which is no .roi file"
+    except ZipTooLarge as exc:
+        return str(exc)
+    except (OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def is_roi_set(path: str | Path) -> bool:
+    """True when ``path`` is an ImageJ ROI set (:func:`roi_set_problem`)."""
+    return roi_set_problem(path) is None
 
 
 def write_rois(path: str | Path, rois: list) -> Path:

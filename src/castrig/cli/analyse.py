@@ -21,8 +21,8 @@ _HELP = """Measure membrane micrographs (surface, section) and judge the specifi
 
 Images: TIFF, PNG or JPEG. The pixel size is, first found: --pixel-size; an ImageJ/Fiji calibration
 (TIFF resolution tags with ImageJ's unit); the instrument's own metadata (Zeiss SmartSEM tag
-34118, FEI/Thermo tag 34682 [Scan] PixelWidth, TESCAN .hdr, Hitachi or JEOL .txt sidecars),
-which beats plain TIFF resolution tags (SEM software often leaves them at 72 dpi); the TIFF
+34118, FEI/Thermo tag 34682 [Scan] PixelWidth, TESCAN .hdr, Hitachi or JEOL .txt sidecars, an
+OME-TIFF's PhysicalSizeX), which beats plain TIFF resolution tags (SEM software often leaves them at 72 dpi); the TIFF
 resolution tags. A transmitted view is measured at its reflected view's. The result says the
 pixel size used and where it came from (--json: pixel_size_um, pixel_size_source, images), and
 warns when another source in the file disagrees by more than 1 %. RGB and RGBA
@@ -294,7 +294,7 @@ def _check_output_path(out: Path, flag: str) -> None:
     writable, a folder at the path, a suffix the option does not write, or an existing file
     that is not an earlier output of the same option (that one is replaced)."""
     from castrig.analysis.overlay import is_overlay_png
-    from castrig.analysis.rois import is_roi_set
+    from castrig.analysis.rois import roi_set_problem
 
     suffixes, example, what, noun = _OUTPUTS[flag]
     where = dict(file=str(out), field=flag)
@@ -324,9 +324,10 @@ def _check_output_path(out: Path, flag: str) -> None:
         raise BadInput(f"{flag} {out}: is not a regular file (a device, a pipe or a socket); give a file name "
                        f"(e.g. {example})", **where)
     if out.exists() or out.is_symlink():
-        ours = is_roi_set(out) if flag == "--rois" else is_overlay_png(out)
-        if not ours:
-            raise BadInput(f"{flag} {out}: exists and is not {what}; castrig replaces only an earlier "
+        problem = roi_set_problem(out) if flag == "--rois" else None if is_overlay_png(out) else ""
+        if problem is not None:
+            why = f" ({problem})" if problem else ""
+            raise BadInput(f"{flag} {out}: exists and is not {what}{why}; castrig replaces only an earlier "
                            f"{noun} of its own (give a new file name, e.g. {example})", **where)
 
 
