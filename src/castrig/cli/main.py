@@ -531,7 +531,7 @@ def main(argv: list[str] | None = None, *, ready: Any = None) -> int:
         ready()
     # called in-process with arguments (tests): the caller's handlers come back at the end; as the
     # castrig process, a run's late SIGTERM handlers stay until it exits (session.keep_exit_code)
-    callers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP)} if argv is not None else {}
+    callers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP, signal.SIGINT)} if argv is not None else {}
     try:
         return _main(command, argv)
     finally:

@@ -396,7 +396,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                     continue
             _record(item, result)
             atomic_write_json(state_path, state)
-            if result.outcome == "interrupted":
+            if result.outcome == "interrupted" or stop.ctrl_c:  # (ctrl_c: as its rig was closed, the run recorded)
                 state["stopped"] = "interrupted by the operator"
             elif result.safe is not None and not result.safe.safe:
                 state["stopped"] = f"safe state not verified after {result.run_dir}: queue stopped"

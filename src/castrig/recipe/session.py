@@ -78,8 +78,11 @@ class StopRequest:
 
     reason: str | None = None
     #: The command's exit code once its outcome is recorded, set before :func:`stop_requests`
-    #: ends: from then on a SIGTERM or SIGHUP cannot change it (:func:`keep_exit_code`).
+    #: ends: from then on a SIGTERM, SIGHUP or Ctrl-C cannot change it (:func:`keep_exit_code`).
     exit_code: int | None = None
+    #: A Ctrl-C came as the run's rig was closed, its outcome recorded (:func:`_close_rig`):
+    #: ``castrig run`` keeps its run's exit code, ``castrig queue`` stops there (interrupted).
+    ctrl_c: bool = False
 
     def ask(self, reason: str) -> None:
         if self.reason is None:
@@ -117,7 +120,7 @@ def stop_requests(who: str) -> Iterator[StopRequest]:
 
 
 def keep_exit_code(code: int) -> None:
-    """From now until the process ends, SIGTERM and SIGHUP leave its exit code ``code``: its
+    """From now until the process ends, SIGTERM, SIGHUP and Ctrl-C leave its exit code ``code``: its
     outcome is recorded and its rig safe, so a stop asks for nothing left to do. The first is
     said on stderr and the process goes on ending (its last writes, its threads); a second ends
     it at once, still with ``code`` (an end that hangs stays stoppable). From the exit functions
@@ -138,6 +141,7 @@ def keep_exit_code(code: int) -> None:
 
     signal.signal(signal.SIGTERM, on_late)
     signal.signal(signal.SIGQUIT, on_late)
+    signal.signal(signal.SIGINT, on_late)  # (Ctrl-C: a run that completed exited 130, "interrupted")
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
         signal.signal(signal.SIGHUP, on_late)
     if not _LATE_STOPS:
@@ -154,7 +158,7 @@ def _ignore_late_stops() -> None:
     finalisation puts the default action back for every handler written in Python, and a SIGTERM
     in those last tens of milliseconds (freeing the modules) killed the process: exit -15 with the
     outcome recorded. Only an ignored signal stays as it is through it."""
-    for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
+    for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP, signal.SIGINT):
         if _LATE_STOPS and signal.getsignal(signum) is _LATE_STOPS[0]:
             signal.signal(signum, signal.SIG_IGN)
 
@@ -344,7 +348,24 @@ def run_recipe(
         return _drive(recipe, rig, recorder, store, quiet=quiet, stop=stop, ctrl_c_before=held)
     finally:
         held.restore()
+        _close_rig(rig, stop)
+
+
+def _close_rig(rig: Rig, stop: StopRequest | None) -> None:
+    """Close the rig after its run (safe, its outcome recorded by now, or nothing run): a Ctrl-C
+    meanwhile is said and noted in ``stop`` (``castrig queue`` stops on it), not raised. It raised
+    out of the close: exit 130 "interrupted" from a run that completed (run.json said completed),
+    with the pumps' watchdogs and the links left as the close had reached them. Without a ``stop``
+    to note it in (an exploration's trials) it is raised once the rig is closed."""
+    hold = _CtrlCAtClose()
+    try:
         rig.close()
+    finally:
+        hold.restore()
+    if hold.asked:
+        if stop is None:
+            raise KeyboardInterrupt
+        stop.ctrl_c = True
 
 
 def _keep_recipe_text(recipe_text: bytes, run_dir: Path) -> None:
@@ -746,7 +767,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         raise
     finally:
         ctrl_c.restore()
-        rig.close()
+        _close_rig(rig, stop)
 
 
 def _finish_decided_end(recorder: RunRecorder, store: Any, recipe: Recipe, journal: list[Any], info: RunInfo, rig: Any,
@@ -848,6 +869,15 @@ class _DeferredCtrlC(_SigintHold):
         if self.asked:
             self.restore()
             raise KeyboardInterrupt
+
+
+class _CtrlCAtClose(_SigintHold):
+    """Ctrl-C while the rig is closed after its run: said once, noted (:func:`_close_rig`)."""
+
+    def _on_int(self, signum: int, frame: Any) -> None:
+        if not self.asked:
+            say("[yellow]Ctrl-C: the run has ended and its rig is being closed; the outcome stands as recorded[/]")
+        self.asked = True
 
 
 def _fleet_store_for_resume(info: RunInfo, store: Any, run_dir: Path) -> tuple[str | None, str | None]:
