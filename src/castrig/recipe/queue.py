@@ -17,6 +17,10 @@ The aborted run itself is recorded ``aborted`` and not resumed by the queue (``c
 the queue's running item and ``--resume`` continues it. A SIGTERM or SIGHUP between two runs
 stops the queue before the next one starts. Exit code 3.
 
+Ctrl-Z does not suspend the queue, in a run (as ``castrig run``) or between two: a stopped queue
+would keep the rig's lock and start none of the runs left, with nothing said. It says so, and
+what stops it (Ctrl-C: the queue stops, interrupted; ``--resume`` goes on later).
+
 The queue's state is ``DATA/queue-<stamp>.json``, written (atomically) before every run starts
 and after it ends: one item per run to make (recipe, repetition, seed), each ``pending``,
 ``running`` (with its run folder once known) or ended with its outcome. After Ctrl-C or a crash
@@ -54,12 +58,13 @@ from castrig import oslock
 from castrig.atomic import atomic_write_json
 from castrig.errors import BadInput, Busy, RigUnreachable
 from castrig.printable import Console
-from castrig.recipe.display import status_every_s
+from castrig.recipe.display import say, status_every_s
 from castrig.recipe.compat import check_queue_syringes, check_recipe_for_profile, dispensed_ml
 from castrig.recipe.membranes import target_column, target_summary
 from castrig.recipe.model import Recipe, load_recipe
 from castrig.recipe.runner import RunResult
 from castrig.recipe.session import StopRequest, needs_after_abort, resume_run, run_recipe, stop_requests
+from castrig.rig.not_suspended import not_suspended
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
 from castrig.store import runjson
@@ -317,11 +322,20 @@ def _replace_never_started(run_dir: Path, item: dict[str, Any], save: Callable[[
     return True
 
 
+#: Why a queue is not suspended between its runs either (Ctrl-Z, rig.not_suspended).
+_HOLDS_THE_RIG = ("castrig queue is not suspended, between its runs either (it owns the rig for the night: "
+                  "stopped, it would hold the rig and start none of the runs left, with nothing said)")
+
+
 def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None) -> int:
     # SIGTERM or SIGHUP outside a run (its report being written, the next run's rig being opened)
     # stops the queue before it starts another run; during a run the run's handlers abort it and
-    # note the stop in the same StopRequest, so the queue stops after it too
-    with stop_requests("the queue") as stop:
+    # note the stop in the same StopRequest, so the queue stops after it too. Ctrl-Z suspends
+    # the queue neither in a run (the run's handlers) nor between two: a stopped queue kept the
+    # rig's lock, and the night's runs silently waited for a `fg`
+    with stop_requests("the queue") as stop, \
+            not_suspended(lambda text: say(f"[yellow]{escape(text)}[/]"), "Ctrl-C stops the queue (castrig queue --resume goes on later); a queue meant to go on "
+                                "without this terminal is started under nohup or tmux", why=_HOLDS_THE_RIG):
         stop.exit_code = _work_items(state, state_path, profile, data_root, stop)  # every run and the state file written:
         return stop.exit_code  # a SIGTERM from here to the process's end keeps the code (session.keep_exit_code)
 
