@@ -282,3 +282,55 @@ def test_disk_filled_by_another_program_mid_run_still_gets_the_outcome_written(s
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "faulted" and info["outcome_reason"].startswith("disk full"), info
     assert not (run_dir / ".castrig-reserve").exists() and not list(run_dir.glob(".*.tmp"))
+
+
+#: A sitecustomize: the disk fills up (another writer, ``$FILL_FILE``) as soon as the queue has
+#: recorded its first run -- a seeded moment between two runs, when the queue writes its state.
+FILL_AFTER_FIRST_RECORD = """
+import os
+import castrig.recipe.queue as q
+_record = q._record
+def _record_then_fill(*a, **kw):
+    _record(*a, **kw)
+    if not os.path.exists(os.environ["FILL_FILE"]):
+        with open(os.environ["FILL_FILE"], "wb") as fh:
+            try:
+                while True:
+                    fh.write(b"x" * 65536)
+                    fh.flush()
+            except OSError:
+                pass
+q._record = _record_then_fill
+"""
+
+
+def test_a_disk_full_between_two_queued_runs_stops_the_queue_with_its_state_kept(small_disk, tmp_path):
+    """The data root's disk fills up as a queue records its first run: writing its state file
+    raised out of the queue (a traceback, exit 1, no summary); a new queue on that disk raised as
+    its lock's holder record was written. Now the queue stops there -- no run
+    under way, the rig safe, said, exit 3 -- its state file as last written; with space freed,
+    `queue --resume` records the first run (completed, not cast again) and runs the second."""
+    from conftest import with_sitecustomize
+
+    disk = small_disk(2048)
+    data, fill = disk / "runs", disk / "filler"
+    done = castrig("queue", str(SHORT), str(SHORT), "--data", str(data), timeout_s=60, FILL_FILE=str(fill),
+                   **with_sitecustomize(tmp_path, FILL_AFTER_FIRST_RECORD))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    (state_path,) = data.glob("queue-*.json")
+    assert f"cannot write the queue's state {state_path}" in said and "the rig safe" in said, said
+    assert f"castrig queue --resume {state_path}" in said and "queue summary" in done.stdout
+    (first,) = [json.loads(p.read_text()) for p in data.glob("*/run.json")]  # the second never started
+    assert first["outcome"] == "completed"
+    json.loads(state_path.read_text())  # whole, as last written
+    another = castrig("queue", str(SHORT), "--data", str(data), timeout_s=60)  # on the full disk: said, nothing started
+    assert another.returncode == 3 and "Traceback" not in another.stderr, another.stderr[-2000:]
+    assert "nothing started" in another.stderr and len(list(data.glob("queue-*.json"))) == 1
+
+    fill.unlink()
+    resumed = castrig("queue", "--resume", str(state_path), timeout_s=60)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    items = json.loads(state_path.read_text())["items"]
+    assert [i["outcome"] for i in items] == ["completed", "completed"]
+    assert len(list(data.glob("*/run.json"))) == 2 and items[0]["run_dir"] == str(data / first["run_id"])

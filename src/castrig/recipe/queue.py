@@ -109,7 +109,12 @@ def run_queue(
     root = resolve_root(data_root or prof.store)
     root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    state_path = _new_state_path(root, stamp)
+    try:
+        state_path = _new_state_path(root, stamp)
+    except OSError as exc:  # its lock's holder record cannot be written: a full disk
+        Console(stderr=True).print(f"[bold red]error:[/] cannot start a queue in {escape(str(root))} ({escape(exc.strerror or str(exc))}): "
+                                   "nothing started, the rig not touched; free space first", highlight=False, soft_wrap=True)
+        return 3
     # whole paths: `queue --resume` runs from wherever cron or the next operator starts it
     items = [{"recipe": str(Path(path).absolute()), "repeat": rep + 1, "seed": base_seed + k, "status": "pending", "run_dir": None,
               "outcome": None}
@@ -343,9 +348,15 @@ def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Pat
 def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None, stop: StopRequest) -> int:
     root = state_path.parent
     operator = state.get("operator", "")
-    atomic_write_json(state_path, state)
     stop_code = 0  # the exit code of a stop before the items ran (5 rig not reachable, 4 busy, 2 a damaged run folder)
-    for item in state["items"]:
+    try:
+        _save(state_path, state)
+    except _StateUnwritable as exc:
+        if not state_path.exists():  # a new queue: nothing started, nothing to go on with
+            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            return 3
+        state["stopped"], stop_code = str(exc), 3
+    for item in state["items"] if not state["stopped"] else ():
         if item["status"] in _ENDED:
             continue
         if stop.reason:
@@ -367,7 +378,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                     item["run_dir"] = str(run_dir)
                     try:
                         replaced = info.get("outcome") != "completed" and _replace_never_started(
-                            run_dir, item, lambda: atomic_write_json(state_path, state))
+                            run_dir, item, lambda: _save(state_path, state))
                     except Busy as exc:  # its maker is alive after all: the item stays 'running'
                         state["stopped"] = f"cannot resume {run_dir}: {exc}"
                         stop_code = 4
@@ -388,7 +399,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                         result.membranes = result.membranes or _membranes(run_dir)
             if result is None:
                 item.update(status="running", started_utc=_now())
-                atomic_write_json(state_path, state)
+                _save(state_path, state)
                 try:
                     result = run_recipe(Path(item["recipe"]), profile, data_root=data_root, seed=item["seed"], operator=operator,
                                         quiet=True, stop=stop)
@@ -402,14 +413,14 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                     # queue checked it): recorded, and the queue goes on with the next one, as after
                     # a run that failed on its own (it stopped the queue, the item left running)
                     item.update(status="refused", outcome="refused", reason=str(exc), run_dir=None, ended_utc=_now())
-                    atomic_write_json(state_path, state)
+                    _save(state_path, state)
                     # said as it happens, as `castrig run` says it (the queue's exit 2 had no reason
                     # but in the state file)
                     Console(stderr=True).print(f"[bold red]refused:[/] {escape(str(exc))}; the queue goes on",
                                                highlight=False, soft_wrap=True)
                     continue
             _record(item, result)
-            atomic_write_json(state_path, state)
+            _save(state_path, state)
             if result.outcome == "interrupted" or stop.ctrl_c:  # (ctrl_c: as its rig was closed, the run recorded)
                 state["stopped"] = "interrupted by the operator"
             elif result.safe is not None and not result.safe.safe:
@@ -420,6 +431,11 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                 state["stopped"] = f"{stop.reason}: queue stopped after {result.run_dir}"
             if state["stopped"]:
                 break
+        except _StateUnwritable as exc:  # (outside a run: the rig closed) the file keeps what it said before
+            if result is None and item["status"] == "running" and not item.get("run_dir"):
+                item.update(status="pending", started_utc=None)  # not started: the state file says so too
+            state["stopped"], stop_code = str(exc), 3
+            break
         except KeyboardInterrupt:  # Ctrl-C outside a run (as one ended, or the next one's rig opening):
             # the run that ended is recorded and the queue's state written as for a stop, with the
             # way to go on (it said only "interrupted", its item left running with no folder)
@@ -431,7 +447,11 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
     for item in state["items"]:
         if item["status"] == "pending":
             item["outcome"] = "not run"
-    atomic_write_json(state_path, state)
+    try:
+        _save(state_path, state)
+    except _StateUnwritable as exc:
+        state["stopped"] = state["stopped"] or str(exc)
+        stop_code = stop_code or 3
     _print_summary(state, state_path)
     if state["stopped"]:
         Console(stderr=True).print(f"[red]{escape(state['stopped'])}[/] — go on with: castrig queue --resume "
@@ -443,6 +463,23 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
     if all(i["outcome"] in ("completed", "refused") for i in state["items"]) and any(i["outcome"] == "refused" for i in state["items"]):
         return 2  # every run that could start completed; a recipe was refused (bad input)
     return 0 if all(i["outcome"] == "completed" for i in state["items"]) else 3
+
+
+class _StateUnwritable(Exception):
+    """The queue's state file cannot be written (a full disk): the queue stops between two runs
+    (exit 3), the file as last written, the way to go on said -- it raised out of the queue as a
+    traceback, the summary unsaid."""
+
+    def __init__(self, state_path: Path, exc: OSError):
+        super().__init__(f"cannot write the queue's state {state_path} ({exc.strerror or exc}): the queue stopped, no run "
+                         "under way, the rig safe; free space first")
+
+
+def _save(state_path: Path, state: dict[str, Any]) -> None:
+    try:
+        atomic_write_json(state_path, state)
+    except OSError as exc:
+        raise _StateUnwritable(state_path, exc) from None
 
 
 def _membranes(run_dir: Path) -> list[dict[str, Any]]:
