@@ -17,6 +17,7 @@ import yaml
 from conftest import ROOT, RUN_FOLDER_DAMAGES, castrig, castrig_main
 
 SHORT = ROOT / "tests" / "data" / "short.yaml"
+LONG_WAIT = ROOT / "tests" / "data" / "long_wait.yaml"
 
 
 @pytest.fixture
@@ -334,3 +335,32 @@ def test_a_disk_full_between_two_queued_runs_stops_the_queue_with_its_state_kept
     items = json.loads(state_path.read_text())["items"]
     assert [i["outcome"] for i in items] == ["completed", "completed"]
     assert len(list(data.glob("*/run.json"))) == 2 and items[0]["run_dir"] == str(data / first["run_id"])
+
+
+@pytest.mark.parametrize("kib, said", [(400, "nothing was sent to the rig"), (1500, "the resume went no further")])
+def test_a_resume_on_a_full_disk_says_so_and_leaves_the_rig_safe(small_disk, kib, said):
+    """A run faulted on a full disk (its kept room spent recording that), the disk still full
+    (another writer took the last bytes), and `castrig resume` of it ended in a traceback (exit 1):
+    as it checked it could write the run's records (400 KiB: nothing sent yet), or -- worse -- as
+    it wrote run.json's new owner (1500 KiB), with the rig opened and not yet made safe. Now the
+    first is refused before the rig is touched (exit 2); the second makes the rig safe first,
+    then says it cannot record and goes no further (exit 3), the safe state printed. Either way
+    the folder keeps its outcome, resumable once there is room."""
+    disk = small_disk(kib)
+    faulted = castrig("run", str(LONG_WAIT), "--data", str(disk / "runs"), "-q", timeout_s=60)
+    assert faulted.returncode == 3, faulted.stderr[-2000:]
+    (run_dir,) = [p for p in (disk / "runs").iterdir() if p.is_dir()]
+    try:  # another writer takes what room is left, if any
+        with open(disk / "filler", "wb") as fh:
+            while True:
+                fh.write(b"x" * 4096)
+                fh.flush()
+    except OSError:
+        pass
+    done = castrig("resume", str(run_dir), "-q", timeout_s=60)
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == (2 if kib == 400 else 3) and "Traceback" not in text, text[-3000:]
+    assert said in text and f"{run_dir}" in text, text
+    if kib != 400:
+        assert "safe state verified" in text and f"free space, then castrig resume {run_dir} again" in text, text
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "faulted"

@@ -696,6 +696,12 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         last_t = max([0.0, last_sample or 0.0] + [e.t_s for e in recorder.events()[-50:]] + [j.t_s for j in journal[-5:]])
         setpoints = recorder.events("setpoint")
         writable_now(run_dir)  # a reader holding a closed run's records: Busy (exit 4), nothing sent
+    except StoreError as exc:
+        recorder.close()
+        if not is_disk_full(exc):
+            raise
+        raise BadInput(f"{run_dir}: cannot write in this run folder ({exc}); a resume records in it: nothing was sent "
+                       "to the rig (allowed: a run folder on a disk with room: free space first)", file=str(run_dir)) from None
     except BaseException:
         recorder.close()
         raise
@@ -706,7 +712,16 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         ctrl_c.restore()
         recorder.close()
         raise
+    report = None
+    driving = False
     try:
+        from castrig.control.safety import make_safe
+
+        # the rig as the crash left it is made safe before the resume writes a byte: a full disk
+        # refused the first write (run.json's owner) and the resume ended in a traceback, the rig
+        # opened and never made safe
+        report = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
+                           purge_flow_slpm=profile.control.purge_flow_slpm, clock=rig.clock)
         recorder.update_info(pid=os.getpid(), host=socket.gethostname(), lock=LOCK_NAME)
         if hasattr(store, "fleet_record") and (info.extra or {}).get("fleet_store") != store.fleet_record():
             recorder.update_info(extra={**(info.extra or {}), "fleet_store": store.fleet_record()})
@@ -726,10 +741,6 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
             recorder.add_event(t_offset, "fleet_store", "store", fleet_warning,
                                {"fleet_store": recorded_store,
                                 "configured": redact(configured) if configured else None})
-        from castrig.control.safety import make_safe
-
-        report = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
-                           purge_flow_slpm=profile.control.purge_flow_slpm, clock=rig.clock)
         recorder.add_event(t_offset, "safe_state", "control", "resume: " + report.summary(), report.to_dict())
         ctrl_c.stop_here()
         if finish_only:
@@ -757,6 +768,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
                   "resume_gap": {k: v for k, v in gap.items() if k != "words"}, "skip": plan.skip}
         ctrl_c.stop_here()
         ctrl_c.restore()  # (the run's own handlers from here: Ctrl-C pauses)
+        driving = True
         result = _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume,
                         stop=stop)
         if fleet_warning:  # said again where it is seen: the live display has scrolled the first one away
@@ -765,9 +777,30 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     except KeyboardInterrupt:
         recorder.close()
         raise
+    except (CastrigError, OSError) as exc:
+        if driving or report is None or not is_disk_full(exc):  # (the run's own faults are its to record)
+            raise
+        return _resume_not_recorded(run_dir, recorder, report, exc, quiet)
     finally:
         ctrl_c.restore()
         _close_rig(rig, stop)
+
+
+def _resume_not_recorded(run_dir: Path, recorder: RunRecorder, report: Any, exc: BaseException, quiet: bool) -> RunResult:
+    """A resume whose records cannot be written (a full disk) once it made the rig safe: it goes no
+    further; said, with the safe state, exit 3. The folder keeps what it held (its outcome as the
+    crash left it); once there is space, ``castrig resume`` again."""
+    try:
+        recorder.close()
+    except (CastrigError, OSError):
+        pass
+    reason = f"{_storage_reason(exc)}; the resume went no further (free space, then castrig resume {run_dir} again)"
+    console.print(f"[bold red]error:[/] cannot record in {escape(str(run_dir))}: {escape(reason)}", highlight=False)
+    result = RunResult("faulted", reason)
+    result.safe = report
+    result.run_dir = str(run_dir)
+    _report(result, quiet)
+    return result
 
 
 def _finish_decided_end(recorder: RunRecorder, store: Any, recipe: Recipe, journal: list[Any], info: RunInfo, rig: Any,
