@@ -201,13 +201,14 @@ def test_an_export_killed_mid_write_leaves_nothing_a_later_export_keeps(run_dir:
     """`castrig export RUN --to out` killed -9 while writing left `out/.samples.csv.XXXX.tmp` for
     ever: a later export wrote its tables beside it and said nothing. Now the later export removes
     (and names) a dead exporter's temporary, and never the one of an export still alive (here
-    stopped, SIGSTOP, holding it): that one finishes its tables when continued."""
+    stopped, SIGSTOP, holding it): that one finishes its tables when continued. The same for
+    `castrig report` in the run folder."""
     out = tmp_path / "out"
     live = reap(start_castrig("export", str(run_dir), "--to", str(out), SIGNAL_AT_TEMP="SIGSTOP",
                               **with_sitecustomize(tmp_path, SIGNAL_AT_TEMP)))
+    wait_until(lambda: Path(f"/proc/{live.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T", what="the live export stopped")
     killed = castrig("export", str(run_dir), "--to", str(out), SIGNAL_AT_TEMP="SIGKILL", **with_sitecustomize(tmp_path, SIGNAL_AT_TEMP))
     assert killed.returncode == -9
-    wait_until(lambda: Path(f"/proc/{live.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T", what="the live export stopped")
     temps = sorted(p.name for p in out.glob(".samples.csv.*.tmp"))
     assert len(temps) == 2, temps  # the dead one's and the live one's
 
@@ -223,3 +224,11 @@ def test_an_export_killed_mid_write_leaves_nothing_a_later_export_keeps(run_dir:
     _, err = live.communicate(timeout=30)
     assert live.returncode == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["events.csv", "membranes.csv", "metrics.csv", "samples.csv", "verdict.csv"]
+
+    # a report killed so left `.report.html.*.tmp` in the run folder itself (what a dead writer
+    # leaves: a temporary nobody holds): the next report removes it
+    from castrig.report import build_report
+
+    (run_dir / ".report.html.x1y2z3ab.tmp").write_text("<html")
+    build_report(run_dir)
+    assert not list(run_dir.glob(".*.tmp")) and (run_dir / "report.html").is_file()
