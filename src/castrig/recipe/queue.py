@@ -63,7 +63,7 @@ from castrig.recipe.compat import check_queue_syringes, check_recipe_for_profile
 from castrig.recipe.membranes import target_column, target_summary
 from castrig.recipe.model import Recipe, load_recipe
 from castrig.recipe.runner import RunResult
-from castrig.recipe.session import StopRequest, needs_after_abort, resume_run, run_recipe, stop_requests
+from castrig.recipe.session import ResumeNotRecorded, StopRequest, needs_after_abort, resume_run, run_recipe, stop_requests
 from castrig.rig.not_suspended import not_suspended
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
@@ -392,9 +392,9 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                     else:
                         try:
                             result = resume_run(run_dir, quiet=True, stop=stop)
-                        except (RigUnreachable, Busy) as exc:  # the item stays 'running': --resume retries it
+                        except (RigUnreachable, Busy, ResumeNotRecorded) as exc:  # the item stays 'running': --resume retries it
                             state["stopped"] = f"cannot resume {run_dir}: {exc}"
-                            stop_code = 5 if isinstance(exc, RigUnreachable) else 4
+                            stop_code = 5 if isinstance(exc, RigUnreachable) else 4 if isinstance(exc, Busy) else 3
                             break
                         result.membranes = result.membranes or _membranes(run_dir)
             if result is None:

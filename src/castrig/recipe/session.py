@@ -780,16 +780,21 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     except (CastrigError, OSError) as exc:
         if driving or report is None or not is_disk_full(exc):  # (the run's own faults are its to record)
             raise
-        return _resume_not_recorded(run_dir, recorder, report, exc, quiet)
+        _resume_not_recorded(run_dir, recorder, report, exc, quiet)
     finally:
         ctrl_c.restore()
         _close_rig(rig, stop)
 
 
-def _resume_not_recorded(run_dir: Path, recorder: RunRecorder, report: Any, exc: BaseException, quiet: bool) -> RunResult:
-    """A resume whose records cannot be written (a full disk) once it made the rig safe: it goes no
-    further; said, with the safe state, exit 3. The folder keeps what it held (its outcome as the
-    crash left it); once there is space, ``castrig resume`` again."""
+class ResumeNotRecorded(CastrigError):
+    """A resume that made the rig safe and then could not record (a full disk): it went no further,
+    said so with the safe state (exit 3). The run did not end: it stays resumable once there is
+    room (``castrig queue`` keeps its item running, as for a rig not reachable)."""
+
+
+def _resume_not_recorded(run_dir: Path, recorder: RunRecorder, report: Any, exc: BaseException, quiet: bool) -> None:
+    """Say why the resume went no further, with the safe state; raise :class:`ResumeNotRecorded`.
+    The folder keeps what it held (its outcome as the crash left it)."""
     try:
         recorder.close()
     except (CastrigError, OSError):
@@ -800,7 +805,7 @@ def _resume_not_recorded(run_dir: Path, recorder: RunRecorder, report: Any, exc:
     result.safe = report
     result.run_dir = str(run_dir)
     _report(result, quiet)
-    return result
+    raise ResumeNotRecorded(reason) from None
 
 
 def _finish_decided_end(recorder: RunRecorder, store: Any, recipe: Recipe, journal: list[Any], info: RunInfo, rig: Any,
