@@ -64,7 +64,11 @@ def _locked_temporary(path: Path) -> tuple[int, str]:
     for _ in range(100):
         fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
         try:
-            if try_lock_open_file(fd) and _same_file(fd, tmp):
+            try:
+                locked = try_lock_open_file(fd)
+            except OSError:  # a file system without locks (ENOLCK): written unlocked, as before; no
+                return fd, tmp  # cleaner can take a lock on it there either, so none removes it
+            if locked and _same_file(fd, tmp):
                 return fd, tmp
         except BaseException:
             os.close(fd)
