@@ -107,9 +107,11 @@ def test_queue_resumes_after_kill_9_and_lists_every_recipe(tmp_path):
 
     data = tmp_path / "runs"
     state_path = _queue_killed_in_its_first_run(data)
+    (data / f".{state_path.name}.k9mid0wr.tmp").write_text('{"items": ')  # a kill -9 as the state was written
     # from the data root, as a relative path (cron's cd): the summary names the state file whole
     done = castrig("queue", "--resume", state_path.name, cwd=data, timeout_s=120, COLUMNS="400")
     assert done.returncode == 0, done.stderr
+    assert not list(data.glob(".*.tmp"))  # removed by the resume, which owns the queue
     assert f"— {state_path}" in done.stdout, done.stdout
     state = json.loads(state_path.read_text())
     assert [i["outcome"] for i in state["items"]] == ["completed", "completed"]

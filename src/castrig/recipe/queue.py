@@ -55,7 +55,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from castrig import oslock
-from castrig.atomic import atomic_write_json
+from castrig.atomic import atomic_write_json, remove_dead_temporaries
 from castrig.errors import BadInput, Busy, RigUnreachable
 from castrig.printable import Console
 from castrig.recipe.display import say, status_every_s
@@ -164,6 +164,7 @@ def resume_queue(state_path: Path) -> int:
     if not state_path.exists():
         raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): no such file", file=str(state_path))
     with _owned(state_path, "castrig queue --resume"):  # before its state is read: the owner may be writing it
+        remove_dead_temporaries(state_path.parent, state_path.name)  # what a kill -9 mid-write left of it
         try:
             state = json.loads(read_state_text(state_path))
             state["items"]

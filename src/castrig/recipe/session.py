@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.text import Text
 
 import castrig
+from castrig.atomic import remove_dead_temporaries
 from castrig.errors import BadInput, Busy, CastrigError
 from castrig.logs import RunLog
 from castrig.printable import Console, shown
@@ -611,6 +612,8 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
         raise BadInput(f"{run_dir}: cannot write in this run folder ({why}); a resume records in it "
                        "(allowed: a run folder this user can write in)", file=str(run_dir), field="RUN_DIR")
     try:
+        # run.json's temporary a kill -9 left mid-write (nobody holds it: the folder is ours now)
+        remove_dead_temporaries(run_dir, "run.json")
         other = recorded_on_another_host(run_dir)  # read once the folder is ours: no resume here races it
         if other is not None and not take_over:
             host, pid = other
