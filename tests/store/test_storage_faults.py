@@ -369,3 +369,19 @@ def test_a_resume_on_a_full_disk_says_so_and_leaves_the_rig_safe(small_disk, kib
     if "went no further" in text:
         assert f"free space, then castrig resume {run_dir} again" in text, text
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "faulted"
+
+
+def test_a_queued_run_faulted_by_a_full_disk_stops_the_queue_with_the_rest_pending(small_disk):
+    """The first of two queued runs fills the disk and faults (safe, recorded). The queue went on:
+    the second run started on the full disk (its rig conditioned, then faulted too), both items
+    recorded ended, so `queue --resume` after freeing space ran nothing. Now the queue stops there
+    (exit 3, why and how to go on said), the second recipe not started and still pending."""
+    data = small_disk(400) / "runs"
+    done = castrig("queue", str(LONG_WAIT), str(SHORT), "--data", str(data), timeout_s=60)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 3 and "Traceback" not in said, said[-3000:]
+    assert len([p for p in data.iterdir() if p.is_dir()]) == 1  # the second never started
+    (state_path,) = data.glob("queue-*.json")
+    state = json.loads(state_path.read_text())
+    assert state["items"][1]["status"] == "pending", state["items"]
+    assert "queue stopped" in said and f"castrig queue --resume {state_path}" in said, said

@@ -6,7 +6,9 @@ refill step), so the queue's total (recipes × repetitions) must fit in its ``sy
 (``--resume``: the runs left, against a syringe refilled before resuming). A run that fails on
 its own (an interlock, a device fault, RH that would not settle) is recorded (its folder says why)
 and the queue goes on — provided the rig was verified safe after it; if the safe state could not
-be verified, nobody is there to look, so the queue stops.
+be verified, nobody is there to look, so the queue stops. A run that faulted on a full disk stops
+it too: every run left would fault as it starts (each recorded faulted, --resume never running
+them); they stay pending, and a run that could not even make its folder runs again on --resume.
 
 A run that was aborted on purpose stops the queue once the rig is safe: SIGTERM (``systemctl
 stop``, a shutdown) or SIGHUP (the terminal closed) to the queue, ``castrig abort`` of its run,
@@ -63,7 +65,8 @@ from castrig.recipe.compat import check_queue_syringes, check_recipe_for_profile
 from castrig.recipe.membranes import target_column, target_summary
 from castrig.recipe.model import Recipe, load_recipe
 from castrig.recipe.runner import RunResult
-from castrig.recipe.session import ResumeNotRecorded, StopRequest, needs_after_abort, resume_run, run_recipe, stop_requests
+from castrig.recipe.session import (NO_RUN_FOLDER, ResumeNotRecorded, StopRequest, is_disk_full_text, needs_after_abort, resume_run,
+                                    run_recipe, stop_requests)
 from castrig.rig.not_suspended import not_suspended
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
@@ -420,6 +423,12 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                     Console(stderr=True).print(f"[bold red]refused:[/] {escape(str(exc))}; the queue goes on",
                                                highlight=False, soft_wrap=True)
                     continue
+            full = result.outcome == "faulted" and is_disk_full_text(result.reason or "")
+            if full and result.run_dir == NO_RUN_FOLDER:  # nothing ran: pending again, --resume runs it
+                item.update(status="pending", started_utc=None)
+                state["stopped"] = f"{Path(item['recipe']).name} not started: {result.reason}: queue stopped (free space first)"
+                stop_code = 3
+                break
             _record(item, result)
             _save(state_path, state)
             if result.outcome == "interrupted" or stop.ctrl_c:  # (ctrl_c: as its rig was closed, the run recorded)
@@ -428,6 +437,8 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                 state["stopped"] = f"safe state not verified after {result.run_dir}: queue stopped"
             elif result.outcome == "aborted" and result.asked:  # on purpose: the queue stops, the rig safe
                 state["stopped"] = f"{result.run_dir} aborted ({result.reason}): queue stopped, the rig left safe"
+            elif full:  # every run left would fault as it starts: the queue stops, they stay pending
+                state["stopped"] = f"{result.run_dir}: {result.reason}: queue stopped (free space first)"
             elif stop.reason:  # a signal while the run ended (or its report was written)
                 state["stopped"] = f"{stop.reason}: queue stopped after {result.run_dir}"
             if state["stopped"]:

@@ -58,6 +58,9 @@ console = Console(stderr=True)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+#: The run folder of a run that could not make one (a full disk): nothing ran.
+NO_RUN_FOLDER = "(no run folder)"
+
 #: How the abort of a run whose terminal closed is recorded (its outcome_reason holds this).
 HUNG_UP = "SIGHUP received (the terminal closed)"
 
@@ -342,7 +345,7 @@ def run_recipe(
         except StoreError as exc:  # a full disk before the run started: nothing moved, nothing kept
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             result = RunResult("faulted", str(exc))
-            result.run_dir = "(no run folder)"
+            result.run_dir = NO_RUN_FOLDER
             _report(result, quiet)
             return result
         _keep_recipe_text(recipe_text, Path(recorder.run_dir))
