@@ -207,7 +207,8 @@ def test_an_export_killed_mid_write_leaves_nothing_a_later_export_keeps(run_dir:
     live = reap(start_castrig("export", str(run_dir), "--to", str(out), SIGNAL_AT_TEMP="SIGSTOP",
                               **with_sitecustomize(tmp_path, SIGNAL_AT_TEMP)))
     wait_until(lambda: Path(f"/proc/{live.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T", what="the live export stopped")
-    killed = castrig("export", str(run_dir), "--to", str(out), SIGNAL_AT_TEMP="SIGKILL", **with_sitecustomize(tmp_path, SIGNAL_AT_TEMP))
+    killed = castrig("export", str(run_dir), "--to", str(out), SIGNAL_AT_TEMP="SIGKILL",
+                     **with_sitecustomize(tmp_path, SIGNAL_AT_TEMP))
     assert killed.returncode == -9
     temps = sorted(p.name for p in out.glob(".samples.csv.*.tmp"))
     assert len(temps) == 2, temps  # the dead one's and the live one's

@@ -115,8 +115,9 @@ def run_queue(
     try:
         state_path = _new_state_path(root, stamp)
     except OSError as exc:  # its lock's holder record cannot be written: a full disk
-        Console(stderr=True).print(f"[bold red]error:[/] cannot start a queue in {escape(str(root))} ({escape(exc.strerror or str(exc))}): "
-                                   "nothing started, the rig not touched; free space first", highlight=False, soft_wrap=True)
+        why = escape(exc.strerror or str(exc))
+        Console(stderr=True).print(f"[bold red]error:[/] cannot start a queue in {escape(str(root))} ({why}): nothing started, "
+                                   "the rig not touched; free space first", highlight=False, soft_wrap=True)
         return 3
     # whole paths: `queue --resume` runs from wherever cron or the next operator starts it
     items = [{"recipe": str(Path(path).absolute()), "repeat": rep + 1, "seed": base_seed + k, "status": "pending", "run_dir": None,
@@ -342,9 +343,10 @@ def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Pat
     # note the stop in the same StopRequest, so the queue stops after it too. Ctrl-Z suspends
     # the queue neither in a run (the run's handlers) nor between two: a stopped queue kept the
     # rig's lock, and the night's runs silently waited for a `fg`
+    what_stops_it = ("Ctrl-C stops the queue (castrig queue --resume goes on later); a queue meant to go on without "
+                     "this terminal is started under nohup or tmux")
     with stop_requests("the queue") as stop, \
-            not_suspended(lambda text: say(f"[yellow]{escape(text)}[/]"), "Ctrl-C stops the queue (castrig queue --resume goes on later); a queue meant to go on "
-                                "without this terminal is started under nohup or tmux", why=_HOLDS_THE_RIG):
+            not_suspended(lambda text: say(f"[yellow]{escape(text)}[/]"), what_stops_it, why=_HOLDS_THE_RIG):
         stop.exit_code = _work_items(state, state_path, profile, data_root, stop)  # every run and the state file written:
         return stop.exit_code  # a SIGTERM from here to the process's end keeps the code (session.keep_exit_code)
 
