@@ -94,6 +94,12 @@ def _try_lock(fd: int) -> bool:
         raise
 
 
+def try_lock_open_file(fd: int) -> bool:
+    """Take this process's exclusive lock on the open file ``fd`` (a regular file open for
+    writing) without waiting: False while another process (or another open of it here) holds it."""
+    return _try_lock(fd)
+
+
 #: A holder record is one line of JSON (~100 bytes); a lock file holding more was not written by a holder.
 HOLDER_MAX_BYTES = 64 << 10
 

@@ -62,36 +62,42 @@ def test_signals_while_the_rig_is_made_safe_do_not_cut_the_safe_state_short(tmp_
     assert "being made safe" in " ".join(done.stderr.split())
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT"])
 def test_a_stop_after_the_run_has_ended_does_not_kill_the_process(tmp_path, sig):
     """A SIGTERM landing once the run has ended (its outcome written, its handlers gone, the rig
     being closed -- a seeded moment: conftest SIGNAL_AT_RIG_CLOSE). On the twin an abort ends in
     milliseconds, so the third of three quick SIGTERMs (the audit's term_triple.sh) landed there
     and killed the process: exit 143, though run.json said 'aborted'. Now it is noted and the
-    process exits with its run's code."""
+    process exits with its run's code. Ctrl-C (SIGINT, twice) there raised out of the rig's close:
+    exit 130 "interrupted" from a run that completed, its rig safe; now said and the code kept."""
     data = tmp_path / "runs"
     done = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", str(data), "-q", timeout_s=60,
-                   SIGNAL_AT_RIG_CLOSE=sig, **with_sitecustomize(tmp_path, SIGNAL_AT_RIG_CLOSE))
+                   SIGNAL_AT_RIG_CLOSE=sig, SIGNAL_TIMES="2", **with_sitecustomize(tmp_path, SIGNAL_AT_RIG_CLOSE))
     (run_json,) = data.glob("*/run.json")
     assert json.loads(run_json.read_text())["outcome"] == "completed"
     assert done.returncode == 0, (done.returncode, done.stderr)
+    if sig == "SIGINT":
+        said = " ".join(done.stderr.split())
+        assert "the run has ended and its rig is being closed" in said and "interrupted" not in said, said
 
 
-@pytest.mark.parametrize("moment", ["exit", "shutdown", "teardown"])
-def test_sigterm_as_the_process_exits_keeps_the_runs_exit_code(tmp_path, moment):
+@pytest.mark.parametrize("sig, moment", [("SIGTERM", "exit"), ("SIGTERM", "shutdown"), ("SIGTERM", "teardown"),
+                                        ("SIGINT", "exit")])
+def test_sigterm_as_the_process_exits_keeps_the_runs_exit_code(tmp_path, sig, moment):
     """SIGTERM twice once the run's outcome is recorded and its stop handlers are gone: as
     `castrig run` raises its exit code, while Python shuts down, or as it frees the modules (a
     seeded moment: conftest SIGNAL_AT_END; in a run with analysis that last moment lasts tens of
     milliseconds, and a SIGTERM there killed the process even after the first fix). The handlers went back to the default, so the signal killed the process:
     exit 143 though run.json said 'completed'. Now, until the exit functions run, the first is said
     and the process ends as it was ending, the second ends it at once; from then on they are
-    ignored; the exit code is the run's."""
+    ignored; the exit code is the run's. Ctrl-C as `castrig run` raised its exit code made it
+    130 "interrupted" (run.json 'completed'); it is kept as SIGTERM is."""
     data = tmp_path / "runs"
     done = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", str(data), "-q", timeout_s=60,
-                   SIGNAL_AT_END="SIGTERM", END_MOMENT=moment, SIGNAL_TIMES="2", **with_sitecustomize(tmp_path, SIGNAL_AT_END))
+                   SIGNAL_AT_END=sig, END_MOMENT=moment, SIGNAL_TIMES="2", **with_sitecustomize(tmp_path, SIGNAL_AT_END))
     (run_json,) = data.glob("*/run.json")
     info = json.loads(run_json.read_text())
     assert info["outcome"] == "completed" and info["ended_utc"] and info["parts"][-1]["outcome"] == "completed"
     assert done.returncode == 0, (done.returncode, done.stderr)
     if moment == "exit":  # from the exit functions on it is ignored (see session._ignore_late_stops)
-        assert "SIGTERM after the outcome was recorded: exiting with its code 0" in done.stderr
+        assert f"{sig} after the outcome was recorded: exiting with its code 0" in done.stderr

@@ -150,3 +150,26 @@ def test_ctrl_z_does_not_suspend_the_step_test_of_tune_rh(tmp_path: Path, termin
     shell.send('echo "code"=$?\n')
     shell.expect("code=1", after=mark, timeout_s=30)  # (not the typed line: its quotes split the word)
     assert "Traceback" not in shell.output
+
+
+def test_ctrl_z_between_two_runs_of_a_foreground_queue_does_not_stop_it(tmp_path: Path, terminal_run):
+    """`castrig queue R R` in a job-control shell, Ctrl-Z between its two runs (the first run
+    recorded, its rig closed, the next not started -- a seeded moment: the queue signals itself
+    SIGTSTP, as the terminal's line discipline does, as it records the first run). A run is not
+    suspended, but between runs the queue was: the shell said "Stopped", the queue kept the rig's
+    lock, and the night's runs waited, with nothing said, for a `fg`. Now the queue says it is not
+    suspended and what stops it, and goes on: both runs complete, exit 0."""
+    from conftest import signal_hook, with_sitecustomize
+
+    data = tmp_path / "runs"
+    short = ROOT / "tests" / "data" / "short.yaml"
+    hook = with_sitecustomize(tmp_path, signal_hook("castrig.recipe.queue:_record", "SIGNAL_AT_RECORD"))["PYTHONPATH"]
+    shell = terminal_run([], cwd=ROOT, argv=["bash", "--norc", "--noprofile", "-i"])
+    shell.send(f"SIGNAL_AT_RECORD=SIGTSTP PYTHONPATH={hook} {sys.executable} -m castrig queue {short} {short} --data {data}; "
+               'echo "queue""-exit=$?"\n')  # (the line as typed does not hold the text looked for)
+    shell.expect("queue-exit=", timeout_s=60)
+    said = " ".join(shell.output.split())
+    assert "queue-exit=0" in said and "Stopped" not in said, shell.output[-2000:]
+    assert "Ctrl-Z: castrig queue is not suspended, between its runs either" in said and "Ctrl-C stops the queue" in said
+    outcomes = [json.loads(p.read_text())["outcome"] for p in sorted(data.glob("*/run.json"))]
+    assert outcomes == ["completed", "completed"]

@@ -107,9 +107,11 @@ def test_queue_resumes_after_kill_9_and_lists_every_recipe(tmp_path):
 
     data = tmp_path / "runs"
     state_path = _queue_killed_in_its_first_run(data)
+    (data / f".{state_path.name}.k9mid0wr.tmp").write_text('{"items": ')  # a kill -9 as the state was written
     # from the data root, as a relative path (cron's cd): the summary names the state file whole
     done = castrig("queue", "--resume", state_path.name, cwd=data, timeout_s=120, COLUMNS="400")
     assert done.returncode == 0, done.stderr
+    assert not list(data.glob(".*.tmp"))  # removed by the resume, which owns the queue
     assert f"— {state_path}" in done.stdout, done.stdout
     state = json.loads(state_path.read_text())
     assert [i["outcome"] for i in state["items"]] == ["completed", "completed"]
@@ -276,6 +278,27 @@ def test_a_stop_as_a_run_ends_still_stops_the_queue(tmp_path, stop):
     assert [i["status"] for i in state["items"]][1:] == ["pending"] and "queue stopped" in state["stopped"], state
     assert done.returncode == 3, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_as_a_queued_runs_rig_is_closed_records_the_run_and_stops_the_queue(tmp_path):
+    """Ctrl-C at a foreground queue as its first run's rig is closed (the run completed, its
+    outcome recorded -- a seeded moment: conftest SIGNAL_AT_RIG_CLOSE). It raised out of the close:
+    the queue's item stayed 'running' with no run folder, though that run had completed. Now the
+    run is recorded as it ended and the queue stops there: interrupted (130), the next recipe not
+    started, the way to go on said."""
+    from conftest import SIGNAL_AT_RIG_CLOSE, castrig, with_sitecustomize
+
+    data = tmp_path / "runs"
+    short = str(DATA / "short.yaml")
+    done = castrig("queue", short, short, "--data", str(data), timeout_s=60, SIGNAL_AT_RIG_CLOSE="SIGINT",
+                   **with_sitecustomize(tmp_path, SIGNAL_AT_RIG_CLOSE))
+    assert done.returncode == 130, done.stdout + done.stderr
+    (state_path,) = data.glob("queue-*.json")
+    state = json.loads(state_path.read_text())
+    first, second = state["items"]
+    assert first["status"] == "completed" and first["run_dir"] and Path(first["report"]).is_file(), first
+    assert second["status"] == "pending" and state["stopped"] == "interrupted by the operator"
+    assert f"castrig queue --resume {state_path}" in " ".join(done.stderr.split()) and "Traceback" not in done.stderr
 
 
 #: The wet-air MFC stops answering as a run starts making the rig safe (a sitecustomize in the

@@ -144,8 +144,10 @@ def test_crash_during_evaporation_loses_the_membrane_not_the_run(tmp_path):
         return db.execute("select count(*) from journal where step_index=3 and state='started'").fetchone()[0] > 0
 
     run_dir = _run_until(DATA / "long_evaporate.yaml", tmp_path, evaporating)
+    (run_dir / ".run.json.k9mid0wr.tmp").write_text('{"run_id": ')  # what a kill -9 mid-write of run.json leaves
     done = subprocess.run([sys.executable, "-m", "castrig", "resume", str(run_dir), "-q"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert not list(run_dir.glob(".*.tmp"))  # removed by the resume, which owns the folder (it stayed for ever)
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "completed" and f"membrane {run_dir.name}-m1 lost" in info["outcome_reason"]
     assert "dried without RH control" in info["outcome_reason"] and "step 4 (evaporate)" in info["outcome_reason"]

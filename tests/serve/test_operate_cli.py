@@ -299,7 +299,9 @@ def test_command_files_written_by_hand_are_answered_saying_what_is_wrong(tmp_pat
 def test_a_runner_that_does_not_answer_is_said_so_exit_5(tmp_path: Path, reap):
     """The runner holds its run but reads no command (SIGSTOP: a Ctrl-Z, a debugger): `castrig
     pause` gives up after its wait with exit 5, saying the command stays in the channel — not a
-    hang, not a claim that it was done; once the runner goes on, it reads and applies it."""
+    hang, not a claim that it was done; once the runner goes on, it reads and applies it. It asked
+    "is it stopped?" and said a later resume discards the command, after 30 s of silence: it says
+    at once that the process is STOPPED and that the command is applied when it goes on."""
     data = tmp_path / "data"
     run, run_dir = _run_in_its_hold(data, reap)
     run.send_signal(signal.SIGSTOP)
@@ -310,6 +312,7 @@ def test_a_runner_that_does_not_answer_is_said_so_exit_5(tmp_path: Path, reap):
     assert silent.returncode == 5, silent.stdout + silent.stderr
     err = " ".join(silent.stderr.split())
     assert "the runner did not answer" in err and "stays in its control channel" in err and "Traceback" not in err, err
+    assert f"pause: its process {run.pid} is STOPPED" in err and f"applied the moment the process goes on (`kill -CONT {run.pid}`)" in err
     wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=20, what="the pause read once it went on")
     assert castrig("abort", str(run_dir)).returncode == 0
     assert run.wait(timeout=60) == 3

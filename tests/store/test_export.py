@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import builtins
 import csv
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from castrig.errors import BadInput
+from conftest import castrig, signal_hook, start_castrig, wait_until, with_sitecustomize
 from castrig.store import RunInfo, SqliteRunStore
 from castrig.store.export import export_run, format_bound, verdict_rows
 
@@ -187,3 +190,46 @@ def test_csv_text_a_spreadsheet_would_run_as_a_formula_is_quoted(tmp_path: Path)
     assert read_csv(tmp_path / "x" / "samples.csv")[0]["value"] == "-4.5"
     again = castrig("export", str(run_dir), "--to", str(tmp_path / "x"))  # its own tables: replaced, not refused
     assert again.returncode == 0, again.stderr
+
+
+#: A sitecustomize: ``$SIGNAL_AT_TEMP`` (SIGKILL, SIGSTOP) as the first table's temporary is made,
+#: before a byte of it is written -- an export killed (or stopped) mid-write, at a seeded moment.
+SIGNAL_AT_TEMP = signal_hook("castrig.atomic:file_mode", "SIGNAL_AT_TEMP")
+
+
+def test_an_export_killed_mid_write_leaves_nothing_a_later_export_keeps(run_dir: Path, tmp_path: Path, reap):
+    """`castrig export RUN --to out` killed -9 while writing left `out/.samples.csv.XXXX.tmp` for
+    ever: a later export wrote its tables beside it and said nothing. Now the later export removes
+    (and names) a dead exporter's temporary, and never the one of an export still alive (here
+    stopped, SIGSTOP, holding it): that one finishes its tables when continued. The same for
+    `castrig report` in the run folder."""
+    out = tmp_path / "out"
+    live = reap(start_castrig("export", str(run_dir), "--to", str(out), SIGNAL_AT_TEMP="SIGSTOP",
+                              **with_sitecustomize(tmp_path, SIGNAL_AT_TEMP)))
+    wait_until(lambda: Path(f"/proc/{live.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T", what="the live export stopped")
+    killed = castrig("export", str(run_dir), "--to", str(out), SIGNAL_AT_TEMP="SIGKILL",
+                     **with_sitecustomize(tmp_path, SIGNAL_AT_TEMP))
+    assert killed.returncode == -9
+    temps = sorted(p.name for p in out.glob(".samples.csv.*.tmp"))
+    assert len(temps) == 2, temps  # the dead one's and the live one's
+
+    again = castrig("export", str(run_dir), "--to", str(out))
+    assert again.returncode == 0, again.stderr
+    left = [p.name for p in out.glob(".*.tmp")]
+    assert len(left) == 1 and left[0] in temps, left  # the live export's, kept
+    (dead,) = set(temps) - set(left)
+    assert f"removed {out / dead}" in " ".join(again.stderr.split()) and "killed while writing" in again.stderr
+    assert len(read_csv(out / "samples.csv")) == 4
+
+    os.kill(live.pid, signal.SIGCONT)  # the live export goes on: its temporary was its own to the end
+    _, err = live.communicate(timeout=30)
+    assert live.returncode == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["events.csv", "membranes.csv", "metrics.csv", "samples.csv", "verdict.csv"]
+
+    # a report killed so left `.report.html.*.tmp` in the run folder itself (what a dead writer
+    # leaves: a temporary nobody holds): the next report removes it
+    from castrig.report import build_report
+
+    (run_dir / ".report.html.x1y2z3ab.tmp").write_text("<html")
+    build_report(run_dir)
+    assert not list(run_dir.glob(".*.tmp")) and (run_dir / "report.html").is_file()

@@ -17,6 +17,7 @@ import yaml
 from conftest import ROOT, RUN_FOLDER_DAMAGES, castrig, castrig_main
 
 SHORT = ROOT / "tests" / "data" / "short.yaml"
+LONG_WAIT = ROOT / "tests" / "data" / "long_wait.yaml"
 
 
 @pytest.fixture
@@ -282,3 +283,111 @@ def test_disk_filled_by_another_program_mid_run_still_gets_the_outcome_written(s
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "faulted" and info["outcome_reason"].startswith("disk full"), info
     assert not (run_dir / ".castrig-reserve").exists() and not list(run_dir.glob(".*.tmp"))
+
+
+#: A sitecustomize: the disk fills up (another writer, ``$FILL_FILE``) as soon as the queue has
+#: recorded its first run -- a seeded moment between two runs, when the queue writes its state.
+FILL_AFTER_FIRST_RECORD = """
+import os
+import castrig.recipe.queue as q
+_record = q._record
+def _record_then_fill(*a, **kw):
+    _record(*a, **kw)
+    if not os.path.exists(os.environ["FILL_FILE"]):
+        with open(os.environ["FILL_FILE"], "wb") as fh:
+            try:
+                while True:
+                    fh.write(b"x" * 65536)
+                    fh.flush()
+            except OSError:
+                pass
+q._record = _record_then_fill
+"""
+
+
+def test_a_disk_full_between_two_queued_runs_stops_the_queue_with_its_state_kept(small_disk, tmp_path, capsys):
+    """The data root's disk fills up as a queue records its first run: writing its state file
+    raised out of the queue (a traceback, exit 1, no summary); a new queue on that disk raised as
+    its lock's holder record was written. Now the queue stops there -- no run
+    under way, the rig safe, said, exit 3 -- its state file as last written; with space freed,
+    `queue --resume` records the first run (completed, not cast again) and runs the second."""
+    from conftest import with_sitecustomize
+
+    disk = small_disk(2048)
+    data, fill = disk / "runs", disk / "filler"
+    done = castrig("queue", str(SHORT), str(SHORT), "--data", str(data), timeout_s=60, FILL_FILE=str(fill),
+                   **with_sitecustomize(tmp_path, FILL_AFTER_FIRST_RECORD))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    (state_path,) = data.glob("queue-*.json")
+    assert f"cannot write the queue's state {state_path}" in said and "the rig safe" in said, said
+    assert f"castrig queue --resume {state_path}" in said and "queue summary" in done.stdout
+    (first,) = [json.loads(p.read_text()) for p in data.glob("*/run.json")]  # the second never started
+    assert first["outcome"] == "completed"
+    json.loads(state_path.read_text())  # whole, as last written
+    another = castrig_main(capsys, "queue", str(SHORT), "--data", str(data))  # on the full disk: said, nothing started
+    assert another.returncode == 3 and "nothing started" in " ".join(another.stderr.split()), another.stderr[-2000:]
+    assert len(list(data.glob("queue-*.json"))) == 1
+
+    fill.unlink()
+    resumed = castrig("queue", "--resume", str(state_path), timeout_s=60)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    items = json.loads(state_path.read_text())["items"]
+    assert [i["outcome"] for i in items] == ["completed", "completed"]
+    assert len(list(data.glob("*/run.json"))) == 2 and items[0]["run_dir"] == str(data / first["run_id"])
+
+
+def test_a_resume_on_a_full_disk_makes_the_rig_safe_first_and_says_it_went_no_further(small_disk):
+    """A run faulted on a full disk (its kept room spent recording that), the disk still full
+    (another writer took the last bytes), and `castrig resume` of it: it opened the rig and wrote
+    run.json's new owner before anything else -- the disk refused it and the resume ended in a
+    traceback (exit 1), the rig opened and never made safe by it. Now it makes the rig safe first,
+    then says it cannot record and goes no further (exit 3), the safe state printed; the folder
+    keeps its outcome, resumable once there is room. (Where the disk refuses first hangs on what
+    the faulted run could hand over: before the rig is touched is right too, exit 2.)"""
+    disk = small_disk(1500)
+    faulted = castrig("run", str(LONG_WAIT), "--data", str(disk / "runs"), "-q", timeout_s=60)
+    assert faulted.returncode == 3, faulted.stderr[-2000:]
+    (run_dir,) = [p for p in (disk / "runs").iterdir() if p.is_dir()]
+    try:  # another writer takes what room is left, if any
+        with open(disk / "filler", "wb") as fh:
+            while True:
+                fh.write(b"x" * 4096)
+                fh.flush()
+    except OSError:
+        pass
+    done = castrig("resume", str(run_dir), "-q", timeout_s=60)
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode in (2, 3) and "Traceback" not in text, text[-3000:]
+    if done.returncode == 2:
+        assert "nothing was sent to the rig" in text and "free space first" in text, text
+    else:
+        assert "safe state verified" in text, text
+    if "went no further" in text:
+        assert f"free space, then castrig resume {run_dir} again" in text, text
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] in ("faulted", "running")  # resumable either way
+
+
+def test_a_queued_run_faulted_by_a_full_disk_stops_the_queue_with_the_rest_pending(small_disk):
+    """The first of two queued runs fills the disk and faults (safe, recorded). The queue went on:
+    the second run started on the full disk (its rig conditioned, then faulted too), both items
+    recorded ended, so `queue --resume` after freeing space ran nothing. Now the queue stops there
+    (exit 3, why and how to go on said), the second recipe not started and still pending."""
+    data = small_disk(400) / "runs"
+    done = castrig("queue", str(LONG_WAIT), str(SHORT), "--data", str(data), timeout_s=60)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 3 and "Traceback" not in said, said[-3000:]
+    assert len([p for p in data.iterdir() if p.is_dir()]) == 1  # the second never started
+    (state_path,) = data.glob("queue-*.json")
+    state = json.loads(state_path.read_text())
+    assert state["items"][1]["status"] == "pending", state["items"]
+    assert "queue stopped" in said and f"castrig queue --resume {state_path}" in said, said
+
+    # `castrig resume` of that run on the still full disk: a traceback (exit 1) as it checked it could
+    # write the run's records; now refused before the rig is touched (or the rig made safe first)
+    (run_dir,) = [p for p in data.iterdir() if p.is_dir()]
+    resumed = castrig("resume", str(run_dir), "-q", timeout_s=60)
+    text = " ".join((resumed.stdout + resumed.stderr).split())
+    assert resumed.returncode in (2, 3) and "Traceback" not in text, text[-3000:]
+    assert ("nothing was sent to the rig" in text) if resumed.returncode == 2 else ("safe state verified" in text), text
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] in ("faulted", "running")  # resumable either way

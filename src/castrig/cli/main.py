@@ -265,12 +265,16 @@ def resume(
     rtsp://user:***@host) is filled from the profile file the run was started with, which must
     still give it for the same URL — else the resume refuses (exit 2, naming the field).
     """
-    from castrig.recipe.session import resume_run, stop_requests
+    from castrig.recipe.session import ResumeNotRecorded, resume_run, stop_requests
 
     console_is_not_the_record()  # the run folder keeps the record: a console that fails is dropped
 
     with stop_requests("castrig resume") as stop:
-        outcome = resume_run(run_dir, quiet=quiet, after_abort=after_abort, take_over=take_over, stop=stop)
+        try:
+            outcome = resume_run(run_dir, quiet=quiet, after_abort=after_abort, take_over=take_over, stop=stop)
+        except ResumeNotRecorded:  # (said, with the safe state)
+            stop.exit_code = EXIT_ABORTED
+            raise typer.Exit(EXIT_ABORTED) from None
         stop.exit_code = outcome.exit_code  # recorded: a SIGTERM from here to the process's end keeps it
     raise typer.Exit(outcome.exit_code)
 
@@ -531,7 +535,7 @@ def main(argv: list[str] | None = None, *, ready: Any = None) -> int:
         ready()
     # called in-process with arguments (tests): the caller's handlers come back at the end; as the
     # castrig process, a run's late SIGTERM handlers stay until it exits (session.keep_exit_code)
-    callers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP)} if argv is not None else {}
+    callers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP, signal.SIGINT)} if argv is not None else {}
     try:
         return _main(command, argv)
     finally:

@@ -202,6 +202,7 @@ def watch(
 def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
     from castrig.store import live as R
     from castrig.store.commands import send_command, wait_answer, withdraw_command
+    from castrig.oslock import process_stopped
     from castrig.store.lock import run_holder
 
     run_dir = _run_dir(run_dir)
@@ -218,8 +219,23 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
         cmd = send_command(run_dir, action, by)
     except OSError as exc:
         raise BadInput(f"{run_dir}: cannot write to its control channel: {exc}", file=str(run_dir)) from None
+    holder = run_holder(run_dir) or {}
+    pid = holder.get("pid")
+    told: list[bool] = []
+
+    def stopped() -> bool:  # (SIGSTOP, Ctrl-Z, a debugger: it reads nothing until continued)
+        return process_stopped(pid, holder.get("host"))
+
+    def alive() -> bool:
+        if not told and stopped():  # said at once, not only after the wait
+            told.append(True)
+            _echo(f"{action}: its process {pid} is STOPPED (SIGSTOP or Ctrl-Z: nothing is being controlled); the "
+                  f"{action} is applied the moment it goes on (`kill -CONT {pid}`, or `fg` in its terminal); waiting "
+                  "30 s (Ctrl-C takes the command back)", err=True)
+        return run_holder(run_dir) is not None
+
     try:
-        answer = wait_answer(run_dir, cmd, 30.0, alive=lambda: run_holder(run_dir) is not None)
+        answer = wait_answer(run_dir, cmd, 30.0, alive=alive)
     except KeyboardInterrupt:
         # Ctrl-C while the runner had not answered (stopped, or busy): the command stayed in the
         # channel unsaid, and the runner applied it later -- a pause the operator had given up on
@@ -233,6 +249,13 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
         ended = R.summary(run_dir)["status"]
         raise BadInput(f"{run_dir}: the run ended ({ended}) before it read the {action}; nothing to {action}",
                        file=str(run_dir))
+    if answer is None and stopped():
+        # it said "is it stopped?" and that a later resume discards the command -- yet the runner
+        # applies it the moment the process is continued (an abort given up on then aborts)
+        _echo(f"{action} sent to {run_dir}, but the runner did not answer: its process {pid} is STOPPED; the command "
+              f"stays in its control channel and is applied the moment the process goes on (`kill -CONT {pid}`); "
+              "if it is killed instead, a later `castrig resume` discards it", err=True)
+        raise typer.Exit(5)
     if answer is None:
         _echo(f"{action} sent to {run_dir}, but the runner did not answer (is it stopped?); the command stays "
                    "in its control channel (a later `castrig resume` discards it)", err=True)

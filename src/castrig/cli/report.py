@@ -92,8 +92,11 @@ def export(
     except BadInput as exc:  # a damaged lots.json beside the run: export the run, say why the column is empty
         typer.echo(f"warning: intended_use left empty: {exc}", err=True)
         uses = {}
-    for path in export_run(run_dir, to, fmt, intended_uses=uses):
+    removed: list[Path] = []
+    for path in export_run(run_dir, to, fmt, intended_uses=uses, removed=removed):
         typer.echo(str(path))
+    for path in removed:  # a kill -9 mid-write left them; this export's tables are whole
+        typer.echo(f"removed {path}: the temporary of an export that did not finish (killed while writing)", err=True)
     _say_unfinished(Path(run_dir))
 
 

@@ -6,7 +6,9 @@ refill step), so the queue's total (recipes × repetitions) must fit in its ``sy
 (``--resume``: the runs left, against a syringe refilled before resuming). A run that fails on
 its own (an interlock, a device fault, RH that would not settle) is recorded (its folder says why)
 and the queue goes on — provided the rig was verified safe after it; if the safe state could not
-be verified, nobody is there to look, so the queue stops.
+be verified, nobody is there to look, so the queue stops. A run that faulted on a full disk stops
+it too: every run left would fault as it starts (each recorded faulted, --resume never running
+them); they stay pending, and a run that could not even make its folder runs again on --resume.
 
 A run that was aborted on purpose stops the queue once the rig is safe: SIGTERM (``systemctl
 stop``, a shutdown) or SIGHUP (the terminal closed) to the queue, ``castrig abort`` of its run,
@@ -16,6 +18,10 @@ The aborted run itself is recorded ``aborted`` and not resumed by the queue (``c
 --after-abort`` continues it by hand) — except after SIGHUP, which nobody decided: that run stays
 the queue's running item and ``--resume`` continues it. A SIGTERM or SIGHUP between two runs
 stops the queue before the next one starts. Exit code 3.
+
+Ctrl-Z does not suspend the queue, in a run (as ``castrig run``) or between two: a stopped queue
+would keep the rig's lock and start none of the runs left, with nothing said. It says so, and
+what stops it (Ctrl-C: the queue stops, interrupted; ``--resume`` goes on later).
 
 The queue's state is ``DATA/queue-<stamp>.json``, written (atomically) before every run starts
 and after it ends: one item per run to make (recipe, repetition, seed), each ``pending``,
@@ -51,15 +57,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from castrig import oslock
-from castrig.atomic import atomic_write_json
+from castrig.atomic import atomic_write_json, remove_dead_temporaries
 from castrig.errors import BadInput, Busy, RigUnreachable
 from castrig.printable import Console
-from castrig.recipe.display import status_every_s
+from castrig.recipe.display import say, status_every_s
 from castrig.recipe.compat import check_queue_syringes, check_recipe_for_profile, dispensed_ml
 from castrig.recipe.membranes import target_column, target_summary
 from castrig.recipe.model import Recipe, load_recipe
 from castrig.recipe.runner import RunResult
-from castrig.recipe.session import StopRequest, needs_after_abort, resume_run, run_recipe, stop_requests
+from castrig.recipe.session import (NO_RUN_FOLDER, ResumeNotRecorded, StopRequest, is_disk_full_text, needs_after_abort, resume_run,
+                                    run_recipe, stop_requests)
+from castrig.rig.not_suspended import not_suspended
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
 from castrig.store import runjson
@@ -104,7 +112,13 @@ def run_queue(
     root = resolve_root(data_root or prof.store)
     root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    state_path = _new_state_path(root, stamp)
+    try:
+        state_path = _new_state_path(root, stamp)
+    except OSError as exc:  # its lock's holder record cannot be written: a full disk
+        why = escape(exc.strerror or str(exc))
+        Console(stderr=True).print(f"[bold red]error:[/] cannot start a queue in {escape(str(root))} ({why}): nothing started, "
+                                   "the rig not touched; free space first", highlight=False, soft_wrap=True)
+        return 3
     # whole paths: `queue --resume` runs from wherever cron or the next operator starts it
     items = [{"recipe": str(Path(path).absolute()), "repeat": rep + 1, "seed": base_seed + k, "status": "pending", "run_dir": None,
               "outcome": None}
@@ -154,6 +168,7 @@ def resume_queue(state_path: Path) -> int:
     if not state_path.exists():
         raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): no such file", file=str(state_path))
     with _owned(state_path, "castrig queue --resume"):  # before its state is read: the owner may be writing it
+        remove_dead_temporaries(state_path.parent, state_path.name)  # what a kill -9 mid-write left of it
         try:
             state = json.loads(read_state_text(state_path))
             state["items"]
@@ -317,11 +332,21 @@ def _replace_never_started(run_dir: Path, item: dict[str, Any], save: Callable[[
     return True
 
 
+#: Why a queue is not suspended between its runs either (Ctrl-Z, rig.not_suspended).
+_HOLDS_THE_RIG = ("castrig queue is not suspended, between its runs either (it owns the rig for the night: "
+                  "stopped, it would hold the rig and start none of the runs left, with nothing said)")
+
+
 def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None) -> int:
     # SIGTERM or SIGHUP outside a run (its report being written, the next run's rig being opened)
     # stops the queue before it starts another run; during a run the run's handlers abort it and
-    # note the stop in the same StopRequest, so the queue stops after it too
-    with stop_requests("the queue") as stop:
+    # note the stop in the same StopRequest, so the queue stops after it too. Ctrl-Z suspends
+    # the queue neither in a run (the run's handlers) nor between two: a stopped queue kept the
+    # rig's lock, and the night's runs silently waited for a `fg`
+    what_stops_it = ("Ctrl-C stops the queue (castrig queue --resume goes on later); a queue meant to go on without "
+                     "this terminal is started under nohup or tmux")
+    with stop_requests("the queue") as stop, \
+            not_suspended(lambda text: say(f"[yellow]{escape(text)}[/]"), what_stops_it, why=_HOLDS_THE_RIG):
         stop.exit_code = _work_items(state, state_path, profile, data_root, stop)  # every run and the state file written:
         return stop.exit_code  # a SIGTERM from here to the process's end keeps the code (session.keep_exit_code)
 
@@ -329,9 +354,15 @@ def _work(state: dict[str, Any], state_path: Path, profile: Path, data_root: Pat
 def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_root: Path | None, stop: StopRequest) -> int:
     root = state_path.parent
     operator = state.get("operator", "")
-    atomic_write_json(state_path, state)
     stop_code = 0  # the exit code of a stop before the items ran (5 rig not reachable, 4 busy, 2 a damaged run folder)
-    for item in state["items"]:
+    try:
+        _save(state_path, state)
+    except _StateUnwritable as exc:
+        if not state_path.exists():  # a new queue: nothing started, nothing to go on with
+            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            return 3
+        state["stopped"], stop_code = str(exc), 3
+    for item in state["items"] if not state["stopped"] else ():
         if item["status"] in _ENDED:
             continue
         if stop.reason:
@@ -353,7 +384,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                     item["run_dir"] = str(run_dir)
                     try:
                         replaced = info.get("outcome") != "completed" and _replace_never_started(
-                            run_dir, item, lambda: atomic_write_json(state_path, state))
+                            run_dir, item, lambda: _save(state_path, state))
                     except Busy as exc:  # its maker is alive after all: the item stays 'running'
                         state["stopped"] = f"cannot resume {run_dir}: {exc}"
                         stop_code = 4
@@ -367,14 +398,14 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                     else:
                         try:
                             result = resume_run(run_dir, quiet=True, stop=stop)
-                        except (RigUnreachable, Busy) as exc:  # the item stays 'running': --resume retries it
+                        except (RigUnreachable, Busy, ResumeNotRecorded) as exc:  # the item stays 'running': --resume retries it
                             state["stopped"] = f"cannot resume {run_dir}: {exc}"
-                            stop_code = 5 if isinstance(exc, RigUnreachable) else 4
+                            stop_code = 5 if isinstance(exc, RigUnreachable) else 4 if isinstance(exc, Busy) else 3
                             break
                         result.membranes = result.membranes or _membranes(run_dir)
             if result is None:
                 item.update(status="running", started_utc=_now())
-                atomic_write_json(state_path, state)
+                _save(state_path, state)
                 try:
                     result = run_recipe(Path(item["recipe"]), profile, data_root=data_root, seed=item["seed"], operator=operator,
                                         quiet=True, stop=stop)
@@ -388,24 +419,37 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                     # queue checked it): recorded, and the queue goes on with the next one, as after
                     # a run that failed on its own (it stopped the queue, the item left running)
                     item.update(status="refused", outcome="refused", reason=str(exc), run_dir=None, ended_utc=_now())
-                    atomic_write_json(state_path, state)
+                    _save(state_path, state)
                     # said as it happens, as `castrig run` says it (the queue's exit 2 had no reason
                     # but in the state file)
                     Console(stderr=True).print(f"[bold red]refused:[/] {escape(str(exc))}; the queue goes on",
                                                highlight=False, soft_wrap=True)
                     continue
+            full = result.outcome == "faulted" and is_disk_full_text(result.reason or "")
+            if full and result.run_dir == NO_RUN_FOLDER:  # nothing ran: pending again, --resume runs it
+                item.update(status="pending", started_utc=None)
+                state["stopped"] = f"{Path(item['recipe']).name} not started: {result.reason}: queue stopped (free space first)"
+                stop_code = 3
+                break
             _record(item, result)
-            atomic_write_json(state_path, state)
-            if result.outcome == "interrupted":
+            _save(state_path, state)
+            if result.outcome == "interrupted" or stop.ctrl_c:  # (ctrl_c: as its rig was closed, the run recorded)
                 state["stopped"] = "interrupted by the operator"
             elif result.safe is not None and not result.safe.safe:
                 state["stopped"] = f"safe state not verified after {result.run_dir}: queue stopped"
             elif result.outcome == "aborted" and result.asked:  # on purpose: the queue stops, the rig safe
                 state["stopped"] = f"{result.run_dir} aborted ({result.reason}): queue stopped, the rig left safe"
+            elif full:  # every run left would fault as it starts: the queue stops, they stay pending
+                state["stopped"] = f"{result.run_dir}: {result.reason}: queue stopped (free space first)"
             elif stop.reason:  # a signal while the run ended (or its report was written)
                 state["stopped"] = f"{stop.reason}: queue stopped after {result.run_dir}"
             if state["stopped"]:
                 break
+        except _StateUnwritable as exc:  # (outside a run: the rig closed) the file keeps what it said before
+            if result is None and item["status"] == "running" and not item.get("run_dir"):
+                item.update(status="pending", started_utc=None)  # not started: the state file says so too
+            state["stopped"], stop_code = str(exc), 3
+            break
         except KeyboardInterrupt:  # Ctrl-C outside a run (as one ended, or the next one's rig opening):
             # the run that ended is recorded and the queue's state written as for a stop, with the
             # way to go on (it said only "interrupted", its item left running with no folder)
@@ -417,7 +461,11 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
     for item in state["items"]:
         if item["status"] == "pending":
             item["outcome"] = "not run"
-    atomic_write_json(state_path, state)
+    try:
+        _save(state_path, state)
+    except _StateUnwritable as exc:
+        state["stopped"] = state["stopped"] or str(exc)
+        stop_code = stop_code or 3
     _print_summary(state, state_path)
     if state["stopped"]:
         Console(stderr=True).print(f"[red]{escape(state['stopped'])}[/] — go on with: castrig queue --resume "
@@ -429,6 +477,23 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
     if all(i["outcome"] in ("completed", "refused") for i in state["items"]) and any(i["outcome"] == "refused" for i in state["items"]):
         return 2  # every run that could start completed; a recipe was refused (bad input)
     return 0 if all(i["outcome"] == "completed" for i in state["items"]) else 3
+
+
+class _StateUnwritable(Exception):
+    """The queue's state file cannot be written (a full disk): the queue stops between two runs
+    (exit 3), the file as last written, the way to go on said -- it raised out of the queue as a
+    traceback, the summary unsaid."""
+
+    def __init__(self, state_path: Path, exc: OSError):
+        super().__init__(f"cannot write the queue's state {state_path} ({exc.strerror or exc}): the queue stopped, no run "
+                         "under way, the rig safe; free space first")
+
+
+def _save(state_path: Path, state: dict[str, Any]) -> None:
+    try:
+        atomic_write_json(state_path, state)
+    except OSError as exc:
+        raise _StateUnwritable(state_path, exc) from None
 
 
 def _membranes(run_dir: Path) -> list[dict[str, Any]]:

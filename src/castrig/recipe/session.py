@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.text import Text
 
 import castrig
+from castrig.atomic import remove_dead_temporaries
 from castrig.errors import BadInput, Busy, CastrigError
 from castrig.logs import RunLog
 from castrig.printable import Console, shown
@@ -57,6 +58,9 @@ console = Console(stderr=True)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+#: The run folder of a run that could not make one (a full disk): nothing ran.
+NO_RUN_FOLDER = "(no run folder)"
+
 #: How the abort of a run whose terminal closed is recorded (its outcome_reason holds this).
 HUNG_UP = "SIGHUP received (the terminal closed)"
 
@@ -78,8 +82,11 @@ class StopRequest:
 
     reason: str | None = None
     #: The command's exit code once its outcome is recorded, set before :func:`stop_requests`
-    #: ends: from then on a SIGTERM or SIGHUP cannot change it (:func:`keep_exit_code`).
+    #: ends: from then on a SIGTERM, SIGHUP or Ctrl-C cannot change it (:func:`keep_exit_code`).
     exit_code: int | None = None
+    #: A Ctrl-C came as the run's rig was closed, its outcome recorded (:func:`_close_rig`):
+    #: ``castrig run`` keeps its run's exit code, ``castrig queue`` stops there (interrupted).
+    ctrl_c: bool = False
 
     def ask(self, reason: str) -> None:
         if self.reason is None:
@@ -117,7 +124,7 @@ def stop_requests(who: str) -> Iterator[StopRequest]:
 
 
 def keep_exit_code(code: int) -> None:
-    """From now until the process ends, SIGTERM and SIGHUP leave its exit code ``code``: its
+    """From now until the process ends, SIGTERM, SIGHUP and Ctrl-C leave its exit code ``code``: its
     outcome is recorded and its rig safe, so a stop asks for nothing left to do. The first is
     said on stderr and the process goes on ending (its last writes, its threads); a second ends
     it at once, still with ``code`` (an end that hangs stays stoppable). From the exit functions
@@ -138,6 +145,7 @@ def keep_exit_code(code: int) -> None:
 
     signal.signal(signal.SIGTERM, on_late)
     signal.signal(signal.SIGQUIT, on_late)
+    signal.signal(signal.SIGINT, on_late)  # (Ctrl-C: a run that completed exited 130, "interrupted")
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
         signal.signal(signal.SIGHUP, on_late)
     if not _LATE_STOPS:
@@ -154,7 +162,7 @@ def _ignore_late_stops() -> None:
     finalisation puts the default action back for every handler written in Python, and a SIGTERM
     in those last tens of milliseconds (freeing the modules) killed the process: exit -15 with the
     outcome recorded. Only an ignored signal stays as it is through it."""
-    for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
+    for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP, signal.SIGINT):
         if _LATE_STOPS and signal.getsignal(signum) is _LATE_STOPS[0]:
             signal.signal(signum, signal.SIG_IGN)
 
@@ -337,14 +345,31 @@ def run_recipe(
         except StoreError as exc:  # a full disk before the run started: nothing moved, nothing kept
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             result = RunResult("faulted", str(exc))
-            result.run_dir = "(no run folder)"
+            result.run_dir = NO_RUN_FOLDER
             _report(result, quiet)
             return result
         _keep_recipe_text(recipe_text, Path(recorder.run_dir))
         return _drive(recipe, rig, recorder, store, quiet=quiet, stop=stop, ctrl_c_before=held)
     finally:
         held.restore()
+        _close_rig(rig, stop)
+
+
+def _close_rig(rig: Rig, stop: StopRequest | None) -> None:
+    """Close the rig after its run (safe, its outcome recorded by now, or nothing run): a Ctrl-C
+    meanwhile is said and noted in ``stop`` (``castrig queue`` stops on it), not raised. It raised
+    out of the close: exit 130 "interrupted" from a run that completed (run.json said completed),
+    with the pumps' watchdogs and the links left as the close had reached them. Without a ``stop``
+    to note it in (an exploration's trials) it is raised once the rig is closed."""
+    hold = _CtrlCAtClose()
+    try:
         rig.close()
+    finally:
+        hold.restore()
+    if hold.asked:
+        if stop is None:
+            raise KeyboardInterrupt
+        stop.ctrl_c = True
 
 
 def _keep_recipe_text(recipe_text: bytes, run_dir: Path) -> None:
@@ -590,6 +615,8 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
         raise BadInput(f"{run_dir}: cannot write in this run folder ({why}); a resume records in it "
                        "(allowed: a run folder this user can write in)", file=str(run_dir), field="RUN_DIR")
     try:
+        # run.json's temporary a kill -9 left mid-write (nobody holds it: the folder is ours now)
+        remove_dead_temporaries(run_dir, "run.json")
         other = recorded_on_another_host(run_dir)  # read once the folder is ours: no resume here races it
         if other is not None and not take_over:
             host, pid = other
@@ -675,6 +702,12 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         last_t = max([0.0, last_sample or 0.0] + [e.t_s for e in recorder.events()[-50:]] + [j.t_s for j in journal[-5:]])
         setpoints = recorder.events("setpoint")
         writable_now(run_dir)  # a reader holding a closed run's records: Busy (exit 4), nothing sent
+    except StoreError as exc:
+        recorder.close()
+        if not is_disk_full(exc):
+            raise
+        raise BadInput(f"{run_dir}: cannot write in this run folder ({exc}); a resume records in it: nothing was sent "
+                       "to the rig (allowed: a run folder on a disk with room: free space first)", file=str(run_dir)) from None
     except BaseException:
         recorder.close()
         raise
@@ -685,7 +718,16 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         ctrl_c.restore()
         recorder.close()
         raise
+    report = None
+    driving = False
     try:
+        from castrig.control.safety import make_safe
+
+        # the rig as the crash left it is made safe before the resume writes a byte: a full disk
+        # refused the first write (run.json's owner) and the resume ended in a traceback, the rig
+        # opened and never made safe
+        report = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
+                           purge_flow_slpm=profile.control.purge_flow_slpm, clock=rig.clock)
         recorder.update_info(pid=os.getpid(), host=socket.gethostname(), lock=LOCK_NAME)
         if hasattr(store, "fleet_record") and (info.extra or {}).get("fleet_store") != store.fleet_record():
             recorder.update_info(extra={**(info.extra or {}), "fleet_store": store.fleet_record()})
@@ -705,10 +747,6 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
             recorder.add_event(t_offset, "fleet_store", "store", fleet_warning,
                                {"fleet_store": recorded_store,
                                 "configured": redact(configured) if configured else None})
-        from castrig.control.safety import make_safe
-
-        report = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
-                           purge_flow_slpm=profile.control.purge_flow_slpm, clock=rig.clock)
         recorder.add_event(t_offset, "safe_state", "control", "resume: " + report.summary(), report.to_dict())
         ctrl_c.stop_here()
         if finish_only:
@@ -736,6 +774,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
                   "resume_gap": {k: v for k, v in gap.items() if k != "words"}, "skip": plan.skip}
         ctrl_c.stop_here()
         ctrl_c.restore()  # (the run's own handlers from here: Ctrl-C pauses)
+        driving = True
         result = _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume,
                         stop=stop)
         if fleet_warning:  # said again where it is seen: the live display has scrolled the first one away
@@ -744,9 +783,35 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     except KeyboardInterrupt:
         recorder.close()
         raise
+    except (CastrigError, OSError) as exc:
+        if driving or report is None or not is_disk_full(exc):  # (the run's own faults are its to record)
+            raise
+        _resume_not_recorded(run_dir, recorder, report, exc, quiet)
     finally:
         ctrl_c.restore()
-        rig.close()
+        _close_rig(rig, stop)
+
+
+class ResumeNotRecorded(CastrigError):
+    """A resume that made the rig safe and then could not record (a full disk): it went no further,
+    said so with the safe state (exit 3). The run did not end: it stays resumable once there is
+    room (``castrig queue`` keeps its item running, as for a rig not reachable)."""
+
+
+def _resume_not_recorded(run_dir: Path, recorder: RunRecorder, report: Any, exc: BaseException, quiet: bool) -> None:
+    """Say why the resume went no further, with the safe state; raise :class:`ResumeNotRecorded`.
+    The folder keeps what it held (its outcome as the crash left it)."""
+    try:
+        recorder.close()
+    except (CastrigError, OSError):
+        pass
+    reason = f"{_storage_reason(exc)}; the resume went no further (free space, then castrig resume {run_dir} again)"
+    console.print(f"[bold red]error:[/] cannot record in {escape(str(run_dir))}: {escape(reason)}", highlight=False)
+    result = RunResult("faulted", reason)
+    result.safe = report
+    result.run_dir = str(run_dir)
+    _report(result, quiet)
+    raise ResumeNotRecorded(reason) from None
 
 
 def _finish_decided_end(recorder: RunRecorder, store: Any, recipe: Recipe, journal: list[Any], info: RunInfo, rig: Any,
@@ -848,6 +913,15 @@ class _DeferredCtrlC(_SigintHold):
         if self.asked:
             self.restore()
             raise KeyboardInterrupt
+
+
+class _CtrlCAtClose(_SigintHold):
+    """Ctrl-C while the rig is closed after its run: said once, noted (:func:`_close_rig`)."""
+
+    def _on_int(self, signum: int, frame: Any) -> None:
+        if not self.asked:
+            say("[yellow]Ctrl-C: the run has ended and its rig is being closed; the outcome stands as recorded[/]")
+        self.asked = True
 
 
 def _fleet_store_for_resume(info: RunInfo, store: Any, run_dir: Path) -> tuple[str | None, str | None]:

@@ -749,7 +749,7 @@ def page_html(run_dir: Path) -> str:
 def build_report(run_dir: Path, out: Path | None = None) -> Path:
     """Write the run's page, self-contained, to ``RUN_DIR/report.html`` (or ``out``) atomically; returns its path."""
     from castrig.errors import BadInput
-    from castrig.atomic import atomic_write_bytes
+    from castrig.atomic import atomic_write_bytes, remove_dead_temporaries
 
     from castrig.store import runjson
     from castrig.store.sqlite_store import refuse_never_started
@@ -759,5 +759,6 @@ def build_report(run_dir: Path, out: Path | None = None) -> Path:
     if not runjson.present(run_dir):
         raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))
     path = Path(out) if out is not None else run_dir / REPORT_NAME
+    remove_dead_temporaries(path.parent, path.name)  # a report killed mid-write left its temporary there
     atomic_write_bytes(path, page_html(run_dir).encode("utf-8"))
     return path

@@ -12,14 +12,17 @@ from contextlib import contextmanager
 from typing import Any
 
 
+#: Why a process that drives the rig is not suspended, as Ctrl-Z is answered.
+DRIVES = "a process that drives the rig is not suspended (the wet air and the pumps would go on with nobody controlling them)"
+
+
 @contextmanager
-def not_suspended(say: Callable[[str], Any], what_stops_it: str) -> Iterator[None]:
-    """Within: Ctrl-Z is answered by ``say`` (that the process is not suspended, and
+def not_suspended(say: Callable[[str], Any], what_stops_it: str, why: str = DRIVES) -> Iterator[None]:
+    """Within: Ctrl-Z is answered by ``say`` (that the process is not suspended, ``why``, and
     ``what_stops_it``), SIGTTOU ignored; the handlers before are put back after."""
 
     def on_tstp(signum: int, frame: Any) -> None:
-        say(f"Ctrl-Z: a process that drives the rig is not suspended (the wet air and the pumps would go on with "
-            f"nobody controlling them); {what_stops_it}")
+        say(f"Ctrl-Z: {why}; {what_stops_it}")
 
     old_tstp = signal.signal(signal.SIGTSTP, on_tstp)
     old_ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from castrig.errors import BadInput
-from castrig.atomic import atomic_write_with
+from castrig.atomic import atomic_write_with, remove_dead_temporaries
 from castrig.store.sqlite_store import SqliteRunStore
 
 FORMATS = ("csv", "parquet")
@@ -243,9 +243,11 @@ def membrane_row(run_id: str, mb: Any) -> tuple[Any, ...]:
             (disp.get("prewet") or {}).get("volume_ml"), (disp.get("cast") or {}).get("volume_ml"))
 
 
-def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv", intended_uses: Mapping[str, str] | None = None) -> list[Path]:
+def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv", intended_uses: Mapping[str, str] | None = None,
+               removed: list[Path] | None = None) -> list[Path]:
     """Write the run's tidy tables into ``to_dir``; returns the files written (``intended_uses``:
-    see :func:`run_tables`)."""
+    see :func:`run_tables`). ``removed``: gets the temporaries of an earlier export killed
+    mid-write (``.samples.csv.*.tmp``), removed from ``to_dir`` -- never a live export's."""
     if fmt not in FORMATS:
         raise BadInput(f"--format {fmt!r}: one of {', '.join(FORMATS)}", field="--format")
     if fmt == "parquet":
@@ -269,6 +271,9 @@ def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv", intended_uses: Map
         to_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInput(f"--to {to_dir}: cannot create the folder ({exc.strerror})", file=str(to_dir)) from None
+    gone = [p for name in tables for f in FORMATS for p in remove_dead_temporaries(to_dir, f"{name}.{f}")]
+    if removed is not None:
+        removed.extend(gone)
     written = []
     for name, (cols, rows) in tables.items():
         path = to_dir / f"{name}.{fmt}"
