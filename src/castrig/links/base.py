@@ -191,10 +191,13 @@ class Link(ABC):
             self._rx[:0] = data
 
     def flush_input(self) -> None:
-        """Drop buffered and pending input, e.g. after a timeout, so replies line up again."""
+        """Drop buffered and pending input, e.g. after a timeout, so replies line up again;
+        for at most the link's timeout (a peer that streams without end kept it dropping for
+        as long as it streamed)."""
         self._check_open()
         self._rx.clear()
-        while self._read_some(self._now()):
+        end = self._now() + self.timeout_s
+        while self._read_some(self._now()) and self._now() < end:
             pass
 
     def flush_until_quiet(self, quiet_s: float, *, max_s: float | None = None) -> int:
@@ -204,6 +207,18 @@ class Link(ABC):
         A plain :meth:`flush_input` drops only what is already here; replies still on the wire
         (a device that was late, a terminal server that held them) arrive after it.
         """
+        return self._drop_until_quiet(quiet_s, max_s)[0]
+
+    def went_quiet(self, quiet_s: float, *, max_s: float) -> bool:
+        """:meth:`flush_until_quiet`, saying whether the line did go quiet within ``max_s``:
+        False when input kept coming (a device that streams without end, another device on the
+        port, a server that drips a byte at a time) — for a driver that waits for silence and
+        must not wait for ever (an HMT330 dripping a byte every 0.3 s held ``castrig run`` at
+        the rig's opening: 1000 waits of its 0.3 s quiet, over 2 minutes)."""
+        return self._drop_until_quiet(quiet_s, max_s)[1]
+
+    def _drop_until_quiet(self, quiet_s: float, max_s: float | None) -> tuple[int, bool]:
+        """(bytes dropped, whether ``quiet_s`` of silence came before ``max_s`` ran out)."""
         self._check_open()
         dropped = len(self._rx)
         self._rx.clear()
@@ -211,10 +226,10 @@ class Link(ABC):
         while True:
             now = self._now()
             if now >= end:
-                return dropped
+                return dropped, False
             chunk = self._read_some(min(now + quiet_s, end))
             if not chunk:
-                return dropped
+                return dropped, now + quiet_s <= end
             dropped += len(chunk)
 
     def query(self, data: bytes, terminator: bytes, *, timeout_s: float | None = None) -> bytes:
