@@ -124,3 +124,61 @@ def test_a_camera_announcing_a_frame_of_10_gb_ends_the_capture_not_the_memory(tm
     assert done.returncode == 3 and "Traceback" not in done.stderr, (done.returncode, said[-2000:])
     assert "bad frame header" in said and "at most 67108864 bytes" in said, said
     assert "safe state verified" in said, said
+
+
+def test_a_pump_address_streaming_garbage_costs_no_memory_while_the_reply_is_awaited(hostile):
+    """A pump address where something streams garbage: the NE-1000 driver kept every
+    byte of garbage it dropped while waiting for a reply frame (a run peaked at 181 MB for a
+    0.5 s timeout; a profile allows 60 s). Now its first bytes only, and the connect fails in
+    its timeouts, naming the garbage."""
+    import tracemalloc
+
+    from castrig.clock import WallClock
+    from castrig.devices.ne1000 import NE1000Pump
+    from castrig.devices.roles import DeviceError
+    from castrig.links import LinkError
+    from castrig.links.serial_link import SerialLink
+
+    garbage = bytes(32 * 2**20)  # (made before memory is traced; then silence: a flood without end costs CPU)
+
+    def flood(conn: socket.socket) -> None:
+        conn.recv(4096)  # the first command is answered with it
+        conn.sendall(garbage)
+        server.stop.wait()
+
+    server = hostile(flood)
+    link = SerialLink(server.url, timeout_s=0.3)
+    tracemalloc.start()
+    try:
+        with pytest.raises((DeviceError, LinkError), match="garbage") as err:
+            NE1000Pump(link, name="caster", address=1, clock=WallClock()).connect()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        link.close()
+    assert peak < 8 * 2**20, (peak, str(err.value))
+
+
+def test_flushing_a_line_that_streams_without_end_ends_within_the_link_timeout():
+    """``flush_input`` (before a retry, at a pump's connect) dropped input until none was there:
+    on a line that never pauses it never returned. Now it drops for at most the link's timeout."""
+    from castrig.links.base import Link
+
+    class Endless(Link):
+        reads = 0
+
+        def _write(self, data: bytes) -> None:
+            pass
+
+        def _read_some(self, deadline_s: float) -> bytes:
+            self.reads += 1
+            assert self.reads < 10**6, "still flushing"
+            return b"x" * 64
+
+        def _now(self) -> float:
+            return time.monotonic()
+
+    link = Endless("endless://", timeout_s=0.05)
+    started = time.monotonic()
+    link.flush_input()
+    assert time.monotonic() - started < 1.0
