@@ -508,6 +508,13 @@ def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationE
                 f" (allowed: one of {', '.join(repr(t) for t in tags)})" if tags else "")
             if tag is not None:
                 loc = loc + (key,)
+        elif kind == "invalid_key":
+            # (pydantic: "[1] = 2: Keys should be strings" for `1: 2`, the key shown as a list index)
+            key = err.get("input")
+            loc = tuple(loc[:-1])
+            field, got, allowed = _loc(loc), "", ""
+            msg = (f"the key {short(key)} is {_kind_of(key)}, not a name (allowed: names as text; YAML reads an "
+                   "unquoted 1, yes or ~ as a number, a yes/no or empty: put such a name in quotes)")
         elif kind == "value_error":
             msg, named = _own_words_of_validator(str(err["msg"]), _model_at(model, loc, data))
         else:
