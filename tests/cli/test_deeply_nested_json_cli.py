@@ -32,3 +32,14 @@ def test_a_queue_state_nested_too_deep_or_with_a_data_root_not_a_path_is_refused
         said = " ".join(done.stderr.split())
         assert done.returncode == 2 and "Traceback" not in said, (done.returncode, said[-1500:])
         assert f"--resume {state}" in said and says in said, said
+
+
+def test_a_log_line_nested_too_deep_does_not_stop_the_report(tmp_path, capsys):
+    """The report shows the run's warnings from its log.jsonl: one line of ``[[[[...`` ended
+    ``castrig report`` in a RecursionError; it is skipped as any line that is not JSON is."""
+    run_dir = crashed_membrane_run(tmp_path / "runs", "20260101-000001-night")
+    with open(run_dir / "log.jsonl", "a") as fh:
+        fh.write(DEEP + "\n" + '{"level": "warning", "event": "after the deep line"}\n')
+    done = castrig_main(capsys, "report", run_dir)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, (done.returncode, done.stderr[-1500:])
+    assert "after the deep line" in (run_dir / "report.html").read_text()
