@@ -43,3 +43,15 @@ def test_a_log_line_nested_too_deep_does_not_stop_the_report(tmp_path, capsys):
     done = castrig_main(capsys, "report", run_dir)
     assert done.returncode == 0 and "Traceback" not in done.stderr, (done.returncode, done.stderr[-1500:])
     assert "after the deep line" in (run_dir / "report.html").read_text()
+
+
+def test_a_search_journal_line_nested_too_deep_or_not_a_trial_is_skipped(tmp_path):
+    """``castrig explore`` resuming a folder reads its trials.jsonl: a line of ``[[[[...`` ended it
+    in a RecursionError, a line ``5`` in a TypeError. They are skipped as a torn line is."""
+    from castrig.explore.journal import SearchFolder
+
+    folder = SearchFolder(tmp_path)
+    good = ('{"event": "started", "n": 0, "kind": "search", "params": {}, "seed": 1, "recipe": "r", "profile": "p", '
+            '"extra": {}}\n')
+    folder.journal_path.write_text(good + DEEP + "\n5\n[1]\n")
+    assert [t.number for t in folder.trials()] == [0]
