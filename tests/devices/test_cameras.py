@@ -432,3 +432,19 @@ def test_net_camera_refuses_a_frame_header_before_reading_its_bytes(header, why)
     with pytest.raises(CameraReadError, match="bad frame header") as err:
         cam.snap(R)
     assert why in str(err.value)
+
+
+@pytest.mark.parametrize("reply", [b"\x01\xfe garbage \xff\n", b"OK\n", b"A +014.70 +025.00 Air\n"])
+def test_net_camera_identity_must_be_one(reply):
+    """``*IDN?`` at the rig's opening took any line for the camera's identity: an address where
+    another device or garbage answered opened the rig, and the run was aborted at its first
+    capture, the membrane cast and never imaged. Now the rig is not opened (exit 5), the reply shown
+    as repr (its control bytes were printed raw)."""
+    from castrig.devices.netcam import NetCamera
+    from castrig.links.scripted import ScriptedLink
+
+    cam = NetCamera(ScriptedLink([(b"*IDN?\n", reply)]), name="camera", timeout_s=0.05)
+    with pytest.raises(CameraReadError, match=r"no camera's identity: .* \(allowed: vendor,model,serial,version\)") as err:
+        cam.identify()
+    assert "\x01" not in str(err.value)
+    assert NetCamera(ScriptedLink([(b"*IDN?\n", b"CASTRIG,SIMCAM,000001,1.0\n")]), name="camera").identify() == "CASTRIG,SIMCAM,000001,1.0"

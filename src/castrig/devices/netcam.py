@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from castrig.links import Link, LinkError
 #: run read 3.9 GB off a socket in its 10 s (and a frame whose bytes do not fill its shape
 #: ended the run with a traceback).
 MAX_FRAME_BYTES = 64 * 2**20
+#: ``*IDN?``'s reply: four comma-separated fields of printable ASCII (``CASTRIG,SIMCAM,000001,1.0``).
+_IDENTITY = re.compile(r"[ -+\--~]+(?:,[ -+\--~]*){3}")
 _DTYPES = ("uint8", "uint16")
 
 
@@ -49,6 +52,11 @@ class NetCamera(Camera):
         reply = self._line("*IDN?", timeout_s=timeout_s)
         if not reply:
             raise CameraReadError(self.name, "*IDN?", "empty reply")
+        if not _IDENTITY.fullmatch(reply):
+            # (any line passed: an address where another device answered, or garbage, opened the
+            # rig, and the run was aborted at its first capture, the membrane cast and never imaged)
+            raise CameraReadError(self.name, "*IDN?", f"no camera's identity: {reply[:60]!r} "
+                                                      "(allowed: vendor,model,serial,version)")
         return reply
 
     def _line(self, command: str, *, timeout_s: float | None = None) -> str:
@@ -62,7 +70,7 @@ class NetCamera(Camera):
         command = f"SNAP {illumination.value}"
         reply = self._line(command)
         if not reply.startswith("OK "):
-            raise CameraReadError(self.name, command, reply or "empty reply")
+            raise CameraReadError(self.name, command, repr(reply[:80]) if reply else "empty reply")
         try:
             header = json.loads(reply[3:])
             n, dtype, shape = _frame_layout(header)
