@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from castrig.links import LinkTimeout
+from castrig.links.base import Link
 from tests.conftest import castrig, only_run_dir
 
 #: The link timeout the hostile devices' profiles give (s): short, so the tests are.
@@ -159,26 +161,61 @@ def test_a_pump_address_streaming_garbage_costs_no_memory_while_the_reply_is_awa
     assert peak < 8 * 2**20, (peak, str(err.value))
 
 
+class Endless(Link):
+    """A line that never pauses: every read gets 64 bytes of ``A`` at once (a peer streaming
+    garbage faster than it is read); a read that goes on for ever fails the test instead."""
+
+    reads = 0
+
+    def _write(self, data: bytes) -> None:
+        pass
+
+    def _read_some(self, deadline_s: float) -> bytes:
+        self.reads += 1
+        assert self.reads < 10**5, "still reading"
+        return b"A" * 64
+
+    def _now(self) -> float:
+        return time.monotonic()
+
+
 def test_flushing_a_line_that_streams_without_end_ends_within_the_link_timeout():
     """``flush_input`` (before a retry, at a pump's connect) dropped input until none was there:
     on a line that never pauses it never returned. Now it drops for at most the link's timeout."""
-    from castrig.links.base import Link
-
-    class Endless(Link):
-        reads = 0
-
-        def _write(self, data: bytes) -> None:
-            pass
-
-        def _read_some(self, deadline_s: float) -> bytes:
-            self.reads += 1
-            assert self.reads < 10**6, "still flushing"
-            return b"x" * 64
-
-        def _now(self) -> float:
-            return time.monotonic()
-
     link = Endless("endless://", timeout_s=0.05)
     started = time.monotonic()
     link.flush_input()
     assert time.monotonic() - started < 1.0
+
+
+def test_a_frame_read_on_a_line_streaming_garbage_times_out():
+    """A Watlow F4T address (Modbus TCP) where something streams garbage: each MBAP header read
+    from it is refused and one byte dropped, so the buffer never grows, and a reader past its
+    deadline still got what had arrived: the read never ended (``castrig run`` was still opening
+    the rig after 14 minutes at full CPU, deaf to the SIGTERM of ``timeout``). Now a timeout."""
+    from castrig.devices.modbus import take_mbap
+
+    link = Endless("endless://", timeout_s=0.05)
+    started = time.monotonic()
+    with pytest.raises(LinkTimeout, match=r"no MBAP response within 0.05 s \(got b'AAAA"):
+        link.read_frame(take_mbap, what="MBAP response")
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_line_read_on_a_link_flooded_a_byte_at_a_time_times_out_at_its_deadline():
+    """A SCPI chamber's VISA socket flooded without a line end: pyvisa hands over a byte per
+    read, and a reader past its deadline still got what had arrived, so each line read went on
+    to the 64 KB bound (minutes; ``castrig run`` was still opening the rig after 2 minutes).
+    Now the line read ends at the link's timeout, its message cut to 64 bytes."""
+
+    class Trickle(Endless):
+        def _read_some(self, deadline_s: float) -> bytes:
+            super()._read_some(deadline_s)
+            time.sleep(0.0005)
+            return b"A"
+
+    link = Trickle("TCPIP::127.0.0.1::1::SOCKET", timeout_s=0.05)
+    started = time.monotonic()
+    with pytest.raises(LinkTimeout, match=r"no b'\\n' within 0.05 s \(got b'A{64}'… \(\d+ bytes\)\)"):
+        link.read_until(b"\n")
+    assert time.monotonic() - started < 0.5

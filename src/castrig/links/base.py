@@ -71,7 +71,10 @@ class Link(ABC):
         return self._read_until_buffered(terminator, deadline, timeout_s, max_bytes)
 
     def _read_until_buffered(self, terminator: bytes, deadline: float, timeout_s: float | None, max_bytes: int) -> bytes:
-        """:meth:`read_until` once its first chunk (if any) is in the buffer: up to ``deadline``."""
+        """:meth:`read_until` once its first chunk (if any) is in the buffer: up to ``deadline``,
+        which holds while bytes keep coming (see :meth:`_read_frame_buffered`): a VISA socket
+        flooded without a terminator read its 64 KB a byte at a time, for minutes."""
+        reads = 0
         while True:
             idx = self._rx.find(terminator)
             if idx >= 0:
@@ -83,13 +86,15 @@ class Link(ABC):
                 junk = bytes(self._rx[:64])
                 self._rx.clear()
                 raise ProtocolError(self.resource, f"no {terminator!r} within {max_bytes} bytes (starts {junk!r})")
-            chunk = self._read_some(deadline)
+            chunk = self._read_some(deadline) if not reads or self._now() < deadline else b""
+            reads += 1
             if not chunk:
                 partial = bytes(self._rx)
                 raise LinkTimeout(
                     self.resource,
                     f"no {terminator!r} within {self._timeout_text(timeout_s)}"
-                    + (f" (got {partial!r})" if partial else " (no reply)"),
+                    + (f" (got {partial[:64]!r}{f'… ({len(partial)} bytes)' if len(partial) > 64 else ''})"
+                       if partial else " (no reply)"),
                 )
             self._rx += chunk
 
@@ -136,7 +141,13 @@ class Link(ABC):
         *,
         read_first: bool = False,
     ) -> T:
-        """:meth:`read_frame` up to ``deadline``; ``read_first``: ``take`` has just asked for more bytes."""
+        """:meth:`read_frame` up to ``deadline``; ``read_first``: ``take`` has just asked for more bytes.
+
+        The deadline holds while bytes keep coming: a reader past it still gets what has arrived,
+        so a peer streaming garbage (which ``take`` drops, the buffer never growing) kept a Modbus
+        TCP read going for ever — ``castrig run`` still opening the rig after 14 minutes, deaf to
+        SIGTERM. After the first read, none is made once the deadline has passed."""
+        reads = 0
         while True:
             while self._rx and not read_first:
                 frame, n = take(bytes(self._rx))
@@ -147,7 +158,8 @@ class Link(ABC):
                 if not n:
                     break
             read_first = False
-            chunk = self._read_some(deadline)
+            chunk = self._read_some(deadline) if not reads or self._now() < deadline else b""
+            reads += 1
             if not chunk:
                 partial = bytes(self._rx)
                 raise LinkTimeout(
