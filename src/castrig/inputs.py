@@ -72,10 +72,20 @@ def _cut(text: str, limit: int) -> str:
 
 
 class _Refused(yaml.YAMLError):
-    def __init__(self, problem: str, mark: Any = None):
+    """A document refused while read; ``value``: the scalar refused (shown, cut), whose field
+    :func:`parse_yaml` names from ``mark``; ``invalid``: the YAML itself is wrong (not a
+    value it reads in a way nobody meant)."""
+
+    def __init__(self, problem: str, mark: Any = None, *, value: str | None = None, invalid: bool = True):
         self.problem = problem
         self.problem_mark = mark
+        self.value = value
+        self.invalid = invalid
         super().__init__(problem)
+
+    def sentence(self) -> str:
+        said = f"not valid YAML: {self.problem}" if self.invalid else self.problem
+        return f"{self.value}: {said}" if self.value is not None else said
 
 
 def _scalar_problem(exc: BaseException) -> str:
@@ -113,10 +123,33 @@ class _GuardedLoader(yaml.SafeLoader):
         except (ValueError, OverflowError) as exc:
             if isinstance(exc, yaml.YAMLError):
                 raise
-            problem = _scalar_problem(exc)
-            if isinstance(node, yaml.ScalarNode):
-                problem = f"{short(node.value)}: {problem}"
-            raise _Refused(problem, node.start_mark) from None
+            value = short(node.value) if isinstance(node, yaml.ScalarNode) else None
+            raise _Refused(_scalar_problem(exc), node.start_mark, value=value) from None
+
+    def construct_yaml_int(self, node: Any) -> int:
+        """An integer both YAML versions read alike: ``010`` is 8 to YAML 1.1 (PyYAML, castrig)
+        but 10 to YAML 1.2 (the JSON schema editors), and ``1:30`` is 90 to YAML 1.1 but text to
+        YAML 1.2: ``duration_s: 010`` ran 8 s. Refused, with both readings."""
+        text = str(node.value).replace("_", "").lstrip("+-")
+        if ":" in text:
+            raise _Refused(f"a base-60 number (YAML 1.1 reads it as {super().construct_yaml_int(node)}, YAML 1.2 "
+                           "as text) (allowed: one number, e.g. seconds for a duration; in quotes for text)",
+                           node.start_mark, value=short(node.value), invalid=False)
+        value = super().construct_yaml_int(node)
+        if len(text) > 1 and text[0] == "0" and text[1] not in "xb" and value != int(str(node.value).replace("_", ""), 10):
+            raise _Refused(f"a number with a leading zero (YAML 1.1 reads it as octal {value}, YAML 1.2 as "
+                           f"{int(str(node.value).replace('_', ''), 10)}) (allowed: the number without leading zeros; "
+                           "in quotes for text)", node.start_mark, value=short(node.value), invalid=False)
+        return value
+
+    def construct_yaml_float(self, node: Any) -> float:
+        """A base-60 float (``1:30.5``, 90.5 to YAML 1.1, text to YAML 1.2) is refused as
+        :meth:`construct_yaml_int` refuses ``1:30``."""
+        if ":" in str(node.value):
+            raise _Refused(f"a base-60 number (YAML 1.1 reads it as {super().construct_yaml_float(node):g}, YAML 1.2 "
+                           "as text) (allowed: one number; in quotes for text)",
+                           node.start_mark, value=short(node.value), invalid=False)
+        return super().construct_yaml_float(node)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         """A key given twice in one mapping is refused (issue: ``duration_s: 300, duration_s:
@@ -228,6 +261,9 @@ def _pipe_device() -> int:
         os.close(w)
 
 
+_GuardedLoader.add_constructor("tag:yaml.org,2002:int", _GuardedLoader.construct_yaml_int)
+_GuardedLoader.add_constructor("tag:yaml.org,2002:float", _GuardedLoader.construct_yaml_float)
+
 # ``2.4e9`` and ``1e-6`` are numbers, as YAML 1.2, JSON and the JSON schema editors use read them;
 # PyYAML (YAML 1.1) reads a float only with a dot and a signed exponent, so they came in as text
 # (and a quoted number, text indeed, could not be told from them)
@@ -244,7 +280,7 @@ def parse_yaml(path: str | Path, raw: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: cannot read: not UTF-8 text ({_cut(str(exc), 120)})", file=str(path)) from None
-    loader = None
+    loader = node = None
     try:
         loader = _GuardedLoader(text)  # the reader refuses unprintable characters right here
         node = loader.get_single_node()
@@ -252,10 +288,16 @@ def parse_yaml(path: str | Path, raw: bytes) -> Any:
         nodes = loader._nodes
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
+        loc = _loc_of(node, mark) if isinstance(exc, _Refused) and exc.value is not None and mark else None
+        if loc:  # a value refused: its field, as a model's refusal names it
+            raise BadInput(f"{path}: {_loc(loc)} = {_cut(exc.sentence(), 400)}; line {mark.line + 1}, column {mark.column + 1}",
+                           file=str(path), field=_loc(loc)) from None
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         if mark is None and isinstance(getattr(exc, "position", None), int):  # the reader: a character it refuses
             before = text[: exc.position]  # type: ignore[attr-defined]
             where = f" (line {before.count(chr(10)) + 1}, column {exc.position - (before.rfind(chr(10)) + 1) + 1})"  # type: ignore[attr-defined]
+        if isinstance(exc, _Refused):
+            raise BadInput(f"{path}{where}: {_cut(exc.sentence(), 400)}", file=str(path)) from None
         problem = getattr(exc, "problem", None) or str(exc)
         raise BadInput(f"{path}{where}: not valid YAML: {_cut(str(problem), 200)}", file=str(path)) from None
     except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
@@ -269,6 +311,27 @@ def parse_yaml(path: str | Path, raw: bytes) -> Any:
         _remember_nodes(data, node)
     check_text_fields(path, data)
     return data
+
+
+def _loc_of(node: Any, mark: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """The loc (``("steps", 0, "duration_s")``) of the scalar at ``mark`` in the node tree
+    ``node`` (a key: its own loc), or None."""
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            name = k.value if isinstance(k, yaml.ScalarNode) else "?"
+            if k.start_mark.index == mark.index or v.start_mark.index == mark.index and isinstance(v, yaml.ScalarNode):
+                return loc + (name,)
+            found = _loc_of(v, mark, loc + (name,))
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            if v.start_mark.index == mark.index and isinstance(v, yaml.ScalarNode):
+                return loc + (i,)
+            found = _loc_of(v, mark, loc + (i,))
+            if found is not None:
+                return found
+    return None
 
 
 #: The node trees (with their marks) of the last documents read, by the identity of their data.
@@ -307,6 +370,22 @@ def yaml_position(data: Any, loc: tuple[Any, ...], *, key: bool = False) -> tupl
         node = nxt
         mark = key_node.start_mark if key and key_node is not None and part == loc[-1] else node.start_mark
     return mark.line + 1, mark.column + 1
+
+
+def _quoted(data: Any, loc: tuple[Any, ...]) -> bool | None:
+    """Whether the scalar at ``loc`` was written in quotes (None: not known, not from a file)."""
+    entry = _NODES.get(id(data))
+    if entry is None or entry[0] is not data:
+        return None
+    node: Any = entry[1]
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+        else:
+            return None
+    return node.style in ("'", '"') if isinstance(node, yaml.ScalarNode) else None
 
 
 def _where(data: Any, loc: tuple[Any, ...], *, key: bool = False) -> str:
@@ -429,6 +508,13 @@ def format_validation_error(path: Path, model: type[BaseModel], exc: ValidationE
                 f" (allowed: one of {', '.join(repr(t) for t in tags)})" if tags else "")
             if tag is not None:
                 loc = loc + (key,)
+        elif kind == "invalid_key":
+            # (pydantic: "[1] = 2: Keys should be strings" for `1: 2`, the key shown as a list index)
+            key = err.get("input")
+            loc = tuple(loc[:-1])
+            field, got, allowed = _loc(loc), "", ""
+            msg = (f"the key {short(key)} is {_kind_of(key)}, not a name (allowed: names as text; YAML reads an "
+                   "unquoted 1, yes or ~ as a number, a yes/no or empty: put such a name in quotes)")
         elif kind == "value_error":
             msg, named = _own_words_of_validator(str(err["msg"]), _model_at(model, loc, data))
         else:
@@ -631,12 +717,22 @@ def _reject_bools(model: type[BaseModel], path: Path, root: Any, node: Any = _MI
             if field is not None and _wants_number(field.annotation, text_too=isinstance(value, str)):
                 where = _loc(here)
                 unit = unit_of(field)
-                what = "text (remove the quotes: a number in quotes is text)" if isinstance(value, str) else "a yes/no"
+                what = "a yes/no" if isinstance(value, bool) else _number_as_text(root, here, value)
                 raise BadInput(f"{path}: {where} = {short(value)}: expected a number{' in ' + unit if unit else ''}, not {what}"
                                + (f" (allowed: {describe_field(field)})" if describe_field(field) else "") + _where(root, here),
                                file=str(path), field=where)
         else:
             _reject_bools(model, path, root, value, here)
+
+
+def _number_as_text(root: Any, loc: tuple[Any, ...], value: str) -> str:
+    """Why the number-like ``value`` at ``loc`` is text: in quotes, or written as YAML 1.1 reads
+    no number (``09``, a leading zero with an 8 or 9: "remove the quotes" was the advice)."""
+    if _quoted(root, loc) is not False:
+        return "text (remove the quotes: a number in quotes is text)"
+    if re.fullmatch(r"[-+]?0[0-9_]+", value):
+        return "text (YAML 1.1 reads a number with a leading zero and an 8 or 9 as text: write it without the leading zero)"
+    return "text (YAML reads it as text: write a plain number)"
 
 
 def _wants_number(annotation: Any, text_too: bool = False) -> bool:

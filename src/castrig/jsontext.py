@@ -16,6 +16,17 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def loads(text: str | bytes) -> Any:
+    """``json.loads(text)`` for a file castrig reads back (run.json, a queue's state, lot
+    assignments): one nested deeper than Python's recursion allows (``[[[[...`` 100 000 deep, a
+    few hundred KB) is a ValueError like any other bad JSON, where it was a RecursionError that
+    ended ``castrig status``, ``report``, ``resume``, ``runs`` and ``queue --resume`` in a traceback."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deep (allowed: JSON as castrig writes it, a few levels)") from None
+
+
 def dumps(obj: Any, **kwargs: Any) -> str:
     """``json.dumps(obj, allow_nan=False, **kwargs)``, whose text encodes as UTF-8; else that of
     :func:`plain` ``(obj)``."""

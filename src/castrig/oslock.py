@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from castrig.errors import Busy
+from castrig.jsontext import loads
 
 _OFD = sys.platform.startswith("linux") and hasattr(fcntl, "F_OFD_SETLK")
 _held: dict[str, "_Held"] = {}
@@ -61,7 +62,7 @@ class Holder:
         from castrig.regular import read_regular
 
         try:
-            data = json.loads(read_regular(path, max_bytes=HOLDER_MAX_BYTES) or b"{}")
+            data = loads(read_regular(path, max_bytes=HOLDER_MAX_BYTES) or b"{}")
             if not isinstance(data, dict):
                 data = {}
         except (OSError, ValueError):

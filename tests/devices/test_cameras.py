@@ -409,3 +409,42 @@ def test_a_run_on_folder_images_saved_at_a_screens_72_dpi_stops_instead_of_stori
     assert "aborted" in said and "m01_reflected.png: pixel size 352.73" in said and "from its PNG pHYs chunk" in said, said[-2000:]
     metrics = list((tmp_path / "runs").rglob("metrics.json"))
     assert not metrics, [m.read_text()[:200] for m in metrics]
+
+
+# -- the twin's camera over a link (NetCamera) ---------------------------------------------------
+@pytest.mark.parametrize("header, why", [
+    ({"shape": [3, 3], "dtype": "uint8", "nbytes": 4}, "nbytes 4"),  # bytes that do not fill the shape: numpy's ValueError
+    ({"shape": [100000, 100000], "dtype": "uint8", "nbytes": 10**10}, "at most 67108864 bytes"),
+    ({"shape": [2, 2], "dtype": "object", "nbytes": 32}, "dtype 'object'"),
+    ({"shape": [4], "dtype": "uint8", "nbytes": 4}, "shape [4]"),
+    ({"shape": [2, 2], "dtype": "uint8", "nbytes": True}, "nbytes True"),
+])
+def test_net_camera_refuses_a_frame_header_before_reading_its_bytes(header, why):
+    """A header is checked before its bytes are read: a camera announcing a 10 GB frame had a
+    run read 3.9 GB in 10 s; one whose bytes did not fill its shape ended in numpy's ValueError."""
+    import json
+
+    from castrig.devices.netcam import NetCamera
+    from castrig.links.scripted import ScriptedLink
+
+    reply = b"OK " + json.dumps({**header, "pixel_size_um": 1, "exposure_ms": 1}).encode() + b"\n" + bytes(4)
+    cam = NetCamera(ScriptedLink([(b"SNAP reflected\n", reply)]), name="camera", timeout_s=0.05)
+    with pytest.raises(CameraReadError, match="bad frame header") as err:
+        cam.snap(R)
+    assert why in str(err.value)
+
+
+@pytest.mark.parametrize("reply", [b"\x01\xfe garbage \xff\n", b"OK\n", b"A +014.70 +025.00 Air\n"])
+def test_net_camera_identity_must_be_one(reply):
+    """``*IDN?`` at the rig's opening took any line for the camera's identity: an address where
+    another device or garbage answered opened the rig, and the run was aborted at its first
+    capture, the membrane cast and never imaged. Now the rig is not opened (exit 5), the reply shown
+    as repr (its control bytes were printed raw)."""
+    from castrig.devices.netcam import NetCamera
+    from castrig.links.scripted import ScriptedLink
+
+    cam = NetCamera(ScriptedLink([(b"*IDN?\n", reply)]), name="camera", timeout_s=0.05)
+    with pytest.raises(CameraReadError, match=r"no camera's identity: .* \(allowed: vendor,model,serial,version\)") as err:
+        cam.identify()
+    assert "\x01" not in str(err.value)
+    assert NetCamera(ScriptedLink([(b"*IDN?\n", b"CASTRIG,SIMCAM,000001,1.0\n")]), name="camera").identify() == "CASTRIG,SIMCAM,000001,1.0"

@@ -136,3 +136,16 @@ def test_memory_for_positions_is_bounded(tmp_path):
         f.write_text("name: t\nsteps: []\n")
         read_yaml(f)
     assert len(inputs._NODES) <= inputs._NODES_KEPT
+
+
+@pytest.mark.parametrize("text,want", [
+    ("name: t\nsteps: [{type: wait, duration_s: 5}]\n1: 2\n", "(top level): the key 1 is a number, not a name"),
+    ("name: t\nyes: 3\nsteps: [{type: wait, duration_s: 5}]\n", "(top level): the key True is a yes/no, not a name"),
+    ("name: t\n~: 3\nsteps: [{type: wait, duration_s: 5}]\n", "(top level): the key None is empty, not a name"),
+])
+def test_a_key_that_yaml_reads_as_no_text_is_named_as_a_key(tmp_path, text, want):
+    """``1: 2`` in a recipe said ``[1] = 2: Keys should be strings`` (pydantic's words, the key
+    shown as a list index)."""
+    msg = _refused(tmp_path, text)
+    assert f"{tmp_path / 'recipe.yaml'}: {want} (allowed: names as text;" in msg, msg
+    assert "Keys should" not in msg and "[1]" not in msg

@@ -317,11 +317,11 @@ def queue(
     if resume_state is not None:
         if recipes:
             raise BadInput("castrig queue --resume QUEUE_FILE takes no recipes (they are in the file)", field="--resume")
-        import json as _json
+        from castrig.jsontext import loads
 
         what = f"--resume {resume_state}: not a queue state file (DATA/queue-*.json)"
         try:
-            state = _json.loads(read_state_text(resume_state))
+            state = loads(read_state_text(resume_state))
         except (OSError, ValueError) as exc:
             raise BadInput(f"{what}: {getattr(exc, 'strerror', None) or exc}", file=str(resume_state)) from None
         # (a JSON file of another kind: its missing key or wrong type named, not Python's KeyError text)

@@ -204,13 +204,21 @@ class HMT330(HumiditySensor):
         return b"SMODE\r", lambda text: text.partition(":")[0].strip().lower() == "serial mode"
 
     def _drain(self, command: str) -> None:
-        """Read and drop whatever the transmitter still sends until ``quiet_s`` of silence."""
+        """Read and drop whatever the transmitter still sends until ``quiet_s`` of silence, for
+        at most :meth:`_drain_max_s`: a line that never goes quiet is no HMT330 in STOP mode."""
+        budget_s = self._drain_max_s()
         try:
-            for _ in range(1000):
-                if not self.link.read_available(wait_s=self.quiet_s):
-                    return
+            if not self.link.went_quiet(self.quiet_s, max_s=budget_s):
+                raise LinkError(self.link.resource, f"the line never went quiet: input kept coming for {budget_s:g} s "
+                                f"(allowed: {self.quiet_s:g} s of silence once told to stop; a device that streams "
+                                "without end, or another device on this port?)")
         except LinkError as exc:
             raise HMT330LinkError(self.name, command, exc) from exc
+
+    def _drain_max_s(self) -> float:
+        """The longest a drain waits for silence: the rest of a line being sent when ``S`` came
+        takes a fraction of a second at 4800 baud; the link's timeout if that is longer."""
+        return max(self.link.timeout_s, 5 * self.quiet_s)
 
     def _resync(self) -> None:
         resync(self.link)

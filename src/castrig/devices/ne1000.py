@@ -76,6 +76,8 @@ MAX_FRAME = 64
 PACKET_GAP_S = 0.5
 #: Silence that ends garbage on the line before a query is asked again.
 GARBAGE_QUIET_S = 0.05
+#: Bytes of dropped garbage kept to show in a message (see :meth:`NE1000._take`).
+_GARBAGE_KEPT = 64
 
 
 class PumpError(DeviceError):
@@ -545,8 +547,10 @@ class NE1000Pump(SyringePump):
     def _take(self, buf: bytes) -> tuple[str | None, int]:
         """:func:`next_frame`, keeping the garbage it drops (for :meth:`_read_reply`)."""
         text, n = next_frame(buf)
-        if text is None and n:
-            self._garbage += buf[:n]
+        if text is None and n and len(self._garbage) < _GARBAGE_KEPT:
+            # (its first bytes only: they are all a message shows; a line streaming garbage
+            # kept every byte of it until the reply's timeout, 180 MB in 0.5 s on loopback)
+            self._garbage += buf[: min(n, _GARBAGE_KEPT)]
         return text, n
 
     def _read_text(self, timeout_s: float | None = None) -> str:

@@ -4,12 +4,41 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
 from castrig.devices.camera import CameraReadError
 from castrig.devices.roles import Camera, Frame, Illumination
 from castrig.links import Link, LinkError
+
+
+#: The largest frame a header may announce: a 4096 x 4096 16-bit frame (the twin's largest) is
+#: 32 MiB. The bytes are read before they can be looked at: a header announcing 100 GB had the
+#: run read 3.9 GB off a socket in its 10 s (and a frame whose bytes do not fill its shape
+#: ended the run with a traceback).
+MAX_FRAME_BYTES = 64 * 2**20
+#: ``*IDN?``'s reply: four comma-separated fields of printable ASCII (``CASTRIG,SIMCAM,000001,1.0``).
+_IDENTITY = re.compile(r"[ -+\--~]+(?:,[ -+\--~]*){3}")
+_DTYPES = ("uint8", "uint16")
+
+
+def _frame_layout(header: object) -> tuple[int, np.dtype, tuple[int, ...]]:
+    """(bytes, dtype, shape) of a frame header, or ValueError: a 2-D image of 8 or 16 bits,
+    whose bytes fill its shape, of at most :data:`MAX_FRAME_BYTES`."""
+    if not isinstance(header, dict):
+        raise ValueError("not a JSON object")
+    if header["dtype"] not in _DTYPES:
+        raise ValueError(f"dtype {str(header['dtype'])[:20]!r} (allowed: {', '.join(_DTYPES)})")
+    dtype = np.dtype(header["dtype"]).newbyteorder("<")
+    shape = tuple(header["shape"])
+    if len(shape) != 2 or not all(type(x) is int and x > 0 for x in shape):
+        raise ValueError(f"shape {str(header['shape'])[:40]} (allowed: [height, width], whole numbers > 0)")
+    n = header["nbytes"]
+    if type(n) is not int or n != shape[0] * shape[1] * dtype.itemsize or n > MAX_FRAME_BYTES:
+        raise ValueError(f"nbytes {str(n)[:24]} (allowed: height x width x {dtype.itemsize}, "
+                         f"at most {MAX_FRAME_BYTES} bytes)")
+    return n, dtype, shape
 
 
 class NetCamera(Camera):
@@ -23,6 +52,11 @@ class NetCamera(Camera):
         reply = self._line("*IDN?", timeout_s=timeout_s)
         if not reply:
             raise CameraReadError(self.name, "*IDN?", "empty reply")
+        if not _IDENTITY.fullmatch(reply):
+            # (any line passed: an address where another device answered, or garbage, opened the
+            # rig, and the run was aborted at its first capture, the membrane cast and never imaged)
+            raise CameraReadError(self.name, "*IDN?", f"no camera's identity: {reply[:60]!r} "
+                                                      "(allowed: vendor,model,serial,version)")
         return reply
 
     def _line(self, command: str, *, timeout_s: float | None = None) -> str:
@@ -36,14 +70,12 @@ class NetCamera(Camera):
         command = f"SNAP {illumination.value}"
         reply = self._line(command)
         if not reply.startswith("OK "):
-            raise CameraReadError(self.name, command, reply or "empty reply")
+            raise CameraReadError(self.name, command, repr(reply[:80]) if reply else "empty reply")
         try:
             header = json.loads(reply[3:])
-            n = int(header["nbytes"])
-            dtype = np.dtype(header["dtype"]).newbyteorder("<")
-            shape = tuple(int(x) for x in header["shape"])
+            n, dtype, shape = _frame_layout(header)
         except (ValueError, KeyError, TypeError) as exc:
-            raise CameraReadError(self.name, command, f"bad frame header {reply[:80]!r}") from exc
+            raise CameraReadError(self.name, command, f"bad frame header {reply[:80]!r}: {exc}") from exc
         try:
             data = self.link.read_exactly(n, timeout_s=self.timeout_s)
         except LinkError as exc:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import os
 import re
@@ -58,6 +57,7 @@ import yaml
 from castrig.envvars import whole_number
 from castrig.errors import BadInput
 from castrig.explore.gridmap import finite_point
+from castrig.jsontext import loads
 from castrig.explore.journal import SearchSettings
 from castrig.explore.objective import Outcome, score_run
 from castrig.explore.optimiser import N_STARTUP, _optuna
@@ -230,7 +230,7 @@ def _first_bad_line(path: Path) -> str:
         with open(path, "rb") as fh:
             for n, line in enumerate(fh, 1):
                 try:
-                    ok = isinstance(json.loads(line), dict)
+                    ok = isinstance(loads(line), dict)
                 except ValueError:
                     ok = False
                 if not ok:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from castrig.errors import BadInput
 from castrig.explore.objective import Outcome
 from castrig.explore.space import SearchSpace
+from castrig.jsontext import loads
 from castrig.redact import redact_urls
 from castrig.atomic import atomic_write_json
 
@@ -159,9 +160,11 @@ class SearchFolder:
             return []
         for line in self.journal_path.read_text(encoding="utf-8").splitlines():
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
+                rec = loads(line)  # (one nested too deep: a RecursionError traceback of castrig explore)
+            except ValueError:
                 continue
+            if not isinstance(rec, dict) or not isinstance(rec.get("n"), int):
+                continue  # (no trial's line: `5` ended castrig explore in a TypeError)
             n = rec["n"]
             if rec["event"] == "started":
                 out[n] = Trial(n, rec["kind"], rec["params"], rec["seed"], rec["recipe"], rec["profile"], extra=rec.get("extra", {}))

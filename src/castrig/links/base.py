@@ -71,7 +71,10 @@ class Link(ABC):
         return self._read_until_buffered(terminator, deadline, timeout_s, max_bytes)
 
     def _read_until_buffered(self, terminator: bytes, deadline: float, timeout_s: float | None, max_bytes: int) -> bytes:
-        """:meth:`read_until` once its first chunk (if any) is in the buffer: up to ``deadline``."""
+        """:meth:`read_until` once its first chunk (if any) is in the buffer: up to ``deadline``,
+        which holds while bytes keep coming (see :meth:`_read_frame_buffered`): a VISA socket
+        flooded without a terminator read its 64 KB a byte at a time, for minutes."""
+        reads = 0
         while True:
             idx = self._rx.find(terminator)
             if idx >= 0:
@@ -83,13 +86,15 @@ class Link(ABC):
                 junk = bytes(self._rx[:64])
                 self._rx.clear()
                 raise ProtocolError(self.resource, f"no {terminator!r} within {max_bytes} bytes (starts {junk!r})")
-            chunk = self._read_some(deadline)
+            chunk = self._read_some(deadline) if not reads or self._now() < deadline else b""
+            reads += 1
             if not chunk:
                 partial = bytes(self._rx)
                 raise LinkTimeout(
                     self.resource,
                     f"no {terminator!r} within {self._timeout_text(timeout_s)}"
-                    + (f" (got {partial!r})" if partial else " (no reply)"),
+                    + (f" (got {partial[:64]!r}{f'… ({len(partial)} bytes)' if len(partial) > 64 else ''})"
+                       if partial else " (no reply)"),
                 )
             self._rx += chunk
 
@@ -136,7 +141,13 @@ class Link(ABC):
         *,
         read_first: bool = False,
     ) -> T:
-        """:meth:`read_frame` up to ``deadline``; ``read_first``: ``take`` has just asked for more bytes."""
+        """:meth:`read_frame` up to ``deadline``; ``read_first``: ``take`` has just asked for more bytes.
+
+        The deadline holds while bytes keep coming: a reader past it still gets what has arrived,
+        so a peer streaming garbage (which ``take`` drops, the buffer never growing) kept a Modbus
+        TCP read going for ever — ``castrig run`` still opening the rig after 14 minutes, deaf to
+        SIGTERM. After the first read, none is made once the deadline has passed."""
+        reads = 0
         while True:
             while self._rx and not read_first:
                 frame, n = take(bytes(self._rx))
@@ -147,7 +158,8 @@ class Link(ABC):
                 if not n:
                     break
             read_first = False
-            chunk = self._read_some(deadline)
+            chunk = self._read_some(deadline) if not reads or self._now() < deadline else b""
+            reads += 1
             if not chunk:
                 partial = bytes(self._rx)
                 raise LinkTimeout(
@@ -191,10 +203,13 @@ class Link(ABC):
             self._rx[:0] = data
 
     def flush_input(self) -> None:
-        """Drop buffered and pending input, e.g. after a timeout, so replies line up again."""
+        """Drop buffered and pending input, e.g. after a timeout, so replies line up again;
+        for at most the link's timeout (a peer that streams without end kept it dropping for
+        as long as it streamed)."""
         self._check_open()
         self._rx.clear()
-        while self._read_some(self._now()):
+        end = self._now() + self.timeout_s
+        while self._read_some(self._now()) and self._now() < end:
             pass
 
     def flush_until_quiet(self, quiet_s: float, *, max_s: float | None = None) -> int:
@@ -204,6 +219,18 @@ class Link(ABC):
         A plain :meth:`flush_input` drops only what is already here; replies still on the wire
         (a device that was late, a terminal server that held them) arrive after it.
         """
+        return self._drop_until_quiet(quiet_s, max_s)[0]
+
+    def went_quiet(self, quiet_s: float, *, max_s: float) -> bool:
+        """:meth:`flush_until_quiet`, saying whether the line did go quiet within ``max_s``:
+        False when input kept coming (a device that streams without end, another device on the
+        port, a server that drips a byte at a time) — for a driver that waits for silence and
+        must not wait for ever (an HMT330 dripping a byte every 0.3 s held ``castrig run`` at
+        the rig's opening: 1000 waits of its 0.3 s quiet, over 2 minutes)."""
+        return self._drop_until_quiet(quiet_s, max_s)[1]
+
+    def _drop_until_quiet(self, quiet_s: float, max_s: float | None) -> tuple[int, bool]:
+        """(bytes dropped, whether ``quiet_s`` of silence came before ``max_s`` ran out)."""
         self._check_open()
         dropped = len(self._rx)
         self._rx.clear()
@@ -211,10 +238,10 @@ class Link(ABC):
         while True:
             now = self._now()
             if now >= end:
-                return dropped
+                return dropped, False
             chunk = self._read_some(min(now + quiet_s, end))
             if not chunk:
-                return dropped
+                return dropped, now + quiet_s <= end
             dropped += len(chunk)
 
     def query(self, data: bytes, terminator: bytes, *, timeout_s: float | None = None) -> bytes:

@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 from castrig import oslock
 from castrig.errors import BadInput, Busy
+from castrig.jsontext import loads
 from castrig.regular import read_regular
 from castrig.store import open_store
 from castrig.atomic import atomic_write_json
@@ -131,7 +132,7 @@ def _assignments(root: Path, *, checked: bool = True) -> dict[str, Any]:
     if not (path.exists() or path.is_symlink()):
         return {}
     try:  # (a named pipe or a folder by that name is refused, not read as no assignments)
-        data = json.loads(read_regular(path, max_bytes=_ASSIGNMENTS_MAX_BYTES).decode("utf-8"))
+        data = loads(read_regular(path, max_bytes=_ASSIGNMENTS_MAX_BYTES).decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path}: not valid JSON: {exc}", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -59,6 +59,7 @@ from rich.table import Table
 from castrig import oslock
 from castrig.atomic import atomic_write_json, remove_dead_temporaries
 from castrig.errors import BadInput, Busy, RigUnreachable
+from castrig.jsontext import loads
 from castrig.printable import Console
 from castrig.recipe.display import say, status_every_s
 from castrig.recipe.compat import check_queue_syringes, check_recipe_for_profile, dispensed_ml
@@ -170,7 +171,7 @@ def resume_queue(state_path: Path) -> int:
     with _owned(state_path, "castrig queue --resume"):  # before its state is read: the owner may be writing it
         remove_dead_temporaries(state_path.parent, state_path.name)  # what a kill -9 mid-write left of it
         try:
-            state = json.loads(read_state_text(state_path))
+            state = loads(read_state_text(state_path))
             state["items"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): {exc}", file=str(state_path)) from None
@@ -186,6 +187,10 @@ def _check_items(state: Any, state_path: Path) -> None:
     queue writes (a hand edit: ``items: [5]``, an item without its status or recipe, a seed "abc"
     ended --resume in AttributeError, KeyError and TypeError tracebacks)."""
     items = state.get("items") if isinstance(state, dict) else None
+    if isinstance(state, dict) and not isinstance(state.get("data"), (str, type(None))):
+        # (``"data": [1]`` ended --resume in a TypeError traceback)
+        raise BadInput(f"--resume {state_path}: data = {json.dumps(state['data'])[:60]} (allowed: the data root's path "
+                       "or null, as castrig queue writes it)", file=str(state_path), field="data")
     if not isinstance(items, list):
         raise BadInput(f"--resume {state_path}: not a queue state file (DATA/queue-*.json): items is not a list",
                        file=str(state_path), field="items")
@@ -234,7 +239,7 @@ def _check_syringes_left(state: dict[str, Any], state_path: Path) -> None:
         try:
             run_dir = Path(item["run_dir"]) if item.get("status") == "running" and item.get("run_dir") else None
             if run_dir is not None and runjson.present(run_dir):  # (not a regular file: not counted, below)
-                recipe = Recipe.model_validate(json.loads(runjson.read_text(run_dir))["recipe"])
+                recipe = Recipe.model_validate(runjson.load(run_dir)["recipe"])
                 runs.append((str(item["recipe"]), dispensed_ml(recipe, _steps_not_done(run_dir, len(recipe.steps)))))
             else:
                 runs.append((str(item["recipe"]), dispensed_ml(load_recipe(item["recipe"]))))
@@ -271,7 +276,7 @@ class _DamagedRun(Exception):
 def _run_info(run_dir: Path) -> dict[str, Any]:
     """The item's run.json (:class:`_DamagedRun` if there is one that cannot be read)."""
     try:
-        info = json.loads(runjson.read_text(run_dir))
+        info = runjson.load(run_dir)
     except (OSError, ValueError) as exc:
         raise _DamagedRun(run_dir, exc) from None
     if not isinstance(info, dict):

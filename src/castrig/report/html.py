@@ -127,7 +127,7 @@ def _log_problems(path: Path, limit: int = 30) -> list[dict[str, Any]]:
     out: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
     for line in lines[1:] if start else lines:  # (a line cut by the start of the tail: skipped)
         try:
-            rec = json.loads(line)
+            rec = jsontext.loads(line)
         except ValueError:
             continue
         if isinstance(rec, dict) and str(rec.get("level", "")).lower() in ("warning", "error", "critical", "exception"):

@@ -28,7 +28,6 @@ points are missing (or running), and when the number of points done changed it f
 from __future__ import annotations
 
 import html
-import json
 import re
 import threading
 import time
@@ -42,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from castrig.jsontext import loads
 from castrig.serve.json_response import JSONResponse
 from castrig.explore.plots import PAGE_STYLE
 from castrig.report.html import csp_hash
@@ -150,7 +150,7 @@ def _read_json(path: Path) -> Any:
     from castrig.regular import read_regular
 
     try:
-        return json.loads(read_regular(path, max_bytes=_SNAPSHOT_MAX_BYTES))
+        return loads(read_regular(path, max_bytes=_SNAPSHOT_MAX_BYTES))
     except (OSError, ValueError):
         return None
 

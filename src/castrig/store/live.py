@@ -91,7 +91,7 @@ def run_outcome(run_dir: Path) -> str:
 
 def read_info(run_dir: Path) -> dict[str, Any]:
     try:
-        data = json.loads(runjson.read_text(run_dir))
+        data = runjson.load(run_dir)
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}

@@ -9,7 +9,6 @@ on another host is not judged here (:func:`recorded_elsewhere`). Testing the loc
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path
@@ -85,7 +84,7 @@ def run_holder(run_dir: Path) -> dict[str, Any] | None:
 
 def _recorded(run_dir: Path) -> dict[str, Any]:
     try:
-        data = json.loads(runjson.read_text(run_dir))
+        data = runjson.load(run_dir)
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

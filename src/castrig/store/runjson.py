@@ -10,6 +10,7 @@ goes through :func:`read_text` and sees an OSError (:class:`~castrig.regular.Not
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from castrig.regular import read_regular
 
@@ -28,3 +29,11 @@ def present(run_dir: str | Path) -> bool:
     damaged run folder, said by :func:`read_text`'s reader, not "not a run folder")."""
     p = Path(run_dir) / NAME
     return p.exists() or p.is_symlink()
+
+
+def load(run_dir: str | Path) -> Any:
+    """``run_dir/run.json`` decoded: :func:`read_text`'s errors, and a ValueError for bad JSON
+    (one nested too deep too: :func:`castrig.jsontext.loads`)."""
+    from castrig.jsontext import loads
+
+    return loads(read_text(run_dir))

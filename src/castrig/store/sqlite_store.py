@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the listings (`castrig runs`, `lots`, `status`) need not lo
 
 from castrig.atomic import atomic_write_json, fsync_dir
 from castrig.errors import BadInput, Busy, CastrigError
+from castrig.jsontext import loads
 from castrig.regular import FileTooBig, NotRegularFile
 from castrig.store import runjson
 from castrig.store.lock import LOCK_NAME, claim_run, live_outcome, release_run, run_holder
@@ -728,7 +729,7 @@ def read_run_info(run_dir: Path) -> RunInfo:
     if not text.strip():
         raise DamagedRun(run_dir, "run.json is empty")
     try:
-        data = json.loads(text)
+        data = loads(text)
     except ValueError as exc:
         raise DamagedRun(run_dir, f"run.json is not valid JSON (truncated?): {exc}") from None
     if not isinstance(data, dict):
@@ -979,7 +980,7 @@ class SqliteRunStore(RunStore):
 
         def identity(folder: Path) -> tuple[Any, ...] | None:
             try:
-                info = json.loads(runjson.read_text(folder))
+                info = runjson.load(folder)
                 first = (info.get("parts") or [{}])[0]
                 return info.get("started_utc"), first.get("host"), first.get("pid")
             except (OSError, ValueError, AttributeError, TypeError):
@@ -1171,7 +1172,7 @@ def _castrig_made(run_dir: Path, names: set[str]) -> bool:
     if "run.json" not in names:
         return False
     try:
-        return json.loads(runjson.read_text(run_dir)).get("run_id") == run_dir.name
+        return runjson.load(run_dir).get("run_id") == run_dir.name
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -1223,7 +1224,7 @@ def never_started(run_dir: Path) -> str | None:
 def _run_json_ended(run_dir: Path) -> bool:
     """Does run.json say the run ended (an outcome other than running, an end time, a resumed part)?"""
     try:
-        info = json.loads(runjson.read_text(run_dir))
+        info = runjson.load(run_dir)
     except (OSError, ValueError):
         return False
     if not isinstance(info, dict):
