@@ -209,9 +209,16 @@ def test_a_line_read_on_a_link_flooded_a_byte_at_a_time_times_out_at_its_deadlin
     Now the line read ends at the link's timeout, its message cut to 64 bytes."""
 
     class Trickle(Endless):
+        """A byte a read, one every 0.5 ms of the link's own clock (a loaded machine's scheduling
+        does not change how many come before the deadline: 100)."""
+        t_s = 0.0
+
+        def _now(self) -> float:
+            return self.t_s
+
         def _read_some(self, deadline_s: float) -> bytes:
             super()._read_some(deadline_s)
-            time.sleep(0.0005)
+            self.t_s += 0.0005
             return b"A"
 
     link = Trickle("TCPIP::127.0.0.1::1::SOCKET", timeout_s=0.05)
