@@ -32,6 +32,7 @@ import re
 import shutil
 import socket
 import sqlite3
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -137,8 +138,36 @@ def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
 
 def ro_uri(path: str | Path) -> str:
     """``file:`` URI of a database, its path percent-encoded: a data root named ``Lab #2`` or
-    ``a?b`` cut the URI short there, and every reader found no database (status showed nothing)."""
-    return Path(path).resolve().as_uri()
+    ``a?b`` cut the URI short there, and every reader found no database (status showed nothing).
+    sqlite3.OperationalError if a file SQLite opens beside it is no regular file (:func:`sidecar_problem`)."""
+    real = Path(path).resolve()
+    why = sidecar_problem(real)
+    if why is not None:
+        raise sqlite3.OperationalError(f"{real.parent}: {why}")
+    return real.as_uri()
+
+
+#: The files SQLite opens beside a database by name: its rollback journal, its WAL and the WAL's index.
+SIDECARS = ("-journal", "-wal", "-shm")
+
+
+def sidecar_problem(db_path: str | Path) -> str | None:
+    """Why SQLite must not open the database ``db_path`` (resolved), or None: a file it opens beside
+    it (:data:`SIDECARS`) is no regular file. A named pipe ``run.sqlite-journal`` (whoever may write
+    the data root can make one) was opened by every reader, which then waited for a writer for ever:
+    the served runs list, ``castrig runs`` and ``castrig report`` hung, and each request held a
+    server thread until none was left."""
+    for suffix in SIDECARS:
+        side = Path(f"{db_path}{suffix}")
+        try:
+            mode = os.stat(side).st_mode  # (a symlink: what SQLite would open)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # a symlink loop, a folder closed to this user: SQLite could not open it either
+            return f"{side.name} cannot be read ({exc.strerror or exc})"
+        if not stat.S_ISREG(mode):
+            return f"{side.name} is not a regular file (a named pipe or device SQLite would wait on)"
+    return None
 
 
 def lenient_text(raw: bytes) -> str:
@@ -1309,6 +1338,12 @@ def run_damage(run_dir: Path) -> str | None:
         read_run_info(run_dir)
     except DamagedRun as exc:
         return exc.reason
+    try:
+        why = sidecar_problem(db.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: said below
+        why = None
+    if why is not None:
+        return why
     try:
         if not db.is_file():
             return "run.sqlite is missing"
