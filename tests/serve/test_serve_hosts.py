@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -407,3 +408,21 @@ def test_a_weak_or_open_token_file_is_no_token(tmp_path, castrig_serve, finished
     done = castrig("serve", "--data", str(root), "--port", "0", timeout_s=30)
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and f"{tokens / 'operator'}: not usable as the operator token: open to other users" in said, said
+
+
+@pytest.mark.parametrize("link", [".castrig", ".castrig/tokens"])
+def test_a_tokens_folder_linked_out_of_the_data_root_is_refused(tmp_path, link, capsys):
+    """Whoever may write the data root made ``DATA/.castrig`` (or its ``tokens``) a symlink to a
+    folder elsewhere: `castrig serve` made that folder 0700 (a home folder; ``/`` for a server run
+    as root) and kept the operator token there. Now it refuses to start (exit 2) naming the link,
+    and the folder it leads to is left as it was."""
+    from conftest import castrig_main
+
+    root, elsewhere = tmp_path / "runs", tmp_path / "someone's folder"
+    elsewhere.mkdir(mode=0o755)
+    (root / link).parent.mkdir(parents=True)
+    (root / link).symlink_to(elsewhere)
+    done = castrig_main(capsys, "serve", "--data", root, "--port", "0")  # (refused before it serves: in this process)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and f"{root / link} is a symbolic link" in said and "Traceback" not in said, said
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755 and list(elsewhere.iterdir()) == []

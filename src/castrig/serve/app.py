@@ -133,6 +133,12 @@ def token_dir_for(root: Path) -> tuple[Path, Path, str]:
     from castrig.errors import BadInput
 
     d = Path(root) / TOKEN_DIR
+    for p in (d.parent, d):  # (the data root itself may be a link: it is the operator's to name)
+        if p.is_symlink():
+            # whoever may write the data root could point it anywhere: serve made the folder it led to
+            # 0700 (a home folder, `/` for a root server) and kept the operator token there
+            raise BadInput(f"--data {root}: {p} is a symbolic link (to {os.readlink(p)}); castrig keeps its tokens only in "
+                           "a real folder of the data root: remove the link and start again", file=str(p))
     try:
         return d, ensure_token(d), ""
     except OSError as exc:
