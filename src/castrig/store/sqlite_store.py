@@ -118,6 +118,9 @@ def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     """A connection in autocommit mode with WAL; transactions are explicit."""
     if synchronous not in SYNC_MODES:
         raise ValueError(f"synchronous must be one of {SYNC_MODES}, not {synchronous!r}")
+    why = sidecar_problem(os.path.realpath(path))  # (a named pipe catalog.sqlite-journal stopped `castrig run` at its start)
+    if why is not None:
+        raise StoreError(f"{Path(path).parent}: {why}; remove it (SQLite keeps only regular files there)")
     # (Python's absolute path: SQLite's own refused a `--data ../../../../tmp/x` whose ".." reach
     # above "/", where the OS stays at "/": "unable to open database file", the run faulted)
     conn = sqlite3.connect(os.path.abspath(path), isolation_level=None, timeout=10.0)
