@@ -19,7 +19,7 @@ from castrig.store import runjson
 from castrig.store.commands import read_status
 from castrig.store.lock import live_outcome, recorded_elsewhere, run_holder
 from castrig.store.recipe_text import recipe_file_text
-from castrig.store.sqlite_store import NEVER_STARTED, lenient_text, ro_uri, run_damage
+from castrig.store.sqlite_store import NEVER_STARTED, bounded_reader, lenient_text, ro_uri, run_damage
 
 #: What a run whose process still holds it can be: ``running``, waiting for a pause
 #: (``pausing``) or in one (``paused``), and, once it is ending, making the rig safe
@@ -109,7 +109,7 @@ def open_ro(run_dir: Path) -> Iterator[sqlite3.Connection | None]:
     if uri is None:
         yield None
         return
-    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=5)
+    db = bounded_reader(sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=5))
     db.text_factory = lenient_text
     try:
         yield db

@@ -180,6 +180,19 @@ def lenient_text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+#: The longest TEXT or BLOB value a reader takes from a run's database (castrig writes at most tens
+#: of kB in one: a membrane's verdict). SQLite holds up to 1 GB in one: an event message of 100 MB
+#: (whoever may write the data root) took 480 MB of castrig serve's memory per run page asked for,
+#: and 1.1 GB per saved report. A longer value is SQLite's DataError "string or blob too big".
+READ_VALUE_MAX_BYTES = 4 << 20
+
+
+def bounded_reader(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """``conn`` refusing values longer than :data:`READ_VALUE_MAX_BYTES` (sqlite3.DataError)."""
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, READ_VALUE_MAX_BYTES)
+    return conn
+
+
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A reader's connection: ``mode=ro``, the journal mode left as it is (no write access needed).
 
@@ -188,14 +201,14 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     """
     uri = ro_uri(path)
     try:
-        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=10.0)
+        conn = bounded_reader(sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=10.0))
         conn.text_factory = lenient_text
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
     except sqlite3.OperationalError:
         if not os.access(path, os.R_OK):
             raise
-    conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, timeout=10.0)
+    conn = bounded_reader(sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, timeout=10.0))
     conn.text_factory = lenient_text
     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     return conn
