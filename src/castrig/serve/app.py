@@ -134,7 +134,11 @@ def token_dir_for(root: Path) -> tuple[Path, Path, str]:
 
     d = Path(root) / TOKEN_DIR
     for p in (d.parent, d):  # (the data root itself may be a link: it is the operator's to name)
-        if p.is_symlink():
+        try:
+            linked = p.is_symlink()
+        except OSError:  # (another user's DATA/.castrig, 0700: not ours to look in; said below)
+            linked = False
+        if linked:
             # whoever may write the data root could point it anywhere: serve made the folder it led to
             # 0700 (a home folder, `/` for a root server) and kept the operator token there
             raise BadInput(f"--data {root}: {p} is a symbolic link (to {os.readlink(p)}); castrig keeps its tokens only in "
