@@ -426,3 +426,24 @@ def test_a_tokens_folder_linked_out_of_the_data_root_is_refused(tmp_path, link, 
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and f"{root / link} is a symbolic link" in said and "Traceback" not in said, said
     assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755 and list(elsewhere.iterdir()) == []
+
+
+def test_a_token_file_owned_by_another_user_is_no_token(tmp_path, capsys):
+    """Whoever may write the data root put their own ``DATA/.castrig/tokens/operator`` there (mode
+    0600, a token they chose): a `castrig serve` run as root read it, printed it as the operator
+    token, and took it for pause and abort. A token file another user owns is now refused."""
+    import secrets
+
+    from castrig.serve.app import TOKEN_DIR, ensure_token
+    from conftest import castrig_main
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: only root reads another user's 0600 file")
+    root = tmp_path / "runs"
+    planted = ensure_token(root / TOKEN_DIR)
+    planted.write_text(secrets.token_urlsafe(32) + "\n")
+    for p in (root / ".castrig", root / TOKEN_DIR, planted):
+        os.chown(p, 65534, 65534)  # nobody's
+    done = castrig_main(capsys, "serve", "--data", root, "--port", "0")  # (refused before it serves: in this process)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and f"{planted}: not usable as the operator token: owned by another user (uid 65534" in said, said

@@ -167,13 +167,17 @@ MIN_TOKEN_CHARS = 22
 
 def token_problem(path: Path) -> str | None:
     """Why the token file ``path`` is not taken, or None: not a regular file, open to other users
-    (group or world bits), or shorter than :data:`MIN_TOKEN_CHARS`."""
+    (group or world bits), owned by another user, or shorter than :data:`MIN_TOKEN_CHARS`."""
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode):
             return "not a regular file"
         if st.st_mode & 0o077:
             return f"open to other users (mode {stat.S_IMODE(st.st_mode):04o}; chmod 600 it)"
+        if st.st_uid != os.geteuid():
+            # (a server run as root read another user's 0600 file: whoever may write the data root put
+            # their own DATA/.castrig there, and the token they chose paused and aborted runs)
+            return f"owned by another user (uid {st.st_uid}, not {os.geteuid()}): whoever owns it knows the token"
         secret = path.read_text().strip()
     except (OSError, UnicodeDecodeError) as exc:
         return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
