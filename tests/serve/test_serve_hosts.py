@@ -428,10 +428,11 @@ def test_a_tokens_folder_linked_out_of_the_data_root_is_refused(tmp_path, link, 
     assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755 and list(elsewhere.iterdir()) == []
 
 
-def test_a_token_file_owned_by_another_user_is_no_token(tmp_path, capsys):
+def test_a_token_file_owned_by_another_user_is_no_token(tmp_path, capsys, read_only_mount, castrig_serve):
     """Whoever may write the data root put their own ``DATA/.castrig/tokens/operator`` there (mode
     0600, a token they chose): a `castrig serve` run as root read it, printed it as the operator
-    token, and took it for pause and abort. A token file another user owns is now refused."""
+    token, and took it for pause and abort. A token file another user owns is now refused; on a
+    read-only data root (nothing to remove there) the user's own token serves instead."""
     import secrets
 
     from castrig.serve.app import TOKEN_DIR, ensure_token
@@ -447,3 +448,6 @@ def test_a_token_file_owned_by_another_user_is_no_token(tmp_path, capsys):
     done = castrig_main(capsys, "serve", "--data", root, "--port", "0")  # (refused before it serves: in this process)
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and f"{planted}: not usable as the operator token: owned by another user (uid 65534" in said, said
+    state = tmp_path / "state"
+    with castrig_serve(read_only_mount(root), env={"XDG_STATE_HOME": str(state)}) as served:
+        assert served.token_file.is_relative_to(state), served.token_file

@@ -147,8 +147,10 @@ def token_dir_for(root: Path) -> tuple[Path, Path, str]:
         return d, ensure_token(d), ""
     except OSError as exc:
         why = exc.strerror or str(exc)
-    if _readable_file(d / DEFAULT_TOKEN):
+    if _readable_file(d / DEFAULT_TOKEN) and token_problem(d / DEFAULT_TOKEN) is None:
         return d, d / DEFAULT_TOKEN, ""  # the rig's own token, readable: it still works here
+    # (one this user may not take — another user's, read by root — cannot be fixed on a data root
+    # this user cannot write: the user's own token, as for a root without one)
     other = state_token_dir(root)
     try:
         path = ensure_token(other)
