@@ -1050,6 +1050,9 @@ RUN_FOLDER_DAMAGES: dict[str, tuple[str, Callable[[Path], Any], str]] = {
     # a named pipe for run.json (whoever may write the data root): `castrig runs`, `status`, the
     # served run list and the queue waited for ever on its open, for a writer that never came
     "json_fifo": ("run.json", lambda p: (p.unlink(), os.mkfifo(p)), "run.json is not a regular file"),
+    # a named pipe for the rollback journal SQLite opens beside run.sqlite: every reader (the served
+    # runs list, each request taking a server thread for ever; `castrig runs`, `report`) waited on it
+    "journal_fifo": ("run.sqlite", lambda p: os.mkfifo(p.with_name("run.sqlite-journal")), "run.sqlite-journal is not a regular file"),
 }
 
 

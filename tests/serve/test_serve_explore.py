@@ -428,3 +428,35 @@ def test_a_snapshot_swapped_for_a_named_pipe_after_its_look_is_not_waited_on(tmp
     if stuck:  # (let the stuck reader go, then fail)
         os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
     assert not stuck and got == [None]
+
+
+def test_reading_a_map_while_a_worker_appends_to_its_journal_writes_nothing(tmp_path: Path, castrig_serve):
+    """A GET of a map (no token on loopback) found the journal's last entry without its newline —
+    a worker's append under way — and cut it off, as the study's own process does after a power
+    cut but without the journal's lock: the rest of the entry then landed as a line of garbage and
+    the study was damaged for good. The server now only reads; the entry counts once it is whole.
+    And a journal of hundreds of MB with no newline (whoever may write the data root) was replayed
+    whole: 400 MB took 900 MB of the server's memory on one GET; beyond JOURNAL_MAX_BYTES it is named, unread."""
+    from castrig.serve.explore import JOURNAL_MAX_BYTES
+
+    data = tmp_path / "data"
+    folder = data / "explore" / "map-claim1"
+    make_study(folder)
+    journal = folder / "study.journal"
+    whole = journal.read_bytes()
+    journal.write_bytes(whole[:-20])  # the last entry, its last 20 bytes not yet written
+    (data / "explore" / "huge").mkdir()
+    with open(data / "explore" / "huge" / "study.journal", "wb") as fh:
+        fh.truncate(JOURNAL_MAX_BYTES + 1)  # (sparse: no disk taken)
+    with castrig_serve(data) as served:
+        code, body, _ = http(served.url + "api/explore/huge")
+        assert code == 409 and "more than castrig serve reads of a study journal" in body["error"], (code, body)
+        assert "huge" in http(served.url + "explore")[1]
+        for path in ("api/explore/map-claim1", "explore/map-claim1"):
+            assert http(served.url + path)[0] == 200, path
+        assert journal.read_bytes() == whole[:-20]
+        with open(journal, "ab") as fh:  # the worker's write ends
+            fh.write(whole[-20:])
+        code, api, _ = http(served.url + "api/explore/map-claim1")
+        assert code == 200 and (api["asked"], api["waiting"]) == (4, 4), api
+    assert journal.read_bytes() == whole

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -327,7 +328,16 @@ def test_non_loopback_login_sets_the_cookie_that_reads_the_runs(finished_run, ca
         code, headers, _ = get("/login", form=urlencode({"token": served.token}))
         assert code == 303 and headers["location"] == "/"
         cookie = headers["set-cookie"].split(";")[0]
-        assert cookie == f"castrig_token={served.token}" and "httponly" in headers["set-cookie"].lower()
+        assert cookie.startswith("castrig_token=") and "httponly" in headers["set-cookie"].lower()
+        # the cookie is no token: a browser sends it to every port of this host (another user's web
+        # server there got the operator token, which aborts runs); what it holds reads, never acts
+        assert served.token not in headers["set-cookie"]
+        key = cookie.split("=", 1)[1]
+        for bearer, code in ((key, 401), (served.token, 409)):  # (the run is over: the token gets "not running")
+            done = http.client.HTTPConnection(u.hostname, u.port, timeout=20)
+            done.request("POST", f"/api/runs/{uid}/abort", headers={"Authorization": f"Bearer {bearer}", "Cookie": cookie})
+            assert done.getresponse().status == code, bearer
+            done.close()
         # a script may still log in with the token in the query
         code, headers, _ = get(f"/login?token={served.token}")
         assert code == 303 and headers["set-cookie"].split(";")[0] == cookie
@@ -398,3 +408,46 @@ def test_a_weak_or_open_token_file_is_no_token(tmp_path, castrig_serve, finished
     done = castrig("serve", "--data", str(root), "--port", "0", timeout_s=30)
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and f"{tokens / 'operator'}: not usable as the operator token: open to other users" in said, said
+
+
+@pytest.mark.parametrize("link", [".castrig", ".castrig/tokens"])
+def test_a_tokens_folder_linked_out_of_the_data_root_is_refused(tmp_path, link, capsys):
+    """Whoever may write the data root made ``DATA/.castrig`` (or its ``tokens``) a symlink to a
+    folder elsewhere: `castrig serve` made that folder 0700 (a home folder; ``/`` for a server run
+    as root) and kept the operator token there. Now it refuses to start (exit 2) naming the link,
+    and the folder it leads to is left as it was."""
+    from conftest import castrig_main
+
+    root, elsewhere = tmp_path / "runs", tmp_path / "someone's folder"
+    elsewhere.mkdir(mode=0o755)
+    (root / link).parent.mkdir(parents=True)
+    (root / link).symlink_to(elsewhere)
+    done = castrig_main(capsys, "serve", "--data", root, "--port", "0")  # (refused before it serves: in this process)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and f"{root / link} is a symbolic link" in said and "Traceback" not in said, said
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755 and list(elsewhere.iterdir()) == []
+
+
+def test_a_token_file_owned_by_another_user_is_no_token(tmp_path, capsys, read_only_mount, castrig_serve):
+    """Whoever may write the data root put their own ``DATA/.castrig/tokens/operator`` there (mode
+    0600, a token they chose): a `castrig serve` run as root read it, printed it as the operator
+    token, and took it for pause and abort. A token file another user owns is now refused; on a
+    read-only data root (nothing to remove there) the user's own token serves instead."""
+    import secrets
+
+    from castrig.serve.app import TOKEN_DIR, ensure_token
+    from conftest import castrig_main
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: only root reads another user's 0600 file")
+    root = tmp_path / "runs"
+    planted = ensure_token(root / TOKEN_DIR)
+    planted.write_text(secrets.token_urlsafe(32) + "\n")
+    for p in (root / ".castrig", root / TOKEN_DIR, planted):
+        os.chown(p, 65534, 65534)  # nobody's
+    done = castrig_main(capsys, "serve", "--data", root, "--port", "0")  # (refused before it serves: in this process)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and f"{planted}: not usable as the operator token: owned by another user (uid 65534" in said, said
+    state = tmp_path / "state"
+    with castrig_serve(read_only_mount(root), env={"XDG_STATE_HOME": str(state)}) as served:
+        assert served.token_file.is_relative_to(state), served.token_file

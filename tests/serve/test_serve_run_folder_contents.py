@@ -337,3 +337,23 @@ def test_one_odd_row_or_folder_name_neither_breaks_the_pages_nor_empties_them(tm
     for run in [mine / "20260101-000001-a-event-bytes", mine / "20260101-000001-e-image-step-list", os.fsdecode(bad_name)]:
         done = castrig("report", str(run), "--out", str(tmp_path / "r.html"))
         assert done.returncode in (0, 2) and "Traceback" not in done.stderr, (run, done.stderr[-2000:])
+
+
+def test_a_value_of_hundreds_of_mb_in_run_sqlite_is_not_read(finished_demo_run, shared):
+    """One event message of 100 MB in run.sqlite (SQLite holds up to 1 GB in a value; whoever may
+    write the data root can put it there) took 480 MB of the server's memory per run page asked
+    for, no token needed on loopback, and 1.1 GB per saved report. Readers now take no value over
+    READ_VALUE_MAX_BYTES: the run's detail comes without it, its report is 409 naming the damage."""
+    from castrig.store.sqlite_store import READ_VALUE_MAX_BYTES
+
+    served, mark = shared
+    root, run = served.copy(finished_demo_run, "long-value", images=False)
+    with sqlite3.connect(run / "run.sqlite") as db:
+        db.execute("INSERT INTO events(t_s, kind, source, message, data_json) VALUES (1.0, 'warning', 'x', ?, '{}')",
+                   ("A" * (READ_VALUE_MAX_BYTES + 1),))
+    url = served.server.url
+    code, body = get(f"{url}api/runs/{run.name}")
+    assert code == 200 and len(body) < 1 << 20, (code, len(body))
+    code, body = get(f"{url}runs/{run.name}/report.html")
+    assert code == 409 and "damaged run folder" in body and len(body) < 1000, (code, body[:300])
+    assert "Traceback" not in served.server.log_since(mark)

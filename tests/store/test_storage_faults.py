@@ -87,6 +87,23 @@ def test_a_damaged_run_folder_is_named_with_the_reason(one_run, tmp_path, damage
     assert "Traceback" not in done.stderr, done.stderr
 
 
+def test_a_named_pipe_beside_the_catalog_hangs_neither_a_listing_nor_a_new_run(one_run, tmp_path, capsys):
+    """A named pipe ``DATA/catalog.sqlite-journal`` (whoever may write the data root): SQLite opens
+    the journal by name, and waited on it for a writer for ever (Ctrl-C did not reach it): `castrig
+    runs` hung, and `castrig run` never started, saying nothing. Now the listing goes on without the
+    catalog and a new run is refused (exit 3) naming the file, no folder left behind."""
+    data = tmp_path / "runs"
+    shutil.copytree(one_run, data / one_run.name)
+    assert castrig_main(capsys, "runs", "--data", str(data)).returncode == 0  # the catalog is made (the journal is looked for then)
+    os.mkfifo(data / "catalog.sqlite-journal")
+    done = castrig_main(capsys, "runs", "--data", str(data))
+    assert done.returncode == 0 and one_run.name[:15] in " ".join(done.stdout.split()), done.stdout + done.stderr
+    done = castrig("run", str(SHORT), "--data", str(data), "-q", timeout_s=60)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 3 and "catalog.sqlite-journal is not a regular file" in said and "Traceback" not in said, said
+    assert sorted(p.name for p in data.iterdir() if p.is_dir()) == [one_run.name]
+
+
 READERS = (["runs", "--data", "{data}"], ["report", "{run}", "--out", "{out}/r.html"], ["export", "{run}", "--to", "{out}/x"],
            ["lots", "--data", "{data}"])
 

@@ -160,11 +160,16 @@ class DamagedJournal(BadInput):
 def read_journal(path: Path, lock_obj: Any = None):  # type: ignore[no-untyped-def]
     """Optuna's JournalStorage over the journal file ``path`` (replayed as it opens), or
     :class:`DamagedJournal`: Optuna's own answer to a damaged line is a JSONDecodeError (or a
-    KeyError, TypeError, AssertionError) from deep in its replay."""
+    KeyError, TypeError, AssertionError) from deep in its replay.
+
+    Without ``lock_obj`` (a reader: ``castrig serve``) the file is only read: a last entry without
+    its newline may be a worker's append under way (Optuna's replay stops before it), and cutting
+    it then — any GET of a map page did, without the journal's lock — broke that entry for good."""
     optuna = _optuna()
     from optuna.storages.journal import JournalFileBackend
 
-    _drop_a_cut_last_entry(path, lock_obj)
+    if lock_obj is not None:  # (the study's own process: it holds the lock while it cuts)
+        _drop_a_cut_last_entry(path, lock_obj)
     try:
         return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=lock_obj))
     except REPLAY_ERRORS as exc:

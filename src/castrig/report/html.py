@@ -296,7 +296,7 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
     from castrig.store import segmentation
 
     loaded: dict[str, np.ndarray] = {}
-    digests: dict[str, str] = {}
+    digests: dict[str, str | None] = {}
     notes: list[str] = []
     from castrig.store.live import file_in
 

@@ -16,7 +16,7 @@ Security: binds 127.0.0.1 by default. Actions (pause, resume, abort) need
 made on first start; every file there is a token, named by its file name; a read-only data root
 keeps its token in the user's state folder, see :func:`token_dir_for`); without one they
 answer 401 and change nothing. Tokens are compared in constant time. On a non-loopback address
-reading needs the token too (header, or the cookie ``/login`` sets: its form posts the token, kept out of the browser's history; ``?token=…`` for a script). On loopback,
+reading needs the token too (header, or the cookie ``/login`` sets — a key that reads, not the token: :func:`read_key`; its form posts the token, kept out of the browser's history; ``?token=…`` for a script). On loopback,
 where reading needs no token, only a Host header naming loopback (localhost, 127.0.0.0/8, [::1],
 any port; parsed strictly: a host and a port, nothing more) is answered: a web page that rebinds its own name to 127.0.0.1 (DNS rebinding) gets 400
 and no data. Query numbers (cursors, image ids) out of form or range are 400/404; bad runs-list
@@ -133,12 +133,24 @@ def token_dir_for(root: Path) -> tuple[Path, Path, str]:
     from castrig.errors import BadInput
 
     d = Path(root) / TOKEN_DIR
+    for p in (d.parent, d):  # (the data root itself may be a link: it is the operator's to name)
+        try:
+            linked = p.is_symlink()
+        except OSError:  # (another user's DATA/.castrig, 0700: not ours to look in; said below)
+            linked = False
+        if linked:
+            # whoever may write the data root could point it anywhere: serve made the folder it led to
+            # 0700 (a home folder, `/` for a root server) and kept the operator token there
+            raise BadInput(f"--data {root}: {p} is a symbolic link (to {os.readlink(p)}); castrig keeps its tokens only in "
+                           "a real folder of the data root: remove the link and start again", file=str(p))
     try:
         return d, ensure_token(d), ""
     except OSError as exc:
         why = exc.strerror or str(exc)
-    if _readable_file(d / DEFAULT_TOKEN):
+    if _readable_file(d / DEFAULT_TOKEN) and token_problem(d / DEFAULT_TOKEN) is None:
         return d, d / DEFAULT_TOKEN, ""  # the rig's own token, readable: it still works here
+    # (one this user may not take — another user's, read by root — cannot be fixed on a data root
+    # this user cannot write: the user's own token, as for a root without one)
     other = state_token_dir(root)
     try:
         path = ensure_token(other)
@@ -157,13 +169,17 @@ MIN_TOKEN_CHARS = 22
 
 def token_problem(path: Path) -> str | None:
     """Why the token file ``path`` is not taken, or None: not a regular file, open to other users
-    (group or world bits), or shorter than :data:`MIN_TOKEN_CHARS`."""
+    (group or world bits), owned by another user, or shorter than :data:`MIN_TOKEN_CHARS`."""
     try:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode):
             return "not a regular file"
         if st.st_mode & 0o077:
             return f"open to other users (mode {stat.S_IMODE(st.st_mode):04o}; chmod 600 it)"
+        if st.st_uid != os.geteuid():
+            # (a server run as root read another user's 0600 file: whoever may write the data root put
+            # their own DATA/.castrig there, and the token they chose paused and aborted runs)
+            return f"owned by another user (uid {st.st_uid}, not {os.geteuid()}): whoever owns it knows the token"
         secret = path.read_text().strip()
     except (OSError, UnicodeDecodeError) as exc:
         return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
@@ -173,9 +189,20 @@ def token_problem(path: Path) -> str | None:
     return None
 
 
-def token_name(token_dir: Path, presented: str | None) -> str | None:
-    """The name of the token in ``token_dir`` that ``presented`` matches (constant-time compare),
-    else None; a file :func:`token_problem` finds fault with is no token."""
+def read_key(secret: str) -> str:
+    """What the login cookie holds for the token ``secret``: a key that reads, never the token.
+
+    The cookie held the token itself; a browser sends a cookie to every port of the host that set
+    it (cookies know no ports), so any web server another user of the rig PC runs there received
+    the operator token with each visit, and with it could pause or abort runs. Actions take only
+    the token (``Authorization: Bearer``), so what leaks this way reads and no more."""
+    return hmac.new(secret.encode(), b"castrig serve: read", hashlib.sha256).hexdigest()
+
+
+def token_name(token_dir: Path, presented: str | None, *, as_cookie: bool = False) -> str | None:
+    """The name of the token in ``token_dir`` that ``presented`` matches (constant-time compare;
+    ``as_cookie``: its :func:`read_key`), else None; a file :func:`token_problem` finds fault with
+    is no token."""
     if not presented:
         return None
     d = Path(token_dir)
@@ -187,7 +214,7 @@ def token_name(token_dir: Path, presented: str | None) -> str | None:
             secret = p.read_text().strip()
         except OSError:
             continue
-        if secret and hmac.compare_digest(secret.encode(), presented.encode()):
+        if secret and hmac.compare_digest((read_key(secret) if as_cookie else secret).encode(), presented.encode()):
             found = p.name  # keep comparing: the time taken does not say which file matched
     return found
 
@@ -234,7 +261,8 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         return auth[7:].strip() if auth.lower().startswith("bearer ") else None
 
     def may_read(request: Request) -> bool:
-        return loopback or token_name(tokens, bearer(request) or request.cookies.get(COOKIE)) is not None
+        return (loopback or token_name(tokens, bearer(request)) is not None
+                or token_name(tokens, request.cookies.get(COOKIE), as_cookie=True) is not None)
 
     def refuse() -> Response:
         return JSONResponse({"error": "unauthorized: give Authorization: Bearer <token> (the token_file castrig serve printed)"},
@@ -464,7 +492,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         if token_name(tokens, tok) is None:
             return HTMLResponse(_login_page("that token is not valid"), status_code=401)
         resp = RedirectResponse("/", status_code=303)
-        resp.set_cookie(COOKIE, tok, httponly=True, samesite="strict")
+        resp.set_cookie(COOKIE, read_key(tok.strip()), httponly=True, samesite="strict")  # (the token itself acts)
         return resp
 
     from castrig.serve.explore import routes as explore_routes

@@ -101,6 +101,12 @@ class _Study:
         return self._storage.get_all_trials(self._id, deepcopy=False, states=states)
 
 
+#: The largest study journal the server reads. Optuna replays a journal whole, line by line: a
+#: 400 MB file with no newline (whoever may write the data root can put one there) took 900 MB of
+#: the server's memory on one GET. A map or search castrig runs writes a few kB per trial.
+JOURNAL_MAX_BYTES = 64 << 20
+
+
 class Journals:
     """One read-only Optuna journal storage per journal file (synced incrementally on each read)."""
 
@@ -116,6 +122,12 @@ class Journals:
             self.forget(key)
             return []
         st = journal.stat()
+        if st.st_size > JOURNAL_MAX_BYTES:
+            from castrig.explore.distributed import DamagedJournal
+
+            self.forget(key)
+            raise DamagedJournal(f"{journal}: {st.st_size / 2**20:.0f} MiB, more than castrig serve reads of a study journal "
+                                 f"({JOURNAL_MAX_BYTES >> 20} MiB; castrig's own run to a few MB): not shown", file=str(journal))
         ident = (st.st_dev, st.st_ino)
         with self._lock:
             cached = self._open.get(key)

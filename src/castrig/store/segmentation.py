@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import json
 import math
 from collections.abc import Collection
@@ -35,9 +36,19 @@ VERSION = 1
 MAX_BYTES = 32 << 20
 
 
-def image_digest(path: Path) -> str:
-    """The SHA-256 of an image file (read in pieces)."""
+#: The largest image file hashed: a micrograph file of 64 GB (sparse: no disk taken; whoever may
+#: write the data root can make one, its image still readable at its start) kept `castrig report`
+#: and the report served without a token on loopback hashing for a minute per request, the one
+#: decoding slot held meanwhile. No segmentation is kept or found for a larger file (the report
+#: measures its image again, bounded by the image limits).
+DIGEST_MAX_BYTES = 1 << 30
+
+
+def image_digest(path: Path) -> str | None:
+    """The SHA-256 of an image file (read in pieces); None for one over :data:`DIGEST_MAX_BYTES`."""
     with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size > DIGEST_MAX_BYTES:
+            return None
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
@@ -57,12 +68,14 @@ def write(run_dir: Path, image_rel: str, view: dict[str, Any]) -> Path:
     return out
 
 
-def read(run_dir: Path, image_rel: str, image_sha256: str, kind: str, shape: tuple[int, ...], step: int,
+def read(run_dir: Path, image_rel: str, image_sha256: str | None, kind: str, shape: tuple[int, ...], step: int,
          value_names: Collection[str]) -> dict[str, Any] | None:
     """The view kept for the image whose file's digest is ``image_sha256``, seen as ``kind`` (its
     illumination), of ``shape`` and shown at ``step``, its caption's values named
     ``value_names``; None unless the file belongs to that image and holds nothing but what
-    :func:`write` puts there."""
+    :func:`write` puts there (none for an image without a digest: over :data:`DIGEST_MAX_BYTES`)."""
+    if not image_sha256:
+        return None
     try:
         # a regular file, not through a link (a named pipe there hung the report: open waited for
         # a writer), read bounded (a file of any size reads MAX_BYTES)

@@ -32,6 +32,7 @@ import re
 import shutil
 import socket
 import sqlite3
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -118,6 +119,9 @@ def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     """A connection in autocommit mode with WAL; transactions are explicit."""
     if synchronous not in SYNC_MODES:
         raise ValueError(f"synchronous must be one of {SYNC_MODES}, not {synchronous!r}")
+    why = sidecar_problem(os.path.realpath(path))  # (a named pipe catalog.sqlite-journal stopped `castrig run` at its start)
+    if why is not None:
+        raise StoreError(f"{Path(path).parent}: {why}; remove it (SQLite keeps only regular files there)")
     # (Python's absolute path: SQLite's own refused a `--data ../../../../tmp/x` whose ".." reach
     # above "/", where the OS stays at "/": "unable to open database file", the run faulted)
     conn = sqlite3.connect(os.path.abspath(path), isolation_level=None, timeout=10.0)
@@ -138,8 +142,36 @@ def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
 
 def ro_uri(path: str | Path) -> str:
     """``file:`` URI of a database, its path percent-encoded: a data root named ``Lab #2`` or
-    ``a?b`` cut the URI short there, and every reader found no database (status showed nothing)."""
-    return Path(path).resolve().as_uri()
+    ``a?b`` cut the URI short there, and every reader found no database (status showed nothing).
+    sqlite3.OperationalError if a file SQLite opens beside it is no regular file (:func:`sidecar_problem`)."""
+    real = Path(path).resolve()
+    why = sidecar_problem(real)
+    if why is not None:
+        raise sqlite3.OperationalError(f"{real.parent}: {why}")
+    return real.as_uri()
+
+
+#: The files SQLite opens beside a database by name: its rollback journal, its WAL and the WAL's index.
+SIDECARS = ("-journal", "-wal", "-shm")
+
+
+def sidecar_problem(db_path: str | Path) -> str | None:
+    """Why SQLite must not open the database ``db_path`` (resolved), or None: a file it opens beside
+    it (:data:`SIDECARS`) is no regular file. A named pipe ``run.sqlite-journal`` (whoever may write
+    the data root can make one) was opened by every reader, which then waited for a writer for ever:
+    the served runs list, ``castrig runs`` and ``castrig report`` hung, and each request held a
+    server thread until none was left."""
+    for suffix in SIDECARS:
+        side = Path(f"{db_path}{suffix}")
+        try:
+            mode = os.stat(side).st_mode  # (a symlink: what SQLite would open)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # a symlink loop, a folder closed to this user: SQLite could not open it either
+            return f"{side.name} cannot be read ({exc.strerror or exc})"
+        if not stat.S_ISREG(mode):
+            return f"{side.name} is not a regular file (a named pipe or device SQLite would wait on)"
+    return None
 
 
 def lenient_text(raw: bytes) -> str:
@@ -147,6 +179,19 @@ def lenient_text(raw: bytes) -> str:
     read with U+FFFD. SQLite's default raised OperationalError on the whole query: the live page
     showed no events or no plots without a word, and the report was a traceback."""
     return raw.decode("utf-8", errors="replace")
+
+
+#: The longest TEXT or BLOB value a reader takes from a run's database (castrig writes at most tens
+#: of kB in one: a membrane's verdict). SQLite holds up to 1 GB in one: an event message of 100 MB
+#: (whoever may write the data root) took 480 MB of castrig serve's memory per run page asked for,
+#: and 1.1 GB per saved report. A longer value is SQLite's DataError "string or blob too big".
+READ_VALUE_MAX_BYTES = 4 << 20
+
+
+def bounded_reader(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """``conn`` refusing values longer than :data:`READ_VALUE_MAX_BYTES` (sqlite3.DataError)."""
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, READ_VALUE_MAX_BYTES)
+    return conn
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
@@ -157,14 +202,14 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     """
     uri = ro_uri(path)
     try:
-        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=10.0)
+        conn = bounded_reader(sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=10.0))
         conn.text_factory = lenient_text
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return conn
     except sqlite3.OperationalError:
         if not os.access(path, os.R_OK):
             raise
-    conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, timeout=10.0)
+    conn = bounded_reader(sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, timeout=10.0))
     conn.text_factory = lenient_text
     conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     return conn
@@ -1310,6 +1355,12 @@ def run_damage(run_dir: Path) -> str | None:
         read_run_info(run_dir)
     except DamagedRun as exc:
         return exc.reason
+    try:
+        why = sidecar_problem(db.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: said below
+        why = None
+    if why is not None:
+        return why
     try:
         if not db.is_file():
             return "run.sqlite is missing"
