@@ -182,3 +182,28 @@ def test_a_64_bit_section_is_measured_without_a_warning_on_stderr(tmp_path, rend
     done = castrig("analyse", "section", str(tmp_path / "cut.tif"), "--pixel-size", str(px), "--json")
     assert done.returncode == 0 and done.stderr == "", done.stderr[-2000:]
     assert json.loads(done.stdout)["mean_thickness_um"] == pytest.approx(truth, rel=0.05)
+
+
+def test_a_progressive_jpeg_cut_after_its_first_scans_is_refused_not_measured_coarse(tmp_path, rendered_membrane):
+    """A twin top view saved as a progressive JPEG, cut after 2 of its scans and an end marker
+    (EOI) added (an interrupted download a tool re-ended): valid to libjpeg, which decodes the
+    coarse image those scans hold; it was measured (opening 0.243 for 0.27), exit 0, no flag. Now
+    refused before decoding, the file named; the whole JPEG is still measured."""
+    import io
+
+    from PIL import Image
+
+    from castrig.tiffio import read_micrograph
+
+    a, px, _ = read_micrograph(rendered_membrane / "m000_reflected.tif")
+    buf = io.BytesIO()
+    Image.fromarray(a[:384, :384]).save(buf, "JPEG", quality=92, progressive=True)
+    whole = buf.getvalue()
+    scans = [k for k in range(len(whole) - 1) if whole[k:k + 2] == b"\xff\xda"]
+    (tmp_path / "top.jpg").write_bytes(whole)
+    (tmp_path / "cut.jpg").write_bytes(whole[:scans[2]] + b"\xff\xd9")
+    cut = castrig("analyse", "surface", "cut.jpg", "--pixel-size", str(px), cwd=tmp_path)
+    assert cut.returncode == 2 and "Traceback" not in cut.stderr, cut.stdout + cut.stderr[-2000:]
+    assert "cut.jpg: its JPEG scans end before every part of the image is sent at full precision" in cut.stderr, cut.stderr
+    done = castrig("analyse", "surface", "top.jpg", "--pixel-size", str(px), "--json", cwd=tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout)["opening_ratio"] > 0.4, done.stderr[-2000:]
