@@ -456,3 +456,28 @@ def test_a_folder_camera_waits_for_an_image_still_being_written_and_never_measur
         writer.join()
     np.testing.assert_array_equal(frame.image, image)
     assert frame.pixel_size_um == pytest.approx(0.5, rel=1e-3)
+
+
+def test_a_run_whose_camera_image_stays_cut_short_stops_at_the_capture_and_measures_nothing(tmp_path):
+    """The same through the real `castrig run` (the twin's rig, a folder camera): a top view whose
+    data ends after half its rows had been captured and measured, the rest black, exit 0. Now the
+    camera waits its ready_timeout_s (the profile's) and the capture stops, naming the file."""
+    import yaml
+
+    from conftest import ROOT, castrig, run_rows
+
+    (tmp_path / "cam").mkdir()
+    image = np.random.default_rng(4).integers(20, 235, (96, 128), dtype=np.uint8)
+    (tmp_path / "cam" / "m01_reflected.png").write_bytes(_png_of_rows(image, 48, dpi=25400 / 0.5))
+    profile = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    profile["devices"]["camera"] = {"model": "folder", "folder": str(tmp_path / "cam"), "ready_timeout_s": 0.2}
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"name": "replayed", "steps": [
+        {"type": "capture", "views": ["reflected"], "fields": 1}]}))
+    done = castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                   "--data", str(tmp_path / "runs"), "-q")
+    assert done.returncode == 3, done.stdout + done.stderr[-2000:]
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    assert run_rows(run_dir, "SELECT count(*) FROM images") == [(0,)]
+    said = " ".join(m for (m,) in run_rows(run_dir, "SELECT message FROM events"))
+    assert "m01_reflected.png" in said and "still incomplete after 0.2 s" in said, said[-2000:]

@@ -292,7 +292,7 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 #: how castrig's readers say an image's data stops short of what it declares
-_INCOMPLETE_WORDS = ("truncated", "stops short", "cut short", "hold no data")
+_INCOMPLETE_WORDS = ("truncated", "stops short", "cut short", "hold no data", "points to no image directory")
 
 
 def _incomplete(text: str) -> bool:
