@@ -167,3 +167,43 @@ def test_a_grey_tiff_of_two_channels_is_refused_unless_the_second_is_alpha(tmp_p
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert ("two.tif: holds 2 channels a pixel and its second is no alpha channel (TIFF no ExtraSamples tag); castrig "
             "measures one greyscale image") in " ".join(res.stderr.split()), res.stderr
+
+
+def test_a_64_bit_section_is_measured_without_a_warning_on_stderr(tmp_path, rendered_membrane):
+    """A twin section saved as uint64 (its grey levels shifted to the top bits): kept in raw units,
+    its values (to 1.8e19) were squared in float32 by scikit-image's Otsu: 'RuntimeWarning:
+    overflow encountered in multiply' on stderr, for a result that was right (int64 alike). Now
+    rescaled as floats are: the twin's thickness, nothing on stderr."""
+    from castrig.tiffio import read_micrograph
+
+    a, px, _ = read_micrograph(rendered_membrane / "m000_section.tif")
+    truth = json.loads((rendered_membrane / "truth.json").read_text())["m000"]["mean_thickness_um"]
+    tifffile.imwrite(tmp_path / "cut.tif", a[:, : a.shape[1] // 2].astype(np.uint64) << np.uint64(56))
+    done = castrig("analyse", "section", str(tmp_path / "cut.tif"), "--pixel-size", str(px), "--json")
+    assert done.returncode == 0 and done.stderr == "", done.stderr[-2000:]
+    assert json.loads(done.stdout)["mean_thickness_um"] == pytest.approx(truth, rel=0.05)
+
+
+def test_a_progressive_jpeg_cut_after_its_first_scans_is_refused_not_measured_coarse(tmp_path, rendered_membrane):
+    """A twin top view saved as a progressive JPEG, cut after 2 of its scans and an end marker
+    (EOI) added (an interrupted download a tool re-ended): valid to libjpeg, which decodes the
+    coarse image those scans hold; it was measured (opening 0.243 for 0.27), exit 0, no flag. Now
+    refused before decoding, the file named; the whole JPEG is still measured."""
+    import io
+
+    from PIL import Image
+
+    from castrig.tiffio import read_micrograph
+
+    a, px, _ = read_micrograph(rendered_membrane / "m000_reflected.tif")
+    buf = io.BytesIO()
+    Image.fromarray(a[:384, :384]).save(buf, "JPEG", quality=92, progressive=True)
+    whole = buf.getvalue()
+    scans = [k for k in range(len(whole) - 1) if whole[k:k + 2] == b"\xff\xda"]
+    (tmp_path / "top.jpg").write_bytes(whole)
+    (tmp_path / "cut.jpg").write_bytes(whole[:scans[2]] + b"\xff\xd9")
+    cut = castrig("analyse", "surface", "cut.jpg", "--pixel-size", str(px), cwd=tmp_path)
+    assert cut.returncode == 2 and "Traceback" not in cut.stderr, cut.stdout + cut.stderr[-2000:]
+    assert "cut.jpg: its JPEG scans end before every part of the image is sent at full precision" in cut.stderr, cut.stderr
+    done = castrig("analyse", "surface", "top.jpg", "--pixel-size", str(px), "--json", cwd=tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout)["opening_ratio"] > 0.4, done.stderr[-2000:]

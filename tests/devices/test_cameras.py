@@ -106,7 +106,7 @@ def test_folder_png_pixel_size_from_phys_and_colour_to_grey(tmp_path):
     rgb[..., 1] = 200
     write_png(tmp_path / "x_reflected.png", rgb, dpi=25400 / 0.8)  # 0.8 µm pixels
     f = FolderCamera("replay", folder=tmp_path).snap(R)
-    assert f.image.ndim == 2 and f.image[0, 0] == round(0.587 * 200)
+    assert f.image.ndim == 2 and f.image[0, 0] == round(0.7154 * 200)  # as `castrig analyse` reads it (Rec. 709)
     assert f.pixel_size_um == pytest.approx(0.8, rel=1e-3)
     assert f.exposure_ms == 0.0 and f.metadata["exposure_known"] is False
     # An explicit pixel size wins over the file's.
@@ -159,7 +159,7 @@ def test_folder_missing_and_vanishing(tmp_path):
 def test_folder_unreadable_image_is_typed_error(tmp_path):
     (tmp_path / "x_reflected.png").write_bytes(b"\x89PNG broken")
     with pytest.raises(CameraReadError, match="cannot read"):
-        FolderCamera("replay", folder=tmp_path, pixel_size_um=1).snap(R)
+        FolderCamera("replay", folder=tmp_path, pixel_size_um=1, ready_timeout_s=0).snap(R)
 
 
 def test_folder_picks_up_new_images(tmp_path):
@@ -448,3 +448,75 @@ def test_net_camera_identity_must_be_one(reply):
         cam.identify()
     assert "\x01" not in str(err.value)
     assert NetCamera(ScriptedLink([(b"*IDN?\n", b"CASTRIG,SIMCAM,000001,1.0\n")]), name="camera").identify() == "CASTRIG,SIMCAM,000001,1.0"
+
+
+def _png_of_rows(image: np.ndarray, rows: int, dpi: float) -> bytes:
+    """A grey PNG declaring all of ``image`` whose (cleanly ended) compressed data holds only its
+    first ``rows`` rows: a file whose writer had not written the rest."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w = image.shape
+    raw = b"".join(b"\x00" + image[r].tobytes() for r in range(rows))
+    per_m = round(dpi / 0.0254)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + chunk(b"pHYs", struct.pack(">IIB", per_m, per_m, 1)) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+def test_a_folder_camera_waits_for_an_image_still_being_written_and_never_measures_a_cut_one(tmp_path):
+    """The microscope software still writing a PNG as the capture comes: Pillow read one whose
+    data ended after half its rows as a whole image, the rest black, and the run measured it; one
+    cut mid-stream ended the capture ("image file is truncated"). Now the camera reads through
+    castrig's own reader, waits while the file is incomplete (the camera's ready_timeout_s) and
+    takes it once whole; one that stays incomplete is refused, named, in that time."""
+    import threading
+    import time
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(20, 235, (120, 160), dtype=np.uint8)
+    whole = _png_of_rows(image, 120, dpi=25400 / 0.5)
+    path = tmp_path / "m01_reflected.png"
+    path.write_bytes(_png_of_rows(image, 60, dpi=25400 / 0.5))  # half its rows: stays so
+    cam = FolderCamera("replay", folder=tmp_path, ready_timeout_s=0.2)
+    t0 = time.monotonic()
+    with pytest.raises(CameraReadError, match="m01_reflected.png.*still incomplete after 0.2 s.*not measured"):
+        cam.snap(R)
+    assert time.monotonic() - t0 < 2.0
+    path.write_bytes(whole[: len(whole) // 2])  # cut mid-stream, the writer at work: whole 0.15 s later
+    writer = threading.Timer(0.15, path.write_bytes, args=(whole,))
+    writer.start()
+    try:
+        frame = FolderCamera("replay", folder=tmp_path, ready_timeout_s=5).snap(R)
+    finally:
+        writer.join()
+    np.testing.assert_array_equal(frame.image, image)
+    assert frame.pixel_size_um == pytest.approx(0.5, rel=1e-3)
+
+
+def test_a_run_whose_camera_image_stays_cut_short_stops_at_the_capture_and_measures_nothing(tmp_path):
+    """The same through the real `castrig run` (the twin's rig, a folder camera): a top view whose
+    data ends after half its rows had been captured and measured, the rest black, exit 0. Now the
+    camera waits its ready_timeout_s (the profile's) and the capture stops, naming the file."""
+    import yaml
+
+    from conftest import ROOT, castrig, run_rows
+
+    (tmp_path / "cam").mkdir()
+    image = np.random.default_rng(4).integers(20, 235, (96, 128), dtype=np.uint8)
+    (tmp_path / "cam" / "m01_reflected.png").write_bytes(_png_of_rows(image, 48, dpi=25400 / 0.5))
+    profile = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    profile["devices"]["camera"] = {"model": "folder", "folder": str(tmp_path / "cam"), "ready_timeout_s": 0.2}
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"name": "replayed", "steps": [
+        {"type": "capture", "views": ["reflected"], "fields": 1}]}))
+    done = castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                   "--data", str(tmp_path / "runs"), "-q")
+    assert done.returncode == 3, done.stdout + done.stderr[-2000:]
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+    assert run_rows(run_dir, "SELECT count(*) FROM images") == [(0,)]
+    said = " ".join(m for (m,) in run_rows(run_dir, "SELECT message FROM events"))
+    assert "m01_reflected.png" in said and "still incomplete after 0.2 s" in said, said[-2000:]

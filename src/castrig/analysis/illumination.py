@@ -44,8 +44,8 @@ def measurable_clipped(image: np.ndarray) -> tuple[np.ndarray, int]:
     in a 16-bit TIFF set the film level's scale and a twin surface measured opening 0.319 instead
     of 0.594, unflagged (an outside tester's find); the count is the ``outliers_clipped`` flag's.
 
-    Then unsigned integers, and signed integers without negative values, as they are; floats,
-    and signed integers with negative values, rescaled to [0, 1] (zero stays at zero unless
+    Then unsigned integers, and signed integers without negative values, of up to 32 bits as they
+    are; floats, 64-bit integers, and signed integers with negative values, rescaled to [0, 1] (zero stays at zero unless
     there are negative values: then the minimum goes to 0), so film levels are positive and
     float32 can neither overflow nor underflow. Every ratio the analysis takes (pixel / local
     film level) is invariant under that scaling.
@@ -63,8 +63,9 @@ def measurable_clipped(image: np.ndarray) -> tuple[np.ndarray, int]:
         if not finite.all():
             raise ValueError(f"{a.size - int(np.count_nonzero(finite))} pixels are NaN or infinite")
     a, clipped = _clip_outliers(a)
-    if a.dtype.kind == "u" or (a.dtype.kind == "i" and int(a.min()) >= 0):
-        # (a signed type holding only non-negative values — many SEM TIFFs — as it is)
+    if (a.dtype.kind == "u" or (a.dtype.kind == "i" and int(a.min()) >= 0)) and a.dtype.itemsize <= 4:
+        # (a signed type holding only non-negative values — many SEM TIFFs — as it is; 64-bit
+        # ones are rescaled: 1.8e19 in float32 squared overflowed, a warning on stderr)
         return a, clipped
     lo = min(float(a.min()), 0.0)
     hi = float(a.max())

@@ -113,13 +113,13 @@ def status(
     from castrig.store import live as R
 
     if run_dir is not None:
-        details = [R.detail(_run_dir(run_dir))]
+        details = [R.detail(_run_dir(run_dir), image_sizes=as_json)]  # (the console line shows no image)
     else:
         from castrig.cli.main import read_data_root
 
         # a data root named on purpose must be there, as for `castrig runs` (a typo read "no run is running")
         root = read_data_root(data)
-        details = [R.detail(d) for d in R.run_dirs(root) if R.summary(d)["status"] in LIVE]
+        details = [R.detail(d, image_sizes=as_json) for d in R.run_dirs(root) if R.summary(d)["status"] in LIVE]
         if not details and not as_json:
             _echo(f"no run is running under {root}")
     for d in details:
@@ -176,12 +176,12 @@ def watch(
         row("last warning", f"[{_dur(w['t_s'])}] {w['kind']}: {w['message']}" if w else "none")
         return t
 
-    d = R.detail(run_dir)
+    d = R.detail(run_dir, image_sizes=False)
     if out.is_terminal:
         with Live(table(d), console=out, refresh_per_second=4, transient=False) as live:
             while d["status"] in LIVE:
                 time.sleep(every)
-                d = R.detail(run_dir)
+                d = R.detail(run_dir, image_sizes=False)
                 live.update(table(d))
     else:
         last = None
@@ -194,7 +194,7 @@ def watch(
             if d["status"] not in LIVE:
                 break
             time.sleep(every)
-            d = R.detail(run_dir)
+            d = R.detail(run_dir, image_sizes=False)
     _echo(f"{d['status']}: {run_dir}" + (f" — {d['outcome_reason']}" if d.get("outcome_reason") else ""))
     raise typer.Exit(EXIT_OF.get(d["status"], 3))
 
@@ -275,7 +275,7 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
             _echo(f"{run_dir}: the run has not ended within {wait_end_s:g} s (status {status}): its rig is not "
                   f"known safe yet; `castrig watch {run_dir}` follows it to its end", err=True)
             raise typer.Exit(5)
-        d = R.detail(run_dir)
+        d = R.detail(run_dir, image_sizes=False)
         _echo(f"{d['status']}: {run_dir}" + (f" — {d['outcome_reason']}" if d.get("outcome_reason") else ""))
         safe, verified = _safe_state_line(run_dir, after_id=since_event)
         if safe:

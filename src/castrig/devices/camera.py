@@ -10,7 +10,7 @@
   vendor's GenTL producer (``.cti``); optional extra (``harvesters``, ``genicam``).
 
 Every frame is a 2-D greyscale array (colour sources are converted with the ITU-R BT.601 luma
-weights, as OpenCV and Pillow do), with the pixel size in µm, the exposure in ms (0.0 when the
+weights, as OpenCV and Pillow do; a folder's files as `castrig analyse` reads them, Rec. 709), with the pixel size in µm, the exposure in ms (0.0 when the
 source does not know it, flagged by ``metadata["exposure_known"] = False``) and the
 illumination it was taken under. The illumination itself (reflected top light, transmitted
 light, a section view) is set by the rig's lamps, not by the camera: the camera records it.
@@ -115,6 +115,12 @@ IMAGE_EXTENSIONS = (".tif", ".tiff", ".png")
 #: Default file naming: ``<anything>_<illumination>.<tif|tiff|png>``, e.g. ``m01_reflected.tif``.
 DEFAULT_PATTERN = "*_{illumination}.*"
 
+#: how long a folder camera waits for an image still being written to be whole (s)
+DEFAULT_READY_TIMEOUT_S = 5.0
+
+#: between two reads of an image still being written (s)
+READY_POLL_S = 0.05
+
 
 class FolderCamera(Camera):
     """Replays images from a folder, one illumination at a time, in sorted file-name order.
@@ -129,6 +135,10 @@ class FolderCamera(Camera):
     Pixel size: an explicit ``pixel_size_um`` wins; else the file's own (TIFF resolution tags
     via :func:`castrig.tiffio.read_micrograph`, PNG ``pHYs``); else :class:`CameraReadError`.
     Exposure: the file's ``exposure_ms`` metadata, else ``exposure_ms`` given here, else 0.0.
+
+    A file the microscope software is still writing (its data stops short, or it changes while it
+    is read) is not ready: read again until it is whole and unchanged over a read, for
+    ``ready_timeout_s`` at most, then :class:`CameraReadError`; a cut image is never measured.
     """
 
     def __init__(
@@ -141,9 +151,13 @@ class FolderCamera(Camera):
         patterns: Mapping[Illumination | str, str] | None = None,
         exposure_ms: float | None = None,
         cycle: bool = True,
+        ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S,
     ):
         self.name = name
         self.folder = Path(folder)
+        if not (isinstance(ready_timeout_s, (int, float)) and math.isfinite(ready_timeout_s) and ready_timeout_s >= 0):
+            raise CameraSourceError(name, "open", f"ready_timeout_s must be a time >= 0 s, got {ready_timeout_s!r}")
+        self.ready_timeout_s = float(ready_timeout_s)
         if pixel_size_um is not None and not pixel_size_um > 0:
             raise CameraSourceError(name, "open", f"pixel_size_um must be positive, got {pixel_size_um}")
         self.pixel_size_um = pixel_size_um
@@ -240,48 +254,90 @@ class FolderCamera(Camera):
         self._taken = {ill: 0 for ill in Illumination}
 
     def _read(self, path: Path, command: str) -> tuple[np.ndarray, float | None, dict[str, Any]]:
-        try:
-            from castrig.tiffio import is_tiff
+        """The image at ``path`` once it is whole: read again while its data stops short or it
+        changes under the read (the microscope software still writing it), ``ready_timeout_s`` at
+        most. Pillow had filled a PNG's missing rows with black and the run measured them."""
+        import time
 
-            # by its first bytes, as `castrig analyse` reads it: a TIFF named .png lost its pixel
-            # size, and the run aborted (camera_missing) on an image analyse measured
-            if is_tiff(path):
-                from castrig.tiffio import read_micrograph
+        from castrig.errors import BadInput
 
-                image, pixel_um, meta = read_micrograph(path)
-                meta = dict(meta or {})
-            else:
-                image, pixel_um, meta = _read_png(path)
-            return to_grey(np.asarray(image)), pixel_um, meta
-        except CameraError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any reader failure is an unreadable image
-            raise CameraReadError(self.name, command, f"cannot read {str(path)!r}: {exc}") from exc
+        deadline = time.monotonic() + self.ready_timeout_s
+        while True:
+            before = _stamp(path)
+            try:
+                image, pixel_um, meta = _read_file(path)
+                why = None if _stamp(path) == before else "it changed while it was read"
+            except BadInput as exc:
+                text = str(exc.args[0] if exc.args else exc)
+                if not _incomplete(text):
+                    raise CameraReadError(self.name, command, f"cannot read {str(path)!r}: {text}") from None
+                why = text
+            except Exception as exc:  # noqa: BLE001 - any reader failure is an unreadable image
+                raise CameraReadError(self.name, command, f"cannot read {str(path)!r}: {exc}") from exc
+            if why is None:
+                return to_grey(np.asarray(image)), pixel_um, meta
+            if time.monotonic() >= deadline:
+                raise CameraReadError(self.name, command, f"cannot read {str(path)!r}: still incomplete after "
+                                      f"{self.ready_timeout_s:g} s (still being written?), not measured: {why}")
+            time.sleep(READY_POLL_S)
 
 
-def _read_png(path: Path) -> tuple[np.ndarray, float | None, dict[str, Any]]:
-    """A PNG as an array; pixel size from its ``pHYs`` chunk (Pillow reports it as dpi)."""
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(size, mtime in ns) of ``path``: what a writer still at work changes."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+#: how castrig's readers say an image's data stops short of what it declares
+_INCOMPLETE_WORDS = ("truncated", "stops short", "cut short", "hold no data", "points to no image directory")
+
+
+def _incomplete(text: str) -> bool:
+    return any(word in text for word in _INCOMPLETE_WORDS)
+
+
+#: bytes a TIFF or PNG file holds at least (a PNG's signature and IHDR chunk)
+_HEADER_BYTES = 33
+
+
+def _read_file(path: Path) -> tuple[np.ndarray, float | None, dict[str, Any]]:
+    """A TIFF or PNG (by its first bytes, as `castrig analyse` reads it: a TIFF named .png lost its
+    pixel size) through castrig's bounded reader, :func:`castrig.tiffio.read_micrograph`."""
+    from castrig.errors import BadInput
+    from castrig.image_bounds import png_header
+    from castrig.tiffio import is_tiff, read_micrograph
+
+    size = path.stat().st_size
+    if size < _HEADER_BYTES:  # (a file just created: its header not written yet)
+        raise BadInput(f"{path}: the file is truncated: {size} bytes, shorter than an image's header", file=str(path))
+    if not is_tiff(path) and png_header(path) is None:
+        raise BadInput(f"{path}: neither a TIFF nor a PNG by its first bytes (allowed: TIFF or PNG)", file=str(path))
+    image, pixel_um, meta = read_micrograph(path)
+    meta = dict(meta or {})
+    if not is_tiff(path):
+        phys = _png_phys_um(path)
+        if phys is not None:
+            pixel_um, meta["pixel_size_source"] = phys, "its PNG pHYs chunk"
+    return image, pixel_um, meta
+
+
+def _png_phys_um(path: Path) -> float | None:
+    """The pixel size of a PNG's ``pHYs`` chunk in µm (Pillow reports it as dpi, from the chunks
+    before the image data: nothing is decoded), or None."""
     import warnings
 
     from PIL import Image
 
-    from castrig.tiffio import check_image_size
-
-    with warnings.catch_warnings():  # Pillow's bomb warning: the declared size is checked here instead
+    with warnings.catch_warnings():  # (the size was checked by read_micrograph)
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(path, formats=("PNG",))  # (the folder camera takes .png by name; PNG only by content)
-    with img:
-        # the size the header declares, before decoding (a PNG "bomb" is refused, not allocated)
-        check_image_size(path, (img.height, img.width, len(img.getbands())), np.uint16 if "16" in img.mode else np.uint8)
-        img.load()
-        dpi = img.info.get("dpi")
-        if img.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
-            img = img.convert("L")
-        image = np.array(img)
-    pixel_um = None
+        with Image.open(path, formats=("PNG",)) as img:
+            dpi = img.info.get("dpi")
     if dpi and dpi[0] and float(dpi[0]) > 0:
-        pixel_um = 25400.0 / float(dpi[0])
-    return image, pixel_um, ({"pixel_size_source": "its PNG pHYs chunk"} if pixel_um is not None else {})
+        return 25400.0 / float(dpi[0])
+    return None
 
 
 # -- OpenCV -----------------------------------------------------------------------------------

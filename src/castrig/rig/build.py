@@ -323,7 +323,8 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
     if isinstance(cfg, FolderCameraConfig):
         from castrig.devices.camera import FolderCamera
 
-        return FolderCamera(role, folder=cfg.folder, pixel_size_um=cfg.pixel_size_um)
+        return FolderCamera(role, folder=cfg.folder, pixel_size_um=cfg.pixel_size_um,
+                            ready_timeout_s=cfg.ready_timeout_s)
     if isinstance(cfg, OpenCVCameraConfig):
         from castrig.devices.camera import OpenCVCamera
 

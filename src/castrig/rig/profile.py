@@ -170,6 +170,8 @@ class FolderCameraConfig(_Strict):
     folder: str = Field(..., description="Folder of existing images (replays, SEM images from elsewhere).")
     pixel_size_um: float | None = Field(None, ge=0.0005, le=50, json_schema_extra={"unit": "µm"},
                                         description="Pixel size; default: from the images' TIFF tags or instrument metadata.")
+    ready_timeout_s: float = Field(5.0, ge=0, le=600, json_schema_extra={"unit": "s"},
+                                   description="How long an image still being written is waited for (read again until whole).")
 
 
 class OpenCVCameraConfig(_Strict):

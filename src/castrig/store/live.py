@@ -278,6 +278,7 @@ def last_warning(db: sqlite3.Connection | None) -> dict[str, Any] | None:
 
 
 def images(db: sqlite3.Connection | None, run_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The run's images; their sizes in px (from their files) when ``run_dir`` is given."""
     out = []
     for iid, t, name, path, ill, px, meta in _rows(
             db, "SELECT id, t_s, name, path, illumination, pixel_size_um, metadata_json FROM images ORDER BY id"):
@@ -287,19 +288,22 @@ def images(db: sqlite3.Connection | None, run_dir: Path | None = None) -> list[d
     return out
 
 
-def _image_shape(run_dir: Path | None, path: str) -> dict[str, int]:
-    """Width and height in pixels (from the TIFF header only), for the page's scale bar."""
+def _image_shape(run_dir: Path | None, path: str) -> dict[str, Any]:
+    """Width and height in pixels, for the page's scale bar: from the TIFF's header and first
+    directory only (:func:`castrig.image_bounds.tiff_size_px`), never its tags' values or pixels;
+    a file that gives none is said (``image_unreadable``), not a traceback or a wait."""
     found = file_in(run_dir, path) if run_dir is not None else None  # (none from outside the run folder)
     if found is None:
         return {}
-    try:
-        import tifffile
+    from castrig.errors import BadInput
+    from castrig.image_bounds import tiff_size_px
 
-        with tifffile.TiffFile(found) as tif:
-            shape = tif.pages[0].shape
-        return {"height_px": int(shape[0]), "width_px": int(shape[1])}
-    except Exception:  # noqa: BLE001 - a missing or odd file: the page does without the bar's exact size
-        return {}
+    try:
+        width, height = tiff_size_px(found)
+    except (BadInput, OSError) as exc:
+        text = str(exc.args[0] if isinstance(exc, BadInput) and exc.args else exc)
+        return {"image_unreadable": text.replace(f"{found}: ", "", 1)[:200]}
+    return {"height_px": height, "width_px": width}
 
 
 def image_path(run_dir: Path, image_id: int) -> Path | None:
@@ -323,8 +327,10 @@ LIVE_DETAIL_KEYS = ("step_elapsed_s", "step_duration_s", "run_left_is_estimate",
                     "safe_state", "status_written_utc", "status_age_s")
 
 
-def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
-    """``GET /api/runs/{uid}``: status, step, time left, last values, membranes, grades, last warning."""
+def detail(run_dir: Path, *, with_recipe: bool = True, image_sizes: bool = True) -> dict[str, Any]:
+    """``GET /api/runs/{uid}``: status, step, time left, last values, membranes, grades, last warning.
+    ``image_sizes=False``: the images' sizes are not read from their files (a console line that
+    shows none of them had read every image's header at every refresh)."""
     run_dir = Path(run_dir)
     out = summary(run_dir)
     if out["status"] == "damaged":
@@ -337,7 +343,7 @@ def detail(run_dir: Path, *, with_recipe: bool = True) -> dict[str, Any]:
         out["last_values"] = last_values(db)
         out["membrane_records"] = membranes(db)
         out["last_warning"] = last_warning(db)
-        out["images"] = images(db, run_dir)
+        out["images"] = images(db, run_dir if image_sizes else None)
         t_rows = _rows(db, "SELECT MAX(t_s) FROM samples")
     out["t_s"] = t_rows[0][0] if t_rows else None
     # an ended run has nothing left; a crashed one's time left is unknown (it stopped mid-step:
