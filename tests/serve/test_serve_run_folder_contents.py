@@ -344,7 +344,7 @@ def test_a_value_of_hundreds_of_mb_in_run_sqlite_is_not_read(finished_demo_run, 
     write the data root can put it there) took 480 MB of the server's memory per run page asked
     for, no token needed on loopback, and 1.1 GB per saved report. Readers now take no value over
     READ_VALUE_MAX_BYTES: the run's detail comes without it, its report is 409 naming the damage."""
-    from castrig.store.sqlite_store import READ_VALUE_MAX_BYTES
+    from castrig.store.sqlite_connect import READ_VALUE_MAX_BYTES
 
     served, mark = shared
     root, run = served.copy(finished_demo_run, "long-value", images=False)

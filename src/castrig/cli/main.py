@@ -446,7 +446,8 @@ def runs(
 def _membranes_of(r: Any) -> list[dict[str, Any]]:
     """A listed run's membrane records, read only ([] for a folder this machine cannot read: a
     damaged one, another rig's: the outcome column says what is known)."""
-    from castrig.store.sqlite_store import DamagedRun, read_membranes
+    from castrig.store.sqlite_connect import DamagedRun
+    from castrig.store.membrane_rows import read_membranes
 
     if r.outcome == "damaged" or not (Path(r.run_dir) / "run.sqlite").is_file():
         return []
@@ -460,7 +461,7 @@ def _prune_never_started(root: Path) -> None:
     """Remove every run folder under ``root`` that never started (each owned first, checked again,
     then removed; one whose maker still runs is kept), saying which on stderr; BadInput naming
     those that could not be removed (a read-only data root)."""
-    from castrig.store.sqlite_store import never_started, remove_never_started
+    from castrig.store.folders import never_started, remove_never_started
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     failed = []

@@ -50,7 +50,7 @@ def _run_dir(path: Path) -> Path:
 
     p = Path(path)
     if not runjson.present(p):
-        from castrig.store.sqlite_store import refuse_never_started
+        from castrig.store.folders import refuse_never_started
 
         refuse_never_started(p)  # a folder whose making was cut short says so, as resume and export do
         raise BadInput(f"{p}: not a run folder (needs run.json)", file=str(p))
@@ -139,7 +139,7 @@ def watch(
     from rich.text import Text
 
     from castrig.store import live as R
-    from castrig.store.sqlite_store import refuse_never_started
+    from castrig.store.folders import refuse_never_started
 
     run_dir = _run_dir(run_dir)
     refuse_never_started(run_dir)  # nothing to follow (it printed a "damaged" line of it)

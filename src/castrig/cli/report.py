@@ -21,7 +21,7 @@ def report(
 ) -> None:
     """Write RUN_DIR/report.html: the run's page (as castrig serve shows it), one self-contained file."""
     from castrig.report import build_report
-    from castrig.store.sqlite_store import read_run_info
+    from castrig.store.folders import read_run_info
 
     if (Path(run_dir) / "run.json").is_file():
         read_run_info(run_dir)  # a damaged run.json: exit 2 with the reason
@@ -78,7 +78,7 @@ def export(
     """Write the run's samples, events and metrics (and verdict) as tidy tables."""
     from castrig.lots.registry import intended_uses
     from castrig.store.export import export_run
-    from castrig.store.sqlite_store import refuse_not_a_run_folder
+    from castrig.store.folders import refuse_not_a_run_folder
 
     refuse_not_a_run_folder(run_dir)  # before --to is checked against it: "inside the run folder /tmp" was said
     if str(to) in ("", "."):  # typer makes "" the current folder: a script's empty variable, not a choice

@@ -50,7 +50,8 @@ from castrig.regular import read_regular
 from castrig.store import open_store
 from castrig.atomic import atomic_write_json
 from castrig.store.lock import recorded_elsewhere
-from castrig.store.sqlite_store import DamagedRun, open_run_folder
+from castrig.store.sqlite_connect import DamagedRun
+from castrig.store.sqlite_store import open_run_folder
 
 Use = Literal["blood_filter", "coculture"]
 USES: dict[str, str] = {

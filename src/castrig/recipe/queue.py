@@ -73,7 +73,7 @@ from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
 from castrig.store import runjson
 from castrig.store.base import RunInfo
-from castrig.store.sqlite_store import remove_never_started
+from castrig.store.folders import remove_never_started
 
 _ENDED = ("completed", "aborted", "faulted", "not_resumable", "refused")
 #: What an item of a queue's state file holds, and what each field may be (--resume checks them).

@@ -40,7 +40,8 @@ from castrig.rig.not_suspended import not_suspended
 from castrig.rig.ownership import open_owned_rig
 from castrig.rig.profile import Profile, load_profile
 from castrig.store import MembraneRecord, RunInfo, RunRecorder, SqliteRunStore, StoreError, data_root as data_root_of, open_store, unwritable, utc_now_iso
-from castrig.store.sqlite_store import is_disk_full, run_folder_word, writable_now
+from castrig.store.sqlite_connect import is_disk_full, writable_now
+from castrig.store.sqlite_store import run_folder_word
 from castrig.store.base import grades_of
 from castrig.store.commands import STATUS_NAME, control_dir
 from castrig.store.lock import LOCK_NAME, claim_run, recorded_on_another_host, release_run
@@ -601,7 +602,7 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
     from castrig.store import runjson
 
     if not runjson.present(run_dir):
-        from castrig.store.sqlite_store import refuse_never_started
+        from castrig.store.folders import refuse_never_started
 
         refuse_never_started(run_dir)  # killed before it wrote run.json: never started, the prune removes it
         raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite)", file=str(run_dir))

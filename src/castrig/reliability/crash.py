@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from castrig.recipe.model import CastStep, load_recipe
-from castrig.store.sqlite_store import ro_uri
+from castrig.store.sqlite_connect import ro_uri
 
 ROOT = Path(__file__).resolve().parents[3]
 

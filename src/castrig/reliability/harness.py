@@ -30,7 +30,7 @@ from castrig.reliability.faults import CHAMBER_FAULTS, LINK_FAULTS, Fault, Fault
 from castrig.rig.build import Rig, build_rig
 from castrig.rig.profile import Profile, load_profile
 from castrig.store import RunInfo, SqliteRunStore
-from castrig.store.sqlite_store import ro_uri
+from castrig.store.sqlite_connect import ro_uri
 
 PACKAGE = Path(__file__).resolve().parent
 FAULT_RECIPE = PACKAGE / "fault_recipe.yaml"

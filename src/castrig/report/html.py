@@ -36,7 +36,8 @@ from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord,
 from castrig.store.export import flatten, format_bound, grade_passes, grade_status, verdict_rows
 from castrig.store.lock import CRASHED_REASON, live_outcome
 from castrig.store.recipe_text import recipe_file_text
-from castrig.store.sqlite_store import SqliteRunStore, ro_uri
+from castrig.store.sqlite_store import SqliteRunStore
+from castrig.store.sqlite_connect import ro_uri
 from castrig.svgchart import Band
 from castrig.utc import parse_utc
 
@@ -752,7 +753,7 @@ def build_report(run_dir: Path, out: Path | None = None) -> Path:
     from castrig.atomic import atomic_write_bytes, remove_dead_temporaries
 
     from castrig.store import runjson
-    from castrig.store.sqlite_store import refuse_never_started
+    from castrig.store.folders import refuse_never_started
 
     run_dir = Path(run_dir)
     refuse_never_started(run_dir)  # a folder whose making was cut short says so, as resume and export do

@@ -62,7 +62,7 @@ from castrig import jsontext
 from castrig.serve.json_response import JSONResponse
 from castrig.store import live as R
 from castrig.store.commands import ACTIONS, answer_of, send_command
-from castrig.store.sqlite_store import DamagedRun
+from castrig.store.sqlite_connect import DamagedRun
 
 TOKEN_DIR = Path(".castrig") / "tokens"
 DEFAULT_TOKEN = "operator"

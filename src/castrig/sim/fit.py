@@ -28,7 +28,7 @@ from castrig.errors import BadInput
 from castrig.rig.profile import Profile
 from castrig.sim.physics import vapour_from_rh
 from castrig.sim.world import ChamberModel, InternalController, World
-from castrig.store.sqlite_store import ro_uri
+from castrig.store.sqlite_connect import ro_uri
 
 #: Fitted parameters: SimConfig field -> (lower, upper) physical bounds.
 PARAMETERS: dict[str, tuple[float, float]] = {

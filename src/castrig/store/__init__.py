@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo, RunRecorder, RunStore, RunSummary
-from castrig.store.sqlite_store import (SYNCHRONOUS, CannotMakeRunFolder, SqliteRunRecorder, SqliteRunStore, StoreError,
-                                        utc_now_iso)
+from castrig.store.sqlite_connect import SYNCHRONOUS, StoreError
+from castrig.store.sqlite_store import CannotMakeRunFolder, SqliteRunRecorder, SqliteRunStore, utc_now_iso
 
 
 def data_root(explicit: str | Path | None = None) -> Path:

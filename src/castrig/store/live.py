@@ -19,7 +19,8 @@ from castrig.store import runjson
 from castrig.store.commands import read_status
 from castrig.store.lock import live_outcome, recorded_elsewhere, run_holder
 from castrig.store.recipe_text import recipe_file_text
-from castrig.store.sqlite_store import NEVER_STARTED, bounded_reader, lenient_text, ro_uri, run_damage
+from castrig.store.folders import NEVER_STARTED, run_damage
+from castrig.store.sqlite_connect import bounded_reader, lenient_text, ro_uri
 
 #: What a run whose process still holds it can be: ``running``, waiting for a pause
 #: (``pausing``) or in one (``paused``), and, once it is ending, making the rig safe
@@ -100,7 +101,7 @@ def read_info(run_dir: Path) -> dict[str, Any]:
 @contextmanager
 def open_ro(run_dir: Path) -> Iterator[sqlite3.Connection | None]:
     """The run's SQLite, read-only (None while it does not exist yet, or while a file SQLite would
-    open beside it is no regular file: :func:`~castrig.store.sqlite_store.sidecar_problem`)."""
+    open beside it is no regular file: :func:`~castrig.store.sqlite_connect.sidecar_problem`)."""
     path = Path(run_dir) / "run.sqlite"
     try:
         uri = ro_uri(path) if path.is_file() else None

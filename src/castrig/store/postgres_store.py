@@ -59,7 +59,8 @@ from castrig.logs import module_logger
 from castrig.redact import redact_url, redact_urls, scrub  # the one redaction (redact_url re-exported: sync uses it from here)
 from castrig.store.lock import CRASHED_REASON, live_outcome
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo, RunRecorder, RunStore, RunSummary
-from castrig.store.sqlite_store import SqliteRunRecorder, SqliteRunStore, connect, connect_readonly, folder_account, hand_over
+from castrig.store.sqlite_store import SqliteRunRecorder, SqliteRunStore, folder_account, hand_over
+from castrig.store.sqlite_connect import connect, connect_readonly
 
 if TYPE_CHECKING:  # psycopg is an optional extra: imported only when a fleet store is used
     import numpy as np  # names an argument's type only: `castrig runs`/`lots` need not load numpy

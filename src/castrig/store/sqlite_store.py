@@ -19,12 +19,15 @@ seed, and fsyncs would dominate a virtual-time run. The public schema, for the s
               target_met INTEGER, lot_id TEXT, lost_reason TEXT)
 
 ``t_s`` is seconds since the run started, on the run's clock (virtual on the twin).
+
+The SQLite connections, their checks and errors are :mod:`castrig.store.sqlite_connect`; run
+folders that never started or are damaged, and the room kept for a full disk,
+:mod:`castrig.store.folders`; a run's membranes read back, :mod:`castrig.store.membrane_rows`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -32,10 +35,8 @@ import re
 import shutil
 import socket
 import sqlite3
-import stat
 import sys
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -45,9 +46,7 @@ if TYPE_CHECKING:  # the listings (`castrig runs`, `lots`, `status`) need not lo
     import numpy as np
 
 from castrig.atomic import atomic_write_json, fsync_dir
-from castrig.errors import BadInput, Busy, CastrigError
-from castrig.jsontext import loads
-from castrig.regular import FileTooBig, NotRegularFile
+from castrig.errors import BadInput
 from castrig.store import runjson
 from castrig.store.lock import LOCK_NAME, claim_run, live_outcome, release_run, run_holder
 from castrig.store.base import (
@@ -61,9 +60,33 @@ from castrig.store.base import (
     RunSummary,
 )
 from castrig.store.signals import deferred_signals
+from castrig.store.folders import (
+    NEVER_STARTED,
+    NeverStarted,
+    _free_reserve,
+    _keep_reserve,
+    never_started,
+    never_started_reason,
+    read_run_info,
+    refuse_not_a_run_folder,
+    run_damage,
+)
+from castrig.store.membrane_rows import _membranes, _read, decoded_rows
+from castrig.store.sqlite_connect import (
+    DamagedRun,
+    SYNCHRONOUS,
+    StoreError,
+    _busy,
+    _has_table,
+    _write_error,
+    connect,
+    connect_readonly,
+    is_disk_full,
+)
+
 
 SCHEMA_VERSION = 1
-SYNCHRONOUS = "FULL"
+
 
 #: Built when a run ends, not while it records: a per-channel index puts each sample's dozen rows
 #: on a dozen B-tree pages, and every one of them is written again at each commit (~4x the cost of
@@ -93,149 +116,6 @@ CREATE TABLE IF NOT EXISTS membranes(
 """
 
 
-SYNC_MODES = ("FULL", "NORMAL")
-
-
-#: How long :func:`connect` tries to switch a database to WAL while another connection holds it.
-WAL_SWITCH_WAIT_S = 10.0
-
-
-def _to_wal(conn: sqlite3.Connection, wait_s: float, pause_s: float, busy: Callable[[Exception], bool]) -> None:
-    """Switch ``conn``'s database to WAL, tried again every ``pause_s`` while ``busy`` says the
-    refusal is another connection's for ``wait_s`` in all; then (or at once, not busy) the last
-    OperationalError is raised."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if not busy(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(pause_s)
-
-
-def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
-    """A connection in autocommit mode with WAL; transactions are explicit."""
-    if synchronous not in SYNC_MODES:
-        raise ValueError(f"synchronous must be one of {SYNC_MODES}, not {synchronous!r}")
-    why = sidecar_problem(os.path.realpath(path))  # (a named pipe catalog.sqlite-journal stopped `castrig run` at its start)
-    if why is not None:
-        raise StoreError(f"{Path(path).parent}: {why}; remove it (SQLite keeps only regular files there)")
-    # (Python's absolute path: SQLite's own refused a `--data ../../../../tmp/x` whose ".." reach
-    # above "/", where the OS stays at "/": "unable to open database file", the run faulted)
-    conn = sqlite3.connect(os.path.abspath(path), isolation_level=None, timeout=10.0)
-    # Two processes making a fresh database: switching to WAL may answer 'locked' without waiting
-    # on the busy handler; the other's switch takes milliseconds (I/O, not the run's clock). A
-    # closed run's reader holding it (rollback-journal mode: see writable_now) refuses the switch
-    # for as long as it reads: bounded in all (it was 50 tries of a 10 s busy wait each, ~8 min).
-    conn.execute("PRAGMA busy_timeout=1000")
-    try:
-        _to_wal(conn, WAL_SWITCH_WAIT_S, 0.05, lambda exc: "locked" in str(exc))
-    except sqlite3.OperationalError:
-        conn.close()
-        raise
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=10000")
-    return conn
-
-
-def ro_uri(path: str | Path) -> str:
-    """``file:`` URI of a database, its path percent-encoded: a data root named ``Lab #2`` or
-    ``a?b`` cut the URI short there, and every reader found no database (status showed nothing).
-    sqlite3.OperationalError if a file SQLite opens beside it is no regular file (:func:`sidecar_problem`)."""
-    real = Path(path).resolve()
-    why = sidecar_problem(real)
-    if why is not None:
-        raise sqlite3.OperationalError(f"{real.parent}: {why}")
-    return real.as_uri()
-
-
-#: The files SQLite opens beside a database by name: its rollback journal, its WAL and the WAL's index.
-SIDECARS = ("-journal", "-wal", "-shm")
-
-
-def sidecar_problem(db_path: str | Path) -> str | None:
-    """Why SQLite must not open the database ``db_path`` (resolved), or None: a file it opens beside
-    it (:data:`SIDECARS`) is no regular file. A named pipe ``run.sqlite-journal`` (whoever may write
-    the data root can make one) was opened by every reader, which then waited for a writer for ever:
-    the served runs list, ``castrig runs`` and ``castrig report`` hung, and each request held a
-    server thread until none was left."""
-    for suffix in SIDECARS:
-        side = Path(f"{db_path}{suffix}")
-        try:
-            mode = os.stat(side).st_mode  # (a symlink: what SQLite would open)
-        except FileNotFoundError:
-            continue
-        except OSError as exc:  # a symlink loop, a folder closed to this user: SQLite could not open it either
-            return f"{side.name} cannot be read ({exc.strerror or exc})"
-        if not stat.S_ISREG(mode):
-            return f"{side.name} is not a regular file (a named pipe or device SQLite would wait on)"
-    return None
-
-
-def lenient_text(raw: bytes) -> str:
-    """A reader's ``text_factory``: TEXT that is not UTF-8 (a hand edit, ``CAST(X'41FF' AS TEXT)``)
-    read with U+FFFD. SQLite's default raised OperationalError on the whole query: the live page
-    showed no events or no plots without a word, and the report was a traceback."""
-    return raw.decode("utf-8", errors="replace")
-
-
-#: The longest TEXT or BLOB value a reader takes from a run's database (castrig writes at most tens
-#: of kB in one: a membrane's verdict). SQLite holds up to 1 GB in one: an event message of 100 MB
-#: (whoever may write the data root) took 480 MB of castrig serve's memory per run page asked for,
-#: and 1.1 GB per saved report. A longer value is SQLite's DataError "string or blob too big".
-READ_VALUE_MAX_BYTES = 4 << 20
-
-
-def bounded_reader(conn: sqlite3.Connection) -> sqlite3.Connection:
-    """``conn`` refusing values longer than :data:`READ_VALUE_MAX_BYTES` (sqlite3.DataError)."""
-    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, READ_VALUE_MAX_BYTES)
-    return conn
-
-
-def connect_readonly(path: Path) -> sqlite3.Connection:
-    """A reader's connection: ``mode=ro``, the journal mode left as it is (no write access needed).
-
-    A WAL database in a folder nobody may write (a read-only copy, a full disk) cannot get its
-    ``-shm`` file: then it is opened ``immutable`` — right for a copy, which nobody writes.
-    """
-    uri = ro_uri(path)
-    try:
-        conn = bounded_reader(sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=10.0))
-        conn.text_factory = lenient_text
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        return conn
-    except sqlite3.OperationalError:
-        if not os.access(path, os.R_OK):
-            raise
-    conn = bounded_reader(sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None, timeout=10.0))
-    conn.text_factory = lenient_text
-    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    return conn
-
-
-#: SQLite's answers that mean "no room": SQLITE_FULL, and a failed write (EFBIG, EDQUOT: disk I/O error).
-_FULL_CODES = {13, 778}  # SQLITE_FULL, SQLITE_IOERR_WRITE
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """A write refused for lack of room (disk full, quota, file-size limit), however it surfaced."""
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in (28, 27, 122):  # ENOSPC, EFBIG, EDQUOT
-            return True
-        if isinstance(e, sqlite3.Error) and (getattr(e, "sqlite_errorcode", None) in _FULL_CODES
-                                             or "disk is full" in str(e)):
-            return True
-        if isinstance(e, StoreError) and str(e).startswith("disk full"):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
 def _little_room(folder: Path, need: int = 1 << 20) -> bool:
     try:
         st = os.statvfs(folder)
@@ -246,33 +126,6 @@ def _little_room(folder: Path, need: int = 1 << 20) -> bool:
 
 #: How long a write to the data root's catalog waits for another process's transaction on it.
 CATALOG_BUSY_MS = 3000
-
-
-def _busy(exc: BaseException | None) -> bool:
-    """``exc`` is SQLite's 'database is locked' (SQLITE_BUSY or SQLITE_LOCKED): another connection holds it."""
-    return isinstance(exc, sqlite3.OperationalError) and (
-        (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-        or "database is locked" in str(exc))
-
-
-def _write_error(exc: sqlite3.Error) -> "StoreError":
-    prefix = "disk full: " if is_disk_full(exc) else ""
-    return StoreError(f"{prefix}cannot write the run record: {exc}")
-
-
-class DamagedRun(BadInput):
-    """A run folder whose ``run.json`` or ``run.sqlite`` cannot be read (truncated, not JSON, not
-    an object, empty, not a database): named with the reason, never a traceback."""
-
-    def __init__(self, run_dir: Path, reason: str):
-        self.run_dir = Path(run_dir)
-        self.reason = reason
-        super().__init__(f"{run_dir}: damaged run folder: {reason}", file=str(run_dir))
-
-
-class StoreError(CastrigError):
-    """A record could not be written (disk full, I/O error, database locked): the run must stop
-    safely and say so; what was written before stays readable."""
 
 
 class CannotMakeRunFolder(BadInput):
@@ -574,49 +427,6 @@ class SqliteRunRecorder(RunRecorder):
             release_run(self.run_dir)
 
 
-def writable_now(run_dir: Path, wait_s: float = 10.0, *, again: str = "resume again") -> None:
-    """:class:`Busy` unless ``run_dir``'s run.sqlite can be written now: its journal switched back
-    to WAL (as :func:`connect` does), where no reader holds a writer up. A closed run is left in
-    rollback-journal mode (:func:`hand_over`), and there a reader's open transaction -- a ``castrig
-    export`` or ``report`` stopped with Ctrl-Z, a database browser with the file open -- refused
-    the switch and every write: ``castrig resume`` of an interrupted or aborted run sat in its
-    busy waits (10 s each, up to 50 of them), Ctrl-C held, before it recorded anything. Looked
-    at before the rig is touched; waits ``wait_s`` for a reader that is about to let go."""
-    path = Path(run_dir) / "run.sqlite"
-    conn = sqlite3.connect(os.path.abspath(path), isolation_level=None, timeout=0.2)
-    try:
-        _to_wal(conn, wait_s, 0.1, _busy)
-    except sqlite3.OperationalError as exc:
-        if not _busy(exc):
-            raise _write_error(exc) from exc
-        raise Busy(f"{path} is held open by another process{_lock_holders(path)}, so the run's records "
-                   "cannot be written: let it go (a stopped castrig export or report: kill -CONT it or end "
-                   f"it; a database browser: close the file) and {again}") from None
-    finally:
-        conn.close()
-
-
-def _lock_holders(path: Path) -> str:
-    """' (pid N, STOPPED)': the other processes holding a lock on ``path`` (Linux's /proc/locks)."""
-    from castrig import oslock
-
-    try:
-        st = path.stat()
-        table = Path("/proc/locks").read_text()
-    except OSError:
-        return ""
-    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    pids = []
-    for line in table.splitlines():
-        fields = line.split()
-        if "->" in fields:  # a waiter
-            continue
-        if len(fields) >= 6 and fields[5] == where and fields[4].isdigit() and int(fields[4]) not in (os.getpid(), *pids):
-            pids.append(int(fields[4]))
-    said = [f"pid {pid}{', STOPPED' if oslock.process_stopped(pid, socket.gethostname()) else ''}" for pid in pids]
-    return f" ({'; '.join(said)})" if said else ""
-
-
 def hand_over(db: sqlite3.Connection) -> None:
     """Leave a closed run as one file: WAL checkpointed, journal back to DELETE.
 
@@ -630,68 +440,6 @@ def hand_over(db: sqlite3.Connection) -> None:
         db.execute("PRAGMA journal_mode=DELETE")
     except sqlite3.Error:
         pass
-
-
-#: Room kept in every run folder (a hidden file) and given up when the disk is full, so that the
-#: outcome ("faulted", "disk full") still reaches run.json after the records could not.
-RESERVE_NAME = ".castrig-reserve"
-RESERVE_BYTES = 64 * 1024
-
-
-def _keep_reserve(run_dir: Path) -> None:
-    try:
-        with open(Path(run_dir) / RESERVE_NAME, "wb") as fh:
-            fh.write(b"\0" * RESERVE_BYTES)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError:
-        (Path(run_dir) / RESERVE_NAME).unlink(missing_ok=True)
-        raise
-
-
-def _free_reserve(run_dir: Path) -> bool:
-    """Give up the reserved room; True if there was some."""
-    try:
-        os.unlink(Path(run_dir) / RESERVE_NAME)
-        return True
-    except OSError:
-        return False
-
-
-def _membranes(db: sqlite3.Connection, run_dir: Path) -> list[MembraneRecord]:
-    if not _has_table(db, "membranes"):
-        return []
-    rows = _read(run_dir, db,
-                 "SELECT membrane_id, k, cast_step, support_position, simulated, status, t_start_s, t_end_s, process_json,"
-                 " metrics_json, verdict_json, grades_met, target_grade, target_met, lot_id, lost_reason FROM membranes ORDER BY k")
-    return decoded_rows(run_dir, "membranes", rows, membrane_from_row)
-
-
-def _read(run_dir: Path, db: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-    """The rows of a query on a run's database; :class:`DamagedRun` when its pages are damaged
-    (a crashed run whose run.sqlite was cut or overwritten opens — its header is whole — and the
-    query met the damage: `report`, `export` and `resume` ended in sqlite3's traceback). A locked
-    or busy database is not damage: that error goes on as it is."""
-    try:
-        return db.execute(sql, args).fetchall()
-    except sqlite3.OperationalError:
-        raise
-    except sqlite3.DatabaseError as exc:
-        raise DamagedRun(run_dir, f"run.sqlite cannot be read ({exc})") from None
-
-
-def decoded_rows(run_dir: Path, table: str, rows: list[Any], make: Any) -> list[Any]:
-    """``make(row)`` of every row; :class:`DamagedRun` naming the table, the row and what is wrong
-    in it when one cannot be read: a hand-edited or damaged row (``metrics_json = '{bad'``, a
-    journal ``t_s = 'abc'``) ended `castrig runs`, `lots`, `report` and `export` in a traceback,
-    and one such run hid every other run of the data root from `runs` and `lots`."""
-    out = []
-    for n, r in enumerate(rows, 1):
-        try:
-            out.append(make(r))
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:  # (JSONDecodeError is a ValueError)
-            raise DamagedRun(run_dir, f"run.sqlite: {table} row {n} cannot be read ({str(exc)[:160]})") from None
-    return out
 
 
 def _t(v: Any) -> float:
@@ -748,106 +496,6 @@ def open_run_folder(run_dir: Path) -> "SqliteRunRecorder":
     nothing until asked to."""
     run_dir = Path(run_dir)
     return SqliteRunStore(run_dir.parent).open_run(run_dir)
-
-
-def read_membranes(run_dir: Path) -> list[MembraneRecord]:
-    """A run folder's membrane records, read through a reader's connection (nothing written, no
-    store opened: a listing must not touch a run it only looks at)."""
-    db = connect_readonly(Path(run_dir) / "run.sqlite")
-    try:
-        return _membranes(db, Path(run_dir))
-    finally:
-        db.close()
-
-
-def read_run_info(run_dir: Path) -> RunInfo:
-    """``run.json`` as :class:`RunInfo`; :class:`DamagedRun` if it is missing, truncated, not an
-    object, or has a field of the wrong type (``run.json: field started_utc: expected a string, …``)."""
-    try:
-        text = runjson.read_text(run_dir)
-    except FileNotFoundError:
-        raise DamagedRun(run_dir, "run.json is missing") from None
-    except (NotRegularFile, FileTooBig) as exc:
-        raise DamagedRun(run_dir, f"run.json is {exc.strerror}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DamagedRun(run_dir, f"run.json cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
-    if not text.strip():
-        raise DamagedRun(run_dir, "run.json is empty")
-    try:
-        data = loads(text)
-    except ValueError as exc:
-        raise DamagedRun(run_dir, f"run.json is not valid JSON (truncated?): {exc}") from None
-    if not isinstance(data, dict):
-        raise DamagedRun(run_dir, f"run.json holds {type(data).__name__ if data is not None else 'null'}, not an object")
-    wrong = RunInfo.field_error(data)  # a hand-edited field of the wrong type: this run, not every reader, stops
-    if wrong is not None:
-        raise DamagedRun(run_dir, f"run.json: {wrong}")
-    try:
-        info = RunInfo.from_dict(data)
-    except TypeError as exc:  # a required field missing
-        raise DamagedRun(run_dir, f"run.json lacks a field: {exc}") from None
-    if not isinstance(info.run_id, str) or not info.run_id:
-        raise DamagedRun(run_dir, "run.json has no run_id")
-    return info
-
-
-def _has_table(db: sqlite3.Connection, name: str) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
-
-
-def _object_or_null(v: Any, column: str) -> dict[str, Any] | None:
-    if v is not None and not isinstance(v, dict):
-        raise ValueError(f"{column} = {json.dumps(v)[:40]}: expected a JSON object or null")
-    return v
-
-
-def _number_or_null(v: Any, where: str) -> Any:
-    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-        raise ValueError(f"{where} = {json.dumps(v)[:40]}: expected a number or null")
-    return v
-
-
-def _metrics(v: Any) -> dict[str, Any] | None:
-    """``metrics_json``: metric name -> number or null, as the analysis writes it (a list there
-    ended `castrig lots` in a traceback, and with it the listing of every other run)."""
-    for key, value in (_object_or_null(v, "metrics_json") or {}).items():
-        _number_or_null(value, f"metrics_json.{key}")
-    return v
-
-
-def _process(v: Any) -> dict[str, Any]:
-    """``process_json``: the parts that reports, exports and lots read, of the types the runner
-    writes (``dispensed`` = 3 ended `report` and `export` in a traceback)."""
-    p = _object_or_null(v, "process_json") or {}
-    for part in ("dispensed", "evaporation"):
-        _object_or_null(p.get(part), f"process_json.{part}")
-    for step, d in (p.get("dispensed") or {}).items():
-        for key, value in (_object_or_null(d, f"process_json.dispensed.{step}") or {}).items():
-            if key == "finished":  # (False: a dispense cut short)
-                if not isinstance(value, bool):
-                    raise ValueError(f"process_json.dispensed.{step}.finished = {json.dumps(value)[:40]}: expected true or false")
-            else:
-                _number_or_null(value, f"process_json.dispensed.{step}.{key}")
-    for key, value in (p.get("evaporation") or {}).items():
-        _number_or_null(value, f"process_json.evaporation.{key}")
-    for key in ("rh_mean_pct", "rh_min_pct", "rh_max_pct", "t_start_s", "t_end_s"):
-        _number_or_null(p.get(key), f"process_json.{key}")
-    if p.get("analysis_failed") is not None and not isinstance(p["analysis_failed"], str):
-        raise ValueError(f"process_json.analysis_failed = {json.dumps(p['analysis_failed'])[:40]}: expected a text")
-    return p
-
-
-def membrane_from_row(r: Any) -> MembraneRecord:
-    """A ``membranes`` row (columns in schema order; JSON as text or already decoded) → record."""
-    def js(v: Any) -> Any:
-        return json.loads(v) if isinstance(v, str) else v
-
-    return MembraneRecord(
-        membrane_id=r[0], k=int(r[1]), cast_step=int(r[2]), support_position=r[3], simulated=bool(r[4]), status=r[5],
-        t_start_s=r[6], t_end_s=r[7], process=_process(js(r[8])), metrics=_metrics(js(r[9])),
-        verdict=_object_or_null(js(r[10]), "verdict_json"),
-        grades_met=[g for g in (r[11] or "").split(",") if g], target_grade=r[12],
-        target_met=None if r[13] is None else bool(r[13]), lot_id=r[14], lost_reason=r[15])
 
 
 def _safe(name: str) -> str:
@@ -1161,214 +809,3 @@ def folder_account(run_dir: Path, run_id: str) -> tuple[RunInfo, tuple[str, ...]
         return None
     finally:
         rec.close()
-
-
-#: What a run folder holds while :meth:`SqliteRunStore.create_run` makes it, before anything is recorded.
-_CREATION_FILES = ("run.json", LOCK_NAME, RESERVE_NAME, "run.sqlite-shm")
-_EMPTY_WHEN_NEW = ("run.sqlite", "run.sqlite-wal", "run.sqlite-journal")
-#: run.json being written when its maker died (:func:`~castrig.atomic.atomic_write_json`'s temporary).
-_RUN_JSON_TEMP = re.compile(r"\.run\.json\..+\.tmp")
-#: The name create_run gives a run folder: ``YYYYMMDD-HHMMSS-RECIPE`` (UTC), ``-N`` added when taken.
-RUN_FOLDER_NAME = re.compile(r"\d{8}-\d{6}-[A-Za-z0-9_.-]+")
-#: An empty folder younger than this may be between create_run's mkdir and its lock: kept, its maker may live.
-EMPTY_FOLDER_GRACE_S = 60.0
-#: The reason :func:`run_damage` gives for such a folder starts so.
-NEVER_STARTED = "never started"
-PRUNE_HINT = "`castrig runs --prune-never-started` removes it"
-
-
-class NeverStarted(DamagedRun):
-    """A run folder whose making was cut short, nothing recorded (:func:`never_started`): exit 2,
-    saying so and how to remove it, not "damaged"."""
-
-    def __init__(self, run_dir: Path, reason: str):
-        self.run_dir = Path(run_dir)
-        self.reason = reason
-        BadInput.__init__(self, f"{run_dir}: {reason}", file=str(run_dir))
-
-
-def _journal_of_nothing(journal: Path) -> bool:
-    """A rollback journal beside an empty (or absent) run.sqlite holds no committed record: SQLite
-    reads a 0-page database as empty and deletes such a journal rather than roll it back (pager.c,
-    hasHotJournal), and the one create_run leaves began on an empty database (its header's original
-    size, bytes 16-19, is 0 pages). A journal of an older database (a page count there) is kept."""
-    with open(journal, "rb") as fh:
-        head = fh.read(20)
-    return len(head) == 0 or (len(head) == 20 and int.from_bytes(head[16:20], "big") == 0)
-
-
-def _db_of_nothing(db: Path) -> bool:
-    """``run.sqlite`` holds no table: empty, or one page -- the header the switch to WAL writes --
-    whose schema b-tree (a table leaf at byte 100) has no cell."""
-    with open(db, "rb") as fh:
-        page = fh.read(65537)
-    if not page:
-        return True
-    if len(page) < 105 or page[:16] != b"SQLite format 3\x00":
-        return False
-    size = int.from_bytes(page[16:18], "big")
-    return len(page) == (65536 if size == 1 else size) and page[100] == 13 and page[103:105] == b"\0\0"
-
-
-def _castrig_made(run_dir: Path, names: set[str]) -> bool:
-    """``run_dir`` is a folder create_run made: named as it names them, or its run.json names it."""
-    if RUN_FOLDER_NAME.fullmatch(run_dir.name):
-        return True
-    if "run.json" not in names:
-        return False
-    try:
-        return runjson.load(run_dir).get("run_id") == run_dir.name
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def never_started(run_dir: Path) -> str | None:
-    """Why ``run_dir`` is a folder whose making was cut short (a kill -9, a power cut) with
-    nothing recorded, else None: a folder named as create_run names them (or by its run.json)
-    holding only what create_run writes before the first record -- the lock, run.json or its
-    temporary, the disk reserve, an empty (or absent) database and a journal of nothing -- or
-    nothing at all (once older than :data:`EMPTY_FOLDER_GRACE_S`). Whether its maker lives is
-    the caller's to test (the lock)."""
-    run_dir = Path(run_dir)
-    names: dict[str, int] = {}
-    try:
-        for p in run_dir.iterdir():
-            if p.is_symlink() or not p.is_file():
-                return None
-            size = p.stat().st_size
-            if p.name in _CREATION_FILES or _RUN_JSON_TEMP.fullmatch(p.name):
-                pass
-            elif p.name in _EMPTY_WHEN_NEW and size == 0:
-                pass
-            elif p.name == "run.sqlite" and _db_of_nothing(p):
-                pass  # the WAL header alone: the kill came before the schema
-            elif p.name == "run.sqlite-journal" and _journal_of_nothing(p):
-                pass
-            else:
-                return None
-            names[p.name] = size
-        if not _castrig_made(run_dir, set(names)):
-            return None
-        if not names and time.time() - run_dir.stat().st_mtime < EMPTY_FOLDER_GRACE_S:
-            return None  # perhaps between its mkdir and its lock right now
-    except OSError:
-        return None
-    if "run.json" not in names:
-        held = ", ".join(sorted(names))
-        return f"no run.json; it holds {held}" if held else "an empty folder"
-    if _run_json_ended(run_dir):
-        return None  # run.json records a run that ended (its database lost since): a record, never pruned
-    if "run.sqlite" not in names:
-        return "run.sqlite is missing"
-    said = "run.sqlite is empty (0 bytes)" if names["run.sqlite"] == 0 else \
-        f"run.sqlite holds no table ({names['run.sqlite']} bytes: its header alone)"
-    journal = names.get("run.sqlite-journal")
-    return said if journal is None else f"{said}, its run.sqlite-journal ({journal} bytes) holds nothing committed"
-
-
-def _run_json_ended(run_dir: Path) -> bool:
-    """Does run.json say the run ended (an outcome other than running, an end time, a resumed part)?"""
-    try:
-        info = runjson.load(run_dir)
-    except (OSError, ValueError):
-        return False
-    if not isinstance(info, dict):
-        return False
-    parts = info.get("parts")
-    return (info.get("outcome") not in (None, "running") or bool(info.get("ended_utc"))
-            or (isinstance(parts, list) and len(parts) > 1))
-
-
-def never_started_reason(why: str) -> str:
-    """What readers say of a folder that :func:`never_started` (``why``)."""
-    return (f"{NEVER_STARTED} ({why}): the process died while making the folder, nothing was recorded; run the "
-            f"recipe again ({PRUNE_HINT})")
-
-
-def refuse_not_a_run_folder(run_dir: Path) -> None:
-    """BadInput unless ``run_dir`` is a folder with a run.json or a run.sqlite (one of them may
-    be damaged: said by what reads it); a folder that never started is said to be one."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir() or not (runjson.present(run_dir) or (run_dir / "run.sqlite").is_file()):
-        refuse_never_started(run_dir)  # killed before it wrote run.json: say so, not "not a run folder"
-        run = _a_run_in(run_dir)
-        also = f"; it is a data root: give one of its run folders, e.g. {run}" if run is not None else ""
-        raise BadInput(f"{run_dir}: not a run folder (needs run.json and run.sqlite){also}", file=str(run_dir))
-
-
-def _a_run_in(folder: Path, look_at: int = 1000) -> Path | None:
-    """A run folder among the first ``look_at`` entries of ``folder`` (None: none, or no folder)."""
-    try:
-        for entry in itertools.islice(folder.iterdir() if folder.is_dir() else (), look_at):
-            if (entry / "run.json").is_file():
-                return entry
-    except OSError:
-        return None
-    return None
-
-
-def refuse_never_started(run_dir: Path) -> None:
-    """:class:`NeverStarted` if ``run_dir`` never started and nobody makes it now; :class:`Busy`
-    if its maker lives (a resume of a folder being made)."""
-    why = never_started(run_dir)
-    if why is None:
-        return
-    holder = run_holder(run_dir)
-    if holder is not None:
-        raise Busy(f"{run_dir}: being made now (pid {holder.get('pid')}, {holder.get('purpose')}); nothing recorded yet",
-                   holder=holder)
-    raise NeverStarted(run_dir, never_started_reason(why))
-
-
-def remove_never_started(run_dir: Path, *, purpose: str, before: Callable[[str], Any] | None = None) -> str | None:
-    """Remove ``run_dir`` if it is a folder that :func:`never_started`, owning it first (:class:`Busy`
-    while its maker lives: a folder being made right now looks the same) and checking again once
-    nobody else can write to it; ``before(why)`` runs then, before anything goes. Why it never
-    started, or None (nothing done) if it holds a record after all. OSError if it cannot be removed."""
-    run_dir = Path(run_dir)
-    why = never_started(run_dir)  # what it held before this owned it (an empty folder gets our lock)
-    if why is None:
-        return None
-    claim_run(run_dir, purpose=purpose)
-    try:
-        if never_started(run_dir) is None:
-            return None
-        if before is not None:
-            before(why)
-        shutil.rmtree(run_dir)
-    finally:
-        release_run(run_dir)
-    return why
-
-
-def run_damage(run_dir: Path) -> str | None:
-    """Why a known run folder can no longer be read (cheap checks), or None."""
-    db = run_dir / "run.sqlite"
-    try:
-        if not db.is_file() or db.stat().st_size <= 65536:  # (a database with a record is longer than a page)
-            why = never_started(run_dir)
-            if why is not None:
-                return never_started_reason(why)
-    except OSError:
-        pass  # said below
-    try:
-        read_run_info(run_dir)
-    except DamagedRun as exc:
-        return exc.reason
-    try:
-        why = sidecar_problem(db.resolve())
-    except (OSError, RuntimeError):  # a symlink loop: said below
-        why = None
-    if why is not None:
-        return why
-    try:
-        if not db.is_file():
-            return "run.sqlite is missing"
-        if db.stat().st_size == 0:
-            return "run.sqlite is empty (0 bytes)"
-        with open(db, "rb") as fh:
-            if fh.read(16) != b"SQLite format 3\x00":
-                return "run.sqlite is not an SQLite database"
-    except OSError as exc:
-        return f"run.sqlite cannot be read ({exc.strerror or exc})"
-    return None

@@ -28,7 +28,8 @@ from castrig.store.postgres_store import (
     run_uid_of,
     sync_run_row,
 )
-from castrig.store.sqlite_store import SqliteRunStore, connect, hand_over, writable_now
+from castrig.store.sqlite_store import SqliteRunStore, hand_over
+from castrig.store.sqlite_connect import connect, writable_now
 
 
 @dataclass
