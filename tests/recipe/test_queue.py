@@ -488,3 +488,24 @@ def test_a_queue_resume_finding_its_runs_run_json_not_a_file_stops_and_runs_noth
     done = castrig("queue", "--resume", str(state_path), timeout_s=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert [i["outcome"] for i in json.loads(state_path.read_text())["items"]] == ["completed", "completed"]
+
+
+def test_a_run_that_could_not_make_its_folder_is_summarised_by_why_not_as_a_failed_report(tmp_path, capsys):
+    """A data root whose catalog.sqlite is damaged (not a database): the queued run could not make
+    its folder (faulted, nothing ran, the rig untouched by a recipe). The summary's report column
+    said "report failed: (no run folder): not a run folder (needs run.json and run.sqlite)" -- a
+    report of a folder that never was, the reason only in the lines above. Now it says what
+    happened: "no folder made: " and the reason; the item names no folder."""
+    from conftest import castrig_main
+
+    data = tmp_path / "runs"
+    data.mkdir()
+    (data / "catalog.sqlite").write_bytes(b"x" * 8192)
+    done = castrig_main(capsys, "queue", str(DATA / "short.yaml"), "--data", str(data))
+    assert done.returncode == 3, done.stdout + done.stderr
+    out = " ".join(done.stdout.split())
+    assert "report failed" not in out and "no folder made: cannot create the run folder" in out, out
+    (state_path,) = data.glob("queue-*.json")
+    (item,) = json.loads(state_path.read_text())["items"]
+    assert item["outcome"] == "faulted" and item["run_dir"] is None, item
+    assert item["report"].startswith("no folder made: cannot create the run folder") and "not a database" in item["report"], item
