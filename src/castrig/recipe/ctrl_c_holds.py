@@ -1,0 +1,97 @@
+"""Ctrl-C (SIGINT) outside a run's own handlers (recipe/session.py), while ``castrig run`` or
+``resume`` sets a run up, makes a crashed run's rig safe, or closes the rig after a run: held --
+noted and said, acted on where it is safe to -- never raised out of the middle of those steps.
+
+Each hold takes SIGINT from the handler before it and gives it straight on to the next (a hold,
+the run's handlers, ``session.keep_exit_code``): a Ctrl-C landing on Python's handler between
+two of them raised KeyboardInterrupt there -- exit 130 from a run that completed, a rig not
+closed.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+import signal
+
+from castrig.recipe.display import say
+
+
+class SigintHold:
+    """SIGINT taken over from the handler in place (on the main thread only: elsewhere Python has
+    none to replace) until :meth:`restore` puts that one back; :meth:`_on_int` says what a Ctrl-C
+    does meanwhile. ``now=False``: taken later (:meth:`take`)."""
+
+    def __init__(self, *, now: bool = True) -> None:
+        self.asked = False
+        self._old: Any = None
+        self._taken = False
+        if now:
+            self.take()
+
+    def take(self, restores: Any = None) -> bool:
+        """SIGINT to this hold from now on, if it is not already (main thread only): whether it is.
+        ``restores``: the handler :meth:`restore` puts back, where the one replaced is a hold
+        handing SIGINT on (default: the one replaced)."""
+        if self._taken:
+            return True
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        replaced = signal.signal(signal.SIGINT, self._on_int)
+        self._old, self._taken = (replaced if restores is None else restores), True
+        return True
+
+    def _on_int(self, signum: int, frame: Any) -> None:
+        self.asked = True
+
+    @property
+    def held(self) -> bool:
+        return self._old is not None
+
+    def release(self) -> Any:
+        """The handler the hold replaced, no longer to be put back by :meth:`restore`."""
+        old, self._old = self._old, None
+        return old
+
+    def restore(self) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self.release())
+
+
+class HeldCtrlC(SigintHold):
+    """Ctrl-C while ``castrig run`` makes its run folder and sets the run up, before the run's own
+    handlers (``session._signals``) are in: noted, and taken by them as the run's first Ctrl-C (a
+    pause at the first safe point, asked at a terminal; with nobody to ask, the run ends
+    interrupted with the rig made safe). It raised out of anywhere there: exit 130 with the folder
+    left 'running' (listed crashed, no safe state on record), or an empty folder with its lock
+    alone. Handed on as the run returns."""
+
+
+class DeferredCtrlC(SigintHold):
+    """Ctrl-C while a resume opens the rig and makes it safe is held until the safe state is
+    recorded; then the resume stops there (interrupted, 130) instead of going on with the run.
+
+    A resume's first duty is the rig a crash left (wet air on, a pump running): Ctrl-C in its
+    first seconds raised out of anywhere, and the process ended "interrupted" with the wet MFC
+    still at 2 slpm and no safe-state attempt on record."""
+
+    def _on_int(self, signum: int, frame: Any) -> None:
+        if not self.asked:
+            say("[yellow]Ctrl-C: the rig is being made safe first; the resume stops there[/]")
+        self.asked = True
+
+    def stop_here(self) -> None:
+        """Where the resume may stop: the rig safe and said so."""
+        if self.asked:
+            self.restore()
+            raise KeyboardInterrupt
+
+
+class CtrlCAtClose(SigintHold):
+    """Ctrl-C from the end of a run's own handlers until its rig is closed (``session._close_rig``)
+    -- and, for a command that ends with its run, until its exit code is kept: said once, noted."""
+
+    def _on_int(self, signum: int, frame: Any) -> None:
+        if not self.asked:
+            say("[yellow]Ctrl-C: the run has ended and its rig is being closed; the outcome stands as recorded[/]")
+        self.asked = True
