@@ -509,3 +509,54 @@ def test_a_run_that_could_not_make_its_folder_is_summarised_by_why_not_as_a_fail
     (item,) = json.loads(state_path.read_text())["items"]
     assert item["outcome"] == "faulted" and item["run_dir"] is None, item
     assert item["report"].startswith("no folder made: cannot create the run folder") and "not a database" in item["report"], item
+
+
+#: A sitecustomize: once the process has made the rig safe the first time (a resume's first duty,
+#: control.safety.make_safe), no file may grow past ``$FSIZE_AFTER_SAFE`` bytes (``ulimit -f``: a
+#: write beyond it fails, EFBIG, as on a full disk) -- room for the queue's state, not run.json.
+FILE_LIMIT_AFTER_SAFE = """
+import os, resource
+import castrig.control.safety as _safety
+_make_safe = _safety.make_safe
+def _safe_then_limited(*a, **kw):
+    report = _make_safe(*a, **kw)
+    limit = int(os.environ["FSIZE_AFTER_SAFE"])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return report
+_safety.make_safe = _safe_then_limited
+"""
+
+
+def test_a_queued_resume_that_cannot_record_keeps_its_item_running_and_stops_the_queue(tmp_path):
+    """The queue killed -9 in its run's step (seeded: its process SIGKILLs itself there), then
+    `castrig queue --resume` whose resume makes the rig safe and cannot record (no room: a file
+    size limit from that moment, seeded). The resume goes no further (session.ResumeNotRecorded):
+    the queue keeps the item 'running' with its folder, stops (exit 3) saying why and how to go on,
+    the rig left safe; run.json as the crash left it. Once there is room the same --resume ends it."""
+    from conftest import castrig, signal_hook, with_sitecustomize
+
+    data = tmp_path / "runs"
+    recipe = tmp_path / "purge.yaml"
+    recipe.write_text("name: purge\nsteps:\n  - {type: purge, duration_s: 30}\n")
+    killed = castrig("queue", str(recipe), "--data", str(data), timeout_s=60, AT_STEP="SIGKILL",
+                     **with_sitecustomize(tmp_path, signal_hook("castrig.recipe.runner:Runner._step_purge", "AT_STEP")))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    (state_path,) = data.glob("queue-*.json")
+    (run_dir,) = [p.parent for p in data.glob("*/run.json")]
+
+    done = castrig("queue", "--resume", str(state_path), timeout_s=60, FSIZE_AFTER_SAFE="3000",
+                   **with_sitecustomize(tmp_path, FILE_LIMIT_AFTER_SAFE))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 3 and "Traceback" not in said, (done.returncode, said[-3000:])
+    assert f"cannot resume {run_dir}: disk full" in said and "went no further" in said, said
+    assert "safe state verified" in " ".join(done.stdout.split()) + said
+    assert f"castrig queue --resume {state_path}" in said, said
+    state = json.loads(state_path.read_text())
+    (item,) = state["items"]
+    assert item["status"] == "running" and item["run_dir"] == str(run_dir), item
+    assert state["stopped"].startswith(f"cannot resume {run_dir}: disk full"), state["stopped"]
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "running"
+
+    again = castrig("queue", "--resume", str(state_path), timeout_s=60)  # room again
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [i["outcome"] for i in json.loads(state_path.read_text())["items"]] == ["completed"]
