@@ -3,7 +3,7 @@
 Python takes ~0.3 s to import the CLI and build its commands. A Ctrl-C or SIGTERM in that time, before anything is
 opened, ends the process as DESIGN §7 says -- 130 or 3, one line -- not with a KeyboardInterrupt
 traceback or killed by the signal (-2, -15). Then Ctrl-C is KeyboardInterrupt again (the CLI says
-"interrupted", 130) and, for the commands that run the rig, SIGTERM is :class:`Terminated` (3)
+"interrupted", 130) and, for the commands that own the rig, SIGTERM is :class:`Terminated` (3)
 until the run's own handlers take over; other commands get the default SIGTERM back. Nothing
 heavy is imported here.
 
@@ -20,7 +20,7 @@ import sys
 
 RUNS_THE_RIG = ("run", "resume", "queue")
 #: The commands that own the rig: not suspended by Ctrl-Z from their first moment to their last.
-OWNS_THE_RIG = (*RUNS_THE_RIG, "tune", "calibrate")
+OWNS_THE_RIG = (*RUNS_THE_RIG, "tune")
 
 
 def _early(signum: int, frame: object) -> None:
@@ -77,8 +77,9 @@ def main() -> int:
 
     def ready() -> None:  # the command is built (typer's introspection, ~0.05 s more): it answers from here
         signal.signal(signal.SIGINT, ctrl_c)
-        signal.signal(signal.SIGTERM, raise_terminated if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG else signal.SIG_DFL)
-        if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG:  # Ctrl-\ as SIGTERM (recipe/session.py: _signals)
+        # (tune rh too: a SIGTERM as it opened or closed the rig killed it, exit 143, nothing said)
+        signal.signal(signal.SIGTERM, raise_terminated if sys.argv[1:2] and sys.argv[1] in OWNS_THE_RIG else signal.SIG_DFL)
+        if sys.argv[1:2] and sys.argv[1] in OWNS_THE_RIG:  # Ctrl-\ as SIGTERM (recipe/session.py: _signals)
             signal.signal(signal.SIGQUIT, raise_terminated)
             # started in the background under `stty tostop`, a line written outside a run's own
             # handlers (rig/not_suspended.py) -- a run's last lines, a queue's between two runs --
