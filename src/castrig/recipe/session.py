@@ -371,7 +371,7 @@ def run_recipe(
         _keep_recipe_text(recipe_text, Path(recorder.run_dir))
         return _drive(recipe, rig, recorder, store, quiet=quiet, stop=stop, ctrl_c_before=held, closing=closing)
     finally:
-        closing.take(restores=held.release())  # (from the hold of the set-up, if it is still in: never the default between)
+        held.hand_to(closing)  # (the set-up's hold, if a failure left it in: never Python's handler between)
         _close_rig(rig, stop, closing)
 
 
@@ -815,7 +815,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
             raise
         _resume_not_recorded(run_dir, recorder, report, exc, quiet)
     finally:
-        closing.take(restores=ctrl_c.release())  # (from the make-safe's hold, if it is still in: never the default between)
+        ctrl_c.hand_to(closing)  # (the make-safe's hold, if it is still in: never Python's handler between)
         _close_rig(rig, stop, closing)
 
 

@@ -10,6 +10,10 @@ import threading
 from typing import Any
 
 
+#: ``take``'s default: :meth:`SigintHold.restore` puts back the handler the hold replaced.
+_REPLACED = object()
+
+
 class SigintHold:
     """SIGINT taken over from the handler in place (on the main thread only: elsewhere Python has
     none to replace) until :meth:`restore` puts that one back; :meth:`_on_int` says what a Ctrl-C
@@ -22,7 +26,7 @@ class SigintHold:
         if now:
             self.take()
 
-    def take(self, restores: Any = None) -> bool:
+    def take(self, restores: Any = _REPLACED) -> bool:
         """SIGINT to this hold from now on, if it is not already (main thread only): whether it is.
         ``restores``: the handler :meth:`restore` puts back, where the one replaced is a hold
         handing SIGINT on (default: the one replaced)."""
@@ -31,8 +35,16 @@ class SigintHold:
         if threading.current_thread() is not threading.main_thread():
             return False
         replaced = signal.signal(signal.SIGINT, self._on_int)
-        self._old, self._taken = (replaced if restores is None else restores), True
+        self._old, self._taken = (replaced if restores is _REPLACED else restores), True
         return True
+
+    def hand_to(self, other: "SigintHold") -> None:
+        """SIGINT straight on to ``other`` (never Python's own handler between), which puts back
+        what this hold replaced; if this hold is not in, ``other`` takes it from the one that is."""
+        if self.held:
+            other.take(restores=self.release())
+        else:
+            other.take()
 
     def _on_int(self, signum: int, frame: Any) -> None:
         self.asked = True
