@@ -10,7 +10,10 @@ closed.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
+
+from rich.markup import escape
 
 from castrig.recipe.display import say
 from castrig.rig.sigint_hold import SigintHold
@@ -38,11 +41,15 @@ class DeferredCtrlC(SigintHold):
             say("[yellow]Ctrl-C: the rig is being made safe first; the resume stops there[/]")
         self.asked = True
 
-    def stop_here(self) -> None:
-        """Where the resume may stop: the rig safe and said so."""
+    def stop_here(self, said: str) -> None:
+        """Where the resume may stop: the rig safe, and ``said`` (its state, how to go on) said.
+        It stopped with nothing more than the line of the Ctrl-C: no word of the rig, exit 130
+        without "interrupted" (raised here, not by the CLI's handler, which remembers a Ctrl-C)."""
         if self.asked:
+            say(f"[yellow]{escape(said)}[/]", soft_wrap=True)
             self.restore()
-            raise KeyboardInterrupt
+            signal.raise_signal(signal.SIGINT)  # the Ctrl-C, to the handler in place now (the CLI's: "interrupted")
+            raise KeyboardInterrupt  # (one that did not raise)
 
 
 class CtrlCAtClose(SigintHold):

@@ -775,7 +775,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
                                {"fleet_store": recorded_store,
                                 "configured": redact(configured) if configured else None})
         recorder.add_event(t_offset, "safe_state", "control", "resume: " + report.summary(), report.to_dict())
-        ctrl_c.stop_here()
+        ctrl_c.stop_here(f"{report.summary()}; the resume stopped there (castrig resume {run_dir} goes on)")
         if finish_only:
             return _finish_decided_end(recorder, store, recipe, journal, info, rig, report, outcome, reason, last_t,
                                        t_offset, quiet)
@@ -799,7 +799,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         resume = {"resume_note": note, "resume_elapsed_s": max(0.0, elapsed),
                   "resume_setpoint": setpoints[-1].data if setpoints else None,
                   "resume_gap": {k: v for k, v in gap.items() if k != "words"}, "skip": plan.skip}
-        ctrl_c.stop_here()
+        ctrl_c.stop_here(f"{report.summary()}; the resume stopped there (castrig resume {run_dir} goes on)")
         ctrl_c.restore()  # (the run's own handlers from here: Ctrl-C pauses)
         driving = True
         result = _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume,
