@@ -280,18 +280,21 @@ def test_a_stop_as_a_run_ends_still_stops_the_queue(tmp_path, stop):
     assert "Traceback" not in done.stderr
 
 
-def test_ctrl_c_as_a_queued_runs_rig_is_closed_records_the_run_and_stops_the_queue(tmp_path):
+@pytest.mark.parametrize("moment", ["castrig.rig.build:Rig.close", "castrig.recipe.session:_close_rig"],
+                         ids=["in-the-close", "before-the-close"])
+def test_ctrl_c_as_a_queued_runs_rig_is_closed_records_the_run_and_stops_the_queue(tmp_path, moment):
     """Ctrl-C at a foreground queue as its first run's rig is closed (the run completed, its
-    outcome recorded -- a seeded moment: conftest SIGNAL_AT_RIG_CLOSE). It raised out of the close:
-    the queue's item stayed 'running' with no run folder, though that run had completed. Now the
-    run is recorded as it ended and the queue stops there: interrupted (130), the next recipe not
-    started, the way to go on said."""
-    from conftest import SIGNAL_AT_RIG_CLOSE, castrig, with_sitecustomize
+    outcome recorded -- a seeded moment: the process signals itself in Rig.close, or as the run's
+    handlers have just ended, before the close). It raised out of the close (or before it, the rig
+    never closed): the queue's item stayed 'running' with no run folder, though that run had
+    completed. Now the run is recorded as it ended and the queue stops there: interrupted (130),
+    the next recipe not started, the way to go on said."""
+    from conftest import castrig, signal_hook, with_sitecustomize
 
     data = tmp_path / "runs"
     short = str(DATA / "short.yaml")
-    done = castrig("queue", short, short, "--data", str(data), timeout_s=60, SIGNAL_AT_RIG_CLOSE="SIGINT",
-                   **with_sitecustomize(tmp_path, SIGNAL_AT_RIG_CLOSE))
+    done = castrig("queue", short, short, "--data", str(data), timeout_s=60, AT_CLOSE="SIGINT",
+                   **with_sitecustomize(tmp_path, signal_hook(moment, "AT_CLOSE")))
     assert done.returncode == 130, done.stdout + done.stderr
     (state_path,) = data.glob("queue-*.json")
     state = json.loads(state_path.read_text())
