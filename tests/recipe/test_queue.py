@@ -493,25 +493,44 @@ def test_a_queue_resume_finding_its_runs_run_json_not_a_file_stops_and_runs_noth
     assert [i["outcome"] for i in json.loads(state_path.read_text())["items"]] == ["completed", "completed"]
 
 
-def test_a_run_that_could_not_make_its_folder_is_summarised_by_why_not_as_a_failed_report(tmp_path, capsys):
-    """A data root whose catalog.sqlite is damaged (not a database): the queued run could not make
-    its folder (faulted, nothing ran, the rig untouched by a recipe). The summary's report column
-    said "report failed: (no run folder): not a run folder (needs run.json and run.sqlite)" -- a
-    report of a folder that never was, the reason only in the lines above. Now it says what
-    happened: "no folder made: " and the reason; the item names no folder."""
-    from conftest import castrig_main
+#: A sitecustomize: while the process makes a run folder (SqliteRunStore.create_run) it may
+#: open no more files (``ulimit -n`` reached: every descriptor below the limit in use, as a
+#: process that leaks them meets it); the limit is put back after.
+NO_FILES_WHILE_MAKING_A_FOLDER = """
+import os, resource
+import castrig.store.sqlite_store as _s
+_create = _s.SqliteRunStore.create_run
+def _create_without_files(*a, **kw):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    free = os.open(os.devnull, os.O_RDONLY)
+    os.close(free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (free, hard))  # the lowest free descriptor: none left below it
+    try:
+        return _create(*a, **kw)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+_s.SqliteRunStore.create_run = _create_without_files
+"""
+
+
+def test_a_run_that_could_not_make_its_folder_is_summarised_by_why_not_as_a_failed_report(tmp_path):
+    """The queued run could not make its folder (no file could be opened as it was made: 'Too many
+    open files', seeded) -- faulted, nothing ran. The summary's report column said "report failed:
+    (no run folder): not a run folder (needs run.json and run.sqlite)": a report of a folder that
+    never was, the reason only in the lines above. Now it says what happened: "no folder made: "
+    and the reason; the item names no folder."""
+    from conftest import castrig, with_sitecustomize
 
     data = tmp_path / "runs"
-    data.mkdir()
-    (data / "catalog.sqlite").write_bytes(b"x" * 8192)
-    done = castrig_main(capsys, "queue", str(DATA / "short.yaml"), "--data", str(data))
-    assert done.returncode == 3, done.stdout + done.stderr
+    done = castrig("queue", str(DATA / "short.yaml"), "--data", str(data), timeout_s=60, COLUMNS="300",
+                   **with_sitecustomize(tmp_path, NO_FILES_WHILE_MAKING_A_FOLDER))
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stdout + done.stderr
     out = " ".join(done.stdout.split())
     assert "report failed" not in out and "no folder made: cannot create the run folder" in out, out
     (state_path,) = data.glob("queue-*.json")
     (item,) = json.loads(state_path.read_text())["items"]
     assert item["outcome"] == "faulted" and item["run_dir"] is None, item
-    assert item["report"].startswith("no folder made: cannot create the run folder") and "not a database" in item["report"], item
+    assert item["report"].startswith("no folder made: cannot create the run folder") and "Too many open files" in item["report"], item
 
 
 #: A sitecustomize: once the process has made the rig safe the first time (a resume's first duty,
