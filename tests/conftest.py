@@ -1192,10 +1192,12 @@ def _update_after_signals(self, **changes):
 s.SqliteRunRecorder.update_info = _update_after_signals
 """
 
-def signal_hook(target: str, env: str) -> str:
+def signal_hook(target: str, env: str, once: str = "_SIGNALLED") -> str:
     """A sitecustomize (:func:`with_sitecustomize`): the process sends itself the signal named in
     ``$env`` (e.g. ``SIGTERM``), ``$SIGNAL_TIMES`` times (default 1), the first time ``target`` is
-    called -- ``"module:name"`` or ``"module:Class.method"``: a signal at a seeded moment."""
+    called -- ``"module:name"`` or ``"module:Class.method"``: a signal at a seeded moment. Hooks
+    joined into one sitecustomize each fire once if each has its own ``once`` (an environment
+    variable's name); with the same, only the first moment reached signals."""
     module, _, attr = target.partition(":")
     owner, _, name = attr.rpartition(".")
     return f"""
@@ -1203,9 +1205,9 @@ import os, signal
 import {module} as _module
 _owner = _module{"." + owner if owner else ""}
 _original = getattr(_owner, "{name}")
-def _signal_first(*a, **kw):
-    if not os.environ.get("_SIGNALLED"):
-        os.environ["_SIGNALLED"] = "1"
+def _signal_first(*a, _original=_original, **kw):
+    if not os.environ.get("{once}"):
+        os.environ["{once}"] = "1"
         for _ in range(int(os.environ.get("SIGNAL_TIMES", "1"))):
             os.kill(os.getpid(), getattr(signal, os.environ["{env}"]))
     return _original(*a, **kw)
@@ -1224,6 +1226,13 @@ SIGNAL_AT_RIG_CLOSE = signal_hook("castrig.rig.build:Rig.close", "SIGNAL_AT_RIG_
 #: ``$SIGNAL_AT_RIG_OPEN`` as a run's rig starts being opened (``open_owned_rig``, the first time) --
 #: before the run's own signal handlers are installed: ``systemctl stop`` of a queue between runs.
 SIGNAL_AT_RIG_OPEN = signal_hook("castrig.rig.ownership:open_owned_rig", "SIGNAL_AT_RIG_OPEN")
+
+#: ``$SIGNAL_AT_CLOSE_RIG`` as the rig's close is called (``session._close_rig``): the run's own
+#: handlers just gone, the rig not yet closed; and ``$SIGNAL_AT_KEEP_CODE`` as ``castrig run`` or
+#: ``resume`` starts keeping its exit code (``session.keep_exit_code``): the rig closed, the close's
+#: Ctrl-C handler done with. The two moments a run's signal handlers are handed on.
+SIGNAL_AT_HANDOVERS = (signal_hook("castrig.recipe.session:_close_rig", "SIGNAL_AT_CLOSE_RIG", once="_SIGNALLED_CLOSE")
+                       + signal_hook("castrig.recipe.session:keep_exit_code", "SIGNAL_AT_KEEP_CODE", once="_SIGNALLED_KEEP"))
 
 # -- a damaged Optuna study journal (tests/explore, tests/serve) ----------------------------------------
 def spoil_journal_line(journal: Path, line: int) -> bytes:

@@ -101,3 +101,22 @@ def test_sigterm_as_the_process_exits_keeps_the_runs_exit_code(tmp_path, sig, mo
     assert done.returncode == 0, (done.returncode, done.stderr)
     if moment == "exit":  # from the exit functions on it is ignored (see session._ignore_late_stops)
         assert f"{sig} after the outcome was recorded: exiting with its code 0" in done.stderr
+
+
+def test_ctrl_c_as_a_completed_runs_handlers_are_handed_on_keeps_its_exit_code(tmp_path):
+    """Ctrl-C at the two moments `castrig run` hands its SIGINT handler on after a run that
+    completed (seeded: conftest SIGNAL_AT_HANDOVERS): as the run's own handlers end, before the
+    rig's close is in (the rig was then never closed), and as the close's handler was put back,
+    before the exit code was kept. Each raised KeyboardInterrupt: exit 130 "interrupted" from a run
+    that run.json says completed. Now a Ctrl-C then is said and the run's exit code kept: 0."""
+    from conftest import SIGNAL_AT_HANDOVERS
+
+    data = tmp_path / "runs"
+    done = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", str(data), "-q", timeout_s=60,
+                   SIGNAL_AT_CLOSE_RIG="SIGINT", SIGNAL_AT_KEEP_CODE="SIGINT",
+                   **with_sitecustomize(tmp_path, SIGNAL_AT_HANDOVERS))
+    (run_json,) = data.glob("*/run.json")
+    assert json.loads(run_json.read_text())["outcome"] == "completed"
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 0 and "Traceback" not in said, (done.returncode, said[-3000:])
+    assert "the run has ended and its rig is being closed" in said and "interrupted" not in said, said

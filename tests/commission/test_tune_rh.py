@@ -293,3 +293,23 @@ def test_a_stop_signal_in_the_step_test_leaves_the_rig_safe(tmp_path, wall_sim_p
     assert proc.returncode == 3, (proc.returncode, err)
     assert "rig left in the safe state (verified)" in err and "Traceback" not in err, err
     assert not (tmp_path / "t.svg").exists()
+
+
+@pytest.mark.parametrize("sig, moment, code, said", [
+    ("SIGINT", "castrig.control.safety:make_safe", 130, "interrupted"),  # Ctrl-C again as the first ended the test
+    ("SIGTERM", "castrig.rig.build:Rig.close", 3, "terminated"),  # `kill` as the step test ends
+], ids=["ctrl-c-at-safe-state", "sigterm-at-close"])
+def test_a_stop_as_the_step_test_ends_leaves_the_rig_safe_and_says_so(tmp_path, sig, moment, code, said):
+    """A stop after the step test, at a seeded moment (a sitecustomize signals the process as the
+    rig starts being made safe, or as it is closed). Ctrl-C there raised KeyboardInterrupt into
+    the safe state, which never ran: exit 130 with the wet air as the test had set it, nothing said
+    of the rig. SIGTERM as the rig was closed killed the process (exit -15/143, nothing said). Now
+    either waits for the rig's safe state and close, says the rig's state and ends 130 / 3."""
+    from conftest import signal_hook, with_sitecustomize
+
+    done = castrig("tune", "rh", "--plot", str(tmp_path / "t.svg"), timeout_s=60, AT=sig,
+                   **with_sitecustomize(tmp_path, signal_hook(moment, "AT")))
+    err = " ".join(done.stderr.split())
+    assert done.returncode == code and "Traceback" not in err, (done.returncode, err[-3000:])
+    assert "rig left in the safe state (verified)" in err and err.endswith(said), err
+    assert not (tmp_path / "t.svg").exists()

@@ -173,3 +173,34 @@ def test_ctrl_z_between_two_runs_of_a_foreground_queue_does_not_stop_it(tmp_path
     assert "Ctrl-Z: castrig queue is not suspended, between its runs either" in said and "Ctrl-C stops the queue" in said
     outcomes = [json.loads(p.read_text())["outcome"] for p in sorted(data.glob("*/run.json"))]
     assert outcomes == ["completed", "completed"]
+
+
+def test_ctrl_z_while_a_run_makes_its_folder_or_a_resume_makes_the_rig_safe_does_not_stop_it(tmp_path, terminal_run):
+    """Ctrl-Z outside a run's own handlers, in a job-control shell (seeded moments: the process
+    signals itself SIGTSTP, as the terminal's line discipline does): `castrig run` as it makes its
+    run folder (the rig opened and owned), `castrig resume` of that run (killed -9 in its step, a
+    seeded crash) as it makes the rig the crash left safe, and `castrig tune rh` as it makes the
+    rig safe after its step test. Each was stopped ("Stopped"), the rig's devices owned, the rig
+    in an unknown state or the wet air as the test set it, until someone typed `fg`. Now each says
+    it is not suspended and goes on: the run to its kill, the resume and the tune to their end."""
+    from conftest import signal_hook, with_sitecustomize
+
+    data = tmp_path / "runs"
+    recipe = tmp_path / "purge.yaml"
+    recipe.write_text("name: purge\nsteps:\n  - {type: purge, duration_s: 30}\n")
+    run_hooks = with_sitecustomize(tmp_path, signal_hook("castrig.store.sqlite_store:SqliteRunStore.create_run", "AT_CREATE",
+                                                         once="_AT_CREATE")
+                                   + signal_hook("castrig.recipe.runner:Runner._step_purge", "AT_STEP", once="_AT_STEP"))
+    resume_hook = with_sitecustomize(tmp_path, signal_hook("castrig.control.safety:make_safe", "AT_SAFE"))
+    castrig = f"{sys.executable} -m castrig"
+    shell = terminal_run([], cwd=ROOT, argv=["bash", "--norc", "--noprofile", "-i"])
+    shell.send(f"AT_CREATE=SIGTSTP AT_STEP=SIGKILL PYTHONPATH={run_hooks['PYTHONPATH']} {castrig} run {recipe} --data {data} -q; "
+               f'echo "run""-exit=$?"; AT_SAFE=SIGTSTP PYTHONPATH={resume_hook["PYTHONPATH"]} {castrig} resume '
+               f'"$(ls -d {data}/*-purge)" -q; echo "resume""-exit=$?"; AT_SAFE=SIGTSTP PYTHONPATH={resume_hook["PYTHONPATH"]} '
+               f'{castrig} tune rh --plot {tmp_path / "t.svg"}; echo "tune""-exit=$?"\n')  # (the typed line holds no text looked for)
+    shell.expect("tune-exit=", timeout_s=30)
+    said = " ".join(shell.output.split())
+    assert "run-exit=137" in said and "resume-exit=0" in said and "tune-exit=0" in said, shell.output[-3000:]
+    assert "Stopped" not in said and said.count("Ctrl-Z: castrig") == 3 and "is not suspended" in said, said
+    (run_json,) = data.glob("*/run.json")
+    assert json.loads(run_json.read_text())["outcome"] == "completed"

@@ -280,18 +280,21 @@ def test_a_stop_as_a_run_ends_still_stops_the_queue(tmp_path, stop):
     assert "Traceback" not in done.stderr
 
 
-def test_ctrl_c_as_a_queued_runs_rig_is_closed_records_the_run_and_stops_the_queue(tmp_path):
+@pytest.mark.parametrize("moment", ["castrig.rig.build:Rig.close", "castrig.recipe.session:_close_rig"],
+                         ids=["in-the-close", "before-the-close"])
+def test_ctrl_c_as_a_queued_runs_rig_is_closed_records_the_run_and_stops_the_queue(tmp_path, moment):
     """Ctrl-C at a foreground queue as its first run's rig is closed (the run completed, its
-    outcome recorded -- a seeded moment: conftest SIGNAL_AT_RIG_CLOSE). It raised out of the close:
-    the queue's item stayed 'running' with no run folder, though that run had completed. Now the
-    run is recorded as it ended and the queue stops there: interrupted (130), the next recipe not
-    started, the way to go on said."""
-    from conftest import SIGNAL_AT_RIG_CLOSE, castrig, with_sitecustomize
+    outcome recorded -- a seeded moment: the process signals itself in Rig.close, or as the run's
+    handlers have just ended, before the close). It raised out of the close (or before it, the rig
+    never closed): the queue's item stayed 'running' with no run folder, though that run had
+    completed. Now the run is recorded as it ended and the queue stops there: interrupted (130),
+    the next recipe not started, the way to go on said."""
+    from conftest import castrig, signal_hook, with_sitecustomize
 
     data = tmp_path / "runs"
     short = str(DATA / "short.yaml")
-    done = castrig("queue", short, short, "--data", str(data), timeout_s=60, SIGNAL_AT_RIG_CLOSE="SIGINT",
-                   **with_sitecustomize(tmp_path, SIGNAL_AT_RIG_CLOSE))
+    done = castrig("queue", short, short, "--data", str(data), timeout_s=60, AT_CLOSE="SIGINT",
+                   **with_sitecustomize(tmp_path, signal_hook(moment, "AT_CLOSE")))
     assert done.returncode == 130, done.stdout + done.stderr
     (state_path,) = data.glob("queue-*.json")
     state = json.loads(state_path.read_text())
@@ -488,3 +491,94 @@ def test_a_queue_resume_finding_its_runs_run_json_not_a_file_stops_and_runs_noth
     done = castrig("queue", "--resume", str(state_path), timeout_s=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert [i["outcome"] for i in json.loads(state_path.read_text())["items"]] == ["completed", "completed"]
+
+
+#: A sitecustomize: while the process makes a run folder (SqliteRunStore.create_run) it may
+#: open no more files (``ulimit -n`` reached: every descriptor below the limit in use, as a
+#: process that leaks them meets it); the limit is put back after.
+NO_FILES_WHILE_MAKING_A_FOLDER = """
+import os, resource
+import castrig.store.sqlite_store as _s
+_create = _s.SqliteRunStore.create_run
+def _create_without_files(*a, **kw):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    free = os.open(os.devnull, os.O_RDONLY)
+    os.close(free)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (free, hard))  # the lowest free descriptor: none left below it
+    try:
+        return _create(*a, **kw)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+_s.SqliteRunStore.create_run = _create_without_files
+"""
+
+
+def test_a_run_that_could_not_make_its_folder_is_summarised_by_why_not_as_a_failed_report(tmp_path):
+    """The queued run could not make its folder (no file could be opened as it was made: 'Too many
+    open files', seeded) -- faulted, nothing ran. The summary's report column said "report failed:
+    (no run folder): not a run folder (needs run.json and run.sqlite)": a report of a folder that
+    never was, the reason only in the lines above. Now it says what happened: "no folder made: "
+    and the reason; the item names no folder."""
+    from conftest import castrig, with_sitecustomize
+
+    data = tmp_path / "runs"
+    done = castrig("queue", str(DATA / "short.yaml"), "--data", str(data), timeout_s=60, COLUMNS="300",
+                   **with_sitecustomize(tmp_path, NO_FILES_WHILE_MAKING_A_FOLDER))
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    out = " ".join(done.stdout.split())
+    assert "report failed" not in out and "no folder made: cannot create the run folder" in out, out
+    (state_path,) = data.glob("queue-*.json")
+    (item,) = json.loads(state_path.read_text())["items"]
+    assert item["outcome"] == "faulted" and item["run_dir"] is None, item
+    assert item["report"].startswith("no folder made: cannot create the run folder") and "Too many open files" in item["report"], item
+
+
+#: A sitecustomize: once the process has made the rig safe the first time (a resume's first duty,
+#: control.safety.make_safe), no file may grow past ``$FSIZE_AFTER_SAFE`` bytes (``ulimit -f``: a
+#: write beyond it fails, EFBIG, as on a full disk) -- room for the queue's state, not run.json.
+FILE_LIMIT_AFTER_SAFE = """
+import os, resource
+import castrig.control.safety as _safety
+_make_safe = _safety.make_safe
+def _safe_then_limited(*a, **kw):
+    report = _make_safe(*a, **kw)
+    limit = int(os.environ["FSIZE_AFTER_SAFE"])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return report
+_safety.make_safe = _safe_then_limited
+"""
+
+
+def test_a_queued_resume_that_cannot_record_keeps_its_item_running_and_stops_the_queue(tmp_path):
+    """The queue killed -9 in its run's step (seeded: its process SIGKILLs itself there), then
+    `castrig queue --resume` whose resume makes the rig safe and cannot record (no room: a file
+    size limit from that moment, seeded). The resume goes no further (session.ResumeNotRecorded):
+    the queue keeps the item 'running' with its folder, stops (exit 3) saying why and how to go on,
+    the rig left safe; run.json as the crash left it. Once there is room the same --resume ends it."""
+    from conftest import castrig, signal_hook, with_sitecustomize
+
+    data = tmp_path / "runs"
+    recipe = tmp_path / "purge.yaml"
+    recipe.write_text("name: purge\nsteps:\n  - {type: purge, duration_s: 30}\n")
+    killed = castrig("queue", str(recipe), "--data", str(data), timeout_s=60, AT_STEP="SIGKILL",
+                     **with_sitecustomize(tmp_path, signal_hook("castrig.recipe.runner:Runner._step_purge", "AT_STEP")))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    (state_path,) = data.glob("queue-*.json")
+    (run_dir,) = [p.parent for p in data.glob("*/run.json")]
+
+    done = castrig("queue", "--resume", str(state_path), timeout_s=60, FSIZE_AFTER_SAFE="3000",
+                   **with_sitecustomize(tmp_path, FILE_LIMIT_AFTER_SAFE))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 3 and "Traceback" not in said, (done.returncode, said[-3000:])
+    assert f"cannot resume {run_dir}: disk full" in said and "went no further" in said, said
+    assert "safe state verified" in " ".join(done.stdout.split()) + said
+    assert f"castrig queue --resume {state_path}" in said, said
+    state = json.loads(state_path.read_text())
+    (item,) = state["items"]
+    assert item["status"] == "running" and item["run_dir"] == str(run_dir), item
+    assert state["stopped"].startswith(f"cannot resume {run_dir}: disk full"), state["stopped"]
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "running"
+
+    again = castrig("queue", "--resume", str(state_path), timeout_s=60)  # room again
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [i["outcome"] for i in json.loads(state_path.read_text())["items"]] == ["completed"]

@@ -433,7 +433,9 @@ s._open_rig = _opened
 
 def test_ctrl_c_as_a_resume_opens_the_rig_makes_it_safe_before_stopping(tmp_path):
     """Ctrl-C in a resume's first seconds raised out of anywhere: "interrupted", exit 130, the wet
-    MFC still at 2 slpm from the crashed run and no safe-state attempt on record."""
+    MFC still at 2 slpm from the crashed run and no safe-state attempt on record. Then, once it
+    was held: the resume stopped saying nothing after the Ctrl-C's line -- not the rig's state,
+    not how to go on, not "interrupted" (a silent 130). Now all three."""
     from conftest import castrig, with_sitecustomize
 
     run_dir = _run_until(_long_wait_half_an_hour(tmp_path), tmp_path / "runs",
@@ -443,6 +445,9 @@ def test_ctrl_c_as_a_resume_opens_the_rig_makes_it_safe_before_stopping(tmp_path
     safe = [row[4] for row in _rows(run_dir, "events") if row[2] == "safe_state"]
     assert safe and safe[-1].startswith("resume: safe state verified"), safe
     assert "Traceback" not in done.stderr
+    said = " ".join(done.stderr.split())
+    assert f"safe state verified: caster.stopped, dry_mfc.purge, water_pump.stopped, wet_mfc.off; the resume stopped there " \
+           f"(castrig resume {run_dir} goes on)" in said and said.endswith("interrupted"), said
     again = castrig("resume", str(run_dir), "-q")  # and the run can still be resumed
     assert again.returncode == 0, again.stdout + again.stderr
 

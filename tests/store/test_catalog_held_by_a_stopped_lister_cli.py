@@ -57,3 +57,44 @@ def test_a_lister_stopped_while_it_writes_the_catalog_stops_no_run(tmp_path, rea
     listed = castrig("runs", "--data", str(data))
     assert listed.returncode == 0
     assert all(p.name in listed.stdout for p in run_dirs) and listed.stdout.count("completed") == 2, listed.stdout
+
+
+#: A sitecustomize: the data root's catalog.sqlite is overwritten (not a database any more) as the
+#: run's first step starts -- another program's write, a disk's error.
+SPOIL_CATALOG_IN_THE_RUN = """
+from pathlib import Path
+import castrig.recipe.runner as _r
+_purge = _r.Runner._step_purge
+def _spoil_then_purge(self, *a, **kw):
+    catalog = Path(self.rec.run_dir).parent / "catalog.sqlite"
+    catalog.write_bytes(b"x" * 8192)
+    for extra in ("-wal", "-shm"):
+        Path(str(catalog) + extra).unlink(missing_ok=True)
+    return _purge(self, *a, **kw)
+_r.Runner._step_purge = _spoil_then_purge
+"""
+
+
+def test_a_catalog_damaged_under_a_run_stops_neither_it_nor_the_next(tmp_path, capsys):
+    """The catalog damaged while a run goes on (seeded: overwritten as its first step starts). As it
+    ended, indexing it raised SQLite's 'file is not a database': a traceback, exit 1, from a run
+    that had completed (run.json said so); and every later `castrig run` on that data root was
+    refused, exit 3, 'cannot create the run folder ... (file is not a database)' -- which file,
+    unsaid. The catalog is an index of the folders: now said once, named, and the runs go on (0)
+    and are listed from their folders."""
+    from tests.conftest import castrig_main
+
+    data = tmp_path / "runs"
+    recipe = tmp_path / "purge.yaml"
+    recipe.write_text("name: purge\nsteps:\n  - {type: purge, duration_s: 30}\n")
+    done = castrig("run", str(recipe), "--data", str(data), "-q", **with_sitecustomize(tmp_path, SPOIL_CATALOG_IN_THE_RUN))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 0 and "Traceback" not in said, (done.returncode, said[-3000:])
+    assert f"warning: {data / 'catalog.sqlite'}: file is not a database" in said, said
+    (first,) = [p.parent for p in data.glob("*/run.json")]
+    assert json.loads((first / "run.json").read_text())["outcome"] == "completed"
+    listed = castrig_main(capsys, "runs", "--data", str(data))
+    assert listed.returncode == 0 and first.name in listed.stdout and "completed" in listed.stdout, listed
+    nxt = castrig("run", str(recipe), "--data", str(data), "-q")  # the next run on that data root
+    assert nxt.returncode == 0 and "Traceback" not in nxt.stderr, nxt.stderr[-2000:]
+    assert len(list(data.glob("*/run.json"))) == 2

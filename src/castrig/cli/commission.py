@@ -8,10 +8,13 @@ profile only when asked (``--write``), keeping the file's comments and layout
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from castrig.rig.sigint_hold import SigintHold
 
 tune_app = typer.Typer(no_args_is_help=True, help="Commission the RH loop: step test, FOPDT model, SIMC gains.")
 calibrate_app = typer.Typer(no_args_is_help=True, help="Calibrate the camera's pixel size from a target of known pitch.")
@@ -81,6 +84,24 @@ class _StopsEndTheTest:
             raise Terminated
 
 
+def _say_safe(safe: object) -> bool:
+    """Say the rig's state after the step test (on stderr, with a stop); True."""
+    typer.echo(safe.summary() if not safe.safe else "rig left in the safe state (verified)", err=True)  # type: ignore[attr-defined]
+    return True
+
+
+class _CtrlCWhileMadeSafe(SigintHold):
+    """Ctrl-C while ``castrig tune rh`` makes the rig safe after its step test, and closes it:
+    said, noted, and raised once that is done (exit 130). A Ctrl-C pressed twice -- the first
+    ends the test -- raised KeyboardInterrupt into the safe state, cut short: the wet air left as
+    the test had set it, and nothing said of the rig."""
+
+    def _on_int(self, signum: int, frame: object) -> None:
+        if not self.asked:
+            typer.echo("Ctrl-C: the rig is being made safe and closed; the step test stops when that is done", err=True)
+        self.asked = True
+
+
 #: The smallest step test (%RH): 5 %RH steps on the twin fit within 4 % of the step (0.17-0.19 %RH).
 MIN_STEP_PCT = 5.0
 
@@ -133,6 +154,8 @@ def tune_rh(
         _tau_c_not_below_the_period(tau_c_s, path)
     rig = _open_rig(path, seed, "castrig tune rh")
     stops = _StopsEndTheTest()
+    ctrl_c = _CtrlCWhileMadeSafe(now=False)
+    safe, said = None, False
     try:
         stopped = True
         try:
@@ -147,15 +170,25 @@ def tune_rh(
             stopped = False
         finally:
             stops.only_noted()  # a stop from here on waits for the safe state (raised after it)
+            ctrl_c.take()  # so does a Ctrl-C (the second, as the first ends the test): it cut the safe state short
             c = rig.profile.control
             safe = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
                              purge_flow_slpm=c.purge_flow_slpm, clock=rig.clock, retry_for_s=c.safe_state_retry_s)
-            if stopped:  # the test drove the rig before it stopped: its state is said with the error
-                typer.echo(safe.summary() if not safe.safe else "rig left in the safe state (verified)", err=True)
-            stops.end()  # Terminated (exit 3) for a stop heard while the rig was made safe
+            if stopped or stops.heard or ctrl_c.asked:  # the test drove the rig: its state is said with the stop
+                said = _say_safe(safe)
         test_s = result.test.t_s[-1] if result.test.t_s else 0.0
     finally:
-        rig.close()
+        try:
+            rig.close()
+        finally:
+            ctrl_c.restore()
+            if safe is not None and not said and (stops.heard or ctrl_c.asked):  # (a stop as the rig was closed)
+                said = _say_safe(safe)
+            stops.end()  # Terminated (exit 3) for a stop heard while the rig was made safe or closed
+    if ctrl_c.asked:  # (the test had ended: nothing is written after a Ctrl-C)
+        from castrig.cli.main import ctrl_c as interrupted
+
+        interrupted(signal.SIGINT, None)  # KeyboardInterrupt, remembered: the CLI says "interrupted" (130)
     atomic_write_bytes(plot_path, plot_svg(result, f"castrig tune rh ({rig.profile.name})").encode())
     updates = gains_updates(result)
     if write:

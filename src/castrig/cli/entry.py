@@ -3,9 +3,15 @@
 Python takes ~0.3 s to import the CLI and build its commands. A Ctrl-C or SIGTERM in that time, before anything is
 opened, ends the process as DESIGN §7 says -- 130 or 3, one line -- not with a KeyboardInterrupt
 traceback or killed by the signal (-2, -15). Then Ctrl-C is KeyboardInterrupt again (the CLI says
-"interrupted", 130) and, for the commands that run the rig, SIGTERM is :class:`Terminated` (3)
+"interrupted", 130) and, for the commands that own the rig, SIGTERM is :class:`Terminated` (3)
 until the run's own handlers take over; other commands get the default SIGTERM back. Nothing
 heavy is imported here.
+
+A command that owns the rig is not suspended by Ctrl-Z (SIGTSTP) at any moment of its life, as a
+run is not during its steps (rig/not_suspended.py): it says so and goes on. Outside the run's own
+handlers -- the rig being opened, the run folder made, a resume making a crashed run's rig safe,
+the rig closed, ``tune rh`` making the rig safe after its step test -- the shell said "Stopped":
+the devices stayed owned, a resume's rig in the state a crash left it, until someone typed `fg`.
 """
 
 import os
@@ -13,11 +19,22 @@ import signal
 import sys
 
 RUNS_THE_RIG = ("run", "resume", "queue")
+#: The commands that own the rig: not suspended by Ctrl-Z from their first moment to their last.
+OWNS_THE_RIG = (*RUNS_THE_RIG, "tune")
 
 
 def _early(signum: int, frame: object) -> None:
     os.write(2, b"interrupted\n" if signum == signal.SIGINT else b"terminated\n")
     os._exit(130 if signum == signal.SIGINT else 3)
+
+
+def _not_suspended(signum: int, frame: object) -> None:
+    """Ctrl-Z outside the handlers of a run (or of a step test), which say more."""
+    try:
+        os.write(2, f"Ctrl-Z: castrig {sys.argv[1]} is not suspended (it owns the rig: stopped, it would leave the wet air "
+                    "and the pumps with nobody controlling them); Ctrl-C stops it\n".encode())
+    except OSError:  # no terminal left to say it on
+        pass
 
 
 def _standard_fds() -> None:
@@ -45,6 +62,8 @@ def main() -> int:
     _standard_fds()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _early)
+    if sys.argv[1:2] and sys.argv[1] in OWNS_THE_RIG:
+        signal.signal(signal.SIGTSTP, _not_suspended)
     # One BLAS thread, before numpy is imported: the analysis overlaps its own stages on its own
     # threads (analysis/workers.py), and OpenBLAS's pool (a thread per core, spinning after each
     # call on the small matrices castrig solves) only took CPU from them -- `castrig analyse
@@ -58,8 +77,9 @@ def main() -> int:
 
     def ready() -> None:  # the command is built (typer's introspection, ~0.05 s more): it answers from here
         signal.signal(signal.SIGINT, ctrl_c)
-        signal.signal(signal.SIGTERM, raise_terminated if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG else signal.SIG_DFL)
-        if sys.argv[1:2] and sys.argv[1] in RUNS_THE_RIG:  # Ctrl-\ as SIGTERM (recipe/session.py: _signals)
+        # (tune rh too: a SIGTERM as it opened or closed the rig killed it, exit 143, nothing said)
+        signal.signal(signal.SIGTERM, raise_terminated if sys.argv[1:2] and sys.argv[1] in OWNS_THE_RIG else signal.SIG_DFL)
+        if sys.argv[1:2] and sys.argv[1] in OWNS_THE_RIG:  # Ctrl-\ as SIGTERM (recipe/session.py: _signals)
             signal.signal(signal.SIGQUIT, raise_terminated)
             # started in the background under `stty tostop`, a line written outside a run's own
             # handlers (rig/not_suspended.py) -- a run's last lines, a queue's between two runs --

@@ -233,7 +233,7 @@ def run(
     check_text(operator, "--operator", max_length=200)
     usable_data_root(data, profile=profile or default_profile(), writes=True)
     # (the run's own handlers act while it runs)
-    with data_root_said(data, profile or default_profile()), stop_requests("castrig run") as stop:
+    with data_root_said(data, profile or default_profile()), stop_requests("castrig run", ends_with_the_run=True) as stop:
         outcome = run_recipe(recipe, profile or default_profile(), data_root=data, seed=seed, operator=operator, quiet=quiet,
                              stop=stop)
         stop.exit_code = outcome.exit_code  # recorded: a SIGTERM from here to the process's end keeps it
@@ -269,7 +269,7 @@ def resume(
 
     console_is_not_the_record()  # the run folder keeps the record: a console that fails is dropped
 
-    with stop_requests("castrig resume") as stop:
+    with stop_requests("castrig resume", ends_with_the_run=True) as stop:
         try:
             outcome = resume_run(run_dir, quiet=quiet, after_abort=after_abort, take_over=take_over, stop=stop)
         except ResumeNotRecorded:  # (said, with the safe state)

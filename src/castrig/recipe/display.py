@@ -196,11 +196,12 @@ class Display:
         return t
 
 
-def say(message: str) -> None:
-    """Tell the person at the terminal something, above the live panel if one is up."""
+def say(message: str, *, soft_wrap: bool = False) -> None:
+    """Tell the person at the terminal something, above the live panel if one is up;
+    ``soft_wrap``: its lines whole (a path to copy is never broken)."""
     display = _active
     console = display.console if display is not None else Console(stderr=True)
-    console.print(message, highlight=False)
+    console.print(message, highlight=False, soft_wrap=soft_wrap)
 
 
 def _in_the_background() -> bool:

@@ -519,7 +519,10 @@ def _record(item: dict[str, Any], result: RunResult) -> None:
     # the run's target grade(s), in cast order ("claim1", or "claim3,claim1" when membranes differ)
     target = ",".join(dict.fromkeys(g for g in result.targets.values() if g)) or None if result.targets else targets
     report = None
-    if result.run_dir:
+    run_dir = result.run_dir
+    if run_dir == NO_RUN_FOLDER:  # nothing ran: what happened, not a report that failed on "(no run folder)"
+        report, run_dir = f"no folder made: {result.reason}", None
+    elif run_dir:
         try:
             from castrig.report import build_report
 
@@ -530,7 +533,7 @@ def _record(item: dict[str, Any], result: RunResult) -> None:
     # an interrupted run (Ctrl-C), or one aborted because its terminal hung up (nobody decided it),
     # is the one `--resume` goes on with: it stays "running"
     goes_on = result.outcome == "interrupted" or (result.outcome == "aborted" and not needs_after_abort(result.outcome, result.reason))
-    item.update(status="running" if goes_on else result.outcome, outcome=result.outcome, reason=result.reason, run_dir=result.run_dir,
+    item.update(status="running" if goes_on else result.outcome, outcome=result.outcome, reason=result.reason, run_dir=run_dir,
                 grades_met=grades, target_grade=target, target_met=ok, membranes=line,
                 target=target_column(result.membranes, targets) or None,
                 safe=None if result.safe is None else result.safe.safe, report=report, ended_utc=_now())

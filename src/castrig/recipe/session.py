@@ -29,6 +29,7 @@ from castrig.errors import BadInput, Busy, CastrigError
 from castrig.logs import RunLog
 from castrig.printable import Console, shown
 from castrig.recipe.compat import check_recipe_for_profile
+from castrig.recipe.ctrl_c_holds import CtrlCAtClose, DeferredCtrlC, HeldCtrlC
 from castrig.recipe.display import Display, interactive_prompt, say, status_every_s
 from castrig.recipe.membranes import ResumePlan, membrane_targets, process_record, step_label, target_summary
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
@@ -88,6 +89,12 @@ class StopRequest:
     #: A Ctrl-C came as the run's rig was closed, its outcome recorded (:func:`_close_rig`):
     #: ``castrig run`` keeps its run's exit code, ``castrig queue`` stops there (interrupted).
     ctrl_c: bool = False
+    #: The command ends with its run (``castrig run``, ``castrig resume``; not ``castrig queue``):
+    #: Ctrl-C's hold at the rig's close stays until :func:`stop_requests` ends and hands SIGINT
+    #: to :func:`keep_exit_code` -- put back between them, a Ctrl-C made a completed run exit 130.
+    ends_with_the_run: bool = False
+    #: That hold, once the rig is closed (:func:`_close_rig`), for :func:`stop_requests` to end.
+    closed_hold: Any = None
 
     def ask(self, reason: str) -> None:
         if self.reason is None:
@@ -95,7 +102,7 @@ class StopRequest:
 
 
 @contextmanager
-def stop_requests(who: str) -> Iterator[StopRequest]:
+def stop_requests(who: str, *, ends_with_the_run: bool = False) -> Iterator[StopRequest]:
     """SIGTERM and SIGHUP to ``who`` (``castrig queue``, or ``castrig run`` itself) outside a run's
     own handlers -- while the rig is being opened, after the run has ended and its handlers are
     gone -- are noted in the :class:`StopRequest` given to ``run_recipe``/``resume_run``: a run
@@ -103,8 +110,9 @@ def stop_requests(who: str) -> Iterator[StopRequest]:
     cut short (a SIGTERM in the last milliseconds killed the process with its outcome written,
     exit 143 instead of 3). Under nohup SIGHUP stays ignored. A caller that set ``exit_code``
     leaves :func:`keep_exit_code`'s handlers in place of these, not the default ones: the
-    process is ending, and a SIGTERM as it exits (Python shutting down) killed it with 143."""
-    stop = StopRequest()
+    process is ending, and a SIGTERM as it exits (Python shutting down) killed it with 143.
+    ``ends_with_the_run``: see :attr:`StopRequest.ends_with_the_run`."""
+    stop = StopRequest(ends_with_the_run=ends_with_the_run)
 
     def on_signal(signum: int, frame: Any) -> None:
         stop.ask(HUNG_UP if signum == signal.SIGHUP else f"{signal.Signals(signum).name} received by {who}")
@@ -116,12 +124,17 @@ def stop_requests(who: str) -> Iterator[StopRequest]:
     try:
         yield stop
     finally:
+        held, stop.closed_hold = stop.closed_hold, None
         if stop.exit_code is not None:
             keep_exit_code(stop.exit_code)  # one handler replaces the other: never the default (kill) between
+            if held is not None:
+                held.release()  # (SIGINT is keep_exit_code's now)
         else:
             signal.signal(signal.SIGTERM, old_term)
             signal.signal(signal.SIGQUIT, old_quit)
             signal.signal(signal.SIGHUP, old_hup)
+            if held is not None:
+                held.restore()
 
 
 def keep_exit_code(code: int) -> None:
@@ -174,7 +187,8 @@ def release_exit_code() -> None:
 
 
 @contextmanager
-def _signals(runner: Runner, stop: StopRequest | None = None, before: "_HeldCtrlC | None" = None) -> Iterator[None]:
+def _signals(runner: Runner, stop: StopRequest | None = None, before: HeldCtrlC | None = None,
+             closing: CtrlCAtClose | None = None) -> Iterator[None]:
     """Ctrl-C once: pause at the next safe point and ask; twice: abort now. SIGTERM: abort.
     SIGHUP (the terminal closed, an ssh session dropped): abort like SIGTERM — nobody is left
     to answer a pause, and a run meant to outlive its terminal is started under nohup, tmux or a
@@ -196,8 +210,9 @@ def _signals(runner: Runner, stop: StopRequest | None = None, before: "_HeldCtrl
     Ctrl-Z (SIGTSTP) does not suspend a run, nor does a write to the terminal from the background
     (SIGTTOU): a stopped process leaves the rig running uncontrolled.
 
-    ``before``: a Ctrl-C held while the run was being set up (:class:`_HeldCtrlC`), taken here as
-    the run's first Ctrl-C once these handlers are in.
+    ``before``: a Ctrl-C held while the run was being set up (:class:`HeldCtrlC`), taken here as
+    the run's first Ctrl-C once these handlers are in. ``closing``: the hold of the rig's close
+    after the run (:func:`_close_rig`), which SIGINT is handed to as these handlers end.
     """
     def ended(signum: int) -> bool:
         """The run is ending (its rig being made safe) or has ended: a signal now is noted, never
@@ -273,8 +288,12 @@ def _signals(runner: Runner, stop: StopRequest | None = None, before: "_HeldCtrl
             yield
     finally:
         # the hold ends with these handlers: a Ctrl-C as the run winds up is the caller's again
-        # (castrig queue stops on it), not noted for a run that has ended
-        signal.signal(signal.SIGINT, before.release() if before is not None and before.held else old_int)
+        # (castrig queue stops on it), not noted for a run that has ended -- once the rig is
+        # closed: SIGINT goes straight on to the close's hold (``closing``); put back in between,
+        # a Ctrl-C raised there, the rig never closed, exit 130 from a run that completed
+        after = before.release() if before is not None and before.held else old_int
+        if closing is None or not closing.take(restores=after):
+            signal.signal(signal.SIGINT, after)
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGQUIT, old_quit)
         signal.signal(signal.SIGHUP, old_hup)
@@ -318,7 +337,8 @@ def run_recipe(
     if seed < 0:
         raise BadInput(f"--seed = {seed}: must be >= 0", field="--seed")
     rig = _open_rig(profile, seed, recipe, purpose=f"castrig run {recipe_path}")
-    held = _HeldCtrlC()  # from here a run folder is made: a Ctrl-C waits for the run's own handlers
+    held = HeldCtrlC()  # from here a run folder is made: a Ctrl-C waits for the run's own handlers
+    closing = CtrlCAtClose(now=False)  # (in place as the run's handlers end: _signals)
     try:
         _configure_twin(rig, recipe)
         started = datetime.now(timezone.utc)  # the wall clock names the folder, also on the twin
@@ -350,23 +370,28 @@ def run_recipe(
             _report(result, quiet)
             return result
         _keep_recipe_text(recipe_text, Path(recorder.run_dir))
-        return _drive(recipe, rig, recorder, store, quiet=quiet, stop=stop, ctrl_c_before=held)
+        return _drive(recipe, rig, recorder, store, quiet=quiet, stop=stop, ctrl_c_before=held, closing=closing)
     finally:
-        held.restore()
-        _close_rig(rig, stop)
+        held.hand_to(closing)  # (the set-up's hold, if a failure left it in: never Python's handler between)
+        _close_rig(rig, stop, closing)
 
 
-def _close_rig(rig: Rig, stop: StopRequest | None) -> None:
+def _close_rig(rig: Rig, stop: StopRequest | None, hold: CtrlCAtClose | None = None) -> None:
     """Close the rig after its run (safe, its outcome recorded by now, or nothing run): a Ctrl-C
     meanwhile is said and noted in ``stop`` (``castrig queue`` stops on it), not raised. It raised
     out of the close: exit 130 "interrupted" from a run that completed (run.json said completed),
     with the pumps' watchdogs and the links left as the close had reached them. Without a ``stop``
-    to note it in (an exploration's trials) it is raised once the rig is closed."""
-    hold = _CtrlCAtClose()
+    to note it in (an exploration's trials) it is raised once the rig is closed. ``hold``: the
+    close's hold, already taking SIGINT since the run's handlers ended (:func:`_signals`)."""
+    hold = hold or CtrlCAtClose()
+    hold.take()
     try:
         rig.close()
     finally:
-        hold.restore()
+        if stop is not None and stop.ends_with_the_run and hold.held:
+            stop.closed_hold = hold  # kept until keep_exit_code takes SIGINT over (stop_requests)
+        else:
+            hold.restore()
     if hold.asked:
         if stop is None:
             raise KeyboardInterrupt
@@ -387,7 +412,8 @@ def _keep_recipe_text(recipe_text: bytes, run_dir: Path) -> None:
 
 def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet: bool, start_step: int = 0,
            t_offset_s: float = 0.0, resume: dict[str, Any] | None = None,
-           stop: StopRequest | None = None, ctrl_c_before: "_HeldCtrlC | None" = None) -> RunResult:
+           stop: StopRequest | None = None, ctrl_c_before: HeldCtrlC | None = None,
+           closing: CtrlCAtClose | None = None) -> RunResult:
     log = RunLog(recorder.run_dir, console=None if quiet else sys.stderr)
     display = Display(recipe.name, len(recipe.steps), virtual=rig.clock.virtual, quiet=quiet)
     runner = Runner(
@@ -406,7 +432,7 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
     # the run's handlers stay until its outcome is recorded and the run closed: a second SIGTERM
     # or SIGHUP right after the safe state is noted, not fatal (it used to land on the default
     # handler and kill the process with run.json still saying 'running')
-    with _signals(runner, stop, ctrl_c_before):
+    with _signals(runner, stop, ctrl_c_before, closing):
         asked = stop.reason if stop is not None else None
         if asked:  # a SIGTERM/SIGHUP reached the caller before these handlers were installed
             runner.request_abort(f"{asked}: aborting to the safe state", someone_asked=HUNG_UP not in asked)
@@ -712,13 +738,14 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     except BaseException:
         recorder.close()
         raise
-    ctrl_c = _DeferredCtrlC()  # from here to the run's own handlers: the rig is made safe first
+    ctrl_c = DeferredCtrlC()  # from here to the run's own handlers: the rig is made safe first
     try:
         rig = _open_rig(profile, info.seed, recipe, purpose=f"castrig resume {run_dir}")
     except BaseException:
         ctrl_c.restore()
         recorder.close()
         raise
+    closing = CtrlCAtClose(now=False)  # (in place as the run's handlers end: _signals)
     report = None
     driving = False
     try:
@@ -749,7 +776,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
                                {"fleet_store": recorded_store,
                                 "configured": redact(configured) if configured else None})
         recorder.add_event(t_offset, "safe_state", "control", "resume: " + report.summary(), report.to_dict())
-        ctrl_c.stop_here()
+        ctrl_c.stop_here(f"{report.summary()}; the resume stopped there (castrig resume {run_dir} goes on)")
         if finish_only:
             return _finish_decided_end(recorder, store, recipe, journal, info, rig, report, outcome, reason, last_t,
                                        t_offset, quiet)
@@ -773,11 +800,11 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         resume = {"resume_note": note, "resume_elapsed_s": max(0.0, elapsed),
                   "resume_setpoint": setpoints[-1].data if setpoints else None,
                   "resume_gap": {k: v for k, v in gap.items() if k != "words"}, "skip": plan.skip}
-        ctrl_c.stop_here()
+        ctrl_c.stop_here(f"{report.summary()}; the resume stopped there (castrig resume {run_dir} goes on)")
         ctrl_c.restore()  # (the run's own handlers from here: Ctrl-C pauses)
         driving = True
         result = _drive(recipe, rig, recorder, store, quiet=quiet, start_step=first, t_offset_s=t_offset, resume=resume,
-                        stop=stop)
+                        stop=stop, closing=closing)
         if fleet_warning:  # said again where it is seen: the live display has scrolled the first one away
             console.print(f"[bold yellow]warning:[/] {escape(fleet_warning)}", highlight=False, soft_wrap=True)
         return result
@@ -789,8 +816,8 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
             raise
         _resume_not_recorded(run_dir, recorder, report, exc, quiet)
     finally:
-        ctrl_c.restore()
-        _close_rig(rig, stop)
+        ctrl_c.hand_to(closing)  # (the make-safe's hold, if it is still in: never Python's handler between)
+        _close_rig(rig, stop, closing)
 
 
 class ResumeNotRecorded(CastrigError):
@@ -855,74 +882,6 @@ def _decided_end(recorder: RunRecorder) -> tuple[str, str | None] | None:
             data = e.data or {}
             return str(data.get("outcome")), data.get("reason") or e.message.partition(": ")[2] or None
     return None
-
-
-class _SigintHold:
-    """SIGINT taken over from the default handler (on the main thread only: elsewhere Python has
-    none to replace) until :meth:`restore` puts the old one back; :meth:`_on_int` says what a
-    Ctrl-C does meanwhile."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.asked = False
-        self._old: Any = None
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._on_int)
-
-    def _on_int(self, signum: int, frame: Any) -> None:
-        self.asked = True
-
-    @property
-    def held(self) -> bool:
-        return self._old is not None
-
-    def release(self) -> Any:
-        """The handler the hold replaced, no longer to be put back by :meth:`restore`."""
-        old, self._old = self._old, None
-        return old
-
-    def restore(self) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self.release())
-
-
-class _HeldCtrlC(_SigintHold):
-    """Ctrl-C while ``castrig run`` makes its run folder and sets the run up, before the run's own
-    handlers (:func:`_signals`) are in: noted, and taken by them as the run's first Ctrl-C (a pause
-    at the first safe point, asked at a terminal; with nobody to ask, the run ends interrupted
-    with the rig made safe). It raised out of anywhere there: exit 130 with the folder left
-    'running' (listed crashed, no safe state on record), or an empty folder with its lock alone.
-    Put back (``restore``) as the run returns."""
-
-
-class _DeferredCtrlC(_SigintHold):
-    """Ctrl-C while a resume opens the rig and makes it safe is held until the safe state is
-    recorded; then the resume stops there (interrupted, 130) instead of going on with the run.
-
-    A resume's first duty is the rig a crash left (wet air on, a pump running): Ctrl-C in its
-    first seconds raised out of anywhere, and the process ended "interrupted" with the wet MFC
-    still at 2 slpm and no safe-state attempt on record."""
-
-    def _on_int(self, signum: int, frame: Any) -> None:
-        if not self.asked:
-            say("[yellow]Ctrl-C: the rig is being made safe first; the resume stops there[/]")
-        self.asked = True
-
-    def stop_here(self) -> None:
-        """Where the resume may stop: the rig safe and said so."""
-        if self.asked:
-            self.restore()
-            raise KeyboardInterrupt
-
-
-class _CtrlCAtClose(_SigintHold):
-    """Ctrl-C while the rig is closed after its run: said once, noted (:func:`_close_rig`)."""
-
-    def _on_int(self, signum: int, frame: Any) -> None:
-        if not self.asked:
-            say("[yellow]Ctrl-C: the run has ended and its rig is being closed; the outcome stands as recorded[/]")
-        self.asked = True
 
 
 def _fleet_store_for_resume(info: RunInfo, store: Any, run_dir: Path) -> tuple[str | None, str | None]:

@@ -128,6 +128,27 @@ def _little_room(folder: Path, need: int = 1 << 20) -> bool:
 CATALOG_BUSY_MS = 3000
 
 
+def _damaged(exc: BaseException | None) -> bool:
+    """``exc`` is SQLite's word for a file that is not a database, or a damaged one (not a full
+    disk, a lock or an I/O error: those are OperationalError)."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+
+
+_SAID_DAMAGED: set[str] = set()
+
+
+def _say_damaged_catalog(path: Path, exc: BaseException | None) -> None:
+    """Once per process and catalog: runs go on and are listed from their folders."""
+    if str(path) in _SAID_DAMAGED:
+        return
+    _SAID_DAMAGED.add(str(path))
+    try:
+        os.write(2, f"warning: {path}: {exc} -- the data root's index of runs is damaged; runs go on and are listed "
+                    f"from their folders (move it aside: `castrig runs` makes a new one)\n".encode())
+    except OSError:
+        pass
+
+
 class CannotMakeRunFolder(BadInput):
     """The data root takes no new run folder (a read-only file system, no permission): exit 2,
     before anything was recorded; the CLI names the flag the root came from."""
@@ -617,10 +638,19 @@ class SqliteRunStore(RunStore):
         process holds locked -- a ``castrig runs`` or ``serve`` stopped (Ctrl-Z, SIGSTOP) in its
         re-indexing transaction -- leaves the row to the next listing: it refused every new run
         on that data root (exit 3 after 10 s, 'cannot create the run folder') and turned the end
-        of a run going on into 'faulted: outcome not recorded'. Any other failure (a full disk)
-        is raised as before."""
+        of a run going on into 'faulted: outcome not recorded'. So does a damaged catalog (not a
+        database, malformed), said once: every run on that data root was refused ('cannot create
+        the run folder ... (file is not a database)', not naming the file), and a run it was
+        damaged under ended in a traceback (exit 1) with its outcome recorded. Any other failure
+        (a full disk) is raised as before."""
         i = recorder.info
-        conn = self._catalog()
+        try:
+            conn = self._catalog()
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):
+                raise
+            _say_damaged_catalog(self.root / "catalog.sqlite", exc)
+            return
         try:
             with _Tx(conn) as c:
                 c.execute(
@@ -638,7 +668,9 @@ class SqliteRunStore(RunStore):
                     ),
                 )
         except StoreError as exc:
-            if not _busy(exc.__cause__):
+            if _damaged(exc.__cause__):
+                _say_damaged_catalog(self.root / "catalog.sqlite", exc.__cause__)
+            elif not _busy(exc.__cause__):
                 raise
         finally:
             conn.close()
