@@ -1423,3 +1423,21 @@ def accuracy_case() -> Callable[[str, int, int], tuple[dict, dict, dict]]:
     import analysis_accuracy as acc
 
     return lambda family, i, seed: acc.run_case(i, acc.CASES[i], 1024, seed, family)
+
+
+def tiff_of_millions_of_strips(path: Path) -> None:
+    """A TIFF declaring 1 × 20 000 000 px in one-row strips (20 M offsets and byte counts, a sparse
+    file of 160 MB): a file another writer, or an attacker, could hand castrig."""
+    import struct
+
+    n, ntags = 20_000_000, 10
+    offsets_at = 8 + 2 + 12 * ntags + 4
+    counts_at = offsets_at + 4 * n
+    entries = [(256, 4, 1, 1), (257, 4, 1, n), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, n, offsets_at),
+               (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, n, counts_at), (284, 3, 1, 1)]
+    ifd = struct.pack("<H", ntags) + b"".join(
+        struct.pack("<HHIHH", tag, typ, count, value, 0) if typ == 3 else struct.pack("<HHII", tag, typ, count, value)
+        for tag, typ, count, value in entries) + struct.pack("<I", 0)
+    with open(path, "wb") as f:
+        f.write(b"II*\x00" + struct.pack("<I", 8) + ifd)
+        f.truncate(counts_at + 4 * n)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import campaign, castrig
+from conftest import campaign, castrig, tiff_of_millions_of_strips
 
 
 def _pores() -> np.ndarray:
@@ -165,20 +165,8 @@ def test_a_strip_whose_byte_count_says_gigabytes_is_refused_before_it_is_read(tm
 def test_an_image_cut_into_millions_of_strips_is_refused_before_they_are_read(tmp_path):
     """A TIFF declaring 1 × 20 000 000 px in one-row strips (20 M offsets and byte counts, a
     sparse file of 160 MB): 41 s of CPU and 4 GB before "image too small"."""
-    import struct
-
-    n, ntags = 20_000_000, 10
-    offsets_at = 8 + 2 + 12 * ntags + 4
-    counts_at = offsets_at + 4 * n
-    entries = [(256, 4, 1, 1), (257, 4, 1, n), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, n, offsets_at),
-               (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, n, counts_at), (284, 3, 1, 1)]
-    ifd = struct.pack("<H", ntags) + b"".join(
-        struct.pack("<HHIHH", tag, typ, count, value, 0) if typ == 3 else struct.pack("<HHII", tag, typ, count, value)
-        for tag, typ, count, value in entries) + struct.pack("<I", 0)
     path = tmp_path / "tall.tif"
-    with open(path, "wb") as f:
-        f.write(b"II*\x00" + struct.pack("<I", 8) + ifd)
-        f.truncate(counts_at + 4 * n)
+    tiff_of_millions_of_strips(path)
     done = castrig("analyse", "surface", path.name, "--pixel-size", "1", cwd=tmp_path, address_space=2 * 2**30, timeout_s=90)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert ("tall.tif: its image is cut into 20,000,000 pieces (TIFF tag StripOffsets) (allowed: at most 524,288 strips "

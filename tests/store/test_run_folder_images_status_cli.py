@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 
-from conftest import castrig
+from conftest import castrig, tiff_of_millions_of_strips
 
 
 def _tiff_with_a_huge_description(path) -> None:
@@ -28,21 +28,6 @@ def _tiff_with_a_huge_description(path) -> None:
         f.truncate(len(raw) + 1_500_000_000)
 
 
-def _tiff_of_millions_of_strips(path) -> None:
-    """A TIFF declaring 1 × 20 000 000 px in one-row strips (a sparse file of 160 MB)."""
-    n, ntags = 20_000_000, 10
-    offsets_at = 8 + 2 + 12 * ntags + 4
-    counts_at = offsets_at + 4 * n
-    entries = [(256, 4, 1, 1), (257, 4, 1, n), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, n, offsets_at),
-               (277, 3, 1, 1), (278, 4, 1, 1), (279, 4, n, counts_at), (284, 3, 1, 1)]
-    ifd = struct.pack("<H", ntags) + b"".join(
-        struct.pack("<HHIHH", tag, typ, count, value, 0) if typ == 3 else struct.pack("<HHII", tag, typ, count, value)
-        for tag, typ, count, value in entries) + struct.pack("<I", 0)
-    with open(path, "wb") as f:
-        f.write(b"II*\x00" + struct.pack("<I", 8) + ifd)
-        f.truncate(counts_at + 4 * n)
-
-
 def test_planted_images_cost_castrig_status_no_memory_and_the_console_line_reads_none(tmp_path, finished_demo_run):
     """tifffile opened each image for its size and read every tag value whole: a planted TIFF
     whose description declared 1.5 GB (sparse) and one of 20 M strips took `castrig status --json`
@@ -54,7 +39,7 @@ def test_planted_images_cost_castrig_status_no_memory_and_the_console_line_reads
     with sqlite3.connect(run / "run.sqlite") as db:
         paths = [p for (p,) in db.execute("SELECT path FROM images ORDER BY id")]
     _tiff_with_a_huge_description(run / paths[0])
-    _tiff_of_millions_of_strips(run / paths[1])
+    tiff_of_millions_of_strips(run / paths[1])
     (run / paths[2]).write_bytes(b"GIF89a" + b"\0" * 100)  # no TIFF at all
     done = castrig("status", str(run), "--json", address_space=3 * 2**29)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
