@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from castrig.rig.sigint_hold import SigintHold
+from castrig.sigint_hold import SigintHold
 
 tune_app = typer.Typer(no_args_is_help=True, help="Commission the RH loop: step test, FOPDT model, SIMC gains.")
 calibrate_app = typer.Typer(no_args_is_help=True, help="Calibrate the camera's pixel size from a target of known pitch.")

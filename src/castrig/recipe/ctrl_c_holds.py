@@ -16,7 +16,7 @@ from typing import Any
 from rich.markup import escape
 
 from castrig.recipe.display import say
-from castrig.rig.sigint_hold import SigintHold
+from castrig.sigint_hold import SigintHold
 
 
 class HeldCtrlC(SigintHold):
