@@ -5,7 +5,7 @@ CI runs the suite on 2 cores under an 8-minute budget, and the suite is CPU-boun
 2026-12-07: ~790 s of CPU in ~405 s of pytest, six workers), so its wall time is about its CPU
 over two; a test's wall time in a loaded run says little, its CPU says what it costs the budget.
 
-    python benchmarks/suite_cpu.py [--top N] [pytest arguments...]
+    python benchmarks/suite_cpu.py [--top N] [--keep FILE] [pytest arguments...]
 
 Runs ``python -m pytest`` (the README's command, with any arguments given) with a small plugin
 that records, around each test, the CPU of the worker (``RUSAGE_SELF``) and of the children it
@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--top", type=int, default=25, help="tests and files to list (default 25)")
+    ap.add_argument("--keep", metavar="FILE", help="also keep every test's line (own CPU, children's CPU, node id: TSV)")
     a, rest = ap.parse_known_args()
     with tempfile.TemporaryDirectory(prefix="castrig-suite-cpu-") as tmp:
         log = Path(tmp) / "cpu.tsv"
@@ -37,6 +38,8 @@ def main() -> int:
         done = subprocess.run([sys.executable, "-m", "pytest", "-p", "_suite_cpu_plugin", "-q", *rest],
                               cwd=HERE.parent, env=env)
         rows = [line.rstrip("\n").split("\t") for line in log.read_text().splitlines()] if log.exists() else []
+        if a.keep and log.exists():
+            Path(a.keep).write_text(log.read_text())
     tests = [(float(s), float(c), node) for s, c, node in rows]
     own, children = sum(t[0] for t in tests), sum(t[1] for t in tests)
     print(f"\n{len(tests)} tests: {own + children:.0f} s of CPU ({own:.0f} s in the test processes, "
