@@ -112,6 +112,7 @@ def test_bright_pore_micrograph_measured_by_the_castrig_process(tmp_path):
     assert out["through_pore_fraction"] == pytest.approx(truth["through_pore_fraction"], abs=0.05)
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_real_micrograph_rotated_and_regained_by_the_castrig_process(tmp_path):
     """From the outside: a real SEM section (the shipped plant micrograph) as a user saves it
     again after rotating it by 90° in an image editor, or after the microscope's brightness and

@@ -35,6 +35,7 @@ def _journal(folder: Path) -> list[dict]:
     return out
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_second_explore_on_the_same_folder_is_busy_and_a_rerun_after_kill_9_resumes(tmp_path, reap):
     data = tmp_path / "data"
     folder = data / "explore" / "claim1-d3um-s0"

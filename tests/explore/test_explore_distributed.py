@@ -120,6 +120,7 @@ def _waits_on_a_lock(url: str, application: str) -> bool:
     return bool(row and row[0])
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)
 def test_two_maps_of_one_postgresql_study_started_together_run_each_point_once(tmp_path, reap, pg_schema):
     """Two `castrig explore map` of the same PostgreSQL study started at the same moment (an
@@ -315,6 +316,7 @@ optuna.study.Study.ask = ask
 """
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_ctrl_c_just_after_a_trial_is_asked_leaves_no_trial_running(tmp_path, reap):
     """A Ctrl-C as Optuna had made a trial, before the worker marked it, left the trial RUNNING and
     unmarked: the map run again waited 60 s (the grace of a worker killed there) before it ran the
@@ -490,6 +492,7 @@ cursor_base.BaseCursor._execute_send = _execute_send
 """
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)
 def test_ctrl_c_while_the_coordinator_reads_the_study_ends_the_map(tmp_path, reap):
     """Ctrl-C to `castrig explore map --workers 2 --storage postgresql://...` did not end it
@@ -520,6 +523,7 @@ def test_ctrl_c_while_the_coordinator_reads_the_study_ends_the_map(tmp_path, rea
     assert all(n == 1 for n in _keys(study).values()) and len(_keys(study)) < 30
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)
 def test_ctrl_c_while_a_worker_reads_the_study_ends_it(tmp_path, reap):
     """The same Ctrl-C lost in `castrig explore worker` (and in a map's one worker, its own
@@ -583,6 +587,7 @@ def test_a_map_asked_again_with_other_settings_names_only_what_differs(tmp_path)
     assert done.returncode == 2 and "holds another map (different: template.support_pore_um)" in said, said
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_stopped_journal_worker_does_not_hold_its_map_up(tmp_path, reap, monkeypatch):
     """SIGSTOP a journal-study worker mid-trial (Ctrl-Z in its terminal, a paused VM): it held its
     OS lock, so its trial never went stale and the others waited on it without a word for as long

@@ -39,6 +39,7 @@ def _run(recipe: Path, profile: Path, root: Path) -> tuple[list[str], float]:
     return res.verdict["grades_met"], d
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_explore_on_the_twin_finds_a_recipe_that_meets_again(tmp_path, capsys):
     folder = tmp_path / "search"
     code = cli(["explore", "--target-grade", "claim4", "--target-d-um", "3.3", "--budget", "2", "--profile", str(SIM),

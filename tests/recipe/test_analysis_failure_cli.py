@@ -12,6 +12,7 @@ import json
 import shlex
 
 import numpy as np
+import pytest
 
 from castrig.tiffio import read_micrograph, write_micrograph
 from conftest import analysed, castrig, run_rows, with_sitecustomize
@@ -73,6 +74,7 @@ def _extreme(image: np.ndarray) -> np.ndarray:
     return ((a - a.min()) / np.ptp(a) * 2.0 - 1.0) * 1.7e308
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_float64_micrograph_near_the_type_s_limits_measures_as_the_same_view(tmp_path, rendered_membrane):
     """The analysis rescales float images to [0, 1]: their range overflowed there.
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import castrig, only_run_dir, run_rows, run_then_kill_9
 
 #: The recipes' start: condition, then m1 cast and evaporated
@@ -97,6 +99,7 @@ def _pixels(run_dir: Path) -> dict[str, str]:
     return {p.stem: hashlib.sha256(read_micrograph(p)[0].tobytes()).hexdigest() for p in sorted((run_dir / "images").glob("*.tif"))}
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_capture_cut_short_after_its_first_field_resumes_on_the_fields_not_taken(tmp_path):
     """Review of the fix above: killed after the first of its fields was recorded, the resumed
     capture passed over field 0 without moving the twin's stage, so its field 1 was the
