@@ -31,6 +31,7 @@ def zeiss_pixels() -> tuple:
         return tif.pages[0].asarray(), tif.pages[0].tags
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_zeiss_sem_tiff_is_measured_as_sem_by_auto_and_says_why(tmp_path: Path):
     shutil.copy(ZEISS, tmp_path / "zeiss.tif")
     auto = _surface(tmp_path, "zeiss.tif", "--appearance", "auto")

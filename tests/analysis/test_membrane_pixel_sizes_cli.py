@@ -32,6 +32,7 @@ def _membrane(folder: Path, *extra: str, ext: str = "png", prefix: str = "") -> 
             "--section", str(folder / f"{prefix}section.{ext}"), *extra]
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_each_view_at_its_own_pixel_size_measures_as_the_files_own(pngs: Path, rendered_membrane: Path):
     own = analysed(*_membrane(rendered_membrane, "--grade", "claim1", ext="tif", prefix="m000_"))
     given = analysed(*_membrane(pngs, "--surface-pixel-size", str(SURFACE_UM), "--section-pixel-size", str(SECTION_UM),

@@ -62,6 +62,7 @@ def test_alias_budget_counts_expansion_not_text(tmp_path):
         read_yaml(_write(tmp_path, text))
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_too_many_values_without_aliases_says_no_aliases(tmp_path):
     """A 20 000-step recipe (no alias in it) was refused "after expanding aliases"."""
     from conftest import castrig

@@ -363,6 +363,7 @@ def check_page(d, img: np.ndarray, *, n_micrographs: int, expect_fail: bool) -> 
     assert d.execute_script("return document.getElementById('pwned') === null && !window.pwned")
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_report_in_headless_chromium(report, chrome):
     path, _ = report
     img = open_page(chrome, path, ARTIFACTS / "report-synthetic.png")

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 
 from conftest import ROOT, csp_violations, only_run_dir, start_castrig, wait_until
 
@@ -111,6 +112,7 @@ def test_live_run_page_follows_the_run_and_aborts_with_the_token(tmp_path: Path,
         assert not csp_violations(chrome)
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_finished_report_page_of_a_demo_run(tmp_path: Path, finished_demo_run, castrig_serve, chrome):
     data, uid = finished_demo_run
     run_dir = data / uid

@@ -196,6 +196,7 @@ def test_explore_files_linked_from_outside_the_data_root_are_not_served(tmp_path
 MAP_PATHS = ("explore/{}", "api/explore/{}", "explore/{}/panels")
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_map_folder_moved_while_served_is_404_not_500(tmp_path: Path, castrig_serve):
     """A map folder renamed, moved out or deleted while ``castrig serve`` runs (its page polling
     every few seconds): requests that met the move between the server's check of the folder and its
