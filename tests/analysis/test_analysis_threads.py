@@ -13,7 +13,6 @@ from castrig.tiffio import write_micrograph
 from conftest import castrig
 
 
-@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_no_analysis_threads_same_numbers(tmp_path):
     rng = np.random.default_rng(3)
     st = make_structure(rng, mean_diameter_um=3.0, opening_ratio=0.5, field_um=384 * 0.25)
