@@ -163,20 +163,26 @@ def test_a_pump_address_streaming_garbage_costs_no_memory_while_the_reply_is_awa
 
 class Endless(Link):
     """A line that never pauses: every read gets 64 bytes of ``A`` at once (a peer streaming
-    garbage faster than it is read); a read that goes on for ever fails the test instead."""
+    garbage faster than it is read); a read that goes on for ever fails the test instead.
+
+    Time is the link's own: each read takes 0.1 ms of it, so a 0.05 s timeout is reached after
+    500 reads whatever the machine's speed (on the real clock a fast CI core made 100 000 reads
+    inside the 50 ms and tripped the "still reading" guard)."""
 
     reads = 0
+    t_s = 0.0
 
     def _write(self, data: bytes) -> None:
         pass
 
     def _read_some(self, deadline_s: float) -> bytes:
         self.reads += 1
+        self.t_s += 0.0001
         assert self.reads < 10**5, "still reading"
         return b"A" * 64
 
     def _now(self) -> float:
-        return time.monotonic()
+        return self.t_s
 
 
 def test_flushing_a_line_that_streams_without_end_ends_within_the_link_timeout():
@@ -211,14 +217,10 @@ def test_a_line_read_on_a_link_flooded_a_byte_at_a_time_times_out_at_its_deadlin
     class Trickle(Endless):
         """A byte a read, one every 0.5 ms of the link's own clock (a loaded machine's scheduling
         does not change how many come before the deadline: 100)."""
-        t_s = 0.0
-
-        def _now(self) -> float:
-            return self.t_s
 
         def _read_some(self, deadline_s: float) -> bytes:
-            super()._read_some(deadline_s)
-            self.t_s += 0.0005
+            super()._read_some(deadline_s)  # (0.1 ms of the link's time)
+            self.t_s += 0.0004
             return b"A"
 
     link = Trickle("TCPIP::127.0.0.1::1::SOCKET", timeout_s=0.05)
