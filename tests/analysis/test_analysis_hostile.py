@@ -397,6 +397,7 @@ def test_a_tiff_of_40000_tiny_pages_is_refused_in_seconds(tmp_path):
     assert done.returncode == 0 and "read (" not in done.stdout, done.stderr
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_file_of_several_images_says_which_one_was_measured(tmp_path):
     """A 16 × 16 px page before the micrograph: only the small page was measured, and nothing
     said another image was there; three images of one size: the first measured, unsaid. Now the
@@ -532,6 +533,7 @@ def test_a_file_pillow_would_hand_to_another_program_is_not_opened(tmp_path):
     assert done.returncode == 2 and "cannot read image" in said and "Ghostscript" not in said, said
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_the_pore_pitch_of_a_field_too_small_is_flagged_with_the_rest(tmp_path, rendered_membrane):
     """An outside tester: a 24-row strip of a twin micrograph read a pitch of 23 µm (about 4.8),
     a 16 px crop 1.6 µm, and while D, σd and the opening ratio were flagged ``too_few_pores``

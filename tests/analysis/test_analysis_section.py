@@ -342,6 +342,7 @@ def test_a_thickness_read_wrong_stays_flagged(accuracy_case, family, i, seed):
     assert "interface_lost" in ours["_quality"]["flagged"]["mean_thickness_um"]
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_twin_films_tongues_under_its_through_pores_are_no_lost_interface(tmp_path):
     """`castrig run recipes/grade-claim1.yaml --seed 3` on the twin (80 %RH, a film a fifth as
     thick as its pores): once a tongue under a through-pore was no film, the tongues over a

@@ -133,6 +133,7 @@ def test_dead_pixels_in_a_bright_pore_view_do_not_move_it(ten_bit, tmp_path: Pat
     _same_surface(clean, analysed("surface", _write(tmp_path / "dead.tif", bright, spoil, **TAGS)))
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_the_testers_membrane_keeps_its_grade_and_says_a_pixel_was_clipped(rendered: Path, tmp_path: Path):
     """The report's own command: ``castrig analyse membrane ... --grade claim1`` on a 10-bit top
     view with one hot pixel in its corner (was: opening 0.319, no grade, no flag)."""
