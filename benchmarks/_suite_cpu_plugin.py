@@ -1,10 +1,12 @@
 """pytest plugin of benchmarks/suite_cpu.py: each test's CPU, its own and its waited-for
-children's, appended as one line to $CASTRIG_SUITE_CPU_LOG (every xdist worker loads it too)."""
+children's, with its wall-clock start and end and its xdist worker, appended as one line to
+$CASTRIG_SUITE_CPU_LOG (every xdist worker loads it too)."""
 
 from __future__ import annotations
 
 import os
 import resource
+import time
 
 import pytest
 
@@ -16,11 +18,12 @@ def _cpu() -> tuple[float, float]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
-    before = _cpu()
+    before, start = _cpu(), time.time()
     yield
-    after = _cpu()
+    after, end = _cpu(), time.time()
     log = os.environ.get("CASTRIG_SUITE_CPU_LOG")
     if log:
         # one short line per write with O_APPEND: the workers' lines do not interleave
         with open(log, "a") as f:
-            f.write(f"{after[0] - before[0]:.3f}\t{after[1] - before[1]:.3f}\t{item.nodeid}\n")
+            f.write(f"{after[0] - before[0]:.3f}\t{after[1] - before[1]:.3f}\t{start:.3f}\t{end:.3f}\t"
+                    f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}\t{item.nodeid}\n")

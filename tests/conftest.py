@@ -86,7 +86,35 @@ def campaign(params: list[Any], ci: set[int]) -> list[Any]:
     return out
 
 
+# Each test file's wall time in a full run of the suite (s, measured under the suite's own load by
+# ``python benchmarks/suite_cpu.py --durations tests/durations.tsv``): the order the workers take
+# the files in. A file not listed (new since) counts as the mean of the listed ones.
+DURATIONS = Path(__file__).with_name("durations.tsv")
+
+
+def _longest_files_first(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The suite's files in order of their recorded wall time, longest first, each kept whole.
+
+    The workers take one file at a time (``--dist loadfile --no-loadscope-reorder`` in
+    pyproject), so a file's module fixtures are set up once and the files run longest first: the
+    greedy order that leaves no long file to start last. In collection order the run ended on one
+    or two workers for its last ~25 s (CI's 2 cores half idle) while the longest file, started
+    last, finished."""
+    if not hasattr(config, "workerinput") or not DURATIONS.exists():
+        return  # one process (-n0) runs them all anyway; the order only matters between workers
+    seconds: dict[str, float] = {}
+    for line in DURATIONS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            value, path = line.split("\t", 1)
+            seconds[path] = float(value)
+    default = sum(seconds.values()) / len(seconds) if seconds else 0.0
+    order = {item.nodeid.split("::", 1)[0]: None for item in items}  # files, in collection order
+    rank = {path: i for i, path in enumerate(sorted(order, key=lambda f: -seconds.get(f, default)))}
+    items.sort(key=lambda item: rank[item.nodeid.split("::", 1)[0]])  # stable: a file's own order kept
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _longest_files_first(config, items)
     if config.getoption("--device"):
         return
     skip = pytest.mark.skip(reason="hardware test: give --device PORT to run it")
