@@ -40,9 +40,17 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # under nohup, recipe/session.py), and the tests of a closed terminal failed (4 of them).
 signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
-# Hypothesis keeps its example database out of the work tree (a temporary folder per session).
-_HYPOTHESIS_HOME = tempfile.TemporaryDirectory(prefix="castrig-hypothesis-")
-set_hypothesis_home_dir(_HYPOTHESIS_HOME.name)
+# Hypothesis keeps its example database out of the work tree: a temporary folder per session, made
+# by the first process (the xdist controller) and shared with its workers through the environment
+# they inherit. One folder for all, because Hypothesis also caches there the constants it harvests
+# from every local module's source at collection: with a folder per worker, each of the 8 parsed
+# all ~160 modules again (~1.3 s of CPU apiece, the larger part of a worker's collection).
+if "CASTRIG_TEST_HYPOTHESIS_HOME" in os.environ:
+    set_hypothesis_home_dir(os.environ["CASTRIG_TEST_HYPOTHESIS_HOME"])
+else:
+    _HYPOTHESIS_HOME = tempfile.TemporaryDirectory(prefix="castrig-hypothesis-")  # removed when this process ends
+    os.environ["CASTRIG_TEST_HYPOTHESIS_HOME"] = _HYPOTHESIS_HOME.name
+    set_hypothesis_home_dir(_HYPOTHESIS_HOME.name)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
