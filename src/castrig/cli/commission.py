@@ -49,12 +49,12 @@ class _StopsEndTheTest:
         self._old: dict[int, object] = {}
 
     def _on(self, signum: int, frame: object) -> None:
-        from castrig.cli.main import Terminated
+        from castrig.cli.main import raise_terminated
 
         self.heard.append(signum)
         if self._raising:
             self._raising, self._raised = False, True
-            raise Terminated
+            raise_terminated(signum, frame)  # (a SIGHUP's says the terminal closed)
 
     def __enter__(self) -> "_StopsEndTheTest":
         import signal
@@ -79,9 +79,9 @@ class _StopsEndTheTest:
             signal.signal(signum, old)  # type: ignore[arg-type]
         self._old.clear()
         if self.heard and not self._raised:
-            from castrig.cli.main import Terminated
+            from castrig.cli.main import raise_terminated
 
-            raise Terminated
+            raise_terminated(self.heard[0], None)
 
 
 def _say_safe(safe: object) -> bool:
@@ -152,10 +152,10 @@ def tune_rh(
         check_writable(path, [("control", f"{'' if mfcs else 'chamber_'}{g}") for g in ("kp", "ki", "kd")])
     if tau_c_s is not None:
         _tau_c_not_below_the_period(tau_c_s, path)
-    rig = _open_rig(path, seed, "castrig tune rh")
     stops = _StopsEndTheTest()
     ctrl_c = _CtrlCWhileMadeSafe(now=False)
     safe, said = None, False
+    rig = _open_rig(path, seed, "castrig tune rh")  # (a SIGHUP or SIGTERM meanwhile: exit 3, said, nothing driven)
     try:
         stopped = True
         try:

@@ -49,7 +49,10 @@ class Terminated(BaseException):
 
 
 def raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated
+    """SIGTERM, SIGQUIT or SIGHUP as :class:`Terminated`; a SIGHUP's says the terminal closed."""
+    from castrig.cli.entry import HUNG_UP_LINE
+
+    raise Terminated(HUNG_UP_LINE) if signum == signal.SIGHUP else Terminated
 
 
 _CTRL_C: list[int] = []
@@ -625,8 +628,8 @@ def _command(command: Any, argv: list[str] | None) -> int:
         code = EXIT_BAD_INPUT
     except (typer.Abort, KeyboardInterrupt):
         interrupted, code = True, EXIT_INTERRUPTED
-    except Terminated:
-        err.print("terminated")
+    except Terminated as exc:
+        err.print(escape(str(exc) or "terminated"), highlight=False, soft_wrap=True)
         code = EXIT_ABORTED
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
         exc.show()  # type: ignore[attr-defined]
