@@ -122,7 +122,7 @@ def tune_rh(
 ) -> None:
     """Bounded step test of the RH loop, FOPDT identification, SIMC PI gains, predicted step."""
     from castrig.cli.main import default_profile, writable_file
-    from castrig.control.safety import make_safe
+    from castrig.control.safety import make_rig_safe
     from castrig.control.tune import MFC, gains_updates, plot_svg, tune
     from castrig.errors import BadInput
     from castrig.rig.not_suspended import not_suspended
@@ -171,9 +171,7 @@ def tune_rh(
         finally:
             stops.only_noted()  # a stop from here on waits for the safe state (raised after it)
             ctrl_c.take()  # so does a Ctrl-C (the second, as the first ends the test): it cut the safe state short
-            c = rig.profile.control
-            safe = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
-                             purge_flow_slpm=c.purge_flow_slpm, clock=rig.clock, retry_for_s=c.safe_state_retry_s)
+            safe = make_rig_safe(rig, retry_for_s=rig.profile.control.safe_state_retry_s)
             if stopped or stops.heard or ctrl_c.asked:  # the test drove the rig: its state is said with the stop
                 said = _say_safe(safe)
         test_s = result.test.t_s[-1] if result.test.t_s else 0.0

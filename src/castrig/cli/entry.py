@@ -20,7 +20,7 @@ import sys
 
 RUNS_THE_RIG = ("run", "resume", "queue")
 #: The commands that own the rig: not suspended by Ctrl-Z from their first moment to their last.
-OWNS_THE_RIG = (*RUNS_THE_RIG, "tune")
+OWNS_THE_RIG = (*RUNS_THE_RIG, "tune", "safe")
 
 
 #: What a command that owns the rig says of a SIGHUP outside a run's own handlers (the terminal

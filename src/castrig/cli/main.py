@@ -504,6 +504,9 @@ def _mount_subcommands() -> None:
     from castrig.cli.commission import mount as mount_commission
 
     mount_commission(app)  # tune rh, calibrate camera
+    from castrig.cli.safe import mount as mount_safe
+
+    mount_safe(app)  # safe: the rig to its verified safe state, nothing else
     from castrig.cli.operate import mount as mount_operate
 
     mount_operate(app)  # serve, status, watch, pause, resume-paused, abort
