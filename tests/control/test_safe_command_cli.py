@@ -40,7 +40,7 @@ def test_castrig_safe_brings_the_wet_air_a_killed_step_test_left_on_to_zero_read
         deadline = time.monotonic() + 30
         while "step test" not in said and time.monotonic() < deadline:
             said += tune.stderr.readline()
-        assert "step test" in said, said
+        assert "step test" in said and f"if it is killed instead: castrig safe --profile {profile}" in said, said
 
         busy = castrig("safe", "--profile", str(profile), timeout_s=30)  # the step test owns the rig
         assert busy.returncode == 4 and "Traceback" not in busy.stderr, busy.stderr[-2000:]

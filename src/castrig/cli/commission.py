@@ -165,7 +165,8 @@ def tune_rh(
                 # -- once a Ctrl-Z no longer suspends it: said before, a Ctrl-Z typed on reading it
                 # could stop the process, the wet air left stepping)
                 typer.echo(f"step test {rh_from:g} -> {rh_to:g} %RH on {rig.profile.name}, each phase up to "
-                           f"{max_phase_s:g} s: Ctrl-C stops it and leaves the rig in the safe state", err=True)
+                           f"{max_phase_s:g} s: Ctrl-C stops it and leaves the rig in the safe state (if it is killed "
+                           f"instead: castrig safe --profile {path})", err=True)
                 result = tune(rig, rh_lo=rh_from, rh_hi=rh_to, max_phase_s=max_phase_s, tau_c_s=tau_c_s)
             stopped = False
         finally:

@@ -108,7 +108,7 @@ def main() -> int:
         code = cli_main(ready=ready)
     except Terminated as exc:  # while an error was being said, after the run's handlers were put back
         try:
-            os.write(2, f"{exc or 'terminated'}\n".encode())
+            os.write(2, f"{str(exc) or 'terminated'}\n".encode())
         except OSError:  # no terminal left (a SIGHUP)
             pass
         code = 3

@@ -50,12 +50,17 @@ def safe(
         try:
             found = [f"{role} was moving (stopped as the rig was opened)" for role in rig.found_moving]
             found += _found(rig)
+            twin_only = rig.twin is not None and all(
+                getattr(getattr(c, "link", None), "kind", "sim") == "sim" for c in prof.device_configs().values())
             report = make_rig_safe(rig, retry_for_s=prof.control.safe_state_retry_s)
         finally:
             rig.close()
     finally:
         held.restore()
     typer.echo(f"found on {prof.name}: " + ("; ".join(found) if found else "nothing to read"))
+    if twin_only:  # (sim links: the twin is built in each process, never the one another process drove)
+        typer.echo(f"note: {path} is a twin of this process's own (kind: sim links); a run or step test elsewhere "
+                   "drove its own twin, which ended with it", err=True)
     typer.echo(report.summary())
     if held.heard:
         typer.echo(f"{held.heard[0]} received: it waited for the safe state and the rig's close", err=True)
