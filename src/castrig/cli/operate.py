@@ -347,7 +347,7 @@ def serve(
                                                   help="Connections held at most (default: 256, fewer under a low open-file limit); "
                                                        "beyond it the oldest idle one is closed, else 503. More than the open-file limit "
                                                        "can hold is refused."),
-    request_timeout_s: Optional[float] = typer.Option(None, "--request-timeout-s", metavar="SECONDS",
+    request_timeout_s: Optional[float] = typer.Option(None, "--request-timeout-s", metavar="SECONDS", min=1, max=3600,
                                                       help="Seconds a client has to send a whole request (from connecting, or "
                                                            "from its first byte after an answer) before it is closed, so "
                                                            "half-sent requests (slowloris) are not held: 1 to 3600, default 10."),
