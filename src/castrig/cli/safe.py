@@ -53,6 +53,7 @@ def safe(
             twin_only = rig.twin is not None and all(
                 getattr(getattr(c, "link", None), "kind", "sim") == "sim" for c in prof.device_configs().values())
             report = make_rig_safe(rig, retry_for_s=prof.control.safe_state_retry_s)
+            now = _found(rig)  # read back once more, as the operator reads the front panels
         finally:
             rig.close()
     finally:
@@ -61,6 +62,7 @@ def safe(
     if twin_only:  # (sim links: the twin is built in each process, never the one another process drove)
         typer.echo(f"note: {path} is a twin of this process's own (kind: sim links); a run or step test elsewhere "
                    "drove its own twin, which ended with it", err=True)
+    typer.echo(f"now: {'; '.join(now)}" if now else "now: nothing to read")
     typer.echo(report.summary())
     if held.heard:
         typer.echo(f"{held.heard[0]} received: it waited for the safe state and the rig's close", err=True)
