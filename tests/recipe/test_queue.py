@@ -606,20 +606,54 @@ os.mkdir = _mkdir_refused
 
 
 def test_a_data_root_that_stops_taking_run_folders_stops_the_queue_with_the_rest_pending(tmp_path):
-    """Three queued runs; after the first the data root refuses new folders (permission denied,
-    not a full disk). The queue called each later run 'refused' (as a broken recipe) and went on
-    to the next, which failed the same way: exit 2, the night's recipes all spent. Now it stops
-    as for a full disk: the run that could not start and the rest stay pending, why and
-    `castrig queue --resume` said, exit 3."""
+    """Queued runs whose data root refuses new folders once the queue has started (permission
+    denied, not a full disk). The queue called each run 'refused' (as a broken recipe) and went on
+    to the next, which failed the same way: exit 2, the night's recipes all spent, none left for
+    --resume. Now it stops as for a full disk: the run that could not start and the rest stay
+    pending, why and `castrig queue --resume` said, exit 3. (The first run meets it: a later one
+    goes the same way, and a twin run before it is a second of CPU this test need not spend.)"""
     from conftest import castrig, with_sitecustomize
 
     data = tmp_path / "runs"
     done = castrig("queue", str(DATA / "short.yaml"), "--repeat", "3", "--data", str(data), timeout_s=60,
-                   DATA=str(data), REFUSE_AFTER="2", **with_sitecustomize(tmp_path, DATA_ROOT_REFUSES_FOLDERS))
+                   DATA=str(data), REFUSE_AFTER="1", **with_sitecustomize(tmp_path, DATA_ROOT_REFUSES_FOLDERS))
     said = " ".join(done.stderr.split())
     assert done.returncode == 3 and "Traceback" not in said, (done.returncode, said[-3000:])
     (state_path,) = data.glob("queue-*.json")
     state = json.loads(state_path.read_text())
-    assert [i["status"] for i in state["items"]] == ["completed", "pending", "pending"], state["items"]
+    assert [i["status"] for i in state["items"]] == ["pending"] * 3, state["items"]
     assert "cannot make a run folder" in said and "Permission denied" in said and "queue stopped" in said, said
+    assert f"castrig queue --resume {state_path}" in said and "the queue goes on" not in said, said
+
+
+#: A sitecustomize: as the queue first writes its state (its recipes and profile checked, no run
+#: started), the profile ``$PROFILE`` is saved with a typo -- an operator editing it meanwhile.
+PROFILE_BROKEN_AS_THE_QUEUE_STARTS = """
+import os
+import castrig.recipe.queue as q
+_save = q._save
+def _save_then_break(*a, **kw):
+    _save(*a, **kw)
+    with open(os.environ["PROFILE"], "w") as f:
+        f.write("devices: [oops\\n")
+q._save = _save_then_break
+"""
+
+
+def test_a_profile_broken_while_the_queue_runs_stops_it_with_the_rest_pending(tmp_path):
+    """The queue's profile saved with a typo after the queue checked it: every run was 'refused'
+    naming the profile and the queue went on to the next, refused the same way (exit 2, every
+    item ended 'refused', none left for --resume). Now the first one stops the queue: it and the
+    rest pending, the profile's error and `castrig queue --resume` said, exit 2 (bad input)."""
+    from conftest import castrig, with_sitecustomize
+
+    data, profile = tmp_path / "runs", tmp_path / "rig.yaml"
+    shutil.copy(ROOT / "hw_profiles" / "sim.yaml", profile)
+    done = castrig("queue", str(DATA / "short.yaml"), "--repeat", "2", "--profile", str(profile), "--data", str(data),
+                   timeout_s=60, PROFILE=str(profile), **with_sitecustomize(tmp_path, PROFILE_BROKEN_AS_THE_QUEUE_STARTS))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in said, (done.returncode, said[-3000:])
+    (state_path,) = data.glob("queue-*.json")
+    assert [i["status"] for i in json.loads(state_path.read_text())["items"]] == ["pending", "pending"]
+    assert f"{profile} (line 2" in said and "not valid YAML" in said and "queue stopped" in said, said
     assert f"castrig queue --resume {state_path}" in said and "the queue goes on" not in said, said

@@ -10,7 +10,8 @@ be verified, nobody is there to look, so the queue stops. A run that faulted on 
 it too: every run left would fault as it starts (each recorded faulted, --resume never running
 them); they stay pending, and a run that could not even make its folder runs again on --resume.
 So does a run that could not make its folder for any other reason (a data root that refuses new
-folders, no file left to open): every run left would fail the same way.
+folders, no file left to open), and one refused for its profile (edited or gone since the queue
+checked it; exit 2): every run left would fail the same way.
 
 A run that was aborted on purpose stops the queue once the rig is safe: SIGTERM (``systemctl
 stop``, a shutdown) or SIGHUP (the terminal closed) to the queue, ``castrig abort`` of its run,
@@ -434,6 +435,14 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                     stop_code = 3
                     break
                 except BadInput as exc:
+                    if _names_the_profile(exc, profile):
+                        # the queue's profile, edited or gone since the queue checked it: every run left
+                        # is refused the same way -- each was, the queue going on until none was left
+                        item.update(status="pending", started_utc=None)
+                        state["stopped"] = (f"{Path(item['recipe']).name} not started: {exc}: queue stopped, the "
+                                            "recipes left pending (correct the profile first)")
+                        stop_code = 2
+                        break
                     # refused before its rig was touched (its recipe edited, broken or gone since the
                     # queue checked it): recorded, and the queue goes on with the next one, as after
                     # a run that failed on its own (it stopped the queue, the item left running)
@@ -499,6 +508,14 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
     if all(i["outcome"] in ("completed", "refused") for i in state["items"]) and any(i["outcome"] == "refused" for i in state["items"]):
         return 2  # every run that could start completed; a recipe was refused (bad input)
     return 0 if all(i["outcome"] == "completed" for i in state["items"]) else 3
+
+
+def _names_the_profile(exc: BadInput, profile: Path) -> bool:
+    """Whether ``exc`` is about the queue's profile file (every run of the queue uses it)."""
+    try:
+        return exc.file is not None and Path(exc.file).resolve() == Path(profile).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
 
 
 class _StateUnwritable(Exception):
