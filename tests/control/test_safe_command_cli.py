@@ -75,3 +75,14 @@ def test_castrig_safe_brings_the_wet_air_a_killed_step_test_left_on_to_zero_read
         assert "now: caster stopped; water_pump stopped; dry_mfc setpoint 1 slpm" in out and "wet_mfc setpoint 0 slpm" in out, out
         setpoint_after, flow_after = _wet_mfc(wire)
         assert setpoint_after == 0 and abs(flow_after) <= 0.05, (setpoint_after, flow_after)
+
+
+def test_castrig_abort_of_a_killed_run_names_castrig_safe(tmp_path, capsys):
+    """`castrig abort` of a run whose process was killed -9 said "not running (status crashed);
+    nothing sent" -- nothing about the rig its process left as it last drove it. Now it names
+    `castrig safe` (and `castrig resume`), in-process: refused before anything is sent."""
+    from conftest import castrig_main, crashed_membrane_run, refused
+
+    run_dir = crashed_membrane_run(tmp_path / "runs", "20260101-000001-night")
+    refused(castrig_main(capsys, "abort", str(run_dir)), "status crashed", "castrig safe --profile",
+            f"castrig resume {run_dir}")
