@@ -110,7 +110,17 @@ class _StopsWait:
             signum = getattr(signal, name)
             if signal.getsignal(signum) is signal.SIG_IGN:
                 continue  # (under nohup)
-            self._old[signum] = signal.signal(signum, lambda n, f: self.heard.append(signal.Signals(n).name))
+            self._old[signum] = signal.signal(signum, self._on)
+
+    def _on(self, signum: int, frame: object) -> None:
+        import os
+
+        if not self.heard:
+            try:  # (said at once: the open may take the links' timeouts)
+                os.write(2, f"{signal.Signals(signum).name}: castrig safe ends once the rig is safe and closed\n".encode())
+            except OSError:  # no terminal left (a SIGHUP)
+                pass
+        self.heard.append(signal.Signals(signum).name)
 
     def restore(self) -> None:
         for signum, old in self._old.items():
