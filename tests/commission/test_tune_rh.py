@@ -313,3 +313,18 @@ def test_a_stop_as_the_step_test_ends_leaves_the_rig_safe_and_says_so(tmp_path, 
     assert done.returncode == code and "Traceback" not in err, (done.returncode, err[-3000:])
     assert "rig left in the safe state (verified)" in err and err.endswith(said), err
     assert not (tmp_path / "t.svg").exists()
+
+
+def test_a_closed_terminal_as_tune_rh_opens_the_rig_ends_it_as_castrig_run_ends(tmp_path):
+    """SIGHUP (the terminal closed, an ssh session dropped) while `castrig tune rh` opened the rig
+    (a sitecustomize sends it as the rig starts being opened): SIGHUP's default action killed it,
+    exit -1, not a word said. Now it ends as `castrig run` does there: exit 3 (aborted), a line
+    saying the terminal closed, nothing driven, nothing written, no traceback."""
+    from conftest import SIGNAL_AT_RIG_OPEN, with_sitecustomize
+
+    done = castrig("tune", "rh", "--plot", str(tmp_path / "t.svg"), timeout_s=60, SIGNAL_AT_RIG_OPEN="SIGHUP",
+                   **with_sitecustomize(tmp_path, SIGNAL_AT_RIG_OPEN))
+    err = " ".join(done.stderr.split())
+    assert done.returncode == 3 and "Traceback" not in err, (done.returncode, err[-3000:])
+    assert "SIGHUP received (the terminal closed)" in err and "step test" not in err, err
+    assert not (tmp_path / "t.svg").exists()

@@ -517,20 +517,22 @@ def test_a_run_that_could_not_make_its_folder_is_summarised_by_why_not_as_a_fail
     """The queued run could not make its folder (no file could be opened as it was made: 'Too many
     open files', seeded) -- faulted, nothing ran. The summary's report column said "report failed:
     (no run folder): not a run folder (needs run.json and run.sqlite)": a report of a folder that
-    never was, the reason only in the lines above. Now it says what happened: "no folder made: "
-    and the reason; the item names no folder."""
+    never was, the reason only in the lines above. Now the queue stops there, as for a full disk
+    (the next run would meet the same): the item pending again and naming no folder, the reason
+    and `castrig queue --resume` said."""
     from conftest import castrig, with_sitecustomize
 
     data = tmp_path / "runs"
     done = castrig("queue", str(DATA / "short.yaml"), "--data", str(data), timeout_s=60, COLUMNS="300",
                    **with_sitecustomize(tmp_path, NO_FILES_WHILE_MAKING_A_FOLDER))
     assert done.returncode == 3 and "Traceback" not in done.stderr, done.stdout + done.stderr
-    out = " ".join(done.stdout.split())
-    assert "report failed" not in out and "no folder made: cannot create the run folder" in out, out
+    out, said = " ".join(done.stdout.split()), " ".join(done.stderr.split())
+    assert "report failed" not in out, out
     (state_path,) = data.glob("queue-*.json")
     (item,) = json.loads(state_path.read_text())["items"]
-    assert item["outcome"] == "faulted" and item["run_dir"] is None, item
-    assert item["report"].startswith("no folder made: cannot create the run folder") and "Too many open files" in item["report"], item
+    assert item["status"] == "pending" and item["run_dir"] is None, item
+    assert "short.yaml not started: cannot create the run folder" in said and "Too many open files" in said, said
+    assert "queue stopped" in said and f"castrig queue --resume {state_path}" in said, said
 
 
 #: A sitecustomize: once the process has made the rig safe the first time (a resume's first duty,
@@ -582,3 +584,76 @@ def test_a_queued_resume_that_cannot_record_keeps_its_item_running_and_stops_the
     again = castrig("queue", "--resume", str(state_path), timeout_s=60)  # room again
     assert again.returncode == 0, again.stderr[-2000:]
     assert [i["outcome"] for i in json.loads(state_path.read_text())["items"]] == ["completed"]
+
+
+#: A sitecustomize: from the ``$REFUSE_AFTER``-th run folder on, the data root ``$DATA`` refuses
+#: new folders as the OS does once its permissions changed under the queue (a lab share's ACL
+#: reset, the folder handed to another user): ``mkdir`` there fails with EACCES; files already
+#: there (the queue's state) are still written.
+DATA_ROOT_REFUSES_FOLDERS = """
+import errno, os
+from pathlib import Path
+_mkdir, _made = os.mkdir, []
+def _mkdir_refused(path, *a, **kw):
+    p = Path(path)
+    if p.parent == Path(os.environ["DATA"]):
+        _made.append(p)
+        if len(_made) >= int(os.environ["REFUSE_AFTER"]):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    return _mkdir(path, *a, **kw)
+os.mkdir = _mkdir_refused
+"""
+
+
+def test_a_data_root_that_stops_taking_run_folders_stops_the_queue_with_the_rest_pending(tmp_path):
+    """Queued runs whose data root refuses new folders once the queue has started (permission
+    denied, not a full disk). The queue called each run 'refused' (as a broken recipe) and went on
+    to the next, which failed the same way: exit 2, the night's recipes all spent, none left for
+    --resume. Now it stops as for a full disk: the run that could not start and the rest stay
+    pending, why and `castrig queue --resume` said, exit 3. (The first run meets it: a later one
+    goes the same way, and a twin run before it is a second of CPU this test need not spend.)"""
+    from conftest import castrig, with_sitecustomize
+
+    data = tmp_path / "runs"
+    done = castrig("queue", str(DATA / "short.yaml"), "--repeat", "3", "--data", str(data), timeout_s=60,
+                   DATA=str(data), REFUSE_AFTER="1", **with_sitecustomize(tmp_path, DATA_ROOT_REFUSES_FOLDERS))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 3 and "Traceback" not in said, (done.returncode, said[-3000:])
+    (state_path,) = data.glob("queue-*.json")
+    state = json.loads(state_path.read_text())
+    assert [i["status"] for i in state["items"]] == ["pending"] * 3, state["items"]
+    assert "cannot make a run folder" in said and "Permission denied" in said and "queue stopped" in said, said
+    assert f"castrig queue --resume {state_path}" in said and "the queue goes on" not in said, said
+
+
+#: A sitecustomize: as the queue first writes its state (its recipes and profile checked, no run
+#: started), the profile ``$PROFILE`` is saved with a typo -- an operator editing it meanwhile.
+PROFILE_BROKEN_AS_THE_QUEUE_STARTS = """
+import os
+import castrig.recipe.queue as q
+_save = q._save
+def _save_then_break(*a, **kw):
+    _save(*a, **kw)
+    with open(os.environ["PROFILE"], "w") as f:
+        f.write("devices: [oops\\n")
+q._save = _save_then_break
+"""
+
+
+def test_a_profile_broken_while_the_queue_runs_stops_it_with_the_rest_pending(tmp_path):
+    """The queue's profile saved with a typo after the queue checked it: every run was 'refused'
+    naming the profile and the queue went on to the next, refused the same way (exit 2, every
+    item ended 'refused', none left for --resume). Now the first one stops the queue: it and the
+    rest pending, the profile's error and `castrig queue --resume` said, exit 2 (bad input)."""
+    from conftest import castrig, with_sitecustomize
+
+    data, profile = tmp_path / "runs", tmp_path / "rig.yaml"
+    shutil.copy(ROOT / "hw_profiles" / "sim.yaml", profile)
+    done = castrig("queue", str(DATA / "short.yaml"), "--repeat", "2", "--profile", str(profile), "--data", str(data),
+                   timeout_s=60, PROFILE=str(profile), **with_sitecustomize(tmp_path, PROFILE_BROKEN_AS_THE_QUEUE_STARTS))
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in said, (done.returncode, said[-3000:])
+    (state_path,) = data.glob("queue-*.json")
+    assert [i["status"] for i in json.loads(state_path.read_text())["items"]] == ["pending", "pending"]
+    assert f"{profile} (line 2" in said and "not valid YAML" in said and "queue stopped" in said, said
+    assert f"castrig queue --resume {state_path}" in said and "the queue goes on" not in said, said

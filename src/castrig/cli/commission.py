@@ -49,12 +49,12 @@ class _StopsEndTheTest:
         self._old: dict[int, object] = {}
 
     def _on(self, signum: int, frame: object) -> None:
-        from castrig.cli.main import Terminated
+        from castrig.cli.main import raise_terminated
 
         self.heard.append(signum)
         if self._raising:
             self._raising, self._raised = False, True
-            raise Terminated
+            raise_terminated(signum, frame)  # (a SIGHUP's says the terminal closed)
 
     def __enter__(self) -> "_StopsEndTheTest":
         import signal
@@ -79,9 +79,9 @@ class _StopsEndTheTest:
             signal.signal(signum, old)  # type: ignore[arg-type]
         self._old.clear()
         if self.heard and not self._raised:
-            from castrig.cli.main import Terminated
+            from castrig.cli.main import raise_terminated
 
-            raise Terminated
+            raise_terminated(self.heard[0], None)
 
 
 def _say_safe(safe: object) -> bool:
@@ -122,7 +122,7 @@ def tune_rh(
 ) -> None:
     """Bounded step test of the RH loop, FOPDT identification, SIMC PI gains, predicted step."""
     from castrig.cli.main import default_profile, writable_file
-    from castrig.control.safety import make_safe
+    from castrig.control.safety import make_rig_safe
     from castrig.control.tune import MFC, gains_updates, plot_svg, tune
     from castrig.errors import BadInput
     from castrig.rig.not_suspended import not_suspended
@@ -152,10 +152,10 @@ def tune_rh(
         check_writable(path, [("control", f"{'' if mfcs else 'chamber_'}{g}") for g in ("kp", "ki", "kd")])
     if tau_c_s is not None:
         _tau_c_not_below_the_period(tau_c_s, path)
-    rig = _open_rig(path, seed, "castrig tune rh")
     stops = _StopsEndTheTest()
     ctrl_c = _CtrlCWhileMadeSafe(now=False)
     safe, said = None, False
+    rig = _open_rig(path, seed, "castrig tune rh")  # (a SIGHUP or SIGTERM meanwhile: exit 3, said, nothing driven)
     try:
         stopped = True
         try:
@@ -165,15 +165,14 @@ def tune_rh(
                 # -- once a Ctrl-Z no longer suspends it: said before, a Ctrl-Z typed on reading it
                 # could stop the process, the wet air left stepping)
                 typer.echo(f"step test {rh_from:g} -> {rh_to:g} %RH on {rig.profile.name}, each phase up to "
-                           f"{max_phase_s:g} s: Ctrl-C stops it and leaves the rig in the safe state", err=True)
+                           f"{max_phase_s:g} s: Ctrl-C stops it and leaves the rig in the safe state (if it is killed "
+                           f"instead: castrig safe --profile {path})", err=True)
                 result = tune(rig, rh_lo=rh_from, rh_hi=rh_to, max_phase_s=max_phase_s, tau_c_s=tau_c_s)
             stopped = False
         finally:
             stops.only_noted()  # a stop from here on waits for the safe state (raised after it)
             ctrl_c.take()  # so does a Ctrl-C (the second, as the first ends the test): it cut the safe state short
-            c = rig.profile.control
-            safe = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
-                             purge_flow_slpm=c.purge_flow_slpm, clock=rig.clock, retry_for_s=c.safe_state_retry_s)
+            safe = make_rig_safe(rig, retry_for_s=rig.profile.control.safe_state_retry_s)
             if stopped or stops.heard or ctrl_c.asked:  # the test drove the rig: its state is said with the stop
                 said = _say_safe(safe)
         test_s = result.test.t_s[-1] if result.test.t_s else 0.0

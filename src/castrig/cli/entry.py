@@ -20,11 +20,20 @@ import sys
 
 RUNS_THE_RIG = ("run", "resume", "queue")
 #: The commands that own the rig: not suspended by Ctrl-Z from their first moment to their last.
-OWNS_THE_RIG = (*RUNS_THE_RIG, "tune")
+OWNS_THE_RIG = (*RUNS_THE_RIG, "tune", "safe")
+
+
+#: What a command that owns the rig says of a SIGHUP outside a run's own handlers (the terminal
+#: closed, an ssh session dropped), as ``castrig run`` records it (recipe/session.py: HUNG_UP).
+HUNG_UP_LINE = "terminated: SIGHUP received (the terminal closed)"
 
 
 def _early(signum: int, frame: object) -> None:
-    os.write(2, b"interrupted\n" if signum == signal.SIGINT else b"terminated\n")
+    line = "interrupted" if signum == signal.SIGINT else HUNG_UP_LINE if signum == signal.SIGHUP else "terminated"
+    try:
+        os.write(2, (line + "\n").encode())
+    except OSError:  # no terminal left to say it on (a SIGHUP): the exit code says it
+        pass
     os._exit(130 if signum == signal.SIGINT else 3)
 
 
@@ -60,9 +69,12 @@ def _standard_fds() -> None:
 
 def main() -> int:
     _standard_fds()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    owns_the_rig = bool(sys.argv[1:2]) and sys.argv[1] in OWNS_THE_RIG
+    # (under nohup SIGHUP stays ignored: the command was meant to outlive its terminal)
+    hup = owns_the_rig and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
+    for signum in (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hup else ())):
         signal.signal(signum, _early)
-    if sys.argv[1:2] and sys.argv[1] in OWNS_THE_RIG:
+    if owns_the_rig:
         signal.signal(signal.SIGTSTP, _not_suspended)
     # One BLAS thread, before numpy is imported: the analysis overlaps its own stages on its own
     # threads (analysis/workers.py), and OpenBLAS's pool (a thread per core, spinning after each
@@ -79,8 +91,13 @@ def main() -> int:
         signal.signal(signal.SIGINT, ctrl_c)
         # (tune rh too: a SIGTERM as it opened or closed the rig killed it, exit 143, nothing said)
         signal.signal(signal.SIGTERM, raise_terminated if sys.argv[1:2] and sys.argv[1] in OWNS_THE_RIG else signal.SIG_DFL)
-        if sys.argv[1:2] and sys.argv[1] in OWNS_THE_RIG:  # Ctrl-\ as SIGTERM (recipe/session.py: _signals)
+        if owns_the_rig:  # Ctrl-\ as SIGTERM (recipe/session.py: _signals)
             signal.signal(signal.SIGQUIT, raise_terminated)
+            # a closed terminal as SIGTERM too, as a run's own handlers take it: `castrig tune rh`
+            # opening the rig was killed by it (exit -1, nothing said); a run, resume or queue
+            # notes it from its stop_requests on (recipe/session.py)
+            if hup:
+                signal.signal(signal.SIGHUP, raise_terminated)
             # started in the background under `stty tostop`, a line written outside a run's own
             # handlers (rig/not_suspended.py) -- a run's last lines, a queue's between two runs --
             # stopped the process ("Stopped (tty output)"): the queue's next recipes never ran, a
@@ -89,8 +106,11 @@ def main() -> int:
 
     try:
         code = cli_main(ready=ready)
-    except Terminated:  # while an error was being said, after the run's handlers were put back
-        os.write(2, b"terminated\n")
+    except Terminated as exc:  # while an error was being said, after the run's handlers were put back
+        try:
+            os.write(2, f"{str(exc) or 'terminated'}\n".encode())
+        except OSError:  # no terminal left (a SIGHUP)
+            pass
         code = 3
     return _end(code)
 

@@ -49,7 +49,10 @@ class Terminated(BaseException):
 
 
 def raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated
+    """SIGTERM, SIGQUIT or SIGHUP as :class:`Terminated`; a SIGHUP's says the terminal closed."""
+    from castrig.cli.entry import HUNG_UP_LINE
+
+    raise Terminated(HUNG_UP_LINE) if signum == signal.SIGHUP else Terminated
 
 
 _CTRL_C: list[int] = []
@@ -501,6 +504,9 @@ def _mount_subcommands() -> None:
     from castrig.cli.commission import mount as mount_commission
 
     mount_commission(app)  # tune rh, calibrate camera
+    from castrig.cli.safe import mount as mount_safe
+
+    mount_safe(app)  # safe: the rig to its verified safe state, nothing else
     from castrig.cli.operate import mount as mount_operate
 
     mount_operate(app)  # serve, status, watch, pause, resume-paused, abort
@@ -561,48 +567,19 @@ def _main(command: Any, argv: list[str] | None) -> int:
 
 def _ranged_float_options(command: Any) -> dict[str, Any]:
     """Option string → option, for the options of ``command`` that take a number with a fraction
-    within a range (min, max) typer checks: the others are checked by their commands."""
-    import typing
+    within a range (min, max) typer checks (cli/number_options.py checks every number option)."""
+    from castrig.cli.number_options import number_options, ranged
 
-    out = {}
-    for p in getattr(command, "params", ()):
-        ann = getattr(getattr(p, "type_descriptor", None), "annotation", None)
-        ranged = getattr(p, "min", None) is not None or getattr(p, "max", None) is not None
-        if float in (ann, *typing.get_args(ann)) and ranged and not getattr(p, "is_flag", False):
-            out.update({opt: p for opt in p.opts if opt.startswith("-")})
-    return out
-
-
-def refuse_non_finite_numbers(command: Any, argv: list[str]) -> None:
-    """BadInput for ``--option nan`` (or inf) given to a number option: typer's check of a range
-    compares NaN false both ways, and said ``--pitch-um nan``: "must be less than or equal to
-    100000". Looked up before click parses anything."""
-    import math
-
-    i = 0
-    while i < len(argv) and argv[i] in getattr(command, "commands", {}):
-        command, i = command.commands[argv[i]], i + 1
-    options = _ranged_float_options(command)
-    for k in range(i, len(argv)):
-        name, value = argv[k].split("=", 1) if "=" in argv[k] else (argv[k], argv[k + 1] if k + 1 < len(argv) else None)
-        if name not in options or value is None:
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            continue  # click says what a number looks like
-        if not math.isfinite(number):
-            p = options[name]
-            lo, hi = getattr(p, "min", None), getattr(p, "max", None)
-            allowed = (f"{lo:g} to {hi:g}" if lo is not None and hi is not None else f"at least {lo:g}" if lo is not None
-                       else f"at most {hi:g}")
-            raise BadInput(f"{name} {value}: not a number castrig can use (allowed: {allowed})", field=name)
+    return {opt: p for opt, (p, kind) in number_options(command).items() if kind is float and ranged(p)}
 
 
 def _command(command: Any, argv: list[str] | None) -> int:
     interrupted = False
     try:
-        refuse_non_finite_numbers(command, list(sys.argv[1:] if argv is None else argv))
+        from castrig.cli.number_options import refuse_bad_numbers
+
+        # (a number option's bad value in our words, naming its range: typer said "Input should be ...")
+        refuse_bad_numbers(command, list(sys.argv[1:] if argv is None else argv))
         from castrig.envvars import check_environment
 
         check_environment()  # CASTRIG_ANALYSIS_THREADS=abc fell back to 2 silently; a heartbeat of abc was a traceback
@@ -625,8 +602,8 @@ def _command(command: Any, argv: list[str] | None) -> int:
         code = EXIT_BAD_INPUT
     except (typer.Abort, KeyboardInterrupt):
         interrupted, code = True, EXIT_INTERRUPTED
-    except Terminated:
-        err.print("terminated")
+    except Terminated as exc:
+        err.print(escape(str(exc) or "terminated"), highlight=False, soft_wrap=True)
         code = EXIT_ABORTED
     except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing argument
         exc.show()  # type: ignore[attr-defined]

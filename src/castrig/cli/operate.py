@@ -199,6 +199,19 @@ def watch(
     raise typer.Exit(EXIT_OF.get(d["status"], 3))
 
 
+def _crashed_hint(run_dir: Path) -> str:
+    """What to do about a crashed run's rig, which its dead process left as it last drove it (the
+    wet air on): an abort of it reaches nobody."""
+    from castrig.store import runjson
+
+    try:
+        profile = runjson.load(run_dir).get("profile_path") or "P"
+    except Exception:  # noqa: BLE001 - a hint never fails the refusal it is added to
+        profile = "P"
+    return (f". Its process is gone and the rig is as it left it: `castrig safe --profile {profile}` makes it safe; "
+            f"`castrig resume {run_dir}` makes it safe and continues the run")
+
+
 def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
     from castrig.store import live as R
     from castrig.store.commands import send_command, wait_answer, withdraw_command
@@ -212,7 +225,8 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
                        "command line; others use the web API with the operator token", file=str(run_dir))
     summary = R.summary(run_dir)
     if summary["status"] not in LIVE:
-        raise BadInput(f"{run_dir}: the run is not running (status {summary['status']}); nothing sent", file=str(run_dir))
+        raise BadInput(f"{run_dir}: the run is not running (status {summary['status']}); nothing sent"
+                       + (_crashed_hint(run_dir) if summary["status"] == "crashed" else ""), file=str(run_dir))
     by = f"cli:{getpass.getuser()}"
     since_event = _last_event_id(run_dir)  # the safe state that counts is one recorded after this command
     try:
@@ -347,7 +361,7 @@ def serve(
                                                   help="Connections held at most (default: 256, fewer under a low open-file limit); "
                                                        "beyond it the oldest idle one is closed, else 503. More than the open-file limit "
                                                        "can hold is refused."),
-    request_timeout_s: Optional[float] = typer.Option(None, "--request-timeout-s", metavar="SECONDS",
+    request_timeout_s: Optional[float] = typer.Option(None, "--request-timeout-s", metavar="SECONDS", min=1, max=3600,
                                                       help="Seconds a client has to send a whole request (from connecting, or "
                                                            "from its first byte after an answer) before it is closed, so "
                                                            "half-sent requests (slowloris) are not held: 1 to 3600, default 10."),

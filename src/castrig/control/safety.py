@@ -139,6 +139,14 @@ def make_safe(
     return report
 
 
+def make_rig_safe(rig: Any, *, retry_for_s: float = 0.0) -> SafeStateReport:
+    """:func:`make_safe` of every device of ``rig`` (a ``castrig.rig.build.Rig``: its pumps, MFCs
+    and chamber, its profile's purge flow, its clock): what ``castrig resume``, ``tune rh`` and
+    ``castrig safe`` bring a rig to, one call for all (control does not import the rig)."""
+    return make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
+                     purge_flow_slpm=rig.profile.control.purge_flow_slpm, clock=rig.clock, retry_for_s=retry_for_s)
+
+
 def _unheld(mfc: FlowController) -> FlowReading:
     """The controller's reading once no valve hold keeps its setpoint from governing the valve:
     a hold (HLD, set at the front panel or by another client) outlasts any setpoint we send."""

@@ -9,6 +9,9 @@ and the queue goes on — provided the rig was verified safe after it; if the sa
 be verified, nobody is there to look, so the queue stops. A run that faulted on a full disk stops
 it too: every run left would fault as it starts (each recorded faulted, --resume never running
 them); they stay pending, and a run that could not even make its folder runs again on --resume.
+So does a run that could not make its folder for any other reason (a data root that refuses new
+folders, no file left to open), and one refused for its profile (edited or gone since the queue
+checked it; exit 2): every run left would fail the same way.
 
 A run that was aborted on purpose stops the queue once the rig is safe: SIGTERM (``systemctl
 stop``, a shutdown) or SIGHUP (the terminal closed) to the queue, ``castrig abort`` of its run,
@@ -71,7 +74,7 @@ from castrig.recipe.session import (NO_RUN_FOLDER, ResumeNotRecorded, StopReques
 from castrig.rig.not_suspended import not_suspended
 from castrig.rig.profile import load_profile
 from castrig.store import data_root as resolve_root
-from castrig.store import runjson
+from castrig.store import CannotMakeRunFolder, runjson
 from castrig.store.base import RunInfo
 from castrig.store.folders import remove_never_started
 
@@ -337,6 +340,9 @@ def _replace_never_started(run_dir: Path, item: dict[str, Any], save: Callable[[
     return True
 
 
+#: What to do before ``--resume`` when a run could not make its folder for a reason other than a full disk.
+_MAKE_ROOM = "make the data root take run folders again first"
+
 #: Why a queue is not suspended between its runs either (Ctrl-Z, rig.not_suspended).
 _HOLDS_THE_RIG = ("castrig queue is not suspended, between its runs either (it owns the rig for the night: "
                   "stopped, it would hold the rig and start none of the runs left, with nothing said)")
@@ -419,7 +425,24 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                     state["stopped"] = f"{item['recipe']} not started: {exc}"
                     stop_code = 5 if isinstance(exc, RigUnreachable) else 4
                     break
+                except CannotMakeRunFolder as exc:
+                    # the data root takes no folder now (its permissions changed, remounted read-only):
+                    # every run left would be refused the same way -- it was called a broken recipe and
+                    # the queue went on, spending the night's recipes. Stopped as for a full disk
+                    item.update(status="pending", started_utc=None)
+                    state["stopped"] = (f"{Path(item['recipe']).name} not started: {exc}: queue stopped, the recipes left "
+                                        f"pending ({_MAKE_ROOM})")
+                    stop_code = 3
+                    break
                 except BadInput as exc:
+                    if _names_the_profile(exc, profile):
+                        # the queue's profile, edited or gone since the queue checked it: every run left
+                        # is refused the same way -- each was, the queue going on until none was left
+                        item.update(status="pending", started_utc=None)
+                        state["stopped"] = (f"{Path(item['recipe']).name} not started: {exc}: queue stopped, the "
+                                            "recipes left pending (correct the profile first)")
+                        stop_code = 2
+                        break
                     # refused before its rig was touched (its recipe edited, broken or gone since the
                     # queue checked it): recorded, and the queue goes on with the next one, as after
                     # a run that failed on its own (it stopped the queue, the item left running)
@@ -431,9 +454,12 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                                                highlight=False, soft_wrap=True)
                     continue
             full = result.outcome == "faulted" and is_disk_full_text(result.reason or "")
-            if full and result.run_dir == NO_RUN_FOLDER:  # nothing ran: pending again, --resume runs it
+            if result.run_dir == NO_RUN_FOLDER:  # nothing ran: pending again, --resume runs it
+                # (whatever kept the folder from being made -- a full disk, a data root that refuses
+                # folders, no file left to open -- the next run meets it too: the queue stops)
                 item.update(status="pending", started_utc=None)
-                state["stopped"] = f"{Path(item['recipe']).name} not started: {result.reason}: queue stopped (free space first)"
+                state["stopped"] = (f"{Path(item['recipe']).name} not started: {result.reason}: queue stopped, the recipes "
+                                    f"left pending ({'free space first' if full else _MAKE_ROOM})")
                 stop_code = 3
                 break
             _record(item, result)
@@ -482,6 +508,14 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
     if all(i["outcome"] in ("completed", "refused") for i in state["items"]) and any(i["outcome"] == "refused" for i in state["items"]):
         return 2  # every run that could start completed; a recipe was refused (bad input)
     return 0 if all(i["outcome"] == "completed" for i in state["items"]) else 3
+
+
+def _names_the_profile(exc: BadInput, profile: Path) -> bool:
+    """Whether ``exc`` is about the queue's profile file (every run of the queue uses it)."""
+    try:
+        return exc.file is not None and Path(exc.file).resolve() == Path(profile).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return False
 
 
 class _StateUnwritable(Exception):

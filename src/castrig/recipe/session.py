@@ -749,13 +749,12 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     report = None
     driving = False
     try:
-        from castrig.control.safety import make_safe
+        from castrig.control.safety import make_rig_safe
 
         # the rig as the crash left it is made safe before the resume writes a byte: a full disk
         # refused the first write (run.json's owner) and the resume ended in a traceback, the rig
         # opened and never made safe
-        report = make_safe(pumps=rig.pumps(), dry_mfc=rig.dry_mfc, wet_mfc=rig.wet_mfc, chamber=rig.chamber,
-                           purge_flow_slpm=profile.control.purge_flow_slpm, clock=rig.clock)
+        report = make_rig_safe(rig)
         recorder.update_info(pid=os.getpid(), host=socket.gethostname(), lock=LOCK_NAME)
         if hasattr(store, "fleet_record") and (info.extra or {}).get("fleet_store") != store.fleet_record():
             recorder.update_info(extra={**(info.extra or {}), "fleet_store": store.fleet_record()})

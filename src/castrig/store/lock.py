@@ -141,4 +141,5 @@ def elsewhere_words(host: str) -> str:
     return f"running on {host}? (cannot tell from here)"
 
 
-CRASHED_REASON = "the process that ran it is gone (killed or the computer stopped); `castrig resume` continues it"
+CRASHED_REASON = ("the process that ran it is gone (killed or the computer stopped); `castrig resume` continues it, "
+                  "`castrig safe --profile P` only makes its rig safe")

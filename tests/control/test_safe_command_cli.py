@@ -1,0 +1,88 @@
+"""`castrig safe`: after a kill -9 of `castrig tune rh` mid step test the wet air stayed at the
+step test's level until someone ran something else, and nothing only made the rig safe (`castrig
+resume` needs a run folder, and goes on with the run). Now `castrig safe --profile P` opens the rig
+(refused while another process owns it: exit 4, nothing sent), says what it found, brings it to
+the safe state every run's end and resume use, read back, and exits 0 -- the wet MFC read over
+its own line afterwards says 0."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+from castrig.devices.alicat import parse_frame
+from conftest import ROOT, castrig, profile_with_addresses, wait_until, with_sitecustomize
+
+#: A sitecustomize: the process is killed with SIGKILL (no handler runs) as soon as the step test
+#: has set the wet and dry air of its first level (``MfcRhLoop.apply`` returned: the controllers
+#: took their setpoints) -- a kill -9 mid step test, at a seeded moment.
+KILL_9_ONCE_THE_WET_AIR_IS_SET = """
+import os, signal
+import castrig.control.rh_loop as _loop
+_apply = _loop.MfcRhLoop.apply
+def _apply_then_die(self, *a, **kw):
+    _apply(self, *a, **kw)
+    os.kill(os.getpid(), signal.SIGKILL)
+_loop.MfcRhLoop.apply = _apply_then_die
+"""
+
+
+def _wet_mfc(address: str, unit: str = "B") -> tuple[float, float] | None:
+    """(setpoint, mass flow) slpm of the served wet MFC, polled over its socket as any client does
+    (its line is free once its owner has gone); None while it is not."""
+    u = urlsplit(address)
+    try:
+        with socket.create_connection((u.hostname, u.port), timeout=5) as s:
+            s.sendall(f"{unit}\r".encode())
+            reply = b""
+            while not reply.endswith(b"\r"):
+                chunk = s.recv(256)
+                if not chunk:
+                    return None
+                reply += chunk
+    except OSError:
+        return None
+    frame = parse_frame(reply.decode(), unit_id=unit)
+    return frame.setpoint_slpm, frame.mass_flow_slpm
+
+
+def test_castrig_safe_brings_the_wet_air_a_killed_step_test_left_on_to_zero_read_back_over_the_wire(tmp_path, sim_serve):
+    from castrig.rig.ownership import claim_rig
+    from castrig.rig.profile import load_profile
+
+    with sim_serve("--tcp", "0") as served:
+        profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", served.addresses, tmp_path / "rig.yaml")
+        killed = castrig("tune", "rh", "--profile", str(profile), "--plot", str(tmp_path / "t.svg"), timeout_s=60,
+                         **with_sitecustomize(tmp_path, KILL_9_ONCE_THE_WET_AIR_IS_SET))
+        assert killed.returncode == -9, (killed.returncode, killed.stderr[-2000:])
+        said = " ".join(killed.stderr.split())
+        assert f"if it is killed instead: castrig safe --profile {profile}" in said, said
+        wire = served.addresses["wet_mfc"]
+        setpoint, _ = wait_until(lambda: _wet_mfc(wire), timeout_s=10, what="the wet MFC's line free")
+        assert setpoint > 0.1, setpoint  # the step test's wet air, left on
+
+        with claim_rig(load_profile(profile), purpose="another process owning the rig"):
+            busy = castrig("safe", "--profile", str(profile), timeout_s=30)
+        assert busy.returncode == 4 and "Traceback" not in busy.stderr, busy.stderr[-2000:]
+        assert "busy" in busy.stderr and "found on" not in busy.stdout, busy.stdout + busy.stderr
+        assert _wet_mfc(wire)[0] == setpoint  # nothing sent
+
+        done = castrig("safe", "--profile", str(profile), timeout_s=60)
+        out = " ".join(done.stdout.split())
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (done.returncode, out, done.stderr[-2000:])
+        assert f"wet_mfc setpoint {setpoint:g} slpm" in out, out  # what it found, as the killed test left it
+        assert "safe state verified:" in out and "wet_mfc.off" in out and "dry_mfc.purge" in out, out
+        assert "now: caster stopped; water_pump stopped; dry_mfc setpoint 1 slpm" in out and "wet_mfc setpoint 0 slpm" in out, out
+        setpoint_after, flow_after = _wet_mfc(wire)
+        assert setpoint_after == 0 and abs(flow_after) <= 0.05, (setpoint_after, flow_after)
+
+
+def test_castrig_abort_of_a_killed_run_names_castrig_safe(tmp_path, capsys):
+    """`castrig abort` of a run whose process was killed -9 said "not running (status crashed);
+    nothing sent" -- nothing about the rig its process left as it last drove it. Now it names
+    `castrig safe` (and `castrig resume`), in-process: refused before anything is sent."""
+    from conftest import castrig_main, crashed_membrane_run, refused
+
+    run_dir = crashed_membrane_run(tmp_path / "runs", "20260101-000001-night")
+    refused(castrig_main(capsys, "abort", str(run_dir)), "status crashed", "castrig safe --profile",
+            f"castrig resume {run_dir}")
