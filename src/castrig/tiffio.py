@@ -38,6 +38,7 @@ from castrig.image_bounds import (DEFAULT_MAX_IMAGE_PIXELS, MAX_BYTES_PER_PIXEL,
                                   check_codec_segments, check_empty_segments, check_directories, check_file_bytes, check_image_size,
                                   check_jpeg_scans, check_segment_bytes, check_tile_size, count_frames, count_pages,
                                   cut_short, max_image_pixels)
+from castrig.jpegdata import check_jpeg_data
 from castrig.jpegscans import check_jpeg_complete
 from castrig.pngread import png_decoded, png_decoded_dtype, png_decoded_shape, png_late_exif
 from castrig.sem_metadata import ome_pixel_size, sidecar_pixel_size, vendor_pixel_size, vendor_pixel_sizes
@@ -702,6 +703,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 if im.format in ("JPEG", "MPO"):
                     check_jpeg_scans(p)
                     check_jpeg_complete(p)  # (a progressive JPEG cut after its first scans, re-ended)
+                    check_jpeg_data(p)  # (a baseline one cut inside its scan: libjpeg fills the rest with grey)
             if is_png:
                 check_file_bytes(p, png_bytes, f"a {im.width} × {im.height} PNG")
                 a = png_decoded(p)

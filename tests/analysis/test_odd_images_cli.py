@@ -208,3 +208,34 @@ def test_a_progressive_jpeg_cut_after_its_first_scans_is_refused_not_measured_co
     assert "cut.jpg: its JPEG scans end before every part of the image is sent at full precision" in cut.stderr, cut.stderr
     done = castrig("analyse", "surface", "top.jpg", "--pixel-size", str(px), "--json", cwd=tmp_path)
     assert done.returncode == 0 and json.loads(done.stdout)["opening_ratio"] > 0.4, done.stderr[-2000:]
+
+
+def test_a_baseline_jpeg_cut_inside_its_scan_is_refused_not_measured_with_grey_blocks(tmp_path, rendered_membrane):
+    """A twin top view saved as a baseline JPEG (Pillow; OpenCV with restart markers), cut in its
+    scan and an end marker (EOI) added: libjpeg fills the blocks past the cut with flat grey and
+    only warns ("premature end of data segment"), which Pillow drops: measured, opening 0.564 for
+    0.608, exit 0, no flag. Now refused (libjpeg-turbo's own warning), the file and the rows that
+    hold no data named; the whole JPEG is still measured."""
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from castrig.tiffio import read_micrograph
+
+    a, px, _ = read_micrograph(rendered_membrane / "m000_reflected.tif")
+    buf = io.BytesIO()
+    Image.fromarray(a[:384, :384]).save(buf, "JPEG", quality=92)
+    whole = buf.getvalue()
+    (tmp_path / "top.jpg").write_bytes(whole)
+    (tmp_path / "half.jpg").write_bytes(whole[: len(whole) // 2] + b"\xff\xd9")
+    ok, rst = cv2.imencode(".jpg", a[:384, :384], [cv2.IMWRITE_JPEG_QUALITY, 92, cv2.IMWRITE_JPEG_RST_INTERVAL, 4])
+    (tmp_path / "rst.jpg").write_bytes(rst.tobytes()[: len(rst) * 3 // 4] + b"\xff\xd9")
+    for name in ("half.jpg", "rst.jpg"):
+        cut = castrig("analyse", "surface", name, "--pixel-size", str(px), cwd=tmp_path)
+        said = " ".join(cut.stderr.split())
+        assert cut.returncode == 2 and "Traceback" not in cut.stderr, cut.stdout + cut.stderr[-2000:]
+        assert f"{name}: its JPEG data ends before every block of the image is coded" in said, said
+        assert "premature end of data segment" in said and "of its 384" in said and "hold no data" in said, said
+    done = castrig("analyse", "surface", "top.jpg", "--pixel-size", str(px), "--json", cwd=tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout)["opening_ratio"] > 0.4, done.stderr[-2000:]
