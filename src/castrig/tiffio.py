@@ -4,7 +4,8 @@ Written atomically (temp file, fsync, os.replace) so a crash never leaves half a
 folder; in ImageJ's flavour, so Fiji opens them calibrated in µm. Read back: TIFF resolution
 tags (CENTIMETER, INCH, or ImageJ's unit=micron with unit NONE), the SEM vendors' tags and text
 sidecars, an OME-TIFF's OME-XML (:mod:`castrig.sem_metadata`), PNG/JPEG/BMP (a sidecar's pixel
-size, if any; a PNG decoded once, by libpng, at its own bit depth). A TIFF's Orientation tag and
+size, if any, else a PNG's pHYs chunk, read as TIFF resolution tags are; a PNG decoded once, by
+libpng, at its own bit depth). A TIFF's Orientation tag and
 a JPEG's or PNG's EXIF one are applied (the image as viewers show it). RGB and RGBA are
 converted to grey (luminance, Rec. 709 weights 0.2125 R + 0.7154 G + 0.0721 B; the alpha
 channel is dropped, not blended); anything else that is not a 2-D greyscale image (two channels
@@ -40,7 +41,7 @@ from castrig.image_bounds import (DEFAULT_MAX_IMAGE_PIXELS, MAX_BYTES_PER_PIXEL,
                                   cut_short, max_image_pixels)
 from castrig.jpegdata import check_jpeg_data
 from castrig.jpegscans import check_jpeg_complete
-from castrig.pngread import png_decoded, png_decoded_dtype, png_decoded_shape, png_late_exif
+from castrig.pngread import PHYS_SOURCE, png_decoded, png_decoded_dtype, png_decoded_shape, png_late_exif, png_phys
 from castrig.sem_metadata import ome_pixel_size, sidecar_pixel_size, vendor_pixel_size, vendor_pixel_sizes
 
 __all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "vendor_pixel_sizes", "max_image_pixels", "check_image_size", "check_pixel_size", "check_file_bytes",
@@ -688,6 +689,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                                      np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F")
                                      else np.uint8, max_pixels)
                 png_bytes = im.height * (1 + im.width * bands * 2)  # its rows, each behind a filter byte, at 16 bits a sample
+                phys = {k: im.info[k] for k in ("dpi", "aspect") if k in im.info} if is_png else {}
                 cmyk = im.mode == "CMYK"
                 frames = count_frames(im)
                 # (an animated GIF, APNG or WebP: every frame was decoded, 300 of them 3.6 GB; a
@@ -727,13 +729,28 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     if orientation in _EXIF_TURNS and a.ndim >= 2:  # as every viewer shows it
         a = _EXIF_TURNS[orientation](a)
         read_as["orientation"] = f"EXIF orientation {orientation} applied (the image as viewers show it)"
-    # PNG/JPEG/BMP carry no pixel size; an SEM's text sidecar may (JEOL saves .bmp/.jpg + .txt)
+    # JPEG/BMP carry no pixel size, a PNG its pHYs chunk; an SEM's text sidecar may (JEOL saves
+    # .bmp/.jpg + .txt), and beats a pHYs as an instrument's record beats TIFF resolution tags
+    phys_px, phys_bad = png_phys(p, phys) if is_png else (None, None)
     px, src = sidecar_pixel_size(p, width_px=a.shape[1] if a.ndim >= 2 else None)
     if src:  # an SEM vendor's sidecar: it says SEM
         read_as["instrument_metadata"] = src
+    warnings = []
     if px is not None and not _usable(px):
-        return _grey(a, p), None, {"pixel_size_invalid": {"value_um": f"{px:g}", "source": src}} | read_as
-    return _grey(a, p), px, ({"pixel_size_source": src} if src else {}) | read_as
+        if phys_px is None:
+            return _grey(a, p), None, {"pixel_size_invalid": {"value_um": f"{px:g}", "source": src}} | read_as
+        warnings.append(f"{src} says {px:g} µm, not a pixel size; used {phys_px:.6g} µm from {PHYS_SOURCE}")
+        px, src = None, None
+    if px is None and phys_px is not None:
+        px, src = phys_px, PHYS_SOURCE
+    elif px is not None and phys_px is not None:
+        warnings += pixel_size_disagreement(px, src, [(phys_px, PHYS_SOURCE)])
+    meta = ({"pixel_size_source": src} if src else {}) | read_as
+    if warnings:
+        meta["pixel_size_warnings"] = warnings
+    if px is None and phys_bad is not None:
+        meta["pixel_size_invalid"] = phys_bad
+    return _grey(a, p), px, meta
 
 
 def _check_palette(path: str, a: np.ndarray, page, photometric: int) -> None:
