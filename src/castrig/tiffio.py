@@ -721,6 +721,13 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             limit = max_image_pixels() if max_pixels is None else max_pixels
             raise BadInput(f"{p}: image too large: {_cut(str(exc))} (allowed: at most {limit / 1e6:.4g} Mpx; "
                            "raise CASTRIG_MAX_IMAGE_PIXELS for a genuine large image)", file=p, field="image size") from None
+        if type(exc).__name__ == "UnidentifiedImageError":  # (Pillow's "cannot identify image file")
+            from castrig.image_kinds import IMAGE_FORMATS_READ, unread_kind
+
+            kind = unread_kind(p)
+            said = f"{kind}, a format castrig does not read" if kind else "not an image in a format castrig reads"
+            raise BadInput(f"{p}: cannot read image: {said} (allowed: {IMAGE_FORMATS_READ}); save it as TIFF "
+                           "(Fiji: File > Save As > Tiff)", file=p, field="file format") from None
         raise BadInput(f"{p}: cannot read image ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
     a = np.asarray(a)
     read_as = {"photometric": "CMYK, converted to RGB"} if cmyk else {}

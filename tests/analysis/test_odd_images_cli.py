@@ -239,3 +239,21 @@ def test_a_baseline_jpeg_cut_inside_its_scan_is_refused_not_measured_with_grey_b
         assert "premature end of data segment" in said and "of its 384" in said and "hold no data" in said, said
     done = castrig("analyse", "surface", "top.jpg", "--pixel-size", str(px), "--json", cwd=tmp_path)
     assert done.returncode == 0 and json.loads(done.stdout)["opening_ratio"] > 0.4, done.stderr[-2000:]
+
+
+def test_an_image_in_a_format_castrig_does_not_read_is_refused_naming_the_format(tmp_path):
+    """A phone's AVIF of an eyepiece view and a scientific camera's 12-bit JPEG (written by
+    imagecodecs) were refused as "cannot identify image file" (Pillow's words): neither the
+    format the file is in nor those castrig reads. Now both are said, and what to do."""
+    import imagecodecs
+
+    img = np.full((64, 64), 200, np.uint8)
+    img[16:48, 16:48] = 40
+    (tmp_path / "eyepiece.jpg").write_bytes(imagecodecs.avif_encode(img))
+    (tmp_path / "camera.jpg").write_bytes(imagecodecs.jpeg8_encode(img.astype(np.uint16) * 16, bitspersample=12))
+    for name, kind in (("eyepiece.jpg", "an AVIF image"), ("camera.jpg", "a 12-bit JPEG")):
+        done = castrig("analyse", "surface", name, "--pixel-size", "0.25", cwd=tmp_path)
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 2 and "Traceback" not in said, said
+        assert (f"{name}: cannot read image: {kind}, a format castrig does not read (allowed: TIFF, PNG, 8-bit JPEG, "
+                "BMP, GIF, WebP, PPM/PGM); save it as TIFF") in said, said
