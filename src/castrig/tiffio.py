@@ -385,8 +385,8 @@ def _full_resolution_series(tif, path: str) -> tuple[object | None, str | None]:
 
 def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str | None]:
     """Pixel values as the file means them: MinIsWhite (photometric 0) turned so that white is
-    high, as every viewer shows it, a palette (3) through its colour map, and CMYK (photometric
-    5, 4 inks) to RGB; else unchanged.
+    high, as every viewer shows it, a palette (3) through its colour map, CMYK (photometric
+    5, 4 inks) to RGB, L*a*b* (8-10) to its L channel; else unchanged.
     Read as stored, a MinIsWhite micrograph measured its film as pores (opening 0.19 for 0.60)."""
     if photometric == 0 and a.ndim == 2:
         if a.dtype == bool:  # (1 bit a pixel, the commonest MinIsWhite: read as stored, its black was white)
@@ -403,6 +403,10 @@ def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str
         cmap = np.asarray(page.colormap)
         if cmap.ndim == 2 and cmap.shape[0] == 3 and int(a.max(initial=0)) < cmap.shape[1]:
             return np.moveaxis(cmap[:, a], 0, -1), "palette, its colour map applied"
+    if photometric in _LAB and a.ndim == 3 and a.shape[-1] >= 3:
+        # L*, a*, b*: its L channel is the grey (lightness); a* and b* (signed colour axes) had
+        # been weighed as green and blue
+        return np.ascontiguousarray(a[..., 0]), f"{_LAB[photometric]}, its L (lightness) channel measured"
     if photometric == 5 and a.ndim == 3 and a.shape[-1] == 4 and a.dtype.kind in "uf":
         top = float(np.iinfo(a.dtype).max) if a.dtype.kind == "u" else 1.0
         ink = a.astype(np.float64) / top
@@ -581,6 +585,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 check_empty_segments(p, series.pages if series is not None else [page], page)
                 if not _imagej_yunit_square(p, page, tif.imagej_metadata or {}):
                     _check_square(p, page)
+                _check_raw(p, int(page.photometric))
                 a = declared.asarray()
                 photometric = int(page.photometric)
                 if (photometric in (2, 5) and int(getattr(page, "planarconfig", 1)) == 2
@@ -758,6 +763,24 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     if px is None and phys_bad is not None:
         meta["pixel_size_invalid"] = phys_bad
     return _grey(a, p), px, meta
+
+
+#: TIFF PhotometricInterpretation of the CIE L*a*b* kinds -> their names
+_LAB = {8: "CIELab", 9: "ICCLab", 10: "ITULab"}
+
+#: PhotometricInterpretation of a camera's raw sensor data, no image to measure as it is
+_RAW = {32803: "CFA: a colour sensor's raw mosaic, one colour filter a pixel"}
+
+
+def _check_raw(path: str, photometric: int) -> None:
+    """Refuse a raw camera TIFF or DNG image of a colour sensor's mosaic (CFA): read as stored,
+    a Bayer mosaic was measured as a micrograph, each 2 × 2 block's filters a pattern of its
+    own (opening 0.0 for 0.61, exit 0). (LinearRaw, demosaiced linear RGB, is read as RGB.)"""
+    if photometric in _RAW:
+        raise BadInput(f"{path}: its pixels are {_RAW[photometric]} (TIFF PhotometricInterpretation {photometric}), "
+                       "not an image castrig measures as it is (allowed: 0 MinIsWhite, 1 MinIsBlack, 2 RGB, 3 palette, "
+                       "5 CMYK, 6 YCbCr, 8-10 L*a*b*); develop it to a greyscale or RGB TIFF first (the camera's "
+                       "software, or Fiji)", file=path, field="PhotometricInterpretation")
 
 
 def _check_palette(path: str, a: np.ndarray, page, photometric: int) -> None:

@@ -257,3 +257,29 @@ def test_an_image_in_a_format_castrig_does_not_read_is_refused_naming_the_format
         assert done.returncode == 2 and "Traceback" not in said, said
         assert (f"{name}: cannot read image: {kind}, a format castrig does not read (allowed: TIFF, PNG, 8-bit JPEG, "
                 "BMP, GIF, WebP, PPM/PGM); save it as TIFF") in said, said
+
+
+def test_a_raw_sensor_mosaic_is_refused_and_a_lab_tiff_is_measured_on_its_lightness(tmp_path):
+    """Two colour conventions of cameras' TIFFs (tifffile): a raw Bayer mosaic (CFA,
+    PhotometricInterpretation 32803, as a DNG holds it) was measured as a micrograph, each 2 × 2
+    block's filters a pattern of its own: opening 0.0, exit 0. An L*a*b* TIFF had its a* and b*
+    weighed as green and blue: reddish pores (a* 47) exactly as bright as the film, opening 0.0.
+    Now the mosaic is refused, named, and the L*a*b* file measured on its L channel."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    pore = ((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25
+    lab = np.dstack([np.where(pore, 40, 200), np.where(pore, 47, 0), np.zeros_like(pore)]).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "lab.tif", lab, photometric="cielab")
+    mosaic = np.where(pore, 600, 3200).astype(np.uint16)
+    mosaic[0::2, 1::2] //= 3  # (the green and blue filters' share of the light)
+    mosaic[1::2, 0::2] //= 2
+    tifffile.imwrite(tmp_path / "raw.tif", mosaic, photometric=32803)
+    done = castrig("analyse", "surface", "lab.tif", "--pixel-size", "0.25", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["opening_ratio"] == pytest.approx(0.27, abs=0.02) and out["pore_count"] == 256, out
+    assert out["images"]["surface"]["read_as"] == ["CIELab, its L (lightness) channel measured"]
+    done = castrig("analyse", "surface", "raw.tif", "--pixel-size", "0.25", cwd=tmp_path)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in said, said
+    assert ("raw.tif: its pixels are CFA: a colour sensor's raw mosaic, one colour filter a pixel (TIFF "
+            "PhotometricInterpretation 32803)") in said and "develop it to a greyscale or RGB TIFF first" in said, said
