@@ -13,7 +13,8 @@ import numpy as np
 from castrig.errors import BadInput
 from castrig.image_bounds import png_exif_after_data, png_header
 
-__all__ = ["png_decoded", "png_decoded_dtype", "png_decoded_shape", "png_late_exif", "PNG_MAX_SIDE_PX"]
+__all__ = ["png_decoded", "png_decoded_dtype", "png_decoded_shape", "png_late_exif", "png_phys", "PNG_MAX_SIDE_PX",
+           "PHYS_SOURCE"]
 
 
 def _cut(text: str, limit: int = 200) -> str:
@@ -77,3 +78,38 @@ def png_decoded(p: str) -> np.ndarray:
     except imagecodecs.PngError as exc:
         raise BadInput(f"{p}: cannot read image (PNG: {_cut(str(exc))}; the file stops short of its declared "
                        "size or is damaged)", file=p) from None
+
+
+#: where a PNG's pixel size came from, as results and messages say it
+PHYS_SOURCE = "PNG pHYs chunk"
+
+
+def png_phys(p: str, info: dict) -> tuple[float | None, dict | None]:
+    """(pixel size in µm, what is wrong with it) from a PNG's pHYs chunk, as Pillow read it from
+    the chunks before the image data (``info["dpi"]``: its pixels per metre × 0.0254; ``aspect``
+    where the unit is not given). A pHYs in metres is a resolution as TIFF's tags are, read the
+    same way: an image program's print resolution (600 dpi and the like: 42.3 µm, in range) is no
+    calibration, a screen's 72 or 96 dpi (353, 265 µm) is left to the range check, which refuses
+    it naming the chunk. Pixels that are not square are refused, as a TIFF's are. ``castrig
+    analyse`` had ignored the chunk (a PNG of 0.25 µm pixels: "no pixel size in the file") while
+    the folder camera used it."""
+    from castrig.tiffio import PRINT_DPI
+
+    key = "dpi" if "dpi" in info else "aspect" if "aspect" in info else None
+    if key is None:
+        return None, None
+    x, y = (float(v) for v in info[key])
+    unit = "dpi" if key == "dpi" else "pixels per unit (no unit)"
+    if x > 0 and y > 0 and abs(y / x - 1.0) > 0.01:
+        raise BadInput(f"{p}: pixels are not square: its pHYs chunk says {x:.6g} {unit} across, {y:.6g} down "
+                       f"(aspect {x / y:.4g}); castrig measures square pixels: resample the image to equal X and Y "
+                       "pixel sizes first (Fiji: Image > Scale)", file=p, field="pHYs")
+    if unit != "dpi":
+        return None, None
+    if not x > 0:
+        return None, {"chunk": "pHYs", "value": "0 pixels per metre", "allowed": "a positive number of pixels per metre"}
+    printed = next((d for d in PRINT_DPI if abs(x - d) < 1e-4 * d), None)  # (stored in whole pixels per metre)
+    if printed is not None:
+        return None, {"chunk": "pHYs", "value": f"{printed:g} dpi, an image program's print resolution, not a calibration",
+                      "allowed": "a microscope's calibration: its pixel size in pixels per metre"}
+    return 25400.0 / x, None

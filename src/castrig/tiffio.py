@@ -4,7 +4,8 @@ Written atomically (temp file, fsync, os.replace) so a crash never leaves half a
 folder; in ImageJ's flavour, so Fiji opens them calibrated in µm. Read back: TIFF resolution
 tags (CENTIMETER, INCH, or ImageJ's unit=micron with unit NONE), the SEM vendors' tags and text
 sidecars, an OME-TIFF's OME-XML (:mod:`castrig.sem_metadata`), PNG/JPEG/BMP (a sidecar's pixel
-size, if any; a PNG decoded once, by libpng, at its own bit depth). A TIFF's Orientation tag and
+size, if any, else a PNG's pHYs chunk, read as TIFF resolution tags are; a PNG decoded once, by
+libpng, at its own bit depth). A TIFF's Orientation tag and
 a JPEG's or PNG's EXIF one are applied (the image as viewers show it). RGB and RGBA are
 converted to grey (luminance, Rec. 709 weights 0.2125 R + 0.7154 G + 0.0721 B; the alpha
 channel is dropped, not blended); anything else that is not a 2-D greyscale image (two channels
@@ -38,8 +39,9 @@ from castrig.image_bounds import (DEFAULT_MAX_IMAGE_PIXELS, MAX_BYTES_PER_PIXEL,
                                   check_codec_segments, check_empty_segments, check_directories, check_file_bytes, check_image_size,
                                   check_jpeg_scans, check_segment_bytes, check_tile_size, count_frames, count_pages,
                                   cut_short, max_image_pixels)
+from castrig.jpegdata import check_jpeg_data
 from castrig.jpegscans import check_jpeg_complete
-from castrig.pngread import png_decoded, png_decoded_dtype, png_decoded_shape, png_late_exif
+from castrig.pngread import PHYS_SOURCE, png_decoded, png_decoded_dtype, png_decoded_shape, png_late_exif, png_phys
 from castrig.sem_metadata import ome_pixel_size, sidecar_pixel_size, vendor_pixel_size, vendor_pixel_sizes
 
 __all__ = ["write_micrograph", "read_micrograph", "vendor_pixel_size", "sidecar_pixel_size", "vendor_pixel_sizes", "max_image_pixels", "check_image_size", "check_pixel_size", "check_file_bytes",
@@ -383,8 +385,8 @@ def _full_resolution_series(tif, path: str) -> tuple[object | None, str | None]:
 
 def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str | None]:
     """Pixel values as the file means them: MinIsWhite (photometric 0) turned so that white is
-    high, as every viewer shows it, a palette (3) through its colour map, and CMYK (photometric
-    5, 4 inks) to RGB; else unchanged.
+    high, as every viewer shows it, a palette (3) through its colour map, CMYK (photometric
+    5, 4 inks) to RGB, L*a*b* (8-10) to its L channel; else unchanged.
     Read as stored, a MinIsWhite micrograph measured its film as pores (opening 0.19 for 0.60)."""
     if photometric == 0 and a.ndim == 2:
         if a.dtype == bool:  # (1 bit a pixel, the commonest MinIsWhite: read as stored, its black was white)
@@ -401,6 +403,10 @@ def _photometric(a: np.ndarray, page, photometric: int) -> tuple[np.ndarray, str
         cmap = np.asarray(page.colormap)
         if cmap.ndim == 2 and cmap.shape[0] == 3 and int(a.max(initial=0)) < cmap.shape[1]:
             return np.moveaxis(cmap[:, a], 0, -1), "palette, its colour map applied"
+    if photometric in _LAB and a.ndim == 3 and a.shape[-1] >= 3:
+        # L*, a*, b*: its L channel is the grey (lightness); a* and b* (signed colour axes) had
+        # been weighed as green and blue
+        return np.ascontiguousarray(a[..., 0]), f"{_LAB[photometric]}, its L (lightness) channel measured"
     if photometric == 5 and a.ndim == 3 and a.shape[-1] == 4 and a.dtype.kind in "uf":
         top = float(np.iinfo(a.dtype).max) if a.dtype.kind == "u" else 1.0
         ink = a.astype(np.float64) / top
@@ -579,6 +585,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 check_empty_segments(p, series.pages if series is not None else [page], page)
                 if not _imagej_yunit_square(p, page, tif.imagej_metadata or {}):
                     _check_square(p, page)
+                _check_raw(p, int(page.photometric))
                 a = declared.asarray()
                 photometric = int(page.photometric)
                 if (photometric in (2, 5) and int(getattr(page, "planarconfig", 1)) == 2
@@ -687,6 +694,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                                      np.uint16 if im.mode.startswith("I;16") else np.int32 if im.mode in ("I", "F")
                                      else np.uint8, max_pixels)
                 png_bytes = im.height * (1 + im.width * bands * 2)  # its rows, each behind a filter byte, at 16 bits a sample
+                phys = {k: im.info[k] for k in ("dpi", "aspect") if k in im.info} if is_png else {}
                 cmyk = im.mode == "CMYK"
                 frames = count_frames(im)
                 # (an animated GIF, APNG or WebP: every frame was decoded, 300 of them 3.6 GB; a
@@ -702,6 +710,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                 if im.format in ("JPEG", "MPO"):
                     check_jpeg_scans(p)
                     check_jpeg_complete(p)  # (a progressive JPEG cut after its first scans, re-ended)
+                    check_jpeg_data(p)  # (a baseline one cut inside its scan: libjpeg fills the rest with grey)
             if is_png:
                 check_file_bytes(p, png_bytes, f"a {im.width} × {im.height} PNG")
                 a = png_decoded(p)
@@ -717,6 +726,13 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             limit = max_image_pixels() if max_pixels is None else max_pixels
             raise BadInput(f"{p}: image too large: {_cut(str(exc))} (allowed: at most {limit / 1e6:.4g} Mpx; "
                            "raise CASTRIG_MAX_IMAGE_PIXELS for a genuine large image)", file=p, field="image size") from None
+        if type(exc).__name__ == "UnidentifiedImageError":  # (Pillow's "cannot identify image file")
+            from castrig.image_kinds import IMAGE_FORMATS_READ, unread_kind
+
+            kind = unread_kind(p)
+            said = f"{kind}, a format castrig does not read" if kind else "not an image in a format castrig reads"
+            raise BadInput(f"{p}: cannot read image: {said} (allowed: {IMAGE_FORMATS_READ}); save it as TIFF "
+                           "(Fiji: File > Save As > Tiff)", file=p, field="file format") from None
         raise BadInput(f"{p}: cannot read image ({_cut(str(exc) or type(exc).__name__)})", file=p) from None
     a = np.asarray(a)
     read_as = {"photometric": "CMYK, converted to RGB"} if cmyk else {}
@@ -725,13 +741,46 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
     if orientation in _EXIF_TURNS and a.ndim >= 2:  # as every viewer shows it
         a = _EXIF_TURNS[orientation](a)
         read_as["orientation"] = f"EXIF orientation {orientation} applied (the image as viewers show it)"
-    # PNG/JPEG/BMP carry no pixel size; an SEM's text sidecar may (JEOL saves .bmp/.jpg + .txt)
+    # JPEG/BMP carry no pixel size, a PNG its pHYs chunk; an SEM's text sidecar may (JEOL saves
+    # .bmp/.jpg + .txt), and beats a pHYs as an instrument's record beats TIFF resolution tags
+    phys_px, phys_bad = png_phys(p, phys) if is_png else (None, None)
     px, src = sidecar_pixel_size(p, width_px=a.shape[1] if a.ndim >= 2 else None)
     if src:  # an SEM vendor's sidecar: it says SEM
         read_as["instrument_metadata"] = src
+    warnings = []
     if px is not None and not _usable(px):
-        return _grey(a, p), None, {"pixel_size_invalid": {"value_um": f"{px:g}", "source": src}} | read_as
-    return _grey(a, p), px, ({"pixel_size_source": src} if src else {}) | read_as
+        if phys_px is None:
+            return _grey(a, p), None, {"pixel_size_invalid": {"value_um": f"{px:g}", "source": src}} | read_as
+        warnings.append(f"{src} says {px:g} µm, not a pixel size; used {phys_px:.6g} µm from {PHYS_SOURCE}")
+        px, src = None, None
+    if px is None and phys_px is not None:
+        px, src = phys_px, PHYS_SOURCE
+    elif px is not None and phys_px is not None:
+        warnings += pixel_size_disagreement(px, src, [(phys_px, PHYS_SOURCE)])
+    meta = ({"pixel_size_source": src} if src else {}) | read_as
+    if warnings:
+        meta["pixel_size_warnings"] = warnings
+    if px is None and phys_bad is not None:
+        meta["pixel_size_invalid"] = phys_bad
+    return _grey(a, p), px, meta
+
+
+#: TIFF PhotometricInterpretation of the CIE L*a*b* kinds -> their names
+_LAB = {8: "CIELab", 9: "ICCLab", 10: "ITULab"}
+
+#: PhotometricInterpretation of a camera's raw sensor data, no image to measure as it is
+_RAW = {32803: "CFA: a colour sensor's raw mosaic, one colour filter a pixel"}
+
+
+def _check_raw(path: str, photometric: int) -> None:
+    """Refuse a raw camera TIFF or DNG image of a colour sensor's mosaic (CFA): read as stored,
+    a Bayer mosaic was measured as a micrograph, each 2 × 2 block's filters a pattern of its
+    own (opening 0.0 for 0.61, exit 0). (LinearRaw, demosaiced linear RGB, is read as RGB.)"""
+    if photometric in _RAW:
+        raise BadInput(f"{path}: its pixels are {_RAW[photometric]} (TIFF PhotometricInterpretation {photometric}), "
+                       "not an image castrig measures as it is (allowed: 0 MinIsWhite, 1 MinIsBlack, 2 RGB, 3 palette, "
+                       "5 CMYK, 6 YCbCr, 8-10 L*a*b*); develop it to a greyscale or RGB TIFF first (the camera's "
+                       "software, or Fiji)", file=path, field="PhotometricInterpretation")
 
 
 def _check_palette(path: str, a: np.ndarray, page, photometric: int) -> None:

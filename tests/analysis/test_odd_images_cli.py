@@ -208,3 +208,78 @@ def test_a_progressive_jpeg_cut_after_its_first_scans_is_refused_not_measured_co
     assert "cut.jpg: its JPEG scans end before every part of the image is sent at full precision" in cut.stderr, cut.stderr
     done = castrig("analyse", "surface", "top.jpg", "--pixel-size", str(px), "--json", cwd=tmp_path)
     assert done.returncode == 0 and json.loads(done.stdout)["opening_ratio"] > 0.4, done.stderr[-2000:]
+
+
+def test_a_baseline_jpeg_cut_inside_its_scan_is_refused_not_measured_with_grey_blocks(tmp_path, rendered_membrane):
+    """A twin top view saved as a baseline JPEG (Pillow; OpenCV with restart markers), cut in its
+    scan and an end marker (EOI) added: libjpeg fills the blocks past the cut with flat grey and
+    only warns ("premature end of data segment"), which Pillow drops: measured, opening 0.564 for
+    0.608, exit 0, no flag. Now refused (libjpeg-turbo's own warning), the file and the rows that
+    hold no data named; the whole JPEG is still measured."""
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from castrig.tiffio import read_micrograph
+
+    a, px, _ = read_micrograph(rendered_membrane / "m000_reflected.tif")
+    buf = io.BytesIO()
+    Image.fromarray(a[:384, :384]).save(buf, "JPEG", quality=92)
+    whole = buf.getvalue()
+    (tmp_path / "top.jpg").write_bytes(whole)
+    (tmp_path / "half.jpg").write_bytes(whole[: len(whole) // 2] + b"\xff\xd9")
+    ok, rst = cv2.imencode(".jpg", a[:384, :384], [cv2.IMWRITE_JPEG_QUALITY, 92, cv2.IMWRITE_JPEG_RST_INTERVAL, 4])
+    (tmp_path / "rst.jpg").write_bytes(rst.tobytes()[: len(rst) * 3 // 4] + b"\xff\xd9")
+    for name in ("half.jpg", "rst.jpg"):
+        cut = castrig("analyse", "surface", name, "--pixel-size", str(px), cwd=tmp_path)
+        said = " ".join(cut.stderr.split())
+        assert cut.returncode == 2 and "Traceback" not in cut.stderr, cut.stdout + cut.stderr[-2000:]
+        assert f"{name}: its JPEG data ends before every block of the image is coded" in said, said
+        assert "premature end of data segment" in said and "of its 384" in said and "hold no data" in said, said
+    done = castrig("analyse", "surface", "top.jpg", "--pixel-size", str(px), "--json", cwd=tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout)["opening_ratio"] > 0.4, done.stderr[-2000:]
+
+
+def test_an_image_in_a_format_castrig_does_not_read_is_refused_naming_the_format(tmp_path):
+    """A phone's AVIF of an eyepiece view and a scientific camera's 12-bit JPEG (written by
+    imagecodecs) were refused as "cannot identify image file" (Pillow's words): neither the
+    format the file is in nor those castrig reads. Now both are said, and what to do."""
+    import imagecodecs
+
+    img = np.full((64, 64), 200, np.uint8)
+    img[16:48, 16:48] = 40
+    (tmp_path / "eyepiece.jpg").write_bytes(imagecodecs.avif_encode(img))
+    (tmp_path / "camera.jpg").write_bytes(imagecodecs.jpeg8_encode(img.astype(np.uint16) * 16, bitspersample=12))
+    for name, kind in (("eyepiece.jpg", "an AVIF image"), ("camera.jpg", "a 12-bit JPEG")):
+        done = castrig("analyse", "surface", name, "--pixel-size", "0.25", cwd=tmp_path)
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 2 and "Traceback" not in said, said
+        assert (f"{name}: cannot read image: {kind}, a format castrig does not read (allowed: TIFF, PNG, 8-bit JPEG, "
+                "BMP, GIF, WebP, PPM/PGM); save it as TIFF") in said, said
+
+
+def test_a_raw_sensor_mosaic_is_refused_and_a_lab_tiff_is_measured_on_its_lightness(tmp_path):
+    """Two colour conventions of cameras' TIFFs (tifffile): a raw Bayer mosaic (CFA,
+    PhotometricInterpretation 32803, as a DNG holds it) was measured as a micrograph, each 2 × 2
+    block's filters a pattern of its own: opening 0.0, exit 0. An L*a*b* TIFF had its a* and b*
+    weighed as green and blue: reddish pores (a* 47) exactly as bright as the film, opening 0.0.
+    Now the mosaic is refused, named, and the L*a*b* file measured on its L channel."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    pore = ((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25
+    lab = np.dstack([np.where(pore, 40, 200), np.where(pore, 47, 0), np.zeros_like(pore)]).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "lab.tif", lab, photometric="cielab")
+    mosaic = np.where(pore, 600, 3200).astype(np.uint16)
+    mosaic[0::2, 1::2] //= 3  # (the green and blue filters' share of the light)
+    mosaic[1::2, 0::2] //= 2
+    tifffile.imwrite(tmp_path / "raw.tif", mosaic, photometric=32803)
+    done = castrig("analyse", "surface", "lab.tif", "--pixel-size", "0.25", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["opening_ratio"] == pytest.approx(0.27, abs=0.02) and out["pore_count"] == 256, out
+    assert out["images"]["surface"]["read_as"] == ["CIELab, its L (lightness) channel measured"]
+    done = castrig("analyse", "surface", "raw.tif", "--pixel-size", "0.25", cwd=tmp_path)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in said, said
+    assert ("raw.tif: its pixels are CFA: a colour sensor's raw mosaic, one colour filter a pixel (TIFF "
+            "PhotometricInterpretation 32803)") in said and "develop it to a greyscale or RGB TIFF first" in said, said

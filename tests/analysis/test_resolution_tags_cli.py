@@ -141,3 +141,35 @@ def test_an_ome_tiffs_own_pixel_size_is_read_and_a_disagreeing_tag_is_said(tmp_p
     assert out["warnings"] == ["scan.ome.tif: pixel size: TIFF resolution tags says 1 µm, OME-XML PhysicalSizeX (0.5 µm) "
                                "says 0.5 µm (2× apart); used 0.5 µm from OME-XML PhysicalSizeX (0.5 µm)"]
     assert out["quality"]["appearance"] == "optical"  # (an OME-XML pixel size is no SEM's record for --appearance auto)
+
+
+def test_a_pngs_phys_chunk_gives_analyse_the_pixel_size_the_folder_camera_takes(tmp_path):
+    """A PNG saved by Pillow with its pixel size in its pHYs chunk (0.25 µm: 101600 dpi, stored
+    per metre): the folder camera took 0.25 µm from it, ``castrig analyse`` ignored the chunk
+    ("no pixel size in the file", exit 2). Now both read it as TIFF resolution tags are read, and
+    say so (pixel_size_source "PNG pHYs chunk"); a print resolution (600 dpi) is refused by both,
+    the chunk named."""
+    from PIL import Image
+
+    from castrig.devices.camera import CameraReadError, FolderCamera
+
+    yy, xx = np.mgrid[0:256, 0:256]
+    img = np.full((256, 256), 200, np.uint8)
+    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
+    (tmp_path / "cam").mkdir()
+    (tmp_path / "print").mkdir()
+    Image.fromarray(img).save(tmp_path / "cam" / "m01_reflected.png", dpi=(25400 / 0.25, 25400 / 0.25))
+    Image.fromarray(img).save(tmp_path / "print" / "m01_reflected.png", dpi=(600, 600))
+    done = castrig("analyse", "surface", "cam/m01_reflected.png", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["pixel_size_um"] == pytest.approx(0.25, rel=1e-4) and out["pixel_size_source"] == "PNG pHYs chunk", out
+    frame = FolderCamera("replay", folder=tmp_path / "cam").snap("reflected")
+    assert frame.pixel_size_um == pytest.approx(out["pixel_size_um"], rel=1e-9)
+    assert frame.metadata["pixel_size_source"] == "file: PNG pHYs chunk"
+    done = castrig("analyse", "surface", "print/m01_reflected.png", cwd=tmp_path)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "m01_reflected.png: its PNG chunk pHYs is present but says 600 dpi, an image " \
+        "program's print resolution, not a calibration" in said and "give --pixel-size UM" in said, said
+    with pytest.raises(CameraReadError, match="its PNG chunk pHYs says 600 dpi, an image program's print resolution"):
+        FolderCamera("replay", folder=tmp_path / "print").snap("reflected")

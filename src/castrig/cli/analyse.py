@@ -23,7 +23,8 @@ Images: TIFF, PNG or JPEG. The pixel size is, first found: --pixel-size; an Imag
 (TIFF resolution tags with ImageJ's unit); the instrument's own metadata (Zeiss SmartSEM tag
 34118, FEI/Thermo tag 34682 [Scan] PixelWidth, TESCAN .hdr, Hitachi or JEOL .txt sidecars, an
 OME-TIFF's PhysicalSizeX), which beats plain TIFF resolution tags (SEM software often leaves them at 72 dpi); the TIFF
-resolution tags. A transmitted view is measured at its reflected view's. The result says the
+resolution tags or a PNG's pHYs chunk (a screen's 72 or 96 dpi is out of range and refused, a print
+resolution such as 600 dpi is no calibration). A transmitted view is measured at its reflected view's. The result says the
 pixel size used and where it came from (--json: pixel_size_um, pixel_size_source, images), and
 warns when another source in the file disagrees by more than 1 %. RGB and RGBA
 images are measured in grey (luminance 0.2125 R + 0.7154 G + 0.0721 B; the alpha channel is
@@ -74,6 +75,9 @@ def _no_pixel_size(path: Path, what: str, bad: dict | None, flag: str = "--pixel
                         f"cannot use (allowed: {IMAGEJ_UNITS_READ}) ({what}); give {flag} UM, the pixel width "
                         "in µm, or set the unit in Fiji (Image > Properties) and save again",
                         file=str(path), field="unit")
+    if bad and "chunk" in bad:  # a PNG's pHYs there but no calibration (0, or a print resolution)
+        return BadInput(f"{path}: its PNG chunk {bad['chunk']} is present but says {bad['value']} (allowed: "
+                        f"{bad['allowed']}) ({what}); give {flag} UM", file=str(path), field=bad["chunk"])
     if bad and "tag" in bad:
         allowed = bad.get("allowed", "a positive number of pixels per unit")
         return BadInput(f"{path}: its TIFF resolution tag {bad['tag']} is present but {bad['value']}, which is invalid "

@@ -133,7 +133,8 @@ class FolderCamera(Camera):
     over (``cycle=True``) or raises :class:`NoImageError`.
 
     Pixel size: an explicit ``pixel_size_um`` wins; else the file's own (TIFF resolution tags
-    via :func:`castrig.tiffio.read_micrograph`, PNG ``pHYs``); else :class:`CameraReadError`.
+    or PNG ``pHYs``, read by :func:`castrig.tiffio.read_micrograph` as ``castrig analyse`` reads
+    them); else :class:`CameraReadError`.
     Exposure: the file's ``exposure_ms`` metadata, else ``exposure_ms`` given here, else 0.0.
 
     A file the microscope software is still writing (its data stops short, or it changes while it
@@ -206,7 +207,9 @@ class FolderCamera(Camera):
         if pixel_size_um is None or not pixel_size_um > 0:
             bad = file_meta.get("pixel_size_invalid") or {}
             said = (f" ({bad['source']} says {bad['value_um']} µm, not a pixel size)"
-                    if isinstance(bad, dict) and "source" in bad and "value_um" in bad else "")
+                    if isinstance(bad, dict) and "source" in bad and "value_um" in bad else
+                    f" (its PNG chunk {bad['chunk']} says {bad['value']})" if isinstance(bad, dict) and "chunk" in bad
+                    else "")
             raise CameraReadError(
                 self.name, command, f"{path.name} carries no pixel size{said}: give the camera pixel_size_um"
             )
@@ -238,7 +241,9 @@ class FolderCamera(Camera):
             source_path=str(path),
             replay_index=taken,
             exposure_known=exposure is not None,
-            pixel_size_source="camera" if self.pixel_size_um is not None else "file",
+            # where in the file, as `castrig analyse` says it ("file: PNG pHYs chunk")
+            pixel_size_source="camera" if self.pixel_size_um is not None else
+            f"file: {file_meta['pixel_size_source']}" if file_meta.get("pixel_size_source") else "file",
         )
         self._taken[illumination] = taken + 1
         return Frame(
@@ -315,29 +320,8 @@ def _read_file(path: Path) -> tuple[np.ndarray, float | None, dict[str, Any]]:
         raise BadInput(f"{path}: the file is truncated: {size} bytes, shorter than an image's header", file=str(path))
     if not is_tiff(path) and png_header(path) is None:
         raise BadInput(f"{path}: neither a TIFF nor a PNG by its first bytes (allowed: TIFF or PNG)", file=str(path))
-    image, pixel_um, meta = read_micrograph(path)
-    meta = dict(meta or {})
-    if not is_tiff(path):
-        phys = _png_phys_um(path)
-        if phys is not None:
-            pixel_um, meta["pixel_size_source"] = phys, "its PNG pHYs chunk"
-    return image, pixel_um, meta
-
-
-def _png_phys_um(path: Path) -> float | None:
-    """The pixel size of a PNG's ``pHYs`` chunk in µm (Pillow reports it as dpi, from the chunks
-    before the image data: nothing is decoded), or None."""
-    import warnings
-
-    from PIL import Image
-
-    with warnings.catch_warnings():  # (the size was checked by read_micrograph)
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        with Image.open(path, formats=("PNG",)) as img:
-            dpi = img.info.get("dpi")
-    if dpi and dpi[0] and float(dpi[0]) > 0:
-        return 25400.0 / float(dpi[0])
-    return None
+    image, pixel_um, meta = read_micrograph(path)  # (a PNG's pHYs chunk read there, as analyse reads it)
+    return image, pixel_um, dict(meta or {})
 
 
 # -- OpenCV -----------------------------------------------------------------------------------
