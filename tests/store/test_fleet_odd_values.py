@@ -15,9 +15,24 @@ from conftest import castrig, pg_count
 
 
 def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema, finished_demo_run, tmp_path: Path):
+    """... and a value over the readers' 4 MiB is refused for its run alone: `store sync` read the
+    folder through a writable connection, not the bounded reader, and copied a 100 MB event
+    message into PostgreSQL (365 MB of the sync's memory)."""
     url, schema = pg_schema
     root, run_id = finished_demo_run
-    run_dir = tmp_path / run_id
+    oversized = tmp_path / "oversized" / run_id
+    shutil.copytree(root / run_id, oversized)
+    with sqlite3.connect(oversized / "run.sqlite") as db:
+        db.execute("insert into events(t_s, kind, source, message, data_json) values (4999, 'note', 'op', ?, '{}')",
+                   ("x" * ((4 << 20) + 1),))
+    db.close()
+    refused_sync = castrig("store", "sync", str(oversized), "--url", url, CASTRIG_STORE_SCHEMA=schema)
+    said = " ".join(refused_sync.stderr.split())
+    assert refused_sync.returncode == 2, (refused_sync.returncode, refused_sync.stdout, said)
+    assert f"{oversized}: damaged run folder" in said and "table events" in said and "4 MiB" in said, said
+    assert "Traceback" not in said and pg_count(url, schema, "events") == 0 == pg_count(url, schema, "runs")
+
+    run_dir = tmp_path / run_id  # the other runs still sync
     shutil.copytree(root / run_id, run_dir)
     db = sqlite3.connect(run_dir / "run.sqlite")
     db.execute("insert into events(t_s, kind, source, message, data_json) values (5000, 'note', 'op', 'a NaN', ?)",

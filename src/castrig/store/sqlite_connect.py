@@ -127,6 +127,14 @@ def bounded_reader(conn: sqlite3.Connection) -> sqlite3.Connection:
     return conn
 
 
+class ValueTooLarge(sqlite3.DataError):
+    """A bounded reader met a value over :data:`READ_VALUE_MAX_BYTES` in table ``table``."""
+
+    def __init__(self, table: str):
+        self.table = table
+        super().__init__(f"table {table} holds a value over {READ_VALUE_MAX_BYTES} bytes (string or blob too big)")
+
+
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A reader's connection: ``mode=ro``, the journal mode left as it is (no write access needed).
 

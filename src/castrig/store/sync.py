@@ -29,7 +29,14 @@ from castrig.store.postgres_store import (
     sync_run_row,
 )
 from castrig.store.sqlite_store import SqliteRunStore, hand_over
-from castrig.store.sqlite_connect import connect, writable_now
+from castrig.store.sqlite_connect import (
+    READ_VALUE_MAX_BYTES,
+    DamagedRun,
+    ValueTooLarge,
+    connect,
+    connect_readonly,
+    writable_now,
+)
 
 
 @dataclass
@@ -70,10 +77,10 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
     recorder = SqliteRunStore(run_dir.parent).open_run(run_dir)  # BadInput unless a run folder
     info = recorder.info
     recorder.close()
-    writable_now(run_dir, again="sync again")  # a reader holding a closed run's records: Busy (exit 4) naming it, not a wait
-    db = connect(run_dir / "run.sqlite")
+    uid = folder_uid(run_dir) or _give_uid(run_dir)
+    # read-only and bounded, as every other reader: a 100 MB value went into PostgreSQL whole
+    db = connect_readonly(run_dir / "run.sqlite")
     try:
-        uid = run_uid_of(db)
         fleet = Fleet(url, schema)
         report = SyncReport(info.run_id, uid, url)
 
@@ -85,9 +92,24 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
 
         try:
             fleet.require(tx)
+        except ValueTooLarge as exc:  # the transaction rolled back: nothing of this run is in the fleet
+            raise DamagedRun(run_dir, f"run.sqlite table {exc.table} holds a value larger than the "
+                                      f"{READ_VALUE_MAX_BYTES >> 20} MiB a reader takes (castrig writes at most tens of "
+                                      "kB in one): nothing of this run was synced") from None
         finally:
             fleet.close()
         return report
+    finally:
+        db.close()
+
+
+def _give_uid(run_dir: Path) -> str:
+    """Record a fleet-wide id in a run folder that has none (one the SQLite backend recorded): the
+    one write a sync makes there, so that syncing it again pushes nothing twice."""
+    writable_now(run_dir, again="sync again")  # a reader holding a closed run's records: Busy (exit 4) naming it, not a wait
+    db = connect(run_dir / "run.sqlite")
+    try:
+        return run_uid_of(db)
     finally:
         hand_over(db)
         db.close()
