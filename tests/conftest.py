@@ -1110,7 +1110,8 @@ from pathlib import Path
 _replace = os.replace
 def _replace_then_stop(src, dst, *a, **kw):
     _replace(src, dst, *a, **kw)
-    d = Path(dst)
+    fd = kw.get("dst_dir_fd")  # (the channel moves names inside folders it holds open)
+    d = Path(os.readlink(f"/proc/self/fd/{fd}")) / dst if fd is not None else Path(dst)
     if d.name == os.environ["STOP_AT_ANSWER"] and d.parent.name == "done" and not os.environ.get("_STOPPED"):
         os.environ["_STOPPED"] = "1"
         os.kill(os.getpid(), signal.SIGSTOP)

@@ -61,11 +61,12 @@ from starlette.routing import Route
 from castrig import jsontext
 from castrig.serve.json_response import JSONResponse
 from castrig.store import live as R
-from castrig.store.commands import ACTIONS, answer_of, send_command
+from castrig.store.commands import ACTIONS, ChannelRefused, answer_of, send_command
 from castrig.store.sqlite_connect import DamagedRun
 
 TOKEN_DIR = Path(".castrig") / "tokens"
 DEFAULT_TOKEN = "operator"
+#: The login cookie's name is this and the port the browser reached the server on (:func:`cookie_name`).
 COOKIE = "castrig_token"
 STREAM_PERIOD_S = 1.0
 #: Requests that may wait for the one decoding slot (a report, a saved page, a micrograph) before
@@ -343,6 +344,8 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
             return JSONResponse({"error": f"the run is not running (status {summary['status']})"}, status_code=409)
         try:
             cmd = await anyio.to_thread.run_sync(send_command, run_dir, action, f"token:{who}")
+        except ChannelRefused as exc:  # RUN/control a link (to another run's channel): nothing sent
+            return JSONResponse({"error": str(exc).replace(str(root), "DATA")}, status_code=409)
         except OSError as exc:  # a read-only view of the data root (a mount), a full disk: this server cannot act
             return JSONResponse({"error": control_unwritable(run_dir, exc)}, status_code=503)
         answer = None
