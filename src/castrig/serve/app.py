@@ -263,7 +263,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
 
     def may_read(request: Request) -> bool:
         return (loopback or token_name(tokens, bearer(request)) is not None
-                or token_name(tokens, request.cookies.get(COOKIE), as_cookie=True) is not None)
+                or token_name(tokens, request.cookies.get(cookie_name(request)), as_cookie=True) is not None)
 
     def refuse() -> Response:
         return JSONResponse({"error": "unauthorized: give Authorization: Bearer <token> (the token_file castrig serve printed)"},
@@ -495,7 +495,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         if token_name(tokens, tok) is None:
             return HTMLResponse(_login_page("that token is not valid"), status_code=401)
         resp = RedirectResponse("/", status_code=303)
-        resp.set_cookie(COOKIE, read_key(tok.strip()), httponly=True, samesite="strict")  # (the token itself acts)
+        resp.set_cookie(cookie_name(request), read_key(tok.strip()), httponly=True, samesite="strict")  # (the token itself acts)
         return resp
 
     from castrig.serve.explore import routes as explore_routes
@@ -603,6 +603,21 @@ def host_of(header: str | None) -> str | None:
         except ValueError:
             return None
     return m["name"]
+
+
+def cookie_name(request: Request) -> str:
+    """``castrig_token_PORT``, PORT the one the browser reached this server on (its Host header's;
+    80 where it names none; else the port the server listens on). A browser keeps one cookie per
+    name and host whatever the port (RFC 6265 §8.5): a second ``castrig serve`` on another port of
+    the same host (another data root, another rig through another SSH tunnel) replaced the first
+    one's login cookie, logging the operator out of it."""
+    m = _HOST_RE.fullmatch((request.headers.get("host") or "").lower())
+    if m is not None:
+        port = m["port"] or "80"
+    else:
+        server = request.scope.get("server") or (None, None)
+        port = str(server[1] or 0)
+    return f"{COOKIE}_{int(port)}"
 
 
 def names_loopback(header: str | None) -> bool:
