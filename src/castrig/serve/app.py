@@ -63,6 +63,7 @@ from castrig.serve.json_response import JSONResponse
 from castrig.store import live as R
 from castrig.store.commands import ACTIONS, ChannelRefused, answer_of, send_command
 from castrig.store.sqlite_connect import DamagedRun
+from castrig.store.summary_cache import SummaryCache
 
 TOKEN_DIR = Path(".castrig") / "tokens"
 DEFAULT_TOKEN = "operator"
@@ -238,6 +239,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
     # loopback, took the server to 6.4 GB (six 9990² micrographs a run)
     decoding = anyio.CapacityLimiter(1)
     waiting = [0]
+    rows_of = SummaryCache(R.summary)  # the runs list's rows of ended runs, kept while their files are unchanged
 
     async def decoded(request: Request, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` on a worker thread in the decoding slot, for a client still there; a
@@ -284,7 +286,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         if not may_read(request):
             return refuse()
         try:
-            rows = await anyio.to_thread.run_sync(_filtered_runs, root, dict(request.query_params))
+            rows = await anyio.to_thread.run_sync(_filtered_runs, root, dict(request.query_params), rows_of.get)
         except BadFilter as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse([{"uid": r["uid"], "status": r["status"], "recipe": r["recipe"], "started_utc": r["started_utc"],
@@ -426,7 +428,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
             return HTMLResponse(_login_page(), status_code=401)
         q = dict(request.query_params)
         try:
-            rows = await anyio.to_thread.run_sync(_filtered_runs, root, q)
+            rows = await anyio.to_thread.run_sync(_filtered_runs, root, q, rows_of.get)
         except BadFilter as exc:
             return HTMLResponse(_runs_html(root, [], q, problem=str(exc)), status_code=400)
         return HTMLResponse(_runs_html(root, rows, q))
@@ -682,9 +684,10 @@ class BadFilter(ValueError):
     """A runs-list filter that ``castrig runs`` would refuse: the message names the query parameter."""
 
 
-def _filtered_runs(root: Path, q: dict[str, str]) -> list[dict[str, Any]]:
+def _filtered_runs(root: Path, q: dict[str, str], summary: Any = R.summary) -> list[dict[str, Any]]:
     """Runs under ``root``, filtered as ``castrig runs`` filters them (the same checks: BadFilter
-    naming the parameter and what it allows): since (date), grade, outcome (status), recipe."""
+    naming the parameter and what it allows): since (date), grade, outcome (status), recipe;
+    ``summary``: what makes a row (the server's :class:`SummaryCache`)."""
     from castrig.report.filters import OUTCOMES, run_filter
     from castrig.errors import BadInput
 
@@ -695,7 +698,7 @@ def _filtered_runs(root: Path, q: dict[str, str]) -> list[dict[str, Any]]:
         raise BadFilter(str(exc).removeprefix("--")) from None
     out = []
     for d in R.run_dirs(root):
-        r = R.summary(d)
+        r = summary(d)
         if not keep(r.get("started_utc"), r["grades"], r["status"]):
             continue
         if q.get("recipe") and q["recipe"] not in str(r["recipe"]):
