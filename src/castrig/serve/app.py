@@ -715,13 +715,16 @@ def _image_png(run_dir: Path, image_id: int, max_px: int = 1024) -> bytes | str 
     from castrig.pngio import png_bytes
     from castrig.tiffio import read_micrograph
 
-    path = R.image_path(run_dir, image_id)
-    if path is None:
+    rel = R.image_rel(run_dir, image_id)
+    if rel is None:
         return None
-    try:
-        img = np.asarray(read_micrograph(path)[0])
-    except Exception as exc:  # noqa: BLE001 - whatever the file holds, the answer is one line
-        return f"image {image_id} unreadable: {type(exc).__name__}"
+    with R.held_file_in(run_dir, rel) as path:  # (read as checked: never a pipe or a link put there since)
+        if path is None:
+            return None
+        try:
+            img = np.asarray(read_micrograph(path)[0])
+        except Exception as exc:  # noqa: BLE001 - whatever the file holds, the answer is one line
+            return f"image {image_id} unreadable: {type(exc).__name__}"
     step = max(1, int(np.ceil(max(img.shape[:2]) / max_px)))
     return png_bytes(img[::step, ::step])
 
