@@ -238,8 +238,15 @@ class CommandInbox:
         self.done = self.dir / "done"
         self.taken = self.dir / TAKEN_DIR
         self.refused: str | None = None  # why the channel is refused now, or None
-        with self._folders():  # (made here; a folder that cannot be made raises OSError, as before)
-            pass
+        try:  # made here: a folder that cannot be made raises OSError (the run goes on without a channel)
+            fd = open_folder(self.dir, make=True)
+            try:
+                for sub in (self.taken, self.done):
+                    os.close(open_folder(sub, make=True, dir_fd=fd))
+            finally:
+                os.close(fd)
+        except ChannelRefused as exc:  # said by the runner at its first poll
+            self.refused = str(exc.path) + " " + exc.why
         self._held: dict[str, Command] = {}  # taken, not yet answered (or its answer not yet written)
 
     @contextmanager
@@ -254,6 +261,9 @@ class CommandInbox:
                 fds.append(open_folder(self.done, make=True, dir_fd=fds[0]))
             except ChannelRefused as exc:
                 self.refused = str(exc.path) + " " + exc.why
+                yield None
+                return
+            except OSError:  # (a full disk, no descriptor left: the run goes on; the next period tries again)
                 yield None
                 return
             self.refused = None
