@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import castrig, pg_count
+from conftest import castrig, castrig_main, pg_count
 
 
 def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema, finished_demo_run, tmp_path: Path):
@@ -57,6 +57,27 @@ def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema,
     assert operator == "evil\ufffdop"
     again = castrig("store", "sync", str(run_dir), "--url", url, CASTRIG_STORE_SCHEMA=schema)
     assert again.returncode == 0 and pg_count(url, schema, "events") == events  # nothing twice
+
+
+def test_a_run_id_that_castrig_never_writes_is_refused_for_its_run(pg_schema, finished_demo_run, tmp_path: Path, capsys,
+                                                                    monkeypatch):
+    """A fleet-wide id of 5 MB in run.sqlite's meta (whoever may write the data root) was read whole
+    through the writer's connection, refused by PostgreSQL's index and said as "fleet database
+    unreachable" (exit 3); one of 1 MB the same. Each is now that run's refusal, exit 2, named."""
+    url, schema = pg_schema
+    monkeypatch.setenv("CASTRIG_STORE_SCHEMA", schema)
+    root, run_id = finished_demo_run
+    for uid, said in (("u" * (5 << 20), "table meta holds a value larger than the 4 MiB"),
+                      ("u" * (1 << 20), "run_uid 'uuuu")):
+        run_dir = tmp_path / str(len(uid)) / run_id
+        shutil.copytree(root / run_id, run_dir)
+        with sqlite3.connect(run_dir / "run.sqlite") as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES('run_uid', ?)", (uid,))
+        db.close()
+        done = castrig_main(capsys, "store", "sync", str(run_dir), "--url", url)
+        text = " ".join(done.stderr.split())
+        assert done.returncode == 2 and f"{run_dir}: damaged run folder" in text and said in text, (done.returncode, text[:500])
+        assert "unreachable" not in text and len(text) < 1000
 
 
 @pytest.mark.slow
