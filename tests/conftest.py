@@ -1055,6 +1055,9 @@ RUN_FOLDER_DAMAGES: dict[str, tuple[str, Callable[[Path], Any], str]] = {
     # a named pipe for the rollback journal SQLite opens beside run.sqlite: every reader (the served
     # runs list, each request taking a server thread for ever; `castrig runs`, `report`) waited on it
     "journal_fifo": ("run.sqlite", lambda p: os.mkfifo(p.with_name("run.sqlite-journal")), "run.sqlite-journal is not a regular file"),
+    # a link for the WAL SQLite opens beside run.sqlite (SQLite makes none): a writer's open failed
+    # ('unable to open database file'), `castrig store sync` ended in that traceback
+    "wal_link": ("run.sqlite", lambda p: p.with_name("run.sqlite-wal").symlink_to("run.json"), "run.sqlite-wal is a symbolic link"),
 }
 
 

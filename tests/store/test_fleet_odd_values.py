@@ -80,6 +80,24 @@ def test_a_run_id_that_castrig_never_writes_is_refused_for_its_run(pg_schema, fi
         assert "unreachable" not in text and len(text) < 1000
 
 
+def test_a_linked_sidecar_is_that_runs_refusal_not_a_traceback(pg_schema, finished_demo_run, tmp_path: Path, capsys,
+                                                                 monkeypatch):
+    """A ``run.sqlite-wal`` that is a symbolic link (SQLite makes none): the sync's writer could
+    not open the database and `castrig store sync` ended in a StoreError traceback, exit 1."""
+    url, schema = pg_schema
+    monkeypatch.setenv("CASTRIG_STORE_SCHEMA", schema)
+    root, run_id = finished_demo_run
+    run_dir = tmp_path / run_id
+    shutil.copytree(root / run_id, run_dir)
+    (tmp_path / "elsewhere").write_text("precious\n")
+    (run_dir / "run.sqlite-wal").symlink_to(tmp_path / "elsewhere")
+    done = castrig_main(capsys, "store", "sync", str(run_dir), "--url", url)
+    text = " ".join(done.stderr.split())
+    assert done.returncode == 2 and f"{run_dir}: damaged run folder" in text and "run.sqlite-wal is a symbolic link" in text, \
+        (done.returncode, text[-800:])
+    assert (tmp_path / "elsewhere").read_text() == "precious\n"
+
+
 @pytest.mark.slow
 def test_a_long_run_is_synced_in_bounded_memory(pg_schema, finished_demo_run, tmp_path: Path):
     """`castrig store sync` of a night's 550 000 samples held them all at once (246 MB); a rig
