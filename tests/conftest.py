@@ -1091,6 +1091,9 @@ RUN_FOLDER_DAMAGES: dict[str, tuple[str, Callable[[Path], Any], str]] = {
     # a named pipe for the rollback journal SQLite opens beside run.sqlite: every reader (the served
     # runs list, each request taking a server thread for ever; `castrig runs`, `report`) waited on it
     "journal_fifo": ("run.sqlite", lambda p: os.mkfifo(p.with_name("run.sqlite-journal")), "run.sqlite-journal is not a regular file"),
+    # a link for the WAL SQLite opens beside run.sqlite (SQLite makes none): a writer's open failed
+    # ('unable to open database file'), `castrig store sync` ended in that traceback
+    "wal_link": ("run.sqlite", lambda p: p.with_name("run.sqlite-wal").symlink_to("run.json"), "run.sqlite-wal is a symbolic link"),
 }
 
 
@@ -1146,7 +1149,8 @@ from pathlib import Path
 _replace = os.replace
 def _replace_then_stop(src, dst, *a, **kw):
     _replace(src, dst, *a, **kw)
-    d = Path(dst)
+    fd = kw.get("dst_dir_fd")  # (the channel moves names inside folders it holds open)
+    d = Path(os.readlink(f"/proc/self/fd/{fd}")) / dst if fd is not None else Path(dst)
     if d.name == os.environ["STOP_AT_ANSWER"] and d.parent.name == "done" and not os.environ.get("_STOPPED"):
         os.environ["_STOPPED"] = "1"
         os.kill(os.getpid(), signal.SIGSTOP)

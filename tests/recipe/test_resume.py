@@ -319,9 +319,11 @@ KILL_AT_TAKE = """
 import os, signal
 from pathlib import Path
 _rename = os.rename
+def _at(name, fd):  # (the channel moves names inside folders it holds open)
+    return Path(os.readlink(f"/proc/self/fd/{fd}")) / name if fd is not None else Path(name)
 def _rename_then_die(src, dst, *a, **kw):
     _rename(src, dst, *a, **kw)
-    if Path(dst).parent.name == "taken" and Path(src).parent.name == "control":
+    if _at(dst, kw.get("dst_dir_fd")).parent.name == "taken" and _at(src, kw.get("src_dir_fd")).parent.name == "control":
         os.kill(os.getpid(), signal.SIGKILL)
 os.rename = _rename_then_die
 """

@@ -454,9 +454,12 @@ SWAP_AT_TAKE = """
 import os
 from pathlib import Path
 _rename = os.rename
+def _at(name, fd):  # (the channel moves names inside folders it holds open)
+    return Path(os.readlink(f"/proc/self/fd/{fd}")) / name if fd is not None else Path(name)
 def _swapped_then_rename(src, dst, *a, **kw):
-    s = Path(src)
-    if s.name == os.environ["SWAP_AT_TAKE"] and Path(dst).parent.name == "taken" and not os.environ.get("_SWAPPED"):
+    s = _at(src, kw.get("src_dir_fd"))
+    if s.name == os.environ["SWAP_AT_TAKE"] and _at(dst, kw.get("dst_dir_fd")).parent.name == "taken" \
+            and not os.environ.get("_SWAPPED"):
         os.environ["_SWAPPED"] = "1"
         s.unlink()
         os.mkfifo(s)
@@ -535,7 +538,7 @@ def _full_once(src, dst, *a, **kw):
     if d.name == os.environ["FULL_AT_ANSWER"] and s.name.startswith(".") and s.name.endswith(".tmp") \\
             and not os.environ.get("_FULL"):
         os.environ["_FULL"] = "1"
-        os.unlink(src)
+        os.unlink(src, dir_fd=kw.get("src_dir_fd"))
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
     return _replace(src, dst, *a, **kw)
 os.replace = _full_once

@@ -431,6 +431,50 @@ def test_a_snapshot_swapped_for_a_named_pipe_after_its_look_is_not_waited_on(tmp
     assert not stuck and got == [None]
 
 
+def test_a_journal_swapped_for_a_named_pipe_after_its_look_is_not_waited_on(tmp_path, monkeypatch):
+    """The server looked at ``study.journal`` (a regular file, not too large), then Optuna opened it
+    by name: one swapped for a named pipe in between (whoever may write the data root) held the
+    page's worker for ever, waiting for a writer; enough such GETs took every worker. Now the file
+    is checked as it is opened, and that open file is the one read: the pipe is named, unread."""
+    import os
+    import threading
+
+    from castrig.explore.distributed import DamagedJournal
+    from castrig.serve.explore import Journals
+
+    folder = tmp_path / "explore" / "map-claim1"
+    make_study(folder)
+    journal, aside = folder / "study.journal", folder / "aside"
+    real_look, swapped = Path.is_file, []
+
+    def look_then_swap(self: Path) -> bool:  # the attacker's move, right after the server's look
+        seen = real_look(self)
+        if self == journal and not swapped:
+            swapped.append(self.rename(aside))
+            os.mkfifo(journal)
+        return seen
+
+    monkeypatch.setattr(Path, "is_file", look_then_swap)
+    journals, got = Journals(), []
+
+    def read() -> None:
+        try:
+            got.append(journals.studies(journal))
+        except DamagedJournal as exc:
+            got.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5.0)
+    stuck = reader.is_alive()
+    if stuck:  # (let the stuck reader go, then fail)
+        os.close(os.open(journal, os.O_WRONLY | os.O_NONBLOCK))
+    assert swapped and not stuck and isinstance(got[0], DamagedJournal) and "not a regular file" in str(got[0]), got
+    journal.unlink()
+    aside.rename(journal)
+    assert [s.study_name for s in journals.studies(journal)] == ["map-claim1"]  # read afresh once it is a file again
+
+
 def test_reading_a_map_while_a_worker_appends_to_its_journal_writes_nothing(tmp_path: Path, castrig_serve):
     """A GET of a map (no token on loopback) found the journal's last entry without its newline —
     a worker's append under way — and cut it off, as the study's own process does after a power

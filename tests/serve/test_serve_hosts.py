@@ -9,11 +9,13 @@ traceback in the server's log.
 from __future__ import annotations
 
 import http.client
+import http.cookiejar
 import json
 import os
 import shutil
 import signal
 import stat
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -297,7 +299,7 @@ def test_run_links_reach_a_folder_whose_name_is_no_url(tmp_path: Path, finished_
         assert code == 200 and "&lt;b&gt;" in body and "<b>" not in body.split("<main>", 1)[1].split("</header>")[0]
 
 
-def test_non_loopback_login_sets_the_cookie_that_reads_the_runs(finished_run, castrig_serve):
+def test_non_loopback_login_sets_the_cookie_that_reads_the_runs(finished_run, castrig_serve, tmp_path):
     """On a non-loopback address a browser without the token gets the login form; /login with a
     wrong token says so, with the right one sets the cookie, and with it the pages and the API
     read (the samples filtered by channel and run time as the live page asks for them). The
@@ -328,7 +330,7 @@ def test_non_loopback_login_sets_the_cookie_that_reads_the_runs(finished_run, ca
         code, headers, _ = get("/login", form=urlencode({"token": served.token}))
         assert code == 303 and headers["location"] == "/"
         cookie = headers["set-cookie"].split(";")[0]
-        assert cookie.startswith("castrig_token=") and "httponly" in headers["set-cookie"].lower()
+        assert cookie.startswith(f"castrig_token_{u.port}=") and "httponly" in headers["set-cookie"].lower()
         # the cookie is no token: a browser sends it to every port of this host (another user's web
         # server there got the operator token, which aborts runs); what it holds reads, never acts
         assert served.token not in headers["set-cookie"]
@@ -347,6 +349,23 @@ def test_non_loopback_login_sets_the_cookie_that_reads_the_runs(finished_run, ca
         channels = json.loads(body)["channels"]
         assert code == 200 and list(channels) == ["rh_near_pct"], body[:300]
         assert channels["rh_near_pct"] and all(t > 100 for t, _ in channels["rh_near_pct"])
+
+        # a second server on another port of the same host (another data root, its own token), logged
+        # in to by the same browser: both cookies had one name, and a browser keeps one per host
+        # whatever the port (RFC 6265 §8.5): the second login logged the operator out of the first
+        other = tmp_path / "other"
+        other.mkdir()
+        jar = http.cookiejar.CookieJar()  # a browser's: a cookie goes to every port of its host
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        first = f"http://127.0.0.1:{u.port}"
+        with castrig_serve(other, "--host", "0.0.0.0") as second:
+            second_url = second.url.replace("0.0.0.0", "127.0.0.1").rstrip("/")
+            for url, token in ((first, served.token), (second_url, second.token)):
+                browser.open(url + "/login", data=urlencode({"token": token}).encode(), timeout=20).close()
+            for url, runs in ((first, [uid]), (second_url, [])):
+                with browser.open(url + "/api/runs", timeout=20) as r:
+                    assert [run["uid"] for run in json.loads(r.read())] == runs, url
+        assert len(jar) == 2
         assert "Traceback" not in server_log(served)
 
 

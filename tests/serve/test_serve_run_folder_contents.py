@@ -357,3 +357,38 @@ def test_a_value_of_hundreds_of_mb_in_run_sqlite_is_not_read(finished_demo_run, 
     code, body = get(f"{url}runs/{run.name}/report.html")
     assert code == 409 and "damaged run folder" in body and len(body) < 1000, (code, body[:300])
     assert "Traceback" not in served.server.log_since(mark)
+
+
+def test_a_micrograph_swapped_for_a_named_pipe_after_its_look_is_read_as_it_was(tmp_path, finished_demo_run, monkeypatch):
+    """The image route (and the report) looked at a micrograph (a regular file inside the run
+    folder), then the decoder opened it by name again, several times: a named pipe swapped in
+    between (whoever may write the data root) held the server's one decoding slot for ever, and
+    every report and micrograph asked after it waited. The file is now held open from its check,
+    and that open file is the one decoded: the micrograph as it was checked."""
+    import os
+    import threading
+
+    import castrig.tiffio as tiffio
+    from castrig.serve.app import _image_png
+
+    _, run = _copy(finished_demo_run, tmp_path)
+    (rel,) = sqlite3.connect(run / "run.sqlite").execute("SELECT path FROM images WHERE id = 1").fetchone()
+    image, aside = run / rel, tmp_path / "aside.tif"
+    real_look, swapped = tiffio.is_tiff, []
+
+    def look_then_swap(path):  # the attacker's move, right after the decoder's first look into it
+        seen = real_look(path)
+        if not swapped:
+            swapped.append(image.rename(aside))
+            os.mkfifo(image)
+        return seen
+
+    monkeypatch.setattr(tiffio, "is_tiff", look_then_swap)
+    got: list = []
+    reader = threading.Thread(target=lambda: got.append(_image_png(run, 1, max_px=64)), daemon=True)
+    reader.start()
+    reader.join(10.0)
+    stuck = reader.is_alive()
+    if stuck:  # (let the stuck reader go, then fail)
+        os.close(os.open(image, os.O_WRONLY | os.O_NONBLOCK))
+    assert swapped and not stuck and isinstance(got[0], bytes) and got[0].startswith(b"\x89PNG"), got[:1]

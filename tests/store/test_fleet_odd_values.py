@@ -11,13 +11,28 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import castrig, pg_count
+from conftest import castrig, castrig_main, pg_count
 
 
 def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema, finished_demo_run, tmp_path: Path):
+    """... and a value over the readers' 4 MiB is refused for its run alone: `store sync` read the
+    folder through a writable connection, not the bounded reader, and copied a 100 MB event
+    message into PostgreSQL (365 MB of the sync's memory)."""
     url, schema = pg_schema
     root, run_id = finished_demo_run
-    run_dir = tmp_path / run_id
+    oversized = tmp_path / "oversized" / run_id
+    shutil.copytree(root / run_id, oversized)
+    with sqlite3.connect(oversized / "run.sqlite") as db:
+        db.execute("insert into events(t_s, kind, source, message, data_json) values (4999, 'note', 'op', ?, '{}')",
+                   ("x" * ((4 << 20) + 1),))
+    db.close()
+    refused_sync = castrig("store", "sync", str(oversized), "--url", url, CASTRIG_STORE_SCHEMA=schema)
+    said = " ".join(refused_sync.stderr.split())
+    assert refused_sync.returncode == 2, (refused_sync.returncode, refused_sync.stdout, said)
+    assert f"{oversized}: damaged run folder" in said and "table events" in said and "4 MiB" in said, said
+    assert "Traceback" not in said and pg_count(url, schema, "events") == 0 == pg_count(url, schema, "runs")
+
+    run_dir = tmp_path / run_id  # the other runs still sync
     shutil.copytree(root / run_id, run_dir)
     db = sqlite3.connect(run_dir / "run.sqlite")
     db.execute("insert into events(t_s, kind, source, message, data_json) values (5000, 'note', 'op', 'a NaN', ?)",
@@ -42,6 +57,45 @@ def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema,
     assert operator == "evil\ufffdop"
     again = castrig("store", "sync", str(run_dir), "--url", url, CASTRIG_STORE_SCHEMA=schema)
     assert again.returncode == 0 and pg_count(url, schema, "events") == events  # nothing twice
+
+
+def test_a_run_id_that_castrig_never_writes_is_refused_for_its_run(pg_schema, finished_demo_run, tmp_path: Path, capsys,
+                                                                    monkeypatch):
+    """A fleet-wide id of 5 MB in run.sqlite's meta (whoever may write the data root) was read whole
+    through the writer's connection, refused by PostgreSQL's index and said as "fleet database
+    unreachable" (exit 3); one of 1 MB the same. Each is now that run's refusal, exit 2, named."""
+    url, schema = pg_schema
+    monkeypatch.setenv("CASTRIG_STORE_SCHEMA", schema)
+    root, run_id = finished_demo_run
+    for uid, said in (("u" * (5 << 20), "table meta holds a value larger than the 4 MiB"),
+                      ("u" * (1 << 20), "run_uid 'uuuu")):
+        run_dir = tmp_path / str(len(uid)) / run_id
+        shutil.copytree(root / run_id, run_dir)
+        with sqlite3.connect(run_dir / "run.sqlite") as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES('run_uid', ?)", (uid,))
+        db.close()
+        done = castrig_main(capsys, "store", "sync", str(run_dir), "--url", url)
+        text = " ".join(done.stderr.split())
+        assert done.returncode == 2 and f"{run_dir}: damaged run folder" in text and said in text, (done.returncode, text[:500])
+        assert "unreachable" not in text and len(text) < 1000
+
+
+def test_a_linked_sidecar_is_that_runs_refusal_not_a_traceback(pg_schema, finished_demo_run, tmp_path: Path, capsys,
+                                                                 monkeypatch):
+    """A ``run.sqlite-wal`` that is a symbolic link (SQLite makes none): the sync's writer could
+    not open the database and `castrig store sync` ended in a StoreError traceback, exit 1."""
+    url, schema = pg_schema
+    monkeypatch.setenv("CASTRIG_STORE_SCHEMA", schema)
+    root, run_id = finished_demo_run
+    run_dir = tmp_path / run_id
+    shutil.copytree(root / run_id, run_dir)
+    (tmp_path / "elsewhere").write_text("precious\n")
+    (run_dir / "run.sqlite-wal").symlink_to(tmp_path / "elsewhere")
+    done = castrig_main(capsys, "store", "sync", str(run_dir), "--url", url)
+    text = " ".join(done.stderr.split())
+    assert done.returncode == 2 and f"{run_dir}: damaged run folder" in text and "run.sqlite-wal is a symbolic link" in text, \
+        (done.returncode, text[-800:])
+    assert (tmp_path / "elsewhere").read_text() == "precious\n"
 
 
 @pytest.mark.slow

@@ -455,7 +455,10 @@ def _membranes_of(r: Any) -> list[dict[str, Any]]:
     if r.outcome == "damaged" or not (Path(r.run_dir) / "run.sqlite").is_file():
         return []
     try:
-        return [mb.to_dict() for mb in read_membranes(Path(r.run_dir))]
+        # only what membrane_counts reads: the whole record (asdict deep-copies every metric and
+        # verdict) took 8 ms a run, 24 s of CPU for a listing of 3 000 runs
+        return [{"status": mb.status, "target_grade": mb.target_grade, "target_met": mb.target_met,
+                 "grades_met": mb.grades_met} for mb in read_membranes(Path(r.run_dir))]
     except (OSError, sqlite3.Error, DamagedRun):
         return []
 

@@ -131,11 +131,12 @@ def sync(
 ) -> None:
     """Push a run folder's records into the fleet store; syncing again changes nothing."""
     from castrig.store.postgres_store import FleetStoreError
+    from castrig.store.sqlite_connect import StoreError
     from castrig.store.sync import sync_run
 
     try:
         result = sync_run(run_dir, url)
-    except FleetStoreError as exc:
+    except (FleetStoreError, StoreError) as exc:  # (StoreError: the run folder's id could not be written: a traceback)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(3) from None
     typer.echo(result.summary())

@@ -62,6 +62,7 @@ class RemoteControl:
         self.last_warning: dict[str, Any] | None = None
         self._snap_step = -2
         self._stale: tuple[Any, Any] | None = None
+        self._refused_said: str | None = None
 
     def saw_event(self, t_s: float, kind: str, source: str, message: str, data: dict[str, Any] | None) -> None:
         """Every event the runner records: keep the last one an operator must see."""
@@ -80,6 +81,12 @@ class RemoteControl:
         for cmd in self.inbox.pending(limit=PER_POLL):
             self._apply(cmd)
             acted = True
+        if self.inbox.refused != self._refused_said:  # said once each time it changes, in the run's events
+            self._refused_said = self.inbox.refused
+            if self.inbox.refused is not None:
+                self.runner.event("warning", "control", f"control channel refused: {self.inbox.refused}; pause, resume and "
+                                  "abort from outside cannot reach this run until it is a real folder again (Ctrl-C at "
+                                  "its terminal and SIGTERM still can)", {"refused": self.inbox.refused})
         if force or acted or now >= self._next_status:  # a command answered: the status says what it did at once
             self._next_status = now + STATUS_WALL_S
             self.inbox.write_status(self.snapshot())

@@ -299,22 +299,23 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
     loaded: dict[str, np.ndarray] = {}
     digests: dict[str, str | None] = {}
     notes: list[str] = []
-    from castrig.store.live import file_in
+    from castrig.store.live import held_file_in
 
     for rec in data.images:
         # (only files inside the run folder: a symlinked, absolute or '..' path put a file from
-        # elsewhere on the disk into the report, though the live image route refused it)
-        path = file_in(data.run_dir, rec.path)
-        if path is None:
-            notes.append(f"image {rec.name} ({rec.path}) not read: not a file inside the run folder")
-            continue
-        try:
-            loaded[rec.name] = _grey(_read_image(path))
-            digests[rec.name] = segmentation.image_digest(path)
-        except Exception as exc:  # noqa: BLE001 - one unreadable image must not hide the others
-            # (said without the server's own paths)
-            why = str(exc).replace(f"{path.parent}/", "").replace(f"{data.run_dir}/", "")
-            notes.append(f"image {rec.name} ({rec.path}) unreadable: {type(exc).__name__}: {why}")
+        # elsewhere on the disk into the report, though the live image route refused it; and read
+        # as checked, held open: one swapped for a named pipe after the look hung the report)
+        with held_file_in(data.run_dir, rec.path) as path:
+            if path is None:
+                notes.append(f"image {rec.name} ({rec.path}) not read: not a file inside the run folder")
+                continue
+            try:
+                loaded[rec.name] = _grey(_read_image(path))
+                digests[rec.name] = segmentation.image_digest(path)
+            except Exception as exc:  # noqa: BLE001 - one unreadable image must not hide the others
+                # (said without the server's own paths, nor the descriptor it was read through)
+                why = str(exc).replace(f"{path}", Path(rec.path).name).replace(f"{data.run_dir}/", "")
+                notes.append(f"image {rec.name} ({rec.path}) unreadable: {type(exc).__name__}: {why}")
     groups: dict[tuple[Any, Any], dict[str, ImageRecord]] = defaultdict(dict)
     for rec in data.images:
         # (a hand-edited step or field that is a list or an object: a key of its text, not a TypeError)

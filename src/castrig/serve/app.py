@@ -61,11 +61,13 @@ from starlette.routing import Route
 from castrig import jsontext
 from castrig.serve.json_response import JSONResponse
 from castrig.store import live as R
-from castrig.store.commands import ACTIONS, answer_of, send_command
+from castrig.store.commands import ACTIONS, ChannelRefused, answer_of, send_command
 from castrig.store.sqlite_connect import DamagedRun
+from castrig.store.summary_cache import SummaryCache
 
 TOKEN_DIR = Path(".castrig") / "tokens"
 DEFAULT_TOKEN = "operator"
+#: The login cookie's name is this and the port the browser reached the server on (:func:`cookie_name`).
 COOKIE = "castrig_token"
 STREAM_PERIOD_S = 1.0
 #: Requests that may wait for the one decoding slot (a report, a saved page, a micrograph) before
@@ -237,6 +239,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
     # loopback, took the server to 6.4 GB (six 9990² micrographs a run)
     decoding = anyio.CapacityLimiter(1)
     waiting = [0]
+    rows_of = SummaryCache(R.summary)  # the runs list's rows of ended runs, kept while their files are unchanged
 
     async def decoded(request: Request, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` on a worker thread in the decoding slot, for a client still there; a
@@ -262,7 +265,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
 
     def may_read(request: Request) -> bool:
         return (loopback or token_name(tokens, bearer(request)) is not None
-                or token_name(tokens, request.cookies.get(COOKIE), as_cookie=True) is not None)
+                or token_name(tokens, request.cookies.get(cookie_name(request)), as_cookie=True) is not None)
 
     def refuse() -> Response:
         return JSONResponse({"error": "unauthorized: give Authorization: Bearer <token> (the token_file castrig serve printed)"},
@@ -283,7 +286,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         if not may_read(request):
             return refuse()
         try:
-            rows = await anyio.to_thread.run_sync(_filtered_runs, root, dict(request.query_params))
+            rows = await anyio.to_thread.run_sync(_filtered_runs, root, dict(request.query_params), rows_of.get)
         except BadFilter as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse([{"uid": r["uid"], "status": r["status"], "recipe": r["recipe"], "started_utc": r["started_utc"],
@@ -343,6 +346,8 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
             return JSONResponse({"error": f"the run is not running (status {summary['status']})"}, status_code=409)
         try:
             cmd = await anyio.to_thread.run_sync(send_command, run_dir, action, f"token:{who}")
+        except ChannelRefused as exc:  # RUN/control a link (to another run's channel): nothing sent
+            return JSONResponse({"error": str(exc).replace(str(root), "DATA")}, status_code=409)
         except OSError as exc:  # a read-only view of the data root (a mount), a full disk: this server cannot act
             return JSONResponse({"error": control_unwritable(run_dir, exc)}, status_code=503)
         answer = None
@@ -423,7 +428,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
             return HTMLResponse(_login_page(), status_code=401)
         q = dict(request.query_params)
         try:
-            rows = await anyio.to_thread.run_sync(_filtered_runs, root, q)
+            rows = await anyio.to_thread.run_sync(_filtered_runs, root, q, rows_of.get)
         except BadFilter as exc:
             return HTMLResponse(_runs_html(root, [], q, problem=str(exc)), status_code=400)
         return HTMLResponse(_runs_html(root, rows, q))
@@ -492,7 +497,7 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         if token_name(tokens, tok) is None:
             return HTMLResponse(_login_page("that token is not valid"), status_code=401)
         resp = RedirectResponse("/", status_code=303)
-        resp.set_cookie(COOKIE, read_key(tok.strip()), httponly=True, samesite="strict")  # (the token itself acts)
+        resp.set_cookie(cookie_name(request), read_key(tok.strip()), httponly=True, samesite="strict")  # (the token itself acts)
         return resp
 
     from castrig.serve.explore import routes as explore_routes
@@ -602,6 +607,21 @@ def host_of(header: str | None) -> str | None:
     return m["name"]
 
 
+def cookie_name(request: Request) -> str:
+    """``castrig_token_PORT``, PORT the one the browser reached this server on (its Host header's;
+    80 where it names none; else the port the server listens on). A browser keeps one cookie per
+    name and host whatever the port (RFC 6265 §8.5): a second ``castrig serve`` on another port of
+    the same host (another data root, another rig through another SSH tunnel) replaced the first
+    one's login cookie, logging the operator out of it."""
+    m = _HOST_RE.fullmatch((request.headers.get("host") or "").lower())
+    if m is not None:
+        port = m["port"] or "80"
+    else:
+        server = request.scope.get("server") or (None, None)
+        port = str(server[1] or 0)
+    return f"{COOKIE}_{int(port)}"
+
+
 def names_loopback(header: str | None) -> bool:
     """Whether a Host header names this machine's loopback: ``localhost``, 127.0.0.0/8 (dotted
     quad) or ``[::1]``, with any port (an SSH tunnel's local port)."""
@@ -664,9 +684,10 @@ class BadFilter(ValueError):
     """A runs-list filter that ``castrig runs`` would refuse: the message names the query parameter."""
 
 
-def _filtered_runs(root: Path, q: dict[str, str]) -> list[dict[str, Any]]:
+def _filtered_runs(root: Path, q: dict[str, str], summary: Any = R.summary) -> list[dict[str, Any]]:
     """Runs under ``root``, filtered as ``castrig runs`` filters them (the same checks: BadFilter
-    naming the parameter and what it allows): since (date), grade, outcome (status), recipe."""
+    naming the parameter and what it allows): since (date), grade, outcome (status), recipe;
+    ``summary``: what makes a row (the server's :class:`SummaryCache`)."""
     from castrig.report.filters import OUTCOMES, run_filter
     from castrig.errors import BadInput
 
@@ -677,7 +698,7 @@ def _filtered_runs(root: Path, q: dict[str, str]) -> list[dict[str, Any]]:
         raise BadFilter(str(exc).removeprefix("--")) from None
     out = []
     for d in R.run_dirs(root):
-        r = R.summary(d)
+        r = summary(d)
         if not keep(r.get("started_utc"), r["grades"], r["status"]):
             continue
         if q.get("recipe") and q["recipe"] not in str(r["recipe"]):
@@ -694,13 +715,16 @@ def _image_png(run_dir: Path, image_id: int, max_px: int = 1024) -> bytes | str 
     from castrig.pngio import png_bytes
     from castrig.tiffio import read_micrograph
 
-    path = R.image_path(run_dir, image_id)
-    if path is None:
+    rel = R.image_rel(run_dir, image_id)
+    if rel is None:
         return None
-    try:
-        img = np.asarray(read_micrograph(path)[0])
-    except Exception as exc:  # noqa: BLE001 - whatever the file holds, the answer is one line
-        return f"image {image_id} unreadable: {type(exc).__name__}"
+    with R.held_file_in(run_dir, rel) as path:  # (read as checked: never a pipe or a link put there since)
+        if path is None:
+            return None
+        try:
+            img = np.asarray(read_micrograph(path)[0])
+        except Exception as exc:  # noqa: BLE001 - whatever the file holds, the answer is one line
+            return f"image {image_id} unreadable: {type(exc).__name__}"
     step = max(1, int(np.ceil(max(img.shape[:2]) / max_px)))
     return png_bytes(img[::step, ::step])
 

@@ -115,7 +115,8 @@ class Journals:
         self._open: dict[str, tuple[tuple[int, int], Any]] = {}
 
     def studies(self, journal: Path) -> list[_Study]:
-        from castrig.explore.distributed import REPLAY_ERRORS, damaged_journal, read_journal
+        from castrig.explore.distributed import REPLAY_ERRORS, DamagedJournal, damaged_journal
+        from castrig.explore.journal_reader import reader_storage
 
         key = str(journal.resolve())
         if not journal.is_file():
@@ -123,8 +124,6 @@ class Journals:
             return []
         st = journal.stat()
         if st.st_size > JOURNAL_MAX_BYTES:
-            from castrig.explore.distributed import DamagedJournal
-
             self.forget(key)
             raise DamagedJournal(f"{journal}: {st.st_size / 2**20:.0f} MiB, more than castrig serve reads of a study journal "
                                  f"({JOURNAL_MAX_BYTES >> 20} MiB; castrig's own run to a few MB): not shown", file=str(journal))
@@ -132,13 +131,21 @@ class Journals:
         with self._lock:
             cached = self._open.get(key)
             if cached is None or cached[0] != ident or st.st_size == 0:
-                cached = (ident, read_journal(journal))  # reads only: never locks, never writes
+                # reads only: never locks, never writes, and reads the file it checked as it opened it
+                # (Optuna's own opened the name again: a named pipe put there in between held the worker)
+                try:
+                    cached = (ident, reader_storage(journal, JOURNAL_MAX_BYTES))
+                except REPLAY_ERRORS as exc:
+                    raise damaged_journal(journal, exc) from None
                 self._open[key] = cached
             storage = cached[1]
         try:
             return [_Study(storage, s) for s in storage.get_all_studies()]
         except REPLAY_ERRORS as exc:  # a damaged line appended since
             raise damaged_journal(journal, exc) from None
+        except DamagedJournal:  # no regular file, too large, replaced as it was read: read afresh next time
+            self.forget(key)
+            raise
 
     def forget(self, key: str) -> None:
         """Drop the storage of a journal that is gone (its folder moved, renamed or deleted)."""

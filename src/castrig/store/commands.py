@@ -33,18 +33,22 @@ were meant for the part of the run that crashed. The store knows no device: this
 
 from __future__ import annotations
 
+import errno
 import heapq
 import json
 import os
 import re
 import secrets
+import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from castrig.errors import BadInput
 from castrig.regular import FileTooBig, NotRegularFile, read_regular
 
 ACTIONS = ("pause", "resume", "abort")
@@ -84,14 +88,65 @@ def control_dir(run_dir: Path) -> Path:
     return Path(run_dir) / CONTROL_DIR
 
 
+class ChannelRefused(BadInput):
+    """A run's control folder that is no real folder of its own (a symbolic link, a file): a
+    ``RUN/control`` linked to another run's channel (whoever may write the data root can make one)
+    sent an abort for RUN to the other run, which took and applied it."""
+
+    def __init__(self, path: Path, why: str):
+        self.path = Path(path)
+        self.why = why
+        super().__init__(f"{path} {why}: castrig sends and takes commands only in a real folder of the run's own; "
+                         "remove it (a new one is made at the next command); nothing was sent", file=str(path))
+
+
+def _why_not_a_folder(path: Path) -> str:
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"cannot be opened ({exc.strerror or exc})"
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            return f"is a symbolic link (to {os.readlink(path)})"
+        except OSError:
+            return "is a symbolic link"
+    return "is not a folder"
+
+
+def open_folder(path: Path, *, make: bool = False, dir_fd: int | None = None) -> int:
+    """A descriptor of the folder ``path`` itself, never through a symbolic link (``make``: made
+    if missing); :class:`ChannelRefused` if it is a link or no folder. Files are then moved and
+    written relative to it, so a link put in its place after this look leads nowhere."""
+    name = path if dir_fd is None else path.name
+    if make:
+        try:
+            os.mkdir(name, dir_fd=dir_fd)
+        except FileExistsError:
+            pass
+    try:
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+            raise ChannelRefused(path, _why_not_a_folder(path)) from None
+        raise
+
+
 def _utc(ts: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if ts is None else ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, sort_keys=True))
-    os.replace(tmp, path)
+def _write_atomic(path: Path, data: dict[str, Any], dir_fd: int | None = None) -> None:
+    """Write ``path`` whole or not at all (``dir_fd``: ``path.name`` in that folder)."""
+    if dir_fd is None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        os.replace(tmp, path)
+        return
+    tmp_name = f".{path.name}.{os.getpid()}.tmp"
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666, dir_fd=dir_fd)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(data, sort_keys=True))
+    os.replace(tmp_name, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
 @dataclass
@@ -119,10 +174,14 @@ def send_command(run_dir: Path, action: str, by: str) -> Command:
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
     d = control_dir(run_dir)
-    d.mkdir(exist_ok=True)
-    cmd = Command(secrets.token_hex(6), action, str(by)[:200], _utc())
-    cmd.name = f"{time.time_ns():020d}-{cmd.id}.json"
-    _write_atomic(d / cmd.name, {"id": cmd.id, "action": action, "by": cmd.by, "requested_utc": cmd.requested_utc})
+    fd = open_folder(d, make=True)  # ChannelRefused: a link to another run's channel sent it there
+    try:
+        cmd = Command(secrets.token_hex(6), action, str(by)[:200], _utc())
+        cmd.name = f"{time.time_ns():020d}-{cmd.id}.json"
+        _write_atomic(d / cmd.name, {"id": cmd.id, "action": action, "by": cmd.by, "requested_utc": cmd.requested_utc},
+                      dir_fd=fd)
+    finally:
+        os.close(fd)
     return cmd
 
 
@@ -132,9 +191,15 @@ def withdraw_command(run_dir: Path, cmd: Command) -> bool:
     and answered), or if the file cannot be removed. The runner's take and this removal are
     each one operation on the same name: exactly one of them finds the file."""
     try:
-        os.unlink(control_dir(run_dir) / cmd.name)
+        fd = open_folder(control_dir(run_dir))
+    except (OSError, ChannelRefused):
+        return False
+    try:
+        os.unlink(cmd.name, dir_fd=fd)
     except OSError:
         return False
+    finally:
+        os.close(fd)
     return True
 
 
@@ -160,21 +225,59 @@ def wait_answer(run_dir: Path, cmd: Command, timeout_s: float, alive: Any = None
 
 
 class CommandInbox:
-    """The runner's side: pending commands in arrival order, each taken, applied and answered once."""
+    """The runner's side: pending commands in arrival order, each taken, applied and answered once.
+
+    Every look at control/ (and its taken/, done/) is through a descriptor of the run's own folder,
+    opened without following a link: a ``RUN/control`` replaced by a link to another run's channel
+    is refused (:attr:`refused` says why; no command taken, no status written) rather than taking
+    that run's commands — an abort meant for it aborted this run — and writing this run's status
+    over its."""
 
     def __init__(self, run_dir: Path):
         self.dir = control_dir(run_dir)
         self.done = self.dir / "done"
         self.taken = self.dir / TAKEN_DIR
-        self.done.mkdir(parents=True, exist_ok=True)
-        self.taken.mkdir(exist_ok=True)
+        self.refused: str | None = None  # why the channel is refused now, or None
+        try:  # made here: a folder that cannot be made raises OSError (the run goes on without a channel)
+            fd = open_folder(self.dir, make=True)
+            try:
+                for sub in (self.taken, self.done):
+                    os.close(open_folder(sub, make=True, dir_fd=fd))
+            finally:
+                os.close(fd)
+        except ChannelRefused as exc:  # said by the runner at its first poll
+            self.refused = str(exc.path) + " " + exc.why
         self._held: dict[str, Command] = {}  # taken, not yet answered (or its answer not yet written)
 
-    def _names(self, limit: int | None = None) -> list[str]:
-        """The names of the command files in control/, oldest first (see :meth:`pending`)."""
+    @contextmanager
+    def _folders(self) -> Iterator[tuple[int, int, int] | None]:
+        """Descriptors of control/, taken/ and done/ (made if missing), or None when the channel is
+        refused (:class:`ChannelRefused`: :attr:`refused` says why)."""
+        fds: list[int] = []
         try:
-            names = [e.name for e in os.scandir(self.dir) if e.is_file() and e.name.endswith(".json")
-                     and not e.name.startswith(".") and e.name != STATUS_NAME]
+            try:
+                fds.append(open_folder(self.dir, make=True))
+                fds.append(open_folder(self.taken, make=True, dir_fd=fds[0]))
+                fds.append(open_folder(self.done, make=True, dir_fd=fds[0]))
+            except ChannelRefused as exc:
+                self.refused = str(exc.path) + " " + exc.why
+                yield None
+                return
+            except OSError:  # (a full disk, no descriptor left: the run goes on; the next period tries again)
+                yield None
+                return
+            self.refused = None
+            yield fds[0], fds[1], fds[2]
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _names(self, fd: int, limit: int | None = None) -> list[str]:
+        """The names of the command files in control/ (``fd``), oldest first (see :meth:`pending`)."""
+        try:
+            with os.scandir(fd) as entries:
+                names = [e.name for e in entries if e.is_file() and e.name.endswith(".json")
+                         and not e.name.startswith(".") and e.name != STATUS_NAME]
         except OSError:
             return []
         if limit is None:
@@ -186,25 +289,28 @@ class CommandInbox:
         is returned: the ones taken before and not yet answered, then new ones; ``limit``: at most
         that many new ones, ``castrig``'s own (``send_command``'s names) before files of other names
         (the runner reads them at every control period: 30 000 junk files there stalled it 4 s,
-        past a pump's watchdog at ~75 000)."""
+        past a pump's watchdog at ~75 000). None new while the channel is refused."""
         for cmd in [c for c in self._held.values() if c.answer]:  # answers a full disk kept back
             self._publish(cmd)
         out = [c for c in self._held.values() if not c.answer]
-        for name in self._names(limit):
-            if name not in self._held:  # (the same name sent again: taken once the first is answered)
-                cmd = self._take(name)
-                if cmd is not None:
-                    out.append(cmd)
+        with self._folders() as fds:
+            if fds is None:
+                return out
+            for name in self._names(fds[0], limit):
+                if name not in self._held:  # (the same name sent again: taken once the first is answered)
+                    cmd = self._take(name, fds)
+                    if cmd is not None:
+                        out.append(cmd)
         return out
 
-    def _take(self, name: str) -> Command | None:
+    def _take(self, name: str, fds: tuple[int, int, int]) -> Command | None:
         """Rename control/NAME into taken/ and read it there; None if it is gone or cannot be moved
         (it stays pending, unapplied, for the next control period)."""
-        path = self.taken / name
         try:
-            os.rename(self.dir / name, path)
+            os.rename(name, name, src_dir_fd=fds[0], dst_dir_fd=fds[1])
         except OSError:
             return None
+        path = Path(f"/proc/self/fd/{fds[1]}") / name if os.path.isdir("/proc/self/fd") else self.taken / name
         try:
             data = _read_json(path)
             if not isinstance(data, dict):
@@ -229,8 +335,15 @@ class CommandInbox:
         answer. ``record(cmd)`` (the run's event) is called before each answer is published: a
         reader who sees the answer finds the event, and a crash between the two loses no event
         (the answer was published first, its event written after). The discarded commands."""
+        with self._folders() as fds:
+            if fds is None:  # a link to another run's channel: its commands are not this run's to discard
+                return []
+            return self._discard_before(fds, wall_ns, t_s, record)
+
+    def _discard_before(self, fds: tuple[int, int, int], wall_ns: int, t_s: float,
+                        record: Callable[[Command], None]) -> list[Command]:
         stale = self._left_taken(t_s, record)
-        for name in self._names():
+        for name in self._names(fds[0]):
             try:  # the file's age on this machine's file system, not only the sender's clock
                 # in its name: a sender whose clock ran ahead wrote a name "after" the resume
                 # started, and its abort, sent to the crashed part, aborted the resumed run
@@ -241,7 +354,7 @@ class CommandInbox:
                 written = min(written, int(name.split("-", 1)[0]))
             except ValueError:  # not a name send_command makes: its file's age decides
                 pass
-            if written < wall_ns and name not in self._held and (cmd := self._take(name)) is not None:
+            if written < wall_ns and name not in self._held and (cmd := self._take(name, fds)) is not None:
                 record(cmd)
                 self.answer(cmd, False, "sent before this resume started (to the part of the run that crashed): "
                                         "discarded, not applied", t_s)
@@ -287,22 +400,30 @@ class CommandInbox:
 
     def _publish(self, cmd: Command) -> None:
         try:
-            _write_atomic(self.taken / cmd.name, cmd.to_dict())
-            os.replace(self.taken / cmd.name, self.done / cmd.name)
+            with self._folders() as fds:
+                if fds is None:  # kept until the channel is the run's own again
+                    return
+                _write_atomic(self.taken / cmd.name, cmd.to_dict(), dir_fd=fds[1])
+                os.replace(cmd.name, cmd.name, src_dir_fd=fds[1], dst_dir_fd=fds[2])
         except OSError:
             return  # a full disk must not stop the run; the answer is written at the next poll
         del self._held[cmd.name]
 
     def write_status(self, status: dict[str, Any]) -> None:
         try:
-            _write_atomic(self.dir / STATUS_NAME, {**status, "written_utc": _utc()})
+            with self._folders() as fds:
+                if fds is not None:  # (never over another run's status, through a link)
+                    _write_atomic(self.dir / STATUS_NAME, {**status, "written_utc": _utc()}, dir_fd=fds[0])
         except OSError:
             pass
 
 
 def read_status(run_dir: Path) -> dict[str, Any] | None:
-    """The runner's last published status (see :class:`CommandInbox`), or None."""
+    """The runner's last published status (see :class:`CommandInbox`), or None (also through a
+    ``control`` that is a link: another run's status said as this one's)."""
     try:
+        if control_dir(run_dir).is_symlink():
+            return None
         data = _read_json(control_dir(run_dir) / STATUS_NAME)
         return data if isinstance(data, dict) else None
     except (OSError, ValueError):

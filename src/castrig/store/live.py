@@ -8,6 +8,7 @@ while a process holds its ``run.lock`` (:func:`castrig.store.lock.live_outcome`)
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -307,10 +308,35 @@ def _image_shape(run_dir: Path | None, path: str) -> dict[str, Any]:
     return {"height_px": height, "width_px": width}
 
 
-def image_path(run_dir: Path, image_id: int) -> Path | None:
+def image_rel(run_dir: Path, image_id: int) -> str | None:
+    """The image's path in the record (for :func:`held_file_in`), or None: no such image."""
     with open_ro(run_dir) as db:
         rows = _rows(db, "SELECT path FROM images WHERE id = ?", (image_id,))
-    return file_in(run_dir, rows[0][0]) if rows else None
+    return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+@contextmanager
+def held_file_in(run_dir: Path, rel: str) -> Iterator[Path | None]:
+    """:func:`file_in`, the file held open from its check to its last read: ``/proc/self/fd/N``,
+    the very file that was checked (a regular file, really inside the run folder), whatever its
+    name holds later; None where :func:`file_in` finds none or the file is no regular one. A
+    micrograph swapped for a named pipe between the look and the decoder's open held the server's
+    one decoding slot for ever (every report and micrograph after it waited), and one swapped for
+    a link out of the run folder was read."""
+    from castrig.regular import open_regular
+
+    path = file_in(run_dir, rel)
+    fh = open_regular(path, follow=False) if path is not None else None
+    if fh is None:
+        yield None
+        return
+    with fh:
+        held = Path(f"/proc/self/fd/{fh.fileno()}")
+        try:
+            inside = Path(run_dir).resolve() in Path(os.readlink(held)).parents
+        except OSError:
+            inside = False
+        yield held if inside else None
 
 
 def file_in(run_dir: Path, rel: str) -> Path | None:

@@ -60,7 +60,7 @@ from castrig.redact import redact_url, redact_urls, scrub  # the one redaction (
 from castrig.store.lock import CRASHED_REASON, live_outcome
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo, RunRecorder, RunStore, RunSummary
 from castrig.store.sqlite_store import SqliteRunRecorder, SqliteRunStore, folder_account, hand_over
-from castrig.store.sqlite_connect import connect, connect_readonly
+from castrig.store.sqlite_connect import ValueTooLarge, connect, connect_readonly
 
 if TYPE_CHECKING:  # psycopg is an optional extra: imported only when a fleet store is used
     import numpy as np  # names an argument's type only: `castrig runs`/`lots` need not load numpy
@@ -457,15 +457,21 @@ def push_records(conn: "psycopg.Connection", schema: str, run_uid: str, local: s
         inserted[table] = 0
         ph = ", ".join("%s::jsonb" if i in json_cols else "%s" for i in range(len(cols)))
         sql = f"INSERT INTO {schema}.{table}(run_uid, {', '.join(cols)}) VALUES(%s, {ph}) ON CONFLICT DO NOTHING"
-        rows_in = local.execute(select, (marks.get(table, 0),))
-        # in batches: a night's 550 000 samples were all held at once (246 MB, in the rig's process
-        # too when it caught up after an outage)
-        while rows := rows_in.fetchmany(PUSH_BATCH):
-            with conn.cursor() as cur:
-                cur.executemany(sql, [(run_uid, *_pg_row(r, json_cols)) for r in rows])  # type: ignore[arg-type]
-                inserted[table] += max(cur.rowcount, 0)
-            new_marks[table] = int(rows[-1][0])
-    inserted["membranes"] = push_membranes(conn, schema, run_uid, local)
+        try:
+            rows_in = local.execute(select, (marks.get(table, 0),))
+            # in batches: a night's 550 000 samples were all held at once (246 MB, in the rig's process
+            # too when it caught up after an outage)
+            while rows := rows_in.fetchmany(PUSH_BATCH):
+                with conn.cursor() as cur:
+                    cur.executemany(sql, [(run_uid, *_pg_row(r, json_cols)) for r in rows])  # type: ignore[arg-type]
+                    inserted[table] += max(cur.rowcount, 0)
+                new_marks[table] = int(rows[-1][0])
+        except sqlite3.DataError:  # a bounded reader's refusal (sqlite_connect.bounded_reader), said with the table
+            raise ValueTooLarge(table) from None
+    try:
+        inserted["membranes"] = push_membranes(conn, schema, run_uid, local)
+    except sqlite3.DataError:
+        raise ValueTooLarge("membranes") from None
     return new_marks, inserted
 
 

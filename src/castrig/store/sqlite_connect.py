@@ -90,14 +90,21 @@ SIDECARS = ("-journal", "-wal", "-shm")
 
 def sidecar_problem(db_path: str | Path) -> str | None:
     """Why SQLite must not open the database ``db_path`` (resolved), or None: a file it opens beside
-    it (:data:`SIDECARS`) is no regular file. A named pipe ``run.sqlite-journal`` (whoever may write
+    it (:data:`SIDECARS`) is a symbolic link or no regular file. A named pipe ``run.sqlite-journal`` (whoever may write
     the data root can make one) was opened by every reader, which then waited for a writer for ever:
     the served runs list, ``castrig runs`` and ``castrig report`` hung, and each request held a
     server thread until none was left."""
     for suffix in SIDECARS:
         side = Path(f"{db_path}{suffix}")
+        if os.path.islink(side):
+            # SQLite makes none; a writer refuses one ('unable to open database file', and `castrig store
+            # sync` ended in that traceback), and through one it would read another database's journal
+            try:
+                return f"{side.name} is a symbolic link (to {os.readlink(side)}), which SQLite never makes there"
+            except OSError:
+                return f"{side.name} is a symbolic link, which SQLite never makes there"
         try:
-            mode = os.stat(side).st_mode  # (a symlink: what SQLite would open)
+            mode = os.stat(side).st_mode
         except FileNotFoundError:
             continue
         except OSError as exc:  # a symlink loop, a folder closed to this user: SQLite could not open it either
@@ -125,6 +132,14 @@ def bounded_reader(conn: sqlite3.Connection) -> sqlite3.Connection:
     """``conn`` refusing values longer than :data:`READ_VALUE_MAX_BYTES` (sqlite3.DataError)."""
     conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, READ_VALUE_MAX_BYTES)
     return conn
+
+
+class ValueTooLarge(sqlite3.DataError):
+    """A bounded reader met a value over :data:`READ_VALUE_MAX_BYTES` in table ``table``."""
+
+    def __init__(self, table: str):
+        self.table = table
+        super().__init__(f"table {table} holds a value over {READ_VALUE_MAX_BYTES} bytes (string or blob too big)")
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:

@@ -12,6 +12,8 @@ ends meanwhile) duplicates nothing and never puts an older row over a newer one.
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +31,19 @@ from castrig.store.postgres_store import (
     sync_run_row,
 )
 from castrig.store.sqlite_store import SqliteRunStore, hand_over
-from castrig.store.sqlite_connect import connect, writable_now
+from castrig.store.sqlite_connect import (
+    READ_VALUE_MAX_BYTES,
+    DamagedRun,
+    bounded_reader,
+    ValueTooLarge,
+    connect,
+    connect_readonly,
+    writable_now,
+)
+
+
+#: A run's fleet-wide id as :func:`run_uid_of` makes it (``uuid4().hex``).
+_UID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass
@@ -70,10 +84,13 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
     recorder = SqliteRunStore(run_dir.parent).open_run(run_dir)  # BadInput unless a run folder
     info = recorder.info
     recorder.close()
-    writable_now(run_dir, again="sync again")  # a reader holding a closed run's records: Busy (exit 4) naming it, not a wait
-    db = connect(run_dir / "run.sqlite")
+    uid = folder_uid(run_dir) or _give_uid(run_dir)
+    if not _UID.fullmatch(uid):  # (5 MB there was refused by PostgreSQL's index and said "unreachable", exit 3)
+        raise DamagedRun(run_dir, f"run.sqlite table meta: run_uid {uid[:40]!r}{'…' if len(uid) > 40 else ''} is not a "
+                                  "run id castrig writes (32 hex digits): nothing of this run was synced")
+    # read-only and bounded, as every other reader: a 100 MB value went into PostgreSQL whole
+    db = connect_readonly(run_dir / "run.sqlite")
     try:
-        uid = run_uid_of(db)
         fleet = Fleet(url, schema)
         report = SyncReport(info.run_id, uid, url)
 
@@ -85,9 +102,27 @@ def sync_run(run_dir: Path, url: str | None = None, *, schema: str | None = None
 
         try:
             fleet.require(tx)
+        except ValueTooLarge as exc:  # the transaction rolled back: nothing of this run is in the fleet
+            raise DamagedRun(run_dir, f"run.sqlite table {exc.table} holds a value larger than the "
+                                      f"{READ_VALUE_MAX_BYTES >> 20} MiB a reader takes (castrig writes at most tens of "
+                                      "kB in one): nothing of this run was synced") from None
         finally:
             fleet.close()
         return report
+    finally:
+        db.close()
+
+
+def _give_uid(run_dir: Path) -> str:
+    """Record a fleet-wide id in a run folder that has none (one the SQLite backend recorded): the
+    one write a sync makes there, so that syncing it again pushes nothing twice."""
+    writable_now(run_dir, again="sync again")  # a reader holding a closed run's records: Busy (exit 4) naming it, not a wait
+    db = bounded_reader(connect(run_dir / "run.sqlite"))
+    try:
+        return run_uid_of(db)
+    except sqlite3.DataError:
+        raise DamagedRun(run_dir, f"run.sqlite table meta holds a value larger than the {READ_VALUE_MAX_BYTES >> 20} MiB "
+                                  "a reader takes: nothing of this run was synced") from None
     finally:
         hand_over(db)
         db.close()
