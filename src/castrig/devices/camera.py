@@ -80,6 +80,10 @@ def _illumination(value: Illumination | str) -> Illumination:
     return value if isinstance(value, Illumination) else Illumination(str(value).lower())
 
 
+#: The illuminations' names, as the run's images record them.
+_VIEWS = frozenset(ill.value for ill in Illumination)
+
+
 # -- simulator --------------------------------------------------------------------------------
 class SimCamera(Camera):
     """The twin's camera: ``render(illumination) -> Frame`` is given by the rig builder."""
@@ -252,6 +256,19 @@ class FolderCamera(Camera):
     def rewind(self) -> None:
         """Start the replay over for every illumination."""
         self._taken = {ill: 0 for ill in Illumination}
+
+    def resume_after(self, taken: list[tuple[str, dict[str, Any]]]) -> None:
+        """Each illumination's replay goes on after the last image of it this camera handed the
+        run before the crash (its ``replay_index`` as stored): a resumed run started the folder
+        over, and the membrane cast after the resume was measured and judged on the first
+        membrane's images (an outside test of a crash between casts)."""
+        for illumination, meta in taken:
+            index = meta.get("replay_index")
+            if (meta.get("backend") != "folder" or meta.get("camera") != self.name or illumination not in _VIEWS
+                    or isinstance(index, bool) or not isinstance(index, int) or index < 0):
+                continue  # another camera's frame, or a record this camera did not write
+            ill = Illumination(illumination)
+            self._taken[ill] = max(self._taken[ill], index + 1)
 
     def _read(self, path: Path, command: str) -> tuple[np.ndarray, float | None, dict[str, Any]]:
         """The image at ``path`` once it is whole: read again while its data stops short or it

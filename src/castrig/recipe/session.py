@@ -790,6 +790,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None, recipe=recipe, up_to_t_s=last_t,
                      pump_counts=_pump_counts(rig) if plan.lost else None)
         _restore_twin(rig, journal)
+        _restore_camera(rig, recorder)
         recorder.update_info(outcome="running", outcome_reason=None)
         where = step_label(first, recipe.steps[first], len(recipe.steps)) if first < len(recipe.steps) else "the end"
         note = f"resumed after '{previous}' at {where} (t = {t_offset:.1f} s; {gap['words']})"
@@ -1036,6 +1037,13 @@ def _record_lost(recorder: RunRecorder, plan: ResumePlan, info: RunInfo, t_s: fl
                 recorder.add_journal(t_s, j, "skipped", {"membrane_id": mid, "reason": "membrane lost"})
         recorder.add_event(t_s, "membrane_lost", "runner", f"membrane {mid} lost: {lost.reason}",
                            {"membrane_id": mid, "reason": lost.reason, "step": lost.stopped_step})
+
+
+def _restore_camera(rig: Rig, recorder: Any) -> None:
+    """The camera goes on after the frames the run recorded before it stopped: a folder's replay
+    started over in the resumed process, and the next membrane was judged on m1's images."""
+    if rig.camera is not None:
+        rig.camera.resume_after([(im.illumination, im.metadata) for im in recorder.images()])
 
 
 def _restore_twin(rig: Rig, journal: list[Any]) -> None:
