@@ -357,3 +357,31 @@ def test_a_value_of_hundreds_of_mb_in_run_sqlite_is_not_read(finished_demo_run, 
     code, body = get(f"{url}runs/{run.name}/report.html")
     assert code == 409 and "damaged run folder" in body and len(body) < 1000, (code, body[:300])
     assert "Traceback" not in served.server.log_since(mark)
+
+
+def test_the_runs_list_says_how_each_runs_membranes_ended_as_castrig_runs_does(shared, capsys):
+    """The served runs list (page and ``GET /api/runs``) gave a run's membranes as a bare count
+    beside the grades any of them met: a two-cast night with one membrane met and one not, and
+    a crashed one whose second membrane was never judged, read "2" and "claim1, …" like perfect
+    nights, where ``castrig runs`` said ``2: 1 met, 1 not met``. Both now say the same."""
+    import json
+
+    from conftest import add_membrane_run, castrig_main, crashed_membrane_run, membrane_metrics
+
+    here, mark = shared
+    mixed, crashed = "20260101-000002-mixed", "20260101-000003-night"
+    add_membrane_run(here.root, mixed, [membrane_metrics(3.0), membrane_metrics(3.0, through=0.0)])
+    crashed_membrane_run(here.root, crashed)
+    said = {mixed: "2: 1 met, 1 not met", crashed: "2: 1 met, 1 not judged"}
+    listed = castrig_main(capsys, "runs", "--data", here.root)
+    assert listed.returncode == 0 and all(words in listed.stdout for words in said.values()), listed.stdout
+    code, body = get(here.server.url + "api/runs")
+    assert code == 200, body[-500:]
+    rows = {r["uid"]: r for r in json.loads(body) if r["uid"] in said}
+    assert {uid: (r["membranes"], r["membrane_counts"]) for uid, r in rows.items()} == {uid: (2, w) for uid, w in said.items()}
+    code, page = get(here.server.url)
+    assert code == 200
+    for uid, words in said.items():
+        row = page.split(f"<a href='/runs/{uid}'>", 1)[1].split("</tr>", 1)[0]
+        assert f"<td>{words}</td>" in row, row
+    assert "Traceback" not in here.server.log_since(mark)

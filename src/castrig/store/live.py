@@ -20,6 +20,7 @@ from castrig.store.commands import read_status
 from castrig.store.lock import live_outcome, recorded_elsewhere, run_holder
 from castrig.store.recipe_text import recipe_file_text
 from castrig.store.folders import NEVER_STARTED, run_damage
+from castrig.store.membrane_rows import membrane_counts
 from castrig.store.sqlite_connect import bounded_reader, lenient_text, ro_uri
 
 #: What a run whose process still holds it can be: ``running``, waiting for a pause
@@ -161,7 +162,7 @@ def _damaged_summary(run_dir: Path, reason: str) -> dict[str, Any]:
     from castrig.jsontext import plain
 
     return {"uid": plain(run_dir.name), "status": "damaged", "recipe": "", "operator": "", "started_utc": None,
-            "ended_utc": None, "outcome_reason": reason, "step": {}, "membranes": 0, "grades": [],
+            "ended_utc": None, "outcome_reason": reason, "step": {}, "membranes": 0, "membrane_counts": "", "grades": [],
             "virtual_time": False}
 
 
@@ -239,6 +240,9 @@ def summary(run_dir: Path) -> dict[str, Any]:
         "outcome_reason": info.get("outcome_reason"),
         "step": step,
         "membranes": len(mbs),
+        # how they ended, as `castrig runs` says it ("4: 2 met, 1 not met, 1 lost"): a count and
+        # the grades any met made a night with one membrane kept look like a perfect one
+        "membrane_counts": membrane_counts(mbs),
         "grades": grades,
         "virtual_time": bool(info.get("virtual_time")),
     }
