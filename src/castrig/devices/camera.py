@@ -447,6 +447,21 @@ class OpenCVCamera(Camera):
             },
         )
 
+    def resume_after(self, taken: list[tuple[str, dict[str, Any]]]) -> None:
+        """A video file's replay goes on after the last frame this camera handed the run before
+        the crash (its ``frame_index`` as stored), as a folder's does (:meth:`FolderCamera.resume_after`):
+        from the file's first frame again, the membrane after the resume got the first one's."""
+        if not self._is_file or self._cap is None:
+            return  # a live camera: its next frame is the stage's now
+        last = None
+        for _, meta in taken:
+            index = meta.get("frame_index")
+            if (meta.get("backend") == "opencv" and meta.get("camera") == self.name and meta.get("source") == str(self.source)
+                    and isinstance(index, int) and not isinstance(index, bool) and index >= 0):
+                last = index  # the last recorded, in the run's order (a replay starts over at the file's end)
+        if last is not None:
+            self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, last + 1)  # (past the end: _grab starts over)
+
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
