@@ -385,3 +385,34 @@ def test_the_runs_list_says_how_each_runs_membranes_ended_as_castrig_runs_does(s
         row = page.split(f"<a href='/runs/{uid}'>", 1)[1].split("</tr>", 1)[0]
         assert f"<td>{words}</td>" in row, row
     assert "Traceback" not in here.server.log_since(mark)
+
+
+def test_a_live_runs_stream_does_not_resend_every_membranes_whole_verdict_each_second(shared):
+    """A live run page's stream (one message a second) carried every judged membrane's whole
+    verdict, every bound of four grades: ~400 kB a second to each open page near the end of a
+    20-cast run (measured on the twin), growing with every cast. It now carries each grade's
+    status (the page's membrane table); the whole verdicts come with the report's part."""
+    import json
+
+    from conftest import held_running_run, membrane_metrics
+
+    from castrig.analysis.verdict import judge
+    from castrig.store import MembraneRecord, open_store
+
+    here, mark = shared
+    with held_running_run(here.root, "twenty") as run_dir:
+        rec = open_store(here.root).open_run(run_dir)
+        verdict = judge(membrane_metrics(3.0))
+        for k in range(1, 21):
+            rec.save_membrane(MembraneRecord(f"{run_dir.name}-m{k}", k, 5 * k, "judged", support_position=k,
+                                             metrics=membrane_metrics(3.0), verdict=verdict.to_dict(), grades_met=list(verdict.met),
+                                             target_grade="claim1", target_met=True, lot_id=f"{run_dir.name}-m{k}"))
+        with urllib.request.urlopen(f"{here.server.url}api/runs/{run_dir.name}/stream", timeout=30) as r:
+            line = next(b for b in iter(r.readline, b"") if b.startswith(b"data: "))
+    message = json.loads(line[len(b"data: "):])
+    records = message["run"]["membrane_records"]
+    assert message["run"]["status"] == "running" and len(records) == 20
+    assert all(m["verdict"]["grades"] == [{"grade": g, "status": "pass"} for g in ("claim1", "claim2", "claim3", "claim4")]
+               for m in records), records[0]
+    assert len(line) < 20_000, len(line)  # (~400 kB before: 20 whole verdicts)
+    assert "Traceback" not in here.server.log_since(mark)

@@ -377,7 +377,10 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
                     s = R.samples(run_dir, None, None, cursor, limit=50_000)
                     with R.open_ro(run_dir) as db:
                         ev = R.events(db, last_event)
-                    return {"samples": s, "events": ev, "run": R.detail(run_dir, with_recipe=False)}
+                    run = R.detail(run_dir, with_recipe=False)
+                    # each grade's status, not every bound of it (the report's part has those)
+                    run["membrane_records"] = [R.membrane_glance(mb) for mb in run["membrane_records"]]
+                    return {"samples": s, "events": ev, "run": run}
                 msg = await anyio.to_thread.run_sync(read)
                 cursor = msg["samples"]["cursor"]
                 if msg["events"]:
