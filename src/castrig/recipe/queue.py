@@ -367,7 +367,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
             Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             return 3
         state["stopped"], stop_code = str(exc), 3
-    for item in state["items"] if not state["stopped"] else ():
+    for n, item in enumerate(state["items"] if not state["stopped"] else ()):
         if item["status"] in _ENDED:
             continue
         if stop.reason:
@@ -402,7 +402,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                                            membranes=_membranes(run_dir))
                     else:
                         try:
-                            result = resume_run(run_dir, quiet=True, stop=stop)
+                            result = resume_run(run_dir, quiet=True, stop=stop, camera_taken=_camera_frames(state["items"][:n]))
                         except (RigUnreachable, Busy, ResumeNotRecorded) as exc:  # the item stays 'running': --resume retries it
                             state["stopped"] = f"cannot resume {run_dir}: {exc}"
                             stop_code = 5 if isinstance(exc, RigUnreachable) else 4 if isinstance(exc, Busy) else 3
@@ -413,7 +413,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                 _save(state_path, state)
                 try:
                     result = run_recipe(Path(item["recipe"]), profile, data_root=data_root, seed=item["seed"], operator=operator,
-                                        quiet=True, stop=stop)
+                                        quiet=True, stop=stop, camera_taken=_camera_frames(state["items"][:n]))
                 except (RigUnreachable, Busy) as exc:  # nothing ran, no folder: pending again, --resume runs it
                     item.update(status="pending", started_utc=None)
                     state["stopped"] = f"{item['recipe']} not started: {exc}"
@@ -499,6 +499,25 @@ def _save(state_path: Path, state: dict[str, Any]) -> None:
         atomic_write_json(state_path, state)
     except OSError as exc:
         raise _StateUnwritable(state_path, exc) from None
+
+
+def _camera_frames(items: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """The frames the camera gave the queue's runs so far, in order (``(illumination, metadata)``
+    as each run stored them): the rig is opened anew for every run, and a folder camera started
+    its folder over at each, so every run of a night judged its first membrane on the first
+    run's micrograph. A run folder that cannot be read gives none."""
+    from castrig.store import SqliteRunStore
+
+    frames: list[tuple[str, dict[str, Any]]] = []
+    for item in items:
+        if not item.get("run_dir"):
+            continue
+        try:
+            with SqliteRunStore(Path(item["run_dir"]).parent).open_run(Path(item["run_dir"])) as rec:
+                frames += [(im.illumination, im.metadata) for im in rec.images()]
+        except Exception:  # noqa: BLE001 - a summary never stops on one unreadable folder (as _membranes)
+            continue
+    return frames
 
 
 def _membranes(run_dir: Path) -> list[dict[str, Any]]:
