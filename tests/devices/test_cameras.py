@@ -234,6 +234,24 @@ def test_opencv_discard_frames(video):
         cam.close()
 
 
+def test_opencv_video_replay_resumed_goes_on_after_the_frames_its_run_recorded(video):
+    """A resumed run opens the camera anew: a video file's replay started over at its first frame,
+    and the membrane cast after the resume was imaged as the first one was (as a folder camera's
+    was: tests/recipe/test_folder_camera_resume_cli.py drives that through castrig resume)."""
+    first = OpenCVCamera("uvc", source=str(video), pixel_size_um=1.0)
+    try:
+        recorded = [("reflected", first.snap(R).metadata) for _ in range(2)]  # frames 0 and 1, then the crash
+    finally:
+        first.close()
+    resumed = OpenCVCamera("uvc", source=str(video), pixel_size_um=1.0)
+    try:
+        resumed.resume_after(recorded)
+        frame = resumed.snap(R)
+    finally:
+        resumed.close()
+    assert frame.metadata["frame_index"] == 2 and abs(float(frame.image.mean()) - 200) <= 3
+
+
 def test_opencv_missing_source_is_typed(tmp_path):
     pytest.importorskip("cv2")
     with pytest.raises(CameraSourceError, match="uvc"):

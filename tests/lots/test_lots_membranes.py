@@ -75,3 +75,31 @@ def test_one_lot_cannot_serve_two_exclusive_uses(tmp_path):
     unassign_use(lot, tmp_path)
     assert assign_use(lot, "coculture", tmp_path).intended_use == "coculture"
     assert yaml.safe_load((tmp_path / "lots.json").read_text())[lot]["intended_use"] == "coculture"
+
+
+def test_each_lot_of_a_night_is_said_made_when_its_membrane_was_made(tmp_path, capsys):
+    """``castrig lots``' "made (UTC)" was the run's start for every lot: a night on the rig's wall
+    clock started at 22:00, its m1 made at 22:54 and its m3 at 05:14 the next morning, after a
+    crash and a resume at 04:00, listed all three as made at 22:00 the day before. Each lot's own
+    time: its part's start + (the end of its evaporation - the part's run-clock start)."""
+    from conftest import castrig_main
+
+    rec = open_store(tmp_path).create_run(RunInfo(
+        run_id="20261201-220000-night", recipe_name="night", recipe_path="", profile_name="rig", profile_path="",
+        software_version="t", seed=None, operator="", started_utc="2026-12-01T22:00:00Z",
+        parts=[{"started_utc": "2026-12-01T22:00:00Z", "ended_utc": "2026-12-02T01:00:00Z", "t0_s": 0.0, "t1_s": 10800.0},
+               {"started_utc": "2026-12-02T04:00:00Z", "ended_utc": "2026-12-02T06:00:00Z", "t0_s": 10801.0, "t1_s": 18001.0}]))
+    rid, metrics = rec.info.run_id, _metrics(3.0)
+    verdict = judge(metrics)
+    for k, t_end_s in ((1, 3268.0), (2, 9000.0), (3, 15259.0)):  # 22:54:28; 00:30:00; 04:00:00 + 4458 s
+        rec.save_membrane(MembraneRecord(f"{rid}-m{k}", k, 3, "judged", support_position=k, t_end_s=t_end_s, metrics=metrics,
+                                         verdict=verdict.to_dict(), grades_met=list(verdict.met), target_grade="claim1",
+                                         target_met=True, lot_id=f"{rid}-m{k}"))
+    rec.update_info(outcome="completed", ended_utc="2026-12-02T06:00:00Z")
+    open_store(tmp_path).index_run(rec, list(verdict.met))
+    rec.close()
+    done = castrig_main(capsys, "lots", "--data", tmp_path)
+    assert done.returncode == 0, done.stderr
+    made = {line.split()[1]: line.split()[5] for line in done.stdout.splitlines() if f"{rid}-m" in line}
+    assert made == {f"{rid}-m1": "2026-12-01T22:54:28Z", f"{rid}-m2": "2026-12-02T00:30:00Z",
+                    f"{rid}-m3": "2026-12-02T05:14:18Z"}, done.stdout

@@ -392,3 +392,62 @@ def test_a_micrograph_swapped_for_a_named_pipe_after_its_look_is_read_as_it_was(
     if stuck:  # (let the stuck reader go, then fail)
         os.close(os.open(image, os.O_WRONLY | os.O_NONBLOCK))
     assert swapped and not stuck and isinstance(got[0], bytes) and got[0].startswith(b"\x89PNG"), got[:1]
+
+
+def test_the_runs_list_says_how_each_runs_membranes_ended_as_castrig_runs_does(shared, capsys):
+    """The served runs list (page and ``GET /api/runs``) gave a run's membranes as a bare count
+    beside the grades any of them met: a two-cast night with one membrane met and one not, and
+    a crashed one whose second membrane was never judged, read "2" and "claim1, …" like perfect
+    nights, where ``castrig runs`` said ``2: 1 met, 1 not met``. Both now say the same."""
+    import json
+
+    from conftest import add_membrane_run, castrig_main, crashed_membrane_run, membrane_metrics
+
+    here, mark = shared
+    mixed, crashed = "20260101-000002-mixed", "20260101-000003-night"
+    add_membrane_run(here.root, mixed, [membrane_metrics(3.0), membrane_metrics(3.0, through=0.0)])
+    crashed_membrane_run(here.root, crashed)
+    said = {mixed: "2: 1 met, 1 not met", crashed: "2: 1 met, 1 not judged"}
+    listed = castrig_main(capsys, "runs", "--data", here.root)
+    assert listed.returncode == 0 and all(words in listed.stdout for words in said.values()), listed.stdout
+    code, body = get(here.server.url + "api/runs")
+    assert code == 200, body[-500:]
+    rows = {r["uid"]: r for r in json.loads(body) if r["uid"] in said}
+    assert {uid: (r["membranes"], r["membrane_counts"]) for uid, r in rows.items()} == {uid: (2, w) for uid, w in said.items()}
+    code, page = get(here.server.url)
+    assert code == 200
+    for uid, words in said.items():
+        row = page.split(f"<a href='/runs/{uid}'>", 1)[1].split("</tr>", 1)[0]
+        assert f"<td>{words}</td>" in row, row
+    assert "Traceback" not in here.server.log_since(mark)
+
+
+def test_a_live_runs_stream_does_not_resend_every_membranes_whole_verdict_each_second(shared):
+    """A live run page's stream (one message a second) carried every judged membrane's whole
+    verdict, every bound of four grades: ~400 kB a second to each open page near the end of a
+    20-cast run (measured on the twin), growing with every cast. It now carries each grade's
+    status (the page's membrane table); the whole verdicts come with the report's part."""
+    import json
+
+    from conftest import held_running_run, membrane_metrics
+
+    from castrig.analysis.verdict import judge
+    from castrig.store import MembraneRecord, open_store
+
+    here, mark = shared
+    with held_running_run(here.root, "twenty") as run_dir:
+        rec = open_store(here.root).open_run(run_dir)
+        verdict = judge(membrane_metrics(3.0))
+        for k in range(1, 21):
+            rec.save_membrane(MembraneRecord(f"{run_dir.name}-m{k}", k, 5 * k, "judged", support_position=k,
+                                             metrics=membrane_metrics(3.0), verdict=verdict.to_dict(), grades_met=list(verdict.met),
+                                             target_grade="claim1", target_met=True, lot_id=f"{run_dir.name}-m{k}"))
+        with urllib.request.urlopen(f"{here.server.url}api/runs/{run_dir.name}/stream", timeout=30) as r:
+            line = next(b for b in iter(r.readline, b"") if b.startswith(b"data: "))
+    message = json.loads(line[len(b"data: "):])
+    records = message["run"]["membrane_records"]
+    assert message["run"]["status"] == "running" and len(records) == 20
+    assert all(m["verdict"]["grades"] == [{"grade": g, "status": "pass"} for g in ("claim1", "claim2", "claim3", "claim4")]
+               for m in records), records[0]
+    assert len(line) < 20_000, len(line)  # (~400 kB before: 20 whole verdicts)
+    assert "Traceback" not in here.server.log_since(mark)

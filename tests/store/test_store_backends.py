@@ -169,6 +169,46 @@ def test_postgres_records_are_in_the_database(pg_schema, tmp_path: Path):  # typ
     store.close()
 
 
+def test_a_runs_membranes_are_pushed_when_they_change_not_with_every_sample(pg_schema, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A run's recorder pushes its records as they are written (every sample, every second on the
+    rig), and each push upserted every membrane row, whole verdicts and all: a 20-cast night sent
+    its judged membranes' ~400 kB to the database once a second. Counted by PostgreSQL itself
+    (a BEFORE INSERT trigger sees every row an upsert proposes): none now between membrane changes,
+    the rows again when one changes."""
+    import psycopg
+
+    from castrig.analysis.verdict import judge
+    from castrig.store import MembraneRecord
+    from castrig.store.postgres_store import PostgresRunStore
+    from conftest import membrane_metrics
+
+    url, schema = pg_schema
+    store = PostgresRunStore(tmp_path, url, schema=schema)
+    verdict = judge(membrane_metrics(3.0))
+    with store.create_run(make_info()) as rec:
+        def membrane(k: int, status: str = "judged") -> MembraneRecord:
+            return MembraneRecord(f"{rec.info.run_id}-m{k}", k, 5 * k, status, support_position=k, metrics=membrane_metrics(3.0),
+                                  verdict=verdict.to_dict(), grades_met=list(verdict.met), target_grade="claim1", target_met=True)
+
+        for k in range(1, 21):
+            rec.save_membrane(membrane(k))
+        assert rec.flush() and pg_count(url, schema, "membranes") == 20
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE {schema}.proposed(membrane_id TEXT)")  # type: ignore[arg-type]
+            conn.execute(f"CREATE FUNCTION {schema}.proposed() RETURNS trigger LANGUAGE plpgsql AS "  # type: ignore[arg-type]
+                         f"$$ BEGIN INSERT INTO {schema}.proposed VALUES (NEW.membrane_id); RETURN NEW; END $$")
+            conn.execute(f"CREATE TRIGGER proposed BEFORE INSERT ON {schema}.membranes "  # type: ignore[arg-type]
+                         f"FOR EACH ROW EXECUTE FUNCTION {schema}.proposed()")
+        for i in range(5):  # five samples, each pushed
+            rec.add_samples(100.0 + i, {"rh_near_pct": 70.0})
+            assert rec.flush()
+        assert pg_count(url, schema, "proposed") == 0  # (100 before: 20 rows at each push)
+        rec.save_membrane(membrane(21, "forming"))
+        assert rec.flush()
+        assert pg_count(url, schema, "proposed") == 21 and pg_count(url, schema, "membranes", "WHERE status = 'forming'") == 1
+    store.close()
+
+
 def test_sync_is_idempotent(pg_schema, tmp_path: Path):  # type: ignore[no-untyped-def]
     from castrig.store.sync import sync_run
 

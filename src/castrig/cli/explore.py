@@ -535,7 +535,7 @@ def lots(ctx: typer.Context, data: Optional[Path] = typer.Option(None, "--data",
         m = lot.metrics
         d, s = m.get("mean_pore_diameter_um"), m.get("pore_diameter_std_um")
         use = lot.intended_use and (lot.intended_use + (" (simulated, allowed)" if lot.assignment.get("allow_simulated") else ""))
-        table.add_row(lot.lot_id, lot.recipe_name, lot.started_utc, "twin (simulated)" if lot.simulated else "rig",
+        table.add_row(lot.lot_id, lot.recipe_name, lot.made_utc or lot.started_utc, "twin (simulated)" if lot.simulated else "rig",
                       ",".join(lot.grades_met), f(d, ".2f"),
                       f(s / d if d and s is not None else None, ".3f"), f(m.get("opening_ratio"), ".2f"),
                       f(m.get("through_pore_fraction"), ".2f"), f(m.get("mean_thickness_um"), ".2f"),

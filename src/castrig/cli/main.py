@@ -428,7 +428,7 @@ def runs(
     table = Table(title=f"runs in {store.root}")
     for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "membranes", "grades"):
         table.add_column(col)
-    from castrig.recipe.membranes import membrane_counts
+    from castrig.store.membrane_rows import membrane_counts
     from castrig.store.live import shown_status
     from castrig.store.lock import elsewhere_words, recorded_elsewhere
 

@@ -79,7 +79,7 @@ def status_line(d: dict[str, Any]) -> str:
              *([] if ending else [f"left: step {_dur(d.get('step_left_s'))}, run {est}{_dur(d.get('run_left_s'))}"]),
              f"RH {_num(rh)} %RH (setpoint {_num(d.get('setpoint_rh_pct'))}{band})"]
     if d.get("membrane_records"):  # how its membranes stand, as `castrig runs` counts them
-        from castrig.recipe.membranes import membrane_counts
+        from castrig.store.membrane_rows import membrane_counts
 
         parts.append(f"membranes {membrane_counts(d['membrane_records'])}")
     w = d.get("last_warning")
@@ -169,7 +169,7 @@ def watch(
         row("flows", f"dry {v('dry_flow_slpm', 3)} · wet {v('wet_flow_slpm', 3)} slpm")
         row("pumps", f"caster {v('caster_infused_ml', 3)} · water {v('water_pump_infused_ml', 3)} mL")
         if d.get("membrane_records"):
-            from castrig.recipe.membranes import membrane_counts
+            from castrig.store.membrane_rows import membrane_counts
 
             row("membranes", membrane_counts(d["membrane_records"]))
         w = d.get("last_warning")

@@ -80,6 +80,10 @@ def _illumination(value: Illumination | str) -> Illumination:
     return value if isinstance(value, Illumination) else Illumination(str(value).lower())
 
 
+#: The illuminations' names, as the run's images record them.
+_VIEWS = frozenset(ill.value for ill in Illumination)
+
+
 # -- simulator --------------------------------------------------------------------------------
 class SimCamera(Camera):
     """The twin's camera: ``render(illumination) -> Frame`` is given by the rig builder."""
@@ -258,6 +262,19 @@ class FolderCamera(Camera):
         """Start the replay over for every illumination."""
         self._taken = {ill: 0 for ill in Illumination}
 
+    def resume_after(self, taken: list[tuple[str, dict[str, Any]]]) -> None:
+        """Each illumination's replay goes on after the last image of it this camera handed the
+        run before the crash (its ``replay_index`` as stored): a resumed run started the folder
+        over, and the membrane cast after the resume was measured and judged on the first
+        membrane's images (an outside test of a crash between casts)."""
+        for illumination, meta in taken:
+            index = meta.get("replay_index")
+            if (meta.get("backend") != "folder" or meta.get("camera") != self.name or illumination not in _VIEWS
+                    or isinstance(index, bool) or not isinstance(index, int) or index < 0):
+                continue  # another camera's frame, or a record this camera did not write
+            ill = Illumination(illumination)
+            self._taken[ill] = max(self._taken[ill], index + 1)
+
     def _read(self, path: Path, command: str) -> tuple[np.ndarray, float | None, dict[str, Any]]:
         """The image at ``path`` once it is whole: read again while its data stops short or it
         changes under the read (the microscope software still writing it), ``ready_timeout_s`` at
@@ -413,6 +430,21 @@ class OpenCVCamera(Camera):
                 "exposure_known": self.exposure_ms is not None,
             },
         )
+
+    def resume_after(self, taken: list[tuple[str, dict[str, Any]]]) -> None:
+        """A video file's replay goes on after the last frame this camera handed the run before
+        the crash (its ``frame_index`` as stored), as a folder's does (:meth:`FolderCamera.resume_after`):
+        from the file's first frame again, the membrane after the resume got the first one's."""
+        if not self._is_file or self._cap is None:
+            return  # a live camera: its next frame is the stage's now
+        last = None
+        for _, meta in taken:
+            index = meta.get("frame_index")
+            if (meta.get("backend") == "opencv" and meta.get("camera") == self.name and meta.get("source") == str(self.source)
+                    and isinstance(index, int) and not isinstance(index, bool) and index >= 0):
+                last = index  # the last recorded, in the run's order (a replay starts over at the file's end)
+        if last is not None:
+            self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, last + 1)  # (past the end: _grab starts over)
 
     def close(self) -> None:
         if self._cap is not None:

@@ -214,3 +214,9 @@ class Frame:
 class Camera(Device):
     @abstractmethod
     def snap(self, illumination: Illumination) -> Frame: ...
+
+    def resume_after(self, taken: list[tuple[str, dict[str, Any]]]) -> None:
+        """A resumed run's camera goes on after the frames its run recorded before the crash,
+        ``(illumination, metadata)`` each as stored: a backend that replays a sequence (a folder)
+        would start it over in the new process and hand the next membrane the first one's
+        images. A live camera has nothing to do."""

@@ -36,10 +36,12 @@ per build or set-up (``required_grade``).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +54,7 @@ from castrig.atomic import atomic_write_json
 from castrig.store.lock import recorded_elsewhere
 from castrig.store.sqlite_connect import DamagedRun
 from castrig.store.sqlite_store import open_run_folder
+from castrig.utc import parse_utc
 
 Use = Literal["blood_filter", "coculture"]
 USES: dict[str, str] = {
@@ -91,6 +94,9 @@ class Lot:
     #: How the run that made it ended, as `castrig runs` shows it (completed, crashed, aborted…):
     #: a filter build or co-culture set-up takes lots from completed runs only.
     run_outcome: str = "completed"
+    #: When it was made (the end of its evaporation) on the wall clock, UTC: a night's fourth
+    #: membrane is made hours after its run's ``started_utc`` (:func:`made_utc`).
+    made_utc: str = ""
 
     def suits(self, use: str, required_grade: str | None = None) -> bool:
         grades = (required_grade,) if required_grade else SUITABLE_GRADES[use]
@@ -178,6 +184,33 @@ def intended_uses(root: str | Path) -> dict[str, str]:
             if isinstance(a, dict) and a.get("intended_use")}
 
 
+def made_utc(info: Any, t_s: Any) -> str:
+    """When a membrane made at run time ``t_s`` (its ``t_end_s``) was made, on the wall clock (UTC,
+    whole seconds), from the run's parts (run.json: each part's wall-clock start and run-clock
+    ``t0_s``): on the rig's wall clock its part's start + (``t_s`` - ``t0_s``), never after that
+    part's end; on the twin's virtual clock, where hours of run time pass in seconds, the start of
+    the part it was made in. The run's start where the record says no more. Every lot of a night
+    was said made at the night's start (``castrig lots``: 22:00 for a membrane made at 05:14)."""
+    if isinstance(t_s, bool) or not isinstance(t_s, (int, float)) or not math.isfinite(t_s):
+        return info.started_utc
+    part = None
+    for p in info.parts:  # in order: the last to start at or before t_s made it
+        t0 = p.get("t0_s")
+        if isinstance(t0, (int, float)) and not isinstance(t0, bool) and math.isfinite(t0) and t0 <= t_s:
+            part = p
+    started = parse_utc(part.get("started_utc")) if part is not None else None
+    if started is None:
+        return info.started_utc
+    if not info.virtual_time:
+        ended = parse_utc(part.get("ended_utc"))
+        try:
+            started += timedelta(seconds=t_s - float(part["t0_s"]))
+        except OverflowError:  # (a hand-edited time of 1e300 s)
+            return info.started_utc
+        started = min(started, ended) if ended is not None else started
+    return started.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
     """(lots, membranes that are not lots with the reason) under a data root."""
     store = open_store(root)
@@ -202,6 +235,7 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
             membranes = rec.membranes()
             legacy_metrics = dict(rec.results().get("metrics") or {}) if not membranes else {}
             simulated_run = rec.info.seed is not None or bool(rec.info.virtual_time)
+            info = rec.info
         except DamagedRun as exc:  # a row that cannot be read: this run's membranes unknown, the others listed
             others.append((f"{r.run_id}-m*", f"{unreadable}: {exc.reason}"))
             continue
@@ -240,7 +274,8 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
                 lot_id = mb.lot_id or mb.membrane_id
                 a = assigned.get(lot_id) or {}
                 lots.append(Lot(lot_id, r.run_dir, r.recipe_name, r.started_utc, list(mb.grades_met), dict(mb.metrics or {}),
-                                a.get("intended_use"), mb.simulated, r.run_id, mb.membrane_id, a, r.outcome))
+                                a.get("intended_use"), mb.simulated, r.run_id, mb.membrane_id, a, r.outcome,
+                                made_utc(info, mb.t_end_s)))
     return lots, others
 
 

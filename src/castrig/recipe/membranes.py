@@ -275,23 +275,6 @@ def target_column(membranes: list[dict[str, Any]], targets: str | dict[int, str 
     return "; ".join(parts)
 
 
-def membrane_counts(membranes: list[dict[str, Any]]) -> str:
-    """How a run's membranes ended, for a table cell: ``4: 2 met, 1 not met, 1 lost`` (met: a
-    judged membrane that met its target grade, or any grade when it had none); "" without
-    membranes (a run recorded before them)."""
-    if not membranes:
-        return ""
-    counts = {"met": 0, "not met": 0, "lost": 0, "not judged": 0}
-    for mb in membranes:
-        status = mb.get("status")
-        if status == "judged":
-            met = mb.get("target_met") if mb.get("target_grade") else bool(mb.get("grades_met"))
-            counts["met" if met else "not met"] += 1
-        else:
-            counts["lost" if status == "lost" else "not judged"] += 1
-    return f"{len(membranes)}: " + ", ".join(f"{n} {what}" for what, n in counts.items() if n)
-
-
 def target_summary(membranes: list[dict[str, Any]], targets: str | dict[int, str | None] | None
                    ) -> tuple[str, bool | None]:
     """(one line on what the run made, each membrane against its own target grade; whether every

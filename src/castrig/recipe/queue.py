@@ -373,7 +373,8 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
             Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             return 3
         state["stopped"], stop_code = str(exc), 3
-    for item in state["items"] if not state["stopped"] else ():
+    frames: dict[str, list[tuple[str, dict[str, Any]]]] = {}  # run folder -> its camera frames, read once
+    for n, item in enumerate(state["items"] if not state["stopped"] else ()):
         if item["status"] in _ENDED:
             continue
         if stop.reason:
@@ -408,7 +409,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                                            membranes=_membranes(run_dir))
                     else:
                         try:
-                            result = resume_run(run_dir, quiet=True, stop=stop)
+                            result = resume_run(run_dir, quiet=True, stop=stop, camera_taken=_camera_frames(state["items"][:n], frames))
                         except (RigUnreachable, Busy, ResumeNotRecorded) as exc:  # the item stays 'running': --resume retries it
                             state["stopped"] = f"cannot resume {run_dir}: {exc}"
                             stop_code = 5 if isinstance(exc, RigUnreachable) else 4 if isinstance(exc, Busy) else 3
@@ -419,7 +420,7 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                 _save(state_path, state)
                 try:
                     result = run_recipe(Path(item["recipe"]), profile, data_root=data_root, seed=item["seed"], operator=operator,
-                                        quiet=True, stop=stop)
+                                        quiet=True, stop=stop, camera_taken=_camera_frames(state["items"][:n], frames))
                 except (RigUnreachable, Busy) as exc:  # nothing ran, no folder: pending again, --resume runs it
                     item.update(status="pending", started_utc=None)
                     state["stopped"] = f"{item['recipe']} not started: {exc}"
@@ -533,6 +534,30 @@ def _save(state_path: Path, state: dict[str, Any]) -> None:
         atomic_write_json(state_path, state)
     except OSError as exc:
         raise _StateUnwritable(state_path, exc) from None
+
+
+def _camera_frames(items: list[dict[str, Any]], read: dict[str, list[tuple[str, dict[str, Any]]]]
+                   ) -> list[tuple[str, dict[str, Any]]]:
+    """The frames the camera gave the queue's runs so far, in order (``(illumination, metadata)``
+    as each run stored them): the rig is opened anew for every run, and a folder camera started
+    its folder over at each, so every run of a night judged its first membrane on the first
+    run's micrograph. ``read``: the folders read so far (each is read once, not at every run of
+    a 1000-run queue). A run folder that cannot be read gives none."""
+    from castrig.store import SqliteRunStore
+
+    out: list[tuple[str, dict[str, Any]]] = []
+    for item in items:
+        run_dir = item.get("run_dir")
+        if not run_dir:
+            continue
+        if run_dir not in read:
+            try:
+                with SqliteRunStore(Path(run_dir).parent).open_run(Path(run_dir)) as rec:
+                    read[run_dir] = [(im.illumination, im.metadata) for im in rec.images()]
+            except Exception:  # noqa: BLE001 - a summary never stops on one unreadable folder (as _membranes)
+                read[run_dir] = []
+        out += read[run_dir]
+    return out
 
 
 def _membranes(run_dir: Path) -> list[dict[str, Any]]:

@@ -324,11 +324,14 @@ def run_recipe(
     quiet: bool = False,
     stop: StopRequest | None = None,
     local_only: bool = False,
+    camera_taken: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> RunResult:
     """Run ``recipe_path`` on the rig of ``profile_path``. ``stop``: the stop requests of whoever
     runs recipes one after another (``castrig queue``; see :class:`StopRequest`). ``local_only``:
     recorded in the run folder only, whatever ``$CASTRIG_STORE`` says (an exploration's twin
-    trials: thousands of simulated runs that are not the fleet's)."""
+    trials: thousands of simulated runs that are not the fleet's). ``camera_taken``: the frames
+    the camera gave the runs before this one (a queue's: ``(illumination, metadata)`` as stored),
+    which a replaying camera goes on after (:meth:`~castrig.devices.roles.Camera.resume_after`)."""
     status_every_s()  # $CASTRIG_STATUS_EVERY_MIN refused (exit 2) before anything is read or opened
     recipe, recipe_text = load_recipe_with_text(recipe_path)  # read once: a pipe cannot be read again
     profile = load_profile(profile_path)
@@ -341,6 +344,8 @@ def run_recipe(
     closing = CtrlCAtClose(now=False)  # (in place as the run's handlers end: _signals)
     try:
         _configure_twin(rig, recipe)
+        if camera_taken and rig.camera is not None:
+            rig.camera.resume_after(camera_taken)
         started = datetime.now(timezone.utc)  # the wall clock names the folder, also on the twin
         info = RunInfo(
             run_id=f"{started:%Y%m%d-%H%M%S}-{run_folder_word(recipe.name)}",
@@ -611,7 +616,7 @@ def _stopped_at(writes: dict[str, float], info: RunInfo, last_t: float) -> float
 
 
 def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False, take_over: bool = False,
-               stop: StopRequest | None = None) -> RunResult:
+               stop: StopRequest | None = None, camera_taken: list[tuple[str, dict[str, Any]]] | None = None) -> RunResult:
     """Continue ``run_dir``, owning it first: a second resume (or the live run itself) makes this
     one refuse with :class:`Busy` before it touches a device or writes a record.
 
@@ -653,7 +658,7 @@ def resume_run(run_dir: Path, *, quiet: bool = False, after_abort: bool = False,
                        f"is gone ({host} stopped or the process was killed): castrig resume --take-over {run_dir} "
                        "(recorded in the run's events)", holder={"host": host, "pid": pid})
         return _resume_owned(run_dir, quiet=quiet, after_abort=after_abort, started_ns=started_ns, stop=stop,
-                             took_over=other)
+                             took_over=other, camera_taken=camera_taken)
     finally:
         release_run(run_dir)
 
@@ -676,7 +681,8 @@ def _refuse_recipe_now_refused(run_dir: Path, exc: Exception, recipe: Any) -> No
 
 
 def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, started_ns: int | None = None,
-                  stop: StopRequest | None = None, took_over: tuple[str, int | None] | None = None) -> RunResult:
+                  stop: StopRequest | None = None, took_over: tuple[str, int | None] | None = None,
+                  camera_taken: list[tuple[str, dict[str, Any]]] | None = None) -> RunResult:
     writes = _last_writes(run_dir)  # before anything of ours writes to the folder
     store = open_store(run_dir.parent)
     recorder = store.open_run(run_dir)
@@ -789,6 +795,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None, recipe=recipe, up_to_t_s=last_t,
                      pump_counts=_pump_counts(rig) if plan.lost else None)
         _restore_twin(rig, journal)
+        _restore_camera(rig, recorder, camera_taken or [])
         recorder.update_info(outcome="running", outcome_reason=None)
         where = step_label(first, recipe.steps[first], len(recipe.steps)) if first < len(recipe.steps) else "the end"
         note = f"resumed after '{previous}' at {where} (t = {t_offset:.1f} s; {gap['words']})"
@@ -1035,6 +1042,14 @@ def _record_lost(recorder: RunRecorder, plan: ResumePlan, info: RunInfo, t_s: fl
                 recorder.add_journal(t_s, j, "skipped", {"membrane_id": mid, "reason": "membrane lost"})
         recorder.add_event(t_s, "membrane_lost", "runner", f"membrane {mid} lost: {lost.reason}",
                            {"membrane_id": mid, "reason": lost.reason, "step": lost.stopped_step})
+
+
+def _restore_camera(rig: Rig, recorder: Any, earlier: list[tuple[str, dict[str, Any]]]) -> None:
+    """The camera goes on after the frames the run recorded before it stopped (and ``earlier``:
+    those of a queue's runs before it): a folder's replay started over in the resumed process, and
+    the next membrane was judged on m1's images."""
+    if rig.camera is not None:
+        rig.camera.resume_after([*earlier, *((im.illumination, im.metadata) for im in recorder.images())])
 
 
 def _restore_twin(rig: Rig, journal: list[Any]) -> None:

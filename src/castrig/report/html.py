@@ -496,6 +496,12 @@ def _process_record(mb: MembraneRecord) -> str:
                if p.get("partial") else ""))
 
 
+def run_results(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The results of no membrane (``metrics``, ``verdict``… with no ``<membrane id>/`` before
+    them): an analyse step before any cast, or a run recorded before membranes."""
+    return {k: v for k, v in results.items() if "/" not in k}
+
+
 def _membrane_block(mid: str, res: Mapping[str, Any], verdict: Any, metrics: Any, an: Analysed) -> dict[str, Any]:
     truth = res.get("truth")
     d = an.diameters_um.get(mid, [])
@@ -616,8 +622,11 @@ def report_data(run_dir: Path, image_url: Callable[[int], str] | None = None,
         other = _membrane_block("", data.results, data.results.get("verdict"), data.results.get("metrics"), an)
     else:
         loose = [m for m in an.micrographs if m["membrane_id"] not in {mb.membrane_id for mb in data.membranes}]
-        if loose:
-            other = {"grades": [], "metrics": [], "has_truth": False, "histogram": None, "micrographs": loose}
+        # an analyse before the first cast (the bare support imaged first) is the run's own, under
+        # no membrane: its metrics and verdict were left out, its micrographs shown alone
+        own = run_results(data.results)
+        if loose or own:
+            other = {**_membrane_block("", own, own.get("verdict"), own.get("metrics"), an), "micrographs": loose}
     return {
         "version": 1,
         "run": {"run_id": info.run_id, "outcome": info.outcome, "outcome_reason": info.outcome_reason,

@@ -290,7 +290,8 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         except BadFilter as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse([{"uid": r["uid"], "status": r["status"], "recipe": r["recipe"], "started_utc": r["started_utc"],
-                              "step": r["step"], "membranes": r["membranes"], "grades": r["grades"],
+                              "step": r["step"], "membranes": r["membranes"],
+                              "membrane_counts": r["membrane_counts"], "grades": r["grades"],
                               "operator": r["operator"]} for r in rows])
 
     async def api_run(request: Request) -> Response:
@@ -381,7 +382,10 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
                     s = R.samples(run_dir, None, None, cursor, limit=50_000)
                     with R.open_ro(run_dir) as db:
                         ev = R.events(db, last_event)
-                    return {"samples": s, "events": ev, "run": R.detail(run_dir, with_recipe=False)}
+                    run = R.detail(run_dir, with_recipe=False)
+                    # each grade's status, not every bound of it (the report's part has those)
+                    run["membrane_records"] = [R.membrane_glance(mb) for mb in run["membrane_records"]]
+                    return {"samples": s, "events": ev, "run": run}
                 msg = await anyio.to_thread.run_sync(read)
                 cursor = msg["samples"]["cursor"]
                 if msg["events"]:
@@ -764,7 +768,7 @@ def _runs_html(root: Path, rows: list[dict[str, Any]], q: dict[str, str], *, pro
         trs.append(
             f"<tr class='st-{e(r['status'])}'><td><a href='/runs/{e(quote(r['uid'], safe=''))}'>{e(r['uid'])}</a></td>"
             f"<td><span class='badge {e(r['status'])}'>{e(r['status'])}</span></td><td>{e(str(r['recipe']))}</td>"
-            f"<td>{e(step_txt)}</td><td>{r['membranes']}</td><td>{e(', '.join(r['grades']))}</td>"
+            f"<td>{e(step_txt)}</td><td>{e(r['membrane_counts'] or str(r['membranes']))}</td><td>{e(', '.join(r['grades']))}</td>"
             f"<td>{e(str(r['started_utc'] or ''))}</td><td>{e(str(r['operator'] or ''))}</td></tr>")
     table = ("<table id='runs'><thead><tr><th>run</th><th>status</th><th>recipe</th><th>step</th><th>membranes</th>"
              "<th>grades</th><th>started (UTC)</th><th>operator</th></tr></thead><tbody>" + "".join(trs) + "</tbody></table>")

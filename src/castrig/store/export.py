@@ -18,7 +18,8 @@ exports of many runs concatenate (``pandas.concat``, or pasting sheets in Excel)
   (runs with casts; ``intended_use``: blood_filter or coculture as ``castrig lots assign`` gave
   the lot, from the data root's ``lots.json``; empty if none)
 
-A run recorded before membranes has an empty ``membrane_id``.
+A run recorded before membranes has an empty ``membrane_id``, and so have a run's own results, of no
+membrane (an analyse step before its first cast: the bare support imaged and judged first).
 
 In CSV, text starting with ``= + - @``, a tab or a carriage return is written with a leading
 ``'``, so a spreadsheet opening the table never runs it as a formula (CSV injection); Parquet
@@ -199,9 +200,13 @@ def run_tables(run_dir: Path, intended_uses: Mapping[str, str] | None = None) ->
         events = [(rid, e.t_s, e.kind, e.source, e.message, json.dumps(e.data, sort_keys=True)) for e in rec.events()]
         results = rec.results()
         membranes = rec.membranes()
-    # (membrane id, its results): one block per membrane; a run from before membranes has one, unnamed
+    # (membrane id, its results): one block per membrane, and one unnamed for the run's own (a run
+    # from before membranes; an analyse before the first cast, whose rows were left out)
+    own = {k: v for k, v in results.items() if "/" not in k}
     blocks = [(mb.membrane_id, {k.split("/", 1)[1]: v for k, v in results.items() if k.startswith(mb.membrane_id + "/")})
-              for mb in membranes] if membranes else [("", results)]
+              for mb in membranes] if membranes else []
+    if own or not membranes:
+        blocks.insert(0, ("", own if membranes else results))
     metrics: list[Sequence[Any]] = []
     verdict: list[Sequence[Any]] = []
     cols = ["grade", "metric", "bound", "measured", "margin", "pass", *CHECK_EXTRAS]

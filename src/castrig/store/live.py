@@ -21,6 +21,7 @@ from castrig.store.commands import read_status
 from castrig.store.lock import live_outcome, recorded_elsewhere, run_holder
 from castrig.store.recipe_text import recipe_file_text
 from castrig.store.folders import NEVER_STARTED, run_damage
+from castrig.store.membrane_rows import membrane_counts
 from castrig.store.sqlite_connect import bounded_reader, lenient_text, ro_uri
 
 #: What a run whose process still holds it can be: ``running``, waiting for a pause
@@ -154,6 +155,19 @@ def membranes(db: sqlite3.Connection | None) -> list[dict[str, Any]]:
     return out
 
 
+def membrane_glance(mb: dict[str, Any]) -> dict[str, Any]:
+    """A membrane of :func:`membranes` with its verdict cut to each grade's status: what a live
+    page's membrane table shows between reports. The stream sent every judged membrane's whole
+    verdict (every bound of four grades, ~20 kB) to each open page every second: 400 kB a second
+    near the end of a 20-cast run; the whole verdicts come with the report's part, fetched when a
+    membrane changes."""
+    verdict = mb.get("verdict") or {}
+    grades = verdict.get("grades") if isinstance(verdict.get("grades"), list) else []
+    glance = {"grades": [{"grade": g.get("grade"), "status": g.get("status")} for g in grades if isinstance(g, dict)],
+              "grades_met": verdict.get("grades_met")} if verdict else None
+    return {**mb, "verdict": glance}
+
+
 class _Damaged(ValueError):
     """A record a reader cannot show (the run is listed as damaged, with this reason)."""
 
@@ -162,7 +176,7 @@ def _damaged_summary(run_dir: Path, reason: str) -> dict[str, Any]:
     from castrig.jsontext import plain
 
     return {"uid": plain(run_dir.name), "status": "damaged", "recipe": "", "operator": "", "started_utc": None,
-            "ended_utc": None, "outcome_reason": reason, "step": {}, "membranes": 0, "grades": [],
+            "ended_utc": None, "outcome_reason": reason, "step": {}, "membranes": 0, "membrane_counts": "", "grades": [],
             "virtual_time": False}
 
 
@@ -240,6 +254,9 @@ def summary(run_dir: Path) -> dict[str, Any]:
         "outcome_reason": info.get("outcome_reason"),
         "step": step,
         "membranes": len(mbs),
+        # how they ended, as `castrig runs` says it ("4: 2 met, 1 not met, 1 lost"): a count and
+        # the grades any met made a night with one membrane kept look like a perfect one
+        "membrane_counts": membrane_counts(mbs),
         "grades": grades,
         "virtual_time": bool(info.get("virtual_time")),
     }

@@ -114,3 +114,20 @@ def membrane_from_row(r: Any) -> MembraneRecord:
         verdict=_object_or_null(js(r[10]), "verdict_json"),
         grades_met=[g for g in (r[11] or "").split(",") if g], target_grade=r[12],
         target_met=None if r[13] is None else bool(r[13]), lot_id=r[14], lost_reason=r[15])
+
+
+def membrane_counts(membranes: list[dict[str, Any]]) -> str:
+    """How a run's membranes ended, for a table cell: ``4: 2 met, 1 not met, 1 lost`` (met: a
+    judged membrane that met its target grade, or any grade when it had none); "" without
+    membranes (a run recorded before them)."""
+    if not membranes:
+        return ""
+    counts = {"met": 0, "not met": 0, "lost": 0, "not judged": 0}
+    for mb in membranes:
+        status = mb.get("status")
+        if status == "judged":
+            met = mb.get("target_met") if mb.get("target_grade") else bool(mb.get("grades_met"))
+            counts["met" if met else "not met"] += 1
+        else:
+            counts["lost" if status == "lost" else "not judged"] += 1
+    return f"{len(membranes)}: " + ", ".join(f"{n} {what}" for what, n in counts.items() if n)
