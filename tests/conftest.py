@@ -565,7 +565,79 @@ def run_recipe_through_a_proxy(tmp_path: Path, sim_serve: Callable[..., Abstract
     return done, line
 
 
-class Proxy:
+class LoopbackServer:
+    """A TCP server on 127.0.0.1, at a port the system chose, taking connections in a daemon
+    thread until :meth:`close` (or the end of a ``with``), which ends that thread and closes
+    every socket the server made. A subclass says what a connection gets in :meth:`handle`.
+
+    Why the close shuts the listener down first: ``close()`` alone does not wake a thread
+    blocked in ``accept()`` (Linux), so the port went on listening after the test and took the
+    next connection to it, never closed."""
+
+    #: how long :meth:`close` waits for the accepting thread (s)
+    CLOSE_WAIT_S = 2.0
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.url = f"socket://127.0.0.1:{self.port}"
+        #: set at :meth:`close`: a handler that loops or waits ends on it
+        self.stop = threading.Event()
+        self.socks: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # the listener was shut down
+                return
+            self.keep(conn)
+            if not self.stop.is_set():
+                self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        """What a connection gets (in the accepting thread: start a thread for what blocks);
+        here, nothing: it stays open until :meth:`close`."""
+
+    def keep(self, *socks: socket.socket) -> None:
+        """Close ``socks`` with the server (at :meth:`close_connections` or :meth:`close`)."""
+        with self.lock:
+            self.socks += socks
+
+    def close_connections(self) -> None:
+        """Shut down and close every socket kept so far (shutdown first: it wakes a thread
+        blocked in ``recv`` on it and sends the FIN now)."""
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            _shut(s)
+
+    def close(self) -> None:
+        self.stop.set()
+        _shut(self.listener)
+        self._accepting.join(self.CLOSE_WAIT_S)
+        self.close_connections()
+
+    def __enter__(self) -> "LoopbackServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _shut(s: socket.socket) -> None:
+    """``shutdown`` then ``close``, each whatever the other did (a socket already gone)."""
+    for end in (lambda: s.shutdown(socket.SHUT_RDWR), s.close):
+        try:
+            end()
+        except OSError:
+            pass
+
+
+class Proxy(LoopbackServer):
     """A TCP forwarder to ``target`` (a database, a served device) that a test can cut (reset
     every connection, refuse new ones) or make a black hole (:meth:`drop`: connections stay
     open, every byte either way is swallowed — an unplugged serial cable, a frozen serial server
@@ -586,32 +658,22 @@ class Proxy:
         #: bytes sent to the server just before the client's next request (another client on a
         #: shared line, a front panel): see :meth:`inject`
         self.injected = b""
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.up = True
         self.dropping = False
-        self.socks: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.up:
-                client.close()
-                continue
-            try:
-                server = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.socks += [client, server]
-            for a, b, watch in ((client, server, True), (server, client, False)):
-                threading.Thread(target=self._pipe, args=(a, b, watch), daemon=True).start()
+    def handle(self, client: socket.socket) -> None:
+        if not self.up:
+            client.close()
+            return
+        try:
+            server = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        self.keep(server)
+        for a, b, watch in ((client, server, True), (server, client, False)):
+            threading.Thread(target=self._pipe, args=(a, b, watch), daemon=True).start()
 
     def _pipe(self, a: socket.socket, b: socket.socket, watch: bool = False) -> None:
         try:
@@ -640,27 +702,16 @@ class Proxy:
         except OSError:
             pass
         finally:
-            for s in (a, b):
-                # shutdown first: close() alone neither wakes the other direction's thread, blocked
-                # in recv on the same socket, nor sends the FIN until that recv ends (the server side
-                # has a 5 s timeout): a served device's line stayed taken ~4 s after its client left,
-                # and a test's next client there was turned away meanwhile
-                for end in (lambda: s.shutdown(socket.SHUT_RDWR), s.close):
-                    try:
-                        end()
-                    except OSError:
-                        pass
+            # shutdown first: close() alone neither wakes the other direction's thread, blocked
+            # in recv on the same socket, nor sends the FIN until that recv ends (the server side
+            # has a 5 s timeout): a served device's line stayed taken ~4 s after its client left,
+            # and a test's next client there was turned away meanwhile
+            _shut(a)
+            _shut(b)
 
     def cut(self) -> None:
         self.up = False
-        with self.lock:
-            for s in self.socks:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                    s.close()
-                except OSError:
-                    pass
-            self.socks.clear()
+        self.close_connections()
 
     def inject(self, data: bytes) -> None:
         """Send ``data`` to the server ahead of the client's next request, as another client on
@@ -674,8 +725,8 @@ class Proxy:
         self.up, self.dropping = True, False
 
     def close(self) -> None:
-        self.cut()
-        self.listener.close()
+        self.up = False
+        super().close()
 
 
 def profile_with_addresses(profile: Path, addresses: dict[str, str], out: Path) -> Path:

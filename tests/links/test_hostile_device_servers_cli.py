@@ -20,29 +20,21 @@ import yaml
 
 from castrig.links import LinkTimeout
 from castrig.links.base import Link
-from tests.conftest import castrig, only_run_dir
+from tests.conftest import LoopbackServer, castrig, only_run_dir
 
 #: The link timeout the hostile devices' profiles give (s): short, so the tests are.
 TIMEOUT_S = 0.5
 
 
-class HostileServer:
+class HostileServer(LoopbackServer):
     """A loopback TCP server whose every connection is handed to ``behave(conn)`` in a thread."""
 
     def __init__(self, behave: Callable[[socket.socket], None]):
         self.behave = behave
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"socket://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def handle(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         try:
@@ -50,10 +42,6 @@ class HostileServer:
                 self.behave(conn)
         except OSError:  # the client left
             pass
-
-    def close(self) -> None:
-        self.stop.set()
-        self.listener.close()
 
 
 @pytest.fixture
