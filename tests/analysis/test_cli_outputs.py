@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from castrig.tiffio import write_micrograph
-from conftest import ROOT, castrig, castrig_main
+from conftest import ROOT, castrig, castrig_main, pore_grid
 
 
 def cli(*args, cwd: Path):
@@ -27,19 +27,9 @@ def digest(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def _pores(n: int = 256) -> np.ndarray:
-    y, x = np.mgrid[0:n, 0:n]
-    img = np.full((n, n), 200, np.uint8)
-    for cy in range(8, n, 16):
-        for cx in range(8, n, 16):
-            box = (slice(cy - 5, cy + 6), slice(cx - 5, cx + 6))  # (the disc's own box: the same pixels, in 1 % of the time)
-            img[box][(y[box] - cy) ** 2 + (x[box] - cx) ** 2 < 25] = 40
-    return img
-
-
 @pytest.fixture
 def micrographs(tmp_path: Path) -> Path:
-    write_micrograph(tmp_path / "top.tif", _pores(), 0.25)
+    write_micrograph(tmp_path / "top.tif", pore_grid(), 0.25)
     sec = np.full((120, 300), 30, np.uint8)
     sec[40:80] = 180  # a film band on a dark background
     write_micrograph(tmp_path / "cut.tif", sec, 0.1)
@@ -87,7 +77,7 @@ def test_overlay_on_the_input_is_refused(micrographs: Path):
 def _foreign_png(p: Path) -> None:
     import imageio.v3 as iio
 
-    iio.imwrite(p, _pores(64))  # a PNG, but not an overlay castrig wrote
+    iio.imwrite(p, pore_grid(64))  # a PNG, but not an overlay castrig wrote
 
 
 #: ``--overlay`` targets refused before anything is measured (audit 3: tracebacks, exit 1, after

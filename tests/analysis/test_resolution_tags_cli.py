@@ -13,16 +13,13 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import campaign, castrig
+from conftest import campaign, castrig, pore_grid
 
 
 def _tiff(path, *, unit: int | None = None, x: tuple[int, object] | None = None) -> None:
     """A 256 × 256 top view at 10000 px per cm (1 µm), its ResolutionUnit then set to ``unit``
     and its XResolution and YResolution to ``x`` = (TIFF type, value): 12 DOUBLE, 10 SRATIONAL."""
-    yy, xx = np.mgrid[0:256, 0:256]
-    img = np.full((256, 256), 200, np.uint8)
-    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
-    tifffile.imwrite(path, img, resolution=(10000, 10000), resolutionunit=3)
+    tifffile.imwrite(path, pore_grid(), resolution=(10000, 10000), resolutionunit=3)
     raw = bytearray(path.read_bytes())
     with tifffile.TiffFile(path) as tif:
         tags = tif.pages[0].tags

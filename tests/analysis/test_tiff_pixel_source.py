@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import ROOT, castrig
+from conftest import ROOT, castrig, pore_grid
 
 FEI = "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
 
@@ -25,12 +25,7 @@ def fei(px_m: float) -> list:
 
 @pytest.fixture
 def d(tmp_path: Path) -> Path:
-    y, x = np.mgrid[0:256, 0:256]
-    img = np.full((256, 256), 200, np.uint8)
-    for cy in range(8, 256, 16):
-        for cx in range(8, 256, 16):
-            box = (slice(cy - 5, cy + 6), slice(cx - 5, cx + 6))  # (the disc's own box: the same pixels, in 1 % of the time)
-            img[box][(y[box] - cy) ** 2 + (x[box] - cx) ** 2 < 25] = 40
+    img = pore_grid()
     um1 = dict(resolution=(10000, 10000), resolutionunit=3)  # 1 µm per pixel
     tifffile.imwrite(tmp_path / "tags_1um.tif", img, **um1)
     tifffile.imwrite(tmp_path / "conflict.tif", img, **um1, extratags=fei(2.5e-07))
