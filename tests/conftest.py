@@ -337,6 +337,12 @@ def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space:
     return done
 
 
+def castrig_in(*args: object, cwd: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """:func:`castrig` run in ``cwd`` (``args`` as text: paths too), importing this tree's castrig
+    (PYTHONPATH absolute: ``python -m`` in another folder would not find it); ``kw``: :func:`castrig`'s."""
+    return castrig(*[str(a) for a in args], cwd=cwd, PYTHONPATH=str(ROOT / "src"), **kw)
+
+
 def analysed(*args: str, cwd: Path = ROOT) -> dict[str, Any]:
     """``castrig analyse ARGS --json`` in a subprocess, as a user runs it: its JSON, once it
     ended well (exit 0, no traceback)."""
