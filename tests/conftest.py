@@ -424,6 +424,26 @@ def embedded(html: str) -> dict[str, Any]:
     return json.loads(m.group(1))
 
 
+@pytest.fixture
+def clock() -> Any:
+    """A virtual clock at 0 s that only the test moves (a device emulator's tests)."""
+    from castrig.clock import VirtualClock
+
+    return VirtualClock()
+
+
+def emulator_ask(reply_s: float) -> Callable[..., bytes]:
+    """``ask(emu, clock, data, wait_s=reply_s)``: ``data`` to a device emulator at the virtual
+    ``clock``'s now, then the bytes it sent back by ``wait_s`` later; ``reply_s``: the default
+    wait, the device's own (an Alicat answers in ms, an HMT330 in a good part of a second)."""
+    def ask(emu: Any, clock: Any, data: bytes, wait_s: float = reply_s) -> bytes:
+        emu.receive(data, clock.now())
+        clock.sleep(wait_s)
+        return emu.transmit(clock.now())
+
+    return ask
+
+
 def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: str = "condition") -> Any:
     """Poll ``predicate`` until it returns something truthy (bounded); return that."""
     deadline = time.monotonic() + timeout_s
