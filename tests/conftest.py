@@ -608,7 +608,9 @@ def run_recipe_through_a_proxy(tmp_path: Path, sim_serve: Callable[..., Abstract
 class LoopbackServer:
     """A TCP server on 127.0.0.1, at a port the system chose, taking connections in a daemon
     thread until :meth:`close` (or the end of a ``with``), which ends that thread and closes
-    every socket the server made. A subclass says what a connection gets in :meth:`handle`.
+    every socket the server made. Each connection is handed to ``behave(conn)`` in a daemon
+    thread of its own (a peer a test plays: it ends when the client leaves or the server
+    closes); a subclass may say otherwise in :meth:`handle`.
 
     Why the close shuts the listener down first: ``close()`` alone does not wake a thread
     blocked in ``accept()`` (Linux), so the port went on listening after the test and took the
@@ -617,7 +619,8 @@ class LoopbackServer:
     #: how long :meth:`close` waits for the accepting thread (s)
     CLOSE_WAIT_S = 2.0
 
-    def __init__(self) -> None:
+    def __init__(self, behave: Callable[[socket.socket], None] | None = None) -> None:
+        self.behave = behave
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
         self.url = f"socket://127.0.0.1:{self.port}"
@@ -639,8 +642,19 @@ class LoopbackServer:
                 self.handle(conn)
 
     def handle(self, conn: socket.socket) -> None:
-        """What a connection gets (in the accepting thread: start a thread for what blocks);
-        here, nothing: it stays open until :meth:`close`."""
+        """What a connection gets (in the accepting thread: what blocks goes in a thread):
+        ``behave(conn)`` in a thread, the connection closed after; without ``behave``, nothing:
+        it stays open until :meth:`close`."""
+        if self.behave is not None:
+            threading.Thread(target=self._serve, args=(self.behave, conn), daemon=True).start()
+
+    @staticmethod
+    def _serve(behave: Callable[[socket.socket], None], conn: socket.socket) -> None:
+        try:
+            with conn:
+                behave(conn)
+        except OSError:  # the client left, or the server closed
+            pass
 
     def keep(self, *socks: socket.socket) -> None:
         """Close ``socks`` with the server (at :meth:`close_connections` or :meth:`close`)."""

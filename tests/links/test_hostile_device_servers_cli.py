@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,30 +25,13 @@ from tests.conftest import LoopbackServer, castrig, only_run_dir
 TIMEOUT_S = 0.5
 
 
-class HostileServer(LoopbackServer):
-    """A loopback TCP server whose every connection is handed to ``behave(conn)`` in a thread."""
-
-    def __init__(self, behave: Callable[[socket.socket], None]):
-        self.behave = behave
-        super().__init__()
-
-    def handle(self, conn: socket.socket) -> None:
-        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            with conn:
-                self.behave(conn)
-        except OSError:  # the client left
-            pass
-
-
 @pytest.fixture
-def hostile() -> Iterator[Callable[[Callable[[socket.socket], None]], HostileServer]]:
-    servers: list[HostileServer] = []
+def hostile() -> Iterator[Callable[[Callable[[socket.socket], None]], LoopbackServer]]:
+    """``hostile(behave)``: a loopback server handing every connection to ``behave(conn)``."""
+    servers: list[LoopbackServer] = []
 
-    def make(behave: Callable[[socket.socket], None]) -> HostileServer:
-        servers.append(HostileServer(behave))
+    def make(behave: Callable[[socket.socket], None]) -> LoopbackServer:
+        servers.append(LoopbackServer(behave))
         return servers[-1]
 
     yield make
