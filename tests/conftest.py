@@ -424,6 +424,20 @@ def embedded(html: str) -> dict[str, Any]:
     return json.loads(m.group(1))
 
 
+def ne1000_basic(text: str) -> bytes:
+    """An NE-1000 frame in basic mode, as the pump's manual prints it: STX, ``text``, ETX."""
+    return b"\x02" + text.encode() + b"\x03"
+
+
+def ne1000_packet(text: str) -> bytes:
+    """An NE-1000 safe-mode packet: STX, its length (``text`` + 4), ``text``, CRC-16 (CCITT,
+    big-endian), ETX."""
+    import binascii
+
+    data = text.encode()
+    return bytes([2, len(data) + 4]) + data + binascii.crc_hqx(data, 0).to_bytes(2, "big") + b"\x03"
+
+
 @pytest.fixture
 def clock() -> Any:
     """A virtual clock at 0 s that only the test moves (a device emulator's tests)."""

@@ -7,7 +7,6 @@ what has really arrived, not what pyserial's ``in_waiting`` claims (0 or 1 on a 
 
 from __future__ import annotations
 
-import binascii
 import itertools
 import socket
 import time
@@ -17,16 +16,7 @@ import pytest
 from castrig.devices.ne1000 import next_frame, split_frames
 from castrig.links import LinkTimeout
 from castrig.links.serial_link import SerialLink
-from conftest import LoopbackServer
-
-
-def basic(text: str) -> bytes:
-    return b"\x02" + text.encode() + b"\x03"
-
-
-def packet(text: str) -> bytes:
-    data = text.encode()
-    return bytes([2, len(data) + 4]) + data + binascii.crc_hqx(data, 0).to_bytes(2, "big") + b"\x03"
+from conftest import LoopbackServer, ne1000_basic as basic, ne1000_packet as packet
 
 
 ALARM_T = packet("01A?T")  # b"\x02\t01A?T.." as the pump sends it unprompted in safe mode
