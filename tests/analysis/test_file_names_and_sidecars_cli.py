@@ -11,14 +11,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import castrig, pore_grid
-
-
-def _refused(done, *said: str) -> None:
-    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
-    assert "Traceback" not in done.stderr, done.stderr[-2000:]
-    for s in said:
-        assert s in done.stderr, done.stderr[-2000:]
+from conftest import castrig, pore_grid, refused
 
 
 # -- names ------------------------------------------------------------------------------------
@@ -46,7 +39,7 @@ def test_a_sidecar_that_cannot_be_read_is_named(tmp_path):
     Image.fromarray(pore_grid()).save(tmp_path / "top.png")
     (tmp_path / "top.txt").symlink_to("/proc/self/mem")  # a regular file whose read() is EIO
     done = castrig("analyse", "surface", "top.png", cwd=tmp_path)
-    _refused(done, "top.png: its sidecar top.txt cannot be read", "--pixel-size")
+    refused(done, "top.png: its sidecar top.txt cannot be read", "--pixel-size")
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
@@ -76,7 +69,7 @@ def test_a_name_longer_than_the_file_system_allows_is_refused_naming_it(tmp_path
     is_dir() raised "File name too long", a traceback, before anything was said of the file."""
     tifffile.imwrite(tmp_path / "top.tif", pore_grid(), resolution=(10000, 10000), resolutionunit=3)
     done = castrig(*args, cwd=tmp_path)
-    _refused(done, "a name longer than the file system allows (allowed: at most 255 bytes")
+    refused(done, "a name longer than the file system allows (allowed: at most 255 bytes")
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.png"))
 
 
@@ -95,7 +88,7 @@ def test_an_existing_png_declaring_a_huge_image_at_the_overlay_path_is_refused_n
                                          + chunk(b"IDAT", zlib.compress(b"\x00" * 50001)) + chunk(b"IEND", b""))
     tifffile.imwrite(tmp_path / "top.tif", pore_grid(), resolution=(10000, 10000), resolutionunit=3)
     done = castrig("analyse", "surface", "top.tif", "--overlay", "pores.png", cwd=tmp_path)
-    _refused(done, "--overlay pores.png: exists and is not an overlay castrig wrote")
+    refused(done, "--overlay pores.png: exists and is not an overlay castrig wrote")
     # an overlay castrig wrote is still known as one, and replaced
     done = castrig("analyse", "surface", "top.tif", "--overlay", "mine.png", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
