@@ -458,6 +458,18 @@ def emulator_ask(reply_s: float) -> Callable[..., bytes]:
     return ask
 
 
+def process_state(pid: int) -> str:
+    """The kernel's one-letter state of process ``pid`` (Linux /proc): ``T`` stopped (SIGSTOP,
+    Ctrl-Z), ``t`` stopped by a tracer, ``S`` sleeping, ``R`` running ..."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rpartition(")")[2].split()[0]  # (after the name, which may hold ")" and spaces)
+
+
+def stopped(pid: int) -> bool:
+    """Process ``pid`` is stopped (SIGSTOP, Ctrl-Z): its state is ``T``."""
+    return process_state(pid) == "T"
+
+
 def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: str = "condition") -> Any:
     """Poll ``predicate`` until it returns something truthy (bounded); return that."""
     deadline = time.monotonic() + timeout_s
