@@ -17,7 +17,7 @@ from castrig.explore.distributed import (_states, counted, load_study, map_resul
 from castrig.explore.gridmap import Grid, parse_range, point_key
 from castrig.explore.search import make_settings
 
-from conftest import castrig, start_castrig, stopped, wait_until, with_sitecustomize
+from conftest import castrig, process_state, start_castrig, stopped, wait_until, with_sitecustomize
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "hw_profiles" / "sim.yaml"
@@ -267,7 +267,7 @@ def _children(pid: int) -> list[int]:
 def _alive(pid: int) -> bool:
     """Not ended (an orphan's parent may be slow to reap it: a zombie has ended)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
+        return process_state(pid) not in ("Z", "X")
     except OSError:
         return False
 
