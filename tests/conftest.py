@@ -343,6 +343,15 @@ def castrig_in(*args: object, cwd: Path, **kw: Any) -> subprocess.CompletedProce
     return castrig(*[str(a) for a in args], cwd=cwd, PYTHONPATH=str(ROOT / "src"), **kw)
 
 
+def demo_run_info(run_id: str = "20260101-000000-demo", started: str = "2026-01-01T00:00:00Z") -> Any:
+    """A :class:`castrig.store.RunInfo` of recipes/demo.yaml on the sim profile, for a store's tests."""
+    from castrig.store import RunInfo
+
+    return RunInfo(run_id=run_id, recipe_name="demo", recipe_path="recipes/demo.yaml", profile_name="sim",
+                   profile_path="hw_profiles/sim.yaml", software_version="test", seed=1, operator="tester",
+                   started_utc=started)
+
+
 def analysed(*args: str, cwd: Path = ROOT) -> dict[str, Any]:
     """``castrig analyse ARGS --json`` in a subprocess, as a user runs it: its JSON, once it
     ended well (exit 0, no traceback)."""
