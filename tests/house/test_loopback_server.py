@@ -17,6 +17,7 @@ from conftest import LoopbackServer, Proxy, wait_until
 
 KINDS: dict[str, Callable[[LoopbackServer], LoopbackServer]] = {
     "keeping its connections": lambda target: LoopbackServer(),
+    "handing them to behave()": lambda target: LoopbackServer(lambda conn: conn.recv(1)),
     "Proxy": lambda target: Proxy(("127.0.0.1", target.port)),
 }
 
