@@ -337,12 +337,41 @@ def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space:
     return done
 
 
+def castrig_in(*args: object, cwd: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """:func:`castrig` run in ``cwd`` (``args`` as text: paths too), importing this tree's castrig
+    (PYTHONPATH absolute: ``python -m`` in another folder would not find it); ``kw``: :func:`castrig`'s."""
+    return castrig(*[str(a) for a in args], cwd=cwd, PYTHONPATH=str(ROOT / "src"), **kw)
+
+
+def demo_run_info(run_id: str = "20260101-000000-demo", started: str = "2026-01-01T00:00:00Z") -> Any:
+    """A :class:`castrig.store.RunInfo` of recipes/demo.yaml on the sim profile, for a store's tests."""
+    from castrig.store import RunInfo
+
+    return RunInfo(run_id=run_id, recipe_name="demo", recipe_path="recipes/demo.yaml", profile_name="sim",
+                   profile_path="hw_profiles/sim.yaml", software_version="test", seed=1, operator="tester",
+                   started_utc=started)
+
+
 def analysed(*args: str, cwd: Path = ROOT) -> dict[str, Any]:
     """``castrig analyse ARGS --json`` in a subprocess, as a user runs it: its JSON, once it
     ended well (exit 0, no traceback)."""
     done = castrig("analyse", *args, "--json", cwd=cwd)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     return json.loads(done.stdout)
+
+
+def pore_grid(n: int = 256) -> Any:
+    """An ``n`` × ``n`` top view (uint8 array): dark round pores (40, radius under 5 px) 16 px
+    apart on a bright film (200): a micrograph the analysis measures in milliseconds."""
+    import numpy as np
+
+    y, x = np.mgrid[0:n, 0:n]
+    img = np.full((n, n), 200, np.uint8)
+    for cy in range(8, n, 16):
+        for cx in range(8, n, 16):
+            box = (slice(cy - 5, cy + 6), slice(cx - 5, cx + 6))  # (the disc's own box: the same pixels, in 1 % of the time)
+            img[box][(y[box] - cy) ** 2 + (x[box] - cx) ** 2 < 25] = 40
+    return img
 
 
 @pytest.fixture(scope="session")
@@ -402,6 +431,52 @@ def embedded(html: str) -> dict[str, Any]:
     m = re.search(r'<script type="application/json" id="castrig-data">(.*?)</script>', html, re.S)
     assert m, "no embedded data"
     return json.loads(m.group(1))
+
+
+def ne1000_basic(text: str) -> bytes:
+    """An NE-1000 frame in basic mode, as the pump's manual prints it: STX, ``text``, ETX."""
+    return b"\x02" + text.encode() + b"\x03"
+
+
+def ne1000_packet(text: str) -> bytes:
+    """An NE-1000 safe-mode packet: STX, its length (``text`` + 4), ``text``, CRC-16 (CCITT,
+    big-endian), ETX."""
+    import binascii
+
+    data = text.encode()
+    return bytes([2, len(data) + 4]) + data + binascii.crc_hqx(data, 0).to_bytes(2, "big") + b"\x03"
+
+
+@pytest.fixture
+def clock() -> Any:
+    """A virtual clock at 0 s that only the test moves (a device emulator's tests)."""
+    from castrig.clock import VirtualClock
+
+    return VirtualClock()
+
+
+def emulator_ask(reply_s: float) -> Callable[..., bytes]:
+    """``ask(emu, clock, data, wait_s=reply_s)``: ``data`` to a device emulator at the virtual
+    ``clock``'s now, then the bytes it sent back by ``wait_s`` later; ``reply_s``: the default
+    wait, the device's own (an Alicat answers in ms, an HMT330 in a good part of a second)."""
+    def ask(emu: Any, clock: Any, data: bytes, wait_s: float = reply_s) -> bytes:
+        emu.receive(data, clock.now())
+        clock.sleep(wait_s)
+        return emu.transmit(clock.now())
+
+    return ask
+
+
+def process_state(pid: int) -> str:
+    """The kernel's one-letter state of process ``pid`` (Linux /proc): ``T`` stopped (SIGSTOP,
+    Ctrl-Z), ``t`` stopped by a tracer, ``S`` sleeping, ``R`` running ..."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rpartition(")")[2].split()[0]  # (after the name, which may hold ")" and spaces)
+
+
+def stopped(pid: int) -> bool:
+    """Process ``pid`` is stopped (SIGSTOP, Ctrl-Z): its state is ``T``."""
+    return process_state(pid) == "T"
 
 
 def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: str = "condition") -> Any:
@@ -565,7 +640,93 @@ def run_recipe_through_a_proxy(tmp_path: Path, sim_serve: Callable[..., Abstract
     return done, line
 
 
-class Proxy:
+class LoopbackServer:
+    """A TCP server on 127.0.0.1, at a port the system chose, taking connections in a daemon
+    thread until :meth:`close` (or the end of a ``with``), which ends that thread and closes
+    every socket the server made. Each connection is handed to ``behave(conn)`` in a daemon
+    thread of its own (a peer a test plays: it ends when the client leaves or the server
+    closes); a subclass may say otherwise in :meth:`handle`.
+
+    Why the close shuts the listener down first: ``close()`` alone does not wake a thread
+    blocked in ``accept()`` (Linux), so the port went on listening after the test and took the
+    next connection to it, never closed."""
+
+    #: how long :meth:`close` waits for the accepting thread (s)
+    CLOSE_WAIT_S = 2.0
+
+    def __init__(self, behave: Callable[[socket.socket], None] | None = None) -> None:
+        self.behave = behave
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.url = f"socket://127.0.0.1:{self.port}"
+        #: set at :meth:`close`: a handler that loops or waits ends on it
+        self.stop = threading.Event()
+        self.socks: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # the listener was shut down
+                return
+            self.keep(conn)
+            if not self.stop.is_set():
+                self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        """What a connection gets (in the accepting thread: what blocks goes in a thread):
+        ``behave(conn)`` in a thread, the connection closed after; without ``behave``, nothing:
+        it stays open until :meth:`close`."""
+        if self.behave is not None:
+            threading.Thread(target=self._serve, args=(self.behave, conn), daemon=True).start()
+
+    @staticmethod
+    def _serve(behave: Callable[[socket.socket], None], conn: socket.socket) -> None:
+        try:
+            with conn:
+                behave(conn)
+        except OSError:  # the client left, or the server closed
+            pass
+
+    def keep(self, *socks: socket.socket) -> None:
+        """Close ``socks`` with the server (at :meth:`close_connections` or :meth:`close`)."""
+        with self.lock:
+            self.socks += socks
+
+    def close_connections(self) -> None:
+        """Shut down and close every socket kept so far (shutdown first: it wakes a thread
+        blocked in ``recv`` on it and sends the FIN now)."""
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            _shut(s)
+
+    def close(self) -> None:
+        self.stop.set()
+        _shut(self.listener)
+        self._accepting.join(self.CLOSE_WAIT_S)
+        self.close_connections()
+
+    def __enter__(self) -> "LoopbackServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _shut(s: socket.socket) -> None:
+    """``shutdown`` then ``close``, each whatever the other did (a socket already gone)."""
+    for end in (lambda: s.shutdown(socket.SHUT_RDWR), s.close):
+        try:
+            end()
+        except OSError:
+            pass
+
+
+class Proxy(LoopbackServer):
     """A TCP forwarder to ``target`` (a database, a served device) that a test can cut (reset
     every connection, refuse new ones) or make a black hole (:meth:`drop`: connections stay
     open, every byte either way is swallowed — an unplugged serial cable, a frozen serial server
@@ -586,32 +747,22 @@ class Proxy:
         #: bytes sent to the server just before the client's next request (another client on a
         #: shared line, a front panel): see :meth:`inject`
         self.injected = b""
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.up = True
         self.dropping = False
-        self.socks: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.up:
-                client.close()
-                continue
-            try:
-                server = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.socks += [client, server]
-            for a, b, watch in ((client, server, True), (server, client, False)):
-                threading.Thread(target=self._pipe, args=(a, b, watch), daemon=True).start()
+    def handle(self, client: socket.socket) -> None:
+        if not self.up:
+            client.close()
+            return
+        try:
+            server = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        self.keep(server)
+        for a, b, watch in ((client, server, True), (server, client, False)):
+            threading.Thread(target=self._pipe, args=(a, b, watch), daemon=True).start()
 
     def _pipe(self, a: socket.socket, b: socket.socket, watch: bool = False) -> None:
         try:
@@ -640,27 +791,16 @@ class Proxy:
         except OSError:
             pass
         finally:
-            for s in (a, b):
-                # shutdown first: close() alone neither wakes the other direction's thread, blocked
-                # in recv on the same socket, nor sends the FIN until that recv ends (the server side
-                # has a 5 s timeout): a served device's line stayed taken ~4 s after its client left,
-                # and a test's next client there was turned away meanwhile
-                for end in (lambda: s.shutdown(socket.SHUT_RDWR), s.close):
-                    try:
-                        end()
-                    except OSError:
-                        pass
+            # shutdown first: close() alone neither wakes the other direction's thread, blocked
+            # in recv on the same socket, nor sends the FIN until that recv ends (the server side
+            # has a 5 s timeout): a served device's line stayed taken ~4 s after its client left,
+            # and a test's next client there was turned away meanwhile
+            _shut(a)
+            _shut(b)
 
     def cut(self) -> None:
         self.up = False
-        with self.lock:
-            for s in self.socks:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                    s.close()
-                except OSError:
-                    pass
-            self.socks.clear()
+        self.close_connections()
 
     def inject(self, data: bytes) -> None:
         """Send ``data`` to the server ahead of the client's next request, as another client on
@@ -674,8 +814,8 @@ class Proxy:
         self.up, self.dropping = True, False
 
     def close(self) -> None:
-        self.cut()
-        self.listener.close()
+        self.up = False
+        super().close()
 
 
 def profile_with_addresses(profile: Path, addresses: dict[str, str], out: Path) -> Path:

@@ -15,31 +15,16 @@ import numpy as np
 import pytest
 
 from castrig.tiffio import write_micrograph
-from conftest import ROOT, castrig, castrig_main
-
-
-def cli(*args, cwd: Path):
-    # PYTHONPATH absolute: the subprocess runs in cwd, and must import this tree's castrig
-    return castrig(*[str(a) for a in args], cwd=cwd, PYTHONPATH=str(ROOT / "src"))
+from conftest import castrig_in, castrig_main, pore_grid
 
 
 def digest(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def _pores(n: int = 256) -> np.ndarray:
-    y, x = np.mgrid[0:n, 0:n]
-    img = np.full((n, n), 200, np.uint8)
-    for cy in range(8, n, 16):
-        for cx in range(8, n, 16):
-            box = (slice(cy - 5, cy + 6), slice(cx - 5, cx + 6))  # (the disc's own box: the same pixels, in 1 % of the time)
-            img[box][(y[box] - cy) ** 2 + (x[box] - cx) ** 2 < 25] = 40
-    return img
-
-
 @pytest.fixture
 def micrographs(tmp_path: Path) -> Path:
-    write_micrograph(tmp_path / "top.tif", _pores(), 0.25)
+    write_micrograph(tmp_path / "top.tif", pore_grid(), 0.25)
     sec = np.full((120, 300), 30, np.uint8)
     sec[40:80] = 180  # a film band on a dark background
     write_micrograph(tmp_path / "cut.tif", sec, 0.1)
@@ -55,7 +40,7 @@ def test_rois_on_the_input_is_refused_and_the_input_survives(micrographs: Path, 
     os.link(d / "top.tif", d / "hard.zip")
     before = digest(d / "top.tif")
     target = spelling.format(d=d.name, abs=d / "top.tif")
-    res = cli("analyse", "surface", "top.tif", "--rois", target, cwd=d)
+    res = castrig_in("analyse", "surface", "top.tif", "--rois", target, cwd=d)
     assert res.returncode == 2, res.stdout + res.stderr
     assert "input image" in res.stderr and "Traceback" not in res.stderr
     assert digest(d / "top.tif") == before
@@ -65,12 +50,12 @@ def test_membrane_rois_on_an_input_is_refused(micrographs: Path):
     d = micrographs
     before = {n: digest(d / n) for n in ("top.tif", "cut.tif")}
     for target in ("cut.tif", "top.tif"):
-        res = cli("analyse", "membrane", "--surface", "top.tif", "--section", "cut.tif", "--rois", target, cwd=d)
+        res = castrig_in("analyse", "membrane", "--surface", "top.tif", "--section", "cut.tif", "--rois", target, cwd=d)
         assert res.returncode == 2 and "input image" in res.stderr, res.stderr
     # the section's set goes to X-section.zip: that name may be an input too
     os.link(d / "cut.tif", d / "x-section.zip")
-    res = cli("analyse", "membrane", "--surface", "top.tif", "--section", "x-section.zip", "--pixel-size", "0.1",
-              "--rois", "x.zip", cwd=d)
+    res = castrig_in("analyse", "membrane", "--surface", "top.tif", "--section", "x-section.zip", "--pixel-size", "0.1",
+                     "--rois", "x.zip", cwd=d)
     assert res.returncode == 2 and "input image" in res.stderr, res.stderr
     assert not (d / "x.zip").exists()
     assert {n: digest(d / n) for n in ("top.tif", "cut.tif")} == before
@@ -79,7 +64,7 @@ def test_membrane_rois_on_an_input_is_refused(micrographs: Path):
 def test_overlay_on_the_input_is_refused(micrographs: Path):
     d = micrographs
     before = digest(d / "top.tif")
-    res = cli("analyse", "surface", "top.tif", "--overlay", "./top.tif", cwd=d)
+    res = castrig_in("analyse", "surface", "top.tif", "--overlay", "./top.tif", cwd=d)
     assert res.returncode == 2 and "input image" in res.stderr
     assert digest(d / "top.tif") == before
 
@@ -87,7 +72,7 @@ def test_overlay_on_the_input_is_refused(micrographs: Path):
 def _foreign_png(p: Path) -> None:
     import imageio.v3 as iio
 
-    iio.imwrite(p, _pores(64))  # a PNG, but not an overlay castrig wrote
+    iio.imwrite(p, pore_grid(64))  # a PNG, but not an overlay castrig wrote
 
 
 #: ``--overlay`` targets refused before anything is measured (audit 3: tracebacks, exit 1, after
@@ -133,7 +118,7 @@ def test_an_earlier_overlay_is_replaced_atomically(micrographs: Path):
 
     d = micrographs
     for _ in range(2):
-        res = cli("analyse", "surface", "top.tif", "--overlay", "pores.png", cwd=d)
+        res = castrig_in("analyse", "surface", "top.tif", "--overlay", "pores.png", cwd=d)
         assert res.returncode == 0, res.stderr
         assert is_overlay_png(d / "pores.png")
         with Image.open(d / "pores.png") as im:
@@ -145,22 +130,22 @@ def test_an_earlier_overlay_is_replaced_atomically(micrographs: Path):
 def test_an_existing_file_that_is_no_roi_set_is_refused(micrographs: Path):
     d = micrographs
     (d / "notes.zip").write_text("three weeks of notes\n")
-    res = cli("analyse", "surface", "top.tif", "--rois", "notes.zip", cwd=d)
+    res = castrig_in("analyse", "surface", "top.tif", "--rois", "notes.zip", cwd=d)
     assert res.returncode == 2 and "not an ImageJ ROI set" in res.stderr, res.stderr
     assert (d / "notes.zip").read_text() == "three weeks of notes\n"
     with zipfile.ZipFile(d / "other.zip", "w") as zf:  # a zip, but not of ROIs
         zf.writestr("data.csv", "a,b\n")
-    assert cli("analyse", "surface", "top.tif", "--rois", "other.zip", cwd=d).returncode == 2
+    assert castrig_in("analyse", "surface", "top.tif", "--rois", "other.zip", cwd=d).returncode == 2
     (d / "dir.zip").mkdir()
-    assert cli("analyse", "surface", "top.tif", "--rois", "dir.zip", cwd=d).returncode == 2
+    assert castrig_in("analyse", "surface", "top.tif", "--rois", "dir.zip", cwd=d).returncode == 2
 
 
 def test_an_earlier_roi_set_is_replaced(micrographs: Path):
     d = micrographs
-    assert cli("analyse", "surface", "top.tif", "--rois", "pores.zip", cwd=d).returncode == 0
+    assert castrig_in("analyse", "surface", "top.tif", "--rois", "pores.zip", cwd=d).returncode == 0
     first = zipfile.ZipFile(d / "pores.zip").namelist()
     assert first and all(n.endswith(".roi") for n in first)
-    res = cli("analyse", "surface", "top.tif", "--rois", "pores.zip", cwd=d)
+    res = castrig_in("analyse", "surface", "top.tif", "--rois", "pores.zip", cwd=d)
     assert res.returncode == 0, res.stderr
     assert zipfile.ZipFile(d / "pores.zip").namelist() == first  # replaced, not appended to
     assert not [p for p in d.iterdir() if p.name.endswith(".tmp")]
@@ -200,7 +185,7 @@ def test_an_output_that_is_a_device_or_a_pipe_is_refused_at_once(micrographs: Pa
     (d / "link.zip").symlink_to("/dev/zero")
     os.mkfifo(d / "pipe.zip")
     os.mkfifo(d / "pipe.png")
-    res = castrig("analyse", "surface", "top.tif", flag, target, cwd=d, PYTHONPATH=str(ROOT / "src"), timeout_s=30)
+    res = castrig_in("analyse", "surface", "top.tif", flag, target, cwd=d, timeout_s=30)
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "is not a regular file" in said and "Traceback" not in said, said
 
@@ -218,8 +203,7 @@ def test_an_existing_zip_declaring_a_huge_directory_is_refused_unread(micrograph
         f.truncate(n - 22)
         f.seek(n - 22)
         f.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1000, 1000, n - 22, 0, 0))
-    res = castrig("analyse", "surface", "top.tif", "--rois", "pores.zip", cwd=d, PYTHONPATH=str(ROOT / "src"),
-                  address_space=3 * 2**29)
+    res = castrig_in("analyse", "surface", "top.tif", "--rois", "pores.zip", cwd=d, address_space=3 * 2**29)
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "Traceback" not in said, said
     assert ("--rois pores.zip: exists and is not an ImageJ ROI set (.zip of .roi files) (its zip directory declares 1,000 "

@@ -16,11 +16,7 @@ import tifffile
 from PIL import Image
 
 from castrig.analysis.verdict import judge
-from conftest import ROOT, castrig
-
-
-def cli(*args, cwd: Path):
-    return castrig(*[str(a) for a in args], cwd=cwd, PYTHONPATH=str(ROOT / "src"))
+from conftest import castrig_in
 
 
 @pytest.mark.parametrize("name, shape, found", [
@@ -36,7 +32,7 @@ def test_a_too_small_image_is_said_too_small(tmp_path: Path, name: str, shape, f
         Image.fromarray(a).save(tmp_path / name)
     else:
         tifffile.imwrite(tmp_path / name, a)
-    res = cli("analyse", "surface", name, "--pixel-size", "0.25", cwd=tmp_path)
+    res = castrig_in("analyse", "surface", name, "--pixel-size", "0.25", cwd=tmp_path)
     assert res.returncode == 2
     assert "image too small" in res.stderr and found in res.stderr and "at least 9 × 9 px" in res.stderr, res.stderr
     assert "shape" not in res.stderr and "Traceback" not in res.stderr
@@ -44,14 +40,14 @@ def test_a_too_small_image_is_said_too_small(tmp_path: Path, name: str, shape, f
 
 def test_the_smallest_allowed_image_is_measured(tmp_path: Path):
     Image.fromarray(np.full((9, 9), 120, np.uint8)).save(tmp_path / "nine.png")
-    res = cli("analyse", "surface", "nine.png", "--pixel-size", "0.25", "--json", cwd=tmp_path)
+    res = castrig_in("analyse", "surface", "nine.png", "--pixel-size", "0.25", "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
 
 
 def test_a_saturated_frame_is_unknown_not_a_measured_fail(tmp_path: Path):
     Image.fromarray(np.zeros((256, 256), np.uint8)).save(tmp_path / "black.png")
-    res = cli("analyse", "membrane", "--surface", "black.png", "--section", "black.png", "--pixel-size", "0.25",
-              "--grade", "claim1", "--json", cwd=tmp_path)
+    res = castrig_in("analyse", "membrane", "--surface", "black.png", "--section", "black.png", "--pixel-size", "0.25",
+                     "--grade", "claim1", "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert "saturated" in out["quality"]["flags"]
@@ -62,8 +58,8 @@ def test_a_saturated_frame_is_unknown_not_a_measured_fail(tmp_path: Path):
     assert g["status"] in ("unknown", "fail") and not g["met"]
     assert not any(c["status"] == "marginal" and "interval" in c and not c["interval"][0] < c["limit"] < c["interval"][1]
                    and not c.get("flags") for c in g["checks"])
-    table = cli("analyse", "membrane", "--surface", "black.png", "--section", "black.png", "--pixel-size", "0.25",
-                "--grade", "claim1", cwd=tmp_path).stdout
+    table = castrig_in("analyse", "membrane", "--surface", "black.png", "--section", "black.png", "--pixel-size", "0.25",
+                       "--grade", "claim1", cwd=tmp_path).stdout
     rows = [r for r in table.splitlines() if r.startswith("│ opening_ratio") and ("0.1" in r or "0.9" in r)]
     assert len(rows) == 2 and all("unknown" in r and "marginal" not in r and "fail" not in r for r in rows), table
     # the flags are shown, not eaten as console markup ("[too_few_pores, saturated]", wrapped)

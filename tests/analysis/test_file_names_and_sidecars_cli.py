@@ -7,27 +7,11 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
 import pytest
 import tifffile
 from PIL import Image
 
-from conftest import castrig
-
-
-def _pores() -> np.ndarray:
-    """A 256 × 256 top view: dark round pores 16 px apart on a bright film."""
-    y, x = np.mgrid[0:256, 0:256]
-    img = np.full((256, 256), 200, np.uint8)
-    img[((y % 16) - 8) ** 2 + ((x % 16) - 8) ** 2 < 25] = 40
-    return img
-
-
-def _refused(done, *said: str) -> None:
-    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
-    assert "Traceback" not in done.stderr, done.stderr[-2000:]
-    for s in said:
-        assert s in done.stderr, done.stderr[-2000:]
+from conftest import castrig, pore_grid, refused
 
 
 # -- names ------------------------------------------------------------------------------------
@@ -38,9 +22,9 @@ def test_an_image_named_to_the_file_systems_limit_is_measured(tmp_path, suffix):
     a TIFF — and the image was never measured."""
     name = "y" * (255 - len(suffix)) + suffix
     if suffix == ".png":
-        Image.fromarray(_pores()).save(tmp_path / name)
+        Image.fromarray(pore_grid()).save(tmp_path / name)
     else:
-        tifffile.imwrite(tmp_path / name, _pores(), resolution=(10000, 10000), resolutionunit=3)
+        tifffile.imwrite(tmp_path / name, pore_grid(), resolution=(10000, 10000), resolutionunit=3)
     done = castrig("analyse", "surface", name, "--pixel-size", "1", "--json", cwd=tmp_path)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert json.loads(done.stdout)["pore_count"] == 256
@@ -52,10 +36,10 @@ def test_a_sidecar_that_cannot_be_read_is_named(tmp_path):
     """A JEOL/Hitachi .txt next to the image that is there but cannot be read (here: a link to a
     file whose read fails with an I/O error, as an unreadable file on a network share does) was
     an OSError traceback for a PNG."""
-    Image.fromarray(_pores()).save(tmp_path / "top.png")
+    Image.fromarray(pore_grid()).save(tmp_path / "top.png")
     (tmp_path / "top.txt").symlink_to("/proc/self/mem")  # a regular file whose read() is EIO
     done = castrig("analyse", "surface", "top.png", cwd=tmp_path)
-    _refused(done, "top.png: its sidecar top.txt cannot be read", "--pixel-size")
+    refused(done, "top.png: its sidecar top.txt cannot be read", "--pixel-size")
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
@@ -63,7 +47,7 @@ def test_a_jeol_sidecar_whose_scan_size_is_not_a_number_is_read_without_it(tmp_p
     """JEOL's $CM_FULL_SIZE read with str.isdigit(), which takes '²' (a latin-1 byte 0xB2 in a
     damaged sidecar) where int() does not: a ValueError traceback for a PNG, "cannot read TIFF"
     for a TIFF. The scale bar alone gives the pixel size: 5 µm over 120 px."""
-    img = _pores()
+    img = pore_grid()
     (Image.fromarray(img).save(tmp_path / f"top{suffix}") if suffix == ".png"
      else tifffile.imwrite(tmp_path / f"top{suffix}", img))
     (tmp_path / "top.txt").write_bytes(b"$CM_FULL_SIZE \xb2\xb2 960\n$$SM_MICRON_BAR 120\n$$SM_MICRON_MARKER 5um\n")
@@ -83,9 +67,9 @@ def test_a_jeol_sidecar_whose_scan_size_is_not_a_number_is_read_without_it(tmp_p
 def test_a_name_longer_than_the_file_system_allows_is_refused_naming_it(tmp_path, args):
     """A name past 255 bytes (a script's generated name, a pasted path): Path.is_file() and
     is_dir() raised "File name too long", a traceback, before anything was said of the file."""
-    tifffile.imwrite(tmp_path / "top.tif", _pores(), resolution=(10000, 10000), resolutionunit=3)
+    tifffile.imwrite(tmp_path / "top.tif", pore_grid(), resolution=(10000, 10000), resolutionunit=3)
     done = castrig(*args, cwd=tmp_path)
-    _refused(done, "a name longer than the file system allows (allowed: at most 255 bytes")
+    refused(done, "a name longer than the file system allows (allowed: at most 255 bytes")
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.png"))
 
 
@@ -102,9 +86,9 @@ def test_an_existing_png_declaring_a_huge_image_at_the_overlay_path_is_refused_n
 
     (tmp_path / "pores.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 50000, 50000, 8, 0, 0, 0, 0))
                                          + chunk(b"IDAT", zlib.compress(b"\x00" * 50001)) + chunk(b"IEND", b""))
-    tifffile.imwrite(tmp_path / "top.tif", _pores(), resolution=(10000, 10000), resolutionunit=3)
+    tifffile.imwrite(tmp_path / "top.tif", pore_grid(), resolution=(10000, 10000), resolutionunit=3)
     done = castrig("analyse", "surface", "top.tif", "--overlay", "pores.png", cwd=tmp_path)
-    _refused(done, "--overlay pores.png: exists and is not an overlay castrig wrote")
+    refused(done, "--overlay pores.png: exists and is not an overlay castrig wrote")
     # an overlay castrig wrote is still known as one, and replaced
     done = castrig("analyse", "surface", "top.tif", "--overlay", "mine.png", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]

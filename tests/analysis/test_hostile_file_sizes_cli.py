@@ -9,15 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import campaign, castrig, tiff_of_millions_of_strips
-
-
-def _pores() -> np.ndarray:
-    """A 256 × 256 top view: dark round pores 16 px apart on a bright film."""
-    y, x = np.mgrid[0:256, 0:256]
-    img = np.full((256, 256), 200, np.uint8)
-    img[((y % 16) - 8) ** 2 + ((x % 16) - 8) ** 2 < 25] = 40
-    return img
+from conftest import campaign, castrig, pore_grid, tiff_of_millions_of_strips
 
 
 @pytest.mark.parametrize("fmt", ["png", "webp"])
@@ -25,7 +17,7 @@ def test_an_image_followed_by_gigabytes_is_refused_before_they_are_read(tmp_path
     """A 256 × 256 PNG or WebP followed by 3 GB (sparse here: no disk): the PNG check read the
     whole file (17 s, 3 GB of memory), Pillow's WebP reader too (41 s), and both were measured."""
     path = tmp_path / f"top.{fmt}"
-    Image.fromarray(_pores()).save(path)
+    Image.fromarray(pore_grid()).save(path)
     with open(path, "r+b") as f:
         f.truncate(3 * 2**30)
     done = castrig("analyse", "surface", path.name, "--pixel-size", "1", cwd=tmp_path, address_space=2 * 2**30)
@@ -37,7 +29,7 @@ def test_an_image_followed_by_gigabytes_is_refused_before_they_are_read(tmp_path
 def test_a_png_with_more_appended_than_its_metadata_could_be_is_refused(tmp_path):
     """Under the general bound but far beyond what a 256 × 256 PNG can hold: 65 MiB after its IEND."""
     path = tmp_path / "top.png"
-    Image.fromarray(_pores()).save(path)
+    Image.fromarray(pore_grid()).save(path)
     with open(path, "ab") as f:
         f.write(bytes(65 << 20))
     done = castrig("analyse", "surface", path.name, "--pixel-size", "1", cwd=tmp_path)
@@ -52,7 +44,7 @@ def _one_strip_tiff(path, compression: str, data: bytes) -> None:
 
     import tifffile
 
-    tifffile.imwrite(path, _pores(), compression=compression, rowsperstrip=256, resolution=(10000, 10000), resolutionunit=3)
+    tifffile.imwrite(path, pore_grid(), compression=compression, rowsperstrip=256, resolution=(10000, 10000), resolutionunit=3)
     raw = bytearray(path.read_bytes())
     with tifffile.TiffFile(path) as tif:
         tags = tif.pages[0].tags
@@ -67,7 +59,7 @@ def _jpeg_declaring(h: int, w: int) -> bytes:
 
     import imagecodecs
 
-    j = bytearray(imagecodecs.jpeg8_encode(_pores(), level=90))
+    j = bytearray(imagecodecs.jpeg8_encode(pore_grid(), level=90))
     sof = j.find(b"\xff\xc0")
     struct.pack_into(">HH", j, sof + 5, h, w)
     return bytes(j)
@@ -78,7 +70,7 @@ def _j2k_declaring(h: int, w: int) -> bytes:
 
     import imagecodecs
 
-    j = bytearray(imagecodecs.jpeg2k_encode(_pores(), level=80, codecformat="J2K"))
+    j = bytearray(imagecodecs.jpeg2k_encode(pore_grid(), level=80, codecformat="J2K"))
     siz = j.find(b"\xff\x51")
     struct.pack_into(">II", j, siz + 6, w, h)
     return bytes(j)
@@ -108,7 +100,7 @@ def test_image_codec_tiffs_of_strips_and_tiles_are_still_measured(tmp_path, comp
 
     import tifffile
 
-    img = _pores() if compression != "webp" else np.repeat(_pores()[..., None], 3, -1)
+    img = pore_grid() if compression != "webp" else np.repeat(pore_grid()[..., None], 3, -1)
     for layout in (dict(rowsperstrip=48), dict(tile=(64, 64))):
         tifffile.imwrite(tmp_path / "top.tif", img, compression=compression, resolution=(10000, 10000), resolutionunit=3,
                          **layout)
@@ -126,7 +118,7 @@ def test_a_tiff_whose_tiles_declare_a_huge_size_is_refused_before_decoding(tmp_p
     import tifffile
 
     path = tmp_path / "top.tif"
-    tifffile.imwrite(path, _pores(), tile=(256, 256), compression="jpeg", resolution=(10000, 10000), resolutionunit=3)
+    tifffile.imwrite(path, pore_grid(), tile=(256, 256), compression="jpeg", resolution=(10000, 10000), resolutionunit=3)
     raw = bytearray(path.read_bytes())
     with tifffile.TiffFile(path) as tif:
         for name in ("TileWidth", "TileLength"):
@@ -148,7 +140,7 @@ def test_a_strip_whose_byte_count_says_gigabytes_is_refused_before_it_is_read(tm
     import tifffile
 
     path = tmp_path / "top.tif"
-    tifffile.imwrite(path, _pores(), compression="zlib", rowsperstrip=256, resolution=(10000, 10000), resolutionunit=3)
+    tifffile.imwrite(path, pore_grid(), compression="zlib", rowsperstrip=256, resolution=(10000, 10000), resolutionunit=3)
     raw = bytearray(path.read_bytes())
     with tifffile.TiffFile(path) as tif:
         tag = tif.pages[0].tags["StripByteCounts"]
@@ -183,7 +175,7 @@ def test_a_tag_declaring_a_value_of_gigabytes_is_refused_before_it_is_read(tmp_p
     import tifffile
 
     path = tmp_path / "top.tif"
-    tifffile.imwrite(path, _pores(), description="x" * 100, resolution=(10000, 10000), resolutionunit=3, metadata=None)
+    tifffile.imwrite(path, pore_grid(), description="x" * 100, resolution=(10000, 10000), resolutionunit=3, metadata=None)
     raw = bytearray(path.read_bytes())
     with tifffile.TiffFile(path) as tif:
         tag = tif.pages[0].tags["ImageDescription"]
@@ -206,7 +198,7 @@ def test_a_jpeg_of_hundreds_of_scans_is_refused_before_it_is_decoded(tmp_path):
     import io
 
     buf = io.BytesIO()
-    Image.fromarray(_pores()).save(buf, "JPEG", progressive=True, quality=90)
+    Image.fromarray(pore_grid()).save(buf, "JPEG", progressive=True, quality=90)
     data = buf.getvalue()
     last_scan = data.rindex(b"\xff\xda")
     assert data.endswith(b"\xff\xd9")
@@ -224,7 +216,7 @@ def test_a_gif_of_millions_of_frames_is_refused_without_walking_them_all(tmp_pat
     import io
 
     buf = io.BytesIO()
-    Image.fromarray(_pores()).save(buf, "GIF")
+    Image.fromarray(pore_grid()).save(buf, "GIF")
     gif = buf.getvalue()
     assert gif.endswith(b";")
     frame = b"\x21\xf9\x04\x00\x00\x00\x00\x00" + b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00" + b"\x02\x02\x44\x01\x00"
@@ -241,7 +233,7 @@ def test_a_jpeg_tiff_strip_of_hundreds_of_scans_is_refused_before_it_is_decoded(
     import io
 
     buf = io.BytesIO()
-    Image.fromarray(_pores()).save(buf, "JPEG", progressive=True, quality=90)
+    Image.fromarray(pore_grid()).save(buf, "JPEG", progressive=True, quality=90)
     data = buf.getvalue()
     starts = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xda"] + [len(data) - 2]
     scans = [data[a:b] for a, b in zip(starts, starts[1:])]
@@ -258,7 +250,7 @@ def test_a_jpeg_of_megabytes_of_stuffed_bytes_is_checked_in_bounded_time(tmp_pat
     import io
 
     buf = io.BytesIO()
-    Image.fromarray(_pores()).save(buf, "JPEG")
+    Image.fromarray(pore_grid()).save(buf, "JPEG")
     data = buf.getvalue()
     sos = data.rindex(b"\xff\xda")
     header = data[: sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")]
@@ -362,7 +354,7 @@ def test_a_16_bit_rgba_png_is_counted_at_16_bits_a_sample(tmp_path):
     assert "deep.png: image too large: it declares 10000×10000×4 uint16" in done.stderr, done.stderr
     assert "allowed: at most 100 Mpx and 381.5 MiB" in done.stderr, done.stderr
     assert done.cpu_s < 3, done.cpu_s
-    rgba = np.repeat(_pores()[..., None].astype(np.uint16) * 257, 4, -1)
+    rgba = np.repeat(pore_grid()[..., None].astype(np.uint16) * 257, 4, -1)
     rgba[..., 3] = 65535
     (tmp_path / "top.png").write_bytes(imagecodecs.png_encode(rgba))
     done = castrig("analyse", "surface", "top.png", "--pixel-size", "1", "--json", cwd=tmp_path)
@@ -378,8 +370,8 @@ def _pyramid(path) -> tuple[bytearray, int]:
     import tifffile
 
     with tifffile.TiffWriter(path) as tw:
-        tw.write(_pores(), subifds=1, resolution=(10000, 10000), resolutionunit=3, metadata=None)
-        tw.write(_pores()[::2, ::2], subfiletype=1, resolution=(5000, 5000), resolutionunit=3, metadata=None)
+        tw.write(pore_grid(), subifds=1, resolution=(10000, 10000), resolutionunit=3, metadata=None)
+        tw.write(pore_grid()[::2, ::2], subfiletype=1, resolution=(5000, 5000), resolutionunit=3, metadata=None)
     raw = bytearray(path.read_bytes())
     first = struct.unpack_from("<I", raw, 4)[0]
     entries = [first + 2 + 12 * i for i in range(struct.unpack_from("<H", raw, first)[0])]

@@ -12,30 +12,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import tifffile
 
-from conftest import analysed, campaign, castrig, refused
+from conftest import analysed, campaign, castrig, pore_grid, refused
 
 FEI = "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
-
-
-def _honeycomb() -> np.ndarray:
-    y, x = np.mgrid[0:256, 0:256]
-    img = np.full((256, 256), 200, np.uint8)
-    for cy in range(8, 256, 16):
-        for cx in range(8, 256, 16):
-            box = (slice(cy - 5, cy + 6), slice(cx - 5, cx + 6))  # (the disc's own box: the same pixels, in 1 % of the time)
-            img[box][(y[box] - cy) ** 2 + (x[box] - cx) ** 2 < 25] = 40
-    return img
 
 
 def _imagej_tif(path: Path, unit: str, px_per_unit: float, **kw) -> Path:
     """An ImageJ TIFF as Fiji writes one (px per unit in X/YResolution, ResolutionUnit NONE,
     ``unit=`` in the description), the unit written as given: escaped text or UTF-8."""
     desc = f"ImageJ=1.54f\nunit={unit}\n".encode()
-    tifffile.imwrite(path, _honeycomb(), resolution=(px_per_unit, px_per_unit), resolutionunit=1, description=desc,
+    tifffile.imwrite(path, pore_grid(), resolution=(px_per_unit, px_per_unit), resolutionunit=1, description=desc,
                      metadata=None, **kw)
     return path
 
@@ -96,7 +85,7 @@ def test_an_imagej_calibration_whose_height_is_in_another_unit_is_refused_as_not
     (``yunit=`` beside ``unit=``): 1 px per µm across and 1 px per nm down, a pixel 1000 × as wide
     as high, was measured as 1 µm square with no word."""
     desc = b"ImageJ=1.54f\nunit=micron\nyunit=nm\n"
-    tifffile.imwrite(tmp_path / "tall.tif", _honeycomb(), resolution=(1, 1), resolutionunit=1, description=desc,
+    tifffile.imwrite(tmp_path / "tall.tif", pore_grid(), resolution=(1, 1), resolutionunit=1, description=desc,
                      metadata=None)
     refused(castrig("analyse", "surface", "tall.tif", "--json", cwd=tmp_path),
             "tall.tif: pixels are not square: its ImageJ calibration gives the width in 'micron' and the height in 'nm' "

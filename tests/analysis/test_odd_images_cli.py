@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import castrig
+from conftest import castrig, pore_grid
 
 
 @pytest.mark.parametrize("levels", [(0, 255), (255, 0), (0, 230, 120)])
@@ -159,9 +159,7 @@ def test_a_grey_tiff_of_two_channels_is_refused_unless_the_second_is_alpha(tmp_p
     """Two samples a pixel (an SEM's two detectors), the second declared no alpha channel: the
     first was measured as the image and the second dropped as if it were alpha, nothing said
     (here a flat first channel: opening 0, exit 0). (Grey + alpha, ExtraSamples 1 or 2, is measured.)"""
-    y, x = np.mgrid[0:256, 0:256]
-    pores = np.full((256, 256), 200, np.uint8)
-    pores[((y % 16) - 8) ** 2 + ((x % 16) - 8) ** 2 < 25] = 40
+    pores = pore_grid()
     flat = np.full_like(pores, 100)
     tifffile.imwrite(tmp_path / "two.tif", np.dstack([flat, pores]), photometric="minisblack")
     res = castrig("analyse", "surface", "two.tif", "--pixel-size", "1", "--json", cwd=tmp_path)

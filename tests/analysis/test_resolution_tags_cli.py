@@ -13,16 +13,13 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import campaign, castrig
+from conftest import campaign, castrig, pore_grid
 
 
 def _tiff(path, *, unit: int | None = None, x: tuple[int, object] | None = None) -> None:
     """A 256 × 256 top view at 10000 px per cm (1 µm), its ResolutionUnit then set to ``unit``
     and its XResolution and YResolution to ``x`` = (TIFF type, value): 12 DOUBLE, 10 SRATIONAL."""
-    yy, xx = np.mgrid[0:256, 0:256]
-    img = np.full((256, 256), 200, np.uint8)
-    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
-    tifffile.imwrite(path, img, resolution=(10000, 10000), resolutionunit=3)
+    tifffile.imwrite(path, pore_grid(), resolution=(10000, 10000), resolutionunit=3)
     raw = bytearray(path.read_bytes())
     with tifffile.TiffFile(path) as tif:
         tags = tif.pages[0].tags
@@ -67,9 +64,7 @@ def test_a_zeiss_tag_of_many_blank_lines_is_read_in_linear_time(tmp_path):
     name: 200 000 blank lines (400 kB) before AP_PIXEL_SIZE took some 25 s, a 10 MB tag over
     a minute. castrig reads the tag's text itself, in one pass."""
 
-    yy, xx = np.mgrid[0:256, 0:256]
-    img = np.full((256, 256), 200, np.uint8)
-    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
+    img = pore_grid()
     text = b"\r\n" * 200_000 + b"DP_PIXEL_SIZE\r\nPix Size state = calibrated\r\nAP_PIXEL_SIZE\r\nPixel Size = 250.0 nm\r\n\x00"
     tifffile.imwrite(tmp_path / "zeiss.tif", img, extratags=[(34118, 2, len(text), text, True)])
     done = castrig("analyse", "surface", "zeiss.tif", "--json", cwd=tmp_path, timeout_s=60)
@@ -84,9 +79,7 @@ def test_two_instruments_that_disagree_on_the_pixel_size_are_both_said(tmp_path,
     """A file with no resolution tags whose Zeiss tag says 0.25 µm and whose FEI tag says 1 µm
     (or an FEI-tagged TIFF beside a Hitachi .txt saying 1 µm): the first was used and the other
     never read or never said: exit 0, no warning, a pixel size 4× off for one of them."""
-    yy, xx = np.mgrid[0:256, 0:256]
-    img = np.full((256, 256), 200, np.uint8)
-    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
+    img = pore_grid()
     zeiss = b"AP_PIXEL_SIZE\r\nImage Pixel Size = 250 nm\r\n"
     if second == "fei-tag":
         tags = [(34118, 2, len(zeiss), zeiss, True), (34682, "s", 0, "[Scan]\r\nPixelWidth=1e-06\r\n", True)]
@@ -108,9 +101,7 @@ def test_a_print_resolution_is_no_calibration(tmp_path, dpi):
     """A micrograph exported by an image program at 600 dpi (ResolutionUnit inch) read as 25400 / 600 = 42.3 µm per pixel, inside the range castrig takes, and
     was measured so with no word. A whole print resolution is named and a pixel size asked for;
     a calibration in inches (25400 dpi: 1 µm) is still read."""
-    yy, xx = np.mgrid[0:256, 0:256]
-    img = np.full((256, 256), 200, np.uint8)
-    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
+    img = pore_grid()
     tifffile.imwrite(tmp_path / "top.tif", img, resolution=(dpi, dpi), resolutionunit=2)
     done = castrig("analyse", "surface", "top.tif", cwd=tmp_path)
     said = " ".join(done.stderr.split())
@@ -128,9 +119,7 @@ def test_an_ome_tiffs_own_pixel_size_is_read_and_a_disagreeing_tag_is_said(tmp_p
     and Fiji shows that one) whose resolution tags say 1 µm and its OME-XML PhysicalSizeX 0.5 µm:
     measured at 1 µm without a word (D 9.4 µm for 4.7); with no resolution tags, "no pixel size
     in the file". Now the OME-XML's is used, as an instrument's own record is, and the other named."""
-    yy, xx = np.mgrid[0:256, 0:256]
-    img = np.full((256, 256), 200, np.uint8)
-    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
+    img = pore_grid()
     tifffile.imwrite(tmp_path / "scan.ome.tif", img, resolution=(10000, 10000), resolutionunit=3,
                      metadata={"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "PhysicalSizeXUnit": "µm"})
     res = castrig("analyse", "surface", "scan.ome.tif", "--appearance", "auto", "--json", cwd=tmp_path)
@@ -153,9 +142,7 @@ def test_a_pngs_phys_chunk_gives_analyse_the_pixel_size_the_folder_camera_takes(
 
     from castrig.devices.camera import CameraReadError, FolderCamera
 
-    yy, xx = np.mgrid[0:256, 0:256]
-    img = np.full((256, 256), 200, np.uint8)
-    img[((yy % 16) - 8) ** 2 + ((xx % 16) - 8) ** 2 < 25] = 40
+    img = pore_grid()
     (tmp_path / "cam").mkdir()
     (tmp_path / "print").mkdir()
     Image.fromarray(img).save(tmp_path / "cam" / "m01_reflected.png", dpi=(25400 / 0.25, 25400 / 0.25))

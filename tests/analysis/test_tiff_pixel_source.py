@@ -10,13 +10,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import ROOT, castrig
+from conftest import castrig_in, pore_grid
 
 FEI = "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
-
-
-def cli(*args, cwd: Path):
-    return castrig(*[str(a) for a in args], cwd=cwd, PYTHONPATH=str(ROOT / "src"))
 
 
 def fei(px_m: float) -> list:
@@ -25,12 +21,7 @@ def fei(px_m: float) -> list:
 
 @pytest.fixture
 def d(tmp_path: Path) -> Path:
-    y, x = np.mgrid[0:256, 0:256]
-    img = np.full((256, 256), 200, np.uint8)
-    for cy in range(8, 256, 16):
-        for cx in range(8, 256, 16):
-            box = (slice(cy - 5, cy + 6), slice(cx - 5, cx + 6))  # (the disc's own box: the same pixels, in 1 % of the time)
-            img[box][(y[box] - cy) ** 2 + (x[box] - cx) ** 2 < 25] = 40
+    img = pore_grid()
     um1 = dict(resolution=(10000, 10000), resolutionunit=3)  # 1 µm per pixel
     tifffile.imwrite(tmp_path / "tags_1um.tif", img, **um1)
     tifffile.imwrite(tmp_path / "conflict.tif", img, **um1, extratags=fei(2.5e-07))
@@ -45,7 +36,7 @@ def d(tmp_path: Path) -> Path:
 
 
 def as_json(d: Path, *args) -> tuple[dict, str]:
-    res = cli("analyse", *args, "--json", cwd=d)
+    res = castrig_in("analyse", *args, "--json", cwd=d)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout), res.stderr
 
@@ -69,7 +60,7 @@ def test_disagreeing_sources_are_reported_with_the_one_used(d: Path):
     (w,) = out["warnings"]
     assert "TIFF resolution tags says 1 µm" in w and "0.25 µm" in w and f"used 0.25 µm from {FEI}" in w
     assert "warning:" in err and "TIFF resolution tags says 1 µm" in err
-    table = cli("analyse", "surface", "conflict.tif", cwd=d).stdout
+    table = castrig_in("analyse", "surface", "conflict.tif", cwd=d).stdout
     flat = " ".join(table.split())
     assert "pixel size (surface, conflict.tif): 0.25 µm per pixel, from FEI/Thermo tag 34682" in flat
     assert "warning: conflict.tif: pixel size: TIFF resolution tags says 1 µm" in flat
@@ -97,12 +88,12 @@ def test_membrane_reports_each_image(d: Path):
     assert im["transmitted"]["pixel_size_source"].startswith("the reflected view conflict.tif")
     assert len(out["warnings"]) == 2  # the surface's own two sources, and the transmitted file's 1 µm
     assert "pixel_size_um" not in out  # two images measured: per image only
-    table = " ".join(cli("analyse", "membrane", "--surface", "conflict.tif", "--section", "cut.tif", cwd=d).stdout.split())
+    table = " ".join(castrig_in("analyse", "membrane", "--surface", "conflict.tif", "--section", "cut.tif", cwd=d).stdout.split())
     assert "pixel size (section, cut.tif): 0.1 µm per pixel, from TIFF resolution tags" in table
 
 
 def test_help_describes_the_real_precedence(d: Path):
-    text = " ".join(cli("analyse", "--help", cwd=d).stdout.split())
+    text = " ".join(castrig_in("analyse", "--help", cwd=d).stdout.split())
     assert "pixel size from the resolution tags" not in text
     assert "34682" in text and "34118" in text and "1 %" in text
 
@@ -115,7 +106,7 @@ def test_an_instruments_field_that_is_no_pixel_size_is_named(d: Path, value: str
     are named; with valid resolution tags beside it those are used, and the result says why."""
     img = tifffile.imread(d / "tags_1um.tif")
     tifffile.imwrite(d / "bad.tif", img, extratags=[(34682, "s", 0, f"[Scan]\r\nPixelWidth={value}\r\n", True)])
-    res = cli("analyse", "surface", "bad.tif", cwd=d)
+    res = castrig_in("analyse", "surface", "bad.tif", cwd=d)
     assert res.returncode == 2 and FEI in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert "--pixel-size" in res.stderr and "no pixel size" not in res.stderr
     tifffile.imwrite(d / "bad_tags.tif", img, resolution=(10000, 10000), resolutionunit=3,
@@ -127,7 +118,7 @@ def test_an_instruments_field_that_is_no_pixel_size_is_named(d: Path, value: str
 
     Image.fromarray(img).save(d / "side.png")
     (d / "side.txt").write_text(f"PixelSize={value}\n")
-    res = cli("analyse", "surface", "side.png", cwd=d)
+    res = castrig_in("analyse", "surface", "side.png", cwd=d)
     assert res.returncode == 2 and "side.txt (PixelSize)" in res.stderr, res.stderr
 
 
@@ -159,7 +150,7 @@ def test_an_instruments_pixel_size_castrig_cannot_read_as_written_is_refused_not
             (d / "side.txt").write_text("[SemImageFile]\nPixelSize=2,5\n")
         else:
             (d / "side.hdr").write_text("[MAIN]\nPixelSizeX=2.5e-007\nPixelSizeY=5e-007\n")
-    res = cli("analyse", "surface", name, cwd=d)
+    res = castrig_in("analyse", "surface", name, cwd=d)
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and says in said and "Traceback" not in said, said
 
@@ -177,10 +168,10 @@ def test_a_sidecar_of_many_blank_lines_is_read_in_linear_time(d: Path):
     Image.fromarray(img).save(d / "ws.png")
     (d / "ws.txt").write_text("\n" * 300_000)
     began = time.monotonic()
-    res = cli("analyse", "surface", "ws.png", "--pixel-size", "0.25", "--json", cwd=d)
+    res = castrig_in("analyse", "surface", "ws.png", "--pixel-size", "0.25", "--json", cwd=d)
     assert res.returncode == 0, res.stderr
     assert time.monotonic() - began < 30
     Image.fromarray(img).save(d / "jeol.png")
     (d / "jeol.txt").write_text("$$SM_MICRON_BAR\t120\n$$SM_MICRON_MARKER 30um\n")
-    out = json.loads(cli("analyse", "surface", "jeol.png", "--json", cwd=d).stdout)
+    out = json.loads(castrig_in("analyse", "surface", "jeol.png", "--json", cwd=d).stdout)
     assert out["pixel_size_um"] == pytest.approx(0.25) and "JEOL sidecar jeol.txt" in out["pixel_size_source"]

@@ -16,19 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig_main
+from conftest import ROOT, castrig_main, refused
 
 DEMO = str(ROOT / "recipes" / "demo.yaml")
-
-
-def _refused(done, *words: str) -> str:
-    err = " ".join(done.stderr.split())
-    assert done.returncode == 2, (done.returncode, done.stdout[-500:], done.stderr[-3000:])
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    for w in words:
-        assert w in err, (w, err)
-    return err
-
 
 @pytest.fixture
 def afile(tmp_path):
@@ -38,23 +28,23 @@ def afile(tmp_path):
 
 
 def test_run_with_a_file_as_data_root(afile, capsys):
-    _refused(castrig_main(capsys, "run", DEMO, "--data", str(afile), "-q"), f"--data {afile}: not a folder", "allowed:")
-    _refused(castrig_main(capsys, "run", DEMO, "--data", str(afile / "sub"), "-q"), f"--data {afile / 'sub'}: not a folder", f"{afile} is a file")
+    refused(castrig_main(capsys, "run", DEMO, "--data", str(afile), "-q"), f"--data {afile}: not a folder", "allowed:")
+    refused(castrig_main(capsys, "run", DEMO, "--data", str(afile / "sub"), "-q"), f"--data {afile / 'sub'}: not a folder", f"{afile} is a file")
     assert afile.is_file() and afile.read_text() == ""
 
 
 def test_run_with_a_data_root_that_cannot_be_made(capsys):
-    _refused(castrig_main(capsys, "run", DEMO, "--data", "/proc/x", "-q"), "--data /proc/x: cannot make this folder")
+    refused(castrig_main(capsys, "run", DEMO, "--data", "/proc/x", "-q"), "--data /proc/x: cannot make this folder")
 
 
 def test_run_with_castrig_data_a_file(afile, capsys, monkeypatch):
     monkeypatch.setenv("CASTRIG_DATA", str(afile))
-    _refused(castrig_main(capsys, "run", DEMO, "-q"), f"$CASTRIG_DATA {afile}: not a folder")
-    _refused(castrig_main(capsys, "runs"), f"$CASTRIG_DATA {afile}: not a folder")  # as before, in the same words
+    refused(castrig_main(capsys, "run", DEMO, "-q"), f"$CASTRIG_DATA {afile}: not a folder")
+    refused(castrig_main(capsys, "runs"), f"$CASTRIG_DATA {afile}: not a folder")  # as before, in the same words
 
 
 def test_queue_with_a_file_as_data_root(afile, capsys):
-    _refused(castrig_main(capsys, "queue", DEMO, "--data", str(afile)), f"--data {afile}: not a folder")
+    refused(castrig_main(capsys, "queue", DEMO, "--data", str(afile)), f"--data {afile}: not a folder")
 
 
 def test_a_refused_run_leaves_no_data_root_behind(tmp_path, capsys):
@@ -63,12 +53,12 @@ def test_a_refused_run_leaves_no_data_root_behind(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nsteps: []\n")
     data = tmp_path / "new" / "deeper"
-    _refused(castrig_main(capsys, "run", str(bad), "--data", str(data), "-q"), "steps")
+    refused(castrig_main(capsys, "run", str(bad), "--data", str(data), "-q"), "steps")
     assert not (tmp_path / "new").exists()
 
 
 def test_serve_with_a_file_as_data_root(afile, capsys):
-    _refused(castrig_main(capsys, "serve", "--data", str(afile), "--port", "0"), f"--data {afile}: not a folder")
+    refused(castrig_main(capsys, "serve", "--data", str(afile), "--port", "0"), f"--data {afile}: not a folder")
 
 
 @pytest.mark.parametrize("how", ["--data", "$CASTRIG_DATA"])
@@ -86,7 +76,7 @@ def test_serve_with_a_missing_data_root_is_refused_not_made(tmp_path, capsys, mo
     else:
         monkeypatch.setenv("CASTRIG_DATA", str(typo))
         done = castrig_main(capsys, "serve", "--port", "0")
-    _refused(done, f"{how} {typo}: no such folder")
+    refused(done, f"{how} {typo}: no such folder")
     assert not served and not typo.exists()
     monkeypatch.delenv("CASTRIG_DATA", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -98,17 +88,17 @@ def test_explore_worker_on_a_journal_that_is_not_there_makes_nothing(tmp_path, c
     """Audit 3: `explore worker --storage journal:/new/dir/j.log --study x` was refused ("no
     study") after it had made the folder and an empty journal: now refused before."""
     journal = tmp_path / "new" / "dir" / "j.log"
-    _refused(castrig_main(capsys, "explore", "worker", "--storage", f"{scheme}{journal}", "--study", "x",
-                          "--data", str(tmp_path / "w")),
-             "no study 'x'", f"{journal} does not exist")
+    refused(castrig_main(capsys, "explore", "worker", "--storage", f"{scheme}{journal}", "--study", "x",
+                         "--data", str(tmp_path / "w")),
+            "no study 'x'", f"{journal} does not exist")
     assert not (tmp_path / "new").exists() and not (tmp_path / "w").exists()
     (tmp_path / "new").mkdir()  # the folder there, the file not: still nothing made
-    _refused(castrig_main(capsys, "explore", "worker", "--storage", f"{scheme}{journal}", "--study", "x"), "no study 'x'")
+    refused(castrig_main(capsys, "explore", "worker", "--storage", f"{scheme}{journal}", "--study", "x"), "no study 'x'")
     assert list((tmp_path / "new").iterdir()) == []
 
 
 def test_sim_render_to_a_file(afile, capsys):
-    _refused(castrig_main(capsys, "sim", "render", "--out", str(afile), "--n", "1"), f"--out {afile}: not a folder")
+    refused(castrig_main(capsys, "sim", "render", "--out", str(afile), "--n", "1"), f"--out {afile}: not a folder")
     assert afile.read_text() == ""
 
 
@@ -116,8 +106,8 @@ def test_sim_render_to_a_file(afile, capsys):
                                        ("bogus://x", "Can't load plugin"),
                                        ("postgresql://who:secret@127.0.0.1:1/x", "who:***@127.0.0.1:1")])
 def test_explore_with_a_storage_that_cannot_be_opened(tmp_path, url, says, capsys):
-    err = _refused(castrig_main(capsys, "explore", "--target-grade", "claim1", "--data", str(tmp_path / "exp"), "--storage", url),
-                   "--storage", "cannot open it", says, "allowed:")
+    err = refused(castrig_main(capsys, "explore", "--target-grade", "claim1", "--data", str(tmp_path / "exp"), "--storage", url),
+                  "--storage", "cannot open it", says, "allowed:")
     assert "secret" not in err
 
 
@@ -125,8 +115,8 @@ def test_explore_with_a_storage_that_cannot_be_opened(tmp_path, url, says, capsy
 def test_explore_with_a_journal_storage_that_names_no_file(tmp_path, url, capsys):
     """`--storage journal:` ended in "ValueError: PosixPath('.') has an empty name" (exit 1)."""
     url = url.replace("FOLDER", str(tmp_path))
-    _refused(castrig_main(capsys, "explore", "--target-grade", "claim1", "--data", str(tmp_path / "exp"), "--storage", url),
-             f"--storage {url}: names no journal file", "allowed:")
+    refused(castrig_main(capsys, "explore", "--target-grade", "claim1", "--data", str(tmp_path / "exp"), "--storage", url),
+            f"--storage {url}: names no journal file", "allowed:")
 
 
 @pytest.mark.parametrize("given", ["run.json", "queue_of_another_shape", "folder"])
@@ -142,7 +132,7 @@ def test_queue_resume_of_a_file_that_is_no_queue_state(given, tmp_path, capsys):
     else:
         path = tmp_path
     says = "not a regular file" if given == "folder" else "needs an object with 'profile' (a path) and 'items' (a list)"
-    _refused(castrig_main(capsys, "queue", "--resume", str(path)), f"--resume {path}: not a queue state file", says)
+    refused(castrig_main(capsys, "queue", "--resume", str(path)), f"--resume {path}: not a queue state file", says)
 
 
 @pytest.mark.parametrize("how", ["--data", "$CASTRIG_DATA"])
@@ -159,7 +149,7 @@ def test_status_of_a_missing_data_root_is_refused_not_read_as_idle(tmp_path, cap
         else:
             monkeypatch.setenv("CASTRIG_DATA", str(root))
             done = castrig_main(capsys, "status")
-        _refused(done, f"{how} {root}: {says}")
+        refused(done, f"{how} {root}: {says}")
         assert "no run is running" not in done.stdout
     assert not typo.exists()
     monkeypatch.delenv("CASTRIG_DATA", raising=False)
@@ -176,6 +166,6 @@ def test_lots_of_a_missing_or_file_data_root_is_refused_not_read_as_no_lots(tmp_
     afile.write_text("")
     for root, says in ((typo, "no such folder"), (afile, "not a folder")):
         done = castrig_main(capsys, "lots", "--data", str(root))
-        _refused(done, f"--data {root}: {says}")
+        refused(done, f"--data {root}: {says}")
         assert "membrane lots" not in done.stdout
     assert not typo.exists()

@@ -10,6 +10,7 @@ import pytest
 from castrig.clock import VirtualClock
 from castrig.links import SimLink
 from castrig.sim.alicat import AlicatEmulator
+from conftest import emulator_ask
 
 FRAME_RE = re.compile(rb"^A( [+-]\d{3}\.\d{2}){5} +[A-Za-z0-9-]+( [A-Z]{3})*\r$")
 
@@ -22,15 +23,7 @@ def quiet(**kwargs) -> AlicatEmulator:
     )
 
 
-def ask(emu: AlicatEmulator, clock: VirtualClock, data: bytes, wait_s: float = 0.05) -> bytes:
-    emu.receive(data, clock.now())
-    clock.sleep(wait_s)
-    return emu.transmit(clock.now())
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
+ask = emulator_ask(reply_s=0.05)
 
 
 # -- the data frame --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 from castrig.clock import VirtualClock
 from castrig.sim.hmt330 import HMT330Emulator, dewpoint_c
+from conftest import emulator_ask
 
 
 def exact(rh: float = 45.2, t: float = 23.1, **kwargs) -> HMT330Emulator:
@@ -16,15 +17,7 @@ def exact(rh: float = 45.2, t: float = 23.1, **kwargs) -> HMT330Emulator:
     return HMT330Emulator("rh", source=lambda _t: (rh, t), rh_noise_pct=0.0, t_noise_c=0.0, **kwargs)
 
 
-def ask(emu: HMT330Emulator, clock: VirtualClock, data: bytes, wait_s: float = 0.5) -> bytes:
-    emu.receive(data, clock.now())
-    clock.sleep(wait_s)
-    return emu.transmit(clock.now())
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
+ask = emulator_ask(reply_s=0.5)
 
 
 # -- the guide's examples ----------------------------------------------------------------------

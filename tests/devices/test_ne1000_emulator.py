@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import binascii
-
 import pytest
 
 from castrig.sim.ne1000 import NE1000Chain, NE1000Emulator
-
-
-def basic(text: str) -> bytes:
-    return b"\x02" + text.encode() + b"\x03"
-
-
-def packet(text: str) -> bytes:
-    data = text.encode()
-    return bytes([2, len(data) + 4]) + data + binascii.crc_hqx(data, 0).to_bytes(2, "big") + b"\x03"
+from conftest import ne1000_basic as basic, ne1000_packet as packet
 
 
 def xfer(emu, data: bytes, t: float) -> bytes:

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import binascii
-
 import pytest
 
 from castrig.clock import VirtualClock
 from castrig.devices.ne1000 import NE1000Pump, PumpAlarm, PumpCommandError, PumpError, best_units, format_number
 from castrig.devices.roles import Dispensed, PumpState
 from castrig.links import LinkError, LinkTimeout, ProtocolError, expected_protocol
-
-
-def basic(text: str) -> bytes:
-    return b"\x02" + text.encode() + b"\x03"
-
-
-def packet(text: str) -> bytes:
-    data = text.encode()
-    return bytes([2, len(data) + 4]) + data + binascii.crc_hqx(data, 0).to_bytes(2, "big") + b"\x03"
+from conftest import ne1000_basic as basic, ne1000_packet as packet
 
 
 def pump(link, **kw):

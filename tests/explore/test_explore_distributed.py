@@ -17,7 +17,7 @@ from castrig.explore.distributed import (_states, counted, load_study, map_resul
 from castrig.explore.gridmap import Grid, parse_range, point_key
 from castrig.explore.search import make_settings
 
-from conftest import castrig, start_castrig, wait_until, with_sitecustomize
+from conftest import castrig, process_state, start_castrig, stopped, wait_until, with_sitecustomize
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "hw_profiles" / "sim.yaml"
@@ -267,7 +267,7 @@ def _children(pid: int) -> list[int]:
 def _alive(pid: int) -> bool:
     """Not ended (an orphan's parent may be slow to reap it: a zombie has ended)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
+        return process_state(pid) not in ("Z", "X")
     except OSError:
         return False
 
@@ -620,10 +620,6 @@ _HOLD_AND_STOP = ("import fcntl, os, signal, sys\n"
                   "os.kill(os.getpid(), signal.SIGSTOP)\n")
 
 
-def _stopped(pid: int) -> bool:
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "T"
-
-
 def test_a_process_stopped_while_holding_the_journal_lock_holds_no_worker_up(tmp_path, reap):
     """CI met it: a journal worker SIGSTOPped just after writing its trial's mark, still inside
     the journal's append lock, and the next worker waited on that kernel lock for as long as it
@@ -636,13 +632,13 @@ def test_a_process_stopped_while_holding_the_journal_lock_holds_no_worker_up(tmp
     start_map(url, "held", _settings(), _grid([65], [3]))
     holder = reap(subprocess.Popen([sys.executable, "-c", _HOLD_AND_STOP, str(tmp_path / "study.journal.flock")], stdout=subprocess.PIPE, text=True))
     assert holder.stdout.readline().strip() == "held"
-    wait_until(lambda: _stopped(holder.pid), timeout_s=10, what="the holder stopped")
+    wait_until(lambda: stopped(holder.pid), timeout_s=10, what="the holder stopped")
     done = castrig("explore", "worker", "--storage", url, "--study", "held", "--data", str(tmp_path / "w"), "-q",
                    timeout_s=120)
     assert done.returncode == 0, done.stderr
     said = " ".join(done.stderr.split())
     assert f"held by process {holder.pid}, which is stopped" in said and said.count("which is stopped") == 1, said
-    assert _stopped(holder.pid)  # (still holding it)
+    assert stopped(holder.pid)  # (still holding it)
     assert sorted(_keys(load_study(url, "held")).values()) == [1]
 
 
@@ -685,7 +681,7 @@ def test_a_stopped_holder_cutting_a_torn_entry_off_is_never_passed_by(tmp_path, 
     hold = _HOLD_AND_STOP.replace("print('held', flush=True)", "os.pwrite(fd, b'exclusive', 0)\nprint('held', flush=True)")
     holder = reap(subprocess.Popen([sys.executable, "-c", hold, f"{path}.flock"], stdout=subprocess.PIPE, text=True))
     assert holder.stdout.readline().strip() == "held"
-    wait_until(lambda: _stopped(holder.pid), timeout_s=10, what="the holder stopped")
+    wait_until(lambda: stopped(holder.pid), timeout_s=10, what="the holder stopped")
     lock = journal_lock.journal_lock(path)
     taken = threading.Event()
     threading.Thread(target=lambda: (lock.acquire(), taken.set()), daemon=True).start()
@@ -708,7 +704,7 @@ def test_cutting_a_torn_entry_waits_for_a_stopped_holder_and_says_so(tmp_path, r
     path = tmp_path / "study.journal"
     holder = reap(subprocess.Popen([sys.executable, "-c", _HOLD_AND_STOP, f"{path}.flock"], stdout=subprocess.PIPE, text=True))
     assert holder.stdout.readline().strip() == "held"
-    wait_until(lambda: _stopped(holder.pid), timeout_s=10, what="the holder stopped")
+    wait_until(lambda: stopped(holder.pid), timeout_s=10, what="the holder stopped")
     lock = journal_lock.journal_lock(path)
     taken = threading.Event()
     threading.Thread(target=lambda: (lock.acquire(exclusive=True), taken.set()), daemon=True).start()

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from castrig.analysis.verdict import judge
-from castrig.cli import main as cli_main
+from castrig.cli.main import main
 from castrig.explore import make_settings
 from castrig.explore.rig import propose_next, store_history
 from castrig.explore.space import apply_point, default_template
@@ -16,15 +16,6 @@ from castrig.store import RunInfo, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "hw_profiles" / "sim.yaml"
-
-
-def cli(argv: list[str]) -> int:
-    names = {c.name for c in cli_main.app.registered_commands} | {g.name for g in cli_main.app.registered_groups}
-    if "explore" not in names:
-        from castrig.cli.explore import mount
-
-        mount(cli_main.app)
-    return cli_main.main(argv)
 
 
 def _stored_run(root: Path, n: int, rh: float, d: float) -> None:
@@ -71,8 +62,8 @@ def test_explore_with_a_wall_clock_profile_proposes_and_asks(tmp_path, capsys, m
     root = tmp_path / "data"
     _stored_run(root, 0, 70, 3.3)
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)  # no operator at the keyboard: propose only
-    code = cli(["explore", "--target-grade", "claim1", "--target-d-um", "8", "--profile", str(rig), "--data", str(root),
-                "--folder", str(tmp_path / "f")])
+    code = main(["explore", "--target-grade", "claim1", "--target-d-um", "8", "--profile", str(rig), "--data", str(root),
+                 "--folder", str(tmp_path / "f")])
     out = capsys.readouterr().out
     assert code == 0 and "proposal from 1 stored runs" in out and "castrig run" in out
     assert (tmp_path / "f" / "proposals" / "p0001" / "recipe.yaml").is_file()

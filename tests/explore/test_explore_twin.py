@@ -10,23 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from castrig.cli import main as cli_main
+from castrig.cli.main import main
 from castrig.recipe.session import run_recipe
 from castrig.store import open_store
 from castrig.store.base import latest_results
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "hw_profiles" / "sim.yaml"
-
-
-def cli(argv: list[str]) -> int:
-    """``castrig ARGV`` with these commands mounted (as castrig.cli.main does once integrated)."""
-    names = {c.name for c in cli_main.app.registered_commands} | {g.name for g in cli_main.app.registered_groups}
-    if "explore" not in names:
-        from castrig.cli.explore import mount
-
-        mount(cli_main.app)
-    return cli_main.main(argv)
 
 
 def _run(recipe: Path, profile: Path, root: Path) -> tuple[list[str], float]:
@@ -42,8 +32,8 @@ def _run(recipe: Path, profile: Path, root: Path) -> tuple[list[str], float]:
 @pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_explore_on_the_twin_finds_a_recipe_that_meets_again(tmp_path, capsys):
     folder = tmp_path / "search"
-    code = cli(["explore", "--target-grade", "claim4", "--target-d-um", "3.3", "--budget", "2", "--profile", str(SIM),
-                "--folder", str(folder), "--out", str(tmp_path / "found.yaml")])
+    code = main(["explore", "--target-grade", "claim4", "--target-d-um", "3.3", "--budget", "2", "--profile", str(SIM),
+                 "--folder", str(folder), "--out", str(tmp_path / "found.yaml")])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "found claim4" in out and "map:" in out
@@ -56,18 +46,18 @@ def test_explore_on_the_twin_finds_a_recipe_that_meets_again(tmp_path, capsys):
     grades, d = _run(tmp_path / "found.yaml", SIM, tmp_path / "again")
     assert "claim4" in grades and abs(d / 3.3 - 1) <= 0.10
     # running the same command again resumes: nothing new is run
-    assert cli(["explore", "--target-grade", "claim4", "--target-d-um", "3.3", "--budget", "2", "--profile", str(SIM),
-                "--folder", str(folder)]) == 0
+    assert main(["explore", "--target-grade", "claim4", "--target-d-um", "3.3", "--budget", "2", "--profile", str(SIM),
+                 "--folder", str(folder)]) == 0
     assert "resuming" in capsys.readouterr().out
     assert len((folder / "trials.jsonl").read_text().splitlines()) == len(journal)
 
 
 def test_a_target_below_the_pixel_resolution_is_refused_before_any_run(tmp_path, capsys):
-    code = cli(["explore", "--target-grade", "claim1", "--target-d-um", "0.5", "--profile", str(SIM), "--folder", str(tmp_path / "s")])
+    code = main(["explore", "--target-grade", "claim1", "--target-d-um", "0.5", "--profile", str(SIM), "--folder", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert code == 2 and "0.5 µm are only 2.0 px across" in err and "Traceback" not in err
     assert not (tmp_path / "s").exists()
-    assert cli(["explore", "--target-grade", "claim7"]) == 2
+    assert main(["explore", "--target-grade", "claim7"]) == 2
     assert "allowed: one of 'claim1'" in capsys.readouterr().err
 
 

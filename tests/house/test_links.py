@@ -15,6 +15,7 @@ from castrig.links import LinkClosed, LinkTimeout, ProtocolError, SimLink, with_
 from castrig.links.scripted import ScriptMismatch, ScriptedLink, expected_protocol
 from castrig.links.serial_link import SerialLink
 from castrig.sim.emulator import LineEmulator
+from conftest import LoopbackServer
 
 
 class Echo(LineEmulator):
@@ -77,14 +78,9 @@ def test_serial_open_failure_is_a_typed_error():
 @pytest.fixture
 def echo_server():
     """A plain loopback TCP server that echoes lines, then can drop the connection."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    port = srv.getsockname()[1]
     state = {"drop": threading.Event()}
 
-    def serve():
-        conn, _ = srv.accept()
+    def echo(conn: socket.socket) -> None:
         buf = b""
         conn.settimeout(0.05)
         while not state["drop"].is_set():
@@ -98,14 +94,9 @@ def echo_server():
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 conn.sendall(b"ECHO " + line + b"\n")
-        conn.close()
 
-    th = threading.Thread(target=serve, daemon=True)
-    th.start()
-    yield port, state
-    state["drop"].set()
-    th.join(1)
-    srv.close()
+    with LoopbackServer(echo) as srv:
+        yield srv.port, state
 
 
 def test_serial_socket_url(echo_server):

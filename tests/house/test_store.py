@@ -12,26 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from castrig.store import RunInfo, SqliteRunStore, data_root, open_store
-
-
-def make_info(run_id: str = "20260101-000000-demo") -> RunInfo:
-    return RunInfo(
-        run_id=run_id,
-        recipe_name="demo",
-        recipe_path="recipes/demo.yaml",
-        profile_name="sim",
-        profile_path="hw_profiles/sim.yaml",
-        software_version="test",
-        seed=1,
-        operator="tester",
-        started_utc="2026-01-01T00:00:00Z",
-    )
+from castrig.store import SqliteRunStore, data_root, open_store
+from conftest import demo_run_info
 
 
 def test_run_folder_layout_and_public_schema(tmp_path: Path):
     store = SqliteRunStore(tmp_path)
-    with store.create_run(make_info()) as rec:
+    with store.create_run(demo_run_info()) as rec:
         rec.add_samples(0.0, {"rh_near_pct": 45.2, "t_near_c": 22.1})
         rec.add_sample(1.0, "rh_near_pct", 45.3)
         rec.add_event(0.5, "step_start", "runner", "wait 10 s", {"step": 0})
@@ -62,7 +49,7 @@ def test_images_are_tiff_with_pixel_size(tmp_path: Path):
     tifffile = pytest.importorskip("tifffile")
     store = SqliteRunStore(tmp_path)
     img = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)
-    with store.create_run(make_info()) as rec:
+    with store.create_run(demo_run_info()) as rec:
         path = rec.save_image(3.0, "field0_reflected", img, pixel_size_um=0.25, illumination="reflected", metadata={"field": 0})
         records = rec.images()
     with tifffile.TiffFile(path) as tf:
@@ -80,9 +67,9 @@ def test_images_are_tiff_with_pixel_size(tmp_path: Path):
 
 def test_catalog_lists_runs_and_finds_unindexed_folders(tmp_path: Path):
     store = SqliteRunStore(tmp_path)
-    with store.create_run(make_info("a")) as rec:
+    with store.create_run(demo_run_info("a")) as rec:
         rec.finish("completed")
-    with store.create_run(make_info("a")) as rec2:  # same id: a new folder, not an overwrite
+    with store.create_run(demo_run_info("a")) as rec2:  # same id: a new folder, not an overwrite
         assert [r.outcome for r in store.list_runs()] == ["completed", "running"]  # owned while open
     assert rec2.run_dir.name == "a-2"
     (tmp_path / "catalog.sqlite").unlink()
@@ -163,7 +150,7 @@ def test_signal_during_write_waits_for_the_commit(tmp_path: Path):
 
     old = signal.signal(signal.SIGINT, guarded(handler))
     try:
-        with store.create_run(make_info()) as rec:
+        with store.create_run(demo_run_info()) as rec:
             with pytest.raises(KeyboardInterrupt):
                 with deferred_signals():
                     signal.raise_signal(signal.SIGINT)

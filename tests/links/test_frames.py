@@ -7,10 +7,8 @@ what has really arrived, not what pyserial's ``in_waiting`` claims (0 or 1 on a 
 
 from __future__ import annotations
 
-import binascii
 import itertools
 import socket
-import threading
 import time
 
 import pytest
@@ -18,15 +16,7 @@ import pytest
 from castrig.devices.ne1000 import next_frame, split_frames
 from castrig.links import LinkTimeout
 from castrig.links.serial_link import SerialLink
-
-
-def basic(text: str) -> bytes:
-    return b"\x02" + text.encode() + b"\x03"
-
-
-def packet(text: str) -> bytes:
-    data = text.encode()
-    return bytes([2, len(data) + 4]) + data + binascii.crc_hqx(data, 0).to_bytes(2, "big") + b"\x03"
+from conftest import LoopbackServer, ne1000_basic as basic, ne1000_packet as packet
 
 
 ALARM_T = packet("01A?T")  # b"\x02\t01A?T.." as the pump sends it unprompted in safe mode
@@ -89,30 +79,12 @@ def test_a_partial_frame_is_kept_for_the_next_read():
 @pytest.fixture
 def burst_server():
     """A loopback TCP peer that answers every byte it gets with a 64-byte burst."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    stop = threading.Event()
+    def burst(conn: socket.socket) -> None:
+        while conn.recv(16):
+            conn.sendall(bytes(range(64)))
 
-    def run() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.settimeout(0.05)
-            while not stop.is_set():
-                try:
-                    data = conn.recv(16)
-                except TimeoutError:
-                    continue
-                if not data:
-                    return
-                conn.sendall(bytes(range(64)))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    yield f"socket://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join(timeout=2)
-    listener.close()
+    with LoopbackServer(burst) as server:
+        yield server.url
 
 
 def test_serial_link_on_a_socket_reads_what_has_arrived_not_in_waiting(burst_server):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,48 +19,19 @@ import yaml
 
 from castrig.links import LinkTimeout
 from castrig.links.base import Link
-from tests.conftest import castrig, only_run_dir
+from tests.conftest import LoopbackServer, castrig, only_run_dir
 
 #: The link timeout the hostile devices' profiles give (s): short, so the tests are.
 TIMEOUT_S = 0.5
 
 
-class HostileServer:
-    """A loopback TCP server whose every connection is handed to ``behave(conn)`` in a thread."""
-
-    def __init__(self, behave: Callable[[socket.socket], None]):
-        self.behave = behave
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"socket://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            with conn:
-                self.behave(conn)
-        except OSError:  # the client left
-            pass
-
-    def close(self) -> None:
-        self.stop.set()
-        self.listener.close()
-
-
 @pytest.fixture
-def hostile() -> Iterator[Callable[[Callable[[socket.socket], None]], HostileServer]]:
-    servers: list[HostileServer] = []
+def hostile() -> Iterator[Callable[[Callable[[socket.socket], None]], LoopbackServer]]:
+    """``hostile(behave)``: a loopback server handing every connection to ``behave(conn)``."""
+    servers: list[LoopbackServer] = []
 
-    def make(behave: Callable[[socket.socket], None]) -> HostileServer:
-        servers.append(HostileServer(behave))
+    def make(behave: Callable[[socket.socket], None]) -> LoopbackServer:
+        servers.append(LoopbackServer(behave))
         return servers[-1]
 
     yield make

@@ -9,38 +9,24 @@ to that address again, not at every close."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 from castrig.links.serial_link import SerialLink
+from conftest import LoopbackServer
 
 #: pyserial's sleep after closing a socket
 GAP_S = 0.3
 
 
-class _TerminalServer:
+class _TerminalServer(LoopbackServer):
     """A listening loopback port that takes every connection and notes when (monotonic)."""
 
     def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"socket://127.0.0.1:{self.listener.getsockname()[1]}"
         self.accepted: list[float] = []
-        self.conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.accepted.append(time.monotonic())
-            self.conns.append(conn)
-
-    def close(self) -> None:
-        self.listener.close()
-        for c in self.conns:
-            c.close()
+    def handle(self, conn: socket.socket) -> None:
+        self.accepted.append(time.monotonic())
 
 
 def test_a_socket_link_closes_without_sleeping_and_its_next_connection_waits_the_gap():

@@ -8,22 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from castrig.cli import main as cli_main
+from castrig.cli.main import main
 
 from conftest import add_graded_run, add_membrane_run
 from conftest import membrane_metrics as _metrics
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def cli(argv: list[str]) -> int:
-    """``castrig ARGV`` with these commands mounted (as castrig.cli.main does once integrated)."""
-    names = {c.name for c in cli_main.app.registered_commands} | {g.name for g in cli_main.app.registered_groups}
-    if "explore" not in names:
-        from castrig.cli.explore import mount
-
-        mount(cli_main.app)
-    return cli_main.main(argv)
 
 
 def _store(tmp_path: Path) -> tuple[Path, str]:
@@ -33,14 +23,14 @@ def _store(tmp_path: Path) -> tuple[Path, str]:
 
 def test_lots_lists_lots_and_assigns_uses(tmp_path, capsys):
     root, lot = _store(tmp_path)
-    assert cli(["lots", "--data", str(root)]) == 0
+    assert main(["lots", "--data", str(root)]) == 0
     out = capsys.readouterr().out
     assert lot in out and "claim1,claim2,claim3,claim4" in out and "3.00" in out and "suits: blood_filter, coculture" in out
-    assert cli(["lots", "assign", lot, "--use", "blood_filter", "--data", str(root)]) == 0
-    assert cli(["lots", "--data", str(root)]) == 0
+    assert main(["lots", "assign", lot, "--use", "blood_filter", "--data", str(root)]) == 0
+    assert main(["lots", "--data", str(root)]) == 0
     assert "blood_filter" in capsys.readouterr().out
     (tmp_path / "empty").mkdir()  # an empty data root lists no lots (one that is not there is refused)
-    assert cli(["lots", "--data", str(tmp_path / "empty")]) == 0
+    assert main(["lots", "--data", str(tmp_path / "empty")]) == 0
     assert "no lots yet" in capsys.readouterr().out
 
 
@@ -49,18 +39,18 @@ def test_filter_check_passes_and_fails_with_file_field_and_range(tmp_path, capsy
     data = yaml.safe_load((ROOT / "examples" / "filter-build.yaml").read_text())
     f = tmp_path / "filter.yaml"
     f.write_text(yaml.safe_dump({**data, "lots": [lot]}))
-    assert cli(["filter", "check", str(f), "--data", str(root)]) == 0
+    assert main(["filter", "check", str(f), "--data", str(root)]) == 0
     out = capsys.readouterr().out
     assert "meets the blood-filtration claims" in out and "4.2" in out  # log10(2.4e9/1.5e5) = 4.20
     f.write_text(yaml.safe_dump({**data, "lots": [lot], "effective_area_cm2": 301, "element_volume_cm3": 1.9}))
-    assert cli(["filter", "check", str(f), "--data", str(root)]) == 2
+    assert main(["filter", "check", str(f), "--data", str(root)]) == 2
     err = capsys.readouterr().err
     assert f"{f}: effective_area_cm2 = 301: outside the claimed effective filtration area (allowed: 4 to 300 cm²)" in err
     assert "element_volume_cm3 = 1.9" in err and "allowed: 2 to 18 cm³" in err and "Traceback" not in err
     f.write_text(yaml.safe_dump({**data, "lots": ["no-such-lot"]}))
-    assert cli(["filter", "check", str(f), "--data", str(root)]) == 2
+    assert main(["filter", "check", str(f), "--data", str(root)]) == 2
     assert "lots[0] = 'no-such-lot': no such lot" in capsys.readouterr().err
-    assert cli(["filter", "check", str(tmp_path / "missing.yaml")]) == 2
+    assert main(["filter", "check", str(tmp_path / "missing.yaml")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 
@@ -69,16 +59,16 @@ def test_coculture_check(tmp_path, capsys):
     data = yaml.safe_load((ROOT / "examples" / "coculture.yaml").read_text())
     f = tmp_path / "cc.yaml"
     f.write_text(yaml.safe_dump({**data, "lot": lot}))
-    assert cli(["coculture", "check", str(f), "--data", str(root)]) == 0
+    assert main(["coculture", "check", str(f), "--data", str(root)]) == 0
     assert "suits lot" in capsys.readouterr().out
     f.write_text(yaml.safe_dump({**data, "lot": lot, "regions": data["regions"][:1]}))
-    assert cli(["coculture", "check", str(f), "--data", str(root)]) == 2
+    assert main(["coculture", "check", str(f), "--data", str(root)]) == 2
     err = capsys.readouterr().err
     assert "cc.yaml: regions" in err and "at least 2" in err and "Traceback" not in err
     # the same cells on both sides, written apart by case and a space: it said "suits lot"
     same = [{"name": "upper", "cell_groups": ["Astrocytes"]}, {"name": "lower", "cell_groups": ["astrocytes "]}]
     f.write_text(yaml.safe_dump({**data, "lot": lot, "regions": same}))
-    assert cli(["coculture", "check", str(f), "--data", str(root)]) == 2
+    assert main(["coculture", "check", str(f), "--data", str(root)]) == 2
     assert "both regions hold the same cell groups" in " ".join(capsys.readouterr().err.split())
 
 
@@ -86,33 +76,33 @@ def test_checks_refuse_a_lot_assigned_to_the_other_use(tmp_path, capsys):
     """A lot assigned to co-culture is not a blood filter's, and the other way round (they exclude each other)."""
     root = tmp_path / "data"
     lot_cc, lot_bf, lot_free = (add_graded_run(root, name, _metrics(3.0)) for name in ("cc", "bf", "free"))
-    assert cli(["lots", "assign", lot_cc, "--use", "coculture", "--data", str(root)]) == 0
-    assert cli(["lots", "assign", lot_bf, "--use", "blood_filter", "--data", str(root)]) == 0
+    assert main(["lots", "assign", lot_cc, "--use", "coculture", "--data", str(root)]) == 0
+    assert main(["lots", "assign", lot_bf, "--use", "blood_filter", "--data", str(root)]) == 0
     capsys.readouterr()
     build = yaml.safe_load((ROOT / "examples" / "filter-build.yaml").read_text())
     setup = yaml.safe_load((ROOT / "examples" / "coculture.yaml").read_text())
     f, cc = tmp_path / "filter.yaml", tmp_path / "cc.yaml"
 
     f.write_text(yaml.safe_dump({**build, "lots": [lot_bf, lot_cc], "layers": max(2, build["layers"])}))
-    assert cli(["filter", "check", str(f), "--data", str(root)]) == 2
+    assert main(["filter", "check", str(f), "--data", str(root)]) == 2
     res = capsys.readouterr()
     assert "meets the blood-filtration claims" not in res.out
     assert f"{f}: lots[1] = '{lot_cc}': this lot is assigned to coculture, not blood_filter" in res.err
     assert f"castrig lots unassign {lot_cc}" in res.err and lot_bf not in res.err and "Traceback" not in res.err
 
     cc.write_text(yaml.safe_dump({**setup, "lot": lot_bf}))
-    assert cli(["coculture", "check", str(cc), "--data", str(root)]) == 2
+    assert main(["coculture", "check", str(cc), "--data", str(root)]) == 2
     res = capsys.readouterr()
     assert "suits lot" not in res.out
     assert f"{cc}: lot = '{lot_bf}': this lot is assigned to blood_filter, not coculture" in res.err
 
     # a lot assigned to this use, or to none, checks as before
     f.write_text(yaml.safe_dump({**build, "lots": [lot_bf, lot_free], "layers": max(2, build["layers"])}))
-    assert cli(["filter", "check", str(f), "--data", str(root)]) == 0
+    assert main(["filter", "check", str(f), "--data", str(root)]) == 0
     assert "meets the blood-filtration claims" in capsys.readouterr().out
     for lot in (lot_cc, lot_free):
         cc.write_text(yaml.safe_dump({**setup, "lot": lot}))
-        assert cli(["coculture", "check", str(cc), "--data", str(root)]) == 0
+        assert main(["coculture", "check", str(cc), "--data", str(root)]) == 0
         assert "suits lot" in capsys.readouterr().out
 
 
@@ -125,7 +115,7 @@ def test_assign_and_unassign_on_a_read_only_data_root(tmp_path, read_only_mount)
 
     root, lot = _store(tmp_path)
     other = add_graded_run(root, "other", _metrics(3.0))
-    assert cli(["lots", "assign", lot, "--use", "blood_filter", "--data", str(root)]) == 0
+    assert main(["lots", "assign", lot, "--use", "blood_filter", "--data", str(root)]) == 0
     ro = read_only_mount(root)
     before = sorted(p.name for p in ro.iterdir())
     for argv, rc, said in ((["unassign", "no-such-lot"], 2, "LOT = 'no-such-lot': no such lot"),
@@ -150,9 +140,9 @@ def test_the_examples_work_as_written(tmp_path, capsys):
     they name, both said "no such lot" (exit 2). Now they name the membrane and pass, unmodified."""
     root = tmp_path / "data"
     assert add_membrane_run(root, "20260101-000001-demo", [_metrics(3.0)]) == ["20260101-000001-demo-m1"]
-    assert cli(["filter", "check", str(ROOT / "examples" / "filter-build.yaml"), "--data", str(root)]) == 0, capsys.readouterr().err
+    assert main(["filter", "check", str(ROOT / "examples" / "filter-build.yaml"), "--data", str(root)]) == 0, capsys.readouterr().err
     assert "meets the blood-filtration claims" in capsys.readouterr().out
-    assert cli(["coculture", "check", str(ROOT / "examples" / "coculture.yaml"), "--data", str(root)]) == 0, capsys.readouterr().err
+    assert main(["coculture", "check", str(ROOT / "examples" / "coculture.yaml"), "--data", str(root)]) == 0, capsys.readouterr().err
     assert "suits lot 20260101-000001-demo-m1" in capsys.readouterr().out
 
 

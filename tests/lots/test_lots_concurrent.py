@@ -102,12 +102,12 @@ def test_an_assign_held_up_by_a_stopped_assign_is_busy_at_once_saying_so(tmp_pat
     stopped. Another assign waited the whole minute (LOCK_WAIT_S) saying nothing, then was
     refused. It is refused at once now (exit 4), naming the stopped process and `kill -CONT`;
     once continued, the first assign finishes and the second goes through."""
-    from conftest import castrig, wait_until
+    from conftest import castrig, stopped, wait_until
 
     root, lots = _root_with_lots(tmp_path, 2)
     first = reap(start_castrig("lots", "assign", lots[0], "--use", "blood_filter", "--data", str(root), "--allow-simulated",
                                **with_sitecustomize(tmp_path, _STOP_IN_THE_WRITE)))
-    wait_until(lambda: Path(f"/proc/{first.pid}/stat").read_text().rpartition(")")[2].split()[0] == "T", timeout_s=30,
+    wait_until(lambda: stopped(first.pid), timeout_s=30,
                what="the first assign stopped in its write")
     second = castrig("lots", "assign", lots[1], "--use", "coculture", "--data", str(root), "--allow-simulated", timeout_s=120)
     assert second.returncode == 4, (second.returncode, second.stdout, second.stderr)

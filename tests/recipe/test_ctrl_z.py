@@ -14,19 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, only_run_dir, run_rows, step_running, wait_until
+from conftest import ROOT, only_run_dir, process_state, run_rows, step_running, wait_until
 
 HOLD = """name: hold
 description: humid air held six days (on the twin, a minute or more), to be acted on long before it ends
 steps:
   - {type: condition, setpoint_rh_pct: 70, band_rh_pct: 2, stable_for_s: 10, timeout_s: 900}
 """ + "  - {type: wait, duration_s: 86400}\n" * 6
-
-
-def _process_state(pid: int) -> str:
-    """The kernel's one-letter state of ``pid`` (``T``: stopped)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat[stat.rindex(")") + 2]
 
 
 def _samples(run_dir: Path) -> int:
@@ -48,7 +42,7 @@ def test_ctrl_z_in_a_job_control_shell_does_not_suspend_a_run(tmp_path: Path, te
     shell.expect("Ctrl-Z: a process that drives the rig is not suspended")
     n = _samples(run_dir)
     wait_until(lambda: _samples(run_dir) > n + 20, timeout_s=30, what="samples recorded after the Ctrl-Z")
-    assert _process_state(pid) != "T"
+    assert process_state(pid) != "T"
     assert "Stopped" not in shell.output
 
     shell.ctrl_c()  # what stops it does
@@ -80,7 +74,7 @@ def test_a_run_in_the_background_paused_by_kill_int_is_not_stopped_by_its_prompt
         shell.expect("typed-in-the-shell", after=mark)
         n = _samples(run_dir)
         wait_until(lambda: _samples(run_dir) > n + 3, timeout_s=30, what="samples recorded while the pause waits")
-        assert _process_state(pid) != "T" and "Stopped" not in shell.output
+        assert process_state(pid) != "T" and "Stopped" not in shell.output
         assert "in the background: `fg` to answer here" in shell.output
         shell.send("fg\n")
         time.sleep(1)  # (the prompt sees the foreground at its next second)
@@ -144,7 +138,7 @@ def test_ctrl_z_does_not_suspend_the_step_test_of_tune_rh(tmp_path: Path, termin
     shell.send("\x1a")
     mark = shell.expect("Ctrl-Z: a process that drives the rig is not suspended")
     time.sleep(1.0)
-    assert _process_state(pid) != "T" and "Stopped" not in shell.output
+    assert process_state(pid) != "T" and "Stopped" not in shell.output
     shell.ctrl_c()
     shell.expect("rig left in the safe state (verified)", after=mark, timeout_s=60)
     shell.send('echo "code"=$?\n')

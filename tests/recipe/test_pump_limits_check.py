@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig
+from conftest import ROOT, castrig, refused
 from castrig.clock import VirtualClock
 from castrig.devices.ne1000 import NE1000Pump, PumpCommandError
 from castrig.links import SimLink
@@ -32,16 +32,6 @@ def _recipe(tmp_path: Path, name: str, old: str, new: str) -> Path:
     path.write_text(DEMO.replace(old, new))
     return path
 
-
-def _refused(done, *words: str) -> str:
-    err = " ".join(done.stderr.split())
-    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr[-2000:])
-    assert "Traceback" not in done.stderr
-    for w in words:
-        assert w in err, (w, err)
-    return err
-
-
 def _no_run_folder(data: Path) -> None:
     assert not data.exists() or not any(data.iterdir()), list(data.iterdir())
 
@@ -50,15 +40,15 @@ def test_a_rate_below_the_pumps_minimum_is_refused_before_the_run(tmp_path):
     # 0.1 µL at 1e-7 mL/min takes 1000 min (within the step cap): only the pump cannot do it
     recipe = _recipe(tmp_path, "below_min.yaml", CAST, "{type: cast, volume_ml: 0.0001, rate_ml_min: 0.0000001}")
     # without --profile, check uses the profile run uses (hw_profiles/sim.yaml), so it refuses too
-    _refused(castrig("check", str(recipe)), "steps[3] (cast).rate_ml_min = 1e-07", "below what devices.caster can pump")
+    refused(castrig("check", str(recipe)), "steps[3] (cast).rate_ml_min = 1e-07", "below what devices.caster can pump")
     from castrig.recipe.compat import lowest_settable_rate_ml_min
 
     low = lowest_settable_rate_ml_min(NE1000Config(model="ne1000", link={"kind": "sim"}, syringe_diameter_mm=4.699))
-    err = _refused(castrig("check", str(recipe), "--profile", SIM), str(recipe), "steps[3] (cast).rate_ml_min = 1e-07",
-                   "below what devices.caster can pump", "4.699 mm syringe", f"allowed: at least {low:.6g} mL/min, up to 0.884")
+    err = refused(castrig("check", str(recipe), "--profile", SIM), str(recipe), "steps[3] (cast).rate_ml_min = 1e-07",
+                  "below what devices.caster can pump", "4.699 mm syringe", f"allowed: at least {low:.6g} mL/min, up to 0.884")
     assert "fits" not in err
     data = tmp_path / "runs"
-    _refused(castrig("run", str(recipe), "--data", str(data), "-q"), "steps[3] (cast).rate_ml_min", "below what devices.caster")
+    refused(castrig("run", str(recipe), "--data", str(data), "-q"), "steps[3] (cast).rate_ml_min", "below what devices.caster")
     _no_run_folder(data)
 
 
@@ -79,25 +69,25 @@ def test_the_quoted_bound_itself_fits(tmp_path, asked, asked_ml, quoted, volume_
 def test_a_dispense_that_takes_months_is_refused_by_check_and_run(tmp_path):
     recipe = _recipe(tmp_path, "months.yaml", CAST, "{type: cast, volume_ml: 20, rate_ml_min: 0.0001}")
     for args in (("check", str(recipe)), ("check", str(recipe), "--profile", SIM)):
-        _refused(castrig(*args), str(recipe), "steps[3].rate_ml_min = 0.0001", "takes 1.2e+07 s",
-                 "at most 86400 s per step", "rate_ml_min at least 0.01389", "line 15")
+        refused(castrig(*args), str(recipe), "steps[3].rate_ml_min = 0.0001", "takes 1.2e+07 s",
+                "at most 86400 s per step", "rate_ml_min at least 0.01389", "line 15")
     data = tmp_path / "runs"
-    _refused(castrig("run", str(recipe), "--data", str(data), "-q"), "steps[3].rate_ml_min", "86400 s")
+    refused(castrig("run", str(recipe), "--data", str(data), "-q"), "steps[3].rate_ml_min", "86400 s")
     _no_run_folder(data)
 
 
 def test_a_prewet_that_takes_longer_than_a_day_is_refused(tmp_path):
     recipe = _recipe(tmp_path, "prewet.yaml", "{type: prewet, volume_ml: 0.3, rate_ml_min: 1.0}",
                      "{type: prewet, volume_ml: 0.3, rate_ml_min: 0.0002}")  # 25 h
-    _refused(castrig("check", str(recipe)), "steps[2].rate_ml_min = 0.0002", "90000 s", "at most 86400 s")
+    refused(castrig("check", str(recipe)), "steps[2].rate_ml_min = 0.0002", "90000 s", "at most 86400 s")
 
 
 def test_a_setpoint_above_what_the_wet_line_gives_is_refused(tmp_path):
     recipe = _recipe(tmp_path, "rh995.yaml", "setpoint_rh_pct: 70, band_rh_pct: 1.0", "setpoint_rh_pct: 99.5, band_rh_pct: 0.5")
-    _refused(castrig("check", str(recipe), "--profile", SIM), "steps[1] (condition).setpoint_rh_pct = 99.5",
-             "allowed: 1 to 98 %RH", "sim.bubbler_rh_pct")
+    refused(castrig("check", str(recipe), "--profile", SIM), "steps[1] (condition).setpoint_rh_pct = 99.5",
+            "allowed: 1 to 98 %RH", "sim.bubbler_rh_pct")
     data = tmp_path / "runs"
-    _refused(castrig("run", str(recipe), "--data", str(data), "-q"), "setpoint_rh_pct = 99.5")
+    refused(castrig("run", str(recipe), "--data", str(data), "-q"), "setpoint_rh_pct = 99.5")
     _no_run_folder(data)
 
 
@@ -144,10 +134,10 @@ def test_a_volume_the_pump_would_take_as_zero_is_refused(tmp_path):
     profile = tmp_path / "big_syringe.yaml"
     profile.write_text(sim.replace(old, old.replace("4.699", "26.59")))
     recipe = _recipe(tmp_path, "tiny.yaml", CAST, "{type: cast, volume_ml: 0.0004, rate_ml_min: 0.5}")
-    _refused(castrig("check", str(recipe), "--profile", str(profile)), "steps[3] (cast).volume_ml = 0.0004",
-             "it would be set to 0, which means pumping without end", "allowed: a multiple of 0.001 mL")
+    refused(castrig("check", str(recipe), "--profile", str(profile)), "steps[3] (cast).volume_ml = 0.0004",
+            "it would be set to 0, which means pumping without end", "allowed: a multiple of 0.001 mL")
     data = tmp_path / "runs"
-    _refused(castrig("run", str(recipe), "--profile", str(profile), "--data", str(data), "-q"), "volume_ml = 0.0004")
+    refused(castrig("run", str(recipe), "--profile", str(profile), "--data", str(data), "-q"), "volume_ml = 0.0004")
     _no_run_folder(data)
     assert castrig("check", str(recipe), "--profile", SIM).returncode == 0  # µL units: 0.4 µL is fine there
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import signal
 
-from conftest import ROOT, castrig, run_rows, run_status, run_then_kill_9, start_castrig, wait_until, with_sitecustomize
+from conftest import ROOT, castrig, run_rows, run_status, run_then_kill_9, start_castrig, stopped, wait_until, with_sitecustomize
 
 #: The process stops itself (SIGSTOP) the first time ``$STOP_AT_IMPORT`` is imported.
 STOP_AT_IMPORT = """
@@ -44,11 +44,7 @@ def test_status_while_a_resume_opens_the_rig_is_the_journals_step(tmp_path):
     resume = start_castrig("resume", str(run_dir), "-q", STOP_AT_IMPORT="castrig.sim.twin",
                            **with_sitecustomize(tmp_path, STOP_AT_IMPORT))
     try:
-        def stopped() -> bool:
-            with open(f"/proc/{resume.pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] == "T"
-
-        wait_until(stopped, timeout_s=60, what="the resume stopped while opening the rig")
+        wait_until(lambda: stopped(resume.pid), timeout_s=60, what="the resume stopped while opening the rig")
         said = castrig("status", str(run_dir), "--json")
         assert said.returncode == 0, said.stderr
         status = json.loads(said.stdout)

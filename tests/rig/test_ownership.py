@@ -13,13 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, castrig, only_run_dir, run_rows, start_castrig, wait_until
+from conftest import ROOT, LoopbackServer, castrig, only_run_dir, run_rows, start_castrig, wait_until
 
 DATA = ROOT / "tests" / "data"
 #: overnight.yaml's steps for two casts (tests/data/reliability/overnight_mini.yaml, analysed, the
@@ -175,43 +174,21 @@ def test_a_killed_run_shows_as_crashed_and_resumes(crashed_overnight, tmp_path):
 
 
 # -- devices ---------------------------------------------------------------------------------------
-class _Recorder:
+class _Recorder(LoopbackServer):
     """A TCP endpoint that accepts connections and keeps every byte it is sent (never answers)."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.connections = 0
         self.received = bytearray()
-        self.sock.settimeout(0.1)
-        self._stop = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(self._record)
 
-    def _serve(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.settimeout(0.1)
-            while not self._stop:
-                try:
-                    chunk = conn.recv(4096)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                self.received += chunk
-            conn.close()
+    def handle(self, conn: socket.socket) -> None:
+        self.connections += 1
+        super().handle(conn)
 
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join(timeout=2)
-        self.sock.close()
+    def _record(self, conn: socket.socket) -> None:
+        while chunk := conn.recv(4096):
+            self.received += chunk
 
 
 def _serial_profile(path: Path, urls: dict[str, str | dict], *, name: str = "rig-under-test") -> Path:

@@ -21,7 +21,7 @@ import pytest
 
 from castrig.cli.main import main
 from conftest import (ROOT, STOP_AT_ANSWER, campaign, castrig, castrig_main, only_run_dir, run_rows, run_status, start_castrig,
-                      wait_until, with_sitecustomize)
+                      stopped, wait_until, with_sitecustomize)
 
 LONG_WAIT = ROOT / "tests" / "data" / "day_wait.yaml"  # ends on its own only after ~40 s of wall time
 
@@ -202,8 +202,7 @@ def test_a_stopped_runner_is_said_stopped_at_once_not_just_running(tmp_path: Pat
     assert "STOPPED" not in castrig_main(capsys, "status", str(run_dir)).stdout
     run.send_signal(signal.SIGSTOP)
     try:
-        wait_until(lambda: Path(f"/proc/{run.pid}/stat").read_text().rpartition(")")[2].split()[0] == "T",
-                   timeout_s=10, what="the runner stopped")
+        wait_until(lambda: stopped(run.pid), timeout_s=10, what="the runner stopped")
         line = " ".join(castrig_main(capsys, "status", str(run_dir)).stdout.split())
         assert "running" in line and f"its process {run.pid} is STOPPED" in line and f"kill -CONT {run.pid}" in line, line
         assert "no word" not in line  # not after a minute of silence: at once
@@ -486,11 +485,6 @@ def test_a_command_file_swapped_for_a_named_pipe_as_it_is_taken_is_answered_and_
     assert run.poll() is None and run_status(run_dir).get("state") != "paused"
 
 
-def _stopped(pid: int) -> bool:
-    """``pid`` is stopped (SIGSTOP): its state in /proc is ``T``."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
-
-
 def _drop(control: Path, name: str, command: dict[str, str]) -> None:
     """Write ``command`` to control/NAME as a careful lab script does: a hidden temporary, renamed."""
     tmp = control / f".{name}.script.tmp"
@@ -512,7 +506,7 @@ def test_a_command_whose_answer_is_seen_is_gone_from_control_and_its_name_is_fre
                                     **with_sitecustomize(tmp_path, STOP_AT_ANSWER))
     control, done = run_dir / "control", run_dir / "control" / "done"
     _drop(control, "pause.json", {"action": "pause", "by": "lab-script"})
-    wait_until(lambda: _stopped(run.pid), timeout_s=20, what="the runner stopped as it answers pause.json")
+    wait_until(lambda: stopped(run.pid), timeout_s=20, what="the runner stopped as it answers pause.json")
     try:
         assert json.loads((done / "pause.json").read_text())["accepted"] is True
         assert not (control / "pause.json").exists(), "answered, yet still pending in control/"

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
-from pathlib import Path
 
-from tests.conftest import ROOT, castrig, start_castrig, wait_until, with_sitecustomize
+from tests.conftest import ROOT, castrig, process_state, start_castrig, wait_until, with_sitecustomize
 
 #: A sitecustomize: the process stops itself (SIGSTOP, as Ctrl-Z does) inside its first write
 #: transaction on the data root's catalog.sqlite -- holding the catalog's write lock.
@@ -26,10 +25,6 @@ s._Tx.__enter__ = _enter_then_stop
 """
 
 
-def _stopped(pid: int) -> bool:
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in ("T", "t")
-
-
 def test_a_lister_stopped_while_it_writes_the_catalog_stops_no_run(tmp_path, reap):
     """``castrig runs`` Ctrl-Z'd as it indexes a run folder holds the catalog's write lock. Before,
     every ``castrig run`` on that data root then waited 10 s and was refused, exit 3, 'cannot
@@ -43,7 +38,7 @@ def test_a_lister_stopped_while_it_writes_the_catalog_stops_no_run(tmp_path, rea
     for extra in ("catalog.sqlite-wal", "catalog.sqlite-shm"):
         (data / extra).unlink(missing_ok=True)
     lister = reap(start_castrig("runs", "--data", str(data), **with_sitecustomize(tmp_path, STOP_IN_CATALOG_WRITE)))
-    wait_until(lambda: _stopped(lister.pid), what="castrig runs stopped in its catalog write")
+    wait_until(lambda: process_state(lister.pid) in ("T", "t"), what="castrig runs stopped in its catalog write")
 
     done = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", str(data), "-q")
     assert done.returncode == 0, (done.returncode, done.stdout, done.stderr)

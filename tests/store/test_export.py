@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from castrig.errors import BadInput
-from conftest import castrig, signal_hook, start_castrig, wait_until, with_sitecustomize
+from conftest import castrig, signal_hook, start_castrig, stopped, wait_until, with_sitecustomize
 from castrig.store import RunInfo, SqliteRunStore
 from castrig.store.export import export_run, format_bound, verdict_rows
 
@@ -206,7 +206,7 @@ def test_an_export_killed_mid_write_leaves_nothing_a_later_export_keeps(run_dir:
     out = tmp_path / "out"
     live = reap(start_castrig("export", str(run_dir), "--to", str(out), SIGNAL_AT_TEMP="SIGSTOP",
                               **with_sitecustomize(tmp_path, SIGNAL_AT_TEMP)))
-    wait_until(lambda: Path(f"/proc/{live.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T", what="the live export stopped")
+    wait_until(lambda: stopped(live.pid), what="the live export stopped")
     killed = castrig("export", str(run_dir), "--to", str(out), SIGNAL_AT_TEMP="SIGKILL",
                      **with_sitecustomize(tmp_path, SIGNAL_AT_TEMP))
     assert killed.returncode == -9

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from castrig.store import RunInfo, RunStore, SqliteRunStore
-from conftest import Proxy, pg_count  # the fixture pg_schema is conftest's too
+from castrig.store import RunStore, SqliteRunStore
+from conftest import Proxy, demo_run_info, pg_count  # the fixture pg_schema is conftest's too
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -41,12 +41,6 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[
     yield make
     for s in made:
         s.close()
-
-
-def make_info(run_id: str = "20260101-000000-demo", started: str = "2026-01-01T00:00:00Z") -> RunInfo:
-    return RunInfo(run_id=run_id, recipe_name="demo", recipe_path="recipes/demo.yaml", profile_name="sim",
-                   profile_path="hw_profiles/sim.yaml", software_version="test", seed=1, operator="tester",
-                   started_utc=started)
 
 
 def fill(rec, n: int = 20) -> None:  # type: ignore[no-untyped-def]
@@ -76,7 +70,7 @@ def check_contents(rec, n: int = 20) -> None:  # type: ignore[no-untyped-def]
 
 def test_records_round_trip(make_store):  # type: ignore[no-untyped-def]
     store: RunStore = make_store()
-    with store.create_run(make_info()) as rec:
+    with store.create_run(demo_run_info()) as rec:
         fill(rec)
         check_contents(rec)
         rec.finish("completed", None)
@@ -92,10 +86,10 @@ def test_records_round_trip(make_store):  # type: ignore[no-untyped-def]
 
 def test_catalog_lists_indexed_runs_with_grades(make_store):  # type: ignore[no-untyped-def]
     store = make_store()
-    with store.create_run(make_info("a", "2026-01-01T00:00:00Z")) as rec:
+    with store.create_run(demo_run_info("a", "2026-01-01T00:00:00Z")) as rec:
         rec.finish("completed")
         store.index_run(rec, ["claim1", "claim2"])
-    with store.create_run(make_info("b", "2026-01-02T00:00:00Z")) as rec:
+    with store.create_run(demo_run_info("b", "2026-01-02T00:00:00Z")) as rec:
         rec.finish("faulted", "sensor stale")
         store.index_run(rec, [])
     rows = {r.run_id: r for r in make_store().list_runs()}
@@ -156,7 +150,7 @@ def test_postgres_records_are_in_the_database(pg_schema, tmp_path: Path):  # typ
 
     url, schema = pg_schema
     store = PostgresRunStore(tmp_path, url, schema=schema)
-    with store.create_run(make_info()) as rec:
+    with store.create_run(demo_run_info()) as rec:
         fill(rec)
         assert rec.flush()
         uid = rec.run_uid
@@ -213,7 +207,7 @@ def test_sync_is_idempotent(pg_schema, tmp_path: Path):  # type: ignore[no-untyp
     from castrig.store.sync import sync_run
 
     url, schema = pg_schema
-    with SqliteRunStore(tmp_path).create_run(make_info()) as rec:  # a rig without the database
+    with SqliteRunStore(tmp_path).create_run(demo_run_info()) as rec:  # a rig without the database
         fill(rec)
         rec.save_result(12.0, "verdict", {"grades_met": ["claim1"]})
         rec.finish("completed")
@@ -248,7 +242,7 @@ def test_database_lost_mid_run_loses_no_sample(pg_schema, tmp_path: Path):  # ty
     via_proxy = parts._replace(netloc=parts.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{proxy.port}").geturl()
     try:
         store = PostgresRunStore(tmp_path, via_proxy, schema=schema, retry_interval_s=0.2)
-        rec = store.create_run(make_info())
+        rec = store.create_run(demo_run_info())
         for i in range(50):
             rec.add_samples(float(i), {"a": float(i)})
         assert rec.flush()
@@ -284,7 +278,7 @@ def test_backend_terminated_by_the_server_is_retried(pg_schema, tmp_path: Path):
 
     url, schema = pg_schema
     store = PostgresRunStore(tmp_path, url, schema=schema)
-    with store.create_run(make_info()) as rec:
+    with store.create_run(demo_run_info()) as rec:
         rec.add_samples(0.0, {"a": 0.0})
         assert rec.flush()
         pid = rec._fleet._conn.info.backend_pid  # type: ignore[union-attr]
@@ -324,7 +318,7 @@ def test_sync_upserts_membranes(pg_schema, tmp_path: Path):  # type: ignore[no-u
     from castrig.store.sync import sync_run
 
     url, schema = pg_schema
-    with SqliteRunStore(tmp_path).create_run(make_info()) as rec:
+    with SqliteRunStore(tmp_path).create_run(demo_run_info()) as rec:
         mid = rec.info.run_id + "-m1"
         rec.save_membrane(MembraneRecord(mid, 1, 3, "forming", support_position=1, simulated=True, t_start_s=1.0))
         rec.finish("running")
@@ -353,7 +347,7 @@ def test_samples_are_indexed_by_channel_once_the_run_ends(tmp_path: Path):
         finally:
             db.close()
 
-    with SqliteRunStore(tmp_path, synchronous="NORMAL").create_run(make_info()) as rec:
+    with SqliteRunStore(tmp_path, synchronous="NORMAL").create_run(demo_run_info()) as rec:
         fill(rec)
         assert indexes(rec.run_dir) == []
         check_contents(rec)  # a live run reads the same without it
