@@ -179,7 +179,7 @@ def test_a_runs_membranes_are_pushed_when_they_change_not_with_every_sample(pg_s
     url, schema = pg_schema
     store = PostgresRunStore(tmp_path, url, schema=schema)
     verdict = judge(membrane_metrics(3.0))
-    with store.create_run(make_info()) as rec:
+    with store.create_run(demo_run_info()) as rec:
         def membrane(k: int, status: str = "judged") -> MembraneRecord:
             return MembraneRecord(f"{rec.info.run_id}-m{k}", k, 5 * k, status, support_position=k, metrics=membrane_metrics(3.0),
                                   verdict=verdict.to_dict(), grades_met=list(verdict.met), target_grade="claim1", target_met=True)
