@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import ROOT, only_run_dir, profile_with_addresses, run_rows, start_castrig, wait_until
+from conftest import ROOT, only_run_dir, profile_with_addresses, run_rows, start_castrig, wait_until
 
 #: Both limits, shortened so the test stays short (docs/profiles.md: 10 s by default).
 LIMIT_S = 3.0
@@ -194,7 +194,7 @@ def test_an_abort_that_leaves_the_rig_not_known_safe_does_not_exit_0(tmp_path, s
     """Every device silent: the run's safe state is not verified and it keeps trying. `castrig
     abort --wait` printed "safe state NOT verified: …" and exited 0, the code a script reads as
     "aborted, rig safe"."""
-    from tests.conftest import castrig, run_status
+    from conftest import castrig, run_status
 
     with sim_serve("--tcp", "0") as served:
         proc, run_dir = _run_on(tmp_path, served, reap)

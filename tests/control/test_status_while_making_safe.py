@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import ROOT, castrig_main, only_run_dir, profile_with_addresses, run_rows, start_castrig, wait_until
+from conftest import ROOT, castrig_main, only_run_dir, profile_with_addresses, run_rows, start_castrig, wait_until
 
 RECIPE = """
 name: unsafe
@@ -95,7 +95,7 @@ def test_a_sigterm_while_the_rig_is_made_safe_ends_the_tries_too(tmp_path, sim_s
     make_safe starts) it was only noted, and the tries then went on for safe_state_keep_trying_s
     (here 120 s; 30 min by default) until the service manager's SIGKILL. Now it ends them too: the
     run ends aborted, its safe state NOT verified, well inside that time."""
-    from tests.conftest import SIGNAL_AT_SAFE_STATE, with_sitecustomize
+    from conftest import SIGNAL_AT_SAFE_STATE, with_sitecustomize
 
     recipe = tmp_path / "unsafe.yaml"
     recipe.write_text(RECIPE)

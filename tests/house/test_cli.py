@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
-from tests.conftest import campaign, castrig, recipe_variant, wait_until
+from conftest import campaign, castrig, recipe_variant, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"

@@ -19,7 +19,7 @@ import yaml
 
 from castrig.links import LinkTimeout
 from castrig.links.base import Link
-from tests.conftest import LoopbackServer, castrig, only_run_dir
+from conftest import LoopbackServer, castrig, only_run_dir
 
 #: The link timeout the hostile devices' profiles give (s): short, so the tests are.
 TIMEOUT_S = 0.5

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import campaign, castrig, run_rows, run_then_kill_9
+from conftest import campaign, castrig, run_rows, run_then_kill_9
 
 RECIPE = """
 name: evap
@@ -95,7 +95,7 @@ def test_resume_after_kill_9_dates_the_stop_by_the_last_record_and_closes_the_cr
 def test_a_twin_run_looked_at_with_sqlite3_after_a_crash_is_dated_by_its_records(tmp_path):
     """The same on the twin's virtual clock (two membranes, killed as the second is cast): its
     run-clock times are no wall times, and the stop is read from the log's last write."""
-    from tests.conftest import ROOT
+    from conftest import ROOT
 
     def casting_m2(run_dir: Path) -> bool:
         return bool(run_rows(run_dir, "select 1 from membranes where k = 2"))

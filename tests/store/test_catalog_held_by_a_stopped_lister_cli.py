@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 
-from tests.conftest import ROOT, castrig, process_state, start_castrig, wait_until, with_sitecustomize
+from conftest import ROOT, castrig, process_state, start_castrig, wait_until, with_sitecustomize
 
 #: A sitecustomize: the process stops itself (SIGSTOP, as Ctrl-Z does) inside its first write
 #: transaction on the data root's catalog.sqlite -- holding the catalog's write lock.
@@ -77,7 +77,7 @@ def test_a_catalog_damaged_under_a_run_stops_neither_it_nor_the_next(tmp_path, c
     refused, exit 3, 'cannot create the run folder ... (file is not a database)' -- which file,
     unsaid. The catalog is an index of the folders: now said once, named, and the runs go on (0)
     and are listed from their folders."""
-    from tests.conftest import castrig_main
+    from conftest import castrig_main
 
     data = tmp_path / "runs"
     recipe = tmp_path / "purge.yaml"

@@ -363,7 +363,7 @@ def test_samples_are_indexed_by_channel_once_the_run_ends(tmp_path: Path):
 def test_castrig_run_with_the_fleet_store_set_exits_0_with_every_record_in_the_database(pg_schema, tmp_path: Path):
     """As the README sets it up: ``CASTRIG_STORE=postgresql://...`` and ``castrig run``. Every such
     run ended in a traceback and exit 1 (the record closed twice) while its records were fine."""
-    from tests.conftest import ROOT, castrig, only_run_dir
+    from conftest import ROOT, castrig, only_run_dir
 
     url, schema = pg_schema
     done = castrig("run", str(ROOT / "tests" / "data" / "short.yaml"), "--data", str(tmp_path), "-q",
