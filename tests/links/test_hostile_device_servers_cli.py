@@ -128,6 +128,33 @@ def test_a_camera_announcing_a_frame_of_10_gb_ends_the_capture_not_the_memory(tm
     assert "safe state verified" in said, said
 
 
+def test_a_camera_line_that_never_goes_quiet_is_given_up_within_the_profiles_open_drain_s(tmp_path, wall_sim_profile, hostile):
+    """A camera address that keeps streaming stale replies (``ERR busy`` every 0.1 s, as a
+    backlog without end would): before, every ``castrig run`` drained it a fixed 30 s, whatever
+    the profile said, then sent *IDN? into it (exit 5 after 31 s, the message about the identity).
+    Now the drain is bounded by the camera's ``open_drain_s``: exit 5 within it, naming the
+    camera and the field, no run folder. (Its range is checked as every profile field is: see
+    tests/docs/test_config_docs.py.)"""
+    def stale(conn: socket.socket) -> None:
+        while not server.stop.is_set():
+            conn.sendall(b"ERR busy: the last frame is still being sent\n")
+            time.sleep(0.1)
+
+    server = hostile(stale)
+    data = yaml.safe_load(wall_sim_profile.read_text())
+    data["devices"]["camera"]["open_drain_s"] = 1
+    wall_sim_profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    started = time.monotonic()
+    done = _run_with(tmp_path, wall_sim_profile, "camera", server.url,
+                     "name: t\ngrade: claim1\nsupport_pore_um: 5\nsteps:\n  - {type: capture, views: [reflected], fields: 1}\n")
+    took_s = time.monotonic() - started
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 5 and "Traceback" not in done.stderr, (done.returncode, said[-2000:])
+    assert "device camera" in said and "devices.camera.open_drain_s = 1 s" in said and "never went quiet" in said, said
+    assert took_s < 10, f"{took_s:.1f} s: bounded by open_drain_s (1 s), not a fixed 30 s"
+    assert only_run_dir(tmp_path / "runs") is None
+
+
 def test_a_pump_address_streaming_garbage_costs_no_memory_while_the_reply_is_awaited(hostile):
     """A pump address where something streams garbage: the NE-1000 driver kept every
     byte of garbage it dropped while waiting for a reply frame (a run peaked at 181 MB for a

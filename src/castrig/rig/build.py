@@ -17,6 +17,7 @@ from castrig.devices.roles import Camera, Device, FlowController, HumidityChambe
 from castrig.errors import BadInput, CastrigError
 from castrig.links import Link, SimLink
 from castrig.rig.profile import (
+    CAMERA_QUIET_S,
     AlicatConfig,
     FolderCameraConfig,
     HMT330Config,
@@ -313,8 +314,11 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         # cost at every open); the twin's in-process line holds nothing but what is here
         if clock.virtual:
             camera.link.flush_input()
-        else:
-            camera.link.flush_until_quiet(1.0, max_s=30.0)
+        elif not camera.link.went_quiet(CAMERA_QUIET_S, max_s=cfg.open_drain_s) and camera_answers:
+            # (a line that never goes quiet had every run wait a fixed 30 s, then send *IDN? into it)
+            raise CastrigError(f"{role}: the line never went quiet for {CAMERA_QUIET_S:g} s within "
+                               f"devices.{role}.open_drain_s = {cfg.open_drain_s:g} s: still sending (a backlog "
+                               "longer than that, or no camera of castrig's frame protocol at this address)")
         if camera_answers:  # *IDN? before the rig is called open for a recipe that captures (see the
             # MFCs above): a camera address where nothing answers was met at the first capture,
             # hours into a night, the membrane made and never imaged
