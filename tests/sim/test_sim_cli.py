@@ -248,6 +248,58 @@ def test_a_second_client_is_turned_away_and_its_bytes_never_run(sim_serve, tmp_p
             assert _read_frame(third) == b"\x0201S4.699\x03"  # not 20.00
 
 
+def test_a_client_that_sends_and_never_reads_is_dropped_and_the_line_answers_the_next(sim_serve):
+    """A client of a served MFC that sends many polls and never reads the replies: before, the
+    device's server thread blocked for good in its send (the next client sat in the listen
+    backlog: no answer for as long as the stuck one stayed, nothing said). Now its replies wait in
+    bounded memory and its commands in the OS buffers, a second client is still turned away, and
+    after ``--stalled-client-s`` it is dropped with a line in sim serve's log; castrig's own
+    driver then reads the MFC. Other devices answer throughout."""
+    import select
+
+    from castrig.clock import WallClock
+    from castrig.devices.alicat import AlicatMFC
+    from castrig.devices.roles import DeviceError
+    from castrig.links import LinkError
+    from castrig.links.serial_link import SerialLink
+
+    def poll() -> float:
+        mfc = AlicatMFC(SerialLink(address, timeout_s=1.0), name="dry_mfc", unit_id="A", full_scale_slpm=5.0,
+                        clock=WallClock())
+        try:
+            return mfc.read().mass_flow_slpm
+        finally:
+            mfc.close()
+
+    with sim_serve("--tcp", "0", "--stalled-client-s", "0.5") as served:
+        address = served.addresses["dry_mfc"]
+        host, port = address.removeprefix("socket://").split(":")
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (full the sooner)
+        stuck.connect((host, int(port)))
+        stuck.setblocking(False)
+        flood = b"A\r" * 100_000
+        for _ in range(100):  # at most 20 MB of polls: the OS buffers hold some MB of them
+            try:
+                stuck.send(flood)
+            except BlockingIOError:
+                break
+        else:
+            raise AssertionError("the server read 20 MB of polls whose replies were never read")
+        with pytest.raises((LinkError, DeviceError), match="another client"):
+            poll()  # the line is still taken: turned away at once, as before
+        with _connect(served.addresses["caster"]) as other:  # another device: not held up
+            other.sendall(b"1VER\r")
+            assert _read_frame(other).startswith(b"\x0201"), "caster"
+        ready, _, _ = select.select([served.proc.stderr], [], [], 5.0)
+        said = served.proc.stderr.readline() if ready else ""
+        assert f"dry_mfc on {address}: client dropped" in said and "never reads" in said, said
+        started = time.monotonic()
+        assert 0 <= poll() <= 5.0
+        assert time.monotonic() - started < 1.0
+        stuck.close()
+
+
 def _lowest_free_fd(pid: int) -> int:
     """The number the next descriptor process ``pid`` opens gets (Linux /proc)."""
     used = {int(n) for n in os.listdir(f"/proc/{pid}/fd")}
