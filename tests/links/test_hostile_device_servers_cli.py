@@ -155,6 +155,38 @@ def test_a_camera_line_that_never_goes_quiet_is_given_up_within_the_profiles_ope
     assert only_run_dir(tmp_path / "runs") is None
 
 
+def test_an_mfc_answering_garbage_at_another_baud_rate_is_said_to_be_a_line_setting_not_silence(tmp_path, wall_sim_profile):
+    """An Alicat on a serial port whose speed is not the profile's: every poll is answered at the
+    right rate, with bytes of the high bit set and a CR (a baud-rate mismatch). Before, the rig's
+    opening said only "'A': no b'\\r' within 0.5 s (no reply)", which sends a person to the cable.
+    Now exit 5 names the line's settings as the likely cause, from the profile's field."""
+    import os
+    import random
+
+    master, slave = os.openpty()
+    os.set_blocking(master, True)
+    rng = random.Random(1)
+
+    def garbled() -> None:
+        try:
+            while True:
+                for _ in range(os.read(master, 4096).count(b"\r")):
+                    os.write(master, bytes(rng.randrange(128, 256) for _ in range(20)) + b"\r")
+        except OSError:  # the test ended
+            pass
+
+    threading.Thread(target=garbled, daemon=True).start()
+    try:
+        done = _run_with(tmp_path, wall_sim_profile, "dry_mfc", os.ttyname(slave), "name: t\nsteps:\n  - {type: purge, duration_s: 1}\n")
+    finally:
+        os.close(slave)
+        os.close(master)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 5 and "Traceback" not in done.stderr, (done.returncode, said[-2000:])
+    assert "device dry_mfc" in said and "high bit set" in said and "devices.dry_mfc.link: 19200 baud, 8N1" in said, said
+    assert only_run_dir(tmp_path / "runs") is None
+
+
 def test_a_pump_address_streaming_garbage_costs_no_memory_while_the_reply_is_awaited(hostile):
     """A pump address where something streams garbage: the NE-1000 driver kept every
     byte of garbage it dropped while waiting for a reply frame (a run peaked at 181 MB for a

@@ -151,7 +151,7 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
         try:
             opened[role] = _driver(role, cfg, rig, shared, camera_answers=camera_answers)
         except CastrigError as exc:  # say which device, on which port, in one line
-            raise CastrigError(f"device {role} ({_where(cfg)}): {exc}") from exc
+            raise CastrigError(f"device {role} ({_where(cfg)}): {exc}{_garbled_hint(role, cfg, shared)}") from exc
 
     order = list(configs)
     try:
@@ -209,6 +209,21 @@ def _open_side_by_side(groups: list[list[str]], open_device: Callable[[str], Non
             t.join()
     if failed:
         raise failed[min(failed, key=order.index)]
+
+
+def _garbled_hint(role: str, cfg: Any, shared: dict[str, Link]) -> str:
+    """For a device of an ASCII protocol (HMT330, Alicat) whose serial line gave bytes with the
+    high bit set as it failed to open: the line's settings are the likely cause, said with them."""
+    lc = getattr(cfg, "link", None)
+    if not isinstance(cfg, (HMT330Config, AlicatConfig)) or not isinstance(lc, SerialLinkConfig):
+        return ""
+    if not getattr(shared.get(lc.url), "saw_high_bytes", False):
+        return ""
+    said = " (bytes with the high bit set came back, which its ASCII replies never hold: "
+    if lc.url.startswith("socket://"):  # (the serial server's port has its own settings)
+        return said + "is the serial server's port at the device's speed and framing? a socket:// link does not set them)"
+    return said + (f"is the line's speed or framing the device's? devices.{role}.link: {lc.baudrate} baud, "
+                   f"{lc.bytesize}{lc.parity}{lc.stopbits})")
 
 
 def _where(cfg: Any) -> str:
