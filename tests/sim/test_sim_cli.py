@@ -248,13 +248,18 @@ def test_a_second_client_is_turned_away_and_its_bytes_never_run(sim_serve, tmp_p
             assert _read_frame(third) == b"\x0201S4.699\x03"  # not 20.00
 
 
-def test_a_client_that_sends_and_never_reads_is_dropped_and_the_line_answers_the_next(sim_serve):
-    """A client of a served MFC that sends many polls and never reads the replies: before, the
-    device's server thread blocked for good in its send (the next client sat in the listen
-    backlog: no answer for as long as the stuck one stayed, nothing said). Now its replies wait in
-    bounded memory and its commands in the OS buffers, a second client is still turned away, and
-    after ``--stalled-client-s`` it is dropped with a line in sim serve's log; castrig's own
-    driver then reads the MFC. Other devices answer throughout."""
+def test_tcp_clients_that_half_close_or_never_read_get_their_replies_or_are_dropped(sim_serve):
+    """Two clients of a served MFC that a script or a hung program makes:
+
+    - one that sends a poll and closes its sending side (``printf 'A\\r' | nc -N``): before,
+      sim serve closed the connection at its end of stream, the reply never sent (b''). Now it
+      gets its reply, then the end of stream;
+    - one that sends many polls and never reads the replies: before, the device's server thread
+      blocked for good in its send (the next client sat in the listen backlog: no answer for as
+      long as the stuck one stayed, nothing said). Now its replies wait in bounded memory and its
+      commands in the OS buffers, a second client is still turned away, and after
+      ``--stalled-client-s`` it is dropped with a line in sim serve's log; castrig's own driver
+      then reads the MFC. Other devices answer throughout."""
     import select
 
     from castrig.clock import WallClock
@@ -274,6 +279,10 @@ def test_a_client_that_sends_and_never_reads_is_dropped_and_the_line_answers_the
     with sim_serve("--tcp", "0", "--stalled-client-s", "0.5") as served:
         address = served.addresses["dry_mfc"]
         host, port = address.removeprefix("socket://").split(":")
+        with _connect(address) as script:
+            script.sendall(b"A\r")
+            script.shutdown(socket.SHUT_WR)
+            assert _read_for(script, 2.0).startswith(b"A +"), "the reply to a poll sent before the end of stream"
         stuck = socket.socket()
         stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (full the sooner)
         stuck.connect((host, int(port)))

@@ -31,6 +31,8 @@ _POLL_S = 0.002
 #: (a hung program, a port scanner that pipes commands in). Long enough for any reader, even one
 #: paused a moment; short against the 10 s and more a driver waits before it calls a line dead.
 STALLED_CLIENT_S = 10.0
+#: After a TCP client closed its sending side, its replies still due are sent for at most this long (s).
+_LINGER_S = 0.5
 #: A TCP client's send buffer (bytes; the OS doubles it): a frame of the camera goes in pieces.
 _CLIENT_SNDBUF = 64 * 1024
 #: Signals a server's thread leaves to the others (the main thread): Python runs its handlers
@@ -286,6 +288,7 @@ class TcpServer(_Base):
         #: client's next commands are not read (they wait in the OS buffers): memory stays bounded.
         unsent = bytearray()
         moved_s = 0.0  # when the client last took a byte (or unsent began)
+        ended_s: float | None = None  # when the client closed its sending side
         try:
             while not self._stop.is_set():
                 if self._stalled():
@@ -293,6 +296,7 @@ class TcpServer(_Base):
                     continue
                 if client is None:
                     unsent.clear()
+                    ended_s = None
                     # (a dropped line takes no client until the fault is cleared, which wakes it)
                     ready = self._wait([self._listener] if self.emulator.connected else [], None)
                     if ready and self.emulator.connected:
@@ -331,6 +335,24 @@ class TcpServer(_Base):
                         moved_s = time.monotonic()
                     wait = 0.0
                     continue
+                if ended_s is not None:
+                    # the client closed its sending side (``printf 'A\r' | nc -N``, a script's
+                    # shutdown): the replies to what it sent still go out, as a device answers
+                    # what it was sent; the line is free once none is due, at most _LINGER_S on
+                    left_s = ended_s + _LINGER_S - time.monotonic()
+                    if wait is None or left_s <= 0:
+                        client.close()
+                        client = None
+                        continue
+                    self._wait([], min(wait, left_s))
+                    out, wait = self._exchange(b"")
+                    if out:
+                        unsent += out
+                        moved_s = time.monotonic()
+                        if not self._send(client, unsent):
+                            client.close()
+                            client = None
+                    continue
                 ready = self._wait([client, self._listener], wait)
                 data: bytes | None = b""
                 if client in ready:  # (first: a client that left makes way for the next)
@@ -338,11 +360,12 @@ class TcpServer(_Base):
                         data = client.recv(4096)
                     except BlockingIOError:
                         data = None  # (nothing after all: not a close)
-                    except OSError:
-                        data = b""
-                    if data == b"":
+                    except OSError:  # (reset: gone for good, nothing to answer)
                         client.close()
                         client = None
+                        continue
+                    if data == b"":
+                        ended_s = time.monotonic()  # (before: closed at once, its replies dropped)
                         continue
                 data = data or b""
                 if self._listener in ready and not _ended(client):
