@@ -309,6 +309,38 @@ def test_tcp_clients_that_half_close_or_never_read_get_their_replies_or_are_drop
         stuck.close()
 
 
+def test_replies_nobody_reads_on_a_pty_are_dropped_and_sim_serve_still_stops_at_once(sim_serve):
+    """Polls written to two served ptys (the camera, an MFC) by a client that never reads: before,
+    each device's server thread blocked in its write for good, and a Ctrl-C of sim serve waited
+    2 s for each such thread (4 s here). Now what nobody reads for ``--stalled-client-s`` is
+    dropped with a line in sim serve's log, the other devices answer, and a Ctrl-C ends it at once."""
+    import select
+
+    with sim_serve("--pty", "--stalled-client-s", "0.3") as served:
+        fds = []
+        try:
+            for role, command in (("camera", b"SNAP reflected\n"), ("dry_mfc", b"A\r")):
+                fds.append(os.open(served.addresses[role], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK))
+                for _ in range(1000):  # until the pty takes no more (some KB)
+                    try:
+                        os.write(fds[-1], command * 100)
+                    except BlockingIOError:
+                        break
+            ready, _, _ = select.select([served.proc.stderr], [], [], 5.0)
+            said = served.proc.stderr.readline() if ready else ""
+            assert "bytes of replies dropped: nobody read them for 0.3 s" in said, said
+            with serial.Serial(served.addresses["caster"], 19200, timeout=1) as caster:
+                caster.write(b"1VER\r")
+                assert caster.read_until(b"\x03").startswith(b"\x0201"), "caster"
+            started = time.monotonic()
+            served.proc.send_signal(signal.SIGINT)
+            served.proc.wait(timeout=10)
+            assert time.monotonic() - started < 1.5, "a Ctrl-C waited for the blocked servers"
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
 def _lowest_free_fd(pid: int) -> int:
     """The number the next descriptor process ``pid`` opens gets (Linux /proc)."""
     used = {int(n) for n in os.listdir(f"/proc/{pid}/fd")}

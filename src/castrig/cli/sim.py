@@ -24,8 +24,9 @@ def serve(
                                            help="Modbus RTU (Watlow F4): least silence that ends a request, in wall time "
                                                 "(an OS link may deliver one frame in pieces ms apart)."),
     stalled_client_s: float = typer.Option(10.0, "--stalled-client-s", min=0.1, max=3600.0,
-                                           help="TCP: a client that takes none of its replies this long is dropped "
-                                                "(said on stderr), so that the device's line is free again."),
+                                           help="A TCP client that takes none of its replies this long is dropped, so "
+                                                "that the device's line is free again; on a pty, replies nobody reads this "
+                                                "long are dropped (each said on stderr)."),
 ) -> None:
     """Serve every emulator of the profile in wall-clock time; prints {device: address} as JSON.
 
@@ -84,7 +85,7 @@ def serve(
                 addresses[role] = srv.visa_address if isinstance(emu, ScpiChamberEmulator) else srv.address
             else:
                 try:
-                    srv = serve_pty(emu)
+                    srv = serve_pty(emu, stalled_client_s=stalled_client_s)
                 except OSError as exc:
                     _failed(f"{role}: no pseudo-terminal could be opened for it: {_why(exc)}")
                 addresses[role] = srv.address

@@ -221,10 +221,12 @@ class _Base:
 class PtyServer(_Base):
     """An emulator behind a pseudo-terminal; ``address`` is the path clients open (``/dev/pts/N``)."""
 
-    def __init__(self, emulator: Served, clock: Clock, lock: threading.RLock):
+    def __init__(self, emulator: Served, clock: Clock, lock: threading.RLock, stalled_client_s: float = STALLED_CLIENT_S):
         super().__init__(emulator, clock, lock)
+        self.stalled_client_s = stalled_client_s
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
+        os.set_blocking(self._master, False)
         self.address = os.ttyname(self._slave)
 
     def _run(self) -> None:
@@ -243,9 +245,33 @@ class PtyServer(_Base):
                         data = b""
                 out, wait = self._exchange(data)
                 if out:
-                    os.write(self._master, out)
+                    self._write_all(out)
         except BaseException as exc:  # noqa: BLE001 - reported to whoever holds the server
             self._failed(exc)
+
+    def _write_all(self, out: bytes) -> None:
+        """Write ``out`` as the pty takes it; what nobody reads for ``stalled_client_s`` is dropped
+        (a UART sends into a line nobody reads), said in the log. A client that wrote commands and
+        never read blocked this thread in ``os.write`` for good: ``sim serve`` then took 2 s per
+        such device to stop at a Ctrl-C."""
+        view = memoryview(out)
+        moved_s = time.monotonic()
+        while view and not self._stop.is_set():
+            left_s = self.stalled_client_s - (time.monotonic() - moved_s)
+            if left_s <= 0:
+                self._note(f"{self.emulator.name} on {self.address}: {len(view)} bytes of replies dropped: "
+                           f"nobody read them for {self.stalled_client_s:g} s")
+                return
+            readable, writable, _ = select.select([self._wake_end], [self._master], [], left_s)
+            if readable:
+                self._woken()  # (a stop ends the loop; a fault or pause waits for the write)
+            if writable:
+                try:
+                    n = os.write(self._master, view)
+                except BlockingIOError:
+                    continue
+                view = view[n:]
+                moved_s = time.monotonic()
 
     def _cleanup(self) -> None:
         for fd in (self._master, self._slave):
@@ -427,9 +453,11 @@ def _ended(client: socket.socket) -> bool:
         return True
 
 
-def serve_pty(emulator: Served, clock: Clock | None = None, lock: threading.RLock | None = None) -> PtyServer:
-    """A started-on-enter pty server for ``emulator`` (use as a context manager)."""
-    return PtyServer(emulator, clock or WallClock(), lock or WORLD_LOCK)
+def serve_pty(emulator: Served, clock: Clock | None = None, lock: threading.RLock | None = None,
+              stalled_client_s: float = STALLED_CLIENT_S) -> PtyServer:
+    """A started-on-enter pty server for ``emulator`` (use as a context manager); replies nobody
+    reads for ``stalled_client_s`` are dropped."""
+    return PtyServer(emulator, clock or WallClock(), lock or WORLD_LOCK, stalled_client_s)
 
 
 def serve_tcp(
