@@ -187,6 +187,46 @@ def test_an_mfc_answering_garbage_at_another_baud_rate_is_said_to_be_a_line_sett
     assert only_run_dir(tmp_path / "runs") is None
 
 
+def test_a_chamber_address_streaming_responses_of_another_transaction_is_refused_not_waited_on(hostile):
+    """A Watlow F4T address (Modbus TCP) where something streams well-formed responses of
+    transaction 0 every 5 ms (a peer answering someone else, a gateway replaying its backlog):
+    each was taken for a late reply and skipped, with a new wait for the next, so the driver's
+    connect (``castrig run`` opening the rig) was still waiting after 15 s, and would for ever.
+    Now a bounded number is skipped, then the connect fails within its retries, saying what came."""
+    import struct
+
+    from castrig.clock import WallClock
+    from castrig.devices.modbus import ModbusLinkError
+    from castrig.devices.watlow_f4t import WatlowF4T
+    from castrig.links.serial_link import SerialLink
+
+    def replay(conn: socket.socket) -> None:
+        while not server.stop.is_set():
+            conn.sendall(struct.pack(">HHHB", 0, 0, 7, 1) + bytes([3, 4, 0, 0, 0x42, 0x34]))
+            time.sleep(0.005)
+
+    server = hostile(replay)
+    link = SerialLink(server.url, timeout_s=TIMEOUT_S)
+    chamber = WatlowF4T(link, name="chamber", unit=1, framing="tcp", word_order="low_high", temperature_loop=1, rh_loop=2,
+                        clock=WallClock())
+    done: dict[str, BaseException | None] = {}
+
+    def connect() -> None:  # (in a thread: the old code never returns)
+        try:
+            chamber.connect()
+            done["error"] = None
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            done["error"] = exc
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(10)
+    link.close()
+    assert "error" in done, "still connecting after 10 s"
+    assert isinstance(done["error"], ModbusLinkError), done["error"]
+    assert "MBAP responses to other transactions (the last 0)" in str(done["error"]), str(done["error"])
+
+
 def test_a_pump_address_streaming_garbage_costs_no_memory_while_the_reply_is_awaited(hostile):
     """A pump address where something streams garbage: the NE-1000 driver kept every
     byte of garbage it dropped while waiting for a reply frame (a run peaked at 181 MB for a

@@ -67,6 +67,10 @@ def exception_text(code: int) -> str:
     device manuals write them (``11 (unknown)`` was a gateway's 0B)."""
     return f"{code:02X} ({EXCEPTION_NAMES.get(code, 'not a standard code')})"
 
+#: Responses to earlier transactions skipped while one is awaited (late replies: one per earlier
+#: try at most); more is no device answering us (a peer streaming frames of transaction 0 had
+#: ``castrig run`` opening the rig for ever, each frame a new wait).
+MAX_STALE_RESPONSES = 16
 MAX_READ_COUNT = 125
 MAX_WRITE_COUNT = 123
 TCP_PORT = 502
@@ -372,7 +376,7 @@ class ModbusMaster:
             self._transaction = (self._transaction + 1) & 0xFFFF
             tid = self._transaction
             self.link.write(mbap_frame(tid, self.unit, pdu))
-            while True:
+            for _ in range(MAX_STALE_RESPONSES + 1):
                 adu = self.link.read_frame(take_mbap, what="MBAP response")
                 if adu.transaction != tid:
                     continue  # a late response to an earlier request
@@ -380,6 +384,8 @@ class ModbusMaster:
                     raise ModbusReplyError(self.device, what, f"MBAP protocol {adu.protocol} unit {adu.unit}, "
                                                               f"expected 0 and {self.unit}")
                 return adu.pdu
+            raise ProtocolError(self.link.resource, f"{MAX_STALE_RESPONSES + 1} MBAP responses to other transactions "
+                                                    f"(the last {adu.transaction}), none to {tid}")
         self.link.write(rtu_frame(self.unit, pdu))
         frame = self.link.read_frame(self._take_rtu, what="RTU response")
         try:
