@@ -162,6 +162,7 @@ def test_an_mfc_answering_garbage_at_another_baud_rate_is_said_to_be_a_line_sett
     Now exit 5 names the line's settings as the likely cause, from the profile's field."""
     import os
     import random
+    import threading
 
     master, slave = os.openpty()
     os.set_blocking(master, True)
@@ -194,6 +195,7 @@ def test_a_chamber_address_streaming_responses_of_another_transaction_is_refused
     connect (``castrig run`` opening the rig) was still waiting after 15 s, and would for ever.
     Now a bounded number is skipped, then the connect fails within its retries, saying what came."""
     import struct
+    import threading
 
     from castrig.clock import WallClock
     from castrig.devices.modbus import ModbusLinkError
