@@ -98,6 +98,107 @@ def test_a_camera_announcing_a_frame_of_10_gb_ends_the_capture_not_the_memory(tm
     assert "safe state verified" in said, said
 
 
+def test_a_camera_line_that_never_goes_quiet_is_given_up_within_the_profiles_open_drain_s(tmp_path, wall_sim_profile, hostile):
+    """A camera address that keeps streaming stale replies (``ERR busy`` every 0.1 s, as a
+    backlog without end would): before, every ``castrig run`` drained it a fixed 30 s, whatever
+    the profile said, then sent *IDN? into it (exit 5 after 31 s, the message about the identity).
+    Now the drain is bounded by the camera's ``open_drain_s``: exit 5 within it, naming the
+    camera and the field, no run folder. (Its range is checked as every profile field is: see
+    tests/docs/test_config_docs.py.)"""
+    def stale(conn: socket.socket) -> None:
+        while not server.stop.is_set():
+            conn.sendall(b"ERR busy: the last frame is still being sent\n")
+            time.sleep(0.1)
+
+    server = hostile(stale)
+    data = yaml.safe_load(wall_sim_profile.read_text())
+    data["devices"]["camera"]["open_drain_s"] = 1
+    wall_sim_profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    started = time.monotonic()
+    done = _run_with(tmp_path, wall_sim_profile, "camera", server.url,
+                     "name: t\ngrade: claim1\nsupport_pore_um: 5\nsteps:\n  - {type: capture, views: [reflected], fields: 1}\n")
+    took_s = time.monotonic() - started
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 5 and "Traceback" not in done.stderr, (done.returncode, said[-2000:])
+    assert "device camera" in said and "devices.camera.open_drain_s = 1 s" in said and "never went quiet" in said, said
+    assert took_s < 10, f"{took_s:.1f} s: bounded by open_drain_s (1 s), not a fixed 30 s"
+    assert only_run_dir(tmp_path / "runs") is None
+
+
+def test_an_mfc_answering_garbage_at_another_baud_rate_is_said_to_be_a_line_setting_not_silence(tmp_path, wall_sim_profile):
+    """An Alicat on a serial port whose speed is not the profile's: every poll is answered at the
+    right rate, with bytes of the high bit set and a CR (a baud-rate mismatch). Before, the rig's
+    opening said only "'A': no b'\\r' within 0.5 s (no reply)", which sends a person to the cable.
+    Now exit 5 names the line's settings as the likely cause, from the profile's field."""
+    import os
+    import random
+    import threading
+
+    master, slave = os.openpty()
+    os.set_blocking(master, True)
+    rng = random.Random(1)
+
+    def garbled() -> None:
+        try:
+            while True:
+                for _ in range(os.read(master, 4096).count(b"\r")):
+                    os.write(master, bytes(rng.randrange(128, 256) for _ in range(20)) + b"\r")
+        except OSError:  # the test ended
+            pass
+
+    threading.Thread(target=garbled, daemon=True).start()
+    try:
+        done = _run_with(tmp_path, wall_sim_profile, "dry_mfc", os.ttyname(slave), "name: t\nsteps:\n  - {type: purge, duration_s: 1}\n")
+    finally:
+        os.close(slave)
+        os.close(master)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 5 and "Traceback" not in done.stderr, (done.returncode, said[-2000:])
+    assert "device dry_mfc" in said and "high bit set" in said and "devices.dry_mfc.link: 19200 baud, 8N1" in said, said
+    assert only_run_dir(tmp_path / "runs") is None
+
+
+def test_a_chamber_address_streaming_responses_of_another_transaction_is_refused_not_waited_on(hostile):
+    """A Watlow F4T address (Modbus TCP) where something streams well-formed responses of
+    transaction 0 every 5 ms (a peer answering someone else, a gateway replaying its backlog):
+    each was taken for a late reply and skipped, with a new wait for the next, so the driver's
+    connect (``castrig run`` opening the rig) was still waiting after 15 s, and would for ever.
+    Now a bounded number is skipped, then the connect fails within its retries, saying what came."""
+    import struct
+    import threading
+
+    from castrig.clock import WallClock
+    from castrig.devices.modbus import ModbusLinkError
+    from castrig.devices.watlow_f4t import WatlowF4T
+    from castrig.links.serial_link import SerialLink
+
+    def replay(conn: socket.socket) -> None:
+        while not server.stop.is_set():
+            conn.sendall(struct.pack(">HHHB", 0, 0, 7, 1) + bytes([3, 4, 0, 0, 0x42, 0x34]))
+            time.sleep(0.005)
+
+    server = hostile(replay)
+    link = SerialLink(server.url, timeout_s=TIMEOUT_S)
+    chamber = WatlowF4T(link, name="chamber", unit=1, framing="tcp", word_order="low_high", temperature_loop=1, rh_loop=2,
+                        clock=WallClock())
+    done: dict[str, BaseException | None] = {}
+
+    def connect() -> None:  # (in a thread: the old code never returns)
+        try:
+            chamber.connect()
+            done["error"] = None
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            done["error"] = exc
+
+    worker = threading.Thread(target=connect, daemon=True)
+    worker.start()
+    worker.join(10)
+    link.close()
+    assert "error" in done, "still connecting after 10 s"
+    assert isinstance(done["error"], ModbusLinkError), done["error"]
+    assert "MBAP responses to other transactions (the last 0)" in str(done["error"]), str(done["error"])
+
+
 def test_a_pump_address_streaming_garbage_costs_no_memory_while_the_reply_is_awaited(hostile):
     """A pump address where something streams garbage: the NE-1000 driver kept every
     byte of garbage it dropped while waiting for a reply frame (a run peaked at 181 MB for a

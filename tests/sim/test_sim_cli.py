@@ -248,6 +248,99 @@ def test_a_second_client_is_turned_away_and_its_bytes_never_run(sim_serve, tmp_p
             assert _read_frame(third) == b"\x0201S4.699\x03"  # not 20.00
 
 
+def test_tcp_clients_that_half_close_or_never_read_get_their_replies_or_are_dropped(sim_serve):
+    """Two clients of a served MFC that a script or a hung program makes:
+
+    - one that sends a poll and closes its sending side (``printf 'A\\r' | nc -N``): before,
+      sim serve closed the connection at its end of stream, the reply never sent (b''). Now it
+      gets its reply, then the end of stream;
+    - one that sends many polls and never reads the replies: before, the device's server thread
+      blocked for good in its send (the next client sat in the listen backlog: no answer for as
+      long as the stuck one stayed, nothing said). Now its replies wait in bounded memory and its
+      commands in the OS buffers, a second client is still turned away, and after
+      ``--stalled-client-s`` it is dropped with a line in sim serve's log; castrig's own driver
+      then reads the MFC. Other devices answer throughout."""
+    import select
+
+    from castrig.clock import WallClock
+    from castrig.devices.alicat import AlicatMFC
+    from castrig.devices.roles import DeviceError
+    from castrig.links import LinkError
+    from castrig.links.serial_link import SerialLink
+
+    def poll() -> float:
+        mfc = AlicatMFC(SerialLink(address, timeout_s=1.0), name="dry_mfc", unit_id="A", full_scale_slpm=5.0,
+                        clock=WallClock())
+        try:
+            return mfc.read().mass_flow_slpm
+        finally:
+            mfc.close()
+
+    with sim_serve("--tcp", "0", "--stalled-client-s", "0.5") as served:
+        address = served.addresses["dry_mfc"]
+        host, port = address.removeprefix("socket://").split(":")
+        with _connect(address) as script:
+            script.sendall(b"A\r")
+            script.shutdown(socket.SHUT_WR)
+            assert _read_for(script, 2.0).startswith(b"A +"), "the reply to a poll sent before the end of stream"
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (full the sooner)
+        stuck.connect((host, int(port)))
+        stuck.setblocking(False)
+        flood = b"A\r" * 100_000
+        for _ in range(100):  # at most 20 MB of polls: the OS buffers hold some MB of them
+            try:
+                stuck.send(flood)
+            except BlockingIOError:
+                break
+        else:
+            raise AssertionError("the server read 20 MB of polls whose replies were never read")
+        with pytest.raises((LinkError, DeviceError), match="another client"):
+            poll()  # the line is still taken: turned away at once, as before
+        with _connect(served.addresses["caster"]) as other:  # another device: not held up
+            other.sendall(b"1VER\r")
+            assert _read_frame(other).startswith(b"\x0201"), "caster"
+        ready, _, _ = select.select([served.proc.stderr], [], [], 5.0)
+        said = served.proc.stderr.readline() if ready else ""
+        assert f"dry_mfc on {address}: client dropped" in said and "never reads" in said, said
+        started = time.monotonic()
+        assert 0 <= poll() <= 5.0
+        assert time.monotonic() - started < 1.0
+        stuck.close()
+
+
+def test_replies_nobody_reads_on_a_pty_are_dropped_and_sim_serve_still_stops_at_once(sim_serve):
+    """Polls written to two served ptys (the camera, an MFC) by a client that never reads: before,
+    each device's server thread blocked in its write for good, and a Ctrl-C of sim serve waited
+    2 s for each such thread (4 s here). Now what nobody reads for ``--stalled-client-s`` is
+    dropped with a line in sim serve's log, the other devices answer, and a Ctrl-C ends it at once."""
+    import select
+
+    with sim_serve("--pty", "--stalled-client-s", "0.3") as served:
+        fds = []
+        try:
+            for role, command in (("camera", b"SNAP reflected\n"), ("dry_mfc", b"A\r")):
+                fds.append(os.open(served.addresses[role], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK))
+                for _ in range(1000):  # until the pty takes no more (some KB)
+                    try:
+                        os.write(fds[-1], command * 100)
+                    except BlockingIOError:
+                        break
+            ready, _, _ = select.select([served.proc.stderr], [], [], 5.0)
+            said = served.proc.stderr.readline() if ready else ""
+            assert "bytes of replies dropped: nobody read them for 0.3 s" in said, said
+            with serial.Serial(served.addresses["caster"], 19200, timeout=1) as caster:
+                caster.write(b"1VER\r")
+                assert caster.read_until(b"\x03").startswith(b"\x0201"), "caster"
+            started = time.monotonic()
+            served.proc.send_signal(signal.SIGINT)
+            served.proc.wait(timeout=10)
+            assert time.monotonic() - started < 1.5, "a Ctrl-C waited for the blocked servers"
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
 def _lowest_free_fd(pid: int) -> int:
     """The number the next descriptor process ``pid`` opens gets (Linux /proc)."""
     used = {int(n) for n in os.listdir(f"/proc/{pid}/fd")}

@@ -23,6 +23,10 @@ def serve(
     silence_floor_ms: float = typer.Option(10.0, "--silence-floor-ms", min=1.0, max=200.0,
                                            help="Modbus RTU (Watlow F4): least silence that ends a request, in wall time "
                                                 "(an OS link may deliver one frame in pieces ms apart)."),
+    stalled_client_s: float = typer.Option(10.0, "--stalled-client-s", min=0.1, max=3600.0,
+                                           help="A TCP client that takes none of its replies this long is dropped, so "
+                                                "that the device's line is free again; on a pty, replies nobody reads this "
+                                                "long are dropped (each said on stderr)."),
 ) -> None:
     """Serve every emulator of the profile in wall-clock time; prints {device: address} as JSON.
 
@@ -68,7 +72,7 @@ def serve(
             if tcp is not None or isinstance(emu, WatlowF4TEmulator):  # Modbus TCP needs a socket
                 port = 0 if not tcp else tcp + i
                 try:
-                    srv = serve_tcp(emu, port=port)
+                    srv = serve_tcp(emu, port=port, stalled_client_s=stalled_client_s)
                 except OSError as exc:
                     from castrig.errors import BadInput
 
@@ -81,7 +85,7 @@ def serve(
                 addresses[role] = srv.visa_address if isinstance(emu, ScpiChamberEmulator) else srv.address
             else:
                 try:
-                    srv = serve_pty(emu)
+                    srv = serve_pty(emu, stalled_client_s=stalled_client_s)
                 except OSError as exc:
                     _failed(f"{role}: no pseudo-terminal could be opened for it: {_why(exc)}")
                 addresses[role] = srv.address

@@ -42,14 +42,35 @@ ILLEGAL_FUNCTION = 0x01
 ILLEGAL_DATA_ADDRESS = 0x02
 ILLEGAL_DATA_VALUE = 0x03
 SERVER_DEVICE_FAILURE = 0x04
+ACKNOWLEDGE = 0x05
+SERVER_DEVICE_BUSY = 0x06
+MEMORY_PARITY_ERROR = 0x08
+GATEWAY_PATH_UNAVAILABLE = 0x0A
+GATEWAY_TARGET_NO_RESPONSE = 0x0B
 
+#: The exception codes of the Modbus Application Protocol (v1.1b3, §7); any other is the device's own.
 EXCEPTION_NAMES = {
     ILLEGAL_FUNCTION: "illegal function",
     ILLEGAL_DATA_ADDRESS: "illegal data address",
     ILLEGAL_DATA_VALUE: "illegal data value",
     SERVER_DEVICE_FAILURE: "server device failure",
+    ACKNOWLEDGE: "acknowledge: still working",
+    SERVER_DEVICE_BUSY: "server device busy",
+    MEMORY_PARITY_ERROR: "memory parity error",
+    GATEWAY_PATH_UNAVAILABLE: "gateway path unavailable",
+    GATEWAY_TARGET_NO_RESPONSE: "gateway target device failed to respond",
 }
 
+
+def exception_text(code: int) -> str:
+    """``0B (gateway target device failed to respond)``: codes in hex, as the specification and
+    device manuals write them (``11 (unknown)`` was a gateway's 0B)."""
+    return f"{code:02X} ({EXCEPTION_NAMES.get(code, 'not a standard code')})"
+
+#: Responses to earlier transactions skipped while one is awaited (late replies: one per earlier
+#: try at most); more is no device answering us (a peer streaming frames of transaction 0 had
+#: ``castrig run`` opening the rig for ever, each frame a new wait).
+MAX_STALE_RESPONSES = 16
 MAX_READ_COUNT = 125
 MAX_WRITE_COUNT = 123
 TCP_PORT = 502
@@ -69,13 +90,15 @@ class ModbusExceptionReply(ModbusError):
     def __init__(self, device: str, command: str, function: int, code: int):
         self.function = function
         self.code = code
-        super().__init__(device, command, f"Modbus exception {code:02d} ({EXCEPTION_NAMES.get(code, 'unknown')}) "
-                                          f"to function {function:02d}")
+        super().__init__(device, command, f"Modbus exception {exception_text(code)} to function {function:02d}")
 
 
 #: Exceptions a device gives while it cannot serve for a moment (04 server device failure, 05
-#: acknowledge — still working —, 06 server device busy): transient, ridden out like a line glitch.
-TRANSIENT_EXCEPTIONS = frozenset({0x04, 0x05, 0x06})
+#: acknowledge — still working —, 06 server device busy), and a gateway's in front of it (0A no
+#: path to it for now, 0B it did not answer: a timeout one hop further): transient, ridden out
+#: like a line glitch. (One 0B from a Modbus TCP gateway faulted a whole run.)
+TRANSIENT_EXCEPTIONS = frozenset({SERVER_DEVICE_FAILURE, ACKNOWLEDGE, SERVER_DEVICE_BUSY,
+                                  GATEWAY_PATH_UNAVAILABLE, GATEWAY_TARGET_NO_RESPONSE})
 
 
 class ModbusDeviceBusy(ModbusExceptionReply, DeviceCommsError):
@@ -195,7 +218,7 @@ class ExceptionResponse(Exception):
     def __init__(self, function: int, code: int):
         self.function = function
         self.code = code
-        super().__init__(f"exception {code:02d} ({EXCEPTION_NAMES.get(code, 'unknown')}) to function {function:02d}")
+        super().__init__(f"exception {exception_text(code)} to function {function:02d}")
 
 
 # -- RTU ---------------------------------------------------------------------------------------
@@ -353,7 +376,7 @@ class ModbusMaster:
             self._transaction = (self._transaction + 1) & 0xFFFF
             tid = self._transaction
             self.link.write(mbap_frame(tid, self.unit, pdu))
-            while True:
+            for _ in range(MAX_STALE_RESPONSES + 1):
                 adu = self.link.read_frame(take_mbap, what="MBAP response")
                 if adu.transaction != tid:
                     continue  # a late response to an earlier request
@@ -361,6 +384,8 @@ class ModbusMaster:
                     raise ModbusReplyError(self.device, what, f"MBAP protocol {adu.protocol} unit {adu.unit}, "
                                                               f"expected 0 and {self.unit}")
                 return adu.pdu
+            raise ProtocolError(self.link.resource, f"{MAX_STALE_RESPONSES + 1} MBAP responses to other transactions "
+                                                    f"(the last {adu.transaction}), none to {tid}")
         self.link.write(rtu_frame(self.unit, pdu))
         frame = self.link.read_frame(self._take_rtu, what="RTU response")
         try:

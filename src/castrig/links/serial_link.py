@@ -54,6 +54,10 @@ class SerialLink(Link):
         #: write reopens the port once, so a terminal server or adapter that comes back is used
         #: again (while it is gone, each attempt fails at once with LinkClosed).
         self._lost = False
+        #: Whether any byte read had its high bit set: never, in an ASCII protocol's replies, but
+        #: what a line at another speed or framing than the device's gives (the rig's opening
+        #: says so: the error alone read "no reply" for an MFC answering garbage at 9600 baud).
+        self.saw_high_bytes = False
         self._port = self._open()
 
     def _open(self) -> serial.SerialBase:
@@ -100,7 +104,10 @@ class SerialLink(Link):
             # (on ``socket://`` it is 0 or 1, whatever has arrived), and the framing above
             # reassembles replies from any byte boundaries anyway.
             self._port.timeout = 0
-            return first + self._port.read(_CHUNK)
+            data = first + self._port.read(_CHUNK)
+            if not data.isascii():
+                self.saw_high_bytes = True
+            return data
         except (serial.SerialException, OSError) as exc:
             raise self._lost_line("read", exc) from exc
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import time
 
@@ -20,14 +21,23 @@ class VisaLink(Link):
 
     def __init__(self, resource: str, *, timeout_s: float = 1.0, backend: str = "@py"):
         super().__init__(resource, timeout_s)
-        import pyvisa
         from pyvisa import constants, errors
 
         self._errors = errors
         self._constants = constants
+        self._backend = backend
+        #: Set when the peer closed the connection: the next write connects again once, so a
+        #: chamber's LAN module that restarted is used again (as a serial link's terminal server).
+        self._lost = False
+        self._open()
+
+    def _open(self) -> None:
+        import pyvisa
+
+        resource = self.resource
         try:
-            self._rm = pyvisa.ResourceManager(backend)
-            self._inst = self._rm.open_resource(resource, open_timeout=int(timeout_s * 1000))
+            self._rm = pyvisa.ResourceManager(self._backend)
+            self._inst = self._rm.open_resource(resource, open_timeout=int(self.timeout_s * 1000))
         except Exception as exc:  # noqa: BLE001 - pyvisa-py raises a bare Exception("could not connect: …") for a host it cannot resolve or a port that is no number
             raise LinkClosed(resource, f"cannot open: {exc}") from exc
         refused = self._connect_error()
@@ -36,6 +46,38 @@ class VisaLink(Link):
             raise LinkClosed(resource, f"cannot open: {os.strerror(refused)}")
         self._inst.read_termination = None
         self._inst.write_termination = None
+
+    def _socket_session(self) -> "tuple[socket.socket, object] | None":
+        """pyvisa-py's socket and session of a TCPIP SOCKET resource (None: another backend or kind)."""
+        try:
+            session = self._rm.visalib.sessions[self._inst.session]
+        except Exception:  # noqa: BLE001 - another backend, or not a socket resource
+            return None
+        sock = getattr(session, "interface", None)
+        return (sock, session) if isinstance(sock, socket.socket) else None
+
+    def _socket_readable(self, wait_s: float) -> bool:
+        """On a TCPIP SOCKET resource with nothing buffered by pyvisa-py: whether bytes come
+        within ``wait_s`` (else the read is a timeout), LinkClosed when the peer closed the
+        connection. pyvisa-py's own read spun at a closed peer until its timeout (recv giving b""
+        at once, again and again: 3.6 s of CPU in two 4 s reads) and said "timeout", so a chamber
+        whose LAN module dropped the connection was "no reply" at every exchange, never connected
+        again. True for any other resource (pyvisa waits)."""
+        found = self._socket_session()
+        if found is None or getattr(found[1], "_pending_buffer", None) != b"":
+            return True
+        sock = found[0]
+        try:
+            if not select.select([sock], [], [], wait_s)[0]:
+                return False
+            if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                return True
+        except BlockingIOError:
+            return False
+        except (OSError, ValueError):  # (reset, or a socket pyvisa closed)
+            pass
+        self._lost = True
+        raise LinkClosed(self.resource, "read failed: the peer closed the connection")
 
     def _connect_error(self) -> int:
         """The errno of a TCPIP SOCKET connection that did not come up (0: connected, or not a
@@ -105,6 +147,11 @@ class VisaLink(Link):
         return time.monotonic()
 
     def _write(self, data: bytes) -> None:
+        if self._lost:
+            self._close()
+            self._open()  # raises LinkClosed while the peer is still gone
+            self._lost = False
+            self._rx.clear()
         try:
             self._inst.write_raw(data)
         except self._errors.VisaIOError as exc:
@@ -117,6 +164,10 @@ class VisaLink(Link):
         if remaining <= 0:
             # Non-blocking peek: pyvisa has no zero timeout, so use the shortest it takes.
             remaining = 0.001
+        if self._lost:
+            raise LinkClosed(self.resource, "read failed: the peer closed the connection (connected again at the next write)")
+        if not self._socket_readable(remaining):
+            return b""
         self._inst.timeout = max(1, int(remaining * 1000))
         try:
             return self._inst.read_bytes(1, break_on_termchar=False) + self._drain()

@@ -17,6 +17,7 @@ from castrig.devices.roles import Camera, Device, FlowController, HumidityChambe
 from castrig.errors import BadInput, CastrigError
 from castrig.links import Link, SimLink
 from castrig.rig.profile import (
+    CAMERA_QUIET_S,
     AlicatConfig,
     FolderCameraConfig,
     HMT330Config,
@@ -150,7 +151,7 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
         try:
             opened[role] = _driver(role, cfg, rig, shared, camera_answers=camera_answers)
         except CastrigError as exc:  # say which device, on which port, in one line
-            raise CastrigError(f"device {role} ({_where(cfg)}): {exc}") from exc
+            raise CastrigError(f"device {role} ({_where(cfg)}): {exc}{_garbled_hint(role, cfg, shared)}") from exc
 
     order = list(configs)
     try:
@@ -208,6 +209,21 @@ def _open_side_by_side(groups: list[list[str]], open_device: Callable[[str], Non
             t.join()
     if failed:
         raise failed[min(failed, key=order.index)]
+
+
+def _garbled_hint(role: str, cfg: Any, shared: dict[str, Link]) -> str:
+    """For a device of an ASCII protocol (HMT330, Alicat) whose serial line gave bytes with the
+    high bit set as it failed to open: the line's settings are the likely cause, said with them."""
+    lc = getattr(cfg, "link", None)
+    if not isinstance(cfg, (HMT330Config, AlicatConfig)) or not isinstance(lc, SerialLinkConfig):
+        return ""
+    if not getattr(shared.get(lc.url), "saw_high_bytes", False):
+        return ""
+    said = " (bytes with the high bit set came back, which its ASCII replies never hold: "
+    if lc.url.startswith("socket://"):  # (the serial server's port has its own settings)
+        return said + "is the serial server's port at the device's speed and framing? a socket:// link does not set them)"
+    return said + (f"is the line's speed or framing the device's? devices.{role}.link: {lc.baudrate} baud, "
+                   f"{lc.bytesize}{lc.parity}{lc.stopbits})")
 
 
 def _where(cfg: Any) -> str:
@@ -313,8 +329,11 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         # cost at every open); the twin's in-process line holds nothing but what is here
         if clock.virtual:
             camera.link.flush_input()
-        else:
-            camera.link.flush_until_quiet(1.0, max_s=30.0)
+        elif not camera.link.went_quiet(CAMERA_QUIET_S, max_s=cfg.open_drain_s) and camera_answers:
+            # (a line that never goes quiet had every run wait a fixed 30 s, then send *IDN? into it)
+            raise CastrigError(f"{role}: the line never went quiet for {CAMERA_QUIET_S:g} s within "
+                               f"devices.{role}.open_drain_s = {cfg.open_drain_s:g} s: still sending (a backlog "
+                               "longer than that, or no camera of castrig's frame protocol at this address)")
         if camera_answers:  # *IDN? before the rig is called open for a recipe that captures (see the
             # MFCs above): a camera address where nothing answers was met at the first capture,
             # hours into a night, the membrane made and never imaged

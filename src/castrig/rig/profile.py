@@ -153,6 +153,16 @@ class WatlowF4TConfig(_Strict):
 ChamberConfig = Annotated[Union[ScpiChamberConfig, WatlowF4Config, WatlowF4TConfig], Field(discriminator="model")]
 
 
+#: A served camera's line is quiet once nothing came for this long (s): the twin renders a
+#: 512 px frame in 20 ms, a 4096 px 16-bit one in 1.5 s (while a frame is still unsent it answers
+#: SNAP with ``ERR busy`` at once, so unread SNAPs queue no frames behind it).
+CAMERA_QUIET_S = 1.0
+#: What the longest backlog of castrig's camera protocol takes to drain: a client killed mid-capture
+#: leaves one SNAP, a frame of at most 32 MiB; twenty SNAPs in one write leave one frame and 19
+#: ``ERR busy`` lines. (A fixed 30 s held every ``castrig run`` on a line that never goes quiet.)
+CAMERA_OPEN_DRAIN_S = 10.0
+
+
 class SimCameraConfig(_Strict):
     """The twin's camera: rendered by the twin, reached through a link like any device."""
 
@@ -163,6 +173,10 @@ class SimCameraConfig(_Strict):
     section_pixel_size_um: float = Field(0.05, ge=0.0005, le=50, json_schema_extra={"unit": "µm"}, description="Pixel size of sections (higher magnification).")
     width_px: int = Field(512, ge=64, le=4096, json_schema_extra={"unit": "px"}, description="Width and height of rendered images.")
     bit_depth: Literal[8, 16] = Field(8, description="Bits per pixel of rendered images.")
+    open_drain_s: float = Field(CAMERA_OPEN_DRAIN_S, ge=CAMERA_QUIET_S, le=600, json_schema_extra={"unit": "s"},
+                                description="At opening (wall clock), the longest the line is drained of what an earlier client "
+                                            "left (its unanswered SNAPs, a frame unread) until quiet for 1 s; a line still sending "
+                                            "then is no camera to run with.")
 
 
 class FolderCameraConfig(_Strict):

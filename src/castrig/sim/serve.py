@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import select
+import sys
 import signal
 import socket
 import threading
+import time
 import tty
 from typing import Callable, Protocol
 
@@ -25,6 +27,14 @@ WORLD_LOCK = threading.RLock()
 
 #: The wait while the emulator has output due that it did not give (a device that cannot say when).
 _POLL_S = 0.002
+#: A TCP client that takes none of its replies this long (s) is dropped: it sends and never reads
+#: (a hung program, a port scanner that pipes commands in). Long enough for any reader, even one
+#: paused a moment; short against the 10 s and more a driver waits before it calls a line dead.
+STALLED_CLIENT_S = 10.0
+#: After a TCP client closed its sending side, its replies still due are sent for at most this long (s).
+_LINGER_S = 0.5
+#: A TCP client's send buffer (bytes; the OS doubles it): a frame of the camera goes in pieces.
+_CLIENT_SNDBUF = 64 * 1024
 #: Signals a server's thread leaves to the others (the main thread): Python runs its handlers
 #: there only, and a main thread asleep until a signal (``castrig sim serve``) is not woken by one
 #: the kernel gave another thread (SIGINT sent as SIGSTOPped threads were continued: stopped 10 s
@@ -106,6 +116,8 @@ class _Base:
         self.error: BaseException | None = None
         #: Called (no arguments) from the server's thread when it fails while serving.
         self.on_error: Callable[[], None] | None = None
+        #: Called with one line for sim serve's log (a client dropped); default: stderr.
+        self.on_note: Callable[[str], None] | None = None
 
     def start(self) -> "_Base":
         self.emulator.watch_faults(self.wake)
@@ -157,6 +169,12 @@ class _Base:
         if self.on_error is not None:
             self.on_error()
 
+    def _note(self, line: str) -> None:
+        if self.on_note is not None:
+            self.on_note(line)
+        else:
+            print(f"sim serve: {line}", file=sys.stderr, flush=True)
+
     def stop(self) -> None:
         self._stop.set()
         self.wake()
@@ -203,10 +221,12 @@ class _Base:
 class PtyServer(_Base):
     """An emulator behind a pseudo-terminal; ``address`` is the path clients open (``/dev/pts/N``)."""
 
-    def __init__(self, emulator: Served, clock: Clock, lock: threading.RLock):
+    def __init__(self, emulator: Served, clock: Clock, lock: threading.RLock, stalled_client_s: float = STALLED_CLIENT_S):
         super().__init__(emulator, clock, lock)
+        self.stalled_client_s = stalled_client_s
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
+        os.set_blocking(self._master, False)
         self.address = os.ttyname(self._slave)
 
     def _run(self) -> None:
@@ -225,9 +245,33 @@ class PtyServer(_Base):
                         data = b""
                 out, wait = self._exchange(data)
                 if out:
-                    os.write(self._master, out)
+                    self._write_all(out)
         except BaseException as exc:  # noqa: BLE001 - reported to whoever holds the server
             self._failed(exc)
+
+    def _write_all(self, out: bytes) -> None:
+        """Write ``out`` as the pty takes it; what nobody reads for ``stalled_client_s`` is dropped
+        (a UART sends into a line nobody reads), said in the log. A client that wrote commands and
+        never read blocked this thread in ``os.write`` for good: ``sim serve`` then took 2 s per
+        such device to stop at a Ctrl-C."""
+        view = memoryview(out)
+        moved_s = time.monotonic()
+        while view and not self._stop.is_set():
+            left_s = self.stalled_client_s - (time.monotonic() - moved_s)
+            if left_s <= 0:
+                self._note(f"{self.emulator.name} on {self.address}: {len(view)} bytes of replies dropped: "
+                           f"nobody read them for {self.stalled_client_s:g} s")
+                return
+            readable, writable, _ = select.select([self._wake_end], [self._master], [], left_s)
+            if readable:
+                self._woken()  # (a stop ends the loop; a fault or pause waits for the write)
+            if writable:
+                try:
+                    n = os.write(self._master, view)
+                except BlockingIOError:
+                    continue
+                view = view[n:]
+                moved_s = time.monotonic()
 
     def _cleanup(self) -> None:
         for fd in (self._master, self._slave):
@@ -244,8 +288,10 @@ class TcpServer(_Base):
     terminal server reboot would.
     """
 
-    def __init__(self, emulator: Served, clock: Clock, lock: threading.RLock, port: int = 0):
+    def __init__(self, emulator: Served, clock: Clock, lock: threading.RLock, port: int = 0,
+                 stalled_client_s: float = STALLED_CLIENT_S):
         super().__init__(emulator, clock, lock)
+        self.stalled_client_s = stalled_client_s
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -264,17 +310,28 @@ class TcpServer(_Base):
     def _run(self) -> None:
         client: socket.socket | None = None
         wait: float | None = 0.0
+        #: What the emulator sent that the client has not taken yet; while any is left, the
+        #: client's next commands are not read (they wait in the OS buffers): memory stays bounded.
+        unsent = bytearray()
+        moved_s = 0.0  # when the client last took a byte (or unsent began)
+        ended_s: float | None = None  # when the client closed its sending side
         try:
             while not self._stop.is_set():
                 if self._stalled():
                     wait = 0.0
                     continue
                 if client is None:
+                    unsent.clear()
+                    ended_s = None
                     # (a dropped line takes no client until the fault is cleared, which wakes it)
                     ready = self._wait([self._listener] if self.emulator.connected else [], None)
                     if ready and self.emulator.connected:
                         client, _ = self._listener.accept()
                         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                        # (an instrument's output buffer is small: grown to MBs by the OS, a client
+                        # that never reads had seconds of its commands answered before it was found)
+                        client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _CLIENT_SNDBUF)
+                        client.setblocking(False)
                         self._new_session()
                         wait = 0.0
                     continue
@@ -282,24 +339,68 @@ class TcpServer(_Base):
                     client.close()
                     client = None
                     continue
-                ready = self._wait([client, self._listener], wait)
-                data = b""
-                if client in ready:  # (first: a client that left makes way for the next)
-                    try:
-                        data = client.recv(4096)
-                    except OSError:
-                        data = b""
-                    if not data:
+                if unsent:
+                    left_s = self.stalled_client_s - (time.monotonic() - moved_s)
+                    if left_s <= 0:
+                        self._note(f"{self.emulator.name} on {self.address}: client dropped: it took none of "
+                                   f"{len(unsent)} bytes of replies for {self.stalled_client_s:g} s "
+                                   "(a client that sends and never reads); the line is free")
                         client.close()
                         client = None
                         continue
+                    readable, writable, _ = select.select([self._listener, self._wake_end], [client], [], left_s)
+                    if self._wake_end in readable:
+                        self._woken()
+                    if self._listener in readable and not _ended(client):
+                        self._turn_away()  # (the line stays taken, as while it is read)
+                    if client in writable:
+                        if not self._send(client, unsent):
+                            client.close()
+                            client = None
+                            continue
+                        moved_s = time.monotonic()
+                    wait = 0.0
+                    continue
+                if ended_s is not None:
+                    # the client closed its sending side (``printf 'A\r' | nc -N``, a script's
+                    # shutdown): the replies to what it sent still go out, as a device answers
+                    # what it was sent; the line is free once none is due, at most _LINGER_S on
+                    left_s = ended_s + _LINGER_S - time.monotonic()
+                    if wait is None or left_s <= 0:
+                        client.close()
+                        client = None
+                        continue
+                    self._wait([], min(wait, left_s))
+                    out, wait = self._exchange(b"")
+                    if out:
+                        unsent += out
+                        moved_s = time.monotonic()
+                        if not self._send(client, unsent):
+                            client.close()
+                            client = None
+                    continue
+                ready = self._wait([client, self._listener], wait)
+                data: bytes | None = b""
+                if client in ready:  # (first: a client that left makes way for the next)
+                    try:
+                        data = client.recv(4096)
+                    except BlockingIOError:
+                        data = None  # (nothing after all: not a close)
+                    except OSError:  # (reset: gone for good, nothing to answer)
+                        client.close()
+                        client = None
+                        continue
+                    if data == b"":
+                        ended_s = time.monotonic()  # (before: closed at once, its replies dropped)
+                        continue
+                data = data or b""
                 if self._listener in ready and not _ended(client):
                     self._turn_away()
                 out, wait = self._exchange(data)
                 if out:
-                    try:
-                        client.sendall(out)
-                    except OSError:
+                    unsent += out
+                    moved_s = time.monotonic()
+                    if not self._send(client, unsent):
                         client.close()
                         client = None
         except BaseException as exc:  # noqa: BLE001
@@ -307,6 +408,20 @@ class TcpServer(_Base):
         finally:
             if client is not None:
                 client.close()
+
+    @staticmethod
+    def _send(client: socket.socket, unsent: bytearray) -> bool:
+        """Hand the client what its socket takes now (never waiting: a client that does not read
+        blocked this device's thread for good, a second client left in the backlog unanswered);
+        False: the client is gone."""
+        try:
+            n = client.send(unsent)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        del unsent[:n]
+        return True
 
     def _turn_away(self) -> None:
         """A second client while one holds the line is closed at once, as a terminal server
@@ -338,13 +453,17 @@ def _ended(client: socket.socket) -> bool:
         return True
 
 
-def serve_pty(emulator: Served, clock: Clock | None = None, lock: threading.RLock | None = None) -> PtyServer:
-    """A started-on-enter pty server for ``emulator`` (use as a context manager)."""
-    return PtyServer(emulator, clock or WallClock(), lock or WORLD_LOCK)
+def serve_pty(emulator: Served, clock: Clock | None = None, lock: threading.RLock | None = None,
+              stalled_client_s: float = STALLED_CLIENT_S) -> PtyServer:
+    """A started-on-enter pty server for ``emulator`` (use as a context manager); replies nobody
+    reads for ``stalled_client_s`` are dropped."""
+    return PtyServer(emulator, clock or WallClock(), lock or WORLD_LOCK, stalled_client_s)
 
 
 def serve_tcp(
-    emulator: Served, clock: Clock | None = None, port: int = 0, lock: threading.RLock | None = None
+    emulator: Served, clock: Clock | None = None, port: int = 0, lock: threading.RLock | None = None,
+    stalled_client_s: float = STALLED_CLIENT_S,
 ) -> TcpServer:
-    """A loopback TCP server for ``emulator``; ``port=0`` picks a free port."""
-    return TcpServer(emulator, clock or WallClock(), lock or WORLD_LOCK, port)
+    """A loopback TCP server for ``emulator``; ``port=0`` picks a free port; a client that takes
+    none of its replies for ``stalled_client_s`` is dropped."""
+    return TcpServer(emulator, clock or WallClock(), lock or WORLD_LOCK, port, stalled_client_s)
