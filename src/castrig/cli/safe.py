@@ -63,7 +63,7 @@ def safe(
             to_make_safe = _safe_state_roles(prof)
             if to_make_safe and to_make_safe <= set(unreached):
                 raise RigUnreachable(f"cannot open the rig of profile {prof.name!r}: none of its devices with a safe "
-                                     f"state answered ({_unreached_words(unreached)}); nothing was sent")
+                                     f"state answered ({_unreached_words(unreached)}); nothing was made safe")
             found = [f"{role} was moving (stopped as the rig was opened)" for role in rig.found_moving]
             found += _found(rig)
             twin_only = rig.twin is not None and all(
