@@ -1170,6 +1170,27 @@ def add_membrane_run(root: Path, run_id: str, metrics: list[dict[str, Any]], *, 
     return lots
 
 
+def run_folder_copies(root: Path, n: int, metrics: list[dict[str, Any]] | None = None) -> list[Path]:
+    """``n`` completed run folders under data root ``root`` that no catalog row names yet: one
+    :func:`add_membrane_run` (under ``root``.src) copied ``n`` times, each copy its own run id
+    (run.json's and the folder's), as a data root restored from a backup holds them. Cheap: a
+    copy of three small files per folder."""
+    import shutil
+
+    src_root = root.with_name(root.name + ".src")
+    add_membrane_run(src_root, "20260101-000001-one", metrics or [membrane_metrics(3.0)])
+    root.mkdir(parents=True, exist_ok=True)
+    out = []
+    for k in range(n):
+        run_id = f"20260102-{k:06d}-copy"
+        folder = root / run_id
+        shutil.copytree(src_root / "20260101-000001-one", folder, ignore=shutil.ignore_patterns("*.lock", "*-wal", "*-shm"))
+        info = json.loads((folder / "run.json").read_text())
+        (folder / "run.json").write_text(json.dumps({**info, "run_id": run_id}))
+        out.append(folder)
+    return out
+
+
 def crashed_membrane_run(root: Path, run_id: str, recipe_name: str = "night") -> Path:
     """A run folder under data root ``root`` as ``castrig run`` leaves it when killed -9 during
     m2's evaporation: the catalog row written at the start (running, no grades), m1 judged (met

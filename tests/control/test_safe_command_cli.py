@@ -86,3 +86,69 @@ def test_castrig_abort_of_a_killed_run_names_castrig_safe(tmp_path, capsys):
     run_dir = crashed_membrane_run(tmp_path / "runs", "20260101-000001-night")
     refused(castrig_main(capsys, "abort", str(run_dir)), "status crashed", "castrig safe --profile",
             f"castrig resume {run_dir}")
+
+
+#: A sitecustomize: ``$STOP_SIGNAL`` reaches the process the moment it starts making the rig
+#: safe (``make_safe`` called: the devices open, nothing yet sent) -- an operator's Ctrl-C, or a
+#: SIGTERM, at a seeded moment.
+STOP_AS_THE_RIG_IS_MADE_SAFE = """
+import os, signal
+import castrig.control.safety as _safety
+_make_safe = _safety.make_safe
+def _stopped_then_made_safe(*a, **kw):
+    os.kill(os.getpid(), getattr(signal, os.environ["STOP_SIGNAL"]))
+    return _make_safe(*a, **kw)
+_safety.make_safe = _stopped_then_made_safe
+"""
+
+
+def _set_wet_air(address: str, slpm: float, unit: str = "B") -> None:
+    """The wet MFC's setpoint, sent over its socket as the killed run last sent it."""
+    u = urlsplit(address)
+    with socket.create_connection((u.hostname, u.port), timeout=5) as s:
+        s.sendall(f"{unit}LS {slpm:g}\r".encode())
+        reply = b""
+        while not reply.endswith(b"\r"):
+            chunk = s.recv(256)
+            assert chunk, "the wet MFC closed its line"
+            reply += chunk
+
+
+def test_castrig_safe_makes_the_devices_it_reaches_safe_names_the_dead_one_and_a_stop_keeps_its_exit_code(tmp_path, sim_serve):
+    """A dead pump port (its cable out) made `castrig safe` exit 5 having sent nothing: the wet air
+    a killed run left on kept flowing. Now every device that answers is made safe and read back,
+    the unreached one is named, and the exit is 3 (not verified). A Ctrl-C while it works was
+    waited out and the exit was 0, as if nothing had come; now it ends as `castrig resume` and
+    `tune rh` end one during their safe state: the state said, then 130 (SIGTERM: 3)."""
+    import yaml
+
+    with sim_serve("--tcp", "0") as served, socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))  # (bound, never listening: a connection is refused, no one else takes it)
+        profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", served.addresses, tmp_path / "rig.yaml")
+        data = yaml.safe_load(profile.read_text())
+        del data["devices"]["camera"]  # (no safe state; its open waits a second for its line to fall quiet)
+        profile.write_text(yaml.safe_dump(data, sort_keys=False))
+        data["devices"]["caster"]["link"]["url"] = f"socket://127.0.0.1:{dead.getsockname()[1]}"
+        no_caster = tmp_path / "no-caster.yaml"
+        no_caster.write_text(yaml.safe_dump(data, sort_keys=False))
+        wire = served.addresses["wet_mfc"]
+        _set_wet_air(wire, 0.5)  # (a low flow: it falls to off within a second once closed)
+        wait_until(lambda: (_wet_mfc(wire) or (0, 0))[1] > 0.2, timeout_s=10, what="the wet air flowing")
+
+        done = castrig("safe", "--profile", str(no_caster), timeout_s=60)
+        out, err = " ".join(done.stdout.split()), " ".join(done.stderr.split())
+        assert done.returncode == 3 and "Traceback" not in err, (done.returncode, out, err[-2000:])
+        assert "NOT REACHED on sim-serial: caster (" in err and "Connection refused" in err, err
+        assert "safe state NOT verified: caster.reached: not reached, not made safe" in out, out
+        assert "now: water_pump stopped; dry_mfc setpoint 1 slpm" in out and "wet_mfc setpoint 0 slpm" in out, out
+        setpoint_after, flow_after = _wet_mfc(wire)
+        assert setpoint_after == 0 and abs(flow_after) <= 0.05, (setpoint_after, flow_after)
+
+        for sig, code in (("SIGINT", 130), ("SIGTERM", 3)):
+            stopped = castrig("safe", "--profile", str(profile), timeout_s=60, STOP_SIGNAL=sig,
+                              **with_sitecustomize(tmp_path, STOP_AS_THE_RIG_IS_MADE_SAFE))
+            out, err = " ".join(stopped.stdout.split()), " ".join(stopped.stderr.split())
+            assert stopped.returncode == code and "Traceback" not in err, (sig, stopped.returncode, out, err[-2000:])
+            assert "safe state verified:" in out and "wet_mfc.off" in out, out
+            assert f"{sig} received: it waited for the safe state (verified) and the rig's close" in err, err
+            assert ("interrupted" in err) == (sig == "SIGINT"), err

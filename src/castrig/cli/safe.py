@@ -3,11 +3,19 @@
 A ``castrig tune rh`` or ``castrig run`` killed with kill -9 (or lost with its computer) leaves the
 rig as it last drove it: the wet air at the step test's level, a pump's dispense going on until
 its watchdog. ``castrig resume`` makes the rig safe first, but needs a run folder (a step test has
-none) and then goes on with the run. This command opens the rig as any other does (the devices'
-locks first: exit 4 if another process owns one, nothing sent; exit 5 if one cannot be opened),
-reads what each device is doing, brings it to the safe state that resume and every run's end use
+none) and then goes on with the run. This command takes the devices' locks as any other does
+(exit 4 if another process owns one: nothing sent), opens every device that answers, reads what
+each is doing, brings them to the safe state that resume and every run's end use
 (:func:`castrig.control.safety.make_rig_safe`: pumps stopped, wet air off, dry purge on, each read
-back), says both, and exits 0 when the safe state is verified, 3 when it could not be.
+back), says both, and exits 0 when the safe state is verified, 3 when it could not be. A device
+that cannot be opened is named and keeps the safe state from being verified (exit 3) -- but no
+longer keeps the others from being made safe: a dead pump's port made the whole command exit 5
+with the wet MFC still flowing. Exit 5 only when none of the devices that have a safe state
+(pumps, flow controllers, chamber) could be opened.
+
+A stop while it works (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) waits for the safe state and the rig's
+close, as ``castrig resume`` and ``tune rh`` wait for theirs; then it ends as they do: Ctrl-C 130
+("interrupted"), the others 3, the rig's state said first. It ended 0 as if nothing had come.
 """
 
 from __future__ import annotations
@@ -30,15 +38,18 @@ def safe(
     """Bring the rig to the verified safe state (pumps stopped, wet air off, dry purge on) and say
     what each device was doing: after a killed run or step test, without resuming anything.
 
-    Exit codes: 0 safe state verified, 3 not verified (the report names the device), 4 busy
-    (another process owns a device: nothing sent), 5 a device could not be opened.
+    Exit codes: 0 safe state verified, 3 not verified (the report names the device: one read back
+    unsafe, or one that could not be opened while the others were made safe; also SIGTERM/SIGHUP
+    once the rig is safe), 4 busy (another process owns a device: nothing sent), 5 none of the
+    devices to make safe could be opened, 130 Ctrl-C (once the rig is safe and closed).
 
     \b
     Examples:
       castrig safe --profile hw_profiles/lab-rig.yaml
     """
-    from castrig.cli.main import EXIT_ABORTED, default_profile
+    from castrig.cli.main import EXIT_ABORTED, EXIT_INTERRUPTED, default_profile
     from castrig.control.safety import make_rig_safe
+    from castrig.errors import RigUnreachable
     from castrig.rig.ownership import open_owned_rig
     from castrig.rig.profile import load_profile
 
@@ -46,28 +57,56 @@ def safe(
     prof = load_profile(path)
     held = _StopsWait()  # from the first byte sent to the rig's close: nothing cuts the safe state short
     try:
-        rig = open_owned_rig(prof, seed=None, purpose="castrig safe")
+        rig = open_owned_rig(prof, seed=None, purpose="castrig safe", partial=True)
         try:
+            unreached = dict(rig.unreached)
+            to_make_safe = _safe_state_roles(prof)
+            if to_make_safe and to_make_safe <= set(unreached):
+                raise RigUnreachable(f"cannot open the rig of profile {prof.name!r}: none of its devices with a safe "
+                                     f"state answered ({_unreached_words(unreached)}); nothing was made safe")
             found = [f"{role} was moving (stopped as the rig was opened)" for role in rig.found_moving]
             found += _found(rig)
             twin_only = rig.twin is not None and all(
                 getattr(getattr(c, "link", None), "kind", "sim") == "sim" for c in prof.device_configs().values())
             report = make_rig_safe(rig, retry_for_s=prof.control.safe_state_retry_s)
+            for role in to_make_safe & set(unreached):  # (the same report: one safe state, one verdict)
+                report.verified[f"{role}.reached"] = False
+                report.errors[f"{role}.reached"] = f"not reached, not made safe ({unreached[role]})"
             now = _found(rig)  # read back once more, as the operator reads the front panels
         finally:
             rig.close()
     finally:
         held.restore()
+    if unreached:
+        typer.echo(f"NOT REACHED on {prof.name}: {_unreached_words(unreached)}", err=True)
     typer.echo(f"found on {prof.name}: " + ("; ".join(found) if found else "nothing to read"))
     if twin_only:  # (sim links: the twin is built in each process, never the one another process drove)
         typer.echo(f"note: {path} is a twin of this process's own (kind: sim links); a run or step test elsewhere "
                    "drove its own twin, which ended with it", err=True)
     typer.echo(f"now: {'; '.join(now)}" if now else "now: nothing to read")
     typer.echo(report.summary())
-    if held.heard:
-        typer.echo(f"{held.heard[0]} received: it waited for the safe state and the rig's close", err=True)
+    if held.heard:  # (ended as resume and tune rh end a stop during their safe state: 130 or 3)
+        verdict = "verified" if report.safe else "NOT verified"
+        typer.echo(f"{held.heard[0]} received: it waited for the safe state ({verdict}) and the rig's close", err=True)
+        if report.safe:
+            if held.heard[0] == "SIGINT":
+                typer.echo("interrupted", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED if held.heard[0] == "SIGINT" else EXIT_ABORTED)
     if not report.safe:
         raise typer.Exit(EXIT_ABORTED)
+
+
+def _safe_state_roles(prof: Any) -> set[str]:
+    """The roles :func:`make_rig_safe` acts on: pumps, flow controllers and the chamber (not the
+    humidity transmitters or the camera, which have no safe state)."""
+    from castrig.rig.profile import NE1000Config
+
+    return {role for role, cfg in prof.device_configs().items()
+            if isinstance(cfg, NE1000Config) or role in ("dry_mfc", "wet_mfc", "chamber")}
+
+
+def _unreached_words(unreached: dict[str, str]) -> str:
+    return "; ".join(f"{role} ({why})" for role, why in unreached.items())
 
 
 def _found(rig: Any) -> list[str]:

@@ -32,8 +32,9 @@ from castrig.analysis.segmentation import SECTION_VALUES, SURFACE_VALUES, sectio
 from castrig.redact import redact_urls
 from castrig.report import REPORT_NAME
 from castrig.report.images import jpeg_uri, png_uri, to_uint8
+from castrig.report.unmet import unmet_bounds, unmet_grades, value_words
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo
-from castrig.store.export import flatten, format_bound, grade_passes, grade_status, verdict_rows
+from castrig.store.export import flatten, format_bound, grade_status, verdict_rows
 from castrig.store.lock import CRASHED_REASON, live_outcome
 from castrig.store.recipe_text import recipe_file_text
 from castrig.store.sqlite_store import SqliteRunStore
@@ -221,47 +222,32 @@ def problems(data: RunData, notes: Sequence[str] = ()) -> list[str]:
             out.append(f"Membrane {mb.membrane_id} was still forming when the run ended {info.outcome}: "
                        "its film dried without RH control.")
         elif mb.status == "judged" and mb.target_grade and not mb.target_met:
-            what = _unmet(mb.verdict or {}, mb.target_grade)
-            out.append(f"Membrane {mb.membrane_id}: grade {mb.target_grade} not met" + (f": {what}" if what else "."))
+            # each failing bound once, with the grades it fails (it was named once per grade)
+            others = [g for g in unmet_grades(mb.verdict or {}) if g != mb.target_grade]
+            what = unmet_bounds(mb.verdict or {}, [mb.target_grade, *others])
+            out.append(f"Membrane {mb.membrane_id}: grade {mb.target_grade} not met"
+                       + (f" (nor {', '.join(others)})" if others else "") + (f": {what}" if what else "."))
     verdict = data.results.get("verdict")
     if data.membranes:
         pass  # judged per membrane above
     elif verdict is not None:
         target = verdict.get("target_grade") if isinstance(verdict, Mapping) else None
-        unmet = [g for g, met in grade_passes(verdict).items() if not met]
-        others = [g for g in unmet if target and g != target]
-        for grade in unmet:
-            if grade not in others:
-                what = _unmet(verdict, grade)
-                out.append(f"Grade {grade} not met" + (f": {what}" if what else "."))
-        if others:
-            out.append(f"Also not met: {', '.join(others)} (see the verdict).")
+        unmet = unmet_grades(verdict)
+        if target and target not in unmet:
+            if unmet:
+                out.append(f"Also not met: {', '.join(unmet)} (see the verdict).")
+        elif unmet:
+            others = [g for g in unmet if g != target]
+            head = (f"Grade {target} not met" + (f" (nor {', '.join(others)})" if others else "") if target
+                    else f"Grade{'s' if len(unmet) > 1 else ''} {', '.join(unmet)} not met")
+            what = unmet_bounds(verdict, unmet)
+            out.append(head + (f": {what}" if what else "."))
     elif info.outcome == "completed":
         out.append("The run has no verdict (no analyse step, or it recorded none).")
     for rec in data.log_problems:
         out.append(f"log {rec.get('level')}: {rec.get('event')}" + (f" — {rec['error']}" if rec.get("error") else ""))
     out.extend(notes)
     return out
-
-
-def _unmet(verdict: Any, grade: str) -> str:
-    """The bounds of ``grade`` that did not pass, each as the verdict judged it: failed (value,
-    margin), marginal (value, its 95 % interval and flags: the bound lies inside the interval), or
-    not measured (no value)."""
-    parts = []
-    for r in verdict_rows(verdict, extended=True):
-        if r["grade"] != grade or r["pass"] is True:
-            continue
-        flags = f", flagged {r['flags']}" if r.get("flags") else ""
-        if r["pass"] is False:
-            parts.append(f"{r['metric']} {_v(r['measured'])} (bound {r['bound']}, margin {_v(r['margin'])}{flags})")
-        elif r.get("status") == "marginal" and r["measured"] is not None:
-            interval = (f", 95 % interval {_v(r['interval_low'])}–{_v(r['interval_high'])}"
-                        if r.get("interval_low") is not None else "")
-            parts.append(f"{r['metric']} {_v(r['measured'])} marginal (bound {r['bound']}{interval}{flags})")
-        else:
-            parts.append(f"{r['metric']} not measured (bound {r['bound']})")
-    return "; ".join(parts)
 
 
 # -- micrographs -----------------------------------------------------------------------------------
@@ -377,15 +363,7 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
 
 
 # -- the data the page draws -------------------------------------------------------------------------
-def _v(x: Any) -> str:
-    """A value in words for sentences (not HTML: the page puts every string in as text)."""
-    if x is None:
-        return "—"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, float):
-        return "—" if math.isnan(x) else f"{x:.4g}"
-    return str(x)
+_v = value_words
 
 
 def _run_time(t_s: Any) -> str:

@@ -51,6 +51,9 @@ class Rig:
     #: Flow controllers found streaming as the rig opened (left so by other software), put back
     #: to polling under their unit id then; the run records it.
     found_streaming: list[str] = field(default_factory=list)
+    #: Devices that could not be opened, by role → why (only a rig built with ``partial``:
+    #: ``castrig safe`` makes the others safe rather than none).
+    unreached: dict[str, str] = field(default_factory=dict)
     #: The pumps by role, fixed once build_rig has added every device (devices are only added
     #: while building): pumps() is asked several times per control tick, and each isinstance
     #: against the SyringePump ABC goes through ABCMeta.__instancecheck__.
@@ -131,10 +134,13 @@ def make_clock(profile: Profile) -> Clock:
     return VirtualClock() if profile.clock == "virtual" else WallClock()
 
 
-def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None = None, camera_answers: bool = False) -> Rig:
+def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None = None, camera_answers: bool = False,
+              partial: bool = False) -> Rig:
     """Open every link and driver of ``profile``; on failure, close what was opened.
     ``camera_answers``: the camera must answer too (a recipe that captures); a recipe without a
-    capture, or ``tune rh``, runs with the camera switched off."""
+    capture, or ``tune rh``, runs with the camera switched off. ``partial``: a device that cannot
+    be opened is left out and named in :attr:`Rig.unreached` instead (``castrig safe``: one dead
+    pump kept the wet air flowing, nothing made safe)."""
     clock = clock or make_clock(profile)
     twin = None
     if any(getattr(c, "link", None) is not None and c.link.kind == "sim" for c in profile.device_configs().values()):
@@ -151,6 +157,10 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
         try:
             opened[role] = _driver(role, cfg, rig, shared, camera_answers=camera_answers)
         except CastrigError as exc:  # say which device, on which port, in one line
+            if partial:
+                where = _where(cfg)
+                rig.unreached[role] = str(exc) if where.split(" ", 1)[-1] in str(exc) else f"{where}: {exc}"
+                return
             raise CastrigError(f"device {role} ({_where(cfg)}): {exc}{_garbled_hint(role, cfg, shared)}") from exc
 
     order = list(configs)
@@ -161,6 +171,7 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
             rig.devices.update((r, opened[r]) for r in order if r in opened)
             rig.found_moving.sort(key=order.index)
             rig.found_streaming.sort(key=order.index)
+            rig.unreached = {r: rig.unreached[r] for r in order if r in rig.unreached}
     except BaseException:
         rig.close()
         raise

@@ -190,15 +190,17 @@ def claim_rig(profile: Profile, *, purpose: str) -> RigClaim:
     return claim
 
 
-def open_owned_rig(profile: Profile, *, seed: int | None, purpose: str, camera_answers: bool = False) -> Any:
+def open_owned_rig(profile: Profile, *, seed: int | None, purpose: str, camera_answers: bool = False,
+                   partial: bool = False) -> Any:
     """Own every device of ``profile`` (else :class:`Busy`, before a byte is sent), then open them
-    (else :class:`RigUnreachable`, nothing recorded). The rig holds its claim until it is closed."""
+    (else :class:`RigUnreachable`, nothing recorded; with ``partial``, those that open, the others
+    named in ``rig.unreached``). The rig holds its claim until it is closed."""
     from castrig.errors import CastrigError
     from castrig.rig.build import build_rig, make_clock
 
     claim = claim_rig(profile, purpose=purpose)
     try:
-        rig = build_rig(profile, clock=make_clock(profile), seed=seed, camera_answers=camera_answers)
+        rig = build_rig(profile, clock=make_clock(profile), seed=seed, camera_answers=camera_answers, partial=partial)
     except CastrigError as exc:
         claim.release()
         raise RigUnreachable(f"cannot open the rig of profile {profile.name!r}: {exc}") from exc

@@ -126,6 +126,10 @@ def _little_room(folder: Path, need: int = 1 << 20) -> bool:
 
 #: How long a write to the data root's catalog waits for another process's transaction on it.
 CATALOG_BUSY_MS = 3000
+#: Rows a listing writes to the catalog in one transaction (one commit, one fsync): the first
+#: ``castrig runs`` over 3 000 new run folders wrote and synced each row on its own, 56-81 s.
+#: A listing killed meanwhile leaves the batches committed before; the rest are indexed next time.
+CATALOG_BATCH_ROWS = 256
 
 
 def _damaged(exc: BaseException | None) -> bool:
@@ -643,7 +647,12 @@ class SqliteRunStore(RunStore):
         the run folder ... (file is not a database)', not naming the file), and a run it was
         damaged under ended in a traceback (exit 1) with its outcome recorded. Any other failure
         (a full disk) is raised as before."""
-        i = recorder.info
+        self._index_rows([_catalog_row(recorder, grades)])
+
+    def _index_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Catalog rows (:func:`_catalog_row`) written in one transaction, as :meth:`index_run` says."""
+        if not rows:
+            return
         try:
             conn = self._catalog()
         except sqlite3.DatabaseError as exc:
@@ -653,20 +662,7 @@ class SqliteRunStore(RunStore):
             return
         try:
             with _Tx(conn) as c:
-                c.execute(
-                    "INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?,?,?,?,?)",
-                    (
-                        i.run_id,
-                        str(Path(recorder.run_dir).resolve()),
-                        i.recipe_name,
-                        i.profile_name,
-                        i.operator,
-                        i.started_utc,
-                        i.ended_utc,
-                        i.outcome,
-                        ",".join(grades),
-                    ),
-                )
+                c.executemany("INSERT OR REPLACE INTO runs VALUES(?,?,?,?,?,?,?,?,?)", rows)
         except StoreError as exc:
             if _damaged(exc.__cause__):
                 _say_damaged_catalog(self.root / "catalog.sqlite", exc.__cause__)
@@ -774,6 +770,15 @@ class SqliteRunStore(RunStore):
             folders = sorted(p for p in self.root.iterdir() if p.is_dir() and p.resolve() not in indexed)
         except OSError:
             folders = []
+        to_index: list[tuple[Any, ...]] = []  # (written CATALOG_BATCH_ROWS at a time: one commit each)
+
+        def write_index() -> None:
+            try:
+                self._index_rows(to_index)
+            except (StoreError, OSError, sqlite3.Error):
+                pass  # a read-only or full data root: listed from the folder, indexed another time
+            to_index.clear()
+
         for run_dir in folders:
             if not ((run_dir / "run.json").exists() or (run_dir / "run.sqlite").exists()):
                 # killed before it wrote run.json (empty, the lock alone, run.json's temporary): listed
@@ -813,13 +818,20 @@ class SqliteRunStore(RunStore):
                     out.append(RunSummary(run_dir.name, str(run_dir.resolve()), i.recipe_name, i.profile_name, i.operator,
                                           i.started_utc, i.ended_utc, "damaged", (), reason=exc.reason))
                     continue
-                try:
-                    self.index_run(rec, grades)
-                except (StoreError, OSError, sqlite3.Error):
-                    pass  # a read-only or full data root: listed from the folder, indexed another time
+                to_index.append(_catalog_row(rec, grades))
+                if len(to_index) >= CATALOG_BATCH_ROWS:
+                    write_index()
                 out.append(RunSummary(i.run_id, str(run_dir.resolve()), i.recipe_name, i.profile_name, i.operator,
                                       i.started_utc, i.ended_utc, live_outcome(run_dir, i.outcome), grades))
+        write_index()
         return sorted(out, key=lambda r: (str(r.started_utc or ""), str(r.run_id)))  # a stale catalog row: any type
+
+
+def _catalog_row(recorder: RunRecorder, grades: Iterable[str]) -> tuple[Any, ...]:
+    """The catalog's row of a run (the ``runs`` table's columns, in order)."""
+    i = recorder.info
+    return (i.run_id, str(Path(recorder.run_dir).resolve()), i.recipe_name, i.profile_name, i.operator, i.started_utc,
+            i.ended_utc, i.outcome, ",".join(grades))
 
 
 def folder_account(run_dir: Path, run_id: str) -> tuple[RunInfo, tuple[str, ...]] | None:
