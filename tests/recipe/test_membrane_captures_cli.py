@@ -61,3 +61,25 @@ def test_a_membrane_captured_in_two_steps_is_analysed_on_both_after_a_kill_betwe
     # none of m1's images; its section taken twice: the latest, said in the log
     assert m2["images"] == {"reflected": ["s9_field0_reflected"], "section": ["s9_field0_section"]}
     assert "section of step 9 replaced by step 10's" in msg2 and m2["superseded_steps"] == {"section": [9]}
+
+
+def test_the_images_measured_are_each_views_latest_capture_of_that_membrane_only() -> None:
+    """The choice itself (:func:`select_images`), which the report's histogram shares: a view
+    captured twice counts once (its latest capture, its fields not mixed with the earlier ones), a
+    transmitted view only with the reflected view of its own capture, nothing of another membrane."""
+    from castrig.recipe.captured import select_images
+    from castrig.report.html import _measured_names
+    from castrig.store.base import ImageRecord
+
+    def im(step: int, field: int, view: str, mid: str = "r-m1") -> ImageRecord:
+        return ImageRecord(0.0, f"s{step}_field{field}_{view}", f"images/s{step}_field{field}_{view}.tif", view, 0.1, "",
+                           {"step": step, "field": field, "membrane_id": mid})
+
+    ims = [im(2, 0, "reflected"), im(2, 1, "reflected"), im(2, 0, "transmitted"), im(3, 0, "section"),
+           im(5, 0, "reflected"), im(6, 0, "section", "r-m2")]
+    taken = select_images([i for i in ims if i.metadata["membrane_id"] == "r-m1"])
+    assert {f: sorted(i.name for i in v.values()) for f, v in taken.fields.items()} == {0: ["s3_field0_section", "s5_field0_reflected"]}
+    assert taken.superseded == {"reflected": [2], "transmitted": [2]}
+    assert taken.said() == ("section from step 4; reflected from step 6; reflected of step 3 replaced by step 6's; "
+                            "transmitted of step 3 not used (not taken with the reflected view it belongs to)")
+    assert _measured_names(ims) == {"s3_field0_section", "s5_field0_reflected", "s6_field0_section"}

@@ -10,9 +10,7 @@ same pooling is applied to the ground truth recorded with each image, for compar
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from castrig.analysis.quality import merge_quality
 from castrig.analysis.segmentation import section_view, shown_step, surface_view
 from castrig.analysis.verdict import judge
 from castrig.errors import CastrigError
+from castrig.recipe.captured import MembraneCapture, select_images
 from castrig.store import RunRecorder, segmentation
 from castrig.tiffio import read_micrograph
 
@@ -33,41 +32,6 @@ class AnalysisError(CastrigError):
 
 class AnalysisStopped(AnalysisError):
     """The run left the analyse step (abort, interlock) while its analysis was computing."""
-
-
-#: What an analysis measures, by kind: a top view (with its transmitted partner) and a section.
-_KINDS = ("reflected", "transmitted", "section")
-
-
-@dataclass(frozen=True)
-class MembraneCapture:
-    """The images an analysis measures: ``fields`` (field -> view -> image), the capture step
-    each kind came from (``steps``, 0-based) and the earlier steps whose images of a kind a later
-    capture replaced (``superseded``, kind -> steps)."""
-
-    fields: dict[int, dict[str, Any]]
-    steps: dict[str, int]
-    superseded: dict[str, list[int]]
-
-    def said(self) -> str:
-        """Which capture step each kind came from, 1-based as people read steps
-        (``reflected, transmitted from step 3; section from step 4; section of step 2 replaced by step 4's``)."""
-        by_step: dict[int, list[str]] = defaultdict(list)
-        for kind, step in self.steps.items():
-            by_step[step].append(kind)
-        parts = []
-        for step, kinds in sorted(by_step.items()):
-            parts.append(f"{', '.join(kinds)} from step {step + 1}")
-        for kind, older in self.superseded.items():
-            if kind in self.steps:
-                parts.append(f"{kind} of step{'s' if len(older) > 1 else ''} {', '.join(str(s + 1) for s in older)} "
-                             f"replaced by step {self.steps[kind] + 1}'s")
-        unused = [k for k in self.superseded if k not in self.steps]
-        for kind in unused:
-            older = self.superseded[kind]
-            parts.append(f"{kind} of step{'s' if len(older) > 1 else ''} {', '.join(str(s + 1) for s in older)} not used "
-                         "(not taken with the reflected view it belongs to)")
-        return "; ".join(parts)
 
 
 def membrane_capture(recorder: RunRecorder, membrane_id: str | None = None) -> MembraneCapture:
@@ -84,44 +48,12 @@ def membrane_capture(recorder: RunRecorder, membrane_id: str | None = None) -> M
     if not images:
         raise AnalysisError("no micrographs in this run: capture before analyse" if membrane_id is None else
                             f"no micrographs of membrane {membrane_id}: capture it before analyse")
-    captured: dict[str, set[int]] = defaultdict(set)
-    for im in images:
-        captured[im.illumination].add(_step_of(im))
-    steps = {k: max(captured[k]) for k in _KINDS if k in captured}
-    if "reflected" in steps and "transmitted" in steps:
-        # a transmitted view is the partner of the reflected view of its field (through-pores):
-        # only one taken in the same capture shows the same field
-        if steps["reflected"] in captured["transmitted"]:
-            steps["transmitted"] = steps["reflected"]
-        else:
-            del steps["transmitted"]
-    if not steps:  # (no kind the analysis knows: the latest step's images, as the analysis says)
-        steps = {k: max(v) for k, v in captured.items()}
-    fields: dict[int, dict[str, Any]] = defaultdict(dict)
-    for im in images:
-        if steps.get(im.illumination) == _step_of(im):
-            fields[_field_of(im)][im.illumination] = im
-    superseded = {k: sorted(captured[k] - {steps.get(k, -2)}) for k in captured if captured[k] - {steps.get(k, -2)}}
-    return MembraneCapture(dict(sorted(fields.items())), steps, superseded)
+    return select_images(images)
 
 
 def latest_capture(recorder: RunRecorder, membrane_id: str | None = None) -> dict[int, dict[str, Any]]:
     """The images to analyse (of ``membrane_id`` when given), by field and view: :func:`membrane_capture`."""
     return membrane_capture(recorder, membrane_id).fields
-
-
-def _step_of(im: Any) -> int:
-    try:
-        return int(im.metadata.get("step", -1))
-    except (TypeError, ValueError):
-        return -1
-
-
-def _field_of(im: Any) -> int:
-    try:
-        return int(im.metadata.get("field", 0))
-    except (TypeError, ValueError):
-        return 0
 
 
 def pool_surface(parts: list[dict[str, Any]]) -> dict[str, Any]:
