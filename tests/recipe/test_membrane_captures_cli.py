@@ -67,7 +67,7 @@ def test_the_images_measured_are_each_views_latest_capture_of_that_membrane_only
     """The choice itself (:func:`select_images`), which the report's histogram shares: a view
     captured twice counts once (its latest capture, its fields not mixed with the earlier ones), a
     transmitted view only with the reflected view of its own capture, nothing of another membrane."""
-    from castrig.recipe.captured import select_images
+    from castrig.store.measured_images import select_images
     from castrig.report.html import _measured_names
     from castrig.store.base import ImageRecord
 

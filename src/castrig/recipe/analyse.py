@@ -21,7 +21,7 @@ from castrig.analysis.quality import merge_quality
 from castrig.analysis.segmentation import section_view, shown_step, surface_view
 from castrig.analysis.verdict import judge
 from castrig.errors import CastrigError
-from castrig.recipe.captured import MembraneCapture, select_images
+from castrig.store.measured_images import MembraneCapture, select_images
 from castrig.store import RunRecorder, segmentation
 from castrig.tiffio import read_micrograph
 

@@ -439,8 +439,8 @@ def _metrics_rows(metrics: Any, truth: Any) -> list[list[Any]]:
 
 def _measured_names(images: list[ImageRecord]) -> set[str]:
     """The names of the images the run's analysis measured, membrane by membrane
-    (:func:`castrig.recipe.captured.select_images`): each view's latest capture of the membrane."""
-    from castrig.recipe.captured import select_images
+    (:func:`castrig.store.measured_images.select_images`): each view's latest capture of the membrane."""
+    from castrig.store.measured_images import select_images
 
     by_membrane: dict[str, list[ImageRecord]] = defaultdict(list)
     for rec in images:

@@ -1,7 +1,8 @@
 """Which of a membrane's images its analysis measures (and the report pools into its histogram).
 
-Kept apart from :mod:`castrig.recipe.analyse`: the report chooses the same images without
-loading the analysis (a report of a run whose segmentation was kept does not import it).
+In the store layer, beside the image records: the analyse step and the report choose the same
+images, the report without loading the analysis (a report of a run whose segmentation was kept
+does not import it).
 """
 
 from __future__ import annotations
