@@ -112,7 +112,7 @@ JOURNAL_MAX_BYTES = 64 << 20
 #: together (``castrig serve --explore-cache-mib``): each read journal was kept for good, up to
 #: :data:`JOURNAL_MAX_BYTES` each and with no limit on how many, so a data root of many studies
 #: grew the server without bound. Beyond it the least recently read are dropped, and read afresh
-#: (replayed whole) when asked again. Counted by file size: Optuna's replay holds about as much.
+#: (replayed whole) when asked again. Counted by file size: the memory of a replay grows with it.
 JOURNALS_CACHE_BYTES = 256 << 20
 
 
