@@ -232,7 +232,7 @@ class Recipe(BaseModel):
                 if not captured:
                     raise ValueError(
                         f"steps[{i}] (analyse): step {i + 1} would measure {what}, which has no capture: an analyse "
-                        f"measures the latest capture of the membrane of the last cast before it (the run would fault "
+                        f"measures the captures of the membrane of the last cast before it (the run would fault "
                         f"at step {i + 1}, and the membranes after it would never be cast); add a capture step "
                         f"between step {cast + 1} and step {i + 1}")  # type: ignore[operator]
                 if analysed is not None and not recorded:
