@@ -1,6 +1,6 @@
 """`castrig check` / `run`: every analyse measures a capture of its own membrane, once (audit 4).
 
-An analyse measures the latest capture of the membrane of the last cast before it. A recipe whose
+An analyse measures the captures of the membrane of the last cast before it. A recipe whose
 analyse had no capture of its own membrane passed `check`; the run faulted at that analyse ("no
 micrographs of membrane …-m2"), the membranes after it were never cast, and every `castrig resume`
 faulted again. A second capture + analyse of a judged membrane passed too; the run skipped the
@@ -53,7 +53,7 @@ def test_check_refuses_an_analyse_whose_membrane_has_no_capture(tmp_path, capsys
     assert done.returncode == 2, done.stdout + done.stderr
     err = " ".join(done.stderr.split())
     assert str(recipe) in err and "steps[10] (analyse)" in err and "step 11" in err
-    assert "membrane m2 (cast at step 9), which has no capture" in err and "latest capture" in err
+    assert "membrane m2 (cast at step 9), which has no capture" in err and "measures the captures of the membrane" in err
     assert "add a capture step between step 9 and step 11" in err and "line 16" in err
     assert "valid recipe" not in done.stdout
 

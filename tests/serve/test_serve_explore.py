@@ -505,3 +505,46 @@ def test_reading_a_map_while_a_worker_appends_to_its_journal_writes_nothing(tmp_
         code, api, _ = http(served.url + "api/explore/map-claim1")
         assert code == 200 and (api["asked"], api["waiting"]) == (4, 4), api
     assert journal.read_bytes() == whole
+
+
+def test_many_maps_are_served_right_with_journals_kept_within_the_cache_limit(tmp_path: Path, castrig_serve):
+    """``castrig serve`` kept every study journal it had read replayed in memory for good (each up
+    to 64 MiB, no limit on how many): a data root of many maps grew the server without bound. Now
+    at most ``--explore-cache-mib`` (JOURNALS_CACHE_BYTES) of journals are kept, the least recently
+    read dropped and read again when asked: every page stays right."""
+    import shutil
+
+    from castrig.serve.explore import Journals
+
+    data = tmp_path / "data"
+    fresh = data / "explore" / "map-0"
+    make_study(fresh)
+    ran = data / "explore" / "map-1"
+    url, name = make_study(ran)
+    run_points(url, name, 2)
+    for i in range(2, 6):  # six maps, two points done in every other one
+        shutil.copytree(data / "explore" / f"map-{i % 2}", data / "explore" / f"map-{i}")
+    journal = {i: data / "explore" / f"map-{i}" / "study.journal" for i in range(6)}
+    sizes = {i: j.stat().st_size for i, j in journal.items()}
+
+    limit = sizes[0] + sizes[1]  # room for two journals at the boundary, not three
+    journals = Journals(limit)
+    for turn in range(2):  # the second turn reads again the ones dropped in the first
+        for i in range(6):
+            (study,) = journals.studies(journal[i])
+            assert len(study.get_trials()) == 4
+            done = sum(t.state.name == "COMPLETE" for t in study.get_trials())
+            assert done == 2 * (i % 2), (turn, i, done)
+            assert journals.kept_bytes() <= limit
+        assert journals.kept() == [str(journal[i].resolve()) for i in (4, 5)]  # the two last read
+    assert [s.study_name for s in Journals(0).studies(journal[1])] == ["map-claim1"]  # 0: none kept, still read
+
+    with castrig_serve(data, "--explore-cache-mib", "0") as served:  # every page reads its journal afresh
+        for _ in range(2):
+            for i in range(6):
+                code, api, _ = http(served.url + f"api/explore/map-{i}")
+                assert code == 200 and (api["asked"], api["done"]) == (4, 2 * (i % 2)), (i, api)
+        code, listed, _ = http(served.url + "api/explore")
+        assert code == 200 and sorted(r["name"] for r in listed) == [f"map-{i}" for i in range(6)]
+    bad = castrig("serve", "--data", str(data), "--port", "0", "--explore-cache-mib", "-1")
+    assert bad.returncode == 2 and "--explore-cache-mib" in bad.stderr and "Traceback" not in bad.stderr

@@ -365,6 +365,10 @@ def serve(
                                                       help="Seconds a client has to send a whole request (from connecting, or "
                                                            "from its first byte after an answer) before it is closed, so "
                                                            "half-sent requests (slowloris) are not held: 1 to 3600, default 10."),
+    explore_cache_mib: Optional[int] = typer.Option(None, "--explore-cache-mib", metavar="MIB", min=0, max=65536,
+                                                    help="MiB of explore study journals kept read in memory, all together "
+                                                         "(the least recently shown are read again when asked): 0 to 65536, "
+                                                         "default 256; 0 reads a journal afresh on every page."),
 ) -> None:
     """Serve every run under the data root in a browser, with a JSON API (prints {"url", "token_file"})."""
     from castrig.cli.main import read_data_root
@@ -376,7 +380,8 @@ def serve(
     # a data root named on purpose must be there, as for `castrig runs` (a typo was created, given
     # a token and served empty); ./runs may not be yet on a new rig PC, and is made
     root = read_data_root(data)
-    run_server(root, host=host, port=port, max_connections=max_connections, request_timeout_s=request_timeout_s)
+    run_server(root, host=host, port=port, max_connections=max_connections, request_timeout_s=request_timeout_s,
+               explore_cache_mib=explore_cache_mib)
 
 
 def mount(app: typer.Typer) -> None:

@@ -1,7 +1,8 @@
 """The analyse step: the run's stored micrographs → pooled metrics → verdict.
 
-Images are read back from the run folder (what is analysed is exactly what was stored). All
-fields of the membrane's latest capture are pooled: every measured pore counts once, so D and σd are those
+Images are read back from the run folder (what is analysed is exactly what was stored). Every
+kind of image captured of the membrane is analysed (each from the latest capture of that kind:
+:func:`membrane_capture`); all fields are pooled: every measured pore counts once, so D and σd are those
 of all pores together; opening ratio and thickness are averaged over fields. On the twin, the
 same pooling is applied to the ground truth recorded with each image, for comparison.
 """
@@ -9,7 +10,6 @@ same pooling is applied to the ground truth recorded with each image, for compar
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from castrig.analysis.quality import merge_quality
 from castrig.analysis.segmentation import section_view, shown_step, surface_view
 from castrig.analysis.verdict import judge
 from castrig.errors import CastrigError
+from castrig.store.measured_images import MembraneCapture, select_images
 from castrig.store import RunRecorder, segmentation
 from castrig.tiffio import read_micrograph
 
@@ -33,20 +34,26 @@ class AnalysisStopped(AnalysisError):
     """The run left the analyse step (abort, interlock) while its analysis was computing."""
 
 
-def latest_capture(recorder: RunRecorder, membrane_id: str | None = None) -> dict[int, dict[str, Any]]:
-    """The latest capture's images (of ``membrane_id`` when given), by field and view."""
+def membrane_capture(recorder: RunRecorder, membrane_id: str | None = None) -> MembraneCapture:
+    """Every image captured of ``membrane_id`` (all the run's when ``None``), by field and view.
+
+    A membrane imaged in several capture steps (a surface capture, then a section capture) is
+    analysed on all of them: each kind (reflected, transmitted, section) comes from the latest
+    step that captured it, all its fields from that step (a kind captured again replaces the
+    earlier capture whole: fields of two captures are not mixed). Only images carrying this
+    membrane's id count, so another membrane's images never enter its analysis."""
     images = recorder.images()
     if membrane_id is not None:
         images = [im for im in images if im.metadata.get("membrane_id") == membrane_id]
     if not images:
         raise AnalysisError("no micrographs in this run: capture before analyse" if membrane_id is None else
                             f"no micrographs of membrane {membrane_id}: capture it before analyse")
-    step = max(int(im.metadata.get("step", -1)) for im in images)
-    fields: dict[int, dict[str, Any]] = defaultdict(dict)
-    for im in images:
-        if int(im.metadata.get("step", -1)) == step:
-            fields[int(im.metadata.get("field", 0))][im.illumination] = im
-    return dict(sorted(fields.items()))
+    return select_images(images)
+
+
+def latest_capture(recorder: RunRecorder, membrane_id: str | None = None) -> dict[int, dict[str, Any]]:
+    """The images to analyse (of ``membrane_id`` when given), by field and view: :func:`membrane_capture`."""
+    return membrane_capture(recorder, membrane_id).fields
 
 
 def pool_surface(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -163,7 +170,7 @@ def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: 
             row.update(s.to_dict())
         per_field.append(row)
     if not surface_parts and not sections:
-        raise AnalysisError("the latest capture has no reflected or section view to analyse")
+        raise AnalysisError("the membrane's captures have no reflected or section view to analyse")
     metrics: dict[str, Any] = pool_surface(surface_parts) if surface_parts else {}
     for key in ("mean_thickness_um", "thickness_std_um", "support_pore_diameter_um",
                 "penetration_depth_um", "penetration_fraction", "pore_communication", "support_continuity"):

@@ -191,8 +191,8 @@ class Recipe(BaseModel):
     def _analyse_after_capture(self, info: ValidationInfo) -> "Recipe":
         """Every analyse measures a capture of its own, once.
 
-        An analyse measures the latest capture of the membrane of the last cast before it (with no
-        cast before it: the latest capture of the run, whatever is under the camera). That capture
+        An analyse measures the captures of the membrane of the last cast before it, each view's
+        latest (with no cast before it: the run's captures, whatever is under the camera). That capture
         must lie between that cast and the analyse — a capture of an earlier membrane is not this
         one's (the run would fault there: "no micrographs of membrane …"). And a membrane is judged
         once: it has one record, one verdict and one lot, and its verdict lists every grade it
@@ -232,7 +232,7 @@ class Recipe(BaseModel):
                 if not captured:
                     raise ValueError(
                         f"steps[{i}] (analyse): step {i + 1} would measure {what}, which has no capture: an analyse "
-                        f"measures the latest capture of the membrane of the last cast before it (the run would fault "
+                        f"measures the captures of the membrane of the last cast before it (the run would fault "
                         f"at step {i + 1}, and the membranes after it would never be cast); add a capture step "
                         f"between step {cast + 1} and step {i + 1}")  # type: ignore[operator]
                 if analysed is not None and not recorded:

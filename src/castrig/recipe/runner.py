@@ -860,7 +860,7 @@ class Runner:
         return out
 
     def _step_analyse(self, i: int, step: m.AnalyseStep) -> dict[str, Any]:
-        from castrig.recipe.analyse import AnalysisStopped, analyse_capture, latest_capture
+        from castrig.recipe.analyse import AnalysisStopped, analyse_capture, membrane_capture
 
         grade = step.grade or self.recipe.grade
         found = self._membrane(i)
@@ -872,7 +872,10 @@ class Runner:
                        f"{', '.join(mb.grades_met) or 'none'}", {"membrane_id": mb.membrane_id, "grades_met": mb.grades_met})
             return {"grades_met": mb.grades_met, "membrane_id": mb.membrane_id}
         mid = mb.membrane_id if mb is not None else None
-        capture = latest_capture(self.rec, mid)
+        taken = membrane_capture(self.rec, mid)  # every capture of it, each kind's latest (not only its last step's)
+        capture = taken.fields
+        used = {ill: [im.name for _, im in sorted((f, views[ill]) for f, views in capture.items() if ill in views)]
+                for ill in taken.steps}
         try:
             outcome = self._while_ticking(lambda stopped: analyse_capture(self.rec.run_dir, capture, grade=grade, stopped=stopped))
         except AnalysisStopped:
@@ -888,7 +891,9 @@ class Runner:
                 self.rec.save_result(self.t(), prefix + name, value)
         met = (outcome.get("verdict") or {}).get("grades_met", [])
         self.event("analysis", "analysis", (f"membrane {mid}: " if mid else "") + f"metrics: {outcome['summary']}; "
-                   f"grades met: {', '.join(met) or 'none'}", {"metrics": outcome["metrics"], "grades_met": met, "membrane_id": mid})
+                   f"grades met: {', '.join(met) or 'none'}; images: {taken.said()}",
+                   {"metrics": outcome["metrics"], "grades_met": met, "membrane_id": mid, "images": used,
+                    "superseded_steps": {k: [s + 1 for s in v] for k, v in taken.superseded.items()}})
         if grade:
             self.event("verdict", "analysis", (f"membrane {mid}: " if mid else "") + f"target grade {grade}: "
                        f"{'met' if grade in met else 'NOT met'}", {"grade": grade, "met": grade in met, "membrane_id": mid})

@@ -310,6 +310,7 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
         groups[key][rec.illumination] = rec
     out: list[dict[str, Any]] = []
     diameters: dict[str, list[float]] = defaultdict(list)
+    measured = _measured_names(data.images)
     for image_id, rec in zip(data.image_ids, data.images):
         img = loaded.get(rec.name)
         if img is None:
@@ -338,7 +339,8 @@ def analyse_images(data: RunData, image_url: Callable[[int], str] | None = None)
 
                     view = surface_view(analyse_surface(img, rec.pixel_size_um, trans, keep_labels=True), step)
                 v = view["values"]
-                diameters[mid] += view["diameters_um"]
+                if rec.name in measured:  # (a view captured again: the histogram pools what the verdict measured)
+                    diameters[mid] += view["diameters_um"]
                 m["caption"] = (f"{where}, reflected: {v['pore_count']} pores measured, {v['border_pore_count']} cut by the border; "
                                 f"D = {_v(v['mean_pore_diameter_um'])} µm, opening ratio {_v(v['opening_ratio'])}")
             elif rec.illumination == "section":
@@ -433,6 +435,17 @@ def _metrics_rows(metrics: Any, truth: Any) -> list[list[Any]]:
     t = dict(flatten(truth)) if isinstance(truth, Mapping) else {}
     return [[name, _num(value) if _num(value) is not None else (None if value is None else str(value)), _num(t.get(name))]
             for name, value in flatten(metrics)]
+
+
+def _measured_names(images: list[ImageRecord]) -> set[str]:
+    """The names of the images the run's analysis measured, membrane by membrane
+    (:func:`castrig.store.measured_images.select_images`): each view's latest capture of the membrane."""
+    from castrig.store.measured_images import select_images
+
+    by_membrane: dict[str, list[ImageRecord]] = defaultdict(list)
+    for rec in images:
+        by_membrane[str(rec.metadata.get("membrane_id") or "")].append(rec)
+    return {im.name for ims in by_membrane.values() for views in select_images(ims).fields.values() for im in views.values()}
 
 
 def histogram(diameters_um: Sequence[float], marks: Sequence[tuple[float | None, str, str]] = ()) -> dict[str, Any] | None:

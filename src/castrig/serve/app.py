@@ -231,7 +231,10 @@ def is_loopback(host: str) -> bool:
 
 
 # -- the application ---------------------------------------------------------------------------
-def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = None) -> Starlette:
+def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = None,
+               explore_cache_bytes: int | None = None) -> Starlette:
+    """The app; ``explore_cache_bytes``: study journals kept replayed at most
+    (default :data:`castrig.serve.explore.JOURNALS_CACHE_BYTES`)."""
     root = Path(root)
     tokens = Path(token_dir) if token_dir is not None else root / TOKEN_DIR
     # what decodes micrographs (a report, a saved page, an image) runs one at a time: each may hold
@@ -504,12 +507,13 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         resp.set_cookie(cookie_name(request), read_key(tok.strip()), httponly=True, samesite="strict")  # (the token itself acts)
         return resp
 
-    from castrig.serve.explore import routes as explore_routes
+    from castrig.serve.explore import JOURNALS_CACHE_BYTES, routes as explore_routes
 
     routes = [
         Route("/", runs_page),
         # the explore maps and searches under DATA/explore (castrig.serve.explore), before /static/{name}
-        *explore_routes(root, may_read=may_read, refuse=refuse, login_page=_login_page, page=_page),
+        *explore_routes(root, may_read=may_read, refuse=refuse, login_page=_login_page, page=_page,
+                        journals_cache_bytes=JOURNALS_CACHE_BYTES if explore_cache_bytes is None else explore_cache_bytes),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/runs/{uid}", run_page),
         Route("/runs/{uid}/images/{image_id:int}.png", image),
@@ -789,10 +793,11 @@ def _run_html(uid: str) -> str:
 
 # -- the command -------------------------------------------------------------------------------
 def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connections: int | None = None,
-          request_timeout_s: float | None = None) -> None:
+          request_timeout_s: float | None = None, explore_cache_mib: int | None = None) -> None:
     """Print ``{"url", "token_file"}`` and serve until SIGINT/SIGTERM, holding at most
     ``max_connections`` (default from the file-descriptor limit) and closing a connection that
-    has not sent its whole request within ``request_timeout_s`` (default 10; :mod:`castrig.serve.guard`)."""
+    has not sent its whole request within ``request_timeout_s`` (default 10; :mod:`castrig.serve.guard`),
+    keeping at most ``explore_cache_mib`` MiB of study journals replayed (default 256)."""
     import uvicorn
 
     from castrig.errors import BadInput
@@ -816,8 +821,9 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8765, *, max_connecti
         if why is not None:
             print(f"warning: {other} is not taken as a token: {why}", file=sys.stderr, flush=True)
     loopback = is_loopback(host)
-    config = bounded_config(create_app(root, loopback=loopback, token_dir=token_dir), max_connections=max_connections,
-                            request_timeout_s=request_timeout_s,
+    app = create_app(root, loopback=loopback, token_dir=token_dir,
+                     explore_cache_bytes=None if explore_cache_mib is None else explore_cache_mib << 20)
+    config = bounded_config(app, max_connections=max_connections, request_timeout_s=request_timeout_s,
                             host=host, port=port, log_level="warning", timeout_graceful_shutdown=2, lifespan="off")
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host

@@ -31,6 +31,7 @@ import html
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -107,12 +108,33 @@ class _Study:
 JOURNAL_MAX_BYTES = 64 << 20
 
 
-class Journals:
-    """One read-only Optuna journal storage per journal file (synced incrementally on each read)."""
+#: How many bytes of study journals the server keeps replayed in memory at most, all journals
+#: together (``castrig serve --explore-cache-mib``): each read journal was kept for good, up to
+#: :data:`JOURNAL_MAX_BYTES` each and with no limit on how many, so a data root of many studies
+#: grew the server without bound. Beyond it the least recently read are dropped, and read afresh
+#: (replayed whole) when asked again. Counted by file size: the memory of a replay grows with it.
+JOURNALS_CACHE_BYTES = 256 << 20
 
-    def __init__(self) -> None:
+
+class Journals:
+    """Read-only Optuna journal storages, one per journal file (synced incrementally on each read),
+    at most ``max_bytes`` of journals kept (the least recently read dropped first; 0: none kept)."""
+
+    def __init__(self, max_bytes: int = JOURNALS_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._open: dict[str, tuple[tuple[int, int], Any]] = {}
+        # key -> (file identity, storage, bytes read); least recently read first
+        self._open: OrderedDict[str, tuple[tuple[int, int], Any, int]] = OrderedDict()
+
+    def kept_bytes(self) -> int:
+        """Bytes of journals kept replayed now (at most ``max_bytes``)."""
+        with self._lock:
+            return sum(size for _, _, size in self._open.values())
+
+    def kept(self) -> list[str]:
+        """The journals kept, least recently read first."""
+        with self._lock:
+            return list(self._open)
 
     def studies(self, journal: Path) -> list[_Study]:
         from castrig.explore.distributed import REPLAY_ERRORS, DamagedJournal, damaged_journal
@@ -134,11 +156,12 @@ class Journals:
                 # reads only: never locks, never writes, and reads the file it checked as it opened it
                 # (Optuna's own opened the name again: a named pipe put there in between held the worker)
                 try:
-                    cached = (ident, reader_storage(journal, JOURNAL_MAX_BYTES))
+                    cached = (ident, reader_storage(journal, JOURNAL_MAX_BYTES), st.st_size)
                 except REPLAY_ERRORS as exc:
+                    self._open.pop(key, None)
                     raise damaged_journal(journal, exc) from None
-                self._open[key] = cached
             storage = cached[1]
+            self._keep(key, (ident, storage, st.st_size))
         try:
             return [_Study(storage, s) for s in storage.get_all_studies()]
         except REPLAY_ERRORS as exc:  # a damaged line appended since
@@ -146,6 +169,17 @@ class Journals:
         except DamagedJournal:  # no regular file, too large, replaced as it was read: read afresh next time
             self.forget(key)
             raise
+
+    def _keep(self, key: str, entry: tuple[tuple[int, int], Any, int]) -> None:
+        """(Under the lock.) ``entry`` kept as the most recently read, then the least recently read
+        dropped beyond :attr:`max_bytes` (this one too when it alone is larger: the request that
+        read it still holds it, and the next one replays it again)."""
+        self._open[key] = entry
+        self._open.move_to_end(key)
+        total = sum(n for _, _, n in self._open.values())
+        while self._open and total > self.max_bytes:
+            _, (_, _, n) = self._open.popitem(last=False)
+            total -= n
 
     def forget(self, key: str) -> None:
         """Drop the storage of a journal that is gone (its folder moved, renamed or deleted)."""
@@ -515,9 +549,11 @@ class Damaged(Exception):
 
 
 def routes(root: Path, *, may_read: Callable[[Request], bool], refuse: Callable[[], Response],
-           login_page: Callable[[], str], page: Callable[..., str]) -> list[Route]:
-    """The explore routes, with the app's read check and page frame."""
-    journals = Journals()
+           login_page: Callable[[], str], page: Callable[..., str],
+           journals_cache_bytes: int = JOURNALS_CACHE_BYTES) -> list[Route]:
+    """The explore routes, with the app's read check and page frame; at most
+    ``journals_cache_bytes`` of study journals kept replayed (:data:`JOURNALS_CACHE_BYTES`)."""
+    journals = Journals(journals_cache_bytes)
     real = RealCache(root)
     headers = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
 
