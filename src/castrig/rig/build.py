@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from castrig.clock import Clock, VirtualClock, WallClock
+from castrig.devices.identity import watch_identity
 from castrig.devices.roles import Camera, Device, FlowController, HumidityChamber, HumiditySensor, SyringePump
 from castrig.errors import BadInput, CastrigError
 from castrig.links import Link, SimLink
@@ -284,6 +285,8 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
             pump.stop()
             rig.found_moving.append(role)
         pump.set_diameter_mm(cfg.syringe_diameter_mm)
+        # the same pump after every reopen; another one found there is stopped (see identity)
+        watch_identity(pump.link, role, pump.identity, on_wrong=pump.stop)
         return pump
     if isinstance(cfg, AlicatConfig):
         from castrig.devices.alicat import AlicatMFC
@@ -348,7 +351,9 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         if camera_answers:  # *IDN? before the rig is called open for a recipe that captures (see the
             # MFCs above): a camera address where nothing answers was met at the first capture,
             # hours into a night, the membrane made and never imaged
-            camera.identify(timeout_s=cfg.link.timeout_s)
+            seen = camera.identify(timeout_s=cfg.link.timeout_s)
+            # the same camera after every reopen (its serial number in *IDN?)
+            watch_identity(camera.link, role, lambda: camera.identify(timeout_s=cfg.link.timeout_s), now=seen)
         return camera
     if isinstance(cfg, FolderCameraConfig):
         from castrig.devices.camera import FolderCamera
