@@ -307,6 +307,12 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         peers = [f"{r} ({devices[r].unit_id})" for r in rig.profile.shared_lines().get(role, []) if r != role]
         if mfc.open_line(line_peers=peers):
             rig.found_streaming.append(role)
+        from castrig.devices.alicat import AlicatRejected
+
+        try:  # the same unit after every reopen (two units left at the factory's id 'A' swap silently)
+            watch_identity(mfc.link, role, mfc.identity)
+        except AlicatRejected:  # a unit without ??M*: told apart by its unit id alone
+            pass
         return mfc
     if isinstance(cfg, HMT330Config):
         from castrig.devices.hmt330 import HMT330

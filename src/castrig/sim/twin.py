@@ -88,6 +88,7 @@ class Twin:
                 firmware=cfg.setpoint_form,
                 seed=self._seed(role),
                 on_change=w.advance,
+                serial_number=f"1234{_STREAMS.get(role, 99):02d}",  # each unit its own (see the HMT330s')
             )
         if isinstance(cfg, HMT330Config):
             source = w.near_sensor if role == "rh_near" else w.room
