@@ -322,7 +322,8 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         from castrig.devices.scpi_chamber import ScpiHumidityChamber
 
         chamber = ScpiHumidityChamber(_link(role, cfg, rig, shared), name=role, clock=clock)
-        chamber.identify()  # *IDN?: it answers before the rig is called open (see the MFCs above)
+        seen = chamber.identify()  # *IDN?: it answers before the rig is called open (see the MFCs above)
+        watch_identity(chamber.link, role, chamber.identify, now=seen)  # the same one after a reopen (an ASRL port)
         return chamber
     if isinstance(cfg, WatlowF4Config):
         from castrig.devices.watlow_f4 import WatlowF4
