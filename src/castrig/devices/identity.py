@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from castrig.errors import CastrigError
 from castrig.devices.roles import DeviceCommsError
+from castrig.errors import CastrigError
 from castrig.links import Link, LinkClosed, LinkError
 
 
@@ -26,10 +26,10 @@ def watch_identity(link: Link, name: str, identify: Callable[[], str], *, now: s
                    on_wrong: Callable[[], object] | None = None) -> str | None:
     """``identify()`` now (or ``now``: its answer, just read), and again each time ``link``
     reopens: another answer raises :class:`WrongDevice`; one that cannot be read leaves the link
-    lost (tried again at its next use, as a port still gone); an error or alarm the device reports is raised as it came. ``None`` (nothing read) for a link
-    that never reopens. ``on_wrong``: what is done to the other device first (a pump's stop: its
-    own driver cannot reach it any more, and nothing it is sent may keep it going); its errors
-    are ignored."""
+    lost (tried again at its next use, as a port still gone); an error or alarm the device
+    reports is raised as it came. ``None`` (nothing read) for a link that never reopens.
+    ``on_wrong``: what is done to the other device first (a pump's stop: its own driver cannot
+    reach it any more, and nothing it is sent may keep it going); its errors are ignored."""
     if not link.reopens:
         return None
     before = identify() if now is None else now
