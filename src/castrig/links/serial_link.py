@@ -84,7 +84,10 @@ class SerialLink(Link):
         try:
             self._confirm_reopened()  # the same device as before? (a reused pty, a renumbered adapter)
         except BaseException:
-            self._lost = True  # not back: the next read or write reopens and checks again
+            # not back: the port let go at once (another role's device must not stay locked by
+            # us), and the next read or write reopens and checks again
+            self._lost = True
+            self._close()
             raise
         finally:
             self._confirming = False

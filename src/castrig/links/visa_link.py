@@ -159,8 +159,9 @@ class VisaLink(Link):
             self._confirming = True
             try:
                 self._confirm_reopened()  # the same device as before? (see Link.on_reopen)
-            except BaseException:
+            except BaseException:  # not back: let go of it, tried again at the next write
                 self._lost = True
+                self._close()
                 raise
             finally:
                 self._confirming = False
