@@ -200,3 +200,37 @@ def test_a_pump_kept_in_basic_mode_is_said_as_the_run_starts(tmp_path, sim_serve
     assert code == 0, said
     warned = run_rows(only_run_dir(tmp_path / "runs"), "SELECT source, message FROM events WHERE message LIKE '%basic mode%'")
     assert [source for source, _ in warned] == ["water_pump"] and "no checksum" in warned[0][1], warned
+
+
+def test_a_frame_that_starts_after_the_opening_drain_is_skipped_by_the_cameras_identify(tmp_path, sim_serve):
+    """The camera still rendering a frame another client asked for (a 4096 px frame takes 1.5 s):
+    the line is quiet for the opening drain's 1 s, then the frame comes, and *IDN? read its header
+    line as its answer: "no camera's identity: 'OK {...'", exit 5 (the next run worked). The
+    identify now skips a frame whose header says its size, and takes the answer after it."""
+    import json
+    import time
+
+    from conftest import LoopbackServer
+
+    pixels = bytes(range(256)) * 4096  # 1 MiB: a 1024 x 1024 8-bit frame, its bytes holding many b"\n"
+    header = {"shape": [1024, 1024], "dtype": "uint8", "nbytes": len(pixels), "pixel_size_um": 0.25,
+              "exposure_ms": 5.0, "metadata": {}}
+    small = {**header, "shape": [8, 8], "nbytes": 64}
+
+    def camera(conn: socket.socket) -> None:
+        time.sleep(1.1)  # rendering: the line quiet just longer than the opening drain's 1 s
+        conn.sendall(b"OK " + json.dumps(header).encode() + b"\n" + pixels)
+        asked = b""
+        while data := conn.recv(4096):
+            asked += data
+            while b"\n" in asked:
+                line, asked = asked.split(b"\n", 1)
+                if line.strip() == b"*IDN?":
+                    conn.sendall(b"CASTRIG,SIMCAM,000008,1.0\n")
+                elif line.startswith(b"SNAP"):
+                    conn.sendall(b"OK " + json.dumps(small).encode() + b"\n" + bytes(64))
+
+    with sim_serve("--tcp", "0") as served, LoopbackServer(camera) as cam:
+        code, said = _run_on(tmp_path, dict(served.addresses, camera=f"socket://127.0.0.1:{cam.port}"), lambda data: None,
+                             {"name": "capture", "steps": [{"type": "capture", "views": ["reflected"], "fields": 1}]})
+    assert code == 0 and "completed" in said and "Traceback" not in said, said

@@ -33,6 +33,7 @@ from typing import TypeVar
 from castrig.clock import Clock, WallClock
 from castrig.devices.roles import DeviceCommsError, DeviceError, HumidityReading, HumiditySensor
 from castrig.devices.exchange import InStep, resync, retried_after, retried_exchange
+from castrig.devices.identity import watch_identity
 from castrig.links import Link, LinkError, LinkTimeout
 
 T = TypeVar("T")
@@ -170,6 +171,18 @@ class HMT330(HumiditySensor):
                               read_reply=self._reply_line, quiet_s=max(0.1, quiet_s), idle=b">\r\n \t")
         if connect:
             self.connect()
+            #: What this transmitter said it is as the rig opened, confirmed after every reopen
+            #: of its link (a reused pty, a renumbered adapter: castrig.devices.identity)
+            self.identity_seen = watch_identity(link, name, self.identity) if address is None else None
+
+    def identity(self) -> str:
+        """The transmitter's serial number (``?``): what tells two HMT330s apart when neither has
+        an address (a POLL bus's addresses do already)."""
+        info = self.info()
+        serial = info.get("Serial number") or info.get("Serial no")
+        if not serial:
+            raise HMT330ReplyError(self.name, "?", "no 'Serial number' line in its reply")
+        return f"HMT330 serial number {serial}"
 
     # -- low level ---------------------------------------------------------------------------
     def _write(self, command: str) -> None:

@@ -468,6 +468,15 @@ class NE1000Pump(SyringePump):
             raise self._bad_reply("VER", data)
         return data
 
+    def identity(self) -> str:
+        """What tells this pump from another: its address, firmware and the syringe diameter
+        it holds (set by the rig as it opened; kept through a power cycle). Two pumps without
+        addresses differ by their syringes, the caster's from the pre-wetting pump's."""
+        version = self.version()
+        diameter_mm = self.diameter_mm()
+        where = "" if self.address is None else f" at address {self.address}"
+        return f"NE-1000{where} ({version}) holding a {diameter_mm:g} mm syringe"
+
     def safe_mode_timeout_s(self) -> int:
         _, data = self._query("SAF")
         if not data.isdigit():

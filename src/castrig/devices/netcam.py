@@ -21,6 +21,9 @@ MAX_FRAME_BYTES = 64 * 2**20
 #: ``*IDN?``'s reply: four comma-separated fields of printable ASCII (``CASTRIG,SIMCAM,000001,1.0``).
 _IDENTITY = re.compile(r"[ -+\--~]+(?:,[ -+\--~]*){3}")
 _DTYPES = ("uint8", "uint16")
+#: Frames and refusals skipped before ``*IDN?``'s answer (each frame read whole): the twin keeps
+#: one frame queued at a time, a real backlog is drained before (``devices.camera.open_drain_s``).
+_MAX_SKIPPED = 8
 
 
 def _frame_layout(header: object) -> tuple[int, np.dtype, tuple[int, ...]]:
@@ -48,16 +51,45 @@ class NetCamera(Camera):
         self.timeout_s = timeout_s
 
     def identify(self, *, timeout_s: float | None = None) -> str:
-        """``*IDN?``: the camera's ``vendor,model,serial,version`` (CameraReadError if nothing answers)."""
-        reply = self._line("*IDN?", timeout_s=timeout_s)
+        """``*IDN?``: the camera's ``vendor,model,serial,version`` (CameraReadError if nothing answers).
+
+        Frames still on their way (asked by a client before us, a render that outlasted the
+        opening drain's quiet second) come before the answer: each is skipped whole by the size
+        its header gives, and the answer taken after them; an ``ERR`` line (another client's
+        SNAP refused) is skipped too. Without this a 4096 px frame rendered in 1.5 s had the
+        drain end mid-render and *IDN? read the frame's header: the run failed to open (exit 5)."""
+        command = "*IDN?"
+        timeout_s = timeout_s or self.timeout_s
+        try:
+            self.link.write(b"*IDN?\n")
+            for _ in range(_MAX_SKIPPED):
+                reply = self.link.read_until(b"\n", timeout_s=timeout_s).decode("ascii", "replace").strip()
+                if reply.startswith("OK ") and self._skipped_frame(reply, timeout_s):
+                    continue
+                if reply.startswith("ERR"):
+                    continue
+                break
+            else:
+                raise CameraReadError(self.name, command, f"no answer after {_MAX_SKIPPED} frames and refusals")
+        except LinkError as exc:
+            raise CameraReadError(self.name, command, str(exc)) from exc
         if not reply:
-            raise CameraReadError(self.name, "*IDN?", "empty reply")
+            raise CameraReadError(self.name, command, "empty reply")
         if not _IDENTITY.fullmatch(reply):
             # (any line passed: an address where another device answered, or garbage, opened the
             # rig, and the run was aborted at its first capture, the membrane cast and never imaged)
-            raise CameraReadError(self.name, "*IDN?", f"no camera's identity: {reply[:60]!r} "
+            raise CameraReadError(self.name, command, f"no camera's identity: {reply[:60]!r} "
                                                       "(allowed: vendor,model,serial,version)")
         return reply
+
+    def _skipped_frame(self, line: str, timeout_s: float) -> bool:
+        """A frame's header line: its pixels read and dropped (True); False for any other line."""
+        try:
+            n, _, _ = _frame_layout(json.loads(line[3:]))
+        except (ValueError, KeyError, TypeError):
+            return False
+        self.link.read_exactly(n, timeout_s=timeout_s)
+        return True
 
     def _line(self, command: str, *, timeout_s: float | None = None) -> str:
         try:

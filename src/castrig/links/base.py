@@ -31,6 +31,25 @@ class Link(ABC):
         self.timeout_s = timeout_s
         self._rx = bytearray()
         self._closed = False
+        #: Checks run right after the link reopened itself (:meth:`on_reopen`).
+        self._reopen_checks: list[Callable[[], None]] = []
+
+    #: Whether the link reopens itself after its peer went away *and* the path it reopens may
+    #: then lead to another device: a serial device path or pty (``/dev/ttyUSB0`` is another
+    #: adapter after a replug, ``/dev/pts/3`` another device after ``sim serve`` restarted). A
+    #: network port stays wired to its device, and an in-process link never reopens.
+    reopens = False
+
+    def on_reopen(self, check: Callable[[], None]) -> None:
+        """Run ``check`` each time the link has reopened, before the read or write that reopened
+        it goes on: a driver confirms there that the device is the one it talked to before (a pty
+        number or a USB adapter's port taken by another device after a restart or a replug). An
+        error it raises leaves the link lost, so the next read or write reopens and checks again."""
+        self._reopen_checks.append(check)
+
+    def _confirm_reopened(self) -> None:
+        for check in list(self._reopen_checks):
+            check()
 
     # -- to implement --------------------------------------------------------------------
     @abstractmethod

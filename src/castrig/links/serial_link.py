@@ -54,6 +54,8 @@ class SerialLink(Link):
         #: write reopens the port once, so a terminal server or adapter that comes back is used
         #: again (while it is gone, each attempt fails at once with LinkClosed).
         self._lost = False
+        self._confirming = False
+        self.reopens = "://" not in url  # a device path or pty (see Link.reopens)
         #: Whether any byte read had its high bit set: never, in an ASCII protocol's replies, but
         #: what a line at another speed or framing than the device's gives (the rig's opening
         #: says so: the error alone read "no reply" for an MFC answering garbage at 9600 baud).
@@ -72,10 +74,23 @@ class SerialLink(Link):
             raise LinkClosed(self.resource, f"cannot open: {exc}") from exc
 
     def _reopen(self) -> None:
+        if self._confirming:  # lost again while the device's identity was being confirmed
+            raise LinkClosed(self.resource, "lost again as it reopened")
         self._close()
         self._port = self._open()  # raises LinkClosed while the port is still gone
         self._lost = False
         self._rx.clear()
+        self._confirming = True
+        try:
+            self._confirm_reopened()  # the same device as before? (a reused pty, a renumbered adapter)
+        except BaseException:
+            # not back: the port let go at once (another role's device must not stay locked by
+            # us), and the next read or write reopens and checks again
+            self._lost = True
+            self._close()
+            raise
+        finally:
+            self._confirming = False
 
     def _now(self) -> float:
         return time.monotonic()

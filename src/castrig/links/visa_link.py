@@ -29,6 +29,8 @@ class VisaLink(Link):
         #: Set when the peer closed the connection: the next write connects again once, so a
         #: chamber's LAN module that restarted is used again (as a serial link's terminal server).
         self._lost = False
+        self._confirming = False
+        self.reopens = resource.upper().startswith("ASRL")  # a serial port (see Link.reopens)
         self._open()
 
     def _open(self) -> None:
@@ -148,10 +150,21 @@ class VisaLink(Link):
 
     def _write(self, data: bytes) -> None:
         if self._lost:
+            if self._confirming:  # lost again while the device's identity was being confirmed
+                raise LinkClosed(self.resource, "lost again as it reconnected")
             self._close()
             self._open()  # raises LinkClosed while the peer is still gone
             self._lost = False
             self._rx.clear()
+            self._confirming = True
+            try:
+                self._confirm_reopened()  # the same device as before? (see Link.on_reopen)
+            except BaseException:  # not back: let go of it, tried again at the next write
+                self._lost = True
+                self._close()
+                raise
+            finally:
+                self._confirming = False
         try:
             self._inst.write_raw(data)
         except self._errors.VisaIOError as exc:

@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from castrig.clock import Clock, VirtualClock, WallClock
+from castrig.devices.identity import watch_identity
 from castrig.devices.roles import Camera, Device, FlowController, HumidityChamber, HumiditySensor, SyringePump
 from castrig.errors import BadInput, CastrigError
 from castrig.links import Link, SimLink
@@ -284,6 +285,8 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
             pump.stop()
             rig.found_moving.append(role)
         pump.set_diameter_mm(cfg.syringe_diameter_mm)
+        # the same pump after every reopen; another one found there is stopped (see identity)
+        watch_identity(pump.link, role, pump.identity, on_wrong=pump.stop)
         return pump
     if isinstance(cfg, AlicatConfig):
         from castrig.devices.alicat import AlicatMFC
@@ -304,6 +307,12 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         peers = [f"{r} ({devices[r].unit_id})" for r in rig.profile.shared_lines().get(role, []) if r != role]
         if mfc.open_line(line_peers=peers):
             rig.found_streaming.append(role)
+        from castrig.devices.alicat import AlicatRejected
+
+        try:  # the same unit after every reopen (two units left at the factory's id 'A' swap silently)
+            watch_identity(mfc.link, role, mfc.identity)
+        except AlicatRejected:  # a unit without ??M*: told apart by its unit id alone
+            pass
         return mfc
     if isinstance(cfg, HMT330Config):
         from castrig.devices.hmt330 import HMT330
@@ -313,7 +322,8 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         from castrig.devices.scpi_chamber import ScpiHumidityChamber
 
         chamber = ScpiHumidityChamber(_link(role, cfg, rig, shared), name=role, clock=clock)
-        chamber.identify()  # *IDN?: it answers before the rig is called open (see the MFCs above)
+        seen = chamber.identify()  # *IDN?: it answers before the rig is called open (see the MFCs above)
+        watch_identity(chamber.link, role, chamber.identify, now=seen)  # the same one after a reopen (an ASRL port)
         return chamber
     if isinstance(cfg, WatlowF4Config):
         from castrig.devices.watlow_f4 import WatlowF4
@@ -348,7 +358,9 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
         if camera_answers:  # *IDN? before the rig is called open for a recipe that captures (see the
             # MFCs above): a camera address where nothing answers was met at the first capture,
             # hours into a night, the membrane made and never imaged
-            camera.identify(timeout_s=cfg.link.timeout_s)
+            seen = camera.identify(timeout_s=cfg.link.timeout_s)
+            # the same camera after every reopen (its serial number in *IDN?)
+            watch_identity(camera.link, role, lambda: camera.identify(timeout_s=cfg.link.timeout_s), now=seen)
         return camera
     if isinstance(cfg, FolderCameraConfig):
         from castrig.devices.camera import FolderCamera

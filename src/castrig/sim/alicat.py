@@ -112,6 +112,7 @@ class AlicatEmulator(LineEmulator):
         baudrate: int = 19200,
         turnaround_s: float = 0.005,
         t0: float = 0.0,
+        serial_number: str = "123456",
     ):
         super().__init__(name, baudrate=baudrate, turnaround_s=turnaround_s, seed=seed)
         if firmware not in FIRMWARE_VERSIONS:
@@ -119,6 +120,8 @@ class AlicatEmulator(LineEmulator):
         if not (len(unit_id) == 1 and unit_id.isalpha()):
             raise ValueError(f"{name}: unit id must be one letter A-Z, got {unit_id!r}")
         self.unit_id = unit_id.upper()
+        #: In ``??M*`` (manufacturing info): what tells two units with the same id apart.
+        self.serial_number = serial_number
         self.full_scale_slpm = float(full_scale_slpm)
         self.firmware = firmware
         self.response_tau_s = float(response_tau_s)
@@ -326,6 +329,12 @@ class AlicatEmulator(LineEmulator):
         if reply is not None:
             self.send(reply.encode("ascii") + b"\r", t)
 
+    def _manufacturing(self) -> list[str]:
+        scale = f"{self.full_scale_slpm:g}SLPM"
+        return ["Alicat Scientific Inc.", "www.alicat.com", "Ph   520-290-6060", "+1 888-290-6060",
+                f"Model Number MC-{scale}-D", f"Serial Number {self.serial_number}", "Date Manufactured 06/12/2025",
+                "Date Calibrated 06/12/2025", "Calibrated By  AS", f"Software Revision {FIRMWARE_VERSIONS[self.firmware]}"]
+
     def _frame_reply(self, t: float) -> str:
         """The data frame a command is answered with (without the id while streaming)."""
         return self.frame(t, with_id=not self.streaming)
@@ -351,6 +360,8 @@ class AlicatEmulator(LineEmulator):
             return self._reject()
         if cmd[0] in "RW" and len(cmd) > 1 and cmd[1].isdigit():
             return self._register(cmd, uid, t)
+        if cmd == "??M*":  # manufacturing info: ten lines, as the units send it
+            return "\r".join(f"{uid} M{k:02d} {text}" for k, text in enumerate(self._manufacturing()))
         if cmd == "VE":
             return f"{uid}   {FIRMWARE_VERSIONS[self.firmware]}"
         if cmd.startswith("LS"):

@@ -88,10 +88,14 @@ class Twin:
                 firmware=cfg.setpoint_form,
                 seed=self._seed(role),
                 on_change=w.advance,
+                serial_number=f"1234{_STREAMS.get(role, 99):02d}",  # each unit its own (see the HMT330s')
             )
         if isinstance(cfg, HMT330Config):
             source = w.near_sensor if role == "rh_near" else w.room
-            return HMT330Emulator(role, source=source, seed=self._seed(role), address=cfg.address or 0)
+            # each transmitter its own serial number, as real ones have: what tells two apart
+            # when neither has an address (castrig.devices.identity)
+            return HMT330Emulator(role, source=source, seed=self._seed(role), address=cfg.address or 0,
+                                  serial_number=f"K12345{_STREAMS.get(role, 99):02d}")
         if isinstance(cfg, ScpiChamberConfig):
             return ScpiChamberEmulator(role, seed=self._seed(role), on_change=w.advance, source=self._chamber_reading)
         if isinstance(cfg, WatlowF4Config):
@@ -109,7 +113,8 @@ class Twin:
             from castrig.sim.camera import CameraEmulator
 
             self.camera_config = cfg
-            return CameraEmulator(role, render=self.render, seed=self._seed(role))
+            return CameraEmulator(role, render=self.render, seed=self._seed(role),
+                                  serial=f"0000{_STREAMS.get(role, 99):02d}")
         return None
 
     def _chamber_reading(self, t: float) -> tuple[float, float]:

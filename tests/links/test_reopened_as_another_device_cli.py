@@ -1,0 +1,81 @@
+"""A pty that comes back to another device: the run faults safe naming both; a plain reconnect goes on.
+
+Met with ``castrig sim serve`` restarted under a running ``castrig run``: its ptys came back in
+another order, and ``rh_near`` reopened the pty that then belonged to another device. Two HMT330s
+without an address (or two MFCs left at the same unit id, or two pumps without an address)
+answered as before and swapped roles silently: the run completed, its RH loop on the room sensor. The profile names the ptys through symlinks, which
+the test points at the restarted server's ptys — swapped for two pairs, as renumbered USB-serial
+adapters would be after a replug, and as they belong for the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import yaml
+
+from conftest import ROOT, only_run_dir, run_status, start_castrig, wait_until
+
+SWAP = {"rh_near": "rh_room", "rh_room": "rh_near", "dry_mfc": "wet_mfc", "wet_mfc": "dry_mfc"}
+
+
+def _point(links: Path, addresses: dict[str, str], swap: dict[str, str], roles: object = None) -> None:
+    """Each role's symlink (of ``roles``, default all) at its device's pty (at the other one's,
+    for a role in ``swap``; at none for an address ``None``: the cable pulled)."""
+    for role in roles or addresses:
+        new = links / f"{role}.new"
+        target = addresses[swap.get(role, role)]
+        new.symlink_to(target or links / "unplugged")
+        os.replace(new, links / role)
+
+
+def test_a_pty_reopened_to_another_device_faults_safe_naming_both(tmp_path: Path, sim_serve, reap) -> None:
+    served = yaml.safe_load((ROOT / "hw_profiles/sim-serial.yaml").read_text())
+    for role in ("dry_mfc", "wet_mfc"):  # both left at the factory's unit id: only their serial numbers differ
+        served["devices"][role]["unit_id"] = "A"
+    for role in ("caster", "water_pump"):  # no watchdog to keep alive: pumps talked to at samples only
+        del served["devices"][role]["safe_mode_s"]
+    (tmp_path / "served.yaml").write_text(yaml.safe_dump(served))
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"name": "swap", "steps": [{"type": "wait", "duration_s": 60}]}))
+    links = tmp_path / "links"
+    links.mkdir()
+    rig = dict(served)
+    for role, cfg in rig["devices"].items():
+        cfg["link"]["url"] = str(links / role)
+    # devices sampled every 30 s, the near sensor read every 0.2 s: the sensors' swap is met first
+    rig["control"].update(control_period_s=0.2, sample_period_s=30, safe_state_retry_s=0.3, safe_state_every_s=0.3,
+                          safe_state_keep_trying_s=0.5)
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(rig))
+    with sim_serve(profile=str(tmp_path / "served.yaml")) as first:
+        _point(links, first.addresses, {})
+        run = reap(start_castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                                 "--data", str(tmp_path / "runs"), "-q"))
+        run_dir = wait_until(lambda: only_run_dir(tmp_path / "runs"), timeout_s=20, what="the run folder")
+        wait_until(lambda: run_status(run_dir).get("state") == "running", timeout_s=20, what="the run running")
+        _point(links, dict.fromkeys(first.addresses), {})  # (not at the new server's ptys while it starts)
+    with sim_serve(profile=str(tmp_path / "served.yaml")) as second:  # the ptys given out again
+        assert run.poll() is None
+        # the near sensor first, the others once its line is being checked: the restarted pumps'
+        # power-up alarm (a pump_alarm abort of its own) comes after the sensors' swap
+        _point(links, second.addresses, SWAP, ["rh_near"])
+        time.sleep(0.3)
+        _point(links, second.addresses, SWAP)
+        assert run.wait(timeout=20) == 3
+    out = run.stdout.read()
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    end = [e for e in log if e.get("kind") == "run_end"][-1]
+    assert end["outcome"] == "faulted"
+    assert end["reason"].startswith(f"WrongDevice: rh_near: {links / 'rh_near'} reopened to another device: "
+                                    "it was HMT330 serial number K1234506, it is now HMT330 serial number K1234507"), end
+    # the safe state: the pumps reconnected to themselves and were made safe (their restart's
+    # power-up alarm acknowledged, not swallowed); neither MFC was taken for the other
+    last = [e for e in log if e.get("kind") == "safe_state"][-1]
+    assert last["verified"] == {"caster.stopped": True, "water_pump.stopped": True, "dry_mfc.purge": False,
+                                "wet_mfc.off": False}, last
+    assert ("it was Alicat MC-5SLPM-D serial number 123403, it is now Alicat MC-5SLPM-D serial number 123404; "
+            "not used as dry_mfc") in last["errors"]["dry_mfc.purge"], last
+    assert "serial number 123403; not used as wet_mfc" in last["errors"]["wet_mfc.off"], last
+    assert "safe state NOT verified" in out and "reopened to another device" in out, out
