@@ -48,7 +48,7 @@ from .illumination import as_float, measurable_clipped
 from .section_communication import _communication
 from .section_levels import (
     _RowsLocalSD, _bottom_band, _col_stat, _dark_film_level, _film_level, _local_sd, _otsu,
-    _plain_film_share, read_orientation,
+    _plain_film_share, off_pedestal, read_orientation,
 )
 from .section_lines import _edge_noise, _interface_line, _runs
 from .section_support import _in_labels, _support_pores
@@ -207,6 +207,7 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     ``WAVE_EVIDENCE_TRUST`` its first straightening is kept whatever the interface's seen share."""
     raw, clipped = measurable_clipped(image)
     img, flipped = read_orientation(as_float(raw), orientation)
+    img = off_pedestal(img)  # (a dark offset: the levels below are shares of the film's)
     if flipped:
         img = img[::-1]
     wave = last = np.zeros(img.shape[1], np.intp)
