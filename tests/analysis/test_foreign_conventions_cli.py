@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import analysed
+from conftest import analysed, castrig, refused
 
 
 def _twin(rendered_membrane, view: str) -> np.ndarray:
@@ -40,3 +40,43 @@ def test_views_on_a_dark_offset_are_measured_as_the_twin_made_them(rendered_memb
     assert out["mean_pore_diameter_um"] == pytest.approx(truth["mean_pore_diameter_um"], rel=0.03)
     assert out["mean_thickness_um"] == pytest.approx(truth["mean_thickness_um"], rel=0.03)
     assert out["support_pore_diameter_um"] == pytest.approx(truth["support_pore_diameter_um"], rel=0.1)
+
+
+def test_a_binary_mask_is_measured_as_segmented_when_its_phases_say_which_are_the_pores(rendered_membrane, tmp_path):
+    """A mask as Fiji's thresholding saves it (pores 255 on 0) was measured as a micrograph and
+    flagged ``saturated`` (its two values are the type's extremes): no metric trusted. It is
+    measured as segmented now — the opening its pores' pixel share — and says so; a strongly
+    saturated micrograph (its edges' greys still there) is no mask and stays flagged; a mask
+    whose phases do not say which are the pores is refused, the file named."""
+    top = _twin(rendered_membrane, "reflected")[:384, :384]
+    pores = top < (np.percentile(top, 1) + np.percentile(top, 99)) / 2
+    tifffile.imwrite(tmp_path / "mask.tif", np.where(pores, 255, 0).astype(np.uint8))
+    out = analysed("surface", str(tmp_path / "mask.tif"), "--pixel-size", "0.25")
+    assert out["opening_ratio"] == pytest.approx(float(pores.mean()), abs=0.002)
+    assert "saturated" not in out["quality"]["flags"] and out["pore_count"] > 100
+    assert "binary mask" in out["quality"]["binary_mask"] and "its 255 phase" in out["quality"]["binary_mask"]
+
+    hard = np.clip((top - top.mean()) * 8 + 128, 0, 255).astype(np.uint8)  # both ends clipped, edges grey
+    tifffile.imwrite(tmp_path / "hard.tif", hard)
+    out = analysed("surface", str(tmp_path / "hard.tif"), "--pixel-size", "0.25")
+    assert "saturated" in out["quality"]["flags"] and "binary_mask" not in out["quality"]
+
+    y, x = np.mgrid[0:128, 0:128]
+    tifffile.imwrite(tmp_path / "stripes.tif", np.where((x // 8) % 2 == 0, 255, 0).astype(np.uint8))
+    refused(castrig("analyse", "surface", str(tmp_path / "stripes.tif"), "--pixel-size", "0.25"),
+            "stripes.tif", "a binary mask (values 0 and 255), not a micrograph", "which are the pores",
+            "measure the micrograph it was made from")
+
+
+def test_an_inverted_imagej_lut_is_applied_as_fiji_shows_it(rendered_membrane, tmp_path):
+    """A top view saved by ImageJ with "Invert LUT" (the pixels stored the other way round, an
+    inverted grey LUT in its IJMetadata) looks like the twin's in Fiji and was measured as
+    stored: opening 0.19 for 0.59. It is read through the LUT now, and the result says so."""
+    truth = json.loads((rendered_membrane / "truth.json").read_text())["m000"]
+    stored = (255 - _twin(rendered_membrane, "reflected")).astype(np.uint8)
+    lut = np.stack([np.arange(255, -1, -1, dtype=np.uint8)] * 3)
+    tifffile.imwrite(tmp_path / "inverted.tif", stored, imagej=True, resolution=(4.0, 4.0),
+                     metadata={"unit": "um", "LUTs": [lut]})
+    out = analysed("surface", str(tmp_path / "inverted.tif"))
+    assert out["opening_ratio"] == pytest.approx(truth["opening_ratio"], abs=0.025)
+    assert out["images"]["surface"]["read_as"] == ["ImageJ inverted LUT applied (the image as Fiji shows it)"]

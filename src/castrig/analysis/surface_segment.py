@@ -142,9 +142,11 @@ def _segment(
     min_contrast: float = 3.0,
     side_job=None,
     cache: dict | None = None,
+    noise: float | None = None,
 ) -> _Segmentation | None:
     """:func:`segment_pores` of ``raw`` given its float32 copy ``img``; large intermediates in
-    ``cache`` (see :func:`_work_cache`) when given."""
+    ``cache`` (see :func:`_work_cache`) when given; ``noise``: the pixel noise's σ when known
+    (a binary mask's is 0: estimated from it, its dense edges passed for noise), else estimated."""
     h, w = img.shape
     if img.size < 16:
         return None
@@ -153,7 +155,8 @@ def _segment(
     if float(np.ptp(raw if raw.dtype.kind in "iuf" else img)) <= 0:
         return None  # a constant image has no structure to measure
     c0, c1 = h // 2, w // 2
-    sig_job = pool().submit(noise_sigma, img[max(c0 - 128, 0) : c0 + 128, max(c1 - 128, 0) : c1 + 128])
+    sig_job = pool().submit(noise_sigma, img[max(c0 - 128, 0) : c0 + 128, max(c1 - 128, 0) : c1 + 128]) \
+        if noise is None else None
     if cache is not None and h >= 2 and w >= 2:
         s = box_mean3(img, out=_buf(cache, "s", img.shape, np.float32), work=_buf(cache, "s_work", img.shape, np.float32))
     else:
@@ -162,7 +165,7 @@ def _segment(
     rr, cc, mx, _ = block_extremes(s, block)
     f0 = poly_field(fit_level(mx, rr, cc, img.shape, degree=degree, upper=True), img.shape, degree,
                     out=_buf(cache, "f0", img.shape, np.float32) if cache is not None else None)
-    sig = sig_job.result()
+    sig = sig_job.result() if sig_job is not None else float(noise)
     np.maximum(f0, 1e-6, out=f0)
     n0 = np.divide(s, f0, out=s)
     # is there any dark structure at all? compare the darkest smoothed spot with the film, in
