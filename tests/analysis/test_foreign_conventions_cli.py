@@ -28,16 +28,19 @@ def test_views_on_a_dark_offset_are_measured_as_the_twin_made_them(rendered_memb
     """A 16-bit top view of 3000-3056 (a camera's dark offset: the film-to-pore contrast 1.8 % of
     the level, 56 grey levels) read no pore at all, opening 0.0 flagged only too_few_pores, and a
     section of 30105-31130 (an SEM's brightness set high) was refused as interface_lost: both were
-    read as if zero were no light. Their 8-bit stretches measured right."""
+    read as if zero were no light, as was a transmitted view of 1000-2000: through-pore fraction
+    0.0 for 0.90, unflagged. Their 8-bit stretches measured right."""
     truth = json.loads((rendered_membrane / "truth.json").read_text())["m000"]
     tifffile.imwrite(tmp_path / "top.tif", _on_offset(_twin(rendered_membrane, "reflected"), 3000, 3056))
+    tifffile.imwrite(tmp_path / "through.tif", _on_offset(_twin(rendered_membrane, "transmitted"), 1000, 2000))
     tifffile.imwrite(tmp_path / "cut.tif", _on_offset(_twin(rendered_membrane, "section"), 30105, 31130))
-    out = analysed("membrane", "--surface", str(tmp_path / "top.tif"), "--section", str(tmp_path / "cut.tif"),
-                   "--surface-pixel-size", "0.25", "--section-pixel-size", "0.05")
+    out = analysed("membrane", "--surface", str(tmp_path / "top.tif"), "--transmitted", str(tmp_path / "through.tif"),
+                   "--section", str(tmp_path / "cut.tif"), "--surface-pixel-size", "0.25", "--section-pixel-size", "0.05")
     assert out["quality"]["flags"] == ["under_resolved"]  # (as the twin's own files: pores 7 px across)
     # (the twin's own 8-bit files read 0.604 and 1.77 µm for these: under-resolved pores)
     assert out["opening_ratio"] == pytest.approx(truth["opening_ratio"], abs=0.025)
     assert out["mean_pore_diameter_um"] == pytest.approx(truth["mean_pore_diameter_um"], rel=0.03)
+    assert out["through_pore_fraction"] == pytest.approx(truth["through_pore_fraction"], abs=0.03)
     assert out["mean_thickness_um"] == pytest.approx(truth["mean_thickness_um"], rel=0.03)
     assert out["support_pore_diameter_um"] == pytest.approx(truth["support_pore_diameter_um"], rel=0.1)
 

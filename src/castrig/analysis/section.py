@@ -44,11 +44,11 @@ from scipy import ndimage as ndi
 
 from ._filters import box_min, column_min, gaussian
 from ._quantiles import median as _median, percentile as _percentile
-from .illumination import as_float, measurable_clipped
+from .illumination import as_float, measurable_clipped, off_pedestal
 from .section_communication import _communication
 from .section_levels import (
     _RowsLocalSD, _bottom_band, _col_stat, _dark_film_level, _film_level, _local_sd, _otsu,
-    _plain_film_share, off_pedestal, read_orientation,
+    _plain_film_share, read_orientation,
 )
 from .section_lines import _edge_noise, _interface_line, _runs
 from .section_support import _in_labels, _support_pores

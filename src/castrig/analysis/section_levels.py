@@ -282,32 +282,6 @@ def read_orientation(img: np.ndarray, orientation: str = "auto") -> tuple[np.nda
     return img, _support_on_top(img, t)
 
 
-#: a section whose darkest grey (0.1st percentile) lies above this share of its brightest (99.9th)
-#: sits on an offset (see :func:`off_pedestal`); the twin's sections, all its benchmark families,
-#: lie at 0.001-0.11
-PEDESTAL_SHARE = 0.25
-
-
-def off_pedestal(img: np.ndarray) -> np.ndarray:
-    """The section with the offset it sits on taken out, when its darkest grey lies above
-    :data:`PEDESTAL_SHARE` of its brightest; else as it is.
-
-    The section's levels are read as shares of the film's (the background's, the support's: a
-    background within 0.1 of the film is no background, a support within 0.1 of it is textured),
-    as if zero were no light. A camera's dark offset or an SEM's brightness set high lifts every
-    grey by the same amount, and those shares with it: a 16-bit section of 3000-3056 or
-    30105-31130 was refused (``interface_lost``, nothing measured), one of 1000-2000 lost its
-    support D, where their 8-bit stretch measured T within 0.1 %. Taken out down to 5 % of the
-    used range under the darkest grey (a black background reads a little above zero too)."""
-    if not img.size:
-        return img
-    sub = img[:: max(1, img.shape[0] // 512), :: max(1, img.shape[1] // 512)]
-    lo, hi = (float(v) for v in np.percentile(sub, [0.1, 99.9]))
-    if not hi > lo or lo < PEDESTAL_SHARE * hi:
-        return img
-    return img - np.float32(lo - 0.05 * (hi - lo))
-
-
 def _negative(img: np.ndarray, t: float) -> bool:
     """True when the background is the bright phase (a negative, or a section in transmitted
     light): one end of the image is all above the image's Otsu threshold, as only a background

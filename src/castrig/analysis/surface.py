@@ -19,7 +19,7 @@ from scipy import ndimage as ndi
 
 from ._filters import box_max, box_mean3, box_min, gaussian
 from ._quantiles import percentile as _percentile
-from .illumination import block_extremes, measurable, measurable_clipped, fit_level, poly_field
+from .illumination import block_extremes, measurable, measurable_clipped, fit_level, off_pedestal, poly_field
 from .lattice import _pitch
 from .regions import Pixels, fit_field, otsu_split
 from .surface_metrics import SurfaceMetrics, _metrics, _through, transmitted_mismatch
@@ -153,6 +153,7 @@ def analyse_surface(
     reflected, clipped = measurable_clipped(reflected)
     if transmitted is not None:
         transmitted, t_clipped = measurable_clipped(transmitted)
+        transmitted = off_pedestal(transmitted)  # (its through-pores are told by their light's ratio to the film's)
         clipped += t_clipped
     try:
         m = _analyse_surface(reflected, pixel_size_um, transmitted, ring_px=ring_px, degree=degree,
