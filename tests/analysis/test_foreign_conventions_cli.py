@@ -46,15 +46,18 @@ def test_views_on_a_dark_offset_are_measured_as_the_twin_made_them(rendered_memb
 
 
 def test_a_binary_mask_is_measured_as_segmented_when_its_phases_say_which_are_the_pores(rendered_membrane, tmp_path):
-    """A mask as Fiji's thresholding saves it (pores 255 on 0) was measured as a micrograph and
-    flagged ``saturated`` (its two values are the type's extremes): no metric trusted. It is
-    measured as segmented now — the opening its pores' pixel share — and says so; a strongly
-    saturated micrograph (its edges' greys still there) is no mask and stays flagged; a mask
-    whose phases do not say which are the pores is refused, the file named."""
+    """A mask as Fiji's thresholding saves it (pores 255 on 0) was measured as a micrograph: a
+    384² one read opening 0.0 (its dense edges passed for pixel noise), flagged too_few_pores and
+    ``saturated`` (its two values are the type's extremes: no metric trusted). It is measured as
+    segmented now — the opening its pores' pixel share — and a membrane's result says so; a
+    strongly saturated micrograph (its edges' greys still there) is no mask and stays flagged; a
+    mask whose phases do not say which are the pores is refused, the file named."""
     top = _twin(rendered_membrane, "reflected")[:384, :384]
     pores = top < (np.percentile(top, 1) + np.percentile(top, 99)) / 2
     tifffile.imwrite(tmp_path / "mask.tif", np.where(pores, 255, 0).astype(np.uint8))
-    out = analysed("surface", str(tmp_path / "mask.tif"), "--pixel-size", "0.25")
+    tifffile.imwrite(tmp_path / "cut.tif", _twin(rendered_membrane, "section")[:, :1024].astype(np.uint8))
+    out = analysed("membrane", "--surface", str(tmp_path / "mask.tif"), "--section", str(tmp_path / "cut.tif"),
+                   "--surface-pixel-size", "0.25", "--section-pixel-size", "0.05")
     assert out["opening_ratio"] == pytest.approx(float(pores.mean()), abs=0.002)
     assert "saturated" not in out["quality"]["flags"] and out["pore_count"] > 100
     assert "binary mask" in out["quality"]["binary_mask"] and "its 255 phase" in out["quality"]["binary_mask"]
