@@ -16,10 +16,6 @@ import numpy as np
 
 __all__ = ["MaskReading", "read_mask"]
 
-#: share of a phase its largest connected part holds: the film's at least this, the pores' less
-_MATRIX_SHARE = 0.5
-
-
 @dataclass(frozen=True)
 class MaskReading:
     """A two-valued image: its values, and the pores' value (None: the phases do not say)."""
@@ -39,22 +35,26 @@ class MaskReading:
                 "connected film (either value); measure the micrograph it was made from, or a mask of it that shows that")
 
 
-def _largest_share(phase: np.ndarray, eight: bool) -> tuple[float, int]:
+def _spans(phase: np.ndarray, eight: bool) -> bool:
+    """Does one connected part of ``phase`` touch all four sides of the image (a matrix)?"""
     from scipy import ndimage as ndi  # (only for a two-valued image: the CLI reads every view through read_mask)
 
     lab, n = ndi.label(phase, structure=np.ones((3, 3), bool) if eight else None)
     if n == 0:
-        return 1.0, 0
-    cnt = np.bincount(lab.ravel())[1:]
-    return float(cnt.max() / cnt.sum()), int(n)
+        return False
+    sides = [np.unique(x) for x in (lab[0], lab[-1], lab[:, 0], lab[:, -1])]
+    common = set(sides[0].tolist())
+    for x in sides[1:]:
+        common &= set(x.tolist())
+    return bool(common - {0})
 
 
 def read_mask(image: np.ndarray) -> MaskReading | None:
     """The :class:`MaskReading` of a 2-D image holding exactly two values; None for any other.
 
-    The pores are the phase split in separate parts (its largest 4-connected part under half of
-    it) while the other holds together (its largest 8-connected part at least half of it); when
-    both phases, or neither, read as the film, ``pores`` is None and ``why`` says which."""
+    The film is the phase one part of which (8-connected) touches all four sides of the image,
+    the pores the other, no part of which (4-connected) does; when both phases span the image,
+    or neither does, ``pores`` is None and ``why`` says which."""
     a = np.asarray(image)
     if a.ndim != 2 or a.size == 0 or a.dtype.kind not in "buif":
         return None
@@ -65,18 +65,12 @@ def read_mask(image: np.ndarray) -> MaskReading | None:
     if np.count_nonzero(is_hi) + np.count_nonzero(a == lo) != a.size:
         return None
     low, high = float(lo), float(hi)
-    split = {}
-    for value, phase in ((low, ~is_hi), (high, is_hi)):
-        matrix = _largest_share(phase, True)[0] >= _MATRIX_SHARE
-        parts = _largest_share(phase, False)[0] < _MATRIX_SHARE
-        split[value] = (matrix, parts)
-    pores = [v for v, other in ((low, high), (high, low)) if split[v][1] and split[other][0]]
+    film = {low: _spans(~is_hi, True), high: _spans(is_hi, True)}
+    pores = [v for v, other in ((low, high), (high, low)) if film[other] and not _spans(~is_hi if v == low else is_hi, False)]
     if len(pores) == 1:
         return MaskReading(low, high, pores[0])
-    if all(s[0] and not s[1] for s in split.values()):
-        why = "both phases hold together across the image (no separate pores in either)"
-    elif not any(s[0] for s in split.values()):
-        why = "both phases are in separate parts (no connected film in either)"
+    if not any(film.values()):
+        why = "neither phase holds together across the image (no film round the pores in either)"
     else:
-        why = "either phase could be separate pores in a connected film"
+        why = "both phases run across the image (no separate pores in either)"
     return MaskReading(low, high, None, why)
