@@ -31,8 +31,9 @@ def test_views_on_a_dark_offset_are_measured_as_the_twin_made_them(rendered_memb
     read as if zero were no light, as was a transmitted view of 1000-2000: through-pore fraction
     0.0 for 0.90, unflagged. Their 8-bit stretches measured right."""
     truth = json.loads((rendered_membrane / "truth.json").read_text())["m000"]
-    tifffile.imwrite(tmp_path / "top.tif", _on_offset(_twin(rendered_membrane, "reflected"), 3000, 3056))
-    tifffile.imwrite(tmp_path / "through.tif", _on_offset(_twin(rendered_membrane, "transmitted"), 1000, 2000))
+    half = (slice(0, 512), slice(0, 512))  # (a quarter of the top views: less CPU, the truth still within reach)
+    tifffile.imwrite(tmp_path / "top.tif", _on_offset(_twin(rendered_membrane, "reflected")[half], 3000, 3056))
+    tifffile.imwrite(tmp_path / "through.tif", _on_offset(_twin(rendered_membrane, "transmitted")[half], 1000, 2000))
     tifffile.imwrite(tmp_path / "cut.tif", _on_offset(_twin(rendered_membrane, "section"), 30105, 31130))
     out = analysed("membrane", "--surface", str(tmp_path / "top.tif"), "--transmitted", str(tmp_path / "through.tif"),
                    "--section", str(tmp_path / "cut.tif"), "--surface-pixel-size", "0.25", "--section-pixel-size", "0.05")
@@ -86,3 +87,17 @@ def test_an_inverted_imagej_lut_is_applied_as_fiji_shows_it(rendered_membrane, t
     out = analysed("surface", str(tmp_path / "inverted.tif"))
     assert out["opening_ratio"] == pytest.approx(truth["opening_ratio"], abs=0.025)
     assert out["images"]["surface"]["read_as"] == ["ImageJ inverted LUT applied (the image as Fiji shows it)"]
+
+
+def test_two_cavities_joined_without_a_wall_count_as_a_joined_pair(tmp_path):
+    """The twin's section of ``castrig sim render --seed 6 --width 512`` shows 7 pairs of the
+    film's cavities in 49 joined (0.143): two cavities overlapping in the film, no wall left
+    between them, read as one cavity (their dark height's dip under the lower dome above 0.75 of
+    it), and those joined pairs were lost — 0.05 read (seed 7 of the same: 0.0 for 0.077, claim
+    1's 'present' not met)."""
+    from castrig.sim.render_set import render_set
+
+    truth = render_set(tmp_path, n=1, seed=6, width_px=512)["m000"]
+    out = analysed("section", str(tmp_path / "m000_section.tif"))
+    assert out["quality"]["flags"] == []
+    assert out["pore_communication"] == pytest.approx(truth["pore_communication"], abs=0.03)
