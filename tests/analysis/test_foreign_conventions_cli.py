@@ -78,7 +78,7 @@ def test_a_binary_mask_is_measured_as_segmented_when_its_phases_say_which_are_th
 def test_an_inverted_imagej_lut_is_applied_as_fiji_shows_it(rendered_membrane, tmp_path):
     """A top view saved by ImageJ with "Invert LUT" (the pixels stored the other way round, an
     inverted grey LUT in its IJMetadata) looks like the twin's in Fiji and was measured as
-    stored: opening 0.19 for 0.59. It is read through the LUT now, and the result says so."""
+    stored: opening 0.38 for 0.59. It is read through the LUT now, and the result says so."""
     truth = json.loads((rendered_membrane / "truth.json").read_text())["m000"]
     stored = (255 - _twin(rendered_membrane, "reflected")[:512, :512]).astype(np.uint8)  # (a quarter: less CPU)
     lut = np.stack([np.arange(255, -1, -1, dtype=np.uint8)] * 3)
