@@ -39,6 +39,7 @@ from castrig.image_bounds import (DEFAULT_MAX_IMAGE_PIXELS, MAX_BYTES_PER_PIXEL,
                                   check_codec_segments, check_empty_segments, check_directories, check_file_bytes, check_image_size,
                                   check_jpeg_scans, check_segment_bytes, check_tile_size, count_frames, count_pages,
                                   cut_short, max_image_pixels)
+from castrig.imagej_lut import apply_grey_lut
 from castrig.jpegdata import check_jpeg_data
 from castrig.jpegscans import check_jpeg_complete
 from castrig.pngread import PHYS_SOURCE, png_decoded, png_decoded_dtype, png_decoded_shape, png_late_exif, png_phys
@@ -593,6 +594,7 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
                     a = np.moveaxis(a, 0, -1)  # planar RGB or CMYK (PlanarConfiguration SEPARATE)
                 _check_palette(p, a, page, photometric)
                 a, read_as = _photometric(a, page, photometric)
+                a, lut_note = apply_grey_lut(a, tif.imagej_metadata, photometric)
                 _check_second_channel(p, a, page, photometric)
                 turned = _tiff_orientation(page)
                 if turned in _EXIF_TURNS and a.ndim >= 2:  # tifffile gives the pixels as stored
@@ -653,6 +655,8 @@ def read_micrograph(path: str | Path, *, max_pixels: int | None = None) -> tuple
             meta["file_type"] = renamed
         if read_as:
             meta["photometric"] = read_as
+        if lut_note:
+            meta["lut"] = lut_note
         if turned in _EXIF_TURNS:
             meta["orientation"] = f"TIFF orientation {turned} applied (the image as viewers show it)"
         if px is not None and not _usable(px):

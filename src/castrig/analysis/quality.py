@@ -253,6 +253,9 @@ def claim1_intervals(depths_um: np.ndarray, pen_frac: float | None, n_cols: int,
 def merge_quality(surface: dict, section: dict) -> dict:
     """One membrane's quality from its surface's and its section's ``quality()`` (they measure
     different metrics): the flags of both, each metric's flags and intervals."""
-    return {"flags": sorted(set(surface.get("flags", ())) | set(section.get("flags", ()))),
-            "flagged": surface.get("flagged", {}) | section.get("flagged", {}),
-            "intervals": surface.get("intervals", {}) | section.get("intervals", {})}
+    out = {"flags": sorted(set(surface.get("flags", ())) | set(section.get("flags", ()))),
+           "flagged": surface.get("flagged", {}) | section.get("flagged", {}),
+           "intervals": surface.get("intervals", {}) | section.get("intervals", {})}
+    if surface.get("binary_mask"):  # (the top view was a mask, measured as segmented: said)
+        out["binary_mask"] = surface["binary_mask"]
+    return out

@@ -44,7 +44,7 @@ from scipy import ndimage as ndi
 
 from ._filters import box_min, column_min, gaussian
 from ._quantiles import median as _median, percentile as _percentile
-from .illumination import as_float, measurable_clipped
+from .illumination import as_float, measurable_clipped, off_pedestal
 from .section_communication import _communication
 from .section_levels import (
     _RowsLocalSD, _bottom_band, _col_stat, _dark_film_level, _film_level, _local_sd, _otsu,
@@ -207,6 +207,7 @@ def _analyse_section(image: np.ndarray, pixel_size_um: float, *, ball_radius_px:
     ``WAVE_EVIDENCE_TRUST`` its first straightening is kept whatever the interface's seen share."""
     raw, clipped = measurable_clipped(image)
     img, flipped = read_orientation(as_float(raw), orientation)
+    img = off_pedestal(img)  # (a dark offset: the levels below are shares of the film's)
     if flipped:
         img = img[::-1]
     wave = last = np.zeros(img.shape[1], np.intp)

@@ -2,7 +2,7 @@
 :mod:`castrig.analysis.section`; claim 1, definitions in DESIGN §4).
 
 The film's dark cavities between the upper envelope and the interface, as the column profile of
-their height; one cavity per bump (a dip below 0.75 of the lower neighbouring bump splits two).
+their height; one cavity per bump (a dip below :data:`SPLIT_DIP` of the lower neighbouring bump splits two).
 Two cavities are joined only by an opening below the top of the wall between them — found on
 the grey, where its brightest grey across first reaches halfway from the background to the
 film: for notches open to the top the background over the wall joins nothing. Joined: the
@@ -23,7 +23,17 @@ from scipy import ndimage as ndi
 from .section_lines import _runs
 
 
-def _split_bumps(v: np.ndarray, ratio: float = 0.75) -> list[int]:
+#: a dip in the dark columns' height below this share of the lower bump beside it splits two
+#: cavities. (At 0.75, two cavities overlapping in the film — joined, hardly any wall left between
+#: them — read as one, and the joined pair was lost: the twin's sections (castrig sim render,
+#: seeds 1-15, 56 views) read pore communication 0.053 for 0.175-0.25 (seed 10 m002),
+#: 0.05 for 0.143 (seed 6 at 512 px); the mean distance to the range the section can show 0.013,
+#: at 0.85 0.007, the worst 0.122 → 0.062. analysis_accuracy.py: seed 1000's worst 'joined'
+#: unchanged but sec_tongues 0.028 → 0.071 (case 6); 0.9 split more and read worse there)
+SPLIT_DIP = 0.85
+
+
+def _split_bumps(v: np.ndarray, ratio: float = SPLIT_DIP) -> list[int]:
     """Split points of a 1-D height profile with several bumps: a dip below ``ratio`` × the
     lower of the highest points either side (recursively)."""
     if v.size < 5:

@@ -19,7 +19,7 @@ from scipy import ndimage as ndi
 
 from ._filters import box_max, box_mean3, box_min, gaussian
 from ._quantiles import percentile as _percentile
-from .illumination import block_extremes, measurable, measurable_clipped, fit_level, poly_field
+from .illumination import block_extremes, measurable, measurable_clipped, fit_level, off_pedestal, poly_field
 from .lattice import _pitch
 from .regions import Pixels, fit_field, otsu_split
 from .surface_metrics import SurfaceMetrics, _metrics, _through, transmitted_mismatch
@@ -130,8 +130,15 @@ def analyse_surface(
     if appearance not in ("optical", "sem", "auto"):
         raise ValueError(f"appearance must be optical, sem or auto, got {appearance!r}")
     from .databar import crop, find_data_bar, strip_margins
+    from .masks import read_mask
 
-    bar_top = find_data_bar(reflected) if np.ndim(reflected) == 2 else None
+    mask = read_mask(reflected) if np.ndim(reflected) == 2 else None
+    if mask is not None:  # (a binary mask: no data bar; measured as segmented, pores dark)
+        if mask.pores is None:
+            raise ValueError(mask.refusal())
+        reflected = np.where(np.asarray(reflected) == mask.pores, np.float32(0), np.float32(1))
+        appearance = "optical"  # (its pores' areas are its pixel counts: no rims to follow)
+    bar_top = find_data_bar(reflected) if np.ndim(reflected) == 2 and mask is None else None
     if bar_top is not None:  # an SEM's data bar is not part of the image (DESIGN §4)
         bar_rows = int(np.shape(reflected)[0]) - bar_top
         reflected = np.asarray(reflected)[:bar_top]
@@ -146,16 +153,20 @@ def analyse_surface(
     reflected, clipped = measurable_clipped(reflected)
     if transmitted is not None:
         transmitted, t_clipped = measurable_clipped(transmitted)
+        transmitted = off_pedestal(transmitted)  # (its through-pores are told by their light's ratio to the film's)
         clipped += t_clipped
     try:
         m = _analyse_surface(reflected, pixel_size_um, transmitted, ring_px=ring_px, degree=degree,
-                             keep_labels=keep_labels, appearance=appearance, measured=True)
+                             keep_labels=keep_labels, appearance=appearance, measured=True,
+                             noise=0.0 if mask is not None else None)
     except BaseException:
         # A background job of the failed call may still write into this thread's work
         # buffers: forget them, so the next call starts from fresh arrays.
         _TLS.cache = {}
         raise
     _assess(m, reflected, clipped)
+    if mask is not None:
+        m.mask_note = mask.note()
     if m.opening_ratio is None:
         m.intervals.pop("opening_ratio", None)  # not measured: no interval either
     if bar_top is not None:
@@ -219,10 +230,12 @@ def _analyse_surface(
     keep_labels: bool = False,
     appearance: str = "optical",
     measured: bool = False,
+    noise: float | None = None,
 ) -> SurfaceMetrics:
     """Measure a reflected-light top view (pores dark), optionally with a registered
     transmitted-light view (through-pores bright); ``measured``: both are
-    :func:`~.illumination.measurable` already.
+    :func:`~.illumination.measurable` already; ``noise``: the pixel noise's σ when known (a
+    binary mask's: 0), else estimated from the image.
 
     Pores cut by the image border count in the opening ratio but not in the diameter statistics,
     the pore count or the through-pore fraction.
@@ -274,7 +287,7 @@ def _analyse_surface(
                 t = t_buf
             return t, fit_field(t, film, degree, out=ft_buf)
 
-    seg = _segment(raw, img, ring_px=ring_px, degree=degree, side_job=side_job, cache=cache)
+    seg = _segment(raw, img, ring_px=ring_px, degree=degree, side_job=side_job, cache=cache, noise=noise)
     if seg is None or seg.n == 0:
         return SurfaceMetrics(
             opening_ratio=0.0,

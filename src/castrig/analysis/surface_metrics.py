@@ -53,6 +53,8 @@ class SurfaceMetrics:
     #: halo both make, the cores' test not passed (:func:`~.edges_rims.rim_reading`): measured as SEM
     #: where the ridge is strong, else as optical — the other reading gives other diameters
     appearance_ambiguous: bool = False
+    #: the view was a binary mask, measured as segmented (:func:`~.masks.read_mask`): what it was read as
+    mask_note: str | None = None
 
     def quality(self) -> dict:
         """``{"flags": [...], "flagged": {metric: [flags]}, "intervals": {metric: [lo, hi]}}``."""
@@ -67,6 +69,8 @@ class SurfaceMetrics:
                "appearance": self.appearance, "data_bar_rows": self.data_bar_rows}
         if any(self.margins_px):
             out["margins_px"] = list(self.margins_px)
+        if self.mask_note:
+            out["binary_mask"] = self.mask_note
         return out
 
     def to_dict(self) -> dict:

@@ -143,7 +143,7 @@ def _load(path: Path, pixel_size: float | None, what: str, *, given_by: str = "-
     record = {"file": str(path), "pixel_size_um": used, "pixel_size_source": source}
     if meta.get("instrument_metadata"):  # an SEM vendor's own metadata (Zeiss, FEI/Thermo, a sidecar)
         record["instrument_metadata"] = meta["instrument_metadata"]
-    read_as = [meta[k] for k in ("file_type", "page_used", "photometric", "orientation") if meta.get(k)]
+    read_as = [meta[k] for k in ("file_type", "page_used", "photometric", "lut", "orientation") if meta.get(k)]
     if read_as:  # how the file was read where it is not plain (a thumbnail passed over, pixels turned)
         record["read_as"] = read_as
     if warnings:
@@ -382,6 +382,11 @@ def _load_surface(image: Path, transmitted: Optional[Path], pixel_size: Optional
     """(reflected view, transmitted view or None, pixel size µm, image records), loaded and checked
     (``flag``: the option that gave ``pixel_size``, or that would)."""
     refl, px, rec = _load(image, pixel_size, "surface", given_by=flag)
+    from castrig.analysis.masks import read_mask
+
+    mask = read_mask(refl)
+    if mask is not None and mask.pores is None:  # (one whose pores are told is measured as segmented)
+        raise BadInput(f"{image}: {mask.refusal()}", file=str(image), field="IMAGE")
     images = {"surface": rec}
     trans = None
     if transmitted is not None:
@@ -462,6 +467,8 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
             con.print(f"section: its interface bends {quality['wave_px']:g} px crest to trough beyond a straight line (the "
                       "support's surface undulating); measured with each column moved back by that bend",
                       markup=False, highlight=False)
+        if quality.get("binary_mask"):
+            con.print(f"read (surface): {quality['binary_mask']}", markup=False, highlight=False)
         if "outliers_clipped" in notes:  # (no metric is flagged for it)
             con.print("quality note: outliers_clipped (hot or dead pixels, far outside the grey range of the rest or alone "
                       "at the type's limit, were replaced by their neighbours' median before measuring)")
