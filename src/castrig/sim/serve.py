@@ -319,6 +319,7 @@ class TcpServer(_Base):
             while not self._stop.is_set():
                 if self._stalled():
                     wait = 0.0
+                    moved_s = time.monotonic()  # (a pause is the line's, not a client's that stopped reading)
                     continue
                 if client is None:
                     unsent.clear()
@@ -348,10 +349,14 @@ class TcpServer(_Base):
                         client.close()
                         client = None
                         continue
-                    readable, writable, _ = select.select([self._listener, self._wake_end], [client], [], left_s)
+                    # (a client that closed its end makes way for the one waiting behind it once its
+                    # replies are out: that one is not looked at meanwhile, or select spun on it)
+                    ended = _ended(client)
+                    readable, writable, _ = select.select([self._wake_end] + ([] if ended else [self._listener]),
+                                                          [client], [], left_s)
                     if self._wake_end in readable:
                         self._woken()
-                    if self._listener in readable and not _ended(client):
+                    if self._listener in readable:
                         self._turn_away()  # (the line stays taken, as while it is read)
                     if client in writable:
                         if not self._send(client, unsent):
