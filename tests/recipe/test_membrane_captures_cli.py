@@ -79,7 +79,13 @@ def test_the_images_measured_are_each_views_latest_capture_of_that_membrane_only
            im(5, 0, "reflected"), im(6, 0, "section", "r-m2")]
     taken = select_images([i for i in ims if i.metadata["membrane_id"] == "r-m1"])
     assert {f: sorted(i.name for i in v.values()) for f, v in taken.fields.items()} == {0: ["s3_field0_section", "s5_field0_reflected"]}
-    assert taken.superseded == {"reflected": [2], "transmitted": [2]}
+    assert taken.superseded == {"reflected": [2]} and taken.unused == {"transmitted": [2]}
     assert taken.said() == ("section from step 4; reflected from step 6; reflected of step 3 replaced by step 6's; "
+                            "transmitted of step 3 not used (not taken with the reflected view it belongs to)")
+    # a transmitted view taken again, alone, after its pair: the pair is measured, and the later
+    # view is said not used (it was said to be "replaced" by the earlier one)
+    again = select_images([im(1, 0, "reflected"), im(1, 0, "transmitted"), im(2, 0, "transmitted")])
+    assert again.steps == {"reflected": 1, "transmitted": 1} and again.superseded == {}
+    assert again.said() == ("reflected, transmitted from step 2; "
                             "transmitted of step 3 not used (not taken with the reflected view it belongs to)")
     assert _measured_names(ims) == {"s3_field0_section", "s5_field0_reflected", "s6_field0_section"}

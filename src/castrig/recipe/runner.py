@@ -893,7 +893,8 @@ class Runner:
         self.event("analysis", "analysis", (f"membrane {mid}: " if mid else "") + f"metrics: {outcome['summary']}; "
                    f"grades met: {', '.join(met) or 'none'}; images: {taken.said()}",
                    {"metrics": outcome["metrics"], "grades_met": met, "membrane_id": mid, "images": used,
-                    "superseded_steps": {k: [s + 1 for s in v] for k, v in taken.superseded.items()}})
+                    "superseded_steps": {k: [s + 1 for s in v] for k, v in taken.superseded.items()},
+                    "unused_steps": {k: [s + 1 for s in v] for k, v in taken.unused.items()}})
         if grade:
             self.event("verdict", "analysis", (f"membrane {mid}: " if mid else "") + f"target grade {grade}: "
                        f"{'met' if grade in met else 'NOT met'}", {"grade": grade, "met": grade in met, "membrane_id": mid})

@@ -18,12 +18,14 @@ _KINDS = ("reflected", "transmitted", "section")
 @dataclass(frozen=True)
 class MembraneCapture:
     """The images an analysis measures: ``fields`` (field -> view -> image), the capture step
-    each kind came from (``steps``, 0-based) and the earlier steps whose images of a kind a later
-    capture replaced (``superseded``, kind -> steps)."""
+    each kind came from (``steps``, 0-based), the earlier steps whose images of a kind a later
+    capture replaced (``superseded``, kind -> steps), and the steps whose images of a kind are not
+    used for another reason (``unused``: a transmitted view taken without its reflected view)."""
 
     fields: dict[int, dict[str, Any]]
     steps: dict[str, int]
     superseded: dict[str, list[int]]
+    unused: dict[str, list[int]]
 
     def said(self) -> str:
         """Which capture step each kind came from, 1-based as people read steps
@@ -35,14 +37,9 @@ class MembraneCapture:
         for step, kinds in sorted(by_step.items()):
             parts.append(f"{', '.join(kinds)} from step {step + 1}")
         for kind, older in self.superseded.items():
-            if kind in self.steps:
-                parts.append(f"{kind} of step{'s' if len(older) > 1 else ''} {', '.join(str(s + 1) for s in older)} "
-                             f"replaced by step {self.steps[kind] + 1}'s")
-        unused = [k for k in self.superseded if k not in self.steps]
-        for kind in unused:
-            older = self.superseded[kind]
-            parts.append(f"{kind} of step{'s' if len(older) > 1 else ''} {', '.join(str(s + 1) for s in older)} not used "
-                         "(not taken with the reflected view it belongs to)")
+            parts.append(f"{kind} of {_steps(older)} replaced by step {self.steps[kind] + 1}'s")
+        for kind, left in self.unused.items():
+            parts.append(f"{kind} of {_steps(left)} not used (not taken with the reflected view it belongs to)")
         return "; ".join(parts)
 
 
@@ -69,8 +66,17 @@ def select_images(images: list[Any]) -> MembraneCapture:
     for im in images:
         if steps.get(im.illumination) == _step_of(im):
             fields[_field_of(im)][im.illumination] = im
-    superseded = {k: sorted(captured[k] - {steps.get(k, -2)}) for k in captured if captured[k] - {steps.get(k, -2)}}
-    return MembraneCapture(dict(sorted(fields.items())), steps, superseded)
+    # replaced: a kind's captures before the one measured; not used: the others (a transmitted
+    # view of a later capture without its reflected view, or of no kind measured at all) -- a
+    # later capture was called the one "replaced" by an earlier
+    superseded = {k: sorted(s for s in taken if s < steps[k]) for k, taken in captured.items() if k in steps}
+    unused = {k: sorted(s for s in taken if k not in steps or s > steps[k]) for k, taken in captured.items()}
+    return MembraneCapture(dict(sorted(fields.items())), steps, {k: v for k, v in superseded.items() if v},
+                           {k: v for k, v in unused.items() if v})
+
+
+def _steps(steps: list[int]) -> str:
+    return f"step{'s' if len(steps) > 1 else ''} {', '.join(str(s + 1) for s in steps)}"
 
 
 def _step_of(im: Any) -> int:
