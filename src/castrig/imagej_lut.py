@@ -47,5 +47,8 @@ def apply_grey_lut(a: np.ndarray, imagej: dict | None, photometric: int) -> tupl
     if a.dtype == np.uint8:
         return 255 - a, note
     if a.dtype.kind == "f":
-        return (a.max() + a.min()) - a, note
+        finite = a[np.isfinite(a)]  # (one NaN made every pixel NaN: the file then said so of all of them)
+        if finite.size == 0:
+            return a, None
+        return (finite.max() + finite.min()) - a, note
     return ((int(a.max()) + int(a.min())) - a.astype(np.int64)).astype(a.dtype), note

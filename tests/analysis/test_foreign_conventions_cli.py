@@ -89,6 +89,23 @@ def test_an_inverted_imagej_lut_is_applied_as_fiji_shows_it(rendered_membrane, t
     assert out["images"]["surface"]["read_as"] == ["ImageJ inverted LUT applied (the image as Fiji shows it)"]
 
 
+def test_a_nan_in_a_float_image_with_an_inverted_lut_is_said_as_one_nan(tmp_path):
+    """The LUT turned a float image over by its max and min: one NaN pixel made every pixel NaN,
+    and the refusal said "4096 of 4096 pixels are NaN" where the same file without the LUT says 1."""
+    from castrig.errors import CastrigError
+    from castrig.tiffio import read_micrograph
+
+    a = np.random.default_rng(0).uniform(10, 20, (64, 64)).astype(np.float32)
+    a[0, 0] = np.nan
+    said = {}
+    for name, md in (("plain", {}), ("inverted", {"LUTs": [np.stack([np.arange(255, -1, -1, dtype=np.uint8)] * 3)]})):
+        tifffile.imwrite(tmp_path / f"{name}.tif", a, imagej=True, metadata=md)
+        with pytest.raises(CastrigError) as refused:
+            read_micrograph(tmp_path / f"{name}.tif")
+        said[name] = str(refused.value).replace(str(tmp_path / name), "F")
+    assert "1 of 4096 pixels" in said["plain"] and said["inverted"] == said["plain"], said
+
+
 def test_two_cavities_joined_without_a_wall_count_as_a_joined_pair(tmp_path):
     """The twin's section of ``castrig sim render --seed 6 --width 512`` shows 7 pairs of the
     film's cavities in 49 joined (0.143): two cavities overlapping in the film, no wall left
