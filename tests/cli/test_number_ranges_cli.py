@@ -67,3 +67,17 @@ def test_the_bounds_themselves_are_allowed(capsys):
 def test_sim_serve_tcp_70000_through_the_castrig_process():
     said = refused(castrig("sim", "serve", "--tcp", "70000"), "--tcp 70000: out of range (allowed: 0 to 65000)")
     assert "Input should" not in said and "Usage:" not in said, said
+
+
+def test_an_option_value_that_looks_like_an_option_is_the_value_and_a_double_dash_value_ends_nothing(capsys):
+    """The check walked argv without knowing which words are option values: `--operator --seed
+    --seed 7` (the operator "--seed", as click reads it) was refused as `--seed --seed: not a whole
+    number`, and `--operator -- --seed abc` stopped the check at the operator's "--", leaving
+    typer's "Input should be a valid integer" for the seed."""
+    from castrig.cli.number_options import refuse_bad_numbers
+
+    run = typer.main.get_command(app)
+    refuse_bad_numbers(run, ["run", "r.yaml", "--operator", "--seed", "--seed", "7"])  # (nothing to refuse)
+    refuse_bad_numbers(run, ["run", "r.yaml", "--", "--seed", "abc"])  # (arguments after --: not options)
+    said = refused(castrig_main(capsys, "run", "r.yaml", "--operator", "--", "--seed", "abc"), "--seed abc: not a whole number")
+    assert "Input should" not in said, said

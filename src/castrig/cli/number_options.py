@@ -51,15 +51,28 @@ def allowed_range(p: Any, kind: type) -> str:
 
 def refuse_bad_numbers(command: Any, argv: list[str]) -> None:
     """BadInput for the first number option in ``argv`` (``--opt V`` or ``--opt=V``, after the
-    subcommand's names) whose value is not a number of its kind, not finite, or out of its range."""
+    subcommand's names) whose value is not a number of its kind, not finite, or out of its range.
+
+    ``argv`` is walked as click reads it: every option that takes a value takes the next word,
+    whatever it looks like (``--operator --seed`` is the operator "--seed", not a seed), and
+    ``--`` ends the options only where an option may stand."""
     i = 0
     while i < len(argv) and argv[i] in getattr(command, "commands", {}):
         command, i = command.commands[argv[i]], i + 1
     options = number_options(command)
-    for k in range(i, len(argv)):
-        if argv[k] == "--":  # the rest are arguments, whatever they look like
+    takes = _values_taken(command)
+    k = i
+    while k < len(argv):
+        word = argv[k]
+        if word == "--":  # the rest are arguments, whatever they look like
             return
-        name, value = argv[k].split("=", 1) if "=" in argv[k] else (argv[k], argv[k + 1] if k + 1 < len(argv) else None)
+        if word.startswith("--") and "=" in word:
+            (name, value), k = word.split("=", 1), k + 1
+        elif word in takes:
+            name, value, k = word, (argv[k + 1] if k + 1 < len(argv) else None), k + 1 + takes[word]
+        else:
+            k += 1
+            continue
         if name not in options or value is None:
             continue
         p, kind = options[name]
@@ -76,3 +89,14 @@ def refuse_bad_numbers(command: Any, argv: list[str]) -> None:
         lo, hi = getattr(p, "min", None), getattr(p, "max", None)
         if (lo is not None and number < lo) or (hi is not None and number > hi):
             raise BadInput(f"{name} {value}: out of range (allowed: {allowed})", field=name)
+
+
+def _values_taken(command: Any) -> dict[str, int]:
+    """Option string → how many words it takes after it, for the options of ``command`` that
+    take any (not flags or counts)."""
+    out = {}
+    for p in getattr(command, "params", ()):
+        if getattr(p, "param_type_name", "") != "option" or getattr(p, "is_flag", False) or getattr(p, "count", False):
+            continue
+        out.update({opt: max(int(getattr(p, "nargs", 1) or 1), 1) for opt in (*p.opts, *getattr(p, "secondary_opts", ()))})
+    return out
