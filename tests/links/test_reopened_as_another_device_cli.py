@@ -2,10 +2,12 @@
 
 Met with ``castrig sim serve`` restarted under a running ``castrig run``: its ptys came back in
 another order, and ``rh_near`` reopened the pty that then belonged to another device. Two HMT330s
-without an address (or two MFCs left at the same unit id, or two pumps without an address)
-answered as before and swapped roles silently: the run completed, its RH loop on the room sensor. The profile names the ptys through symlinks, which
-the test points at the restarted server's ptys — swapped for two pairs, as renumbered USB-serial
-adapters would be after a replug, and as they belong for the others.
+without an address (or two MFCs left at the same unit id, or two pumps without an address) answered
+as before and swapped roles silently: the run completed, its RH loop on the room sensor; a cast
+faulted as if the caster had dispensed nothing (the pre-wetting pump's counter read) and its safe
+state was "verified" through the swapped drivers. The profile names the ptys through symlinks, which
+the test points at the restarted server's ptys — swapped for two pairs (the pumps, in the second
+test), as renumbered USB-serial adapters would be after a replug, and as they belong for the others.
 """
 
 from __future__ import annotations
@@ -36,14 +38,15 @@ def _point(links: Path, addresses: dict[str, str], swap: dict[str, str], roles: 
         os.replace(new, links / role)
 
 
-def _profiles(tmp_path: Path, served: dict, **control: float) -> Path:
+def _profiles(tmp_path: Path, served: dict, step: dict | None = None, **control: float) -> Path:
     """``served`` (a profile ``sim serve`` serves) written as TMP/served.yaml, and the rig's
     profile beside it (TMP/rig.yaml: each link at TMP/links/ROLE, ``control`` changed), with a
-    recipe that waits a minute: the folder of the role's symlinks."""
+    recipe of one ``step`` (default: a minute's wait): the folder of the role's symlinks."""
     for role in ("caster", "water_pump"):  # no watchdog to keep alive: pumps talked to at samples only
         del served["devices"][role]["safe_mode_s"]
     (tmp_path / "served.yaml").write_text(yaml.safe_dump(served))
-    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"name": "swap", "steps": [{"type": "wait", "duration_s": 60}]}))
+    step = step or {"type": "wait", "duration_s": 60}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"name": "swap", "steps": [step]}))
     links = tmp_path / "links"
     links.mkdir()
     rig = dict(served)
@@ -115,8 +118,9 @@ def test_pumps_swapped_behind_their_ptys_are_stopped_and_the_run_faults_naming_b
     served = yaml.safe_load((ROOT / "hw_profiles/sim-serial.yaml").read_text())
     for role in ("caster", "water_pump"):
         del served["devices"][role]["address"]
-    links = _profiles(tmp_path, served, control_period_s=0.2, sample_period_s=0.2, safe_state_retry_s=0.3,
-                      safe_state_every_s=0.3, safe_state_keep_trying_s=0.5)
+    # casting (a minute's 0.5 mL) when the pumps' adapters are replugged
+    links = _profiles(tmp_path, served, {"type": "cast", "volume_ml": 0.5, "rate_ml_min": 0.5}, control_period_s=0.2,
+                      sample_period_s=0.2, safe_state_retry_s=0.3, safe_state_every_s=0.3, safe_state_keep_trying_s=0.5)
     with sim_serve(profile=str(tmp_path / "served.yaml")) as first:
         run, run_dir = _run_until_running(tmp_path, links, first, reap)
     with sim_serve(profile=str(tmp_path / "served.yaml")) as second:
@@ -128,7 +132,11 @@ def test_pumps_swapped_behind_their_ptys_are_stopped_and_the_run_faults_naming_b
         caster.close()
         water.close()
         _point(links, second.addresses, {"caster": "water_pump", "water_pump": "caster"})
-        assert run.wait(timeout=20) == 3
+        try:
+            code = run.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # a run that goes on, each driver on the other's pump: ended here,
+            run.kill()  # its pumps read as it left them
+            code = run.wait(timeout=10)
         # read back over the wire: the caster found in the pre-wetting pump's place was stopped,
         # and nothing was pumped through either pump in the other's place
         caster, water = _pump(second.addresses["caster"], "caster"), _pump(second.addresses["water_pump"], "water_pump")
@@ -136,9 +144,10 @@ def test_pumps_swapped_behind_their_ptys_are_stopped_and_the_run_faults_naming_b
         water_state, water_ml = water.state(), water.dispensed()
         caster.close()
         water.close()
-    assert caster_state is PumpState.STOPPED, caster_state  # (before: infusing, driven as the pre-wetting pump)
+    assert caster_state is PumpState.STOPPED, caster_state  # (not sent a stop first: infusing on, out of reach)
     assert water_state is PumpState.STOPPED and water_ml.infused_ml == water_ml.withdrawn_ml == 0, (water_state, water_ml)
     assert 0 < caster_ml.infused_ml < 0.5 * 20 / 60, caster_ml  # its own cast, up to its stop only
+    assert code == 3, code
     out = run.stdout.read()
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     caster_is = "NE-1000 (NE1000V3.928) holding a 4.699 mm syringe"
@@ -147,6 +156,8 @@ def test_pumps_swapped_behind_their_ptys_are_stopped_and_the_run_faults_naming_b
              "water_pump": f"it was {water_is}, it is now {caster_is}; not used as water_pump"}
     end = [e for e in log if e.get("kind") == "run_end"][-1]
     assert end["outcome"] == "faulted", end
+    # (before the identity checks: "step 1: caster dispensed 0 mL of 0.5 mL", the pre-wetting
+    # pump's counter read as the caster's, and a safe state "verified" through the swapped drivers)
     assert any(end["reason"].startswith(f"WrongDevice: {role}: {links / role} reopened to another device: {text}")
                for role, text in found.items()), end
     # neither driver reached its own pump again: the safe state says so, naming what it found
