@@ -315,6 +315,15 @@ class TcpServer(_Base):
         unsent = bytearray()
         moved_s = 0.0  # when the client last took a byte (or unsent began)
         ended_s: float | None = None  # when the client closed its sending side
+
+        def answer(out: bytes) -> bool:
+            """``out`` queued for the client, and what its socket takes now handed to it; False:
+            the client is gone."""
+            nonlocal moved_s
+            unsent.extend(out)
+            moved_s = time.monotonic()
+            return self._send(client, unsent)
+
         try:
             while not self._stop.is_set():
                 if self._stalled():
@@ -377,12 +386,9 @@ class TcpServer(_Base):
                         continue
                     self._wait([], min(wait, left_s))
                     out, wait = self._exchange(b"")
-                    if out:
-                        unsent += out
-                        moved_s = time.monotonic()
-                        if not self._send(client, unsent):
-                            client.close()
-                            client = None
+                    if out and not answer(out):
+                        client.close()
+                        client = None
                     continue
                 ready = self._wait([client, self._listener], wait)
                 data: bytes | None = b""
@@ -402,12 +408,9 @@ class TcpServer(_Base):
                 if self._listener in ready and not _ended(client):
                     self._turn_away()
                 out, wait = self._exchange(data)
-                if out:
-                    unsent += out
-                    moved_s = time.monotonic()
-                    if not self._send(client, unsent):
-                        client.close()
-                        client = None
+                if out and not answer(out):
+                    client.close()
+                    client = None
         except BaseException as exc:  # noqa: BLE001
             self._failed(exc)
         finally:
