@@ -64,6 +64,7 @@ def test_auto_flags_a_ridge_it_cannot_place_and_says_to_give_the_appearance(sem_
     assert "appearance_ambiguous" not in sem["quality"]["flags"]  # (the microscope said: nothing to flag)
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_strong_ridge_over_flat_cores_is_read_as_sem_and_still_flagged(tmp_path: Path, foreign_sem):
     """Rims at 0.5 of the contrast over flat cores: a ridge of 0.13 of the pores' depth (the
     twin's defocus halos reach 0.07), the core test failed. Read as optical, D was 28 % short;
@@ -126,6 +127,7 @@ def test_rims_round_large_pores_are_read_as_rims(tmp_path: Path, foreign_sem):
     assert got["opening_ratio"] == pytest.approx(truth["opening_ratio"], abs=0.025)
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_very_noisy_sem_view_finds_its_pores_and_auto_flags_it(tmp_path: Path, foreign_sem):
     """Pixel noise 0.08 over rims at 0.3 of the contrast: no pore was found at all (D −100 %),
     and ``auto`` read the view as optical with no flag. The "anything clearly darker than the

@@ -36,6 +36,7 @@ def test_a_noise_free_cartoon_is_measured_or_refused_without_a_traceback(tmp_pat
         assert out["mean_thickness_um"] is None and "interface_lost" in out["quality"]["flags"]
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_very_wide_section_is_measured_in_bounded_time(tmp_path):
     """64 × 300 000 px (19 Mpx, inside the pixel limit): the interface's slope was searched over
     ~0.35 × width slopes on every column, 245 s. The search now runs on at most 4096 columns

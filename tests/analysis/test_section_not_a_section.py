@@ -22,6 +22,7 @@ SECTION_METRICS = ("mean_thickness_um", "thickness_std_um", "support_pore_diamet
                    "penetration_fraction", "pore_communication", "support_continuity")
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_top_view_given_as_the_section_is_not_measured(rendered_membrane: Path):
     top = analysed("section", str(rendered_membrane / "m000_reflected.tif"))
     assert "no_background" in top["quality"]["flags"]

@@ -52,6 +52,7 @@ def test_json_says_pixel_size_and_source(d: Path):
     assert "says 1 µm" in out["warnings"][0] and "used 0.5 µm from --pixel-size" in out["warnings"][0]
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_disagreeing_sources_are_reported_with_the_one_used(d: Path):
     out, err = as_json(d, "surface", "conflict.tif")
     # the precedence is kept: the instrument's record over the resolution tags

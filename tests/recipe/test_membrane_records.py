@@ -96,6 +96,7 @@ def _check_partial_record(process: dict, *, before_t: float) -> None:
 
 
 # -- A: the run that ended says lost ----------------------------------------------------------------
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_castrig_abort_in_the_evaporation_records_the_film_lost_in_every_view_and_resume_keeps_it_lost(tmp_path):
     """`castrig abort` during m1's evaporation: the run ends aborted (exit 3) with m1 ``lost`` --
     run.sqlite, membranes.csv, the report's "What went wrong", `castrig lots`, the summary line --
@@ -388,6 +389,7 @@ NO_EVAPORATE = HEAD + """\
 """
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_membrane_without_an_evaporate_step_is_made_at_its_cast_with_its_process_record(tmp_path):
     """Only the evaporate step marked a membrane made and wrote its process record: a membrane dried
     in a wait was judged with empty RH and volume columns, and a last cast with nothing after it

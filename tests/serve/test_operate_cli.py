@@ -228,6 +228,7 @@ def test_a_silent_runner_that_is_not_stopped_is_said_silent():
     assert "no word" not in status_line(d | {"status_age_s": SILENT_S - 5})
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_watch_at_a_terminal_draws_the_live_table_and_follows_the_run_to_its_end(tmp_path: Path, reap, terminal_run):
     """As an operator types it: `castrig watch` on a terminal draws the live table (the display
     for people; under a pipe it prints lines), updates it as the run goes, and exits with the
@@ -371,6 +372,7 @@ def test_status_of_a_resumed_run_says_a_lost_membranes_reason_once(tmp_path):
     assert done.stdout.count("the cast film dried without RH control") == 1, done.stdout
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_flood_of_files_in_the_control_channel_is_read_a_few_at_a_time(tmp_path: Path, reap):
     """30 000 junk files in control/ were all read and answered at one control period: the loop
     stalled 4 s (past a pump's safe-mode watchdog at ~75 000). Now at most PER_POLL a period,
