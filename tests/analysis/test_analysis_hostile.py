@@ -397,6 +397,7 @@ def test_a_tiff_of_40000_tiny_pages_is_refused_in_seconds(tmp_path):
     assert done.returncode == 0 and "read (" not in done.stdout, done.stderr
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_file_of_several_images_says_which_one_was_measured(tmp_path):
     """A 16 × 16 px page before the micrograph: only the small page was measured, and nothing
     said another image was there; three images of one size: the first measured, unsaid. Now the

@@ -73,6 +73,7 @@ def test_a_name_longer_than_the_file_system_allows_is_refused_naming_it(tmp_path
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.png"))
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_an_existing_png_declaring_a_huge_image_at_the_overlay_path_is_refused_not_a_traceback(tmp_path):
     """--overlay on an existing file first asks whether it is an earlier overlay of castrig's;
     Pillow's ``im.text`` loads the image to answer, and a 177-byte PNG there declaring

@@ -102,6 +102,7 @@ def test_the_verdict_does_not_sign_the_flagged_diameter(sem_view: Path, rendered
     assert "--appearance sem or optical" in checks[0]["advice"], checks[0]
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_an_se_view_with_lifted_cores_and_a_plain_optical_view_are_not_flagged(tmp_path: Path, rendered_membrane: Path):
     from castrig.sim.micrograph import make_structure, render_surface_sem
 

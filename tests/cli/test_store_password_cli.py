@@ -61,6 +61,7 @@ def _four_hour_wait(tmp_path) -> Path:
     return recipe
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_resume_works_from_the_redacted_record_and_keeps_it_redacted(tmp_path):
     profile = profile_with_store(tmp_path, f"postgresql://castrig:{PASSWORD}@127.0.0.1:1/castrig_test")
     data = tmp_path / "runs"

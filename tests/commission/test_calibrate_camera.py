@@ -176,6 +176,7 @@ def test_a_target_whose_quarters_disagree_is_refused_not_given_a_wide_uncertaint
         pixel_size(np.concatenate([left[:, :512], right[:, 512:]], axis=1), 10.0)
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_wide_target_is_measured_in_seconds_not_minutes(tmp_path):
     """The illumination was a Gaussian 8σ wide, σ a sixteenth of the image's long side: a
     9000² target took ~580 s (and 3.3 GB) in one call Ctrl-C could not break into, a 5120-px-wide

@@ -336,6 +336,7 @@ def test_folder_image_whose_exposure_is_no_time_is_typed_error(tmp_path, exposur
         FolderCamera("replay", folder=tmp_path).snap(R)
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_folder_camera_reads_images_by_their_content_not_their_name(tmp_path):
     """Micrographs saved by other software under another extension (a TIFF named .png, a PNG named
     .tif): `castrig analyse` read them by their first bytes, the folder camera by their name, so

@@ -429,6 +429,7 @@ def test_a_journal_whose_last_write_was_cut_goes_on_from_its_whole_entries(tmp_p
     assert len(_keys(study)) == 2 and all(n == 1 for n in _keys(study).values()), _keys(study)
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)
 def test_the_workers_get_the_storage_url_by_the_environment_not_the_command_line(tmp_path, reap):
     """`--workers 2 --storage postgresql://user:PW@…` started each worker with the URL as an
@@ -523,6 +524,7 @@ def test_ctrl_c_while_the_coordinator_reads_the_study_ends_the_map(tmp_path, rea
     assert all(n == 1 for n in _keys(study).values()) and len(_keys(study)) < 30
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)
 def test_ctrl_c_while_a_worker_reads_the_study_ends_it(tmp_path, reap):
     """The same Ctrl-C lost in `castrig explore worker` (and in a map's one worker, its own

@@ -135,6 +135,7 @@ def test_resume_of_a_run_stuck_at_such_an_analyse_is_refused_saying_why(tmp_path
     assert json.loads(before)["outcome"] == "faulted"
 
 
+@pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
 def test_a_run_recorded_with_a_second_analyse_of_one_membrane_still_resumes(tmp_path):
     """Review: a run started before the second-analyse rule (its run.json holds such a recipe) and
     killed -9 was refused by `castrig resume` ("would stop at that step again": it would not -- the
