@@ -408,3 +408,21 @@ def test_a_queued_run_faulted_by_a_full_disk_stops_the_queue_with_the_rest_pendi
     assert resumed.returncode in (2, 3) and "Traceback" not in text, text[-3000:]
     assert ("nothing was sent to the rig" in text) if resumed.returncode == 2 else ("safe state verified" in text), text
     assert json.loads((run_dir / "run.json").read_text())["outcome"] in ("faulted", "running")  # resumable either way
+
+
+def test_a_disk_error_as_the_catalog_is_opened_at_a_runs_end_is_a_store_error_not_a_traceback(tmp_path, monkeypatch):
+    """The clean-clone CI met it (test_disk_filled_by_another_program_mid_run_...): the disk filled
+    as the run's end opened catalog.sqlite, SQLite's 'disk I/O error' came out of the catalog's
+    open unwrapped, and `castrig run` ended in a traceback (exit 1) instead of 'cannot record the
+    outcome' (exit 3). The open's failure is now a StoreError, which the run's end says."""
+    import sqlite3
+
+    import castrig.store.sqlite_store as sqlite_store
+    from castrig.store.sqlite_connect import StoreError
+
+    def full_disk(path, *args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite_store, "connect", full_disk)  # (the disk: the outside world)
+    with pytest.raises(StoreError, match="catalog.sqlite: disk I/O error"):
+        sqlite_store.SqliteRunStore(tmp_path)._index_rows([("r",) * 9])

@@ -656,8 +656,8 @@ class SqliteRunStore(RunStore):
         try:
             conn = self._catalog()
         except sqlite3.DatabaseError as exc:
-            if not _damaged(exc):
-                raise
+            if not _damaged(exc):  # (a full disk as the catalog is opened: said by the caller, no traceback)
+                raise StoreError(f"cannot write {self.root / 'catalog.sqlite'}: {exc}") from exc
             _say_damaged_catalog(self.root / "catalog.sqlite", exc)
             return
         try:
