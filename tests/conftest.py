@@ -868,19 +868,19 @@ def free_tcp_ports(n: int) -> list[socket.socket]:
     raise RuntimeError(f"no {n} consecutive free loopback ports")
 
 
-def run_then_kill_9(recipe: Path, data: Path, ready: Callable[[Path], Any], *, timeout_s: float = 60.0,
-                    args: tuple[str, ...] = (), **env: str) -> Path:
-    """``castrig run RECIPE --data DATA -q`` killed with SIGKILL (no handler runs) as soon as
-    ``ready(run_dir)`` is truthy (polled on the run folder as any reader reads it); its run folder.
+def castrig_killed_9(*args: str, data: Path, ready: Callable[[Path], Any], timeout_s: float = 60.0,
+                     **env: str) -> Path:
+    """``castrig ARGS`` killed with SIGKILL (no handler runs) as soon as ``ready(run_dir)`` is
+    truthy for the one run folder under ``data`` (polled as any reader reads it); that folder.
     ``env``: more environment for it (``CASTRIG_STORE=…``)."""
-    proc = start_castrig("run", str(recipe), "--data", str(data), "-q", *args, **env)
+    proc = start_castrig(*args, **env)
     try:
         def reached() -> Path | None:
             run_dir = only_run_dir(data)
             if run_dir is not None and ready(run_dir):
                 return run_dir
             if proc.poll() is not None:
-                raise AssertionError(f"the run ended (exit {proc.returncode}) before the crash point")
+                raise AssertionError(f"castrig {args[0]} ended (exit {proc.returncode}) before the crash point")
             return None
 
         run_dir = wait_until(reached, timeout_s=timeout_s, what="the crash point")
@@ -894,6 +894,13 @@ def run_then_kill_9(recipe: Path, data: Path, ready: Callable[[Path], Any], *, t
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def run_then_kill_9(recipe: Path, data: Path, ready: Callable[[Path], Any], *, timeout_s: float = 60.0,
+                    args: tuple[str, ...] = (), **env: str) -> Path:
+    """``castrig run RECIPE --data DATA -q`` killed -9 at ``ready`` (:func:`castrig_killed_9`)."""
+    return castrig_killed_9("run", str(recipe), "--data", str(data), "-q", *args, data=data, ready=ready,
+                            timeout_s=timeout_s, **env)
 
 
 # -- `castrig serve` and a wall-clock twin, shared by the operator tests (tests/serve) ------------

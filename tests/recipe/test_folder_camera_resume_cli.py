@@ -12,13 +12,11 @@ judged on the first run's micrograph too.
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import yaml
 
-from conftest import ROOT, castrig, only_run_dir, run_rows, start_castrig, step_running, wait_until
+from conftest import ROOT, castrig, castrig_killed_9, run_rows, step_running
 
 #: Two casts, each imaged (the reflected view) and judged, a hold between them (step 6, 0-based).
 NIGHT = """\
@@ -66,16 +64,8 @@ def test_each_membrane_of_a_queue_resumed_after_kill_9_is_judged_on_its_own_fold
     (tmp_path / "one.yaml").write_text(ONE)
     data = tmp_path / "runs"
 
-    proc = start_castrig("queue", str(tmp_path / "night.yaml"), str(tmp_path / "one.yaml"), "--data", str(data),
-                         "--profile", str(tmp_path / "folder.yaml"))
-    try:  # killed -9 in the night's hold, m1 judged
-        wait_until(lambda: (run := only_run_dir(data)) is not None and step_running(6)(run), what="the hold after m1")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
+    castrig_killed_9("queue", str(tmp_path / "night.yaml"), str(tmp_path / "one.yaml"), "--data", str(data),
+                     "--profile", str(tmp_path / "folder.yaml"), data=data, ready=step_running(6))  # in the night's hold, m1 judged
     (state,) = data.glob("queue-*.json")
     done = castrig("queue", "--resume", str(state))
     assert done.returncode == 0, done.stdout + done.stderr

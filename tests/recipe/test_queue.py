@@ -77,23 +77,11 @@ def test_a_named_pipe_given_as_the_queue_state_is_refused_not_waited_on(tmp_path
 
 def _queue_killed_in_its_first_run(data: Path) -> Path:
     """A queue of two recipes killed -9 while its first run is under way: the queue's state file."""
-    import os
-    import signal
-
-    from conftest import run_rows, start_castrig, wait_until
+    from conftest import castrig_killed_9, run_rows
 
     mini = DATA / "reliability" / "overnight_mini.yaml"
-    proc = start_castrig("queue", str(mini), str(DATA / "short.yaml"), "--data", str(data))
-    try:
-        wait_until(lambda: [p for p in data.glob("*/run.sqlite")] and
-                   ((run_rows(next(data.glob("*/run.sqlite")).parent, "select max(t_s) from samples") or [(None,)])[0][0] or 0) > 600,
-                   what="the first queued run under way")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
+    castrig_killed_9("queue", str(mini), str(DATA / "short.yaml"), "--data", str(data), data=data,
+                     ready=lambda run: ((run_rows(run, "select max(t_s) from samples") or [(None,)])[0][0] or 0) > 600)
     (state_path,) = data.glob("queue-*.json")
     state = json.loads(state_path.read_text())
     assert [i["status"] for i in state["items"]] == ["running", "pending"]

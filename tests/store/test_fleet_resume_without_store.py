@@ -75,24 +75,15 @@ def test_a_fleet_run_resumed_without_the_store_is_said_so_and_listed_ended_only_
 def test_a_resume_takes_the_profiles_fleet_store_where_it_is_the_one_run_json_names(pg_schema, tmp_path):
     """A run whose profile has ``store: postgresql://…`` (no CASTRIG_STORE): its resume pushes to that
     store again (the profile file gives the password run.json does not keep), without a warning."""
-    import os
-    import signal
-
-    from conftest import only_run_dir, profile_with_store, start_castrig, wait_until
+    from conftest import castrig_killed_9, profile_with_store
 
     url, schema = pg_schema
     recipe = tmp_path / "multi3.yaml"
     recipe.write_text(RECIPE)
     profile = profile_with_store(tmp_path, url)
     env = {"CASTRIG_DATA": str(tmp_path / "runs"), "CASTRIG_STORE_SCHEMA": schema}
-    proc = start_castrig("run", str(recipe), "--profile", str(profile), "-q", **env)
-    try:
-        ready = step_running(7, after_s=60)
-        run_dir = wait_until(lambda: (d := only_run_dir(tmp_path / "runs")) is not None and ready(d) and d,
-                             what="m2 evaporating")
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=10)
+    run_dir = castrig_killed_9("run", str(recipe), "--profile", str(profile), "-q", data=tmp_path / "runs",
+                               ready=step_running(7, after_s=60), **env)  # m2 evaporating
 
     done = castrig("resume", str(run_dir), "-q", **env)
     assert done.returncode == 0, done.stdout + done.stderr
