@@ -122,6 +122,9 @@ class RecordedOnly:
 ROOM_BACKOFF_MAX_S = 120.0
 #: work on the wall clock done within this (s) returns before the rig ticks for it (:meth:`Runner._while_ticking`)
 QUICK_S = 0.5
+#: a tick later than this many control periods, and this many seconds (the Ctrl-C prompt ticks
+#: once a second), is a gap in control, recorded (:meth:`Runner._note_gap`)
+GAP_PERIODS, GAP_MIN_S = 5, 5.0
 
 
 class Runner:
@@ -155,6 +158,7 @@ class Runner:
         self._last_rh: float | None = None
         self._next_sample = 0.0
         self._next_keepalive = 0.0
+        self._last_tick_t: float | None = None
         self._monitors = {
             # 30 s, or 3 control periods: an MFC is read right after each new setpoint, so on a 60 s
             # period two readings (60 s apart) counted as a minute of not following, and every run
@@ -1006,6 +1010,7 @@ class Runner:
         if self._pause_requested and not self._in_pause and self._dispensing is None:
             self._pause()  # (during a dispense it waits for the pump step's end: see pause_point)
         now = self.clock.now()
+        self._note_gap(now)
         rh = self._read_near()
         if self._silent and now < self._next_sample:
             # a device known silent is asked again every control period, as a pump is, not at the
@@ -1022,6 +1027,19 @@ class Runner:
             self._next_sample = now + self.cfg.sample_period_s
         self._keep_pumps_alive(now)
         self._publish()
+
+    def _note_gap(self, now: float) -> None:
+        """A tick far later than its period: the process was stopped (SIGSTOP, a debugger) or the
+        computer suspended, so RH went uncontrolled and the pumps unwatched meanwhile. The record
+        says so and for how long; the membrane's hold went on counting (it kept drying)."""
+        last, self._last_tick_t = self._last_tick_t, now
+        if last is None or self.clock.virtual:
+            return
+        gap_s = now - last
+        if gap_s > max(GAP_PERIODS * self.cfg.control_period_s, GAP_MIN_S):
+            self.event("warning", "control_gap", f"no control for {gap_s:.1f} s (the process was stopped or the "
+                       "computer suspended): RH was not controlled and the pumps not watched meanwhile",
+                       {"gap_s": round(gap_s, 3)})
 
     def _keep_pumps_alive(self, now: float | None = None) -> None:
         """Ask every pump its state when a safe-mode watchdog's keep-alive is due (at every tick,
