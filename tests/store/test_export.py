@@ -151,7 +151,7 @@ def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str, r
     if fmt == "csv":
         with open(tmp_path / "out" / "membranes.csv", newline="") as f:
             rows = list(csv.reader(f))
-        assert rows[0][:2] == ["run_id", "membrane_id"] and rows[0][-1] == "intended_use" and len(rows) == 1
+        assert rows[0][:2] == ["run_id", "membrane_id"] and rows[0][-2:] == ["intended_use", "made_utc"] and len(rows) == 1
     else:  # the same schema as a run with membranes: the tables of both concatenate (review)
         import pyarrow as pa
         import pyarrow.parquet as pq

@@ -14,12 +14,12 @@ exports of many runs concatenate (``pandas.concat``, or pasting sheets in Excel)
   what would settle it) or ``unknown`` (not measured); ``flags`` comma-separated
 - ``membranes``: run_id, membrane_id, k, status (judged | made | lost …), simulated, lot_id,
   grades_met, target_grade, target_met, lost_reason, support_position, cast_step, t_start_s,
-  t_end_s, rh_mean_pct, rh_min_pct, rh_max_pct, out_of_band_s, prewet_ml, cast_ml, made_utc,
-  intended_use (runs with casts; ``made_utc``: the wall-clock time, UTC ISO 8601 to the
-  millisecond, its evaporation ended under control -- or its cast, in a recipe without an
-  evaporate step --, empty for a membrane lost, and for runs recorded before castrig kept it;
-  ``intended_use``: blood_filter or coculture as ``castrig lots assign`` gave the lot, from the
-  data root's ``lots.json``; empty if none)
+  t_end_s, rh_mean_pct, rh_min_pct, rh_max_pct, out_of_band_s, prewet_ml, cast_ml, intended_use,
+  made_utc (runs with casts; ``intended_use``: blood_filter or coculture as ``castrig lots
+  assign`` gave the lot, from the data root's ``lots.json``; empty if none; ``made_utc``: the
+  wall-clock time, UTC ISO 8601 to the millisecond, its evaporation ended under control -- or
+  its cast, in a recipe without an evaporate step --, empty for a membrane not made (lost) and
+  for runs recorded before castrig kept it)
 - ``images``: run_id, membrane_id, name, path (in the run folder), illumination, pixel_size_um,
   sha256, t_s, made_utc (the wall-clock time the image was written into the run, UTC ISO 8601 to
   the millisecond; empty for runs recorded before castrig kept it); ``membrane_id`` joins
@@ -236,8 +236,10 @@ def run_tables(run_dir: Path, intended_uses: Mapping[str, str] | None = None) ->
     # of many runs concatenate table by table, and a missing file breaks that
     tables["verdict"] = (["run_id", "membrane_id", *cols], verdict)
     uses = intended_uses or {}
-    tables["membranes"] = ([*MEMBRANE_COLUMNS, "intended_use"],
-                           [(*membrane_row(rid, mb), uses.get(mb.lot_id or mb.membrane_id)) for mb in membranes])
+    # (new columns only ever at the end: scripts read them by position too)
+    tables["membranes"] = ([*MEMBRANE_COLUMNS, "intended_use", "made_utc"],
+                           [(*membrane_row(rid, mb), uses.get(mb.lot_id or mb.membrane_id), _text_or_none((mb.process or {}).get("made_utc")))
+                            for mb in membranes])
     tables["images"] = (["run_id", *IMAGE_COLUMNS], images)
     return tables
 
@@ -262,7 +264,7 @@ def image_row(im: Any) -> tuple[Any, ...]:
 
 MEMBRANE_COLUMNS = ("run_id", "membrane_id", "k", "status", "simulated", "lot_id", "grades_met", "target_grade", "target_met",
                     "lost_reason", "support_position", "cast_step", "t_start_s", "t_end_s", "rh_mean_pct", "rh_min_pct",
-                    "rh_max_pct", "out_of_band_s", "prewet_ml", "cast_ml", "made_utc")
+                    "rh_max_pct", "out_of_band_s", "prewet_ml", "cast_ml")
 
 
 def membrane_row(run_id: str, mb: Any) -> tuple[Any, ...]:
@@ -272,7 +274,7 @@ def membrane_row(run_id: str, mb: Any) -> tuple[Any, ...]:
     return (run_id, mb.membrane_id, mb.k, mb.status, mb.simulated, mb.lot_id, ",".join(mb.grades_met), mb.target_grade,
             mb.target_met, mb.lost_reason, mb.support_position, mb.cast_step, mb.t_start_s, mb.t_end_s,
             p.get("rh_mean_pct"), p.get("rh_min_pct"), p.get("rh_max_pct"), (p.get("evaporation") or {}).get("out_of_band_s"),
-            (disp.get("prewet") or {}).get("volume_ml"), (disp.get("cast") or {}).get("volume_ml"), p.get("made_utc"))
+            (disp.get("prewet") or {}).get("volume_ml"), (disp.get("cast") or {}).get("volume_ml"))
 
 
 def export_run(run_dir: Path, to_dir: Path, fmt: str = "csv", intended_uses: Mapping[str, str] | None = None,
