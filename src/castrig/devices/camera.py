@@ -134,7 +134,8 @@ class FolderCamera(Camera):
     Name registered pairs alike (``m01_reflected.tif`` / ``m01_transmitted.tif``) and they come
     out together, since each illumination keeps its own cursor. The folder is listed again at
     every snap (images may arrive while a run goes on); after the last image the replay starts
-    over (``cycle=True``) or raises :class:`NoImageError`.
+    over (``cycle=True``) or raises :class:`NoImageError`. The images earlier runs took
+    (:meth:`skip_earlier`) are never handed again: only those after them, in name order.
 
     Pixel size: an explicit ``pixel_size_um`` wins; else the file's own (TIFF resolution tags
     or PNG ``pHYs``, read by :func:`castrig.tiffio.read_micrograph` as ``castrig analyse`` reads
