@@ -251,7 +251,8 @@ def summary(run_dir: Path) -> dict[str, Any]:
         return _damaged_summary(run_dir, damage)
     info = read_info(run_dir)
     status = run_outcome(run_dir)
-    if status not in LIVE_STATES and _being_resumed(run_dir):
+    resuming = status not in LIVE_STATES and _being_resumed(run_dir)
+    if resuming:
         status = "running"
     with open_ro(run_dir) as db:
         mbs = membrane_states(db)  # (only what the row shows: no verdict decoded)
@@ -259,7 +260,8 @@ def summary(run_dir: Path) -> dict[str, Any]:
             step = _step_from_journal(db, info.get("recipe") or {})
         except _Damaged as exc:
             return _damaged_summary(run_dir, str(exc))
-    live = read_status(run_dir) if status == "running" else None
+    # (not the status file the part before the resume left: the resume's runner has not written one)
+    live = read_status(run_dir) if status == "running" and not resuming else None
     if live:
         # what the runner says of its step, where it says it (a status.json from another version or
         # tool may lack a key: the journal's step stands for it, not None)
