@@ -239,6 +239,62 @@ def test_a_baseline_jpeg_cut_inside_its_scan_is_refused_not_measured_with_grey_b
     assert done.returncode == 0 and json.loads(done.stdout)["opening_ratio"] > 0.4, done.stderr[-2000:]
 
 
+def test_a_jpeg_whose_data_ends_in_zeros_is_refused_and_whole_ones_with_flat_bands_are_not(tmp_path, rendered_membrane):
+    """A twin top view saved as a baseline JPEG whose second half was overwritten with zero bytes,
+    its end marker (EOI) kept (a copy or a disk that lost the data): libjpeg decodes the zeros as
+    image and warns only of those left over ("extraneous bytes before marker 0xd9", harmless in a
+    padded file): measured, opening 0.136, exit 0, no flag. Now refused, the file, the zeros and
+    the rows decoded from them named; with restart markers too (libjpeg skips the zeros to EOI).
+    Whole JPEGs are not: flat black bands and a data bar coded with optimised tables (zero bits),
+    and zeros a tool padded before the end marker after the whole data."""
+    import io
+
+    import cv2
+    from PIL import Image, ImageDraw
+
+    from castrig.errors import BadInput
+    from castrig.jpegdata import check_jpeg_data
+    from castrig.tiffio import read_micrograph
+
+    a, px, _ = read_micrograph(rendered_membrane / "m000_reflected.tif")
+    a = a[:384, :384]
+
+    def zeroed(whole: bytes) -> bytes:
+        half = len(whole) // 2
+        return whole[:half] + bytes(len(whole) - 2 - half) + whole[-2:]
+
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "JPEG", quality=92)
+    (tmp_path / "zeros.jpg").write_bytes(zeroed(buf.getvalue()))
+    done = castrig("analyse", "surface", "zeros.jpg", "--pixel-size", str(px), "--json", cwd=tmp_path)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in said and done.stdout == "", done.stdout + said
+    assert "zeros.jpg: its JPEG data ends in" in said and "zero bytes before its end marker" in said, said
+    assert "rows 200-383 of its 384" in said and "overwritten with zeros" in said, said
+    ok, rst = cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, 92, cv2.IMWRITE_JPEG_RST_INTERVAL, 4])
+    (tmp_path / "rst.jpg").write_bytes(zeroed(rst.tobytes()))
+    with pytest.raises(BadInput, match="overwritten with zeros"):
+        check_jpeg_data(tmp_path / "rst.jpg")
+
+    whole = []
+    for band in ("black", "data bar"):
+        b = a.copy()
+        b[300:] = 0
+        if band == "data bar":
+            im = Image.fromarray(b)
+            ImageDraw.Draw(im).text((10, 330), "HV 5.00 kV  WD 10.1 mm  mag 5 000 x  10 um", fill=255)
+            b = np.asarray(im)
+        for opt, prog in ((True, False), (False, True), (False, False)):
+            buf = io.BytesIO()
+            Image.fromarray(b).save(buf, "JPEG", quality=92, optimize=opt, progressive=prog)
+            whole.append(buf.getvalue())
+    whole.append(whole[0][:-2] + bytes(100) + whole[0][-2:])  # zeros padded after the whole data
+    whole.append(rst.tobytes()[:-2] + bytes(100) + b"\xff\xd9")
+    for k, data in enumerate(whole):
+        (tmp_path / f"whole{k}.jpg").write_bytes(data)
+        check_jpeg_data(tmp_path / f"whole{k}.jpg")
+
+
 def test_an_image_in_a_format_castrig_does_not_read_is_refused_naming_the_format(tmp_path):
     """A phone's AVIF of an eyepiece view and a scientific camera's 12-bit JPEG (written by
     imagecodecs) were refused as "cannot identify image file" (Pillow's words): neither the

@@ -2,17 +2,23 @@
 each reload read every run's database again (about 1 ms of CPU a run): 3 000 runs took 3.2 s of
 the server's CPU per reload of one open page, 10 000 a core for good. Ended runs' rows are now
 kept while their files are unchanged; a run whose files change, or whose folder is replaced by
-another of the same name, is read again."""
+another of the same name, or whose lock a resume takes, is read again."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
 RUNS = 300
+#: What `castrig resume RUN_DIR` does first (castrig.recipe.session.resume_run): it claims the
+#: folder; held until stdin closes.
+HOLD_AS_A_RESUME = ("import sys; from castrig.store.lock import claim_run; "
+                    "claim_run(sys.argv[1], purpose=f'castrig resume {sys.argv[1]}'); print('held', flush=True); sys.stdin.read()")
 
 
 def _cpu_s(pid: int) -> float:
@@ -60,6 +66,18 @@ def test_the_runs_list_of_many_ended_runs_is_read_once_and_again_only_where_a_ru
         assert now[some.name]["operator"] == "night shift" and now[moved.name]["status"] == "aborted"
         assert {k: v for k, v in now.items() if k not in (some.name, moved.name)} == \
             {k: v for k, v in first.items() if k not in (some.name, moved.name)}
+
+        # a resume claims its folder, then opens the rig (seconds on hardware) before it rewrites
+        # run.json: meanwhile the row said "completed", kept or read afresh alike; now running
+        resumed = data / "20261101-000009-demo"
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_AS_A_RESUME, str(resumed)], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline() == "held\n"  # type: ignore[union-attr]
+            assert _runs(served.url)[resumed.name]["status"] == "running"
+        finally:
+            holder.communicate(timeout=10)  # (its stdin closed: it lets go)
+        assert _runs(served.url)[resumed.name]["status"] == "completed"  # (a resume refused, gone: as it was)
 
 
 def test_the_runs_list_reads_no_verdict_of_runs_it_reads_afresh(tmp_path: Path, castrig_serve, finished_demo_run):

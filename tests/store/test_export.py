@@ -52,7 +52,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_csv_tables_are_tidy(run_dir: Path, tmp_path: Path):
     files = export_run(run_dir, tmp_path / "out")
-    assert sorted(p.name for p in files) == ["events.csv", "membranes.csv", "metrics.csv", "samples.csv", "verdict.csv"]
+    assert sorted(p.name for p in files) == ["events.csv", "images.csv", "membranes.csv", "metrics.csv", "samples.csv", "verdict.csv"]
     samples = read_csv(tmp_path / "out" / "samples.csv")
     assert list(samples[0]) == ["run_id", "t_s", "channel", "value"]
     assert [(r["t_s"], r["channel"], float(r["value"])) for r in samples] == [
@@ -147,11 +147,11 @@ def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str, r
     done = castrig("export", str(run), "--to", str(tmp_path / "out"), "--format", fmt)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        f"{t}.{fmt}" for t in ("samples", "events", "metrics", "verdict", "membranes"))
+        f"{t}.{fmt}" for t in ("samples", "events", "metrics", "verdict", "membranes", "images"))
     if fmt == "csv":
         with open(tmp_path / "out" / "membranes.csv", newline="") as f:
             rows = list(csv.reader(f))
-        assert rows[0][:2] == ["run_id", "membrane_id"] and rows[0][-1] == "intended_use" and len(rows) == 1
+        assert rows[0][:2] == ["run_id", "membrane_id"] and rows[0][-2:] == ["intended_use", "made_utc"] and len(rows) == 1
     else:  # the same schema as a run with membranes: the tables of both concatenate (review)
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -224,7 +224,7 @@ def test_an_export_killed_mid_write_leaves_nothing_a_later_export_keeps(run_dir:
     os.kill(live.pid, signal.SIGCONT)  # the live export goes on: its temporary was its own to the end
     _, err = live.communicate(timeout=30)
     assert live.returncode == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["events.csv", "membranes.csv", "metrics.csv", "samples.csv", "verdict.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["events.csv", "images.csv", "membranes.csv", "metrics.csv", "samples.csv", "verdict.csv"]
 
     # a report killed so left `.report.html.*.tmp` in the run folder itself (what a dead writer
     # leaves: a temporary nobody holds): the next report removes it

@@ -134,7 +134,8 @@ class FolderCamera(Camera):
     Name registered pairs alike (``m01_reflected.tif`` / ``m01_transmitted.tif``) and they come
     out together, since each illumination keeps its own cursor. The folder is listed again at
     every snap (images may arrive while a run goes on); after the last image the replay starts
-    over (``cycle=True``) or raises :class:`NoImageError`.
+    over (``cycle=True``) or raises :class:`NoImageError`. The images earlier runs took
+    (:meth:`skip_earlier`) are never handed again: only those after them, in name order.
 
     Pixel size: an explicit ``pixel_size_um`` wins; else the file's own (TIFF resolution tags
     or PNG ``pHYs``, read by :func:`castrig.tiffio.read_micrograph` as ``castrig analyse`` reads
@@ -174,6 +175,8 @@ class FolderCamera(Camera):
         for key, value in (patterns or {}).items():
             self.patterns[_illumination(key)] = value
         self._taken: dict[Illumination, int] = {ill: 0 for ill in Illumination}
+        #: the file names earlier runs took, per illumination (:meth:`skip_earlier`)
+        self._earlier: dict[Illumination, set[str]] = {ill: set() for ill in Illumination}
         if not self.folder.is_dir():
             raise CameraSourceError(name, "open", f"image folder {str(self.folder)!r} does not exist")
 
@@ -202,10 +205,16 @@ class FolderCamera(Camera):
                 command,
                 f"no image matching {self.patterns[illumination]!r} ({', '.join(IMAGE_EXTENSIONS)}) in {str(self.folder)!r}",
             )
-        taken = self._taken[illumination]
+        floor = self._first_not_earlier(illumination, files)
+        taken = max(self._taken[illumination], floor)
+        if floor >= len(files):
+            raise NoImageError(self.name, command, f"all {len(files)} images matching {self.patterns[illumination]!r} in "
+                               f"{str(self.folder)!r} were taken by earlier runs of this data root (the last: "
+                               f"{files[-1].name}); a run never measures another run's image: put this membrane's "
+                               "image there (after theirs in file-name order), or replay the folder into another data root")
         if taken >= len(files) and not self.cycle:
             raise NoImageError(self.name, command, f"replay finished: all {len(files)} images were taken")
-        path = files[taken % len(files)]
+        path = files[floor + (taken - floor) % (len(files) - floor)]
         image, file_pixel_um, file_meta = self._read(path, command)
         pixel_size_um = self.pixel_size_um if self.pixel_size_um is not None else file_pixel_um
         if pixel_size_um is None or not pixel_size_um > 0:
@@ -269,11 +278,42 @@ class FolderCamera(Camera):
         membrane's images (an outside test of a crash between casts)."""
         for illumination, meta in taken:
             index = meta.get("replay_index")
+            source = meta.get("source_path")
             if (meta.get("backend") != "folder" or meta.get("camera") != self.name or illumination not in _VIEWS
-                    or isinstance(index, bool) or not isinstance(index, int) or index < 0):
+                    or isinstance(index, bool) or not isinstance(index, int) or index < 0
+                    or (isinstance(source, str) and not self._in_folder(source))):
                 continue  # another camera's frame, or a record this camera did not write
             ill = Illumination(illumination)
             self._taken[ill] = max(self._taken[ill], index + 1)
+
+    def skip_earlier(self, taken: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+        """Take only the images after those earlier runs took from this folder (``(illumination,
+        metadata)`` of their frames, as stored), in file-name order, and never theirs again, also
+        when the replay cycles: each run of a data root started at the folder's first file, and a
+        second run's membrane was judged on the first run's micrograph. Returns illumination ->
+        the last file name earlier runs took (what the run's events say)."""
+        last: dict[str, str] = {}
+        for illumination, meta in taken:
+            source = meta.get("source_path")
+            if meta.get("backend") != "folder" or illumination not in _VIEWS or not isinstance(source, str):
+                continue
+            if not self._in_folder(source):
+                continue  # another folder's image
+            name = Path(source).name
+            self._earlier[Illumination(illumination)].add(name)
+            last[illumination] = max(last.get(illumination, name), name)
+        return last
+
+    def _in_folder(self, source: str) -> bool:
+        try:
+            return Path(source).parent.resolve() == self.folder.resolve()
+        except OSError:
+            return False
+
+    def _first_not_earlier(self, illumination: Illumination, files: list[Path]) -> int:
+        """The index in ``files`` after the last one earlier runs took (0: none)."""
+        seen = self._earlier[illumination]
+        return max((i + 1 for i, p in enumerate(files) if p.name in seen), default=0)
 
     def _read(self, path: Path, command: str) -> tuple[np.ndarray, float | None, dict[str, Any]]:
         """The image at ``path`` once it is whole: read again while its data stops short or it

@@ -30,7 +30,7 @@ from castrig.recipe import model as m
 from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, process_record, step_label
 from castrig.recipe.remote import RemoteControl
 from castrig.rig.build import Rig
-from castrig.store import MembraneRecord, RunRecorder
+from castrig.store import MembraneRecord, RunRecorder, made_utc_now
 
 EXIT_CODES = {"completed": 0, "aborted": 3, "faulted": 3, "not_resumable": 3, "interrupted": 130}
 
@@ -773,6 +773,9 @@ class Runner:
         pre-wet to the end of its evaporation, volumes and rates dispensed)."""
         mb.status, mb.t_end_s = "made", self.t()
         mb.process = process_record(self.rec, self.recipe, plan, mb.t_start_s, mb.t_end_s, evap_data)
+        # the wall-clock time it was made (t_end_s is the run's clock, virtual on the twin): exports
+        # and the fleet store's membranes show it as made_utc, a lab sorts membranes by it
+        mb.process["made_utc"] = made_utc_now()
         self.rec.save_membrane(mb)
         self.event("membrane", "runner", f"membrane {mb.membrane_id}: made ({how})",
                    {"membrane_id": mb.membrane_id, "status": "made"})

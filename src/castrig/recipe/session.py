@@ -420,6 +420,11 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
            stop: StopRequest | None = None, ctrl_c_before: HeldCtrlC | None = None,
            closing: CtrlCAtClose | None = None) -> RunResult:
     log = RunLog(recorder.run_dir, console=None if quiet else sys.stderr)
+    from castrig.recipe.folder_history import continue_after_earlier_runs
+
+    took = continue_after_earlier_runs(rig.camera, Path(recorder.run_dir).parent, Path(recorder.run_dir))
+    if took is not None:  # (a folder camera: the images earlier runs of the data root took are theirs)
+        recorder.add_event(t_offset_s, "camera", rig.camera.name, took, {"folder": str(rig.camera.folder)})
     display = Display(recipe.name, len(recipe.steps), virtual=rig.clock.virtual, quiet=quiet)
     runner = Runner(
         recipe,

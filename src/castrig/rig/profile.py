@@ -181,7 +181,8 @@ class SimCameraConfig(_Strict):
 
 class FolderCameraConfig(_Strict):
     model: Literal["folder"]
-    folder: str = Field(..., description="Folder of existing images (replays, SEM images from elsewhere).")
+    folder: str = Field(..., description="Folder of existing images (replays, SEM images from elsewhere); a run takes only "
+                        "the images after those the other runs of its data root took from it, in file-name order.")
     pixel_size_um: float | None = Field(None, ge=0.0005, le=50, json_schema_extra={"unit": "µm"},
                                         description="Pixel size; default: from the images' TIFF tags or instrument metadata.")
     ready_timeout_s: float = Field(5.0, ge=0, le=600, json_schema_extra={"unit": "s"},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo, RunRecorder, RunStore, RunSummary
 from castrig.store.sqlite_connect import SYNCHRONOUS, StoreError
-from castrig.store.sqlite_store import CannotMakeRunFolder, SqliteRunRecorder, SqliteRunStore, utc_now_iso
+from castrig.store.sqlite_store import CannotMakeRunFolder, SqliteRunRecorder, SqliteRunStore, made_utc_now, utc_now_iso
 
 
 def data_root(explicit: str | Path | None = None) -> Path:
@@ -57,5 +57,6 @@ __all__ = [
     "data_root",
     "open_store",
     "unwritable",
+    "made_utc_now",
     "utc_now_iso",
 ]

@@ -14,9 +14,16 @@ exports of many runs concatenate (``pandas.concat``, or pasting sheets in Excel)
   what would settle it) or ``unknown`` (not measured); ``flags`` comma-separated
 - ``membranes``: run_id, membrane_id, k, status (judged | made | lost …), simulated, lot_id,
   grades_met, target_grade, target_met, lost_reason, support_position, cast_step, t_start_s,
-  t_end_s, rh_mean_pct, rh_min_pct, rh_max_pct, out_of_band_s, prewet_ml, cast_ml, intended_use
-  (runs with casts; ``intended_use``: blood_filter or coculture as ``castrig lots assign`` gave
-  the lot, from the data root's ``lots.json``; empty if none)
+  t_end_s, rh_mean_pct, rh_min_pct, rh_max_pct, out_of_band_s, prewet_ml, cast_ml, intended_use,
+  made_utc (runs with casts; ``intended_use``: blood_filter or coculture as ``castrig lots
+  assign`` gave the lot, from the data root's ``lots.json``; empty if none; ``made_utc``: the
+  wall-clock time, UTC ISO 8601 to the millisecond, its evaporation ended under control -- or
+  its cast, in a recipe without an evaporate step --, empty for a membrane not made (lost) and
+  for runs recorded before castrig kept it)
+- ``images``: run_id, membrane_id, name, path (in the run folder), illumination, pixel_size_um,
+  sha256, t_s, made_utc (the wall-clock time the image was written into the run, UTC ISO 8601 to
+  the millisecond; empty for runs recorded before castrig kept it); ``membrane_id`` joins
+  ``membranes`` (empty: an image of no membrane)
 
 A run recorded before membranes has an empty ``membrane_id``, and so have a run's own results, of no
 membrane (an analyse step before its first cast: the bare support imaged and judged first).
@@ -200,6 +207,7 @@ def run_tables(run_dir: Path, intended_uses: Mapping[str, str] | None = None) ->
         events = [(rid, e.t_s, e.kind, e.source, e.message, json.dumps(e.data, sort_keys=True)) for e in rec.events()]
         results = rec.results()
         membranes = rec.membranes()
+        images = [(rid, *image_row(im)) for im in rec.images()]
     # (membrane id, its results): one block per membrane, and one unnamed for the run's own (a run
     # from before membranes; an analyse before the first cast, whose rows were left out)
     own = {k: v for k, v in results.items() if "/" not in k}
@@ -228,9 +236,30 @@ def run_tables(run_dir: Path, intended_uses: Mapping[str, str] | None = None) ->
     # of many runs concatenate table by table, and a missing file breaks that
     tables["verdict"] = (["run_id", "membrane_id", *cols], verdict)
     uses = intended_uses or {}
-    tables["membranes"] = ([*MEMBRANE_COLUMNS, "intended_use"],
-                           [(*membrane_row(rid, mb), uses.get(mb.lot_id or mb.membrane_id)) for mb in membranes])
+    # (new columns only ever at the end: scripts read them by position too)
+    tables["membranes"] = ([*MEMBRANE_COLUMNS, "intended_use", "made_utc"],
+                           [(*membrane_row(rid, mb), uses.get(mb.lot_id or mb.membrane_id), _text_or_none((mb.process or {}).get("made_utc")))
+                            for mb in membranes])
+    tables["images"] = (["run_id", *IMAGE_COLUMNS], images)
     return tables
+
+
+#: The ``images`` table's columns after run_id (the fleet store's images table has the same two
+#: last ones, taken from the same metadata).
+IMAGE_COLUMNS = ("membrane_id", "name", "path", "illumination", "pixel_size_um", "sha256", "t_s", "made_utc")
+
+
+def _text_or_none(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def image_row(im: Any) -> tuple[Any, ...]:
+    """An image record as a row of :data:`IMAGE_COLUMNS`: its membrane and the wall-clock time it
+    was written come from its metadata (where the runner and the store put them; None in the
+    records of older versions, and of hand-made metadata that is no text there)."""
+    meta = im.metadata if isinstance(im.metadata, Mapping) else {}
+    return (_text_or_none(meta.get("membrane_id")), im.name, im.path, im.illumination, im.pixel_size_um, im.sha256,
+            im.t_s, _text_or_none(meta.get("made_utc")))
 
 
 MEMBRANE_COLUMNS = ("run_id", "membrane_id", "k", "status", "simulated", "lot_id", "grades_met", "target_grade", "target_met",
@@ -379,7 +408,7 @@ def _write_csv(path: Path, cols: list[str], rows: Iterable[Sequence[Any]]) -> No
     atomic_write_with(path, write, sync_dir=False)
 
 
-_FLOAT_COLUMNS = frozenset({"t_s", "value", "measured", "margin", "interval_low", "interval_high", "t_start_s", "t_end_s",
+_FLOAT_COLUMNS = frozenset({"t_s", "value", "measured", "pixel_size_um", "margin", "interval_low", "interval_high", "t_start_s", "t_end_s",
                             "rh_mean_pct", "rh_min_pct", "rh_max_pct", "out_of_band_s", "prewet_ml", "cast_ml"})
 _INT_COLUMNS = frozenset({"k", "support_position", "cast_step"})
 _BOOL_COLUMNS = frozenset({"pass", "simulated", "target_met"})

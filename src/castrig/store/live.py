@@ -18,7 +18,7 @@ from typing import Any
 from castrig.oslock import process_stopped
 from castrig.store import runjson
 from castrig.store.commands import read_status
-from castrig.store.lock import live_outcome, recorded_elsewhere, run_holder
+from castrig.store.lock import LOCK_NAME, live_outcome, recorded_elsewhere, run_holder
 from castrig.store.recipe_text import recipe_file_text
 from castrig.store.folders import NEVER_STARTED, run_damage
 from castrig.store.membrane_rows import membrane_counts
@@ -228,6 +228,16 @@ def shown_status(run_dir: Path, outcome: str) -> str:
     return str(state) if state in _SHOWN_STATES else outcome
 
 
+def _being_resumed(run_dir: Path) -> bool:
+    """Whether a `castrig resume` owns the folder of a run that run.json says ended: it claims the
+    folder, then opens the rig (seconds on hardware) and only then records ``running``, and the
+    runs list said the run had ended meanwhile."""
+    if not (Path(run_dir) / LOCK_NAME).exists():
+        return False
+    holder = run_holder(run_dir)
+    return holder is not None and str(holder.get("purpose") or "").startswith("castrig resume")
+
+
 def summary(run_dir: Path) -> dict[str, Any]:
     """One row of the runs table / ``GET /api/runs``."""
     run_dir = Path(run_dir)
@@ -241,13 +251,17 @@ def summary(run_dir: Path) -> dict[str, Any]:
         return _damaged_summary(run_dir, damage)
     info = read_info(run_dir)
     status = run_outcome(run_dir)
+    resuming = status not in LIVE_STATES and _being_resumed(run_dir)
+    if resuming:
+        status = "running"
     with open_ro(run_dir) as db:
         mbs = membrane_states(db)  # (only what the row shows: no verdict decoded)
         try:
             step = _step_from_journal(db, info.get("recipe") or {})
         except _Damaged as exc:
             return _damaged_summary(run_dir, str(exc))
-    live = read_status(run_dir) if status == "running" else None
+    # (not the status file the part before the resume left: the resume's runner has not written one)
+    live = read_status(run_dir) if status == "running" and not resuming else None
     if live:
         # what the runner says of its step, where it says it (a status.json from another version or
         # tool may lack a key: the journal's step stands for it, not None)

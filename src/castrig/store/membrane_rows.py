@@ -98,6 +98,8 @@ def _process(v: Any) -> dict[str, Any]:
         _number_or_null(value, f"process_json.evaporation.{key}")
     for key in ("rh_mean_pct", "rh_min_pct", "rh_max_pct", "t_start_s", "t_end_s"):
         _number_or_null(p.get(key), f"process_json.{key}")
+    if p.get("made_utc") is not None and not isinstance(p["made_utc"], str):
+        raise ValueError(f"process_json.made_utc = {json.dumps(p['made_utc'])[:40]}: expected a text (UTC ISO 8601)")
     if p.get("analysis_failed") is not None and not isinstance(p["analysis_failed"], str):
         raise ValueError(f"process_json.analysis_failed = {json.dumps(p['analysis_failed'])[:40]}: expected a text")
     return p

@@ -320,6 +320,10 @@ class SqliteRunRecorder(RunRecorder):
         meta.update({"illumination": illumination, "t_s": float(t_s)})
         write_micrograph(path, image, pixel_size_um, json.loads(_dumps(meta)))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        # made_utc: the wall-clock time the image was written into the run (t_s is the run's clock,
+        # virtual on the twin), a lab sorts a fleet's images by it; in the record only, so the
+        # file's bytes stay what the run's clock and seed make (the twin's runs repeat)
+        meta["made_utc"] = made_utc_now()
         with _Tx(self._w()) as c:
             c.execute(
                 "INSERT INTO images(t_s, name, path, illumination, pixel_size_um, sha256, metadata_json)"
@@ -535,9 +539,16 @@ def run_folder_word(recipe_name: str) -> str:
     return recipe_name if re.search(r"[A-Za-z0-9]", recipe_name) else "recipe"
 
 
-def utc_now_iso(epoch: float | None = None) -> str:
+def utc_now_iso(epoch: float | None = None, timespec: str = "seconds") -> str:
     when = datetime.now(timezone.utc) if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return when.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def made_utc_now() -> str:
+    """The wall-clock time a membrane or an image is made, as ``made_utc`` keeps it: UTC ISO 8601
+    always to the millisecond (``2026-12-07T10:31:02.117Z``), so the texts sort as the times do
+    (on the twin a night's casts fall within one second of wall time)."""
+    return utc_now_iso(timespec="milliseconds")
 
 
 class SqliteRunStore(RunStore):

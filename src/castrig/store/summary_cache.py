@@ -4,9 +4,11 @@ A row (:func:`castrig.store.live.summary`) opens the run's database and reads it
 membranes: about 1 ms of CPU a run. The runs page reloads itself every 10 s, so with 3 000 runs
 under the data root one open page took 3.2 s of the server's CPU each time (7 s to answer), and
 10 000 runs kept a core busy for good. A run that has ended changes only when one of its files
-does (a resume rewrites run.json, an analysis writes run.sqlite), so its row is kept under the
-files' identity — inode, size, mtime and ctime of each — and made again when any of them differs;
-a folder replaced by another of the same name differs too. Live and crashed runs, whose rows
+does (a resume rewrites run.json, an analysis writes run.sqlite) or its lock is taken (a resume
+claims the folder, writing its record into ``run.lock``, seconds before it rewrites run.json: the
+row says running from then), so its row is kept under the files' identity — inode, size, mtime
+and ctime of each — and made again when any of them differs; a folder replaced by another of the
+same name differs too. Live and crashed runs, whose rows
 depend on a process (its lock, its status file), are read afresh each time.
 """
 
@@ -23,7 +25,7 @@ from typing import Any
 #: The outcomes whose rows depend on the run's files alone.
 ENDED = ("completed", "aborted", "faulted", "interrupted", "not_resumable")
 #: The files a row is read from (SQLite's sidecars: a write there is a write to the records).
-_FILES = ("run.json", "run.sqlite", "run.sqlite-wal", "run.sqlite-journal")
+_FILES = ("run.json", "run.sqlite", "run.sqlite-wal", "run.sqlite-journal", "run.lock")
 #: Rows kept at most (a few kB each), the least recently asked for dropped first.
 MAX_ROWS = 20_000
 

@@ -1,0 +1,89 @@
+"""A lab joins a night's images to its membranes and sorts them by the wall clock: ``membranes.csv``
+and ``images.csv`` of ``castrig export``, and the fleet store's ``images`` and ``membranes``
+tables, carry ``membrane_id`` and ``made_utc`` (UTC ISO 8601, to the millisecond). Before, neither
+had a made time, and an image's membrane was only inside its ``metadata_json``."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+from castrig.store.export import export_run
+from castrig.store.sync import sync_run
+from conftest import castrig, only_run_dir
+
+TWO_CASTS = """name: two-casts
+grade: claim1
+support_pore_um: 5.0
+steps:
+""" + """  - {type: prewet, volume_ml: 0.1, rate_ml_min: 2.0}
+  - {type: cast, volume_ml: 0.1, rate_ml_min: 0.8}
+  - {type: evaporate, setpoint_rh_pct: 70, duration_s: 20, band_rh_pct: 20, max_out_of_band_s: 30}
+  - {type: capture, views: [reflected], fields: 1}
+""" * 2
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _utc(text: str) -> datetime:
+    assert text.endswith("Z") and len(text) == len("2026-12-07T10:31:02.117Z"), text
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_two_casts_exported_and_pushed_carry_membrane_id_and_made_utc(tmp_path: Path, pg_schema) -> None:  # type: ignore[no-untyped-def]
+    recipe = tmp_path / "two.yaml"
+    recipe.write_text(TWO_CASTS)
+    data = tmp_path / "runs"
+    done = castrig("run", str(recipe), "--data", str(data), "-q")
+    assert done.returncode == 0, done.stderr
+    run_dir = only_run_dir(data)
+    assert run_dir is not None
+    out = tmp_path / "x"
+    assert castrig("export", str(run_dir), "--to", str(out)).returncode == 0
+
+    membranes, images = _csv(out / "membranes.csv"), _csv(out / "images.csv")
+    m1, m2 = (f"{run_dir.name}-m{k}" for k in (1, 2))
+    assert [m["membrane_id"] for m in membranes] == [m1, m2]
+    made = {m["membrane_id"]: _utc(m["made_utc"]) for m in membranes}
+    assert made[m1] < made[m2]  # (to the millisecond: on the twin both fall within one wall-clock second)
+    assert [(i["membrane_id"], i["name"]) for i in images] == [(m1, "s3_field0_reflected"), (m2, "s7_field0_reflected")]
+    for image in images:  # each image written after its membrane was made, before the next one was
+        assert made[image["membrane_id"]] <= _utc(image["made_utc"])
+    assert _utc(images[0]["made_utc"]) <= made[m2]
+
+    # the fleet store: the same columns, queried as a lab queries them
+    import psycopg
+
+    url, schema = pg_schema
+    sync = castrig("store", "sync", str(run_dir), "--url", url, CASTRIG_STORE_SCHEMA=schema)
+    assert sync.returncode == 0, sync.stderr
+    join = (f"SELECT i.name, i.membrane_id, i.made_utc, m.made_utc FROM {schema}.images i JOIN {schema}.membranes m"
+            " USING (run_uid, membrane_id) ORDER BY i.made_utc")
+    with psycopg.connect(url, autocommit=True) as conn:
+        got = [tuple(r) for r in conn.execute(join)]  # type: ignore[arg-type]
+        expected = [(i["name"], i["membrane_id"], i["made_utc"], next(m["made_utc"] for m in membranes
+                                                                      if m["membrane_id"] == i["membrane_id"]))
+                    for i in images]
+        assert got == expected
+        # a database an older castrig made (the same tables without the new columns): the next
+        # castrig to connect adds them, filled from the rows' own JSON
+        conn.execute(f"DROP INDEX {schema}.images_membrane")  # type: ignore[arg-type]
+        conn.execute(f"ALTER TABLE {schema}.images DROP COLUMN membrane_id, DROP COLUMN made_utc")  # type: ignore[arg-type]
+        conn.execute(f"ALTER TABLE {schema}.membranes DROP COLUMN made_utc")  # type: ignore[arg-type]
+    again = sync_run(run_dir, url, schema=schema)  # (in this process: a castrig process costs 0.4 s of CPU)
+    assert not any(again.inserted.values()), again
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert [tuple(r) for r in conn.execute(join)] == expected  # type: ignore[arg-type]
+
+    # a run folder recorded before castrig kept these: its tables export, the times empty
+    with sqlite3.connect(run_dir / "run.sqlite") as db:
+        db.execute("UPDATE membranes SET process_json = json_remove(process_json, '$.made_utc')")
+        db.execute("UPDATE images SET metadata_json = json_remove(metadata_json, '$.made_utc', '$.membrane_id')")
+    export_run(run_dir, tmp_path / "old")
+    assert [m["made_utc"] for m in _csv(tmp_path / "old" / "membranes.csv")] == ["", ""]
+    assert [(i["membrane_id"], i["made_utc"]) for i in _csv(tmp_path / "old" / "images.csv")] == [("", "")] * 2
