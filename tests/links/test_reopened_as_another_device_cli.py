@@ -167,3 +167,38 @@ def test_pumps_swapped_behind_their_ptys_are_stopped_and_the_run_faults_naming_b
     for role, text in found.items():
         assert text in last["errors"][f"{role}.stopped"], last
     assert "safe state NOT verified" in out and "reopened to another device" in out, out
+
+
+def test_a_watlow_f4_line_reopened_to_another_f4_faults_safe_naming_both(tmp_path: Path, sim_serve, reap) -> None:
+    """Two F4s at the factory's unit 1 answer every control register alike: before the identity
+    check a run whose chamber's adapter came back on another chamber's controller went on
+    driving that chamber as its own. Its model and serial number (registers 0-2) now differ,
+    and the run faults naming both; the other devices came back as themselves."""
+    served = yaml.safe_load((ROOT / "hw_profiles/sim-watlow-f4-serial.yaml").read_text())
+    links = _profiles(tmp_path, served, control_period_s=0.2, sample_period_s=0.2, safe_state_retry_s=0.3,
+                      safe_state_every_s=0.3, safe_state_keep_trying_s=0.5)
+    with sim_serve(profile=str(tmp_path / "served.yaml")) as first:
+        run, run_dir = _run_until_running(tmp_path, links, first, reap)
+    # another twin's F4 (its seed: another serial number) behind the chamber's port
+    with sim_serve("--seed", "2", profile=str(tmp_path / "served.yaml")) as second:
+        assert run.poll() is None
+        _point(links, second.addresses, {}, ["chamber"])
+        time.sleep(0.3)
+        _point(links, second.addresses, {})
+        try:
+            code = run.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # (before: the run went on, on the other chamber)
+            run.kill()
+            code = run.wait(timeout=10)
+    assert code == 3, code
+    out = run.stdout.read()
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    end = [e for e in log if e.get("kind") == "run_end"][-1]
+    assert end["outcome"] == "faulted", end
+    assert end["reason"].startswith(f"WrongDevice: chamber: {links / 'chamber'} reopened to another device: it was "
+                                    "Watlow F4 (model number 5270) serial number 1001 5005, it is now Watlow F4 "
+                                    "(model number 5270) serial number 1002 5005"), end
+    last = [e for e in log if e.get("kind") == "safe_state"][-1]
+    assert last["verified"]["caster.stopped"] and last["verified"]["water_pump.stopped"], last
+    assert not any(ok for check, ok in last["verified"].items() if check.startswith("chamber")), last
+    assert "safe state NOT verified" in out and "reopened to another device" in out, out

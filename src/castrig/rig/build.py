@@ -330,6 +330,8 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
 
         f4 = WatlowF4(_link(role, cfg, rig, shared), name=role, unit=cfg.unit, clock=clock, dry_rh_pct=cfg.dry_rh_pct)
         f4.connect()
+        # the same controller after a reopen (a serial path): two F4s at unit 1 answer alike
+        watch_identity(f4.link, role, f4.identity)
         return f4
     if isinstance(cfg, WatlowF4TConfig):
         from castrig.devices.watlow_f4t import WatlowF4T
@@ -338,6 +340,7 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
                         word_order=cfg.word_order, temperature_loop=cfg.temperature_loop, rh_loop=cfg.rh_loop,
                         clock=clock)
         f4t.connect()
+        watch_identity(f4t.link, role, f4t.identity)  # (RTU on a serial path; a TCP link never reopens)
         return f4t
     if isinstance(cfg, SimCameraConfig):
         from castrig.devices.netcam import NetCamera
