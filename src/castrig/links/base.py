@@ -40,6 +40,11 @@ class Link(ABC):
     #: network port stays wired to its device, and an in-process link never reopens.
     reopens = False
 
+    #: Bytes read from the peer since the link was made (counted by the OS links): whether
+    #: anything answered on it, whatever it was. ``castrig safe`` tells a device that never
+    #: answered from one that answered and then failed (it may be running).
+    heard_bytes = 0
+
     def on_reopen(self, check: Callable[[], None]) -> None:
         """Run ``check`` each time the link has reopened, before the read or write that reopened
         it goes on: a driver confirms there that the device is the one it talked to before (a pty
