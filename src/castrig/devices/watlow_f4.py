@@ -15,8 +15,8 @@ list in its appendix; framing in :mod:`castrig.devices.modbus`)
 =========  =========================================  ======  ===========================
 register   parameter                                  access  values
 =========  =========================================  ======  ===========================
-0          model number                               R       5270 on an F4
-1 / 2      serial number (two words)                  R       the unit's own
+0 (*)      model number                               R       5270 on an F4
+1 / 2 (*)  serial number (two words)                  R       the unit's own
 100        input 1 value (temperature PV)             R       implied decimals of 606
 104        input 2 value (humidity PV)                R       implied decimals of 616
 200        profile status                             R       2 running, 3 holding; else
@@ -40,11 +40,12 @@ profile says another — and "on" is any set point above it; switching on again 
 point last sent. While a profile runs (register 200) the profile, not the static set point,
 drives the loops: the driver refuses to take the humidity loop over then.
 
-Registers 0-2 (the controller's diagnostics: model number and serial number; read as one block
-by public F4 drivers too, e.g. a pymodbus ``WatlowF4Chamber`` that checks register 0 reads 5270,
-"F4") tell this controller from another after its line reopened (:mod:`castrig.devices.identity`):
-two F4s at the factory's unit 1 answer everything else alike. What registers 3 and 4 hold was
-not found documented, so they are not read.
+(*) Registers 0-2 (model number and serial number) are taken from a public F4 driver (a pymodbus
+``WatlowF4Chamber`` that reads 0-5 as diagnostics: 0 the model, 5270 = "F4"; 1 and 2 the serial
+number; 5 the date of manufacture), not checked against the manual here. They tell this
+controller from another after its line reopened (:mod:`castrig.devices.identity`): two F4s at
+the factory's unit 1 answer everything else alike. Registers 3 and 4 were not found documented
+and are not read.
 """
 
 from __future__ import annotations

@@ -222,7 +222,8 @@ class WatlowF4Emulator(WatlowEmulator):
             602: _s16(-40.0, decimals[0]), 603: _s16(180.0, decimals[0]), 606: decimals[0], 608: 0,
             612: _s16(dry_rh_pct, decimals[1]), 613: _s16(100.0, decimals[1]), 616: decimals[1], 618: 1,
             901: temperature_unit,
-            # diagnostics: model number ("F4") and this unit's serial number, read-only
+            # model number ("F4") and this unit's serial number, read-only (registers from a
+            # public driver, not the manual: see castrig.devices.watlow_f4)
             0: 5270, 1: serial_number[0] & 0xFFFF, 2: serial_number[1] & 0xFFFF,
         }
         self.profile_status = 0
