@@ -11,7 +11,7 @@ import socket
 from urllib.parse import urlsplit
 
 from castrig.devices.alicat import parse_frame
-from conftest import ROOT, castrig, profile_with_addresses, wait_until, with_sitecustomize
+from conftest import ROOT, Proxy, castrig, profile_with_addresses, wait_until, with_sitecustomize
 
 #: A sitecustomize: the process is killed with SIGKILL (no handler runs) as soon as the step test
 #: has set the wet and dry air of its first level (``MfcRhLoop.apply`` returned: the controllers
@@ -152,3 +152,52 @@ def test_castrig_safe_makes_the_devices_it_reaches_safe_names_the_dead_one_and_a
             assert "safe state verified:" in out and "wet_mfc.off" in out, out
             assert f"{sig} received: it waited for the safe state (verified) and the rig's close" in err, err
             assert ("interrupted" in err) == (sig == "SIGINT"), err
+
+
+def test_castrig_safe_says_a_pump_that_answered_then_failed_is_reached_but_not_verified_not_unreached(tmp_path, sim_serve):
+    """A caster whose line answered the first query and then went silent (its adapter stuck, the
+    pump's firmware hung mid-reply), or then answered garbage, failed as the rig opened, and
+    `castrig safe` counted it "not reached" -- with the other devices' ports dead too: exit 5,
+    "none of its devices with a safe state answered; nothing was made safe", as if its cable were
+    out. It did answer, and may be pumping: now it is said apart, "reached but not verified safe",
+    first, and the exit is 3."""
+    import contextlib
+    import urllib.parse
+
+    import yaml
+
+    answered: list[bytes] = []
+    then = {"silent": b"", "garbage": b"\x02\xff\x00garbage\x03\r\n"}
+    with sim_serve("--tcp", "0") as served, contextlib.ExitStack() as stack:
+        dead = {role: stack.enter_context(socket.socket()) for role in ("water_pump", "dry_mfc", "wet_mfc")}
+        for sock in dead.values():
+            sock.bind(("127.0.0.1", 0))  # (bound, never listening: a connection is refused)
+        u = urllib.parse.urlsplit(served.addresses["caster"])
+        for how, after in then.items():
+            answered.clear()
+
+            def first_reply_only(request: bytes, reply: bytes) -> bytes:
+                answered.append(reply)
+                return reply if len(answered) == 1 else after
+
+            with Proxy((u.hostname, u.port), reply=first_reply_only) as proxy:
+                profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", served.addresses,
+                                                 tmp_path / "rig.yaml")
+                data = yaml.safe_load(profile.read_text())
+                del data["devices"]["camera"]  # (no safe state)
+                for role, sock in dead.items():
+                    data["devices"][role]["link"]["url"] = f"socket://127.0.0.1:{sock.getsockname()[1]}"
+                data["devices"]["caster"]["link"].update(url=proxy.url, timeout_s=0.2)
+                profile.write_text(yaml.safe_dump(data, sort_keys=False))
+                done = castrig("safe", "--profile", str(profile), timeout_s=60)
+            out, err = " ".join(done.stdout.split()), " ".join(done.stderr.split())
+            assert done.returncode == 3 and "Traceback" not in err, (how, done.returncode, out, err[-2000:])
+            assert answered and answered[0], (how, answered)  # (it did answer once)
+            assert "REACHED BUT NOT VERIFIED SAFE on sim-serial (it may still be running): caster (" in err, (how, err)
+            assert "bytes came back from it" in err, (how, err)
+            assert "NOT REACHED on sim-serial: water_pump (" in err, (how, err)
+            assert "caster" not in err.split("NOT REACHED on")[1], (how, err)
+            assert ("safe state NOT verified: caster.verified: reached, but NOT made safe: it answered, then failed "
+                    "as it was opened, its state unknown (") in out, (how, out)
+            assert "it may still be running: make it safe at the device" in out, (how, out)
+            assert "water_pump.reached: not reached, not made safe" in out, (how, out)

@@ -191,6 +191,30 @@ def test_f4t_driver_on_emulator_both_word_orders():
         assert not drv.humidifier_on()
 
 
+def test_identity_registers_tell_one_controller_from_another_and_are_read_only():
+    """What a reopened line is checked against (castrig.devices.identity): the F4's model and
+    serial number (registers 0-2), the F4T's part number (16-30, a character a register)."""
+    clock = VirtualClock()
+    f4 = WatlowF4Emulator("chamber", serial_number=(1001, 5005))
+    request = struct.pack(">BBHH", 1, 3, 0, 3)
+    body = struct.pack(">BBBHHH", 1, 3, 6, 5270, 1001, 5005)
+    assert rtu(f4, request + modbus_crc(request)) == body + modbus_crc(body)
+    drivers = [WatlowF4(SimLink(emu, clock, timeout_s=0.5), name="chamber", clock=clock)
+               for emu in (f4, WatlowF4Emulator("chamber", serial_number=(1002, 5005)))]
+    assert [d.identity() for d in drivers] == ["Watlow F4 (model number 5270) serial number 1001 5005",
+                                               "Watlow F4 (model number 5270) serial number 1002 5005"]
+    with pytest.raises(ModbusExceptionReply, match="illegal data address"):
+        drivers[0].master.write_single(1, 1002)
+    for order in ("low_high", "high_low"):  # (one character a register: no word order)
+        f4t = WatlowF4TEmulator("chamber", low_word_first=order == "low_high", part_number="F4TSIM000000205")
+        drv = WatlowF4T(SimLink(f4t, clock, timeout_s=0.5), name="chamber", clock=clock, word_order=order)
+        assert drv.identity() == "Watlow F4T part number 'F4TSIM000000205'"
+    with pytest.raises(ModbusExceptionReply, match="illegal data address"):
+        drv.master.write_single(16, ord("X"))
+    with pytest.raises(ValueError, match="up to 15 ASCII"):
+        WatlowF4TEmulator("chamber", part_number="F4T" * 6)
+
+
 def test_f4t_wrong_word_order_is_caught_at_connect():
     from castrig.devices.watlow_f4t import WatlowF4TError
 

@@ -167,3 +167,61 @@ def test_pumps_swapped_behind_their_ptys_are_stopped_and_the_run_faults_naming_b
     for role, text in found.items():
         assert text in last["errors"][f"{role}.stopped"], last
     assert "safe state NOT verified" in out and "reopened to another device" in out, out
+
+
+def test_a_watlow_f4_line_reopened_to_another_f4_faults_safe_naming_both(tmp_path: Path, sim_serve, reap) -> None:
+    """Two F4s at the factory's unit 1 answer every control register alike: before the identity
+    check a run whose chamber's adapter came back on another chamber's controller went on
+    driving that chamber as its own. Its model and serial number (registers 0-2) now differ,
+    and the run faults naming both.
+
+    The other lines came back to their own devices first, and confirming that held the control
+    tick: ~2.8 s against a 0.2 s control period, each HMT330's ``?`` listing ~1.3 s at its
+    line's speed (its serial number is on the listing's second line; no shorter command reads
+    it), and nothing in the run's log said why the tick was late. Each reopened line is now
+    logged with the identity confirmed and the seconds it took."""
+    served = yaml.safe_load((ROOT / "hw_profiles/sim-watlow-f4-serial.yaml").read_text())
+    for role in ("caster", "water_pump"):  # (talked to below as _pump does: without an address)
+        del served["devices"][role]["address"]
+    links = _profiles(tmp_path, served, control_period_s=0.2, sample_period_s=0.2, safe_state_retry_s=0.3,
+                      safe_state_every_s=0.3, safe_state_keep_trying_s=0.5, comms_lost_s=30, sensor_stale_s=30)
+    with sim_serve(profile=str(tmp_path / "served.yaml")) as first:
+        run, run_dir = _run_until_running(tmp_path, links, first, reap)
+
+    def reopened() -> dict[str, dict]:
+        text = (run_dir / "log.jsonl").read_text()
+        return {e["source"]: e for e in map(json.loads, text.splitlines()) if e.get("kind") == "link_reopened"}
+
+    # another twin's F4 (its seed: another serial number) behind the chamber's port
+    with sim_serve("--seed", "2", profile=str(tmp_path / "served.yaml")) as second:
+        assert run.poll() is None
+        for role in ("caster", "water_pump"):  # (their restart's power-up alarm acknowledged: no pump_alarm abort)
+            _pump(second.addresses[role], role).close()
+        _point(links, second.addresses, {}, [role for role in second.addresses if role != "chamber"])
+        said = wait_until(lambda: {"rh_near", "rh_room"} <= set(reopened()) and reopened(), timeout_s=20,
+                          what="both sensors' reopening said")
+        _point(links, second.addresses, {}, ["chamber"])
+        try:
+            code = run.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # (before: the run went on, on the other chamber)
+            run.kill()
+            code = run.wait(timeout=10)
+    near = said["rh_near"]
+    assert near["identity"] == "HMT330 serial number K1234506", near
+    assert near["event"].startswith(f"rh_near: {links / 'rh_near'} reopened to the same device (HMT330 serial number "
+                                    "K1234506); confirming it took "), near
+    assert "this tick was late by that much" in near["event"], near
+    for role in ("rh_near", "rh_room"):  # the listing at the line's speed (not the link's timeouts)
+        assert 0.5 < said[role]["confirm_s"] < 3.0, said[role]
+    assert code == 3, code
+    out = run.stdout.read()
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    end = [e for e in log if e.get("kind") == "run_end"][-1]
+    assert end["outcome"] == "faulted", end
+    assert end["reason"].startswith(f"WrongDevice: chamber: {links / 'chamber'} reopened to another device: it was "
+                                    "Watlow F4 (model number 5270) serial number 1001 5005, it is now Watlow F4 "
+                                    "(model number 5270) serial number 1002 5005"), end
+    last = [e for e in log if e.get("kind") == "safe_state"][-1]
+    assert last["verified"]["caster.stopped"] and last["verified"]["water_pump.stopped"], last
+    assert not any(ok for check, ok in last["verified"].items() if check.startswith("chamber")), last
+    assert "safe state NOT verified" in out and "reopened to another device" in out, out

@@ -11,7 +11,9 @@ back), says both, and exits 0 when the safe state is verified, 3 when it could n
 that cannot be opened is named and keeps the safe state from being verified (exit 3) -- but no
 longer keeps the others from being made safe: a dead pump's port made the whole command exit 5
 with the wet MFC still flowing. Exit 5 only when none of the devices that have a safe state
-(pumps, flow controllers, chamber) could be opened.
+(pumps, flow controllers, chamber) answered at all. One that answered and then failed as it was
+opened (a reply, then silence or garbage) is "reached but not verified safe", said apart from
+"not reached": it may be running, and it was counted "not reached" (exit 5 if it was the only one).
 
 A stop while it works (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) waits for the safe state and the rig's
 close, as ``castrig resume`` and ``tune rh`` wait for theirs; then it ends as they do: Ctrl-C 130
@@ -39,9 +41,10 @@ def safe(
     what each device was doing: after a killed run or step test, without resuming anything.
 
     Exit codes: 0 safe state verified, 3 not verified (the report names the device: one read back
-    unsafe, or one that could not be opened while the others were made safe; also SIGTERM/SIGHUP
-    once the rig is safe), 4 busy (another process owns a device: nothing sent), 5 none of the
-    devices to make safe could be opened, 130 Ctrl-C (once the rig is safe and closed).
+    unsafe, one that answered and then failed to open -- it may still be running --, or one that
+    could not be reached while the others were made safe; also SIGTERM/SIGHUP once the rig is
+    safe), 4 busy (another process owns a device: nothing sent), 5 none of the devices to make
+    safe answered at all, 130 Ctrl-C (once the rig is safe and closed).
 
     \b
     Examples:
@@ -60,6 +63,7 @@ def safe(
         rig = open_owned_rig(prof, seed=None, purpose="castrig safe", partial=True)
         try:
             unreached = dict(rig.unreached)
+            unverified = {r: why for r, why in rig.unverified.items()}  # answered, then failed to open
             to_make_safe = _safe_state_roles(prof)
             if to_make_safe and to_make_safe <= set(unreached):
                 raise RigUnreachable(f"cannot open the rig of profile {prof.name!r}: none of its devices with a safe "
@@ -69,7 +73,12 @@ def safe(
             twin_only = rig.twin is not None and all(
                 getattr(getattr(c, "link", None), "kind", "sim") == "sim" for c in prof.device_configs().values())
             report = make_rig_safe(rig, retry_for_s=prof.control.safe_state_retry_s)
-            for role in to_make_safe & set(unreached):  # (the same report: one safe state, one verdict)
+            for role in [r for r in unverified if r in to_make_safe]:  # first: it may be running
+                report.verified[f"{role}.verified"] = False
+                report.errors[f"{role}.verified"] = (f"reached, but NOT made safe: it answered, then failed as it was "
+                                                     f"opened, its state unknown ({unverified[role]}); it may still be "
+                                                     "running: make it safe at the device")
+            for role in [r for r in unreached if r in to_make_safe]:  # (the same report: one safe state, one verdict)
                 report.verified[f"{role}.reached"] = False
                 report.errors[f"{role}.reached"] = f"not reached, not made safe ({unreached[role]})"
             now = _found(rig)  # read back once more, as the operator reads the front panels
@@ -77,6 +86,9 @@ def safe(
             rig.close()
     finally:
         held.restore()
+    if unverified:
+        typer.echo(f"REACHED BUT NOT VERIFIED SAFE on {prof.name} (it may still be running): "
+                   f"{_unreached_words(unverified)}", err=True)
     if unreached:
         typer.echo(f"NOT REACHED on {prof.name}: {_unreached_words(unreached)}", err=True)
     typer.echo(f"found on {prof.name}: " + ("; ".join(found) if found else "nothing to read"))

@@ -131,7 +131,9 @@ def make_safe(
         deadline = clock.now() + retry_for_s
         if on_first_try is not None and not report.safe:
             on_first_try(SafeStateReport(dict(report.verified), dict(report.errors)))
-        while not report.safe and clock.now() < deadline:
+        # (retried while something is left to retry: a rig with nothing opened to make safe --
+        # castrig safe, its one pump reached but failed -- slept its 15 s for nothing)
+        while not report.safe and not all(report.verified.values()) and clock.now() < deadline:
             clock.sleep(min(retry_every_s, max(0.0, deadline - clock.now())))
             for key, ok in list(report.verified.items()):
                 if not ok:

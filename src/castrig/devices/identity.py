@@ -11,7 +11,9 @@ a lost line that came back), naming both.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from castrig.devices.roles import DeviceCommsError
 from castrig.errors import CastrigError
@@ -20,6 +22,20 @@ from castrig.links import Link, LinkClosed, LinkError
 
 class WrongDevice(CastrigError):
     """A link reopened to another device than the one it had: never used in its place."""
+
+
+@dataclass(frozen=True)
+class ReopenNote:
+    """A link reopened to the same device: who, where, its identity, and how long confirming took."""
+
+    name: str
+    resource: str
+    identity: str
+    confirm_s: float
+
+    def text(self) -> str:
+        return (f"{self.name}: {self.resource} reopened to the same device ({self.identity}); confirming it took "
+                f"{self.confirm_s:.1f} s, which the exchange that reopened the line waited for")
 
 
 def watch_identity(link: Link, name: str, identify: Callable[[], str], *, now: str | None = None,
@@ -35,6 +51,7 @@ def watch_identity(link: Link, name: str, identify: Callable[[], str], *, now: s
     before = identify() if now is None else now
 
     def check() -> None:
+        t0 = time.monotonic()
         try:
             now = identify()
         except (LinkError, DeviceCommsError) as exc:
@@ -50,6 +67,10 @@ def watch_identity(link: Link, name: str, identify: Callable[[], str], *, now: s
             raise WrongDevice(f"{name}: {link.resource} reopened to another device: it was {before}, "
                               f"it is now {now}; not used as {name} (is a port numbered otherwise after a "
                               "restart or a replug?)")
+        # what the exchange that reopened the link waited for (an HMT330's listing: ~1.3 s), said
+        # by whoever drives the rig (the runner logs it: its control tick was held that long)
+        link.reopen_notes.append(ReopenNote(name, link.resource, now, time.monotonic() - t0))
+        del link.reopen_notes[:-16]  # (a process that does not say them keeps the last few)
 
     link.on_reopen(check)
     return before

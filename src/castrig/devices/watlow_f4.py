@@ -15,6 +15,8 @@ list in its appendix; framing in :mod:`castrig.devices.modbus`)
 =========  =========================================  ======  ===========================
 register   parameter                                  access  values
 =========  =========================================  ======  ===========================
+0 (*)      model number                               R       5270 on an F4
+1 / 2 (*)  serial number (two words)                  R       the unit's own
 100        input 1 value (temperature PV)             R       implied decimals of 606
 104        input 2 value (humidity PV)                R       implied decimals of 616
 200        profile status                             R       2 running, 3 holding; else
@@ -37,6 +39,13 @@ the safe state) is the humidity set point at the dry level — input 2's range l
 profile says another — and "on" is any set point above it; switching on again restores the set
 point last sent. While a profile runs (register 200) the profile, not the static set point,
 drives the loops: the driver refuses to take the humidity loop over then.
+
+(*) Registers 0-2 (model number and serial number) are taken from a public F4 driver (a pymodbus
+``WatlowF4Chamber`` that reads 0-5 as diagnostics: 0 the model, 5270 = "F4"; 1 and 2 the serial
+number; 5 the date of manufacture), not checked against the manual here. They tell this
+controller from another after its line reopened (:mod:`castrig.devices.identity`): two F4s at
+the factory's unit 1 answer everything else alike. Registers 3 and 4 were not found documented
+and are not read.
 """
 
 from __future__ import annotations
@@ -57,6 +66,8 @@ BAUDRATE = 19200
 UNITS = {0: "temperature", 1: "%RH", 2: "PSI", 3: "none"}
 TEMPERATURE_UNITS = {0: "F", 1: "C"}
 PROFILE_RUNNING, PROFILE_HOLDING = 2, 3
+#: Model number (0) and serial number (1, 2): the controller's identity, read as one block.
+IDENTITY_FIRST, IDENTITY_COUNT = 0, 3
 
 # -- the register map (Series F4 User's Manual, Modbus register list) -------------------------
 INPUT1_DECIMALS = Register(606, "uint16", "input 1 decimal places", writable=False, choices={0: "whole", 1: "tenths", 2: "hundredths", 3: "thousandths"})
@@ -127,6 +138,11 @@ class WatlowF4(RegisterDevice, HumidityChamber):
             raise WatlowF4Error(self.name, "read 200", "a profile is running on the controller (register 200): its "
                                                        "steps, not castrig's set point, drive the humidity; stop the "
                                                        "profile at the controller first")
+
+    def identity(self) -> str:
+        """Model and serial number (registers 0-2): what tells this F4 from another one."""
+        model, serial_high, serial_low = self.master.read_holding(IDENTITY_FIRST, IDENTITY_COUNT)
+        return f"Watlow F4 (model number {model}) serial number {serial_high} {serial_low}"
 
     def rh_range(self) -> tuple[float, float]:
         """Input 2's range low and high, %RH (the set point's limits)."""

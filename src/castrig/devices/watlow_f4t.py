@@ -31,6 +31,12 @@ in these units. A humidity chamber has loop 1 temperature and loop 2 RH (``rh_lo
 The humidifier's "off" (the chamber's part of the safe state) is the humidity loop's control
 mode Off: the F4T then drives no humidity output at all; "on" is Auto. Whether the loop is on
 is read back from the *active* control mode (2814), which is what the loop really does.
+
+The controller's part number, 15 registers from 16, one ASCII character in each (0 unused), is
+what identifies it after its line reopened (:mod:`castrig.devices.identity`; Espec's
+ChamberConnectLibrary reads the F4T's options from it the same way). It tells an F4T from a
+controller of another part number, not two F4Ts of the same one: no register with the F4T's
+serial number was found documented, so none is read.
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ OFF, ON, AUTO, MANUAL = 62, 63, 10, 54
 FAHRENHEIT, CELSIUS = 30, 15
 CONTROL_MODES = {OFF: "off", AUTO: "auto", MANUAL: "manual"}
 DISPLAY_UNITS = {FAHRENHEIT: "F", CELSIUS: "C"}
+#: The part number: one character per register (see above).
+PART_NUMBER_FIRST, PART_NUMBER_COUNT = 16, 15
 
 # -- the register map (F4T User's Guide, Ch. 6 Modbus tables; loop 1 addresses) ---------------
 DISPLAY_UNIT = Register(1328, "uint16", "display units", choices=DISPLAY_UNITS)
@@ -116,6 +124,11 @@ class WatlowF4T(RegisterDevice, HumidityChamber):
             raise WatlowF4TError(self.name, f"read {RANGE_LOW.instance(self.rh_loop).address}",
                                  f"loop {self.rh_loop} range {lo:g}-{hi:g} is not a %RH range (word order?)")
         self.temperature_unit()
+
+    def identity(self) -> str:
+        """The part number (registers 16-30): what tells this controller from another model."""
+        words = self.master.read_holding(PART_NUMBER_FIRST, PART_NUMBER_COUNT)
+        return "Watlow F4T part number " + repr("".join(chr(w) for w in words if w))
 
     def rh_range(self) -> tuple[float, float]:
         return self.limits(SET_POINT.instance(self.rh_loop))  # type: ignore[return-value]

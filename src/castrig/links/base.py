@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from castrig.links.errors import LinkClosed, LinkTimeout, ProtocolError
 
@@ -33,12 +33,20 @@ class Link(ABC):
         self._closed = False
         #: Checks run right after the link reopened itself (:meth:`on_reopen`).
         self._reopen_checks: list[Callable[[], None]] = []
+        #: What the checks found after a reopen (castrig.devices.identity.ReopenNote), for the
+        #: rig's driver to say and clear: the time they held the exchange that reopened the line.
+        self.reopen_notes: list[Any] = []
 
     #: Whether the link reopens itself after its peer went away *and* the path it reopens may
     #: then lead to another device: a serial device path or pty (``/dev/ttyUSB0`` is another
     #: adapter after a replug, ``/dev/pts/3`` another device after ``sim serve`` restarted). A
     #: network port stays wired to its device, and an in-process link never reopens.
     reopens = False
+
+    #: Bytes read from the peer since the link was made (counted by the OS links): whether
+    #: anything answered on it, whatever it was. ``castrig safe`` tells a device that never
+    #: answered from one that answered and then failed (it may be running).
+    heard_bytes = 0
 
     def on_reopen(self, check: Callable[[], None]) -> None:
         """Run ``check`` each time the link has reopened, before the read or write that reopened

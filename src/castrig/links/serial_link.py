@@ -120,6 +120,7 @@ class SerialLink(Link):
             # reassembles replies from any byte boundaries anyway.
             self._port.timeout = 0
             data = first + self._port.read(_CHUNK)
+            self.heard_bytes += len(data)
             if not data.isascii():
                 self.saw_high_bytes = True
             return data

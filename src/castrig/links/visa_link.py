@@ -183,7 +183,9 @@ class VisaLink(Link):
             return b""
         self._inst.timeout = max(1, int(remaining * 1000))
         try:
-            return self._inst.read_bytes(1, break_on_termchar=False) + self._drain()
+            data = self._inst.read_bytes(1, break_on_termchar=False) + self._drain()
+            self.heard_bytes += len(data)
+            return data
         except self._errors.VisaIOError as exc:
             if exc.error_code == self._constants.StatusCode.error_timeout:
                 return b""

@@ -55,6 +55,11 @@ class Rig:
     #: Devices that could not be opened, by role → why (only a rig built with ``partial``:
     #: ``castrig safe`` makes the others safe rather than none).
     unreached: dict[str, str] = field(default_factory=dict)
+    #: Devices that answered on their line and then failed to open, by role → why (``partial``
+    #: only): reached but not made safe nor read — a pump there may be pumping.
+    unverified: dict[str, str] = field(default_factory=dict)
+    #: Each role's link, as it was made (``partial``: what a device that failed had heard).
+    role_links: dict[str, Link] = field(default_factory=dict)
     #: The pumps by role, fixed once build_rig has added every device (devices are only added
     #: while building): pumps() is asked several times per control tick, and each isinstance
     #: against the SyringePump ABC goes through ABCMeta.__instancecheck__.
@@ -155,12 +160,22 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
 
     def open_device(role: str) -> None:
         cfg = configs[role]
+        lc = getattr(cfg, "link", None)
+        line = shared.get(lc.url) if isinstance(lc, SerialLinkConfig) else None
+        heard_before = 0 if line is None else line.heard_bytes
         try:
             opened[role] = _driver(role, cfg, rig, shared, camera_answers=camera_answers)
         except CastrigError as exc:  # say which device, on which port, in one line
             if partial:
                 where = _where(cfg)
-                rig.unreached[role] = str(exc) if where.split(" ", 1)[-1] in str(exc) else f"{where}: {exc}"
+                why = str(exc) if where.split(" ", 1)[-1] in str(exc) else f"{where}: {exc}"
+                link = rig.role_links.get(role)
+                # (its line's devices open one after another: what the line heard since is its own)
+                heard = 0 if link is None else link.heard_bytes - heard_before
+                if heard:
+                    rig.unverified[role] = f"{why} (after {heard} bytes came back from it)"
+                else:
+                    rig.unreached[role] = why
                 return
             raise CastrigError(f"device {role} ({_where(cfg)}): {exc}{_garbled_hint(role, cfg, shared)}") from exc
 
@@ -173,6 +188,7 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
             rig.found_moving.sort(key=order.index)
             rig.found_streaming.sort(key=order.index)
             rig.unreached = {r: rig.unreached[r] for r in order if r in rig.unreached}
+            rig.unverified = {r: rig.unverified[r] for r in order if r in rig.unverified}
     except BaseException:
         rig.close()
         raise
@@ -254,6 +270,7 @@ def _link(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Link:
         link: Link = SimLink(emu, rig.clock, timeout_s=lc.timeout_s)
     elif isinstance(lc, SerialLinkConfig):
         if lc.url in shared:
+            rig.role_links[role] = shared[lc.url]
             return shared[lc.url]
         from castrig.links.serial_link import SerialLink
 
@@ -267,6 +284,7 @@ def _link(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Link:
     else:  # pragma: no cover - the profile model admits nothing else
         raise BadInput(f"devices.{role}.link: unknown kind")
     rig.links.append(link)
+    rig.role_links[role] = link
     return link
 
 
@@ -330,6 +348,8 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
 
         f4 = WatlowF4(_link(role, cfg, rig, shared), name=role, unit=cfg.unit, clock=clock, dry_rh_pct=cfg.dry_rh_pct)
         f4.connect()
+        # the same controller after a reopen (a serial path): two F4s at unit 1 answer alike
+        watch_identity(f4.link, role, f4.identity)
         return f4
     if isinstance(cfg, WatlowF4TConfig):
         from castrig.devices.watlow_f4t import WatlowF4T
@@ -338,6 +358,7 @@ def _driver(role: str, cfg: Any, rig: Rig, shared: dict[str, Link], *, camera_an
                         word_order=cfg.word_order, temperature_loop=cfg.temperature_loop, rh_loop=cfg.rh_loop,
                         clock=clock)
         f4t.connect()
+        watch_identity(f4t.link, role, f4t.identity)  # (RTU on a serial path; a TCP link never reopens)
         return f4t
     if isinstance(cfg, SimCameraConfig):
         from castrig.devices.netcam import NetCamera

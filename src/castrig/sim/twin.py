@@ -101,14 +101,17 @@ class Twin:
         if isinstance(cfg, WatlowF4Config):
             from castrig.sim.watlow import WatlowF4Emulator
 
+            # a serial number of this twin's own (its seed): a server restarted with another
+            # seed is another chamber's controller behind the same port (castrig.devices.identity)
             return WatlowF4Emulator(role, unit=cfg.unit, seed=self._seed(role), on_change=w.advance,
-                                    source=self._chamber_reading)
+                                    source=self._chamber_reading,
+                                    serial_number=(1000 + self.seed % 9000, 5000 + _STREAMS.get(role, 99)))
         if isinstance(cfg, WatlowF4TConfig):
             from castrig.sim.watlow import WatlowF4TEmulator
 
             return WatlowF4TEmulator(role, unit=cfg.unit, seed=self._seed(role), on_change=w.advance,
                                      source=self._chamber_reading, low_word_first=cfg.word_order == "low_high",
-                                     rh_loop=cfg.rh_loop)
+                                     rh_loop=cfg.rh_loop, part_number=f"F4TSIM{self.seed % 10**7:07d}{_STREAMS.get(role, 99):02d}")
         if isinstance(cfg, SimCameraConfig):
             from castrig.sim.camera import CameraEmulator
 

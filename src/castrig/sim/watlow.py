@@ -200,14 +200,15 @@ class WatlowF4Emulator(WatlowEmulator):
 
     The humidifier runs while the loop 2 set point is above input 2's range low (the dry level):
     at the range low the chamber purges with dry air (the F4 has no loop-off register).
-    ``temperature_unit``: 1 °C, 0 °F (register 901).
+    ``temperature_unit``: 1 °C, 0 °F (register 901). ``serial_number``: registers 1 and 2, what
+    tells this controller from another F4 at the same unit (register 0, the model, is 5270).
     """
 
     def __init__(self, name: str, *, unit: int = 1, seed: int = 0, on_change: Callable[[float], None] | None = None,
                  source: Source | None = None, tau_s: float = 60.0, dry_rh_pct: float = 0.0,
                  initial_rh_pct: float = 40.0, temperature_c: float = 23.0, baudrate: int = 19200,
                  turnaround_s: float = 0.005, temperature_unit: int = 1, decimals: tuple[int, int] = (1, 1),
-                 silence_floor_s: float = 0.0):
+                 silence_floor_s: float = 0.0, serial_number: tuple[int, int] = (1234, 5678)):
         super().__init__(name, unit=unit, seed=seed, on_change=on_change, source=source, tau_s=tau_s,
                          dry_rh_pct=dry_rh_pct, initial_rh_pct=initial_rh_pct, temperature_c=temperature_c,
                          turnaround_s=turnaround_s, baudrate=baudrate)
@@ -221,6 +222,9 @@ class WatlowF4Emulator(WatlowEmulator):
             602: _s16(-40.0, decimals[0]), 603: _s16(180.0, decimals[0]), 606: decimals[0], 608: 0,
             612: _s16(dry_rh_pct, decimals[1]), 613: _s16(100.0, decimals[1]), 616: decimals[1], 618: 1,
             901: temperature_unit,
+            # model number ("F4") and this unit's serial number, read-only (registers from a
+            # public driver, not the manual: see castrig.devices.watlow_f4)
+            0: 5270, 1: serial_number[0] & 0xFFFF, 2: serial_number[1] & 0xFFFF,
         }
         self.profile_status = 0
         self.setpoint_temperature = self._to_display(23.0)
@@ -248,6 +252,8 @@ class WatlowF4Emulator(WatlowEmulator):
                 self.config[key] = words[0]
             return write
 
+        for key in (0, 1, 2):                                  # model and serial number
+            self._add(_Param(key, 1, const(key)))
         self._add(_Param(100, 1, lambda t: (_s16(self._to_display(self.chamber_temperature_c(t)), self._dec(1)),)))
         self._add(_Param(104, 1, lambda t: (_s16(self.chamber_rh(t), self._dec(2)),)))
         self._add(_Param(200, 1, lambda t: (self.profile_status,)))
@@ -337,6 +343,7 @@ class WatlowF4TEmulator(WatlowEmulator):
     ``low_word_first``: the controller's word-order setting (low word first by default).
     Control mode Off (62) on the humidity loop stops the humidifier (dry purge); Auto (10) runs
     it; Manual (54) holds the loop's output at its manual power, 0 % here (dry).
+    ``part_number``: registers 16-30, one character in each (what identifies the controller).
     """
 
     LOOP_STRIDE = 160
@@ -344,13 +351,17 @@ class WatlowF4TEmulator(WatlowEmulator):
     def __init__(self, name: str, *, unit: int = 1, seed: int = 0, on_change: Callable[[float], None] | None = None,
                  source: Source | None = None, tau_s: float = 60.0, dry_rh_pct: float = 0.0,
                  initial_rh_pct: float = 40.0, temperature_c: float = 23.0, turnaround_s: float = 0.002,
-                 low_word_first: bool = True, display_units: int = 15, rh_loop: int = 2):
+                 low_word_first: bool = True, display_units: int = 15, rh_loop: int = 2,
+                 part_number: str = "F4T-SIMULATED"):
         super().__init__(name, unit=unit, seed=seed, on_change=on_change, source=source, tau_s=tau_s,
                          dry_rh_pct=dry_rh_pct, initial_rh_pct=initial_rh_pct, temperature_c=temperature_c,
                          turnaround_s=turnaround_s, baudrate=None)
         self.low_word_first = low_word_first
         self.display_units = display_units
         self.rh_loop = rh_loop
+        if len(part_number) > 15 or not part_number.isascii():
+            raise ValueError(f"{name}: part_number must be up to 15 ASCII characters, got {part_number!r}")
+        self.part_number = part_number
         self._rx = bytearray()
         # Per loop (1-4): control mode, range low/high, set point; the RH loop's set point and
         # whether it drives the humidifier live in ChamberAir (setpoint_rh_pct, output_on).
@@ -375,6 +386,9 @@ class WatlowF4TEmulator(WatlowEmulator):
 
     # -- the map (F4T User's Guide, Ch. 6: loop n = loop 1 + (n - 1) * 160) ----------------
     def _build_map(self) -> None:
+        chars = [ord(c) for c in self.part_number.ljust(15, "\0")]
+        for k in range(15):                                    # part number, read-only
+            self._add(_Param(16 + k, 1, lambda t, k=k: (chars[k],)))
         self._add(_Param(1328, 1, lambda t: (self.display_units,), self._write_units))
         for n in self.loops:
             base = (n - 1) * self.LOOP_STRIDE
