@@ -1,7 +1,7 @@
 """Virtual time on the twin: speed-up of recipes/overnight.yaml against a baseline source tree, where
 the time goes (per part), and render time.
 
-    python benchmarks/virtual_time.py [--baseline-src DIR] [--repeat 2] [--no-profile] [--reference 0.05]
+    python benchmarks/virtual_time.py [--baseline-src DIR] [--repeat 2] [--no-profile] [--reference 0.05] [--exchanges]
 
 The overnight recipe runs in child processes, alternating baseline and current code, and each child
 reports its own CPU time (process time): on a machine shared with other jobs, wall time measures the
@@ -24,11 +24,13 @@ have grown since with claim 1's section features).
 
 Where it stands (the measurements, and what was tried and dropped: docs/records/twin-speed.md):
 against 7131e3a, medians of 3 on this 2-core machine, the twin alone ~2.4–2.7× (ticks ~2.9–3.3×),
-the whole run ~2.0–2.2×, 8 h in ~3.6–4.1 s wall (≥ 7 000×: the issue's absolute goal is met). The
-ticks are ~99 000 exchanges (driver, link, emulator, the chamber's quiet step: ~30 Python calls,
-8–15 µs each) and the sample inserts; no part left is above ~8 % of the twin, so 3× for the twin
-needs fewer Python layers per exchange (a compiled hot path) or a change of what is modelled or
-recorded, not more call-trimming.
+the whole run ~2.0–2.2×, 8 h in ~3.6–4.1 s wall (≥ 7 000×: the issue's absolute goal is met on a
+quiet machine; 6.5 s at a load average of 7). The ticks are ~99 000 exchanges (driver, link,
+emulator, the chamber's quiet step: ~30 Python calls, 8–15 µs each; ``--exchanges`` counts them
+by device and command, and each is one the runner needs) and the sample inserts; no part left is
+above ~8 % of the twin, so 3× for the twin needs fewer Python layers per exchange (a compiled hot
+path) or a change of what is modelled or recorded, not more call-trimming; a renderer without
+scipy would only move its import (~0.28 s) from the twin's column to the analyses'.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def _inputs(root: Path) -> tuple[Path, Path]:
 
 # -- the child: one run, measured -------------------------------------------------------------------
 def child(profile_out: str | None, step_s: float | None = None, keep: str | None = None, phases: bool = False,
-          root: Path = ROOT) -> None:
+          root: Path = ROOT, exchanges: bool = False) -> None:
     import cProfile
 
     from castrig.cli.main import main as castrig
@@ -88,6 +90,9 @@ def child(profile_out: str | None, step_s: float | None = None, keep: str | None
 
             setattr(Runner, name, timed)
 
+    talked: collections.Counter = collections.Counter()
+    if exchanges:  # every command a driver writes to an emulator, by device and command; and the ticks
+        _count_exchanges(talked)
     if step_s is not None:  # the fine-step reference: every integration step at most step_s
         world.MAX_STEP_S = world.QUIET_STEP_S = step_s
     probe: list[tuple[float, float]] = []
@@ -142,16 +147,63 @@ def child(profile_out: str | None, step_s: float | None = None, keep: str | None
                     films.append({**film, **{k: v for k, v in asdict(targets).items() if isinstance(v, float)}})
             Path(keep).write_text(json.dumps({"trace": trace, "membranes": films}))
     print(json.dumps({"code": code, "outcome": outcome, "cpu": cpu, "wall": wall, "virtual": virtual, "samples": n_samples,
-                      "hashes": hashes, "phases": spent, "cpu_total": time.process_time()}))
+                      "hashes": hashes, "phases": spent, "cpu_total": time.process_time(),
+                      "exchanges": {" ".join(k).strip(): n for k, n in talked.items()}}))
+
+
+def _command_name(data: bytes) -> str:
+    """A command's name, without its address, values and framing: ``SEND``, ``ALS``, ``A`` (an
+    Alicat poll), an NE-1000's ``DIS`` (its safe-mode packet unwrapped), ``(state)`` for its bare
+    address (the pump's state)."""
+    import re
+
+    payload = data[2:-3] if data[:1] == b"\x02" and len(data) >= 5 else data.rstrip(b"\r\n")
+    name = re.sub(rb"[-+0-9. ].*$", b"", payload.lstrip(b"0123456789"), flags=re.S)
+    return name.decode("ascii", "replace") or "(state)"
+
+
+def _count_exchanges(talked: collections.Counter) -> None:
+    """Count, in ``talked``, each command the drivers write over an in-process link (by device
+    and command name) and each control tick (``("ticks", "")``)."""
+    from castrig.links.sim_link import SimLink
+    from castrig.recipe.runner import Runner
+
+    write, tick = SimLink.write, Runner._tick
+
+    def counted_write(self, data):  # type: ignore[no-untyped-def]
+        talked[(self.resource.removeprefix("sim://"), _command_name(bytes(data)))] += 1
+        return write(self, data)
+
+    def counted_tick(self, *a, **k):  # type: ignore[no-untyped-def]
+        talked[("ticks", "")] += 1
+        return tick(self, *a, **k)
+
+    SimLink.write, Runner._tick = counted_write, counted_tick  # type: ignore[method-assign]
+
+
+def report_exchanges(src: Path) -> None:
+    """What the ticks talk about: one run's commands by device and command, per tick (issue 19:
+    each is one the runner needs, or a candidate for fewer exchanges)."""
+    run = run_child(src, exchanges=True)
+    counts = dict(run["exchanges"])
+    ticks = counts.pop("ticks", 0) or 1
+    total = sum(counts.values())
+    print(f"exchanges            {total} over {ticks} ticks ({total / ticks:.2f} a tick; counted, not timed):")
+    for key, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        if n >= 10:
+            print(f"  {key:32s}{n:8d}{n / ticks:8.3f} a tick")
+    rare = sum(n for n in counts.values() if n < 10)
+    print(f"  {'(the rest: set-up, dispenses)':32s}{rare:8d}")
 
 
 def run_child(src: Path, profile_out: str | None = None, step_s: float | None = None, keep: str | None = None,
-              phases: bool = False, root: Path = ROOT) -> dict:
+              phases: bool = False, root: Path = ROOT, exchanges: bool = False) -> dict:
     """One child run of the package in ``src`` on the recipe and profile of the tree at ``root``."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: bytecode cached (see compiled())
     cmd = [sys.executable, __file__, "--child", "--root", str(root)] + (["--profile-out", profile_out] if profile_out else [])
     cmd += ["--phases"] if phases else []
+    cmd += ["--exchanges"] if exchanges else []
     cmd += (["--step-s", str(step_s)] if step_s else []) + (["--keep", keep] if keep else [])
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     if res.returncode != 0:
@@ -399,13 +451,15 @@ def main() -> None:
     ap.add_argument("--step-s", type=float, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--keep", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--phases", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--exchanges", action="store_true",
+                    help="also count one run's exchanges by device and command (what each tick asks)")
     ap.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     ap.add_argument("--twin-baseline", default=ISSUE6_COMMIT, metavar="COMMIT",
                     help=f"the commit whose twin the phases are compared with (default {ISSUE6_COMMIT}, the issue-6 "
                          "twin; 7131e3a: the last commit before issue 19's work began)")
     args = ap.parse_args()
     if args.child:
-        child(args.profile_out, args.step_s, args.keep, args.phases, args.root)
+        child(args.profile_out, args.step_s, args.keep, args.phases, args.root, args.exchanges)
         return
     current = ROOT / "src"
     base = baseline_tree(args.baseline_src)
@@ -438,6 +492,8 @@ def main() -> None:
         report_phases(current, virtual, args.repeat, args.twin_baseline)
     if args.reference:
         compare_with_reference(current, args.reference)
+    if args.exchanges:
+        report_exchanges(current)
     if not args.no_profile:
         with tempfile.TemporaryDirectory() as tmp:
             prof = str(Path(tmp) / "run.prof")
