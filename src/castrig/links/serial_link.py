@@ -12,6 +12,12 @@ import serial
 from castrig.links.base import Link
 from castrig.links.errors import LinkClosed, LinkError
 
+#: what a line that went away raises: pyserial's own errors, the OS's, and termios.error (not an
+#: OSError), which pyserial's posix flush (tcdrain) lets through as it is when a pty's other side
+#: or a USB adapter goes between a write and its drain: met as "internal error error: (5,
+#: 'Input/output error')" ending a run whose sim serve restarted, where the line should reopen
+_LINE_GONE = (serial.SerialException, OSError, termios.error)
+
 #: Largest non-blocking read after the first byte.
 _CHUNK = 4096
 
@@ -103,7 +109,7 @@ class SerialLink(Link):
             self._port.flush()
         except serial.SerialTimeoutException as exc:
             raise LinkError(self.resource, f"write timed out: {exc}") from exc
-        except (serial.SerialException, OSError) as exc:
+        except _LINE_GONE as exc:
             raise self._lost_line("write", exc) from exc
 
     def _read_some(self, deadline_s: float) -> bytes:
@@ -124,7 +130,7 @@ class SerialLink(Link):
             if not data.isascii():
                 self.saw_high_bytes = True
             return data
-        except (serial.SerialException, OSError) as exc:
+        except _LINE_GONE as exc:
             raise self._lost_line("read", exc) from exc
 
     def _lost_line(self, what: str, exc: BaseException) -> LinkClosed:
@@ -144,7 +150,7 @@ class SerialLink(Link):
         if sock is None:
             try:
                 port.close()
-            except (serial.SerialException, OSError):
+            except _LINE_GONE:
                 pass
             return
         # pyserial's close without its sleep (RECONNECT_GAP_S): the same shutdown and close
