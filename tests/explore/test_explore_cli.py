@@ -174,6 +174,20 @@ def test_bad_support_pore_is_refused_before_anything_is_written_and_the_correcte
     assert r.returncode in (0, 1) and "#0" in r.stdout, r.stdout + r.stderr  # not "this folder holds another search"
 
 
+def test_an_out_path_that_cannot_take_the_recipe_is_refused_before_the_search_spends_its_budget(tmp_path, capsys):
+    """--out was written only once a recipe was found: a missing folder was a FileNotFoundError
+    traceback after every trial had run, a named pipe hung the finished search for a reader."""
+    data = tmp_path / "data"
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "pipe.yaml")
+    for out, why in ((tmp_path / "no-such" / "found.yaml", "its folder does not exist"), (tmp_path / "folder", "is a folder"),
+                     (tmp_path / "pipe.yaml", "not a regular file"), (tmp_path / ("x" * 300 + ".yaml"), "File name too long")):
+        r = castrig_main(capsys, *SEARCH, *ONE_FIELD, "--tolerance", "0.5", "--budget", "1", "--data", str(data), "--out", str(out))
+        _refused(r, f"--out {out}")
+        assert why in r.stderr, r.stderr
+    assert not data.exists()  # no trial ran for any of them
+
+
 def test_another_search_in_the_folder_is_named_by_the_setting_that_differs(tmp_path, capsys):
     from castrig.explore.journal import SearchFolder
     from castrig.explore.search import make_settings

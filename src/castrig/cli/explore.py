@@ -60,6 +60,46 @@ def _profile(profile: Optional[Path]) -> Path:
     return profile or default_profile()
 
 
+def _check_out(out_recipe: Optional[Path]) -> Optional[Path]:
+    """``--out``, checked before the search spends its budget: unchecked, a missing folder or a
+    folder at the path was a FileNotFoundError traceback once a recipe was found (minutes or
+    hours of trials later), and a named pipe hung the finished search waiting for a reader.
+    A symlink is followed (the file it names is written, as the shell's ``>`` would)."""
+    import errno
+    import os
+
+    from castrig.cli.main import writable_file
+
+    if out_recipe is None:
+        return None
+    where = dict(file=str(out_recipe), field="--out")
+    try:
+        target = out_recipe.resolve()
+        st = os.stat(target) if os.path.lexists(target) else None
+    except OSError as exc:  # a name too long, a loop of links
+        why = "a name too long" if exc.errno == errno.ENAMETOOLONG else (exc.strerror or str(exc))
+        raise BadInput(f"--out {out_recipe}: cannot be written ({why}; allowed: a YAML file name in an existing folder)",
+                       **where) from None
+    if st is not None and not os.path.isfile(target):
+        kind = "a folder" if os.path.isdir(target) else "not a regular file (a device, a pipe or a socket)"
+        raise BadInput(f"--out {out_recipe}: is {kind} (allowed: a YAML file name in an existing folder, "
+                       f"e.g. {out_recipe / 'found.yaml' if os.path.isdir(target) else 'found.yaml'})", **where)
+    writable_file(target, "--out", "allowed: a YAML file name in an existing folder this user can write in")
+    return target
+
+
+def _write_out(out_recipe: Path, text: str, kept: Path) -> None:
+    """The found recipe at ``--out`` (checked by :func:`_check_out`), whole or not at all; a
+    failure now (a full disk) names the copy kept in the search folder."""
+    from castrig.atomic import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(out_recipe, text.encode())
+    except OSError as exc:
+        raise BadInput(f"--out {out_recipe}: cannot write it ({exc.strerror or exc}); the recipe found is in {kept}",
+                       file=str(out_recipe), field="--out") from None
+
+
 # -- explore -----------------------------------------------------------------------------------
 explore_app = typer.Typer(invoke_without_command=True)  # its help is the callback's docstring (with the examples)
 
@@ -125,6 +165,7 @@ def explore(
         raise BadInput(f"--tolerance = {tolerance:g}: out of range (allowed: > 0 to 1)", field="--tolerance")
     if not 0 <= map_grid <= 20:
         raise BadInput(f"--map-grid = {map_grid}: out of range (allowed: 0 to 20)", field="--map-grid")
+    out_recipe = _check_out(out_recipe)
     sp = load_space(space) if space is not None else SearchSpace()
     fixes = parse_fixes(fix)
     sp = sp.with_fixed(fixes) if fix else sp
@@ -155,7 +196,7 @@ def explore(
     o = res.found.outcome
     assert o is not None and res.recipe_path is not None
     if out_recipe is not None:
-        out_recipe.write_text(res.recipe_path.read_text())
+        _write_out(out_recipe, res.recipe_path.read_text(), res.recipe_path)
     out.print(_styled("found", "green", f" {target_grade} at D {o.d_um:.2f} µm (target {target_d_um:g}) after {res.search_trials} search trials, "
               f"{res.runs} runs, {wall:.1f} s: {out_recipe or res.recipe_path}"
               + (f" with {res.profile_path}" if res.profile_path else "")), highlight=False, soft_wrap=True)
@@ -261,7 +302,7 @@ def _explore_distributed(settings, folder: Path, storage: Optional[str], study_n
     found = hits[0]
     recipe_path, profile_path = _write_found_point(settings, folder, found)
     if out_recipe is not None:
-        out_recipe.write_text(recipe_path.read_text())
+        _write_out(out_recipe, recipe_path.read_text(), recipe_path)
     o = found.outcome
     out.print(_styled("found", "green", f" {settings.grade} at D {o.d_um:.2f} µm (target {settings.target_d_um:g}) after "
               f"{sum(t.kind == 'search' for t in trials)} search trials, {len(trials)} runs, {wall:.1f} s: {out_recipe or recipe_path}"
@@ -489,7 +530,7 @@ def _write_met_point(settings, folder: Path, h, out_recipe: Optional[Path]) -> P
     path = folder / "found.yaml"
     path.write_text(text)
     if out_recipe is not None:
-        out_recipe.write_text(text)
+        _write_out(out_recipe, text, path)
     return path
 
 

@@ -96,7 +96,15 @@ def writable_file(path: Path, option: str, hint: str = "") -> None:
 
     folder = path.parent if str(path.parent) else Path(".")
     why = None
-    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    try:  # (is_dir() raised on a name too long: a traceback)
+        os.lstat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        why = f"cannot be written here ({exc.strerror or exc})"
+    if why is not None:
+        pass
+    elif path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         why = "is a folder" if path.is_dir() else "its folder does not exist" if not folder.is_dir() else "cannot be written here"
     else:
         try:  # the permission bits are not the file system's word (/proc, a read-only mount, root)
