@@ -188,6 +188,32 @@ def test_an_out_path_that_cannot_take_the_recipe_is_refused_before_the_search_sp
     assert not data.exists()  # no trial ran for any of them
 
 
+def test_a_folder_holding_a_search_on_workers_takes_no_other_search_or_map(tmp_path, capsys):
+    """Trial files, runs, map and found.yaml are named by trial number only: a second search on
+    workers in a --folder that held one (another target) ran beside it and overwrote its
+    trials/t00000..., a one-process search there ran its own trials blind to the study's, and a
+    map there drew its map over the search's. Each is refused before anything runs."""
+    from castrig.explore.distributed import start_search, storage_url
+    from castrig.explore.search import make_settings
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    settings = make_settings(grade="claim1", target_d_um=3.0, tolerance=0.01, profile_path=Path("hw_profiles/sim.yaml").absolute(),
+                             template_path=Path(ONE_FIELD[1]))
+    start_search(storage_url(None, folder), "claim1-d3um-s0", settings)  # `--workers 2 --folder mine` was started here
+    data = tmp_path / "data"
+    common = (*ONE_FIELD, "--budget", "1", "--folder", str(folder), "--data", str(data))
+    r = castrig_main(capsys, "explore", "--target-grade", "claim1", "--target-d-um", "4", "--workers", "2", *common)
+    _refused(r, f"--folder {folder}")
+    assert "holds another search, study 'claim1-d3um-s0'" in r.stderr, r.stderr
+    r = castrig_main(capsys, *SEARCH, *common)  # the same search, resumed without --workers
+    _refused(r, f"--folder {folder}")
+    assert "holds a search run on workers" in r.stderr and "--workers N" in r.stderr, r.stderr
+    r = castrig_main(capsys, "explore", "map", "--rh", "60", "--concentration", "5", *common[:2], *common[4:])
+    _refused(r, f"--folder {folder}")
+    assert not (folder / "trials").exists() and not (folder / "map.html").exists()  # nothing ran
+
+
 def test_another_search_in_the_folder_is_named_by_the_setting_that_differs(tmp_path, capsys):
     from castrig.explore.journal import SearchFolder
     from castrig.explore.search import make_settings

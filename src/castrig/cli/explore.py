@@ -180,6 +180,9 @@ def explore(
         if map_grid:
             raise BadInput("--map-grid with --workers/--storage: use castrig explore map (a grid on many workers)", field="--map-grid")
         raise typer.Exit(_explore_distributed(settings, folder, storage, study, workers, out_recipe))
+    from castrig.explore.one_study import check_one_process_folder
+
+    check_one_process_folder(folder)
     t0 = time.monotonic()
     with Search(folder, settings, on_trial=lambda t: out.print(describe_trial(t, settings.tolerance), highlight=False)) as search:
         done_before = sum(1 for t in search.trials if t.done)
@@ -273,9 +276,14 @@ def _explore_distributed(settings, folder: Path, storage: Optional[str], study_n
 
     from castrig.explore.journal import SearchFolder
 
-    SearchFolder(folder).claim("castrig explore --workers")  # the coordinator owns the folder; its workers do not lock it
+    from castrig.explore.one_study import check_study_folder
+
+    sf = SearchFolder(folder)
+    sf.claim("castrig explore --workers")  # the coordinator owns the folder; its workers do not lock it
     url = storage_url(storage, folder)
     name = study_name or search_study_name(settings)
+    check_study_folder(folder, name, "search")
+    sf.open(settings)  # (search.json: another search here is refused, as a search in one process refuses it)
     study = start_search(url, name, settings)
     t0 = time.monotonic()
     out.print(f"study {name} in {redact_url(url)}; {workers} workers (others may join: castrig explore worker --storage {redact_url(url)} "
@@ -428,6 +436,9 @@ def explore_map(
     SearchFolder(folder).claim("castrig explore map")
     url = storage_url(storage, folder)
     name = study or f"map-{grade}"
+    from castrig.explore.one_study import check_study_folder
+
+    check_study_folder(folder, name, "map")
     st, queued = start_map(url, name, settings, grid)
     asked, done = grid.asked_and_done(map_results(st))
     out.print(f"map {name} in {redact_url(url)}: {asked} points asked: {done} done before, {asked - done - queued} queued or running "
