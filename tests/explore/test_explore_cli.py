@@ -214,6 +214,24 @@ def test_a_folder_holding_a_search_on_workers_takes_no_other_search_or_map(tmp_p
     assert not (folder / "trials").exists() and not (folder / "map.html").exists()  # nothing ran
 
 
+def test_a_seed_a_worker_count_and_a_fix_that_cannot_be_meant_are_refused_before_anything_runs(tmp_path, capsys):
+    """A 300-digit --seed named a search folder too long to make (an OSError traceback; with
+    --workers a study name its workers refused: "not found in 0 search trials"); --max-trials 0
+    or -1 did nothing and exited 0; --fix given twice ran at the last value without a word."""
+    data = tmp_path / "data"
+    (data / "explore").mkdir(parents=True)  # (an earlier search's: the folder name too long raised out of a look for it)
+    for args, why in ((("--seed", "1" + "0" * 300), "allowed: 0 to 4294967295"), (("--seed", "4294967296"), "allowed: 0 to 4294967295"),
+                      (("--fix", "rh_pct=50", "--fix", "rh_pct=60"), "--fix rh_pct given twice, = 50 and = 60")):
+        r = castrig_main(capsys, *SEARCH, *ONE_FIELD, "--budget", "1", "--data", str(data), *args)
+        _refused(r, args[0])
+        assert why in r.stderr, r.stderr
+    for n in ("0", "-1"):
+        r = castrig_main(capsys, "explore", "worker", "--storage", f"journal:{tmp_path / 'study.journal'}", "--study", "s",
+                         "--max-trials", n, "--data", str(data))
+        _refused(r, "--max-trials")
+    assert not any((data / "explore").iterdir())
+
+
 def test_another_search_in_the_folder_is_named_by_the_setting_that_differs(tmp_path, capsys):
     from castrig.explore.journal import SearchFolder
     from castrig.explore.search import make_settings

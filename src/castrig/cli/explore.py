@@ -28,6 +28,10 @@ EXIT_NOT_FOUND = 1  # the search used its budget without a confirmed recipe
 
 #: Optuna keeps a study's name in a column of at most 512 characters: longer was a traceback
 STUDY_NAME_MAX = 200
+#: The optimiser seeds numpy with it modulo 2**32; it names the search folder and the study
+SEED_MAX = 2**32 - 1
+#: ``explore worker --max-trials``: a worker's trials in one go (0 or less did nothing, exit 0)
+MAX_TRIALS_MAX = 1_000_000
 
 
 def _study(name: Optional[str]) -> Optional[str]:
@@ -159,8 +163,8 @@ def explore(
                        field="--target-grade")
     if not 1 <= budget <= 10_000:
         raise BadInput(f"--budget = {budget}: out of range (allowed: 1 to 10000)", field="--budget")
-    if seed < 0:
-        raise BadInput(f"--seed = {seed}: must be >= 0", field="--seed")
+    if not 0 <= seed <= SEED_MAX:  # (a 300-digit seed: a folder name too long, a traceback; a study name the workers refused)
+        raise BadInput(f"--seed = {seed}: out of range (allowed: 0 to {SEED_MAX})", field="--seed")
     if not 0 < tolerance <= 1:
         raise BadInput(f"--tolerance = {tolerance:g}: out of range (allowed: > 0 to 1)", field="--tolerance")
     if not 0 <= map_grid <= 20:
@@ -374,6 +378,9 @@ def explore_worker(
     """
     from castrig.explore.distributed import Worker
 
+    if max_trials is not None and not 1 <= max_trials <= MAX_TRIALS_MAX:
+        raise BadInput(f"--max-trials = {max_trials}: out of range (allowed: 1 to {MAX_TRIALS_MAX}, or none: until the study is done)",
+                       field="--max-trials")
     _term_as_interrupt()  # (a run in progress handles SIGTERM itself: it aborts, and the trial is queued again)
     data = _search_folder(data, None, f"worker-{_folder_name(study)}", flag="--data")
     w = Worker(storage, study, data, on_trial=None if quiet else
