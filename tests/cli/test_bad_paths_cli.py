@@ -169,3 +169,20 @@ def test_lots_of_a_missing_or_file_data_root_is_refused_not_read_as_no_lots(tmp_
         refused(done, f"--data {root}: {says}")
         assert "membrane lots" not in done.stdout
     assert not typo.exists()
+
+
+def test_a_path_name_longer_than_the_file_system_allows_is_refused_naming_the_option(tmp_path, capsys, monkeypatch):
+    """A name past 255 bytes (a script's generated name, a pasted path) in a folder that exists:
+    Path.exists() and is_dir() raise "File name too long" where they answer False for a missing
+    path, and run --data, lots --data, report RUN_DIR, status RUN_DIR, export --to and explore
+    --folder each ended in an OSError traceback (exit 1). Also from $CASTRIG_DATA."""
+    long = tmp_path / ("x" * 300)
+    run_dir = ROOT / "recipes"  # (never reached: the name is refused first)
+    for args, named in ((("run", DEMO, "--data", long, "-q"), "--data"), (("lots", "--data", long), "--data"),
+                        (("report", long), "RUN_DIR"), (("status", long), "RUN_DIR"),
+                        (("export", run_dir, "--to", long), "--to"),
+                        (("explore", "--target-grade", "claim1", "--budget", "1", "--folder", long), "--folder")):
+        refused(castrig_main(capsys, *args), f"{named} {str(long)[:40]}", "a name longer than the file system allows")
+    monkeypatch.setenv("CASTRIG_DATA", str(long))
+    refused(castrig_main(capsys, "runs"), "a name longer than the file system allows")
+    assert list(tmp_path.iterdir()) == []
