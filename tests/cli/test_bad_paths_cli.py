@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig_main, refused
+from conftest import ROOT, castrig_main, make_study, refused
 
 DEMO = str(ROOT / "recipes" / "demo.yaml")
 
@@ -186,3 +186,16 @@ def test_a_path_name_longer_than_the_file_system_allows_is_refused_naming_the_op
     monkeypatch.setenv("CASTRIG_DATA", str(long))
     refused(castrig_main(capsys, "runs"), "a name longer than the file system allows")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_study_journal_that_cannot_be_written_is_refused_naming_the_storage(tmp_path, capsys, read_only_mount):
+    """A study journal on a read-only mount (or a colleague's, not writable by this user): the
+    storage was taken as opened, and the map's first append (and a worker's lease beside the
+    journal) ended in an OSError traceback (exit 1)."""
+    src = tmp_path / "shared"
+    make_study(src)  # map-claim1 over a 2 x 2 grid, queued
+    journal = read_only_mount(src) / "study.journal"
+    for args in (("explore", "map", "--rh", "60:70:10", "--concentration", "5:10:5", "--folder", tmp_path / "mine"),
+                 ("explore", "worker", "--study", "map-claim1", "--data", tmp_path / "worker")):
+        refused(castrig_main(capsys, *args, "--storage", f"journal:{journal}"), f"--storage journal:{journal}", "read-only file system")
+    assert not (tmp_path / "worker").exists()

@@ -273,7 +273,8 @@ def storage_errors() -> tuple[type[BaseException], ...]:
 def _explore_distributed(settings, folder: Path, storage: Optional[str], study_name: Optional[str], workers: int,  # type: ignore[no-untyped-def]
                          out_recipe: Optional[Path] = None) -> int:
     """The search in Optuna storage, its trials run by ``workers`` worker processes."""
-    from castrig.explore.distributed import as_trials, search_study_name, start_search, storage_url, trial_record, worker_processes
+    from castrig.explore.distributed import (as_trials, open_storage, search_study_name, start_search, storage_url, trial_record,
+                                             worker_processes)
     from castrig.explore.objective import rank_key
     from castrig.explore.plots import write_map
     from castrig.explore.search import describe_trial
@@ -287,8 +288,9 @@ def _explore_distributed(settings, folder: Path, storage: Optional[str], study_n
     url = storage_url(storage, folder)
     name = study_name or search_study_name(settings)
     check_study_folder(folder, name, "search")
+    storage = open_storage(url)  # (one that cannot be used refused before search.json is written)
     sf.open(settings)  # (search.json: another search here is refused, as a search in one process refuses it)
-    study = start_search(url, name, settings)
+    study = start_search(url, name, settings, storage)
     t0 = time.monotonic()
     out.print(f"study {name} in {redact_url(url)}; {workers} workers (others may join: castrig explore worker --storage {redact_url(url)} "
               f"--study {name})",
