@@ -181,9 +181,9 @@ def test_an_out_path_that_cannot_take_the_recipe_is_refused_before_the_search_sp
     (tmp_path / "folder").mkdir()
     os.mkfifo(tmp_path / "pipe.yaml")
     for out, why in ((tmp_path / "no-such" / "found.yaml", "its folder does not exist"), (tmp_path / "folder", "is a folder"),
-                     (tmp_path / "pipe.yaml", "not a regular file"), (tmp_path / ("x" * 300 + ".yaml"), "File name too long")):
+                     (tmp_path / "pipe.yaml", "not a regular file"), (tmp_path / ("x" * 300 + ".yaml"), "a name longer than")):
         r = castrig_main(capsys, *SEARCH, *ONE_FIELD, "--tolerance", "0.5", "--budget", "1", "--data", str(data), "--out", str(out))
-        _refused(r, f"--out {out}")
+        _refused(r, f"--out {str(out)[:60]}")
         assert why in r.stderr, r.stderr
     assert not data.exists()  # no trial ran for any of them
 
