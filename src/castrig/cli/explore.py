@@ -164,7 +164,9 @@ def explore(
     if not 1 <= budget <= 10_000:
         raise BadInput(f"--budget = {budget}: out of range (allowed: 1 to 10000)", field="--budget")
     if not 0 <= seed <= SEED_MAX:  # (a 300-digit seed: a folder name too long, a traceback; a study name the workers refused)
-        raise BadInput(f"--seed = {seed}: out of range (allowed: 0 to {SEED_MAX})", field="--seed")
+        digits = str(seed)
+        raise BadInput(f"--seed = {digits if len(digits) <= 24 else f'{digits[:12]}… ({len(digits)} digits)'}: out of range "
+                       f"(allowed: 0 to {SEED_MAX})", field="--seed")
     if not 0 < tolerance <= 1:
         raise BadInput(f"--tolerance = {tolerance:g}: out of range (allowed: > 0 to 1)", field="--tolerance")
     if not 0 <= map_grid <= 20:
