@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig_main, refused
+from conftest import ROOT, castrig_main, make_study, refused
 
 DEMO = str(ROOT / "recipes" / "demo.yaml")
 
@@ -169,3 +169,33 @@ def test_lots_of_a_missing_or_file_data_root_is_refused_not_read_as_no_lots(tmp_
         refused(done, f"--data {root}: {says}")
         assert "membrane lots" not in done.stdout
     assert not typo.exists()
+
+
+def test_a_path_name_longer_than_the_file_system_allows_is_refused_naming_the_option(tmp_path, capsys, monkeypatch):
+    """A name past 255 bytes (a script's generated name, a pasted path) in a folder that exists:
+    Path.exists() and is_dir() raise "File name too long" where they answer False for a missing
+    path, and run --data, lots --data, report RUN_DIR, status RUN_DIR, export --to and explore
+    --folder each ended in an OSError traceback (exit 1). Also from $CASTRIG_DATA."""
+    long = tmp_path / ("x" * 300)
+    run_dir = ROOT / "recipes"  # (never reached: the name is refused first)
+    for args, named in ((("run", DEMO, "--data", long, "-q"), "--data"), (("lots", "--data", long), "--data"),
+                        (("report", long), "RUN_DIR"), (("status", long), "RUN_DIR"),
+                        (("export", run_dir, "--to", long), "--to"),
+                        (("explore", "--target-grade", "claim1", "--budget", "1", "--folder", long), "--folder")):
+        refused(castrig_main(capsys, *args), f"{named} {str(long)[:40]}", "a name longer than the file system allows")
+    monkeypatch.setenv("CASTRIG_DATA", str(long))
+    refused(castrig_main(capsys, "runs"), "a name longer than the file system allows")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_study_journal_that_cannot_be_written_is_refused_naming_the_storage(tmp_path, capsys, read_only_mount):
+    """A study journal on a read-only mount (or a colleague's, not writable by this user): the
+    storage was taken as opened, and the map's first append (and a worker's lease beside the
+    journal) ended in an OSError traceback (exit 1)."""
+    src = tmp_path / "shared"
+    make_study(src)  # map-claim1 over a 2 x 2 grid, queued
+    journal = read_only_mount(src) / "study.journal"
+    for args in (("explore", "map", "--rh", "60:70:10", "--concentration", "5:10:5", "--folder", tmp_path / "mine"),
+                 ("explore", "worker", "--study", "map-claim1", "--data", tmp_path / "worker")):
+        refused(castrig_main(capsys, *args, "--storage", f"journal:{journal}"), f"--storage journal:{journal}", "read-only file system")
+    assert not (tmp_path / "worker").exists()

@@ -174,6 +174,64 @@ def test_bad_support_pore_is_refused_before_anything_is_written_and_the_correcte
     assert r.returncode in (0, 1) and "#0" in r.stdout, r.stdout + r.stderr  # not "this folder holds another search"
 
 
+def test_an_out_path_that_cannot_take_the_recipe_is_refused_before_the_search_spends_its_budget(tmp_path, capsys):
+    """--out was written only once a recipe was found: a missing folder was a FileNotFoundError
+    traceback after every trial had run, a named pipe hung the finished search for a reader."""
+    data = tmp_path / "data"
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "pipe.yaml")
+    for out, why in ((tmp_path / "no-such" / "found.yaml", "its folder does not exist"), (tmp_path / "folder", "is a folder"),
+                     (tmp_path / "pipe.yaml", "not a regular file"), (tmp_path / ("x" * 300 + ".yaml"), "a name longer than")):
+        r = castrig_main(capsys, *SEARCH, *ONE_FIELD, "--tolerance", "0.5", "--budget", "1", "--data", str(data), "--out", str(out))
+        _refused(r, f"--out {str(out)[:60]}")
+        assert why in r.stderr, r.stderr
+    assert not data.exists()  # no trial ran for any of them
+
+
+def test_a_folder_holding_a_search_on_workers_takes_no_other_search_or_map(tmp_path, capsys):
+    """Trial files, runs, map and found.yaml are named by trial number only: a second search on
+    workers in a --folder that held one (another target) ran beside it and overwrote its
+    trials/t00000..., a one-process search there ran its own trials blind to the study's, and a
+    map there drew its map over the search's. Each is refused before anything runs."""
+    from castrig.explore.distributed import start_search, storage_url
+    from castrig.explore.search import make_settings
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    settings = make_settings(grade="claim1", target_d_um=3.0, tolerance=0.01, profile_path=Path("hw_profiles/sim.yaml").absolute(),
+                             template_path=Path(ONE_FIELD[1]))
+    start_search(storage_url(None, folder), "claim1-d3um-s0", settings)  # `--workers 2 --folder mine` was started here
+    data = tmp_path / "data"
+    common = (*ONE_FIELD, "--budget", "1", "--folder", str(folder), "--data", str(data))
+    r = castrig_main(capsys, "explore", "--target-grade", "claim1", "--target-d-um", "4", "--workers", "2", *common)
+    _refused(r, f"--folder {folder}")
+    assert "holds another search, study 'claim1-d3um-s0'" in r.stderr, r.stderr
+    r = castrig_main(capsys, *SEARCH, *common)  # the same search, resumed without --workers
+    _refused(r, f"--folder {folder}")
+    assert "holds a search run on workers" in r.stderr and "--workers N" in r.stderr, r.stderr
+    r = castrig_main(capsys, "explore", "map", "--rh", "60", "--concentration", "5", *common[:2], *common[4:])
+    _refused(r, f"--folder {folder}")
+    assert not (folder / "trials").exists() and not (folder / "map.html").exists()  # nothing ran
+
+
+def test_a_seed_a_worker_count_and_a_fix_that_cannot_be_meant_are_refused_before_anything_runs(tmp_path, capsys):
+    """A 300-digit --seed named a search folder too long to make (an OSError traceback; with
+    --workers a study name its workers refused: "not found in 0 search trials"); --max-trials 0
+    or -1 did nothing and exited 0; --fix given twice ran at the last value without a word."""
+    data = tmp_path / "data"
+    (data / "explore").mkdir(parents=True)  # (an earlier search's: the folder name too long raised out of a look for it)
+    for args, why in ((("--seed", "1" + "0" * 300), "allowed: 0 to 4294967295"), (("--seed", "4294967296"), "allowed: 0 to 4294967295"),
+                      (("--fix", "rh_pct=50", "--fix", "rh_pct=60"), "--fix rh_pct given twice, = 50 and = 60")):
+        r = castrig_main(capsys, *SEARCH, *ONE_FIELD, "--budget", "1", "--data", str(data), *args)
+        _refused(r, args[0])
+        assert why in r.stderr, r.stderr
+    for n in ("0", "-1"):
+        r = castrig_main(capsys, "explore", "worker", "--storage", f"journal:{tmp_path / 'study.journal'}", "--study", "s",
+                         "--max-trials", n, "--data", str(data))
+        _refused(r, "--max-trials")
+    assert not any((data / "explore").iterdir())
+
+
 def test_another_search_in_the_folder_is_named_by_the_setting_that_differs(tmp_path, capsys):
     from castrig.explore.journal import SearchFolder
     from castrig.explore.search import make_settings

@@ -28,6 +28,10 @@ EXIT_NOT_FOUND = 1  # the search used its budget without a confirmed recipe
 
 #: Optuna keeps a study's name in a column of at most 512 characters: longer was a traceback
 STUDY_NAME_MAX = 200
+#: The optimiser seeds numpy with it modulo 2**32; it names the search folder and the study
+SEED_MAX = 2**32 - 1
+#: ``explore worker --max-trials``: a worker's trials in one go (0 or less did nothing, exit 0)
+MAX_TRIALS_MAX = 1_000_000
 
 
 def _study(name: Optional[str]) -> Optional[str]:
@@ -58,6 +62,46 @@ def _profile(profile: Optional[Path]) -> Path:
     from castrig.cli.main import default_profile
 
     return profile or default_profile()
+
+
+def _check_out(out_recipe: Optional[Path]) -> Optional[Path]:
+    """``--out``, checked before the search spends its budget: unchecked, a missing folder or a
+    folder at the path was a FileNotFoundError traceback once a recipe was found (minutes or
+    hours of trials later), and a named pipe hung the finished search waiting for a reader.
+    A symlink is followed (the file it names is written, as the shell's ``>`` would)."""
+    import errno
+    import os
+
+    from castrig.cli.main import writable_file
+
+    if out_recipe is None:
+        return None
+    where = dict(file=str(out_recipe), field="--out")
+    try:
+        target = out_recipe.resolve()
+        st = os.stat(target) if os.path.lexists(target) else None
+    except OSError as exc:  # a name too long, a loop of links
+        why = "a name too long" if exc.errno == errno.ENAMETOOLONG else (exc.strerror or str(exc))
+        raise BadInput(f"--out {out_recipe}: cannot be written ({why}; allowed: a YAML file name in an existing folder)",
+                       **where) from None
+    if st is not None and not os.path.isfile(target):
+        kind = "a folder" if os.path.isdir(target) else "not a regular file (a device, a pipe or a socket)"
+        raise BadInput(f"--out {out_recipe}: is {kind} (allowed: a YAML file name in an existing folder, "
+                       f"e.g. {out_recipe / 'found.yaml' if os.path.isdir(target) else 'found.yaml'})", **where)
+    writable_file(target, "--out", "allowed: a YAML file name in an existing folder this user can write in")
+    return target
+
+
+def _write_out(out_recipe: Path, text: str, kept: Path) -> None:
+    """The found recipe at ``--out`` (checked by :func:`_check_out`), whole or not at all; a
+    failure now (a full disk) names the copy kept in the search folder."""
+    from castrig.atomic import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(out_recipe, text.encode())
+    except OSError as exc:
+        raise BadInput(f"--out {out_recipe}: cannot write it ({exc.strerror or exc}); the recipe found is in {kept}",
+                       file=str(out_recipe), field="--out") from None
 
 
 # -- explore -----------------------------------------------------------------------------------
@@ -119,12 +163,15 @@ def explore(
                        field="--target-grade")
     if not 1 <= budget <= 10_000:
         raise BadInput(f"--budget = {budget}: out of range (allowed: 1 to 10000)", field="--budget")
-    if seed < 0:
-        raise BadInput(f"--seed = {seed}: must be >= 0", field="--seed")
+    if not 0 <= seed <= SEED_MAX:  # (a 300-digit seed: a folder name too long, a traceback; a study name the workers refused)
+        digits = str(seed)
+        raise BadInput(f"--seed = {digits if len(digits) <= 24 else f'{digits[:12]}… ({len(digits)} digits)'}: out of range "
+                       f"(allowed: 0 to {SEED_MAX})", field="--seed")
     if not 0 < tolerance <= 1:
         raise BadInput(f"--tolerance = {tolerance:g}: out of range (allowed: > 0 to 1)", field="--tolerance")
     if not 0 <= map_grid <= 20:
         raise BadInput(f"--map-grid = {map_grid}: out of range (allowed: 0 to 20)", field="--map-grid")
+    out_recipe = _check_out(out_recipe)
     sp = load_space(space) if space is not None else SearchSpace()
     fixes = parse_fixes(fix)
     sp = sp.with_fixed(fixes) if fix else sp
@@ -139,6 +186,9 @@ def explore(
         if map_grid:
             raise BadInput("--map-grid with --workers/--storage: use castrig explore map (a grid on many workers)", field="--map-grid")
         raise typer.Exit(_explore_distributed(settings, folder, storage, study, workers, out_recipe))
+    from castrig.explore.one_study import check_one_process_folder
+
+    check_one_process_folder(folder)
     t0 = time.monotonic()
     with Search(folder, settings, on_trial=lambda t: out.print(describe_trial(t, settings.tolerance), highlight=False)) as search:
         done_before = sum(1 for t in search.trials if t.done)
@@ -155,7 +205,7 @@ def explore(
     o = res.found.outcome
     assert o is not None and res.recipe_path is not None
     if out_recipe is not None:
-        out_recipe.write_text(res.recipe_path.read_text())
+        _write_out(out_recipe, res.recipe_path.read_text(), res.recipe_path)
     out.print(_styled("found", "green", f" {target_grade} at D {o.d_um:.2f} µm (target {target_d_um:g}) after {res.search_trials} search trials, "
               f"{res.runs} runs, {wall:.1f} s: {out_recipe or res.recipe_path}"
               + (f" with {res.profile_path}" if res.profile_path else "")), highlight=False, soft_wrap=True)
@@ -225,17 +275,24 @@ def storage_errors() -> tuple[type[BaseException], ...]:
 def _explore_distributed(settings, folder: Path, storage: Optional[str], study_name: Optional[str], workers: int,  # type: ignore[no-untyped-def]
                          out_recipe: Optional[Path] = None) -> int:
     """The search in Optuna storage, its trials run by ``workers`` worker processes."""
-    from castrig.explore.distributed import as_trials, search_study_name, start_search, storage_url, trial_record, worker_processes
+    from castrig.explore.distributed import (as_trials, open_storage, search_study_name, start_search, storage_url, trial_record,
+                                             worker_processes)
     from castrig.explore.objective import rank_key
     from castrig.explore.plots import write_map
     from castrig.explore.search import describe_trial
 
     from castrig.explore.journal import SearchFolder
 
-    SearchFolder(folder).claim("castrig explore --workers")  # the coordinator owns the folder; its workers do not lock it
+    from castrig.explore.one_study import check_study_folder
+
+    sf = SearchFolder(folder)
+    sf.claim("castrig explore --workers")  # the coordinator owns the folder; its workers do not lock it
     url = storage_url(storage, folder)
     name = study_name or search_study_name(settings)
-    study = start_search(url, name, settings)
+    check_study_folder(folder, name, "search")
+    storage = open_storage(url)  # (one that cannot be used refused before search.json is written)
+    sf.open(settings)  # (search.json: another search here is refused, as a search in one process refuses it)
+    study = start_search(url, name, settings, storage)
     t0 = time.monotonic()
     out.print(f"study {name} in {redact_url(url)}; {workers} workers (others may join: castrig explore worker --storage {redact_url(url)} "
               f"--study {name})",
@@ -261,7 +318,7 @@ def _explore_distributed(settings, folder: Path, storage: Optional[str], study_n
     found = hits[0]
     recipe_path, profile_path = _write_found_point(settings, folder, found)
     if out_recipe is not None:
-        out_recipe.write_text(recipe_path.read_text())
+        _write_out(out_recipe, recipe_path.read_text(), recipe_path)
     o = found.outcome
     out.print(_styled("found", "green", f" {settings.grade} at D {o.d_um:.2f} µm (target {settings.target_d_um:g}) after "
               f"{sum(t.kind == 'search' for t in trials)} search trials, {len(trials)} runs, {wall:.1f} s: {out_recipe or recipe_path}"
@@ -325,6 +382,9 @@ def explore_worker(
     """
     from castrig.explore.distributed import Worker
 
+    if max_trials is not None and not 1 <= max_trials <= MAX_TRIALS_MAX:
+        raise BadInput(f"--max-trials = {max_trials}: out of range (allowed: 1 to {MAX_TRIALS_MAX}, or none: until the study is done)",
+                       field="--max-trials")
     _term_as_interrupt()  # (a run in progress handles SIGTERM itself: it aborts, and the trial is queued again)
     data = _search_folder(data, None, f"worker-{_folder_name(study)}", flag="--data")
     w = Worker(storage, study, data, on_trial=None if quiet else
@@ -387,6 +447,9 @@ def explore_map(
     SearchFolder(folder).claim("castrig explore map")
     url = storage_url(storage, folder)
     name = study or f"map-{grade}"
+    from castrig.explore.one_study import check_study_folder
+
+    check_study_folder(folder, name, "map")
     st, queued = start_map(url, name, settings, grid)
     asked, done = grid.asked_and_done(map_results(st))
     out.print(f"map {name} in {redact_url(url)}: {asked} points asked: {done} done before, {asked - done - queued} queued or running "
@@ -489,7 +552,7 @@ def _write_met_point(settings, folder: Path, h, out_recipe: Optional[Path]) -> P
     path = folder / "found.yaml"
     path.write_text(text)
     if out_recipe is not None:
-        out_recipe.write_text(text)
+        _write_out(out_recipe, text, path)
     return path
 
 

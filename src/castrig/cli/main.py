@@ -96,7 +96,15 @@ def writable_file(path: Path, option: str, hint: str = "") -> None:
 
     folder = path.parent if str(path.parent) else Path(".")
     why = None
-    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    try:  # (is_dir() raised on a name too long: a traceback)
+        os.lstat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        why = f"cannot be written here ({exc.strerror or exc})"
+    if why is not None:
+        pass
+    elif path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         why = "is a folder" if path.is_dir() else "its folder does not exist" if not folder.is_dir() else "cannot be written here"
     else:
         try:  # the permission bits are not the file system's word (/proc, a read-only mount, root)
@@ -117,6 +125,12 @@ def usable_folder(path: Path, flag: str, *, must_exist: bool = False, holds: str
     command refused later."""
     allowed = (f" ({holds}; allowed: an existing folder" + (" this user can write in" if writes else "")
                + ("" if must_exist else " or a path where one can be made") + ")")
+    from castrig.cli.path_options import name_too_long
+
+    if name_too_long(path):  # ($CASTRIG_DATA, a default folder named from a value: is_dir() raised on it)
+        from castrig.tiffio import NAME_TOO_LONG
+
+        raise BadInput(f"{flag} {path}: {NAME_TOO_LONG}", file=str(path), field=flag)
     for p in (path, *path.parents):
         if p.exists() and not p.is_dir():
             at = "" if p == path else f" ({p} is a file)"
@@ -586,6 +600,9 @@ def _command(command: Any, argv: list[str] | None) -> int:
         from castrig.envvars import check_environment
 
         check_environment()  # CASTRIG_ANALYSIS_THREADS=abc fell back to 2 silently; a heartbeat of abc was a traceback
+        from castrig.cli.path_options import guard_path_params
+
+        guard_path_params(command)  # (a path's name too long: an OSError traceback from the first look at it)
         rv = command.main(args=argv, prog_name="castrig", standalone_mode=False)
         code = rv if isinstance(rv, int) else EXIT_OK
     except BadInput as exc:

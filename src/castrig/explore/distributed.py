@@ -146,7 +146,15 @@ def open_storage(url: str, *, existing_study: str | None = None):  # type: ignor
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         from castrig.explore.journal_lock import journal_lock
+        from castrig.store import unwritable
 
+        # every process of a study appends to the journal and locks it beside it (PATH.flock,
+        # study.workers/): a colleague's journal or a read-only mount was an OSError traceback
+        # from the first append (a map, a worker joining), after the storage was taken as opened
+        why = unwritable(path.parent) or ("permission denied" if path.is_file() and not os.access(path, os.W_OK) else None)
+        if why is not None:
+            raise BadInput(f"--storage {redact_url(url)}: cannot write the journal or its lock in {path.parent} ({why}); every "
+                           f"process of a study appends to it ({allowed})", field="--storage")
         return read_journal(path, lock_obj=journal_lock(path))
     except OSError as exc:
         raise BadInput(f"--storage {redact_url(url)}: cannot open it: {exc.strerror or exc} ({allowed})", field="--storage") from None
@@ -693,10 +701,11 @@ def search_study_name(settings: SearchSettings) -> str:
     return f"{settings.grade}-d{settings.target_d_um:g}um-s{settings.seed}"
 
 
-def start_search(url: str, name: str, settings: SearchSettings):  # type: ignore[no-untyped-def]
-    """Create (or resume) a search study; its first trial is the template's own point."""
+def start_search(url: str, name: str, settings: SearchSettings, storage: Any = None):  # type: ignore[no-untyped-def]
+    """Create (or resume) a search study; its first trial is the template's own point (``storage``:
+    :func:`open_storage`'s for ``url``, if it is open already)."""
     data = settings.model_dump(mode="json")
-    study = create_study(url, name, "search", data)
+    study = create_study(url, name, "search", data, storage=storage)
     if not study.get_trials(deepcopy=False):
         first = template_point(settings.template, Profile.model_validate(settings.profile))
         searched = settings.space.searched()

@@ -167,9 +167,14 @@ def parse_fixes(items: list[str]) -> dict[str, float]:
         try:
             if not sep:
                 raise ValueError
-            out[name.strip()] = float(value)
+            number = float(value)
         except ValueError:
             raise BadInput(f"--fix {item!r}: expected NAME=NUMBER with NAME one of {', '.join(PARAMS)}", field="--fix") from None
+        key = name.strip()
+        if key in out and out[key] != number and not (math.isnan(number) and math.isnan(out[key])):
+            # (the last one was taken without a word: the search ran at a value the user may not have meant)
+            raise BadInput(f"--fix {key} given twice, = {out[key]:g} and = {number:g} (allowed: one value per parameter)", field="--fix")
+        out[key] = number
     return out
 
 
