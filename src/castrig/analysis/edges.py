@@ -129,6 +129,11 @@ RIMLESS_SHARE = 0.25  # a rimless pore's cavity in the lower, its film in the up
 
 NP = 7  # R, c, A, w, F, R2, c2
 ITERS = 200  # a safety cap: each profile's fit stops at its own tolerance (:func:`_fit_lips`; some converge after 100–150)
+#: the rim-width refit's fits stop here, each pore's width and cost counted where they are (its
+#: medians over up to 400 pores: the rim's share and the noise); it ran on for a few pores crawling
+#: the rim's height/width valley (a dense SEM view: 105 iterations at ~0.2 ms of numpy calls each
+#: however few run; capped, 30: 17 ms less CPU; docs/records/sem-edges.md, 2026-12-07)
+REFIT_ITERS = 30
 W_PRIOR = 0.3  # relative spread of a pore's rim width about the image's share of its lip radius
 RETRY_COST = 1.5  # the second start of the lip on pores fitting worse than this × the median ...
 RETRY_ALL = 400  # ... or on all when there are no more than these
@@ -763,7 +768,7 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     # pore's profile trades a narrower, taller rim against a lip further in
     wprior = None
     if rim_image and sel.size >= PRIOR_MIN_PORES:
-        pk, ck, _ = fit(sel, ps_, s, rimmed[sel], hold=())
+        pk, ck, _ = fit(sel, ps_, s, rimmed[sel], hold=(), iters=REFIT_ITERS)
         # (the median over the pores whose rim is narrower than RIM_SPAN of their lip radius: a
         # fit whose "rim" reaches across the cavity (its width at or near its bound, the lip
         # radius) is the cavity's slope, not a rim, and its width says nothing of the rim's share.
