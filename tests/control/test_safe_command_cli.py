@@ -175,8 +175,10 @@ def test_castrig_safe_says_a_pump_that_answered_then_failed_is_reached_but_not_v
         u = urllib.parse.urlsplit(served.addresses["caster"])
         for how, after in then.items():
             answered.clear()
+            asked: list[bytes] = []
 
             def first_reply_only(request: bytes, reply: bytes) -> bytes:
+                asked.append(request)
                 answered.append(reply)
                 return reply if len(answered) == 1 else after
 
@@ -201,3 +203,64 @@ def test_castrig_safe_says_a_pump_that_answered_then_failed_is_reached_but_not_v
                     "as it was opened, its state unknown (") in out, (how, out)
             assert "it may still be running: make it safe at the device" in out, (how, out)
             assert "water_pump.reached: not reached, not made safe" in out, (how, out)
+            # a best-effort STP went over its line all the same (the pump got it; its reply did not come back)
+            assert any(b"STP" in r for r in asked), (how, asked)
+            assert "; STP sent, no stopped state came back (" in err.split("NOT REACHED on")[0], (how, err)
+            assert "STP sent, no stopped state came back" in out, (how, out)
+
+
+def _caster(address: str, command: str, pump: int = 1) -> str:
+    """One basic-mode command to the served caster over its socket, as a terminal sends it; the
+    reply frame's text (``01S``: address 1, stopped; ``01I``: infusing)."""
+    u = urlsplit(address)
+    with socket.create_connection((u.hostname, u.port), timeout=5) as s:
+        s.sendall(f"{pump}{command}\r".encode())
+        reply = b""
+        while not reply.endswith(b"\x03"):
+            chunk = s.recv(256)
+            assert chunk, "the caster closed its line"
+            reply += chunk
+    return reply.strip(b"\x02\x03").decode()
+
+
+def test_castrig_safe_stops_a_pump_that_answered_then_failed_to_open_with_a_best_effort_stp(tmp_path, sim_serve):
+    """A caster left infusing whose version reply the driver does not know (another firmware, a
+    line that garbles that one reply) failed as the rig opened: `castrig safe` said "reached but
+    not verified safe (it may still be running)", sent it nothing and exited 3 -- the caster
+    went on infusing. Now a best-effort STP (a safe-mode packet, what its driver's stop sends)
+    goes over its line: the pump stops, reads back stopped, and the safe state is verified
+    (exit 0), the failed open still said. A line that stays silent after the first reply gets
+    the STP too, and says it was sent but not verified (exit 3, the other test)."""
+    import urllib.parse
+
+    import yaml
+
+    sent: list[bytes] = []
+
+    def unknown_version(request: bytes, reply: bytes) -> bytes:
+        sent.append(request)
+        return reply.replace(b"NE1000V", b"NX-CLONE") if b"VER" in request else reply
+
+    with sim_serve("--tcp", "0") as served:
+        wire = served.addresses["caster"]
+        for command in ("RAT1.0MM", "VOL0", "RUN"):
+            _caster(wire, command)
+        assert _caster(wire, "").startswith("01I"), "the caster infusing"  # (left so by a killed run)
+        u = urllib.parse.urlsplit(wire)
+        with Proxy((u.hostname, u.port), reply=unknown_version) as proxy:
+            profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", served.addresses, tmp_path / "rig.yaml")
+            data = yaml.safe_load(profile.read_text())
+            del data["devices"]["camera"]  # (no safe state)
+            data["devices"]["caster"]["link"]["url"] = proxy.url  # (its time-out the profile's: a loaded machine's replies come late)
+            profile.write_text(yaml.safe_dump(data, sort_keys=False))
+            done = castrig("safe", "--profile", str(profile), timeout_s=60)
+        out, err = " ".join(done.stdout.split()), " ".join(done.stderr.split())
+        assert done.returncode == 0 and "Traceback" not in err, (done.returncode, err[-2000:], out)
+        assert "REACHED, FAILED TO OPEN, STOPPED by a best-effort STP on sim-serial: caster (" in err, err
+        assert "STP answered and read back stopped" in err and "NX-CLONE" in err, err
+        assert "REACHED BUT NOT VERIFIED" not in err, err
+        assert "safe state verified:" in out and "caster.stopped" in out, out
+        assert _caster(wire, "").startswith("01S"), "the caster stopped"
+        blind = [r for r in sent if b"STP" in r]
+        assert blind and all(r.startswith(b"\x02") for r in blind), sent  # (packets: taken in either mode)
+        assert not any(w in r for r in sent[sent.index(blind[0]):] for w in (b"RUN", b"RAT", b"DIA", b"VOL")), sent

@@ -14,6 +14,9 @@ with the wet MFC still flowing. Exit 5 only when none of the devices that have a
 (pumps, flow controllers, chamber) answered at all. One that answered and then failed as it was
 opened (a reply, then silence or garbage) is "reached but not verified safe", said apart from
 "not reached": it may be running, and it was counted "not reached" (exit 5 if it was the only one).
+Such a pump was then sent nothing; now a best-effort STP goes over its line
+(:mod:`castrig.control.blind_stop`): read back stopped, it is safe and said so; otherwise it is
+"reached but not verified safe" with what came back.
 
 A stop while it works (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) waits for the safe state and the rig's
 close, as ``castrig resume`` and ``tune rh`` wait for theirs; then it ends as they do: Ctrl-C 130
@@ -41,7 +44,8 @@ def safe(
     what each device was doing: after a killed run or step test, without resuming anything.
 
     Exit codes: 0 safe state verified, 3 not verified (the report names the device: one read back
-    unsafe, one that answered and then failed to open -- it may still be running --, or one that
+    unsafe, one that answered and then failed to open and did not read back stopped after a
+    best-effort STP -- it may still be running --, or one that
     could not be reached while the others were made safe; also SIGTERM/SIGHUP once the rig is
     safe), 4 busy (another process owns a device: nothing sent), 5 none of the devices to make
     safe answered at all, 130 Ctrl-C (once the rig is safe and closed).
@@ -72,12 +76,19 @@ def safe(
             found += _found(rig)
             twin_only = rig.twin is not None and all(
                 getattr(getattr(c, "link", None), "kind", "sim") == "sim" for c in prof.device_configs().values())
+            # first: a pump that answered and then failed to open may be pumping (a best-effort STP)
+            blind = _stop_unconfirmed_pumps(rig, prof, unverified)
             report = make_rig_safe(rig, retry_for_s=prof.control.safe_state_retry_s)
-            for role in [r for r in unverified if r in to_make_safe]:  # first: it may be running
+            for role in [r for r in unverified if r in to_make_safe]:
+                tried = blind.get(role)
+                if tried is not None and tried.stopped:
+                    report.verified[f"{role}.stopped"] = True
+                    continue
+                said = f"; {tried.detail}" if tried is not None else ""
                 report.verified[f"{role}.verified"] = False
                 report.errors[f"{role}.verified"] = (f"reached, but NOT made safe: it answered, then failed as it was "
-                                                     f"opened, its state unknown ({unverified[role]}); it may still be "
-                                                     "running: make it safe at the device")
+                                                     f"opened, its state unknown ({unverified[role]}{said}); it may "
+                                                     "still be running: make it safe at the device")
             for role in [r for r in unreached if r in to_make_safe]:  # (the same report: one safe state, one verdict)
                 report.verified[f"{role}.reached"] = False
                 report.errors[f"{role}.reached"] = f"not reached, not made safe ({unreached[role]})"
@@ -86,6 +97,12 @@ def safe(
             rig.close()
     finally:
         held.restore()
+    stopped = {r: why for r, why in unverified.items() if r in blind and blind[r].stopped}
+    unverified = {r: why + (f"; {blind[r].detail}" if r in blind else "")
+                  for r, why in unverified.items() if r not in stopped}
+    if stopped:
+        typer.echo(f"REACHED, FAILED TO OPEN, STOPPED by a best-effort STP on {prof.name}: "
+                   + "; ".join(f"{r} ({why}; {blind[r].detail})" for r, why in stopped.items()), err=True)
     if unverified:
         typer.echo(f"REACHED BUT NOT VERIFIED SAFE on {prof.name} (it may still be running): "
                    f"{_unreached_words(unverified)}", err=True)
@@ -115,6 +132,21 @@ def _safe_state_roles(prof: Any) -> set[str]:
 
     return {role for role, cfg in prof.device_configs().items()
             if isinstance(cfg, NE1000Config) or role in ("dry_mfc", "wet_mfc", "chamber")}
+
+
+def _stop_unconfirmed_pumps(rig: Any, prof: Any, unverified: dict[str, str]) -> dict[str, Any]:
+    """A best-effort STP to each NE-1000 that answered and then failed to open, over the link
+    the failed open left (see :mod:`castrig.control.blind_stop`); by role, what came back."""
+    from castrig.control.blind_stop import stop_unconfirmed_ne1000
+    from castrig.rig.profile import NE1000Config
+
+    configs = prof.device_configs()
+    out = {}
+    for role in unverified:
+        cfg, link = configs.get(role), rig.role_links.get(role)
+        if isinstance(cfg, NE1000Config) and link is not None:
+            out[role] = stop_unconfirmed_ne1000(link, name=role, address=cfg.address, clock=rig.clock)
+    return out
 
 
 def _unreached_words(unreached: dict[str, str]) -> str:
