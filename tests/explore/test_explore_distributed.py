@@ -715,3 +715,23 @@ def test_cutting_a_torn_entry_waits_for_a_stopped_holder_and_says_so(tmp_path, r
     assert (tmp_path / "study.journal.flock").read_bytes() == journal_lock.EXCLUSIVE
     lock.release()
     assert (tmp_path / "study.journal.flock").read_bytes() == b""
+
+
+def test_workers_of_two_studies_sharing_one_data_folder_keep_each_trials_recipe(tmp_path):
+    """Two hand-started `castrig explore worker`s of different studies (one journal) given the same
+    --data wrote their trial files by trial number alone: both studies' first trial is 0, so the
+    second worker's trials/t00000/recipe.yaml replaced the first's (a worker starting its trial
+    meanwhile would run the other study's recipe). Now each study's trials have their own folder
+    (trials/STUDY/tNNNNN), and both recipes are kept, each with its own point."""
+    url = storage_url(None, tmp_path)
+    start_map(url, "map-a", _settings(), _grid([65], [3]))
+    start_map(url, "map-b", _settings(), _grid([80], [3]))
+    data = tmp_path / "shared"
+    for name in ("map-a", "map-b"):
+        done = castrig("explore", "worker", "--storage", url, "--study", name, "--data", str(data), "--max-trials", "1", "-q")
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    recipes = sorted(data.glob("trials/**/recipe.yaml"))
+    assert len(recipes) == 2, recipes  # (one was overwritten: a single trials/t00000/recipe.yaml)
+    for name, rh in (("map-a", 65), ("map-b", 80)):
+        text = (data / "trials" / name / "t00000" / "recipe.yaml").read_text()
+        assert f"{rh}" in text, (name, text[:2000])

@@ -7,7 +7,6 @@ the allowed range, no traceback.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
@@ -43,9 +42,10 @@ def _study(name: Optional[str]) -> Optional[str]:
 
 
 def _folder_name(study: str) -> str:
-    """A study's name as one folder name: a name holding '/' or '..' made the worker's folder
-    outside the data root (``--study ../../../x``)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", study).lstrip(".") or "_"
+    """A study's name as one folder name (see :func:`castrig.explore.distributed.folder_name`)."""
+    from castrig.explore.distributed import folder_name
+
+    return folder_name(study)
 
 
 # ':b:' in a message (START:B:STEP, a path) stays text; markup off: study names, paths, trial

@@ -462,8 +462,15 @@ class Task:
     extra: dict[str, Any]
 
 
-def write_trial_files(settings: SearchSettings, profile: Profile, workdir: Path, label: str, task: Task) -> tuple[Path, Path]:
-    d = workdir / "trials" / label
+def folder_name(study: str) -> str:
+    """A study's name as one folder name: a name holding '/' or '..' made the worker's folder
+    outside the data root (``--study ../../../x``)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", study).lstrip(".") or "_"
+
+
+def write_trial_files(settings: SearchSettings, profile: Profile, trials: Path, label: str, task: Task) -> tuple[Path, Path]:
+    """A trial's recipe and profile in ``trials/LABEL``."""
+    d = trials / label
     d.mkdir(parents=True, exist_ok=True)
     s, p = settings, task.params
     recipe = apply_point(s.template, p, name=f"explore-{s.grade}-{label}", grade=s.grade,
@@ -639,7 +646,10 @@ class Worker:
             self.study.tell(trial, state=ts.FAIL)
             return
         label = f"t{trial.number:05d}"
-        recipe, profile = write_trial_files(self.settings, self.profile, self.workdir, label, task)
+        # (in the study's own folder: workers of two studies given one --data both have a trial 0,
+        # and the second's trials/t00000 replaced the first's; older folders stay where they are)
+        recipe, profile = write_trial_files(self.settings, self.profile, self.workdir / "trials" / folder_name(self.study.study_name),
+                                            label, task)
         out: RunOutput = self.runner(recipe, profile, self.workdir / "runs", task.seed)
         if out.outcome in ("interrupted", "aborted"):  # Ctrl-C or SIGTERM: the twin itself never aborts
             raise KeyboardInterrupt
