@@ -428,6 +428,8 @@ class OpenCVCamera(Camera):
         if not self._cap.isOpened():
             self._cap.release()
             raise CameraSourceError(name, "open", f"OpenCV cannot open source {source!r}")
+        #: Frame indices of this video file that earlier runs of the data root took (see skip_earlier).
+        self._earlier: set[int] = set()
         self.exposure_set = False
         if exposure_ms is not None and not self._is_file:
             self.exposure_set = bool(
@@ -435,13 +437,50 @@ class OpenCVCamera(Camera):
             )
 
     def _grab(self, command: str) -> np.ndarray:
-        ok, image = self._cap.read()
-        if not ok and self._is_file:
-            self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, 0)  # end of the file: start over
+        rewound = False
+        while True:
             ok, image = self._cap.read()
-        if not ok or image is None:
-            raise CameraReadError(self.name, command, f"no frame from {self.source!r}")
-        return image
+            if not ok and self._is_file and not rewound:
+                self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, 0)  # end of the file: start over
+                rewound = True
+                continue
+            if (not ok or image is None) and rewound and self._earlier:
+                raise NoImageError(self.name, command, f"all the frames of {str(self.source)!r} were taken by earlier runs "
+                                   f"of this data root (the last: frame {max(self._earlier)}); a run never measures another "
+                                   "run's frame: record this membrane's frames there, or replay the file into another data root")
+            if not ok or image is None:
+                raise CameraReadError(self.name, command, f"no frame from {self.source!r}")
+            if self._earlier and int(self._cap.get(self._cv2.CAP_PROP_POS_FRAMES)) - 1 in self._earlier:
+                continue  # an earlier run's frame, also when the replay cycles
+            return image
+
+    def skip_earlier(self, taken: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+        """Take only the frames after those earlier runs of the data root took from this video
+        file (``(illumination, metadata)`` of their frames, as stored), and never theirs again:
+        each run opened the file at its first frame, and a second run's membrane was imaged with
+        the first run's frame (as a folder camera's was, :meth:`FolderCamera.skip_earlier`).
+        Returns illumination -> the last frame earlier runs took (what the run's events say)."""
+        if not self._is_file or self._cap is None:
+            return {}  # a live camera: its next frame is the stage's now
+        last: dict[str, int] = {}
+        for illumination, meta in taken:
+            index = meta.get("frame_index")
+            if (meta.get("backend") != "opencv" or not self._same_file(meta.get("source"))
+                    or isinstance(index, bool) or not isinstance(index, int) or index < 0):
+                continue  # another camera's frame, or another file's
+            self._earlier.add(index)
+            last[str(illumination)] = max(last.get(str(illumination), index), index)
+        if self._earlier:
+            self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, max(self._earlier) + 1)  # (past the end: _grab starts over)
+        return {ill: f"frame {index}" for ill, index in last.items()}
+
+    def _same_file(self, source: Any) -> bool:
+        if not isinstance(source, str):
+            return False
+        try:
+            return Path(source).resolve() == Path(self.source).resolve()
+        except OSError:
+            return False
 
     def snap(self, illumination: Illumination) -> Frame:
         illumination = _illumination(illumination)

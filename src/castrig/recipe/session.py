@@ -420,11 +420,12 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
            stop: StopRequest | None = None, ctrl_c_before: HeldCtrlC | None = None,
            closing: CtrlCAtClose | None = None) -> RunResult:
     log = RunLog(recorder.run_dir, console=None if quiet else sys.stderr)
-    from castrig.recipe.folder_history import continue_after_earlier_runs
+    from castrig.recipe.folder_history import camera_source, continue_after_earlier_runs
 
     took = continue_after_earlier_runs(rig.camera, Path(recorder.run_dir).parent, Path(recorder.run_dir))
-    if took is not None:  # (a folder camera: the images earlier runs of the data root took are theirs)
-        recorder.add_event(t_offset_s, "camera", rig.camera.name, took, {"folder": str(rig.camera.folder)})
+    if took is not None:  # (a folder camera, a video file: the images earlier runs of the data root took are theirs)
+        key = "folder" if hasattr(rig.camera, "folder") else "source"
+        recorder.add_event(t_offset_s, "camera", rig.camera.name, took, {key: camera_source(rig.camera)})
     display = Display(recipe.name, len(recipe.steps), virtual=rig.clock.virtual, quiet=quiet)
     runner = Runner(
         recipe,
