@@ -81,6 +81,7 @@ class _Refused(yaml.YAMLError):
         self.problem_mark = mark
         self.value = value
         self.invalid = invalid
+        self.field: str | None = None  # (a list with too many entries: its field)
         super().__init__(problem)
 
     def sentence(self) -> str:
@@ -97,8 +98,12 @@ class _GuardedLoader(yaml.SafeLoader):
     """The safe loader with budgets: nesting depth, alias expansion (nodes and characters),
     alias count; an alias into a collection that is not finished yet (a cycle) is refused."""
 
-    def __init__(self, stream: Any):
+    def __init__(self, stream: Any, limits: dict[tuple[str, ...], int] | None = None):
         super().__init__(stream)
+        #: most entries of the list at each field path (``("regions",)``, ``("steps", "[]", "x")``):
+        #: refused at the first entry too many, before the rest of the file is even parsed
+        self._limits = limits or {}
+        self._path: list[str | int | None] = []
         self._depth = 0
         self._nodes = 0
         self._chars = 0
@@ -189,18 +194,79 @@ class _GuardedLoader(yaml.SafeLoader):
             raise _Refused(f"nested too deep (allowed: at most {MAX_DEPTH} levels of lists and mappings)", event.start_mark)
         before = (self._nodes, self._chars)
         self._spend(1, len(event.value) if isinstance(event, yaml.ScalarEvent) else 0, event.start_mark)
+        if self._limits:
+            self._count(parent, index, event)
         try:
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+            if self._limits:
+                self._path.pop()
         if event.anchor is not None:
             self._sizes[event.anchor] = (self._nodes - before[0], self._chars - before[1])
         return node
 
 
-def read_yaml(path: str | Path) -> Any:
-    """The YAML document in ``path`` as plain data (safe types only), or :class:`BadInput`."""
-    return parse_yaml(path, read_yaml_bytes(path))
+    def _count(self, parent: Any, index: Any, event: Any) -> None:
+        """Note where the node about to be composed sits (its field path) and refuse an entry
+        of a list beyond its field's limit: a co-culture of 20 000 regions (2 allowed), just
+        under the size limit, was parsed whole (4-12 s of PyYAML) before the model refused it."""
+        if isinstance(parent, yaml.SequenceNode):
+            steps = [k for k in self._path if k is not None]
+            limit = self._limits.get(tuple("[]" if isinstance(k, int) else k for k in steps))
+            if limit is not None and isinstance(index, int) and index >= limit:
+                field = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in steps).lstrip(".")
+                refused = _Refused(f"{field}: more than {limit} entries (allowed: at most {limit})", event.start_mark,
+                                   invalid=False)
+                refused.field = field
+                raise refused
+            self._path.append(index if isinstance(index, int) else None)
+        elif isinstance(parent, yaml.MappingNode) and isinstance(index, yaml.ScalarNode):
+            self._path.append(str(index.value))
+        else:  # the document, or a mapping's key
+            self._path.append(None)
+
+
+def read_yaml(path: str | Path, limits: dict[tuple[str, ...], int] | None = None) -> Any:
+    """The YAML document in ``path`` as plain data (safe types only), or :class:`BadInput`;
+    ``limits``: most entries of a list by field path (:func:`list_limits`)."""
+    return parse_yaml(path, read_yaml_bytes(path), limits)
+
+
+def list_limits(model: type[BaseModel], prefix: tuple[str, ...] = (), depth: int = 0) -> dict[tuple[str, ...], int]:
+    """The ``max_length`` of each list field of ``model`` (and of the models in it), by its
+    path in a file (``("regions",)``; a list's entries are ``"[]"``): what :func:`read_yaml`
+    refuses as it parses, before a file's thousands of entries are parsed and validated."""
+    import typing
+
+    out: dict[tuple[str, ...], int] = {}
+    if depth > 6:
+        return out
+    for name, info in model.model_fields.items():
+        key = prefix + (info.alias or name,)
+        limit = next((m.max_length for m in info.metadata if getattr(m, "max_length", None) is not None), None)
+        if limit is not None and typing.get_origin(info.annotation) is list:
+            out[key] = int(limit)
+        for inner in _models_in(info.annotation):
+            out.update(list_limits(inner[0], key + inner[1], depth + 1))
+    return out
+
+
+def _models_in(annotation: Any) -> list[tuple[type[BaseModel], tuple[str, ...]]]:
+    """The pydantic models an annotation holds (itself, in an Optional, as a list's entries),
+    with the path step to them (``()``, or ``("[]",)`` for a list's entries)."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [(annotation, ())]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:  # (a discriminated union of steps)
+        return _models_in(args[0])
+    if origin is list and args:
+        return [(m, ("[]",) + step) for m, step in _models_in(args[0])]
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return [found for a in args for found in _models_in(a)]
+    return []
 
 
 def read_yaml_bytes(path: str | Path) -> bytes:
@@ -273,8 +339,9 @@ _GuardedLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def parse_yaml(path: str | Path, raw: bytes) -> Any:
-    """The YAML document ``raw`` (read from ``path``, named in messages) as plain data, or :class:`BadInput`."""
+def parse_yaml(path: str | Path, raw: bytes, limits: dict[tuple[str, ...], int] | None = None) -> Any:
+    """The YAML document ``raw`` (read from ``path``, named in messages) as plain data, or
+    :class:`BadInput`; ``limits``: see :func:`read_yaml`."""
     path = Path(path)
     try:
         text = raw.decode("utf-8")
@@ -282,7 +349,7 @@ def parse_yaml(path: str | Path, raw: bytes) -> Any:
         raise BadInput(f"{path}: cannot read: not UTF-8 text ({_cut(str(exc), 120)})", file=str(path)) from None
     loader = node = None
     try:
-        loader = _GuardedLoader(text)  # the reader refuses unprintable characters right here
+        loader = _GuardedLoader(text, limits)  # the reader refuses unprintable characters right here
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
         nodes = loader._nodes
@@ -297,7 +364,7 @@ def parse_yaml(path: str | Path, raw: bytes) -> Any:
             before = text[: exc.position]  # type: ignore[attr-defined]
             where = f" (line {before.count(chr(10)) + 1}, column {exc.position - (before.rfind(chr(10)) + 1) + 1})"  # type: ignore[attr-defined]
         if isinstance(exc, _Refused):
-            raise BadInput(f"{path}{where}: {_cut(exc.sentence(), 400)}", file=str(path)) from None
+            raise BadInput(f"{path}{where}: {_cut(exc.sentence(), 400)}", file=str(path), field=exc.field) from None
         problem = getattr(exc, "problem", None) or str(exc)
         raise BadInput(f"{path}{where}: not valid YAML: {_cut(str(problem), 200)}", file=str(path)) from None
     except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
@@ -456,7 +523,7 @@ def load_model(model: type[M], path: str | Path, data: Any = None) -> M:
     """Validate ``data`` (default: the YAML in ``path``) as ``model``."""
     path = Path(path)
     if data is None:
-        data = read_yaml(path)
+        data = read_yaml(path, list_limits(model))
     else:
         check_text_fields(path, data)
     if not isinstance(data, dict):

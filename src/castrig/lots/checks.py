@@ -226,12 +226,15 @@ def check_filter(build: FilterBuild, lookup: LotLookup, *, file: str = "filter",
 
 
 # -- cell co-culture (claims 6, 14) -----------------------------------------------------------
+#: Cell groups one region may list: a region holds a few; a list of thousands is refused as it is read.
+MAX_CELL_GROUPS = 50
+
 class CultureRegion(BaseModel):
     """One side of the diaphragm and the cell groups cultured there."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
     name: str = Field(..., min_length=1, max_length=80, description="Name of the culture region (one side of the diaphragm).")
-    cell_groups: list[str] = Field(..., min_length=1, description="Cell groups cultured in this region.")
+    cell_groups: list[str] = Field(..., min_length=1, max_length=MAX_CELL_GROUPS, description="Cell groups cultured in this region.")
 
     @field_validator("name")
     @classmethod
