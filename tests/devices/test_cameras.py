@@ -252,6 +252,29 @@ def test_opencv_video_replay_resumed_goes_on_after_the_frames_its_run_recorded(v
     assert frame.metadata["frame_index"] == 2 and abs(float(frame.image.mean()) - 200) <= 3
 
 
+def test_opencv_video_file_skips_the_frames_earlier_runs_took_and_says_when_none_are_left(video, tmp_path):
+    """Each `castrig run` opened a video file at its first frame: a second run imaged the first
+    run's membrane (tests/recipe/test_video_camera_two_runs_cli.py drives that). Now the frames
+    the data root's other runs took are skipped, also when the replay cycles, and with none left
+    the capture says so (NoImageError: the run stops safe, as a folder camera's does)."""
+    def frame(index, source=video):
+        return ("reflected", {"backend": "opencv", "camera": "uvc", "source": str(source), "frame_index": index})
+
+    cam = OpenCVCamera("uvc", source=str(video), pixel_size_um=1.0)
+    try:
+        assert cam.skip_earlier([frame(0), frame(1), frame(2, tmp_path / "other.avi")]) == {"reflected": "frame 1"}
+        assert [cam.snap(R).metadata["frame_index"] for _ in range(3)] == [2, 2, 2]  # (never 0 or 1 again)
+    finally:
+        cam.close()
+    cam = OpenCVCamera("uvc", source=str(video), pixel_size_um=1.0)
+    try:
+        cam.skip_earlier([frame(0), frame(1), frame(2)])
+        with pytest.raises(NoImageError, match="were taken by earlier runs of this data root .the last: frame 2."):
+            cam.snap(R)
+    finally:
+        cam.close()
+
+
 def test_opencv_missing_source_is_typed(tmp_path):
     pytest.importorskip("cv2")
     with pytest.raises(CameraSourceError, match="uvc"):

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from castrig.explore.distributed import (_states, counted, load_study, map_results, reap_stale, start_map, storage_url,
                                          trial_kind)
@@ -717,21 +718,37 @@ def test_cutting_a_torn_entry_waits_for_a_stopped_holder_and_says_so(tmp_path, r
     assert (tmp_path / "study.journal.flock").read_bytes() == b""
 
 
+
 def test_workers_of_two_studies_sharing_one_data_folder_keep_each_trials_recipe(tmp_path):
     """Two hand-started `castrig explore worker`s of different studies (one journal) given the same
     --data wrote their trial files by trial number alone: both studies' first trial is 0, so the
-    second worker's trials/t00000/recipe.yaml replaced the first's (a worker starting its trial
-    meanwhile would run the other study's recipe). Now each study's trials have their own folder
-    (trials/STUDY/tNNNNN), and both recipes are kept, each with its own point."""
+    second worker's trials/t00000/recipe.yaml replaced the first's, and a worker whose run read its
+    recipe after that ran the other study's point (RH 80 for a trial of RH 65), recorded as its
+    own. Now each study's trials have their own folder (trials/STUDY/tNNNNN). The workers run in
+    this process, the other study's worker taking its trial while the first's run starts (what
+    two processes do side by side); the runs themselves are left out: the recipe each run is given
+    is what the test follows (a twin run is ~1.2 s of CPU each)."""
+    from castrig.explore.distributed import Worker
+    from castrig.explore.search import RunOutput
+
     url = storage_url(None, tmp_path)
     start_map(url, "map-a", _settings(), _grid([65], [3]))
     start_map(url, "map-b", _settings(), _grid([80], [3]))
     data = tmp_path / "shared"
-    for name in ("map-a", "map-b"):
-        done = castrig("explore", "worker", "--storage", url, "--study", name, "--data", str(data), "--max-trials", "1", "-q")
-        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
-    recipes = sorted(data.glob("trials/**/recipe.yaml"))
-    assert len(recipes) == 2, recipes  # (one was overwritten: a single trials/t00000/recipe.yaml)
-    for name, rh in (("map-a", 65), ("map-b", 80)):
-        text = (data / "trials" / name / "t00000" / "recipe.yaml").read_text()
-        assert f"{rh}" in text, (name, text[:2000])
+    given: dict[str, dict] = {}
+
+    def run_b(recipe: Path, profile: Path, runs: Path, seed: int) -> RunOutput:
+        given["map-b"] = yaml.safe_load(recipe.read_text())
+        return RunOutput("completed", None, None, None)
+
+    def run_a(recipe: Path, profile: Path, runs: Path, seed: int) -> RunOutput:
+        Worker(url, "map-b", data, runner=run_b).run(1)  # the other study's worker, meanwhile
+        given["map-a"] = yaml.safe_load(recipe.read_text())  # (read as the run starts)
+        return RunOutput("completed", None, None, None)
+
+    assert Worker(url, "map-a", data, runner=run_a).run(1) == 1
+    for name, rh in (("map-a", 65.0), ("map-b", 80.0)):
+        rhs = {s["setpoint_rh_pct"] for s in given[name]["steps"] if "setpoint_rh_pct" in s}
+        assert rhs == {rh}, (name, rhs)  # (map-a's run was given map-b's recipe: {80.0})
+        kept = yaml.safe_load((data / "trials" / name / "t00000" / "recipe.yaml").read_text())
+        assert kept == given[name], name
