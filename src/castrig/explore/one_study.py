@@ -1,7 +1,7 @@
 """One search or map per folder, checked before anything runs.
 
-A folder's trial files (``trials/t00000``...), runs, ``map.html`` and ``found.yaml`` are named by
-trial number only. A second study started in a folder that held one (``--folder`` given again
+A folder's trial files (``trials/t00000``...; a worker's now ``trials/STUDY/t00000``), runs,
+``map.html`` and ``found.yaml`` were named by trial number only. A second study started in a folder that held one (``--folder`` given again
 with another target, ``--study``, or ``castrig explore map``) overwrote the first's trial recipes
 and drew its map and found recipe over the first's; a search run in one process and one on
 workers in the same folder each ran their own trials, blind to the other's.
