@@ -266,6 +266,13 @@ def test_opencv_video_file_skips_the_frames_earlier_runs_took_and_says_when_none
         assert [cam.snap(R).metadata["frame_index"] for _ in range(3)] == [2, 2, 2]  # (never 0 or 1 again)
     finally:
         cam.close()
+    cam = OpenCVCamera("uvc", source=str(video), pixel_size_um=1.0)  # a resumed run that took frame 1 itself
+    try:
+        cam.resume_after([frame(1)])
+        cam.skip_earlier([frame(0)])  # (an earlier run's: the replay goes on after this run's own, not back to 1)
+        assert cam.snap(R).metadata["frame_index"] == 2
+    finally:
+        cam.close()
     cam = OpenCVCamera("uvc", source=str(video), pixel_size_um=1.0)
     try:
         cam.skip_earlier([frame(0), frame(1), frame(2)])

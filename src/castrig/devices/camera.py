@@ -470,8 +470,9 @@ class OpenCVCamera(Camera):
                 continue  # another camera's frame, or another file's
             self._earlier.add(index)
             last[str(illumination)] = max(last.get(str(illumination), index), index)
-        if self._earlier:
-            self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, max(self._earlier) + 1)  # (past the end: _grab starts over)
+        if self._earlier:  # (only ever forward: a resumed run's replay already goes on after its own frames)
+            at = int(self._cap.get(self._cv2.CAP_PROP_POS_FRAMES))
+            self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, max(at, max(self._earlier) + 1))  # (past the end: _grab starts over)
         return {ill: f"frame {index}" for ill, index in last.items()}
 
     def _same_file(self, source: Any) -> bool:
