@@ -206,7 +206,7 @@ def test_castrig_safe_says_a_pump_that_answered_then_failed_is_reached_but_not_v
             # a best-effort STP went over its line all the same (the pump got it; its reply did not come back)
             assert any(b"STP" in r for r in asked), (how, asked)
             assert "; STP sent, no stopped state came back (" in err.split("NOT REACHED on")[0], (how, err)
-            assert "STP sent, no stopped state came back" in out, (how, out)
+            assert "STP sent, no stopped state came back" in out and "now: caster unknown (not read back)" in out, (how, out)
 
 
 def _caster(address: str, command: str, pump: int = 1) -> str:
@@ -260,6 +260,7 @@ def test_castrig_safe_stops_a_pump_that_answered_then_failed_to_open_with_a_best
         assert "STP answered and read back stopped" in err and "NX-CLONE" in err, err
         assert "REACHED BUT NOT VERIFIED" not in err, err
         assert "safe state verified:" in out and "caster.stopped" in out, out
+        assert "now: water_pump stopped;" in out and "caster stopped (a best-effort STP, read back)" in out, out
         assert _caster(wire, "").startswith("01S"), "the caster stopped"
         blind = [r for r in sent if b"STP" in r]
         assert blind and all(r.startswith(b"\x02") for r in blind), sent  # (packets: taken in either mode)

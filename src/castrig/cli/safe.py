@@ -93,6 +93,8 @@ def safe(
                 report.verified[f"{role}.reached"] = False
                 report.errors[f"{role}.reached"] = f"not reached, not made safe ({unreached[role]})"
             now = _found(rig)  # read back once more, as the operator reads the front panels
+            now += [f"{role} stopped (a best-effort STP, read back)" if tried.stopped else f"{role} unknown (not read back)"
+                    for role, tried in blind.items()]
         finally:
             rig.close()
     finally:
