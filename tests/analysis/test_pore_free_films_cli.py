@@ -1,6 +1,6 @@
 """Images our renderer never makes, measured by the ``castrig`` command in a subprocess as a user
 meets them (a reviewer's probe): a film with no pores read as porous, a software-inverted view read
-at a third of its opening ratio."""
+at a third of its opening ratio, a binary mask given as a section read as a lost interface."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from scipy import ndimage as ndi
 
-from conftest import analysed
+from conftest import analysed, castrig, refused
 
 
 def _smooth_texture(n: int, sigma_px: float, seed: int) -> np.ndarray:
@@ -76,3 +76,29 @@ def test_a_view_inverted_by_software_reads_as_its_positive(tmp_path):
     assert out["opening_ratio"] == pytest.approx(truth["opening_ratio"], abs=0.02)
     assert out["mean_pore_diameter_um"] == pytest.approx(truth["mean_pore_diameter_um"], rel=0.02)
 
+
+def test_a_binary_mask_given_as_a_section_says_so(tmp_path):
+    """A 0/255 mask given as a section was measured as a micrograph: a film band read its
+    thickness flagged ``saturated`` (its two values are the phases, not clipping), and a mask of
+    film and support thresholded together read ``interface_lost`` with numpy's warnings on
+    stderr, neither saying it was a mask. A film band is now measured as one (T from its rows,
+    said to be a mask's, claim 1's features not measured: a mask does not show them); a mask
+    whose phases show no film band is refused, naming the file and what its phases showed."""
+    import imageio.v3 as iio
+
+    band = np.zeros((256, 256), np.uint8)
+    band[80:130] = 255  # the film thresholded: 50 rows at 0.4 µm
+    band[100:130, 60:70] = 0  # (a notch in its bottom edge: 10 of 256 columns 30 rows thinner)
+    iio.imwrite(tmp_path / "film-mask.png", band)
+    out = analysed("section", str(tmp_path / "film-mask.png"), "--pixel-size", "0.4")
+    assert out["mean_thickness_um"] == pytest.approx(0.4 * (50 - 30 * 10 / 256), rel=1e-6)
+    assert out["quality"]["flags"] == [] and "binary_mask" in out["quality"]
+    assert "2 grey levels: 0 and 255" in out["quality"]["binary_mask"]
+    assert out["penetration_depth_um"] is None and out["support_continuity"] is None
+
+    both = np.zeros((256, 256), np.uint8)
+    both[80:] = 255  # film and support one phase, down to the bottom edge
+    iio.imwrite(tmp_path / "film-and-support.png", both)
+    done = castrig("analyse", "section", str(tmp_path / "film-and-support.png"), "--pixel-size", "0.4", "--json")
+    refused(done, "film-and-support.png", "binary mask (2 grey levels: 0 and 255)", "one band")
+    assert "RuntimeWarning" not in done.stderr
