@@ -62,9 +62,13 @@ def test_a_film_without_pores_reads_no_pores_and_a_few_real_pores_stay(tmp_path)
 def test_a_view_inverted_by_software_reads_as_its_positive(tmp_path):
     """A twin top view inverted (65535 − v: bright pores on a dark film, the lamp's shading
     upside down) was turned over as a bright-pore view, K·L − v, keeping the lamp's shading on
-    the pores: opening 0.13 for a true 0.55, D 23 % short, nothing flagged. A negative is now told
-    by how the lamp enters its phases (the film, not the pores, carries it) and turned back."""
+    the pores: opening 0.23 for a true 0.55 (0.13 at 1024²), D 23 % short, nothing flagged; a
+    twin bright-pore view inverted (dark pores) read 0.47 for 0.55 at 1024². A negative is told by how
+    the lamp enters its phases (the phase that was bright carries the larger swing) and turned
+    back."""
+    from castrig.analysis import analyse_surface
     from castrig.sim.micrograph import ground_truth, make_structure, render_surface
+    from castrig.sim.micrograph.surface import render_surface_bright
 
     rng = np.random.default_rng(3)
     px = 3.0 / 14
@@ -75,6 +79,11 @@ def test_a_view_inverted_by_software_reads_as_its_positive(tmp_path):
     out = analysed("surface", str(tmp_path / "negative.tif"), "--pixel-size", f"{px:.9f}")
     assert out["opening_ratio"] == pytest.approx(truth["opening_ratio"], abs=0.02)
     assert out["mean_pore_diameter_um"] == pytest.approx(truth["mean_pore_diameter_um"], rel=0.02)
+
+    bright, _ = render_surface_bright(st, px, rng, bit_depth=16, illumination_gradient=0.4, blur_px=1.0, noise=0.02)
+    m = analyse_surface((65535 - bright.astype(np.int64)).astype(np.uint16), px)
+    assert m.opening_ratio == pytest.approx(truth["opening_ratio"], abs=0.02)
+    assert m.mean_pore_diameter_um == pytest.approx(truth["mean_pore_diameter_um"], rel=0.02)
 
 
 def test_a_binary_mask_given_as_a_section_says_so(tmp_path):
