@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MaskReading", "read_mask"]
+__all__ = ["MaskReading", "read_mask", "two_phases"]
+
+#: a mask's two values lie at least this share of the larger one's size apart (0 and 255, 0 and 1,
+#: 1 and 2, False and True): two values closer than that are two neighbouring greys of a flat
+#: micrograph, not the phases of a mask. (A pore-free film, 8-bit grey 140 with a smooth texture
+#: of ±0.5 grey, holds only 139 and 140: it was read as a mask of pores, opening 0.50 and 445
+#: pores, or refused as a mask whose phases do not say which are the pores.)
+_MIN_PHASE_STEP = 0.5
+
 
 @dataclass(frozen=True)
 class MaskReading:
@@ -49,12 +57,9 @@ def _spans(phase: np.ndarray, eight: bool) -> bool:
     return bool(common - {0})
 
 
-def read_mask(image: np.ndarray) -> MaskReading | None:
-    """The :class:`MaskReading` of a 2-D image holding exactly two values; None for any other.
-
-    The film is the phase one part of which (8-connected) touches all four sides of the image,
-    the pores the other, no part of which (4-connected) does; when both phases span the image,
-    or neither does, ``pores`` is None and ``why`` says which."""
+def two_phases(image: np.ndarray) -> tuple[float, float, np.ndarray] | None:
+    """(low, high, where high) of a 2-D image holding exactly two values far enough apart to be a
+    mask's phases (:data:`_MIN_PHASE_STEP`); None for any other."""
     a = np.asarray(image)
     if a.ndim != 2 or a.size == 0 or a.dtype.kind not in "buif":
         return None
@@ -65,6 +70,21 @@ def read_mask(image: np.ndarray) -> MaskReading | None:
     if np.count_nonzero(is_hi) + np.count_nonzero(a == lo) != a.size:
         return None
     low, high = float(lo), float(hi)
+    if high - low < _MIN_PHASE_STEP * max(abs(low), abs(high)):
+        return None  # (two neighbouring greys of a flat view: no mask)
+    return low, high, is_hi
+
+
+def read_mask(image: np.ndarray) -> MaskReading | None:
+    """The :class:`MaskReading` of a 2-D image holding exactly two values; None for any other.
+
+    The film is the phase one part of which (8-connected) touches all four sides of the image,
+    the pores the other, no part of which (4-connected) does; when both phases span the image,
+    or neither does, ``pores`` is None and ``why`` says which."""
+    got = two_phases(image)
+    if got is None:
+        return None
+    low, high, is_hi = got
     film = {low: _spans(~is_hi, True), high: _spans(is_hi, True)}
     pores = [v for v, other in ((low, high), (high, low)) if film[other] and not _spans(~is_hi if v == low else is_hi, False)]
     if len(pores) == 1:

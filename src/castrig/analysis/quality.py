@@ -258,4 +258,6 @@ def merge_quality(surface: dict, section: dict) -> dict:
            "intervals": surface.get("intervals", {}) | section.get("intervals", {})}
     if surface.get("binary_mask"):  # (the top view was a mask, measured as segmented: said)
         out["binary_mask"] = surface["binary_mask"]
+    if section.get("binary_mask"):  # (so was the section)
+        out["section_binary_mask"] = section["binary_mask"]
     return out

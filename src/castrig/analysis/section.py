@@ -88,6 +88,7 @@ class SectionMetrics:
     data_bar_rows: int = 0  # rows of an SEM data bar found at the bottom and left out
     margins_px: tuple = (0, 0, 0, 0)  # (top, bottom, left, right) uniform padding left out (databar.find_margins)
     wave_px: float = 0.0  # crest to trough (px) of the undulation the section was straightened by (0: none)
+    mask_note: str | None = None  # a binary mask measured as segmented: what was read (section_mask)
 
     def quality(self) -> dict:
         """``{"flags": [...], "flagged": {metric: [flags]}, "intervals": {metric: [lo, hi]}}``."""
@@ -100,7 +101,8 @@ class SectionMetrics:
         return {"flags": list(self.flags), "flagged": flagged,
                 "intervals": {k: [float(v[0]), float(v[1])] for k, v in self.intervals.items()},
                 "data_bar_rows": self.data_bar_rows, **({"margins_px": list(self.margins_px)} if any(self.margins_px) else {}),
-                **({"wave_px": self.wave_px} if self.wave_px else {})}
+                **({"wave_px": self.wave_px} if self.wave_px else {}),
+                **({"binary_mask": self.mask_note} if self.mask_note else {})}
 
     def to_dict(self) -> dict:
         """Metric-name keyed values (JSON-ready)."""
@@ -164,11 +166,20 @@ def analyse_section(
     (default 10 film thicknesses: it must exceed the pores and stay below the curvature radius of
     real thickness variations).
     ``orientation``: "auto" (dark background side on top), "up" (as given) or "down" (flip).
-    An SEM data bar at the bottom (:mod:`castrig.analysis.databar`) is left out.
+    An SEM data bar at the bottom (:mod:`castrig.analysis.databar`) is left out. A binary mask
+    (two values) is measured as segmented when its film is one band across it, else refused
+    (ValueError: :mod:`castrig.analysis.section_mask`).
     """
     if pixel_size_um is None or not pixel_size_um > 0:
         raise ValueError("pixel_size_um must be > 0")
     from .databar import strip_data_bar, strip_margins
+    from .section_mask import measure_section_mask, read_section_mask
+
+    mask = read_section_mask(image) if np.ndim(image) == 2 else None
+    if mask is not None:  # (no data bar or margins in a mask: its two values are its phases)
+        if mask.film is None:
+            raise ValueError(mask.refusal())
+        return measure_section_mask(mask, pixel_size_um)
 
     image, bar_rows = strip_data_bar(image) if np.ndim(image) == 2 else (image, 0)
     image, margins = strip_margins(image)  # padding round the image is not part of it either

@@ -21,6 +21,7 @@ from ._filters import box_max, box_mean3, box_min, gaussian
 from ._quantiles import percentile as _percentile
 from .illumination import block_extremes, measurable, measurable_clipped, fit_level, off_pedestal, poly_field
 from .lattice import _pitch
+from .negatives import negative_top
 from .regions import Pixels, fit_field, otsu_split
 from .surface_metrics import SurfaceMetrics, _metrics, _through, transmitted_mismatch
 from .surface_segment import _CACHE_MAX_PIXELS, _TLS, _buf, _f32, _segment, _work_cache
@@ -85,7 +86,8 @@ def _turned_over(img: np.ndarray, cache: dict | None, degree: int = 2) -> np.nda
     phase) and K the image's 99.9th percentile ratio to it (levels below 0 set to 0), so that
     every level stays ≥ 0 and film and pores keep the lamp's shape (a plain ``max − img`` would
     put the dim corners' pores closer to the film than the bright centre's). At each pixel the transform is affine, so the
-    partial-volume area Σ (F − I) / (F − P_i) is that of the image as it was."""
+    partial-volume area Σ (F − I) / (F − P_i) is that of the image as it was. (A negative of a
+    dark-pore view, bright pores too, is turned back before: :mod:`.negatives`.)"""
     h, w = img.shape
     s = box_mean3(img) if h >= 2 and w >= 2 else img
     block = int(max(16, min(64, min(h, w) // 4)))
@@ -266,10 +268,17 @@ def _analyse_surface(
                              keep_labels=keep_labels, appearance="optical", measured=measured)
         m.appearance_ambiguous = True
         return m
+    whole_steps = None
+    top = negative_top(img, raw.dtype) if noise is None else None  # (a binary mask's noise is 0: no lamp)
+    if top is not None:  # a negative (65535 − v): the camera's view again, lamp and all (:mod:`.negatives`)
+        whole_steps = raw.dtype.kind in "ui"
+        img = _buf(cache, "positive", img.shape, np.float32) if cache is not None else np.empty(img.shape, np.float32)
+        raw = img = np.maximum(np.subtract(np.float32(top), _f32(raw), out=img), 0.0, out=img)
     if pores_brighter(img):
         # pores a bright floor on a darker film (a mirror-like support seen through them): the
         # same partial-volume measure on the image turned over, K·L − I. The area of pore i,
         # Σ (F − I) / (F − P_i), is unchanged by it (numerator and denominator both change sign)
+        whole_steps = whole_steps if whole_steps is not None else raw.dtype.kind in "ui"  # (one grey apart: _grey_step)
         raw = img = _turned_over(img, cache)
     side_job = None
     if transmitted is not None:
@@ -287,7 +296,8 @@ def _analyse_surface(
                 t = t_buf
             return t, fit_field(t, film, degree, out=ft_buf)
 
-    seg = _segment(raw, img, ring_px=ring_px, degree=degree, side_job=side_job, cache=cache, noise=noise)
+    seg = _segment(raw, img, ring_px=ring_px, degree=degree, side_job=side_job, cache=cache, noise=noise,
+                   whole_steps=whole_steps)
     if seg is None or seg.n == 0:
         return SurfaceMetrics(
             opening_ratio=0.0,

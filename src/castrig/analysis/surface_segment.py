@@ -143,10 +143,13 @@ def _segment(
     side_job=None,
     cache: dict | None = None,
     noise: float | None = None,
+    whole_steps: bool | None = None,
 ) -> _Segmentation | None:
     """:func:`segment_pores` of ``raw`` given its float32 copy ``img``; large intermediates in
     ``cache`` (see :func:`_work_cache`) when given; ``noise``: the pixel noise's σ when known
-    (a binary mask's is 0: estimated from it, its dense edges passed for noise), else estimated."""
+    (a binary mask's is 0: estimated from it, its dense edges passed for noise), else estimated;
+    ``whole_steps``: the levels are an integer image's, one grey apart, whatever ``raw``'s type
+    (a bright-pore view turned over into float keeps its steps: :func:`_grey_step`)."""
     h, w = img.shape
     if img.size < 16:
         return None
@@ -178,7 +181,7 @@ def _segment(
     f_med = float(np.median(f0[::2, ::2]))
     gmin = float(gm.min())
     contrast = float(np.percentile(gm, 90)) - gmin
-    if contrast * f_med < min_contrast * max(sig, _grey_step(raw, f_med)):
+    if contrast * f_med < min_contrast * max(sig, _grey_step(raw, f_med, whole_steps)):
         return None
     dark = min(float(np.percentile(n0s, 0.2)), gmin)
     mask = np.less(n0, dark + 0.5 * (1 - dark), out=_buf(cache, "mask", img.shape, bool) if cache is not None else None)
@@ -216,6 +219,10 @@ def _segment(
     if f is None:
         f = f0 * float(np.median(img[~mask]) / np.median(f0[~mask])) if (~mask).any() else f0
     f = np.maximum(f, 1e-6, out=f if f is not f0 else None)
+    # (on the level fitted through the film itself: f0, through the blocks' maxima, can miss it
+    # by 40 % where pores fill most blocks)
+    if _texture_only(gaussian(n0s * (f0[::2, ::2] / f[::2, ::2]), 1.0), level_sel, core):
+        return None
     norm = np.divide(img, f, out=_buf(cache, "norm", img.shape, np.float32) if cache is not None else None)
     # the pore floor on the worker thread while the touching pores are split here
     p_job = pool().submit(lambda: float(np.median(norm[core])) if np.count_nonzero(core) > 10 else dark)
@@ -223,7 +230,38 @@ def _segment(
     return _Segmentation(lab, n, f, ring, far, core, p_job.result(), px, side, core_r, reach, level_ring)
 
 
-def _grey_step(raw: np.ndarray, film: float) -> float:
+#: the least depth of the pores' floor below the film, in (normal-equivalent) s.d. of the film's
+#: own smoothed level (:func:`_texture_only`): twin views of the optical families read 11.7-230
+#: (the least: dense 9 px pores ringed by a halo), a few pores on a flat or textured film 27-200;
+#: smooth random textures with no pore 2.3-3.8 whatever their amplitude and grain (2-16 px) in
+#: float, 16- and 8-bit; SEM micrographs of grainy films wrongly measured as optical 5.7-7.5 (pores:
+#: kept)
+_MIN_DEPTH_OVER_TEXTURE = 5.0
+
+
+def _texture_only(gm: np.ndarray, film: np.ndarray, core: np.ndarray) -> bool:
+    """Is the "dark structure" only the film's own texture (no pores)? ``gm``: the 3×3-mean
+    image over the film's level, at half resolution, smoothed (Gaussian σ 1), ``film``/``core``:
+    the film pixels the level is fitted through and the pores' cores, full resolution.
+
+    A pore is a floor well below a film of even level: the median of the cores stands many
+    times the film's spread below the film's median (the noise is mostly smoothed out of
+    ``gm``; what spread is left is the film's grain and the edges' residue). A smooth film with
+    no pores split at a level through its texture puts the "pores" and the "film" each on one
+    side of one continuous distribution: the cores' median 2-4 of the film's spreads below it.
+    (A pore-free film, grey 140 plus a smooth texture of ±0.5 grey, float or 16-bit, read
+    opening 0.30 and ~1650 pores of 14 px, nothing flagged but ``blurred``.)"""
+    fs = film[::2, ::2][: gm.shape[0], : gm.shape[1]]
+    cs = core[::2, ::2][: gm.shape[0], : gm.shape[1]]
+    gf, gc = gm[fs], gm[cs]
+    if gf.size < 100 or gc.size < 10:
+        return False  # too few of either to tell: measured as it was
+    p10, med, p90 = (float(v) for v in np.percentile(gf, [10, 50, 90]))
+    spread = (p90 - p10) / 2.563  # (a normal spread's σ; not the MAD, which an 8-bit film's one grey makes 0)
+    return med - float(np.median(gc)) < _MIN_DEPTH_OVER_TEXTURE * spread
+
+
+def _grey_step(raw: np.ndarray, film: float, whole_steps: bool | None = None) -> float:
     """The least grey difference an image can show (raw units), the floor under its noise in
     :func:`_segment`'s test for dark structure: one grey level of an integer image, 1e-3 of the
     film's level in a float one (its levels may be any; a noiseless film's fitting residue must
@@ -233,8 +271,15 @@ def _grey_step(raw: np.ndarray, film: float) -> float:
     an SEM's brightness puts the whole image high above zero, and a 16-bit view of 3000-3056 —
     film-to-pore contrast 1.8 % of the level, 56 grey levels, 30 times its noise — read no pore,
     opening 0.0, where its 8-bit stretch read 0.605. What makes dark structure measurable is
-    how far it stands out of the noise and the grey steps, whatever the image's offset.)"""
-    return 1.0 if raw.dtype.kind in "ui" else 1e-3 * film
+    how far it stands out of the noise and the grey steps, whatever the image's offset.)
+
+    ``whole_steps``: the image's levels are an integer image's whatever ``raw``'s type (True), or
+    taken from it (None). (A bright-pore view is turned over into float, ``K·L − v``: its steps
+    stay one grey. Taken as a float image's, a flat 8-bit film of greys 139 and 140 whose 140s
+    happened to form the separate parts passed for bright pores on a dark film, opening 0.50.)"""
+    if whole_steps is None:
+        whole_steps = raw.dtype.kind in "ui"
+    return 1.0 if whole_steps else 1e-3 * film
 
 
 #: the film pixels a level field is fitted through: at least this many (or this share of a small

@@ -378,6 +378,15 @@ def _write_overlay(path: Path, refl, m) -> None:
         raise BadInput(f"{path}: cannot write the overlay ({exc.strerror or exc})", file=str(path), field="--overlay") from None
 
 
+def _refuse_section_mask(image: Path, sec) -> None:
+    """A binary mask given as a section whose phases do not show the film: refused naming the file."""
+    from castrig.analysis.section_mask import read_section_mask
+
+    mask = read_section_mask(sec)
+    if mask is not None and mask.film is None:  # (one whose film is a band is measured as segmented)
+        raise BadInput(f"{image}: {mask.refusal()}", file=str(image), field="IMAGE")
+
+
 def _load_surface(image: Path, transmitted: Optional[Path], pixel_size: Optional[float], flag: str = "--pixel-size"):
     """(reflected view, transmitted view or None, pixel size µm, image records), loaded and checked
     (``flag``: the option that gave ``pixel_size``, or that would)."""
@@ -468,7 +477,10 @@ def _emit(data: dict, as_json: bool, title: str, verdict=None, quality: dict | N
                       "support's surface undulating); measured with each column moved back by that bend",
                       markup=False, highlight=False)
         if quality.get("binary_mask"):
-            con.print(f"read (surface): {quality['binary_mask']}", markup=False, highlight=False)
+            view = "section" if list(images) == ["section"] else "surface"
+            con.print(f"read ({view}): {quality['binary_mask']}", markup=False, highlight=False)
+        if quality.get("section_binary_mask"):
+            con.print(f"read (section): {quality['section_binary_mask']}", markup=False, highlight=False)
         if "outliers_clipped" in notes:  # (no metric is flagged for it)
             con.print("quality note: outliers_clipped (hot or dead pixels, far outside the grey range of the rest or alone "
                       "at the type's limit, were replaced by their neighbours' median before measuring)")
@@ -559,6 +571,7 @@ def section(
     """
     _check_outputs([image], [rois] if rois is not None else [])
     sec, px, rec = _load(image, pixel_size, "section")
+    _refuse_section_mask(image, sec)
     check_memory([(image, sec, None)])
     from castrig.analysis import analyse_section  # (as in surface: after the input is accepted)
 
@@ -616,6 +629,7 @@ def membrane(
                                             else pixel_size, flag=s_flag)
     sec, sec_px, images["section"] = _load(section_image, section_pixel_size if section_pixel_size is not None else pixel_size,
                                            "section", given_by=x_flag)
+    _refuse_section_mask(section_image, sec)
     check_memory([(surface_image, refl, trans), (section_image, sec, None)])  # every image held: before measuring any
     from castrig.analysis import analyse_section, analyse_surface  # (as in surface: after the input is accepted)
 
