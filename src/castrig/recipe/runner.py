@@ -158,7 +158,7 @@ class Runner:
         self._last_rh: float | None = None
         self._next_sample = 0.0
         self._next_keepalive = 0.0
-        self._last_tick_t: float | None = None
+        self._last_tick_end: float | None = None
         self._monitors = {
             # 30 s, or 3 control periods: an MFC is read right after each new setpoint, so on a 60 s
             # period two readings (60 s apart) counted as a minute of not following, and every run
@@ -1019,6 +1019,8 @@ class Runner:
             except Exception:  # noqa: BLE001 - the tick's own error is the one to raise
                 pass
             raise
+        finally:
+            self._last_tick_end = self.clock.now()
         self._say_reopened()
 
     def _tick_exchanges(self) -> None:
@@ -1045,16 +1047,19 @@ class Runner:
         self._publish()
 
     def _note_gap(self, now: float) -> None:
-        """A tick far later than its period: the process was stopped (SIGSTOP, a debugger) or the
-        computer suspended, so RH went uncontrolled and the pumps unwatched meanwhile. The record
-        says so and for how long; the membrane's hold went on counting (it kept drying)."""
-        last, self._last_tick_t = self._last_tick_t, now
+        """Time outside the ticks far over their period: the process was stopped (SIGSTOP, a
+        debugger) or the computer suspended, so RH went uncontrolled and the pumps unwatched
+        meanwhile. The record says so and for how long; the membrane's hold went on counting (it
+        kept drying). Measured from the end of the tick before, so a slow tick (a silent device's
+        tries, said by its own warning) is not taken for one."""
+        last = self._last_tick_end
         if last is None or self.clock.virtual:
             return
         gap_s = now - last
         if gap_s > max(GAP_PERIODS * self.cfg.control_period_s, GAP_MIN_S):
-            self.event("warning", "control_gap", f"no control for {gap_s:.1f} s (the process was stopped or the "
-                       "computer suspended): RH was not controlled and the pumps not watched meanwhile",
+            self.event("warning", "control_gap", f"no control for {gap_s:.1f} s between two ticks (the process "
+                       "stopped, the computer suspended, or a step held the loop): RH was not controlled and the "
+                       "pumps not watched meanwhile",
                        {"gap_s": round(gap_s, 3)})
 
     def _say_reopened(self) -> None:
