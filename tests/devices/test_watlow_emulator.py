@@ -326,3 +326,25 @@ def test_demo_completes_on_watlow_profile(profile, tmp_path):
     assert result.outcome == "completed", result.reason
     assert result.safe is not None and result.safe.safe
     assert result.safe.verified.get("chamber.humidifier_off") is True
+
+
+def test_a_controller_without_the_identity_registers_still_opens_and_is_told_by_that(monkeypatch):
+    """Registers 0-2 (F4) and 16-30 (F4T) come from public drivers, not the manuals: a unit that
+    refuses them (exception 02) failed to open on a serial path, where its identity is read at
+    once, and ``castrig safe`` then left its humidifier on. It opens, told by the refusal."""
+    from castrig.devices.identity import watch_identity
+
+    monkeypatch.setattr(SimLink, "reopens", True)  # as a serial device path's link
+    clock = VirtualClock()
+    f4, f4t = WatlowF4Emulator("chamber"), WatlowF4TEmulator("chamber")
+    for emu, registers in ((f4, range(0, 3)), (f4t, range(16, 31))):
+        for k in registers:
+            emu.params.pop(k)
+    drivers = [WatlowF4(SimLink(f4, clock, timeout_s=0.5), name="chamber", clock=clock),
+               WatlowF4T(SimLink(f4t, clock, timeout_s=0.5), name="chamber", clock=clock)]
+    seen = []
+    for drv in drivers:
+        drv.connect()
+        seen.append(watch_identity(drv.link, "chamber", drv.identity))
+    assert seen == ["Watlow F4 without identity registers 0-2 (refused: illegal data address)",
+                    "Watlow F4T without part-number registers 16-30 (refused: illegal data address)"]

@@ -52,7 +52,9 @@ from __future__ import annotations
 
 from castrig.clock import Clock, WallClock
 from castrig.devices.modbus import (
+    ILLEGAL_DATA_ADDRESS,
     ModbusError,
+    ModbusExceptionReply,
     ModbusMaster,
     Register,
     RegisterDevice,
@@ -140,8 +142,16 @@ class WatlowF4(RegisterDevice, HumidityChamber):
                                                        "profile at the controller first")
 
     def identity(self) -> str:
-        """Model and serial number (registers 0-2): what tells this F4 from another one."""
-        model, serial_high, serial_low = self.master.read_holding(IDENTITY_FIRST, IDENTITY_COUNT)
+        """Model and serial number (registers 0-2): what tells this F4 from another one. A unit
+        that refuses those registers (illegal data address: their numbers come from a public
+        driver, not the manual) is not refused for it: it is told by that refusal only, as an
+        F4 without them (another F4 with them, behind its line after a reopen, still differs)."""
+        try:
+            model, serial_high, serial_low = self.master.read_holding(IDENTITY_FIRST, IDENTITY_COUNT)
+        except ModbusExceptionReply as exc:
+            if exc.code != ILLEGAL_DATA_ADDRESS:
+                raise
+            return "Watlow F4 without identity registers 0-2 (refused: illegal data address)"
         return f"Watlow F4 (model number {model}) serial number {serial_high} {serial_low}"
 
     def rh_range(self) -> tuple[float, float]:

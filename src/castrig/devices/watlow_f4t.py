@@ -43,7 +43,9 @@ from __future__ import annotations
 
 from castrig.clock import Clock, WallClock
 from castrig.devices.modbus import (
+    ILLEGAL_DATA_ADDRESS,
     ModbusError,
+    ModbusExceptionReply,
     ModbusMaster,
     Register,
     RegisterDevice,
@@ -126,8 +128,15 @@ class WatlowF4T(RegisterDevice, HumidityChamber):
         self.temperature_unit()
 
     def identity(self) -> str:
-        """The part number (registers 16-30): what tells this controller from another model."""
-        words = self.master.read_holding(PART_NUMBER_FIRST, PART_NUMBER_COUNT)
+        """The part number (registers 16-30): what tells this controller from another model. A
+        unit that refuses those registers (illegal data address) is told by that refusal only,
+        not refused for it (see :meth:`castrig.devices.watlow_f4.WatlowF4.identity`)."""
+        try:
+            words = self.master.read_holding(PART_NUMBER_FIRST, PART_NUMBER_COUNT)
+        except ModbusExceptionReply as exc:
+            if exc.code != ILLEGAL_DATA_ADDRESS:
+                raise
+            return "Watlow F4T without part-number registers 16-30 (refused: illegal data address)"
         return "Watlow F4T part number " + repr("".join(chr(w) for w in words if w))
 
     def rh_range(self) -> tuple[float, float]:
