@@ -35,22 +35,28 @@ def test_a_second_run_on_a_folder_camera_takes_only_images_the_first_did_not(tmp
     rng = np.random.default_rng(1)
     for k in (1, 2):  # two membranes' micrographs, the second's dropped after the first run
         write_micrograph(folder / f"m{k}_reflected.tif", rng.integers(0, 255, (32, 32), dtype=np.uint8), 0.25)
+    # the folder as people write it, relative to where they start castrig: the second run is
+    # started elsewhere and names it otherwise (its records must still say it is the same folder)
     profile = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
-    profile["devices"]["camera"] = {"model": "folder", "folder": str(folder)}
+    profile["devices"]["camera"] = {"model": "folder", "folder": "micrographs"}
     (tmp_path / "folder.yaml").write_text(yaml.safe_dump(profile))
+    (tmp_path / "elsewhere").mkdir()
+    profile["devices"]["camera"]["folder"] = "../micrographs"
+    (tmp_path / "elsewhere" / "folder.yaml").write_text(yaml.safe_dump(profile))
     (tmp_path / "one.yaml").write_text(ONE)
     data = tmp_path / "runs"
 
-    def run() -> tuple[int, Path, str]:
+    def run(cwd: Path = tmp_path) -> tuple[int, Path, str]:
         before = set(data.glob("*/")) if data.is_dir() else set()
-        done = castrig("run", str(tmp_path / "one.yaml"), "--data", str(data), "--profile", str(tmp_path / "folder.yaml"), "-q")
+        done = castrig("run", str(tmp_path / "one.yaml"), "--data", str(data), "--profile", str(cwd / "folder.yaml"), "-q",
+                       cwd=cwd)
         (run_dir,) = set(data.glob("*/")) - before
         return done.returncode, run_dir, done.stdout + done.stderr
 
     code, first, said = run()
     assert code == 0, said
     assert _images(first) == ["m1_reflected.tif"]
-    code, second, said = run()
+    code, second, said = run(tmp_path / "elsewhere")
     assert code == 0, said
     assert _images(second) == ["m2_reflected.tif"]  # (was m1_reflected.tif: the first run's micrograph)
     events = [m for (m,) in run_rows(second, "SELECT message FROM events WHERE kind = 'camera'")]

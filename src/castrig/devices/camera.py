@@ -160,7 +160,9 @@ class FolderCamera(Camera):
         ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S,
     ):
         self.name = name
-        self.folder = Path(folder)
+        # absolute: the runs' records say where each image came from whatever folder they were
+        # started in (relative, another lab's `images/` matched this one's, and `../images` not)
+        self.folder = Path(folder).absolute()
         if not (isinstance(ready_timeout_s, (int, float)) and math.isfinite(ready_timeout_s) and ready_timeout_s >= 0):
             raise CameraSourceError(name, "open", f"ready_timeout_s must be a time >= 0 s, got {ready_timeout_s!r}")
         self.ready_timeout_s = float(ready_timeout_s)
@@ -424,6 +426,8 @@ class OpenCVCamera(Camera):
         self._is_file = isinstance(source, (str, Path))
         if self._is_file and not Path(source).exists():
             raise CameraSourceError(name, "open", f"video file {str(source)!r} does not exist")
+        if self._is_file:
+            self.source = str(Path(source).absolute())  # (recorded as the frames' source: see FolderCamera)
         self._cap = self._cv2.VideoCapture(str(source) if self._is_file else int(source))
         if not self._cap.isOpened():
             self._cap.release()

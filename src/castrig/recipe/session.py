@@ -422,7 +422,8 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
     log = RunLog(recorder.run_dir, console=None if quiet else sys.stderr)
     from castrig.recipe.folder_history import camera_source, continue_after_earlier_runs
 
-    took = continue_after_earlier_runs(rig.camera, Path(recorder.run_dir).parent, Path(recorder.run_dir))
+    run_dir = Path(recorder.run_dir).resolve()  # (`castrig resume .`: the parent of '.' is '.')
+    took = continue_after_earlier_runs(rig.camera, run_dir.parent, run_dir)
     if took is not None:  # (a folder camera, a video file: the images earlier runs of the data root took are theirs)
         key = "folder" if hasattr(rig.camera, "folder") else "source"
         recorder.add_event(t_offset_s, "camera", rig.camera.name, took, {key: camera_source(rig.camera)})
