@@ -62,6 +62,11 @@ def test_a_binary_mask_is_measured_as_segmented_when_its_phases_say_which_are_th
     assert out["opening_ratio"] == pytest.approx(float(pores.mean()), abs=0.002)
     assert "saturated" not in out["quality"]["flags"] and out["pore_count"] > 100
     assert "binary mask" in out["quality"]["binary_mask"] and "its 255 phase" in out["quality"]["binary_mask"]
+    from castrig.analysis.masks import two_phases
+
+    # a mask of 128 and 255 (a label export) is a mask too; greys one apart (139, 140) are not
+    assert two_phases(np.where(pores, 255, 128).astype(np.uint8)) is not None
+    assert two_phases(np.where(pores, 140, 139).astype(np.uint8)) is None
 
     hard = np.clip((top - top.mean()) * 8 + 128, 0, 255).astype(np.uint8)  # both ends clipped, edges grey
     tifffile.imwrite(tmp_path / "hard.tif", hard)

@@ -31,9 +31,10 @@ def test_a_film_without_pores_reads_no_pores_and_a_few_real_pores_stay(tmp_path)
     """A film of grey 140 with a smooth texture of ±0.5 grey and no pore at all. Saved 8-bit it
     holds greys 139 and 140 only: it was read as a binary mask of pores, opening 0.49, 165 pores,
     no flag (a verdict would have signed it); saved as float it read opening 0.43 with 422 pores.
-    Its "pores" are the film's own texture, below any pore's contrast over the film's spread:
-    now no pores (opening 0, too_few_pores; every opening bound fails). A few shallow real pores
-    (12 grey) on a film of ±3 grey of such texture are still all found."""
+    Its "pores" are the film's own texture, no deeper than the film's spread: now flagged
+    low_contrast, so no opening bound passes (a review found real 15-grey pores on a film of 5
+    grey of texture read as no pores when this returned none: the image cannot tell the two). A few
+    shallow real pores (12 grey) on a film of ±3 grey of such texture are all found, unflagged."""
     import imageio.v3 as iio
 
     tex = _smooth_texture(512, 6, 2)
@@ -41,9 +42,11 @@ def test_a_film_without_pores_reads_no_pores_and_a_few_real_pores_stay(tmp_path)
     tifffile.imwrite(tmp_path / "film32.tif", (140 + tex).astype(np.float32))
     for name in ("film8.png", "film32.tif"):
         out = analysed("surface", str(tmp_path / name), "--pixel-size", "0.1")
-        assert out["opening_ratio"] == 0 and out["pore_count"] == 0, (name, out["opening_ratio"], out["pore_count"])
-        assert "binary_mask" not in out["quality"] and "too_few_pores" in out["quality"]["flags"], name
-        assert _opening_bounds(out) and "pass" not in _opening_bounds(out), name
+        flags = out["quality"]["flagged"]["opening_ratio"]
+        assert "binary_mask" not in out["quality"], name
+        # no dark structure over the grey steps at all (8-bit: no pores), or the texture's split flagged
+        assert "low_contrast" in flags or (out["pore_count"] == 0 and "too_few_pores" in flags), (name, flags)
+        assert _opening_bounds(out) and "pass" not in _opening_bounds(out), (name, out["opening_ratio"])
 
     from castrig.analysis import analyse_surface
 
@@ -55,7 +58,7 @@ def test_a_film_without_pores_reads_no_pores_and_a_few_real_pores_stay(tmp_path)
             img -= 12 * np.clip(8.5 - np.hypot(yy - cy - rng.uniform(-20, 20), xx - cx - rng.uniform(-20, 20)), 0, 1)
     img = np.clip(ndi.gaussian_filter(img, 1.0) + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
     m = analyse_surface(img, 0.1)
-    assert (m.pore_count, m.border_pore_count) == (12, 0)
+    assert (m.pore_count, m.border_pore_count) == (12, 0) and "low_contrast" not in m.flags
     assert m.opening_ratio == pytest.approx(12 * np.pi * 8**2 / 512**2, rel=0.1)
 
 

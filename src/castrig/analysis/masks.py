@@ -17,11 +17,12 @@ import numpy as np
 __all__ = ["MaskReading", "read_mask", "two_phases"]
 
 #: a mask's two values lie at least this share of the larger one's size apart (0 and 255, 0 and 1,
-#: 1 and 2, False and True): two values closer than that are two neighbouring greys of a flat
-#: micrograph, not the phases of a mask. (A pore-free film, 8-bit grey 140 with a smooth texture
-#: of ±0.5 grey, holds only 139 and 140: it was read as a mask of pores, opening 0.50 and 445
-#: pores, or refused as a mask whose phases do not say which are the pores.)
-_MIN_PHASE_STEP = 0.5
+#: 1 and 2, 128 and 255, False and True): two values closer than that are two neighbouring greys
+#: of a flat micrograph, not the phases of a mask. (A pore-free film, 8-bit grey 140 with a smooth
+#: texture of ±0.5 grey, holds only 139 and 140: it was read as a mask of pores, opening 0.50 and
+#: 445 pores, or refused as a mask whose phases do not say which are the pores. At 0.5, a 128/255
+#: mask, 127/255 apart, was measured as a saturated micrograph, not said to be a mask.)
+_MIN_PHASE_STEP = 0.1
 
 
 @dataclass(frozen=True)

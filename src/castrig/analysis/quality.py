@@ -17,6 +17,9 @@ flag                      raised when                                           
                           were clipped to that range before measuring
 ``thin_walls``            the film between the pores nowhere spread over the image,     D, σd, opening, through
                           even 1 px from them: its level taken as one number
+``low_contrast``          the pores' floor no deeper below the film than 5 spreads of    opening, D, σd, through
+                          the film's own texture: pores, or a pore-free film's
+                          texture split through its level; the image does not say
 ``appearance_ambiguous``  ``--appearance auto``, no SEM metadata: a bright ridge round  D, σd, opening
                           the pores (an SEM's rims over flat cores, or a defocus halo)
                           that the image alone does not place; measured as SEM where
@@ -81,6 +84,7 @@ SURFACE_FLAG_METRICS = {
     "saturated": _SURF + _PITCH,
     "transmitted_mismatch": ("through_pore_fraction",),
     "thin_walls": _SURF,
+    "low_contrast": _SURF + _PITCH,
     # (--appearance auto, no SEM metadata: a bright ridge round the pores that is an SEM's rim or
     # a defocus halo; the other reading of the same view differs)
     "appearance_ambiguous": ("opening_ratio", "mean_pore_diameter_um", "pore_diameter_std_um"),

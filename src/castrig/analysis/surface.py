@@ -214,6 +214,8 @@ def _assess(m: SurfaceMetrics, raw: np.ndarray, clipped: int = 0) -> None:
         flags.append("outliers_clipped")
     if m.thin_walls:
         flags.append("thin_walls")
+    if m.low_contrast:
+        flags.append("low_contrast")
     if m.appearance_ambiguous:
         flags.append("appearance_ambiguous")
     if m.transmitted_mismatch:
@@ -400,4 +402,4 @@ def _analyse_surface(
         mismatch = transmitted_mismatch(t, ft, lab > 0)
     return _metrics(opening, d_um, measured, tfrac, pitch, pixel_size_um, on_border, centres, through,
                     labels=lab if keep_labels else None, measured_labels=idx[measured], transmitted_mismatch=mismatch,
-                    thin_walls=seg.level_ring == 0)
+                    thin_walls=seg.level_ring == 0, low_contrast=seg.shallow)

@@ -49,6 +49,9 @@ class SurfaceMetrics:
     #: the walls between the pores are too thin to read the film's level field anywhere but in a
     #: few corners, even 1 px from the pores: it was taken as one level (:func:`_film_for_level`)
     thin_walls: bool = False
+    #: the pores' floor no deeper below the film than the film's own texture reaches: pores, or a
+    #: pore-free film's texture split at a level through it (:func:`~.surface_segment._texture_only`)
+    low_contrast: bool = False
     #: under ``appearance="auto"``, a bright ridge round the pores that an SEM's rims and a defocus
     #: halo both make, the cores' test not passed (:func:`~.edges_rims.rim_reading`): measured as SEM
     #: where the ridge is strong, else as optical — the other reading gives other diameters

@@ -38,6 +38,9 @@ class _Segmentation:
     #: how far from every pore the film pixels the level fields were fitted through lie (px):
     #: ``ring`` unless the walls are too thin to hold enough of them that far (:func:`_film_for_level`)
     level_ring: int = 0
+    #: the pores' floor stands no deeper below the film than the film's own texture would
+    #: (:func:`_texture_only`): pores or texture, the image does not say (flagged ``low_contrast``)
+    shallow: bool = False
 
 
 _MAX_PAIRS: int | None = None  # (pixel, marker) pairs beyond which _split uses the feature transform
@@ -221,13 +224,14 @@ def _segment(
     f = np.maximum(f, 1e-6, out=f if f is not f0 else None)
     # (on the level fitted through the film itself: f0, through the blocks' maxima, can miss it
     # by 40 % where pores fill most blocks)
-    if _texture_only(gaussian(n0s * (f0[::2, ::2] / f[::2, ::2]), 1.0), level_sel, core):
-        return None
+    # (flagged, not dropped: 15-grey pores on a film of 5 grey of texture stand no deeper than
+    # texture alone, and read 0 pores when this returned none; the image cannot tell them apart)
+    shallow = _texture_only(gaussian(n0s * (f0[::2, ::2] / f[::2, ::2]), 1.0), level_sel, core)
     norm = np.divide(img, f, out=_buf(cache, "norm", img.shape, np.float32) if cache is not None else None)
     # the pore floor on the worker thread while the touching pores are split here
     p_job = pool().submit(lambda: float(np.median(norm[core])) if np.count_nonzero(core) > 10 else dark)
     lab, n = _split(lab, n, mask, norm, r_typ, px, lp, cache=cache)
-    return _Segmentation(lab, n, f, ring, far, core, p_job.result(), px, side, core_r, reach, level_ring)
+    return _Segmentation(lab, n, f, ring, far, core, p_job.result(), px, side, core_r, reach, level_ring, shallow)
 
 
 #: the least depth of the pores' floor below the film, in (normal-equivalent) s.d. of the film's

@@ -156,6 +156,9 @@ def _flag_advice(flags: tuple[str, ...]) -> str | None:
         return "measure more fields (too few pores)"
     if "thin_walls" in flags:
         return "image at a finer pixel size (the walls between the pores are too thin to read the film's level)"
+    if "low_contrast" in flags:
+        return ("image with more contrast between pores and film (the pores stand no deeper than the film's own "
+                "texture: pores or a pore-free film, the image does not tell)")
     if "appearance_ambiguous" in flags:
         return ("say which microscope made the top view: --appearance sem or optical (a bright ridge round the "
                 "pores is an SEM's rim or a defocus halo; the image alone does not tell)")
