@@ -529,12 +529,15 @@ class Runner:
             self.loop.stop()
             self._silent.pop("rh_loop", None)  # nothing is asked of the loop now; its MFCs are, by name
         wet, dry, chamber = self.rig.wet_mfc, self.rig.dry_mfc, self.rig.chamber
+        said = f"purge: dry air {flow_slpm:g} slpm, wet air off"
         if wet is not None and dry is not None:
             self._until_done(wet.name, lambda: wet.set_flow_slpm(0.0))
             self._until_done(dry.name, lambda: dry.set_flow_slpm(flow_slpm))
         elif chamber is not None:
             self._until_done(chamber.name, lambda: chamber.set_humidifier(False))
-        self.event("setpoint", "control", f"purge: dry air {flow_slpm:g} slpm, wet air off", {"purge_flow_slpm": flow_slpm})
+            said = "purge: the chamber's humidifier off (no flow to set)"  # (it said a dry-air flow it never set)
+        # (purge_flow_slpm: what a resume purges with again)
+        self.event("setpoint", "control", said, {"purge_flow_slpm": flow_slpm})
 
     def _set_rh(self, rh_pct: float, ramp: float | None = None) -> None:
         if self.loop is None:
