@@ -27,6 +27,7 @@ from castrig.errors import CastrigError
 from castrig.links import LinkError
 from castrig.logs import module_logger
 from castrig.recipe import model as m
+from castrig.recipe.folder_watch import FolderWatch
 from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, process_record, step_label
 from castrig.recipe.remote import RemoteControl
 from castrig.rig.build import Rig
@@ -197,6 +198,7 @@ class Runner:
         self._plans = plan_membranes(recipe)
         # operators acting from outside (castrig abort, the web page): read every control period
         self.remote = RemoteControl(self, getattr(recorder, "run_dir", None))
+        self._folder = FolderWatch(getattr(recorder, "run_dir", None))  # (a run folder moved or deleted mid-run)
 
     # -- time, events, samples --------------------------------------------------------------
     def t(self) -> float:
@@ -1123,6 +1125,11 @@ class Runner:
                 f"near-membrane reading stuck at {pair[0]:g} %RH, {pair[1]:g} degC for {now - self._frozen[1]:.0f} s"))
 
     def _sample(self, now: float) -> None:
+        gone = self._folder.gone()
+        if gone is not None:  # its micrographs, results and outcome cannot be written where they belong
+            raise RunAborted("faulted", f"the run folder {self._folder.path} was {gone} while the run went on: its "
+                                        "micrographs and outcome can no longer be written there (put it back, then "
+                                        "`castrig resume` it)")
         values: dict[str, float] = {}
         if self._last_rh is not None:
             values["rh_near_pct"] = self._last_rh
