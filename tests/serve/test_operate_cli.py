@@ -590,14 +590,15 @@ def test_an_abort_through_serve_that_the_run_never_reads_is_said_so(tmp_path: Pa
     from test_serve_api import http
 
     data = tmp_path / "data"
-    run, run_dir = _run_in_its_hold(data, reap, **with_sitecustomize(tmp_path, SLOW_TAKE))
-
-    def pending() -> list[str]:
-        return [p.name for p in (run_dir / "control").glob("*.json") if p.name != "status.json"]
-
-    with castrig_serve(data) as served:
-        url = served.url + f"api/runs/{run_dir.name}/abort"
+    data.mkdir()
+    with castrig_serve(data) as served:  # (first: the twin's run spends no CPU in its hold meanwhile)
+        run, run_dir = _run_in_its_hold(data, reap, **with_sitecustomize(tmp_path, SLOW_TAKE))
         os.kill(run.pid, signal.SIGSTOP)
+
+        def pending() -> list[str]:
+            return [p.name for p in (run_dir / "control").glob("*.json") if p.name != "status.json"]
+
+        url = served.url + f"api/runs/{run_dir.name}/abort"
         t0 = time.monotonic()
         code, body = http(url, method="POST", token=served.token)
         assert time.monotonic() - t0 < 5, body  # (not the server's whole 10 s wait)
