@@ -562,13 +562,11 @@ def _ended_before_read(root: Path, run_dir: Path, cmd: Any, action: str) -> Resp
     its dead process left it, and the answer says how to make it safe (`castrig abort`'s words).
     The 202 "sent; the runner has not answered yet" it had after 10 s read, on the page, as an
     abort under way."""
-    from castrig.cli.operate import _crashed_hint
-
     withdraw_command(run_dir, cmd)
     ended = R.summary(run_dir)["status"]
     why = f"the run ended ({ended}) before it read the {action}; nothing to {action}, nothing sent"
     if ended == "crashed":
-        why += _crashed_hint(run_dir)
+        why += R.crashed_hint(run_dir)
     return JSONResponse({"error": why.replace(str(root), "DATA"), "id": cmd.id, "action": action, "accepted": False},
                         status_code=409)
 
