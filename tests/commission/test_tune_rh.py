@@ -328,3 +328,27 @@ def test_a_closed_terminal_as_tune_rh_opens_the_rig_ends_it_as_castrig_run_ends(
     assert done.returncode == 3 and "Traceback" not in err, (done.returncode, err[-3000:])
     assert "SIGHUP received (the terminal closed)" in err and "step test" not in err, err
     assert not (tmp_path / "t.svg").exists()
+
+
+def test_a_predicted_step_the_rig_cannot_reach_is_said_not_to_settle(tmp_path):
+    """An outside tester: a twin whose bubbler gives 55 %RH (the chamber mixes 2.9-54.9 %RH)
+    tuned with the default 40 -> 60 step. The prediction 40 -> 70 %RH ended at 54.9 %RH, and the
+    output said 'settles (±1 %RH) in 714 s' -- the length of the prediction, taken for a settling
+    time --; its plot drew the setpoint at that last 54.9, so the curve looked settled. And the
+    test's line said '40 -> 60 %RH' with nothing of the 54.7 it reached. Now: does NOT settle,
+    where RH ends, that this rig cannot hold 70 %RH; the setpoint drawn at 70; the levels measured."""
+    profile = tmp_path / "rig.yaml"
+    text = (ROOT / "hw_profiles" / "sim.yaml").read_text()
+    assert "bubbler_rh_pct: 98.0" in text
+    profile.write_text(text.replace("bubbler_rh_pct: 98.0", "bubbler_rh_pct: 55.0"))
+    done = castrig("tune", "rh", "--profile", str(profile), cwd=tmp_path, timeout_s=30)
+    out = " ".join(done.stdout.split())
+    assert done.returncode == 0, done.stderr
+    assert "settles (±1 %RH) in" not in out, out
+    assert "predicted step 40 -> 70 %RH: does NOT settle (±1 %RH) within the" in out and "this rig cannot hold 70 %RH" in out, out
+    ends = float(out.split("RH ends at ")[1].split()[0])
+    assert 50 < ends < 56, out
+    measured = out.split("RH measured ")[1].split()
+    assert 38 < float(measured[0]) < 42 and 50 < float(measured[2]) < 56, out  # 40 asked, and 60 asked but not reached
+    svg = (tmp_path / "rig-tune-rh.svg").read_text()
+    assert "does NOT settle" in svg and "settles in" not in svg

@@ -153,3 +153,26 @@ def test_the_checked_volume_is_the_one_the_driver_sends(diameter_mm, volume_ml):
     assert (emu.volume_units, emu.volume_value * {"ML": 1.0, "UL": 1e-3}[emu.volume_units]) == (units, pytest.approx(sent, abs=1e-12))
 
 
+
+
+def test_a_purge_flow_on_a_rig_without_a_dry_line_is_refused_and_its_purge_said_as_done(tmp_path: Path):
+    """An outside tester: ``{type: purge, flow_slpm: 4.9}`` on the Watlow F4T chamber's twin (no
+    mass-flow controllers). `castrig check --profile` said it fits, the run completed, and its log
+    said "purge: dry air 4.9 slpm, wet air off" -- the chamber only turned its humidifier off, the
+    flow was dropped without a word. Now check and run refuse it (exit 2, no run folder), naming
+    the field; a purge without flow_slpm there says what it did."""
+    profile = str(ROOT / "hw_profiles" / "sim-watlow-f4t.yaml")
+    recipe = tmp_path / "purge.yaml"
+    recipe.write_text("name: purge-flow\nsteps:\n  - {type: purge, duration_s: 5, flow_slpm: 4.9}\n")
+    data = tmp_path / "data"
+    for done in (castrig("check", str(recipe), "--profile", profile),
+                 castrig("run", str(recipe), "--profile", profile, "--data", str(data), "-q")):
+        said = refused(done, "steps[0] (purge).flow_slpm = 4.9", "has no devices.dry_mfc to set that flow on",
+                       "(allowed: no flow_slpm on this rig)")
+        assert "humidifier off" in said, said
+    assert not data.exists() or not any(data.iterdir())
+    recipe.write_text("name: purge\nsteps:\n  - {type: purge, duration_s: 5}\n")
+    done = castrig("run", str(recipe), "--profile", profile, "--data", str(data), "-q")
+    assert done.returncode == 0, done.stderr
+    log = next(data.glob("*/log.jsonl")).read_text()
+    assert "purge: the chamber's humidifier off (no flow to set)" in log and "dry air" not in log, log

@@ -72,3 +72,20 @@ def test_validating_a_profile_asks_no_name_server(monkeypatch):
     data = yaml.safe_load(SERIAL.replace("socket://127.0.0.1:47106", "socket://moxa-1.lab.example:4001"))
     Profile.model_validate(data)
     assert asked == []
+
+
+def test_one_address_written_as_another_literal_is_one_port(tmp_path):
+    """An outside tester: rh_near on ``socket://127.0.0.1:47103`` and rh_room on
+    ``socket://127.1:47103`` (the short form connect() takes for 127.0.0.1) was a "valid
+    profile"; the run then opened that port twice and failed to open the rig ("is another client
+    connected to that port?"; the device locks look the address up, the check compared the text).
+    IP literals are one spelling now, without asking DNS: refused as one port, by check too."""
+    from castrig.rig.ownership import serial_key
+
+    assert "socket://127.0.0.1:47104" in SERIAL
+    profile = _profile(tmp_path, SERIAL.replace("socket://127.0.0.1:47104", "socket://127.1:47103"))
+    refused(castrig("check", str(profile)), "devices rh_near, rh_room share the port", "socket://127.1:47103",
+            "(one port, spelled 2 ways)")
+    for spelling in ("127.1", "[::ffff:127.0.0.1]", "0x7f000001"):  # (the key the device locks take too)
+        assert serial_key(f"socket://{spelling}:47103", resolve=False) == serial_key(f"socket://{spelling}:47103") \
+            == "tcp:127.0.0.1:47103"

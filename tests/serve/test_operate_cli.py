@@ -560,3 +560,59 @@ def test_a_command_whose_answer_could_not_be_written_is_not_applied_again(tmp_pa
     assert asked == [("pause requested by lab-script",)], asked
     assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
     assert run.wait(timeout=60) == 3
+
+
+
+#: A sitecustomize (conftest ``with_sitecustomize``): the runner, about to take a command out of
+#: its control channel, sleeps there (a runner busy, not stopped) -- the command stays pending.
+SLOW_TAKE = """
+import os, re, time
+_rename = os.rename
+def _slow_take(src, dst, *a, **kw):
+    if kw.get("dst_dir_fd") is not None and re.fullmatch(r"\\d{20}-[0-9a-f]{12}\\.json", str(src)):
+        time.sleep(60)
+    return _rename(src, dst, *a, **kw)
+os.rename = _slow_take
+"""
+
+
+def test_an_abort_through_serve_that_the_run_never_reads_is_said_so(tmp_path: Path, reap, castrig_serve):
+    """`castrig abort`'s case (above) through `castrig serve`. A runner frozen by SIGSTOP: the
+    server waited its 10 s and answered 202 "sent; the runner has not answered yet" -- now at once,
+    saying the process is STOPPED and how it goes on. A runner that dies before it reads the
+    abort (busy, then kill -9): the server waited its 10 s, answered the same 202 -- the page
+    showed an abort under way, of a run whose dead process left the rig as it drove it -- and left
+    the command in the channel. Now 409 as the process is gone: the run ended (crashed) before it
+    read the abort, how to make the rig safe; the command taken back."""
+    import threading
+    import time
+
+    from test_serve_api import http
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with castrig_serve(data) as served:  # (first: the twin's run spends no CPU in its hold meanwhile)
+        run, run_dir = _run_in_its_hold(data, reap, **with_sitecustomize(tmp_path, SLOW_TAKE))
+        os.kill(run.pid, signal.SIGSTOP)
+
+        def pending() -> list[str]:
+            return [p.name for p in (run_dir / "control").glob("*.json") if p.name != "status.json"]
+
+        url = served.url + f"api/runs/{run_dir.name}/abort"
+        t0 = time.monotonic()
+        code, body = http(url, method="POST", token=served.token)
+        assert time.monotonic() - t0 < 5, body  # (not the server's whole 10 s wait)
+        assert code == 202 and "is STOPPED" in body["message"] and f"kill -CONT {run.pid}" in body["message"], body
+        os.kill(run.pid, signal.SIGCONT)  # it goes on, and sleeps as it takes that abort (SLOW_TAKE)
+        got: list = []
+        poster = threading.Thread(target=lambda: got.append(http(url, method="POST", token=served.token)))
+        poster.start()
+        wait_until(lambda: len(pending()) == 2, timeout_s=20, what="the second abort in the control channel")
+        run.kill()
+        t0 = time.monotonic()
+        poster.join(timeout=30)
+        assert got and time.monotonic() - t0 < 5, got
+        code, body = got[0]
+        assert code == 409 and "the run ended (crashed) before it read the abort" in body["error"], body
+        assert "castrig safe --profile" in body["error"] and str(data) not in body["error"], body
+        assert len(pending()) == 1, pending()  # the second taken back (the first stays, for a resume to discard)

@@ -198,14 +198,15 @@ def tune_rh(
         return
     m, g = result.model, result.gains
     unit = "%RH per unit wet fraction" if result.kind == MFC else "%RH per %RH of chamber set point"
+    reached = result.test.levels_pct()
     typer.echo(f"step test ({result.test.u_label}) {rh_from:g} -> {rh_to:g} %RH: {len(result.test.t_s)} samples over {test_s:.0f} s"
+               + (f", RH measured {reached[0]:.1f} -> {reached[1]:.1f} %RH" if reached else "")
                + (f"; stopped: {result.test.aborted}" if result.test.aborted else ""))
     typer.echo(f"FOPDT model: gain K = {m.gain:.4g} {unit}, time constant tau = {m.tau_s:.1f} s, "
                f"dead time theta = {m.dead_time_s:.1f} s (fit RMS {m.rms_pct:.2f} %RH)")
     typer.echo(f"{g.rule}: tau_c = {g.tau_c_s:.1f} s, tau_I = {g.tau_i_s:.1f} s -> "
                + ", ".join(f"{'.'.join(k)} = {v:.4g}" for k, v in updates.items()))
-    typer.echo(f"predicted step {40:g} -> {70:g} %RH: settles (±1 %RH) in {result.predicted_settle_s:.0f} s, "
-               f"overshoot {result.predicted_overshoot_pct:.2f} %RH")
+    typer.echo(result.prediction_text())
     typer.echo(f"plot: {plot_path}")
     typer.echo(safe.summary() if not safe.safe else "rig left in the safe state (verified)")
     if write:

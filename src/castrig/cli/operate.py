@@ -200,16 +200,9 @@ def watch(
 
 
 def _crashed_hint(run_dir: Path) -> str:
-    """What to do about a crashed run's rig, which its dead process left as it last drove it (the
-    wet air on): an abort of it reaches nobody."""
-    from castrig.store import runjson
+    from castrig.store.live import crashed_hint
 
-    try:
-        profile = runjson.load(run_dir).get("profile_path") or "P"
-    except Exception:  # noqa: BLE001 - a hint never fails the refusal it is added to
-        profile = "P"
-    return (f". Its process is gone and the rig is as it left it: `castrig safe --profile {profile}` makes it safe; "
-            f"`castrig resume {run_dir}` makes it safe and continues the run")
+    return crashed_hint(run_dir)
 
 
 def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:

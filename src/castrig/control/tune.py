@@ -55,6 +55,14 @@ class StepTest:
     u_label: str
     aborted: str | None = None
 
+    def levels_pct(self) -> tuple[float, float] | None:
+        """The RH each phase ended at (its last 10 readings' mean), None before the step: what
+        the test reached, which a wet line short of --to makes less than it asked."""
+        u, y = np.asarray(self.u), np.asarray(self.rh_pct)
+        if len(u) == 0 or not (u != u[0]).any():
+            return None
+        return float(y[u == u[0]][-10:].mean()), float(y[u != u[0]][-10:].mean())
+
 
 @dataclass
 class FopdtModel:
@@ -96,13 +104,39 @@ class TuneResult:
     gains: PiGains
     predicted_t_s: list[float] = field(default_factory=list)
     predicted_rh_pct: list[float] = field(default_factory=list)
-    predicted_settle_s: float = float("nan")
+    #: None: the predicted RH is still outside the band when the prediction ends (it never settles)
+    predicted_settle_s: float | None = float("nan")
     predicted_overshoot_pct: float = float("nan")
+    predicted_from_pct: float = 40.0
+    predicted_to_pct: float = 70.0
+    #: the model's steady RH at the loop's actuator limits (low, high): where it can hold RH at all
+    reach_pct: tuple[float, float] = (float("nan"), float("nan"))
 
     def to_dict(self) -> dict[str, Any]:
+        end = self.predicted_rh_pct[-1] if self.predicted_rh_pct else None
         return {"kind": self.kind, "model": asdict(self.model), "gains": asdict(self.gains),
                 "predicted_settle_s": self.predicted_settle_s, "predicted_overshoot_pct": self.predicted_overshoot_pct,
-                "aborted": self.test.aborted}
+                "aborted": self.test.aborted, "predicted_settled": self.predicted_settle_s is not None,
+                "predicted_end_rh_pct": end, "predicted_to_rh_pct": self.predicted_to_pct}
+
+    def prediction_text(self) -> str:
+        """What the predicted step does, said as it is: a step the loop cannot finish (the rig's
+        wet line cannot reach the setpoint, or it settles after the horizon) is not "settles in"
+        the horizon's length."""
+        head = f"predicted step {self.predicted_from_pct:g} -> {self.predicted_to_pct:g} %RH: "
+        if self.predicted_settle_s is not None:
+            return head + (f"settles (±{SETTLE_BAND_PCT:g} %RH) in {self.predicted_settle_s:.0f} s, "
+                           f"overshoot {self.predicted_overshoot_pct:.2f} %RH")
+        horizon = self.predicted_t_s[-1] if self.predicted_t_s else 0.0
+        end = self.predicted_rh_pct[-1] if self.predicted_rh_pct else float("nan")
+        text = head + (f"does NOT settle (±{SETTLE_BAND_PCT:g} %RH) within the {horizon:.0f} s predicted: RH ends at "
+                       f"{end:.1f} %RH")
+        lo, hi = self.reach_pct
+        if not lo - SETTLE_BAND_PCT <= self.predicted_to_pct <= hi + SETTLE_BAND_PCT:
+            what = "wet fraction (control.wet_fraction_min/max)" if self.kind == MFC else "chamber set point"
+            text += (f"; the model holds {lo:.1f}-{hi:.1f} %RH at the limits of the {what}: this rig cannot hold "
+                     f"{self.predicted_to_pct:g} %RH")
+        return text
 
 
 # -- identification ------------------------------------------------------------------------------
@@ -210,11 +244,18 @@ def predict_step(model: FopdtModel, gains: PiGains, *, rh_from: float, rh_to: fl
     return t_out, y_out
 
 
-def settle_and_overshoot(t_s: np.ndarray, rh_pct: np.ndarray, target: float, band: float = 1.0,
-                         rising: bool = True) -> tuple[float, float]:
-    """Time of the last sample outside ``target ± band`` (0 if none) and the overshoot (%RH)."""
+#: The band (± %RH) a predicted step settles within.
+SETTLE_BAND_PCT = 1.0
+
+
+def settle_and_overshoot(t_s: np.ndarray, rh_pct: np.ndarray, target: float, band: float = SETTLE_BAND_PCT,
+                         rising: bool = True) -> tuple[float | None, float]:
+    """Time of the last sample outside ``target ± band`` (0 if none; None if the last sample is
+    outside: it has not settled by the end -- that end is no settling time) and the overshoot (%RH)."""
     rh = np.asarray(rh_pct, float)
     outside = np.nonzero(np.abs(rh - target) > band)[0]
+    if len(outside) and outside[-1] == len(rh) - 1:
+        return None, float(max(0.0, (rh.max() - target) if rising else (target - rh.min())))
     settle = float(np.asarray(t_s)[outside[-1]]) if len(outside) else 0.0
     over = float(max(0.0, (rh.max() - target) if rising else (target - rh.min())))
     return settle, over
@@ -389,7 +430,9 @@ def tune(rig: Any, *, rh_lo: float = 40.0, rh_hi: float = 60.0, predict_from: fl
     t, y = predict_step(model, gains, rh_from=predict_from, rh_to=predict_to, control_period_s=c.control_period_s,
                         u_limits=limits, duration_s=horizon, feedforward=ff)
     settle, over = settle_and_overshoot(t, y, predict_to)
-    return TuneResult(test.kind, test, model, gains, t.tolist(), y.tolist(), settle, over)
+    reach = tuple(sorted(model.y0 + model.gain * (u - model.u0) for u in limits))
+    return TuneResult(test.kind, test, model, gains, t.tolist(), y.tolist(), settle, over, predict_from, predict_to,
+                      reach)  # type: ignore[arg-type]
 
 
 def gains_updates(result: TuneResult) -> dict[tuple[str, ...], float]:
@@ -420,10 +463,10 @@ def plot_svg(result: TuneResult, title: str) -> str:
                  Series("FOPDT model", tst.t_s, fitted.tolist(), colour=PALETTE["orange"], dashed=True)],
         y2_label=tst.u_label, series2=[Series(tst.u_label, tst.t_s, tst.u, colour=PALETTE["grey"], step=True)])
     g = result.gains
-    sp = result.predicted_rh_pct[-1] if result.predicted_rh_pct else float("nan")
+    sp = result.predicted_to_pct  # (the setpoint: the last predicted RH drew a step that never got there as reached)
+    said = result.prediction_text().split(": ", 1)[1]
     bottom = line_chart(
-        "tune-predicted", f"predicted closed-loop step (SIMC PI, kp {g.kp:.4g}, ki {g.ki:.4g}): "
-        f"settles in {result.predicted_settle_s:.0f} s, overshoot {result.predicted_overshoot_pct:.2f} %RH",
+        "tune-predicted", f"predicted closed-loop step (SIMC PI, kp {g.kp:.4g}, ki {g.ki:.4g}): {said}",
         "RH %", [Series("predicted RH", result.predicted_t_s, result.predicted_rh_pct, colour=PALETTE["green"]),
                  Series("setpoint", [0.0, result.predicted_t_s[-1]], [sp, sp], colour=PALETTE["red"], dashed=True)])
     ax = Axes()

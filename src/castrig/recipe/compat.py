@@ -171,6 +171,13 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
                 elif sent is None or sent < low:  # the pump would answer ?OOR mid-run (the emulator does)
                     problems.append(f"{where}.rate_ml_min = {rate:g}: below what devices.{role} can pump "
                                     f"(allowed: at least {lowest} mL/min, up to {highest}, {syringe})")
+        if isinstance(step, m.PurgeStep) and step.flow_slpm is not None and d.dry_mfc is None:
+            # a chamber's purge turns its humidifier off and sets no flow: the flow asked was
+            # dropped without a word, and the run's log said "purge: dry air 4.9 slpm"
+            dries = "its chamber's purge turns the humidifier off, with no flow to set" if d.chamber is not None \
+                else "it has no dry air line"
+            problems.append(f"{where}.flow_slpm = {step.flow_slpm:g}: {profile_path} has no devices.dry_mfc to set "
+                            f"that flow on ({dries}) (allowed: no flow_slpm on this rig)")
         if isinstance(step, m.PurgeStep) and step.flow_slpm is not None and d.dry_mfc is not None \
                 and step.flow_slpm > d.dry_mfc.full_scale_slpm:
             problems.append(f"{where}.flow_slpm = {step.flow_slpm:g}: above devices.dry_mfc.full_scale_slpm = "

@@ -27,6 +27,7 @@ from castrig.errors import CastrigError
 from castrig.links import LinkError
 from castrig.logs import module_logger
 from castrig.recipe import model as m
+from castrig.recipe.folder_watch import FolderWatch
 from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, process_record, step_label
 from castrig.recipe.remote import RemoteControl
 from castrig.rig.build import Rig
@@ -197,6 +198,7 @@ class Runner:
         self._plans = plan_membranes(recipe)
         # operators acting from outside (castrig abort, the web page): read every control period
         self.remote = RemoteControl(self, getattr(recorder, "run_dir", None))
+        self._folder = FolderWatch(getattr(recorder, "run_dir", None))  # (a run folder moved or deleted mid-run)
 
     # -- time, events, samples --------------------------------------------------------------
     def t(self) -> float:
@@ -529,12 +531,15 @@ class Runner:
             self.loop.stop()
             self._silent.pop("rh_loop", None)  # nothing is asked of the loop now; its MFCs are, by name
         wet, dry, chamber = self.rig.wet_mfc, self.rig.dry_mfc, self.rig.chamber
+        said = f"purge: dry air {flow_slpm:g} slpm, wet air off"
         if wet is not None and dry is not None:
             self._until_done(wet.name, lambda: wet.set_flow_slpm(0.0))
             self._until_done(dry.name, lambda: dry.set_flow_slpm(flow_slpm))
         elif chamber is not None:
             self._until_done(chamber.name, lambda: chamber.set_humidifier(False))
-        self.event("setpoint", "control", f"purge: dry air {flow_slpm:g} slpm, wet air off", {"purge_flow_slpm": flow_slpm})
+            said = "purge: the chamber's humidifier off (no flow to set)"  # (it said a dry-air flow it never set)
+        # (purge_flow_slpm: what a resume purges with again)
+        self.event("setpoint", "control", said, {"purge_flow_slpm": flow_slpm})
 
     def _set_rh(self, rh_pct: float, ramp: float | None = None) -> None:
         if self.loop is None:
@@ -1125,6 +1130,11 @@ class Runner:
                 f"near-membrane reading stuck at {pair[0]:g} %RH, {pair[1]:g} degC for {now - self._frozen[1]:.0f} s"))
 
     def _sample(self, now: float) -> None:
+        gone = self._folder.gone()
+        if gone is not None:  # its micrographs, results and outcome cannot be written where they belong
+            raise RunAborted("faulted", f"the run folder {self._folder.path} was {gone} while the run went on: its "
+                                        "micrographs and outcome can no longer be written there (put it back, then "
+                                        "`castrig resume` it)")
         values: dict[str, float] = {}
         if self._last_rh is not None:
             values["rh_near_pct"] = self._last_rh

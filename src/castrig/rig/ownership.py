@@ -14,6 +14,7 @@ run and take no lock.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import socket
@@ -45,12 +46,33 @@ def _host(host: str, resolve: bool = True) -> str:
     h = host.lower().rstrip(".")
     if h == "localhost" or h == "127.0.0.1":
         return "127.0.0.1"
+    literal = _ip_literal(h)
+    if literal is not None:
+        return literal
     if not resolve:
         return h
     try:
         return socket.gethostbyname(host)
     except OSError:
         return h
+
+
+def _ip_literal(host: str) -> str | None:
+    """An address written as a literal, in one spelling: ``127.1``, ``0x7f000001`` (the short
+    forms connect() takes, as inet_aton reads them) and ``::ffff:127.0.0.1`` are 127.0.0.1.
+    Compared as written (validation asks no DNS), two sensors on ``127.0.0.1:P`` and ``127.1:P``
+    were a valid profile: the run then opened one port twice. None for a name."""
+    h = host.strip("[]")
+    try:
+        ip = ipaddress.ip_address(h)
+    except ValueError:
+        try:
+            return socket.inet_ntoa(socket.inet_aton(h)) if h and all(c in "0123456789abcdefx." for c in h) else None
+        except OSError:
+            return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 def serial_key(url: str, resolve: bool = True) -> str:

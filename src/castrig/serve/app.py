@@ -59,9 +59,11 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from castrig import jsontext
+from castrig.oslock import process_stopped
 from castrig.serve.json_response import JSONResponse
 from castrig.store import live as R
-from castrig.store.commands import ACTIONS, ChannelRefused, answer_of, send_command
+from castrig.store.commands import ACTIONS, ChannelRefused, answer_of, send_command, withdraw_command
+from castrig.store.lock import run_holder
 from castrig.store.sqlite_connect import DamagedRun
 from castrig.store.summary_cache import SummaryCache
 
@@ -348,21 +350,34 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
         summary = await anyio.to_thread.run_sync(R.summary, run_dir)
         if summary["status"] not in R.LIVE_STATES:
             return JSONResponse({"error": f"the run is not running (status {summary['status']})"}, status_code=409)
+        holder = await anyio.to_thread.run_sync(run_holder, run_dir)  # (None: a run on another host, say)
         try:
             cmd = await anyio.to_thread.run_sync(send_command, run_dir, action, f"token:{who}")
         except ChannelRefused as exc:  # RUN/control a link (to another run's channel): nothing sent
             return JSONResponse({"error": str(exc).replace(str(root), "DATA")}, status_code=409)
         except OSError as exc:  # a read-only view of the data root (a mount), a full disk: this server cannot act
             return JSONResponse({"error": control_unwritable(run_dir, exc)}, status_code=503)
-        answer = None
+        answer, gone, frozen = None, False, False
+        pid = (holder or {}).get("pid")
         with anyio.move_on_after(10):
-            while answer is None:
+            while answer is None and not gone and not frozen:
                 answer = await anyio.to_thread.run_sync(answer_of, run_dir, cmd)
-                if answer is None:
+                if answer is None and holder is not None and await anyio.to_thread.run_sync(run_holder, run_dir) is None:
+                    answer = await anyio.to_thread.run_sync(answer_of, run_dir, cmd)  # (answered as it ended)
+                    gone = answer is None
+                # a stopped process reads nothing until it goes on: said now, not after 10 s as "not answered yet"
+                frozen = answer is None and not gone and holder is not None and process_stopped(pid, holder.get("host"))
+                if answer is None and not gone and not frozen:
                     await anyio.sleep(0.1)
+        if gone:  # its process ended (or died) before it read the command: nobody will apply it
+            return await anyio.to_thread.run_sync(_ended_before_read, root, run_dir, cmd, action)
         if answer is None:
+            message = "sent; the runner has not answered yet"
+            if frozen:
+                message = (f"sent, but the runner's process {pid} is STOPPED (SIGSTOP or Ctrl-Z: nothing is being "
+                           f"controlled); the {action} is applied the moment it goes on (kill -CONT {pid})")
             return JSONResponse({"id": cmd.id, "action": action, "by": cmd.by, "accepted": None,
-                                 "message": "sent; the runner has not answered yet"}, status_code=202)
+                                 "message": message}, status_code=202)
         return JSONResponse(answer, status_code=200 if answer.get("accepted") else 409)
 
     async def stream(request: Request) -> Response:
@@ -539,6 +554,21 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     outside :class:`SecurityHeaders`, so the answer carries the headers itself (a 500 went out
     without them)."""
     return PlainTextResponse("Internal Server Error", status_code=500, headers=SECURITY_HEADERS)
+
+
+def _ended_before_read(root: Path, run_dir: Path, cmd: Any, action: str) -> Response:
+    """409 for a command the run's process never read: it ended (or died) while the command was on
+    its way. The command is taken back (a later resume would discard it); a crashed run's rig is as
+    its dead process left it, and the answer says how to make it safe (`castrig abort`'s words).
+    The 202 "sent; the runner has not answered yet" it had after 10 s read, on the page, as an
+    abort under way."""
+    withdraw_command(run_dir, cmd)
+    ended = R.summary(run_dir)["status"]
+    why = f"the run ended ({ended}) before it read the {action}; nothing to {action}, nothing sent"
+    if ended == "crashed":
+        why += R.crashed_hint(run_dir)
+    return JSONResponse({"error": why.replace(str(root), "DATA"), "id": cmd.id, "action": action, "accepted": False},
+                        status_code=409)
 
 
 def control_unwritable(run_dir: Path, exc: OSError) -> str:

@@ -471,3 +471,14 @@ def samples(run_dir: Path, channels: list[str] | None = None, since_t_s: float |
             out.setdefault(ch, []).append([t, v])
             cursor = rowid
     return {"channels": out, "cursor": cursor}
+
+
+def crashed_hint(run_dir: Path) -> str:
+    """What to do about a crashed run's rig, which its dead process left as it last drove it (the
+    wet air on): an abort of it reaches nobody."""
+    try:
+        profile = runjson.load(run_dir).get("profile_path") or "P"
+    except Exception:  # noqa: BLE001 - a hint never fails the refusal it is added to
+        profile = "P"
+    return (f". Its process is gone and the rig is as it left it: `castrig safe --profile {profile}` makes it safe; "
+            f"`castrig resume {run_dir}` makes it safe and continues the run")

@@ -1,0 +1,36 @@
+"""A run folder moved while its run goes on: the run stops at its next sample, saying where the
+folder went, with the rig made safe -- not hours later at a capture with a FileNotFoundError."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from conftest import ROOT, only_run_dir, run_status, start_castrig, wait_until
+
+LONG_WAIT = ROOT / "tests" / "data" / "day_wait.yaml"  # a 24-hour hold on the twin (virtual time)
+
+
+def test_a_run_folder_moved_mid_run_stops_the_run_saying_where_it_went(tmp_path: Path, reap):
+    """An outside tester moved a run's folder (`mv`) during a 24-hour hold before a capture: the
+    run went on to the capture and faulted there, "FileNotFoundError: [Errno 2] No such file or
+    directory: 'DATA/RUN/images'", its membrane cast and never imaged (a deleted folder took every
+    record of those hours with it, unsaid). Now it stops at once, naming the folder and where it
+    went, and says how to go on; the rig is made safe and that is recorded in the moved folder."""
+    recipe = tmp_path / "wait-then-capture.yaml"
+    recipe.write_text(LONG_WAIT.read_text() + "  - {type: capture, fields: 1}\n")
+    data = tmp_path / "data"
+    run = reap(start_castrig("run", str(recipe), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
+                         timeout_s=60, what="the run in its 24-hour hold")
+    moved = tmp_path / "moved"
+    shutil.move(str(run_dir), str(moved))
+    out, err = run.communicate(timeout=60)
+    said = " ".join((out + err).split())
+    assert run.returncode == 3, said
+    assert f"the run folder {run_dir} was moved to {moved} while the run went on" in said, said
+    assert "castrig resume" in said and "Traceback" not in said and "FileNotFoundError" not in said, said
+    assert "safe state verified" in said, said
+    log = (moved / "log.jsonl").read_text()
+    assert "was moved to" in log and '"kind": "safe_state"' in log
+    assert not (moved / "images").exists()  # stopped in the hold, before the capture
