@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+#: what a path longer than the file system allows is called, with the limits (Linux); here, where
+#: the CLI's option checks take it without loading numpy (castrig.tiffio's imports)
+NAME_TOO_LONG = "a name longer than the file system allows (allowed: at most 255 bytes a file or folder name, 4095 the path)"
+
+
 class NotRegularFile(OSError):
     """The path is a named pipe, a device, a socket or a folder: nothing castrig reads as a file."""
 

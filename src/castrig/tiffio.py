@@ -479,8 +479,7 @@ def _is_regular(path: str | Path) -> bool:
         return False
 
 
-#: what a path longer than the file system allows is called, with the limits (Linux)
-NAME_TOO_LONG = "a name longer than the file system allows (allowed: at most 255 bytes a file or folder name, 4095 the path)"
+from castrig.regular import NAME_TOO_LONG  # noqa: E402,F401 (said here too, as before)
 
 
 def not_a_file(path: str | Path) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from castrig.errors import BadInput
-from castrig.tiffio import NAME_TOO_LONG
+from castrig.regular import NAME_TOO_LONG
 
 #: Linux's limits: a file or folder name (NAME_MAX), a whole path (PATH_MAX less its NUL)
 NAME_MAX_BYTES = 255

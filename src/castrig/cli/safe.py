@@ -15,7 +15,7 @@ with the wet MFC still flowing. Exit 5 only when none of the devices that have a
 opened (a reply, then silence or garbage) is "reached but not verified safe", said apart from
 "not reached": it may be running, and it was counted "not reached" (exit 5 if it was the only one).
 Such a pump was then sent nothing; now a best-effort STP goes over its line
-(:mod:`castrig.control.blind_stop`): read back stopped, it is safe and said so; otherwise it is
+(:mod:`castrig.devices.blind_stop`): read back stopped, it is safe and said so; otherwise it is
 "reached but not verified safe" with what came back.
 
 A stop while it works (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) waits for the safe state and the rig's
@@ -138,8 +138,8 @@ def _safe_state_roles(prof: Any) -> set[str]:
 
 def _stop_unconfirmed_pumps(rig: Any, prof: Any, unverified: dict[str, str]) -> dict[str, Any]:
     """A best-effort STP to each NE-1000 that answered and then failed to open, over the link
-    the failed open left (see :mod:`castrig.control.blind_stop`); by role, what came back."""
-    from castrig.control.blind_stop import stop_unconfirmed_ne1000
+    the failed open left (see :mod:`castrig.devices.blind_stop`); by role, what came back."""
+    from castrig.devices.blind_stop import stop_unconfirmed_ne1000
     from castrig.rig.profile import NE1000Config
 
     configs = prof.device_configs()
