@@ -75,7 +75,8 @@ def test_membranes_csv_ends_with_the_lots_intended_use(tmp_path, capsys):
     done = castrig_main(capsys, "export", str(root / "20260101-000001-two"), "--to", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     cols, rows = _rows(tmp_path / "out" / "membranes.csv")
-    assert cols[-1] == "intended_use" and cols[:4] == ["run_id", "membrane_id", "k", "status"]
+    # (new columns only ever at the end: made_utc came after intended_use)
+    assert cols[-2:] == ["intended_use", "made_utc"] and cols[:4] == ["run_id", "membrane_id", "k", "status"]
     assert {r["membrane_id"]: r["intended_use"] for r in rows} == {lot: "coculture", other: ""}
 
 
