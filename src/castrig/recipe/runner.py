@@ -27,6 +27,7 @@ from castrig.errors import CastrigError
 from castrig.links import LinkError
 from castrig.logs import module_logger
 from castrig.recipe import model as m
+from castrig.recipe.cadence import FixedRate
 from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, process_record, step_label
 from castrig.recipe.remote import RemoteControl
 from castrig.rig.build import Rig
@@ -122,8 +123,8 @@ class RecordedOnly:
 ROOM_BACKOFF_MAX_S = 120.0
 #: work on the wall clock done within this (s) returns before the rig ticks for it (:meth:`Runner._while_ticking`)
 QUICK_S = 0.5
-#: a tick later than this many control periods, and this many seconds (the Ctrl-C prompt ticks
-#: once a second), is a gap in control, recorded (:meth:`Runner._note_gap`)
+#: a tick later than this many control periods, and this many seconds (the Ctrl-C prompt looks
+#: once a second whether a tick is due), is a gap in control, recorded (:meth:`Runner._note_gap`)
 GAP_PERIODS, GAP_MIN_S = 5, 5.0
 
 
@@ -136,7 +137,7 @@ class Runner:
         *,
         t_offset_s: float = 0.0,
         on_status: Callable[[Status], None] | None = None,
-        prompt: Callable[[Callable[[], None]], str] | None = None,
+        prompt: Callable[[Callable[[], float]], str] | None = None,
         log: Any = None,
     ):
         self.recipe = recipe
@@ -156,7 +157,10 @@ class Runner:
         self._abort_asked = True  # the abort was asked by someone (not a hung-up terminal)
         self._last_good_rh_t: float | None = None
         self._last_rh: float | None = None
-        self._next_sample = 0.0
+        #: samples on their own fixed-rate schedule (the first at the first tick)
+        self._samples = FixedRate(self.cfg.sample_period_s)
+        #: the ticks at the Ctrl-C prompt (:meth:`_at_the_prompt`)
+        self._prompt_ticks = FixedRate(self.cfg.control_period_s)
         self._next_keepalive = 0.0
         self._last_tick_t: float | None = None
         self._monitors = {
@@ -968,16 +972,18 @@ class Runner:
     # -- ticking ----------------------------------------------------------------------------------
     def _hold(self, duration_s: float | None, *, until: Callable[[], bool] | None = None, hold_band: bool = False,
               planned_s: float | None = None) -> bool:
-        """Tick every control period for ``duration_s`` (not counting held time) or until ``until()``.
+        """Tick every control period for ``duration_s`` (not counting held time) or until ``until()``:
+        at a fixed rate (:class:`~castrig.recipe.cadence.FixedRate`), the first tick at once.
         ``planned_s``: how long the step should take, shown to readers when ``duration_s`` is only
         a time-out (a dispense's: its "left" counted down the time-out, 1.5× the planned time + 30 s).
 
         Returns True if ``until`` became true (or the duration passed without one).
         """
-        period = self.cfg.control_period_s
         elapsed = 0.0
         self.status.step_duration_s = duration_s if planned_s is None else planned_s
         last = self.clock.now()
+        # fixed rate: a tick's exchanges (~0.1 s of line time) are inside its period, not added to it
+        ticks = FixedRate(self.cfg.control_period_s, due_t=last)
         while True:
             self._tick()
             if hold_band:
@@ -991,8 +997,8 @@ class Runner:
                 return True
             if duration_s is not None and elapsed >= duration_s - 1e-9:
                 return until is None
-            step = period if duration_s is None else min(period, max(duration_s - elapsed, 1e-3))
-            self.clock.sleep_until(now + step)
+            due = ticks.advance(now)
+            self.clock.sleep_until(due if duration_s is None else min(due, now + max(duration_s - elapsed, 1e-3)))
 
     def _check_hold_band(self) -> None:
         """Wait steps with RH control on: hold the step's clock while RH is out of band."""
@@ -1028,7 +1034,7 @@ class Runner:
         now = self.clock.now()
         self._note_gap(now)
         rh = self._read_near()
-        if self._silent and now < self._next_sample:
+        if self._silent and not self._samples.due(now):
             # a device known silent is asked again every control period, as a pump is, not at the
             # next sample only: read every 5 s, a 6 s outage spanning two reads was judged 10 s of
             # silence (comms_lost_s) and aborted the night, the MFC long since answering again
@@ -1038,9 +1044,9 @@ class Runner:
         if rh is not None and self.loop is not None and self.loop.active:
             loop = self.loop
             self._talk("rh_loop", lambda: loop.update(rh))
-        if now >= self._next_sample:
+        if self._samples.due(now):
             self._sample(now)
-            self._next_sample = now + self.cfg.sample_period_s
+            self._samples.taken(now)
         self._keep_pumps_alive(now)
         self._publish()
 
@@ -1205,14 +1211,20 @@ class Runner:
             self.event("warning", name, f"{name}: {', '.join(bad)} %RH is no humidity (a failed input?): such readings "
                                         f"are not recorded (sound: {lo:g} to {hi:g} %RH); said once a run")
 
-    def _at_the_prompt(self) -> None:
-        """Every second while the Ctrl-C prompt waits: a control period on the wall clock (the rig
-        stays under control); on the virtual clock, where no time passes at the prompt, only the
-        control channel is read — `castrig abort` from another terminal went unheard there."""
+    def _at_the_prompt(self) -> float:
+        """Called by the Ctrl-C prompt at least every second while it waits; returns the seconds
+        until it should call again. On the wall clock it ticks when a tick is due (the rig stays
+        under control, at the control period's fixed rate); on the virtual clock, where no time
+        passes at the prompt, only the control channel is read — `castrig abort` from another
+        terminal went unheard there."""
         if self.clock.virtual:
             self._take_requests()
-        else:
+            return 1.0
+        ticks = self._prompt_ticks
+        if ticks.due(self.clock.now()):
             self._tick()
+            ticks.advance(self.clock.now())
+        return min(1.0, max(0.0, (ticks.due_t or 0.0) - self.clock.now()))
 
     def _take_requests(self) -> None:
         """The control channel read (pause, resume, abort); an abort asked is raised here."""
@@ -1251,6 +1263,7 @@ class Runner:
         try:
             self.event("pause", "operator", f"paused {where} (Ctrl-C): resume or abort?")
             self.remote.publish()  # readers see 'paused' (on the virtual clock nothing ticks at the prompt)
+            self._prompt_ticks.start(self.clock.now() + self.cfg.control_period_s)  # (a tick began just now)
             answer = self.prompt(self._at_the_prompt)
         finally:
             self._in_pause = False
