@@ -27,7 +27,7 @@ from castrig.errors import CastrigError
 from castrig.links import LinkError
 from castrig.logs import module_logger
 from castrig.recipe import model as m
-from castrig.recipe.cadence import FixedRate
+from castrig.recipe.cadence import EARLY_S, FixedRate
 from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, process_record, step_label
 from castrig.recipe.remote import RemoteControl
 from castrig.rig.build import Rig
@@ -198,6 +198,7 @@ class Runner:
         self._resume_elapsed = 0.0
         self._verdict: dict[str, Any] | None = None
         self._keepalive_s = self._keepalive_period()
+        self._watchdog_kept = self._pump_watchdog_s() is not None  # a pump in safe mode: its keep-alive is never late
         self._plans = plan_membranes(recipe)
         # operators acting from outside (castrig abort, the web page): read every control period
         self.remote = RemoteControl(self, getattr(recorder, "run_dir", None))
@@ -1076,9 +1077,13 @@ class Runner:
 
     def _keep_pumps_alive(self, now: float | None = None) -> None:
         """Ask every pump its state when a safe-mode watchdog's keep-alive is due (at every tick,
-        with the tick's time, and between a dispense's set-up exchanges)."""
+        with the tick's time, and between a dispense's set-up exchanges): at the last tick before
+        it is due, not at the first after (that was up to a control period late: with the ticks at
+        the fixed rate, a third of a 10 s watchdog rounded up to 4 s between the caster's talks).
+        Pumps without a watchdog are asked at the first tick after (at the samples' period)."""
         now = self.clock.now() if now is None else now
-        if now >= self._next_keepalive:
+        due = self._next_keepalive - EARLY_S
+        if now >= due or (self._watchdog_kept and now + self.cfg.control_period_s > due + 2 * EARLY_S):
             answered = [self._pump_state(pump) is not None for pump in self.rig.pumps().values()]
             # a pump that did not answer is tried again next tick: its watchdog keeps counting
             self._next_keepalive = now + (self._keepalive_s if all(answered) else self.cfg.control_period_s)
