@@ -37,3 +37,23 @@ def test_samples_come_at_the_profiles_period_through_a_long_evaporate(tmp_path: 
     assert abs(len(times) - (end - start) / SAMPLE_S) <= 1.5, (len(times), end - start)
     # on schedule from the step's first sample, not drifting away from it (no error piling up)
     assert abs((times[-1] - times[0]) - SAMPLE_S * (len(times) - 1)) <= EXCHANGE_S
+
+
+def test_the_schedule_keeps_its_rate_and_re_anchors_after_an_overrun() -> None:
+    """Due times a period apart whatever the work took; an overrun: the next at once, then a
+    period apart from there (no burst of catch-up ticks); a sample late by more than a period
+    is not made up either; work moved up (a hold's last tick) leaves the schedule as it was."""
+    from castrig.recipe.cadence import FixedRate
+
+    ticks = FixedRate(1.0, due_t=0.0)
+    assert [ticks.advance(t) for t in (0.12, 1.3, 2.05)] == [1.0, 2.0, 3.0]  # exchanges inside the period
+    assert ticks.advance(7.5) == 7.5 and ticks.advance(7.6) == 8.5  # overran: at once, then re-anchored
+    assert ticks.advance(8.2) == 8.5  # ticked early (a hold's end): the due time stands
+    samples = FixedRate(5.0)
+    assert samples.due(0.0)
+    samples.taken(0.0)
+    assert not samples.due(4.9) and samples.due(5.0)
+    samples.taken(5.2)  # a tick a little late: the next still 10.0
+    assert samples.due_t == 10.0
+    samples.taken(23.0)  # late by more than a period: 28.0, not 15.0 and 20.0 at once
+    assert samples.due_t == 28.0

@@ -1082,8 +1082,9 @@ class Runner:
         the fixed rate, a third of a 10 s watchdog rounded up to 4 s between the caster's talks).
         Pumps without a watchdog are asked at the first tick after (at the samples' period)."""
         now = self.clock.now() if now is None else now
-        due = self._next_keepalive - EARLY_S
-        if now >= due or (self._watchdog_kept and now + self.cfg.control_period_s > due + 2 * EARLY_S):
+        due_t = self._next_keepalive
+        next_tick_late = self._watchdog_kept and now + self.cfg.control_period_s > due_t + EARLY_S
+        if now >= due_t - EARLY_S or next_tick_late:
             answered = [self._pump_state(pump) is not None for pump in self.rig.pumps().values()]
             # a pump that did not answer is tried again next tick: its watchdog keeps counting
             self._next_keepalive = now + (self._keepalive_s if all(answered) else self.cfg.control_period_s)
