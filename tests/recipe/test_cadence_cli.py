@@ -57,3 +57,9 @@ def test_the_schedule_keeps_its_rate_and_re_anchors_after_an_overrun() -> None:
     assert samples.due_t == 10.0
     samples.taken(23.0)  # late by more than a period: 28.0, not 15.0 and 20.0 at once
     assert samples.due_t == 28.0
+    # a sample due a little after a tick (the wall clock's ticks start a little late) is taken at
+    # that tick, not a whole control period later
+    nearest = FixedRate(1.0, due_t=3.0021, early_s=0.5)
+    assert nearest.due(3.0003) and not nearest.due(2.4)
+    nearest.taken(3.0003)
+    assert nearest.due_t == 4.0021

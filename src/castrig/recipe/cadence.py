@@ -17,13 +17,18 @@ EARLY_S = 1e-6
 class FixedRate:
     """Due times ``t0, t0 + p, t0 + 2p, …``, re-anchored when the work overran one."""
 
-    def __init__(self, period_s: float, due_t: float | None = None) -> None:
+    def __init__(self, period_s: float, due_t: float | None = None, *, early_s: float = EARLY_S) -> None:
         self.period_s = period_s
         #: The next due time; ``None``: due at once (the first call of :meth:`due`).
         self.due_t = due_t
+        #: :meth:`due` this long before the due time (samples: half a control period, so that they
+        #: are taken at the tick nearest their due time; on the wall clock a tick starts a little
+        #: after its own due time, and a sample due that little after the next tick waited a whole
+        #: control period for the one after: 2 s between samples meant to come every second)
+        self.early_s = early_s
 
     def due(self, now: float) -> bool:
-        return self.due_t is None or now >= self.due_t - EARLY_S
+        return self.due_t is None or now >= self.due_t - self.early_s
 
     def start(self, now: float) -> None:
         """The work done now is the schedule's first (a hold's first tick)."""

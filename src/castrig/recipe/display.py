@@ -239,7 +239,8 @@ def interactive_prompt(keep_alive: Any, *, virtual: bool, console: Console | Non
         out.print("[bold yellow]Paused.[/] Type [bold]r[/] + Enter to resume, [bold]a[/] + Enter to abort "
                   "(Ctrl-C again aborts now).", highlight=False)
         told = False
-        wait_s = 1.0  # until keep_alive() wants to be called again (the rig's next tick; at most 1 s)
+        # at once (the tick the pause cut short), then when it asks: the rig's next tick, at most 1 s on
+        wait_s = _next_wait_s(keep_alive())
         while True:
             if _in_the_background():
                 # `castrig run … &` paused by `kill -INT`: a read of the terminal now would stop

@@ -157,8 +157,9 @@ class Runner:
         self._abort_asked = True  # the abort was asked by someone (not a hung-up terminal)
         self._last_good_rh_t: float | None = None
         self._last_rh: float | None = None
-        #: samples on their own fixed-rate schedule (the first at the first tick)
-        self._samples = FixedRate(self.cfg.sample_period_s)
+        #: samples on their own fixed-rate schedule (the first at the first tick; each at the tick
+        #: nearest its due time)
+        self._samples = FixedRate(self.cfg.sample_period_s, early_s=self.cfg.control_period_s / 2)
         #: the ticks at the Ctrl-C prompt (:meth:`_at_the_prompt`)
         self._prompt_ticks = FixedRate(self.cfg.control_period_s)
         self._next_keepalive = 0.0
@@ -1269,7 +1270,7 @@ class Runner:
         try:
             self.event("pause", "operator", f"paused {where} (Ctrl-C): resume or abort?")
             self.remote.publish()  # readers see 'paused' (on the virtual clock nothing ticks at the prompt)
-            self._prompt_ticks.start(self.clock.now() + self.cfg.control_period_s)  # (a tick began just now)
+            self._prompt_ticks.start(self.clock.now())  # (the tick the pause cut short: its exchanges not made)
             answer = self.prompt(self._at_the_prompt)
         finally:
             self._in_pause = False
