@@ -25,9 +25,10 @@ have grown since with claim 1's section features).
 Where it stands (the measurements, and what was tried and dropped: docs/records/twin-speed.md):
 against 7131e3a, medians of 3 on this 2-core machine, the twin alone ~2.4–2.7× (ticks ~2.9–3.3×),
 the whole run ~2.0–2.2×, 8 h in ~3.6–4.1 s wall (≥ 7 000×: the issue's absolute goal is met on a
-quiet machine; 6.5 s at a load average of 7). The ticks are ~99 000 exchanges (driver, link,
-emulator, the chamber's quiet step: ~30 Python calls, 8–15 µs each; ``--exchanges`` counts them
-by device and command, and each is one the runner needs) and the sample inserts; no part left is
+quiet machine; 6.5 s at a load average of 7). The ticks are ~111 500 exchanges (~99 000 before
+the fixed-rate ticks of fix-cadence7; driver, link, emulator, the chamber's quiet step: ~30 Python
+calls, 8–15 µs each; ``--exchanges`` counts them by device and command, and each is one the runner
+needs) and the sample inserts; no part left is
 above ~8 % of the twin, so 3× for the twin needs fewer Python layers per exchange (a compiled hot
 path) or a change of what is modelled or recorded, not more call-trimming; a renderer without
 scipy would only move its import (~0.28 s) from the twin's column to the analyses'.

@@ -28,7 +28,9 @@ def test_a_terminal_stopped_with_ctrl_s_does_not_stop_the_rig_or_an_abort(tmp_pa
     (before,) = run_rows(run_dir, "SELECT max(t_s) FROM samples")[0]
     time.sleep(3.0)
     (after,) = run_rows(run_dir, "SELECT max(t_s) FROM samples")[0]
-    assert after >= before + 2.0, (before, after)  # the rig ticks on (samples every second)
+    # the rig ticks on (samples every second, at a fixed rate: two of them 2 s apart within an
+    # exchange's time, 1.9994 s seen; 2.0 + the ticks' drift before the fixed-rate schedule)
+    assert after >= before + 1.9, (before, after)
     t0 = time.monotonic()
     done = castrig("abort", str(run_dir), timeout_s=60)
     assert done.returncode == 0 and "accepted" in done.stdout, (done.returncode, done.stdout, done.stderr)

@@ -214,6 +214,11 @@ def _in_the_background() -> bool:
         return False
 
 
+def _next_wait_s(asked: Any) -> float:
+    """The prompt's wait before it calls ``keep_alive`` again: what the last call asked, 0-1 s."""
+    return min(1.0, max(0.0, float(asked))) if isinstance(asked, (int, float)) else 1.0
+
+
 def interactive_prompt(keep_alive: Any, *, virtual: bool, console: Console | None = None) -> str:
     """Ask 'resume or abort' on a terminal while the rig keeps being controlled.
 
@@ -234,6 +239,8 @@ def interactive_prompt(keep_alive: Any, *, virtual: bool, console: Console | Non
         out.print("[bold yellow]Paused.[/] Type [bold]r[/] + Enter to resume, [bold]a[/] + Enter to abort "
                   "(Ctrl-C again aborts now).", highlight=False)
         told = False
+        # at once (the tick the pause cut short), then when it asks: the rig's next tick, at most 1 s on
+        wait_s = _next_wait_s(keep_alive())
         while True:
             if _in_the_background():
                 # `castrig run … &` paused by `kill -INT`: a read of the terminal now would stop
@@ -244,10 +251,10 @@ def interactive_prompt(keep_alive: Any, *, virtual: bool, console: Console | Non
                     out.print("(this run is in the background: `fg` to answer here, or `castrig abort RUN_DIR` from "
                               "another terminal)", highlight=False)
                     told = True
-                time.sleep(1.0)
-                keep_alive()
+                time.sleep(wait_s)
+                wait_s = _next_wait_s(keep_alive())
                 continue
-            ready, _, _ = select.select([sys.stdin], [], [], 1.0)
+            ready, _, _ = select.select([sys.stdin], [], [], wait_s)
             if ready:
                 line = sys.stdin.readline()
                 if not line:  # end of input (Ctrl-D): nobody left to ask
@@ -261,5 +268,6 @@ def interactive_prompt(keep_alive: Any, *, virtual: bool, console: Console | Non
                     out.print("aborting to the safe state", highlight=False)
                     return "abort"
                 out.print("r or a, please", highlight=False)
-            else:
-                keep_alive()  # (on the virtual clock it reads the control channel only: see Runner._at_the_prompt)
+                wait_s = _next_wait_s(keep_alive())  # (typing must not hold the rig's ticks: it ticks only when due)
+            else:  # (on the virtual clock it reads the control channel only: see Runner._at_the_prompt)
+                wait_s = _next_wait_s(keep_alive())

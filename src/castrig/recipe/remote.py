@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from castrig.recipe.cadence import FixedRate
 from castrig.store.commands import PER_POLL, Command, CommandInbox
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -139,6 +140,7 @@ class RemoteControl:
         by = self.paused_by
         r.event("pause", "operator", f"paused {where} by {by}: waiting for resume or abort "
                                      "(castrig resume-paused / castrig abort, or the web page)", {"by": by})
+        ticks = FixedRate(r.cfg.control_period_s, due_t=r.clock.now())
         try:
             while self._resume_by is None:
                 self.poll(force=True)
@@ -149,7 +151,7 @@ class RemoteControl:
                     time.sleep(POLL_WALL_S)  # virtual time stands still while paused
                 else:
                     r._tick()  # the rig stays under control (RH loop, pump keep-alive, samples)
-                    r.clock.sleep_until(r.clock.now() + r.cfg.control_period_s)
+                    r.clock.sleep_until(ticks.advance(r.clock.now()))  # (fixed rate: the tick's exchanges inside its period)
             r.event("resume", "operator", f"resumed by {self._resume_by}", {"by": self._resume_by})
         finally:
             self.paused_by = self._resume_by = None

@@ -27,6 +27,7 @@ from castrig.errors import CastrigError
 from castrig.links import LinkError
 from castrig.logs import module_logger
 from castrig.recipe import model as m
+from castrig.recipe.cadence import EARLY_S, FixedRate
 from castrig.recipe.folder_watch import FolderWatch
 from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, process_record, step_label
 from castrig.recipe.remote import RemoteControl
@@ -123,8 +124,8 @@ class RecordedOnly:
 ROOM_BACKOFF_MAX_S = 120.0
 #: work on the wall clock done within this (s) returns before the rig ticks for it (:meth:`Runner._while_ticking`)
 QUICK_S = 0.5
-#: a tick later than this many control periods, and this many seconds (the Ctrl-C prompt ticks
-#: once a second), is a gap in control, recorded (:meth:`Runner._note_gap`)
+#: a tick later than this many control periods, and this many seconds (the Ctrl-C prompt looks
+#: once a second whether a tick is due), is a gap in control, recorded (:meth:`Runner._note_gap`)
 GAP_PERIODS, GAP_MIN_S = 5, 5.0
 
 
@@ -137,7 +138,7 @@ class Runner:
         *,
         t_offset_s: float = 0.0,
         on_status: Callable[[Status], None] | None = None,
-        prompt: Callable[[Callable[[], None]], str] | None = None,
+        prompt: Callable[[Callable[[], float]], str] | None = None,
         log: Any = None,
     ):
         self.recipe = recipe
@@ -157,7 +158,11 @@ class Runner:
         self._abort_asked = True  # the abort was asked by someone (not a hung-up terminal)
         self._last_good_rh_t: float | None = None
         self._last_rh: float | None = None
-        self._next_sample = 0.0
+        #: samples on their own fixed-rate schedule (the first at the first tick; each at the tick
+        #: nearest its due time)
+        self._samples = FixedRate(self.cfg.sample_period_s, early_s=self.cfg.control_period_s / 2)
+        #: the ticks at the Ctrl-C prompt (:meth:`_at_the_prompt`)
+        self._prompt_ticks = FixedRate(self.cfg.control_period_s)
         self._next_keepalive = 0.0
         self._last_tick_end: float | None = None
         self._monitors = {
@@ -195,6 +200,7 @@ class Runner:
         self._resume_elapsed = 0.0
         self._verdict: dict[str, Any] | None = None
         self._keepalive_s = self._keepalive_period()
+        self._watchdog_kept = self._pump_watchdog_s() is not None  # a pump in safe mode: its keep-alive is never late
         self._plans = plan_membranes(recipe)
         # operators acting from outside (castrig abort, the web page): read every control period
         self.remote = RemoteControl(self, getattr(recorder, "run_dir", None))
@@ -973,16 +979,18 @@ class Runner:
     # -- ticking ----------------------------------------------------------------------------------
     def _hold(self, duration_s: float | None, *, until: Callable[[], bool] | None = None, hold_band: bool = False,
               planned_s: float | None = None) -> bool:
-        """Tick every control period for ``duration_s`` (not counting held time) or until ``until()``.
+        """Tick every control period for ``duration_s`` (not counting held time) or until ``until()``:
+        at a fixed rate (:class:`~castrig.recipe.cadence.FixedRate`), the first tick at once.
         ``planned_s``: how long the step should take, shown to readers when ``duration_s`` is only
         a time-out (a dispense's: its "left" counted down the time-out, 1.5× the planned time + 30 s).
 
         Returns True if ``until`` became true (or the duration passed without one).
         """
-        period = self.cfg.control_period_s
         elapsed = 0.0
         self.status.step_duration_s = duration_s if planned_s is None else planned_s
         last = self.clock.now()
+        # fixed rate: a tick's exchanges (~0.1 s of line time) are inside its period, not added to it
+        ticks = FixedRate(self.cfg.control_period_s, due_t=last)
         while True:
             self._tick()
             if hold_band:
@@ -996,8 +1004,8 @@ class Runner:
                 return True
             if duration_s is not None and elapsed >= duration_s - 1e-9:
                 return until is None
-            step = period if duration_s is None else min(period, max(duration_s - elapsed, 1e-3))
-            self.clock.sleep_until(now + step)
+            due = ticks.advance(now)
+            self.clock.sleep_until(due if duration_s is None else min(due, now + max(duration_s - elapsed, 1e-3)))
 
     def _check_hold_band(self) -> None:
         """Wait steps with RH control on: hold the step's clock while RH is out of band."""
@@ -1035,7 +1043,7 @@ class Runner:
         now = self.clock.now()
         self._note_gap(now)
         rh = self._read_near()
-        if self._silent and now < self._next_sample:
+        if self._silent and not self._samples.due(now):
             # a device known silent is asked again every control period, as a pump is, not at the
             # next sample only: read every 5 s, a 6 s outage spanning two reads was judged 10 s of
             # silence (comms_lost_s) and aborted the night, the MFC long since answering again
@@ -1045,9 +1053,9 @@ class Runner:
         if rh is not None and self.loop is not None and self.loop.active:
             loop = self.loop
             self._talk("rh_loop", lambda: loop.update(rh))
-        if now >= self._next_sample:
+        if self._samples.due(now):
             self._sample(now)
-            self._next_sample = now + self.cfg.sample_period_s
+            self._samples.taken(now)
         self._keep_pumps_alive(now)
         self._publish()
 
@@ -1080,9 +1088,14 @@ class Runner:
 
     def _keep_pumps_alive(self, now: float | None = None) -> None:
         """Ask every pump its state when a safe-mode watchdog's keep-alive is due (at every tick,
-        with the tick's time, and between a dispense's set-up exchanges)."""
+        with the tick's time, and between a dispense's set-up exchanges): at the last tick before
+        it is due, not at the first after (that was up to a control period late: with the ticks at
+        the fixed rate, a third of a 10 s watchdog rounded up to 4 s between the caster's talks).
+        Pumps without a watchdog are asked at the first tick after (at the samples' period)."""
         now = self.clock.now() if now is None else now
-        if now >= self._next_keepalive:
+        due_t = self._next_keepalive
+        next_tick_late = self._watchdog_kept and now + self.cfg.control_period_s > due_t + EARLY_S
+        if now >= due_t - EARLY_S or next_tick_late:
             answered = [self._pump_state(pump) is not None for pump in self.rig.pumps().values()]
             # a pump that did not answer is tried again next tick: its watchdog keeps counting
             self._next_keepalive = now + (self._keepalive_s if all(answered) else self.cfg.control_period_s)
@@ -1220,14 +1233,20 @@ class Runner:
             self.event("warning", name, f"{name}: {', '.join(bad)} %RH is no humidity (a failed input?): such readings "
                                         f"are not recorded (sound: {lo:g} to {hi:g} %RH); said once a run")
 
-    def _at_the_prompt(self) -> None:
-        """Every second while the Ctrl-C prompt waits: a control period on the wall clock (the rig
-        stays under control); on the virtual clock, where no time passes at the prompt, only the
-        control channel is read — `castrig abort` from another terminal went unheard there."""
+    def _at_the_prompt(self) -> float:
+        """Called by the Ctrl-C prompt at least every second while it waits; returns the seconds
+        until it should call again. On the wall clock it ticks when a tick is due (the rig stays
+        under control, at the control period's fixed rate); on the virtual clock, where no time
+        passes at the prompt, only the control channel is read — `castrig abort` from another
+        terminal went unheard there."""
         if self.clock.virtual:
             self._take_requests()
-        else:
+            return 1.0
+        ticks = self._prompt_ticks
+        if ticks.due(self.clock.now()):
             self._tick()
+            ticks.advance(self.clock.now())
+        return min(1.0, max(0.0, (ticks.due_t or 0.0) - self.clock.now()))
 
     def _take_requests(self) -> None:
         """The control channel read (pause, resume, abort); an abort asked is raised here."""
@@ -1266,6 +1285,7 @@ class Runner:
         try:
             self.event("pause", "operator", f"paused {where} (Ctrl-C): resume or abort?")
             self.remote.publish()  # readers see 'paused' (on the virtual clock nothing ticks at the prompt)
+            self._prompt_ticks.start(self.clock.now())  # (the tick the pause cut short: its exchanges not made)
             answer = self.prompt(self._at_the_prompt)
         finally:
             self._in_pause = False

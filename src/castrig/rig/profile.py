@@ -287,8 +287,12 @@ class ControlConfig(_Strict):
     purge_flow_slpm: float = Field(1.0, ge=0, le=100, json_schema_extra={"unit": "SLPM"}, description="Dry flow of the safe state and of purge steps.")
     wet_fraction_min: float = Field(0.0, ge=0, le=1, description="Lowest wet fraction the loop may command (anti-windup limit).")
     wet_fraction_max: float = Field(1.0, ge=0, le=1, description="Highest wet fraction the loop may command (anti-windup limit).")
-    control_period_s: float = Field(1.0, gt=0, le=60, json_schema_extra={"unit": "s"}, description="How often the RH loop reads and acts.")
-    sample_period_s: float = Field(2.0, gt=0, le=3600, json_schema_extra={"unit": "s"}, description="How often every device is sampled into the record.")
+    control_period_s: float = Field(1.0, gt=0, le=60, json_schema_extra={"unit": "s"},
+                                    description="How often the RH loop reads and acts: its ticks start this far apart, their "
+                                                "exchanges inside the period (after one that overran, the next at once).")
+    sample_period_s: float = Field(2.0, gt=0, le=3600, json_schema_extra={"unit": "s"},
+                                   description="How often every device is sampled into the record: at the first control tick "
+                                               "when due, the due times this far apart.")
     sensor_stale_s: float = Field(10.0, gt=0, le=600, json_schema_extra={"unit": "s"}, description="No valid RH reading this long: abort (the loop is blind); checked after every exchange.")
     #: The near-membrane reading (RH and T) bit-identical this long = a frozen sensor (abort).
     #: A live transmitter's noise changes the last digit within seconds; 0 switches it off.

@@ -1,0 +1,65 @@
+"""The samples come at the profile's ``sample_period_s``, not that plus the ticks' line time.
+
+Measured on recipes/overnight.yaml (docs/records/twin-speed.md): ``control_period_s: 1`` gave ticks
+1.12 s apart and ``sample_period_s: 5`` samples 5.5-5.7 s apart (5 090 over 28 596 s), because the
+runner slept a whole period after each tick's exchanges. An operator who sets 5 s expects 5 s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import ROOT, castrig_in, only_run_dir, run_rows
+
+#: hw_profiles/sim.yaml's control.sample_period_s
+SAMPLE_S = 5.0
+#: one exchange's line time, at most (the twin's links: ~0.01-0.05 s)
+EXCHANGE_S = 0.1
+
+
+def test_samples_come_at_the_profiles_period_through_a_long_evaporate(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("name: cadence\nsteps:\n  - {type: evaporate, setpoint_rh_pct: 50, duration_s: 1800, "
+                      "band_rh_pct: 20, max_out_of_band_s: 1800}\n")
+    data = tmp_path / "data"
+    done = castrig_in("run", recipe, "--profile", ROOT / "hw_profiles" / "sim.yaml", "--data", data, "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = only_run_dir(data)
+    assert run is not None
+    (start, end), = run_rows(run, "SELECT MIN(t_s), MAX(t_s) FROM journal WHERE step_index = 0")
+    times = [t for (t,) in run_rows(run, "SELECT t_s FROM samples WHERE channel = 'rh_near_pct' ORDER BY t_s")
+             if start <= t <= end]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    # each sample a period after the last, within one exchange's time (the sample's time is
+    # taken after its reads); before: 5.5-5.7 s, the drift growing by the ticks' line time
+    assert min(gaps) >= SAMPLE_S - EXCHANGE_S and max(gaps) <= SAMPLE_S + EXCHANGE_S, (min(gaps), max(gaps))
+    # and as many over the step as the period gives (before: 1800 s / 5.6 s, ~322 instead of 361)
+    assert abs(len(times) - (end - start) / SAMPLE_S) <= 1.5, (len(times), end - start)
+    # on schedule from the step's first sample, not drifting away from it (no error piling up)
+    assert abs((times[-1] - times[0]) - SAMPLE_S * (len(times) - 1)) <= EXCHANGE_S
+
+
+def test_the_schedule_keeps_its_rate_and_re_anchors_after_an_overrun() -> None:
+    """Due times a period apart whatever the work took; an overrun: the next at once, then a
+    period apart from there (no burst of catch-up ticks); a sample late by more than a period
+    is not made up either; work moved up (a hold's last tick) leaves the schedule as it was."""
+    from castrig.recipe.cadence import FixedRate
+
+    ticks = FixedRate(1.0, due_t=0.0)
+    assert [ticks.advance(t) for t in (0.12, 1.3, 2.05)] == [1.0, 2.0, 3.0]  # exchanges inside the period
+    assert ticks.advance(7.5) == 7.5 and ticks.advance(7.6) == 8.5  # overran: at once, then re-anchored
+    assert ticks.advance(8.2) == 8.5  # ticked early (a hold's end): the due time stands
+    samples = FixedRate(5.0)
+    assert samples.due(0.0)
+    samples.taken(0.0)
+    assert not samples.due(4.9) and samples.due(5.0)
+    samples.taken(5.2)  # a tick a little late: the next still 10.0
+    assert samples.due_t == 10.0
+    samples.taken(23.0)  # late by more than a period: 28.0, not 15.0 and 20.0 at once
+    assert samples.due_t == 28.0
+    # a sample due a little after a tick (the wall clock's ticks start a little late) is taken at
+    # that tick, not a whole control period later
+    nearest = FixedRate(1.0, due_t=3.0021, early_s=0.5)
+    assert nearest.due(3.0003) and not nearest.due(2.4)
+    nearest.taken(3.0003)
+    assert nearest.due_t == 4.0021
