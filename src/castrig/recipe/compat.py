@@ -87,6 +87,44 @@ def rh_reach_pct(profile: Profile) -> tuple[float, float] | None:
     return s.dry_line_rh_pct + c.wet_fraction_min * span, s.dry_line_rh_pct + c.wet_fraction_max * span
 
 
+def chamber_twin_reach_pct(profile: Profile) -> tuple[float, float] | None:
+    """(low, high) %RH a twin's chamber with its own controller levels off at (to 0.1 %RH, inward):
+    its controller saturates at all-dry or all-wet air of ``control.total_flow_slpm``, which the
+    leak to the room (``sim.leak_per_min``, ``sim.room_rh_pct``) pulls towards the room's RH
+    (:meth:`castrig.sim.world.ChamberModel.steady_rh_pct`). ``None`` for a chamber not on a sim
+    link, or a rig whose MFC pair sets the lines (:func:`rh_reach_pct`)."""
+    d = profile.devices
+    if d.chamber is None or d.chamber.link.kind != "sim" or d.dry_mfc is not None:
+        return None
+    from castrig.sim.world import chamber_model_of
+
+    model = chamber_model_of(profile.sim)
+    q = profile.control.total_flow_slpm
+    return (math.ceil(model.steady_rh_pct(q, 0.0) * 10 - 1e-9) / 10,
+            math.floor(model.steady_rh_pct(q, 1.0) * 10 + 1e-9) / 10)
+
+
+def rh_start_problem(steps: list[m.Step], i: int, step: m.EvaporateStep) -> str | None:
+    """Why an evaporate with ``max_out_of_band_s: 0`` aborts at its first reading, if it does: the
+    interlock trips at once on a reading out of band, so the RH must already be at the set point
+    when the step starts — brought there by the last condition or evaporate before it, with no
+    purge between (pumps, captures, analyses and waits leave the RH where it was). ``None``: it is."""
+    if step.max_out_of_band_s > 0:
+        return None
+    for j in range(i - 1, -1, -1):
+        before = steps[j]
+        if isinstance(before, m.PurgeStep):
+            return f"steps[{j}] (purge) before it leaves the chamber dry"
+        if isinstance(before, (m.ConditionStep, m.EvaporateStep)):
+            lo = before.setpoint_rh_pct - before.band_rh_pct
+            hi = before.setpoint_rh_pct + before.band_rh_pct
+            if step.setpoint_rh_pct - step.band_rh_pct <= lo and hi <= step.setpoint_rh_pct + step.band_rh_pct:
+                return None
+            return (f"steps[{j}] ({before.type}) before it leaves the RH within {before.setpoint_rh_pct:g} ± "
+                    f"{before.band_rh_pct:g} %RH, not all inside this step's band")
+    return "no condition step before it brings the RH there (the chamber starts at the room's RH)"
+
+
 #: Set points each chamber kind accepts (%RH). The SCPI chamber's are fixed by its driver; a
 #: Watlow's humidity loop range is read from the controller when it is opened (0-100 is the widest).
 CHAMBER_RH_RANGE_PCT = {"scpi_chamber": (0.0, 100.0), "watlow_f4": (0.0, 100.0), "watlow_f4t": (0.0, 100.0)}
@@ -133,6 +171,7 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
     has_rh = (d.dry_mfc is not None and d.wet_mfc is not None) or d.chamber is not None
     dispensed_ml = {"water_pump": 0.0, "caster": 0.0}
     reach = rh_reach_pct(profile)
+    twin_reach = chamber_twin_reach_pct(profile)
     for i, step in enumerate(recipe.steps):
         where = f"{recipe_path}: steps[{i}] ({step.type})"
         if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and not has_rh:
@@ -192,6 +231,21 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
             problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside what the chamber's dry and wet "
                             f"lines can mix (allowed: {reach[0]:g} to {reach[1]:g} %RH: sim.dry_line_rh_pct to "
                             f"sim.bubbler_rh_pct within control.wet_fraction_min/max in {profile_path})")
+        if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and twin_reach is not None \
+                and not twin_reach[0] <= step.setpoint_rh_pct <= twin_reach[1]:
+            # the twin's chamber levelled off at 96.9 %RH: a 100 %RH evaporate that check passed
+            # aborted after max_out_of_band_s, a condition timed out
+            problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: beyond what the twin's chamber levels "
+                            f"off at (allowed: {twin_reach[0]:g} to {twin_reach[1]:g} %RH: all-dry to all-wet air of "
+                            f"control.total_flow_slpm, from sim.dry_line_rh_pct and sim.bubbler_rh_pct, with the leak "
+                            f"to the room, sim.leak_per_min and sim.room_rh_pct, in {profile_path})")
+        if isinstance(step, m.EvaporateStep) and has_rh:
+            why = rh_start_problem(recipe.steps, i, step)
+            if why is not None:
+                problems.append(f"{where}.max_out_of_band_s = 0: the run aborts at the step's first reading out of "
+                                f"{step.setpoint_rh_pct:g} ± {step.band_rh_pct:g} %RH, and {why} (allowed: a condition "
+                                f"step at {step.setpoint_rh_pct:g} %RH right before it, or max_out_of_band_s long enough "
+                                f"for the chamber to get there, e.g. the default 120)")
         if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and has_rh:
             lo, hi = profile.control.rh_sensor_range_pct
             if not lo <= step.setpoint_rh_pct <= hi:  # readings there are "a broken sensor": every run aborted

@@ -28,7 +28,7 @@ from castrig.sim.emulator import Emulator
 from castrig.sim.hmt330 import HMT330Emulator
 from castrig.sim.ne1000 import NE1000Emulator
 from castrig.sim.scpi_chamber import ScpiChamberEmulator
-from castrig.sim.world import ChamberModel, InternalController, World
+from castrig.sim.world import InternalController, World, chamber_model_of
 
 #: Stable per-device seed streams, so adding a device never changes another's noise.
 _STREAMS = {"caster": 1, "water_pump": 2, "dry_mfc": 3, "wet_mfc": 4, "chamber": 5, "rh_near": 6, "rh_room": 7, "camera": 8}
@@ -40,16 +40,8 @@ class Twin:
         self.clock = clock
         self.seed = profile.sim.seed if seed is None else seed
         sim = profile.sim
-        chamber = ChamberModel(
-            volume_l=sim.chamber_volume_l,
-            room_temperature_c=sim.room_temperature_c,
-            room_rh_pct=sim.room_rh_pct,
-            bubbler_rh_pct=sim.bubbler_rh_pct,
-            dry_line_rh_pct=sim.dry_line_rh_pct,
-            leak_per_min=sim.leak_per_min,
-            sensor_tau_s=sim.sensor_tau_s,
-        )
-        self.world = World(chamber, params=sim.params, t0=clock.now())
+        self.world = World(chamber_model_of(sim), params={k: v for k, v in sim.params.items() if k != "chamber"},
+                           t0=clock.now())
         self.emulators: dict[str, Emulator] = {}
         self.camera_config: SimCameraConfig | None = None
         self._field = 0

@@ -52,6 +52,30 @@ class ChamberModel:
     #: Time constant of the near-membrane sensor's own response (HMT330 probe), s.
     sensor_tau_s: float = 10.0
 
+    def steady_rh_pct(self, total_flow_slpm: float, wet_fraction: float) -> float:
+        """The RH the chamber levels off at with ``wet_fraction`` of ``total_flow_slpm`` from the
+        bubbler, the rest from the dry line, and the leak to the room (no water on the support):
+        where dx/dt = drive - k·x is zero (:meth:`World._air_exchange`, both sides over psat)."""
+        q = total_flow_slpm / self.volume_l  # 1/min
+        lines = q * (wet_fraction * self.bubbler_rh_pct + (1.0 - wet_fraction) * self.dry_line_rh_pct)
+        return (lines + self.leak_per_min * self.room_rh_pct) / (q + self.leak_per_min) if q + self.leak_per_min > 0 \
+            else self.room_rh_pct
+
+
+def chamber_model_of(sim: Any) -> ChamberModel:
+    """The twin's chamber for a profile's ``sim`` section (its fields, then ``sim.params.chamber``):
+    the one :class:`castrig.sim.twin.Twin` builds, and the one ``castrig check`` asks what it reaches."""
+    chamber = ChamberModel(
+        volume_l=sim.chamber_volume_l,
+        room_temperature_c=sim.room_temperature_c,
+        room_rh_pct=sim.room_rh_pct,
+        bubbler_rh_pct=sim.bubbler_rh_pct,
+        dry_line_rh_pct=sim.dry_line_rh_pct,
+        leak_per_min=sim.leak_per_min,
+        sensor_tau_s=sim.sensor_tau_s,
+    )
+    return _update(chamber, dict(sim.params or {}).get("chamber", {}))
+
 
 @dataclass
 class FilmModel:

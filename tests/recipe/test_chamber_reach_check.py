@@ -1,0 +1,56 @@
+"""What a chamber can hold, and where an evaporate starts, are checked before the run (exit 2, no
+run folder), the way ``castrig check --profile`` and ``castrig run`` meet them.
+
+Before (2026-12-07): a 100 %RH evaporate "fit" the chamber twins (sim-chamber, sim-watlow-f4,
+sim-watlow-f4t), whose chamber levels off at 96.9 %RH (all-wet air, the leak to a 45 %RH room);
+the run aborted after max_out_of_band_s (``RH 88.8 %RH outside 100 ± 3``, exit 3). An evaporate
+right after a purge with ``max_out_of_band_s: 0`` "fit" every profile and aborted at its first
+reading (``RH 41.6 %RH outside 70 ± 3 ... for more than 0 s``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import ROOT, castrig, refused
+
+
+def _recipe(tmp_path: Path, name: str, *steps: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(f"name: {name}\ngrade: claim1\nsupport_pore_um: 5\nsteps:\n" + "".join(f"  - {s}\n" for s in steps))
+    return path
+
+
+def _profile(name: str) -> str:
+    return str(ROOT / "hw_profiles" / f"{name}.yaml")
+
+
+def test_a_setpoint_above_what_the_chamber_twin_levels_off_at_is_refused_by_check_and_run(tmp_path):
+    recipe = _recipe(tmp_path, "wet",
+                     "{type: condition, setpoint_rh_pct: 96.9, band_rh_pct: 1.0, stable_for_s: 10, timeout_s: 1800}",
+                     "{type: evaporate, setpoint_rh_pct: 100, duration_s: 300, band_rh_pct: 3.0}")
+    said = refused(castrig("check", str(recipe), "--profile", _profile("sim-watlow-f4")),
+                   "steps[1] (evaporate).setpoint_rh_pct = 100", "allowed: 1.9 to 96.9 %RH", "sim.leak_per_min",
+                   "sim-watlow-f4.yaml")
+    assert "steps[0]" not in said, said  # the quoted bound passes itself (and the run below reaches it)
+    data = tmp_path / "runs"
+    refused(castrig("run", str(recipe), "--profile", _profile("sim-chamber"), "--data", str(data), "-q"),
+            "steps[1] (evaporate).setpoint_rh_pct = 100", "allowed: 1.9 to 96.9 %RH")
+    assert not data.exists() or not any(data.iterdir()), list(data.iterdir())
+
+
+def test_an_evaporate_right_after_a_purge_with_no_time_out_of_band_is_refused(tmp_path):
+    recipe = _recipe(tmp_path, "dry", "{type: purge, duration_s: 10}",
+                     "{type: evaporate, setpoint_rh_pct: 70, duration_s: 60, band_rh_pct: 3.0, max_out_of_band_s: 0}")
+    data = tmp_path / "runs"
+    refused(castrig("run", str(recipe), "--profile", _profile("sim-watlow-f4t"), "--data", str(data), "-q"),
+            "steps[1] (evaporate).max_out_of_band_s = 0", "first reading out of 70 ± 3 %RH",
+            "steps[0] (purge) before it leaves the chamber dry", "a condition step at 70 %RH right before it")
+    assert not data.exists() or not any(data.iterdir()), list(data.iterdir())
+    # what the message offers works: a condition step at the set point between them (here at the
+    # highest set point the chamber twin is let have, which it reaches and holds)
+    fixed = _recipe(tmp_path, "fixed", "{type: purge, duration_s: 10}",
+                    "{type: condition, setpoint_rh_pct: 96.9, band_rh_pct: 1.0, stable_for_s: 10, timeout_s: 1800}",
+                    "{type: evaporate, setpoint_rh_pct: 96.9, duration_s: 60, band_rh_pct: 3.0, max_out_of_band_s: 0}")
+    done = castrig("run", str(fixed), "--profile", _profile("sim-chamber"), "--data", str(data), "-q")
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
