@@ -9,6 +9,7 @@ from castrig.devices.ne1000 import RATE_UNITS, VOLUME_UNITS, best_units, format_
 from castrig.errors import BadInput
 from castrig.recipe import model as m
 from castrig.rig.profile import NE1000Config, Profile
+from castrig.rig.twin_reach import chamber_twin_reach_pct
 
 #: NE-1000 plunger speed limits (mm/min): the pump's rate range is these times the syringe's area.
 #: From the manual's rate range: 1699 mL/h at most with a 60 mL syringe (26.59 mm), 0.73 µL/h at
@@ -85,23 +86,6 @@ def rh_reach_pct(profile: Profile) -> tuple[float, float] | None:
         return None
     span = s.bubbler_rh_pct - s.dry_line_rh_pct
     return s.dry_line_rh_pct + c.wet_fraction_min * span, s.dry_line_rh_pct + c.wet_fraction_max * span
-
-
-def chamber_twin_reach_pct(profile: Profile) -> tuple[float, float] | None:
-    """(low, high) %RH a twin's chamber with its own controller levels off at (to 0.1 %RH, inward):
-    its controller saturates at all-dry or all-wet air of ``control.total_flow_slpm``, which the
-    leak to the room (``sim.leak_per_min``, ``sim.room_rh_pct``) pulls towards the room's RH
-    (:meth:`castrig.sim.world.ChamberModel.steady_rh_pct`). ``None`` for a chamber not on a sim
-    link, or a rig whose MFC pair sets the lines (:func:`rh_reach_pct`)."""
-    d = profile.devices
-    if d.chamber is None or d.chamber.link.kind != "sim" or d.dry_mfc is not None:
-        return None
-    from castrig.sim.world import chamber_model_of
-
-    model = chamber_model_of(profile.sim)
-    q = profile.control.total_flow_slpm
-    return (math.ceil(model.steady_rh_pct(q, 0.0) * 10 - 1e-9) / 10,
-            math.floor(model.steady_rh_pct(q, 1.0) * 10 + 1e-9) / 10)
 
 
 def rh_start_problem(steps: list[m.Step], i: int, step: m.EvaporateStep) -> str | None:
