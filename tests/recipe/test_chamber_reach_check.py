@@ -5,14 +5,18 @@ Before (2026-12-07): a 100 %RH evaporate "fit" the chamber twins (sim-chamber, s
 sim-watlow-f4t), whose chamber levels off at 96.9 %RH (all-wet air, the leak to a 45 %RH room);
 the run aborted after max_out_of_band_s (``RH 88.8 %RH outside 100 ± 3``, exit 3). An evaporate
 right after a purge with ``max_out_of_band_s: 0`` "fit" every profile and aborted at its first
-reading (``RH 41.6 %RH outside 70 ± 3 ... for more than 0 s``).
+reading (``RH 41.6 %RH outside 70 ± 3 ... for more than 0 s``). A real Watlow whose humidity
+input ranges to 80 %RH took a 90 %RH recipe, and the run faulted at the step that wrote it
+(``ModbusRangeError: ... 'write 319=90.0' ... outside 0-80 %RH``, exit 3, a run folder).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ROOT, castrig, refused
+import pytest
+
+from conftest import ROOT, castrig, profile_with_addresses, refused
 
 
 def _recipe(tmp_path: Path, name: str, *steps: str) -> Path:
@@ -54,3 +58,27 @@ def test_an_evaporate_right_after_a_purge_with_no_time_out_of_band_is_refused(tm
                     "{type: evaporate, setpoint_rh_pct: 96.9, duration_s: 60, band_rh_pct: 3.0, max_out_of_band_s: 0}")
     done = castrig("run", str(fixed), "--profile", _profile("sim-chamber"), "--data", str(data), "-q")
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+
+
+def test_a_setpoint_beyond_the_range_a_real_watlow_reports_is_refused_at_run_start(sim_serve, tmp_path):
+    """The profile of a real chamber says nothing of its reach: the run asks the controller (input
+    2's range, read at connect) before a run folder exists or anything moves."""
+    pymodbus_client = pytest.importorskip("pymodbus.client")
+    from pymodbus import FramerType
+
+    recipe = _recipe(tmp_path, "r90", "{type: purge, duration_s: 1}",
+                     "{type: evaporate, setpoint_rh_pct: 90, duration_s: 5, band_rh_pct: 20, max_out_of_band_s: 60}")
+    with sim_serve("--tcp", "0", profile="hw_profiles/sim-watlow-f4-serial.yaml") as served:
+        prof = profile_with_addresses(ROOT / "hw_profiles" / "sim-watlow-f4-serial.yaml", served.addresses,
+                                      tmp_path / "f4.yaml")
+        host, port = served.addresses["chamber"].removeprefix("socket://").split(":")
+        client = pymodbus_client.ModbusTcpClient(host, port=int(port), framer=FramerType.RTU, timeout=2, retries=1)
+        assert client.connect()
+        try:  # this controller's humidity input ranges to 80.0 %RH (register 613, one decimal)
+            assert not client.write_register(613, 800, device_id=1).isError()
+        finally:
+            client.close()
+        data = tmp_path / "runs"
+        refused(castrig("run", str(recipe), "--profile", str(prof), "--data", str(data), "-q", timeout_s=60),
+                "steps[1] (evaporate).setpoint_rh_pct = 90", "allowed: 0 to 80 %RH", "read from it at run start")
+    assert not data.exists() or not any(data.iterdir()), list(data.iterdir())

@@ -28,7 +28,7 @@ from castrig.atomic import remove_dead_temporaries
 from castrig.errors import BadInput, Busy, CastrigError
 from castrig.logs import RunLog
 from castrig.printable import Console, shown
-from castrig.recipe.compat import check_recipe_for_profile
+from castrig.recipe.compat import check_recipe_for_profile, check_setpoints_on_chamber
 from castrig.recipe.ctrl_c_holds import CtrlCAtClose, DeferredCtrlC, HeldCtrlC
 from castrig.recipe.display import Display, interactive_prompt, say, status_every_s
 from castrig.recipe.membranes import ResumePlan, membrane_targets, process_record, step_label, target_summary
@@ -343,6 +343,7 @@ def run_recipe(
     held = HeldCtrlC()  # from here a run folder is made: a Ctrl-C waits for the run's own handlers
     closing = CtrlCAtClose(now=False)  # (in place as the run's handlers end: _signals)
     try:
+        check_setpoints_on_chamber(recipe, Path(recipe_path), rig.chamber, Path(profile_path))
         _configure_twin(rig, recipe)
         if camera_taken and rig.camera is not None:
             rig.camera.resume_after(camera_taken)
