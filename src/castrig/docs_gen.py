@@ -362,7 +362,7 @@ def profiles_md() -> str:
         "- Two devices may share a port only as a bus the protocol allows: NE-1000 pumps on a daisy "
         "chain (each its own `address`) or Alicat units on one line (each its own `unit_id`), at the same "
         "line settings.\n"
-        "- `control.wet_fraction_min` < `wet_fraction_max`; `rh_sensor_range_pct` 0 <= low < high <= 100.\n"
+        "- `control.wet_fraction_min` < `wet_fraction_max`; `rh_sensor_range_pct` 0 <= low < high <= 100; a chamber's `reach_rh_pct` too.\n"
         "- A Watlow F4T's `temperature_loop` and `rh_loop` differ.\n",
     ]
     sections = [("Devices", [p.DevicesConfig]),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig, profile_with_addresses, refused
+from conftest import ROOT, castrig, profile_with_addresses, recipe_variant, refused
 
 
 def _recipe(tmp_path: Path, name: str, *steps: str) -> Path:
@@ -41,6 +41,13 @@ def test_a_setpoint_above_what_the_chamber_twin_levels_off_at_is_refused_by_chec
     refused(castrig("run", str(recipe), "--profile", _profile("sim-chamber"), "--data", str(data), "-q"),
             "steps[1] (evaporate).setpoint_rh_pct = 100", "allowed: 1.9 to 96.9 %RH")
     assert not data.exists() or not any(data.iterdir()), list(data.iterdir())
+    # a real chamber's profile may state what it reaches, as measured on it: check holds a recipe to it
+    real = recipe_variant(ROOT / "hw_profiles" / "sim-watlow-f4-serial.yaml", tmp_path / "real",
+                          ("baudrate: 19200, timeout_s: 1.0}, unit: 1}", "baudrate: 19200, timeout_s: 1.0}, unit: 1, "
+                                                                         "reach_rh_pct: [5, 85]}"))
+    refused(castrig("check", str(recipe), "--profile", str(real)),
+            "steps[0] (condition).setpoint_rh_pct = 96.9: beyond what the chamber reaches",
+            "steps[1] (evaporate).setpoint_rh_pct = 100", "allowed: 5 to 85 %RH", "devices.chamber.reach_rh_pct")
 
 
 def test_an_evaporate_right_after_a_purge_with_no_time_out_of_band_is_refused(tmp_path):

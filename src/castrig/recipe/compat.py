@@ -223,6 +223,11 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
                             f"off at (allowed: {twin_reach[0]:g} to {twin_reach[1]:g} %RH: all-dry to all-wet air of "
                             f"control.total_flow_slpm, from sim.dry_line_rh_pct and sim.bubbler_rh_pct, with the leak "
                             f"to the room, sim.leak_per_min and sim.room_rh_pct, in {profile_path})")
+        stated = None if d.chamber is None else d.chamber.reach_rh_pct
+        if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and stated is not None \
+                and not stated[0] <= step.setpoint_rh_pct <= stated[1]:
+            problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: beyond what the chamber reaches "
+                            f"(allowed: {stated[0]:g} to {stated[1]:g} %RH, devices.chamber.reach_rh_pct in {profile_path})")
         if isinstance(step, m.EvaporateStep) and has_rh:
             why = rh_start_problem(recipe.steps, i, step)
             if why is not None:

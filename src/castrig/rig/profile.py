@@ -116,9 +116,25 @@ class HMT330Config(_Strict):
     address: int | None = Field(None, ge=0, le=99, description="Transmitter address for SEND in POLL mode; default: none.")
 
 
+def _reach_rh_pct() -> Any:
+    """The optional ``reach_rh_pct`` of a chamber with its own controller (the same for each kind)."""
+    return Field(None, json_schema_extra={"unit": "%RH", "prefixItems": [{"type": "number", "minimum": 0, "maximum": 100}] * 2},
+                 description="[low, high] RH the chamber can reach and hold, as measured on it; "
+                             "`castrig check` refuses set points outside. Default: not stated (not checked).")
+
+
+def _reach_ordered(reach: tuple[float, float] | None) -> tuple[float, float] | None:
+    if reach is not None and not 0.0 <= reach[0] < reach[1] <= 100.0:
+        raise ValueError(f"reach_rh_pct = [{reach[0]:g}, {reach[1]:g}]: a relative humidity range "
+                         "(allowed: 0 <= low < high <= 100)")
+    return reach
+
+
 class ScpiChamberConfig(_Strict):
     model: Literal["scpi_chamber"]
     link: LinkConfig = Field(..., description="How the chamber is reached (usually VISA).")
+    reach_rh_pct: tuple[float, float] | None = _reach_rh_pct()
+    _reach = field_validator("reach_rh_pct")(classmethod(lambda cls, v: _reach_ordered(v)))
 
 
 class WatlowF4Config(_Strict):
@@ -130,6 +146,8 @@ class WatlowF4Config(_Strict):
     #: The humidity set point of the safe state; default: the controller's input 2 range low.
     dry_rh_pct: float | None = Field(None, ge=0, le=100, json_schema_extra={"unit": "%RH"},
                                      description="Humidity set point of the safe state; default: the input 2 range low.")
+    reach_rh_pct: tuple[float, float] | None = _reach_rh_pct()
+    _reach = field_validator("reach_rh_pct")(classmethod(lambda cls, v: _reach_ordered(v)))
 
 
 class WatlowF4TConfig(_Strict):
@@ -142,6 +160,8 @@ class WatlowF4TConfig(_Strict):
     word_order: Literal["low_high", "high_low"] = Field("low_high", description="Word order of 32-bit floats (the F4T default is low word first).")
     temperature_loop: int = Field(1, ge=1, le=4, description="Control loop that holds temperature.")
     rh_loop: int = Field(2, ge=1, le=4, description="Control loop that holds humidity.")
+    reach_rh_pct: tuple[float, float] | None = _reach_rh_pct()
+    _reach = field_validator("reach_rh_pct")(classmethod(lambda cls, v: _reach_ordered(v)))
 
     @model_validator(mode="after")
     def _loops_differ(self) -> "WatlowF4TConfig":
