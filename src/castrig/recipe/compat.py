@@ -233,8 +233,8 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
             if why is not None:
                 problems.append(f"{where}.max_out_of_band_s = 0: the run aborts at the step's first reading out of "
                                 f"{step.setpoint_rh_pct:g} ± {step.band_rh_pct:g} %RH, and {why} (allowed: a condition "
-                                f"step at {step.setpoint_rh_pct:g} %RH right before it, or max_out_of_band_s long enough "
-                                f"for the chamber to get there, e.g. the default 120)")
+                                f"step at {step.setpoint_rh_pct:g} %RH right before it, or a max_out_of_band_s as long as "
+                                f"the chamber takes to get there from where it is left)")
         if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and has_rh:
             lo, hi = profile.control.rh_sensor_range_pct
             if not lo <= step.setpoint_rh_pct <= hi:  # readings there are "a broken sensor": every run aborted
