@@ -250,9 +250,9 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
 def check_setpoints_on_chamber(recipe: m.Recipe, recipe_path: Path, chamber: object | None, profile_path: Path) -> None:
     """At run start, before a run folder exists or anything moves: every RH set point against the
     range the chamber's controller reports (a Watlow's input 2 range low/high, ``rh_range()``,
-    which it reads at connect). Nothing in a real chamber's profile says what it can reach, and the
-    controller refuses a set point beyond its range (Modbus exception 03): the run faulted at the
-    step, after its purge, conditioning or cast. A chamber without ``rh_range`` is not asked."""
+    which it reads at connect). A real chamber's profile need not state its reach (``reach_rh_pct``),
+    and the controller refuses a set point beyond its range (Modbus exception 03): the run faulted
+    at the step, after its purge, conditioning or cast. A chamber without ``rh_range`` is not asked."""
     rh_range = getattr(chamber, "rh_range", None)
     if not callable(rh_range):
         return
