@@ -113,10 +113,11 @@ def _turned_over(img: np.ndarray, cache: dict | None, degree: int = 2) -> np.nda
     # 0 (was the largest ratio: one pixel's, and a 1 % larger K from one pixel of a pore's edge —
     # a dead one, replaced by its neighbours' median, :func:`~.illumination.measurable_clipped`
     # — moved a twin bright-pore view's opening from 0.362 to 0.358 and its count by 10)
-    # — and no lower than the lightly smoothed image's largest ratio, a pore's floor where the
-    # pores are fewer than 0.1 % of the pixels (20 discs of r 4 px at 1024²: K the film's noise
-    # top, every pore below 0 and clipped to it: 0 pores; one hot pixel weighs a ninth in it)
-    k_floor = float(np.max(np.divide(s, lvl)))
+    # — and no lower than the lightly smoothed image's 99.99th percentile ratio, a pore's floor
+    # where the pores are fewer than 0.1 % of the pixels (20 discs of r 4 px at 1024²: K the
+    # film's noise top, every pore below 0 and clipped to it: 0 pores); in a view of many pores
+    # it lies below the 99.9th of the unsmoothed ratio (the twin's bright-pore views: K unchanged)
+    k_floor = float(_percentile(np.divide(s, lvl), 99.99))
     ratio = np.divide(img, lvl)
     k = np.float32(max(float(_percentile(ratio, 99.9)), k_floor))
     lvl *= k
