@@ -16,10 +16,12 @@ PX_UM = 0.5
 
 
 def _discs(shape: tuple[int, int], centres, r_px: int) -> np.ndarray:
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    """Discs of radius ``r_px`` round whole-pixel ``centres``, at least ``r_px`` from the edge."""
+    d = np.arange(-r_px, r_px + 1)
+    disc = d[:, None] ** 2 + d[None, :] ** 2 <= r_px * r_px
     m = np.zeros(shape, bool)
     for y, x in centres:
-        m[(yy - y) ** 2 + (xx - x) ** 2 <= r_px * r_px] = True
+        m[y - r_px: y + r_px + 1, x - r_px: x + r_px + 1] |= disc
     return m
 
 
