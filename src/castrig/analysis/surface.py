@@ -104,11 +104,19 @@ def _turned_over(img: np.ndarray, cache: dict | None, degree: int = 2) -> np.nda
     # only in part, the pores' depth under it rising from 0.4 (centre) to 0.8 (corners) — opening
     # 0.13 for 0.19, 299 pores of 441. The level is fitted again through the film's own pixels
     # (the dark phase of img / L, 2 px clear of it), where there are enough of them
-    ratio = np.divide(s, lvl)
-    cut = float(otsu_split(ratio[::4, ::4].ravel())[0])
-    refined = fit_field(img, box_max(ratio, 2) < cut, degree)
-    if refined is not None and float(refined.min()) > 0:
-        lvl[...] = refined
+    # (on every k-th row and column, ≤ 512² of them: the field is smooth)
+    k = max(1, math.ceil(math.sqrt(img.size / 262144)))
+    ratio = np.divide(s[::k, ::k], lvl[::k, ::k])
+    cut = float(otsu_split(ratio[::2, ::2].ravel())[0])
+    clear = box_max(ratio, -(-2 // k)) < cut
+    if np.count_nonzero(clear) >= 30:
+        rows, cols = np.nonzero(clear)
+        j = -(-rows.size // 20000)  # (≤ 20 000 of them)
+        vals = img[::k, ::k][clear][::j]
+        coef = fit_level(vals, rows[::j] * k, cols[::j] * k, img.shape, degree=degree)
+        refined = poly_field(coef, img.shape, degree)
+        if float(refined.min()) > 0:
+            lvl[...] = refined
     # K: the 99.9th percentile of the ratio, the brightest 0.1 % of the pores' floor clipped to
     # 0 (was the largest ratio: one pixel's, and a 1 % larger K from one pixel of a pore's edge —
     # a dead one, replaced by its neighbours' median, :func:`~.illumination.measurable_clipped`
