@@ -194,6 +194,10 @@ def _clip_outliers(a: np.ndarray) -> tuple[np.ndarray, int]:
         bad = np.greater(a, hi_t) if bad is None else bad | np.greater(a, hi_t)
     if low:
         bad = np.less(a, lo_t) if bad is None else bad | np.less(a, lo_t)
+    if a.ndim == 2 and np.count_nonzero(bad) >= 9:
+        bad = _specks(bad)
+        if not bad.any():
+            return a, 0
     rest = a[~bad]
     out = np.clip(a, rest.min() if low else mn, rest.max() if high else mx)
     if a.ndim != 2:
@@ -210,6 +214,20 @@ def _clip_outliers(a: np.ndarray) -> tuple[np.ndarray, int]:
         med = np.nanmedian(near[got], axis=1)
         out[r[got], c[got]] = np.rint(med) if a.dtype.kind in "ui" else med
     return out, int(r.size)
+
+
+def _specks(bad: np.ndarray) -> np.ndarray:
+    """``bad`` without its groups that hold a 3×3 block: structure, not hot or dead pixels (a
+    view's pores when they are fewer than :data:`OUTLIER_SHARE` of its pixels: 20 bright discs of
+    r 4 px at 1024², 0.09 %, were all replaced by the film round them — 0 pores read)."""
+    from scipy import ndimage as ndi
+
+    core = ndi.binary_erosion(bad, np.ones((3, 3), bool))
+    if not core.any():
+        return bad
+    lab, _ = ndi.label(bad, np.ones((3, 3), bool))
+    keep = np.unique(lab[core])
+    return bad & ~np.isin(lab, keep)
 
 
 #: a view whose darkest grey (0.1st percentile) lies above this share of its brightest (99.9th)

@@ -28,6 +28,13 @@ __all__ = ["negative_top"]
 #: split's "phases" are both the film's — read so, as-taken views of 5 pores passed for negatives)
 _MIN_BLOCKS = 9
 _MIN_BLOCK_SHARE = 0.5
+#: of the grid's blocks, the share each phase's level must be read in unclipped (a view clipped
+#: in its centre is read from its rim's blocks)
+_MIN_UNCLIPPED_SHARE = 0.25
+#: and at least this many blocks when some are clipped: a degree-2 field through a ring of them
+#: (3 per coefficient); a plane through fewer lay flat over a lamp's bowl (16 blocks of a bright-
+#: pore view as taken, 59 % of its pores at 255: called a negative)
+_MIN_RING_BLOCKS = 18
 #: the lamp must change the dark phase's level by this share of the two phases' contrast across
 #: the field (s.d. over it) for the two readings to be told apart (twin negatives: 0.03-0.28 for
 #: lamps of ±5 % to ±25 %); under a more even lamp the two readings differ by less than that
@@ -64,17 +71,33 @@ def negative_top(img: np.ndarray, dtype: np.dtype) -> float | None:
     if np.count_nonzero(both) < max(_MIN_BLOCKS, _MIN_BLOCK_SHARE * both.size):
         return None
     lo, hi = np.percentile(a[both], [2, 98], axis=1)
-    rr, cc = np.divmod(np.flatnonzero(both), nb_c)
-    rr, cc = (rr + 0.5) * block, (cc + 0.5) * block
+    idx = np.flatnonzero(both)
+    dt = np.dtype(dtype)
+    # a phase's level is read only in the blocks where it is not clipped at the type's top (or
+    # zero): a plateau does not swing with the lamp (a dark-pore view as taken, 65 % of its film
+    # at 255, and a bright-pore one, 54 % of its pores, had the bright phase swing less than the
+    # dark one: turned over as negatives, the first read opening 0.30 for 0.19, 1 pore); too few
+    # blocks left for either phase, and the image cannot tell
+    top, floor = (np.iinfo(dt).max, np.iinfo(dt).min) if dt.kind in "ui" else (np.inf, -np.inf)
+    ok_lo, ok_hi = lo > floor, hi < top
+    least = max(_MIN_BLOCKS, _MIN_UNCLIPPED_SHARE * both.size)
+    if any(np.count_nonzero(ok) < (least if ok.all() else max(least, _MIN_RING_BLOCKS)) for ok in (ok_lo, ok_hi)):
+        return None
     grid = (12, 12)
-    deg = 2 if np.count_nonzero(both) >= 30 else 1
-    lo_f = poly_field(fit_level(lo, rr, cc, (h, w), degree=deg), grid, deg).ravel()
-    hi_f = poly_field(fit_level(hi, rr, cc, (h, w), degree=deg), grid, deg).ravel()
+
+    def field(v: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        rr, cc = np.divmod(idx[ok], nb_c)
+        # (a clipped centre leaves a ring of blocks, through which a plane lies flat over the
+        # lamp's bowl: degree 2 from 18 of them, 3 per coefficient; else from 30, as ever)
+        deg = 2 if np.count_nonzero(ok) >= (30 if ok.all() else _MIN_RING_BLOCKS) else 1
+        coef = fit_level(v[ok], (rr + 0.5) * block, (cc + 0.5) * block, (h, w), degree=deg)
+        return poly_field(coef, grid, deg).ravel()
+
+    lo_f, hi_f = field(lo, ok_lo), field(hi, ok_hi)
     contrast = float(np.mean(hi_f - lo_f))
     s_lo, s_hi = float(lo_f.std()), float(hi_f.std())
     if not contrast > 0 or max(s_lo, s_hi) < _MIN_LAMP_SHARE * contrast:
         return None
     if float(np.mean((lo_f - lo_f.mean()) * (hi_f - hi_f.mean()))) <= 0 or s_hi >= _NEGATIVE_SLOPE * s_lo:
         return None  # (the phases swing apart, not with one lamp, or the bright one swings more: as taken)
-    dt = np.dtype(dtype)
     return float(np.iinfo(dt).max) if dt.kind in "ui" else float(img.max())
