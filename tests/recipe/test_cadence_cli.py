@@ -63,3 +63,29 @@ def test_the_schedule_keeps_its_rate_and_re_anchors_after_an_overrun() -> None:
     assert nearest.due(3.0003) and not nearest.due(2.4)
     nearest.taken(3.0003)
     assert nearest.due_t == 4.0021
+
+
+def test_samples_stay_a_period_apart_across_the_steps_of_a_run(tmp_path: Path) -> None:
+    """On recipes/overnight.yaml the samples came 4.2-5.6 s apart across step boundaries (17
+    times), 5 s within a step: each hold started its ticks afresh, at the step's own start,
+    out of step with the samples' schedule. Now the ticks keep one schedule for the run."""
+    recipe = tmp_path / "steps.yaml"
+    # durations not whole periods, and steps with exchanges of their own (set RH, purge) between the holds
+    recipe.write_text("name: steps\nsteps:\n"
+                      "  - {type: evaporate, setpoint_rh_pct: 50, duration_s: 22.4, band_rh_pct: 20, max_out_of_band_s: 100}\n"
+                      "  - {type: wait, duration_s: 13.7}\n"
+                      "  - {type: purge, flow_slpm: 5, duration_s: 9.3}\n"
+                      "  - {type: evaporate, setpoint_rh_pct: 40, duration_s: 17.6, band_rh_pct: 20, max_out_of_band_s: 100}\n"
+                      "  - {type: wait, duration_s: 11.45}\n")
+    data = tmp_path / "data"
+    done = castrig_in("run", recipe, "--profile", ROOT / "hw_profiles" / "sim.yaml", "--data", data, "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = only_run_dir(data)
+    assert run is not None
+    times = [t for (t,) in run_rows(run, "SELECT t_s FROM samples WHERE channel = 'rh_near_pct' ORDER BY t_s")]
+    gaps = [round(b - a, 3) for a, b in zip(times, times[1:])]
+    assert len(gaps) >= 12, gaps
+    # before: gaps of 4.4 to 5.6 s where a step began
+    assert min(gaps) >= SAMPLE_S - EXCHANGE_S and max(gaps) <= SAMPLE_S + EXCHANGE_S, gaps
+    # and on one schedule from the run's first sample to its last
+    assert abs((times[-1] - times[0]) - SAMPLE_S * (len(times) - 1)) <= EXCHANGE_S, (times[0], times[-1], len(times))
