@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from castrig.control.interlocks import InterlockTripped, Monitor, Trip
@@ -207,6 +208,10 @@ class Runner:
         # operators acting from outside (castrig abort, the web page): read every control period
         self.remote = RemoteControl(self, getattr(recorder, "run_dir", None))
         self._folder = FolderWatch(getattr(recorder, "run_dir", None))  # (a run folder moved or deleted mid-run)
+
+    def folder_moved_to(self) -> Path | None:
+        """Where the run folder is now if it was moved mid-run (None: where it was, or deleted)."""
+        return self._folder.moved_to()
 
     # -- time, events, samples --------------------------------------------------------------
     def t(self) -> float:
@@ -1153,9 +1158,9 @@ class Runner:
     def _sample(self, now: float) -> None:
         gone = self._folder.gone()
         if gone is not None:  # its micrographs, results and outcome cannot be written where they belong
+            lost = "micrographs and outcome" if gone == "deleted" else "micrographs"  # (a moved one's outcome: where it went)
             raise RunAborted("faulted", f"the run folder {self._folder.path} was {gone} while the run went on: its "
-                                        "micrographs and outcome can no longer be written there (put it back, then "
-                                        "`castrig resume` it)")
+                                        f"{lost} can no longer be written there (put it back, then `castrig resume` it)")
         values: dict[str, float] = {}
         if self._last_rh is not None:
             values["rh_near_pct"] = self._last_rh
