@@ -7,9 +7,11 @@ runner slept a whole period after each tick's exchanges. An operator who sets 5 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from conftest import ROOT, castrig_in, only_run_dir, run_rows
+import yaml
+from conftest import ROOT, castrig_in, only_run_dir, run_rows, run_status, wait_until
 
 #: hw_profiles/sim.yaml's control.sample_period_s
 SAMPLE_S = 5.0
@@ -63,3 +65,58 @@ def test_the_schedule_keeps_its_rate_and_re_anchors_after_an_overrun() -> None:
     assert nearest.due(3.0003) and not nearest.due(2.4)
     nearest.taken(3.0003)
     assert nearest.due_t == 4.0021
+
+
+def test_samples_stay_a_period_apart_across_the_steps_of_a_run(tmp_path: Path) -> None:
+    """On recipes/overnight.yaml the samples came 4.2-5.6 s apart across step boundaries (17
+    times), 5 s within a step: each hold started its ticks afresh, at the step's own start,
+    out of step with the samples' schedule. Now the ticks keep one schedule for the run."""
+    recipe = tmp_path / "steps.yaml"
+    # durations not whole periods, and steps with exchanges of their own (set RH, purge) between the holds
+    recipe.write_text("name: steps\nsteps:\n"
+                      "  - {type: evaporate, setpoint_rh_pct: 50, duration_s: 22.4, band_rh_pct: 20, max_out_of_band_s: 100}\n"
+                      "  - {type: wait, duration_s: 13.7}\n"
+                      "  - {type: purge, flow_slpm: 5, duration_s: 9.3}\n"
+                      "  - {type: evaporate, setpoint_rh_pct: 40, duration_s: 17.6, band_rh_pct: 20, max_out_of_band_s: 100}\n"
+                      "  - {type: wait, duration_s: 11.45}\n")
+    data = tmp_path / "data"
+    done = castrig_in("run", recipe, "--profile", ROOT / "hw_profiles" / "sim.yaml", "--data", data, "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = only_run_dir(data)
+    assert run is not None
+    times = [t for (t,) in run_rows(run, "SELECT t_s FROM samples WHERE channel = 'rh_near_pct' ORDER BY t_s")]
+    gaps = [round(b - a, 3) for a, b in zip(times, times[1:])]
+    assert len(gaps) >= 12, gaps
+    # before: gaps of 4.4 to 5.6 s where a step began
+    assert min(gaps) >= SAMPLE_S - EXCHANGE_S and max(gaps) <= SAMPLE_S + EXCHANGE_S, gaps
+    # and on one schedule from the run's first sample to its last
+    assert abs((times[-1] - times[0]) - SAMPLE_S * (len(times) - 1)) <= EXCHANGE_S, (times[0], times[-1], len(times))
+
+
+def test_samples_keep_their_period_through_a_pause_at_the_ctrl_c_prompt(tmp_path: Path, terminal_run,
+                                                                        wall_sim_profile: Path) -> None:
+    """On the wall clock (sampling every second), Ctrl-C, 1.3 s at the prompt, 'r': the samples
+    came 1.39 s then 0.61 s apart after the resume -- the hold's own ticks, due long before the
+    pause, ticked at once and were re-anchored at the resume, out of step with the prompt's ticks
+    and the samples. Now the prompt and the hold tick on the run's one schedule."""
+    profile = yaml.safe_load(wall_sim_profile.read_text())
+    profile["control"].update(control_period_s=0.5, sample_period_s=0.5)  # (the same, twice as fast)
+    wall_sim_profile.write_text(yaml.safe_dump(profile, sort_keys=False))
+    recipe = tmp_path / "wait.yaml"
+    recipe.write_text("name: wait\nsteps:\n  - {type: wait, duration_s: 2}\n")
+    data = tmp_path / "data"
+    term = terminal_run(["run", str(recipe), "--profile", str(wall_sim_profile), "--data", str(data)], cwd=ROOT)
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "wait" and d,
+                         timeout_s=30, what="the wait under way")
+    term.ctrl_c()
+    term.expect("to resume")
+    time.sleep(0.65)  # (not a whole number of periods)
+    term.send("r\n")
+    assert term.wait(30) == 0, term.output[-2000:]
+    paused = run_rows(run_dir, "SELECT t_s FROM events WHERE kind = 'pause'")[0][0]
+    resumed = run_rows(run_dir, "SELECT t_s FROM events WHERE kind = 'resume'")[0][0]
+    times = [t for (t,) in run_rows(run_dir, "SELECT t_s FROM samples WHERE channel = 'rh_near_pct' ORDER BY t_s")]
+    gaps = [round(b - a, 3) for a, b in zip(times, times[1:])]
+    assert any(t > resumed for t in times[:-1]) and any(t < paused for t in times), (paused, resumed, times)
+    # each a period apart (a tick on the wall clock starts a few ms late), across the pause too
+    assert all(abs(g - 0.5) <= 0.06 for g in gaps), (paused, resumed, gaps)

@@ -4,7 +4,9 @@ A period slept *after* each tick's exchanges stretched it by their line time: on
 recipe the ticks came 1.12 s apart for ``control_period_s: 1`` and the samples 5.5-5.7 s apart
 for ``sample_period_s: 5``. Here each due time is the last one's plus the period, whatever the
 work in between took; when the work overran (a slow line, a pause, a suspended computer), the
-schedule is re-anchored at that moment: no burst of catch-up ticks or samples.
+schedule is re-anchored at that moment: no burst of catch-up ticks or samples. The control ticks
+keep one schedule for the whole run (``Runner._ticks``): a hold that started its own put the
+ticks out of step with the samples, 4.2-5.6 s apart across step boundaries for 5 s.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class FixedRate:
         return self.due_t is None or now >= self.due_t - self.early_s
 
     def start(self, now: float) -> None:
-        """The work done now is the schedule's first (a hold's first tick)."""
+        """The work done now is the schedule's first (the run's first tick; a pause's, re-anchored)."""
         self.due_t = now
 
     def advance(self, now: float) -> float:

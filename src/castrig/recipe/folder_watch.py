@@ -6,6 +6,8 @@ run.json are written by path. The run went on blind for hours, then faulted at i
 with "FileNotFoundError: ... RUN/images" (its membrane made and never imaged) or at its end with
 "outcome not recorded"; a deleted folder took every record of those hours with it. Now the runner
 stops at the next sample, saying where the folder went, and the rig goes to the safe state.
+A moved folder gets the run's outcome where it went (run.json: faulted, with the reason): it
+still ended "outcome not recorded", run.json 'running', shown crashed by every reader.
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ class FolderWatch:
         st = os.fstat(fd)
         self._id, self._fd = (st.st_dev, st.st_ino), fd
         weakref.finalize(self, os.close, fd)
+
+    def moved_to(self) -> Path | None:
+        """Where the folder is now, if it was moved (not deleted) and is still there: the run's
+        outcome is recorded there, as it would have been at its own path."""
+        gone = self.gone()
+        if gone is None or not gone.startswith("moved to "):
+            return None
+        now = Path(gone[len("moved to "):])
+        try:
+            st = os.stat(now)
+        except OSError:
+            return None
+        return now if (st.st_dev, st.st_ino) == self._id else None
 
     def gone(self) -> str | None:
         """None while the folder is at its path; else what became of it ("moved to X", "deleted")."""

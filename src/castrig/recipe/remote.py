@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from castrig.recipe.cadence import FixedRate
 from castrig.store.commands import PER_POLL, Command, CommandInbox
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -140,7 +139,8 @@ class RemoteControl:
         by = self.paused_by
         r.event("pause", "operator", f"paused {where} by {by}: waiting for resume or abort "
                                      "(castrig resume-paused / castrig abort, or the web page)", {"by": by})
-        ticks = FixedRate(r.cfg.control_period_s, due_t=r.clock.now())
+        ticks = r._ticks  # the run's one schedule, re-anchored here (resumed, the hold goes on with it)
+        ticks.start(r.clock.now())
         try:
             while self._resume_by is None:
                 self.poll(force=True)

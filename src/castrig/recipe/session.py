@@ -459,6 +459,9 @@ def _drive(recipe: Recipe, rig: Rig, recorder: RunRecorder, store: Any, *, quiet
                 return _finish(result, recorder, log, quiet)
             with display:
                 result = runner.run(start_step, **(resume or {}))
+            moved = runner.folder_moved_to()
+            if moved is not None:  # its outcome where it went: it ended "outcome not recorded", read as crashed
+                recorder.moved_to(moved)
             result.targets = membrane_targets(recipe)
             if result.outcome != "completed":
                 _lose_unfinished(recipe, recorder, runner, result)

@@ -185,6 +185,12 @@ class RunRecorder(ABC):
     run_dir: Path
     info: RunInfo
 
+    def moved_to(self, run_dir: Path) -> None:
+        """The run folder was moved (``mv``) while this process recorded into it: what is written
+        by path from now on (run.json, results) goes where it is now. The database and the log,
+        opened once, follow it by themselves."""
+        self.run_dir = Path(run_dir)
+
     @abstractmethod
     def add_samples(self, t_s: float, values: Mapping[str, float]) -> None:
         """Several channels read at one time, written in one durable transaction."""

@@ -689,6 +689,10 @@ class PostgresRunRecorder(RunRecorder):
     def membranes(self) -> list[MembraneRecord]:
         return self._local.membranes()
 
+    def moved_to(self, run_dir: Path) -> None:
+        self._local.moved_to(run_dir)
+        super().moved_to(run_dir)
+
     def update_info(self, **changes: Any) -> None:
         self._local.update_info(**changes)
         self._run_changed()

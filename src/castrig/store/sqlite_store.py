@@ -440,6 +440,10 @@ class SqliteRunRecorder(RunRecorder):
         except ValueError as exc:
             raise DamagedRun(self.run_dir, f"run.sqlite: samples cannot be read ({exc})") from None
 
+    def moved_to(self, run_dir: Path) -> None:
+        self._lock_dir = getattr(self, "_lock_dir", self.run_dir)  # the lock is held under the path it was taken at
+        super().moved_to(run_dir)
+
     def close(self) -> None:
         """Idempotent (the session closes its record when the run ends and again on its way out)."""
         if getattr(self, "_closed", False):
@@ -453,7 +457,7 @@ class SqliteRunRecorder(RunRecorder):
             pass
         if self.owns_lock:
             self.owns_lock = False
-            release_run(self.run_dir)
+            release_run(getattr(self, "_lock_dir", self.run_dir))
 
 
 def hand_over(db: sqlite3.Connection) -> None:
