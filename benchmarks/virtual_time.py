@@ -23,9 +23,9 @@ for the twin alone (all but the analyses, which are castrig's measurement of the
 have grown since with claim 1's section features).
 
 Where it stands (the measurements, and what was tried and dropped: docs/records/twin-speed.md):
-against 7131e3a, medians of 3 on this 2-core machine, the twin alone ~2.4–2.7× (ticks ~2.9–3.3×),
-the whole run ~2.0–2.2×, 8 h in ~3.6–4.1 s wall (≥ 7 000×: the issue's absolute goal is met on a
-quiet machine; 6.5 s at a load average of 7). The ticks are ~111 500 exchanges (~99 000 before
+against 7131e3a, medians of 3 on this 2-core machine, the twin alone 2.26× (ticks 2.62×), the whole
+run 1.90×, 8 h in 4.26 s wall (6 716×: the issue's absolute goal is met on a quiet machine; 6.5 s at
+a load average of 7), with the fixed-rate ticks (before them: 2.4–2.7×, ticks 2.9–3.3×). The ticks are ~111 500 exchanges (~99 000 before
 the fixed-rate ticks of fix-cadence7; driver, link, emulator, the chamber's quiet step: ~30 Python
 calls, 8–15 µs each; ``--exchanges`` counts them by device and command, and each is one the runner
 needs) and the sample inserts; no part left is
