@@ -102,16 +102,22 @@ _safety.make_safe = _stopped_then_made_safe
 """
 
 
-def _set_wet_air(address: str, slpm: float, unit: str = "B") -> None:
-    """The wet MFC's setpoint, sent over its socket as the killed run last sent it."""
+def _exchange(address: str, line: str, end: bytes, device: str) -> bytes:
+    """One command to a served device over its socket, as a terminal sends it; its reply, up to ``end``."""
     u = urlsplit(address)
     with socket.create_connection((u.hostname, u.port), timeout=5) as s:
-        s.sendall(f"{unit}LS {slpm:g}\r".encode())
+        s.sendall(line.encode())
         reply = b""
-        while not reply.endswith(b"\r"):
+        while not reply.endswith(end):
             chunk = s.recv(256)
-            assert chunk, "the wet MFC closed its line"
+            assert chunk, f"the {device} closed its line"
             reply += chunk
+    return reply
+
+
+def _set_wet_air(address: str, slpm: float, unit: str = "B") -> None:
+    """The wet MFC's setpoint, sent over its socket as the killed run last sent it."""
+    _exchange(address, f"{unit}LS {slpm:g}\r", b"\r", "wet MFC")
 
 
 def test_castrig_safe_makes_the_devices_it_reaches_safe_names_the_dead_one_and_a_stop_keeps_its_exit_code(tmp_path, sim_serve):
@@ -212,15 +218,7 @@ def test_castrig_safe_says_a_pump_that_answered_then_failed_is_reached_but_not_v
 def _caster(address: str, command: str, pump: int = 1) -> str:
     """One basic-mode command to the served caster over its socket, as a terminal sends it; the
     reply frame's text (``01S``: address 1, stopped; ``01I``: infusing)."""
-    u = urlsplit(address)
-    with socket.create_connection((u.hostname, u.port), timeout=5) as s:
-        s.sendall(f"{pump}{command}\r".encode())
-        reply = b""
-        while not reply.endswith(b"\x03"):
-            chunk = s.recv(256)
-            assert chunk, "the caster closed its line"
-            reply += chunk
-    return reply.strip(b"\x02\x03").decode()
+    return _exchange(address, f"{pump}{command}\r", b"\x03", "caster").strip(b"\x02\x03").decode()
 
 
 def test_castrig_safe_stops_a_pump_that_answered_then_failed_to_open_with_a_best_effort_stp(tmp_path, sim_serve):

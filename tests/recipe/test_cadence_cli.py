@@ -19,18 +19,27 @@ SAMPLE_S = 5.0
 EXCHANGE_S = 0.1
 
 
-def test_samples_come_at_the_profiles_period_through_a_long_evaporate(tmp_path: Path) -> None:
+def _twin_run(tmp_path: Path, recipe_text: str) -> Path:
+    """``castrig run`` of ``recipe_text`` on hw_profiles/sim.yaml (virtual time): its run folder."""
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("name: cadence\nsteps:\n  - {type: evaporate, setpoint_rh_pct: 50, duration_s: 1800, "
-                      "band_rh_pct: 20, max_out_of_band_s: 1800}\n")
+    recipe.write_text(recipe_text)
     data = tmp_path / "data"
     done = castrig_in("run", recipe, "--profile", ROOT / "hw_profiles" / "sim.yaml", "--data", data, "-q", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     run = only_run_dir(data)
     assert run is not None
+    return run
+
+
+def _sample_times(run: Path) -> list[float]:
+    return [t for (t,) in run_rows(run, "SELECT t_s FROM samples WHERE channel = 'rh_near_pct' ORDER BY t_s")]
+
+
+def test_samples_come_at_the_profiles_period_through_a_long_evaporate(tmp_path: Path) -> None:
+    run = _twin_run(tmp_path, "name: cadence\nsteps:\n  - {type: evaporate, setpoint_rh_pct: 50, duration_s: 1800, "
+                              "band_rh_pct: 20, max_out_of_band_s: 1800}\n")
     (start, end), = run_rows(run, "SELECT MIN(t_s), MAX(t_s) FROM journal WHERE step_index = 0")
-    times = [t for (t,) in run_rows(run, "SELECT t_s FROM samples WHERE channel = 'rh_near_pct' ORDER BY t_s")
-             if start <= t <= end]
+    times = [t for t in _sample_times(run) if start <= t <= end]
     gaps = [b - a for a, b in zip(times, times[1:])]
     # each sample a period after the last, within one exchange's time (the sample's time is
     # taken after its reads); before: 5.5-5.7 s, the drift growing by the ticks' line time
@@ -71,20 +80,14 @@ def test_samples_stay_a_period_apart_across_the_steps_of_a_run(tmp_path: Path) -
     """On recipes/overnight.yaml the samples came 4.2-5.6 s apart across step boundaries (17
     times), 5 s within a step: each hold started its ticks afresh, at the step's own start,
     out of step with the samples' schedule. Now the ticks keep one schedule for the run."""
-    recipe = tmp_path / "steps.yaml"
     # durations not whole periods, and steps with exchanges of their own (set RH, purge) between the holds
-    recipe.write_text("name: steps\nsteps:\n"
-                      "  - {type: evaporate, setpoint_rh_pct: 50, duration_s: 22.4, band_rh_pct: 20, max_out_of_band_s: 100}\n"
-                      "  - {type: wait, duration_s: 13.7}\n"
-                      "  - {type: purge, flow_slpm: 5, duration_s: 9.3}\n"
-                      "  - {type: evaporate, setpoint_rh_pct: 40, duration_s: 17.6, band_rh_pct: 20, max_out_of_band_s: 100}\n"
-                      "  - {type: wait, duration_s: 11.45}\n")
-    data = tmp_path / "data"
-    done = castrig_in("run", recipe, "--profile", ROOT / "hw_profiles" / "sim.yaml", "--data", data, "-q", cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    run = only_run_dir(data)
-    assert run is not None
-    times = [t for (t,) in run_rows(run, "SELECT t_s FROM samples WHERE channel = 'rh_near_pct' ORDER BY t_s")]
+    run = _twin_run(tmp_path, "name: steps\nsteps:\n"
+                              "  - {type: evaporate, setpoint_rh_pct: 50, duration_s: 22.4, band_rh_pct: 20, max_out_of_band_s: 100}\n"
+                              "  - {type: wait, duration_s: 13.7}\n"
+                              "  - {type: purge, flow_slpm: 5, duration_s: 9.3}\n"
+                              "  - {type: evaporate, setpoint_rh_pct: 40, duration_s: 17.6, band_rh_pct: 20, max_out_of_band_s: 100}\n"
+                              "  - {type: wait, duration_s: 11.45}\n")
+    times = _sample_times(run)
     gaps = [round(b - a, 3) for a, b in zip(times, times[1:])]
     assert len(gaps) >= 12, gaps
     # before: gaps of 4.4 to 5.6 s where a step began
