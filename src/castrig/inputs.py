@@ -136,11 +136,15 @@ class _GuardedLoader(yaml.SafeLoader):
         but 10 to YAML 1.2 (the JSON schema editors), and ``1:30`` is 90 to YAML 1.1 but text to
         YAML 1.2: ``duration_s: 010`` ran 8 s. Refused, with both readings."""
         text = str(node.value).replace("_", "").lstrip("+-")
+        self._refuse_grouped(node, super().construct_yaml_int)
         if ":" in text:
             raise _Refused(f"a base-60 number (YAML 1.1 reads it as {super().construct_yaml_int(node)}, YAML 1.2 "
                            "as text) (allowed: one number, e.g. seconds for a duration; in quotes for text)",
                            node.start_mark, value=short(node.value), invalid=False)
         value = super().construct_yaml_int(node)
+        if text.startswith("0b"):
+            raise _Refused(f"a binary number (YAML 1.1 reads it as {value}, YAML 1.2 as text) (allowed: the number in "
+                           f"decimal, {value}; in quotes for text)", node.start_mark, value=short(node.value), invalid=False)
         if len(text) > 1 and text[0] == "0" and text[1] not in "xb" and value != int(str(node.value).replace("_", ""), 10):
             raise _Refused(f"a number with a leading zero (YAML 1.1 reads it as octal {value}, YAML 1.2 as "
                            f"{int(str(node.value).replace('_', ''), 10)}) (allowed: the number without leading zeros; "
@@ -150,11 +154,26 @@ class _GuardedLoader(yaml.SafeLoader):
     def construct_yaml_float(self, node: Any) -> float:
         """A base-60 float (``1:30.5``, 90.5 to YAML 1.1, text to YAML 1.2) is refused as
         :meth:`construct_yaml_int` refuses ``1:30``."""
+        self._refuse_grouped(node, super().construct_yaml_float)
         if ":" in str(node.value):
             raise _Refused(f"a base-60 number (YAML 1.1 reads it as {super().construct_yaml_float(node):g}, YAML 1.2 "
                            "as text) (allowed: one number; in quotes for text)",
                            node.start_mark, value=short(node.value), invalid=False)
         return super().construct_yaml_float(node)
+
+    @staticmethod
+    def _refuse_grouped(node: Any, construct: Any) -> None:
+        """``1_800`` is 1800 to YAML 1.1 but text to YAML 1.2 (a JSON schema editor calls the
+        recipe wrong, castrig ran it), and ``1_0.5`` was 10.5: digits grouped with ``_`` are
+        refused, naming what to write instead (a base-60 ``1_0:30`` is said as base 60)."""
+        written = str(node.value)
+        if "_" not in written or ":" in written:
+            return
+        value = construct(node)
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        raise _Refused(f"a number with '_' between its digits (YAML 1.1 reads it as {shown}, YAML 1.2 as text) "
+                       f"(allowed: the digits alone, {shown}; in quotes for text)", node.start_mark,
+                       value=short(node.value), invalid=False)
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         """A key given twice in one mapping is refused (issue: ``duration_s: 300, duration_s:

@@ -31,6 +31,8 @@ def test_check_refuses_a_duration_with_a_leading_zero_naming_both_readings(tmp_p
     ("-010", "steps[0].duration_s = '-010': a number with a leading zero (YAML 1.1 reads it as octal -8, YAML 1.2 as -10)"),
     ("09", "steps[0].duration_s = '09': expected a number in s, not text (YAML 1.1 reads a number with a leading zero"),
     ("'09'", "steps[0].duration_s = '09': expected a number in s, not text (remove the quotes"),
+    ("0b11", "steps[0].duration_s = '0b11': a binary number (YAML 1.1 reads it as 3, YAML 1.2 as text)"),
+    ("1_0.5", "steps[0].duration_s = '1_0.5': a number with '_' between its digits (YAML 1.1 reads it as 10.5, YAML 1.2 as text)"),
 ])
 def test_numbers_read_otherwise_by_yaml_1_2_are_refused_naming_the_field(tmp_path, written, said):
     (tmp_path / "r.yaml").write_text(RECIPE.replace("10}", f"{written}}}"))
@@ -54,3 +56,14 @@ def test_a_profile_setting_with_a_leading_zero_is_refused(tmp_path):
     (tmp_path / "p.yaml").write_text(text)
     with pytest.raises(BadInput, match=r"devices\.caster\.safe_mode_s = '010': a number with a leading zero"):
         load_model(Profile, tmp_path / "p.yaml")
+
+
+def test_run_refuses_digits_grouped_with_underscores_and_makes_no_run_folder(tmp_path):
+    """``duration_s: 1_800`` was 1800 s to castrig (YAML 1.1) and text to a YAML 1.2 editor;
+    ``castrig check`` and ``castrig run`` said nothing. Now refused before anything starts."""
+    (tmp_path / "r.yaml").write_text(RECIPE.replace("10}", "1_800}"))
+    said = refused(castrig("run", str(tmp_path / "r.yaml"), "--data", str(tmp_path / "data"), "-q"),
+                   str(tmp_path / "r.yaml"),
+                   "steps[0].duration_s = '1_800': a number with '_' between its digits (YAML 1.1 reads it as 1800, "
+                   "YAML 1.2 as text) (allowed: the digits alone, 1800; in quotes for text); line 3, column 31")
+    assert "Traceback" not in said and not list((tmp_path / "data").glob("*/run.json"))
