@@ -51,7 +51,7 @@ def test_the_first_listing_of_new_run_folders_writes_the_catalog_in_batches_and_
 
     monkeypatch.setattr(base, "grades_of", real_grades_of)
     commits.clear()
-    listed = castrig_main(capsys, "runs", "--data", str(data))
+    listed = castrig_main(capsys, "runs", "--data", str(data), "--all")  # (all 60: the newest 50 by default)
     assert listed.returncode == 0, listed
     assert len(commits) == 2, commits  # the 35 rows left: 25 + 10 (it was one transaction per folder)
     assert listed.stdout.count("-copy") == 60, listed.stdout
@@ -59,5 +59,5 @@ def test_the_first_listing_of_new_run_folders_writes_the_catalog_in_batches_and_
         assert conn.execute("SELECT count(*) FROM runs").fetchone() == (60,)
 
     commits.clear()
-    again = castrig_main(capsys, "runs", "--data", str(data))
+    again = castrig_main(capsys, "runs", "--data", str(data), "--all")
     assert again.returncode == 0 and again.stdout.count("-copy") == 60 and commits == [], (again, commits)

@@ -8,6 +8,7 @@ opened; no run folder), 130 interrupted.
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import sys
@@ -414,20 +415,26 @@ def check(
     typer.echo(f"{file}: valid recipe, fits {profile}{said}")
 
 
+#: Runs ``castrig runs`` shows without --all or --last: the newest, what a person looks for first.
+NEWEST_RUNS = 50
+
+
 @app.command()
 def runs(
     data: Optional[Path] = typer.Option(None, "--data", metavar="DIR", help="Data root (default $CASTRIG_DATA or ./runs)."),
     since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help="Runs started on or after DATE (YYYY-MM-DD or ISO time, UTC)."),
     grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="Runs that met grade G (e.g. claim1)."),
     outcome: Optional[str] = typer.Option(None, "--outcome", metavar="OUTCOME", help="completed | aborted | faulted | interrupted | not_resumable | running | crashed"),
+    last: int = typer.Option(NEWEST_RUNS, "--last", metavar="N", min=1, max=10_000_000,
+                             help=f"The newest N runs that match (default {NEWEST_RUNS}); older ones are said to be left out."),
+    every_run: bool = typer.Option(False, "--all", help="Every run that matches, however many (overrides --last)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per run, one per line, oldest first (no table)."),
     prune_never_started: bool = typer.Option(
         False, "--prune-never-started",
         help="First remove the run folders a `castrig run` killed while making them left behind (listed 'never "
              "started': nothing recorded in them); a folder being made right now is kept."),
 ) -> None:
-    """List the runs under the data root."""
-    from rich.table import Table
-
+    """List the runs under the data root: the newest 50 that match, oldest of them first (--last N, --all)."""
     from castrig.report.filters import run_filter
     from castrig.store import open_store
 
@@ -437,27 +444,64 @@ def runs(
     store = open_store(data)
     if prune_never_started:
         _prune_never_started(store.root)
+    newest = None if every_run else last
+    rows, total = _listed_runs(store, lambda r: keep(r.started_utc, r.grades, r.outcome), newest)
+    lines = (_run_line(r) for r in rows)
+    if as_json:
+        for line in lines:
+            typer.echo(json.dumps(line, default=str))
+    else:
+        _print_runs_table(store.root, lines)
+    if not rows:
+        if as_json:
+            return
+        typer.echo(f"no runs match ({total} run{'s' if total != 1 else ''} in all)" if total else "no runs yet")
+    elif newest is not None and len(rows) == newest and total > newest:
+        # (on stderr: the table or the JSON lines stay what a script reads)
+        Console(stderr=True, highlight=False, markup=False, soft_wrap=True).print(
+            f"the newest {newest} runs that match are shown ({total} runs in all); --last N or --all for older ones")
+
+
+def _listed_runs(store: Any, keep: Any, newest: int | None) -> tuple[list[Any], int]:
+    """The newest ``newest`` runs ``keep`` keeps (all: None), oldest first, and how many runs there
+    are. A store that cannot tell its newest rows cheaply (the fleet's) lists them all first."""
+    pick = getattr(store, "newest_runs", None)
+    if pick is not None:
+        return pick(keep, newest)
     every = store.list_runs()
-    rows = [r for r in every if keep(r.started_utc, r.grades, r.outcome)]
-    table = Table(title=f"runs in {store.root}")
-    for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "membranes", "grades"):
-        table.add_column(col)
-    from castrig.store.membrane_rows import membrane_counts
+    rows = [r for r in every if keep(r)]
+    return (rows if newest is None else rows[max(0, len(rows) - newest):]), len(every)
+
+
+def _run_line(r: Any) -> dict[str, Any]:
+    """What ``castrig runs`` says of one run (its table row; one JSON line with --json). Checked
+    only for the runs shown: the status a reader shows, and its membranes read from its folder."""
     from castrig.store.live import shown_status
     from castrig.store.lock import elsewhere_words, recorded_elsewhere
+    from castrig.store.membrane_rows import membrane_counts
 
-    for r in rows:
-        host = recorded_elsewhere(Path(r.run_dir)) if r.outcome == "running" else None
-        # making_safe, paused…: as castrig status and serve say it; a run on another host is not judged here
-        shown = elsewhere_words(host) if host else shown_status(Path(r.run_dir), r.outcome)
-        outcome_text = f"{shown}: {r.reason}" if getattr(r, "reason", "") else shown
-        table.add_row(r.run_id, r.recipe_name, r.profile_name, r.operator, r.started_utc, outcome_text,
-                      membrane_counts(_membranes_of(r)), ",".join(r.grades))
+    host = recorded_elsewhere(Path(r.run_dir)) if r.outcome == "running" else None
+    # making_safe, paused…: as castrig status and serve say it; a run on another host is not judged here
+    shown = elsewhere_words(host) if host else shown_status(Path(r.run_dir), r.outcome)
+    return {"run": r.run_id, "recipe": r.recipe_name, "profile": r.profile_name, "operator": r.operator,
+            "started_utc": r.started_utc, "ended_utc": r.ended_utc, "outcome": shown,
+            "reason": getattr(r, "reason", "") or "", "membranes": membrane_counts(_membranes_of(r)),
+            "grades": list(r.grades), "run_dir": r.run_dir}
+
+
+def _print_runs_table(root: Path, lines: Iterator[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"runs in {root}")
+    for col in ("run", "recipe", "profile", "operator", "started (UTC)", "outcome", "membranes", "grades"):
+        table.add_column(col)
+    for d in lines:
+        outcome_text = f"{d['outcome']}: {d['reason']}" if d["reason"] else d["outcome"]
+        table.add_row(d["run"], d["recipe"], d["profile"], d["operator"], d["started_utc"], outcome_text,
+                      d["membranes"], ",".join(d["grades"]))
     # (markup off: a recipe, profile or operator name is shown as written, never read as Rich
     # markup -- '[link=…]' made a clickable link in the terminal, '[conceal]' hid text)
     Console(width=200, markup=False).print(table)
-    if not rows:
-        typer.echo(f"no runs match ({len(every)} run{'s' if len(every) != 1 else ''} in all)" if every else "no runs yet")
 
 
 def _membranes_of(r: Any) -> list[dict[str, Any]]:

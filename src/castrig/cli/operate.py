@@ -119,7 +119,9 @@ def status(
 
         # a data root named on purpose must be there, as for `castrig runs` (a typo read "no run is running")
         root = read_data_root(data)
-        details = [R.detail(d, image_sizes=as_json) for d in R.run_dirs(root) if R.summary(d)["status"] in LIVE]
+        # (a folder that cannot hold a live run is passed over unread: its lock free, run.json not running)
+        details = [R.detail(d, image_sizes=as_json) for d in R.run_dirs(root, only=R.may_be_live)
+                   if R.summary(d)["status"] in LIVE]
         if not details and not as_json:
             _echo(f"no run is running under {root}")
     for d in details:

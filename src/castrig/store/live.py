@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
-from collections.abc import Iterator
+import stat
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,13 +44,35 @@ SILENT_S = 60.0
 WARNING_KINDS = frozenset({"interlock", "warning", "membrane_lost", "fault", "error"})
 
 
-def run_dirs(root: Path) -> list[Path]:
-    """Every run folder under the data root, newest first (folder names start with the UTC stamp)."""
+def run_dirs(root: Path, only: Callable[[Path], bool] | None = None) -> list[Path]:
+    """Every run folder under the data root, newest first (folder names start with the UTC stamp);
+    ``only``: a cheap test a folder must pass before the dearer checks of :func:`_inside`."""
+    return list(newest_run_dirs(root, only))
+
+
+def newest_run_dirs(root: Path, only: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """:func:`run_dirs` one at a time, newest first: the folders are sorted by name alone and each
+    checked (run.json there, :func:`_inside`) only when its turn comes, so a reader that wants the
+    newest few (the runs page) checks no more (each check ~0.1 ms: 2 s for 20 000 folders)."""
     root = Path(root)
     if not root.is_dir():
-        return []
+        return
     real = root.resolve()
-    return sorted((p.parent for p in root.glob("*/run.json") if _inside(real, p.parent)), key=lambda p: p.name, reverse=True)
+    names = []
+    try:
+        with os.scandir(root) as entries:
+            for e in entries:
+                try:
+                    if e.is_dir():
+                        names.append(e.name)
+                except OSError:
+                    continue
+    except OSError:
+        return
+    for name in sorted(names, reverse=True):
+        d = root / name
+        if os.path.exists(d / runjson.NAME) and (only is None or only(d)) and _inside(real, d):
+            yield d
 
 
 def find_run(root: Path, uid: str) -> Path | None:
@@ -236,6 +260,36 @@ def _being_resumed(run_dir: Path) -> bool:
         return False
     holder = run_holder(run_dir)
     return holder is not None and str(holder.get("purpose") or "").startswith("castrig resume")
+
+
+_ESCAPED_LETTER = re.compile(rb"\\u00[4-7]", re.IGNORECASE)
+
+
+def may_be_live(run_dir: Path) -> bool:
+    """False only for a folder whose run cannot be live: no process holds its lock and its
+    run.json does not hold the word ``running`` (a live run is ``running`` in run.json, or held
+    by a ``castrig resume``; one on another host is ``running`` in run.json). Reads one file's
+    bytes and tests one lock, where :func:`summary` (1.5 ms) opened the database: ``castrig
+    status`` over 3 000 ended runs took 2 s of CPU to say none was running, 20 000 took 15 s."""
+    run_dir = Path(run_dir)
+    try:
+        if run_holder(run_dir) is not None:
+            return True
+        fd = os.open(run_dir / "run.json", os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return True  # (a link, a missing or odd file: summary says what it is)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > runjson.MAX_BYTES:
+            return True
+        text = os.read(fd, st.st_size + 1)
+        # (a letter written as a JSON escape, \\u0072unning: taken as may be; castrig's own escapes
+        # are of non-ASCII characters, an em dash in a description)
+        return b"running" in text or _ESCAPED_LETTER.search(text) is not None
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def summary(run_dir: Path) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import shutil
 import socket
 import sqlite3
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -704,8 +704,9 @@ class SqliteRunStore(RunStore):
                 conn.close()
         except sqlite3.Error:
             return []
-        here = self.root.resolve()
-        return [r if Path(str(r[1])).parent == here else (r[0], str(here / Path(str(r[1])).name), *r[2:]) for r in rows]
+        here = str(self.root.resolve())  # (strings, not Paths: 20 000 rows took 0.5 s of pathlib)
+        return [r if os.path.dirname(os.path.normpath(str(r[1]))) == here
+                else (r[0], os.path.join(here, os.path.basename(os.path.normpath(str(r[1])))), *r[2:]) for r in rows]
 
     def _is_copy(self, run_dir: Path, run_id: str) -> bool:
         """``run_dir`` holds a copy of run ``run_id`` whose own folder is under the root: the same run
@@ -758,33 +759,80 @@ class SqliteRunStore(RunStore):
         """Catalog rows, and every run folder the catalog does not know yet (indexed if the data
         root can be written; listed from the folder if not — a read-only or full data root). A
         folder whose run.json or run.sqlite cannot be read is listed ``damaged``, with the reason."""
+        return self.newest_runs()[0]
+
+    def newest_runs(self, keep: Callable[[RunSummary], bool] | None = None,
+                    newest: int | None = None) -> tuple[list[RunSummary], int]:
+        """The ``newest`` runs (all: None) that ``keep`` keeps, oldest first, as :meth:`list_runs`
+        lists them, and how many runs the data root holds. Only the rows it returns are checked
+        against their folders (damage, a crashed ``running``): each catalog row cost ~0.4 ms of
+        such checks, 1.3 s of CPU for 3 000 runs before a single one was shown; the catalog's
+        own order (start time) says which rows are newest. Folders the catalog lacks are read
+        (and indexed) whatever ``newest`` says: only they can tell their start time."""
         if not self.root.is_dir():
+            return [], 0
+        # (a row an older build let a copy of the run take: the run's own folder is indexed again below)
+        known = {r[0]: r for r in self._catalog_rows()
+                 if os.path.basename(str(r[1])) == r[0] or not self._is_copy(Path(r[1]), r[0])}
+        fresh, moved = self._unindexed_runs(known)
+        rows = sorted((r for r in known.values() if (r[0], r[1]) not in moved),
+                      key=lambda r: (str(r[5] or ""), str(r[0])), reverse=True)  # a stale catalog row: any type
+        out = [r for r in fresh if keep is None or keep(r)]
+        kept = 0
+        for r in rows:
+            if newest is not None and kept >= newest:
+                break  # (the fresh rows may be newer still: the newest of both are taken below)
+            summary = self._checked_row(r)
+            if keep is None or keep(summary):
+                out.append(summary)
+                kept += 1
+        out.sort(key=lambda r: (str(r.started_utc or ""), str(r.run_id)))
+        return (out if newest is None else out[max(0, len(out) - newest):]), len(rows) + len(fresh)
+
+    def _checked_row(self, r: tuple[Any, ...]) -> RunSummary:
+        """A catalog row as a reader shows it: ``damaged`` (with the reason) when its folder can no
+        longer be read, a ``running`` row brought up to date from its folder (crashed, ended)."""
+        run_dir = Path(r[1])
+        damage = run_damage(run_dir) if run_dir.is_dir() else None
+        if damage is not None:
+            return RunSummary(*r[:7], "damaged", (), reason=damage)
+        outcome, grades = live_outcome(run_dir, r[7]), tuple(g for g in (r[8] or "").split(",") if g)
+        if r[7] == "running" and run_dir.is_dir():
+            fresh = self._refresh_row(run_dir, r, outcome)
+            if fresh is not None:
+                return fresh
+        return RunSummary(*r[:7], outcome, grades)
+
+    def _unfamiliar_folders(self, indexed: set[str]) -> list[Path]:
+        """The root's folders that no catalog row names (by folder, not id: a run folder renamed
+        inside the root, its row moved to the new name, was listed from its row and again from
+        the folder). Told by name (``indexed``: the rows' folders), without resolving each folder
+        (a symlink's target is resolved)."""
+        here = str(self.root.resolve())
+        out = []
+        try:
+            with os.scandir(self.root) as entries:
+                for e in entries:
+                    try:
+                        if not e.is_dir():
+                            continue
+                        where = str(Path(e.path).resolve()) if e.is_symlink() else os.path.join(here, e.name)
+                    except OSError:
+                        continue
+                    if where not in indexed:
+                        out.append(Path(e.path))
+        except OSError:
             return []
+        return sorted(out)
+
+    def _unindexed_runs(self, known: dict[str, tuple[Any, ...]]) -> tuple[list[RunSummary], set[tuple[Any, Any]]]:
+        """The runs of the folders no catalog row names (indexed as they are read), and the
+        ``(run_id, run_dir)`` of catalog rows they replace (a run folder renamed: its row follows it)."""
         from castrig.store.base import grades_of
 
-        # (a row an older build let a copy of the run take: the run's own folder is indexed again below)
-        known = {r[0]: r for r in self._catalog_rows() if not self._is_copy(Path(r[1]), r[0])}
         out: list[RunSummary] = []
-        for r in known.values():
-            run_dir = Path(r[1])
-            damage = run_damage(run_dir) if run_dir.is_dir() else None
-            if damage is not None:
-                out.append(RunSummary(*r[:7], "damaged", (), reason=damage))
-                continue
-            outcome, grades = live_outcome(run_dir, r[7]), tuple(g for g in (r[8] or "").split(",") if g)
-            if r[7] == "running" and run_dir.is_dir():
-                fresh = self._refresh_row(run_dir, r, outcome)
-                if fresh is not None:
-                    out.append(fresh)
-                    continue
-            out.append(RunSummary(*r[:7], outcome, grades))
-        # the folders no catalog row names (by its folder, not its id: a run folder renamed inside
-        # the root, its row moved to the new name, was listed from its row and again from the folder)
-        indexed = {Path(str(r[1])) for r in known.values()}
-        try:
-            folders = sorted(p for p in self.root.iterdir() if p.is_dir() and p.resolve() not in indexed)
-        except OSError:
-            folders = []
+        moved: set[tuple[Any, Any]] = set()
+        folders = self._unfamiliar_folders({os.path.normpath(str(r[1])) for r in known.values()})
         to_index: list[tuple[Any, ...]] = []  # (written CATALOG_BATCH_ROWS at a time: one commit each)
 
         def write_index() -> None:
@@ -826,7 +874,7 @@ class SqliteRunStore(RunStore):
                 row = known.get(i.run_id)
                 if row is not None and not Path(str(row[1])).is_dir():
                     # its row names a folder that is gone: the run was moved here (renamed), its row follows it
-                    out = [r for r in out if not (r.run_id == i.run_id and r.run_dir == row[1])]
+                    moved.add((row[0], row[1]))
                 try:
                     grades = tuple(grades_of(rec))
                 except DamagedRun as exc:  # a row of it cannot be read: listed as such, the other runs listed too
@@ -839,7 +887,7 @@ class SqliteRunStore(RunStore):
                 out.append(RunSummary(i.run_id, str(run_dir.resolve()), i.recipe_name, i.profile_name, i.operator,
                                       i.started_utc, i.ended_utc, live_outcome(run_dir, i.outcome), grades))
         write_index()
-        return sorted(out, key=lambda r: (str(r.started_utc or ""), str(r.run_id)))  # a stale catalog row: any type
+        return out, moved
 
 
 def _catalog_row(recorder: RunRecorder, grades: Iterable[str]) -> tuple[Any, ...]:
