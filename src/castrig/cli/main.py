@@ -425,7 +425,7 @@ def runs(
     since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help="Runs started on or after DATE (YYYY-MM-DD or ISO time, UTC)."),
     grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="Runs that met grade G (e.g. claim1)."),
     outcome: Optional[str] = typer.Option(None, "--outcome", metavar="OUTCOME", help="completed | aborted | faulted | interrupted | not_resumable | running | crashed"),
-    last: int = typer.Option(NEWEST_RUNS, "--last", metavar="N", min=1, max=10_000_000,
+    last: int = typer.Option(NEWEST_RUNS, "--last", metavar="N", min=1, max=100_000,
                              help=f"The newest N runs that match (default {NEWEST_RUNS}); older ones are said to be left out."),
     every_run: bool = typer.Option(False, "--all", help="Every run that matches, however many (overrides --last)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per run, one per line, oldest first (no table)."),
