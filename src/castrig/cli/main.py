@@ -415,7 +415,9 @@ def check(
     typer.echo(f"{file}: valid recipe, fits {profile}{said}")
 
 
-#: Runs ``castrig runs`` shows without --all or --last: the newest, what a person looks for first.
+#: Runs ``castrig runs`` shows a person at a terminal without --all or --last: the newest, what a
+#: person looks for first. A script (stdout not a terminal, or --json) gets every run that matches
+#: unless it asks for --last: DESIGN §7's ``castrig runs`` is one that scripts rely on.
 NEWEST_RUNS = 50
 
 
@@ -425,8 +427,9 @@ def runs(
     since: Optional[str] = typer.Option(None, "--since", metavar="DATE", help="Runs started on or after DATE (YYYY-MM-DD or ISO time, UTC)."),
     grade: Optional[str] = typer.Option(None, "--grade", metavar="G", help="Runs that met grade G (e.g. claim1)."),
     outcome: Optional[str] = typer.Option(None, "--outcome", metavar="OUTCOME", help="completed | aborted | faulted | interrupted | not_resumable | running | crashed"),
-    last: int = typer.Option(NEWEST_RUNS, "--last", metavar="N", min=1, max=100_000,
-                             help=f"The newest N runs that match (default {NEWEST_RUNS}); older ones are said to be left out."),
+    last: Optional[int] = typer.Option(None, "--last", metavar="N", min=1, max=100_000,
+                                       help=f"The newest N runs that match (default at a terminal {NEWEST_RUNS}; piped or "
+                                            "--json: all); older ones are said to be left out."),
     every_run: bool = typer.Option(False, "--all", help="Every run that matches, however many (overrides --last)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per run, one per line, oldest first (no table)."),
     prune_never_started: bool = typer.Option(
@@ -434,7 +437,8 @@ def runs(
         help="First remove the run folders a `castrig run` killed while making them left behind (listed 'never "
              "started': nothing recorded in them); a folder being made right now is kept."),
 ) -> None:
-    """List the runs under the data root: the newest 50 that match, oldest of them first (--last N, --all)."""
+    """List the runs under the data root, oldest first: at a terminal the newest 50 that match
+    (--last N, --all); piped or with --json every one that matches (--last N to limit)."""
     from castrig.report.filters import run_filter
     from castrig.store import open_store
 
@@ -444,7 +448,12 @@ def runs(
     store = open_store(data)
     if prune_never_started:
         _prune_never_started(store.root)
-    newest = None if every_run else last
+    if every_run:
+        newest = None
+    elif last is not None:
+        newest = last
+    else:
+        newest = None if as_json or not sys.stdout.isatty() else NEWEST_RUNS
     rows, total = _listed_runs(store, lambda r: keep(r.started_utc, r.grades, r.outcome), newest)
     lines = (_run_line(r) for r in rows)
     if as_json:
