@@ -1055,8 +1055,12 @@ class Runner:
             self._pause()  # (during a dispense it waits for the pump step's end: see pause_point)
         now = self.clock.now()
         self._note_gap(now)
+        # the sample goes with the tick that stands for its due time (on the twin exactly 5 s of
+        # rig clock apart); a tick off the schedule (a capture's between views) takes none
+        at = self._ticks.stands_for(now)
+        sampling = at is not None and self._samples.due(at)
         rh = self._read_near()
-        if self._silent and not self._samples.due(now):
+        if self._silent and not sampling:
             # a device known silent is asked again every control period, as a pump is, not at the
             # next sample only: read every 5 s, a 6 s outage spanning two reads was judged 10 s of
             # silence (comms_lost_s) and aborted the night, the MFC long since answering again
@@ -1066,9 +1070,9 @@ class Runner:
         if rh is not None and self.loop is not None and self.loop.active:
             loop = self.loop
             self._talk("rh_loop", lambda: loop.update(rh))
-        if self._samples.due(now):
+        if sampling:
             self._sample(now)
-            self._samples.taken(now)
+            self._samples.taken(at)  # type: ignore[arg-type]  # (sampling: at is not None)
         self._keep_pumps_alive(now)
         self._publish()
 
@@ -1298,7 +1302,7 @@ class Runner:
         try:
             self.event("pause", "operator", f"paused {where} (Ctrl-C): resume or abort?")
             self.remote.publish()  # readers see 'paused' (on the virtual clock nothing ticks at the prompt)
-            self._ticks.start(self.clock.now())  # re-anchored (the tick the pause cut short: its exchanges not made)
+            self._ticks.resume(self.clock.now())  # the tick the pause cut short made at once, on the run's grid
             answer = self.prompt(self._at_the_prompt)
         finally:
             self._in_pause = False
