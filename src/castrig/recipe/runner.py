@@ -29,6 +29,7 @@ from castrig.links import LinkError
 from castrig.logs import module_logger
 from castrig.recipe import model as m
 from castrig.recipe.cadence import EARLY_S, FixedRate
+from castrig.recipe.stall import StallWatch
 from castrig.recipe.folder_watch import FolderWatch
 from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, process_record, step_label
 from castrig.recipe.remote import RemoteControl
@@ -168,6 +169,9 @@ class Runner:
         self._ticks = FixedRate(self.cfg.control_period_s)
         self._next_keepalive = 0.0
         self._last_tick_end: float | None = None
+        #: on the wall clock: sees the process stand still inside a tick too (:meth:`_note_gap`)
+        self._stall: StallWatch | None = None
+        self._gap_said_t = -math.inf  # the tick that last said a control_gap
         self._monitors = {
             # 30 s, or 3 control periods: an MFC is read right after each new setpoint, so on a 60 s
             # period two readings (60 s apart) counted as a minute of not following, and every run
@@ -289,6 +293,9 @@ class Runner:
         recondition_at = None
         self.status.state = "running"
         self._last_good_rh_t = self.clock.now()
+        if not self.clock.virtual:
+            self._stall = StallWatch(self.clock.now)
+            self._stall.start()
         try:
             self.rig.arm_watchdogs()  # the ticks that keep them alive start now
             for role in self.rig.found_moving:  # a warning: solution may already lie on the support
@@ -350,6 +357,8 @@ class Runner:
             result = RunResult("faulted", f"internal error {type(exc).__name__}: {exc}")
             self.log.exception("internal error")
         finally:
+            if self._stall is not None:
+                self._stall.stop()
             result.safe = self._safe_state(result)
             try:
                 result.membranes = [mb.to_dict() for mb in self.rec.membranes()]
@@ -1080,16 +1089,19 @@ class Runner:
         """Time outside the ticks far over their period: the process was stopped (SIGSTOP, a
         debugger) or the computer suspended, so RH went uncontrolled and the pumps unwatched
         meanwhile. The record says so and for how long; the membrane's hold went on counting (it
-        kept drying). Measured from the end of the tick before, so a slow tick (a silent device's
-        tries, said by its own warning) is not taken for one."""
+        kept drying). Measured from the end of the tick before, so a slow tick (a device that
+        answers late, a silent one's tries, said by its own warning) is not taken for one; a stop
+        inside a tick (its exchanges then finished, the next tick at once) is seen by the
+        :class:`~castrig.recipe.stall.StallWatch`, whose thread a slow device does not hold."""
         last = self._last_tick_end
         if last is None or self.clock.virtual:
             return
-        gap_s = now - last
+        stood_s = self._stall.take(self._gap_said_t) if self._stall is not None else 0.0
+        gap_s = max(now - last, stood_s)
         if gap_s > max(GAP_PERIODS * self.cfg.control_period_s, GAP_MIN_S):
-            self.event("warning", "control_gap", f"no control for {gap_s:.1f} s between two ticks (the process "
-                       "stopped, the computer suspended, or a step held the loop): RH was not controlled and the "
-                       "pumps not watched meanwhile",
+            self._gap_said_t = now
+            self.event("warning", "control_gap", f"no control for {gap_s:.1f} s (the process stopped, the computer "
+                       "suspended, or a step held the loop): RH was not controlled and the pumps not watched meanwhile",
                        {"gap_s": round(gap_s, 3)})
 
     def _say_reopened(self) -> None:
