@@ -60,9 +60,10 @@ def test_the_schedule_keeps_its_rate_and_its_phase_after_an_overrun() -> None:
 
     ticks = FixedRate(1.0, due_t=0.0)
     assert [ticks.advance(t) for t in (0.12, 1.3, 2.05)] == [1.0, 2.0, 3.0]  # exchanges inside the period
-    assert ticks.advance(7.5) == 7.0 and ticks.stands_for(7.5) == 7.0  # overran: at once, for 7.0
+    assert ticks.advance(7.5) == 7.0 and ticks.begin(7.5) == 7.0  # overran: at once, for 7.0
     assert ticks.advance(7.6) == 8.0  # then on the grid (before: 7.5, then 8.5)
-    assert ticks.advance(7.9) == 8.0 and ticks.stands_for(7.9) is None  # ticked early (a hold's end): the due time stands
+    assert ticks.advance(7.9) == 8.0 and ticks.begin(7.9) is None  # ticked early (a hold's end): the due time stands
+    assert ticks.begin(10.3) == 10.0 and ticks.advance(10.4) == 11.0  # begun late (a step's own work): for 10.0, once
     samples = FixedRate(5.0)
     assert samples.due(0.0)
     samples.taken(0.0)

@@ -10,7 +10,7 @@ keep one schedule for the whole run (``Runner._ticks``): a hold that started its
 ticks out of step with the samples, 4.2-5.6 s apart across step boundaries for 5 s; re-anchored
 at the end of an overrun (a reply held 5.3 s on the wall clock), they left the samples' grid for
 the rest of the run. A sample is taken at the tick that stands for its due time
-(:meth:`FixedRate.stands_for`), not at any tick near it: on the overnight recipe a capture's
+(:meth:`FixedRate.begin`), not at any tick near it: on the overnight recipe a capture's
 tick after a view (off the schedule) took one 0.46 s early, 4.54 s then 5.42 s apart.
 """
 
@@ -50,33 +50,39 @@ class FixedRate:
         if self.due_t is None:
             self.start(now)
 
+    def _last_due(self, now: float) -> float:
+        """The grid's last due time at or before ``now`` (:attr:`due_t` at the earliest)."""
+        assert self.due_t is not None
+        return self.due_t + max(0, math.floor((now - self.due_t) / self.period_s + EARLY_S)) * self.period_s
+
+    def begin(self, now: float) -> float | None:
+        """Work begins at ``now``: the due time it stands for, the grid's last at or before
+        ``now`` (on the wall clock a tick begins a little after its due time; after an overrun
+        the due times missed are skipped, not made up), or ``None`` for work before its due time
+        (a capture's tick between two views, a hold's last tick at the end of its duration): no
+        tick of the schedule."""
+        if self.due_t is None:
+            return now
+        if now < self.due_t - EARLY_S:
+            return None
+        self.due_t = self._last_due(now)
+        return self.due_t
+
     def advance(self, now: float) -> float:
         """After the work due at :attr:`due_t` (done, and ended at ``now``): the next due time, the
-        last one's + the period; when that has passed too (an overrun: a slow device, a capture
-        longer than a period), the last due time of the grid at or before ``now`` -- the next work
-        at once, standing for it, and the one after on the grid again (the phase kept: re-anchored
-        at ``now``, the ticks left the samples' grid; the due times missed are skipped, not made
-        up). Work done before its due time (a hold's last tick, at the end of its duration) leaves
-        the due time as it was."""
+        last one's + the period; when that has passed too (an overrun: a slow device, a pause),
+        the grid's last due time at or before ``now`` -- the next work at once, standing for it,
+        then on the grid again (the phase kept: re-anchored at ``now``, the ticks left the
+        samples' grid for the rest of the run). Work done before its due time (a hold's last tick,
+        at the end of its duration) leaves the due time as it was."""
         if self.due_t is None:
             self.due_t = now + self.period_s
             return self.due_t
         if now < self.due_t - EARLY_S:
             return self.due_t
         nxt = self.due_t + self.period_s
-        if nxt <= now - EARLY_S:  # overran: the grid's last due time (<= now), due at once
-            nxt = self.due_t + math.floor((now - self.due_t) / self.period_s + EARLY_S) * self.period_s
-        self.due_t = nxt
-        return nxt
-
-    def stands_for(self, now: float) -> float | None:
-        """The due time that work begun at ``now`` is done for: :attr:`due_t` when it has come
-        (on the wall clock a tick begins a little after it; after an overrun long after it),
-        ``None`` for work before its due time (a capture's tick between two views, a hold's last
-        tick at the end of its duration): that is no tick of the schedule."""
-        if self.due_t is None:
-            return now
-        return self.due_t if now >= self.due_t - EARLY_S else None
+        self.due_t = nxt if nxt > now + EARLY_S else self._last_due(now)
+        return self.due_t
 
     def taken(self, at: float) -> None:
         """A sample taken at the tick that stands for ``at`` (its scheduled time, at or after

@@ -1066,7 +1066,7 @@ class Runner:
         self._note_gap(now)
         # the sample goes with the tick that stands for its due time (on the twin exactly 5 s of
         # rig clock apart); a tick off the schedule (a capture's between views) takes none
-        at = self._ticks.stands_for(now)
+        at = self._ticks.begin(now)
         sampling = at is not None and self._samples.due(at)
         rh = self._read_near()
         if self._silent and not sampling:
