@@ -29,10 +29,10 @@ from castrig.links import LinkError
 from castrig.logs import module_logger
 from castrig.recipe import model as m
 from castrig.recipe.cadence import EARLY_S, FixedRate
-from castrig.recipe.stall import StallWatch
 from castrig.recipe.folder_watch import FolderWatch
 from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, process_record, step_label
 from castrig.recipe.remote import RemoteControl
+from castrig.recipe.stall import StallWatch
 from castrig.rig.build import Rig
 from castrig.store import MembraneRecord, RunRecorder, made_utc_now
 
@@ -1079,9 +1079,9 @@ class Runner:
         if rh is not None and self.loop is not None and self.loop.active:
             loop = self.loop
             self._talk("rh_loop", lambda: loop.update(rh))
-        if sampling:
+        if sampling and at is not None:
             self._sample(now)
-            self._samples.taken(at)  # type: ignore[arg-type]  # (sampling: at is not None)
+            self._samples.taken(at)
         self._keep_pumps_alive(now)
         self._publish()
 
