@@ -598,23 +598,30 @@ def sim_serve() -> Callable[..., AbstractContextManager[SimServe]]:
     return sim_serve_process
 
 
-def run_with_a_proxied_device(tmp_path: Path, served: "SimServe", profile: str, role: str, proxy: "Proxy", recipe: Path,
-                              devices: dict[str, dict[str, Any]] | None = None, **control: Any) -> subprocess.CompletedProcess[str]:
-    """``castrig run RECIPE --data TMP/runs`` on the devices ``sim serve`` serves from ``profile``
-    (every link at its served address), ``role``'s through ``proxy``; ``control``: settings of the
-    profile's ``control`` section (e.g. ``control_period_s=0.5``); ``devices``: settings of
-    devices by role (e.g. ``{"caster": {"safe_mode_s": 4}}``)."""
+def proxied_profile(tmp_path: Path, served: "SimServe", profile: str, role: str, proxy: "Proxy",
+                    devices: dict[str, dict[str, Any]] | None = None, **control: Any) -> Path:
+    """TMP/rig.yaml: ``profile`` with every link at the address ``sim serve`` serves it on,
+    ``role``'s through ``proxy``; ``control``: settings of the profile's ``control`` section (e.g.
+    ``control_period_s=0.5``); ``devices``: settings of devices by role (e.g. ``{"caster":
+    {"safe_mode_s": 4}}``; a ``link`` given whole, its url then set as above)."""
     import yaml
 
     data = yaml.safe_load((ROOT / profile).read_text())
     for name, cfg in data["devices"].items():
+        cfg.update((devices or {}).get(name, {}))
         if "link" in cfg and name in served.addresses:
             cfg["link"]["url"] = served.addresses[name]
-        cfg.update((devices or {}).get(name, {}))
     data["devices"][role]["link"]["url"] = f"socket://127.0.0.1:{proxy.port}"
     data["control"].update(control)
     (tmp_path / "rig.yaml").write_text(yaml.safe_dump(data))
-    return castrig("run", str(recipe), "--profile", str(tmp_path / "rig.yaml"), "--data", str(tmp_path / "runs"), "-q")
+    return tmp_path / "rig.yaml"
+
+
+def run_with_a_proxied_device(tmp_path: Path, served: "SimServe", profile: str, role: str, proxy: "Proxy", recipe: Path,
+                              devices: dict[str, dict[str, Any]] | None = None, **control: Any) -> subprocess.CompletedProcess[str]:
+    """``castrig run RECIPE --data TMP/runs`` on :func:`proxied_profile`'s rig."""
+    rig = proxied_profile(tmp_path, served, profile, role, proxy, devices, **control)
+    return castrig("run", str(recipe), "--profile", str(rig), "--data", str(tmp_path / "runs"), "-q")
 
 
 def run_recipe_through_a_proxy(tmp_path: Path, sim_serve: Callable[..., AbstractContextManager["SimServe"]], role: str,

@@ -50,16 +50,20 @@ def test_samples_come_at_the_profiles_period_through_a_long_evaporate(tmp_path: 
     assert abs((times[-1] - times[0]) - SAMPLE_S * (len(times) - 1)) <= EXCHANGE_S
 
 
-def test_the_schedule_keeps_its_rate_and_re_anchors_after_an_overrun() -> None:
-    """Due times a period apart whatever the work took; an overrun: the next at once, then a
-    period apart from there (no burst of catch-up ticks); a sample late by more than a period
-    is not made up either; work moved up (a hold's last tick) leaves the schedule as it was."""
+def test_the_schedule_keeps_its_rate_and_its_phase_after_an_overrun() -> None:
+    """Due times a period apart whatever the work took; an overrun: the next at once, standing
+    for the grid's last due time, then on the grid again (the missed ones skipped: no burst of
+    catch-up ticks; before, re-anchored at the overrun's end, out of phase with the samples); a
+    sample late by more than a period is not made up either; work moved up (a hold's last tick)
+    leaves the schedule as it was and stands for no due time."""
     from castrig.recipe.cadence import FixedRate
 
     ticks = FixedRate(1.0, due_t=0.0)
     assert [ticks.advance(t) for t in (0.12, 1.3, 2.05)] == [1.0, 2.0, 3.0]  # exchanges inside the period
-    assert ticks.advance(7.5) == 7.5 and ticks.advance(7.6) == 8.5  # overran: at once, then re-anchored
-    assert ticks.advance(8.2) == 8.5  # ticked early (a hold's end): the due time stands
+    assert ticks.advance(7.5) == 7.0 and ticks.begin(7.5) == 7.0  # overran: at once, for 7.0
+    assert ticks.advance(7.6) == 8.0  # then on the grid (before: 7.5, then 8.5)
+    assert ticks.advance(7.9) == 8.0 and ticks.begin(7.9) is None  # ticked early (a hold's end): the due time stands
+    assert ticks.begin(10.3) == 10.0 and ticks.advance(10.4) == 11.0  # begun late (a step's own work): for 10.0, once
     samples = FixedRate(5.0)
     assert samples.due(0.0)
     samples.taken(0.0)
@@ -79,10 +83,15 @@ def test_the_schedule_keeps_its_rate_and_re_anchors_after_an_overrun() -> None:
 def test_samples_stay_a_period_apart_across_the_steps_of_a_run(tmp_path: Path) -> None:
     """On recipes/overnight.yaml the samples came 4.2-5.6 s apart across step boundaries (17
     times), 5 s within a step: each hold started its ticks afresh, at the step's own start,
-    out of step with the samples' schedule. Now the ticks keep one schedule for the run."""
-    # durations not whole periods, and steps with exchanges of their own (set RH, purge) between the holds
+    out of step with the samples' schedule. Now the ticks keep one schedule for the run.
+    Then a sample 4.54 s and the next 5.42 s after the last capture's: one of the capture's ticks
+    (one after each view, before the schedule's next) took the sample 0.46 s early (here 4.60 s,
+    5.40 s). Now a sample goes with the tick that stands for its due time."""
+    # durations not whole periods, and steps with exchanges of their own (set RH, purge) between
+    # the holds; the capture's views end within half a period before a sample is due
     run = _twin_run(tmp_path, "name: steps\nsteps:\n"
-                              "  - {type: evaporate, setpoint_rh_pct: 50, duration_s: 22.4, band_rh_pct: 20, max_out_of_band_s: 100}\n"
+                              "  - {type: evaporate, setpoint_rh_pct: 50, duration_s: 24.45, band_rh_pct: 20, max_out_of_band_s: 100}\n"
+                              "  - {type: capture, views: [reflected, transmitted, section], fields: 1}\n"
                               "  - {type: wait, duration_s: 13.7}\n"
                               "  - {type: purge, flow_slpm: 5, duration_s: 9.3}\n"
                               "  - {type: evaporate, setpoint_rh_pct: 40, duration_s: 17.6, band_rh_pct: 20, max_out_of_band_s: 100}\n"
@@ -90,7 +99,7 @@ def test_samples_stay_a_period_apart_across_the_steps_of_a_run(tmp_path: Path) -
     times = _sample_times(run)
     gaps = [round(b - a, 3) for a, b in zip(times, times[1:])]
     assert len(gaps) >= 12, gaps
-    # before: gaps of 4.4 to 5.6 s where a step began
+    # before: gaps of 4.4 to 5.6 s where a step began; 4.60 and 5.40 s around the capture
     assert min(gaps) >= SAMPLE_S - EXCHANGE_S and max(gaps) <= SAMPLE_S + EXCHANGE_S, gaps
     # and on one schedule from the run's first sample to its last
     assert abs((times[-1] - times[0]) - SAMPLE_S * (len(times) - 1)) <= EXCHANGE_S, (times[0], times[-1], len(times))

@@ -139,8 +139,8 @@ class RemoteControl:
         by = self.paused_by
         r.event("pause", "operator", f"paused {where} by {by}: waiting for resume or abort "
                                      "(castrig resume-paused / castrig abort, or the web page)", {"by": by})
-        ticks = r._ticks  # the run's one schedule, re-anchored here (resumed, the hold goes on with it)
-        ticks.start(r.clock.now())
+        ticks = r._ticks  # the run's one schedule (resumed, the hold goes on with it, in phase)
+        ticks.resume(r.clock.now())
         try:
             while self._resume_by is None:
                 self.poll(force=True)

@@ -32,6 +32,7 @@ from castrig.recipe.cadence import EARLY_S, FixedRate
 from castrig.recipe.folder_watch import FolderWatch
 from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, process_record, step_label
 from castrig.recipe.remote import RemoteControl
+from castrig.recipe.stall import StallWatch
 from castrig.rig.build import Rig
 from castrig.store import MembraneRecord, RunRecorder, made_utc_now
 
@@ -168,6 +169,9 @@ class Runner:
         self._ticks = FixedRate(self.cfg.control_period_s)
         self._next_keepalive = 0.0
         self._last_tick_end: float | None = None
+        #: on the wall clock: sees the process stand still inside a tick too (:meth:`_note_gap`)
+        self._stall: StallWatch | None = None
+        self._gap_said_t = -math.inf  # the tick that last said a control_gap
         self._monitors = {
             # 30 s, or 3 control periods: an MFC is read right after each new setpoint, so on a 60 s
             # period two readings (60 s apart) counted as a minute of not following, and every run
@@ -289,6 +293,9 @@ class Runner:
         recondition_at = None
         self.status.state = "running"
         self._last_good_rh_t = self.clock.now()
+        if not self.clock.virtual:
+            self._stall = StallWatch(self.clock.now)
+            self._stall.start()
         try:
             self.rig.arm_watchdogs()  # the ticks that keep them alive start now
             for role in self.rig.found_moving:  # a warning: solution may already lie on the support
@@ -350,6 +357,8 @@ class Runner:
             result = RunResult("faulted", f"internal error {type(exc).__name__}: {exc}")
             self.log.exception("internal error")
         finally:
+            if self._stall is not None:
+                self._stall.stop()
             result.safe = self._safe_state(result)
             try:
                 result.membranes = [mb.to_dict() for mb in self.rec.membranes()]
@@ -1055,8 +1064,12 @@ class Runner:
             self._pause()  # (during a dispense it waits for the pump step's end: see pause_point)
         now = self.clock.now()
         self._note_gap(now)
+        # the sample goes with the tick that stands for its due time (on the twin exactly 5 s of
+        # rig clock apart); a tick off the schedule (a capture's between views) takes none
+        at = self._ticks.begin(now)
+        sampling = at is not None and self._samples.due(at)
         rh = self._read_near()
-        if self._silent and not self._samples.due(now):
+        if self._silent and not sampling:
             # a device known silent is asked again every control period, as a pump is, not at the
             # next sample only: read every 5 s, a 6 s outage spanning two reads was judged 10 s of
             # silence (comms_lost_s) and aborted the night, the MFC long since answering again
@@ -1066,9 +1079,9 @@ class Runner:
         if rh is not None and self.loop is not None and self.loop.active:
             loop = self.loop
             self._talk("rh_loop", lambda: loop.update(rh))
-        if self._samples.due(now):
+        if sampling and at is not None:
             self._sample(now)
-            self._samples.taken(now)
+            self._samples.taken(at)
         self._keep_pumps_alive(now)
         self._publish()
 
@@ -1076,16 +1089,19 @@ class Runner:
         """Time outside the ticks far over their period: the process was stopped (SIGSTOP, a
         debugger) or the computer suspended, so RH went uncontrolled and the pumps unwatched
         meanwhile. The record says so and for how long; the membrane's hold went on counting (it
-        kept drying). Measured from the end of the tick before, so a slow tick (a silent device's
-        tries, said by its own warning) is not taken for one."""
+        kept drying). Measured from the end of the tick before, so a slow tick (a device that
+        answers late, a silent one's tries, said by its own warning) is not taken for one; a stop
+        inside a tick (its exchanges then finished, the next tick at once) is seen by the
+        :class:`~castrig.recipe.stall.StallWatch`, whose thread a slow device does not hold."""
         last = self._last_tick_end
         if last is None or self.clock.virtual:
             return
-        gap_s = now - last
+        stood_s = self._stall.take(self._gap_said_t) if self._stall is not None else 0.0
+        gap_s = max(now - last, stood_s)
         if gap_s > max(GAP_PERIODS * self.cfg.control_period_s, GAP_MIN_S):
-            self.event("warning", "control_gap", f"no control for {gap_s:.1f} s between two ticks (the process "
-                       "stopped, the computer suspended, or a step held the loop): RH was not controlled and the "
-                       "pumps not watched meanwhile",
+            self._gap_said_t = now
+            self.event("warning", "control_gap", f"no control for {gap_s:.1f} s (the process stopped, the computer "
+                       "suspended, or a step held the loop): RH was not controlled and the pumps not watched meanwhile",
                        {"gap_s": round(gap_s, 3)})
 
     def _say_reopened(self) -> None:
@@ -1298,7 +1314,7 @@ class Runner:
         try:
             self.event("pause", "operator", f"paused {where} (Ctrl-C): resume or abort?")
             self.remote.publish()  # readers see 'paused' (on the virtual clock nothing ticks at the prompt)
-            self._ticks.start(self.clock.now())  # re-anchored (the tick the pause cut short: its exchanges not made)
+            self._ticks.resume(self.clock.now())  # the tick the pause cut short made at once, on the run's grid
             answer = self.prompt(self._at_the_prompt)
         finally:
             self._in_pause = False
