@@ -50,6 +50,9 @@ def test_status_while_a_resume_opens_the_rig_is_the_journals_step(tmp_path):
         status = json.loads(said.stdout)
         assert status["status"] == "running"
         assert status["step"]["step_index"] == step, (status["step"], step)
+        # and that it is being resumed, not simply running (its own part has not begun: no time left yet)
+        assert (status["state"], status["step_left_s"], status["owner"]["pid"]) == ("resuming", None, resume.pid), status
+        assert status["detail"].startswith(f"being resumed: castrig resume (pid {resume.pid} "), status["detail"]
     finally:
         resume.send_signal(signal.SIGCONT)
         out, err = resume.communicate(timeout=120)
