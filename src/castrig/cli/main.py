@@ -466,7 +466,7 @@ def _membranes_of(r: Any) -> list[dict[str, Any]]:
     from castrig.store.sqlite_connect import DamagedRun
     from castrig.store.membrane_rows import read_membranes
 
-    if r.outcome == "damaged" or not (Path(r.run_dir) / "run.sqlite").is_file():
+    if r.outcome in ("damaged", "moved") or not (Path(r.run_dir) / "run.sqlite").is_file():
         return []
     try:
         # only what membrane_counts reads: the whole record (asdict deep-copies every metric and

@@ -705,7 +705,8 @@ class SqliteRunStore(RunStore):
         except sqlite3.Error:
             return []
         here = self.root.resolve()
-        return [r if Path(str(r[1])).parent == here else (r[0], str(here / Path(str(r[1])).name), *r[2:]) for r in rows]
+        return [r if Path(str(r[1])).parent == here or _moved_out(here, Path(str(r[1])))
+                else (r[0], str(here / Path(str(r[1])).name), *r[2:]) for r in rows]
 
     def _is_copy(self, run_dir: Path, run_id: str) -> bool:
         """``run_dir`` holds a copy of run ``run_id`` whose own folder is under the root: the same run
@@ -763,10 +764,14 @@ class SqliteRunStore(RunStore):
         from castrig.store.base import grades_of
 
         # (a row an older build let a copy of the run take: the run's own folder is indexed again below)
-        known = {r[0]: r for r in self._catalog_rows() if not self._is_copy(Path(r[1]), r[0])}
+        here = self.root.resolve()
+        known = {r[0]: r for r in self._catalog_rows() if Path(r[1]).parent != here or not self._is_copy(Path(r[1]), r[0])}
         out: list[RunSummary] = []
         for r in known.values():
             run_dir = Path(r[1])
+            if run_dir.parent != here:  # moved out of the root as its run went on (RunRecorder.moved_to)
+                out.append(moved_out_summary(r))
+                continue
             damage = run_damage(run_dir) if run_dir.is_dir() else None
             if damage is not None:
                 out.append(RunSummary(*r[:7], "damaged", (), reason=damage))
@@ -824,8 +829,9 @@ class SqliteRunStore(RunStore):
                                                  "not listed as a run or lot; move it out of the data root"))
                     continue
                 row = known.get(i.run_id)
-                if row is not None and not Path(str(row[1])).is_dir():
-                    # its row names a folder that is gone: the run was moved here (renamed), its row follows it
+                if row is not None and (not Path(str(row[1])).is_dir() or Path(str(row[1])).parent != here):
+                    # its row names a folder that is gone, or one outside the root: the run was moved
+                    # here (renamed, or moved back), its row follows it
                     out = [r for r in out if not (r.run_id == i.run_id and r.run_dir == row[1])]
                 try:
                     grades = tuple(grades_of(rec))
@@ -840,6 +846,28 @@ class SqliteRunStore(RunStore):
                                       i.started_utc, i.ended_utc, live_outcome(run_dir, i.outcome), grades))
         write_index()
         return sorted(out, key=lambda r: (str(r.started_utc or ""), str(r.run_id)))  # a stale catalog row: any type
+
+
+#: The outcome a catalog row shows for a run whose folder was moved out of the data root.
+MOVED_OUT = "moved"
+
+
+def _moved_out(root: Path, recorded: Path) -> bool:
+    """A catalog row's folder is outside the data root ``root`` (resolved) because its run moved it
+    there: a folder there, none of its name under the root. A row of a data root moved or copied
+    since (``mv runs /archive/runs``) names a folder under the root by that name instead."""
+    return recorded.parent != root and not (root / recorded.name).exists() and recorded.is_dir()
+
+
+def moved_out_summary(row: tuple[Any, ...]) -> RunSummary:
+    """How the lists show a run whose folder was moved out of the data root while it ran (the
+    runner records the outcome where the folder went, and its catalog row follows it): what the
+    row says, and where the folder is now -- never read from here (the data root does not own it;
+    whoever may move a folder could have put it anywhere)."""
+    where = Path(str(row[1]))
+    return RunSummary(*row[:7], MOVED_OUT, tuple(g for g in (row[8] or "").split(",") if g),
+                      reason=f"its folder was moved to {where}, outside this data root (recorded {row[7] or 'no outcome'}); "
+                             f"not read from here: castrig status {where} reads it there, or move it back")
 
 
 def _catalog_row(recorder: RunRecorder, grades: Iterable[str]) -> tuple[Any, ...]:
