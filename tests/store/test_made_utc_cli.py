@@ -115,9 +115,11 @@ def test_a_membrane_made_as_the_power_went_keeps_its_one_made_time_through_the_r
     cast film dried without RH control ... after 20 s of it" of a 20 s evaporation) and dropped its
     made time; its cast's end journaled, its record not yet made (no evaporate step) -- it stayed
     ``forming`` through a completed run, with no made time. Now each is made once, at its own time."""
-    recipe = tmp_path / "three.yaml"
-    recipe.write_text(TWO_CASTS + TWO_CASTS.split("steps:\n")[1].split("  - {type: evaporate")[0]
-                      + "  - {type: capture, views: [reflected], fields: 1}\n")  # m3: pre-wet, cast, capture
+    prewet_cast = "  - {type: prewet, volume_ml: 0.1, rate_ml_min: 2.0}\n  - {type: cast, volume_ml: 0.1, rate_ml_min: 0.8}\n"
+    evaporate = "  - {type: evaporate, setpoint_rh_pct: 70, duration_s: 20, band_rh_pct: 20, max_out_of_band_s: 30}\n"
+    recipe = tmp_path / "three.yaml"  # m1: steps 0-2; m2: 3-5, its capture 6; m3 (no evaporation): 7-8
+    recipe.write_text("name: three\ngrade: claim1\nsupport_pore_um: 5.0\nsteps:\n" + prewet_cast + evaporate + prewet_cast
+                      + evaporate + "  - {type: capture, views: [reflected], fields: 1}\n" + prewet_cast)
     data = tmp_path / "runs"
     hook = with_sitecustomize(tmp_path, KILL_BETWEEN_MADE_WRITES)
     assert castrig("run", str(recipe), "--data", str(data), "-q", KILL_AT_MADE="2", **hook).returncode == -9
@@ -126,9 +128,9 @@ def test_a_membrane_made_as_the_power_went_keeps_its_one_made_time_through_the_r
     made = dict(run_rows(run_dir, "SELECT membrane_id, json_extract(process_json, '$.made_utc') FROM membranes"))
     m1, m2, m3 = (f"{run_dir.name}-m{k}" for k in (1, 2, 3))
     assert set(made) == {m1, m2} and all(made.values())  # m2 recorded made as the power went
-    assert castrig("resume", str(run_dir), "-q", KILL_AT_DONE="9", **hook).returncode == -9  # m3's cast ended
+    assert castrig("resume", str(run_dir), "-q", KILL_AT_DONE="8", **hook).returncode == -9  # m3's cast ended
     assert run_rows(run_dir, f"SELECT status FROM membranes WHERE membrane_id = '{m3}'") == [("forming",)]
-    m3_stamp = run_rows(run_dir, "SELECT json_extract(data_json, '$.made_utc') FROM journal WHERE step_index = 9 AND state = 'done'")
+    m3_stamp = run_rows(run_dir, "SELECT json_extract(data_json, '$.made_utc') FROM journal WHERE step_index = 8 AND state = 'done'")
     done = castrig("resume", str(run_dir), "-q", **hook)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -139,8 +141,6 @@ def test_a_membrane_made_as_the_power_went_keeps_its_one_made_time_through_the_r
     assert got == {m1: made[m1], m2: made[m2], m3: m3_stamp[0][0]}  # each its own stamp, given once, before any resume
     assert _utc(got[m1]) < _utc(got[m2]) < _utc(got[m3])
     # m2's evaporation is not run again, nor lost: its end journaled once; its capture taken by the resume
-    assert run_rows(run_dir, "SELECT count(*) FROM journal WHERE step_index = 6 AND state = 'done'") == [(1,)]
+    assert run_rows(run_dir, "SELECT count(*) FROM journal WHERE step_index = 5 AND state = 'done'") == [(1,)]
     assert run_rows(run_dir, "SELECT count(*) FROM journal WHERE state = 'skipped'") == [(0,)]
-    images = _csv(tmp_path / "x" / "images.csv")
-    assert [(i["membrane_id"], i["name"]) for i in images] == [(m1, "s3_field0_reflected"), (m2, "s7_field0_reflected"),
-                                                               (m3, "s10_field0_reflected")]
+    assert [(i["membrane_id"], i["name"]) for i in _csv(tmp_path / "x" / "images.csv")] == [(m2, "s6_field0_reflected")]
