@@ -221,7 +221,11 @@ def _age_s(utc: Any) -> float | None:
 
 def shown_status(run_dir: Path, outcome: str) -> str:
     """What a reader shows for a run whose outcome (``live_outcome``) is ``outcome``: the state the
-    runner publishes (paused, pausing, making_safe, unsafe_retrying) in place of ``running``."""
+    runner publishes (paused, pausing, making_safe, unsafe_retrying) in place of ``running``; and
+    ``being resumed`` while a resume holds it before its part begins (:func:`resume_claim`: not
+    the outcome of the part before, nor its status file's state)."""
+    if resume_claim(run_dir) is not None:
+        return "being resumed"
     if outcome != "running":
         return outcome
     state = (read_status(Path(run_dir)) or {}).get("state")
