@@ -856,7 +856,10 @@ def _moved_out(root: Path, recorded: Path) -> bool:
     """A catalog row's folder is outside the data root ``root`` (resolved) because its run moved it
     there: a folder there, none of its name under the root. A row of a data root moved or copied
     since (``mv runs /archive/runs``) names a folder under the root by that name instead."""
-    return recorded.parent != root and not (root / recorded.name).exists() and recorded.is_dir()
+    try:
+        return recorded.parent != root and not (root / recorded.name).exists() and recorded.is_dir()
+    except (OSError, ValueError):  # a path this user may not look at (EACCES), or none a file system takes
+        return False
 
 
 def moved_out_summary(row: tuple[Any, ...]) -> RunSummary:
