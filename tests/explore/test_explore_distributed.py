@@ -727,28 +727,43 @@ def test_workers_of_two_studies_sharing_one_data_folder_keep_each_trials_recipe(
     own. Now each study's trials have their own folder (trials/STUDY/tNNNNN). The workers run in
     this process, the other study's worker taking its trial while the first's run starts (what
     two processes do side by side); the runs themselves are left out: the recipe each run is given
-    is what the test follows (a twin run is ~1.2 s of CPU each)."""
-    from castrig.explore.distributed import Worker
-    from castrig.explore.search import RunOutput
+    is what the test follows (a twin run is ~1.2 s of CPU each).
 
+    And their runs had one name: both recipes were ``explore-claim1-t00000``, which names the run
+    folder (``<stamp>-explore-claim1-t00000``) and the row of `castrig runs` and serve, and a lab
+    could not tell one study's run from the other's. Now each is named after its study, within a
+    recipe name's 80 characters and folder-safe for a study name of 200 characters with a space."""
+    from castrig.explore.distributed import Worker, folder_name
+    from castrig.explore.search import RunOutput
+    from castrig.recipe.model import Recipe
+    from castrig.store.sqlite_store import _safe, run_folder_word
+
+    b = "map b/" + "x" * 194  # (--study takes 200 printable characters)
     url = storage_url(None, tmp_path)
     start_map(url, "map-a", _settings(), _grid([65], [3]))
-    start_map(url, "map-b", _settings(), _grid([80], [3]))
+    start_map(url, b, _settings(), _grid([80], [3]))
     data = tmp_path / "shared"
     given: dict[str, dict] = {}
 
     def run_b(recipe: Path, profile: Path, runs: Path, seed: int) -> RunOutput:
-        given["map-b"] = yaml.safe_load(recipe.read_text())
+        given[b] = yaml.safe_load(recipe.read_text())
         return RunOutput("completed", None, None, None)
 
     def run_a(recipe: Path, profile: Path, runs: Path, seed: int) -> RunOutput:
-        Worker(url, "map-b", data, runner=run_b).run(1)  # the other study's worker, meanwhile
+        Worker(url, b, data, runner=run_b).run(1)  # the other study's worker, meanwhile
         given["map-a"] = yaml.safe_load(recipe.read_text())  # (read as the run starts)
         return RunOutput("completed", None, None, None)
 
     assert Worker(url, "map-a", data, runner=run_a).run(1) == 1
-    for name, rh in (("map-a", 65.0), ("map-b", 80.0)):
+    for name, rh in (("map-a", 65.0), (b, 80.0)):
         rhs = {s["setpoint_rh_pct"] for s in given[name]["steps"] if "setpoint_rh_pct" in s}
         assert rhs == {rh}, (name, rhs)  # (map-a's run was given map-b's recipe: {80.0})
-        kept = yaml.safe_load((data / "trials" / name / "t00000" / "recipe.yaml").read_text())
+        kept = yaml.safe_load((data / "trials" / folder_name(name) / "t00000" / "recipe.yaml").read_text())
         assert kept == given[name], name
+        Recipe.model_validate(kept)  # (a name over 80 characters: the run refused its own recipe)
+    assert given["map-a"]["name"] == "explore-map-a-t00000"
+    long_name = given[b]["name"]
+    assert long_name.startswith("explore-map_b_xxx") and long_name.endswith("-t00000") and len(long_name) <= 80, long_name
+    # the run folders as castrig run names them: apart, and names the file system takes as they are
+    folders = {_safe(f"20261207-120000-{run_folder_word(given[n]['name'])}") for n in given}
+    assert folders == {f"20261207-120000-{r['name']}" for r in given.values()} and len(folders) == 2, folders

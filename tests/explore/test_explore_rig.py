@@ -49,7 +49,8 @@ def test_store_runs_are_the_history_and_proposals_are_written_not_run(tmp_path):
     p1, recipe, profile = propose_next(s, hist, tmp_path / "f")
     p2, _, _ = propose_next(s, hist, tmp_path / "g")
     assert p1 == p2  # reproducible from the seed and the store
-    assert Recipe.model_validate(yaml.safe_load(recipe.read_text())).grade == "claim1"
+    taken = Recipe.model_validate(yaml.safe_load(recipe.read_text()))
+    assert (taken.grade, taken.name) == ("claim1", "explore-f-p0003")  # (its study's folder names the run: not explore-claim1-p0003)
     assert yaml.safe_load(profile.read_text())["control"]["total_flow_slpm"] == round(p1["total_flow_slpm"], 4)
     assert len(list(root.glob("*/run.json"))) == 3  # nothing was run
 

@@ -7,12 +7,12 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import ROOT, castrig, only_run_dir, run_status, start_castrig, wait_until
+from conftest import ROOT, castrig, castrig_main, only_run_dir, run_status, start_castrig, wait_until
 
 LONG_WAIT = ROOT / "tests" / "data" / "day_wait.yaml"  # a 24-hour hold on the twin (virtual time)
 
 
-def test_a_run_folder_moved_mid_run_stops_the_run_saying_where_it_went(tmp_path: Path, reap):
+def test_a_run_folder_moved_mid_run_stops_the_run_saying_where_it_went(tmp_path: Path, reap, capsys):
     """An outside tester moved a run's folder (`mv`) during a 24-hour hold before a capture: the
     run went on to the capture and faulted there, "FileNotFoundError: [Errno 2] No such file or
     directory: 'DATA/RUN/images'", its membrane cast and never imaged (a deleted folder took every
@@ -46,3 +46,11 @@ def test_a_run_folder_moved_mid_run_stops_the_run_saying_where_it_went(tmp_path:
     # readers of the moved folder see it ended (before: crashed, run.json 'running', no process)
     status = castrig("status", str(moved))
     assert status.returncode == 0 and "faulted" in status.stdout and "crashed" not in status.stdout, status.stdout
+    # the data root it left: its catalog row follows the folder (indexed where it went), outside
+    # this root; `castrig runs` said 'faulted' as if the run were here, with no word of where. Now
+    # the row says where it went, and neither the list nor the lots read that folder from here
+    runs = castrig_main(capsys, "runs", "--data", str(data))
+    said = " ".join(runs.stdout.replace("\u2502", " ").split())
+    assert runs.returncode == 0 and f"moved: its folder was moved to {moved}, outside this data root (recorded faulted)" in said, said
+    lots = castrig_main(capsys, "lots", "--data", str(data))
+    assert f"not a lot: {run_dir.name}-m* — its folder was moved to {moved}, outside this data root" in " ".join(lots.stdout.split()), lots.stdout

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import signal
 
-from conftest import ROOT, castrig, run_rows, run_status, run_then_kill_9, start_castrig, stopped, wait_until, with_sitecustomize
+from conftest import ROOT, castrig, castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, stopped, wait_until, with_sitecustomize
 
 #: The process stops itself (SIGSTOP) the first time ``$STOP_AT_IMPORT`` is imported.
 STOP_AT_IMPORT = """
@@ -33,7 +33,7 @@ def _last_started(run_dir) -> int:
     return rows[0][0] if rows else -1
 
 
-def test_status_while_a_resume_opens_the_rig_is_the_journals_step(tmp_path):
+def test_status_while_a_resume_opens_the_rig_is_the_journals_step(tmp_path, capsys):
     data = tmp_path / "runs"
     # killed where the dead process's status file says another step than its journal
     # (the mini overnight: the same kinds of steps in the same order, two casts instead of four --
@@ -50,6 +50,11 @@ def test_status_while_a_resume_opens_the_rig_is_the_journals_step(tmp_path):
         status = json.loads(said.stdout)
         assert status["status"] == "running"
         assert status["step"]["step_index"] == step, (status["step"], step)
+        # and that it is being resumed, not simply running (its own part has not begun: no time left yet)
+        assert (status["state"], status["step_left_s"], status["owner"]["pid"]) == ("resuming", None, resume.pid), status
+        assert status["detail"].startswith(f"being resumed: castrig resume (pid {resume.pid} "), status["detail"]
+        listed = castrig_main(capsys, "runs", "--data", str(data))  # (castrig runs: the same helper)
+        assert f"{run_dir.name} " in listed.stdout and " being resumed " in listed.stdout, listed.stdout
     finally:
         resume.send_signal(signal.SIGCONT)
         out, err = resume.communicate(timeout=120)

@@ -14,7 +14,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from conftest import linked_run_copies
+from conftest import castrig_main, linked_run_copies
 
 RUNS = 300
 #: What `castrig resume RUN_DIR` does first (castrig.recipe.session.resume_run): it claims the
@@ -40,7 +40,7 @@ def _page(url: str, query: str) -> str:
 
 
 def test_the_runs_list_of_many_ended_runs_is_read_once_and_again_only_where_a_run_changed(tmp_path: Path, castrig_serve,
-                                                                                          finished_demo_run):
+                                                                                          finished_demo_run, capsys):
     root, run_id = finished_demo_run
     data = tmp_path / "data"
     linked_run_copies(data, root / run_id, RUNS)  # one database, linked into every folder (read only)
@@ -77,11 +77,21 @@ def test_the_runs_list_of_many_ended_runs_is_read_once_and_again_only_where_a_ru
         # a resume claims its folder, then opens the rig (seconds on hardware) before it rewrites
         # run.json: meanwhile the row said "completed", kept or read afresh alike; now running
         resumed = data / "20261101-000009-demo"
+        shutil.copytree(root / run_id / "control", resumed / "control")  # the status file its last part left
         holder = subprocess.Popen([sys.executable, "-c", HOLD_AS_A_RESUME, str(resumed)], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
         try:
             assert holder.stdout.readline() == "held\n"  # type: ignore[union-attr]
             assert _runs(served.url)[resumed.name]["status"] == "running"
+            # the run's page and `castrig status` say so too, one helper for all (live.resume_claim):
+            # they said "running — making the rig safe (the run completed)", the part before's status file
+            with urllib.request.urlopen(served.url + f"api/runs/{resumed.name}", timeout=60) as r:
+                page = json.loads(r.read())
+            said = castrig_main(capsys, "status", str(resumed))
+            for d in (page, json.loads(castrig_main(capsys, "status", str(resumed), "--json").stdout)):
+                assert (d["status"], d["state"], d["step_left_s"]) == ("running", "resuming", None), d
+                assert d["detail"].startswith(f"being resumed: castrig resume (pid {holder.pid} "), d["detail"]
+            assert said.stdout.startswith(f"{resumed.name}: running · being resumed: ") and "making the rig safe" not in said.stdout
         finally:
             holder.communicate(timeout=10)  # (its stdin closed: it lets go)
         assert _runs(served.url)[resumed.name]["status"] == "completed"  # (a resume refused, gone: as it was)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from castrig.store.export import export_run
 from castrig.store.sync import sync_run
-from conftest import castrig, only_run_dir
+from conftest import castrig, only_run_dir, run_rows, with_sitecustomize
 
 TWO_CASTS = """name: two-casts
 grade: claim1
@@ -87,3 +87,60 @@ def test_two_casts_exported_and_pushed_carry_membrane_id_and_made_utc(tmp_path: 
     export_run(run_dir, tmp_path / "old")
     assert [m["made_utc"] for m in _csv(tmp_path / "old" / "membranes.csv")] == ["", ""]
     assert [(i["membrane_id"], i["made_utc"]) for i in _csv(tmp_path / "old" / "images.csv")] == [("", "")] * 2
+
+
+#: A sitecustomize (:func:`conftest.with_sitecustomize`): the power goes (SIGKILL) between the two
+#: writes that say a membrane was made -- right after its record says ``made`` (``$KILL_AT_MADE``:
+#: its k), or right after the journal says its making step ended (``$KILL_AT_DONE``: that step, 0-based).
+KILL_BETWEEN_MADE_WRITES = """
+import os, signal
+import castrig.store.sqlite_store as s
+_save, _journal = s.SqliteRunRecorder.save_membrane, s.SqliteRunRecorder.add_journal
+def _save_then_die(self, mb):
+    _save(self, mb)
+    if mb.status == "made" and str(mb.k) == os.environ.get("KILL_AT_MADE"):
+        os.kill(os.getpid(), signal.SIGKILL)
+def _journal_then_die(self, t_s, step, state, data=None):
+    seq = _journal(self, t_s, step, state, data)
+    if state == "done" and str(step) == os.environ.get("KILL_AT_DONE"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return seq
+s.SqliteRunRecorder.save_membrane, s.SqliteRunRecorder.add_journal = _save_then_die, _journal_then_die
+"""
+
+
+def test_a_membrane_made_as_the_power_went_keeps_its_one_made_time_through_the_resumes(tmp_path: Path) -> None:
+    """Killed between the two writes that say a membrane was made, twice: its record said made
+    (made_utc given) and the evaporation's end was not journaled -- the resume called it lost ("the
+    cast film dried without RH control ... after 20 s of it" of a 20 s evaporation) and dropped its
+    made time; its cast's end journaled, its record not yet made (no evaporate step) -- it stayed
+    ``forming`` through a completed run, with no made time. Now each is made once, at its own time."""
+    prewet_cast = "  - {type: prewet, volume_ml: 0.1, rate_ml_min: 2.0}\n  - {type: cast, volume_ml: 0.1, rate_ml_min: 0.8}\n"
+    evaporate = "  - {type: evaporate, setpoint_rh_pct: 70, duration_s: 20, band_rh_pct: 20, max_out_of_band_s: 30}\n"
+    recipe = tmp_path / "three.yaml"  # m1: steps 0-2; m2: 3-5, its capture 6; m3 (no evaporation): 7-8
+    recipe.write_text("name: three\ngrade: claim1\nsupport_pore_um: 5.0\nsteps:\n" + prewet_cast + evaporate + prewet_cast
+                      + evaporate + "  - {type: capture, views: [reflected], fields: 1}\n" + prewet_cast)
+    data = tmp_path / "runs"
+    hook = with_sitecustomize(tmp_path, KILL_BETWEEN_MADE_WRITES)
+    assert castrig("run", str(recipe), "--data", str(data), "-q", KILL_AT_MADE="2", **hook).returncode == -9
+    run_dir = only_run_dir(data)
+    assert run_dir is not None
+    made = dict(run_rows(run_dir, "SELECT membrane_id, json_extract(process_json, '$.made_utc') FROM membranes"))
+    m1, m2, m3 = (f"{run_dir.name}-m{k}" for k in (1, 2, 3))
+    assert set(made) == {m1, m2} and all(made.values())  # m2 recorded made as the power went
+    assert castrig("resume", str(run_dir), "-q", KILL_AT_DONE="8", **hook).returncode == -9  # m3's cast ended
+    assert run_rows(run_dir, f"SELECT status FROM membranes WHERE membrane_id = '{m3}'") == [("forming",)]
+    m3_stamp = run_rows(run_dir, "SELECT json_extract(data_json, '$.made_utc') FROM journal WHERE step_index = 8 AND state = 'done'")
+    done = castrig("resume", str(run_dir), "-q", **hook)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    export_run(run_dir, tmp_path / "x")  # (castrig export's own code, in this process)
+    membranes = _csv(tmp_path / "x" / "membranes.csv")
+    assert [(m["membrane_id"], m["status"], m["lost_reason"]) for m in membranes] == [(m1, "made", ""), (m2, "made", ""), (m3, "made", "")]
+    got = {m["membrane_id"]: m["made_utc"] for m in membranes}
+    assert got == {m1: made[m1], m2: made[m2], m3: m3_stamp[0][0]}  # each its own stamp, given once, before any resume
+    assert _utc(got[m1]) < _utc(got[m2]) < _utc(got[m3])
+    # m2's evaporation is not run again, nor lost: its end journaled once; its capture taken by the resume
+    assert run_rows(run_dir, "SELECT count(*) FROM journal WHERE step_index = 5 AND state = 'done'") == [(1,)]
+    assert run_rows(run_dir, "SELECT count(*) FROM journal WHERE state = 'skipped'") == [(0,)]
+    assert [(i["membrane_id"], i["name"]) for i in _csv(tmp_path / "x" / "images.csv")] == [(m2, "s6_field0_reflected")]

@@ -520,7 +520,7 @@ def _membranes_of(r: Any) -> list[dict[str, Any]]:
     read (a damaged one, another rig's: the outcome column says what is known)."""
     from castrig.store.live import membrane_states, open_ro
 
-    if r.outcome == "damaged" or not (Path(r.run_dir) / "run.sqlite").is_file():
+    if r.outcome in ("damaged", "moved") or not (Path(r.run_dir) / "run.sqlite").is_file():
         return []
     try:
         with open_ro(Path(r.run_dir)) as db:

@@ -63,6 +63,7 @@ from castrig.explore.objective import Outcome, score_run
 from castrig.explore.optimiser import N_STARTUP, _optuna
 from castrig.explore.search import RunOutput, TrialRunner, template_point, twin_runner
 from castrig.explore.space import apply_point, profile_for
+from castrig.recipe.model import NAME_MAX as RECIPE_NAME_MAX
 from castrig.redact import redact_url, scrub
 from castrig.rig.profile import Profile
 
@@ -468,12 +469,28 @@ def folder_name(study: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", study).lstrip(".") or "_"
 
 
-def write_trial_files(settings: SearchSettings, profile: Profile, trials: Path, label: str, task: Task) -> tuple[Path, Path]:
-    """A trial's recipe and profile in ``trials/LABEL``."""
+def trial_recipe_name(study: str, label: str) -> str:
+    """``explore-STUDY-LABEL``: a trial's recipe name, which names its run folder and its row in
+    ``castrig runs`` and serve. Named by grade and trial alone, the runs of two studies sharing one
+    ``--data`` were all ``explore-claim1-t00000``... and a lab could not tell whose a run was.
+    Folder-safe (:func:`folder_name`) and within a recipe name's 80 characters: a study name that
+    is longer, or that the folder-safe form changes (``膜`` and ``鸟`` are both ``_``), keeps its
+    start and a hash of the whole, so that two studies' runs stay apart."""
+    room = RECIPE_NAME_MAX - len(f"explore--{label}")
+    word = folder_name(study)
+    if word != study or len(word) > room:
+        digest = hashlib.sha256(study.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        word = f"{word[:room - 9]}-{digest}"
+    return f"explore-{word}-{label}"
+
+
+def write_trial_files(settings: SearchSettings, profile: Profile, trials: Path, label: str, task: Task,
+                      study: str) -> tuple[Path, Path]:
+    """A trial's recipe and profile in ``trials/LABEL``, the recipe named after ``study`` (:func:`trial_recipe_name`)."""
     d = trials / label
     d.mkdir(parents=True, exist_ok=True)
     s, p = settings, task.params
-    recipe = apply_point(s.template, p, name=f"explore-{s.grade}-{label}", grade=s.grade,
+    recipe = apply_point(s.template, p, name=trial_recipe_name(study, label), grade=s.grade,
                          description=f"castrig explore {label} ({task.kind}): {s.grade} at D {s.target_d_um:g} µm, twin seed "
                                      f"{task.seed}; total flow {p['total_flow_slpm']:.4g} slpm (profile.yaml)")
     (d / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
@@ -649,7 +666,7 @@ class Worker:
         # (in the study's own folder: workers of two studies given one --data both have a trial 0,
         # and the second's trials/t00000 replaced the first's; older folders stay where they are)
         recipe, profile = write_trial_files(self.settings, self.profile, self.workdir / "trials" / folder_name(self.study.study_name),
-                                            label, task)
+                                            label, task, self.study.study_name)
         out: RunOutput = self.runner(recipe, profile, self.workdir / "runs", task.seed)
         if out.outcome in ("interrupted", "aborted"):  # Ctrl-C or SIGTERM: the twin itself never aborts
             raise KeyboardInterrupt

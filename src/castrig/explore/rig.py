@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from castrig.explore.distributed import trial_recipe_name
 from castrig.explore.journal import SearchSettings
 from castrig.explore.objective import Outcome, score_run
 from castrig.explore.optimiser import propose
@@ -100,7 +101,8 @@ def propose_next(settings: SearchSettings, history: list[StoredRun], folder: Pat
                      first=template_point(settings.template, profile))
     d = Path(folder) / "proposals" / f"p{n:04d}"
     d.mkdir(parents=True, exist_ok=True)
-    recipe = apply_point(settings.template, params, name=f"explore-{settings.grade}-p{n:04d}", grade=settings.grade,
+    # (named after the study's folder: proposals of two studies run on one rig were all explore-claim1-p0000)
+    recipe = apply_point(settings.template, params, name=trial_recipe_name(Path(folder).name, f"p{n:04d}"), grade=settings.grade,
                          description=f"proposed by castrig explore from {n} stored runs ({settings.grade} at D {settings.target_d_um:g} µm)")
     (d / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True))
     prof = profile_for(profile, params["total_flow_slpm"])

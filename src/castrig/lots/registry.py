@@ -53,7 +53,7 @@ from castrig.store import open_store
 from castrig.atomic import atomic_write_json
 from castrig.store.lock import recorded_elsewhere
 from castrig.store.sqlite_connect import DamagedRun
-from castrig.store.sqlite_store import open_run_folder
+from castrig.store.sqlite_store import MOVED_OUT, open_run_folder
 from castrig.utc import parse_utc
 
 Use = Literal["blood_filter", "coculture"]
@@ -223,6 +223,9 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
         unreadable = f"its run folder {r.run_dir} cannot be read, so its membranes are not listed (`castrig runs` says why)"
         if r.outcome == "damaged":
             others.append((f"{r.run_id}-m*", unreadable))
+            continue
+        if r.outcome == MOVED_OUT:  # (not read: the data root does not own that folder)
+            others.append((f"{r.run_id}-m*", f"{r.reason} (its membranes are not listed)"))
             continue
         try:
             # the folder itself, read only: a fleet store's recorder pushes the run's row as it

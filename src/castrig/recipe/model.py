@@ -161,12 +161,16 @@ Step = Annotated[
 ]
 
 
+#: A recipe's name, in characters at most: it names the run folder (``<stamp>-<name>``) and the lists.
+NAME_MAX = 80
+
+
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     #: A file of another kind given as a recipe, known by a field of its own (see load_model).
     OTHER_KINDS: ClassVar[dict[str, str]] = {"devices": "a hardware profile (it has `devices:`): give it with --profile"}
 
-    name: str = Field(..., min_length=1, max_length=80, description="Short name; names the run folder and the run lists.")
+    name: str = Field(..., min_length=1, max_length=NAME_MAX, description="Short name; names the run folder and the run lists.")
     description: str = Field("", description="Free text: what the recipe is for.")
     grade: Grade | None = Field(None, description="Target grade of the specification (claims 1-4); the run says which membranes met it.")
     polymer: str = Field("polystyrene", description="Polymer of the casting solution (recorded with every membrane).")

@@ -335,9 +335,12 @@ class Runner:
                 self.rec.add_journal(self.t(), i, "started", {"type": step.type})
                 self.event("step_start", "runner", f"{step_label(i, None, len(steps))}: {_describe(step)}", {"step": i, "type": step.type})
                 data = self._execute(i, step) or {}
+                made_here = self._made_by_its_cast_at(i) if isinstance(step, m.CastStep) else None
+                if made_here is not None:  # (its stamp in the step's end too: a resume that finds the
+                    data["made_utc"] = made_utc_now()  # record not written makes it with this one)
                 self.rec.add_journal(self.t(), i, "done", data)
-                if isinstance(step, m.CastStep):
-                    self._made_by_its_cast(i)
+                if made_here is not None:
+                    self._made(*made_here, None, "cast; the recipe has no evaporate step for it", data["made_utc"])
                 self.event("step_end", "runner", f"{step_label(i)} done", {"step": i, "type": step.type})
                 if self._pause_requested and not self._in_pause:  # e.g. asked during a dispense: taken now it is over
                     self._paused_after = f"{step_label(i, step)} done"
@@ -795,25 +798,31 @@ class Runner:
                                  simulated=self.rig.twin is not None)
         return plan, rec
 
-    def _made(self, plan: MembranePlan, mb: MembraneRecord, evap_data: dict[str, Any] | None, how: str) -> None:
+    def _made(self, plan: MembranePlan, mb: MembraneRecord, evap_data: dict[str, Any] | None, how: str,
+              made_utc: str | None = None) -> None:
         """The membrane exists: its status, end time and process record (RH history from its
         pre-wet to the end of its evaporation, volumes and rates dispensed)."""
         mb.status, mb.t_end_s = "made", self.t()
         mb.process = process_record(self.rec, self.recipe, plan, mb.t_start_s, mb.t_end_s, evap_data)
         # the wall-clock time it was made (t_end_s is the run's clock, virtual on the twin): exports
-        # and the fleet store's membranes show it as made_utc, a lab sorts membranes by it
-        mb.process["made_utc"] = made_utc_now()
+        # and the fleet store's membranes show it as made_utc, a lab sorts membranes by it. Stamped
+        # once: the step's end journals the same stamp (``evap_data``), and a resume that finds one
+        # of the two writes without the other completes it with this stamp (castrig.recipe.made_on_resume)
+        mb.process["made_utc"] = made_utc or made_utc_now()
+        if evap_data is not None:
+            evap_data["made_utc"] = mb.process["made_utc"]
         self.rec.save_membrane(mb)
         self.event("membrane", "runner", f"membrane {mb.membrane_id}: made ({how})",
                    {"membrane_id": mb.membrane_id, "status": "made"})
 
-    def _made_by_its_cast(self, i: int) -> None:
-        """A membrane whose recipe has no evaporate step is made when its cast is over
-        (:attr:`MembranePlan.made_at_step`); called once the cast is journaled, so its record
-        holds the volume the cast dispensed."""
+    def _made_by_its_cast_at(self, i: int) -> tuple[MembranePlan, MembraneRecord] | None:
+        """The membrane cast step ``i`` makes, and its record: one whose recipe has no evaporate
+        step is made when its cast is over (:attr:`MembranePlan.made_at_step`), recorded once the
+        cast is journaled, so its record holds the volume the cast dispensed. None: not made here."""
         found = self._membrane(i)
         if found is not None and found[0].cast_step == i and found[0].evaporate_step is None:
-            self._made(*found, None, "cast; the recipe has no evaporate step for it")
+            return found
+        return None
 
     def _step_evaporate(self, i: int, step: m.EvaporateStep) -> dict[str, Any]:
         self._set_rh(step.setpoint_rh_pct)

@@ -31,6 +31,7 @@ from castrig.printable import Console, shown
 from castrig.recipe.compat import check_recipe_for_profile, check_setpoints_on_chamber
 from castrig.recipe.ctrl_c_holds import CtrlCAtClose, DeferredCtrlC, HeldCtrlC
 from castrig.recipe.display import Display, interactive_prompt, say, status_every_s
+from castrig.recipe.made_on_resume import settle_made
 from castrig.recipe.membranes import ResumePlan, membrane_targets, process_record, step_label, target_summary
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
 from castrig.recipe.model import Recipe, load_recipe_with_text
@@ -793,6 +794,8 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
                                 "configured": redact(configured) if configured else None})
         recorder.add_event(t_offset, "safe_state", "control", "resume: " + report.summary(), report.to_dict())
         ctrl_c.stop_here(f"{report.summary()}; the resume stopped there (castrig resume {run_dir} goes on)")
+        # a membrane made as the run stopped: its record and its step's end agree before the plan
+        journal = settle_made(recorder, recipe, journal, t_offset)
         if finish_only:
             return _finish_decided_end(recorder, store, recipe, journal, info, rig, report, outcome, reason, last_t,
                                        t_offset, quiet)

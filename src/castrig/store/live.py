@@ -245,21 +245,40 @@ def _age_s(utc: Any) -> float | None:
 
 def shown_status(run_dir: Path, outcome: str) -> str:
     """What a reader shows for a run whose outcome (``live_outcome``) is ``outcome``: the state the
-    runner publishes (paused, pausing, making_safe, unsafe_retrying) in place of ``running``."""
+    runner publishes (paused, pausing, making_safe, unsafe_retrying) in place of ``running``; and
+    ``being resumed`` while a resume holds it before its part begins (:func:`resume_claim`: not
+    the outcome of the part before, nor its status file's state)."""
+    if resume_claim(run_dir) is not None:
+        return "being resumed"
     if outcome != "running":
         return outcome
     state = (read_status(Path(run_dir)) or {}).get("state")
     return str(state) if state in _SHOWN_STATES else outcome
 
 
-def _being_resumed(run_dir: Path) -> bool:
-    """Whether a `castrig resume` owns the folder of a run that run.json says ended: it claims the
-    folder, then opens the rig (seconds on hardware) and only then records ``running``, and the
-    runs list said the run had ended meanwhile."""
+def resume_claim(run_dir: Path, info: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The owner (run.lock's record: pid, host, purpose) of a ``castrig resume`` that has claimed
+    the folder and not yet begun its part; else None. A resume claims the folder, then opens the
+    rig and makes it safe (seconds on hardware), and only then records its part in run.json and
+    publishes its own status: meanwhile run.json's outcome and ``control/status.json`` are the part
+    before's, and readers said "completed" or "faulted", or the dead part's step and time left, of
+    a run being resumed. ``info``: run.json as already read (read here if not given)."""
     if not (Path(run_dir) / LOCK_NAME).exists():
-        return False
+        return None
     holder = run_holder(run_dir)
-    return holder is not None and str(holder.get("purpose") or "").startswith("castrig resume")
+    if holder is None or not str(holder.get("purpose") or "").startswith("castrig resume"):
+        return None
+    parts = (read_info(run_dir) if info is None else info).get("parts")
+    last = parts[-1] if isinstance(parts, list) and parts and isinstance(parts[-1], dict) else {}
+    if last.get("outcome") == "running" and (last.get("pid"), last.get("host")) == (holder.get("pid"), holder.get("host")):
+        return None  # its part has begun: run.json and the status file are its own
+    return holder
+
+
+def resume_words(holder: dict[str, Any]) -> str:
+    """What readers say of a run a resume has claimed (:func:`resume_claim`)."""
+    return (f"being resumed: castrig resume (pid {holder.get('pid', '?')} on {holder.get('host', '?')}) holds the run "
+            "folder and is opening the rig; the run goes on after the step shown")
 
 
 _ESCAPED_LETTER = re.compile(rb"\\u00[4-7]", re.IGNORECASE)
@@ -305,7 +324,7 @@ def summary(run_dir: Path) -> dict[str, Any]:
         return _damaged_summary(run_dir, damage)
     info = read_info(run_dir)
     status = run_outcome(run_dir)
-    resuming = status not in LIVE_STATES and _being_resumed(run_dir)
+    resuming = resume_claim(run_dir, info) is not None
     if resuming:
         status = "running"
     with open_ro(run_dir) as db:
@@ -462,7 +481,9 @@ def detail(run_dir: Path, *, with_recipe: bool = True, image_sizes: bool = True)
                       "step_left_s": None, "run_left_s": None, "setpoint_rh_pct": None, "band_rh_pct": None,
                       **dict.fromkeys(LIVE_DETAIL_KEYS), "owner": None, "owner_stopped": False, "running_on_host": None,
                       **({"recipe_as_written": None} if with_recipe else {})}
-    live = read_status(run_dir) if out["status"] in LIVE_STATES else None
+    claim = resume_claim(run_dir) if out["status"] == "running" else None
+    # (not the status file the part before the resume left: its step, time left, state)
+    live = read_status(run_dir) if out["status"] in LIVE_STATES and claim is None else None
     with open_ro(run_dir) as db:
         out["last_values"] = last_values(db)
         out["membrane_records"] = membranes(db)
@@ -489,6 +510,8 @@ def detail(run_dir: Path, *, with_recipe: bool = True, image_sizes: bool = True)
                 out["outcome_reason"] = (live.get("safe_state") or {}).get("reason")  # why it is ending (run.json says it at the end)
         out["status_written_utc"] = live.get("written_utc")
         out["status_age_s"] = _age_s(live.get("written_utc"))
+    if claim is not None:
+        out["state"], out["detail"] = "resuming", resume_words(claim)
     holder = run_holder(run_dir) if out["status"] in LIVE_STATES else None
     out["owner"] = holder
     # a stopped owner (SIGSTOP, Ctrl-Z) is said at once, not after SILENT_S of silence

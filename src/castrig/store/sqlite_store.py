@@ -705,7 +705,7 @@ class SqliteRunStore(RunStore):
         except sqlite3.Error:
             return []
         here = str(self.root.resolve())  # (strings, not Paths: 20 000 rows took 0.5 s of pathlib)
-        return [r if os.path.dirname(os.path.normpath(str(r[1]))) == here
+        return [r if _folder_of(r) == here or _moved_out(Path(here), Path(str(r[1])))
                 else (r[0], os.path.join(here, os.path.basename(os.path.normpath(str(r[1])))), *r[2:]) for r in rows]
 
     def _is_copy(self, run_dir: Path, run_id: str) -> bool:
@@ -772,8 +772,9 @@ class SqliteRunStore(RunStore):
         if not self.root.is_dir():
             return [], 0
         # (a row an older build let a copy of the run take: the run's own folder is indexed again below)
+        here = str(self.root.resolve())
         known = {r[0]: r for r in self._catalog_rows()
-                 if os.path.basename(str(r[1])) == r[0] or not self._is_copy(Path(r[1]), r[0])}
+                 if os.path.basename(str(r[1])) == r[0] or _folder_of(r) != here or not self._is_copy(Path(r[1]), r[0])}
         fresh, moved = self._unindexed_runs(known)
         rows = sorted((r for r in known.values() if (r[0], r[1]) not in moved),
                       key=lambda r: (str(r[5] or ""), str(r[0])), reverse=True)  # a stale catalog row: any type
@@ -782,7 +783,7 @@ class SqliteRunStore(RunStore):
         for r in rows:
             if newest is not None and kept >= newest:
                 break  # (the fresh rows may be newer still: the newest of both are taken below)
-            summary = self._checked_row(r)
+            summary = self._checked_row(r) if _folder_of(r) == here else moved_out_summary(r)
             if keep is None or keep(summary):
                 out.append(summary)
                 kept += 1
@@ -830,6 +831,7 @@ class SqliteRunStore(RunStore):
         ``(run_id, run_dir)`` of catalog rows they replace (a run folder renamed: its row follows it)."""
         from castrig.store.base import grades_of
 
+        here = str(self.root.resolve())
         out: list[RunSummary] = []
         moved: set[tuple[Any, Any]] = set()
         folders = self._unfamiliar_folders({os.path.normpath(str(r[1])) for r in known.values()})
@@ -872,8 +874,9 @@ class SqliteRunStore(RunStore):
                                                  "not listed as a run or lot; move it out of the data root"))
                     continue
                 row = known.get(i.run_id)
-                if row is not None and not Path(str(row[1])).is_dir():
-                    # its row names a folder that is gone: the run was moved here (renamed), its row follows it
+                if row is not None and (not Path(str(row[1])).is_dir() or _folder_of(row) != here):
+                    # its row names a folder that is gone, or one outside the root: the run was moved
+                    # here (renamed, or moved back), its row follows it
                     moved.add((row[0], row[1]))
                 try:
                     grades = tuple(grades_of(rec))
@@ -888,6 +891,36 @@ class SqliteRunStore(RunStore):
                                       i.started_utc, i.ended_utc, live_outcome(run_dir, i.outcome), grades))
         write_index()
         return out, moved
+
+
+def _folder_of(row: tuple[Any, ...]) -> str:
+    """The folder holding a catalog row's run folder (a string: pathlib cost 0.5 s over 20 000 rows)."""
+    return os.path.dirname(os.path.normpath(str(row[1])))
+
+
+#: The outcome a catalog row shows for a run whose folder was moved out of the data root.
+MOVED_OUT = "moved"
+
+
+def _moved_out(root: Path, recorded: Path) -> bool:
+    """A catalog row's folder is outside the data root ``root`` (resolved) because its run moved it
+    there: a folder there, none of its name under the root. A row of a data root moved or copied
+    since (``mv runs /archive/runs``) names a folder under the root by that name instead."""
+    try:
+        return recorded.parent != root and not (root / recorded.name).exists() and recorded.is_dir()
+    except (OSError, ValueError):  # a path this user may not look at (EACCES), or none a file system takes
+        return False
+
+
+def moved_out_summary(row: tuple[Any, ...]) -> RunSummary:
+    """How the lists show a run whose folder was moved out of the data root while it ran (the
+    runner records the outcome where the folder went, and its catalog row follows it): what the
+    row says, and where the folder is now -- never read from here (the data root does not own it;
+    whoever may move a folder could have put it anywhere)."""
+    where = Path(str(row[1]))
+    return RunSummary(*row[:7], MOVED_OUT, tuple(g for g in (row[8] or "").split(",") if g),
+                      reason=f"its folder was moved to {where}, outside this data root (recorded {row[7] or 'no outcome'}); "
+                             f"not read from here: castrig status {where} reads it there, or move it back")
 
 
 def _catalog_row(recorder: RunRecorder, grades: Iterable[str]) -> tuple[Any, ...]:
