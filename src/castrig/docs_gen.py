@@ -305,7 +305,8 @@ def recipes_md() -> str:
         "together, recipes × repetitions, and `queue --resume` the runs left, against a refilled syringe);\n"
         "  - dispensing (`volume_ml` / `rate_ml_min`) at most a day per step;\n"
         "  - a purge's `flow_slpm` within the dry line's full scale, and every `setpoint_rh_pct` within "
-        "what the chamber accepts (or, on the twin, what its dry and wet lines can mix).\n"
+        "what the chamber accepts (or, on the twin, what its chamber levels off at: its dry and wet lines "
+        "mixed at the loop's wet fraction limits, with the leak to the room).\n"
         "- After a crash, `castrig resume` records the membrane that was forming as lost and goes on "
         "with the next one; a capture or analyse is repeated idempotently.\n",
         "## Step types\n",

@@ -8,6 +8,9 @@ right after a purge with ``max_out_of_band_s: 0`` "fit" every profile and aborte
 reading (``RH 41.6 %RH outside 70 ± 3 ... for more than 0 s``). A real Watlow whose humidity
 input ranges to 80 %RH took a 90 %RH recipe, and the run faulted at the step that wrote it
 (``ModbusRangeError: ... 'write 319=90.0' ... outside 0-80 %RH``, exit 3, a run folder).
+On sim.yaml (two mass-flow controllers) check held a set point to what the lines mix (up to the
+bubbler's 98 %RH), not to what the leaky chamber levels off at (96.96): a 98 %RH condition with
+band 0.5 passed check and the run faulted after 1800 s (``last 96.7``, exit 3).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig, profile_with_addresses, recipe_variant, refused
+from conftest import ROOT, castrig, castrig_main, profile_with_addresses, recipe_variant, refused
 
 
 def _recipe(tmp_path: Path, name: str, *steps: str) -> Path:
@@ -48,6 +51,28 @@ def test_a_setpoint_above_what_the_chamber_twin_levels_off_at_is_refused_by_chec
     refused(castrig("check", str(recipe), "--profile", str(real)),
             "steps[0] (condition).setpoint_rh_pct = 96.9: beyond what the chamber reaches",
             "steps[1] (evaporate).setpoint_rh_pct = 100", "allowed: 5 to 85 %RH", "devices.chamber.reach_rh_pct")
+
+
+def test_a_setpoint_above_what_the_mfc_twin_levels_off_at_is_refused_and_the_bound_quoted_is_reached(tmp_path, capsys):
+    data = tmp_path / "runs"
+    recipe = _recipe(tmp_path, "hi", "{type: condition, setpoint_rh_pct: 98, band_rh_pct: 0.5, stable_for_s: 60, timeout_s: 1800}")
+    refused(castrig_main(capsys, "check", recipe, "--profile", _profile("sim")),
+            "steps[0] (condition).setpoint_rh_pct = 98: beyond what the twin's chamber levels off at",
+            "allowed: 1.9 to 96.9 %RH", "sim.leak_per_min", "sim.room_rh_pct", "sim.yaml")
+    refused(castrig_main(capsys, "run", recipe, "--profile", _profile("sim"), "--data", data, "-q"), "allowed: 1.9 to 96.9 %RH")
+    assert not data.exists() or not any(data.iterdir()), list(data.iterdir())
+    # another twin: all it depends on moved. Levelled off at (Q/V·(f·bubbler + (1-f)·dry) + leak·room)
+    # / (Q/V + leak), Q/V = 1/min: (0.9·95 + 0.1·1 + 0.1·60) / 1.1 = 83.27 (the lines alone: 85.6)
+    leaky = recipe_variant(ROOT / "hw_profiles" / "sim.yaml", tmp_path / "leaky",
+                           ("room_rh_pct: 45.0", "room_rh_pct: 60.0"), ("leak_per_min: 0.02", "leak_per_min: 0.1"),
+                           ("bubbler_rh_pct: 98.0", "bubbler_rh_pct: 95.0"),
+                           ("  total_flow_slpm: 2.0", "  total_flow_slpm: 2.0\n  wet_fraction_max: 0.9"))
+    refused(castrig_main(capsys, "check", _recipe(tmp_path, "over", "{type: condition, setpoint_rh_pct: 83.3, band_rh_pct: 0.5, "
+                                                             "stable_for_s: 10, timeout_s: 1800}"), "--profile", leaky),
+            "steps[0] (condition).setpoint_rh_pct = 83.3", "allowed: 6.4 to 83.2 %RH")
+    edge = _recipe(tmp_path, "edge", "{type: condition, setpoint_rh_pct: 83.2, band_rh_pct: 0.5, stable_for_s: 10, timeout_s: 1800}")
+    done = castrig("run", str(edge), "--profile", str(leaky), "--data", str(data), "-q")
+    assert done.returncode == 0, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])  # the bound quoted is reached
 
 
 def test_an_evaporate_right_after_a_purge_with_no_time_out_of_band_is_refused(tmp_path):
