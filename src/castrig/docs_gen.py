@@ -308,7 +308,10 @@ def recipes_md() -> str:
         "what the chamber accepts (or, on the twin, what its chamber levels off at: its dry and wet lines "
         "mixed at the loop's wet fraction limits, with the leak to the room).\n"
         "- After a crash, `castrig resume` records the membrane that was forming as lost and goes on "
-        "with the next one; a capture or analyse is repeated idempotently.\n",
+        "with the next one; a capture or analyse is repeated idempotently. It first holds the steps it "
+        "has left to the rig as `castrig run` does at its start (each set point against what the chamber "
+        "reaches and the range its controller reports): beyond it, the rig is made safe and the resume "
+        "refused (exit 2), the run folder left as it was.\n",
         "## Step types\n",
         "Every step is a mapping with a `type`; the step types and their fields:\n",
     ]

@@ -19,13 +19,20 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig, castrig_main, profile_with_addresses, recipe_variant, refused
+from conftest import (ROOT, castrig, castrig_main, profile_with_addresses, recipe_variant, refused, run_rows,
+                      run_then_kill_9, step_running)
 
 
 def _recipe(tmp_path: Path, name: str, *steps: str) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(f"name: {name}\ngrade: claim1\nsupport_pore_um: 5\nsteps:\n" + "".join(f"  - {s}\n" for s in steps))
     return path
+
+
+def _records(run_dir: Path) -> list[tuple]:
+    """How many events, journal entries and samples a run folder holds."""
+    return run_rows(run_dir, "select (select count(*) from events), (select count(*) from journal), "
+                             "(select count(*) from samples)")
 
 
 def _profile(name: str) -> str:
@@ -92,25 +99,48 @@ def test_an_evaporate_right_after_a_purge_with_no_time_out_of_band_is_refused(tm
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
 
 
-def test_a_setpoint_beyond_the_range_a_real_watlow_reports_is_refused_at_run_start(sim_serve, tmp_path):
+def test_a_setpoint_beyond_the_range_a_real_watlow_reports_is_refused_at_run_start_and_resume(sim_serve, tmp_path):
     """The profile of a real chamber says nothing of its reach: the run asks the controller (input
-    2's range, read at connect) before a run folder exists or anything moves."""
+    2's range, read at connect) before a run folder exists or anything moves. A resume did not
+    ask: a run killed -9, its controller's range narrowed to 0-80 %RH before ``castrig resume``,
+    went on and faulted at the step that wrote 90 (``ModbusRangeError``, exit 3, ~30 s of its purge
+    later). Now the resume makes the rig safe and refuses the same way (exit 2), recording nothing,
+    so the folder stays resumable once the range is back."""
     pymodbus_client = pytest.importorskip("pymodbus.client")
     from pymodbus import FramerType
 
-    recipe = _recipe(tmp_path, "r90", "{type: purge, duration_s: 1}",
-                     "{type: evaporate, setpoint_rh_pct: 90, duration_s: 5, band_rh_pct: 20, max_out_of_band_s: 60}")
+    recipe = _recipe(tmp_path, "r90", "{type: purge, duration_s: 2}",
+                     "{type: evaporate, setpoint_rh_pct: 90, duration_s: 1, band_rh_pct: 20, max_out_of_band_s: 60}")
     with sim_serve("--tcp", "0", profile="hw_profiles/sim-watlow-f4-serial.yaml") as served:
         prof = profile_with_addresses(ROOT / "hw_profiles" / "sim-watlow-f4-serial.yaml", served.addresses,
                                       tmp_path / "f4.yaml")
+        crashed = run_then_kill_9(recipe, tmp_path / "crashed", step_running(0), args=("--profile", str(prof)))
         host, port = served.addresses["chamber"].removeprefix("socket://").split(":")
-        client = pymodbus_client.ModbusTcpClient(host, port=int(port), framer=FramerType.RTU, timeout=2, retries=1)
-        assert client.connect()
-        try:  # this controller's humidity input ranges to 80.0 %RH (register 613, one decimal)
-            assert not client.write_register(613, 800, device_id=1).isError()
-        finally:
-            client.close()
+
+        def controller(*writes: tuple[int, int]) -> int:
+            """Register 319 (the humidity set point, one decimal) after ``writes`` (register, value): one
+            client at a time on the served port, so connected only for this."""
+            client = pymodbus_client.ModbusTcpClient(host, port=int(port), framer=FramerType.RTU, timeout=2, retries=1)
+            assert client.connect()
+            try:
+                for write in writes:
+                    assert not client.write_register(*write, device_id=1).isError()
+                return client.read_holding_registers(319, count=1, device_id=1).registers[0]
+            finally:
+                client.close()
+
+        # this controller's humidity input ranges to 80.0 %RH now (register 613), its set point at 50 %RH
+        # (as a run killed in a humid step leaves it)
+        assert controller((613, 800), (319, 500)) == 500
         data = tmp_path / "runs"
         refused(castrig("run", str(recipe), "--profile", str(prof), "--data", str(data), "-q", timeout_s=60),
                 "steps[1] (evaporate).setpoint_rh_pct = 90", "allowed: 0 to 80 %RH", "read from it at run start")
-    assert not data.exists() or not any(data.iterdir()), list(data.iterdir())
+        assert not data.exists() or not any(data.iterdir()), list(data.iterdir())
+        before = (crashed / "run.json").read_text(), _records(crashed)
+        refused(castrig("resume", str(crashed), "-q", timeout_s=60),
+                "run.json: recipe.steps[1] (evaporate).setpoint_rh_pct = 90", "allowed: 0 to 80 %RH",
+                "read from it as the resume began", f"{crashed}/run.json: profile (recorded from {prof})",
+                "not resumed (safe state verified:", "chamber.humidifier_off", "nothing was recorded")
+        assert controller() == 0  # the rig made safe: the dry level
+    # the folder as the crash left it (run.json still 'running', no record added): resumable as before
+    assert ((crashed / "run.json").read_text(), _records(crashed)) == before
