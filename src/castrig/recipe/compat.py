@@ -10,6 +10,8 @@ from castrig.devices.ne1000 import RATE_UNITS, VOLUME_UNITS, best_units, format_
 from castrig.errors import BadInput
 from castrig.recipe import model as m
 from castrig.rig.profile import NE1000Config, Profile
+from castrig.recipe.approach import approach_findings
+from castrig.rig.twin_approach import twin_chamber_of
 from castrig.rig.twin_reach import chamber_twin_reach_pct, mfc_twin_reach_pct
 
 #: NE-1000 plunger speed limits (mm/min): the pump's rate range is these times the syringe's area.
@@ -187,6 +189,22 @@ def check_profile_limits(profile: Profile, profile_path: Path) -> None:
         raise BadInput("\n".join(problems), file=str(profile_path))
 
 
+def _approach(recipe: m.Recipe, profile: Profile) -> list[tuple[int, str, str]]:
+    return approach_findings(recipe, twin_chamber_of(profile), profile.control.purge_flow_slpm,
+                             profile.control.control_period_s, rh_start_problem)
+
+
+def recipe_notes(recipe: m.Recipe, recipe_path: Path, profile: Profile) -> list[str]:
+    """What ``castrig check`` cannot promise of a recipe that fits: an evaporate that can start out
+    of its band, where no model says the readings come into it within ``max_out_of_band_s``
+    (:mod:`castrig.recipe.approach`)."""
+    d = profile.devices
+    if not ((d.dry_mfc is not None and d.wet_mfc is not None) or d.chamber is not None):
+        return []
+    return [f"{recipe_path}: steps[{i}] (evaporate).max_out_of_band_s = {recipe.steps[i].max_out_of_band_s:g}: {what}"  # type: ignore[union-attr]
+            for i, kind, what in _approach(recipe, profile) if kind == "note"]
+
+
 def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profile, profile_path: Path) -> None:
     """Every limit the rig imposes, known before the run starts: devices present, pump rates (both
     ends of the pump's range for its syringe) and syringe volumes, flows against the mass-flow
@@ -198,6 +216,7 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
     dispensed_ml = {"water_pump": 0.0, "caster": 0.0}
     reach = rh_reach_pct(profile)
     twin_reach = chamber_twin_reach_pct(profile)
+    approach = _approach(recipe, profile) if has_rh else []
     for i, step in enumerate(recipe.steps):
         where = f"{recipe_path}: steps[{i}] ({step.type})"
         if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and not has_rh:
@@ -255,6 +274,9 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
                                 f"{step.setpoint_rh_pct:g} ± {step.band_rh_pct:g} %RH, and {why} (allowed: a condition "
                                 f"step at {step.setpoint_rh_pct:g} %RH right before it, or a max_out_of_band_s as long as "
                                 f"the chamber takes to get there from where it is left)")
+        if isinstance(step, m.EvaporateStep) and has_rh:
+            problems += [f"{where}.max_out_of_band_s = {step.max_out_of_band_s:g}: {what}"
+                         for j, kind, what in approach if j == i and kind == "problem"]
         if isinstance(step, m.CaptureStep) and d.camera is None:
             problems.append(f"{where}: needs devices.camera, which {profile_path} does not have")
     if problems:
