@@ -292,6 +292,12 @@ def recipes_md() -> str:
         "`timeout_s`: `stable_for_s` longer than `timeout_s`, or a ramp from a known setpoint that with "
         "the hold takes longer (the run would fault there; `castrig resume` of a run that recorded such a "
         "recipe refuses too, saying why); leave RH time to follow the ramp too.\n"
+        "- **An `evaporate` that starts out of its band** (after a `purge`, or after a set point whose band "
+        "is not inside its own) must get there within `max_out_of_band_s`. On the twin `castrig check` "
+        "refuses one whose chamber needs longer even with its loop saturated (the run would surely "
+        "abort), and otherwise says, as a note, that it cannot promise it (the loop is slower than "
+        "saturated; a real chamber's speed is not in its profile): a `condition` at its set point right "
+        "before it, or a longer `max_out_of_band_s`, makes it sure.\n"
         "- The profile must have the devices the steps need: `prewet` a `water_pump`, `cast` a "
         "`caster`, `condition`/`evaporate` RH control (`dry_mfc` + `wet_mfc`, or a `chamber`), "
         "`capture` a `camera`. `castrig check RECIPE` (against `--profile P`, else the default profile "
@@ -305,9 +311,13 @@ def recipes_md() -> str:
         "together, recipes × repetitions, and `queue --resume` the runs left, against a refilled syringe);\n"
         "  - dispensing (`volume_ml` / `rate_ml_min`) at most a day per step;\n"
         "  - a purge's `flow_slpm` within the dry line's full scale, and every `setpoint_rh_pct` within "
-        "what the chamber accepts (or, on the twin, what its dry and wet lines can mix).\n"
+        "what the chamber accepts (or, on the twin, what its chamber levels off at: its dry and wet lines "
+        "mixed at the loop's wet fraction limits, with the leak to the room).\n"
         "- After a crash, `castrig resume` records the membrane that was forming as lost and goes on "
-        "with the next one; a capture or analyse is repeated idempotently.\n",
+        "with the next one; a capture or analyse is repeated idempotently. It first holds the steps it "
+        "has left to the rig as `castrig run` does at its start (each set point against what the chamber "
+        "reaches and the range its controller reports): beyond it, the rig is made safe and the resume "
+        "refused (exit 2), the run folder left as it was.\n",
         "## Step types\n",
         "Every step is a mapping with a `type`; the step types and their fields:\n",
     ]

@@ -259,7 +259,7 @@ def test_the_map_example_in_the_help_is_accepted_and_map_values_are_checked_agai
     finally:
         _kill_group(proc)  # 380 runs: only its start is the point here
     assert "points asked" in first, first + proc.stderr.read()
-    # the map's limits are the recipe's (RH 20 to 100) within what the twin's lines can mix (up to 98 %RH)
+    # the map's limits are the recipe's (RH 20 to 100) within what the twin's chamber levels off at (up to 96.9 %RH)
     for args, option in ((("--rh", "10"), "--rh"), (("--rh", "99"), "--rh"), (("--rh", "60", "--volume", "0:1:0.5"), "--volume"),
                          (("--rh", "60", "--flow", "50"), "--flow")):
         # (refusals before anything runs: the CLI in this process, conftest castrig_main)

@@ -482,7 +482,7 @@ def explore_map(
 
 def _check_map_limits(grid, profile, profile_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Every grid value must make a recipe this profile can run: the recipe's limits (RH 20-100 %,
-    concentration and volume above 0), RH within what the chamber's lines can mix, the flow within
+    concentration and volume above 0), RH within what the twin's chamber levels off at, the flow within
     the mass-flow controllers' full scale."""
     from castrig.explore.space import UNITS, SearchSpace, check_space_for_profile, point_limits, within
 
@@ -495,8 +495,9 @@ def _check_map_limits(grid, profile, profile_path: Path) -> None:  # type: ignor
         lo, hi = limits[name]
         if not all(within(name, v, limits) for v in vals):
             low = f"above {lo:g}" if lo == 0 else f"{lo:g}"
-            why = (f"; a recipe takes 20 to 100, and the chamber's dry and wet lines mix {reach[0]:g} to {reach[1]:g} with "
-                   f"{profile_path}" if name == "rh_pct" and reach is not None else "")
+            why = (f"; a recipe takes 20 to 100, and the twin's chamber levels off at {reach[0]:g} to {reach[1]:g} "
+                   f"(its dry and wet lines, with the leak to the room) with {profile_path}"
+                   if name == "rh_pct" and reach is not None else "")
             given = f"= {vals[0]:g}" if len(vals) == 1 else f"{min(vals):g} to {max(vals):g}"
             raise BadInput(f"{flag} {given}: outside what a trial recipe can take "
                            f"(allowed: {low} to {hi:g} {UNITS[name]}{why})", field=flag)

@@ -387,7 +387,7 @@ def check(
       castrig check hw_profiles/sim.yaml
     """
     from castrig.inputs import load_model, read_yaml
-    from castrig.recipe.compat import check_profile_limits, check_recipe_for_profile
+    from castrig.recipe.compat import check_profile_limits, check_recipe_for_profile, recipe_notes
     from castrig.recipe.model import Recipe
     from castrig.rig.profile import Profile, load_profile
 
@@ -412,6 +412,8 @@ def check(
             return
     rig = load_profile(profile)
     check_recipe_for_profile(loaded, file, rig, profile)
+    for note in recipe_notes(loaded, file, rig):
+        typer.echo(f"note: {note}")
     typer.echo(f"{file}: valid recipe, fits {profile}{said}")
 
 

@@ -62,8 +62,8 @@ def within(name: str, value: float, limits: dict[str, tuple[float, float]] | Non
 
 def point_limits(profile: Profile) -> dict[str, tuple[float, float]]:
     """What a point may hold with this profile: the recipe's limits, RH narrowed to what the
-    chamber's two lines can mix where the profile says (the twin: sim.dry_line_rh_pct to
-    sim.bubbler_rh_pct within the wet fraction limits)."""
+    chamber levels off at where the profile says (the twin: its two lines within the wet fraction
+    limits, with the leak to the room: :func:`castrig.recipe.compat.rh_reach_pct`)."""
     from castrig.recipe.compat import rh_reach_pct
 
     limits = dict(RECIPE_LIMITS)

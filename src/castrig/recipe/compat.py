@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from castrig.devices.ne1000 import RATE_UNITS, VOLUME_UNITS, best_units, format_number, rate_setting, volume_setting
 from castrig.errors import BadInput
 from castrig.recipe import model as m
 from castrig.rig.profile import NE1000Config, Profile
-from castrig.rig.twin_reach import chamber_twin_reach_pct
+from castrig.recipe.approach import approach_findings
+from castrig.rig.twin_approach import twin_chamber_of
+from castrig.rig.twin_reach import chamber_twin_reach_pct, mfc_twin_reach_pct
 
 #: NE-1000 plunger speed limits (mm/min): the pump's rate range is these times the syringe's area.
 #: From the manual's rate range: 1699 mL/h at most with a 60 mL syringe (26.59 mm), 0.73 µL/h at
@@ -77,15 +80,12 @@ def _down_3_digits(value: float) -> float:
 
 
 def rh_reach_pct(profile: Profile) -> tuple[float, float] | None:
-    """(low, high) %RH the two-line chamber can mix, when the profile states its lines' RH: the
-    twin's (``sim.dry_line_rh_pct``, ``sim.bubbler_rh_pct``) for mass-flow controllers on sim links,
-    within the loop's wet fraction limits. ``None`` for a rig whose lines' RH the profile does not
-    state (hardware MFCs: nothing in the profile says what the bubbler gives)."""
-    d, c, s = profile.devices, profile.control, profile.sim
-    if d.dry_mfc is None or d.wet_mfc is None or d.dry_mfc.link.kind != "sim" or d.wet_mfc.link.kind != "sim":
-        return None
-    span = s.bubbler_rh_pct - s.dry_line_rh_pct
-    return s.dry_line_rh_pct + c.wet_fraction_min * span, s.dry_line_rh_pct + c.wet_fraction_max * span
+    """(low, high) %RH the two-line chamber levels off at, where the profile states its lines' RH:
+    the twin's mass-flow controllers on sim links, within the loop's wet fraction limits and with
+    the chamber's leak to the room (:func:`castrig.rig.twin_reach.mfc_twin_reach_pct`). ``None``
+    for a rig whose lines' RH the profile does not state (hardware MFCs: nothing in the profile
+    says what the bubbler gives)."""
+    return mfc_twin_reach_pct(profile)
 
 
 def rh_start_problem(steps: list[m.Step], i: int, step: m.EvaporateStep) -> str | None:
@@ -112,6 +112,50 @@ def rh_start_problem(steps: list[m.Step], i: int, step: m.EvaporateStep) -> str 
 #: Set points each chamber kind accepts (%RH). The SCPI chamber's are fixed by its driver; a
 #: Watlow's humidity loop range is read from the controller when it is opened (0-100 is the widest).
 CHAMBER_RH_RANGE_PCT = {"scpi_chamber": (0.0, 100.0), "watlow_f4": (0.0, 100.0), "watlow_f4t": (0.0, 100.0)}
+
+
+def setpoint_problems(where: str, step: m.Step, profile: Profile, profile_path: Path | str,
+                      reach: tuple[float, float] | None, twin_reach: tuple[float, float] | None) -> list[str]:
+    """Why ``step``'s RH set point is beyond what this rig's chamber accepts, levels off at or can
+    read (``where`` names the step; ``reach``/``twin_reach``: :func:`rh_reach_pct` and
+    :func:`~castrig.rig.twin_reach.chamber_twin_reach_pct` of ``profile``, found once per recipe).
+    ``castrig check`` and ``run`` ask it of every step, ``castrig resume`` of the steps it has left."""
+    if not isinstance(step, (m.ConditionStep, m.EvaporateStep)):
+        return []
+    d = profile.devices
+    if (d.dry_mfc is None or d.wet_mfc is None) and d.chamber is None:
+        return []  # (no RH control: said once by the caller)
+    problems: list[str] = []
+    if d.chamber is not None:
+        lo, hi = CHAMBER_RH_RANGE_PCT.get(d.chamber.model, (0.0, 100.0))
+        if not lo <= step.setpoint_rh_pct <= hi:
+            problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside what a {d.chamber.model} "
+                            f"chamber accepts (allowed: {lo:g}-{hi:g} %RH)")
+    if reach is not None and not reach[0] - 1e-9 <= step.setpoint_rh_pct <= reach[1] + 1e-9:
+        # the lines alone mix up to 98 %RH on sim.yaml, the leaky chamber levels off at 96.96: a
+        # 98 %RH condition that check passed timed out after 1800 s ("last 96.7")
+        problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: beyond what the twin's chamber levels "
+                        f"off at (allowed: {reach[0]:g} to {reach[1]:g} %RH: control.total_flow_slpm mixed at "
+                        f"control.wet_fraction_min/max from sim.dry_line_rh_pct and sim.bubbler_rh_pct, each line "
+                        f"within its MFC's full_scale_slpm, with the leak to the room, sim.leak_per_min and "
+                        f"sim.room_rh_pct, in {profile_path})")
+    if twin_reach is not None and not twin_reach[0] <= step.setpoint_rh_pct <= twin_reach[1]:
+        # the twin's chamber levelled off at 96.9 %RH: a 100 %RH evaporate that check passed
+        # aborted after max_out_of_band_s, a condition timed out
+        problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: beyond what the twin's chamber levels "
+                        f"off at (allowed: {twin_reach[0]:g} to {twin_reach[1]:g} %RH: all-dry to all-wet air of "
+                        f"control.total_flow_slpm, from sim.dry_line_rh_pct and sim.bubbler_rh_pct, with the leak "
+                        f"to the room, sim.leak_per_min and sim.room_rh_pct, in {profile_path})")
+    stated = None if d.chamber is None else d.chamber.reach_rh_pct
+    if stated is not None and not stated[0] <= step.setpoint_rh_pct <= stated[1]:
+        problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: beyond what the chamber reaches "
+                        f"(allowed: {stated[0]:g} to {stated[1]:g} %RH, devices.chamber.reach_rh_pct in {profile_path})")
+    lo, hi = profile.control.rh_sensor_range_pct
+    if not lo <= step.setpoint_rh_pct <= hi:  # readings there are "a broken sensor": every run aborted
+        problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside control.rh_sensor_range_pct "
+                        f"= [{lo:g}, {hi:g}] in {profile_path}, where a reading is taken for a broken sensor "
+                        f"(allowed: {lo:g}-{hi:g} %RH)")
+    return problems
 
 
 def profile_limit_problems(profile: Profile, profile_path: Path) -> list[str]:
@@ -145,17 +189,34 @@ def check_profile_limits(profile: Profile, profile_path: Path) -> None:
         raise BadInput("\n".join(problems), file=str(profile_path))
 
 
+def _approach(recipe: m.Recipe, profile: Profile) -> list[tuple[int, str, str]]:
+    return approach_findings(recipe, twin_chamber_of(profile), profile.control.purge_flow_slpm,
+                             profile.control.control_period_s, rh_start_problem)
+
+
+def recipe_notes(recipe: m.Recipe, recipe_path: Path, profile: Profile) -> list[str]:
+    """What ``castrig check`` cannot promise of a recipe that fits: an evaporate that can start out
+    of its band, where no model says the readings come into it within ``max_out_of_band_s``
+    (:mod:`castrig.recipe.approach`)."""
+    d = profile.devices
+    if not ((d.dry_mfc is not None and d.wet_mfc is not None) or d.chamber is not None):
+        return []
+    return [f"{recipe_path}: steps[{i}] (evaporate).max_out_of_band_s = {recipe.steps[i].max_out_of_band_s:g}: {what}"  # type: ignore[union-attr]
+            for i, kind, what in _approach(recipe, profile) if kind == "note"]
+
+
 def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profile, profile_path: Path) -> None:
     """Every limit the rig imposes, known before the run starts: devices present, pump rates (both
     ends of the pump's range for its syringe) and syringe volumes, flows against the mass-flow
-    controllers' full scale, set points against the chamber's range (and against what the two
-    lines can mix, where the profile states their RH)."""
+    controllers' full scale, set points against the chamber's range (and against what the twin's
+    chamber levels off at, where the profile states its lines' RH: :func:`setpoint_problems`)."""
     d = profile.devices
     problems: list[str] = profile_limit_problems(profile, profile_path)
     has_rh = (d.dry_mfc is not None and d.wet_mfc is not None) or d.chamber is not None
     dispensed_ml = {"water_pump": 0.0, "caster": 0.0}
     reach = rh_reach_pct(profile)
     twin_reach = chamber_twin_reach_pct(profile)
+    approach = _approach(recipe, profile) if has_rh else []
     for i, step in enumerate(recipe.steps):
         where = f"{recipe_path}: steps[{i}] ({step.type})"
         if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and not has_rh:
@@ -205,29 +266,7 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
                 and step.flow_slpm > d.dry_mfc.full_scale_slpm:
             problems.append(f"{where}.flow_slpm = {step.flow_slpm:g}: above devices.dry_mfc.full_scale_slpm = "
                             f"{d.dry_mfc.full_scale_slpm:g} in {profile_path} (allowed: up to {d.dry_mfc.full_scale_slpm:g})")
-        if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and d.chamber is not None:
-            lo, hi = CHAMBER_RH_RANGE_PCT.get(d.chamber.model, (0.0, 100.0))
-            if not lo <= step.setpoint_rh_pct <= hi:
-                problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside what a {d.chamber.model} "
-                                f"chamber accepts (allowed: {lo:g}-{hi:g} %RH)")
-        if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and reach is not None \
-                and not reach[0] - 1e-9 <= step.setpoint_rh_pct <= reach[1] + 1e-9:
-            problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside what the chamber's dry and wet "
-                            f"lines can mix (allowed: {reach[0]:g} to {reach[1]:g} %RH: sim.dry_line_rh_pct to "
-                            f"sim.bubbler_rh_pct within control.wet_fraction_min/max in {profile_path})")
-        if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and twin_reach is not None \
-                and not twin_reach[0] <= step.setpoint_rh_pct <= twin_reach[1]:
-            # the twin's chamber levelled off at 96.9 %RH: a 100 %RH evaporate that check passed
-            # aborted after max_out_of_band_s, a condition timed out
-            problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: beyond what the twin's chamber levels "
-                            f"off at (allowed: {twin_reach[0]:g} to {twin_reach[1]:g} %RH: all-dry to all-wet air of "
-                            f"control.total_flow_slpm, from sim.dry_line_rh_pct and sim.bubbler_rh_pct, with the leak "
-                            f"to the room, sim.leak_per_min and sim.room_rh_pct, in {profile_path})")
-        stated = None if d.chamber is None else d.chamber.reach_rh_pct
-        if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and stated is not None \
-                and not stated[0] <= step.setpoint_rh_pct <= stated[1]:
-            problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: beyond what the chamber reaches "
-                            f"(allowed: {stated[0]:g} to {stated[1]:g} %RH, devices.chamber.reach_rh_pct in {profile_path})")
+        problems += setpoint_problems(where, step, profile, profile_path, reach, twin_reach)
         if isinstance(step, m.EvaporateStep) and has_rh:
             why = rh_start_problem(recipe.steps, i, step)
             if why is not None:
@@ -235,38 +274,59 @@ def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profi
                                 f"{step.setpoint_rh_pct:g} ± {step.band_rh_pct:g} %RH, and {why} (allowed: a condition "
                                 f"step at {step.setpoint_rh_pct:g} %RH right before it, or a max_out_of_band_s as long as "
                                 f"the chamber takes to get there from where it is left)")
-        if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and has_rh:
-            lo, hi = profile.control.rh_sensor_range_pct
-            if not lo <= step.setpoint_rh_pct <= hi:  # readings there are "a broken sensor": every run aborted
-                problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside control.rh_sensor_range_pct "
-                                f"= [{lo:g}, {hi:g}] in {profile_path}, where a reading is taken for a broken sensor "
-                                f"(allowed: {lo:g}-{hi:g} %RH)")
+        if isinstance(step, m.EvaporateStep) and has_rh:
+            problems += [f"{where}.max_out_of_band_s = {step.max_out_of_band_s:g}: {what}"
+                         for j, kind, what in approach if j == i and kind == "problem"]
         if isinstance(step, m.CaptureStep) and d.camera is None:
             problems.append(f"{where}: needs devices.camera, which {profile_path} does not have")
     if problems:
         raise BadInput("\n".join(problems), file=str(recipe_path))
 
 
-def check_setpoints_on_chamber(recipe: m.Recipe, recipe_path: Path, chamber: object | None, profile_path: Path) -> None:
-    """At run start, before a run folder exists or anything moves: every RH set point against the
-    range the chamber's controller reports (a Watlow's input 2 range low/high, ``rh_range()``,
-    which it reads at connect). A real chamber's profile need not state its reach (``reach_rh_pct``),
-    and the controller refuses a set point beyond its range (Modbus exception 03): the run faulted
-    at the step, after its purge, conditioning or cast. A chamber without ``rh_range`` is not asked."""
+def chamber_range_problems(recipe: m.Recipe, chamber: object | None, profile_path: Path | str, *,
+                           where: Callable[[int, m.Step], str], steps: Iterable[int] | None = None,
+                           when: str = "at run start") -> list[str]:
+    """Every RH set point of ``steps`` (all by default) against the range the chamber's controller
+    reports (a Watlow's input 2 range low/high, ``rh_range()``, which it reads at connect). A real
+    chamber's profile need not state its reach (``reach_rh_pct``), and the controller refuses a set
+    point beyond its range (Modbus exception 03): the run faulted at the step, after its purge,
+    conditioning or cast. A chamber without ``rh_range`` is not asked. ``where(i, step)`` names a
+    step in the message, ``when`` says when the range was read."""
     rh_range = getattr(chamber, "rh_range", None)
     if not callable(rh_range):
-        return
+        return []
     try:
         lo, hi = rh_range()
     except Exception:  # noqa: BLE001 - a refinement: the run's own writes still meet the controller's answer
-        return
-    problems = [f"{recipe_path}: steps[{i}] ({step.type}).setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside the set "
-                f"point range devices.chamber's controller reports (allowed: {lo:g} to {hi:g} %RH, read from it at run "
-                f"start; the controller refuses a set point beyond it) in {profile_path}"
-                for i, step in enumerate(recipe.steps)
-                if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and not lo <= step.setpoint_rh_pct <= hi]
+        return []
+    wanted = range(len(recipe.steps)) if steps is None else steps
+    return [f"{where(i, step)}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside the set point range devices.chamber's "
+            f"controller reports (allowed: {lo:g} to {hi:g} %RH, read from it {when}; the controller refuses a set "
+            f"point beyond it) in {profile_path}"
+            for i in wanted for step in [recipe.steps[i]]
+            if isinstance(step, (m.ConditionStep, m.EvaporateStep)) and not lo <= step.setpoint_rh_pct <= hi]
+
+
+def check_setpoints_on_chamber(recipe: m.Recipe, recipe_path: Path, chamber: object | None, profile_path: Path) -> None:
+    """At run start, before a run folder exists or anything moves: :func:`chamber_range_problems`."""
+    problems = chamber_range_problems(recipe, chamber, profile_path,
+                                      where=lambda i, step: f"{recipe_path}: steps[{i}] ({step.type})")
     if problems:
         raise BadInput("\n".join(problems), file=str(recipe_path))
+
+
+def resume_setpoint_problems(recipe: m.Recipe, steps: Iterable[int], profile: Profile, profile_path: str,
+                             chamber: object | None, label: str) -> list[str]:
+    """What ``castrig run`` refuses at its start, asked of the steps a resume has left: each RH set
+    point against what the profile's chamber accepts, levels off at and can read
+    (:func:`setpoint_problems`) and against the range its controller reports now
+    (:func:`chamber_range_problems`). ``label`` names the recipe (``RUN/run.json: recipe``)."""
+    steps = list(steps)
+    reach, twin_reach = rh_reach_pct(profile), chamber_twin_reach_pct(profile)
+    problems = [p for i in steps for p in setpoint_problems(f"{label}.steps[{i}] ({recipe.steps[i].type})",
+                                                              recipe.steps[i], profile, profile_path, reach, twin_reach)]
+    return problems + chamber_range_problems(recipe, chamber, profile_path, steps=steps, when="as the resume began",
+                                             where=lambda i, step: f"{label}.steps[{i}] ({step.type})")
 
 
 #: The pumps a recipe dispenses from, by step type.

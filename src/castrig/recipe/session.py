@@ -28,7 +28,7 @@ from castrig.atomic import remove_dead_temporaries
 from castrig.errors import BadInput, Busy, CastrigError
 from castrig.logs import RunLog
 from castrig.printable import Console, shown
-from castrig.recipe.compat import check_recipe_for_profile, check_setpoints_on_chamber
+from castrig.recipe.compat import check_recipe_for_profile, check_setpoints_on_chamber, resume_setpoint_problems
 from castrig.recipe.ctrl_c_holds import CtrlCAtClose, DeferredCtrlC, HeldCtrlC
 from castrig.recipe.display import Display, interactive_prompt, say, status_every_s
 from castrig.recipe.made_on_resume import settle_made
@@ -773,6 +773,8 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         # refused the first write (run.json's owner) and the resume ended in a traceback, the rig
         # opened and never made safe
         report = make_rig_safe(rig)
+        if not finish_only:
+            _refuse_setpoints_out_of_reach(run_dir, recorder, recipe, journal, last_t, profile, rig, report)
         recorder.update_info(pid=os.getpid(), host=socket.gethostname(), lock=LOCK_NAME)
         if hasattr(store, "fleet_record") and (info.extra or {}).get("fleet_store") != store.fleet_record():
             recorder.update_info(extra={**(info.extra or {}), "fleet_store": store.fleet_record()})
@@ -838,6 +840,31 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     finally:
         ctrl_c.hand_to(closing)  # (the make-safe's hold, if it is still in: never Python's handler between)
         _close_rig(rig, stop, closing)
+
+
+def _refuse_setpoints_out_of_reach(run_dir: Path, recorder: RunRecorder, recipe: Recipe, journal: list[Any],
+                                   last_t: float, profile: Profile, rig: Rig, report: Any) -> None:
+    """Refuse the resume (:class:`BadInput`, exit 2) where a step it has left asks an RH set point
+    the rig cannot give, as ``castrig run`` refuses at its start: beyond what the recorded profile's
+    chamber reaches (a run recorded before check held it to that) or the range the chamber's
+    controller reports now (a Watlow reconfigured or replaced since). The resume ran the steps before
+    it and faulted there (``ModbusRangeError ... outside 0-80 %RH``, a condition timed out after
+    1800 s). Asked once the rig is made safe (``report``), before the resume writes a byte: the
+    folder stays as the crash left it (its writes date the stop for a later resume), resumable."""
+    in_step = [e for e in journal if e.state == "started"]
+    plan = plan_resume(recipe, journal, elapsed_s=(last_t - in_step[-1].t_s) if in_step else None)
+    left = [i for i in range(plan.first, len(recipe.steps)) if i not in plan.skip]
+    recorded = recorder.info.profile_path
+    problems = resume_setpoint_problems(
+        recipe, left, profile, f"{run_dir}/run.json: profile" + (f" (recorded from {recorded})" if recorded else ""),
+        rig.chamber, label=f"{run_dir}/run.json: recipe")
+    if not problems:
+        return
+    recorder.close()
+    raise BadInput("\n".join(problems) + f"\n{run_dir}: not resumed ({report.summary()}); nothing was recorded: "
+                   f"resume it once the rig reaches these set points (castrig resume {run_dir}), or make the rest in "
+                   "a new run of a recipe within them (castrig check RECIPE first)",
+                   file=str(run_dir / "run.json"), field="recipe")
 
 
 class ResumeNotRecorded(CastrigError):

@@ -37,6 +37,8 @@ from typing import Any
 from castrig.sim.emulator import LineEmulator
 
 DEFAULT_FORM = '"RH=" RH " " U3 " T=" T " " U2 #r #n'
+#: The emulated probe's RH noise (sigma, %RH) unless told otherwise; ``castrig check`` allows for it.
+RH_NOISE_PCT = 0.15
 MODEL = "HMT330"
 SOFTWARE_VERSION = "5.16"
 UNKNOWN = "Unknown command"
@@ -157,7 +159,7 @@ class HMT330Emulator(LineEmulator):
         smode: str = "STOP",
         interval: tuple[int, str] = (1, "S"),
         metric: bool = True,
-        rh_noise_pct: float = 0.15,
+        rh_noise_pct: float = RH_NOISE_PCT,
         t_noise_c: float = 0.03,
         baudrate: int = 4800,
         turnaround_s: float = 0.01,

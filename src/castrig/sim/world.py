@@ -62,6 +62,14 @@ class ChamberModel:
             else self.room_rh_pct
 
 
+    def water_rate_per_s(self, temperature_c: float) -> float:
+        """What water on the support adds to the rate the chamber's RH relaxes at (1/s): it
+        evaporates at E·(1 - x/psat), so dr/dt gains e·(100 - r) with e = E·g/psat
+        (:meth:`World._step_quiet`; g from :meth:`World._hpa_s_per_mg_s`)."""
+        g = _R * (temperature_c + 273.15) / (_M_WATER * self.volume_l * 100.0)
+        return self.support_evaporation_mg_s * g / saturation_vapour_pressure_hpa(temperature_c)
+
+
 def chamber_model_of(sim: Any) -> ChamberModel:
     """The twin's chamber for a profile's ``sim`` section (its fields, then ``sim.params.chamber``):
     the one :class:`castrig.sim.twin.Twin` builds, and the one ``castrig check`` asks what it reaches."""
