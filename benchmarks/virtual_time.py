@@ -129,6 +129,9 @@ def child(profile_out: str | None, step_s: float | None = None, keep: str | None
                 rows = db.execute(f"select {cols} from {table} order by rowid").fetchall()
             except sqlite3.Error:  # an older tree's schema (the issue-6 twin's)
                 rows = None
+            if table == "journal" and rows:  # made_utc: the wall clock's time a membrane was made
+                rows = [(*r[:3], json.dumps({k: v for k, v in json.loads(r[3]).items() if k != "made_utc"}, sort_keys=True)
+                         if r[3] else r[3]) for r in rows]
             hashes[table] = hashlib.sha256(repr(rows).encode().replace(rid, b"RUN")).hexdigest()[:12]
         n_samples = db.execute("select count(*) from samples").fetchone()[0]
         outcome = json.loads((run_dir / "run.json").read_text()).get("outcome")

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _fingerprint(data: Path) -> dict[str, str]:
     """Hashes of every record and image, with the run's id (stamped from the wall clock, and part
-    of every membrane id) taken out: the run clock and all it drives must repeat, the date not."""
+    of every membrane id) and the journal's made_utc (the wall clock's time a membrane was made)
+    taken out: the run clock and all it drives must repeat, the date not."""
     (run_dir,) = [p for p in data.iterdir() if p.is_dir()]
     run_id = run_dir.name.encode()
     db = sqlite3.connect(run_dir / "run.sqlite")
@@ -25,6 +26,9 @@ def _fingerprint(data: Path) -> dict[str, str]:
     for table, cols in (("samples", "t_s, channel, value"), ("events", "t_s, kind, source, message, data_json"),
                         ("journal", "t_s, step_index, state, data_json"), ("images", "t_s, name, illumination, pixel_size_um")):
         rows = db.execute(f"select {cols} from {table} order by rowid").fetchall()
+        if table == "journal":  # a membrane's made_utc is the wall clock's, journaled as its step ends
+            rows = [(*r[:3], json.dumps({k: v for k, v in json.loads(r[3]).items() if k != "made_utc"}, sort_keys=True)
+                     if r[3] else r[3]) for r in rows]
         out[table] = hashlib.sha256(repr(rows).encode().replace(run_id, b"RUN")).hexdigest()
     for img in sorted((run_dir / "images").glob("*.tif")):  # pixels, pixel size and metadata, not the TIFF's layout
         pixels, pixel_size_um, meta = read_micrograph(img)
