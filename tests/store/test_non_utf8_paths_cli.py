@@ -8,7 +8,7 @@ import json
 import os
 import sqlite3
 
-from conftest import castrig_in
+from conftest import ROOT, castrig_in, castrig_main
 
 
 def test_a_run_in_a_folder_named_in_latin_1_on_an_ascii_console_is_recorded_and_said(tmp_path):
@@ -30,3 +30,16 @@ def test_a_run_in_a_folder_named_in_latin_1_on_an_ascii_console_is_recorded_and_
     with sqlite3.connect(lab / "runs ±" / "catalog.sqlite") as db:
         (row,) = db.execute("SELECT run_dir, outcome FROM runs").fetchall()
     assert row == (f"{tmp_path}/lab-\ufffd/runs ±/{run_json.parent.name}", "completed")
+
+
+def test_an_operator_name_not_in_utf_8_is_said_so(tmp_path, capsys):
+    """`--operator Jürgen` typed in a Latin-1 terminal (argv holds the byte 0xFC; Python gives it as
+    U+DCFC), or as UTF-8 under LC_ALL=C with PYTHONUTF8=0: refused as "control character U+DCFC",
+    which it is not. Now the byte and the encoding are named, and what to do (exit 2, as before)."""
+    data = tmp_path / "runs"
+    done = castrig_main(capsys, "run", str(ROOT / "tests" / "data" / "short.yaml"), "--operator", os.fsdecode(b"J\xfcrgen"),
+                        "--data", str(data), "-q")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "control character" not in said, said
+    assert "--operator = " in said and "byte 0xFC at position 1 is not UTF-8 text" in said and "LANG=C.UTF-8" in said, said
+    assert not data.exists()
