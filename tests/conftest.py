@@ -310,10 +310,13 @@ def one_cast_recipe(name: str, cast_ml: float, rate_ml_min: float) -> str:
 
 
 def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space: int | None = None,
-            open_files: int | None = None, pass_fds: tuple[int, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
+            open_files: int | None = None, file_size: int | None = None, pass_fds: tuple[int, ...] = (),
+            **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``castrig ARGS`` to the end (bounded) and return its exit code and output;
     ``address_space``: bytes it may map at most (``ulimit -v``: little free memory, as the
     command measures it); ``open_files``: descriptors it may hold at once (``ulimit -n``);
+    ``file_size``: bytes a file it writes may grow to (``ulimit -f``, systemd's LimitFSIZE: a write
+    beyond fails with EFBIG, as one on a full disk fails with ENOSPC; Python ignores SIGXFSZ);
     ``pass_fds``: descriptors it inherits (``/dev/fd/N``, as the shell's ``<(cat file)`` gives one).
     The result's ``cpu_s`` is the CPU time the process took (user + system): bound that, not the
     wall time, which on CI's two shared cores measures the neighbours as much as castrig."""
@@ -326,8 +329,10 @@ def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space:
             resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
         if open_files is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+        if file_size is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
 
-    limited = address_space is not None or open_files is not None
+    limited = address_space is not None or open_files is not None or file_size is not None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env), capture_output=True,
                           text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,

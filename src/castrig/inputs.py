@@ -503,12 +503,26 @@ def check_text(value: str, field: str, *, file: str | Path | None = None, multil
             raise BadInput(f"{where} = {short(value)}: bidi control character U+{ord(ch):04X} "
                            f"({unicodedata.name(ch)}) at position {i}: it reorders how the text around it is "
                            f"shown (allowed: {allowed})", file=None if file is None else str(file), field=field)
+        if 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte Python could not decode (surrogateescape): argv in another encoding
+            raise BadInput(f"{where} = {short(value)}: byte 0x{ord(ch) - 0xDC00:02X} at position {i} is not "
+                           f"{_argv_encoding()} text (allowed: printable text; typed in a Latin-1 terminal, or castrig "
+                           "run under the C locale with PYTHONUTF8=0? use a UTF-8 locale, e.g. LANG=C.UTF-8)",
+                           file=None if file is None else str(file), field=field)
         cat = unicodedata.category(ch)
         if cat in ("Cc", "Cs"):
             allowed = "printable text; tab and newline allowed" if multiline else "printable text on one line"
             raise BadInput(f"{where} = {short(value)}: control character U+{ord(ch):04X} at position {i} (allowed: {allowed})",
                            file=None if file is None else str(file), field=field)
     return value
+
+
+def _argv_encoding() -> str:
+    """The encoding the command line and file names are read in ('utf-8'; 'ascii' under LC_ALL=C
+    with PYTHONUTF8=0), as people name it."""
+    import sys
+
+    name = sys.getfilesystemencoding()
+    return "UTF-8" if name.replace("-", "").lower() == "utf8" else name.upper()
 
 
 def check_text_fields(path: str | Path, data: Any) -> None:

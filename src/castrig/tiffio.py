@@ -23,6 +23,7 @@ The file's own metadata never stands in for the reader's fields (:data:`READER_F
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -104,12 +105,18 @@ def write_micrograph(path: str | Path, array: np.ndarray, pixel_size_um: float, 
     from castrig.atomic import atomic_write_with, fsync_dir
 
     def write(tmp: Path) -> None:
+        # made in memory, then written by one os-level write: a disk that fills (or a file-size
+        # limit) is then ENOSPC/EFBIG, a disk-full fault a queue stops at; written by tifffile
+        # itself it was numpy's errno-less "913920 requested and 341488 written", a fault like
+        # any other, and an overnight queue went on to cast the next membrane onto the full disk
+        tiff = io.BytesIO()
         if a.dtype in (np.uint8, np.uint16, np.float32):
-            tifffile.imwrite(tmp, a, imagej=True, resolution=(1.0 / float(pixel_size_um), 1.0 / float(pixel_size_um)),
+            tifffile.imwrite(tiff, a, imagej=True, resolution=(1.0 / float(pixel_size_um), 1.0 / float(pixel_size_um)),
                              metadata={"unit": "um", "Info": json.dumps(meta, default=str)})
         else:
-            tifffile.imwrite(tmp, a, resolution=(res, res), resolutionunit=tifffile.RESUNIT.CENTIMETER,
+            tifffile.imwrite(tiff, a, resolution=(res, res), resolutionunit=tifffile.RESUNIT.CENTIMETER,
                              description=json.dumps(meta, default=str), metadata=None)
+        tmp.write_bytes(tiff.getbuffer())
 
     atomic_write_with(path, write, sync_dir=False)  # whole or absent, the mode of every other file
     try:  # make the rename durable too

@@ -293,15 +293,16 @@ def test_one_odd_row_or_folder_name_neither_breaks_the_pages_nor_empties_them(tm
     `castrig report` a traceback); a sample of +inf was a 500 on the run's page (JSON has no
     Infinity); a BLOB message a 500; an image's step a list, or grades that are no names, a
     500 on the report or on the runs list (for every run); a run folder whose name is not UTF-8
-    a 500 on the runs list. Each is read as it is: odd text shown with U+FFFD, a number JSON
-    cannot hold as null, a record of the wrong shape as damaged (the report's 409, exit 2)."""
+    a 500 on the runs list; a data root whose own name is not UTF-8 (named in Latin-1 on a NAS
+    share) a 500 on the runs page, for good. Each is read as it is: odd text shown with U+FFFD, a
+    number JSON cannot hold as null, a record of the wrong shape as damaged (the report's 409, exit 2)."""
     import json
     import os
 
     from conftest import castrig
 
     data, uid = finished_demo_run
-    mine = tmp_path / "data"
+    mine = tmp_path / os.fsdecode(b"data-\xb5")
     for name, (sql, args) in _ODD_ROWS.items():
         run = mine / f"20260101-000001-{name}"
         shutil.copytree(data / uid, run)
@@ -315,7 +316,7 @@ def test_one_odd_row_or_folder_name_neither_breaks_the_pages_nor_empties_them(tm
     with castrig_serve(mine) as served:
         base = served.url.rstrip("/")
         code, page = get(base + "/")
-        assert code == 200 and "a-event-bytes" in page, (code, page[-300:])
+        assert code == 200 and "a-event-bytes" in page and "data-\ufffd" in page, (code, page[-300:])
         code, body = get(base + "/api/runs")
         assert code == 200 and len(json.loads(body)) == len(_ODD_ROWS) + 1, body[-300:]
         for name in _ODD_ROWS:

@@ -117,6 +117,22 @@ def test_render_writes_images_and_truth(tmp_path, capsys):
     assert main(["sim", "render", "--out", str(tmp_path), "--bit-depth", "12"]) == 2
     assert main(["sim", "render", "--out", str(tmp_path), "--rh", "25"]) == 2
     assert "threshold" in capsys.readouterr().err
+    # no room under --out (a full disk; here a file-size limit, ulimit -f, on this process for the
+    # call: Python ignores SIGXFSZ, a write beyond fails EFBIG): a traceback (numpy's errno-less
+    # "N requested and M written", exit 1); now one line naming --out, exit 2, no part left
+    import resource
+
+    full = tmp_path / "full"
+    full.mkdir()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2000, hard))
+    try:
+        code = main(["sim", "render", "--out", str(full), "--n", "1", "--width", "64"])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    said = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "Traceback" not in said and f"--out {full}: cannot write the images (File too large)" in said, said
+    assert not list(full.iterdir())
 
 
 # -- a new connection starts on a clean line; a busy port is one clear error ------------------

@@ -4,6 +4,7 @@ whole run, for good, and was reported as "unreachable" (tests/store, through `ca
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -32,7 +33,9 @@ def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema,
     assert f"{oversized}: damaged run folder" in said and "table events" in said and "4 MiB" in said, said
     assert "Traceback" not in said and pg_count(url, schema, "events") == 0 == pg_count(url, schema, "runs")
 
-    run_dir = tmp_path / run_id  # the other runs still sync
+    # the other runs still sync -- this one from a folder named in Latin-1 (a NAS share): its path's
+    # undecodable byte raised out of the push of its row (and out of `castrig run`'s end), for good
+    run_dir = tmp_path / os.fsdecode(b"lab-\xb5") / run_id
     shutil.copytree(root / run_id, run_dir)
     db = sqlite3.connect(run_dir / "run.sqlite")
     db.execute("insert into events(t_s, kind, source, message, data_json) values (5000, 'note', 'op', 'a NaN', ?)",
@@ -51,10 +54,10 @@ def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema,
     assert pg_count(url, schema, "events") == events
     with psycopg.connect(url) as conn:
         rows = dict(conn.execute(f"select message, data_json from {schema}.events where t_s >= 5000").fetchall())  # type: ignore[arg-type]
-        operator = conn.execute(f"select operator from {schema}.runs").fetchone()[0]  # type: ignore[arg-type,index]
+        operator, folder = conn.execute(f"select operator, run_dir from {schema}.runs").fetchone()  # type: ignore[arg-type,misc]
     assert rows["a NaN"] == {"rh": None, "t": None}
     assert rows["a\ufffdnul"] == {} and rows["cut"] == {"unreadable_json": '{"rh": 7'}
-    assert operator == "evil\ufffdop"
+    assert operator == "evil\ufffdop" and folder == f"{tmp_path}/lab-\ufffd/{run_id}"
     again = castrig("store", "sync", str(run_dir), "--url", url, CASTRIG_STORE_SCHEMA=schema)
     assert again.returncode == 0 and pg_count(url, schema, "events") == events  # nothing twice
 

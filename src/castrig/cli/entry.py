@@ -67,8 +67,39 @@ def _standard_fds() -> None:
             setattr(sys, f"__{name}__", stream)
 
 
+def _escape(exc: UnicodeError) -> tuple[bytes, int]:
+    """An encoding error handler: a byte a file name could not be decoded from (surrogateescape's
+    U+DC80..U+DCFF) goes out as that byte again, any other character as its escape (``\\xb5``)."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out = bytearray()
+    for ch in exc.object[exc.start:exc.end]:
+        code = ord(ch)
+        out += bytes([code - 0xDC00]) if 0xDC80 <= code <= 0xDCFF else ch.encode("ascii", "backslashreplace")
+    return bytes(out), exc.end
+
+
+def _legible_streams() -> None:
+    """Characters stdout or stderr cannot encode are written escaped (``\\xb5m``), never raised:
+    under an ASCII locale (``LC_ALL=C`` with ``PYTHONUTF8=0``, ``PYTHONIOENCODING=ascii``, a cron
+    or service environment) a table holding µm or ± ended ``castrig analyse`` and ``castrig lots``
+    in a UnicodeEncodeError traceback (exit 1), and a run's last lines naming a folder with a
+    non-ASCII character were dropped, its outcome never said. Python escapes its own stderr so."""
+    import codecs
+
+    codecs.register_error("castrig.escape", _escape)
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if getattr(stream, "errors", None) in ("strict", "surrogateescape") and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="castrig.escape")
+            except (OSError, ValueError):  # (a stream already written and unflushable: left as it is)
+                pass
+
+
 def main() -> int:
     _standard_fds()
+    _legible_streams()
     owns_the_rig = bool(sys.argv[1:2]) and sys.argv[1] in OWNS_THE_RIG
     # (under nohup SIGHUP stays ignored: the command was meant to outlive its terminal)
     hup = owns_the_rig and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN

@@ -157,9 +157,15 @@ def render(
         from castrig.errors import BadInput
 
         raise BadInput(f"--bit-depth = {bit_depth}: allowed 8 or 16", field="--bit-depth")
-    truth = render_set(out, n=n, seed=seed, rh_pct=rh_pct, concentration_mg_ml=concentration_mg_ml,
-                       pixel_size_um=pixel_size_um, section_pixel_size_um=section_pixel_size_um, width_px=width_px,
-                       bit_depth=bit_depth)
+    try:
+        truth = render_set(out, n=n, seed=seed, rh_pct=rh_pct, concentration_mg_ml=concentration_mg_ml,
+                           pixel_size_um=pixel_size_um, section_pixel_size_um=section_pixel_size_um, width_px=width_px,
+                           bit_depth=bit_depth)
+    except OSError as exc:  # a full disk (or ulimit -f) under --out: it was a traceback, exit 1
+        from castrig.errors import BadInput
+
+        raise BadInput(f"--out {out}: cannot write the images ({exc.strerror or exc}); each image written is whole, "
+                       "truth.json is written last: render again once there is room", file=str(out), field="--out") from None
     typer.echo(f"{len(truth)} membranes in {out} (truth.json beside the images)")
 
 

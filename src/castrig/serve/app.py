@@ -55,11 +55,12 @@ import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from castrig import jsontext
 from castrig.oslock import process_stopped
+from castrig.serve.html_response import HTMLResponse
 from castrig.serve.json_response import JSONResponse
 from castrig.store import live as R
 from castrig.store.commands import ACTIONS, ChannelRefused, answer_of, send_command, withdraw_command

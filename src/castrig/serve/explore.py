@@ -39,10 +39,11 @@ from urllib.parse import quote
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from castrig.jsontext import loads
+from castrig.serve.html_response import HTMLResponse
 from castrig.serve.json_response import JSONResponse
 from castrig.explore.plots import PAGE_STYLE
 from castrig.report.html import csp_hash

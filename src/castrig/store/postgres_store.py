@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from castrig.errors import BadInput, CastrigError
+from castrig.jsontext import plain
 from castrig.logs import module_logger
 from castrig.redact import redact_url, redact_urls, scrub  # the one redaction (redact_url re-exported: sync uses it from here)
 from castrig.store.lock import CRASHED_REASON, live_outcome
@@ -309,8 +310,14 @@ def _run_row(info: RunInfo, run_dir: Path, grades: Iterable[str] | None) -> dict
 
 
 def pg_text(value: Any) -> Any:
-    """A text PostgreSQL takes: a NUL character (which it refuses in any text) as U+FFFD."""
-    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+    """A text PostgreSQL takes: a NUL character (which it refuses in any text) as U+FFFD, and so a
+    lone surrogate (no UTF-8 encoder takes one): the byte of a folder named in Latin-1 that Python
+    could not decode, in a run's ``run_dir`` -- the run's end raised out of ``castrig run`` there."""
+    if not isinstance(value, str):
+        return value
+    if not value.isascii():
+        value = plain(value)
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
 def pg_json(text: Any) -> Any:

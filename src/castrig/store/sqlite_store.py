@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # the listings (`castrig runs`, `lots`, `status`) need not lo
 
 from castrig.atomic import atomic_write_json, fsync_dir
 from castrig.errors import BadInput
+from castrig.jsontext import plain
 from castrig.store import runjson
 from castrig.store.lock import LOCK_NAME, claim_run, live_outcome, release_run, run_holder
 from castrig.store.base import (
@@ -926,8 +927,10 @@ def moved_out_summary(row: tuple[Any, ...]) -> RunSummary:
 def _catalog_row(recorder: RunRecorder, grades: Iterable[str]) -> tuple[Any, ...]:
     """The catalog's row of a run (the ``runs`` table's columns, in order)."""
     i = recorder.info
-    return (i.run_id, str(Path(recorder.run_dir).resolve()), i.recipe_name, i.profile_name, i.operator, i.started_utc,
-            i.ended_utc, i.outcome, ",".join(grades))
+    # a folder whose path is not UTF-8 (a data root named in Latin-1 on a NAS) as text SQLite takes:
+    # its odd bytes as U+FFFD. The listing finds the folder under its root by name (_catalog_rows)
+    return (i.run_id, plain(str(Path(recorder.run_dir).resolve())), i.recipe_name, i.profile_name, i.operator,
+            i.started_utc, i.ended_utc, i.outcome, ",".join(grades))
 
 
 def folder_account(run_dir: Path, run_id: str) -> tuple[RunInfo, tuple[str, ...]] | None:
