@@ -26,7 +26,7 @@ from __future__ import annotations
 import binascii
 import re
 from functools import lru_cache
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from castrig.clock import Clock
 from castrig.devices.roles import DeviceError, Dispensed, PumpState, SyringePump
@@ -34,6 +34,9 @@ from castrig.devices.exchange import InStep, after_first_try
 from castrig.errors import CastrigError
 from castrig.links import Link, LinkError, LinkTimeout, ProtocolError
 from castrig.links.base import retry_loop
+
+if TYPE_CHECKING:
+    from castrig.devices.blind_stop import BlindStop
 
 T = TypeVar("T")
 
@@ -397,6 +400,21 @@ class NE1000Pump(SyringePump):
             # outside tester's pump was left paused mid-program when an 'I' was read here)
         raise PumpError(self.name, "STP", f"pump did not reach the stopped state (last state {self.last_state}, "
                                           f"last alarm {self.last_alarm})")
+
+    def best_effort_stop(self) -> "BlindStop":
+        """:meth:`stop` failed: a pump whose replies are lost or garbled still hears, but every
+        exchange here first waits for ``VER``'s reply (the line out of step) and sent nothing
+        else -- while each ``VER`` packet kept its safe-mode watchdog from stopping it. So the
+        ``STP`` goes out as :mod:`castrig.devices.blind_stop` sends it, then the state is read
+        back; this driver's next exchange confirms the line first (what came back is no reply
+        to it)."""
+        from castrig.devices.blind_stop import stop_unconfirmed_ne1000
+
+        blind = stop_unconfirmed_ne1000(self.link, name=self.name, address=self.address, clock=self.clock)
+        self.in_step.mark()
+        if blind.stopped:
+            self.last_state = PumpState.STOPPED
+        return blind
 
     def use_one_phase(self) -> None:
         """Phase 1 a rate phase and phase 2 ``STP``, phase 1 selected.
