@@ -580,6 +580,18 @@ class NE1000Pump(SyringePump):
             self._garbage += buf[: min(n, _GARBAGE_KEPT)]
         return text, n
 
+    def _take_own(self, buf: bytes) -> tuple[str | None, int]:
+        """:meth:`_take`, dropping another address's reply frame: on a daisy chain a pump answers
+        only its own address, so that frame is a peer's (a late one) and never this command's
+        reply. Taken for it, the water pump's stop read the caster's late reply ("reply from
+        address 00, expected 1") and a stopped pump was left NOT verified."""
+        text, n = self._take(buf)
+        if text is not None and self.address is not None:
+            m = _REPLY.match(text)
+            if m and int(m.group(1)) != self.address:
+                return None, n
+        return text, n
+
     def _read_text(self, timeout_s: float | None = None) -> str:
         """The next whole frame from the link, reassembled from whatever pieces arrive."""
         return self.link.read_frame(self._take, timeout_s=timeout_s, what="reply frame (STX ... ETX)")
@@ -594,7 +606,7 @@ class NE1000Pump(SyringePump):
         """
         self._garbage.clear()
         try:
-            text = self._read_text()
+            text = self.link.read_frame(self._take_own, what="reply frame (STX ... ETX)")
         except LinkTimeout as exc:
             self.in_step.mark()
             if self._garbage:
