@@ -2,7 +2,10 @@
 
 Called on every exit path of a run (completion, fault, abort, exception, Ctrl-C, SIGTERM) and
 first thing on resume. Each action is tried on its own, so one dead device does not keep the
-others from being made safe; the report says what was verified and what could not be.
+others from being made safe; the report says what was verified and what could not be. A pump
+whose stop fails (no reply, garbage) is sent its best-effort stop
+(:meth:`~castrig.devices.roles.SyringePump.best_effort_stop`), counted verified only when it reads
+back stopped; what it sent and what came back are in the report (``best_effort_stops``).
 """
 
 from __future__ import annotations
@@ -101,7 +104,8 @@ def make_safe(
                 blind = pump.best_effort_stop()
                 if blind is None:
                     raise
-                report.best_effort[name] = {"sent": blind.sent, "stopped": blind.stopped, "detail": blind.detail}
+                report.best_effort[name] = {"stop_failed": str(exc), "sent": blind.sent, "stopped": blind.stopped,
+                                            "detail": blind.detail}
                 if blind.stopped:  # (read back stopped: verified as any stop is)
                     return True
                 raise NotSafe(f"{exc}; a best-effort stop: {blind.detail}") from exc

@@ -557,16 +557,23 @@ class NE1000Pump(SyringePump):
 
     def _exchange(self, command: str, framing: str | None, *, query: bool = False) -> tuple[PumpState, str]:
         self._drain_unsolicited()
-        self.in_step.ensure()
-        if self._marker_alarm:
-            # The marker was answered by an alarm — VER's own, or one the pump sent unprompted
-            # just before (which does not acknowledge it): with VER's reply still to come, the
-            # next reply would be one behind. The alarm is acknowledged now, so a second VER is
-            # answered with the version alone.
-            self._marker_alarm = False
-            self.in_step.mark()
+        try:
             self.in_step.ensure()
-            self._marker_alarm = False
+            if self._marker_alarm:
+                # The marker was answered by an alarm — VER's own, or one the pump sent unprompted
+                # just before (which does not acknowledge it): with VER's reply still to come, the
+                # next reply would be one behind. The alarm is acknowledged now, so a second VER is
+                # answered with the version alone.
+                self._marker_alarm = False
+                self.in_step.mark()
+                self.in_step.ensure()
+                self._marker_alarm = False
+        except (LinkTimeout, ProtocolError) as exc:
+            # said as it was: the command never went out (the safe state's record read "'STP':
+            # no reply" while only VER packets had been sent, and the pump went on infusing)
+            detail = str(exc).removeprefix(f"{exc.resource}: ")
+            raise type(exc)(exc.resource, f"not sent: the line is out of step and the VER sent before it to "
+                                          f"confirm it got no answer ({detail})") from exc
         self.link.write(self._frame(command, framing))
         text = self._read_reply(command, query=query)
         return self._parse(command, text)
