@@ -12,7 +12,12 @@ water pump, stopped, was "NOT verified" too: its stop read the caster's late rep
 from address 00, expected 1"). Now the safe state (its first try and the tries after it) sends
 `castrig safe`'s best-effort STP and records it: the caster stops, the safe state stays NOT
 verified for it (nothing read back), and the water pump leaves another address's frame unread
-as its reply: verified stopped."""
+as its reply: verified stopped.
+
+Then `castrig resume --after-abort` of that run, the caster infusing again (as a kill -9
+mid-cast leaves it) and answering a version its driver does not know: "cannot open the rig"
+(exit 5) with the caster still infusing -- the runner's safe state never comes. Now the failed
+open sends the pump that answered its best-effort STP first (read back stopped) and says so."""
 
 from __future__ import annotations
 
@@ -26,18 +31,31 @@ import yaml
 from conftest import ROOT, Proxy, castrig, ne1000_packet, profile_with_addresses, run_rows
 
 
-def _prompt(address: str, pump: int) -> bytes:
-    """The served pump's state prompt (``I`` infusing, ``S`` stopped), asked with a safe-mode
-    packet over the line's own socket as any client asks (taken in basic and safe mode)."""
+def _prompt(address: str, pump: int, *commands: str, until_free: bool = False) -> bytes:
+    """The served pump's state prompt (``I`` infusing, ``S`` stopped) after ``commands``, each
+    sent as a safe-mode packet over the line's own socket as any client sends them (taken in
+    basic and safe mode), its reply read whole. ``until_free``: returns once sim serve has let
+    go of the line (it serves one client at a time, and lingers up to 0.5 s for this one's
+    replies still due): a client after it would meet a line that answers late."""
     u = urllib.parse.urlsplit(address)
     with socket.create_connection((u.hostname, u.port), timeout=5) as s:
-        s.sendall(ne1000_packet(str(pump)))
-        reply = b""
-        while not reply.endswith(b"\x03"):
-            chunk = s.recv(256)
-            assert chunk, "the pumps' line closed"
-            reply += chunk
+        for command in (*commands, ""):
+            s.sendall(ne1000_packet(f"{pump}{command}"))
+            reply = b""
+            while not reply or not _whole(_frames(reply)[-1]):
+                chunk = s.recv(256)
+                assert chunk, "the pumps' line closed"
+                reply += chunk
+        if until_free:
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(256):
+                pass
     return re.search(rb"%02d([A-Z])" % pump, reply).group(1)
+
+
+def _whole(frame: bytes) -> bool:
+    basic = len(frame) > 1 and 0x30 <= frame[1] <= 0x39
+    return len(frame) > 2 and (frame.endswith(b"\x03") if basic else len(frame) == frame[1] + 1)
 
 
 def _frames(chunk: bytes) -> list[bytes]:
@@ -60,6 +78,8 @@ def test_a_daisy_chained_caster_answering_late_gets_a_best_effort_stp_in_every_t
 
     def caster_replies_late(request: bytes, reply: bytes) -> bytes:
         sent.append(request)
+        if line.get("clone"):  # (then: a version reply the driver does not know, all else as it comes)
+            return reply.replace(b"NE1000V", b"NX1000V")
         if not line["cast_runs"]:
             line["cast_runs"] = b"0RUN" in request
             return reply
@@ -93,7 +113,13 @@ def test_a_daisy_chained_caster_answering_late_gets_a_best_effort_stp_in_every_t
             profile.write_text(yaml.safe_dump(data, sort_keys=False))
             done = castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(profile), "--data",
                            str(tmp_path / "runs"), "-q", timeout_s=60)
-        caster, water_pump = _prompt(wire, 0), _prompt(wire, 1)  # (at once: the caster's 10 s watchdog has not run out)
+            caster, water_pump = _prompt(wire, 0), _prompt(wire, 1)  # (at once: the caster's 10 s watchdog has not run out)
+            # the resume of that run, the caster infusing again (as a kill -9 mid-cast leaves it) and
+            # answering a version its driver does not know: its open fails, the resume cannot start
+            line["clone"] = _prompt(wire, 0, "RAT1.0MM", "VOL0", "RUN", until_free=True) == b"I"
+            (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
+            resumed = castrig("resume", str(run_dir), "--after-abort", "-q", timeout_s=60)
+            caster_after_resume = _prompt(wire, 0)
     out = " ".join(done.stdout.split())
     assert line["cast_runs"], "the cast never started: the test shows nothing"
     # never claimed safe on a blind send: nothing of the caster's came back in time
@@ -110,7 +136,6 @@ def test_a_daisy_chained_caster_answering_late_gets_a_best_effort_stp_in_every_t
     assert "; a best-effort stop: STP sent twice, no stopped state came back (" in out, out
     # the water pump's exchanges met the caster's late replies to those STPs, and read their own
     assert line["misreadable"], "no late reply of the caster reached the water pump: the test shows nothing"
-    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
     tries = [json.loads(d) for (d,) in run_rows(run_dir, "SELECT data_json FROM events WHERE kind = 'safe_state'")]
     assert len(tries) >= 2 and all(t["verified"]["water_pump.stopped"] for t in tries), tries
     assert not any("water_pump" in t["best_effort_stops"] for t in tries), [t["best_effort_stops"].get("water_pump") for t in tries]  # (its own stop read its own reply)
@@ -118,3 +143,11 @@ def test_a_daisy_chained_caster_answering_late_gets_a_best_effort_stp_in_every_t
     # in the run's events: each try's best-effort stop, what was sent and that nothing read back
     assert all(t["best_effort_stops"]["caster"]["sent"] for t in tries), tries
     assert not any(t["safe"] or t["best_effort_stops"]["caster"]["stopped"] for t in tries), tries
+    # the resume that could not open the caster (exit 5) sent it the best-effort STP first: it stopped
+    # (before: 'cannot open the rig', the caster still infusing)
+    assert line["clone"], "the caster was not infusing before the resume: the test shows nothing"
+    err = " ".join(resumed.stderr.split())
+    assert resumed.returncode == 5 and "Traceback" not in err, (resumed.returncode, err[-2000:])
+    assert caster_after_resume == b"S", f"after the resume the caster is {caster_after_resume!r}, not stopped"
+    assert "cannot open the rig" in err and "device caster (" in err and "NX1000V" in err, err
+    assert "; it answered (" in err and "so a best-effort STP went to it: STP answered and read back stopped" in err, err
