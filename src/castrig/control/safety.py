@@ -2,7 +2,10 @@
 
 Called on every exit path of a run (completion, fault, abort, exception, Ctrl-C, SIGTERM) and
 first thing on resume. Each action is tried on its own, so one dead device does not keep the
-others from being made safe; the report says what was verified and what could not be.
+others from being made safe; the report says what was verified and what could not be. A pump
+whose stop fails (no reply, garbage) is sent its best-effort stop
+(:meth:`~castrig.devices.roles.SyringePump.best_effort_stop`), counted verified only when it reads
+back stopped; what it sent and what came back are in the report (``best_effort_stops``).
 """
 
 from __future__ import annotations
@@ -36,13 +39,19 @@ class NotSafe(CastrigError):
 class SafeStateReport:
     verified: dict[str, bool] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    #: Pumps whose stop failed, by name: the best-effort stop sent then (``sent``), whether it
+    #: read back stopped (``stopped``, the only way it counts as verified) and what came back.
+    best_effort: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def safe(self) -> bool:
         return bool(self.verified) and all(self.verified.values()) and not self.errors
 
     def to_dict(self) -> dict[str, Any]:
-        return {"safe": self.safe, "verified": dict(self.verified), "errors": dict(self.errors)}
+        out = {"safe": self.safe, "verified": dict(self.verified), "errors": dict(self.errors)}
+        if self.best_effort:
+            out["best_effort_stops"] = {k: dict(v) for k, v in self.best_effort.items()}
+        return out
 
     def summary(self) -> str:
         if self.safe:
@@ -86,8 +95,20 @@ def make_safe(
 
     # Stop everything that moves liquid first.
     for name, pump in pumps.items():
-        def stop_pump(pump: SyringePump = pump) -> bool:
-            pump.stop()
+        def stop_pump(pump: SyringePump = pump, name: str = name) -> bool:
+            try:
+                pump.stop()
+            except (CastrigError, OSError) as exc:
+                # a pump whose replies are lost may still hear: its driver's stop sent only the
+                # line's in-step check, and the pump went on infusing (kept alive by those)
+                blind = pump.best_effort_stop()
+                if blind is None:
+                    raise
+                report.best_effort[name] = {"stop_failed": str(exc), "sent": blind.sent, "stopped": blind.stopped,
+                                            "detail": blind.detail}
+                if blind.stopped:  # (read back stopped: verified as any stop is)
+                    return True
+                raise NotSafe(f"{exc}; a best-effort stop: {blind.detail}") from exc
             # stopped, not only "not moving": a pump paused mid-program (or in a timed pause)
             # finishes its dispense at a RUN from its keypad or another client
             return pump.state() is PumpState.STOPPED
@@ -130,7 +151,7 @@ def make_safe(
     if clock is not None and retry_for_s > 0:
         deadline = clock.now() + retry_for_s
         if on_first_try is not None and not report.safe:
-            on_first_try(SafeStateReport(dict(report.verified), dict(report.errors)))
+            on_first_try(SafeStateReport(dict(report.verified), dict(report.errors), dict(report.best_effort)))
         # (retried while something is left to retry: a rig with nothing opened to make safe --
         # castrig safe, its one pump reached but failed -- slept its 15 s for nothing)
         while not report.safe and not all(report.verified.values()) and clock.now() < deadline:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import binascii
 import re
 from functools import lru_cache
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from castrig.clock import Clock
 from castrig.devices.roles import DeviceError, Dispensed, PumpState, SyringePump
@@ -34,6 +34,9 @@ from castrig.devices.exchange import InStep, after_first_try
 from castrig.errors import CastrigError
 from castrig.links import Link, LinkError, LinkTimeout, ProtocolError
 from castrig.links.base import retry_loop
+
+if TYPE_CHECKING:
+    from castrig.devices.blind_stop import BlindStop
 
 T = TypeVar("T")
 
@@ -398,6 +401,21 @@ class NE1000Pump(SyringePump):
         raise PumpError(self.name, "STP", f"pump did not reach the stopped state (last state {self.last_state}, "
                                           f"last alarm {self.last_alarm})")
 
+    def best_effort_stop(self) -> "BlindStop":
+        """:meth:`stop` failed: a pump whose replies are lost or garbled still hears, but every
+        exchange here first waits for ``VER``'s reply (the line out of step) and sent nothing
+        else -- while each ``VER`` packet kept its safe-mode watchdog from stopping it. So the
+        ``STP`` goes out as :mod:`castrig.devices.blind_stop` sends it, then the state is read
+        back; this driver's next exchange confirms the line first (what came back is no reply
+        to it)."""
+        from castrig.devices.blind_stop import stop_unconfirmed_ne1000
+
+        blind = stop_unconfirmed_ne1000(self.link, name=self.name, address=self.address, clock=self.clock)
+        self.in_step.mark()
+        if blind.stopped:
+            self.last_state = PumpState.STOPPED
+        return blind
+
     def use_one_phase(self) -> None:
         """Phase 1 a rate phase and phase 2 ``STP``, phase 1 selected.
 
@@ -539,16 +557,23 @@ class NE1000Pump(SyringePump):
 
     def _exchange(self, command: str, framing: str | None, *, query: bool = False) -> tuple[PumpState, str]:
         self._drain_unsolicited()
-        self.in_step.ensure()
-        if self._marker_alarm:
-            # The marker was answered by an alarm — VER's own, or one the pump sent unprompted
-            # just before (which does not acknowledge it): with VER's reply still to come, the
-            # next reply would be one behind. The alarm is acknowledged now, so a second VER is
-            # answered with the version alone.
-            self._marker_alarm = False
-            self.in_step.mark()
+        try:
             self.in_step.ensure()
-            self._marker_alarm = False
+            if self._marker_alarm:
+                # The marker was answered by an alarm — VER's own, or one the pump sent unprompted
+                # just before (which does not acknowledge it): with VER's reply still to come, the
+                # next reply would be one behind. The alarm is acknowledged now, so a second VER is
+                # answered with the version alone.
+                self._marker_alarm = False
+                self.in_step.mark()
+                self.in_step.ensure()
+                self._marker_alarm = False
+        except (LinkTimeout, ProtocolError) as exc:
+            # said as it was: the command never went out (the safe state's record read "'STP':
+            # no reply" while only VER packets had been sent, and the pump went on infusing)
+            detail = str(exc).removeprefix(f"{exc.resource}: ")
+            raise type(exc)(exc.resource, f"not sent: the line is out of step and the VER sent before it to "
+                                          f"confirm it got no answer ({detail})") from exc
         self.link.write(self._frame(command, framing))
         text = self._read_reply(command, query=query)
         return self._parse(command, text)
@@ -560,6 +585,18 @@ class NE1000Pump(SyringePump):
             # (its first bytes only: they are all a message shows; a line streaming garbage
             # kept every byte of it until the reply's timeout, 180 MB in 0.5 s on loopback)
             self._garbage += buf[: min(n, _GARBAGE_KEPT)]
+        return text, n
+
+    def _take_own(self, buf: bytes) -> tuple[str | None, int]:
+        """:meth:`_take`, dropping another address's reply frame: on a daisy chain a pump answers
+        only its own address, so that frame is a peer's (a late one) and never this command's
+        reply. Taken for it, the water pump's stop read the caster's late reply ("reply from
+        address 00, expected 1") and a stopped pump was left NOT verified."""
+        text, n = self._take(buf)
+        if text is not None and self.address is not None:
+            m = _REPLY.match(text)
+            if m and int(m.group(1)) != self.address:
+                return None, n
         return text, n
 
     def _read_text(self, timeout_s: float | None = None) -> str:
@@ -576,7 +613,7 @@ class NE1000Pump(SyringePump):
         """
         self._garbage.clear()
         try:
-            text = self._read_text()
+            text = self.link.read_frame(self._take_own, what="reply frame (STX ... ETX)")
         except LinkTimeout as exc:
             self.in_step.mark()
             if self._garbage:

@@ -79,6 +79,13 @@ class SyringePump(Device):
         oldest first, as its driver read them; none where a pump sends none."""
         return []
 
+    def best_effort_stop(self) -> Any:
+        """After :meth:`stop` failed (no reply, garbage): the stop sent once more without
+        waiting for the line to be confirmed in step first, then the state read back, as a
+        :class:`castrig.devices.blind_stop.BlindStop` (what was sent, whether it read back
+        stopped); ``None`` where a pump has no such stop. Never raises."""
+        return None
+
     @abstractmethod
     def set_diameter_mm(self, diameter_mm: float) -> None: ...
 

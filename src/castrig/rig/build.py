@@ -166,18 +166,19 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
         try:
             opened[role] = _driver(role, cfg, rig, shared, camera_answers=camera_answers)
         except CastrigError as exc:  # say which device, on which port, in one line
+            link = rig.role_links.get(role)
+            # (its line's devices open one after another: what the line heard since is its own)
+            heard = 0 if link is None else link.heard_bytes - heard_before
             if partial:
                 where = _where(cfg)
                 why = str(exc) if where.split(" ", 1)[-1] in str(exc) else f"{where}: {exc}"
-                link = rig.role_links.get(role)
-                # (its line's devices open one after another: what the line heard since is its own)
-                heard = 0 if link is None else link.heard_bytes - heard_before
                 if heard:
                     rig.unverified[role] = f"{why} (after {heard} bytes came back from it)"
                 else:
                     rig.unreached[role] = why
-                return
-            raise CastrigError(f"device {role} ({_where(cfg)}): {exc}{_garbled_hint(role, cfg, shared)}") from exc
+                return  # (castrig safe sends such a pump its best-effort STP itself)
+            said = _stop_answered_pump(role, cfg, link, heard, clock) if heard else ""
+            raise CastrigError(f"device {role} ({_where(cfg)}): {exc}{said}{_garbled_hint(role, cfg, shared)}") from exc
 
     order = list(configs)
     try:
@@ -237,6 +238,19 @@ def _open_side_by_side(groups: list[list[str]], open_device: Callable[[str], Non
             t.join()
     if failed:
         raise failed[min(failed, key=order.index)]
+
+
+def _stop_answered_pump(role: str, cfg: Any, link: Link | None, heard: int, clock: Clock) -> str:
+    """A pump that answered and then failed to open (a version reply not known, then silence
+    or garbage) may be pumping -- a resume after a kill -9 mid-cast met one and ended "cannot
+    open the rig" with it still infusing: it is sent :mod:`castrig.devices.blind_stop`'s
+    best-effort STP before the open fails, and what came back is said (``""``: not a pump)."""
+    if not isinstance(cfg, NE1000Config) or link is None:
+        return ""
+    from castrig.devices.blind_stop import stop_unconfirmed_ne1000
+
+    blind = stop_unconfirmed_ne1000(link, name=role, address=cfg.address, clock=clock)
+    return f"; it answered ({heard} bytes), so a best-effort STP went to it: {blind.detail}"
 
 
 def _garbled_hint(role: str, cfg: Any, shared: dict[str, Link]) -> str:
