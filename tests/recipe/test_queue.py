@@ -646,3 +646,25 @@ def test_a_profile_broken_while_the_queue_runs_stops_it_with_the_rest_pending(tm
     assert [i["status"] for i in json.loads(state_path.read_text())["items"]] == ["pending", "pending"]
     assert f"{profile} (line 2" in said and "not valid YAML" in said and "queue stopped" in said, said
     assert f"castrig queue --resume {state_path}" in said and "the queue goes on" not in said, said
+
+
+def test_a_queued_resume_refused_for_its_set_points_keeps_its_run_folder_and_the_queue_goes_on(tmp_path):
+    """kill -9 in the first run, whose recorded recipe (as an older castrig recorded it) holds a set
+    point the twin's chamber cannot reach: `castrig resume` refuses it (exit 2, the rig left safe).
+    The queue recorded that item refused with no run folder, losing track of a folder a person can
+    still resume by hand; now the item keeps its folder and reason, and the queue goes on."""
+    from conftest import castrig
+
+    data = tmp_path / "runs"
+    state_path = _queue_killed_in_its_first_run(data)
+    (first,) = [p.parent for p in data.glob("*/run.json")]
+    info = json.loads((first / "run.json").read_text())
+    info["recipe"]["steps"][-3]["setpoint_rh_pct"] = 99.5  # the second evaporate, still to come
+    (first / "run.json").write_text(json.dumps(info))
+    done = castrig("queue", "--resume", str(state_path), timeout_s=120, COLUMNS="400")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    state = json.loads(state_path.read_text())
+    assert [i["outcome"] for i in state["items"]] == ["refused", "completed"], (state, done.stdout, done.stderr)
+    assert state["items"][0]["run_dir"] == str(first) and "99.5" in state["items"][0]["reason"], state["items"][0]
+    assert f"castrig resume {first}" in done.stderr.replace("\n", ""), done.stderr
+    assert len(json.loads((first / "run.json").read_text())["parts"]) == 1  # not resumed: resumable later

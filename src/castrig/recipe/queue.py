@@ -414,6 +414,16 @@ def _work_items(state: dict[str, Any], state_path: Path, profile: Path, data_roo
                             state["stopped"] = f"cannot resume {run_dir}: {exc}"
                             stop_code = 5 if isinstance(exc, RigUnreachable) else 4 if isinstance(exc, Busy) else 3
                             break
+                        except BadInput as exc:
+                            # refused with the rig made safe and nothing recorded (its steps left beyond
+                            # what the rig reaches now): as a recipe refused at its turn, the queue goes
+                            # on; the item keeps its folder, which a person resumes once the rig can
+                            # (the queue stopped with its state unsaved, the rest of the night unrun)
+                            item.update(status="refused", outcome="refused", reason=str(exc), ended_utc=_now())
+                            _save(state_path, state)
+                            Console(stderr=True).print(f"[bold red]refused:[/] {escape(str(exc))}; the queue goes on",
+                                                       highlight=False, soft_wrap=True)
+                            continue
                         result.membranes = result.membranes or _membranes(run_dir)
             if result is None:
                 item.update(status="running", started_utc=_now())
