@@ -264,3 +264,58 @@ def test_castrig_safe_stops_a_pump_that_answered_then_failed_to_open_with_a_best
         blind = [r for r in sent if b"STP" in r]
         assert blind and all(r.startswith(b"\x02") for r in blind), sent  # (packets: taken in either mode)
         assert not any(w in r for r in sent[sent.index(blind[0]):] for w in (b"RUN", b"RAT", b"DIA", b"VOL")), sent
+
+
+def test_a_resume_that_cannot_open_the_rig_makes_safe_what_answers_records_it_and_stays_resumable(tmp_path, sim_serve):
+    """A run killed -9 mid-evaporate (the wet air on), resumed with its caster's port dead (the
+    cable out): `castrig resume` exited 5 "cannot open the rig" having sent nothing -- the wet MFC
+    still flowing afterwards, and no word of `castrig safe`. Now it makes safe every device that
+    answers (as `castrig safe` does), says what was and was not made safe, records that in the
+    run's events without claiming the run (run.json as the crash left it), and still exits 5."""
+    import json
+
+    import yaml
+
+    from conftest import run_rows, run_then_kill_9
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("name: evaporating\nsteps:\n  - {type: cast, volume_ml: 0.005, rate_ml_min: 0.5}\n"
+                      "  - {type: evaporate, setpoint_rh_pct: 80, duration_s: 600}\n")
+    with sim_serve("--tcp", "0") as served:
+        u = urlsplit(served.addresses["caster"])
+        caster_line = Proxy((u.hostname, u.port))  # (closed after the kill: its port refuses, a cable out)
+        profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", served.addresses, tmp_path / "rig.yaml")
+        data = yaml.safe_load(profile.read_text())
+        del data["devices"]["camera"]  # (the recipe captures nothing; its open waits a second for its line)
+        data["devices"]["caster"]["link"]["url"] = caster_line.url
+        profile.write_text(yaml.safe_dump(data, sort_keys=False))
+        wire = served.addresses["wet_mfc"]
+        try:
+            run_dir = run_then_kill_9(recipe, tmp_path / "runs", lambda d: run_rows(
+                d, "select 1 from samples where channel='wet_setpoint_slpm' and value > 0.2 and t_s > "
+                   "(select max(t_s) from journal where step_index=1 and state='started')"),
+                args=("--profile", str(profile)))
+        finally:
+            caster_line.close()
+        before = json.loads((run_dir / "run.json").read_text())
+        setpoint, _ = wait_until(lambda: _wet_mfc(wire), timeout_s=10, what="the wet MFC's line free")
+        assert setpoint > 0.2, setpoint  # the evaporation's wet air, left on by the kill
+
+        resumed = castrig("resume", str(run_dir), "-q", timeout_s=60)
+        err = " ".join(resumed.stderr.split())
+        assert resumed.returncode == 5 and "Traceback" not in err, (resumed.returncode, err[-3000:])
+        setpoint_after, flow_after = _wet_mfc(wire)
+    assert setpoint_after == 0 and abs(flow_after) <= 0.05, (setpoint_after, flow_after, err)  # before: still 0.5+
+    assert "cannot open the rig" in err and "device caster (" in err, err
+    assert "the resume made safe what answers: made safe (read back): dry_mfc, water_pump, wet_mfc;" in err, err
+    assert "NOT made safe: caster (not reached: " in err and "Connection refused" in err, err
+    assert f"The run stays resumable: castrig resume {run_dir} once every device answers" in err, err
+    assert f"castrig safe --profile {profile}" in err and "recorded in the run's events" in err, err
+    (message, data_json), = run_rows(run_dir, "select message, data_json from events where kind='safe_state'")
+    recorded = json.loads(data_json)
+    assert message.startswith("resume could not open the rig; made safe (read back): dry_mfc, water_pump, wet_mfc; NOT made "
+                              "safe: caster (not reached: "), message
+    assert recorded["verified"]["wet_mfc.off"] is True and recorded["verified"]["caster.reached"] is False, recorded
+    assert recorded["stopped_utc"] and "resume_not_opened" in recorded, recorded
+    after = json.loads((run_dir / "run.json").read_text())  # not claimed: the crashed part as it was, resumable
+    assert (after["outcome"], after["parts"], after.get("pid")) == ("running", before["parts"], before.get("pid")), after

@@ -137,6 +137,7 @@ def test_a_daisy_chained_caster_answering_late_gets_a_best_effort_stp_in_every_t
     # the water pump's exchanges met the caster's late replies to those STPs, and read their own
     assert line["misreadable"], "no late reply of the caster reached the water pump: the test shows nothing"
     tries = [json.loads(d) for (d,) in run_rows(run_dir, "SELECT data_json FROM events WHERE kind = 'safe_state'")]
+    tries, resumes = [t for t in tries if "resume_not_opened" not in t], [t for t in tries if "resume_not_opened" in t]
     assert len(tries) >= 2 and all(t["verified"]["water_pump.stopped"] for t in tries), tries
     assert not any("water_pump" in t["best_effort_stops"] for t in tries), [t["best_effort_stops"].get("water_pump") for t in tries]  # (its own stop read its own reply)
     assert "reply from address" not in " ".join(m for (m,) in run_rows(run_dir, "SELECT message FROM events")), tries
@@ -151,3 +152,7 @@ def test_a_daisy_chained_caster_answering_late_gets_a_best_effort_stp_in_every_t
     assert caster_after_resume == b"S", f"after the resume the caster is {caster_after_resume!r}, not stopped"
     assert "cannot open the rig" in err and "device caster (" in err and "NX1000V" in err, err
     assert "; it answered (" in err and "so a best-effort STP went to it: STP answered and read back stopped" in err, err
+    # and made safe what answered, the caster's STP read back stopped, on record (fix-resumesafe9)
+    assert "the resume made safe what answers: made safe (read back): caster, dry_mfc, water_pump, wet_mfc;" in err, err
+    (resume,) = resumes
+    assert resume["safe"] and resume["best_effort_stops"]["caster"]["stopped"], resume

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
@@ -55,66 +55,30 @@ def safe(
       castrig safe --profile hw_profiles/lab-rig.yaml
     """
     from castrig.cli.main import EXIT_ABORTED, EXIT_INTERRUPTED, default_profile
-    from castrig.control.safety import make_rig_safe
-    from castrig.errors import RigUnreachable
-    from castrig.rig.ownership import open_owned_rig
     from castrig.rig.profile import load_profile
+    from castrig.rig.safe_what_answers import make_safe_what_answers, unreached_words
 
     path = Path(profile or default_profile())
     prof = load_profile(path)
     held = _StopsWait()  # from the first byte sent to the rig's close: nothing cuts the safe state short
     try:
-        rig = open_owned_rig(prof, seed=None, purpose="castrig safe", partial=True)
-        try:
-            unreached = dict(rig.unreached)
-            unverified = {r: why for r, why in rig.unverified.items()}  # answered, then failed to open
-            to_make_safe = _safe_state_roles(prof)
-            if to_make_safe and to_make_safe <= set(unreached):
-                raise RigUnreachable(f"cannot open the rig of profile {prof.name!r}: none of its devices with a safe "
-                                     f"state answered ({_unreached_words(unreached)}); nothing was made safe")
-            found = [f"{role} was moving (stopped as the rig was opened)" for role in rig.found_moving]
-            found += _found(rig)
-            twin_only = rig.twin is not None and all(
-                getattr(getattr(c, "link", None), "kind", "sim") == "sim" for c in prof.device_configs().values())
-            # first: a pump that answered and then failed to open may be pumping (a best-effort STP)
-            blind = _stop_unconfirmed_pumps(rig, prof, unverified)
-            report = make_rig_safe(rig, retry_for_s=prof.control.safe_state_retry_s)
-            for role in [r for r in unverified if r in to_make_safe]:
-                tried = blind.get(role)
-                if tried is not None and tried.stopped:
-                    report.verified[f"{role}.stopped"] = True
-                    continue
-                said = f"; {tried.detail}" if tried is not None else ""
-                report.verified[f"{role}.verified"] = False
-                report.errors[f"{role}.verified"] = (f"reached, but NOT made safe: it answered, then failed as it was "
-                                                     f"opened, its state unknown ({unverified[role]}{said}); it may "
-                                                     "still be running: make it safe at the device")
-            for role in [r for r in unreached if r in to_make_safe]:  # (the same report: one safe state, one verdict)
-                report.verified[f"{role}.reached"] = False
-                report.errors[f"{role}.reached"] = f"not reached, not made safe ({unreached[role]})"
-            now = _found(rig)  # read back once more, as the operator reads the front panels
-            now += [f"{role} stopped (a best-effort STP, read back)" if tried.stopped else f"{role} unknown (not read back)"
-                    for role, tried in blind.items()]
-        finally:
-            rig.close()
+        done = make_safe_what_answers(prof, purpose="castrig safe")
     finally:
         held.restore()
-    stopped = {r: why for r, why in unverified.items() if r in blind and blind[r].stopped}
-    unverified = {r: why + (f"; {blind[r].detail}" if r in blind else "")
-                  for r, why in unverified.items() if r not in stopped}
-    if stopped:
+    report = done.report
+    if done.stopped_blind:
         typer.echo(f"REACHED, FAILED TO OPEN, STOPPED by a best-effort STP on {prof.name}: "
-                   + "; ".join(f"{r} ({why}; {blind[r].detail})" for r, why in stopped.items()), err=True)
-    if unverified:
+                   + unreached_words(done.stopped_blind), err=True)
+    if done.unverified:
         typer.echo(f"REACHED BUT NOT VERIFIED SAFE on {prof.name} (it may still be running): "
-                   f"{_unreached_words(unverified)}", err=True)
-    if unreached:
-        typer.echo(f"NOT REACHED on {prof.name}: {_unreached_words(unreached)}", err=True)
-    typer.echo(f"found on {prof.name}: " + ("; ".join(found) if found else "nothing to read"))
-    if twin_only:  # (sim links: the twin is built in each process, never the one another process drove)
+                   f"{unreached_words(done.unverified)}", err=True)
+    if done.unreached:
+        typer.echo(f"NOT REACHED on {prof.name}: {unreached_words(done.unreached)}", err=True)
+    typer.echo(f"found on {prof.name}: " + ("; ".join(done.found) if done.found else "nothing to read"))
+    if done.twin:  # (sim links: the twin is built in each process, never the one another process drove)
         typer.echo(f"note: {path} is a twin of this process's own (kind: sim links); a run or step test elsewhere "
                    "drove its own twin, which ended with it", err=True)
-    typer.echo(f"now: {'; '.join(now)}" if now else "now: nothing to read")
+    typer.echo(f"now: {'; '.join(done.now)}" if done.now else "now: nothing to read")
     typer.echo(report.summary())
     if held.heard:  # (ended as resume and tune rh end a stop during their safe state: 130 or 3)
         verdict = "verified" if report.safe else "NOT verified"
@@ -125,61 +89,6 @@ def safe(
             raise typer.Exit(EXIT_INTERRUPTED if held.heard[0] == "SIGINT" else EXIT_ABORTED)
     if not report.safe:
         raise typer.Exit(EXIT_ABORTED)
-
-
-def _safe_state_roles(prof: Any) -> set[str]:
-    """The roles :func:`make_rig_safe` acts on: pumps, flow controllers and the chamber (not the
-    humidity transmitters or the camera, which have no safe state)."""
-    from castrig.rig.profile import NE1000Config
-
-    return {role for role, cfg in prof.device_configs().items()
-            if isinstance(cfg, NE1000Config) or role in ("dry_mfc", "wet_mfc", "chamber")}
-
-
-def _stop_unconfirmed_pumps(rig: Any, prof: Any, unverified: dict[str, str]) -> dict[str, Any]:
-    """A best-effort STP to each NE-1000 that answered and then failed to open, over the link
-    the failed open left (see :mod:`castrig.devices.blind_stop`); by role, what came back."""
-    from castrig.devices.blind_stop import stop_unconfirmed_ne1000
-    from castrig.rig.profile import NE1000Config
-
-    configs = prof.device_configs()
-    out = {}
-    for role in unverified:
-        cfg, link = configs.get(role), rig.role_links.get(role)
-        if isinstance(cfg, NE1000Config) and link is not None:
-            out[role] = stop_unconfirmed_ne1000(link, name=role, address=cfg.address, clock=rig.clock)
-    return out
-
-
-def _unreached_words(unreached: dict[str, str]) -> str:
-    return "; ".join(f"{role} ({why})" for role, why in unreached.items())
-
-
-def _found(rig: Any) -> list[str]:
-    """What each pump, flow controller and chamber says it is doing, before anything is sent to it."""
-    out = []
-    for role, pump in rig.pumps().items():
-        out.append(f"{role} {_read(lambda: pump.state().name.lower())}")
-    for role in ("dry_mfc", "wet_mfc"):
-        mfc = getattr(rig, role)
-        if mfc is not None:
-            out.append(f"{role} {_read(lambda: _flow(mfc.read()))}")
-    if rig.chamber is not None:
-        out.append(f"chamber humidifier {_read(lambda: 'on' if rig.chamber.humidifier_on() else 'off')}")
-    return out
-
-
-def _flow(reading: Any) -> str:
-    return f"setpoint {reading.setpoint_slpm:g} slpm, flowing {reading.mass_flow_slpm:g} slpm"
-
-
-def _read(what: Any) -> str:
-    from castrig.errors import CastrigError
-
-    try:
-        return str(what())
-    except (CastrigError, OSError) as exc:
-        return f"not read ({exc})"
 
 
 class _StopsWait:

@@ -25,7 +25,7 @@ from rich.text import Text
 
 import castrig
 from castrig.atomic import remove_dead_temporaries
-from castrig.errors import BadInput, Busy, CastrigError
+from castrig.errors import BadInput, Busy, CastrigError, RigUnreachable
 from castrig.logs import RunLog
 from castrig.printable import Console, shown
 from castrig.recipe.compat import check_recipe_for_profile, check_setpoints_on_chamber, resume_setpoint_problems
@@ -35,6 +35,7 @@ from castrig.recipe.made_on_resume import settle_made
 from castrig.recipe.membranes import ResumePlan, membrane_targets, process_record, step_label, target_summary
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
 from castrig.recipe.model import Recipe, load_recipe_with_text
+from castrig.recipe.resume_unopened import earlier_dated_stop, make_safe_and_stop
 from castrig.recipe.runner import RunAborted, Runner, RunResult
 from castrig.redact import is_redacted, redact, redact_urls, restore_redacted
 from castrig.rig.build import Rig
@@ -759,6 +760,14 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
     ctrl_c = DeferredCtrlC()  # from here to the run's own handlers: the rig is made safe first
     try:
         rig = _open_rig(profile, info.seed, recipe, purpose=f"castrig resume {run_dir}")
+    except RigUnreachable as exc:  # what answers is made safe all the same, and recorded (exit 5)
+        try:
+            stopped = earlier_dated_stop(recorder, _stopped_at(writes, info, last_t))
+            make_safe_and_stop(run_dir, recorder, profile, seed=info.seed, last_t=last_t, stopped=stopped,
+                               profile_path=info.profile_path, exc=exc, hold=ctrl_c)
+        finally:
+            ctrl_c.restore()
+            recorder.close()
     except BaseException:
         ctrl_c.restore()
         recorder.close()
@@ -780,7 +789,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
             recorder.update_info(extra={**(info.extra or {}), "fleet_store": store.fleet_record()})
         _configure_twin(rig, recipe)
         t_offset = last_t + profile.control.control_period_s
-        stopped = _stopped_at(writes, info, last_t)
+        stopped = earlier_dated_stop(recorder, _stopped_at(writes, info, last_t))
         _close_crashed_part(recorder, last_t, stopped)
         if took_over is not None:
             host, pid = took_over
