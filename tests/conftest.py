@@ -310,13 +310,15 @@ def one_cast_recipe(name: str, cast_ml: float, rate_ml_min: float) -> str:
 
 
 def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space: int | None = None,
-            open_files: int | None = None, file_size: int | None = None, pass_fds: tuple[int, ...] = (),
-            **env: str) -> subprocess.CompletedProcess[str]:
+            open_files: int | None = None, file_size: int | None = None, cpu_time: tuple[int, int] | None = None,
+            pass_fds: tuple[int, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``castrig ARGS`` to the end (bounded) and return its exit code and output;
     ``address_space``: bytes it may map at most (``ulimit -v``: little free memory, as the
     command measures it); ``open_files``: descriptors it may hold at once (``ulimit -n``);
     ``file_size``: bytes a file it writes may grow to (``ulimit -f``, systemd's LimitFSIZE: a write
     beyond fails with EFBIG, as one on a full disk fails with ENOSPC; Python ignores SIGXFSZ);
+    ``cpu_time``: (soft, hard) seconds of CPU it may take (``ulimit -St``/``-Ht``, systemd's LimitCPU=:
+    SIGXCPU at the soft limit, again each CPU second after, SIGKILL at the hard one);
     ``pass_fds``: descriptors it inherits (``/dev/fd/N``, as the shell's ``<(cat file)`` gives one).
     The result's ``cpu_s`` is the CPU time the process took (user + system): bound that, not the
     wall time, which on CI's two shared cores measures the neighbours as much as castrig."""
@@ -331,8 +333,10 @@ def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space:
             resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
         if file_size is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+        if cpu_time is not None:
+            resource.setrlimit(resource.RLIMIT_CPU, cpu_time)
 
-    limited = address_space is not None or open_files is not None or file_size is not None
+    limited = address_space is not None or open_files is not None or file_size is not None or cpu_time is not None
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env), capture_output=True,
                           text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,

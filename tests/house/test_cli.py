@@ -432,6 +432,19 @@ def test_ctrl_backslash_at_the_terminal_aborts_to_the_safe_state(tmp_path, termi
     _aborted_safe(data, "SIGQUIT")
 
 
+def test_the_cpu_time_limit_aborts_to_the_safe_state(tmp_path):
+    """A run under a CPU time limit whose soft limit is below its hard one (``ulimit -St 1 -Ht 3``,
+    systemd's LimitCPU=): at the soft limit SIGXCPU killed it where it stood (exit -24, run.json
+    'running', no safe state tried), with the CPU seconds up to the hard limit unused. It aborts
+    like SIGTERM now, within them: recorded, the rig verified safe, exit 3."""
+    data = tmp_path / "runs"
+    done = castrig("run", str(DATA / "long_wait.yaml"), "--data", str(data), "-q", cpu_time=(1, 3), timeout_s=60)
+    assert done.returncode == 3 and "Traceback" not in done.stderr, (done.returncode, done.stderr[-2000:])
+    assert "safe state verified" in done.stdout, done.stdout
+    info = json.loads((_aborted_safe(data, "SIGXCPU") / "run.json").read_text())
+    assert "the CPU time's soft limit, ulimit -t" in info["outcome_reason"], info
+
+
 def test_sigterm_while_asking_aborts_without_an_answer(tmp_path, terminal_run):
     """SIGTERM while the pause prompt waits for a person: abort to the safe state now (exit 3),
     not after someone answers (in virtual time nothing else would wake the prompt)."""

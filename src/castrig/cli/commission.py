@@ -34,13 +34,13 @@ def _open_rig(profile_path: Path, seed: Optional[int], purpose: str):  # type: i
 
 
 class _StopsEndTheTest:
-    """SIGTERM, SIGHUP and SIGQUIT during ``castrig tune rh``'s step test end it like Ctrl-C: out
+    """SIGTERM, SIGHUP, SIGQUIT and SIGXCPU during ``castrig tune rh``'s step test end it like Ctrl-C: out
     of the test to the safe state, then exit 3 (``Terminated``). Their default action killed the
     process where it stood -- ``kill``, a closed terminal or a dropped ssh session in an hour-long
     test left the wet air stepping (exit 143 / 129, no safe state tried). While the rig is made
     safe (``only_noted``) a stop is noted, not raised into it; ``end`` raises it after."""
 
-    SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT")
+    SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGXCPU")
 
     def __init__(self) -> None:
         self.heard: list[int] = []

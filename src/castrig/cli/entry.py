@@ -122,8 +122,9 @@ def main() -> int:
         signal.signal(signal.SIGINT, ctrl_c)
         # (tune rh too: a SIGTERM as it opened or closed the rig killed it, exit 143, nothing said)
         signal.signal(signal.SIGTERM, raise_terminated if sys.argv[1:2] and sys.argv[1] in OWNS_THE_RIG else signal.SIG_DFL)
-        if owns_the_rig:  # Ctrl-\ as SIGTERM (recipe/session.py: _signals)
+        if owns_the_rig:  # Ctrl-\ as SIGTERM (recipe/session.py: _signals), the CPU limit's SIGXCPU too
             signal.signal(signal.SIGQUIT, raise_terminated)
+            signal.signal(signal.SIGXCPU, raise_terminated)
             # a closed terminal as SIGTERM too, as a run's own handlers take it: `castrig tune rh`
             # opening the rig was killed by it (exit -1, nothing said); a run, resume or queue
             # notes it from its stop_requests on (recipe/session.py)

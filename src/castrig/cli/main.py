@@ -50,7 +50,7 @@ class Terminated(BaseException):
 
 
 def raise_terminated(signum: int, frame: Any) -> None:
-    """SIGTERM, SIGQUIT or SIGHUP as :class:`Terminated`; a SIGHUP's says the terminal closed."""
+    """SIGTERM, SIGQUIT, SIGXCPU or SIGHUP as :class:`Terminated`; a SIGHUP's says the terminal closed."""
     from castrig.cli.entry import HUNG_UP_LINE
 
     raise Terminated(HUNG_UP_LINE) if signum == signal.SIGHUP else Terminated
@@ -613,7 +613,7 @@ def main(argv: list[str] | None = None, *, ready: Any = None) -> int:
         ready()
     # called in-process with arguments (tests): the caller's handlers come back at the end; as the
     # castrig process, a run's late SIGTERM handlers stay until it exits (session.keep_exit_code)
-    callers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP, signal.SIGINT)} if argv is not None else {}
+    callers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGQUIT, signal.SIGXCPU, signal.SIGHUP, signal.SIGINT)} if argv is not None else {}
     try:
         return _main(command, argv)
     finally:

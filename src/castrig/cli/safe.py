@@ -18,7 +18,7 @@ Such a pump was then sent nothing; now a best-effort STP goes over its line
 (:mod:`castrig.devices.blind_stop`): read back stopped, it is safe and said so; otherwise it is
 "reached but not verified safe" with what came back.
 
-A stop while it works (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) waits for the safe state and the rig's
+A stop while it works (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT, SIGXCPU) waits for the safe state and the rig's
 close, as ``castrig resume`` and ``tune rh`` wait for theirs; then it ends as they do: Ctrl-C 130
 ("interrupted"), the others 3, the rig's state said first. It ended 0 as if nothing had come.
 """
@@ -92,10 +92,10 @@ def safe(
 
 
 class _StopsWait:
-    """Ctrl-C, SIGTERM, SIGHUP and SIGQUIT while the rig is made safe are noted, not raised into it
+    """Ctrl-C, SIGTERM, SIGHUP, SIGQUIT and SIGXCPU while the rig is made safe are noted, not raised into it
     (a stop there would leave it as the killed process did); the command ends when that is done."""
 
-    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGXCPU")
 
     def __init__(self) -> None:
         self.heard: list[str] = []

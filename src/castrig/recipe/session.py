@@ -117,10 +117,11 @@ def stop_requests(who: str, *, ends_with_the_run: bool = False) -> Iterator[Stop
     stop = StopRequest(ends_with_the_run=ends_with_the_run)
 
     def on_signal(signum: int, frame: Any) -> None:
-        stop.ask(HUNG_UP if signum == signal.SIGHUP else f"{signal.Signals(signum).name} received by {who}")
+        stop.ask(HUNG_UP if signum == signal.SIGHUP else f"{_heard(signum)} by {who}")
 
     old_term = signal.signal(signal.SIGTERM, on_signal)
     old_quit = signal.signal(signal.SIGQUIT, on_signal)  # Ctrl-\: as SIGTERM (see _signals)
+    old_xcpu = signal.signal(signal.SIGXCPU, on_signal)  # the CPU time's soft limit: as SIGTERM (see _signals)
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, on_signal)
     try:
@@ -134,6 +135,7 @@ def stop_requests(who: str, *, ends_with_the_run: bool = False) -> Iterator[Stop
         else:
             signal.signal(signal.SIGTERM, old_term)
             signal.signal(signal.SIGQUIT, old_quit)
+            signal.signal(signal.SIGXCPU, old_xcpu)
             signal.signal(signal.SIGHUP, old_hup)
             if held is not None:
                 held.restore()
@@ -161,6 +163,7 @@ def keep_exit_code(code: int) -> None:
 
     signal.signal(signal.SIGTERM, on_late)
     signal.signal(signal.SIGQUIT, on_late)
+    signal.signal(signal.SIGXCPU, on_late)  # (again each CPU second past the soft limit: ends at the second)
     signal.signal(signal.SIGINT, on_late)  # (Ctrl-C: a run that completed exited 130, "interrupted")
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
         signal.signal(signal.SIGHUP, on_late)
@@ -178,7 +181,7 @@ def _ignore_late_stops() -> None:
     finalisation puts the default action back for every handler written in Python, and a SIGTERM
     in those last tens of milliseconds (freeing the modules) killed the process: exit -15 with the
     outcome recorded. Only an ignored signal stays as it is through it."""
-    for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGXCPU, signal.SIGHUP, signal.SIGINT):
         if _LATE_STOPS and signal.getsignal(signum) is _LATE_STOPS[0]:
             signal.signal(signum, signal.SIG_IGN)
 
@@ -196,7 +199,9 @@ def _signals(runner: Runner, stop: StopRequest | None = None, before: HeldCtrlC 
     to answer a pause, and a run meant to outlive its terminal is started under nohup, tmux or a
     service manager. SIGQUIT (Ctrl-\\ at the terminal, the key beside the one that stops a
     pipeline): abort like SIGTERM. Its default action killed the process where it stood, like
-    kill -9: wet air left flowing, run.json 'running', no safe state tried.
+    kill -9: wet air left flowing, run.json 'running', no safe state tried. SIGXCPU (the CPU
+    time's soft limit, ``ulimit -St``, systemd's LimitCPU=) likewise: abort like SIGTERM, in the
+    CPU time left before the hard limit's SIGKILL (the kernel repeats it each CPU second: noted).
 
     "Twice" means a second Ctrl-C while that pause is pending or asking, not a Ctrl-C after the
     operator resumed: each pause that ended in 'r' starts the count again (the runner's state is
@@ -263,7 +268,7 @@ def _signals(runner: Runner, stop: StopRequest | None = None, before: HeldCtrlC 
         say(f"[yellow]Ctrl-C: pausing {escape(where)} (Ctrl-C again aborts now)[/]")
 
     def on_term(signum: int, frame: Any) -> None:
-        heard = HUNG_UP if signum == signal.SIGHUP else signal.Signals(signum).name + " received"
+        heard = HUNG_UP if signum == signal.SIGHUP else _heard(signum)
         if stop is not None:  # the queue hears of it too, whatever the run makes of it
             stop.ask(heard)
         if ended(signum):
@@ -276,6 +281,7 @@ def _signals(runner: Runner, stop: StopRequest | None = None, before: HeldCtrlC 
     old_int = signal.signal(signal.SIGINT, guarded(on_int))
     old_term = signal.signal(signal.SIGTERM, guarded(on_term))
     old_quit = signal.signal(signal.SIGQUIT, guarded(on_term))
+    old_xcpu = signal.signal(signal.SIGXCPU, guarded(on_term))
     # (started under nohup, SIGHUP is ignored: the operator asked the run to outlive its terminal)
     ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     old_hup = signal.SIG_IGN if ignored else signal.signal(signal.SIGHUP, guarded(on_term))
@@ -298,7 +304,14 @@ def _signals(runner: Runner, stop: StopRequest | None = None, before: HeldCtrlC 
             signal.signal(signal.SIGINT, after)
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGQUIT, old_quit)
+        signal.signal(signal.SIGXCPU, old_xcpu)
         signal.signal(signal.SIGHUP, old_hup)
+
+
+def _heard(signum: int) -> str:
+    """How a stop is recorded: its name, and for SIGXCPU what sent it (nobody typed a kill)."""
+    name = signal.Signals(signum).name + " received"
+    return name + " (the CPU time's soft limit, ulimit -t)" if signum == signal.SIGXCPU else name
 
 
 def _open_rig(profile: Profile, seed: int | None, recipe: Recipe, *, purpose: str) -> Rig:
