@@ -8,6 +8,8 @@ its own line afterwards says 0."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from castrig.devices.alicat import parse_frame
@@ -125,10 +127,13 @@ def test_castrig_safe_makes_the_devices_it_reaches_safe_names_the_dead_one_and_a
     a killed run left on kept flowing. Now every device that answers is made safe and read back,
     the unreached one is named, and the exit is 3 (not verified). A Ctrl-C while it works was
     waited out and the exit was 0, as if nothing had come; now it ends as `castrig resume` and
-    `tune rh` end one during their safe state: the state said, then 130 (SIGTERM: 3)."""
+    `tune rh` end one during their safe state: the state said, then 130 (SIGTERM: 3). First, on the
+    same served rig, `castrig resume` of a run killed -9 mid-evaporate meets a dead caster port
+    (:func:`_a_resume_that_cannot_open_the_rig_makes_safe_what_answers`): now it makes safe what answers too."""
     import yaml
 
     with sim_serve("--tcp", "0") as served, socket.socket() as dead:
+        _a_resume_that_cannot_open_the_rig_makes_safe_what_answers(tmp_path, served)  # (the same served rig: its start's CPU once)
         dead.bind(("127.0.0.1", 0))  # (bound, never listening: a connection is refused, no one else takes it)
         profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", served.addresses, tmp_path / "rig.yaml")
         data = yaml.safe_load(profile.read_text())
@@ -266,7 +271,7 @@ def test_castrig_safe_stops_a_pump_that_answered_then_failed_to_open_with_a_best
         assert not any(w in r for r in sent[sent.index(blind[0]):] for w in (b"RUN", b"RAT", b"DIA", b"VOL")), sent
 
 
-def test_a_resume_that_cannot_open_the_rig_makes_safe_what_answers_records_it_and_stays_resumable(tmp_path, sim_serve):
+def _a_resume_that_cannot_open_the_rig_makes_safe_what_answers(tmp_path: Path, served: Any) -> None:
     """A run killed -9 mid-evaporate (the wet air on), resumed with its caster's port dead (the
     cable out): `castrig resume` exited 5 "cannot open the rig" having sent nothing -- the wet MFC
     still flowing afterwards, and no word of `castrig safe`. Now it makes safe every device that
@@ -281,30 +286,29 @@ def test_a_resume_that_cannot_open_the_rig_makes_safe_what_answers_records_it_an
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("name: evaporating\nsteps:\n  - {type: cast, volume_ml: 0.005, rate_ml_min: 0.5}\n"
                       "  - {type: evaporate, setpoint_rh_pct: 80, duration_s: 600}\n")
-    with sim_serve("--tcp", "0") as served:
-        u = urlsplit(served.addresses["caster"])
-        caster_line = Proxy((u.hostname, u.port))  # (closed after the kill: its port refuses, a cable out)
-        profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", served.addresses, tmp_path / "rig.yaml")
-        data = yaml.safe_load(profile.read_text())
-        del data["devices"]["camera"]  # (the recipe captures nothing; its open waits a second for its line)
-        data["devices"]["caster"]["link"]["url"] = caster_line.url
-        profile.write_text(yaml.safe_dump(data, sort_keys=False))
-        wire = served.addresses["wet_mfc"]
-        try:
-            run_dir = run_then_kill_9(recipe, tmp_path / "runs", lambda d: run_rows(
-                d, "select 1 from samples where channel='wet_setpoint_slpm' and value > 0.2 and t_s > "
-                   "(select max(t_s) from journal where step_index=1 and state='started')"),
-                args=("--profile", str(profile)))
-        finally:
-            caster_line.close()
-        before = json.loads((run_dir / "run.json").read_text())
-        setpoint, _ = wait_until(lambda: _wet_mfc(wire), timeout_s=10, what="the wet MFC's line free")
-        assert setpoint > 0.2, setpoint  # the evaporation's wet air, left on by the kill
+    u = urlsplit(served.addresses["caster"])
+    caster_line = Proxy((u.hostname, u.port))  # (closed after the kill: its port refuses, a cable out)
+    profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", served.addresses, tmp_path / "evaporating-rig.yaml")
+    data = yaml.safe_load(profile.read_text())
+    del data["devices"]["camera"]  # (the recipe captures nothing; its open waits a second for its line)
+    data["devices"]["caster"]["link"]["url"] = caster_line.url
+    profile.write_text(yaml.safe_dump(data, sort_keys=False))
+    wire = served.addresses["wet_mfc"]
+    try:
+        run_dir = run_then_kill_9(recipe, tmp_path / "runs", lambda d: run_rows(
+            d, "select 1 from samples where channel='wet_setpoint_slpm' and value > 0.2 and t_s > "
+               "(select max(t_s) from journal where step_index=1 and state='started')"),
+            args=("--profile", str(profile)))
+    finally:
+        caster_line.close()
+    before = json.loads((run_dir / "run.json").read_text())
+    setpoint, _ = wait_until(lambda: _wet_mfc(wire), timeout_s=10, what="the wet MFC's line free")
+    assert setpoint > 0.2, setpoint  # the evaporation's wet air, left on by the kill
 
-        resumed = castrig("resume", str(run_dir), "-q", timeout_s=60)
-        err = " ".join(resumed.stderr.split())
-        assert resumed.returncode == 5 and "Traceback" not in err, (resumed.returncode, err[-3000:])
-        setpoint_after, flow_after = _wet_mfc(wire)
+    resumed = castrig("resume", str(run_dir), "-q", timeout_s=60)
+    err = " ".join(resumed.stderr.split())
+    assert resumed.returncode == 5 and "Traceback" not in err, (resumed.returncode, err[-3000:])
+    setpoint_after, flow_after = _wet_mfc(wire)
     assert setpoint_after == 0 and abs(flow_after) <= 0.05, (setpoint_after, flow_after, err)  # before: still 0.5+
     assert "cannot open the rig" in err and "device caster (" in err, err
     assert "the resume made safe what answers: made safe (read back): dry_mfc, water_pump, wet_mfc;" in err, err
