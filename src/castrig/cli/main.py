@@ -279,6 +279,11 @@ def resume(
     Commands (pause, abort) sent to the crashed part and never read by it are discarded: answered
     refused and noted in the run's events, not applied; a command sent after the resume started is.
 
+    A rig that cannot be opened whole (a device's port dead, a pump that fails as it opens): the
+    devices that answer are made safe all the same (as `castrig safe` does), what was and was not
+    made safe is said and recorded in the run's events, and the exit is 5: the run is not
+    resumed and stays resumable once every device answers.
+
     run.json keeps no passwords: a device URL recorded with its password as *** (a camera's
     rtsp://user:***@host) is filled from the profile file the run was started with, which must
     still give it for the same URL — else the resume refuses (exit 2, naming the field).

@@ -46,7 +46,8 @@ def make_safe_and_stop(run_dir: Path, recorder: Any, profile: Any, *, seed: int 
     else:
         words = done.words()
         data = done.report.to_dict()
-    data.update({NOT_OPENED: str(exc), "stopped_utc": utc_now_iso(stopped) if stopped is not None else None})
+    data.update({NOT_OPENED: str(exc),
+                 "stopped_utc": utc_now_iso(stopped, timespec="milliseconds") if stopped is not None else None})
     message = f"resume could not open the rig; {words}"
     try:
         recorder.add_event(last_t, "safe_state", "control", message, data)
