@@ -39,11 +39,14 @@ class WhatAnswered:
     def words(self) -> str:
         """One line: what was made safe, and what was not (for a run's events and a resume's error)."""
         made = sorted(k.split(".")[0] for k, ok in self.report.verified.items() if ok)
-        not_made = {**self.unverified, **{r: f"not reached: {w}" for r, w in self.unreached.items()}}
+        with_safe_state = {k.split(".")[0] for k in self.report.verified}
+        not_made = {**self.unverified, **{r: f"not reached: {w}" for r, w in self.unreached.items() if r in with_safe_state}}
         not_made.update({k.split(".")[0]: self.report.errors.get(k, "not verified")
                          for k, ok in self.report.verified.items() if not ok and k.split(".")[0] not in not_made})
+        others = {r: w for r, w in self.unreached.items() if r not in with_safe_state}  # (a sensor, the camera)
         return (f"made safe (read back): {', '.join(made) or 'nothing'}; NOT made safe: "
-                + ("; ".join(f"{r} ({w})" for r, w in not_made.items()) or "none"))
+                + ("; ".join(f"{r} ({w})" for r, w in not_made.items()) or "none")
+                + (f"; not reached (no safe state): {unreached_words(others)}" if others else ""))
 
 
 def safe_state_roles(prof: Any) -> set[str]:
