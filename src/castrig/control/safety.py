@@ -109,6 +109,9 @@ def make_safe(
                 if blind.stopped:  # (read back stopped: verified as any stop is)
                     return True
                 raise NotSafe(f"{exc}; a best-effort stop: {blind.detail}") from exc
+            # an earlier try's best-effort stop is history once the pump's own stop went through
+            # (the report said both "verified stopped" and "best effort: not stopped")
+            report.best_effort.pop(name, None)
             # stopped, not only "not moving": a pump paused mid-program (or in a timed pause)
             # finishes its dispense at a RUN from its keypad or another client
             return pump.state() is PumpState.STOPPED
