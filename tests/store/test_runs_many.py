@@ -61,6 +61,12 @@ def test_runs_and_status_over_a_thousand_runs_check_only_what_they_show(tmp_path
         found = castrig_main(capsys, "runs", "--data", str(data), "--outcome", "crashed", "--json")
         assert [(json.loads(x)["run"], json.loads(x)["outcome"]) for x in found.stdout.splitlines()] == \
             [(old_crash.name, "crashed"), (crashed.name, "crashed")], found
+        # the newest 2 that match are every one that matches: no older ones were left out
+        two = castrig_main(capsys, "runs", "--data", str(data), "--outcome", "crashed", "--last", "2", "--json")
+        assert two.stdout == found.stdout and "left out" not in two.stderr and "are shown" not in two.stderr, two
+        one = castrig_main(capsys, "runs", "--data", str(data), "--outcome", "crashed", "--last", "1", "--json")
+        assert [json.loads(x)["run"] for x in one.stdout.splitlines()] == [crashed.name], one
+        assert "the newest 1 runs that match are shown" in one.stderr, one
 
         status, cpu_s = _cpu_s(lambda: castrig_main(capsys, "status", "--data", str(data)))
         assert status.returncode == 0 and going_on.name in status.stdout, status

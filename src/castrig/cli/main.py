@@ -461,7 +461,12 @@ def runs(
         newest = last
     else:
         newest = None if as_json or not sys.stdout.isatty() else NEWEST_RUNS
-    rows, total = _listed_runs(store, lambda r: keep(r.started_utc, r.grades, r.outcome), newest)
+    # one more than shown, to tell whether older runs that match were left out (not only older runs)
+    rows, total = _listed_runs(store, lambda r: keep(r.started_utc, r.grades, r.outcome),
+                               None if newest is None else newest + 1)
+    left_out = newest is not None and len(rows) > newest
+    if left_out:
+        rows = rows[1:]  # (oldest first: the one past the newest N)
     lines = (_run_line(r) for r in rows)
     if as_json:
         for line in lines:
@@ -472,7 +477,7 @@ def runs(
         if as_json:
             return
         typer.echo(f"no runs match ({total} run{'s' if total != 1 else ''} in all)" if total else "no runs yet")
-    elif newest is not None and len(rows) == newest and total > newest:
+    elif left_out:
         # (on stderr: the table or the JSON lines stay what a script reads)
         Console(stderr=True, highlight=False, markup=False, soft_wrap=True).print(
             f"the newest {newest} runs that match are shown ({total} runs in all); --last N or --all for older ones")
