@@ -143,8 +143,9 @@ def _reach_finding(where: str, step: m.ConditionStep | m.EvaporateStep, reach: t
     edge = sp - band if up else sp + band
     inside = edge <= level + 1e-9 if up else level <= edge + 1e-9
     if not inside:
-        sits = (f"just outside its band's edge ({edge:g} %RH): only the probe's noise brings readings into the band, and "
-                f"the run aborts if none comes in for max_out_of_band_s")
+        fails = ("the run aborts if none comes in for max_out_of_band_s" if isinstance(step, m.EvaporateStep)
+                 else "the step times out if none comes in within timeout_s")
+        sits = f"just outside its band's edge ({edge:g} %RH): only the probe's noise brings readings into the band, and {fails}"
     elif isinstance(step, m.ConditionStep) and abs(level - edge) < allowance:
         sits = (f"inside its band's edge ({edge:g} %RH), within the probe's noise ({allowance:g} %RH) of it: a reading "
                 f"beyond the edge starts stable_for_s again")
