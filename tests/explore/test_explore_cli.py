@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import castrig, castrig_env, castrig_main, start_castrig, wait_until
+from conftest import castrig, castrig_env, castrig_main, refused, start_castrig, wait_until
 
 SEARCH = ("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01")
 ONE_FIELD = ("--template", str(Path(__file__).with_name("one_field.yaml")))  # the default template imaging one field: cheaper trials
@@ -466,3 +466,24 @@ def test_the_coordinator_rides_out_a_storage_that_stops_answering(capsys):
     _watch(study, [worker], lambda t: None)
     assert worker.returncode == 0 and study.calls >= 3
     assert "does not answer (StorageInternalError); the workers go on" in capsys.readouterr().out
+
+
+def test_rh_beyond_the_twins_reach_at_the_flow_asked_is_refused_before_any_folder(tmp_path, capsys):
+    """The twin's reach depends on the total flow (sim.yaml: 95.4 %RH at most at 0.8 slpm, 96.9 at
+    the profile's 2.0). A map at 96 %RH and --flow 0.8 passed its check against the reach at 2.0,
+    then run refused every trial ("allowed: 3.1 to 95.4"), each retried, and the map ended "0
+    points done", exit 0; a search with --fix rh_pct=96 --fix total_flow_slpm=0.8 ended exit 2 at
+    its first trial, its folder made. Both are refused up front now (exit 2), nothing written."""
+    data = tmp_path / "data"
+    refused(castrig_main(capsys, "explore", "map", "--rh", "96", "--concentration", "5", "--flow", "0.8", "--data", data),
+            "--rh = 96: outside what a trial recipe can take", "allowed: 20 to 95.4 %RH at --flow 0.8 slpm",
+            "levels off at 3.1 to 95.4 %RH at that total flow", "sim.yaml")
+    refused(castrig_main(capsys, *SEARCH, "--budget", "3", "--fix", "rh_pct=96", "--fix", "total_flow_slpm=0.8", "--data", data),
+            "--fix rh_pct = 96 %RH: beyond what the twin's chamber levels off at", "--fix total_flow_slpm = 0.8 slpm",
+            "allowed: 3.1 to 95.4 %RH at 0.8 slpm")
+    # a searched flow: the reach at its lowest end (the narrowest) holds the RH range
+    space = tmp_path / "space.yaml"
+    space.write_text("rh_pct: {low: 60, high: 96}\ntotal_flow_slpm: {low: 0.8, high: 3}\n")
+    refused(castrig_main(capsys, *SEARCH, "--budget", "3", "--space", space, "--data", data),
+            f"{space}: rh_pct.high = 96 %RH", "total_flow_slpm.low = 0.8 slpm", "allowed: 3.1 to 95.4 %RH at 0.8 slpm")
+    assert not data.exists(), list(data.rglob("*"))

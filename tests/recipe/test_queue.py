@@ -659,7 +659,8 @@ def test_a_queued_resume_refused_for_its_set_points_keeps_its_run_folder_and_the
     state_path = _queue_killed_in_its_first_run(data)
     (first,) = [p.parent for p in data.glob("*/run.json")]
     info = json.loads((first / "run.json").read_text())
-    info["recipe"]["steps"][-3]["setpoint_rh_pct"] = 99.5  # the second evaporate, still to come
+    # the second evaporate, still to come: its band ends above where the chamber levels off (96.9)
+    info["recipe"]["steps"][-3].update(setpoint_rh_pct=99.5, band_rh_pct=1.0)
     (first / "run.json").write_text(json.dumps(info))
     done = castrig("queue", "--resume", str(state_path), timeout_s=120, COLUMNS="400")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stdout + done.stderr

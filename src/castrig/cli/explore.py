@@ -482,26 +482,32 @@ def explore_map(
 
 def _check_map_limits(grid, profile, profile_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Every grid value must make a recipe this profile can run: the recipe's limits (RH 20-100 %,
-    concentration and volume above 0), RH within what the twin's chamber levels off at, the flow within
-    the mass-flow controllers' full scale."""
-    from castrig.explore.space import UNITS, SearchSpace, check_space_for_profile, point_limits, within
+    concentration and volume above 0), the flow within the mass-flow controllers' full scale, RH
+    within what the twin's chamber levels off at with the map's flow (its reach depends on it: a
+    map at 96 %RH and 0.8 slpm passed with the reach at the profile's 2.0 slpm, and run refused
+    every trial, ``allowed: 3.1 to 95.4``, until the map ended with 0 points done)."""
+    from castrig.explore.space import (RECIPE_LIMITS, UNITS, SearchSpace, check_space_for_profile, point_limits, rh_reach_at,
+                                       within)
 
-    from castrig.recipe.compat import rh_reach_pct
-
-    limits = point_limits(profile)
-    reach = rh_reach_pct(profile)
-    for flag, vals, name in (("--rh", grid.rh, "rh_pct"), ("--concentration", grid.concentration, "concentration_mg_ml"),
-                             ("--volume", grid.volume, "cast_volume_ml"), ("--flow", [grid.flow_slpm], "total_flow_slpm")):
+    def check(flag: str, vals: list[float], name: str, limits: dict[str, tuple[float, float]], why: str = "") -> None:
         lo, hi = limits[name]
         if not all(within(name, v, limits) for v in vals):
             low = f"above {lo:g}" if lo == 0 else f"{lo:g}"
-            why = (f"; a recipe takes 20 to 100, and the twin's chamber levels off at {reach[0]:g} to {reach[1]:g} "
-                   f"(its dry and wet lines, with the leak to the room) with {profile_path}"
-                   if name == "rh_pct" and reach is not None else "")
             given = f"= {vals[0]:g}" if len(vals) == 1 else f"{min(vals):g} to {max(vals):g}"
             raise BadInput(f"{flag} {given}: outside what a trial recipe can take "
                            f"(allowed: {low} to {hi:g} {UNITS[name]}{why})", field=flag)
+
+    check("--flow", [grid.flow_slpm], "total_flow_slpm", RECIPE_LIMITS)  # first: the reach is asked at it
     check_space_for_profile(SearchSpace(total_flow_slpm=grid.flow_slpm), profile, profile_path, given={"total_flow_slpm": "--flow"})
+    limits = point_limits(profile, grid.flow_slpm)
+    reach = rh_reach_at(profile, grid.flow_slpm)
+    why = ("" if reach is None else
+           f" at --flow {grid.flow_slpm:g} slpm; a recipe takes {RECIPE_LIMITS['rh_pct'][0]:g} to {RECIPE_LIMITS['rh_pct'][1]:g}, "
+           f"and the twin's chamber levels off at {reach[0]:g} to {reach[1]:g} %RH at that total flow (the loop's driest to wettest "
+           f"air, with the leak to the room) with {profile_path}")
+    check("--rh", grid.rh, "rh_pct", limits, why)
+    check("--concentration", grid.concentration, "concentration_mg_ml", limits)
+    check("--volume", grid.volume, "cast_volume_ml", limits)
 
 
 def _explore_rig(settings, folder: Path, data: Optional[Path], out_recipe: Optional[Path] = None) -> int:  # type: ignore[no-untyped-def]

@@ -417,7 +417,7 @@ def check(
             return
     rig = load_profile(profile)
     check_recipe_for_profile(loaded, file, rig, profile)
-    for note in recipe_notes(loaded, file, rig):
+    for note in recipe_notes(loaded, file, rig, profile):
         typer.echo(f"note: {note}")
     typer.echo(f"{file}: valid recipe, fits {profile}{said}")
 

@@ -29,6 +29,7 @@ from castrig.explore.space import (
     SearchSpace,
     apply_point,
     check_space_for_profile,
+    check_space_rh_reach,
     check_template,
     default_template,
     field_range,
@@ -137,6 +138,7 @@ def make_settings(*, grade: str, target_d_um: float, profile_path: Path, budget:
     space = space or SearchSpace()
     check_target(target_d_um, grade, profile, profile_path)
     check_space_for_profile(space, profile, profile_path, space_file=space_file, given=space_given)
+    check_space_rh_reach(space, profile, profile_path, space_file=space_file, given=space_given)
     if template_path is not None:
         recipe = load_recipe(template_path)
         check_template(recipe, template_path)

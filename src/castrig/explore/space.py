@@ -60,14 +60,26 @@ def within(name: str, value: float, limits: dict[str, tuple[float, float]] | Non
     return math.isfinite(value) and (lo < value if lo == 0 else lo <= value) and value <= hi
 
 
-def point_limits(profile: Profile) -> dict[str, tuple[float, float]]:
-    """What a point may hold with this profile: the recipe's limits, RH narrowed to what the
-    chamber levels off at where the profile says (the twin: its two lines within the wet fraction
-    limits, with the leak to the room: :func:`castrig.recipe.compat.rh_reach_pct`)."""
+def rh_reach_at(profile: Profile, total_flow_slpm: float | None = None) -> tuple[float, float] | None:
+    """(low, high) %RH the twin's chamber levels off at with the loop's total flow at
+    ``total_flow_slpm`` (the profile's own by default): the twin's reach depends on it (sim.yaml:
+    89.1 %RH at most at 0.2 slpm, 95.4 at 0.8, 96.9 at 2.0), and a trial runs on the profile with
+    its point's flow (:func:`profile_for`). Its MFC pair's (:func:`castrig.recipe.compat.rh_reach_pct`)
+    or its own chamber's (:func:`castrig.rig.twin_reach.chamber_twin_reach_pct`); ``None``: not a twin."""
     from castrig.recipe.compat import rh_reach_pct
+    from castrig.rig.twin_reach import chamber_twin_reach_pct
 
+    at = profile if total_flow_slpm is None else Profile.model_validate(profile_for(profile, total_flow_slpm))
+    return rh_reach_pct(at) or chamber_twin_reach_pct(at)
+
+
+def point_limits(profile: Profile, total_flow_slpm: float | None = None) -> dict[str, tuple[float, float]]:
+    """What a point may hold with this profile: the recipe's limits, RH narrowed to what the
+    twin's chamber levels off at with the point's total flow (:func:`rh_reach_at`). A trial's set
+    point is held to the level itself, not to a band reaching it: the point's RH is what the map
+    and the search say the membrane formed at."""
     limits = dict(RECIPE_LIMITS)
-    reach = rh_reach_pct(profile)
+    reach = rh_reach_at(profile, total_flow_slpm)
     if reach is not None:
         lo, hi = limits["rh_pct"]
         limits["rh_pct"] = (max(lo, reach[0]), min(hi, reach[1]))
@@ -297,6 +309,38 @@ def check_space_for_profile(space: SearchSpace, profile: Profile, profile_path: 
             raise BadInput(
                 f"{said} = {q_hi:g} slpm: above devices.{role}.full_scale_slpm = {cfg.full_scale_slpm:g} in "
                 f"{profile_path} (allowed: up to {cfg.full_scale_slpm:g} slpm)", file=file or str(profile_path), field=field)
+
+
+def check_space_rh_reach(space: SearchSpace, profile: Profile, profile_path: Path, *,
+                         space_file: Path | None = None, given: dict[str, str] | None = None) -> None:
+    """The space's RH range within what the twin's chamber levels off at, at the space's lowest
+    and its highest total flow (the reach moves monotonically with the flow within the MFCs' full
+    scale: :func:`check_space_for_profile` holds the flow there first): a trial beyond it was
+    refused by ``run``'s own check, the search ending (exit 2) with its folder made, the map
+    retrying every point. Said before any folder is made."""
+    q_lo, q_hi = space.bounds("total_flow_slpm")
+    r_lo, r_hi = space.bounds("rh_pct")
+    for q in sorted({q_lo, q_hi}):
+        reach = rh_reach_at(profile, q)
+        if reach is None or reach[0] - 1e-9 <= r_lo and r_hi <= reach[1] + 1e-9:
+            continue
+        bad = r_hi if r_hi > reach[1] + 1e-9 else r_lo
+        end = "high" if bad == r_hi else "low"
+        name = "rh_pct"
+        if given and name in given:
+            said, file, field = given[name], None, given[name].split()[0]
+        else:
+            field = f"{name}.{end}" if isinstance(space.rh_pct, _Range) else name
+            said, file = ((f"{space_file}: {field}", str(space_file)) if space_file is not None else
+                          (f"{field} (of the default search space, as no --space was given)", None))
+        if given and "total_flow_slpm" in given:
+            flow = f"{given['total_flow_slpm']} = {q:g} slpm"
+        else:
+            flow = f"total_flow_slpm{'' if q_lo == q_hi else '.low' if q == q_lo else '.high'} = {q:g} slpm"
+        raise BadInput(f"{said} = {bad:g} %RH: beyond what the twin's chamber levels off at with the space's {flow} "
+                       f"(allowed: {reach[0]:g} to {reach[1]:g} %RH at {q:g} slpm: the loop's driest to wettest air with the leak "
+                       f"to the room, in {profile_path}; every trial's RH must be reached at every flow it may be "
+                       f"tried with)", file=file or str(profile_path), field=field)
 
 
 def point_label(point: dict[str, float]) -> str:

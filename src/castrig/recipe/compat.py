@@ -11,7 +11,7 @@ from castrig.errors import BadInput
 from castrig.recipe import model as m
 from castrig.rig.profile import NE1000Config, Profile
 from castrig.recipe.approach import approach_findings
-from castrig.rig.twin_approach import twin_chamber_of
+from castrig.rig.twin_approach import reading_allowance_pct, twin_chamber_of
 from castrig.rig.twin_reach import chamber_twin_reach_pct, mfc_twin_reach_pct
 
 #: NE-1000 plunger speed limits (mm/min): the pump's rate range is these times the syringe's area.
@@ -114,12 +114,84 @@ def rh_start_problem(steps: list[m.Step], i: int, step: m.EvaporateStep) -> str 
 CHAMBER_RH_RANGE_PCT = {"scpi_chamber": (0.0, 100.0), "watlow_f4": (0.0, 100.0), "watlow_f4t": (0.0, 100.0)}
 
 
+def _reach_finding(where: str, step: m.ConditionStep | m.EvaporateStep, reach: tuple[float, float], allowance: float,
+                   what: str, source: str) -> tuple[str, str] | None:
+    """("problem" or "note", why) for a set point beyond ``reach`` (where the chamber levels off, %RH),
+    else ``None``. The chamber then sits at the level it reaches, so what counts is whether the
+    step's band reaches there: a condition settles only when its readings stay within the band for
+    ``stable_for_s``, so the level must be inside the band; an evaporate aborts only when no reading
+    comes into the band for ``max_out_of_band_s``, so a level ``allowance`` (how far the probe's
+    reading strays, 0 where unknown) outside it is let through (so is a condition that settles on
+    one reading, ``stable_for_s: 0``). Beyond that: a problem; a band that reaches it: a note."""
+    sp, band = step.setpoint_rh_pct, step.band_rh_pct
+    if reach[0] - 1e-9 <= sp <= reach[1] + 1e-9:
+        return None
+    up = sp > reach[1]
+    level = reach[1] if up else reach[0]
+    one_reading = isinstance(step, m.EvaporateStep) or step.stable_for_s == 0
+    need = allowance if one_reading else 0.0
+    short = (sp - band - need - level) if up else (level - sp - band - need)  # > 0: the band does not reach it
+    if short > 1e-9:
+        least = math.ceil((band + short) * 10 - 1e-9) / 10  # a quoted bound that passes itself
+        why = ("an evaporate aborts when no reading comes into it for max_out_of_band_s" if isinstance(step, m.EvaporateStep)
+               else "a condition settles on its first reading within it" if one_reading
+               else "a condition settles only when its readings stay within it for stable_for_s")
+        noise = f", nor with the probe's noise ({allowance:g} %RH)" if need > 0 else ""
+        return "problem", (f"{where}.setpoint_rh_pct = {sp:g}: beyond {what}, and its band_rh_pct = "
+                           f"{band:g} does not reach there{noise}: {why} (allowed: {reach[0]:g} to {reach[1]:g} %RH: "
+                           f"{source}; beyond it, a band_rh_pct of at least {least:g} %RH here)")
+    edge = sp - band if up else sp + band
+    inside = edge <= level + 1e-9 if up else level <= edge + 1e-9
+    if not inside:
+        fails = ("the run aborts if none comes in for max_out_of_band_s" if isinstance(step, m.EvaporateStep)
+                 else "the step times out if none comes in within timeout_s")
+        sits = f"just outside its band's edge ({edge:g} %RH): only the probe's noise brings readings into the band, and {fails}"
+    elif isinstance(step, m.ConditionStep) and abs(level - edge) < allowance:
+        sits = (f"inside its band's edge ({edge:g} %RH), within the probe's noise ({allowance:g} %RH) of it: a reading "
+                f"beyond the edge starts stable_for_s again")
+    else:
+        sits = f"inside its band's edge ({edge:g} %RH)"
+    return "note", (f"{where}.setpoint_rh_pct = {sp:g}: beyond {what} ({reach[0]:g} to {reach[1]:g} "
+                    f"%RH: {source}): the chamber will sit at ~{level:g} %RH, not at the set point, {sits}")
+
+
+def _reach_findings(where: str, step: m.Step, profile: Profile, profile_path: Path | str,
+                    reach: tuple[float, float] | None, twin_reach: tuple[float, float] | None) -> list[tuple[str, str]]:
+    """:func:`_reach_finding` against each reach the profile gives: the MFC twin's, the chamber
+    twin's, and a real chamber's stated ``reach_rh_pct``."""
+    if not isinstance(step, (m.ConditionStep, m.EvaporateStep)):
+        return []
+    d = profile.devices
+    stated = None if d.chamber is None else d.chamber.reach_rh_pct
+    noise = reading_allowance_pct()  # the twins' probe; a real chamber's probe: not in its profile
+    reaches = (
+        # the lines alone mix up to 98 %RH on sim.yaml, the leaky chamber levels off at 96.96: a
+        # 98 %RH condition that check passed timed out after 1800 s ("last 96.7")
+        (reach, noise, "what the twin's chamber levels off at", "control.total_flow_slpm mixed at control.wet_fraction_min/max from "
+         "sim.dry_line_rh_pct and sim.bubbler_rh_pct, each line within its MFC's full_scale_slpm, with the leak to "
+         f"the room, sim.leak_per_min and sim.room_rh_pct, in {profile_path}"),
+        # the twin's chamber levelled off at 96.9 %RH: a 100 %RH evaporate that check passed
+        # aborted after max_out_of_band_s, a condition timed out
+        (twin_reach, noise, "what the twin's chamber levels off at", "all-dry to all-wet air of control.total_flow_slpm, from "
+         "sim.dry_line_rh_pct and sim.bubbler_rh_pct, with the leak to the room, sim.leak_per_min and "
+         f"sim.room_rh_pct, in {profile_path}"),
+        (stated, 0.0, "what the chamber reaches", f"devices.chamber.reach_rh_pct in {profile_path}"))
+    found = []
+    for levels, allowance, what, source in reaches:
+        if levels is not None:
+            finding = _reach_finding(where, step, (float(levels[0]), float(levels[1])), allowance, what, source)
+            if finding is not None:
+                found.append(finding)
+    return found
+
+
 def setpoint_problems(where: str, step: m.Step, profile: Profile, profile_path: Path | str,
                       reach: tuple[float, float] | None, twin_reach: tuple[float, float] | None) -> list[str]:
-    """Why ``step``'s RH set point is beyond what this rig's chamber accepts, levels off at or can
-    read (``where`` names the step; ``reach``/``twin_reach``: :func:`rh_reach_pct` and
-    :func:`~castrig.rig.twin_reach.chamber_twin_reach_pct` of ``profile``, found once per recipe).
-    ``castrig check`` and ``run`` ask it of every step, ``castrig resume`` of the steps it has left."""
+    """Why ``step``'s RH set point is beyond what this rig's chamber accepts or can read, or its
+    band does not reach where the chamber levels off (``where`` names the step; ``reach``/
+    ``twin_reach``: :func:`rh_reach_pct` and :func:`~castrig.rig.twin_reach.chamber_twin_reach_pct`
+    of ``profile``, found once per recipe; :func:`_reach_finding`). ``castrig check`` and ``run``
+    ask it of every step, ``castrig resume`` of the steps it has left."""
     if not isinstance(step, (m.ConditionStep, m.EvaporateStep)):
         return []
     d = profile.devices
@@ -131,25 +203,8 @@ def setpoint_problems(where: str, step: m.Step, profile: Profile, profile_path: 
         if not lo <= step.setpoint_rh_pct <= hi:
             problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside what a {d.chamber.model} "
                             f"chamber accepts (allowed: {lo:g}-{hi:g} %RH)")
-    if reach is not None and not reach[0] - 1e-9 <= step.setpoint_rh_pct <= reach[1] + 1e-9:
-        # the lines alone mix up to 98 %RH on sim.yaml, the leaky chamber levels off at 96.96: a
-        # 98 %RH condition that check passed timed out after 1800 s ("last 96.7")
-        problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: beyond what the twin's chamber levels "
-                        f"off at (allowed: {reach[0]:g} to {reach[1]:g} %RH: control.total_flow_slpm mixed at "
-                        f"control.wet_fraction_min/max from sim.dry_line_rh_pct and sim.bubbler_rh_pct, each line "
-                        f"within its MFC's full_scale_slpm, with the leak to the room, sim.leak_per_min and "
-                        f"sim.room_rh_pct, in {profile_path})")
-    if twin_reach is not None and not twin_reach[0] <= step.setpoint_rh_pct <= twin_reach[1]:
-        # the twin's chamber levelled off at 96.9 %RH: a 100 %RH evaporate that check passed
-        # aborted after max_out_of_band_s, a condition timed out
-        problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: beyond what the twin's chamber levels "
-                        f"off at (allowed: {twin_reach[0]:g} to {twin_reach[1]:g} %RH: all-dry to all-wet air of "
-                        f"control.total_flow_slpm, from sim.dry_line_rh_pct and sim.bubbler_rh_pct, with the leak "
-                        f"to the room, sim.leak_per_min and sim.room_rh_pct, in {profile_path})")
-    stated = None if d.chamber is None else d.chamber.reach_rh_pct
-    if stated is not None and not stated[0] <= step.setpoint_rh_pct <= stated[1]:
-        problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: beyond what the chamber reaches "
-                        f"(allowed: {stated[0]:g} to {stated[1]:g} %RH, devices.chamber.reach_rh_pct in {profile_path})")
+    problems += [why for kind, why in _reach_findings(where, step, profile, profile_path, reach, twin_reach)
+                 if kind == "problem"]
     lo, hi = profile.control.rh_sensor_range_pct
     if not lo <= step.setpoint_rh_pct <= hi:  # readings there are "a broken sensor": every run aborted
         problems.append(f"{where}.setpoint_rh_pct = {step.setpoint_rh_pct:g}: outside control.rh_sensor_range_pct "
@@ -194,15 +249,20 @@ def _approach(recipe: m.Recipe, profile: Profile) -> list[tuple[int, str, str]]:
                              profile.control.control_period_s, rh_start_problem)
 
 
-def recipe_notes(recipe: m.Recipe, recipe_path: Path, profile: Profile) -> list[str]:
-    """What ``castrig check`` cannot promise of a recipe that fits: an evaporate that can start out
-    of its band, where no model says the readings come into it within ``max_out_of_band_s``
-    (:mod:`castrig.recipe.approach`)."""
+def recipe_notes(recipe: m.Recipe, recipe_path: Path, profile: Profile, profile_path: Path | str) -> list[str]:
+    """What ``castrig check`` cannot promise of a recipe that fits: a set point beyond where the
+    chamber levels off, with a band that reaches there (the chamber sits at its level, not at the
+    set point: :func:`_reach_finding`); an evaporate that can start out of its band, where no model
+    says the readings come into it within ``max_out_of_band_s`` (:mod:`castrig.recipe.approach`)."""
     d = profile.devices
     if not ((d.dry_mfc is not None and d.wet_mfc is not None) or d.chamber is not None):
         return []
-    return [f"{recipe_path}: steps[{i}] (evaporate).max_out_of_band_s = {recipe.steps[i].max_out_of_band_s:g}: {what}"  # type: ignore[union-attr]
-            for i, kind, what in _approach(recipe, profile) if kind == "note"]
+    reach, twin_reach = rh_reach_pct(profile), chamber_twin_reach_pct(profile)
+    notes = [why for i, step in enumerate(recipe.steps)
+             for kind, why in _reach_findings(f"{recipe_path}: steps[{i}] ({step.type})", step, profile, profile_path,
+                                              reach, twin_reach) if kind == "note"]
+    return notes + [f"{recipe_path}: steps[{i}] (evaporate).max_out_of_band_s = {recipe.steps[i].max_out_of_band_s:g}: {what}"  # type: ignore[union-attr]
+                    for i, kind, what in _approach(recipe, profile) if kind == "note"]
 
 
 def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profile, profile_path: Path) -> None:

@@ -21,6 +21,15 @@ from castrig.rig.profile import Profile
 NOISE_SIGMAS = 4.0
 
 
+def reading_allowance_pct() -> float:
+    """How far (%RH) a twin probe's reading can stray from the chamber's RH: :data:`NOISE_SIGMAS`
+    of its noise plus half its 0.1 %RH print step. ``castrig check`` allows for it where only a
+    reading has to come into a band (an evaporate's approach, a band reaching the chamber's level)."""
+    from castrig.sim.hmt330 import RH_NOISE_PCT
+
+    return NOISE_SIGMAS * RH_NOISE_PCT + 0.05
+
+
 @dataclass(frozen=True)
 class TwinChamber:
     """The twin's chamber as ``castrig check`` needs it (RH in %RH, rates in 1/s)."""
@@ -84,7 +93,6 @@ def twin_chamber_of(profile: Profile) -> TwinChamber | None:
     """The twin's chamber of ``profile`` (its MFC pair or its chamber on sim links), else ``None``:
     a real chamber's speed is not in its profile."""
     from castrig.rig.twin_reach import twin_levels
-    from castrig.sim.hmt330 import RH_NOISE_PCT
     from castrig.sim.world import chamber_model_of
 
     levels = twin_levels(profile)
@@ -99,6 +107,6 @@ def twin_chamber_of(profile: Profile) -> TwinChamber | None:
     (low, q_low), (high, q_high) = levels
     return TwinChamber(low=(low, rate(q_low)), high=(high, rate(q_high)),
                        water_per_s=max(model.water_rate_per_s(t) for t in temps), room_rh_pct=model.room_rh_pct,
-                       reading_allowance_pct=NOISE_SIGMAS * RH_NOISE_PCT + 0.05, volume_l=model.volume_l,
+                       reading_allowance_pct=reading_allowance_pct(), volume_l=model.volume_l,
                        leak_per_min=model.leak_per_min, dry_line_rh_pct=model.dry_line_rh_pct,
                        sensor_tau_s=model.sensor_tau_s, own_flow_purge=profile.devices.dry_mfc is None)
