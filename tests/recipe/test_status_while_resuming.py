@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import signal
 
-from conftest import ROOT, castrig, castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, stopped, wait_until, with_sitecustomize
+from conftest import ROOT, STOP_AT_CLOSE, castrig, castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, stopped, wait_until, with_sitecustomize
 
 #: The process stops itself (SIGSTOP) the first time ``$STOP_AT_IMPORT`` is imported.
 STOP_AT_IMPORT = """
@@ -29,27 +29,6 @@ class _StopOnImport:
             os.kill(os.getpid(), signal.SIGSTOP)
         return None
 sys.meta_path.insert(0, _StopOnImport())
-"""
-
-#: ... and again as it closes the rig (``Rig.close``), once the run's outcome is recorded.
-STOP_AT_CLOSE = STOP_AT_IMPORT + """
-import importlib.machinery
-class _StopAtClose:
-    def find_spec(self, name, path=None, target=None):
-        if name != "castrig.rig.build":
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        run = spec.loader.exec_module
-        def exec_module(module):
-            run(module)
-            close = module.Rig.close
-            def stop_then_close(rig):
-                os.kill(os.getpid(), signal.SIGSTOP)
-                return close(rig)
-            module.Rig.close = stop_then_close
-        spec.loader.exec_module = exec_module
-        return spec
-sys.meta_path.insert(0, _StopAtClose())
 """
 
 
@@ -67,7 +46,7 @@ def test_status_while_a_resume_opens_the_rig_is_the_journals_step(tmp_path, caps
                               lambda d: _last_started(d) >= 5 and run_status(d).get("step_index") != _last_started(d))
     step = _last_started(run_dir)
     resume = start_castrig("resume", str(run_dir), "-q", STOP_AT_IMPORT="castrig.sim.twin",
-                           **with_sitecustomize(tmp_path, STOP_AT_CLOSE))
+                           **with_sitecustomize(tmp_path, STOP_AT_IMPORT + STOP_AT_CLOSE))
     try:
         wait_until(lambda: stopped(resume.pid), timeout_s=60, what="the resume stopped while opening the rig")
         said = castrig("status", str(run_dir), "--json")
