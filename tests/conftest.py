@@ -526,6 +526,20 @@ def run_status(run_dir: Path) -> dict[str, Any]:
     return read_status(run_dir) or {}
 
 
+#: What a process that reads a run folder changes in it (not a record): SQLite's shared-memory WAL
+#: index (every reader, `castrig status` too, writes its read marks there).
+READERS_WRITE = ("run.sqlite-shm",)
+
+
+def folder_files(run_dir: Path, *, but: tuple[str, ...] = READERS_WRITE) -> dict[str, tuple[str, int]]:
+    """Every file under ``run_dir`` but ``but`` (paths relative to it): ``{path: (sha256, mtime_ns)}``,
+    to say a command left a folder as it was (its bytes and the times a later resume dates by)."""
+    import hashlib
+
+    return {str(p.relative_to(run_dir)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(Path(run_dir).rglob("*")) if p.is_file() and str(p.relative_to(run_dir)) not in but}
+
+
 def only_run_dir(data: Path) -> Path | None:
     """The single run folder under ``data`` once it has a run.json (None before)."""
     runs = [p for p in Path(data).glob("*/run.json")] if Path(data).is_dir() else []
@@ -1375,6 +1389,30 @@ def _replace_then_stop(src, dst, *a, **kw):
         os.environ["_STOPPED"] = "1"
         os.kill(os.getpid(), signal.SIGSTOP)
 os.replace = _replace_then_stop
+"""
+
+
+#: A sitecustomize (:func:`with_sitecustomize`): the process stops itself (SIGSTOP) as it closes
+#: its rig (``Rig.close``), its run's outcome recorded and its run folder still held: what readers
+#: say of a run whose process is closing (seconds on hardware).
+STOP_AT_CLOSE = """
+import importlib.machinery, os, signal, sys
+class _StopAtClose:
+    def find_spec(self, name, path=None, target=None):
+        if name != "castrig.rig.build":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            close = module.Rig.close
+            def stop_then_close(rig):
+                os.kill(os.getpid(), signal.SIGSTOP)
+                return close(rig)
+            module.Rig.close = stop_then_close
+        spec.loader.exec_module = exec_module
+        return spec
+sys.meta_path.insert(0, _StopAtClose())
 """
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (ROOT, castrig, castrig_main, profile_with_addresses, recipe_variant, refused, run_rows,
-                      run_then_kill_9, step_running)
+from conftest import (READERS_WRITE, ROOT, castrig, castrig_main, folder_files, profile_with_addresses, recipe_variant,
+                      refused, run_rows, run_status, run_then_kill_9, step_running)
 
 
 def _recipe(tmp_path: Path, name: str, *steps: str) -> Path:
@@ -107,7 +107,10 @@ def test_a_setpoint_beyond_the_range_a_real_watlow_reports_is_refused_at_run_sta
     ask: a run killed -9, its controller's range narrowed to 0-80 %RH before ``castrig resume``,
     went on and faulted at the step that wrote 90 (``ModbusRangeError``, exit 3, ~30 s of its purge
     later). Now the resume makes the rig safe and refuses the same way (exit 2), recording nothing,
-    so the folder stays resumable once the range is back."""
+    so the folder stays resumable once the range is back. It said "nothing was recorded" and had
+    deleted the crashed part's control/status.json first: now every file is as it was (bytes and
+    times), but run.lock, whose record names its last holder (the resume had to own the folder to
+    read it)."""
     pymodbus_client = pytest.importorskip("pymodbus.client")
     from pymodbus import FramerType
 
@@ -116,7 +119,8 @@ def test_a_setpoint_beyond_the_range_a_real_watlow_reports_is_refused_at_run_sta
     with sim_serve("--tcp", "0", profile="hw_profiles/sim-watlow-f4-serial.yaml") as served:
         prof = profile_with_addresses(ROOT / "hw_profiles" / "sim-watlow-f4-serial.yaml", served.addresses,
                                       tmp_path / "f4.yaml")
-        crashed = run_then_kill_9(recipe, tmp_path / "crashed", step_running(0), args=("--profile", str(prof)))
+        crashed = run_then_kill_9(recipe, tmp_path / "crashed", lambda d: step_running(0)(d) and run_status(d),
+                                  args=("--profile", str(prof)))
         host, port = served.addresses["chamber"].removeprefix("socket://").split(":")
 
         def controller(*writes: tuple[int, int]) -> int:
@@ -139,6 +143,8 @@ def test_a_setpoint_beyond_the_range_a_real_watlow_reports_is_refused_at_run_sta
                 "steps[1] (evaporate).setpoint_rh_pct = 90", "allowed: 0 to 80 %RH", "read from it at run start")
         assert not data.exists() or not any(data.iterdir()), list(data.iterdir())
         before = (crashed / "run.json").read_text(), _records(crashed)
+        files = folder_files(crashed, but=(*READERS_WRITE, "run.lock"))
+        assert "control/status.json" in files, files  # (the crashed part's status, which it deleted)
         refused(castrig("resume", str(crashed), "-q", timeout_s=60),
                 "run.json: recipe.steps[1] (evaporate).setpoint_rh_pct = 90", "allowed: 0 to 80 %RH",
                 "read from it as the resume began", f"{crashed}/run.json: profile (recorded from {prof})",
@@ -146,6 +152,7 @@ def test_a_setpoint_beyond_the_range_a_real_watlow_reports_is_refused_at_run_sta
         assert controller() == 0  # the rig made safe: the dry level
     # the folder as the crash left it (run.json still 'running', no record added): resumable as before
     assert ((crashed / "run.json").read_text(), _records(crashed)) == before
+    assert folder_files(crashed, but=(*READERS_WRITE, "run.lock")) == files
 
 
 def test_an_evaporate_that_cannot_come_into_its_band_in_time_is_refused_and_one_that_may_is_noted(tmp_path, capsys):

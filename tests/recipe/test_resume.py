@@ -523,13 +523,22 @@ def _humid_run_on_served_rig(tmp_path: Path, served, control: dict | None = None
         raise
 
 
-def _finished_by_a_plain_resume(run_dir: Path, address: str) -> None:
-    """A plain resume makes the rig safe, records the run aborted (exit 3), goes no further."""
-    from conftest import castrig
+def _finished_by_a_plain_resume(run_dir: Path, address: str, tmp_path: Path, capsys) -> None:
+    """A plain resume makes the rig safe, records the run aborted (exit 3), goes no further. As it
+    closes the rig after that, still holding the folder, readers say aborted (they said "running ·
+    being resumed": it records no part of its own)."""
+    from conftest import STOP_AT_CLOSE, castrig, castrig_main, start_castrig, stopped, wait_until, with_sitecustomize
 
-    finished = castrig("resume", str(run_dir), "-q")
-    said = " ".join((finished.stdout + finished.stderr).split())
-    assert finished.returncode == 3 and "Traceback" not in said, said
+    resume = start_castrig("resume", str(run_dir), "-q", **with_sitecustomize(tmp_path, STOP_AT_CLOSE))
+    try:
+        wait_until(lambda: stopped(resume.pid), timeout_s=60, what="the resume closing the rig")
+        status = json.loads(castrig_main(capsys, "status", str(run_dir), "--json").stdout)
+        assert (status["status"], status["state"], status["owner"]) == ("aborted", None, None), status
+    finally:
+        resume.send_signal(signal.SIGCONT)
+        out, err = resume.communicate(timeout=60)
+    said = " ".join((out + err).split())
+    assert resume.returncode == 3 and "Traceback" not in said, said
     assert "died making the rig safe" in said and "--after-abort" in said and "safe state verified" in said, said
     assert _wet_setpoint_slpm(address) == 0.0
     info = json.loads((run_dir / "run.json").read_text())
@@ -538,7 +547,7 @@ def _finished_by_a_plain_resume(run_dir: Path, address: str) -> None:
     assert again.returncode == 2 and "--after-abort" in again.stderr, again.stderr
 
 
-def test_an_abort_whose_process_died_making_the_rig_safe_is_finished_by_a_plain_resume(tmp_path, sim_serve):
+def test_an_abort_whose_process_died_making_the_rig_safe_is_finished_by_a_plain_resume(tmp_path, sim_serve, capsys):
     """SIGTERM (an accepted abort), then the process died while it made the rig safe (here: at
     once, a sitecustomize; an outside tester hit it 20 ms into the make-safe). On a rig whose
     devices outlive the process (`castrig sim serve` over TCP) the wet MFC stayed on; `castrig
@@ -559,11 +568,11 @@ def test_an_abort_whose_process_died_making_the_rig_safe_is_finished_by_a_plain_
             proc.communicate()
         assert json.loads((run_dir / "run.json").read_text())["outcome"] == "running"  # as the death left it
         assert _wet_setpoint_slpm(served.addresses["wet_mfc"]) > 0.2  # wet air on, nobody driving the rig
-        _finished_by_a_plain_resume(run_dir, served.addresses["wet_mfc"])
+        _finished_by_a_plain_resume(run_dir, served.addresses["wet_mfc"], tmp_path, capsys)
     # (the devices gone with sim serve: --after-abort is not driven here; test_an_aborted_run_is_resumed_only_when_asked_for)
 
 
-def test_an_abort_whose_process_died_retrying_the_safe_state_is_finished_by_a_plain_resume(tmp_path, sim_serve):
+def test_an_abort_whose_process_died_retrying_the_safe_state_is_finished_by_a_plain_resume(tmp_path, sim_serve, capsys):
     """SIGTERM while the MFCs' line was dead (every byte lost: a cable out, a serial server
     frozen), so the safe state could not be verified and the run kept trying
     (``unsafe_retrying``); then the process died (kill -9: the OOM killer, a reboot of the PC).
@@ -597,7 +606,7 @@ def test_an_abort_whose_process_died_retrying_the_safe_state_is_finished_by_a_pl
             proc.communicate()
         try:
             assert _wet_setpoint_slpm(mfc) > 0.2  # wet air on, nobody driving the rig
-            _finished_by_a_plain_resume(run_dir, mfc)
+            _finished_by_a_plain_resume(run_dir, mfc, tmp_path, capsys)
         finally:
             proxy.close()
 

@@ -5,6 +5,10 @@ stopped while it opened the rig: `castrig status` said "running · step 1/26 sta
 0:20:00". The status file was the dead process's (it writes one a wall second: on the twin,
 often from its first step) and read as the resume's until the resume published its own. The
 resume drops it; readers take the journal's step until the resume writes its own.
+
+And once the resume's part had recorded its end, the resume still held the folder through the
+fleet store's copy, the log's close and the rig's (seconds on hardware): `castrig status` and
+`castrig runs` said "running · being resumed" of the run that had completed, until it let go.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 import signal
 
-from conftest import ROOT, castrig, castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, stopped, wait_until, with_sitecustomize
+from conftest import ROOT, STOP_AT_CLOSE, castrig, castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, stopped, wait_until, with_sitecustomize
 
 #: The process stops itself (SIGSTOP) the first time ``$STOP_AT_IMPORT`` is imported.
 STOP_AT_IMPORT = """
@@ -42,7 +46,7 @@ def test_status_while_a_resume_opens_the_rig_is_the_journals_step(tmp_path, caps
                               lambda d: _last_started(d) >= 5 and run_status(d).get("step_index") != _last_started(d))
     step = _last_started(run_dir)
     resume = start_castrig("resume", str(run_dir), "-q", STOP_AT_IMPORT="castrig.sim.twin",
-                           **with_sitecustomize(tmp_path, STOP_AT_IMPORT))
+                           **with_sitecustomize(tmp_path, STOP_AT_IMPORT + STOP_AT_CLOSE))
     try:
         wait_until(lambda: stopped(resume.pid), timeout_s=60, what="the resume stopped while opening the rig")
         said = castrig("status", str(run_dir), "--json")
@@ -55,6 +59,18 @@ def test_status_while_a_resume_opens_the_rig_is_the_journals_step(tmp_path, caps
         assert status["detail"].startswith(f"being resumed: castrig resume (pid {resume.pid} "), status["detail"]
         listed = castrig_main(capsys, "runs", "--data", str(data))  # (castrig runs: the same helper)
         assert f"{run_dir.name} " in listed.stdout and " being resumed " in listed.stdout, listed.stdout
+
+        # its part ended (run.json: completed), the resume stopped as it closes the rig, still
+        # holding the folder: the run is completed to every reader, not "being resumed"
+        resume.send_signal(signal.SIGCONT)
+        wait_until(lambda: stopped(resume.pid) and json.loads((run_dir / "run.json").read_text())["parts"][-1]["outcome"]
+                   != "running", timeout_s=60, what="the resume stopped closing the rig after its part ended")
+        status = json.loads(castrig_main(capsys, "status", str(run_dir), "--json").stdout)
+        assert (status["status"], status["state"], status["owner"]) == ("completed", None, None), status
+        said = castrig_main(capsys, "status", str(run_dir)).stdout
+        listed = castrig_main(capsys, "runs", "--data", str(data)).stdout
+        assert said.startswith(f"{run_dir.name}: completed") and "being resumed" not in said + listed, said + listed
+        assert " completed " in listed, listed
     finally:
         resume.send_signal(signal.SIGCONT)
         out, err = resume.communicate(timeout=120)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -82,6 +83,10 @@ def test_the_runs_list_of_many_ended_runs_is_read_once_and_again_only_where_a_ru
                                   stdout=subprocess.PIPE, text=True)
         try:
             assert holder.stdout.readline() == "held\n"  # type: ignore[union-attr]
+            # its last part by a process of the resume's pid and host, begun before the resume took
+            # the lock (a pid used again after a reboot): not the resume's part (live.resume_claim)
+            ended = {**info["parts"][-1], "pid": holder.pid, "host": socket.gethostname(), "started_utc": "2026-11-01T00:00:09Z"}
+            (resumed / "run.json").write_text(json.dumps({**info, "run_id": resumed.name, "parts": [ended]}))
             assert _runs(served.url)[resumed.name]["status"] == "running"
             # the run's page and `castrig status` say so too, one helper for all (live.resume_claim):
             # they said "running — making the rig safe (the run completed)", the part before's status file

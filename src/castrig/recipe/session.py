@@ -750,10 +750,6 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         recorder.close()
         _refuse_recipe_now_refused(run_dir, exc, info.recipe)
         raise BadInput(f"{run_dir}/run.json: recipe or profile no longer valid: {exc}", file=str(run_dir / "run.json")) from None
-    # the dead process's last status (written once a wall second: on the twin, often from its
-    # first step) was read as this resume's until it published its own — 'step 1/26 start dry,
-    # left 0:20:00' while opening the rig to resume step 6; without it readers take the journal's
-    (control_dir(run_dir) / STATUS_NAME).unlink(missing_ok=True)
     try:  # the records the resume is planned from, read before a device is touched: a damaged
         # run.sqlite is refused here (exit 2, nothing sent), not after the rig was opened
         journal = recorder.journal()
@@ -797,6 +793,12 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         report = make_rig_safe(rig)
         if not finish_only:
             _refuse_setpoints_out_of_reach(run_dir, recorder, recipe, journal, last_t, profile, rig, report)
+        # the dead process's last status (written once a wall second: on the twin, often from its
+        # first step) was read as this resume's once its part began, until it published its own
+        # ('step 1/26 start dry, left 0:20:00' of a run resumed at step 6): dropped, readers take
+        # the journal's. Not before the refusals (exit 2: "nothing was recorded", the folder as it
+        # was); until here readers do not read it (live.resume_claim)
+        (control_dir(run_dir) / STATUS_NAME).unlink(missing_ok=True)
         recorder.update_info(pid=os.getpid(), host=socket.gethostname(), lock=LOCK_NAME)
         if hasattr(store, "fleet_record") and (info.extra or {}).get("fleet_store") != store.fleet_record():
             recorder.update_info(extra={**(info.extra or {}), "fleet_store": store.fleet_record()})

@@ -260,7 +260,8 @@ def resume_claim(run_dir: Path, info: dict[str, Any] | None = None) -> dict[str,
     """The owner (run.lock's record: pid, host, purpose) of a ``castrig resume`` that has claimed
     the folder and not yet begun its part; else None. A resume claims the folder, then opens the
     rig and makes it safe (seconds on hardware), and only then records its part in run.json and
-    publishes its own status: meanwhile run.json's outcome and ``control/status.json`` are the part
+    publishes its own status (from then on, to its end, run.json and the status file are its
+    own: :func:`_by_holder`): meanwhile run.json's outcome and ``control/status.json`` are the part
     before's, and readers said "completed" or "faulted", or the dead part's step and time left, of
     a run being resumed. ``info``: run.json as already read (read here if not given)."""
     if not (Path(run_dir) / LOCK_NAME).exists():
@@ -268,11 +269,30 @@ def resume_claim(run_dir: Path, info: dict[str, Any] | None = None) -> dict[str,
     holder = run_holder(run_dir)
     if holder is None or not str(holder.get("purpose") or "").startswith("castrig resume"):
         return None
-    parts = (read_info(run_dir) if info is None else info).get("parts")
+    info = read_info(run_dir) if info is None else info
+    parts = info.get("parts")
     last = parts[-1] if isinstance(parts, list) and parts and isinstance(parts[-1], dict) else {}
-    if last.get("outcome") == "running" and (last.get("pid"), last.get("host")) == (holder.get("pid"), holder.get("host")):
-        return None  # its part has begun: run.json and the status file are its own
+    if _by_holder(last, "started_utc", holder):
+        return None  # its part has begun (or ended): run.json and the status file are its own
+    if info.get("outcome", "running") != "running" and _by_holder(info, "ended_utc", holder):
+        return None  # it recorded the run's end with no part of its own (an abort whose process died making safe)
     return holder
+
+
+def _by_holder(record: dict[str, Any], when: str, holder: dict[str, Any]) -> bool:
+    """Whether ``record`` (run.json, or its last part) was written by the lock's ``holder``: its pid
+    and host, and its time ``when`` no earlier than the holder took the lock (both in whole
+    seconds) -- whatever the outcome it records. A resume that has recorded the run's end holds
+    the folder on through the fleet store's copy, the log's close and the rig's (seconds): readers
+    said "being resumed" of a run that had completed. (A record an earlier process of the same pid
+    wrote, before a reboot, is not the holder's.)"""
+    from castrig.utc import parse_utc
+
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or (record.get("pid"), record.get("host")) != (pid, holder.get("host")):
+        return False
+    took, written = parse_utc(holder.get("started_utc")), parse_utc(record.get(when))
+    return took is None or (written is not None and written >= took)
 
 
 def resume_words(holder: dict[str, Any]) -> str:
