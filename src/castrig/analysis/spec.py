@@ -9,8 +9,6 @@ import math
 from pathlib import Path
 from typing import Literal, get_args
 
-import yaml
-
 __all__ = ["GRADE_NAMES", "Bound", "Grade", "GradeName", "Spec", "load_spec", "quantity_value"]
 
 #: The grades ``spec.yaml`` defines (claims 1-4), as recipes, lot checks and the CLI name them.
@@ -82,6 +80,8 @@ def _parse(doc: dict) -> Spec:
 
 @lru_cache(maxsize=None)
 def _default() -> Spec:
+    import yaml  # (here: the grades' names are read by commands that read no YAML, `castrig runs`)
+
     text = resources.files("castrig.analysis").joinpath("spec.yaml").read_text(encoding="utf-8")
     return _parse(yaml.safe_load(text))
 
@@ -90,6 +90,8 @@ def load_spec(path: str | Path | None = None) -> Spec:
     """The packaged specification, or one from a YAML file of the same layout."""
     if path is None:
         return _default()
+    import yaml
+
     return _parse(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
 
 

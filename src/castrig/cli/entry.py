@@ -27,6 +27,10 @@ OWNS_THE_RIG = (*RUNS_THE_RIG, "tune", "safe")
 #: closed, an ssh session dropped), as ``castrig run`` records it (recipe/session.py: HUNG_UP).
 HUNG_UP_LINE = "terminated: SIGHUP received (the terminal closed)"
 
+#: The command this process was started for (``castrig WORD ...``), set by :func:`main`: the CLI
+#: builds only the commands of WORD's module then (castrig.cli.main: SUBCOMMANDS)
+COMMAND: str | None = None
+
 
 def _early(signum: int, frame: object) -> None:
     line = "interrupted" if signum == signal.SIGINT else HUNG_UP_LINE if signum == signal.SIGHUP else "terminated"
@@ -113,6 +117,8 @@ def main() -> int:
     # surface` on a twin micrograph used 1.14 s of CPU with it, 0.88 s without, no slower on the
     # wall clock. A user's own setting is kept.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    global COMMAND
+    COMMAND = sys.argv[1] if len(sys.argv) > 1 else None
     from castrig.cli.main import Terminated, ctrl_c, main as cli_main, raise_terminated
 
     # (structlog is configured by the modules that log, castrig.logs.module_logger: a command
