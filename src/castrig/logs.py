@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, TextIO
 
 
@@ -41,10 +40,7 @@ class _ModuleLogger:
 
 
 class RunLog:
-    """Open for the length of a run; ``logger`` is a bound logger with structlog's methods (info,
-    warning, error, exception ..., bind), its lines as structlog's JSONRenderer and
-    ConsoleRenderer(colors=False) wrote them: without structlog, whose import (asyncio,
-    rich.traceback, pygments) cost every ``castrig run``, resume and queue 0.05-0.07 s of CPU."""
+    """Open for the length of a run; ``logger`` is a bound structlog logger."""
 
     def __init__(self, run_dir: Path | None, *, console: TextIO | None = sys.stderr, console_level: str = "warning", clock_epoch: Any = None):
         self._file = None
@@ -55,25 +51,30 @@ class RunLog:
                 self.write_error = exc
         self._console = console
         self._console_level = _LEVELS[console_level]
-        self.logger = _BoundLog(self._emit, {})
+        import structlog  # (a run's: see module_logger)
 
-    def _emit(self, method: str, event: dict[str, Any]) -> None:
-        import datetime
+        self._drop = structlog.DropEvent
+        self._json = structlog.processors.JSONRenderer(sort_keys=True)
+        self._human = structlog.dev.ConsoleRenderer(colors=False)
+        self.logger = structlog.wrap_logger(
+            None,
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True, key="wall_utc"),
+                structlog.processors.format_exc_info,
+                self._emit,
+            ],
+        )
 
-        event["level"] = {"warn": "warning", "exception": "error"}.get(method, method)
-        event["wall_utc"] = datetime.datetime.now(tz=datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-        exc_info = _exc_info(event.pop("exc_info", None))
-        if exc_info:
-            import traceback
-
-            event["exception"] = "".join(traceback.format_exception(*exc_info)).removesuffix("\n")
+    def _emit(self, logger: Any, method: str, event: dict[str, Any]) -> str:
         if self._file is not None:
             try:
-                self._file.write(_json_line(event) + "\n")
+                self._file.write(self._json(logger, method, dict(event)) + "\n")
             except OSError as exc:  # a full disk: the run's record (SQLite) says what matters
                 self._drop_file(exc)
         if self._console is not None and _LEVELS.get(method, 20) >= self._console_level:
-            self._console.write(_human_line(dict(event)) + "\n")
+            self._console.write(self._human(logger, method, dict(event)) + "\n")
+        raise self._drop
 
     #: Why the log file stopped being written (a full disk), or None.
     write_error: OSError | None = None
@@ -95,89 +96,3 @@ class RunLog:
             except OSError as exc:
                 self.write_error = exc
             self._file = None
-
-
-class _BoundLog:
-    """structlog's bound logger, as a run uses it: ``info(event, *args, **kw)`` and the other
-    levels, ``exception`` (an error with the exception being handled), ``bind(**kw)``."""
-
-    def __init__(self, emit: Any, context: dict[str, Any]):
-        self._emit = emit
-        self._context = context
-
-    def bind(self, **kw: Any) -> "_BoundLog":
-        return _BoundLog(self._emit, {**self._context, **kw})
-
-    def _log(self, method: str, event: Any, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
-        if args:  # structlog's interpolation: one mapping by name, else by position
-            event = event % (args[0] if len(args) == 1 and isinstance(args[0], Mapping) and args[0] else args)
-        self._emit(method, {**self._context, **kw, "event": event})
-
-    def debug(self, event: Any, *args: Any, **kw: Any) -> None:
-        self._log("debug", event, args, kw)
-
-    def info(self, event: Any, *args: Any, **kw: Any) -> None:
-        self._log("info", event, args, kw)
-
-    msg = info
-
-    def warning(self, event: Any, *args: Any, **kw: Any) -> None:
-        self._log("warning", event, args, kw)
-
-    warn = warning
-
-    def error(self, event: Any, *args: Any, **kw: Any) -> None:
-        self._log("error", event, args, kw)
-
-    def critical(self, event: Any, *args: Any, **kw: Any) -> None:
-        self._log("critical", event, args, kw)
-
-    fatal = critical
-
-    def exception(self, event: Any, *args: Any, **kw: Any) -> None:
-        kw.setdefault("exc_info", True)
-        self._log("error", event, args, kw)
-
-
-def _exc_info(v: Any) -> Any:
-    """``exc_info=`` as structlog reads it: an exception, an exc_info tuple, or true for the one
-    being handled; None for none."""
-    if isinstance(v, BaseException):
-        return (type(v), v, v.__traceback__)
-    if isinstance(v, tuple) and len(v) == 3 and isinstance(v[0], type) and issubclass(v[0], BaseException) \
-            and isinstance(v[1], BaseException):
-        return v
-    if v:
-        now = sys.exc_info()
-        return None if now == (None, None, None) else now
-    return None
-
-
-def _json_line(event: dict[str, Any]) -> str:
-    """One line of log.jsonl (structlog's JSONRenderer(sort_keys=True): what JSON cannot say, by repr)."""
-    import json
-
-    def fallback(obj: Any) -> Any:
-        try:
-            return obj.__structlog__()
-        except AttributeError:
-            return repr(obj)
-
-    return json.dumps(event, default=fallback, sort_keys=True)
-
-
-_QUOTED = set(" \t=\r\n\"'")  # (ConsoleRenderer's: a string holding one is shown by repr)
-
-
-def _human_line(event: dict[str, Any]) -> str:
-    """The console's line (structlog's ConsoleRenderer(colors=False)): ``[level    ] event``
-    padded to 30, then ``key=value`` sorted (a string bare unless it holds a space, quote, ``=``
-    or line break), the exception's traceback below."""
-    exc = event.pop("exception", None)
-    level = str(event.pop("level", ""))
-    text = str(event.pop("event", ""))
-    parts = [f"[{level:<9}]", f"{text:<30}"]
-    for key in sorted(event):
-        v = event[key]
-        parts.append(f"{key}={v if isinstance(v, str) and not set(v) & _QUOTED else repr(v)}")
-    return " ".join(parts).rstrip(" ") + ("" if exc is None else "\n" + str(exc))

@@ -69,7 +69,6 @@ def test_a_twin_run_that_captures_nothing_does_not_load_the_renderer(tmp_path: P
     mods = imported(out.stderr)
     assert "castrig.sim.twin" in mods
     assert "scipy" not in mods
-    assert "structlog" not in mods  # the run's log is written without it (castrig.logs.RunLog): 0.05-0.07 s of CPU
 
 
 def test_castrig_serve_answers_its_listing_pages_without_loading_scipy(finished_demo_run, castrig_serve) -> None:
