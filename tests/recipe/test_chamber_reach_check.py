@@ -212,3 +212,6 @@ def test_a_setpoint_beyond_the_level_with_a_band_that_reaches_it_is_noted_and_ru
     data = tmp_path / "runs"
     ran = castrig("run", str(recipe), "--profile", _profile("sim"), "--data", str(data), "-q")
     assert ran.returncode == 0 and "completed:" in ran.stdout, (ran.returncode, ran.stdout[-2000:], ran.stderr[-2000:])
+    # run says what check notes (it went on with no word of it), before the rig is opened
+    told = " ".join(ran.stderr.split())
+    assert told.count("note: ") >= 2 and "will sit at ~96.9 %RH, not at the set point" in told, told[-2000:]

@@ -28,7 +28,7 @@ from castrig.atomic import remove_dead_temporaries
 from castrig.errors import BadInput, Busy, CastrigError, RigUnreachable
 from castrig.logs import RunLog
 from castrig.printable import Console, shown
-from castrig.recipe.compat import check_recipe_for_profile, check_setpoints_on_chamber, resume_setpoint_problems
+from castrig.recipe.compat import check_recipe_for_profile, check_setpoints_on_chamber, recipe_notes, resume_setpoint_problems
 from castrig.recipe.ctrl_c_holds import CtrlCAtClose, DeferredCtrlC, HeldCtrlC
 from castrig.recipe.display import Display, interactive_prompt, say, status_every_s
 from castrig.recipe.made_on_resume import settle_made
@@ -351,6 +351,12 @@ def run_recipe(
     recipe, recipe_text = load_recipe_with_text(recipe_path)  # read once: a pipe cannot be read again
     profile = load_profile(profile_path)
     check_recipe_for_profile(recipe, Path(recipe_path), profile, Path(profile_path))
+    if not local_only:
+        # what `castrig check` notes (a set point beyond where the chamber levels off, inside its
+        # band; an evaporate that may start out of band) said to whoever runs it without a check:
+        # the run went on with no word of it (an exploration's trials are chosen within reach)
+        for note in recipe_notes(recipe, Path(recipe_path), profile, profile_path):
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     seed = profile.sim.seed if seed is None else seed
     if seed < 0:
         raise BadInput(f"--seed = {seed}: must be >= 0", field="--seed")
