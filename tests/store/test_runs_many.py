@@ -74,3 +74,17 @@ def test_runs_and_status_over_a_thousand_runs_check_only_what_they_show(tmp_path
         assert cpu_s < 0.3, cpu_s  # (0.93 s before, 0.06 s now: every run's database opened)
     finally:
         release_run(going_on)
+
+
+def test_at_a_terminal_castrig_runs_shows_the_newest_50_and_says_so(tmp_path, terminal_run):
+    """A person at a terminal gets the newest 50 (a script gets every run: the test above); the
+    terminal is the process's stdout, as when someone types ``castrig runs``."""
+    add_membrane_run(tmp_path / "src", "20260101-000001-one", [membrane_metrics(3.0)])
+    data = tmp_path / "data"
+    folders = linked_run_copies(data, tmp_path / "src" / "20260101-000001-one", 60)
+    catalogue(data, grades="claim1")
+    term = terminal_run(["runs", "--data", str(data)], cwd=tmp_path, cols=200)
+    term.expect("the newest 50 runs that match are shown (60 runs in all)", timeout_s=60)
+    assert term.proc.wait(timeout=30) == 0
+    shown = [f.name for f in folders if f.name in term.output]
+    assert shown == [f.name for f in folders[-50:]], shown
