@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from castrig.rig.profile import Profile
 
@@ -39,9 +40,7 @@ class TwinChamber:
     water_per_s: float           # what water on the support adds to the rate (its most, over the drift)
     room_rh_pct: float
     reading_allowance_pct: float
-    volume_l: float
-    leak_per_min: float
-    dry_line_rh_pct: float
+    model: Any                   # the twin's castrig.sim.world.ChamberModel: a purge's level and rate
     sensor_tau_s: float
     #: a chamber twin: its purge turns the humidifier off, its own flow all dry (:attr:`low`)
     own_flow_purge: bool
@@ -51,10 +50,7 @@ class TwinChamber:
         the chamber twin's own all-dry flow."""
         if self.own_flow_purge:
             return self.low[1], self.low[0]
-        q = flow_slpm / self.volume_l
-        k = q + self.leak_per_min
-        level = (q * self.dry_line_rh_pct + self.leak_per_min * self.room_rh_pct) / k if k > 0 else self.room_rh_pct
-        return k / 60.0, level
+        return _rate_per_s(self.model, flow_slpm), self.model.steady_rh_pct(flow_slpm, 0.0)
 
     def after(self, lo: float, hi: float, k: float, level: float, dt: float) -> tuple[float, float]:
         """(lo, hi) holding both the chamber's RH and the probe's reading after ``dt`` s relaxing at
@@ -101,12 +97,14 @@ def twin_chamber_of(profile: Profile) -> TwinChamber | None:
     model = chamber_model_of(profile.sim)
     temps = (model.room_temperature_c - model.temperature_drift_c / 2, model.room_temperature_c + model.temperature_drift_c / 2)
 
-    def rate(total_slpm: float) -> float:
-        return (total_slpm / model.volume_l + model.leak_per_min) / 60.0
-
     (low, q_low), (high, q_high) = levels
-    return TwinChamber(low=(low, rate(q_low)), high=(high, rate(q_high)),
+    return TwinChamber(low=(low, _rate_per_s(model, q_low)), high=(high, _rate_per_s(model, q_high)),
                        water_per_s=max(model.water_rate_per_s(t) for t in temps), room_rh_pct=model.room_rh_pct,
-                       reading_allowance_pct=reading_allowance_pct(), volume_l=model.volume_l,
-                       leak_per_min=model.leak_per_min, dry_line_rh_pct=model.dry_line_rh_pct,
+                       reading_allowance_pct=reading_allowance_pct(), model=model,
                        sensor_tau_s=model.sensor_tau_s, own_flow_purge=profile.devices.dry_mfc is None)
+
+
+def _rate_per_s(model: Any, total_slpm: float) -> float:
+    """The rate (1/s) the chamber's vapour relaxes at with ``total_slpm`` flowing in and its leak,
+    whatever the wet fraction (World._air_exchange's k)."""
+    return (total_slpm / model.volume_l + model.leak_per_min) / 60.0
