@@ -143,6 +143,7 @@ def test_castrig_safe_makes_the_devices_it_reaches_safe_names_the_dead_one_and_a
         no_caster = tmp_path / "no-caster.yaml"
         no_caster.write_text(yaml.safe_dump(data, sort_keys=False))
         wire = served.addresses["wet_mfc"]
+        _a_new_run_that_cannot_open_the_rig_makes_safe_what_answers(tmp_path, no_caster, wire)
         _set_wet_air(wire, 0.5)  # (a low flow: it falls to off within a second once closed)
         wait_until(lambda: (_wet_mfc(wire) or (0, 0))[1] > 0.2, timeout_s=10, what="the wet air flowing")
 
@@ -323,3 +324,24 @@ def _a_resume_that_cannot_open_the_rig_makes_safe_what_answers(tmp_path: Path, s
     assert recorded["stopped_utc"] and "resume_not_opened" in recorded, recorded
     after = json.loads((run_dir / "run.json").read_text())  # not claimed: the crashed part as it was, resumable
     assert (after["outcome"], after["parts"], after.get("pid")) == ("running", before["parts"], before.get("pid")), after
+
+
+def _a_new_run_that_cannot_open_the_rig_makes_safe_what_answers(tmp_path: Path, no_caster: Path, wire: str) -> None:
+    """The wet air left on (a run killed -9 and not resumed), then a new `castrig run` with the
+    caster's port dead: it exited 5 "cannot open the rig" having sent nothing, the wet MFC still
+    flowing. Now it makes safe what answers, says what was and was not, makes no run folder, and
+    still exits 5."""
+    recipe = tmp_path / "cast.yaml"
+    recipe.write_text("name: cast\nsteps:\n  - {type: cast, volume_ml: 0.005, rate_ml_min: 0.5}\n")
+    _set_wet_air(wire, 0.5)
+    wait_until(lambda: (_wet_mfc(wire) or (0, 0))[1] > 0.2, timeout_s=10, what="the wet air flowing")
+    done = castrig("run", str(recipe), "--profile", str(no_caster), "--data", str(tmp_path / "new-runs"), "-q", timeout_s=60)
+    err = " ".join(done.stderr.split())
+    assert done.returncode == 5 and "Traceback" not in err, (done.returncode, err[-3000:])
+    setpoint_after, flow_after = _wet_mfc(wire)
+    assert setpoint_after == 0 and abs(flow_after) <= 0.05, (setpoint_after, flow_after, err)  # before: still 0.5
+    assert "cannot open the rig" in err and "device caster (" in err, err
+    assert ("no run was started (no run folder made): the rig could not be opened, so castrig made safe what answers: "
+            "made safe (read back): dry_mfc, water_pump, wet_mfc; NOT made safe: caster (not reached: ") in err, err
+    assert f"castrig safe --profile {no_caster} once they answer" in err, err
+    assert not [p for p in (tmp_path / "new-runs").glob("*") if p.is_dir()], "a run folder was made"

@@ -43,6 +43,7 @@ KNOWN = {
     ("recipe/queue.py", "rig"): "the queue loads the profile to check a night's volumes",
     ("recipe/runner.py", "links"): "the runner tells link errors (a device silent) from device errors",
     ("recipe/resume_unopened.py", "rig"): "a resume that cannot open its whole rig makes safe what answers",
+    ("recipe/run_unopened.py", "rig"): "a new run that cannot open its whole rig makes safe what answers",
     ("recipe/runner.py", "rig"): "the runner drives the rig the composition root built",
     ("recipe/session.py", "rig"): "a run opens and owns its rig",
     ("rig/safe_what_answers.py", "control"): "the composition root opens what answers and makes it safe (castrig safe, resume)",

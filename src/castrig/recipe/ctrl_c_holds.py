@@ -36,9 +36,13 @@ class DeferredCtrlC(SigintHold):
     first seconds raised out of anywhere, and the process ended "interrupted" with the wet MFC
     still at 2 slpm and no safe-state attempt on record."""
 
+    def __init__(self, *, command: str = "resume", now: bool = True) -> None:
+        self.command = command  # (a new run whose rig could not be opened holds it too: run/unopened.py)
+        super().__init__(now=now)
+
     def _on_int(self, signum: int, frame: Any) -> None:
         if not self.asked:
-            say("[yellow]Ctrl-C: the rig is being made safe first; the resume stops there[/]")
+            say(f"[yellow]Ctrl-C: the rig is being made safe first; the {self.command} stops there[/]")
         self.asked = True
 
     def stop_here(self, said: str) -> None:

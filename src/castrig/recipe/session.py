@@ -36,6 +36,7 @@ from castrig.recipe.membranes import ResumePlan, membrane_targets, process_recor
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
 from castrig.recipe.model import Recipe, load_recipe_with_text
 from castrig.recipe.resume_unopened import earlier_dated_stop, make_safe_and_stop
+from castrig.recipe.run_unopened import make_safe_and_refuse
 from castrig.recipe.runner import RunAborted, Runner, RunResult
 from castrig.redact import is_redacted, redact, redact_urls, restore_redacted
 from castrig.rig.build import Rig
@@ -360,7 +361,10 @@ def run_recipe(
     seed = profile.sim.seed if seed is None else seed
     if seed < 0:
         raise BadInput(f"--seed = {seed}: must be >= 0", field="--seed")
-    rig = _open_rig(profile, seed, recipe, purpose=f"castrig run {recipe_path}")
+    try:
+        rig = _open_rig(profile, seed, recipe, purpose=f"castrig run {recipe_path}")
+    except RigUnreachable as exc:  # what answers is made safe all the same (exit 5, no run folder)
+        make_safe_and_refuse(profile, Path(profile_path), seed=seed, purpose=f"castrig run {recipe_path}", exc=exc)
     held = HeldCtrlC()  # from here a run folder is made: a Ctrl-C waits for the run's own handlers
     closing = CtrlCAtClose(now=False)  # (in place as the run's handlers end: _signals)
     try:

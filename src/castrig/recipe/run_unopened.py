@@ -1,0 +1,43 @@
+"""A new run whose rig cannot be opened makes safe what answers, says it, and stops (exit 5).
+
+``castrig run`` (and a queue's next recipe) with one device that could not be opened -- a dead
+pump's port, a pty that is gone -- ended "cannot open the rig" having sent nothing. After a run
+killed -9 mid-evaporate and not resumed, the wet air it left on went on flowing through the new
+run's refusal, and nothing said to run ``castrig safe``. Now every device that answers is made
+safe (:func:`castrig.rig.safe_what_answers.make_safe_what_answers`, as ``castrig safe`` and a
+resume that cannot open the rig do) and the refusal says what was and was not made safe. No run
+folder is made: nothing ran, there is no run to record it in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NoReturn
+
+from castrig.errors import Busy, RigUnreachable
+
+
+def make_safe_and_refuse(profile: Any, profile_path: Path, *, seed: int | None, purpose: str,
+                         exc: RigUnreachable) -> NoReturn:
+    """Make safe what answers of ``profile``'s rig, Ctrl-C held meanwhile (said, then acted on as
+    the run stops), and raise :class:`RigUnreachable` with ``exc`` and what was made safe."""
+    from castrig.recipe.ctrl_c_holds import DeferredCtrlC
+    from castrig.rig.safe_what_answers import make_safe_what_answers
+
+    hold = DeferredCtrlC(command="run")
+    try:
+        try:
+            done = make_safe_what_answers(profile, purpose=f"{purpose} (making safe what answers)", seed=seed)
+        except (RigUnreachable, Busy) as why:
+            words, safe = f"nothing was made safe ({why})", False
+        else:
+            words, safe = done.words(), done.report.safe
+        tail = (f"no run was started (no run folder made): the rig could not be opened, so castrig made safe "
+                f"what answers: {words}")
+        if not safe:
+            tail += (f"; make the rest safe at the devices, or castrig safe --profile {profile_path} "
+                     "once they answer")
+        hold.stop_here(tail)
+    finally:
+        hold.restore()
+    raise RigUnreachable(f"{exc}\n{tail}") from None
