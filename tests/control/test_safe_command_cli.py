@@ -330,7 +330,7 @@ def _a_new_run_that_cannot_open_the_rig_makes_safe_what_answers(tmp_path: Path, 
     """The wet air left on (a run killed -9 and not resumed), then a new `castrig run` with the
     caster's port dead: it exited 5 "cannot open the rig" having sent nothing, the wet MFC still
     flowing. Now it makes safe what answers, says what was and was not, makes no run folder, and
-    still exits 5."""
+    still exits 5. `castrig tune rh` on the same dead port likewise (it too had sent nothing)."""
     recipe = tmp_path / "cast.yaml"
     recipe.write_text("name: cast\nsteps:\n  - {type: cast, volume_ml: 0.005, rate_ml_min: 0.5}\n")
     _set_wet_air(wire, 0.5)
@@ -345,3 +345,12 @@ def _a_new_run_that_cannot_open_the_rig_makes_safe_what_answers(tmp_path: Path, 
             "made safe (read back): dry_mfc, water_pump, wet_mfc; NOT made safe: caster (not reached: ") in err, err
     assert f"castrig safe --profile {no_caster} once they answer" in err, err
     assert not [p for p in (tmp_path / "new-runs").glob("*") if p.is_dir()], "a run folder was made"
+
+    _set_wet_air(wire, 0.5)  # (a step test killed -9 leaves it so) and `castrig tune rh` meets the dead port
+    wait_until(lambda: (_wet_mfc(wire) or (0, 0))[1] > 0.2, timeout_s=10, what="the wet air flowing")
+    tuned = castrig("tune", "rh", "--profile", str(no_caster), "--plot", str(tmp_path / "t.svg"), timeout_s=60)
+    err = " ".join(tuned.stderr.split())
+    assert tuned.returncode == 5 and "Traceback" not in err, (tuned.returncode, err[-3000:])
+    assert _wet_mfc(wire)[0] == 0, err  # before: still 0.5
+    assert ("no step test was run: the rig could not be opened, so castrig made safe what answers: made safe (read "
+            "back): dry_mfc, water_pump, wet_mfc; NOT made safe: caster (not reached: ") in err, err

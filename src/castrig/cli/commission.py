@@ -26,11 +26,19 @@ def mount(app: typer.Typer) -> None:
 
 
 def _open_rig(profile_path: Path, seed: Optional[int], purpose: str):  # type: ignore[no-untyped-def]
-    """Own the profile's devices (Busy before a byte is sent), then open them (RigUnreachable)."""
+    """Own the profile's devices (Busy before a byte is sent), then open them (RigUnreachable:
+    what answers is made safe first, as ``castrig run`` does)."""
+    from castrig.errors import RigUnreachable
+    from castrig.recipe.run_unopened import make_safe_and_refuse
     from castrig.rig.ownership import open_owned_rig
     from castrig.rig.profile import load_profile
 
-    return open_owned_rig(load_profile(profile_path), seed=seed, purpose=purpose)
+    profile = load_profile(profile_path)
+    try:
+        return open_owned_rig(profile, seed=seed, purpose=purpose)
+    except RigUnreachable as exc:
+        make_safe_and_refuse(profile, profile_path, seed=seed, purpose=purpose, exc=exc, command="step test",
+                             nothing_ran="no step test was run")
 
 
 class _StopsEndTheTest:

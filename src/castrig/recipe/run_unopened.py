@@ -6,7 +6,8 @@ killed -9 mid-evaporate and not resumed, the wet air it left on went on flowing 
 run's refusal, and nothing said to run ``castrig safe``. Now every device that answers is made
 safe (:func:`castrig.rig.safe_what_answers.make_safe_what_answers`, as ``castrig safe`` and a
 resume that cannot open the rig do) and the refusal says what was and was not made safe. No run
-folder is made: nothing ran, there is no run to record it in.
+folder is made: nothing ran, there is no run to record it in. ``castrig tune rh`` likewise: a
+step test killed -9 leaves the wet air stepping, and the next one met a dead port.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from castrig.errors import Busy, RigUnreachable
 
 
 def make_safe_and_refuse(profile: Any, profile_path: Path, *, seed: int | None, purpose: str,
-                         exc: RigUnreachable) -> NoReturn:
+                         exc: RigUnreachable, command: str = "run",
+                         nothing_ran: str = "no run was started (no run folder made)") -> NoReturn:
     """Make safe what answers of ``profile``'s rig, Ctrl-C held meanwhile (said, then acted on as
-    the run stops), and raise :class:`RigUnreachable` with ``exc`` and what was made safe."""
+    the ``command`` stops), and raise :class:`RigUnreachable` with ``exc``, ``nothing_ran`` and
+    what was made safe."""
     from castrig.recipe.ctrl_c_holds import DeferredCtrlC
     from castrig.rig.safe_what_answers import make_safe_what_answers
 
-    hold = DeferredCtrlC(command="run")
+    hold = DeferredCtrlC(command=command)
     try:
         try:
             done = make_safe_what_answers(profile, purpose=f"{purpose} (making safe what answers)", seed=seed)
@@ -32,8 +35,7 @@ def make_safe_and_refuse(profile: Any, profile_path: Path, *, seed: int | None, 
             words, safe = f"nothing was made safe ({why})", False
         else:
             words, safe = done.words(), done.report.safe
-        tail = (f"no run was started (no run folder made): the rig could not be opened, so castrig made safe "
-                f"what answers: {words}")
+        tail = f"{nothing_ran}: the rig could not be opened, so castrig made safe what answers: {words}"
         if not safe:
             tail += (f"; make the rest safe at the devices, or castrig safe --profile {profile_path} "
                      "once they answer")
