@@ -71,12 +71,13 @@ def test_a_negative_section_reads_as_its_positive(tmp_path):
     """A section whose background is the bright phase (a negative; transmitted light shows the
     empty background bright): it was read with the bright background taken for the support,
     T 120 µm for 20, unflagged. One end all bright and uniform, the other end mixed (a support's
-    matrix and pores), is now read as the negative it is: T as in the positive."""
+    matrix and pores), is now read as the negative it is: T as in the positive. (512 columns: the
+    ends' bands are what is read, not the width; 1024 before.)"""
     from castrig.sim.micrograph import make_structure, render_section
 
     rng = np.random.default_rng(1)
     st = make_structure(rng, mean_diameter_um=20.0, opening_ratio=0.2, thickness_um=20.0, thickness_cv=0.1,
-                        field_um=1024.0, section_length_um=1024 * 0.4)
+                        field_um=1024.0, section_length_um=512 * 0.4)
     img = render_section(st, 0.4, rng, bit_depth=8)
     got = {}
     for name, a in (("positive", img), ("negative", 255 - img)):
