@@ -166,7 +166,7 @@ def test_bomb_is_refused_before_decoding(tmp_path):
         read_micrograph(p)
 
 
-def test_a_png_whose_image_data_stops_short_is_refused_from_the_cli(tmp_path):
+def test_a_png_whose_image_data_stops_short_is_refused_from_the_cli(tmp_path, capsys):
     """Two rows of data in a PNG that declares 3000 × 3000, its compressed stream ended cleanly:
     Pillow gave 3000 rows, all but two black, and `castrig analyse surface` measured them (exit 0,
     opening 0). A PNG written whole by Pillow still reads."""
@@ -175,7 +175,7 @@ def test_a_png_whose_image_data_stops_short_is_refused_from_the_cli(tmp_path):
 
     from PIL import Image
 
-    from conftest import castrig
+    from conftest import castrig_main
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
@@ -184,7 +184,7 @@ def test_a_png_whose_image_data_stops_short_is_refused_from_the_cli(tmp_path):
     short = tmp_path / "short.png"
     short.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
                       + chunk(b"IDAT", zlib.compress(b"\x00" * (w + 1) * 2)) + chunk(b"IEND", b""))
-    done = castrig("analyse", "surface", str(short), "--pixel-size", "0.25", "--json")
+    done = castrig_main(capsys, "analyse", "surface", str(short), "--pixel-size", "0.25", "--json")
     assert done.returncode == 2 and "short.png: cannot read image (PNG: Not enough image data" in done.stderr, done.stderr
     whole = tmp_path / "whole.png"
     Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).convert("P").save(whole)
@@ -303,9 +303,9 @@ def test_a_header_declaring_a_huge_image_gets_castrig_s_line_only(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["directory", "symlink loop", "dangling link"])
-def test_a_path_that_is_not_an_image_file_is_named_for_what_it_is(tmp_path, kind):
+def test_a_path_that_is_not_an_image_file_is_named_for_what_it_is(tmp_path, kind, capsys):
     """`castrig analyse surface DIR.tif` said 'no such file' of a directory and of a symlink loop."""
-    from conftest import castrig
+    from conftest import castrig_main
 
     p = tmp_path / "x.tif"
     if kind == "directory":
@@ -314,7 +314,7 @@ def test_a_path_that_is_not_an_image_file_is_named_for_what_it_is(tmp_path, kind
         p.symlink_to(p)
     else:
         p.symlink_to(tmp_path / "gone.tif")
-    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.1")
+    done = castrig_main(capsys, "analyse", "surface", str(p), "--pixel-size", "0.1")
     said = {"directory": "a directory, not an image file", "symlink loop": "a symlink loop",
             "dangling link": "a symbolic link to nothing"}[kind]
     assert done.returncode == 2 and f"x.tif: {said}" in done.stderr, done.stderr
@@ -328,22 +328,22 @@ def test_a_path_that_is_not_an_image_file_is_named_for_what_it_is(tmp_path, kind
     pytest.param({"pixel_size_invalid": {"value_um": "abc"}}, marks=pytest.mark.slow),  # ValueError
     pytest.param({"file_type": 12, "photometric": [1, 2]}, marks=pytest.mark.slow),  # "read_as": [12, [1, 2]]
 ])
-def test_a_tiffs_own_json_metadata_cannot_pose_as_castrigs_own_fields(tmp_path, description):
+def test_a_tiffs_own_json_metadata_cannot_pose_as_castrigs_own_fields(tmp_path, description, capsys):
     """An ImageDescription in JSON whose keys are the reader's own (warnings, the pixel size's
     provenance, how the file was read) was copied into the result: a traceback, or warnings and
     "read as" notes the file wrote itself. Now the file's keys are kept apart, unused."""
     import json
 
-    from conftest import castrig
+    from conftest import castrig_main
 
     p = tmp_path / "spoof.tif"
     tifffile.imwrite(p, _disc_image(128, 160, 6), description=json.dumps(description))
-    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.1", "--json")
+    done = castrig_main(capsys, "analyse", "surface", str(p), "--pixel-size", "0.1", "--json")
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     out = json.loads(done.stdout)
     assert out["warnings"] == [] and out["images"]["surface"] == {
         "file": str(p), "pixel_size_um": 0.1, "pixel_size_source": "--pixel-size"}
-    done = castrig("analyse", "surface", str(p), "--json")
+    done = castrig_main(capsys, "analyse", "surface", str(p), "--json")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.strip() == f"error: {p}: no pixel size in the file (surface); give --pixel-size UM"
 
@@ -367,13 +367,13 @@ def _tiff_of_pages(n: int, side: int = 16) -> bytes:
     return b"II*\0" + struct.pack("<I", first) + bytes(side * side) + desc + b"".join(ifds)
 
 
-def test_a_tiff_of_40000_tiny_pages_is_refused_in_seconds(tmp_path):
+def test_a_tiff_of_40000_tiny_pages_is_refused_in_seconds(tmp_path, capsys):
     """40,000 pages of 16 × 16 px (5 MB): the reader sorted every page into images first, in time
     quadratic in their number (over 2 minutes, no output). Now the pages are counted only up to
     the most a micrograph file may hold, and the file is refused naming it."""
     import time
 
-    from conftest import castrig
+    from conftest import castrig, castrig_main
 
     p = tmp_path / "pages.tif"
     p.write_bytes(_tiff_of_pages(40000))
@@ -393,7 +393,7 @@ def test_a_tiff_of_40000_tiny_pages_is_refused_in_seconds(tmp_path):
         first, n_tags = t.pages[0].offset, len(t.pages[0].tags)
     struct.pack_into("<I", b, first + 2 + 12 * n_tags, first)
     loop.write_bytes(bytes(b))
-    done = castrig("analyse", "surface", str(loop), "--pixel-size", "0.1")
+    done = castrig_main(capsys, "analyse", "surface", str(loop), "--pixel-size", "0.1")
     assert done.returncode == 0 and "read (" not in done.stdout, done.stderr
 
 
@@ -437,27 +437,27 @@ def test_a_file_of_several_images_says_which_one_was_measured(tmp_path):
     (200, "cannot read TIFF: the file is truncated: it ends at byte 200, but its image data runs to byte 20,736"),
     (-1, "cannot read TIFF: the file is truncated: it ends at byte 20,735, but its image data runs to byte 20,736"),
 ])
-def test_an_empty_or_cut_short_tiff_is_called_so(tmp_path, cut, said):
+def test_an_empty_or_cut_short_tiff_is_called_so(tmp_path, cut, said, capsys):
     """A zero-byte file said "cannot identify image file", a 4-byte TIFF header "unpack requires a
     buffer of 4 bytes", a TIFF cut after 200 bytes "failed to read 20480 bytes, got 0"."""
-    from conftest import castrig
+    from conftest import castrig_main
 
     whole = tmp_path / "whole.tif"
     tifffile.imwrite(whole, _disc_image(128, 160, 6))
     p = tmp_path / "cut.tif"
     p.write_bytes(whole.read_bytes()[:cut])
-    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.1")
+    done = castrig_main(capsys, "analyse", "surface", str(p), "--pixel-size", "0.1")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert f"error: {p}: {said}" in done.stderr, done.stderr
 
 
-def test_a_tiff_whose_strips_hold_no_data_is_refused_not_read_as_black(tmp_path):
+def test_a_tiff_whose_strips_hold_no_data_is_refused_not_read_as_black(tmp_path, capsys):
     """Half the StripByteCounts of a 256 × 256 top view 0, as a writer that stopped before it
     filled them in leaves them: tifffile reads such "sparse" strips as black, and the half-black
     image was measured (opening 0.63 for 0.27, exit 0), nothing said."""
     import struct
 
-    from conftest import castrig
+    from conftest import castrig_main
 
     p = tmp_path / "half.tif"
     img = _disc_image(256, 256, 6)
@@ -469,37 +469,38 @@ def test_a_tiff_whose_strips_hold_no_data_is_refused_not_read_as_black(tmp_path)
     for i in range(8):
         struct.pack_into(fmt, raw, tag.valueoffset + struct.calcsize(fmt) * i, 0)
     p.write_bytes(bytes(raw))
-    done = castrig("analyse", "surface", str(p))
+    done = castrig_main(capsys, "analyse", "surface", str(p))
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert (f"error: {p}: 8 of its 16 strips hold no data (the first: strip 1, its offset or StripByteCounts 0), which a "
             "reader shows as black") in " ".join(done.stderr.split()), done.stderr
 
 
 @pytest.mark.parametrize("fmt", ["gif", "png", "webp"])
-def test_an_animated_image_is_refused_before_its_frames_are_decoded(tmp_path, fmt):
+def test_an_animated_image_is_refused_before_its_frames_are_decoded(tmp_path, fmt, capsys):
     """An outside tester: a 1.2 MB GIF of 300 frames of 2000² px was decoded whole (27 s, 3.6 GB,
     before the allocation failed); the size check had looked at one frame. An APNG the same; an
     animated WebP was measured on its first frame without a word. A file of several frames is
     refused naming their count, as a TIFF stack is."""
     from PIL import Image
 
-    from conftest import castrig
+    from conftest import castrig_main
 
     frames = [Image.new("L", (600, 600), i * 20) for i in range(12)]
     p = tmp_path / f"multi.{fmt}"
     frames[0].save(p, save_all=True, append_images=frames[1:], **({"lossless": True} if fmt == "webp" else {}))
-    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.25", timeout_s=60)
+    done = castrig_main(capsys, "analyse", "surface", str(p), "--pixel-size", "0.25")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "holds 12 frames" in said and "Traceback" not in said, said
 
 
-def test_a_palette_tiff_is_measured_through_its_colour_map_as_a_palette_png_is(tmp_path):
+def test_a_palette_tiff_is_measured_through_its_colour_map_as_a_palette_png_is(tmp_path, capsys):
     """An outside tester: one micrograph saved as a palette TIFF and as a palette PNG (indices in a
     shuffled order, the colour map putting them back): the PNG measured as the picture shows
-    (opening 0.58), the TIFF on its raw indices (opening 0.0, 0 pores) without a word."""
+    (opening 0.58), the TIFF on its raw indices (opening 0.0, 0 pores) without a word. (Through
+    the CLI's entry point in the test process: the three files read as one command reads them.)"""
     from PIL import Image
 
-    from conftest import castrig
+    from conftest import castrig_main
 
     grey = _disc_image(256, 256, 6)
     perm = np.random.default_rng(0).permutation(256)
@@ -511,7 +512,7 @@ def test_a_palette_tiff_is_measured_through_its_colour_map_as_a_palette_png_is(t
     im.save(tmp_path / "pal.png")
     out = {}
     for name in ("grey.tif", "pal.tif", "pal.png"):
-        done = castrig("analyse", "surface", str(tmp_path / name), "--pixel-size", "0.25", "--json")
+        done = castrig_main(capsys, "analyse", "surface", str(tmp_path / name), "--pixel-size", "0.25", "--json")
         assert done.returncode == 0, done.stderr
         out[name] = json.loads(done.stdout)
     assert out["grey.tif"]["pore_count"] >= 10
@@ -520,15 +521,15 @@ def test_a_palette_tiff_is_measured_through_its_colour_map_as_a_palette_png_is(t
         assert out[name]["opening_ratio"] == pytest.approx(out["grey.tif"]["opening_ratio"], abs=1e-6), name
 
 
-def test_a_file_pillow_would_hand_to_another_program_is_not_opened(tmp_path):
+def test_a_file_pillow_would_hand_to_another_program_is_not_opened(tmp_path, capsys):
     """An outside tester: anything Pillow opens was taken whatever its name; a PostScript file named
     .png was handed to Ghostscript ("Unable to locate Ghostscript" here; run where it is
     installed). Only image formats micrographs come in are opened."""
-    from conftest import castrig
+    from conftest import castrig_main
 
     p = tmp_path / "top.png"
     p.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n0 0 moveto 64 64 lineto stroke\nshowpage\n")
-    done = castrig("analyse", "surface", str(p), "--pixel-size", "0.25")
+    done = castrig_main(capsys, "analyse", "surface", str(p), "--pixel-size", "0.25")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "cannot read image" in said and "Ghostscript" not in said, said
 

@@ -45,9 +45,14 @@ def test_a_zeiss_sem_tiff_is_measured_as_sem_by_auto_and_says_why(tmp_path: Path
         in " ".join(table.stdout.split()), table.stdout[-1500:]
 
 
+#: a corner of the Zeiss view (384² of 768 × 1024): where the file's metadata decides, the image's
+#: size is not the point, and the measurement after the decision costs a fifth
+CORNER = (slice(0, 384), slice(0, 384))
+
+
 def test_an_fei_tag_decides_too(tmp_path: Path, zeiss_pixels):
     pixels, _ = zeiss_pixels
-    tifffile.imwrite(tmp_path / "fei.tif", pixels, extratags=[(34682, "s", 0, "[Scan]\r\nPixelWidth=1.5e-09\r\n", True)])
+    tifffile.imwrite(tmp_path / "fei.tif", pixels[CORNER], extratags=[(34682, "s", 0, "[Scan]\r\nPixelWidth=1.5e-09\r\n", True)])
     out = _surface(tmp_path, "fei.tif", "--appearance", "auto")
     assert out["quality"]["appearance"] == "sem" and "FEI/Thermo tag 34682" in out["quality"]["appearance_from"]
 
@@ -73,7 +78,7 @@ def test_an_sem_sidecar_decides_for_a_png(tmp_path: Path, zeiss_pixels):
     import imageio.v3 as iio
 
     pixels, _ = zeiss_pixels
-    iio.imwrite(tmp_path / "hitachi.png", pixels)
+    iio.imwrite(tmp_path / "hitachi.png", pixels[CORNER])
     (tmp_path / "hitachi.txt").write_text("[SemImageFile]\nPixelSize=1.5\n")
     out = _surface(tmp_path, "hitachi.png", "--appearance", "auto")
     assert out["quality"]["appearance"] == "sem" and "Hitachi sidecar hitachi.txt" in out["quality"]["appearance_from"]

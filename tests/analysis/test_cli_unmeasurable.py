@@ -1,4 +1,6 @@
-"""Images the analysis cannot measure, met as the audit met them (repro_7): the real CLI.
+"""Images the analysis cannot measure, met as the audit met them (repro_7): the real CLI (the
+size refusals through its entry point in the test process, conftest ``castrig_main``: refused
+before anything is measured, a process's start-up was all their cost).
 
 A 1×1 or one-row image is "too small" (the minimum and the size found), not "shape ()"; a
 saturated (all-black) frame is not a measured opening ratio of 0 and a definite fail: its bounds
@@ -16,7 +18,7 @@ import tifffile
 from PIL import Image
 
 from castrig.analysis.verdict import judge
-from conftest import castrig_in
+from conftest import castrig_in, castrig_main
 
 
 @pytest.mark.parametrize("name, shape, found", [
@@ -26,21 +28,23 @@ from conftest import castrig_in
     pytest.param("rgb1.png", (1, 1, 3), "1 × 1 px", marks=pytest.mark.slow),
     ("eight.png", (8, 64), "64 × 8 px"),
 ])
-def test_a_too_small_image_is_said_too_small(tmp_path: Path, name: str, shape, found: str):
+def test_a_too_small_image_is_said_too_small(tmp_path: Path, name: str, shape, found: str, capsys, monkeypatch):
     a = np.zeros(shape, np.uint8)
     if name.endswith(".png"):
         Image.fromarray(a).save(tmp_path / name)
     else:
         tifffile.imwrite(tmp_path / name, a)
-    res = castrig_in("analyse", "surface", name, "--pixel-size", "0.25", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = castrig_main(capsys, "analyse", "surface", name, "--pixel-size", "0.25")
     assert res.returncode == 2
     assert "image too small" in res.stderr and found in res.stderr and "at least 9 × 9 px" in res.stderr, res.stderr
     assert "shape" not in res.stderr and "Traceback" not in res.stderr
 
 
-def test_the_smallest_allowed_image_is_measured(tmp_path: Path):
+def test_the_smallest_allowed_image_is_measured(tmp_path: Path, capsys, monkeypatch):
     Image.fromarray(np.full((9, 9), 120, np.uint8)).save(tmp_path / "nine.png")
-    res = castrig_in("analyse", "surface", "nine.png", "--pixel-size", "0.25", "--json", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = castrig_main(capsys, "analyse", "surface", "nine.png", "--pixel-size", "0.25", "--json")
     assert res.returncode == 0, res.stderr
 
 

@@ -1,6 +1,8 @@
 """Files as they lie on a lab's disk, met through the real ``castrig analyse`` in a subprocess:
 names at and past the file system's limit, SEM text sidecars that cannot be read or say odd
-things. Each was a traceback, or a good image refused, before."""
+things. Each was a traceback, or a good image refused, before. (The refusals and the sidecars
+read through the CLI's entry point in the test process, conftest ``castrig_main``: the same
+command without a process's start-up.)"""
 
 from __future__ import annotations
 
@@ -11,7 +13,14 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import castrig, pore_grid, refused
+from conftest import castrig, castrig_main, pore_grid, refused
+
+
+@pytest.fixture
+def cli(tmp_path, capsys, monkeypatch):
+    """``castrig ARGS`` in ``tmp_path``, through the CLI's entry point in this process."""
+    monkeypatch.chdir(tmp_path)
+    return lambda *args: castrig_main(capsys, *args)
 
 
 # -- names ------------------------------------------------------------------------------------
@@ -32,18 +41,18 @@ def test_an_image_named_to_the_file_systems_limit_is_measured(tmp_path, suffix):
 
 # -- sidecars ---------------------------------------------------------------------------------
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/mem: Linux")
-def test_a_sidecar_that_cannot_be_read_is_named(tmp_path):
+def test_a_sidecar_that_cannot_be_read_is_named(tmp_path, cli):
     """A JEOL/Hitachi .txt next to the image that is there but cannot be read (here: a link to a
     file whose read fails with an I/O error, as an unreadable file on a network share does) was
     an OSError traceback for a PNG."""
     Image.fromarray(pore_grid()).save(tmp_path / "top.png")
     (tmp_path / "top.txt").symlink_to("/proc/self/mem")  # a regular file whose read() is EIO
-    done = castrig("analyse", "surface", "top.png", cwd=tmp_path)
+    done = cli("analyse", "surface", "top.png")
     refused(done, "top.png: its sidecar top.txt cannot be read", "--pixel-size")
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
-def test_a_jeol_sidecar_whose_scan_size_is_not_a_number_is_read_without_it(tmp_path, suffix):
+def test_a_jeol_sidecar_whose_scan_size_is_not_a_number_is_read_without_it(tmp_path, suffix, cli):
     """JEOL's $CM_FULL_SIZE read with str.isdigit(), which takes '²' (a latin-1 byte 0xB2 in a
     damaged sidecar) where int() does not: a ValueError traceback for a PNG, "cannot read TIFF"
     for a TIFF. The scale bar alone gives the pixel size: 5 µm over 120 px."""
@@ -51,7 +60,7 @@ def test_a_jeol_sidecar_whose_scan_size_is_not_a_number_is_read_without_it(tmp_p
     (Image.fromarray(img).save(tmp_path / f"top{suffix}") if suffix == ".png"
      else tifffile.imwrite(tmp_path / f"top{suffix}", img))
     (tmp_path / "top.txt").write_bytes(b"$CM_FULL_SIZE \xb2\xb2 960\n$$SM_MICRON_BAR 120\n$$SM_MICRON_MARKER 5um\n")
-    done = castrig("analyse", "surface", f"top{suffix}", "--json", cwd=tmp_path)
+    done = cli("analyse", "surface", f"top{suffix}", "--json")
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     out = json.loads(done.stdout)
     assert out["pixel_size_um"] == pytest.approx(5 / 120) and "JEOL sidecar top.txt" in out["pixel_size_source"]
@@ -64,11 +73,11 @@ def test_a_jeol_sidecar_whose_scan_size_is_not_a_number_is_read_without_it(tmp_p
     ("analyse", "membrane", "--surface", "top.tif", "--section", "top.tif", "--rois", "x" * 250 + ".zip"),  # its -section.zip
     ("calibrate", "camera", "x" * 300 + ".tif", "--pitch-um", "10"),
 ], ids=["image", "rois", "overlay", "section-rois", "calibrate"])
-def test_a_name_longer_than_the_file_system_allows_is_refused_naming_it(tmp_path, args):
+def test_a_name_longer_than_the_file_system_allows_is_refused_naming_it(tmp_path, args, cli):
     """A name past 255 bytes (a script's generated name, a pasted path): Path.is_file() and
     is_dir() raised "File name too long", a traceback, before anything was said of the file."""
     tifffile.imwrite(tmp_path / "top.tif", pore_grid(), resolution=(10000, 10000), resolutionunit=3)
-    done = castrig(*args, cwd=tmp_path)
+    done = cli(*args)
     refused(done, "a name longer than the file system allows (allowed: at most 255 bytes")
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.png"))
 

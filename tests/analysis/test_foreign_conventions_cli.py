@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import analysed, castrig, refused
+from conftest import analysed, castrig_main, refused
 
 
 def _twin(rendered_membrane, view: str) -> np.ndarray:
@@ -46,13 +46,15 @@ def test_views_on_a_dark_offset_are_measured_as_the_twin_made_them(rendered_memb
     assert out["support_pore_diameter_um"] == pytest.approx(truth["support_pore_diameter_um"], rel=0.1)
 
 
-def test_a_binary_mask_is_measured_as_segmented_when_its_phases_say_which_are_the_pores(rendered_membrane, tmp_path):
+def test_a_binary_mask_is_measured_as_segmented_when_its_phases_say_which_are_the_pores(rendered_membrane, tmp_path, capsys):
     """A mask as Fiji's thresholding saves it (pores 255 on 0) was measured as a micrograph: a
     384² one read opening 0.0 (its dense edges passed for pixel noise), flagged too_few_pores and
     ``saturated`` (its two values are the type's extremes: no metric trusted). It is measured as
     segmented now — the opening its pores' pixel share — and a membrane's result says so; a
     strongly saturated micrograph (its edges' greys still there) is no mask and stays flagged; a
-    mask whose phases do not say which are the pores is refused, the file named."""
+    mask whose phases do not say which are the pores is refused, the file named. (The mask through
+    a castrig process; the saturated view and the refused stripes through the CLI's entry point in
+    the test process, conftest ``castrig_main``.)"""
     top = _twin(rendered_membrane, "reflected")[:384, :384]
     pores = top < (np.percentile(top, 1) + np.percentile(top, 99)) / 2
     tifffile.imwrite(tmp_path / "mask.tif", np.where(pores, 255, 0).astype(np.uint8))
@@ -70,12 +72,14 @@ def test_a_binary_mask_is_measured_as_segmented_when_its_phases_say_which_are_th
 
     hard = np.clip((top - top.mean()) * 8 + 128, 0, 255).astype(np.uint8)  # both ends clipped, edges grey
     tifffile.imwrite(tmp_path / "hard.tif", hard)
-    out = analysed("surface", str(tmp_path / "hard.tif"), "--pixel-size", "0.25")
+    done = castrig_main(capsys, "analyse", "surface", str(tmp_path / "hard.tif"), "--pixel-size", "0.25", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
     assert "saturated" in out["quality"]["flags"] and "binary_mask" not in out["quality"]
 
     y, x = np.mgrid[0:128, 0:128]
     tifffile.imwrite(tmp_path / "stripes.tif", np.where((x // 8) % 2 == 0, 255, 0).astype(np.uint8))
-    refused(castrig("analyse", "surface", str(tmp_path / "stripes.tif"), "--pixel-size", "0.25"),
+    refused(castrig_main(capsys, "analyse", "surface", str(tmp_path / "stripes.tif"), "--pixel-size", "0.25"),
             "stripes.tif", "a binary mask (values 0 and 255), not a micrograph", "which are the pores",
             "measure the micrograph it was made from")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import tifffile
 
-from conftest import analysed
+from conftest import analysed, campaign
 
 #: (view index in foreign_section.VIEWS, seed): SE (15 tongues), SE upside down, a dark film, JPEG
 MEASURED = [(0, 3), (5, 3), (12, 3), (21, 3)]
@@ -43,7 +43,8 @@ def test_castrig_analyse_section_measures_sections_it_was_not_tuned_on(tmp_path,
     _assert_within_goals(got, truth, px)
 
 
-@pytest.mark.parametrize("seed", [4, 8])
+# CI: seed 4; seed 8 (the same view 4, the same film-level path) in the full set (-m slow)
+@pytest.mark.parametrize("seed", campaign([4, 8], ci={0}))
 def test_a_section_whose_edges_glow_is_measured_from_its_plain_film(tmp_path, foreign_section, seed):
     """SE edge glow over 3 px (view 4, se_strong): the walls between cavities glow over their
     whole height and set the film's level from the columns' maxima; the film's plain body, at 0.8
@@ -55,7 +56,8 @@ def test_a_section_whose_edges_glow_is_measured_from_its_plain_film(tmp_path, fo
     assert got["penetration_fraction"] == pytest.approx(truth["pen_f"], abs=0.03)
 
 
-@pytest.mark.parametrize("seed", [4, 6])
+# CI: seed 4; seed 6 (the same view 19, the same film-level path) in the full set (-m slow)
+@pytest.mark.parametrize("seed", campaign([4, 6], ci={0}))
 def test_a_section_whose_support_outshines_its_film_is_measured_from_the_film(tmp_path, foreign_section, seed):
     """A support whose coarse grains are brighter than the film (view 19, overlap): their eroded
     maxima set the film's level, the film fell under its threshold in speckles, and the interface

@@ -37,6 +37,16 @@ def sem_view(tmp_path_factory: pytest.TempPathFactory, foreign_sem) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def sem_view_judged(sem_view: Path, rendered_membrane: Path) -> dict:
+    """``analyse membrane --appearance auto --grade claim1`` of the view (a twin section beside it):
+    its surface metrics and quality are ``analyse surface --appearance auto``'s, and its verdict
+    the grade's; one castrig process for the two tests that read them."""
+    return analysed("membrane", "--surface", str(sem_view), "--surface-pixel-size", str(PX_UM),
+                    "--section", str(rendered_membrane / "m000_section.tif"), "--appearance", "auto",
+                    "--grade", "claim1")
+
+
 def test_a_noisy_honeycomb_is_not_read_as_no_pores(tmp_path: Path, foreign_sem):
     """Sharp dark pores (no rim), per-pixel noise 0.06 on a film-to-core step of 0.35 (5.8 σ):
     `castrig analyse surface` said 0 pores, opening 0 — the test for "any dark structure at all"
@@ -50,8 +60,8 @@ def test_a_noisy_honeycomb_is_not_read_as_no_pores(tmp_path: Path, foreign_sem):
     assert got["opening_ratio"] == pytest.approx(truth["opening_ratio"], abs=0.005)
 
 
-def test_auto_flags_a_ridge_it_cannot_place_and_says_to_give_the_appearance(sem_view: Path):
-    auto = analysed("surface", str(sem_view), "--appearance", "auto", "--pixel-size", str(PX_UM))
+def test_auto_flags_a_ridge_it_cannot_place_and_says_to_give_the_appearance(sem_view: Path, sem_view_judged: dict):
+    auto = sem_view_judged  # (--appearance auto, read by analyse membrane: the surface's own metrics and quality)
     q = auto["quality"]
     assert q["appearance"] == "optical" and "appearance_ambiguous" in q["flags"], q
     for metric in ("mean_pore_diameter_um", "opening_ratio"):
@@ -84,18 +94,15 @@ def test_faint_rims_too_faint_for_the_rim_test_are_flagged(tmp_path: Path, forei
     """Rims at 0.15 of the contrast: a ridge of 0.015 of the pores' depth, under the rim test's
     0.025 — read as optical, D 22 % short, with no flag. The twin's plain optical views show
     0 to 0.003: a ridge from 0.01 on is flagged."""
-    img, truth = foreign_sem.sem_rims_over_flat_cores(2, 768, d_px=D_PX, rim_gain=0.15)
+    img, truth = foreign_sem.sem_rims_over_flat_cores(2, 512, d_px=D_PX, rim_gain=0.15)
     tifffile.imwrite(tmp_path / "faint.tif", img)
     auto = analysed("surface", str(tmp_path / "faint.tif"), "--appearance", "auto", "--pixel-size", str(PX_UM))
     assert auto["mean_pore_diameter_um"] < 0.9 * truth["d_px"] * PX_UM  # (the reading the flag is for)
     assert "appearance_ambiguous" in auto["quality"]["flagged"]["mean_pore_diameter_um"], auto["quality"]
 
 
-def test_the_verdict_does_not_sign_the_flagged_diameter(sem_view: Path, rendered_membrane: Path):
-    judged = analysed("membrane", "--surface", str(sem_view), "--surface-pixel-size", str(PX_UM),
-                      "--section", str(rendered_membrane / "m000_section.tif"), "--appearance", "auto",
-                      "--grade", "claim1")
-    (claim1,) = judged["verdict"]["grades"]
+def test_the_verdict_does_not_sign_the_flagged_diameter(sem_view_judged: dict):
+    (claim1,) = sem_view_judged["verdict"]["grades"]
     assert not claim1["met"], claim1
     checks = [c for c in claim1["checks"] if c["quantity"] == "mean_pore_diameter_um"]
     assert checks and all(c["status"] == "marginal" and c["flags"] == ["appearance_ambiguous"] for c in checks), checks
@@ -121,7 +128,7 @@ def test_rims_round_large_pores_are_read_as_rims(tmp_path: Path, foreign_sem):
     three profile bins of r_core/8 (2.1 px each), which spread the rim into the film, and voted
     rimless: ``--appearance sem`` put the edge on the rim's inner flank, D 11 % short, no flag.
     Where the bins are wider than the image's blur the vote reads single bins."""
-    img, truth = foreign_sem.sem_rims_over_flat_cores(2, 768, d_px=40.0, rim_gain=0.3)
+    img, truth = foreign_sem.sem_rims_over_flat_cores(2, 512, d_px=40.0, rim_gain=0.3)  # (~150 pores: 768² before)
     tifffile.imwrite(tmp_path / "large.tif", img)
     got = analysed("surface", str(tmp_path / "large.tif"), "--appearance", "sem", "--pixel-size", str(PX_UM))
     assert got["mean_pore_diameter_um"] == pytest.approx(truth["d_px"] * PX_UM, rel=0.025)

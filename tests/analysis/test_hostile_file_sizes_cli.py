@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import campaign, castrig, pore_grid, tiff_of_millions_of_strips
+from conftest import campaign, castrig, castrig_main, pore_grid, tiff_of_millions_of_strips
 
 
 @pytest.mark.parametrize("fmt", ["png", "webp"])
@@ -94,8 +94,9 @@ def test_a_tiff_strip_declaring_a_huge_image_of_its_own_is_refused_before_decodi
 
 
 @pytest.mark.parametrize("compression", campaign(["jpeg", "jpeg2000", "png", "webp"], ci={0}))  # CI: the commonest
-def test_image_codec_tiffs_of_strips_and_tiles_are_still_measured(tmp_path, compression):
-    """The check reads each strip's or tile's own header: it passes what the codecs write."""
+def test_image_codec_tiffs_of_strips_and_tiles_are_still_measured(tmp_path, compression, capsys, monkeypatch):
+    """The check reads each strip's or tile's own header: it passes what the codecs write.
+    (Through the CLI's entry point in the test process: no bound on the process is checked here.)"""
     import json
 
     import tifffile
@@ -104,7 +105,8 @@ def test_image_codec_tiffs_of_strips_and_tiles_are_still_measured(tmp_path, comp
     for layout in (dict(rowsperstrip=48), dict(tile=(64, 64))):
         tifffile.imwrite(tmp_path / "top.tif", img, compression=compression, resolution=(10000, 10000), resolutionunit=3,
                          **layout)
-        done = castrig("analyse", "surface", "top.tif", "--json", cwd=tmp_path)
+        monkeypatch.chdir(tmp_path)
+        done = castrig_main(capsys, "analyse", "surface", "top.tif", "--json")
         assert done.returncode == 0, done.stderr[-2000:]
         assert json.loads(done.stdout)["pore_count"] == 256
 
@@ -332,7 +334,7 @@ def _zeros_zlib(n: int, piece: int = 1 << 23) -> bytes:
     return first + again * (k - 1) + tail[:-4] + struct.pack(">I", ((n % 65521) << 16) | 1)
 
 
-def test_a_16_bit_rgba_png_is_counted_at_16_bits_a_sample(tmp_path):
+def test_a_16_bit_rgba_png_is_counted_at_16_bits_a_sample(tmp_path, capsys, monkeypatch):
     """A 10000 × 10000 16-bit RGBA PNG (800 MB of pixels, 0.8 MB of file): Pillow calls it "RGBA",
     so it was counted at 8 bits a sample (400 MB, just within the bound), decoded by Pillow and
     again whole by libpng: 7 s of CPU and 1.6 GB at the peak, measured, exit 0. A 16-bit RGBA PNG
@@ -357,7 +359,8 @@ def test_a_16_bit_rgba_png_is_counted_at_16_bits_a_sample(tmp_path):
     rgba = np.repeat(pore_grid()[..., None].astype(np.uint16) * 257, 4, -1)
     rgba[..., 3] = 65535
     (tmp_path / "top.png").write_bytes(imagecodecs.png_encode(rgba))
-    done = castrig("analyse", "surface", "top.png", "--pixel-size", "1", "--json", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)  # (the file within the bound measured through the CLI's entry point in this process)
+    done = castrig_main(capsys, "analyse", "surface", "top.png", "--pixel-size", "1", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["pore_count"] == 256
 
@@ -378,7 +381,7 @@ def _pyramid(path) -> tuple[bytearray, int]:
     return raw, next(at for at in entries if struct.unpack_from("<H", raw, at)[0] == 330)
 
 
-def test_a_tiffs_sub_images_are_held_to_the_bounds_of_its_images(tmp_path):
+def test_a_tiffs_sub_images_are_held_to_the_bounds_of_its_images(tmp_path, capsys, monkeypatch):
     """tifffile reads the directory of every sub-image (TIFF tag SubIFDs: a pyramid's levels) as it
     sorts the pages into images, but the bounds read before it opened the file walked the main
     images only. A sub-image declaring 100 000 000 strips (a sparse file of 400 MB): 2 GB and 4 s,
@@ -391,7 +394,8 @@ def test_a_tiffs_sub_images_are_held_to_the_bounds_of_its_images(tmp_path):
 
     path = tmp_path / "pyramid.tif"
     raw, _ = _pyramid(path)
-    done = castrig("analyse", "surface", path.name, "--json", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)  # (the whole pyramid measured through the CLI's entry point in this process)
+    done = castrig_main(capsys, "analyse", "surface", path.name, "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout)
     assert out["pore_count"] == 256 and out["pixel_size_um"] == 1.0

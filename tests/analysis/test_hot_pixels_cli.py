@@ -13,6 +13,10 @@ Now the pixels far outside the range of the rest (castrig.analysis.illumination.
 and lone ones at the type's limits, take their neighbours' median, and the result carries the
 ``outliers_clipped`` flag: a note, which makes no metric untrusted (the metrics are the clean
 image's, which is what these tests hold).
+
+The clean views are measured by ``castrig`` processes (module fixtures, or the first of a pair);
+the spoiled ones through the CLI's entry point in the test process (conftest ``castrig_main``):
+the same command, without a process's start-up for each of them.
 """
 
 from __future__ import annotations
@@ -23,7 +27,20 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import analysed, campaign, castrig
+from conftest import analysed, campaign, castrig, castrig_main
+
+
+@pytest.fixture
+def here(capsys):
+    """``castrig analyse ARGS --json`` through the CLI's entry point in this process: its JSON."""
+    import json
+
+    def run(*args: str) -> dict:
+        done = castrig_main(capsys, "analyse", *args, "--json")
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    return run
 
 FLAG = "outliers_clipped"
 #: 0.25 µm per pixel, as TIFF resolution tags (pixels per cm)
@@ -96,41 +113,50 @@ def _same_surface(clean: dict, spoiled: dict, *, opening: float = 0.002, d_rel: 
 
 
 @pytest.fixture(scope="module")
-def ten_bit(rendered: Path) -> tuple[np.ndarray, dict]:
-    a = _bits(rendered / "m001_reflected.tif", 10)
-    return a, analysed("surface", _write(rendered / "clean10.tif", a, **TAGS))
+def clean10(rendered: Path) -> dict:
+    """The 10-bit top view and section, clean, measured by one ``castrig analyse membrane``: its
+    surface metrics are ``analyse surface``'s, its section metrics ``analyse section``'s, and its
+    quality flags both views' (neither clipped anything: no ``outliers_clipped``)."""
+    return analysed("membrane", "--surface", _write(rendered / "clean10.tif", _bits(rendered / "m001_reflected.tif", 10), **TAGS),
+                    "--section", _write(rendered / "clean10_section.tif", _bits(rendered / "m001_section.tif", 10)),
+                    "--section-pixel-size", "0.05")
+
+
+@pytest.fixture(scope="module")
+def ten_bit(rendered: Path, clean10: dict) -> tuple[np.ndarray, dict]:
+    return _bits(rendered / "m001_reflected.tif", 10), clean10
 
 
 @pytest.mark.parametrize("spoil", campaign([_hot_corner, _hot_top_right, _two_hot, _hot_block, _dead, _fifty_hot, _fifty_dead],
                                              ci={0, 5}))
-def test_a_few_hot_or_dead_pixels_do_not_move_the_surface_metrics(ten_bit, tmp_path: Path, spoil):
+def test_a_few_hot_or_dead_pixels_do_not_move_the_surface_metrics(ten_bit, tmp_path: Path, spoil, here):
     a, clean = ten_bit
-    _same_surface(clean, analysed("surface", _write(tmp_path / "spoiled.tif", a, spoil, **TAGS)))
+    _same_surface(clean, here("surface", _write(tmp_path / "spoiled.tif", a, spoil, **TAGS)))
 
 
 @pytest.mark.parametrize("bits,spoil", campaign([(14, _hot_corner), (14, _hot_block), (12, _hot_corner)], ci={0}))
-def test_a_hot_pixel_of_12_or_14_bit_data_does_not_move_the_surface(rendered: Path, tmp_path: Path, bits, spoil):
+def test_a_hot_pixel_of_12_or_14_bit_data_does_not_move_the_surface(rendered: Path, tmp_path: Path, bits, spoil, here):
     """4 grey ranges above 14-bit data: no longer left as it was (opening 0.594 -> 0.644)."""
     a = _bits(rendered / "m001_reflected.tif", bits)
     clean = analysed("surface", _write(tmp_path / "clean.tif", a, **TAGS))
-    _same_surface(clean, analysed("surface", _write(tmp_path / "hot.tif", a, spoil, **TAGS)))
+    _same_surface(clean, here("surface", _write(tmp_path / "hot.tif", a, spoil, **TAGS)))
 
 
-def test_a_hot_block_in_8_bit_data_scaled_into_16_bits_does_not_move_the_surface(rendered: Path, tmp_path: Path):
+def test_a_hot_block_in_8_bit_data_scaled_into_16_bits_does_not_move_the_surface(rendered: Path, tmp_path: Path, here):
     a = _bits(rendered / "m001_reflected.tif", 8) * np.uint16(4)
     clean = analysed("surface", _write(tmp_path / "clean.tif", a, **TAGS))
-    _same_surface(clean, analysed("surface", _write(tmp_path / "hot.tif", a, _hot_block, **TAGS)))
+    _same_surface(clean, here("surface", _write(tmp_path / "hot.tif", a, _hot_block, **TAGS)))
 
 
 @pytest.mark.parametrize("spoil", campaign([_fifty_dead, _dead_block], ci={0}))
-def test_dead_pixels_in_a_bright_pore_view_do_not_move_it(ten_bit, tmp_path: Path, spoil):
+def test_dead_pixels_in_a_bright_pore_view_do_not_move_it(ten_bit, tmp_path: Path, spoil, here):
     """Pores a bright floor on a dark film (the twin's view turned over: film 140-220 of 1023): a
     dead pixel lies within the range of the rest there, but no neighbour is near it. (One of
     the 50, at a film pixel of 196, alone moved the count by 9.)"""
     a, _ = ten_bit
     bright = (1023 - a).astype(np.uint16)
     clean = analysed("surface", _write(tmp_path / "clean.tif", bright, **TAGS))
-    _same_surface(clean, analysed("surface", _write(tmp_path / "dead.tif", bright, spoil, **TAGS)))
+    _same_surface(clean, here("surface", _write(tmp_path / "dead.tif", bright, spoil, **TAGS)))
 
 
 @pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
@@ -147,15 +173,14 @@ def test_the_testers_membrane_keeps_its_grade_and_says_a_pixel_was_clipped(rende
 
 
 @pytest.fixture(scope="module")
-def ten_bit_section(rendered: Path) -> tuple[np.ndarray, dict]:
-    a = _bits(rendered / "m001_section.tif", 10)
-    return a, analysed("section", _write(rendered / "clean10_section.tif", a), "--pixel-size", "0.05")
+def ten_bit_section(rendered: Path, clean10: dict) -> tuple[np.ndarray, dict]:
+    return _bits(rendered / "m001_section.tif", 10), clean10
 
 
 @pytest.mark.parametrize("spoil", campaign([_hot_corner, _hot_block, _dead, _fifty_hot], ci={0, 3}))
-def test_hot_or_dead_pixels_do_not_move_the_section(ten_bit_section, tmp_path: Path, spoil):
+def test_hot_or_dead_pixels_do_not_move_the_section(ten_bit_section, tmp_path: Path, spoil, here):
     a, clean = ten_bit_section
-    spoiled = analysed("section", _write(tmp_path / "spoiled.tif", a, spoil), "--pixel-size", "0.05")
+    spoiled = here("section", _write(tmp_path / "spoiled.tif", a, spoil), "--pixel-size", "0.05")
     assert FLAG not in clean["quality"]["flags"], clean["quality"]
     assert FLAG in spoiled["quality"]["flags"], spoiled["quality"]
     assert FLAG not in str(spoiled["quality"]["flagged"])
@@ -184,7 +209,7 @@ def ten_bit_sem(tmp_path_factory) -> tuple[Path, np.ndarray, dict]:
 
 
 @pytest.mark.parametrize("spoil", campaign([_hot_corner, _two_hot, _dead, _fifty_hot], ci={0, 3}))
-def test_hot_or_dead_pixels_do_not_move_an_sem_view(ten_bit_sem, tmp_path: Path, spoil):
+def test_hot_or_dead_pixels_do_not_move_an_sem_view(ten_bit_sem, tmp_path: Path, spoil, here):
     """(Within 0.003 of the opening and 0.5 % of D, not 0.002 and 0.3 %: the SEM path's lips
     share one blur, fitted on chosen pores, and a few pixels changed anywhere can change it:
     every pore then moves alike. Views of seeds 13-16 moved by up to 0.0025; the view of seed
@@ -193,7 +218,7 @@ def test_hot_or_dead_pixels_do_not_move_an_sem_view(ten_bit_sem, tmp_path: Path,
     50 hot pixels moved it by 0.2.)"""
     _, a, clean = ten_bit_sem
     tags = {"resolution": (1e4 / SEM_PX_UM, 1e4 / SEM_PX_UM), "resolutionunit": 3}
-    spoiled = analysed("surface", _write(tmp_path / "spoiled.tif", a, spoil, **tags), "--appearance", "sem")
+    spoiled = here("surface", _write(tmp_path / "spoiled.tif", a, spoil, **tags), "--appearance", "sem")
     assert spoiled["quality"]["appearance"] == clean["quality"]["appearance"] == "sem"
     _same_surface(clean, spoiled, opening=0.003, d_rel=0.005)
 

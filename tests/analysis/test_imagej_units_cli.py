@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import tifffile
 
-from conftest import analysed, campaign, castrig, pore_grid, refused
+from conftest import analysed, campaign, castrig_main, pore_grid, refused
 
 FEI = "FEI/Thermo tag 34682 ([Scan] PixelWidth)"
 
@@ -65,9 +65,10 @@ def test_every_spelling_is_read_by_the_micrograph_reader(tmp_path: Path, unit: s
 
 
 @pytest.mark.parametrize("unit", ["furlong", "pixel"])
-def test_a_unit_castrig_cannot_use_is_named_with_what_to_do(tmp_path: Path, unit: str):
+def test_a_unit_castrig_cannot_use_is_named_with_what_to_do(tmp_path: Path, unit: str, capsys):
+    """(Refused through the CLI's entry point in the test process, conftest ``castrig_main``.)"""
     _imagej_tif(tmp_path / "odd.tif", unit, 4.0)
-    said = refused(castrig("analyse", "surface", "odd.tif", cwd=tmp_path),
+    said = refused(castrig_main(capsys, "analyse", "surface", str(tmp_path / "odd.tif")),
                    "odd.tif: its ImageJ calibration says 1 pixel = 0.25", f"'{unit}'", "a unit castrig cannot use",
                    "allowed: µm", "Å", "give --pixel-size UM")
     assert "no pixel size in the file" not in said
@@ -80,13 +81,13 @@ def test_an_instruments_pixel_size_stands_in_for_an_unreadable_imagej_unit_and_s
     assert any("'furlong' is not a length castrig reads" in w for w in out["warnings"]), out["warnings"]
 
 
-def test_an_imagej_calibration_whose_height_is_in_another_unit_is_refused_as_not_square(tmp_path):
+def test_an_imagej_calibration_whose_height_is_in_another_unit_is_refused_as_not_square(tmp_path, capsys):
     """ImageJ keeps a pixel's height in a unit of its own when it differs from the width's
     (``yunit=`` beside ``unit=``): 1 px per µm across and 1 px per nm down, a pixel 1000 × as wide
     as high, was measured as 1 µm square with no word."""
     desc = b"ImageJ=1.54f\nunit=micron\nyunit=nm\n"
     tifffile.imwrite(tmp_path / "tall.tif", pore_grid(), resolution=(1, 1), resolutionunit=1, description=desc,
                      metadata=None)
-    refused(castrig("analyse", "surface", "tall.tif", "--json", cwd=tmp_path),
+    refused(castrig_main(capsys, "analyse", "surface", str(tmp_path / "tall.tif"), "--json"),
             "tall.tif: pixels are not square: its ImageJ calibration gives the width in 'micron' and the height in 'nm' "
             "(1 µm across, 0.001 µm down)", "Image > Scale")

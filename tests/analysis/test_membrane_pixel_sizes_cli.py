@@ -12,7 +12,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import analysed, castrig, refused
+from conftest import analysed, castrig_main, refused
 
 SURFACE_UM, SECTION_UM = 0.25, 0.05  # what `sim render` writes in the TIFFs' tags
 
@@ -53,10 +53,11 @@ def test_a_views_own_option_wins_over_pixel_size(pngs: Path):
     assert (out["images"]["section"]["pixel_size_um"], out["images"]["section"]["pixel_size_source"]) == (SECTION_UM, "--section-pixel-size")
 
 
-def test_a_view_without_a_pixel_size_is_told_of_its_own_option(pngs: Path):
-    refused(castrig("analyse", *_membrane(pngs, "--surface-pixel-size", "0.25")),
+def test_a_view_without_a_pixel_size_is_told_of_its_own_option(pngs: Path, capsys):
+    """(Refusals: through the CLI's entry point in the test process, conftest ``castrig_main``.)"""
+    refused(castrig_main(capsys, "analyse", *_membrane(pngs, "--surface-pixel-size", "0.25")),
             "section.png: no pixel size in the file (section); give --section-pixel-size UM")
-    refused(castrig("analyse", *_membrane(pngs, "--section-pixel-size", "0.05")),
+    refused(castrig_main(capsys, "analyse", *_membrane(pngs, "--section-pixel-size", "0.05")),
             "reflected.png: no pixel size in the file (surface); give --surface-pixel-size UM")
 
 
@@ -66,6 +67,6 @@ def test_a_view_without_a_pixel_size_is_told_of_its_own_option(pngs: Path):
                                           # message rounded 50.0000001 to a "50" that is inside it)
                                           ("0_05", ["--section-pixel-size '0_05': not a number (allowed:"]),
                                           ("50.0000001", ["pixel size 50.0000001 µm from --section-pixel-size is outside"])])
-def test_a_bad_view_pixel_size_is_named(pngs: Path, value: str, words: list[str]):
-    said = refused(castrig("analyse", *_membrane(pngs, "--surface-pixel-size", "0.25", "--section-pixel-size", value)), *words)
+def test_a_bad_view_pixel_size_is_named(pngs: Path, value: str, words: list[str], capsys):
+    said = refused(castrig_main(capsys, "analyse", *_membrane(pngs, "--surface-pixel-size", "0.25", "--section-pixel-size", value)), *words)
     assert "give --pixel-size" not in said  # (the option's own value is the one to correct)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import castrig, pore_grid, refused
+from conftest import castrig, castrig_main, pore_grid, refused
 
 
 @pytest.mark.parametrize("levels", [(0, 255), (255, 0), (0, 230, 120)])
@@ -71,12 +71,13 @@ def test_a_negative_section_reads_as_its_positive(tmp_path):
     """A section whose background is the bright phase (a negative; transmitted light shows the
     empty background bright): it was read with the bright background taken for the support,
     T 120 µm for 20, unflagged. One end all bright and uniform, the other end mixed (a support's
-    matrix and pores), is now read as the negative it is: T as in the positive."""
+    matrix and pores), is now read as the negative it is: T as in the positive. (512 columns: the
+    ends' bands are what is read, not the width; 1024 before.)"""
     from castrig.sim.micrograph import make_structure, render_section
 
     rng = np.random.default_rng(1)
     st = make_structure(rng, mean_diameter_um=20.0, opening_ratio=0.2, thickness_um=20.0, thickness_cv=0.1,
-                        field_um=1024.0, section_length_um=1024 * 0.4)
+                        field_um=1024.0, section_length_um=512 * 0.4)
     img = render_section(st, 0.4, rng, bit_depth=8)
     got = {}
     for name, a in (("positive", img), ("negative", 255 - img)):
@@ -95,7 +96,8 @@ def test_one_extreme_pixel_does_not_lose_the_measurement(tmp_path, dtype, bad):
     """One hot or dead pixel (1e30 in a float file, -32768 in an int16 one) set the grey scale
     alone and squeezed every other grey into a sliver of it: a section lost everything
     (interface_lost), a surface every pore. It is now clipped to the range of the rest; the
-    image measures as without it."""
+    image measures as without it. (Each pair of views, clean or spoiled, measured by one
+    ``analyse membrane``: the same reader and rescaling as ``analyse surface``/``section``.)"""
     from castrig.sim.micrograph import make_structure, render_section, render_surface
 
     rng = np.random.default_rng(1)
@@ -104,15 +106,16 @@ def test_one_extreme_pixel_does_not_lose_the_measurement(tmp_path, dtype, bad):
     refl, _ = render_surface(st, 0.4, rng, bit_depth=8)
     sec = render_section(st, 0.16, rng, bit_depth=8)
     got = {}
-    for view, img, px in (("surface", refl, "0.4"), ("section", sec, "0.16")):
-        for name in ("clean", "one_bad"):
+    for name in ("clean", "one_bad"):
+        for view, img in (("surface", refl), ("section", sec)):
             a = img.astype(dtype)
             if name == "one_bad":
                 a[img.shape[0] // 2, img.shape[1] // 3] = bad
             tifffile.imwrite(tmp_path / f"{view}_{name}.tif", a)
-            res = castrig("analyse", view, str(tmp_path / f"{view}_{name}.tif"), "--pixel-size", px, "--json")
-            assert res.returncode == 0, res.stderr
-            got[view, name] = json.loads(res.stdout)
+        res = castrig("analyse", "membrane", "--surface", str(tmp_path / f"surface_{name}.tif"), "--surface-pixel-size", "0.4",
+                      "--section", str(tmp_path / f"section_{name}.tif"), "--section-pixel-size", "0.16", "--json")
+        assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+        got["surface", name] = got["section", name] = json.loads(res.stdout)
     clean, bad_ = got["surface", "clean"], got["surface", "one_bad"]
     assert clean["pore_count"] > 30
     assert bad_["mean_pore_diameter_um"] == pytest.approx(clean["mean_pore_diameter_um"], rel=0.01)
@@ -156,14 +159,15 @@ def test_a_tiff_stored_on_its_side_is_read_as_its_orientation_tag_says(tmp_path)
     assert out["images"]["section"]["read_as"] == ["TIFF orientation 6 applied (the image as viewers show it)"]
 
 
-def test_a_grey_tiff_of_two_channels_is_refused_unless_the_second_is_alpha(tmp_path):
+def test_a_grey_tiff_of_two_channels_is_refused_unless_the_second_is_alpha(tmp_path, capsys, monkeypatch):
     """Two samples a pixel (an SEM's two detectors), the second declared no alpha channel: the
     first was measured as the image and the second dropped as if it were alpha, nothing said
     (here a flat first channel: opening 0, exit 0). (Grey + alpha, ExtraSamples 1 or 2, is measured.)"""
     pores = pore_grid()
     flat = np.full_like(pores, 100)
     tifffile.imwrite(tmp_path / "two.tif", np.dstack([flat, pores]), photometric="minisblack")
-    res = castrig("analyse", "surface", "two.tif", "--pixel-size", "1", "--json", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = castrig_main(capsys, "analyse", "surface", "two.tif", "--pixel-size", "1", "--json")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert ("two.tif: holds 2 channels a pixel and its second is no alpha channel (TIFF no ExtraSamples tag); castrig "
             "measures one greyscale image") in " ".join(res.stderr.split()), res.stderr
@@ -184,7 +188,8 @@ def test_a_64_bit_section_is_measured_without_a_warning_on_stderr(tmp_path, rend
     assert json.loads(done.stdout)["mean_thickness_um"] == pytest.approx(truth, rel=0.05)
 
 
-def test_a_progressive_jpeg_cut_after_its_first_scans_is_refused_not_measured_coarse(tmp_path, rendered_membrane):
+def test_a_progressive_jpeg_cut_after_its_first_scans_is_refused_not_measured_coarse(tmp_path, rendered_membrane, capsys,
+                                                                                        monkeypatch):
     """A twin top view saved as a progressive JPEG, cut after 2 of its scans and an end marker
     (EOI) added (an interrupted download a tool re-ended): valid to libjpeg, which decodes the
     coarse image those scans hold; it was measured (opening 0.243 for 0.27), exit 0, no flag. Now
@@ -202,14 +207,16 @@ def test_a_progressive_jpeg_cut_after_its_first_scans_is_refused_not_measured_co
     scans = [k for k in range(len(whole) - 1) if whole[k:k + 2] == b"\xff\xda"]
     (tmp_path / "top.jpg").write_bytes(whole)
     (tmp_path / "cut.jpg").write_bytes(whole[:scans[2]] + b"\xff\xd9")
-    cut = castrig("analyse", "surface", "cut.jpg", "--pixel-size", str(px), cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    cut = castrig_main(capsys, "analyse", "surface", "cut.jpg", "--pixel-size", str(px))
     assert cut.returncode == 2 and "Traceback" not in cut.stderr, cut.stdout + cut.stderr[-2000:]
     assert "cut.jpg: its JPEG scans end before every part of the image is sent at full precision" in cut.stderr, cut.stderr
     done = castrig("analyse", "surface", "top.jpg", "--pixel-size", str(px), "--json", cwd=tmp_path)
     assert done.returncode == 0 and json.loads(done.stdout)["opening_ratio"] > 0.4, done.stderr[-2000:]
 
 
-def test_a_baseline_jpeg_cut_inside_its_scan_is_refused_not_measured_with_grey_blocks(tmp_path, rendered_membrane):
+def test_a_baseline_jpeg_cut_inside_its_scan_is_refused_not_measured_with_grey_blocks(tmp_path, rendered_membrane, capsys,
+                                                                                         monkeypatch):
     """A twin top view saved as a baseline JPEG (Pillow; OpenCV with restart markers), cut in its
     scan and an end marker (EOI) added: libjpeg fills the blocks past the cut with flat grey and
     only warns ("premature end of data segment"), which Pillow drops: measured, opening 0.564 for
@@ -230,8 +237,9 @@ def test_a_baseline_jpeg_cut_inside_its_scan_is_refused_not_measured_with_grey_b
     (tmp_path / "half.jpg").write_bytes(whole[: len(whole) // 2] + b"\xff\xd9")
     ok, rst = cv2.imencode(".jpg", a[:384, :384], [cv2.IMWRITE_JPEG_QUALITY, 92, cv2.IMWRITE_JPEG_RST_INTERVAL, 4])
     (tmp_path / "rst.jpg").write_bytes(rst.tobytes()[: len(rst) * 3 // 4] + b"\xff\xd9")
+    monkeypatch.chdir(tmp_path)
     for name in ("half.jpg", "rst.jpg"):
-        cut = castrig("analyse", "surface", name, "--pixel-size", str(px), cwd=tmp_path)
+        cut = castrig_main(capsys, "analyse", "surface", name, "--pixel-size", str(px))
         said = " ".join(cut.stderr.split())
         assert cut.returncode == 2 and "Traceback" not in cut.stderr, cut.stdout + cut.stderr[-2000:]
         assert f"{name}: its JPEG data ends before every block of the image is coded" in said, said
@@ -240,7 +248,8 @@ def test_a_baseline_jpeg_cut_inside_its_scan_is_refused_not_measured_with_grey_b
     assert done.returncode == 0 and json.loads(done.stdout)["opening_ratio"] > 0.4, done.stderr[-2000:]
 
 
-def test_a_jpeg_whose_data_ends_in_zeros_is_refused_and_whole_ones_with_flat_bands_are_not(tmp_path, rendered_membrane):
+def test_a_jpeg_whose_data_ends_in_zeros_is_refused_and_whole_ones_with_flat_bands_are_not(tmp_path, rendered_membrane, capsys,
+                                                                                              monkeypatch):
     """A twin top view saved as a baseline JPEG whose second half was overwritten with zero bytes,
     its end marker (EOI) kept (a copy or a disk that lost the data): libjpeg decodes the zeros as
     image and warns only of those left over ("extraneous bytes before marker 0xd9", harmless in a
@@ -267,7 +276,8 @@ def test_a_jpeg_whose_data_ends_in_zeros_is_refused_and_whole_ones_with_flat_ban
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, "JPEG", quality=92)
     (tmp_path / "zeros.jpg").write_bytes(zeroed(buf.getvalue()))
-    done = castrig("analyse", "surface", "zeros.jpg", "--pixel-size", str(px), "--json", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    done = castrig_main(capsys, "analyse", "surface", "zeros.jpg", "--pixel-size", str(px), "--json")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "Traceback" not in said and done.stdout == "", done.stdout + said
     assert "zeros.jpg: its JPEG data ends in" in said and "zero bytes before its end marker" in said, said
@@ -296,7 +306,7 @@ def test_a_jpeg_whose_data_ends_in_zeros_is_refused_and_whole_ones_with_flat_ban
         check_jpeg_data(tmp_path / f"whole{k}.jpg")
 
 
-def test_an_image_in_a_format_castrig_does_not_read_is_refused_naming_the_format(tmp_path):
+def test_an_image_in_a_format_castrig_does_not_read_is_refused_naming_the_format(tmp_path, capsys, monkeypatch):
     """A phone's AVIF of an eyepiece view and a scientific camera's 12-bit JPEG (written by
     imagecodecs) were refused as "cannot identify image file" (Pillow's words): neither the
     format the file is in nor those castrig reads. Now both are said, and what to do."""
@@ -306,15 +316,16 @@ def test_an_image_in_a_format_castrig_does_not_read_is_refused_naming_the_format
     img[16:48, 16:48] = 40
     (tmp_path / "eyepiece.jpg").write_bytes(imagecodecs.avif_encode(img))
     (tmp_path / "camera.jpg").write_bytes(imagecodecs.jpeg8_encode(img.astype(np.uint16) * 16, bitspersample=12))
+    monkeypatch.chdir(tmp_path)
     for name, kind in (("eyepiece.jpg", "an AVIF image"), ("camera.jpg", "a 12-bit JPEG")):
-        done = castrig("analyse", "surface", name, "--pixel-size", "0.25", cwd=tmp_path)
+        done = castrig_main(capsys, "analyse", "surface", name, "--pixel-size", "0.25")
         said = " ".join(done.stderr.split())
         assert done.returncode == 2 and "Traceback" not in said, said
         assert (f"{name}: cannot read image: {kind}, a format castrig does not read (allowed: TIFF, PNG, 8-bit JPEG, "
                 "BMP, GIF, WebP, PPM/PGM); save it as TIFF") in said, said
 
 
-def test_a_raw_sensor_mosaic_is_refused_and_a_lab_tiff_is_measured_on_its_lightness(tmp_path):
+def test_a_raw_sensor_mosaic_is_refused_and_a_lab_tiff_is_measured_on_its_lightness(tmp_path, capsys, monkeypatch):
     """Two colour conventions of cameras' TIFFs (tifffile): a raw Bayer mosaic (CFA,
     PhotometricInterpretation 32803, as a DNG holds it) was measured as a micrograph, each 2 × 2
     block's filters a pattern of its own: opening 0.0, exit 0. An L*a*b* TIFF had its a* and b*
@@ -333,7 +344,8 @@ def test_a_raw_sensor_mosaic_is_refused_and_a_lab_tiff_is_measured_on_its_lightn
     out = json.loads(done.stdout)
     assert out["opening_ratio"] == pytest.approx(0.27, abs=0.02) and out["pore_count"] == 256, out
     assert out["images"]["surface"]["read_as"] == ["CIELab, its L (lightness) channel measured"]
-    done = castrig("analyse", "surface", "raw.tif", "--pixel-size", "0.25", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    done = castrig_main(capsys, "analyse", "surface", "raw.tif", "--pixel-size", "0.25")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "Traceback" not in said, said
     assert ("raw.tif: its pixels are CFA: a colour sensor's raw mosaic, one colour filter a pixel (TIFF "

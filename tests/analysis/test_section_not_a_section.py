@@ -15,7 +15,7 @@ import pytest
 from castrig.analysis import analyse_section
 from castrig.sim.micrograph import make_structure, render_section
 
-from conftest import ROOT, analysed, castrig
+from conftest import ROOT, analysed, castrig_main
 
 REAL = ROOT / "benchmarks" / "micrographs"
 SECTION_METRICS = ("mean_thickness_um", "thickness_std_um", "support_pore_diameter_um", "penetration_depth_um",
@@ -47,8 +47,9 @@ def test_the_membrane_verdict_says_unknown_for_the_section_bounds(rendered_membr
     assert any(c["quantity"] == "opening_ratio" and c["status"] != "unknown" for c in g["checks"])
 
 
-def test_the_console_says_the_section_was_not_measured(rendered_membrane: Path):
-    done = castrig("analyse", "section", str(rendered_membrane / "m000_reflected.tif"))
+def test_the_console_says_the_section_was_not_measured(rendered_membrane: Path, capsys):
+    """(The table through the CLI's entry point in the test process: its words are the fact.)"""
+    done = castrig_main(capsys, "analyse", "section", str(rendered_membrane / "m000_reflected.tif"))
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())
     assert "not measured: no_background" in text and "a top view given as a section" in text, done.stdout

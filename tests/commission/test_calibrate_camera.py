@@ -13,7 +13,7 @@ import pytest
 from castrig.analysis.calibration import pixel_size
 from castrig.sim.targets import render_target
 from castrig.tiffio import write_micrograph
-from conftest import ROOT, castrig
+from conftest import ROOT, castrig, castrig_main
 
 _FULL_SET = pytest.mark.slow  # CI measures three of the eight (each kind, the finest and a tilted pitch); -m slow all
 CASES = [  # kind, pitch_px (magnification), angle_deg, noise
@@ -43,10 +43,10 @@ def test_pixel_size_within_0_2_percent(kind, pitch_px, angle_deg, noise):
     assert err <= 4 * cal.relative_uncertainty + 2e-5  # the stated uncertainty is honest
 
 
-def test_a_blank_image_is_bad_input_naming_the_file(tmp_path):
+def test_a_blank_image_is_bad_input_naming_the_file(tmp_path, capsys):
     path = tmp_path / "blank.tif"
     write_micrograph(path, (np.random.default_rng(0).normal(0.5, 0.01, (256, 256)) * 255).astype(np.uint8), 1.0)
-    done = castrig("calibrate", "camera", str(path), "--pitch-um", "10")
+    done = castrig_main(capsys, "calibrate", "camera", str(path), "--pitch-um", "10")
     assert done.returncode == 2 and "blank.tif" in done.stderr
 
 
@@ -93,20 +93,22 @@ def test_a_comb_of_one_pixel_lines_is_measured_at_its_pitch_not_a_harmonic(tmp_p
     assert json.loads(done.stdout)["pixel_size_um"] == pytest.approx(10 / pitch_px, rel=0.001)
 
 
-def test_lines_wider_apart_than_a_quarter_of_the_image_are_refused_not_halved(tmp_path):
+def test_lines_wider_apart_than_a_quarter_of_the_image_are_refused_not_halved(tmp_path, capsys):
     """Lines 300 px apart in a 1024 x 768 image: their second harmonic (150 px) was taken for the
     lines, `calibrate camera` said 0.06664 µm (the truth 0.0333) and --write would have stored it."""
     path = tmp_path / "coarse.tif"
     write_micrograph(path, (render_target(pitch_px=300.0) * 255).astype(np.uint8), 1.0)
-    _refused_and_nothing_written(tmp_path, path, "coarse.tif: lines about 300 px apart (their harmonic at 150 px): more than 192 px")
+    _refused_and_nothing_written(tmp_path, path, "coarse.tif: lines about 300 px apart (their harmonic at 150 px): more than 192 px",
+                                 capsys)
 
 
-def _refused_and_nothing_written(tmp_path, image, says: str) -> None:
-    """`calibrate camera IMAGE --profile P --write` refused (exit 2, ``says``), P as it was."""
+def _refused_and_nothing_written(tmp_path, image, says: str, capsys) -> None:
+    """`calibrate camera IMAGE --profile P --write` refused (exit 2, ``says``), P as it was (through
+    the CLI's entry point in the test process: conftest ``castrig_main``)."""
     profile = tmp_path / "rig.yaml"
     shutil.copy(ROOT / "hw_profiles" / "sim.yaml", profile)
     before = profile.read_text()
-    done = castrig("calibrate", "camera", str(image), "--pitch-um", "10", "--profile", str(profile), "--write")
+    done = castrig_main(capsys, "calibrate", "camera", str(image), "--pitch-um", "10", "--profile", str(profile), "--write")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "Traceback" not in said, done.stdout + said
     assert says in said, said
@@ -115,7 +117,7 @@ def _refused_and_nothing_written(tmp_path, image, says: str) -> None:
 
 # the range's ends (2.1, 2.8) stand for 2.5 in CI: one check ("closer than 3 px") refuses all three; -m slow runs it
 @pytest.mark.parametrize("pitch_px", [2.1, pytest.param(2.5, marks=pytest.mark.slow), 2.8])
-def test_lines_closer_than_3_px_are_refused_not_measured_at_an_alias(tmp_path, pitch_px):
+def test_lines_closer_than_3_px_are_refused_not_measured_at_an_alias(tmp_path, pitch_px, capsys):
     """Sinusoidal lines 2.1-2.8 px apart in an 8-bit image (an outside tester): the search, which
     sees periods of 3 px and more, took an alias or beat for the lines (7, 23, 5, 14 px) and
     said so within 0.000 %; --write stored the pixel size. Refused, exit 2, nothing written."""
@@ -124,14 +126,14 @@ def test_lines_closer_than_3_px_are_refused_not_measured_at_an_alias(tmp_path, p
     from PIL import Image
 
     Image.fromarray(((np.cos(2 * np.pi * x / pitch_px) + 1) * 100 + 20).astype(np.uint8)).save(path)
-    _refused_and_nothing_written(tmp_path, path, f"fine.png: lines about {pitch_px:.1f} px apart: closer than 3 px")
+    _refused_and_nothing_written(tmp_path, path, f"fine.png: lines about {pitch_px:.1f} px apart: closer than 3 px", capsys)
 
 
 @pytest.mark.parametrize("edit, says", [
     ("pixel_size_um: &px 0.25, section_pixel_size_um: *px,", "devices.camera.pixel_size_um is written as a YAML anchor"),
     ("section_pixel_size_um: &px 0.1, pixel_size_um: *px,", "devices.camera.pixel_size_um is written as an alias (*name)"),
 ])
-def test_a_pixel_size_written_with_a_yaml_anchor_is_refused_not_a_traceback(tmp_path, edit, says):
+def test_a_pixel_size_written_with_a_yaml_anchor_is_refused_not_a_traceback(tmp_path, edit, says, capsys):
     """The camera's pixel size written with an anchor other fields refer to (a profile `check`
     calls valid): --write replaced ``&px 0.25`` by the new value, every ``*px`` after it was
     undefined, and calibrate ended in a ComposerError traceback (an outside tester). Refused,
@@ -140,11 +142,11 @@ def test_a_pixel_size_written_with_a_yaml_anchor_is_refused_not_a_traceback(tmp_
     assert "pixel_size_um: 0.25," in text
     profile = tmp_path / "rig.yaml"
     profile.write_text(text.replace("pixel_size_um: 0.25,", edit, 1))
-    assert castrig("check", str(profile)).returncode == 0
+    assert castrig_main(capsys, "check", str(profile)).returncode == 0
     before = profile.read_text()
     path = tmp_path / "target.tif"
     write_micrograph(path, (render_target(pitch_px=20.0) * 255).astype(np.uint8), 1.0)
-    done = castrig("calibrate", "camera", str(path), "--pitch-um", "10", "--profile", str(profile), "--write")
+    done = castrig_main(capsys, "calibrate", "camera", str(path), "--pitch-um", "10", "--profile", str(profile), "--write")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "Traceback" not in said and f"{profile}: {says}" in said, said
     assert profile.read_text() == before
@@ -159,11 +161,11 @@ def test_a_honeycomb_is_no_target():
         pixel_size(honeycomb, pitch_um=10.0)
 
 
-def test_a_micrograph_with_no_target_in_it_is_refused(rendered_membrane):
+def test_a_micrograph_with_no_target_in_it_is_refused(rendered_membrane, capsys):
     """A twin's section micrograph given by mistake: `calibrate camera` said 0.0868 ± 0.077 µm
     (89 %), exit 0, and --write would have stored it. (The session's rendered membrane, seed 3:
     before, a `sim render` of its own, seed 1, ~1.3 s of CPU.)"""
-    done = castrig("calibrate", "camera", str(rendered_membrane / "m000_section.tif"), "--pitch-um", "10")
+    done = castrig_main(capsys, "calibrate", "camera", str(rendered_membrane / "m000_section.tif"), "--pitch-um", "10")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "Traceback" not in said and "m000_section.tif: " in said, done.stdout + said
 
@@ -259,7 +261,7 @@ def test_calibrate_and_tune_writing_one_profile_at_once_keep_both_values(tmp_pat
 
 
 @pytest.mark.parametrize("command", [["calibrate", "camera", "IMAGE", "--pitch-um", "10"], ["tune", "rh"]])
-def test_write_without_a_profile_named_changes_no_profile(tmp_path, command):
+def test_write_without_a_profile_named_changes_no_profile(tmp_path, command, capsys, monkeypatch):
     """`castrig calibrate camera IMG --pitch-um 10 --write` rewrote the default profile (the twin's
     shipped hw_profiles/sim.yaml) unasked, and every later run measured with that pixel size. The
     default here is a copy in the working directory: were it written, the repository's is not."""
@@ -270,13 +272,14 @@ def test_write_without_a_profile_named_changes_no_profile(tmp_path, command):
     default.write_text((ROOT / "hw_profiles" / "sim.yaml").read_text())
     before = default.read_text()
     argv = [str(tmp_path / "target.tif") if a == "IMAGE" else a for a in command]
-    done = castrig(*argv, "--write", cwd=tmp_path, timeout_s=60)
+    monkeypatch.chdir(tmp_path)  # (the default profile's folder: refused before anything runs, in the test process)
+    done = castrig_main(capsys, *argv, "--write")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "--write needs --profile PROFILE" in said and "Traceback" not in said, said
     assert default.read_text() == before and not list(tmp_path.glob("hw_profiles/*.svg")), "a profile or plot was written"
 
 
-def test_a_float_target_of_huge_values_is_measured_not_lost_to_float32_overflow(tmp_path):
+def test_a_float_target_of_huge_values_is_measured_not_lost_to_float32_overflow(tmp_path, capsys, monkeypatch):
     """A float64 TIFF of a line target whose values are some 1e307 (a camera's raw export, a
     wrong scale): the illumination blur ran in float32, every value overflowed to inf, and
     ``calibrate camera`` said "no periodic lines found" of a perfect target (exit 2)."""
@@ -284,6 +287,7 @@ def test_a_float_target_of_huge_values_is_measured_not_lost_to_float32_overflow(
 
     x = np.arange(2048)
     tifffile.imwrite(tmp_path / "target.tif", np.tile((np.sin(x / 10 * 2 * np.pi) + 1) * 1e307, (64, 1)))
-    done = castrig("calibrate", "camera", "target.tif", "--pitch-um", "10", "--json", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    done = castrig_main(capsys, "calibrate", "camera", "target.tif", "--pitch-um", "10", "--json")
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert json.loads(done.stdout)["pixel_size_um"] == pytest.approx(1.0, rel=1e-3)

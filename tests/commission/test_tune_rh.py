@@ -15,7 +15,7 @@ from castrig.control.rh_loop import ChamberRhLoop, LoopGains, MfcRhLoop
 from castrig.control.tune import FopdtModel, identify_fopdt, simc_pi, tune
 from castrig.rig.build import build_rig
 from castrig.rig.profile import load_profile
-from conftest import ROOT, campaign, castrig
+from conftest import ROOT, campaign, castrig, castrig_main
 
 
 def test_identify_fopdt_recovers_a_known_model():
@@ -117,13 +117,14 @@ def test_cli_tunes_the_twin_plots_and_writes_only_with_write(tmp_path):
     assert tuned.chamber_kp == pytest.approx(result["profile_keys"]["control.chamber_kp"], rel=0.05)
 
 
-def test_cli_bad_step_is_bad_input():
-    done = castrig("tune", "rh", "--from", "60", "--to", "40")
+def test_cli_bad_step_is_bad_input(capsys):
+    done = castrig_main(capsys, "tune", "rh", "--from", "60", "--to", "40")  # (refused before the rig: in the test process)
     assert done.returncode == 2 and "--to" in done.stderr
 
 
-def test_cli_unwritable_plot_is_refused_before_the_test(tmp_path):
-    done = castrig("tune", "rh", "--plot", str(tmp_path / "no" / "such" / "p.svg"), cwd=tmp_path, timeout_s=20)
+def test_cli_unwritable_plot_is_refused_before_the_test(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # (refused before the rig: through the CLI's entry point in the test process)
+    done = castrig_main(capsys, "tune", "rh", "--plot", str(tmp_path / "no" / "such" / "p.svg"))
     assert done.returncode == 2 and "--plot" in done.stderr and "give a writable path with --plot FILE" in " ".join(done.stderr.split()) and "Traceback" not in done.stderr, done.stderr
     assert "step test" not in done.stdout  # refused before the rig was touched
 
@@ -143,24 +144,26 @@ def test_cli_a_phase_too_short_to_settle_names_max_phase_s_and_leaves_the_rig_sa
     assert profile.read_text() == before
 
 
-def test_a_tau_c_below_the_control_period_is_refused_not_raised(tmp_path):
+def test_a_tau_c_below_the_control_period_is_refused_not_raised(tmp_path, capsys, monkeypatch):
     """`--tau-c 0.5` on a 1 s loop was raised to 1 s without a word, the gains labelled 0.5."""
-    done = castrig("tune", "rh", "--tau-c", "0.5", cwd=tmp_path, timeout_s=20)
+    monkeypatch.chdir(tmp_path)  # (refused before the rig: through the CLI's entry point in the test process)
+    done = castrig_main(capsys, "tune", "rh", "--tau-c", "0.5")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "--tau-c 0.5" in said and "control.control_period_s = 1 s" in said, said
     assert "step test" not in done.stdout  # refused before the rig was touched
 
 
-def test_a_plot_path_the_file_system_refuses_is_refused_before_the_test(tmp_path):
+def test_a_plot_path_the_file_system_refuses_is_refused_before_the_test(tmp_path, capsys, monkeypatch):
     """`--plot /proc/nope.svg`: the permission bits let it pass (root), and the write failed with a
     FileNotFoundError traceback after the whole step test."""
-    done = castrig("tune", "rh", "--plot", "/proc/nope.svg", cwd=tmp_path, timeout_s=20)
+    monkeypatch.chdir(tmp_path)  # (refused before the rig: through the CLI's entry point in the test process)
+    done = castrig_main(capsys, "tune", "rh", "--plot", "/proc/nope.svg")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "--plot /proc/nope.svg: cannot be written here" in said and "Traceback" not in said, said
     assert "step test" not in done.stdout
 
 
-def test_gains_written_with_a_yaml_anchor_are_refused_before_the_step_test(tmp_path):
+def test_gains_written_with_a_yaml_anchor_are_refused_before_the_step_test(tmp_path, capsys):
     """``kp: &g 0.015`` / ``ki: *g`` (a profile `check` calls valid): `tune rh --write` ran the
     whole step test (hours on a rig) and then said the profile was "not YAML (found undefined
     alias 'g')", its edit having dropped the anchor (an outside tester). Refused at once, naming
@@ -170,15 +173,15 @@ def test_gains_written_with_a_yaml_anchor_are_refused_before_the_step_test(tmp_p
     profile = tmp_path / "rig.yaml"
     profile.write_text(text.replace("  kp: 0.015\n  ki: 0.0005\n", "  kp: &g 0.015\n  ki: *g\n"))
     before = profile.read_text()
-    assert castrig("check", str(profile)).returncode == 0
-    done = castrig("tune", "rh", "--profile", str(profile), "--write", timeout_s=30)
+    assert castrig_main(capsys, "check", str(profile)).returncode == 0  # (both through the CLI's entry point here)
+    done = castrig_main(capsys, "tune", "rh", "--profile", str(profile), "--write")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "Traceback" not in said, said
     assert f"{profile}: control.kp is written as a YAML anchor" in said and "step test" not in said, said
     assert profile.read_text() == before
 
 
-def test_a_step_too_small_to_identify_the_loop_is_refused_before_the_test(tmp_path):
+def test_a_step_too_small_to_identify_the_loop_is_refused_before_the_test(tmp_path, capsys):
     """88 -> 90 %RH on the twin (an outside tester): the fit found no dead time, proposed kp = 0.257
     (the shipped 0.015) predicting a clean 46 s settle, and --write stored it; the next run rang
     between 67 and 72 %RH and faulted. 40 -> 40.3 %RH fitted within 0.20 %RH of a 0.3 %RH step and
@@ -187,7 +190,7 @@ def test_a_step_too_small_to_identify_the_loop_is_refused_before_the_test(tmp_pa
     profile = tmp_path / "rig.yaml"
     shutil.copy(ROOT / "hw_profiles" / "sim.yaml", profile)
     before = profile.read_text()
-    done = castrig("tune", "rh", "--from", "88", "--to", "90", "--profile", str(profile), "--write", timeout_s=30)
+    done = castrig_main(capsys, "tune", "rh", "--from", "88", "--to", "90", "--profile", str(profile), "--write")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and "a step of 2 %RH is too small to identify the loop (allowed: a step of at least 5 %RH)" in said, said
     assert "step test" not in said and profile.read_text() == before
