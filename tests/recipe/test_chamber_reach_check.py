@@ -39,12 +39,12 @@ def _profile(name: str) -> str:
     return str(ROOT / "hw_profiles" / f"{name}.yaml")
 
 
-def test_a_setpoint_above_what_the_chamber_twin_levels_off_at_is_refused_by_check_and_run(tmp_path):
+def test_a_setpoint_above_what_the_chamber_twin_levels_off_at_is_refused_by_check_and_run(tmp_path, capsys):
     recipe = _recipe(tmp_path, "wet",
                      "{type: condition, setpoint_rh_pct: 96.9, band_rh_pct: 1.0, stable_for_s: 10, timeout_s: 1800}",
                      "{type: evaporate, setpoint_rh_pct: 100, duration_s: 300, band_rh_pct: 2.0}")
     # (± 3 reaches the level, with the probe's noise: that one completes, with a note, below)
-    said = refused(castrig("check", str(recipe), "--profile", _profile("sim-watlow-f4")),
+    said = refused(castrig_main(capsys, "check", str(recipe), "--profile", _profile("sim-watlow-f4")),
                    "steps[1] (evaporate).setpoint_rh_pct = 100", "allowed: 1.9 to 96.9 %RH", "sim.leak_per_min",
                    "sim-watlow-f4.yaml", "band_rh_pct = 2 does not reach there", "at least 2.5 %RH here")
     assert "steps[0]" not in said, said  # the quoted bound passes itself (and the run below reaches it)
@@ -56,7 +56,7 @@ def test_a_setpoint_above_what_the_chamber_twin_levels_off_at_is_refused_by_chec
     real = recipe_variant(ROOT / "hw_profiles" / "sim-watlow-f4-serial.yaml", tmp_path / "real",
                           ("baudrate: 19200, timeout_s: 1.0}, unit: 1}", "baudrate: 19200, timeout_s: 1.0}, unit: 1, "
                                                                          "reach_rh_pct: [5, 85]}"))
-    refused(castrig("check", str(recipe), "--profile", str(real)),
+    refused(castrig_main(capsys, "check", str(recipe), "--profile", str(real)),
             "steps[0] (condition).setpoint_rh_pct = 96.9: beyond what the chamber reaches",
             "steps[1] (evaporate).setpoint_rh_pct = 100", "allowed: 5 to 85 %RH", "devices.chamber.reach_rh_pct")
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, castrig, only_run_dir, run_rows
+from conftest import ROOT, castrig, castrig_main, only_run_dir, run_rows
 
 
 def _recipe(tmp_path, steps, name="ramp"):
@@ -81,19 +81,19 @@ def test_a_hold_longer_than_the_timeout_is_refused_before_anything_runs(tmp_path
     assert not data.exists() or not any(data.iterdir())
 
 
-def test_a_ramp_too_slow_for_its_timeout_is_refused_naming_the_bound(tmp_path):
+def test_a_ramp_too_slow_for_its_timeout_is_refused_naming_the_bound(tmp_path, capsys):
     slow = {**RAMP_30, "timeout_s": 300}  # 300 s of ramp from 50 %RH, then 60 s of hold
-    got = castrig("check", str(_recipe(tmp_path, [HOLD_50, slow])))
+    got = castrig_main(capsys, "check", str(_recipe(tmp_path, [HOLD_50, slow])))
     assert got.returncode == 2, got.stdout + got.stderr
     assert "steps[1].timeout_s = 300" in got.stderr and "from 50 %RH (step 1's) to 30 %RH at 4 %RH/min" in got.stderr
     assert "timeout_s >= 360" in got.stderr and "ramp_rh_pct_per_min >= 5" in got.stderr
 
     # each bound the message quotes passes itself
     for fixed in ({**slow, "timeout_s": 360}, {**slow, "ramp_rh_pct_per_min": 5}):
-        ok = castrig("check", str(_recipe(tmp_path, [HOLD_50, fixed], name="fixed")))
+        ok = castrig_main(capsys, "check", str(_recipe(tmp_path, [HOLD_50, fixed], name="fixed")))
         assert ok.returncode == 0, ok.stdout + ok.stderr
     # after a purge the ramp starts from the measured RH, unknown before the run: not refused
-    purged = castrig("check", str(_recipe(tmp_path, [HOLD_50, {"type": "purge", "duration_s": 60}, slow], name="purged")))
+    purged = castrig_main(capsys, "check", str(_recipe(tmp_path, [HOLD_50, {"type": "purge", "duration_s": 60}, slow], name="purged")))
     assert purged.returncode == 0, purged.stdout + purged.stderr
 
 
