@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from conftest import ROOT, castrig, castrig_main, refused
+from conftest import ROOT, castrig_main, refused
 
 SERIAL = (ROOT / "hw_profiles" / "sim-serial.yaml").read_text()
 
@@ -29,7 +29,7 @@ def test_two_mfcs_with_one_unit_id_on_one_endpoint_however_spelled(tmp_path, spe
     profile = _profile(tmp_path, text)
     refused(castrig_main(capsys, "check", str(profile)), str(profile), "devices dry_mfc, wet_mfc share the port",
             "socket://127.0.0.1:47102", "same or no unit_id", "allowed: a distinct unit_id")
-    refused(castrig("run", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(profile), "--data", str(tmp_path / "runs"), "-q"),
+    refused(castrig_main(capsys, "run", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(profile), "--data", str(tmp_path / "runs"), "-q"),
             "same or no unit_id")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
