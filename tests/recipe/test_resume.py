@@ -363,16 +363,31 @@ def test_a_command_the_crashed_runner_took_but_never_answered_is_discarded_on_re
     assert resumed.returncode == 3, out + err
 
 
-def test_a_command_file_another_tool_left_before_the_crash_is_discarded_on_resume(tmp_path, reap, capsys):
+@pytest.fixture(scope="module")
+def crashed_day_wait(tmp_path_factory) -> Path:
+    """tests/data/day_wait.yaml killed -9 as its day-long wait (step 1) starts: made once for this
+    module, each test resumes its own copy (:func:`_copy_of`; three tests crashed it the same way)."""
+    from conftest import run_then_kill_9, step_running
+
+    return run_then_kill_9(DATA / "day_wait.yaml", tmp_path_factory.mktemp("day-wait") / "runs", step_running(1))
+
+
+def _copy_of(run_dir: Path, data: Path) -> Path:
+    """A copy of a crashed run's folder under the data root ``data`` (its name kept)."""
+    import shutil
+
+    return Path(shutil.copytree(run_dir, data / run_dir.name))
+
+
+def test_a_command_file_another_tool_left_before_the_crash_is_discarded_on_resume(tmp_path, reap, capsys, crashed_day_wait):
     """A lab script (cron, a shell one-liner) dropped files into the crashed run's control/ under
     names of its own, not ``send_command``'s stamp, one of them cut short: their written time is
     the file's age, so `castrig resume` discards both (answered refused, noted as events) and the
     resumed run goes on unpaused, where a stray pause would hold it for nobody."""
-    from conftest import (STOP_AT_ANSWER, castrig_main, run_rows, run_status, run_then_kill_9, start_castrig,
-                          step_running, wait_until, with_sitecustomize)
+    from conftest import STOP_AT_ANSWER, castrig_main, run_rows, run_status, start_castrig, wait_until, with_sitecustomize
 
     data = tmp_path / "runs"
-    run_dir = run_then_kill_9(DATA / "day_wait.yaml", data, step_running(1))
+    run_dir = _copy_of(crashed_day_wait, data)
     control = run_dir / "control"
     (control / "pause-from-cron.json").write_text('{"action": "pause", "by": "cron"}')
     (control / "cut-short.json").write_text('{"action": "ab')
@@ -395,14 +410,14 @@ def test_a_command_file_another_tool_left_before_the_crash_is_discarded_on_resum
     assert resumed.wait(timeout=60) == 3
 
 
-def test_resuming_a_run_folder_written_before_the_membranes_table(tmp_path, reap, capsys):
+def test_resuming_a_run_folder_written_before_the_membranes_table(tmp_path, reap, capsys, crashed_day_wait):
     """A run that crashed under a castrig from before membranes were recorded has no membranes
     table in its run.sqlite: `castrig resume` adds the table at its first write (the record is
     otherwise append-only), goes on, and ends as asked — the samples from before kept."""
-    from conftest import castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, step_running, wait_until
+    from conftest import castrig_main, run_rows, run_status, start_castrig, wait_until
 
     data = tmp_path / "runs"
-    run_dir = run_then_kill_9(DATA / "day_wait.yaml", data, step_running(1))
+    run_dir = _copy_of(crashed_day_wait, data)
     with closing(sqlite3.connect(run_dir / "run.sqlite")) as db:
         db.execute("DROP TABLE membranes")
         db.commit()
@@ -611,15 +626,15 @@ def test_an_abort_whose_process_died_retrying_the_safe_state_is_finished_by_a_pl
             proxy.close()
 
 
-def test_a_command_from_a_sender_whose_clock_runs_ahead_is_discarded_on_resume_too(tmp_path, reap):
+def test_a_command_from_a_sender_whose_clock_runs_ahead_is_discarded_on_resume_too(tmp_path, reap, crashed_day_wait):
     """The name of a command file carries its sender's clock: one two minutes ahead (a web page
     on another host) named an abort sent to the crashed part "after" the resume started, and the
     resumed run aborted at once; the next resume needed --after-abort."""
-    from conftest import run_rows, run_then_kill_9, start_castrig, step_running, wait_until
+    from conftest import run_rows, start_castrig, wait_until
 
     from castrig.store.commands import answer_of, send_command
 
-    run_dir = run_then_kill_9(DATA / "day_wait.yaml", tmp_path / "runs", step_running(1))
+    run_dir = _copy_of(crashed_day_wait, tmp_path / "runs")
     cmd = send_command(run_dir, "abort", "token:web-on-other-host")
     stamp, rest = cmd.name.split("-", 1)
     ahead = f"{int(stamp) + 120 * 10**9:020d}-{rest}"
