@@ -155,11 +155,11 @@ def test_queue_summary_lists_runs_that_never_ran_and_missed_targets(tmp_path):
 
 
 @pytest.mark.parametrize("leaves", ["empty", pytest.param("missing", marks=pytest.mark.slow)])  # CI: one of the two
-def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves):
+def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves, capsys):
     """kill -9 just as the queue made its second run folder (run.json there, run.sqlite empty or not
     yet there, no step started): `castrig queue --resume` replaces that folder, which holds nothing,
     runs that recipe and the rest, exit 0 — it used to exit 2 'damaged run folder' at every try."""
-    from conftest import KILL_AT_CREATION, castrig, with_sitecustomize
+    from conftest import KILL_AT_CREATION, castrig, castrig_main, with_sitecustomize
 
     data = tmp_path / "runs"
     short = str(DATA / "short.yaml")
@@ -173,7 +173,7 @@ def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves
     assert (cut / "run.sqlite").exists() == (leaves == "empty")
     refused = castrig("resume", str(cut))  # not a run anyone can resume: nothing was recorded, and it says so
     assert refused.returncode == 2 and "never started" in refused.stderr and "run the recipe again" in refused.stderr, refused.stderr
-    listed = castrig("runs", "--data", str(data))
+    listed = castrig_main(capsys, "runs", "--data", str(data))
     assert "never started" in " ".join(listed.stdout.split()), listed.stdout
 
     if leaves == "missing":  # and the queue died again as it removed that folder, its state still naming it
@@ -192,7 +192,7 @@ def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves
     assert state["items"][1]["replaced"][0]["run_dir"] == str(cut)
     assert len({i["run_dir"] for i in state["items"]}) == 3 and len(list(data.glob("*/run.json"))) == 3
     assert f"{cut}" in done.stderr and "never started" in done.stderr
-    runs = castrig("runs", "--data", str(data))
+    runs = castrig_main(capsys, "runs", "--data", str(data))
     assert runs.returncode == 0 and "damaged" not in runs.stdout, runs.stdout
 
 

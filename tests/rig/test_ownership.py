@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, LoopbackServer, castrig, only_run_dir, run_rows, start_castrig, wait_until
+from conftest import ROOT, LoopbackServer, castrig, castrig_main, only_run_dir, run_rows, start_castrig, wait_until
 
 DATA = ROOT / "tests" / "data"
 #: overnight.yaml's steps for two casts (tests/data/reliability/overnight_mini.yaml, analysed, the
@@ -133,7 +133,7 @@ def _copy_run(run_dir: Path, tmp_path: Path) -> Path:
     return dest
 
 
-def test_a_killed_run_shows_as_crashed_and_resumes(crashed_overnight, tmp_path):
+def test_a_killed_run_shows_as_crashed_and_resumes(crashed_overnight, tmp_path, capsys):
     """A run killed -9 is listed and shown crashed, reported as such, and resumed: the lock went
     with the killed process. Resumed here by two `castrig resume` at once (this was also its own
     test, two_resumes_at_once_one_proceeds_one_is_refused, on another copy of the same folder):
@@ -142,13 +142,13 @@ def test_a_killed_run_shows_as_crashed_and_resumes(crashed_overnight, tmp_path):
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "running" and isinstance(info["pid"], int) and info["host"] == socket.gethostname()
 
-    listed = castrig("runs", "--data", str(run_dir.parent))
+    listed = castrig_main(capsys, "runs", "--data", str(run_dir.parent))
     assert "crashed" in listed.stdout, listed.stdout
-    assert castrig("runs", "--data", str(run_dir.parent), "--outcome", "crashed").stdout.count(run_dir.name) == 1
-    shown = json.loads(castrig("status", str(run_dir), "--json").stdout)
+    assert castrig_main(capsys, "runs", "--data", str(run_dir.parent), "--outcome", "crashed").stdout.count(run_dir.name) == 1
+    shown = json.loads(castrig_main(capsys, "status", str(run_dir), "--json").stdout)
     # its time left is unknown, not 0.0 ("nothing left", as an ended run's): it stopped mid-step
     assert shown["status"] == "crashed" and shown["step_left_s"] is None and shown["run_left_s"] is None, shown
-    report = castrig("report", str(run_dir))
+    report = castrig_main(capsys, "report", str(run_dir))
     assert report.returncode == 0, report.stderr
     assert "crashed" in (run_dir / "report.html").read_text()
 
