@@ -42,14 +42,15 @@ def _recipe(tmp_path: Path, text: str, name: str = "records") -> Path:
     return path
 
 
-def _abort_when(recipe: Path, data: Path, step: int, after_s: float, what: str) -> tuple[Path, int, str, str]:
+def _abort_when(recipe: Path, data: Path, step: int, after_s: float, what: str, capsys) -> tuple[Path, int, str, str]:
     """Run ``recipe`` under data root ``data`` and `castrig abort` it once step ``step`` (0-based)
-    has run ``after_s`` of run clock: (run folder, exit code, stdout, stderr)."""
+    has run ``after_s`` of run clock: (run folder, exit code, stdout, stderr). (The abort through
+    the CLI's entry point in this process, :func:`castrig_main`: it only leaves the run a command.)"""
     run = start_castrig("run", str(recipe), "--data", str(data), "-q")
     try:
         run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and step_running(step, after_s)(d) and d,
                              timeout_s=60, what=what)
-        aborted = castrig("abort", str(run_dir))
+        aborted = castrig_main(capsys, "abort", str(run_dir))
         assert aborted.returncode == 0, aborted.stdout + aborted.stderr
         out, err = run.communicate(timeout=60)
     finally:
@@ -97,14 +98,14 @@ def _check_partial_record(process: dict, *, before_t: float) -> None:
 
 # -- A: the run that ended says lost ----------------------------------------------------------------
 @pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
-def test_castrig_abort_in_the_evaporation_records_the_film_lost_in_every_view_and_resume_keeps_it_lost(tmp_path):
+def test_castrig_abort_in_the_evaporation_records_the_film_lost_in_every_view_and_resume_keeps_it_lost(tmp_path, capsys):
     """`castrig abort` during m1's evaporation: the run ends aborted (exit 3) with m1 ``lost`` --
     run.sqlite, membranes.csv, the report's "What went wrong", `castrig lots`, the summary line --
     not ``forming`` until a resume; `resume --after-abort` keeps it lost (same reason, not cast
     again) and makes m2 on the next support position."""
     recipe = _recipe(tmp_path, LONG_THEN_SHORT)
     data = tmp_path / "runs"
-    run_dir, code, out, err = _abort_when(recipe, data, EVAPORATE_M1, 60, "m1 evaporating")
+    run_dir, code, out, err = _abort_when(recipe, data, EVAPORATE_M1, 60, "m1 evaporating", capsys)
     assert code == 3, out + err
     m1 = f"{run_dir.name}-m1"
     assert "lost: m1" in out.strip().splitlines()[-1], out
@@ -142,7 +143,7 @@ def test_an_abort_in_the_evaporation_leaves_status_at_the_evaporation(tmp_path, 
 - {type: capture, views: [reflected, transmitted, section]}
 - {type: analyse, grade: claim1}
 """)
-    run_dir, code, out, err = _abort_when(recipe, tmp_path / "runs", EVAPORATE_M1, 60, "m1 evaporating")
+    run_dir, code, out, err = _abort_when(recipe, tmp_path / "runs", EVAPORATE_M1, 60, "m1 evaporating", capsys)
     assert code == 3, out + err
     assert run_rows(run_dir, "select state from journal order by seq desc limit 1") == [("skipped",)]
     step = json.loads(castrig_main(capsys, "status", str(run_dir), "--json").stdout)["step"]
@@ -185,7 +186,7 @@ def test_a_membrane_made_before_the_abort_is_not_lost_and_every_view_says_why_it
 - {type: capture, fields: 1, views: [reflected]}
 """)
     data = tmp_path / "runs"
-    run_dir, code, out, err = _abort_when(recipe, data, 4, 30, "the wait after m1")
+    run_dir, code, out, err = _abort_when(recipe, data, 4, 30, "the wait after m1", capsys)
     assert code == 3, out + err
     m1 = f"{run_dir.name}-m1"
     assert _membranes(run_dir)[1]["status"] == "made"

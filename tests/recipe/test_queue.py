@@ -197,14 +197,14 @@ def test_queue_resumes_after_kill_9_while_a_run_folder_was_made(tmp_path, leaves
 
 
 @pytest.mark.parametrize("stop", ["SIGTERM", pytest.param("SIGHUP", marks=pytest.mark.slow), "castrig abort"])  # SIGHUP: -m slow
-def test_an_abort_on_purpose_stops_the_queue_once_the_rig_is_safe(tmp_path, reap, stop):
+def test_an_abort_on_purpose_stops_the_queue_once_the_rig_is_safe(tmp_path, reap, stop, capsys):
     """systemctl stop (SIGTERM), a dropped ssh session (SIGHUP) or `castrig abort` of the queue's
     run: the run aborts to the verified safe state and the queue stops there, exit 3, the recipes
     it did not start recorded `not run` and left pending for `--resume` — it used to abort the run
     and start the next recipe at once."""
     import signal
 
-    from conftest import castrig, run_rows, start_castrig, wait_until
+    from conftest import castrig_main, run_rows, start_castrig, wait_until
 
     data = tmp_path / "runs"
     long_wait = str(DATA / "long_wait.yaml")
@@ -213,7 +213,7 @@ def test_an_abort_on_purpose_stops_the_queue_once_the_rig_is_safe(tmp_path, reap
                                        if (run_rows(p.parent, "select count(*) from samples") or [(0,)])[0][0] > 2), None),
                          what="the queue's first run under way")
     if stop == "castrig abort":
-        assert castrig("abort", str(run_dir)).returncode == 0
+        assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
     else:
         proc.send_signal(getattr(signal, stop))
     out, err = proc.communicate(timeout=30)  # (before: the next recipe ran, for a day of virtual time)

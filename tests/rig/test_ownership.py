@@ -406,7 +406,7 @@ def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, r
             os.close(slave)
 
 
-def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap, wall_sim_profile):
+def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap, wall_sim_profile, capsys):
     """`rm RUN/run.lock` (a reflex when a tool says "busy"): the live run read as crashed,
     `castrig abort` refused it ("not running"), and a `castrig resume` became a second writer to
     its run.sqlite. The owner makes the file again and locks it within a fifth of a second."""
@@ -422,16 +422,16 @@ def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap, wal
     # (was a flat 1 s sleep, the virtual-time runner spinning through it: the status below tells a
     # file made again but not locked -- "crashed" -- from one the owner holds)
     wait_until(lambda: (run_dir / "run.lock").exists(), timeout_s=1.0, what="the run.lock made again")
-    status = castrig("status", str(run_dir))
+    status = castrig_main(capsys, "status", str(run_dir))
     assert ": running" in status.stdout and "crashed" not in status.stdout, status.stdout
     second = castrig("resume", str(run_dir), "-q")
     assert second.returncode == 4 and f"pid {runner.pid}" in second.stderr, second.stdout + second.stderr
-    assert castrig("abort", str(run_dir)).returncode == 0
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
     assert runner.wait(timeout=60) == 3
 
 
 
-def test_a_resume_while_the_owner_cannot_make_its_deleted_lock_again_is_refused(tmp_path, reap, wall_sim_profile):
+def test_a_resume_while_the_owner_cannot_make_its_deleted_lock_again_is_refused(tmp_path, reap, wall_sim_profile, capsys):
     """The window the keeper leaves (stop 42): `rm run.lock` while the owner is stopped (or in the
     0.2 s before it notices), then `castrig resume`: the resume took the lock on the new file and
     became a second writer of run.sqlite. It is refused (exit 4) naming the process that still has
@@ -455,9 +455,9 @@ def test_a_resume_while_the_owner_cannot_make_its_deleted_lock_again_is_refused(
         assert _journal_rows(run_dir) == rows_before  # not a row of a second writer
     finally:
         os.kill(runner.pid, signal.SIGCONT)
-    wait_until(lambda: (run_dir / "run.lock").exists() and "running" in castrig("status", str(run_dir)).stdout,
+    wait_until(lambda: (run_dir / "run.lock").exists() and "running" in castrig_main(capsys, "status", str(run_dir)).stdout,
                timeout_s=10, what="the owner's lock made again")
-    assert castrig("abort", str(run_dir)).returncode == 0
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
     assert runner.wait(timeout=60) == 3
 
 
