@@ -114,7 +114,7 @@ def crashed_before_step_2(tmp_path_factory):
     pytest.param({**RAMP_30, "timeout_s": 300}, id="ramp too slow"),
     pytest.param({"type": "analyse"}, id="analyse with no capture of its own"),  # the older rule, same path
 ])
-def test_resume_of_a_run_whose_recorded_recipe_would_stop_there_again_is_refused_saying_why(tmp_path, bad, crashed_before_step_2):
+def test_resume_of_a_run_whose_recorded_recipe_would_stop_there_again_is_refused_saying_why(tmp_path, bad, crashed_before_step_2, capsys):
     """A run started by an earlier castrig, which took a recipe that can never get past one of
     its steps, crashed before that step: `castrig resume` refuses it before the rig is touched,
     naming the step and saying why, and what the run made stays (it used to fault at that step).
@@ -128,7 +128,7 @@ def test_resume_of_a_run_whose_recorded_recipe_would_stop_there_again_is_refused
     (run / "run.json").write_text(json.dumps(info))
     journal = run_rows(run, "SELECT count(*) FROM journal")
 
-    got = castrig("resume", str(run))
+    got = castrig_main(capsys, "resume", str(run))
     assert got.returncode == 2, got.stdout + got.stderr
     said = " ".join(got.stderr.split())
     assert "steps[2]" in said and "cannot be resumed: this castrig refuses its recipe" in said, said

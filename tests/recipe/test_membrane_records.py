@@ -372,7 +372,7 @@ def test_lots_does_not_send_to_resume_a_membrane_its_completed_recipe_never_anal
     assert listed.returncode == 0, listed.stdout + listed.stderr
     text = " ".join(listed.stdout.split())
     assert f"{run_dir.name}-m1" in text and "its recipe has no analyse of it" in text and "castrig resume" not in text, text
-    refused = castrig("resume", str(run_dir))
+    refused = castrig_main(capsys, "resume", str(run_dir))
     assert refused.returncode == 2 and "already completed" in refused.stderr
 
 

@@ -542,7 +542,7 @@ def _finished_by_a_plain_resume(run_dir: Path, address: str, tmp_path: Path, cap
     """A plain resume makes the rig safe, records the run aborted (exit 3), goes no further. As it
     closes the rig after that, still holding the folder, readers say aborted (they said "running ·
     being resumed": it records no part of its own)."""
-    from conftest import STOP_AT_CLOSE, castrig, castrig_main, start_castrig, stopped, wait_until, with_sitecustomize
+    from conftest import STOP_AT_CLOSE, castrig_main, start_castrig, stopped, wait_until, with_sitecustomize
 
     resume = start_castrig("resume", str(run_dir), "-q", **with_sitecustomize(tmp_path, STOP_AT_CLOSE))
     try:
@@ -558,7 +558,7 @@ def _finished_by_a_plain_resume(run_dir: Path, address: str, tmp_path: Path, cap
     assert _wet_setpoint_slpm(address) == 0.0
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "aborted" and "SIGTERM" in info["outcome_reason"], info
-    again = castrig("resume", str(run_dir), "-q")  # now recorded aborted: refused, as any abort
+    again = castrig_main(capsys, "resume", str(run_dir), "-q")  # now recorded aborted: refused, as any abort
     assert again.returncode == 2 and "--after-abort" in again.stderr, again.stderr
 
 
