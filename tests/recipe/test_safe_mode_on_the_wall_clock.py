@@ -124,7 +124,7 @@ def test_a_watchdog_the_ticks_cannot_keep_alive_is_refused_before_any_run(tmp_pa
     profile = tmp_path / "rig.yaml"
     profile.write_text(text.replace("safe_mode_s: 10", "safe_mode_s: 2", 1))
     for done in (castrig_main(capsys, "check", str(profile)),
-                 castrig("run", "recipes/demo.yaml", "--profile", str(profile), "--data", str(tmp_path / "runs"))):
+                 castrig_main(capsys, "run", ROOT / "recipes" / "demo.yaml", "--profile", profile, "--data", tmp_path / "runs")):
         err = " ".join(done.stderr.split())
         assert done.returncode == 2 and "Traceback" not in err, (done.returncode, err)
         for words in (str(profile), "devices.caster.safe_mode_s = 2", "control.control_period_s (1 s)", "allowed: 3-255 s"):
