@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, campaign, castrig, profile_with_addresses
+from conftest import ROOT, campaign, castrig, castrig_main, profile_with_addresses
 
 QUICK = {"name": "quick", "steps": [{"type": "purge", "duration_s": 2}]}
 
@@ -125,7 +125,7 @@ def test_twin_parameters_are_checked_before_a_run_folder_is_made(tmp_path, param
     assert not list(tmp_path.glob("runs/*/run.json"))
 
 
-def test_a_pump_found_pumping_is_a_warning_and_its_volume_is_not_this_runs(tmp_path, sim_serve):
+def test_a_pump_found_pumping_is_a_warning_and_its_volume_is_not_this_runs(tmp_path, sim_serve, capsys, monkeypatch):
     """The caster started by hand (or left pumping by a dead process) before `castrig run`: the
     run stopped it with an "info" line, `status` said "no warning", and its samples recorded the
     volume pumped before the run (caster_infused_ml 0.25 mL during the purge, before any cast)."""
@@ -147,7 +147,8 @@ def test_a_pump_found_pumping_is_a_warning_and_its_volume_is_not_this_runs(tmp_p
     assert "found pumping as the rig opened" in warning[0]
     infused = [v for (v,) in run_rows(run_dir, "SELECT value FROM samples WHERE channel = 'caster_infused_ml'")]
     assert infused and max(infused) == 0.0, infused
-    status = castrig("status", str(run_dir), COLUMNS="300")
+    monkeypatch.setenv("COLUMNS", "300")
+    status = castrig_main(capsys, "status", str(run_dir))
     assert "found pumping" in status.stdout and "no warning" not in status.stdout, status.stdout
 
 
