@@ -18,6 +18,7 @@ import pytest
 from castrig.recipe.model import Recipe
 from castrig.recipe.session import plan_resume
 from castrig.store import JournalEntry
+from conftest import castrig_main
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -113,7 +114,7 @@ def _rows(run_dir: Path, table: str) -> list[tuple]:
 
 
 @pytest.mark.slow  # ~13 s on CI; CI keeps tests/reliability/test_crash_resume.py::test_kill_and_resume_loses_nothing_repeats_no_cast
-def test_kill_9_then_resume_finishes_with_nothing_lost(tmp_path):
+def test_kill_9_then_resume_finishes_with_nothing_lost(tmp_path, capsys):
     run_dir = _run_until(DATA / "long_wait.yaml", tmp_path, lambda db: db.execute("select count(*) from samples").fetchone()[0] > 500)
     before = _rows(run_dir, "samples")
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "running"  # as the crash left it
@@ -133,8 +134,7 @@ def test_kill_9_then_resume_finishes_with_nothing_lost(tmp_path):
     resumed_wait = [m for k, m in events if k == "resume"][0]
     assert "step 2/2 (wait)" in resumed_wait  # step numbers are 1-based, as in the terminal and the report
     # handed over as one file by the resume too: a reader leaves no -wal/-shm in it
-    done = subprocess.run([sys.executable, "-m", "castrig", "report", str(run_dir), "--out", str(tmp_path / "r.html")],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = castrig_main(capsys, "report", run_dir, "--out", tmp_path / "r.html")  # (in-process: its connections closed too)
     assert done.returncode == 0, done.stderr
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith("run.sqlite-")]
 
@@ -216,7 +216,7 @@ def test_a_resume_after_a_crash_in_the_capture_or_analysis_brings_the_rh_back_be
     assert json.loads(process)["evaporation"]["out_of_band_s"] == 0.0, process  # was 27 s out of band
 
 
-def test_a_cast_cut_short_by_a_crash_is_recorded_with_what_its_pump_counted(tmp_path):
+def test_a_cast_cut_short_by_a_crash_is_recorded_with_what_its_pump_counted(tmp_path, capsys):
     """kill -9 mid-cast: the lost membrane's record said the cast's volume was null beside the
     run's own samples of the caster's count (0.48 mL, an outside tester). It keeps the last count
     the dead process sampled as ``volume_at_least_ml`` (the cast is still unfinished, its volume
@@ -237,13 +237,12 @@ def test_a_cast_cut_short_by_a_crash_is_recorded_with_what_its_pump_counted(tmp_
     cast = json.loads(process)["dispensed"]["cast"]
     assert status == "lost" and cast["finished"] is False and cast["volume_ml"] is None, cast
     assert cast["volume_at_least_ml"] == sampled and 0.05 < sampled < 0.5, (cast, sampled)
-    page = subprocess.run([sys.executable, "-m", "castrig", "report", str(run_dir), "--out", str(tmp_path / "r.html")],
-                          cwd=ROOT, capture_output=True, text=True)
+    page = castrig_main(capsys, "report", run_dir, "--out", tmp_path / "r.html")
     assert page.returncode == 0, page.stderr
     assert f"cast at least {sampled:g} (cut short) mL" in (tmp_path / "r.html").read_text()
 
 
-def test_an_aborted_run_is_resumed_only_when_asked_for(tmp_path):
+def test_an_aborted_run_is_resumed_only_when_asked_for(tmp_path, capsys):
     """SIGTERM aborts the run (the operator's decision, or the service manager's). A plain
     `castrig resume` started the rig again and rewrote the run 'completed'; it now refuses
     (exit 2, nothing written) and names --after-abort, which continues it."""
@@ -252,7 +251,7 @@ def test_an_aborted_run_is_resumed_only_when_asked_for(tmp_path):
     info = (run_dir / "run.json").read_text()
     assert json.loads(info)["outcome"] == "aborted"
     rows = _rows(run_dir, "events")
-    done = subprocess.run([sys.executable, "-m", "castrig", "resume", str(run_dir), "-q"], cwd=ROOT, capture_output=True, text=True)
+    done = castrig_main(capsys, "resume", run_dir, "-q")
     assert done.returncode == 2 and "--after-abort" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert (run_dir / "run.json").read_text() == info and _rows(run_dir, "events") == rows
     done = subprocess.run([sys.executable, "-m", "castrig", "resume", str(run_dir), "-q", "--after-abort"], cwd=ROOT,
