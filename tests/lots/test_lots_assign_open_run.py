@@ -19,13 +19,14 @@ def test_lots_assign_refuses_a_lot_of_a_crashed_or_running_run_as_filter_check_d
 
     root = tmp_path / "data"
     run_dir = crashed_membrane_run(root, RUN_ID)
-    done = castrig("lots", "--data", str(root), "assign", LOT, "--use", "blood_filter")
+    done = castrig_main(capsys, "lots", "--data", str(root), "assign", LOT, "--use", "blood_filter")
     assert done.returncode == 2, done.stdout
     assert f"made by run {RUN_ID}, which is crashed, its record not closed" in done.stderr
     assert f"castrig resume {run_dir}" in done.stderr and "Traceback" not in done.stderr
     assert not (root / "lots.json").exists()
 
     claim_run(run_dir, purpose="castrig resume (test)")  # the run goes on: a process owns its folder again
+    # (this assign in a process of its own: the test's process holds the run)
     try:
         done = castrig("lots", "--data", str(root), "assign", LOT, "--use", "blood_filter")
     finally:

@@ -48,7 +48,7 @@ def _all_at_once(argvs: list[list[str]], tmp_path: Path, reap, slow_s: float = 1
 def test_concurrent_assigns_of_one_lot_give_it_one_use(tmp_path, reap):
     root, lots = _root_with_lots(tmp_path, 2)
     lot = lots[0]
-    uses = ["blood_filter", "coculture"] * 3
+    uses = ["blood_filter", "coculture"] * 2  # two of each at once (three of each cost 0.5 s of CPU more, and showed nothing two do not)
     got = _all_at_once([["lots", "assign", lot, "--use", u, "--data", str(root)] for u in uses], tmp_path, reap)
     won = {u for u, (rc, _, _) in zip(uses, got) if rc == 0}
     assert len(won) == 1, f"contradicting uses both accepted: {got}"
@@ -66,22 +66,25 @@ def test_concurrent_assigns_of_one_lot_give_it_one_use(tmp_path, reap):
 
 
 def test_concurrent_assigns_of_different_lots_are_all_recorded(tmp_path, reap):
-    root, lots = _root_with_lots(tmp_path, 8)
-    chosen = lots[:6]
-    uses = {lot: ("blood_filter", "coculture")[k % 2] for k, lot in enumerate(chosen)}
-    got = _all_at_once([["lots", "assign", lot, "--use", uses[lot], "--data", str(root)] for lot in chosen], tmp_path, reap, 0.5)
+    """Four assigns of four lots and two unassigns (unassign takes the same lock) at once: none
+    lost. (Was two batches, six assigns then two unassigns and two assigns: the two lots the
+    unassigns take back are assigned beforehand in this process, by castrig's own assign_use, so
+    that one batch of six writers has both kinds in it: four castrig processes fewer.)"""
+    from castrig.lots.registry import assign_use
+
+    root, lots = _root_with_lots(tmp_path, 6)
+    for lot in lots[:2]:
+        assign_use(lot, "blood_filter", root)
+    assert set(json.loads((root / "lots.json").read_text())) == set(lots[:2])
+    uses = {lot: ("blood_filter", "coculture")[k % 2] for k, lot in enumerate(lots[2:])}
+    got = _all_at_once([["lots", "unassign", lots[0], "--data", str(root)],
+                        *[["lots", "assign", lot, "--use", uses[lot], "--data", str(root)] for lot in lots[2:4]],
+                        ["lots", "unassign", lots[1], "--data", str(root)],
+                        *[["lots", "assign", lot, "--use", uses[lot], "--data", str(root)] for lot in lots[4:]]],
+                       tmp_path, reap, 0.5)
     assert all(rc == 0 for rc, _, _ in got), got
     recorded = json.loads((root / "lots.json").read_text())
     assert {lot: a["intended_use"] for lot, a in recorded.items()} == uses
-    # unassign takes the same lock: concurrent unassigns and assigns lose nothing either
-    got = _all_at_once([["lots", "unassign", chosen[0], "--data", str(root)],
-                        ["lots", "unassign", chosen[1], "--data", str(root)],
-                        ["lots", "assign", lots[6], "--use", "coculture", "--data", str(root)],
-                        ["lots", "assign", lots[7], "--use", "blood_filter", "--data", str(root)]], tmp_path, reap, 0.5)
-    assert all(rc == 0 for rc, _, _ in got), got
-    recorded = json.loads((root / "lots.json").read_text())
-    expected = {**{lot: uses[lot] for lot in chosen[2:]}, lots[6]: "coculture", lots[7]: "blood_filter"}
-    assert {lot: a["intended_use"] for lot, a in recorded.items()} == expected
 
 
 #: A sitecustomize: the process stops itself (SIGSTOP, as Ctrl-Z does) as it writes lots.json,

@@ -39,24 +39,24 @@ def _profile(name: str) -> str:
     return str(ROOT / "hw_profiles" / f"{name}.yaml")
 
 
-def test_a_setpoint_above_what_the_chamber_twin_levels_off_at_is_refused_by_check_and_run(tmp_path):
+def test_a_setpoint_above_what_the_chamber_twin_levels_off_at_is_refused_by_check_and_run(tmp_path, capsys):
     recipe = _recipe(tmp_path, "wet",
                      "{type: condition, setpoint_rh_pct: 96.9, band_rh_pct: 1.0, stable_for_s: 10, timeout_s: 1800}",
                      "{type: evaporate, setpoint_rh_pct: 100, duration_s: 300, band_rh_pct: 2.0}")
     # (± 3 reaches the level, with the probe's noise: that one completes, with a note, below)
-    said = refused(castrig("check", str(recipe), "--profile", _profile("sim-watlow-f4")),
+    said = refused(castrig_main(capsys, "check", str(recipe), "--profile", _profile("sim-watlow-f4")),
                    "steps[1] (evaporate).setpoint_rh_pct = 100", "allowed: 1.9 to 96.9 %RH", "sim.leak_per_min",
                    "sim-watlow-f4.yaml", "band_rh_pct = 2 does not reach there", "at least 2.5 %RH here")
     assert "steps[0]" not in said, said  # the quoted bound passes itself (and the run below reaches it)
     data = tmp_path / "runs"
-    refused(castrig("run", str(recipe), "--profile", _profile("sim-chamber"), "--data", str(data), "-q"),
+    refused(castrig_main(capsys, "run", str(recipe), "--profile", _profile("sim-chamber"), "--data", str(data), "-q"),
             "steps[1] (evaporate).setpoint_rh_pct = 100", "allowed: 1.9 to 96.9 %RH")
     assert not data.exists() or not any(data.iterdir()), list(data.iterdir())
     # a real chamber's profile may state what it reaches, as measured on it: check holds a recipe to it
     real = recipe_variant(ROOT / "hw_profiles" / "sim-watlow-f4-serial.yaml", tmp_path / "real",
                           ("baudrate: 19200, timeout_s: 1.0}, unit: 1}", "baudrate: 19200, timeout_s: 1.0}, unit: 1, "
                                                                          "reach_rh_pct: [5, 85]}"))
-    refused(castrig("check", str(recipe), "--profile", str(real)),
+    refused(castrig_main(capsys, "check", str(recipe), "--profile", str(real)),
             "steps[0] (condition).setpoint_rh_pct = 96.9: beyond what the chamber reaches",
             "steps[1] (evaporate).setpoint_rh_pct = 100", "allowed: 5 to 85 %RH", "devices.chamber.reach_rh_pct")
 
@@ -84,11 +84,11 @@ def test_a_setpoint_above_what_the_mfc_twin_levels_off_at_is_refused_and_the_bou
     assert done.returncode == 0, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])  # the bound quoted is reached
 
 
-def test_an_evaporate_right_after_a_purge_with_no_time_out_of_band_is_refused(tmp_path):
+def test_an_evaporate_right_after_a_purge_with_no_time_out_of_band_is_refused(tmp_path, capsys):
     recipe = _recipe(tmp_path, "dry", "{type: purge, duration_s: 10}",
                      "{type: evaporate, setpoint_rh_pct: 70, duration_s: 60, band_rh_pct: 3.0, max_out_of_band_s: 0}")
     data = tmp_path / "runs"
-    refused(castrig("run", str(recipe), "--profile", _profile("sim-watlow-f4t"), "--data", str(data), "-q"),
+    refused(castrig_main(capsys, "run", str(recipe), "--profile", _profile("sim-watlow-f4t"), "--data", str(data), "-q"),
             "steps[1] (evaporate).max_out_of_band_s = 0", "first reading out of 70 ± 3 %RH",
             "steps[0] (purge) before it leaves the chamber dry", "a condition step at 70 %RH right before it")
     assert not data.exists() or not any(data.iterdir()), list(data.iterdir())

@@ -8,12 +8,13 @@ hours in)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, castrig, only_run_dir, run_rows
+from conftest import ROOT, castrig, castrig_main, only_run_dir, run_rows
 
 
 def _recipe(tmp_path, steps, name="ramp"):
@@ -68,12 +69,12 @@ def test_the_setpoint_ramps_at_its_rate_from_the_last_setpoint_and_rh_follows(tm
     assert settled and settled[0] >= 300 + 60
 
 
-def test_a_hold_longer_than_the_timeout_is_refused_before_anything_runs(tmp_path):
+def test_a_hold_longer_than_the_timeout_is_refused_before_anything_runs(tmp_path, capsys):
     recipe = _recipe(tmp_path, [{**HOLD_50, "stable_for_s": 600, "timeout_s": 300}])
     data = tmp_path / "runs"
 
     for args in (("check", str(recipe)), ("run", str(recipe), "--data", str(data))):
-        got = castrig(*args)
+        got = castrig_main(capsys, *args) if args[0] == "check" else castrig(*args)  # (check: in-process)
         assert got.returncode == 2, got.stdout + got.stderr
         assert str(recipe) in got.stderr and "steps[0].stable_for_s = 600" in got.stderr
         assert "timeout_s = 300" in got.stderr and "allowed: stable_for_s <= timeout_s" in got.stderr
@@ -81,20 +82,31 @@ def test_a_hold_longer_than_the_timeout_is_refused_before_anything_runs(tmp_path
     assert not data.exists() or not any(data.iterdir())
 
 
-def test_a_ramp_too_slow_for_its_timeout_is_refused_naming_the_bound(tmp_path):
+def test_a_ramp_too_slow_for_its_timeout_is_refused_naming_the_bound(tmp_path, capsys):
     slow = {**RAMP_30, "timeout_s": 300}  # 300 s of ramp from 50 %RH, then 60 s of hold
-    got = castrig("check", str(_recipe(tmp_path, [HOLD_50, slow])))
+    got = castrig_main(capsys, "check", str(_recipe(tmp_path, [HOLD_50, slow])))
     assert got.returncode == 2, got.stdout + got.stderr
     assert "steps[1].timeout_s = 300" in got.stderr and "from 50 %RH (step 1's) to 30 %RH at 4 %RH/min" in got.stderr
     assert "timeout_s >= 360" in got.stderr and "ramp_rh_pct_per_min >= 5" in got.stderr
 
     # each bound the message quotes passes itself
     for fixed in ({**slow, "timeout_s": 360}, {**slow, "ramp_rh_pct_per_min": 5}):
-        ok = castrig("check", str(_recipe(tmp_path, [HOLD_50, fixed], name="fixed")))
+        ok = castrig_main(capsys, "check", str(_recipe(tmp_path, [HOLD_50, fixed], name="fixed")))
         assert ok.returncode == 0, ok.stdout + ok.stderr
     # after a purge the ramp starts from the measured RH, unknown before the run: not refused
-    purged = castrig("check", str(_recipe(tmp_path, [HOLD_50, {"type": "purge", "duration_s": 60}, slow], name="purged")))
+    purged = castrig_main(capsys, "check", str(_recipe(tmp_path, [HOLD_50, {"type": "purge", "duration_s": 60}, slow], name="purged")))
     assert purged.returncode == 0, purged.stdout + purged.stderr
+
+
+@pytest.fixture(scope="module")
+def crashed_before_step_2(tmp_path_factory):
+    """A run of a hold then a long wait, killed -9 in the wait: made once for this module, each
+    test resumes its own copy (the three recipes they record are this run's with a step added)."""
+    from conftest import run_then_kill_9, step_running
+
+    folder = tmp_path_factory.mktemp("crashed")
+    recipe = _recipe(folder, [HOLD_50, {"type": "wait", "duration_s": 36000}])
+    return run_then_kill_9(recipe, folder / "runs", step_running(1, after_s=60))
 
 
 @pytest.mark.parametrize("bad", [
@@ -102,22 +114,21 @@ def test_a_ramp_too_slow_for_its_timeout_is_refused_naming_the_bound(tmp_path):
     pytest.param({**RAMP_30, "timeout_s": 300}, id="ramp too slow"),
     pytest.param({"type": "analyse"}, id="analyse with no capture of its own"),  # the older rule, same path
 ])
-def test_resume_of_a_run_whose_recorded_recipe_would_stop_there_again_is_refused_saying_why(tmp_path, bad):
+def test_resume_of_a_run_whose_recorded_recipe_would_stop_there_again_is_refused_saying_why(tmp_path, bad, crashed_before_step_2, capsys):
     """A run started by an earlier castrig, which took a recipe that can never get past one of
     its steps, crashed before that step: `castrig resume` refuses it before the rig is touched,
     naming the step and saying why, and what the run made stays (it used to fault at that step).
-    The earlier castrig is stood for by the run's recorded recipe, rewritten after the crash."""
-    from conftest import run_then_kill_9, step_running
+    The earlier castrig is stood for by the run's recorded recipe, rewritten after the crash (in
+    a copy of one crashed run the three share: its crash is the same for each)."""
+    import shutil
 
-    recipe = _recipe(tmp_path, [HOLD_50, {"type": "wait", "duration_s": 36000}])
-    data = tmp_path / "runs"
-    run = run_then_kill_9(recipe, data, step_running(1, after_s=60))
+    run = Path(shutil.copytree(crashed_before_step_2, tmp_path / "runs" / crashed_before_step_2.name))
     info = json.loads((run / "run.json").read_text())
     info["recipe"]["steps"].append(bad)
     (run / "run.json").write_text(json.dumps(info))
     journal = run_rows(run, "SELECT count(*) FROM journal")
 
-    got = castrig("resume", str(run))
+    got = castrig_main(capsys, "resume", str(run))
     assert got.returncode == 2, got.stdout + got.stderr
     said = " ".join(got.stderr.split())
     assert "steps[2]" in said and "cannot be resumed: this castrig refuses its recipe" in said, said

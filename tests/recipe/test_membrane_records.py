@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig, drop_micrographs, embedded, only_run_dir, run_rows, run_status, run_then_kill_9, start_castrig, step_running, wait_until
+from conftest import ROOT, castrig, castrig_main, drop_micrographs, embedded, only_run_dir, run_rows, run_status, run_then_kill_9, start_castrig, step_running, wait_until
 
 HEAD = """name: NAME
 grade: claim1
@@ -42,14 +42,15 @@ def _recipe(tmp_path: Path, text: str, name: str = "records") -> Path:
     return path
 
 
-def _abort_when(recipe: Path, data: Path, step: int, after_s: float, what: str) -> tuple[Path, int, str, str]:
+def _abort_when(recipe: Path, data: Path, step: int, after_s: float, what: str, capsys) -> tuple[Path, int, str, str]:
     """Run ``recipe`` under data root ``data`` and `castrig abort` it once step ``step`` (0-based)
-    has run ``after_s`` of run clock: (run folder, exit code, stdout, stderr)."""
+    has run ``after_s`` of run clock: (run folder, exit code, stdout, stderr). (The abort through
+    the CLI's entry point in this process, :func:`castrig_main`: it only leaves the run a command.)"""
     run = start_castrig("run", str(recipe), "--data", str(data), "-q")
     try:
         run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and step_running(step, after_s)(d) and d,
                              timeout_s=60, what=what)
-        aborted = castrig("abort", str(run_dir))
+        aborted = castrig_main(capsys, "abort", str(run_dir))
         assert aborted.returncode == 0, aborted.stdout + aborted.stderr
         out, err = run.communicate(timeout=60)
     finally:
@@ -97,14 +98,14 @@ def _check_partial_record(process: dict, *, before_t: float) -> None:
 
 # -- A: the run that ended says lost ----------------------------------------------------------------
 @pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
-def test_castrig_abort_in_the_evaporation_records_the_film_lost_in_every_view_and_resume_keeps_it_lost(tmp_path):
+def test_castrig_abort_in_the_evaporation_records_the_film_lost_in_every_view_and_resume_keeps_it_lost(tmp_path, capsys):
     """`castrig abort` during m1's evaporation: the run ends aborted (exit 3) with m1 ``lost`` --
     run.sqlite, membranes.csv, the report's "What went wrong", `castrig lots`, the summary line --
     not ``forming`` until a resume; `resume --after-abort` keeps it lost (same reason, not cast
     again) and makes m2 on the next support position."""
     recipe = _recipe(tmp_path, LONG_THEN_SHORT)
     data = tmp_path / "runs"
-    run_dir, code, out, err = _abort_when(recipe, data, EVAPORATE_M1, 60, "m1 evaporating")
+    run_dir, code, out, err = _abort_when(recipe, data, EVAPORATE_M1, 60, "m1 evaporating", capsys)
     assert code == 3, out + err
     m1 = f"{run_dir.name}-m1"
     assert "lost: m1" in out.strip().splitlines()[-1], out
@@ -131,7 +132,7 @@ def test_castrig_abort_in_the_evaporation_records_the_film_lost_in_every_view_an
     assert run_rows(run_dir, "select count(*) from events where kind='pump' and source='caster' and message like '%dispensing%'")[0][0] == 2
 
 
-def test_an_abort_in_the_evaporation_leaves_status_at_the_evaporation(tmp_path):
+def test_an_abort_in_the_evaporation_leaves_status_at_the_evaporation(tmp_path, capsys):
     """`castrig status` after an abort in m1's evaporation said `step 6/6 analyse`: the lost
     membrane's capture and analyse are journaled skipped after it, and the last journal row was
     taken for where the run stopped (also by `watch` and the web API)."""
@@ -142,10 +143,10 @@ def test_an_abort_in_the_evaporation_leaves_status_at_the_evaporation(tmp_path):
 - {type: capture, views: [reflected, transmitted, section]}
 - {type: analyse, grade: claim1}
 """)
-    run_dir, code, out, err = _abort_when(recipe, tmp_path / "runs", EVAPORATE_M1, 60, "m1 evaporating")
+    run_dir, code, out, err = _abort_when(recipe, tmp_path / "runs", EVAPORATE_M1, 60, "m1 evaporating", capsys)
     assert code == 3, out + err
     assert run_rows(run_dir, "select state from journal order by seq desc limit 1") == [("skipped",)]
-    step = json.loads(castrig("status", str(run_dir), "--json").stdout)["step"]
+    step = json.loads(castrig_main(capsys, "status", str(run_dir), "--json").stdout)["step"]
     assert (step["step_index"], step["step_type"]) == (EVAPORATE_M1, "evaporate"), step
 
 
@@ -173,7 +174,7 @@ def test_ctrl_c_twice_in_the_evaporation_records_the_film_lost_and_a_resume_goes
     assert run_rows(run_dir, "select count(*) from events where kind='pump' and source='caster' and message like '%dispensing%'")[0][0] == 2
 
 
-def test_a_membrane_made_before_the_abort_is_not_lost_and_every_view_says_why_it_is_not_judged(tmp_path):
+def test_a_membrane_made_before_the_abort_is_not_lost_and_every_view_says_why_it_is_not_judged(tmp_path, capsys):
     """Aborted after m1's evaporation ended under control, before its capture (a wait in between):
     m1 stays ``made`` -- it can still be imaged -- and the summary, the report and `castrig lots`
     say it was made but not analysed, and how to go on."""
@@ -185,7 +186,7 @@ def test_a_membrane_made_before_the_abort_is_not_lost_and_every_view_says_why_it
 - {type: capture, fields: 1, views: [reflected]}
 """)
     data = tmp_path / "runs"
-    run_dir, code, out, err = _abort_when(recipe, data, 4, 30, "the wait after m1")
+    run_dir, code, out, err = _abort_when(recipe, data, 4, 30, "the wait after m1", capsys)
     assert code == 3, out + err
     m1 = f"{run_dir.name}-m1"
     assert _membranes(run_dir)[1]["status"] == "made"
@@ -193,7 +194,7 @@ def test_a_membrane_made_before_the_abort_is_not_lost_and_every_view_says_why_it
     problems, _ = _report_problems(run_dir)
     assert any(p.startswith(f"Membrane {m1} was made (evaporated under control) but not judged: the run ended aborted")
                and "castrig resume --after-abort" in p for p in problems), problems
-    lots = castrig("lots", "--data", str(data)).stdout
+    lots = castrig_main(capsys, "lots", "--data", str(data)).stdout
     assert "made, not analysed" in lots and "castrig resume --after-abort" in lots, lots
 
 
@@ -249,7 +250,7 @@ GRADED = HEAD.replace("duration_s: 10}", "duration_s: 20}") + """\
 """
 
 
-def test_run_and_queue_summaries_hold_each_membrane_to_its_own_target_grade(tmp_path):
+def test_run_and_queue_summaries_hold_each_membrane_to_its_own_target_grade(tmp_path, capsys):
     """Recipe grade claim1, m1's analyse claim3: m1 (80 %RH) meets claim3, m2 (30 %RH: no pores)
     misses claim1. The run's summary says so per target -- not "target grade claim3 met by 1 (m1);
     NOT met by m2", which held m2 to m1's grade -- and the queue's column counts each target
@@ -270,7 +271,7 @@ def test_run_and_queue_summaries_hold_each_membrane_to_its_own_target_grade(tmp_
     state = json.loads(next(data.glob("queue-*.json")).read_text())
     assert state["items"][0]["target"] == "claim3: 1 of 1 met; claim1: 0 of 1 met", state["items"][0]
     assert "claim3: 1 of 1 met; claim1: 0 of 1 met" in done.stdout and "claim3 NOT met" not in done.stdout
-    assert run_dir.name in castrig("runs", "--data", str(data), "--grade", "claim3").stdout
+    assert run_dir.name in castrig_main(capsys, "runs", "--data", str(data), "--grade", "claim3").stdout
 
 
 #: A sitecustomize: the record cannot be read while the run ends (plan_resume is what the end of a
@@ -360,18 +361,18 @@ NOT_ANALYSED = HEAD + """\
 """
 
 
-def test_lots_does_not_send_to_resume_a_membrane_its_completed_recipe_never_analyses(tmp_path):
+def test_lots_does_not_send_to_resume_a_membrane_its_completed_recipe_never_analyses(tmp_path, capsys):
     """A completed run whose recipe captures its membrane and never analyses it: `castrig lots`
     said "`castrig resume` images and judges it", and `castrig resume` refused (the run completed)."""
     recipe = _recipe(tmp_path, NOT_ANALYSED, "noanalyse")
     data = tmp_path / "runs"
     assert castrig("run", str(recipe), "--data", str(data), "--seed", "3", "-q").returncode == 0
     run_dir = only_run_dir(data)
-    listed = castrig("lots", "--data", str(data))
+    listed = castrig_main(capsys, "lots", "--data", str(data))
     assert listed.returncode == 0, listed.stdout + listed.stderr
     text = " ".join(listed.stdout.split())
     assert f"{run_dir.name}-m1" in text and "its recipe has no analyse of it" in text and "castrig resume" not in text, text
-    refused = castrig("resume", str(run_dir))
+    refused = castrig_main(capsys, "resume", str(run_dir))
     assert refused.returncode == 2 and "already completed" in refused.stderr
 
 

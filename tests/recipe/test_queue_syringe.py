@@ -56,7 +56,7 @@ def test_several_recipes_together_beyond_the_water_syringe_are_refused(tmp_path,
     assert not data.exists() or not list(data.iterdir())
 
 
-def test_queue_resume_counts_what_is_left_against_a_refilled_syringe(tmp_path):
+def test_queue_resume_counts_what_is_left_against_a_refilled_syringe(tmp_path, capsys):
     """A queue stopped after its first run, two runs left: the three together would not fit the
     0.25 mL caster syringe, the two left do (the operator refills it before --resume), so the
     resume runs them. With three left, --resume refuses, saying it counted only what is left."""
@@ -76,7 +76,7 @@ def test_queue_resume_counts_what_is_left_against_a_refilled_syringe(tmp_path):
         return path
 
     three = with_left(3)
-    refused = castrig("queue", "--resume", str(three))
+    refused = castrig_main(capsys, "queue", "--resume", str(three))
     assert refused.returncode == 2, refused.stdout + refused.stderr
     err = " ".join(refused.stderr.split())
     assert "devices.caster" in err and "the runs left to make (3)" in err and "dispense 0.3 mL" in err

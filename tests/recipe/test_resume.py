@@ -18,6 +18,7 @@ import pytest
 from castrig.recipe.model import Recipe
 from castrig.recipe.session import plan_resume
 from castrig.store import JournalEntry
+from conftest import castrig_main
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -113,7 +114,7 @@ def _rows(run_dir: Path, table: str) -> list[tuple]:
 
 
 @pytest.mark.slow  # ~13 s on CI; CI keeps tests/reliability/test_crash_resume.py::test_kill_and_resume_loses_nothing_repeats_no_cast
-def test_kill_9_then_resume_finishes_with_nothing_lost(tmp_path):
+def test_kill_9_then_resume_finishes_with_nothing_lost(tmp_path, capsys):
     run_dir = _run_until(DATA / "long_wait.yaml", tmp_path, lambda db: db.execute("select count(*) from samples").fetchone()[0] > 500)
     before = _rows(run_dir, "samples")
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "running"  # as the crash left it
@@ -133,8 +134,7 @@ def test_kill_9_then_resume_finishes_with_nothing_lost(tmp_path):
     resumed_wait = [m for k, m in events if k == "resume"][0]
     assert "step 2/2 (wait)" in resumed_wait  # step numbers are 1-based, as in the terminal and the report
     # handed over as one file by the resume too: a reader leaves no -wal/-shm in it
-    done = subprocess.run([sys.executable, "-m", "castrig", "report", str(run_dir), "--out", str(tmp_path / "r.html")],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = castrig_main(capsys, "report", run_dir, "--out", tmp_path / "r.html")  # (in-process: its connections closed too)
     assert done.returncode == 0, done.stderr
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith("run.sqlite-")]
 
@@ -216,7 +216,7 @@ def test_a_resume_after_a_crash_in_the_capture_or_analysis_brings_the_rh_back_be
     assert json.loads(process)["evaporation"]["out_of_band_s"] == 0.0, process  # was 27 s out of band
 
 
-def test_a_cast_cut_short_by_a_crash_is_recorded_with_what_its_pump_counted(tmp_path):
+def test_a_cast_cut_short_by_a_crash_is_recorded_with_what_its_pump_counted(tmp_path, capsys):
     """kill -9 mid-cast: the lost membrane's record said the cast's volume was null beside the
     run's own samples of the caster's count (0.48 mL, an outside tester). It keeps the last count
     the dead process sampled as ``volume_at_least_ml`` (the cast is still unfinished, its volume
@@ -237,13 +237,12 @@ def test_a_cast_cut_short_by_a_crash_is_recorded_with_what_its_pump_counted(tmp_
     cast = json.loads(process)["dispensed"]["cast"]
     assert status == "lost" and cast["finished"] is False and cast["volume_ml"] is None, cast
     assert cast["volume_at_least_ml"] == sampled and 0.05 < sampled < 0.5, (cast, sampled)
-    page = subprocess.run([sys.executable, "-m", "castrig", "report", str(run_dir), "--out", str(tmp_path / "r.html")],
-                          cwd=ROOT, capture_output=True, text=True)
+    page = castrig_main(capsys, "report", run_dir, "--out", tmp_path / "r.html")
     assert page.returncode == 0, page.stderr
     assert f"cast at least {sampled:g} (cut short) mL" in (tmp_path / "r.html").read_text()
 
 
-def test_an_aborted_run_is_resumed_only_when_asked_for(tmp_path):
+def test_an_aborted_run_is_resumed_only_when_asked_for(tmp_path, capsys):
     """SIGTERM aborts the run (the operator's decision, or the service manager's). A plain
     `castrig resume` started the rig again and rewrote the run 'completed'; it now refuses
     (exit 2, nothing written) and names --after-abort, which continues it."""
@@ -252,7 +251,7 @@ def test_an_aborted_run_is_resumed_only_when_asked_for(tmp_path):
     info = (run_dir / "run.json").read_text()
     assert json.loads(info)["outcome"] == "aborted"
     rows = _rows(run_dir, "events")
-    done = subprocess.run([sys.executable, "-m", "castrig", "resume", str(run_dir), "-q"], cwd=ROOT, capture_output=True, text=True)
+    done = castrig_main(capsys, "resume", run_dir, "-q")
     assert done.returncode == 2 and "--after-abort" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert (run_dir / "run.json").read_text() == info and _rows(run_dir, "events") == rows
     done = subprocess.run([sys.executable, "-m", "castrig", "resume", str(run_dir), "-q", "--after-abort"], cwd=ROOT,
@@ -363,16 +362,31 @@ def test_a_command_the_crashed_runner_took_but_never_answered_is_discarded_on_re
     assert resumed.returncode == 3, out + err
 
 
-def test_a_command_file_another_tool_left_before_the_crash_is_discarded_on_resume(tmp_path, reap, capsys):
+@pytest.fixture(scope="module")
+def crashed_day_wait(tmp_path_factory) -> Path:
+    """tests/data/day_wait.yaml killed -9 as its day-long wait (step 1) starts: made once for this
+    module, each test resumes its own copy (:func:`_copy_of`; three tests crashed it the same way)."""
+    from conftest import run_then_kill_9, step_running
+
+    return run_then_kill_9(DATA / "day_wait.yaml", tmp_path_factory.mktemp("day-wait") / "runs", step_running(1))
+
+
+def _copy_of(run_dir: Path, data: Path) -> Path:
+    """A copy of a crashed run's folder under the data root ``data`` (its name kept)."""
+    import shutil
+
+    return Path(shutil.copytree(run_dir, data / run_dir.name))
+
+
+def test_a_command_file_another_tool_left_before_the_crash_is_discarded_on_resume(tmp_path, reap, capsys, crashed_day_wait):
     """A lab script (cron, a shell one-liner) dropped files into the crashed run's control/ under
     names of its own, not ``send_command``'s stamp, one of them cut short: their written time is
     the file's age, so `castrig resume` discards both (answered refused, noted as events) and the
     resumed run goes on unpaused, where a stray pause would hold it for nobody."""
-    from conftest import (STOP_AT_ANSWER, castrig_main, run_rows, run_status, run_then_kill_9, start_castrig,
-                          step_running, wait_until, with_sitecustomize)
+    from conftest import STOP_AT_ANSWER, castrig_main, run_rows, run_status, start_castrig, wait_until, with_sitecustomize
 
     data = tmp_path / "runs"
-    run_dir = run_then_kill_9(DATA / "day_wait.yaml", data, step_running(1))
+    run_dir = _copy_of(crashed_day_wait, data)
     control = run_dir / "control"
     (control / "pause-from-cron.json").write_text('{"action": "pause", "by": "cron"}')
     (control / "cut-short.json").write_text('{"action": "ab')
@@ -395,14 +409,14 @@ def test_a_command_file_another_tool_left_before_the_crash_is_discarded_on_resum
     assert resumed.wait(timeout=60) == 3
 
 
-def test_resuming_a_run_folder_written_before_the_membranes_table(tmp_path, reap, capsys):
+def test_resuming_a_run_folder_written_before_the_membranes_table(tmp_path, reap, capsys, crashed_day_wait):
     """A run that crashed under a castrig from before membranes were recorded has no membranes
     table in its run.sqlite: `castrig resume` adds the table at its first write (the record is
     otherwise append-only), goes on, and ends as asked — the samples from before kept."""
-    from conftest import castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, step_running, wait_until
+    from conftest import castrig_main, run_rows, run_status, start_castrig, wait_until
 
     data = tmp_path / "runs"
-    run_dir = run_then_kill_9(DATA / "day_wait.yaml", data, step_running(1))
+    run_dir = _copy_of(crashed_day_wait, data)
     with closing(sqlite3.connect(run_dir / "run.sqlite")) as db:
         db.execute("DROP TABLE membranes")
         db.commit()
@@ -527,7 +541,7 @@ def _finished_by_a_plain_resume(run_dir: Path, address: str, tmp_path: Path, cap
     """A plain resume makes the rig safe, records the run aborted (exit 3), goes no further. As it
     closes the rig after that, still holding the folder, readers say aborted (they said "running ·
     being resumed": it records no part of its own)."""
-    from conftest import STOP_AT_CLOSE, castrig, castrig_main, start_castrig, stopped, wait_until, with_sitecustomize
+    from conftest import STOP_AT_CLOSE, castrig_main, start_castrig, stopped, wait_until, with_sitecustomize
 
     resume = start_castrig("resume", str(run_dir), "-q", **with_sitecustomize(tmp_path, STOP_AT_CLOSE))
     try:
@@ -543,7 +557,7 @@ def _finished_by_a_plain_resume(run_dir: Path, address: str, tmp_path: Path, cap
     assert _wet_setpoint_slpm(address) == 0.0
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "aborted" and "SIGTERM" in info["outcome_reason"], info
-    again = castrig("resume", str(run_dir), "-q")  # now recorded aborted: refused, as any abort
+    again = castrig_main(capsys, "resume", str(run_dir), "-q")  # now recorded aborted: refused, as any abort
     assert again.returncode == 2 and "--after-abort" in again.stderr, again.stderr
 
 
@@ -611,15 +625,15 @@ def test_an_abort_whose_process_died_retrying_the_safe_state_is_finished_by_a_pl
             proxy.close()
 
 
-def test_a_command_from_a_sender_whose_clock_runs_ahead_is_discarded_on_resume_too(tmp_path, reap):
+def test_a_command_from_a_sender_whose_clock_runs_ahead_is_discarded_on_resume_too(tmp_path, reap, crashed_day_wait):
     """The name of a command file carries its sender's clock: one two minutes ahead (a web page
     on another host) named an abort sent to the crashed part "after" the resume started, and the
     resumed run aborted at once; the next resume needed --after-abort."""
-    from conftest import run_rows, run_then_kill_9, start_castrig, step_running, wait_until
+    from conftest import run_rows, start_castrig, wait_until
 
     from castrig.store.commands import answer_of, send_command
 
-    run_dir = run_then_kill_9(DATA / "day_wait.yaml", tmp_path / "runs", step_running(1))
+    run_dir = _copy_of(crashed_day_wait, tmp_path / "runs")
     cmd = send_command(run_dir, "abort", "token:web-on-other-host")
     stamp, rest = cmd.name.split("-", 1)
     ahead = f"{int(stamp) + 120 * 10**9:020d}-{rest}"

@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import ROOT, castrig, castrig_main, only_run_dir, run_status, start_castrig, wait_until
+from conftest import ROOT, castrig_main, only_run_dir, run_status, start_castrig, wait_until
 
 LONG_WAIT = ROOT / "tests" / "data" / "day_wait.yaml"  # a 24-hour hold on the twin (virtual time)
 
@@ -44,7 +44,7 @@ def test_a_run_folder_moved_mid_run_stops_the_run_saying_where_it_went(tmp_path:
     assert info["parts"][-1]["outcome"] == "faulted", info["parts"]
     assert '"kind": "run_end"' in log and '"outcome": "faulted"' in log
     # readers of the moved folder see it ended (before: crashed, run.json 'running', no process)
-    status = castrig("status", str(moved))
+    status = castrig_main(capsys, "status", str(moved))
     assert status.returncode == 0 and "faulted" in status.stdout and "crashed" not in status.stdout, status.stdout
     # the data root it left: its catalog row follows the folder (indexed where it went), outside
     # this root; `castrig runs` said 'faulted' as if the run were here, with no word of where. Now

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ROOT, SimServe, castrig, run_rows, with_sitecustomize
+from conftest import ROOT, SimServe, castrig, castrig_main, run_rows, with_sitecustomize
 
 
 def _run_on_served_rig(tmp_path: Path, served: SimServe, recipe: dict[str, Any], *, safe_mode_s: int,
@@ -117,21 +117,21 @@ def test_a_slow_camera_keeps_the_rig_ticking_and_safe_mode_pumps_alive(tmp_path,
     assert len(sampled) >= (end - start) / 2.5, (len(sampled), end - start)
 
 
-def test_a_watchdog_the_ticks_cannot_keep_alive_is_refused_before_any_run(tmp_path):
+def test_a_watchdog_the_ticks_cannot_keep_alive_is_refused_before_any_run(tmp_path, capsys):
     """safe_mode_s 1 or 2 on a 1 s control period was accepted; every run then aborted within seconds."""
     text = (ROOT / "hw_profiles" / "sim.yaml").read_text()
     assert text.count("safe_mode_s: 10") == 2
     profile = tmp_path / "rig.yaml"
     profile.write_text(text.replace("safe_mode_s: 10", "safe_mode_s: 2", 1))
-    for done in (castrig("check", str(profile)),
-                 castrig("run", "recipes/demo.yaml", "--profile", str(profile), "--data", str(tmp_path / "runs"))):
+    for done in (castrig_main(capsys, "check", str(profile)),
+                 castrig_main(capsys, "run", ROOT / "recipes" / "demo.yaml", "--profile", profile, "--data", tmp_path / "runs")):
         err = " ".join(done.stderr.split())
         assert done.returncode == 2 and "Traceback" not in err, (done.returncode, err)
         for words in (str(profile), "devices.caster.safe_mode_s = 2", "control.control_period_s (1 s)", "allowed: 3-255 s"):
             assert words in err, (words, err)
     assert not (tmp_path / "runs").exists()
     profile.write_text(text.replace("safe_mode_s: 10", "safe_mode_s: 3", 1))
-    assert castrig("check", str(profile)).returncode == 0
+    assert castrig_main(capsys, "check", str(profile)).returncode == 0
 
 
 def test_a_finished_run_leaves_its_stopped_pumps_without_a_watchdog_to_run_out(tmp_path, sim_serve):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import signal
 
-from conftest import ROOT, STOP_AT_CLOSE, castrig, castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, stopped, wait_until, with_sitecustomize
+from conftest import ROOT, STOP_AT_CLOSE, castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, stopped, wait_until, with_sitecustomize
 
 #: The process stops itself (SIGSTOP) the first time ``$STOP_AT_IMPORT`` is imported.
 STOP_AT_IMPORT = """
@@ -49,7 +49,7 @@ def test_status_while_a_resume_opens_the_rig_is_the_journals_step(tmp_path, caps
                            **with_sitecustomize(tmp_path, STOP_AT_IMPORT + STOP_AT_CLOSE))
     try:
         wait_until(lambda: stopped(resume.pid), timeout_s=60, what="the resume stopped while opening the rig")
-        said = castrig("status", str(run_dir), "--json")
+        said = castrig_main(capsys, "status", str(run_dir), "--json")
         assert said.returncode == 0, said.stderr
         status = json.loads(said.stdout)
         assert status["status"] == "running"

@@ -21,15 +21,18 @@ BIG_CAST = one_cast_recipe("bad", 19, 0.5)
 PROFILES = sorted((ROOT / "hw_profiles").glob("*.yaml")) + [ROOT / "docs" / "examples" / "wall-clock-rig.yaml"]
 
 
-def test_a_cast_beyond_the_twins_caster_syringe_is_refused_by_check_and_run(tmp_path: Path):
+def test_a_cast_beyond_the_twins_caster_syringe_is_refused_by_check_and_run(tmp_path: Path, capsys, monkeypatch):
     recipe = tmp_path / "bigcast.yaml"
     recipe.write_text(BIG_CAST)
     sim = str(ROOT / "hw_profiles" / "sim.yaml")
     words = ("steps[1] (cast).volume_ml = 19", "more than its syringe holds", "allowed: up to 1 mL in all",
              "devices.caster.syringe_volume_ml")
-    refused(castrig("check", str(recipe), "--profile", sim, cwd=tmp_path), *words, sim)
+    # (both through the CLI's entry point in this process, castrig_main: refused before anything runs)
+    monkeypatch.chdir(tmp_path)
+    refused(castrig_main(capsys, "check", str(recipe), "--profile", sim), *words, sim)
     data = tmp_path / "runs"
-    refused(castrig("run", str(recipe), "-q", cwd=tmp_path, CASTRIG_DATA=str(data)), *words)
+    monkeypatch.setenv("CASTRIG_DATA", str(data))
+    refused(castrig_main(capsys, "run", str(recipe), "-q"), *words)
     assert not data.exists() or not any(p.is_dir() for p in data.iterdir())  # nothing ran, no run folder
 
 

@@ -13,12 +13,14 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, LoopbackServer, castrig, only_run_dir, run_rows, start_castrig, wait_until
+from conftest import ROOT, LoopbackServer, castrig, castrig_main, only_run_dir, run_rows, start_castrig, wait_until
 
 DATA = ROOT / "tests" / "data"
 #: overnight.yaml's steps for two casts (tests/data/reliability/overnight_mini.yaml, analysed, the
@@ -131,7 +133,7 @@ def _copy_run(run_dir: Path, tmp_path: Path) -> Path:
     return dest
 
 
-def test_a_killed_run_shows_as_crashed_and_resumes(crashed_overnight, tmp_path):
+def test_a_killed_run_shows_as_crashed_and_resumes(crashed_overnight, tmp_path, capsys):
     """A run killed -9 is listed and shown crashed, reported as such, and resumed: the lock went
     with the killed process. Resumed here by two `castrig resume` at once (this was also its own
     test, two_resumes_at_once_one_proceeds_one_is_refused, on another copy of the same folder):
@@ -140,13 +142,13 @@ def test_a_killed_run_shows_as_crashed_and_resumes(crashed_overnight, tmp_path):
     info = json.loads((run_dir / "run.json").read_text())
     assert info["outcome"] == "running" and isinstance(info["pid"], int) and info["host"] == socket.gethostname()
 
-    listed = castrig("runs", "--data", str(run_dir.parent))
+    listed = castrig_main(capsys, "runs", "--data", str(run_dir.parent))
     assert "crashed" in listed.stdout, listed.stdout
-    assert castrig("runs", "--data", str(run_dir.parent), "--outcome", "crashed").stdout.count(run_dir.name) == 1
-    shown = json.loads(castrig("status", str(run_dir), "--json").stdout)
+    assert castrig_main(capsys, "runs", "--data", str(run_dir.parent), "--outcome", "crashed").stdout.count(run_dir.name) == 1
+    shown = json.loads(castrig_main(capsys, "status", str(run_dir), "--json").stdout)
     # its time left is unknown, not 0.0 ("nothing left", as an ended run's): it stopped mid-step
     assert shown["status"] == "crashed" and shown["step_left_s"] is None and shown["run_left_s"] is None, shown
-    report = castrig("report", str(run_dir))
+    report = castrig_main(capsys, "report", str(run_dir))
     assert report.returncode == 0, report.stderr
     assert "crashed" in (run_dir / "report.html").read_text()
 
@@ -228,9 +230,22 @@ def _hold_rig(reap, profile: Path) -> subprocess.Popen:
     return owner
 
 
-def _refused_naming(second: subprocess.CompletedProcess, owner: subprocess.Popen, data: Path) -> None:
+@contextmanager
+def _holding_rig(profile: Path) -> Iterator[int]:
+    """This test's own process owns ``profile``'s devices (castrig's claim_rig, as a run takes
+    them) while the block runs; yields its pid. (A process of its own to hold them, as
+    :func:`_hold_rig`, cost ~0.2 s of CPU more per test: castrig sees another process either way.)"""
+    from castrig.rig.ownership import claim_rig
+    from castrig.rig.profile import load_profile
+
+    with claim_rig(load_profile(profile), purpose="castrig run night.yaml"):
+        yield os.getpid()
+
+
+def _refused_naming(second: subprocess.CompletedProcess, owner: subprocess.Popen | int, data: Path) -> None:
+    owner_pid = owner if isinstance(owner, int) else owner.pid
     assert second.returncode == 4, second.stdout + second.stderr
-    assert f"pid {owner.pid}" in second.stderr and "castrig run night.yaml" in second.stderr
+    assert f"pid {owner_pid}" in second.stderr and "castrig run night.yaml" in second.stderr
     assert not data.exists() or not list(data.glob("*/run.json"))
 
 
@@ -251,10 +266,9 @@ def test_a_second_run_on_the_same_devices_sends_not_a_byte(tmp_path, reap, spell
     owner_url, second_url = SPELLINGS[spelling]
     recorders = {r: _Recorder() for r in ROLES}
     try:
-        owner = _hold_rig(reap, _serial_profile(tmp_path / "owner.yaml", {r: owner_url(x.port) for r, x in recorders.items()}))
         second_profile = _serial_profile(tmp_path / "second.yaml", {r: second_url(x.port) for r, x in recorders.items()})
-
-        second = castrig("run", str(DATA / "short.yaml"), "--profile", str(second_profile), "--data", str(tmp_path / "runs"))
+        with _holding_rig(_serial_profile(tmp_path / "owner.yaml", {r: owner_url(x.port) for r, x in recorders.items()})) as owner:
+            second = castrig("run", str(DATA / "short.yaml"), "--profile", str(second_profile), "--data", str(tmp_path / "runs"))
 
         _refused_naming(second, owner, tmp_path / "runs")
         assert sum(x.connections for x in recorders.values()) == 0
@@ -284,12 +298,11 @@ def test_a_serial_port_by_its_symlink_or_as_a_visa_resource_is_the_same_port(tmp
         by_id.mkdir()
         for r, node in nodes.items():
             (by_id / f"usb-FTDI_{r}-if00-port0").symlink_to(node)
-        owner = _hold_rig(reap, _serial_profile(tmp_path / "owner.yaml",
-                                                {r: str(by_id / f"usb-FTDI_{r}-if00-port0") for r in ROLES}))
         second_profile = _serial_profile(tmp_path / "second.yaml",
                                          {r: SAME_PORT[spelling](nodes[r]) for r in ROLES})
-
-        second = castrig("run", str(DATA / "short.yaml"), "--profile", str(second_profile), "--data", str(tmp_path / "runs"))
+        with _holding_rig(_serial_profile(tmp_path / "owner.yaml",
+                                          {r: str(by_id / f"usb-FTDI_{r}-if00-port0") for r in ROLES})) as owner:
+            second = castrig("run", str(DATA / "short.yaml"), "--profile", str(second_profile), "--data", str(tmp_path / "runs"))
 
         _refused_naming(second, owner, tmp_path / "runs")
         for r, (master, _) in ptys.items():
@@ -393,7 +406,7 @@ def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, r
             os.close(slave)
 
 
-def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap, wall_sim_profile):
+def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap, wall_sim_profile, capsys):
     """`rm RUN/run.lock` (a reflex when a tool says "busy"): the live run read as crashed,
     `castrig abort` refused it ("not running"), and a `castrig resume` became a second writer to
     its run.sqlite. The owner makes the file again and locks it within a fifth of a second."""
@@ -409,16 +422,16 @@ def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap, wal
     # (was a flat 1 s sleep, the virtual-time runner spinning through it: the status below tells a
     # file made again but not locked -- "crashed" -- from one the owner holds)
     wait_until(lambda: (run_dir / "run.lock").exists(), timeout_s=1.0, what="the run.lock made again")
-    status = castrig("status", str(run_dir))
+    status = castrig_main(capsys, "status", str(run_dir))
     assert ": running" in status.stdout and "crashed" not in status.stdout, status.stdout
     second = castrig("resume", str(run_dir), "-q")
     assert second.returncode == 4 and f"pid {runner.pid}" in second.stderr, second.stdout + second.stderr
-    assert castrig("abort", str(run_dir)).returncode == 0
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
     assert runner.wait(timeout=60) == 3
 
 
 
-def test_a_resume_while_the_owner_cannot_make_its_deleted_lock_again_is_refused(tmp_path, reap, wall_sim_profile):
+def test_a_resume_while_the_owner_cannot_make_its_deleted_lock_again_is_refused(tmp_path, reap, wall_sim_profile, capsys):
     """The window the keeper leaves (stop 42): `rm run.lock` while the owner is stopped (or in the
     0.2 s before it notices), then `castrig resume`: the resume took the lock on the new file and
     became a second writer of run.sqlite. It is refused (exit 4) naming the process that still has
@@ -442,9 +455,9 @@ def test_a_resume_while_the_owner_cannot_make_its_deleted_lock_again_is_refused(
         assert _journal_rows(run_dir) == rows_before  # not a row of a second writer
     finally:
         os.kill(runner.pid, signal.SIGCONT)
-    wait_until(lambda: (run_dir / "run.lock").exists() and "running" in castrig("status", str(run_dir)).stdout,
+    wait_until(lambda: (run_dir / "run.lock").exists() and "running" in castrig_main(capsys, "status", str(run_dir)).stdout,
                timeout_s=10, what="the owner's lock made again")
-    assert castrig("abort", str(run_dir)).returncode == 0
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
     assert runner.wait(timeout=60) == 3
 
 

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from conftest import ROOT, castrig, refused
+from conftest import ROOT, castrig_main, refused
 
 SERIAL = (ROOT / "hw_profiles" / "sim-serial.yaml").read_text()
 
@@ -23,18 +23,18 @@ def _profile(tmp_path, text: str):
     return path
 
 @pytest.mark.parametrize("spelling", ["socket://127.0.0.1:47102", "socket://localhost:47102", "socket://LOCALHOST:47102"])
-def test_two_mfcs_with_one_unit_id_on_one_endpoint_however_spelled(tmp_path, spelling):
+def test_two_mfcs_with_one_unit_id_on_one_endpoint_however_spelled(tmp_path, spelling, capsys):
     assert "unit_id: B" in SERIAL and "socket://127.0.0.1:47106" in SERIAL
     text = SERIAL.replace("unit_id: B", "unit_id: A").replace("socket://127.0.0.1:47106", spelling)
     profile = _profile(tmp_path, text)
-    refused(castrig("check", str(profile)), str(profile), "devices dry_mfc, wet_mfc share the port",
+    refused(castrig_main(capsys, "check", str(profile)), str(profile), "devices dry_mfc, wet_mfc share the port",
             "socket://127.0.0.1:47102", "same or no unit_id", "allowed: a distinct unit_id")
-    refused(castrig("run", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(profile), "--data", str(tmp_path / "runs"), "-q"),
+    refused(castrig_main(capsys, "run", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(profile), "--data", str(tmp_path / "runs"), "-q"),
             "same or no unit_id")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-def test_two_pumps_at_one_address_on_a_tty_and_a_symlink_to_it(tmp_path):
+def test_two_pumps_at_one_address_on_a_tty_and_a_symlink_to_it(tmp_path, capsys):
     tty = "/dev/ttyS0" if os.path.exists("/dev/ttyS0") else "/dev/null"
     link = tmp_path / "ttylink"
     link.symlink_to(tty)
@@ -42,14 +42,14 @@ def test_two_pumps_at_one_address_on_a_tty_and_a_symlink_to_it(tmp_path):
     text = (SERIAL.replace("socket://127.0.0.1:47101", tty).replace("socket://127.0.0.1:47105", str(link))
             .replace("address: 2,", "address: 1,"))
     profile = _profile(tmp_path, text)
-    refused(castrig("check", str(profile)), "devices caster, water_pump share the port", tty, str(link),
+    refused(castrig_main(capsys, "check", str(profile)), "devices caster, water_pump share the port", tty, str(link),
             "same or no address")
 
 
-def test_one_endpoint_spelled_two_ways_with_distinct_ids_is_still_a_bus(tmp_path):
+def test_one_endpoint_spelled_two_ways_with_distinct_ids_is_still_a_bus(tmp_path, capsys):
     """Distinct unit ids on one line spelled two ways: a valid bus (the spelling is not a line setting)."""
     text = SERIAL.replace("socket://127.0.0.1:47106", "socket://localhost:47102")
-    assert castrig("check", str(_profile(tmp_path, text))).returncode == 0
+    assert castrig_main(capsys, "check", str(_profile(tmp_path, text))).returncode == 0
 
 
 def test_validating_a_profile_asks_no_name_server(monkeypatch):
@@ -74,7 +74,7 @@ def test_validating_a_profile_asks_no_name_server(monkeypatch):
     assert asked == []
 
 
-def test_one_address_written_as_another_literal_is_one_port(tmp_path):
+def test_one_address_written_as_another_literal_is_one_port(tmp_path, capsys):
     """An outside tester: rh_near on ``socket://127.0.0.1:47103`` and rh_room on
     ``socket://127.1:47103`` (the short form connect() takes for 127.0.0.1) was a "valid
     profile"; the run then opened that port twice and failed to open the rig ("is another client
@@ -84,7 +84,7 @@ def test_one_address_written_as_another_literal_is_one_port(tmp_path):
 
     assert "socket://127.0.0.1:47104" in SERIAL
     profile = _profile(tmp_path, SERIAL.replace("socket://127.0.0.1:47104", "socket://127.1:47103"))
-    refused(castrig("check", str(profile)), "devices rh_near, rh_room share the port", "socket://127.1:47103",
+    refused(castrig_main(capsys, "check", str(profile)), "devices rh_near, rh_room share the port", "socket://127.1:47103",
             "(one port, spelled 2 ways)")
     for spelling in ("127.1", "[::ffff:127.0.0.1]", "0x7f000001"):  # (the key the device locks take too)
         assert serial_key(f"socket://{spelling}:47103", resolve=False) == serial_key(f"socket://{spelling}:47103") \

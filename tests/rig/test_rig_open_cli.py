@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, castrig, profile_with_addresses
+from conftest import ROOT, campaign, castrig, castrig_main, profile_with_addresses
 
 QUICK = {"name": "quick", "steps": [{"type": "purge", "duration_s": 2}]}
 
@@ -80,19 +80,43 @@ def test_a_recipe_without_a_capture_runs_with_the_camera_silent(tmp_path, sim_se
     assert code == 0 and "completed" in said and "safe state verified" in said, said
 
 
-@pytest.mark.parametrize("params, says", [
+#: Twin parameters a profile may not hold, and what is said of each (the first is the one met).
+BAD_TWIN_PARAMS = [
     ({"chamber": {"volume_l": "x"}}, "sim.params: chamber.volume_l = 'x': expected a finite number"),
     ({"film": {"cv_base": float("nan")}}, "sim.params: film.cv_base = 'nan': expected a finite number"),
     ({"film": {"nope": 1}}, "sim.params: film.nope: no such parameter of the twin's film"),
     ({"chamber": 5}, "sim.params: chamber = '5': expected a mapping"),
-])
-def test_twin_parameters_are_checked_before_a_run_folder_is_made(tmp_path, params, says):
-    """`check` passed ``sim.params: {chamber: {volume_l: x}}``; `run` then ended in a TypeError
-    traceback (exit 1) and left a crashed run folder at every try (NaN was taken silently)."""
+]
+
+
+def _twin_profile(tmp_path: Path, params: dict) -> Path:
     profile = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
     profile["sim"]["params"] = params
     path = tmp_path / "twin.yaml"
     path.write_text(yaml.safe_dump(profile))
+    return path
+
+
+@pytest.mark.parametrize("params, says", BAD_TWIN_PARAMS)
+def test_every_bad_twin_parameter_is_refused_by_the_profiles_loader(tmp_path, params, says):
+    """Each kind of bad ``sim.params`` is a BadInput naming the file and the parameter from
+    load_profile, the loader `check` and `run` both read the profile with (in-process: the CLI's
+    two processes per kind are the test below, for the first kind in CI, for all with -m slow)."""
+    from castrig.errors import BadInput
+    from castrig.rig.profile import load_profile
+
+    path = _twin_profile(tmp_path, params)
+    with pytest.raises(BadInput) as refused:
+        load_profile(path)
+    assert says in " ".join(str(refused.value).split()) and refused.value.file == str(path)
+
+
+@pytest.mark.parametrize("params, says", campaign(BAD_TWIN_PARAMS, ci={0}))
+def test_twin_parameters_are_checked_before_a_run_folder_is_made(tmp_path, params, says):
+    """`check` passed ``sim.params: {chamber: {volume_l: x}}``; `run` then ended in a TypeError
+    traceback (exit 1) and left a crashed run folder at every try (NaN was taken silently).
+    (CI: that first kind; the loader's message for each kind is checked in-process above.)"""
+    path = _twin_profile(tmp_path, params)
     for argv in (["check", str(path)], ["run", str(ROOT / "recipes" / "demo-short.yaml"), "--profile", str(path),
                                         "--data", str(tmp_path / "runs")]):
         done = castrig(*argv)
@@ -101,7 +125,7 @@ def test_twin_parameters_are_checked_before_a_run_folder_is_made(tmp_path, param
     assert not list(tmp_path.glob("runs/*/run.json"))
 
 
-def test_a_pump_found_pumping_is_a_warning_and_its_volume_is_not_this_runs(tmp_path, sim_serve):
+def test_a_pump_found_pumping_is_a_warning_and_its_volume_is_not_this_runs(tmp_path, sim_serve, capsys, monkeypatch):
     """The caster started by hand (or left pumping by a dead process) before `castrig run`: the
     run stopped it with an "info" line, `status` said "no warning", and its samples recorded the
     volume pumped before the run (caster_infused_ml 0.25 mL during the purge, before any cast)."""
@@ -123,7 +147,8 @@ def test_a_pump_found_pumping_is_a_warning_and_its_volume_is_not_this_runs(tmp_p
     assert "found pumping as the rig opened" in warning[0]
     infused = [v for (v,) in run_rows(run_dir, "SELECT value FROM samples WHERE channel = 'caster_infused_ml'")]
     assert infused and max(infused) == 0.0, infused
-    status = castrig("status", str(run_dir), COLUMNS="300")
+    monkeypatch.setenv("COLUMNS", "300")
+    status = castrig_main(capsys, "status", str(run_dir))
     assert "found pumping" in status.stdout and "no warning" not in status.stdout, status.stdout
 
 

@@ -284,10 +284,12 @@ def check_resumed(run_dir: Path, reference_dir: Path, recipe_path: Path, before:
 
 
 def campaign(recipe: Path, *, n: int, seed: int, workdir: Path, jobs: int = 2, timeout_s: float = 600,
-             every_step: bool = False) -> tuple[list[CrashTrial], Path]:
+             every_step: bool = False, reference: Path | None = None) -> tuple[list[CrashTrial], Path]:
     """The reference run, then ``n`` kill/resume trials at seeded moments (``jobs`` at a time),
-    and with ``every_step`` one more inside every step of the recipe (:func:`step_moments`)."""
-    ref = run_reference(recipe, workdir / "reference", seed, timeout_s)
+    and with ``every_step`` one more inside every step of the recipe (:func:`step_moments`);
+    ``reference``: the run folder of an uninterrupted run of ``recipe`` with ``seed`` made before
+    (:func:`run_reference`), not made again."""
+    ref = reference if reference is not None else run_reference(recipe, workdir / "reference", seed, timeout_s)
     moments: list[tuple[int | None, float]] = [(None, t) for t in kill_moments(recipe_duration_s(ref), n, seed)]
     if every_step:
         moments += [(i, t) for i, t in step_moments(ref, seed)]
