@@ -2,7 +2,9 @@
 
 Each trial starts the recipe in a child process, watches the run's SQLite (as any reader may,
 WAL) until the run's own clock passes the kill moment, kills the child with SIGKILL (no handler
-runs, nothing is flushed), then runs ``castrig resume`` on the folder. The folder is then
+runs, nothing is flushed), then runs ``castrig resume`` on the folder (a trial inside a given
+step has the child kill itself there, :data:`_KILL_IN_STEP`: a step of a few ms of wall time is
+over before a poll sees it). The folder is then
 checked against an uninterrupted run of the same recipe and seed:
 
 * the run completed (a crash ruins at most the membrane that was forming: it is recorded
@@ -118,9 +120,45 @@ def step_moments(reference_dir: Path, seed: int) -> list[tuple[int, float]]:
     return out
 
 
+#: The child's own kill inside a step (a sitecustomize): SIGKILL (no handler runs, nothing flushed)
+#: at the first of its records past the moment in the step -- a sample, or the step's start when
+#: that is past it already -- and at the latest before the step's end is journaled. Polled from
+#: outside, a step of a few ms of wall time (the twin's cast) was often over before the poll saw
+#: it: the kill fell into the next step, no membrane lost (a flake of the step-kind test).
+_KILL_IN_STEP = """
+import os, signal
+from castrig.store import sqlite_store as _store
+_STEP, _AT = {step}, {at}
+_in = [False]
+_journal, _samples = _store.SqliteRunRecorder.add_journal, _store.SqliteRunRecorder.add_samples
+def _die():
+    os.kill(os.getpid(), signal.SIGKILL)
+def add_journal(self, t_s, step_index, state, data=None):
+    if _in[0] and step_index == _STEP and state != "started":
+        _die()  # (the step's end, not yet recorded)
+    row = _journal(self, t_s, step_index, state, data)
+    if step_index == _STEP and state == "started":
+        _in[0] = True
+        if t_s >= _AT:
+            _die()
+    return row
+def add_samples(self, t_s, values):
+    _samples(self, t_s, values)
+    if _in[0] and t_s >= _AT:
+        _die()
+_store.SqliteRunRecorder.add_journal, _store.SqliteRunRecorder.add_samples = add_journal, add_samples
+"""
+
+
 def _run_and_kill(recipe: Path, data: Path, seed: int, kill_at_s: float, trial: CrashTrial, timeout_s: float) -> Path | None:
     data.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(_cmd("run", str(recipe), "--data", str(data), "--seed", str(seed), "-q"), cwd=ROOT, env=_env(),
+    env = _env()
+    if trial.kill_in_step is not None:  # killed by itself, inside the step (_KILL_IN_STEP)
+        hook = data.with_name(data.name + ".kill-in-step")  # (beside the data root: nothing in it but runs)
+        hook.mkdir(parents=True, exist_ok=True)
+        (hook / "sitecustomize.py").write_text(_KILL_IN_STEP.format(step=int(trial.kill_in_step), at=float(kill_at_s)))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen(_cmd("run", str(recipe), "--data", str(data), "--seed", str(seed), "-q"), cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     t0 = time.monotonic()
     run_dir: Path | None = None
@@ -129,6 +167,13 @@ def _run_and_kill(recipe: Path, data: Path, seed: int, kill_at_s: float, trial: 
             if run_dir is None:
                 found = [p for p in data.glob("*/run.sqlite")]
                 run_dir = found[0].parent if found else None
+            if trial.kill_in_step is not None:
+                if proc.poll() is None:
+                    time.sleep(0.02)
+                    continue
+                if proc.returncode == -signal.SIGKILL and run_dir is not None:
+                    trial.killed, trial.killed_at_s = True, float(_rows(run_dir, "select max(t_s) from samples")[0][0] or 0.0)
+                return run_dir
             if run_dir is not None:
                 try:
                     row = _rows(run_dir, "select max(t_s) from samples")[0][0]
