@@ -33,10 +33,23 @@ class _ModuleLogger:
             import structlog
 
             if not _configured:
-                structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+                structlog.configure(logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()))
                 _configured = True
             self._logger = structlog.get_logger(self._name)
         return getattr(self._logger, method)
+
+
+class _CurrentStderr:
+    """``sys.stderr`` as it is when a message is written, not as it was at the first message:
+    structlog's configuration is global and kept, and the CLI called in-process (the tests'
+    ``castrig_main``) with its streams captured wrote a later command's warning to the first
+    one's captured stream, closed since ("I/O operation on closed file")."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 class RunLog:
