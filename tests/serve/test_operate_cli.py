@@ -125,7 +125,7 @@ def test_acting_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys):
     assert r.returncode == 2 and "not a run folder" in r.stderr
 
 
-def test_another_user_cannot_abort_from_the_command_line(reap):
+def test_another_user_cannot_abort_from_the_command_line(reap, capsys):
     """A user who does not own the run folder is refused (exit 2, saying to use the web API with
     the token) and sends nothing; the run goes on; its owner may abort it."""
     if os.getuid() != 0:
@@ -171,7 +171,7 @@ def test_another_user_cannot_abort_from_the_command_line(reap):
         assert "only the user who owns the run folder" in refused.stderr and "Traceback" not in refused.stderr
         assert sorted(p.name for p in (run_dir / "control").iterdir()) == before
         os.kill(run.pid, signal.SIGCONT)
-        assert castrig("abort", str(run_dir)).returncode == 0  # the owner may
+        assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0  # the owner may
         assert run.wait(timeout=60) == 3
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -319,7 +319,7 @@ def test_a_runner_that_does_not_answer_is_said_so_exit_5(tmp_path: Path, reap):
 
 
 @pytest.mark.parametrize("action", campaign(["pause", "abort"], ci={0}))
-def test_a_command_given_up_with_ctrl_c_before_the_runner_took_it_is_not_applied(tmp_path: Path, reap, action):
+def test_a_command_given_up_with_ctrl_c_before_the_runner_took_it_is_not_applied(tmp_path: Path, reap, action, capsys):
     """`castrig pause` (or abort) to a runner that has not answered yet (stopped: a Ctrl-Z, a
     debugger; or busy), given up with Ctrl-C: before, exit 130 'interrupted' and nothing more,
     the command left in the channel -- and the runner, going on, paused (or aborted) the run
@@ -343,23 +343,23 @@ def test_a_command_given_up_with_ctrl_c_before_the_runner_took_it_is_not_applied
     wait_until(lambda: run_status(run_dir).get("t_s", 0) > t0 + 60, timeout_s=30, what="the runner going on")
     assert run_status(run_dir).get("state") == "running" and run.poll() is None
     assert not run_rows(run_dir, "select kind from events where kind in ('pause', 'run_end')")
-    assert castrig("abort", str(run_dir)).returncode == 0
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0  # (no start-up of a process while the run spins on)
     assert run.wait(timeout=60) == 3
 
 
-def test_status_of_a_crashed_run_shows_no_time_left(tmp_path):
+def test_status_of_a_crashed_run_shows_no_time_left(tmp_path, capsys):
     """kill -9 in an 8-hour wait: `castrig status` said "crashed · step 1/1 … · left: step 0:00:00,
     run 0:00:00" — time left in a run nobody runs. It says where it stopped, and no time left."""
     from conftest import run_then_kill_9
 
     run_dir = run_then_kill_9(ROOT / "tests" / "data" / "long_wait.yaml", tmp_path / "runs",
                               lambda d: len(run_rows(d, "SELECT 1 FROM samples LIMIT 50")) >= 50)
-    done = castrig("status", str(run_dir))
+    done = castrig_main(capsys, "status", str(run_dir))
     assert done.returncode == 0 and "crashed" in done.stdout, done.stdout + done.stderr
     assert "left:" not in done.stdout and ("step 1/2" in done.stdout or "step 2/2" in done.stdout), done.stdout  # where it stopped
 
 
-def test_status_of_a_resumed_run_says_a_lost_membranes_reason_once(tmp_path):
+def test_status_of_a_resumed_run_says_a_lost_membranes_reason_once(tmp_path, capsys):
     """A run resumed after kill -9, its drying membrane lost: `castrig status` gave the reason as
     the last warning and again as the run's outcome reason, the same long sentence twice."""
     from conftest import run_then_kill_9
@@ -367,7 +367,7 @@ def test_status_of_a_resumed_run_says_a_lost_membranes_reason_once(tmp_path):
     run_dir = run_then_kill_9(ROOT / "tests" / "data" / "two_membranes_long_evaporate.yaml", tmp_path / "runs",
                               lambda d: bool(run_rows(d, "SELECT 1 FROM journal WHERE step_index = 4 AND state = 'started'")))
     assert castrig("resume", str(run_dir), "-q").returncode == 0
-    done = castrig("status", str(run_dir))
+    done = castrig_main(capsys, "status", str(run_dir))
     assert done.returncode == 0 and "membrane_lost" in done.stdout, done.stdout + done.stderr
     assert done.stdout.count("the cast film dried without RH control") == 1, done.stdout
 
@@ -410,7 +410,7 @@ r.make_safe = _slow
 """
 
 
-def test_an_abort_whose_wait_runs_out_before_the_run_ends_does_not_exit_0(tmp_path: Path, reap):
+def test_an_abort_whose_wait_runs_out_before_the_run_ends_does_not_exit_0(tmp_path: Path, reap, capsys):
     """An outside tester: `castrig abort RUN --wait 0.05` exited 0 while the run was still making
     its rig safe (it exited 3 after), so `castrig abort RUN && power-off` would cut the power on
     a rig not yet known safe. It exits 5 and says the run has not ended."""
@@ -419,7 +419,7 @@ def test_an_abort_whose_wait_runs_out_before_the_run_ends_does_not_exit_0(tmp_pa
     run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q", **env))
     run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
                          timeout_s=60, what="the run in its 24-hour hold")
-    done = castrig("abort", str(run_dir), "--wait", "1")
+    done = castrig_main(capsys, "abort", str(run_dir), "--wait", "1")  # (a second process to the run all the same)
     said = " ".join(done.stderr.split())
     assert done.returncode == 5 and "has not ended within 1 s" in said, (done.returncode, done.stdout, said)
     assert run.wait(timeout=60) == 3  # it ended aborted, after
