@@ -249,7 +249,7 @@ def test_another_search_in_the_folder_is_named_by_the_setting_that_differs(tmp_p
 
 
 def test_the_map_example_in_the_help_is_accepted_and_map_values_are_checked_against_the_recipe(tmp_path, capsys):
-    help_text = castrig("explore", "--help", timeout_s=60).stdout
+    help_text = castrig_main(capsys, "explore", "--help").stdout
     example = next(line.split("castrig ", 1)[1].split() for line in help_text.splitlines() if "castrig explore map " in line)
     assert example[:2] == ["explore", "map"] and "--rh" in example
     data = tmp_path / "data"
