@@ -16,20 +16,20 @@ import uuid
 
 import pytest
 
-from conftest import (ROOT, castrig, files_holding, pg_password_or_skip, profile_with_store, run_then_kill_9,
+from conftest import (ROOT, castrig, castrig_main, files_holding, pg_password_or_skip, profile_with_store, run_then_kill_9,
                       step_running)
 from conftest import STORE_PASSWORD as PASSWORD
 
 SHORT = ROOT / "tests" / "data" / "short.yaml"
 
 
-def test_the_store_password_is_kept_out_of_run_json_and_the_report(tmp_path):
+def test_the_store_password_is_kept_out_of_run_json_and_the_report(tmp_path, capsys):
     profile = profile_with_store(tmp_path, f"postgresql://castrig:{PASSWORD}@127.0.0.1:1/castrig_test")
     data = tmp_path / "runs"
     done = castrig("run", str(SHORT), "--profile", str(profile), "--data", str(data), "-q")
     assert done.returncode == 0, done.stdout + done.stderr
     (run_dir,) = [p.parent for p in data.glob("*/run.json")]
-    report = castrig("report", str(run_dir))
+    report = castrig_main(capsys, "report", str(run_dir))  # (the report through the CLI's entry point in this process)
     assert report.returncode == 0, report.stderr
     assert files_holding(run_dir, PASSWORD) == [] and "Pw-7f3a9c" not in done.stdout + done.stderr
     assert files_holding(run_dir, "Pw-7f3a9c") == []
