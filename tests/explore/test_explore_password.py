@@ -34,10 +34,12 @@ def test_a_study_holds_no_password_of_the_profile(tmp_path):
     assert files_holding(tmp_path / "study", "Pw-7f3a9c") == []
 
 
-def test_a_bad_storage_url_is_named_without_its_password(tmp_path):
+def test_a_bad_storage_url_is_named_without_its_password(tmp_path, capsys):
+    """(Refused as the storage is opened, before any trial: the CLI's entry point in this process,
+    conftest ``castrig_main``.)"""
     url = f"postgresql://u:{PASSWORD}@127.0.0.1:1/nodb"
     for args in ((*SEARCH, "--budget", "1", "--storage", url), ("explore", "worker", "--storage", url, "--study", "s")):
-        r = castrig(*args, "--data", str(tmp_path / "data"), timeout_s=120)
+        r = castrig_main(capsys, *args, "--data", str(tmp_path / "data"))
         assert r.returncode == 2, r.stdout + r.stderr
         assert "postgresql://u:***@127.0.0.1:1/nodb" in r.stderr, r.stderr
         assert "Pw-7f3a9c" not in r.stdout + r.stderr
