@@ -437,7 +437,7 @@ def test_an_abort_whose_wait_runs_out_before_the_run_ends_does_not_exit_0(tmp_pa
     assert run.wait(timeout=60) == 3  # it ended aborted, after
 
 
-def test_an_abort_whose_run_dies_making_the_rig_safe_does_not_exit_0(tmp_path: Path, reap):
+def test_an_abort_whose_run_dies_making_the_rig_safe_does_not_exit_0(tmp_path: Path, reap, wall_sim_profile):
     """A review: `castrig abort RUN --wait 30` whose run was killed (kill -9) while it made the
     rig safe printed "crashed" and exited 0 -- the last safe-state event it found was one from
     before the abort (or none). Only a safe state recorded after the abort, verified, is exit 0."""
@@ -445,9 +445,7 @@ def test_an_abort_whose_run_dies_making_the_rig_safe_does_not_exit_0(tmp_path: P
 
     data = tmp_path / "data"
     env = with_sitecustomize(tmp_path, SLOW_SAFE_STATE)
-    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q", **env))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
-                         timeout_s=60, what="the run in its 24-hour hold")
+    run, run_dir = _run_on_the_wall_clock(data, wall_sim_profile, reap, **env)
     abort = reap(start_castrig("abort", str(run_dir), "--wait", "30"))
     from castrig.store import live
 
