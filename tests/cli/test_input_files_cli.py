@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, castrig, refused
+from conftest import ROOT, castrig, castrig_main, refused
 
 DEMO = str(ROOT / "recipes" / "demo.yaml")
 PROFILE = str(ROOT / "hw_profiles" / "sim.yaml")
@@ -55,23 +55,23 @@ def _tiny_tiff(path: Path, **resolution) -> Path:
 
 
 @pytest.mark.parametrize("value,says", [("1,5", "a decimal comma: write 1.5"), ("abc", "not a number (allowed:")])
-def test_a_pixel_size_that_is_no_number_is_said_in_our_words(tmp_path: Path, value: str, says: str):
+def test_a_pixel_size_that_is_no_number_is_said_in_our_words(tmp_path: Path, value: str, says: str, capsys):
     """`--pixel-size 1,5` got typer's "Invalid value for '--pixel-size': Input should be a valid
     number": no unit, no range, nothing about the comma."""
     image = _tiny_tiff(tmp_path / "top.tif")
     for command in ("surface", "section"):
-        said = refused(castrig("analyse", command, str(image), "--pixel-size", value), f"--pixel-size '{value}': not a number",
-                       says, "µm per pixel", "a positive number from 0.0005 to 50", "with a decimal point, not a comma")
+        said = refused(castrig_main(capsys, "analyse", command, str(image), "--pixel-size", value),
+                       f"--pixel-size '{value}': not a number", says, "µm per pixel", "a positive number from 0.0005 to 50", "with a decimal point, not a comma")
         assert "Invalid value" not in said and "Usage:" not in said, said
 
 
-def test_a_tiff_resolution_tag_of_0_is_said_to_be_there_and_invalid(tmp_path: Path):
+def test_a_tiff_resolution_tag_of_0_is_said_to_be_there_and_invalid(tmp_path: Path, capsys):
     """XResolution = 0 was "no pixel size in the file", as if the tag were missing."""
     import tifffile
 
     image = _tiny_tiff(tmp_path / "zero.tif", resolution=((0, 1), (0, 1)), resolutionunit=tifffile.RESUNIT.CENTIMETER)
-    said = refused(castrig("analyse", "surface", str(image)), f"{image}: its TIFF resolution tag XResolution is present but 0",
-                   "invalid", "give --pixel-size UM")
+    said = refused(castrig_main(capsys, "analyse", "surface", str(image)),
+                   f"{image}: its TIFF resolution tag XResolution is present but 0", "invalid", "give --pixel-size UM")
     assert "no pixel size in the file" not in said, said
     plain = _tiny_tiff(tmp_path / "plain.tif")  # no calibration at all: said as before
-    refused(castrig("analyse", "surface", str(plain)), f"{plain}: no pixel size in the file (surface)")
+    refused(castrig_main(capsys, "analyse", "surface", str(plain)), f"{plain}: no pixel size in the file (surface)")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, TerminalRun, castrig, castrig_main
+from conftest import ROOT, TerminalRun, castrig_main
 
 NAME = "ok [conceal]HIDDEN[/conceal] [link=https://evil.example]click[/link]"
 OPERATOR = "[conceal]x[/]"
@@ -52,14 +52,14 @@ def markup_run(tmp_path_factory) -> tuple[int, str, Path]:
         run.close()
 
 
-def test_runs_and_lots_list_a_recipe_and_operator_named_in_markup_as_written(markup_run):
+def test_runs_and_lots_list_a_recipe_and_operator_named_in_markup_as_written(markup_run, capsys):
     code, output, data = markup_run
     assert code == 0, output[-3000:]
-    listed = castrig("runs", "--data", str(data))
+    listed = castrig_main(capsys, "runs", "--data", str(data))
     assert listed.returncode == 0, listed.stderr
     # (the table may wrap a long cell over lines, between its words)
     assert all(word in listed.stdout for word in NAME.split()) and OPERATOR in listed.stdout, listed.stdout
-    lots = castrig("lots", "--data", str(data))
+    lots = castrig_main(capsys, "lots", "--data", str(data))
     assert lots.returncode == 0, lots.stderr
     assert "[conceal]HIDDEN[/conceal]" in lots.stdout, lots.stdout  # (its narrower column cuts the link short)
 
@@ -71,10 +71,10 @@ def test_the_live_panel_on_a_terminal_draws_no_hidden_text_or_link_from_a_recipe
     assert HIDDEN not in shown and LINK not in shown, shown[-3000:]
 
 
-def test_analyse_shows_a_file_named_in_markup_as_written(tmp_path, rendered_membrane):
+def test_analyse_shows_a_file_named_in_markup_as_written(tmp_path, rendered_membrane, capsys):
     image = tmp_path / "[conceal]m.tif"  # (a tag left open hides the rest)
     shutil.copy(rendered_membrane / "m000_reflected.tif", image)
-    done = castrig("analyse", "surface", str(image))
+    done = castrig_main(capsys, "analyse", "surface", str(image))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "surface: [conceal]m.tif" in done.stdout, done.stdout
 
@@ -83,10 +83,10 @@ def test_analyse_shows_a_file_named_in_markup_as_written(tmp_path, rendered_memb
 ESCAPES = "\x1b]8;;https:evil.example\x1b\\CLICK\x1b]8;;\x1b\\\x1b[8mHIDDEN"
 
 
-def test_analyse_shows_a_file_name_with_escape_sequences_escaped(tmp_path, rendered_membrane):
+def test_analyse_shows_a_file_name_with_escape_sequences_escaped(tmp_path, rendered_membrane, capsys):
     image = tmp_path / f"m{ESCAPES}.tif"
     shutil.copy(rendered_membrane / "m000_reflected.tif", image)
-    done = castrig("analyse", "surface", str(image))
+    done = castrig_main(capsys, "analyse", "surface", str(image))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "\x1b" not in done.stdout and "\\x1b]8;;https:evil.example" in "".join(done.stdout.split()), done.stdout
 

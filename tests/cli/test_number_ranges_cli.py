@@ -12,7 +12,7 @@ import pytest
 import typer
 
 from castrig.cli.main import app
-from conftest import castrig, castrig_main, refused
+from conftest import castrig_main, refused
 
 
 def _ranged_options() -> list[tuple[list[str], str, object, type]]:
@@ -64,8 +64,8 @@ def test_the_bounds_themselves_are_allowed(capsys):
         assert done.returncode == 0 and "error" not in done.stderr, (argv, done.stderr)
 
 
-def test_sim_serve_tcp_70000_through_the_castrig_process():
-    said = refused(castrig("sim", "serve", "--tcp", "70000"), "--tcp 70000: out of range (allowed: 0 to 65000)")
+def test_sim_serve_tcp_70000_through_the_castrig_process(capsys):
+    said = refused(castrig_main(capsys, "sim", "serve", "--tcp", "70000"), "--tcp 70000: out of range (allowed: 0 to 65000)")
     assert "Input should" not in said and "Usage:" not in said, said
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import castrig, crashed_membrane_run, run_then_kill_9, step_running
+from conftest import castrig, castrig_main, crashed_membrane_run, run_then_kill_9, step_running
 
 OTHER = "rig-pc-2"
 RUN_ID = "20260101-000001-night"
@@ -27,21 +27,21 @@ def recorded_on(run_dir: Path, host: str) -> None:
     path.write_text(json.dumps(info, indent=2))
 
 
-def test_a_run_recorded_on_another_host_is_not_judged_crashed_here(tmp_path, monkeypatch):
+def test_a_run_recorded_on_another_host_is_not_judged_crashed_here(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("CASTRIG_STORE", raising=False)
     root = tmp_path / "data"
     run_dir = crashed_membrane_run(root, RUN_ID)
     recorded_on(run_dir, OTHER)
 
-    listed = castrig("runs", "--data", str(root))
+    listed = castrig_main(capsys, "runs", "--data", str(root))
     assert listed.returncode == 0, listed.stderr
     row = next(line for line in listed.stdout.splitlines() if RUN_ID in line)
     assert f"running on {OTHER}?" in row and "crashed" not in row
 
-    status = castrig("status", str(run_dir))
+    status = castrig_main(capsys, "status", str(run_dir))
     assert status.returncode == 0 and f"recorded running on {OTHER}?" in status.stdout, status.stdout + status.stderr
 
-    lots = castrig("lots", "--data", str(root), "assign", RUN_ID + "-m1", "--use", "blood_filter")
+    lots = castrig_main(capsys, "lots", "--data", str(root), "assign", RUN_ID + "-m1", "--use", "blood_filter")
     assert lots.returncode == 2 and f"recorded running on {OTHER}" in lots.stderr, lots.stderr
     assert not (root / "lots.json").exists()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import castrig, crashed_membrane_run, refused
+from conftest import castrig_main, crashed_membrane_run, refused
 
 
 @pytest.fixture
@@ -18,32 +18,32 @@ def run_dir(tmp_path: Path) -> Path:
     return crashed_membrane_run(tmp_path / "runs", "20260101-000001-night")
 
 
-def _link_targets(run_dir: Path, tmp_path: Path) -> dict[str, Path]:
+def _link_targets(run_dir: Path, tmp_path: Path, capsys) -> dict[str, Path]:
     """What an operator's link may point at: a file of theirs, the run's own record, nothing, an
     earlier report (castrig's own page, elsewhere)."""
     precious = tmp_path / "notes.html"
     precious.write_text("<p>operator notes, do not lose</p>\n")
     earlier = tmp_path / "earlier.html"
-    assert castrig("report", str(run_dir), "--out", str(earlier)).returncode == 0
+    assert castrig_main(capsys, "report", str(run_dir), "--out", str(earlier)).returncode == 0
     return {"a file of theirs": precious, "the run's record": run_dir / "run.sqlite",
             "nothing": tmp_path / "gone.html", "an earlier report": earlier}
 
 
-def test_report_out_that_is_a_symbolic_link_is_refused(run_dir: Path, tmp_path: Path):
+def test_report_out_that_is_a_symbolic_link_is_refused(run_dir: Path, tmp_path: Path, capsys):
     """`report --out LINK` replaced the link with the page, exit 0 (the file it pointed at was
     kept, the link the operator made was gone without a word). Now refused, whatever it points at."""
-    for what, target in _link_targets(run_dir, tmp_path).items():
+    for what, target in _link_targets(run_dir, tmp_path, capsys).items():
         before = target.read_bytes() if target.exists() else None
         link = tmp_path / "latest.html"
         link.unlink(missing_ok=True)
         link.symlink_to(target)
-        said = refused(castrig("report", str(run_dir), "--out", str(link)), f"--out {link}: is a symbolic link",
+        said = refused(castrig_main(capsys, "report", str(run_dir), "--out", str(link)), f"--out {link}: is a symbolic link",
                        str(target))
         assert link.is_symlink() and os.readlink(link) == str(target), (what, said)
         assert (target.read_bytes() if target.exists() else None) == before, what
 
 
-def test_export_never_replaces_a_file_it_did_not_write(run_dir: Path, tmp_path: Path):
+def test_export_never_replaces_a_file_it_did_not_write(run_dir: Path, tmp_path: Path, capsys):
     """`export RUN --to DIR` replaced an operator's own events.csv in DIR without a word, exit 0
     (and would have waited for ever on a named pipe there). Now refused naming each such file,
     nothing written; the run exported again into its own earlier tables is still fine."""
@@ -53,23 +53,23 @@ def test_export_never_replaces_a_file_it_did_not_write(run_dir: Path, tmp_path: 
     os.mkfifo(to / "metrics.csv")
     (to / "samples.csv").symlink_to(tmp_path / "elsewhere.csv")
     before = sorted(p.name for p in to.iterdir())
-    said = refused(castrig("export", str(run_dir), "--to", str(to), timeout_s=60), f"--to {to}:", "did not write",
+    said = refused(castrig_main(capsys, "export", str(run_dir), "--to", str(to)), f"--to {to}:", "did not write",
                    "events.csv: not a csv table", "metrics.csv: not a regular file", "samples.csv: a symbolic link",
                    "nothing was written", "allowed: an empty folder")
     assert sorted(p.name for p in to.iterdir()) == before, said
     assert (to / "events.csv").read_text() == "when,what\nmonday,changed the syringe\n"
     again = tmp_path / "again"
     for _ in range(2):  # an earlier export of the same run (samples.csv: a header, no rows) is replaced
-        done = castrig("export", str(run_dir), "--to", str(again))
+        done = castrig_main(capsys, "export", str(run_dir), "--to", str(again))
         assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
-def test_export_of_a_folder_that_is_no_run_folder_names_it_as_what_it_is(run_dir: Path, tmp_path: Path):
+def test_export_of_a_folder_that_is_no_run_folder_names_it_as_what_it_is(run_dir: Path, tmp_path: Path, capsys):
     """`export DATA --to DATA/tables` said "--to DATA/tables: inside the run folder DATA" of a data
     root (and of any folder: /tmp was "the run folder /tmp"). Now: not a run folder, which one."""
     data, plain = run_dir.parent, tmp_path / "micrographs"
     plain.mkdir()
     for folder, words in ((data, ["it is a data root: give one of its run folders", str(run_dir)]), (plain, [])):
-        said = refused(castrig("export", str(folder), "--to", str(folder / "tables")),
+        said = refused(castrig_main(capsys, "export", str(folder), "--to", str(folder / "tables")),
                        f"{folder}: not a run folder (needs run.json and run.sqlite)", *words)
         assert "inside the run folder" not in said and not (folder / "tables").exists(), said

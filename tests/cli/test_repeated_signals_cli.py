@@ -15,13 +15,13 @@ import signal
 
 import pytest
 
-from conftest import ROOT, SIGNAL_AT_END, SIGNAL_AT_OUTCOME, SIGNAL_AT_RIG_CLOSE, SIGNAL_AT_SAFE_STATE, castrig, run_rows, start_castrig, wait_until, with_sitecustomize
+from conftest import ROOT, SIGNAL_AT_END, SIGNAL_AT_OUTCOME, SIGNAL_AT_RIG_CLOSE, SIGNAL_AT_SAFE_STATE, castrig, castrig_main, run_rows, start_castrig, wait_until, with_sitecustomize
 
 LONG_WAIT = str(ROOT / "tests" / "data" / "long_wait.yaml")
 
 
 @pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
-def test_a_signal_repeated_as_the_run_ends_still_records_it_aborted(tmp_path, reap, sig):
+def test_a_signal_repeated_as_the_run_ends_still_records_it_aborted(tmp_path, reap, sig, capsys):
     data = tmp_path / "runs"
     proc = reap(start_castrig("run", LONG_WAIT, "--data", str(data), "-q", SIGNAL_AT_OUTCOME=sig, SIGNAL_TIMES="2",
                               **with_sitecustomize(tmp_path, SIGNAL_AT_OUTCOME)))
@@ -37,10 +37,10 @@ def test_a_signal_repeated_as_the_run_ends_still_records_it_aborted(tmp_path, re
     safe = [json.loads(d) for (d,) in run_rows(run_dir, "select data_json from events where kind='safe_state'")]
     assert safe and safe[-1]["safe"] is True
     assert "the run has ended" in " ".join(err.split())  # noted, not fatal
-    listed = castrig("runs", "--data", str(data))
+    listed = castrig_main(capsys, "runs", "--data", str(data))
     assert listed.returncode == 0 and "crashed" not in listed.stdout and "aborted" in listed.stdout, listed.stdout
     if sig == "SIGTERM":  # someone decided this abort: a plain resume must not start the rig again
-        refused = castrig("resume", str(run_dir))
+        refused = castrig_main(capsys, "resume", str(run_dir))
         assert refused.returncode == 2 and "--after-abort" in refused.stderr, refused.stdout + refused.stderr
 
 

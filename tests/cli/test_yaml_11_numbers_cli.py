@@ -12,14 +12,14 @@ from castrig.errors import BadInput
 from castrig.inputs import load_model
 from castrig.recipe.model import Recipe
 from castrig.rig.profile import Profile
-from conftest import ROOT, castrig, refused
+from conftest import ROOT, castrig, castrig_main, refused
 
 RECIPE = "name: t\nsteps:\n  - {type: purge, duration_s: 10}\n"
 
 
-def test_check_refuses_a_duration_with_a_leading_zero_naming_both_readings(tmp_path):
+def test_check_refuses_a_duration_with_a_leading_zero_naming_both_readings(tmp_path, capsys):
     (tmp_path / "r.yaml").write_text(RECIPE.replace("10}", "010}"))
-    said = refused(castrig("check", str(tmp_path / "r.yaml")), str(tmp_path / "r.yaml"),
+    said = refused(castrig_main(capsys, "check", str(tmp_path / "r.yaml")), str(tmp_path / "r.yaml"),
                    "steps[0].duration_s = '010': a number with a leading zero (YAML 1.1 reads it as octal 8, YAML 1.2 as 10)",
                    "(allowed: the number without leading zeros; in quotes for text); line 3, column 31")
     assert "valid recipe" not in said

@@ -367,11 +367,12 @@ def test_folder_image_whose_exposure_is_no_time_is_typed_error(tmp_path, exposur
 
 
 @pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
-def test_a_folder_camera_reads_images_by_their_content_not_their_name(tmp_path):
+def test_a_folder_camera_reads_images_by_their_content_not_their_name(tmp_path, rendered_membrane):
     """Micrographs saved by other software under another extension (a TIFF named .png, a PNG named
     .tif): `castrig analyse` read them by their first bytes, the folder camera by their name, so
     the TIFF's pixel size was "missing" and the run aborted (interlock camera_missing, exit 3) on
-    images analyse measures. Through the real `castrig run`, on the twin's rig with a folder camera."""
+    images analyse measures. Through the real `castrig run`, on the twin's rig with a folder camera.
+    (The twin's micrographs: the session's rendered membrane, conftest ``rendered_membrane``.)"""
     import shutil
 
     import yaml
@@ -379,14 +380,12 @@ def test_a_folder_camera_reads_images_by_their_content_not_their_name(tmp_path):
 
     from conftest import ROOT, castrig, run_rows
 
-    rendered = castrig("sim", "render", "--out", str(tmp_path / "rendered"), "--n", "1", "--seed", "2")
-    assert rendered.returncode == 0, rendered.stderr
     folder = tmp_path / "camera"
     folder.mkdir()
-    shutil.copy(tmp_path / "rendered" / "m000_reflected.tif", folder / "m000_reflected.png")  # a TIFF named .png
+    shutil.copy(rendered_membrane / "m000_reflected.tif", folder / "m000_reflected.png")  # a TIFF named .png
     from castrig.tiffio import read_micrograph
 
-    section, section_px, _ = read_micrograph(tmp_path / "rendered" / "m000_section.tif")
+    section, section_px, _ = read_micrograph(rendered_membrane / "m000_section.tif")
     Image.fromarray(section).save(folder / "m000_section.tif", format="PNG", dpi=(25400 / section_px,) * 2)  # a PNG named .tif
     profile = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
     profile["devices"]["camera"] = {"model": "folder", "folder": str(folder)}
@@ -398,7 +397,7 @@ def test_a_folder_camera_reads_images_by_their_content_not_their_name(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/run.json")]
     sizes = dict(run_rows(run_dir, "SELECT illumination, pixel_size_um FROM images"))
-    _, reflected_px, _ = read_micrograph(tmp_path / "rendered" / "m000_reflected.tif")
+    _, reflected_px, _ = read_micrograph(rendered_membrane / "m000_reflected.tif")
     assert sizes["reflected"] == pytest.approx(reflected_px, rel=1e-4), sizes
     assert sizes["section"] == pytest.approx(section_px, rel=1e-3), sizes
 
@@ -434,20 +433,20 @@ def test_folder_png_whose_pixel_size_is_none_analyse_takes_is_typed_error(tmp_pa
     assert says in str(info.value) and "x_reflected.png" in str(info.value) and "0.0005–50" in str(info.value)
 
 
-def test_a_run_on_folder_images_saved_at_a_screens_72_dpi_stops_instead_of_storing_nonsense(tmp_path):
+def test_a_run_on_folder_images_saved_at_a_screens_72_dpi_stops_instead_of_storing_nonsense(tmp_path, rendered_membrane):
     """An outside tester: PNGs saved by an image program at its default 72 dpi, replayed by the
     folder camera: the run took 352.8 µm per pixel from them, stored D 6071 µm (truth 4.3) and a
     thickness of 10.8 mm, and exited 0. The file's pixel size is checked as `castrig analyse`
-    checks it; the run stops at the capture, naming the file."""
+    checks it; the run stops at the capture, naming the file. (The twin's micrographs: the
+    session's rendered membrane, conftest ``rendered_membrane``.)"""
     import tifffile
     from PIL import Image
 
     from conftest import ROOT, castrig
 
-    assert castrig("sim", "render", "--out", str(tmp_path / "r"), "--n", "1", "--seed", "1").returncode == 0
     (tmp_path / "cam").mkdir()
     for view in ("reflected", "transmitted", "section"):
-        Image.fromarray(tifffile.imread(tmp_path / "r" / f"m000_{view}.tif")).save(tmp_path / "cam" / f"m01_{view}.png", dpi=(72, 72))
+        Image.fromarray(tifffile.imread(rendered_membrane / f"m000_{view}.tif")).save(tmp_path / "cam" / f"m01_{view}.png", dpi=(72, 72))
     profile = (ROOT / "hw_profiles" / "sim.yaml").read_text()
     profile = re.sub(r"camera: .*", f"camera: {{model: folder, folder: '{tmp_path / 'cam'}'}}", profile)
     (tmp_path / "folder.yaml").write_text(profile)

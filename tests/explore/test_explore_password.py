@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 
-from conftest import ROOT, castrig, files_holding, profile_with_store
+from conftest import ROOT, castrig, castrig_main, files_holding, profile_with_store
 from conftest import STORE_PASSWORD as PASSWORD
 
 SEARCH = ("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01")
@@ -34,16 +34,18 @@ def test_a_study_holds_no_password_of_the_profile(tmp_path):
     assert files_holding(tmp_path / "study", "Pw-7f3a9c") == []
 
 
-def test_a_bad_storage_url_is_named_without_its_password(tmp_path):
+def test_a_bad_storage_url_is_named_without_its_password(tmp_path, capsys):
+    """(Refused as the storage is opened, before any trial: the CLI's entry point in this process,
+    conftest ``castrig_main``.)"""
     url = f"postgresql://u:{PASSWORD}@127.0.0.1:1/nodb"
     for args in ((*SEARCH, "--budget", "1", "--storage", url), ("explore", "worker", "--storage", url, "--study", "s")):
-        r = castrig(*args, "--data", str(tmp_path / "data"), timeout_s=120)
+        r = castrig_main(capsys, *args, "--data", str(tmp_path / "data"))
         assert r.returncode == 2, r.stdout + r.stderr
         assert "postgresql://u:***@127.0.0.1:1/nodb" in r.stderr, r.stderr
         assert "Pw-7f3a9c" not in r.stdout + r.stderr
 
 
-def test_a_key_value_connection_string_is_refused_and_its_password_masked_everywhere(tmp_path):
+def test_a_key_value_connection_string_is_refused_and_its_password_masked_everywhere(tmp_path, capsys):
     """libpq's keyword/value form ("host=… password=…"): `explore map --storage` took it for a
     journal file's name (exit 0: a file named after the whole string, password and all, in the
     working folder, a study no worker elsewhere could see, the password printed in its name);
@@ -53,7 +55,7 @@ def test_a_key_value_connection_string_is_refused_and_its_password_masked_everyw
                     "--folder", str(tmp_path / "map"), "--profile", str(ROOT / "hw_profiles" / "sim.yaml"), cwd=tmp_path,
                     timeout_s=120),
             castrig("run", "recipes/demo.yaml", "--data", str(tmp_path / "runs"), CASTRIG_STORE=conninfo),
-            castrig("store", "sync", str(tmp_path), "--url", conninfo)]
+            castrig_main(capsys, "store", "sync", str(tmp_path), "--url", conninfo)]  # (refused before it connects: in this process)
     for r in runs:
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
         assert PASSWORD not in r.stdout + r.stderr and "password=***" in r.stderr, r.stdout + r.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
-from conftest import campaign, castrig, recipe_variant, wait_until
+from conftest import campaign, castrig, castrig_main, recipe_variant, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -396,7 +396,7 @@ def _aborted_safe(data: Path, signal_name: str) -> Path:
     return run_dir
 
 
-def test_a_closed_terminal_aborts_to_the_safe_state(tmp_path, terminal_run):
+def test_a_closed_terminal_aborts_to_the_safe_state(tmp_path, terminal_run, capsys):
     """The run's terminal closes (window closed, ssh dropped): SIGHUP, and every write to the
     terminal fails. The run aborts like SIGTERM — recorded, rig verified safe, exit 3 — instead
     of dying where it stood with wet air flowing."""
@@ -415,7 +415,7 @@ def test_a_closed_terminal_aborts_to_the_safe_state(tmp_path, terminal_run):
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "completed"
     # and the help says so: it said --after-abort was for any run "aborted (by the operator, a
     # signal or an interlock)", and a user could not tell which aborted runs need it
-    helped = " ".join(castrig("resume", "--help").stdout.split())
+    helped = " ".join(castrig_main(capsys, "resume", "--help").stdout.split())
     assert "SIGHUP" in helped and "continued without it" in helped, helped
 
 

@@ -52,6 +52,18 @@ def _run_in_its_hold(data: Path, reap, **env: str) -> tuple[subprocess.Popen[str
     return run, run_dir
 
 
+def _run_on_the_wall_clock(data: Path, profile: Path, reap, **env: str) -> tuple[subprocess.Popen[str], Path]:
+    """``castrig run`` of the same recipe on the twin's wall clock (conftest ``wall_sim_profile``),
+    once it runs (its first step: the run's place in its recipe is not the point): (its process,
+    its run folder). For what only needs a live run to act on: on virtual time the runner spins
+    through its day at a whole core's CPU all the while the test acts; on the wall clock it idles
+    between its 1 s ticks, as a rig's run does."""
+    run = reap(start_castrig("run", str(LONG_WAIT), "--profile", str(profile), "--data", str(data), "-q", **env))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("state") == "running" and d,
+                         timeout_s=60, what="a running run")
+    return run, run_dir
+
+
 def test_status_watch_pause_resume_abort_from_a_second_process(tmp_path: Path, reap, capsys):
     """The run and `castrig watch` in processes of their own; status, pause, resume-paused and
     abort through the CLI's entry point in the test's process (conftest ``castrig_main``) — a
@@ -125,7 +137,7 @@ def test_acting_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys):
     assert r.returncode == 2 and "not a run folder" in r.stderr
 
 
-def test_another_user_cannot_abort_from_the_command_line(reap):
+def test_another_user_cannot_abort_from_the_command_line(reap, capsys, wall_sim_profile):
     """A user who does not own the run folder is refused (exit 2, saying to use the web API with
     the token) and sends nothing; the run goes on; its owner may abort it."""
     if os.getuid() != 0:
@@ -138,7 +150,7 @@ def test_another_user_cannot_abort_from_the_command_line(reap):
     base.chmod(0o755)  # the other user may look, not write
     try:
         data = base / "data"
-        run, run_dir = _run_in_its_hold(data, reap)
+        run, run_dir = _run_on_the_wall_clock(data, wall_sim_profile, reap)
         os.kill(run.pid, signal.SIGSTOP)  # hold still while the other user tries
         before = sorted(p.name for p in (run_dir / "control").iterdir())
 
@@ -171,17 +183,17 @@ def test_another_user_cannot_abort_from_the_command_line(reap):
         assert "only the user who owns the run folder" in refused.stderr and "Traceback" not in refused.stderr
         assert sorted(p.name for p in (run_dir / "control").iterdir()) == before
         os.kill(run.pid, signal.SIGCONT)
-        assert castrig("abort", str(run_dir)).returncode == 0  # the owner may
+        assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0  # the owner may
         assert run.wait(timeout=60) == 3
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_a_run_that_ends_while_an_abort_is_on_its_way_is_said_so(tmp_path: Path, reap):
+def test_a_run_that_ends_while_an_abort_is_on_its_way_is_said_so(tmp_path: Path, reap, wall_sim_profile):
     """The command is in the channel, the runner never reads it (here: SIGSTOP, then kill -9):
     `castrig abort` says the run ended before it read the abort (exit 2), not that it hangs."""
     data = tmp_path / "data"
-    run, run_dir = _run_in_its_hold(data, reap)
+    run, run_dir = _run_on_the_wall_clock(data, wall_sim_profile, reap)
     os.kill(run.pid, signal.SIGSTOP)
     abort = reap(start_castrig("abort", str(run_dir)))
     wait_until(lambda: [p for p in (run_dir / "control").glob("*.json") if p.name != "status.json"],
@@ -192,13 +204,13 @@ def test_a_run_that_ends_while_an_abort_is_on_its_way_is_said_so(tmp_path: Path,
     assert "the run ended (crashed) before it read the abort" in err and "Traceback" not in err
 
 
-def test_a_stopped_runner_is_said_stopped_at_once_not_just_running(tmp_path: Path, reap, capsys):
+def test_a_stopped_runner_is_said_stopped_at_once_not_just_running(tmp_path: Path, reap, capsys, wall_sim_profile):
     """A runner frozen by SIGSTOP (a terminal's Ctrl-Z, a debugger) still holds its run, so it was
     shown plain 'running' for SILENT_S (60 s) and then only as "no word from the runner" (stop 42's
     left-over). `castrig status` reads the owner's process state: STOPPED at once, with the way to
     let it go on; `--json` says ``owner_stopped``; SIGCONT and the line is plain again."""
     data = tmp_path / "data"
-    run, run_dir = _run_in_its_hold(data, reap)
+    run, run_dir = _run_on_the_wall_clock(data, wall_sim_profile, reap)
     assert "STOPPED" not in castrig_main(capsys, "status", str(run_dir)).stdout
     run.send_signal(signal.SIGSTOP)
     try:
@@ -258,14 +270,14 @@ def test_watch_at_a_terminal_draws_the_live_table_and_follows_the_run_to_its_end
     assert "aborted" in out and "Traceback" not in out
 
 
-def test_command_files_written_by_hand_are_answered_saying_what_is_wrong(tmp_path: Path, reap, capsys):
+def test_command_files_written_by_hand_are_answered_saying_what_is_wrong(tmp_path: Path, reap, capsys, wall_sim_profile):
     """Another tool or an operator's editor drops files into control/ (the channel is plain files,
     readable and writable with ``cat``): each is answered in control/done/ naming the file and
     what a command is — a half-written or hand-mangled file read "unknown command ''", as if an
     action had been given; one nested too deep faulted the run — the run goes on, and a
     well-formed one of any name is applied."""
     data = tmp_path / "data"
-    run, run_dir = _run_in_its_hold(data, reap)
+    run, run_dir = _run_on_the_wall_clock(data, wall_sim_profile, reap)
     control = run_dir / "control"
     files = {"a-list.json": "[1, 2]", "b-half.json": '{"action": "pau', "c-no-action.json": '{"act": "pause"}',
              "d-unknown.json": '{"action": "launch"}', "e-pause.json": '{"action": "pause", "by": "lab-script"}',
@@ -319,7 +331,7 @@ def test_a_runner_that_does_not_answer_is_said_so_exit_5(tmp_path: Path, reap):
 
 
 @pytest.mark.parametrize("action", campaign(["pause", "abort"], ci={0}))
-def test_a_command_given_up_with_ctrl_c_before_the_runner_took_it_is_not_applied(tmp_path: Path, reap, action):
+def test_a_command_given_up_with_ctrl_c_before_the_runner_took_it_is_not_applied(tmp_path: Path, reap, action, capsys):
     """`castrig pause` (or abort) to a runner that has not answered yet (stopped: a Ctrl-Z, a
     debugger; or busy), given up with Ctrl-C: before, exit 130 'interrupted' and nothing more,
     the command left in the channel -- and the runner, going on, paused (or aborted) the run
@@ -343,23 +355,23 @@ def test_a_command_given_up_with_ctrl_c_before_the_runner_took_it_is_not_applied
     wait_until(lambda: run_status(run_dir).get("t_s", 0) > t0 + 60, timeout_s=30, what="the runner going on")
     assert run_status(run_dir).get("state") == "running" and run.poll() is None
     assert not run_rows(run_dir, "select kind from events where kind in ('pause', 'run_end')")
-    assert castrig("abort", str(run_dir)).returncode == 0
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0  # (no start-up of a process while the run spins on)
     assert run.wait(timeout=60) == 3
 
 
-def test_status_of_a_crashed_run_shows_no_time_left(tmp_path):
+def test_status_of_a_crashed_run_shows_no_time_left(tmp_path, capsys):
     """kill -9 in an 8-hour wait: `castrig status` said "crashed · step 1/1 … · left: step 0:00:00,
     run 0:00:00" — time left in a run nobody runs. It says where it stopped, and no time left."""
     from conftest import run_then_kill_9
 
     run_dir = run_then_kill_9(ROOT / "tests" / "data" / "long_wait.yaml", tmp_path / "runs",
                               lambda d: len(run_rows(d, "SELECT 1 FROM samples LIMIT 50")) >= 50)
-    done = castrig("status", str(run_dir))
+    done = castrig_main(capsys, "status", str(run_dir))
     assert done.returncode == 0 and "crashed" in done.stdout, done.stdout + done.stderr
     assert "left:" not in done.stdout and ("step 1/2" in done.stdout or "step 2/2" in done.stdout), done.stdout  # where it stopped
 
 
-def test_status_of_a_resumed_run_says_a_lost_membranes_reason_once(tmp_path):
+def test_status_of_a_resumed_run_says_a_lost_membranes_reason_once(tmp_path, capsys):
     """A run resumed after kill -9, its drying membrane lost: `castrig status` gave the reason as
     the last warning and again as the run's outcome reason, the same long sentence twice."""
     from conftest import run_then_kill_9
@@ -367,7 +379,7 @@ def test_status_of_a_resumed_run_says_a_lost_membranes_reason_once(tmp_path):
     run_dir = run_then_kill_9(ROOT / "tests" / "data" / "two_membranes_long_evaporate.yaml", tmp_path / "runs",
                               lambda d: bool(run_rows(d, "SELECT 1 FROM journal WHERE step_index = 4 AND state = 'started'")))
     assert castrig("resume", str(run_dir), "-q").returncode == 0
-    done = castrig("status", str(run_dir))
+    done = castrig_main(capsys, "status", str(run_dir))
     assert done.returncode == 0 and "membrane_lost" in done.stdout, done.stdout + done.stderr
     assert done.stdout.count("the cast film dried without RH control") == 1, done.stdout
 
@@ -410,7 +422,7 @@ r.make_safe = _slow
 """
 
 
-def test_an_abort_whose_wait_runs_out_before_the_run_ends_does_not_exit_0(tmp_path: Path, reap):
+def test_an_abort_whose_wait_runs_out_before_the_run_ends_does_not_exit_0(tmp_path: Path, reap, capsys):
     """An outside tester: `castrig abort RUN --wait 0.05` exited 0 while the run was still making
     its rig safe (it exited 3 after), so `castrig abort RUN && power-off` would cut the power on
     a rig not yet known safe. It exits 5 and says the run has not ended."""
@@ -419,13 +431,13 @@ def test_an_abort_whose_wait_runs_out_before_the_run_ends_does_not_exit_0(tmp_pa
     run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q", **env))
     run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
                          timeout_s=60, what="the run in its 24-hour hold")
-    done = castrig("abort", str(run_dir), "--wait", "1")
+    done = castrig_main(capsys, "abort", str(run_dir), "--wait", "1")  # (a second process to the run all the same)
     said = " ".join(done.stderr.split())
     assert done.returncode == 5 and "has not ended within 1 s" in said, (done.returncode, done.stdout, said)
     assert run.wait(timeout=60) == 3  # it ended aborted, after
 
 
-def test_an_abort_whose_run_dies_making_the_rig_safe_does_not_exit_0(tmp_path: Path, reap):
+def test_an_abort_whose_run_dies_making_the_rig_safe_does_not_exit_0(tmp_path: Path, reap, wall_sim_profile):
     """A review: `castrig abort RUN --wait 30` whose run was killed (kill -9) while it made the
     rig safe printed "crashed" and exited 0 -- the last safe-state event it found was one from
     before the abort (or none). Only a safe state recorded after the abort, verified, is exit 0."""
@@ -433,9 +445,7 @@ def test_an_abort_whose_run_dies_making_the_rig_safe_does_not_exit_0(tmp_path: P
 
     data = tmp_path / "data"
     env = with_sitecustomize(tmp_path, SLOW_SAFE_STATE)
-    run = reap(start_castrig("run", str(LONG_WAIT), "--data", str(data), "-q", **env))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_index") == 1 and d,
-                         timeout_s=60, what="the run in its 24-hour hold")
+    run, run_dir = _run_on_the_wall_clock(data, wall_sim_profile, reap, **env)
     abort = reap(start_castrig("abort", str(run_dir), "--wait", "30"))
     from castrig.store import live
 
@@ -467,12 +477,14 @@ os.rename = _swapped_then_rename
 """
 
 
-def test_a_command_file_swapped_for_a_named_pipe_as_it_is_taken_is_answered_and_the_run_goes_on(tmp_path: Path, reap):
+def test_a_command_file_swapped_for_a_named_pipe_as_it_is_taken_is_answered_and_the_run_goes_on(tmp_path: Path, reap,
+                                                                                                 wall_sim_profile):
     """The runner opened what it took from control/ the ordinary way: a named pipe there waited
     for a writer for ever, and the run with it (no tick: the RH loop's last flows held, no pump
     keep-alive). Now a file that is not a regular one is answered refused, and the run goes on."""
     data = tmp_path / "data"
-    run, run_dir = _run_in_its_hold(data, reap, SWAP_AT_TAKE="swap.json", **with_sitecustomize(tmp_path, SWAP_AT_TAKE))
+    run, run_dir = _run_on_the_wall_clock(data, wall_sim_profile, reap, SWAP_AT_TAKE="swap.json",
+                                          **with_sitecustomize(tmp_path, SWAP_AT_TAKE))
     control = run_dir / "control"
     (control / "swap.json").write_text('{"action": "pause", "by": "lab-script"}')
     answer = control / "done" / "swap.json"
@@ -492,7 +504,7 @@ def _drop(control: Path, name: str, command: dict[str, str]) -> None:
     tmp.rename(control / name)
 
 
-def test_a_command_whose_answer_is_seen_is_gone_from_control_and_its_name_is_free_again(tmp_path: Path, reap):
+def test_a_command_whose_answer_is_seen_is_gone_from_control_and_its_name_is_free_again(tmp_path: Path, reap, wall_sim_profile):
     """A lab script writes control/pause.json, waits for control/done/pause.json, then looks at
     control/ and sends its next command under the same name. The runner wrote the answer first
     and removed the command after: caught in between (a loaded machine; an 8 MB file dropped
@@ -502,7 +514,7 @@ def test_a_command_whose_answer_is_seen_is_gone_from_control_and_its_name_is_fre
     from conftest import with_sitecustomize
 
     data = tmp_path / "data"
-    run, run_dir = _run_in_its_hold(data, reap, STOP_AT_ANSWER="pause.json",
+    run, run_dir = _run_on_the_wall_clock(data, wall_sim_profile, reap, STOP_AT_ANSWER="pause.json",
                                     **with_sitecustomize(tmp_path, STOP_AT_ANSWER))
     control, done = run_dir / "control", run_dir / "control" / "done"
     _drop(control, "pause.json", {"action": "pause", "by": "lab-script"})
@@ -539,7 +551,7 @@ os.replace = _full_once
 """
 
 
-def test_a_command_whose_answer_could_not_be_written_is_not_applied_again(tmp_path: Path, reap, capsys):
+def test_a_command_whose_answer_could_not_be_written_is_not_applied_again(tmp_path: Path, reap, capsys, wall_sim_profile):
     """The disk full as the runner wrote a pause's answer: the command stayed in control/ and was
     read again at the next control period -- applied a second time, and answered "refused:
     already paused or pausing" although it was the very command that paused the run. A command
@@ -547,7 +559,7 @@ def test_a_command_whose_answer_could_not_be_written_is_not_applied_again(tmp_pa
     from conftest import with_sitecustomize
 
     data = tmp_path / "data"
-    run, run_dir = _run_in_its_hold(data, reap, FULL_AT_ANSWER="pause.json",
+    run, run_dir = _run_on_the_wall_clock(data, wall_sim_profile, reap, FULL_AT_ANSWER="pause.json",
                                     **with_sitecustomize(tmp_path, FULL_AT_ANSWER))
     control, done = run_dir / "control", run_dir / "control" / "done"
     _drop(control, "pause.json", {"action": "pause", "by": "lab-script"})
@@ -576,7 +588,7 @@ os.rename = _slow_take
 """
 
 
-def test_an_abort_through_serve_that_the_run_never_reads_is_said_so(tmp_path: Path, reap, castrig_serve):
+def test_an_abort_through_serve_that_the_run_never_reads_is_said_so(tmp_path: Path, reap, castrig_serve, wall_sim_profile):
     """`castrig abort`'s case (above) through `castrig serve`. A runner frozen by SIGSTOP: the
     server waited its 10 s and answered 202 "sent; the runner has not answered yet" -- now at once,
     saying the process is STOPPED and how it goes on. A runner that dies before it reads the
@@ -592,7 +604,7 @@ def test_an_abort_through_serve_that_the_run_never_reads_is_said_so(tmp_path: Pa
     data = tmp_path / "data"
     data.mkdir()
     with castrig_serve(data) as served:  # (first: the twin's run spends no CPU in its hold meanwhile)
-        run, run_dir = _run_in_its_hold(data, reap, **with_sitecustomize(tmp_path, SLOW_TAKE))
+        run, run_dir = _run_on_the_wall_clock(data, wall_sim_profile, reap, **with_sitecustomize(tmp_path, SLOW_TAKE))
         os.kill(run.pid, signal.SIGSTOP)
 
         def pending() -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from conftest import castrig, csp_violations, made_once, make_study, wait_until
+from conftest import castrig, castrig_main, csp_violations, made_once, make_study, wait_until
 
 from castrig.store import MembraneRecord, RunInfo, open_store
 
@@ -289,11 +289,13 @@ def test_explore_map_page_fills_in_without_reloading_in_chromium(tmp_path: Path,
 @pytest.fixture(scope="session")
 def searched_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """A data root holding one finished one-trial search (``castrig explore --target-grade claim1
-    --target-d-um 3 --tolerance 0.01 --budget 1``), run once per session (``made_once``, ~3 s of
-    CPU): the tests below only read its folder, each from its own copy."""
+    --target-d-um 3 --tolerance 0.01 --budget 1``, its trial imaging one field: tests/explore/one_field.yaml),
+    run once per session (``made_once``, ~2 s of CPU): the tests below only read its folder, each
+    from its own copy."""
     def make(data: Path) -> None:
         res = castrig("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01", "--budget", "1",
-                      "--data", str(data), timeout_s=120)
+                      "--template", str(Path(__file__).parents[1] / "explore" / "one_field.yaml"), "--data", str(data),
+                      timeout_s=120)
         assert res.returncode in (0, 1), res.stderr
 
     return made_once(tmp_path_factory, worker_id, "explore-search", make)
@@ -507,7 +509,7 @@ def test_reading_a_map_while_a_worker_appends_to_its_journal_writes_nothing(tmp_
     assert journal.read_bytes() == whole
 
 
-def test_many_maps_are_served_right_with_journals_kept_within_the_cache_limit(tmp_path: Path, castrig_serve):
+def test_many_maps_are_served_right_with_journals_kept_within_the_cache_limit(tmp_path: Path, castrig_serve, capsys):
     """``castrig serve`` kept every study journal it had read replayed in memory for good (each up
     to 64 MiB, no limit on how many): a data root of many maps grew the server without bound. Now
     at most ``--explore-cache-mib`` (JOURNALS_CACHE_BYTES) of journals are kept, the least recently
@@ -546,5 +548,5 @@ def test_many_maps_are_served_right_with_journals_kept_within_the_cache_limit(tm
                 assert code == 200 and (api["asked"], api["done"]) == (4, 2 * (i % 2)), (i, api)
         code, listed, _ = http(served.url + "api/explore")
         assert code == 200 and sorted(r["name"] for r in listed) == [f"map-{i}" for i in range(6)]
-    bad = castrig("serve", "--data", str(data), "--port", "0", "--explore-cache-mib", "-1")
+    bad = castrig_main(capsys, "serve", "--data", str(data), "--port", "0", "--explore-cache-mib", "-1")
     assert bad.returncode == 2 and "--explore-cache-mib" in bad.stderr and "Traceback" not in bad.stderr

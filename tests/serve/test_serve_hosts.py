@@ -392,7 +392,7 @@ def test_a_login_body_cut_short_is_no_traceback_in_the_log(tmp_path, castrig_ser
     assert "Traceback" not in log and "Exception in ASGI application" not in log, log[-3000:]
 
 
-def test_a_weak_or_open_token_file_is_no_token(tmp_path, castrig_serve, finished_demo_run):
+def test_a_weak_or_open_token_file_is_no_token(tmp_path, castrig_serve, finished_demo_run, capsys):
     """Any file in the tokens folder was a token, however short and whatever its mode: a hand-made
     ``x`` (mode 0644) paused a live run over the network (an outside tester). Such a file is now
     no token, and `castrig serve` says why as it starts; an operator token file of that kind is
@@ -400,7 +400,7 @@ def test_a_weak_or_open_token_file_is_no_token(tmp_path, castrig_serve, finished
     import secrets
 
     from castrig.serve.app import TOKEN_DIR, ensure_token
-    from conftest import castrig
+    from conftest import castrig_main
 
     data, run_id = finished_demo_run
     root = tmp_path / "runs"
@@ -424,7 +424,7 @@ def test_a_weak_or_open_token_file_is_no_token(tmp_path, castrig_serve, finished
     assert f"warning: {tokens / 'bench'} is not taken as a token: holds 1 characters, fewer than 22" in err, err
     assert f"warning: {tokens / 'shared'} is not taken as a token: open to other users (mode 0644" in err, err
     os.chmod(tokens / "operator", 0o644)
-    done = castrig("serve", "--data", str(root), "--port", "0", timeout_s=30)
+    done = castrig_main(capsys, "serve", "--data", str(root), "--port", "0")
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and f"{tokens / 'operator'}: not usable as the operator token: open to other users" in said, said
 

@@ -215,14 +215,14 @@ def test_report_requests_at_once_decode_one_run_at_a_time(tmp_path, finished_dem
     print(f"peak RSS: one report {one:.0f} MB, then four at once {four:.0f} MB")
 
 
-def test_no_file_run_json_names_outside_the_run_folder_is_served_as_its_recipe(tmp_path, finished_demo_run, shared):
+def test_no_file_run_json_names_outside_the_run_folder_is_served_as_its_recipe(tmp_path, finished_demo_run, shared, capsys):
     """An outside tester: with the run's copy of its recipe gone, ``recipe_path`` in run.json was
     read instead, if its ``name`` matched ``recipe_name`` (both hand-editable): pointed at a rig
     profile (its name is run.json's ``profile_name``), serve handed the profile, its database
     password in it, to any reader on loopback, and `castrig report` put it in the report."""
     import json
 
-    from conftest import castrig
+    from conftest import castrig_main
 
     here, mark = shared
     data, run = here.copy(finished_demo_run, "no-recipe", images=False)
@@ -237,20 +237,20 @@ def test_no_file_run_json_names_outside_the_run_folder_is_served_as_its_recipe(t
     for route in ("/api/runs/{}", "/api/runs/{}/report", "/runs/{}/report.html"):
         code, body = get(base + route.format(run.name))
         assert code == 200 and "hunter2" not in body, (route, code)
-    done = castrig("report", str(run))
+    done = castrig_main(capsys, "report", str(run))
     assert done.returncode == 0, done.stderr
     page = (run / "report.html").read_text()
     assert "hunter2" not in page and "rebuilt from run.json" in page
 
 
-def test_the_reports_log_problems_come_from_the_run_folders_own_log_read_bounded(tmp_path, finished_demo_run, shared):
+def test_the_reports_log_problems_come_from_the_run_folders_own_log_read_bounded(tmp_path, finished_demo_run, shared, capsys):
     """An outside tester: ``log.jsonl`` was read through a symlink (another service's log: its
     errors, a secret in them, became the report's problems) and whole (300 MB: 654 MB of memory
     for each report asked of `castrig serve`). A link is not followed; a long log is read from
     its last part, whose problems are still shown."""
     import json
 
-    from conftest import castrig
+    from conftest import castrig_main
 
     here, mark = shared
     data, run = here.copy(finished_demo_run, "log-link", images=False)
@@ -268,7 +268,7 @@ def test_the_reports_log_problems_come_from_the_run_folders_own_log_read_bounded
         line = json.dumps({"level": "info", "event": "tick", "pad": "x" * 200}).encode() + b"\n"
         fh.write(line * (20_000_000 // len(line)))
         fh.write(json.dumps({"level": "warning", "event": "last words of a long log"}).encode() + b"\n")
-    done = castrig("report", str(run))
+    done = castrig_main(capsys, "report", str(run))
     assert done.returncode == 0, done.stderr
     page = (run / "report.html").read_text()
     assert "last words of a long log" in page and "first words" not in page  # (read from its end, bounded)
@@ -287,7 +287,7 @@ _ODD_ROWS = {
 }
 
 
-def test_one_odd_row_or_folder_name_neither_breaks_the_pages_nor_empties_them(tmp_path, finished_demo_run, castrig_serve):
+def test_one_odd_row_or_folder_name_neither_breaks_the_pages_nor_empties_them(tmp_path, finished_demo_run, castrig_serve, capsys):
     """An outside tester, one hand-edited row at a time: text that is not UTF-8 in an event or a
     channel emptied the live page's events or plots without a word (and the report was a 500,
     `castrig report` a traceback); a sample of +inf was a 500 on the run's page (JSON has no
@@ -299,7 +299,7 @@ def test_one_odd_row_or_folder_name_neither_breaks_the_pages_nor_empties_them(tm
     import json
     import os
 
-    from conftest import castrig
+    from conftest import castrig_main
 
     data, uid = finished_demo_run
     mine = tmp_path / os.fsdecode(b"data-\xb5")
@@ -336,7 +336,7 @@ def test_one_odd_row_or_folder_name_neither_breaks_the_pages_nor_empties_them(tm
     # the wrong shape: exit 2) and for the folder name (each row's report was built above by the
     # same code the command runs: a castrig process each is ~1 s of CPU not bought twice)
     for run in [mine / "20260101-000001-a-event-bytes", mine / "20260101-000001-e-image-step-list", os.fsdecode(bad_name)]:
-        done = castrig("report", str(run), "--out", str(tmp_path / "r.html"))
+        done = castrig_main(capsys, "report", str(run), "--out", str(tmp_path / "r.html"))
         assert done.returncode in (0, 2) and "Traceback" not in done.stderr, (run, done.stderr[-2000:])
 
 

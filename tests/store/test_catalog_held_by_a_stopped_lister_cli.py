@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 
-from conftest import ROOT, castrig, process_state, start_castrig, wait_until, with_sitecustomize
+from conftest import ROOT, castrig, castrig_main, process_state, start_castrig, wait_until, with_sitecustomize
 
 #: A sitecustomize: the process stops itself (SIGSTOP, as Ctrl-Z does) inside its first write
 #: transaction on the data root's catalog.sqlite -- holding the catalog's write lock.
@@ -25,7 +25,7 @@ s._Tx.__enter__ = _enter_then_stop
 """
 
 
-def test_a_lister_stopped_while_it_writes_the_catalog_stops_no_run(tmp_path, reap):
+def test_a_lister_stopped_while_it_writes_the_catalog_stops_no_run(tmp_path, reap, capsys):
     """``castrig runs`` Ctrl-Z'd as it indexes a run folder holds the catalog's write lock. Before,
     every ``castrig run`` on that data root then waited 10 s and was refused, exit 3, 'cannot
     create the run folder ... database is locked' (and a run ending then was recorded 'faulted:
@@ -49,7 +49,7 @@ def test_a_lister_stopped_while_it_writes_the_catalog_stops_no_run(tmp_path, rea
     lister.send_signal(signal.SIGCONT)
     out, err = lister.communicate(timeout=60)
     assert lister.returncode == 0, err
-    listed = castrig("runs", "--data", str(data))
+    listed = castrig_main(capsys, "runs", "--data", str(data))
     assert listed.returncode == 0
     assert all(p.name in listed.stdout for p in run_dirs) and listed.stdout.count("completed") == 2, listed.stdout
 

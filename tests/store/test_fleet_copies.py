@@ -7,10 +7,11 @@ from pathlib import Path
 
 import psycopg
 
-from conftest import castrig
+from conftest import castrig_main
 
 
-def test_a_copy_of_a_synced_run_is_refused_and_a_moved_run_is_followed(pg_schema, finished_demo_run, tmp_path: Path):
+def test_a_copy_of_a_synced_run_is_refused_and_a_moved_run_is_followed(pg_schema, finished_demo_run, tmp_path: Path, capsys,
+                                                                       monkeypatch):
     """Syncing a copy moved the catalog row to the copy; with the original still running, it was
     then called crashed in every rig's `castrig runs`."""
     url, schema = pg_schema
@@ -18,8 +19,10 @@ def test_a_copy_of_a_synced_run_is_refused_and_a_moved_run_is_followed(pg_schema
     original, copy = tmp_path / "rig" / run_id, tmp_path / "backup" / run_id
     shutil.copytree(root / run_id, original)
 
-    def sync(folder: Path):  # type: ignore[no-untyped-def]
-        return castrig("store", "sync", str(folder), "--url", url, CASTRIG_STORE_SCHEMA=schema)
+    monkeypatch.setenv("CASTRIG_STORE_SCHEMA", schema)
+
+    def sync(folder: Path):  # type: ignore[no-untyped-def]  # (the CLI's entry point in this process: conftest castrig_main)
+        return castrig_main(capsys, "store", "sync", str(folder), "--url", url)
 
     def catalog_dir() -> str:
         with psycopg.connect(url) as conn:

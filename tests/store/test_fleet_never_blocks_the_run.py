@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import castrig, only_run_dir, pg_count
+from conftest import castrig, castrig_main, only_run_dir, pg_count
 
 from castrig.store.postgres_store import Fleet
 from castrig.store.live import open_ro
@@ -36,7 +36,7 @@ def _demo_one_field(tmp_path: Path) -> Path:
     return recipe
 
 
-def test_a_run_goes_on_while_another_session_holds_the_fleet_tables(pg_schema, tmp_path: Path):
+def test_a_run_goes_on_while_another_session_holds_the_fleet_tables(pg_schema, tmp_path: Path, capsys, monkeypatch):
     """A table lock held by another session stopped `castrig run` as long as it was held: the
     runner's thread waited for the push's lock (its reads flushed to the database first, and a
     membrane's save took the push's lock). On a wall-clock rig the pumps' safe-mode watchdog
@@ -61,7 +61,8 @@ def test_a_run_goes_on_while_another_session_holds_the_fleet_tables(pg_schema, t
     assert took_s < 40, took_s
     assert "castrig store sync" in done.stdout + done.stderr  # what is not in the database yet is said
     run_dir = only_run_dir(tmp_path / "runs")
-    synced = castrig("store", "sync", str(run_dir), "--url", url, CASTRIG_STORE_SCHEMA=schema)
+    monkeypatch.setenv("CASTRIG_STORE_SCHEMA", schema)  # (the sync, the tables free again, through castrig_main)
+    synced = castrig_main(capsys, "store", "sync", str(run_dir), "--url", url)
     assert synced.returncode == 0, synced.stderr
     with open_ro(run_dir) as db:
         local = db.execute("select count(*) from samples").fetchone()[0]

@@ -12,10 +12,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import castrig, castrig_main, pg_count
+from conftest import castrig_main, pg_count
 
 
-def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema, finished_demo_run, tmp_path: Path):
+def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema, finished_demo_run, tmp_path: Path, capsys,
+                                                                      monkeypatch):
     """... and a value over the readers' 4 MiB is refused for its run alone: `store sync` read the
     folder through a writable connection, not the bounded reader, and copied a 100 MB event
     message into PostgreSQL (365 MB of the sync's memory)."""
@@ -27,7 +28,8 @@ def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema,
         db.execute("insert into events(t_s, kind, source, message, data_json) values (4999, 'note', 'op', ?, '{}')",
                    ("x" * ((4 << 20) + 1),))
     db.close()
-    refused_sync = castrig("store", "sync", str(oversized), "--url", url, CASTRIG_STORE_SCHEMA=schema)
+    monkeypatch.setenv("CASTRIG_STORE_SCHEMA", schema)  # (the syncs through castrig_main)
+    refused_sync = castrig_main(capsys, "store", "sync", str(oversized), "--url", url)
     said = " ".join(refused_sync.stderr.split())
     assert refused_sync.returncode == 2, (refused_sync.returncode, refused_sync.stdout, said)
     assert f"{oversized}: damaged run folder" in said and "table events" in said and "4 MiB" in said, said
@@ -47,7 +49,7 @@ def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema,
     info = json.loads((run_dir / "run.json").read_text())
     (run_dir / "run.json").write_text(json.dumps({**info, "operator": "evil\x00op"}))
 
-    synced = castrig("store", "sync", str(run_dir), "--url", url, CASTRIG_STORE_SCHEMA=schema)
+    synced = castrig_main(capsys, "store", "sync", str(run_dir), "--url", url)
     assert synced.returncode == 0 and "unreachable" not in synced.stdout + synced.stderr, synced.stdout + synced.stderr
     with sqlite3.connect(run_dir / "run.sqlite") as local:
         events = local.execute("select count(*) from events").fetchone()[0]
@@ -58,7 +60,7 @@ def test_a_nan_a_nul_and_broken_json_reach_the_fleet_as_what_it_takes(pg_schema,
     assert rows["a NaN"] == {"rh": None, "t": None}
     assert rows["a\ufffdnul"] == {} and rows["cut"] == {"unreadable_json": '{"rh": 7'}
     assert operator == "evil\ufffdop" and folder == f"{tmp_path}/lab-\ufffd/{run_id}"
-    again = castrig("store", "sync", str(run_dir), "--url", url, CASTRIG_STORE_SCHEMA=schema)
+    again = castrig_main(capsys, "store", "sync", str(run_dir), "--url", url)
     assert again.returncode == 0 and pg_count(url, schema, "events") == events  # nothing twice
 
 

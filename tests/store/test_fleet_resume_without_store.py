@@ -9,7 +9,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from conftest import castrig, pg_count, run_then_kill_9, step_running
+from conftest import castrig, castrig_main, pg_count, run_then_kill_9, step_running
 
 # two membranes on the twin: killed while m2 evaporates (step 7: m2 lost), resumed to the purge;
 # one view per capture (the tables are counted here, not the metrics: three views cost ~1 s more)
@@ -41,7 +41,8 @@ def _local(run_dir: Path, table: str) -> int:
         db.close()
 
 
-def test_a_fleet_run_resumed_without_the_store_is_said_so_and_listed_ended_only_with_all_its_records(pg_schema, tmp_path):
+def test_a_fleet_run_resumed_without_the_store_is_said_so_and_listed_ended_only_with_all_its_records(pg_schema, tmp_path, capsys,
+                                                                                                    monkeypatch):
     from castrig.redact import redact
 
     url, schema = pg_schema
@@ -60,7 +61,9 @@ def test_a_fleet_run_resumed_without_the_store_is_said_so_and_listed_ended_only_
     assert any(e == "fleet_store" for (e,) in sqlite3.connect(run_dir / "run.sqlite").execute("SELECT kind FROM events"))
     assert pg_count(url, schema, "samples") < _local(run_dir, "samples")  # the fleet holds the crashed part only
 
-    listed = castrig("runs", "--data", str(data), CASTRIG_STORE=url, CASTRIG_STORE_SCHEMA=schema)
+    monkeypatch.setenv("CASTRIG_STORE", url)  # (the listing through castrig_main, in this process)
+    monkeypatch.setenv("CASTRIG_STORE_SCHEMA", schema)
+    listed = castrig_main(capsys, "runs", "--data", str(data))
     assert listed.returncode == 0, listed.stderr
     assert "completed" in next(line for line in listed.stdout.splitlines() if run_dir.name in line)
     import psycopg

@@ -9,10 +9,10 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import castrig, drop_micrographs, held_running_run
+from conftest import castrig, castrig_main, drop_micrographs, held_running_run
 
 
-def test_a_run_json_time_without_a_zone_is_reported_as_utc(tmp_path: Path, finished_demo_run):
+def test_a_run_json_time_without_a_zone_is_reported_as_utc(tmp_path: Path, finished_demo_run, capsys):
     data, run_id = finished_demo_run
     run_dir = Path(shutil.copytree(data / run_id, tmp_path / "runs" / run_id))
     drop_micrographs(run_dir)  # the report's times are the point, not its overlays (~0.7 s of CPU less)
@@ -21,11 +21,11 @@ def test_a_run_json_time_without_a_zone_is_reported_as_utc(tmp_path: Path, finis
     info["started_utc"] = info["started_utc"][:-1]  # as a spreadsheet or a script writes it back
     (run_dir / "run.json").write_text(json.dumps(info))
 
-    done = castrig("report", str(run_dir))
+    done = castrig_main(capsys, "report", str(run_dir))
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     html = (run_dir / "report.html").read_text()
     assert f"wall clock {info['started_utc']} → {info['ended_utc']} (" in html
-    listed = castrig("runs", "--data", str(tmp_path / "runs"), "--since", info["started_utc"][:10])
+    listed = castrig_main(capsys, "runs", "--data", str(tmp_path / "runs"), "--since", info["started_utc"][:10])
     assert listed.returncode == 0 and run_id in listed.stdout, listed.stderr
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from castrig.store.export import export_run
 from castrig.store.sync import sync_run
-from conftest import castrig, only_run_dir, run_rows, with_sitecustomize
+from conftest import castrig, castrig_main, only_run_dir, run_rows, with_sitecustomize
 
 TWO_CASTS = """name: two-casts
 grade: claim1
@@ -35,7 +35,7 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def test_two_casts_exported_and_pushed_carry_membrane_id_and_made_utc(tmp_path: Path, pg_schema) -> None:  # type: ignore[no-untyped-def]
+def test_two_casts_exported_and_pushed_carry_membrane_id_and_made_utc(tmp_path: Path, pg_schema, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     recipe = tmp_path / "two.yaml"
     recipe.write_text(TWO_CASTS)
     data = tmp_path / "runs"
@@ -44,7 +44,7 @@ def test_two_casts_exported_and_pushed_carry_membrane_id_and_made_utc(tmp_path: 
     run_dir = only_run_dir(data)
     assert run_dir is not None
     out = tmp_path / "x"
-    assert castrig("export", str(run_dir), "--to", str(out)).returncode == 0
+    assert castrig_main(capsys, "export", str(run_dir), "--to", str(out)).returncode == 0
 
     membranes, images = _csv(out / "membranes.csv"), _csv(out / "images.csv")
     m1, m2 = (f"{run_dir.name}-m{k}" for k in (1, 2))
@@ -60,7 +60,8 @@ def test_two_casts_exported_and_pushed_carry_membrane_id_and_made_utc(tmp_path: 
     import psycopg
 
     url, schema = pg_schema
-    sync = castrig("store", "sync", str(run_dir), "--url", url, CASTRIG_STORE_SCHEMA=schema)
+    monkeypatch.setenv("CASTRIG_STORE_SCHEMA", schema)  # (the sync through castrig_main)
+    sync = castrig_main(capsys, "store", "sync", str(run_dir), "--url", url)
     assert sync.returncode == 0, sync.stderr
     join = (f"SELECT i.name, i.membrane_id, i.made_utc, m.made_utc FROM {schema}.images i JOIN {schema}.membranes m"
             " USING (run_uid, membrane_id) ORDER BY i.made_utc")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ROOT, castrig, recipe_variant
+from conftest import ROOT, castrig, castrig_main, recipe_variant
 
 
-def test_a_moved_data_root_still_lists_its_membranes_and_lots(tmp_path: Path):
+def test_a_moved_data_root_still_lists_its_membranes_and_lots(tmp_path: Path, capsys):
     """After the move `castrig runs` showed the run without membranes and `castrig lots` said
     "no lots yet" (its lot refused by `lots assign` as unknown): a silent wrong answer. Each reads
     the folder where it is now."""
@@ -23,12 +23,12 @@ def test_a_moved_data_root_still_lists_its_membranes_and_lots(tmp_path: Path):
     after.parent.mkdir()
     before.rename(after)
 
-    listed = castrig("runs", "--data", str(after))
+    listed = castrig_main(capsys, "runs", "--data", str(after))
     assert listed.returncode == 0, listed.stderr
     row = next(line for line in listed.stdout.splitlines() if run_id in line)
     assert "completed" in row and "1: 1 met" in row, listed.stdout
-    lots = castrig("lots", "--data", str(after))
+    lots = castrig_main(capsys, "lots", "--data", str(after))
     assert lots.returncode == 0 and f"{run_id}-m1" in lots.stdout, lots.stdout + lots.stderr
-    assigned = castrig("lots", "assign", f"{run_id}-m1", "--use", "blood_filter", "--allow-simulated", "--data", str(after))
+    assigned = castrig_main(capsys, "lots", "assign", f"{run_id}-m1", "--use", "blood_filter", "--allow-simulated", "--data", str(after))
     assert assigned.returncode == 0, assigned.stderr
     assert not before.exists()  # nothing was made where the root used to be

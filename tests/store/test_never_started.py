@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KILL_AT_CREATION, KILL_WHILE_MAKING, ROOT, add_graded_run, castrig, membrane_metrics, with_sitecustomize
+from conftest import (KILL_AT_CREATION, KILL_WHILE_MAKING, ROOT, add_graded_run, castrig, castrig_main, membrane_metrics,
+                      with_sitecustomize)
 
 from castrig.store.lock import claim_run, release_run
 
@@ -28,12 +29,15 @@ def killed_while_made(data: Path, tmp_path: Path, leaves: str) -> Path:
     return cut
 
 
-def test_runs_prune_never_started_removes_them_and_keeps_one_being_made(tmp_path: Path):
+def test_runs_prune_never_started_removes_them_and_keeps_one_being_made(tmp_path: Path, capsys):
+    """(The listings and prunes through the CLI's entry point in this process, conftest
+    ``castrig_main``, but the one made while this process holds the folder, as its maker would:
+    that one is a process of its own.)"""
     data = tmp_path / "runs"
     done_id = add_graded_run(data, "done", membrane_metrics(5.0))
     cut = killed_while_made(data, tmp_path, "empty")
     being_made = killed_while_made(data, tmp_path, "missing")
-    listed = castrig("runs", "--data", str(data))
+    listed = castrig_main(capsys, "runs", "--data", str(data))
     assert listed.returncode == 0 and " ".join(listed.stdout.split()).count("never started") == 2, listed.stdout
 
     claim_run(being_made, purpose="test: a castrig run making this folder now")  # its maker lives
@@ -50,11 +54,11 @@ def test_runs_prune_never_started_removes_them_and_keeps_one_being_made(tmp_path
     assert not cut.exists() and being_made.is_dir() and (data / done_id).is_dir()
     assert done_id in res.stdout and "never started" not in res.stdout, res.stdout  # one being made is not listed
 
-    res = castrig("runs", "--data", str(data), "--prune-never-started")  # its maker gone: removed too
+    res = castrig_main(capsys, "runs", "--data", str(data), "--prune-never-started")  # its maker gone: removed too
     assert res.returncode == 0 and f"removed {being_made}" in " ".join(res.stderr.split()), res.stderr
     assert not being_made.exists() and [p.parent.name for p in data.glob("*/run.json")] == [done_id]
     assert "never started" not in res.stdout and "damaged" not in res.stdout and done_id in res.stdout, res.stdout
-    again = castrig("runs", "--data", str(data), "--prune-never-started")  # nothing left to remove: says nothing
+    again = castrig_main(capsys, "runs", "--data", str(data), "--prune-never-started")  # nothing left to remove: says nothing
     assert again.returncode == 0 and again.stderr == "" and done_id in again.stdout, again.stderr
 
 
@@ -66,9 +70,11 @@ def test_runs_prune_never_started_removes_them_and_keeps_one_being_made(tmp_path
     ("journal", "run.sqlite is empty (0 bytes), its run.sqlite-journal ("),
     pytest.param("wal_header", "run.sqlite holds no table (4096 bytes: its header alone)", marks=pytest.mark.slow),
 ])
-def test_a_run_killed_at_any_moment_of_making_its_folder_never_started(tmp_path: Path, moment: str, holds: str):
+def test_a_run_killed_at_any_moment_of_making_its_folder_never_started(tmp_path: Path, moment: str, holds: str, capsys):
     """kill -9 of `castrig run` at each moment of making its folder (audit 5): listed never started,
-    resume says so and names the prune (exit 2), the prune removes it."""
+    resume says so and names the prune (exit 2), the prune removes it. (The run killed is a process
+    of its own; what reads its folder after runs through the CLI's entry point in this process,
+    conftest ``castrig_main``: a second process to the run all the same.)"""
     data = tmp_path / "runs"
     data.mkdir()
     res = castrig("run", SHORT, "--data", str(data), "-q", **with_sitecustomize(tmp_path, KILL_WHILE_MAKING), KILL_AT=moment)
@@ -77,20 +83,20 @@ def test_a_run_killed_at_any_moment_of_making_its_folder_never_started(tmp_path:
     if moment == "mkdir":  # an empty folder is kept a minute (its maker may be between mkdir and lock): an hour later
         an_hour_ago = time.time() - 3600
         os.utime(cut, (an_hour_ago, an_hour_ago))
-    listed = castrig("runs", "--data", str(data))
+    listed = castrig_main(capsys, "runs", "--data", str(data))
     assert listed.returncode == 0 and cut.name in listed.stdout and "never started" in listed.stdout, listed.stdout
-    refused = castrig("resume", str(cut), "-q")
+    refused = castrig_main(capsys, "resume", str(cut), "-q")
     said = " ".join(refused.stderr.split())
     assert refused.returncode == 2 and f"{cut}: never started ({holds}" in said, said
     assert "run the recipe again (`castrig runs --prune-never-started` removes it)" in said, said
     for reader in (("status",), ("watch",), ("report", "--out", str(tmp_path / "r.html"))):
         # (they said "not a run folder (needs run.json)" of one killed before its run.json, or
         # wrote a report page of it)
-        read = castrig(reader[0], str(cut), *reader[1:])
+        read = castrig_main(capsys, reader[0], str(cut), *reader[1:])
         said = " ".join((read.stdout + read.stderr).split())
         assert f"never started ({holds}" in said and "Traceback" not in said, (reader, said)
         assert read.returncode == (0 if reader == ("status",) and (cut / "run.json").is_file() else 2), (reader, said)
-    pruned = castrig("runs", "--data", str(data), "--prune-never-started")
+    pruned = castrig_main(capsys, "runs", "--data", str(data), "--prune-never-started")
     said = " ".join(pruned.stderr.split())
     assert pruned.returncode == 0 and f"removed {cut}: never started ({holds}" in said, said
     assert not cut.exists() and "no runs yet" in pruned.stdout, pruned.stdout

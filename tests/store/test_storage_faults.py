@@ -108,31 +108,34 @@ READERS = (["runs", "--data", "{data}"], ["report", "{run}", "--out", "{out}/r.h
            ["lots", "--data", "{data}"])
 
 
-def _read_everything(data: Path, run_dir: Path, out: Path) -> None:
+def _read_everything(data: Path, run_dir: Path, out: Path, capsys) -> None:
+    """Each of READERS on the run, through the CLI's entry point in this process (conftest
+    ``castrig_main``): a reader's connections left open in a process that goes on would show here
+    the more."""
     before = sorted(p.name for p in run_dir.iterdir())
     for args in READERS:
         args = [a.format(data=data, run=run_dir, out=out) for a in args]
-        done = castrig(*args)
+        done = castrig_main(capsys, *args)
         assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stdout[-1500:], done.stderr[-1500:])
     assert (out / "r.html").stat().st_size > 1000 and (out / "x" / "samples.csv").is_file()
     assert sorted(p.name for p in run_dir.iterdir()) == before  # nothing written into the run
 
 
-def test_reading_needs_no_write_access(one_run, tmp_path, read_only_mount):
+def test_reading_needs_no_write_access(one_run, tmp_path, read_only_mount, capsys):
     """runs, report --out, export and lots on a read-only data root (a read-only copy of a run)."""
     copy = tmp_path / "copy"
     shutil.copytree(one_run.parent, copy)
     data = read_only_mount(copy)
     run_dir = data / one_run.name
     (tmp_path / "out").mkdir()
-    _read_everything(data, run_dir, tmp_path / "out")
-    done = castrig("report", str(run_dir))  # no --out: a clear error, not a traceback
+    _read_everything(data, run_dir, tmp_path / "out", capsys)
+    done = castrig_main(capsys, "report", str(run_dir))  # no --out: a clear error, not a traceback
     assert done.returncode == 2 and "--out" in done.stderr and "Traceback" not in done.stderr, done.stderr
-    done = castrig("runs", "--data", str(data))
+    done = castrig_main(capsys, "runs", "--data", str(data))
     assert one_run.name in done.stdout and "damaged" not in done.stdout
 
 
-def test_readers_leave_a_finished_run_as_it_was(one_run, tmp_path):
+def test_readers_leave_a_finished_run_as_it_was(one_run, tmp_path, capsys):
     """report, export, runs and lots write nothing into the run they read: SQLite's read-only
     readers of a WAL database left a -wal and -shm behind, and on a full disk those were the
     files that could not be made (CI met it when the run had not been read in place before)."""
@@ -141,10 +144,10 @@ def test_readers_leave_a_finished_run_as_it_was(one_run, tmp_path):
     for extra in ("run.sqlite-wal", "run.sqlite-shm"):
         (data / one_run.name / extra).unlink(missing_ok=True)  # as its writer left it
     (tmp_path / "out").mkdir()
-    _read_everything(data, data / one_run.name, tmp_path / "out")
+    _read_everything(data, data / one_run.name, tmp_path / "out", capsys)
 
 
-def test_reading_works_on_a_full_data_root(one_run, tmp_path, small_disk):
+def test_reading_works_on_a_full_data_root(one_run, tmp_path, small_disk, capsys):
     data = small_disk(1024) / "runs"
     shutil.copytree(one_run.parent, data)
     (data / "catalog.sqlite").unlink(missing_ok=True)  # the runs must be found without writing a catalog
@@ -156,10 +159,10 @@ def test_reading_works_on_a_full_data_root(one_run, tmp_path, small_disk):
         except OSError:
             pass
     (tmp_path / "out").mkdir()
-    _read_everything(data, data / one_run.name, tmp_path / "out")
+    _read_everything(data, data / one_run.name, tmp_path / "out", capsys)
 
 
-def test_export_neither_follows_nor_replaces_a_symlink(one_run, tmp_path):
+def test_export_neither_follows_nor_replaces_a_symlink(one_run, tmp_path, capsys):
     """A link at a table's name was replaced (never followed); now it is refused as every file
     export did not write (tests/cli/test_output_files_cli.py), the link and its target kept."""
     outside = tmp_path / "precious.txt"
@@ -167,12 +170,12 @@ def test_export_neither_follows_nor_replaces_a_symlink(one_run, tmp_path):
     to = tmp_path / "export"
     to.mkdir()
     (to / "samples.csv").symlink_to(outside)
-    done = castrig("export", str(one_run), "--to", str(to))
+    done = castrig_main(capsys, "export", str(one_run), "--to", str(to))
     assert done.returncode == 2 and "samples.csv: a symbolic link" in done.stderr, done.stderr
     assert outside.read_text() == "keep me" and (to / "samples.csv").is_symlink()
     assert sorted(p.name for p in to.iterdir()) == ["samples.csv"]
     (to / "samples.csv").unlink()
-    assert castrig("export", str(one_run), "--to", str(to)).returncode == 0
+    assert castrig_main(capsys, "export", str(one_run), "--to", str(to)).returncode == 0
     assert (to / "samples.csv").read_text().startswith("run_id,") and not list(to.glob(".*.tmp"))
     assert stat.S_IMODE((to / "samples.csv").stat().st_mode) == 0o666 & ~_umask()
 
@@ -196,37 +199,38 @@ def test_micrographs_get_the_usual_file_mode(tmp_path):
 
 @pytest.mark.parametrize("args,want", [(["runs", "--grade", "claim9"], "claim1, claim2"),
                                        (["runs", "--data", "/nonexistent"], "no such folder")])
-def test_runs_names_bad_filters(args, want):
-    done = castrig(*args)
+def test_runs_names_bad_filters(args, want, capsys):
+    done = castrig_main(capsys, *args)
     assert done.returncode == 2 and want in done.stderr and "no runs yet" not in done.stdout, done.stderr
 
 
 # -- numbers that pass `check` and then faulted the run ------------------------------------------
-def test_check_knows_the_rig_limits(tmp_path):
-    bad = ROOT / "tests" / "data" / "bad_inputs"
-    done = castrig("check", str(bad / "profile_total_flow_above_full_scale.yaml"))
+def test_check_knows_the_rig_limits(tmp_path, capsys):
+    bad, sim = ROOT / "tests" / "data" / "bad_inputs", ROOT / "hw_profiles" / "sim.yaml"
+    done = castrig_main(capsys, "check", str(bad / "profile_total_flow_above_full_scale.yaml"))
     assert done.returncode == 2 and "full_scale_slpm = 5" in " ".join(done.stderr.split())
-    done = castrig("check", str(bad / "purge_flow_above_full_scale.yaml"), "--profile", "hw_profiles/sim.yaml")
+    done = castrig_main(capsys, "check", str(bad / "purge_flow_above_full_scale.yaml"), "--profile", sim)
     assert done.returncode == 2 and "allowed: up to 5" in done.stderr
-    done = castrig("check", "recipes/demo.yaml", "--profile", "hw_profiles/sim.yaml")
+    done = castrig_main(capsys, "check", ROOT / "recipes" / "demo.yaml", "--profile", sim)
     assert done.returncode == 0, done.stderr
 
 
-def test_a_recipe_that_empties_the_syringe_is_refused_before_a_folder_exists(tmp_path):
+def test_a_recipe_that_empties_the_syringe_is_refused_before_a_folder_exists(tmp_path, capsys):
     """Four casts of 0.2 mL from a caster loaded with 0.5 mL: refused by check and by run, naming
     the step that runs dry, the pump and what its syringe holds; no run folder."""
     profile = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
     profile["devices"]["caster"]["syringe_volume_ml"] = 0.5
     (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
-    for args in (["check", "recipes/overnight.yaml", "--profile", str(tmp_path / "rig.yaml")],
-                 ["run", "recipes/overnight.yaml", "--profile", str(tmp_path / "rig.yaml"), "--data", str(tmp_path / "runs")]):
-        done = castrig(*args)
+    night = ROOT / "recipes" / "overnight.yaml"
+    for args in (["check", night, "--profile", tmp_path / "rig.yaml"],
+                 ["run", night, "--profile", tmp_path / "rig.yaml", "--data", tmp_path / "runs"]):
+        done = castrig_main(capsys, *args)  # (refused before anything runs)
         assert done.returncode == 2, done.stdout + done.stderr
         assert "steps[15] (cast)" in done.stderr and "devices.caster" in done.stderr and "up to 0.5 mL" in done.stderr
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
     profile["devices"]["caster"]["syringe_volume_ml"] = 0.8  # exactly what the night takes
     (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
-    assert castrig("check", "recipes/overnight.yaml", "--profile", str(tmp_path / "rig.yaml")).returncode == 0
+    assert castrig_main(capsys, "check", night, "--profile", tmp_path / "rig.yaml").returncode == 0
 
 
 def test_the_film_model_answers_for_every_allowed_concentration():
