@@ -1596,9 +1596,11 @@ def membrane_metrics(d: float, *, through: float = 0.9, opening: float = 0.6) ->
 # -- the CLI in this process, for what is refused before anything runs ------------------------------
 def castrig_main(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
     """``castrig ARGS`` through the CLI's own entry point in this process (its exit code and
-    output, as :func:`castrig` returns them): for refusals checked before anything runs, where
-    a subprocess's start-up (~1.3 s on CI) is all the cost. What runs the rig, or needs a fresh
-    process (signals, locks held by the test), goes through :func:`castrig`."""
+    output, as :func:`castrig` returns them): for refusals checked before anything runs, and for
+    what only reads a run folder or leaves it a command file (runs, status, lots, export, report,
+    abort), where a subprocess's start-up (0.2-0.6 s of CPU) is most of the cost. What runs the
+    rig, or needs a process of its own (signals, a lock the test holds, an environment read at
+    start-up, a pipe or a bound on its CPU or memory), goes through :func:`castrig`."""
     from castrig.cli.main import main
 
     capsys.readouterr()
