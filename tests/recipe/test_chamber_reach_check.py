@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (READERS_WRITE, ROOT, castrig, castrig_main, folder_files, profile_with_addresses, recipe_variant,
-                      refused, run_rows, run_status, run_then_kill_9, step_running)
+from conftest import (READERS_WRITE, ROOT, castrig, castrig_main, folder_files, only_run_dir, profile_with_addresses,
+                      recipe_variant, refused, run_rows, run_status, run_then_kill_9, step_running, with_sitecustomize)
 
 
 def _recipe(tmp_path: Path, name: str, *steps: str) -> Path:
@@ -183,6 +183,20 @@ def test_an_evaporate_that_cannot_come_into_its_band_in_time_is_refused_and_one_
             and why in said, (done.returncode, said, done.stderr)
 
 
+#: A sitecustomize (conftest with_sitecustomize): SIGKILL (a power cut) once a sample past 60 s of
+#: run time is recorded -- inside the recipe's first step, a condition of up to ~345 s
+KILL_9_IN_THE_CONDITION = """
+import os, signal
+from castrig.store import sqlite_store as _store
+_add = _store.SqliteRunRecorder.add_samples
+def _add_then_die(self, t_s, values):
+    _add(self, t_s, values)
+    if t_s > 60:
+        os.kill(os.getpid(), signal.SIGKILL)
+_store.SqliteRunRecorder.add_samples = _add_then_die
+"""
+
+
 def test_a_setpoint_beyond_the_level_with_a_band_that_reaches_it_is_noted_and_runs(tmp_path, capsys):
     """Only the set point was held to where the twin's chamber levels off (96.9 %RH on sim.yaml),
     not its band: a condition at 97.5 ± 1 and an evaporate at 97.5 ± 3 ran to completion on the
@@ -209,9 +223,19 @@ def test_a_setpoint_beyond_the_level_with_a_band_that_reaches_it_is_noted_and_ru
             "at least 0.6 %RH here")
     quoted = recipe_variant(recipe, tmp_path / "quoted", ("band_rh_pct: 1.0", "band_rh_pct: 0.6"))
     assert castrig_main(capsys, "check", quoted, "--profile", _profile("sim")).returncode == 0
+    # run says what check notes (it went on with no word of it), before the rig is opened; killed
+    # -9 in the condition, its resume says the notes of the steps it has left, and completes
     data = tmp_path / "runs"
-    ran = castrig("run", str(recipe), "--profile", _profile("sim"), "--data", str(data), "-q")
-    assert ran.returncode == 0 and "completed:" in ran.stdout, (ran.returncode, ran.stdout[-2000:], ran.stderr[-2000:])
-    # run says what check notes (it went on with no word of it), before the rig is opened
+    ran = castrig("run", str(recipe), "--profile", _profile("sim"), "--data", str(data), "-q",
+                  **with_sitecustomize(tmp_path, KILL_9_IN_THE_CONDITION))
     told = " ".join(ran.stderr.split())
-    assert told.count("note: ") >= 2 and "will sit at ~96.9 %RH, not at the set point" in told, told[-2000:]
+    assert ran.returncode == -9 and told.count("note: ") >= 2 and "will sit at ~96.9 %RH, not at the set point" in told, \
+        (ran.returncode, told[-2000:])
+    crashed = only_run_dir(data)
+    resumed = castrig("resume", str(crashed), "-q")
+    assert resumed.returncode == 0 and "completed:" in resumed.stdout, (resumed.returncode, resumed.stdout[-2000:],
+                                                                         resumed.stderr[-2000:])
+    told = " ".join(resumed.stderr.split())  # (the resume went on with no word of it)
+    for step in ("steps[0] (condition)", "steps[3] (evaporate)"):
+        assert (f"note: {crashed}/run.json: recipe: {step}.setpoint_rh_pct = 97.5: beyond what the twin's chamber levels "
+                "off at") in told, (step, told[-2000:])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 from castrig.devices.ne1000 import RATE_UNITS, VOLUME_UNITS, best_units, format_number, rate_setting, volume_setting
@@ -249,20 +249,22 @@ def _approach(recipe: m.Recipe, profile: Profile) -> list[tuple[int, str, str]]:
                              profile.control.control_period_s, rh_start_problem)
 
 
-def recipe_notes(recipe: m.Recipe, recipe_path: Path, profile: Profile, profile_path: Path | str) -> list[str]:
+def recipe_notes(recipe: m.Recipe, recipe_path: Path | str, profile: Profile, profile_path: Path | str,
+                 steps: Collection[int] | None = None) -> list[str]:
     """What ``castrig check`` cannot promise of a recipe that fits: a set point beyond where the
     chamber levels off, with a band that reaches there (the chamber sits at its level, not at the
     set point: :func:`_reach_finding`); an evaporate that can start out of its band, where no model
-    says the readings come into it within ``max_out_of_band_s`` (:mod:`castrig.recipe.approach`)."""
+    says the readings come into it within ``max_out_of_band_s`` (:mod:`castrig.recipe.approach`).
+    ``steps``: only those (a resume's steps left); all by default."""
     d = profile.devices
     if not ((d.dry_mfc is not None and d.wet_mfc is not None) or d.chamber is not None):
         return []
     reach, twin_reach = rh_reach_pct(profile), chamber_twin_reach_pct(profile)
-    notes = [why for i, step in enumerate(recipe.steps)
+    notes = [why for i, step in enumerate(recipe.steps) if steps is None or i in steps
              for kind, why in _reach_findings(f"{recipe_path}: steps[{i}] ({step.type})", step, profile, profile_path,
                                               reach, twin_reach) if kind == "note"]
     return notes + [f"{recipe_path}: steps[{i}] (evaporate).max_out_of_band_s = {recipe.steps[i].max_out_of_band_s:g}: {what}"  # type: ignore[union-attr]
-                    for i, kind, what in _approach(recipe, profile) if kind == "note"]
+                    for i, kind, what in _approach(recipe, profile) if kind == "note" and (steps is None or i in steps)]
 
 
 def check_recipe_for_profile(recipe: m.Recipe, recipe_path: Path, profile: Profile, profile_path: Path) -> None:

@@ -893,6 +893,11 @@ def _refuse_setpoints_out_of_reach(run_dir: Path, recorder: RunRecorder, recipe:
         recipe, left, profile, f"{run_dir}/run.json: profile" + (f" (recorded from {recorded})" if recorded else ""),
         rig.chamber, label=f"{run_dir}/run.json: recipe")
     if not problems:
+        # what check notes of the steps left, said as `castrig run` says it at its start: a resume
+        # went on with no word of a set point the chamber sits short of, or an evaporate that may
+        # start out of its band
+        for note in recipe_notes(recipe, f"{run_dir}/run.json: recipe", profile, recorded or "the recorded profile", left):
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
         return
     recorder.close()
     raise BadInput("\n".join(problems) + f"\n{run_dir}: not resumed ({report.summary()}); nothing was recorded: "
