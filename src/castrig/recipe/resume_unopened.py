@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NoReturn
 
-from castrig.errors import Busy, CastrigError, RigUnreachable
+from castrig.errors import CastrigError, RigUnreachable
 from castrig.utc import parse_utc
 
 #: The key of a resume-not-opened safe state's data (an event of kind ``safe_state``).
@@ -33,19 +33,13 @@ def make_safe_and_stop(run_dir: Path, recorder: Any, profile: Any, *, seed: int 
     (the stop dated ``stopped``, epoch s), and raise :class:`RigUnreachable` with ``exc`` and that.
     ``hold``: the resume's Ctrl-C hold (:class:`~castrig.recipe.ctrl_c_holds.DeferredCtrlC`):
     a Ctrl-C meanwhile stops it once this is said."""
-    from castrig.rig.safe_what_answers import make_safe_what_answers
+    from castrig.rig.safe_what_answers import make_safe_what_answers_said
     from castrig.store import utc_now_iso
 
     again = f"castrig resume {run_dir}"
     by_hand = f"castrig safe --profile {profile_path}" if profile_path else "castrig safe --profile PROFILE"
-    try:
-        done = make_safe_what_answers(profile, purpose=f"castrig resume {run_dir} (making safe what answers)", seed=seed)
-    except (RigUnreachable, Busy) as why:
-        words = f"nothing was made safe ({why})"
-        data: dict[str, Any] = {"safe": False, "verified": {}, "errors": {"rig": str(why)}}
-    else:
-        words = done.words()
-        data = done.report.to_dict()
+    words, data = make_safe_what_answers_said(profile, purpose=f"castrig resume {run_dir} (making safe what answers)",
+                                              seed=seed)
     data.update({NOT_OPENED: str(exc),
                  "stopped_utc": utc_now_iso(stopped, timespec="milliseconds") if stopped is not None else None})
     message = f"resume could not open the rig; {words}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NoReturn
 
-from castrig.errors import Busy, RigUnreachable
+from castrig.errors import RigUnreachable
 
 
 def make_safe_and_refuse(profile: Any, profile_path: Path, *, seed: int | None, purpose: str,
@@ -25,18 +25,13 @@ def make_safe_and_refuse(profile: Any, profile_path: Path, *, seed: int | None, 
     the ``command`` stops), and raise :class:`RigUnreachable` with ``exc``, ``nothing_ran`` and
     what was made safe."""
     from castrig.recipe.ctrl_c_holds import DeferredCtrlC
-    from castrig.rig.safe_what_answers import make_safe_what_answers
+    from castrig.rig.safe_what_answers import make_safe_what_answers_said
 
     hold = DeferredCtrlC(command=command)
     try:
-        try:
-            done = make_safe_what_answers(profile, purpose=f"{purpose} (making safe what answers)", seed=seed)
-        except (RigUnreachable, Busy) as why:
-            words, safe = f"nothing was made safe ({why})", False
-        else:
-            words, safe = done.words(), done.report.safe
+        words, record = make_safe_what_answers_said(profile, purpose=f"{purpose} (making safe what answers)", seed=seed)
         tail = f"{nothing_ran}: the rig could not be opened, so castrig made safe what answers: {words}"
-        if not safe:
+        if not record["safe"]:
             tail += (f"; make the rest safe at the devices, or castrig safe --profile {profile_path} "
                      "once they answer")
         hold.stop_here(tail)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from castrig.errors import CastrigError, RigUnreachable
+from castrig.errors import Busy, CastrigError, RigUnreachable
 
 
 @dataclass
@@ -106,6 +106,18 @@ def make_safe_what_answers(prof: Any, *, purpose: str, seed: int | None = None) 
     out.unverified = {r: why + (f"; {blind[r].detail}" if r in blind else "")
                       for r, why in unverified.items() if r not in out.stopped_blind}
     return out
+
+
+def make_safe_what_answers_said(prof: Any, *, purpose: str, seed: int | None = None) -> tuple[str, dict[str, Any]]:
+    """:func:`make_safe_what_answers` for a command whose rig could not be opened (a run, a
+    resume, a step test): one line of what was and was not made safe, and the safe state's record
+    (``safe``, ``verified``, ``errors``); nothing made safe where nothing answered or another
+    process owns the rig by now (nothing sent then)."""
+    try:
+        done = make_safe_what_answers(prof, purpose=purpose, seed=seed)
+    except (RigUnreachable, Busy) as why:
+        return f"nothing was made safe ({why})", {"safe": False, "verified": {}, "errors": {"rig": str(why)}}
+    return done.words(), done.report.to_dict()
 
 
 def _stop_unconfirmed_pumps(rig: Any, prof: Any, unverified: dict[str, str]) -> dict[str, Any]:
