@@ -1400,6 +1400,18 @@ time.sleep(600)
 """
 
 
+def hold_rig(reap: Callable[[subprocess.Popen[Any]], subprocess.Popen[Any]], profile: Path) -> subprocess.Popen[str]:
+    """A process of its own that owns ``profile``'s devices (castrig's claim_rig, as a run takes
+    them, purpose 'castrig run night.yaml') until it is killed (``reap``)."""
+    owner = reap(subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from castrig.rig.ownership import claim_rig; "
+         "from castrig.rig.profile import load_profile; "
+         f"claim_rig(load_profile({str(profile)!r}), purpose='castrig run night.yaml'); "
+         "print('owned', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True))
+    assert owner.stdout is not None and owner.stdout.readline().strip() == "owned"
+    return owner
+
+
 # -- a sitecustomize hook in the processes a test starts (a kill point, a slow disk) ---------------
 def with_sitecustomize(tmp_path: Path, code: str) -> dict[str, str]:
     """The environment (``PYTHONPATH``) under which every Python process a test starts runs

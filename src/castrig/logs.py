@@ -46,10 +46,19 @@ class _CurrentStderr:
     one's captured stream, closed since ("I/O operation on closed file")."""
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        stream = sys.stderr or sys.stdout  # (Python's None for a closed fd 2 outside the CLI: stdout, as structlog did)
+        try:
+            return stream.write(text) if stream is not None else len(text)
+        except (OSError, ValueError):  # a closed or vanished stream: a warning never ends its caller
+            return len(text)
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        stream = sys.stderr or sys.stdout
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 class RunLog:

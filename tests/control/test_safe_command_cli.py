@@ -354,3 +354,28 @@ def _a_new_run_that_cannot_open_the_rig_makes_safe_what_answers(tmp_path: Path, 
     assert _wet_mfc(wire)[0] == 0, err  # before: still 0.5
     assert ("no step test was run: the rig could not be opened, so castrig made safe what answers: made safe (read "
             "back): dry_mfc, water_pump, wet_mfc; NOT made safe: caster (not reached: ") in err, err
+
+
+def test_a_rig_another_process_took_meanwhile_is_said_owned_with_nothing_sent_and_no_advice_to_act_on_it(tmp_path, reap):
+    """A run whose rig could not be opened makes safe what answers; if another process owns the
+    rig by then (it took it between the failed open and the make-safe), nothing is sent. The
+    refusal said so and then advised "make the rest safe at the devices, or castrig safe": acting
+    on a rig another run drives (a review finding). Now it says the rig is owned and nothing was
+    sent, and gives no such advice; still RigUnreachable (exit 5)."""
+    import pytest
+
+    from castrig.errors import RigUnreachable
+    from castrig.recipe.run_unopened import make_safe_and_refuse
+    from castrig.rig.profile import load_profile
+    from conftest import hold_rig
+
+    nowhere = {role: f"socket://127.0.0.1:{9 + i}" for i, role in enumerate(
+        ("caster", "water_pump", "dry_mfc", "wet_mfc", "rh_near", "rh_room", "camera"))}  # (never opened: owned first)
+    profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", nowhere, tmp_path / "rig.yaml")
+    owner = hold_rig(reap, profile)
+    with pytest.raises(RigUnreachable) as refused:
+        make_safe_and_refuse(load_profile(profile), profile, seed=None, purpose="castrig run r.yaml",
+                             exc=RigUnreachable("cannot open the rig: device caster: connection refused"))
+    said = " ".join(str(refused.value).split())
+    assert "nothing was made safe, nothing was sent: another process owns the rig now" in said, said
+    assert f"pid {owner.pid}" in said and "castrig safe" not in said and "at the devices" not in said, said

@@ -19,3 +19,20 @@ def test_a_module_warning_is_written_to_stderr_as_it_is_now_not_as_it_was_at_the
     first.close()  # (a captured stream, gone with its test)
     module_logger("castrig.test.second").warning("a later message")
     assert "a later message" in capsys.readouterr().err
+
+
+def test_with_no_stderr_at_all_a_module_warning_goes_to_stdout_and_never_raises(capsys, monkeypatch):
+    """castrig imported where fd 2 was closed (Python's ``sys.stderr`` None; the CLI itself gives
+    a closed fd /dev/null): the warning raised AttributeError into its caller (a review finding);
+    structlog had written it to stdout. Now it goes to stdout, and a closed stream drops it."""
+    import sys
+
+    from castrig.logs import module_logger
+
+    monkeypatch.setattr(sys, "stderr", None)
+    module_logger("castrig.test.third").warning("with no stderr")
+    assert "with no stderr" in capsys.readouterr().out
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stderr", closed)
+    module_logger("castrig.test.fourth").warning("to a closed stream")  # (dropped, not raised)

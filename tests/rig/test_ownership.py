@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, LoopbackServer, castrig, castrig_main, only_run_dir, run_rows, start_castrig, wait_until
+from conftest import ROOT, LoopbackServer, castrig, castrig_main, hold_rig, only_run_dir, run_rows, start_castrig, wait_until
 
 DATA = ROOT / "tests" / "data"
 #: overnight.yaml's steps for two casts (tests/data/reliability/overnight_mini.yaml, analysed, the
@@ -219,17 +219,6 @@ def _visa(resource: str) -> dict:
     return {"kind": "visa", "resource": resource, "timeout_s": 1.0}
 
 
-def _hold_rig(reap, profile: Path) -> subprocess.Popen:
-    """A process that owns ``profile``'s devices (as a run would) until it is killed."""
-    owner = reap(subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from castrig.rig.ownership import claim_rig; "
-         "from castrig.rig.profile import load_profile; "
-         f"claim_rig(load_profile({str(profile)!r}), purpose='castrig run night.yaml'); "
-         "print('owned', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True))
-    assert owner.stdout.readline().strip() == "owned"
-    return owner
-
-
 @contextmanager
 def _holding_rig(profile: Path) -> Iterator[int]:
     """This test's own process owns ``profile``'s devices (castrig's claim_rig, as a run takes
@@ -395,7 +384,7 @@ def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, r
         folder = lock_dir()
         if folder.is_dir() and folder.stat().st_uid == os.getuid():
             folder.chmod(0o755)  # as the first user's umask left it
-        owner = _hold_rig(reap, _serial_profile(tmp_path / "owner.yaml", nodes))
+        owner = hold_rig(reap, _serial_profile(tmp_path / "owner.yaml", nodes))
         assert stat.S_IMODE(folder.stat().st_mode) == 0o1777
         for node in nodes.values():
             assert stat.S_IMODE(_lock_path(serial_key(node)).stat().st_mode) == 0o666

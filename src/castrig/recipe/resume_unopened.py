@@ -50,7 +50,7 @@ def make_safe_and_stop(run_dir: Path, recorder: Any, profile: Any, *, seed: int 
         kept = f"not recorded in the run's events ({why})"
     tail = (f"{run_dir}: not resumed; the rig could not be opened, so the resume made safe what answers: {words} "
             f"({kept}). The run stays resumable: {again} once every device answers")
-    if not data["safe"]:
+    if not data["safe"] and not data.get("owned_by_another"):  # (its owner makes it safe as it ends)
         tail += f"; meanwhile make the rest safe at the devices, or {by_hand} once they answer"
     hold.stop_here(tail)
     raise RigUnreachable(f"{exc}\n{tail}") from None

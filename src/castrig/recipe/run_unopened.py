@@ -31,7 +31,7 @@ def make_safe_and_refuse(profile: Any, profile_path: Path, *, seed: int | None, 
     try:
         words, record = make_safe_what_answers_said(profile, purpose=f"{purpose} (making safe what answers)", seed=seed)
         tail = f"{nothing_ran}: the rig could not be opened, so castrig made safe what answers: {words}"
-        if not record["safe"]:
+        if not record["safe"] and not record.get("owned_by_another"):  # (its owner makes it safe as it ends)
             tail += (f"; make the rest safe at the devices, or castrig safe --profile {profile_path} "
                      "once they answer")
         hold.stop_here(tail)

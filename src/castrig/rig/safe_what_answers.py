@@ -111,11 +111,14 @@ def make_safe_what_answers(prof: Any, *, purpose: str, seed: int | None = None) 
 def make_safe_what_answers_said(prof: Any, *, purpose: str, seed: int | None = None) -> tuple[str, dict[str, Any]]:
     """:func:`make_safe_what_answers` for a command whose rig could not be opened (a run, a
     resume, a step test): one line of what was and was not made safe, and the safe state's record
-    (``safe``, ``verified``, ``errors``); nothing made safe where nothing answered or another
-    process owns the rig by now (nothing sent then)."""
+    (``safe``, ``verified``, ``errors``); nothing made safe where nothing answered, or where another
+    process owns the rig by now (``owned_by_another``: nothing sent, nothing to do by hand)."""
     try:
         done = make_safe_what_answers(prof, purpose=purpose, seed=seed)
-    except (RigUnreachable, Busy) as why:
+    except Busy as why:
+        return (f"nothing was made safe, nothing was sent: another process owns the rig now ({why})",
+                {"safe": False, "verified": {}, "errors": {"rig": str(why)}, "owned_by_another": True})
+    except RigUnreachable as why:
         return f"nothing was made safe ({why})", {"safe": False, "verified": {}, "errors": {"rig": str(why)}}
     return done.words(), done.report.to_dict()
 
