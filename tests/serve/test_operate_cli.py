@@ -330,6 +330,20 @@ def test_a_runner_that_does_not_answer_is_said_so_exit_5(tmp_path: Path, reap):
     assert run.wait(timeout=60) == 3
 
 
+#: A sitecustomize (conftest with_sitecustomize): the sender's own Ctrl-C (SIGINT) the moment its
+#: command is written to the run's channel, before it waits for the answer.
+CTRL_C_AS_THE_COMMAND_IS_SENT = """
+import os, signal
+import castrig.store.commands as _commands
+_send = _commands.send_command
+def _send_then_ctrl_c(*a, **kw):
+    cmd = _send(*a, **kw)
+    os.kill(os.getpid(), signal.SIGINT)
+    return cmd
+_commands.send_command = _send_then_ctrl_c
+"""
+
+
 @pytest.mark.parametrize("action", campaign(["pause", "abort"], ci={0}))
 def test_a_command_given_up_with_ctrl_c_before_the_runner_took_it_is_not_applied(tmp_path: Path, reap, action, capsys):
     """`castrig pause` (or abort) to a runner that has not answered yet (stopped: a Ctrl-Z, a
@@ -340,6 +354,11 @@ def test_a_command_given_up_with_ctrl_c_before_the_runner_took_it_is_not_applied
     run, run_dir = _run_in_its_hold(data, reap)
     run.send_signal(signal.SIGSTOP)
     try:
+        # a Ctrl-C the moment the command is in the channel, before the wait for its answer (a CI
+        # run met it): exit 130 "interrupted", the command left for the runner to apply
+        early = castrig(action, str(run_dir), **with_sitecustomize(tmp_path, CTRL_C_AS_THE_COMMAND_IS_SENT))
+        assert early.returncode == 130 and f"{action} withdrawn" in early.stderr, (early.returncode, early.stderr[-2000:])
+        assert not [p for p in (run_dir / "control").glob("*.json") if p.name != "status.json"]
         sender = reap(start_castrig(action, str(run_dir)))
         wait_until(lambda: [p for p in (run_dir / "control").glob("*.json") if p.name != "status.json"], timeout_s=30,
                    what="the command in the channel")

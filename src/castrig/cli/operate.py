@@ -211,6 +211,7 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
     from castrig.store import live as R
     from castrig.store.commands import send_command, wait_answer, withdraw_command
     from castrig.oslock import process_stopped
+    from castrig.sigint_hold import SigintHold
     from castrig.store.lock import run_holder
 
     run_dir = _run_dir(run_dir)
@@ -224,11 +225,19 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
                        + (_crashed_hint(run_dir) if summary["status"] == "crashed" else ""), file=str(run_dir))
     by = f"cli:{getpass.getuser()}"
     since_event = _last_event_id(run_dir)  # the safe state that counts is one recorded after this command
+    # Ctrl-C from the command's sending to the wait for its answer: held, then taken as one during
+    # the wait (the command taken back). It raised in between: exit 130 "interrupted", the command
+    # left in the channel for the runner to apply (a CI run met it: a pause given up, not withdrawn)
+    hold = SigintHold()
     try:
-        cmd = send_command(run_dir, action, by)
-    except OSError as exc:
-        raise BadInput(f"{run_dir}: cannot write to its control channel: {exc}", file=str(run_dir)) from None
-    holder = run_holder(run_dir) or {}
+        try:
+            cmd = send_command(run_dir, action, by)
+        except OSError as exc:
+            raise BadInput(f"{run_dir}: cannot write to its control channel: {exc}", file=str(run_dir)) from None
+        holder = run_holder(run_dir) or {}
+    except BaseException:
+        hold.restore()
+        raise
     pid = holder.get("pid")
     told: list[bool] = []
 
@@ -244,6 +253,9 @@ def _act(run_dir: Path, action: str, *, wait_end_s: float = 0.0) -> None:
         return run_holder(run_dir) is not None
 
     try:
+        hold.restore()
+        if hold.asked:
+            raise KeyboardInterrupt
         answer = wait_answer(run_dir, cmd, 30.0, alive=alive)
     except KeyboardInterrupt:
         # Ctrl-C while the runner had not answered (stopped, or busy): the command stayed in the
