@@ -177,15 +177,9 @@ def _run_and_kill(recipe: Path, data: Path, seed: int, kill_at_s: float, trial: 
             if run_dir is not None:
                 try:
                     row = _rows(run_dir, "select max(t_s) from samples")[0][0]
-                    started_t = None if trial.kill_in_step is None else _rows(
-                        run_dir, f"select max(t_s) from journal where step_index={int(trial.kill_in_step)} and state='started'")[0][0]
                 except sqlite3.Error:  # the schema is not written yet
-                    row = started_t = None
-                if trial.kill_in_step is None:
-                    due = row is not None and row >= kill_at_s
-                else:  # inside the step: by run time, or at once for a step that takes none (analyse)
-                    due = started_t is not None and ((row is not None and row >= kill_at_s) or started_t >= kill_at_s)
-                if due and proc.poll() is None:
+                    row = None
+                if row is not None and row >= kill_at_s and proc.poll() is None:
                     os.kill(proc.pid, signal.SIGKILL)
                     proc.wait()
                     trial.killed, trial.killed_at_s = True, float(row)
