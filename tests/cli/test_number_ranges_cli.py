@@ -18,7 +18,7 @@ from conftest import castrig_main, refused
 def _ranged_options() -> list[tuple[list[str], str, object, type]]:
     """(command path, option, its parameter, int or float) for every option typer gives a range
     (its ``min``/``max``), found from the commands themselves."""
-    import typing
+    from castrig.cli.typer_params import number_kind, number_range
 
     out = []
 
@@ -26,9 +26,8 @@ def _ranged_options() -> list[tuple[list[str], str, object, type]]:
         for name, sub in getattr(cmd, "commands", {}).items():
             walk(sub, [*path, name])
         for p in getattr(cmd, "params", ()):
-            ann = p.type_descriptor.annotation
-            kind = int if int in (ann, *typing.get_args(ann)) else float
-            if (p.min is not None or p.max is not None) and not p.is_flag:
+            kind = number_kind(p)
+            if kind is not None and any(b is not None for b in number_range(p)) and not p.is_flag:
                 out.append((path, next(o for o in p.opts if o.startswith("--")), p, kind))
 
     walk(typer.main.get_command(app), [])
@@ -45,7 +44,9 @@ def test_the_cli_has_ranged_whole_number_options_to_check():
 
 @pytest.mark.parametrize("path, opt, p, kind", RANGED, ids=[f"{' '.join(r[0])} {r[1]}" for r in RANGED])
 def test_a_ranged_option_out_of_its_range_or_not_a_number_names_the_option_and_the_range(capsys, path, opt, p, kind):
-    lo, hi = p.min, p.max
+    from castrig.cli.typer_params import number_range
+
+    lo, hi = number_range(p)
     allowed = f"{lo:g} to {hi:g}" if lo is not None and hi is not None else f"at least {lo:g}" if lo is not None else f"at most {hi:g}"
     outside = ([f"{lo - 1:g}"] if lo is not None else []) + ([f"{hi + 1:g}"] if hi is not None else [])
     # (each value once, `--opt V` and `--opt=V` in turn: every call builds the whole CLI again)

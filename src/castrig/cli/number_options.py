@@ -12,9 +12,9 @@ and what is allowed. Light to import: every command passes through it.
 from __future__ import annotations
 
 import math
-import typing
 from typing import Any
 
+from castrig.cli.typer_params import has_own_parser, number_kind, number_range
 from castrig.errors import BadInput
 
 
@@ -23,11 +23,8 @@ def number_options(command: Any) -> dict[str, tuple[Any, type]]:
     number (flags, options of other types and those with a parser of their own are left as they are)."""
     out = {}
     for p in getattr(command, "params", ()):
-        ann = getattr(getattr(p, "type_descriptor", None), "annotation", None)
-        kinds = (ann, *typing.get_args(ann))
-        kind = int if int in kinds and bool not in kinds else float if float in kinds else None
-        info = getattr(getattr(p, "type_descriptor", None), "parameter_info", None)
-        if getattr(info, "parser", None) is not None or getattr(info, "click_type", None) is not None:
+        kind = number_kind(p)
+        if has_own_parser(p):
             continue  # (an option with its own parser says itself what it takes: analyse --pixel-size)
         if kind is None or getattr(p, "is_flag", False) or getattr(p, "nargs", 1) != 1:
             continue
@@ -36,12 +33,12 @@ def number_options(command: Any) -> dict[str, tuple[Any, type]]:
 
 
 def ranged(p: Any) -> bool:
-    return getattr(p, "min", None) is not None or getattr(p, "max", None) is not None
+    return any(bound is not None for bound in number_range(p))
 
 
 def allowed_range(p: Any, kind: type) -> str:
     """What ``p`` allows, in words: ``1 to 1000``, ``at least 0`` (without a range: ``a number``)."""
-    lo, hi = getattr(p, "min", None), getattr(p, "max", None)
+    lo, hi = number_range(p)
     if lo is not None and hi is not None:
         return f"{lo:g} to {hi:g}"
     if lo is not None or hi is not None:
@@ -86,7 +83,7 @@ def refuse_bad_numbers(command: Any, argv: list[str]) -> None:
             if ranged(p):
                 raise BadInput(f"{name} {value}: not a number castrig can use (allowed: {allowed})", field=name)
             continue  # (an option without a range says itself what it makes of it)
-        lo, hi = getattr(p, "min", None), getattr(p, "max", None)
+        lo, hi = number_range(p)
         if (lo is not None and number < lo) or (hi is not None and number > hi):
             raise BadInput(f"{name} {value}: out of range (allowed: {allowed})", field=name)
 

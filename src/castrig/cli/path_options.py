@@ -11,10 +11,9 @@ such a name is :class:`BadInput` (exit 2) naming the option or argument.
 from __future__ import annotations
 
 import os
-import typing
-from pathlib import Path
 from typing import Any
 
+from castrig.cli.typer_params import takes_paths
 from castrig.errors import BadInput
 from castrig.regular import NAME_TOO_LONG
 
@@ -28,19 +27,6 @@ def name_too_long(value: str | os.PathLike[str]) -> bool:
     return len(raw) > PATH_MAX_BYTES or any(len(part) > NAME_MAX_BYTES for part in raw.split(b"/"))
 
 
-def _takes_paths(p: Any) -> bool:
-    ann = getattr(getattr(p, "type_descriptor", None), "annotation", None)
-    todo, seen = [ann], set()
-    while todo:
-        a = todo.pop()
-        if a is Path:
-            return True
-        if id(a) not in seen:
-            seen.add(id(a))
-            todo.extend(typing.get_args(a))
-    return False
-
-
 def _hint(p: Any) -> str:
     opts = [o for o in getattr(p, "opts", ()) if o.startswith("-")]
     return opts[0] if opts else str(getattr(p, "name", "") or "path").upper()
@@ -49,7 +35,7 @@ def _hint(p: Any) -> str:
 def guard_path_params(command: Any) -> None:
     """Wrap the value processing of every path parameter of ``command`` and its subcommands."""
     for p in getattr(command, "params", ()):
-        if getattr(p, "_castrig_path_checked", False) or not _takes_paths(p):
+        if getattr(p, "_castrig_path_checked", False) or not takes_paths(p):
             continue
         process = p.process_value
 
