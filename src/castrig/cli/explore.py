@@ -7,6 +7,7 @@ the allowed range, no traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -580,43 +581,95 @@ lots_app = typer.Typer(help="Membrane lots: judged membranes that met a grade, t
                        invoke_without_command=True)
 
 
+#: Lots ``castrig lots`` shows a person at a terminal without --all or --last (as ``castrig runs``
+#: shows its newest 50 runs): a year of nightly queues is thousands of lots, and laying them all out
+#: in one table took ~6 s of CPU for 6 000 before a line was shown. A script (stdout not a
+#: terminal, or --json) gets every lot unless it asks for --last.
+NEWEST_LOTS = 50
+
+
 @lots_app.callback()
-def lots(ctx: typer.Context, data: Optional[Path] = typer.Option(None, "--data", help="Data root.")) -> None:
-    """List the membrane lots under the data root."""
+def lots(
+    ctx: typer.Context,
+    data: Optional[Path] = typer.Option(None, "--data", help="Data root."),
+    last: Optional[int] = typer.Option(None, "--last", metavar="N", min=1, max=100_000,
+                                       help=f"The newest N lots, and the newest N membranes that are not lots (default "
+                                            f"at a terminal {NEWEST_LOTS}; piped or --json: all); older ones are said to be left out."),
+    every_lot: bool = typer.Option(False, "--all", help="Every lot, however many (overrides --last)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per lot, one per line, oldest first (no table); "
+                                                      "the membranes that are not lots on stderr."),
+) -> None:
+    """List the membrane lots under the data root, oldest first: at a terminal the newest 50
+    (--last N, --all); piped or with --json every one (--last N to limit)."""
     ctx.obj = {"data": data}  # `castrig lots --data ROOT assign ...`: the subcommands act on ROOT
     if ctx.invoked_subcommand is not None:
         return
     from castrig.cli.main import read_data_root
-    from castrig.lots import list_lots, not_lots
-    from castrig.lots.registry import OPEN_RUN_OUTCOMES
+    from castrig.lots import scan_lots
     from castrig.store import open_store
 
     # a --data that is no folder is refused as `castrig runs` refuses it (it listed "no lots")
     read_data_root(data)
-    rows = list_lots(data)
-    table = Table(title=f"membrane lots in {open_store(data).root}")
+    rows, others = scan_lots(data)  # (one read of every run folder for both lists)
+    newest = None if every_lot else last if last is not None else None if as_json or not sys.stdout.isatty() else NEWEST_LOTS
+    shown, shown_others = (rows, others) if newest is None else (rows[-newest:], others[-newest:])
+    said = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)  # (stdout stays what a script reads)
+    if as_json:
+        for lot in shown:
+            typer.echo(json.dumps(_lot_line(lot), default=str))
+        for membrane_id, why in shown_others:
+            said.print(f"not a lot: {membrane_id} — {why}")
+    else:
+        _print_lots_table(open_store(data).root, shown)
+        if not rows:
+            typer.echo("no lots yet (a lot is a judged membrane that met a grade)")
+        for membrane_id, why in shown_others:
+            out.print(f"not a lot: {membrane_id} — {why}", highlight=False, soft_wrap=True)
+    if len(shown) < len(rows):
+        said.print(f"the newest {newest} lots are shown ({len(rows)} in all); --last N or --all for older ones")
+    if len(shown_others) < len(others):
+        said.print(f"the newest {newest} membranes that are not lots are shown ({len(others)} in all); "
+                   "--last N or --all for older ones")
+
+
+def _lot_line(lot) -> dict:  # type: ignore[no-untyped-def]
+    """What ``castrig lots`` says of one lot (its table row; one JSON line with --json)."""
+    from castrig.lots.registry import OPEN_RUN_OUTCOMES
+
+    m = lot.metrics
+    d, s = m.get("mean_pore_diameter_um"), m.get("pore_diameter_std_um")
+    if lot.run_outcome == "completed":
+        ended = None
+    elif lot.run_outcome in OPEN_RUN_OUTCOMES:
+        ended = f"run {lot.run_outcome}: no build takes it until it has ended"
+    else:
+        ended = f"run ended {lot.run_outcome} after it was judged"
+    return {"lot": lot.lot_id, "run_id": lot.run_id, "membrane_id": lot.membrane_id, "recipe": lot.recipe_name,
+            "made_utc": lot.made_utc or lot.started_utc, "simulated": lot.simulated, "grades": list(lot.grades_met),
+            "mean_pore_diameter_um": d, "pore_diameter_cv": s / d if d and s is not None else None,
+            "opening_ratio": m.get("opening_ratio"), "through_pore_fraction": m.get("through_pore_fraction"),
+            "mean_thickness_um": m.get("mean_thickness_um"), "intended_use": lot.intended_use,
+            "allow_simulated": bool(lot.assignment.get("allow_simulated")), "suits": list(lot.uses),
+            "run_outcome": lot.run_outcome, "run_note": ended}
+
+
+def _print_lots_table(root: Path, lots) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title=f"membrane lots in {root}")
     for col in ("lot", "recipe", "made (UTC)", "made on", "grades", "D µm", "σd/D", "opening", "through", "T µm", "intended use"):
         table.add_column(col)
 
     def f(v: object, fmt: str) -> str:
         return "" if v is None else format(v, fmt)
 
-    for lot in rows:
-        m = lot.metrics
-        d, s = m.get("mean_pore_diameter_um"), m.get("pore_diameter_std_um")
-        use = lot.intended_use and (lot.intended_use + (" (simulated, allowed)" if lot.assignment.get("allow_simulated") else ""))
-        table.add_row(lot.lot_id, lot.recipe_name, lot.made_utc or lot.started_utc, "twin (simulated)" if lot.simulated else "rig",
-                      ",".join(lot.grades_met), f(d, ".2f"),
-                      f(s / d if d and s is not None else None, ".3f"), f(m.get("opening_ratio"), ".2f"),
-                      f(m.get("through_pore_fraction"), ".2f"), f(m.get("mean_thickness_um"), ".2f"),
-                      (use or ("suits: " + ", ".join(lot.uses)))
-                      + ("" if lot.run_outcome == "completed" else f" (run {lot.run_outcome}: no build takes it until it has ended)"
-                         if lot.run_outcome in OPEN_RUN_OUTCOMES else f" (run ended {lot.run_outcome} after it was judged)"))
+    for lot in lots:
+        line = _lot_line(lot)
+        use = line["intended_use"] and (line["intended_use"] + (" (simulated, allowed)" if line["allow_simulated"] else ""))
+        table.add_row(line["lot"], line["recipe"], line["made_utc"], "twin (simulated)" if line["simulated"] else "rig",
+                      ",".join(line["grades"]), f(line["mean_pore_diameter_um"], ".2f"), f(line["pore_diameter_cv"], ".3f"),
+                      f(line["opening_ratio"], ".2f"), f(line["through_pore_fraction"], ".2f"),
+                      f(line["mean_thickness_um"], ".2f"),
+                      (use or ("suits: " + ", ".join(line["suits"]))) + (f" ({line['run_note']})" if line["run_note"] else ""))
     out.print(table)
-    if not rows:
-        typer.echo("no lots yet (a lot is a judged membrane that met a grade)")
-    for membrane_id, why in not_lots(data):
-        out.print(f"not a lot: {membrane_id} — {why}", highlight=False, soft_wrap=True)
 
 
 def _lots_data(ctx: typer.Context, data: Optional[Path]) -> Optional[Path]:

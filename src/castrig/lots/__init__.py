@@ -10,7 +10,8 @@ from castrig.lots.checks import (
     load_coculture,
     load_filter,
 )
-from castrig.lots.registry import SUITABLE_GRADES, USES, Lot, assign_use, get_lot, list_lots, not_lots, unassign_use
+from castrig.lots.registry import SUITABLE_GRADES, USES, Lot, assign_use, get_lot, list_lots, not_lots, scan_lots, unassign_use
 
 __all__ = ["FILTER_BOUNDS", "SUITABLE_GRADES", "USES", "CheckReport", "CocultureSetup", "FilterBuild", "Lot", "assign_use",
-           "check_coculture", "check_filter", "get_lot", "list_lots", "load_coculture", "load_filter", "not_lots", "unassign_use"]
+           "check_coculture", "check_filter", "get_lot", "list_lots", "load_coculture", "load_filter", "not_lots", "scan_lots",
+           "unassign_use"]

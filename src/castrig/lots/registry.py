@@ -211,8 +211,10 @@ def made_utc(info: Any, t_s: Any) -> str:
     return started.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
-    """(lots, membranes that are not lots with the reason) under a data root."""
+def scan_lots(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
+    """(lots, membranes that are not lots with the reason) under a data root, in the order of its
+    runs (oldest first): one read of every run folder, for a caller that says both (``castrig lots``
+    read them all twice, once for each list: 3 000 runs, ~4 s of its ~10 s of CPU)."""
     store = open_store(root)
     assigned = _assignments(store.root)
     lots: list[Lot] = []
@@ -284,17 +286,17 @@ def _scan(root: str | Path | None) -> tuple[list[Lot], list[tuple[str, str]]]:
 
 def list_lots(root: str | Path | None = None) -> list[Lot]:
     """The lots under a data root: judged membranes that met at least one grade."""
-    return _scan(root)[0]
+    return scan_lots(root)[0]
 
 
 def not_lots(root: str | Path | None = None) -> list[tuple[str, str]]:
     """(membrane id, why it is not a lot) for every other membrane under a data root."""
-    return _scan(root)[1]
+    return scan_lots(root)[1]
 
 
 def get_lot(lot_id: str, root: str | Path | None = None, *, file: str | None = None, field_name: str = "lot") -> Lot:
     """The lot with this id, or a BadInput naming the file, the field and the lots there are."""
-    lots, others = _scan(root)
+    lots, others = scan_lots(root)
     for lot in lots:
         if lot.lot_id == lot_id:
             return lot
