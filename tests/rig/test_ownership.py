@@ -244,6 +244,9 @@ SPELLINGS = {
     "VISA socket vs pyserial URL": (lambda port: _visa(f"TCPIP0::localhost::{port}::SOCKET"),
                                     lambda port: f"socket://127.0.0.1:{port}"),
     "rfc2217 vs VISA socket": (lambda port: f"rfc2217://localhost:{port}", lambda port: _visa(f"TCPIP::127.0.0.1::{port}::SOCKET")),
+    # connect() to the unspecified address reaches the loopback (Linux): a second process so spelled
+    # connected to every device of a live run, and was told "rig not reachable" (exit 5), not busy
+    "0.0.0.0 vs 127.0.0.1": (lambda port: f"socket://127.0.0.1:{port}", lambda port: f"socket://0.0.0.0:{port}"),
 }
 
 
