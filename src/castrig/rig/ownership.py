@@ -121,6 +121,23 @@ def visa_key(resource: str, resolve: bool = True) -> str:
     return "visa:" + r.upper()
 
 
+def url_key(url: str, resolve: bool = True) -> str:
+    """A camera's URL as its lock: scheme, host (one spelling, as :func:`serial_key`'s), port,
+    path and query, without the user's credentials. Taken whole, ``rtsp://lab:PASSWORD@host/s``
+    became a lock file named with the password in the folder every user lists (lock files stay),
+    and the same camera written with another password was another lock."""
+    from castrig.redact import redact
+
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # (a port that is no number: the URL as written, its credentials out)
+        port = ""
+    host = _host(parts.hostname, resolve) if parts.hostname else ""
+    query = f"?{redact('?' + parts.query)[1:]}" if parts.query else ""
+    return f"url:{parts.scheme.lower()}://{host}{port}{parts.path}{query}"
+
+
 def resource_keys(profile: Profile) -> dict[str, list[str]]:
     """{resource key: [roles]} for every device of ``profile`` that reaches outside the process."""
     keys: dict[str, list[str]] = {}
@@ -132,8 +149,8 @@ def resource_keys(profile: Profile) -> dict[str, list[str]]:
         elif isinstance(link, VisaLinkConfig):
             key = visa_key(link.resource)
         elif isinstance(cfg, OpenCVCameraConfig):
-            key = "dev:" + (os.path.realpath(f"/dev/video{cfg.source}") if isinstance(cfg.source, int)
-                            else os.path.realpath(cfg.source) if "://" not in cfg.source else cfg.source)
+            key = ("dev:" + os.path.realpath(f"/dev/video{cfg.source}") if isinstance(cfg.source, int)
+                   else "dev:" + os.path.realpath(cfg.source) if "://" not in cfg.source else url_key(cfg.source))
         if key:
             keys.setdefault(key, []).append(role)
     return keys
