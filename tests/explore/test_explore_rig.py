@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -124,3 +125,28 @@ def test_a_stored_run_of_two_casts_is_two_points_and_the_one_that_met_is_named(t
         evaporates = [s for s in found.steps if s.type == "evaporate"]
         assert len(casts) == 1 and [s.setpoint_rh_pct for s in evaporates] == [rh]
         assert out.read_text() == (tmp_path / f"f{k}" / "found.yaml").read_text()
+
+
+def test_a_sigterm_as_the_confirmed_runs_rig_opens_aborts_it_safe_as_castrig_run_does(tmp_path, terminal_run, wall_sim_profile, monkeypatch):
+    """An outside tester: ``castrig explore`` on a rig, the proposal confirmed, SIGTERM (or SIGHUP:
+    the ssh session dropped) while its rig opened -- before the run's own handlers -- killed the
+    process where it stood: exit 143, not a word, its rig left as found. As in castrig run and queue
+    (stop_requests), the stop is now the run's: aborted at its first control period, the rig made
+    safe and said so, exit 3."""
+    from conftest import SIGNAL_AT_RIG_OPEN, with_sitecustomize
+
+    env = with_sitecustomize(tmp_path, SIGNAL_AT_RIG_OPEN)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([env["PYTHONPATH"], str(ROOT / "src")]))  # (this tree's castrig)
+    monkeypatch.setenv("SIGNAL_AT_RIG_OPEN", "SIGTERM")
+    run = terminal_run(["explore", "--target-grade", "claim1", "--profile", str(wall_sim_profile), "--data",
+                        str(tmp_path / "runs"), "--budget", "3"], cwd=tmp_path)
+    run.expect("Run it on the rig now?", timeout_s=30)
+    run.send("y\r")
+    code = run.wait(60)
+
+    assert code == 3, run.output[-2000:]
+    said = " ".join(run.output.split())
+    assert "SIGTERM received by castrig explore" in said and "safe state verified" in said, said[-2000:]
+    (run_json,) = (tmp_path / "runs").glob("*/run.json")
+    assert '"outcome": "aborted"' in run_json.read_text()
+

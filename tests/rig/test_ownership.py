@@ -244,6 +244,9 @@ SPELLINGS = {
     "VISA socket vs pyserial URL": (lambda port: _visa(f"TCPIP0::localhost::{port}::SOCKET"),
                                     lambda port: f"socket://127.0.0.1:{port}"),
     "rfc2217 vs VISA socket": (lambda port: f"rfc2217://localhost:{port}", lambda port: _visa(f"TCPIP::127.0.0.1::{port}::SOCKET")),
+    # connect() to the unspecified address reaches the loopback (Linux): a second process so spelled
+    # connected to every device of a live run, and was told "rig not reachable" (exit 5), not busy
+    "0.0.0.0 vs 127.0.0.1": (lambda port: f"socket://127.0.0.1:{port}", lambda port: f"socket://0.0.0.0:{port}"),
 }
 
 
@@ -393,6 +396,32 @@ def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, r
         for master, slave in ptys.values():
             os.close(master)
             os.close(slave)
+
+
+def _camera_profile(path: Path, source: str) -> Path:
+    """The twin (hw_profiles/sim.yaml) with an OpenCV camera at ``source``: a rig whose one lock is its camera's."""
+    data = yaml.safe_load((ROOT / "hw_profiles" / "sim.yaml").read_text())
+    data["devices"]["camera"] = {"model": "opencv", "source": source, "pixel_size_um": 0.5}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_network_cameras_password_stays_out_of_the_machines_lock_folder(tmp_path, monkeypatch):
+    """An outside tester: a camera at ``rtsp://lab:PASSWORD@host/stream`` was locked as the file
+    ``dev_rtsp_lab_PASSWORD_host…lock`` in the machine's lock folder, which every user may list (and
+    lock files stay), and named with its password in the busy message; the same camera written with
+    another password was another lock, so a second process was let at it. Its lock is now the
+    camera's address without the user's credentials: one camera, one lock, no password in it."""
+    monkeypatch.setenv("CASTRIG_LOCK_DIR", str(tmp_path / "locks"))  # (this process's claim and the castrig process's)
+    owner = _camera_profile(tmp_path / "owner.yaml", "rtsp://lab:owners-s3cret@127.0.0.1:8554/stream")
+    second = _camera_profile(tmp_path / "second.yaml", "rtsp://lab:another-s3cret@127.0.0.1:8554/stream")
+    with _holding_rig(owner) as pid:
+        done = castrig("safe", "--profile", str(second))
+
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert f"pid {pid}" in done.stderr and "device camera (rtsp://127.0.0.1:8554/stream)" in done.stderr, done.stderr
+    said = done.stdout + done.stderr + "".join(p.name + p.read_text() for p in (tmp_path / "locks").iterdir())
+    assert "s3cret" not in said, said
 
 
 def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap, wall_sim_profile, capsys):

@@ -9,10 +9,11 @@ pumps at address 1 on /dev/ttyS0 and on a symlink to it; the run then drove one 
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
-from conftest import ROOT, castrig_main, refused
+from conftest import ROOT, LoopbackServer, castrig_main, refused
 
 SERIAL = (ROOT / "hw_profiles" / "sim-serial.yaml").read_text()
 
@@ -89,3 +90,23 @@ def test_one_address_written_as_another_literal_is_one_port(tmp_path, capsys):
     for spelling in ("127.1", "[::ffff:127.0.0.1]", "0x7f000001"):  # (the key the device locks take too)
         assert serial_key(f"socket://{spelling}:47103", resolve=False) == serial_key(f"socket://{spelling}:47103") \
             == "tcp:127.0.0.1:47103"
+
+
+def test_the_unspecified_address_is_the_loopback_it_connects_to(tmp_path, capsys):
+    """An outside tester: rh_near on ``socket://127.0.0.1:47103`` and rh_room on
+    ``socket://0.0.0.0:47103`` was a "valid profile", and a second process with its rig spelled
+    0.0.0.0 was let past a live run's device locks: connect() to the unspecified address (0.0.0.0,
+    ``0``, ``::``) reaches this host's loopback on Linux (the kernel's own substitution), so it is
+    that one port, for check and for the locks alike."""
+    from castrig.rig.ownership import serial_key
+
+    with LoopbackServer() as server:  # (the premise: a listener on 127.0.0.1 takes a connection to 0.0.0.0)
+        socket.create_connection(("0.0.0.0", server.port), timeout=5).close()
+    assert "socket://127.0.0.1:47104" in SERIAL
+    profile = _profile(tmp_path, SERIAL.replace("socket://127.0.0.1:47104", "socket://0.0.0.0:47103"))
+    refused(castrig_main(capsys, "check", str(profile)), "devices rh_near, rh_room share the port", "socket://0.0.0.0:47103",
+            "(one port, spelled 2 ways)")
+    for spelling in ("0.0.0.0", "0", "[::ffff:0.0.0.0]"):
+        assert serial_key(f"socket://{spelling}:47103", resolve=False) == serial_key(f"socket://{spelling}:47103") \
+            == "tcp:127.0.0.1:47103"
+    assert serial_key("socket://[::]:47103") == serial_key("socket://[::1]:47103")

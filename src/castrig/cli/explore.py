@@ -515,7 +515,8 @@ def _explore_rig(settings, folder: Path, data: Optional[Path], out_recipe: Optio
     """Real rig: propose from the store, run only what the operator confirms."""
     from castrig.explore.rig import propose_next, store_history
     from castrig.explore.space import point_label
-    from castrig.recipe.session import run_recipe
+    from castrig.cli.streams import console_is_not_the_record
+    from castrig.recipe.session import run_recipe, stop_requests
 
     # settings.profile holds no passwords (redact_urls); the rig is driven with the operator's own
     # profile again, its passwords taken from the profile file as a resume does
@@ -540,9 +541,15 @@ def _explore_rig(settings, folder: Path, data: Optional[Path], out_recipe: Optio
         if not interactive or not typer.confirm("Run it on the rig now?", default=False):
             out.print("not run; run it later with: castrig run " + f"{recipe_path} --profile {profile_path}", highlight=False)
             return 0
-        result = run_recipe(recipe_path, profile_path, data_root=root, operator="explore")
-        if result.outcome != "completed":
-            return result.exit_code
+        console_is_not_the_record()  # (as castrig run: the run folder keeps the record)
+        # a SIGTERM or SIGHUP while the rig opens, or as the run ends, is the run's as in castrig
+        # run and queue (stop_requests): it killed this process where it stood, exit 143, unsaid
+        with stop_requests("castrig explore") as stop:
+            result = run_recipe(recipe_path, profile_path, data_root=root, operator="explore", stop=stop)
+            if result.outcome != "completed" or stop.reason or stop.ctrl_c:
+                stop.exit_code = result.exit_code  # recorded: a stop from here to the process's end keeps it
+        if stop.exit_code is not None:
+            return stop.exit_code
 
 
 def _write_met_point(settings, folder: Path, h, out_recipe: Optional[Path]) -> Path:  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from castrig.devices.roles import Camera, DeviceError, Frame, Illumination
+from castrig.redact import redact_url
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -425,13 +426,13 @@ class OpenCVCamera(Camera):
         self._cv2 = _import_cv2(name)
         self._is_file = isinstance(source, (str, Path))
         if self._is_file and not Path(source).exists():
-            raise CameraSourceError(name, "open", f"video file {str(source)!r} does not exist")
+            raise CameraSourceError(name, "open", f"video file {redact_url(str(source))!r} does not exist")
         if self._is_file:
             self.source = str(Path(source).absolute())  # (recorded as the frames' source: see FolderCamera)
         self._cap = self._cv2.VideoCapture(str(source) if self._is_file else int(source))
         if not self._cap.isOpened():
             self._cap.release()
-            raise CameraSourceError(name, "open", f"OpenCV cannot open source {source!r}")
+            raise CameraSourceError(name, "open", f"OpenCV cannot open source {redact_url(source) if isinstance(source, str) else source!r}")
         #: Frame indices of this video file that earlier runs of the data root took (see skip_earlier).
         self._earlier: set[int] = set()
         self.exposure_set = False

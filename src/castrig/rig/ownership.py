@@ -61,17 +61,25 @@ def _ip_literal(host: str) -> str | None:
     """An address written as a literal, in one spelling: ``127.1``, ``0x7f000001`` (the short
     forms connect() takes, as inet_aton reads them) and ``::ffff:127.0.0.1`` are 127.0.0.1.
     Compared as written (validation asks no DNS), two sensors on ``127.0.0.1:P`` and ``127.1:P``
-    were a valid profile: the run then opened one port twice. None for a name."""
+    were a valid profile: the run then opened one port twice. None for a name.
+
+    The unspecified address (``0.0.0.0``, ``0``, ``::``) is the loopback it connects to: Linux
+    connects a socket aimed at it to 127.0.0.1 (``::1``). Kept as written, a second run with its
+    rig spelled ``socket://0.0.0.0:P`` passed a live run's device locks and sent SAF0 to its pumps."""
     h = host.strip("[]")
     try:
         ip = ipaddress.ip_address(h)
     except ValueError:
         try:
-            return socket.inet_ntoa(socket.inet_aton(h)) if h and all(c in "0123456789abcdefx." for c in h) else None
+            if not (h and all(c in "0123456789abcdefx." for c in h)):
+                return None
+            ip = ipaddress.ip_address(socket.inet_ntoa(socket.inet_aton(h)))
         except OSError:
             return None
     if ip.version == 6 and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
+        ip = ip.ipv4_mapped
+    if ip.is_unspecified:
+        return "127.0.0.1" if ip.version == 4 else "::1"
     return str(ip)
 
 
@@ -113,6 +121,23 @@ def visa_key(resource: str, resolve: bool = True) -> str:
     return "visa:" + r.upper()
 
 
+def url_key(url: str, resolve: bool = True) -> str:
+    """A camera's URL as its lock: scheme, host (one spelling, as :func:`serial_key`'s), port,
+    path and query, without the user's credentials. Taken whole, ``rtsp://lab:PASSWORD@host/s``
+    became a lock file named with the password in the folder every user lists (lock files stay),
+    and the same camera written with another password was another lock."""
+    from castrig.redact import redact
+
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # (a port that is no number: the URL as written, its credentials out)
+        port = ""
+    host = _host(parts.hostname, resolve) if parts.hostname else ""
+    query = f"?{redact('?' + parts.query)[1:]}" if parts.query else ""
+    return f"url:{parts.scheme.lower()}://{host}{port}{parts.path}{query}"
+
+
 def resource_keys(profile: Profile) -> dict[str, list[str]]:
     """{resource key: [roles]} for every device of ``profile`` that reaches outside the process."""
     keys: dict[str, list[str]] = {}
@@ -124,8 +149,8 @@ def resource_keys(profile: Profile) -> dict[str, list[str]]:
         elif isinstance(link, VisaLinkConfig):
             key = visa_key(link.resource)
         elif isinstance(cfg, OpenCVCameraConfig):
-            key = "dev:" + (os.path.realpath(f"/dev/video{cfg.source}") if isinstance(cfg.source, int)
-                            else os.path.realpath(cfg.source) if "://" not in cfg.source else cfg.source)
+            key = ("dev:" + os.path.realpath(f"/dev/video{cfg.source}") if isinstance(cfg.source, int)
+                   else "dev:" + os.path.realpath(cfg.source) if "://" not in cfg.source else url_key(cfg.source))
         if key:
             keys.setdefault(key, []).append(role)
     return keys
