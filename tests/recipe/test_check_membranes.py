@@ -195,3 +195,22 @@ def test_check_and_run_refuse_a_capture_between_the_next_prewet_and_its_cast(tmp
         "- {type: capture, fields: 1, views: [reflected, transmitted, section]}\n- {type: analyse}\n"
         "- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}\n")
     assert castrig_main(capsys, "check", _write(tmp_path, moved, "moved.yaml")).returncode == 0
+
+
+def test_check_and_run_refuse_a_view_given_twice_in_a_capture(tmp_path, capsys):
+    """``views: [reflected, reflected, section]`` in the overnight's captures passed check; the run
+    faulted at m1's capture, 55 min in (StoreError: image 's5_field0_reflected' is already recorded
+    ... never overwritten), exit 3: m1 never analysed, m2-m4 never cast. Refused by check and by run
+    before any run folder exists (exit 2), naming the file, the step's views and what is allowed."""
+    from conftest import ROOT, recipe_variant
+
+    recipe = recipe_variant(ROOT / "recipes" / "overnight.yaml", tmp_path / "recipes",
+                            ("views: [reflected, transmitted, section]", "views: [reflected, reflected, section]"))
+    data = tmp_path / "runs"
+    for args in (("check", recipe), ("run", recipe, "--data", data, "-q")):
+        done = castrig_main(capsys, *args)
+        err = " ".join(done.stderr.split())
+        assert done.returncode == 2, f"castrig {args[0]}: exit {done.returncode}: {done.stdout[-300:]} {err[-300:]}"
+        assert f"{recipe}: steps[5].views = ['reflected', 'reflected', 'section']: 'reflected' given more than once" in err, err
+        assert "allowed: each of reflected, transmitted, section at most once" in err and "Traceback" not in err, err
+    assert not data.exists() or not list(data.iterdir())
