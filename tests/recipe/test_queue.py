@@ -682,7 +682,7 @@ def test_queue_resume_refuses_options_that_would_change_the_queue(tmp_path, caps
     its seeds and no more runs, exit 0: the options were dropped without a word. Each is refused
     (exit 2, naming the option, the file and what it holds), nothing run, the state file as it was;
     the same profile, data root and operator spelled otherwise are the queue's own."""
-    from conftest import castrig_main
+    from conftest import castrig_main, refused
 
     data = tmp_path / "runs"
     data.mkdir()
@@ -708,3 +708,6 @@ def test_queue_resume_refuses_options_that_would_change_the_queue(tmp_path, caps
 
     refuse_queue_changes_on_resume(state, state_path, repeat=1, profile=ROOT / "hw_profiles" / ".." / "hw_profiles" / "sim.yaml",
                                    data=Path(f"{data}/"), seed=None, operator="night")
+    # a state file whose profile cannot be loaded is named with it ("error: .: not a regular file" for "")
+    state_path.write_text(json.dumps({**state, "profile": ""}))
+    refused(castrig_main(capsys, "queue", "--resume", state_path), f"--resume {state_path}: profile = \"\", the queue's profile")

@@ -356,7 +356,12 @@ def queue(
         refuse_queue_changes_on_resume(state, resume_state, repeat=repeat, profile=profile, data=data, seed=seed,
                                        operator=operator)
         profile = Path(state["profile"])
-        with claim_rig(load_profile(profile), purpose=f"castrig queue --resume {resume_state}"):
+        try:
+            rig = load_profile(profile)
+        except BadInput as exc:  # (said as its own file only: "error: .: not a regular file" for "profile": "")
+            raise BadInput(f"--resume {resume_state}: profile = {json.dumps(state['profile'])[:200]}, the queue's profile: {exc}",
+                           file=str(resume_state), field="profile") from None
+        with claim_rig(rig, purpose=f"castrig queue --resume {resume_state}"):
             code = resume_queue(resume_state)
         raise typer.Exit(code)
     if not recipes:
