@@ -73,3 +73,19 @@ def test_export_of_a_folder_that_is_no_run_folder_names_it_as_what_it_is(run_dir
         said = refused(castrig_main(capsys, "export", str(folder), "--to", str(folder / "tables")),
                        f"{folder}: not a run folder (needs run.json and run.sqlite)", *words)
         assert "inside the run folder" not in said and not (folder / "tables").exists(), said
+
+
+def test_report_and_export_into_another_runs_folder_are_refused(run_dir: Path, tmp_path: Path, capsys):
+    """`report R1 --out R2/report.html` replaced R2's page with R1's (an earlier castrig report,
+    so taken for one to replace: the file a queue's summary names as R2's report), and `export R1
+    --to R2` put R1's tables among R2's records, both exit 0. A run folder is its own run's record:
+    refused, exit 2, naming the option and that folder, nothing written there."""
+    other = crashed_membrane_run(run_dir.parent, "20260101-000002-day")
+    assert castrig_main(capsys, "report", str(other)).returncode == 0
+    page = (other / "report.html").read_bytes()
+    before = sorted(p.name for p in other.iterdir())
+    for args in (("report", str(run_dir), "--out", str(other / "report.html")),
+                 ("export", str(run_dir), "--to", str(other)), ("export", str(run_dir), "--to", str(other / "tables"))):
+        said = refused(castrig_main(capsys, *args), f"{args[2]} {args[3]}: inside the run folder {other} of another run")
+        assert (other / "report.html").read_bytes() == page and sorted(p.name for p in other.iterdir()) == before, said
+    assert castrig_main(capsys, "report", str(run_dir), "--out", str(run_dir / "night.html")).returncode == 0  # its own

@@ -195,3 +195,48 @@ def test_check_and_run_refuse_a_capture_between_the_next_prewet_and_its_cast(tmp
         "- {type: capture, fields: 1, views: [reflected, transmitted, section]}\n- {type: analyse}\n"
         "- {type: prewet, rate_ml_min: 1.0, volume_ml: 0.3}\n")
     assert castrig_main(capsys, "check", _write(tmp_path, moved, "moved.yaml")).returncode == 0
+
+
+def test_check_and_run_refuse_a_view_given_twice_in_a_capture(tmp_path, capsys):
+    """``views: [reflected, reflected, section]`` in the overnight's captures passed check; the run
+    faulted at m1's capture, 55 min in (StoreError: image 's5_field0_reflected' is already recorded
+    ... never overwritten), exit 3: m1 never analysed, m2-m4 never cast. Refused by check and by run
+    before any run folder exists (exit 2), naming the file, the step's views and what is allowed."""
+    from conftest import ROOT, recipe_variant
+
+    recipe = recipe_variant(ROOT / "recipes" / "overnight.yaml", tmp_path / "recipes",
+                            ("views: [reflected, transmitted, section]", "views: [reflected, reflected, section]"))
+    data = tmp_path / "runs"
+    for args in (("check", recipe), ("run", recipe, "--data", data, "-q")):
+        done = castrig_main(capsys, *args)
+        err = " ".join(done.stderr.split())
+        assert done.returncode == 2, f"castrig {args[0]}: exit {done.returncode}: {done.stdout[-300:]} {err[-300:]}"
+        assert f"{recipe}: steps[5].views = ['reflected', 'reflected', 'section']: 'reflected' given more than once" in err, err
+        assert "allowed: each of reflected, transmitted, section at most once" in err and "Traceback" not in err, err
+    assert not data.exists() or not list(data.iterdir())
+
+
+def test_check_and_run_say_when_an_analyse_cannot_judge_its_grade_for_a_view_never_captured(tmp_path, capsys):
+    """The overnight with ``views: [reflected]`` passed check without a word; each membrane ended
+    'NOT met' (claim1's through-pore fraction, T/D, support and penetration bounds 'unknown': no
+    transmitted or section view), no lot, a night of casts none of which could meet its target.
+    check and run now say it, per analyse, naming the views and the bounds (the recipe stays valid)."""
+    from conftest import ROOT, recipe_variant
+
+    recipe = recipe_variant(ROOT / "recipes" / "overnight.yaml", tmp_path / "recipes",
+                            ("views: [reflected, transmitted, section]", "views: [reflected]"))
+    done = castrig_main(capsys, "check", recipe)
+    said = " ".join(done.stdout.split())
+    assert done.returncode == 0 and "valid recipe" in said, said + done.stderr
+    for step, k, cast in ((6, 1, 4), (12, 2, 10), (18, 3, 16), (24, 4, 22)):
+        assert (f"note: {recipe}: steps[{step}] (analyse): membrane m{k}'s captures (cast at step {cast}) take no transmitted "
+                f"or section view, so claim1's bounds measured on it cannot be judged (transmitted: through_pore_fraction; "
+                f"section: T/D, support pores/D") in said, said
+    assert said.count("can only come out unknown, never met") == 4, said
+    full = castrig_main(capsys, "check", ROOT / "recipes" / "overnight.yaml")
+    assert full.returncode == 0 and "never met" not in full.stdout + full.stderr, full.stdout
+    # run says it before the rig opens (a bad --seed, refused right after: nothing runs)
+    ran = castrig_main(capsys, "run", recipe, "--seed", "-1", "--data", tmp_path / "runs", "-q")
+    told = " ".join((ran.stdout + ran.stderr).split())
+    assert ran.returncode == 2 and told.count("can only come out unknown, never met") == 4, told
+    assert "steps[24] (analyse): membrane m4's captures (cast at step 22) take no transmitted or section view" in told, told

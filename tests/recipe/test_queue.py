@@ -674,3 +674,40 @@ def test_a_queued_resume_refused_for_its_set_points_keeps_its_run_folder_and_the
     assert state["items"][0]["run_dir"] == str(first) and "99.5" in state["items"][0]["reason"], state["items"][0]
     assert f"castrig resume {first}" in done.stderr.replace("\n", ""), done.stderr
     assert len(json.loads((first / "run.json").read_text())["parts"]) == 1  # not resumed: resumable later
+
+
+def test_queue_resume_refuses_options_that_would_change_the_queue(tmp_path, capsys):
+    """``castrig queue --resume Q --profile rig2.yaml`` (or --data, --operator, --seed, --repeat):
+    the rest of the queue ran on the file's profile and data root, as the night's operator, with
+    its seeds and no more runs, exit 0: the options were dropped without a word. Each is refused
+    (exit 2, naming the option, the file and what it holds), nothing run, the state file as it was;
+    the same profile, data root and operator spelled otherwise are the queue's own."""
+    from conftest import castrig_main, refused
+
+    data = tmp_path / "runs"
+    data.mkdir()
+    state_path = data / "queue-20261207-220000.json"
+    state = {"profile": str(ROOT / "hw_profiles" / "sim.yaml"), "data": str(data), "operator": "night",
+             "created_utc": "2026-12-07T22:00:00Z", "runs": [], "stopped": None,
+             "items": [{"recipe": str(DATA / "short.yaml"), "repeat": 1, "seed": 1, "status": "pending", "run_dir": None,
+                        "outcome": None}]}
+    state_path.write_text(json.dumps(state))
+    other = tmp_path / "rig2.yaml"
+    shutil.copy(ROOT / "hw_profiles" / "sim.yaml", other)
+    for option, value, holds in (("--profile", other, str(ROOT / "hw_profiles" / "sim.yaml")),
+                                 ("--data", tmp_path, f"the data root {data}"), ("--operator", "morning", "'night'"),
+                                 ("--seed", "9", "a seed for each of its runs"), ("--repeat", "3", "the runs the queue")):
+        done = castrig_main(capsys, "queue", "--resume", state_path, option, value)
+        said = " ".join(done.stderr.split())
+        assert done.returncode == 2, f"queue --resume {option} {value}: exit {done.returncode}, ran: {done.stdout[-300:]}"
+        assert f"{option} {value} would change the queue" in said and str(state_path) in said and holds in said, said
+        assert "nothing run" in said and "Traceback" not in said, said
+    assert json.loads(state_path.read_text()) == state and [p.name for p in data.iterdir()] == [state_path.name]
+    # the queue's own, spelled otherwise, is not a change
+    from castrig.recipe.queue_resume_options import refuse_queue_changes_on_resume
+
+    refuse_queue_changes_on_resume(state, state_path, repeat=1, profile=ROOT / "hw_profiles" / ".." / "hw_profiles" / "sim.yaml",
+                                   data=Path(f"{data}/"), seed=None, operator="night")
+    # a state file whose profile cannot be loaded is named with it ("error: .: not a regular file" for "")
+    state_path.write_text(json.dumps({**state, "profile": ""}))
+    refused(castrig_main(capsys, "queue", "--resume", state_path), f"--resume {state_path}: profile = \"\", the queue's profile")

@@ -307,7 +307,8 @@ def queue(
     recipes: Optional[list[Path]] = typer.Argument(None, metavar="RECIPE", help="Recipe files, run in order."),
     repeat: int = typer.Option(1, "--repeat", min=1, max=1000, metavar="N", help="Run the whole list this many times."),
     resume_state: Optional[Path] = typer.Option(None, "--resume", metavar="QUEUE_FILE",
-                                                help="Go on with a stopped or crashed queue: its DATA/queue-*.json."),
+                                                help="Go on with a stopped or crashed queue: its DATA/queue-*.json, with the profile, data root, "
+                                                "operator and seeds it holds (another --profile, --data, --operator, --seed or --repeat: exit 2)."),
     profile: Optional[Path] = typer.Option(None, "--profile", metavar="PROFILE",
                                            help="Hardware profile for every run (default hw_profiles/sim.yaml)."),
     data: Optional[Path] = typer.Option(None, "--data", metavar="DIR", help="Data root (default $CASTRIG_DATA or ./runs)."),
@@ -350,8 +351,17 @@ def queue(
         # (a JSON file of another kind: its missing key or wrong type named, not Python's KeyError text)
         if not isinstance(state, dict) or not isinstance(state.get("profile"), str) or not isinstance(state.get("items"), list):
             raise BadInput(f"{what}: it needs an object with 'profile' (a path) and 'items' (a list)", file=str(resume_state))
+        from castrig.recipe.queue_resume_options import refuse_queue_changes_on_resume
+
+        refuse_queue_changes_on_resume(state, resume_state, repeat=repeat, profile=profile, data=data, seed=seed,
+                                       operator=operator)
         profile = Path(state["profile"])
-        with claim_rig(load_profile(profile), purpose=f"castrig queue --resume {resume_state}"):
+        try:
+            rig = load_profile(profile)
+        except BadInput as exc:  # (said as its own file only: "error: .: not a regular file" for "profile": "")
+            raise BadInput(f"--resume {resume_state}: profile = {json.dumps(state['profile'])[:200]}, the queue's profile: {exc}",
+                           file=str(resume_state), field="profile") from None
+        with claim_rig(rig, purpose=f"castrig queue --resume {resume_state}"):
             code = resume_queue(resume_state)
         raise typer.Exit(code)
     if not recipes:

@@ -27,6 +27,7 @@ def report(
         read_run_info(run_dir)  # a damaged run.json: exit 2 with the reason
     if out is not None:
         _check_report_out(out)
+        _refuse_another_runs_folder(out, run_dir, "--out")
     try:
         path = build_report(run_dir, out)
     except OSError as exc:
@@ -51,6 +52,28 @@ def _check_report_out(out: Path) -> None:
         what = "a folder" if out.is_dir() else "not a castrig report"
         raise BadInput(f"--out {out}: exists and is {what}; castrig replaces only an earlier report "
                        "(give a new file name, e.g. report.html)", file=str(out), field="--out")
+
+
+def _refuse_another_runs_folder(out: Path, run_dir: Path, option: str) -> None:
+    """An output inside another run's folder is refused (exit 2): a run folder is its own run's
+    record. ``report R1 --out R2/report.html`` replaced R2's page with R1's (the file a queue's
+    summary names as R2's report), and ``export R1 --to R2`` put R1's tables among R2's records, both exit 0."""
+    from castrig.store import runjson
+
+    own, target = Path(run_dir).resolve(), Path(out).resolve()
+    for folder in (target, *target.parents):
+        if folder == own:
+            return  # the run's own folder: where its report goes by default
+        try:
+            other = folder.is_dir() and (runjson.present(folder) or (folder / "run.sqlite").is_file())
+        except OSError:  # (a folder this user may not look into: no run of theirs to spoil)
+            other = False
+        if other:
+            allowed = ("a folder outside every run folder" if option == "--to" else
+                       f"a path outside other runs' folders; {run_dir}'s own page goes to {Path(run_dir) / 'report.html'} "
+                       "without --out")
+            raise BadInput(f"{option} {out}: inside the run folder {folder} of another run, whose record it is "
+                           f"(allowed: {allowed})", file=str(out), field=option)
 
 
 def _refuse_link(path: Path, option: str) -> None:
@@ -86,6 +109,7 @@ def export(
     run, out = Path(run_dir).resolve(), Path(to).resolve()
     if out == run or run in out.parents:  # the run folder is the run's record, written by its runner alone
         raise BadInput(f"--to {to}: inside the run folder {run_dir} (allowed: a folder outside it)", file=str(to), field="--to")
+    _refuse_another_runs_folder(to, run_dir, "--to")
 
     try:  # the lots' intended uses in the data root the run folder is in (a copy elsewhere: none)
         uses = intended_uses(Path(run_dir).parent)

@@ -255,7 +255,15 @@ def recipe_notes(recipe: m.Recipe, recipe_path: Path | str, profile: Profile, pr
     chamber levels off, with a band that reaches there (the chamber sits at its level, not at the
     set point: :func:`_reach_finding`); an evaporate that can start out of its band, where no model
     says the readings come into it within ``max_out_of_band_s`` (:mod:`castrig.recipe.approach`).
-    ``steps``: only those (a resume's steps left); all by default."""
+    ``steps``: only those (a resume's steps left); all by default. And an analyse whose membrane's
+    captures lack a view its grade needs (:mod:`castrig.recipe.view_notes`)."""
+    from castrig.recipe.view_notes import missing_view_notes
+
+    return _rh_notes(recipe, recipe_path, profile, profile_path, steps) + missing_view_notes(recipe, recipe_path, steps)
+
+
+def _rh_notes(recipe: m.Recipe, recipe_path: Path | str, profile: Profile, profile_path: Path | str,
+              steps: Collection[int] | None) -> list[str]:
     d = profile.devices
     if not ((d.dry_mfc is not None and d.wet_mfc is not None) or d.chamber is not None):
         return []

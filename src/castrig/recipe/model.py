@@ -135,9 +135,22 @@ class CaptureStep(_Step):
 
     type: Literal["capture"]
     views: list[View] = Field(default_factory=lambda: ["reflected", "transmitted", "section"], min_length=1,
+                              json_schema_extra={"uniqueItems": True},
                               description="What to image: reflected (top view, pores), transmitted (through-pores), "
                                           "section (thickness).")
     fields: int = Field(1, ge=1, le=50, description="Fields of view per view; more fields, more pores measured.")
+
+    @field_validator("views")
+    @classmethod
+    def _each_view_once(cls, views: list[str]) -> list[str]:
+        """A view given twice passed check, and the run faulted at that capture hours in (its second
+        image took the first's name: 'already recorded ... never overwritten'), the membrane never
+        analysed and the recipe's later membranes never cast; ``fields`` takes more images of a view."""
+        twice = sorted({v for v in views if views.count(v) > 1})
+        if twice:
+            raise ValueError(f"{' and '.join(repr(v) for v in twice)} given more than once (allowed: each of reflected, "
+                             "transmitted, section at most once; for more images of a view raise fields)")
+        return views
 
 
 class AnalyseStep(_Step):

@@ -7,6 +7,7 @@ renders the film the world formed, with its ground truth in the frame metadata.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from typing import Any
 
@@ -222,10 +223,15 @@ class Twin:
 
         n = expected_pore_count(targets.mean_diameter_um, targets.opening_ratio, targets.cv, px * size)
         if n > MAX_FIELD_PORES:
+            # the pores' count grows with the field's area: a field of pixel_size_um x width_px wider
+            # than the twin renders is the camera's, not the recipe's (pixel_size_um: 5 was told to
+            # lower the concentration or raise the RH, and the recipe's D was fine)
+            widest_um = px * size * math.sqrt(MAX_FIELD_PORES / n)
             raise OutsideModel(
                 f"outside the model: the film model gives {targets.mean_diameter_um:.3g} µm pores "
                 f"(about {n:.0f} in the {px * size:g} µm field; the twin renders up to {MAX_FIELD_PORES} per field) "
-                "— a lower concentration or a higher RH is inside")
+                f"— a field of at most {widest_um:.3g} µm (devices.camera.pixel_size_um = {px:g} × width_px = {size} "
+                "in the profile), or larger pores (a lower concentration or a higher RH), is inside")
         field = render_field(targets, rng, pixel_size_um=px, section_pixel_size_um=cfg.section_pixel_size_um,
                              width_px=size, bit_depth=cfg.bit_depth)
         return {**field, "targets": asdict(targets)}
