@@ -385,6 +385,13 @@ def _read_file(path: Path) -> tuple[np.ndarray, float | None, dict[str, Any]]:
 
 
 # -- OpenCV -----------------------------------------------------------------------------------
+def is_stream_url(source: str) -> bool:
+    """``source`` names a network stream (a URL with a scheme: ``rtsp://``, ``http://`` ...), not a
+    file or device path."""
+    head, sep, _ = source.partition("://")
+    return bool(sep) and head[:1].isalpha() and all(c.isalnum() or c in "+.-" for c in head)
+
+
 def _import_cv2(name: str) -> Any:
     try:
         import cv2
@@ -396,7 +403,9 @@ def _import_cv2(name: str) -> Any:
 
 
 class OpenCVCamera(Camera):
-    """A UVC camera (``source`` = device index) or a video file (``source`` = path).
+    """A UVC camera (``source`` = device index), a network camera's stream (``source`` = a URL,
+    ``rtsp://user:pw@host/stream``, ``http://host/video.mjpg``: a live camera, opened through
+    OpenCV's FFmpeg backend) or a video file (``source`` = path).
 
     UVC cameras do not report their pixel size: calibrate with a stage micrometer and give
     ``pixel_size_um``. With ``exposure_ms`` the camera's exposure is fixed through
@@ -424,19 +433,25 @@ class OpenCVCamera(Camera):
         self.exposure_ms = exposure_ms
         self.discard_frames = discard_frames
         self._cv2 = _import_cv2(name)
-        self._is_file = isinstance(source, (str, Path))
+        # a URL is a network camera: live, never a file (each one was taken for a video file that
+        # "does not exist", so a profile's rtsp:// or http:// camera could not be opened at all)
+        self._is_stream = isinstance(source, str) and is_stream_url(source)
+        self._is_file = isinstance(source, (str, Path)) and not self._is_stream
         if self._is_file and not Path(source).exists():
             raise CameraSourceError(name, "open", f"video file {redact_url(str(source))!r} does not exist")
         if self._is_file:
             self.source = str(Path(source).absolute())  # (recorded as the frames' source: see FolderCamera)
-        self._cap = self._cv2.VideoCapture(str(source) if self._is_file else int(source))
+        self._cap = self._cv2.VideoCapture(str(source) if self._is_file or self._is_stream else int(source))
+        if self._is_stream:
+            # (recorded as the frames' source and said in messages: without the user's password)
+            self.source = redact_url(source)
         if not self._cap.isOpened():
             self._cap.release()
             raise CameraSourceError(name, "open", f"OpenCV cannot open source {redact_url(source) if isinstance(source, str) else source!r}")
         #: Frame indices of this video file that earlier runs of the data root took (see skip_earlier).
         self._earlier: set[int] = set()
         self.exposure_set = False
-        if exposure_ms is not None and not self._is_file:
+        if exposure_ms is not None and not self._is_file and not self._is_stream:
             self.exposure_set = bool(
                 self._cap.set(self._cv2.CAP_PROP_EXPOSURE, float(exposure_ms) * exposure_units_per_ms)
             )
