@@ -1,4 +1,4 @@
-"""Camera back ends: simulator, folder replay (TIFF/PNG), OpenCV (video file), GenICam (the
+"""Camera back ends: simulator, folder replay (TIFF/PNG), OpenCV (video file, network stream), GenICam (the
 ``viky.cti`` software producer shipped in the ``genicam`` wheel)."""
 
 from __future__ import annotations
@@ -223,6 +223,100 @@ def test_opencv_video_file_frames_grey_and_loops(video):
     assert frames[0].metadata["camera"] == "uvc" and frames[1].illumination is R
     with pytest.raises(CameraSourceError, match="closed"):
         cam.snap(R)
+
+
+@pytest.fixture
+def mjpeg_camera():
+    """A network camera's MJPEG stream over HTTP (multipart/x-mixed-replace, as IP cameras serve
+    ``/video.mjpg``) behind Basic authentication as lab:s3cret, on loopback; ``stall=True``: a
+    server that takes the connection and never answers. Yields ``start(stall=False) -> port``."""
+    import base64
+    import http.server
+    import socket
+    import socketserver
+    import threading
+    import time
+
+    cv2 = pytest.importorskip("cv2")
+    frame = np.full((24, 32, 3), 90, np.uint8)
+    frame[4:12, 4:20] = 210
+    jpg = cv2.imencode(".jpg", frame)[1].tobytes()
+    stop = threading.Event()
+
+    class Camera(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            if self.headers.get("Authorization") != "Basic " + base64.b64encode(b"lab:s3cret").decode():
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            try:
+                while not stop.is_set():
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n" % (len(jpg), jpg))
+                    time.sleep(0.02)
+            except OSError:  # (the camera closed)
+                pass
+
+    opened = []
+
+    def start(stall: bool = False) -> int:
+        if stall:
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            s.listen(4)  # (the kernel takes the connection; nothing reads or answers)
+            opened.append(s)
+            return s.getsockname()[1]
+        srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Camera)
+        srv.daemon_threads = True
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        opened.append(srv)
+        return srv.server_address[1]
+
+    yield start
+    stop.set()
+    for o in opened:
+        if isinstance(o, socketserver.BaseServer):
+            o.shutdown()
+            o.server_close()
+        else:
+            o.close()
+
+
+def test_opencv_network_camera_by_url_gives_frames_and_keeps_its_password_out(mjpeg_camera):
+    """The profile's camera ``source`` is "a camera index or a device path/URL", but a URL was taken
+    for a video file: rtsp:// and http:// cameras ended "video file ... does not exist" and could
+    not be used at all. A URL is now a live stream (OpenCV's FFmpeg backend): its frames are grey,
+    the frames' recorded source and every message carry no password, and a server that never
+    answers is said unreachable within the stream's time-out (FFmpeg's own wait was 30 s)."""
+    import time
+
+    port = mjpeg_camera()
+    url = f"http://lab:s3cret@127.0.0.1:{port}/video.mjpg"
+    cam = OpenCVCamera("net", source=url, pixel_size_um=0.5, exposure_ms=4.0)
+    try:
+        frames = [cam.snap(R), cam.snap(T)]
+    finally:
+        cam.close()
+    assert [f.image.shape for f in frames] == [(24, 32)] * 2 and frames[0].image.dtype == np.uint8
+    assert abs(int(frames[0].image[8, 10]) - 210) <= 6 and abs(int(frames[0].image[20, 28]) - 90) <= 6
+    assert frames[1].metadata["source"] == f"http://lab:***@127.0.0.1:{port}/video.mjpg", frames[1].metadata
+    assert frames[0].metadata["frame_index"] is None and cam.exposure_set is False  # (live: no index, no exposure set)
+
+    with pytest.raises(CameraSourceError) as wrong:
+        OpenCVCamera("net", source=url.replace("s3cret", "wrong-pw"), pixel_size_um=0.5, stream_timeout_s=2.0)
+    assert "wrong-pw" not in str(wrong.value) and "cannot open the stream" in str(wrong.value), wrong.value
+
+    stalled = f"rtsp://lab:s3cret@127.0.0.1:{mjpeg_camera(stall=True)}/stream"
+    t0 = time.monotonic()
+    with pytest.raises(CameraSourceError, match="within 1 s") as silent:
+        OpenCVCamera("net", source=stalled, pixel_size_um=0.5, stream_timeout_s=1.0)
+    assert time.monotonic() - t0 < 10 and "s3cret" not in str(silent.value), silent.value
 
 
 def test_opencv_discard_frames(video):

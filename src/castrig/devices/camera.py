@@ -385,6 +385,11 @@ def _read_file(path: Path) -> tuple[np.ndarray, float | None, dict[str, Any]]:
 
 
 # -- OpenCV -----------------------------------------------------------------------------------
+#: How long a network camera's stream may take to open, and to give each frame, before the
+#: camera is said unreachable (a device link's read is bounded the same way)
+STREAM_TIMEOUT_S = 5.0
+
+
 def is_stream_url(source: str) -> bool:
     """``source`` names a network stream (a URL with a scheme: ``rtsp://``, ``http://`` ...), not a
     file or device path."""
@@ -424,6 +429,7 @@ class OpenCVCamera(Camera):
         exposure_ms: float | None = None,
         exposure_units_per_ms: float = 10.0,
         discard_frames: int = 0,
+        stream_timeout_s: float = STREAM_TIMEOUT_S,
     ):
         self.name = name
         self.source = source
@@ -441,12 +447,22 @@ class OpenCVCamera(Camera):
             raise CameraSourceError(name, "open", f"video file {redact_url(str(source))!r} does not exist")
         if self._is_file:
             self.source = str(Path(source).absolute())  # (recorded as the frames' source: see FolderCamera)
-        self._cap = self._cv2.VideoCapture(str(source) if self._is_file or self._is_stream else int(source))
         if self._is_stream:
+            # bounded: FFmpeg waited 30 s for a stream server that took the connection and never
+            # answered, and as long again for each frame of one that stopped sending
+            ms = int(stream_timeout_s * 1000)
+            cv2 = self._cv2
+            self._cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG,
+                                         [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
             # (recorded as the frames' source and said in messages: without the user's password)
             self.source = redact_url(source)
+        else:
+            self._cap = self._cv2.VideoCapture(str(source) if self._is_file else int(source))
         if not self._cap.isOpened():
             self._cap.release()
+            if self._is_stream:
+                raise CameraSourceError(name, "open", f"OpenCV cannot open the stream {self.source!r} within "
+                                        f"{stream_timeout_s:g} s (is the camera on the network, its URL and the user's password right?)")
             raise CameraSourceError(name, "open", f"OpenCV cannot open source {redact_url(source) if isinstance(source, str) else source!r}")
         #: Frame indices of this video file that earlier runs of the data root took (see skip_earlier).
         self._earlier: set[int] = set()
