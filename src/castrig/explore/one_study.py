@@ -41,6 +41,8 @@ def storage_of(folder: Path, url: str) -> str:
         except (OSError, RuntimeError):
             pass
         return f"journal:{path.absolute()}"
+    if url.startswith("postgres://"):  # (the same database as postgresql://, as open_storage takes it)
+        url = "postgresql://" + url.split("://", 1)[1]
     return redact_url(url)
 
 
