@@ -97,6 +97,16 @@ def test_explore_worker_on_a_journal_that_is_not_there_makes_nothing(tmp_path, c
     assert list((tmp_path / "new").iterdir()) == []
 
 
+def test_a_map_or_search_on_a_journal_in_a_folder_that_is_not_there_is_refused(tmp_path, capsys):
+    """`explore map --storage journal:/mnt/shraed/j` (a typo in the mount the workers share) made the
+    folder and ran the map in a journal no other machine sees, exit 0 (SQLite there: refused)."""
+    journal = tmp_path / "mnt" / "shraed" / "j.journal"
+    for argv in (["explore", "map", "--rh", "60", "--concentration", "5"], ["explore", "--target-grade", "claim1", "--workers", "2"]):
+        refused(castrig_main(capsys, *argv, "--data", str(tmp_path / "d"), "--storage", f"journal:{journal}"),
+                f"--storage journal:{journal}: the journal's folder {journal.parent} does not exist", "allowed:")
+    assert not (tmp_path / "mnt").exists()
+
+
 def test_sim_render_to_a_file(afile, capsys):
     refused(castrig_main(capsys, "sim", "render", "--out", str(afile), "--n", "1"), f"--out {afile}: not a folder")
     assert afile.read_text() == ""

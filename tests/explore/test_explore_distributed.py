@@ -233,7 +233,7 @@ def test_a_search_on_two_workers_resumes_from_the_storage_alone(tmp_path):
     assert sum(trial_kind(t) == "search" for t in counted(study.get_trials(deepcopy=False))) >= 5 or "found" in again.stdout
 
 
-def test_a_map_resumed_after_ctrl_c_runs_only_the_missing_points(tmp_path, reap):
+def test_a_map_resumed_after_ctrl_c_runs_only_the_missing_points(tmp_path, reap, capsys):
     folder = tmp_path / "map"
     # (3 points: one done before Ctrl-C, the rest missing -- a fourth was one more twin run)
     args = ["explore", "map", "--rh", "65:80:7.5", "--concentration", "3", "--folder", str(folder), "--profile", str(SIM),
@@ -253,6 +253,30 @@ def test_a_map_resumed_after_ctrl_c_runs_only_the_missing_points(tmp_path, reap)
     assert all(after[k] == n for k, n in done_before.items())  # the points done before were not run again
     html = (folder / "map.html").read_text()
     assert "claim1 pass region" in html and "σd/D" in html
+    _a_map_in_other_storage_is_refused_there(capsys, folder, args, tmp_path / "shared.db")
+
+
+def _a_map_in_other_storage_is_refused_there(capsys, folder: Path, args: list[str], db: Path) -> None:
+    """The map moved to shared storage, as a CI maintainer met it: the same command with
+    ``--storage postgresql://…`` (a SQLite URL here: the same path, a storage outside the folder)
+    ran, exit 0, and wrote its trial recipes over the journal map's ``trials/map-claim1/t00000``…
+    and its map.json and map.html over the first's. Now refused, exit 2, nothing written; so is
+    another --study there, and in a folder from before the folder noted its study (study.json)."""
+    kept = {p: p.read_bytes() for p in (*(folder / "trials").rglob("recipe.yaml"), folder / "map.json", folder / "map.html")}
+    assert len(kept) >= 5  # (three points: at least three trials, the map and its data)
+    other = [*args[:3], "85", *args[4:], "--storage", f"sqlite:///{db}"]  # another point, in shared storage
+    refused = castrig_main(capsys, *other)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "holds study 'map-claim1' in the folder's own study.journal" in refused.stderr, refused.stderr
+    assert f"map 'map-claim1' in sqlite:///{db} would overwrite" in refused.stderr
+    named = castrig_main(capsys, *other, "--study", "moved")
+    assert named.returncode == 2 and "map 'moved' in sqlite" in named.stderr, named.stderr
+    assert "allowed: --study map-claim1 in the folder's own study.journal to resume it, or another --folder" in named.stderr
+    (folder / "study.json").unlink()  # (a folder made before castrig noted its study: its own journal says)
+    legacy = castrig_main(capsys, *other)
+    assert legacy.returncode == 2 and "holds study 'map-claim1' in the folder's own study.journal" in legacy.stderr, legacy.stderr
+    assert {p: p.read_bytes() for p in kept} == kept, "the journal map's trial recipes or map were overwritten"
+    assert not db.exists()  # refused before the storage was opened
 
 
 def _children(pid: int) -> list[int]:

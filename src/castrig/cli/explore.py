@@ -284,14 +284,15 @@ def _explore_distributed(settings, folder: Path, storage: Optional[str], study_n
 
     from castrig.explore.journal import SearchFolder
 
-    from castrig.explore.one_study import check_study_folder
+    from castrig.explore.one_study import check_study_folder, note_study
 
     sf = SearchFolder(folder)
     sf.claim("castrig explore --workers")  # the coordinator owns the folder; its workers do not lock it
     url = storage_url(storage, folder)
     name = study_name or search_study_name(settings)
-    check_study_folder(folder, name, "search")
+    check_study_folder(folder, name, "search", url)
     storage = open_storage(url)  # (one that cannot be used refused before search.json is written)
+    note_study(folder, name, url)  # (another study here, or this one in another storage, is refused from now on)
     sf.open(settings)  # (search.json: another search here is refused, as a search in one process refuses it)
     study = start_search(url, name, settings, storage)
     t0 = time.monotonic()
@@ -448,10 +449,11 @@ def explore_map(
     SearchFolder(folder).claim("castrig explore map")
     url = storage_url(storage, folder)
     name = study or f"map-{grade}"
-    from castrig.explore.one_study import check_study_folder
+    from castrig.explore.one_study import check_study_folder, note_study
 
-    check_study_folder(folder, name, "map")
+    check_study_folder(folder, name, "map", url)
     st, queued = start_map(url, name, settings, grid)
+    note_study(folder, name, url)  # (another study here, or this one in another storage, is refused from now on)
     asked, done = grid.asked_and_done(map_results(st))
     out.print(f"map {name} in {redact_url(url)}: {asked} points asked: {done} done before, {asked - done - queued} queued or running "
               f"from before, {queued} added; {workers} workers", highlight=False, soft_wrap=True)

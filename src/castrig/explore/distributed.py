@@ -90,8 +90,18 @@ def is_rdb_url(url: str) -> bool:
 
 
 def storage_url(url: str | None, folder: Path | None) -> str:
-    """The storage a study lives in: the URL given, else the journal file in ``folder``."""
+    """The storage a study lives in: the URL given, else the journal file in ``folder``.
+
+    A journal file given (``journal:FILE`` or a path) must be in a folder that exists: its folder
+    was made, so a typo in a shared mount's path (``/mnt/shraed/…``) became a study on this
+    machine's disk that no worker elsewhere sees, exit 0; a SQLite URL there is refused already."""
     if url:
+        path = journal_path(url)
+        if path is not None and path.name and not _CONNINFO_KEYS.search(url) and not path.parent.is_dir():
+            raise BadInput(f"--storage {redact_url(url)}: the journal's folder {path.parent} does not exist (workers on other "
+                           "machines join a journal in a folder they all mount: make it, or correct the path; allowed: "
+                           "journal:FILE in an existing folder, postgresql://USER@HOST/DB or another SQLAlchemy URL)",
+                           field="--storage")
         return url
     if folder is None:
         raise BadInput("--storage URL or --folder DIR is needed (where the study lives)", field="--storage")

@@ -5,6 +5,12 @@ A folder's trial files (``trials/t00000``...; a worker's now ``trials/STUDY/t000
 with another target, ``--study``, or ``castrig explore map``) overwrote the first's trial recipes
 and drew its map and found recipe over the first's; a search run in one process and one on
 workers in the same folder each ran their own trials, blind to the other's.
+
+A study whose storage is not the folder's own journal (``--storage postgresql://…``) left no mark
+in the folder, so the check above saw none: a map on PostgreSQL in the default folder of a journal
+map of the same name (``map-claim1``) overwrote its ``trials/map-claim1/t00000``… recipes and its
+map, exit 0. The folder now says which study it holds and where (``FOLDER/study.json``,
+:func:`held_study`); another is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +21,47 @@ from typing import Any
 from castrig.errors import BadInput
 
 ALLOWED = "allowed: the same command to resume what the folder holds, or another --folder"
+#: the folder's note of the study it holds and where: ``{"study": NAME, "storage": WHERE}``
+MARK = "study.json"
+#: WHERE for the folder's own ``study.journal`` (its path is not kept: a folder moved still resumes)
+OWN_JOURNAL = "study.journal"
+
+
+def storage_of(folder: Path, url: str) -> str:
+    """Where ``url`` keeps a study, as the folder's note says it: :data:`OWN_JOURNAL` for the
+    folder's own journal (however spelled), else the URL without its password."""
+    from castrig.explore.distributed import journal_path
+    from castrig.redact import redact_url
+
+    path = journal_path(url)
+    if path is not None:
+        try:
+            if path.resolve() == (Path(folder) / OWN_JOURNAL).resolve():
+                return OWN_JOURNAL
+        except (OSError, RuntimeError):
+            pass
+        return f"journal:{path.absolute()}"
+    if url.startswith("postgres://"):  # (the same database as postgresql://, as open_storage takes it)
+        url = "postgresql://" + url.split("://", 1)[1]
+    return redact_url(url)
+
+
+def held_study(folder: Path) -> tuple[str, str] | None:
+    """``(study, where)`` the folder's note names, else None (no note, or one not of this shape)."""
+    from castrig.jsontext import loads
+    from castrig.regular import read_regular
+
+    try:
+        data = loads(read_regular(Path(folder) / MARK, max_bytes=1 << 16))
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and isinstance(data.get("study"), str) and isinstance(data.get("storage"), str):
+        return data["study"], data["storage"]
+    return None
+
+
+def _where(storage: str) -> str:
+    return "the folder's own study.journal" if storage == OWN_JOURNAL else storage
 
 
 def studies_in(folder: Path) -> dict[str, str]:
@@ -32,10 +79,20 @@ def _one_process_trials(folder: Path) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
-def check_study_folder(folder: Path, name: str, kind: str) -> None:
-    """Refuse (exit 2) to put study ``name`` (a ``kind``: search on workers, map) in a folder that
-    holds another study, or a search run in one process."""
-    others = {n: k for n, k in studies_in(folder).items() if n != name}
+def check_study_folder(folder: Path, name: str, kind: str, url: str) -> None:
+    """Refuse (exit 2) to put study ``name`` (a ``kind``: search on workers, map) kept in ``url``
+    in a folder that holds another study, the same name in another storage, or a search run in one
+    process. Once the storage opened, :func:`note_study` notes it in the folder."""
+    where = storage_of(folder, url)
+    own = studies_in(folder)
+    held = held_study(folder)
+    if held is None and name in own:  # (a folder from before the note: its own journal says)
+        held = (name, OWN_JOURNAL)
+    if held is not None and held != (name, where):
+        raise BadInput(f"--folder {folder}: holds study {held[0]!r} in {_where(held[1])} ({MARK}); {kind} {name!r} in "
+                       f"{_where(where)} would overwrite its trial files, map and found recipe (allowed: --study {held[0]} in "
+                       f"{_where(held[1])} to resume it, or another --folder)", file=str(folder), field="--folder")
+    others = {n: k for n, k in own.items() if n != name}
     if others:
         other, other_kind = sorted(others.items())[0]
         raise BadInput(f"--folder {folder}: holds another {other_kind}, study {other!r} (study.journal); {kind} {name!r} would "
@@ -48,10 +105,23 @@ def check_study_folder(folder: Path, name: str, kind: str) -> None:
                        f"and --storage ({ALLOWED})", file=str(folder), field="--folder")
 
 
+def note_study(folder: Path, name: str, url: str) -> None:
+    """Note in the folder (:data:`MARK`) that it holds study ``name`` kept in ``url`` (once its
+    storage opened: a URL that could not be used is no study the folder holds)."""
+    from castrig.atomic import atomic_write_json
+
+    mark = (name, storage_of(folder, url))
+    if held_study(folder) != mark:
+        atomic_write_json(Path(folder) / MARK, {"study": mark[0], "storage": mark[1]})
+
+
 def check_one_process_folder(folder: Path) -> None:
     """Refuse (exit 2) a one-process search in a folder that holds a study on workers or a map:
     it ran a search of its own beside that study, blind to its trials."""
     held = studies_in(folder)
+    noted = held_study(folder)
+    if not held and noted is not None:  # a study kept elsewhere (--storage): the folder's note says
+        held = {noted[0]: "map" if (folder / "map.json").is_file() else "study"}
     if held:
         name, kind = sorted(held.items())[0]
         how = "castrig explore map" if kind == "map" else "--workers N (or --storage URL)"
