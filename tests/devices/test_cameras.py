@@ -318,6 +318,13 @@ def test_opencv_network_camera_by_url_gives_frames_and_keeps_its_password_out(mj
         OpenCVCamera("net", source=stalled, pixel_size_um=0.5, stream_timeout_s=1.0)
     assert time.monotonic() - t0 < 10 and "s3cret" not in str(silent.value), silent.value
 
+    # (review) a file:// URL, a drive letter, a path with :// further on are no stream: as one, a
+    # video file's frames had no index, earlier runs' frames were taken again, the replay stopped
+    from castrig.devices.camera import is_stream_url
+
+    assert [is_stream_url(s) for s in ("rtsp://h/s", "HTTP://h/v.mjpg", "file:///v.avi", "C://v.avi", "/data/a://b")] == [
+        True, True, False, False, False]
+
 
 def test_opencv_discard_frames(video):
     cam = OpenCVCamera("uvc", source=video, pixel_size_um=1.0, discard_frames=1)

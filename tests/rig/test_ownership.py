@@ -423,6 +423,17 @@ def test_a_network_cameras_password_stays_out_of_the_machines_lock_folder(tmp_pa
     said = done.stdout + done.stderr + "".join(p.name + p.read_text() for p in (tmp_path / "locks").iterdir())
     assert "s3cret" not in said, said
 
+    # (review) a camera that takes its login in the path (rtsp://IP/user=admin&password=PW&channel=1,
+    # XMEye-like) had the password in its lock file's name; written without its default port (554)
+    # it was another lock, and a second process was let at it (exit 0)
+    owner = _camera_profile(tmp_path / "owner2.yaml", "rtsp://127.0.0.1:554/user=admin&password=path-s3cret&channel=1")
+    second = _camera_profile(tmp_path / "second2.yaml", "rtsp://127.0.0.1/user=admin&password=other-s3cret&channel=1")
+    with _holding_rig(owner) as pid:
+        done = castrig("safe", "--profile", str(second))
+        said = done.stdout + done.stderr + "".join(p.name + p.read_text() for p in (tmp_path / "locks").iterdir())
+    assert done.returncode == 4 and f"pid {pid}" in done.stderr, done.stdout + done.stderr
+    assert "s3cret" not in said, said
+
 
 def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap, wall_sim_profile, capsys):
     """`rm RUN/run.lock` (a reflex when a tool says "busy"): the live run read as crashed,

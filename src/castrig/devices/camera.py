@@ -392,9 +392,12 @@ STREAM_TIMEOUT_S = 5.0
 
 def is_stream_url(source: str) -> bool:
     """``source`` names a network stream (a URL with a scheme: ``rtsp://``, ``http://`` ...), not a
-    file or device path."""
+    file or device path: not ``file://`` (a video file, replayed and resumed as one; as a stream its
+    frames had no index, earlier runs' frames were taken again and the replay stopped at its end),
+    nor a path with ``://`` further on or a drive letter (``C://x``)."""
     head, sep, _ = source.partition("://")
-    return bool(sep) and head[:1].isalpha() and all(c.isalnum() or c in "+.-" for c in head)
+    return (bool(sep) and len(head) >= 2 and head[0].isalpha() and all(c.isalnum() or c in "+.-" for c in head)
+            and head.lower() != "file")
 
 
 def _import_cv2(name: str) -> Any:

@@ -29,21 +29,49 @@ OWN_JOURNAL = "study.journal"
 
 def storage_of(folder: Path, url: str) -> str:
     """Where ``url`` keeps a study, as the folder's note says it: :data:`OWN_JOURNAL` for the
-    folder's own journal (however spelled), else the URL without its password."""
+    folder's own journal (however spelled), else the journal's real path or the database's URL in
+    one spelling (:func:`_one_spelling`): a resume that spells the same storage otherwise is not
+    refused as another."""
     from castrig.explore.distributed import journal_path
-    from castrig.redact import redact_url
 
     path = journal_path(url)
     if path is not None:
         try:
             if path.resolve() == (Path(folder) / OWN_JOURNAL).resolve():
                 return OWN_JOURNAL
+            return f"journal:{path.resolve()}"  # (through a symlink or by its real path: one file)
         except (OSError, RuntimeError):
-            pass
-        return f"journal:{path.absolute()}"
-    if url.startswith("postgres://"):  # (the same database as postgresql://, as open_storage takes it)
-        url = "postgresql://" + url.split("://", 1)[1]
-    return redact_url(url)
+            return f"journal:{path.absolute()}"
+    return _one_spelling(url)
+
+
+#: the database URL schemes open_storage takes for one database, and the default ports
+_SCHEMES = {"postgres": "postgresql", "postgresql+psycopg": "postgresql", "postgresql+psycopg2": "postgresql"}
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
+def _one_spelling(url: str) -> str:
+    """A database URL without its password (given there, in PGPASSWORD or .pgpass, or changed
+    since: the same database), its scheme as open_storage takes it, its host in lower case and
+    without the default port. Noted with the password masked, a resume with the password moved to
+    .pgpass, or as ``postgresql+psycopg://``, was refused as a study in another storage."""
+    from urllib.parse import urlsplit
+
+    from castrig.redact import redact_url
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # (not a URL urlsplit can take apart: as written, its password out)
+        return redact_url(url)
+    scheme = _SCHEMES.get(parts.scheme.lower(), parts.scheme.lower())
+    if not parts.netloc:
+        return redact_url(f"{scheme}:{url.split(':', 1)[1]}")
+    host = (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    user = f"{parts.username}@" if parts.username else ""
+    port_text = f":{port}" if port is not None and port != _DEFAULT_PORTS.get(scheme) else ""
+    return redact_url(f"{scheme}://{user}{host}{port_text}{parts.path}" + (f"?{parts.query}" if parts.query else ""))
 
 
 def held_study(folder: Path) -> tuple[str, str] | None:
@@ -86,6 +114,8 @@ def check_study_folder(folder: Path, name: str, kind: str, url: str) -> None:
     where = storage_of(folder, url)
     own = studies_in(folder)
     held = held_study(folder)
+    if held is not None and held[1] != OWN_JOURNAL and not held[1].startswith("journal:"):
+        held = (held[0], _one_spelling(held[1]))  # (a note's URL read in today's one spelling)
     if held is None and name in own:  # (a folder from before the note: its own journal says)
         held = (name, OWN_JOURNAL)
     if held is not None and held != (name, where):

@@ -129,13 +129,19 @@ def url_key(url: str, resolve: bool = True) -> str:
     from castrig.redact import redact
 
     parts = urlsplit(url)
+    scheme = parts.scheme.lower()
     try:
-        port = f":{parts.port}" if parts.port is not None else ""
+        port = f":{parts.port}" if parts.port not in (None, _DEFAULT_PORTS.get(scheme)) else ""
     except ValueError:  # (a port that is no number: the URL as written, its credentials out)
         port = ""
     host = _host(parts.hostname, resolve) if parts.hostname else ""
-    query = f"?{redact('?' + parts.query)[1:]}" if parts.query else ""
-    return f"url:{parts.scheme.lower()}://{host}{port}{parts.path}{query}"
+    query = f"?{parts.query}" if parts.query else ""
+    # (the path too: cameras that take the login in it, rtsp://IP/user=admin&password=PW&channel=1)
+    return "url:" + redact(f"{scheme}://{host}{port}{parts.path}{query}")
+
+
+#: a stream's port when the URL gives none: rtsp://host/s and rtsp://host:554/s are one camera
+_DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
 
 
 def resource_keys(profile: Profile) -> dict[str, list[str]]:
@@ -149,8 +155,10 @@ def resource_keys(profile: Profile) -> dict[str, list[str]]:
         elif isinstance(link, VisaLinkConfig):
             key = visa_key(link.resource)
         elif isinstance(cfg, OpenCVCameraConfig):
+            from castrig.devices.camera import is_stream_url
+
             key = ("dev:" + os.path.realpath(f"/dev/video{cfg.source}") if isinstance(cfg.source, int)
-                   else "dev:" + os.path.realpath(cfg.source) if "://" not in cfg.source else url_key(cfg.source))
+                   else url_key(cfg.source) if is_stream_url(cfg.source) else "dev:" + os.path.realpath(cfg.source))
         if key:
             keys.setdefault(key, []).append(role)
     return keys
