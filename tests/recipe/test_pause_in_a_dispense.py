@@ -166,3 +166,27 @@ def test_one_ctrl_c_after_a_pause_asked_from_elsewhere_joins_it(tmp_path: Path, 
     assert term.wait(60) == 0, term.output[-3000:]
     [(process,)] = run_rows(run_dir, "SELECT process_json FROM membranes")
     assert json.loads(process)["dispensed"]["cast"]["volume_ml"] >= 0.98 * WALL_ML
+
+
+def test_a_membrane_paused_after_its_cast_says_so_in_its_record(tmp_path: Path, reap, capsys, wall_sim_profile):
+    """``castrig pause`` during a cast is taken after it, while the film dries: a 72 s pause there
+    (the twin's 0.1 mL film forms in ~64 s) was recorded 'made (evaporated under control)', its
+    evaporation 5 s, out of band 0 s, with no word of the pause. Now its record and event say it."""
+    recipe = tmp_path / "cast-evaporate.yaml"
+    recipe.write_text(WALL_RECIPE.replace("  - {type: purge, duration_s: 1}\n", "", 1).replace(
+        "type: purge, duration_s: 1", "type: evaporate, setpoint_rh_pct: 45, duration_s: 1, band_rh_pct: 5, max_out_of_band_s: 5").replace(
+        "volume_ml: 0.1,", "volume_ml: 0.05,"))  # a 3.75 s cast
+    data = tmp_path / "data"
+    run = reap(start_castrig("run", str(recipe), "--profile", str(wall_sim_profile), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "cast" and d,
+                         timeout_s=60, what="the cast under way")
+    assert castrig_main(capsys, "pause", str(run_dir)).returncode == 0
+    wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=60, what="paused")
+    import time
+    time.sleep(1.0)
+    assert castrig_main(capsys, "resume-paused", str(run_dir)).returncode == 0
+    assert run.wait(timeout=60) == 0, run.stderr.read()[-3000:]  # type: ignore[union-attr]
+    made = [msg for (msg,) in run_rows(run_dir, "SELECT message FROM events WHERE kind = 'membrane' AND message LIKE '%made%'")]
+    assert made and "paused" in made[-1], f"the membrane's record says nothing of the pause after its cast: {made}"
+    (process,) = [json.loads(p) for (p,) in run_rows(run_dir, "SELECT process_json FROM membranes")]
+    assert process.get("paused_s", 0) >= 1.0, process

@@ -198,6 +198,9 @@ class Runner:
         self._dispensing: str | None = None
         #: Where the pause under way was taken when not at a tick (after a step: "after the cast").
         self._paused_after: str | None = None
+        #: (from, to) on the run clock of each pause this process held: a film cast before a pause
+        #: goes on drying through it, so its membrane's record says how long (:meth:`_made`).
+        self._pauses: list[tuple[float, float]] = []
         #: While the rig is made safe: what is going on (status.json's ``safe_state``), else None.
         self.safe_progress: dict[str, Any] | None = None
         #: Ctrl-C or SIGTERM while the rig is made safe: an unverified safe state is not tried again
@@ -811,6 +814,11 @@ class Runner:
         mb.process["made_utc"] = made_utc or made_utc_now()
         if evap_data is not None:
             evap_data["made_utc"] = mb.process["made_utc"]
+        t_start = mb.t_start_s if mb.t_start_s is not None else 0.0
+        paused_s = sum(max(0.0, min(b, mb.t_end_s) - max(a, t_start)) for a, b in self._pauses)
+        if paused_s > 0:  # its film went on drying meanwhile, at whatever RH the pause held
+            mb.process["paused_s"] = paused_s
+            how = f"{how}; paused {paused_s:.0f} s between its cast and its end, the film drying meanwhile"
         self.rec.save_membrane(mb)
         self.event("membrane", "runner", f"membrane {mb.membrane_id}: made ({how})",
                    {"membrane_id": mb.membrane_id, "status": "made"})
@@ -1310,6 +1318,13 @@ class Runner:
 
     # -- pause --------------------------------------------------------------------------------
     def _pause(self) -> None:
+        t0 = self.t()
+        try:
+            self._pause_held()
+        finally:
+            self._pauses.append((t0, self.t()))
+
+    def _pause_held(self) -> None:
         self._in_pause = True  # before clearing the request: ``pausing`` never reads False in between
         self._pause_requested = False
         self.status.state = "paused"
