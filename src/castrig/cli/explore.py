@@ -613,14 +613,14 @@ def lots(
     ctx.obj = {"data": data}  # `castrig lots --data ROOT assign ...`: the subcommands act on ROOT
     if ctx.invoked_subcommand is not None:
         return
-    from castrig.cli.main import read_data_root
+    from castrig.cli.main import newest_shown, read_data_root
     from castrig.lots import scan_lots
     from castrig.store import open_store
 
     # a --data that is no folder is refused as `castrig runs` refuses it (it listed "no lots")
     read_data_root(data)
     rows, others = scan_lots(data)  # (one read of every run folder for both lists)
-    newest = None if every_lot else last if last is not None else None if as_json or not sys.stdout.isatty() else NEWEST_LOTS
+    newest = newest_shown(every_lot, last, as_json, NEWEST_LOTS)
     shown, shown_others = (rows, others) if newest is None else (rows[-newest:], others[-newest:])
     said = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)  # (stdout stays what a script reads)
     if as_json:

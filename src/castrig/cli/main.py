@@ -465,12 +465,7 @@ def runs(
     store = open_store(data)
     if prune_never_started:
         _prune_never_started(store.root)
-    if every_run:
-        newest = None
-    elif last is not None:
-        newest = last
-    else:
-        newest = None if as_json or not sys.stdout.isatty() else NEWEST_RUNS
+    newest = newest_shown(every_run, last, as_json, NEWEST_RUNS)
     # one more than shown, to tell whether older runs that match were left out (not only older runs)
     rows, total = _listed_runs(store, lambda r: keep(r.started_utc, r.grades, r.outcome),
                                None if newest is None else newest + 1)
@@ -491,6 +486,16 @@ def runs(
         # (on stderr: the table or the JSON lines stay what a script reads)
         Console(stderr=True, highlight=False, markup=False, soft_wrap=True).print(
             f"the newest {newest} runs that match are shown ({total} runs in all); --last N or --all for older ones")
+
+
+def newest_shown(every: bool, last: int | None, as_json: bool, at_a_terminal: int) -> int | None:
+    """How many of the newest rows a listing shows (None: all): ``--all``; else ``--last N``; else
+    ``at_a_terminal`` for a person at a terminal, every row for a script (piped, or ``--json``)."""
+    if every:
+        return None
+    if last is not None:
+        return last
+    return None if as_json or not sys.stdout.isatty() else at_a_terminal
 
 
 def _listed_runs(store: Any, keep: Any, newest: int | None) -> tuple[list[Any], int]:
