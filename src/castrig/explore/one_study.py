@@ -45,33 +45,23 @@ def storage_of(folder: Path, url: str) -> str:
     return _one_spelling(url)
 
 
-#: the database URL schemes open_storage takes for one database, and the default ports
+#: the database URL schemes open_storage takes for one database
 _SCHEMES = {"postgres": "postgresql", "postgresql+psycopg": "postgresql", "postgresql+psycopg2": "postgresql"}
-_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 
 
 def _one_spelling(url: str) -> str:
-    """A database URL without its password (given there, in PGPASSWORD or .pgpass, or changed
-    since: the same database), its scheme as open_storage takes it, its host in lower case and
-    without the default port. Noted with the password masked, a resume with the password moved to
-    .pgpass, or as ``postgresql+psycopg://``, was refused as a study in another storage."""
-    from urllib.parse import urlsplit
-
+    """A database URL in one spelling (castrig.rig.ownership.url_in_one_spelling, its user kept),
+    its scheme as open_storage takes it. Noted with the password masked, a resume with the password
+    moved to .pgpass, or as ``postgresql+psycopg://``, was refused as a study in another storage."""
     from castrig.redact import redact_url
+    from castrig.rig.ownership import url_in_one_spelling
 
+    scheme, sep, rest = url.partition(":")
+    url = _SCHEMES.get(scheme.lower(), scheme) + sep + rest
     try:
-        parts = urlsplit(url)
-        port = parts.port
+        return url_in_one_spelling(url, resolve=False, user=True)
     except ValueError:  # (not a URL urlsplit can take apart: as written, its password out)
         return redact_url(url)
-    scheme = _SCHEMES.get(parts.scheme.lower(), parts.scheme.lower())
-    if not parts.netloc:
-        return redact_url(f"{scheme}:{url.split(':', 1)[1]}")
-    host = (parts.hostname or "").lower()
-    host = f"[{host}]" if ":" in host else host
-    user = f"{parts.username}@" if parts.username else ""
-    port_text = f":{port}" if port is not None and port != _DEFAULT_PORTS.get(scheme) else ""
-    return redact_url(f"{scheme}://{user}{host}{port_text}{parts.path}" + (f"?{parts.query}" if parts.query else ""))
 
 
 def held_study(folder: Path) -> tuple[str, str] | None:

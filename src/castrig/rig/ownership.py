@@ -122,10 +122,18 @@ def visa_key(resource: str, resolve: bool = True) -> str:
 
 
 def url_key(url: str, resolve: bool = True) -> str:
-    """A camera's URL as its lock: scheme, host (one spelling, as :func:`serial_key`'s), port,
-    path and query, without the user's credentials. Taken whole, ``rtsp://lab:PASSWORD@host/s``
-    became a lock file named with the password in the folder every user lists (lock files stay),
-    and the same camera written with another password was another lock."""
+    """A camera's URL as its lock: :func:`url_in_one_spelling` without the user. Taken whole,
+    ``rtsp://lab:PASSWORD@host/s`` became a lock file named with the password in the folder every
+    user lists (lock files stay), and the same camera written with another password was another lock."""
+    return "url:" + url_in_one_spelling(url, resolve=resolve)
+
+
+def url_in_one_spelling(url: str, *, resolve: bool = True, user: bool = False) -> str:
+    """``scheme://[user@]host[:port]/path?query`` as one device or service is written whichever
+    way it was given: no password (in the user part, or ``password=`` in the path or query:
+    cameras that take the login there, rtsp://IP/user=admin&password=PW&channel=1), the scheme in
+    lower case, the host in one spelling (:func:`_host`), no port where it is the scheme's default
+    (rtsp://h/s and rtsp://h:554/s are one camera). ``user``: keep the user name (a database's)."""
     from castrig.redact import redact
 
     parts = urlsplit(url)
@@ -135,13 +143,15 @@ def url_key(url: str, resolve: bool = True) -> str:
     except ValueError:  # (a port that is no number: the URL as written, its credentials out)
         port = ""
     host = _host(parts.hostname, resolve) if parts.hostname else ""
+    host = f"[{host}]" if ":" in host else host
+    name = f"{parts.username}@" if user and parts.username else ""
     query = f"?{parts.query}" if parts.query else ""
-    # (the path too: cameras that take the login in it, rtsp://IP/user=admin&password=PW&channel=1)
-    return "url:" + redact(f"{scheme}://{host}{port}{parts.path}{query}")
+    return redact(f"{scheme}://{name}{host}{port}{parts.path}{query}")
 
 
-#: a stream's port when the URL gives none: rtsp://host/s and rtsp://host:554/s are one camera
-_DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
+#: a URL's port when it gives none: rtsp://host/s and rtsp://host:554/s are one camera, a database
+#: on postgresql://db/x and postgresql://db:5432/x one database
+_DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935, "postgresql": 5432, "mysql": 3306}
 
 
 def resource_keys(profile: Profile) -> dict[str, list[str]]:
