@@ -163,6 +163,28 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def connect_reader_leaving_no_sidecars(path: Path) -> sqlite3.Connection:
+    """A reader's connection to a WAL database in a folder this user may write (the data root's
+    catalog), that removes the ``-wal`` and ``-shm`` files when it closes as the last connection,
+    as a writer's does: a ``mode=ro`` connection makes them and cannot remove them, so every
+    ``castrig runs``, ``lots`` or ``status`` left catalog.sqlite-wal and -shm in the data root.
+    Opened read-write (``mode=rw``: never creating the database) but ``query_only``: it writes no
+    row; closing while another process holds the database (a run indexing itself) leaves that
+    process's files alone, as SQLite does for every connection. A folder or file it may not
+    write: :func:`connect_readonly`."""
+    if not (os.access(path, os.W_OK) and os.access(Path(path).parent, os.W_OK)):
+        return connect_readonly(path)
+    conn = bounded_reader(sqlite3.connect(f"{ro_uri(path)}?mode=rw", uri=True, isolation_level=None, timeout=10.0))
+    try:
+        conn.execute("PRAGMA query_only=1")
+        conn.text_factory = lenient_text
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 #: SQLite's answers that mean "no room": SQLITE_FULL, and a failed write (EFBIG, EDQUOT: disk I/O error).
 _FULL_CODES = {13, 778}  # SQLITE_FULL, SQLITE_IOERR_WRITE
 

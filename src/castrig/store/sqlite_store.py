@@ -82,6 +82,7 @@ from castrig.store.sqlite_connect import (
     _write_error,
     connect,
     connect_readonly,
+    connect_reader_leaving_no_sidecars,
     is_disk_full,
 )
 
@@ -696,7 +697,7 @@ class SqliteRunStore(RunStore):
         if not path.is_file():
             return []
         try:
-            conn = connect_readonly(path)
+            conn = connect_reader_leaving_no_sidecars(path)
             try:
                 rows = [tuple(r) for r in conn.execute(
                     "SELECT run_id, run_dir, recipe_name, profile_name, operator, started_utc, ended_utc, outcome, grades"
