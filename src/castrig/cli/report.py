@@ -76,6 +76,23 @@ def _refuse_another_runs_folder(out: Path, run_dir: Path, option: str) -> None:
                            f"(allowed: {allowed})", file=str(out), field=option)
 
 
+def _refuse_a_data_root(out: Path, option: str) -> None:
+    """An output folder in a data root (one that holds castrig's catalogue, catalog.sqlite), not
+    in a run folder, is refused (exit 2): ``export RUN --to DATA`` wrote samples.csv, events.csv
+    ... beside the catalogue and the run folders, exit 0, and ``--to DATA/tables`` a folder that
+    every listing of the data root walks past. Looked at after :func:`_refuse_another_runs_folder`."""
+    target = Path(out).resolve()
+    for folder in (target, *target.parents):
+        try:
+            root = (folder / "catalog.sqlite").exists() or (folder / "catalog.sqlite").is_symlink()
+        except OSError:  # (a folder this user may not look into)
+            root = False
+        if root:
+            raise BadInput(f"{option} {out}: inside the data root {folder}, which holds castrig's catalogue and run "
+                           f"folders (allowed: a folder outside the data root, e.g. {folder.parent / (folder.name + '-tables')})",
+                           file=str(out), field=option)
+
+
 def _refuse_link(path: Path, option: str) -> None:
     """A symbolic link at an output path is neither written through (a file elsewhere that the
     operator did not name) nor replaced (the link is someone's, made on purpose): exit 2."""
@@ -110,6 +127,7 @@ def export(
     if out == run or run in out.parents:  # the run folder is the run's record, written by its runner alone
         raise BadInput(f"--to {to}: inside the run folder {run_dir} (allowed: a folder outside it)", file=str(to), field="--to")
     _refuse_another_runs_folder(to, run_dir, "--to")
+    _refuse_a_data_root(to, "--to")
 
     try:  # the lots' intended uses in the data root the run folder is in (a copy elsewhere: none)
         uses = intended_uses(Path(run_dir).parent)
