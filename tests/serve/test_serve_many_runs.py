@@ -12,8 +12,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from conftest import castrig_main, linked_run_copies
 
@@ -31,7 +34,8 @@ def _cpu_s(pid: int) -> float:
 
 
 def _runs(url: str) -> dict[str, dict]:
-    with urllib.request.urlopen(url + "api/runs", timeout=60) as r:
+    """Every run ``/api/runs?all=1`` lists (without ``all``: a page of them)."""
+    with urllib.request.urlopen(url + "api/runs?all=1", timeout=60) as r:
         return {row["uid"]: row for row in json.loads(r.read())}
 
 
@@ -142,3 +146,31 @@ def test_the_runs_list_reads_no_verdict_of_runs_it_reads_afresh(tmp_path: Path, 
         db.close()
         without = listing_cpu_s(served)
     assert with_verdicts < 1.5 * without + 0.05, (with_verdicts, without)
+
+
+def test_the_runs_api_answers_a_page_at_a_time(tmp_path: Path, castrig_serve, finished_demo_run):
+    """``GET /api/runs`` without a limit answered every run of the data root at once (3 000 runs:
+    one answer read from every folder). Now the newest 100 that match, newest first, and a
+    ``Link: <...&before=UID>; rel="next"`` header while older ones are left (filters kept);
+    ``limit=N`` up to 10 000, ``all=1`` every one (as ``castrig runs --all``)."""
+    from urllib.parse import urljoin
+
+    root, run_id = finished_demo_run
+    data = tmp_path / "data"
+    names = [d.name for d in reversed(linked_run_copies(data, root / run_id, 130))]  # newest first
+
+    def get(url: str) -> tuple[list[str], str | None]:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return [row["uid"] for row in json.loads(r.read())], r.headers.get("Link")
+
+    with castrig_serve(data) as served:
+        first, link = get(served.url + "api/runs")
+        assert first == names[:100] and link == f'</api/runs?before={names[99]}>; rel="next"', link
+        second, link = get(urljoin(served.url, link[1:link.index(">")]))
+        assert second == names[100:] and link is None
+        page, link = get(served.url + f"api/runs?limit=7&outcome=completed&before={names[3]}")
+        assert page == names[4:11] and link == f'</api/runs?limit=7&outcome=completed&before={names[10]}>; rel="next"'
+        assert get(served.url + "api/runs?all=1")[0] == names
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            get(served.url + "api/runs?limit=10001")
+        assert refused.value.code == 400 and "limit '10001': a whole number from 1 to 10000" in refused.value.read().decode()

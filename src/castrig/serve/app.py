@@ -291,15 +291,21 @@ def create_app(root: Path, *, loopback: bool = True, token_dir: Path | None = No
     async def api_runs(request: Request) -> Response:
         if not may_read(request):
             return refuse()
+        q = dict(request.query_params)
         try:
-            limit = _limit(request.query_params.get("limit"))
-            rows = await anyio.to_thread.run_sync(_filtered_runs, root, dict(request.query_params), rows_of.get, limit)
+            limit = None if q.get("all") else _limit(q.get("limit"))
+            rows = await anyio.to_thread.run_sync(_filtered_runs, root, q, rows_of.get, None if limit is None else limit + 1)
         except BadFilter as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse([{"uid": r["uid"], "status": r["status"], "recipe": r["recipe"], "started_utc": r["started_utc"],
-                              "step": r["step"], "membranes": r["membranes"],
-                              "membrane_counts": r["membrane_counts"], "grades": r["grades"],
-                              "operator": r["operator"]} for r in rows])
+        more = limit is not None and len(rows) > limit  # (one more was read: whether older ones are left)
+        rows = rows[:limit] if more else rows
+        answer = JSONResponse([{"uid": r["uid"], "status": r["status"], "recipe": r["recipe"], "started_utc": r["started_utc"],
+                                "step": r["step"], "membranes": r["membranes"],
+                                "membrane_counts": r["membrane_counts"], "grades": r["grades"],
+                                "operator": r["operator"]} for r in rows])
+        if more:
+            answer.headers["Link"] = f'<{_next_runs_page(request.url.path, q, rows[-1]["uid"])}>; rel="next"'
+        return answer
 
     async def api_run(request: Request) -> Response:
         if not may_read(request):
@@ -730,25 +736,35 @@ class BadFilter(ValueError):
 #: every 10 s, and each reload read every run folder's files (3 000 runs: 3.2 s of the server's
 #: CPU the first time, 0.33 s each reload after; 20 000: 10 times that).
 PAGE_RUNS = 100
-#: The most runs ``/api/runs?limit=N`` may ask for (without ``limit``: every run).
-MAX_LIMIT = 10_000_000
+#: The most runs one ``/api/runs`` answer holds (``limit=N``; ``all=1``: every run, as
+#: ``castrig runs --all``). Without ``limit`` it held every run: 3 000 runs, one 1.3 MB answer read
+#: from every folder; now :data:`PAGE_RUNS`, and a ``Link: <...&before=UID>; rel="next"`` header.
+MAX_LIMIT = 10_000
 
 
-def _limit(text: str | None) -> int | None:
+def _limit(text: str | None) -> int:
     """``/api/runs``'s ``limit`` (the newest N runs that match), BadFilter naming it if it is not
-    a whole number from 1 to :data:`MAX_LIMIT`; None: every run."""
+    a whole number from 1 to :data:`MAX_LIMIT`; :data:`PAGE_RUNS` if not given."""
     if text is None:
-        return None
+        return PAGE_RUNS
     if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
         raise BadFilter(f"limit {text[:40]!r}: a whole number from 1 to {MAX_LIMIT} (the newest runs that match)")
     return int(text)
 
 
+def _next_runs_page(path: str, q: dict[str, str], last_uid: str) -> str:
+    """The path and query of the runs after ``last_uid`` (the last one of this answer), with the same filters."""
+    from urllib.parse import urlencode
+
+    return f"{path}?{urlencode({**{k: v for k, v in q.items() if k != 'before'}, 'before': last_uid})}"
+
+
 def _filtered_runs(root: Path, q: dict[str, str], summary: Any = R.summary, newest: int | None = None) -> list[dict[str, Any]]:
     """Runs under ``root``, newest first, filtered as ``castrig runs`` filters them (the same
     checks: BadFilter naming the parameter and what it allows): since (date), grade, outcome
-    (status), recipe; ``summary``: what makes a row (the server's :class:`SummaryCache`);
-    ``newest``: at most that many (the folders past them are not read)."""
+    (status), recipe, and ``before`` (a run id: only the runs older than it, as their folder names
+    sort); ``summary``: what makes a row (the server's :class:`SummaryCache`); ``newest``: at most
+    that many (the folders past them are not read)."""
     from castrig.report.filters import OUTCOMES, run_filter
     from castrig.errors import BadInput
 
@@ -757,8 +773,9 @@ def _filtered_runs(root: Path, q: dict[str, str], summary: Any = R.summary, newe
                           outcomes=(*OUTCOMES, *LIVE_STATUSES))
     except BadInput as exc:  # "--since '2026-13-45': expected …" → "since '2026-13-45': expected …"
         raise BadFilter(str(exc).removeprefix("--")) from None
+    before = q.get("before") or None
     out: list[dict[str, Any]] = []
-    for d in R.newest_run_dirs(root):
+    for d in R.newest_run_dirs(root, None if before is None else (lambda d: d.name < before)):
         if newest is not None and len(out) >= newest:
             break
         r = summary(d)
