@@ -490,3 +490,36 @@ def test_rh_beyond_the_twins_reach_at_the_flow_asked_is_refused_before_any_folde
     refused(castrig_main(capsys, *SEARCH, "--budget", "3", "--space", space, "--data", data),
             f"{space}: rh_pct.high = 96 %RH", "total_flow_slpm.low = 0.8 slpm", "allowed: 3.1 to 95.4 %RH at 0.8 slpm")
     assert not data.exists(), list(data.rglob("*"))
+
+
+#: A sitecustomize: the process is killed (SIGKILL: no handler runs) the moment its map study has
+#: been made and its points queued in the storage (``start_map`` returned).
+KILL_ONCE_THE_MAP_IS_STARTED = """
+import os, signal
+import castrig.explore.distributed as _d
+_start_map = _d.start_map
+def _start_then_die(*a, **kw):
+    started = _start_map(*a, **kw)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return started
+_d.start_map = _start_then_die
+"""
+
+
+def test_a_map_killed_as_it_starts_leaves_its_folders_note(tmp_path):
+    """`castrig explore map --storage journal:ELSEWHERE` killed -9 once its study was made and
+    queued in that storage, before it wrote the folder's study.json: the folder said nothing of
+    the study, and the same map in the folder's own storage was let start (two studies for one
+    folder's trial files and map). The note is now written before the study is made: the second is
+    refused, exit 2, naming the study and where it is."""
+    from conftest import with_sitecustomize
+
+    data, folder, elsewhere = tmp_path / "data", tmp_path / "map", tmp_path / "shared" / "map.journal"
+    elsewhere.parent.mkdir()
+    args = ("explore", "map", "--rh", "60", "--concentration", "5", "--data", str(data), "--folder", str(folder), *ONE_FIELD)
+    killed = castrig(*args, "--storage", f"journal:{elsewhere}", **with_sitecustomize(tmp_path, KILL_ONCE_THE_MAP_IS_STARTED))
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr[-2000:])
+    assert elsewhere.is_file()  # the study is there, queued
+    refused(castrig(*args), f"--folder {folder}: holds study 'map-claim1' in journal:{elsewhere.resolve()} (study.json)",
+            "allowed: --study map-claim1")
+    assert not (folder / "study.journal").exists()

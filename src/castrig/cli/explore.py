@@ -418,7 +418,7 @@ def explore_map(
     Resumable and incremental: run it again (after Ctrl-C, or with more points or seeds) and only
     the points the map lacks are run; the map file is redrawn from every point done.
     """
-    from castrig.explore.distributed import map_results, start_map, storage_url, worker_processes, Worker
+    from castrig.explore.distributed import map_results, open_storage, start_map, storage_url, worker_processes, Worker
     from castrig.explore.gridmap import Grid, check_map_size, parse_range, write_map
     from castrig.explore.search import make_settings, template_point
     from castrig.rig.profile import Profile
@@ -452,8 +452,11 @@ def explore_map(
     from castrig.explore.one_study import check_study_folder, note_study
 
     check_study_folder(folder, name, "map", url)
-    st, queued = start_map(url, name, settings, grid)
+    opened = open_storage(url)  # (one that cannot be used refused before study.json is written)
+    # noted before the study is made in its storage: a map killed (-9) between the two left a study
+    # queued elsewhere and no note here, and another map in this folder, in another storage, was let
     note_study(folder, name, url)  # (another study here, or this one in another storage, is refused from now on)
+    st, queued = start_map(url, name, settings, grid, opened)
     asked, done = grid.asked_and_done(map_results(st))
     out.print(f"map {name} in {redact_url(url)}: {asked} points asked: {done} done before, {asked - done - queued} queued or running "
               f"from before, {queued} added; {workers} workers", highlight=False, soft_wrap=True)

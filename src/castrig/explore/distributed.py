@@ -842,15 +842,16 @@ def stop_workers(procs: list[Any]) -> None:
 
 
 # -- the grid map ---------------------------------------------------------------------------------
-def start_map(url: str, name: str, settings: SearchSettings, grid: Any) -> tuple[Any, int]:
+def start_map(url: str, name: str, settings: SearchSettings, grid: Any, storage: Any = None) -> tuple[Any, int]:
     """Create or grow a map study: queue the grid's (point, seed) pairs it does not hold yet.
 
     A pair counts as held when a trial for it is done, running or queued (a failed trial's retry
     is queued by the retry callback), so a map resumed after Ctrl-C, or asked for a finer grid,
-    runs only the missing points. Returns the study and how many points were queued.
+    runs only the missing points. Returns the study and how many points were queued. ``storage``:
+    :func:`open_storage`'s for ``url``, if it is open already.
     """
     data = settings.model_dump(mode="json")
-    storage = open_storage(url)
+    storage = open_storage(url) if storage is None else storage
     with _study_lock(storage, name):
         return _start_map(url, name, data, grid, storage)
 
