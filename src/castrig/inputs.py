@@ -379,13 +379,9 @@ def parse_yaml(path: str | Path, raw: bytes, limits: dict[tuple[str, ...], int] 
             raise BadInput(f"{path}: {_loc(loc)} = {_cut(exc.sentence(), 400)}; line {mark.line + 1}, column {mark.column + 1}",
                            file=str(path), field=_loc(loc)) from None
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        if mark is None and isinstance(getattr(exc, "position", None), int):  # the reader: a character it refuses
-            before = text[: exc.position]  # type: ignore[attr-defined]
-            where = f" (line {before.count(chr(10)) + 1}, column {exc.position - (before.rfind(chr(10)) + 1) + 1})"  # type: ignore[attr-defined]
         if isinstance(exc, _Refused):
             raise BadInput(f"{path}{where}: {_cut(exc.sentence(), 400)}", file=str(path), field=exc.field) from None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise BadInput(f"{path}{where}: not valid YAML: {_cut(str(problem), 200)}", file=str(path)) from None
+        raise _not_yaml(path, text, exc, limits) from None
     except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
         # a scalar the safe constructor cannot build (a date like 2026-02-30, an int of 5000 digits)
         problem = _scalar_problem(exc)
@@ -397,6 +393,82 @@ def parse_yaml(path: str | Path, raw: bytes, limits: dict[tuple[str, ...], int] 
         _remember_nodes(data, node)
     check_text_fields(path, data)
     return data
+
+
+#: Characters YAML reads as line breaks that nobody sees as one (NEL, the Unicode line and paragraph
+#: separators): PyYAML said "could not find expected ':'" of ``name: a\u2028b``.
+_ODD_BREAKS = "\x85\u2028\u2029"
+
+
+def _not_yaml(path: Path, text: str, exc: yaml.YAMLError, limits: dict[tuple[str, ...], int] | None) -> BadInput:
+    """PyYAML's refusal of ``text`` (read from ``path``) as one line that names the file, the field
+    (when the document, the refused characters made spaces, can be read that far) and what is
+    allowed. A NUL or another control character came out as PyYAML's own two lines: 'unacceptable
+    character #x0000: special characters are not allowed / in "<unicode string>", position 8'; a
+    tab as "found character '\\t' that cannot start any token"; neither named the field."""
+    mark = getattr(exc, "problem_mark", None)
+    index = mark.index if mark is not None else getattr(exc, "position", None)
+    odd = next((i for i, ch in enumerate(text) if ch in _ODD_BREAKS), None)
+    tab = "'\\t'" in str(getattr(exc, "problem", "")) or "tab character" in str(getattr(exc, "problem", ""))
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(index, int):
+        ch = text[index]
+        problem = f"control character U+{ord(ch):04X} (allowed: printable text)"
+    elif odd is not None and (index is None or odd <= index):
+        index = odd
+        problem = (f"line separator U+{ord(text[odd]):04X}, a line break to YAML that no editor shows as one "
+                   "(allowed: printable text on one line, ordinary line breaks between lines)")
+    elif tab:
+        problem = "a tab (allowed: spaces to indent and to separate; a tab only inside a quoted value)"
+    else:
+        problem = f"not valid YAML: {_cut(str(getattr(exc, 'problem', None) or type(exc).__name__), 200)}"
+    if not isinstance(index, int):
+        return BadInput(f"{path}: {problem}", file=str(path))
+    before = text[:index]
+    line, column = before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
+    field = _yaml_field_at(text, index, limits)
+    named = f": {field}" if field else ""
+    return BadInput(f"{path}{named} (line {line}, column {column}): {problem}", file=str(path), field=field)
+
+
+def _yaml_field_at(text: str, index: int, limits: dict[tuple[str, ...], int] | None) -> str | None:
+    """The field (``steps[1].type``) whose key or value holds character ``index`` of ``text``, read
+    with every character PyYAML refuses, every odd line break and every tab made a space (the
+    same budgets as :func:`parse_yaml`); else the key written on that line; else None."""
+    clean = yaml.reader.Reader.NON_PRINTABLE.sub(" ", text).translate({ord(ch): " " for ch in _ODD_BREAKS + "\t"})
+    loader = None
+    try:
+        loader = _GuardedLoader(clean, limits)
+        node = loader.get_single_node()
+        loc = _loc_around(node, index) if node is not None else None
+        if loc:
+            return _loc(loc)
+    except (yaml.YAMLError, RecursionError, MemoryError, ValueError):
+        pass
+    finally:
+        if loader is not None:
+            loader.dispose()
+    start, end = clean.rfind("\n", 0, index) + 1, clean.find("\n", index)
+    key = re.match(r"\s*(?:-\s+)*([A-Za-z_][\w.-]*)\s*:", clean[start:] if end < 0 else clean[start:end])
+    return key.group(1) if key else None
+
+
+def _loc_around(node: Any, index: int, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """The loc of the innermost key or value of ``node`` whose text holds character ``index``."""
+    def holds(n: Any) -> bool:
+        return n.start_mark.index <= index < max(n.end_mark.index, n.start_mark.index + 1)
+
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            name = k.value if isinstance(k, yaml.ScalarNode) else "?"
+            if holds(k):
+                return loc + (name,)
+            if holds(v):
+                return _loc_around(v, index, loc + (name,)) or loc + (name,)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            if holds(v):
+                return _loc_around(v, index, loc + (i,)) or loc + (i,)
+    return None
 
 
 def _loc_of(node: Any, mark: Any, loc: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
