@@ -430,3 +430,19 @@ def test_a_disk_error_as_the_catalog_is_opened_at_a_runs_end_is_a_store_error_no
     monkeypatch.setattr(sqlite_store, "connect", full_disk)  # (the disk: the outside world)
     with pytest.raises(StoreError, match="catalog.sqlite: disk I/O error"):
         sqlite_store.SqliteRunStore(tmp_path)._index_rows([("r",) * 9])
+
+
+@pytest.mark.parametrize("make, kind", [(Path.mkdir, "a folder"), (os.mkfifo, "a named pipe")], ids=["folder", "fifo"])
+def test_a_catalog_that_is_no_file_is_named_as_what_it_is(tmp_path, make, kind):
+    """A folder or a named pipe named DATA/catalog.sqlite (files castrig never makes) refused
+    every `castrig run` on that data root as 'cannot write DATA/catalog.sqlite: unable to open
+    database file' (a folder) or '... disk I/O error' (a pipe: taken for a failing disk). Still
+    refused, exit 3, no folder left, but saying what the file is and what to do."""
+    data = tmp_path / "runs"
+    data.mkdir()
+    make(data / "catalog.sqlite")
+    done = castrig("run", str(SHORT), "--data", str(data), "-q", timeout_s=60)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 3 and f"catalog.sqlite is {kind}, not a database; move it aside" in said, said
+    assert "disk I/O error" not in said and "unable to open" not in said and "Traceback" not in said, said
+    assert [p.name for p in data.iterdir()] == ["catalog.sqlite"]

@@ -52,9 +52,9 @@ def connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     """A connection in autocommit mode with WAL; transactions are explicit."""
     if synchronous not in SYNC_MODES:
         raise ValueError(f"synchronous must be one of {SYNC_MODES}, not {synchronous!r}")
-    why = sidecar_problem(os.path.realpath(path))  # (a named pipe catalog.sqlite-journal stopped `castrig run` at its start)
+    why = not_a_file(os.path.realpath(path)) or sidecar_problem(os.path.realpath(path))  # (a named pipe catalog.sqlite-journal stopped `castrig run` at its start)
     if why is not None:
-        raise StoreError(f"{Path(path).parent}: {why}; remove it (SQLite keeps only regular files there)")
+        raise StoreError(f"{Path(path).parent}: {why}; move it aside (SQLite keeps only regular files there)")
     # (Python's absolute path: SQLite's own refused a `--data ../../../../tmp/x` whose ".." reach
     # above "/", where the OS stays at "/": "unable to open database file", the run faulted)
     conn = sqlite3.connect(os.path.abspath(path), isolation_level=None, timeout=10.0)
@@ -112,6 +112,23 @@ def sidecar_problem(db_path: str | Path) -> str | None:
         if not stat.S_ISREG(mode):
             return f"{side.name} is not a regular file (a named pipe or device SQLite would wait on)"
     return None
+
+
+def not_a_file(db_path: str | Path) -> str | None:
+    """Why the database ``db_path`` (resolved) is no file SQLite can keep, or None (a regular
+    file, or none yet): a folder or a named pipe named catalog.sqlite refused every `castrig run`
+    on the data root as 'unable to open database file' or 'disk I/O error', which named neither
+    what was wrong nor what to do."""
+    try:
+        mode = os.stat(db_path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{Path(db_path).name} cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a folder" if stat.S_ISDIR(mode) else "a named pipe" if stat.S_ISFIFO(mode) else "not a regular file"
+    return f"{Path(db_path).name} is {kind}, not a database"
 
 
 def lenient_text(raw: bytes) -> str:
