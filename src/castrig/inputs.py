@@ -366,6 +366,10 @@ def parse_yaml(path: str | Path, raw: bytes, limits: dict[tuple[str, ...], int] 
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: cannot read: not UTF-8 text ({_cut(str(exc), 120)})", file=str(path)) from None
+    stray = text.find(_BOM, 1)
+    if stray > 0:  # (one at the very start is the file's own, and YAML's reader drops it)
+        raise _not_yaml(path, text, yaml.reader.ReaderError(str(path), stray, ord(_BOM), "unicode", "a byte order mark"),
+                        limits)
     loader = node = None
     try:
         loader = _GuardedLoader(text, limits)  # the reader refuses unprintable characters right here
@@ -398,6 +402,9 @@ def parse_yaml(path: str | Path, raw: bytes, limits: dict[tuple[str, ...], int] 
 #: Characters YAML reads as line breaks that nobody sees as one (NEL, the Unicode line and paragraph
 #: separators): PyYAML said "could not find expected ':'" of ``name: a\u2028b``.
 _ODD_BREAKS = "\x85\u2028\u2029"
+#: A byte order mark: YAML's reader takes one anywhere, as part of a key or a value, where nobody
+#: sees it: ``\ufeffgrade`` was "is not a known field; did you mean 'grade'?".
+_BOM = "\ufeff"
 
 
 def _not_yaml(path: Path, text: str, exc: yaml.YAMLError, limits: dict[tuple[str, ...], int] | None) -> BadInput:
@@ -410,7 +417,10 @@ def _not_yaml(path: Path, text: str, exc: yaml.YAMLError, limits: dict[tuple[str
     index = mark.index if mark is not None else getattr(exc, "position", None)
     odd = next((i for i, ch in enumerate(text) if ch in _ODD_BREAKS), None)
     tab = "'\\t'" in str(getattr(exc, "problem", "")) or "tab character" in str(getattr(exc, "problem", ""))
-    if isinstance(exc, yaml.reader.ReaderError) and isinstance(index, int):
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(index, int) and text[index] == _BOM:
+        problem = ("byte order mark U+FEFF, invisible, inside the file (two files joined?) (allowed: one at the very start "
+                   "of the file only)")
+    elif isinstance(exc, yaml.reader.ReaderError) and isinstance(index, int):
         ch = text[index]
         problem = f"control character U+{ord(ch):04X} (allowed: printable text)"
     elif odd is not None and (index is None or odd <= index):
@@ -434,7 +444,7 @@ def _yaml_field_at(text: str, index: int, limits: dict[tuple[str, ...], int] | N
     """The field (``steps[1].type``) whose key or value holds character ``index`` of ``text``, read
     with every character PyYAML refuses, every odd line break and every tab made a space (the
     same budgets as :func:`parse_yaml`); else the key written on that line; else None."""
-    clean = yaml.reader.Reader.NON_PRINTABLE.sub(" ", text).translate({ord(ch): " " for ch in _ODD_BREAKS + "\t"})
+    clean = yaml.reader.Reader.NON_PRINTABLE.sub(" ", text).translate({ord(ch): " " for ch in _ODD_BREAKS + _BOM + "\t"})
     loader = None
     try:
         loader = _GuardedLoader(clean, limits)
