@@ -431,6 +431,7 @@ def _not_yaml(path: Path, text: str, exc: yaml.YAMLError, limits: dict[tuple[str
         problem = "a tab (allowed: spaces to indent and to separate; a tab only inside a quoted value)"
     else:
         problem = f"not valid YAML: {_cut(str(getattr(exc, 'problem', None) or type(exc).__name__), 200)}"
+    problem = problem if problem.startswith("not valid YAML: ") else f"not valid YAML: {problem}"
     if not isinstance(index, int):
         return BadInput(f"{path}: {problem}", file=str(path))
     before = text[:index]

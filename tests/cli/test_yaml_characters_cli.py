@@ -13,15 +13,15 @@ RECIPE = "name: {name}\ngrade: claim1\nsupport_pore_um: 5\nsteps:\n  - {{type: p
 
 
 @pytest.mark.parametrize("command, text, said", [
-    ("run", RECIPE.format(name="de\0mo", rate="1.0"), "name (line 1, column 9): control character U+0000 (allowed: printable text)"),
+    ("run", RECIPE.format(name="de\0mo", rate="1.0"), "name (line 1, column 9): not valid YAML: control character U+0000 (allowed: printable text)"),
     ("check", RECIPE.format(name="demo", rate="1\x1b.0"),
-     "steps[0].rate_ml_min (line 5, column 50): control character U+001B (allowed: printable text)"),
+     "steps[0].rate_ml_min (line 5, column 50): not valid YAML: control character U+001B (allowed: printable text)"),
     ("check", RECIPE.format(name="demo", rate="1.0").replace("grade:", "\tgrade:"),
-     "grade (line 2, column 1): a tab (allowed: spaces to indent"),
+     "grade (line 2, column 1): not valid YAML: a tab (allowed: spaces to indent"),
     ("check", RECIPE.format(name="de\u2028mo", rate="1.0"),
-     "name (line 1, column 9): line separator U+2028, a line break to YAML that no editor shows as one (allowed: "),
+     "name (line 1, column 9): not valid YAML: line separator U+2028, a line break to YAML that no editor shows as one (allowed: "),
     ("check", RECIPE.format(name="demo", rate="1.0").replace("grade:", "\ufeffgrade:"),
-     "grade (line 2, column 1): byte order mark U+FEFF, invisible, inside the file (two files joined?) (allowed: "),
+     "grade (line 2, column 1): not valid YAML: byte order mark U+FEFF, invisible, inside the file (two files joined?) (allowed: "),
 ], ids=["nul-in-the-name-run", "escape-in-a-step", "tab-indent", "line-separator", "bom-inside"])
 def test_a_character_yaml_refuses_is_named_with_its_field(tmp_path, command, text, said):
     recipe = tmp_path / "recipe.yaml"
