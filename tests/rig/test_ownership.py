@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -304,6 +305,34 @@ def test_a_serial_port_by_its_symlink_or_as_a_visa_resource_is_the_same_port(tmp
             except BlockingIOError:
                 got = b""
             assert got == b"", f"{r}: {got!r} reached the port"
+    finally:
+        for master, slave in ptys.values():
+            os.close(master)
+            os.close(slave)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node (mknod) needs root")
+def test_another_node_of_the_same_device_is_the_same_port(tmp_path, reap):
+    """A port reached through a node of its own (``docker run --device /dev/ttyUSB0:/dev/pump``,
+    a node made with mknod, a bind mount: another path, not a symlink) is the port itself: a second
+    ``castrig safe`` naming those nodes while a run owns the devices is refused busy (exit 4),
+    naming the owner, and nothing reaches the ports. Keyed by real path, it took locks of its own
+    and went on to open the ports (here ptys, which refuse a node outside /dev/pts: exit 5)."""
+    ptys = {r: os.openpty() for r in ROLES}
+    try:
+        nodes = {}
+        for r, (_, slave) in ptys.items():
+            nodes[r] = tmp_path / f"pump-{r}"
+            os.mknod(nodes[r], 0o600 | stat.S_IFCHR, os.fstat(slave).st_rdev)
+        owner = hold_rig(reap, _serial_profile(tmp_path / "owner.yaml", {r: os.ttyname(s) for r, (_, s) in ptys.items()}))
+        second = castrig("safe", "--profile", str(_serial_profile(tmp_path / "second.yaml", {r: str(n) for r, n in nodes.items()})))
+
+        assert second.returncode == 4, second.stdout + second.stderr
+        assert f"pid {owner.pid}" in second.stderr and str(tmp_path / "pump-") in second.stderr
+        for r, (master, _) in ptys.items():
+            os.set_blocking(master, False)
+            with pytest.raises(BlockingIOError):
+                os.read(master, 4096)
     finally:
         for master, slave in ptys.values():
             os.close(master)

@@ -83,11 +83,31 @@ def _ip_literal(host: str) -> str | None:
     return str(ip)
 
 
+def device_key(path: str) -> str:
+    """A device file as its lock: a character device by its number (``chr:MAJOR:MINOR``), the one
+    thing every spelling of it shares — a symlink (``/dev/serial/by-id/…``), the node it points to,
+    and another node of the same device (``docker run --device /dev/ttyUSB0:/dev/pump``, a node
+    made with mknod, a bind mount), which its real path alone told apart: a second run so spelled
+    took its own lock and drove the pump of a run in progress (pyserial's ``exclusive`` flock is
+    per node, no guard either). Anything else (a path that is no device yet, a Windows ``COM3``)
+    by its real path."""
+    import stat
+
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except (OSError, ValueError):
+        return "dev:" + real
+    if stat.S_ISCHR(st.st_mode):
+        return f"chr:{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    return "dev:" + real
+
+
 def serial_key(url: str, resolve: bool = True) -> str:
-    """The resource behind a pyserial URL: a device path (symlinks resolved) or a TCP endpoint
+    """The resource behind a pyserial URL: a device (:func:`device_key`) or a TCP endpoint
     (its host looked up only with ``resolve``)."""
     if "://" not in url:
-        return "dev:" + os.path.realpath(url)
+        return device_key(url)
     parts = urlsplit(url)
     if parts.scheme in ("socket", "rfc2217") and parts.hostname and parts.port:
         return f"tcp:{_host(parts.hostname, resolve)}:{parts.port}"
@@ -117,7 +137,7 @@ def visa_key(resource: str, resolve: bool = True) -> str:
         return f"visa:{_host(m.group(1), resolve)}{(m.group(2) or '').lower()}"
     m = re.match(r"(?i)^ASRL(/.+?)(::INSTR)?$", r)
     if m:
-        return "dev:" + os.path.realpath(m.group(1))
+        return device_key(m.group(1))
     return "visa:" + r.upper()
 
 
@@ -167,11 +187,21 @@ def resource_keys(profile: Profile) -> dict[str, list[str]]:
         elif isinstance(cfg, OpenCVCameraConfig):
             from castrig.devices.camera import is_stream_url
 
-            key = ("dev:" + os.path.realpath(f"/dev/video{cfg.source}") if isinstance(cfg.source, int)
-                   else url_key(cfg.source) if is_stream_url(cfg.source) else "dev:" + os.path.realpath(cfg.source))
+            key = (device_key(f"/dev/video{cfg.source}") if isinstance(cfg.source, int)
+                   else url_key(cfg.source) if is_stream_url(cfg.source) else device_key(cfg.source))
         if key:
             keys.setdefault(key, []).append(role)
     return keys
+
+
+def _shown(key: str, profile: Profile, role: str) -> str:
+    """A lock's device as a refusal names it: a device file as this profile spells it (its number
+    alone, ``136:8``, says nothing to whoever reads it), any other as its key."""
+    if not key.startswith("chr:"):
+        return key.split(":", 1)[-1]
+    link = getattr(profile.device_configs()[role], "link", None)
+    spelled = getattr(link, "url", None) or getattr(link, "resource", None) or getattr(profile.device_configs()[role], "source", "")
+    return f"{spelled}, device {key[4:]}"
 
 
 def _lock_path(key: str) -> Path:
@@ -235,7 +265,7 @@ def claim_rig(profile: Profile, *, purpose: str) -> RigClaim:
     try:
         for key, roles in sorted(resource_keys(profile).items()):
             path = _lock_path(key)
-            what = f"device {', '.join(roles)} ({key.split(':', 1)[-1]}) of profile {profile.name!r}"
+            what = f"device {', '.join(roles)} ({_shown(key, profile, roles[0])}) of profile {profile.name!r}"
             try:
                 shared = not os.environ.get("CASTRIG_LOCK_DIR")  # (a folder of the user's own choice is left as it is)
                 if shared:
