@@ -183,7 +183,7 @@ class _Recorder(LoopbackServer):
     def __init__(self) -> None:
         self.connections = 0
         self.received = bytearray()
-        super().__init__(self._record)
+        super().__init__(self._record, everywhere=True)  # (reached however a profile spells this machine)
 
     def handle(self, conn: socket.socket) -> None:
         self.connections += 1
@@ -248,7 +248,28 @@ SPELLINGS = {
     # connect() to the unspecified address reaches the loopback (Linux): a second process so spelled
     # connected to every device of a live run, and was told "rig not reachable" (exit 5), not busy
     "0.0.0.0 vs 127.0.0.1": (lambda port: f"socket://127.0.0.1:{port}", lambda port: f"socket://0.0.0.0:{port}"),
+    # this machine's other addresses, where a server on 0.0.0.0 (or :: for both families) is the
+    # same socket: each was a lock of its own, and a second run so spelled sent SAF0 to every device
+    "127.0.1.1 (Debian's host name address) vs 127.0.0.1": (lambda port: f"socket://127.0.0.1:{port}",
+                                                           lambda port: f"socket://127.0.1.1:{port}"),
+    "[::1] vs 127.0.0.1": (lambda port: f"socket://127.0.0.1:{port}", lambda port: f"socket://[::1]:{port}"),
+    "this machine's LAN address vs localhost": (lambda port: f"socket://localhost:{port}",
+                                                lambda port: f"socket://{_lan_address()}:{port}"),
 }
+
+
+def _lan_address() -> str:
+    """An address of this machine that is not a loopback one (the way out to a documentation
+    network, chosen by the routing table; nothing is sent), else the test is skipped."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("198.51.100.1", 9))
+        except OSError:
+            pytest.skip("no route off this machine: no LAN address to spell it by")
+        address = s.getsockname()[0]
+    if address.startswith("127."):
+        pytest.skip("no LAN address")
+    return address
 
 
 @pytest.mark.parametrize("spelling", list(SPELLINGS))

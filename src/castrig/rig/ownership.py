@@ -103,6 +103,60 @@ def device_key(path: str) -> str:
     return "dev:" + real
 
 
+#: A TCP endpoint's host in its lock when the address is this machine's: every loopback address
+#: (127.0.0.0/8, ::1), the unspecified one, the addresses of its own interfaces
+THIS_MACHINE = "this-machine"
+
+
+def _endpoint_host(host: str, resolve: bool = True) -> str:
+    """A device server's host as its lock names it: :data:`THIS_MACHINE` for any address of this
+    machine, else its address (a name looked up only with ``resolve``; of several, the least IPv4
+    one, as a connect would take first).
+
+    One lock for all of this machine's addresses, because a server listening on 0.0.0.0 (or on
+    ``::`` for both families, as ``castrig sim serve`` on a lab PC or a device's own bridge may)
+    is one socket at 127.0.0.1:P, 127.0.1.1:P (Debian's address for the host name), [::1]:P and
+    the LAN address: each spelled as a lock of its own, a second run so spelled sent SAF0 to the
+    pumps of a run in progress. Two servers bound to two loopback addresses at one port are then
+    one lock: a second run refused that could have gone (busy, exit 4), the safe side of it."""
+    h = host.lower().rstrip(".")
+    addresses = [_host(h, resolve=False)]
+    if _ip_literal(addresses[0]) is None and resolve:
+        try:
+            addresses = sorted({str(a[4][0]).split("%", 1)[0] for a in socket.getaddrinfo(h, None, type=socket.SOCK_STREAM)})
+        except (OSError, UnicodeError):
+            pass
+    if any(_on_this_machine(a) for a in addresses):
+        return THIS_MACHINE
+    literals = [a for a in addresses if _ip_literal(a) is not None]
+    v4 = [a for a in literals if ":" not in a]
+    return _ip_literal(min(v4 or literals, key=lambda a: ipaddress.ip_address(a))) if literals else addresses[0]  # type: ignore[return-value]
+
+
+def _on_this_machine(address: str) -> bool:
+    """Whether ``address`` (a literal; a name is not) is one of this machine's: a loopback or
+    unspecified one, or one a socket can be bound to (the interfaces' own: asked of the OS, no
+    name server). Not trusted where the OS binds any address (``ip_nonlocal_bind``: a documentation
+    address binds too), which would make every remote server one lock."""
+    literal = _ip_literal(address)
+    if literal is None:
+        return False
+    ip = ipaddress.ip_address(literal)
+    if ip.is_loopback or ip.is_unspecified:
+        return True
+    return not ip.is_link_local and _binds(literal) and not _binds("203.0.113.254" if ip.version == 4 else "2001:db8::fe")
+
+
+def _binds(literal: str) -> bool:
+    family = socket.AF_INET6 if ":" in literal else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((literal, 0))
+        return True
+    except OSError:
+        return False
+
+
 def serial_key(url: str, resolve: bool = True) -> str:
     """The resource behind a pyserial URL: a device (:func:`device_key`) or a TCP endpoint
     (its host looked up only with ``resolve``)."""
@@ -110,7 +164,7 @@ def serial_key(url: str, resolve: bool = True) -> str:
         return device_key(url)
     parts = urlsplit(url)
     if parts.scheme in ("socket", "rfc2217") and parts.hostname and parts.port:
-        return f"tcp:{_host(parts.hostname, resolve)}:{parts.port}"
+        return f"tcp:{_endpoint_host(parts.hostname, resolve)}:{parts.port}"
     if parts.scheme == "loop":
         return ""  # a loopback in this process: nothing outside it to own
     if parts.scheme in ("spy", "alt"):
@@ -131,10 +185,10 @@ def visa_key(resource: str, resolve: bool = True) -> str:
     r = resource.strip()
     m = re.match(r"(?i)^TCPIP\d*::([^:]+)::(\d+)::SOCKET$", r)
     if m:
-        return f"tcp:{_host(m.group(1), resolve)}:{int(m.group(2))}"
+        return f"tcp:{_endpoint_host(m.group(1), resolve)}:{int(m.group(2))}"
     m = re.match(r"(?i)^TCPIP\d*::([^:]+)(::.*)?::INSTR$", r)
     if m:
-        return f"visa:{_host(m.group(1), resolve)}{(m.group(2) or '').lower()}"
+        return f"visa:{_endpoint_host(m.group(1), resolve)}{(m.group(2) or '').lower()}"
     m = re.match(r"(?i)^ASRL(/.+?)(::INSTR)?$", r)
     if m:
         return device_key(m.group(1))
@@ -195,13 +249,19 @@ def resource_keys(profile: Profile) -> dict[str, list[str]]:
 
 
 def _shown(key: str, profile: Profile, role: str) -> str:
-    """A lock's device as a refusal names it: a device file as this profile spells it (its number
-    alone, ``136:8``, says nothing to whoever reads it), any other as its key."""
-    if not key.startswith("chr:"):
-        return key.split(":", 1)[-1]
-    link = getattr(profile.device_configs()[role], "link", None)
-    spelled = getattr(link, "url", None) or getattr(link, "resource", None) or getattr(profile.device_configs()[role], "source", "")
-    return f"{spelled}, device {key[4:]}"
+    """A lock's device as a refusal names it: as this profile spells it, with what makes it the
+    same device as another spelling (its device number, ``this machine's port P``); the key alone
+    (``136:8``, ``this-machine:47103``) said nothing to whoever reads it."""
+    kind, _, rest = key.partition(":")
+    cfg = profile.device_configs()[role]
+    link = getattr(cfg, "link", None)
+    spelled = getattr(link, "url", None) or getattr(link, "resource", None) or str(getattr(cfg, "source", ""))
+    if kind == "chr":
+        return f"{spelled}, device {rest}"
+    host, _, port = rest.rpartition(":")
+    if host == THIS_MACHINE:
+        return f"{spelled}, this machine's port {port}"
+    return rest
 
 
 def _lock_path(key: str) -> Path:
