@@ -360,6 +360,38 @@ def test_another_node_of_the_same_device_is_the_same_port(tmp_path, reap):
             os.close(slave)
 
 
+def test_a_port_another_process_holds_open_exclusively_is_busy_not_unreachable(tmp_path, reap):
+    """Two castrig processes whose device locks are in two folders (one operator's shell sets
+    $CASTRIG_LOCK_DIR, as the lock folder's own error advises; ``sudo castrig safe`` where /run/lock
+    is root's alone) do not see each other's locks: the port's own exclusive lock (pyserial's
+    ``exclusive``, a flock) is then what keeps the second off. It kept it off, but said 'rig not
+    reachable' (exit 5), which for a resume goes on to make safe whatever does open. Now busy
+    (exit 4), naming the port, before anything is sent."""
+    ptys = {r: os.openpty() for r in ROLES}
+    try:
+        nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
+        owner = reap(subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; from castrig.links.serial_link import SerialLink; "
+             f"links = [SerialLink(n, exclusive=True) for n in {sorted(nodes.values())!r}]; print('open', flush=True); "
+             "time.sleep(60)"], stdout=subprocess.PIPE, text=True, env={**os.environ, "CASTRIG_LOCK_DIR": str(tmp_path / "a")}))
+        assert owner.stdout.readline().strip() == "open"
+        (tmp_path / "b").mkdir()
+        second = castrig("safe", "--profile", str(_serial_profile(tmp_path / "rig.yaml", nodes)),
+                         CASTRIG_LOCK_DIR=str(tmp_path / "b"))
+
+        assert second.returncode == 4, second.stdout + second.stderr
+        said = " ".join(second.stderr.split())
+        assert "held open exclusively by another process" in said and "/dev/pts/" in said, said
+        for r, (master, _) in ptys.items():
+            os.set_blocking(master, False)
+            with pytest.raises(BlockingIOError):
+                os.read(master, 4096)
+    finally:
+        for master, slave in ptys.values():
+            os.close(master)
+            os.close(slave)
+
+
 QUICK = {"name": "quick-wall", "steps": [{"type": "purge", "duration_s": 4}, {"type": "wait", "duration_s": 4}]}
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from castrig.clock import Clock, VirtualClock, WallClock
 from castrig.devices.identity import watch_identity
 from castrig.devices.roles import Camera, Device, FlowController, HumidityChamber, HumiditySensor, SyringePump
-from castrig.errors import BadInput, CastrigError
+from castrig.errors import BadInput, Busy, CastrigError
 from castrig.links import Link, SimLink
 from castrig.rig.profile import (
     CAMERA_QUIET_S,
@@ -165,6 +165,8 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
         heard_before = 0 if line is None else line.heard_bytes
         try:
             opened[role] = _driver(role, cfg, rig, shared, camera_answers=camera_answers)
+        except Busy as exc:  # its port held by another process: nothing of this rig is ours to drive
+            raise Busy(f"device {role} of profile {profile.name!r}: {exc}") from None
         except CastrigError as exc:  # say which device, on which port, in one line
             link = rig.role_links.get(role)
             # (its line's devices open one after another: what the line heard since is its own)

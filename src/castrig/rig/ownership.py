@@ -356,6 +356,9 @@ def open_owned_rig(profile: Profile, *, seed: int | None, purpose: str, camera_a
     claim = claim_rig(profile, purpose=purpose)
     try:
         rig = build_rig(profile, clock=make_clock(profile), seed=seed, camera_answers=camera_answers, partial=partial)
+    except Busy:
+        claim.release()
+        raise
     except CastrigError as exc:
         claim.release()
         raise RigUnreachable(f"cannot open the rig of profile {profile.name!r}: {exc}") from exc
