@@ -360,6 +360,38 @@ def test_another_node_of_the_same_device_is_the_same_port(tmp_path, reap):
             os.close(slave)
 
 
+def test_a_run_of_the_castrig_before_an_upgrade_is_seen_by_the_castrig_after_it(tmp_path, reap):
+    """A night's run goes on in the castrig it was started with while castrig is upgraded; in the
+    morning ``castrig safe`` of the new one must see that run's device locks, taken under the keys
+    of before (a device file by its real path, a TCP host by its IPv4 address), though it keys
+    devices by number and this machine's addresses as one now: it takes both. The run of before is
+    stood for by a process holding exactly those lock files."""
+    from castrig.rig.ownership import _lock_path
+
+    ptys = {r: os.openpty() for r in ROLES}
+    try:
+        nodes = {r: os.ttyname(s) for r, (_, s) in ptys.items()}
+        profile = _serial_profile(tmp_path / "rig.yaml", nodes)
+        before = sorted(str(_lock_path("dev:" + os.path.realpath(n))) for n in nodes.values())
+        owner = reap(subprocess.Popen(
+            [sys.executable, "-c", "import time; from castrig import oslock; "
+             f"[oslock.acquire(p, purpose='castrig run night.yaml', what='x') for p in {before!r}]; "
+             "print('owned', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True))
+        assert owner.stdout.readline().strip() == "owned"
+        second = castrig("safe", "--profile", str(profile))
+
+        assert second.returncode == 4, second.stdout + second.stderr
+        assert f"pid {owner.pid}" in second.stderr
+        for r, (master, _) in ptys.items():
+            os.set_blocking(master, False)
+            with pytest.raises(BlockingIOError):
+                os.read(master, 4096)
+    finally:
+        for master, slave in ptys.values():
+            os.close(master)
+            os.close(slave)
+
+
 def test_a_port_another_process_holds_open_exclusively_is_busy_not_unreachable(tmp_path, reap):
     """Two castrig processes whose device locks are in two folders (one operator's shell sets
     $CASTRIG_LOCK_DIR, as the lock folder's own error advises; ``sudo castrig safe`` where /run/lock

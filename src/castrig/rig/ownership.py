@@ -83,7 +83,7 @@ def _ip_literal(host: str) -> str | None:
     return str(ip)
 
 
-def device_key(path: str) -> str:
+def device_key(path: str, before: bool = False) -> str:
     """A device file as its lock: a character device by its number (``chr:MAJOR:MINOR``), the one
     thing every spelling of it shares — a symlink (``/dev/serial/by-id/…``), the node it points to,
     and another node of the same device (``docker run --device /dev/ttyUSB0:/dev/pump``, a node
@@ -94,6 +94,8 @@ def device_key(path: str) -> str:
     import stat
 
     real = os.path.realpath(path)
+    if before:  # (the key castrig took before: see resource_keys)
+        return "dev:" + real
     try:
         st = os.stat(real)
     except (OSError, ValueError):
@@ -157,41 +159,41 @@ def _binds(literal: str) -> bool:
         return False
 
 
-def serial_key(url: str, resolve: bool = True) -> str:
+def serial_key(url: str, resolve: bool = True, before: bool = False) -> str:
     """The resource behind a pyserial URL: a device (:func:`device_key`) or a TCP endpoint
     (its host looked up only with ``resolve``)."""
     if "://" not in url:
-        return device_key(url)
+        return device_key(url, before)
     parts = urlsplit(url)
     if parts.scheme in ("socket", "rfc2217") and parts.hostname and parts.port:
-        return f"tcp:{_endpoint_host(parts.hostname, resolve)}:{parts.port}"
+        return f"tcp:{(_host if before else _endpoint_host)(parts.hostname, resolve)}:{parts.port}"
     if parts.scheme == "loop":
         return ""  # a loopback in this process: nothing outside it to own
     if parts.scheme in ("spy", "alt"):
         # a port wrapped (spy://PORT?file=…, alt://PORT?class=…): the port it opens is the one
         # owned (as an opaque key, a second run spelling the port so drove the rig of a run in
         # progress: it found the water pump pumping and stopped it mid pre-wet)
-        return serial_key(url.split("://", 1)[1].split("?", 1)[0], resolve)
+        return serial_key(url.split("://", 1)[1].split("?", 1)[0], resolve, before)
     if parts.scheme == "hwgrep":
         from serial.tools import list_ports
 
         found = next(iter(list_ports.grep(url.split("://", 1)[1].split("&", 1)[0])), None)
-        return serial_key(found.device, resolve) if found is not None else url
+        return serial_key(found.device, resolve, before) if found is not None else url
     return url
 
 
-def visa_key(resource: str, resolve: bool = True) -> str:
+def visa_key(resource: str, resolve: bool = True, before: bool = False) -> str:
     """``TCPIP[n]::host::port::SOCKET`` → the TCP endpoint; ``ASRLn``/``ASRL/dev/x`` → the port."""
     r = resource.strip()
     m = re.match(r"(?i)^TCPIP\d*::([^:]+)::(\d+)::SOCKET$", r)
     if m:
-        return f"tcp:{_endpoint_host(m.group(1), resolve)}:{int(m.group(2))}"
+        return f"tcp:{(_host if before else _endpoint_host)(m.group(1), resolve)}:{int(m.group(2))}"
     m = re.match(r"(?i)^TCPIP\d*::([^:]+)(::.*)?::INSTR$", r)
     if m:
-        return f"visa:{_endpoint_host(m.group(1), resolve)}{(m.group(2) or '').lower()}"
+        return f"visa:{(_host if before else _endpoint_host)(m.group(1), resolve)}{(m.group(2) or '').lower()}"
     m = re.match(r"(?i)^ASRL(/.+?)(::INSTR)?$", r)
     if m:
-        return device_key(m.group(1))
+        return device_key(m.group(1), before)
     return "visa:" + r.upper()
 
 
@@ -228,21 +230,23 @@ def url_in_one_spelling(url: str, *, resolve: bool = True, user: bool = False) -
 _DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935, "postgresql": 5432, "mysql": 3306}
 
 
-def resource_keys(profile: Profile) -> dict[str, list[str]]:
-    """{resource key: [roles]} for every device of ``profile`` that reaches outside the process."""
+def resource_keys(profile: Profile, before: bool = False) -> dict[str, list[str]]:
+    """{resource key: [roles]} for every device of ``profile`` that reaches outside the process.
+    ``before``: the keys castrig took before device files were keyed by number and this machine's
+    addresses as one (a real path; a TCP host as its one IPv4 address)."""
     keys: dict[str, list[str]] = {}
     for role, cfg in profile.device_configs().items():
         link = getattr(cfg, "link", None)
         key = ""
         if isinstance(link, SerialLinkConfig):
-            key = serial_key(link.url)
+            key = serial_key(link.url, before=before)
         elif isinstance(link, VisaLinkConfig):
-            key = visa_key(link.resource)
+            key = visa_key(link.resource, before=before)
         elif isinstance(cfg, OpenCVCameraConfig):
             from castrig.devices.camera import is_stream_url
 
-            key = (device_key(f"/dev/video{cfg.source}") if isinstance(cfg.source, int)
-                   else url_key(cfg.source) if is_stream_url(cfg.source) else device_key(cfg.source))
+            key = (device_key(f"/dev/video{cfg.source}", before) if isinstance(cfg.source, int)
+                   else url_key(cfg.source) if is_stream_url(cfg.source) else device_key(cfg.source, before))
         if key:
             keys.setdefault(key, []).append(role)
     return keys
@@ -323,7 +327,12 @@ def claim_rig(profile: Profile, *, purpose: str) -> RigClaim:
     """
     claim = RigClaim(profile.name)
     try:
-        for key, roles in sorted(resource_keys(profile).items()):
+        # the keys of before too: a castrig of before, still running the night's run after an
+        # upgrade, holds those, and a castrig safe of this one, not seeing them, drove its pumps
+        keys = resource_keys(profile)
+        for key, roles in resource_keys(profile, before=True).items():
+            keys.setdefault(key, roles)
+        for key, roles in sorted(keys.items()):
             path = _lock_path(key)
             what = f"device {', '.join(roles)} ({_shown(key, profile, roles[0])}) of profile {profile.name!r}"
             try:
