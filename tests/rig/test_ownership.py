@@ -549,6 +549,21 @@ def test_a_network_cameras_password_stays_out_of_the_machines_lock_folder(tmp_pa
     assert "s3cret" not in said, said
 
 
+def test_a_network_camera_on_this_machine_is_one_camera_at_each_of_its_addresses(tmp_path, monkeypatch):
+    """A camera served on this machine (a stream relay on 0.0.0.0) is one camera at 127.0.0.1,
+    127.0.1.1 and ``localhost``: a second ``castrig safe`` naming it at 127.0.1.1 while a run holds
+    it at 127.0.0.1 was let at it (exit 0); now refused busy, naming it as its profile spells it."""
+    monkeypatch.setenv("CASTRIG_LOCK_DIR", str(tmp_path / "locks"))  # (this process's claim and the castrig process's)
+    owner = _camera_profile(tmp_path / "owner.yaml", "rtsp://127.0.0.1:8554/stream")
+    second = _camera_profile(tmp_path / "second.yaml", "rtsp://lab:s3cret@127.0.1.1:8554/stream")
+    with _holding_rig(owner) as pid:
+        done = castrig("safe", "--profile", str(second))
+
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert f"pid {pid}" in done.stderr and "device camera (rtsp://127.0.1.1:8554/stream, on this machine)" in done.stderr, done.stderr
+    assert "s3cret" not in done.stderr
+
+
 def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap, wall_sim_profile, capsys):
     """`rm RUN/run.lock` (a reflex when a tool says "busy"): the live run read as crashed,
     `castrig abort` refused it ("not running"), and a `castrig resume` became a second writer to

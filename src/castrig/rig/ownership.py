@@ -197,19 +197,21 @@ def visa_key(resource: str, resolve: bool = True, before: bool = False) -> str:
     return "visa:" + r.upper()
 
 
-def url_key(url: str, resolve: bool = True) -> str:
+def url_key(url: str, resolve: bool = True, before: bool = False) -> str:
     """A camera's URL as its lock: :func:`url_in_one_spelling` without the user. Taken whole,
     ``rtsp://lab:PASSWORD@host/s`` became a lock file named with the password in the folder every
     user lists (lock files stay), and the same camera written with another password was another lock."""
-    return "url:" + url_in_one_spelling(url, resolve=resolve)
+    return "url:" + url_in_one_spelling(url, resolve=resolve, this_machine=not before)
 
 
-def url_in_one_spelling(url: str, *, resolve: bool = True, user: bool = False) -> str:
+def url_in_one_spelling(url: str, *, resolve: bool = True, user: bool = False, this_machine: bool = False) -> str:
     """``scheme://[user@]host[:port]/path?query`` as one device or service is written whichever
     way it was given: no password (in the user part, or ``password=`` in the path or query:
     cameras that take the login there, rtsp://IP/user=admin&password=PW&channel=1), the scheme in
     lower case, the host in one spelling (:func:`_host`), no port where it is the scheme's default
-    (rtsp://h/s and rtsp://h:554/s are one camera). ``user``: keep the user name (a database's)."""
+    (rtsp://h/s and rtsp://h:554/s are one camera). ``user``: keep the user name (a database's).
+    ``this_machine``: every address of this machine as :data:`THIS_MACHINE` (a device's lock: see
+    :func:`_endpoint_host`)."""
     from castrig.redact import redact
 
     parts = urlsplit(url)
@@ -218,7 +220,7 @@ def url_in_one_spelling(url: str, *, resolve: bool = True, user: bool = False) -
         port = f":{parts.port}" if parts.port not in (None, _DEFAULT_PORTS.get(scheme)) else ""
     except ValueError:  # (a port that is no number: the URL as written, its credentials out)
         port = ""
-    host = _host(parts.hostname, resolve) if parts.hostname else ""
+    host = (_endpoint_host if this_machine else _host)(parts.hostname, resolve) if parts.hostname else ""
     host = f"[{host}]" if ":" in host else host
     name = f"{parts.username}@" if user and parts.username else ""
     query = f"?{parts.query}" if parts.query else ""
@@ -246,7 +248,7 @@ def resource_keys(profile: Profile, before: bool = False) -> dict[str, list[str]
             from castrig.devices.camera import is_stream_url
 
             key = (device_key(f"/dev/video{cfg.source}", before) if isinstance(cfg.source, int)
-                   else url_key(cfg.source) if is_stream_url(cfg.source) else device_key(cfg.source, before))
+                   else url_key(cfg.source, before=before) if is_stream_url(cfg.source) else device_key(cfg.source, before))
         if key:
             keys.setdefault(key, []).append(role)
     return keys
@@ -262,6 +264,8 @@ def _shown(key: str, profile: Profile, role: str) -> str:
     spelled = getattr(link, "url", None) or getattr(link, "resource", None) or str(getattr(cfg, "source", ""))
     if kind == "chr":
         return f"{spelled}, device {rest}"
+    if kind == "url" and f"//{THIS_MACHINE}" in rest:
+        return f"{url_in_one_spelling(spelled, resolve=False)}, on this machine"
     host, _, port = rest.rpartition(":")
     if host == THIS_MACHINE:
         return f"{spelled}, this machine's port {port}"
