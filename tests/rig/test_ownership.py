@@ -424,6 +424,21 @@ def test_a_port_another_process_holds_open_exclusively_is_busy_not_unreachable(t
             os.close(slave)
 
 
+def test_a_visa_instrument_with_its_default_device_name_left_out_is_the_same_instrument(tmp_path):
+    """``TCPIP0::host::inst0::INSTR`` and ``TCPIP::host::INSTR`` (VISA's default device name, inst0)
+    are one VXI-11 instrument, ``…::hislip0::INSTR`` and ``…::hislip0,4880::INSTR`` one HiSLIP one:
+    each was a lock of its own, and a second castrig safe so spelled was let past a run holding
+    the rig (on to 'rig not reachable' here, where no instrument answers: exit 5). Now busy."""
+    owner = _serial_profile(tmp_path / "owner.yaml", {r: _visa(f"TCPIP0::198.51.100.{i}::inst0::INSTR") for i, r in enumerate(ROLES[:4], 1)}
+                            | {r: _visa(f"TCPIP0::198.51.100.{i}::hislip0,4880::INSTR") for i, r in enumerate(ROLES[4:], 5)})
+    second = _serial_profile(tmp_path / "second.yaml", {r: _visa(f"TCPIP::198.51.100.{i}::INSTR") for i, r in enumerate(ROLES[:4], 1)}
+                             | {r: _visa(f"TCPIP::198.51.100.{i}::HISLIP0::INSTR") for i, r in enumerate(ROLES[4:], 5)})
+    with _holding_rig(owner) as pid:
+        done = castrig("safe", "--profile", str(second), timeout_s=60)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert f"pid {pid}" in done.stderr
+
+
 QUICK = {"name": "quick-wall", "steps": [{"type": "purge", "duration_s": 4}, {"type": "wait", "duration_s": 4}]}
 
 

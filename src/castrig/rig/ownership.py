@@ -189,8 +189,11 @@ def visa_key(resource: str, resolve: bool = True, before: bool = False) -> str:
     if m:
         return f"tcp:{(_host if before else _endpoint_host)(m.group(1), resolve)}:{int(m.group(2))}"
     m = re.match(r"(?i)^TCPIP\d*::([^:]+)(::.*)?::INSTR$", r)
-    if m:
-        return f"visa:{(_host if before else _endpoint_host)(m.group(1), resolve)}{(m.group(2) or '').lower()}"
+    if m and before:
+        return f"visa:{_host(m.group(1), resolve)}{(m.group(2) or '').lower()}"
+    if m:  # the device name VISA takes when none is given (inst0), HiSLIP's own port (4880) left out
+        name = re.sub(r",4880$", "", (m.group(2) or "::inst0").lower())
+        return f"visa:{_endpoint_host(m.group(1), resolve)}{name}"
     m = re.match(r"(?i)^ASRL(/.+?)(::INSTR)?$", r)
     if m:
         return device_key(m.group(1), before)
