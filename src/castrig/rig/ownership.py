@@ -3,9 +3,11 @@
 Two runs whose profiles name the same serial port, socket, VISA resource or camera must not both
 drive it: the second would re-send ``SAF0``/``DIA`` to a pump that another run is casting with.
 Every resource a profile names is turned into a *key* that is the same however it is spelled
-(``/dev/serial/by-id/…`` and the ``/dev/ttyUSB0`` it points to; ``socket://localhost:47101`` and
-``socket://127.0.0.1:47101``; ``TCPIP::host::5025::SOCKET`` and ``socket://host:5025``), and
-each key is locked through :mod:`castrig.oslock` in a machine-wide folder
+(a device file by its number: ``/dev/serial/by-id/…``, the ``/dev/ttyUSB0`` it points to and
+another node of it; every address of this machine as one host: ``socket://localhost:47101``,
+``socket://127.0.1.1:47101``, ``socket://[::1]:47101``; ``TCPIP::host::5025::SOCKET`` and
+``socket://host:5025``), and each key — with the key castrig took before, for a run of the
+castrig before an upgrade — is locked through :mod:`castrig.oslock` in a machine-wide folder
 (``$CASTRIG_LOCK_DIR``, else ``/run/lock/castrig``, else ``<tmp>/castrig-locks``). The OS drops
 the locks when the process dies. Devices on the in-process simulator link are private to their
 run and take no lock.
