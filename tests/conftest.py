@@ -721,9 +721,17 @@ class LoopbackServer:
     #: how long :meth:`close` waits for the accepting thread (s)
     CLOSE_WAIT_S = 2.0
 
-    def __init__(self, behave: Callable[[socket.socket], None] | None = None) -> None:
+    def __init__(self, behave: Callable[[socket.socket], None] | None = None, *, everywhere: bool = False) -> None:
+        """``everywhere``: listening on every address of the machine, both families where it can
+        (``::`` dual-stack, else 0.0.0.0), as a server bound to 0.0.0.0 is reached at 127.0.1.1, ::1
+        and the machine's LAN address too."""
         self.behave = behave
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        if not everywhere:
+            self.listener = socket.create_server(("127.0.0.1", 0))
+        elif socket.has_dualstack_ipv6():
+            self.listener = socket.create_server(("", 0), family=socket.AF_INET6, dualstack_ipv6=True)
+        else:
+            self.listener = socket.create_server(("0.0.0.0", 0))
         self.port: int = self.listener.getsockname()[1]
         self.url = f"socket://127.0.0.1:{self.port}"
         #: set at :meth:`close`: a handler that loops or waits ends on it

@@ -112,10 +112,10 @@ def test_serial_link_exclusive_only_where_pyserial_takes_it(tmp_path):
         first = SerialLink(path, exclusive=True)
         try:
             assert first.exclusive
-            from castrig.links import LinkClosed
+            from castrig.errors import Busy
 
-            with pytest.raises(LinkClosed, match="cannot open"):
-                SerialLink(path, exclusive=True)  # the port is ours: a second opener is refused
+            with pytest.raises(Busy, match="held open exclusively by another process"):
+                SerialLink(path, exclusive=True)  # the port is ours: a second opener is refused, busy
         finally:
             first.close()
         again = SerialLink(path, exclusive=True)  # released on close

@@ -240,3 +240,30 @@ def test_check_and_run_say_when_an_analyse_cannot_judge_its_grade_for_a_view_nev
     told = " ".join((ran.stdout + ran.stderr).split())
     assert ran.returncode == 2 and told.count("can only come out unknown, never met") == 4, told
     assert "steps[24] (analyse): membrane m4's captures (cast at step 22) take no transmitted or section view" in told, told
+
+
+def test_resume_of_an_older_run_whose_capture_names_a_view_twice_finishes_with_each_view_once(tmp_path):
+    """A run an earlier castrig took with ``views: [reflected, reflected, section]`` (check let it
+    pass then), crashed before that capture: ``castrig resume`` refused it (exit 2, 'this castrig
+    refuses its recipe'), and the membrane under way could never be finished. It now finishes,
+    taking each view once, and says so (the recorded recipe and the field named), in its events too.
+    The earlier castrig is stood for by the crashed run's recorded recipe, rewritten after the kill
+    (its wait shortened, so the resume is quick)."""
+    from conftest import run_rows, run_then_kill_9, step_running
+
+    recipe = _write(tmp_path, "name: views\nsteps:\n  - {type: wait, duration_s: 36000}\n"
+                              "  - {type: capture, views: [reflected, section]}\n", "views.yaml")
+    run = run_then_kill_9(recipe, tmp_path / "runs", step_running(0, after_s=60))
+    info = json.loads((run / "run.json").read_text())
+    info["recipe"]["steps"][0]["duration_s"] = 60
+    info["recipe"]["steps"][1]["views"] = ["reflected", "reflected", "section"]
+    (run / "run.json").write_text(json.dumps(info))
+
+    done = castrig("resume", str(run), "-q")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{run / 'run.json'}: recipe.steps[1].views = ['reflected', 'reflected', 'section']: taken as " \
+           "['reflected', 'section']" in said, said
+    assert json.loads((run / "run.json").read_text())["outcome"] == "completed"
+    assert sorted(n for (n,) in run_rows(run, "SELECT illumination FROM images")) == ["reflected", "section"]
+    assert run_rows(run, "SELECT count(*) FROM events WHERE message LIKE '%taken as%'") == [(1,)]

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -182,7 +183,7 @@ class _Recorder(LoopbackServer):
     def __init__(self) -> None:
         self.connections = 0
         self.received = bytearray()
-        super().__init__(self._record)
+        super().__init__(self._record, everywhere=True)  # (reached however a profile spells this machine)
 
     def handle(self, conn: socket.socket) -> None:
         self.connections += 1
@@ -247,7 +248,28 @@ SPELLINGS = {
     # connect() to the unspecified address reaches the loopback (Linux): a second process so spelled
     # connected to every device of a live run, and was told "rig not reachable" (exit 5), not busy
     "0.0.0.0 vs 127.0.0.1": (lambda port: f"socket://127.0.0.1:{port}", lambda port: f"socket://0.0.0.0:{port}"),
+    # this machine's other addresses, where a server on 0.0.0.0 (or :: for both families) is the
+    # same socket: each was a lock of its own, and a second run so spelled sent SAF0 to every device
+    "127.0.1.1 (Debian's host name address) vs 127.0.0.1": (lambda port: f"socket://127.0.0.1:{port}",
+                                                           lambda port: f"socket://127.0.1.1:{port}"),
+    "[::1] vs 127.0.0.1": (lambda port: f"socket://127.0.0.1:{port}", lambda port: f"socket://[::1]:{port}"),
+    "this machine's LAN address vs localhost": (lambda port: f"socket://localhost:{port}",
+                                                lambda port: f"socket://{_lan_address()}:{port}"),
 }
+
+
+def _lan_address() -> str:
+    """An address of this machine that is not a loopback one (the way out to a documentation
+    network, chosen by the routing table; nothing is sent), else the test is skipped."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("198.51.100.1", 9))
+        except OSError:
+            pytest.skip("no route off this machine: no LAN address to spell it by")
+        address = s.getsockname()[0]
+    if address.startswith("127."):
+        pytest.skip("no LAN address")
+    return address
 
 
 @pytest.mark.parametrize("spelling", list(SPELLINGS))
@@ -308,6 +330,113 @@ def test_a_serial_port_by_its_symlink_or_as_a_visa_resource_is_the_same_port(tmp
         for master, slave in ptys.values():
             os.close(master)
             os.close(slave)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node (mknod) needs root")
+def test_another_node_of_the_same_device_is_the_same_port(tmp_path, reap):
+    """A port reached through a node of its own (``docker run --device /dev/ttyUSB0:/dev/pump``,
+    a node made with mknod, a bind mount: another path, not a symlink) is the port itself: a second
+    ``castrig safe`` naming those nodes while a run owns the devices is refused busy (exit 4),
+    naming the owner, and nothing reaches the ports. Keyed by real path, it took locks of its own
+    and went on to open the ports (here ptys, which refuse a node outside /dev/pts: exit 5)."""
+    ptys = {r: os.openpty() for r in ROLES}
+    try:
+        nodes = {}
+        for r, (_, slave) in ptys.items():
+            nodes[r] = tmp_path / f"pump-{r}"
+            os.mknod(nodes[r], 0o600 | stat.S_IFCHR, os.fstat(slave).st_rdev)
+        owner = hold_rig(reap, _serial_profile(tmp_path / "owner.yaml", {r: os.ttyname(s) for r, (_, s) in ptys.items()}))
+        second = castrig("safe", "--profile", str(_serial_profile(tmp_path / "second.yaml", {r: str(n) for r, n in nodes.items()})))
+
+        assert second.returncode == 4, second.stdout + second.stderr
+        assert f"pid {owner.pid}" in second.stderr and str(tmp_path / "pump-") in second.stderr
+        for r, (master, _) in ptys.items():
+            os.set_blocking(master, False)
+            with pytest.raises(BlockingIOError):
+                os.read(master, 4096)
+    finally:
+        for master, slave in ptys.values():
+            os.close(master)
+            os.close(slave)
+
+
+def test_a_run_of_the_castrig_before_an_upgrade_is_seen_by_the_castrig_after_it(tmp_path, reap):
+    """A night's run goes on in the castrig it was started with while castrig is upgraded; in the
+    morning ``castrig safe`` of the new one must see that run's device locks, taken under the keys
+    of before (a device file by its real path, a TCP host by its IPv4 address), though it keys
+    devices by number and this machine's addresses as one now: it takes both. The run of before is
+    stood for by a process holding exactly those lock files."""
+    from castrig.rig.ownership import _lock_path
+
+    ptys = {r: os.openpty() for r in ROLES}
+    try:
+        nodes = {r: os.ttyname(s) for r, (_, s) in ptys.items()}
+        profile = _serial_profile(tmp_path / "rig.yaml", nodes)
+        before = sorted(str(_lock_path("dev:" + os.path.realpath(n))) for n in nodes.values())
+        owner = reap(subprocess.Popen(
+            [sys.executable, "-c", "import time; from castrig import oslock; "
+             f"[oslock.acquire(p, purpose='castrig run night.yaml', what='x') for p in {before!r}]; "
+             "print('owned', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True))
+        assert owner.stdout.readline().strip() == "owned"
+        second = castrig("safe", "--profile", str(profile))
+
+        assert second.returncode == 4, second.stdout + second.stderr
+        assert f"pid {owner.pid}" in second.stderr
+        for r, (master, _) in ptys.items():
+            os.set_blocking(master, False)
+            with pytest.raises(BlockingIOError):
+                os.read(master, 4096)
+    finally:
+        for master, slave in ptys.values():
+            os.close(master)
+            os.close(slave)
+
+
+def test_a_port_another_process_holds_open_exclusively_is_busy_not_unreachable(tmp_path, reap):
+    """Two castrig processes whose device locks are in two folders (one operator's shell sets
+    $CASTRIG_LOCK_DIR, as the lock folder's own error advises; ``sudo castrig safe`` where /run/lock
+    is root's alone) do not see each other's locks: the port's own exclusive lock (pyserial's
+    ``exclusive``, a flock) is then what keeps the second off. It kept it off, but said 'rig not
+    reachable' (exit 5), which for a resume goes on to make safe whatever does open. Now busy
+    (exit 4), naming the port, before anything is sent."""
+    ptys = {r: os.openpty() for r in ROLES}
+    try:
+        nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
+        owner = reap(subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; from castrig.links.serial_link import SerialLink; "
+             f"links = [SerialLink(n, exclusive=True) for n in {sorted(nodes.values())!r}]; print('open', flush=True); "
+             "time.sleep(60)"], stdout=subprocess.PIPE, text=True, env={**os.environ, "CASTRIG_LOCK_DIR": str(tmp_path / "a")}))
+        assert owner.stdout.readline().strip() == "open"
+        (tmp_path / "b").mkdir()
+        second = castrig("safe", "--profile", str(_serial_profile(tmp_path / "rig.yaml", nodes)),
+                         CASTRIG_LOCK_DIR=str(tmp_path / "b"))
+
+        assert second.returncode == 4, second.stdout + second.stderr
+        said = " ".join(second.stderr.split())
+        assert "held open exclusively by another process" in said and "/dev/pts/" in said, said
+        for r, (master, _) in ptys.items():
+            os.set_blocking(master, False)
+            with pytest.raises(BlockingIOError):
+                os.read(master, 4096)
+    finally:
+        for master, slave in ptys.values():
+            os.close(master)
+            os.close(slave)
+
+
+def test_a_visa_instrument_with_its_default_device_name_left_out_is_the_same_instrument(tmp_path):
+    """``TCPIP0::host::inst0::INSTR`` and ``TCPIP::host::INSTR`` (VISA's default device name, inst0)
+    are one VXI-11 instrument, ``…::hislip0::INSTR`` and ``…::hislip0,4880::INSTR`` one HiSLIP one:
+    each was a lock of its own, and a second castrig safe so spelled was let past a run holding
+    the rig (on to 'rig not reachable' here, where no instrument answers: exit 5). Now busy."""
+    owner = _serial_profile(tmp_path / "owner.yaml", {r: _visa(f"TCPIP0::198.51.100.{i}::inst0::INSTR") for i, r in enumerate(ROLES[:4], 1)}
+                            | {r: _visa(f"TCPIP0::198.51.100.{i}::hislip0,4880::INSTR") for i, r in enumerate(ROLES[4:], 5)})
+    second = _serial_profile(tmp_path / "second.yaml", {r: _visa(f"TCPIP::198.51.100.{i}::INSTR") for i, r in enumerate(ROLES[:4], 1)}
+                             | {r: _visa(f"TCPIP::198.51.100.{i}::HISLIP0::INSTR") for i, r in enumerate(ROLES[4:], 5)})
+    with _holding_rig(owner) as pid:
+        done = castrig("safe", "--profile", str(second), timeout_s=60)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert f"pid {pid}" in done.stderr
 
 
 QUICK = {"name": "quick-wall", "steps": [{"type": "purge", "duration_s": 4}, {"type": "wait", "duration_s": 4}]}
@@ -433,6 +562,21 @@ def test_a_network_cameras_password_stays_out_of_the_machines_lock_folder(tmp_pa
         said = done.stdout + done.stderr + "".join(p.name + p.read_text() for p in (tmp_path / "locks").iterdir())
     assert done.returncode == 4 and f"pid {pid}" in done.stderr, done.stdout + done.stderr
     assert "s3cret" not in said, said
+
+
+def test_a_network_camera_on_this_machine_is_one_camera_at_each_of_its_addresses(tmp_path, monkeypatch):
+    """A camera served on this machine (a stream relay on 0.0.0.0) is one camera at 127.0.0.1,
+    127.0.1.1 and ``localhost``: a second ``castrig safe`` naming it at 127.0.1.1 while a run holds
+    it at 127.0.0.1 was let at it (exit 0); now refused busy, naming it as its profile spells it."""
+    monkeypatch.setenv("CASTRIG_LOCK_DIR", str(tmp_path / "locks"))  # (this process's claim and the castrig process's)
+    owner = _camera_profile(tmp_path / "owner.yaml", "rtsp://127.0.0.1:8554/stream")
+    second = _camera_profile(tmp_path / "second.yaml", "rtsp://lab:s3cret@127.0.1.1:8554/stream")
+    with _holding_rig(owner) as pid:
+        done = castrig("safe", "--profile", str(second))
+
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert f"pid {pid}" in done.stderr and "device camera (rtsp://127.0.1.1:8554/stream, on this machine)" in done.stderr, done.stderr
+    assert "s3cret" not in done.stderr
 
 
 def test_a_live_runs_lock_file_deleted_by_hand_is_made_again(tmp_path, reap, wall_sim_profile, capsys):

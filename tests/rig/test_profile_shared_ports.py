@@ -89,7 +89,9 @@ def test_one_address_written_as_another_literal_is_one_port(tmp_path, capsys):
             "(one port, spelled 2 ways)")
     for spelling in ("127.1", "[::ffff:127.0.0.1]", "0x7f000001"):  # (the key the device locks take too)
         assert serial_key(f"socket://{spelling}:47103", resolve=False) == serial_key(f"socket://{spelling}:47103") \
-            == "tcp:127.0.0.1:47103"
+            == "tcp:this-machine:47103"
+    for spelling in ("10.1", "[::ffff:10.0.0.1]", "0x0a000001"):  # (an address elsewhere: its one literal)
+        assert serial_key(f"socket://{spelling}:5025", resolve=False) == "tcp:10.0.0.1:5025"
 
 
 def test_the_unspecified_address_is_the_loopback_it_connects_to(tmp_path, capsys):
@@ -108,5 +110,5 @@ def test_the_unspecified_address_is_the_loopback_it_connects_to(tmp_path, capsys
             "(one port, spelled 2 ways)")
     for spelling in ("0.0.0.0", "0", "[::ffff:0.0.0.0]"):
         assert serial_key(f"socket://{spelling}:47103", resolve=False) == serial_key(f"socket://{spelling}:47103") \
-            == "tcp:127.0.0.1:47103"
+            == "tcp:this-machine:47103"
     assert serial_key("socket://[::]:47103") == serial_key("socket://[::1]:47103")

@@ -259,3 +259,23 @@ def test_a_frame_that_starts_after_the_opening_drain_is_skipped_by_the_cameras_i
         code, said = _run_on(tmp_path, dict(served.addresses, camera=f"socket://127.0.0.1:{cam.port}"), lambda data: None,
                              {"name": "capture", "steps": [{"type": "capture", "views": ["reflected"], "fields": 1}]})
     assert code == 0 and "completed" in said and "Traceback" not in said, said
+
+
+def test_daisy_chained_pumps_named_by_their_port_and_a_symlink_to_it_share_one_line(tmp_path, sim_serve):
+    """Two pumps on one daisy chain (addresses 1 and 2), the caster named by its port and the water
+    pump by a stable symlink to it (``/dev/serial/by-id/...``): one line to ``castrig check`` and
+    the device locks, but the rig opened it twice (shared by the URL as written) and the second
+    open met the first's exclusive lock: ``castrig safe`` refused its own rig (exit 5 'cannot open
+    ... Could not exclusively lock port'). Now one line: the rig is made safe (exit 0)."""
+    data = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
+    for role in ("caster", "water_pump"):  # (sim serve: one line, its pumps answering by address)
+        data["devices"][role]["link"]["url"] = str(tmp_path / "pump-line")
+    (tmp_path / "serve.yaml").write_text(yaml.safe_dump(data))
+    with sim_serve("--pty", profile=str(tmp_path / "serve.yaml")) as served:
+        assert served.addresses["caster"] == served.addresses["water_pump"]
+        (tmp_path / "usb-pumps").symlink_to(served.addresses["water_pump"])
+        rig = profile_with_addresses(tmp_path / "serve.yaml", {**served.addresses, "water_pump": str(tmp_path / "usb-pumps")},
+                                     tmp_path / "rig.yaml")
+        done = castrig("safe", "--profile", str(rig), timeout_s=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "safe state verified" in done.stdout and "caster stopped; water_pump stopped" in done.stdout, done.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import termios
 import threading
@@ -9,6 +10,7 @@ import time
 
 import serial
 
+from castrig.errors import Busy
 from castrig.links.base import Link
 from castrig.links.errors import LinkClosed, LinkError
 
@@ -66,9 +68,9 @@ class SerialLink(Link):
         #: what a line at another speed or framing than the device's gives (the rig's opening
         #: says so: the error alone read "no reply" for an MFC answering garbage at 9600 baud).
         self.saw_high_bytes = False
-        self._port = self._open()
+        self._port = self._open(first=True)
 
-    def _open(self) -> serial.SerialBase:
+    def _open(self, *, first: bool = False) -> serial.SerialBase:
         with _closed_lock:
             closed = _closed_at.get(self.resource)
         if closed is not None:
@@ -76,6 +78,12 @@ class SerialLink(Link):
         try:
             return serial.serial_for_url(self.resource, **self._settings)
         except (serial.SerialException, ValueError, OSError, termios.error) as exc:
+            if first and self.exclusive and getattr(exc, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK):
+                # the port's own exclusive lock is held: another process has it open (another castrig
+                # whose device locks are in another folder, or another program). Said as busy (exit
+                # 4), not 'rig not reachable' (exit 5), whose resume goes on to make safe what opens
+                raise Busy(f"{self.resource}: held open exclusively by another process (a castrig whose device "
+                           "locks are in another folder -- another $CASTRIG_LOCK_DIR -- or another program)") from None
             # termios.error: settings a port cannot take (e.g. 7E1 on a pty)
             raise LinkClosed(self.resource, f"cannot open: {exc}") from exc
 

@@ -142,11 +142,17 @@ class CaptureStep(_Step):
 
     @field_validator("views")
     @classmethod
-    def _each_view_once(cls, views: list[str]) -> list[str]:
+    def _each_view_once(cls, views: list[str], info: ValidationInfo) -> list[str]:
         """A view given twice passed check, and the run faulted at that capture hours in (its second
         image took the first's name: 'already recorded ... never overwritten'), the membrane never
-        analysed and the recipe's later membranes never cast; ``fields`` takes more images of a view."""
+        analysed and the recipe's later membranes never cast; ``fields`` takes more images of a view.
+
+        A recorded recipe (``castrig resume`` of a run an earlier castrig took so) takes each view
+        once, in its first place: refused, the run could not be finished at all (its membrane in
+        progress lost), and what the recipe meant is plain — one image per field of each view."""
         twice = sorted({v for v in views if views.count(v) > 1})
+        if twice and (info.context or {}).get("recorded"):
+            return list(dict.fromkeys(views))
         if twice:
             raise ValueError(f"{' and '.join(repr(v) for v in twice)} given more than once (allowed: each of reflected, "
                              "transmitted, section at most once; for more images of a view raise fields)")

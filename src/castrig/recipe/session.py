@@ -34,7 +34,7 @@ from castrig.recipe.display import Display, interactive_prompt, say, status_ever
 from castrig.recipe.made_on_resume import settle_made
 from castrig.recipe.membranes import ResumePlan, membrane_targets, process_record, step_label, target_summary
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
-from castrig.recipe.model import Recipe, load_recipe_with_text
+from castrig.recipe.model import CaptureStep, Recipe, load_recipe_with_text
 from castrig.recipe.resume_unopened import earlier_dated_stop, make_safe_and_stop
 from castrig.recipe.run_unopened import make_safe_and_refuse
 from castrig.recipe.runner import RunAborted, Runner, RunResult
@@ -716,6 +716,20 @@ def _refuse_recipe_now_refused(run_dir: Path, exc: Exception, recipe: Any) -> No
                    f"new run of the corrected recipe (castrig check RECIPE first)", file=str(path), field="recipe") from None
 
 
+def _views_taken_once(run_dir: Path, recorded: dict[str, Any], recipe: Recipe) -> str | None:
+    """What a resume says of the recorded recipe's captures that named a view twice (an earlier
+    castrig took them; this one takes each view once: see CaptureStep), else None."""
+    said = []
+    for i, (raw, step) in enumerate(zip(recorded.get("steps") or [], recipe.steps)):
+        views = raw.get("views") if isinstance(raw, dict) else None
+        if isinstance(step, CaptureStep) and isinstance(views, list) and len(views) != len(step.views):
+            said.append(f"steps[{i}].views = {views}: taken as {step.views}")
+    if not said:
+        return None
+    return (f"{run_dir / 'run.json'}: recipe.{'; '.join(said)} -- each view once (the run was started by an earlier "
+            "castrig, which took a view given twice; its second image would have faulted the capture)")
+
+
 def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, started_ns: int | None = None,
                   stop: StopRequest | None = None, took_over: tuple[str, int | None] | None = None,
                   camera_taken: list[tuple[str, dict[str, Any]]] | None = None) -> RunResult:
@@ -760,6 +774,9 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         recorder.close()
         _refuse_recipe_now_refused(run_dir, exc, info.recipe)
         raise BadInput(f"{run_dir}/run.json: recipe or profile no longer valid: {exc}", file=str(run_dir / "run.json")) from None
+    taken_once = _views_taken_once(run_dir, info.recipe, recipe)
+    if taken_once:
+        console.print(f"[bold yellow]warning:[/] {escape(taken_once)}", highlight=False, soft_wrap=True)
     try:  # the records the resume is planned from, read before a device is touched: a damaged
         # run.sqlite is refused here (exit 2, nothing sent), not after the rig was opened
         journal = recorder.journal()
@@ -828,6 +845,8 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
             recorder.add_event(t_offset, "fleet_store", "store", fleet_warning,
                                {"fleet_store": recorded_store,
                                 "configured": redact(configured) if configured else None})
+        if taken_once:
+            recorder.add_event(t_offset, "recipe", "operator", taken_once)
         recorder.add_event(t_offset, "safe_state", "control", "resume: " + report.summary(), report.to_dict())
         ctrl_c.stop_here(f"{report.summary()}; the resume stopped there (castrig resume {run_dir} goes on)")
         # a membrane made as the run stopped: its record and its step's end agree before the plan

@@ -15,8 +15,9 @@ from typing import Any
 from castrig.clock import Clock, VirtualClock, WallClock
 from castrig.devices.identity import watch_identity
 from castrig.devices.roles import Camera, Device, FlowController, HumidityChamber, HumiditySensor, SyringePump
-from castrig.errors import BadInput, CastrigError
+from castrig.errors import BadInput, Busy, CastrigError
 from castrig.links import Link, SimLink
+from castrig.rig.ownership import serial_key
 from castrig.rig.profile import (
     CAMERA_QUIET_S,
     AlicatConfig,
@@ -161,10 +162,12 @@ def build_rig(profile: Profile, *, clock: Clock | None = None, seed: int | None 
     def open_device(role: str) -> None:
         cfg = configs[role]
         lc = getattr(cfg, "link", None)
-        line = shared.get(lc.url) if isinstance(lc, SerialLinkConfig) else None
+        line = shared.get(_line(lc)) if isinstance(lc, SerialLinkConfig) else None
         heard_before = 0 if line is None else line.heard_bytes
         try:
             opened[role] = _driver(role, cfg, rig, shared, camera_answers=camera_answers)
+        except Busy as exc:  # its port held by another process: nothing of this rig is ours to drive
+            raise Busy(f"device {role} of profile {profile.name!r}: {exc}") from None
         except CastrigError as exc:  # say which device, on which port, in one line
             link = rig.role_links.get(role)
             # (its line's devices open one after another: what the line heard since is its own)
@@ -208,7 +211,7 @@ def _open_groups(configs: dict[str, Any], clock: Clock) -> list[list[str]]:
     by_line: dict[str | None, list[str]] = {None: []}
     for role, cfg in configs.items():
         lc = getattr(cfg, "link", None)
-        by_line.setdefault(lc.url if isinstance(lc, SerialLinkConfig) else None, []).append(role)
+        by_line.setdefault(_line(lc) if isinstance(lc, SerialLinkConfig) else None, []).append(role)
     return [group for group in by_line.values() if group]
 
 
@@ -259,7 +262,7 @@ def _garbled_hint(role: str, cfg: Any, shared: dict[str, Link]) -> str:
     lc = getattr(cfg, "link", None)
     if not isinstance(cfg, (HMT330Config, AlicatConfig)) or not isinstance(lc, SerialLinkConfig):
         return ""
-    if not getattr(shared.get(lc.url), "saw_high_bytes", False):
+    if not getattr(shared.get(_line(lc)), "saw_high_bytes", False):
         return ""
     said = " (bytes with the high bit set came back, which its ASCII replies never hold: "
     if lc.url.startswith("socket://"):  # (the serial server's port has its own settings)
@@ -277,20 +280,28 @@ def _where(cfg: Any) -> str:
     return getattr(cfg, "model", "device")
 
 
+def _line(lc: SerialLinkConfig) -> str:
+    """A serial line as the rig shares it between its devices: one port however the profile spells
+    it (the device lock's key, no DNS: as the profile's check takes a bus). By the URL as written,
+    daisy-chained pumps given as /dev/pts/N and a by-id symlink to it opened the port twice, and
+    the second open was refused by the first's exclusive lock: castrig refused its own rig."""
+    return serial_key(lc.url, resolve=False) or lc.url
+
+
 def _link(role: str, cfg: Any, rig: Rig, shared: dict[str, Link]) -> Link:
     lc = cfg.link
     if isinstance(lc, SimLinkConfig):
         emu = rig.twin.emulators[role]
         link: Link = SimLink(emu, rig.clock, timeout_s=lc.timeout_s)
     elif isinstance(lc, SerialLinkConfig):
-        if lc.url in shared:
-            rig.role_links[role] = shared[lc.url]
-            return shared[lc.url]
+        if _line(lc) in shared:
+            rig.role_links[role] = shared[_line(lc)]
+            return shared[_line(lc)]
         from castrig.links.serial_link import SerialLink
 
         link = SerialLink(lc.url, baudrate=lc.baudrate, bytesize=lc.bytesize, parity=lc.parity, stopbits=lc.stopbits,
                           timeout_s=lc.timeout_s, exclusive=True)
-        shared[lc.url] = link
+        shared[_line(lc)] = link
     elif isinstance(lc, VisaLinkConfig):
         from castrig.links.visa_link import VisaLink
 

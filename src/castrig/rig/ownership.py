@@ -3,9 +3,11 @@
 Two runs whose profiles name the same serial port, socket, VISA resource or camera must not both
 drive it: the second would re-send ``SAF0``/``DIA`` to a pump that another run is casting with.
 Every resource a profile names is turned into a *key* that is the same however it is spelled
-(``/dev/serial/by-id/…`` and the ``/dev/ttyUSB0`` it points to; ``socket://localhost:47101`` and
-``socket://127.0.0.1:47101``; ``TCPIP::host::5025::SOCKET`` and ``socket://host:5025``), and
-each key is locked through :mod:`castrig.oslock` in a machine-wide folder
+(a device file by its number: ``/dev/serial/by-id/…``, the ``/dev/ttyUSB0`` it points to and
+another node of it; every address of this machine as one host: ``socket://localhost:47101``,
+``socket://127.0.1.1:47101``, ``socket://[::1]:47101``; ``TCPIP::host::5025::SOCKET`` and
+``socket://host:5025``), and each key — with the key castrig took before, for a run of the
+castrig before an upgrade — is locked through :mod:`castrig.oslock` in a machine-wide folder
 (``$CASTRIG_LOCK_DIR``, else ``/run/lock/castrig``, else ``<tmp>/castrig-locks``). The OS drops
 the locks when the process dies. Devices on the in-process simulator link are private to their
 run and take no lock.
@@ -83,57 +85,138 @@ def _ip_literal(host: str) -> str | None:
     return str(ip)
 
 
-def serial_key(url: str, resolve: bool = True) -> str:
-    """The resource behind a pyserial URL: a device path (symlinks resolved) or a TCP endpoint
+def device_key(path: str, before: bool = False) -> str:
+    """A device file as its lock: a character device by its number (``chr:MAJOR:MINOR``), the one
+    thing every spelling of it shares — a symlink (``/dev/serial/by-id/…``), the node it points to,
+    and another node of the same device (``docker run --device /dev/ttyUSB0:/dev/pump``, a node
+    made with mknod, a bind mount), which its real path alone told apart: a second run so spelled
+    took its own lock and drove the pump of a run in progress (pyserial's ``exclusive`` flock is
+    per node, no guard either). Anything else (a path that is no device yet, a Windows ``COM3``)
+    by its real path."""
+    import stat
+
+    real = os.path.realpath(path)
+    if before:  # (the key castrig took before: see resource_keys)
+        return "dev:" + real
+    try:
+        st = os.stat(real)
+    except (OSError, ValueError):
+        return "dev:" + real
+    if stat.S_ISCHR(st.st_mode):
+        return f"chr:{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    return "dev:" + real
+
+
+#: A TCP endpoint's host in its lock when the address is this machine's: every loopback address
+#: (127.0.0.0/8, ::1), the unspecified one, the addresses of its own interfaces
+THIS_MACHINE = "this-machine"
+
+
+def _endpoint_host(host: str, resolve: bool = True) -> str:
+    """A device server's host as its lock names it: :data:`THIS_MACHINE` for any address of this
+    machine, else its address (a name looked up only with ``resolve``; of several, the least IPv4
+    one, as a connect would take first).
+
+    One lock for all of this machine's addresses, because a server listening on 0.0.0.0 (or on
+    ``::`` for both families, as ``castrig sim serve`` on a lab PC or a device's own bridge may)
+    is one socket at 127.0.0.1:P, 127.0.1.1:P (Debian's address for the host name), [::1]:P and
+    the LAN address: each spelled as a lock of its own, a second run so spelled sent SAF0 to the
+    pumps of a run in progress. Two servers bound to two loopback addresses at one port are then
+    one lock: a second run refused that could have gone (busy, exit 4), the safe side of it."""
+    h = host.lower().rstrip(".")
+    addresses = [_host(h, resolve=False)]
+    if _ip_literal(addresses[0]) is None and resolve:
+        try:
+            addresses = sorted({str(a[4][0]).split("%", 1)[0] for a in socket.getaddrinfo(h, None, type=socket.SOCK_STREAM)})
+        except (OSError, UnicodeError):
+            pass
+    if any(_on_this_machine(a) for a in addresses):
+        return THIS_MACHINE
+    literals = [a for a in addresses if _ip_literal(a) is not None]
+    v4 = [a for a in literals if ":" not in a]
+    return _ip_literal(min(v4 or literals, key=lambda a: ipaddress.ip_address(a))) if literals else addresses[0]  # type: ignore[return-value]
+
+
+def _on_this_machine(address: str) -> bool:
+    """Whether ``address`` (a literal; a name is not) is one of this machine's: a loopback or
+    unspecified one, or one a socket can be bound to (the interfaces' own: asked of the OS, no
+    name server). Not trusted where the OS binds any address (``ip_nonlocal_bind``: a documentation
+    address binds too), which would make every remote server one lock."""
+    literal = _ip_literal(address)
+    if literal is None:
+        return False
+    ip = ipaddress.ip_address(literal)
+    if ip.is_loopback or ip.is_unspecified:
+        return True
+    return not ip.is_link_local and _binds(literal) and not _binds("203.0.113.254" if ip.version == 4 else "2001:db8::fe")
+
+
+def _binds(literal: str) -> bool:
+    family = socket.AF_INET6 if ":" in literal else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((literal, 0))
+        return True
+    except OSError:
+        return False
+
+
+def serial_key(url: str, resolve: bool = True, before: bool = False) -> str:
+    """The resource behind a pyserial URL: a device (:func:`device_key`) or a TCP endpoint
     (its host looked up only with ``resolve``)."""
     if "://" not in url:
-        return "dev:" + os.path.realpath(url)
+        return device_key(url, before)
     parts = urlsplit(url)
     if parts.scheme in ("socket", "rfc2217") and parts.hostname and parts.port:
-        return f"tcp:{_host(parts.hostname, resolve)}:{parts.port}"
+        return f"tcp:{(_host if before else _endpoint_host)(parts.hostname, resolve)}:{parts.port}"
     if parts.scheme == "loop":
         return ""  # a loopback in this process: nothing outside it to own
     if parts.scheme in ("spy", "alt"):
         # a port wrapped (spy://PORT?file=…, alt://PORT?class=…): the port it opens is the one
         # owned (as an opaque key, a second run spelling the port so drove the rig of a run in
         # progress: it found the water pump pumping and stopped it mid pre-wet)
-        return serial_key(url.split("://", 1)[1].split("?", 1)[0], resolve)
+        return serial_key(url.split("://", 1)[1].split("?", 1)[0], resolve, before)
     if parts.scheme == "hwgrep":
         from serial.tools import list_ports
 
         found = next(iter(list_ports.grep(url.split("://", 1)[1].split("&", 1)[0])), None)
-        return serial_key(found.device, resolve) if found is not None else url
+        return serial_key(found.device, resolve, before) if found is not None else url
     return url
 
 
-def visa_key(resource: str, resolve: bool = True) -> str:
+def visa_key(resource: str, resolve: bool = True, before: bool = False) -> str:
     """``TCPIP[n]::host::port::SOCKET`` → the TCP endpoint; ``ASRLn``/``ASRL/dev/x`` → the port."""
     r = resource.strip()
     m = re.match(r"(?i)^TCPIP\d*::([^:]+)::(\d+)::SOCKET$", r)
     if m:
-        return f"tcp:{_host(m.group(1), resolve)}:{int(m.group(2))}"
+        return f"tcp:{(_host if before else _endpoint_host)(m.group(1), resolve)}:{int(m.group(2))}"
     m = re.match(r"(?i)^TCPIP\d*::([^:]+)(::.*)?::INSTR$", r)
-    if m:
+    if m and before:
         return f"visa:{_host(m.group(1), resolve)}{(m.group(2) or '').lower()}"
+    if m:  # the device name VISA takes when none is given (inst0), HiSLIP's own port (4880) left out
+        name = re.sub(r",4880$", "", (m.group(2) or "::inst0").lower())
+        return f"visa:{_endpoint_host(m.group(1), resolve)}{name}"
     m = re.match(r"(?i)^ASRL(/.+?)(::INSTR)?$", r)
     if m:
-        return "dev:" + os.path.realpath(m.group(1))
+        return device_key(m.group(1), before)
     return "visa:" + r.upper()
 
 
-def url_key(url: str, resolve: bool = True) -> str:
+def url_key(url: str, resolve: bool = True, before: bool = False) -> str:
     """A camera's URL as its lock: :func:`url_in_one_spelling` without the user. Taken whole,
     ``rtsp://lab:PASSWORD@host/s`` became a lock file named with the password in the folder every
     user lists (lock files stay), and the same camera written with another password was another lock."""
-    return "url:" + url_in_one_spelling(url, resolve=resolve)
+    return "url:" + url_in_one_spelling(url, resolve=resolve, this_machine=not before)
 
 
-def url_in_one_spelling(url: str, *, resolve: bool = True, user: bool = False) -> str:
+def url_in_one_spelling(url: str, *, resolve: bool = True, user: bool = False, this_machine: bool = False) -> str:
     """``scheme://[user@]host[:port]/path?query`` as one device or service is written whichever
     way it was given: no password (in the user part, or ``password=`` in the path or query:
     cameras that take the login there, rtsp://IP/user=admin&password=PW&channel=1), the scheme in
     lower case, the host in one spelling (:func:`_host`), no port where it is the scheme's default
-    (rtsp://h/s and rtsp://h:554/s are one camera). ``user``: keep the user name (a database's)."""
+    (rtsp://h/s and rtsp://h:554/s are one camera). ``user``: keep the user name (a database's).
+    ``this_machine``: every address of this machine as :data:`THIS_MACHINE` (a device's lock: see
+    :func:`_endpoint_host`)."""
     from castrig.redact import redact
 
     parts = urlsplit(url)
@@ -142,7 +225,7 @@ def url_in_one_spelling(url: str, *, resolve: bool = True, user: bool = False) -
         port = f":{parts.port}" if parts.port not in (None, _DEFAULT_PORTS.get(scheme)) else ""
     except ValueError:  # (a port that is no number: the URL as written, its credentials out)
         port = ""
-    host = _host(parts.hostname, resolve) if parts.hostname else ""
+    host = (_endpoint_host if this_machine else _host)(parts.hostname, resolve) if parts.hostname else ""
     host = f"[{host}]" if ":" in host else host
     name = f"{parts.username}@" if user and parts.username else ""
     query = f"?{parts.query}" if parts.query else ""
@@ -154,24 +237,44 @@ def url_in_one_spelling(url: str, *, resolve: bool = True, user: bool = False) -
 _DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935, "postgresql": 5432, "mysql": 3306}
 
 
-def resource_keys(profile: Profile) -> dict[str, list[str]]:
-    """{resource key: [roles]} for every device of ``profile`` that reaches outside the process."""
+def resource_keys(profile: Profile, before: bool = False) -> dict[str, list[str]]:
+    """{resource key: [roles]} for every device of ``profile`` that reaches outside the process.
+    ``before``: the keys castrig took before device files were keyed by number and this machine's
+    addresses as one (a real path; a TCP host as its one IPv4 address)."""
     keys: dict[str, list[str]] = {}
     for role, cfg in profile.device_configs().items():
         link = getattr(cfg, "link", None)
         key = ""
         if isinstance(link, SerialLinkConfig):
-            key = serial_key(link.url)
+            key = serial_key(link.url, before=before)
         elif isinstance(link, VisaLinkConfig):
-            key = visa_key(link.resource)
+            key = visa_key(link.resource, before=before)
         elif isinstance(cfg, OpenCVCameraConfig):
             from castrig.devices.camera import is_stream_url
 
-            key = ("dev:" + os.path.realpath(f"/dev/video{cfg.source}") if isinstance(cfg.source, int)
-                   else url_key(cfg.source) if is_stream_url(cfg.source) else "dev:" + os.path.realpath(cfg.source))
+            key = (device_key(f"/dev/video{cfg.source}", before) if isinstance(cfg.source, int)
+                   else url_key(cfg.source, before=before) if is_stream_url(cfg.source) else device_key(cfg.source, before))
         if key:
             keys.setdefault(key, []).append(role)
     return keys
+
+
+def _shown(key: str, profile: Profile, role: str) -> str:
+    """A lock's device as a refusal names it: as this profile spells it, with what makes it the
+    same device as another spelling (its device number, ``this machine's port P``); the key alone
+    (``136:8``, ``this-machine:47103``) said nothing to whoever reads it."""
+    kind, _, rest = key.partition(":")
+    cfg = profile.device_configs()[role]
+    link = getattr(cfg, "link", None)
+    spelled = getattr(link, "url", None) or getattr(link, "resource", None) or str(getattr(cfg, "source", ""))
+    if kind == "chr":
+        return f"{spelled}, device {rest}"
+    if kind == "url" and f"//{THIS_MACHINE}" in rest:
+        return f"{url_in_one_spelling(spelled, resolve=False)}, on this machine"
+    host, _, port = rest.rpartition(":")
+    if host == THIS_MACHINE:
+        return f"{spelled}, this machine's port {port}"
+    return rest
 
 
 def _lock_path(key: str) -> Path:
@@ -233,9 +336,14 @@ def claim_rig(profile: Profile, *, purpose: str) -> RigClaim:
     """
     claim = RigClaim(profile.name)
     try:
-        for key, roles in sorted(resource_keys(profile).items()):
+        # the keys of before too: a castrig of before, still running the night's run after an
+        # upgrade, holds those, and a castrig safe of this one, not seeing them, drove its pumps
+        keys = resource_keys(profile)
+        for key, roles in resource_keys(profile, before=True).items():
+            keys.setdefault(key, roles)
+        for key, roles in sorted(keys.items()):
             path = _lock_path(key)
-            what = f"device {', '.join(roles)} ({key.split(':', 1)[-1]}) of profile {profile.name!r}"
+            what = f"device {', '.join(roles)} ({_shown(key, profile, roles[0])}) of profile {profile.name!r}"
             try:
                 shared = not os.environ.get("CASTRIG_LOCK_DIR")  # (a folder of the user's own choice is left as it is)
                 if shared:
@@ -266,6 +374,9 @@ def open_owned_rig(profile: Profile, *, seed: int | None, purpose: str, camera_a
     claim = claim_rig(profile, purpose=purpose)
     try:
         rig = build_rig(profile, clock=make_clock(profile), seed=seed, camera_answers=camera_answers, partial=partial)
+    except Busy:
+        claim.release()
+        raise
     except CastrigError as exc:
         claim.release()
         raise RigUnreachable(f"cannot open the rig of profile {profile.name!r}: {exc}") from exc
