@@ -33,7 +33,7 @@ class HoldClock:
     #: a wait step's: its clock stands still while RH is out of band (``Runner._check_hold_band``)
     hold_band: bool = False
     #: called at every tick, a pause's included (an evaporate's RH band check)
-    watch: Callable[[], None] | None = None
+    watch: Callable[[], object] | None = None
 
     def advance(self, now: float, *, counting: bool = True) -> float:
         """The time since the last tick counts toward the hold unless ``counting`` is False (a

@@ -603,7 +603,10 @@ class Runner:
             state["since"] = None
             return False
 
-        if not self._hold(step.timeout_s, until=settled):
+        # (settled is watched through a pause too: RH held in band while paused counts toward
+        # stable_for_s as the paused time counts toward timeout_s; a pause longer than the
+        # time-out, RH in band all along, faulted the run at the resume: castrig.recipe.hold)
+        if not self._hold(step.timeout_s, until=settled, watch=settled):
             raise RunAborted("faulted", f"{step_label(i)} condition: RH did not settle within ±{step.band_rh_pct:g} %RH of "
                                         f"{step.setpoint_rh_pct:g} %RH in {step.timeout_s:g} s (last {self._last_rh})")
         return {"settled_after_s": self.t() - t_start}
@@ -1029,7 +1032,7 @@ class Runner:
 
     # -- ticking ----------------------------------------------------------------------------------
     def _hold(self, duration_s: float | None, *, until: Callable[[], bool] | None = None, hold_band: bool = False,
-              planned_s: float | None = None, watch: Callable[[], None] | None = None) -> bool:
+              planned_s: float | None = None, watch: Callable[[], object] | None = None) -> bool:
         """Tick every control period for ``duration_s`` (not counting held time) or until ``until()``:
         at a fixed rate (:class:`~castrig.recipe.cadence.FixedRate`), on the run's one schedule:
         the first tick when the run's next tick is due (at once if that has passed).

@@ -1,4 +1,6 @@
-"""A pause inside an evaporate: the film dries on, so the step's clock and its RH band check run on.
+"""A pause inside a hold: its clock runs on, and so does what its ticks check (castrig.recipe.hold).
+
+An evaporate: the film dries on, so the step's clock and its RH band check run on.
 
 Met on the wall-clock twin: ``castrig pause`` 2.7 s into a 30 s evaporate at 75 %RH, resumed 12 s
 later. ``castrig status`` said "left: step 0:00:28" all through the pause (the step's elapsed time
@@ -77,3 +79,28 @@ def test_a_pause_in_an_evaporate_counts_down_and_is_band_checked(tmp_path: Path,
     assert evap["out_of_band_s"] == pytest.approx(out_s, abs=1.5), (evap, samples)
     [(process,)] = run_rows(run_dir, "SELECT process_json FROM membranes")
     assert json.loads(process)["evaporation"]["paused_s"] == pytest.approx(evap["paused_s"])
+
+
+def test_a_pause_in_a_condition_longer_than_its_time_out_goes_on_once_rh_held_the_band(tmp_path: Path, reap, capsys,
+                                                                                         fast_chamber_profile):
+    """``castrig pause`` at a condition's start, resumed 16 s later (its time-out 12 s): RH had
+    come into the band and held it through the pause, yet the run faulted at the resume ("RH did
+    not settle ... in 12 s"): the pause counted toward the time-out, but the band was checked only
+    at the hold's own ticks, so its stable_for_s started afresh at the resume. Now it is checked
+    through the pause: the condition is settled at the resume and the run goes on."""
+    recipe = tmp_path / "condition.yaml"
+    recipe.write_text("name: pause-in-a-condition\nsteps:\n"
+                      f"  - {{type: condition, setpoint_rh_pct: {SETPOINT_RH_PCT:g}, band_rh_pct: 5, "
+                      "stable_for_s: 3, timeout_s: 12}\n  - {type: purge, duration_s: 1}\n")
+    data = tmp_path / "data"
+    run = reap(start_castrig("run", str(recipe), "--profile", str(fast_chamber_profile), "--data", str(data), "-q"))
+    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "condition" and d,
+                         timeout_s=60, what="the condition under way")
+    assert castrig_main(capsys, "pause", str(run_dir)).returncode == 0
+    wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=30, what="paused")
+    [(t0,)] = run_rows(run_dir, "SELECT t_s FROM journal WHERE step_index = 0 AND state = 'started'")
+    wait_until(lambda: run_status(run_dir).get("t_s", 0) > t0 + 16, timeout_s=40, what="paused past the time-out")
+    assert castrig_main(capsys, "resume-paused", str(run_dir)).returncode == 0
+    assert run.wait(timeout=60) == 0, "\n".join(map(str, run_rows(run_dir, "SELECT t_s, kind, message FROM events ORDER BY id")))
+    (done,) = [json.loads(d) for (d,) in run_rows(run_dir, "SELECT data_json FROM journal WHERE step_index = 0 AND state = 'done'")]
+    assert done["settled_after_s"] > 12, done  # (the pause counted: it settled during it)
