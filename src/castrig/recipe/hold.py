@@ -6,10 +6,12 @@ pause means for the step, written once:
 
 * its clock runs on: the paused time counts toward its duration. The film cast before it goes on
   drying whatever the runner does, at the RH the loop holds, so an evaporate of 600 s is 600 s of
-  film time, paused or not (a run resumed with time left holds only what is left; a pause longer
-  than the step ends it at the resume). The step's record says how long it was paused.
+  film time, paused or not (a pause longer than what is left of the step ends it at the resume).
+  An evaporate's record says how long it was paused (``paused_s``, also in its membrane's).
 * its per-tick check runs on: an evaporate's RH band (out-of-band time, the error, the interlock
-  that aborts after ``max_out_of_band_s``) is the film's, paused or not.
+  that aborts after ``max_out_of_band_s``) is the film's, paused or not; a condition's settling
+  (RH held in band while paused counts toward ``stable_for_s``, as the pause counts toward
+  ``timeout_s``).
 * readers see both: ``castrig status`` counts the step's time left down through the pause.
 
 On the virtual clock no time passes while paused (nothing ticks), so nothing of this arises.
