@@ -288,6 +288,39 @@ def test_unsolicited_alarm_is_collected_and_next_reply_raises():
         assert p.unsolicited_alarms == ["T"]
 
 
+def test_an_alarm_sent_unprompted_then_reported_in_a_late_reply_is_one_alarm():
+    """Safe mode: the watchdog's ``A?T`` comes unprompted, then again as the reply to a command
+    sent while the line stalled (it acknowledges the alarm), read late, before the next command.
+    Both were kept as alarms the pump sent on its own: the run recorded one watchdog alarm twice
+    (``castrig sim serve`` SIGSTOPped). The late reply also puts the line out of step: VER first."""
+    pairs = [
+        (packet("SAF5"), packet("00S")),
+        (None, packet("00A?T") + packet("00A?T")),
+        (packet("VER"), packet("00SNE1000V3.928")),
+        (packet(""), packet("00S")),
+    ]
+    with expected_protocol(pump, pairs) as p:
+        p.enter_safe_mode(5)
+        p.keepalive()
+        assert p.unsolicited_alarms == ["T"]
+
+
+def test_the_safe_states_stop_past_an_alarm_keeps_it_once():
+    """``STP`` answered by the watchdog's alarm sent unprompted, then by the reply reporting it
+    (to that first ``STP``), then stopped: one alarm, kept (it was in no record: the safe state
+    goes on past an alarm and nothing raised it)."""
+    pairs = [
+        (packet("SAF5"), packet("00S")),
+        (packet("STP"), packet("00A?T")),
+        (packet("STP"), packet("00A?T")),
+        (packet("STP"), packet("00S")),
+    ]
+    with expected_protocol(pump, pairs) as p:
+        p.enter_safe_mode(5)
+        p.stop()
+        assert p.unsolicited_alarms == ["T"]
+
+
 def test_connect_gives_up_if_alarms_keep_coming():
     pairs = [(packet("SAF0"), basic("00A?S"))] * 4
     with expected_protocol(pump, pairs) as p:

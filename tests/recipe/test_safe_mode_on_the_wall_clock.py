@@ -201,3 +201,51 @@ def test_a_cast_cut_short_by_a_stopped_process_records_what_the_pump_counted_onc
     assert cast["finished"] is False and cast["volume_ml"] is None, cast
     # 0.8 mL/min for the watchdog's 2 s after the last talk at the least: 0.027 mL more
     assert cast["volume_at_least_ml"] >= sampled + 0.018, (cast, sampled)
+
+
+def test_a_pumps_watchdog_alarm_after_a_stopped_simulator_is_recorded_once_per_pump(tmp_path, sim_serve):
+    """``castrig sim serve`` (the rig over TCP) SIGSTOPped for 12 s mid-run (a purge: nothing
+    dispenses, and the profile lets devices be silent 30 s), its pumps' watchdog 3 s: each pump
+    stopped itself once (``A?T``), sent that alarm unprompted and reported it again
+    in the reply to the run's next command, which came late (the line stalled). The record said
+    "caster: alarm T ... sent by the pump on its own" twice, 12-44 ms apart, as if the pump had
+    alarmed twice; and a pump whose two ``A?T`` frames the in-step markers read after the stall
+    was in no record at all. Now one warning for each pump's one alarm."""
+    import signal
+
+    from conftest import start_castrig, wait_until
+
+    profile = yaml.safe_load((ROOT / "hw_profiles" / "sim-serial.yaml").read_text())
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump({"name": "stalled-simulator",
+                                                          "steps": [{"type": "purge", "duration_s": 18}]}))
+    with sim_serve("--tcp", "0") as served:
+        for role, cfg in profile["devices"].items():
+            cfg["link"]["url"] = served.addresses[role]
+        for role in ("caster", "water_pump"):
+            profile["devices"][role]["safe_mode_s"] = 3
+        profile["control"]["sensor_stale_s"] = profile["control"]["comms_lost_s"] = 30.0
+        (tmp_path / "rig.yaml").write_text(yaml.safe_dump(profile))
+        proc = start_castrig("run", str(tmp_path / "recipe.yaml"), "--profile", str(tmp_path / "rig.yaml"),
+                             "--data", str(tmp_path / "runs"), "-q")
+        try:
+            run_dir = wait_until(lambda: (found := list((tmp_path / "runs").glob("*/run.json")))
+                                 and run_rows(found[0].parent, "SELECT 1 FROM samples") and found[0].parent,
+                                 timeout_s=60, what="the run sampling")
+            time.sleep(1.0)
+            served.stall()
+            time.sleep(12.0)
+            served.resume()
+            out, err = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.communicate()
+    assert proc.returncode in (0, 3), (out, err[-2000:])  # (an alarm read in a reply aborts it: pump_alarm)
+    events = run_rows(run_dir, "SELECT kind, source, message FROM events")
+    shown = "\n".join(map(str, events))
+    for pump in ("caster", "water_pump"):
+        said = [e for e in events if e[0] == "warning" and e[2] == f"{pump}: alarm T: safe-mode communications "
+                "time-out, sent by the pump on its own"]
+        assert len(said) <= 1, shown  # one alarm, said once
+        # ... and said: as sent on its own, or as the reply that ended the run
+        assert said or any(e[0] == "interlock" and f"{pump}: " in e[2] and "alarm T" in e[2] for e in events), shown

@@ -88,10 +88,12 @@ class PumpError(DeviceError):
 
 
 class PumpAlarm(PumpError):
-    """The pump reports an alarm (``A?<kind>``); reporting it acknowledged it."""
+    """The pump reports an alarm (``A?<kind>``); reporting it acknowledged it. ``new``: False when
+    it reports the alarm the pump had sent unprompted just before (read and recorded already)."""
 
-    def __init__(self, device: str, command: str, kind: str):
+    def __init__(self, device: str, command: str, kind: str, *, new: bool = True):
         self.kind = kind
+        self.new = new
         super().__init__(device, command, f"alarm {kind}: {ALARM_KINDS.get(kind, 'unknown alarm')}")
 
 
@@ -277,8 +279,16 @@ class NE1000Pump(SyringePump):
         self.last_alarm: str | None = None
         #: Alarms acknowledged by :meth:`connect` (power-up ``R``, a stale ``T`` ...).
         self.connect_alarms: list[str] = []
-        #: Alarm packets the pump sent unprompted (safe mode), oldest first.
+        #: Alarms the pump raised on its own (safe mode: its watchdog's, a stall's) that no
+        #: exception to a caller reported: sent unprompted, answering the in-step marker, or
+        #: answering the safe state's ``STP`` (which goes on past them); oldest first, one per alarm.
         self.unsolicited_alarms: list[str] = []
+        #: The alarm last read while no reply has acknowledged it yet: in safe mode the pump sends
+        #: an alarm unprompted, then reports it again in the reply to the next command (which
+        #: acknowledges it). That reply come late (the line stalled: a ``sim serve`` SIGSTOPped)
+        #: and read before a later command is the same alarm, not a second one: it was recorded
+        #: twice ("sent by the pump on its own").
+        self._alarm_unacknowledged: str | None = None
         self._diameter_mm: float | None = None
         self._rate_units: str | None = None
         self._garbage = bytearray()
@@ -392,7 +402,9 @@ class NE1000Pump(SyringePump):
         for _ in range(4):
             try:
                 state, _ = self._command("STP")
-            except PumpAlarm:
+            except PumpAlarm as alarm:
+                if alarm.new:  # gone past, so recorded as one the pump raised on its own (its watchdog's)
+                    self.unsolicited_alarms.append(alarm.kind)
                 continue
             if state is PumpState.STOPPED:
                 return
@@ -657,14 +669,31 @@ class NE1000Pump(SyringePump):
     def _note_unsolicited(self, text: str) -> None:
         m = _REPLY.match(text)
         if m and m.group(2) and int(m.group(1)) == (self.address or 0):
-            self.unsolicited_alarms.append(m.group(2))
             self.last_alarm = m.group(2)
+            if not self._note_alarm(m.group(2)):  # a late reply, the replies one behind
+                self.in_step.mark()
         else:
             # a reply nobody asked for now: a late or repeated one, so the last reply read may
             # have been another's and the next would be one behind (an outside tester: a stale
             # "stopped" ended a healthy cast, and the safe state then read a pump it had left
             # paused as stopped). The next exchange confirms with VER first.
             self.in_step.mark()
+
+    def _alarm_read(self, kind: str) -> bool:
+        """An ``A?<kind>`` frame, wherever read: True if it is a new alarm, False if it is the
+        report that acknowledges the one read before it (a reply's; none came in between)."""
+        if self._alarm_unacknowledged == kind:
+            self._alarm_unacknowledged = None
+            return False
+        self._alarm_unacknowledged = kind
+        return True
+
+    def _note_alarm(self, kind: str) -> bool:
+        """An alarm read outside a command's reply: recorded if new (see :meth:`_alarm_read`)."""
+        new = self._alarm_read(kind)
+        if new:
+            self.unsolicited_alarms.append(kind)
+        return new
 
     def _marker(self, k: int) -> tuple[bytes, Callable[[str], bool]]:
         """The in-step marker: ``VER``, whose reply no other command gives — or an alarm.
@@ -683,6 +712,9 @@ class NE1000Pump(SyringePump):
                 self.last_alarm = m.group(2)
                 self.last_state = PumpState.STOPPED
                 self._marker_alarm = True
+                # recorded as any alarm read outside a reply: a watchdog's that the markers after a
+                # stall read (unprompted, then answering VER) was in no record at all
+                self._note_alarm(m.group(2))
                 return True
             return bool(m.group(4) and _VERSION.match(m.group(4)))
 
@@ -697,7 +729,8 @@ class NE1000Pump(SyringePump):
         if m.group(2):
             self.last_alarm = m.group(2)
             self.last_state = PumpState.STOPPED
-            raise PumpAlarm(self.name, command, m.group(2))
+            raise PumpAlarm(self.name, command, m.group(2), new=self._alarm_read(m.group(2)))
+        self._alarm_unacknowledged = None  # a reply with no alarm: none is pending
         state = _STATES[m.group(3)]
         self.last_state = state
         data = m.group(4)

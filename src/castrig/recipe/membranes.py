@@ -181,6 +181,8 @@ def process_record(rec: Any, recipe: m.Recipe, plan: MembranePlan, t0: float | N
                               "out_of_band_s": evap_data.get("out_of_band_s"),
                               "rh_error_mean_pct": evap_data.get("rh_error_mean_pct"),
                               "rh_error_rms_pct": evap_data.get("rh_error_rms_pct")}
+        if evap_data.get("paused_s"):  # counted toward its duration (castrig.recipe.hold)
+            out["evaporation"]["paused_s"] = evap_data["paused_s"]
         if lost is not None:
             out["evaporation"]["planned_duration_s"] = evap.duration_s
     done = {e.step_index: e.data for e in journal if e.state == "done"}

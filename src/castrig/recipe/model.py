@@ -123,7 +123,9 @@ class EvaporateStep(_Step):
     type: Literal["evaporate"]
     setpoint_rh_pct: RhPct = Field(..., description="RH held near the film while it dries; higher RH gives larger pores.")
     duration_s: float = Field(..., gt=0, le=MAX_STEP_S, json_schema_extra={"unit": "s"},
-                              description="How long to hold: until the solvent and the water are gone.")
+                              description="How long to hold: until the solvent and the water are gone. Film time: a "
+                                          "pause during it counts (the film dries on at the RH the loop holds, its "
+                                          "band checked as the rest), and its record says how long it was paused.")
     band_rh_pct: float = Field(3.0, gt=0, le=20, json_schema_extra={"unit": "%RH"},
                                description="RH farther than this from the setpoint counts as out of band.")
     max_out_of_band_s: float = Field(120.0, ge=0, le=MAX_STEP_S, json_schema_extra={"unit": "s"},

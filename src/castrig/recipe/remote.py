@@ -150,7 +150,7 @@ class RemoteControl:
                 if r.clock.virtual:
                     time.sleep(POLL_WALL_S)  # virtual time stands still while paused
                 else:
-                    r._tick()  # the rig stays under control (RH loop, pump keep-alive, samples)
+                    r._tick_paused()  # the rig stays under control (RH loop, pump keep-alive, samples), the hold goes on
                     r.clock.sleep_until(ticks.advance(r.clock.now()))  # (fixed rate: the tick's exchanges inside its period)
             r.event("resume", "operator", f"resumed by {self._resume_by}", {"by": self._resume_by})
         finally:
@@ -213,8 +213,14 @@ class RemoteControl:
         r = self.runner
         if state == "pausing":
             return f"pausing {r.pause_point()}"
-        if state == "paused" and r._paused_after is not None:
-            return f"paused at a safe point ({r._paused_after})"
+        if state == "paused":
+            said = [f"paused at a safe point ({r._paused_after})"] if r._paused_after is not None else []
+            hold = r.hold_now
+            if hold is not None and hold.duration_s is not None and not r.clock.virtual:
+                # a film dries on through a pause: the step's clock counts it (castrig.recipe.hold)
+                said.append(f"the {r.status.step_name}'s time runs on while paused (the rig held under control)"
+                            + (": it is over, the step ends when resumed" if hold.over else ""))
+            return "; ".join(said) or None
         safe = r.safe_progress
         if safe is not None:
             return safe["message"]

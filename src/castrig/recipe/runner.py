@@ -30,6 +30,7 @@ from castrig.logs import module_logger
 from castrig.recipe import model as m
 from castrig.recipe.cadence import EARLY_S, FixedRate
 from castrig.recipe.folder_watch import FolderWatch
+from castrig.recipe.hold import HoldClock
 from castrig.recipe.membranes import MembranePlan, membrane_of_step, plan_membranes, process_record, step_label
 from castrig.recipe.remote import RemoteControl
 from castrig.recipe.stall import StallWatch
@@ -192,6 +193,8 @@ class Runner:
         self._room = RecordedOnly()
         self._frozen: tuple[tuple[float, float], float] | None = None
         self._holding = False
+        #: The hold under way (None between holds): a pause taken inside it ticks it on (_tick_paused).
+        self._hold_now: HoldClock | None = None
         self._in_pause = False
         #: The pump step under way ("the cast", "the pre-wet"): a pause asked meanwhile is taken
         #: when it has ended (pump stopped and read back), never mid-dispense (see :meth:`pause_point`).
@@ -257,6 +260,11 @@ class Runner:
         :meth:`_keep_trying_safe`)."""
         self._abort_reason = reason
         self._abort_asked = someone_asked
+
+    @property
+    def hold_now(self) -> HoldClock | None:
+        """The hold under way (a pause inside one counts toward it), None between holds."""
+        return self._hold_now
 
     @property
     def pausing(self) -> bool:
@@ -595,7 +603,10 @@ class Runner:
             state["since"] = None
             return False
 
-        if not self._hold(step.timeout_s, until=settled):
+        # (settled is watched through a pause too: RH held in band while paused counts toward
+        # stable_for_s as the paused time counts toward timeout_s; a pause longer than the
+        # time-out, RH in band all along, faulted the run at the resume: castrig.recipe.hold)
+        if not self._hold(step.timeout_s, until=settled, watch=settled):
             raise RunAborted("faulted", f"{step_label(i)} condition: RH did not settle within ±{step.band_rh_pct:g} %RH of "
                                         f"{step.setpoint_rh_pct:g} %RH in {step.timeout_s:g} s (last {self._last_rh})")
         return {"settled_after_s": self.t() - t_start}
@@ -815,13 +826,17 @@ class Runner:
         if evap_data is not None:
             evap_data["made_utc"] = mb.process["made_utc"]
         t_start = mb.t_start_s if mb.t_start_s is not None else 0.0
-        paused_s = sum(max(0.0, min(b, mb.t_end_s) - max(a, t_start)) for a, b in self._pauses)
+        paused_s = self._paused_s_between(t_start, mb.t_end_s)
         if paused_s > 0:  # its film went on drying meanwhile, at whatever RH the pause held
             mb.process["paused_s"] = paused_s
             how = f"{how}; paused {paused_s:.0f} s between its cast and its end, the film drying meanwhile"
         self.rec.save_membrane(mb)
         self.event("membrane", "runner", f"membrane {mb.membrane_id}: made ({how})",
                    {"membrane_id": mb.membrane_id, "status": "made"})
+
+    def _paused_s_between(self, t0: float, t1: float) -> float:
+        """Seconds of the run clock between ``t0`` and ``t1`` this process held paused."""
+        return sum(max(0.0, min(b, t1) - max(a, t0)) for a, b in self._pauses)
 
     def _made_by_its_cast_at(self, i: int) -> tuple[MembranePlan, MembraneRecord] | None:
         """The membrane cast step ``i`` makes, and its record: one whose recipe has no evaporate
@@ -833,14 +848,18 @@ class Runner:
         return None
 
     def _step_evaporate(self, i: int, step: m.EvaporateStep) -> dict[str, Any]:
+        """Hold the film at the setpoint for ``duration_s`` of film time: a pause inside counts
+        toward it and is band-checked as the rest (:mod:`castrig.recipe.hold`); its data say how
+        long it was paused (``paused_s``)."""
         self._set_rh(step.setpoint_rh_pct)
         mon = self._monitors["rh_band"]
         mon.for_s = step.max_out_of_band_s
         mon.reset()
         stats = {"n": 0, "sum": 0.0, "sq": 0.0, "out_s": 0.0}
-        last = [self.t()]
+        t_start = self.t()
+        last = [t_start]
 
-        def check() -> bool:
+        def check() -> None:
             now = self.t()
             if self._last_rh is not None:
                 err = self._last_rh - step.setpoint_rh_pct
@@ -853,17 +872,19 @@ class Runner:
                 if mon.update(now, bad) == "tripped":
                     raise InterlockTripped(Trip("rh_band", "abort",
                         f"RH {self._last_rh:.1f} %RH outside {step.setpoint_rh_pct:g} ± {step.band_rh_pct:g} %RH "
-                        f"for more than {step.max_out_of_band_s:g} s during evaporation"))
+                        f"for more than {step.max_out_of_band_s:g} s during evaporation" + (" (paused)" if self._in_pause else "")))
             last[0] = now
-            return False
 
-        self._hold(step.duration_s, until=check)
+        self._hold(step.duration_s, watch=check)
         n = max(1, stats["n"])
         data = {
             "rh_error_mean_pct": stats["sum"] / n,
             "rh_error_rms_pct": math.sqrt(stats["sq"] / n),
             "out_of_band_s": stats["out_s"],
         }
+        paused_s = self._paused_s_between(t_start, self.t())
+        if paused_s > 0:  # counted toward its duration, the film drying (and band-checked) meanwhile
+            data["paused_s"] = paused_s
         twin = self.rig.twin
         if twin is not None:
             data["twin"] = twin.snapshot()
@@ -1011,16 +1032,17 @@ class Runner:
 
     # -- ticking ----------------------------------------------------------------------------------
     def _hold(self, duration_s: float | None, *, until: Callable[[], bool] | None = None, hold_band: bool = False,
-              planned_s: float | None = None) -> bool:
+              planned_s: float | None = None, watch: Callable[[], object] | None = None) -> bool:
         """Tick every control period for ``duration_s`` (not counting held time) or until ``until()``:
         at a fixed rate (:class:`~castrig.recipe.cadence.FixedRate`), on the run's one schedule:
         the first tick when the run's next tick is due (at once if that has passed).
         ``planned_s``: how long the step should take, shown to readers when ``duration_s`` is only
         a time-out (a dispense's: its "left" counted down the time-out, 1.5× the planned time + 30 s).
+        ``watch``: called at every tick, a pause's inside this hold too (:mod:`castrig.recipe.hold`:
+        a pause counts toward the duration, and is watched as the rest of it).
 
         Returns True if ``until`` became true (or the duration passed without one).
         """
-        elapsed = 0.0
         self.status.step_duration_s = duration_s if planned_s is None else planned_s
         last = self.clock.now()
         # fixed rate: a tick's exchanges (~0.1 s of line time) are inside its period, not added to it
@@ -1030,21 +1052,37 @@ class Runner:
         elif not ticks.due(last) and (duration_s is None or duration_s > 0):
             # (the step's own exchanges came between the last tick and this hold: they are inside the period too)
             self.clock.sleep_until(ticks.due_t if duration_s is None else min(ticks.due_t, last + duration_s))
-        while True:
-            self._tick()
-            if hold_band:
-                self._check_hold_band()
-            now = self.clock.now()
-            if not self._holding:
-                elapsed += now - last
-            last = now
-            self.status.step_elapsed_s = elapsed
-            if until is not None and until():
-                return True
-            if duration_s is not None and elapsed >= duration_s - 1e-9:
-                return until is None
-            due = ticks.advance(now)
-            self.clock.sleep_until(due if duration_s is None else min(due, now + max(duration_s - elapsed, 1e-3)))
+        hold = HoldClock(duration_s, last, hold_band=hold_band, watch=watch)
+        self._hold_now = hold
+        try:
+            while True:
+                self._tick()  # (a pause taken in it ticks this hold on meanwhile: _tick_paused)
+                self._hold_ticked(hold)
+                if until is not None and until():
+                    return True
+                if hold.over:
+                    return until is None
+                now = self.clock.now()
+                due = ticks.advance(now)
+                self.clock.sleep_until(due if duration_s is None else min(due, now + max(duration_s - hold.elapsed_s, 1e-3)))
+        finally:
+            self._hold_now = None
+
+    def _hold_ticked(self, hold: HoldClock) -> None:
+        """A tick of the hold under way, its own or a pause's: its clock, the status, its watch."""
+        if hold.hold_band:
+            self._check_hold_band()
+        self.status.step_elapsed_s = hold.advance(self.clock.now(), counting=not self._holding)
+        if hold.watch is not None:
+            hold.watch()
+
+    def _tick_paused(self) -> None:
+        """A tick while paused on the wall clock (the Ctrl-C prompt, a pause through the channel):
+        the rig kept under control, and the hold the pause came in goes on (its clock, the status
+        readers see, an evaporate's band check: :mod:`castrig.recipe.hold`)."""
+        self._tick()
+        if self._hold_now is not None:
+            self._hold_ticked(self._hold_now)
 
     def _check_hold_band(self) -> None:
         """Wait steps with RH control on: hold the step's clock while RH is out of band."""
@@ -1290,7 +1328,7 @@ class Runner:
             return 1.0
         ticks = self._ticks
         if ticks.due(self.clock.now()):
-            self._tick()
+            self._tick_paused()
             ticks.advance(self.clock.now())
         return min(1.0, max(0.0, (ticks.due_t or 0.0) - self.clock.now()))
 

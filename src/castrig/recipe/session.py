@@ -781,7 +781,8 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         # run.sqlite is refused here (exit 2, nothing sent), not after the rig was opened
         journal = recorder.journal()
         last_sample = recorder.last_sample_t_s()  # (one max in SQLite, not every sample of the night read back)
-        last_t = max([0.0, last_sample or 0.0] + [e.t_s for e in recorder.events()[-50:]] + [j.t_s for j in journal[-5:]])
+        last_t = max([0.0, last_sample or 0.0] + [e.t_s for e in recorder.events()[-50:]] + [j.t_s for j in journal[-5:]]
+                     + _membrane_times(recorder) + [im.t_s for im in recorder.images()[-50:]])
         setpoints = recorder.events("setpoint")
         writable_now(run_dir)  # a reader holding a closed run's records: Busy (exit 4), nothing sent
     except StoreError as exc:
@@ -1064,6 +1065,15 @@ def _discard_stale_commands(run_dir: Path, recorder: RunRecorder, t_s: float, st
         CommandInbox(run_dir).discard_before(started_ns, t_s, record)
     except OSError:  # a read-only channel: the runner runs without one (RemoteControl)
         return
+
+
+def _membrane_times(recorder: RunRecorder) -> list[float]:
+    """The run-clock times membrane records hold: a membrane recorded made at the end of its
+    evaporation (``t_end_s``), killed before its step's end was journaled, is the crashed part's
+    last record, up to a sample period after its last sample on the twin (5 s): the resume went on
+    from before it, journaled the evaporation's end 2.1 s before the membrane was made and ran the
+    next steps earlier still."""
+    return [t for mb in recorder.membranes() for t in (mb.t_start_s, mb.t_end_s) if t is not None]
 
 
 def _close_crashed_part(recorder: RunRecorder, last_t: float, stopped: float | None) -> None:
