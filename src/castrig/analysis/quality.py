@@ -51,10 +51,12 @@ import math
 
 import numpy as np
 
+from .metric_views import CLAIM1, PITCH, SECTION, SURFACE, VIEW_OF_METRIC
+
 __all__ = ["UNMEASURABLE_FLAGS", "NOTE_FLAGS", "MIN_PORES", "MIN_PX_PER_PORE", "OPENING_SHARE", "MIN_OPENING_PX", "SURFACE_FLAG_METRICS",
            "SECTION_FLAG_METRICS", "saturated", "surface_intervals",
            "hexatic_order", "MIN_HEXATIC_ORDER", "section_intervals", "lattice_disorder",
-           "edge_blur_px", "Z95", "t95", "claim1_intervals", "wilson", "merge_quality"]
+           "edge_blur_px", "Z95", "t95", "claim1_intervals", "wilson", "merge_quality", "VIEW_OF_METRIC"]
 
 #: flags under which a metric was not measured at all (the verdict says ``unknown`` for its
 #: bounds, never pass, marginal or fail): clipped pixels hide the edges the metrics are made of —
@@ -86,12 +88,10 @@ OPENING_SHARE = 0.2
 MIN_OPENING_PX = 1.9
 EDGE_SHIFT_PX = 0.5
 
-_SURF = ("opening_ratio", "mean_pore_diameter_um", "pore_diameter_std_um", "through_pore_fraction")
-_SECT = ("mean_thickness_um", "thickness_std_um", "support_pore_diameter_um")
-_CLAIM1 = ("penetration_depth_um", "penetration_fraction", "pore_communication", "support_continuity")
-#: (the pitch, the lattice's spacing, stands on the same pores: a 24-row strip read 23 µm for
-#: about 4.8, a 16 px crop 1.6, and it was never flagged with the rest)
-_PITCH = ("pore_pitch_um",)
+# (the metrics by view: one table, metric_views, that a recipe's check reads too. The pitch, the
+# lattice's spacing, stands on the same pores: a 24-row strip read 23 µm for about 4.8, a 16 px
+# crop 1.6, and it was never flagged with the rest)
+_SURF, _SECT, _CLAIM1, _PITCH = SURFACE, SECTION, CLAIM1, PITCH
 SURFACE_FLAG_METRICS = {
     "under_resolved": _SURF + _PITCH,
     # (the opening ratio too: a field of a few pores, or none whole, is no sample of the film —
