@@ -3,7 +3,8 @@
 Images are read back from the run folder (what is analysed is exactly what was stored). Every
 kind of image captured of the membrane is analysed (each from the latest capture of that kind:
 :func:`membrane_capture`); all fields are pooled: every measured pore counts once, so D and σd are those
-of all pores together; opening ratio and thickness are averaged over fields. On the twin, the
+of all pores together, and so are their 95 % intervals (more fields, narrower); opening ratio and
+thickness are averaged over fields; pore communication counts the joined pairs of all sections. On the twin, the
 same pooling is applied to the ground truth recorded with each image, for comparison.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from castrig.analysis import analyse_section, analyse_surface
-from castrig.analysis.quality import merge_quality, wilson
+from castrig.analysis.quality import merge_quality, surface_intervals, wilson
 from castrig.analysis.segmentation import section_view, shown_step, surface_view
 from castrig.analysis.verdict import judge
 from castrig.errors import CastrigError
@@ -99,6 +100,23 @@ def pool_truth(truths: list[dict[str, Any]]) -> dict[str, Any] | None:
     return out
 
 
+def pool_surface_intervals(parts: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """95 % intervals of the pooled surface metrics from all the fields' pores together (as one
+    field's are from its own: :func:`castrig.analysis.quality.surface_intervals`), when the fields
+    share one pixel size; else none (:func:`pool_quality`'s mean stands). The fields' mean
+    interval did not narrow with more fields: a marginal D, σd or through-pore fraction, whose
+    advice is to measure more fields, stayed marginal however many were taken."""
+    pxs = {p["pixel_size_um"] for p in parts}
+    if len(pxs) != 1 or not parts:
+        return {}
+    pooled = pool_surface(parts)
+    diam = np.concatenate([p["diameters_um"] for p in parts])
+    through = [p["through"] for p in parts if p["through"] is not None]
+    flags = np.concatenate(through) if through and len(through) == len(parts) else None
+    iv = surface_intervals(diam, pooled["opening_ratio"], flags, pxs.pop())
+    return {k: [float(v[0]), float(v[1])] for k, v in iv.items() if v is not None}
+
+
 def pool_communication(sections: list[tuple[float | None, int]]) -> tuple[float | None, list[float] | None]:
     """Pore communication of several sections, from each one's (fraction joined, neighbouring
     pairs): joined over all their pairs, and its 95 % Wilson interval over all of them. The
@@ -171,7 +189,7 @@ def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: 
             m = analyse_surface(img, px, trans, keep_labels=True)
             _keep(run_dir, refl.path, lambda: surface_view(m, shown_step(img.shape)))
             qualities.append(m.quality())
-            surface_parts.append({**m.to_dict(), "diameters_um": m.diameters_um,
+            surface_parts.append({**m.to_dict(), "diameters_um": m.diameters_um, "pixel_size_um": px,
                                   "through": None if m.through is None else np.asarray(m.through, bool)})
             row.update(m.to_dict())
             truths.append(refl.metadata.get("truth") or {})
@@ -194,6 +212,9 @@ def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: 
         metrics[key] = float(np.mean(vals)) if vals else None
     metrics["fields"] = len(fields)
     quality = merge_quality(pool_quality(qualities), pool_quality(section_qualities))
+    for k, iv in pool_surface_intervals(surface_parts).items():
+        if k in quality["intervals"]:  # (every field's measured: else the pooled metric is not all of them)
+            quality["intervals"][k] = iv
     joined, joined_iv = pool_communication(pairs)
     if joined_iv is not None and "pore_communication" in quality["intervals"]:  # (every section's pairs measured)
         metrics["pore_communication"], quality["intervals"]["pore_communication"] = joined, joined_iv
