@@ -199,3 +199,26 @@ def test_a_length_interval_never_goes_below_zero(tmp_path):
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert min(v[0] for v in out["quality"]["intervals"].values() if v) >= 0.0
+
+
+def test_every_metric_and_bound_has_the_one_view_it_is_measured_on():
+    """Which view measures which metric is one table (metric_views.VIEW_OF_METRIC), the quality
+    flags' groups by view, that recipe.view_notes reads too (it kept a copy of its own): every
+    metric the analyses return and every bound of spec.yaml has its view there, and the flags of a
+    view mark only its own metrics."""
+    from castrig.analysis.quality import SECTION_FLAG_METRICS, SURFACE_FLAG_METRICS, VIEW_OF_METRIC
+    from castrig.analysis.section import SectionMetrics
+    from castrig.analysis.spec import load_spec
+    from castrig.analysis.surface_metrics import SurfaceMetrics
+    from castrig.recipe import view_notes
+
+    assert view_notes.VIEW_OF_METRIC is VIEW_OF_METRIC
+    surface = SurfaceMetrics(None, None, None, 0, None, None, 0.1).to_dict()
+    assert {VIEW_OF_METRIC[k] for k in surface} == {"reflected", "transmitted"}
+    assert set(SectionMetrics(None, None, None, 0.1).to_dict()) <= {k for k, v in VIEW_OF_METRIC.items() if v == "section"}
+    spec = load_spec()
+    for grade in spec.grades.values():
+        for b in grade.bounds:
+            assert set(spec.ratios.get(b.quantity, (b.quantity,))) <= set(VIEW_OF_METRIC), b.quantity
+    assert all(VIEW_OF_METRIC[k] != "section" for ks in SURFACE_FLAG_METRICS.values() for k in ks)
+    assert all(VIEW_OF_METRIC[k] == "section" for ks in SECTION_FLAG_METRICS.values() for k in ks)

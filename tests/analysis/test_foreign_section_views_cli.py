@@ -29,8 +29,10 @@ def _cli_section(tmp_path, fs, j: int, seed: int) -> tuple[dict, dict, float]:
 
 
 def _assert_within_goals(got: dict, truth: dict, px: float) -> None:
-    """Unflagged, and T, σt/T, penetration depth and fraction within issue 16's goals."""
-    assert not got["quality"]["flags"], got["quality"]
+    """Unflagged, and T, σt/T, penetration depth and fraction within issue 16's goals. (Pore
+    communication is not among them: in view 16 the cavities are 8 px high, an opening between
+    two under the 1.9 px a section shows, and it is flagged communication_under_resolved.)"""
+    assert not set(got["quality"]["flags"]) - {"communication_under_resolved"}, got["quality"]
     assert got["mean_thickness_um"] == pytest.approx(truth["T"] * px, rel=0.03)
     assert got["thickness_std_um"] / got["mean_thickness_um"] == pytest.approx(truth["tcv"], abs=0.05)
     assert got["penetration_depth_um"] == pytest.approx(truth["pen"] * px, rel=0.10)

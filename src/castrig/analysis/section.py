@@ -84,6 +84,9 @@ class SectionMetrics:
     support_continuity: float | None = None
     penetration_sites: int = 0
     cavity_pairs: int = 0
+    #: median height (px) of the smaller cavity of each neighbouring pair (0: no pair): whether
+    #: an opening between them, a share of it, can show at this pixel size (quality.OPENING_SHARE)
+    cavity_px: float = 0.0
     penetration_rows: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # bottom edge, px
     data_bar_rows: int = 0  # rows of an SEM data bar found at the bottom and left out
     margins_px: tuple = (0, 0, 0, 0)  # (top, bottom, left, right) uniform padding left out (databar.find_margins)
@@ -567,9 +570,9 @@ def _measure_section(img: np.ndarray, raw: np.ndarray, clipped: bool, pixel_size
         tongue = _uniform_tongues(sn, tongue, bot_env, y_bot, top_env, valid, (1 + bg_lvl) / 2,
                                   sup_d / pixel_size_um if sup_d else 0.0)
     pen_depths, pen_frac = _penetration(y_bot, bot_env, tongue, valid, sn if textured else None)
-    pairs, joined = _communication(sn, top_env if top_env_c is None else top_env_c, bot_env, valid, bg_lvl,
+    pairs, joined, pair_px = _communication(sn, top_env if top_env_c is None else top_env_c, bot_env, valid, bg_lvl,
                                    surface=top_env)
-    from .quality import MIN_PX_PER_PORE, claim1_intervals, saturated, section_intervals
+    from .quality import MIN_OPENING_PX, MIN_PX_PER_PORE, OPENING_SHARE, claim1_intervals, saturated, section_intervals
 
     flags = []
     if float(np.nanmean(t_px[valid])) < MIN_PX_PER_PORE:
@@ -596,6 +599,9 @@ def _measure_section(img: np.ndarray, raw: np.ndarray, clipped: bool, pixel_size
         flags.append("outliers_clipped")  # (hot or dead pixels, clipped to the range of the rest)
     if pen_depths.size and float(pen_depths.mean()) < MIN_PX_PER_PORE:
         flags.append("penetration_under_resolved")  # tongues under 9 px deep: partly missed
+    cavity_px = float(np.median(pair_px)) if pair_px.size else 0.0
+    if pair_px.size and OPENING_SHARE * cavity_px < MIN_OPENING_PX:
+        flags.append("communication_under_resolved")  # an opening between the cavities: under 1.9 px
     iv = section_intervals(prof, pixel_size_um, thick_px)
     iv.update(claim1_intervals(pen_depths * pixel_size_um, pen_frac, int(valid.sum()), joined, sup_cont, sup_k,
                                pixel_size_um, support_d_um=sup_ds))
@@ -608,6 +614,7 @@ def _measure_section(img: np.ndarray, raw: np.ndarray, clipped: bool, pixel_size
         support_continuity=sup_cont,
         penetration_sites=int(pen_depths.size),
         cavity_pairs=int(joined.size),
+        cavity_px=cavity_px,
         penetration_rows=np.where(tongue, y_bot, np.nan),
         mean_thickness_um=float(np.nanmean(prof)),
         thickness_std_um=float(np.nanstd(prof)),

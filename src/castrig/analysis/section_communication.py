@@ -106,9 +106,12 @@ def _dark_across(dark: np.ndarray) -> bool:
 
 def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: np.ndarray, bg_lvl: float,
                    surface: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Neighbouring cavity pairs along the section and whether each pair is joined: returns
-    (pairs (P, 2) of cavity (start, stop) columns — for inspection — and joined (P,) bool).
+    (pairs (P, 2) of cavity (start, stop) columns — for inspection —, joined (P,) bool, and the
+    height (px, its dark columns' peak) of each pair's smaller cavity: an opening between the
+    two is a share of it, so it says whether the pixel size can show one,
+    :data:`castrig.analysis.quality.OPENING_SHARE`).
 
     ``top`` bounds the band the cavities are looked for in; ``surface`` is the film's top
     surface (the envelope bridging the notches and lids; ``top`` when not given).
@@ -152,10 +155,10 @@ def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: n
                 cav.append((lo, hi, rid, float(hcol[lo:hi].max()), e0, e1,
                             _piece_width(hcol, lo, hi, e0, e1, lo != a, hi != b)))
     if len(cav) < 2:
-        return np.zeros((0, 2), int), np.zeros(0, bool)
+        return np.zeros((0, 2), int), np.zeros(0, bool), np.zeros(0)
     peak_min = max(3.0, 0.25 * float(np.median([c[3] for c in cav])))
     cav = [c for c in cav if c[3] >= peak_min]
-    pairs, joined = [], []
+    pairs, joined, heights = [], [], []
     # a cavity cut by the image's side: its width is not seen, so neither its neighbours
     cut = [c[4] <= 0 or c[5] >= w for c in cav]
     # neighbours: the wall between them (unsmoothed extents) thinner than their mean width
@@ -195,4 +198,5 @@ def _communication(sn: np.ndarray, top: np.ndarray, bottom: np.ndarray, valid: n
                     same = _dark_across((sn[k0:r_end, m0:m1] < thr) & (rr < lim[None, :]))
             pairs.append((c0[0], c1[1]))
             joined.append(same)
-    return np.array(pairs, int).reshape(-1, 2), np.array(joined, bool)
+            heights.append(min(c0[3], c1[3]))
+    return np.array(pairs, int).reshape(-1, 2), np.array(joined, bool), np.array(heights, float)

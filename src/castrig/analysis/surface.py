@@ -213,8 +213,8 @@ def _assess(m: SurfaceMetrics, raw: np.ndarray, clipped: int = 0) -> None:
     """Set the quality flags and the 95 % intervals of a surface result (``raw``: the reflected
     view as measured, :func:`~.illumination.measurable_clipped`; ``clipped``: the outlier pixels
     it and the transmitted view had)."""
-    from .quality import (MIN_HEXATIC_ORDER, MIN_PORES, MIN_PX_PER_PORE, edge_blur_px, hexatic_order,
-                          lattice_disorder, saturated, surface_intervals)
+    from .quality import (MIN_PORES, MIN_PX_PER_PORE, MIN_SIX_NEIGHBOURS, edge_blur_px, lattice_disorder, saturated,
+                          six_neighbour_share, surface_intervals)
 
     flags = []
     px = m.pixel_size_um
@@ -225,8 +225,8 @@ def _assess(m: SurfaceMetrics, raw: np.ndarray, clipped: int = 0) -> None:
         flags.append("too_few_pores")
     if m.pore_count >= 10:
         dis = lattice_disorder(m.centres_px)
-        psi6 = hexatic_order(m.centres_px, np.shape(raw))
-        if (dis is not None and dis > 0.25) or (psi6 is not None and psi6 < MIN_HEXATIC_ORDER):
+        six = six_neighbour_share(m.centres_px, np.shape(raw))
+        if (dis is not None and dis > 0.25) or (six is not None and six < MIN_SIX_NEIGHBOURS):
             flags.append("no_lattice_order")
     if d_px is not None:
         a = np.asarray(raw)

@@ -135,7 +135,15 @@ def _flags_of(quantity: str, flagged: dict, spec: Spec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for k in keys for f in flagged.get(k, ())))
 
 
+#: what settles a pore communication the section's pixel size cannot show (its own flag)
+_FINER_SECTION = ("image the section at a finer pixel size (its cavities under 9.5 px high: an opening between two, "
+                  "about a fifth of them, is under the 1.9 px a section shows, so more fields at this pixel size would "
+                  "see no more of them)")
+
+
 def _advice(flags: tuple[str, ...], value: float, interval: tuple[float, float], stat_dominant: bool | None) -> str:
+    if "communication_under_resolved" in flags:
+        return _FINER_SECTION
     if any(f.endswith("under_resolved") for f in flags) or "blurred" in flags:
         return "image at a finer pixel size (pores under-resolved or blurred)"
     if "too_few_pores" in flags:
@@ -150,6 +158,8 @@ def _unresolved(flags: tuple[str, ...]) -> bool:
 
 
 def _flag_advice(flags: tuple[str, ...]) -> str | None:
+    if "communication_under_resolved" in flags:
+        return _FINER_SECTION
     if any(f.endswith("under_resolved") for f in flags) or "blurred" in flags:
         return "image at a finer pixel size (pores under-resolved or blurred)"
     if "too_few_pores" in flags:

@@ -13,19 +13,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
+from castrig.analysis.metric_views import VIEW_OF_METRIC  # (the view each metric comes from: the quality flags' table)
 from castrig.analysis.spec import load_spec
 from castrig.recipe import model as m
 
-#: The view each measured metric comes from (castrig.recipe.analyse: the surface's metrics from
-#: the reflected view, the through-pores from the transmitted, the rest from the section).
-VIEW_OF_METRIC = {
-    "opening_ratio": "reflected", "mean_pore_diameter_um": "reflected", "pore_diameter_std_um": "reflected",
-    "pore_count": "reflected", "pore_pitch_um": "reflected",
-    "through_pore_fraction": "transmitted",
-    "mean_thickness_um": "section", "thickness_std_um": "section", "support_pore_diameter_um": "section",
-    "penetration_depth_um": "section", "penetration_fraction": "section", "pore_communication": "section",
-    "support_continuity": "section",
-}
 VIEWS = ("reflected", "transmitted", "section")
 
 
