@@ -27,9 +27,10 @@ Where it stands (the measurements, and what was tried and dropped: docs/records/
 against 7131e3a, medians of 3 on this 2-core machine at load 1.2, the twin alone 2.26× (ticks
 2.62×), the whole run 1.90×, 8 h in 4.26 s wall (6 716×; 8.7 s at a load average of 7.5), before
 the tenth session's World.mfc_changing (one chamber step a control tick instead of three, within
-0.0082 %RH of 0.05 s steps, records identical), which takes a tenth off a hold's instructions:
-``--instructions`` (load-independent: valgrind's count per 1 000 s of held RH) gives 443 M against
-7131e3a's 1 185 M, 2.67× (2.42× before). The ticks are ~111 500 exchanges (driver, link,
+0.0082 %RH of 0.05 s steps, the samples identical), which takes 8–10 % off a hold's instructions:
+``--instructions`` (valgrind's count per 1 000 s of held RH, little moved by the load) gives 446 M against
+7131e3a's 1 185 M, 2.66× (2.42× before); timed at load 8–12, ticks 2.62×, the twin alone 2.26×,
+the whole run 1.80×. The ticks are ~111 500 exchanges (driver, link,
 emulator; ``--exchanges`` counts them by device and command, and each is one the runner needs),
 ~490 000 instructions and 200 Python calls a tick before the change, the bytecode loop 36 % and
 the rest a long tail: no part stands out, so 3× for the twin needs a compiled hot path or a
@@ -223,9 +224,10 @@ HOLDS_S = (300, 1500)
 
 def hold_instructions(src: Path, root: Path = ROOT) -> float | None:
     """Machine instructions (valgrind's ``Ir``) per 1000 s of RH-held wait on the twin, for the
-    package in ``src`` on the sim profile of the tree at ``root``: a count, not a time, so the same
-    on a loaded machine as on a quiet one (CPU medians moved ±5 % with the load of the shared
-    machine, more than a trim saves). None without valgrind, or when a run fails (a tree whose
+    package in ``src`` on the sim profile of the tree at ``root``: a count, not a time, so little
+    moved by the load (CPU medians moved ±6 % with the load of the shared machine, more than a trim
+    saves); what a run does on the wall clock (the control channel's status file each second) adds
+    a few per cent at loads of 30 and more, so compare trees run side by side. None without valgrind, or when a run fails (a tree whose
     recipes have other fields)."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -254,7 +256,7 @@ def report_instructions(src: Path, commit: str) -> None:
     old_tree = twin_tree(commit)
     old = hold_instructions(old_tree / "src", old_tree) if old_tree is not None else None
     cur = hold_instructions(src)
-    print("instructions         valgrind Ir per 1000 s of RH-held wait (its ticks alone; a count, the same under load):")
+    print("instructions         valgrind Ir per 1000 s of RH-held wait (its ticks alone; a count, little moved by the load):")
     print(f"  current            {cur / 1e6:10.1f} M" if cur is not None else "  current            not measured (no valgrind?)")
     if old is None:
         print(f"  {commit:18s} not measured (no git, no valgrind, or its CLI refused the hold recipe)")
@@ -522,7 +524,7 @@ def main() -> None:
                     help="also count one run's exchanges by device and command (what each tick asks)")
     ap.add_argument("--instructions", action="store_true",
                     help="instead of the timed runs, count the ticks' machine instructions per 1000 s of held RH "
-                         "under valgrind, the current code's and the --twin-baseline's (load-independent; ~4 min)")
+                         "under valgrind, the current code's and the --twin-baseline's (little moved by the load; ~4 min)")
     ap.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     ap.add_argument("--twin-baseline", default=ISSUE6_COMMIT, metavar="COMMIT",
                     help=f"the commit whose twin the phases are compared with (default {ISSUE6_COMMIT}, the issue-6 "
