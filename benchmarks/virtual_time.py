@@ -2,6 +2,7 @@
 the time goes (per part), and render time.
 
     python benchmarks/virtual_time.py [--baseline-src DIR] [--repeat 2] [--no-profile] [--reference 0.05] [--exchanges]
+    python benchmarks/virtual_time.py --instructions [--twin-baseline 7131e3a]
 
 The overnight recipe runs in child processes, alternating baseline and current code, and each child
 reports its own CPU time (process time): on a machine shared with other jobs, wall time measures the
@@ -23,15 +24,18 @@ for the twin alone (all but the analyses, which are castrig's measurement of the
 have grown since with claim 1's section features).
 
 Where it stands (the measurements, and what was tried and dropped: docs/records/twin-speed.md):
-against 7131e3a, medians of 3 on this 2-core machine, the twin alone 2.26× (ticks 2.62×), the whole
-run 1.90×, 8 h in 4.26 s wall (6 716×: the issue's absolute goal is met on a quiet machine; 6.5 s at
-a load average of 7), with the fixed-rate ticks (before them: 2.4–2.7×, ticks 2.9–3.3×). The ticks are ~111 500 exchanges (~99 000 before
-the fixed-rate ticks of fix-cadence7; driver, link, emulator, the chamber's quiet step: ~30 Python
-calls, 8–15 µs each; ``--exchanges`` counts them by device and command, and each is one the runner
-needs) and the sample inserts; no part left is
-above ~8 % of the twin, so 3× for the twin needs fewer Python layers per exchange (a compiled hot
-path) or a change of what is modelled or recorded, not more call-trimming; a renderer without
-scipy would only move its import (~0.28 s) from the twin's column to the analyses'.
+against 7131e3a, medians of 3 on this 2-core machine at load 1.2, the twin alone 2.26× (ticks
+2.62×), the whole run 1.90×, 8 h in 4.26 s wall (6 716×; 8.7 s at a load average of 7.5), before
+the tenth session's World.mfc_changing (one chamber step a control tick instead of three, within
+0.0082 %RH of 0.05 s steps, the samples identical), which takes 8–10 % off a hold's instructions:
+``--instructions`` (valgrind's count per 1 000 s of held RH, little moved by the load) gives 446 M against
+7131e3a's 1 185 M, 2.66× (2.42× before); timed at load 8–12, ticks 2.62×, the twin alone 2.26×,
+the whole run 1.80×. The ticks are ~111 500 exchanges (driver, link,
+emulator; ``--exchanges`` counts them by device and command, and each is one the runner needs),
+~490 000 instructions and 200 Python calls a tick before the change, the bytecode loop 36 % and
+the rest a long tail: no part stands out, so 3× for the twin needs a compiled hot path or a
+change of what is modelled or recorded, not more call-trimming; a renderer without scipy would
+only move its import (~0.28 s) from the twin's column to the analyses'.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import json
 import math
 import os
 import random
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -200,6 +205,65 @@ def report_exchanges(src: Path) -> None:
     print(f"  {'(the rest: set-up, dispenses)':32s}{rare:8d}")
 
 
+#: What ``--instructions`` runs: a purge, a condition to 70 %RH, then an RH-held wait of each length
+#: (s). The difference of the two runs is the wait's ticks alone (start-up, the purge, the condition
+#: and the run's end cancel out): exchanges, physics, control and samples, as in the night's holds.
+HOLD_RECIPE = """name: hold{hold_s}
+description: an RH-held wait (benchmarks/virtual_time.py --instructions)
+polymer: polystyrene
+solvent: chloroform
+concentration_mg_ml: 5.0
+support_pore_um: 5.0
+steps:
+  - {{type: purge, duration_s: 120, label: start dry}}
+  - {{type: condition, setpoint_rh_pct: 70, band_rh_pct: 1.0, stable_for_s: 120, timeout_s: 1800}}
+  - {{type: wait, duration_s: {hold_s}, label: hold}}
+"""
+HOLDS_S = (300, 1500)
+
+
+def hold_instructions(src: Path, root: Path = ROOT) -> float | None:
+    """Machine instructions (valgrind's ``Ir``) per 1000 s of RH-held wait on the twin, for the
+    package in ``src`` on the sim profile of the tree at ``root``: a count, not a time, so little
+    moved by the load (CPU medians moved ±6 % with the load of the shared machine, more than a trim
+    saves); what a run does on the wall clock (the control channel's status file each second) adds
+    a few per cent at loads of 30 and more, so compare trees run side by side. None without valgrind, or when a run fails (a tree whose
+    recipes have other fields)."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    counts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for hold_s in HOLDS_S:
+            recipe = Path(tmp) / f"hold{hold_s}.yaml"
+            recipe.write_text(HOLD_RECIPE.format(hold_s=hold_s))
+            cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={tmp}/cg{hold_s}.out",
+                   sys.executable, "-m", "castrig", "run", str(recipe), "--profile", str(_inputs(root)[1]),
+                   "--data", f"{tmp}/runs", "-q"]
+            try:
+                res = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp)
+            except OSError:  # no valgrind
+                return None
+            found = re.search(r"I\s+refs:\s+([\d,]+)", res.stderr)
+            if res.returncode != 0 or found is None:
+                return None
+            counts.append(int(found[1].replace(",", "")))
+    return (counts[1] - counts[0]) / (HOLDS_S[1] - HOLDS_S[0]) * 1000.0
+
+
+def report_instructions(src: Path, commit: str) -> None:
+    """The ticks' instructions per 1000 s of held RH, the current code against the twin at
+    ``commit`` (each on its own sim profile), and their ratio."""
+    old_tree = twin_tree(commit)
+    old = hold_instructions(old_tree / "src", old_tree) if old_tree is not None else None
+    cur = hold_instructions(src)
+    print("instructions         valgrind Ir per 1000 s of RH-held wait (its ticks alone; a count, little moved by the load):")
+    print(f"  current            {cur / 1e6:10.1f} M" if cur is not None else "  current            not measured (no valgrind?)")
+    if old is None:
+        print(f"  {commit:18s} not measured (no git, no valgrind, or its CLI refused the hold recipe)")
+    else:
+        print(f"  {commit:18s} {old / 1e6:10.1f} M" + (f"   {old / cur:.2f}× as many" if cur else ""))
+
+
 def run_child(src: Path, profile_out: str | None = None, step_s: float | None = None, keep: str | None = None,
               phases: bool = False, root: Path = ROOT, exchanges: bool = False) -> dict:
     """One child run of the package in ``src`` on the recipe and profile of the tree at ``root``."""
@@ -326,8 +390,9 @@ def open_loop_trace(step_s: float | None) -> list[float]:
 def _open_loop(w) -> list[float]:  # type: ignore[no-untyped-def]
     from castrig.sim.alicat import AlicatEmulator
 
-    dry = AlicatEmulator("dry", full_scale_slpm=5.0, on_change=w.advance, seed=1)
-    wet = AlicatEmulator("wet", full_scale_slpm=5.0, on_change=w.advance, seed=2)
+    # (wired as the twin wires them: World.mfc_changing)
+    dry = AlicatEmulator("dry", full_scale_slpm=5.0, on_change=w.mfc_changing, seed=1)
+    wet = AlicatEmulator("wet", full_scale_slpm=5.0, on_change=w.mfc_changing, seed=2)
     w.dry_flow_slpm, w.wet_flow_slpm = dry.flow_slpm, wet.flow_slpm
     w.dry_delivered_sl, w.wet_delivered_sl = dry.delivered_sl, wet.delivered_sl
     # a pre-wet: 0.3 mL at 1 mL/min from 300 s; the pump tells the world when it starts and stops
@@ -457,6 +522,9 @@ def main() -> None:
     ap.add_argument("--phases", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--exchanges", action="store_true",
                     help="also count one run's exchanges by device and command (what each tick asks)")
+    ap.add_argument("--instructions", action="store_true",
+                    help="instead of the timed runs, count the ticks' machine instructions per 1000 s of held RH "
+                         "under valgrind, the current code's and the --twin-baseline's (little moved by the load; ~4 min)")
     ap.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     ap.add_argument("--twin-baseline", default=ISSUE6_COMMIT, metavar="COMMIT",
                     help=f"the commit whose twin the phases are compared with (default {ISSUE6_COMMIT}, the issue-6 "
@@ -466,6 +534,10 @@ def main() -> None:
         child(args.profile_out, args.step_s, args.keep, args.phases, args.root, args.exchanges)
         return
     current = ROOT / "src"
+    if args.instructions:
+        compiled(current)
+        report_instructions(current, args.twin_baseline)
+        return
     base = baseline_tree(args.baseline_src)
     for tree in (current, base):
         if tree is not None:

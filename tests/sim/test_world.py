@@ -177,3 +177,39 @@ def test_a_pump_starting_after_a_quiet_spell_is_seen_as_when_asked_every_step():
     assert max(water for _, water in cached) > 0.2  # the pre-wet reached the support
     assert cached == asked
     assert cached_world == asked_world
+
+
+def test_a_control_tick_steps_the_chamber_once():
+    """Issue 19: the RH loop's two setpoints a tick fall between the sensor's reads; in a quiet
+    phase they no longer end the chamber's step (World.mfc_changing: the step's mean flows come
+    from what the MFCs delivered), so a tick is one quiet step, not three — with the readings
+    of a world that steps at every change within 0.05 %RH (the open-loop check above: 0.01)."""
+    from castrig.clock.virtual import VirtualClock
+    from castrig.rig.build import build_rig
+    from castrig.rig.profile import load_profile
+
+    def ticks(world_steps_at_changes: bool) -> tuple[list[float], int]:
+        rig = build_rig(load_profile(Path(__file__).resolve().parents[2] / "hw_profiles" / "sim.yaml"),
+                        clock=VirtualClock(), seed=3)
+        world, clock = rig.twin.world, rig.clock
+        if world_steps_at_changes:  # every MFC change ends the step, as before mfc_changing
+            for mfc in (rig.twin.emulators["dry_mfc"], rig.twin.emulators["wet_mfc"]):
+                mfc.on_change = world.advance
+        steps = []
+        step_quiet = world._step_quiet
+        world._step_quiet = lambda dt: (steps.append(dt), step_quiet(dt))[1]
+        readings = []
+        for i in range(120):
+            readings.append(rig.rh_near.read().rh_pct)
+            wet = 1.3 + 0.002 * (i % 7) if i >= 10 else 0.0
+            rig.dry_mfc.set_flow_slpm(round(2.0 - wet, 3))
+            rig.wet_mfc.set_flow_slpm(round(wet, 3))
+            clock.sleep(1.0)
+        return readings, len(steps)
+
+    once, n_once = ticks(False)
+    every, n_every = ticks(True)
+    assert n_every >= 3 * 110  # the old way: the read and each setpoint ended a step
+    assert n_once <= 120 + 5
+    assert max(once) > 50  # the humid air moved RH
+    assert max(abs(a - b) for a, b in zip(once, every)) <= 0.05

@@ -80,7 +80,7 @@ class Twin:
                 full_scale_slpm=cfg.full_scale_slpm,
                 firmware=cfg.setpoint_form,
                 seed=self._seed(role),
-                on_change=w.advance,
+                on_change=w.mfc_changing,
                 serial_number=f"1234{_STREAMS.get(role, 99):02d}",  # each unit its own (see the HMT330s')
             )
         if isinstance(cfg, HMT330Config):

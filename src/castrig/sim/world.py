@@ -353,6 +353,24 @@ class World:
         self.advance(t)
         self._pumps_still = False
 
+    def mfc_changing(self, t: float) -> None:
+        """An MFC's ``on_change`` (before its setpoint or valve moves). In a quiet phase the step
+        need not end here: a quiet step takes the MFCs' mean flows over it from what they
+        delivered (each MFC integrates its own flow exactly through the change), and with those
+        the chamber's closed form is exact to first order in k·dt (k ≈ 1/60 s⁻¹ at 2 slpm), so the
+        step goes on to the next query — one chamber step a control tick instead of three
+        (the RH loop's two setpoints fall between the sensor's reads). A busy step takes the
+        flows at its start, and the first quiet step after one has no delivered volumes to start
+        from (``_delivered_mark``): there the step ends at the change, as before. So does a change
+        more than ``QUIET_STEP_S`` after the world's time: the step to the next query is then cut
+        in pieces, and a piece ending before the change would find the MFC already past it (its
+        delivered volume counted up to the change); a fine-step reference ends every step there."""
+        with self._lock:  # (as advance: the wall-clock twin's camera thread may be stepping)
+            if self._advancing:
+                return  # asked from inside a step: advance's own answer
+            if self._delivered_mark is None or t - self.t > QUIET_STEP_S or not self._quiet(self.t):
+                self.advance(t)
+
     def advance(self, t: float) -> None:
         """Integrate from the last time to ``t`` (no-op if ``t`` is not later). One thread at a
         time: on the wall clock the camera renders on a worker thread while the rig ticks
