@@ -213,6 +213,43 @@ def test_pore_pixels_share_a_wall_at_its_middle():
     assert np.allclose(rho, np.hypot(rows - centres[own, 0], cols - centres[own, 1]))
 
 
+def test_pore_pixels_in_bands_are_those_chosen_at_once():
+    """A view whose candidate pixels exceed the budget is chosen band by band of rows (each band
+    over its own rows' minimum): every pore gets the same pixels, in the same order, with the
+    same ρ and core flags as when all are chosen at once (also where discs reach the border)."""
+    from castrig.analysis.edges_cores import _pore_pixel_batches
+
+    rng = np.random.default_rng(7)
+    h, w = 180, 150
+    yy, xx = np.mgrid[:h, :w]
+    lab = np.zeros((h, w), np.int32)
+    centres = []
+    for cy in range(4, h, 17):
+        for cx in range(3, w, 16):
+            c = (cy + rng.uniform(-2, 2), cx + rng.uniform(-2, 2))  # (discs apart: ≥ 12 px, radii ≤ 4.5)
+            lab[np.hypot(yy - c[0], xx - c[1]) <= rng.uniform(2, 4.5)] = len(centres) + 1
+            centres.append(c)
+    centres = np.array(centres)
+    r_core = np.sqrt(np.bincount(lab.ravel())[1:] / np.pi)
+
+    def per_pore(batches):
+        out = {}
+        for flat, own, rho, core, _ in batches:
+            for g in np.unique(own):
+                m = own == g
+                assert g not in out  # each pore in one batch
+                out[g] = (flat[m], rho[m], core[m])
+        return out
+
+    whole = per_pore(_pore_pixel_batches(lab, centres, r_core, 6, budget=None))
+    banded = list(_pore_pixel_batches(lab, centres, r_core, 6, budget=3000))
+    assert len(banded) > 3
+    got = per_pore(banded)
+    assert sorted(got) == sorted(whole) == list(range(centres.shape[0]))
+    for g, (flat, rho, core) in whole.items():
+        assert np.array_equal(got[g][0], flat) and np.array_equal(got[g][1], rho) and np.array_equal(got[g][2], core)
+
+
 def test_damped_step_solves_the_normal_equations():
     """The compiled fit's elimination gives LAPACK's LM step on damped Gram matrices of 5 to 8
     parameters; a system that breaks down gets no step."""
