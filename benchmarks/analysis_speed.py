@@ -7,15 +7,24 @@ SE SEM top view of the same structure (``appearance="sem"``: a lip fitted on eac
     python benchmarks/analysis_speed.py [--repeat N] [--size PX]
     python benchmarks/analysis_speed.py --fits [--save F | --against F] [--repeat N]
 
-``--fits``: the SEM pair's lip fits alone (``castrig.analysis.edges._fit_lips``, about half the
-pair's CPU): each call of one analysis of each view recorded with its output, then replayed
-``--repeat`` times one after another on this thread: profiles, LM loop iterations (one damped
-step each), profile-iterations and the median CPU per call. The replay has neither the pair's
-worker threads nor its other work, so a change of the fit shows above the noise of a loaded
-machine; ``--save F`` keeps the calls (inputs and outputs) and ``--against F`` replays the calls
-saved by another version on this one, saying whether every output is the same bit for bit (the
-same inputs, whatever this version's earlier stages would give). Added 2026-12-06 (issue 16's
-fourth round on the SEM pair's speed; its record is docs/records/sem-edges.md).
+``--fits``: the SEM pair's lip fits alone (``castrig.analysis.edges._fit_lips``): each call of
+one analysis of each view recorded with its output, then replayed ``--repeat`` times one after
+another (each call's profiles shared by this thread and a pool worker, as in the analysis):
+profiles, LM loop iterations (the most any profile ran), profile-iterations and the median CPU
+per call. The replay has none of the pair's other work, so a change of the fit shows above the
+noise of a loaded machine; ``--save F`` keeps the calls (inputs and outputs) and ``--against F``
+replays the calls saved by another version on this one and says how far its outputs are from
+the saved ones (lips and any output; the same inputs, whatever this version's earlier stages
+would give). Added 2026-12-06 (issue 16's fourth round on the SEM pair's speed; its record is
+docs/records/sem-edges.md).
+
+Where it stands (2026-12-07, round six: the lip fit and the pores' pixels compiled with numba):
+CPU on this 2-core machine, loaded by other work (load 12-26: wall times 2-5× the CPU, not
+comparable), versions alternated: the fits (``--fits``) sparse 81 -> 30-35 ms, dense 255 ->
+98-110 ms, the same lips to 8.3e-11 px; the SEM pair sparse ~0.36 -> ~0.29 s, dense ~0.81 ->
+~0.6 s CPU. Before it, on a quiet machine: SEM pair sparse 0.261 s wall (CPU 0.296), dense
+0.540 s (CPU 0.637); optical pair sparse 0.090 s, dense 0.140 s. Not yet 0.1 s for the SEM pair:
+the rest of its path is numpy (~0.25 s CPU dense; docs/records/sem-edges.md, round six).
 """
 
 from __future__ import annotations
