@@ -18,13 +18,13 @@ the saved ones (lips and any output; the same inputs, whatever this version's ea
 would give). Added 2026-12-06 (issue 16's fourth round on the SEM pair's speed; its record is
 docs/records/sem-edges.md).
 
-Where it stands (2026-12-07, round six: the lip fit and the pores' pixels compiled with numba):
-CPU on this 2-core machine, loaded by other work (load 12-26: wall times 2-5× the CPU, not
-comparable), versions alternated: the fits (``--fits``) sparse 81 -> 30-35 ms, dense 255 ->
-98-110 ms, the same lips to 8.3e-11 px; the SEM pair sparse ~0.36 -> ~0.29 s, dense ~0.81 ->
-~0.6 s CPU. Before it, on a quiet machine: SEM pair sparse 0.261 s wall (CPU 0.296), dense
-0.540 s (CPU 0.637); optical pair sparse 0.090 s, dense 0.140 s. Not yet 0.1 s for the SEM pair:
-the rest of its path is numpy (~0.25 s CPU dense; docs/records/sem-edges.md, round six).
+Where it stands (2026-12-07, round six: the lip fit and the pores' pixels compiled with numba;
+``--repeat 5``, main and this version alternated at load 2-6 on this 2-core machine, median wall
+and CPU): SEM pair sparse 0.31-0.32 s (CPU 0.36-0.38) -> 0.17-0.18 s (CPU 0.22-0.24), dense
+0.60-0.64 s (CPU 0.70-0.76) -> 0.37-0.39 s (CPU 0.47-0.50); optical pair unchanged, sparse
+0.10 s, dense 0.16 s. The fits (``--fits``) sparse 88 -> 32 ms, dense 268 -> 104 ms CPU, the
+same lips to 8.3e-11 px. Not yet 0.1 s for the SEM pair: the rest of its path is numpy
+(docs/records/sem-edges.md, round six).
 """
 
 from __future__ import annotations

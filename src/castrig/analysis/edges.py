@@ -285,8 +285,8 @@ def _fit_lips(rho, y, wt, p, s, lo, hi, cmax, iters: int = ITERS, fit_s: bool = 
     Jacobian) damped by λ·(diag JᵀJ + 10⁻⁹), the step clamped to the bounds, kept where the cost
     falls (λ × 0.3) else not (λ × 8). Compiled (:mod:`._lipfit`, numba, imported here on first
     use): in numpy every iteration of the batch cost ~120 numpy calls (~0.2 ms however few
-    profiles still ran: ~440 iterations on a dense SEM view), a third of the CPU for the same
-    lips to ~10⁻¹² px (docs/records/sem-edges.md, round six). Each profile's fit is its own,
+    profiles still ran: ~440 iterations on a dense SEM view), ~40 % of the CPU for the same
+    lips to ~10⁻¹⁰ px (docs/records/sem-edges.md, round six). Each profile's fit is its own,
     whatever else is in the batch."""
     from ._lipfit import fit_lips
 
