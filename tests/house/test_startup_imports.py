@@ -110,3 +110,24 @@ def test_analyse_refuses_a_file_it_cannot_read_without_loading_scipy(tmp_path: P
     mods = imported(out.stderr)
     assert "castrig.cli.analyse" in mods
     assert "scipy" not in mods, sorted(m for m in mods if m.startswith("scipy"))[:5]
+
+
+def test_an_optical_analysis_does_not_load_numba(tmp_path: Path) -> None:
+    """numba (the SEM lip fit's compiler, castrig.analysis._lipfit: ~0.15 s of CPU to import and
+    ~0.2 s to load the compiled fit) loads with the first lip fit, not with the analysis: an
+    optical top view, even under --appearance auto (which looks for SEM rims), never loads it."""
+    import numpy as np
+
+    from castrig.sim.micrograph import make_structure, render_surface
+    from castrig.tiffio import write_micrograph
+
+    rng = np.random.default_rng(5)
+    st = make_structure(rng, mean_diameter_um=4.0, opening_ratio=0.4, thickness_um=4.0, field_um=256 * 0.4,
+                        section_length_um=40.0)
+    write_micrograph(tmp_path / "top.tif", render_surface(st, 0.4, rng)[0], 0.4)
+    out = castrig("analyse", "surface", str(tmp_path / "top.tif"), "--appearance", "auto", "--json",
+                  PYTHONPROFILEIMPORTTIME="1")
+    assert out.returncode == 0, out.stderr[-2000:]
+    mods = imported(out.stderr)
+    assert "castrig.analysis.edges_rims" in mods  # the profile was read, the view looked at for rims
+    assert "numba" not in mods and "castrig.analysis._lipfit" not in mods

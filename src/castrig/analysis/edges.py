@@ -95,16 +95,16 @@ whose dark regions join through thin walls take their scale from the image's aut
 (:func:`acf_radius`) rather than from the few discs left separate. Foreign rims narrower than the
 blur, or too faint to show a ridge, miss D by 6–34 % (the lip sits at the rim's centroid, and where
 the edge lies relative to it is the rim's shape, which the blurred flank does not show). Speed
-(open): the SEM path takes ~0.2 s CPU (sparse, 20 px pores) to ~0.5 s (dense, 10 px pores) per
-1024² pair against issue 16's 0.1 s; about half is the Levenberg–Marquardt fits, whose cost is
-the numpy calls per iteration and the special functions: a compiled per-profile fit (sized with
-a numba prototype: the same lips to 10⁻¹⁰ px in a third of the fits' CPU) is the way on, not
-more trimming.
+(open): the lip fit is compiled (:mod:`._lipfit`, numba; the same lips as the numpy fit it
+replaced to 10⁻¹⁰ px, in ~40 % of its CPU, on both cores), and so are the pores' pixels
+(:mod:`._porepix`); the rest of the SEM path (numpy, ~0.25 s CPU on a dense 1024² pair) keeps it
+over issue 16's 0.1 s per pair.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -138,7 +138,7 @@ W_PRIOR = 0.3  # relative spread of a pore's rim width about the image's share o
 RETRY_COST = 1.5  # the second start of the lip on pores fitting worse than this × the median ...
 RETRY_ALL = 400  # ... or on all when there are no more than these
 SIGMA_PORES = 200  # pores in the blur's profile likelihood
-SPLIT = 2000  # profiles fitted in two halves on two threads from this many on
+FIT_SHARE = 64  # profiles per share of a fit taken in turn by the calling thread and a worker (:func:`_fit_lips`)
 FIT_CHUNK = 16384  # profiles fitted at once at most (a large view's pores chunk by chunk: the same fits)
 RIM_SPAN = 0.9  # a blur-stage fit whose rim width reaches this share of its lip radius has no rim of its own (the cavity's slope)
 PRIOR_MIN_PORES = 20  # fewer pores in the blur stage: no common rim width (each pore on its own)
@@ -256,47 +256,6 @@ def _lip_model(rho: np.ndarray, p: np.ndarray, s: np.ndarray, jac: bool = True, 
     return m, _lip_jac(t, cols)
 
 
-def _inner_step(rho: np.ndarray, R2: np.ndarray, s) -> np.ndarray:
-    """The inner step's blurred profile Φ((R2 − σ²/2R2 − ρ)/σ) (:func:`_lip_value`)."""
-    R2e = R2 - s * s / (2 * np.maximum(R2, 1.0))
-    return ndtr((R2e - rho) / s)
-
-
-def _damped_step(JTJ: np.ndarray, g: np.ndarray, la: np.ndarray) -> np.ndarray:
-    """The Levenberg–Marquardt step x of each profile: (JᵀJ + λ·(diag JᵀJ + 10⁻⁹))·x = −Jᵀr.
-
-    Gaussian elimination without pivoting (stable: the damped matrix is symmetric positive
-    definite), vectorised over the profiles with the matrix entries leading ((k, k+1, n): each
-    operation runs along n): 2–4× faster than np.linalg.solve's one LAPACK call per profile
-    from a few hundred profiles on, slower below ~150 (its fixed cost per operation), where
-    LAPACK solves. A profile whose elimination breaks down (not finite) gets no step."""
-    n, k, _ = JTJ.shape
-    if n < 150:
-        d = np.einsum("nii->ni", JTJ)
-        M = JTJ + la[:, None, None] * np.eye(k)[None] * (d[:, :, None] + 1e-9)
-        try:
-            return np.linalg.solve(M, -g[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            pass
-    a = np.empty((k, k + 1, n))
-    a[:, :k] = JTJ.transpose(1, 2, 0)
-    a[:, k] = -g.T
-    for i in range(k):
-        a[i, i] += la * (a[i, i] + 1e-9)
-    for j in range(k - 1):
-        f = a[j + 1:, j] / a[j, j]
-        a[j + 1:, j + 1:] -= f[:, None, :] * a[j, j + 1:][None]
-    x = np.empty((k, n))
-    for j in range(k - 1, -1, -1):
-        v = a[j, k] - (a[j, j + 1: k] * x[j + 1:]).sum(axis=0) if j < k - 1 else a[j, k]
-        x[j] = v / a[j, j]
-    x = x.T
-    bad = ~np.isfinite(x).all(axis=1)
-    if bad.any():
-        x[bad] = 0.0
-    return x
-
-
 def _parabola_min(x: np.ndarray, y: np.ndarray) -> float:
     """The minimum of the parabola through the lowest of the points (x sorted) and its two
     neighbours, within them; the lowest point itself at an end or where the parabola opens down."""
@@ -312,130 +271,59 @@ def _parabola_min(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _fit_lips(rho, y, wt, p, s, lo, hi, cmax, iters: int = ITERS, fit_s: bool = False, hold: tuple = (),
-              rim: bool = True, wprior=None, s_max: float = 4.0, fmin=None, fmax=None):
-    """Levenberg–Marquardt on every profile at once (a profile leaves the loop once its
-    damping has grown past any useful step or a step gains next to nothing; ``iters`` is only a
-    safety cap). ``hold``: indices of parameters held where they are (left out of the normal
-    equations); ``rim=False``: a pore without a bright rim (A held at 0), else the secant law
-    holds. ``wprior`` (k, weight): a soft prior on the rim's width, one more residual per
-    profile, weight·(w/(k·R) − 1). ``fmin``, ``fmax`` (per profile, optional):
-    the film level's bounds, else 0.7 and 1.4. Returns (params, σ or None, cost, the prior's
-    term included).
+              rim: bool = True, wprior=None, s_max: float = 4.0, fmin=None, fmax=None, its=None):
+    """Levenberg–Marquardt on each profile (a profile's fit ends once its damping has grown past
+    any useful step or a step gains next to nothing; ``iters`` is only a safety cap). ``hold``:
+    indices of parameters held where they are (left out of the normal equations); ``rim=False``:
+    a pore without a bright rim (A held at 0), else the secant law holds. ``wprior`` (k,
+    weight): a soft prior on the rim's width, one more residual per profile,
+    weight·(w/(k·R) − 1). ``fmin``, ``fmax`` (per profile, optional): the film level's bounds,
+    else 0.7 and 1.4. ``its`` (optional, (n,) int64): receives each profile's LM iterations.
+    Returns (params, σ or None, cost, the prior's term included).
 
-    Work saved without changing a step: the normal equations (JᵀJ, Jᵀr) are kept per profile and
-    the Jacobian is computed only where a step was taken and the profile goes on (a rejected
-    step leaves them as they were); with the inner step's radius and σ held, its blurred
-    profile (one of the three special functions per point) is computed once, and again only
-    on profiles whose R2 the bounds moved."""
+    Each step: the normal equations of the profile's weighted residuals (:func:`_lip_model`'s
+    Jacobian) damped by λ·(diag JᵀJ + 10⁻⁹), the step clamped to the bounds, kept where the cost
+    falls (λ × 0.3) else not (λ × 8). Compiled (:mod:`._lipfit`, numba, imported here on first
+    use): in numpy every iteration of the batch cost ~120 numpy calls (~0.2 ms however few
+    profiles still ran: ~440 iterations on a dense SEM view), ~40 % of the CPU for the same
+    lips to ~10⁻¹⁰ px (docs/records/sem-edges.md, round six). Each profile's fit is its own,
+    whatever else is in the batch."""
+    from ._lipfit import fit_lips
+
     n = p.shape[0]
-    p = p.copy()
-    s = np.broadcast_to(np.asarray(s, np.float64), (n,)).copy()
-    cols = tuple(k for k in range(NP) if k not in hold)
-    jcols = cols + ((7,) if fit_s else ())
-    free = list(cols)
-    prior = None
-    if wprior is not None and rim and 0 in cols and 3 in cols:
-        prior = tuple(np.broadcast_to(np.asarray(v, np.float64), (n,)) for v in wprior)
-        i0, i3 = cols.index(0), cols.index(3)
-    lam = np.full(n, 1e-2)
-    # the inner step held (R2 and σ fixed but for the bounds): its blurred profile once
-    S2c = _inner_step(rho, p[:, 5:6], s[:, None]) if 5 not in cols and not fit_s else None
-    R2c, sc = (p[:, 5].copy(), s.copy()) if S2c is not None else (None, None)
 
-    def value(ix, q, qs):
-        """Weighted residuals of profiles ``ix`` at (q, qs) and the terms their Jacobian
-        shares; with the prior on the rim's width, one more residual per profile."""
-        rh = rho[ix]
-        S2 = None
-        if S2c is not None:
-            S2 = S2c[ix]
-            chg = (q[:, 5] != R2c[ix]) | (qs != sc[ix])
-            if chg.any():
-                S2[chg] = _inner_step(rh[chg], q[chg, 5:6], qs[chg][:, None])
-        rimt = 2 in cols or 3 in cols or bool(np.any(q[:, 2]))
-        m, t = _lip_value(rh, q, qs[:, None], rimt, S2)
-        m -= y[ix]
-        m *= wt[ix]
-        if prior is not None:
-            kR = prior[0][ix] * np.maximum(q[:, 0], 0.2)
-            e = prior[1][ix] * (q[:, 3] / kR - 1.0)
-            m = np.concatenate([m, e[:, None]], axis=1)
-        return m, t
+    def arr(v, default=0.0):
+        """``v`` (``default`` where None) as a writable C-contiguous float64 array of n rows: one
+        compiled signature for every call (a read-only or strided array is another)."""
+        v = np.ascontiguousarray(np.broadcast_to(np.asarray(default if v is None else v, np.float64), (n,) + np.shape(v)[1:]))
+        return v if v.flags.writeable else v.copy()
 
-    def normal(t, ix, q, r, rows):
-        """JᵀJ and Jᵀr of profiles ``ix[rows]``."""
-        J = _lip_jac(t, jcols, rows)
-        J *= wt[ix[rows]][:, None, :]
-        rr = r[rows]
-        if prior is None:
-            return J @ J.transpose(0, 2, 1), (J @ rr[..., None])[..., 0]
-        # the prior's residual (the last column of r) touches only w and R: its rank-one term
-        # added to the normal equations (no copy of J with one more column)
-        m_ = J.shape[2]
-        JTJ = J @ J.transpose(0, 2, 1)
-        g = (J @ rr[:, :m_, None])[..., 0]
-        qr = q[rows]
-        kR = prior[0][ix[rows]] * np.maximum(qr[:, 0], 0.2)
-        psc = prior[1][ix[rows]]
-        e3 = psc / kR
-        e0 = -psc * qr[:, 3] / (kR * np.maximum(qr[:, 0], 0.2))
-        JTJ[:, i3, i3] += e3 * e3
-        JTJ[:, i0, i0] += e0 * e0
-        JTJ[:, i0, i3] += e0 * e3
-        JTJ[:, i3, i0] += e0 * e3
-        re_ = rr[:, m_]
-        g[:, i3] += e3 * re_
-        g[:, i0] += e0 * re_
-        return JTJ, g
+    p, s = np.array(p, np.float64, order="C"), arr(s)
+    cols = np.array([k for k in range(NP) if k not in hold], np.int64)
+    prior = wprior is not None and rim and 0 in cols and 3 in cols
+    pk, pw = (arr(v) for v in (wprior if prior else (1.0, 0.0)))
+    its = np.zeros(n, np.int64) if its is None else its
+    rows = (arr(rho), arr(y), arr(wt), p, s, arr(lo), arr(hi), arr(cmax), arr(fmin, 0.7), arr(fmax, 1.4), pk, pw)  # per profile
+    cost = np.empty(n)
+    # the profiles in shares taken in turn by this thread and, where one is free, a worker (the
+    # compiled loop holds no GIL): each profile's fit is its own, so the same fits whoever runs
+    # them, and neither thread waits for the other's share to be handed out
+    chunks = iter(range(0, n, FIT_SHARE))
+    lock = threading.Lock()
 
-    # (scalars without per-profile bounds: no gather per iteration on the rimmed path)
-    f_lo = 0.7 if fmin is None else np.asarray(fmin, np.float64)
-    f_hi = 1.4 if fmax is None else np.asarray(fmax, np.float64)
-    per = fmin is not None
-    mn, mx = np.minimum, np.maximum  # the ufuncs: np.clip's wrapper costs more than the work here
+    def work():
+        while True:
+            with lock:
+                a = next(chunks, None)
+            if a is None:
+                return
+            b = min(a + FIT_SHARE, n)
+            cost[a:b] = fit_lips(*(v[a:b] for v in rows), cols, bool(fit_s), bool(rim), bool(prior), int(iters), float(s_max), its[a:b])
 
-    def clamp(p, s, ix):
-        p[:, 0] = mn(mx(p[:, 0], lo[ix]), hi[ix])
-        p[:, 4] = mn(mx(p[:, 4], f_lo[ix] if per else f_lo), f_hi[ix] if per else f_hi)
-        # the cavity below the rim is darker than the film: in the darker half between the
-        # film and the pore's darkest point; a floor or neck deeper inside darker still
-        p[:, 1] = mn(mx(p[:, 1], -0.5), cmax[ix])
-        p[:, 2] = mn(mx(p[:, 2], 0.0), 5.0)
-        p[:, 3] = mn(mx(p[:, 3], 0.05), mx(p[:, 0], 0.2))
-        # secant law: the wall tilting down at the lip emits more than the flat film, never less
-        p[:, 2] = mx(p[:, 2], p[:, 4] - p[:, 1]) if rim else 0.0
-        p[:, 5] = mn(mx(p[:, 5], 0.3 * p[:, 0]), mx(p[:, 0] - 0.5, 0.3 * p[:, 0]))
-        p[:, 6] = mn(mx(p[:, 6], -0.5), p[:, 1])
-        mn(mx(s, 0.25, out=s), s_max, out=s)
-
-    ix = np.arange(n)
-    r, t = value(ix, p, s)
-    cost = np.einsum("nm,nm->n", r, r)
-    JTJ, g = normal(t, ix, p, r, slice(None))
-    for _ in range(iters):
-        la = lam[ix]
-        step = _damped_step(JTJ, g, la)
-        q = p[ix]
-        q[:, free] += step[:, : len(cols)]
-        qs = s[ix] + (step[:, -1] if fit_s else 0.0)
-        clamp(q, qs, ix)
-        r2, t2 = value(ix, q, qs)
-        c2 = np.einsum("nm,nm->n", r2, r2)
-        c1 = cost[ix]
-        ok = c2 < c1
-        upd = ix[ok]
-        p[upd], s[upd], cost[upd] = q[ok], qs[ok], c2[ok]
-        lam[ix] = np.where(ok, la * 0.3, la * 8.0)
-        # done: no step helps any more, or the last one gained next to nothing
-        dR = step[:, 0] if 0 in cols else np.zeros(ix.size)
-        go = (lam[ix] < 1e4) & ~(ok & ((c1 - c2 <= 1e-4 * c1) | (np.abs(dR) < 2e-3)))
-        more = np.flatnonzero(ok & go)
-        if more.size:
-            JTJ[more], g[more] = normal(t2, ix, q, r2, more)
-        if not go.all():
-            ix, JTJ, g = ix[go], JTJ[go], g[go]
-        if ix.size == 0:
-            break
+    helper = pool().submit(work) if n > FIT_SHARE else None
+    work()
+    if helper is not None and not helper.cancel():
+        helper.result()
     return p, (s if fit_s else None), cost
 
 
@@ -592,25 +480,6 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     def fb(fmin, fmax, j):
         return {} if fmin is None else {"fmin": fmin[j], "fmax": fmax[j]}
 
-    def fit_chunk(j, qq, sj, cm, fmin, fmax, args):
-        """_fit_lips on pores ``j`` (start ``qq``, σ ``sj``), in two halves on two threads from
-        SPLIT pores on."""
-        if j.size >= SPLIT:
-            # two halves on two threads (numpy's ufuncs and matmul release the GIL)
-
-            h2 = j.size // 2
-            fut = pool().submit(_fit_lips, rho_w[j[h2:]], y[j[h2:]], wt[j[h2:]], qq[h2:], sj if np.ndim(sj) == 0 else sj[h2:],
-                                 lo[j[h2:]], hi[j[h2:]], cm[j[h2:]], **args, **fb(fmin, fmax, j[h2:]))
-            a = _fit_lips(rho_w[j[:h2]], y[j[:h2]], wt[j[:h2]], qq[:h2], sj if np.ndim(sj) == 0 else sj[:h2],
-                          lo[j[:h2]], hi[j[:h2]], cm[j[:h2]], **args, **fb(fmin, fmax, j[:h2]))
-            b = fut.result()
-            pr = np.concatenate([a[0], b[0]])
-            sr = None if a[1] is None else np.concatenate([a[1], b[1]])
-            cr = np.concatenate([a[2], b[2]])
-        else:
-            pr, sr, cr = _fit_lips(rho_w[j], y[j], wt[j], qq, sj, lo[j], hi[j], cm[j], **args, **fb(fmin, fmax, j))
-        return pr, sr, cr
-
     def fit(ix, q, s, rim_ok, **kw):
         """_fit_lips on pores ``ix``, rimmed ones with the secant law, the others with A = 0."""
         q, cost, sb = q.copy(), np.zeros(len(ix)), np.zeros(len(ix))
@@ -634,7 +503,7 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
             for c0_ in range(0, j.size, FIT_CHUNK):
                 cj, cq = j[c0_: c0_ + FIT_CHUNK], qq[c0_: c0_ + FIT_CHUNK]
                 cs = sj if np.ndim(sj) == 0 or j.size <= FIT_CHUNK else sj[c0_: c0_ + FIT_CHUNK]
-                pr, sr, cr = fit_chunk(cj, cq, cs, cm, fmin, fmax, args)
+                pr, sr, cr = _fit_lips(rho_w[cj], y[cj], wt[cj], cq, cs, lo[cj], hi[cj], cm[cj], **args, **fb(fmin, fmax, cj))
                 prs.append(pr), srs.append(sr), crs.append(cr)
             if len(prs) == 1:
                 pr, sr, cr = prs[0], srs[0], crs[0]

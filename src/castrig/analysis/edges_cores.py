@@ -334,9 +334,10 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     owner: a few passes over the pores' pixels instead of a feature transform of the image (the
     pores in two halves on two threads, the minima merged).
 
-    The pores are taken in groups of equal disc size, each group one (pores, offsets) array: no
-    per-candidate index arrays (repeat, gathers), and the image-border checks only on groups that
-    reach the border. Each pore's pixels come out in the order of its offsets, as before (the
+    The pores are taken in order of their disc size, each pore's candidates in one compiled loop
+    (:mod:`._porepix`: two passes, the least code of each pixel, then the pixels each pore
+    holds; 2026-12-07, the same pixels for half the CPU of the numpy passes over (pores,
+    offsets) arrays). Each pore's pixels come out in the order of its offsets, as before (the
     profiles' sums per bin add in the same order); the pores in the order of their groups."""
 
     flat, own, rho, _ = _pore_pixels_flat(lab, centres, r_core, ring)
@@ -390,78 +391,27 @@ def _pore_pixel_batches(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray
     def choose(sub: np.ndarray, emit: np.ndarray | None, r0: int, r1: int):
         """The pixels of pores ``sub`` (whose candidates lie in rows r0..r1−1) that are theirs,
         of those in ``emit`` (a mask over ``sub``'s pores; None: all)."""
+        from ._porepix import least_codes, winners
+
         base, size = r0 * w, (r1 - r0) * w
         by_k = sub[np.argsort(k[sub], kind="stable")]
-        ks, first = np.unique(k[by_k], return_index=True)
-        ends = np.append(first[1:], by_k.size)
-        groups = [(int(kk), by_k[a: b]) for kk, a, b in zip(ks, first, ends)]
-
-        def candidates(grs):
-            """(flat index, pore, ρ, code, per-pixel minimum of code) of the candidate pixels of
-            the pore groups ``grs``: inside the image and within reach."""
-            # (each group's selection written straight into one buffer: no concatenated copies)
-            cap = sum(kk * g.size for kk, g in grs)
-            flat, pore, rho_o = np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap)
-            m = 0
-            for kk, g in grs:
-                # ρ as the square root of the squares, in place (np.hypot is ~4× dearer; its last bit
-                # differs on a sixth of the pixels, which moved a real top view's opening by 0.0002)
-                rho = oy[None, :kk] + fy[g, None]
-                rho *= rho
-                dx = ox[None, :kk] + fx[g, None]
-                dx *= dx
-                rho += dx
-                np.sqrt(rho, out=rho)
-                dg = rho - r_core[g, None]
-                sel = dg <= ring
-                gr, gc = cr[g], cc0[g]
-                if int(gr.min()) - kmax < 0 or int(gr.max()) + kmax >= h or int(gc.min()) - kmax < 0 or int(gc.max()) + kmax >= w:
-                    # the unsigned view of a row or column makes a negative one large
-                    sel &= (gr[:, None] + oy[None, :kk]).view(np.uint32) < h
-                    sel &= (gc[:, None] + ox[None, :kk]).view(np.uint32) < w
-                sf = sel.ravel()
-                per = np.count_nonzero(sel, axis=1)
-                e = m + int(per.sum())
-                np.compress(sf, ((gr.astype(np.int64) * w + gc)[:, None] + of[None, :kk]).ravel(), out=flat[m:e])
-                pore[m:e] = np.repeat(g, per)  # (row-major selection: each pore's count in a row)
-                np.compress(sf, rho.ravel(), out=rho_o[m:e])
-                m = e
-            flat, pore, rho = flat[:m], pore[:m], rho_o[:m]
-            d = rho - r_core[pore]  # (the same operands as dg: the same values)
-            # a core pixel is its own core's, whatever the circles say
-            own_core = lf[flat] == pore + 1
-            d[own_core] = -1e3
-            d += 2e3
-            d *= 65536.0
-            code = d.astype(np.int64)  # (d > 0: truncation is the floor)
-            code <<= bits
-            code |= pore
-            best = np.full(size, np.iinfo(np.int64).max, np.int64)
-            np.minimum.at(best, flat - base if base else flat, code)
-            return flat, pore, rho, code, best, own_core
-
-        # two halves of the candidates (by count) for the two threads
-        tot = np.cumsum([kk * g.size for kk, g in groups])
-        cut = int(np.searchsorted(tot, 0.5 * tot[-1])) + 1 if groups else 0
-        job = pool().submit(candidates, groups[cut:])
-        parts = [candidates(groups[:cut]), job.result()]
-        best = np.minimum(parts[0][4], parts[1][4], out=parts[0][4])
-        # each part's winners written straight into the outputs (no concatenated copies)
-        mines = [best[pt[0] - base if base else pt[0]] == pt[3] for pt in parts]
+        keep = np.ones(n, bool)
         if emit is not None:
-            keep = np.zeros(n, bool)
+            keep[:] = False
             keep[sub[emit]] = True
-            for mine, pt in zip(mines, parts):
-                mine &= keep[pt[1]]
-        tot = sum(int(np.count_nonzero(mine)) for mine in mines)
-        out = (np.empty(tot, np.int64), np.empty(tot, np.int32), np.empty(tot), np.empty(tot, bool))
-        m = 0
-        for (flat, pore, rho, _, _, own_core), mine in zip(parts, mines):
-            e = m + int(np.count_nonzero(mine))
-            for src, dst in zip((flat, pore, rho, own_core), out):
-                np.compress(mine, src, out=dst[m:e])
-            m = e
-        return out[0], out[1].astype(np.intp), out[2], out[3]
+        # the pores in two halves (by candidates) on two threads (the compiled loops hold no GIL):
+        # each half's least codes, merged; then each half's winners, in the pores' order
+        cut = int(np.searchsorted(np.cumsum(k[by_k]), 0.5 * float(k[by_k].sum()))) + 1
+        halves = (by_k[:cut], by_k[cut:])
+        shared = (k, oy, ox, of, fy, fx, cr, cc0, r_core, float(ring), lf, h, w, bits, base)
+        bests = [np.full(size, np.iinfo(np.int64).max, np.int64) for _ in halves]
+        job = pool().submit(least_codes, halves[1], *shared, bests[1])
+        caps = [least_codes(halves[0], *shared, bests[0]), job.result()]
+        best = np.minimum(bests[0], bests[1], out=bests[0])
+        job = pool().submit(winners, halves[1], *shared, best, keep, caps[1])
+        parts = [winners(halves[0], *shared, best, keep, caps[0]), job.result()]
+        flat, pore, rho, own_core = (np.concatenate([a, b]) for a, b in zip(*parts))
+        return flat, pore, rho, own_core
 
     total = int(k.sum())
     if budget is None or total <= budget:

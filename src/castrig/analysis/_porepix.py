@@ -1,0 +1,111 @@
+"""The SEM pores' pixels chosen in one compiled loop (numba; :func:`.edges_cores._pore_pixel_batches`).
+
+Why compiled: in numpy each pore group's candidate pixels (a dense 1024² view: ~1.4 M) were
+computed into (pores, offsets) arrays, compressed, scattered and compressed again, ~60-90 ms of
+CPU a view; here two passes over the same candidates (the minimum of each pixel's code, then
+each pore's pixels that hold it, in the same order) write only the winners, each pass in two
+halves of the pores on two threads. The same values:
+ρ by the same operations (the square root of the squares), the same codes, the pixels in the
+same order. Imported where the SEM path chooses pixels, never by an optical analysis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def least_codes(pores, k, oy, ox, of, fy, fx, cr, cc, r_core, ring, lf, h, w, bits, base, best):
+    """Each pixel's least code over the candidates of ``pores`` (into ``best``, over the rows
+    whose flat indices start at ``base``): (distance beyond the core's circle in 1/65536 px, a
+    core pixel's own core first) << ``bits`` | pore. Returns the count of candidates.
+
+    A pore's candidates: the first ``k`` of the offsets (``oy``, ``ox``, flat steps ``of``,
+    sorted by length) about its centre pixel (``cr``, ``cc``; its centre's fraction ``fy``,
+    ``fx``), inside the image and within ``ring`` of its core's circle; ρ as the square root
+    of the squares (:func:`winners` computes them alike)."""
+    total = 0
+    for g in pores:
+        gr, gc = cr[g], cc[g]
+        c0 = np.int64(gr) * w + gc
+        for o in range(k[g]):
+            r = gr + oy[o]
+            c = gc + ox[o]
+            if r < 0 or r >= h or c < 0 or c >= w:
+                continue
+            rho = oy[o] + fy[g]
+            rho *= rho
+            dx = ox[o] + fx[g]
+            dx *= dx
+            rho += dx
+            rho = np.sqrt(rho)
+            d = rho - r_core[g]
+            if not d <= ring:
+                continue
+            total += 1
+            flat = c0 + of[o]
+            if lf[flat] == g + 1:
+                d = -1e3
+            d += 2e3
+            d *= 65536.0
+            code = (np.int64(d) << bits) | g
+            i = flat - base
+            if code < best[i]:
+                best[i] = code
+    return total
+
+
+@njit(cache=True, nogil=True)
+def winners(pores, k, oy, ox, of, fy, fx, cr, cc, r_core, ring, lf, h, w, bits, base, best, keep, cap):
+    """The candidates of ``pores`` (:func:`least_codes`; in this order, each pore's in the order
+    of its offsets) that hold their pixel's least code, of the pores whose ``keep`` is set:
+    (flat index, pore, ρ, in its own core); ``cap``: at least their count."""
+    out_f = np.empty(cap, np.int64)
+    out_p = np.empty(cap, np.int64)
+    out_r = np.empty(cap)
+    out_c = np.empty(cap, np.bool_)
+    m = 0
+    for g in pores:
+        if not keep[g]:
+            continue
+        gr, gc = cr[g], cc[g]
+        c0 = np.int64(gr) * w + gc
+        for o in range(k[g]):
+            r = gr + oy[o]
+            c = gc + ox[o]
+            if r < 0 or r >= h or c < 0 or c >= w:
+                continue
+            rho = oy[o] + fy[g]
+            rho *= rho
+            dx = ox[o] + fx[g]
+            dx *= dx
+            rho += dx
+            rho = np.sqrt(rho)
+            d = rho - r_core[g]
+            if not d <= ring:
+                continue
+            flat = c0 + of[o]
+            own = lf[flat] == g + 1
+            if own:
+                d = -1e3
+            d += 2e3
+            d *= 65536.0
+            if best[flat - base] == (np.int64(d) << bits) | g:
+                out_f[m] = flat
+                out_p[m] = g
+                out_r[m] = rho
+                out_c[m] = own
+                m += 1
+    return out_f[:m], out_p[:m], out_r[:m], out_c[:m]
+
+
+def compile_now() -> None:
+    """Compile both passes (or load them from their cache) by choosing the pixels of two small
+    pores through :func:`castrig.analysis.edges_cores.pore_pixels`, so with the signature the
+    SEM path uses."""
+    from .edges_cores import pore_pixels
+
+    lab = np.zeros((24, 24), np.int32)
+    lab[4:8, 4:8], lab[14:19, 14:19] = 1, 2
+    pore_pixels(lab, np.array([[5.5, 5.5], [16.0, 16.0]]), np.array([2.2, 2.8]), 4)
