@@ -194,6 +194,27 @@ class _Recorder(LoopbackServer):
             self.received += chunk
 
 
+@pytest.fixture
+def ptys() -> Iterator[dict[str, tuple[int, int]]]:
+    """A real pty per pump role (master, slave): the serial ports of the tests below."""
+    pairs = {r: os.openpty() for r in ROLES}
+    yield pairs
+    for master, slave in pairs.values():
+        os.close(master)
+        os.close(slave)
+
+
+def _nothing_reached(ptys: dict[str, tuple[int, int]]) -> None:
+    """Not a byte reached any of the ports from a refused second process."""
+    for r, (master, _) in ptys.items():
+        os.set_blocking(master, False)
+        try:
+            got = os.read(master, 4096)
+        except BlockingIOError:
+            got = b""
+        assert got == b"", f"{r}: {got!r} reached the port"
+
+
 def _serial_profile(path: Path, urls: dict[str, str | dict], *, name: str = "rig-under-test") -> Path:
     """A profile reaching each role of ``urls`` through a pyserial URL (or a whole link dict)."""
     devices = {
@@ -300,67 +321,46 @@ SAME_PORT = {"device node": lambda node: node, "VISA ASRL resource": lambda node
 
 
 @pytest.mark.parametrize("spelling", list(SAME_PORT))
-def test_a_serial_port_by_its_symlink_or_as_a_visa_resource_is_the_same_port(tmp_path, reap, spelling):
+def test_a_serial_port_by_its_symlink_or_as_a_visa_resource_is_the_same_port(tmp_path, reap, spelling, ptys):
     """A lab names a USB adapter by its stable symlink (``/dev/serial/by-id/...``) in one profile
     and by its device node, as a VISA ``ASRL...::INSTR`` resource, or through a pyserial wrapper
     (``spy://``, ``alt://``) in another: the second run is refused and not a byte reaches the
     ports (real ptys here, their symlinks in tmp_path)."""
-    ptys = {r: os.openpty() for r in ROLES}
-    try:
-        nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
-        by_id = tmp_path / "by-id"
-        by_id.mkdir()
-        for r, node in nodes.items():
-            (by_id / f"usb-FTDI_{r}-if00-port0").symlink_to(node)
-        second_profile = _serial_profile(tmp_path / "second.yaml",
-                                         {r: SAME_PORT[spelling](nodes[r]) for r in ROLES})
-        with _holding_rig(_serial_profile(tmp_path / "owner.yaml",
-                                          {r: str(by_id / f"usb-FTDI_{r}-if00-port0") for r in ROLES})) as owner:
-            second = castrig("run", str(DATA / "short.yaml"), "--profile", str(second_profile), "--data", str(tmp_path / "runs"))
+    nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    for r, node in nodes.items():
+        (by_id / f"usb-FTDI_{r}-if00-port0").symlink_to(node)
+    second_profile = _serial_profile(tmp_path / "second.yaml",
+                                     {r: SAME_PORT[spelling](nodes[r]) for r in ROLES})
+    with _holding_rig(_serial_profile(tmp_path / "owner.yaml",
+                                      {r: str(by_id / f"usb-FTDI_{r}-if00-port0") for r in ROLES})) as owner:
+        second = castrig("run", str(DATA / "short.yaml"), "--profile", str(second_profile), "--data", str(tmp_path / "runs"))
 
-        _refused_naming(second, owner, tmp_path / "runs")
-        for r, (master, _) in ptys.items():
-            os.set_blocking(master, False)
-            try:
-                got = os.read(master, 4096)
-            except BlockingIOError:
-                got = b""
-            assert got == b"", f"{r}: {got!r} reached the port"
-    finally:
-        for master, slave in ptys.values():
-            os.close(master)
-            os.close(slave)
+    _refused_naming(second, owner, tmp_path / "runs")
+    _nothing_reached(ptys)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a device node (mknod) needs root")
-def test_another_node_of_the_same_device_is_the_same_port(tmp_path, reap):
+def test_another_node_of_the_same_device_is_the_same_port(tmp_path, reap, ptys):
     """A port reached through a node of its own (``docker run --device /dev/ttyUSB0:/dev/pump``,
     a node made with mknod, a bind mount: another path, not a symlink) is the port itself: a second
     ``castrig safe`` naming those nodes while a run owns the devices is refused busy (exit 4),
     naming the owner, and nothing reaches the ports. Keyed by real path, it took locks of its own
     and went on to open the ports (here ptys, which refuse a node outside /dev/pts: exit 5)."""
-    ptys = {r: os.openpty() for r in ROLES}
-    try:
-        nodes = {}
-        for r, (_, slave) in ptys.items():
-            nodes[r] = tmp_path / f"pump-{r}"
-            os.mknod(nodes[r], 0o600 | stat.S_IFCHR, os.fstat(slave).st_rdev)
-        owner = hold_rig(reap, _serial_profile(tmp_path / "owner.yaml", {r: os.ttyname(s) for r, (_, s) in ptys.items()}))
-        second = castrig("safe", "--profile", str(_serial_profile(tmp_path / "second.yaml", {r: str(n) for r, n in nodes.items()})))
+    nodes = {}
+    for r, (_, slave) in ptys.items():
+        nodes[r] = tmp_path / f"pump-{r}"
+        os.mknod(nodes[r], 0o600 | stat.S_IFCHR, os.fstat(slave).st_rdev)
+    owner = hold_rig(reap, _serial_profile(tmp_path / "owner.yaml", {r: os.ttyname(s) for r, (_, s) in ptys.items()}))
+    second = castrig("safe", "--profile", str(_serial_profile(tmp_path / "second.yaml", {r: str(n) for r, n in nodes.items()})))
 
-        assert second.returncode == 4, second.stdout + second.stderr
-        assert f"pid {owner.pid}" in second.stderr and str(tmp_path / "pump-") in second.stderr
-        for r, (master, _) in ptys.items():
-            os.set_blocking(master, False)
-            with pytest.raises(BlockingIOError):
-                os.read(master, 4096)
-    finally:
-        for master, slave in ptys.values():
-            os.close(master)
-            os.close(slave)
+    assert second.returncode == 4, second.stdout + second.stderr
+    assert f"pid {owner.pid}" in second.stderr and str(tmp_path / "pump-") in second.stderr
+    _nothing_reached(ptys)
 
 
-def test_a_run_of_the_castrig_before_an_upgrade_is_seen_by_the_castrig_after_it(tmp_path, reap):
+def test_a_run_of_the_castrig_before_an_upgrade_is_seen_by_the_castrig_after_it(tmp_path, reap, ptys):
     """A night's run goes on in the castrig it was started with while castrig is upgraded; in the
     morning ``castrig safe`` of the new one must see that run's device locks, taken under the keys
     of before (a device file by its real path, a TCP host by its IPv4 address), though it keys
@@ -368,60 +368,42 @@ def test_a_run_of_the_castrig_before_an_upgrade_is_seen_by_the_castrig_after_it(
     stood for by a process holding exactly those lock files."""
     from castrig.rig.ownership import _lock_path
 
-    ptys = {r: os.openpty() for r in ROLES}
-    try:
-        nodes = {r: os.ttyname(s) for r, (_, s) in ptys.items()}
-        profile = _serial_profile(tmp_path / "rig.yaml", nodes)
-        before = sorted(str(_lock_path("dev:" + os.path.realpath(n))) for n in nodes.values())
-        owner = reap(subprocess.Popen(
-            [sys.executable, "-c", "import time; from castrig import oslock; "
-             f"[oslock.acquire(p, purpose='castrig run night.yaml', what='x') for p in {before!r}]; "
-             "print('owned', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True))
-        assert owner.stdout.readline().strip() == "owned"
-        second = castrig("safe", "--profile", str(profile))
+    nodes = {r: os.ttyname(s) for r, (_, s) in ptys.items()}
+    profile = _serial_profile(tmp_path / "rig.yaml", nodes)
+    before = sorted(str(_lock_path("dev:" + os.path.realpath(n))) for n in nodes.values())
+    owner = reap(subprocess.Popen(
+        [sys.executable, "-c", "import time; from castrig import oslock; "
+         f"[oslock.acquire(p, purpose='castrig run night.yaml', what='x') for p in {before!r}]; "
+         "print('owned', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True))
+    assert owner.stdout.readline().strip() == "owned"
+    second = castrig("safe", "--profile", str(profile))
 
-        assert second.returncode == 4, second.stdout + second.stderr
-        assert f"pid {owner.pid}" in second.stderr
-        for r, (master, _) in ptys.items():
-            os.set_blocking(master, False)
-            with pytest.raises(BlockingIOError):
-                os.read(master, 4096)
-    finally:
-        for master, slave in ptys.values():
-            os.close(master)
-            os.close(slave)
+    assert second.returncode == 4, second.stdout + second.stderr
+    assert f"pid {owner.pid}" in second.stderr
+    _nothing_reached(ptys)
 
 
-def test_a_port_another_process_holds_open_exclusively_is_busy_not_unreachable(tmp_path, reap):
+def test_a_port_another_process_holds_open_exclusively_is_busy_not_unreachable(tmp_path, reap, ptys):
     """Two castrig processes whose device locks are in two folders (one operator's shell sets
     $CASTRIG_LOCK_DIR, as the lock folder's own error advises; ``sudo castrig safe`` where /run/lock
     is root's alone) do not see each other's locks: the port's own exclusive lock (pyserial's
     ``exclusive``, a flock) is then what keeps the second off. It kept it off, but said 'rig not
     reachable' (exit 5), which for a resume goes on to make safe whatever does open. Now busy
     (exit 4), naming the port, before anything is sent."""
-    ptys = {r: os.openpty() for r in ROLES}
-    try:
-        nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
-        owner = reap(subprocess.Popen(
-            [sys.executable, "-c", "import sys, time; from castrig.links.serial_link import SerialLink; "
-             f"links = [SerialLink(n, exclusive=True) for n in {sorted(nodes.values())!r}]; print('open', flush=True); "
-             "time.sleep(60)"], stdout=subprocess.PIPE, text=True, env={**os.environ, "CASTRIG_LOCK_DIR": str(tmp_path / "a")}))
-        assert owner.stdout.readline().strip() == "open"
-        (tmp_path / "b").mkdir()
-        second = castrig("safe", "--profile", str(_serial_profile(tmp_path / "rig.yaml", nodes)),
-                         CASTRIG_LOCK_DIR=str(tmp_path / "b"))
+    nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
+    owner = reap(subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from castrig.links.serial_link import SerialLink; "
+         f"links = [SerialLink(n, exclusive=True) for n in {sorted(nodes.values())!r}]; print('open', flush=True); "
+         "time.sleep(60)"], stdout=subprocess.PIPE, text=True, env={**os.environ, "CASTRIG_LOCK_DIR": str(tmp_path / "a")}))
+    assert owner.stdout.readline().strip() == "open"
+    (tmp_path / "b").mkdir()
+    second = castrig("safe", "--profile", str(_serial_profile(tmp_path / "rig.yaml", nodes)),
+                     CASTRIG_LOCK_DIR=str(tmp_path / "b"))
 
-        assert second.returncode == 4, second.stdout + second.stderr
-        said = " ".join(second.stderr.split())
-        assert "held open exclusively by another process" in said and "/dev/pts/" in said, said
-        for r, (master, _) in ptys.items():
-            os.set_blocking(master, False)
-            with pytest.raises(BlockingIOError):
-                os.read(master, 4096)
-    finally:
-        for master, slave in ptys.values():
-            os.close(master)
-            os.close(slave)
+    assert second.returncode == 4, second.stdout + second.stderr
+    said = " ".join(second.stderr.split())
+    assert "held open exclusively by another process" in said and "/dev/pts/" in said, said
+    _nothing_reached(ptys)
 
 
 def test_a_visa_instrument_with_its_default_device_name_left_out_is_the_same_instrument(tmp_path):
@@ -501,7 +483,7 @@ def test_a_queue_whose_rig_cannot_be_opened_stops_with_every_recipe_listed(tmp_p
     assert [i["outcome"] for i in state["items"]] == ["not run", "not run"]
 
 
-def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, reap):
+def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, reap, ptys):
     """The first user to run castrig made /run/lock/castrig 0755 and its lock files 0644: every
     other user's run was refused on every rig ("Permission denied"), and the advice to set
     $CASTRIG_LOCK_DIR gave that user locks no one else saw. Now the folder is 1777 (as /tmp) and
@@ -510,21 +492,15 @@ def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, r
 
     from castrig.rig.ownership import _lock_path, lock_dir, serial_key
 
-    ptys = {r: os.openpty() for r in ROLES}
-    try:
-        nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
-        folder = lock_dir()
-        if folder.is_dir() and folder.stat().st_uid == os.getuid():
-            folder.chmod(0o755)  # as the first user's umask left it
-        owner = hold_rig(reap, _serial_profile(tmp_path / "owner.yaml", nodes))
-        assert stat.S_IMODE(folder.stat().st_mode) == 0o1777
-        for node in nodes.values():
-            assert stat.S_IMODE(_lock_path(serial_key(node)).stat().st_mode) == 0o666
-        owner.kill()
-    finally:
-        for master, slave in ptys.values():
-            os.close(master)
-            os.close(slave)
+    nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
+    folder = lock_dir()
+    if folder.is_dir() and folder.stat().st_uid == os.getuid():
+        folder.chmod(0o755)  # as the first user's umask left it
+    owner = hold_rig(reap, _serial_profile(tmp_path / "owner.yaml", nodes))
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o1777
+    for node in nodes.values():
+        assert stat.S_IMODE(_lock_path(serial_key(node)).stat().st_mode) == 0o666
+    owner.kill()
 
 
 def _camera_profile(path: Path, source: str) -> Path:
