@@ -37,7 +37,7 @@ def find_data_bar(image: np.ndarray) -> int | None:
     h = a.shape[0]
     if not _flat_rows(a[-2:]).any():
         return None
-    if any(_rotated_field(a, a.min())):  # the fill round a turned field, not a band of text
+    if any(_rotated_field(a)):  # the fill round a turned field, not a band of text
         return None
     k = int(h * MAX_SHARE)
     flat = _flat_rows(a[h - k:])
@@ -81,7 +81,8 @@ def find_margins(image: np.ndarray) -> tuple[int, int, int, int]:
     width on each side. Such a strip is no micrograph (a scanned line spreads over the noise);
     measured with the image, a light strip over a section read its film 9x thick, and a frame
     round a top view moved D by 4-8 %. Black is left alone: a clipped dark background looks the
-    same, and the saturated flag already speaks for it."""
+    same, and the saturated flag already speaks for it -- but for the fill round a turned field,
+    of any value (:func:`_rotated_field`: straight edges across the corners)."""
     a = np.asarray(image)
     if a.ndim != 2 or a.shape[0] < 32 or a.shape[1] < 32:
         return 0, 0, 0, 0
@@ -98,18 +99,19 @@ def find_margins(image: np.ndarray) -> tuple[int, int, int, int]:
             n, value = n + 1, (v if value is None else value)
         return n, value
 
+    turned = _rotated_field(a)  # (of any fill, black too: its straight edges tell it from a dark region)
+    if any(turned):
+        return turned
     h, w = a.shape
     sides = [run(a[i] for i in range(h // 4)), run(a[h - 1 - i] for i in range(h // 4)),
              run(a[:, j] for j in range(w // 4)), run(a[:, w - 1 - j] for j in range(w // 4))]
     if not any(n for n, _ in sides):
-        return _rotated_field(a, least)
+        return 0, 0, 0, 0
     # padding holds a value the image itself seldom does; a noise-free drawing's film rows
     # (its film one grey, the edge rows missing the pores) are the image: kept
     t, b, l, r = (n for n, _ in sides)
     inner = a[t:h - b, l:w - r]
-    kept = tuple(0 if n and np.count_nonzero(inner == v) >= 0.2 * inner.size else n for n, v in sides)
-    # (a turned field's fill reaches across a row or column of the edge where no corner of it does)
-    return kept if any(kept) else _rotated_field(a, least)  # type: ignore[return-value]
+    return tuple(0 if n and np.count_nonzero(inner == v) >= 0.2 * inner.size else n for n, v in sides)  # type: ignore[return-value]
 
 
 def strip_margins(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -127,18 +129,22 @@ def crop(image: np.ndarray, margins: tuple[int, int, int, int]) -> np.ndarray:
     return np.asarray(image)[t:h - b, l:w - r]
 
 
-def _rotated_field(a: np.ndarray, least) -> tuple[int, int, int, int]:
+def _rotated_field(a: np.ndarray) -> tuple[int, int, int, int]:
     """The margins round the largest centred upright rectangle inside a field turned by a rotation
-    whose corners were filled with one value above the image's least (an ImageJ rotation with
-    "enlarge", a fill of grey): (0, 0, 0, 0) when the corners are not such a fill. Measured with
-    its fill, a top view turned 30° in mid-grey read opening 0.14 and D 0.97 µm for 0.58 and 1.74,
-    unflagged, and claims 1-3 were met."""
+    whose corners were filled with one value (an ImageJ rotation with "enlarge", a scan cropped at
+    an angle; a fill of grey, white or black): (0, 0, 0, 0) when the corners are not such a fill.
+    Measured with its fill, a top view turned 30° in mid-grey read opening 0.14 and D 0.97 µm for
+    0.58 and 1.74, unflagged, and claims 1-3 were met; turned 7° or 20° in black (or 7° in white)
+    it was flagged saturated and nothing was measured. A black fill is told from a clipped dark
+    region at the border (left alone: see :func:`find_margins`) by its exact value reaching the
+    corners and by its straight edges: a turned field is a convex piece bounded by lines; an
+    upright one (a rectangular frame) is left to :func:`find_margins`."""
     from scipy import ndimage as ndi
 
     h, w = a.shape
     v = a[0, 0]
     none = (0, 0, 0, 0)
-    if v <= least or not (a[0, -1] == v and a[-1, 0] == v and a[-1, -1] == v):
+    if h < 32 or w < 32 or not (a[0, -1] == v and a[-1, 0] == v and a[-1, -1] == v):
         return none
     lab, _ = ndi.label(a == v)
     corners = {int(lab[0, 0]), int(lab[0, -1]), int(lab[-1, 0]), int(lab[-1, -1])}
@@ -153,6 +159,11 @@ def _rotated_field(a: np.ndarray, least) -> tuple[int, int, int, int]:
     first, last = field[rows].argmax(1), w - 1 - field[rows, ::-1].argmax(1)
     if rows[-1] - rows[0] + 1 != rows.size or (last - first + 1 - field[rows].sum(1) > 2).any():
         return none
+    cols = last.max() - first.min() + 1
+    if field.sum() >= 0.98 * rows.size * cols:
+        return none  # an upright field: a frame (find_margins)
+    if not (_two_lines(first, int(first.argmin())) and _two_lines(last, int(last.argmax()))):
+        return none  # its sides not straight: a dark region, not a turned field's fill
     cy, cx = np.argwhere(field).mean(0)
     hh, hw = (rows[-1] - rows[0] + 1) / 2, (last.max() - first.min() + 1) / 2
     lo, hi = 0.0, 1.0
@@ -170,3 +181,19 @@ def _rotated_field(a: np.ndarray, least) -> tuple[int, int, int, int]:
     if b - t + 1 < 32 or r - l + 1 < 32:
         return none
     return t, h - 1 - b, l, w - 1 - r
+
+
+def _two_lines(edge: np.ndarray, corner: int, tol_px: float = 2.0) -> bool:
+    """Whether ``edge`` (a field side's column, row by row) is two straight lines meeting at row
+    ``corner``, but for a few rows (the pixels of the turned edge that took the fill's value)."""
+    off = 0
+    for part in (edge[:corner + 1], edge[corner:]):
+        if part.size < 3:
+            continue
+        y = np.arange(part.size, dtype=float)
+        fit = np.polyval(np.polyfit(y, part, 1), y)
+        inl = np.abs(part - fit) <= tol_px
+        if inl.sum() >= 3:  # once more, from the rows on the line
+            fit = np.polyval(np.polyfit(y[inl], part[inl], 1), y)
+        off += int(np.count_nonzero(np.abs(part - fit) > tol_px))
+    return off <= 0.05 * edge.size
