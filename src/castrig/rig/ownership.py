@@ -31,15 +31,19 @@ from castrig.errors import Busy, RigUnreachable
 from castrig.rig.profile import OpenCVCameraConfig, Profile, SerialLinkConfig, VisaLinkConfig
 
 
+#: The folders a machine's lock folder is made in (one place, which a test points elsewhere).
+RUN_LOCK = Path("/run/lock")
+SHARED_TMP = Path(tempfile.gettempdir())
+
+
 def lock_dir() -> Path:
     """Where device locks live: the same folder for every user and process of this machine."""
     env = os.environ.get("CASTRIG_LOCK_DIR")
     if env:
         return Path(env)
-    run_lock = Path("/run/lock")
-    if run_lock.is_dir() and os.access(run_lock, os.W_OK):
-        return run_lock / "castrig"
-    return Path(tempfile.gettempdir()) / "castrig-locks"
+    if RUN_LOCK.is_dir() and os.access(RUN_LOCK, os.W_OK):
+        return RUN_LOCK / "castrig"
+    return SHARED_TMP / "castrig-locks"
 
 
 def _host(host: str, resolve: bool = True) -> str:
