@@ -113,14 +113,16 @@ def _open_lock_file(key: str, flags: int) -> int:
     its control lines toggled — and looked at again once open, without blocking (swapped between)."""
     from castrig.regular import NotRegularFile
 
-    why = f"{Path(key).name} is not a regular file (a named pipe, a device or a folder?)"
+    why = f"{Path(key).name} is not a regular file (a named pipe, a device, a folder or a symlink?)"
     try:
-        if not stat.S_ISREG(os.stat(key).st_mode):
+        if not stat.S_ISREG(os.lstat(key).st_mode):
             raise NotRegularFile(errno.EINVAL, why, key)
     except FileNotFoundError:
         if not flags & os.O_CREAT:
             raise
-    fd = os.open(key, flags | os.O_NONBLOCK | os.O_NOCTTY, 0o666)
+    # a symlink put at its path (in a folder of /tmp another user may write) is not followed:
+    # root would have made, truncated and written a file wherever it pointed
+    fd = os.open(key, flags | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW, 0o666)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise NotRegularFile(errno.EINVAL, why, key)

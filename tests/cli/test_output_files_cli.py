@@ -103,3 +103,19 @@ def test_export_into_a_data_root_is_refused(run_dir: Path, tmp_path: Path):
         assert sorted(p.name for p in data.iterdir()) == before, said
     done = castrig("export", str(run_dir), "--to", str(tmp_path / "tables"))
     assert done.returncode == 0 and (tmp_path / "tables" / "samples.csv").is_file(), done.stderr
+
+
+def test_report_into_a_data_root_is_refused(run_dir: Path, tmp_path: Path, capsys):
+    """`castrig report RUN --out DATA/x.html` wrote the page into the data root, beside castrig's
+    catalogue and run folders, exit 0 (export --to there was refused). Now refused the same way,
+    exit 2, nothing written; the run's own folder and a path beside the data root are fine."""
+    data = run_dir.parent
+    assert (data / "catalog.sqlite").exists()
+    before = sorted(p.name for p in data.iterdir())
+    said = refused(castrig("report", str(run_dir), "--out", str(data / "x.html")),
+                   f"--out {data / 'x.html'}: inside the data root {data}", "allowed: a path outside the data root")
+    out = data / "pages" / "x.html"
+    said += refused(castrig_main(capsys, "report", str(run_dir), "--out", str(out)), f"--out {out}: inside the data root {data}")
+    assert sorted(p.name for p in data.iterdir()) == before, said
+    for out in (run_dir / "night.html", tmp_path / "night.html"):
+        assert castrig_main(capsys, "report", str(run_dir), "--out", str(out)).returncode == 0 and out.is_file()

@@ -12,8 +12,10 @@ import os
 import signal
 import socket
 import stat
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, LoopbackServer, castrig, castrig_main, hold_rig, only_run_dir, run_rows, start_castrig, wait_until
+from conftest import ROOT, LoopbackServer, castrig, castrig_main, hold_rig, only_run_dir, run_rows, start_castrig, wait_until, \
+    with_sitecustomize
 
 DATA = ROOT / "tests" / "data"
 #: overnight.yaml's steps for two casts (tests/data/reliability/overnight_mini.yaml, analysed, the
@@ -501,6 +504,89 @@ def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, r
     for node in nodes.values():
         assert stat.S_IMODE(_lock_path(serial_key(node)).stat().st_mode) == 0o666
     owner.kill()
+
+
+#: A user without a login (the tests run as root): a process of castrig's as an operator's account.
+NOBODY = 65534
+
+
+@pytest.fixture
+def root_only_run_lock() -> Iterator[tuple[Path, Path]]:
+    """A machine where only root may write /run/lock (Fedora's 0755) and its /tmp (1777): the two
+    folders, made in a folder another user may enter (tmp_path is root's own, 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="castrig-lockdir-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        run_lock, tmp = base / "run-lock", base / "tmp"
+        run_lock.mkdir(mode=0o755)
+        tmp.mkdir()
+        tmp.chmod(0o1777)
+        yield run_lock, tmp
+    finally:
+        shutil.rmtree(base)
+
+
+def _machine(run_lock: Path, tmp: Path) -> str:
+    """Python that points castrig's lock folders' candidates at ``run_lock`` and ``tmp``."""
+    return (f"from pathlib import Path; from castrig.rig import ownership; "
+            f"ownership.RUN_LOCK, ownership.SHARED_TMP = Path({str(run_lock)!r}), Path({str(tmp)!r})\n")
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="two users' processes: started as root")
+def test_a_users_run_and_roots_run_of_one_rig_take_one_lock(tmp_path, reap, root_only_run_lock):
+    """Where /run/lock is root's alone (Fedora), root took its locks in /run/lock/castrig and any
+    other user in <tmp>/castrig-locks: `sudo castrig safe` or a root service's overnight drove the
+    TCP devices of a rig a user's run held (serial ports had pyserial's flock, sockets nothing).
+    Now every user of the machine locks in one folder: root's run is refused (exit 4), nothing sent."""
+    recorders = {r: _Recorder() for r in ROLES}
+    try:
+        profile = _serial_profile(tmp_path / "rig.yaml", {r: x.url for r, x in recorders.items()})
+        owner = reap(subprocess.Popen(  # an operator's run holds the rig (loaded as root, held as nobody)
+            [sys.executable, "-c", _machine(*root_only_run_lock) +
+             "import os, time; import castrig.regular; from castrig.rig.profile import load_profile\n"
+             f"p = load_profile({str(profile)!r}); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
+             "ownership.claim_rig(p, purpose='castrig run night.yaml'); print('owned', flush=True); time.sleep(60)"],
+            stdout=subprocess.PIPE, text=True))
+        assert owner.stdout is not None and owner.stdout.readline().strip() == "owned"
+
+        second = castrig("run", str(DATA / "short.yaml"), "--profile", str(profile), "--data", str(tmp_path / "runs"),
+                         timeout_s=60, **with_sitecustomize(tmp_path, _machine(*root_only_run_lock)))
+
+        _refused_naming(second, owner, tmp_path / "runs")
+        assert sum(x.connections for x in recorders.values()) == 0
+        owner.kill()
+    finally:
+        for x in recorders.values():
+            x.close()
+
+
+def test_a_symlink_at_a_lock_files_path_is_not_followed(tmp_path, monkeypatch):
+    """Another user may write the machine's lock folder (1777 in /tmp): a symlink put at a device's
+    lock file name made root's castrig open, truncate and write the holder record into the file it
+    pointed to (a victim of root's). Now it is refused (exit 5, naming the lock), the victim as it was, nothing sent."""
+    from castrig.rig.ownership import _lock_path, resource_keys
+    from castrig.rig.profile import load_profile
+
+    recorders = {r: _Recorder() for r in ROLES}
+    try:
+        profile = _serial_profile(tmp_path / "rig.yaml", {r: x.url for r, x in recorders.items()})
+        locks, victim = tmp_path / "locks", tmp_path / "victim"
+        locks.mkdir()
+        victim.write_text("root's own file\n")
+        monkeypatch.setenv("CASTRIG_LOCK_DIR", str(locks))
+        for key in {**resource_keys(load_profile(profile)), **resource_keys(load_profile(profile), before=True)}:
+            _lock_path(key).symlink_to(victim)
+
+        done = castrig("run", str(DATA / "short.yaml"), "--profile", str(profile), "--data", str(tmp_path / "runs"),
+                       timeout_s=60, CASTRIG_LOCK_DIR=str(locks))
+
+        assert done.returncode == 5, done.stdout + done.stderr
+        assert str(locks) in done.stderr and "Traceback" not in done.stderr
+        assert victim.read_text() == "root's own file\n"
+        assert sum(x.connections for x in recorders.values()) == 0
+    finally:
+        for x in recorders.values():
+            x.close()
 
 
 def _camera_profile(path: Path, source: str) -> Path:

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
-from conftest import castrig_main, crashed_membrane_run
+from conftest import castrig, castrig_main, crashed_membrane_run
 
 
 def crashed_run(root: Path, run_id: str = "20260101-000001-three") -> Path:
@@ -39,3 +40,22 @@ def test_a_filter_that_matches_nothing_says_no_runs_match(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     done = castrig_main(capsys, "runs", "--data", str(tmp_path / "empty"), "--outcome", "completed")
     assert "no runs yet" in done.stdout
+
+
+def test_a_faulted_runs_reason_is_in_runs_json(tmp_path):
+    """`castrig runs --json` said ``"reason": ""`` for a faulted run although its run.json said why
+    (``outcome_reason``: the catalog keeps the outcome alone). Now the reason is there, and in the table."""
+    from castrig.store import RunInfo, open_store
+
+    root = tmp_path / "data"
+    rec = open_store(root).create_run(RunInfo(run_id="20260101-000001-full", recipe_name="night", recipe_path="",
+                                              profile_name="p", profile_path="", software_version="t", seed=None,
+                                              operator="", started_utc="2026-01-01T00:00:01Z"))
+    rec.finish("faulted", "disk full: cannot write the run record")
+    rec.close()
+
+    done = castrig("runs", "--data", str(root), "--json")
+
+    assert done.returncode == 0, done.stderr
+    (line,) = [json.loads(x) for x in done.stdout.splitlines()]
+    assert (line["outcome"], line["reason"]) == ("faulted", "disk full: cannot write the run record")

@@ -521,8 +521,21 @@ def _run_line(r: Any) -> dict[str, Any]:
     shown = elsewhere_words(host) if host else shown_status(Path(r.run_dir), r.outcome)
     return {"run": r.run_id, "recipe": r.recipe_name, "profile": r.profile_name, "operator": r.operator,
             "started_utc": r.started_utc, "ended_utc": r.ended_utc, "outcome": shown,
-            "reason": getattr(r, "reason", "") or "", "membranes": membrane_counts(_membranes_of(r)),
+            "reason": getattr(r, "reason", "") or _outcome_reason(Path(r.run_dir)), "membranes": membrane_counts(_membranes_of(r)),
             "grades": list(r.grades), "run_dir": r.run_dir}
+
+
+def _outcome_reason(run_dir: Path) -> str:
+    """Why the run ended as it did, from its run.json (``outcome_reason``): the catalog keeps the
+    outcome alone, and a faulted run was listed ``"reason": ""`` though its run.json said why
+    ("disk full: cannot write the run record"). Empty when run.json cannot be read."""
+    from castrig.errors import CastrigError
+    from castrig.store.folders import read_run_info
+
+    try:
+        return str(read_run_info(run_dir).outcome_reason or "")
+    except (CastrigError, OSError, ValueError):
+        return ""
 
 
 def _print_runs_table(root: Path, lines: Iterator[dict[str, Any]]) -> None:

@@ -28,6 +28,7 @@ def report(
     if out is not None:
         _check_report_out(out)
         _refuse_another_runs_folder(out, run_dir, "--out")
+        _refuse_a_data_root(out, "--out", own_run=run_dir)
     try:
         path = build_report(run_dir, out)
     except OSError as exc:
@@ -76,12 +77,16 @@ def _refuse_another_runs_folder(out: Path, run_dir: Path, option: str) -> None:
                            f"(allowed: {allowed})", file=str(out), field=option)
 
 
-def _refuse_a_data_root(out: Path, option: str) -> None:
-    """An output folder in a data root (one that holds castrig's catalogue, catalog.sqlite), not
-    in a run folder, is refused (exit 2): ``export RUN --to DATA`` wrote samples.csv, events.csv
-    ... beside the catalogue and the run folders, exit 0, and ``--to DATA/tables`` a folder that
-    every listing of the data root walks past. Looked at after :func:`_refuse_another_runs_folder`."""
+def _refuse_a_data_root(out: Path, option: str, own_run: Path | None = None) -> None:
+    """An output in a data root (one that holds castrig's catalogue, catalog.sqlite), not in a run
+    folder, is refused (exit 2): ``export RUN --to DATA`` wrote samples.csv, events.csv ... beside
+    the catalogue and the run folders, exit 0, and ``--to DATA/tables`` a folder that every listing
+    of the data root walks past; ``report RUN --out DATA/x.html`` a page among them. An output in
+    ``own_run`` (the report's own run folder) is its own. Looked at after :func:`_refuse_another_runs_folder`."""
     target = Path(out).resolve()
+    if own_run is not None and target.is_relative_to(Path(own_run).resolve()):
+        return
+    allowed = "a folder outside the data root" if option == "--to" else f"a path outside the data root, or in {own_run}"
     for folder in (target, *target.parents):
         try:
             root = (folder / "catalog.sqlite").exists() or (folder / "catalog.sqlite").is_symlink()
@@ -89,7 +94,7 @@ def _refuse_a_data_root(out: Path, option: str) -> None:
             root = False
         if root:
             raise BadInput(f"{option} {out}: inside the data root {folder}, which holds castrig's catalogue and run "
-                           f"folders (allowed: a folder outside the data root, e.g. {folder.parent / (folder.name + '-tables')})",
+                           f"folders (allowed: {allowed}, e.g. {folder.parent / (folder.name + '-tables')})",
                            file=str(out), field=option)
 
 

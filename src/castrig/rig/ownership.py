@@ -8,19 +8,21 @@ another node of it; every address of this machine as one host: ``socket://localh
 ``socket://127.0.1.1:47101``, ``socket://[::1]:47101``; ``TCPIP::host::5025::SOCKET`` and
 ``socket://host:5025``), and each key — with the key castrig took before, for a run of the
 castrig before an upgrade — is locked through :mod:`castrig.oslock` in a machine-wide folder
-(``$CASTRIG_LOCK_DIR``, else ``/run/lock/castrig``, else ``<tmp>/castrig-locks``). The OS drops
+(``$CASTRIG_LOCK_DIR``, else ``/run/lock/castrig`` where /run/lock is open to every user, else
+``/tmp/castrig-locks``: one folder for every user, root included). The OS drops
 the locks when the process dies. Devices on the in-process simulator link are private to their
 run and take no lock.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import ipaddress
 import os
 import re
 import socket
-import tempfile
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,15 +33,34 @@ from castrig.errors import Busy, RigUnreachable
 from castrig.rig.profile import OpenCVCameraConfig, Profile, SerialLinkConfig, VisaLinkConfig
 
 
+#: The folders a machine's lock folder is made in (one place, which a test points elsewhere): /tmp,
+#: not the user's $TMPDIR, which differs between users.
+RUN_LOCK = Path("/run/lock")
+SHARED_TMP = Path("/tmp")
+
+
 def lock_dir() -> Path:
-    """Where device locks live: the same folder for every user and process of this machine."""
+    """Where device locks live: the same folder for every user and process of this machine.
+
+    Decided by what /run/lock is, never by who asks: open to every user (Debian's 1777) →
+    /run/lock/castrig; else (root's alone, as on Fedora) /tmp/castrig-locks for everyone, root
+    included. Decided by whether the caller could write /run/lock, root locked in one folder and
+    every other user in another: `sudo castrig safe` drove the sockets of a user's live run."""
     env = os.environ.get("CASTRIG_LOCK_DIR")
     if env:
         return Path(env)
-    run_lock = Path("/run/lock")
-    if run_lock.is_dir() and os.access(run_lock, os.W_OK):
-        return run_lock / "castrig"
-    return Path(tempfile.gettempdir()) / "castrig-locks"
+    if _open_to_all(RUN_LOCK):
+        return RUN_LOCK / "castrig"
+    return SHARED_TMP / "castrig-locks"
+
+
+def _open_to_all(folder: Path) -> bool:
+    """A folder every user may make files in and none may remove another's (world-writable, sticky)."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_mode & (stat.S_ISVTX | stat.S_IWOTH) == stat.S_ISVTX | stat.S_IWOTH
 
 
 def _host(host: str, resolve: bool = True) -> str:
@@ -304,29 +325,47 @@ class RigClaim:
 def _shared_folder(folder: Path) -> None:
     """The lock folder as /tmp is: every user may make locks in it, none may remove another's
     (sticky). Made by the first user with the default mode (0755), it refused every other user's
-    run on every rig, and the advice to set $CASTRIG_LOCK_DIR gave that user locks nobody else sees."""
-    if folder.is_dir():
-        st = folder.stat()
-        if st.st_uid == os.getuid() and (st.st_mode & 0o7777) != 0o1777:
-            try:
-                folder.chmod(0o1777)
-            except OSError:
-                pass
-        return
-    folder.mkdir(parents=True, exist_ok=True)
+    run on every rig, and the advice to set $CASTRIG_LOCK_DIR gave that user locks nobody else sees.
+
+    In /tmp another user may have made it first, or put a symlink in its place (root would then
+    make and chmod lock files wherever it points): a symlink is refused (``O_NOFOLLOW``), root takes
+    a folder another user made (else that user could remove root's locks), and a folder that is
+    not 1777 and cannot be made so is refused, saying whose it is."""
     try:
-        folder.chmod(0o1777)
-    except OSError:
+        os.mkdir(folder, 0o755)
+    except FileExistsError:
         pass
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if os.getuid() == 0 and st.st_uid != 0:
+            os.fchown(fd, 0, 0)
+        elif st.st_uid != os.getuid():
+            if stat.S_IMODE(st.st_mode) & 0o1777 != 0o1777:
+                raise PermissionError(errno.EPERM, f"made by uid {st.st_uid} with mode {stat.S_IMODE(st.st_mode):04o}, "
+                                                   "not 1777 (open to every user, sticky)")
+            return
+        if stat.S_IMODE(st.st_mode) != 0o1777:
+            os.fchmod(fd, 0o1777)
+    finally:
+        os.close(fd)
 
 
 def _shared_file(path: Path) -> None:
-    """A device's lock file readable and lockable by every user (made 0644 under the umask)."""
+    """A device's lock file readable and lockable by every user (made 0644 under the umask); the
+    file itself, never what a symlink put in its place points to."""
     try:
-        if path.stat().st_uid == os.getuid():
-            path.chmod(0o666)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():
+            os.fchmod(fd, 0o666)
     except OSError:
         pass
+    finally:
+        os.close(fd)
 
 
 def claim_rig(profile: Profile, *, purpose: str) -> RigClaim:
