@@ -647,3 +647,25 @@ def test_an_abort_through_serve_that_the_run_never_reads_is_said_so(tmp_path: Pa
         assert code == 409 and "the run ended (crashed) before it read the abort" in body["error"], body
         assert "castrig safe --profile" in body["error"] and str(data) not in body["error"], body
         assert len(pending()) == 1, pending()  # the second taken back (the first stays, for a resume to discard)
+
+
+@pytest.mark.slow  # a run and its resume in their 24-hour hold: ~2.7 s of CPU
+def test_a_run_killed_while_paused_resumes_saying_its_pause_has_ended(tmp_path: Path, reap, capsys):
+    """Paused with `castrig pause`, then killed (kill -9): `castrig resume` went on running, the
+    pause gone without a word on the console or in the record. Now it says so (a note, and an
+    ``unpaused`` event) and goes on; `castrig pause` pauses it again."""
+    data = tmp_path / "data"
+    run, run_dir = _run_in_its_hold(data, reap)
+    assert castrig_main(capsys, "pause", str(run_dir)).returncode == 0
+    wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=20, what="paused")
+    os.kill(run.pid, signal.SIGKILL)
+    assert run.wait(timeout=10) == -9
+    resumed = reap(start_castrig("resume", str(run_dir), "-q"))
+    wait_until(lambda: run_status(run_dir).get("state") == "running",
+               timeout_s=60, what="the resume running")
+    assert castrig_main(capsys, "abort", str(run_dir)).returncode == 0
+    assert resumed.wait(timeout=60) != 0
+    err = resumed.stderr.read()  # type: ignore[union-attr]
+    assert "was paused when it stopped" in err and "not paused" in err, err[-2000:]
+    [(message,)] = run_rows(run_dir, "SELECT message FROM events WHERE kind = 'unpaused'")
+    assert "by cli:" in message, message

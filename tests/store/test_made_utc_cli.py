@@ -10,6 +10,8 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from castrig.store.export import export_run
 from castrig.store.sync import sync_run
 from conftest import castrig, castrig_main, only_run_dir, run_rows, with_sitecustomize
@@ -175,3 +177,32 @@ def test_a_resume_after_a_membrane_made_as_the_power_went_goes_on_from_after_it(
         times = [t for (t,) in run_rows(run_dir, f"SELECT t_s FROM {table} ORDER BY {order}")]
         assert times == sorted(times), (table, times)
     assert min(t for (t,) in run_rows(run_dir, "SELECT t_s FROM images")) > made_t
+
+
+@pytest.mark.slow  # four runs of the CLI, two analyses: ~3 s of CPU
+def test_a_membrane_made_as_the_power_went_is_measured_after_the_resume_as_if_the_run_had_not_stopped(tmp_path: Path) -> None:
+    """On the twin, killed right after the membrane's record said made, before its evaporation's end
+    (which carries the twin's film) was journaled: the resume wrote that end without the film, the
+    twin restored none, and the capture and analysis saw a blank film (opening ratio 0, claim1 not
+    met) where the run uncrashed measured 0.35. Now the film the process made is put back and
+    measures as in the uncrashed run (the twin's seeds are the same)."""
+    recipe = tmp_path / "one.yaml"
+    recipe.write_text("name: one\ngrade: claim1\nsupport_pore_um: 5.0\nsteps:\n"
+                      "  - {type: prewet, volume_ml: 0.1, rate_ml_min: 2.0}\n  - {type: cast, volume_ml: 0.1, rate_ml_min: 0.8}\n"
+                      "  - {type: evaporate, setpoint_rh_pct: 70, duration_s: 120, band_rh_pct: 20, max_out_of_band_s: 30}\n"
+                      "  - {type: capture, views: [reflected], fields: 1}\n  - {type: analyse}\n")
+    opening = "SELECT status, json_extract(metrics_json, '$.opening_ratio') FROM membranes"
+    uncrashed = castrig("run", str(recipe), "--data", str(tmp_path / "uncrashed"), "-q")
+    assert uncrashed.returncode == 0, uncrashed.stderr[-2000:]
+    [(status, expected)] = run_rows(only_run_dir(tmp_path / "uncrashed"), opening)
+    assert status == "judged" and expected > 0.1, (status, expected)  # (a film the analysis sees)
+    data = tmp_path / "crashed"
+    hook = with_sitecustomize(tmp_path, KILL_BETWEEN_MADE_WRITES)
+    assert castrig("run", str(recipe), "--data", str(data), "-q", KILL_AT_MADE="1", **hook).returncode == -9
+    run_dir = only_run_dir(data)
+    assert run_dir is not None
+    assert run_rows(run_dir, "SELECT count(*) FROM journal WHERE step_index = 2 AND state = 'done'") == [(0,)]
+    done = castrig("resume", str(run_dir), "-q", **hook)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [(status, measured)] = run_rows(run_dir, opening)
+    assert status == "judged" and abs(measured - expected) <= 0.05 * expected, (measured, expected)

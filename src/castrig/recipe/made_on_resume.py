@@ -7,6 +7,8 @@ without the other:
 - recorded made, its evaporation's end not journaled: the resume called it lost ("the cast film
   dried without RH control ... after 20 s of it", of a 20 s evaporation that had ended under
   control), and dropped the made time it had been given;
+  On the twin the step's end also carried the film the twin had formed: without it the resumed
+  twin imaged a blank film (opening ratio 0), so the made record keeps the twin's snapshot too;
 - its cast's end journaled, the record not written (a recipe without an evaporate step): the
   membrane stayed ``forming`` for ever, without a made time, its images of a membrane never made.
 
@@ -38,6 +40,8 @@ def settle_made(recorder: Any, recipe: Recipe, journal: list[Any], t_s: float) -
             made_utc = (mb.process or {}).get("made_utc")
             evaporation = (mb.process or {}).get("evaporation") or {}
             data = {k: evaporation[k] for k in _EVAPORATION_KEYS if k in evaporation}
+            if (mb.process or {}).get("twin"):  # the twin's film as it was made, for the resume to put back
+                data["twin"] = mb.process["twin"]
             data.update(membrane_id=mid, made_utc=made_utc, settled_by_resume="the membrane was recorded made before "
                         "the run stopped; the end of its step was not journaled")
             recorder.add_journal(t_s, step, "done", data)

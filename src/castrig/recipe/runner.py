@@ -825,6 +825,8 @@ class Runner:
         mb.process["made_utc"] = made_utc or made_utc_now()
         if evap_data is not None:
             evap_data["made_utc"] = mb.process["made_utc"]
+            if evap_data.get("twin") is not None:  # the twin's film, in the same write as "made": a kill -9
+                mb.process["twin"] = evap_data["twin"]  # before the step's end is journaled leaves it to resume from
         t_start = mb.t_start_s if mb.t_start_s is not None else 0.0
         paused_s = self._paused_s_between(t_start, mb.t_end_s)
         if paused_s > 0:  # its film went on drying meanwhile, at whatever RH the pause held

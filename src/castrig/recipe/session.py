@@ -35,6 +35,7 @@ from castrig.recipe.made_on_resume import settle_made
 from castrig.recipe.membranes import ResumePlan, membrane_targets, process_record, step_label, target_summary
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
 from castrig.recipe.model import CaptureStep, Recipe, load_recipe_with_text
+from castrig.recipe.paused_at_stop import pause_at_stop, say_unpaused
 from castrig.recipe.resume_unopened import earlier_dated_stop, make_safe_and_stop
 from castrig.recipe.run_unopened import make_safe_and_refuse
 from castrig.recipe.runner import RunAborted, Runner, RunResult
@@ -871,6 +872,11 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         note = f"resumed after '{previous}' at {where} (t = {t_offset:.1f} s; {gap['words']})"
         if plan.lost:
             note += "; lost: " + ", ".join(lm.plan.membrane_id(info.run_id) for lm in plan.lost)
+        pause = pause_at_stop(recorder.events())
+        if pause is not None:  # its operator's pause ended with the process: said, never silently
+            unpaused = say_unpaused(recorder, t_offset, pause)
+            note += "; it had been paused, it goes on now"
+            console.print(f"[yellow]note:[/] {escape(unpaused)}", highlight=False, soft_wrap=True)
         started = [e for e in journal if e.step_index == first and e.state == "started"]
         elapsed = (last_t - started[-1].t_s) if started else 0.0
         resume = {"resume_note": note, "resume_elapsed_s": max(0.0, elapsed),
