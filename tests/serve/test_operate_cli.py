@@ -649,7 +649,7 @@ def test_an_abort_through_serve_that_the_run_never_reads_is_said_so(tmp_path: Pa
         assert len(pending()) == 1, pending()  # the second taken back (the first stays, for a resume to discard)
 
 
-@pytest.mark.slow  # a run and its resume in their 24-hour hold: ~2.7 s of CPU
+# (a run and its resume in their 24-hour hold: ~2.7 s of CPU; run in CI)
 def test_a_run_killed_while_paused_resumes_saying_its_pause_has_ended(tmp_path: Path, reap, capsys):
     """Paused with `castrig pause`, then killed (kill -9): `castrig resume` went on running, the
     pause gone without a word on the console or in the record. Now it says so (a note, and an
