@@ -608,6 +608,13 @@ def only_run_dir(data: Path) -> Path | None:
     return runs[0].parent if len(runs) == 1 else None
 
 
+def run_dir_in_step(data: Path, step_type: str, *, timeout_s: float = 60.0, what: str = "the step under way") -> Path:
+    """The single run folder under ``data`` once its live status shows a ``step_type`` step under
+    way: where a test pauses, kills or reads a run in that step."""
+    return wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == step_type and d,
+                      timeout_s=timeout_s, what=what)
+
+
 @pytest.fixture
 def reap() -> Iterator[Callable[[subprocess.Popen[Any]], subprocess.Popen[Any]]]:
     """``reap(proc)`` registers a background process to be continued and killed after the test."""

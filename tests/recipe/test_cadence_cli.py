@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import yaml
-from conftest import ROOT, castrig_in, only_run_dir, run_rows, run_status, wait_until
+from conftest import ROOT, castrig_in, only_run_dir, run_dir_in_step, run_rows
 
 #: hw_profiles/sim.yaml's control.sample_period_s
 SAMPLE_S = 5.0
@@ -118,8 +118,7 @@ def test_samples_keep_their_period_through_a_pause_at_the_ctrl_c_prompt(tmp_path
     recipe.write_text("name: wait\nsteps:\n  - {type: wait, duration_s: 2}\n")
     data = tmp_path / "data"
     term = terminal_run(["run", str(recipe), "--profile", str(wall_sim_profile), "--data", str(data)], cwd=ROOT)
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "wait" and d,
-                         timeout_s=30, what="the wait under way")
+    run_dir = run_dir_in_step(data, "wait", timeout_s=30, what="the wait under way")
     term.ctrl_c()
     term.expect("to resume")
     time.sleep(0.65)  # (not a whole number of periods)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import castrig_main, only_run_dir, run_rows, run_status, start_castrig, wait_until
+from conftest import castrig_main, only_run_dir, run_dir_in_step, run_rows, run_status, start_castrig, wait_until
 
 RECIPE = """\
 name: pause-in-a-cast
@@ -45,8 +45,7 @@ def test_castrig_pause_during_a_dispense_waits_for_it_to_end(tmp_path: Path, rea
     recipe.write_text(WALL_RECIPE.replace("type: cast", f"type: {step}"))
     data = tmp_path / "data"
     run = reap(start_castrig("run", str(recipe), "--profile", str(wall_sim_profile), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == step and d,
-                         timeout_s=60, what=f"the {step} under way")
+    run_dir = run_dir_in_step(data, step, timeout_s=60, what=f"the {step} under way")
     infused_when_asked = run_status(run_dir)["pumps_ml"].get(pump, 0.0)
     assert infused_when_asked < 0.8 * WALL_ML
 
@@ -93,8 +92,7 @@ def test_ctrl_c_during_a_cast_pauses_after_it_and_twice_aborts_at_once(tmp_path:
     recipe.write_text(WALL_RECIPE)
     data = tmp_path / "data"
     term = terminal_run(["run", str(recipe), "--profile", str(wall_sim_profile), "--data", str(data)], cwd=ROOT)
-    wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "cast" and d,
-               timeout_s=60, what="the cast under way")
+    run_dir_in_step(data, "cast", timeout_s=60, what="the cast under way")
     term.ctrl_c()
     at = term.expect("pausing after the cast")
     term.expect("Enter to resume", after=at, timeout_s=60)
@@ -107,8 +105,7 @@ def test_ctrl_c_during_a_cast_pauses_after_it_and_twice_aborts_at_once(tmp_path:
 
     data2 = tmp_path / "data2"
     term = terminal_run(["run", str(recipe), "--profile", str(wall_sim_profile), "--data", str(data2)], cwd=ROOT)
-    run_dir = wait_until(lambda: (d := only_run_dir(data2)) is not None and run_status(d).get("step_type") == "cast" and d,
-                         timeout_s=60, what="the cast under way")
+    run_dir = run_dir_in_step(data2, "cast", timeout_s=60, what="the cast under way")
     term.ctrl_c()
     term.expect("pausing after the cast")
     term.ctrl_c()
@@ -153,8 +150,7 @@ def test_one_ctrl_c_after_a_pause_asked_from_elsewhere_joins_it(tmp_path: Path, 
     recipe.write_text(WALL_RECIPE)
     data = tmp_path / "data"
     term = terminal_run(["run", str(recipe), "--profile", str(wall_sim_profile), "--data", str(data)], cwd=ROOT)
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "cast" and d,
-                         timeout_s=60, what="the cast under way")
+    run_dir = run_dir_in_step(data, "cast", timeout_s=60, what="the cast under way")
     paused = castrig_main(capsys, "pause", str(run_dir))
     assert paused.returncode == 0 and "accepted" in paused.stdout, paused.stdout + paused.stderr
     term.ctrl_c()
@@ -178,8 +174,7 @@ def test_a_membrane_paused_after_its_cast_says_so_in_its_record(tmp_path: Path, 
         "volume_ml: 0.1,", "volume_ml: 0.05,"))  # a 3.75 s cast
     data = tmp_path / "data"
     run = reap(start_castrig("run", str(recipe), "--profile", str(wall_sim_profile), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "cast" and d,
-                         timeout_s=60, what="the cast under way")
+    run_dir = run_dir_in_step(data, "cast", timeout_s=60, what="the cast under way")
     assert castrig_main(capsys, "pause", str(run_dir)).returncode == 0
     wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=60, what="paused")
     import time

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import castrig_main, only_run_dir, run_rows, run_status, start_castrig, wait_until
+from conftest import castrig_main, run_dir_in_step, run_rows, run_status, start_castrig, wait_until
 
 SETPOINT_RH_PCT, BAND_RH_PCT = 75.0, 3.0
 RECIPE = f"""\
@@ -47,8 +47,7 @@ def test_a_pause_in_an_evaporate_counts_down_and_is_band_checked(tmp_path: Path,
     recipe.write_text(RECIPE)
     data = tmp_path / "data"
     run = reap(start_castrig("run", str(recipe), "--profile", str(fast_chamber_profile), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "evaporate" and d,
-                         timeout_s=60, what="the evaporate under way")
+    run_dir = run_dir_in_step(data, "evaporate", timeout_s=60, what="the evaporate under way")
     assert castrig_main(capsys, "pause", str(run_dir)).returncode == 0
     wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=30, what="paused")
 
@@ -97,8 +96,7 @@ def test_a_pause_in_a_condition_longer_than_its_time_out_goes_on_once_rh_held_th
                       "stable_for_s: 3, timeout_s: 12}\n  - {type: purge, duration_s: 1}\n")
     data = tmp_path / "data"
     run = reap(start_castrig("run", str(recipe), "--profile", str(fast_chamber_profile), "--data", str(data), "-q"))
-    run_dir = wait_until(lambda: (d := only_run_dir(data)) is not None and run_status(d).get("step_type") == "condition" and d,
-                         timeout_s=60, what="the condition under way")
+    run_dir = run_dir_in_step(data, "condition", timeout_s=60, what="the condition under way")
     assert castrig_main(capsys, "pause", str(run_dir)).returncode == 0
     wait_until(lambda: run_status(run_dir).get("state") == "paused", timeout_s=30, what="paused")
     [(t0,)] = run_rows(run_dir, "SELECT t_s FROM journal WHERE step_index = 0 AND state = 'started'")
