@@ -486,20 +486,34 @@ def test_a_queue_whose_rig_cannot_be_opened_stops_with_every_recipe_listed(tmp_p
     assert [i["outcome"] for i in state["items"]] == ["not run", "not run"]
 
 
-def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, reap, ptys):
+def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, reap, ptys, monkeypatch):
     """The first user to run castrig made /run/lock/castrig 0755 and its lock files 0644: every
     other user's run was refused on every rig ("Permission denied"), and the advice to set
     $CASTRIG_LOCK_DIR gave that user locks no one else saw. Now the folder is 1777 (as /tmp) and
-    each device's lock file 0666, whoever made them."""
+    each device's lock file 0666, whoever made them. The machine's /run/lock is stood for by a
+    1777 folder of the test's own (ownership.RUN_LOCK): in the machine's, a pty number another
+    test's live run still held (its line closed, the number given again) refused this owner."""
     import stat
 
+    from castrig.rig import ownership
     from castrig.rig.ownership import _lock_path, lock_dir, serial_key
 
-    nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
+    run_lock, tmp = tmp_path / "run-lock", tmp_path / "tmp"
+    for folder in (run_lock, tmp):
+        folder.mkdir()
+        folder.chmod(0o1777)
+    monkeypatch.setattr(ownership, "RUN_LOCK", run_lock)
     folder = lock_dir()
-    if folder.is_dir() and folder.stat().st_uid == os.getuid():
-        folder.chmod(0o755)  # as the first user's umask left it
-    owner = hold_rig(reap, _serial_profile(tmp_path / "owner.yaml", nodes))
+    assert folder == run_lock / "castrig"
+    folder.mkdir(mode=0o755)  # as the first user's umask left it
+    folder.chmod(0o755)
+    nodes = {r: os.ttyname(slave) for r, (_, slave) in ptys.items()}
+    profile = _serial_profile(tmp_path / "owner.yaml", nodes)
+    owner = reap(subprocess.Popen(
+        [sys.executable, "-c", _machine(run_lock, tmp) + "import time; from castrig.rig.profile import load_profile\n"
+         f"ownership.claim_rig(load_profile({str(profile)!r}), purpose='castrig run night.yaml'); "
+         "print('owned', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True))
+    assert owner.stdout is not None and owner.stdout.readline().strip() == "owned"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o1777
     for node in nodes.values():
         assert stat.S_IMODE(_lock_path(serial_key(node)).stat().st_mode) == 0o666
