@@ -10,8 +10,6 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from castrig.store.export import export_run
 from castrig.store.sync import sync_run
 from conftest import castrig, castrig_main, only_run_dir, run_rows, with_sitecustomize
