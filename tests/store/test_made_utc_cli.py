@@ -204,3 +204,36 @@ def test_a_membrane_made_as_the_power_went_is_measured_after_the_resume_as_if_th
     assert done.returncode == 0, done.stderr[-2000:]
     [(status, measured)] = run_rows(run_dir, opening)
     assert status == "judged" and abs(measured - expected) <= 0.05 * expected, (measured, expected)
+
+
+# (four runs of the CLI, three analyses: ~4 s of CPU)
+def test_a_film_cast_without_an_evaporate_step_is_measured_after_a_resume_as_if_the_run_had_not_stopped(tmp_path: Path) -> None:
+    """A recipe without an evaporate step (condition, pre-wet, cast, wait, capture, analyse): its
+    membrane is made at its cast's end and its film dries on through the wait. Only an
+    evaporation's end journaled the twin's film, so killed after the cast (or after the wait) and
+    resumed, the twin imaged a bare support: opening ratio 0.0 where the run not stopped measured
+    0.60. Now every step that ends with a film on the support journals it, drying or formed, and
+    the resume measures the film that was cast."""
+    recipe = tmp_path / "no-evaporate.yaml"
+    recipe.write_text("name: no-evaporate\ngrade: claim1\nsupport_pore_um: 5.0\nsteps:\n"
+                      "  - {type: condition, setpoint_rh_pct: 70, band_rh_pct: 3, stable_for_s: 5, timeout_s: 300}\n"
+                      "  - {type: prewet, volume_ml: 0.1, rate_ml_min: 2.0}\n  - {type: cast, volume_ml: 0.1, rate_ml_min: 0.8}\n"
+                      "  - {type: wait, duration_s: 120}\n  - {type: capture, views: [reflected], fields: 1}\n  - {type: analyse}\n")
+    measured = ("SELECT status, json_extract(metrics_json, '$.opening_ratio'), json_extract(metrics_json, '$.mean_pore_diameter_um'),"
+                " json_extract(process_json, '$.made_utc') FROM membranes")
+    uncrashed = castrig("run", str(recipe), "--data", str(tmp_path / "uncrashed"), "-q")
+    assert uncrashed.returncode == 0, uncrashed.stderr[-2000:]
+    [(status, opening, diameter_um, _)] = run_rows(only_run_dir(tmp_path / "uncrashed"), measured)
+    assert status == "judged" and opening > 0.1, (status, opening)  # (a film the analysis sees)
+    hook = with_sitecustomize(tmp_path, KILL_BETWEEN_MADE_WRITES)
+    for killed_after, step in (("cast", 2), ("wait", 3)):
+        data = tmp_path / f"after-{killed_after}"
+        assert castrig("run", str(recipe), "--data", str(data), "-q", KILL_AT_DONE=str(step), **hook).returncode == -9
+        run_dir = only_run_dir(data)
+        assert run_dir is not None
+        done = castrig("resume", str(run_dir), "-q")
+        assert done.returncode == 0, done.stderr[-2000:]
+        [(status, got_opening, got_diameter_um, made_utc)] = run_rows(run_dir, measured)
+        assert status == "judged" and made_utc, (killed_after, status, made_utc)
+        assert abs(got_opening - opening) <= 0.05 * opening, (killed_after, got_opening, opening)
+        assert abs(got_diameter_um - diameter_um) <= 0.05 * diameter_um, (killed_after, got_diameter_um, diameter_um)

@@ -56,6 +56,8 @@ def settle_made(recorder: Any, recipe: Recipe, journal: list[Any], t_s: float) -
             mb.process = process_record(recorder, recipe, plan, mb.t_start_s, end.t_s, evap_data)
             if end.data.get("made_utc"):  # (a run recorded before castrig journaled it: no made time)
                 mb.process["made_utc"] = end.data["made_utc"]
+            if end.data.get("twin"):  # the twin's film as it was made, as the record written then keeps it
+                mb.process["twin"] = end.data["twin"]
             recorder.save_membrane(mb)
             recorder.add_event(t_s, "membrane", "runner", f"membrane {mid}: made ({step_label(step, recipe.steps[step])} "
                                "ended before the run stopped; its record written now)", {"membrane_id": mid, "status": "made"})

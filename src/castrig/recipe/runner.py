@@ -346,12 +346,14 @@ class Runner:
                 self.rec.add_journal(self.t(), i, "started", {"type": step.type})
                 self.event("step_start", "runner", f"{step_label(i, None, len(steps))}: {_describe(step)}", {"step": i, "type": step.type})
                 data = self._execute(i, step) or {}
+                self._keep_twin_film(data)
                 made_here = self._made_by_its_cast_at(i) if isinstance(step, m.CastStep) else None
                 if made_here is not None:  # (its stamp in the step's end too: a resume that finds the
                     data["made_utc"] = made_utc_now()  # record not written makes it with this one)
                 self.rec.add_journal(self.t(), i, "done", data)
                 if made_here is not None:
-                    self._made(*made_here, None, "cast; the recipe has no evaporate step for it", data["made_utc"])
+                    self._made(*made_here, None, "cast; the recipe has no evaporate step for it", data["made_utc"],
+                               twin=data.get("twin"))
                 self.event("step_end", "runner", f"{step_label(i)} done", {"step": i, "type": step.type})
                 if self._pause_requested and not self._in_pause:  # e.g. asked during a dispense: taken now it is over
                     self._paused_after = f"{step_label(i, step)} done"
@@ -813,9 +815,10 @@ class Runner:
         return plan, rec
 
     def _made(self, plan: MembranePlan, mb: MembraneRecord, evap_data: dict[str, Any] | None, how: str,
-              made_utc: str | None = None) -> None:
+              made_utc: str | None = None, *, twin: dict[str, Any] | None = None) -> None:
         """The membrane exists: its status, end time and process record (RH history from its
-        pre-wet to the end of its evaporation, volumes and rates dispensed)."""
+        pre-wet to the end of its evaporation, volumes and rates dispensed); ``twin``: the twin's
+        snapshot as it was made (else the evaporation's, in ``evap_data``)."""
         mb.status, mb.t_end_s = "made", self.t()
         mb.process = process_record(self.rec, self.recipe, plan, mb.t_start_s, mb.t_end_s, evap_data)
         # the wall-clock time it was made (t_end_s is the run's clock, virtual on the twin): exports
@@ -825,8 +828,9 @@ class Runner:
         mb.process["made_utc"] = made_utc or made_utc_now()
         if evap_data is not None:
             evap_data["made_utc"] = mb.process["made_utc"]
-            if evap_data.get("twin") is not None:  # the twin's film, in the same write as "made": a kill -9
-                mb.process["twin"] = evap_data["twin"]  # before the step's end is journaled leaves it to resume from
+            twin = evap_data.get("twin", twin)
+        if twin is not None:  # the twin's film, in the same write as "made": a kill -9 before
+            mb.process["twin"] = twin  # the step's end is journaled leaves it to resume from
         t_start = mb.t_start_s if mb.t_start_s is not None else 0.0
         paused_s = self._paused_s_between(t_start, mb.t_end_s)
         if paused_s > 0:  # its film went on drying meanwhile, at whatever RH the pause held
@@ -835,6 +839,15 @@ class Runner:
         self.rec.save_membrane(mb)
         self.event("membrane", "runner", f"membrane {mb.membrane_id}: made ({how})",
                    {"membrane_id": mb.membrane_id, "status": "made"})
+
+    def _keep_twin_film(self, data: dict[str, Any]) -> None:
+        """On the twin, a step that ends with a film on the support journals the twin's snapshot
+        (``data["twin"]``): a resume puts back the film as the last step to end left it, cast and
+        drying or formed. Only an evaporation's end kept it: a recipe without one (cast, wait,
+        capture) killed after its cast was resumed on a bare support and imaged a blank film."""
+        twin = self.rig.twin
+        if twin is not None and twin.has_film():
+            data["twin"] = twin.snapshot()
 
     def _paused_s_between(self, t0: float, t1: float) -> float:
         """Seconds of the run clock between ``t0`` and ``t1`` this process held paused."""

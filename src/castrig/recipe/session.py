@@ -1168,13 +1168,12 @@ def _restore_camera(rig: Rig, recorder: Any, earlier: list[tuple[str, dict[str, 
 
 
 def _restore_twin(rig: Rig, journal: list[Any]) -> None:
-    """On the twin, the membrane made before the crash still exists: put it back, and the camera
-    on the field it would have imaged next."""
+    """On the twin, the membrane made before the crash still exists: put it back (formed, or cast
+    and drying still, as the last step to end left it), and the camera on the field it would have
+    imaged next."""
     if rig.twin is None:
         return
     for entry in journal:
         snap = entry.data.get("twin") if entry.state == "done" else None
-        if snap and snap.get("film"):
-            rig.twin.restore_film(snap["film"])
-        if snap and snap.get("camera_next_field") is not None:
-            rig.twin.restore_camera(snap["camera_next_field"])
+        if snap:
+            rig.twin.restore(snap)

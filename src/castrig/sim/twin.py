@@ -155,6 +155,10 @@ class Twin:
         snap["camera_next_field"] = self._field + (1 if self._field_started else 0)
         return snap
 
+    def has_film(self) -> bool:
+        """A film is on the support: cast (drying or formed) and not yet moved on from."""
+        return self.world.film is not None
+
     def restore_camera(self, next_field: int) -> None:
         """The camera's stage back on the field it would have taken next (see :meth:`snapshot`)."""
         self._field, self._field_cache, self._field_views, self._field_started = int(next_field), None, set(), False
@@ -172,6 +176,16 @@ class Twin:
                 self._field += 1
             self._field_views, self._field_cache, self._field_started = set(), None, True
         self._field_views.add(view)
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Put back the film of a :meth:`snapshot` (formed, or cast and still drying) and the
+        camera's next field, for a resumed run."""
+        if snap.get("film"):
+            self.restore_film(snap["film"])
+        elif snap.get("film_forming"):
+            self.world.restore_forming_film(snap)
+        if snap.get("camera_next_field") is not None:
+            self.restore_camera(snap["camera_next_field"])
 
     def restore_film(self, conditions: dict[str, Any]) -> None:
         """Put back a film formed before a crash (from the run's journal), for resumed runs."""

@@ -609,4 +609,23 @@ class World:
             "support_water_ml": self.support_water_ml,
             "cast_volume_ml": self.cast_volume_ml,
             "film": None if self.film is None or self.film.conditions is None else vars(self.film.conditions),
+            # a film cast and still drying (its solvent not all gone): a resume puts it back to dry on
+            "film_forming": None if self.film is None or self.film.conditions is not None else _forming_state(self.film),
         }
+
+    def restore_forming_film(self, snap: dict[str, Any]) -> None:
+        """Put back a film cast before a crash and still drying then (``film_forming`` of
+        :meth:`snapshot`), in the chamber air it was drying in: it dries on from where it was, on
+        the resumed clock, as it would have in a run not stopped (from the room's air, the film
+        of a recipe without an evaporate step dried at 71 %RH where it was cast into 79 %RH, its
+        pores half the size)."""
+        self.film = _FilmState(started_t=self.t, **snap["film_forming"])
+        self.film_formed_t = None
+        self.cast_volume_ml = float(snap["cast_volume_ml"])
+        self.support_water_ml = float(snap["support_water_ml"])
+        self.vapour_hpa, self.sensor_rh_pct = float(snap["vapour_hpa"]), float(snap["sensor_rh_pct"])
+
+
+def _forming_state(film: _FilmState) -> dict[str, Any]:
+    """A drying film's state but its start time (on the crashed process's clock)."""
+    return {k: v for k, v in vars(film).items() if k not in ("started_t", "conditions")}
