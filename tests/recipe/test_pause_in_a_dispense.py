@@ -185,3 +185,44 @@ def test_a_membrane_paused_after_its_cast_says_so_in_its_record(tmp_path: Path, 
     assert made and "paused" in made[-1], f"the membrane's record says nothing of the pause after its cast: {made}"
     (process,) = [json.loads(p) for (p,) in run_rows(run_dir, "SELECT process_json FROM membranes")]
     assert process.get("paused_s", 0) >= 1.0, process
+
+
+def test_a_run_killed_while_pausing_says_so_in_status_and_resume(tmp_path: Path, reap, capsys, wall_sim_profile):
+    """``castrig pause`` during the cast is taken after it: killed (kill -9) in between, the run
+    was pausing -- its pause requested on record, not yet taken. `castrig status` of the crashed
+    run and `castrig resume` said nothing of it (the resume went on "after 'running'"), as of a
+    run never paused. Now both say the pause asked is gone with the process, as of a run killed
+    paused; `castrig resume --help` says what a resume does with such a run."""
+    import os
+    import signal
+
+    from conftest import castrig
+
+    recipe = tmp_path / "cast.yaml"
+    recipe.write_text(WALL_RECIPE)
+    data = tmp_path / "data"
+    run = reap(start_castrig("run", str(recipe), "--profile", str(wall_sim_profile), "--data", str(data), "-q"))
+    run_dir = run_dir_in_step(data, "cast", timeout_s=60, what="the cast under way")
+    paused = castrig_main(capsys, "pause", str(run_dir))
+    assert paused.returncode == 0 and "after the cast" in paused.stdout, paused.stdout + paused.stderr
+    os.kill(run.pid, signal.SIGKILL)
+    assert run.wait(timeout=10) == -9
+    kinds = [k for (k,) in run_rows(run_dir, "SELECT kind FROM events ORDER BY id")]
+    assert "command" in kinds and "pause" not in kinds, kinds  # (killed pausing: asked, not taken)
+
+    line = castrig_main(capsys, "status", str(run_dir)).stdout
+    assert "crashed" in line and "pausing when its process stopped" in line and "by cli:" in line, line
+    shown = json.loads(castrig_main(capsys, "status", str(run_dir), "--json").stdout)
+    assert "not yet taken" in (shown.get("detail") or ""), shown
+
+    resumed = castrig("resume", str(run_dir), "-q")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "was pausing when it stopped" in resumed.stderr and "not paused" in resumed.stderr, resumed.stderr[-2000:]
+    [(message, data_json)] = run_rows(run_dir, "SELECT message, data_json FROM events WHERE kind = 'unpaused'")
+    assert "by cli:" in message and json.loads(data_json)["pause_taken"] is False, message
+    assert "it had been pausing" in run_rows(run_dir, "SELECT message FROM events WHERE kind = 'resume'")[-1][0]
+    line = castrig_main(capsys, "status", str(run_dir)).stdout  # (ended: the pause said by the resume, not again)
+    assert "completed" in line and "pausing" not in line, line
+
+    helped = " ".join(castrig("resume", "--help", COLUMNS="200").stdout.split())
+    assert "stopped paused, or pausing" in helped and "goes on not paused" in helped, helped

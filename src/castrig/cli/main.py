@@ -279,6 +279,10 @@ def resume(
     Commands (pause, abort) sent to the crashed part and never read by it are discarded: answered
     refused and noted in the run's events, not applied; a command sent after the resume started is.
 
+    A run that stopped paused, or pausing (a pause asked, `castrig pause` during a dispense, not
+    yet taken), goes on not paused: its pause ended with the process that held it. The resume
+    says so on the console and in an 'unpaused' event; `castrig pause` pauses it again.
+
     A rig that cannot be opened whole (a device's port dead, a pump that fails as it opens): the
     devices that answer are made safe all the same (as `castrig safe` does), what was and was not
     made safe is said and recorded in the run's events, and the exit is 5: the run is not

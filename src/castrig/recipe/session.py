@@ -875,7 +875,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         pause = pause_at_stop(recorder.events())
         if pause is not None:  # its operator's pause ended with the process: said, never silently
             unpaused = say_unpaused(recorder, t_offset, pause)
-            note += "; it had been paused, it goes on now"
+            note += f"; it had been {pause.state()}, it goes on now"
             console.print(f"[yellow]note:[/] {escape(unpaused)}", highlight=False, soft_wrap=True)
         started = [e for e in journal if e.step_index == first and e.state == "started"]
         elapsed = (last_t - started[-1].t_s) if started else 0.0

@@ -532,6 +532,8 @@ def detail(run_dir: Path, *, with_recipe: bool = True, image_sizes: bool = True)
         out["status_age_s"] = _age_s(live.get("written_utc"))
     if claim is not None:
         out["state"], out["detail"] = "resuming", resume_words(claim)
+    elif out["status"] == "crashed":  # stopped paused, or with a pause asked: that pause is gone
+        out["detail"] = pause_at_crash(run_dir)
     holder = run_holder(run_dir) if out["status"] in LIVE_STATES else None
     out["owner"] = holder
     # a stopped owner (SIGSTOP, Ctrl-Z) is said at once, not after SILENT_S of silence
@@ -568,6 +570,20 @@ def samples(run_dir: Path, channels: list[str] | None = None, since_t_s: float |
             out.setdefault(ch, []).append([t, v])
             cursor = rowid
     return {"channels": out, "cursor": cursor}
+
+
+def pause_at_crash(run_dir: Path) -> str | None:
+    """The words of :func:`castrig.recipe.paused_at_stop.crashed_words` for a crashed run that
+    stopped paused or pausing (None if it was neither): its pause went with its process."""
+    from types import SimpleNamespace
+
+    from castrig.recipe.paused_at_stop import crashed_words, pause_at_stop
+
+    with open_ro(run_dir) as db:  # (since the last resume: a pause before it was said by it)
+        rows = _rows(db, "SELECT t_s, kind, source, data_json FROM events WHERE id > coalesce((SELECT max(id) FROM events "
+                         "WHERE kind = 'resume'), 0) AND kind IN ('pause', 'command') ORDER BY id")
+    pause = pause_at_stop([SimpleNamespace(t_s=t, kind=k, source=src, data=_json_object(d)) for t, k, src, d in rows])
+    return crashed_words(pause) if pause is not None else None
 
 
 def crashed_hint(run_dir: Path) -> str:
