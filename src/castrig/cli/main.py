@@ -744,8 +744,14 @@ def _command(command: Any, argv: list[str] | None) -> int:
         err.print("[bold red]error:[/] out of memory (an image too large for the memory free here? crop or bin it)",
                   highlight=False, soft_wrap=True)
         code = EXIT_BAD_INPUT
-    except (typer.Abort, KeyboardInterrupt):
-        interrupted, code = True, EXIT_INTERRUPTED
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        cut = _cut_pyc(exc)
+        if cut is not None:
+            err.print(f"[bold red]error:[/] {escape(cut)}: castrig's compiled module is cut short (written on a full disk or "
+                      "under a file-size limit?); delete it, and Python compiles it again", highlight=False, soft_wrap=True)
+            code = EXIT_BAD_INPUT
+        else:
+            interrupted, code = True, EXIT_INTERRUPTED
     except Terminated as exc:
         err.print(escape(str(exc) or "terminated"), highlight=False, soft_wrap=True)
         code = EXIT_ABORTED
@@ -755,6 +761,22 @@ def _command(command: Any, argv: list[str] | None) -> int:
     if code == EXIT_INTERRUPTED and (interrupted or _CTRL_C):  # (typer's silent 130 after a Ctrl-C too)
         err.print("interrupted")
     return code
+
+
+def _cut_pyc(exc: BaseException) -> str | None:
+    """The .pyc file whose import raised the EOFError behind ``exc`` ('marshal data too short'):
+    click takes any EOFError for Ctrl-D and aborts, and the CLI said "interrupted" (exit 130) of a
+    module cut short by a full disk. None: an EOFError of no import, or none."""
+    eof = exc.__cause__ or exc.__context__ if not isinstance(exc, EOFError) else exc
+    if not isinstance(eof, EOFError):
+        return None
+    tb = eof.__traceback__
+    while tb is not None:
+        path = tb.tb_frame.f_locals.get("bytecode_path")  # (importlib's SourceLoader.get_code)
+        if isinstance(path, str) and path.endswith(".pyc"):
+            return path
+        tb = tb.tb_next
+    return None
 
 
 def _unwritable(exc: ConsoleWriteError) -> int:

@@ -202,8 +202,11 @@ def connect_reader_leaving_no_sidecars(path: Path) -> sqlite3.Connection:
     return conn
 
 
-#: SQLite's answers that mean "no room": SQLITE_FULL, and a failed write (EFBIG, EDQUOT: disk I/O error).
-_FULL_CODES = {13, 778}  # SQLITE_FULL, SQLITE_IOERR_WRITE
+#: SQLite's answers that mean "no room": SQLITE_FULL, a failed write (EFBIG, EDQUOT: disk I/O error),
+#: and a WAL index (``-shm``) that could not grow to its 32 KiB: under an 8-16 KiB file-size limit
+#: (``ulimit -f``) a new run's folder was refused "cannot create the run folder ... (disk I/O error)",
+#: with no word of a full disk, where 4 and 32 KiB said "disk full".
+_FULL_CODES = {13, 778, 4874}  # SQLITE_FULL, SQLITE_IOERR_WRITE, SQLITE_IOERR_SHMSIZE
 
 
 def is_disk_full(exc: BaseException) -> bool:
