@@ -193,6 +193,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def lock_folder_of_its_own(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's device locks in a folder of its own (``$CASTRIG_LOCK_DIR``, for this process and
+    every castrig it starts): in the machine's one folder a pty number another test's live run still
+    held (its line closed, the number given again to this test's pty) refused this test's run as
+    busy. A test of the machine's own folder (ownership.lock_dir's choice, its modes) deletes the
+    variable (``monkeypatch.delenv``)."""
+    folder = tmp_path_factory.mktemp("locks")
+    monkeypatch.setenv("CASTRIG_LOCK_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def device_port(request: pytest.FixtureRequest) -> str:
     return request.config.getoption("--device")

@@ -498,6 +498,7 @@ def test_the_machines_lock_folder_and_files_are_shared_by_every_user(tmp_path, r
     from castrig.rig import ownership
     from castrig.rig.ownership import _lock_path, lock_dir, serial_key
 
+    monkeypatch.delenv("CASTRIG_LOCK_DIR")  # (the machine's folder, not the test's own: conftest)
     run_lock, tmp = tmp_path / "run-lock", tmp_path / "tmp"
     for folder in (run_lock, tmp):
         folder.mkdir()
@@ -547,11 +548,12 @@ def _machine(run_lock: Path, tmp: Path) -> str:
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="two users' processes: started as root")
-def test_a_users_run_and_roots_run_of_one_rig_take_one_lock(tmp_path, reap, root_only_run_lock):
+def test_a_users_run_and_roots_run_of_one_rig_take_one_lock(tmp_path, reap, root_only_run_lock, monkeypatch):
     """Where /run/lock is root's alone (Fedora), root took its locks in /run/lock/castrig and any
     other user in <tmp>/castrig-locks: `sudo castrig safe` or a root service's overnight drove the
     TCP devices of a rig a user's run held (serial ports had pyserial's flock, sockets nothing).
     Now every user of the machine locks in one folder: root's run is refused (exit 4), nothing sent."""
+    monkeypatch.delenv("CASTRIG_LOCK_DIR")  # (the machine's folder, not the test's own: conftest)
     recorders = {r: _Recorder() for r in ROLES}
     try:
         profile = _serial_profile(tmp_path / "rig.yaml", {r: x.url for r, x in recorders.items()})
