@@ -1474,76 +1474,12 @@ def with_sitecustomize(tmp_path: Path, code: str) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)}
 
 
-#: A sitecustomize (:func:`with_sitecustomize`): the process stops itself (SIGSTOP, as a loaded
-#: machine preempts it) the moment the answer to the command file named ``$STOP_AT_ANSWER``
-#: appears in control/done/ (the ``os.replace`` that publishes it), so that a reader looks at the
-#: channel, and the run's records, in exactly that state.
-STOP_AT_ANSWER = """
-import os, signal
-from pathlib import Path
-_replace = os.replace
-def _replace_then_stop(src, dst, *a, **kw):
-    _replace(src, dst, *a, **kw)
-    fd = kw.get("dst_dir_fd")  # (the channel moves names inside folders it holds open)
-    d = Path(os.readlink(f"/proc/self/fd/{fd}")) / dst if fd is not None else Path(dst)
-    if d.name == os.environ["STOP_AT_ANSWER"] and d.parent.name == "done" and not os.environ.get("_STOPPED"):
-        os.environ["_STOPPED"] = "1"
-        os.kill(os.getpid(), signal.SIGSTOP)
-os.replace = _replace_then_stop
-"""
-
-
-#: A sitecustomize (:func:`with_sitecustomize`): the process stops itself (SIGSTOP) as it closes
-#: its rig (``Rig.close``), its run's outcome recorded and its run folder still held: what readers
-#: say of a run whose process is closing (seconds on hardware).
-STOP_AT_CLOSE = """
-import importlib.machinery, os, signal, sys
-class _StopAtClose:
-    def find_spec(self, name, path=None, target=None):
-        if name != "castrig.rig.build":
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        run = spec.loader.exec_module
-        def exec_module(module):
-            run(module)
-            close = module.Rig.close
-            def stop_then_close(rig):
-                os.kill(os.getpid(), signal.SIGSTOP)
-                return close(rig)
-            module.Rig.close = stop_then_close
-        spec.loader.exec_module = exec_module
-        return spec
-sys.meta_path.insert(0, _StopAtClose())
-"""
-
-
-#: A sitecustomize (:func:`with_sitecustomize`) that kills the process with SIGKILL — a power cut —
-#: as it makes the ``$KILL_AT_RUN``-th run's database (1: the first): run.json there, nothing
-#: recorded, run.sqlite left ``$KILL_LEAVES`` (``empty``: 0 bytes; else not there). What
-#: readers call a folder that "never started".
-KILL_AT_CREATION = """
-import os, signal
-from pathlib import Path
-import castrig.store.sqlite_store as s
-_connect, _made = s.connect, []
-def _connect_then_die(path, *a, **kw):
-    p = Path(path)
-    if p.name == "run.sqlite" and not p.exists():
-        _made.append(p)
-        if len(_made) == int(os.environ["KILL_AT_RUN"]):  # the power goes as this run's database is made
-            if os.environ["KILL_LEAVES"] == "empty":
-                p.touch()
-            os.kill(os.getpid(), signal.SIGKILL)
-    return _connect(path, *a, **kw)
-s.connect = _connect_then_die
-"""
-
-
 #: A sitecustomize (:func:`with_sitecustomize`) that kills the process with SIGKILL at moment
 #: ``$KILL_AT`` of making its run folder (SqliteRunStore.create_run): ``mkdir`` (made, not yet
 #: owned: an empty folder), ``lock`` (owned: run.lock alone), ``run_json`` (run.json written to
 #: its temporary, not renamed), ``journal`` (the database's first transaction: an empty run.sqlite
 #: and its rollback journal), ``wal_header`` (the switch to WAL done: run.sqlite is its header page).
+#: (Not a :func:`signal_self`: its ``journal`` moment is a progress handler's, inside SQLite, not a call's.)
 KILL_WHILE_MAKING = """
 import os, signal, sqlite3
 from pathlib import Path
@@ -1576,44 +1512,131 @@ else:
 """
 
 
+def signal_self(target: str, sig: str, *, when: str = "True", after: bool = False, once: str | None = None,
+                times: str = "1", prelude: str = "", prepare: str = "", then: str = "") -> str:
+    """A sitecustomize (:func:`with_sitecustomize`): the process sends itself a signal at a seeded
+    moment -- a call of ``target`` (``"module:name"`` or ``"module:Class.method"``) for which
+    ``when`` holds, before the call or (``after``) once it has returned; ``"module"`` alone: as
+    that module is first imported, before its code runs. The module is patched as it is imported
+    (never imported early: the process imports what it would, when it would).
+
+    ``sig``: a signal's name (``"SIGKILL"``), or ``"$VAR"`` for the name in that environment variable.
+    ``when``: a Python expression over the call -- ``args``, ``kw``, ``result`` (None before the
+    call), ``calls`` (this call's number, from 1), ``state`` (a dict kept from call to call) --
+    with ``os``, ``sys``, ``signal``, ``time``, ``Path`` and what ``prelude`` (code run first) defines.
+    ``once``: an environment variable's name, set at the first signal: no other moment signals
+    (hooks joined into one sitecustomize share a moment if they share it). ``times``: how many
+    signals (an expression). ``prepare``: a statement run as the moment comes, before the signal
+    (a kill leaves what it made); ``then``: one run after the signal (for a signal the process survives)."""
+    import zlib
+
+    k = zlib.crc32(repr((target, sig, when, after, once, times, prelude, prepare, then)).encode())  # (names of its own: hooks are joined)
+    module, _, attr = target.partition(":")
+    owner, _, name = attr.rpartition(".")
+    signame = f'os.environ["{sig[1:]}"]' if sig.startswith("$") else repr(sig)
+    fire = (f"if ({when}){f' and not os.environ.get({once!r})' if once else ''}:\n"
+            + (f"    os.environ[{once!r}] = '1'\n" if once else "")
+            + (f"    {prepare}\n" if prepare else "")
+            + f"    for _ in range({times}):\n"
+            f"        os.kill(os.getpid(), getattr(signal, {signame}))\n"
+            + (f"    {then}\n" if then else ""))
+
+    def indented(code: str, n: int) -> str:
+        return "".join(" " * n + line + "\n" for line in code.splitlines())
+
+    if attr:  # a call: the function replaced once its module has run
+        patch = (f"def _before_{k}(module):\n    pass\n"
+                 f"def _after_{k}(module):\n"
+                 f"    owner = module{''.join(f'.{p}' for p in owner.split('.') if p)}\n"
+                 f"    original, counted, state = owner.{name}, [0], {{}}\n"
+                 f"    def _hooked(*args, **kw):\n"
+                 f"        counted[0] += 1\n"
+                 f"        calls, result = counted[0], None\n"
+                 + ("" if after else indented(fire, 8))
+                 + "        result = original(*args, **kw)\n"
+                 + (indented(fire, 8) if after else "")
+                 + "        return result\n"
+                 f"    setattr(owner, {name!r}, _hooked)\n")
+    else:  # the module's import: before its code runs
+        patch = (f"def _before_{k}(module, args=(), kw={{}}, result=None, calls=1, state={{}}):\n{indented(fire, 4)}"
+                 f"def _after_{k}(module):\n    pass\n")
+    return f"""
+import os, signal, sys, time
+from pathlib import Path
+{prelude}
+{patch}
+class _Finder_{k}:
+    done = False
+    def find_spec(self, name, path=None, target=None):
+        if name != {module!r} or self.done:
+            return None
+        self.done = True  # (the other finders, hooks of the same module among them, find it)
+        spec = next(filter(None, (f.find_spec(name, path, target) for f in sys.meta_path
+                                  if f is not self and hasattr(f, "find_spec"))), None)
+        if spec is not None and spec.loader is not None:
+            run = spec.loader.exec_module
+            def exec_module(module):
+                _before_{k}(module)
+                run(module)
+                _after_{k}(module)
+            spec.loader.exec_module = exec_module
+        return spec
+if {module!r} in sys.modules:  # (already imported: os, builtins)
+    _after_{k}(sys.modules[{module!r}])
+else:
+    sys.meta_path.insert(0, _Finder_{k}())
+"""
+
+
+def signal_hook(target: str, env: str, once: str = "_SIGNALLED") -> str:
+    """:func:`signal_self`: the signal named in ``$env`` (e.g. ``SIGTERM``), ``$SIGNAL_TIMES`` times
+    (default 1), the first time ``target`` is called (before the call runs). Hooks joined into one
+    sitecustomize each fire once if each has its own ``once``; with the same, only the first moment
+    reached signals."""
+    return signal_self(target, f"${env}", once=once, times='int(os.environ.get("SIGNAL_TIMES", "1"))')
+
+
+#: Code for :func:`signal_self`'s ``prelude``: ``_at(name, dir_fd)``, the path of a name given
+#: relative to a folder held open (the control channel moves names inside folders it holds open).
+DIR_FD_PATH = """
+def _at(name, fd):
+    return Path(os.readlink(f"/proc/self/fd/{fd}")) / name if fd is not None else Path(name)
+"""
+
+
+#: A sitecustomize (:func:`with_sitecustomize`): the process stops itself (SIGSTOP, as a loaded
+#: machine preempts it) the moment the answer to the command file named ``$STOP_AT_ANSWER``
+#: appears in control/done/ (the ``os.replace`` that publishes it), so that a reader looks at the
+#: channel, and the run's records, in exactly that state.
+STOP_AT_ANSWER = signal_self("os:replace", "SIGSTOP", after=True, once="_STOPPED", prelude=DIR_FD_PATH,
+                             when='_at(args[1], kw.get("dst_dir_fd")).name == os.environ["STOP_AT_ANSWER"] '
+                                  'and _at(args[1], kw.get("dst_dir_fd")).parent.name == "done"')
+
+
+#: A sitecustomize (:func:`with_sitecustomize`): the process stops itself (SIGSTOP) as it closes
+#: its rig (``Rig.close``), its run's outcome recorded and its run folder still held: what readers
+#: say of a run whose process is closing (seconds on hardware).
+STOP_AT_CLOSE = signal_self("castrig.rig.build:Rig.close", "SIGSTOP")
+
+
 #: A sitecustomize (:func:`with_sitecustomize`) that sends the process ``$SIGNAL_AT_OUTCOME``
 #: (a signal name, e.g. ``SIGTERM``) ``$SIGNAL_TIMES`` times at a seeded moment: the run has ended,
 #: its rig made safe, and run.json's outcome is about to be written (the first ``update_info``
 #: with an outcome other than ``running``) -- a person pressing stop again as the run winds up.
-SIGNAL_AT_OUTCOME = """
-import os, signal
-import castrig.store.sqlite_store as s
-_update = s.SqliteRunRecorder.update_info
-def _update_after_signals(self, **changes):
-    if changes.get("outcome") not in (None, "running") and not os.environ.get("_SIGNALLED"):
-        os.environ["_SIGNALLED"] = "1"
-        for _ in range(int(os.environ.get("SIGNAL_TIMES", "2"))):
-            os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL_AT_OUTCOME"]))
-    return _update(self, **changes)
-s.SqliteRunRecorder.update_info = _update_after_signals
-"""
+SIGNAL_AT_OUTCOME = signal_self("castrig.store.sqlite_store:SqliteRunRecorder.update_info", "$SIGNAL_AT_OUTCOME",
+                                when='kw.get("outcome") not in (None, "running")', once="_SIGNALLED",
+                                times='int(os.environ.get("SIGNAL_TIMES", "2"))')
 
-def signal_hook(target: str, env: str, once: str = "_SIGNALLED") -> str:
-    """A sitecustomize (:func:`with_sitecustomize`): the process sends itself the signal named in
-    ``$env`` (e.g. ``SIGTERM``), ``$SIGNAL_TIMES`` times (default 1), the first time ``target`` is
-    called -- ``"module:name"`` or ``"module:Class.method"``: a signal at a seeded moment. Hooks
-    joined into one sitecustomize each fire once if each has its own ``once`` (an environment
-    variable's name); with the same, only the first moment reached signals."""
-    module, _, attr = target.partition(":")
-    owner, _, name = attr.rpartition(".")
-    return f"""
-import os, signal
-import {module} as _module
-_owner = _module{"." + owner if owner else ""}
-_original = getattr(_owner, "{name}")
-def _signal_first(*a, _original=_original, **kw):
-    if not os.environ.get("{once}"):
-        os.environ["{once}"] = "1"
-        for _ in range(int(os.environ.get("SIGNAL_TIMES", "1"))):
-            os.kill(os.getpid(), getattr(signal, os.environ["{env}"]))
-    return _original(*a, **kw)
-setattr(_owner, "{name}", _signal_first)
-"""
+
+#: A sitecustomize (:func:`with_sitecustomize`) that kills the process with SIGKILL — a power cut —
+#: as it makes the ``$KILL_AT_RUN``-th run's database (1: the first): run.json there, nothing
+#: recorded, run.sqlite left ``$KILL_LEAVES`` (``empty``: 0 bytes; else not there). What
+#: readers call a folder that "never started".
+KILL_AT_CREATION = signal_self(
+    "castrig.store.sqlite_store:connect", "SIGKILL",
+    when='Path(args[0]).name == "run.sqlite" and not Path(args[0]).exists() '
+         'and state.setdefault("made", []).append(args[0]) is None and len(state["made"]) == int(os.environ["KILL_AT_RUN"])',
+    prepare='Path(args[0]).touch() if os.environ["KILL_LEAVES"] == "empty" else None')
 
 
 #: ``$SIGNAL_AT_SAFE_STATE`` as the runner starts making the rig safe (its first ``make_safe``):

@@ -13,20 +13,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from castrig.devices.alicat import parse_frame
-from conftest import ROOT, Proxy, castrig, profile_with_addresses, wait_until, with_sitecustomize
+from conftest import ROOT, Proxy, castrig, profile_with_addresses, signal_self, wait_until, with_sitecustomize
 
 #: A sitecustomize: the process is killed with SIGKILL (no handler runs) as soon as the step test
 #: has set the wet and dry air of its first level (``MfcRhLoop.apply`` returned: the controllers
 #: took their setpoints) -- a kill -9 mid step test, at a seeded moment.
-KILL_9_ONCE_THE_WET_AIR_IS_SET = """
-import os, signal
-import castrig.control.rh_loop as _loop
-_apply = _loop.MfcRhLoop.apply
-def _apply_then_die(self, *a, **kw):
-    _apply(self, *a, **kw)
-    os.kill(os.getpid(), signal.SIGKILL)
-_loop.MfcRhLoop.apply = _apply_then_die
-"""
+KILL_9_ONCE_THE_WET_AIR_IS_SET = signal_self("castrig.control.rh_loop:MfcRhLoop.apply", "SIGKILL", after=True)
 
 
 def _wet_mfc(address: str, unit: str = "B") -> tuple[float, float] | None:

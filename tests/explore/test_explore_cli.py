@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import castrig, castrig_env, castrig_main, refused, start_castrig, wait_until
+from conftest import castrig, castrig_env, castrig_main, refused, signal_self, start_castrig, wait_until
 
 SEARCH = ("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01")
 ONE_FIELD = ("--template", str(Path(__file__).with_name("one_field.yaml")))  # the default template imaging one field: cheaper trials
@@ -494,16 +494,7 @@ def test_rh_beyond_the_twins_reach_at_the_flow_asked_is_refused_before_any_folde
 
 #: A sitecustomize: the process is killed (SIGKILL: no handler runs) the moment its map study has
 #: been made and its points queued in the storage (``start_map`` returned).
-KILL_ONCE_THE_MAP_IS_STARTED = """
-import os, signal
-import castrig.explore.distributed as _d
-_start_map = _d.start_map
-def _start_then_die(*a, **kw):
-    started = _start_map(*a, **kw)
-    os.kill(os.getpid(), signal.SIGKILL)
-    return started
-_d.start_map = _start_then_die
-"""
+KILL_ONCE_THE_MAP_IS_STARTED = signal_self("castrig.explore.distributed:start_map", "SIGKILL", after=True)
 
 
 def test_a_map_killed_as_it_starts_leaves_its_folders_note(tmp_path):

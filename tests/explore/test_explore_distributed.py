@@ -18,7 +18,7 @@ from castrig.explore.distributed import (_states, counted, load_study, map_resul
 from castrig.explore.gridmap import Grid, parse_range, point_key
 from castrig.explore.search import make_settings
 
-from conftest import castrig, castrig_main, process_state, start_castrig, stopped, wait_until, with_sitecustomize
+from conftest import castrig, castrig_main, process_state, signal_self, start_castrig, stopped, wait_until, with_sitecustomize
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "hw_profiles" / "sim.yaml"
@@ -498,26 +498,22 @@ def test_the_workers_get_the_storage_url_by_the_environment_not_the_command_line
 #: its workers; worker) sends itself SIGINT -- a Ctrl-C -- once ``$ARMED`` exists, from its main
 #: thread, at the moment it has sent the ping with which SQLAlchemy checks a pooled connection out
 #: (``pool_pre_ping``: the start of every look at the study, and of telling it a result).
-SIGINT_IN_THE_PING = """
-import os, signal, sys, threading
-import psycopg._cursor_base as cursor_base
+SIGINT_IN_THE_PING = signal_self(
+    "psycopg._cursor_base:BaseCursor._execute_send", "SIGINT", after=True,
+    when='_in_ping and sys.argv[2:3] == [os.environ["SIGINT_IN"]] and threading.current_thread() is threading.main_thread() '
+         'and os.path.exists(os.environ["ARMED"]) and not os.unlink(os.environ["ARMED"])',  # (disarmed as it fires)
+    prelude="""
+import threading
 from sqlalchemy.dialects.postgresql import _psycopg_common as common
-_send, _ping, _in_ping = cursor_base.BaseCursor._execute_send, common._PGDialect_common_psycopg.do_ping, []
-def do_ping(self, conn):
+_ping, _in_ping = common._PGDialect_common_psycopg.do_ping, []
+def do_ping(self, conn):  # (inside the pool's ping: where the signal lands)
     _in_ping.append(1)
     try:
         return _ping(self, conn)
     finally:
         _in_ping.pop()
-def _execute_send(self, *a, **kw):
-    _send(self, *a, **kw)
-    if (_in_ping and sys.argv[2:3] == [os.environ["SIGINT_IN"]] and threading.current_thread() is threading.main_thread()
-            and os.path.exists(os.environ["ARMED"])):
-        os.unlink(os.environ["ARMED"])
-        os.kill(os.getpid(), signal.SIGINT)
 common._PGDialect_common_psycopg.do_ping = do_ping
-cursor_base.BaseCursor._execute_send = _execute_send
-"""
+""")
 
 
 @pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)

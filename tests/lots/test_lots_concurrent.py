@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from conftest import add_graded_run, start_castrig, with_sitecustomize
+from conftest import add_graded_run, signal_self, start_castrig, with_sitecustomize
 from conftest import membrane_metrics as _metrics
 
 
@@ -89,15 +89,7 @@ def test_concurrent_assigns_of_different_lots_are_all_recorded(tmp_path, reap):
 
 #: A sitecustomize: the process stops itself (SIGSTOP, as Ctrl-Z does) as it writes lots.json,
 #: holding the lock on the lot assignments.
-_STOP_IN_THE_WRITE = """
-import os, signal
-_replace = os.replace
-def _replace_after_a_stop(src, dst, *a, **kw):
-    if str(dst).endswith("lots.json"):
-        os.kill(os.getpid(), signal.SIGSTOP)
-    return _replace(src, dst, *a, **kw)
-os.replace = _replace_after_a_stop
-"""
+_STOP_IN_THE_WRITE = signal_self("os:replace", "SIGSTOP", when='str(args[1]).endswith("lots.json")')
 
 
 def test_an_assign_held_up_by_a_stopped_assign_is_busy_at_once_saying_so(tmp_path, reap):

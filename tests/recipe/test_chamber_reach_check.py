@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (READERS_WRITE, ROOT, castrig, castrig_main, folder_files, only_run_dir, profile_with_addresses,
+from conftest import (signal_self, READERS_WRITE, ROOT, castrig, castrig_main, folder_files, only_run_dir, profile_with_addresses,
                       recipe_variant, refused, run_rows, run_status, run_then_kill_9, step_running, with_sitecustomize)
 
 
@@ -185,16 +185,8 @@ def test_an_evaporate_that_cannot_come_into_its_band_in_time_is_refused_and_one_
 
 #: A sitecustomize (conftest with_sitecustomize): SIGKILL (a power cut) once a sample past 60 s of
 #: run time is recorded -- inside the recipe's first step, a condition of up to ~345 s
-KILL_9_IN_THE_CONDITION = """
-import os, signal
-from castrig.store import sqlite_store as _store
-_add = _store.SqliteRunRecorder.add_samples
-def _add_then_die(self, t_s, values):
-    _add(self, t_s, values)
-    if t_s > 60:
-        os.kill(os.getpid(), signal.SIGKILL)
-_store.SqliteRunRecorder.add_samples = _add_then_die
-"""
+KILL_9_IN_THE_CONDITION = signal_self("castrig.store.sqlite_store:SqliteRunRecorder.add_samples", "SIGKILL", after=True,
+                                      when="args[1] > 60")  # (self, t_s, values)
 
 
 def test_a_setpoint_beyond_the_level_with_a_band_that_reaches_it_is_noted_and_runs(tmp_path, capsys):

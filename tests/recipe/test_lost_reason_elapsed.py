@@ -16,7 +16,7 @@ import re
 
 import pytest
 
-from conftest import castrig, only_run_dir, run_rows, with_sitecustomize
+from conftest import castrig, only_run_dir, run_rows, signal_self, with_sitecustomize
 
 RECIPE = """name: lostclock
 grade: claim1
@@ -30,20 +30,9 @@ steps:
 """
 
 #: SIGTERM to itself once the runner's step ``$TERM_STEP`` has run ``$TERM_AFTER_S`` s of run clock.
-TERM_IN_STEP = """
-import os, signal
-import castrig.recipe.runner as r
-_tick, _began = r.Runner._tick, {}
-def _tick_then_term(self, *a, **kw):
-    out = _tick(self, *a, **kw)
-    if self.status.step_index == int(os.environ["TERM_STEP"]):
-        t0 = _began.setdefault("t0", self.t())  # the step's first tick
-        if not _began.get("sent") and self.t() - t0 >= float(os.environ["TERM_AFTER_S"]):
-            _began["sent"] = True
-            os.kill(os.getpid(), signal.SIGTERM)
-    return out
-r.Runner._tick = _tick_then_term
-"""
+TERM_IN_STEP = signal_self("castrig.recipe.runner:Runner._tick", "SIGTERM", after=True, once="_TERM_SENT",
+                           when='args[0].status.step_index == int(os.environ["TERM_STEP"]) and args[0].t() '
+                                '- state.setdefault("t0", args[0].t()) >= float(os.environ["TERM_AFTER_S"])')  # (t0: the step's first tick)
 
 
 @pytest.mark.parametrize("step, after_s, words", [

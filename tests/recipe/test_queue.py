@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
+from conftest import signal_self
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -371,18 +372,7 @@ def test_a_queue_resume_while_the_queue_runs_is_busy_at_any_moment(tmp_path):
 
 
 #: Ctrl-C to the queue the moment a run has ended (the item recorded, the state not yet written).
-_CTRL_C_AFTER_A_RUN = """
-import os, signal, time
-import castrig.recipe.queue as q
-_record = q._record
-def _record_then_ctrl_c(item, result):
-    _record(item, result)
-    if not os.environ.get("CTRL_C_DONE"):
-        os.environ["CTRL_C_DONE"] = "1"
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.5)
-q._record = _record_then_ctrl_c
-"""
+_CTRL_C_AFTER_A_RUN = signal_self("castrig.recipe.queue:_record", "SIGINT", after=True, once="CTRL_C_DONE", then="time.sleep(0.5)")
 
 
 def test_ctrl_c_as_a_run_ends_writes_the_queues_state_and_says_how_to_go_on(tmp_path):

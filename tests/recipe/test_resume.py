@@ -18,7 +18,7 @@ import pytest
 from castrig.recipe.model import Recipe
 from castrig.recipe.session import plan_resume
 from castrig.store import JournalEntry
-from conftest import castrig_main
+from conftest import DIR_FD_PATH, castrig_main, signal_self
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -314,18 +314,9 @@ def test_a_command_the_crashed_runner_never_read_is_discarded_on_resume(tmp_path
 
 #: A sitecustomize: the runner is killed (SIGKILL) the moment it has taken a command out of
 #: control/ (renamed it into control/taken/), before it applies or answers it.
-KILL_AT_TAKE = """
-import os, signal
-from pathlib import Path
-_rename = os.rename
-def _at(name, fd):  # (the channel moves names inside folders it holds open)
-    return Path(os.readlink(f"/proc/self/fd/{fd}")) / name if fd is not None else Path(name)
-def _rename_then_die(src, dst, *a, **kw):
-    _rename(src, dst, *a, **kw)
-    if _at(dst, kw.get("dst_dir_fd")).parent.name == "taken" and _at(src, kw.get("src_dir_fd")).parent.name == "control":
-        os.kill(os.getpid(), signal.SIGKILL)
-os.rename = _rename_then_die
-"""
+KILL_AT_TAKE = signal_self("os:rename", "SIGKILL", after=True, prelude=DIR_FD_PATH,
+                           when='_at(args[1], kw.get("dst_dir_fd")).parent.name == "taken" '
+                                'and _at(args[0], kw.get("src_dir_fd")).parent.name == "control"')
 
 
 def test_a_command_the_crashed_runner_took_but_never_answered_is_discarded_on_resume(tmp_path, reap):
@@ -434,17 +425,7 @@ def test_resuming_a_run_folder_written_before_the_membranes_table(tmp_path, reap
 
 
 #: A sitecustomize: Ctrl-C to the process the moment a resume has opened its rig.
-CTRL_C_AFTER_OPEN = """
-import os, signal
-import castrig.recipe.session as s
-_open = s._open_rig
-def _opened(*a, **k):
-    rig = _open(*a, **k)
-    if "resume" in k.get("purpose", ""):
-        os.kill(os.getpid(), signal.SIGINT)
-    return rig
-s._open_rig = _opened
-"""
+CTRL_C_AFTER_OPEN = signal_self("castrig.recipe.session:_open_rig", "SIGINT", after=True, when='"resume" in kw.get("purpose", "")')
 
 
 def test_ctrl_c_as_a_resume_opens_the_rig_makes_it_safe_before_stopping(tmp_path):
@@ -469,13 +450,7 @@ def test_ctrl_c_as_a_resume_opens_the_rig_makes_it_safe_before_stopping(tmp_path
 
 
 #: A sitecustomize: the run's process dies (SIGKILL) as its runner begins to make the rig safe.
-DIE_MAKING_SAFE = """
-import os, signal
-import castrig.recipe.runner as r
-def _dies(*a, **k):
-    os.kill(os.getpid(), signal.SIGKILL)
-r.make_safe = _dies
-"""
+DIE_MAKING_SAFE = signal_self("castrig.recipe.runner:make_safe", "SIGKILL")
 
 
 HUMID_RECIPE = ("name: humid\nsteps:\n  - {type: condition, setpoint_rh_pct: 80, band_rh_pct: 1.5, "

@@ -16,20 +16,10 @@ from __future__ import annotations
 import json
 import signal
 
-from conftest import ROOT, STOP_AT_CLOSE, castrig_main, run_rows, run_status, run_then_kill_9, start_castrig, stopped, wait_until, with_sitecustomize
+from conftest import ROOT, STOP_AT_CLOSE, castrig_main, run_rows, run_status, run_then_kill_9, signal_self, start_castrig, stopped, wait_until, with_sitecustomize
 
-#: The process stops itself (SIGSTOP) the first time ``$STOP_AT_IMPORT`` is imported.
-STOP_AT_IMPORT = """
-import os, signal, sys
-class _StopOnImport:
-    done = False
-    def find_spec(self, name, path=None, target=None):
-        if name == os.environ.get("STOP_AT_IMPORT") and not self.done:
-            _StopOnImport.done = True
-            os.kill(os.getpid(), signal.SIGSTOP)
-        return None
-sys.meta_path.insert(0, _StopOnImport())
-"""
+#: The process stops itself (SIGSTOP) as it first imports the twin (castrig.sim.twin), before its code runs.
+STOP_AT_TWIN_IMPORT = signal_self("castrig.sim.twin", "SIGSTOP")
 
 
 def _last_started(run_dir) -> int:
@@ -45,8 +35,7 @@ def test_status_while_a_resume_opens_the_rig_is_the_journals_step(tmp_path, caps
     run_dir = run_then_kill_9(ROOT / "tests" / "data" / "reliability" / "overnight_mini.yaml", data,
                               lambda d: _last_started(d) >= 5 and run_status(d).get("step_index") != _last_started(d))
     step = _last_started(run_dir)
-    resume = start_castrig("resume", str(run_dir), "-q", STOP_AT_IMPORT="castrig.sim.twin",
-                           **with_sitecustomize(tmp_path, STOP_AT_IMPORT + STOP_AT_CLOSE))
+    resume = start_castrig("resume", str(run_dir), "-q", **with_sitecustomize(tmp_path, STOP_AT_TWIN_IMPORT + STOP_AT_CLOSE))
     try:
         wait_until(lambda: stopped(resume.pid), timeout_s=60, what="the resume stopped while opening the rig")
         said = castrig_main(capsys, "status", str(run_dir), "--json")

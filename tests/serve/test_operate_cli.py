@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from castrig.cli.main import main
-from conftest import (ROOT, STOP_AT_ANSWER, campaign, castrig, castrig_main, only_run_dir, run_rows, run_status, start_castrig,
+from conftest import (signal_self, ROOT, STOP_AT_ANSWER, campaign, castrig, castrig_main, only_run_dir, run_rows, run_status, start_castrig,
                       stopped, wait_until, with_sitecustomize)
 
 LONG_WAIT = ROOT / "tests" / "data" / "day_wait.yaml"  # ends on its own only after ~40 s of wall time
@@ -332,16 +332,7 @@ def test_a_runner_that_does_not_answer_is_said_so_exit_5(tmp_path: Path, reap):
 
 #: A sitecustomize (conftest with_sitecustomize): the sender's own Ctrl-C (SIGINT) the moment its
 #: command is written to the run's channel, before it waits for the answer.
-CTRL_C_AS_THE_COMMAND_IS_SENT = """
-import os, signal
-import castrig.store.commands as _commands
-_send = _commands.send_command
-def _send_then_ctrl_c(*a, **kw):
-    cmd = _send(*a, **kw)
-    os.kill(os.getpid(), signal.SIGINT)
-    return cmd
-_commands.send_command = _send_then_ctrl_c
-"""
+CTRL_C_AS_THE_COMMAND_IS_SENT = signal_self("castrig.store.commands:send_command", "SIGINT", after=True)
 
 
 @pytest.mark.parametrize("action", campaign(["pause", "abort"], ci={0}))

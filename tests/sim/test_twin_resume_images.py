@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import castrig, only_run_dir, run_rows, run_then_kill_9
+from conftest import castrig, only_run_dir, run_rows, run_then_kill_9, signal_self
 
 #: The recipes' start: condition, then m1 cast and evaporated
 HEAD = """\
@@ -70,18 +70,7 @@ def test_a_capture_resumed_after_kill_9_images_the_same_membrane(tmp_path):
 
 #: A sitecustomize: SIGKILL (a power cut) as the second image of the run is about to be saved --
 #: the first field of a capture recorded, the rest not.
-KILL_AT_SECOND_IMAGE = """
-import os, signal
-import castrig.store.sqlite_store as s
-_save = s.SqliteRunRecorder.save_image
-_n = [0]
-def _save_then_die(self, *a, **kw):
-    _n[0] += 1
-    if _n[0] == 2:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return _save(self, *a, **kw)
-s.SqliteRunRecorder.save_image = _save_then_die
-"""
+KILL_AT_SECOND_IMAGE = signal_self("castrig.store.sqlite_store:SqliteRunRecorder.save_image", "SIGKILL", when="calls == 2")
 
 #: two fields: killed after field 0, the resumed capture's field 1 must be the uninterrupted run's
 #: field 1 (with the defect it was field 0 again); a third field showed nothing more

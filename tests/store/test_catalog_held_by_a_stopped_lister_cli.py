@@ -6,23 +6,12 @@ from __future__ import annotations
 import json
 import signal
 
-from conftest import ROOT, castrig, castrig_main, process_state, start_castrig, wait_until, with_sitecustomize
+from conftest import ROOT, castrig, castrig_main, process_state, signal_self, start_castrig, wait_until, with_sitecustomize
 
 #: A sitecustomize: the process stops itself (SIGSTOP, as Ctrl-Z does) inside its first write
 #: transaction on the data root's catalog.sqlite -- holding the catalog's write lock.
-STOP_IN_CATALOG_WRITE = """
-import os, signal
-import castrig.store.sqlite_store as s
-_enter = s._Tx.__enter__
-def _enter_then_stop(self):
-    conn = _enter(self)
-    if any(str(row[2]).endswith("catalog.sqlite") for row in conn.execute("PRAGMA database_list")) \\
-            and not os.environ.get("_STOPPED"):
-        os.environ["_STOPPED"] = "1"
-        os.kill(os.getpid(), signal.SIGSTOP)
-    return conn
-s._Tx.__enter__ = _enter_then_stop
-"""
+STOP_IN_CATALOG_WRITE = signal_self("castrig.store.sqlite_store:_Tx.__enter__", "SIGSTOP", after=True, once="_STOPPED",
+                                    when='any(str(row[2]).endswith("catalog.sqlite") for row in result.execute("PRAGMA database_list"))')
 
 
 def test_a_lister_stopped_while_it_writes_the_catalog_stops_no_run(tmp_path, reap, capsys):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from castrig.store.export import export_run
 from castrig.store.sync import sync_run
-from conftest import castrig, castrig_main, only_run_dir, run_rows, with_sitecustomize
+from conftest import castrig, castrig_main, only_run_dir, run_rows, signal_self, with_sitecustomize
 
 TWO_CASTS = """name: two-casts
 grade: claim1
@@ -93,21 +93,11 @@ def test_two_casts_exported_and_pushed_carry_membrane_id_and_made_utc(tmp_path: 
 #: A sitecustomize (:func:`conftest.with_sitecustomize`): the power goes (SIGKILL) between the two
 #: writes that say a membrane was made -- right after its record says ``made`` (``$KILL_AT_MADE``:
 #: its k), or right after the journal says its making step ended (``$KILL_AT_DONE``: that step, 0-based).
-KILL_BETWEEN_MADE_WRITES = """
-import os, signal
-import castrig.store.sqlite_store as s
-_save, _journal = s.SqliteRunRecorder.save_membrane, s.SqliteRunRecorder.add_journal
-def _save_then_die(self, mb):
-    _save(self, mb)
-    if mb.status == "made" and str(mb.k) == os.environ.get("KILL_AT_MADE"):
-        os.kill(os.getpid(), signal.SIGKILL)
-def _journal_then_die(self, t_s, step, state, data=None):
-    seq = _journal(self, t_s, step, state, data)
-    if state == "done" and str(step) == os.environ.get("KILL_AT_DONE"):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return seq
-s.SqliteRunRecorder.save_membrane, s.SqliteRunRecorder.add_journal = _save_then_die, _journal_then_die
-"""
+KILL_BETWEEN_MADE_WRITES = (  # save_membrane(self, mb); add_journal(self, t_s, step, state, data)
+    signal_self("castrig.store.sqlite_store:SqliteRunRecorder.save_membrane", "SIGKILL", after=True,
+                when='args[1].status == "made" and str(args[1].k) == os.environ.get("KILL_AT_MADE")')
+    + signal_self("castrig.store.sqlite_store:SqliteRunRecorder.add_journal", "SIGKILL", after=True,
+                  when='args[3] == "done" and str(args[2]) == os.environ.get("KILL_AT_DONE")'))
 
 
 def test_a_membrane_made_as_the_power_went_keeps_its_one_made_time_through_the_resumes(tmp_path: Path) -> None:
