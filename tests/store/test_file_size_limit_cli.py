@@ -80,3 +80,17 @@ def test_a_compiled_module_cut_short_is_named_not_called_an_interruption(tmp_pat
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and str(compiled) in said and "cut short" in said, (done.returncode, said)
     assert "interrupted" not in said and "Traceback" not in said, said
+
+
+def test_a_listing_under_a_file_size_limit_leaves_nothing_in_the_data_root(tmp_path):
+    """`castrig runs` under a 4 KiB limit could not make the catalog's WAL index (32 KiB): its open
+    failed (disk I/O error; the run listed from its folder all the same) and left an empty
+    catalog.sqlite-wal and a 4 KiB -shm in the data root, until a listing with room removed them."""
+    data = tmp_path / "runs"
+    assert castrig("run", str(SHORT), "--data", str(data), "-q", timeout_s=60).returncode == 0
+    assert (data / "catalog.sqlite").is_file() and not list(data.glob("catalog.sqlite-*"))
+    listed = castrig("runs", "--data", str(data), "--json", file_size=4096)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr[-2000:]
+    [row] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert row["outcome"] == "completed", row
+    assert not list(data.glob("catalog.sqlite-*")), sorted(p.name for p in data.iterdir())

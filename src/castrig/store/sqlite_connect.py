@@ -191,6 +191,13 @@ def connect_reader_leaving_no_sidecars(path: Path) -> sqlite3.Connection:
     write: :func:`connect_readonly`."""
     if not (os.access(path, os.W_OK) and os.access(Path(path).parent, os.W_OK)):
         return connect_readonly(path)
+    if _wal_index_cannot_grow() and not os.path.exists(f"{path}-shm"):
+        # no writer's WAL index to share, and none this process could make: under `ulimit -f 4`
+        # the open failed (disk I/O error) and left an empty -wal and a 4 KiB -shm in the data
+        # root; read the file as it is instead (a writer starting meanwhile makes its own)
+        conn = bounded_reader(sqlite3.connect(f"{ro_uri(path)}?mode=ro&immutable=1", uri=True, isolation_level=None))
+        conn.text_factory = lenient_text
+        return conn
     conn = bounded_reader(sqlite3.connect(f"{ro_uri(path)}?mode=rw", uri=True, isolation_level=None, timeout=10.0))
     try:
         conn.execute("PRAGMA query_only=1")
@@ -200,6 +207,18 @@ def connect_reader_leaving_no_sidecars(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+#: Bytes a WAL index (``-shm``) takes at the least: SQLite maps it in 32 KiB pieces.
+_WAL_INDEX_BYTES = 32 * 1024
+
+
+def _wal_index_cannot_grow() -> bool:
+    """This process may not write a file as large as a WAL index (a file-size limit, ``ulimit -f``)."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return soft != resource.RLIM_INFINITY and soft < _WAL_INDEX_BYTES
 
 
 #: SQLite's answers that mean "no room": SQLITE_FULL, a failed write (EFBIG, EDQUOT: disk I/O error),
