@@ -227,3 +227,23 @@ def test_a_film_cast_without_an_evaporate_step_is_measured_after_a_resume_as_if_
         assert status == "judged" and made_utc, (killed_after, status, made_utc)
         assert abs(got_opening - opening) <= 0.05 * opening, (killed_after, got_opening, opening)
         assert abs(got_diameter_um - diameter_um) <= 0.05 * diameter_um, (killed_after, got_diameter_um, diameter_um)
+
+
+def test_a_membrane_lost_as_the_power_went_leaves_the_next_cast_a_support_of_its_own(tmp_path: Path) -> None:
+    """Killed right after m2's cast, m2 is lost; the twin must not put back its film, cast and still
+    drying: the next cast (m3's) went onto it, a film of 0.2 mL where m3 cast 0.1 mL."""
+    recipe = tmp_path / "three.yaml"
+    recipe.write_text("name: three\ngrade: claim1\nsupport_pore_um: 5.0\nsteps:\n" + (
+        "  - {type: prewet, volume_ml: 0.1, rate_ml_min: 2.0}\n  - {type: cast, volume_ml: 0.1, rate_ml_min: 0.8}\n"
+        "  - {type: evaporate, setpoint_rh_pct: 70, duration_s: 120, band_rh_pct: 20, max_out_of_band_s: 30}\n") * 3)
+    data = tmp_path / "runs"
+    hook = with_sitecustomize(tmp_path, KILL_BETWEEN_MADE_WRITES)
+    assert castrig("run", str(recipe), "--data", str(data), "-q", KILL_AT_DONE="4", **hook).returncode == -9  # m2's cast
+    run_dir = only_run_dir(data)
+    assert run_dir is not None
+    done = castrig("resume", str(run_dir), "-q")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert run_rows(run_dir, "SELECT status FROM membranes ORDER BY k") == [("made",), ("lost",), ("made",)]
+    cast_ml = "SELECT json_extract(data_json, '$.twin.film.cast_volume_ml') FROM journal WHERE state = 'done' AND step_index = {}"
+    [(m1_ml,)], [(m3_ml,)] = run_rows(run_dir, cast_ml.format(2)), run_rows(run_dir, cast_ml.format(8))
+    assert abs(m1_ml - 0.1) < 1e-9 and abs(m3_ml - 0.1) < 1e-9, (m1_ml, m3_ml)

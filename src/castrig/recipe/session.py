@@ -865,7 +865,7 @@ def _resume_owned(run_dir: Path, *, quiet: bool, after_abort: bool = False, star
         first = plan.first
         _record_lost(recorder, plan, info, t_offset, simulated=rig.twin is not None, recipe=recipe, up_to_t_s=last_t,
                      pump_counts=_pump_counts(rig) if plan.lost else None)
-        _restore_twin(rig, journal)
+        _restore_twin(rig, journal, lost_from=min((lm.plan.first_step for lm in plan.lost), default=None))
         _restore_camera(rig, recorder, camera_taken or [])
         recorder.update_info(outcome="running", outcome_reason=None)
         where = step_label(first, recipe.steps[first], len(recipe.steps)) if first < len(recipe.steps) else "the end"
@@ -1167,13 +1167,14 @@ def _restore_camera(rig: Rig, recorder: Any, earlier: list[tuple[str, dict[str, 
         rig.camera.resume_after([*earlier, *((im.illumination, im.metadata) for im in recorder.images())])
 
 
-def _restore_twin(rig: Rig, journal: list[Any]) -> None:
+def _restore_twin(rig: Rig, journal: list[Any], lost_from: int | None = None) -> None:
     """On the twin, the membrane made before the crash still exists: put it back (formed, or cast
     and drying still, as the last step to end left it), and the camera on the field it would have
-    imaged next."""
+    imaged next. A membrane lost (its steps from ``lost_from`` on) is not put back: its film,
+    cast and drying as its cast ended, would have taken the next membrane's cast onto it."""
     if rig.twin is None:
         return
     for entry in journal:
         snap = entry.data.get("twin") if entry.state == "done" else None
         if snap:
-            rig.twin.restore(snap)
+            rig.twin.restore(snap, film=lost_from is None or entry.step_index < lost_from)

@@ -177,10 +177,12 @@ class Twin:
             self._field_views, self._field_cache, self._field_started = set(), None, True
         self._field_views.add(view)
 
-    def restore(self, snap: dict[str, Any]) -> None:
-        """Put back the film of a :meth:`snapshot` (formed, or cast and still drying) and the
-        camera's next field, for a resumed run."""
-        if snap.get("film"):
+    def restore(self, snap: dict[str, Any], *, film: bool = True) -> None:
+        """Put back the film of a :meth:`snapshot` (formed, or cast and still drying; not if
+        ``film`` is false) and the camera's next field, for a resumed run."""
+        if not film:
+            pass
+        elif snap.get("film"):
             self.restore_film(snap["film"])
         elif snap.get("film_forming"):
             self.world.restore_forming_film(snap)
