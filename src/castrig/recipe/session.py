@@ -35,7 +35,7 @@ from castrig.recipe.made_on_resume import settle_made
 from castrig.recipe.membranes import ResumePlan, membrane_targets, process_record, step_label, target_summary
 from castrig.recipe.membranes import plan_resume as plan_membrane_resume
 from castrig.recipe.model import CaptureStep, Recipe, load_recipe_with_text
-from castrig.recipe.paused_at_stop import pause_at_stop, say_unpaused
+from castrig.store.paused_at_stop import pause_at_stop, say_unpaused
 from castrig.recipe.resume_unopened import earlier_dated_stop, make_safe_and_stop
 from castrig.recipe.run_unopened import make_safe_and_refuse
 from castrig.recipe.runner import RunAborted, Runner, RunResult

@@ -573,11 +573,11 @@ def samples(run_dir: Path, channels: list[str] | None = None, since_t_s: float |
 
 
 def pause_at_crash(run_dir: Path) -> str | None:
-    """The words of :func:`castrig.recipe.paused_at_stop.crashed_words` for a crashed run that
+    """The words of :func:`castrig.store.paused_at_stop.crashed_words` for a crashed run that
     stopped paused or pausing (None if it was neither): its pause went with its process."""
     from types import SimpleNamespace
 
-    from castrig.recipe.paused_at_stop import crashed_words, pause_at_stop
+    from castrig.store.paused_at_stop import crashed_words, pause_at_stop
 
     with open_ro(run_dir) as db:  # (since the last resume: a pause before it was said by it)
         rows = _rows(db, "SELECT t_s, kind, source, data_json FROM events WHERE id > coalesce((SELECT max(id) FROM events "

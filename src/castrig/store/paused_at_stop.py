@@ -1,5 +1,6 @@
 """A run that stopped (kill -9, power) while paused, or with a pause asked and not yet taken: its
-resume goes on running, and says so; ``castrig status`` of the crashed run says so too.
+resume goes on running, and says so; ``castrig status`` of the crashed run says so too. (In the
+store, read from the run's events: ``castrig status`` reads it, and the runner's resume.)
 
 The pause held the rig for an operator (``castrig pause`` or Ctrl-C) who has not said to go on;
 the process that held it is gone, and with it the pause. ``castrig resume`` is itself the
