@@ -512,7 +512,8 @@ class NE1000Emulator(Emulator):
     # -- bytes in --------------------------------------------------------------------------
     def receive_bytes(self, data: bytes, t: float) -> None:
         self._advance(t)
-        data = bytes(data)
+        if data.__class__ is not bytes:  # (bytes(data) of bytes is data itself, at a call's cost)
+            data = bytes(data)
         if self._pkt is None and data and data[0] == STX:
             payload = _good_packet_payload(data) if len(data) <= _PACKET_CACHE_BYTES else None
             if payload is not None:
