@@ -381,17 +381,10 @@ class AlicatMFC(FlowController):
                 raw = link.read_until(TERMINATOR)
                 m = _PLAIN_FRAME.fullmatch(raw)
                 if m is not None and m[1] == full.encode("ascii") and m[7].upper() not in _STATUS_BYTES:
-                    reading = AlicatReading(
-                        pressure_psia=float(m[2]),
-                        temperature_c=float(m[3]),
-                        volumetric_flow_lpm=float(m[4]),
-                        mass_flow_slpm=float(m[5]),
-                        setpoint_slpm=float(m[6]),
-                        gas=m[7].decode("ascii"),
-                        status=(),
-                        unit_id=full,
-                        extra=(),
-                    )
+                    # (pressure_psia, temperature_c, volumetric_flow_lpm, mass_flow_slpm, setpoint_slpm,
+                    # gas, status, unit_id, extra: positional, keywords cost a frozen dataclass more)
+                    reading = AlicatReading(float(m[2]), float(m[3]), float(m[4]), float(m[5]), float(m[6]),
+                                            m[7].decode("ascii"), (), full, ())
                     if self._possible(reading):
                         return reading
                 return self._reply(full, self._frame, raw)

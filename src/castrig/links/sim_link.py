@@ -122,7 +122,8 @@ class SimLink(Link):
         chunk = self._read_some(deadline)
         if not chunk:
             raise LinkTimeout(self.resource, f"no {terminator!r} within {self._timeout_text(timeout_s)} (no reply)")
-        if chunk.endswith(terminator) and chunk.find(terminator) == len(chunk) - len(terminator):
+        end = len(chunk) - len(terminator)
+        if end >= 0 and chunk.find(terminator) == end:  # (its first terminator ends it: it ends with one)
             return chunk if chunk.__class__ is bytes else bytes(chunk)
         self._rx += chunk
         return self._read_until_buffered(terminator, deadline, timeout_s, max_bytes)

@@ -328,9 +328,10 @@ class NE1000Emulator(Emulator):
         if self._port is None:
             super().send(data, t)
             return
-        if "no_reply" in self.faults or not self.connected:
+        active = self.faults.active  # (the set itself: FaultState's `in` is a Python call)
+        if "no_reply" in active or not self.connected:
             return
-        self._port.send(self.corrupt(data), t)
+        self._port.send(self.corrupt(data) if active else data, t)  # (corrupt: data itself without faults)
 
     # -- time ------------------------------------------------------------------------------
     def poll(self, t: float) -> None:
