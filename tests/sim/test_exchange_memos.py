@@ -82,3 +82,18 @@ def test_the_hmt330_line_by_percent_is_the_line_by_format(form, metric):
         if dew_point:
             continue  # (the dew point's lines are str.format's, as before)
         assert emu._render(form, rh, temp) == template.format(rh, t_out), (form, rh, temp)
+
+
+def test_a_pump_reply_taken_apart_again_gives_the_same_groups():
+    """The NE-1000 driver's reply and DIS groups, from the memo the second time, as the regex gives them."""
+    from castrig.devices.ne1000 import _DIS, _DIS_GROUPS, _REPLY, _REPLY_GROUPS, _groups
+
+    replies = ["00S", "01I", "00A?S", "00SI0.200W0.000ML", "00S?OOR", "0S", "00Q", "", "00A?", "00W\n1"]
+    dis = ["I0.200W0.000ML", "I.5W1.UL", "I0.2W0.0L", "IW", "0.2", "I0.200W0.000MLX"]
+    for _ in range(2):
+        for text in replies:
+            m = _REPLY.match(text)
+            assert _groups(_REPLY, _REPLY_GROUPS, text) == (None if m is None else m.groups()), text
+        for text in dis:
+            m = _DIS.match(text)
+            assert _groups(_DIS, _DIS_GROUPS, text) == (None if m is None else m.groups()), text
