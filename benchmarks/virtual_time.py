@@ -24,18 +24,17 @@ for the twin alone (all but the analyses, which are castrig's measurement of the
 have grown since with claim 1's section features).
 
 Where it stands (the measurements, and what was tried and dropped: docs/records/twin-speed.md):
-against 7131e3a, medians of 3 on this 2-core machine at load 1.2, the twin alone 2.26× (ticks
-2.62×), the whole run 1.90×, 8 h in 4.26 s wall (6 716×; 8.7 s at a load average of 7.5), before
-the tenth session's World.mfc_changing (one chamber step a control tick instead of three, within
-0.0082 %RH of 0.05 s steps, the samples identical), which takes 8–10 % off a hold's instructions:
-``--instructions`` (valgrind's count per 1 000 s of held RH, little moved by the load) gives 446 M against
-7131e3a's 1 185 M, 2.66× (2.42× before); timed at load 8–12, ticks 2.62×, the twin alone 2.26×,
-the whole run 1.80×. The ticks are ~111 500 exchanges (driver, link,
-emulator; ``--exchanges`` counts them by device and command, and each is one the runner needs),
-~490 000 instructions and 200 Python calls a tick before the change, the bytecode loop 36 % and
-the rest a long tail: no part stands out, so 3× for the twin needs a compiled hot path or a
-change of what is modelled or recorded, not more call-trimming; a renderer without scipy would
-only move its import (~0.28 s) from the twin's column to the analyses'.
+``--instructions`` (valgrind's count per 1 000 s of held RH; a count, but what the runner does on
+the wall clock grows with the wall time a valgrind run takes: compare trees run side by side)
+gives 375 M against main-before's 450 M side by side (2026-12-07, eleventh session: the setpoint
+exchanges and pump replies worked out once per distinct input, min/max and bytes() calls and clock
+calls out of the link's loops, the same bytes and records), against 7131e3a's 1 164 M (3.11×; its
+1 185 M recorded before: 3.16×). Timed at load 7–8 (``--twin-baseline 7131e3a
+--repeat 3``): ticks 3.05×, the twin alone 2.61× (capture 1.67×, start-up 1.38×), the whole run
+2.16×. The ticks are ~111 500 exchanges (driver, link, emulator; ``--exchanges`` counts them by
+device and command, and each is one the runner needs), ~5 700 bytecodes and 177 Python calls a
+tick, ~67 machine instructions a bytecode all in: what is left is spread thin; a renderer without
+scipy would only move its import (~0.28 s) from the twin's column to the analyses'.
 """
 
 from __future__ import annotations

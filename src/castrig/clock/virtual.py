@@ -14,6 +14,11 @@ class VirtualClock(Clock):
     Time only moves when someone sleeps; there is no thread and no randomness, so the same
     sequence of calls always gives the same times. Simulated devices read the same clock and
     integrate their physics up to ``now()`` lazily, which keeps the twin deterministic.
+
+    The in-process link's loops (:class:`~castrig.links.SimLink`,
+    :meth:`castrig.sim.emulator.Emulator.read_some`) read ``_t`` itself when the clock is exactly
+    this class (not a subclass, which may count or shift its time): ~20 times a control tick,
+    and a call to ``now()`` costs ~300 machine instructions more than the attribute.
     """
 
     virtual = True

@@ -35,6 +35,7 @@ from castrig.clock import Clock, WallClock
 from castrig.devices.roles import DeviceCommsError, DeviceError, FlowController, FlowReading
 from castrig.devices.exchange import InStep, retried_after, retried_exchange
 from castrig.links import Link, LinkError, LinkTimeout
+from castrig.memo import MISSING, remember
 
 T = TypeVar("T")
 
@@ -71,6 +72,11 @@ _SETPOINT_REPLY = re.compile(rb"([A-Za-z@]) [+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+) ([
 _FRAME_NUMBER = rb"([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+))"
 _PLAIN_FRAME = re.compile(rb"([A-Za-z@]) " + rb" ".join([_FRAME_NUMBER] * 5) + rb" +([A-Za-z][!-~]*)\r")
 _STATUS_BYTES = frozenset(code.encode("ascii") for code in STATUS_CODES)
+#: Memos (castrig.memo) of the RH loop's setpoints: a command's text per (setpoint, unit id, form),
+#: and an ``ALS`` reply's (id, requested setpoint) per reply line, ``None`` for a line
+#: _SETPOINT_REPLY does not match. 0.0 is not kept (it and -0.0 are one key but two texts).
+_SETPOINT_COMMANDS: dict[tuple[float, str, bool], tuple[str, str]] = {}
+_SETPOINT_ECHOES: dict[bytes, tuple[bytes, float] | None] = {}
 #: Mass flows a unit shows without ``MOV``, as shares of its full scale: up to the over-range
 #: limit, and down to a little below zero (a zero that drifted, a back-flow transient).
 OVER_RANGE_SHARE = 1.3
@@ -375,17 +381,10 @@ class AlicatMFC(FlowController):
                 raw = link.read_until(TERMINATOR)
                 m = _PLAIN_FRAME.fullmatch(raw)
                 if m is not None and m[1] == full.encode("ascii") and m[7].upper() not in _STATUS_BYTES:
-                    reading = AlicatReading(
-                        pressure_psia=float(m[2]),
-                        temperature_c=float(m[3]),
-                        volumetric_flow_lpm=float(m[4]),
-                        mass_flow_slpm=float(m[5]),
-                        setpoint_slpm=float(m[6]),
-                        gas=m[7].decode("ascii"),
-                        status=(),
-                        unit_id=full,
-                        extra=(),
-                    )
+                    # (pressure_psia, temperature_c, volumetric_flow_lpm, mass_flow_slpm, setpoint_slpm,
+                    # gas, status, unit_id, extra: positional, keywords cost a frozen dataclass more)
+                    reading = AlicatReading(float(m[2]), float(m[3]), float(m[4]), float(m[5]), float(m[6]),
+                                            m[7].decode("ascii"), (), full, ())
                     if self._possible(reading):
                         return reading
                 return self._reply(full, self._frame, raw)
@@ -398,25 +397,36 @@ class AlicatMFC(FlowController):
 
     def set_flow_slpm(self, flow_slpm: float) -> None:
         """Set the mass-flow setpoint; the echoed setpoint is checked against the request."""
-        value = self._format_value(flow_slpm) if math.isfinite(flow_slpm) else str(flow_slpm)
-        command = f"LS {value}" if self.setpoint_form == "modern" else f"S{value}"
+        modern = self.setpoint_form == "modern"
+        key = (flow_slpm, self.unit_id, modern)
+        texts = _SETPOINT_COMMANDS.get(key) if flow_slpm != 0.0 else None
+        if texts is None:
+            value = self._format_value(flow_slpm) if math.isfinite(flow_slpm) else str(flow_slpm)
+            command = f"LS {value}" if modern else f"S{value}"
+            texts = (command, f"{self.unit_id}{command}")
+            if flow_slpm != 0.0:
+                remember(_SETPOINT_COMMANDS, key, texts)
+        command, full = texts
         if not (0.0 <= flow_slpm <= self.full_scale_slpm):  # (the command text only when refused)
-            self._check_setpoint(flow_slpm, f"{self.unit_id}{command}")
-        if self.setpoint_form == "modern" and not self.in_step.suspect_now():
+            self._check_setpoint(flow_slpm, full)
+        if modern and not self.in_step.suspect_now():
             # The usual setpoint (the RH loop's, every control period): _exchange's inline first
             # try, the same bytes and read; a reply of the usual form (single blanks, the unit id
-            # as sent, ASCII) is read with one match on its bytes, taking what _requested_setpoint
-            # takes; any other reply goes the general way from the line already read.
-            full = f"{self.unit_id}{command}"
+            # as sent, ASCII) is read with one match on its bytes (once per distinct reply: the
+            # memo), taking what _requested_setpoint takes; any other reply goes the general way
+            # from the line already read.
             link = self.link
             parse = lambda t: _requested_setpoint(t, self.unit_id)  # noqa: E731
             first: BaseException | None = None
             try:
                 link.write(full.encode("ascii") + TERMINATOR)
                 raw = link.read_until(TERMINATOR)
-                m = _SETPOINT_REPLY.fullmatch(raw)
-                if m is not None and m[1] == self.unit_id.encode("ascii"):
-                    echoed = float(m[2])
+                echo = _SETPOINT_ECHOES.get(raw, MISSING)
+                if echo is MISSING:
+                    m = _SETPOINT_REPLY.fullmatch(raw)
+                    echo = remember(_SETPOINT_ECHOES, raw, None if m is None else (m[1], float(m[2])))
+                if echo is not None and echo[0] == self.unit_id.encode("ascii"):
+                    echoed = echo[1]
                 else:
                     echoed = self._reply(full, parse, raw)
             except BaseException as exc:  # noqa: BLE001 - handled as _exchange's retries would

@@ -379,8 +379,8 @@ class HMT330(HumiditySensor):
                 link.write(b"SEND\r")
                 raw = link.read_until(TERMINATOR)
                 m = _DEFAULT_READING_LINE.fullmatch(raw)
-                if m is not None:
-                    return HumidityReading(rh_pct=float(m[1]), temperature_c=float(m[2]))
+                if m is not None:  # (rh_pct, temperature_c: positional, keywords cost a frozen dataclass more)
+                    return HumidityReading(float(m[1]), float(m[2]))
                 return self._reply("SEND", lambda text: self._reading("SEND", text), raw)
             except BaseException as exc:  # noqa: BLE001 - handled as _query's retries would
                 first = exc

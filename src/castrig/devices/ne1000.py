@@ -34,6 +34,7 @@ from castrig.devices.exchange import InStep, after_first_try
 from castrig.errors import CastrigError
 from castrig.links import Link, LinkError, LinkTimeout, ProtocolError
 from castrig.links.base import retry_loop
+from castrig.memo import MISSING, remember
 
 if TYPE_CHECKING:
     from castrig.devices.blind_stop import BlindStop
@@ -69,6 +70,20 @@ _REPLY = re.compile(r"^(\d\d)(?:A\?([A-Z])|([IWSPTUX])(.*))$", re.DOTALL)
 #: Prompt character -> state (every prompt _REPLY admits), without an Enum call per reply.
 _STATES = {state.value: state for state in PumpState}
 _DIS = re.compile(r"^I(\d*\.?\d*)W(\d*\.?\d*)(UL|ML)$")
+#: _REPLY's and _DIS's groups per text (``None``: no match), in bounded memos (castrig.memo): a
+#: pump's replies repeat all night (its prompt alone to a state query, the same DIS while still).
+_REPLY_GROUPS: dict[str, tuple[str | None, ...] | None] = {}
+_DIS_GROUPS: dict[str, tuple[str | None, ...] | None] = {}
+
+
+def _groups(pattern: re.Pattern[str], memo: dict[str, tuple[str | None, ...] | None],
+            text: str) -> tuple[str | None, ...] | None:
+    """``pattern.match(text).groups()`` (``None`` when it does not match), once per distinct text."""
+    found = memo.get(text, MISSING)
+    if found is MISSING:
+        m = pattern.match(text)
+        found = remember(memo, text, None if m is None else m.groups())
+    return found  # type: ignore[return-value]
 _VALUE_UNITS = re.compile(r"^(\d*\.?\d*)([A-Z]{2})$")
 _VERSION = re.compile(r"^NE\d+V\d+\.\d+")
 
@@ -455,15 +470,15 @@ class NE1000Pump(SyringePump):
 
     def dispensed(self) -> Dispensed:
         _, data = self._query("DIS")
-        m = _DIS.match(data)
-        if not m:  # (another command's reply: asked again once the replies are back in step)
+        g = _groups(_DIS, _DIS_GROUPS, data)
+        if not g:  # (another command's reply: asked again once the replies are back in step)
             self.in_step.mark()
             _, data = self._query("DIS")
-            m = _DIS.match(data)
-        if not m:
+            g = _groups(_DIS, _DIS_GROUPS, data)
+        if not g:
             raise self._bad_reply("DIS", data)
-        f = VOLUME_UNITS[m.group(3)]
-        return Dispensed(infused_ml=float(m.group(1)) * f, withdrawn_ml=float(m.group(2)) * f)
+        f = VOLUME_UNITS[g[2]]
+        return Dispensed(float(g[0]) * f, float(g[1]) * f)  # (infused_ml, withdrawn_ml)
 
     def clear_dispensed(self) -> None:
         self._command("CLDINF")
@@ -606,8 +621,8 @@ class NE1000Pump(SyringePump):
         address 00, expected 1") and a stopped pump was left NOT verified."""
         text, n = self._take(buf)
         if text is not None and self.address is not None:
-            m = _REPLY.match(text)
-            if m and int(m.group(1)) != self.address:
+            g = _groups(_REPLY, _REPLY_GROUPS, text)
+            if g and int(g[0]) != self.address:  # type: ignore[arg-type]
                 return None, n
         return text, n
 
@@ -721,19 +736,19 @@ class NE1000Pump(SyringePump):
         return self._frame("VER", None), is_marker_reply
 
     def _parse(self, command: str, text: str) -> tuple[PumpState, str]:
-        m = _REPLY.match(text)
-        if not m:
+        g = _groups(_REPLY, _REPLY_GROUPS, text)  # (address, alarm, prompt, data)
+        if not g:
             raise ProtocolError(self.link.resource, f"unparseable reply {text!r}")
-        if int(m.group(1)) != (self.address or 0):
-            raise ProtocolError(self.link.resource, f"reply from address {m.group(1)}, expected {self.address or 0}")
-        if m.group(2):
-            self.last_alarm = m.group(2)
+        if int(g[0]) != (self.address or 0):  # type: ignore[arg-type]
+            raise ProtocolError(self.link.resource, f"reply from address {g[0]}, expected {self.address or 0}")
+        if g[1]:
+            self.last_alarm = g[1]
             self.last_state = PumpState.STOPPED
-            raise PumpAlarm(self.name, command, m.group(2), new=self._alarm_read(m.group(2)))
+            raise PumpAlarm(self.name, command, g[1], new=self._alarm_read(g[1]))
         self._alarm_unacknowledged = None  # a reply with no alarm: none is pending
-        state = _STATES[m.group(3)]
+        state = _STATES[g[2]]
         self.last_state = state
-        data = m.group(4)
+        data = g[3]
         if data.startswith("?"):
             raise PumpCommandError(self.name, command, data[1:])
         return state, data

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from castrig.clock import Clock
+from castrig.clock import Clock, VirtualClock
 from castrig.links.base import Link
 from castrig.links.errors import LinkClosed, LinkTimeout
 
@@ -41,6 +41,9 @@ class SimLink(Link):
         # What the emulator says may be called directly (Emulator.link_shortcuts: receive_bytes
         # for receive, read_some for this class's wait loop); the link knows no emulator class
         self._direct, self._emulator_reads = getattr(emulator, "link_shortcuts", (False, False))
+        # A VirtualClock's time is read as its attribute in the usual exchange's steps (see
+        # VirtualClock; a call to now() costs more than the step's other work)
+        self._vclock = clock if clock.__class__ is VirtualClock else None
 
     def _now(self) -> float:
         return self.clock.now()
@@ -100,22 +103,28 @@ class SimLink(Link):
         emulator = self.emulator
         if not emulator.connected:
             raise LinkClosed(self.resource, "peer disconnected")
+        if data.__class__ is not bytes:  # (bytes(data) of bytes is data itself, at a call's cost)
+            data = bytes(data)
+        vclock = self._vclock
+        now = vclock._t if vclock is not None else self.clock.now()
         if self._direct:
-            emulator.receive_bytes(bytes(data), self.clock.now())
+            emulator.receive_bytes(data, now)
         else:
-            emulator.receive(bytes(data), self.clock.now())
+            emulator.receive(data, now)
 
     def read_until(self, terminator: bytes, *, timeout_s: float | None = None, max_bytes: int = 65536) -> bytes:
         if self._rx or self._closed or not terminator:
             return super().read_until(terminator, timeout_s=timeout_s, max_bytes=max_bytes)
         # Link.read_until's usual reply (nothing buffered, one whole line in the first chunk),
         # the deadline taken from the clock as _now() does
-        deadline = self.clock.now() + (self.timeout_s if timeout_s is None else timeout_s)
+        vclock = self._vclock
+        deadline = (vclock._t if vclock is not None else self.clock.now()) + (self.timeout_s if timeout_s is None else timeout_s)
         chunk = self._read_some(deadline)
         if not chunk:
             raise LinkTimeout(self.resource, f"no {terminator!r} within {self._timeout_text(timeout_s)} (no reply)")
-        if chunk.endswith(terminator) and chunk.find(terminator) == len(chunk) - len(terminator):
-            return bytes(chunk)
+        end = len(chunk) - len(terminator)
+        if end >= 0 and chunk.find(terminator) == end:  # (its first terminator ends it: it ends with one)
+            return chunk if chunk.__class__ is bytes else bytes(chunk)
         self._rx += chunk
         return self._read_until_buffered(terminator, deadline, timeout_s, max_bytes)
 
@@ -133,7 +142,7 @@ class SimLink(Link):
         if not chunk:
             raise LinkTimeout(self.resource, f"no {what} within {self._timeout_text(timeout_s)} (no reply)")
         # Link.read_frame's loop on a buffer holding just this chunk, without copying it there
-        frame, n = take(bytes(chunk))
+        frame, n = take(chunk if chunk.__class__ is bytes else bytes(chunk))
         rest = chunk[n:] if n else chunk
         if rest:
             self._rx += rest
@@ -149,10 +158,12 @@ class SimLink(Link):
         emulator = self.emulator
         if not emulator.connected:
             raise LinkClosed(self.resource, "peer disconnected")
-        data = emulator.transmit(self.clock.now())
-        if data:
-            self._rx += data
-        return bytes(data)
+        vclock = self._vclock
+        data = emulator.transmit(vclock._t if vclock is not None else self.clock.now())
+        if not data:
+            return b""  # (what bytes(data) of an empty answer is)
+        self._rx += data
+        return data if data.__class__ is bytes else bytes(data)
 
     def read_available(self, *, wait_s: float = 0.0) -> bytes:
         if self._rx or self._closed:
@@ -165,5 +176,6 @@ class SimLink(Link):
             emulator = self.emulator
             if not emulator.connected:
                 raise LinkClosed(self.resource, "peer disconnected")
-            return bytes(emulator.transmit(now))
+            data = emulator.transmit(now)
+            return data if data.__class__ is bytes else bytes(data)
         return bytes(self._read_some(now + wait_s))

@@ -53,7 +53,8 @@ class FixedRate:
     def _last_due(self, now: float) -> float:
         """The grid's last due time at or before ``now`` (:attr:`due_t` at the earliest)."""
         assert self.due_t is not None
-        return self.due_t + max(0, math.floor((now - self.due_t) / self.period_s + EARLY_S)) * self.period_s
+        n = math.floor((now - self.due_t) / self.period_s + EARLY_S)
+        return self.due_t + (n if n > 0 else 0) * self.period_s
 
     def begin(self, now: float) -> float | None:
         """Work begins at ``now``: the due time it stands for, the grid's last at or before

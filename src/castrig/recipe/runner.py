@@ -1079,7 +1079,11 @@ class Runner:
                     return until is None
                 now = self.clock.now()
                 due = ticks.advance(now)
-                self.clock.sleep_until(due if duration_s is None else min(due, now + max(duration_s - hold.elapsed_s, 1e-3)))
+                if duration_s is not None:  # min(due, now + max(left, 1e-3)) as comparisons (every tick)
+                    left = duration_s - hold.elapsed_s
+                    end = now + (1e-3 if 1e-3 > left else left)
+                    due = end if end < due else due
+                self.clock.sleep_until(due)
         finally:
             self._hold_now = None
 

@@ -36,6 +36,7 @@ import random
 import re
 from collections.abc import Callable
 
+from castrig.memo import MISSING, remember
 from castrig.sim.emulator import LineEmulator
 
 #: Gas Select numbers, short names (as in the frame) and long names (as ``AGS`` prints them).
@@ -72,6 +73,11 @@ MAX_REGISTER = 999
 MAX_STREAM_BACKLOG = 64
 #: A setpoint argument that parses alike as bytes and as the upper-cased text (finite, no spaces).
 _PLAIN_NUMBER = re.compile(rb"[+-]?[0-9]+(?:\.[0-9]*)?")
+#: Memos (castrig.memo) of the usual ``ALS``: the setpoint per command line (``None``: not a plain
+#: number after ``LS ``), and the reply's bytes per (id, setpoint). The RH loop sends the same
+#: few hundred setpoints all night.
+_LS_VALUES: dict[bytes, float | None] = {}
+_SETPOINT_REPLIES: dict[tuple[str, float], bytes] = {}
 
 #: Standard conditions of the mass-flow readings (Alicat default: 25 degC, 14.696 psia).
 STD_TEMPERATURE_K = 298.15
@@ -314,10 +320,18 @@ class AlicatEmulator(LineEmulator):
             if len(line) == 1:
                 self.send(self.frame(t).encode("ascii") + b"\r", t)
                 return
-            if line[1:4] == b"LS " and self.firmware != "legacy" and _PLAIN_NUMBER.fullmatch(line, 4):
-                self._set_setpoint(float(line[4:]), t)
-                self.send(self._setpoint_reply(self.unit_id).encode("ascii") + b"\r", t)
-                return
+            if line[1:4] == b"LS " and self.firmware != "legacy":
+                value = _LS_VALUES.get(line, MISSING)
+                if value is MISSING:
+                    value = remember(_LS_VALUES, line, float(line[4:]) if _PLAIN_NUMBER.fullmatch(line, 4) else None)
+                if value is not None:
+                    self._set_setpoint(value, t)
+                    uid, setpoint = self.unit_id, self.setpoint_slpm
+                    reply = _SETPOINT_REPLIES.get((uid, setpoint))
+                    if reply is None:
+                        reply = remember(_SETPOINT_REPLIES, (uid, setpoint), self._setpoint_reply(uid).encode("ascii") + b"\r")
+                    self.send(reply, t)
+                    return
         text = line.decode("ascii", errors="replace").strip()
         if not text:
             return
@@ -444,7 +458,9 @@ class AlicatEmulator(LineEmulator):
 
     def _set_setpoint(self, value: float, t: float) -> None:
         self._changing(t)
-        self.setpoint_slpm = min(max(value, 0.0), self.full_scale_slpm)
+        value = 0.0 if 0.0 > value else value  # min(max(value, 0.0), full scale) as comparisons
+        fs = self.full_scale_slpm
+        self.setpoint_slpm = fs if fs < value else value
 
     def _set_gas(self, number: int, t: float) -> None:
         self._changing(t)

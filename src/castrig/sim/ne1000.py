@@ -328,9 +328,10 @@ class NE1000Emulator(Emulator):
         if self._port is None:
             super().send(data, t)
             return
-        if "no_reply" in self.faults or not self.connected:
+        active = self.faults.active  # (the set itself: FaultState's `in` is a Python call)
+        if "no_reply" in active or not self.connected:
             return
-        self._port.send(self.corrupt(data), t)
+        self._port.send(self.corrupt(data) if active else data, t)  # (corrupt: data itself without faults)
 
     # -- time ------------------------------------------------------------------------------
     def poll(self, t: float) -> None:
@@ -512,7 +513,8 @@ class NE1000Emulator(Emulator):
     # -- bytes in --------------------------------------------------------------------------
     def receive_bytes(self, data: bytes, t: float) -> None:
         self._advance(t)
-        data = bytes(data)
+        if data.__class__ is not bytes:  # (bytes(data) of bytes is data itself, at a call's cost)
+            data = bytes(data)
         if self._pkt is None and data and data[0] == STX:
             payload = _good_packet_payload(data) if len(data) <= _PACKET_CACHE_BYTES else None
             if payload is not None:

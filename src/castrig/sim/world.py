@@ -382,12 +382,17 @@ class World:
             self._advancing = True
             try:
                 while self.t < t:
+                    # (min(·, ·) as a comparison, the same value: this runs at every query)
                     if self._quiet(self.t):
-                        dt = min(QUIET_STEP_S, t - self.t)
+                        dt = t - self.t
+                        if dt > QUIET_STEP_S:
+                            dt = QUIET_STEP_S
                         self._step_quiet(dt)
                     else:
                         self._delivered_mark = None
-                        dt = min(MAX_STEP_S, t - self.t)
+                        dt = t - self.t
+                        if dt > MAX_STEP_S:
+                            dt = MAX_STEP_S
                         self._step(dt)
                     self.t += dt
             finally:
@@ -449,7 +454,7 @@ class World:
         x1 = target + (x0 - target) * decay
         mean_x = target + (x0 - target) * ((1.0 - decay) / (k * dt) if k * dt > 1e-12 else 1.0)
         water_left = self.support_water_ml - e_mg_s * (1.0 - mean_x / psat) * dt / 1000.0
-        if max(x0, target) > psat or (e_mg_s and water_left <= 0.0):
+        if (target if target > x0 else x0) > psat or (e_mg_s and water_left <= 0.0):  # max(x0, target)
             # condensation on the walls clips the exponential, or the support dries within the
             # step (the source stops): small explicit steps, as in busy phases
             self._delivered_mark = None
