@@ -204,3 +204,91 @@ def test_not_followed_counts_the_wide_gaps_as_the_plain_loop():
         seen = rng.random(w) < 0.8
         assert _not_followed(film, seen) == plain(film, seen)
         assert _not_followed(film, seen, gap=0.02) == plain(film, seen, gap=0.02)
+
+
+def _plain_slope_scores(xo, yo, grid):
+    """_slope_scores's docstring, slope by slope (the shallowest peak of 3-bin windows)."""
+    out = []
+    for s in grid:
+        r = yo - s * xo
+        win = np.convolve(np.bincount((r - r.min()).astype(np.intp)), np.ones(3, np.int64), "same")
+        i0 = int(np.argmax(win >= max(0.3 * win.max(), 0.05 * xo.size)))
+        out.append(win[i0:i0 + 5].max())
+    return np.array(out, float)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_slope_scores_are_the_plain_histograms(seed):
+    """The blocks of slopes and their histograms sized from the edge's span (not each one's
+    maximum bin) score every slope as the plain loop does, the first of the best the same."""
+    from castrig.analysis.section_lines import _slope_scores
+
+    rng = np.random.default_rng(seed)
+    w = int(rng.integers(40, 900))
+    xo = np.sort(rng.choice(w, size=int(rng.integers(20, w)), replace=False)).astype([np.int64, np.float64][seed % 2])
+    yo = 50 + 0.03 * (seed - 1.5) * xo + rng.normal(0, 0.8, xo.size)
+    yo[rng.random(xo.size) < 0.3] += rng.uniform(3, 30)  # tongues below the interface
+    grid = np.concatenate([[0.0], np.ravel(np.c_[np.arange(1, 90) * 1e-3, -np.arange(1, 90) * 1e-3])])
+    got = _slope_scores(xo, yo, grid)
+    want = _plain_slope_scores(np.asarray(xo, float), yo, grid)
+    assert np.array_equal(got, want)
+    assert int(np.argmax(got)) == int(np.argmax(want))
+
+
+def _plain_least_cost_path(levels, data, seen, moves, pen):
+    """The Viterbi of _least_cost_path as a loop over levels and moves (ties: the first move)."""
+    nb, nl = data.shape
+    cost = data[0].copy()
+    back = np.zeros((nb, nl), np.intp)
+    for k in range(1, nb):
+        if not seen[k]:
+            cost = cost + data[k]
+            continue
+        new = np.empty(nl)
+        for i in range(nl):
+            best, arg = np.inf, 0
+            for j, mv in enumerate(moves):
+                v = (cost[i + mv] if 0 <= i + mv < nl else np.inf) + pen[j]
+                if v < best:
+                    best, arg = v, j
+            new[i] = best + data[k, i]
+            back[k, i] = moves[arg]
+        cost = new
+    path = np.empty(nb, np.intp)
+    path[-1] = int(np.argmin(cost))
+    for k in range(nb - 1, 0, -1):
+        path[k - 1] = path[k] + back[k, path[k]]
+    return levels[path]
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_the_interface_path_is_the_plain_viterbis(hold):
+    """_least_cost_path's block steps on reused arrays take the same path as the plain loop over
+    levels and moves (its levels, costs and moves built here as it builds them)."""
+    import castrig.analysis.section_waves as sw
+
+    rng = np.random.default_rng(3)
+    w = 400
+    y = 40 + 6 * np.sin(np.arange(w) / 40) + rng.normal(0, 0.7, w)
+    y[150:170] += 12  # a tongue
+    ok = rng.random(w) > 0.1
+    ok[250:300] = False  # a gap
+    got = sw._least_cost_path(y, ok, 0.75, 1.0, hold_in_gaps=hold)
+    b = sw.PATH_BLOCK
+    nb = -(-w // b)
+    yo = y[ok]
+    lo, hi = np.floor(sw._percentile(yo, 0.5)) - 3.0, np.ceil(sw._percentile(yo, 99.5)) + 3.0
+    step = max(sw.PATH_STEP_PX, (hi - lo) / sw.PATH_MAX_LEVELS)
+    levels = np.arange(lo, hi + 1e-9, step)
+    r = np.full(nb * b, np.nan)
+    r[:w] = np.where(ok, y, np.nan)
+    rb = r.reshape(nb, b)
+    z = ((rb[:, None, :] - levels[None, :, None]) / 0.75) ** 2
+    data = np.nansum(np.where(rb[:, None, :] > levels[None, :, None], np.minimum(z, sw.PATH_BELOW_CAP),
+                              np.minimum(z, sw.PATH_ABOVE_CAP)), axis=2)
+    seen = np.isfinite(rb).any(axis=1) if hold else np.ones(nb, bool)
+    hop = min(max(1, int(round(sw.PATH_SLOPE * b / step))), levels.size - 1)
+    moves = np.r_[0, np.ravel(np.c_[-np.arange(1, hop + 1), np.arange(1, hop + 1)])]
+    want_levels = _plain_least_cost_path(levels, data, seen, moves, 1.0 * np.abs(moves) * step)
+    want = np.interp(np.arange(w, dtype=float), np.arange(nb) * b + (b - 1) / 2, want_levels)
+    assert np.array_equal(got, want)

@@ -304,22 +304,31 @@ def _least_cost_path(y: np.ndarray, ok: np.ndarray, s: float, change_cost: float
     # the moves tried, in the order ties go: stay, then from one level lower, one higher, ...
     moves = np.r_[0, np.ravel(np.c_[-np.arange(1, hop + 1), np.arange(1, hop + 1)])]
     pen = change_cost * np.abs(moves) * step
-    # each level's candidates, from the previous cost padded with +inf beyond the grid's ends
+    # each level's candidates, from the previous cost padded with +inf beyond the grid's ends:
+    # the cost lives in ``buf`` between the pads, and each block's step reuses the same arrays
+    # (a block's step is a dozen small numpy calls: their count, not their size, is its cost)
     buf = np.full(nl + 2 * hop, np.inf)
+    cost = buf[hop:hop + nl]
+    cost[:] = data[0]
     src = np.arange(nl)[:, None] + (moves + hop)[None, :]
-    rows = np.arange(nl)
-    cost = data[0].copy()
-    back = np.zeros((nb, nl), np.int16 if hop < 2 ** 15 else np.int32)  # (the move taken into each level)
+    nm = moves.size
+    at = np.arange(nl) * nm  # (each level's first candidate in the flat window)
+    win = np.empty((nl, nm))
+    flat = win.reshape(-1)
+    m = np.empty(nl, np.intp)
+    taken = np.zeros((nb, nl), np.intp)  # (the index of the move taken into each level)
     for k in range(1, nb):
         if seen[k]:
-            buf[hop:hop + nl] = cost
-            win = buf[src]
+            buf.take(src, out=win)
             win += pen
-            m = np.argmin(win, axis=1)
-            cost = win[rows, m] + data[k]
-            back[k] = moves[m]
+            win.argmin(axis=1, out=m)
+            taken[k] = m
+            m += at
+            np.add(flat.take(m), data[k], out=cost)
         else:
-            cost = cost + data[k]
+            cost += data[k]
+    back = moves[taken]
+    back[0] = 0
     path = np.empty(nb, np.intp)
     path[-1] = int(np.argmin(cost))
     for k in range(nb - 1, 0, -1):
