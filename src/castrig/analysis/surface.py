@@ -215,6 +215,7 @@ def _assess(m: SurfaceMetrics, raw: np.ndarray, clipped: int = 0) -> None:
     it and the transmitted view had)."""
     from .quality import (MIN_PORES, MIN_PX_PER_PORE, MIN_SIX_NEIGHBOURS, edge_blur_px, lattice_disorder, saturated,
                           six_neighbour_share, surface_intervals)
+    from .lattice import delaunay_graph
 
     flags = []
     px = m.pixel_size_um
@@ -224,8 +225,10 @@ def _assess(m: SurfaceMetrics, raw: np.ndarray, clipped: int = 0) -> None:
     if m.pore_count < MIN_PORES:
         flags.append("too_few_pores")
     if m.pore_count >= 10:
-        dis = lattice_disorder(m.centres_px)
-        six = six_neighbour_share(m.centres_px, np.shape(raw))
+        # (one triangulation for both: the neighbours' counts and the nearest distances)
+        graph = delaunay_graph(m.centres_px) if m.pore_count >= 20 else None
+        dis = lattice_disorder(m.centres_px, graph=graph)
+        six = six_neighbour_share(m.centres_px, np.shape(raw), graph=graph)
         if (dis is not None and dis > 0.25) or (six is not None and six < MIN_SIX_NEIGHBOURS):
             flags.append("no_lattice_order")
     if d_px is not None:
