@@ -5,11 +5,14 @@ triangulation were ~10 % of the optical pair's CPU), with the same numbers."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import scipy.spatial
 
 from castrig.analysis import analyse_surface
+import castrig.analysis.lattice as lattice
 from castrig.analysis.lattice import delaunay_graph
 from castrig.analysis.quality import lattice_disorder, six_neighbour_share
 from castrig.sim.micrograph import make_structure, render_surface
@@ -65,9 +68,35 @@ def test_a_surface_analysis_triangulates_its_pores_once_and_builds_no_tree_for_i
             return _real(*a, **k)
 
         monkeypatch.setattr(scipy.spatial, name, counted)
-    import castrig.analysis.lattice as lattice
-
     monkeypatch.setattr(lattice, "cKDTree", scipy.spatial.cKDTree)
     m = analyse_surface(refl, 0.5, trans)
     assert m.pore_count > 100
     assert made == {"Delaunay": 1, "cKDTree": 1}
+
+
+def test_the_pairs_last_stages_overlap(monkeypatch):
+    """The through-pores (a worker), the transmitted view's mismatch (the other worker) and the
+    lattice's triangulation (the calling thread) run at once: before, the mismatch and then the
+    triangulation ran on the calling thread after the through-pores, the workers idle. Each
+    stage here waits (up to 20 s) for the one it should overlap to have begun."""
+    import castrig.analysis.surface as surface
+
+    monkeypatch.delenv("CASTRIG_ANALYSIS_THREADS", raising=False)
+    rng = np.random.default_rng(1)
+    st = make_structure(rng, mean_diameter_um=5.0, opening_ratio=0.5, thickness_um=5.0, thickness_cv=0.1,
+                        field_um=384 * 0.5)
+    refl, trans = render_surface(st, 0.5, rng, bit_depth=8)
+    began = {k: threading.Event() for k in ("through", "mismatch", "graph")}
+
+    def waiting(name, real, waits_for):
+        def stage(*a, **k):
+            began[name].set()
+            assert began[waits_for].wait(20.0), f"{name} ran without {waits_for} beside it"
+            return real(*a, **k)
+        return stage
+
+    monkeypatch.setattr(surface, "_through", waiting("through", surface._through, "mismatch"))
+    monkeypatch.setattr(surface, "transmitted_mismatch", waiting("mismatch", surface.transmitted_mismatch, "through"))
+    monkeypatch.setattr(surface, "delaunay_graph", waiting("graph", lattice.delaunay_graph, "through"), raising=False)
+    m = analyse_surface(refl, 0.5, trans)
+    assert m.through_pore_fraction is not None and all(e.is_set() for e in began.values())
