@@ -292,3 +292,24 @@ def test_the_interface_path_is_the_plain_viterbis(hold):
     want_levels = _plain_least_cost_path(levels, data, seen, moves, 1.0 * np.abs(moves) * step)
     want = np.interp(np.arange(w, dtype=float), np.arange(nb) * b + (b - 1) / 2, want_levels)
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("case", ["uint8", "uint16", "offset", "mixed", "one-off"])
+def test_otsu_of_whole_grey_levels_is_scikit_images(case):
+    """A float32 image of whole grey levels (an 8- or 16-bit micrograph made measurable),
+    counted level by level before its bins: ``threshold_otsu`` of the values, bit for bit; a
+    view with one value off the whole levels is binned value by value, as before."""
+    from skimage.filters import threshold_otsu
+
+    from castrig.analysis.section_levels import _histogram, _otsu
+
+    rng = np.random.default_rng(7)
+    v = np.r_[rng.normal(40, 8, 30000), rng.normal(190, 20, 70000)]
+    v = {"uint8": np.clip(np.rint(v), 0, 255), "uint16": np.rint(v * 250.7), "offset": np.rint(v) - 300.0,
+         "mixed": np.rint(v * 0.3) + 1000, "one-off": np.rint(v)}[case].astype(np.float32).reshape(250, 400)
+    if case == "one-off":
+        v[-1, -1] = 17.5
+    assert _otsu(v) == float(threshold_otsu(v))
+    got, want = _histogram(v, v.min(), v.max()), np.histogram(v, 256, range=(v.min(), v.max()))
+    assert np.array_equal(got[0], want[0]) and got[0].dtype == want[0].dtype
+    assert np.array_equal(got[1], want[1]) and got[1].dtype == want[1].dtype
