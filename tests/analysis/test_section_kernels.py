@@ -313,3 +313,22 @@ def test_otsu_of_whole_grey_levels_is_scikit_images(case):
     got, want = _histogram(v, v.min(), v.max()), np.histogram(v, 256, range=(v.min(), v.max()))
     assert np.array_equal(got[0], want[0]) and got[0].dtype == want[0].dtype
     assert np.array_equal(got[1], want[1]) and got[1].dtype == want[1].dtype
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_best_slope_is_the_first_of_the_best_scores(seed):
+    """The slope search that scores only the slopes its bound cannot rule out finds the same
+    slope as scoring them all: sections' edges of every tilt, noise, tongue share, whole rows."""
+    from castrig.analysis.section_lines import _best_slope
+
+    rng = np.random.default_rng(seed)
+    for k in range(25):
+        w = int(rng.integers(30, 1200))
+        xo = np.sort(rng.choice(w, size=int(rng.integers(12, w)), replace=False)).astype(float)
+        yo = 50 + rng.uniform(-0.08, 0.08) * xo + rng.normal(0, rng.uniform(0.1, 3), xo.size)
+        yo[rng.random(xo.size) < rng.uniform(0, 0.5)] += rng.uniform(2, 40)
+        if k % 3 == 0:
+            yo = np.round(yo)
+        grid = np.arange(0.0, np.tan(np.radians(5.0)) + 1e-9, 0.5 / w)
+        grid = np.concatenate([[0.0], np.ravel(np.c_[grid[1:], -grid[1:]])])
+        assert _best_slope(xo, yo, grid) == int(np.argmax(_plain_slope_scores(xo, yo, grid)))
