@@ -332,3 +332,26 @@ def test_the_best_slope_is_the_first_of_the_best_scores(seed):
         grid = np.arange(0.0, np.tan(np.radians(5.0)) + 1e-9, 0.5 / w)
         grid = np.concatenate([[0.0], np.ravel(np.c_[grid[1:], -grid[1:]])])
         assert _best_slope(xo, yo, grid) == int(np.argmax(_plain_slope_scores(xo, yo, grid)))
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_paths_stepped_together_are_the_paths_one_by_one(hold):
+    """Two edges' Viterbis stepped together (the second with more levels: padded with +inf
+    levels in the first) take the paths each takes alone; and the interface at two level-change
+    costs is the interface at each."""
+    import castrig.analysis.section_waves as sw
+
+    rng = np.random.default_rng(5)
+    w = 600
+    x = np.arange(w, dtype=float)
+    y1 = 40 + 4 * np.sin(x / 50) + rng.normal(0, 0.6, w)
+    y2 = 40 + 0.05 * x + 9 * np.sin(x / 70) + rng.normal(0, 0.9, w)  # a wider range of rows
+    y1[300:330] += 15
+    ok = rng.random(w) > 0.1
+    ok[100:160] = False
+    together = sw._least_cost_paths([y1, y2], ok, 0.8, (0.5, 1.0), hold_in_gaps=hold)
+    alone = [sw._least_cost_path(y1, ok, 0.8, 0.5, hold_in_gaps=hold), sw._least_cost_path(y2, ok, 0.8, 1.0, hold_in_gaps=hold)]
+    assert all(np.array_equal(a, b) for a, b in zip(together, alone))
+    both = sw._interface_paths(y2, ok, (sw.BEND_CHANGE_COST, sw.PATH_CHANGE_COST))
+    assert np.array_equal(both[0], sw._interface_path(y2, ok, sw.BEND_CHANGE_COST))
+    assert np.array_equal(both[1], sw._interface_path(y2, ok, sw.PATH_CHANGE_COST))
