@@ -204,3 +204,154 @@ def test_not_followed_counts_the_wide_gaps_as_the_plain_loop():
         seen = rng.random(w) < 0.8
         assert _not_followed(film, seen) == plain(film, seen)
         assert _not_followed(film, seen, gap=0.02) == plain(film, seen, gap=0.02)
+
+
+def _plain_slope_scores(xo, yo, grid):
+    """_slope_scores's docstring, slope by slope (the shallowest peak of 3-bin windows)."""
+    out = []
+    for s in grid:
+        r = yo - s * xo
+        win = np.convolve(np.bincount((r - r.min()).astype(np.intp)), np.ones(3, np.int64), "same")
+        i0 = int(np.argmax(win >= max(0.3 * win.max(), 0.05 * xo.size)))
+        out.append(win[i0:i0 + 5].max())
+    return np.array(out, float)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_slope_scores_are_the_plain_histograms(seed):
+    """The blocks of slopes and their histograms sized from the edge's span (not each one's
+    maximum bin) score every slope as the plain loop does, the first of the best the same."""
+    from castrig.analysis.section_lines import _slope_scores
+
+    rng = np.random.default_rng(seed)
+    w = int(rng.integers(40, 900))
+    xo = np.sort(rng.choice(w, size=int(rng.integers(20, w)), replace=False)).astype([np.int64, np.float64][seed % 2])
+    yo = 50 + 0.03 * (seed - 1.5) * xo + rng.normal(0, 0.8, xo.size)
+    yo[rng.random(xo.size) < 0.3] += rng.uniform(3, 30)  # tongues below the interface
+    grid = np.concatenate([[0.0], np.ravel(np.c_[np.arange(1, 90) * 1e-3, -np.arange(1, 90) * 1e-3])])
+    got = _slope_scores(xo, yo, grid)
+    want = _plain_slope_scores(np.asarray(xo, float), yo, grid)
+    assert np.array_equal(got, want)
+    assert int(np.argmax(got)) == int(np.argmax(want))
+
+
+def _plain_least_cost_path(levels, data, seen, moves, pen):
+    """The Viterbi of _least_cost_path as a loop over levels and moves (ties: the first move)."""
+    nb, nl = data.shape
+    cost = data[0].copy()
+    back = np.zeros((nb, nl), np.intp)
+    for k in range(1, nb):
+        if not seen[k]:
+            cost = cost + data[k]
+            continue
+        new = np.empty(nl)
+        for i in range(nl):
+            best, arg = np.inf, 0
+            for j, mv in enumerate(moves):
+                v = (cost[i + mv] if 0 <= i + mv < nl else np.inf) + pen[j]
+                if v < best:
+                    best, arg = v, j
+            new[i] = best + data[k, i]
+            back[k, i] = moves[arg]
+        cost = new
+    path = np.empty(nb, np.intp)
+    path[-1] = int(np.argmin(cost))
+    for k in range(nb - 1, 0, -1):
+        path[k - 1] = path[k] + back[k, path[k]]
+    return levels[path]
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_the_interface_path_is_the_plain_viterbis(hold):
+    """_least_cost_path's block steps on reused arrays take the same path as the plain loop over
+    levels and moves (its levels, costs and moves built here as it builds them)."""
+    import castrig.analysis.section_waves as sw
+
+    rng = np.random.default_rng(3)
+    w = 400
+    y = 40 + 6 * np.sin(np.arange(w) / 40) + rng.normal(0, 0.7, w)
+    y[150:170] += 12  # a tongue
+    ok = rng.random(w) > 0.1
+    ok[250:300] = False  # a gap
+    got = sw._least_cost_path(y, ok, 0.75, 1.0, hold_in_gaps=hold)
+    b = sw.PATH_BLOCK
+    nb = -(-w // b)
+    yo = y[ok]
+    lo, hi = np.floor(sw._percentile(yo, 0.5)) - 3.0, np.ceil(sw._percentile(yo, 99.5)) + 3.0
+    step = max(sw.PATH_STEP_PX, (hi - lo) / sw.PATH_MAX_LEVELS)
+    levels = np.arange(lo, hi + 1e-9, step)
+    r = np.full(nb * b, np.nan)
+    r[:w] = np.where(ok, y, np.nan)
+    rb = r.reshape(nb, b)
+    z = ((rb[:, None, :] - levels[None, :, None]) / 0.75) ** 2
+    data = np.nansum(np.where(rb[:, None, :] > levels[None, :, None], np.minimum(z, sw.PATH_BELOW_CAP),
+                              np.minimum(z, sw.PATH_ABOVE_CAP)), axis=2)
+    seen = np.isfinite(rb).any(axis=1) if hold else np.ones(nb, bool)
+    hop = min(max(1, int(round(sw.PATH_SLOPE * b / step))), levels.size - 1)
+    moves = np.r_[0, np.ravel(np.c_[-np.arange(1, hop + 1), np.arange(1, hop + 1)])]
+    want_levels = _plain_least_cost_path(levels, data, seen, moves, 1.0 * np.abs(moves) * step)
+    want = np.interp(np.arange(w, dtype=float), np.arange(nb) * b + (b - 1) / 2, want_levels)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("case", ["uint8", "uint16", "offset", "mixed", "one-off"])
+def test_otsu_of_whole_grey_levels_is_scikit_images(case):
+    """A float32 image of whole grey levels (an 8- or 16-bit micrograph made measurable),
+    counted level by level before its bins: ``threshold_otsu`` of the values, bit for bit; a
+    view with one value off the whole levels is binned value by value, as before."""
+    from skimage.filters import threshold_otsu
+
+    from castrig.analysis.section_levels import _histogram, _otsu
+
+    rng = np.random.default_rng(7)
+    v = np.r_[rng.normal(40, 8, 30000), rng.normal(190, 20, 70000)]
+    v = {"uint8": np.clip(np.rint(v), 0, 255), "uint16": np.rint(v * 250.7), "offset": np.rint(v) - 300.0,
+         "mixed": np.rint(v * 0.3) + 1000, "one-off": np.rint(v)}[case].astype(np.float32).reshape(250, 400)
+    if case == "one-off":
+        v[-1, -1] = 17.5
+    assert _otsu(v) == float(threshold_otsu(v))
+    got, want = _histogram(v, v.min(), v.max()), np.histogram(v, 256, range=(v.min(), v.max()))
+    assert np.array_equal(got[0], want[0]) and got[0].dtype == want[0].dtype
+    assert np.array_equal(got[1], want[1]) and got[1].dtype == want[1].dtype
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_best_slope_is_the_first_of_the_best_scores(seed):
+    """The slope search that scores only the slopes its bound cannot rule out finds the same
+    slope as scoring them all: sections' edges of every tilt, noise, tongue share, whole rows."""
+    from castrig.analysis.section_lines import _best_slope
+
+    rng = np.random.default_rng(seed)
+    for k in range(25):
+        w = int(rng.integers(30, 1200))
+        xo = np.sort(rng.choice(w, size=int(rng.integers(12, w)), replace=False)).astype(float)
+        yo = 50 + rng.uniform(-0.08, 0.08) * xo + rng.normal(0, rng.uniform(0.1, 3), xo.size)
+        yo[rng.random(xo.size) < rng.uniform(0, 0.5)] += rng.uniform(2, 40)
+        if k % 3 == 0:
+            yo = np.round(yo)
+        grid = np.arange(0.0, np.tan(np.radians(5.0)) + 1e-9, 0.5 / w)
+        grid = np.concatenate([[0.0], np.ravel(np.c_[grid[1:], -grid[1:]])])
+        assert _best_slope(xo, yo, grid) == int(np.argmax(_plain_slope_scores(xo, yo, grid)))
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_paths_stepped_together_are_the_paths_one_by_one(hold):
+    """Two edges' Viterbis stepped together (the second with more levels: padded with +inf
+    levels in the first) take the paths each takes alone; and the interface at two level-change
+    costs is the interface at each."""
+    import castrig.analysis.section_waves as sw
+
+    rng = np.random.default_rng(5)
+    w = 600
+    x = np.arange(w, dtype=float)
+    y1 = 40 + 4 * np.sin(x / 50) + rng.normal(0, 0.6, w)
+    y2 = 40 + 0.05 * x + 9 * np.sin(x / 70) + rng.normal(0, 0.9, w)  # a wider range of rows
+    y1[300:330] += 15
+    ok = rng.random(w) > 0.1
+    ok[100:160] = False
+    together = sw._least_cost_paths([y1, y2], ok, 0.8, (0.5, 1.0), hold_in_gaps=hold)
+    alone = [sw._least_cost_path(y1, ok, 0.8, 0.5, hold_in_gaps=hold), sw._least_cost_path(y2, ok, 0.8, 1.0, hold_in_gaps=hold)]
+    assert all(np.array_equal(a, b) for a, b in zip(together, alone))
+    both = sw._interface_paths(y2, ok, (sw.BEND_CHANGE_COST, sw.PATH_CHANGE_COST))
+    assert np.array_equal(both[0], sw._interface_path(y2, ok, sw.BEND_CHANGE_COST))
+    assert np.array_equal(both[1], sw._interface_path(y2, ok, sw.PATH_CHANGE_COST))

@@ -31,6 +31,45 @@ def _pitch(centres: np.ndarray, max_queries: int = 1500) -> float | None:
     return float(np.median(d[:, 1]))
 
 
+def delaunay_graph(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(Delaunay neighbours, nearest-neighbour distance) of each centre; None when the centres
+    span no triangle (all on a line, too few) or some centre is no vertex of the triangulation
+    (a repeated one: qhull sets it aside as coplanar).
+
+    The same numbers as ``Delaunay(c).vertex_neighbor_vertices`` (the distinct vertices sharing
+    a triangle with each) and ``cKDTree(c).query(c, k=2)`` (the nearest other centre is always a
+    Delaunay neighbour: the circle on that pair as diameter holds no other centre, even on its
+    rim), both from the triangles' edges: on a dense 1024² view (6 400 pores) the neighbours'
+    table cost 11 ms and the tree's query 7.5 ms, ~10 % of the optical pair's CPU; the edges
+    ~3 ms. The distance is the square root of dy² + dx², as the tree takes it."""
+    from scipy.spatial import Delaunay, QhullError
+
+    c = np.asarray(centres, np.float64).reshape(-1, 2)
+    n = len(c)
+    if n < 4:
+        return None
+    try:
+        tri = Delaunay(c)
+    except (QhullError, ValueError):  # all on a line, or repeated
+        return None
+    s = tri.simplices.astype(np.int64)
+    a = np.concatenate([s[:, 0], s[:, 1], s[:, 2]])
+    b = np.concatenate([s[:, 1], s[:, 2], s[:, 0]])
+    key = np.unique(np.minimum(a, b) * n + np.maximum(a, b))  # each edge once
+    lo, hi = key // n, key % n
+    degree = np.bincount(lo, minlength=n) + np.bincount(hi, minlength=n)
+    if not degree.all():
+        return None
+    dy = c[lo, 0] - c[hi, 0]
+    dx = c[lo, 1] - c[hi, 1]
+    d2 = dy * dy
+    d2 += dx * dx
+    near = np.full(n, np.inf)
+    np.minimum.at(near, lo, d2)
+    np.minimum.at(near, hi, d2)
+    return degree, np.sqrt(near)
+
+
 def fft_pitch(image: np.ndarray) -> float | None:
     """Lattice pitch (px) from the first ring of the power spectrum.
 

@@ -143,17 +143,22 @@ def saturated(raw: np.ndarray, limit: float = 0.01) -> bool:
     return max(hi, lo) > limit
 
 
-def lattice_disorder(centres: np.ndarray, max_queries: int = 1500) -> float | None:
+def lattice_disorder(centres: np.ndarray, max_queries: int = 1500,
+                     graph: tuple[np.ndarray, np.ndarray] | None = None) -> float | None:
     """Coefficient of variation of the nearest-neighbour distances (≈ 0.05 for a honeycomb
-    lattice, ≈ 0.5 for pores placed at random); None with fewer than 10 pores."""
-    from scipy.spatial import cKDTree
-
+    lattice, ≈ 0.5 for pores placed at random); None with fewer than 10 pores. ``graph``: the
+    centres' :func:`~.lattice.delaunay_graph`, when it has been made (the same distances)."""
     c = np.asarray(centres, float).reshape(-1, 2)
     if len(c) < 10:
         return None
     step = max(1, -(-len(c) // max_queries))
-    d, _ = cKDTree(c).query(c[::step], k=2)
-    nn = d[:, 1]
+    if graph is not None:
+        nn = graph[1][::step]
+    else:
+        from scipy.spatial import cKDTree
+
+        d, _ = cKDTree(c).query(c[::step], k=2)
+        nn = d[:, 1]
     med = float(np.median(nn))
     if med <= 0:
         return None
@@ -189,28 +194,36 @@ def lattice_disorder(centres: np.ndarray, max_queries: int = 1500) -> float | No
 MIN_SIX_NEIGHBOURS = 0.6
 
 
-def six_neighbour_share(centres: np.ndarray, shape: tuple[int, int], min_points: int = 20) -> float | None:
+def six_neighbour_share(centres: np.ndarray, shape: tuple[int, int], min_points: int = 20,
+                        graph: tuple[np.ndarray, np.ndarray] | None = None) -> float | None:
     """The share of the pores away from the image's border with six Delaunay neighbours (six
     sides to their Voronoi cell: 1 for a honeycomb lattice, ≈ 0.3 for points at random, ≈ 0.3
     for a square grid, whose near-square cells split either way); None with fewer than
-    ``min_points`` such pores. Rotation, scale and a small shift of each pore do not change it."""
-    from scipy.spatial import Delaunay, QhullError, cKDTree
-
+    ``min_points`` such pores. Rotation, scale and a small shift of each pore do not change it.
+    ``graph``: the centres' :func:`~.lattice.delaunay_graph`, when it has been made (the same
+    counts and distances)."""
     c = np.asarray(centres, float).reshape(-1, 2)
     if len(c) < max(min_points, 4):
         return None
-    try:
-        tri = Delaunay(c)
-    except (QhullError, ValueError):  # all on a line, or repeated
-        return None
-    indptr, _ = tri.vertex_neighbor_vertices
-    spacing = float(np.median(cKDTree(c).query(c, k=2)[0][:, 1]))
+    if graph is not None:
+        degree, nn = graph
+    else:
+        from scipy.spatial import Delaunay, QhullError, cKDTree
+
+        try:
+            tri = Delaunay(c)
+        except (QhullError, ValueError):  # all on a line, or repeated
+            return None
+        indptr, _ = tri.vertex_neighbor_vertices
+        degree = np.diff(indptr)
+        nn = cKDTree(c).query(c, k=2)[0][:, 1]
+    spacing = float(np.median(nn))
     h, w = shape
     m = 2 * spacing  # a pore near the border has neighbours outside the image that Delaunay cannot see
     inner = np.nonzero((c[:, 0] > m) & (c[:, 0] < h - m) & (c[:, 1] > m) & (c[:, 1] < w - m))[0]
     if inner.size < min_points:
         return None
-    return float(np.mean(indptr[inner + 1] - indptr[inner] == 6))
+    return float(np.mean(degree[inner] == 6))
 
 
 def edge_blur_px(img: np.ndarray, contrast: float) -> float | None:

@@ -9,6 +9,8 @@ on only the rows it is asked for (:class:`_RowsLocalSD`), bit-identical to the w
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -212,10 +214,36 @@ def _otsu(v: np.ndarray) -> float:
     if v.dtype.kind != "f":  # (integers: scikit-image counts each level)
         return float(threshold_otsu(v))
     try:
-        counts, edges = np.histogram(v, 256, range=(mn, mx))
+        counts, edges = _histogram(v, mn, mx)
     except ValueError:  # a range too narrow for 256 distinct float bins: the values are one level
         return float(mn)
     return float(threshold_otsu(hist=(counts, (edges[:-1] + edges[1:]) / 2.0)))
+
+
+#: values from which :func:`_histogram` looks for whole numbers first
+_WHOLE_MIN_SIZE = 65536
+
+
+def _histogram(v: np.ndarray, mn: Any, mx: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``np.histogram(v, 256, range=(mn, mx))``, the same counts and edges. A float32 image of
+    whole grey levels (an 8- or 16-bit micrograph made measurable) is counted level by level
+    (``np.bincount``) and only its distinct levels are binned, by np.histogram itself (each
+    value's bin depends on the value alone): the whole image's np.histogram, ~10 ns a value,
+    was ~25 ms of a 2560-px section's analysis (its orientation and its support's two splits)."""
+    if v.dtype == np.float32 and v.size >= _WHOLE_MIN_SIZE and float(mx) - float(mn) <= 1 << 16:
+        flat = v.reshape(-1)
+        head = flat[:4096]
+        if np.array_equal(head, np.trunc(head)):
+            lo = int(mn)
+            iv = flat.astype(np.int32)
+            if lo == float(mn) and np.array_equal(iv, flat):
+                iv -= lo
+                n = np.bincount(iv)
+                levels = (np.arange(n.size) + lo).astype(np.float32)
+                seen = n > 0
+                counts, edges = np.histogram(levels[seen], 256, range=(mn, mx), weights=n[seen])
+                return counts.astype(np.int64), edges
+    return np.histogram(v, 256, range=(mn, mx))
 
 
 def _dark_film_level(s: np.ndarray) -> float | None:

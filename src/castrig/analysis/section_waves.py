@@ -130,9 +130,10 @@ def _edge_waves(y_top: np.ndarray, has: np.ndarray, y_bot: np.ndarray, thick_px:
     if size > w // 3:
         return None  # (too few thicknesses fit the width to tell a wave from a thickness change)
     top = _running_median(y_top, ok_t, size) if ok_t.sum() >= 0.5 * w else None
-    bot = _interface_path(y_bot, ok_b, BEND_CHANGE_COST)
-    if evidence:  # (is it a wave: the path at the full cost of a level change)
-        gate = bot if BEND_CHANGE_COST == PATH_CHANGE_COST else _interface_path(y_bot, ok_b)
+    if evidence and BEND_CHANGE_COST != PATH_CHANGE_COST:  # (is it a wave: the path at the full cost of a level change)
+        bot, gate = _interface_paths(y_bot, ok_b, (BEND_CHANGE_COST, PATH_CHANGE_COST))
+    else:
+        bot = gate = _interface_path(y_bot, ok_b, BEND_CHANGE_COST)
     x = np.arange(w, dtype=float)
 
     def bend(e: np.ndarray) -> np.ndarray:
@@ -269,25 +270,37 @@ def _interface_path(y: np.ndarray, ok: np.ndarray, change_cost: float = PATH_CHA
     straight line through a first path that may bend anywhere): free there, it ramped across a
     cavity to a tongue at the image's side with no interface seen beside it, and flat sections
     were straightened by 11-15 px (benchmark seed 1000 sec_flip and sec_texture case 6)."""
+    return _interface_paths(y, ok, (change_cost,))[0]
+
+
+def _interface_paths(y: np.ndarray, ok: np.ndarray, change_costs: tuple[float, ...]) -> list[np.ndarray]:
+    """:func:`_interface_path` at each of ``change_costs``, the same paths: the Viterbis of the
+    costs stepped together, block by block (each block's step is a dozen small numpy calls, so
+    two paths cost little more than one), and the first passes' data (the same edge) once."""
     w = y.size
     x = np.arange(w, dtype=float)
     s = max(0.75, 2.0 * _edge_noise(y[ok]))
-    tilt = float(np.polyfit(x, _least_cost_path(y, ok, s, change_cost, hold_in_gaps=False), 1)[0])
-    return _least_cost_path(y - tilt * x, ok, s, change_cost, hold_in_gaps=True) + tilt * x
+    firsts = _least_cost_paths([y] * len(change_costs), ok, s, change_costs, hold_in_gaps=False)
+    tilts = [float(np.polyfit(x, f, 1)[0]) for f in firsts]
+    seconds = _least_cost_paths([y - t * x for t in tilts], ok, s, change_costs, hold_in_gaps=True)
+    return [p + t * x for p, t in zip(seconds, tilts)]
 
 
 def _least_cost_path(y: np.ndarray, ok: np.ndarray, s: float, change_cost: float, *, hold_in_gaps: bool) -> np.ndarray:
     """:func:`_interface_path`'s Viterbi on edge rows ``y`` (columns ``ok``) whose noise unit is
     ``s`` px; ``hold_in_gaps``: the level does not change over blocks without a seen column.
     (Ties go to the smaller move, the lower level first.)"""
-    w = y.size
+    return _least_cost_paths([y], ok, s, (change_cost,), hold_in_gaps=hold_in_gaps)[0]
+
+
+def _path_levels(y: np.ndarray, ok: np.ndarray, w: int, s: float, b: int, nb: int) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """(levels, their step, each block's cost at each level, the blocks with a seen column) of
+    :func:`_least_cost_paths` for one edge."""
     yo = y[ok]
     lo, hi = math.floor(_percentile(yo, 0.5)) - 3.0, math.ceil(_percentile(yo, 99.5)) + 3.0
     step = max(PATH_STEP_PX, (hi - lo) / PATH_MAX_LEVELS)
     levels = np.arange(lo, hi + 1e-9, step)
     nl = levels.size
-    b = max(PATH_BLOCK, -(-w // PATH_MAX_BLOCKS))
-    nb = -(-w // b)
     r = np.full(nb * b, np.nan)
     r[:w] = np.where(ok, y, np.nan)
     rb = r.reshape(nb, b)
@@ -299,29 +312,66 @@ def _least_cost_path(y: np.ndarray, ok: np.ndarray, s: float, change_cost: float
         z *= z
         data[c0:c0 + chunk] = np.nansum(np.where(v > levels[None, :, None], np.minimum(z, PATH_BELOW_CAP),
                                                  np.minimum(z, PATH_ABOVE_CAP)), axis=2)
-    seen = np.isfinite(rb).any(axis=1) if hold_in_gaps else np.ones(nb, bool)
-    hop = min(max(1, int(round(PATH_SLOPE * b / step))), nl - 1)
+    return levels, step, data, np.isfinite(rb).any(axis=1)
+
+
+def _least_cost_paths(ys: list[np.ndarray], ok: np.ndarray, s: float, change_costs: tuple[float, ...], *,
+                      hold_in_gaps: bool) -> list[np.ndarray]:
+    """:func:`_least_cost_path` of each edge ``ys[p]`` at ``change_costs[p]``, the same paths:
+    the Viterbis stepped together where they share their moves and blocks seen (else one after
+    the other). A path with fewer levels than another is padded with levels whose cost is +inf,
+    as its grid's ends already are: no step into them is ever the least."""
+    w = ys[0].size
+    b = max(PATH_BLOCK, -(-w // PATH_MAX_BLOCKS))
+    nb = -(-w // b)
+    made: dict[int, tuple[np.ndarray, float, np.ndarray, np.ndarray]] = {}
+    for y in ys:  # (an edge given twice is costed once)
+        if id(y) not in made:
+            made[id(y)] = _path_levels(y, ok, w, s, b, nb)
+    parts = [made[id(y)] for y in ys]
+    hops = [min(max(1, int(round(PATH_SLOPE * b / step))), levels.size - 1) for levels, step, _, _ in parts]
+    seens = [seen if hold_in_gaps else np.ones(nb, bool) for _, _, _, seen in parts]
+    if len(ys) > 1 and (len(set(hops)) > 1 or any(not np.array_equal(seens[0], sn) for sn in seens[1:])):
+        return [_least_cost_paths([y], ok, s, (c,), hold_in_gaps=hold_in_gaps)[0] for y, c in zip(ys, change_costs)]
+    hop, seen = hops[0], seens[0]
+    n_p = len(ys)
+    nl = max(levels.size for levels, _, _, _ in parts)
+    data = np.full((nb, n_p, nl), np.inf)
+    for p, (levels, _, d, _) in enumerate(parts):
+        data[:, p, :levels.size] = d
     # the moves tried, in the order ties go: stay, then from one level lower, one higher, ...
     moves = np.r_[0, np.ravel(np.c_[-np.arange(1, hop + 1), np.arange(1, hop + 1)])]
-    pen = change_cost * np.abs(moves) * step
-    # each level's candidates, from the previous cost padded with +inf beyond the grid's ends
-    buf = np.full(nl + 2 * hop, np.inf)
+    nm = moves.size
+    pen = np.array([c * np.abs(moves) * step for c, (_, step, _, _) in zip(change_costs, parts)])[:, None, :]
+    # each level's candidates, from the previous cost padded with +inf beyond the grid's ends:
+    # the cost lives in ``buf`` between the pads, and each block's step reuses the same arrays
+    # (a block's step is a dozen small numpy calls: their count, not their size, is its cost)
+    buf = np.full((n_p, nl + 2 * hop), np.inf)
+    cost = buf[:, hop:hop + nl]
+    cost[:] = data[0]
     src = np.arange(nl)[:, None] + (moves + hop)[None, :]
-    rows = np.arange(nl)
-    cost = data[0].copy()
-    back = np.zeros((nb, nl), np.int16 if hop < 2 ** 15 else np.int32)  # (the move taken into each level)
+    at = (np.arange(n_p)[:, None] * nl + np.arange(nl)[None, :]) * nm  # (each level's first candidate in the flat window)
+    win = np.empty((n_p, nl, nm))
+    flat = win.reshape(-1)
+    m = np.empty((n_p, nl), np.intp)
+    taken = np.zeros((nb, n_p, nl), np.intp)  # (the index of the move taken into each level)
     for k in range(1, nb):
         if seen[k]:
-            buf[hop:hop + nl] = cost
-            win = buf[src]
+            buf.take(src, axis=1, out=win)
             win += pen
-            m = np.argmin(win, axis=1)
-            cost = win[rows, m] + data[k]
-            back[k] = moves[m]
+            win.argmin(axis=2, out=m)
+            taken[k] = m
+            m += at
+            np.add(flat.take(m), data[k], out=cost)
         else:
-            cost = cost + data[k]
-    path = np.empty(nb, np.intp)
-    path[-1] = int(np.argmin(cost))
-    for k in range(nb - 1, 0, -1):
-        path[k - 1] = path[k] + back[k, path[k]]
-    return np.interp(np.arange(w, dtype=float), np.arange(nb) * b + (b - 1) / 2, levels[path])
+            cost += data[k]
+    back = moves[taken]
+    out = []
+    for p, (levels, _, _, _) in enumerate(parts):
+        path = np.empty(nb, np.intp)
+        path[-1] = int(np.argmin(cost[p, :levels.size]))
+        bp = back[:, p]
+        for k in range(nb - 1, 0, -1):
+            path[k - 1] = path[k] + bp[k, path[k]]
+        out.append(np.interp(np.arange(w, dtype=float), np.arange(nb) * b + (b - 1) / 2, levels[path]))
+    return out

@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 from ._filters import box_max, box_mean3, box_min, gaussian
 from ._quantiles import percentile as _percentile
 from .illumination import block_extremes, measurable, measurable_clipped, fit_level, off_pedestal, poly_field
-from .lattice import _pitch
+from .lattice import _pitch, delaunay_graph
 from .negatives import negative_top
 from .regions import Pixels, fit_field, otsu_split
 from .surface_metrics import SurfaceMetrics, _metrics, _through, transmitted_mismatch
@@ -29,6 +29,10 @@ from .surface_sem import _analyse_rimmed
 from .workers import pool
 
 __all__ = ["SurfaceMetrics", "analyse_surface", "pores_brighter"]
+
+#: the least pores measured for which the lattice order's checks are given one triangulation (the
+#: six-neighbour share needs 20 away from the border: :func:`.quality.six_neighbour_share`)
+LATTICE_GRAPH_MIN = 20
 
 #: the least share of the typical pore depth (film − floor) a pore's own depth is taken as
 _MIN_DEPTH_SHARE = 0.25
@@ -224,8 +228,14 @@ def _assess(m: SurfaceMetrics, raw: np.ndarray, clipped: int = 0) -> None:
     if m.pore_count < MIN_PORES:
         flags.append("too_few_pores")
     if m.pore_count >= 10:
-        dis = lattice_disorder(m.centres_px)
-        six = six_neighbour_share(m.centres_px, np.shape(raw))
+        # (one triangulation for both: the neighbours' counts and the nearest distances; the
+        # optical path's made already, on the same centres)
+        graph = m.lattice_graph
+        if graph is None and m.pore_count >= LATTICE_GRAPH_MIN:
+            graph = delaunay_graph(m.centres_px)
+        m.lattice_graph = None  # (not kept with the result)
+        dis = lattice_disorder(m.centres_px, graph=graph)
+        six = six_neighbour_share(m.centres_px, np.shape(raw), graph=graph)
         if (dis is not None and dis > 0.25) or (six is not None and six < MIN_SIX_NEIGHBOURS):
             flags.append("no_lattice_order")
     if d_px is not None:
@@ -401,6 +411,9 @@ def _analyse_surface(
     if transmitted is not None:
         t, ft = seg.side.result() if seg.side is not None else (_f32(transmitted), fit_field(_f32(transmitted), seg.far, 2))
         through_job = pool().submit(_through, t, ft, lab, n, seg, (pix, lp, cnt), (ci, cl, ccount))
+        # (beside it, on the other worker: the mismatch's ~10 passes over the view were taken
+        # here after the through-pores, with this thread waiting)
+        mismatch_job = pool().submit(lambda: transmitted_mismatch(t, ft, lab > 0))
     pitch = _pitch(centres)
     if ring_px_idx.size:
         lmax, dv = lmax_job.result()
@@ -424,6 +437,9 @@ def _analyse_surface(
     on_border = on_border[1:]
     measured = ~on_border & (cnt >= 2)
     d_um = 2 * np.sqrt(area_px[measured] / math.pi) * pixel_size_um
+    # the lattice order's triangulation (:func:`_assess`), taken here while the workers find the
+    # through-pores and the mismatch: after them, this thread took it alone
+    graph = delaunay_graph(centres) if int(measured.sum()) >= LATTICE_GRAPH_MIN else None
 
     through = None
     tfrac = None
@@ -432,7 +448,7 @@ def _analyse_surface(
         through_all = through_job.result()
         through = through_all[measured]
         tfrac = float(through.mean()) if through.size else None
-        mismatch = transmitted_mismatch(t, ft, lab > 0)
-    return _metrics(opening, d_um, measured, tfrac, pitch, pixel_size_um, on_border, centres, through,
+        mismatch = mismatch_job.result()
+    return _metrics(opening, d_um, measured, tfrac, pitch, pixel_size_um, on_border, centres, through, lattice_graph=graph,
                     labels=lab if keep_labels else None, measured_labels=idx[measured], transmitted_mismatch=mismatch,
                     thin_walls=seg.level_ring == 0, low_contrast=seg.shallow)

@@ -58,6 +58,9 @@ class SurfaceMetrics:
     appearance_ambiguous: bool = False
     #: the view was a binary mask, measured as segmented (:func:`~.masks.read_mask`): what it was read as
     mask_note: str | None = None
+    #: the centres' :func:`~.lattice.delaunay_graph` when the analysis made it, for the quality
+    #: assessment (which takes it and clears it)
+    lattice_graph: tuple | None = field(default=None, repr=False, compare=False)
 
     def quality(self) -> dict:
         """``{"flags": [...], "flagged": {metric: [flags]}, "intervals": {metric: [lo, hi]}}``."""

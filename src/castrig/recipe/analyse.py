@@ -11,6 +11,7 @@ same pooling is applied to the ground truth recorded with each image, for compar
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,50 @@ def _keep(run_dir: Path, image_rel: str, view: Callable[[], dict[str, Any]]) -> 
         pass
 
 
+def _measure_section(run_dir: Path, sec: Any) -> Any:
+    """A field's section image, read from ``run_dir``, measured and its segmentation kept."""
+    img, px, _ = read_micrograph(run_dir / sec.path)
+    s = analyse_section(img, px or sec.pixel_size_um)
+    _keep(run_dir, sec.path, lambda: section_view(s, img, shown_step(img.shape)))
+    return s
+
+
+class _Beside:
+    """``work()`` on a thread of its own (not the analysis pool's: the surface analysis beside it
+    hands its own jobs to that pool, and a pool worker waiting on them could starve it)."""
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        self._out: list[Any] = []
+        self._err: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._out.append(work())
+            except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by result()
+                self._err.append(exc)
+
+        self._thread = threading.Thread(target=run, name="castrig-section", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._err:
+            raise self._err[0]
+        return self._out[0]
+
+
+def _beside(work: Callable[[], Any]) -> _Beside | None:
+    """``work`` started on a thread of its own, or None (the caller then runs it itself) when the
+    analysis runs without threads (``$CASTRIG_ANALYSIS_THREADS`` = 0: an explore worker already
+    using every core)."""
+    from castrig.analysis.workers import analysis_threads
+
+    return _Beside(work) if analysis_threads() > 0 else None
+
+
 def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: str | None,
                     stopped: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Metrics and verdict of a capture's images (:func:`latest_capture`), read from ``run_dir``.
@@ -180,24 +225,31 @@ def analyse_capture(run_dir: Path, fields: dict[int, dict[str, Any]], *, grade: 
             raise AnalysisStopped(f"analysis of {run_dir.name} stopped before field {f}: the run left the step")
         row: dict[str, Any] = {"field": f}
         refl = views.get("reflected")
+        sec = views.get("section")
+        # the section measured on a thread of its own beside the surface pair (numpy and scipy
+        # release the GIL in their loops: the twin's overnight, 4 fields, spent its analyses one
+        # after the other on one core); the same results, taken in the same order
+        side = _beside(lambda sec=sec: _measure_section(run_dir, sec)) if sec is not None and refl is not None else None
         if refl is not None:
-            img, px, _ = read_micrograph(run_dir / refl.path)
-            px = px or refl.pixel_size_um
-            trans = None
-            if "transmitted" in views:
-                trans, _, _ = read_micrograph(run_dir / views["transmitted"].path)
-            m = analyse_surface(img, px, trans, keep_labels=True)
-            _keep(run_dir, refl.path, lambda: surface_view(m, shown_step(img.shape)))
+            try:
+                img, px, _ = read_micrograph(run_dir / refl.path)
+                px = px or refl.pixel_size_um
+                trans = None
+                if "transmitted" in views:
+                    trans, _, _ = read_micrograph(run_dir / views["transmitted"].path)
+                m = analyse_surface(img, px, trans, keep_labels=True)
+                _keep(run_dir, refl.path, lambda: surface_view(m, shown_step(img.shape)))
+            except BaseException:
+                if side is not None:  # (the section's error, if any, is not the one raised: the surface's came first)
+                    side.join()
+                raise
             qualities.append(m.quality())
             surface_parts.append({**m.to_dict(), "diameters_um": m.diameters_um, "pixel_size_um": px,
                                   "through": None if m.through is None else np.asarray(m.through, bool)})
             row.update(m.to_dict())
             truths.append(refl.metadata.get("truth") or {})
-        sec = views.get("section")
         if sec is not None:
-            img, px, _ = read_micrograph(run_dir / sec.path)
-            s = analyse_section(img, px or sec.pixel_size_um)
-            _keep(run_dir, sec.path, lambda: section_view(s, img, shown_step(img.shape)))
+            s = side.result() if side is not None else _measure_section(run_dir, sec)
             section_qualities.append(s.quality())
             sections.append(s.to_dict())
             pairs.append((s.pore_communication, s.cavity_pairs))
