@@ -140,8 +140,11 @@ def test_a_strip_too_small_for_its_pores_does_not_sign_an_opening_ratio(tmp_path
     res = castrig("analyse", "surface", str(tmp_path / "strip.tif"), "--pixel-size", "1", "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert out["pore_count"] == 0
+    # (12 whole pores on a fresh install of 2026-12-07, 0 before: the strip's one row of pores
+    # is whole or cut by a pixel; either way far under the 30 the opening ratio needs)
+    assert out["pore_count"] < 30
     assert "too_few_pores" in out["quality"]["flagged"]["opening_ratio"]
+    assert "too_few_pores" in out["quality"]["flagged"]["mean_pore_diameter_um"]
 
 
 def test_a_tiff_stored_on_its_side_is_read_as_its_orientation_tag_says(tmp_path):
