@@ -61,10 +61,34 @@ def least_codes(pores, k, oy, ox, of, fy, fx, cr, cc, r_core, ring, lf, h, w, bi
 
 
 @njit(cache=True, nogil=True)
-def winners(pores, k, oy, ox, of, fy, fx, cr, cc, r_core, ring, lf, h, w, bits, base, best, keep, cap):
-    """The candidates of ``pores`` (:func:`least_codes`; in this order, each pore's in the order
-    of its offsets) that hold their pixel's least code, of the pores whose ``keep`` is set:
-    (flat index, pore, ρ, in its own core); ``cap``: at least their count."""
+def claims(best, base, i0, i1, lf, cr, cc, w, bits, kmax, rank, start, slot):
+    """Each pixel ``i0 <= i < i1`` of ``best`` (:func:`least_codes`: flat index ``base + i``)
+    claimed by the pore its least code names: that pore's candidate slot (``start`` of the pore
+    plus the rank of the pixel's offset from the pore's centre pixel among the offsets, ``rank``,
+    a (2·kmax + 1)² table) set to 1, or 2 where the pixel lies in the pore's own core. A pass over
+    the pixels in raster order (each read once), where :func:`winners` walked every candidate
+    again, pore by pore across the view, to compare it with its pixel's least code."""
+    mask = (np.int64(1) << bits) - 1
+    side = 2 * kmax + 1
+    nil = np.iinfo(np.int64).max
+    for i in range(i0, i1):
+        code = best[i]
+        if code == nil:
+            continue
+        g = code & mask
+        flat = base + i
+        r = flat // w
+        c = flat - r * w
+        o = rank[(r - cr[g] + kmax) * side + (c - cc[g] + kmax)]
+        slot[start[g] + o] = 2 if lf[flat] == g + 1 else 1
+
+
+@njit(cache=True, nogil=True)
+def winners(pores, k, oy, ox, of, fy, fx, cr, cc, w, start, slot, keep, cap):
+    """The pixels claimed by ``pores`` (:func:`claims`; in this order, each pore's in the order
+    of its offsets), of the pores whose ``keep`` is set: (flat index, pore, ρ, in its own core);
+    ``cap``: at least their count. ρ as :func:`least_codes` computes it (the square root of the
+    squares), from the slots alone: no pass over the image."""
     out_f = np.empty(cap, np.int64)
     out_p = np.empty(cap, np.int64)
     out_r = np.empty(cap)
@@ -73,12 +97,11 @@ def winners(pores, k, oy, ox, of, fy, fx, cr, cc, r_core, ring, lf, h, w, bits, 
     for g in pores:
         if not keep[g]:
             continue
-        gr, gc = cr[g], cc[g]
-        c0 = np.int64(gr) * w + gc
+        c0 = np.int64(cr[g]) * w + cc[g]
+        s0 = start[g]
         for o in range(k[g]):
-            r = gr + oy[o]
-            c = gc + ox[o]
-            if r < 0 or r >= h or c < 0 or c >= w:
+            s = slot[s0 + o]
+            if s == 0:
                 continue
             rho = oy[o] + fy[g]
             rho *= rho
@@ -86,21 +109,11 @@ def winners(pores, k, oy, ox, of, fy, fx, cr, cc, r_core, ring, lf, h, w, bits, 
             dx *= dx
             rho += dx
             rho = np.sqrt(rho)
-            d = rho - r_core[g]
-            if not d <= ring:
-                continue
-            flat = c0 + of[o]
-            own = lf[flat] == g + 1
-            if own:
-                d = -1e3
-            d += 2e3
-            d *= 65536.0
-            if best[flat - base] == (np.int64(d) << bits) | g:
-                out_f[m] = flat
-                out_p[m] = g
-                out_r[m] = rho
-                out_c[m] = own
-                m += 1
+            out_f[m] = c0 + of[o]
+            out_p[m] = g
+            out_r[m] = rho
+            out_c[m] = s == 2
+            m += 1
     return out_f[:m], out_p[:m], out_r[:m], out_c[:m]
 
 
