@@ -392,9 +392,10 @@ def test_opening_cover_is_numpy_s_in_one_pass():
 
 def test_view_levels_are_numpy_s_in_one_pass():
     """The film mode's and the black level's block histograms, the deepest pixels' depth ratio,
-    the black level and the view over it, each one compiled pass (:mod:`castrig.analysis._levels`):
-    the same values as numpy's expressions, bit for bit; and the film mode and black level make
-    no bincount over the view's pixels (they made one each for the blocks' histograms)."""
+    the black level, the view over it and the cores' pixels, sums and renumbering, each one
+    compiled pass (:mod:`castrig.analysis._levels`): the same values as numpy's expressions, bit
+    for bit; and the film mode and black level make no bincount over the view's pixels (they
+    made one each for the blocks' histograms: 4, not 2, on main)."""
     from conftest import numpy_calls
 
     from castrig.analysis import edges_levels as el
@@ -427,6 +428,20 @@ def test_view_levels_are_numpy_s_in_one_pass():
     assert np.array_equal(out, norm_np)
     _, calls = numpy_calls(lambda: (el.film_mode_field(img), el.black_field(img, film, 1.0)), "bincount")
     assert calls["bincount"] == 2, calls  # (the film mode's density: two, per level, not per pixel)
+    # the cores' pixels and sums, and their renumbering (:func:`~castrig.analysis.surface_sem._sem_lips`)
+    from castrig.analysis._levels import core_sums, relabel
+    from castrig.analysis.regions import Pixels
+
+    lab, n = pore_cores(out, 0.01)
+    assert n > 20
+    cpx = Pixels.of(lab > 0)
+    cl = lab.ravel()[cpx.flat]
+    remap = np.concatenate([[0], 1 + np.random.default_rng(1).permutation(n)]).astype(np.int32)
+    want = (np.bincount(cl, minlength=n + 1), np.bincount(cl, out.ravel()[cpx.flat], minlength=n + 1), remap[lab])
+    flat, rows, cols, cnt, lev = core_sums(lab, out, n)
+    assert np.array_equal(flat, cpx.flat) and np.array_equal(rows, cpx.row) and np.array_equal(cols, cpx.col)
+    assert np.array_equal(cnt, want[0]) and np.array_equal(lev, want[1])
+    assert np.array_equal(relabel(lab, flat, remap), remap[cl]) and np.array_equal(lab, want[2])
     assert _sem_norm(img, 1.0, "mode")[0].dtype == np.float32
 
 

@@ -1,16 +1,23 @@
-"""The SEM pores' pixels chosen in one compiled loop (numba; :func:`.edges_cores._pore_pixel_batches`).
+"""The SEM pores' pixels chosen in compiled loops (numba; :func:`.edges_cores._pore_pixel_batches`).
 
 Why compiled: in numpy each pore group's candidate pixels (a dense 1024² view: ~1.4 M) were
 computed into (pores, offsets) arrays, compressed, scattered and compressed again, ~60-90 ms of
-CPU a view; here two passes over the same candidates (the minimum of each pixel's code, then
-each pore's pixels that hold it, in the same order) write only the winners, each pass in two
-halves of the pores on two threads. The same values:
-ρ by the same operations (the square root of the squares), the same codes, the pixels in the
-same order. Imported where the SEM path chooses pixels, never by an optical analysis.
+CPU a view. Here three passes, each in two halves on two threads: the least code of each pixel
+over every candidate (:func:`least_codes`, the pores in raster order of their centres, so that
+neighbouring discs share the view's cache lines), each pixel's claim in the slot of its pore's
+offset (:func:`claims`, one pass over the pixels in raster order), then each pore's claimed
+slots in the order of its offsets (:func:`winners`). The same values: ρ by the same operations
+(the square root of the squares), the same codes, the pixels in the same order. Until
+2026-12-07 (round seven) the second pass walked every candidate again, pore by pore in the
+order of their disc sizes, to compare it with its pixel's least code: on a dense 1024² view
+the two passes took ~23 and ~42 ms of CPU (one thread), now ~14, ~9 and ~16 (the last mostly
+its outputs' first writes). Imported where the SEM path chooses pixels, never by an optical
+analysis.
 
-The two passes write a candidate's computation out each, on purpose: one compiled function for
-both (returning the flat index, ρ, own-core and code; inlined or not) made them 3-4 times slower,
-0.2 s more CPU on a dense 1024² SEM pair (tried and reverted on 2026-12-07).
+The passes write a candidate's computation out each, on purpose: one compiled function for
+both of the first version's passes (returning the flat index, ρ, own-core and code; inlined or
+not) made them 3-4 times slower, 0.2 s more CPU on a dense 1024² SEM pair (tried and reverted
+on 2026-12-07).
 """
 
 from __future__ import annotations
@@ -66,8 +73,8 @@ def claims(best, base, i0, i1, lf, cr, cc, w, bits, kmax, rank, start, slot):
     claimed by the pore its least code names: that pore's candidate slot (``start`` of the pore
     plus the rank of the pixel's offset from the pore's centre pixel among the offsets, ``rank``,
     a (2·kmax + 1)² table) set to 1, or 2 where the pixel lies in the pore's own core. A pass over
-    the pixels in raster order (each read once), where :func:`winners` walked every candidate
-    again, pore by pore across the view, to compare it with its pixel's least code."""
+    the pixels in raster order (each read once), where the first version walked every
+    candidate again, pore by pore across the view, to compare it with its pixel's least code."""
     mask = (np.int64(1) << bits) - 1
     side = 2 * kmax + 1
     nil = np.iinfo(np.int64).max

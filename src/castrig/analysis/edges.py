@@ -97,8 +97,9 @@ blur, or too faint to show a ridge, miss D by 6–34 % (the lip sits at the rim'
 the edge lies relative to it is the rim's shape, which the blurred flank does not show). Speed
 (open): the lip fit is compiled (:mod:`._lipfit`, numba; the same lips as the numpy fit it
 replaced to 10⁻¹⁰ px, in ~40 % of its CPU, on both cores), and so are the pores' pixels
-(:mod:`._porepix`); the rest of the SEM path (numpy, ~0.25 s CPU on a dense 1024² pair) keeps it
-over issue 16's 0.1 s per pair.
+(:mod:`._porepix`), their sums per bin and the opening's cover (:mod:`._poresums`) and the view's
+level passes (:mod:`._levels`); the rest of the SEM path (numpy and scipy, ~0.2 s CPU on a dense
+1024² pair) keeps it over issue 16's 0.1 s per pair (docs/records/sem-edges.md, round seven).
 """
 
 from __future__ import annotations

@@ -334,11 +334,11 @@ def pore_pixels(lab: np.ndarray, centres: np.ndarray, r_core: np.ndarray, ring: 
     owner: a few passes over the pores' pixels instead of a feature transform of the image (the
     pores in two halves on two threads, the minima merged).
 
-    The pores are taken in order of their disc size, each pore's candidates in one compiled loop
-    (:mod:`._porepix`: two passes, the least code of each pixel, then the pixels each pore
-    holds; 2026-12-07, the same pixels for half the CPU of the numpy passes over (pores,
-    offsets) arrays). Each pore's pixels come out in the order of its offsets, as before (the
-    profiles' sums per bin add in the same order); the pores in the order of their groups."""
+    Compiled (:mod:`._porepix`: the least code of each pixel, each pixel's claim, then the
+    pixels each pore holds; 2026-12-07, the same pixels for a fraction of the CPU of the numpy
+    passes over (pores, offsets) arrays). Each pore's pixels come out in the order of its
+    offsets, as before (the profiles' sums per bin add in the same order); the pores in the
+    order of their discs' sizes."""
 
     flat, own, rho, _ = _pore_pixels_flat(lab, centres, r_core, ring)
     rows, cols = np.divmod(flat, lab.shape[1])

@@ -87,14 +87,17 @@ def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool |
     # raster order a rotation reordered the cores, and the lip fit's choice among cores of equal
     # size for its blur stage with it: D moved 0.5 % on a real top view rotated by 90°)
     # (sums over the core pixels alone, in raster order as over the whole view: the same sums)
-    cpx = Pixels.of(lab > 0)
-    cl = lab.ravel()[cpx.flat]
-    cnt0 = np.bincount(cl, minlength=n + 1)[1:]
-    lev = np.bincount(cl, norm.ravel()[cpx.flat], minlength=n + 1)[1:]
+    # (two compiled passes over the view, :mod:`._levels`: the same pixels and sums as numpy's
+    # Pixels.of, gather and bincounts, and the cores renumbered in place)
+    from ._levels import core_sums, relabel
+
+    lab = np.ascontiguousarray(lab, np.int32)
+    flat, rows, cols, cnt0, lev = core_sums(lab, np.ascontiguousarray(norm, np.float32), n)
+    cpx = Pixels(flat, rows, cols)
+    cnt0, lev = cnt0[1:], lev[1:]
     remap = np.zeros(n + 1, np.int32)
     remap[np.lexsort((lev, -cnt0)) + 1] = np.arange(1, n + 1, dtype=np.int32)
-    lab = remap[lab]
-    cl = remap[cl].astype(np.intp)
+    cl = relabel(lab, cpx.flat, remap)
     cnt = np.bincount(cl, minlength=n + 1)[1:]
     cy = np.bincount(cl, cpx.row, minlength=n + 1)[1:] / np.maximum(cnt, 1)
     cx = np.bincount(cl, cpx.col, minlength=n + 1)[1:] / np.maximum(cnt, 1)
