@@ -86,8 +86,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _compile_the_lip_fit_once() -> None:
-    """The SEM path's compiled loops (numba: the lip fit, castrig.analysis._lipfit, and the pores'
-    pixels, _porepix) compiled into their cache once, by xdist's controller before the workers
+    """The SEM path's compiled loops (numba: the lip fit, castrig.analysis._lipfit, the pores'
+    pixels, _porepix, their sums per bin and cover, _poresums, and the view's levels,
+    _levels) compiled into their cache once, by xdist's controller before the workers
     start, where a cache is missing or older than its source (a clean clone: CI): else every
     worker and castrig process whose first SEM analysis came before any had written the cache
     compiled them again (~6-9 s of CPU each); once cached, a process loads them in ~0.3 s."""
@@ -95,7 +96,8 @@ def _compile_the_lip_fit_once() -> None:
 
     here = Path(__file__).resolve().parents[1] / "src" / "castrig" / "analysis"
     stale = []
-    for module, first in (("_lipfit", "fit_lips"), ("_porepix", "least_codes")):
+    for module, first in (("_lipfit", "fit_lips"), ("_porepix", "least_codes"), ("_poresums", "bin_sums"),
+                          ("_levels", "block_counts")):
         src = here / f"{module}.py"
         index = glob.glob(str(here / "__pycache__" / f"{module}.{first}-*.nbi"))
         if src.exists() and not (index and max(os.path.getmtime(f) for f in index) >= src.stat().st_mtime):
@@ -1867,3 +1869,29 @@ def tiff_of_millions_of_strips(path: Path) -> None:
     with open(path, "wb") as f:
         f.write(b"II*\x00" + struct.pack("<I", 8) + ifd)
         f.truncate(counts_at + 4 * n)
+
+
+def numpy_calls(fn: Callable[[], Any], *names: str) -> tuple[Any, dict[str, int]]:
+    """``fn()`` and how many times it called each of numpy's functions ``names`` (``bincount``,
+    ...; wrapped on the numpy module for the call, so every ``np.name(...)`` counts, on any
+    thread): a count of numpy passes that a loaded machine does not change, where a CPU-time
+    bound would be within its noise."""
+    import numpy as np
+
+    seen = dict.fromkeys(names, 0)
+    orig = {name: getattr(np, name) for name in names}
+
+    def counting(name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            seen[name] += 1
+            return orig[name](*args, **kwargs)
+        return call
+
+    try:
+        for name in names:
+            setattr(np, name, counting(name))
+        out = fn()
+    finally:
+        for name, f in orig.items():
+            setattr(np, name, f)
+    return out, seen

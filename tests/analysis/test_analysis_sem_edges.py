@@ -250,6 +250,201 @@ def test_pore_pixels_in_bands_are_those_chosen_at_once():
         assert np.array_equal(got[g][0], flat) and np.array_equal(got[g][1], rho) and np.array_equal(got[g][2], core)
 
 
+def _pore_pixels_by_numpy(lab, centres, r_core, ring):
+    """The pores' pixels as the numpy version chose them before the passes were compiled (a
+    reference: each pore's disc of offsets sorted by length, the pixel's least code of
+    (distance beyond the core's circle, own core first) and pore, the pores in their discs'
+    order): (flat index, owner 0..n-1, ρ, in its own core)."""
+    h, w = lab.shape
+    n = centres.shape[0]
+    reach = r_core + ring
+    kmax = int(math.ceil(float(reach.max()))) + 1
+    oy, ox = np.mgrid[-kmax: kmax + 1, -kmax: kmax + 1]
+    o_d = np.hypot(oy, ox).ravel()
+    order = np.argsort(o_d, kind="stable")
+    oy, ox, o_d = oy.ravel()[order], ox.ravel()[order], o_d[order]
+    cr, cc = np.rint(centres[:, 0]).astype(int), np.rint(centres[:, 1]).astype(int)
+    fy, fx = cr - centres[:, 0], cc - centres[:, 1]
+    k = np.searchsorted(o_d, reach + np.hypot(fy, fx) + 1e-6, side="right")
+    bits = max(int(n).bit_length(), 1)
+    cands = []
+    for g in np.argsort(k, kind="stable"):
+        r, c = cr[g] + oy[: k[g]], cc[g] + ox[: k[g]]
+        rho = np.sqrt((oy[: k[g]] + fy[g]) ** 2 + (ox[: k[g]] + fx[g]) ** 2)
+        ok = (r >= 0) & (r < h) & (c >= 0) & (c < w) & (rho - r_core[g] <= ring)
+        flat = (r * w + c)[ok]
+        own = lab.ravel()[flat] == g + 1
+        d = np.where(own, -1e3, rho[ok] - r_core[g])
+        code = (((d + 2e3) * 65536.0).astype(np.int64) << bits) | g
+        cands.append((flat, np.full(flat.size, g), rho[ok], own, code))
+    best = np.full(h * w, np.iinfo(np.int64).max)
+    for flat, _, _, _, code in cands:
+        np.minimum.at(best, flat, code)
+    keep = [tuple(a[best[c[0]] == c[4]] for a in c[:4]) for c in cands]
+    return tuple(np.concatenate([kp[j] for kp in keep]) for j in range(4))
+
+
+def test_pore_pixels_are_those_the_numpy_passes_chose():
+    """The compiled passes (the least codes over the pores in raster order, each pixel's claim,
+    then each pore's claimed pixels) give the pixels the plain numpy passes gave: the same
+    pixels, owners, ρ and core flags, in the same order (each pore's in the order of its offsets,
+    the pores in the order of their discs' sizes), on a crowded view with cores of many sizes
+    at the border and touching."""
+    from castrig.analysis.edges_cores import _pore_pixels_flat
+
+    rng = np.random.default_rng(11)
+    h, w = 150, 170
+    yy, xx = np.mgrid[:h, :w]
+    lab = np.zeros((h, w), np.int32)
+    centres = []
+    for cy in range(0, h, 13):
+        for cx in range(2, w, 12):
+            c = (cy + rng.uniform(-3, 3), cx + rng.uniform(-3, 3))
+            disc = (np.hypot(yy - c[0], xx - c[1]) <= rng.uniform(1.5, 5.5)) & (lab == 0)
+            if disc.sum() < 3:
+                continue
+            lab[disc] = len(centres) + 1
+            centres.append([yy[disc].mean(), xx[disc].mean()])
+    centres = np.array(centres)
+    r_core = np.sqrt(np.bincount(lab.ravel())[1:] / np.pi)
+    got = _pore_pixels_flat(lab, centres, r_core, 7)
+    want = _pore_pixels_by_numpy(lab, centres, r_core, 7)
+    assert got[0].size == want[0].size > 0.9 * h * w
+    for a, b in zip(got, want):
+        assert np.array_equal(a, b)
+
+
+def _profile_pixels(n: int, per: int, seed: int = 5):
+    """``n`` pores' pixels, ``per`` each, consecutive per pore and each pore's nearly in order of
+    ρ (as :func:`~castrig.analysis.edges_cores._pore_pixel_batches` gives them), on a 512² view."""
+    rng = np.random.default_rng(seed)
+    own = np.repeat(np.arange(n), per)
+    rho = np.sort(rng.uniform(0.0, 14.0, (n, per)), axis=1).ravel() + rng.normal(0, 0.3, n * per).clip(0, None)
+    flat = rng.integers(0, 512 * 512, n * per)
+    return flat, own, rho, rho < 5.0, rng.uniform(0, 1.3, 512 * 512).astype(np.float32)
+
+
+def _sums_by_bincount(flat, own, rho, incore, nfl, bp, nb, n):
+    """lip_radii's sums per bin as numpy's bincounts made them (before they were compiled)."""
+    val = nfl[flat].astype(np.float64)
+    key = own * nb + np.minimum((rho * (1.0 / bp)).astype(np.intp), nb - 1)
+    sums = [np.bincount(key, wt, minlength=n * nb).reshape(n, nb) for wt in (None, val, rho, val * val)]
+    oc = own[incore]
+    return sums + [np.bincount(oc, rho[incore] ** 2, minlength=n), np.bincount(oc, minlength=n).astype(float)]
+
+
+def test_profile_sums_per_bin_are_bincount_s_in_one_pass():
+    """The profiles' sums per bin (count, level, ρ, level², and ρ² and count over the core) in one
+    compiled pass, in two halves cut between pores: the same sums as numpy's bincounts, bit for
+    bit; and lip_radii makes them so, with no bincount over its pixels (it made six per batch of
+    pores, ~25 ms of CPU on a dense 1024² SEM view; compiled, in two halves on two threads, a
+    fraction of that: a CPU bound would be within a loaded machine's noise, the count is not)."""
+    from conftest import numpy_calls
+
+    from castrig.analysis._poresums import bin_sums, split
+
+    n, nb, bp = 2000, 30, 0.55
+    flat, own, rho, incore, nfl = _profile_pixels(n, 100)
+    want = _sums_by_bincount(flat, own, rho, incore, nfl, bp, nb, n)
+    got = [np.zeros((n, nb)) for _ in range(4)] + [np.zeros(n), np.zeros(n)]
+    cut = split(own)
+    assert 0 < cut < own.size and own[cut] != own[cut - 1]
+    for a, b in ((0, cut), (cut, own.size)):
+        bin_sums(flat, own, rho, incore, a, b, nfl, 1.0 / bp, nb, *got)
+    for g, wnt in zip(got, want):
+        assert np.array_equal(g, wnt)
+
+    lab = np.zeros((96, 96), np.int32)
+    yy, xx = np.mgrid[:96, :96]
+    centres = []
+    for cy in range(12, 96, 24):
+        for cx in range(12, 96, 24):
+            lab[np.hypot(yy - cy, xx - cx) <= 5] = len(centres) + 1
+            centres.append((cy, cx))
+    norm = np.where(lab > 0, 0.2, 1.0).astype(np.float32)
+    r_core = np.sqrt(np.bincount(lab.ravel())[1:] / np.pi)
+    (r, _), calls = numpy_calls(lambda: lip_radii(norm, lab, len(centres), np.array(centres, float), r_core, 8, {}, rims=True),
+                                "bincount")
+    assert np.all(np.isfinite(r)) and calls["bincount"] == 0, calls
+
+
+def test_opening_cover_is_numpy_s_in_one_pass():
+    """Each pore pixel's share inside its lip and the openings' labels in one compiled pass (in
+    two halves on two threads on a large view): the same cover (summed by numpy: the same area)
+    and labels as numpy's clip, sum and scatter."""
+    from castrig.analysis._poresums import cover, split
+
+    n = 2000
+    _, own, rho, _, _ = _profile_pixels(n, 100)
+    flat = np.random.default_rng(2).permutation(512 * 512)[: own.size]  # (a pixel has one owner)
+    r_edge = np.random.default_rng(3).uniform(0.0, 12.0, n)
+    plab_np = np.zeros(512 * 512, np.int32)
+    cov_np = np.clip(r_edge[own] - rho + 0.5, 0.0, 1.0)
+    inside = cov_np >= 0.5
+    plab_np[flat[inside]] = own[inside] + 1
+    plab = np.zeros(512 * 512, np.int32)
+    cov = np.empty(own.size)
+    cut = split(own)
+    for a, b in ((0, cut), (cut, own.size)):
+        cover(flat, own + 1, rho, a, b, r_edge, cov, plab)
+    assert cov.sum() == cov_np.sum() and np.array_equal(plab, plab_np)
+
+
+def test_view_levels_are_numpy_s_in_one_pass():
+    """The film mode's and the black level's block histograms, the deepest pixels' depth ratio,
+    the black level, the view over it and the cores' pixels, sums and renumbering, each one
+    compiled pass (:mod:`castrig.analysis._levels`): the same values as numpy's expressions, bit
+    for bit; and the film mode and black level make no bincount over the view's pixels (they
+    made one each for the blocks' histograms: 4, not 2, on main)."""
+    from conftest import numpy_calls
+
+    from castrig.analysis import edges_levels as el
+    from castrig.analysis._levels import block_counts, over_black
+    from castrig.analysis.surface_sem import _sem_norm
+
+    _, px, top, _ = _sem(3, 2.0, 12, 0.1, 0.4, 0.2, 0.8, size=256)
+    img = np.asarray(top, np.float32)
+    lv = img.astype(np.int32)
+    m, _, _ = el._blocks(lv, 40)
+    nl = int(m.max()) + 1
+    want = np.bincount((np.arange(m.shape[0])[:, None] * nl + m).ravel(), minlength=m.shape[0] * nl).reshape(-1, nl)
+    r0, c0, nr, nc, br, bc, _, _ = el._block_grid(lv.shape, 40)
+    assert np.array_equal(block_counts(lv, r0, c0, nr, nc, br, bc), want)
+    film = (el.film_mode_field(img) * np.linspace(0.95, 1.05, 256)[None, :]).astype(np.float32)
+    d = film.astype(np.float64) * 0.3 + np.linspace(-5, 5, 256)[:, None]
+    lam = float(np.percentile((film - img) / np.maximum(film - d, 1e-6), 99.8))
+    b_np = (film - lam * (film - d)).astype(np.float32)
+    got = el.black_field(img, film, 1.0)
+    orig = el.poly_field
+    try:
+        el.poly_field = lambda *a: d  # (the dark field given: the expressions after it compared)
+        assert np.array_equal(el.black_field(img, film, 1.0), b_np)
+    finally:
+        el.poly_field = orig
+    b = got
+    norm_np = ((img - b) / np.maximum(film - b, 1e-6)).astype(np.float32)
+    out = np.empty_like(img)
+    over_black(img, film, b, out)
+    assert np.array_equal(out, norm_np)
+    _, calls = numpy_calls(lambda: (el.film_mode_field(img), el.black_field(img, film, 1.0)), "bincount")
+    assert calls["bincount"] == 2, calls  # (the film mode's density: two, per level, not per pixel)
+    # the cores' pixels and sums, and their renumbering (:func:`~castrig.analysis.surface_sem._sem_lips`)
+    from castrig.analysis._levels import core_sums, relabel
+    from castrig.analysis.regions import Pixels
+
+    lab, n = pore_cores(out, 0.01)
+    assert n > 20
+    cpx = Pixels.of(lab > 0)
+    cl = lab.ravel()[cpx.flat]
+    remap = np.concatenate([[0], 1 + np.random.default_rng(1).permutation(n)]).astype(np.int32)
+    want = (np.bincount(cl, minlength=n + 1), np.bincount(cl, out.ravel()[cpx.flat], minlength=n + 1), remap[lab])
+    flat, rows, cols, cnt, lev = core_sums(lab, out, n)
+    assert np.array_equal(flat, cpx.flat) and np.array_equal(rows, cpx.row) and np.array_equal(cols, cpx.col)
+    assert np.array_equal(cnt, want[0]) and np.array_equal(lev, want[1])
+    assert np.array_equal(relabel(lab, flat, remap), remap[cl]) and np.array_equal(lab, want[2])
+    assert _sem_norm(img, 1.0, "mode")[0].dtype == np.float32
+
+
 def test_damped_step_solves_the_normal_equations():
     """The compiled fit's elimination gives LAPACK's LM step on damped Gram matrices of 5 to 8
     parameters; a system that breaks down gets no step."""

@@ -97,8 +97,9 @@ blur, or too faint to show a ridge, miss D by 6–34 % (the lip sits at the rim'
 the edge lies relative to it is the rim's shape, which the blurred flank does not show). Speed
 (open): the lip fit is compiled (:mod:`._lipfit`, numba; the same lips as the numpy fit it
 replaced to 10⁻¹⁰ px, in ~40 % of its CPU, on both cores), and so are the pores' pixels
-(:mod:`._porepix`); the rest of the SEM path (numpy, ~0.25 s CPU on a dense 1024² pair) keeps it
-over issue 16's 0.1 s per pair.
+(:mod:`._porepix`), their sums per bin and the opening's cover (:mod:`._poresums`) and the view's
+level passes (:mod:`._levels`); the rest of the SEM path (numpy and scipy, ~0.2 s CPU on a dense
+1024² pair) keeps it over issue 16's 0.1 s per pair (docs/records/sem-edges.md, round seven).
 """
 
 from __future__ import annotations
@@ -377,26 +378,21 @@ def lip_radii(norm: np.ndarray, lab: np.ndarray, n: int, centres: np.ndarray, r_
     nfl = np.ravel(norm)
     batches = _pore_pixel_batches(lab, centres, r_core, ring)
     pixels = None  # (flat index, owner 1..n, ρ) of a view in one batch
+    from ._poresums import bin_sums, split
+
     for flat, own, rho, incore, whole in batches:
         if whole:
             pixels = ((flat, own + 1, rho),)
-        elif own.size == 0:
-            continue
-        # the pixels by flat index: 1-D gathers are ~6× cheaper than indexing by [rows, cols]
-        val = nfl[flat].astype(np.float64)
-        u = None if whole else np.unique(own)
-        loc = own if u is None else np.searchsorted(u, own)
-        m_ = n if u is None else u.size
-        rows_u = slice(None) if u is None else u
-        key = loc * nb + np.minimum((rho * (1.0 / bp)).astype(np.intp), nb - 1)
-        cnt[rows_u] = np.bincount(key, minlength=m_ * nb).reshape(m_, nb)
-        vs[rows_u] = np.bincount(key, val, minlength=m_ * nb).reshape(m_, nb)
-        rs[rows_u] = np.bincount(key, rho, minlength=m_ * nb).reshape(m_, nb)
-        sq[rows_u] = np.bincount(key, val * val, minlength=m_ * nb).reshape(m_, nb)
-        oc = loc[incore]
-        core_r2[rows_u] = np.bincount(oc, rho[incore] ** 2, minlength=m_)
-        core_n[rows_u] = np.bincount(oc, minlength=m_)
-        del flat, own, rho, incore, val, key, loc, oc
+        # one compiled pass over the pixels (:mod:`._poresums`; each bin's sums in the pixels'
+        # order, as bincount added them: the same sums), in two halves on two threads, cut
+        # between two pores (each pore's pixels are consecutive, so the halves' rows differ)
+        sums = (nfl, 1.0 / bp, nb, cnt, vs, rs, sq, core_r2, core_n)
+        cut = split(own)
+        job = pool().submit(bin_sums, flat, own, rho, incore, cut, own.size, *sums) if cut < own.size else None
+        bin_sums(flat, own, rho, incore, 0, cut, *sums)
+        if job is not None:
+            job.result()
+        del flat, own, rho, incore
     prof = np.where(cnt > 0, vs / np.maximum(cnt, 1), 1.0)
     rho_b = np.where(cnt > 0, rs / np.maximum(cnt, 1), (np.arange(nb) + 0.5) * bp)
     j = np.arange(nb)[None, :]

@@ -45,6 +45,17 @@ def _blocks(a: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return m, rr, cc
 
 
+def _block_counts(lv: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each whole block's (:func:`_block_grid`) histogram of the whole-number grey levels ``lv``
+    (rows: the blocks as :func:`_blocks` orders them; levels up to their highest), and the
+    blocks' centres' rows and cols: the same counts as a bincount of :func:`_blocks`' rows, in
+    one compiled pass over the view in place (:mod:`._levels`)."""
+    from ._levels import block_counts
+
+    r0, c0, nr, nc, br, bc, rr, cc = _block_grid(lv.shape, block)
+    return block_counts(np.ascontiguousarray(lv, np.int32), r0, c0, nr, nc, br, bc), rr, cc
+
+
 MODE_BANDWIDTH = 0.015  # the film mode's kernel: this share of the view's grey range (1st–99th percentile)
 
 
@@ -70,14 +81,12 @@ def film_mode_field(img: np.ndarray, block: int = 64, degree: int = 2) -> np.nda
         # whole grey levels (8-bit data): each block's histogram of its levels (one bincount),
         # and the density's linear binning done per level, not per pixel (the same estimate:
         # each pixel's share of a bin is its level's)
-        m, rr, cc = _blocks(lv, block)
-        nl = int(m.max()) + 1
-        counts = np.bincount((np.arange(m.shape[0], dtype=np.intp)[:, None] * nl + m).ravel(),
-                             minlength=m.shape[0] * nl).reshape(m.shape[0], nl)
+        counts, rr, cc = _block_counts(lv, block)
+        nbk, nl = counts.shape
         lo, hi = percentile_from_counts(counts.sum(axis=0), [1.0, 99.0])
         span = float(hi - lo)
         if not span > 0:
-            return np.full(a0.shape, float(np.median(m)), np.float64)
+            return np.full(a0.shape, float(np.median(_blocks(lv, block)[0])), np.float64)
         bw = max(MODE_BANDWIDTH * span, 1.0)  # integer grey levels: no narrower than their step
         step = bw / 4.0
         present = np.flatnonzero(counts.any(axis=0))
@@ -86,10 +95,10 @@ def film_mode_field(img: np.ndarray, block: int = 64, degree: int = 2) -> np.nda
         v = np.arange(nl, dtype=np.float64)
         k = np.clip(((v - lo_b) / step).astype(np.intp), 0, nb - 1)
         fr = (v - lo_b) / step - k
-        key = (np.arange(m.shape[0])[:, None] * (nb + 1) + k[None, :]).ravel()
+        key = (np.arange(nbk)[:, None] * (nb + 1) + k[None, :]).ravel()
         c = counts.astype(np.float64)
-        hist = (np.bincount(key, (c * (1.0 - fr)).ravel(), minlength=m.shape[0] * (nb + 1))
-                + np.bincount(key + 1, (c * fr).ravel(), minlength=m.shape[0] * (nb + 1))).reshape(m.shape[0], nb + 1)
+        hist = (np.bincount(key, (c * (1.0 - fr)).ravel(), minlength=nbk * (nb + 1))
+                + np.bincount(key + 1, (c * fr).ravel(), minlength=nbk * (nb + 1))).reshape(nbk, nb + 1)
     else:
         a, rr, cc = _blocks(np.asarray(a0, np.float64), block)
         lo, hi = percentile(a, [1.0, 99.0])
@@ -162,14 +171,23 @@ def black_field(img: np.ndarray, film: np.ndarray, unit: float, block: int = 64,
     lv = int_levels(a)
     if lv is not None:
         # whole grey levels: each block's quantile from its histogram (the same values)
-        m, rr, cc = _blocks(lv, int(round(block * unit)))
-        nl = int(m.max()) + 1
-        counts = np.bincount((np.arange(m.shape[0], dtype=np.intp)[:, None] * nl + m).ravel(),
-                             minlength=m.shape[0] * nl).reshape(m.shape[0], nl)
+        counts, rr, cc = _block_counts(lv, int(round(block * unit)))
         qv = percentile_from_counts(counts, q, np.float32).astype(np.float64)
     else:
         m, rr, cc = _blocks(a, int(round(block * unit)))
         qv = np.percentile(m, q, axis=1).astype(np.float64)
     d = poly_field(fit_level(qv, rr, cc, a.shape, degree=degree, upper=False), a.shape, degree)
-    lam = float(percentile((film - a) / np.maximum(film - d, 1e-6), 100.0 - deep))
-    return (film - lam * (film - d)).astype(np.float32)
+    fast = isinstance(film, np.ndarray) and film.dtype == np.float32 and film.shape == a.shape and d.dtype == np.float64
+    if not (fast and film.flags.c_contiguous and a.flags.c_contiguous and d.flags.c_contiguous):
+        lam = float(percentile((film - a) / np.maximum(film - d, 1e-6), 100.0 - deep))
+        return (film - lam * (film - d)).astype(np.float32)
+    # (the same expressions, one compiled pass each, :mod:`._levels`)
+    from ._levels import black_level, depth_ratio
+
+    ratio = np.empty(a.shape)
+    depth_ratio(film, a, d, ratio)
+    lam = float(percentile(ratio, 100.0 - deep))
+    del ratio
+    out = np.empty(a.shape, np.float32)
+    black_level(film, d, lam, out)
+    return out

@@ -43,7 +43,13 @@ def _sem_norm(img: np.ndarray, unit: float, film: str, levels: dict | None = Non
     # lost the same 8 shallow dimples under every transform, count 3.3 -> 0.4 %; a polymer
     # section's D 1.7 -> 0.1 % under gain.)
     b = black_field(img, f, unit)
-    norm = ((img - b) / np.maximum(f - b, 1e-6)).astype(np.float32)
+    if img.dtype == np.float32 and img.shape == f.shape and img.flags.c_contiguous:
+        from ._levels import over_black
+
+        norm = np.empty(img.shape, np.float32)
+        over_black(img, f, b, norm)  # (the expression below in one compiled pass: the same values)
+    else:
+        norm = ((img - b) / np.maximum(f - b, 1e-6)).astype(np.float32)
     return norm, noise_sigma(norm)
 
 
@@ -81,14 +87,17 @@ def _sem_lips(img: np.ndarray, unit: float, film: str, local: bool, rims: bool |
     # raster order a rotation reordered the cores, and the lip fit's choice among cores of equal
     # size for its blur stage with it: D moved 0.5 % on a real top view rotated by 90°)
     # (sums over the core pixels alone, in raster order as over the whole view: the same sums)
-    cpx = Pixels.of(lab > 0)
-    cl = lab.ravel()[cpx.flat]
-    cnt0 = np.bincount(cl, minlength=n + 1)[1:]
-    lev = np.bincount(cl, norm.ravel()[cpx.flat], minlength=n + 1)[1:]
+    # (two compiled passes over the view, :mod:`._levels`: the same pixels and sums as numpy's
+    # Pixels.of, gather and bincounts, and the cores renumbered in place)
+    from ._levels import core_sums, relabel
+
+    lab = np.ascontiguousarray(lab, np.int32)
+    flat, rows, cols, cnt0, lev = core_sums(lab, np.ascontiguousarray(norm, np.float32), n)
+    cpx = Pixels(flat, rows, cols)
+    cnt0, lev = cnt0[1:], lev[1:]
     remap = np.zeros(n + 1, np.int32)
     remap[np.lexsort((lev, -cnt0)) + 1] = np.arange(1, n + 1, dtype=np.int32)
-    lab = remap[lab]
-    cl = remap[cl].astype(np.intp)
+    cl = relabel(lab, cpx.flat, remap)
     cnt = np.bincount(cl, minlength=n + 1)[1:]
     cy = np.bincount(cl, cpx.row, minlength=n + 1)[1:] / np.maximum(cnt, 1)
     cx = np.bincount(cl, cpx.col, minlength=n + 1)[1:] / np.maximum(cnt, 1)
@@ -183,15 +192,23 @@ def _analyse_rimmed(img: np.ndarray, pixel_size_um: float, transmitted: np.ndarr
     # precision; border pores are measured the same way, on the pixels they have in the image
     # (batch by batch of pores, :func:`~castrig.analysis.edges.lip_radii`: a view in one batch
     # sums as before; a larger one's sum adds its batches' sums)
+    # (one compiled pass over each batch's pixels, :func:`~._poresums.cover`, in two halves on
+    # two threads; the cover summed by numpy as before: the same area)
+    from ._poresums import cover, split
+
     re_all = np.where(ok, r_edge, 0.0)
     area = 0.0
     plab = np.zeros(img.shape, np.int32)
+    pl = plab.ravel()
     for pflat, own, rho in pixels:
-        cov = np.clip(re_all[own - 1] - rho + 0.5, 0.0, 1.0)
+        cov = np.empty(own.size)
+        cut = split(own)
+        job = pool().submit(cover, pflat, own, rho, cut, own.size, re_all, cov, pl) if cut < own.size else None
+        cover(pflat, own, rho, 0, cut, re_all, cov, pl)
+        if job is not None:
+            job.result()
         area += cov.sum()
-        inside = cov >= 0.5
-        plab.ravel()[pflat[inside]] = own[inside]  # (1-D: cheaper than [rows, cols])
-        del cov, inside
+        del cov
     opening = float(np.clip(area / img.size, 0.0, 1.0))
     d_um = 2 * r_edge[measured] * pixel_size_um
     through = tfrac = None
