@@ -622,6 +622,32 @@ def only_run_dir(data: Path) -> Path | None:
     return runs[0].parent if len(runs) == 1 else None
 
 
+def run_with_twin_field(root: Path, *, field_px: int = 512, reflected: Any = None) -> Any:
+    """A run in ``root`` holding one field's reflected, transmitted and section views, the twin's
+    render of one structure (seed 4; top views at 0.25 µm, the section at 0.05 µm, ``field_px``
+    wide), as its capture step records them; ``reflected`` (an image) replaces the top view.
+    Returns the run's recorder (``run_dir``; ``castrig.recipe.analyse.latest_capture`` reads it)."""
+    import numpy as np
+
+    from castrig.sim.micrograph import make_structure, render_section, render_surface
+    from castrig.store import RunInfo
+    from castrig.store.sqlite_store import SqliteRunStore
+
+    top_um, section_um = 0.25, 0.05
+    rng = np.random.default_rng(4)
+    st = make_structure(rng, mean_diameter_um=5.0, opening_ratio=0.45, thickness_um=3.0, thickness_cv=0.1,
+                        field_um=field_px * top_um, section_length_um=field_px * section_um)
+    refl, trans = render_surface(st, top_um, rng, bit_depth=8)
+    sec = render_section(st, section_um, rng, bit_depth=8)
+    rec = SqliteRunStore(root).create_run(RunInfo("t", "t", "-", "sim", "-", "test", 1, "", "now"))
+    meta = {"step": 3, "field": 0}
+    rec.save_image(1.0, "reflected", refl if reflected is None else reflected, pixel_size_um=top_um,
+                   illumination="reflected", metadata=meta)
+    rec.save_image(1.0, "transmitted", trans, pixel_size_um=top_um, illumination="transmitted", metadata=meta)
+    rec.save_image(1.0, "section", sec, pixel_size_um=section_um, illumination="section", metadata=meta)
+    return rec
+
+
 def run_dir_in_step(data: Path, step_type: str, *, timeout_s: float = 60.0, what: str = "the step under way") -> Path:
     """The single run folder under ``data`` once its live status shows a ``step_type`` step under
     way: where a test pauses, kills or reads a run in that step."""

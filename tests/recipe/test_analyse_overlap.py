@@ -7,31 +7,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import castrig.recipe.analyse as step
 from castrig.recipe.analyse import analyse_capture, latest_capture
-from castrig.sim.micrograph import make_structure, render_section, render_surface
-from castrig.store import RunInfo
-from castrig.store.sqlite_store import SqliteRunStore
-
-PX_UM = 0.25
-
-
-def _recorded_field(tmp_path: Path):
-    """A run holding one field's reflected, transmitted and section views (the twin's render)."""
-    rng = np.random.default_rng(4)
-    st = make_structure(rng, mean_diameter_um=5.0, opening_ratio=0.45, thickness_um=3.0, thickness_cv=0.1,
-                        field_um=384 * PX_UM, section_length_um=384 * 0.05)
-    refl, trans = render_surface(st, PX_UM, rng, bit_depth=8)
-    sec = render_section(st, 0.05, rng, bit_depth=8)
-    rec = SqliteRunStore(tmp_path).create_run(RunInfo("t", "t", "-", "sim", "-", "test", 1, "", "now"))
-    meta = {"step": 3, "field": 0}
-    rec.save_image(1.0, "reflected", refl, pixel_size_um=PX_UM, illumination="reflected", metadata=meta)
-    rec.save_image(1.0, "transmitted", trans, pixel_size_um=PX_UM, illumination="transmitted", metadata=meta)
-    rec.save_image(1.0, "section", sec, pixel_size_um=0.05, illumination="section", metadata=meta)
-    return rec
+from tests.conftest import run_with_twin_field
 
 
 def _analysed(rec):
@@ -41,7 +21,7 @@ def _analysed(rec):
 def test_the_section_is_measured_while_the_surface_pair_is(tmp_path, monkeypatch):
     """The surface analysis waits (up to 20 s) for the section's to have begun: one after the
     other, the section began only once the surface had returned, and the wait ran out."""
-    rec = _recorded_field(tmp_path)
+    rec = run_with_twin_field(tmp_path, field_px=384)
     section_began = threading.Event()
     real_surface, real_section = step.analyse_surface, step.analyse_section
 
@@ -61,7 +41,7 @@ def test_the_section_is_measured_while_the_surface_pair_is(tmp_path, monkeypatch
 
 
 def test_with_or_without_threads_the_step_gives_the_same_outcome(tmp_path, monkeypatch):
-    rec = _recorded_field(tmp_path)
+    rec = run_with_twin_field(tmp_path, field_px=384)
     monkeypatch.setenv("CASTRIG_ANALYSIS_THREADS", "0")
     alone = _analysed(rec)
     monkeypatch.setenv("CASTRIG_ANALYSIS_THREADS", "2")
@@ -73,7 +53,7 @@ def test_with_or_without_threads_the_step_gives_the_same_outcome(tmp_path, monke
 def test_a_failing_analysis_raises_its_own_error_as_one_after_the_other_did(tmp_path, monkeypatch, failing):
     """The surface's error when it fails (whatever the section's thread met meanwhile), else the
     section's: a run's 'analysis failed' event names the same cause as before."""
-    rec = _recorded_field(tmp_path)
+    rec = run_with_twin_field(tmp_path, field_px=384)
 
     def broken(*a, **k):
         raise ValueError(f"{failing} unreadable")

@@ -12,23 +12,9 @@ from castrig.recipe.analyse import AnalysisStopped, analyse_capture, latest_capt
 from castrig.sim.micrograph import make_structure, render_section, render_surface
 from castrig.store import RunInfo
 from castrig.store.sqlite_store import SqliteRunStore
+from tests.conftest import run_with_twin_field
 
 PX_UM = 0.25
-
-
-def _run_with_capture(tmp_path, reflected: np.ndarray | None = None):
-    rng = np.random.default_rng(4)
-    st = make_structure(rng, mean_diameter_um=5.0, opening_ratio=0.45, thickness_um=3.0, thickness_cv=0.1,
-                        field_um=512 * PX_UM, section_length_um=512 * 0.05)
-    refl, trans = render_surface(st, PX_UM, rng, bit_depth=8)
-    sec = render_section(st, 0.05, rng, bit_depth=8)
-    rec = SqliteRunStore(tmp_path).create_run(RunInfo("t", "t", "-", "sim", "-", "test", 1, "", "now"))
-    meta = {"step": 3, "field": 0}
-    rec.save_image(1.0, "reflected", refl if reflected is None else reflected, pixel_size_um=PX_UM,
-                   illumination="reflected", metadata=meta)
-    rec.save_image(1.0, "transmitted", trans, pixel_size_um=PX_UM, illumination="transmitted", metadata=meta)
-    rec.save_image(1.0, "section", sec, pixel_size_um=0.05, illumination="section", metadata=meta)
-    return rec
 
 
 def _analysed(rec, **kw):
@@ -44,7 +30,7 @@ def _checks(result, quantity):
 def test_a_saturated_top_view_is_not_judged_from_its_numbers(tmp_path):
     """A reflected view clipped white: before, the run judged the opening ratio it produced
     (pass or fail); now its bounds are unknown and the grade is not met, as in the CLI."""
-    rec = _run_with_capture(tmp_path, reflected=np.full((512, 512), 255, np.uint8))
+    rec = run_with_twin_field(tmp_path, reflected=np.full((512, 512), 255, np.uint8))
     result = _analysed(rec)
     assert "saturated" in result["quality"]["flags"]
     assert {c["status"] for c in _checks(result, "opening_ratio")} == {"unknown"}
@@ -52,7 +38,7 @@ def test_a_saturated_top_view_is_not_judged_from_its_numbers(tmp_path):
 
 
 def test_a_good_capture_carries_its_intervals_into_the_verdict(tmp_path):
-    result = _analysed(_run_with_capture(tmp_path))
+    result = _analysed(run_with_twin_field(tmp_path))
     (d_min, d_max) = _checks(result, "mean_pore_diameter_um")
     lo, hi = d_min["interval"]
     assert lo < result["metrics"]["mean_pore_diameter_um"] < hi
@@ -71,7 +57,7 @@ def test_pooled_quality_is_never_surer_than_its_fields():
 def test_an_analysis_the_run_left_stops_before_its_next_field(tmp_path):
     """On a real-time rig the analysis computes on a worker thread; once the run left the step
     (abort, interlock) it gives up at the next field instead of computing for nobody."""
-    rec = _run_with_capture(tmp_path)
+    rec = run_with_twin_field(tmp_path)
     asked: list[int] = []
 
     def stopped() -> bool:
