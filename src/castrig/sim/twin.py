@@ -180,11 +180,9 @@ class Twin:
     def restore(self, snap: dict[str, Any], *, film: bool = True) -> None:
         """Put back the film of a :meth:`snapshot` (formed, or cast and still drying; not if
         ``film`` is false) and the camera's next field, for a resumed run."""
-        if not film:
-            pass
-        elif snap.get("film"):
+        if film and snap.get("film"):
             self.restore_film(snap["film"])
-        elif snap.get("film_forming"):
+        elif film and snap.get("film_forming"):
             self.world.restore_forming_film(snap)
         if snap.get("camera_next_field") is not None:
             self.restore_camera(snap["camera_next_field"])
