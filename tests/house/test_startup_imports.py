@@ -98,6 +98,23 @@ def test_castrig_serve_answers_its_listing_pages_without_loading_scipy(finished_
     assert "scipy" not in mods and "castrig.analysis.surface" not in mods
 
 
+def test_castrig_serve_starts_without_numpy_or_pydantic(tmp_path: Path, castrig_serve) -> None:
+    """`castrig serve` imported the search map's plots for their stylesheet's hash (the explore
+    pages' frame policy) and the report's renderer for the hash function: pydantic, the recipe
+    and profile models, yaml and numpy (~0.2 s of CPU) at every start, before any page asked.
+    They load with the first page that shows a search or a report."""
+    with castrig_serve(tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"}) as served:
+        for path in ("/", "/api/runs", "/explore"):
+            status, body, _ = raw_get(served.url, path, token=served.token)
+            assert status == 200, (path, status, body[:300])
+        served.proc.send_signal(signal.SIGINT)
+        _, stderr = served.proc.communicate(timeout=30)
+    mods = imported(stderr)
+    assert "castrig.serve.explore" in mods  # the profile was read, the explore pages built
+    heavy = {m.split(".")[0] for m in mods} & {"numpy", "pydantic", "yaml"}
+    assert not heavy and "castrig.report.html" not in mods, (heavy, "castrig.report.html" in mods)
+
+
 @pytest.mark.parametrize("args", [
     ("analyse", "surface", "{missing}"),
     ("analyse", "section", "{unreadable}"),
