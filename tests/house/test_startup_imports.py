@@ -34,8 +34,9 @@ def test_listing_and_checking_commands_do_not_load_numpy_or_structlog(tmp_path: 
     assert "castrig.cli.main" in mods  # the profile was read
     assert "numpy" not in mods and "structlog" not in mods
     # nor pydantic where the command reads no recipe: typer 0.29 coerces every option through a
-    # pydantic TypeAdapter (castrig status 0.24 s of CPU, not 0.13 s: pyproject.toml holds typer below it)
-    assert args[0] in ("check", "lots") or not {m for m in mods if m.split(".")[0] in ("pydantic", "pydantic_core")}
+    # pydantic TypeAdapter (castrig status 0.24 s of CPU, not 0.13 s: pyproject.toml holds typer below it);
+    # `castrig lots` loaded it with castrig.lots's filter and co-culture models (~0.1 s), which it never reads
+    assert args[0] == "check" or not {m for m in mods if m.split(".")[0] in ("pydantic", "pydantic_core")}
     # only the command's own cli module is built: all eight were, ~0.04 s of CPU at every start
     needed = {"lots": {"castrig.cli.explore"}, "status": {"castrig.cli.operate"}}.get(args[0], set())
     assert args[0] != "runs" or "yaml" not in mods  # (the grades' names without the spec's YAML reader)
@@ -64,7 +65,9 @@ def test_the_entry_point_knows_the_module_of_every_command() -> None:
 
 
 def test_a_twin_run_that_captures_nothing_does_not_load_the_renderer(tmp_path: Path) -> None:
-    """scipy (the micrograph renderer) loads with the first image, not with the twin."""
+    """scipy (the micrograph renderer) loads with the first image, not with the twin; nor does a
+    run load structlog (asyncio, rich.traceback, pygments, attrs: ~0.1 s of CPU at every run,
+    resume and queue) to write its log (castrig.logs.RunLog writes structlog's lines itself)."""
     recipe = tmp_path / "dry.yaml"
     recipe.write_text("name: dry\ngrade: claim1\npolymer: polystyrene\nsolvent: chloroform\n"
                       "concentration_mg_ml: 5.0\nsupport_pore_um: 5.0\nsteps:\n  - {type: purge, duration_s: 60}\n")
@@ -73,6 +76,9 @@ def test_a_twin_run_that_captures_nothing_does_not_load_the_renderer(tmp_path: P
     mods = imported(out.stderr)
     assert "castrig.sim.twin" in mods
     assert "scipy" not in mods
+    assert "structlog" not in mods and "asyncio" not in mods, sorted(m for m in mods if m.split(".")[0] in ("structlog", "asyncio"))[:5]
+    logs = list((tmp_path / "runs").glob("*/log.jsonl"))  # its log written all the same
+    assert len(logs) == 1 and '"kind": "run_start"' in logs[0].read_text()
 
 
 def test_castrig_serve_answers_its_listing_pages_without_loading_scipy(finished_demo_run, castrig_serve) -> None:
@@ -90,6 +96,23 @@ def test_castrig_serve_answers_its_listing_pages_without_loading_scipy(finished_
     mods = imported(stderr)
     assert "castrig.serve.explore" in mods  # the profile was read, the explore pages built
     assert "scipy" not in mods and "castrig.analysis.surface" not in mods
+
+
+def test_castrig_serve_starts_without_numpy_or_pydantic(tmp_path: Path, castrig_serve) -> None:
+    """`castrig serve` imported the search map's plots for their stylesheet's hash (the explore
+    pages' frame policy) and the report's renderer for the hash function: pydantic, the recipe
+    and profile models, yaml and numpy (~0.2 s of CPU) at every start, before any page asked.
+    They load with the first page that shows a search or a report."""
+    with castrig_serve(tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"}) as served:
+        for path in ("/", "/api/runs", "/explore"):
+            status, body, _ = raw_get(served.url, path, token=served.token)
+            assert status == 200, (path, status, body[:300])
+        served.proc.send_signal(signal.SIGINT)
+        _, stderr = served.proc.communicate(timeout=30)
+    mods = imported(stderr)
+    assert "castrig.serve.explore" in mods  # the profile was read, the explore pages built
+    heavy = {m.split(".")[0] for m in mods} & {"numpy", "pydantic", "yaml"}
+    assert not heavy and "castrig.report.html" not in mods, (heavy, "castrig.report.html" in mods)
 
 
 @pytest.mark.parametrize("args", [

@@ -13,6 +13,7 @@ from html import escape
 from pathlib import Path
 
 from castrig.explore.journal import SearchSettings, Trial
+from castrig.explore.page_style import PAGE_STYLE  # (the one stylesheet: castrig serve allows it by hash, and no other style)
 from castrig.explore.space import point_label
 from castrig.svgchart import nice_ticks
 from castrig.atomic import atomic_write_bytes
@@ -20,10 +21,6 @@ from castrig.atomic import atomic_write_bytes
 _VIRIDIS = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
 W, H, L, R, T, B = 430, 330, 58, 82, 30, 46
 
-
-#: The search map's one stylesheet (``castrig serve`` allows it by hash, and no other style).
-PAGE_STYLE = ("body{font-family:sans-serif;margin:1.5em} .maps{display:flex;flex-wrap:wrap;gap:12px}"
-              "table{border-collapse:collapse;font-size:12px} td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}")
 
 
 def _colour(f: float) -> str:

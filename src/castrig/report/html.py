@@ -31,6 +31,7 @@ from castrig import jsontext
 from castrig.analysis.segmentation import SECTION_VALUES, SURFACE_VALUES, section_view, shown_step, surface_view
 from castrig.redact import redact_urls
 from castrig.report import REPORT_NAME
+from castrig.report.csp import csp_hash
 from castrig.report.images import jpeg_uri, png_uri, to_uint8
 from castrig.report.unmet import unmet_bounds, unmet_grades, value_words
 from castrig.store.base import Event, ImageRecord, JournalEntry, MembraneRecord, RunInfo
@@ -710,14 +711,6 @@ def is_report(path: Path) -> bool:
 def _page_script() -> str:
     """The saved page's one inline script: live.js, with nothing in it that could end the element."""
     return _static("live.js").replace("</", "<\\/")
-
-
-def csp_hash(text: str) -> str:
-    """The Content-Security-Policy source that allows one inline element whose content is ``text``."""
-    import base64
-    import hashlib
-
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
 def _inline_policy() -> str:

@@ -45,8 +45,8 @@ from starlette.routing import Route
 from castrig.jsontext import loads
 from castrig.serve.html_response import HTMLResponse
 from castrig.serve.json_response import JSONResponse
-from castrig.explore.plots import PAGE_STYLE
-from castrig.report.html import csp_hash
+from castrig.explore.page_style import PAGE_STYLE
+from castrig.report.csp import csp_hash
 from castrig.store.live import links_held_in
 
 #: A map or search folder name: letters, digits, ``.``, ``_``, ``-``; starting with a letter or digit.
