@@ -1939,3 +1939,41 @@ def numpy_calls(fn: Callable[[], Any], *names: str) -> tuple[Any, dict[str, int]
         for name, f in orig.items():
             setattr(np, name, f)
     return out, seen
+
+
+# --- suite diet A: a killed castrig made once, each test given a copy as if made where it is ----------
+def made_once_movable(tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: str, make: Callable[[Path], None]) -> Path:
+    """:func:`made_once`, noting the folder ``make`` filled (``.made-at``): for a folder whose
+    files name it by absolute path (a queue killed -9: its state file, its catalogue), to be
+    copied by :func:`copy_as_if_made_in`. Call it from a session-scoped fixture."""
+    def make_noting_where(folder: Path) -> None:
+        make(folder)
+        (folder / ".made-at").write_text(str(folder))
+
+    return made_once(tmp_path_factory, worker_id, name, make_noting_where)
+
+
+def copy_as_if_made_in(made: Path, dest: Path) -> Path:
+    """A copy of ``made`` (:func:`made_once_movable`'s folder) in ``dest``, as if ``make`` had
+    filled ``dest``: every path of the folder it was made in, in its JSON files (a queue's state,
+    run.json) and in a ``catalog.sqlite``'s runs, rewritten to ``dest``. (A copy of a data root
+    alone, ``mv runs``, is a moved root, which castrig reads; a queue state names its run folders
+    where they were made.) For tests that each resume the same killed night their own way: one
+    kill per session, not one per test (~1 s of CPU each)."""
+    import shutil
+    import sqlite3
+
+    made_at = (made / ".made-at").read_text()
+    shutil.copytree(made, dest, symlinks=True, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".made-at"))
+    for path in dest.rglob("*.json"):
+        text = path.read_text()
+        if made_at in text:
+            path.write_text(text.replace(made_at, str(dest)))
+    for catalog in dest.rglob("catalog.sqlite"):
+        db = sqlite3.connect(catalog)
+        try:
+            with db:
+                db.execute("UPDATE runs SET run_dir = replace(run_dir, ?, ?)", (made_at, str(dest)))
+        finally:
+            db.close()
+    return dest

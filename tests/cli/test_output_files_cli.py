@@ -91,17 +91,20 @@ def test_report_and_export_into_another_runs_folder_are_refused(run_dir: Path, t
     assert castrig_main(capsys, "report", str(run_dir), "--out", str(run_dir / "night.html")).returncode == 0  # its own
 
 
-def test_export_into_a_data_root_is_refused(run_dir: Path, tmp_path: Path):
+def test_export_into_a_data_root_is_refused(run_dir: Path, tmp_path: Path, capsys):
     """`castrig export RUN --to DATA` wrote samples.csv, events.csv, ... into the data root, beside
     castrig's catalogue and run folders (and `--to DATA/tables` a folder among them), exit 0. Now
-    refused, exit 2, naming the option and the data root; nothing written there. Beside it is fine."""
+    refused, exit 2, naming the option and the data root; nothing written there. Beside it is fine.
+    (The first refusal through the real CLI, the others and the export beside it in this process,
+    :func:`castrig_main`, as test_report_into_a_data_root_is_refused does.)"""
     data = run_dir.parent
     before = sorted(p.name for p in data.iterdir())
     for to in (data, data / "tables", data / "exports" / "night"):
-        said = refused(castrig("export", str(run_dir), "--to", str(to)),
+        args = ("export", str(run_dir), "--to", str(to))
+        said = refused(castrig(*args) if to == data else castrig_main(capsys, *args),
                        f"--to {to}: inside the data root {data}", "allowed: a folder outside the data root")
         assert sorted(p.name for p in data.iterdir()) == before, said
-    done = castrig("export", str(run_dir), "--to", str(tmp_path / "tables"))
+    done = castrig_main(capsys, "export", str(run_dir), "--to", str(tmp_path / "tables"))
     assert done.returncode == 0 and (tmp_path / "tables" / "samples.csv").is_file(), done.stderr
 
 

@@ -15,7 +15,7 @@ import signal
 
 import pytest
 
-from conftest import ROOT, SIGNAL_AT_END, SIGNAL_AT_OUTCOME, SIGNAL_AT_RIG_CLOSE, SIGNAL_AT_SAFE_STATE, castrig, castrig_main, run_rows, start_castrig, wait_until, with_sitecustomize
+from conftest import ROOT, SIGNAL_AT_END, SIGNAL_AT_OUTCOME, SIGNAL_AT_RIG_CLOSE, SIGNAL_AT_SAFE_STATE, campaign, castrig, castrig_main, run_rows, start_castrig, wait_until, with_sitecustomize
 
 LONG_WAIT = str(ROOT / "tests" / "data" / "long_wait.yaml")
 
@@ -62,7 +62,9 @@ def test_signals_while_the_rig_is_made_safe_do_not_cut_the_safe_state_short(tmp_
     assert "being made safe" in " ".join(done.stderr.split())
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT"])
+# CI: SIGTERM and Ctrl-C, the two failures below; SIGHUP, a stop as SIGTERM is, with -m slow (a
+# repeated SIGHUP stays in CI in test_a_signal_repeated_as_the_run_ends_still_records_it_aborted)
+@pytest.mark.parametrize("sig", campaign(["SIGTERM", "SIGHUP", "SIGINT"], ci={0, 2}))
 def test_a_stop_after_the_run_has_ended_does_not_kill_the_process(tmp_path, sig):
     """A SIGTERM landing once the run has ended (its outcome written, its handlers gone, the rig
     being closed -- a seeded moment: conftest SIGNAL_AT_RIG_CLOSE). On the twin an abort ends in

@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from conftest import (ROOT, campaign, castrig, castrig_main, files_holding, pg_password_or_skip, profile_with_store, run_then_kill_9,
-                      step_running)
+from conftest import (ROOT, campaign, castrig, castrig_main, files_holding, only_run_dir, pg_password_or_skip, profile_with_store,
+                      run_then_kill_9, signal_hook, step_running, with_sitecustomize)
 from conftest import STORE_PASSWORD as PASSWORD
 
 SHORT = ROOT / "tests" / "data" / "short.yaml"
@@ -136,7 +136,16 @@ def test_a_fleet_store_run_resumes_into_the_store_from_the_environment(tmp_path)
     data = tmp_path / "runs"
     env = {"CASTRIG_STORE": url, "CASTRIG_STORE_SCHEMA": schema}
     try:
-        run_dir = run_then_kill_9(_four_hour_wait(tmp_path), data, step_running(1), args=("--profile", str(profile)), **env)
+        # killed by itself as its wait begins (seeded: no race with a poll, so the wait need not
+        # outlast one on a loaded machine; 10 min, not _four_hour_wait's 4 h: the resume runs it
+        # all and pushes it to the store, ~2 s of CPU less)
+        recipe = tmp_path / "wait.yaml"
+        recipe.write_text("name: ten-minute-wait\nsteps:\n  - {type: purge, duration_s: 30}\n  - {type: wait, duration_s: 600}\n")
+        killed = castrig("run", str(recipe), "--profile", str(profile), "--data", str(data), "-q", AT_STEP="SIGKILL",
+                         **with_sitecustomize(tmp_path, signal_hook("castrig.recipe.runner:Runner._step_wait", "AT_STEP")), **env)
+        assert killed.returncode == -9, killed.stdout + killed.stderr
+        run_dir = only_run_dir(data)
+        assert run_dir is not None and step_running(1)(run_dir)
         done = castrig("resume", str(run_dir), "-q", **env)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "unreachable" not in done.stderr and "***" not in done.stderr, done.stderr

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from castrig.tiffio import read_micrograph, write_micrograph
-from conftest import analysed, castrig, run_rows, with_sitecustomize
+from conftest import analysed, castrig, castrig_main, run_rows, with_sitecustomize
 
 #: recipes/demo.yaml's membrane twice (its film meets claim 1 on the twin)
 TWO_MEMBRANES = """name: two
@@ -47,7 +47,7 @@ a.analyse_surface = _failing
 """
 
 
-def test_a_membrane_whose_analysis_fails_is_left_not_judged_and_the_next_cast_is_made(tmp_path):
+def test_a_membrane_whose_analysis_fails_is_left_not_judged_and_the_next_cast_is_made(tmp_path, capsys):
     recipe = tmp_path / "two.yaml"
     recipe.write_text(TWO_MEMBRANES)
     data = tmp_path / "runs"
@@ -60,7 +60,7 @@ def test_a_membrane_whose_analysis_fails_is_left_not_judged_and_the_next_cast_is
     ((message, data_json),) = run_rows(run_dir, "select message, data_json from events where kind = 'error' and source = 'analysis'")
     assert "analysis failed (RuntimeError: injected" in message and "castrig analyse membrane --surface " in message, message
     assert json.loads(data_json)["membrane_id"].endswith("-m1")
-    lots = " ".join(castrig("lots", "--data", str(data)).stdout.split())
+    lots = " ".join(castrig_main(capsys, "lots", "--data", str(data)).stdout.split())  # (reads the folder: in this process)
     assert "its analysis failed: RuntimeError: injected" in lots, lots
     # the command it gives measures the membrane's own images
     args = shlex.split(message.split("castrig analyse membrane ", 1)[1])

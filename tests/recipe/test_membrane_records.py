@@ -65,24 +65,25 @@ def _membranes(run_dir: Path) -> dict[int, dict]:
     return {r[1]: dict(zip(cols, r)) for r in run_rows(run_dir, f"select {', '.join(cols)} from membranes order by k")}
 
 
-def _report_page(run_dir: Path) -> dict:
+def _report_page(run_dir: Path, capsys) -> dict:
     """What `castrig report` put in the page for its script (problems, steps, bands, membranes).
     The run's micrographs are taken out first (:func:`drop_micrographs`): none of these tests reads
-    the overlays, and a report measures every micrograph again for them (~0.4 s of CPU each)."""
+    the overlays, and a report measures every micrograph again for them (~0.4 s of CPU each).
+    The report is made in this process (:func:`castrig_main`: it only reads the run folder)."""
     drop_micrographs(run_dir)
-    done = castrig("report", str(run_dir))
+    done = castrig_main(capsys, "report", str(run_dir))
     assert done.returncode == 0, done.stderr
     html = (run_dir / "report.html").read_text()
     return embedded(html)["report"]
 
 
-def _report_problems(run_dir: Path) -> tuple[list[str], list[dict]]:
-    page = _report_page(run_dir)
+def _report_problems(run_dir: Path, capsys) -> tuple[list[str], list[dict]]:
+    page = _report_page(run_dir, capsys)
     return page["problems"], page["membranes"]
 
 
-def _export_membranes(run_dir: Path, to: Path) -> dict[str, dict]:
-    done = castrig("export", str(run_dir), "--to", str(to))
+def _export_membranes(run_dir: Path, to: Path, capsys) -> dict[str, dict]:
+    done = castrig_main(capsys, "export", str(run_dir), "--to", str(to))  # (reads the folder: in this process)
     assert done.returncode == 0, done.stderr
     return {r["membrane_id"]: r for r in csv.DictReader(open(to / "membranes.csv"))}
 
@@ -115,12 +116,12 @@ def test_castrig_abort_in_the_evaporation_records_the_film_lost_in_every_view_an
     assert reason.startswith("the cast film dried without RH control: the run ended aborted in step 4 (evaporate)"), reason
     last_sample = run_rows(run_dir, "select max(t_s) from samples")[0][0]
     _check_partial_record(json.loads(mb["process_json"]), before_t=last_sample)
-    row = _export_membranes(run_dir, tmp_path / "x")[m1]
+    row = _export_membranes(run_dir, tmp_path / "x", capsys)[m1]
     assert row["status"] == "lost" and row["lost_reason"] == reason and row["cast_ml"] and row["rh_mean_pct"]
-    problems, page = _report_problems(run_dir)
+    problems, page = _report_problems(run_dir, capsys)
     assert f"Membrane {m1} lost: {reason}" in problems, problems
     assert page[0]["status"] == "lost" and "partial record" in page[0]["record"]
-    lots = castrig("lots", "--data", str(data)).stdout
+    lots = castrig_main(capsys, "lots", "--data", str(data)).stdout
     assert f"not a lot: {m1} — lost: the cast film dried" in lots, lots
 
     done = castrig("resume", str(run_dir), "--after-abort", "-q")
@@ -191,7 +192,7 @@ def test_a_membrane_made_before_the_abort_is_not_lost_and_every_view_says_why_it
     m1 = f"{run_dir.name}-m1"
     assert _membranes(run_dir)[1]["status"] == "made"
     assert "not judged: m1 (made, not analysed)" in out, out
-    problems, _ = _report_problems(run_dir)
+    problems, _ = _report_problems(run_dir, capsys)
     assert any(p.startswith(f"Membrane {m1} was made (evaporated under control) but not judged: the run ended aborted")
                and "castrig resume --after-abort" in p for p in problems), problems
     lots = castrig_main(capsys, "lots", "--data", str(data)).stdout
@@ -199,7 +200,7 @@ def test_a_membrane_made_before_the_abort_is_not_lost_and_every_view_says_why_it
 
 
 # -- B: a lost membrane keeps its process record ----------------------------------------------------
-def test_kill_9_in_the_evaporation_keeps_the_lost_membranes_process_record(tmp_path):
+def test_kill_9_in_the_evaporation_keeps_the_lost_membranes_process_record(tmp_path, capsys):
     """kill -9 during m1's evaporation, then `castrig resume`: m1 is lost and keeps what was
     dispensed and the RH it saw up to its last record before the crash (partial), in run.sqlite,
     membranes.csv and the report -- not ``{}``, empty columns and "nothing dispensed recorded" --
@@ -215,12 +216,12 @@ def test_kill_9_in_the_evaporation_keeps_the_lost_membranes_process_record(tmp_p
     process = json.loads(mb["process_json"])
     _check_partial_record(process, before_t=last_sample)
     assert process["evaporation"]["duration_s"] >= 60 and process["partial"]["up_to_t_s"] == process["t_end_s"]
-    row = _export_membranes(run_dir, tmp_path / "x")[f"{run_dir.name}-m1"]
+    row = _export_membranes(run_dir, tmp_path / "x", capsys)[f"{run_dir.name}-m1"]
     for col in ("rh_mean_pct", "rh_min_pct", "rh_max_pct", "out_of_band_s", "prewet_ml", "cast_ml"):
         assert row[col] != "", (col, row)
     # lost, it still counts against the grade it was cast for (the column was empty)
     assert (row["target_grade"], row["target_met"]) == ("claim1", ""), row
-    page = _report_page(run_dir)
+    page = _report_page(run_dir, capsys)
     record = page["membranes"][0]["record"]
     assert "nothing dispensed recorded" not in record and "cast 0.1" in record, record
     # m1's evaporation ends where m1 was lost, not at the run's end: its RH band (60 ± 3) had lain
@@ -331,7 +332,7 @@ UNDER_RESOLVED = HEAD + """\
 
 
 @pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
-def test_the_report_says_marginal_for_a_bound_inside_its_interval_not_not_measured(tmp_path):
+def test_the_report_says_marginal_for_a_bound_inside_its_interval_not_not_measured(tmp_path, capsys):
     """At 55 %RH the twin's 0.25 µm pixels leave the pores under-resolved: most claim-1 bounds lie
     inside their 95 % intervals (marginal, flagged under_resolved) and one fails. The report's
     "what went wrong" called every bound that did not fail "not measured", beside a verdict table
@@ -345,7 +346,7 @@ def test_the_report_says_marginal_for_a_bound_inside_its_interval_not_not_measur
     checks = json.loads(verdict_path.read_text())["grades"][0]["checks"]
     marginal = {c["label"] for c in checks if c["status"] == "marginal" and c["value"] is not None}
     assert "opening_ratio" in marginal and any(c["status"] == "fail" for c in checks), checks
-    problems, _ = _report_problems(run_dir)
+    problems, _ = _report_problems(run_dir, capsys)
     (line,) = [p for p in problems if "grade claim1 not met" in p]
     assert "not measured" not in line, line
     assert re.search(r"opening_ratio [\d.]+ marginal \(bound ≥ 0\.1, 95 % interval [\d.]+–[\d.]+, flagged [a-z_,]*under_resolved", line), line
@@ -391,7 +392,7 @@ NO_EVAPORATE = HEAD + """\
 
 
 @pytest.mark.slow  # (CI budget, 2026-12-07: `-m slow` runs it; its siblings in CI cover the path)
-def test_a_membrane_without_an_evaporate_step_is_made_at_its_cast_with_its_process_record(tmp_path):
+def test_a_membrane_without_an_evaporate_step_is_made_at_its_cast_with_its_process_record(tmp_path, capsys):
     """Only the evaporate step marked a membrane made and wrote its process record: a membrane dried
     in a wait was judged with empty RH and volume columns, and a last cast with nothing after it
     stayed `forming` in a completed run ("not judged" with no reason, "nothing dispensed recorded").
@@ -408,15 +409,15 @@ def test_a_membrane_without_an_evaporate_step_is_made_at_its_cast_with_its_proce
     run_dir = only_run_dir(data)
     mbs = _membranes(run_dir)
     assert mbs[1]["status"] == "judged" and mbs[2]["status"] == "made", mbs
-    rows = _export_membranes(run_dir, tmp_path / "x")
+    rows = _export_membranes(run_dir, tmp_path / "x", capsys)
     for k in (1, 2):
         row = rows[f"{run_dir.name}-m{k}"]
         assert row["prewet_ml"] == "0.3" and row["cast_ml"] == "0.2" and row["rh_mean_pct"] and row["t_end_s"], row
-    problems, page = _report_problems(run_dir)
+    problems, page = _report_problems(run_dir, capsys)
     assert all("nothing dispensed recorded" not in mb["record"] for mb in page), page
     assert any("m2 was not judged" in p for p in problems), problems
     # `castrig runs` says how the membranes ended, not only the grades some met
-    listed = castrig("runs", "--data", str(data))
+    listed = castrig_main(capsys, "runs", "--data", str(data))
     assert re.search(r"2: 1 (met|not met), 1 not judged", listed.stdout), listed.stdout
     # and so does `castrig status` of the run
-    assert re.search(r"membranes 2: 1 (met|not met), 1 not judged", castrig("status", str(run_dir)).stdout)
+    assert re.search(r"membranes 2: 1 (met|not met), 1 not judged", castrig_main(capsys, "status", str(run_dir)).stdout)

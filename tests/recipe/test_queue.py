@@ -77,30 +77,50 @@ def test_a_named_pipe_given_as_the_queue_state_is_refused_not_waited_on(tmp_path
     assert str(state) in done.stderr and "not a regular file" in done.stderr
 
 
-def _queue_killed_in_its_first_run(data: Path) -> Path:
-    """A queue of two recipes killed -9 while its first run is under way: the queue's state file.
+def _kill_a_queue_in_its_first_run(folder: Path) -> None:
+    """A queue of two recipes killed -9 while its first run is under way (data root folder/runs).
     The first is the mini overnight without its two captures (the twin's renders cost ~0.6 s of CPU
     in each resume, and no test of the queue's state looks at an image): killed at 600 s, in m1's
     evaporation, its steps after are a hold, m2's pre-wet, cast and evaporation, the end purge."""
     from conftest import castrig_killed_9, recipe_variant, run_rows
 
-    mini = recipe_variant(DATA / "reliability" / "overnight_mini.yaml", data.parent / "recipes",
+    data = folder / "runs"
+    mini = recipe_variant(DATA / "reliability" / "overnight_mini.yaml", folder / "recipes",
                           ("  - {type: capture, views: [reflected], fields: 1}\n", ""))
     castrig_killed_9("queue", str(mini), str(DATA / "short.yaml"), "--data", str(data), data=data,
                      ready=lambda run: ((run_rows(run, "select max(t_s) from samples") or [(None,)])[0][0] or 0) > 600)
-    (state_path,) = data.glob("queue-*.json")
+
+
+@pytest.fixture(scope="session")
+def queue_killed_once(tmp_path_factory, worker_id) -> Path:
+    """:func:`_kill_a_queue_in_its_first_run`, once per session (conftest :func:`made_once_movable`)."""
+    from conftest import made_once_movable
+
+    return made_once_movable(tmp_path_factory, worker_id, "queue-killed-in-its-first-run", _kill_a_queue_in_its_first_run)
+
+
+@pytest.fixture
+def queue_killed_in_its_first_run(tmp_path, queue_killed_once) -> Path:
+    """The state file of a queue killed -9 in its first run, its data root tmp_path / "runs": a
+    copy of the session's (conftest :func:`copy_as_if_made_in`; four tests resume it, each its own
+    way, ~1 s of CPU a kill)."""
+    from conftest import copy_as_if_made_in
+
+    copy_as_if_made_in(queue_killed_once, tmp_path)
+    (state_path,) = (tmp_path / "runs").glob("queue-*.json")
     state = json.loads(state_path.read_text())
     assert [i["status"] for i in state["items"]] == ["running", "pending"]
+    assert state["data"] == str(tmp_path / "runs") and state["items"][0]["recipe"].startswith(str(tmp_path)), state
     return state_path
 
 
-def test_queue_resumes_after_kill_9_and_lists_every_recipe(tmp_path):
+def test_queue_resumes_after_kill_9_and_lists_every_recipe(tmp_path, queue_killed_in_its_first_run):
     """kill -9 while the first run is running; `castrig queue --resume` resumes that run, runs the
     ones that never started, and its summary lists every recipe with its outcome."""
     from conftest import castrig
 
     data = tmp_path / "runs"
-    state_path = _queue_killed_in_its_first_run(data)
+    state_path = queue_killed_in_its_first_run
     (data / f".{state_path.name}.k9mid0wr.tmp").write_text('{"items": ')  # a kill -9 as the state was written
     # from the data root, as a relative path (cron's cd): the summary names the state file whole
     done = castrig("queue", "--resume", state_path.name, cwd=data, timeout_s=120, COLUMNS="400")
@@ -115,14 +135,14 @@ def test_queue_resumes_after_kill_9_and_lists_every_recipe(tmp_path):
     assert len(first["parts"]) == 2
 
 
-def test_queue_resume_does_not_restart_a_run_that_was_aborted(tmp_path):
+def test_queue_resume_does_not_restart_a_run_that_was_aborted(tmp_path, queue_killed_in_its_first_run):
     """The run ended aborted (its run.json says so) and the queue died before noting it: --resume
     records it aborted and goes on; it does not start that run's rig again (resume refuses an
     aborted run unless --after-abort, and the queue must not trip over that)."""
     from conftest import castrig
 
     data = tmp_path / "runs"
-    state_path = _queue_killed_in_its_first_run(data)
+    state_path = queue_killed_in_its_first_run
     (first,) = [p.parent for p in data.glob("*/run.json")]
     info = json.loads((first / "run.json").read_text())
     info.update(outcome="aborted", outcome_reason="aborted by the operator")  # as the run's end writes it
@@ -447,7 +467,7 @@ def test_a_hand_edited_queue_state_is_named_on_resume(tmp_path, capsys):
         assert says in " ".join(capsys.readouterr().err.split())
 
 
-def test_a_queue_resume_finding_its_runs_run_json_not_a_file_stops_and_runs_nothing_again(tmp_path):
+def test_a_queue_resume_finding_its_runs_run_json_not_a_file_stops_and_runs_nothing_again(tmp_path, queue_killed_in_its_first_run):
     """kill -9 while the first run ran, then its run.json replaced by a named pipe (whoever may
     write the data root): `castrig queue --resume` took the folder for one never made and cast the
     recipe again in a new folder — a second dispense on a real rig for a run that had one. The
@@ -458,7 +478,7 @@ def test_a_queue_resume_finding_its_runs_run_json_not_a_file_stops_and_runs_noth
     from conftest import castrig
 
     data = tmp_path / "runs"
-    state_path = _queue_killed_in_its_first_run(data)
+    state_path = queue_killed_in_its_first_run
     (first,) = [p.parent for p in data.glob("*/run.json")]
     kept = first / "run.json.kept"
     (first / "run.json").rename(kept)
@@ -642,7 +662,7 @@ def test_a_profile_broken_while_the_queue_runs_stops_it_with_the_rest_pending(tm
     assert f"castrig queue --resume {state_path}" in said and "the queue goes on" not in said, said
 
 
-def test_a_queued_resume_refused_for_its_set_points_keeps_its_run_folder_and_the_queue_goes_on(tmp_path):
+def test_a_queued_resume_refused_for_its_set_points_keeps_its_run_folder_and_the_queue_goes_on(tmp_path, queue_killed_in_its_first_run):
     """kill -9 in the first run, whose recorded recipe (as an older castrig recorded it) holds a set
     point the twin's chamber cannot reach: `castrig resume` refuses it (exit 2, the rig left safe).
     The queue recorded that item refused with no run folder, losing track of a folder a person can
@@ -650,7 +670,7 @@ def test_a_queued_resume_refused_for_its_set_points_keeps_its_run_folder_and_the
     from conftest import castrig
 
     data = tmp_path / "runs"
-    state_path = _queue_killed_in_its_first_run(data)
+    state_path = queue_killed_in_its_first_run
     (first,) = [p.parent for p in data.glob("*/run.json")]
     info = json.loads((first / "run.json").read_text())
     # the second evaporate, still to come: its band ends above where the chamber levels off (96.9)

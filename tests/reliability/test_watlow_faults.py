@@ -12,6 +12,7 @@ from castrig.reliability.faults import Fault, FaultPoint, catalogue, schedule
 from castrig.reliability.harness import Campaign
 from castrig.rig.profile import load_profile
 from conftest import ROOT
+from conftest import campaign as conftest_campaign  # (the module's fixture is named campaign)
 
 SEED = 20261201
 
@@ -23,12 +24,15 @@ def campaign(request):
     c.close()
 
 
-def test_chamber_faults_sample_recovers_or_stops_safely(campaign):
+# the seeded sample's first len(faults) points are one of each chamber fault family; the 3 after
+# them (the same seed's next draws: 3 more in-process trials, ~0.4 s of CPU each per profile) run with -m slow
+@pytest.mark.parametrize("extra", conftest_campaign([0, 3], ci={0}))
+def test_chamber_faults_sample_recovers_or_stops_safely(campaign, extra):
     faults = [f for f in catalogue(campaign.profile.device_configs()) if f.target == "chamber"]
     kinds = {f.kind for f in faults}
     assert {"timeout", "port_vanishes", "exception_reply", "garbage"} <= kinds
     assert ("crc_error" in kinds) == (campaign.profile.devices.chamber.model == "watlow_f4")
-    plan = schedule(faults, campaign.recipe, seed=SEED, sample=len(faults) + 3)
+    plan = schedule(faults, campaign.recipe, seed=SEED, sample=len(faults) + extra)
     assert {f.kind for f, _ in plan} == kinds
     trials = [campaign.trial(f, p) for f, p in plan]
     bad = [(t.fault, t.step_type, t.offset_s, t.outcome, t.reason, t.problems) for t in trials if t.verdict == "failed"]

@@ -28,10 +28,10 @@ from conftest import ROOT, LoopbackServer, castrig, castrig_main, hold_rig, only
 
 DATA = ROOT / "tests" / "data"
 #: overnight.yaml's steps for two casts (tests/data/reliability/overnight_mini.yaml, analysed, the
-#: hold at step 7 and long enough to be killed in): the whole overnight's four casts cost ~6 s of
-#: CPU more in the fixture and the resumes, and showed nothing two do not
+#: hold at step 7, which the run is killed in): the whole overnight's four casts cost ~6 s of CPU
+#: more in the fixture and the resumes, and showed nothing two do not
 OVERNIGHT_TWO = (DATA / "reliability" / "overnight_mini.yaml").read_text().replace(
-    "  - {type: wait, duration_s: 1200, label: hold 1}", "  - {type: analyse}\n  - {type: wait, duration_s: 6000, label: hold 1}")
+    "  - {type: wait, duration_s: 1200, label: hold 1}", "  - {type: analyse}\n  - {type: wait, duration_s: 1200, label: hold 1}")
 CAST_STEPS = (3, 9)
 
 
@@ -111,18 +111,19 @@ def crashed_overnight(tmp_path_factory, worker_id) -> Path:
     from conftest import made_once
 
     def make(data: Path) -> None:
-        recipe = tmp_path_factory.mktemp("recipe") / "overnight-two.yaml"
+        from conftest import signal_hook
+
+        folder = tmp_path_factory.mktemp("recipe")
+        recipe = folder / "overnight-two.yaml"
         recipe.write_text(OVERNIGHT_TWO)
         assert "hold 1" in yaml.safe_load(OVERNIGHT_TWO)["steps"][7].get("label", "")
-        run = start_castrig("run", str(recipe), "--data", str(data), "-q", "--seed", "3")
-        try:
-            run_dir = wait_until(lambda: only_run_dir(data), what="run folder")
-            wait_until(lambda: (7, "started") in _journal(run_dir), timeout_s=60, what="the first hold")
-            run.kill()
-        finally:
-            if run.poll() is None:
-                run.kill()
-            run.wait(timeout=10)
+        # killed by itself as the hold begins (seeded, the recipe's one wait): a kill polled from
+        # outside needed a hold of 6000 s to land in, all of which the resume below ran (~0.6 s of CPU)
+        killed = castrig("run", str(recipe), "--data", str(data), "-q", "--seed", "3", AT_STEP="SIGKILL",
+                         **with_sitecustomize(folder, signal_hook("castrig.recipe.runner:Runner._step_wait", "AT_STEP")))
+        assert killed.returncode == -9, killed.stdout + killed.stderr[-2000:]
+        run_dir = only_run_dir(data)
+        assert run_dir is not None and (7, "started") in _journal(run_dir)
 
     run_dir = only_run_dir(made_once(tmp_path_factory, worker_id, "crashed-overnight", make))
     assert run_dir is not None

@@ -9,12 +9,14 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, castrig
+from conftest import ROOT, campaign, castrig
 
 SHORT = ROOT / "tests" / "data" / "short.yaml"
 
 
-@pytest.mark.parametrize("limit_bytes", [4096, 8192, 16384])
+# CI: 8 KiB, one of the two limits that met the failure (16 KiB met the same: -m slow); 4 KiB, where
+# disk full was said before too, runs in CI in test_castrig_works_again_after_a_run_under_a_file_size_limit
+@pytest.mark.parametrize("limit_bytes", campaign([4096, 8192, 16384], ci={1}))
 def test_a_run_under_a_file_size_limit_of_a_few_kib_is_refused_as_a_full_disk(tmp_path, limit_bytes):
     """Under 8 and 16 KiB the run folder's SQLite could not grow its WAL index (-shm, 32 KiB):
     refused 'cannot create the run folder ... (disk I/O error)', no word of a full disk, where 4

@@ -82,11 +82,13 @@ def test_a_resume_takes_the_profiles_fleet_store_where_it_is_the_one_run_json_na
 
     url, schema = pg_schema
     recipe = tmp_path / "multi3.yaml"
-    recipe.write_text(RECIPE)
+    # without the captures and analyses: the tables counted here hold no image nor metric, and m1's
+    # twin render and analysis (before the kill) cost ~1 s of CPU; m2's evaporation is step 5 then
+    recipe.write_text("".join(line for line in RECIPE.splitlines(keepends=True) if "capture" not in line and "analyse" not in line))
     profile = profile_with_store(tmp_path, url)
     env = {"CASTRIG_DATA": str(tmp_path / "runs"), "CASTRIG_STORE_SCHEMA": schema}
     run_dir = castrig_killed_9("run", str(recipe), "--profile", str(profile), "-q", data=tmp_path / "runs",
-                               ready=step_running(7, after_s=60), **env)  # m2 evaporating
+                               ready=step_running(5, after_s=60), **env)  # m2 evaporating
 
     done = castrig("resume", str(run_dir), "-q", **env)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -137,47 +137,26 @@ def test_a_membrane_made_as_the_power_went_keeps_its_one_made_time_through_the_r
     assert [(i["membrane_id"], i["name"]) for i in _csv(tmp_path / "x" / "images.csv")] == [(m2, "s6_field0_reflected")]
 
 
-def test_a_resume_after_a_membrane_made_as_the_power_went_goes_on_from_after_it(tmp_path: Path) -> None:
-    """Killed right after a membrane's record said made at the end of its evaporation, before the
-    step's end was journaled: its t_end_s was the crashed part's last record, 3.8 s after the last
-    sample (one every 5 s on the twin). The resume went on from the last sample or event (+ one
-    control period), not from it: the evaporation's end was journaled 2.8 s before the membrane was
-    made, and the capture and every record after it came earlier still -- the run's clock stepped
-    back at the resume's start. Now it goes on from the membrane's time too."""
-    recipe = tmp_path / "one.yaml"
-    recipe.write_text("name: one\ngrade: claim1\nsupport_pore_um: 5.0\nsteps:\n"
-                      "  - {type: prewet, volume_ml: 0.1, rate_ml_min: 2.0}\n  - {type: cast, volume_ml: 0.1, rate_ml_min: 0.8}\n"
-                      "  - {type: evaporate, setpoint_rh_pct: 70, duration_s: 23, band_rh_pct: 20, max_out_of_band_s: 30}\n"
-                      "  - {type: capture, views: [reflected], fields: 1}\n")
-    data = tmp_path / "runs"
-    hook = with_sitecustomize(tmp_path, KILL_BETWEEN_MADE_WRITES)
-    assert castrig("run", str(recipe), "--data", str(data), "-q", KILL_AT_MADE="1", **hook).returncode == -9
-    run_dir = only_run_dir(data)
-    assert run_dir is not None
-    [(made_t,)] = run_rows(run_dir, "SELECT t_end_s FROM membranes")
-    [(last_sample_t,)] = run_rows(run_dir, "SELECT max(t_s) FROM samples")
-    assert made_t - last_sample_t > 1.5, (made_t, last_sample_t)  # (the crash point the test is about)
-    done = castrig("resume", str(run_dir), "-q", **hook)
-    assert done.returncode == 0, done.stderr[-2000:]
-    [(evaporated_t,)] = run_rows(run_dir, "SELECT t_s FROM journal WHERE step_index = 2 AND state = 'done'")
-    assert evaporated_t >= made_t, (evaporated_t, made_t)
-    for table, order in (("journal", "seq"), ("events", "id"), ("images", "id")):
-        times = [t for (t,) in run_rows(run_dir, f"SELECT t_s FROM {table} ORDER BY {order}")]
-        assert times == sorted(times), (table, times)
-    assert min(t for (t,) in run_rows(run_dir, "SELECT t_s FROM images")) > made_t
-
-
-# (four runs of the CLI, two analyses: ~3 s of CPU; run in CI: a resumed twin that measured a blank film passed unseen)
+# (three runs of the CLI, two analyses: ~3 s of CPU; run in CI: a resumed twin that measured a blank film passed unseen)
 def test_a_membrane_made_as_the_power_went_is_measured_after_the_resume_as_if_the_run_had_not_stopped(tmp_path: Path) -> None:
     """On the twin, killed right after the membrane's record said made, before its evaporation's end
     (which carries the twin's film) was journaled: the resume wrote that end without the film, the
     twin restored none, and the capture and analysis saw a blank film (opening ratio 0, claim1 not
     met) where the run uncrashed measured 0.35. Now the film the process made is put back and
-    measures as in the uncrashed run (the twin's seeds are the same)."""
+    measures as in the uncrashed run (the twin's seeds are the same).
+
+    The same kill (this was also its own test, a_resume_after_a_membrane_made_as_the_power_went_goes_on_from_after_it,
+    with a 23 s evaporation: the same crash point): the membrane's t_end_s was the crashed part's
+    last record, 3.8 s after the last sample (one every 5 s on the twin). The resume went on from
+    the last sample or event (+ one control period), not from it: the evaporation's end was
+    journaled 2.8 s before the membrane was made, and the capture and every record after it came
+    earlier still -- the run's clock stepped back at the resume's start. Now it goes on from the
+    membrane's time too."""
     recipe = tmp_path / "one.yaml"
+    # (123 s: made 3.8 s after the last sample, as the 23 s evaporation was; at 120 s it was 0.8 s)
     recipe.write_text("name: one\ngrade: claim1\nsupport_pore_um: 5.0\nsteps:\n"
                       "  - {type: prewet, volume_ml: 0.1, rate_ml_min: 2.0}\n  - {type: cast, volume_ml: 0.1, rate_ml_min: 0.8}\n"
-                      "  - {type: evaporate, setpoint_rh_pct: 70, duration_s: 120, band_rh_pct: 20, max_out_of_band_s: 30}\n"
+                      "  - {type: evaporate, setpoint_rh_pct: 70, duration_s: 123, band_rh_pct: 20, max_out_of_band_s: 30}\n"
                       "  - {type: capture, views: [reflected], fields: 1}\n  - {type: analyse}\n")
     opening = "SELECT status, json_extract(metrics_json, '$.opening_ratio') FROM membranes"
     uncrashed = castrig("run", str(recipe), "--data", str(tmp_path / "uncrashed"), "-q")
@@ -190,10 +169,20 @@ def test_a_membrane_made_as_the_power_went_is_measured_after_the_resume_as_if_th
     run_dir = only_run_dir(data)
     assert run_dir is not None
     assert run_rows(run_dir, "SELECT count(*) FROM journal WHERE step_index = 2 AND state = 'done'") == [(0,)]
+    [(made_t,)] = run_rows(run_dir, "SELECT t_end_s FROM membranes")
+    [(last_sample_t,)] = run_rows(run_dir, "SELECT max(t_s) FROM samples")
+    assert made_t - last_sample_t > 1.5, (made_t, last_sample_t)  # (the crash point the clock's check is about)
     done = castrig("resume", str(run_dir), "-q", **hook)
     assert done.returncode == 0, done.stderr[-2000:]
     [(status, measured)] = run_rows(run_dir, opening)
     assert status == "judged" and abs(measured - expected) <= 0.05 * expected, (measured, expected)
+    # the resume went on from the membrane's time: nothing after it recorded earlier
+    [(evaporated_t,)] = run_rows(run_dir, "SELECT t_s FROM journal WHERE step_index = 2 AND state = 'done'")
+    assert evaporated_t >= made_t, (evaporated_t, made_t)
+    for table, order in (("journal", "seq"), ("events", "id"), ("images", "id")):
+        times = [t for (t,) in run_rows(run_dir, f"SELECT t_s FROM {table} ORDER BY {order}")]
+        assert times == sorted(times), (table, times)
+    assert min(t for (t,) in run_rows(run_dir, "SELECT t_s FROM images")) > made_t
 
 
 # (four runs of the CLI, three analyses: ~4 s of CPU)
