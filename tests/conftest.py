@@ -564,8 +564,11 @@ def stopped(pid: int) -> bool:
     return process_state(pid) == "T"
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy (bounded); return that."""
+def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: str = "condition",
+               every_s: float = 0.02) -> Any:
+    """Poll ``predicate`` every ``every_s`` until it returns something truthy (bounded); return
+    that. (A costly predicate -- an Optuna study loaded again, every process in /proc read -- polled
+    every 20 ms spends the test process's CPU, and on CI's two cores the castrig it waits for's.)"""
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
@@ -573,7 +576,7 @@ def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: s
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout_s} s")
-        time.sleep(0.02)
+        time.sleep(every_s)
 
 
 def run_rows(run_dir: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -186,7 +186,7 @@ def _a_worker_mid_trial(url: str, name: str, tmp_path: Path, reap, monkeypatch):
     study = load_study(url, name)
     running = wait_until(lambda: [t for t in study.get_trials(deepcopy=False)
                                   if t.state == _states().RUNNING and t.user_attrs.get("worker", {}).get("pid") == worker.pid],
-                         timeout_s=60, what="the worker running a trial")
+                         timeout_s=60, what="the worker running a trial", every_s=0.1)  # (each look asks the storage)
     return worker, running[0].number
 
 
@@ -239,7 +239,8 @@ def test_a_map_resumed_after_ctrl_c_runs_only_the_missing_points(tmp_path, reap,
     args = ["explore", "map", "--rh", "65:80:7.5", "--concentration", "3", "--folder", str(folder), "--profile", str(SIM),
             "--template", str(ONE_FIELD)]
     first = reap(start_castrig(*args))
-    study = wait_until(lambda: (s := _try_load(folder)) is not None and map_results(s) and s, timeout_s=60, what="a first point")
+    study = wait_until(lambda: (s := _try_load(folder)) is not None and map_results(s) and s, timeout_s=60, what="a first point",
+                       every_s=0.2)  # (each look loads the study again)
     first.send_signal(signal.SIGINT)
     first.wait(timeout=60)
     done_before = {point_key(r["point"], r["seed"]): r["trial"] for r in map_results(load_study(storage_url(None, folder), "map-claim1"))}
@@ -311,8 +312,11 @@ def test_the_workers_of_a_coordinator_killed_9_take_no_more_trials(tmp_path):
                                 "--folder", str(folder), "--profile", str(SIM), "--template", str(ONE_FIELD))
     workers: list[int] = []
     try:
-        workers = wait_until(lambda: len(kids := _children(coordinator.pid)) == 2 and kids, timeout_s=60, what="two workers")
-        wait_until(lambda: (s := _try_load(folder)) is not None and map_results(s), timeout_s=60, what="a first point")
+        # (each look reads every process's stat, or loads the study again: 5 a second, not 50)
+        workers = wait_until(lambda: len(kids := _children(coordinator.pid)) == 2 and kids, timeout_s=60, what="two workers",
+                             every_s=0.2)
+        wait_until(lambda: (s := _try_load(folder)) is not None and map_results(s), timeout_s=60, what="a first point",
+                   every_s=0.2)
         coordinator.kill()
         coordinator.wait(timeout=10)
         wait_until(lambda: not any(_alive(pid) for pid in workers), timeout_s=60, what="the orphaned workers to end")
