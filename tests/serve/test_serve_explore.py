@@ -276,10 +276,11 @@ def test_explore_map_page_fills_in_without_reloading_in_chromium(tmp_path: Path,
         assert "0 of 4 points done" in chrome.find_element("id", "explore-counts").text
         assert sum("D " in t for t in tips(box())) == 0
         run_points(url, name, 2)
-        wait_until(lambda: sum("D " in t for t in tips(box())) == 2, timeout_s=15, what="two cells drawn")
+        # (each look a round trip through chromedriver into Chromium: 10 a second, not 50)
+        wait_until(lambda: sum("D " in t for t in tips(box())) == 2, timeout_s=15, what="two cells drawn", every_s=0.1)
         run_points(url, name, 2)
-        wait_until(lambda: "4 of 4 points done" in chrome.find_element("id", "explore-counts").text, timeout_s=15, what="4 done")
-        wait_until(lambda: sum("D " in t for t in tips(box())) == 4, timeout_s=15, what="four cells drawn")
+        wait_until(lambda: "4 of 4 points done" in chrome.find_element("id", "explore-counts").text, timeout_s=15, what="4 done", every_s=0.1)
+        wait_until(lambda: sum("D " in t for t in tips(box())) == 4, timeout_s=15, what="four cells drawn", every_s=0.1)
         assert chrome.execute_script("return window.__sameDocument") == 42, "the page reloaded"
         assert chrome.find_element("id", "explore").get_attribute("data-live") == "0"
         errors = [e for e in chrome.get_log("browser") if e.get("level") == "SEVERE" and "favicon.ico" not in e.get("message", "")]
