@@ -15,7 +15,7 @@ SEARCH = ("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolera
 def test_an_explore_writes_and_prints_no_password_of_its_profile(tmp_path):
     data = tmp_path / "data"
     r = castrig(*SEARCH, "--budget", "1", "--profile", str(profile_with_store(tmp_path)), "--data", str(data),
-                "--template", str(ROOT / "tests" / "explore" / "one_field.yaml"), timeout_s=180)  # (one field: a cheaper trial)
+                "--template", str(ROOT / "tests" / "explore" / "one_view.yaml"), timeout_s=180)  # (one field, one view: a cheaper trial)
     assert r.returncode in (0, 1) and "#0" in r.stdout, r.stdout + r.stderr
     assert list(data.glob("explore/*/search.json")) and list(data.glob("explore/*/trials/*/profile.yaml"))
     assert files_holding(data, "Pw-7f3a9c") == []
