@@ -290,12 +290,12 @@ def test_explore_map_page_fills_in_without_reloading_in_chromium(tmp_path: Path,
 @pytest.fixture(scope="session")
 def searched_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """A data root holding one finished one-trial search (``castrig explore --target-grade claim1
-    --target-d-um 3 --tolerance 0.01 --budget 1``, its trial imaging one field: tests/explore/one_field.yaml),
-    run once per session (``made_once``, ~2 s of CPU): the tests below only read its folder, each
-    from its own copy."""
+    --target-d-um 3 --tolerance 0.01 --budget 1``, its trial imaging one field in reflected light:
+    tests/explore/one_view.yaml), run once per session (``made_once``, ~1.5 s of CPU): the tests
+    below only read its folder, each from its own copy."""
     def make(data: Path) -> None:
         res = castrig("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01", "--budget", "1",
-                      "--template", str(Path(__file__).parents[1] / "explore" / "one_field.yaml"), "--data", str(data),
+                      "--template", str(Path(__file__).parents[1] / "explore" / "one_view.yaml"), "--data", str(data),
                       timeout_s=120)
         assert res.returncode in (0, 1), res.stderr
 
