@@ -1924,3 +1924,25 @@ def numpy_calls(fn: Callable[[], Any], *names: str) -> tuple[Any, dict[str, int]
         for name, f in orig.items():
             setattr(np, name, f)
     return out, seen
+
+
+# --- suite diet B ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def _module_browser() -> Iterator[Any]:
+    """One headless Chromium for a module's browser tests (:func:`module_chrome`), quit after them."""
+    d = browser()
+    yield d
+    d.quit()
+
+
+@pytest.fixture
+def module_chrome(_module_browser: Any) -> Any:
+    """:func:`chrome` shared by a module's tests: its start and end are ~1 s of Chromium's and
+    chromedriver's CPU each time. Each test gets it on a blank page, without cookies, at the
+    default window size, its console read empty (what :func:`csp_violations` reads starts there)."""
+    d = _module_browser
+    d.get("about:blank")
+    d.delete_all_cookies()
+    d.set_window_size(1300, 2400)
+    d.get_log("browser")
+    return d

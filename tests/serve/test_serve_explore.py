@@ -264,9 +264,10 @@ def test_explore_pages_escape_names_from_the_study(tmp_path: Path, castrig_serve
         assert http(served.url + "explore/evil/panels?study=" + urllib.request.quote(evil, safe=""))[0] == 200
 
 
-def test_explore_map_page_fills_in_without_reloading_in_chromium(tmp_path: Path, castrig_serve, chrome):
+def test_explore_map_page_fills_in_without_reloading_in_chromium(tmp_path: Path, castrig_serve, module_chrome):
     """The browser only talks to the server: the counts and the panels change as points are done,
     the page is not reloaded, and nothing is blocked by the page's Content-Security-Policy."""
+    chrome = module_chrome  # (one Chromium for the module's two browser tests)
     data = tmp_path / "data"
     url, name = make_study(data / "explore" / "map-claim1")
     with castrig_serve(data) as served:
@@ -386,11 +387,13 @@ def test_a_damaged_snapshot_or_search_file_is_named_not_500(tmp_path: Path, cast
     assert "Traceback" not in log, log[-2000:]
 
 
-def test_explore_pages_are_styled_with_no_inline_style_allowed_in_chromium(tmp_path: Path, castrig_serve, chrome, searched_once):
+def test_explore_pages_are_styled_with_no_inline_style_allowed_in_chromium(tmp_path: Path, castrig_serve, module_chrome,
+                                                                            searched_once):
     """The explore pages' policy allowed any inline style ('unsafe-inline': an injected style
     attribute could restyle or hide what the operator reads); the map's legend dot and the search
     frame carried style attributes. Now the styles come from castrig's stylesheet, and the search
     map's one stylesheet by hash: no page allows inline style, and Chromium still applies them."""
+    chrome = module_chrome  # (one Chromium for the module's two browser tests)
     data = tmp_path / "data"
     add_real_membrane(data, rh=65.0, conc=5.0, grades=["claim1"])
     make_study(data / "explore" / "map-claim1")
