@@ -201,11 +201,13 @@ def test_a_catalog_row_a_copy_took_goes_back_to_the_run_and_a_clash_is_no_copy(f
     assert not any("a copy of run" in (r.reason or "") for r in store.list_runs())
 
 
-def test_a_run_folder_lots_cannot_read_is_said_not_passed_over(tmp_path):
+def test_a_run_folder_lots_cannot_read_is_said_not_passed_over(tmp_path, capsys):
     """A run folder damaged after its lot was made (a truncated run.json, a database of garbage):
     `castrig lots` said "no lots yet" as if nothing had been made, and `lots assign` of its lot
-    "no such lot". Now both say that folder cannot be read (from the CLI, each damage)."""
-    from conftest import RUN_FOLDER_DAMAGES, castrig
+    "no such lot". Now both say that folder cannot be read (from the CLI, each damage: the list
+    through the CLI's entry point in this process, conftest ``castrig_main``; the assign, a castrig
+    process)."""
+    from conftest import RUN_FOLDER_DAMAGES, castrig, castrig_main
 
     root = tmp_path / "data"
     damaged = {}
@@ -214,7 +216,7 @@ def test_a_run_folder_lots_cannot_read_is_said_not_passed_over(tmp_path):
         spoil(root / lot / file)
         damaged[name] = lot
 
-    listed = castrig("lots", "--data", str(root))
+    listed = castrig_main(capsys, "lots", "--data", str(root))
     out = " ".join(listed.stdout.split())
     assert listed.returncode == 0, listed.stdout + listed.stderr
     for name, lot in damaged.items():
