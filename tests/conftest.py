@@ -582,8 +582,11 @@ def stopped(pid: int) -> bool:
     return process_state(pid) == "T"
 
 
-def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy (bounded); return that."""
+def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: str = "condition",
+               every_s: float = 0.02) -> Any:
+    """Poll ``predicate`` every ``every_s`` until it returns something truthy (bounded); return
+    that. (A costly predicate -- an Optuna study loaded again, every process in /proc read -- polled
+    every 20 ms spends the test process's CPU, and on CI's two cores the castrig it waits for's.)"""
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
@@ -591,7 +594,7 @@ def wait_until(predicate: Callable[[], Any], *, timeout_s: float = 30.0, what: s
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout_s} s")
-        time.sleep(0.02)
+        time.sleep(every_s)
 
 
 def run_rows(run_dir: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -1977,3 +1980,25 @@ def copy_as_if_made_in(made: Path, dest: Path) -> Path:
         finally:
             db.close()
     return dest
+
+
+# --- suite diet B ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def _module_browser() -> Iterator[Any]:
+    """One headless Chromium for a module's browser tests (:func:`module_chrome`), quit after them."""
+    d = browser()
+    yield d
+    d.quit()
+
+
+@pytest.fixture
+def module_chrome(_module_browser: Any) -> Any:
+    """:func:`chrome` shared by a module's tests: its start and end are ~1 s of Chromium's and
+    chromedriver's CPU each time. Each test gets it on a blank page, without cookies, at the
+    default window size, its console read empty (what :func:`csp_violations` reads starts there)."""
+    d = _module_browser
+    d.get("about:blank")
+    d.delete_all_cookies()
+    d.set_window_size(1300, 2400)
+    d.get_log("browser")
+    return d

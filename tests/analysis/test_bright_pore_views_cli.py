@@ -30,13 +30,24 @@ def _d_um(pores: np.ndarray, n: int) -> float:
     return 2 * math.sqrt(pores.sum() / n / math.pi) * PX_UM
 
 
-def test_bright_pores_clipped_phases_and_sparse_pores_read_their_truth(tmp_path):
+def test_bright_pores_clipped_phases_and_sparse_pores_read_their_truth(tmp_path, capsys):
     """(1) Pores 0.9 over a film 0.3, lamp −35 % at the rim, 8-bit gain 250: read opening 1.000
     for 0.190, 299 pores of 441, nothing flagged (the turned-over film level from block minima,
     60 % short in the corners; two corner specks divided by 1e-6). (2) A dark-pore view as taken,
     65 % of its film clipped at 255, was turned back as a negative: opening 0.35, 1 pore, D
     170 µm. (3) 5 bright discs of r 4 px at 512², 16-bit, lamp gradient (0.09 % of the pixels)
-    were all replaced as hot pixels: 0 pores, or (this one) opening 1.0 of ~1500 specks, D 136 µm."""
+    were all replaced as hot pixels: 0 pores, or (this one) opening 1.0 of ~1500 specks, D 136 µm.
+    (The first view measured by a castrig process, the other two through the CLI's entry point in
+    this process, conftest ``castrig_main``: the same command without a process's start-up.)"""
+    import json
+
+    from conftest import castrig_main
+
+    def here(*args: str) -> dict:
+        done = castrig_main(capsys, "analyse", *args, "--json")
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
     rng = np.random.default_rng(1)
     h = w = 512
     yy, xx = np.mgrid[:h, :w]
@@ -45,7 +56,8 @@ def test_bright_pores_clipped_phases_and_sparse_pores_read_their_truth(tmp_path)
     for name, film, pore, gain in (("bright", 0.3, 0.9, 250), ("clipped", 1.0, 0.2, 360)):
         img = gain * vignette * np.where(lattice, pore, film) + rng.normal(0, 2, (h, w))
         tifffile.imwrite(tmp_path / f"{name}.tif", np.clip(img, 0, 255).astype(np.uint8))
-        out = analysed("surface", str(tmp_path / f"{name}.tif"), "--pixel-size", str(PX_UM))
+        measured = analysed if name == "bright" else here
+        out = measured("surface", str(tmp_path / f"{name}.tif"), "--pixel-size", str(PX_UM))
         assert out["opening_ratio"] == pytest.approx(lattice.mean(), abs=0.02), name
         assert out["mean_pore_diameter_um"] == pytest.approx(_d_um(lattice, 441), rel=0.02), name
         assert abs(out["pore_count"] - 441) <= 5, name
@@ -61,7 +73,7 @@ def test_bright_pores_clipped_phases_and_sparse_pores_read_their_truth(tmp_path)
     sparse = _discs((h, w), [(90, 110), (120, 400), (256, 250), (400, 130), (420, 410)], 4)
     img = 60000 * (1.0 - 0.35 * xx / w) * np.where(sparse, 0.9, 0.3) + rng.normal(0, 300, (h, w))
     tifffile.imwrite(tmp_path / "sparse.tif", np.clip(img, 0, 65535).astype(np.uint16))
-    out = analysed("surface", str(tmp_path / "sparse.tif"), "--pixel-size", str(PX_UM))
+    out = here("surface", str(tmp_path / "sparse.tif"), "--pixel-size", str(PX_UM))
     assert out["pore_count"] == 5 and "too_few_pores" in out["quality"]["flags"]
     assert out["opening_ratio"] == pytest.approx(sparse.mean(), rel=0.1)
     assert out["mean_pore_diameter_um"] == pytest.approx(_d_um(sparse, 5), rel=0.02)

@@ -39,7 +39,10 @@ def _assert_within_goals(got: dict, truth: dict, px: float) -> None:
     assert got["penetration_fraction"] == pytest.approx(truth["pen_f"], abs=0.03)
 
 
-@pytest.mark.parametrize("j, seed", MEASURED)
+# CI: the SE view and the JPEG one; upside down and the dark film in the full set (-m slow): in
+# every suite test_analysis_section.py's test_upside_down_image_is_flipped and
+# test_a_dark_film_mostly_cut_by_cavities_is_seen_dark take those paths (a castrig process each, ~1.2 s)
+@pytest.mark.parametrize("j, seed", campaign(MEASURED, ci={0, 3}))
 def test_castrig_analyse_section_measures_sections_it_was_not_tuned_on(tmp_path, foreign_section, j, seed):
     got, truth, px = _cli_section(tmp_path, foreign_section, j, seed)
     _assert_within_goals(got, truth, px)

@@ -67,12 +67,14 @@ def _wide_section(tmp_path, width: int, cpu_s: float) -> None:
     assert out["mean_thickness_um"] == pytest.approx(6.4, rel=0.02)
 
 
-def test_a_negative_section_reads_as_its_positive(tmp_path):
+def test_a_negative_section_reads_as_its_positive(tmp_path, capsys):
     """A section whose background is the bright phase (a negative; transmitted light shows the
     empty background bright): it was read with the bright background taken for the support,
     T 120 µm for 20, unflagged. One end all bright and uniform, the other end mixed (a support's
     matrix and pores), is now read as the negative it is: T as in the positive. (512 columns: the
-    ends' bands are what is read, not the width; 1024 before.)"""
+    ends' bands are what is read, not the width; 1024 before. The positive, the reference, is
+    measured through the CLI's entry point in this process, conftest ``castrig_main``; the
+    negative by a castrig process.)"""
     from castrig.sim.micrograph import make_structure, render_section
 
     rng = np.random.default_rng(1)
@@ -82,7 +84,8 @@ def test_a_negative_section_reads_as_its_positive(tmp_path):
     got = {}
     for name, a in (("positive", img), ("negative", 255 - img)):
         tifffile.imwrite(tmp_path / f"{name}.tif", a)
-        res = castrig("analyse", "section", str(tmp_path / f"{name}.tif"), "--pixel-size", "0.4", "--json")
+        args = ("analyse", "section", str(tmp_path / f"{name}.tif"), "--pixel-size", "0.4", "--json")
+        res = castrig(*args) if name == "negative" else castrig_main(capsys, *args)
         assert res.returncode == 0, res.stderr
         got[name] = json.loads(res.stdout)
     assert got["positive"]["mean_thickness_um"] == pytest.approx(20.0, rel=0.03)
@@ -92,12 +95,14 @@ def test_a_negative_section_reads_as_its_positive(tmp_path):
 
 @pytest.mark.parametrize("dtype, bad", [(np.float32, 1e30), pytest.param(np.float32, -1e30, marks=pytest.mark.slow),
                                         (np.int16, -32768)])  # CI: a float and an integer extreme
-def test_one_extreme_pixel_does_not_lose_the_measurement(tmp_path, dtype, bad):
+def test_one_extreme_pixel_does_not_lose_the_measurement(tmp_path, dtype, bad, capsys):
     """One hot or dead pixel (1e30 in a float file, -32768 in an int16 one) set the grey scale
     alone and squeezed every other grey into a sliver of it: a section lost everything
     (interface_lost), a surface every pore. It is now clipped to the range of the rest; the
     image measures as without it. (Each pair of views, clean or spoiled, measured by one
-    ``analyse membrane``: the same reader and rescaling as ``analyse surface``/``section``.)"""
+    ``analyse membrane``: the same reader and rescaling as ``analyse surface``/``section``; the
+    clean pair through the CLI's entry point in this process, conftest ``castrig_main``, the
+    spoiled one by a castrig process.)"""
     from castrig.sim.micrograph import make_structure, render_section, render_surface
 
     rng = np.random.default_rng(1)
@@ -112,8 +117,9 @@ def test_one_extreme_pixel_does_not_lose_the_measurement(tmp_path, dtype, bad):
             if name == "one_bad":
                 a[img.shape[0] // 2, img.shape[1] // 3] = bad
             tifffile.imwrite(tmp_path / f"{view}_{name}.tif", a)
-        res = castrig("analyse", "membrane", "--surface", str(tmp_path / f"surface_{name}.tif"), "--surface-pixel-size", "0.4",
-                      "--section", str(tmp_path / f"section_{name}.tif"), "--section-pixel-size", "0.16", "--json")
+        args = ("analyse", "membrane", "--surface", str(tmp_path / f"surface_{name}.tif"), "--surface-pixel-size", "0.4",
+                "--section", str(tmp_path / f"section_{name}.tif"), "--section-pixel-size", "0.16", "--json")
+        res = castrig(*args) if name == "one_bad" else castrig_main(capsys, *args)
         assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
         got["surface", name] = got["section", name] = json.loads(res.stdout)
     clean, bad_ = got["surface", "clean"], got["surface", "one_bad"]

@@ -10,6 +10,7 @@ import pytest
 
 from castrig.analysis import analyse_section
 from castrig.sim.micrograph import ground_truth, make_structure, render_section, section_cavities
+from conftest import campaign
 
 VARIANTS = {"default": {}, "flip": {"flip": True}, "dark": {"film_darker": True, "support_texture": 0.15},
             "texture": {"support_level": 0.6, "support_texture": 0.15}, "tilt": {"tilt_deg": 2.0}}
@@ -35,7 +36,8 @@ def _open_to_top(st) -> float:
     return float(np.mean(cav[:, 1] + cav[:, 2] > t))
 
 
-@pytest.mark.parametrize("seed", [9, 10])
+# CI: seed 9 in each of the five appearances; seed 10 (the same walls, another draw) in the full set (-m slow)
+@pytest.mark.parametrize("seed", campaign([9, 10], ci={0}))
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_notches_without_windows_are_not_joined_over_their_walls(seed, variant):
     """No windows drawn (communication 0): the truth joins only cavities overlapping inside the

@@ -15,7 +15,7 @@ SEARCH = ("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolera
 def test_an_explore_writes_and_prints_no_password_of_its_profile(tmp_path):
     data = tmp_path / "data"
     r = castrig(*SEARCH, "--budget", "1", "--profile", str(profile_with_store(tmp_path)), "--data", str(data),
-                "--template", str(ROOT / "tests" / "explore" / "one_field.yaml"), timeout_s=180)  # (one field: a cheaper trial)
+                "--template", str(ROOT / "tests" / "explore" / "one_view.yaml"), timeout_s=180)  # (one field, one view: a cheaper trial)
     assert r.returncode in (0, 1) and "#0" in r.stdout, r.stdout + r.stderr
     assert list(data.glob("explore/*/search.json")) and list(data.glob("explore/*/trials/*/profile.yaml"))
     assert files_holding(data, "Pw-7f3a9c") == []
@@ -45,17 +45,18 @@ def test_a_bad_storage_url_is_named_without_its_password(tmp_path, capsys):
         assert "Pw-7f3a9c" not in r.stdout + r.stderr
 
 
-def test_a_key_value_connection_string_is_refused_and_its_password_masked_everywhere(tmp_path, capsys):
+def test_a_key_value_connection_string_is_refused_and_its_password_masked_everywhere(tmp_path, capsys, monkeypatch):
     """libpq's keyword/value form ("host=… password=…"): `explore map --storage` took it for a
     journal file's name (exit 0: a file named after the whole string, password and all, in the
     working folder, a study no worker elsewhere could see, the password printed in its name);
     CASTRIG_STORE and `store sync --url` refused it but printed the password in the message."""
     conninfo = f"host=127.0.0.1 user=castrig password={PASSWORD} dbname=castrig_test"
-    runs = [castrig("explore", "map", "--rh", "60", "--concentration", "5", "--storage", conninfo, "--study", "k",
-                    "--folder", str(tmp_path / "map"), "--profile", str(ROOT / "hw_profiles" / "sim.yaml"), cwd=tmp_path,
-                    timeout_s=120),
-            castrig("run", "recipes/demo.yaml", "--data", str(tmp_path / "runs"), CASTRIG_STORE=conninfo),
-            castrig_main(capsys, "store", "sync", str(tmp_path), "--url", conninfo)]  # (refused before it connects: in this process)
+    run = castrig("run", "recipes/demo.yaml", "--data", str(tmp_path / "runs"), CASTRIG_STORE=conninfo)  # (read at start-up)
+    monkeypatch.chdir(tmp_path)  # (the working folder the map wrote its journal into)
+    runs = [castrig_main(capsys, "explore", "map", "--rh", "60", "--concentration", "5", "--storage", conninfo, "--study", "k",
+                         "--folder", str(tmp_path / "map"), "--profile", str(ROOT / "hw_profiles" / "sim.yaml")),
+            run,
+            castrig_main(capsys, "store", "sync", str(tmp_path), "--url", conninfo)]  # (refused before anything runs: in this process)
     for r in runs:
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
         assert PASSWORD not in r.stdout + r.stderr and "password=***" in r.stderr, r.stdout + r.stderr

@@ -106,12 +106,14 @@ def test_checks_refuse_a_lot_assigned_to_the_other_use(tmp_path, capsys):
         assert "suits lot" in capsys.readouterr().out
 
 
-def test_assign_and_unassign_on_a_read_only_data_root(tmp_path, read_only_mount):
+def test_assign_and_unassign_on_a_read_only_data_root(tmp_path, read_only_mount, capsys):
     """`lots assign/unassign` took DATA/lots.lock (creating it) before checking anything: on a
     read-only data root an unknown lot, the same use again or unassigning a lot with no use (no
     write needed) died with an OSError traceback (exit 1). The lot is checked first, the lock
-    taken only to write, and a lock that cannot be taken is refused (exit 2) naming it and why."""
-    from conftest import castrig
+    taken only to write, and a lock that cannot be taken is refused (exit 2) naming it and why.
+    (Each through the CLI's entry point in this process, conftest ``castrig_main``, but the last,
+    the refused lock, a castrig process of its own as a user meets it.)"""
+    from conftest import castrig, castrig_main
 
     root, lot = _store(tmp_path)
     other = add_graded_run(root, "other", _metrics(3.0))
@@ -125,7 +127,8 @@ def test_assign_and_unassign_on_a_read_only_data_root(tmp_path, read_only_mount)
                            (["unassign", other], 0, ""),
                            (["assign", other, "--use", "coculture"], 2, f"{ro / 'lots.lock'}: cannot take the lock"),
                            (["unassign", lot], 2, f"{ro / 'lots.lock'}: cannot take the lock")):
-        res = castrig("lots", *argv, "--data", str(ro))
+        last = argv == ["unassign", lot]
+        res = castrig("lots", *argv, "--data", str(ro)) if last else castrig_main(capsys, "lots", *argv, "--data", str(ro))
         assert res.returncode == rc and said in res.stdout + res.stderr, (argv, res.returncode, res.stdout, res.stderr)
         assert "Traceback" not in res.stderr, (argv, res.stderr)
         if rc == 2 and "lots.lock" in said:
@@ -198,11 +201,13 @@ def test_a_catalog_row_a_copy_took_goes_back_to_the_run_and_a_clash_is_no_copy(f
     assert not any("a copy of run" in (r.reason or "") for r in store.list_runs())
 
 
-def test_a_run_folder_lots_cannot_read_is_said_not_passed_over(tmp_path):
+def test_a_run_folder_lots_cannot_read_is_said_not_passed_over(tmp_path, capsys):
     """A run folder damaged after its lot was made (a truncated run.json, a database of garbage):
     `castrig lots` said "no lots yet" as if nothing had been made, and `lots assign` of its lot
-    "no such lot". Now both say that folder cannot be read (from the CLI, each damage)."""
-    from conftest import RUN_FOLDER_DAMAGES, castrig
+    "no such lot". Now both say that folder cannot be read (from the CLI, each damage: the list
+    through the CLI's entry point in this process, conftest ``castrig_main``; the assign, a castrig
+    process)."""
+    from conftest import RUN_FOLDER_DAMAGES, castrig, castrig_main
 
     root = tmp_path / "data"
     damaged = {}
@@ -211,7 +216,7 @@ def test_a_run_folder_lots_cannot_read_is_said_not_passed_over(tmp_path):
         spoil(root / lot / file)
         damaged[name] = lot
 
-    listed = castrig("lots", "--data", str(root))
+    listed = castrig_main(capsys, "lots", "--data", str(root))
     out = " ".join(listed.stdout.split())
     assert listed.returncode == 0, listed.stdout + listed.stderr
     for name, lot in damaged.items():

@@ -21,6 +21,10 @@ import pytest
 from conftest import ROOT, csp_violations, only_run_dir, start_castrig, wait_until
 
 ARTIFACTS = ROOT / "artifacts"
+#: How often a wait looks at the page: each look is a round trip through chromedriver into Chromium
+#: (~4 ms of their CPU), and the live page's step and plot change each second or slower -- 50 looks
+#: a second through a 7 s wait for step 3 cost more than the page they watch
+LOOK_S = 0.1
 RECIPE = """\
 name: live-page
 steps:
@@ -65,22 +69,22 @@ def test_live_run_page_follows_the_run_and_aborts_with_the_token(tmp_path: Path,
     run_dir = wait_until(lambda: only_run_dir(data), timeout_s=60, what="the run folder")
     with castrig_serve(data) as served:
         chrome.get(served.url)
-        wait_until(lambda: run_dir.name in text(chrome, "#runs"), timeout_s=10, what="the run in the table")
+        wait_until(lambda: run_dir.name in text(chrome, "#runs"), timeout_s=10, what="the run in the table", every_s=LOOK_S)
         assert "running" in text(chrome, "#runs") and "ada" in text(chrome, "#runs")
         shot(chrome, "serve-runs-table.png")
         assert not csp_violations(chrome)
 
         chrome.get(served.url + f"runs/{run_dir.name}")
         chrome.execute_script("window.__sameDocument = 42;")
-        wait_until(lambda: text(chrome, "#step").startswith(("1/3", "2/3")), timeout_s=20, what="a step shown")
+        wait_until(lambda: text(chrome, "#step").startswith(("1/3", "2/3")), timeout_s=20, what="a step shown", every_s=LOOK_S)
         seen = {text(chrome, "#step")}
         points = int(chrome.find_element("id", "plot-rh").get_attribute("data-points"))
         last_t = float(chrome.find_element("id", "plot-rh").get_attribute("data-last-t") or 0)
-        wait_until(lambda: text(chrome, "#step").startswith("3/3"), timeout_s=30, what="step 3 shown")
+        wait_until(lambda: text(chrome, "#step").startswith("3/3"), timeout_s=30, what="step 3 shown", every_s=LOOK_S)
         seen.add(text(chrome, "#step"))
         assert len(seen) >= 2 and text(chrome, "#step-label") == "long hold", seen
         wait_until(lambda: float(chrome.find_element("id", "plot-rh").get_attribute("data-last-t") or 0) > last_t + 2,
-                   timeout_s=20, what="the RH plot updated")
+                   timeout_s=20, what="the RH plot updated", every_s=LOOK_S)
         assert int(chrome.find_element("id", "plot-rh").get_attribute("data-points")) > points
         assert chrome.execute_script("return window.__sameDocument") == 42, "the page reloaded"
         assert "%RH" in text(chrome, "#rh") and text(chrome, "#run-left") != "—"
@@ -91,7 +95,7 @@ def test_live_run_page_follows_the_run_and_aborts_with_the_token(tmp_path: Path,
         chrome.execute_script("window.confirmSkip = true;")
         chrome.find_element("id", "btn-abort").click()
         wait_until(lambda: chrome.find_element("id", "action-msg").get_attribute("data-code") == "401", timeout_s=15,
-                   what="401 shown")
+                   what="401 shown", every_s=LOOK_S)
         time.sleep(1.5)
         assert run.poll() is None and chrome.find_element("tag name", "body").get_attribute("data-status") == "running"
         assert json.loads((run_dir / "run.json").read_text())["outcome"] == "running"
@@ -100,11 +104,11 @@ def test_live_run_page_follows_the_run_and_aborts_with_the_token(tmp_path: Path,
         chrome.find_element("id", "token").send_keys(served.token)
         chrome.find_element("id", "btn-abort").click()
         wait_until(lambda: chrome.find_element("tag name", "body").get_attribute("data-status") == "aborted",
-                   timeout_s=30, what="the page showing aborted")
+                   timeout_s=30, what="the page showing aborted", every_s=LOOK_S)
         assert run.wait(timeout=30) == 3
         info = json.loads((run_dir / "run.json").read_text())
         assert info["outcome"] == "aborted" and "token:operator" in info["outcome_reason"]
-        wait_until(lambda: "safe state verified" in text(chrome, "#events"), timeout_s=10, what="safe state in the log")
+        wait_until(lambda: "safe state verified" in text(chrome, "#events"), timeout_s=10, what="safe state in the log", every_s=LOOK_S)
         assert "abort requested by token:operator" in text(chrome, "#events")
         warn = chrome.find_elements("css selector", "#events tr.warn")
         assert any("aborted" in w.text for w in warn), "the run_end (aborted) row is not highlighted"

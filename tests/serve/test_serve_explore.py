@@ -264,9 +264,10 @@ def test_explore_pages_escape_names_from_the_study(tmp_path: Path, castrig_serve
         assert http(served.url + "explore/evil/panels?study=" + urllib.request.quote(evil, safe=""))[0] == 200
 
 
-def test_explore_map_page_fills_in_without_reloading_in_chromium(tmp_path: Path, castrig_serve, chrome):
+def test_explore_map_page_fills_in_without_reloading_in_chromium(tmp_path: Path, castrig_serve, module_chrome):
     """The browser only talks to the server: the counts and the panels change as points are done,
     the page is not reloaded, and nothing is blocked by the page's Content-Security-Policy."""
+    chrome = module_chrome  # (one Chromium for the module's two browser tests)
     data = tmp_path / "data"
     url, name = make_study(data / "explore" / "map-claim1")
     with castrig_serve(data) as served:
@@ -276,10 +277,11 @@ def test_explore_map_page_fills_in_without_reloading_in_chromium(tmp_path: Path,
         assert "0 of 4 points done" in chrome.find_element("id", "explore-counts").text
         assert sum("D " in t for t in tips(box())) == 0
         run_points(url, name, 2)
-        wait_until(lambda: sum("D " in t for t in tips(box())) == 2, timeout_s=15, what="two cells drawn")
+        # (each look a round trip through chromedriver into Chromium: 10 a second, not 50)
+        wait_until(lambda: sum("D " in t for t in tips(box())) == 2, timeout_s=15, what="two cells drawn", every_s=0.1)
         run_points(url, name, 2)
-        wait_until(lambda: "4 of 4 points done" in chrome.find_element("id", "explore-counts").text, timeout_s=15, what="4 done")
-        wait_until(lambda: sum("D " in t for t in tips(box())) == 4, timeout_s=15, what="four cells drawn")
+        wait_until(lambda: "4 of 4 points done" in chrome.find_element("id", "explore-counts").text, timeout_s=15, what="4 done", every_s=0.1)
+        wait_until(lambda: sum("D " in t for t in tips(box())) == 4, timeout_s=15, what="four cells drawn", every_s=0.1)
         assert chrome.execute_script("return window.__sameDocument") == 42, "the page reloaded"
         assert chrome.find_element("id", "explore").get_attribute("data-live") == "0"
         errors = [e for e in chrome.get_log("browser") if e.get("level") == "SEVERE" and "favicon.ico" not in e.get("message", "")]
@@ -289,12 +291,12 @@ def test_explore_map_page_fills_in_without_reloading_in_chromium(tmp_path: Path,
 @pytest.fixture(scope="session")
 def searched_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """A data root holding one finished one-trial search (``castrig explore --target-grade claim1
-    --target-d-um 3 --tolerance 0.01 --budget 1``, its trial imaging one field: tests/explore/one_field.yaml),
-    run once per session (``made_once``, ~2 s of CPU): the tests below only read its folder, each
-    from its own copy."""
+    --target-d-um 3 --tolerance 0.01 --budget 1``, its trial imaging one field in reflected light:
+    tests/explore/one_view.yaml), run once per session (``made_once``, ~1.5 s of CPU): the tests
+    below only read its folder, each from its own copy."""
     def make(data: Path) -> None:
         res = castrig("explore", "--target-grade", "claim1", "--target-d-um", "3", "--tolerance", "0.01", "--budget", "1",
-                      "--template", str(Path(__file__).parents[1] / "explore" / "one_field.yaml"), "--data", str(data),
+                      "--template", str(Path(__file__).parents[1] / "explore" / "one_view.yaml"), "--data", str(data),
                       timeout_s=120)
         assert res.returncode in (0, 1), res.stderr
 
@@ -385,11 +387,13 @@ def test_a_damaged_snapshot_or_search_file_is_named_not_500(tmp_path: Path, cast
     assert "Traceback" not in log, log[-2000:]
 
 
-def test_explore_pages_are_styled_with_no_inline_style_allowed_in_chromium(tmp_path: Path, castrig_serve, chrome, searched_once):
+def test_explore_pages_are_styled_with_no_inline_style_allowed_in_chromium(tmp_path: Path, castrig_serve, module_chrome,
+                                                                            searched_once):
     """The explore pages' policy allowed any inline style ('unsafe-inline': an injected style
     attribute could restyle or hide what the operator reads); the map's legend dot and the search
     frame carried style attributes. Now the styles come from castrig's stylesheet, and the search
     map's one stylesheet by hash: no page allows inline style, and Chromium still applies them."""
+    chrome = module_chrome  # (one Chromium for the module's two browser tests)
     data = tmp_path / "data"
     add_real_membrane(data, rh=65.0, conc=5.0, grades=["claim1"])
     make_study(data / "explore" / "map-claim1")

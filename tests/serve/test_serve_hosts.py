@@ -109,15 +109,6 @@ def test_the_host_header_is_parsed_strictly(finished_run, served_here):
     assert "Traceback" not in served.log_since(mark)
 
 
-def test_non_loopback_keeps_the_token_and_any_host(tmp_path: Path, finished_run, castrig_serve):
-    data, uid = finished_run
-    with castrig_serve(data, "--host", "0.0.0.0") as served:
-        local = served.url.replace("0.0.0.0", "127.0.0.1")
-        assert request(local, "/api/runs", host="rig-pc.lab.example:8765")[0] == 401
-        code, body = request(local, "/api/runs", host="rig-pc.lab.example:8765", token=served.token)
-        assert code == 200 and json.loads(body)[0]["uid"] == uid
-
-
 def test_bad_numbers_are_400_or_404_not_500(finished_run, served_here):
     data, uid = finished_run
     served, mark = served_here
@@ -303,9 +294,16 @@ def test_non_loopback_login_sets_the_cookie_that_reads_the_runs(finished_run, ca
     """On a non-loopback address a browser without the token gets the login form; /login with a
     wrong token says so, with the right one sets the cookie, and with it the pages and the API
     read (the samples filtered by channel and run time as the live page asks for them). The
-    login route and these refusals had never run in a test."""
+    login route and these refusals had never run in a test.
+
+    And a non-loopback server keeps the token and answers any host name (this was its own test,
+    test_non_loopback_keeps_the_token_and_any_host, with a server of the same options)."""
     data, uid = finished_run
     with castrig_serve(data, "--host", "0.0.0.0") as served:
+        local = served.url.replace("0.0.0.0", "127.0.0.1")
+        assert request(local, "/api/runs", host="rig-pc.lab.example:8765")[0] == 401
+        code, body = request(local, "/api/runs", host="rig-pc.lab.example:8765", token=served.token)
+        assert code == 200 and json.loads(body)[0]["uid"] == uid
         u = urlsplit(served.url.replace("0.0.0.0", "127.0.0.1"))
 
         def get(path: str, cookie: str | None = None, form: str | None = None) -> tuple[int, dict[str, str], str]:
