@@ -431,12 +431,126 @@ def castrig(*args: str, cwd: Path = ROOT, timeout_s: float = 120, address_space:
             resource.setrlimit(resource.RLIMIT_CPU, cpu_time)
 
     limited = address_space is not None or open_files is not None or file_size is not None or cpu_time is not None
+    if not limited and not pass_fds:
+        done = _preloaded_castrig(args, cwd, castrig_env(**env), timeout_s)
+        if done is not None:
+            return done
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env), capture_output=True,
                           text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
                           preexec_fn=limit if limited else None, pass_fds=pass_fds)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     done.cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)  # type: ignore[attr-defined]
+    return done
+
+
+#: environment variables read as an interpreter or a native library starts: a ``castrig()`` that
+#: sets one otherwise than the preloaded castrig's runs in a fresh interpreter (tests/castrig_zygote.py)
+_STARTUP_VARS = ("PYTHON", "LC_", "LANG", "NUMBA_", "OPENBLAS_", "OMP_", "MKL_")
+_zygote: dict[str, Any] = {}
+
+
+def _zygote_socket() -> str | None:
+    """This process's preloaded castrig (tests/castrig_zygote.py), started at its first use; None
+    where there is none (CASTRIG_TEST_FRESH=1, or it could not start)."""
+    if os.environ.get("CASTRIG_TEST_FRESH") == "1" or _zygote.get("failed"):
+        return None
+    proc = _zygote.get("proc")
+    if proc is not None and proc.poll() is None:
+        return _zygote["path"]
+    folder = tempfile.mkdtemp(prefix="castrig-zygote-")
+    path = os.path.join(folder, "s")
+    env = castrig_env()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("castrig_zygote.py")), path], cwd=ROOT, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            _zygote["failed"] = True
+            return None
+        time.sleep(0.02)
+    import atexit
+
+    atexit.register(proc.kill)
+    _zygote.update(proc=proc, path=path, env=env, inherited=_inherited())
+    return path
+
+
+def _inherited() -> tuple[Any, ...]:
+    """What a process started from this one inherits besides its environment: limits, umask,
+    ignored and blocked signals (a test that sets one for the command it runs gets a fresh one)."""
+    import resource
+
+    umask = os.umask(0)
+    os.umask(umask)
+    limits = tuple(resource.getrlimit(getattr(resource, r)) for r in ("RLIMIT_NOFILE", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_CPU",
+                                                                      "RLIMIT_NPROC", "RLIMIT_CORE", "RLIMIT_STACK", "RLIMIT_DATA"))
+    ignored = tuple(signal.getsignal(sig) is signal.SIG_IGN for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT,
+                                                                       signal.SIGTSTP, signal.SIGTTOU, signal.SIGPIPE, signal.SIGXFSZ))
+    return umask, limits, ignored, tuple(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+
+
+def _preloaded_castrig(args: tuple[str, ...], cwd: Path, env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess[str] | None:
+    """``castrig ARGS`` run to its end as a child of the preloaded castrig (see
+    tests/castrig_zygote.py for why and when), as :func:`castrig` runs it; None to run it fresh."""
+    path = _zygote_socket()
+    if path is None:
+        return None
+    started = _zygote["env"]
+    if any(env.get(k) != started.get(k) for k in set(env) | set(started) if k.startswith(_STARTUP_VARS)):
+        return None
+    if _inherited() != _zygote["inherited"]:
+        return None
+    import array
+
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        request = json.dumps({"args": list(args), "cwd": str(cwd), "env": env}).encode() + b"\n"
+        sock.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [null, out_w, err_w]))])
+    except OSError:
+        sock.close()
+        for fd in (out_r, out_w, err_r, err_w, null):
+            os.close(fd)
+        return None
+    for fd in (out_w, err_w, null):
+        os.close(fd)
+    answers = sock.makefile("rb")
+    try:
+        pid = json.loads(answers.readline())["pid"]
+        chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+        deadline = time.monotonic() + timeout_s
+        open_fds = [out_r, err_r]
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                answers.readline()
+                raise subprocess.TimeoutExpired([sys.executable, "-m", "castrig", *args], timeout_s)
+            ready, _, _ = select.select(open_fds, [], [], left)
+            for fd in ready:
+                data = os.read(fd, 1 << 16)
+                if data:
+                    chunks[fd].append(data)
+                else:
+                    open_fds.remove(fd)
+        end = json.loads(answers.readline())
+    finally:
+        answers.close()
+        sock.close()
+        os.close(out_r)
+        os.close(err_r)
+
+    def text(fd: int) -> str:
+        return b"".join(chunks[fd]).decode(errors="strict").replace("\r\n", "\n").replace("\r", "\n")
+
+    done = subprocess.CompletedProcess([sys.executable, "-m", "castrig", *args], os.waitstatus_to_exitcode(end["status"]),
+                                       text(out_r), text(err_r))
+    done.cpu_s = end["cpu_s"]  # type: ignore[attr-defined]
     return done
 
 
