@@ -1,12 +1,8 @@
-"""A run's log: JSON lines in the run folder for machines, a short line for people (:class:`RunLog`,
-structlog's format written by castrig); what modules log outside a run, through structlog."""
+"""Logs through structlog: JSON lines in the run folder for machines, a short line for people."""
 
 from __future__ import annotations
 
-import datetime
-import json
 import sys
-import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -66,14 +62,7 @@ class _CurrentStderr:
 
 
 class RunLog:
-    """Open for the length of a run; ``logger`` is a bound structlog-style logger (:class:`RunLogger`).
-
-    Its lines are those structlog wrote here until castrig wrote them itself: each event with
-    ``level`` (an ``exception`` is an ``error``), ``wall_utc`` (ISO 8601, UTC, ``Z``) and, given
-    ``exc_info``, ``exception`` (the traceback) -- JSON with sorted keys in ``log.jsonl`` (a value
-    JSON has no form for as its ``repr``), structlog's console line (:func:`console_line`) on
-    ``console``. Importing structlog for it cost ~0.1 s of CPU at every run, resume and queue
-    (asyncio, rich.traceback, pygments, attrs), a third of what a run that captures nothing spends."""
+    """Open for the length of a run; ``logger`` is a bound structlog logger."""
 
     def __init__(self, run_dir: Path | None, *, console: TextIO | None = sys.stderr, console_level: str = "warning", clock_epoch: Any = None):
         self._file = None
@@ -84,21 +73,30 @@ class RunLog:
                 self.write_error = exc
         self._console = console
         self._console_level = _LEVELS[console_level]
-        self.logger = RunLogger(self._emit, {})
+        import structlog  # (a run's: see module_logger)
 
-    def _emit(self, method: str, event: dict[str, Any]) -> None:
-        event["level"] = "warning" if method == "warn" else "error" if method == "exception" else method
-        event["wall_utc"] = datetime.datetime.now(tz=datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-        exc_info = _exc_info(event.pop("exc_info", None))
-        if exc_info is not None:
-            event["exception"] = "".join(traceback.format_exception(*exc_info)).removesuffix("\n")
+        self._drop = structlog.DropEvent
+        self._json = structlog.processors.JSONRenderer(sort_keys=True)
+        self._human = structlog.dev.ConsoleRenderer(colors=False)
+        self.logger = structlog.wrap_logger(
+            None,
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True, key="wall_utc"),
+                structlog.processors.format_exc_info,
+                self._emit,
+            ],
+        )
+
+    def _emit(self, logger: Any, method: str, event: dict[str, Any]) -> str:
         if self._file is not None:
             try:
-                self._file.write(json.dumps(event, sort_keys=True, default=repr) + "\n")
+                self._file.write(self._json(logger, method, dict(event)) + "\n")
             except OSError as exc:  # a full disk: the run's record (SQLite) says what matters
                 self._drop_file(exc)
         if self._console is not None and _LEVELS.get(method, 20) >= self._console_level:
-            self._console.write(console_line(event) + "\n")
+            self._console.write(self._human(logger, method, dict(event)) + "\n")
+        raise self._drop
 
     #: Why the log file stopped being written (a full disk), or None.
     write_error: OSError | None = None
@@ -120,77 +118,3 @@ class RunLog:
             except OSError as exc:
                 self.write_error = exc
             self._file = None
-
-
-class RunLogger:
-    """What the runner logs through: ``info``/``warning``/``error``/... (an event and its fields),
-    ``exception`` (an error with the exception being handled), ``bind`` (fields for every later
-    event), as structlog's bound loggers take them."""
-
-    def __init__(self, emit: Any, context: dict[str, Any]):
-        self._emit = emit
-        self._context = context
-
-    def bind(self, **fields: Any) -> RunLogger:
-        return RunLogger(self._emit, {**self._context, **fields})
-
-    def _log(self, method: str, event: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
-        self._emit(method, {**self._context, **fields, "event": event % args if args else event})
-
-    def debug(self, event: str, *args: Any, **fields: Any) -> None:
-        self._log("debug", event, args, fields)
-
-    def info(self, event: str, *args: Any, **fields: Any) -> None:
-        self._log("info", event, args, fields)
-
-    def warning(self, event: str, *args: Any, **fields: Any) -> None:
-        self._log("warning", event, args, fields)
-
-    warn = warning
-
-    def error(self, event: str, *args: Any, **fields: Any) -> None:
-        self._log("error", event, args, fields)
-
-    def critical(self, event: str, *args: Any, **fields: Any) -> None:
-        self._log("critical", event, args, fields)
-
-    def exception(self, event: str, *args: Any, **fields: Any) -> None:
-        fields.setdefault("exc_info", True)
-        self._log("error", event, args, fields)
-
-
-def _exc_info(given: Any) -> tuple[Any, Any, Any] | None:
-    """The (type, exception, traceback) an event's ``exc_info`` names, as structlog reads it: an
-    exception, such a tuple, or true for the one being handled (None if there is none)."""
-    if isinstance(given, BaseException):
-        return type(given), given, given.__traceback__
-    if isinstance(given, tuple) and len(given) == 3 and isinstance(given[1], BaseException):
-        return given
-    if given:
-        handled = sys.exc_info()
-        return handled if handled[1] is not None else None
-    return None
-
-
-def console_line(event: dict[str, Any]) -> str:
-    """``event`` as structlog's ``ConsoleRenderer(colors=False)`` writes it: ``[level    ]``, the
-    event padded to 30 characters, then ``key=value`` sorted by key (a text value bare unless it
-    holds a space, tab, line end, ``=`` or quote), then the exception's traceback on its own lines."""
-    fields = dict(event)
-    exception = fields.pop("exception", None)
-    head = []
-    if "timestamp" in fields:
-        head.append(str(fields.pop("timestamp")))
-    if "level" in fields:
-        head.append(f"[{str(fields.pop('level')).ljust(9)}]")
-    if "event" in fields:
-        head.append(str(fields.pop("event")).ljust(30))
-    head += [f"[{fields.pop(key)}]" for key in ("logger", "logger_name") if key in fields]
-    line = " ".join(part for part in head + [f"{key}={_console_value(fields[key])}" for key in sorted(fields)] if part).rstrip(" ")
-    return line if exception is None else f"{line}\n{exception}"
-
-
-def _console_value(value: Any) -> str:
-    if isinstance(value, str) and not set(value) & {" ", "\t", "=", "\r", "\n", '"', "'"}:
-        return value
-    return repr(value)
