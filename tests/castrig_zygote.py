@@ -40,7 +40,8 @@ import time
 PRELOAD = (
     "castrig.cli.entry", "castrig.cli.main", "castrig.recipe.session", "castrig.recipe.runner", "castrig.rig.build",
     "castrig.sim.twin", "castrig.sim.film_images", "castrig.recipe.analyse", "castrig.analysis.surface",
-    "castrig.analysis.section", "castrig.logs", "structlog", "castrig.store.sqlite_store",
+    "castrig.analysis.section", "castrig.logs", "structlog", "castrig.store.sqlite_store", "castrig.cli.analyse",
+    "tifffile", "skimage.filters",
 )
 
 

@@ -491,9 +491,10 @@ def _inherited() -> tuple[Any, ...]:
     return umask, limits, ignored, tuple(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
 
 
-def _preloaded_castrig(args: tuple[str, ...], cwd: Path, env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess[str] | None:
-    """``castrig ARGS`` run to its end as a child of the preloaded castrig (see
-    tests/castrig_zygote.py for why and when), as :func:`castrig` runs it; None to run it fresh."""
+def _fork_preloaded(args: tuple[str, ...], cwd: Path, env: dict[str, str]) -> tuple[int, socket.socket, int, int] | None:
+    """``castrig ARGS`` started as a child of the preloaded castrig (tests/castrig_zygote.py: why
+    and when), stdin /dev/null, stdout and stderr pipes: (pid, the socket its end is told on,
+    stdout's and stderr's read ends); None where it is to be started fresh."""
     path = _zygote_socket()
     if path is None:
         return None
@@ -512,24 +513,57 @@ def _preloaded_castrig(args: tuple[str, ...], cwd: Path, env: dict[str, str], ti
         sock.connect(path)
         request = json.dumps({"args": list(args), "cwd": str(cwd), "env": env}).encode() + b"\n"
         sock.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [null, out_w, err_w]))])
-    except OSError:
+        pid = json.loads(_answer(sock))["pid"]
+    except (OSError, ValueError, KeyError):
         sock.close()
-        for fd in (out_r, out_w, err_r, err_w, null):
+        for fd in (out_r, err_r):
             os.close(fd)
         return None
-    for fd in (out_w, err_w, null):
-        os.close(fd)
-    answers = sock.makefile("rb")
+    finally:
+        for fd in (out_w, err_w, null):
+            os.close(fd)
+    return pid, sock, out_r, err_r
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """One line from the preloaded castrig (read a byte at a time: nothing of the next is taken)."""
+    line = b""
+    while not line.endswith(b"\n"):
+        got = sock.recv(1)
+        if not got:
+            raise OSError("the preloaded castrig closed the line")
+        line += got
+    return line
+
+
+def _child_end(sock: socket.socket) -> tuple[int, float]:
+    """(exit code as Popen gives it, CPU s) of a preloaded castrig's child, once it has ended."""
+    end = json.loads(_answer(sock))
+    sock.close()
+    _zygote["children_cpu_s"] = _zygote.get("children_cpu_s", 0.0) + end["cpu_s"]  # (benchmarks/_suite_cpu_plugin.py counts it)
+    return os.waitstatus_to_exitcode(end["status"]), end["cpu_s"]
+
+
+def _text(data: bytes) -> str:
+    return data.decode(errors="strict").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _preloaded_castrig(args: tuple[str, ...], cwd: Path, env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess[str] | None:
+    """``castrig ARGS`` run to its end as a child of the preloaded castrig, as :func:`castrig`
+    runs it; None to run it fresh."""
+    started = _fork_preloaded(args, cwd, env)
+    if started is None:
+        return None
+    pid, sock, out_r, err_r = started
+    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
     try:
-        pid = json.loads(answers.readline())["pid"]
-        chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
         deadline = time.monotonic() + timeout_s
         open_fds = [out_r, err_r]
         while open_fds:
             left = deadline - time.monotonic()
             if left <= 0:
                 os.kill(pid, signal.SIGKILL)
-                answers.readline()
+                _child_end(sock)
                 raise subprocess.TimeoutExpired([sys.executable, "-m", "castrig", *args], timeout_s)
             ready, _, _ = select.select(open_fds, [], [], left)
             for fd in ready:
@@ -538,20 +572,80 @@ def _preloaded_castrig(args: tuple[str, ...], cwd: Path, env: dict[str, str], ti
                     chunks[fd].append(data)
                 else:
                     open_fds.remove(fd)
-        end = json.loads(answers.readline())
+        code, cpu_s = _child_end(sock)
     finally:
-        answers.close()
         sock.close()
         os.close(out_r)
         os.close(err_r)
-
-    def text(fd: int) -> str:
-        return b"".join(chunks[fd]).decode(errors="strict").replace("\r\n", "\n").replace("\r", "\n")
-
-    done = subprocess.CompletedProcess([sys.executable, "-m", "castrig", *args], os.waitstatus_to_exitcode(end["status"]),
-                                       text(out_r), text(err_r))
-    done.cpu_s = end["cpu_s"]  # type: ignore[attr-defined]
+    done = subprocess.CompletedProcess([sys.executable, "-m", "castrig", *args], code, _text(b"".join(chunks[out_r])),
+                                       _text(b"".join(chunks[err_r])))
+    done.cpu_s = cpu_s  # type: ignore[attr-defined]
     return done
+
+
+class PreloadedProcess:
+    """What :class:`subprocess.Popen` gives (``pid``, ``stdout``/``stderr`` as text, ``poll``,
+    ``wait``, ``send_signal``, ``terminate``, ``kill``, ``communicate``, ``returncode``) for a
+    castrig started in the background as a child of the preloaded castrig: its parent is that
+    process, which tells its end on ``sock``."""
+
+    def __init__(self, args: list[str], pid: int, sock: socket.socket, out_r: int, err_r: int):
+        self.args, self.pid, self._sock = args, pid, sock
+        self.stdin = None
+        self.stdout = open(out_r, "r")  # (text, universal newlines: as Popen's text=True)
+        self.stderr = open(err_r, "r")
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and select.select([self._sock], [], [], 0)[0]:
+            self.returncode = _child_end(self._sock)[0]
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            if not select.select([self._sock], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+            self.returncode = _child_end(self._sock)[0]
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[str, str]:
+        """Both streams read to their end (each on a thread of its own, through what a test may
+        already have read of them), then the end."""
+        got: dict[str, str] = {}
+
+        def read(name: str) -> None:
+            stream = getattr(self, name)
+            got[name] = stream.read() if stream is not None and not stream.closed else ""
+
+        readers = [threading.Thread(target=read, args=(n,), daemon=True) for n in ("stdout", "stderr")]
+        for t in readers:
+            t.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in readers:
+            t.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+            if t.is_alive():
+                raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+        self.wait(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        return got["stdout"], got["stderr"]
+
+    def __enter__(self) -> "PreloadedProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s in (self.stdout, self.stderr):
+            if s is not None:
+                s.close()
+        self.wait()
 
 
 def castrig_in(*args: object, cwd: Path, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -624,8 +718,13 @@ def made_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: st
     return mine
 
 
-def start_castrig(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.Popen[str]:
-    """Start ``castrig ARGS`` in the background (stdout/stderr piped, no terminal)."""
+def start_castrig(*args: str, cwd: Path = ROOT, fresh: bool = False, **env: str) -> subprocess.Popen[str]:
+    """Start ``castrig ARGS`` in the background (stdout/stderr piped, no terminal): as a child of
+    the preloaded castrig where it is the same (:class:`PreloadedProcess`), else, or ``fresh``
+    (a test that waits on the process itself: it is then this process's child), a fresh one."""
+    started = None if fresh else _fork_preloaded(args, cwd, castrig_env(**env))
+    if started is not None:
+        return PreloadedProcess([sys.executable, "-m", "castrig", *args], *started)  # type: ignore[return-value]
     return subprocess.Popen([sys.executable, "-m", "castrig", *args], cwd=cwd, env=castrig_env(**env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
 

@@ -92,7 +92,8 @@ def test_ctrl_c_while_the_lines_of_a_silent_rig_open_ends_the_run_at_once(tmp_pa
         profile = profile_with_addresses(ROOT / "hw_profiles" / "sim-serial.yaml", served.addresses, tmp_path / "rig.yaml")
         served.stall()
         try:
-            proc = start_castrig("run", str(tmp_path / "purge.yaml"), "--profile", str(profile), "--data", str(tmp_path / "runs"))
+            proc = start_castrig("run", str(tmp_path / "purge.yaml"), "--profile", str(profile), "--data", str(tmp_path / "runs"),
+                                 fresh=True)  # (waited on below without reaping it: our own child)
             said: dict[str, str] = {}
             readers = [threading.Thread(target=lambda k=k, f=f: said.__setitem__(k, f.read()), daemon=True)
                        for k, f in (("out", proc.stdout), ("err", proc.stderr))]
