@@ -1,5 +1,6 @@
 """The test suite's preloaded ``castrig``: one process per pytest worker that has imported what
-castrig's commands import, and forks a child for each ``castrig ARGS`` a test runs to its end.
+castrig's commands import, and forks a child for each ``castrig ARGS`` a test runs (to its end,
+tests/conftest.py ``castrig()``, or in the background, ``start_castrig()``).
 
 Why: the suite starts ~850 castrig processes, and on CI's two cores most of each one's CPU was
 its start-up (~0.4-0.6 s of imports: numpy, pydantic and the models, typer, rich, structlog,
@@ -8,11 +9,13 @@ own (its pid, its signals, its exit status, kill -9 kills it alone) that runs
 ``python -m castrig ARGS`` from the point where its imports are done: the same ``__main__``,
 the same ``castrig.cli.entry.main``, in the test's folder, with the test's environment and
 stdin/stdout/stderr. It is used only where that is the same as a fresh interpreter:
-tests/conftest.py ``castrig()`` falls back to a real ``python -m castrig`` when a test limits
-the process (ulimit), passes it descriptors, or sets an environment variable that Python or a
+tests/conftest.py falls back to a real ``python -m castrig`` when a test limits
+the process (ulimit, or limits, umask or ignored signals of its own process for the command to
+inherit), passes it descriptors, or sets an environment variable that Python or a
 native library reads as it starts (``PYTHON*``, locale, BLAS/numba settings) -- the start-up
 tests (tests/house/test_startup_imports.py) set ``PYTHONPROFILEIMPORTTIME`` and so get a fresh
-interpreter. ``CASTRIG_TEST_FRESH=1`` turns it off for the whole suite.
+interpreter -- or asks for one (``start_castrig(..., fresh=True)``: a process the test waits on
+itself). ``CASTRIG_TEST_FRESH=1`` turns it off for the whole suite.
 
 Protocol (a Unix socket): a request is one JSON line (argv, cwd, env) with the child's stdin,
 stdout and stderr passed as descriptors (SCM_RIGHTS); the answer is ``{"pid": P}`` at the fork and

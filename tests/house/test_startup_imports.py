@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,19 +77,24 @@ def test_a_twin_run_that_captures_nothing_does_not_load_the_renderer(tmp_path: P
     assert "scipy" not in mods
 
 
+def served_imports(castrig_serve: Any, data: Path, paths: tuple[str, ...]) -> set[str]:
+    """The modules `castrig serve` on ``data`` has imported once it has answered ``paths`` (each 200)."""
+    with castrig_serve(data, env={"PYTHONPROFILEIMPORTTIME": "1"}) as served:
+        for path in paths:
+            status, body, _ = raw_get(served.url, path, token=served.token)
+            assert status == 200, (path, status, body[:300])
+        served.proc.send_signal(signal.SIGINT)
+        _, stderr = served.proc.communicate(timeout=30)
+    return imported(stderr)
+
+
 def test_castrig_serve_answers_its_listing_pages_without_loading_scipy(finished_demo_run, castrig_serve) -> None:
     """`castrig serve` imported castrig.analysis whole (the explore pages read the spec's grades
     through castrig.explore, which imported its search, which imported the analysis package): 0.2 s
     more CPU at every start, scipy loaded before any page asked. The analysis loads with a
     report, which measures the run's images."""
     data, run_id = finished_demo_run
-    with castrig_serve(data, env={"PYTHONPROFILEIMPORTTIME": "1"}) as served:
-        for path in ("/", f"/runs/{run_id}", "/api/runs", "/explore", "/api/explore"):
-            status, body, _ = raw_get(served.url, path, token=served.token)
-            assert status == 200, (path, status, body[:300])
-        served.proc.send_signal(signal.SIGINT)
-        _, stderr = served.proc.communicate(timeout=30)
-    mods = imported(stderr)
+    mods = served_imports(castrig_serve, data, ("/", f"/runs/{run_id}", "/api/runs", "/explore", "/api/explore"))
     assert "castrig.serve.explore" in mods  # the profile was read, the explore pages built
     assert "scipy" not in mods and "castrig.analysis.surface" not in mods
 
@@ -98,13 +104,7 @@ def test_castrig_serve_starts_without_numpy_or_pydantic(tmp_path: Path, castrig_
     pages' frame policy) and the report's renderer for the hash function: pydantic, the recipe
     and profile models, yaml and numpy (~0.2 s of CPU) at every start, before any page asked.
     They load with the first page that shows a search or a report."""
-    with castrig_serve(tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"}) as served:
-        for path in ("/", "/api/runs", "/explore"):
-            status, body, _ = raw_get(served.url, path, token=served.token)
-            assert status == 200, (path, status, body[:300])
-        served.proc.send_signal(signal.SIGINT)
-        _, stderr = served.proc.communicate(timeout=30)
-    mods = imported(stderr)
+    mods = served_imports(castrig_serve, tmp_path, ("/", "/api/runs", "/explore"))
     assert "castrig.serve.explore" in mods  # the profile was read, the explore pages built
     heavy = {m.split(".")[0] for m in mods} & {"numpy", "pydantic", "yaml"}
     assert not heavy and "castrig.report.html" not in mods, (heavy, "castrig.report.html" in mods)
