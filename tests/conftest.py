@@ -471,7 +471,9 @@ def _zygote_socket() -> str | None:
             return None
         time.sleep(0.02)
     import atexit
+    import shutil
 
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # (after the kill below: last in, first out)
     atexit.register(proc.kill)
     _zygote.update(proc=proc, path=path, env=env, inherited=_inherited())
     return path
