@@ -546,42 +546,21 @@ def _child_end(sock: socket.socket) -> tuple[int, float]:
     return os.waitstatus_to_exitcode(end["status"]), end["cpu_s"]
 
 
-def _text(data: bytes) -> str:
-    return data.decode(errors="strict").replace("\r\n", "\n").replace("\r", "\n")
-
-
 def _preloaded_castrig(args: tuple[str, ...], cwd: Path, env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess[str] | None:
     """``castrig ARGS`` run to its end as a child of the preloaded castrig, as :func:`castrig`
-    runs it; None to run it fresh."""
+    runs it (killed at ``timeout_s``, as subprocess.run kills); None to run it fresh."""
     started = _fork_preloaded(args, cwd, env)
     if started is None:
         return None
-    pid, sock, out_r, err_r = started
-    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+    proc = PreloadedProcess([sys.executable, "-m", "castrig", *args], *started)
     try:
-        deadline = time.monotonic() + timeout_s
-        open_fds = [out_r, err_r]
-        while open_fds:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                os.kill(pid, signal.SIGKILL)
-                _child_end(sock)
-                raise subprocess.TimeoutExpired([sys.executable, "-m", "castrig", *args], timeout_s)
-            ready, _, _ = select.select(open_fds, [], [], left)
-            for fd in ready:
-                data = os.read(fd, 1 << 16)
-                if data:
-                    chunks[fd].append(data)
-                else:
-                    open_fds.remove(fd)
-        code, cpu_s = _child_end(sock)
-    finally:
-        sock.close()
-        os.close(out_r)
-        os.close(err_r)
-    done = subprocess.CompletedProcess([sys.executable, "-m", "castrig", *args], code, _text(b"".join(chunks[out_r])),
-                                       _text(b"".join(chunks[err_r])))
-    done.cpu_s = cpu_s  # type: ignore[attr-defined]
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    done.cpu_s = proc.cpu_s  # type: ignore[attr-defined]
     return done
 
 
@@ -597,17 +576,18 @@ class PreloadedProcess:
         self.stdout = open(out_r, "r")  # (text, universal newlines: as Popen's text=True)
         self.stderr = open(err_r, "r")
         self.returncode: int | None = None
+        self.cpu_s: float | None = None  # (its CPU once it has ended, as castrig()'s result gives it)
 
     def poll(self) -> int | None:
         if self.returncode is None and select.select([self._sock], [], [], 0)[0]:
-            self.returncode = _child_end(self._sock)[0]
+            self.returncode, self.cpu_s = _child_end(self._sock)
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
             if not select.select([self._sock], [], [], timeout)[0]:
                 raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
-            self.returncode = _child_end(self._sock)[0]
+            self.returncode, self.cpu_s = _child_end(self._sock)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
